@@ -1,0 +1,46 @@
+"""Gymnasium environments of rlenhance: ``import envs`` registers them.
+
+>>> import gymnasium as gym, envs
+>>> env = gym.make("rlenhance/LowLight-v0", crop=32)        # one image, numpy
+>>> venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=8, device="cpu")  # batched torch
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import torch
+from gymnasium.envs.registration import register
+
+register(
+    id="rlenhance/LowLight-v0",
+    entry_point="envs.lowlight:LowLightEnv",
+    vector_entry_point="envs.lowlight:LowLightVectorEnv",
+    max_episode_steps=10,
+)
+register(
+    id="rlenhance/Denoise-v0",
+    entry_point="envs.denoise:DenoiseEnv",
+    vector_entry_point="envs.denoise:DenoiseVectorEnv",
+    max_episode_steps=5,
+    kwargs={"sigma": 25.0},
+)
+register(
+    id="rlenhance/Completion-v0",
+    entry_point="envs.completion:CompletionEnv",
+    vector_entry_point="envs.completion:CompletionVectorEnv",
+    max_episode_steps=5,
+)
+
+ENV_IDS = ("rlenhance/LowLight-v0", "rlenhance/Denoise-v0", "rlenhance/Completion-v0")
+
+
+def make_vec(id: str, num_envs: int = 1, *, device: str | torch.device = "cpu", **kwargs: Any):
+    """The natively batched torch vector env of a registered id (B = ``num_envs`` images on ``device``).
+
+    Keyword arguments override the registered ones (``max_episode_steps`` included).
+    """
+    if id not in ENV_IDS:
+        raise ValueError(f"id: expected one of {ENV_IDS}, got {id!r}")
+    return gym.make_vec(id, num_envs=num_envs, vectorization_mode="vector_entry_point", device=device, **kwargs)
