@@ -1,0 +1,214 @@
+import numpy as np
+import pytest
+import torch
+
+from rlenhance.errors import ImageError
+from rlenhance.ops import LECurve, LECurveIterative, le_curve, le_curve_iterative
+
+
+def _rand(*shape, low=0.0, high=1.0, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    return (low + (high - low) * torch.rand(shape, generator=g)).to(dtype)
+
+
+def _le_np(x, a):
+    """Reference LE curve in float64 numpy with explicit broadcasting."""
+    x = np.asarray(x, dtype=np.float64)
+    a = np.broadcast_to(np.asarray(a, dtype=np.float64), x.shape)
+    return x + a * x * (1.0 - x)
+
+
+# ---------------------------------------------------------------- known values
+
+
+@pytest.mark.parametrize(
+    "x, alpha, expected",
+    [
+        (0.5, 1.0, 0.75),  # 0.5 + 0.5 * 0.5
+        (0.2, 0.5, 0.28),  # 0.2 + 0.5 * 0.2 * 0.8
+        (0.4, -1.0, 0.16),  # alpha = -1 gives x^2
+        (0.3, 1.0, 0.51),  # alpha = 1 gives 2x - x^2
+        (0.7, 0.0, 0.7),  # identity
+        (0.0, 1.0, 0.0),  # 0 is fixed
+        (1.0, -1.0, 1.0),  # 1 is fixed
+    ],
+)
+def test_le_curve_known_values(x, alpha, expected):
+    img = torch.full((1, 3, 2, 2), x, dtype=torch.float64)
+    out = le_curve(img, alpha)
+    assert out.shape == img.shape and out.dtype == img.dtype
+    torch.testing.assert_close(out, torch.full_like(img, expected), rtol=0, atol=1e-12)
+    # tensor alpha gives the same
+    torch.testing.assert_close(le_curve(img, torch.tensor(alpha, dtype=torch.float64)), out)
+
+
+def test_iterative_known_value_two_steps():
+    img = torch.full((1, 1, 1, 1), 0.5, dtype=torch.float64)
+    # 0.5 -> 0.75 -> 0.75 + 0.75 * 0.25 = 0.9375
+    out = le_curve_iterative(img, 1.0, n_iter=2)
+    assert out.item() == pytest.approx(0.9375, abs=1e-12)
+
+
+# ---------------------------------------------------------------- alpha shapes
+
+
+@pytest.mark.parametrize("alpha_shape", [(2, 1, 1, 1), (2, 3, 1, 1), (2, 1, 5, 6), (2, 3, 5, 6), (3, 1, 1), ()])
+def test_le_curve_alpha_shapes_match_reference(alpha_shape):
+    x = _rand(2, 3, 5, 6, seed=1)
+    alpha = _rand(*alpha_shape, low=-1, high=1, seed=2)
+    out = le_curve(x, alpha)
+    assert out.shape == x.shape
+    np.testing.assert_allclose(out.numpy(), _le_np(x.numpy(), alpha.numpy()), rtol=0, atol=1e-6)
+
+
+def test_le_curve_unbatched_image():
+    x = _rand(3, 4, 4, seed=3)
+    alpha = _rand(3, 1, 1, low=-1, high=1, seed=4)
+    np.testing.assert_allclose(le_curve(x, alpha).numpy(), _le_np(x.numpy(), alpha.numpy()), atol=1e-6)
+
+
+@pytest.mark.parametrize("alpha_shape", [(2, 2, 5, 6), (2, 3, 5, 7), (4, 3, 5, 6), (1, 2, 3, 5, 6)])
+def test_le_curve_rejects_alpha_that_does_not_fit(alpha_shape):
+    x = _rand(2, 3, 5, 6)
+    with pytest.raises(ValueError, match="per pixel"):
+        le_curve(x, torch.zeros(alpha_shape))
+
+
+def test_le_curve_rejects_bad_x():
+    with pytest.raises(ImageError, match="at least 3 dims"):
+        le_curve(torch.rand(4, 4), 0.5)
+    with pytest.raises(ImageError, match="floating-point"):
+        le_curve(torch.zeros(1, 3, 4, 4, dtype=torch.uint8), 0.5)
+    with pytest.raises(ImageError, match="torch.Tensor"):
+        le_curve(np.zeros((1, 3, 4, 4)), 0.5)
+    with pytest.raises(ValueError, match="alpha"):
+        le_curve(torch.rand(1, 3, 4, 4), "0.5")
+
+
+def test_function_equals_module():
+    x = _rand(2, 3, 8, 8, seed=5)
+    alpha = _rand(2, 3, 8, 8, low=-1, high=1, seed=6)
+    torch.testing.assert_close(LECurve()(x, alpha), le_curve(x, alpha), rtol=0, atol=0)
+    alpha_stack = _rand(2, 8 * 3, 8, 8, low=-1, high=1, seed=7)
+    module = LECurveIterative(n_iter=8)
+    assert "n_iter=8" in repr(module)
+    torch.testing.assert_close(module(x, alpha), le_curve_iterative(x, alpha, 8), rtol=0, atol=0)
+    torch.testing.assert_close(module(x, alpha_stack), le_curve_iterative(x, alpha_stack, 8), rtol=0, atol=0)
+    torch.testing.assert_close(LECurveIterative(n_iter=None)(x, alpha_stack),
+                               le_curve_iterative(x, alpha_stack), rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------- iterative forms
+
+
+@pytest.mark.parametrize("alpha_shape", [(2, 1, 1, 1), (2, 3, 1, 1), (2, 1, 6, 7), (2, 3, 6, 7)])
+def test_iterative_single_map_equals_repeated_steps(alpha_shape):
+    x = _rand(2, 3, 6, 7, seed=8, dtype=torch.float64)
+    alpha = _rand(*alpha_shape, low=-1, high=1, seed=9, dtype=torch.float64)
+    expected = x.numpy()
+    for _ in range(8):
+        expected = _le_np(expected, alpha.numpy())
+    np.testing.assert_allclose(le_curve_iterative(x, alpha, n_iter=8).numpy(), expected, atol=1e-12)
+
+
+def test_iterative_scalar_alpha_equals_repeated_steps():
+    x = _rand(1, 3, 4, 4, seed=10, dtype=torch.float64)
+    expected = x.numpy()
+    for _ in range(3):
+        expected = _le_np(expected, -0.4)
+    np.testing.assert_allclose(le_curve_iterative(x, -0.4, n_iter=3).numpy(), expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("n_iter", [None, 8])
+def test_iterative_zero_dce_split(channels, n_iter):
+    n_maps = 8
+    x = _rand(2, channels, 5, 6, seed=11, dtype=torch.float64)
+    alpha = _rand(2, n_maps * channels, 5, 6, low=-1, high=1, seed=12, dtype=torch.float64)
+    expected = x.numpy()
+    for t in range(n_maps):  # map t = channels t*C .. (t+1)*C - 1, applied in order
+        expected = _le_np(expected, alpha.numpy()[:, t * channels:(t + 1) * channels])
+    out = le_curve_iterative(x, alpha, n_iter=n_iter)
+    np.testing.assert_allclose(out.numpy(), expected, atol=1e-12)
+
+
+def test_iterative_split_order_matters():
+    """Applying the maps in reverse order gives a different image, so the order test above bites."""
+    x = _rand(1, 3, 4, 4, seed=13, dtype=torch.float64)
+    alpha = _rand(1, 2 * 3, 4, 4, low=-1, high=1, seed=14, dtype=torch.float64)
+    reversed_alpha = torch.cat([alpha[:, 3:], alpha[:, :3]], dim=1)
+    assert not torch.allclose(le_curve_iterative(x, alpha), le_curve_iterative(x, reversed_alpha))
+
+
+def test_iterative_per_image_stack():
+    x = _rand(2, 3, 4, 4, seed=15, dtype=torch.float64)
+    alpha = _rand(2, 2 * 3, 1, 1, low=-1, high=1, seed=16, dtype=torch.float64)
+    expected = _le_np(_le_np(x.numpy(), alpha.numpy()[:, :3]), alpha.numpy()[:, 3:])
+    np.testing.assert_allclose(le_curve_iterative(x, alpha).numpy(), expected, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "alpha_shape, n_iter, match",
+    [
+        ((2, 24, 5, 6), 4, "n_iter\\*C = 12"),  # 8 maps but n_iter says 4
+        ((2, 5, 5, 6), None, "n\\*C channels"),  # 5 channels is not a multiple of C = 3
+        ((2, 1, 5, 6), None, "Pass n_iter"),  # single shared map needs n_iter
+        ((2, 24, 5, 7), None, "does not fit"),  # stack with the wrong width
+    ],
+)
+def test_iterative_rejects_inconsistent_shapes(alpha_shape, n_iter, match):
+    with pytest.raises(ValueError, match=match):
+        le_curve_iterative(_rand(2, 3, 5, 6), torch.zeros(alpha_shape), n_iter=n_iter)
+
+
+def test_iterative_rejects_bad_n_iter():
+    x = _rand(1, 3, 4, 4)
+    with pytest.raises(ValueError, match="scalar alpha needs n_iter"):
+        le_curve_iterative(x, 0.5)
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(ValueError, match="n_iter"):
+            le_curve_iterative(x, 0.5, n_iter=bad)
+    with pytest.raises(ValueError, match="n_iter"):
+        LECurveIterative(n_iter=0)
+
+
+# ---------------------------------------------------------------- range and gradients
+
+
+def test_range_preserved_for_alpha_in_unit_interval():
+    grid = torch.linspace(0, 1, 1001)  # includes 0, 1 and values next to them
+    x = torch.cat([grid, _rand(5 * 1001, seed=17)]).reshape(2, 3, 1, 1001)
+    for alpha in (-1.0, -0.3, 0.0, 0.6, 1.0, _rand(*x.shape, low=-1, high=1, seed=18)):
+        out = le_curve(x, alpha)
+        assert out.min() >= 0 and out.max() <= 1
+        out = le_curve_iterative(x, alpha, n_iter=8)
+        assert out.min() >= 0 and out.max() <= 1
+
+
+def test_brighten_and_darken_direction():
+    x = _rand(1, 3, 8, 8, low=0.05, high=0.95, seed=19)
+    assert (le_curve(x, 0.5) > x).all()
+    assert (le_curve(x, -0.5) < x).all()
+
+
+def test_gradcheck_single_and_iterative():
+    x = _rand(2, 3, 3, 4, low=0.05, high=0.95, seed=20, dtype=torch.float64).requires_grad_()
+    alpha = _rand(2, 1, 3, 4, low=-1, high=1, seed=21, dtype=torch.float64).requires_grad_()
+    assert torch.autograd.gradcheck(le_curve, (x, alpha))
+    assert torch.autograd.gradcheck(lambda a, b: le_curve_iterative(a, b, n_iter=3), (x, alpha))
+    stack = _rand(2, 2 * 3, 1, 1, low=-1, high=1, seed=22, dtype=torch.float64).requires_grad_()
+    assert torch.autograd.gradcheck(le_curve_iterative, (x, stack))
+
+
+def test_gradients_finite_and_known():
+    x = torch.full((1, 1, 2, 2), 0.25, requires_grad=True)
+    alpha = torch.full((1, 1, 1, 1), 0.5, requires_grad=True)
+    le_curve(x, alpha).sum().backward()
+    # d/dalpha = sum x (1 - x) = 4 * 0.1875; d/dx = 1 + alpha (1 - 2x) = 1.25
+    assert alpha.grad.item() == pytest.approx(0.75)
+    torch.testing.assert_close(x.grad, torch.full_like(x, 1.25))
+    x8 = _rand(2, 3, 8, 8, seed=23).requires_grad_()
+    a8 = _rand(2, 24, 8, 8, low=-1, high=1, seed=24).requires_grad_()
+    le_curve_iterative(x8, a8).mean().backward()
+    assert torch.isfinite(x8.grad).all() and torch.isfinite(a8.grad).all()
+    assert a8.grad.abs().sum() > 0
