@@ -1,0 +1,297 @@
+"""Full-reference image quality metrics, one value per image (torchmetrics-style functional API).
+
+All metrics take two float tensors of the same shape ``(B, C, H, W)`` (a ``(C, H, W)`` tensor is
+treated as a batch of one) on any device and return one value per image, shape ``(B,)``. Pixels are
+never pooled across the batch: average the returned values to report a dataset figure, as
+torchmetrics does with its default ``reduction``. Images are compared channel by channel (RGB
+order by convention; the metrics themselves are order-independent). The computations are written
+with differentiable torch operations, so the metrics can also serve as training objectives (see
+:mod:`rlenhance.losses`).
+
+Example:
+    >>> import torch
+    >>> x = torch.rand(2, 3, 32, 32)
+    >>> psnr(x, x.clamp(0.1, 0.9), data_range=1.0).shape
+    torch.Size([2])
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from rlenhance.errors import ImageError
+
+__all__ = ["psnr", "ssim", "uqi"]
+
+def _as_batch(x: torch.Tensor, name: str) -> torch.Tensor:
+    """Return ``x`` as a floating-point ``(B, C, H, W)`` tensor (a ``(C, H, W)`` input gains B=1).
+
+    Raises:
+        ImageError: when ``x`` is not a tensor, not floating point, or not 3-D / 4-D.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise ImageError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+    if not torch.is_floating_point(x):
+        raise ImageError(
+            f"{name}: expected a floating-point tensor, got dtype {x.dtype}; "
+            "convert images to float32 in [0, 1] first"
+        )
+    if x.dim() == 3:
+        return x.unsqueeze(0)
+    if x.dim() != 4:
+        raise ImageError(
+            f"{name}: expected shape (B, C, H, W) or (C, H, W), got {tuple(x.shape)}"
+        )
+    return x
+
+
+def _as_batch_pair(
+    x: torch.Tensor, y: torch.Tensor, name_x: str = "x", name_y: str = "y"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate two images of identical shape and return them as ``(B, C, H, W)`` tensors.
+
+    Raises:
+        ImageError: on a bad tensor (see :func:`_as_batch`) or when the shapes differ.
+    """
+    xb = _as_batch(x, name_x)
+    yb = _as_batch(y, name_y)
+    if xb.shape != yb.shape:
+        raise ImageError(
+            f"{name_x} and {name_y} must have the same shape, got {tuple(x.shape)} and "
+            f"{tuple(y.shape)}"
+        )
+    return xb, yb
+
+
+def _check_positive(value: float, name: str) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is a finite number > 0."""
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def _check_window(win_size: int, height: int, width: int, *, odd: bool) -> None:
+    """Validate a sliding-window size against the image size.
+
+    Raises:
+        ValueError: when ``win_size`` is not a positive int (odd when ``odd``).
+        ImageError: when the image is smaller than the window.
+    """
+    if not isinstance(win_size, int) or isinstance(win_size, bool) or win_size < 1:
+        raise ValueError(f"win_size must be a positive int, got {win_size!r}")
+    if odd and win_size % 2 == 0:
+        raise ValueError(f"win_size must be odd, got {win_size}")
+    if height < win_size or width < win_size:
+        raise ImageError(
+            f"image of size {height}x{width} is smaller than the {win_size}x{win_size} window; "
+            f"images must be at least win_size pixels high and wide"
+        )
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0) -> torch.Tensor:
+    """Peak signal-to-noise ratio per image, in dB.
+
+    ``PSNR = 10 log10(data_range^2 / MSE)`` with the MSE taken over all channels and pixels of
+    each image, as ``skimage.metrics.peak_signal_noise_ratio``.
+
+    Args:
+        x: Reference image(s), float, shape (B, C, H, W) or (C, H, W).
+        y: Test image(s), same shape and dtype family as ``x``.
+        data_range: Distance between the minimum and maximum possible pixel values (1.0 for
+            images in [0, 1], 255.0 for the 0-255 scale). Must be > 0.
+
+    Returns:
+        Float tensor of shape (B,), one PSNR per image. Identical images give ``+inf`` (and a
+        NaN gradient there); no epsilon is added, so finite values match skimage exactly.
+
+    Raises:
+        ImageError: when the inputs are not float tensors of the same 3-D / 4-D shape.
+        ValueError: when ``data_range`` is not > 0.
+    """
+    x, y = _as_batch_pair(x, y)
+    _check_positive(data_range, "data_range")
+    mse = (x - y).pow(2).mean(dim=(1, 2, 3))
+    return 10.0 * torch.log10(data_range**2 / mse)
+
+
+def _gaussian_kernel1d(
+    win_size: int, sigma: float, *, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """Normalised Gaussian taps ``exp(-k^2 / (2 sigma^2))``, ``k = -r..r``, ``r = win_size//2``."""
+    radius = win_size // 2
+    k = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
+    taps = torch.exp(-0.5 * (k / sigma) ** 2)
+    return taps / taps.sum()
+
+
+def _symmetric_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """Pad the last two dims by ``pad``, half-sample symmetric (``d c b a | a b c d``).
+
+    This is scipy.ndimage's ``mode='reflect'`` (numpy's ``'symmetric'``), which is what skimage
+    filters with; torch's own ``'reflect'`` mode is the whole-sample variant and differs.
+    """
+
+    def index(n: int) -> torch.Tensor:
+        i = torch.arange(-pad, n + pad, device=x.device)
+        i = torch.where(i < 0, -i - 1, i)
+        return torch.where(i >= n, 2 * n - i - 1, i)
+
+    height, width = x.shape[-2:]
+    return x.index_select(-2, index(height)).index_select(-1, index(width))
+
+
+def _gaussian_filter(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """Separable Gaussian filter of every channel of ``x`` (B, N, H, W), same-size output."""
+    channels = x.shape[1]
+    pad = taps.numel() // 2
+    x = _symmetric_pad(x, pad)
+    kernel_v = taps.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
+    kernel_h = taps.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
+    x = F.conv2d(x, kernel_v, groups=channels)
+    return F.conv2d(x, kernel_h, groups=channels)
+
+
+def ssim(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    data_range: float = 1.0,
+    win_size: int = 11,
+    sigma: float = 1.5,
+    k1: float = 0.01,
+    k2: float = 0.03,
+    return_map: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Structural similarity (Wang et al. 2004) per image with a Gaussian window.
+
+    Matches ``skimage.metrics.structural_similarity(x, y, gaussian_weights=True, sigma=sigma,
+    use_sample_covariance=False, data_range=data_range, channel_axis=...)``: local statistics are
+    Gaussian-weighted (``win_size`` taps, standard deviation ``sigma``, population covariances),
+    the SSIM map is computed per channel, and each image's value is the mean of the map after
+    cropping ``(win_size - 1) // 2`` pixels from every side, averaged over channels. skimage sizes
+    its Gaussian as ``2 * int(3.5 * sigma + 0.5) + 1`` taps; the defaults (11, 1.5) agree with it,
+    and other ``(win_size, sigma)`` pairs match skimage whenever they satisfy the same relation.
+
+    Internally the images are divided by ``data_range`` (SSIM is invariant to that rescaling with
+    ``C1 = (k1 R)^2``, ``C2 = (k2 R)^2``), which keeps float32 variances well conditioned.
+
+    Args:
+        x: Reference image(s), float, shape (B, C, H, W) or (C, H, W); H and W >= ``win_size``.
+        y: Test image(s), same shape as ``x``.
+        data_range: Distance between the minimum and maximum possible pixel values. Must be > 0.
+        win_size: Odd number of Gaussian taps per axis; also sets the border crop.
+        sigma: Standard deviation of the Gaussian window, in pixels. Must be > 0.
+        k1: Luminance stabilising constant.
+        k2: Contrast/structure stabilising constant.
+        return_map: Also return the per-pixel SSIM map.
+
+    Returns:
+        ``values`` of shape (B,), SSIM in [-1, 1] per image (1 for identical images); with
+        ``return_map=True``, ``(values, ssim_map)`` where ``ssim_map`` has shape (B, 1, H, W): the
+        channel mean of the per-channel SSIM maps at full resolution. Its border strip of width
+        ``(win_size - 1) // 2`` holds SSIM computed with half-sample symmetric extension of the
+        image (skimage's full ``S`` map, ``full=True``); that strip is excluded from ``values``, so
+        ``values == ssim_map[..., p:H-p, p:W-p].mean(dim=(1, 2, 3))`` with ``p = (win_size-1)//2``,
+        not the mean of the whole map.
+
+    Raises:
+        ImageError: when the inputs are not float tensors of the same 3-D / 4-D shape, or are
+            smaller than ``win_size``.
+        ValueError: on a non-positive ``data_range`` / ``sigma`` or an even ``win_size``.
+
+    Example:
+        >>> x = torch.rand(1, 3, 32, 32)
+        >>> float(ssim(x, x)[0])
+        1.0
+    """
+    x, y = _as_batch_pair(x, y)
+    _check_positive(data_range, "data_range")
+    _check_positive(sigma, "sigma")
+    height, width = x.shape[-2:]
+    _check_window(win_size, height, width, odd=True)
+    channels = x.shape[1]
+
+    x = x / data_range
+    y = y / data_range
+    c1 = k1**2
+    c2 = k2**2
+    taps = _gaussian_kernel1d(win_size, sigma, dtype=x.dtype, device=x.device)
+    stats = _gaussian_filter(torch.cat([x, y, x * x, y * y, x * y], dim=1), taps)
+    ux, uy, uxx, uyy, uxy = stats.split(channels, dim=1)
+    vx = uxx - ux * ux
+    vy = uyy - uy * uy
+    vxy = uxy - ux * uy
+    numerator = (2 * ux * uy + c1) * (2 * vxy + c2)
+    denominator = (ux * ux + uy * uy + c1) * (vx + vy + c2)
+    ssim_map = (numerator / denominator).mean(dim=1, keepdim=True)
+
+    pad = (win_size - 1) // 2
+    values = ssim_map[..., pad : height - pad, pad : width - pad].mean(dim=(1, 2, 3))
+    if return_map:
+        return values, ssim_map
+    return values
+
+
+def uqi(x: torch.Tensor, y: torch.Tensor, *, win_size: int = 8) -> torch.Tensor:
+    """Universal image quality index (Wang & Bovik 2002) per image.
+
+    For every ``win_size x win_size`` window position lying fully inside the image (uniform
+    weights, population statistics) and every channel::
+
+        Q = 4 cov(x, y) mx my / ((var x + var y) (mx^2 + my^2))
+
+    and the image's value is the mean of Q over window positions and channels. Degenerate windows
+    follow the authors' reference code (``img_qi.m``): when ``var x + var y == 0`` (both windows
+    flat) and ``mx^2 + my^2 != 0``, ``Q = 2 mx my / (mx^2 + my^2)`` (the luminance term: 1 iff the
+    two flat windows have equal means); when ``mx^2 + my^2 == 0`` as well, ``Q = 1``. A window is
+    recognised as flat exactly (its maximum equals its minimum), not by a floating-point variance
+    threshold, so a flat window in only one image gives ``Q = 0`` as in exact arithmetic. The
+    index needs no ``data_range``: it is invariant to scaling both images by the same factor.
+
+    Args:
+        x: Reference image(s), float, shape (B, C, H, W) or (C, H, W); H and W >= ``win_size``.
+        y: Test image(s), same shape as ``x``.
+        win_size: Side of the square sliding window (the paper uses 8).
+
+    Returns:
+        Float tensor of shape (B,) with values in [-1, 1]; 1 for identical images.
+
+    Raises:
+        ImageError: when the inputs are not float tensors of the same 3-D / 4-D shape, or are
+            smaller than ``win_size``.
+        ValueError: when ``win_size`` is not a positive int.
+    """
+    x, y = _as_batch_pair(x, y)
+    height, width = x.shape[-2:]
+    _check_window(win_size, height, width, odd=False)
+    channels = x.shape[1]
+
+    def window_mean(t: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(t, win_size, stride=1)
+
+    def window_flat(t: torch.Tensor) -> torch.Tensor:
+        return F.max_pool2d(t, win_size, stride=1) == -F.max_pool2d(-t, win_size, stride=1)
+
+    means = window_mean(torch.cat([x, y, x * x, y * y, x * y], dim=1))
+    mx, my, mxx, myy, mxy = means.split(channels, dim=1)
+    flat_x = window_flat(x.detach())
+    flat_y = window_flat(y.detach())
+    zero = torch.zeros((), dtype=x.dtype, device=x.device)
+    var_x = torch.where(flat_x, zero, (mxx - mx * mx).clamp_min(0))
+    var_y = torch.where(flat_y, zero, (myy - my * my).clamp_min(0))
+    cov = torch.where(flat_x | flat_y, zero, mxy - mx * my)
+
+    var_sum = var_x + var_y
+    mean_sq = mx * mx + my * my
+    denominator = var_sum * mean_sq
+    one = torch.ones((), dtype=x.dtype, device=x.device)
+    full = 4 * cov * mx * my / torch.where(denominator != 0, denominator, one)
+    luminance = 2 * mx * my / torch.where(mean_sq != 0, mean_sq, one)
+    q = torch.where(
+        denominator != 0,
+        full,
+        torch.where((var_sum == 0) & (mean_sq != 0), luminance, one),
+    )
+    return q.mean(dim=(1, 2, 3))
