@@ -1,0 +1,55 @@
+"""Data sets, seeded sampling and synthetic degradations.
+
+Data sets (``torch.utils.data.Dataset``; items are dicts of float32 (C, H, W) tensors in
+[0, 1], RGB or one gray channel, plus ``"name"``):
+
+- :class:`PairedImages`: ``low``/``high`` pairs (SICE-style folder or LOL parent).
+- :class:`UnpairedImages`: a flat folder of inputs (``low``).
+- :class:`OccludedPairs`: ``occluded``/``original`` and the ``mask`` of missing pixels.
+- :class:`BuiltinImages`: scikit-image's photos (``high``), the offline default.
+
+Sampling (all randomness from a ``numpy.random.Generator``): :func:`sample_batch`,
+:func:`random_crop`, :func:`random_flip`; splits: :func:`split_names`, :func:`scene_key`.
+
+Degradations (batched torch, randomness from a ``torch.Generator``):
+:func:`synthetic_low_light`, :func:`add_gaussian_noise`, :func:`random_occlusion` and their
+modules.
+"""
+
+from rlenhance.data.base import ImageDataset
+from rlenhance.data.builtin import BUILTIN_IMAGES, DEFAULT_COLOR_IMAGES, DEFAULT_GRAY_IMAGES, BuiltinImages
+from rlenhance.data.degrade import (
+    AddGaussianNoise,
+    RandomOcclusion,
+    SyntheticLowLight,
+    add_gaussian_noise,
+    random_occlusion,
+    synthetic_low_light,
+)
+from rlenhance.data.occluded import OccludedPairs, estimate_occlusion_mask
+from rlenhance.data.paired import PairedImages, UnpairedImages
+from rlenhance.data.transforms import random_crop, random_flip, sample_batch, scene_key, split_names, to_float
+
+__all__ = [
+    "AddGaussianNoise",
+    "BUILTIN_IMAGES",
+    "BuiltinImages",
+    "DEFAULT_COLOR_IMAGES",
+    "DEFAULT_GRAY_IMAGES",
+    "ImageDataset",
+    "OccludedPairs",
+    "PairedImages",
+    "RandomOcclusion",
+    "SyntheticLowLight",
+    "UnpairedImages",
+    "add_gaussian_noise",
+    "estimate_occlusion_mask",
+    "random_crop",
+    "random_flip",
+    "random_occlusion",
+    "sample_batch",
+    "scene_key",
+    "split_names",
+    "synthetic_low_light",
+    "to_float",
+]

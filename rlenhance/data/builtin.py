@@ -1,0 +1,99 @@
+"""The real photographs shipped with scikit-image: the embedded default data set.
+
+They load offline (they are part of the scikit-image package), so environments, examples and
+tests work on a machine without any data folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
+
+import numpy as np
+import torch
+from skimage import data as skdata
+
+from rlenhance.data.base import ImageDataset, Record, encode_image
+from rlenhance.io import BT601_LUMA_WEIGHTS
+
+__all__ = ["BuiltinImages", "BUILTIN_IMAGES", "DEFAULT_COLOR_IMAGES", "DEFAULT_GRAY_IMAGES"]
+
+_UINT8_MAX = 255.0
+
+
+def _motorcycle(index: int) -> Callable[[], np.ndarray]:
+    return lambda: skdata.stereo_motorcycle()[index]
+
+
+#: Every available photo: name -> loader returning a uint8 array (H, W, 3) RGB or (H, W) gray.
+BUILTIN_IMAGES: Mapping[str, Callable[[], np.ndarray]] = MappingProxyType({
+    # colour photographs
+    "astronaut": skdata.astronaut,  # 512x512, portrait, NASA
+    "chelsea": skdata.chelsea,  # 300x451, cat
+    "coffee": skdata.coffee,  # 400x600, cup of coffee
+    "rocket": skdata.rocket,  # 427x640, launch pad at dusk
+    "motorcycle_left": _motorcycle(0),  # 500x741, stereo pair (left view)
+    "motorcycle_right": _motorcycle(1),  # 500x741, stereo pair (right view)
+    "immunohistochemistry": skdata.immunohistochemistry,  # 512x512, microscopy
+    "hubble_deep_field": skdata.hubble_deep_field,  # 872x1000, mostly black sky
+    # grayscale photographs
+    "camera": skdata.camera,  # 512x512, cameraman
+    "coins": skdata.coins,  # 303x384
+    "moon": skdata.moon,  # 512x512
+    "clock": skdata.clock,  # 300x400
+})
+
+#: Default colour set: everyday scenes (the microscopy and deep-sky images are available by
+#: name but are atypical for photo enhancement).
+DEFAULT_COLOR_IMAGES = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "motorcycle_right")
+#: Default gray set: the gray photographs plus the luma of the colour set.
+DEFAULT_GRAY_IMAGES = ("camera", "coins", "moon", "clock") + DEFAULT_COLOR_IMAGES
+
+
+def _to_channels(img: np.ndarray, gray: bool) -> np.ndarray:
+    """uint8 (H, W) or (H, W, 3) -> float32 (H, W, 1) BT.601 luma or (H, W, 3) RGB in [0, 1]."""
+    x = img.astype(np.float64) / _UINT8_MAX
+    if x.ndim == 2:
+        x = x[..., None]
+    if gray and x.shape[-1] == 3:
+        x = (x * np.asarray(BT601_LUMA_WEIGHTS)).sum(axis=-1, keepdims=True)
+    elif not gray and x.shape[-1] == 1:
+        x = np.repeat(x, 3, axis=-1)
+    return x.astype(np.float32)
+
+
+class BuiltinImages(ImageDataset):
+    """scikit-image's real photographs as clean references: items ``{"high", "name"}``.
+
+    ``high`` is a float32 tensor (C, H, W) in [0, 1]: RGB (gray photos repeated over three
+    channels) or, with ``gray=True``, one channel (BT.601 luma for colour photos, as
+    :func:`rlenhance.io.load_image` computes it). Sizes differ (300x400 to 872x1000), so draw
+    batches with a crop. Low-light or noisy inputs are made with
+    :mod:`rlenhance.data.degrade`.
+
+    Args:
+        names: photos to include, from :data:`BUILTIN_IMAGES`; None = :data:`DEFAULT_COLOR_IMAGES`
+            (or :data:`DEFAULT_GRAY_IMAGES` with ``gray=True``).
+        gray: one channel instead of RGB.
+
+    Example:
+        >>> ds = BuiltinImages(names=["astronaut", "camera"])
+        >>> ds.names, ds[0]["high"].shape
+        (['astronaut', 'camera'], torch.Size([3, 512, 512]))
+    """
+
+    def __init__(self, *, names: Sequence[str] | None = None, gray: bool = False):
+        super().__init__(gray=gray, cache=True, max_pixels=None)
+        if names is None:
+            names = DEFAULT_GRAY_IMAGES if gray else DEFAULT_COLOR_IMAGES
+        names = list(names)
+        unknown = [n for n in names if n not in BUILTIN_IMAGES]
+        if unknown or not names:
+            raise ValueError(
+                f"names: unknown builtin image(s) {unknown or names}; accepted: {', '.join(BUILTIN_IMAGES)}"
+            )
+        self._records = [Record(n, {}) for n in names]
+        self._cached = [{"high": self._photo(n)} for n in names]
+
+    def _photo(self, name: str) -> torch.Tensor:
+        return encode_image(_to_channels(BUILTIN_IMAGES[name](), self.gray))

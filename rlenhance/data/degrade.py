@@ -1,0 +1,425 @@
+"""Synthetic degradations: low light, Gaussian noise and occlusions, batched in torch.
+
+Every function works on float32 images in [0, 1] of shape ``(*, C, H, W)`` (leading dimensions
+are flattened into a batch of B images; each image gets its own random parameters), stays on
+the input's device, and takes all its randomness from an explicit ``torch.Generator``
+(``generator``): the same generator state gives the same output. Random numbers are drawn on
+the generator's device and moved to the input's device, so a CPU generator drives CUDA
+tensors reproducibly. ``generator=None`` uses torch's global RNG (not reproducible).
+
+Ranges are given as ``(low, high)`` tuples, drawn uniformly per image; a single number means
+that fixed value.
+
+Each function has an ``nn.Module`` twin holding the parameters (``SyntheticLowLight``,
+``AddGaussianNoise``, ``RandomOcclusion``), as Kornia's augmentation modules do.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = [
+    "synthetic_low_light",
+    "add_gaussian_noise",
+    "random_occlusion",
+    "SyntheticLowLight",
+    "AddGaussianNoise",
+    "RandomOcclusion",
+]
+
+Range = float | tuple[float, float]
+IntRange = int | tuple[int, int]
+
+#: DnCNN / PixelRL express the noise level on the 0-255 scale of 8-bit images.
+_PIXEL_SCALE = 255.0
+
+
+def _as_range(value: Range, name: str, *, low: float = -math.inf, high: float = math.inf) -> tuple[float, float]:
+    """``value`` as ``(lo, hi)`` with ``low <= lo <= hi <= high``; a number means ``(v, v)``."""
+    if isinstance(value, (int, float)):
+        lo = hi = float(value)
+    else:
+        try:
+            lo, hi = (float(v) for v in value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}: expected a number or a (low, high) pair, got {value!r}") from None
+    if not (low <= lo <= hi <= high) or not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"{name}: expected low <= high within [{low}, {high}], got {value!r}")
+    return lo, hi
+
+
+def _as_int_range(value: IntRange, name: str, *, low: int) -> tuple[int, int]:
+    lo, hi = _as_range(value, name, low=low)
+    if lo != int(lo) or hi != int(hi):
+        raise ValueError(f"{name}: expected integers, got {value!r}")
+    return int(lo), int(hi)
+
+
+def _flatten(x: torch.Tensor, name: str = "x") -> tuple[torch.Tensor, torch.Size]:
+    """``x`` of shape (*, C, H, W) as (B, C, H, W), with its original shape."""
+    if not torch.is_tensor(x) or x.ndim < 3:
+        shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
+        raise ValueError(f"{name}: expected a tensor of shape (*, C, H, W), got {shape}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name}: expected a floating-point tensor in [0, 1], got dtype {x.dtype}")
+    return x.reshape(-1, *x.shape[-3:]), x.shape
+
+
+def _gen_device(generator: torch.Generator | None, x: torch.Tensor) -> torch.device:
+    return generator.device if generator is not None else x.device
+
+
+def _rand(n: int, generator: torch.Generator | None, x: torch.Tensor) -> torch.Tensor:
+    """``n`` uniform [0, 1) numbers (float32) drawn on the generator's device, moved to ``x``'s."""
+    device = _gen_device(generator, x)
+    return torch.rand(n, generator=generator, device=device, dtype=torch.float32).to(x.device)
+
+
+def _uniform(bounds: tuple[float, float], n: int, generator: torch.Generator | None, x: torch.Tensor) -> torch.Tensor:
+    """``n`` draws from U(lo, hi), shape (n,); always consumes ``n`` numbers so streams stay aligned."""
+    lo, hi = bounds
+    return lo + (hi - lo) * _rand(n, generator, x)
+
+
+def _randn_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    device = _gen_device(generator, x)
+    return torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype).to(x.device)
+
+
+# --------------------------------------------------------------------------------------------
+# Low light
+# --------------------------------------------------------------------------------------------
+
+
+def synthetic_low_light(
+    x: torch.Tensor,
+    *,
+    generator: torch.Generator | None,
+    gamma: Range = (1.5, 2.5),
+    gain: Range = (0.2, 0.6),
+    shot_noise: Range = (0.0, 0.003),
+    read_noise: Range = (0.0, 0.004),
+    clip: bool = True,
+) -> torch.Tensor:
+    """Darken well-exposed images into plausible low-light captures.
+
+    Per image: ``y = gain * x ** gamma`` (the darkening model of MBLLEN, Lv et al., BMVC 2018:
+    ``beta * (alpha * x) ** gamma`` with gamma ~ U(1.5, 5), beta ~ U(0.5, 1); here alpha and
+    beta are folded into ``gain``), then Poisson-Gaussian sensor noise in its heteroscedastic
+    Gaussian approximation (Foi et al., TIP 2008; Brooks et al., "Unprocessing Images for
+    Learned Raw Denoising", CVPR 2019): ``low = y + n``, ``n ~ N(0, shot_noise * y + read_noise ** 2)``.
+
+    The default ranges are calibrated on ``../shared/data/sice_pairs``: darkening its references
+    (mean 0.35-0.58) gives means of about 0.06-0.15 (10th-90th percentile, median ~0.1),
+    matching its real under-exposed frames (0.065-0.17, median 0.12); the scikit-image photos
+    land at 0.03-0.13. Gamma above MBLLEN's upper values (up to 5) makes most images nearly
+    black, which the real captures are not. The noise (std at most ~0.018 at y = 0.1, i.e.
+    ~4.5/255) is milder than Brooks' raw-domain ranges because it is added after the tone
+    curve, to 8-bit-like sRGB values.
+
+    Random draws, in order: gamma (B), gain (B), shot_noise (B), read_noise (B), then the
+    noise field (B, C, H, W).
+
+    Args:
+        x: well-exposed images, float32 in [0, 1], shape (*, C, H, W).
+        generator: source of every random number (None: torch's global RNG).
+        gamma: exponent range (> 0); larger darkens mid-tones more than highlights.
+        gain: multiplicative exposure range, in (0, 1].
+        shot_noise: signal-dependent noise variance per unit intensity, >= 0.
+        read_noise: signal-independent noise standard deviation, >= 0.
+        clip: clamp the result to [0, 1] (a real capture cannot leave that range).
+
+    Returns:
+        Low-light images, same shape, dtype and device as ``x``.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> low = synthetic_low_light(torch.full((2, 3, 8, 8), 0.5), generator=g)
+        >>> bool(low.mean() < 0.25)
+        True
+    """
+    gamma_r = _as_range(gamma, "gamma", low=1e-6)
+    gain_r = _as_range(gain, "gain", low=1e-6, high=1.0)
+    shot_r = _as_range(shot_noise, "shot_noise", low=0.0)
+    read_r = _as_range(read_noise, "read_noise", low=0.0)
+    flat, shape = _flatten(x)
+    b = flat.shape[0]
+    view = (b, 1, 1, 1)
+    g = _uniform(gamma_r, b, generator, flat).to(flat.dtype).view(view)
+    k = _uniform(gain_r, b, generator, flat).to(flat.dtype).view(view)
+    shot = _uniform(shot_r, b, generator, flat).to(flat.dtype).view(view)
+    read = _uniform(read_r, b, generator, flat).to(flat.dtype).view(view)
+    y = k * flat.clamp(0.0, 1.0).pow(g)
+    std = (shot * y + read * read).sqrt()
+    low = y + std * _randn_like(flat, generator)
+    if clip:
+        low = low.clamp(0.0, 1.0)
+    return low.reshape(shape)
+
+
+class SyntheticLowLight(nn.Module):
+    """Module form of :func:`synthetic_low_light`; holds the parameter ranges.
+
+    ``forward(x, generator=None)`` returns ``synthetic_low_light(x, generator=generator, **ranges)``.
+    """
+
+    def __init__(
+        self,
+        gamma: Range = (1.5, 2.5),
+        gain: Range = (0.2, 0.6),
+        shot_noise: Range = (0.0, 0.003),
+        read_noise: Range = (0.0, 0.004),
+        clip: bool = True,
+    ):
+        super().__init__()
+        # Validate at construction so a bad config fails early.
+        _as_range(gamma, "gamma", low=1e-6)
+        _as_range(gain, "gain", low=1e-6, high=1.0)
+        _as_range(shot_noise, "shot_noise", low=0.0)
+        _as_range(read_noise, "read_noise", low=0.0)
+        self.gamma, self.gain, self.shot_noise, self.read_noise, self.clip = gamma, gain, shot_noise, read_noise, clip
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return synthetic_low_light(
+            x, generator=generator, gamma=self.gamma, gain=self.gain,
+            shot_noise=self.shot_noise, read_noise=self.read_noise, clip=self.clip,
+        )
+
+    def extra_repr(self) -> str:
+        return (f"gamma={self.gamma}, gain={self.gain}, shot_noise={self.shot_noise}, "
+                f"read_noise={self.read_noise}, clip={self.clip}")
+
+
+# --------------------------------------------------------------------------------------------
+# Gaussian noise
+# --------------------------------------------------------------------------------------------
+
+
+def add_gaussian_noise(
+    x: torch.Tensor,
+    sigma: float | torch.Tensor,
+    *,
+    generator: torch.Generator | None,
+    clip: bool = False,
+) -> torch.Tensor:
+    """Add white Gaussian noise of standard deviation ``sigma / 255``.
+
+    The DnCNN (Zhang et al., TIP 2017) and PixelRL (Furuta et al., AAAI 2019) protocol: images
+    in [0, 1], noise ``N(0, (sigma/255)^2)`` with sigma on the 0-255 scale (15, 25, 50 for BSD68),
+    and the noisy image is *not* clipped (``clip=False``), so its noise is exactly Gaussian.
+
+    Args:
+        x: clean images, float in [0, 1], shape (*, C, H, W).
+        sigma: noise level on the 0-255 scale, >= 0: a number, or a tensor broadcastable to
+            ``x`` (e.g. shape (B, 1, 1, 1) for one level per image).
+        generator: source of the noise (None: torch's global RNG). One draw of shape ``x.shape``.
+        clip: clamp the noisy image to [0, 1].
+
+    Returns:
+        Noisy images, same shape, dtype and device as ``x``.
+    """
+    if not torch.is_tensor(x) or not x.is_floating_point():
+        raise ValueError(f"x: expected a floating-point tensor, got {type(x).__name__}"
+                         f"{'' if not torch.is_tensor(x) else ' of dtype ' + str(x.dtype)}")
+    sigma_t = torch.as_tensor(sigma, dtype=x.dtype).to(x.device)
+    if not bool(torch.isfinite(sigma_t).all()) or bool((sigma_t < 0).any()):
+        raise ValueError(f"sigma: expected finite values >= 0 on the 0-255 scale, got {sigma!r}")
+    noisy = x + _randn_like(x, generator) * (sigma_t / _PIXEL_SCALE)
+    return noisy.clamp(0.0, 1.0) if clip else noisy
+
+
+class AddGaussianNoise(nn.Module):
+    """Module form of :func:`add_gaussian_noise` with a fixed ``sigma`` (0-255 scale)."""
+
+    def __init__(self, sigma: float, clip: bool = False):
+        super().__init__()
+        if not (math.isfinite(float(sigma)) and float(sigma) >= 0):
+            raise ValueError(f"sigma: expected a finite number >= 0 on the 0-255 scale, got {sigma!r}")
+        self.sigma, self.clip = float(sigma), clip
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return add_gaussian_noise(x, self.sigma, generator=generator, clip=self.clip)
+
+    def extra_repr(self) -> str:
+        return f"sigma={self.sigma}, clip={self.clip}"
+
+
+# --------------------------------------------------------------------------------------------
+# Occlusion
+# --------------------------------------------------------------------------------------------
+
+_OCCLUSION_KINDS = ("box", "stroke", "mixed")
+
+
+def _box_masks(
+    b: int, h: int, w: int, *, box_size: tuple[float, float], num_boxes: tuple[int, int],
+    generator: torch.Generator | None, ref: torch.Tensor,
+) -> torch.Tensor:
+    """Union of 1..n axis-aligned boxes per image, bool (B, H, W).
+
+    Draws, in order: box count (B), then for each of the ``num_boxes[1]`` box slots: height
+    fraction, width fraction, top and left positions (B each).
+    """
+    count = num_boxes[0] + (_rand(b, generator, ref) * (num_boxes[1] - num_boxes[0] + 1)).long()
+    count = count.clamp_max(num_boxes[1])
+    ys = torch.arange(h, device=ref.device).view(1, h, 1)
+    xs = torch.arange(w, device=ref.device).view(1, 1, w)
+    mask = torch.zeros(b, h, w, dtype=torch.bool, device=ref.device)
+    for slot in range(num_boxes[1]):
+        bh = (_uniform(box_size, b, generator, ref) * h).round().clamp(1, h).long()
+        bw = (_uniform(box_size, b, generator, ref) * w).round().clamp(1, w).long()
+        top = (_rand(b, generator, ref) * (h - bh + 1)).long()
+        left = (_rand(b, generator, ref) * (w - bw + 1)).long()
+        inside = ((ys >= top.view(b, 1, 1)) & (ys < (top + bh).view(b, 1, 1))
+                  & (xs >= left.view(b, 1, 1)) & (xs < (left + bw).view(b, 1, 1)))
+        mask |= inside & (slot < count).view(b, 1, 1)
+    return mask
+
+
+def _stroke_masks(
+    b: int, h: int, w: int, *, num_strokes: tuple[int, int], stroke_vertices: tuple[int, int],
+    stroke_length: tuple[float, float], stroke_width: tuple[float, float], max_turn: float,
+    generator: torch.Generator | None, ref: torch.Tensor,
+) -> torch.Tensor:
+    """Free-form strokes: random walks of thick line segments with round joints, bool (B, H, W).
+
+    In the spirit of the free-form masks of Yu et al. (DeepFill v2, ICCV 2019): each stroke
+    starts at a uniform point with a uniform direction, then takes ``stroke_vertices - 1``
+    segments whose direction turns by U(-max_turn, max_turn) and whose length is a fraction of
+    the image diagonal; vertices are kept inside the image. A pixel is covered when its
+    distance to a segment is at most half the stroke width (fraction of min(H, W)).
+
+    Draws, in order: stroke count (B); per stroke slot: vertex count, width, start y, start x,
+    start angle (B each); per segment slot: turn, length (B each).
+    """
+    device = ref.device
+    diag = math.hypot(h, w)
+    n_strokes = num_strokes[0] + (_rand(b, generator, ref) * (num_strokes[1] - num_strokes[0] + 1)).long()
+    n_strokes = n_strokes.clamp_max(num_strokes[1])
+    ys = torch.arange(h, device=device, dtype=torch.float32).view(1, h, 1)
+    xs = torch.arange(w, device=device, dtype=torch.float32).view(1, 1, w)
+    mask = torch.zeros(b, h, w, dtype=torch.bool, device=device)
+    for stroke in range(num_strokes[1]):
+        n_vert = stroke_vertices[0] + (
+            _rand(b, generator, ref) * (stroke_vertices[1] - stroke_vertices[0] + 1)).long()
+        n_vert = n_vert.clamp_max(stroke_vertices[1])
+        radius = (_uniform(stroke_width, b, generator, ref) * min(h, w) / 2).clamp_min(0.5).view(b, 1, 1)
+        y = _rand(b, generator, ref) * (h - 1)
+        x = _rand(b, generator, ref) * (w - 1)
+        angle = _rand(b, generator, ref) * (2 * math.pi)
+        active = (stroke < n_strokes).view(b, 1, 1)
+        # A stroke of one vertex is a dot.
+        mask |= active & ((ys - y.view(b, 1, 1)) ** 2 + (xs - x.view(b, 1, 1)) ** 2 <= radius**2)
+        for segment in range(stroke_vertices[1] - 1):
+            angle = angle + _uniform((-max_turn, max_turn), b, generator, ref)
+            length = _uniform(stroke_length, b, generator, ref) * diag
+            y2 = (y + length * torch.sin(angle)).clamp(0, h - 1)
+            x2 = (x + length * torch.cos(angle)).clamp(0, w - 1)
+            seg_active = active & (segment + 1 < n_vert).view(b, 1, 1)
+            # Distance from every pixel to segment (y, x) -> (y2, x2).
+            dy, dx = (y2 - y).view(b, 1, 1), (x2 - x).view(b, 1, 1)
+            py, px = ys - y.view(b, 1, 1), xs - x.view(b, 1, 1)
+            t = ((py * dy + px * dx) / (dy * dy + dx * dx).clamp_min(1e-12)).clamp(0.0, 1.0)
+            dist2 = (py - t * dy) ** 2 + (px - t * dx) ** 2
+            mask |= seg_active & (dist2 <= radius**2)
+            y, x = y2, x2
+    return mask
+
+
+def random_occlusion(
+    x: torch.Tensor,
+    *,
+    generator: torch.Generator | None,
+    kind: str = "box",
+    fill: float = 0.0,
+    box_size: Range = (0.1, 0.4),
+    num_boxes: IntRange = 1,
+    num_strokes: IntRange = (1, 4),
+    stroke_vertices: IntRange = (2, 8),
+    stroke_length: Range = (0.05, 0.2),
+    stroke_width: Range = (0.03, 0.08),
+    max_turn: float = math.pi / 2,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Occlude random regions of images: boxes, free-form strokes, or either per image.
+
+    Occluded pixels are set to ``fill`` in every channel (0 = black, as in the occluded-bedroom
+    data set, whose holes are single black squares about 30% of the side). The mask marks
+    them with 1.
+
+    Args:
+        x: images, float in [0, 1], shape (*, C, H, W).
+        generator: source of every random number (None: torch's global RNG).
+        kind: ``"box"`` (axis-aligned rectangles), ``"stroke"`` (free-form brush strokes) or
+            ``"mixed"`` (each image gets boxes or strokes with probability 1/2).
+        fill: value written into occluded pixels, in [0, 1].
+        box_size: side of a box as a fraction of the image side (height and width drawn
+            independently), in (0, 1].
+        num_boxes: boxes per image (int or inclusive range); their union is the hole.
+        num_strokes: strokes per image (int or inclusive range).
+        stroke_vertices: vertices per stroke (int or inclusive range), >= 1.
+        stroke_length: segment length as a fraction of the image diagonal.
+        stroke_width: stroke width as a fraction of min(H, W) (at least one pixel).
+        max_turn: largest direction change between segments, radians.
+
+    Returns:
+        ``(occluded, mask)``: occluded images of the shape, dtype and device of ``x``; mask of
+        shape (*, 1, H, W), same dtype, 1 = missing pixel, 0 = kept.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> occ, mask = random_occlusion(torch.rand(2, 3, 32, 32), generator=g, kind="stroke")
+        >>> bool(((occ == 0) | (mask == 0)).all())
+        True
+    """
+    if kind not in _OCCLUSION_KINDS:
+        raise ValueError(f"kind: expected one of {_OCCLUSION_KINDS}, got {kind!r}")
+    if isinstance(fill, bool) or not isinstance(fill, (int, float)) or not 0.0 <= fill <= 1.0:
+        raise ValueError(f"fill: expected a number in [0, 1], got {fill!r}")
+    if not (math.isfinite(max_turn) and max_turn >= 0):
+        raise ValueError(f"max_turn: expected a finite angle >= 0 (radians), got {max_turn!r}")
+    fill_v = float(fill)
+    box_r = _as_range(box_size, "box_size", low=1e-6, high=1.0)
+    boxes_r = _as_int_range(num_boxes, "num_boxes", low=1)
+    strokes_r = _as_int_range(num_strokes, "num_strokes", low=1)
+    vertices_r = _as_int_range(stroke_vertices, "stroke_vertices", low=1)
+    length_r = _as_range(stroke_length, "stroke_length", low=0.0)
+    width_r = _as_range(stroke_width, "stroke_width", low=0.0, high=1.0)
+    flat, shape = _flatten(x)
+    b, _, h, w = flat.shape
+    common = {"generator": generator, "ref": flat}
+    if kind == "box":
+        holes = _box_masks(b, h, w, box_size=box_r, num_boxes=boxes_r, **common)
+    elif kind == "stroke":
+        holes = _stroke_masks(b, h, w, num_strokes=strokes_r, stroke_vertices=vertices_r,
+                              stroke_length=length_r, stroke_width=width_r, max_turn=max_turn, **common)
+    else:
+        use_box = (_rand(b, generator, flat) < 0.5).view(b, 1, 1)
+        box = _box_masks(b, h, w, box_size=box_r, num_boxes=boxes_r, **common)
+        stroke = _stroke_masks(b, h, w, num_strokes=strokes_r, stroke_vertices=vertices_r,
+                               stroke_length=length_r, stroke_width=width_r, max_turn=max_turn, **common)
+        holes = torch.where(use_box, box, stroke)
+    mask = holes.unsqueeze(1).to(flat.dtype)
+    occluded = flat * (1 - mask) + fill_v * mask
+    return occluded.reshape(shape), mask.reshape(*shape[:-3], 1, h, w)
+
+
+class RandomOcclusion(nn.Module):
+    """Module form of :func:`random_occlusion`; keyword arguments as there (except ``generator``).
+
+    ``forward(x, generator=None)`` returns ``(occluded, mask)``.
+    """
+
+    def __init__(self, kind: str = "box", **kwargs):
+        super().__init__()
+        # Validate now (a tiny dry run) so a bad config fails at construction.
+        random_occlusion(torch.zeros(1, 1, 4, 4), generator=torch.Generator().manual_seed(0), kind=kind, **kwargs)
+        self.kind, self.kwargs = kind, dict(kwargs)
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return random_occlusion(x, generator=generator, kind=self.kind, **self.kwargs)
+
+    def extra_repr(self) -> str:
+        return ", ".join([f"kind={self.kind!r}"] + [f"{k}={v!r}" for k, v in self.kwargs.items()])

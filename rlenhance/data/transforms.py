@@ -1,0 +1,257 @@
+"""Deterministic train/validation splits, seeded crops and flips, and batch sampling.
+
+Every random choice comes from a ``numpy.random.Generator`` passed by the caller, so the same
+seed gives the same batch on every machine. Items are dicts of torch tensors of shape
+``(C, H, W)`` (float32 in [0, 1], or the uint8/bool tensors a dataset caches, see
+:meth:`rlenhance.data.base.ImageDataset.raw_item`) plus a ``"name"`` string.
+
+Example:
+    >>> import numpy as np
+    >>> from rlenhance.data import BuiltinImages, sample_batch
+    >>> batch = sample_batch(BuiltinImages(), 4, crop=64, rng=np.random.default_rng(0))
+    >>> batch["high"].shape
+    torch.Size([4, 3, 64, 64])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Sequence
+from pathlib import PurePath
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlenhance.errors import DatasetError
+
+__all__ = ["scene_key", "split_names", "random_crop", "random_flip", "sample_batch", "to_float"]
+
+#: Hash digest bytes used for the split position of a scene (64 bits -> uniform in [0, 1)).
+_HASH_BYTES = 8
+#: A trailing ``_<digits>`` frame index, as in SICE's ``NNN_k.jpg``.
+_FRAME_SUFFIX = re.compile(r"^(?P<scene>.*\d.*)_\d+$")
+
+
+def scene_key(name: str) -> str:
+    """The scene a file belongs to: its stem without a trailing ``_<digits>`` frame index.
+
+    SICE stores several under-exposed frames of one scene as ``NNN_k.jpg`` sharing one
+    reference; they must land on the same side of a train/validation split. The suffix is only
+    removed when the rest of the stem still holds a digit, so camera names such as
+    ``IMG_0001.jpg`` or ``bed_12.jpg`` stay distinct scenes (a prefix without digits is a
+    naming pattern, not a scene id).
+
+    Args:
+        name: a file name or relative path, e.g. ``"011_2.jpg"`` or ``"our485/2.png"``.
+
+    Returns:
+        The scene key, e.g. ``"011"`` for ``"011_2.jpg"``; ``"IMG_0001"`` for ``"IMG_0001.jpg"``.
+    """
+    path = PurePath(name)
+    stem = path.stem
+    match = _FRAME_SUFFIX.match(stem)
+    scene = match.group("scene") if match else stem
+    parent = path.parent.as_posix()
+    return scene if parent in ("", ".") else f"{parent}/{scene}"
+
+
+def _hash_position(key: str, seed: int) -> float:
+    """A position in [0, 1) from SHA-256 of ``seed`` and ``key``: stable across runs and machines."""
+    digest = hashlib.sha256(f"{int(seed)}\x00{key}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:_HASH_BYTES], "big") / 2.0 ** (8 * _HASH_BYTES)
+
+
+def split_names(
+    names: Sequence[str],
+    *,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    group: Callable[[str], str] | None = scene_key,
+) -> tuple[list[str], list[str]]:
+    """Split names into train and validation lists, deterministically and by scene.
+
+    Names are grouped by ``group(name)`` (by default :func:`scene_key`, so all frames of one
+    scene stay together). Each group gets a position from SHA-256 of ``seed`` and its key (not
+    Python's salted ``hash``), groups are ordered by position and the first
+    ``max(1, round(val_fraction * n_groups))`` go to validation. The result depends only on
+    the set of names, ``val_fraction`` and ``seed``.
+
+    Args:
+        names: the names to split (file names as the datasets report them).
+        val_fraction: fraction of the groups (scenes) sent to validation, in (0, 1).
+        seed: mixed into the hash; a different seed gives a different split.
+        group: maps a name to its group key; None puts every name in its own group.
+
+    Returns:
+        ``(train_names, val_names)``, each in the order of ``names``; disjoint, both non-empty.
+
+    Raises:
+        ValueError: ``val_fraction`` is outside (0, 1).
+        DatasetError: fewer than two groups, so one side would be empty.
+    """
+    if not 0.0 < float(val_fraction) < 1.0:
+        raise ValueError(f"val_fraction: expected a float in (0, 1), got {val_fraction!r}")
+    key_of = group if group is not None else (lambda name: name)
+    keys = {name: key_of(name) for name in names}
+    unique = sorted(set(keys.values()))
+    if len(unique) < 2:
+        shown = ", ".join(list(names)[:5])
+        raise DatasetError(
+            f"cannot split {len(names)} image(s) into train and val: they form {len(unique)} scene group(s) "
+            f"({shown}{', ...' if len(names) > 5 else ''}); a split needs at least 2 groups "
+            "(use split=None, or a grouping that separates the files)"
+        )
+    n_val = min(max(1, round(float(val_fraction) * len(unique))), len(unique) - 1)
+    ordered = sorted(unique, key=lambda key: (_hash_position(key, seed), key))
+    val_keys = set(ordered[:n_val])
+    train = [name for name in names if keys[name] not in val_keys]
+    val = [name for name in names if keys[name] in val_keys]
+    return train, val
+
+
+def _tensor_keys(item: dict[str, Any]) -> list[str]:
+    return [key for key, value in item.items() if torch.is_tensor(value)]
+
+
+def _common_hw(item: dict[str, Any]) -> tuple[int, int]:
+    """The (H, W) shared by every tensor of an item; DatasetError when they differ."""
+    sizes = {key: tuple(item[key].shape[-2:]) for key in _tensor_keys(item)}
+    if not sizes:
+        raise DatasetError(f"item {item.get('name', '?')!r}: holds no image tensors (keys {list(item)})")
+    if len(set(sizes.values())) != 1:
+        detail = ", ".join(f"{key} {h}x{w}" for key, (h, w) in sizes.items())
+        raise DatasetError(f"item {item.get('name', '?')!r}: tensors differ in size ({detail}); expected one HxW")
+    return next(iter(sizes.values()))
+
+
+def _crop_size(size: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(size, (int, np.integer)):
+        hw = (int(size), int(size))
+    else:
+        hw = tuple(int(s) for s in size)
+    if len(hw) != 2 or min(hw) < 1:
+        raise ValueError(f"crop: expected a positive int or a (height, width) pair, got {size!r}")
+    return hw  # type: ignore[return-value]
+
+
+def random_crop(item: dict[str, Any], size: int | Sequence[int], rng: np.random.Generator) -> dict[str, Any]:
+    """Crop every tensor of an item at one random window.
+
+    Draws ``top = rng.integers(0, H - h + 1)`` then ``left = rng.integers(0, W - w + 1)``.
+
+    Args:
+        item: dict of tensors of shape (..., H, W) (all with the same H, W) and other values
+            (such as ``"name"``), which are copied unchanged.
+        size: crop size, an int (square) or ``(h, w)``.
+        rng: the source of the window position.
+
+    Returns:
+        A new dict; tensors are views of shape (..., h, w).
+
+    Raises:
+        DatasetError: the crop is larger than the image (the message names both sizes).
+    """
+    h, w = _crop_size(size)
+    height, width = _common_hw(item)
+    if h > height or w > width:
+        raise DatasetError(
+            f"item {item.get('name', '?')!r}: crop {h}x{w} is larger than the image {height}x{width}; "
+            "use a crop no larger than the smallest image"
+        )
+    top = int(rng.integers(0, height - h + 1))
+    left = int(rng.integers(0, width - w + 1))
+    return {
+        key: (value[..., top : top + h, left : left + w] if torch.is_tensor(value) else value)
+        for key, value in item.items()
+    }
+
+
+def random_flip(item: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    """Flip every tensor of an item the same way: horizontally and/or vertically, each with p = 0.5.
+
+    Draws ``rng.random(2)``: ``[0] < 0.5`` flips left-right (last axis), ``[1] < 0.5`` flips
+    up-down (second to last axis).
+
+    Args:
+        item: dict of tensors of shape (..., H, W) and other values (copied unchanged).
+        rng: the source of the two coin flips.
+
+    Returns:
+        A new dict with flipped tensors.
+    """
+    coins = rng.random(2)
+    dims = [d for d, flip in ((-1, coins[0] < 0.5), (-2, coins[1] < 0.5)) if flip]
+    if not dims:
+        return dict(item)
+    return {key: (torch.flip(value, dims) if torch.is_tensor(value) else value) for key, value in item.items()}
+
+
+def to_float(value: torch.Tensor) -> torch.Tensor:
+    """A cached tensor as a new float32 tensor in [0, 1]: uint8 is divided by 255, bool becomes {0, 1}.
+
+    Always a copy, so callers may modify the result without touching a dataset's cache.
+    """
+    if value.dtype == torch.uint8:
+        return value.to(torch.float32).div_(255.0)
+    return value.to(torch.float32, copy=True)
+
+
+def sample_batch(
+    dataset: Any,
+    batch_size: int,
+    *,
+    crop: int | Sequence[int] | None,
+    rng: np.random.Generator,
+    flip: bool = True,
+) -> dict[str, Any]:
+    """Draw a batch of random items, cropped and flipped, stacked into (B, C, h, w) tensors.
+
+    The draws are, in order: ``rng.integers(0, len(dataset), size=batch_size)`` (with
+    replacement), then for each item the crop window (:func:`random_crop`) and the flips
+    (:func:`random_flip`). The same generator state gives the same batch. Datasets of this
+    package are cropped before conversion to float (fast); any other dataset returning dicts
+    of (C, H, W) tensors works through ``dataset[i]``.
+
+    Args:
+        dataset: a dataset with ``__len__`` and ``__getitem__`` returning dicts of (C, H, W)
+            tensors plus ``"name"``.
+        batch_size: number of items B >= 1.
+        crop: crop size (int or ``(h, w)``), or None to keep full images (which must then all
+            share one size).
+        rng: the source of every random choice.
+        flip: apply random horizontal/vertical flips.
+
+    Returns:
+        Dict of float32 tensors (B, C, h, w) in [0, 1] (one per tensor key of the items) and
+        ``"names"``: list of the B item names.
+
+    Raises:
+        DatasetError: empty dataset, crop larger than an image, or ``crop=None`` with images
+            of different sizes.
+    """
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
+    n = len(dataset)
+    if n == 0:
+        raise DatasetError("sample_batch: the dataset is empty")
+    raw = getattr(dataset, "raw_item", None)
+    indices = rng.integers(0, n, size=int(batch_size))
+    items = []
+    for index in indices:
+        item = raw(int(index)) if raw is not None else dataset[int(index)]
+        if crop is not None:
+            item = random_crop(item, crop, rng)
+        if flip:
+            item = random_flip(item, rng)
+        items.append(item)
+    keys = _tensor_keys(items[0])
+    if crop is None:
+        sizes = {(item.get("name", "?"), tuple(item[key].shape[-2:])) for item in items for key in keys}
+        if len({size for _, size in sizes}) > 1:
+            detail = ", ".join(f"{name} {h}x{w}" for name, (h, w) in sorted(sizes))
+            raise DatasetError(f"sample_batch: crop=None needs images of one size, got {detail}; give crop=(h, w)")
+    batch: dict[str, Any] = {key: torch.stack([to_float(item[key]) for item in items]) for key in keys}
+    batch["names"] = [item.get("name", "") for item in items]
+    return batch

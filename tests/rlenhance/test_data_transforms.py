@@ -1,0 +1,200 @@
+"""Splits, seeded crops / flips and batch sampling (rlenhance.data.transforms)."""
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+from rlenhance.data import random_crop, random_flip, sample_batch, scene_key, split_names
+from rlenhance.errors import DatasetError
+
+
+# ------------------------------------------------------------------ scene_key / split_names
+
+
+@pytest.mark.parametrize(
+    "name, key",
+    [
+        ("011_2.jpg", "011"),
+        ("011_0.jpg", "011"),
+        ("011.jpg", "011"),
+        ("IMG_0001.jpg", "IMG_0001"),  # no digit left in "IMG": not a frame index
+        ("bed_12.jpg", "bed_12"),
+        ("a1_b_3.png", "a1_b"),
+        ("our485/2.png", "our485/2"),
+        ("scene7_10_4.png", "scene7_10"),
+    ],
+)
+def test_scene_key_known_values(name, key):
+    assert scene_key(name) == key
+
+
+def _sice_like_names(n_scenes=40):
+    rng = np.random.default_rng(123)
+    names = []
+    for s in range(n_scenes):
+        names += [f"{s:03d}_{k}.jpg" for k in range(int(rng.integers(1, 4)))]
+    return names
+
+
+def test_split_names_disjoint_complete_and_grouped_by_scene():
+    names = _sice_like_names()
+    train, val = split_names(names, val_fraction=0.25, seed=0)
+    assert set(train).isdisjoint(val)
+    assert sorted(train + val) == sorted(names)
+    train_scenes, val_scenes = {scene_key(n) for n in train}, {scene_key(n) for n in val}
+    assert train_scenes.isdisjoint(val_scenes)
+    assert len(val_scenes) == round(0.25 * 40)
+    # Each list keeps the input order.
+    assert train == [n for n in names if n in set(train)]
+
+
+def test_split_names_matches_documented_sha256_rule_and_ignores_order():
+    names = _sice_like_names()
+    seed = 7
+    scenes = sorted({scene_key(n) for n in names})
+
+    def position(key):
+        digest = hashlib.sha256(f"{seed}\x00{key}".encode()).digest()
+        return int.from_bytes(digest[:8], "big")
+
+    expected_val_scenes = set(sorted(scenes, key=position)[: round(0.1 * len(scenes))])
+    shuffled = list(np.random.default_rng(0).permutation(names))
+    _, val = split_names(shuffled, val_fraction=0.1, seed=seed)
+    assert {scene_key(n) for n in val} == expected_val_scenes
+
+
+def test_split_names_seed_changes_split_and_is_repeatable():
+    names = _sice_like_names()
+    splits = [tuple(split_names(names, val_fraction=0.2, seed=s)[1]) for s in range(4)]
+    assert splits[0] == tuple(split_names(names, val_fraction=0.2, seed=0)[1])
+    assert len(set(splits)) > 1
+
+
+def test_split_names_at_least_one_val_group_and_group_none():
+    names = ["a1_0.png", "a1_1.png", "b2_0.png", "c3_0.png"]
+    train, val = split_names(names, val_fraction=0.01, seed=0)
+    assert len({scene_key(n) for n in val}) == 1 and train
+    # group=None: every file is its own group, so the frames of a1 may be separated.
+    train, val = split_names(names, val_fraction=0.5, seed=0, group=None)
+    assert len(val) == 2 and len(train) == 2
+
+
+def test_split_names_errors():
+    with pytest.raises(DatasetError, match="at least 2 groups"):
+        split_names(["001_0.png", "001_1.png"], val_fraction=0.5, seed=0)
+    with pytest.raises(ValueError, match="val_fraction"):
+        split_names(["a.png", "b.png"], val_fraction=1.0, seed=0)
+
+
+# ------------------------------------------------------------------ crops and flips
+
+
+def _item(h=12, w=17):
+    a = torch.arange(h * w, dtype=torch.float32).view(1, h, w)
+    return {"a": a, "b": torch.cat([a + 1000, a + 2000]), "name": "x.png"}
+
+
+def test_random_crop_window_from_rng_and_shared_by_keys():
+    item = _item()
+    out = random_crop(item, (5, 7), np.random.default_rng(3))
+    ref = np.random.default_rng(3)
+    top, left = int(ref.integers(0, 12 - 5 + 1)), int(ref.integers(0, 17 - 7 + 1))
+    assert torch.equal(out["a"], item["a"][:, top : top + 5, left : left + 7])
+    assert torch.equal(out["b"][0] - 1000, out["a"][0])
+    assert torch.equal(out["b"][1] - 2000, out["a"][0])
+    assert out["name"] == "x.png"
+    assert random_crop(item, 4, np.random.default_rng(0))["a"].shape == (1, 4, 4)
+
+
+def test_random_crop_larger_than_image_names_sizes():
+    with pytest.raises(DatasetError, match=r"crop 20x7 is larger than the image 12x17"):
+        random_crop(_item(), (20, 7), np.random.default_rng(0))
+
+
+def test_random_crop_rejects_mismatched_tensors():
+    item = {"a": torch.zeros(1, 4, 4), "b": torch.zeros(1, 4, 5), "name": "bad.png"}
+    with pytest.raises(DatasetError, match="bad.png"):
+        random_crop(item, 2, np.random.default_rng(0))
+
+
+def test_random_flip_same_for_all_keys_and_covers_all_cases():
+    item = _item()
+    seen = set()
+    for seed in range(40):
+        out = random_flip(item, np.random.default_rng(seed))
+        assert torch.equal(out["b"][0] - 1000, out["a"][0])
+        flips = None
+        for lr in (False, True):
+            for ud in (False, True):
+                dims = [d for d, f in ((-1, lr), (-2, ud)) if f]
+                expected = torch.flip(item["a"], dims) if dims else item["a"]
+                if torch.equal(out["a"], expected):
+                    flips = (lr, ud)
+        assert flips is not None
+        seen.add(flips)
+        again = random_flip(item, np.random.default_rng(seed))
+        assert torch.equal(again["a"], out["a"])
+    assert len(seen) == 4
+
+
+# ------------------------------------------------------------------ sample_batch
+
+
+class _ListDataset(torch.utils.data.Dataset):
+    """A plain dataset (no raw_item) of uint8-valued float images."""
+
+    def __init__(self, sizes):
+        gen = torch.Generator().manual_seed(0)
+        self.items = []
+        for i, (h, w) in enumerate(sizes):
+            low = torch.randint(0, 256, (3, h, w), generator=gen).float() / 255
+            self.items.append({"low": low, "high": low.flip(0), "name": f"{i}.png"})
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return dict(self.items[i])
+
+
+class _RawDataset(_ListDataset):
+    """The same items served as uint8 through raw_item (the fast path)."""
+
+    def raw_item(self, i):
+        item = self.items[i]
+        return {"low": (item["low"] * 255).round().to(torch.uint8),
+                "high": (item["high"] * 255).round().to(torch.uint8), "name": item["name"]}
+
+
+def test_sample_batch_reproducible_shapes_and_names():
+    ds = _ListDataset([(20, 24), (30, 26), (22, 22)])
+    a = sample_batch(ds, 5, crop=(8, 10), rng=np.random.default_rng(1))
+    b = sample_batch(ds, 5, crop=(8, 10), rng=np.random.default_rng(1))
+    c = sample_batch(ds, 5, crop=(8, 10), rng=np.random.default_rng(2))
+    assert a["low"].shape == (5, 3, 8, 10) and a["low"].dtype == torch.float32
+    assert torch.equal(a["low"], b["low"]) and a["names"] == b["names"]
+    assert not torch.equal(a["low"], c["low"])
+    assert len(a["names"]) == 5 and set(a["names"]) <= {"0.png", "1.png", "2.png"}
+    assert torch.equal(a["high"], a["low"].flip(1))  # crop and flips shared by the keys
+
+
+def test_sample_batch_fast_path_equals_plain_path():
+    sizes = [(20, 24), (30, 26), (22, 22)]
+    plain = sample_batch(_ListDataset(sizes), 6, crop=9, rng=np.random.default_rng(5))
+    fast = sample_batch(_RawDataset(sizes), 6, crop=9, rng=np.random.default_rng(5))
+    assert plain["names"] == fast["names"]
+    torch.testing.assert_close(plain["low"], fast["low"], atol=1e-6, rtol=0)
+
+
+def test_sample_batch_full_images_need_one_size():
+    batch = sample_batch(_ListDataset([(6, 7), (6, 7)]), 3, crop=None, rng=np.random.default_rng(0), flip=False)
+    assert batch["low"].shape == (3, 3, 6, 7)
+    with pytest.raises(DatasetError, match="crop=None needs images of one size"):
+        sample_batch(_ListDataset([(6, 7), (8, 7)]), 8, crop=None, rng=np.random.default_rng(0))
+
+
+def test_sample_batch_empty_dataset():
+    with pytest.raises(DatasetError, match="empty"):
+        sample_batch(_ListDataset([]), 2, crop=4, rng=np.random.default_rng(0))
