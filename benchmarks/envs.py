@@ -1,0 +1,157 @@
+"""Env throughput: batched torch envs vs a per-image numpy/OpenCV implementation of the same step.
+
+    python -m benchmarks.envs [--batch 32] [--crop 64] [--steps 10] [--threads 2]
+
+Prints steps/s and megapixel-steps/s (image pixels x steps per second) for each env, batched
+(B crops) and single (one 600x400 image), next to a straightforward per-image numpy/OpenCV
+implementation of the same transition and reward (the way PixelRL and ReLLIE step their states:
+a Python loop over the batch calling OpenCV per image). Numbers only; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import cv2
+import numpy as np
+import torch
+
+import envs
+from envs.lowlight import RELLIE_ALPHAS
+
+
+# --- per-image numpy/OpenCV baselines (one image (H, W, C) float32 at a time) ----------------
+def lowlight_step_numpy(image, original, actions, *, alphas, target=0.6, patch=16, w=(10.0, 5.0, 1.0, 20.0)):
+    """LE-curve step and non-reference reward for one image, numpy + OpenCV."""
+    alpha = alphas[actions]  # (H, W, 3)
+    new = np.clip(image + alpha * image * (1 - image), 0, 1)
+
+    def state_loss(x):
+        gray = x.mean(axis=2)
+        h, w_ = gray.shape
+        pooled = cv2.resize(gray, (w_ // patch, h // patch), interpolation=cv2.INTER_AREA)
+        exposure = cv2.resize((pooled - target) ** 2, (w_, h), interpolation=cv2.INTER_NEAREST)
+        m = x.mean(axis=(0, 1))
+        color = np.sqrt((m[0] - m[1]) ** 4 + (m[0] - m[2]) ** 4 + (m[1] - m[2]) ** 4)
+        e = cv2.resize(gray, (w_ // 4, h // 4), interpolation=cv2.INTER_AREA)
+        o = cv2.resize(original.mean(axis=2), (w_ // 4, h // 4), interpolation=cv2.INTER_AREA)
+        spatial = np.zeros_like(e)
+        for axis, shift in ((0, 1), (0, -1), (1, 1), (1, -1)):
+            spatial += (np.abs(e - np.roll(e, shift, axis)) - np.abs(o - np.roll(o, shift, axis))) ** 2
+        spatial = cv2.resize(spatial, (w_, h), interpolation=cv2.INTER_NEAREST)
+        return w[0] * exposure + w[1] * color + w[2] * spatial
+
+    tv = np.zeros(alpha.shape[:2], np.float32)
+    tv[:-1] += ((alpha[1:] - alpha[:-1]) ** 2).sum(axis=2)
+    tv[:, :-1] += ((alpha[:, 1:] - alpha[:, :-1]) ** 2).sum(axis=2)
+    reward = state_loss(image) - state_loss(new) - w[3] * tv
+    return new, reward
+
+
+def denoise_step_numpy(image, clean, actions):
+    """PixelRL's State.step for one image: all 9 filters with OpenCV, per-pixel choice, reward."""
+    candidates = [
+        image - 1 / 255, image, image + 1 / 255,
+        cv2.GaussianBlur(image, (5, 5), 0.5),
+        cv2.bilateralFilter(image, 5, 0.1, 5),
+        cv2.medianBlur(image, 5),
+        cv2.GaussianBlur(image, (5, 5), 1.5),
+        cv2.bilateralFilter(image, 5, 1.0, 5),
+        cv2.boxFilter(image, -1, (5, 5)),
+    ]
+    new = np.choose(actions, candidates)
+    reward = ((clean - image) ** 2 - (clean - new) ** 2) * 255
+    return new, reward
+
+
+def completion_step_numpy(image, original, mask, actions):
+    """Completion step for one image (H, W, 3): fill candidates with OpenCV, masked choice, reward."""
+    kernel = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], np.float32)
+    total = cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_CONSTANT)
+    count = cv2.filter2D(np.ones(image.shape[:2], np.float32), -1, kernel, borderType=cv2.BORDER_CONSTANT)
+    padded = cv2.copyMakeBorder(image, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
+    h, w = image.shape[:2]
+    candidates = [image, total / count[..., None], padded[1:h + 1, 0:w], padded[1:h + 1, 2:w + 2],
+                  padded[0:h, 1:w + 1], padded[2:h + 2, 1:w + 1],
+                  cv2.GaussianBlur(image, (5, 5), 1.5), cv2.medianBlur(image, 5)]
+    chosen = np.choose(actions[..., None].repeat(3, axis=2), candidates)
+    new = np.where(mask[..., None] > 0, chosen, image)
+    reward = (((original - image) ** 2).mean(2) - ((original - new) ** 2).mean(2)) * 255 * mask
+    return new, reward
+
+
+def time_it(fn, repeats):
+    fn()  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - start) / repeats
+
+
+def bench(env_id, num_envs, size, steps, device):
+    venv = envs.make_vec(env_id, num_envs=num_envs, crop=size, device=device)
+    obs, _ = venv.reset(seed=0)
+    gen = torch.Generator(device=device).manual_seed(0)
+    actions = torch.randint(0, venv.n_actions, venv.action_space.shape, generator=gen, device=device)
+
+    def torch_steps():
+        venv.reset(seed=0)
+        for _ in range(steps):
+            venv.step(actions)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    rng = np.random.default_rng(0)
+    images = [v.permute(1, 2, 0).cpu().numpy().copy() for v in obs["image"]]
+    acts = actions.cpu().numpy()
+    if env_id == "rlenhance/LowLight-v0":
+        alphas = np.asarray(RELLIE_ALPHAS, np.float32)
+        originals = [x.copy() for x in images]
+        per_image = lambda i, x: lowlight_step_numpy(x, originals[i], acts[i].transpose(1, 2, 0), alphas=alphas)[0]  # noqa: E731
+    elif env_id == "rlenhance/Denoise-v0":
+        cleans = [np.clip(x + rng.normal(0, 0.05, x.shape), 0, 1).astype(np.float32) for x in images]
+        per_image = lambda i, x: denoise_step_numpy(x[..., 0], cleans[i][..., 0], acts[i, 0])[0][..., None]  # noqa: E731
+    else:
+        originals = [x.copy() for x in images]
+        masks = [m[0].cpu().numpy() for m in obs["mask"]]
+        per_image = lambda i, x: completion_step_numpy(x, originals[i], masks[i], acts[i, 0])[0]  # noqa: E731
+
+    def numpy_steps():
+        state = [x.copy() for x in images]
+        for _ in range(steps):
+            state = [per_image(i, x) for i, x in enumerate(state)]
+
+    repeats = 3
+    t_torch = time_it(torch_steps, repeats) / steps
+    t_numpy = time_it(numpy_steps, repeats) / steps
+    h, w = venv.single_action_space.shape[-2:]
+    mpix = num_envs * h * w / 1e6
+    return t_torch, t_numpy, mpix
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=32, help="images per batched env")
+    parser.add_argument("--crop", type=int, default=64, help="crop size of the batched run")
+    parser.add_argument("--steps", type=int, default=10, help="steps per timed episode")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--device", default="cpu", help="torch device of the batched env")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(args.threads)
+    device = torch.device(args.device)
+    print(f"torch {torch.__version__}, {args.threads} thread(s), device {device}")
+    header = f"{'env':26s} {'run':>18s} {'torch steps/s':>14s} {'torch MP-steps/s':>17s} " \
+             f"{'numpy steps/s':>14s} {'numpy MP-steps/s':>17s} {'speed-up':>9s}"
+    print(header)
+    for env_id in envs.ENV_IDS:
+        for label, num_envs, size in ((f"{args.batch}x{args.crop}x{args.crop}", args.batch, args.crop),
+                                      ("1x400x600", 1, (400, 600))):
+            t_torch, t_numpy, mpix = bench(env_id, num_envs, size, args.steps, device)
+            print(f"{env_id:26s} {label:>18s} {1 / t_torch:14.1f} {mpix / t_torch:17.2f} "
+                  f"{1 / t_numpy:14.1f} {mpix / t_numpy:17.2f} {t_numpy / t_torch:8.2f}x")
+
+
+if __name__ == "__main__":
+    main()

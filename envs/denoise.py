@@ -1,0 +1,139 @@
+"""Gaussian denoising as a pixel-wise MDP (PixelRL)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from envs.base import PixelEnv, PixelTask, PixelVectorEnv, common_size, open_dataset, parse_crop
+from rlenhance.data import add_gaussian_noise
+from rlenhance.ops import PIXELRL_ACTIONS, pixelrl_filter_bank, select_per_pixel
+
+
+class DenoiseTask(PixelTask):
+    """Batched core of :class:`DenoiseEnv`; see its docstring for the MDP."""
+
+    def __init__(
+        self,
+        num_envs: int,
+        *,
+        device: str | torch.device = "cpu",
+        data: Any = None,
+        split: str | None = "train",
+        split_seed: int = 0,
+        crop: int | tuple[int, int] | None = 70,
+        max_episode_steps: int = 5,
+        sigma: float | tuple[float, ...] = 25.0,
+        gray: bool = True,
+        clip: bool = False,
+        reward_scale: float = 255.0,
+        validate_actions: bool = True,
+    ):
+        super().__init__(num_envs, device=device, max_episode_steps=max_episode_steps,
+                         validate_actions=validate_actions)
+        sigmas = np.atleast_1d(np.asarray(sigma, dtype=np.float64))
+        if sigmas.size == 0 or not np.all(np.isfinite(sigmas)) or np.any(sigmas < 0):
+            raise ValueError(f"sigma: expected a noise level >= 0 (0-255 scale) or a sequence of them, got {sigma!r}")
+        self.sigmas = sigmas
+        self.dataset = open_dataset(data, kind="clean", split=split, gray=gray, seed=split_seed)
+        if len(self.dataset) == 0:
+            raise ValueError("data: the dataset is empty")
+        self.crop = parse_crop(crop)
+        self.clip = clip
+        self.reward_scale = float(reward_scale)
+        self.n_actions = len(PIXELRL_ACTIONS)
+        self.channels = 1 if gray else 3
+        h, w = self.crop if self.crop is not None else common_size(self.dataset)
+        low, high = (0.0, 1.0) if clip else (-np.inf, np.inf)
+        self.single_observation_space = spaces.Dict({
+            "image": spaces.Box(low, high, (self.channels, h, w), np.float32),
+        })
+        self.single_action_space = spaces.MultiDiscrete(np.full((1, h, w), self.n_actions))
+
+    def _start(self, rng: np.random.Generator, options: dict[str, Any] | None) -> None:
+        if options:
+            batch = self.options_batch(options, ("clean", "noisy"), ("clean",))
+            clean = batch["clean"]
+        else:
+            batch = self.draw_batch(self.dataset, rng, self.crop)
+            clean = batch["high"] if "high" in batch else batch["low"]
+        if clean.shape[1] != self.channels:
+            raise ValueError(f"images: expected {self.channels} channel(s) (gray={self.channels == 1}), got {clean.shape[1]}")
+        self.clean = clean
+        if "noisy" in batch:
+            self.image = batch["noisy"]
+        else:
+            sigma = torch.as_tensor(rng.choice(self.sigmas, size=self.num_envs), dtype=torch.float32,
+                                    device=self.device).view(-1, 1, 1, 1)
+            self.image = add_gaussian_noise(clean, sigma, generator=self.generator, clip=self.clip)
+
+    def observe(self) -> dict[str, torch.Tensor]:
+        return {"image": self.image}
+
+    def _transition(self, actions: torch.Tensor) -> torch.Tensor:
+        previous = self.image
+        self.image = select_per_pixel(pixelrl_filter_bank(previous), actions, validate=False)
+        if self.clip:
+            self.image = self.image.clamp(0.0, 1.0)
+        error_before = ((self.clean - previous) ** 2).mean(dim=1, keepdim=True)
+        error_after = ((self.clean - self.image) ** 2).mean(dim=1, keepdim=True)
+        return (error_before - error_after) * self.reward_scale
+
+
+class DenoiseEnv(PixelEnv):
+    """Gaussian denoising by per-pixel filter choice (PixelRL).
+
+    ## Description
+    The state is a noisy image (gray by default). At every step each pixel picks one of nine
+    filters; all nine are applied to the whole image and each pixel takes its chosen result.
+
+    ## Action Space
+    ``MultiDiscrete(np.full((1, H, W), 9))``: one action per pixel, shared by the channels.
+
+    | index | action                                        |
+    |-------|-----------------------------------------------|
+    | 0     | pixel value -1/255                            |
+    | 1     | keep                                          |
+    | 2     | pixel value +1/255                            |
+    | 3     | Gaussian 5x5, sigma 0.5                       |
+    | 4     | bilateral d=5, sigma_color 0.1, sigma_space 5 |
+    | 5     | median 5x5                                    |
+    | 6     | Gaussian 5x5, sigma 1.5                       |
+    | 7     | bilateral d=5, sigma_color 1.0, sigma_space 5 |
+    | 8     | box 5x5                                       |
+
+    ## Observation Space
+    ``Dict`` with ``"image"``: ``Box(-inf, inf, (C, H, W), float32)`` (C = 1 gray, 3 colour). The
+    noisy start is not clipped (DnCNN / PixelRL protocol) unless ``clip=True`` (then ``Box(0, 1)``).
+
+    ## Rewards
+    Per pixel, the decrease of squared error to the clean image, x ``reward_scale`` (255, as
+    PixelRL): ``((clean - previous)^2 - (clean - current)^2) * 255``, averaged over channels. The
+    scalar reward is the mean of ``info["reward_map"]`` (shape (1, H, W)); "keep" earns 0.
+
+    ## Starting State
+    A random crop (and flips) of a clean image of ``data`` (None = the embedded scikit-image photos
+    in gray) plus Gaussian noise of standard deviation ``sigma`` / 255, where ``sigma`` is one value
+    or a sequence sampled per episode; or ``reset(options={"clean": ..., "noisy": ...})``.
+
+    ## Episode End
+    Truncation after ``max_episode_steps`` (5, as PixelRL).
+
+    ## Arguments
+    ``data``, ``split``, ``split_seed``, ``crop`` (70, PixelRL), ``max_episode_steps``, ``sigma``,
+    ``gray``, ``clip``, ``reward_scale``, ``validate_actions``.
+
+    ## Version History
+    * v0: initial version.
+    """
+
+    task_class = DenoiseTask
+
+
+class DenoiseVectorEnv(PixelVectorEnv):
+    """Batched torch twin of :class:`DenoiseEnv`."""
+
+    task_class = DenoiseTask

@@ -1,0 +1,240 @@
+"""Low-light enhancement as a pixel-wise MDP (ReLLIE-style curve estimation)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from envs.base import PixelEnv, PixelTask, PixelVectorEnv, common_size, open_dataset, parse_crop
+from rlenhance import losses, metrics
+from rlenhance.data import synthetic_low_light
+from rlenhance.ops import le_curve
+
+#: ReLLIE's alpha table: a = 0..26 -> alpha = (a - 6) / 20, i.e. -0.30 .. +1.00 in steps of 0.05.
+RELLIE_ALPHAS = tuple(round((a - 6) / 20, 2) for a in range(27))
+REWARDS = ("nonref", "ssim", "psnr", "mse")
+#: Order of the values in the conditioning vector ``obs["cond"]``.
+COND_FIELDS = ("exposure_target", "w_exposure", "w_color", "w_spatial", "w_smooth")
+
+
+class LowLightTask(PixelTask):
+    """Batched core of :class:`LowLightEnv`; see its docstring for the MDP."""
+
+    def __init__(
+        self,
+        num_envs: int,
+        *,
+        device: str | torch.device = "cpu",
+        data: Any = None,
+        split: str | None = "train",
+        split_seed: int = 0,
+        crop: int | tuple[int, int] | None = 64,
+        max_episode_steps: int = 10,
+        action_type: str = "discrete",
+        alpha_table: tuple[float, ...] = RELLIE_ALPHAS,
+        damping: float = 0.0,
+        reward: str = "nonref",
+        w_exposure: float = 10.0,
+        w_color: float = 5.0,
+        w_spatial: float = 1.0,
+        w_smooth: float = 20.0,
+        exposure_target: float = 0.6,
+        exposure_patch: int = 16,
+        conditioned: bool = False,
+        exposure_range: tuple[float, float] = (0.4, 0.7),
+        weight_range: tuple[float, float] = (0.5, 2.0),
+        cond_scale: tuple[float, ...] = (1.0, 10.0, 5.0, 1.0, 20.0),
+        reward_scale: float = 255.0,
+        validate_actions: bool = True,
+    ):
+        super().__init__(num_envs, device=device, max_episode_steps=max_episode_steps,
+                         validate_actions=validate_actions)
+        if reward not in REWARDS:
+            raise ValueError(f"reward: expected one of {REWARDS}, got {reward!r}")
+        if action_type not in ("discrete", "continuous"):
+            raise ValueError(f"action_type: expected 'discrete' or 'continuous', got {action_type!r}")
+        weights = {"w_exposure": w_exposure, "w_color": w_color, "w_spatial": w_spatial, "w_smooth": w_smooth}
+        for name, value in weights.items():
+            if not np.isfinite(value) or value < 0:
+                raise ValueError(f"{name}: reward weights must be finite and >= 0, got {value!r}")
+        if not 0.0 <= damping < 1.0:
+            raise ValueError(f"damping: expected 0 <= damping < 1, got {damping!r}")
+        if not 0.0 < exposure_target < 1.0:
+            raise ValueError(f"exposure_target: expected a value in (0, 1), got {exposure_target!r}")
+        if len(cond_scale) != len(COND_FIELDS) or min(cond_scale) <= 0:
+            raise ValueError(f"cond_scale: expected {len(COND_FIELDS)} positive values for {COND_FIELDS}, got {cond_scale!r}")
+        if not (0 < exposure_range[0] <= exposure_range[1] < 1) or not (0 < weight_range[0] <= weight_range[1]):
+            raise ValueError(f"exposure_range/weight_range: expected 0 < lo <= hi (< 1 for exposure), "
+                             f"got {exposure_range!r} / {weight_range!r}")
+        self.dataset = open_dataset(data, kind="paired", split=split, gray=False, seed=split_seed)
+        if len(self.dataset) == 0:
+            raise ValueError("data: the dataset is empty")
+        self.crop = parse_crop(crop)
+        self.reward = reward
+        self.action_type = action_type
+        self.alpha_table = torch.tensor(alpha_table, dtype=torch.float32, device=self.device)
+        self.n_actions = len(alpha_table) if action_type == "discrete" else None
+        self.damping = float(damping)
+        self.weights = weights
+        self.exposure_target = float(exposure_target)
+        self.exposure_patch = int(exposure_patch)
+        self.conditioned = conditioned
+        self.exposure_range = tuple(exposure_range)
+        self.weight_range = tuple(weight_range)
+        self.cond_scale = torch.tensor(cond_scale, dtype=torch.float32, device=self.device)
+        self.reward_scale = float(reward_scale)
+
+        h, w = self.crop if self.crop is not None else common_size(self.dataset)
+        image = spaces.Box(0.0, 1.0, (3, h, w), np.float32)
+        self.single_observation_space = spaces.Dict({
+            "image": image,
+            "original": image,
+            "cond": spaces.Box(0.0, np.inf, (len(COND_FIELDS),), np.float32),
+        })
+        if action_type == "discrete":
+            self.single_action_space = spaces.MultiDiscrete(np.full((3, h, w), len(alpha_table)))
+        else:
+            self.single_action_space = spaces.Box(-1.0, 1.0, (3, h, w), np.float32)
+
+    # --- episode start ---------------------------------------------------------------------
+    def _start(self, rng: np.random.Generator, options: dict[str, Any] | None) -> None:
+        if options:
+            batch = self.options_batch(options, ("low", "high", "cond"), ("low",))
+            if "cond" in batch:
+                batch["cond"] = batch["cond"].reshape(self.num_envs, len(COND_FIELDS))
+        else:
+            batch = self.draw_batch(self.dataset, rng, self.crop)
+        if "low" not in batch:  # clean photos only: darken them synthetically (seeded)
+            batch["low"] = synthetic_low_light(batch["high"], generator=self.generator)
+        self.original = batch["low"].clamp(0.0, 1.0)
+        self.high = batch.get("high")
+        if self.reward != "nonref" and self.high is None:
+            raise ValueError(f"reward={self.reward!r} needs references (paired data with high/); "
+                             "use reward='nonref' for unpaired images")
+        self.image = self.original.clone()
+        self.cond = batch["cond"] if "cond" in batch else self._sample_cond(rng)
+        self.target, *self.w = (c.view(-1, 1, 1, 1) for c in (self.cond * self.cond_scale).unbind(1))
+        self.state_loss = self._state_loss(self.image)
+
+    def _sample_cond(self, rng: np.random.Generator) -> torch.Tensor:
+        """Conditioning values (B, 5): the fixed setting, or per-image samples when conditioned."""
+        values = np.array([self.exposure_target, *self.weights.values()], dtype=np.float64)
+        values = np.tile(values, (self.num_envs, 1))
+        if self.conditioned:
+            values[:, 0] = rng.uniform(*self.exposure_range, size=self.num_envs)
+            lo, hi = np.log(self.weight_range)
+            values[:, 1:] *= np.exp(rng.uniform(lo, hi, size=(self.num_envs, len(COND_FIELDS) - 1)))
+        cond = torch.as_tensor(values, dtype=torch.float32, device=self.device)
+        return cond / self.cond_scale
+
+    # --- observation, transition, reward ---------------------------------------------------
+    def observe(self) -> dict[str, torch.Tensor]:
+        return {"image": self.image, "original": self.original, "cond": self.cond}
+
+    def alpha(self, actions: torch.Tensor) -> torch.Tensor:
+        """Per-pixel, per-channel curve parameters (B, 3, H, W) for a batch of actions."""
+        if self.action_type == "discrete":
+            return self.alpha_table[actions]
+        return actions
+
+    def _transition(self, actions: torch.Tensor) -> torch.Tensor:
+        alpha = self.alpha(actions) * (1.0 - self.damping)  # (1-d) LE(s) + d s == LE_{(1-d) alpha}(s)
+        previous, self.image = self.image, le_curve(self.image, alpha).clamp(0.0, 1.0)
+        if self.reward == "nonref":
+            loss = self._state_loss(self.image)
+            smooth = losses.illumination_smoothness_loss(alpha, return_map=True)[1]
+            reward_map = (self.state_loss - loss) - self.w[3] * smooth
+            self.state_loss = loss
+            return reward_map
+        if self.reward == "ssim":
+            return (metrics.ssim(self.image, self.high, return_map=True)[1]
+                    - metrics.ssim(previous, self.high, return_map=True)[1])
+        if self.reward == "psnr":
+            gain = _psnr(self.image, self.high) - _psnr(previous, self.high)
+            return gain.view(-1, 1, 1, 1).expand(-1, 1, *self.image.shape[-2:])
+        return ((self.high - previous) ** 2 - (self.high - self.image) ** 2) * self.reward_scale
+
+    def _state_loss(self, image: torch.Tensor) -> torch.Tensor | None:
+        """Weighted non-reference loss map of a state (B, 1, H, W); the per-step reward is its decrease."""
+        if self.reward != "nonref":
+            return None
+        exposure = losses.exposure_loss(image, target=self.target, patch_size=self.exposure_patch, return_map=True)[1]
+        color = losses.color_constancy_loss(image, return_map=True)[1]
+        spatial = losses.spatial_consistency_loss(image, self.original, return_map=True)[1]
+        return self.w[0] * exposure + self.w[1] * color + self.w[2] * spatial
+
+
+def _psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """PSNR with the error floored at 1e-10 so identical images give a finite value."""
+    mse = ((x - y) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
+    return 10.0 * torch.log10(1.0 / mse)
+
+
+class LowLightEnv(PixelEnv):
+    """Low-light enhancement by iterated per-pixel LE curves (ReLLIE).
+
+    ## Description
+    The state is an RGB image. At every step each pixel and channel picks a curve parameter
+    alpha and the image moves along the light-enhancement curve
+    ``LE(x) = x + alpha * x * (1 - x)`` (Zero-DCE / ReLLIE). With ``damping=d`` the update is
+    ReLLIE's ``s <- (1 - d) LE(s) + d s`` (ReLLIE uses d = 0.2), which equals one LE step with
+    alpha scaled by ``1 - d``.
+
+    ## Action Space
+    ``action_type="discrete"`` (default): ``MultiDiscrete(np.full((3, H, W), n))``, an index per
+    pixel and channel into ``alpha_table`` (default ReLLIE's 27 values, index a -> (a - 6) / 20):
+
+    | index | alpha | effect            |
+    |-------|-------|-------------------|
+    | 0..5  | -0.30..-0.05 | darken     |
+    | 6     | 0.00  | keep (identity)   |
+    | 7..26 | 0.05..1.00 | brighten     |
+
+    ``action_type="continuous"``: ``Box(-1, 1, (3, H, W), float32)``, the action is alpha itself.
+
+    ## Observation Space
+    ``Dict`` with ``"image"``: the current image, ``Box(0, 1, (3, H, W), float32)``, RGB;
+    ``"original"``: the low-light input of the episode, same space; ``"cond"``: ``Box(0, inf, (5,))``,
+    the exposure target and the four reward weights (order ``COND_FIELDS``) each divided by
+    ``cond_scale``, for policies conditioned on the user's setting.
+
+    ## Rewards
+    Per pixel, the decrease of a loss between the previous and the new state, so the return of an
+    episode is the total improvement. ``reward="nonref"`` (no reference needed):
+    ``L(s) = w_exposure * exposure(s, E) + w_color * colour_constancy(s) + w_spatial *
+    spatial_consistency(s, original)`` and ``r_t = L(s_{t-1}) - L(s_t) - w_smooth * TV(alpha_t)``
+    (the smoothness term penalises the step's alpha map). With references (paired data):
+    ``"ssim"`` (SSIM-map gain), ``"psnr"`` (per-image PSNR gain, constant over the image) or
+    ``"mse"`` (decrease of squared error x ``reward_scale``, per channel). The scalar reward is the
+    mean of ``info["reward_map"]``; the identity action (alpha = 0) earns exactly 0.
+
+    ## Starting State
+    A random image of ``data`` (random crop and flips; or the images given as
+    ``reset(options={"low": ..., "high": ..., "cond": ...})``). Clean images without a low-light
+    partner (the embedded scikit-image photos) are darkened by
+    ``rlenhance.data.synthetic_low_light``. With ``conditioned=True`` the exposure target is drawn
+    from ``exposure_range`` and each weight is multiplied by a log-uniform factor in ``weight_range``.
+
+    ## Episode End
+    Truncation after ``max_episode_steps`` (ReLLIE trains with 10 and tests with 6); never terminates.
+
+    ## Arguments
+    ``data`` (None = embedded photos, a folder, or a dataset), ``split``, ``split_seed``, ``crop``,
+    ``max_episode_steps``, ``action_type``, ``alpha_table``, ``damping``, ``reward``, ``w_exposure``,
+    ``w_color``, ``w_spatial``, ``w_smooth``, ``exposure_target``, ``exposure_patch``, ``conditioned``,
+    ``exposure_range``, ``weight_range``, ``cond_scale``, ``reward_scale``, ``validate_actions``.
+
+    ## Version History
+    * v0: initial version.
+    """
+
+    task_class = LowLightTask
+
+
+class LowLightVectorEnv(PixelVectorEnv):
+    """Batched torch twin of :class:`LowLightEnv` (same task, B images on ``device``)."""
+
+    task_class = LowLightTask

@@ -1,0 +1,239 @@
+"""The env contract: checker, seeding, single == batched, reward semantics, bad configuration."""
+
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+
+import envs
+from envs.lowlight import RELLIE_ALPHAS
+
+SMALL = {
+    "rlenhance/LowLight-v0": {"crop": 24},
+    "rlenhance/Denoise-v0": {"crop": 24},
+    "rlenhance/Completion-v0": {"crop": 32},
+}
+IDENTITY_ACTION = {"rlenhance/LowLight-v0": RELLIE_ALPHAS.index(0.0), "rlenhance/Denoise-v0": 1,
+                   "rlenhance/Completion-v0": 0}
+# Warnings check_env may raise for these envs, each for a documented reason:
+ALLOWED_WARNINGS = (
+    # Denoise observations are unbounded: the noisy start is not clipped (DnCNN / PixelRL protocol);
+    # LowLight's "cond" holds reward weights, which have no upper bound.
+    "minimum value is -infinity", "maximum value is infinity",
+)
+
+
+@pytest.mark.parametrize("env_id", envs.ENV_IDS)
+def test_check_env_passes_without_unexpected_warnings(env_id):
+    env = gym.make(env_id, **SMALL[env_id]).unwrapped
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env, skip_render_check=True)
+    unexpected = [str(w.message) for w in caught
+                  if not any(a in str(w.message) for a in ALLOWED_WARNINGS)]
+    assert unexpected == []
+
+
+def test_make_with_module_prefix():
+    env = gym.make("envs:rlenhance/LowLight-v0", crop=16)
+    obs, _ = env.reset(seed=0)
+    assert obs["image"].shape == (3, 16, 16) and obs["image"].dtype == np.float32
+
+
+def _rollout(env_id, seed, steps=3, num_envs=3):
+    venv = envs.make_vec(env_id, num_envs=num_envs, **SMALL[env_id])
+    obs, _ = venv.reset(seed=seed)
+    venv.action_space.seed(seed)
+    frames, rewards = [obs["image"].clone()], []
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        actions = torch.randint(0, venv.n_actions, venv.action_space.shape, generator=gen)
+        obs, reward, *_ = venv.step(actions)
+        frames.append(obs["image"].clone())
+        rewards.append(reward.clone())
+    return torch.stack(frames), torch.stack(rewards)
+
+
+@pytest.mark.parametrize("env_id", envs.ENV_IDS)
+def test_same_seed_same_rollout(env_id):
+    frames_a, rewards_a = _rollout(env_id, seed=7)
+    frames_b, rewards_b = _rollout(env_id, seed=7)
+    frames_c, _ = _rollout(env_id, seed=8)
+    assert torch.equal(frames_a, frames_b) and torch.equal(rewards_a, rewards_b)
+    assert not torch.equal(frames_a[0], frames_c[0])
+
+
+def _options(env_id, rng):
+    h = w = SMALL[env_id]["crop"]
+    if env_id == "rlenhance/LowLight-v0":
+        high = rng.uniform(0.2, 0.9, (2, 3, h, w)).astype(np.float32)
+        return {"low": high * 0.2, "high": high}
+    if env_id == "rlenhance/Denoise-v0":
+        clean = rng.uniform(0, 1, (2, 1, h, w)).astype(np.float32)
+        return {"clean": clean, "noisy": clean + rng.normal(0, 0.1, clean.shape).astype(np.float32)}
+    original = rng.uniform(0, 1, (2, 3, h, w)).astype(np.float32)
+    mask = np.zeros((2, 1, h, w), np.float32)
+    mask[:, :, 8:20, 10:24] = 1
+    return {"occluded": original * (1 - mask), "original": original, "mask": mask}
+
+
+@pytest.mark.parametrize("env_id", envs.ENV_IDS)
+def test_batched_env_matches_single_env(env_id):
+    rng = np.random.default_rng(0)
+    options = _options(env_id, rng)
+    venv = envs.make_vec(env_id, num_envs=2, **SMALL[env_id])
+    vobs, _ = venv.reset(seed=0, options=options)
+    single = gym.make(env_id, **SMALL[env_id]).unwrapped
+    sobs = [single.reset(seed=0, options={k: v[i] for k, v in options.items()})[0] for i in range(2)]
+    for key in vobs:
+        for i in range(2):
+            single.reset(seed=0, options={k: v[i] for k, v in options.items()})
+            np.testing.assert_allclose(vobs[key][i].numpy(), sobs[i][key], atol=1e-6)
+    actions = rng.integers(0, venv.n_actions, venv.action_space.shape)
+    vobs, vreward, _, _, vinfo = venv.step(torch.as_tensor(actions))
+    for i in range(2):
+        single.reset(seed=0, options={k: v[i] for k, v in options.items()})
+        sobs, sreward, _, _, sinfo = single.step(actions[i])
+        np.testing.assert_allclose(vobs["image"][i].numpy(), sobs["image"], atol=1e-5)
+        np.testing.assert_allclose(vinfo["reward_map"][i].numpy(), sinfo["reward_map"], atol=1e-4)
+        assert sreward == pytest.approx(float(vreward[i]), abs=1e-4)
+        assert sreward == pytest.approx(float(sinfo["reward_map"].mean()), abs=1e-5)
+
+
+@pytest.mark.parametrize("env_id", envs.ENV_IDS)
+def test_identity_action_changes_nothing_and_earns_zero(env_id):
+    venv = envs.make_vec(env_id, num_envs=2, **SMALL[env_id])
+    obs, _ = venv.reset(seed=3)
+    before = obs["image"].clone()
+    actions = torch.full(venv.action_space.shape, IDENTITY_ACTION[env_id])
+    obs, reward, *_ = venv.step(actions)
+    assert torch.equal(obs["image"], before)
+    assert torch.all(reward == 0)
+
+
+def test_episode_length_and_step_after_end():
+    venv = envs.make_vec("rlenhance/Denoise-v0", num_envs=2, crop=16, max_episode_steps=2)
+    venv.reset(seed=0)
+    keep = torch.ones(venv.action_space.shape, dtype=torch.long)
+    _, _, terminated, truncated, _ = venv.step(keep)
+    assert not truncated.any() and not terminated.any()
+    _, _, terminated, truncated, _ = venv.step(keep)
+    assert truncated.all() and not terminated.any()
+    with pytest.raises(RuntimeError, match="reset"):
+        venv.step(keep)
+
+
+def test_lowlight_brightening_toward_reference_is_rewarded():
+    rng = np.random.default_rng(1)
+    high = rng.uniform(0.3, 0.8, (1, 3, 16, 16)).astype(np.float32)
+    venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=1, crop=16, reward="mse")
+    venv.reset(seed=0, options={"low": high * 0.3, "high": high})
+    brighten = torch.full(venv.action_space.shape, RELLIE_ALPHAS.index(0.5))
+    _, reward, _, _, info = venv.step(brighten)
+    assert float(reward) > 0 and bool((info["reward_map"] > 0).all())
+    for name in ("ssim", "psnr"):
+        venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=1, crop=16, reward=name)
+        venv.reset(seed=0, options={"low": high * 0.3, "high": high})
+        assert float(venv.step(brighten)[1]) > 0, name
+
+
+@pytest.mark.parametrize("target,expected_sign", [(0.6, 1), (0.05, -1)])
+def test_exposure_reward_prefers_the_target_brightness(target, expected_sign):
+    low = torch.full((1, 3, 32, 32), 0.1)
+    venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=1, crop=32, w_color=0, w_spatial=0,
+                         w_smooth=0, exposure_target=target)
+    venv.reset(seed=0, options={"low": low})
+    brighten = torch.full(venv.action_space.shape, RELLIE_ALPHAS.index(1.0))
+    reward = float(venv.step(brighten)[1])
+    assert np.sign(reward) == expected_sign
+
+
+def test_lowlight_conditioned_cond_vector_varies_and_drives_reward():
+    venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=16, crop=16, conditioned=True)
+    obs, _ = venv.reset(seed=0)
+    target = obs["cond"][:, 0] * venv.cond_scale[0]
+    assert obs["cond"].shape == (16, 5)
+    assert 0.4 <= float(target.min()) < float(target.max()) <= 0.7
+    fixed = envs.make_vec("rlenhance/LowLight-v0", num_envs=2, crop=16, exposure_target=0.5)
+    obs, _ = fixed.reset(seed=0)
+    assert torch.allclose(obs["cond"][:, 0] * fixed.cond_scale[0], torch.tensor(0.5))
+
+
+def test_lowlight_damping_and_continuous_actions():
+    low = torch.full((1, 3, 8, 8), 0.2)
+    for damping, expected in ((0.0, 0.2 + 0.5 * 0.2 * 0.8), (0.2, 0.2 + 0.8 * 0.5 * 0.2 * 0.8)):
+        venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=1, crop=8, action_type="continuous",
+                             damping=damping)
+        venv.reset(seed=0, options={"low": low})
+        obs, *_ = venv.step(torch.full((1, 3, 8, 8), 0.5))
+        assert torch.allclose(obs["image"], torch.tensor(expected))
+
+
+def test_denoise_filters_reduce_noise_on_flat_image():
+    clean = torch.full((1, 1, 24, 24), 0.5)
+    noisy = clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
+    venv = envs.make_vec("rlenhance/Denoise-v0", num_envs=1, crop=24)
+    venv.reset(seed=0, options={"clean": clean, "noisy": noisy})
+    reward = float(venv.step(torch.full((1, 1, 24, 24), 8))[1])  # box 5x5
+    assert reward > 0
+
+
+def test_completion_acts_only_inside_mask_and_predictor_action():
+    rng = np.random.default_rng(2)
+    options = _options("rlenhance/Completion-v0", rng)
+    original = torch.as_tensor(options["original"])
+    oracle = lambda occluded, mask: original  # noqa: E731 - a perfect completion model
+    venv = envs.make_vec("rlenhance/Completion-v0", num_envs=2, crop=32, predictor=oracle)
+    assert venv.n_actions == 9
+    obs, _ = venv.reset(seed=0, options=options)
+    mask = obs["mask"]
+    outside = mask == 0
+    assert torch.equal(obs["image"][outside.expand_as(obs["image"])], original[outside.expand_as(original)])
+    obs, reward, _, _, info = venv.step(torch.full((2, 1, 32, 32), 8))
+    assert torch.allclose(obs["image"], original)
+    assert bool((reward > 0).all())
+    assert torch.all(info["reward_map"][outside] == 0)
+    for action in range(8):
+        venv.reset(seed=0, options=options)
+        obs, *_ = venv.step(torch.full((2, 1, 32, 32), action))
+        assert torch.equal(obs["image"][outside.expand_as(obs["image"])], original[outside.expand_as(original)])
+
+
+@pytest.mark.parametrize("env_id,kwargs,match", [
+    ("rlenhance/LowLight-v0", {"reward": "psnrr"}, "reward: expected one of"),
+    ("rlenhance/LowLight-v0", {"w_color": -1.0}, "w_color"),
+    ("rlenhance/LowLight-v0", {"action_type": "gaussian"}, "action_type"),
+    ("rlenhance/LowLight-v0", {"crop": 0}, "crop"),
+    ("rlenhance/Denoise-v0", {"sigma": -5}, "sigma"),
+    ("rlenhance/Completion-v0", {"reward": "l1"}, "reward: expected one of"),
+])
+def test_bad_configuration_is_named(env_id, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        envs.make_vec(env_id, num_envs=1, **kwargs)
+
+
+def test_crop_larger_than_images_is_named():
+    venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=1, crop=4000)
+    with pytest.raises(ValueError, match="crop"):
+        venv.reset(seed=0)
+
+
+def test_empty_data_folder_is_named(tmp_path):
+    with pytest.raises(ValueError, match=str(tmp_path.name)):
+        envs.make_vec("rlenhance/Denoise-v0", num_envs=1, data=tmp_path)
+
+
+def test_bad_actions_are_named():
+    venv = envs.make_vec("rlenhance/Denoise-v0", num_envs=2, crop=8)
+    venv.reset(seed=0)
+    with pytest.raises(ValueError, match=r"0\.\.8"):
+        venv.step(torch.full((2, 1, 8, 8), 9))
+    with pytest.raises(ValueError, match="shape"):
+        venv.step(torch.zeros((2, 8, 8), dtype=torch.long))
+    with pytest.raises(ValueError, match="integer"):
+        venv.step(torch.zeros((2, 1, 8, 8)))
+    with pytest.raises(ValueError, match="make_vec|id"):
+        envs.make_vec("rlenhance/Nope-v0")
