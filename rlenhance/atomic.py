@@ -1,0 +1,58 @@
+"""Atomic file writes: the one implementation used for images, checkpoints, configs and reports."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path in ``path``'s folder; on success it replaces ``path`` atomically.
+
+    Whatever the body writes to the yielded path becomes ``path`` only when the body returns
+    (``fsync`` then ``os.replace``, then the folder is synced). If the body raises, the temporary
+    file is removed and an existing file at ``path`` is left untouched. Parent folders are created.
+
+    Example:
+        >>> with atomic_path("out/config.json") as tmp:   # doctest: +SKIP
+        ...     tmp.write_text("{}")
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; return the path."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Persist a rename on file systems that need the folder synced (best effort, POSIX only)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

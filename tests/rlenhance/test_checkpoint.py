@@ -1,0 +1,359 @@
+"""Tests for rlenhance.checkpoint: round trip, atomic saving, every refusal on load, strict build."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from rlenhance import checkpoint as ckpt_mod
+from rlenhance.checkpoint import (FORMAT_TAG, FORMAT_VERSION, build_model, check_finite, load_checkpoint,
+                                  save_checkpoint)
+from rlenhance.errors import CheckpointError
+
+
+class TinyNet(nn.Module):
+    """Small model with a float parameter, a buffer and an integer buffer."""
+
+    def __init__(self, channels: int = 3, hidden: int = 4) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, hidden, 3, padding=1)
+        self.norm = nn.BatchNorm2d(hidden)  # adds float buffers and the int64 num_batches_tracked
+        self.out = nn.Conv2d(hidden, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.norm(self.conv(x))))
+
+
+REGISTRY = {"TinyNet": TinyNet}
+
+
+def _arch(channels: int = 3, hidden: int = 4) -> dict:
+    return {"class": "TinyNet", "kwargs": {"channels": channels, "hidden": hidden}}
+
+
+def _model(seed: int = 0, **kwargs) -> TinyNet:
+    torch.manual_seed(seed)
+    model = TinyNet(**kwargs)
+    with torch.no_grad():  # non-default buffers so a lost buffer would show
+        model.norm.running_mean.uniform_(-1, 1)
+        model.norm.running_var.uniform_(0.5, 2)
+        model.norm.num_batches_tracked.fill_(7)
+    return model
+
+
+def _raw_payload(model: nn.Module, **overrides) -> dict:
+    payload = {"format": FORMAT_TAG, "version": FORMAT_VERSION, "arch": _arch(),
+               "state_dict": model.state_dict(), "extra": None}
+    payload.update(overrides)
+    return payload
+
+
+@pytest.fixture
+def saved(tmp_path: Path) -> tuple[Path, TinyNet]:
+    model = _model()
+    path = save_checkpoint(tmp_path / "run" / "ckpt.pt", model=model, arch=_arch(), extra={"step": 3})
+    return path, model
+
+
+# ---------------------------------------------------------------- round trip
+
+def test_round_trip_restores_weights_buffers_and_extra(tmp_path):
+    model = _model().eval()
+    extra = {"step": 12, "lr": 3e-4, "name": "run-a", "history": [1.0, 2.5], "rng": torch.arange(4), "cfg": None}
+    path = save_checkpoint(tmp_path / "a" / "b" / "model.pt", model=model, arch=_arch(), extra=extra)
+    assert path == tmp_path / "a" / "b" / "model.pt" and path.is_file()  # parent folders created
+
+    loaded = load_checkpoint(path, expected_arch=_arch())
+    assert loaded["format"] == FORMAT_TAG and loaded["version"] == FORMAT_VERSION
+    assert loaded["arch"] == _arch()
+    assert loaded["path"] == str(path)
+    assert loaded["extra"]["step"] == 12 and loaded["extra"]["name"] == "run-a"
+    assert loaded["extra"]["history"] == [1.0, 2.5] and loaded["extra"]["cfg"] is None
+    assert math.isclose(loaded["extra"]["lr"], 3e-4)
+    assert torch.equal(loaded["extra"]["rng"], torch.arange(4))
+
+    rebuilt = build_model(loaded, REGISTRY).eval()
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(rebuilt.state_dict()[name], tensor), name
+    x = torch.rand(2, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(rebuilt(x), model(x))
+
+
+def test_save_without_extra_and_overwrite(tmp_path):
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, model=_model(0), arch=_arch())
+    assert load_checkpoint(path)["extra"] is None
+    second = _model(1)
+    save_checkpoint(path, model=second, arch=_arch(), extra={"step": 2})
+    loaded = load_checkpoint(path)
+    assert loaded["extra"] == {"step": 2}
+    assert torch.equal(loaded["state_dict"]["conv.weight"], second.conv.weight.detach())
+    assert sorted(os.listdir(tmp_path)) == ["m.pt"]
+
+
+def test_save_does_not_keep_references_to_caller_arch(tmp_path):
+    arch = _arch()
+    save_checkpoint(tmp_path / "m.pt", model=_model(), arch=arch)
+    arch["kwargs"]["hidden"] = 99
+    assert load_checkpoint(tmp_path / "m.pt")["arch"] == _arch()
+
+
+# ---------------------------------------------------------------- atomicity
+
+def _assert_old_checkpoint_intact(path: Path, old: TinyNet) -> None:
+    loaded = load_checkpoint(path)
+    assert loaded["extra"] == {"step": 3}
+    assert torch.equal(loaded["state_dict"]["conv.weight"], old.conv.weight.detach())
+    assert os.listdir(path.parent) == [path.name], "a temporary file was left behind"
+
+
+def test_failure_while_writing_leaves_old_file_and_no_temp(saved, monkeypatch):
+    path, old = saved
+
+    def broken_save(obj, f, *args, **kwargs):
+        partial = b"PK\x03\x04 partial checkpoint bytes"
+        if hasattr(f, "write"):
+            f.write(partial)
+        else:
+            Path(f).write_bytes(partial)
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, model=_model(5), arch=_arch(), extra={"step": 4})
+    monkeypatch.undo()
+    _assert_old_checkpoint_intact(path, old)
+
+
+def test_failure_at_rename_leaves_old_file_and_no_temp(saved, monkeypatch):
+    path, old = saved
+
+    def broken_replace(src, dst):
+        raise OSError("rename failed (simulated)")
+
+    monkeypatch.setattr(ckpt_mod.os, "replace", broken_replace)
+    with pytest.raises(OSError, match="rename failed"):
+        save_checkpoint(path, model=_model(5), arch=_arch(), extra={"step": 4})
+    monkeypatch.undo()
+    _assert_old_checkpoint_intact(path, old)
+
+
+def test_interrupt_during_save_leaves_old_file_and_no_temp(saved, monkeypatch):
+    path, old = saved
+
+    def interrupted_fsync(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt_mod.os, "fsync", interrupted_fsync)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, model=_model(5), arch=_arch(), extra={"step": 4})
+    monkeypatch.undo()
+    _assert_old_checkpoint_intact(path, old)
+
+
+def test_save_refuses_nan_weights_and_keeps_old_file(saved):
+    path, old = saved
+    broken = _model(5)
+    with torch.no_grad():
+        broken.out.bias[1] = float("nan")
+    with pytest.raises(CheckpointError, match=r"out\.bias"):
+        save_checkpoint(path, model=broken, arch=_arch())
+    _assert_old_checkpoint_intact(path, old)
+
+
+def test_save_refuses_extra_that_would_not_load_back(saved):
+    path, old = saved
+    for bad in ({"metric": np.float64(1.5)}, {"where": Path("/tmp")}):
+        with pytest.raises(CheckpointError, match="weights_only"):
+            save_checkpoint(path, model=_model(5), arch=_arch(), extra=bad)
+    _assert_old_checkpoint_intact(path, old)
+
+
+@pytest.mark.parametrize("arch", [
+    {"kwargs": {}},                                  # no class
+    {"class": "TinyNet"},                            # no kwargs
+    {"class": TinyNet, "kwargs": {}},                # class object, not a name
+    {"class": "TinyNet", "kwargs": {"f": print}},    # not JSON-able
+    ["TinyNet", {}],
+])
+def test_save_refuses_malformed_arch(tmp_path, arch):
+    with pytest.raises(CheckpointError, match="arch"):
+        save_checkpoint(tmp_path / "m.pt", model=_model(), arch=arch)
+    assert not (tmp_path / "m.pt").exists()
+
+
+# ---------------------------------------------------------------- load refusals
+
+def test_load_missing_file(tmp_path):
+    path = tmp_path / "nope.pt"
+    with pytest.raises(CheckpointError, match="not found") as info:
+        load_checkpoint(path)
+    assert str(path) in str(info.value)
+
+
+def test_load_folder_is_refused(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path)
+
+
+def test_load_not_a_torch_file(tmp_path):
+    path = tmp_path / "notes.pt"
+    path.write_text("these are not weights\n")
+    with pytest.raises(CheckpointError, match="cannot be read") as info:
+        load_checkpoint(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.95, 0.0])
+def test_load_truncated_file(saved, keep):
+    path, _ = saved
+    data = path.read_bytes()
+    cut = path.with_name("cut.pt")
+    cut.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(CheckpointError, match="cannot be read") as info:
+        load_checkpoint(cut)
+    assert str(cut) in str(info.value)
+
+
+def test_load_corrupted_bytes(saved):
+    path, _ = saved
+    data = bytearray(path.read_bytes())
+    for i in range(0, 64):  # clobber the zip header
+        data[i] ^= 0xFF
+    bad = path.with_name("bad.pt")
+    bad.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        load_checkpoint(bad)
+
+
+def test_load_refuses_pickled_code(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"format": FORMAT_TAG, "payload": Path("/etc")}, path)  # weights_only refuses classes
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        load_checkpoint(path)
+
+
+def test_load_bare_state_dict_is_refused(tmp_path):
+    path = tmp_path / "bare.pth"
+    torch.save(_model().state_dict(), path)
+    with pytest.raises(CheckpointError, match="bare state_dict") as info:
+        load_checkpoint(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("overrides, pattern", [
+    ({"format": "someone-else"}, "format tag is 'someone-else'"),
+    ({"version": 2}, "version 2 is not supported"),
+    ({"arch": "TinyNet"}, "arch must be a dict"),
+    ({"state_dict": [1, 2]}, "state_dict must map"),
+    ({"state_dict": {"w": [1.0]}}, "state_dict must map"),
+])
+def test_load_wrong_contents(tmp_path, overrides, pattern):
+    path = tmp_path / "x.pt"
+    torch.save(_raw_payload(_model(), **overrides), path)
+    with pytest.raises(CheckpointError, match=pattern) as info:
+        load_checkpoint(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("missing", ["state_dict", "arch", "extra", "version"])
+def test_load_missing_keys(tmp_path, missing):
+    path = tmp_path / "x.pt"
+    payload = _raw_payload(_model())
+    del payload[missing]
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match=f"missing key.*{missing}"):
+        load_checkpoint(path)
+
+
+def test_load_non_dict_payload(tmp_path):
+    path = tmp_path / "x.pt"
+    torch.save([torch.ones(2)], path)
+    with pytest.raises(CheckpointError, match="not an rlenhance checkpoint"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_load_non_finite_names_first_bad_tensor(tmp_path, value):
+    state = _model().state_dict()
+    state["norm.running_var"][2] = value   # first offending tensor in state_dict order
+    state["out.weight"][0, 0, 0, 0] = value
+    path = tmp_path / "x.pt"
+    torch.save(_raw_payload(_model(), state_dict=state), path)
+    with pytest.raises(CheckpointError, match="non-finite") as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert "'norm.running_var'" in message and "out.weight" not in message
+    assert str(path) in message
+
+
+def test_load_non_finite_half_precision(tmp_path):
+    model = _model().half()
+    state = model.state_dict()
+    state["conv.bias"][0] = float("nan")
+    path = tmp_path / "x.pt"
+    torch.save(_raw_payload(model, state_dict=state), path)
+    with pytest.raises(CheckpointError, match="conv.bias"):
+        load_checkpoint(path)
+
+
+def test_check_finite_ignores_integer_tensors():
+    check_finite({"count": torch.tensor([2**62], dtype=torch.int64), "w": torch.zeros(2)}, source="test")
+    with pytest.raises(CheckpointError, match="test: tensor 'w'"):
+        check_finite({"w": torch.tensor([0.0, float("nan")])}, source="test")
+
+
+def test_load_arch_mismatch_shows_both(saved):
+    path, _ = saved
+    expected = _arch(hidden=8)
+    with pytest.raises(CheckpointError, match="architecture mismatch") as info:
+        load_checkpoint(path, expected_arch=expected)
+    message = str(info.value)
+    assert '"hidden": 4' in message and '"hidden": 8' in message and str(path) in message
+    with pytest.raises(CheckpointError, match="architecture mismatch"):
+        load_checkpoint(path, expected_arch={"class": "OtherNet", "kwargs": {"channels": 3, "hidden": 4}})
+
+
+# ---------------------------------------------------------------- build_model strictness
+
+def test_build_unknown_class_lists_registry(saved):
+    path, _ = saved
+    with pytest.raises(CheckpointError, match=r"'TinyNet' is not in the registry; known: \['Other'\]") as info:
+        build_model(load_checkpoint(path), {"Other": nn.Identity})
+    assert str(path) in str(info.value)
+
+
+def test_build_bad_kwargs(tmp_path):
+    path = tmp_path / "x.pt"
+    torch.save(_raw_payload(_model(), arch={"class": "TinyNet", "kwargs": {"depth": 3}}), path)
+    with pytest.raises(CheckpointError, match="depth") as info:
+        build_model(load_checkpoint(path), REGISTRY)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("edit, pattern", [
+    (lambda sd: sd.pop("out.bias"), "Missing key"),
+    (lambda sd: sd.__setitem__("extra.weight", torch.zeros(1)), "Unexpected key"),
+    (lambda sd: sd.__setitem__("conv.weight", torch.zeros(4, 3, 5, 5)), "size mismatch"),
+])
+def test_build_is_strict(tmp_path, edit, pattern):
+    state = dict(_model().state_dict())
+    edit(state)
+    path = tmp_path / "x.pt"
+    torch.save(_raw_payload(_model(), state_dict=state), path)
+    with pytest.raises(CheckpointError, match=pattern) as info:
+        build_model(load_checkpoint(path), REGISTRY)
+    assert str(path) in str(info.value) and "TinyNet" in str(info.value)
+
+
+def test_build_detects_arch_that_does_not_fit_weights(tmp_path):
+    path = save_checkpoint(tmp_path / "x.pt", model=_model(hidden=4), arch=_arch(hidden=6))
+    with pytest.raises(CheckpointError, match="size mismatch"):
+        build_model(load_checkpoint(path), REGISTRY)
