@@ -1,0 +1,796 @@
+"""Pixel-wise A3C (PixelRL): per-pixel advantage actor-critic on batched torch vector envs.
+
+Every pixel is an agent with its own action, reward and value; the network is shared. One
+update from a rollout of ``n_steps`` steps (by default the whole episode)::
+
+    R_T = V(s_T) if the episode goes on, else 0
+    R_t = r_t + gamma * RMC(R_{t+1})             (per pixel; RMC = identity unless enabled)
+    A_t = R_t - V(s_t)
+    loss = -mean(log pi(a_t|s_t) * A_t.detach()) + value_coef * mean(A_t^2)
+           - entropy_coef * mean(H(pi(.|s_t)))
+
+``RMC`` is PixelRL's reward map convolution: a learned ``rmc_size`` x ``rmc_size`` filter
+(initialised to a delta, i.e. the identity) applied to the discounted return map, so a pixel's
+return can include its neighbours'. It is trained through the value loss, as in PixelRL.
+
+Two training paths share the same code:
+
+* :meth:`A3C.train_episode` - one synchronous batched episode and update (A2C style; what
+  ReLLIE and PixelRL effectively run with one worker). Deterministic for a fixed seed.
+* :meth:`A3C.train_hogwild` - asynchronous A3C: ``workers`` processes (torch.multiprocessing),
+  each with its own environment, a local copy of the network synchronised from the shared one
+  before every rollout, and lock-free (Hogwild) updates of the shared parameters through a
+  :class:`SharedAdam` whose moments live in shared memory.
+
+The policy input is built by :func:`rlenhance.models.policy.build_policy_input`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import multiprocessing as _std_mp
+import queue as _queue
+import traceback
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+import torch
+import torch.multiprocessing as mp
+from torch import Tensor, nn
+
+from agents.distributions import PixelCategorical, PixelGaussian
+from rlenhance.errors import CheckpointError
+from rlenhance.models.policy import POLICY_INPUT_KEYS, PixelActorCritic, PolicyOutput, build_policy_input
+
+__all__ = [
+    "A3C",
+    "A3CConfig",
+    "RewardMapConv",
+    "SharedAdam",
+    "a3c_loss",
+    "nstep_returns",
+    "policy_kwargs_from_env",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------
+@dataclass
+class A3CConfig:
+    """Hyper-parameters of pixel-wise A3C (defaults: PixelRL denoising)."""
+
+    gamma: float = 0.95
+    """Discount factor (PixelRL 0.95; ReLLIE uses 1.05)."""
+    lr: float = 1e-3
+    """Adam learning rate at episode 0."""
+    betas: tuple[float, float] = (0.9, 0.999)
+    """Adam moment decay rates."""
+    adam_eps: float = 1e-8
+    """Adam denominator epsilon."""
+    entropy_coef: float = 0.01
+    """Weight of the (negative) mean per-pixel entropy in the loss."""
+    value_coef: float = 0.5
+    """Weight of the mean squared advantage (value loss)."""
+    max_grad_norm: float | None = None
+    """Clip the global gradient norm to this value; None = no clipping (PixelRL / ReLLIE)."""
+    n_steps: int | None = None
+    """Steps per update; None = the whole episode (one update per episode)."""
+    reward_map_conv: bool = False
+    """Use PixelRL's learned reward map convolution on the bootstrapped return."""
+    rmc_size: int = 33
+    """Odd kernel size of the reward map convolution."""
+    lr_decay: str = "none"
+    """'none' or 'poly': lr * (1 - episode / total_episodes) ** lr_decay_power (PixelRL)."""
+    lr_decay_power: float = 0.9
+    """Exponent of the polynomial decay (1.0 = linear)."""
+    total_episodes: int | None = None
+    """Episodes over which the learning rate decays to 0; required when lr_decay='poly'."""
+    action_clip: float | None = 1.0
+    """Continuous actions are clamped to [-action_clip, action_clip] before env.step (the log-prob
+    is that of the unclamped Gaussian sample, as in SB3); None = no clamp."""
+    seed: int = 0
+    """Seed of the agent's action-sampling generator (the env is seeded through reset)."""
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.gamma >= 0, "gamma", "a number >= 0"),
+            (self.lr > 0, "lr", "a number > 0"),
+            (self.entropy_coef >= 0, "entropy_coef", "a number >= 0"),
+            (self.value_coef >= 0, "value_coef", "a number >= 0"),
+            (self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm", "None or > 0"),
+            (self.n_steps is None or self.n_steps >= 1, "n_steps", "None or an integer >= 1"),
+            (self.rmc_size >= 1 and self.rmc_size % 2 == 1, "rmc_size", "an odd integer >= 1"),
+            (self.lr_decay in ("none", "poly"), "lr_decay", "'none' or 'poly'"),
+            (self.lr_decay == "none" or (self.total_episodes or 0) >= 1, "total_episodes",
+             "an integer >= 1 when lr_decay='poly'"),
+            (self.action_clip is None or self.action_clip > 0, "action_clip", "None or > 0"),
+        ]
+        for ok, name, accepted in checks:
+            if not ok:
+                raise ValueError(f"A3CConfig: {name}={getattr(self, name)!r}; expected {accepted}")
+        self.betas = (float(self.betas[0]), float(self.betas[1]))
+
+    def lr_at(self, episode: int) -> float:
+        """Learning rate to use for the update(s) of episode ``episode`` (0-based)."""
+        if self.lr_decay == "none":
+            return self.lr
+        frac = min(max(episode, 0) / float(self.total_episodes), 1.0)
+        return self.lr * (1.0 - frac) ** self.lr_decay_power
+
+
+# --------------------------------------------------------------------------------------------
+# Pieces of the update math
+# --------------------------------------------------------------------------------------------
+class RewardMapConv(nn.Module):
+    """PixelRL's reward map convolution: one learned ``size`` x ``size`` filter, delta-initialised.
+
+    Applied to every channel of a return map independently with zero padding, so at
+    initialisation it is exactly the identity.
+
+    Args:
+        size: odd kernel size (PixelRL: 33).
+
+    Shape:
+        (B, C, H, W) -> (B, C, H, W).
+    """
+
+    def __init__(self, size: int = 33):
+        super().__init__()
+        if size < 1 or size % 2 != 1:
+            raise ValueError(f"RewardMapConv: size={size!r}; expected an odd integer >= 1")
+        self.size = size
+        weight = torch.zeros(1, 1, size, size)
+        weight[0, 0, size // 2, size // 2] = 1.0
+        self.weight = nn.Parameter(weight)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, c, h, w = x.shape
+        y = nn.functional.conv2d(x.reshape(b * c, 1, h, w), self.weight.to(x.dtype), padding=self.size // 2)
+        return y.view(b, c, h, w)
+
+
+def nstep_returns(
+    rewards: Tensor,
+    dones: Tensor,
+    bootstrap: Tensor,
+    gamma: float,
+    rmc: Callable[[Tensor], Tensor] | None = None,
+) -> Tensor:
+    """Per-pixel n-step discounted returns, ``R_t = r_t + gamma * (1 - done_t) * rmc(R_{t+1})``.
+
+    Args:
+        rewards: float, shape (T, B, C_r, H_r, W_r): reward maps (C_r, H_r, W_r broadcastable
+            against ``bootstrap``; (T, B, 1, 1, 1) for scalar rewards).
+        dones: bool, shape (T, B): the episode ended with step t (no bootstrapping past it).
+        bootstrap: float, shape (B, 1, H, W): V(s_T), the value after the last step (pass zeros
+            when the rollout ends the episode).
+        gamma: discount factor.
+        rmc: optional map applied to the discounted return before adding r_t (identity if None).
+
+    Returns:
+        float, shape (T, B, C, H, W) with (C, H, W) the broadcast of reward and value shapes.
+    """
+    t_len = rewards.shape[0]
+    shape = torch.broadcast_shapes(rewards.shape[1:], bootstrap.shape)
+    ret = bootstrap.expand(shape)
+    not_done = (~dones.bool()).to(rewards.dtype)
+    out: list[Tensor] = [ret] * t_len
+    for t in reversed(range(t_len)):
+        nxt = ret if rmc is None else rmc(ret)
+        ret = rewards[t] + gamma * not_done[t].view(-1, 1, 1, 1) * nxt
+        ret = ret.expand(shape)
+        out[t] = ret
+    return torch.stack(out)
+
+
+def _masked_mean(x: Tensor, alive: Tensor) -> Tensor:
+    """Mean of (T, B, ...) ``x`` over the entries whose ``alive[t, b]`` is 1."""
+    w = alive.view(alive.shape + (1,) * (x.dim() - 2)).to(x.dtype)
+    return (x * w).sum() / (w.expand_as(x).sum()).clamp_min(1.0)
+
+
+def a3c_loss(
+    log_probs: Tensor,
+    entropies: Tensor,
+    values: Tensor,
+    returns: Tensor,
+    value_coef: float,
+    entropy_coef: float,
+    alive: Tensor | None = None,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Pixel-wise actor-critic loss.
+
+    ``-mean(log_probs * A.detach()) + value_coef * mean(A^2) - entropy_coef * mean(entropies)``
+    with ``A = returns - values``; means run over the steps and envs marked ``alive``.
+
+    Args:
+        log_probs: float (T, B, C, H, W), log-probability of the taken actions.
+        entropies: float (T, B, C, H, W), per-pixel policy entropy.
+        values: float (T, B, 1, H, W), V(s_t).
+        returns: float (T, B, C_r, H, W), n-step returns (C_r = 1 or C).
+        value_coef, entropy_coef: loss weights.
+        alive: float/bool (T, B), 1 where the step belongs to a running episode; None = all.
+
+    Returns:
+        ``(loss, parts)`` with scalar tensors ``parts["policy_loss"|"value_loss"|"entropy"]``.
+    """
+    if alive is None:
+        alive = torch.ones(log_probs.shape[:2], device=log_probs.device)
+    adv = returns - values
+    policy_loss = -_masked_mean(log_probs * adv.detach(), alive)
+    value_loss = _masked_mean(adv.pow(2), alive)
+    entropy = _masked_mean(entropies, alive)
+    loss = policy_loss + value_coef * value_loss - entropy_coef * entropy
+    return loss, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy}
+
+
+class SharedAdam(torch.optim.Optimizer):
+    """Adam whose state is created eagerly so it can live in shared memory (Hogwild A3C).
+
+    Same update as ``torch.optim.Adam`` (no amsgrad): ``m = b1 m + (1 - b1) g``,
+    ``v = b2 v + (1 - b2) g^2``, ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``.
+    Call :meth:`share_memory` before handing it to worker processes; the step counter is a
+    per-parameter float64 CPU tensor that is shared too.
+    """
+
+    def __init__(self, params: Iterable[Tensor], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps))
+        for group in self.param_groups:
+            for p in group["params"]:
+                self.state[p] = {
+                    "step": torch.zeros((), dtype=torch.float64),
+                    "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+                    "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format),
+                }
+
+    def share_memory(self) -> "SharedAdam":
+        """Move every state tensor into shared memory (a no-op for CUDA tensors); returns self."""
+        for state in self.state.values():
+            for t in state.values():
+                t.share_memory_()
+        return self
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                state["step"] += 1
+                t = float(state["step"])
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m.mul_(beta1).add_(p.grad, alpha=1 - beta1)
+                v.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+                denom = (v.sqrt() / math.sqrt(1 - beta2 ** t)).add_(group["eps"])
+                p.addcdiv_(m, denom, value=-group["lr"] / (1 - beta1 ** t))
+        return loss
+
+
+def policy_kwargs_from_env(venv: Any, keys: Iterable[str] = POLICY_INPUT_KEYS,
+                           **overrides: Any) -> dict[str, Any]:
+    """``PixelActorCritic`` kwargs that fit a vector env's spaces.
+
+    Reads ``venv.single_observation_space`` (a gymnasium ``Dict`` of (C, H, W) Boxes plus an
+    optional ``cond`` Box of shape (cond_dim,)) and ``venv.single_action_space``
+    (``MultiDiscrete`` or ``Box`` of shape (C, H, W)).
+
+    Args:
+        venv: the vector env.
+        keys: the image keys the policy sees (as in ``build_policy_input``).
+        **overrides: extra / overriding kwargs (``width``, ``conv_gru``, ``downscale`` ...).
+
+    Returns:
+        dict of kwargs for ``PixelActorCritic``.
+    """
+    import gymnasium as gym
+
+    obs_space = venv.single_observation_space
+    act_space = venv.single_action_space
+    in_channels = sum(int(obs_space[k].shape[0]) for k in keys if k in obs_space.spaces)
+    cond_dim = int(obs_space["cond"].shape[0]) if "cond" in obs_space.spaces else 0
+    if len(act_space.shape) != 3:
+        raise ValueError(f"policy_kwargs_from_env: action space shape {act_space.shape}; "
+                         "expected (C, H, W)")
+    out_channels = int(act_space.shape[0])
+    if isinstance(act_space, gym.spaces.MultiDiscrete):
+        n_actions = int(getattr(venv, "n_actions", int(np.max(act_space.nvec))))
+    elif isinstance(act_space, gym.spaces.Box):
+        n_actions = None
+    else:
+        raise ValueError(f"policy_kwargs_from_env: action space {act_space!r}; "
+                         "expected MultiDiscrete or Box")
+    kwargs: dict[str, Any] = dict(in_channels=in_channels, out_channels=out_channels,
+                                  n_actions=n_actions, cond_dim=cond_dim)
+    kwargs.update(overrides)
+    return kwargs
+
+
+# --------------------------------------------------------------------------------------------
+# Rollouts
+# --------------------------------------------------------------------------------------------
+@dataclass
+class _Rollout:
+    """What one rollout of up to n_steps keeps for the update (lists over steps)."""
+
+    log_probs: list[Tensor] = field(default_factory=list)   # (B, C, H, W), with graph
+    entropies: list[Tensor] = field(default_factory=list)   # (B, C, H, W), with graph
+    values: list[Tensor] = field(default_factory=list)      # (B, 1, H, W), with graph
+    rewards: list[Tensor] = field(default_factory=list)     # (B, C_r, H_r, W_r)
+    dones: list[Tensor] = field(default_factory=list)       # (B,) bool
+    alive: list[Tensor] = field(default_factory=list)       # (B,) float, before the step
+    scalar_rewards: list[Tensor] = field(default_factory=list)  # (B,)
+
+
+def _distribution(out: PolicyOutput) -> PixelCategorical | PixelGaussian:
+    if out.logits is not None:
+        return PixelCategorical(out.logits)
+    return PixelGaussian(out.mean, out.log_std)
+
+
+def _env_actions(actions: Tensor, discrete: bool, clip: float | None, device: torch.device) -> Tensor:
+    if discrete:
+        return actions.long().to(device)
+    if clip is not None:
+        actions = actions.clamp(-clip, clip)
+    return actions.to(device)
+
+
+def _reward_map(reward: Tensor, info: Mapping[str, Any], device: torch.device) -> Tensor:
+    rmap = info.get("reward_map") if isinstance(info, Mapping) else None
+    if rmap is None:
+        return torch.as_tensor(reward, dtype=torch.float32, device=device).view(-1, 1, 1, 1)
+    rmap = torch.as_tensor(rmap, device=device).float()
+    return rmap if rmap.dim() == 4 else rmap.unsqueeze(1)
+
+
+def _as_bool(x: Any, device: torch.device) -> Tensor:
+    return torch.as_tensor(x, device=device).bool().view(-1)
+
+
+def _episode_length(venv: Any) -> int | None:
+    """The env's fixed episode length (``max_steps`` or ``max_episode_steps``), None if unknown."""
+    for name in ("max_steps", "max_episode_steps"):
+        value = getattr(venv, name, None)
+        if value is not None:
+            return int(value)
+    return None
+
+
+def _device_of(obs: Mapping[str, Any]) -> torch.device:
+    """Device of the env's observation tensors (CPU for numpy observations)."""
+    first = next(iter(obs.values()))
+    return first.device if torch.is_tensor(first) else torch.device("cpu")
+
+
+def _obs_to(obs: Mapping[str, Tensor], device: torch.device) -> dict[str, Tensor]:
+    return {k: torch.as_tensor(v).to(device) for k, v in obs.items()}
+
+
+class _EpisodeRunner:
+    """Runs one training episode of a (local) policy and applies updates through ``update``.
+
+    Shared by the synchronous path and the Hogwild workers so both do the same math.
+    """
+
+    def __init__(self, policy: PixelActorCritic, rmc: RewardMapConv | None, config: A3CConfig,
+                 device: torch.device, generator: torch.Generator):
+        self.policy, self.rmc, self.config = policy, rmc, config
+        self.device, self.generator = device, generator
+
+    def run(self, venv: Any, seed: int | None,
+            update: Callable[[Tensor], dict[str, float]]) -> dict[str, float]:
+        """Reset ``venv``, then collect rollouts and call ``update(loss)`` until the episode ends."""
+        obs, _ = venv.reset(seed=seed)
+        env_device = _device_of(obs)
+        obs = _obs_to(obs, self.device)
+        episode_len = _episode_length(venv)
+        batch = next(iter(obs.values())).shape[0]
+        alive = torch.ones(batch, device=self.device)
+        hidden: Tensor | None = None
+        steps, updates = 0, 0
+        totals: dict[str, float] = {}
+        returns_sum = torch.zeros(batch, device=self.device)
+        while alive.any() and (episode_len is None or steps < episode_len):
+            roll, obs, hidden, alive = self._collect(venv, obs, hidden, alive, steps, episode_len,
+                                                     env_device)
+            steps += len(roll.rewards)
+            for k, v in self._learn(roll, obs, hidden, alive, update).items():
+                totals[k] = totals.get(k, 0.0) + v
+            updates += 1
+            returns_sum += (torch.stack(roll.scalar_rewards) * torch.stack(roll.alive)).sum(dim=0)
+            if hidden is not None:
+                hidden = hidden.detach()  # truncated backpropagation through time
+        stats = {k: v / max(updates, 1) for k, v in totals.items()}
+        stats.update(episode_return=float(returns_sum.mean()), steps=float(steps), updates=float(updates))
+        return stats
+
+    def _collect(self, venv: Any, obs: dict[str, Tensor], hidden: Tensor | None, alive: Tensor,
+                 steps: int, episode_len: int | None, env_device: torch.device):
+        """Step the env with sampled actions (keeping the graph) for up to ``n_steps`` steps."""
+        cfg = self.config
+        discrete = self.policy.n_actions is not None
+        roll = _Rollout()
+        while True:
+            x, cond = build_policy_input(obs)
+            out = self.policy(x, cond, hidden)
+            dist = _distribution(out)
+            actions = dist.sample(self.generator)
+            roll.log_probs.append(dist.log_prob(actions))
+            roll.entropies.append(dist.entropy())
+            roll.values.append(out.value)
+            obs, reward, terminated, truncated, info = venv.step(
+                _env_actions(actions, discrete, cfg.action_clip, env_device))
+            obs = _obs_to(obs, self.device)
+            reward = torch.as_tensor(reward, device=self.device).float().view(-1)
+            done = _as_bool(terminated, self.device) | _as_bool(truncated, self.device)
+            roll.rewards.append(_reward_map(reward, info, self.device))
+            roll.dones.append(done)
+            roll.alive.append(alive)
+            roll.scalar_rewards.append(reward)
+            alive = alive * (~done).float()
+            hidden = out.hidden
+            n = len(roll.rewards)
+            if (n == cfg.n_steps or not alive.any()
+                    or (episode_len is not None and steps + n >= episode_len)):
+                return roll, obs, hidden, alive
+
+    def _learn(self, roll: _Rollout, obs: dict[str, Tensor], hidden: Tensor | None, alive: Tensor,
+               update: Callable[[Tensor], dict[str, float]]) -> dict[str, float]:
+        """Returns, loss and one ``update``; the value of the last state bootstraps running envs."""
+        cfg = self.config
+        with torch.no_grad():
+            x, cond = build_policy_input(obs)
+            bootstrap = self.policy(x, cond, hidden).value * alive.view(-1, 1, 1, 1)
+        returns = nstep_returns(torch.stack(roll.rewards), torch.stack(roll.dones), bootstrap,
+                                cfg.gamma, self.rmc)
+        alive_t = torch.stack(roll.alive)
+        values = torch.stack(roll.values)
+        loss, parts = a3c_loss(torch.stack(roll.log_probs), torch.stack(roll.entropies), values,
+                               returns, cfg.value_coef, cfg.entropy_coef, alive_t)
+        stats = update(loss)
+        rewards = torch.stack(roll.scalar_rewards)
+        stats.update({k: float(v.detach()) for k, v in parts.items()})
+        stats.update(loss=float(loss.detach()), value_mean=float(values.detach().mean()),
+                     reward_mean=float((rewards * alive_t).sum() / alive_t.sum().clamp_min(1)))
+        return stats
+
+
+def _apply_update(loss: Tensor, local_params: list[Tensor], shared_params: list[Tensor],
+                  optimizer: torch.optim.Optimizer, lr: float,
+                  max_grad_norm: float | None) -> dict[str, float]:
+    """Backward on the local params, hand their gradients to the shared params, one optimiser step."""
+    for p in local_params:
+        p.grad = None
+    loss.backward()
+    max_norm = max_grad_norm if max_grad_norm is not None else math.inf  # inf: measure only
+    norm = torch.nn.utils.clip_grad_norm_(local_params, max_norm)
+    if local_params is not shared_params:
+        for lp, sp in zip(local_params, shared_params):
+            sp.grad = lp.grad  # process-local attribute: workers never share gradients
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.step()
+    return {"grad_norm": float(norm), "lr": lr}
+
+
+# --------------------------------------------------------------------------------------------
+# The agent
+# --------------------------------------------------------------------------------------------
+def _resolve_device(device: str | torch.device | None, policy: nn.Module) -> torch.device:
+    if device is None:
+        p = next(policy.parameters(), None)
+        return p.device if p is not None else torch.device("cpu")
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class A3C:
+    """Pixel-wise A3C / A2C agent.
+
+    Args:
+        policy: the per-pixel actor-critic (moved to ``device``).
+        config: hyper-parameters (:class:`A3CConfig`); default-constructed if None.
+        device: ``None`` = the policy's device, ``"auto"`` = CUDA when available, or a device.
+
+    Example:
+        >>> policy = PixelActorCritic(**policy_kwargs_from_env(venv, width=32))
+        >>> agent = A3C(policy, A3CConfig(gamma=0.95, lr=1e-3))
+        >>> stats = agent.train_episode(venv, seed=0)      # first episode seeds the env
+        >>> stats = agent.train_episode(venv)              # later ones continue its RNG
+    """
+
+    def __init__(self, policy: PixelActorCritic, config: A3CConfig | None = None,
+                 device: str | torch.device | None = None):
+        self.config = config if config is not None else A3CConfig()
+        self.device = _resolve_device(device, policy)
+        self.policy = policy.to(self.device)
+        self.rmc = (RewardMapConv(self.config.rmc_size).to(self.device)
+                    if self.config.reward_map_conv else None)
+        self.optimizer = SharedAdam(self.parameters(), lr=self.config.lr, betas=self.config.betas,
+                                    eps=self.config.adam_eps)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(self.config.seed)
+        self.episodes = 0
+
+    def parameters(self) -> list[nn.Parameter]:
+        """All trained parameters: the policy's, then the reward map convolution's."""
+        params = list(self.policy.parameters())
+        if self.rmc is not None:
+            params += list(self.rmc.parameters())
+        return params
+
+    # ---- acting -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def act(self, obs: Mapping[str, Tensor], hidden: Tensor | None = None,
+            greedy: bool = False) -> tuple[Tensor, Tensor | None]:
+        """Actions for a batch of observations.
+
+        Args:
+            obs: observation dict (see ``build_policy_input``), tensors (B, C_k, H, W).
+            hidden: ConvGRU state from the previous call (None at the episode start).
+            greedy: take the most probable action / the mean instead of sampling.
+
+        Returns:
+            ``(actions, hidden)``: actions on the observation's device, int64 (B, C, H, W) for a
+            categorical policy, float32 (B, C, H, W) clamped to ``action_clip`` for a Gaussian one.
+        """
+        env_device = _device_of(obs)
+        x, cond = build_policy_input(_obs_to(obs, self.device))
+        out = self.policy(x, cond, hidden)
+        dist = _distribution(out)
+        actions = dist.mode() if greedy else dist.sample(self.generator)
+        return _env_actions(actions, self.policy.n_actions is not None, self.config.action_clip,
+                            env_device), out.hidden
+
+    # ---- training ---------------------------------------------------------------------------
+    def train_episode(self, venv: Any, seed: int | None = None) -> dict[str, float]:
+        """One synchronous batched episode with an update every ``n_steps`` (default: at the end).
+
+        Args:
+            venv: a torch vector env (``reset``/``step`` as in ``envs.make_vec``).
+            seed: passed to ``venv.reset``; give it on the first episode, None afterwards.
+
+        Returns:
+            dict of floats: ``episode_return`` (sum of the mean rewards), ``reward_mean``,
+            ``loss``, ``policy_loss``, ``value_loss``, ``entropy``, ``value_mean``, ``grad_norm``,
+            ``lr``, ``steps``, ``updates``, ``episode``.
+        """
+        params = self.parameters()
+        lr = self.config.lr_at(self.episodes)
+        runner = _EpisodeRunner(self.policy, self.rmc, self.config, self.device, self.generator)
+        stats = runner.run(venv, seed, lambda loss: _apply_update(
+            loss, params, params, self.optimizer, lr, self.config.max_grad_norm))
+        stats["episode"] = float(self.episodes)
+        self.episodes += 1
+        return stats
+
+    @torch.no_grad()
+    def evaluate(self, venv: Any, episodes: int = 1, seed: int | None = None,
+                 greedy: bool = True) -> dict[str, float]:
+        """Roll out the (greedy) policy without learning.
+
+        Args:
+            venv: the vector env.
+            episodes: number of batched episodes.
+            seed: passed to the first ``reset``.
+            greedy: mode actions (default) or sampled ones.
+
+        Returns:
+            dict: ``return_mean`` / ``return_std`` (per env and episode, sum of rewards),
+            ``reward_mean`` (per step), ``final_reward_mean`` (last step), ``episodes``.
+        """
+        returns: list[Tensor] = []
+        step_rewards: list[Tensor] = []
+        finals: list[Tensor] = []
+        max_steps = _episode_length(venv)
+        for ep in range(episodes):
+            obs, _ = venv.reset(seed=seed if ep == 0 else None)
+            hidden = None
+            batch = next(iter(obs.values())).shape[0]
+            alive = torch.ones(batch, device=self.device)
+            ret = torch.zeros(batch, device=self.device)
+            steps = 0
+            reward = ret
+            while alive.any() and (max_steps is None or steps < max_steps):
+                actions, hidden = self.act(obs, hidden, greedy=greedy)
+                obs, reward, terminated, truncated, _ = venv.step(actions)
+                reward = torch.as_tensor(reward, device=self.device).float().view(-1)
+                ret += reward * alive
+                step_rewards.append(reward[alive.bool()])
+                done = _as_bool(terminated, self.device) | _as_bool(truncated, self.device)
+                alive = alive * (~done).float()
+                steps += 1
+            returns.append(ret)
+            finals.append(reward)
+        r = torch.cat(returns)
+        return {"return_mean": float(r.mean()), "return_std": float(r.std(unbiased=False)),
+                "reward_mean": float(torch.cat(step_rewards).mean()) if step_rewards else 0.0,
+                "final_reward_mean": float(torch.cat(finals).mean()), "episodes": float(episodes)}
+
+    # ---- asynchronous training --------------------------------------------------------------
+    def train_hogwild(self, make_venv: Callable[[int], Any], workers: int, episodes: int,
+                      seed: int | None = None, start_method: str | None = None,
+                      threads_per_worker: int = 1, poll_s: float = 1.0,
+                      join_timeout_s: float = 10.0) -> dict[str, Any]:
+        """Asynchronous A3C: ``workers`` processes share the policy and optimiser (Hogwild).
+
+        Each worker builds its env with ``make_venv(rank)`` (inside the worker, so the env need
+        not be picklable under ``fork``; under ``spawn`` the factory itself must be), keeps a
+        local copy of the network that it refreshes from the shared one before each rollout,
+        and steps the shared :class:`SharedAdam` with its gradients, without locks.
+        Episodes are handed out from a shared counter so exactly ``episodes`` run in total and
+        the learning-rate schedule follows the global episode index.
+
+        Args:
+            make_venv: ``rank -> vector env``.
+            workers: number of processes (>= 1).
+            episodes: total episodes over all workers.
+            seed: base seed; worker ``rank`` resets its env with a seed derived from it by
+                ``numpy.random.SeedSequence`` (default: ``config.seed``).
+            start_method: multiprocessing start method; None = 'fork' on CPU where available,
+                'spawn' otherwise (CUDA needs 'spawn').
+            threads_per_worker: ``torch.set_num_threads`` in each worker.
+            poll_s: how often the parent checks for dead workers while waiting.
+            join_timeout_s: how long to wait for a worker to exit before terminating it.
+
+        Returns:
+            dict: ``episodes`` (int), ``history`` (list of per-episode stats dicts, with
+            ``worker`` and ``episode``), ``episode_return_mean`` over the run.
+
+        Raises:
+            RuntimeError: when a worker fails (its traceback is in the message).
+        """
+        if workers < 1 or episodes < 0:
+            raise ValueError(f"train_hogwild: workers={workers}, episodes={episodes}; expected "
+                             "workers >= 1 and episodes >= 0")
+        if start_method is None:
+            fork_ok = self.device.type == "cpu" and "fork" in _std_mp.get_all_start_methods()
+            start_method = "fork" if fork_ok else "spawn"
+        ctx = mp.get_context(start_method)
+        self.policy.share_memory()
+        if self.rmc is not None:
+            self.rmc.share_memory()
+        self.optimizer.share_memory()
+        base_seed = self.config.seed if seed is None else seed
+        seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(base_seed).spawn(workers)]
+        counter = ctx.Value("l", self.episodes)
+        stop_at = self.episodes + episodes
+        msgs = ctx.Queue()
+        procs = [ctx.Process(target=_hogwild_worker, daemon=True,
+                             args=(rank, self.policy, self.rmc, self.optimizer, self.config,
+                                   str(self.device), make_venv, counter, stop_at, seeds[rank],
+                                   threads_per_worker, msgs))
+                 for rank in range(workers)]
+        for p in procs:
+            p.start()
+        history: list[dict[str, Any]] = []
+        finished: set[int] = set()
+        try:
+            while len(finished) < workers:
+                try:
+                    kind, rank, payload = msgs.get(timeout=poll_s)
+                except _queue.Empty:
+                    dead = [r for r, p in enumerate(procs) if r not in finished and not p.is_alive()]
+                    if dead:
+                        raise RuntimeError(f"train_hogwild: worker(s) {dead} exited with codes "
+                                           f"{[procs[r].exitcode for r in dead]} without reporting")
+                    continue
+                if kind == "stats":
+                    history.append(payload)
+                elif kind == "done":
+                    finished.add(rank)
+                else:
+                    raise RuntimeError(f"train_hogwild: worker {rank} failed:\n{payload}")
+        finally:
+            with counter.get_lock():  # after a failure: let the other workers stop claiming episodes
+                counter.value = max(counter.value, stop_at)
+            for p in procs:
+                p.join(timeout=join_timeout_s)
+                if p.is_alive():
+                    p.terminate()
+                    p.join()
+        history.sort(key=lambda s: s["episode"])
+        self.episodes = stop_at
+        rets = [s["episode_return"] for s in history]
+        return {"episodes": len(history), "history": history,
+                "episode_return_mean": float(np.mean(rets)) if rets else float("nan")}
+
+    # ---- checkpoints ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: policy arch + weights, rmc, optimiser, counters, RNG."""
+        return {
+            "arch": self.policy.arch(),
+            "policy": self.policy.state_dict(),
+            "rmc": None if self.rmc is None else self.rmc.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "config": asdict(self.config),
+            "episodes": self.episodes,
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore from :meth:`state_dict` output.
+
+        Raises:
+            CheckpointError: missing entries, an architecture or reward-map-conv mismatch, or
+                non-finite weights.
+        """
+        missing = [k for k in ("policy", "optimizer", "rmc", "episodes") if k not in state]
+        if missing:
+            raise CheckpointError(f"A3C.load_state_dict: state lacks {missing}; expected the output "
+                                  "of A3C.state_dict()")
+        if "arch" in state and state["arch"] != self.policy.arch():
+            raise CheckpointError(f"A3C.load_state_dict: checkpoint arch {state['arch']} differs from "
+                                  f"the agent's {self.policy.arch()}")
+        if (state["rmc"] is None) != (self.rmc is None):
+            raise CheckpointError("A3C.load_state_dict: reward_map_conv differs between the checkpoint "
+                                  f"({state['rmc'] is not None}) and the agent ({self.rmc is not None})")
+        for name, t in state["policy"].items():
+            if torch.is_tensor(t) and t.is_floating_point() and not torch.isfinite(t).all():
+                raise CheckpointError(f"A3C.load_state_dict: policy weight {name!r} has non-finite values")
+        try:
+            self.policy.load_state_dict(state["policy"])
+            if self.rmc is not None:
+                self.rmc.load_state_dict(state["rmc"])
+        except RuntimeError as exc:
+            raise CheckpointError(f"A3C.load_state_dict: {exc}") from exc
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.episodes = int(state["episodes"])
+        if state.get("generator") is not None:
+            self.generator.set_state(state["generator"])
+
+
+def _hogwild_worker(rank: int, policy: PixelActorCritic, rmc: RewardMapConv | None,
+                    optimizer: SharedAdam, config: A3CConfig, device: str,
+                    make_venv: Callable[[int], Any], counter: Any, stop_at: int, seed: int,
+                    threads: int, msgs: Any) -> None:
+    """One Hogwild A3C worker (module level so that 'spawn' can pickle it)."""
+    try:
+        torch.set_num_threads(threads)
+        dev = torch.device(device)
+        local_policy = copy.deepcopy(policy)
+        local_rmc = copy.deepcopy(rmc) if rmc is not None else None
+        shared_params = list(policy.parameters()) + (list(rmc.parameters()) if rmc is not None else [])
+        local_params = list(local_policy.parameters()) + (
+            list(local_rmc.parameters()) if local_rmc is not None else [])
+        generator = torch.Generator(device=dev)
+        generator.manual_seed(seed)
+        venv = make_venv(rank)
+        runner = _EpisodeRunner(local_policy, local_rmc, config, dev, generator)
+        first = True
+        while True:
+            with counter.get_lock():
+                episode = counter.value
+                if episode >= stop_at:
+                    break
+                counter.value += 1
+            lr = config.lr_at(episode)
+
+            def update(loss: Tensor) -> dict[str, float]:
+                out = _apply_update(loss, local_params, shared_params, optimizer, lr, config.max_grad_norm)
+                with torch.no_grad():
+                    for lp, sp in zip(local_params, shared_params):
+                        lp.copy_(sp)
+                return out
+
+            with torch.no_grad():
+                for lp, sp in zip(local_params, shared_params):
+                    lp.copy_(sp)
+            stats: dict[str, Any] = runner.run(venv, seed if first else None, update)
+            first = False
+            stats.update(worker=rank, episode=episode)
+            msgs.put(("stats", rank, stats))
+        msgs.put(("done", rank, None))
+    except BaseException:  # noqa: BLE001 - report everything to the parent
+        msgs.put(("error", rank, traceback.format_exc()))
