@@ -1,0 +1,5 @@
+import sys
+
+from rlenhance.cli import main
+
+sys.exit(main())

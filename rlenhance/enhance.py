@@ -1,0 +1,174 @@
+"""Inference with a trained low-light policy: ``Enhancer``.
+
+The policy runs greedily at a working resolution (the image area-downscaled so its longer side is
+at most ``max_side``), producing one alpha map per step. The maps are then upsampled bilinearly
+and the LE curves applied to the full-resolution image in horizontal strips, so a 24-megapixel
+photo needs a few hundred MB beyond its own pixels (Zero-DCE++'s trick, applied per step).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rlenhance.checkpoint import build_model, load_checkpoint
+from rlenhance.errors import CheckpointError, ImageError
+from rlenhance.models.policy import PixelActorCritic, build_policy_input
+from rlenhance.ops import le_curve
+from rlenhance.runtime import flush_denormals, select_device
+
+#: The low-light model shipped with the package (trained by experiments.lol_train; see README).
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "lowlight_a3c.pt"
+#: Keys the checkpoint's ``extra["env"]`` must hold for inference.
+ENV_KEYS = ("alpha_table", "damping", "action_type", "test_steps", "cond_fields", "cond_scale", "setting")
+
+
+@dataclass
+class EnhanceResult:
+    """One enhanced image: RGB float32 (H, W, 3) in [0, 1] and what it took."""
+
+    image: np.ndarray
+    seconds: float
+    mean_before: float
+    mean_after: float
+
+
+class Enhancer:
+    """Apply a trained low-light policy to images of any size.
+
+    Args:
+        checkpoint: a checkpoint written by ``experiments.lol_train`` (None: the shipped model).
+        device: "auto", "cpu", "cuda" or "cuda:N".
+        steps: curve steps at test time (None: the checkpoint's ``test_steps``).
+        max_side: longer side of the working resolution at which the policy runs.
+        strip_pixels: pixels per full-resolution strip (bounds memory on large photos).
+
+    Example:
+        >>> enhancer = Enhancer()                                        # doctest: +SKIP
+        >>> out = enhancer.enhance(load_image("dark.jpg"), exposure=0.5)  # doctest: +SKIP
+    """
+
+    def __init__(self, checkpoint: str | Path | None = None, *, device: str = "auto", steps: int | None = None,
+                 max_side: int = 512, strip_pixels: int = 2_000_000):
+        flush_denormals()
+        self.device = select_device(device)
+        path = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
+        ckpt = load_checkpoint(path, map_location="cpu")
+        self.policy = build_model(ckpt, {"PixelActorCritic": PixelActorCritic}).to(self.device).eval()
+        env = (ckpt.get("extra") or {}).get("env")
+        if not isinstance(env, Mapping) or any(k not in env for k in ENV_KEYS):
+            raise CheckpointError(f"checkpoint {path}: extra['env'] must hold {ENV_KEYS} (written by "
+                                  "experiments.lol_train); this is not a low-light policy checkpoint")
+        self.env = dict(env)
+        self.path = path
+        self.alpha_table = torch.tensor(env["alpha_table"], dtype=torch.float32, device=self.device)
+        self.steps = int(steps if steps is not None else env["test_steps"])
+        if self.steps < 1:
+            raise ValueError(f"steps: expected an int >= 1, got {steps!r}")
+        if max_side < 16 or strip_pixels < 1:
+            raise ValueError(f"max_side must be >= 16 and strip_pixels >= 1, got {max_side}, {strip_pixels}")
+        self.max_side = int(max_side)
+        self.strip_pixels = int(strip_pixels)
+
+    # --- the user's setting --------------------------------------------------------------------
+    def cond(self, **setting: float | None) -> torch.Tensor:
+        """Conditioning vector (1, 5) from the training setting overridden by ``setting``
+        (``exposure``, ``w_exposure``, ``w_color``, ``w_spatial``, ``w_smooth``)."""
+        values = dict(self.env["setting"])
+        for key, value in setting.items():
+            name = "exposure_target" if key == "exposure" else key
+            if name not in values:
+                raise ValueError(f"{key}: unknown setting; accepted: exposure, {', '.join(list(values)[1:])}")
+            if value is not None:
+                if not np.isfinite(value) or value < 0 or (name == "exposure_target" and not 0 < value < 1):
+                    raise ValueError(f"{key}: expected a finite value >= 0 (exposure in (0, 1)), got {value!r}")
+                values[name] = float(value)
+        raw = torch.tensor([[values[k] for k in self.env["cond_fields"]]], dtype=torch.float32, device=self.device)
+        return raw / torch.tensor(self.env["cond_scale"], dtype=torch.float32, device=self.device)
+
+    # --- inference -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def alpha_maps(self, image: torch.Tensor, cond: torch.Tensor) -> list[torch.Tensor]:
+        """Greedy rollout at the working resolution; returns one (1, 3, h, w) alpha map per step."""
+        height, width = image.shape[-2:]
+        scale = min(1.0, self.max_side / max(height, width))
+        small = F.interpolate(image, size=(max(1, round(height * scale)), max(1, round(width * scale))),
+                              mode="area") if scale < 1 else image
+        return greedy_rollout(self.policy, small, cond, steps=self.steps, alpha_table=self.alpha_table,
+                              damping=float(self.env["damping"]))[1]
+
+    @torch.no_grad()
+    def enhance_array(self, image: np.ndarray, **setting: float | None) -> EnhanceResult:
+        """Enhance one RGB float image (H, W, 3) in [0, 1]; see :meth:`cond` for ``setting``."""
+        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
+            raise ImageError(f"image: expected an RGB array (H, W, 3), got "
+                             f"{getattr(image, 'shape', type(image).__name__)}")
+        start = time.perf_counter()
+        full = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1).unsqueeze(0)
+        maps = self.alpha_maps(full.to(self.device), self.cond(**setting))
+        out = np.empty_like(image, dtype=np.float32)
+        height, width = image.shape[:2]
+        rows = max(1, self.strip_pixels // width)
+        for top in range(0, height, rows):
+            bottom = min(height, top + rows)
+            strip = full[..., top:bottom, :].to(self.device)
+            grid = _strip_grid(top, bottom, height, width, self.device)
+            for alpha in maps:
+                up = F.grid_sample(alpha, grid, mode="bilinear", padding_mode="border", align_corners=False)
+                strip = le_curve(strip, up).clamp(0.0, 1.0)
+            out[top:bottom] = strip[0].permute(1, 2, 0).cpu().numpy()
+        return EnhanceResult(out, time.perf_counter() - start, float(image.mean()), float(out.mean()))
+
+    def enhance(self, image: np.ndarray, **setting: float | None) -> np.ndarray:
+        """Enhanced RGB float32 (H, W, 3) in [0, 1] of one image (same size)."""
+        return self.enhance_array(image, **setting).image
+
+
+@torch.no_grad()
+def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Tensor | None, *, steps: int,
+                   alpha_table: torch.Tensor, damping: float = 0.0) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Run a low-light policy greedily (most probable alpha / the Gaussian mean) for ``steps`` steps.
+
+    The same transition as ``envs.lowlight`` (one LE step per action, alpha scaled by
+    ``1 - damping``), without rewards. Used by :class:`Enhancer` and by training-time validation.
+
+    Args:
+        policy: the per-pixel actor-critic.
+        image: low-light batch, float (B, 3, H, W) in [0, 1], RGB.
+        cond: conditioning (B, cond_dim) or None (ignored when the policy has no cond planes).
+        steps: number of curve steps.
+        alpha_table: (n_actions,) alpha per discrete action.
+        damping: ReLLIE's damping d in s <- (1 - d) LE(s) + d s.
+
+    Returns:
+        ``(enhanced, maps)``: the enhanced batch and the list of (B, 3, H, W) alpha maps applied.
+    """
+    original, current, hidden, maps = image, image, None, []
+    for _ in range(steps):
+        x, _ = build_policy_input({"image": current, "original": original})
+        out = policy(x, cond=cond if policy.cond_dim else None, hidden=hidden)
+        hidden = out.hidden
+        if out.logits is not None:
+            alpha = alpha_table[out.logits.argmax(dim=2)]
+        else:
+            alpha = out.mean.clamp(-1.0, 1.0)  # continuous actions are alpha in [-1, 1]
+        alpha = alpha * (1.0 - damping)
+        current = le_curve(current, alpha).clamp(0.0, 1.0)
+        maps.append(alpha)
+    return current, maps
+
+
+def _strip_grid(top: int, bottom: int, height: int, width: int, device: torch.device) -> torch.Tensor:
+    """Sampling grid for output rows [top, bottom) that reproduces ``F.interpolate(...,
+    mode="bilinear", align_corners=False)`` of a map to (height, width), one strip at a time."""
+    ys = (torch.arange(top, bottom, device=device, dtype=torch.float32) + 0.5) / height * 2 - 1
+    xs = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) / width * 2 - 1
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack((grid_x, grid_y), dim=-1).unsqueeze(0)
+

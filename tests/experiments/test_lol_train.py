@@ -1,0 +1,124 @@
+"""Smoke tests of experiments.lol_train / lol_eval and the `rlenhance enhance` CLI on tiny settings."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rlenhance.checkpoint import load_checkpoint
+from rlenhance.io import load_image, save_image
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ["--episodes", "4", "--eval-every", "2", "--batch", "2", "--crop", "32", "--steps", "2",
+        "--test-steps", "2", "--eval-size", "48", "--width", "8", "--samples", "2", "--threads", "1"]
+
+
+def run_module(*args, check=True):
+    proc = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lol") / "run"
+    proc = run_module("experiments.lol_train", *TINY, "--conditioned", "--out", str(out))
+    return out, proc
+
+
+def test_run_folder_contents(tiny_run):
+    out, proc = tiny_run
+    config = json.loads((out / "config.json").read_text())
+    assert config["episodes"] == 4 and config["conditioned"] is True
+    with open(out / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    metrics = {r["metric"] for r in rows}
+    assert {"charts/episode_return", "losses/value_loss", "eval/psnr", "eval/ssim", "eval/uqi",
+            "eval/exposure_loss", "eval/brightness"} <= metrics
+    assert max(int(r["step"]) for r in rows) == 4
+    assert list((out / "tb").glob("events.out.tfevents.*"))
+    assert (out / "samples" / "episode_000002.png").is_file() and (out / "samples" / "episode_000004.png").is_file()
+    grid = load_image(out / "samples" / "episode_000004.png")
+    assert grid.shape[1] > 3 * 48  # input | output | reference side by side
+    last = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert last["extra"]["episode"] == 4 and "agent" in last["extra"]
+    best = load_checkpoint(out / "checkpoints" / "best.pt")
+    assert "agent" not in best["extra"] and best["extra"]["env"]["conditioned"] is True
+    assert "| episodes |" in proc.stdout and (out / "summary.md").is_file()
+
+
+def test_resume_continues_to_the_same_weights(tmp_path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    run_module("experiments.lol_train", *TINY, "--out", str(straight))
+    half = list(TINY)
+    half[half.index("--episodes") + 1] = "2"
+    run_module("experiments.lol_train", *half, "--out", str(split))
+    proc = run_module("experiments.lol_train", *TINY, "--out", str(split), "--resume")
+    assert "resumed" in proc.stdout
+    a = load_checkpoint(straight / "checkpoints" / "last.pt")
+    b = load_checkpoint(split / "checkpoints" / "last.pt")
+    assert b["extra"]["episode"] == 4
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+    with open(split / "metrics.csv") as handle:
+        steps = [int(r["step"]) for r in csv.DictReader(handle) if r["metric"] == "charts/episode_return"]
+    assert steps == [1, 2, 3, 4]
+
+
+def test_new_run_refuses_a_used_folder_and_resume_needs_a_checkpoint(tiny_run, tmp_path):
+    out, _ = tiny_run
+    proc = run_module("experiments.lol_train", *TINY, "--out", str(out), check=False)
+    assert proc.returncode != 0 and "--resume" in proc.stderr
+    proc = run_module("experiments.lol_train", *TINY, "--out", str(tmp_path / "none"), "--resume", check=False)
+    assert proc.returncode != 0 and "no checkpoint" in proc.stderr
+
+
+def test_help_documents_every_argument():
+    proc = run_module("experiments.lol_train", "--help")
+    for flag in ("--data", "--reward", "--w-exposure", "--w-color", "--w-spatial", "--w-smooth",
+                 "--exposure-target", "--conditioned", "--episodes", "--crop", "--batch", "--steps",
+                 "--gamma", "--lr", "--downscale", "--device", "--seed", "--out", "--resume", "--workers"):
+        assert flag in proc.stdout, flag
+
+
+def test_cli_enhance_writes_outputs_and_reports_bad_files(tiny_run, tmp_path):
+    out, _ = tiny_run
+    rng = np.random.default_rng(0)
+    good = tmp_path / "dark.png"
+    save_image(good, rng.uniform(0.02, 0.15, (40, 56, 3)).astype(np.float32))
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not an image")
+    outdir = tmp_path / "out"
+    proc = run_module("rlenhance", "enhance", str(good), str(bad), "-o", str(outdir),
+                      "--checkpoint", str(out / "checkpoints" / "best.pt"), "--exposure", "0.6", check=False)
+    assert proc.returncode == 1
+    assert "broken.jpg" in proc.stderr and "not" in proc.stderr
+    line = next(l for l in proc.stdout.splitlines() if "dark.png" in l)
+    assert "56x40" in line and "ms" in line and "mean" in line
+    result = load_image(outdir / "dark.png")
+    assert result.shape == (40, 56, 3)
+    proc = run_module("rlenhance", "enhance", str(good), "-o", str(outdir), "--checkpoint",
+                      str(out / "checkpoints" / "best.pt"), "--exposure", "1.5", check=False)
+    assert proc.returncode == 2 and "exposure" in proc.stderr
+
+
+def test_lol_eval_on_a_tiny_paired_folder(tiny_run, tmp_path):
+    out, _ = tiny_run
+    rng = np.random.default_rng(1)
+    for name in ("001_1", "002_1", "003_1"):
+        high = rng.uniform(0.2, 0.8, (32, 32, 3)).astype(np.float32)
+        save_image(tmp_path / "pairs" / "high" / f"{name}.png", high)
+        save_image(tmp_path / "pairs" / "low" / f"{name}.png", high * 0.15)
+    proc = run_module("experiments.lol_eval", "--data", str(tmp_path / "pairs"), "--split", "all",
+                      "--checkpoint", str(out / "checkpoints" / "best.pt"), "--csv", str(tmp_path / "r.csv"),
+                      "--threads", "1")
+    for method in ("rlenhance (ours)", "auto-gamma", "histeq", "clahe"):
+        assert method in proc.stdout
+    with open(tmp_path / "r.csv") as handle:
+        assert len(list(csv.DictReader(handle))) == 3 * 4
