@@ -1,0 +1,86 @@
+"""Enhancer: strip-wise full-resolution curves, settings, checkpoint validation."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import rlenhance
+from rlenhance.checkpoint import save_checkpoint
+from rlenhance.enhance import Enhancer, greedy_rollout
+from rlenhance.errors import CheckpointError, ImageError
+from rlenhance.models.policy import PixelActorCritic
+from rlenhance.ops import le_curve
+
+ALPHAS = [round((a - 6) / 20, 2) for a in range(27)]
+ENV = {"alpha_table": ALPHAS, "damping": 0.2, "action_type": "discrete", "test_steps": 3,
+       "cond_fields": ["exposure_target", "w_exposure", "w_color", "w_spatial", "w_smooth"],
+       "cond_scale": [1.0, 10.0, 5.0, 1.0, 20.0],
+       "setting": {"exposure_target": 0.6, "w_exposure": 10.0, "w_color": 5.0, "w_spatial": 1.0, "w_smooth": 20.0}}
+
+
+@pytest.fixture()
+def checkpoint(tmp_path):
+    torch.manual_seed(0)
+    policy = PixelActorCritic(in_channels=6, out_channels=3, n_actions=27, width=8, downscale=2, cond_dim=5,
+                              policy_head_gain=3.0)
+    path = tmp_path / "policy.pt"
+    save_checkpoint(path, model=policy, arch=policy.arch(), extra={"env": ENV})
+    return path
+
+
+def test_strips_equal_whole_image_upsampling(checkpoint):
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0.0, 0.3, (37, 53, 3)).astype(np.float32)
+    enhancer = Enhancer(checkpoint, device="cpu", max_side=20, strip_pixels=7 * 53)
+    result = enhancer.enhance_array(image, exposure=0.5)
+    full = torch.from_numpy(image).permute(2, 0, 1)[None]
+    maps = enhancer.alpha_maps(full, enhancer.cond(exposure=0.5))
+    assert maps[0].shape[-2:] == (14, 20)  # the policy ran at the working resolution
+    expected = full
+    for alpha in maps:
+        expected = le_curve(expected, F.interpolate(alpha, size=(37, 53), mode="bilinear",
+                                                    align_corners=False)).clamp(0, 1)
+    np.testing.assert_allclose(result.image, expected[0].permute(1, 2, 0).numpy(), atol=1e-5)
+    assert result.mean_before == pytest.approx(float(image.mean()))
+    assert result.mean_after == pytest.approx(float(result.image.mean()))
+
+
+def test_rollout_matches_env_transition(checkpoint):
+    enhancer = Enhancer(checkpoint, device="cpu")
+    x = torch.rand(2, 3, 16, 16) * 0.3
+    out, maps = greedy_rollout(enhancer.policy, x, enhancer.cond().expand(2, -1), steps=3,
+                               alpha_table=enhancer.alpha_table, damping=0.2)
+    expected = x
+    for alpha in maps:
+        expected = le_curve(expected, alpha).clamp(0, 1)
+        assert torch.isin((alpha / 0.8).round(decimals=2), torch.tensor(ALPHAS)).all()  # table values, damped
+    assert torch.allclose(out, expected)
+    assert len(maps) == 3
+
+
+def test_setting_changes_output_and_bad_settings_are_named(checkpoint):
+    enhancer = Enhancer(checkpoint, device="cpu")
+    image = np.full((24, 24, 3), 0.1, np.float32)
+    a = enhancer.enhance(image, exposure=0.4)
+    b = enhancer.enhance(image, exposure=0.7, w_color=1.0)
+    assert not np.array_equal(a, b)
+    with pytest.raises(ValueError, match="exposure"):
+        enhancer.enhance(image, exposure=1.2)
+    with pytest.raises(ValueError, match="w_nope"):
+        enhancer.cond(w_nope=1.0)
+    with pytest.raises(ImageError, match=r"\(H, W, 3\)"):
+        enhancer.enhance(np.zeros((8, 8), np.float32))
+
+
+def test_checkpoint_without_inference_config_is_refused(tmp_path):
+    policy = PixelActorCritic(in_channels=6, out_channels=3, n_actions=27, width=4)
+    path = tmp_path / "bare.pt"
+    save_checkpoint(path, model=policy, arch=policy.arch(), extra={})
+    with pytest.raises(CheckpointError, match="bare.pt"):
+        Enhancer(path, device="cpu")
+
+
+def test_public_api():
+    assert rlenhance.Enhancer is Enhancer
+    assert issubclass(rlenhance.ImageError, ValueError)
