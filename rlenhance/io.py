@@ -25,7 +25,6 @@ import contextlib
 import os
 import struct
 import threading
-import uuid
 import zlib
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -36,6 +35,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from rlenhance.atomic import atomic_path
 from rlenhance.errors import ImageError
 
 __all__ = [
@@ -493,7 +493,8 @@ def save_image(
 
     samples = _to_samples(path, img, bit_depth)
     data = _encode(samples, suffix, jpeg_quality=jpeg_quality)
-    _write_atomic(path, data)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def _to_samples(path: Path, img: np.ndarray | torch.Tensor, bit_depth: int) -> np.ndarray:
@@ -560,27 +561,6 @@ def _encode(samples: np.ndarray, suffix: str, *, jpeg_quality: int) -> bytes:
     if not ok:
         raise ImageError(f"OpenCV could not encode a {suffix} image of shape {samples.shape}")
     return buffer.tobytes()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then ``os.replace`` it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    fd = os.open(temp, flags, 0o666)  # the umask applies, as for an ordinary new file
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------- tensors

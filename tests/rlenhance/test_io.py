@@ -723,19 +723,19 @@ def test_atomic_save_encoder_failure(existing, monkeypatch, rng):
 
 def test_atomic_save_failure_mid_write(existing, monkeypatch, rng):
     path, original = existing
-    real_write = rio.os.write
+    real_write_bytes = Path.write_bytes
     calls = []
 
-    def half_then_fail(fd, data):
-        calls.append(len(data))
-        if len(calls) > 1:
-            raise OSError(28, "No space left on device")
-        return real_write(fd, bytes(data)[: max(1, len(data) // 2)])
+    def half_then_fail(self, data):
+        calls.append(self)
+        real_write_bytes(self, bytes(data)[: max(1, len(data) // 2)])
+        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(rio.os, "write", half_then_fail)
+    monkeypatch.setattr(Path, "write_bytes", half_then_fail)
     with pytest.raises(OSError, match="No space left"):
         save_image(path, rgb8(rng))
-    assert len(calls) == 2  # a partial temp file really existed
+    assert len(calls) == 1 and calls[0] != path  # a partial temp file really existed beside it
+    assert not calls[0].exists()
     assert_untouched(path, original)
 
 
