@@ -19,6 +19,7 @@ import torch
 
 import envs
 from envs.lowlight import RELLIE_ALPHAS
+from rlenhance.data import BuiltinImages
 
 
 # --- per-image numpy/OpenCV baselines (one image (H, W, C) float32 at a time) ----------------
@@ -90,7 +91,9 @@ def time_it(fn, repeats):
 
 
 def bench(env_id, num_envs, size, steps, device):
-    venv = envs.make_vec(env_id, num_envs=num_envs, crop=size, device=device)
+    # the 600x400 single-image run uses scikit-image's coffee photo (400x600), the only one that big
+    data = BuiltinImages(names=("coffee",), gray=env_id == "rlenhance/Denoise-v0") if num_envs == 1 else None
+    venv = envs.make_vec(env_id, num_envs=num_envs, crop=size, device=device, data=data)
     obs, _ = venv.reset(seed=0)
     gen = torch.Generator(device=device).manual_seed(0)
     actions = torch.randint(0, venv.n_actions, venv.action_space.shape, generator=gen, device=device)
