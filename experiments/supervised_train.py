@@ -1,0 +1,519 @@
+"""Train a supervised baseline: MRPNet + Generator, the ConvLSTM PixelRNN or the gated PixelRNN.
+
+    python -m experiments.supervised_train                      # MRPNet+Generator, embedded photos darkened
+    python -m experiments.supervised_train --model mrpnet --task lowlight --data ../shared/data/sice_pairs/train
+    python -m experiments.supervised_train --model mrpnet --task denoise --data ../shared/data/bsd/train432 --sigma 25
+    python -m experiments.supervised_train --model pixelrnn --task completion --data ../shared/data/bedroom/train
+    python -m experiments.supervised_train --model gated-pixelrnn --task completion --data ../shared/data/bedroom/train
+    python -m experiments.supervised_train --out runs/supervised_train --resume     # continue a killed run
+
+Without ``--data`` the clean images are scikit-image's photos (:class:`rlenhance.data.BuiltinImages`),
+degraded on the fly by :func:`~rlenhance.data.synthetic_low_light`, :func:`~rlenhance.data.add_gaussian_noise`
+or :func:`~rlenhance.data.random_occlusion`, so it runs with no data at all. Denoising is on gray images
+(the DnCNN / PixelRL protocol: noise of ``--sigma`` on the 0-255 scale, not clipped).
+
+Models and losses (the seeds' choices; ``--lr/--batch/--crop/--width`` default to them):
+
+==============  ====================================  ==============================================  ====  =====  ====
+--model         network                               loss                                            lr    batch  crop
+==============  ====================================  ==============================================  ====  =====  ====
+mrpnet          CombinedModel (MRPNet -> Generator)   MSE                                             1e-4  16     128
+pixelrnn        PixelRNN (encoder-ConvLSTM-decoder)   0.8 MSE + 0.2 (1 - SSIM)                        1e-3  16     224
+gated-pixelrnn  GatedPixelRNN (RGB + mask)            0.8 L1 in the hole + 0.2 (1 - SSIM) composite   1e-4  4      224
+==============  ====================================  ==============================================  ====  =====  ====
+
+``gated-pixelrnn`` needs the mask, so it trains on ``--task completion`` only; the others train on any
+task. For completion the output shown and scored is the composite ``occluded (1 - mask) + pred mask``,
+and the hole-only PSNR / L1 are reported next to the whole-image PSNR / SSIM.
+
+An epoch is ``--steps-per-epoch`` batches of random crops (drawn with replacement), then a validation
+pass over ``--val-samples`` fixed crops of the held-out images (the same crops and degradations in
+every epoch and every run). The run folder (``--out``, see :mod:`experiments.runs`) gets config.json
+(the resolved arguments), TensorBoard events and metrics.csv, ``train_log.tsv`` (one row per epoch:
+epoch, lr, each training loss term, the validation loss and metrics), ``loss_curve.png``, sample
+grids ``samples/epoch_NNNN.png`` (input | output | reference), ``checkpoints/best.pt`` (lowest
+validation loss) and ``checkpoints/last.pt`` (every epoch, with the optimizer and RNG states), and
+summary.md. ``--resume`` continues from last.pt with the saved arguments to the same total epochs
+(``--epochs`` may be given to change the total, ``--device``/``--threads`` to move the run); the
+result equals that of an uninterrupted run. Mixed precision (``torch.autocast`` float16 with a
+gradient scaler) is used on CUDA and is a no-op on CPU.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping, NamedTuple, Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from experiments.runs import Run, arg, parse_config
+from rlenhance import metrics
+from rlenhance.atomic import atomic_path
+from rlenhance.checkpoint import load_state_dict_strict
+from rlenhance.data import (
+    DEFAULT_COLOR_IMAGES,
+    DEFAULT_GRAY_IMAGES,
+    BuiltinImages,
+    OccludedPairs,
+    PairedImages,
+    UnpairedImages,
+    add_gaussian_noise,
+    random_occlusion,
+    sample_batch,
+    split_names,
+    synthetic_low_light,
+)
+from rlenhance.errors import DatasetError
+from rlenhance.io import save_image
+from rlenhance.losses import mse_loss
+from rlenhance.models.mrpnet import MODELS as MRPNET_MODELS, CombinedModel, MRPNet
+from rlenhance.models.pixelrnn import (
+    MODELS as PIXELRNN_MODELS,
+    GatedPixelRNN,
+    PixelRNN,
+    completion_loss,
+    composite,
+    hole_l1,
+    hole_psnr,
+    mse_ssim_loss,
+)
+from rlenhance.runtime import flush_denormals, seed_everything, select_device
+
+MODEL_CHOICES = ("mrpnet", "pixelrnn", "gated-pixelrnn")
+TASKS = ("lowlight", "denoise", "completion")
+OCCLUSIONS = ("box", "stroke", "mixed")
+#: Every class a checkpoint of this experiment can name (for rlenhance.checkpoint.build_model).
+REGISTRY: Mapping[str, type[nn.Module]] = MappingProxyType({**MRPNET_MODELS, **PIXELRNN_MODELS})
+#: Seed of the validation crops and degradations: fixed, so every run and seed scores the same set.
+VAL_SEED = 20_240_601
+#: Arguments that --resume takes from the command line; the others come from the run's config.json.
+RESUME_OVERRIDES = ("epochs", "device", "threads", "out", "resume")
+#: The smallest crop: the SSIM window (11x11) must fit.
+MIN_CROP = 16
+
+
+class Defaults(NamedTuple):
+    """The seeds' training settings of a model (used where an argument is left unset)."""
+
+    lr: float
+    batch: int
+    crop: int
+    width: int
+
+
+MODEL_DEFAULTS: Mapping[str, Defaults] = MappingProxyType({
+    "mrpnet": Defaults(lr=1e-4, batch=16, crop=128, width=64),
+    # The bedroom photos are 224x224 with one 67x67 hole: the completion models take them whole
+    # (the seeds resized them to 256 and 128), so no crop misses the hole.
+    "pixelrnn": Defaults(lr=1e-3, batch=16, crop=224, width=64),
+    "gated-pixelrnn": Defaults(lr=1e-4, batch=4, crop=224, width=48),
+})
+
+
+@dataclass
+class Args:
+    """Train a supervised baseline (MRPNet + Generator, ConvLSTM PixelRNN, gated PixelRNN)."""
+
+    model: str = arg("mrpnet", "network: MRPNet + Generator, ConvLSTM PixelRNN, or gated PixelRNN (RGB + mask)",
+                     choices=MODEL_CHOICES)
+    task: str = arg("lowlight", "what to restore (gated-pixelrnn: completion only)", choices=TASKS)
+    data: str | None = arg(None, "lowlight: a low/+high/ pair folder or a LOL parent (split by scene); denoise: a "
+                                 "folder of clean images (read as gray); completion: occluded_images/+"
+                                 "original_images/. Default: scikit-image photos degraded synthetically")
+    sigma: float = arg(25.0, "denoise: Gaussian noise standard deviation on the 0-255 scale")
+    occlusion: str = arg("box", "completion without --data: shape of the synthetic holes", choices=OCCLUSIONS)
+    generator: bool = arg(True, "mrpnet: chain the Generator after MRPNet (CombinedModel); --no-generator "
+                                "trains MRPNet alone")
+    width: int | None = arg(None, "feature planes; unset: the published size, 64 (gated-pixelrnn 48)")
+    epochs: int = arg(20, "training epochs")
+    steps_per_epoch: int = arg(50, "batches of random crops per epoch")
+    batch: int | None = arg(None, "crops per batch; unset: 16 (gated-pixelrnn 4)")
+    crop: int | None = arg(None, "crop size in pixels; unset: 128 (pixelrnn, gated-pixelrnn 224)")
+    lr: float | None = arg(None, "Adam learning rate; unset: 1e-4 (pixelrnn 1e-3)")
+    val_fraction: float = arg(0.1, "fraction of the images (scenes) held out for validation")
+    val_samples: int = arg(32, "validation crops (fixed across epochs and runs)")
+    samples: int = arg(4, "validation crops shown in each sample grid")
+    amp: bool = arg(True, "mixed precision (float16 autocast + gradient scaling) on CUDA; ignored on CPU")
+    device: str = arg("auto", "auto, cpu, cuda or cuda:N")
+    threads: int = arg(0, "torch CPU threads (0: torch's default)")
+    seed: int = arg(0, "seed of the weights' initialisation and the training crops and degradations")
+    out: str = arg("runs/supervised_train", "run folder")
+    resume: bool = arg(False, "continue the run in --out from checkpoints/last.pt with its saved arguments")
+
+
+class Example(NamedTuple):
+    """A batch ready for a model: ``input`` and ``target`` float (B, C, H, W); ``mask`` (B, 1, H, W)
+    with 1 = missing pixel (completion only, else None)."""
+
+    input: Tensor
+    target: Tensor
+    mask: Tensor | None
+
+
+# --- configuration ------------------------------------------------------------------------------
+def given_flags(argv: Sequence[str]) -> set[str]:
+    """Names of the Args fields set on the command line (``--no-amp`` counts as ``amp``)."""
+    names = set()
+    for token in argv:
+        if token.startswith("--"):
+            name = token[2:].split("=", 1)[0].replace("-", "_")
+            names.add(name[3:] if name.startswith("no_") and name[3:] in {f.name for f in fields(Args)} else name)
+    return names
+
+
+def resolve_args(args: Args, argv: Sequence[str]) -> Args:
+    """Fill the model's defaults (new run) or restore the saved arguments (``--resume``).
+
+    Raises:
+        FileNotFoundError: ``--resume`` without ``checkpoints/last.pt`` (or config.json) in ``--out``.
+        ValueError: an invalid combination, or ``--resume`` with arguments that differ from the run's.
+    """
+    if args.resume:
+        out = Path(args.out)
+        if not (out / "checkpoints" / "last.pt").is_file() or not (out / "config.json").is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint to resume from at {out / 'checkpoints' / 'last.pt'} "
+                                    "(or no config.json next to it)")
+        saved = json.loads((out / "config.json").read_text())
+        known = {f.name for f in fields(Args)}
+        explicit = given_flags(argv) & known
+        conflicts = [f"--{name.replace('_', '-')} {getattr(args, name)!r} (the run has {saved.get(name)!r})"
+                     for name in sorted(explicit - set(RESUME_OVERRIDES)) if getattr(args, name) != saved.get(name)]
+        if conflicts:
+            raise ValueError("--resume continues a run with its saved arguments; these differ: " + "; ".join(conflicts)
+                             + f". Only {', '.join('--' + n for n in RESUME_OVERRIDES[:3])} may change.")
+        merged = {name: saved[name] for name in known if name in saved}
+        merged.update({name: getattr(args, name) for name in RESUME_OVERRIDES if name in explicit or name in
+                       ("out", "resume")})
+        args = Args(**merged)
+    else:
+        defaults = MODEL_DEFAULTS[args.model]
+        args = replace(args, lr=args.lr if args.lr is not None else defaults.lr,
+                       batch=args.batch if args.batch is not None else defaults.batch,
+                       crop=args.crop if args.crop is not None else defaults.crop,
+                       width=args.width if args.width is not None else defaults.width)
+    check_args(args)
+    return args
+
+
+def check_args(args: Args) -> None:
+    """Raise ValueError naming the first argument out of range."""
+    if args.model == "gated-pixelrnn" and args.task != "completion":
+        raise ValueError(f"--model gated-pixelrnn reads an image and its mask; it trains on --task completion only "
+                         f"(got --task {args.task})")
+    for name in ("epochs", "steps_per_epoch", "batch", "width", "val_samples"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)}: expected an integer >= 1")
+    if args.crop < MIN_CROP:
+        raise ValueError(f"--crop {args.crop}: expected at least {MIN_CROP} (the 11x11 SSIM window must fit)")
+    if not 0.0 < args.val_fraction < 1.0:
+        raise ValueError(f"--val-fraction {args.val_fraction}: expected a number in (0, 1)")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise ValueError(f"--lr {args.lr}: expected a finite number > 0")
+    if not (math.isfinite(args.sigma) and args.sigma >= 0):
+        raise ValueError(f"--sigma {args.sigma}: expected a finite number >= 0 (0-255 scale)")
+    if args.samples < 0 or args.threads < 0:
+        raise ValueError("--samples and --threads: expected integers >= 0")
+
+
+# --- data -------------------------------------------------------------------------------------
+def image_channels(args: Args) -> int:
+    return 1 if args.task == "denoise" else 3
+
+
+def open_datasets(args: Args):
+    """(train, val) datasets; see the ``--data`` help for the layouts read per task."""
+    gray = args.task == "denoise"
+    if args.data is None:
+        names = DEFAULT_GRAY_IMAGES if gray else DEFAULT_COLOR_IMAGES
+        train_names, val_names = split_names(names, val_fraction=args.val_fraction, group=None)
+        return BuiltinImages(names=train_names, gray=gray), BuiltinImages(names=val_names, gray=gray)
+    root = Path(args.data)
+    if not root.is_dir():
+        raise DatasetError(f"--data {root}: not a folder")
+    if args.task == "lowlight":
+        opener = lambda split: PairedImages(root, split=split, val_fraction=args.val_fraction)  # noqa: E731
+    elif args.task == "completion":
+        opener = lambda split: OccludedPairs(root, split=split, val_fraction=args.val_fraction)  # noqa: E731
+    elif (root / "low").is_dir() and (root / "high").is_dir():
+        opener = lambda split: PairedImages(root, split=split, val_fraction=args.val_fraction, gray=True)  # noqa: E731
+    else:
+        opener = lambda split: UnpairedImages(root, split=split, val_fraction=args.val_fraction, gray=True)  # noqa: E731
+    return opener("train"), opener("val")
+
+
+def make_example(args: Args, batch: Mapping[str, Any], generator: torch.Generator, device: torch.device) -> Example:
+    """Turn a batch of dataset crops into (input, target, mask), degrading clean images when needed.
+
+    Every random draw comes from ``generator`` (a CPU generator, so CPU and CUDA runs agree).
+    """
+    if args.task == "completion":
+        if "occluded" in batch:
+            return Example(batch["occluded"].to(device), batch["original"].to(device), batch["mask"].to(device))
+        clean = batch["high"].to(device)
+        occluded, mask = random_occlusion(clean, generator=generator, kind=args.occlusion)
+        return Example(occluded, clean, mask)
+    if args.task == "lowlight":
+        if "low" in batch and "high" in batch:
+            return Example(batch["low"].to(device), batch["high"].to(device), None)
+        clean = batch["high"].to(device)
+        return Example(synthetic_low_light(clean, generator=generator), clean, None)
+    clean = (batch["high"] if "high" in batch else batch["low"]).to(device)
+    return Example(add_gaussian_noise(clean, args.sigma, generator=generator), clean, None)
+
+
+def validation_set(args: Args, dataset) -> Example:
+    """``val_samples`` fixed crops of the validation images, degraded with a fixed seed (CPU tensors)."""
+    batch = sample_batch(dataset, args.val_samples, crop=args.crop, rng=np.random.default_rng(VAL_SEED), flip=False)
+    return make_example(args, batch, torch.Generator().manual_seed(VAL_SEED), torch.device("cpu"))
+
+
+# --- model, forward pass and loss ---------------------------------------------------------------------
+def build_network(args: Args) -> nn.Module:
+    channels = image_channels(args)
+    if args.model == "mrpnet":
+        return CombinedModel(channels, width=args.width) if args.generator else MRPNet(channels, width=args.width)
+    if args.model == "pixelrnn":
+        return PixelRNN(channels, width=args.width)
+    return GatedPixelRNN(channels, width=args.width)
+
+
+def predict(model: nn.Module, example: Example) -> Tensor:
+    """The model's raw prediction (the gated PixelRNN also reads the mask)."""
+    if isinstance(model, GatedPixelRNN):
+        return model(example.input, example.mask)
+    return model(example.input)
+
+
+def compute_loss(args: Args, pred: Tensor, example: Example) -> tuple[Tensor, dict[str, Tensor]]:
+    """The model's training loss per image (B,) and its unweighted terms (each (B,))."""
+    if args.model == "gated-pixelrnn":
+        return completion_loss(pred, example.target, example.input, example.mask, return_terms=True)
+    if args.model == "pixelrnn":
+        return mse_ssim_loss(pred, example.target, return_terms=True)
+    mse = mse_loss(pred, example.target)
+    return mse, {"mse": mse}
+
+
+def final_output(pred: Tensor, example: Example) -> Tensor:
+    """What a user gets: the prediction clamped to [0, 1], composited with the known pixels for completion."""
+    pred = pred.clamp(0.0, 1.0)
+    return composite(example.input, pred, example.mask) if example.mask is not None else pred
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, args: Args, val: Example, device: torch.device, use_amp: bool
+             ) -> tuple[dict[str, float], Tensor]:
+    """Validation loss and metrics (per-image means, torchmetrics style) and the outputs (CPU)."""
+    model.eval()
+    per_image: dict[str, list[Tensor]] = {}
+    outputs = []
+    for start in range(0, val.input.shape[0], args.batch):
+        part = Example(*(t[start:start + args.batch].to(device) if t is not None else None for t in val))
+        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            pred = predict(model, part)
+        pred = pred.float()
+        loss, _ = compute_loss(args, pred, part)
+        out = final_output(pred, part)
+        values = {"loss": loss, "psnr": metrics.psnr(out, part.target), "ssim": metrics.ssim(out, part.target)}
+        if part.mask is not None:  # averaged over the crops that hold part of a hole
+            no_hole = part.mask.sum(dim=(1, 2, 3)) == 0
+            values["hole_psnr"] = hole_psnr(out, part.target, part.mask)
+            values["hole_l1"] = hole_l1(out, part.target, part.mask).masked_fill(no_hole, float("nan"))
+        for name, value in values.items():
+            per_image.setdefault(name, []).append(value.cpu())
+        outputs.append(out.cpu())
+    model.train()
+    scores = {}
+    for name, chunks in per_image.items():
+        values = torch.cat(chunks)
+        finite = values[~torch.isnan(values)]  # hole metrics are NaN for a crop without hole
+        scores[name] = float(finite.mean()) if finite.numel() else float("nan")
+    return scores, torch.cat(outputs)
+
+
+# --- logs ----------------------------------------------------------------------------------------
+def write_log(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Write ``train_log.tsv`` (tab-separated, one row per epoch) atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), delimiter="\t", lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def plot_curves(series: Mapping[str, Sequence[tuple[float, float]]], *, title: str = "",
+                xlabel: str = "epoch", size: tuple[int, int] = (640, 400)) -> np.ndarray:
+    """Draw line plots with OpenCV (no matplotlib): axes, 5 labelled y ticks, integer x ticks, legend.
+
+    Args:
+        series: label -> list of (x, y) points; non-finite y values are skipped.
+        title: drawn above the plot.
+        xlabel: the x axis label.
+        size: (width, height) of the image in pixels.
+
+    Returns:
+        float32 RGB image (height, width, 3) in [0, 1].
+    """
+    width, height = size
+    left, right, top, bottom = 70, 20, 30, 45
+    colors = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189)]  # RGB
+    font, scale, ink, grid_ink = cv2.FONT_HERSHEY_SIMPLEX, 0.4, (40, 40, 40), (225, 225, 225)
+    canvas = np.full((height, width, 3), 255, np.uint8)
+    points = {k: [(float(x), float(y)) for x, y in v if math.isfinite(float(y))] for k, v in series.items()}
+    xs = [x for pts in points.values() for x, _ in pts] or [0.0, 1.0]
+    ys = [y for pts in points.values() for _, y in pts] or [0.0, 1.0]
+    x0, x1 = min(xs), max(xs)
+    y0, y1 = min(ys), max(ys)
+    if x1 == x0:
+        x0, x1 = x0 - 1, x1 + 1
+    pad = (y1 - y0) * 0.05 or max(abs(y0) * 0.05, 1e-6)
+    y0, y1 = y0 - pad, y1 + pad
+
+    def to_px(x: float, y: float) -> tuple[int, int]:
+        px = left + (x - x0) / (x1 - x0) * (width - left - right)
+        py = height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)
+        return int(round(px)), int(round(py))
+
+    for i in range(5):
+        y = y0 + (y1 - y0) * i / 4
+        _, py = to_px(x0, y)
+        cv2.line(canvas, (left, py), (width - right, py), grid_ink, 1)
+        cv2.putText(canvas, f"{y:.3g}", (4, py + 4), font, scale, ink, 1, cv2.LINE_AA)
+    step = max(1, math.ceil((x1 - x0) / 10))
+    for x in range(math.ceil(x0), math.floor(x1) + 1, step):
+        px, _ = to_px(x, y0)
+        cv2.line(canvas, (px, height - bottom), (px, height - bottom + 4), ink, 1)
+        cv2.putText(canvas, str(x), (px - 4, height - bottom + 17), font, scale, ink, 1, cv2.LINE_AA)
+    cv2.rectangle(canvas, (left, top), (width - right, height - bottom), ink, 1)
+    cv2.putText(canvas, xlabel, (width // 2 - 20, height - 8), font, scale, ink, 1, cv2.LINE_AA)
+    cv2.putText(canvas, title, (left, top - 10), font, 0.5, ink, 1, cv2.LINE_AA)
+    for k, (label, pts) in enumerate(points.items()):
+        color = colors[k % len(colors)]
+        pixels = np.array([to_px(x, y) for x, y in pts], np.int32)
+        if len(pixels) > 1:
+            cv2.polylines(canvas, [pixels.reshape(-1, 1, 2)], False, color, 2, cv2.LINE_AA)
+        for px, py in pixels:
+            cv2.circle(canvas, (int(px), int(py)), 3, color, -1, cv2.LINE_AA)
+        ly = top + 16 + 16 * k
+        cv2.line(canvas, (width - right - 150, ly - 4), (width - right - 125, ly - 4), color, 2)
+        cv2.putText(canvas, label, (width - right - 118, ly), font, scale, ink, 1, cv2.LINE_AA)
+    return canvas.astype(np.float32) / 255.0
+
+
+# --- the experiment --------------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> Path:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = resolve_args(parse_config(Args, argv), argv)
+    flush_denormals()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    seed_everything(args.seed)
+    device = select_device(args.device)
+    use_amp = args.amp and device.type == "cuda"
+
+    train_set, val_set = open_datasets(args)
+    val = validation_set(args, val_set)
+    model = build_network(args).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    rng = np.random.default_rng(args.seed)  # training crops
+    generator = torch.Generator().manual_seed(args.seed)  # training degradations
+    n_params = sum(p.numel() for p in model.parameters())
+    run = Run(args.out, args, resume=args.resume)
+    log_path, curve_path = run.dir / "train_log.tsv", run.dir / "loss_curve.png"
+
+    epoch, best, best_epoch, history = 0, math.inf, 0, []
+    if args.resume:
+        ckpt = run.load_last(expected_arch=model.arch())
+        load_state_dict_strict(model, ckpt["state_dict"], source=str(run.last_path))
+        extra = ckpt["extra"]
+        optimizer.load_state_dict(extra["optimizer"])
+        if use_amp and extra["scaler"]:  # a CPU run saves a disabled scaler's empty state
+            scaler.load_state_dict(extra["scaler"])
+        rng.bit_generator.state = extra["np_rng"]
+        generator.set_state(extra["torch_rng"])
+        epoch, best, best_epoch, history = int(extra["epoch"]), float(extra["best"]), int(extra["best_epoch"]), \
+            list(extra["history"])
+        run.truncate_metrics(epoch)
+        if history:
+            write_log(log_path, history)
+        print(f"resumed {run.last_path} at epoch {epoch} of {args.epochs}")
+    inference = {"model": args.model, "task": args.task, "channels": image_channels(args),
+                 "needs_mask": args.model == "gated-pixelrnn", "composite": args.task == "completion"}
+
+    bar = run.progress(args.epochs, initial=epoch, desc="epoch")
+    while epoch < args.epochs:
+        epoch += 1
+        start = time.perf_counter()
+        sums: dict[str, float] = {}
+        for _ in range(args.steps_per_epoch):
+            example = make_example(args, sample_batch(train_set, args.batch, crop=args.crop, rng=rng), generator,
+                                   device)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                pred = predict(model, example)
+            loss_values, terms = compute_loss(args, pred.float(), example)
+            loss = loss_values.mean()
+            if not use_amp and not bool(torch.isfinite(loss)):
+                raise FloatingPointError(f"training diverged at epoch {epoch}: loss is {float(loss)}; "
+                                         f"lower --lr (now {args.lr})")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            for name, value in {"loss": loss, **{k: v.mean() for k, v in terms.items()}}.items():
+                sums[name] = sums.get(name, 0.0) + float(value.detach())
+        train = {name: total / args.steps_per_epoch for name, total in sums.items()}
+        scores, outputs = evaluate(model, args, val, device, use_amp)
+        seconds = time.perf_counter() - start
+        lr = optimizer.param_groups[0]["lr"]
+        row = {"epoch": epoch, "lr": lr, **{f"train_{k}": v for k, v in train.items() if k != "loss"},
+               "train_loss": train["loss"], **{f"val_{k}": v for k, v in scores.items()}, "seconds": seconds}
+        history.append(row)
+        write_log(log_path, history)
+        run.log(epoch, {"charts/lr": lr, "charts/epoch_seconds": seconds,
+                        **{f"losses/{k}": v for k, v in train.items()}, **{f"eval/{k}": v for k, v in scores.items()}})
+        rows = [[val.input[i], outputs[i], val.target[i]] for i in range(min(args.samples, len(outputs)))]
+        if rows:
+            run.save_grid(f"epoch_{epoch:04d}", rows)
+        save_image(curve_path, plot_curves(
+            {"train loss": [(r["epoch"], r["train_loss"]) for r in history],
+             "val loss": [(r["epoch"], r["val_loss"]) for r in history]},
+            title=f"{args.model} / {args.task}"))
+        extra = {"epoch": epoch, "scores": scores, "args": asdict(args), "inference": inference}
+        if scores["loss"] < best:
+            best, best_epoch = scores["loss"], epoch
+            run.save("best", model=model, arch=model.arch(), extra=extra)
+        run.save("last", model=model, arch=model.arch(), extra={
+            **extra, "best": best, "best_epoch": best_epoch, "history": history,
+            "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+            "np_rng": rng.bit_generator.state, "torch_rng": generator.get_state()})
+        bar.update(1)
+        bar.set_postfix(loss=f"{train['loss']:.4g}", val=f"{scores['loss']:.4g}", psnr=f"{scores['psnr']:.2f}")
+    bar.close()
+
+    summary = {"model": args.model, "task": args.task, "class": type(model).__name__, "params": n_params,
+               "epochs": epoch, "best_epoch": best_epoch}
+    best_row = next((r for r in history if r["epoch"] == best_epoch), None)
+    if best_row is not None:
+        summary.update({k: v for k, v in best_row.items() if k.startswith("val_")})
+    run.summary([summary], title=f"supervised_train: {run.dir}")
+    run.close()
+    return run.dir
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:  # bad arguments or data: no traceback
+        print(f"supervised_train: error: {exc}", file=sys.stderr)
+        sys.exit(2)

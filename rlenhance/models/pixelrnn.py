@@ -1,0 +1,431 @@
+"""PixelRNN-style image completion with ConvLSTM: the two supervised completion baselines of the seeds.
+
+(a) :class:`PixelRNN` (the occluded-bedroom model): RGB in, no mask::
+
+        x -> [conv3x3 stride 2 + ReLU] x levels     (width, 2 width, 4 width channels; 1/8 resolution)
+          -> one ConvLSTM step from a zero state     (4 width hidden planes)
+          -> [conv3x3 -> PixelShuffle(2) + ReLU] x levels   (2 width, width, width / 2 channels)
+          -> conv3x3 -> sigmoid
+
+    6,640,483 parameters at ``width=64`` (the published ~6.6M). Trained with
+    :func:`mse_ssim_loss`, ``0.8 MSE + 0.2 (1 - SSIM)`` on the whole image.
+
+(b) :class:`GatedPixelRNN`: RGB + mask in::
+
+        [x, mask] -> conv3x3 + ReLU
+          -> n_gated x [ f * g with f = tanh(BN(conv x)), g = sigmoid(BN(conv x));
+                        (h, c) = ConvLSTM(f * g, (h, c));  x = f * g + h ]   (one cell carried across)
+          -> 2 residual blocks (ReLU(x + BN(conv(ReLU(BN(conv x))))))
+          -> conv3x3 -> sigmoid
+
+    377,955 parameters at ``width=48`` (the published ~0.4M). Trained with
+    :func:`completion_loss`: ``0.8 L1`` inside the hole ``+ 0.2 (1 - SSIM)`` of the composite
+    ``occluded * (1 - mask) + pred * mask`` (:func:`composite`).
+
+Masks are float (B, 1, H, W) with 1 = missing pixel (as :class:`rlenhance.data.OccludedPairs` and
+:func:`rlenhance.data.random_occlusion` give them). Report hole-only metrics
+(:func:`hole_l1`, :func:`hole_psnr`): SSIM of the composite is dominated by the known pixels.
+
+Like :mod:`rlenhance.models.mrpnet`, every model has ``arch()`` (registry: :data:`MODELS`) and
+``features(...)``: the per-pixel maps its output convolution reads, ``out_channels`` planes at the
+input resolution.
+
+Example:
+    >>> net = GatedPixelRNN(width=8)
+    >>> occluded, mask = torch.rand(2, 3, 24, 20), torch.zeros(2, 1, 24, 20)
+    >>> pred = net(occluded, mask)
+    >>> pred.shape, bool(torch.equal(composite(occluded, pred, mask), occluded))
+    (torch.Size([2, 3, 24, 20]), True)
+"""
+
+from __future__ import annotations
+
+import math
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rlenhance.errors import ImageError
+from rlenhance.losses import mse_loss, ssim_loss
+from rlenhance.metrics import _as_batch_pair
+
+__all__ = [
+    "MODELS",
+    "CompletionLoss",
+    "ConvLSTMCell",
+    "GatedConv",
+    "GatedPixelRNN",
+    "MSESSIMLoss",
+    "PixelRNN",
+    "completion_loss",
+    "composite",
+    "hole_l1",
+    "hole_psnr",
+    "mse_ssim_loss",
+]
+
+#: Smallest hole size (sum of mask values) divided by; keeps gradients finite for empty holes.
+_MIN_HOLE = 1e-8
+_SHUFFLE_FACTOR = 2
+
+
+def _check_positive_int(owner: str, **values: Any) -> None:
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{owner}: {name}={value!r}; expected an integer >= 1")
+
+
+def _check_image(owner: str, x: Tensor, channels: int, name: str = "input") -> None:
+    if not torch.is_tensor(x) or x.dim() != 4 or x.shape[1] != channels or not x.is_floating_point():
+        got = f"{tuple(x.shape)} {x.dtype}" if torch.is_tensor(x) else type(x).__name__
+        raise ImageError(f"{owner}: {name} is {got}; expected a float tensor of shape (B, {channels}, H, W)")
+
+
+def _check_mask(x: Tensor, mask: Tensor, name: str = "mask") -> None:
+    if not torch.is_tensor(mask) or mask.dim() != 4 or mask.shape[1] != 1 \
+            or mask.shape[0] != x.shape[0] or mask.shape[-2:] != x.shape[-2:]:
+        got = tuple(mask.shape) if torch.is_tensor(mask) else type(mask).__name__
+        raise ImageError(f"{name} has shape {got}; expected ({x.shape[0]}, 1, {x.shape[-2]}, {x.shape[-1]}) "
+                         "(1 = missing pixel)")
+
+
+# --- building blocks -----------------------------------------------------------------------------
+class ConvLSTMCell(nn.Module):
+    """Convolutional LSTM cell (Shi et al., 2015) without peepholes.
+
+    ``i, f, o, g = conv([x, h])``; ``c' = sigmoid(f) c + sigmoid(i) tanh(g)``;
+    ``h' = sigmoid(o) tanh(c')``.
+
+    Args:
+        in_channels: planes of the input x.
+        hidden_channels: planes of h and c.
+        kernel_size: odd size of the gate convolution.
+
+    Shape:
+        x: (B, in_channels, H, W); state: ``(h, c)``, each (B, hidden_channels, H, W), or None
+        for zeros -> ``(h', c')``.
+    """
+
+    def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int = 3):
+        super().__init__()
+        _check_positive_int("ConvLSTMCell", in_channels=in_channels, hidden_channels=hidden_channels,
+                            kernel_size=kernel_size)
+        if kernel_size % 2 != 1:
+            raise ValueError(f"ConvLSTMCell: kernel_size={kernel_size}; expected an odd integer")
+        self.hidden_channels = hidden_channels
+        self.gates = nn.Conv2d(in_channels + hidden_channels, 4 * hidden_channels, kernel_size,
+                               padding=kernel_size // 2)
+
+    def init_hidden(self, batch: int, size: tuple[int, int], *, device=None, dtype=None) -> tuple[Tensor, Tensor]:
+        """Zero ``(h, c)`` of shape (batch, hidden_channels, *size)."""
+        h = torch.zeros(batch, self.hidden_channels, *size, device=device, dtype=dtype)
+        return h, torch.zeros_like(h)
+
+    def forward(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        if state is None:
+            state = self.init_hidden(x.shape[0], tuple(x.shape[-2:]), device=x.device, dtype=x.dtype)
+        h, c = state
+        i, f, o, g = self.gates(torch.cat([x, h], dim=1)).chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, c
+
+
+class GatedConv(nn.Module):
+    """Gated convolution ``tanh(BN(conv_f x)) * sigmoid(BN(conv_g x))`` (the gated PixelRNN layer).
+
+    Args:
+        channels: planes of the input and output.
+        kernel_size: odd size of both convolutions.
+
+    Shape:
+        (B, channels, H, W) -> (B, channels, H, W), values in (-1, 1).
+    """
+
+    def __init__(self, channels: int, kernel_size: int = 3):
+        super().__init__()
+        self.conv_f = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2)
+        self.bn_f = nn.BatchNorm2d(channels)
+        self.conv_g = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2)
+        self.bn_g = nn.BatchNorm2d(channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.tanh(self.bn_f(self.conv_f(x))) * torch.sigmoid(self.bn_g(self.conv_g(x)))
+
+
+class _ResidualBlock(nn.Module):
+    """``ReLU(x + BN(conv(ReLU(BN(conv x)))))``: two 3x3 convolutions with batch norm."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1), nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 3, padding=1), nn.BatchNorm2d(channels),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(x + self.body(x))
+
+
+# --- (a) encoder -> ConvLSTM -> PixelShuffle decoder ---------------------------------------------
+class PixelRNN(nn.Module):
+    """Encoder -> one ConvLSTM step -> PixelShuffle decoder (the occluded-bedroom model).
+
+    Args:
+        in_channels: image planes (3 for RGB, 1 for gray).
+        out_channels: output planes; None = ``in_channels``.
+        width: planes of the first encoder level; level k has ``width * 2**k`` (64 published).
+        levels: stride-2 encoder levels and PixelShuffle decoder stages (3 published: 1/8 resolution).
+
+    Shape:
+        x: float (B, in_channels, H, W), any H, W >= 1 (padded by edge replication to a multiple
+        of ``2**levels`` and cropped back) -> (B, out_channels, H, W), values in (0, 1).
+    """
+
+    def __init__(self, in_channels: int = 3, out_channels: int | None = None, width: int = 64, levels: int = 3):
+        super().__init__()
+        out_channels = in_channels if out_channels is None else out_channels
+        _check_positive_int("PixelRNN", in_channels=in_channels, out_channels=out_channels, width=width,
+                            levels=levels)
+        self._kwargs = dict(in_channels=in_channels, out_channels=out_channels, width=width, levels=levels)
+        self.in_channels, self.levels = in_channels, levels
+        chans = [width * 2**k for k in range(levels)]
+        encoder: list[nn.Module] = []
+        previous = in_channels
+        for ch in chans:
+            encoder += [nn.Conv2d(previous, ch, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
+            previous = ch
+        self.encoder = nn.Sequential(*encoder)
+        self.cell = ConvLSTMCell(chans[-1], chans[-1])
+        targets = [max(width // 2, 1)] + chans[:-1]  # decoder stage k maps chans[k] -> targets[k]
+        decoder: list[nn.Module] = []
+        for k in reversed(range(levels)):
+            decoder += [nn.Conv2d(chans[k], targets[k] * _SHUFFLE_FACTOR**2, 3, padding=1),
+                        nn.PixelShuffle(_SHUFFLE_FACTOR), nn.ReLU(inplace=True)]
+        self.decoder = nn.Sequential(*decoder)
+        #: Planes of :meth:`features`.
+        self.out_channels = targets[0]
+        self.head = nn.Conv2d(targets[0], out_channels, 3, padding=1)
+
+    def arch(self) -> dict[str, Any]:
+        """``{"class": "PixelRNN", "kwargs": {...}}`` for checkpoints."""
+        return {"class": type(self).__name__, "kwargs": dict(self._kwargs)}
+
+    def features(self, x: Tensor) -> Tensor:
+        """Decoder output, float (B, out_channels, H, W) (ReLU outputs, >= 0)."""
+        _check_image("PixelRNN", x, self.in_channels)
+        height, width = x.shape[-2:]
+        multiple = _SHUFFLE_FACTOR**self.levels
+        pad_h, pad_w = -height % multiple, -width % multiple
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        h, _ = self.cell(self.encoder(x))
+        return self.decoder(h)[..., :height, :width]
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Reconstructed image, float (B, out_channels, H, W) in (0, 1)."""
+        return torch.sigmoid(self.head(self.features(x)))
+
+
+# --- (b) gated PixelRNN with mask input ----------------------------------------------------------
+class GatedPixelRNN(nn.Module):
+    """Gated PixelRNN completion network: image + mask in, completed image out.
+
+    Args:
+        in_channels: image planes (3 for RGB, 1 for gray); the mask adds one input plane.
+        width: hidden planes of every layer (48 published).
+        n_gated: gated layers sharing the one ConvLSTM cell (3 published).
+        n_res: residual blocks after them (2 published).
+
+    Shape:
+        ``forward(image, mask)``: image float (B, in_channels, H, W) (the occluded image, in
+        [0, 1]), mask (B, 1, H, W), 1 = missing -> (B, in_channels, H, W) in (0, 1), the
+        prediction everywhere (blend it with :func:`composite`). ``forward(x)`` with x of
+        (B, in_channels + 1, H, W) (image and mask concatenated, the order of
+        :func:`rlenhance.models.policy.build_policy_input`) is the same.
+    """
+
+    def __init__(self, in_channels: int = 3, width: int = 48, n_gated: int = 3, n_res: int = 2):
+        super().__init__()
+        _check_positive_int("GatedPixelRNN", in_channels=in_channels, width=width, n_gated=n_gated)
+        if isinstance(n_res, bool) or not isinstance(n_res, int) or n_res < 0:
+            raise ValueError(f"GatedPixelRNN: n_res={n_res!r}; expected an integer >= 0")
+        self._kwargs = dict(in_channels=in_channels, width=width, n_gated=n_gated, n_res=n_res)
+        self.in_channels = in_channels
+        #: Planes of :meth:`features`.
+        self.out_channels = width
+        self.input_conv = nn.Conv2d(in_channels + 1, width, 3, padding=1)
+        self.gated = nn.ModuleList(GatedConv(width) for _ in range(n_gated))
+        self.cell = ConvLSTMCell(width, width)
+        self.res_blocks = nn.Sequential(*(_ResidualBlock(width) for _ in range(n_res)))
+        self.head = nn.Conv2d(width, in_channels, 3, padding=1)
+
+    def arch(self) -> dict[str, Any]:
+        """``{"class": "GatedPixelRNN", "kwargs": {...}}`` for checkpoints."""
+        return {"class": type(self).__name__, "kwargs": dict(self._kwargs)}
+
+    def _input(self, image: Tensor, mask: Tensor | None) -> Tensor:
+        if mask is None:
+            _check_image("GatedPixelRNN", image, self.in_channels + 1, "input (image and mask concatenated)")
+            return image
+        _check_image("GatedPixelRNN", image, self.in_channels, "image")
+        _check_mask(image, mask)
+        return torch.cat([image, mask.to(image.dtype)], dim=1)
+
+    def features(self, image: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Features after the residual blocks, float (B, width, H, W)."""
+        x = F.relu(self.input_conv(self._input(image, mask)))
+        state = None
+        for layer in self.gated:
+            x = layer(x)
+            state = self.cell(x, state)
+            x = x + state[0]
+        return self.res_blocks(x)
+
+    def forward(self, image: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Predicted image, float (B, in_channels, H, W) in (0, 1)."""
+        return torch.sigmoid(self.head(self.features(image, mask)))
+
+
+# --- composite, losses and hole metrics ----------------------------------------------------------
+def composite(occluded: Tensor, pred: Tensor, mask: Tensor) -> Tensor:
+    """Keep the known pixels, take the prediction in the hole: ``occluded (1 - mask) + pred mask``.
+
+    Args:
+        occluded: the input image, float (B, C, H, W).
+        pred: the prediction, same shape.
+        mask: float (B, 1, H, W) (or broadcastable), 1 = missing pixel.
+
+    Returns:
+        float (B, C, H, W); equal to ``occluded`` wherever ``mask == 0``.
+    """
+    occluded, pred = _as_batch_pair(occluded, pred, "occluded", "pred")
+    _check_mask(occluded, mask)
+    mask = mask.to(pred.dtype)
+    return occluded * (1 - mask) + pred * mask
+
+
+def _hole_mean(error: Tensor, mask: Tensor) -> Tensor:
+    """Mean of ``error`` (B, C, H, W) over the hole pixels and channels, per image (0 for no hole)."""
+    mask = mask.to(error.dtype)
+    count = mask.sum(dim=(1, 2, 3)) * error.shape[1]
+    return (error * mask).sum(dim=(1, 2, 3)) / count.clamp_min(_MIN_HOLE)
+
+
+def hole_l1(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """Mean absolute error inside the hole, per image.
+
+    Args:
+        pred, target: float (B, C, H, W).
+        mask: float (B, 1, H, W), 1 = missing pixel (soft masks weigh pixels).
+
+    Returns:
+        float (B,): ``sum(|pred - target| mask) / (C sum(mask))``; 0 for an image without hole.
+    """
+    pred, target = _as_batch_pair(pred, target, "pred", "target")
+    _check_mask(pred, mask)
+    return _hole_mean((pred - target).abs(), mask)
+
+
+def hole_psnr(pred: Tensor, target: Tensor, mask: Tensor, *, data_range: float = 1.0) -> Tensor:
+    """PSNR inside the hole, per image, in dB: ``10 log10(data_range^2 / MSE_hole)``.
+
+    Args:
+        pred, target: float (B, C, H, W).
+        mask: float (B, 1, H, W), 1 = missing pixel.
+        data_range: distance between the smallest and largest pixel values (> 0).
+
+    Returns:
+        float (B,); ``+inf`` for a perfect hole, NaN for an image without hole.
+    """
+    pred, target = _as_batch_pair(pred, target, "pred", "target")
+    _check_mask(pred, mask)
+    if not (isinstance(data_range, (int, float)) and math.isfinite(data_range) and data_range > 0):
+        raise ValueError(f"data_range must be a finite number > 0, got {data_range!r}")
+    mse = _hole_mean((pred - target).pow(2), mask)
+    empty = mask.to(mse.dtype).sum(dim=(1, 2, 3)) == 0
+    value = 10.0 * torch.log10(data_range**2 / mse)
+    return torch.where(empty, torch.full_like(value, float("nan")), value)
+
+
+LossTerms = Tensor | tuple[Tensor, dict[str, Tensor]]
+
+
+def mse_ssim_loss(pred: Tensor, target: Tensor, *, w_mse: float = 0.8, w_ssim: float = 0.2,
+                  return_terms: bool = False) -> LossTerms:
+    """``w_mse MSE + w_ssim (1 - SSIM)`` per image (the bedroom ConvLSTM model's loss).
+
+    SSIM is :func:`rlenhance.metrics.ssim` (11x11 Gaussian window, sigma 1.5, data range 1).
+
+    Args:
+        pred, target: float (B, C, H, W) in [0, 1], H and W >= 11.
+        w_mse, w_ssim: weights of the two terms.
+        return_terms: also return the unweighted terms ``{"mse": (B,), "ssim_loss": (B,)}``.
+
+    Returns:
+        float (B,), or ``(values, terms)``.
+    """
+    mse = mse_loss(pred, target)
+    ssim_term = ssim_loss(pred, target)
+    values = w_mse * mse + w_ssim * ssim_term
+    return (values, {"mse": mse, "ssim_loss": ssim_term}) if return_terms else values
+
+
+def completion_loss(pred: Tensor, original: Tensor, occluded: Tensor, mask: Tensor, *, w_l1: float = 0.8,
+                    w_ssim: float = 0.2, return_terms: bool = False) -> LossTerms:
+    """``w_l1 hole_l1(pred) + w_ssim (1 - SSIM(composite, original))`` per image (gated PixelRNN).
+
+    The L1 term is averaged over the hole's pixels only (:func:`hole_l1`); the seed's code
+    averaged ``|pred * mask - original * mask|`` over the whole image, which is the same up to
+    the factor (hole fraction). Gradients reach ``pred`` only inside the hole.
+
+    Args:
+        pred: prediction, float (B, C, H, W) in [0, 1], H and W >= 11.
+        original: the complete reference, same shape.
+        occluded: the input with the hole, same shape.
+        mask: float (B, 1, H, W), 1 = missing pixel.
+        w_l1, w_ssim: weights of the two terms.
+        return_terms: also return ``{"hole_l1": (B,), "ssim_loss": (B,)}``.
+
+    Returns:
+        float (B,), or ``(values, terms)``.
+    """
+    l1_term = hole_l1(pred, original, mask)
+    ssim_term = ssim_loss(composite(occluded, pred, mask), original)
+    values = w_l1 * l1_term + w_ssim * ssim_term
+    return (values, {"hole_l1": l1_term, "ssim_loss": ssim_term}) if return_terms else values
+
+
+class MSESSIMLoss(nn.Module):
+    """Module form of :func:`mse_ssim_loss`; ``forward(pred, target)`` returns (B,) values."""
+
+    def __init__(self, w_mse: float = 0.8, w_ssim: float = 0.2):
+        super().__init__()
+        self.w_mse, self.w_ssim = float(w_mse), float(w_ssim)
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        return mse_ssim_loss(pred, target, w_mse=self.w_mse, w_ssim=self.w_ssim)
+
+    def extra_repr(self) -> str:
+        return f"w_mse={self.w_mse}, w_ssim={self.w_ssim}"
+
+
+class CompletionLoss(nn.Module):
+    """Module form of :func:`completion_loss`; ``forward(pred, original, occluded, mask)`` -> (B,)."""
+
+    def __init__(self, w_l1: float = 0.8, w_ssim: float = 0.2):
+        super().__init__()
+        self.w_l1, self.w_ssim = float(w_l1), float(w_ssim)
+
+    def forward(self, pred: Tensor, original: Tensor, occluded: Tensor, mask: Tensor) -> Tensor:
+        return completion_loss(pred, original, occluded, mask, w_l1=self.w_l1, w_ssim=self.w_ssim)
+
+    def extra_repr(self) -> str:
+        return f"w_l1={self.w_l1}, w_ssim={self.w_ssim}"
+
+
+#: Registry for :func:`rlenhance.checkpoint.build_model`: class name -> class.
+MODELS: Mapping[str, type[nn.Module]] = MappingProxyType({"PixelRNN": PixelRNN, "GatedPixelRNN": GatedPixelRNN})

@@ -1,0 +1,232 @@
+"""Smoke tests of experiments.supervised_train on tiny settings: every model/task pair, --resume of a
+killed, an extended and a finished run, --data folders of each task, and argument errors.
+
+One run and one rejected combination go through the command line as subprocesses (started first, so
+they overlap the rest); the other runs call ``main(argv)`` in this process, which skips the ~3 s of
+interpreter and torch start-up that each subprocess costs."""
+
+import contextlib
+import csv
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from experiments.runs import parse_config
+from experiments.supervised_train import REGISTRY, Args, main, plot_curves, resolve_args
+from rlenhance.checkpoint import build_model, load_checkpoint
+from rlenhance.io import load_image, save_image
+
+ROOT = Path(__file__).resolve().parents[2]
+CROP = 32
+TINY = ["--epochs", "2", "--steps-per-epoch", "2", "--batch", "2", "--crop", str(CROP), "--width", "8",
+        "--val-samples", "4", "--samples", "2", "--threads", "1"]
+COMBOS = {  # name -> extra arguments; every --model/--task pair the experiment accepts
+    "gated-completion": ["--model", "gated-pixelrnn", "--task", "completion"],  # the subprocess run
+    "mrpnet-lowlight": ["--model", "mrpnet", "--task", "lowlight"],
+    "mrpnet-denoise": ["--model", "mrpnet", "--task", "denoise", "--sigma", "15"],
+    "mrpnet-completion": ["--model", "mrpnet", "--task", "completion", "--no-generator", "--occlusion", "stroke"],
+    "pixelrnn-lowlight": ["--model", "pixelrnn", "--task", "lowlight"],
+    "pixelrnn-denoise": ["--model", "pixelrnn", "--task", "denoise"],
+    "pixelrnn-completion": ["--model", "pixelrnn", "--task", "completion"],
+}
+SUBPROCESS = "gated-completion"
+TERMS = {"mrpnet": ["train_mse"], "pixelrnn": ["train_mse", "train_ssim_loss"],
+         "gated-pixelrnn": ["train_hole_l1", "train_ssim_loss"]}
+CLASSES = {"mrpnet-completion": "MRPNet", "gated-completion": "GatedPixelRNN"}
+
+
+def launch(*args):
+    return subprocess.Popen([sys.executable, "-m", "experiments.supervised_train", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def in_process(*args):
+    """Run main(argv) here; return (0, stdout, "") like a finished subprocess."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        main(list(args))
+    return 0, buffer.getvalue(), ""
+
+
+def check_ok(result, name):
+    code, out, err = result
+    assert code == 0, f"{name} failed ({code}):\n{out[-2000:]}\n{err[-4000:]}"
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Every combination (2 epochs), a 1-epoch run, and a rejected combination."""
+    base = tmp_path_factory.mktemp("supervised")
+    procs = {SUBPROCESS: launch(*TINY, *COMBOS[SUBPROCESS], "--out", str(base / SUBPROCESS)),
+             "bad": launch(*TINY, "--model", "gated-pixelrnn", "--task", "denoise", "--out", str(base / "bad"))}
+    results = {name: in_process(*TINY, *extra, "--out", str(base / name))
+               for name, extra in COMBOS.items() if name != SUBPROCESS}
+    half = list(TINY)
+    half[half.index("--epochs") + 1] = "1"
+    results["half"] = in_process(*half, *COMBOS[SUBPROCESS], "--out", str(base / "half"))
+    results.update({name: (p.wait(timeout=300), *p.communicate()) for name, p in procs.items()})
+    return base, results
+
+
+@pytest.fixture(scope="module")
+def resumed(runs):
+    """Resume a killed run, extend the 1-epoch run to 2 epochs, and resume a finished run."""
+    base, results = runs
+    straight = base / SUBPROCESS
+    check_ok(results[SUBPROCESS], SUBPROCESS)
+    # A run killed after logging epoch 2 but before saving its checkpoint: last.pt still at epoch 1.
+    killed = base / "killed"
+    shutil.copytree(straight, killed)
+    shutil.copy(base / "half" / "checkpoints" / "last.pt", killed / "checkpoints" / "last.pt")
+    finished = base / "finished"
+    shutil.copytree(straight, finished)
+    return base, {"killed": in_process("--out", str(killed), "--resume"),
+                  "extended": in_process("--out", str(base / "half"), "--resume", "--epochs", "2"),
+                  "finished": in_process("--out", str(finished), "--resume")}
+
+
+def read_log(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+@pytest.mark.parametrize("name", list(COMBOS))
+def test_each_combination_fills_its_run_folder(runs, name):
+    base, results = runs
+    stdout = check_ok(results[name], name)
+    out = base / name
+    config = json.loads((out / "config.json").read_text())
+    model = config["model"]
+    defaults = {"mrpnet": 1e-4, "pixelrnn": 1e-3, "gated-pixelrnn": 1e-4}
+    assert config["lr"] == defaults[model] and config["width"] == 8 and config["crop"] == CROP  # resolved
+    rows = read_log(out / "train_log.tsv")
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    columns = ["epoch", "lr", *TERMS[model], "train_loss", "val_loss", "val_psnr", "val_ssim"]
+    if config["task"] == "completion":
+        columns += ["val_hole_psnr", "val_hole_l1"]
+    assert list(rows[0]) == columns + ["seconds"]
+    assert all(np.isfinite(float(r[c])) for r in rows for c in columns)
+    with open(out / "metrics.csv") as handle:
+        logged = {r["metric"] for r in csv.DictReader(handle)}
+    assert {"charts/lr", "losses/loss", "eval/loss", "eval/psnr", "eval/ssim"} <= logged
+    assert list((out / "tb").glob("events.out.tfevents.*"))
+    assert load_image(out / "loss_curve.png").shape == (400, 640, 3)
+    grid = load_image(out / "samples" / "epoch_0002.png")
+    assert grid.shape == (2 * CROP + 2, 3 * CROP + 2 * 2, 3)  # 2 rows of input | output | reference
+    best = load_checkpoint(out / "checkpoints" / "best.pt")
+    val_losses = [float(r["val_loss"]) for r in rows]
+    assert best["extra"]["epoch"] == 1 + int(np.argmin(val_losses))
+    assert best["extra"]["inference"]["task"] == config["task"]
+    net = build_model(best, REGISTRY)
+    assert type(net).__name__ == CLASSES.get(name, {"mrpnet": "CombinedModel", "pixelrnn": "PixelRNN"}.get(model))
+    last = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert last["extra"]["epoch"] == 2 and "optimizer" in last["extra"]
+    assert "| params |" in stdout and (out / "summary.md").is_file()
+
+
+def test_a_rejected_combination_exits_with_a_message(runs):
+    _, results = runs
+    code, _, err = results["bad"]
+    assert code == 2 and "completion only" in err and "Traceback" not in err
+
+
+def test_resume_of_a_killed_run_matches_the_uninterrupted_run(resumed):
+    base, results = resumed
+    stdout = check_ok(results["killed"], "killed")
+    assert "resumed" in stdout and "epoch 1 of 2" in stdout
+    straight = load_checkpoint(base / SUBPROCESS / "checkpoints" / "last.pt")
+    again = load_checkpoint(base / "killed" / "checkpoints" / "last.pt")
+    assert again["extra"]["epoch"] == 2
+    for key, value in straight["state_dict"].items():
+        assert torch.allclose(value.float(), again["state_dict"][key].float(), atol=1e-6), key
+    assert [int(r["epoch"]) for r in read_log(base / "killed" / "train_log.tsv")] == [1, 2]
+    with open(base / "killed" / "metrics.csv") as handle:
+        steps = [int(r["step"]) for r in csv.DictReader(handle) if r["metric"] == "losses/loss"]
+    assert steps == [1, 2]
+
+
+def test_resume_can_extend_a_run_and_a_finished_run_stays_finished(resumed):
+    base, results = resumed
+    check_ok(results["extended"], "extended")
+    straight = load_checkpoint(base / SUBPROCESS / "checkpoints" / "last.pt")
+    extended = load_checkpoint(base / "half" / "checkpoints" / "last.pt")
+    assert extended["extra"]["epoch"] == 2 and json.loads((base / "half" / "config.json").read_text())["epochs"] == 2
+    for key, value in straight["state_dict"].items():
+        assert torch.allclose(value.float(), extended["state_dict"][key].float(), atol=1e-6), key
+    stdout = check_ok(results["finished"], "finished")
+    assert "epoch 2 of 2" in stdout
+    finished = load_checkpoint(base / "finished" / "checkpoints" / "last.pt")
+    for key, value in straight["state_dict"].items():
+        assert torch.equal(value, finished["state_dict"][key]), key
+
+
+def test_argument_errors(tmp_path, runs):
+    base, _ = runs
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        main([*TINY, "--out", str(tmp_path / "none"), "--resume"])
+    with pytest.raises(FileExistsError, match="--resume"):
+        main([*TINY, "--out", str(base / "mrpnet-lowlight")])
+    argv = ["--out", str(base / "mrpnet-lowlight"), "--resume", "--lr", "0.5"]
+    with pytest.raises(ValueError, match="--lr"):
+        resolve_args(parse_config(Args, argv), argv)
+    for bad, match in ((["--crop", "8"], "--crop"), (["--val-fraction", "1.5"], "--val-fraction"),
+                       (["--model", "gated-pixelrnn"], "completion only")):
+        with pytest.raises(ValueError, match=match):
+            resolve_args(parse_config(Args, bad), bad)
+
+
+def test_help_documents_every_argument(capsys):
+    with pytest.raises(SystemExit):
+        parse_config(Args, ["--help"])
+    text = capsys.readouterr().out
+    for flag in ("--model", "--task", "--data", "--sigma", "--epochs", "--batch", "--crop", "--lr",
+                 "--val-fraction", "--device", "--seed", "--out", "--resume", "--amp", "--width"):
+        assert flag in text, flag
+
+
+def _folders(root):
+    """Tiny --data folders of every layout: pairs (3 scenes), clean gray images, occluded pairs."""
+    rng = np.random.default_rng(0)
+    for name in ("001_0.png", "002_0.png", "003_0.png"):
+        high = rng.uniform(0.2, 0.8, (40, 44, 3)).astype(np.float32)
+        save_image(root / "pairs" / "high" / name, high)
+        save_image(root / "pairs" / "low" / name, high * 0.2)
+        save_image(root / "clean" / name, high[..., 0])
+        occluded = high.copy()
+        occluded[8:24, 10:30] = 0
+        save_image(root / "occ" / "original_images" / name, high)
+        save_image(root / "occ" / "occluded_images" / f"occluded_{name}", occluded)
+
+
+@pytest.mark.parametrize("task, folder, model", [("lowlight", "pairs", "mrpnet"), ("denoise", "clean", "mrpnet"),
+                                                 ("completion", "occ", "gated-pixelrnn")])
+def test_data_folders_of_each_task(tmp_path, task, folder, model):
+    _folders(tmp_path)
+    argv = [*TINY, "--epochs", "1", "--val-fraction", "0.34", "--task", task, "--model", model,
+            "--data", str(tmp_path / folder), "--out", str(tmp_path / "run")]
+    out = main(argv)
+    rows = read_log(out / "train_log.tsv")
+    assert len(rows) == 1 and np.isfinite(float(rows[0]["val_psnr"]))
+    if task == "completion":  # every 32x32 crop of these 40x44 images holds most of the 16x20 hole
+        assert np.isfinite(float(rows[0]["val_hole_l1"]))
+    channels = load_checkpoint(out / "checkpoints" / "best.pt")["extra"]["inference"]["channels"]
+    assert channels == (1 if task == "denoise" else 3)
+
+
+def test_plot_curves_draws_each_series():
+    image = plot_curves({"a": [(1, 1.0), (2, 0.5), (3, 0.25)], "b": [(1, 0.8), (2, float("nan")), (3, 0.7)]},
+                        size=(320, 200))
+    assert image.shape == (200, 320, 3) and image.dtype == np.float32
+    blue = (np.abs(image - np.array([31, 119, 180]) / 255).max(axis=-1) < 0.02).sum()
+    orange = (np.abs(image - np.array([255, 127, 14]) / 255).max(axis=-1) < 0.02).sum()
+    assert blue > 50 and orange > 50
+    single = plot_curves({"a": [(1, 0.3)]})  # one point, flat range: still drawn
+    assert single.shape == (400, 640, 3) and single.min() < 1.0

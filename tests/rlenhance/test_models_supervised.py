@@ -1,0 +1,293 @@
+"""Supervised baselines: MRPNet + Generator, ConvLSTM PixelRNN, gated PixelRNN, their losses and metrics."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from rlenhance.checkpoint import build_model, load_checkpoint, save_checkpoint
+from rlenhance.data import random_occlusion
+from rlenhance.errors import ImageError
+from rlenhance.models.mrpnet import MODELS as MRP_MODELS, CombinedModel, Generator, MRPNet
+from rlenhance.models.pixelrnn import (
+    MODELS as RNN_MODELS,
+    CompletionLoss,
+    ConvLSTMCell,
+    GatedPixelRNN,
+    MSESSIMLoss,
+    PixelRNN,
+    completion_loss,
+    composite,
+    hole_l1,
+    hole_psnr,
+    mse_ssim_loss,
+)
+
+REGISTRY = {**MRP_MODELS, **RNN_MODELS}
+
+
+def n_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def sk_ssim(a, b):
+    """skimage's SSIM of (C, H, W) tensors with the settings rlenhance.metrics.ssim matches."""
+    return structural_similarity(a.double().numpy(), b.double().numpy(), channel_axis=0, data_range=1.0,
+                                 gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+
+
+# --- parameter counts of the published models ----------------------------------------------------
+@pytest.mark.parametrize("build, published, tolerance", [
+    (MRPNet, 77_000, 0.01),
+    (Generator, 364_000, 0.01),
+    (PixelRNN, 6_600_000, 0.01),
+    (GatedPixelRNN, 400_000, 0.1),
+])
+def test_default_parameter_counts_are_near_the_published_ones(build, published, tolerance):
+    assert abs(n_params(build()) - published) / published < tolerance
+
+
+def test_generator_size_does_not_depend_on_upscale_and_combined_is_the_sum():
+    counts = {u: n_params(Generator(upscale=u)) for u in (1, 2, 4)}
+    assert len(set(counts.values())) == 1
+    assert n_params(CombinedModel()) == n_params(MRPNet()) + counts[1]
+
+
+def test_width_makes_tiny_models():
+    for build in (MRPNet, Generator, PixelRNN, GatedPixelRNN):
+        assert n_params(build(width=8)) < n_params(build()) / 20
+
+
+# --- shapes ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("size", [(1, 1), (16, 16), (37, 30)])
+def test_mrpnet_keeps_any_size(size):
+    net = MRPNet(width=8)
+    x = torch.rand(2, 3, *size)
+    assert net(x).shape == x.shape
+    assert net.features(x).shape == (2, net.out_channels, *size)
+    assert MRPNet(1, width=8)(torch.rand(1, 1, *size)).shape == (1, 1, *size)
+
+
+@pytest.mark.parametrize("upscale", [1, 2, 4])
+@pytest.mark.parametrize("size", [(1, 1), (16, 16), (37, 30)])
+def test_generator_and_combined_scale_by_upscale(upscale, size):
+    x = torch.rand(2, 3, *size)
+    expected = (2, 3, size[0] * upscale, size[1] * upscale)
+    gen = Generator(width=8, upscale=upscale)
+    assert gen(x).shape == expected
+    assert gen.features(x).shape == (2, gen.out_channels, *expected[2:])
+    combined = CombinedModel(width=8, upscale=upscale)
+    assert combined(x).shape == expected
+    assert combined.features(x).shape == (2, combined.out_channels, *expected[2:])
+
+
+@pytest.mark.parametrize("size", [(1, 1), (16, 16), (37, 30)])
+def test_pixelrnn_keeps_any_size_in_0_1(size):
+    net = PixelRNN(width=8)
+    y = net(torch.rand(2, 3, *size))
+    assert y.shape == (2, 3, *size) and bool(((y > 0) & (y < 1)).all())
+    assert net.features(torch.rand(1, 3, *size)).shape == (1, net.out_channels, *size)
+    assert PixelRNN(1, 3, width=8)(torch.rand(1, 1, *size)).shape == (1, 3, *size)
+
+
+def test_gated_pixelrnn_takes_mask_separately_or_concatenated():
+    net = GatedPixelRNN(width=8).eval()
+    image, mask = torch.rand(2, 3, 20, 17), (torch.rand(2, 1, 20, 17) > 0.5).float()
+    y = net(image, mask)
+    assert y.shape == (2, 3, 20, 17) and bool(((y > 0) & (y < 1)).all())
+    assert torch.equal(y, net(torch.cat([image, mask], dim=1)))
+    assert net.features(image, mask).shape == (2, net.out_channels, 20, 17)
+    assert GatedPixelRNN(1, width=8)(torch.rand(1, 1, 9, 9), torch.zeros(1, 1, 9, 9)).shape == (1, 1, 9, 9)
+
+
+def test_mask_changes_the_gated_prediction():
+    torch.manual_seed(0)
+    net = GatedPixelRNN(width=8).eval()
+    image = torch.rand(1, 3, 16, 16)
+    assert not torch.allclose(net(image, torch.zeros(1, 1, 16, 16)), net(image, torch.ones(1, 1, 16, 16)))
+
+
+def test_bad_inputs_and_arguments_raise():
+    with pytest.raises(ImageError, match=r"\(B, 3, H, W\)"):
+        MRPNet(width=8)(torch.rand(1, 1, 8, 8))
+    with pytest.raises(ImageError, match="float"):
+        Generator(width=8)(torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
+    with pytest.raises(ImageError):
+        PixelRNN(width=8)(torch.rand(3, 8, 8))
+    with pytest.raises(ImageError, match="mask"):
+        GatedPixelRNN(width=8)(torch.rand(1, 3, 8, 8), torch.rand(1, 1, 8, 9))
+    with pytest.raises(ImageError, match=r"\(B, 4, H, W\)"):
+        GatedPixelRNN(width=8)(torch.rand(1, 3, 8, 8))
+    with pytest.raises(ValueError, match="upscale"):
+        Generator(upscale=3)
+    with pytest.raises(ValueError, match="residual"):
+        MRPNet(3, 1)
+    with pytest.raises(ValueError, match="width"):
+        PixelRNN(width=0)
+    assert MRPNet(3, 1, residual=False)(torch.rand(1, 3, 8, 8)).shape == (1, 1, 8, 8)
+
+
+# --- known values --------------------------------------------------------------------------------
+def test_residual_models_with_a_zero_output_layer_are_identity_or_bilinear():
+    x = torch.rand(2, 3, 13, 10)
+    mrp = MRPNet(width=8)
+    torch.nn.init.zeros_(mrp.head.weight)
+    torch.nn.init.zeros_(mrp.head.bias)
+    assert torch.equal(mrp(x), x)
+    gen = Generator(width=8, upscale=2)
+    torch.nn.init.zeros_(gen.tail.weight)
+    torch.nn.init.zeros_(gen.tail.bias)
+    assert torch.allclose(gen(x), F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False))
+
+
+def test_convlstm_cell_gates():
+    cell = ConvLSTMCell(2, 3)
+    torch.nn.init.zeros_(cell.gates.weight)
+    big = 30.0
+    with torch.no_grad():  # gate order i, f, o, g: input closed, forget open, output open
+        cell.gates.bias.copy_(torch.tensor([-big] * 3 + [big] * 3 + [big] * 3 + [0.5] * 3))
+    c = torch.randn(1, 3, 4, 4)
+    h, c_new = cell(torch.rand(1, 2, 4, 4), (torch.zeros_like(c), c))
+    assert torch.allclose(c_new, c, atol=1e-6) and torch.allclose(h, torch.tanh(c), atol=1e-6)
+    with torch.no_grad():  # from a zero state with the input gate open: c = tanh(g), h = sigmoid(o) tanh(c)
+        cell.gates.bias.copy_(torch.tensor([big] * 3 + [0.0] * 3 + [0.0] * 3 + [0.5] * 3))
+    h, c_new = cell(torch.rand(1, 2, 4, 4))
+    assert torch.allclose(c_new, torch.full_like(c_new, np.tanh(0.5)), atol=1e-6)
+    assert torch.allclose(h, torch.full_like(h, 0.5 * np.tanh(np.tanh(0.5))), atol=1e-6)
+
+
+def test_composite_keeps_known_pixels_and_takes_the_prediction_in_the_hole():
+    g = torch.Generator().manual_seed(0)
+    original = torch.rand(3, 3, 32, 32, generator=g)
+    occluded, mask = random_occlusion(original, generator=g, kind="mixed")
+    pred = torch.rand(3, 3, 32, 32, generator=g)
+    out = composite(occluded, pred, mask)
+    known = (mask == 0).expand_as(out)
+    assert bool(known.any()) and bool((~known).any())
+    assert torch.equal(out[known], occluded[known]) and torch.equal(out[~known], pred[~known])
+    net = GatedPixelRNN(width=8)
+    out = composite(occluded, net(occluded, mask), mask)
+    assert torch.equal(out[known], occluded[known])
+    with pytest.raises(ImageError, match="mask"):
+        composite(occluded, pred, mask[:, :, :-1])
+
+
+def test_hole_metrics_known_values_and_skimage():
+    target = torch.full((2, 3, 16, 16), 0.2)
+    pred = target.clone()
+    mask = torch.zeros(2, 1, 16, 16)
+    mask[:, :, 4:8, 2:12] = 1
+    pred[:, :, 4:8, 2:12] += 0.1  # error 0.1 inside the hole
+    pred[:, :, 12:, :] = 1.0  # large errors outside it must not count
+    assert torch.allclose(hole_l1(pred, target, mask), torch.full((2,), 0.1))
+    assert torch.allclose(hole_psnr(pred, target, mask), torch.full((2,), 20.0))
+    g = torch.Generator().manual_seed(1)
+    noisy = (target + 0.05 * torch.randn(target.shape, generator=g)).clamp(0, 1)
+    hole = mask[0, 0].bool()
+    expected = peak_signal_noise_ratio(target[0][:, hole].numpy(), noisy[0][:, hole].numpy(), data_range=1.0)
+    assert float(hole_psnr(noisy, target, mask)[0]) == pytest.approx(expected, rel=1e-5)
+    empty = torch.zeros_like(mask)
+    assert torch.equal(hole_l1(pred, target, empty), torch.zeros(2))
+    assert bool(torch.isnan(hole_psnr(pred, target, empty)).all())
+    # The seed's L1 (mean over the whole image of |pred m - target m|) is hole_l1 times the hole fraction.
+    seed_l1 = (pred * mask - target * mask).abs().mean(dim=(1, 2, 3))
+    assert torch.allclose(seed_l1, hole_l1(pred, target, mask) * mask.mean(dim=(1, 2, 3)))
+
+
+def test_mse_ssim_loss_matches_skimage():
+    g = torch.Generator().manual_seed(2)
+    target = 0.2 + 0.6 * torch.rand(2, 3, 24, 24, generator=g)
+    pred = (target + 0.05 * torch.randn(target.shape, generator=g)).clamp(0, 1)
+    values, terms = mse_ssim_loss(pred, target, return_terms=True)
+    for i in range(2):
+        mse = float(((pred[i] - target[i]) ** 2).mean())
+        ssim = sk_ssim(pred[i], target[i])
+        assert float(terms["mse"][i]) == pytest.approx(mse, rel=1e-5)
+        assert float(terms["ssim_loss"][i]) == pytest.approx(1 - ssim, abs=1e-5)
+        assert float(values[i]) == pytest.approx(0.8 * mse + 0.2 * (1 - ssim), abs=1e-5)
+    assert torch.allclose(mse_ssim_loss(target, target), torch.zeros(2), atol=1e-6)
+    assert torch.allclose(MSESSIMLoss(0.5, 0.5)(pred, target), mse_ssim_loss(pred, target, w_mse=0.5, w_ssim=0.5))
+
+
+def test_completion_loss_known_value_and_gradient_only_in_the_hole():
+    g = torch.Generator().manual_seed(3)
+    original = 0.2 + 0.6 * torch.rand(2, 3, 24, 24, generator=g)
+    occluded, mask = random_occlusion(original, generator=g, box_size=0.4)
+    pred = (original + 0.1).requires_grad_(True)
+    values, terms = completion_loss(pred, original, occluded, mask, return_terms=True)
+    assert torch.allclose(terms["hole_l1"], torch.full((2,), 0.1), atol=1e-6)
+    comp = composite(occluded, pred.detach(), mask)
+    for i in range(2):
+        expected = 0.8 * 0.1 + 0.2 * (1 - sk_ssim(comp[i], original[i]))
+        assert float(values[i].detach()) == pytest.approx(expected, abs=1e-5)
+    values.sum().backward()
+    known = (mask == 0).expand_as(pred)
+    assert bool((pred.grad[known] == 0).all()) and bool((pred.grad[~known] != 0).any())
+    perfect = completion_loss(original, original, occluded, mask)
+    assert torch.allclose(perfect, torch.zeros(2), atol=1e-6)
+    assert torch.allclose(CompletionLoss()(pred, original, occluded, mask), values)
+
+
+# --- training and checkpoints -----------------------------------------------------------------------
+TINY = [
+    (MRPNet, {"width": 8}, False),
+    (Generator, {"width": 8, "upscale": 2}, False),
+    (CombinedModel, {"width": 8}, False),
+    (PixelRNN, {"width": 8}, False),
+    (GatedPixelRNN, {"width": 8}, True),
+]
+
+
+def _forward(model, x, needs_mask):
+    if needs_mask:
+        return model(x, (x[:, :1] > 0.5).float())
+    return model(x)
+
+
+@pytest.mark.parametrize("cls, kwargs, needs_mask", TINY)
+def test_every_parameter_gets_a_finite_gradient(cls, kwargs, needs_mask):
+    torch.manual_seed(0)
+    model = cls(**kwargs)
+    x = torch.rand(2, 3, 16, 16)
+    y = _forward(model, x, needs_mask)
+    F.mse_loss(y, torch.rand_like(y)).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and bool(torch.isfinite(p.grad).all()), name
+        assert float(p.grad.abs().sum()) > 0, name
+
+
+@pytest.mark.parametrize("cls, kwargs, needs_mask", TINY)
+def test_arch_round_trip_through_a_checkpoint(cls, kwargs, needs_mask, tmp_path):
+    torch.manual_seed(0)
+    model = cls(**kwargs)
+    _forward(model, torch.rand(2, 3, 16, 16), needs_mask)  # moves BatchNorm running statistics
+    arch = model.arch()
+    assert arch["class"] == cls.__name__ and json.loads(json.dumps(arch)) == arch
+    assert all(arch["kwargs"][k] == v for k, v in kwargs.items())
+    save_checkpoint(tmp_path / "m.pt", model=model, arch=arch, extra={"epoch": 1})
+    ckpt = load_checkpoint(tmp_path / "m.pt", expected_arch=arch)
+    rebuilt = build_model(ckpt, REGISTRY)
+    assert type(rebuilt) is cls and rebuilt.arch() == arch
+    x = torch.rand(1, 3, 12, 20)
+    model.eval(), rebuilt.eval()
+    with torch.no_grad():
+        assert torch.equal(_forward(model, x, needs_mask), _forward(rebuilt, x, needs_mask))
+
+
+def test_a_few_steps_reduce_the_loss():
+    torch.manual_seed(0)
+    model = CombinedModel(width=8)
+    clean = torch.rand(4, 3, 16, 16)
+    noisy = clean + 0.1 * torch.randn_like(clean)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(15):
+        loss = F.mse_loss(model(noisy), clean)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < losses[0]
