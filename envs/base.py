@@ -102,14 +102,21 @@ class PixelTask:
         num_envs: batch size B.
         device: torch device of every tensor the task holds.
         max_episode_steps: episode length; all episodes of the batch end together.
+        data: None (embedded photos), a folder or a dataset; see :func:`open_dataset`.
+        data_kind: how a folder is read ("paired", "clean" or "occluded"); set by the task.
+        gray: single-channel images.
+        split: "train", "val" or None (all images).
+        split_seed: seed of the deterministic train/validation split.
+        crop: random crop per episode, int or (h, w); None uses whole images (all of one size).
         validate_actions: check the range and shape of every action batch (one device sync).
     """
 
     #: dtype of discrete actions; continuous actions are float32.
     action_dtype: ClassVar[torch.dtype] = torch.long
 
-    def __init__(self, num_envs: int, *, device: str | torch.device, max_episode_steps: int,
-                 validate_actions: bool = True):
+    def __init__(self, num_envs: int, *, device: str | torch.device = "cpu", max_episode_steps: int,
+                 data: Any = None, data_kind: str = "paired", gray: bool = False, split: str | None = "train",
+                 split_seed: int = 0, crop: int | tuple[int, int] | None = 64, validate_actions: bool = True):
         if int(num_envs) < 1:
             raise ValueError(f"num_envs: expected an int >= 1, got {num_envs!r}")
         if int(max_episode_steps) < 1:
@@ -121,6 +128,12 @@ class PixelTask:
         self.generator = torch.Generator(device=self.device)
         self.t = 0
         self.done = True
+        self.dataset = open_dataset(data, kind=data_kind, split=split, gray=gray, seed=split_seed)
+        if len(self.dataset) == 0:
+            raise ValueError("data: the dataset is empty")
+        self.crop = parse_crop(crop)
+        #: (H, W) of every image of an episode: the crop, or the common size of the data.
+        self.image_size = self.crop if self.crop is not None else common_size(self.dataset)
         self.single_observation_space: gym.spaces.Dict
         self.single_action_space: gym.spaces.Space
 
@@ -180,9 +193,9 @@ class PixelTask:
             actions = actions.clamp(float(space.low.min()), float(space.high.max()))
         return actions
 
-    def draw_batch(self, dataset, rng: np.random.Generator, crop: tuple[int, int] | None) -> dict:
+    def draw_batch(self, rng: np.random.Generator) -> dict:
         """Draw B items (random images, crops and flips from ``rng``) as tensors on the device."""
-        batch = sample_batch(dataset, self.num_envs, crop=crop, rng=rng)
+        batch = sample_batch(self.dataset, self.num_envs, crop=self.crop, rng=rng)
         return {k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
 
     def options_batch(self, options: dict[str, Any], keys: tuple[str, ...], required: tuple[str, ...]) -> dict:

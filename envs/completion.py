@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 
-from envs.base import PixelEnv, PixelTask, PixelVectorEnv, common_size, open_dataset, parse_crop
+from envs.base import PixelEnv, PixelTask, PixelVectorEnv
 from rlenhance import metrics
 from rlenhance.data import random_occlusion
 from rlenhance.ops import gaussian_blur2d, median_blur2d, select_per_pixel
@@ -71,28 +71,19 @@ class CompletionTask(PixelTask):
         self,
         num_envs: int,
         *,
-        device: str | torch.device = "cpu",
         data: Any = None,
-        split: str | None = "train",
-        split_seed: int = 0,
-        crop: int | tuple[int, int] | None = 64,
         max_episode_steps: int = 5,
         occlusion: str = "box",
         predictor: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         smooth_iters: int = 20,
         reward: str = "mse",
         reward_scale: float = 255.0,
-        validate_actions: bool = True,
+        **common: Any,
     ):
-        super().__init__(num_envs, device=device, max_episode_steps=max_episode_steps,
-                         validate_actions=validate_actions)
+        super().__init__(num_envs, data=data, max_episode_steps=max_episode_steps,
+                         data_kind="occluded" if data is not None else "clean", **common)
         if reward not in REWARDS:
             raise ValueError(f"reward: expected one of {REWARDS}, got {reward!r}")
-        self.dataset = open_dataset(data, kind="occluded" if data is not None else "clean",
-                                    split=split, gray=False, seed=split_seed)
-        if len(self.dataset) == 0:
-            raise ValueError("data: the dataset is empty")
-        self.crop = parse_crop(crop)
         self.occlusion = occlusion
         self.predictor = predictor
         self.smooth_iters = int(smooth_iters)
@@ -100,7 +91,7 @@ class CompletionTask(PixelTask):
         self.reward_scale = float(reward_scale)
         self.actions = COMPLETION_ACTIONS if predictor is not None else COMPLETION_ACTIONS[:-1]
         self.n_actions = len(self.actions)
-        h, w = self.crop if self.crop is not None else common_size(self.dataset)
+        h, w = self.image_size
         self.single_observation_space = spaces.Dict({
             "image": spaces.Box(0.0, 1.0, (3, h, w), np.float32),
             "mask": spaces.Box(0.0, 1.0, (1, h, w), np.float32),
@@ -111,7 +102,7 @@ class CompletionTask(PixelTask):
         if options:
             batch = self.options_batch(options, ("occluded", "original", "mask"), ("occluded", "original", "mask"))
         else:
-            batch = self.draw_batch(self.dataset, rng, self.crop)
+            batch = self.draw_batch(rng)
         if "occluded" not in batch:  # clean photos: cut holes (seeded)
             batch["occluded"], batch["mask"] = random_occlusion(batch["high"], generator=self.generator,
                                                                 kind=self.occlusion)
@@ -197,8 +188,9 @@ class CompletionEnv(PixelEnv):
     Truncation after ``max_episode_steps`` (5).
 
     ## Arguments
-    ``data``, ``split``, ``split_seed``, ``crop``, ``max_episode_steps``, ``occlusion``,
-    ``predictor``, ``smooth_iters``, ``reward``, ``reward_scale``, ``validate_actions``.
+    Those of :class:`envs.base.PixelTask` (``split``, ``split_seed``, ``crop`` (64), ``device``,
+    ``validate_actions``), ``data``, ``max_episode_steps``, ``occlusion``, ``predictor``,
+    ``smooth_iters``, ``reward``, ``reward_scale``.
 
     ## Version History
     * v0: initial version.

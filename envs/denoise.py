@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from envs.base import PixelEnv, PixelTask, PixelVectorEnv, common_size, open_dataset, parse_crop
+from envs.base import PixelEnv, PixelTask, PixelVectorEnv
 from rlenhance.data import add_gaussian_noise
 from rlenhance.ops import PIXELRL_ACTIONS, pixelrl_filter_bank, select_per_pixel
 
@@ -20,33 +20,25 @@ class DenoiseTask(PixelTask):
         self,
         num_envs: int,
         *,
-        device: str | torch.device = "cpu",
-        data: Any = None,
-        split: str | None = "train",
-        split_seed: int = 0,
         crop: int | tuple[int, int] | None = 70,
         max_episode_steps: int = 5,
         sigma: float | tuple[float, ...] = 25.0,
         gray: bool = True,
         clip: bool = False,
         reward_scale: float = 255.0,
-        validate_actions: bool = True,
+        **common: Any,
     ):
-        super().__init__(num_envs, device=device, max_episode_steps=max_episode_steps,
-                         validate_actions=validate_actions)
+        super().__init__(num_envs, crop=crop, max_episode_steps=max_episode_steps, data_kind="clean", gray=gray,
+                         **common)
         sigmas = np.atleast_1d(np.asarray(sigma, dtype=np.float64))
         if sigmas.size == 0 or not np.all(np.isfinite(sigmas)) or np.any(sigmas < 0):
             raise ValueError(f"sigma: expected a noise level >= 0 (0-255 scale) or a sequence of them, got {sigma!r}")
         self.sigmas = sigmas
-        self.dataset = open_dataset(data, kind="clean", split=split, gray=gray, seed=split_seed)
-        if len(self.dataset) == 0:
-            raise ValueError("data: the dataset is empty")
-        self.crop = parse_crop(crop)
         self.clip = clip
         self.reward_scale = float(reward_scale)
         self.n_actions = len(PIXELRL_ACTIONS)
         self.channels = 1 if gray else 3
-        h, w = self.crop if self.crop is not None else common_size(self.dataset)
+        h, w = self.image_size
         low, high = (0.0, 1.0) if clip else (-np.inf, np.inf)
         self.single_observation_space = spaces.Dict({
             "image": spaces.Box(low, high, (self.channels, h, w), np.float32),
@@ -58,7 +50,7 @@ class DenoiseTask(PixelTask):
             batch = self.options_batch(options, ("clean", "noisy"), ("clean",))
             clean = batch["clean"]
         else:
-            batch = self.draw_batch(self.dataset, rng, self.crop)
+            batch = self.draw_batch(rng)
             clean = batch["high"] if "high" in batch else batch["low"]
         if clean.shape[1] != self.channels:
             raise ValueError(f"images: expected {self.channels} channel(s) (gray={self.channels == 1}), got {clean.shape[1]}")
@@ -123,8 +115,9 @@ class DenoiseEnv(PixelEnv):
     Truncation after ``max_episode_steps`` (5, as PixelRL).
 
     ## Arguments
-    ``data``, ``split``, ``split_seed``, ``crop`` (70, PixelRL), ``max_episode_steps``, ``sigma``,
-    ``gray``, ``clip``, ``reward_scale``, ``validate_actions``.
+    Those of :class:`envs.base.PixelTask` (``data``, ``split``, ``split_seed``, ``device``,
+    ``validate_actions``), ``crop`` (70, PixelRL), ``max_episode_steps``, ``sigma``, ``gray``, ``clip``,
+    ``reward_scale``.
 
     ## Version History
     * v0: initial version.

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from envs.base import PixelEnv, PixelTask, PixelVectorEnv, common_size, open_dataset, parse_crop
+from envs.base import PixelEnv, PixelTask, PixelVectorEnv
 from rlenhance import losses, metrics
 from rlenhance.data import synthetic_low_light
 from rlenhance.ops import le_curve
@@ -27,11 +27,6 @@ class LowLightTask(PixelTask):
         self,
         num_envs: int,
         *,
-        device: str | torch.device = "cpu",
-        data: Any = None,
-        split: str | None = "train",
-        split_seed: int = 0,
-        crop: int | tuple[int, int] | None = 64,
         max_episode_steps: int = 10,
         action_type: str = "discrete",
         alpha_table: tuple[float, ...] = RELLIE_ALPHAS,
@@ -48,10 +43,9 @@ class LowLightTask(PixelTask):
         weight_range: tuple[float, float] = (0.5, 2.0),
         cond_scale: tuple[float, ...] = (1.0, 10.0, 5.0, 1.0, 20.0),
         reward_scale: float = 255.0,
-        validate_actions: bool = True,
+        **common: Any,
     ):
-        super().__init__(num_envs, device=device, max_episode_steps=max_episode_steps,
-                         validate_actions=validate_actions)
+        super().__init__(num_envs, max_episode_steps=max_episode_steps, data_kind="paired", **common)
         if reward not in REWARDS:
             raise ValueError(f"reward: expected one of {REWARDS}, got {reward!r}")
         if action_type not in ("discrete", "continuous"):
@@ -69,10 +63,6 @@ class LowLightTask(PixelTask):
         if not (0 < exposure_range[0] <= exposure_range[1] < 1) or not (0 < weight_range[0] <= weight_range[1]):
             raise ValueError(f"exposure_range/weight_range: expected 0 < lo <= hi (< 1 for exposure), "
                              f"got {exposure_range!r} / {weight_range!r}")
-        self.dataset = open_dataset(data, kind="paired", split=split, gray=False, seed=split_seed)
-        if len(self.dataset) == 0:
-            raise ValueError("data: the dataset is empty")
-        self.crop = parse_crop(crop)
         self.reward = reward
         self.action_type = action_type
         self.alpha_table = torch.tensor(alpha_table, dtype=torch.float32, device=self.device)
@@ -87,7 +77,7 @@ class LowLightTask(PixelTask):
         self.cond_scale = torch.tensor(cond_scale, dtype=torch.float32, device=self.device)
         self.reward_scale = float(reward_scale)
 
-        h, w = self.crop if self.crop is not None else common_size(self.dataset)
+        h, w = self.image_size
         image = spaces.Box(0.0, 1.0, (3, h, w), np.float32)
         self.single_observation_space = spaces.Dict({
             "image": image,
@@ -106,7 +96,7 @@ class LowLightTask(PixelTask):
             if "cond" in batch:
                 batch["cond"] = batch["cond"].reshape(self.num_envs, len(COND_FIELDS))
         else:
-            batch = self.draw_batch(self.dataset, rng, self.crop)
+            batch = self.draw_batch(rng)
         if "low" not in batch:  # clean photos only: darken them synthetically (seeded)
             batch["low"] = synthetic_low_light(batch["high"], generator=self.generator)
         self.original = batch["low"].clamp(0.0, 1.0)
@@ -222,10 +212,10 @@ class LowLightEnv(PixelEnv):
     Truncation after ``max_episode_steps`` (ReLLIE trains with 10 and tests with 6); never terminates.
 
     ## Arguments
-    ``data`` (None = embedded photos, a folder, or a dataset), ``split``, ``split_seed``, ``crop``,
-    ``max_episode_steps``, ``action_type``, ``alpha_table``, ``damping``, ``reward``, ``w_exposure``,
+    Those of :class:`envs.base.PixelTask` (``data``, ``split``, ``split_seed``, ``crop`` (64),
+    ``device``, ``validate_actions``), ``max_episode_steps``, ``action_type``, ``alpha_table``, ``damping``, ``reward``, ``w_exposure``,
     ``w_color``, ``w_spatial``, ``w_smooth``, ``exposure_target``, ``exposure_patch``, ``conditioned``,
-    ``exposure_range``, ``weight_range``, ``cond_scale``, ``reward_scale``, ``validate_actions``.
+    ``exposure_range``, ``weight_range``, ``cond_scale``, ``reward_scale``.
 
     ## Version History
     * v0: initial version.
