@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 import torch
 import torch.multiprocessing as mp
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from agents.distributions import PixelCategorical, PixelGaussian
@@ -93,6 +94,11 @@ class A3CConfig:
     is that of the unclamped Gaussian sample, as in SB3); None = no clamp."""
     seed: int = 0
     """Seed of the agent's action-sampling generator (the env is seeded through reset)."""
+    block_actions: bool = False
+    """With a downscaled policy (``downscale`` s > 1): sample one action per s x s block at the
+    policy's working resolution and repeat it over the block's pixels (nearest upsampling), with
+    values and reward maps averaged per block. Far fewer independent samples, so less action
+    noise and lower-variance credit assignment than sampling every pixel from upsampled logits."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -422,18 +428,19 @@ class _EpisodeRunner:
         roll = _Rollout()
         while True:
             x, cond = build_policy_input(obs)
-            out = self.policy(x, cond, hidden)
+            out = self.policy(x, cond, hidden, full_resolution=not self._blocks)
             dist = _distribution(out)
             actions = dist.sample(self.generator)
             roll.log_probs.append(dist.log_prob(actions))
             roll.entropies.append(dist.entropy())
             roll.values.append(out.value)
+            env_actions = self._to_pixels(actions, x.shape[-2:])
             obs, reward, terminated, truncated, info = venv.step(
-                _env_actions(actions, discrete, cfg.action_clip, env_device))
+                _env_actions(env_actions, discrete, cfg.action_clip, env_device))
             obs = _obs_to(obs, self.device)
             reward = torch.as_tensor(reward, device=self.device).float().view(-1)
             done = _as_bool(terminated, self.device) | _as_bool(truncated, self.device)
-            roll.rewards.append(_reward_map(reward, info, self.device))
+            roll.rewards.append(self._to_blocks(_reward_map(reward, info, self.device)))
             roll.dones.append(done)
             roll.alive.append(alive)
             roll.scalar_rewards.append(reward)
@@ -444,13 +451,31 @@ class _EpisodeRunner:
                     or (episode_len is not None and steps + n >= episode_len)):
                 return roll, obs, hidden, alive
 
+    @property
+    def _blocks(self) -> bool:
+        return self.config.block_actions and self.policy.downscale > 1
+
+    def _to_pixels(self, actions: Tensor, size: tuple[int, int]) -> Tensor:
+        """Block actions (B, C, h, w) repeated over their s x s pixels, cropped to (H, W)."""
+        if not self._blocks:
+            return actions
+        s = self.policy.downscale
+        return actions.repeat_interleave(s, dim=-2).repeat_interleave(s, dim=-1)[..., :size[0], :size[1]]
+
+    def _to_blocks(self, reward_map: Tensor) -> Tensor:
+        """Mean of a reward map over each block (partial border blocks: over the pixels they hold)."""
+        if not self._blocks or reward_map.shape[-1] == 1:
+            return reward_map
+        return F.avg_pool2d(reward_map, self.policy.downscale, ceil_mode=True)
+
     def _learn(self, roll: _Rollout, obs: dict[str, Tensor], hidden: Tensor | None, alive: Tensor,
                update: Callable[[Tensor], dict[str, float]]) -> dict[str, float]:
         """Returns, loss and one ``update``; the value of the last state bootstraps running envs."""
         cfg = self.config
         with torch.no_grad():
             x, cond = build_policy_input(obs)
-            bootstrap = self.policy(x, cond, hidden).value * alive.view(-1, 1, 1, 1)
+            bootstrap = self.policy(x, cond, hidden, full_resolution=not self._blocks).value
+            bootstrap = bootstrap * alive.view(-1, 1, 1, 1)
         returns = nstep_returns(torch.stack(roll.rewards), torch.stack(roll.dones), bootstrap,
                                 cfg.gamma, self.rmc)
         alive_t = torch.stack(roll.alive)

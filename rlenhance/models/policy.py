@@ -302,16 +302,19 @@ class PixelActorCritic(nn.Module):
         h, w = self.working_size(height, width)
         return torch.zeros(batch, self.width, h, w, device=device, dtype=dtype)
 
-    def forward(self, x: Tensor, cond: Tensor | None = None, hidden: Tensor | None = None) -> PolicyOutput:
+    def forward(self, x: Tensor, cond: Tensor | None = None, hidden: Tensor | None = None,
+                full_resolution: bool = True) -> PolicyOutput:
         """Per-pixel action distributions and values.
 
         Args:
             x: float, shape (B, in_channels, H, W) (any H, W >= 1).
             cond: float, shape (B, cond_dim), required iff ``cond_dim > 0``.
             hidden: ConvGRU state from the previous step, shape (B, width, h, w); ``None`` = zeros.
+            full_resolution: upsample the outputs to (H, W); False keeps them at the working
+                resolution (h, w) = ceil(H / downscale, W / downscale), one per block of pixels.
 
         Returns:
-            :class:`PolicyOutput` at full resolution (H, W).
+            :class:`PolicyOutput` at full resolution (H, W), or (h, w) with ``full_resolution=False``.
 
         Raises:
             ImageError: x has the wrong rank or channel count.
@@ -346,9 +349,11 @@ class PixelActorCritic(nn.Module):
             p = new_hidden
         pol = self.policy_head(p)
         value = self.value_head(self.value_branch(feat))
-        if s > 1:
+        if s > 1 and full_resolution:
             pol = self._upsample(pol, height, width)
             value = self._upsample(value, height, width)
+        else:
+            height, width = h, w
 
         if self.n_actions is not None:
             logits = pol.reshape(b, self.out_channels, self.n_actions, height, width)
