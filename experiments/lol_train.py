@@ -41,18 +41,21 @@ class Args:
     data: str | None = arg(None, "LOL layout (our485/ + eval15/), a low/+high/ pair folder, or a folder of "
                                  "low-light images alone; default: scikit-image photos darkened synthetically")
     reward: str = arg("nonref", "reward: non-reference losses, or ssim/psnr/mse against references", choices=REWARDS)
-    w_exposure: float = arg(10.0, "weight of the exposure term (distance of 16x16 patch means to the target)")
+    w_exposure: float = arg(10.0, "weight of the exposure term (distance of patch means to the target)")
     w_color: float = arg(5.0, "weight of the colour-constancy term")
     w_spatial: float = arg(1.0, "weight of the spatial-consistency term (gradients vs the input)")
-    w_smooth: float = arg(20.0, "weight of the smoothness (total variation) of each step's alpha map")
-    exposure_target: float = arg(0.6, "target mean brightness E of the exposure term")
+    w_smooth: float = arg(0.5, "weight of the smoothness (total variation) of each step's alpha map")
+    exposure_target: float = arg(0.5, "target mean brightness E of the exposure term")
+    exposure_patch: int = arg(8, "patch size of the exposure term (Zero-DCE: 16; smaller = more local credit)")
     conditioned: bool = arg(False, "sample the exposure target and weights per episode and feed them to the "
                                    "policy, so one model serves any setting at test time")
-    episodes: int = arg(400, "training episodes (each a batch of crops for --steps steps, then one update)")
+    episodes: int = arg(500, "training episodes (each a batch of crops for --steps steps, then one update)")
     batch: int = arg(16, "crops per episode (the vector env's num_envs)")
     crop: int = arg(64, "crop size in pixels")
     steps: int = arg(6, "curve steps per training episode (ReLLIE trains with 10)")
     test_steps: int = arg(6, "curve steps at evaluation and inference (ReLLIE tests with 6)")
+    alpha_mode: str = arg("mean", "test-time alpha of a discrete policy: the expected alpha, or the most "
+                                  "probable one (ReLLIE)", choices=("mean", "argmax"))
     action: str = arg("discrete", "per-pixel actions: 27 alphas (ReLLIE) or continuous alpha",
                       choices=("discrete", "continuous"))
     damping: float = arg(0.0, "ReLLIE's damping d in s <- (1-d) LE(s) + d s (ReLLIE: 0.2)")
@@ -60,7 +63,9 @@ class Args:
     lr: float = arg(1e-3, "Adam learning rate")
     entropy: float = arg(0.01, "entropy bonus coefficient")
     width: int = arg(32, "channels of the policy network (ReLLIE: 64)")
-    downscale: int = arg(2, "the policy sees the image average-pooled by this factor; its maps are upsampled")
+    downscale: int = arg(4, "the policy sees the image average-pooled by this factor; its maps are upsampled")
+    block_actions: bool = arg(True, "sample one action per downscale x downscale block and repeat it over "
+                                    "the block (less action noise); --no-block-actions samples every pixel")
     conv_gru: bool = arg(False, "ConvGRU in the policy branch (PixelRL)")
     reward_map_conv: bool = arg(False, "PixelRL's learned reward-map convolution on the returns")
     workers: int = arg(0, "0: synchronous batched A2C; K >= 1: asynchronous A3C with K Hogwild processes")
@@ -122,7 +127,8 @@ def training_data(args: Args):
 def env_kwargs(args: Args) -> dict:
     return dict(crop=args.crop, max_episode_steps=args.steps, action_type=args.action, damping=args.damping,
                 reward=args.reward, w_exposure=args.w_exposure, w_color=args.w_color, w_spatial=args.w_spatial,
-                w_smooth=args.w_smooth, exposure_target=args.exposure_target, conditioned=args.conditioned,
+                w_smooth=args.w_smooth, exposure_target=args.exposure_target, exposure_patch=args.exposure_patch,
+                conditioned=args.conditioned,
                 split="train", split_seed=args.seed)
 
 
@@ -133,6 +139,7 @@ def inference_config(args: Args, task: LowLightTask) -> dict:
         "damping": args.damping,
         "action_type": args.action,
         "test_steps": args.test_steps,
+        "alpha_mode": args.alpha_mode,
         "cond_fields": list(COND_FIELDS),
         "cond_scale": [float(c) for c in task.cond_scale.cpu()],
         "setting": {"exposure_target": args.exposure_target, "w_exposure": args.w_exposure,
@@ -148,7 +155,7 @@ def evaluate(policy, task: LowLightTask, args: Args, low: torch.Tensor, high: to
     cond = task._sample_cond(np.random.default_rng(0))[:1].expand(low.shape[0], -1) if policy.cond_dim else None
     start = time.perf_counter()
     out, maps = greedy_rollout(policy, low, cond, steps=args.test_steps, alpha_table=task.alpha_table,
-                               damping=args.damping)
+                               damping=args.damping, alpha_mode=args.alpha_mode)
     ms = (time.perf_counter() - start) * 1000 / low.shape[0]
     policy.train()
     scores = {
@@ -181,7 +188,8 @@ def main(argv=None) -> Path:
     policy = PixelActorCritic(**policy_kwargs_from_env(venv, keys=("image", "original"), width=args.width,
                                                        downscale=args.downscale, conv_gru=args.conv_gru))
     agent = A3C(policy, A3CConfig(gamma=args.gamma, lr=args.lr, entropy_coef=args.entropy,
-                                  n_steps=args.steps, reward_map_conv=args.reward_map_conv, seed=args.seed),
+                                  n_steps=args.steps, reward_map_conv=args.reward_map_conv, seed=args.seed,
+                                  block_actions=args.block_actions),
                 device=device)
     episode, best = 0, -float("inf")
     if args.resume:

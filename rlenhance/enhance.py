@@ -26,6 +26,8 @@ from rlenhance.runtime import flush_denormals, select_device
 #: The low-light model shipped with the package (trained by experiments.lol_train; see README).
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "lowlight_a3c.pt"
 #: Keys the checkpoint's ``extra["env"]`` must hold for inference.
+#: How a discrete policy's alpha is chosen at test time (see greedy_rollout).
+ALPHA_MODES = ("mean", "argmax")
 ENV_KEYS = ("alpha_table", "damping", "action_type", "test_steps", "cond_fields", "cond_scale", "setting")
 
 
@@ -48,6 +50,7 @@ class Enhancer:
         steps: curve steps at test time (None: the checkpoint's ``test_steps``).
         max_side: longer side of the working resolution at which the policy runs.
         strip_pixels: pixels per full-resolution strip (bounds memory on large photos).
+        alpha_mode: "mean" (expected alpha, default) or "argmax" for discrete policies.
 
     Example:
         >>> enhancer = Enhancer()                                        # doctest: +SKIP
@@ -55,7 +58,7 @@ class Enhancer:
     """
 
     def __init__(self, checkpoint: str | Path | None = None, *, device: str = "auto", steps: int | None = None,
-                 max_side: int = 512, strip_pixels: int = 2_000_000):
+                 max_side: int = 512, strip_pixels: int = 2_000_000, alpha_mode: str = "mean"):
         flush_denormals()
         self.device = select_device(device)
         path = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
@@ -73,6 +76,9 @@ class Enhancer:
             raise ValueError(f"steps: expected an int >= 1, got {steps!r}")
         if max_side < 16 or strip_pixels < 1:
             raise ValueError(f"max_side must be >= 16 and strip_pixels >= 1, got {max_side}, {strip_pixels}")
+        if alpha_mode not in ALPHA_MODES:
+            raise ValueError(f"alpha_mode: expected one of {ALPHA_MODES}, got {alpha_mode!r}")
+        self.alpha_mode = alpha_mode
         self.max_side = int(max_side)
         self.strip_pixels = int(strip_pixels)
 
@@ -101,7 +107,7 @@ class Enhancer:
         small = F.interpolate(image, size=(max(1, round(height * scale)), max(1, round(width * scale))),
                               mode="area") if scale < 1 else image
         return greedy_rollout(self.policy, small, cond, steps=self.steps, alpha_table=self.alpha_table,
-                              damping=float(self.env["damping"]))[1]
+                              damping=float(self.env["damping"]), alpha_mode=self.alpha_mode)[1]
 
     @torch.no_grad()
     def enhance_array(self, image: np.ndarray, **setting: float | None) -> EnhanceResult:
@@ -132,8 +138,14 @@ class Enhancer:
 
 @torch.no_grad()
 def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Tensor | None, *, steps: int,
-                   alpha_table: torch.Tensor, damping: float = 0.0) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Run a low-light policy greedily (most probable alpha / the Gaussian mean) for ``steps`` steps.
+                   alpha_table: torch.Tensor, damping: float = 0.0,
+                   alpha_mode: str = "mean") -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Run a low-light policy deterministically for ``steps`` steps.
+
+    A discrete policy's alpha is, with ``alpha_mode="mean"`` (default), the expectation
+    ``sum_a p(a) alpha_a``: the LE step is linear in alpha, so this gives exactly the expected next
+    image of the stochastic policy that was trained; ``"argmax"`` takes the most probable alpha
+    (ReLLIE's test-time rule). A continuous policy uses its Gaussian mean.
 
     The same transition as ``envs.lowlight`` (one LE step per action, alpha scaled by
     ``1 - damping``), without rewards. Used by :class:`Enhancer` and by training-time validation.
@@ -145,16 +157,21 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
         steps: number of curve steps.
         alpha_table: (n_actions,) alpha per discrete action.
         damping: ReLLIE's damping d in s <- (1 - d) LE(s) + d s.
+        alpha_mode: "mean" or "argmax" (discrete policies).
 
     Returns:
         ``(enhanced, maps)``: the enhanced batch and the list of (B, 3, H, W) alpha maps applied.
     """
+    if alpha_mode not in ALPHA_MODES:
+        raise ValueError(f"alpha_mode: expected one of {ALPHA_MODES}, got {alpha_mode!r}")
     original, current, hidden, maps = image, image, None, []
     for _ in range(steps):
         x, _ = build_policy_input({"image": current, "original": original})
         out = policy(x, cond=cond if policy.cond_dim else None, hidden=hidden)
         hidden = out.hidden
-        if out.logits is not None:
+        if out.logits is not None and alpha_mode == "mean":
+            alpha = torch.einsum("bcahw,a->bchw", out.logits.softmax(dim=2), alpha_table)
+        elif out.logits is not None:
             alpha = alpha_table[out.logits.argmax(dim=2)]
         else:
             alpha = out.mean.clamp(-1.0, 1.0)  # continuous actions are alpha in [-1, 1]
