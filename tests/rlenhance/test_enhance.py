@@ -46,17 +46,27 @@ def test_strips_equal_whole_image_upsampling(checkpoint):
     assert result.mean_after == pytest.approx(float(result.image.mean()))
 
 
-def test_rollout_matches_env_transition(checkpoint):
+@pytest.mark.parametrize("alpha_mode", ["argmax", "mean"])
+def test_rollout_matches_env_transition(checkpoint, alpha_mode):
     enhancer = Enhancer(checkpoint, device="cpu")
     x = torch.rand(2, 3, 16, 16) * 0.3
-    out, maps = greedy_rollout(enhancer.policy, x, enhancer.cond().expand(2, -1), steps=3,
-                               alpha_table=enhancer.alpha_table, damping=0.2)
+    cond = enhancer.cond().expand(2, -1)
+    out, maps = greedy_rollout(enhancer.policy, x, cond, steps=3, alpha_table=enhancer.alpha_table,
+                               damping=0.2, alpha_mode=alpha_mode)
     expected = x
     for alpha in maps:
+        logits = enhancer.policy(torch.cat([expected, x], dim=1), cond=cond).logits
+        table = torch.tensor(ALPHAS)
+        if alpha_mode == "argmax":
+            want = table[logits.argmax(dim=2)]
+        else:  # expected alpha under the policy's distribution
+            want = (logits.softmax(dim=2) * table.view(1, 1, -1, 1, 1)).sum(dim=2)
+        assert torch.allclose(alpha, 0.8 * want, atol=1e-6)
         expected = le_curve(expected, alpha).clamp(0, 1)
-        assert torch.isin((alpha / 0.8).round(decimals=2), torch.tensor(ALPHAS)).all()  # table values, damped
     assert torch.allclose(out, expected)
     assert len(maps) == 3
+    with pytest.raises(ValueError, match="alpha_mode"):
+        greedy_rollout(enhancer.policy, x, cond, steps=1, alpha_table=enhancer.alpha_table, alpha_mode="mode")
 
 
 def test_setting_changes_output_and_bad_settings_are_named(checkpoint):
