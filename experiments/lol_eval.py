@@ -46,6 +46,8 @@ class Args:
     zero_dcepp: str | None = arg(None, "official Zero-DCE++ weights (zero_dcepp_Epoch99.pth)")
     rellie: str | None = arg(None, "ReLLIE's released policy (rellie_model.npz)")
     classical: bool = arg(True, "include auto-gamma, histogram equalisation and CLAHE")
+    sweep_exposure: tuple[float, ...] = arg((), "also run our (conditioned) model at each of these exposure "
+                                                "targets and report the mean output brightness")
     limit: int = arg(0, "evaluate at most this many images (0: all)")
     device: str = arg("auto", "auto, cpu, cuda or cuda:N")
     threads: int = arg(0, "torch CPU threads (0: torch's default)")
@@ -57,6 +59,8 @@ def build_methods(args: Args, device: torch.device) -> dict[str, Callable[[np.nd
     enhancer = Enhancer(args.checkpoint, device=args.device, steps=args.steps)
     methods: dict[str, Callable[[np.ndarray], np.ndarray]] = {
         "rlenhance (ours)": lambda img: enhancer.enhance(img, exposure=args.exposure)}
+    for target in args.sweep_exposure:
+        methods[f"ours, exposure {target:g}"] = lambda img, e=target: enhancer.enhance(img, exposure=e)
     if args.classical:
         methods.update(LOWLIGHT_BASELINES)
 
