@@ -94,3 +94,13 @@ def test_checkpoint_without_inference_config_is_refused(tmp_path):
 def test_public_api():
     assert rlenhance.Enhancer is Enhancer
     assert issubclass(rlenhance.ImageError, ValueError)
+
+
+def test_shipped_default_model_loads_and_brightens():
+    enhancer = Enhancer(device="cpu")
+    assert enhancer.path.name == "lowlight_a3c.pt" and enhancer.steps >= 1
+    rng = np.random.default_rng(0)
+    dark = (rng.uniform(0.0, 1.0, (48, 64, 3)) ** 2 * 0.15).astype(np.float32)
+    out = enhancer.enhance(dark)
+    assert out.shape == dark.shape and np.isfinite(out).all()
+    assert out.mean() > dark.mean() + 0.1
