@@ -145,7 +145,9 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
     A discrete policy's alpha is, with ``alpha_mode="mean"`` (default), the expectation
     ``sum_a p(a) alpha_a``: the LE step is linear in alpha, so this gives exactly the expected next
     image of the stochastic policy that was trained; ``"argmax"`` takes the most probable alpha
-    (ReLLIE's test-time rule). A continuous policy uses its Gaussian mean.
+    (ReLLIE's test-time rule). A continuous policy uses its Gaussian mean. Alphas are chosen at
+    the policy's working resolution (1 / ``downscale``, where block actions are trained) and the
+    alpha map is upsampled bilinearly, as Zero-DCE++ does.
 
     The same transition as ``envs.lowlight`` (one LE step per action, alpha scaled by
     ``1 - damping``), without rewards. Used by :class:`Enhancer` and by training-time validation.
@@ -167,7 +169,8 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
     original, current, hidden, maps = image, image, None, []
     for _ in range(steps):
         x, _ = build_policy_input({"image": current, "original": original})
-        out = policy(x, cond=cond if policy.cond_dim else None, hidden=hidden)
+        # distributions at the policy's working resolution; only the 3-channel alpha map is upsampled
+        out = policy(x, cond=cond if policy.cond_dim else None, hidden=hidden, full_resolution=False)
         hidden = out.hidden
         if out.logits is not None and alpha_mode == "mean":
             alpha = torch.einsum("bcahw,a->bchw", out.logits.softmax(dim=2), alpha_table)
@@ -175,6 +178,8 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
             alpha = alpha_table[out.logits.argmax(dim=2)]
         else:
             alpha = out.mean.clamp(-1.0, 1.0)  # continuous actions are alpha in [-1, 1]
+        if policy.downscale > 1:
+            alpha = policy.upsample(alpha, *current.shape[-2:])
         alpha = alpha * (1.0 - damping)
         current = le_curve(current, alpha).clamp(0.0, 1.0)
         maps.append(alpha)

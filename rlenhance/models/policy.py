@@ -350,8 +350,8 @@ class PixelActorCritic(nn.Module):
         pol = self.policy_head(p)
         value = self.value_head(self.value_branch(feat))
         if s > 1 and full_resolution:
-            pol = self._upsample(pol, height, width)
-            value = self._upsample(value, height, width)
+            pol = self.upsample(pol, height, width)
+            value = self.upsample(value, height, width)
         else:
             height, width = h, w
 
@@ -364,8 +364,9 @@ class PixelActorCritic(nn.Module):
             mean = torch.tanh(mean)
         return PolicyOutput(None, mean, log_std, value, new_hidden)
 
-    def _upsample(self, t: Tensor, height: int, width: int) -> Tensor:
-        """Bilinear upsampling by ``downscale`` (block centres kept in place), cropped to (H, W)."""
+    def upsample(self, t: Tensor, height: int, width: int) -> Tensor:
+        """Bilinear upsampling of a working-resolution map by ``downscale`` (block centres kept in
+        place), cropped to (H, W): how the net's own outputs reach full resolution."""
         s = self.downscale
         up = F.interpolate(t, size=(t.shape[-2] * s, t.shape[-1] * s), mode="bilinear", align_corners=False)
         return up[..., :height, :width]
