@@ -122,3 +122,12 @@ def test_lol_eval_on_a_tiny_paired_folder(tiny_run, tmp_path):
         assert method in proc.stdout
     with open(tmp_path / "r.csv") as handle:
         assert len(list(csv.DictReader(handle))) == 3 * 4
+
+
+def test_asynchronous_hogwild_workers(tmp_path):
+    out = tmp_path / "hogwild"
+    run_module("experiments.lol_train", *TINY, "--workers", "2", "--out", str(out))
+    with open(out / "metrics.csv") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["metric"] == "charts/episodes"]
+    assert sum(float(r["value"]) for r in rows) == 4  # the episode count is shared by the workers
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["extra"]["episode"] == 4
