@@ -75,6 +75,18 @@ def _zero_subnormals(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.
 # Zero-DCE
 # --------------------------------------------------------------------------------------------
 
+def _dce_body(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The seven-layer Zero-DCE topology shared by Zero-DCE and Zero-DCE++ (``net.e_conv1..7``,
+    plain or depthwise-separable): ReLU layers with skip concatenations (3,4), (2,5), (1,6), tanh."""
+    x1 = F.relu(net.e_conv1(x))
+    x2 = F.relu(net.e_conv2(x1))
+    x3 = F.relu(net.e_conv3(x2))
+    x4 = F.relu(net.e_conv4(x3))
+    x5 = F.relu(net.e_conv5(torch.cat([x3, x4], dim=1)))
+    x6 = F.relu(net.e_conv6(torch.cat([x2, x5], dim=1)))
+    return torch.tanh(net.e_conv7(torch.cat([x1, x6], dim=1)))
+
+
 class ZeroDCE(nn.Module):
     """Zero-DCE curve estimator (Guo et al., CVPR 2020) with the official layer names.
 
@@ -118,13 +130,7 @@ class ZeroDCE(nn.Module):
 
     def curve_maps(self, x: torch.Tensor) -> torch.Tensor:
         """The curve parameters ``alpha`` (our sign), shape (B, 3 n_iter, H, W), in [-1, 1]."""
-        x1 = F.relu(self.e_conv1(x))
-        x2 = F.relu(self.e_conv2(x1))
-        x3 = F.relu(self.e_conv3(x2))
-        x4 = F.relu(self.e_conv4(x3))
-        x5 = F.relu(self.e_conv5(torch.cat([x3, x4], dim=1)))
-        x6 = F.relu(self.e_conv6(torch.cat([x2, x5], dim=1)))
-        r = torch.tanh(self.e_conv7(torch.cat([x1, x6], dim=1)))
+        r = _dce_body(self, x)
         return -r
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -215,13 +221,7 @@ class ZeroDCEPP(nn.Module):
                 raise ImageError(f"ZeroDCEPP: image of size {height}x{width} is smaller than scale_factor={s} "
                                  f"in a dimension; use images of at least {s}x{s} or a smaller scale_factor")
             x = F.interpolate(x, scale_factor=1.0 / s, mode="bilinear", align_corners=False)
-        x1 = F.relu(self.e_conv1(x))
-        x2 = F.relu(self.e_conv2(x1))
-        x3 = F.relu(self.e_conv3(x2))
-        x4 = F.relu(self.e_conv4(x3))
-        x5 = F.relu(self.e_conv5(torch.cat([x3, x4], dim=1)))
-        x6 = F.relu(self.e_conv6(torch.cat([x2, x5], dim=1)))
-        r = torch.tanh(self.e_conv7(torch.cat([x1, x6], dim=1)))
+        r = _dce_body(self, x)
         if s > 1:
             r = F.interpolate(r, size=(height, width), mode="bilinear", align_corners=True)
         return -r
