@@ -177,7 +177,9 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
         elif out.logits is not None:
             alpha = alpha_table[out.logits.argmax(dim=2)]
         else:
-            alpha = out.mean.clamp(-1.0, 1.0)  # continuous actions are alpha in [-1, 1]
+            # continuous actions are alpha in [-1, 1]: a bounded mean is clamped (A3C clips its samples),
+            # a tanh-squashed Gaussian's mean (SAC) is squashed
+            alpha = out.mean.clamp(-1.0, 1.0) if policy.bounded_mean else torch.tanh(out.mean)
         if policy.downscale > 1:
             alpha = policy.upsample(alpha, *current.shape[-2:])
         alpha = alpha * (1.0 - damping)
