@@ -41,7 +41,8 @@ class LowLightTask(PixelTask):
         conditioned: bool = False,
         exposure_range: tuple[float, float] = (0.4, 0.7),
         weight_range: tuple[float, float] = (0.5, 2.0),
-        cond_scale: tuple[float, ...] = (1.0, 10.0, 5.0, 1.0, 20.0),
+        cond_scale: tuple[float, ...] | None = None,
+        cond_offset: tuple[float, ...] | None = None,
         reward_scale: float = 255.0,
         **common: Any,
     ):
@@ -58,11 +59,17 @@ class LowLightTask(PixelTask):
             raise ValueError(f"damping: expected 0 <= damping < 1, got {damping!r}")
         if not 0.0 < exposure_target < 1.0:
             raise ValueError(f"exposure_target: expected a value in (0, 1), got {exposure_target!r}")
-        if len(cond_scale) != len(COND_FIELDS) or min(cond_scale) <= 0:
-            raise ValueError(f"cond_scale: expected {len(COND_FIELDS)} positive values for {COND_FIELDS}, got {cond_scale!r}")
         if not (0 < exposure_range[0] <= exposure_range[1] < 1) or not (0 < weight_range[0] <= weight_range[1]):
             raise ValueError(f"exposure_range/weight_range: expected 0 < lo <= hi (< 1 for exposure), "
                              f"got {exposure_range!r} / {weight_range!r}")
+        auto_offset, auto_scale = _cond_normalisation(exposure_range, weight_range, list(weights.values()))
+        cond_scale = auto_scale if cond_scale is None else tuple(cond_scale)
+        cond_offset = auto_offset if cond_offset is None else tuple(cond_offset)
+        if len(cond_scale) != len(COND_FIELDS) or min(cond_scale) <= 0:
+            raise ValueError(f"cond_scale: expected {len(COND_FIELDS)} positive values for {COND_FIELDS}, got {cond_scale!r}")
+        if len(cond_offset) != len(COND_FIELDS) or not np.all(np.isfinite(cond_offset)):
+            raise ValueError(f"cond_offset: expected {len(COND_FIELDS)} finite values for {COND_FIELDS}, "
+                             f"got {cond_offset!r}")
         self.reward = reward
         self.action_type = action_type
         self.alpha_table = torch.tensor(alpha_table, dtype=torch.float32, device=self.device)
@@ -75,6 +82,7 @@ class LowLightTask(PixelTask):
         self.exposure_range = tuple(exposure_range)
         self.weight_range = tuple(weight_range)
         self.cond_scale = torch.tensor(cond_scale, dtype=torch.float32, device=self.device)
+        self.cond_offset = torch.tensor(cond_offset, dtype=torch.float32, device=self.device)
         self.reward_scale = float(reward_scale)
 
         h, w = self.image_size
@@ -82,7 +90,7 @@ class LowLightTask(PixelTask):
         self.single_observation_space = spaces.Dict({
             "image": image,
             "original": image,
-            "cond": spaces.Box(0.0, np.inf, (len(COND_FIELDS),), np.float32),
+            "cond": spaces.Box(-np.inf, np.inf, (len(COND_FIELDS),), np.float32),
         })
         if action_type == "discrete":
             self.single_action_space = spaces.MultiDiscrete(np.full((3, h, w), len(alpha_table)))
@@ -106,7 +114,8 @@ class LowLightTask(PixelTask):
                              "use reward='nonref' for unpaired images")
         self.image = self.original.clone()
         self.cond = batch["cond"] if "cond" in batch else self._sample_cond(rng)
-        self.target, *self.w = (c.view(-1, 1, 1, 1) for c in (self.cond * self.cond_scale).unbind(1))
+        setting = self.cond * self.cond_scale + self.cond_offset
+        self.target, *self.w = (c.view(-1, 1, 1, 1) for c in setting.unbind(1))
         self.state_loss = self._state_loss(self.image)
 
     def _sample_cond(self, rng: np.random.Generator) -> torch.Tensor:
@@ -118,7 +127,7 @@ class LowLightTask(PixelTask):
             lo, hi = np.log(self.weight_range)
             values[:, 1:] *= np.exp(rng.uniform(lo, hi, size=(self.num_envs, len(COND_FIELDS) - 1)))
         cond = torch.as_tensor(values, dtype=torch.float32, device=self.device)
-        return cond / self.cond_scale
+        return (cond - self.cond_offset) / self.cond_scale
 
     # --- observation, transition, reward ---------------------------------------------------
     def observe(self) -> dict[str, torch.Tensor]:
@@ -157,6 +166,19 @@ class LowLightTask(PixelTask):
         return self.w[0] * exposure + self.w[1] * color + self.w[2] * spatial
 
 
+def _cond_normalisation(exposure_range: tuple[float, float], weight_range: tuple[float, float],
+                        weights: list[float]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(offset, scale) mapping each conditioned value's sampling range onto [-1, 1].
+
+    The exposure target is drawn from ``exposure_range`` and each weight ``w`` from
+    ``w * weight_range``; a degenerate range (or a zero weight) gets scale 1.
+    """
+    ranges = [exposure_range] + [(w * weight_range[0], w * weight_range[1]) for w in weights]
+    offset = tuple(float(lo + hi) / 2 for lo, hi in ranges)
+    scale = tuple(float(hi - lo) / 2 if hi > lo else 1.0 for lo, hi in ranges)
+    return offset, scale
+
+
 def _psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """PSNR with the error floored at 1e-10 so identical images give a finite value."""
     mse = ((x - y) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
@@ -187,9 +209,11 @@ class LowLightEnv(PixelEnv):
 
     ## Observation Space
     ``Dict`` with ``"image"``: the current image, ``Box(0, 1, (3, H, W), float32)``, RGB;
-    ``"original"``: the low-light input of the episode, same space; ``"cond"``: ``Box(0, inf, (5,))``,
-    the exposure target and the four reward weights (order ``COND_FIELDS``) each divided by
-    ``cond_scale``, for policies conditioned on the user's setting.
+    ``"original"``: the low-light input of the episode, same space; ``"cond"``: ``Box(-inf, inf, (5,))``,
+    the exposure target and the four reward weights (order ``COND_FIELDS``), each encoded as
+    ``(value - cond_offset) / cond_scale``, for policies conditioned on the user's setting. By
+    default the encoding maps each value's sampling range (``exposure_range``, and each weight
+    times ``weight_range``) onto [-1, 1], so every conditioning plane has a comparable spread.
 
     ## Rewards
     Per pixel, the decrease of a loss between the previous and the new state, so the return of an
@@ -215,7 +239,7 @@ class LowLightEnv(PixelEnv):
     Those of :class:`envs.base.PixelTask` (``data``, ``split``, ``split_seed``, ``crop`` (64),
     ``device``, ``validate_actions``), ``max_episode_steps``, ``action_type``, ``alpha_table``, ``damping``, ``reward``, ``w_exposure``,
     ``w_color``, ``w_spatial``, ``w_smooth``, ``exposure_target``, ``exposure_patch``, ``conditioned``,
-    ``exposure_range``, ``weight_range``, ``cond_scale``, ``reward_scale``.
+    ``exposure_range``, ``weight_range``, ``cond_scale``, ``cond_offset``, ``reward_scale``.
 
     ## Version History
     * v0: initial version.

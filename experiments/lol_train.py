@@ -142,6 +142,7 @@ def inference_config(args: Args, task: LowLightTask) -> dict:
         "alpha_mode": args.alpha_mode,
         "cond_fields": list(COND_FIELDS),
         "cond_scale": [float(c) for c in task.cond_scale.cpu()],
+        "cond_offset": [float(c) for c in task.cond_offset.cpu()],
         "setting": {"exposure_target": args.exposure_target, "w_exposure": args.w_exposure,
                     "w_color": args.w_color, "w_spatial": args.w_spatial, "w_smooth": args.w_smooth},
         "conditioned": args.conditioned,

@@ -85,7 +85,8 @@ class Enhancer:
     # --- the user's setting --------------------------------------------------------------------
     def cond(self, **setting: float | None) -> torch.Tensor:
         """Conditioning vector (1, 5) from the training setting overridden by ``setting``
-        (``exposure``, ``w_exposure``, ``w_color``, ``w_spatial``, ``w_smooth``)."""
+        (``exposure``, ``w_exposure``, ``w_color``, ``w_spatial``, ``w_smooth``), encoded as the
+        env encoded it in training: ``(value - cond_offset) / cond_scale``."""
         values = dict(self.env["setting"])
         for key, value in setting.items():
             name = "exposure_target" if key == "exposure" else key
@@ -96,7 +97,9 @@ class Enhancer:
                     raise ValueError(f"{key}: expected a finite value >= 0 (exposure in (0, 1)), got {value!r}")
                 values[name] = float(value)
         raw = torch.tensor([[values[k] for k in self.env["cond_fields"]]], dtype=torch.float32, device=self.device)
-        return raw / torch.tensor(self.env["cond_scale"], dtype=torch.float32, device=self.device)
+        offset = self.env.get("cond_offset", [0.0] * raw.shape[1])  # older checkpoints: no offset
+        return ((raw - torch.tensor(offset, dtype=torch.float32, device=self.device))
+                / torch.tensor(self.env["cond_scale"], dtype=torch.float32, device=self.device))
 
     # --- inference -------------------------------------------------------------------------------
     @torch.no_grad()

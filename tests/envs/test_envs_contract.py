@@ -154,12 +154,19 @@ def test_exposure_reward_prefers_the_target_brightness(target, expected_sign):
 def test_lowlight_conditioned_cond_vector_varies_and_drives_reward():
     venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=16, crop=16, conditioned=True)
     obs, _ = venv.reset(seed=0)
-    target = obs["cond"][:, 0] * venv.cond_scale[0]
+    target = obs["cond"][:, 0] * venv.cond_scale[0] + venv.cond_offset[0]
     assert obs["cond"].shape == (16, 5)
     assert 0.4 <= float(target.min()) < float(target.max()) <= 0.7
+    # the default encoding maps every sampling range onto [-1, 1]
+    assert float(obs["cond"].abs().max()) <= 1.0 + 1e-6 and float(obs["cond"].min()) < -0.3
+    assert torch.allclose(venv.task.target.flatten(), target)
     fixed = envs.make_vec("rlenhance/LowLight-v0", num_envs=2, crop=16, exposure_target=0.5)
     obs, _ = fixed.reset(seed=0)
-    assert torch.allclose(obs["cond"][:, 0] * fixed.cond_scale[0], torch.tensor(0.5))
+    assert torch.allclose(obs["cond"][:, 0] * fixed.cond_scale[0] + fixed.cond_offset[0], torch.tensor(0.5))
+    legacy = envs.make_vec("rlenhance/LowLight-v0", num_envs=2, crop=16, exposure_target=0.5,
+                           cond_scale=(1.0, 10.0, 5.0, 1.0, 20.0), cond_offset=(0.0,) * 5)
+    obs, _ = legacy.reset(seed=0)
+    assert torch.allclose(obs["cond"][:, 0], torch.tensor(0.5))
 
 
 def test_lowlight_damping_and_continuous_actions():
