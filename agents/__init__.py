@@ -5,14 +5,20 @@ The networks live in :mod:`rlenhance.models.policy`; agents own only the learnin
 
 from agents.a3c import (A3C, A3CConfig, RewardMapConv, SharedAdam, a3c_loss, nstep_returns,
                         policy_kwargs_from_env)
+from agents.buffers import PixelReplayBuffer, ReplaySample
 from agents.distributions import PixelCategorical, PixelGaussian
+from agents.sac import SAC, SACConfig
 
 __all__ = [
     "A3C",
     "A3CConfig",
     "PixelCategorical",
     "PixelGaussian",
+    "PixelReplayBuffer",
+    "ReplaySample",
     "RewardMapConv",
+    "SAC",
+    "SACConfig",
     "SharedAdam",
     "a3c_loss",
     "nstep_returns",

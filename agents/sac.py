@@ -1,0 +1,596 @@
+"""Pixel-wise soft actor-critic (RSE-RL style) on batched torch vector envs.
+
+Every pixel is an agent with its own action, reward and Q value; the networks are shared and
+fully convolutional. Transitions (one per image of the batch) go to a
+:class:`agents.buffers.PixelReplayBuffer`; each update draws ``batch_size`` of them.
+
+Continuous actions (``Box(-1, 1, (C, H, W))``, e.g. LowLight ``action_type="continuous"``): the
+actor is a :class:`rlenhance.models.policy.PixelActorCritic` with ``n_actions=None,
+bounded_mean=False``; at every pixel ``a = tanh(u)``, ``u ~ N(mean, exp(log_std))`` per channel,
+and ``log pi(a|s) = sum_c [log N(u_c) - log(1 - tanh(u_c)^2)]`` is the density of the pixel's
+whole action vector. One Q map ``Q(s, a)`` (B, 1, H, W) per critic (multi-channel reward maps
+are averaged over channels, as the scalar reward averages them)::
+
+    y      = r + gamma * (1 - terminal) * (min_i Q'_i(s', a') - alpha * log pi(a'|s')),  a' ~ pi(.|s')
+    L_Q    = 1/2 sum_i mean((Q_i(s, a) - y)^2)
+    L_pi   = mean(alpha * log pi(a~|s) - min_i Q_i(s, a~)),                             a~ ~ pi(.|s)
+    L_alpha = -mean(log_alpha * (log pi(a~|s) + target_entropy))    (target: -C nats per pixel)
+
+Discrete actions (Denoise, Completion, LowLight's alpha table; discrete SAC, Christodoulou 2019):
+each action map c of each pixel is an agent with ``Q_c(s, .)`` over its K actions (critic output
+(B, C, K, H, W)); expectations over actions are exact::
+
+    V(s')  = sum_k pi_c(k|s') (min_i Q'_i,c(s', k) - alpha * log pi_c(k|s'))
+    y      = r + gamma * (1 - terminal) * V(s')                       (r broadcast over c)
+    L_pi   = mean(sum_k pi_c(k|s) (alpha * log pi_c(k|s) - min_i Q_i,c(s, k)))
+    L_alpha = mean(log_alpha * (H(pi_c(.|s)) - target_entropy))   (target: ratio * log K per map)
+
+The target critics follow the critics by Polyak averaging (``tau``). Episodes end by truncation
+(the envs never terminate), which bootstraps: only ``terminated`` stops the bootstrap.
+
+With ``SACConfig.trust_region_kl`` set, every actor step is followed by a backtracking line
+search (RSE-RL's trust-region SAC): the step is halved until the mean per-pixel KL divergence
+``KL(pi_old || pi_new)`` on the update's states is at most the bound (or dropped after
+``trust_region_steps`` halvings).
+
+The buffer content is not part of :meth:`SAC.state_dict`: a resumed run starts with an empty
+buffer (and collects ``learning_starts`` transitions again before updating).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from agents.a3c import (A3C, _as_bool, _device_of, _episode_length, _obs_to, _resolve_device,
+                        _reward_map)
+from agents.distributions import PixelCategorical, PixelGaussian
+from agents.buffers import STORAGES, PixelReplayBuffer, ReplaySample
+from rlenhance.errors import CheckpointError
+from rlenhance.models.critic import PixelQNetwork
+from rlenhance.models.policy import PixelActorCritic, PolicyOutput, build_policy_input
+
+__all__ = [
+    "SAC",
+    "SACConfig",
+    "discrete_soft_value",
+    "pixel_kl",
+    "polyak_update",
+    "soft_td_target",
+    "squashed_gaussian_sample",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------
+@dataclass
+class SACConfig:
+    """Hyper-parameters of pixel-wise SAC."""
+
+    gamma: float = 0.95
+    """Discount factor, in [0, 1) (truncated episodes bootstrap, so gamma >= 1 diverges)."""
+    actor_lr: float = 3e-4
+    """Adam learning rate of the actor."""
+    critic_lr: float = 3e-4
+    """Adam learning rate of the twin critics."""
+    alpha_lr: float = 3e-4
+    """Adam learning rate of log(alpha), the entropy temperature."""
+    tau: float = 0.005
+    """Polyak factor of the target critics: target <- (1 - tau) target + tau critic."""
+    batch_size: int = 16
+    """Transitions (images) per update."""
+    buffer_mb: float = 256.0
+    """Memory bound of the replay buffer in MB (2**20 bytes)."""
+    storage: str = "uint8"
+    """Observation storage in the buffer: 'uint8' (quantised, error <= range/510) or 'float16'."""
+    learning_starts: int = 64
+    """Transitions in the buffer before the first update."""
+    updates_per_episode: int | None = None
+    """Gradient updates after each collected episode; None = one per environment step."""
+    init_alpha: float = 0.1
+    """Initial entropy temperature."""
+    autotune_alpha: bool = True
+    """Tune alpha towards the target entropy; False keeps alpha = init_alpha."""
+    target_entropy: float | None = None
+    """Entropy target; None = -C nats per pixel (continuous, C action maps) or
+    ``target_entropy_ratio * log K`` per pixel and action map (discrete)."""
+    target_entropy_ratio: float = 0.5
+    """Discrete actions: fraction of the uniform policy's entropy log K used as target (the paper's
+    0.98 keeps the per-pixel policies nearly uniform)."""
+    trust_region_kl: float | None = None
+    """Bound on the mean per-pixel KL(pi_old || pi_new) of an actor step (line search); None = off."""
+    trust_region_steps: int = 10
+    """Halvings of the actor step tried by the line search before the step is dropped."""
+    max_grad_norm: float | None = None
+    """Clip the gradient norm of the actor and of the critics to this value; None = no clipping."""
+    seed: int = 0
+    """Seed of the agent's generator (actions, replay sampling, reparameterisation noise) and of
+    the critics' initial weights (the env is seeded through reset)."""
+
+    def __post_init__(self) -> None:
+        checks = [
+            (0 <= self.gamma < 1, "gamma", "a number in [0, 1)"),
+            (self.actor_lr > 0, "actor_lr", "a number > 0"),
+            (self.critic_lr > 0, "critic_lr", "a number > 0"),
+            (self.alpha_lr > 0, "alpha_lr", "a number > 0"),
+            (0 < self.tau <= 1, "tau", "a number in (0, 1]"),
+            (int(self.batch_size) == self.batch_size and self.batch_size >= 1, "batch_size",
+             "an integer >= 1"),
+            (self.buffer_mb > 0, "buffer_mb", "a number > 0"),
+            (self.storage in STORAGES, "storage", f"one of {STORAGES}"),
+            (int(self.learning_starts) == self.learning_starts and self.learning_starts >= 0,
+             "learning_starts", "an integer >= 0"),
+            (self.updates_per_episode is None or (int(self.updates_per_episode) == self.updates_per_episode
+                                                  and self.updates_per_episode >= 1),
+             "updates_per_episode", "None or an integer >= 1"),
+            (self.init_alpha > 0, "init_alpha", "a number > 0"),
+            (self.target_entropy is None or math.isfinite(self.target_entropy), "target_entropy",
+             "None or a finite number"),
+            (0 < self.target_entropy_ratio <= 1, "target_entropy_ratio", "a number in (0, 1]"),
+            (self.trust_region_kl is None or self.trust_region_kl > 0, "trust_region_kl", "None or > 0"),
+            (int(self.trust_region_steps) == self.trust_region_steps and self.trust_region_steps >= 1,
+             "trust_region_steps", "an integer >= 1"),
+            (self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm", "None or > 0"),
+        ]
+        for ok, name, accepted in checks:
+            if not ok:
+                raise ValueError(f"SACConfig: {name}={getattr(self, name)!r}; expected {accepted}")
+
+
+# --------------------------------------------------------------------------------------------
+# Pieces of the update math
+# --------------------------------------------------------------------------------------------
+@torch.no_grad()
+def polyak_update(params: Iterable[Tensor], target_params: Iterable[Tensor], tau: float) -> None:
+    """In place ``target <- (1 - tau) * target + tau * param`` for paired tensors.
+
+    Args:
+        params: the online parameters.
+        target_params: the target parameters, same shapes, same order.
+        tau: interpolation factor in [0, 1] (1 copies the parameters).
+    """
+    params, target_params = list(params), list(target_params)
+    if len(params) != len(target_params):
+        raise ValueError(f"polyak_update: {len(params)} parameters but {len(target_params)} targets")
+    for p, t in zip(params, target_params):
+        t.lerp_(p.detach(), tau)
+
+
+def squashed_gaussian_sample(mean: Tensor, log_std: Tensor,
+                             generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """Reparameterised tanh-Gaussian actions and the log-density of each pixel's action vector.
+
+    ``a = tanh(u)``, ``u = mean + exp(log_std) * eps``, ``eps ~ N(0, 1)``;
+    ``log pi(a) = sum_c [log N(u_c; mean_c, std_c) - log(1 - tanh(u_c)^2)]``.
+
+    Args:
+        mean, log_std: float (B, C, H, W), the pre-tanh Gaussian per pixel and action map.
+        generator: torch Generator on ``mean``'s device for the noise (None = global RNG).
+
+    Returns:
+        ``(actions, log_prob)``: float (B, C, H, W) in (-1, 1) and float (B, 1, H, W), both
+        differentiable with respect to ``mean`` and ``log_std``.
+    """
+    actions, log_prob = PixelGaussian(mean, log_std, squash=True).rsample_with_log_prob(generator)
+    return actions, log_prob.sum(dim=1, keepdim=True)
+
+
+def discrete_soft_value(log_probs: Tensor, q: Tensor, alpha: Tensor | float) -> Tensor:
+    """Exact soft state value of per-pixel categorical policies.
+
+    ``V = sum_k pi(k) * (Q(k) - alpha * log pi(k))`` at every pixel and action map.
+
+    Args:
+        log_probs: float (B, C, K, H, W), normalised log-probabilities of the K actions.
+        q: float (B, C, K, H, W), action values.
+        alpha: entropy temperature (scalar tensor or float).
+
+    Returns:
+        float (B, C, H, W); actions of probability 0 contribute nothing.
+    """
+    probs = log_probs.exp()
+    p_log_p = torch.where(probs > 0, probs * log_probs, torch.zeros_like(probs))  # 0 log 0 = 0
+    return (probs * q - alpha * p_log_p).sum(dim=2)
+
+
+def soft_td_target(reward_map: Tensor, terminal: Tensor, next_value: Tensor, gamma: float) -> Tensor:
+    """Per-pixel TD target ``r + gamma * (1 - terminal) * V(s')``.
+
+    Args:
+        reward_map: float (B, C_r, H_r, W_r), broadcastable against ``next_value``.
+        terminal: float/bool (B,), 1 where the episode terminated (a truncation is not terminal).
+        next_value: float (B, C, H, W), the soft value of the next state.
+        gamma: discount factor.
+
+    Returns:
+        float with the broadcast shape of ``reward_map`` and ``next_value``.
+    """
+    not_done = 1.0 - terminal.to(next_value.dtype).view(-1, 1, 1, 1)
+    return reward_map + gamma * not_done * next_value
+
+
+def pixel_kl(old: PolicyOutput, new: PolicyOutput) -> Tensor:
+    """Per-pixel ``KL(pi_old || pi_new)`` of the joint action of each pixel (summed over action maps).
+
+    For Gaussian heads the KL of the pre-tanh Gaussians is returned; tanh is a bijection, so it
+    equals the KL of the squashed distributions.
+
+    Args:
+        old, new: outputs of the same policy (categorical: ``logits`` (B, C, K, H, W); Gaussian:
+            ``mean``, ``log_std`` (B, C, H, W)).
+
+    Returns:
+        float (B, 1, H, W), >= 0.
+    """
+    if old.logits is not None:
+        lp_old = F.log_softmax(old.logits, dim=2)
+        lp_new = F.log_softmax(new.logits, dim=2)
+        kl = (lp_old.exp() * (lp_old - lp_new)).sum(dim=2)
+    else:
+        var_old, var_new = (2 * old.log_std).exp(), (2 * new.log_std).exp()
+        kl = new.log_std - old.log_std + (var_old + (old.mean - new.mean) ** 2) / (2 * var_new) - 0.5
+    return kl.sum(dim=1, keepdim=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The agent
+# --------------------------------------------------------------------------------------------
+class SAC:
+    """Pixel-wise soft actor-critic (continuous tanh-Gaussian or discrete per-pixel actions).
+
+    Same public API as :class:`agents.a3c.A3C`: :meth:`act`, :meth:`train_episode`,
+    :meth:`evaluate`, :meth:`state_dict` / :meth:`load_state_dict` and the attribute ``policy``
+    (the actor, what checkpoints save). The replay buffer (``buffer``) is not saved: a resumed
+    run restarts with an empty buffer.
+
+    Args:
+        policy: the actor, a :class:`PixelActorCritic` without ConvGRU (its value head is unused);
+            continuous policies must be built with ``bounded_mean=False``.
+        config: hyper-parameters (:class:`SACConfig`); default-constructed if None.
+        device: ``None`` = the policy's device, ``"auto"`` = CUDA when available, or a device.
+        critic_kwargs: overrides of the critics' architecture
+            (:meth:`PixelQNetwork.for_policy`), e.g. ``{"width": 16}``.
+
+    Example:
+        >>> venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=8, action_type="continuous")
+        >>> policy = PixelActorCritic(**policy_kwargs_from_env(venv, width=32, bounded_mean=False))
+        >>> agent = SAC(policy, SACConfig(batch_size=16))
+        >>> stats = agent.train_episode(venv, seed=0)      # first episode seeds the env
+        >>> stats = agent.train_episode(venv)              # later ones continue its RNG
+    """
+
+    def __init__(self, policy: PixelActorCritic, config: SACConfig | None = None,
+                 device: str | torch.device | None = None,
+                 critic_kwargs: Mapping[str, Any] | None = None):
+        self.config = config if config is not None else SACConfig()
+        if getattr(policy, "gru", None) is not None:
+            raise ValueError("SAC: the policy has a ConvGRU (conv_gru=True); SAC replays single "
+                             "transitions, build the policy with conv_gru=False")
+        self.discrete = policy.n_actions is not None
+        if not self.discrete and policy.bounded_mean:
+            raise ValueError("SAC: the continuous policy has bounded_mean=True; build it with "
+                             "bounded_mean=False (SAC squashes the Gaussian sample with tanh)")
+        self.device = _resolve_device(device, policy)
+        self.policy = policy.to(self.device)
+        cfg = self.config
+        with torch.random.fork_rng(devices=[]):  # critic init from the seed, global RNG untouched
+            torch.manual_seed(cfg.seed)
+            critics = [PixelQNetwork.for_policy(policy, **dict(critic_kwargs or {})) for _ in range(2)]
+        self.critics = nn.ModuleList(critics).to(self.device)
+        self.critic_targets = copy.deepcopy(self.critics).requires_grad_(False)
+        self.log_alpha = torch.tensor(math.log(cfg.init_alpha), device=self.device, requires_grad=True)
+        if cfg.target_entropy is not None:
+            self.target_entropy = float(cfg.target_entropy)
+        elif self.discrete:
+            self.target_entropy = cfg.target_entropy_ratio * math.log(policy.n_actions)
+        else:
+            self.target_entropy = -float(policy.out_channels)
+        self.actor_optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.actor_lr)
+        self.critic_optimizer = torch.optim.Adam(self.critics.parameters(), lr=cfg.critic_lr)
+        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
+        self.buffer = PixelReplayBuffer(cfg.buffer_mb, cfg.storage, device=self.device,
+                                        n_actions=policy.n_actions)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(cfg.seed)
+        self.episodes = 0
+        self.updates = 0
+
+    @property
+    def alpha(self) -> float:
+        """The current entropy temperature exp(log_alpha)."""
+        return float(self.log_alpha.detach().exp())
+
+    # ---- acting -----------------------------------------------------------------------------
+    def _actions(self, out: PolicyOutput, greedy: bool) -> Tensor:
+        """Sampled (or mode) actions of one policy output, on the agent's device."""
+        if self.discrete:
+            dist = PixelCategorical(out.logits)
+        else:
+            dist = PixelGaussian(out.mean, out.log_std, squash=True)
+        return dist.mode() if greedy else dist.sample(self.generator)
+
+    @torch.no_grad()
+    def act(self, obs: Mapping[str, Tensor], hidden: Tensor | None = None,
+            greedy: bool = False) -> tuple[Tensor, None]:
+        """Actions for a batch of observations.
+
+        Args:
+            obs: observation dict (see ``build_policy_input``), tensors (B, C_k, H, W).
+            hidden: ignored (the SAC actor has no recurrent state); kept for A3C's API.
+            greedy: take the most probable action / ``tanh(mean)`` instead of sampling.
+
+        Returns:
+            ``(actions, None)``: actions on the observation's device, int64 (B, C, H, W) for a
+            categorical policy, float32 (B, C, H, W) in [-1, 1] for a tanh-Gaussian one.
+        """
+        env_device = _device_of(obs)
+        x, cond = build_policy_input(_obs_to(obs, self.device))
+        return self._actions(self.policy(x, cond), greedy).to(env_device), None
+
+    # ---- learning ---------------------------------------------------------------------------
+    def _reward(self, reward_map: Tensor) -> Tensor:
+        """The reward map the critics regress on: channel mean for the single continuous Q map."""
+        if not self.discrete and reward_map.shape[1] > 1:
+            return reward_map.mean(dim=1, keepdim=True)
+        if self.discrete and reward_map.shape[1] not in (1, self.policy.out_channels):
+            raise ValueError(f"SAC: reward maps have {reward_map.shape[1]} channels; expected 1 or "
+                             f"{self.policy.out_channels} (one per action map)")
+        return reward_map
+
+    def _step(self, loss: Tensor, params: list[Tensor], optimizer: torch.optim.Optimizer) -> Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        max_norm = self.config.max_grad_norm if self.config.max_grad_norm is not None else math.inf
+        norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        optimizer.step()
+        return norm
+
+    def _critic_loss(self, batch: ReplaySample, alpha: Tensor) -> tuple[Tensor, Tensor]:
+        cfg = self.config
+        x, cond = build_policy_input(batch.obs)
+        nx, ncond = build_policy_input(batch.next_obs)
+        with torch.no_grad():
+            nout = self.policy(nx, ncond)
+            if self.discrete:
+                q_next = torch.minimum(*(q(nx, ncond) for q in self.critic_targets))
+                v_next = discrete_soft_value(F.log_softmax(nout.logits, dim=2), q_next, alpha)
+            else:
+                a_next, logp_next = squashed_gaussian_sample(nout.mean, nout.log_std, self.generator)
+                q_next = torch.minimum(*(q(nx, ncond, a_next) for q in self.critic_targets))
+                v_next = q_next - alpha * logp_next
+            target = soft_td_target(self._reward(batch.reward_map), batch.done, v_next, cfg.gamma)
+        if self.discrete:
+            index = batch.actions.unsqueeze(2)
+            qs = [q(x, cond).gather(2, index).squeeze(2) for q in self.critics]
+        else:
+            qs = [q(x, cond, batch.actions) for q in self.critics]
+        target = target.expand_as(qs[0])
+        loss = 0.5 * sum(F.mse_loss(q, target) for q in qs)
+        return loss, qs[0].detach().mean()
+
+    def _actor_loss(self, x: Tensor, cond: Tensor | None, alpha: Tensor) -> tuple[Tensor, Tensor, PolicyOutput]:
+        """Actor loss, per-pixel entropy (estimate) and the (pre-step) policy output."""
+        out = self.policy(x, cond)
+        if self.discrete:
+            log_pi = F.log_softmax(out.logits, dim=2)
+            pi = log_pi.exp()
+            with torch.no_grad():
+                q_pi = torch.minimum(*(q(x, cond) for q in self.critics))
+            loss = (pi * (alpha * log_pi - q_pi)).sum(dim=2).mean()
+            entropy = -(pi * log_pi).sum(dim=2)
+        else:
+            a, logp = squashed_gaussian_sample(out.mean, out.log_std, self.generator)
+            q_pi = torch.minimum(*(q(x, cond, a) for q in self.critics))
+            loss = (alpha * logp - q_pi).mean()
+            entropy = -logp
+        return loss, entropy.detach(), out
+
+    @torch.no_grad()
+    def _trust_region(self, x: Tensor, cond: Tensor | None, old_out: PolicyOutput,
+                      before: list[Tensor]) -> Tensor:
+        """Halve the actor step until the mean per-pixel KL is within the bound; returns that KL."""
+        bound = self.config.trust_region_kl
+        params = list(self.policy.parameters())
+        after = [p.detach().clone() for p in params]
+        scale = 1.0
+        for _ in range(self.config.trust_region_steps + 1):
+            kl = pixel_kl(old_out, self.policy(x, cond)).mean()
+            if float(kl) <= bound:
+                return kl
+            scale *= 0.5
+            for p, b, a in zip(params, before, after):
+                p.copy_(torch.lerp(b, a, scale))
+        for p, b in zip(params, before):  # no step size satisfies the bound: drop the step
+            p.copy_(b)
+        return torch.zeros((), device=self.device)
+
+    def _update(self, batch: ReplaySample) -> dict[str, Tensor]:
+        """One gradient update of critics, actor and temperature, then the targets; tensor stats."""
+        cfg = self.config
+        alpha = self.log_alpha.detach().exp()
+        critic_loss, q_mean = self._critic_loss(batch, alpha)
+        critic_norm = self._step(critic_loss, list(self.critics.parameters()), self.critic_optimizer)
+
+        x, cond = build_policy_input(batch.obs)
+        self.critics.requires_grad_(False)
+        try:
+            actor_loss, entropy, out = self._actor_loss(x, cond, alpha)
+            actor_params = list(self.policy.parameters())
+            before = [p.detach().clone() for p in actor_params] if cfg.trust_region_kl else None
+            actor_norm = self._step(actor_loss, actor_params, self.actor_optimizer)
+        finally:
+            self.critics.requires_grad_(True)
+        stats = {"value_loss": critic_loss.detach(), "policy_loss": actor_loss.detach(),
+                 "entropy": entropy.mean(), "q_mean": q_mean, "critic_grad_norm": critic_norm,
+                 "actor_grad_norm": actor_norm, "alpha": alpha}
+        if before is not None:
+            old = PolicyOutput(*(t.detach() if torch.is_tensor(t) else t for t in out))
+            stats["kl"] = self._trust_region(x, cond, old, before)
+
+        alpha_loss = self.log_alpha * (entropy.mean() - self.target_entropy)
+        if cfg.autotune_alpha:
+            self.alpha_optimizer.zero_grad(set_to_none=True)
+            alpha_loss.backward()
+            self.alpha_optimizer.step()
+        stats["alpha_loss"] = alpha_loss.detach()
+        polyak_update(self.critics.parameters(), self.critic_targets.parameters(), cfg.tau)
+        self.updates += 1
+        stats["loss"] = stats["value_loss"] + stats["policy_loss"]
+        return stats
+
+    def update(self, batch: ReplaySample) -> dict[str, float]:
+        """One SAC update on a batch of transitions (e.g. ``agent.buffer.sample(n, agent.generator)``).
+
+        Returns:
+            dict of floats: ``loss`` (critic + actor), ``value_loss`` (critics), ``policy_loss``,
+            ``entropy`` (mean per-pixel policy entropy; for tanh-Gaussians the estimate
+            ``-log pi(a~|s)``), ``alpha`` (used in this update), ``alpha_loss``, ``q_mean``,
+            ``critic_grad_norm``, ``actor_grad_norm`` and, with a trust region, ``kl`` (the mean
+            per-pixel KL of the accepted actor step).
+        """
+        return {k: float(v) for k, v in self._update(batch).items()}
+
+    def train_episode(self, venv: Any, seed: int | None = None) -> dict[str, float]:
+        """Collect one batched episode into the buffer, then run the updates.
+
+        Args:
+            venv: a torch vector env (``reset``/``step`` as in ``envs.make_vec``); the reward maps
+                come from ``info["reward_map"]`` (the scalar reward when absent).
+            seed: passed to ``venv.reset``; give it on the first episode, None afterwards.
+
+        Returns:
+            dict of floats: ``episode_return`` (sum of the mean rewards, mean over envs),
+            ``reward_mean``, the means over this episode's updates of the :meth:`update` stats
+            (NaN before ``learning_starts`` transitions were collected), ``alpha`` (after the
+            updates), ``buffer_mb`` (MB held), ``buffer_size``, ``steps``, ``updates``, ``episode``.
+        """
+        cfg = self.config
+        obs, _ = venv.reset(seed=seed)
+        env_device = _device_of(obs)
+        obs = _obs_to(obs, self.device)
+        max_steps = _episode_length(venv)
+        batch = next(iter(obs.values())).shape[0]
+        alive = torch.ones(batch, dtype=torch.bool, device=self.device)
+        returns = torch.zeros(batch, device=self.device)
+        rewards: list[Tensor] = []
+        steps = 0
+        with torch.no_grad():
+            while bool(alive.any()) and (max_steps is None or steps < max_steps):
+                x, cond = build_policy_input(obs)
+                actions = self._actions(self.policy(x, cond), greedy=False)
+                next_obs, reward, terminated, truncated, info = venv.step(actions.to(env_device))
+                next_obs = _obs_to(next_obs, self.device)
+                reward = torch.as_tensor(reward, device=self.device).float().view(-1)
+                terminal = _as_bool(terminated, self.device)
+                rmap = _reward_map(reward, info, self.device)
+                if bool(alive.all()):
+                    self.buffer.add(obs, actions, rmap, next_obs, terminal)
+                else:
+                    keep = alive.nonzero().view(-1)
+                    self.buffer.add({k: v[keep] for k, v in obs.items()}, actions[keep], rmap[keep],
+                                    {k: v[keep] for k, v in next_obs.items()}, terminal[keep])
+                returns += reward * alive
+                rewards.append(reward[alive])
+                alive = alive & ~(terminal | _as_bool(truncated, self.device))
+                obs = next_obs
+                steps += 1
+
+        n_updates = cfg.updates_per_episode if cfg.updates_per_episode is not None else steps
+        totals: dict[str, Tensor] = {}
+        done_updates = 0
+        if len(self.buffer) >= max(cfg.learning_starts, 1):
+            for _ in range(n_updates):
+                for k, v in self._update(self.buffer.sample(cfg.batch_size, self.generator)).items():
+                    totals[k] = totals[k] + v if k in totals else v
+                done_updates += 1
+        nan = float("nan")
+        keys = ("loss", "policy_loss", "value_loss", "entropy", "alpha_loss", "q_mean",
+                "critic_grad_norm", "actor_grad_norm") + (("kl",) if cfg.trust_region_kl else ())
+        stats = {k: float(totals[k]) / done_updates if done_updates else nan for k in keys}
+        stats.update(
+            episode_return=float(returns.mean()),
+            reward_mean=float(torch.cat(rewards).mean()) if rewards else nan,
+            alpha=self.alpha, buffer_mb=self.buffer.used_mb, buffer_size=float(len(self.buffer)),
+            steps=float(steps), updates=float(done_updates), episode=float(self.episodes),
+        )
+        self.episodes += 1
+        return stats
+
+    def evaluate(self, venv: Any, episodes: int = 1, seed: int | None = None,
+                 greedy: bool = True) -> dict[str, float]:
+        """Roll out the (greedy) policy without learning; the same rollout and keys as
+        :meth:`agents.a3c.A3C.evaluate`.
+
+        Returns:
+            dict: ``return_mean`` / ``return_std`` (per env and episode, sum of rewards),
+            ``reward_mean`` (per step), ``final_reward_mean`` (last step), ``episodes``.
+        """
+        return A3C.evaluate(self, venv, episodes=episodes, seed=seed, greedy=greedy)
+
+    # ---- checkpoints ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume except the replay buffer's content (a resumed run starts
+        with an empty buffer): actor arch + weights, critics and targets (arch + weights),
+        log_alpha, the three optimisers, counters, config and the generator state."""
+        return {
+            "arch": self.policy.arch(),
+            "policy": self.policy.state_dict(),
+            "critic_arch": self.critics[0].arch(),
+            "critics": self.critics.state_dict(),
+            "critic_targets": self.critic_targets.state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "actor_optimizer": self.actor_optimizer.state_dict(),
+            "critic_optimizer": self.critic_optimizer.state_dict(),
+            "alpha_optimizer": self.alpha_optimizer.state_dict(),
+            "config": asdict(self.config),
+            "episodes": self.episodes,
+            "updates": self.updates,
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore from :meth:`state_dict` output (the buffer is left as it is).
+
+        Raises:
+            CheckpointError: missing entries, an actor or critic architecture mismatch, or
+                non-finite weights.
+        """
+        required = ("policy", "critics", "critic_targets", "log_alpha", "actor_optimizer",
+                    "critic_optimizer", "alpha_optimizer", "episodes")
+        missing = [k for k in required if k not in state]
+        if missing:
+            raise CheckpointError(f"SAC.load_state_dict: state lacks {missing}; expected the output "
+                                  "of SAC.state_dict()")
+        for key, net in (("arch", self.policy), ("critic_arch", self.critics[0])):
+            if key in state and state[key] != net.arch():
+                raise CheckpointError(f"SAC.load_state_dict: checkpoint {key} {state[key]} differs from "
+                                      f"the agent's {net.arch()}")
+        for part in ("policy", "critics", "critic_targets"):
+            for name, t in state[part].items():
+                if torch.is_tensor(t) and t.is_floating_point() and not torch.isfinite(t).all():
+                    raise CheckpointError(f"SAC.load_state_dict: {part} weight {name!r} has non-finite values")
+        log_alpha = torch.as_tensor(state["log_alpha"])
+        if log_alpha.numel() != 1 or not torch.isfinite(log_alpha).all():
+            raise CheckpointError(f"SAC.load_state_dict: log_alpha={log_alpha!r}; expected a finite scalar")
+        try:
+            self.policy.load_state_dict(state["policy"])
+            self.critics.load_state_dict(state["critics"])
+            self.critic_targets.load_state_dict(state["critic_targets"])
+        except RuntimeError as exc:
+            raise CheckpointError(f"SAC.load_state_dict: {exc}") from exc
+        with torch.no_grad():
+            self.log_alpha.copy_(log_alpha.reshape(()))
+        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
+        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
+        self.episodes = int(state["episodes"])
+        self.updates = int(state.get("updates", 0))
+        if state.get("generator") is not None:
+            self.generator.set_state(state["generator"])

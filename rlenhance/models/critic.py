@@ -1,0 +1,199 @@
+"""Per-pixel action-value (Q) networks for soft actor-critic on pixel-wise MDPs (RSE-RL style).
+
+Every pixel is an agent, so the critic is fully convolutional and returns one Q value per pixel
+(continuous actions) or one Q value per pixel, action map and discrete action (discrete actions).
+Layout::
+
+    x (B, in_channels, H, W) [+ cond planes] [+ action planes (continuous)]
+      -> (optional) average-pool by ``downscale``
+      -> trunk: one conv + ReLU per dilation (:class:`rlenhance.models.policy.ConvTrunk`)
+      -> head conv: 1 plane (continuous) or out_channels * n_actions planes (discrete)
+      -> (optional) bilinear upsampling back to (H, W)
+
+Example:
+    >>> q = PixelQNetwork(in_channels=6, out_channels=3, n_actions=None, cond_dim=5)
+    >>> q(torch.rand(2, 6, 16, 16), torch.rand(2, 5), actions=torch.rand(2, 3, 16, 16) * 2 - 1).shape
+    torch.Size([2, 1, 16, 16])
+    >>> q = PixelQNetwork(in_channels=1, out_channels=1, n_actions=9)
+    >>> q(torch.rand(2, 1, 16, 16)).shape
+    torch.Size([2, 1, 9, 16, 16])
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rlenhance.errors import CheckpointError, ImageError
+from rlenhance.models.policy import ConvTrunk, PixelActorCritic
+
+__all__ = ["PixelQNetwork"]
+
+
+class PixelQNetwork(nn.Module):
+    """Fully convolutional per-pixel Q network.
+
+    * Continuous (``n_actions=None``): ``Q(s, a)`` where the action maps ``a`` (B, out_channels,
+      H, W), float in [-1, 1], are extra input planes; output (B, 1, H, W): one value per pixel
+      for the pixel's whole action vector.
+    * Discrete (``n_actions=K``): ``Q(s, .)`` for every action of every action map, output
+      (B, out_channels, K, H, W) (each action map is its own agent, as in the policy).
+
+    Args:
+        in_channels: image planes of the state (see
+            :func:`rlenhance.models.policy.build_policy_input`), not counting ``cond_dim``.
+        out_channels: number of action maps.
+        n_actions: discrete actions per pixel, or ``None`` for continuous actions.
+        width: feature planes of every trunk layer.
+        dilations: dilation of each trunk convolution (the first maps the input to ``width``).
+        kernel_size: odd kernel size of every convolution.
+        downscale: s >= 1; the net runs on the input average-pooled by s (partial border blocks
+            averaged over their valid pixels) and the Q maps are upsampled bilinearly to (H, W).
+        cond_dim: number of conditioning values, broadcast as constant input planes (0 = none).
+
+    Shape:
+        x: float (B, in_channels, H, W); cond: float (B, cond_dim); actions: float
+        (B, out_channels, H, W) (continuous only).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        n_actions: int | None,
+        width: int = 32,
+        dilations: Sequence[int] = (1, 2, 3, 4, 3, 2),
+        kernel_size: int = 3,
+        downscale: int = 1,
+        cond_dim: int = 0,
+    ):
+        super().__init__()
+        for name, val in (("in_channels", in_channels), ("out_channels", out_channels),
+                          ("width", width), ("downscale", downscale)):
+            if int(val) != val or val < 1:
+                raise ValueError(f"PixelQNetwork: {name}={val!r}; expected an integer >= 1")
+        if n_actions is not None and (int(n_actions) != n_actions or n_actions < 2):
+            raise ValueError(f"PixelQNetwork: n_actions={n_actions!r}; expected an integer >= 2 "
+                             "(discrete) or None (continuous)")
+        if int(cond_dim) != cond_dim or cond_dim < 0:
+            raise ValueError(f"PixelQNetwork: cond_dim={cond_dim!r}; expected an integer >= 0")
+        if kernel_size % 2 != 1 or kernel_size < 1:
+            raise ValueError(f"PixelQNetwork: kernel_size={kernel_size!r}; expected an odd integer >= 1")
+        if len(dilations) < 1 or any(int(d) != d or d < 1 for d in dilations):
+            raise ValueError(f"PixelQNetwork: dilations={list(dilations)}; expected a non-empty list "
+                             "of integers >= 1")
+        self._kwargs: dict[str, Any] = dict(
+            in_channels=int(in_channels), out_channels=int(out_channels),
+            n_actions=None if n_actions is None else int(n_actions), width=int(width),
+            dilations=[int(d) for d in dilations], kernel_size=int(kernel_size),
+            downscale=int(downscale), cond_dim=int(cond_dim),
+        )
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
+        self.n_actions = self._kwargs["n_actions"]
+        self.width = int(width)
+        self.downscale = int(downscale)
+        self.cond_dim = int(cond_dim)
+        action_planes = self.out_channels if self.n_actions is None else 0
+        self.trunk = ConvTrunk(self.in_channels + self.cond_dim + action_planes, self.width,
+                               self._kwargs["dilations"], kernel_size)
+        head_planes = 1 if self.n_actions is None else self.out_channels * self.n_actions
+        self.head = nn.Conv2d(self.width, head_planes, kernel_size, padding=kernel_size // 2)
+
+    @classmethod
+    def for_policy(cls, policy: PixelActorCritic, **overrides: Any) -> "PixelQNetwork":
+        """A critic that fits ``policy``: same state planes, action maps, actions, conditioning,
+        width, kernel and ``downscale``; its trunk uses the policy's trunk then branch dilations
+        (the receptive field of the policy head).
+
+        Args:
+            policy: the actor.
+            **overrides: kwargs replacing the derived ones (``width``, ``dilations``, ...).
+        """
+        kw = policy.arch()["kwargs"]
+        kwargs: dict[str, Any] = dict(
+            in_channels=policy.in_channels, out_channels=policy.out_channels,
+            n_actions=policy.n_actions, width=policy.width, downscale=policy.downscale,
+            cond_dim=policy.cond_dim, kernel_size=kw.get("kernel_size", 3),
+            dilations=list(kw.get("dilations", (1, 2, 3, 4))) + list(kw.get("branch_dilations", ())),
+        )
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+    def arch(self) -> dict[str, Any]:
+        """The architecture as a JSON-able dict ``{"class": ..., "kwargs": {...}}`` for checkpoints."""
+        return {"class": type(self).__name__, "kwargs": {k: (list(v) if isinstance(v, list) else v)
+                                                         for k, v in self._kwargs.items()}}
+
+    @classmethod
+    def from_arch(cls, arch: Mapping[str, Any]) -> "PixelQNetwork":
+        """Rebuild an (untrained) network from :meth:`arch` output.
+
+        Raises:
+            CheckpointError: if the class name or the kwargs do not fit.
+        """
+        if arch.get("class") != cls.__name__:
+            raise CheckpointError(f"arch class is {arch.get('class')!r}; expected {cls.__name__!r}")
+        try:
+            return cls(**dict(arch.get("kwargs", {})))
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(
+                f"arch kwargs {arch.get('kwargs')!r} do not build a {cls.__name__}: {exc}") from exc
+
+    def forward(self, x: Tensor, cond: Tensor | None = None, actions: Tensor | None = None,
+                full_resolution: bool = True) -> Tensor:
+        """Per-pixel Q values.
+
+        Args:
+            x: float, shape (B, in_channels, H, W).
+            cond: float, shape (B, cond_dim), required iff ``cond_dim > 0``.
+            actions: continuous nets only: float, shape (B, out_channels, H, W), in [-1, 1].
+            full_resolution: upsample to (H, W); False keeps the working resolution
+                (ceil(H / downscale), ceil(W / downscale)).
+
+        Returns:
+            float, (B, 1, H, W) for a continuous net, (B, out_channels, n_actions, H, W) for a
+            discrete one.
+
+        Raises:
+            ImageError: x or actions have the wrong shape.
+            ValueError: cond is missing, superfluous or of the wrong shape.
+        """
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ImageError(f"PixelQNetwork: x has shape {tuple(x.shape)}; expected "
+                             f"(B, {self.in_channels}, H, W)")
+        b, _, height, width = x.shape
+        parts = [x]
+        if self.n_actions is None:
+            expected = (b, self.out_channels, height, width)
+            if actions is None or tuple(actions.shape) != expected:
+                got = None if actions is None else tuple(actions.shape)
+                raise ImageError(f"PixelQNetwork: actions have shape {got}; expected {expected}")
+            parts.append(actions.to(x.dtype))
+        elif actions is not None:
+            raise ValueError("PixelQNetwork: actions given to a discrete Q network, which returns "
+                             "the values of every action; pass actions=None")
+        z = torch.cat(parts, dim=1) if len(parts) > 1 else x
+        s = self.downscale
+        z = F.avg_pool2d(z, s, ceil_mode=True) if s > 1 else z
+        h, w = z.shape[-2:]
+        if self.cond_dim:
+            if cond is None or tuple(cond.shape) != (b, self.cond_dim):
+                got = None if cond is None else tuple(cond.shape)
+                raise ValueError(f"PixelQNetwork: cond has shape {got}; expected ({b}, {self.cond_dim})")
+            z = torch.cat([z, cond.to(z.dtype)[:, :, None, None].expand(b, self.cond_dim, h, w)], dim=1)
+        elif cond is not None:
+            raise ValueError(f"PixelQNetwork: cond of shape {tuple(cond.shape)} given to a net with "
+                             "cond_dim=0; build it with cond_dim=<number of values>")
+        q = self.head(self.trunk(z))
+        if s > 1 and full_resolution:
+            q = F.interpolate(q, size=(h * s, w * s), mode="bilinear", align_corners=False)
+            q = q[..., :height, :width]
+        else:
+            height, width = h, w
+        if self.n_actions is None:
+            return q
+        return q.reshape(b, self.out_channels, self.n_actions, height, width)
