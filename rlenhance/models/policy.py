@@ -18,6 +18,28 @@ network (307,602 parameters for ``in_channels=3, out_channels=3, n_actions=27``)
 What the policy sees is built in one place, :func:`build_policy_input`, used by the agents
 during training and by the inference code alike.
 
+Backbones. ``backbone="fcn"`` (the default) is the dilated-conv trunk above. ``"mrpnet"`` and
+``"pixelrnn"`` replace it by the feature extractor of a supervised network
+(:class:`SupervisedTrunk`), so the policy can start from a trained denoiser / completion model
+(:func:`rlenhance.models.backbones.load_backbone`)::
+
+    x -> [image planes | (mask plane) | other planes] (+ cond planes)
+      image (+ mask) -> supervised net .features()          (backbone_width planes)
+      cat(features, other planes, cond planes) -> conv1x1 + ReLU   (width planes, fresh)
+      -> policy / value branches and heads as above (fresh)
+
+======================  ===================================================================
+``backbone``            supervised network (its output convolution is dropped)
+======================  ===================================================================
+``"mrpnet"``            :class:`~rlenhance.models.mrpnet.MRPNet` on the image planes
+``"pixelrnn"``          :class:`~rlenhance.models.pixelrnn.GatedPixelRNN` on image + mask when
+                        the input is image + mask (Completion), else the ConvLSTM
+                        :class:`~rlenhance.models.pixelrnn.PixelRNN` on the image planes
+======================  ===================================================================
+
+The image planes are the first ``backbone_channels`` of ``x`` (``image`` comes first in
+:func:`build_policy_input`); the mask is the last plane of ``x`` (``mask`` comes last).
+
 Example:
     >>> net = PixelActorCritic(in_channels=6, out_channels=3, n_actions=27, cond_dim=5)
     >>> out = net(torch.rand(2, 6, 33, 31), cond=torch.rand(2, 5))
@@ -27,6 +49,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Mapping, NamedTuple, Sequence
 
 import torch
@@ -36,17 +59,26 @@ from torch import Tensor, nn
 from rlenhance.errors import CheckpointError, ImageError
 
 __all__ = [
+    "BACKBONES",
     "POLICY_INPUT_KEYS",
     "ConvGRUCell",
     "ConvTrunk",
     "PixelActorCritic",
     "PolicyOutput",
+    "SupervisedTrunk",
+    "backbone_class",
     "build_policy_input",
 ]
 
 
 #: Observation keys concatenated (in this order) into the policy input; see build_policy_input.
 POLICY_INPUT_KEYS: tuple[str, ...] = ("image", "original", "mask")
+#: Trunks a PixelActorCritic can be built with (its ``backbone`` argument).
+BACKBONES: tuple[str, ...] = ("fcn", "mrpnet", "pixelrnn")
+#: Image planes a supervised backbone reads by default: RGB when the input holds that many, else gray.
+_RGB_PLANES, _GRAY_PLANES = 3, 1
+#: Constructor arguments of the supervised nets set through dedicated PixelActorCritic arguments.
+_RESERVED_BACKBONE_KWARGS = ("in_channels", "width", "channels")
 
 
 class PolicyOutput(NamedTuple):
@@ -143,6 +175,86 @@ class ConvTrunk(nn.Sequential):
         self.out_channels = width
 
 
+def backbone_class(backbone: str, mask: bool = False) -> type[nn.Module]:
+    """The supervised network class a backbone name stands for.
+
+    Args:
+        backbone: ``"mrpnet"`` or ``"pixelrnn"``.
+        mask: the backbone reads a mask plane too (only ``"pixelrnn"``: the gated PixelRNN).
+
+    Returns:
+        :class:`~rlenhance.models.mrpnet.MRPNet`, :class:`~rlenhance.models.pixelrnn.GatedPixelRNN`
+        (``pixelrnn`` with mask) or :class:`~rlenhance.models.pixelrnn.PixelRNN`.
+
+    Raises:
+        ValueError: an unknown name, or a mask for ``"mrpnet"``.
+    """
+    # imported here: rlenhance.models imports no architecture it does not need
+    if backbone == "mrpnet":
+        if mask:
+            raise ValueError("backbone='mrpnet' reads no mask plane; use backbone='pixelrnn' (gated PixelRNN) "
+                             "or backbone_mask=False")
+        from rlenhance.models.mrpnet import MRPNet
+        return MRPNet
+    if backbone == "pixelrnn":
+        from rlenhance.models.pixelrnn import GatedPixelRNN, PixelRNN
+        return GatedPixelRNN if mask else PixelRNN
+    raise ValueError(f"backbone={backbone!r}; expected one of {[b for b in BACKBONES if b != 'fcn']} "
+                     "for a supervised backbone")
+
+
+class SupervisedTrunk(nn.Module):
+    """Trunk around a supervised network's feature extractor, fused with the remaining planes.
+
+    The network's ``features`` read the image planes (and the mask for the gated PixelRNN); the
+    other input planes and the cond planes are concatenated to those features and mixed by a
+    fresh 1x1 convolution + ReLU down to ``width`` planes. The network's output convolution
+    (``head``) is removed: only the feature extractor is kept, the policy has its own heads.
+
+    Args:
+        net: the supervised network (MRPNet, PixelRNN or GatedPixelRNN); it has ``features``,
+            ``in_channels`` (image planes) and ``out_channels`` (feature planes).
+        in_channels: planes of the policy input ``x`` (not counting cond planes).
+        cond_dim: constant cond planes appended after ``x``.
+        width: planes of the output.
+        mask: ``net.features(image, mask)`` reads the last plane of ``x`` as the mask.
+
+    Shape:
+        z = cat(x, cond planes), float (B, in_channels + cond_dim, H, W) -> (B, width, H, W),
+        values >= 0. ``x[:, :net.in_channels]`` are the image planes; with ``mask``,
+        ``x[:, in_channels - 1]`` is the mask (1 = missing pixel).
+    """
+
+    def __init__(self, net: nn.Module, in_channels: int, cond_dim: int, width: int, mask: bool = False):
+        super().__init__()
+        image = int(net.in_channels)
+        if image + int(mask) > in_channels:
+            raise ValueError(f"SupervisedTrunk: the backbone reads {image} image plane(s)"
+                             f"{' and a mask' if mask else ''} but the input has only {in_channels}")
+        net.head = None  # the supervised output convolution: the policy has its own heads
+        self.net = net
+        self.image_channels, self.mask = image, bool(mask)
+        self.x_channels, self.cond_dim = int(in_channels), int(cond_dim)
+        #: Planes concatenated to the features: the unused planes of x, then the cond planes.
+        self.extra_channels = self.x_channels - image - int(mask) + self.cond_dim
+        self.fuse = nn.Conv2d(int(net.out_channels) + self.extra_channels, width, 1)
+        self.in_channels = self.x_channels + self.cond_dim
+        self.out_channels = int(width)
+
+    def forward(self, z: Tensor) -> Tensor:
+        image = z[:, :self.image_channels]
+        if self.mask:
+            mask_at = self.x_channels - 1
+            feat = self.net.features(image, z[:, mask_at:mask_at + 1])
+            rest = torch.cat([z[:, self.image_channels:mask_at], z[:, self.x_channels:]], dim=1)
+        else:
+            feat = self.net.features(image)
+            rest = z[:, self.image_channels:]
+        if rest.shape[1]:
+            feat = torch.cat([feat, rest.to(feat.dtype)], dim=1)
+        return F.relu(self.fuse(feat))
+
+
 class ConvGRUCell(nn.Module):
     """Convolutional GRU cell (PixelRL keeps one in its policy branch).
 
@@ -194,6 +306,25 @@ class PixelActorCritic(nn.Module):
         bounded_mean: continuous heads only: the mean is ``tanh`` of the head output, so it lies
             in the (-1, 1) action Box the envs use (A3C samples around it and clips). Use False
             for a tanh-squashed Gaussian (SAC), whose mean lives before the squashing.
+        backbone: the trunk, one of :data:`BACKBONES`: ``"fcn"`` (dilated convs, ``dilations``),
+            ``"mrpnet"`` or ``"pixelrnn"`` (a supervised network's feature extractor, see the
+            module docstring; ``dilations`` is then unused). The ``backbone_*`` arguments apply to
+            the supervised backbones only and must be left unset with ``"fcn"``.
+        backbone_channels: image planes the supervised network reads (the first planes of x);
+            None = 3 when x has at least 3 planes, else 1.
+        backbone_width: the supervised network's ``width``; None = its class default (the
+            published size: MRPNet 64, PixelRNN 64, GatedPixelRNN 48). Must equal the width of a
+            checkpoint to be loaded with :func:`~rlenhance.models.backbones.load_backbone`.
+        backbone_mask: ``"pixelrnn"`` only: use the gated PixelRNN, which also reads the last plane
+            of x as the hole mask; None = True iff x is exactly the image planes plus one (image
+            + mask, as Completion's ``build_policy_input`` gives), else the ConvLSTM PixelRNN.
+        backbone_kwargs: further constructor arguments of the supervised network (e.g.
+            ``{"levels": 2}`` for PixelRNN, ``{"n_gated": 2, "n_res": 1}`` for GatedPixelRNN).
+
+    A backbone's parameters can be frozen with :meth:`set_backbone_trainable` (while frozen the
+    backbone also stays in eval mode, so batch-norm layers use the loaded running statistics).
+    :meth:`arch` lists the ``backbone*`` arguments (resolved) only for a supervised backbone, so
+    the arch of an ``"fcn"`` policy, and checkpoints saved before backbones existed, are unchanged.
 
     Shape:
         x: float (B, in_channels, H, W); cond: float (B, cond_dim); hidden: (B, width, h, w)
@@ -215,8 +346,14 @@ class PixelActorCritic(nn.Module):
         log_std_bounds: Sequence[float] = (-5.0, 2.0),
         policy_head_gain: float = 0.1,
         bounded_mean: bool = True,
+        backbone: str = "fcn",
+        backbone_channels: int | None = None,
+        backbone_width: int | None = None,
+        backbone_mask: bool | None = None,
+        backbone_kwargs: Mapping[str, Any] | None = None,
     ):
         super().__init__()
+        self.backbone_trainable = True
         for name, val in (("in_channels", in_channels), ("out_channels", out_channels),
                           ("width", width), ("downscale", downscale)):
             if int(val) != val or val < 1:
@@ -254,7 +391,18 @@ class PixelActorCritic(nn.Module):
         self.log_std_bounds = (lo, hi)
         self.bounded_mean = bool(bounded_mean)
 
-        self.trunk = ConvTrunk(self.in_channels + self.cond_dim, self.width, dilations, kernel_size)
+        self.backbone = str(backbone)
+        if self.backbone == "fcn":
+            given = {k: v for k, v in (("backbone_channels", backbone_channels), ("backbone_width", backbone_width),
+                                       ("backbone_mask", backbone_mask)) if v is not None}
+            if given or backbone_kwargs:
+                raise ValueError(f"PixelActorCritic: {sorted(given) or ['backbone_kwargs']} given with "
+                                 "backbone='fcn'; they configure a supervised backbone ('mrpnet', 'pixelrnn')")
+            self.trunk: nn.Module = ConvTrunk(self.in_channels + self.cond_dim, self.width, dilations, kernel_size)
+        elif self.backbone in BACKBONES:
+            self.trunk = self._supervised_trunk(backbone_channels, backbone_width, backbone_mask, backbone_kwargs)
+        else:
+            raise ValueError(f"PixelActorCritic: backbone={backbone!r}; expected one of {list(BACKBONES)}")
         feat = self.trunk.out_channels
         def branch() -> nn.Module:
             return ConvTrunk(feat, self.width, branch_dilations, kernel_size) if branch_dilations else nn.Identity()
@@ -270,10 +418,73 @@ class PixelActorCritic(nn.Module):
             self.policy_head.weight.mul_(policy_head_gain)
             self.policy_head.bias.zero_()
 
+    def _supervised_trunk(self, channels: int | None, width: int | None, mask: bool | None,
+                          extra: Mapping[str, Any] | None) -> SupervisedTrunk:
+        """Resolve the ``backbone_*`` arguments (recorded in ``_kwargs``) and build the trunk."""
+        if channels is None:
+            channels = _RGB_PLANES if self.in_channels >= _RGB_PLANES else _GRAY_PLANES
+        if isinstance(channels, bool) or int(channels) != channels or channels < 1:
+            raise ValueError(f"PixelActorCritic: backbone_channels={channels!r}; expected an integer >= 1")
+        channels = int(channels)
+        if mask is None:
+            mask = self.backbone == "pixelrnn" and self.in_channels == channels + 1
+        mask = bool(mask)
+        if channels + int(mask) > self.in_channels:
+            raise ValueError(f"PixelActorCritic: the {self.backbone} backbone reads backbone_channels={channels} "
+                             f"image plane(s){' and a mask plane' if mask else ''}, more than in_channels="
+                             f"{self.in_channels}")
+        cls = backbone_class(self.backbone, mask)
+        if width is None:
+            width = inspect.signature(cls).parameters["width"].default
+        if isinstance(width, bool) or int(width) != width or width < 1:
+            raise ValueError(f"PixelActorCritic: backbone_width={width!r}; expected an integer >= 1")
+        extra = dict(extra or {})
+        reserved = sorted(set(extra) & set(_RESERVED_BACKBONE_KWARGS))
+        if reserved:
+            raise ValueError(f"PixelActorCritic: backbone_kwargs sets {reserved}; use backbone_channels / "
+                             "backbone_width instead")
+        try:
+            net = cls(in_channels=channels, width=int(width), **extra)
+        except TypeError as exc:
+            raise ValueError(f"PixelActorCritic: backbone_kwargs={extra!r} do not build a {cls.__name__}: "
+                             f"{exc}") from exc
+        self._kwargs.update(backbone=self.backbone, backbone_channels=channels, backbone_width=int(width),
+                            backbone_mask=mask, backbone_kwargs=extra)
+        return SupervisedTrunk(net, self.in_channels, self.cond_dim, self.width, mask=mask)
+
     def arch(self) -> dict[str, Any]:
-        """The architecture as a JSON-able dict ``{"class": ..., "kwargs": {...}}`` for checkpoints."""
-        return {"class": type(self).__name__, "kwargs": {k: (list(v) if isinstance(v, list) else v)
+        """The architecture as a JSON-able dict ``{"class": ..., "kwargs": {...}}`` for checkpoints.
+
+        The ``backbone*`` keys appear only for a supervised backbone (``"fcn"`` is the default).
+        """
+        return {"class": type(self).__name__, "kwargs": {k: (list(v) if isinstance(v, list) else
+                                                             dict(v) if isinstance(v, dict) else v)
                                                          for k, v in self._kwargs.items()}}
+
+    @property
+    def backbone_module(self) -> nn.Module:
+        """The backbone's network: the supervised net inside :class:`SupervisedTrunk` (its fusion
+        convolution is not part of it), or the whole :class:`ConvTrunk` for ``"fcn"``."""
+        return self.trunk.net if isinstance(self.trunk, SupervisedTrunk) else self.trunk
+
+    def set_backbone_trainable(self, trainable: bool) -> None:
+        """Freeze (False) or unfreeze (True) the backbone's parameters (``requires_grad``).
+
+        While frozen the backbone stays in eval mode whatever :meth:`train` is called with, so
+        batch-norm layers use (and keep) their running statistics; the fusion convolution,
+        branches and heads train as usual.
+        """
+        self.backbone_trainable = bool(trainable)
+        for param in self.backbone_module.parameters():
+            param.requires_grad_(self.backbone_trainable)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> "PixelActorCritic":
+        """``nn.Module.train``, except that a frozen backbone stays in eval mode."""
+        super().train(mode)
+        if not self.backbone_trainable:
+            self.backbone_module.eval()
+        return self
 
     @classmethod
     def from_arch(cls, arch: Mapping[str, Any]) -> "PixelActorCritic":
