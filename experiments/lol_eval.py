@@ -2,11 +2,19 @@
 
     python -m experiments.lol_eval --data ../shared/data/sice_pairs/train \\
         --zero-dce ../shared/weights/zero_dce_Epoch99.pth --rellie ../shared/weights/rellie_model.npz
+    python -m experiments.lol_eval --denoiser runs/denoise/checkpoints/best.pt \\
+        --combined runs/supervised_train/checkpoints/best.pt
 
 For a ``low/`` + ``high/`` folder the held-out validation split of ``experiments.lol_train`` is
 used (same scene-level split for the same ``--split-seed``); ``--split all`` takes every pair.
 Prints, per method, PSNR / SSIM / UQI / mean brightness (means over images, full resolution) and
 milliseconds per image (the method alone, no file I/O), and writes per-image rows to ``--csv``.
+
+``--denoiser`` adds "rlenhance (ours) + denoiser": our policy followed by a supervised denoising
+checkpoint after the last curve step (ReLLIE's denoiser module, :class:`rlenhance.Enhancer`'s
+``denoiser``). ``--combined`` adds a supervised low-light checkpoint of
+``experiments.supervised_train`` (the MRPNet + Generator model) as a method, run through
+:class:`rlenhance.restore.SupervisedRestorer`.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import csv
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Callable
 
 import numpy as np
@@ -28,7 +37,12 @@ from rlenhance.baselines import LOWLIGHT_BASELINES
 from rlenhance.enhance import Enhancer
 from rlenhance.io import tensor_to_image
 from rlenhance.models.peers import load_rellie, load_zero_dce, load_zero_dcepp, rellie_enhance
+from rlenhance.restore import SupervisedRestorer
 from rlenhance.runtime import flush_denormals, select_device
+
+
+#: Method names of supervised low-light checkpoints (``--combined``), by network class.
+COMBINED_LABELS = MappingProxyType({"CombinedModel": "MRPNet+Generator"})
 
 
 @dataclass
@@ -45,6 +59,11 @@ class Args:
     zero_dce: str | None = arg(None, "official Zero-DCE weights (zero_dce_Epoch99.pth)")
     zero_dcepp: str | None = arg(None, "official Zero-DCE++ weights (zero_dcepp_Epoch99.pth)")
     rellie: str | None = arg(None, "ReLLIE's released policy (rellie_model.npz)")
+    denoiser: str | None = arg(None, "denoising checkpoint of experiments.supervised_train, run after our model's "
+                                     "last curve step (ReLLIE's denoiser module) as the method 'rlenhance (ours) + "
+                                     "denoiser'")
+    combined: str | None = arg(None, "lowlight checkpoint of experiments.supervised_train (MRPNet + Generator), "
+                                     "evaluated as an extra method")
     classical: bool = arg(True, "include auto-gamma, histogram equalisation and CLAHE")
     sweep_exposure: tuple[float, ...] = arg((), "also run our (conditioned) model at each of these exposure "
                                                 "targets and report the mean output brightness")
@@ -59,8 +78,16 @@ def build_methods(args: Args, device: torch.device) -> dict[str, Callable[[np.nd
     enhancer = Enhancer(args.checkpoint, device=args.device, steps=args.steps)
     methods: dict[str, Callable[[np.ndarray], np.ndarray]] = {
         "rlenhance (ours)": lambda img: enhancer.enhance(img, exposure=args.exposure)}
+    if args.denoiser:
+        denoised = Enhancer(args.checkpoint, device=args.device, steps=args.steps,
+                            denoiser=SupervisedRestorer(args.denoiser, device=device, task="denoise"))
+        methods["rlenhance (ours) + denoiser"] = lambda img: denoised.enhance(img, exposure=args.exposure)
     for target in args.sweep_exposure:
         methods[f"ours, exposure {target:g}"] = lambda img, e=target: enhancer.enhance(img, exposure=e)
+    if args.combined:
+        combined = SupervisedRestorer(args.combined, device=device, task="lowlight")
+        label = COMBINED_LABELS.get(combined.arch_class, combined.arch_class)
+        methods[label] = lambda img: combined.restore(img, per_channel=True)  # RGB out, gray models too
     if args.classical:
         methods.update(LOWLIGHT_BASELINES)
 

@@ -14,7 +14,8 @@ flush_denormals()
 from rlenhance.enhance import Enhancer  # noqa: E402 - after the denormal flag on purpose
 from rlenhance.errors import CheckpointError, DatasetError, ImageError  # noqa: E402
 from rlenhance.io import load_image, save_image  # noqa: E402
+from rlenhance.restore import SupervisedRestorer  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["CheckpointError", "DatasetError", "Enhancer", "ImageError", "__version__", "load_image", "save_image"]
+__all__ = ["CheckpointError", "DatasetError", "Enhancer", "ImageError", "SupervisedRestorer", "__version__", "load_image", "save_image"]

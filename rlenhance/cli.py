@@ -1,7 +1,20 @@
 """The ``rlenhance`` command line (also ``python -m rlenhance``).
 
-    rlenhance enhance IMAGES... -o OUTDIR [--checkpoint PATH] [--steps N] [--exposure E]
-                     [--w-exposure W] [--w-color W] [--w-spatial W] [--w-smooth W] [--device D]
+    rlenhance enhance IMAGES... -o OUTDIR [--model rl|mrpnet] [--checkpoint PATH] [--denoiser PATH]
+                     [--steps N] [--exposure E] [--w-exposure W] [--w-color W] [--w-spatial W]
+                     [--w-smooth W] [--max-side N] [--device D]
+    rlenhance denoise IMAGES... -o OUTDIR [--checkpoint PATH] [--per-channel] [--tile N] [--device D]
+    rlenhance complete IMAGES... -o OUTDIR [--checkpoint PATH] [--masks DIR | --mask-threshold T]
+                     [--tile N] [--device D]
+
+``enhance --model rl`` (default) runs the trained RL policy (:class:`rlenhance.Enhancer`),
+``--model mrpnet`` a supervised low-light checkpoint of ``experiments.supervised_train`` (MRPNet
++ Generator, via :class:`rlenhance.restore.SupervisedRestorer`); ``--denoiser`` runs a
+denoising checkpoint on the enhanced image (ReLLIE's denoiser module). ``denoise`` and
+``complete`` run supervised denoising / completion checkpoints (default: the shipped ones, when
+installed). ``complete`` reads each image's mask from ``--masks DIR`` (same stem, or the stem
+without the ``occluded_`` prefix, any image extension, white = missing) or estimates the hole
+(black pixels, :func:`rlenhance.restore.hole_mask`).
 
 Images are read and written in RGB order (files on disk follow their format's convention);
 outputs are PNG files named after the inputs, written atomically. One line per image; a bad file
@@ -11,71 +24,227 @@ is reported and skipped, and the exit code is 1 if any image failed (2 for bad a
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
+
+import numpy as np
 
 from rlenhance import __version__
+from rlenhance.data.occluded import OCCLUDED_PREFIX
+from rlenhance.enhance import Enhancer
 from rlenhance.errors import CheckpointError, ImageError
+from rlenhance.io import BT601_LUMA_WEIGHTS, list_images, load_image, save_image
+from rlenhance.restore import HOLE_THRESHOLD, MASK_THRESHOLD, SupervisedRestorer, hole_mask
+
+#: Options of ``enhance`` that only the RL policy reads (refused with ``--model mrpnet``).
+RL_ONLY = ("steps", "exposure", "w_exposure", "w_color", "w_spatial", "w_smooth")
+#: 0-255 scale of the residual figure printed by ``denoise``.
+LEVELS = 255.0
+
+
+def _add_common(parser: argparse.ArgumentParser, checkpoint_help: str) -> None:
+    parser.add_argument("images", nargs="+", type=Path, help="input image files (PNG/JPEG/BMP/TIFF)")
+    parser.add_argument("-o", "--out", type=Path, required=True, help="output folder (created if missing)")
+    parser.add_argument("--checkpoint", type=Path, default=None, help=checkpoint_help)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+
+
+def _add_tile(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tile", type=int, default=512,
+                        help="supervised models: tile side in pixels (bounds memory on large images)")
 
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlenhance", description="Reinforcement-learning image enhancement.")
     parser.add_argument("--version", action="version", version=f"rlenhance {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    enhance = commands.add_parser("enhance", help="brighten low-light images with a trained RL policy",
-                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    enhance.add_argument("images", nargs="+", type=Path, help="input image files (PNG/JPEG/BMP/TIFF)")
-    enhance.add_argument("-o", "--out", type=Path, required=True, help="output folder (created if missing)")
-    enhance.add_argument("--checkpoint", type=Path, default=None,
-                         help="policy checkpoint from experiments.lol_train (default: the shipped model)")
-    enhance.add_argument("--steps", type=int, default=None, help="curve steps (default: the checkpoint's)")
+    formatter = argparse.ArgumentDefaultsHelpFormatter
+
+    enhance = commands.add_parser("enhance", help="brighten low-light images (RL policy or supervised model)",
+                                  formatter_class=formatter)
+    _add_common(enhance, "--model rl: policy checkpoint from experiments.lol_train (omitted: the shipped model); "
+                         "--model mrpnet: a lowlight checkpoint from experiments.supervised_train (required)")
+    enhance.add_argument("--model", choices=("rl", "mrpnet"), default="rl",
+                         help="rl: the RL curve policy; mrpnet: a supervised MRPNet (+ Generator) model")
+    enhance.add_argument("--denoiser", type=Path, default=None,
+                         help="denoising checkpoint from experiments.supervised_train --task denoise, applied "
+                              "after enhancement (ReLLIE's denoiser module)")
+    enhance.add_argument("--steps", type=int, default=None, help="rl: curve steps (default: the checkpoint's)")
     enhance.add_argument("--exposure", type=float, default=None,
-                         help="target mean brightness in (0, 1) (conditioned models)")
+                         help="rl: target mean brightness in (0, 1) (conditioned models)")
     for name in ("exposure", "color", "spatial", "smooth"):
         enhance.add_argument(f"--w-{name}", type=float, default=None,
-                             help=f"reward weight of the {name} term (conditioned models)")
-    enhance.add_argument("--max-side", type=int, default=512, help="working resolution of the policy")
-    enhance.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+                             help=f"rl: reward weight of the {name} term (conditioned models)")
+    enhance.add_argument("--max-side", type=int, default=512, help="rl: working resolution of the policy")
+    _add_tile(enhance)
+
+    denoise = commands.add_parser("denoise", help="remove noise with a supervised denoiser (MRPNet)",
+                                  formatter_class=formatter)
+    _add_common(denoise, "denoising checkpoint from experiments.supervised_train (omitted: the shipped "
+                         "rlenhance/weights/mrpnet_denoise.pt, when installed)")
+    denoise.add_argument("--per-channel", action="store_true",
+                         help="gray denoiser on colour images: denoise R, G, B separately and keep colour "
+                              "(default: convert to gray)")
+    _add_tile(denoise)
+
+    complete = commands.add_parser("complete", help="fill the holes of occluded images (gated PixelRNN)",
+                                   formatter_class=formatter)
+    _add_common(complete, "completion checkpoint from experiments.supervised_train (omitted: the shipped "
+                          "rlenhance/weights/gated_pixelrnn_completion.pt, when installed)")
+    source = complete.add_mutually_exclusive_group()
+    source.add_argument("--masks", type=Path, default=None,
+                        help="folder of mask files (same stem as the image, or without its 'occluded_' prefix; "
+                             "white = missing)")
+    source.add_argument("--mask-threshold", type=float, default=HOLE_THRESHOLD,
+                        help="without --masks: the hole is the largest near-black region, pixels within this "
+                             "distance of black (max over channels, in [0, 1])")
+    _add_tile(complete)
     return parser
 
 
-def _enhance(args: argparse.Namespace) -> int:
-    from rlenhance.enhance import Enhancer
-    from rlenhance.io import load_image, save_image
+def _fail(command: str, exc: Exception) -> int:
+    print(f"rlenhance {command}: {exc}", file=sys.stderr)
+    return 2
 
-    try:
-        enhancer = Enhancer(args.checkpoint, device=args.device, steps=args.steps, max_side=args.max_side)
-        setting = {"exposure": args.exposure, "w_exposure": args.w_exposure, "w_color": args.w_color,
-                   "w_spatial": args.w_spatial, "w_smooth": args.w_smooth}
-        enhancer.cond(**setting)  # validate the setting once, before any image
-    except (CheckpointError, ValueError) as exc:
-        print(f"rlenhance enhance: {exc}", file=sys.stderr)
-        return 2
+
+def _process(args: argparse.Namespace, restore: Callable[[Path, np.ndarray], tuple[np.ndarray, str]]) -> int:
+    """Load, restore and save every image of ``args.images``; one line per image, bad files skipped.
+
+    ``restore(path, image)`` returns the output and the task-relevant figure to print.
+    """
     failed = 0
     for path in args.images:
         try:
             image = load_image(path)
-            result = enhancer.enhance_array(image, **setting)
+            start = time.perf_counter()
+            result, figure = restore(path, image)
+            seconds = time.perf_counter() - start
             target = args.out / f"{path.stem}.png"
-            save_image(target, result.image)
-        except ImageError as exc:
+            save_image(target, result)
+        except (ImageError, OSError) as exc:
             failed += 1
             print(f"FAILED {path}: {exc}", file=sys.stderr)
             continue
         height, width = image.shape[:2]
-        print(f"{path} -> {target}  {width}x{height}  {result.seconds * 1000:.0f} ms  "
-              f"mean {result.mean_before:.3f} -> {result.mean_after:.3f}", flush=True)
+        print(f"{path} -> {target}  {width}x{height}  {seconds * 1000:.0f} ms  {figure}", flush=True)
     if failed:
         print(f"{failed} of {len(args.images)} image(s) failed", file=sys.stderr)
     return 1 if failed else 0
 
 
+def _mean_figure(before: np.ndarray, after: np.ndarray) -> str:
+    return f"mean {float(before.mean()):.3f} -> {float(after.mean()):.3f}"
+
+
+def _enhance(args: argparse.Namespace) -> int:
+    try:
+        if args.tile < 1:
+            raise ValueError(f"--tile {args.tile}: expected an integer >= 1")
+        if args.model == "mrpnet":
+            given = [f"--{name.replace('_', '-')}" for name in RL_ONLY if getattr(args, name) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)}: option(s) of --model rl; --model mrpnet takes none")
+            if args.checkpoint is None:
+                raise ValueError("--model mrpnet needs --checkpoint PATH (a lowlight checkpoint of "
+                                 "experiments.supervised_train --model mrpnet --task lowlight)")
+            model = SupervisedRestorer(args.checkpoint, device=args.device, task="lowlight", tile=args.tile)
+            denoiser = (SupervisedRestorer(args.denoiser, device=args.device, task="denoise", tile=args.tile)
+                        if args.denoiser is not None else None)
+
+            def restore(path: Path, image: np.ndarray) -> tuple[np.ndarray, str]:
+                out = model.restore(image)
+                if denoiser is not None:
+                    out = denoiser.restore(out, per_channel=True)
+                return out, _mean_figure(image, out)
+        else:
+            denoiser = (SupervisedRestorer(args.denoiser, device=args.device, task="denoise", tile=args.tile)
+                        if args.denoiser is not None else None)
+            enhancer = Enhancer(args.checkpoint, device=args.device, steps=args.steps, max_side=args.max_side,
+                                denoiser=denoiser)
+            setting = {"exposure": args.exposure, "w_exposure": args.w_exposure, "w_color": args.w_color,
+                       "w_spatial": args.w_spatial, "w_smooth": args.w_smooth}
+            enhancer.cond(**setting)  # validate the setting once, before any image
+
+            def restore(path: Path, image: np.ndarray) -> tuple[np.ndarray, str]:
+                out = enhancer.enhance(image, **setting)
+                return out, _mean_figure(image, out)
+    except (CheckpointError, ValueError) as exc:
+        return _fail("enhance", exc)
+    return _process(args, restore)
+
+
+def _denoise(args: argparse.Namespace) -> int:
+    try:
+        if args.tile < 1:
+            raise ValueError(f"--tile {args.tile}: expected an integer >= 1")
+        model = SupervisedRestorer(args.checkpoint, device=args.device, task="denoise", tile=args.tile)
+    except (CheckpointError, ValueError) as exc:
+        return _fail("denoise", exc)
+
+    def restore(path: Path, image: np.ndarray) -> tuple[np.ndarray, str]:
+        out = model.restore(image, per_channel=args.per_channel)
+        # what the model was given: the image, or its BT.601 luma for a gray model without --per-channel
+        reference = image if out.shape[-1] == image.shape[-1] else image @ np.asarray(BT601_LUMA_WEIGHTS,
+                                                                                        np.float32)[:, None]
+        residual = float(np.std(reference - out)) * LEVELS
+        return out, f"removed noise std {residual:.1f}/255"
+
+    return _process(args, restore)
+
+
+def _mask_lookup(folder: Path) -> Callable[[Path], Path]:
+    """Image path -> its mask file in ``folder`` (same stem, or the stem without ``occluded_``)."""
+    by_stem: dict[str, list[Path]] = {}
+    for mask in list_images(folder):
+        by_stem.setdefault(mask.stem, []).append(mask)
+
+    def find(path: Path) -> Path:
+        stems = [path.stem] + ([path.stem[len(OCCLUDED_PREFIX):]] if path.stem.startswith(OCCLUDED_PREFIX) else [])
+        for stem in stems:
+            found = by_stem.get(stem, [])
+            if len(found) > 1:
+                raise ImageError(f"{path}: several masks in {folder} share the stem {stem!r}: "
+                                 f"{', '.join(p.name for p in found)}")
+            if found:
+                return found[0]
+        raise ImageError(f"{path}: no mask in {folder} (looked for the stem(s) {', '.join(stems)}, any image "
+                         "extension)")
+
+    return find
+
+
+def _complete(args: argparse.Namespace) -> int:
+    try:
+        if args.tile < 1:
+            raise ValueError(f"--tile {args.tile}: expected an integer >= 1")
+        if args.masks is not None and not args.masks.is_dir():
+            raise ValueError(f"--masks {args.masks}: not a folder")
+        if not (math.isfinite(args.mask_threshold) and args.mask_threshold >= 0):
+            raise ValueError(f"--mask-threshold {args.mask_threshold}: expected a finite number >= 0 (distance "
+                             "from black, in [0, 1])")
+        find_mask = _mask_lookup(args.masks) if args.masks is not None else None
+        model = SupervisedRestorer(args.checkpoint, device=args.device, task="completion", tile=args.tile)
+    except (CheckpointError, ValueError) as exc:
+        return _fail("complete", exc)
+
+    def restore(path: Path, image: np.ndarray) -> tuple[np.ndarray, str]:
+        if find_mask is not None:
+            mask = load_image(find_mask(path), gray=True)[..., 0] > MASK_THRESHOLD
+        else:
+            mask = hole_mask(image, threshold=args.mask_threshold)
+        out = model.restore(image, mask)
+        return out, f"hole {100.0 * float(mask.mean()):.1f}% ({int(mask.sum())} px)"
+
+    return _process(args, restore)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
-    if args.command == "enhance":
-        return _enhance(args)
-    raise AssertionError(args.command)  # argparse only accepts known commands
+    commands = {"enhance": _enhance, "denoise": _denoise, "complete": _complete}
+    return commands[args.command](args)  # argparse only accepts known commands
 
 
 if __name__ == "__main__":

@@ -4,6 +4,12 @@ The policy runs greedily at a working resolution (the image area-downscaled so i
 at most ``max_side``), producing one alpha map per step. The maps are then upsampled bilinearly
 and the LE curves applied to the full-resolution image in horizontal strips, so a 24-megapixel
 photo needs a few hundred MB beyond its own pixels (Zero-DCE++'s trick, applied per step).
+
+ReLLIE's denoiser module: brightening amplifies the sensor noise of a dark photo, so ReLLIE runs a
+denoiser (FFDNet) on the image after the last curve step. ``Enhancer(..., denoiser=...)`` does the
+same with a supervised denoising checkpoint (:class:`rlenhance.restore.SupervisedRestorer`, e.g.
+MRPNet trained by ``experiments.supervised_train --task denoise``); a gray denoiser is applied to
+R, G and B separately. Unlike FFDNet it takes no noise-level map.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from rlenhance.checkpoint import build_model, load_checkpoint
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.models.policy import PixelActorCritic, build_policy_input
 from rlenhance.ops import le_curve
+from rlenhance.restore import SupervisedRestorer
 from rlenhance.runtime import flush_denormals, select_device
 
 #: The low-light model shipped with the package (trained by experiments.lol_train; see README).
@@ -51,6 +58,13 @@ class Enhancer:
         max_side: longer side of the working resolution at which the policy runs.
         strip_pixels: pixels per full-resolution strip (bounds memory on large photos).
         alpha_mode: "mean" (expected alpha, default) or "argmax" for discrete policies.
+        denoiser: a denoising checkpoint of ``experiments.supervised_train`` (path, loaded on
+            ``device``) or a :class:`~rlenhance.restore.SupervisedRestorer` of task ``"denoise"``,
+            applied after the last curve step (ReLLIE's denoiser module); None: no denoising.
+
+    Raises:
+        CheckpointError: a bad policy checkpoint, or a ``denoiser`` checkpoint that is not a
+            denoising one (the message names the file, its task and the accepted one).
 
     Example:
         >>> enhancer = Enhancer()                                        # doctest: +SKIP
@@ -58,7 +72,8 @@ class Enhancer:
     """
 
     def __init__(self, checkpoint: str | Path | None = None, *, device: str = "auto", steps: int | None = None,
-                 max_side: int = 512, strip_pixels: int = 2_000_000, alpha_mode: str = "mean"):
+                 max_side: int = 512, strip_pixels: int = 2_000_000, alpha_mode: str = "mean",
+                 denoiser: str | Path | SupervisedRestorer | None = None):
         flush_denormals()
         self.device = select_device(device)
         path = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
@@ -81,6 +96,13 @@ class Enhancer:
         self.alpha_mode = alpha_mode
         self.max_side = int(max_side)
         self.strip_pixels = int(strip_pixels)
+        if denoiser is None or isinstance(denoiser, SupervisedRestorer):
+            self.denoiser = denoiser
+        else:
+            self.denoiser = SupervisedRestorer(denoiser, device=self.device, task="denoise")
+        if self.denoiser is not None and self.denoiser.task != "denoise":
+            raise CheckpointError(f"denoiser {self.denoiser.path}: trained for task {self.denoiser.task!r}; "
+                                  "the denoiser must be a checkpoint of task 'denoise'")
 
     # --- the user's setting --------------------------------------------------------------------
     def cond(self, **setting: float | None) -> torch.Tensor:
@@ -114,7 +136,9 @@ class Enhancer:
 
     @torch.no_grad()
     def enhance_array(self, image: np.ndarray, **setting: float | None) -> EnhanceResult:
-        """Enhance one RGB float image (H, W, 3) in [0, 1]; see :meth:`cond` for ``setting``."""
+        """Enhance one RGB float image (H, W, 3) in [0, 1]; see :meth:`cond` for ``setting``.
+
+        With a :attr:`denoiser`, it runs on the result of the last curve step (timed with it)."""
         if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
             raise ImageError(f"image: expected an RGB array (H, W, 3), got "
                              f"{getattr(image, 'shape', type(image).__name__)}")
@@ -132,6 +156,8 @@ class Enhancer:
                 up = F.grid_sample(alpha, grid, mode="bilinear", padding_mode="border", align_corners=False)
                 strip = le_curve(strip, up).clamp(0.0, 1.0)
             out[top:bottom] = strip[0].permute(1, 2, 0).cpu().numpy()
+        if self.denoiser is not None:
+            out = self.denoiser.restore(out, per_channel=True)
         return EnhanceResult(out, time.perf_counter() - start, float(image.mean()), float(out.mean()))
 
     def enhance(self, image: np.ndarray, **setting: float | None) -> np.ndarray:

@@ -24,7 +24,7 @@ from rlenhance.data.transforms import to_float
 from rlenhance.errors import DatasetError
 from rlenhance.io import DEFAULT_MAX_PIXELS
 
-__all__ = ["OccludedPairs", "estimate_occlusion_mask", "MASK_SHAPES"]
+__all__ = ["OccludedPairs", "drop_small_regions", "estimate_occlusion_mask", "regions_to_mask", "MASK_SHAPES"]
 
 #: Accepted values of ``shape`` / ``mask_shape``.
 MASK_SHAPES = ("box", "free")
@@ -105,7 +105,25 @@ def estimate_occlusion_mask(
     mask = np.abs(occ - ref).max(axis=-1) > threshold
     if fill is not None:
         mask &= np.abs(occ - np.float32(fill)).max(axis=-1) <= fill_tolerance
-    candidates = mask
+    regions = drop_small_regions(mask, open_size=open_size, min_area=min_area)
+    return regions_to_mask(regions, mask, shape=shape, close_size=close_size)
+
+
+def drop_small_regions(candidates: np.ndarray, *, open_size: int = 3, min_area: int = 16) -> np.ndarray:
+    """Step 3 of :func:`estimate_occlusion_mask`: drop speckle from a candidate mask.
+
+    Binary opening with an ``open_size`` square, then connected components smaller than
+    ``min_area`` pixels are removed. Shared with :func:`rlenhance.restore.hole_mask`.
+
+    Args:
+        candidates: bool array (H, W), True = possibly missing pixel.
+        open_size: side of the opening square (1 = none).
+        min_area: smallest component kept, in pixels.
+
+    Returns:
+        bool array (H, W): the surviving regions.
+    """
+    mask = np.asarray(candidates, dtype=bool)
     if open_size > 1:
         mask = ndimage.binary_opening(mask, structure=_square(open_size))
     labels, count = ndimage.label(mask)
@@ -114,6 +132,30 @@ def estimate_occlusion_mask(
         keep = areas >= min_area
         keep[0] = False
         mask = keep[labels]
+    return mask
+
+
+def regions_to_mask(regions: np.ndarray, candidates: np.ndarray, *, shape: str = "box",
+                    close_size: int = 5) -> np.ndarray:
+    """Step 4 of :func:`estimate_occlusion_mask`: turn surviving regions into the hole mask.
+
+    ``shape="box"``: the filled bounding box of ``regions``. ``shape="free"``: the regions regain
+    their thin parts (reconstruction inside ``candidates``), then binary closing with a
+    ``close_size`` square (edge-padded, so holes touching the border are not eroded) and hole
+    filling. Shared with :func:`rlenhance.restore.hole_mask`.
+
+    Args:
+        regions: bool array (H, W), e.g. from :func:`drop_small_regions`.
+        candidates: bool array (H, W), the candidates the regions came from.
+        shape: ``"box"`` or ``"free"``.
+        close_size: side of the closing square for ``shape="free"`` (1 = none).
+
+    Returns:
+        bool array (H, W), True = missing pixel (all False when ``regions`` is empty).
+    """
+    if shape not in MASK_SHAPES:
+        raise ValueError(f"shape: expected one of {MASK_SHAPES}, got {shape!r}")
+    mask = np.asarray(regions, dtype=bool)
     if not mask.any():
         return mask
     if shape == "box":
@@ -123,7 +165,7 @@ def estimate_occlusion_mask(
         return box
     # The opening only decides which regions survive; restore their thin parts (corners,
     # 1-2 pixel wide strokes) by reconstruction inside the candidates.
-    mask = ndimage.binary_propagation(mask, structure=_square(3), mask=candidates)
+    mask = ndimage.binary_propagation(mask, structure=_square(3), mask=np.asarray(candidates, dtype=bool))
     if close_size > 1:
         # Pad with edge values so the closing does not erode holes that touch the border.
         pad = close_size

@@ -105,3 +105,42 @@ def test_shipped_default_model_loads_and_brightens():
     out = enhancer.enhance(dark)
     assert out.shape == dark.shape and np.isfinite(out).all()
     assert out.mean() > dark.mean() + 0.1
+
+
+# --- ReLLIE's denoiser module: Enhancer(..., denoiser=...) ---------------------------------------------
+def _save_denoiser(path, task="denoise"):
+    from rlenhance.models.mrpnet import MRPNet
+
+    torch.manual_seed(1)
+    model = MRPNet(1, width=8)
+    inference = {"model": "mrpnet", "task": task, "channels": 1, "needs_mask": False, "composite": False}
+    return save_checkpoint(path, model=model, arch=model.arch(), extra={"inference": inference})
+
+
+def test_denoiser_runs_after_the_last_curve_step(checkpoint, tmp_path):
+    from rlenhance.restore import SupervisedRestorer
+
+    denoiser_path = _save_denoiser(tmp_path / "denoise.pt")
+    rng = np.random.default_rng(2)
+    image = rng.uniform(0.0, 0.3, (40, 52, 3)).astype(np.float32)
+    plain = Enhancer(checkpoint, device="cpu", max_side=24).enhance(image, exposure=0.5)
+    with_path = Enhancer(checkpoint, device="cpu", max_side=24, denoiser=denoiser_path)
+    result = with_path.enhance_array(image, exposure=0.5)
+    manual = SupervisedRestorer(denoiser_path, device="cpu").restore(plain, per_channel=True)
+    assert result.image.shape == image.shape
+    assert np.abs(result.image - plain).max() > 1e-3  # the denoiser changed the output
+    np.testing.assert_allclose(result.image, manual, atol=1e-6)  # == denoise(enhance(x)), colour kept
+    assert result.mean_after == pytest.approx(float(result.image.mean()))
+    instance = Enhancer(checkpoint, device="cpu", max_side=24,
+                        denoiser=SupervisedRestorer(denoiser_path, device="cpu"))
+    np.testing.assert_allclose(instance.enhance(image, exposure=0.5), manual, atol=1e-6)
+
+
+def test_denoiser_of_another_task_is_refused(checkpoint, tmp_path):
+    from rlenhance.restore import SupervisedRestorer
+
+    lowlight = _save_denoiser(tmp_path / "lowlight_gray.pt", task="lowlight")
+    with pytest.raises(CheckpointError, match=r"lowlight_gray\.pt.*'lowlight'.*'denoise'"):
+        Enhancer(checkpoint, device="cpu", denoiser=lowlight)
+    with pytest.raises(CheckpointError, match="'denoise'"):
+        Enhancer(checkpoint, device="cpu", denoiser=SupervisedRestorer(lowlight, device="cpu"))

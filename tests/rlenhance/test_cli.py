@@ -1,0 +1,211 @@
+"""The `rlenhance denoise|complete|enhance` command line and lol_eval's supervised methods, end to end."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rlenhance.checkpoint import save_checkpoint
+from rlenhance.cli import main
+from rlenhance.enhance import Enhancer
+from rlenhance.io import load_image, save_image
+from rlenhance.models.mrpnet import CombinedModel, MRPNet
+from rlenhance.models.pixelrnn import GatedPixelRNN
+from rlenhance.models.policy import PixelActorCritic
+from rlenhance.restore import DEFAULT_COMPLETION_CHECKPOINT, DEFAULT_DENOISE_CHECKPOINT, SupervisedRestorer
+
+ROOT = Path(__file__).resolve().parents[2]
+LEVEL = 1 / 255  # outputs are 8-bit PNGs
+ENV = {"alpha_table": [round((a - 6) / 20, 2) for a in range(27)], "damping": 0.2, "action_type": "discrete",
+       "test_steps": 2, "cond_fields": [], "cond_scale": [],
+       "setting": {"exposure_target": 0.6, "w_exposure": 10.0, "w_color": 5.0, "w_spatial": 1.0, "w_smooth": 20.0}}
+
+
+def save_supervised(path, model, model_name, task, channels):
+    """Save ``model`` the way experiments.supervised_train does (its ``inference`` record)."""
+    inference = {"model": model_name, "task": task, "channels": channels,
+                 "needs_mask": model_name == "gated-pixelrnn", "composite": task == "completion"}
+    return save_checkpoint(path, model=model, arch=model.arch(), extra={"inference": inference})
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ckpts")
+    torch.manual_seed(0)
+    policy = PixelActorCritic(in_channels=6, out_channels=3, n_actions=27, width=8, downscale=2)
+    save_checkpoint(folder / "policy.pt", model=policy, arch=policy.arch(), extra={"env": ENV})
+    return {
+        "denoise": save_supervised(folder / "denoise.pt", MRPNet(1, width=8), "mrpnet", "denoise", 1),
+        "completion": save_supervised(folder / "complete.pt", GatedPixelRNN(3, width=8), "gated-pixelrnn",
+                                      "completion", 3),
+        "lowlight": save_supervised(folder / "lowlight.pt", CombinedModel(3, width=8), "mrpnet", "lowlight", 3),
+        "policy": folder / "policy.pt",
+    }
+
+
+@pytest.fixture()
+def images(tmp_path):
+    """Two small PNGs (one with a black square hole) and a corrupt file."""
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0.2, 0.9, (40, 56, 3)).astype(np.float32)
+    a[10:26, 20:36] = 0.0
+    b = rng.uniform(0.0, 0.3, (48, 32, 3)).astype(np.float32)
+    b[30:42, 4:16] = 0.0
+    paths = [tmp_path / "in" / "occluded_a.png", tmp_path / "in" / "b.png"]
+    save_image(paths[0], a)
+    save_image(paths[1], b)
+    bad = tmp_path / "in" / "broken.png"
+    bad.write_bytes(b"not a png")
+    return paths, bad
+
+
+def _lines(text, name):
+    return [line for line in text.splitlines() if name in line]
+
+
+def test_denoise_end_to_end_with_a_corrupt_file(ckpts, images, tmp_path, capsys):
+    (a, b), bad = images
+    out = tmp_path / "out"
+    code = main(["denoise", str(a), str(bad), str(b), "-o", str(out), "--checkpoint", str(ckpts["denoise"]),
+                 "--device", "cpu", "--per-channel"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "broken.png" in captured.err and "1 of 3" in captured.err
+    line = _lines(captured.out, "b.png")[0]
+    assert "32x48" in line and "ms" in line and "noise std" in line
+    restorer = SupervisedRestorer(ckpts["denoise"], device="cpu")
+    for path in (a, b):
+        written = load_image(out / f"{path.stem}.png")
+        expected = restorer.restore(load_image(path), per_channel=True)
+        assert written.shape == expected.shape
+        np.testing.assert_allclose(written, expected, atol=LEVEL / 2 + 1e-6)
+    assert not (out / "broken.png").exists()
+
+
+def test_denoise_converts_colour_to_gray_without_per_channel(ckpts, images, tmp_path, capsys):
+    (a, _), _ = images
+    assert main(["denoise", str(a), "-o", str(tmp_path / "o"), "--checkpoint", str(ckpts["denoise"]),
+                 "--device", "cpu"]) == 0
+    written = load_image(tmp_path / "o" / "occluded_a.png")
+    assert np.array_equal(written[..., 0], written[..., 1])  # a gray file
+
+
+def test_complete_with_mask_files_keeps_known_pixels(ckpts, images, tmp_path, capsys):
+    (a, b), _ = images
+    masks = tmp_path / "masks"
+    mask_a = np.zeros((40, 56), np.float32)
+    mask_a[10:26, 20:36] = 1.0
+    save_image(masks / "a.png", mask_a)  # found without the occluded_ prefix
+    out = tmp_path / "out"
+    code = main(["complete", str(a), str(b), "-o", str(out), "--checkpoint", str(ckpts["completion"]),
+                 "--masks", str(masks), "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert code == 1  # b has no mask file
+    assert "b.png" in captured.err and "no mask" in captured.err
+    assert "hole 11.4% (256 px)" in _lines(captured.out, "occluded_a.png")[0]
+    written, original = load_image(out / "occluded_a.png"), load_image(a)
+    known = mask_a == 0
+    assert np.array_equal(written[known], original[known])  # bit-exact outside the hole (8-bit in, 8-bit out)
+    assert not np.array_equal(written[~known], original[~known])
+
+
+def test_complete_estimates_holes_without_mask_files(ckpts, images, tmp_path, capsys):
+    (a, b), _ = images
+    out = tmp_path / "out"
+    assert main(["complete", str(a), str(b), "-o", str(out), "--checkpoint", str(ckpts["completion"]),
+                 "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert "(256 px)" in _lines(captured.out, "occluded_a.png")[0]
+    assert "(144 px)" in _lines(captured.out, "b.png")[0]  # the 12x12 square, not the dark photo
+    written, original = load_image(out / "b.png"), load_image(b)
+    known = np.ones((48, 32), bool)
+    known[30:42, 4:16] = False
+    assert np.array_equal(written[known], original[known])
+
+
+def test_bad_arguments_exit_2(ckpts, images, tmp_path, capsys):
+    (a, _), _ = images
+    out = str(tmp_path / "out")
+    assert main(["denoise", str(a), "-o", out, "--checkpoint", str(ckpts["completion"])]) == 2
+    err = capsys.readouterr().err
+    assert "complete.pt" in err and "'completion'" in err and "'denoise'" in err
+    assert main(["complete", str(a), "-o", out, "--checkpoint", str(ckpts["completion"]),
+                 "--mask-threshold", "-1"]) == 2
+    assert "--mask-threshold" in capsys.readouterr().err
+    assert main(["enhance", str(a), "-o", out, "--model", "mrpnet"]) == 2
+    assert "--checkpoint" in capsys.readouterr().err
+    assert main(["enhance", str(a), "-o", out, "--model", "mrpnet", "--checkpoint", str(ckpts["lowlight"]),
+                 "--exposure", "0.5"]) == 2
+    assert "--exposure" in capsys.readouterr().err
+    assert main(["enhance", str(a), "-o", out, "--checkpoint", str(ckpts["policy"]),
+                 "--denoiser", str(ckpts["lowlight"])]) == 2
+    assert "'lowlight'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["complete", str(a), "-o", out, "--masks", out, "--mask-threshold", "0.1"])
+    assert exit_info.value.code == 2
+    assert not Path(out).exists()
+
+
+@pytest.mark.skipif(DEFAULT_DENOISE_CHECKPOINT.is_file() or DEFAULT_COMPLETION_CHECKPOINT.is_file(),
+                    reason="the default weights are installed")
+def test_missing_default_weights_ask_for_a_checkpoint(images, tmp_path, capsys):
+    (a, _), _ = images
+    for command, name in (("denoise", "mrpnet_denoise.pt"), ("complete", "gated_pixelrnn_completion.pt")):
+        assert main([command, str(a), "-o", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert name in err and "--checkpoint" in err
+
+
+def test_enhance_with_the_supervised_model(ckpts, images, tmp_path, capsys):
+    (_, b), _ = images
+    out = tmp_path / "out"
+    assert main(["enhance", str(b), "-o", str(out), "--model", "mrpnet", "--checkpoint", str(ckpts["lowlight"]),
+                 "--device", "cpu"]) == 0
+    assert "mean" in _lines(capsys.readouterr().out, "b.png")[0]
+    expected = SupervisedRestorer(ckpts["lowlight"], device="cpu").restore(load_image(b))
+    np.testing.assert_allclose(load_image(out / "b.png"), expected, atol=LEVEL / 2 + 1e-6)
+
+
+def test_enhance_denoiser_changes_the_output_and_equals_denoise_of_enhance(ckpts, images, tmp_path, capsys):
+    (_, b), _ = images
+    plain, denoised = tmp_path / "plain", tmp_path / "denoised"
+    common = ["-o", "--checkpoint", str(ckpts["policy"]), "--device", "cpu"]
+    assert main(["enhance", str(b), common[0], str(plain), *common[1:]]) == 0
+    assert main(["enhance", str(b), common[0], str(denoised), *common[1:], "--denoiser", str(ckpts["denoise"])]) == 0
+    a, d = load_image(plain / "b.png"), load_image(denoised / "b.png")
+    assert np.abs(a - d).max() > 2 * LEVEL
+    enhanced = Enhancer(ckpts["policy"], device="cpu").enhance(load_image(b))
+    manual = SupervisedRestorer(ckpts["denoise"], device="cpu").restore(enhanced, per_channel=True)
+    np.testing.assert_allclose(d, manual, atol=LEVEL / 2 + 1e-6)
+
+
+def test_module_entry_point_runs_denoise(ckpts, images, tmp_path):
+    (a, _), _ = images
+    proc = subprocess.run([sys.executable, "-m", "rlenhance", "denoise", str(a), "-o", str(tmp_path / "o"),
+                           "--checkpoint", str(ckpts["denoise"]), "--device", "cpu"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "o" / "occluded_a.png").is_file()
+
+
+def test_lol_eval_denoiser_and_combined_methods(ckpts, tmp_path, capsys):
+    from experiments import lol_eval
+
+    rng = np.random.default_rng(1)
+    for name in ("001_1", "002_1"):
+        high = rng.uniform(0.2, 0.8, (32, 32, 3)).astype(np.float32)
+        save_image(tmp_path / "pairs" / "high" / f"{name}.png", high)
+        save_image(tmp_path / "pairs" / "low" / f"{name}.png", high * 0.15)
+    table = lol_eval.main(["--data", str(tmp_path / "pairs"), "--split", "all", "--checkpoint",
+                           str(ckpts["policy"]), "--denoiser", str(ckpts["denoise"]), "--combined",
+                           str(ckpts["lowlight"]), "--no-classical", "--device", "cpu"])
+    rows = {row["method"]: row for row in table}
+    assert set(rows) == {"rlenhance (ours)", "rlenhance (ours) + denoiser", "MRPNet+Generator"}
+    assert rows["rlenhance (ours)"]["psnr"] != rows["rlenhance (ours) + denoiser"]["psnr"]
+    assert all(np.isfinite(row["psnr"]) for row in table)
+    with pytest.raises(ValueError, match="'denoise'"):
+        lol_eval.main(["--data", str(tmp_path / "pairs"), "--split", "all", "--checkpoint", str(ckpts["policy"]),
+                       "--combined", str(ckpts["denoise"]), "--device", "cpu"])
