@@ -1,0 +1,218 @@
+"""Classical baselines: denoising filters (against SciPy references), the sigma-picked settings,
+OpenCV inpainting, the optional BM3D and the registries."""
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from rlenhance import baselines
+from rlenhance.baselines import (
+    COMPLETION_BASELINES,
+    DENOISE_BASELINES,
+    DENOISE_SETTINGS,
+    LOWLIGHT_BASELINES,
+    baseline_missing,
+    bilateral_denoise,
+    bm3d_denoise,
+    denoise_settings,
+    gaussian_denoise,
+    inpaint_navier_stokes,
+    inpaint_telea,
+    median_denoise,
+)
+from rlenhance.errors import ImageError
+
+SIZE = 48
+OPENCV_DENOISERS = ("gaussian", "median", "bilateral")
+
+
+def smooth_image(channels: int = 0) -> np.ndarray:
+    """A smooth gray (H, W) image in [0.2, 0.8], or (H, W, C) with ``channels`` > 0."""
+    y, x = np.mgrid[0:SIZE, 0:SIZE] / (SIZE - 1)
+    gray = (0.5 + 0.25 * np.sin(3 * x + 1) * np.cos(2 * y)).astype(np.float32)
+    if not channels:
+        return gray
+    return np.stack([gray, gray[::-1], gray.T][:channels], axis=-1).astype(np.float32)
+
+
+def add_noise(clean: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
+    return clean + np.random.default_rng(seed).normal(0, sigma / 255, clean.shape).astype(np.float32)
+
+
+def mse(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean((a.astype(np.float64) - b) ** 2))
+
+
+# --- denoising -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", OPENCV_DENOISERS)
+@pytest.mark.parametrize("sigma", [15, 25, 50])
+@pytest.mark.parametrize("channels", [0, 1, 3])
+def test_denoisers_reduce_the_error_of_a_noisy_smooth_image(name, sigma, channels):
+    clean = smooth_image(channels)
+    noisy = add_noise(clean, sigma)
+    out = DENOISE_BASELINES[name](noisy, sigma=sigma)
+    assert out.shape == clean.shape and out.dtype == np.float32
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    assert mse(out, clean) < 0.5 * mse(noisy, clean)
+
+
+def test_gaussian_matches_scipy_with_reflected_borders():
+    noisy = add_noise(smooth_image(), 25)
+    for blur_sigma in (0.6, 1.75):
+        expected = ndimage.gaussian_filter(noisy.astype(np.float64), blur_sigma, mode="reflect", truncate=3.0)
+        out = gaussian_denoise(noisy, blur_sigma=blur_sigma)
+        np.testing.assert_allclose(out, np.clip(expected, 0, 1), atol=1e-5)
+    # without blur_sigma, the noise level picks it from the table
+    np.testing.assert_array_equal(gaussian_denoise(noisy, sigma=50),
+                                  gaussian_denoise(noisy, blur_sigma=denoise_settings(50).gaussian_sigma))
+
+
+def test_median_matches_scipy_with_replicated_borders():
+    noisy = add_noise(smooth_image(), 25)
+    once = ndimage.median_filter(noisy, size=3, mode="nearest")
+    np.testing.assert_array_equal(median_denoise(noisy, ksize=3, passes=1), np.clip(once, 0, 1))
+    twice = ndimage.median_filter(once, size=5, mode="nearest")
+    np.testing.assert_array_equal(median_denoise(once, ksize=5, passes=1), np.clip(twice, 0, 1))
+    three = noisy
+    for _ in range(3):
+        three = ndimage.median_filter(three, size=3, mode="nearest")
+    np.testing.assert_array_equal(median_denoise(noisy, sigma=25), np.clip(three, 0, 1))  # table: 3x3, 3 passes
+
+
+def test_median_removes_salt_noise_exactly():
+    image = np.full((16, 16), 0.4, np.float32)
+    image[5, 7] = 1.0
+    assert np.all(median_denoise(image, ksize=3, passes=1) == np.float32(0.4))
+
+
+def test_bilateral_keeps_a_step_edge_sharper_than_gaussian():
+    clean = np.where(np.arange(SIZE)[None, :] < SIZE // 2, 0.2, 0.8).repeat(SIZE, 0).astype(np.float32)
+    noisy = add_noise(clean, 15)
+    band = slice(SIZE // 2 - 3, SIZE // 2 + 3)  # columns next to the edge
+    bilateral = bilateral_denoise(noisy, sigma=15)
+    gaussian = gaussian_denoise(noisy, sigma=15)
+    assert mse(bilateral[:, band], clean[:, band]) < 0.25 * mse(gaussian[:, band], clean[:, band])
+
+
+def test_settings_pick_the_nearest_tuned_noise_level():
+    levels = [row.noise_sigma for row in DENOISE_SETTINGS]
+    assert levels == sorted(levels)
+    assert denoise_settings(25).noise_sigma == 25
+    assert denoise_settings(30).noise_sigma == 25  # a tie goes to the lower level
+    assert denoise_settings(31).noise_sigma == 35
+    assert denoise_settings(0).noise_sigma == levels[0]
+    assert denoise_settings(1000).noise_sigma == levels[-1]
+    widths = [row.gaussian_sigma for row in DENOISE_SETTINGS]
+    assert widths == sorted(widths)  # stronger noise, wider blur
+    assert all(row.median_ksize in baselines.MEDIAN_FLOAT_KSIZES for row in DENOISE_SETTINGS)
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), "25", True])
+def test_bad_sigma_is_named(bad):
+    with pytest.raises(ValueError, match="sigma"):
+        median_denoise(smooth_image(), sigma=bad)
+
+
+@pytest.mark.parametrize("image", [np.zeros((8, 8), np.uint8), np.zeros((8, 8, 4), np.float32),
+                                   np.zeros((2, 8, 8, 1), np.float32), np.zeros((0, 8), np.float32), [[0.5]]])
+@pytest.mark.parametrize("name", OPENCV_DENOISERS)
+def test_bad_images_raise_image_error(image, name):
+    with pytest.raises(ImageError, match=f"{name}_denoise: image"):
+        DENOISE_BASELINES[name](image, sigma=25)
+
+
+def test_bad_filter_parameters_are_named():
+    image = smooth_image()
+    with pytest.raises(ValueError, match="ksize"):
+        median_denoise(image, ksize=7)
+    with pytest.raises(ValueError, match="passes"):
+        median_denoise(image, passes=0)
+    with pytest.raises(ValueError, match="blur_sigma"):
+        gaussian_denoise(image, blur_sigma=0.0)
+    with pytest.raises(ValueError, match="diameter"):
+        bilateral_denoise(image, diameter=0)
+
+
+# --- BM3D (optional) ---------------------------------------------------------------------------------------
+@pytest.mark.skipif(baseline_missing("bm3d") is None, reason="bm3d is installed")
+def test_bm3d_without_the_package_says_how_to_install_it():
+    assert "pip install bm3d" in baseline_missing("bm3d")
+    with pytest.raises(ModuleNotFoundError, match="pip install bm3d"):
+        bm3d_denoise(smooth_image(), sigma=25)
+
+
+@pytest.mark.skipif(baseline_missing("bm3d") is not None, reason="bm3d is not installed (optional)")
+def test_bm3d_beats_the_median_filter():
+    clean = smooth_image()
+    noisy = add_noise(clean, 25)
+    out = bm3d_denoise(noisy, sigma=25)
+    assert out.shape == clean.shape and out.dtype == np.float32
+    assert mse(out, clean) < mse(median_denoise(noisy, sigma=25), clean)
+
+
+# --- completion --------------------------------------------------------------------------------------------
+def gradient_with_hole(channels: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(original, occluded, mask): a linear ramp with a black 12x12 square hole."""
+    y, x = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) / (SIZE - 1)
+    ramp = 0.2 + 0.5 * x + 0.2 * y
+    original = ramp if not channels else np.stack([ramp, 1 - ramp, 0.5 * ramp][:channels], axis=-1)
+    mask = np.zeros((SIZE, SIZE), bool)
+    mask[16:28, 18:30] = True
+    occluded = original.copy()
+    occluded[mask] = 0.0
+    return original.astype(np.float32), occluded.astype(np.float32), mask
+
+
+@pytest.mark.parametrize("fn", [inpaint_telea, inpaint_navier_stokes])
+@pytest.mark.parametrize("channels", [0, 1, 3])
+def test_inpainting_fills_a_smooth_gradient_and_never_changes_known_pixels(fn, channels):
+    original, occluded, mask = gradient_with_hole(channels)
+    out = fn(occluded, mask)
+    assert out.shape == occluded.shape and out.dtype == np.float32
+    np.testing.assert_array_equal(out[~mask], occluded[~mask])  # bit-exact outside the hole
+    error = np.abs(out - original)[mask]
+    assert error.mean() < 0.03 and error.max() < 0.06  # the hole was 0: errors of ~0.5 before
+
+
+def test_telea_is_accurate_on_unit_range_floats():
+    """OpenCV's float32 Telea breaks on [0, 1] values (opencv/opencv#25404); the wrapper avoids it."""
+    image = np.full((9, 9), 0.5, np.float32)
+    mask = np.zeros((9, 9), bool)
+    mask[3:6, 3:6] = True
+    image[mask] = 0.0
+    np.testing.assert_allclose(inpaint_telea(image, mask, radius=1), 0.5, atol=1e-4)  # raw OpenCV: errors of 0.5
+
+
+@pytest.mark.parametrize("mask_of", [lambda m: m, lambda m: m.astype(np.float32), lambda m: m[..., None],
+                                     lambda m: (m * 255).astype(np.uint8)])
+def test_mask_forms_agree(mask_of):
+    _, occluded, mask = gradient_with_hole(3)
+    np.testing.assert_array_equal(inpaint_telea(occluded, mask_of(mask)), inpaint_telea(occluded, mask))
+
+
+def test_inpainting_input_errors():
+    _, occluded, mask = gradient_with_hole(3)
+    with pytest.raises(ImageError, match="mask is 10x48"):
+        inpaint_telea(occluded, mask[:10])
+    with pytest.raises(ImageError, match="inpaint_navier_stokes: mask"):
+        inpaint_navier_stokes(occluded, mask.tolist())
+    with pytest.raises(ImageError, match="inpaint_telea: image"):
+        inpaint_telea((occluded * 255).astype(np.uint8), mask)
+    with pytest.raises(ValueError, match="radius"):
+        inpaint_telea(occluded, mask, radius=0)
+
+
+# --- registries --------------------------------------------------------------------------------------------
+def test_registries_are_read_only_and_follow_their_calling_convention():
+    assert set(LOWLIGHT_BASELINES) == {"auto-gamma", "histeq", "clahe"}
+    assert set(DENOISE_BASELINES) == {"gaussian", "median", "bilateral", "bm3d"}
+    assert set(COMPLETION_BASELINES) == {"telea", "navier-stokes"}
+    with pytest.raises(TypeError):
+        DENOISE_BASELINES["other"] = median_denoise
+    dark = 0.1 * smooth_image(3)
+    for fn in LOWLIGHT_BASELINES.values():
+        assert fn(dark).shape == dark.shape and fn(dark).mean() > dark.mean()
+    original, occluded, mask = gradient_with_hole(3)
+    for fn in COMPLETION_BASELINES.values():
+        assert fn(occluded, mask).shape == original.shape
+    assert baseline_missing("median") is None and baseline_missing("telea") is None
