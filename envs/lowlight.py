@@ -44,6 +44,7 @@ class LowLightTask(PixelTask):
         cond_scale: tuple[float, ...] | None = None,
         cond_offset: tuple[float, ...] | None = None,
         reward_scale: float = 255.0,
+        observe_exposure_gap: bool = False,
         **common: Any,
     ):
         super().__init__(num_envs, max_episode_steps=max_episode_steps, data_kind="paired", **common)
@@ -84,6 +85,7 @@ class LowLightTask(PixelTask):
         self.cond_scale = torch.tensor(cond_scale, dtype=torch.float32, device=self.device)
         self.cond_offset = torch.tensor(cond_offset, dtype=torch.float32, device=self.device)
         self.reward_scale = float(reward_scale)
+        self.observe_exposure_gap = bool(observe_exposure_gap)
 
         h, w = self.image_size
         image = spaces.Box(0.0, 1.0, (3, h, w), np.float32)
@@ -92,6 +94,8 @@ class LowLightTask(PixelTask):
             "original": image,
             "cond": spaces.Box(-np.inf, np.inf, (len(COND_FIELDS),), np.float32),
         })
+        if self.observe_exposure_gap:
+            self.single_observation_space["exposure_gap"] = spaces.Box(-1.0, 1.0, (1, h, w), np.float32)
         if action_type == "discrete":
             self.single_action_space = spaces.MultiDiscrete(np.full((3, h, w), len(alpha_table)))
         else:
@@ -131,7 +135,10 @@ class LowLightTask(PixelTask):
 
     # --- observation, transition, reward ---------------------------------------------------
     def observe(self) -> dict[str, torch.Tensor]:
-        return {"image": self.image, "original": self.original, "cond": self.cond}
+        obs = {"image": self.image, "original": self.original, "cond": self.cond}
+        if self.observe_exposure_gap:
+            obs["exposure_gap"] = losses.exposure_gap(self.image, self.target)
+        return obs
 
     def alpha(self, actions: torch.Tensor) -> torch.Tensor:
         """Per-pixel, per-channel curve parameters (B, 3, H, W) for a batch of actions."""
@@ -214,6 +221,9 @@ class LowLightEnv(PixelEnv):
     ``(value - cond_offset) / cond_scale``, for policies conditioned on the user's setting. By
     default the encoding maps each value's sampling range (``exposure_range``, and each weight
     times ``weight_range``) onto [-1, 1], so every conditioning plane has a comparable spread.
+    With ``observe_exposure_gap=True`` the observation also holds ``"exposure_gap"``,
+    ``Box(-1, 1, (1, H, W))``: ``E - mean_c(image)`` per pixel (``rlenhance.losses.exposure_gap``),
+    the signed distance of the current state to this episode's exposure target.
 
     ## Rewards
     Per pixel, the decrease of a loss between the previous and the new state, so the return of an
@@ -239,7 +249,8 @@ class LowLightEnv(PixelEnv):
     Those of :class:`envs.base.PixelTask` (``data``, ``split``, ``split_seed``, ``crop`` (64),
     ``device``, ``validate_actions``), ``max_episode_steps``, ``action_type``, ``alpha_table``, ``damping``, ``reward``, ``w_exposure``,
     ``w_color``, ``w_spatial``, ``w_smooth``, ``exposure_target``, ``exposure_patch``, ``conditioned``,
-    ``exposure_range``, ``weight_range``, ``cond_scale``, ``cond_offset``, ``reward_scale``.
+    ``exposure_range``, ``weight_range``, ``cond_scale``, ``cond_offset``, ``reward_scale``,
+    ``observe_exposure_gap``.
 
     ## Version History
     * v0: initial version.

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rlenhance import losses
 from rlenhance.checkpoint import build_model, load_checkpoint
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.models.policy import PixelActorCritic, build_policy_input
@@ -131,8 +132,13 @@ class Enhancer:
         scale = min(1.0, self.max_side / max(height, width))
         small = F.interpolate(image, size=(max(1, round(height * scale)), max(1, round(width * scale))),
                               mode="area") if scale < 1 else image
+        target = None
+        if self.env.get("observe_exposure_gap", False):  # decode E from the encoded cond
+            offset = self.env.get("cond_offset", [0.0] * cond.shape[1])
+            target = cond[:, 0] * float(self.env["cond_scale"][0]) + float(offset[0])
         return greedy_rollout(self.policy, small, cond, steps=self.steps, alpha_table=self.alpha_table,
-                              damping=float(self.env["damping"]), alpha_mode=self.alpha_mode)[1]
+                              damping=float(self.env["damping"]), alpha_mode=self.alpha_mode,
+                              exposure_target=target)[1]
 
     @torch.no_grad()
     def enhance_array(self, image: np.ndarray, **setting: float | None) -> EnhanceResult:
@@ -167,8 +173,8 @@ class Enhancer:
 
 @torch.no_grad()
 def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Tensor | None, *, steps: int,
-                   alpha_table: torch.Tensor, damping: float = 0.0,
-                   alpha_mode: str = "mean") -> tuple[torch.Tensor, list[torch.Tensor]]:
+                   alpha_table: torch.Tensor, damping: float = 0.0, alpha_mode: str = "mean",
+                   exposure_target: float | torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Run a low-light policy deterministically for ``steps`` steps.
 
     A discrete policy's alpha is, with ``alpha_mode="mean"`` (default), the expectation
@@ -189,6 +195,8 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
         alpha_table: (n_actions,) alpha per discrete action.
         damping: ReLLIE's damping d in s <- (1 - d) LE(s) + d s.
         alpha_mode: "mean" or "argmax" (discrete policies).
+        exposure_target: for a policy trained with the env's ``observe_exposure_gap``: the target
+            E (float or (B,)) from which its ``exposure_gap`` input plane is computed; None otherwise.
 
     Returns:
         ``(enhanced, maps)``: the enhanced batch and the list of (B, 3, H, W) alpha maps applied.
@@ -197,7 +205,10 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
         raise ValueError(f"alpha_mode: expected one of {ALPHA_MODES}, got {alpha_mode!r}")
     original, current, hidden, maps = image, image, None, []
     for _ in range(steps):
-        x, _ = build_policy_input({"image": current, "original": original})
+        obs = {"image": current, "original": original}
+        if exposure_target is not None:
+            obs["exposure_gap"] = losses.exposure_gap(current, exposure_target)
+        x, _ = build_policy_input(obs)
         # distributions at the policy's working resolution; only the 3-channel alpha map is upsampled
         out = policy(x, cond=cond if policy.cond_dim else None, hidden=hidden, full_resolution=False)
         hidden = out.hidden

@@ -37,6 +37,7 @@ from rlenhance.metrics import _as_batch, _as_batch_pair, ssim
 __all__ = [
     "NonReferenceLoss",
     "color_constancy_loss",
+    "exposure_gap",
     "exposure_loss",
     "illumination_smoothness_loss",
     "l1_loss",
@@ -107,6 +108,26 @@ def exposure_loss(
     height, width = x.shape[-2:]
     patch_error = (_patch_means(x.mean(dim=1, keepdim=True), patch_size) - target).pow(2)
     return _finish(_upsample_patches(patch_error, patch_size, height, width), return_map)
+
+
+def exposure_gap(x: torch.Tensor, target: float | torch.Tensor) -> torch.Tensor:
+    """Signed per-pixel exposure error ``target - mean_c(x)``: what is left to brighten (> 0) or
+    darken (< 0) to reach the exposure target. A conditioned low-light policy sees it as an input
+    plane, so "how far from *this* target" is read directly instead of being inferred from a
+    constant conditioning plane (compare FFDNet's noise-level map).
+
+    Args:
+        x: image(s), float in [0, 1], shape (B, C, H, W) or (C, H, W).
+        target: exposure target E, a float or a tensor broadcastable to (B, 1, 1, 1), e.g. (B,).
+
+    Returns:
+        float tensor (B, 1, H, W) in [E - 1, E].
+    """
+    x = _as_batch(x, "x")
+    target = torch.as_tensor(target, dtype=x.dtype, device=x.device)
+    if target.dim() == 1:
+        target = target.view(-1, 1, 1, 1)
+    return target - x.mean(dim=1, keepdim=True)
 
 
 def _safe_sqrt(t: torch.Tensor) -> torch.Tensor:

@@ -72,7 +72,7 @@ __all__ = [
 
 
 #: Observation keys concatenated (in this order) into the policy input; see build_policy_input.
-POLICY_INPUT_KEYS: tuple[str, ...] = ("image", "original", "mask")
+POLICY_INPUT_KEYS: tuple[str, ...] = ("image", "original", "exposure_gap", "mask")
 #: Trunks a PixelActorCritic can be built with (its ``backbone`` argument).
 BACKBONES: tuple[str, ...] = ("fcn", "mrpnet", "pixelrnn")
 #: Image planes a supervised backbone reads by default: RGB when the input holds that many, else gray.
@@ -112,7 +112,8 @@ def build_policy_input(
 
     This is the single place that decides the policy input; agents (training) and the
     inference code call it alike. For LowLight the input is ``image`` then ``original``
-    (6 channels) plus ``cond`` (B, 5); for Denoise ``image`` (1 or 3 channels); for Completion
+    (6 channels; 7 with the env's ``observe_exposure_gap``, the signed per-pixel distance to the
+    exposure target) plus ``cond`` (B, 5); for Denoise ``image`` (1 or 3 channels); for Completion
     ``image`` then ``mask``.
 
     Args:

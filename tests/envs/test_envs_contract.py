@@ -244,3 +244,18 @@ def test_bad_actions_are_named():
         venv.step(torch.zeros((2, 1, 8, 8)))
     with pytest.raises(ValueError, match="make_vec|id"):
         envs.make_vec("rlenhance/Nope-v0")
+
+
+def test_lowlight_exposure_gap_observation_is_the_signed_distance_to_each_target():
+    venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=4, crop=16, conditioned=True, observe_exposure_gap=True)
+    obs, _ = venv.reset(seed=3)
+    assert "exposure_gap" in venv.single_observation_space.spaces
+    target = obs["cond"][:, 0] * venv.cond_scale[0] + venv.cond_offset[0]
+    expected = target.view(-1, 1, 1, 1) - obs["image"].mean(dim=1, keepdim=True)
+    assert torch.allclose(obs["exposure_gap"], expected, atol=1e-6)
+    obs, *_ = venv.step(torch.full((4, 3, 16, 16), venv.n_actions - 1))  # brighten: the gap shrinks
+    assert torch.allclose(obs["exposure_gap"], target.view(-1, 1, 1, 1) - obs["image"].mean(dim=1, keepdim=True),
+                          atol=1e-6)
+    assert float(obs["exposure_gap"].mean()) < float(expected.mean())
+    plain = envs.make_vec("rlenhance/LowLight-v0", num_envs=1, crop=16)
+    assert "exposure_gap" not in plain.reset(seed=0)[0]
