@@ -122,6 +122,13 @@ class LowLightTask(PixelTask):
         self.target, *self.w = (c.view(-1, 1, 1, 1) for c in setting.unbind(1))
         self.state_loss = self._state_loss(self.image)
 
+    def setting_cond(self, n: int) -> torch.Tensor:
+        """The encoded conditioning vector of the env's fixed setting (``exposure_target`` and the
+        four weights), repeated (n, 5): what a conditioned policy is evaluated with."""
+        values = torch.tensor([self.exposure_target, *self.weights.values()], dtype=torch.float32,
+                              device=self.device)
+        return ((values - self.cond_offset) / self.cond_scale).expand(n, -1)
+
     def _sample_cond(self, rng: np.random.Generator) -> torch.Tensor:
         """Conditioning values (B, 5): the fixed setting, or per-image samples when conditioned."""
         values = np.array([self.exposure_target, *self.weights.values()], dtype=np.float64)

@@ -131,3 +131,21 @@ def test_asynchronous_hogwild_workers(tmp_path):
         rows = [r for r in csv.DictReader(handle) if r["metric"] == "charts/episodes"]
     assert sum(float(r["value"]) for r in rows) == 4  # the episode count is shared by the workers
     assert load_checkpoint(out / "checkpoints" / "last.pt")["extra"]["episode"] == 4
+
+
+def test_sac_agent_trains_continuous_alphas_the_enhancer_applies(tmp_path):
+    from experiments import lol_train
+    from rlenhance.enhance import Enhancer
+
+    args = list(TINY)
+    args[args.index("--episodes") + 1] = "2"
+    out = lol_train.main([*args, "--agent", "sac", "--sac-learning-starts", "2", "--sac-batch", "2",
+                          "--out", str(tmp_path / "sac")])
+    best = load_checkpoint(out / "checkpoints" / "best.pt")
+    assert best["extra"]["algorithm"] == "sac" and best["extra"]["env"]["action_type"] == "continuous"
+    assert best["arch"]["kwargs"]["bounded_mean"] is False and best["arch"]["kwargs"]["n_actions"] is None
+    config = json.loads((out / "config.json").read_text())
+    assert config["action"] == "continuous" and config["gamma"] < 1
+    dark = np.full((24, 40, 3), 0.1, np.float32)
+    result = Enhancer(out / "checkpoints" / "best.pt", device="cpu").enhance(dark)
+    assert result.shape == dark.shape and np.isfinite(result).all()

@@ -1,0 +1,359 @@
+"""Deterministic rollouts of a trained pixel policy on given images: how A3C / SAC restore images.
+
+A pixel policy (:class:`rlenhance.models.policy.PixelActorCritic`, trained by A3C or SAC) restores
+an image by running the task's own transition for a fixed number of steps: the same batched core
+(:class:`envs.base.PixelTask`: the Denoise filter bank, the Completion fill actions, the LowLight
+curve) that training used, started from the images given through ``reset(options=...)``:
+
+=============  ===================================================  ============================
+task           ``options`` (tensors (C, H, W) or (B, C, H, W))      returned ``image``
+=============  ===================================================  ============================
+Denoise        ``{"clean", "noisy"}`` (clean only scores rewards)   the denoised image
+Completion     ``{"occluded", "original", "mask"}`` (mask 1 = hole)  the completed image
+LowLight       ``{"low"}`` (+ ``"high"``, ``"cond"``)                the enhanced image
+=============  ===================================================  ============================
+
+Three entry points:
+
+* :func:`policy_rollout` - one batch of images of one size; returns the final images.
+* :func:`rollout_images` - a list of whole images of any sizes (BSD68 mixes 321x481 and
+  481x321): grouped by size, batched, returned in the input order.
+* :func:`load_rollout_policy` - a checkpoint of ``experiments.denoise_train`` /
+  ``experiments.completion_train`` (``extra["env"]``) as a ready :class:`RolloutPolicy`, e.g. for
+  ``experiments.compare``::
+
+      restorer = load_rollout_policy("runs/denoise_train/checkpoints/best.pt", device="cpu")
+      outputs = restorer.restore([{"clean": clean, "noisy": noisy} for clean, noisy in pairs])
+
+The task object is never modified: the rollout runs on a shallow copy resized to the images
+(:func:`task_view`), so a training env can lend its task to evaluation between episodes.
+
+Actions: ``greedy=True`` (default) takes the most probable action of a categorical policy, the
+mean of an A3C Gaussian (clamped to [-1, 1]) or ``tanh(mean)`` of SAC's tanh-Gaussian
+(``bounded_mean=False``); ``greedy=False`` samples from the policy with ``generator``. With
+``block_actions=True`` and a downscaled policy, actions are chosen per ``downscale`` block at the
+policy's working resolution and repeated over the block, as A3C trains with ``block_actions``.
+For low-light images prefer :class:`rlenhance.Enhancer` (expected alphas, any image size, tiling);
+:func:`policy_rollout` on a LowLight task is the env's own discrete/continuous transition.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from agents.distributions import PixelCategorical, PixelGaussian
+from envs.base import PixelTask
+from rlenhance.checkpoint import build_model, load_checkpoint
+from rlenhance.errors import CheckpointError, ImageError
+from rlenhance.models.policy import PixelActorCritic, PolicyOutput, build_policy_input
+
+__all__ = [
+    "CompletionPredictor",
+    "RolloutPolicy",
+    "choose_actions",
+    "load_predictor",
+    "load_rollout_policy",
+    "policy_rollout",
+    "rollout_images",
+    "task_view",
+]
+
+#: Rank of an image entry of ``options``: (C, H, W) for one image or (B, C, H, W).
+_IMAGE_DIMS = (3, 4)
+#: Rank of a per-image space of image planes, (C, H, W).
+_PLANES_RANK = 3
+#: Continuous actions live in the Box [-ACTION_BOUND, ACTION_BOUND].
+ACTION_BOUND = 1.0
+#: ``extra["env"]`` keys a checkpoint needs for :func:`load_rollout_policy`.
+ROLLOUT_KEYS = ("task", "env_id", "env_kwargs", "steps", "block_actions")
+
+
+# --- the task at the images' size ------------------------------------------------------------------
+def _resized_space(space: gym.Space, size: tuple[int, int]) -> gym.Space:
+    """``space`` with every (C, H, W) Box / MultiDiscrete resized to (C, *size); others unchanged."""
+    if isinstance(space, gym.spaces.Dict):
+        return gym.spaces.Dict({k: _resized_space(v, size) for k, v in space.spaces.items()})
+    if space.shape is None or len(space.shape) != _PLANES_RANK:
+        return space
+    shape = (space.shape[0], *size)
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return gym.spaces.MultiDiscrete(np.full(shape, int(space.nvec.flat[0])))
+    if isinstance(space, gym.spaces.Box):
+        return gym.spaces.Box(float(space.low.flat[0]), float(space.high.flat[0]), shape, space.dtype)
+    return space
+
+
+def task_view(task: Any, num_envs: int, size: tuple[int, int]) -> PixelTask:
+    """A shallow copy of a task for ``num_envs`` images of ``size`` = (H, W).
+
+    The copy shares the task's data set, tables and predictor, but has its own batch size, image
+    size, spaces, state and torch generator, so stepping it never touches the original (a training
+    env's task can be lent to evaluation).
+
+    Args:
+        task: a :class:`envs.base.PixelTask`, or a vector env holding one as ``.task``.
+        num_envs: batch size B >= 1.
+        size: (H, W) of the images.
+    """
+    task = getattr(task, "task", task)
+    if not isinstance(task, PixelTask):
+        raise TypeError(f"task: expected a PixelTask or a vector env with .task, got {type(task).__name__}")
+    view = copy.copy(task)
+    view.num_envs = int(num_envs)
+    view.image_size = (int(size[0]), int(size[1]))
+    view.generator = torch.Generator(device=task.device)
+    view.single_observation_space = _resized_space(task.single_observation_space, view.image_size)
+    view.single_action_space = _resized_space(task.single_action_space, view.image_size)
+    view.t, view.done = 0, True
+    return view
+
+
+def _batch_shape(options: Mapping[str, Any]) -> tuple[int, tuple[int, int]]:
+    """(B, (H, W)) shared by the image entries of ``options``; ValueError when they disagree."""
+    shapes = {}
+    for key, value in options.items():
+        shape = tuple(np.shape(value))
+        if len(shape) in _IMAGE_DIMS:
+            shapes[key] = (1 if len(shape) == 3 else shape[0], shape[-2:])
+    if not shapes:
+        raise ImageError(f"options: no image entry among {sorted(options)}; expected tensors (C, H, W) or "
+                         "(B, C, H, W), e.g. {'clean', 'noisy'} (Denoise) or {'occluded', 'original', 'mask'} "
+                         "(Completion)")
+    if len(set(shapes.values())) != 1:
+        found = ", ".join(f"{k}: B={b}, HxW={h}x{w}" for k, (b, (h, w)) in shapes.items())
+        raise ImageError(f"options: image entries disagree in batch or size ({found}); give images of one size "
+                         "per call (rollout_images groups images of different sizes)")
+    return next(iter(shapes.values()))
+
+
+# --- actions ---------------------------------------------------------------------------------------
+def choose_actions(policy: PixelActorCritic, out: PolicyOutput, *, greedy: bool = True,
+                   generator: torch.Generator | None = None) -> Tensor:
+    """Actions of one policy output (at the output's resolution).
+
+    Args:
+        policy: the network that produced ``out`` (its ``bounded_mean`` says A3C vs SAC Gaussian).
+        out: the policy's output.
+        greedy: most probable action / Gaussian mode; False samples with ``generator``.
+        generator: torch generator on the output's device (sampling only).
+
+    Returns:
+        int64 (B, C, h, w) action indices, or float32 (B, C, h, w) in [-1, 1].
+    """
+    if out.logits is not None:
+        dist = PixelCategorical(out.logits)
+        return dist.mode() if greedy else dist.sample(generator)
+    gaussian = PixelGaussian(out.mean, out.log_std, squash=not policy.bounded_mean)
+    actions = gaussian.mode() if greedy else gaussian.sample(generator)
+    return actions.clamp(-ACTION_BOUND, ACTION_BOUND)
+
+
+def _to_pixels(actions: Tensor, scale: int, size: tuple[int, int]) -> Tensor:
+    """Block actions (B, C, h, w) repeated over their scale x scale pixels, cropped to ``size``."""
+    return actions.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)[..., :size[0], :size[1]]
+
+
+# --- rollouts --------------------------------------------------------------------------------------
+@torch.no_grad()
+def policy_rollout(policy: PixelActorCritic, task: Any, options: Mapping[str, Any], *, greedy: bool = True,
+                   steps: int | None = None, block_actions: bool = False, seed: int = 0,
+                   generator: torch.Generator | None = None) -> Tensor:
+    """Run a pixel policy on given images through a task's transition; return the final images.
+
+    Equivalent to ``reset(options=options)`` on an env of the task sized to the images, then
+    ``steps`` steps with the policy's greedy (or sampled) actions, carrying the ConvGRU state.
+    The policy runs in eval mode (restored afterwards) on its own device; the task on its device.
+
+    Args:
+        policy: the trained actor.
+        task: a :class:`envs.base.PixelTask` or a vector env (``.task``); not modified.
+        options: the episode's images for the task's ``reset`` (module table): tensors or arrays
+            (C, H, W) or (B, C, H, W), float in [0, 1] (a Denoise ``noisy`` image may leave [0, 1]),
+            all of one batch and size.
+        greedy: deterministic actions (default); False samples from the policy.
+        steps: number of steps; None = the task's ``max_episode_steps``.
+        block_actions: choose actions per ``policy.downscale`` block (as A3C's ``block_actions``).
+        seed: seeds the task's own draws at reset (e.g. Denoise noise when ``noisy`` is absent).
+        generator: sampling generator on the policy's device (``greedy=False`` only).
+
+    Returns:
+        float32 (B, C, H, W) on the task's device: the observation ``image`` after the last step
+        (denoised / completed / enhanced; Denoise outputs are not clipped, clamp before scoring).
+
+    Raises:
+        ImageError: no image entry in ``options``, entries of different sizes, or images the
+            policy cannot read (wrong channel count).
+        ValueError: ``steps`` < 1, or options the task rejects.
+    """
+    batch, size = _batch_shape(options)
+    view = task_view(task, batch, size)
+    n_steps = view.max_episode_steps if steps is None else int(steps)
+    if n_steps < 1:
+        raise ValueError(f"steps: expected an int >= 1 (or None for the task's episode length), got {steps!r}")
+    view.max_episode_steps = n_steps
+    device = next(policy.parameters()).device
+    blocks = block_actions and policy.downscale > 1
+    was_training = policy.training
+    policy.eval()
+    try:
+        obs = view.reset(np.random.default_rng(seed), dict(options))
+        hidden = None
+        for _ in range(n_steps):
+            x, cond = build_policy_input({k: v.to(device) for k, v in obs.items()})
+            out = policy(x, cond if policy.cond_dim else None, hidden, full_resolution=not blocks)
+            actions = choose_actions(policy, out, greedy=greedy, generator=generator)
+            if blocks:
+                actions = _to_pixels(actions, policy.downscale, size)
+            obs, *_ = view.step(actions.to(view.device))
+            hidden = out.hidden
+    finally:
+        policy.train(was_training)
+    return obs["image"]
+
+
+@torch.no_grad()
+def rollout_images(policy: PixelActorCritic, task: Any, items: Sequence[Mapping[str, Any]], *,
+                   batch_size: int = 1, **rollout_kwargs: Any) -> list[Tensor]:
+    """:func:`policy_rollout` over whole images of any sizes, in batches of images of one size.
+
+    Args:
+        policy: the trained actor.
+        task: the task (or vector env) whose transition restores the images.
+        items: one ``options`` dict per image, entries (C, H, W).
+        batch_size: images per rollout (only images of one size share a batch; 1 = one at a time).
+        **rollout_kwargs: ``greedy``, ``steps``, ``block_actions``, ``seed``, ``generator``.
+
+    Returns:
+        One (C, H, W) output per item, in the order of ``items``, on the task's device.
+    """
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
+    groups: dict[tuple[int, int], list[int]] = {}
+    for index, item in enumerate(items):
+        count, size = _batch_shape(item)
+        if count != 1 or any(len(np.shape(v)) == _IMAGE_DIMS[1] for v in item.values()):
+            raise ImageError(f"items[{index}]: expected one image per item, entries (C, H, W)")
+        groups.setdefault(size, []).append(index)
+    outputs: list[Tensor | None] = [None] * len(items)
+    for indices in groups.values():
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start:start + batch_size]
+            options = {key: torch.stack([torch.as_tensor(items[i][key]) for i in chunk])
+                       for key in items[chunk[0]]}
+            result = policy_rollout(policy, task, options, **rollout_kwargs)
+            for i, image in zip(chunk, result):
+                outputs[i] = image
+    return outputs  # type: ignore[return-value]
+
+
+# --- completion predictors ---------------------------------------------------------------------------
+class CompletionPredictor:
+    """A supervised completion network as ``CompletionTask``'s ``predictor``: ``(occluded, mask) ->
+    prediction``, float (B, 3, H, W) in [0, 1], computed without gradients in eval mode.
+
+    Args:
+        model: a GatedPixelRNN (reads image and mask) or an image-only network (PixelRNN, MRPNet).
+        needs_mask: the model's forward takes ``(image, mask)``.
+    """
+
+    def __init__(self, model: nn.Module, needs_mask: bool):
+        self.model = model.eval()
+        self.needs_mask = bool(needs_mask)
+
+    @torch.no_grad()
+    def __call__(self, occluded: Tensor, mask: Tensor) -> Tensor:
+        device = next(self.model.parameters()).device
+        image, hole = occluded.to(device), mask.to(device)
+        pred = self.model(image, hole) if self.needs_mask else self.model(image)
+        return pred.clamp(0.0, 1.0).to(occluded.device)
+
+
+def load_predictor(path: str | Path, *, device: str | torch.device = "cpu") -> CompletionPredictor:
+    """Load a completion checkpoint of ``experiments.supervised_train`` as a predictor.
+
+    Raises:
+        CheckpointError: the file is not a checkpoint of an RGB completion network (the message
+            names the file and what it holds).
+    """
+    from rlenhance.models.mrpnet import MODELS as MRPNET_MODELS
+    from rlenhance.models.pixelrnn import MODELS as PIXELRNN_MODELS
+
+    ckpt = load_checkpoint(path)
+    inference = (ckpt.get("extra") or {}).get("inference") or {}
+    if inference.get("task", "completion") != "completion":
+        raise CheckpointError(f"--predictor {path}: a {inference.get('model')} trained for --task "
+                              f"{inference.get('task')}; expected a completion model (supervised_train "
+                              "--task completion, e.g. --model gated-pixelrnn)")
+    if int(inference.get("channels", 3)) != 3:
+        raise CheckpointError(f"--predictor {path}: a {inference.get('channels')}-channel model; completion is RGB")
+    model = build_model(ckpt, {**MRPNET_MODELS, **PIXELRNN_MODELS}).to(device)
+    needs_mask = bool(inference.get("needs_mask", ckpt["arch"]["class"] == "GatedPixelRNN"))
+    return CompletionPredictor(model, needs_mask)
+
+
+# --- checkpoints ----------------------------------------------------------------------------------------
+@dataclass
+class RolloutPolicy:
+    """A trained pixel policy with the task it restores images through (see :func:`load_rollout_policy`).
+
+    Attributes:
+        policy: the actor (eval mode).
+        task: the task core at batch 1 (resized per call by the rollout).
+        steps: steps per rollout.
+        block_actions: actions per downscale block (as trained).
+        config: the checkpoint's ``extra["env"]``.
+        path: the checkpoint file.
+    """
+
+    policy: PixelActorCritic
+    task: PixelTask
+    steps: int
+    block_actions: bool
+    config: dict
+    path: Path
+
+    def restore(self, items: Sequence[Mapping[str, Any]], *, batch_size: int = 1) -> list[Tensor]:
+        """Greedy rollouts on whole images (one ``options`` dict per image, entries (C, H, W));
+        outputs (C, H, W) in order, on the task's device (clamp Denoise outputs to [0, 1])."""
+        return rollout_images(self.policy, self.task, items, batch_size=batch_size, steps=self.steps,
+                              block_actions=self.block_actions)
+
+
+def load_rollout_policy(path: str | Path, *, device: str | torch.device = "cpu",
+                        predictor: Callable[[Tensor, Tensor], Tensor] | None = None) -> RolloutPolicy:
+    """Load a checkpoint of ``experiments.denoise_train`` / ``experiments.completion_train``.
+
+    The task is rebuilt from ``extra["env"]`` (``env_id`` and ``env_kwargs``) on the embedded
+    default data (only its transition is used). A completion policy trained with ``--predictor``
+    needs the predictor back: ``predictor`` if given, else the checkpoint path recorded in
+    ``extra["env"]["predictor"]`` (:func:`load_predictor`).
+
+    Raises:
+        CheckpointError: not a policy checkpoint, or ``extra["env"]`` lacks the rollout
+            configuration (e.g. a lol_train checkpoint: use :class:`rlenhance.Enhancer`).
+    """
+    import envs  # registers the env ids
+
+    ckpt = load_checkpoint(path)
+    config = dict((ckpt.get("extra") or {}).get("env") or {})
+    missing = [k for k in ROLLOUT_KEYS if k not in config]
+    if missing:
+        raise CheckpointError(f"checkpoint {path}: extra['env'] lacks {missing}; expected a checkpoint of "
+                              "experiments.denoise_train or experiments.completion_train (low-light policies: "
+                              "rlenhance.Enhancer)")
+    policy = build_model(ckpt, {"PixelActorCritic": PixelActorCritic}).to(device).eval()
+    env_kwargs = dict(config["env_kwargs"])
+    if config.get("predictor"):
+        env_kwargs["predictor"] = predictor if predictor is not None else load_predictor(config["predictor"],
+                                                                                         device=device)
+    venv = envs.make_vec(config["env_id"], num_envs=1, device=device, **env_kwargs)
+    return RolloutPolicy(policy=policy, task=venv.task, steps=int(config["steps"]),
+                         block_actions=bool(config["block_actions"]), config=config, path=Path(path))

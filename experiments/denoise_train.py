@@ -1,0 +1,208 @@
+"""Train a pixel-wise denoiser (PixelRL: every pixel picks one of nine filters per step) with A3C or SAC.
+
+    python -m experiments.denoise_train                                   # embedded photos, a few minutes on CPU
+    python -m experiments.denoise_train --data ../shared/data/bsd/train432 --test ../shared/data/bsd/BSD68
+    python -m experiments.denoise_train --sigma 50 --width 64 --conv-gru --reward-map-conv   # PixelRL's network
+    python -m experiments.denoise_train --agent sac                        # discrete pixel-wise SAC
+
+The PixelRL protocol: gray images, ``rlenhance/Denoise-v0`` (Gaussian noise of ``--sigma`` on the
+0-255 scale, not clipped; reward = decrease of squared error x 255), 70x70 crops, 5 steps, gamma
+0.95. ``--width 64 --conv-gru --reward-map-conv`` is PixelRL's network and A3C; the defaults are
+sized for a CPU (width 32, 16 crops per episode).
+
+Evaluation is on WHOLE images: ``--test`` (e.g. BSD68, 321x481 and 481x321) or, without it, the
+held-out split of ``--data``. Each image's noise is drawn from a generator seeded by
+``--noise-seed`` and the file name (:func:`noisy_test_set`), so every method and run sees the
+same noisy images. Outputs are clamped to [0, 1] before scoring; PSNR and SSIM are per image,
+then averaged; ``eval/input_psnr`` is the noisy input's PSNR for reference. best.pt is the
+checkpoint of the highest ``eval/psnr``. The loop, run folder and ``--resume`` are those of
+:func:`experiments.rl_common.train`; restore images with a checkpoint through
+:func:`agents.rollout.load_rollout_policy`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple, Sequence
+
+import torch
+
+import envs
+from agents.rollout import rollout_images
+from experiments.rl_common import (RLArgs, image_seed, make_agent, open_run, resolve_args, run_cli, setup,
+                                  train, uses_block_actions)
+from experiments.runs import arg, parse_config
+from rlenhance import metrics
+from rlenhance.data import (
+    DEFAULT_COLOR_IMAGES,
+    DEFAULT_GRAY_IMAGES,
+    BuiltinImages,
+    UnpairedImages,
+    add_gaussian_noise,
+    split_names,
+)
+from rlenhance.errors import DatasetError
+from rlenhance.models.policy import PixelActorCritic
+from rlenhance.ops import PIXELRL_ACTIONS
+
+ENV_ID = "rlenhance/Denoise-v0"
+#: Fraction of the embedded photos held out for evaluation when neither --data nor --test is given.
+BUILTIN_VAL_FRACTION = 0.2
+_MS_PER_S = 1000.0
+
+
+@dataclass
+class Args(RLArgs):
+    """Train a pixel-wise denoiser (PixelRL: per-pixel choice among nine filters) with A3C or SAC."""
+
+    data: str | None = arg(None, "folder of clean training images, read as gray (e.g. ../shared/data/bsd/train432); "
+                                 "default: the embedded scikit-image photos")
+    test: str | None = arg(None, "folder of clean test images evaluated whole (e.g. ../shared/data/bsd/BSD68); "
+                                 "default: the held-out split of --data")
+    sigma: float = arg(25.0, "Gaussian noise standard deviation on the 0-255 scale (PixelRL / DnCNN: 15, 25, 50)")
+    gray: bool = arg(True, "gray images (the PixelRL protocol); --no-gray denoises RGB")
+    noise_seed: int = arg(0, "seed of the evaluation noise (each image's noise is seeded by it and the file name)")
+    val_fraction: float = arg(0.1, "fraction of the --data images held out for evaluation when no --test is given")
+    eval_images: int = arg(0, "evaluate on the first N test images only (0: all)")
+    episodes: int = arg(100, "training episodes (each a batch of crops for --steps steps, then the agent's updates); "
+                             "the defaults finish in minutes on 2 CPU cores")
+    batch: int = arg(8, "crops per episode (the vector env's num_envs)")
+    crop: int = arg(70, "crop size in pixels (PixelRL: 70)")
+    steps: int = arg(5, "filter steps per episode, in training and evaluation (PixelRL: 5)")
+    eval_every: int = arg(50, "evaluate on the test images every N episodes (and at the end)")
+    out: str = arg("runs/denoise_train", "run folder")
+
+
+class NoisyImage(NamedTuple):
+    """One evaluation image: its name, clean and noisy versions, float32 (C, H, W) (noisy not clipped)."""
+
+    name: str
+    clean: torch.Tensor
+    noisy: torch.Tensor
+
+
+def noisy_test_set(dataset: Any, sigma: float, *, seed: int = 0, device: str | torch.device = "cpu",
+                   limit: int = 0) -> list[NoisyImage]:
+    """The evaluation images of a data set with fixed Gaussian noise.
+
+    Each image's noise comes from a CPU ``torch.Generator`` seeded by :func:`image_seed` of
+    ``seed`` and the image's name, so the noisy image depends on neither the order, the subset,
+    the device nor the run: every method compared on it sees the same noise.
+
+    Args:
+        dataset: items with ``"name"`` and a clean ``"high"`` or ``"low"`` image, float32 (C, H, W)
+            in [0, 1] (``BuiltinImages``, ``UnpairedImages``).
+        sigma: noise standard deviation on the 0-255 scale (>= 0).
+        seed: the noise seed.
+        device: where the returned tensors live.
+        limit: keep the first ``limit`` images (0: all).
+
+    Returns:
+        list of :class:`NoisyImage`, in the data set's order.
+    """
+    count = len(dataset) if not limit else min(limit, len(dataset))
+    out = []
+    for index in range(count):
+        item = dataset[index]
+        clean = item["high"] if "high" in item else item["low"]
+        generator = torch.Generator().manual_seed(image_seed(seed, item["name"]))
+        noisy = add_gaussian_noise(clean[None], sigma, generator=generator)[0]
+        out.append(NoisyImage(item["name"], clean.to(device), noisy.to(device)))
+    return out
+
+
+def open_data(args: Args) -> tuple[Any, Any]:
+    """(training data set, evaluation data set); see the ``--data`` / ``--test`` help."""
+    try:
+        if args.data is None:
+            names = DEFAULT_GRAY_IMAGES if args.gray else DEFAULT_COLOR_IMAGES
+            if args.test is not None:
+                train_set, test_set = BuiltinImages(names=names, gray=args.gray), None
+            else:
+                train_names, val_names = split_names(names, val_fraction=BUILTIN_VAL_FRACTION, seed=args.seed,
+                                                     group=None)
+                train_set, test_set = (BuiltinImages(names=train_names, gray=args.gray),
+                                       BuiltinImages(names=val_names, gray=args.gray))
+        else:
+            split = dict(val_fraction=args.val_fraction, seed=args.seed, gray=args.gray)
+            train_set = UnpairedImages(args.data, split=None if args.test is not None else "train", **split)
+            test_set = None if args.test is not None else UnpairedImages(args.data, split="val", **split)
+    except DatasetError as exc:
+        raise DatasetError(f"--data {args.data}: {exc}") from exc
+    if args.test is not None:
+        try:
+            test_set = UnpairedImages(args.test, gray=args.gray)
+        except DatasetError as exc:
+            raise DatasetError(f"--test {args.test}: {exc}") from exc
+    return train_set, test_set
+
+
+def check_task_args(args: Args) -> None:
+    """Raise ValueError naming the first denoising argument out of range."""
+    if not (math.isfinite(args.sigma) and args.sigma >= 0):
+        raise ValueError(f"--sigma {args.sigma}: expected a finite noise level >= 0 on the 0-255 scale")
+    if not 0.0 < args.val_fraction < 1.0:
+        raise ValueError(f"--val-fraction {args.val_fraction}: expected a number in (0, 1)")
+    if args.eval_images < 0 or args.noise_seed < 0:
+        raise ValueError(f"--eval-images {args.eval_images} / --noise-seed {args.noise_seed}: expected integers >= 0")
+
+
+def env_kwargs(args: Args) -> dict[str, Any]:
+    """The Denoise-v0 arguments of the run (JSON-able; saved in the checkpoints' ``extra["env"]``)."""
+    return {"sigma": args.sigma, "gray": args.gray, "crop": args.crop, "max_episode_steps": args.steps}
+
+
+def inference_config(args: Args) -> dict[str, Any]:
+    """``extra["env"]``: what :func:`agents.rollout.load_rollout_policy` needs to restore images."""
+    return {"task": "denoise", "env_id": ENV_ID, "env_kwargs": env_kwargs(args), "steps": args.steps,
+            "block_actions": uses_block_actions(args), "greedy": True, "actions": list(PIXELRL_ACTIONS),
+            "sigma": args.sigma, "gray": args.gray, "noise_seed": args.noise_seed, "clip_output": True}
+
+
+@torch.no_grad()
+def evaluate(policy: PixelActorCritic, task: Any, images: Sequence[NoisyImage],
+             args: Args) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
+    """Greedy rollouts on the whole noisy images; per-image PSNR / SSIM of the clamped output
+    (and of the noisy input), averaged. Returns the scores and grid rows (noisy | output | clean)."""
+    start = time.perf_counter()
+    outputs = rollout_images(policy, task, [{"clean": im.clean, "noisy": im.noisy} for im in images],
+                             batch_size=args.eval_batch, steps=args.steps, block_actions=uses_block_actions(args))
+    ms = (time.perf_counter() - start) * _MS_PER_S / len(images)
+    per_image: dict[str, list[float]] = {"psnr": [], "ssim": [], "input_psnr": [], "input_ssim": []}
+    for image, output in zip(images, outputs):
+        clean, out, noisy = image.clean[None], output.clamp(0.0, 1.0)[None], image.noisy.clamp(0.0, 1.0)[None]
+        per_image["psnr"].append(float(metrics.psnr(out, clean)[0]))
+        per_image["ssim"].append(float(metrics.ssim(out, clean)[0]))
+        per_image["input_psnr"].append(float(metrics.psnr(noisy, clean)[0]))
+        per_image["input_ssim"].append(float(metrics.ssim(noisy, clean)[0]))
+    scores = {f"eval/{k}": sum(v) / len(v) for k, v in per_image.items()}
+    scores["eval/ms_per_image"] = ms
+    rows = [[im.noisy, out, im.clean] for im, out in zip(images, outputs)]
+    return scores, rows
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    args = resolve_args(parse_config(Args, argv))
+    check_task_args(args)
+    device = setup(args)
+    train_set, test_set = open_data(args)
+    run = open_run(args)
+
+    def make_venv():
+        return envs.make_vec(ENV_ID, num_envs=args.batch, device=device, data=train_set, **env_kwargs(args))
+
+    venv = make_venv()
+    images = noisy_test_set(test_set, args.sigma, seed=args.noise_seed, device=device, limit=args.eval_images)
+    agent = make_agent(args, venv)
+    return train(args, run, agent, venv, make_venv=make_venv,
+                 evaluate=lambda policy: evaluate(policy, venv.task, images, args),
+                 metric="eval/psnr", env_config=inference_config(args),
+                 summary={"sigma": args.sigma, "test_images": len(images)},
+                 title=f"denoise_train: {run.dir}")
+
+
+if __name__ == "__main__":
+    run_cli(main, "denoise_train")

@@ -1,0 +1,476 @@
+"""The RL training loop shared by every pixel-wise RL experiment (low light, denoising, completion).
+
+A task module (``experiments.lol_train``, ``experiments.denoise_train``,
+``experiments.completion_train``) reads top to bottom like a CleanRL script and plugs its own
+pieces into this loop::
+
+    args = resolve_args(parse_config(Args, argv))          # Args subclasses RLArgs
+    device = setup(args)                                    # threads, denormals, seeds, device
+    run = open_run(args)                                    # --out; --resume checks the arguments
+    venv = make_venv()                                      # the task's batched torch vector env
+    agent = make_agent(args, venv)                          # --agent a3c | sac, --backbone ...
+    train(args, run, agent, venv, make_venv=make_venv,
+          evaluate=lambda policy: (scores, grid_rows),      # task-specific, on held-out images
+          metric="eval/psnr", env_config={...})             # "best" by this score; inference config
+
+What :func:`train` does:
+
+* episode ``k`` resets the env with seed ``seed * 1_000_003 + k`` (:func:`episode_seed`), so a
+  run continued with ``--resume`` draws the same images, noise and masks as an uninterrupted one
+  and, for A3C, ends with the same weights (SAC's replay buffer is not checkpointed: a resumed
+  SAC run refills it);
+* ``--freeze-backbone K`` keeps the policy's backbone frozen for episodes ``0 .. K-1``;
+* every ``--eval-every`` episodes (and at the end): ``evaluate(policy)`` in eval mode without
+  gradients, scalars to TensorBoard / metrics.csv, a sample grid, and atomic checkpoints:
+  ``checkpoints/best.pt`` when ``metric`` improved, ``checkpoints/last.pt`` always. Both carry
+  ``extra["env"]`` (what inference needs to rebuild the rollout), ``extra["args"]``,
+  ``extra["scores"]``, ``extra["algorithm"]``; only last.pt carries ``extra["agent"]`` (the
+  agent's full state: optimisers, counters, generator) for ``--resume``;
+* per-episode scalars: ``charts/*`` (return, reward, lr, alpha ...) and ``losses/*`` (every stat
+  whose name holds "loss", and the entropy); a tqdm bar; a closing summary table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, ClassVar, Mapping, Sequence
+
+import gymnasium as gym
+import torch
+from torch import Tensor
+
+from agents.a3c import A3C, A3CConfig, policy_kwargs_from_env
+from agents.sac import SAC, SACConfig
+from experiments.runs import Run, arg
+from rlenhance.checkpoint import load_checkpoint
+from rlenhance.models.policy import BACKBONES, PixelActorCritic
+from rlenhance.runtime import flush_denormals, seed_everything, select_device
+
+__all__ = [
+    "AGENTS",
+    "EPISODE_SEED_STRIDE",
+    "Evaluate",
+    "RLArgs",
+    "backbone_kwargs_from_checkpoint",
+    "check_args",
+    "episode_scalars",
+    "episode_seed",
+    "image_seed",
+    "make_agent",
+    "make_policy",
+    "open_run",
+    "resolve_args",
+    "run_cli",
+    "sac_config",
+    "setup",
+    "train",
+    "uses_block_actions",
+]
+
+#: Episode ``k`` of a run with seed ``s`` resets its env with ``s * EPISODE_SEED_STRIDE + k``.
+EPISODE_SEED_STRIDE = 1_000_003
+#: Bytes of the SHA-256 digest that make a per-image seed (:func:`image_seed`).
+_SEED_BYTES = 8
+#: Learning algorithms of ``--agent``.
+AGENTS = ("a3c", "sac")
+#: Largest ``--seed`` (NumPy's global seed limit).
+MAX_SEED = 2**32 - 1
+#: Arguments that ``--resume`` may change (the rest must equal the run's; see :func:`open_run`).
+RESUME_OVERRIDES = ("episodes", "eval_every", "eval_batch", "samples", "device", "threads", "out", "resume")
+#: Episode stats that are counters, not curves (not logged per episode).
+_COUNTER_STATS = ("episode", "steps", "updates", "worker")
+#: Supervised-checkpoint constructor arguments that :func:`backbone_kwargs_from_checkpoint` maps to
+#: ``backbone_channels`` / ``backbone_width`` or drops (the output planes of a dropped head).
+_IMAGE_PLANE_KWARGS = ("in_channels", "channels")
+_DROPPED_BACKBONE_KWARGS = ("out_channels",)
+#: A CombinedModel checkpoint (MRPNet -> Generator) lends its MRPNet: only ``width`` shapes it.
+_COMBINED_MODEL = "CombinedModel"
+#: Gated PixelRNN checkpoints read a mask plane.
+_MASKED_BACKBONE = "GatedPixelRNN"
+
+#: ``evaluate(policy) -> (scores, grid_rows)``: scores named ``eval/...`` (floats), grid rows are
+#: lists of (C, H, W) images placed side by side (input | output | reference).
+Evaluate = Callable[[PixelActorCritic], "tuple[dict[str, float], list[list[Tensor]]]"]
+
+
+def episode_seed(seed: int, episode: int) -> int:
+    """The env seed of episode ``episode`` (0-based) of a run seeded ``seed``."""
+    return seed * EPISODE_SEED_STRIDE + episode
+
+
+def image_seed(seed: int, name: str) -> int:
+    """A seed for one evaluation image's random degradation (noise, hole) from a run-level seed and
+    the image's name: SHA-256, so it is stable across runs, machines and the order of the images."""
+    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
+    return int.from_bytes(digest[:_SEED_BYTES], "little") >> 1  # torch seeds are < 2**63
+
+
+# --- arguments ---------------------------------------------------------------------------------
+@dataclass
+class RLArgs:
+    """Arguments every pixel-wise RL trainer shares (a task's ``Args`` subclasses this and may
+    override defaults). Fields left ``None`` are filled by :func:`resolve_args` from
+    ``AGENT_DEFAULTS`` (and SAC's from :class:`agents.sac.SACConfig`), so config.json records the
+    values a run used."""
+
+    #: Defaults that depend on ``--agent``: agent -> {field: value}.
+    AGENT_DEFAULTS: ClassVar[Mapping[str, Mapping[str, Any]]] = MappingProxyType({
+        "a3c": MappingProxyType({"lr": A3CConfig.lr, "gamma": A3CConfig.gamma}),
+        "sac": MappingProxyType({"lr": SACConfig.actor_lr, "gamma": SACConfig.gamma}),
+    })
+
+    agent: str = arg("a3c", "learning algorithm: pixel-wise A3C (PixelRL / ReLLIE) or pixel-wise SAC (RSE-RL); "
+                            "SAC's continuous actor is a tanh-Gaussian", choices=AGENTS)
+    episodes: int = arg(300, "training episodes (each a batch of crops for --steps steps, then the agent's updates)")
+    batch: int = arg(16, "crops per episode (the vector env's num_envs)")
+    crop: int = arg(64, "crop size in pixels")
+    steps: int = arg(5, "steps per episode")
+    gamma: float | None = arg(None, "discount factor (unset: the agent's default, see --help of the task)")
+    lr: float | None = arg(None, f"Adam learning rate (unset: {A3CConfig.lr:g} for a3c, {SACConfig.actor_lr:g} "
+                                 "for sac's actor and critics)")
+    entropy: float = arg(0.01, "a3c: entropy bonus coefficient (SAC tunes its temperature itself)")
+    width: int = arg(32, "channels of the policy network (PixelRL / ReLLIE: 64)")
+    downscale: int = arg(1, "the policy sees the image average-pooled by this factor; its maps are upsampled")
+    block_actions: bool = arg(True, "with --downscale > 1: sample one action per downscale x downscale block and "
+                                    "repeat it over the block; --no-block-actions samples every pixel")
+    conv_gru: bool = arg(False, "a3c: ConvGRU in the policy branch (PixelRL)")
+    reward_map_conv: bool = arg(False, "a3c: PixelRL's learned reward-map convolution on the returns")
+    workers: int = arg(0, "a3c: 0 = synchronous batched A2C; K >= 1 = asynchronous A3C with K Hogwild processes")
+    backbone: str = arg("fcn", "policy trunk: PixelRL's dilated convs, or a supervised MRPNet / (gated) PixelRNN "
+                               "feature extractor", choices=BACKBONES)
+    init_backbone: str | None = arg(None, "checkpoint of experiments.supervised_train whose weights start the "
+                                          "--backbone (its width and depth are read from the file)")
+    freeze_backbone: int = arg(0, "keep the backbone frozen for the first K episodes (0: never)")
+    sac_buffer_mb: float | None = arg(None, f"sac: replay buffer bound in MB (unset: {SACConfig.buffer_mb:g})")
+    sac_tau: float | None = arg(None, f"sac: Polyak factor of the target critics (unset: {SACConfig.tau:g})")
+    sac_batch: int | None = arg(None, f"sac: transitions (images) per update (unset: {SACConfig.batch_size})")
+    sac_updates: int | None = arg(None, "sac: gradient updates per episode (unset: one per env step)")
+    sac_learning_starts: int | None = arg(None, "sac: transitions in the buffer before the first update "
+                                                f"(unset: {SACConfig.learning_starts})")
+    eval_every: int = arg(100, "evaluate every N episodes (and at the end); checkpoints are written then")
+    eval_batch: int = arg(4, "images per rollout batch at whole-image evaluation (denoise, completion; only "
+                                "images of one size share a batch)")
+    samples: int = arg(4, "evaluation images shown in each sample grid")
+    device: str = arg("auto", "auto, cpu, cuda or cuda:N")
+    threads: int = arg(0, "torch CPU threads (0: torch's default)")
+    seed: int = arg(0, "seed of everything (env draws, policy init, action sampling, train/val split)")
+    out: str = arg("runs/rl_train", "run folder")
+    resume: bool = arg(False, "continue the run in --out from checkpoints/last.pt (same arguments)")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def resolve_args(args: RLArgs) -> RLArgs:
+    """Fill the agent-dependent defaults (fields left ``None``) and check the arguments.
+
+    ``AGENT_DEFAULTS[args.agent]`` fills ``None`` fields of any name (a task may add its own, e.g.
+    lol_train's ``action``); with ``--agent sac`` the ``sac_*`` fields left unset take
+    :class:`~agents.sac.SACConfig`'s defaults (``sac_updates`` stays None: one update per step).
+
+    Raises:
+        ValueError: see :func:`check_args`.
+    """
+    if args.agent not in AGENTS:
+        raise ValueError(f"--agent {args.agent!r}: expected one of {', '.join(AGENTS)}")
+    names = {f.name for f in fields(args)}
+    fill = {k: v for k, v in type(args).AGENT_DEFAULTS[args.agent].items()
+            if k in names and getattr(args, k) is None}
+    if args.agent == "sac":
+        sac_defaults = {"sac_buffer_mb": SACConfig.buffer_mb, "sac_tau": SACConfig.tau,
+                        "sac_batch": SACConfig.batch_size, "sac_learning_starts": SACConfig.learning_starts}
+        fill.update({k: v for k, v in sac_defaults.items() if getattr(args, k) is None})
+    args = replace(args, **fill)
+    check_args(args)
+    return args
+
+
+def check_args(args: RLArgs) -> None:
+    """Raise ValueError (FileNotFoundError for a missing file) naming the first bad argument."""
+    positive = ("episodes", "batch", "crop", "steps", "width", "downscale", "eval_every", "eval_batch")
+    for name in positive:
+        value = getattr(args, name)
+        if isinstance(value, bool) or int(value) != value or value < 1:
+            raise ValueError(f"{_flag(name)} {value!r}: expected an integer >= 1")
+    for name in ("samples", "threads", "workers", "freeze_backbone"):
+        value = getattr(args, name)
+        if isinstance(value, bool) or int(value) != value or value < 0:
+            raise ValueError(f"{_flag(name)} {value!r}: expected an integer >= 0")
+    if not (args.lr is not None and math.isfinite(args.lr) and args.lr > 0):
+        raise ValueError(f"--lr {args.lr!r}: expected a finite number > 0")
+    if not (args.gamma is not None and math.isfinite(args.gamma) and args.gamma >= 0):
+        raise ValueError(f"--gamma {args.gamma!r}: expected a finite number >= 0")
+    if not (math.isfinite(args.entropy) and args.entropy >= 0):
+        raise ValueError(f"--entropy {args.entropy!r}: expected a finite number >= 0")
+    if isinstance(args.seed, bool) or int(args.seed) != args.seed or not 0 <= args.seed <= MAX_SEED:
+        raise ValueError(f"--seed {args.seed!r}: expected an integer in [0, {MAX_SEED}]")
+    if args.backbone not in BACKBONES:
+        raise ValueError(f"--backbone {args.backbone!r}: expected one of {', '.join(BACKBONES)}")
+    if args.init_backbone is not None:
+        if args.backbone == "fcn":
+            raise ValueError(f"--init-backbone {args.init_backbone}: a supervised checkpoint starts a supervised "
+                             "backbone; add --backbone mrpnet or --backbone pixelrnn")
+        if not Path(args.init_backbone).is_file():
+            raise FileNotFoundError(f"--init-backbone {args.init_backbone}: no such file (expected a checkpoint "
+                                    "written by experiments.supervised_train)")
+    if args.agent == "sac":
+        a3c_only = [_flag(n) for n in ("conv_gru", "reward_map_conv") if getattr(args, n)]
+        if args.workers:
+            a3c_only.append(f"--workers {args.workers}")
+        if a3c_only:
+            raise ValueError(f"{', '.join(a3c_only)}: A3C options; --agent sac replays single transitions "
+                             "(no ConvGRU state, no reward-map convolution, no Hogwild workers)")
+        try:
+            sac_config(args)
+        except ValueError as exc:
+            raise ValueError(f"--agent sac: {exc} (set by --gamma, --lr or the --sac-* flags)") from exc
+
+
+# --- setup, policy and agent ----------------------------------------------------------------------
+def setup(args: RLArgs) -> torch.device:
+    """Process-wide settings in one place: denormal flushing, CPU threads, seeds; returns the device."""
+    flush_denormals()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    seed_everything(args.seed)
+    return select_device(args.device)
+
+
+def backbone_kwargs_from_checkpoint(path: str | Path) -> dict[str, Any]:
+    """``PixelActorCritic`` backbone arguments that fit a supervised checkpoint.
+
+    Reads the checkpoint's architecture (class and constructor arguments) so that
+    ``--backbone X --init-backbone PATH`` builds a backbone of the checkpoint's image planes,
+    width and depth: ``backbone_channels``, ``backbone_width``, ``backbone_mask`` (True for a
+    GatedPixelRNN) and ``backbone_kwargs`` (the other constructor arguments, e.g. ``levels``).
+    A CombinedModel lends its MRPNet: only its width and image planes are used.
+
+    Raises:
+        CheckpointError: the file is not a valid checkpoint.
+    """
+    arch = load_checkpoint(path)["arch"]
+    kwargs = dict(arch.get("kwargs", {}))
+    out: dict[str, Any] = {}
+    planes = next((kwargs[k] for k in _IMAGE_PLANE_KWARGS if kwargs.get(k) is not None), None)
+    if planes is not None:
+        out["backbone_channels"] = int(planes)
+    if kwargs.get("width") is not None:
+        out["backbone_width"] = int(kwargs["width"])
+    if arch.get("class") != _COMBINED_MODEL:
+        out["backbone_mask"] = arch.get("class") == _MASKED_BACKBONE
+        extra = {k: v for k, v in kwargs.items()
+                 if k not in (*_IMAGE_PLANE_KWARGS, *_DROPPED_BACKBONE_KWARGS, "width")}
+        if extra:
+            out["backbone_kwargs"] = extra
+    return out
+
+
+def make_policy(args: RLArgs, venv: Any, **policy_kwargs: Any) -> PixelActorCritic:
+    """The policy network for ``venv``'s spaces and the arguments.
+
+    ``width``, ``downscale``, ``conv_gru`` and the backbone come from ``args``; a continuous SAC
+    actor gets ``bounded_mean=False`` (tanh-squashed Gaussian). ``policy_kwargs`` go to
+    :func:`agents.a3c.policy_kwargs_from_env` (``keys=`` the observation planes the policy reads,
+    or any ``PixelActorCritic`` argument) and win over the derived ones.
+    """
+    kwargs: dict[str, Any] = dict(width=args.width, downscale=args.downscale, conv_gru=args.conv_gru)
+    if args.agent == "sac" and isinstance(venv.single_action_space, gym.spaces.Box):
+        kwargs["bounded_mean"] = False
+    if args.backbone != "fcn":
+        kwargs["backbone"] = args.backbone
+        if args.init_backbone is not None:
+            kwargs.update(backbone_kwargs_from_checkpoint(args.init_backbone))
+    kwargs.update(policy_kwargs)
+    return PixelActorCritic(**policy_kwargs_from_env(venv, **kwargs))
+
+
+def uses_block_actions(args: RLArgs) -> bool:
+    """Whether the trained policy picks one action per ``downscale`` block (A3C with
+    ``--block-actions`` and ``--downscale`` > 1); its rollouts must do the same."""
+    return args.agent == "a3c" and args.block_actions and args.downscale > 1
+
+
+def sac_config(args: RLArgs) -> SACConfig:
+    """The :class:`~agents.sac.SACConfig` of the arguments (``--lr`` for actor and critics)."""
+    given = {"buffer_mb": args.sac_buffer_mb, "tau": args.sac_tau, "batch_size": args.sac_batch,
+             "updates_per_episode": args.sac_updates, "learning_starts": args.sac_learning_starts}
+    return SACConfig(gamma=args.gamma, actor_lr=args.lr, critic_lr=args.lr, seed=args.seed,
+                     **{k: v for k, v in given.items() if v is not None})
+
+
+def make_agent(args: RLArgs, venv: Any, **policy_kwargs: Any) -> A3C | SAC:
+    """An A3C or SAC agent (``--agent``) with a fresh policy (:func:`make_policy`) on ``venv``'s device.
+
+    A new run (not ``--resume``) with ``--init-backbone`` copies the supervised weights into the
+    backbone (:func:`rlenhance.models.backbones.load_backbone`); a resumed run takes every weight
+    from its last.pt.
+    """
+    policy = make_policy(args, venv, **policy_kwargs)
+    if args.init_backbone is not None and not args.resume:
+        from rlenhance.models.backbones import load_backbone
+
+        copied = load_backbone(policy, args.init_backbone)
+        print(f"--init-backbone: {copied['tensors']} tensors ({copied['params']} values) of the {copied['model']} "
+              f"in {copied['path']} copied into the {args.backbone} backbone")
+    if args.agent == "sac":
+        return SAC(policy, sac_config(args), device=venv.device)
+    config = A3CConfig(gamma=args.gamma, lr=args.lr, entropy_coef=args.entropy, n_steps=args.steps,
+                       reward_map_conv=args.reward_map_conv, seed=args.seed, block_actions=args.block_actions)
+    return A3C(policy, config, device=venv.device)
+
+
+# --- the run folder ----------------------------------------------------------------------------------
+def open_run(args: RLArgs) -> Run:
+    """The run folder of ``--out`` (:class:`experiments.runs.Run`).
+
+    ``--resume`` must repeat the run's arguments: only those in :data:`RESUME_OVERRIDES` (the
+    episode total, the evaluation schedule, the device ...) may change, since any other would
+    make the continued run differ from an uninterrupted one.
+
+    Raises:
+        FileNotFoundError: ``--resume`` without ``checkpoints/last.pt``.
+        FileExistsError: a new run in a folder that holds one.
+        ValueError: ``--resume`` with arguments that differ from the run's.
+    """
+    last = Path(args.out) / "checkpoints" / "last.pt"
+    if args.resume and last.is_file():
+        saved = load_checkpoint(last)["extra"].get("args", {})
+        current = asdict(args)
+        conflicts = [f"{_flag(k)} {current[k]!r} (the run has {saved[k]!r})" for k in sorted(current)
+                     if k in saved and k not in RESUME_OVERRIDES and _differs(current[k], saved[k])]
+        if conflicts:
+            raise ValueError("--resume continues a run with its own arguments; these differ: " + "; ".join(conflicts)
+                             + f". Only {', '.join(_flag(k) for k in RESUME_OVERRIDES[:-2])} may change")
+    return Run(args.out, args, resume=args.resume)
+
+
+def _differs(a: Any, b: Any) -> bool:
+    """Argument values differ (tuples and lists of equal items are the same)."""
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return list(a) != list(b)
+    return a != b
+
+
+# --- the loop ----------------------------------------------------------------------------------------
+def episode_scalars(stats: Mapping[str, Any]) -> dict[str, float]:
+    """Per-episode stats as logged: ``losses/<k>`` for losses and the entropy, ``charts/<k>`` for the
+    rest; counters and non-finite values (e.g. SAC before its first update) are left out."""
+    out = {}
+    for key, value in stats.items():
+        if key in _COUNTER_STATS or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if not math.isfinite(value):
+            continue
+        group = "losses" if ("loss" in key or key == "entropy") else "charts"
+        out[f"{group}/{key}"] = float(value)
+    return out
+
+
+def _set_backbone(policy: PixelActorCritic, args: RLArgs, episode: int) -> None:
+    """Freeze the backbone for episodes < --freeze-backbone, unfreeze it afterwards."""
+    if args.freeze_backbone:
+        trainable = episode >= args.freeze_backbone
+        if policy.backbone_trainable != trainable:
+            policy.set_backbone_trainable(trainable)
+
+
+def train(args: RLArgs, run: Run, agent: A3C | SAC, venv: Any, *, evaluate: Evaluate,
+          metric: str | Callable[[Mapping[str, float]], float], env_config: Mapping[str, Any],
+          make_venv: Callable[[], Any] | None = None, summary: Mapping[str, Any] | None = None,
+          title: str | None = None) -> Path:
+    """Train ``agent`` on ``venv`` for ``args.episodes`` episodes, evaluating and checkpointing.
+
+    Args:
+        args: the resolved arguments (episodes, eval_every, seed, workers, freeze_backbone,
+            samples, resume ... are read here).
+        run: the run folder (:class:`experiments.runs.Run`); closed on return.
+        agent: from :func:`make_agent`.
+        venv: the training vector env.
+        evaluate: ``policy -> (scores, grid_rows)``; called in eval mode, without gradients.
+        metric: the score that picks ``best.pt`` (higher is better): a key of the scores, or a
+            function of them.
+        env_config: JSON-able inference configuration saved as ``extra["env"]`` in both checkpoints.
+        make_venv: builds a fresh env in each Hogwild worker (``--workers``); default: not allowed.
+        summary: extra columns of the closing summary table (before the final scores).
+        title: the summary's title.
+
+    Returns:
+        The run folder.
+    """
+    policy = agent.policy
+    episode, best, best_episode = 0, -math.inf, 0
+    if args.resume:
+        ckpt = run.load_last(expected_arch=policy.arch())
+        agent.load_state_dict(ckpt["extra"]["agent"])
+        episode, best = int(ckpt["extra"]["episode"]), float(ckpt["extra"]["best"])
+        best_episode = int(ckpt["extra"].get("best_episode", 0))
+        run.truncate_metrics(episode)
+        print(f"resumed {run.last_path} at episode {episode}")
+    if args.workers and make_venv is None:
+        raise ValueError("--workers: this experiment cannot build environments in worker processes")
+    score_of = (lambda s: s[metric]) if isinstance(metric, str) else metric
+    metric_name = metric if isinstance(metric, str) else "metric"
+    bar = run.progress(args.episodes, initial=episode)
+    scores: dict[str, float] = {}
+    while episode < args.episodes:
+        stop = min(args.episodes, (episode // args.eval_every + 1) * args.eval_every)
+        while episode < stop:
+            _set_backbone(policy, args, episode)
+            if args.workers:  # Hogwild chunks never straddle the end of the frozen phase
+                frozen_until = args.freeze_backbone if episode < args.freeze_backbone else stop
+                chunk = min(stop, frozen_until) - episode
+                stats = agent.train_hogwild(lambda rank: make_venv(), workers=args.workers, episodes=chunk,
+                                            seed=episode_seed(args.seed, episode))
+                episode += chunk
+                run.log(episode, {f"charts/{k}": v for k, v in stats.items()
+                                  if isinstance(v, (int, float)) and not isinstance(v, bool)})
+                bar.update(chunk)
+            else:
+                stats = agent.train_episode(venv, seed=episode_seed(args.seed, episode))
+                episode += 1
+                run.log(episode, episode_scalars(stats))
+                bar.update(1)
+                bar.set_postfix(ret=f"{stats['episode_return']:.3f}",
+                                best=f"{best:.4g}" if math.isfinite(best) else "-")
+
+        start = time.perf_counter()
+        policy.eval()
+        with torch.no_grad():
+            scores, rows = evaluate(policy)
+        policy.train()
+        scores = {**scores, "eval/seconds": time.perf_counter() - start}
+        run.log(episode, scores)
+        value = float(score_of(scores))
+        extra = {"episode": episode, "env": dict(env_config), "scores": scores, "args": asdict(args),
+                 "algorithm": args.agent, "metric": metric_name}
+        if value > best:
+            best, best_episode = value, episode
+            run.save("best", model=policy, arch=policy.arch(),
+                     extra={**extra, "best": best, "best_episode": best_episode})
+        run.save("last", model=policy, arch=policy.arch(),
+                 extra={**extra, "best": best, "best_episode": best_episode, "agent": agent.state_dict()})
+        if rows and args.samples:
+            run.save_grid(f"episode_{episode:06d}", rows[:args.samples])
+    bar.close()
+    row = {"episodes": episode, "agent": args.agent, **(summary or {})}
+    row.update({k.split("/", 1)[-1]: v for k, v in scores.items()})
+    row.update({f"best_{metric_name.split('/', 1)[-1]}": best, "best_episode": best_episode})
+    run.summary([row], title=title or f"{run.dir}")
+    run.close()
+    return run.dir
+
+
+def run_cli(main: Callable[[Sequence[str] | None], Any], prog: str) -> None:
+    """Run ``main()``; bad arguments, data or checkpoints end with one line on stderr and exit code 2."""
+    try:
+        main(None)
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:  # ImageError, DatasetError, CheckpointError too
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        sys.exit(2)

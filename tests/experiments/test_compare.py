@@ -1,0 +1,285 @@
+"""experiments.compare on tiny data: every task end to end, missing methods, determinism, errors.
+
+Tiny untrained checkpoints are saved the way the trainers save them (lol_train's ``extra["env"]``
+for low-light policies, the rollout configuration of denoise_train / completion_train, the
+``inference`` record of supervised_train). One run goes through the command line as a subprocess
+(started first, so it overlaps the in-process runs)."""
+
+import contextlib
+import csv
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import structural_similarity
+
+import envs
+from agents.a3c import policy_kwargs_from_env
+from experiments.compare import (
+    DEFAULT_CHECKPOINTS,
+    TASK_METHODS,
+    Args,
+    hole_ssim,
+    labelled_grid,
+    load_samples,
+    main,
+    plot_quality_vs_time,
+)
+from rlenhance.baselines import baseline_missing
+from rlenhance.checkpoint import save_checkpoint
+from rlenhance.errors import CheckpointError
+from rlenhance.io import load_image, save_image
+from rlenhance.models.mrpnet import CombinedModel, MRPNet
+from rlenhance.models.peers import ZeroDCE
+from rlenhance.models.pixelrnn import GatedPixelRNN
+from rlenhance.models.policy import PixelActorCritic
+
+ROOT = Path(__file__).resolve().parents[2]
+SIZE = 40
+FILES = ("report.md", "results.csv", "quality_vs_time.png", "samples.png")
+COND = {"cond_fields": ["exposure_target", "w_exposure", "w_color", "w_spatial", "w_smooth"],
+        "cond_scale": [1.0, 10.0, 5.0, 1.0, 20.0],
+        "setting": {"exposure_target": 0.6, "w_exposure": 10.0, "w_color": 5.0, "w_spatial": 1.0, "w_smooth": 20.0}}
+LOWLIGHT_ENV = {"alpha_table": [round((a - 6) / 20, 2) for a in range(27)], "damping": 0.2, "action_type": "discrete",
+                "test_steps": 2, **COND}
+SAC_ENV = {"alpha_table": [], "damping": 0.0, "action_type": "continuous", "test_steps": 2, **COND}
+
+
+# --- data and checkpoints ------------------------------------------------------------------------------
+def _scene(seed: int, channels: int = 3) -> np.ndarray:
+    """A smooth random colour field (H, W, C) in [0.1, 0.9]."""
+    rng = np.random.default_rng(seed)
+    small = rng.uniform(0.1, 0.9, (5, 5, channels)).astype(np.float32)
+    return cv2.resize(small, (SIZE, SIZE), interpolation=cv2.INTER_CUBIC).clip(0.1, 0.9).reshape(SIZE, SIZE, channels)
+
+
+def _save_rollout_policy(path: Path, env_id: str, task: str, env_kwargs: dict) -> Path:
+    venv = envs.make_vec(env_id, num_envs=1, crop=32, **env_kwargs)
+    policy = PixelActorCritic(**policy_kwargs_from_env(venv, width=8))
+    env = {"task": task, "env_id": env_id, "env_kwargs": env_kwargs, "steps": 2, "block_actions": False}
+    return save_checkpoint(path, model=policy, arch=policy.arch(), extra={"env": env, "algorithm": "a3c"})
+
+
+def _save_supervised(path: Path, model, name: str, task: str, channels: int) -> Path:
+    inference = {"model": name, "task": task, "channels": channels, "needs_mask": name == "gated-pixelrnn",
+                 "composite": task == "completion"}
+    return save_checkpoint(path, model=model, arch=model.arch(), extra={"inference": inference})
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """Data folders of each task and tiny untrained checkpoints."""
+    base = tmp_path_factory.mktemp("compare")
+    for i in range(3):  # low-light pairs, RGB
+        high = _scene(i)
+        save_image(base / "lowlight" / "high" / f"{i:03d}.png", high)
+        save_image(base / "lowlight" / "low" / f"{i:03d}.png", 0.25 * high ** 1.5)
+    for i in range(4):  # clean gray images
+        save_image(base / "clean" / f"img{i}.png", _scene(10 + i, 1))
+    for i in range(3):  # occluded / original pairs with one black square each
+        original = _scene(20 + i)
+        occluded = original.copy()
+        occluded[8 + 3 * i:22 + 3 * i, 10:24] = 0.0
+        save_image(base / "occluded" / "original_images" / f"bed_{i}.png", original)
+        save_image(base / "occluded" / "occluded_images" / f"occluded_bed_{i}.png", occluded)
+    torch.manual_seed(0)
+    ck = base / "checkpoints"
+    lowlight = PixelActorCritic(in_channels=6, out_channels=3, n_actions=27, width=8, downscale=2, cond_dim=5)
+    sac = PixelActorCritic(in_channels=6, out_channels=3, n_actions=None, width=8, cond_dim=5, bounded_mean=False)
+    zero_dce = ck / "zero_dce.pth"
+    ck.mkdir()
+    torch.save(ZeroDCE().state_dict(), zero_dce)  # the official file is a bare state_dict
+    return {
+        "base": base,
+        "a3c-lowlight": save_checkpoint(ck / "a3c_lowlight.pt", model=lowlight, arch=lowlight.arch(),
+                                        extra={"env": LOWLIGHT_ENV}),
+        "sac-lowlight": save_checkpoint(ck / "sac_lowlight.pt", model=sac, arch=sac.arch(), extra={"env": SAC_ENV}),
+        "zero-dce": zero_dce,
+        "mrpnet-lowlight": _save_supervised(ck / "mrpnet_lowlight.pt", CombinedModel(3, width=8), "mrpnet",
+                                            "lowlight", 3),
+        "a3c-denoise": _save_rollout_policy(ck / "a3c_denoise.pt", "rlenhance/Denoise-v0", "denoise",
+                                            {"sigma": 25.0}),
+        "mrpnet-denoise": _save_supervised(ck / "mrpnet_denoise.pt", MRPNet(1, width=8), "mrpnet", "denoise", 1),
+        "a3c-completion": _save_rollout_policy(ck / "a3c_completion.pt", "rlenhance/Completion-v0", "completion",
+                                               {}),
+        "gated-completion": _save_supervised(ck / "gated.pt", GatedPixelRNN(3, width=8), "gated-pixelrnn",
+                                             "completion", 3),
+    }
+
+
+def in_process(*args: str):
+    """main(argv) with stdout captured: (summary, stdout)."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        summary = main(["--threads", "1", "--device", "cpu", *args])
+    return summary, buffer.getvalue()
+
+
+def read_rows(folder: Path) -> list[dict]:
+    with open(folder / "results.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def runs(tiny):
+    """One run per task (the denoise one twice: as a subprocess and in process)."""
+    base = tiny["base"]
+    denoise = ["--task", "denoise", "--data", str(base / "clean"), "--split", "all", "--sigma", "25", "--seed", "3",
+               "--a3c", str(tiny["a3c-denoise"]), "--mrpnet", str(tiny["mrpnet-denoise"]),
+               "--sac", str(base / "absent.pt"), "--samples", "2"]
+    proc = subprocess.Popen([sys.executable, "-m", "experiments.compare", *denoise, "--threads", "1", "--device", "cpu",
+                             "--out", str(base / "denoise_cli")], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    results = {
+        "lowlight": in_process(
+            "--task", "lowlight", "--data", str(base / "lowlight"), "--split", "all",
+            "--methods", "input,a3c,sac,mrpnet,pixelrnn,zero-dce,auto-gamma,clahe",
+            "--a3c", str(tiny["a3c-lowlight"]), "--sac", str(tiny["sac-lowlight"]),
+            "--mrpnet", str(tiny["mrpnet-lowlight"]), "--zero-dce", str(tiny["zero-dce"]),
+            "--out", str(base / "lowlight_out")),
+        "denoise": in_process(*denoise, "--out", str(base / "denoise_out")),
+        "completion": in_process(
+            "--task", "completion", "--data", str(base / "occluded"), "--split", "all", "--no-warmup",
+            "--a3c", str(tiny["a3c-completion"]), "--gated-pixelrnn", str(tiny["gated-completion"]),
+            "--methods", "input,a3c,sac,gated-pixelrnn,diffusion-fill,telea,navier-stokes",
+            "--zero-dce", str(tiny["zero-dce"]), "--out", str(base / "completion_out")),
+    }
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, f"compare failed ({proc.returncode}):\n{out[-2000:]}\n{err[-4000:]}"
+    results["denoise_cli"] = (None, out)
+    return results
+
+
+# --- end to end --------------------------------------------------------------------------------------------
+EXPECTED = {  # task: (images, methods that run, methods reported missing)
+    "lowlight": (3, ["input", "a3c", "sac", "mrpnet", "zero-dce", "auto-gamma", "clahe"], ["pixelrnn"]),
+    "denoise": (4, ["input", "a3c", "mrpnet", "gaussian", "median", "bilateral"]
+                + ([] if baseline_missing("bm3d") else ["bm3d"]),
+                ["sac", "pixelrnn"] + (["bm3d"] if baseline_missing("bm3d") else [])),
+    "completion": (3, ["input", "a3c", "gated-pixelrnn", "diffusion-fill", "telea", "navier-stokes"], ["sac"]),
+}
+
+
+@pytest.mark.parametrize("task", sorted(EXPECTED))
+def test_each_task_writes_the_four_files_with_a_row_per_image_and_method(tiny, runs, task):
+    images, ran, absent = EXPECTED[task]
+    if any(DEFAULT_CHECKPOINTS.get((task, name), Path("/nonexistent")).is_file() for name in absent):
+        pytest.skip("a default checkpoint of a method expected missing is installed")
+    folder = tiny["base"] / f"{task}_out"
+    for name in FILES:
+        assert (folder / name).is_file() and (folder / name).stat().st_size > 0, name
+    rows = read_rows(folder)
+    assert len(rows) == images * len(ran)
+    assert sorted({(r["image"], r["method"]) for r in rows}) == sorted(
+        {(r["image"], m) for r in rows for m in ran}) and len({r["image"] for r in rows}) == images
+    summary, stdout = runs[task]
+    assert [entry["method"] for entry in summary] == ran
+    report = (folder / "report.md").read_text()
+    for name in absent:
+        assert f"- {name}: missing: " in report
+        assert f"{name}: missing: " in stdout
+    for name in ran:
+        assert f"| {name} |" in report
+    assert "experiments.compare" in report and "--task " + task in report  # the command line
+    columns = set(rows[0])
+    assert {"psnr", "ssim", "uqi", "ms"} <= columns
+    assert ({"hole_psnr", "hole_ssim"} <= columns) == (task == "completion")
+    grid = load_image(folder / "samples.png")
+    shown = len([m for m in ran if m != "input"]) + 2  # input | methods | reference
+    assert grid.shape[1] == shown * 160 + (shown - 1) * 4
+
+
+def test_learned_methods_report_their_parameter_count(runs):
+    summary = {entry["method"]: entry for entry in runs["lowlight"][0]}
+    assert summary["zero-dce"]["params"] == 79_416  # the published count
+    assert summary["mrpnet"]["params"] == sum(p.numel() for p in CombinedModel(3, width=8).parameters())
+    assert summary["a3c"]["params"] > 0 and summary["sac"]["params"] > 0
+    assert summary["clahe"]["params"] is None and summary["input"]["params"] is None
+
+
+def test_missing_checkpoint_names_the_given_path(tiny, runs):
+    report = (tiny["base"] / "denoise_out" / "report.md").read_text()
+    assert f"- sac: missing: --sac {tiny['base'] / 'absent.pt'}: no such file" in report
+
+
+def test_runs_are_deterministic_apart_from_timing(tiny, runs):
+    first, second = read_rows(tiny["base"] / "denoise_out"), read_rows(tiny["base"] / "denoise_cli")
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "ms"} for r in rows]  # noqa: E731
+    assert strip(first) == strip(second)
+    assert [r["ms"] for r in first] != [r["ms"] for r in second] or len(first) == 0  # timing is measured
+
+
+def test_completion_scores_fill_the_hole_and_keep_known_pixels(tiny, runs):
+    summary = {entry["method"]: entry for entry in runs["completion"][0]}
+    # the black hole is far from the smooth originals; inpainting brings it close
+    assert summary["telea"]["hole_psnr"] > summary["input"]["hole_psnr"] + 10
+    assert summary["telea"]["psnr"] > summary["input"]["psnr"]
+    assert summary["diffusion-fill"]["hole_ssim"] > summary["input"]["hole_ssim"]
+
+
+# --- data ------------------------------------------------------------------------------------------------
+def test_denoise_noise_is_fixed_by_seed_and_index(tiny):
+    args = Args(task="denoise", data=str(tiny["base"] / "clean"), split="all", sigma=25.0, seed=3)
+    first, again, other = load_samples(args), load_samples(args), load_samples(Args(**{**vars(args), "seed": 4}))
+    noise = [s.input - s.reference for s in first]
+    assert all(np.array_equal(a.input, b.input) for a, b in zip(first, again))
+    assert not any(np.array_equal(a.input, b.input) for a, b in zip(first, other))
+    assert not np.array_equal(noise[0], noise[1])  # each image its own draw
+    assert abs(float(np.concatenate([n.ravel() for n in noise]).std()) - 25 / 255) < 0.1 * 25 / 255
+    assert min(float(s.input.min()) for s in first) < 0 or max(float(s.input.max()) for s in first) > 1  # unclipped
+
+
+def test_completion_samples_carry_the_mask_of_the_pair(tiny):
+    samples = load_samples(Args(task="completion", data=str(tiny["base"] / "occluded"), split="all"))
+    assert samples[0].mask.dtype == bool and samples[0].mask.sum() == 14 * 14
+    assert np.all(samples[0].input[samples[0].mask] == 0)
+
+
+def test_val_split_holds_out_images(tiny):
+    samples = load_samples(Args(task="denoise", data=str(tiny["base"] / "clean"), split="val"))
+    assert 1 <= len(samples) < 4
+
+
+# --- errors ------------------------------------------------------------------------------------------------
+def test_unknown_method_lists_the_accepted_names(tiny):
+    with pytest.raises(ValueError) as info:
+        in_process("--task", "denoise", "--data", str(tiny["base"] / "clean"), "--methods", "median,telea",
+                   "--out", str(tiny["base"] / "bad"))
+    message = str(info.value)
+    assert "telea" in message and all(name in message for name in TASK_METHODS["denoise"])
+    assert not (tiny["base"] / "bad").exists()
+
+
+def test_checkpoint_of_another_task_is_refused(tiny):
+    with pytest.raises(CheckpointError, match="denoise"):
+        in_process("--task", "completion", "--data", str(tiny["base"] / "occluded"), "--methods", "a3c",
+                   "--a3c", str(tiny["a3c-denoise"]), "--out", str(tiny["base"] / "bad2"))
+
+
+# --- pieces ------------------------------------------------------------------------------------------------
+def test_hole_ssim_is_the_mean_of_the_ssim_map_over_the_hole():
+    rng = np.random.default_rng(0)
+    x, y = _scene(1, 1)[..., 0], np.clip(_scene(1, 1)[..., 0] + rng.normal(0, 0.05, (SIZE, SIZE)), 0, 1)
+    mask = np.zeros((SIZE, SIZE), bool)
+    mask[10:25, 5:30] = True
+    _, full = structural_similarity(x, y.astype(np.float32), data_range=1.0, gaussian_weights=True, sigma=1.5,
+                                    use_sample_covariance=False, full=True)
+    t = lambda a: torch.from_numpy(np.asarray(a, np.float32))[None, None]  # noqa: E731
+    value = hole_ssim(t(x), t(y), t(mask))
+    assert float(value[0]) == pytest.approx(float(full[mask].mean()), abs=1e-4)
+    assert torch.isnan(hole_ssim(t(x), t(y), t(np.zeros_like(mask))))[0]
+
+
+def test_grid_and_plot_sizes():
+    rows = [[np.zeros((20, 30, 1), np.float32), np.ones((30, 20, 3), np.float32)]] * 2
+    grid = labelled_grid(rows, ["a", "b"], tile=50, gap=4, header=20)
+    assert grid.shape == (20 + 2 * 50 + 4, 2 * 50 + 4, 3) and grid.dtype == np.float32
+    assert grid[20 + 25, 25].max() == 0.0 and grid[20 + 25, 54 + 25].min() == 1.0  # gray black, RGB white
+    plot = plot_quality_vs_time([("fast", 1.0, 20.0), ("slow", 1000.0, 30.0), ("nan", 5.0, float("nan"))],
+                                size=(400, 300))
+    assert plot.shape == (300, 400, 3) and 0.0 <= plot.min() and plot.max() <= 1.0

@@ -1,0 +1,179 @@
+"""experiments.completion_train on a tiny pair folder: run folder, hole metrics, predictor, backbone, resume."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import peak_signal_noise_ratio
+
+from experiments import completion_train
+from rlenhance.checkpoint import load_checkpoint, save_checkpoint
+from rlenhance.data import OccludedPairs
+from rlenhance.errors import CheckpointError, DatasetError
+from rlenhance.io import save_image
+from rlenhance.models.mrpnet import MRPNet
+from rlenhance.models.pixelrnn import GatedPixelRNN
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ["--episodes", "4", "--eval-every", "2", "--batch", "2", "--crop", "20", "--steps", "2", "--width", "8",
+        "--samples", "2", "--threads", "1", "--val-fraction", "0.4"]
+GATED = {"width": 4, "n_gated": 1, "n_res": 0}
+
+
+def picture(rng, size):
+    """An RGB picture with smooth structure, float32 (H, W, 3) in [0, 1]."""
+    y, x = np.mgrid[0:size, 0:size] / size
+    img = np.stack([0.2 + 0.6 * x, 0.3 + 0.4 * y, 0.5 + 0.3 * x * y], axis=-1) + 0.05 * rng.random((size, size, 3))
+    return np.clip(img, 0, 1).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Five 32x32 pairs (PNG, so the estimated mask is the exact black square) and two checkpoints."""
+    root = tmp_path_factory.mktemp("completion_data")
+    rng = np.random.default_rng(0)
+    for k in range(5):
+        original = picture(rng, 32)
+        occluded = original.copy()
+        top, left = 6 + 2 * k, 8 + k
+        occluded[top:top + 10, left:left + 12] = 0.0
+        save_image(root / "pairs" / "original_images" / f"bed_{k}.png", original)
+        save_image(root / "pairs" / "occluded_images" / f"occluded_bed_{k}.png", occluded)
+    torch.manual_seed(0)
+    gated = GatedPixelRNN(3, **GATED)
+    save_checkpoint(root / "gated.pt", model=gated, arch=gated.arch(), extra={"inference": {
+        "model": "gated-pixelrnn", "task": "completion", "channels": 3, "needs_mask": True, "composite": True}})
+    mrpnet = MRPNet(1, width=4)
+    save_checkpoint(root / "denoiser.pt", model=mrpnet, arch=mrpnet.arch(), extra={"inference": {
+        "model": "mrpnet", "task": "denoise", "channels": 1, "needs_mask": False, "composite": False}})
+    return root
+
+
+def tiny_args(data, out, *extra):
+    return [*TINY, "--data", str(data / "pairs"), "--out", str(out), *extra]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("completion") / "run"
+    return Path(completion_train.main(tiny_args(data, out, "--predictor", str(data / "gated.pt"))))
+
+
+def test_run_folder_contents(tiny_run, data):
+    config = json.loads((tiny_run / "config.json").read_text())
+    assert config["predictor"] == str(data / "gated.pt") and config["episodes"] == 4
+    with open(tiny_run / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    names = {r["metric"] for r in rows}
+    assert {"charts/episode_return", "losses/value_loss", "eval/hole_psnr", "eval/hole_ssim", "eval/psnr",
+            "eval/input_hole_psnr", "eval/predictor_hole_psnr"} <= names
+    assert max(int(r["step"]) for r in rows) == 4
+    assert (tiny_run / "samples" / "episode_000004.png").is_file()
+    best = load_checkpoint(tiny_run / "checkpoints" / "best.pt")
+    last = load_checkpoint(tiny_run / "checkpoints" / "last.pt")
+    assert "agent" in last["extra"] and "agent" not in best["extra"]
+    env = best["extra"]["env"]
+    assert env["task"] == "completion" and env["actions"][-1] == "predict"
+    assert Path(env["predictor"]) == (data / "gated.pt").resolve()
+    assert best["arch"]["kwargs"]["n_actions"] == 9 and best["arch"]["kwargs"]["in_channels"] == 4  # image + mask
+    assert "| episodes |" in (tiny_run / "summary.md").read_text()
+
+
+def test_hole_metrics_match_a_reference(tiny_run, data):
+    """The starting fill's hole PSNR against a numpy / skimage computation on the held-out pairs."""
+    from envs.completion import diffusion_fill
+
+    scores = load_checkpoint(tiny_run / "checkpoints" / "last.pt")["extra"]["scores"]
+    val = OccludedPairs(data / "pairs", split="val", val_fraction=0.4, seed=0)
+    assert len(val) == 2
+    hole, whole = [], []
+    for i in range(len(val)):
+        item = val[i]
+        mask = item["mask"].float()
+        assert int(mask.sum()) == 10 * 12  # the exact square
+        fill = diffusion_fill(item["occluded"][None], mask[None], smooth_iters=20)[0].numpy()
+        original, m = item["original"].numpy(), mask.numpy()[0] > 0
+        hole.append(10 * np.log10(1.0 / np.mean((fill[:, m] - original[:, m]) ** 2)))
+        whole.append(peak_signal_noise_ratio(original, fill, data_range=1.0))
+    assert scores["eval/input_hole_psnr"] == pytest.approx(np.mean(hole), abs=1e-3)
+    assert scores["eval/input_psnr"] == pytest.approx(np.mean(whole), abs=1e-3)
+    assert scores["eval/psnr"] > scores["eval/hole_psnr"]  # known pixels are exact outside the hole
+
+
+def test_resume_continues_to_the_same_weights(data, tmp_path):
+    straight = completion_train.main(tiny_args(data, tmp_path / "straight"))
+    half = tiny_args(data, tmp_path / "split")
+    half[half.index("--episodes") + 1] = "2"
+    completion_train.main(half)
+    split = completion_train.main(tiny_args(data, tmp_path / "split", "--resume"))
+    a = load_checkpoint(Path(straight) / "checkpoints" / "last.pt")
+    b = load_checkpoint(Path(split) / "checkpoints" / "last.pt")
+    assert b["extra"]["episode"] == 4
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+
+
+def test_pixelrnn_backbone_starts_from_the_checkpoint_and_stays_frozen(data, tmp_path):
+    """--init-backbone copies the gated PixelRNN; --freeze-backbone 2 keeps it for episodes 0-1 only."""
+    out = tmp_path / "backbone"
+    args = tiny_args(data, out, "--backbone", "pixelrnn", "--init-backbone", str(data / "gated.pt"),
+                     "--freeze-backbone", "2")
+    half = list(args)
+    half[half.index("--episodes") + 1] = "2"
+    completion_train.main(half)
+    supervised = load_checkpoint(data / "gated.pt")["state_dict"]
+    frozen = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert frozen["arch"]["kwargs"]["backbone_mask"] is True and frozen["arch"]["kwargs"]["backbone_width"] == 4
+    copied = {k[len("trunk.net."):]: v for k, v in frozen["state_dict"].items() if k.startswith("trunk.net.")}
+    assert copied and all(torch.equal(v, supervised[k]) for k, v in copied.items())
+    completion_train.main([*args, "--resume"])  # episodes 2-3 train the backbone
+    trained = load_checkpoint(out / "checkpoints" / "last.pt")["state_dict"]
+    assert any(not torch.equal(trained["trunk.net." + k], v) for k, v in copied.items())
+
+
+def test_sac_smoke(data, tmp_path):
+    out = completion_train.main(tiny_args(data, tmp_path / "sac", "--agent", "sac", "--sac-learning-starts", "2",
+                                          "--sac-batch", "2", "--episodes", "2"))
+    last = load_checkpoint(Path(out) / "checkpoints" / "last.pt")
+    assert last["extra"]["algorithm"] == "sac" and "critics" in last["extra"]["agent"]
+    assert np.isfinite(last["extra"]["scores"]["eval/hole_psnr"])
+
+
+def test_synthetic_holes_are_seeded_per_image():
+    photos = [{"high": torch.rand(3, 24, 24, generator=torch.Generator().manual_seed(k)), "name": f"p{k}"}
+              for k in range(2)]
+    a = completion_train.occluded_test_set(photos, seed=1)
+    b = completion_train.occluded_test_set(photos[::-1], seed=1)
+    assert torch.equal(a[0].mask, b[1].mask) and a[0].mask.sum() > 0
+    assert torch.equal(a[0].occluded * a[0].mask, torch.zeros_like(a[0].occluded))
+    small = completion_train.occluded_test_set(photos, seed=1, max_side=12)
+    assert small[0].original.shape == (3, 12, 12) and small[0].mask.shape == (1, 12, 12)
+    torch.testing.assert_close(small[0].original, torch.nn.functional.avg_pool2d(photos[0]["high"][None], 2)[0])
+
+
+@pytest.mark.parametrize("argv, error, words", [
+    (["--predictor", "/nonexistent/model.pt"], FileNotFoundError, "--predictor"),
+    (["--val-fraction", "1.5"], ValueError, "--val-fraction"),
+    (["--occlusion", "blob"], SystemExit, None),  # argparse: not a choice
+])
+def test_bad_arguments_raise_clear_errors(argv, error, words, tmp_path):
+    with pytest.raises(error, match=words):
+        completion_train.main([*argv, "--out", str(tmp_path / "run")])
+
+
+def test_wrong_data_and_predictor_files_are_named(data, tmp_path):
+    with pytest.raises(DatasetError, match="--data .*occluded_images"):
+        completion_train.main([*TINY, "--data", str(tmp_path), "--out", str(tmp_path / "run")])
+    with pytest.raises(CheckpointError, match="completion"):
+        completion_train.main(tiny_args(data, tmp_path / "run", "--predictor", str(data / "denoiser.pt")))
+
+
+def test_cli_error_exit_code(data):
+    proc = subprocess.run([sys.executable, "-m", "experiments.completion_train", "--predictor",
+                           str(data / "missing.pt")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "completion_train: error: --predictor" in proc.stderr

@@ -1,0 +1,215 @@
+"""experiments.denoise_train on tiny folders: run folder, fixed test noise, resume, SAC, bad arguments."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import peak_signal_noise_ratio
+
+import envs
+from agents.rollout import load_rollout_policy
+from experiments import denoise_train
+from experiments.rl_common import make_agent, resolve_args
+from experiments.runs import parse_config
+from rlenhance.checkpoint import load_checkpoint
+from rlenhance.data import UnpairedImages
+from rlenhance.errors import DatasetError
+from rlenhance.io import save_image
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ["--episodes", "4", "--eval-every", "2", "--batch", "2", "--crop", "16", "--steps", "2", "--width", "8",
+        "--samples", "2", "--threads", "1"]
+SIGMA = 25.0
+
+
+def smooth_image(rng, height, width):
+    """A gray test picture with structure (a gradient and a square), float32 (H, W) in [0, 1]."""
+    y, x = np.mgrid[0:height, 0:width]
+    img = 0.2 + 0.5 * x / width + 0.1 * rng.random((height, width))
+    img[height // 4:height // 2, width // 4:width // 2] = 0.9
+    return img.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("denoise_data")
+    rng = np.random.default_rng(0)
+    for k in range(4):
+        save_image(root / "train" / f"train{k}.png", smooth_image(rng, 32, 32))
+    save_image(root / "test" / "wide.png", smooth_image(rng, 20, 28))  # mixed orientations, as BSD68
+    save_image(root / "test" / "tall.png", smooth_image(rng, 28, 20))
+    return root
+
+
+def tiny_args(folders, out, *extra):
+    return [*TINY, "--data", str(folders / "train"), "--test", str(folders / "test"), "--out", str(out), *extra]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(folders, tmp_path_factory):
+    out = tmp_path_factory.mktemp("denoise") / "run"
+    return denoise_train.main(tiny_args(folders, out))
+
+
+def test_run_folder_contents(tiny_run):
+    out = Path(tiny_run)
+    config = json.loads((out / "config.json").read_text())
+    assert config["sigma"] == SIGMA and config["gamma"] == 0.95 and config["agent"] == "a3c"
+    with open(out / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    names = {r["metric"] for r in rows}
+    assert {"charts/episode_return", "losses/value_loss", "losses/policy_loss", "eval/psnr", "eval/ssim",
+            "eval/input_psnr"} <= names
+    assert max(int(r["step"]) for r in rows) == 4
+    assert (out / "samples" / "episode_000002.png").is_file() and (out / "samples" / "episode_000004.png").is_file()
+    last = load_checkpoint(out / "checkpoints" / "last.pt")
+    best = load_checkpoint(out / "checkpoints" / "best.pt")
+    assert last["extra"]["episode"] == 4 and "agent" in last["extra"] and "agent" not in best["extra"]
+    env = best["extra"]["env"]
+    assert env["task"] == "denoise" and env["steps"] == 2 and env["env_kwargs"]["sigma"] == SIGMA
+    logged = [float(r["value"]) for r in rows if r["metric"] == "eval/psnr"]
+    assert best["extra"]["best"] == pytest.approx(max(logged), abs=1e-3)  # csv keeps 6 digits
+    summary = (out / "summary.md").read_text()
+    assert "| episodes |" in summary and "input_psnr" in summary
+
+
+def test_input_psnr_is_the_noisy_images_psnr_per_image_averaged(tiny_run, folders):
+    """Against skimage: the noisy inputs, rebuilt from the documented seeding, clipped to [0, 1]."""
+    scores = load_checkpoint(Path(tiny_run) / "checkpoints" / "last.pt")["extra"]["scores"]
+    images = denoise_train.noisy_test_set(UnpairedImages(folders / "test", gray=True), SIGMA, seed=0)
+    values = [peak_signal_noise_ratio(im.clean.numpy(), np.clip(im.noisy.numpy(), 0, 1), data_range=1.0)
+              for im in images]
+    assert scores["eval/input_psnr"] == pytest.approx(np.mean(values), abs=1e-4)
+    assert 19.0 < scores["eval/input_psnr"] < 23.0  # sigma 25: 20.17 dB before clipping
+
+
+def test_test_noise_depends_on_the_image_name_only(folders):
+    dataset = UnpairedImages(folders / "test", gray=True)
+    forward = denoise_train.noisy_test_set(dataset, SIGMA, seed=3)
+    backward = denoise_train.noisy_test_set([dataset[1], dataset[0]], SIGMA, seed=3)
+    assert torch.equal(forward[0].noisy, backward[1].noisy) and torch.equal(forward[1].noisy, backward[0].noisy)
+    other_seed = denoise_train.noisy_test_set(dataset, SIGMA, seed=4)
+    assert not torch.equal(forward[0].noisy, other_seed[0].noisy)
+    noise = torch.cat([(im.noisy - im.clean).flatten() for im in forward])
+    assert float(noise.std()) == pytest.approx(SIGMA / 255, rel=0.1)  # not clipped: exactly Gaussian
+    assert len(denoise_train.noisy_test_set(dataset, SIGMA, limit=1)) == 1
+
+
+def test_best_checkpoint_restores_the_whole_test_images(tiny_run, folders):
+    """agents.rollout.load_rollout_policy (what experiments.compare uses) reproduces the logged PSNR."""
+    best = load_checkpoint(Path(tiny_run) / "checkpoints" / "best.pt")
+    restorer = load_rollout_policy(Path(tiny_run) / "checkpoints" / "best.pt")
+    images = denoise_train.noisy_test_set(UnpairedImages(folders / "test", gray=True), SIGMA, seed=0)
+    outputs = restorer.restore([{"clean": im.clean, "noisy": im.noisy} for im in images])
+    assert [o.shape[-2:] for o in outputs] == [im.clean.shape[-2:] for im in images]
+    psnr = np.mean([peak_signal_noise_ratio(im.clean.numpy(), o.clamp(0, 1).numpy(), data_range=1.0)
+                    for im, o in zip(images, outputs)])
+    assert psnr == pytest.approx(best["extra"]["scores"]["eval/psnr"], abs=1e-3)
+
+
+def test_resume_continues_to_the_same_weights(folders, tmp_path):
+    straight = denoise_train.main(tiny_args(folders, tmp_path / "straight"))
+    half = tiny_args(folders, tmp_path / "split")
+    half[half.index("--episodes") + 1] = "2"
+    denoise_train.main(half)
+    split = denoise_train.main(tiny_args(folders, tmp_path / "split", "--resume"))
+    a = load_checkpoint(Path(straight) / "checkpoints" / "last.pt")
+    b = load_checkpoint(Path(split) / "checkpoints" / "last.pt")
+    assert b["extra"]["episode"] == 4
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+    assert a["extra"]["scores"]["eval/psnr"] == b["extra"]["scores"]["eval/psnr"]
+    with open(Path(split) / "metrics.csv") as handle:
+        steps = [int(r["step"]) for r in csv.DictReader(handle) if r["metric"] == "charts/episode_return"]
+    assert steps == [1, 2, 3, 4]
+
+
+def test_sac_smoke(folders, tmp_path):
+    out = denoise_train.main(tiny_args(folders, tmp_path / "sac", "--agent", "sac", "--sac-learning-starts", "2",
+                                       "--sac-batch", "2", "--episodes", "2", "--eval-every", "2"))
+    last = load_checkpoint(Path(out) / "checkpoints" / "last.pt")
+    assert last["extra"]["algorithm"] == "sac" and "critics" in last["extra"]["agent"]
+    assert last["arch"]["kwargs"]["n_actions"] == 9  # discrete SAC over the nine filters
+    config = json.loads((Path(out) / "config.json").read_text())
+    assert config["lr"] == 3e-4 and config["sac_batch"] == 2
+    with open(Path(out) / "metrics.csv") as handle:
+        names = {r["metric"] for r in csv.DictReader(handle)}
+    assert {"losses/value_loss", "losses/policy_loss", "charts/alpha", "eval/psnr"} <= names
+
+
+def test_pixelrl_network_options(folders):
+    args = resolve_args(parse_config(denoise_train.Args, ["--width", "8", "--conv-gru", "--reward-map-conv",
+                                                          "--crop", "16", "--batch", "1"]))
+    assert (args.crop, args.steps, args.gamma, args.sigma, args.gray) == (16, 5, 0.95, 25.0, True)
+    venv = envs.make_vec(denoise_train.ENV_ID, num_envs=1, data=UnpairedImages(folders / "train", gray=True),
+                         **denoise_train.env_kwargs(args))
+    agent = make_agent(args, venv)
+    assert agent.policy.gru is not None and agent.rmc is not None and agent.policy.in_channels == 1
+
+
+@pytest.mark.parametrize("model", ["MRPNet", "CombinedModel"])
+def test_init_backbone_reads_the_shape_from_the_checkpoint(model, folders, tmp_path):
+    """--backbone mrpnet --init-backbone: the width comes from the file and its weights are copied."""
+    from rlenhance.checkpoint import save_checkpoint
+    from rlenhance.models.mrpnet import CombinedModel, MRPNet
+
+    torch.manual_seed(1)
+    net = MRPNet(1, width=4) if model == "MRPNet" else CombinedModel(1, width=4)
+    path = save_checkpoint(tmp_path / "sup.pt", model=net, arch=net.arch(), extra={})
+    args = resolve_args(parse_config(denoise_train.Args, ["--width", "8", "--crop", "16", "--batch", "1",
+                                                          "--backbone", "mrpnet", "--init-backbone", str(path)]))
+    venv = envs.make_vec(denoise_train.ENV_ID, num_envs=1, data=UnpairedImages(folders / "train", gray=True),
+                         **denoise_train.env_kwargs(args))
+    policy = make_agent(args, venv).policy
+    assert policy.arch()["kwargs"]["backbone_width"] == 4
+    source = net if model == "MRPNet" else net.denoiser
+    for name, value in source.state_dict().items():
+        if not name.startswith("head."):
+            assert torch.equal(policy.trunk.net.state_dict()[name], value), name
+
+
+@pytest.mark.parametrize("argv, error, words", [
+    (["--sigma", "-5"], ValueError, "--sigma"),
+    (["--eval-every", "0"], ValueError, "--eval-every"),
+    (["--agent", "sac", "--conv-gru"], ValueError, "--conv-gru"),
+    (["--agent", "sac", "--gamma", "1.0"], ValueError, "gamma"),
+    (["--init-backbone", "model.pt"], ValueError, "--backbone"),
+    (["--backbone", "mrpnet", "--init-backbone", "/nonexistent/model.pt"], FileNotFoundError, "--init-backbone"),
+    (["--data", "/nonexistent/folder"], DatasetError, "--data"),
+])
+def test_bad_arguments_raise_clear_errors(argv, error, words, tmp_path):
+    with pytest.raises(error, match=words):
+        denoise_train.main([*argv, "--out", str(tmp_path / "run")])
+    assert not (tmp_path / "run").exists()  # nothing written before the arguments are checked
+
+
+def test_used_folder_needs_resume_and_resume_keeps_the_arguments(tiny_run, folders):
+    with pytest.raises(FileExistsError, match="--resume"):
+        denoise_train.main(tiny_args(folders, tiny_run))
+    config = (Path(tiny_run) / "config.json").read_text()
+    with pytest.raises(ValueError, match="--sigma 50.0 .the run has 25.0"):
+        denoise_train.main(tiny_args(folders, tiny_run, "--resume", "--sigma", "50"))
+    assert (Path(tiny_run) / "config.json").read_text() == config
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        denoise_train.main(tiny_args(folders, Path(tiny_run) / "elsewhere", "--resume"))
+
+
+def test_cli_help_and_errors():
+    proc = subprocess.run([sys.executable, "-m", "experiments.denoise_train", "--sigma", "-1"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "denoise_train: error: --sigma" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_help_documents_every_argument(capsys):
+    with pytest.raises(SystemExit):
+        parse_config(denoise_train.Args, ["--help"])
+    text = capsys.readouterr().out
+    for flag in ("--data", "--test", "--sigma", "--agent", "--episodes", "--crop", "--steps", "--gamma", "--width",
+                 "--conv-gru", "--reward-map-conv", "--backbone", "--init-backbone", "--freeze-backbone",
+                 "--sac-buffer-mb", "--sac-tau", "--sac-batch", "--sac-updates", "--eval-every", "--resume"):
+        assert flag in text, flag
