@@ -41,6 +41,8 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from agents.common import (as_bool, device_of, episode_length, evaluate_policy, obs_to, resolve_device,
+                           reward_map)
 from agents.distributions import PixelCategorical, PixelGaussian
 from rlenhance.errors import CheckpointError
 from rlenhance.models.policy import POLICY_INPUT_KEYS, PixelActorCritic, PolicyOutput, build_policy_input
@@ -351,37 +353,6 @@ def _env_actions(actions: Tensor, discrete: bool, clip: float | None, device: to
     return actions.to(device)
 
 
-def _reward_map(reward: Tensor, info: Mapping[str, Any], device: torch.device) -> Tensor:
-    rmap = info.get("reward_map") if isinstance(info, Mapping) else None
-    if rmap is None:
-        return torch.as_tensor(reward, dtype=torch.float32, device=device).view(-1, 1, 1, 1)
-    rmap = torch.as_tensor(rmap, device=device).float()
-    return rmap if rmap.dim() == 4 else rmap.unsqueeze(1)
-
-
-def _as_bool(x: Any, device: torch.device) -> Tensor:
-    return torch.as_tensor(x, device=device).bool().view(-1)
-
-
-def _episode_length(venv: Any) -> int | None:
-    """The env's fixed episode length (``max_steps`` or ``max_episode_steps``), None if unknown."""
-    for name in ("max_steps", "max_episode_steps"):
-        value = getattr(venv, name, None)
-        if value is not None:
-            return int(value)
-    return None
-
-
-def _device_of(obs: Mapping[str, Any]) -> torch.device:
-    """Device of the env's observation tensors (CPU for numpy observations)."""
-    first = next(iter(obs.values()))
-    return first.device if torch.is_tensor(first) else torch.device("cpu")
-
-
-def _obs_to(obs: Mapping[str, Tensor], device: torch.device) -> dict[str, Tensor]:
-    return {k: torch.as_tensor(v).to(device) for k, v in obs.items()}
-
-
 class _EpisodeRunner:
     """Runs one training episode of a (local) policy and applies updates through ``update``.
 
@@ -397,9 +368,9 @@ class _EpisodeRunner:
             update: Callable[[Tensor], dict[str, float]]) -> dict[str, float]:
         """Reset ``venv``, then collect rollouts and call ``update(loss)`` until the episode ends."""
         obs, _ = venv.reset(seed=seed)
-        env_device = _device_of(obs)
-        obs = _obs_to(obs, self.device)
-        episode_len = _episode_length(venv)
+        env_device = device_of(obs)
+        obs = obs_to(obs, self.device)
+        episode_len = episode_length(venv)
         batch = next(iter(obs.values())).shape[0]
         alive = torch.ones(batch, device=self.device)
         hidden: Tensor | None = None
@@ -437,10 +408,10 @@ class _EpisodeRunner:
             env_actions = self._to_pixels(actions, x.shape[-2:])
             obs, reward, terminated, truncated, info = venv.step(
                 _env_actions(env_actions, discrete, cfg.action_clip, env_device))
-            obs = _obs_to(obs, self.device)
+            obs = obs_to(obs, self.device)
             reward = torch.as_tensor(reward, device=self.device).float().view(-1)
-            done = _as_bool(terminated, self.device) | _as_bool(truncated, self.device)
-            roll.rewards.append(self._to_blocks(_reward_map(reward, info, self.device)))
+            done = as_bool(terminated, self.device) | as_bool(truncated, self.device)
+            roll.rewards.append(self._to_blocks(reward_map(reward, info, self.device)))
             roll.dones.append(done)
             roll.alive.append(alive)
             roll.scalar_rewards.append(reward)
@@ -511,15 +482,6 @@ def _apply_update(loss: Tensor, local_params: list[Tensor], shared_params: list[
 # --------------------------------------------------------------------------------------------
 # The agent
 # --------------------------------------------------------------------------------------------
-def _resolve_device(device: str | torch.device | None, policy: nn.Module) -> torch.device:
-    if device is None:
-        p = next(policy.parameters(), None)
-        return p.device if p is not None else torch.device("cpu")
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 class A3C:
     """Pixel-wise A3C / A2C agent.
 
@@ -538,7 +500,7 @@ class A3C:
     def __init__(self, policy: PixelActorCritic, config: A3CConfig | None = None,
                  device: str | torch.device | None = None):
         self.config = config if config is not None else A3CConfig()
-        self.device = _resolve_device(device, policy)
+        self.device = resolve_device(device, policy)
         self.policy = policy.to(self.device)
         self.rmc = (RewardMapConv(self.config.rmc_size).to(self.device)
                     if self.config.reward_map_conv else None)
@@ -570,8 +532,8 @@ class A3C:
             ``(actions, hidden)``: actions on the observation's device, int64 (B, C, H, W) for a
             categorical policy, float32 (B, C, H, W) clamped to ``action_clip`` for a Gaussian one.
         """
-        env_device = _device_of(obs)
-        x, cond = build_policy_input(_obs_to(obs, self.device))
+        env_device = device_of(obs)
+        x, cond = build_policy_input(obs_to(obs, self.device))
         out = self.policy(x, cond, hidden)
         dist = _distribution(out)
         actions = dist.mode() if greedy else dist.sample(self.generator)
@@ -615,33 +577,7 @@ class A3C:
             dict: ``return_mean`` / ``return_std`` (per env and episode, sum of rewards),
             ``reward_mean`` (per step), ``final_reward_mean`` (last step), ``episodes``.
         """
-        returns: list[Tensor] = []
-        step_rewards: list[Tensor] = []
-        finals: list[Tensor] = []
-        max_steps = _episode_length(venv)
-        for ep in range(episodes):
-            obs, _ = venv.reset(seed=seed if ep == 0 else None)
-            hidden = None
-            batch = next(iter(obs.values())).shape[0]
-            alive = torch.ones(batch, device=self.device)
-            ret = torch.zeros(batch, device=self.device)
-            steps = 0
-            reward = ret
-            while alive.any() and (max_steps is None or steps < max_steps):
-                actions, hidden = self.act(obs, hidden, greedy=greedy)
-                obs, reward, terminated, truncated, _ = venv.step(actions)
-                reward = torch.as_tensor(reward, device=self.device).float().view(-1)
-                ret += reward * alive
-                step_rewards.append(reward[alive.bool()])
-                done = _as_bool(terminated, self.device) | _as_bool(truncated, self.device)
-                alive = alive * (~done).float()
-                steps += 1
-            returns.append(ret)
-            finals.append(reward)
-        r = torch.cat(returns)
-        return {"return_mean": float(r.mean()), "return_std": float(r.std(unbiased=False)),
-                "reward_mean": float(torch.cat(step_rewards).mean()) if step_rewards else 0.0,
-                "final_reward_mean": float(torch.cat(finals).mean()), "episodes": float(episodes)}
+        return evaluate_policy(self, venv, episodes=episodes, seed=seed, greedy=greedy)
 
     # ---- asynchronous training --------------------------------------------------------------
     def train_hogwild(self, make_venv: Callable[[int], Any], workers: int, episodes: int,

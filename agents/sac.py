@@ -48,8 +48,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from agents.a3c import (A3C, _as_bool, _device_of, _episode_length, _obs_to, _resolve_device,
-                        _reward_map)
+from agents.common import (as_bool, device_of, episode_length, evaluate_policy, obs_to, resolve_device,
+                           reward_map)
 from agents.distributions import PixelCategorical, PixelGaussian
 from agents.buffers import STORAGES, PixelReplayBuffer, ReplaySample
 from rlenhance.errors import CheckpointError
@@ -277,7 +277,7 @@ class SAC:
         if not self.discrete and policy.bounded_mean:
             raise ValueError("SAC: the continuous policy has bounded_mean=True; build it with "
                              "bounded_mean=False (SAC squashes the Gaussian sample with tanh)")
-        self.device = _resolve_device(device, policy)
+        self.device = resolve_device(device, policy)
         self.policy = policy.to(self.device)
         cfg = self.config
         with torch.random.fork_rng(devices=[]):  # critic init from the seed, global RNG untouched
@@ -330,8 +330,8 @@ class SAC:
             ``(actions, None)``: actions on the observation's device, int64 (B, C, H, W) for a
             categorical policy, float32 (B, C, H, W) in [-1, 1] for a tanh-Gaussian one.
         """
-        env_device = _device_of(obs)
-        x, cond = build_policy_input(_obs_to(obs, self.device))
+        env_device = device_of(obs)
+        x, cond = build_policy_input(obs_to(obs, self.device))
         return self._actions(self.policy(x, cond), greedy).to(env_device), None
 
     # ---- learning ---------------------------------------------------------------------------
@@ -473,9 +473,9 @@ class SAC:
         """
         cfg = self.config
         obs, _ = venv.reset(seed=seed)
-        env_device = _device_of(obs)
-        obs = _obs_to(obs, self.device)
-        max_steps = _episode_length(venv)
+        env_device = device_of(obs)
+        obs = obs_to(obs, self.device)
+        max_steps = episode_length(venv)
         batch = next(iter(obs.values())).shape[0]
         alive = torch.ones(batch, dtype=torch.bool, device=self.device)
         returns = torch.zeros(batch, device=self.device)
@@ -486,10 +486,10 @@ class SAC:
                 x, cond = build_policy_input(obs)
                 actions = self._actions(self.policy(x, cond), greedy=False)
                 next_obs, reward, terminated, truncated, info = venv.step(actions.to(env_device))
-                next_obs = _obs_to(next_obs, self.device)
+                next_obs = obs_to(next_obs, self.device)
                 reward = torch.as_tensor(reward, device=self.device).float().view(-1)
-                terminal = _as_bool(terminated, self.device)
-                rmap = _reward_map(reward, info, self.device)
+                terminal = as_bool(terminated, self.device)
+                rmap = reward_map(reward, info, self.device)
                 if bool(alive.all()):
                     self.buffer.add(obs, actions, rmap, next_obs, terminal)
                 else:
@@ -498,7 +498,7 @@ class SAC:
                                     {k: v[keep] for k, v in next_obs.items()}, terminal[keep])
                 returns += reward * alive
                 rewards.append(reward[alive])
-                alive = alive & ~(terminal | _as_bool(truncated, self.device))
+                alive = alive & ~(terminal | as_bool(truncated, self.device))
                 obs = next_obs
                 steps += 1
 
@@ -526,13 +526,13 @@ class SAC:
     def evaluate(self, venv: Any, episodes: int = 1, seed: int | None = None,
                  greedy: bool = True) -> dict[str, float]:
         """Roll out the (greedy) policy without learning; the same rollout and keys as
-        :meth:`agents.a3c.A3C.evaluate`.
+        :func:`agents.common.evaluate_policy`.
 
         Returns:
             dict: ``return_mean`` / ``return_std`` (per env and episode, sum of rewards),
             ``reward_mean`` (per step), ``final_reward_mean`` (last step), ``episodes``.
         """
-        return A3C.evaluate(self, venv, episodes=episodes, seed=seed, greedy=greedy)
+        return evaluate_policy(self, venv, episodes=episodes, seed=seed, greedy=greedy)
 
     # ---- checkpoints ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -21,19 +21,19 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rlenhance.errors import CheckpointError, ImageError
-from rlenhance.models.policy import ConvTrunk, PixelActorCritic
+from rlenhance.errors import ImageError
+from rlenhance.models.policy import ArchMixin, ConvTrunk, PixelActorCritic
 
 __all__ = ["PixelQNetwork"]
 
 
-class PixelQNetwork(nn.Module):
+class PixelQNetwork(ArchMixin, nn.Module):
     """Fully convolutional per-pixel Q network.
 
     * Continuous (``n_actions=None``): ``Q(s, a)`` where the action maps ``a`` (B, out_channels,
@@ -122,26 +122,6 @@ class PixelQNetwork(nn.Module):
         )
         kwargs.update(overrides)
         return cls(**kwargs)
-
-    def arch(self) -> dict[str, Any]:
-        """The architecture as a JSON-able dict ``{"class": ..., "kwargs": {...}}`` for checkpoints."""
-        return {"class": type(self).__name__, "kwargs": {k: (list(v) if isinstance(v, list) else v)
-                                                         for k, v in self._kwargs.items()}}
-
-    @classmethod
-    def from_arch(cls, arch: Mapping[str, Any]) -> "PixelQNetwork":
-        """Rebuild an (untrained) network from :meth:`arch` output.
-
-        Raises:
-            CheckpointError: if the class name or the kwargs do not fit.
-        """
-        if arch.get("class") != cls.__name__:
-            raise CheckpointError(f"arch class is {arch.get('class')!r}; expected {cls.__name__!r}")
-        try:
-            return cls(**dict(arch.get("kwargs", {})))
-        except (TypeError, ValueError) as exc:
-            raise CheckpointError(
-                f"arch kwargs {arch.get('kwargs')!r} do not build a {cls.__name__}: {exc}") from exc
 
     def forward(self, x: Tensor, cond: Tensor | None = None, actions: Tensor | None = None,
                 full_resolution: bool = True) -> Tensor:

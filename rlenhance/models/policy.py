@@ -59,6 +59,7 @@ from torch import Tensor, nn
 from rlenhance.errors import CheckpointError, ImageError
 
 __all__ = [
+    "ArchMixin",
     "BACKBONES",
     "POLICY_INPUT_KEYS",
     "ConvGRUCell",
@@ -283,7 +284,35 @@ class ConvGRUCell(nn.Module):
         return (1 - z) * h + z * n
 
 
-class PixelActorCritic(nn.Module):
+class ArchMixin:
+    """``arch()`` / ``from_arch()`` for networks that keep their constructor kwargs in
+    ``self._kwargs``: what checkpoints store to rebuild the exact architecture."""
+
+    _kwargs: dict[str, Any]
+
+    def arch(self) -> dict[str, Any]:
+        """The architecture as a JSON-able dict ``{"class": ..., "kwargs": {...}}`` for checkpoints."""
+        return {"class": type(self).__name__, "kwargs": {k: (list(v) if isinstance(v, (list, tuple)) else
+                                                             dict(v) if isinstance(v, dict) else v)
+                                                         for k, v in self._kwargs.items()}}
+
+    @classmethod
+    def from_arch(cls, arch: Mapping[str, Any]):
+        """Rebuild an (untrained) network from :meth:`arch` output.
+
+        Raises:
+            CheckpointError: if the class name or the kwargs do not fit.
+        """
+        if arch.get("class") != cls.__name__:
+            raise CheckpointError(f"arch class is {arch.get('class')!r}; expected {cls.__name__!r}")
+        try:
+            return cls(**dict(arch.get("kwargs", {})))
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(
+                f"arch kwargs {arch.get('kwargs')!r} do not build a {cls.__name__}: {exc}") from exc
+
+
+class PixelActorCritic(ArchMixin, nn.Module):
     """Fully convolutional per-pixel actor-critic (PixelRL / ReLLIE network).
 
     Args:
@@ -453,15 +482,6 @@ class PixelActorCritic(nn.Module):
                             backbone_mask=mask, backbone_kwargs=extra)
         return SupervisedTrunk(net, self.in_channels, self.cond_dim, self.width, mask=mask)
 
-    def arch(self) -> dict[str, Any]:
-        """The architecture as a JSON-able dict ``{"class": ..., "kwargs": {...}}`` for checkpoints.
-
-        The ``backbone*`` keys appear only for a supervised backbone (``"fcn"`` is the default).
-        """
-        return {"class": type(self).__name__, "kwargs": {k: (list(v) if isinstance(v, list) else
-                                                             dict(v) if isinstance(v, dict) else v)
-                                                         for k, v in self._kwargs.items()}}
-
     @property
     def backbone_module(self) -> nn.Module:
         """The backbone's network: the supervised net inside :class:`SupervisedTrunk` (its fusion
@@ -486,21 +506,6 @@ class PixelActorCritic(nn.Module):
         if not self.backbone_trainable:
             self.backbone_module.eval()
         return self
-
-    @classmethod
-    def from_arch(cls, arch: Mapping[str, Any]) -> "PixelActorCritic":
-        """Rebuild an (untrained) network from :meth:`arch` output.
-
-        Raises:
-            CheckpointError: if the class name or the kwargs do not fit.
-        """
-        if arch.get("class") != cls.__name__:
-            raise CheckpointError(f"arch class is {arch.get('class')!r}; expected {cls.__name__!r}")
-        try:
-            return cls(**dict(arch.get("kwargs", {})))
-        except (TypeError, ValueError) as exc:
-            raise CheckpointError(
-                f"arch kwargs {arch.get('kwargs')!r} do not build a {cls.__name__}: {exc}") from exc
 
     def working_size(self, height: int, width: int) -> tuple[int, int]:
         """The (h, w) the trunk sees for an (height, width) input: ceil(size / downscale)."""
