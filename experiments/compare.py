@@ -21,8 +21,9 @@ denoise     a folder of clean images (read as gray)      clean + N(0, (sigma/255
 completion  ``occluded_images/`` + ``original_images/``  occluded + the mask from the pair -> original
 ==========  ===========================================  =============================================
 
-The noise of image ``i`` is drawn from a generator seeded by ``(--seed, i)``, so every method sees
-the same noisy image and two runs see the same data. Methods never see the reference: an RL
+The noise of each image is drawn from a generator seeded by ``--seed`` and the file name
+(:func:`experiments.denoise_train.noisy_test_set`, the trainers' own test noise), so every method
+sees the same noisy image, here and in ``denoise_train``'s evaluation. Methods never see the reference: an RL
 rollout is given the input in place of the reference its env would use for rewards.
 
 Methods (``--methods a,b,...`` picks a subset; :data:`TASK_METHODS` lists each task's):
@@ -79,12 +80,12 @@ from agents.rollout import load_rollout_policy
 from envs.base import open_dataset
 from envs.completion import diffusion_fill
 from experiments import lol_eval
+from experiments.denoise_train import noisy_test_set
 from experiments.runs import arg, markdown_table, parse_config
 from rlenhance import metrics
 from rlenhance.atomic import atomic_path, write_text_atomic
 from rlenhance.baselines import COMPLETION_BASELINES, DENOISE_BASELINES, LOWLIGHT_BASELINES, baseline_missing
 from rlenhance.checkpoint import build_model, load_checkpoint
-from rlenhance.data import add_gaussian_noise
 from rlenhance.enhance import DEFAULT_CHECKPOINT as DEFAULT_LOWLIGHT_CHECKPOINT
 from rlenhance.enhance import Enhancer
 from rlenhance.errors import CheckpointError, DatasetError
@@ -164,10 +165,12 @@ class Args:
     gated_pixelrnn: str | None = arg(None, "supervised_train --model gated-pixelrnn checkpoint (completion)")
     zero_dce: str | None = arg(None, "official Zero-DCE weights, zero_dce_Epoch99.pth (lowlight)")
     sigma: float = arg(25.0, "denoise: noise standard deviation on the 0-255 scale")
-    split: str = arg("val", "which images: the trainers' held-out split, or all", choices=("val", "all"))
+    split: str | None = arg(None, "which images: the trainers' held-out split, or all (unset: all for denoise, "
+                                  "whose default data is the BSD68 test set; val otherwise)", choices=("val", "all"))
     split_seed: int = arg(0, "seed of the train/validation split (the trainers' default split)")
     limit: int = arg(0, "evaluate at most this many images (0: all)")
-    seed: int = arg(0, "seed of the denoise noise (image i gets the generator of (seed, i)) and of torch")
+    seed: int = arg(0, "seed of the denoise noise (each image's from this seed and its file name, exactly as "
+                       "experiments.denoise_train evaluates) and of torch")
     samples: int = arg(3, "images shown in samples.png")
     warmup: bool = arg(True, "run every method once on the first image before timing it (not recorded)")
     device: str = arg("auto", "auto, cpu, cuda or cuda:N")
@@ -264,12 +267,6 @@ def checkpoint_path(args: Args, method: str) -> tuple[Path | None, str]:
 
 
 # --- data --------------------------------------------------------------------------------------------
-def noise_generator(seed: int, index: int) -> torch.Generator:
-    """The CPU generator of image ``index``'s noise: seeded from ``(seed, index)`` by NumPy's SeedSequence."""
-    state = np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0]
-    return torch.Generator().manual_seed(int(state))
-
-
 def _hwc(t: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(t.permute(1, 2, 0).numpy(), dtype=np.float32)
 
@@ -283,20 +280,21 @@ def load_samples(args: Args) -> list[Sample]:
     """
     data = args.data if args.data is not None else DEFAULT_DATA[args.task]
     kind = {"lowlight": "paired", "denoise": "clean", "completion": "occluded"}[args.task]
-    split = None if args.split == "all" else "val"
+    split = None if (args.split or ("all" if args.task == "denoise" else "val")) == "all" else "val"
     dataset = open_dataset(data, kind=kind, split=split, gray=args.task == "denoise", seed=args.split_seed)
     count = len(dataset) if not args.limit else min(args.limit, len(dataset))
-    samples = []
+    if args.task == "denoise":  # the trainers' own fixed-seed test noise
+        noisy_set = noisy_test_set(dataset, args.sigma, seed=args.seed, limit=count)
+        samples = [Sample(item.name, _hwc(item.noisy), _hwc(item.clean)) for item in noisy_set]
+        count = 0
+    else:
+        samples = []
     for index in range(count):
         item = dataset[index]
         if args.task == "lowlight":
             if "high" not in item:
                 raise DatasetError(f"--data {data}: {item['name']} has no reference (high/); compare needs pairs")
             samples.append(Sample(item["name"], _hwc(item["low"]), _hwc(item["high"])))
-        elif args.task == "denoise":
-            clean = item["high"] if "high" in item else item["low"]
-            noisy = add_gaussian_noise(clean, args.sigma, generator=noise_generator(args.seed, index))
-            samples.append(Sample(item["name"], _hwc(noisy), _hwc(clean)))
         else:
             samples.append(Sample(item["name"], _hwc(item["occluded"]), _hwc(item["original"]),
                                   item["mask"][0].numpy() > MASK_THRESHOLD))

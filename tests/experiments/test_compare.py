@@ -223,7 +223,7 @@ def test_completion_scores_fill_the_hole_and_keep_known_pixels(tiny, runs):
 
 
 # --- data ------------------------------------------------------------------------------------------------
-def test_denoise_noise_is_fixed_by_seed_and_index(tiny):
+def test_denoise_noise_is_fixed_by_seed_and_name_as_in_denoise_train(tiny):
     args = Args(task="denoise", data=str(tiny["base"] / "clean"), split="all", sigma=25.0, seed=3)
     first, again, other = load_samples(args), load_samples(args), load_samples(Args(**{**vars(args), "seed": 4}))
     noise = [s.input - s.reference for s in first]
@@ -232,6 +232,11 @@ def test_denoise_noise_is_fixed_by_seed_and_index(tiny):
     assert not np.array_equal(noise[0], noise[1])  # each image its own draw
     assert abs(float(np.concatenate([n.ravel() for n in noise]).std()) - 25 / 255) < 0.1 * 25 / 255
     assert min(float(s.input.min()) for s in first) < 0 or max(float(s.input.max()) for s in first) > 1  # unclipped
+    from envs.base import open_dataset
+    from experiments.denoise_train import noisy_test_set
+    trainer = noisy_test_set(open_dataset(args.data, kind="clean", split=None, gray=True, seed=0), 25.0, seed=3)
+    assert [t.name for t in trainer] == [s.name for s in first]
+    assert all(np.array_equal(t.noisy.permute(1, 2, 0).numpy(), s.input) for t, s in zip(trainer, first))
 
 
 def test_completion_samples_carry_the_mask_of_the_pair(tiny):
