@@ -1,16 +1,29 @@
 """Env throughput: batched torch envs vs a per-image numpy/OpenCV implementation of the same step.
 
-    python -m benchmarks.envs [--batch 32] [--crop 64] [--steps 10] [--threads 2]
+    python -m benchmarks.envs [--batch 32] [--crop 64] [--steps 10] [--repeats 7] [--threads 2] [--env Denoise]
 
 Prints steps/s and megapixel-steps/s (image pixels x steps per second) for each env, batched
 (B crops) and single (one 600x400 image), next to a straightforward per-image numpy/OpenCV
 implementation of the same transition and reward (the way PixelRL and ReLLIE step their states:
 a Python loop over the batch calling OpenCV per image). Numbers only; nothing is asserted.
+
+Both run in this process on the same start state and actions, after a warm-up, in alternation
+(torch block, numpy block, torch block, ...), so that load from other processes hits both alike;
+each figure is the median over ``--repeats`` blocks of ``--steps`` steps, and the speed-up is the
+median of the per-block ratios. Resets are outside the timed blocks. The load average is printed
+before and after: figures from a busy machine are not comparable with quiet ones.
+
+On a machine whose cores are busy with other processes, torch's OpenMP worker threads (GNU
+libgomp's default wait policy) can stall every parallelised op by a scheduler time slice, which
+makes ``--threads 2`` runs many times slower than ``--threads 1``; setting ``OMP_WAIT_POLICY``
+(e.g. ``OMP_WAIT_POLICY=PASSIVE python -m benchmarks.envs``) avoids that.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import time
 
 import cv2
@@ -82,18 +95,28 @@ def completion_step_numpy(image, original, mask, actions):
     return new, reward
 
 
-def time_it(fn, repeats):
-    fn()  # warm-up
-    start = time.perf_counter()
+def time_blocks(fns, repeats):
+    """Median seconds per call of each function, timed in alternation after one warm-up call each.
+
+    Returns:
+        (medians, ratios): the median time of each function and, per repeat, the time of each
+        function divided by the time of the first one.
+    """
+    for fn in fns:
+        fn()  # warm-up
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - start) / repeats
+        for fn, t in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            t.append(time.perf_counter() - start)
+    ratios = [[t[i] / times[0][i] for i in range(repeats)] for t in times]
+    return [statistics.median(t) for t in times], [statistics.median(r) for r in ratios]
 
 
-def bench(env_id, num_envs, size, steps, device):
+def bench(env_id, num_envs, size, steps, repeats, device):
     # the 600x400 single-image run uses scikit-image's coffee photo (400x600), the only one that big
     data = BuiltinImages(names=("coffee",), gray=env_id == "rlenhance/Denoise-v0") if num_envs == 1 else None
-    repeats = 3
     # one long episode, reset once outside the timed loops: only steps are timed, as for the baseline
     venv = envs.make_vec(env_id, num_envs=num_envs, crop=size, device=device, data=data,
                          max_episode_steps=steps * (repeats + 1))
@@ -127,34 +150,39 @@ def bench(env_id, num_envs, size, steps, device):
         for _ in range(steps):
             state = [per_image(i, x) for i, x in enumerate(state)]
 
-    t_torch = time_it(torch_steps, repeats) / steps
-    t_numpy = time_it(numpy_steps, repeats) / steps
+    (t_torch, t_numpy), (_, ratio) = time_blocks([torch_steps, numpy_steps], repeats)
     h, w = venv.single_action_space.shape[-2:]
     mpix = num_envs * h * w / 1e6
-    return t_torch, t_numpy, mpix
+    return t_torch / steps, t_numpy / steps, ratio, mpix
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=32, help="images per batched env")
     parser.add_argument("--crop", type=int, default=64, help="crop size of the batched run")
-    parser.add_argument("--steps", type=int, default=10, help="steps per timed episode")
+    parser.add_argument("--steps", type=int, default=10, help="steps per timed block")
+    parser.add_argument("--repeats", type=int, default=7, help="timed blocks per run (medians are reported)")
+    parser.add_argument("--env", action="append", default=None,
+                        help="only env ids containing this text (repeatable), e.g. --env Denoise")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--device", default="cpu", help="torch device of the batched env")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     device = torch.device(args.device)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), device {device}")
+    print(f"torch {torch.__version__}, {args.threads} thread(s), device {device}, "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, load average {os.getloadavg()[0]:.2f}")
     header = f"{'env':26s} {'run':>18s} {'torch steps/s':>14s} {'torch MP-steps/s':>17s} " \
              f"{'numpy steps/s':>14s} {'numpy MP-steps/s':>17s} {'speed-up':>9s}"
     print(header)
-    for env_id in envs.ENV_IDS:
+    env_ids = [e for e in envs.ENV_IDS if args.env is None or any(part in e for part in args.env)]
+    for env_id in env_ids:
         for label, num_envs, size in ((f"{args.batch}x{args.crop}x{args.crop}", args.batch, args.crop),
                                       ("1x400x600", 1, (400, 600))):
-            t_torch, t_numpy, mpix = bench(env_id, num_envs, size, args.steps, device)
+            t_torch, t_numpy, ratio, mpix = bench(env_id, num_envs, size, args.steps, args.repeats, device)
             print(f"{env_id:26s} {label:>18s} {1 / t_torch:14.1f} {mpix / t_torch:17.2f} "
-                  f"{1 / t_numpy:14.1f} {mpix / t_numpy:17.2f} {t_numpy / t_torch:8.2f}x")
+                  f"{1 / t_numpy:14.1f} {mpix / t_numpy:17.2f} {ratio:8.2f}x", flush=True)
+    print(f"load average {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -12,12 +12,17 @@ from gymnasium import spaces
 from envs.base import PixelEnv, PixelTask, PixelVectorEnv
 from rlenhance import metrics
 from rlenhance.data import random_occlusion
-from rlenhance.ops import gaussian_blur2d, median_blur2d, select_per_pixel
+from rlenhance.ops import FilterAction, gaussian_blur2d, median_blur2d
+from rlenhance.ops.filters import filters_at
+from rlenhance.ops.select import group_pixels
 
 #: Per-pixel actions; "predict" exists only when a predictor (a supervised completion model) is given.
 COMPLETION_ACTIONS = ("keep", "diffuse", "copy_left", "copy_right", "copy_up", "copy_down",
                       "gaussian", "median", "predict")
 REWARDS = ("mse", "ssim")
+#: The filters of actions 6 and 7, as :meth:`CompletionTask.candidates` applies them.
+GAUSSIAN_FILL = FilterAction("gaussian", gaussian_blur2d, (("ksize", 5), ("sigma", 1.5)))
+MEDIAN_FILL = FilterAction("median", median_blur2d, (("ksize", 5),))
 
 
 def neighbour_mean(x: torch.Tensor, weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -109,6 +114,8 @@ class CompletionTask(PixelTask):
             batch["original"] = batch["high"]
         self.original = batch["original"]
         self.mask = (batch["mask"] > 0.5).float()
+        #: flat indices b * H * W + y * W + x of the hole's pixels, the only ones a step changes
+        self._hole = torch.nonzero(self.mask.reshape(-1) > 0).squeeze(1)
         self.image = diffusion_fill(batch["occluded"], self.mask, smooth_iters=self.smooth_iters)
         self.prediction = None
         if self.predictor is not None:
@@ -137,16 +144,79 @@ class CompletionTask(PixelTask):
         return torch.stack(results, dim=1)
 
     def _transition(self, actions: torch.Tensor) -> torch.Tensor:
+        # Only hole pixels change: each action is computed at the hole pixels that chose it, which
+        # equals torch.where(mask > 0, select_per_pixel(self.candidates(previous), actions), previous).
         previous = self.image
-        chosen = select_per_pixel(self.candidates(previous), actions, validate=False)
-        self.image = torch.where(self.mask > 0, chosen, previous)
+        b, c, h, w = previous.shape
+        order, counts = group_pixels(actions, self.n_actions, pixels=self._hole, validate=False)
+        index = self._channel_index(order)  # (C, n): flat index of every channel of the hole pixels
+        before = previous.reshape(-1).index_select(0, index.view(-1)).view(c, -1)
+        after = before.clone()
+        bounds = [0]
+        for count in counts:
+            bounds.append(bounds[-1] + count)
+        slices = {name: slice(bounds[k], bounds[k + 1]) for k, name in enumerate(self.actions) if counts[k]}
+        filters = [(name, action) for name, action in (("gaussian", GAUSSIAN_FILL), ("median", MEDIAN_FILL))
+                   if name in slices]
+        for (name, _), values in zip(filters, filters_at(previous, [(order[slices[name]], action)
+                                                                    for name, action in filters])):
+            after[:, slices[name]] = values.t()
+        if "predict" in slices:
+            after[:, slices["predict"]] = self.prediction.reshape(-1).index_select(
+                0, index[:, slices["predict"]].reshape(-1)).view(c, -1)
+        self._neighbour_fill(previous, order, index, slices, after)
+        self.image = previous.clone()
+        self.image.view(-1).index_copy_(0, index.view(-1), after.view(-1))
         if self.reward == "ssim":
             gain = (metrics.ssim(self.image, self.original, return_map=True)[1]
                     - metrics.ssim(previous, self.original, return_map=True)[1])
             return gain * self.mask
-        error_before = ((self.original - previous) ** 2).mean(dim=1, keepdim=True)
-        error_after = ((self.original - self.image) ** 2).mean(dim=1, keepdim=True)
-        return (error_before - error_after) * self.reward_scale * self.mask
+        # ((original - image)^2 channel mean) decrease x reward_scale x mask: computed at the hole
+        # pixels, 0 elsewhere (where nothing changes)
+        original = self.original.reshape(-1).index_select(0, index.view(-1)).view(c, -1)
+        error_before = (original - before).square_().mean(dim=0)
+        error_after = (original - after).square_().mean(dim=0)
+        reward = torch.zeros((b, 1, h, w), dtype=previous.dtype, device=previous.device)
+        reward.view(-1).index_copy_(0, order, error_before.sub_(error_after).mul_(self.reward_scale))
+        return reward
+
+    def _channel_index(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Flat indices into a (B, C, H, W) image of every channel of ``pixels``, shape (C, n)."""
+        b, c, h, w = self.image.shape
+        images = torch.div(pixels, h * w, rounding_mode="floor")
+        base = pixels + images * ((c - 1) * h * w)
+        return base + torch.arange(c, device=pixels.device).view(-1, 1) * (h * w)
+
+    def _neighbour_fill(self, image: torch.Tensor, pixels: torch.Tensor, index: torch.Tensor,
+                        slices: dict[str, slice], out: torch.Tensor) -> None:
+        """The copy and diffuse actions at their pixels, as :meth:`candidates` has them, into ``out``."""
+        moves = [name for name in ("diffuse", "copy_left", "copy_right", "copy_up", "copy_down") if name in slices]
+        if not moves:
+            return
+        _, c, h, w = image.shape
+        flat = image.reshape(-1)
+        # the 4 neighbours, replicated at the border (as the copies' padding), and whether they
+        # are inside the image (the neighbour mean counts only those, as its zero padding does)
+        span = slice(min(slices[name].start for name in moves), max(slices[name].stop for name in moves))
+        x = torch.remainder(pixels[span], w)
+        y = torch.remainder(torch.div(pixels[span], w, rounding_mode="floor"), h)
+        steps = {"copy_up": (-w, y > 0), "copy_left": (-1, x > 0), "copy_right": (1, x < w - 1),
+                 "copy_down": (w, y < h - 1)}
+        for name in moves:
+            part = slices[name]
+            local = slice(part.start - span.start, part.stop - span.start)
+            if name != "diffuse":
+                step, inside = steps[name]
+                out[:, part] = flat.index_select(0, (index[:, part] + step * inside[local]).view(-1)).view(c, -1)
+                continue
+            total = torch.zeros_like(out[:, part])
+            count = torch.zeros_like(out[0, part])
+            for step, inside in steps.values():  # raster order: up, left, right, down
+                inside = inside[local]
+                value = flat.index_select(0, (index[:, part] + step * inside).view(-1)).view(c, -1)
+                total.add_(value.mul_(inside))
+                count.add_(inside)
+            out[:, part] = total.div_(count.clamp_min_(1.0))
 
 
 class CompletionEnv(PixelEnv):

@@ -10,7 +10,8 @@ from gymnasium import spaces
 
 from envs.base import PixelEnv, PixelTask, PixelVectorEnv
 from rlenhance.data import add_gaussian_noise
-from rlenhance.ops import PIXELRL_ACTIONS, pixelrl_filter_bank, select_per_pixel
+from rlenhance.ops import PIXELRL_ACTIONS
+from rlenhance.ops.filters import pixelrl_filter_select
 
 
 class DenoiseTask(PixelTask):
@@ -67,12 +68,17 @@ class DenoiseTask(PixelTask):
 
     def _transition(self, actions: torch.Tensor) -> torch.Tensor:
         previous = self.image
-        self.image = select_per_pixel(pixelrl_filter_bank(previous), actions, validate=False)
+        # == select_per_pixel(pixelrl_filter_bank(previous), actions), each filter computed only
+        # at the pixels that chose it
+        self.image = pixelrl_filter_select(previous, actions, validate=False)
         if self.clip:
-            self.image = self.image.clamp(0.0, 1.0)
-        error_before = ((self.clean - previous) ** 2).mean(dim=1, keepdim=True)
-        error_after = ((self.clean - self.image) ** 2).mean(dim=1, keepdim=True)
-        return (error_before - error_after) * self.reward_scale
+            self.image = self.image.clamp_(0.0, 1.0)
+        error_before = torch.sub(self.clean, previous).square_()
+        error_after = torch.sub(self.clean, self.image).square_()
+        if self.channels > 1:
+            error_before = error_before.mean(dim=1, keepdim=True)
+            error_after = error_after.mean(dim=1, keepdim=True)
+        return error_before.sub_(error_after).mul_(self.reward_scale)
 
 
 class DenoiseEnv(PixelEnv):
@@ -80,7 +86,8 @@ class DenoiseEnv(PixelEnv):
 
     ## Description
     The state is a noisy image (gray by default). At every step each pixel picks one of nine
-    filters; all nine are applied to the whole image and each pixel takes its chosen result.
+    filters and takes that filter's result, as if all nine were applied to the whole image (each
+    is computed only at the pixels that chose it, see ``pixelrl_filter_select``).
 
     ## Action Space
     ``MultiDiscrete(np.full((1, H, W), 9))``: one action per pixel, shared by the channels.

@@ -19,6 +19,10 @@ function                    OpenCV reference                     border
 
 :data:`PIXELRL_ACTION_TABLE` lists PixelRL's nine actions with their parameters (the only
 place they are written); :func:`pixelrl_filter_bank` / :class:`FilterBank` apply all of them.
+:func:`pixelrl_filter_select` / :meth:`FilterBank.select` apply a per-pixel choice among them,
+computing each filter only at the pixels that chose it (the hot path of the Denoise env), and
+:func:`filters_at` / :func:`filter_at` evaluate actions at listed pixels (the Completion env's
+holes); see the notes before :func:`_runs` for how.
 
 How the filters are made fast with plain elementwise torch ops (the bank is the hot path of the
 Denoise and Completion envs):
@@ -57,6 +61,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlenhance.errors import ImageError
+from rlenhance.ops.select import select_per_pixel, sort_by_key
 
 __all__ = [
     "PIXELRL_ACTIONS",
@@ -65,10 +70,13 @@ __all__ = [
     "FilterBank",
     "bilateral_filter2d",
     "box_blur2d",
+    "filter_at",
+    "filters_at",
     "gaussian_blur2d",
     "gaussian_kernel1d",
     "median_blur2d",
     "pixelrl_filter_bank",
+    "pixelrl_filter_select",
     "shift_intensity",
 ]
 
@@ -269,11 +277,17 @@ class _Program:
     outputs: tuple[int | None, ...]
 
 
-def _compile(pruned: Sequence[tuple[int, int, bool, bool]], n_inputs: int, outputs: Sequence[int]) -> _Program:
-    """Assign buffers to a pruned network, overwriting a consumed value's buffer where possible."""
-    refs: list[int | None] = [-1 - w for w in range(n_inputs)]
+def _compile(pruned: Sequence[tuple[int, int, bool, bool]], n_inputs: int, outputs: Sequence[int], *,
+             writable_inputs: bool = False) -> _Program:
+    """Assign buffers to a pruned network, overwriting a consumed value's buffer where possible.
+
+    With ``writable_inputs`` the inputs are the first ``n_inputs`` slots (scratch the program may
+    overwrite; run it with no inputs and those tensors first among the slots), which needs fewer
+    extra buffers.
+    """
+    refs: list[int | None] = list(range(n_inputs)) if writable_inputs else [-1 - w for w in range(n_inputs)]
     free: list[int] = []
-    n_slots = 0
+    n_slots = n_inputs if writable_inputs else 0
 
     def new_slot() -> int:
         nonlocal n_slots
@@ -315,7 +329,7 @@ def _view(t: torch.Tensor | None, fn: Callable[[torch.Tensor], torch.Tensor]) ->
 
 
 @functools.lru_cache(maxsize=32)
-def _median_programs(ksize: int) -> tuple[_Program, _Program, _Program, _Program]:
+def _median_programs(ksize: int, *, writable_inputs: bool = False) -> tuple[_Program, _Program, _Program, _Program]:
     """The four stages of the separable k x k median network (k odd >= 3), see :func:`_median_band`.
 
     1. ``rows``: sort the k horizontal neighbours of every padded pixel (k wires in, k ranks out).
@@ -324,7 +338,8 @@ def _median_programs(ksize: int) -> tuple[_Program, _Program, _Program, _Program
        of k*(k-1) values; only ranks med-k .. med can be the median (med = k*k // 2) once the k
        values of the remaining row are added, so only those k+1 are kept.
     4. ``final``: merge those k+1 with the sorted remaining row (k wires), output rank k = median.
-    Each stage is pruned to what the next one reads.
+    Each stage is pruned to what the next one reads. With ``writable_inputs`` every stage may
+    overwrite its inputs (see :func:`_compile`), as the median at chosen pixels allows.
     """
     r, med = ksize // 2, ksize * ksize // 2
     final, final_in = _prune(_merging_network(ksize + 1, ksize), [ksize])
@@ -334,9 +349,10 @@ def _median_programs(ksize: int) -> tuple[_Program, _Program, _Program, _Program
     pairs, pairs_in = _prune(_merging_network(ksize, ksize), pairs_out)
     rows_out = sorted({w % ksize for w in pairs_in} | {w - ksize - 1 for w in final_in if w > ksize})
     rows, _ = _prune(_sorting_network(ksize), rows_out)
-    return (_compile(rows, ksize, range(ksize)), _compile(pairs, 2 * ksize, range(2 * ksize)),
-            _compile(shared, 2 * ksize * r, [med - ksize + w for w in range(ksize + 1)]),
-            _compile(final, 2 * ksize + 1, [ksize]))
+    scratch = {"writable_inputs": writable_inputs}
+    return (_compile(rows, ksize, range(ksize), **scratch), _compile(pairs, 2 * ksize, range(2 * ksize), **scratch),
+            _compile(shared, 2 * ksize * r, [med - ksize + w for w in range(ksize + 1)], **scratch),
+            _compile(final, 2 * ksize + 1, [ksize], **scratch))
 
 
 def _pieces(b: int, h: int, per_row: int, dtype: torch.dtype, *,
@@ -910,6 +926,778 @@ def pixelrl_filter_bank(x: torch.Tensor,
     return out.to(x.dtype)
 
 
+# ----------------------------------------------------------------------------- the bank at chosen pixels only
+#
+# A per-pixel choice needs each filter only at the pixels that chose it (PixelRL's nine candidates,
+# of which each pixel keeps one). Pixels are addressed by their index q in the padded (B, Hp, Wp)
+# grid, so that a window tap is q + dy * Wp + dx (channel c of image b adds (b * (C - 1) + c) *
+# Hp * Wp in a (B, C, Hp, Wp) buffer). Sorting the action map padded with a sentinel gives the
+# pixels of every action as such indices directly. For n chosen pixels a filter reads its taps
+# with one ``index_select`` per tap (a shifted 1-D view of the padded copy indexed by the window
+# corners; no (n, k*k) index tensor is built) into a tap-major (taps, C, n) buffer with contiguous
+# rows, and does its math on those rows instead of on the whole batch:
+#
+# * bilateral: the disc taps, their weights and the weighted mean on (13, C, n), all colour sigmas
+#   of one support together (a colour coefficient per pixel);
+# * median: the four pruned stages of the dense median (sort the k window rows, merge row pairs,
+#   merge the pairs, merge with the remaining row) on the gathered rows, overwriting them;
+# * Gaussian / box: the row pass on the whole batch (a few shared passes) and the column pass at
+#   the chosen pixels (k taps each, all filters together), or both passes at the chosen pixels
+#   when few chose the filter: the operations of the dense filter, so the same values;
+# * shifts: the centre tap plus the delta; "keep": nothing.
+#
+# The results are written with one ``index_copy_`` into the reflect-padded copy (once every filter
+# has read it), whose interior is then the output. A gathered value costs about as much as ten
+# elementwise operations on contiguous ones (CPU), which is why the row passes stay dense and why
+# a median chosen by most pixels (a trained policy may pick one filter nearly everywhere) is
+# computed on the whole batch (see _DENSE_FRACTION). All large temporaries of a call are cut from
+# one allocation (_Arena), for the reason given in the module notes.
+
+
+@functools.lru_cache(maxsize=16)
+def _runs(offsets: tuple[tuple[int, int], ...], wp: int, first: int) -> tuple[tuple[tuple[int, int], ...], int]:
+    """Runs of consecutive taps along a row: ``((start, count), ...)`` with ``start`` the grid offset
+    of the run's first tap minus ``first``, and the largest such offset."""
+    runs, t = [], 0
+    while t < len(offsets):
+        end = t + 1
+        while end < len(offsets) and offsets[end] == (offsets[t][0], offsets[t][1] + end - t):
+            end += 1
+        runs.append((offsets[t][0] * wp + offsets[t][1] - first, end - t))
+        t = end
+    return tuple(runs), max(dy * wp + dx for dy, dx in offsets) - first
+
+
+@functools.lru_cache(maxsize=16)
+def _disc(radius: int) -> tuple[tuple[int, int], ...]:
+    """OpenCV's bilateral support: offsets (dy, dx) within Euclidean distance ``radius``, raster order."""
+    return tuple((dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)
+                 if not math.sqrt(dy * dy + dx * dx) > radius)
+
+
+@functools.lru_cache(maxsize=16)
+def _window(radius: int) -> tuple[tuple[int, int], ...]:
+    """Offsets of a (2r+1) x (2r+1) window row by row: tap ``j * k + i`` is (dy_j, dx_i)."""
+    return tuple((dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1))
+
+
+#: A linear filter chosen by more than this fraction of the pixels gets its row pass on the whole
+#: batch (shared passes; k gathers per chosen pixel instead of k * k), and a median chosen by more
+#: than this fraction is computed on the whole batch and read at its pixels. Both ways run the same
+#: operations in the same order, so they give the same values; this only picks the faster one
+#: (measured on CPU, float32, 5x5 windows).
+_DENSE_FRACTION = {"linear": 0.04, "median": 0.2}
+
+#: Byte alignment of the pieces cut from an :class:`_Arena`.
+_ARENA_ALIGN = 64
+
+
+class _Arena:
+    """Temporaries of one call cut from one allocation of ``nbytes`` (a request beyond it gets a
+    plain allocation, which is only slower). :meth:`mark` / :meth:`release` reuse a region."""
+
+    def __init__(self, nbytes: int, device: torch.device) -> None:
+        self._buffer = torch.empty(-(-int(nbytes) // _ARENA_ALIGN) * _ARENA_ALIGN, dtype=torch.uint8, device=device)
+        self._typed: dict[torch.dtype, torch.Tensor] = {}
+        self._used = 0
+
+    def take(self, shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
+        """An uninitialised contiguous tensor of ``shape`` and ``dtype``."""
+        strides, numel = [], 1
+        for size in reversed(shape):
+            strides.append(numel)
+            numel *= size
+        start = -(-self._used // _ARENA_ALIGN) * _ARENA_ALIGN
+        if start + numel * dtype.itemsize > self._buffer.numel():
+            return torch.empty(tuple(shape), dtype=dtype, device=self._buffer.device)
+        self._used = start + numel * dtype.itemsize
+        typed = self._typed.get(dtype)
+        if typed is None:
+            typed = self._typed[dtype] = self._buffer.view(dtype)
+        return typed.as_strided(tuple(shape), strides[::-1], start // dtype.itemsize)
+
+    def mark(self) -> int:
+        return self._used
+
+    def release(self, mark: int) -> None:
+        """Give back everything taken since ``mark`` (those tensors must no longer be used)."""
+        self._used = mark
+
+
+def _nbytes(*pieces: tuple[int, torch.dtype]) -> int:
+    """Arena bytes of pieces ``(numel, dtype)``, alignment included."""
+    return sum(-(-numel * dtype.itemsize // _ARENA_ALIGN) * _ARENA_ALIGN + _ARENA_ALIGN for numel, dtype in pieces)
+
+
+#: A sparse evaluation takes at most about this many bytes of temporaries at a time (its pixels are
+#: processed in chunks), which bounds the arena of a call.
+_SPARSE_CHUNK_BYTES = 8 * 2 ** 20
+
+
+@dataclass(frozen=True)
+class _ActionSpec:
+    """How one action of a bank is evaluated at chosen pixels: ``kind`` and its parameters.
+
+    ``kind`` is "identity", "shift" (delta), "median" (ksize), "linear" ((row_taps, column_taps)),
+    "bilateral" (d, sigma_color, sigma_space, lut_bins_per_channel) or "other" (called as is).
+    """
+
+    kind: str
+    params: tuple = ()
+
+
+def _make_action_specs(actions: tuple[FilterAction, ...]) -> tuple[tuple[_ActionSpec, ...], int]:
+    """Per-action specs of a bank (validated as the ops would) and the padding its windows need."""
+    plan = _make_bank_plan(actions)
+    specs = [_ActionSpec("other")] * len(actions)
+    for k in plan.copies:
+        specs[k] = _ActionSpec("identity")
+    for k, delta in plan.shifts:
+        specs[k] = _ActionSpec("shift", (delta,))
+    for k, ksize in plan.medians:
+        specs[k] = _ActionSpec("median", (ksize,))
+    for k, taps in plan.linear:
+        specs[k] = _ActionSpec("linear", (taps,))
+    for indices, sigma_colors, d, sigma_space, bins in plan.bilateral:
+        for k, sigma_color in zip(indices, sigma_colors):
+            specs[k] = _ActionSpec("bilateral", (d, sigma_color, sigma_space, bins))
+    pad = max([plan.pad] + [ksize // 2 for _, ksize in plan.medians])
+    return tuple(specs), pad
+
+
+_cached_action_specs = functools.lru_cache(maxsize=64)(_make_action_specs)
+
+
+def _action_specs(actions: Sequence[FilterAction]) -> tuple[tuple[_ActionSpec, ...], int]:
+    actions = tuple(actions)
+    try:
+        return _cached_action_specs(actions)
+    except TypeError:  # unhashable parameters: no cache
+        return _make_action_specs(actions)
+
+
+def _value_ranges(x: torch.Tensor) -> list[float]:
+    """Per-image value range as :func:`_bilateral_into` takes it (a flat image counts as 1); a host sync."""
+    flat = x.reshape(x.shape[0], -1)
+    ranges = [hi - lo for lo, hi in zip(flat.amin(dim=1).tolist(), flat.amax(dim=1).tolist())]  # doubles
+    return [1.0 if abs(r) < torch.finfo(torch.float32).eps else r for r in ranges]
+
+
+def _bilateral_exact(max_range: float, sigma_color: float, lut_bins_per_channel: int) -> bool:
+    """Whether :func:`_bilateral_into` uses the exact Gaussian for this colour sigma, given the
+    largest per-image value range of the batch."""
+    return (max_range / lut_bins_per_channel / sigma_color) ** 2 / 8 <= _BILATERAL_EXACT_GAUSSIAN_MAX_ERROR
+
+
+def _colour_coeff(sigma_color: float) -> float:
+    """The bilateral colour weight is ``exp2(coeff * dist^2)``."""
+    return -0.5 / (sigma_color * sigma_color) / math.log(2.0)
+
+
+class _Sites:
+    """Padded copies of one batch, and reads of them at chosen pixels.
+
+    Pixels are indexed by q in the padded (B, Hp, Wp) grid; buffers on that grid are
+    (B, C, Hp, Wp), so channel c of pixel q (image b) sits at ``q + (b * (C - 1) + c) * Hp * Wp``.
+
+    Args:
+        x: Batch (B, C, H, W), float32 or float64 (the working dtype).
+        pad: Padding of the copies, >= every window radius read.
+        arena: Where the large temporaries come from.
+    """
+
+    def __init__(self, x: torch.Tensor, pad: int, arena: _Arena) -> None:
+        b, c, h, w = x.shape
+        self.x, self.pad, self.shape, self.arena = x, pad, (b, c, h, w), arena
+        self.grid = (b, h + 2 * pad, w + 2 * pad)  # the padded (B, Hp, Wp) grid of pixel indices q
+        self.plane = self.grid[1] * self.grid[2]  # Hp * Wp
+        self.size = b * c * self.plane  # elements of a padded buffer
+        self._padded: dict[str, torch.Tensor] = {}
+
+    def take(self, shape: Sequence[int], dtype: torch.dtype | None = None) -> torch.Tensor:
+        return self.arena.take(shape, self.x.dtype if dtype is None else dtype)
+
+    def empty(self, *lead: int) -> torch.Tensor:
+        """Uninitialised buffer(s) of shape (*lead, B, C, Hp, Wp) in the working dtype."""
+        b, c, _, _ = self.shape
+        return self.take((*lead, b, c, *self.grid[1:]))
+
+    def interior(self, buffer: torch.Tensor) -> torch.Tensor:
+        """The (..., H, W) view of the unpadded pixels of a (..., Hp, Wp) buffer."""
+        _, _, h, w = self.shape
+        p = self.pad
+        return buffer[..., p: p + h, p: p + w]
+
+    def padded(self, mode: str) -> torch.Tensor:
+        """The batch padded with OpenCV border ``mode``, (B, C, Hp, Wp), contiguous (made on the
+        first call: make it before any :meth:`_Arena.mark` whose region is released later)."""
+        if mode not in self._padded:
+            _, _, h, w = self.shape
+            out = self.empty()
+            if self.pad == 0:
+                out.copy_(self.x)
+            elif mode == _REPLICATE:
+                torch.ops.aten.replication_pad2d.out(self.x, [self.pad] * 4, out=out)
+            elif self.pad < min(h, w):
+                torch.ops.aten.reflection_pad2d.out(self.x, [self.pad] * 4, out=out)
+            else:  # OpenCV's reflect-101 of an image smaller than the padding
+                out.copy_(_pad2d(self.x, self.pad, mode))
+            self._padded[mode] = out
+        return self._padded[mode]
+
+    def images(self, q: torch.Tensor) -> torch.Tensor:
+        """Image index b of each padded-grid index q."""
+        return torch.div(q, self.plane, rounding_mode="floor")
+
+    def corners(self, q: torch.Tensor, first: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Flat index of channel 0 of pixel ``q`` in a padded buffer, plus ``first``; int64 (n,)."""
+        c = self.shape[1]
+        out = self.take(q.shape, torch.long) if out is None else out
+        if c == 1:
+            return torch.add(q, first, out=out)
+        torch.div(q, self.plane, rounding_mode="floor", out=out).mul_((c - 1) * self.plane)
+        return out.add_(q).add_(first)
+
+    def gather(self, source: torch.Tensor, corners: torch.Tensor, offsets: Sequence[tuple[int, int]],
+               first: int) -> torch.Tensor:
+        """Values of ``source`` at every offset from the pixels, shape (len(offsets), C, n).
+
+        Args:
+            source: Flat padded buffer(s).
+            corners: From :meth:`corners` with the same ``first`` (the smallest grid offset of
+                ``offsets``), for pixels whose offsets stay inside the source.
+            offsets: (dy, dx) pairs.
+            first: ``min(dy * Wp + dx)`` over ``offsets``.
+        """
+        c, n = self.shape[1], corners.numel()
+        out = self.take((len(offsets), c, n))
+        runs, span = _runs(tuple(offsets), self.grid[2], first)
+        length = source.numel() - span
+        base = source.storage_offset()
+        if c > 1:  # every channel of a tap in one index_select
+            corners = torch.add(corners, torch.arange(0, c * self.plane, self.plane, device=corners.device).view(-1, 1),
+                                out=self.take((c, n), torch.long)).view(-1)
+        # one strided view per run of taps along a row (1-D views of the source, each shifted by
+        # its tap offset) rather than one slice per tap: the Python overhead is per call
+        views: list[torch.Tensor] = []
+        for start, count in runs:
+            views += source.as_strided((count, length), (1, 1), base + start).unbind(0)
+        for view, row in zip(views, out.view(len(offsets), -1).unbind(0)):
+            torch.index_select(view, 0, corners, out=row)
+        return out
+
+    def read(self, source: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """A padded buffer at pixels ``q``, (C, n)."""
+        return self.gather(source.reshape(-1), self.corners(q, 0), [(0, 0)], 0)[0]
+
+    def row_passes(self, taps: Sequence[tuple[tuple[float, ...], tuple[float, ...]]]) -> torch.Tensor:
+        """Row pass of separable filters on the whole batch, (L, B, C, Hp, Wp).
+
+        Every padded row is filtered (columns [pad, pad + W) are written; the rest is left
+        uninitialised), with the operations of :func:`_separable_into`'s row pass.
+        """
+        b, c, _, w = self.shape
+        p = self.pad
+        xp = self.padded(_REFLECT_101)
+        r = max(len(row) for row, _ in taps) - 1
+        row_taps = torch.tensor([list(row) + [0.0] * (r + 1 - len(row)) for row, _ in taps], dtype=xp.dtype)
+        row_taps = row_taps.t().reshape(r + 1, len(taps), 1, 1, 1, 1).to(xp.device)
+        out = self.empty(len(taps))
+        rows = out[..., p: p + w]
+        torch.mul(xp[..., p: p + w], row_taps[0], out=rows)
+        pair = self.take((b, c, self.grid[1], w))
+        for t in range(1, r + 1):
+            torch.add(xp[..., p - t: p - t + w], xp[..., p + t: p + t + w], out=pair)
+            rows.addcmul_(pair, row_taps[t])
+        return out
+
+
+def _median_at(sites: _Sites, q: torch.Tensor, ksize: int, out: torch.Tensor) -> None:
+    """k x k median (replicate border) at pixels ``q`` into ``out`` (C, n)."""
+    r = ksize // 2
+    first = -r * sites.grid[2] - r
+    taps = sites.gather(sites.padded(_REPLICATE).view(-1), sites.corners(q, first), _window(r), first)
+    if ksize == 1:
+        out.copy_(taps[0])
+        return
+    k, c, n = ksize, taps.shape[1], taps.shape[2]
+    programs = _median_programs(ksize, writable_inputs=True)  # the gathered taps are scratch
+
+    def run(stage: int, inputs: list, shape: tuple[int, ...]) -> list:
+        program = programs[stage]
+        extra = program.n_slots - len(inputs)
+        return _run(program, [], inputs + (list(sites.take((extra, *shape)).unbind(0)) if extra > 0 else []))
+
+    # The window's rows 1..2r form r merged pairs and row 0 joins in the final merge, as for output
+    # row 2m of the dense median (whose window starts at padded row 2m).
+    ranks = run(0, list(taps.view(k, k, c, n).transpose(0, 1).unbind(0)), (k, c, n))  # rank i of every row
+    merged = run(1, [_view(t, lambda v: v[1::2]) for t in ranks] + [_view(t, lambda v: v[2::2]) for t in ranks],
+                 (r, c, n))
+    shared = run(2, [_view(t, lambda v, s=s: v[s]) for s in range(r) for t in merged], (c, n))
+    out.copy_(run(3, shared + [_view(t, lambda v: v[0]) for t in ranks], (c, n))[0])
+
+
+def _linear_at(sites: _Sites, q: torch.Tensor, taps: tuple[tuple[float, ...], tuple[float, ...]],
+               out: torch.Tensor) -> None:
+    """Separable symmetric filter (reflect-101) at pixels ``q``, both passes there, into ``out`` (C, n)."""
+    row, column = taps
+    r = len(row) - 1
+    k = 2 * r + 1
+    first = -r * sites.grid[2] - r
+    values = sites.gather(sites.padded(_REFLECT_101).view(-1), sites.corners(q, first), _window(r), first)
+    values = values.view(k, k, *values.shape[1:]).transpose(0, 1)  # [i, j]: column i of window row j
+    rows = torch.mul(values[r], row[0], out=sites.take(values.shape[1:]))  # (k, C, n): every window row
+    pair = sites.take(values.shape[1:])
+    for t in range(1, r + 1):
+        rows.add_(torch.add(values[r - t], values[r + t], out=pair), alpha=row[t])
+    torch.mul(rows[r], column[0], out=out)
+    for t in range(1, len(column)):
+        out.add_(torch.add(rows[r - t], rows[r + t], out=pair[0]), alpha=column[t])
+
+
+def _columns_at(sites: _Sites, rows: torch.Tensor, corners: torch.Tensor, taps: torch.Tensor,
+                out: torch.Tensor) -> None:
+    """Column pass of separable filters at chosen pixels, from their row passes, into ``out`` (C, n).
+
+    Args:
+        rows: Flat row passes of :meth:`_Sites.row_passes`.
+        corners: Per pixel, :meth:`_Sites.corners` of its pixel in its filter's row pass, shifted
+            by the grid offset ``-r * Wp`` of the top tap.
+        taps: (r + 1, 1, n): per pixel, the centre-first column taps of its filter.
+    """
+    r = taps.shape[0] - 1
+    wp = sites.grid[2]
+    values = sites.gather(rows, corners, [(dy, 0) for dy in range(-r, r + 1)], -r * wp)  # (k, C, n)
+    torch.mul(values[r], taps[0], out=out)
+    pair = sites.take(out.shape)
+    for t in range(1, r + 1):
+        out.addcmul_(torch.add(values[r - t], values[r + t], out=pair), taps[t])
+
+
+def _bilateral_at(sites: _Sites, q: torch.Tensor, coeffs: torch.Tensor, d: int, sigma_space: float,
+                  lut_bins_per_channel: int, ranges: Sequence[float] | None, out: torch.Tensor) -> None:
+    """OpenCV's float bilateral filter (see :func:`bilateral_filter2d`) at pixels ``q`` into ``out`` (C, n).
+
+    Args:
+        coeffs: (n,) per pixel, :func:`_colour_coeff` of its colour sigma (pixels of several
+            colour sigmas go together).
+        ranges: None for the exact Gaussian, else the batch's value ranges for OpenCV's
+            interpolated table (as decided by :func:`_bilateral_into`).
+    """
+    c, n = sites.shape[1], q.numel()
+    disc = _disc(max(d // 2, 1))
+    first = min(dy * sites.grid[2] + dx for dy, dx in disc)
+    values = sites.gather(sites.padded(_REFLECT_101).view(-1), sites.corners(q, first), disc, first)  # (T, C, n)
+    taps = len(disc)
+    centre = disc.index((0, 0))
+    diff = torch.sub(values, values[centre], out=sites.take(values.shape))
+    if c > 1 or ranges is not None:
+        diff.abs_()
+    dist = torch.sum(diff, dim=1, keepdim=True, out=sites.take((taps, 1, n))) if c > 1 else diff  # L1, (T, 1, n)
+    space_coeff = -0.5 / (sigma_space * sigma_space)
+    space = [math.exp((dy * dy + dx * dx) * space_coeff) for dy, dx in disc]
+    if ranges is None:  # weight = space * exp2(coeff * dist^2) = exp2(coeff * dist^2 + log2(space))
+        log_space = torch.tensor([math.log2(v) for v in space], dtype=values.dtype).view(-1, 1, 1).to(values.device)
+        weight = torch.addcmul(log_space, dist.square_(), coeffs, out=dist).exp2_()
+    else:  # OpenCV's table: pos = dist * scale, i = floor(pos), lut[i] + (pos - i) * (lut[i + 1] - lut[i])
+        dtype, device = values.dtype, values.device
+        length = torch.tensor(ranges, dtype=torch.float64).to(dtype) * c
+        scale = lut_bins_per_channel * c / length  # (B,) table bins per unit of colour distance
+        images = sites.images(q)
+        # lut[i] = exp2(coeff / scale^2 * i^2), per pixel
+        per_pixel = coeffs * (1.0 / scale.double() ** 2).to(device, dtype).index_select(0, images)
+        pos = dist.mul_(scale.to(device).index_select(0, images))
+        low = torch.floor(pos)
+        frac = pos.sub_(low)
+        high = low + 1.0
+        weight = torch.lerp(low.square_().mul_(per_pixel).exp2_(), high.square_().mul_(per_pixel).exp2_(), frac)
+        weight.mul_(torch.tensor(space, dtype=dtype).view(-1, 1, 1).to(device))
+    # sum(w * I) / sum(w), summed over the taps in OpenCV's (raster) order (the centre's weight is 1)
+    numerator = torch.sum(torch.mul(weight, values, out=values), dim=0, out=out)
+    numerator.div_(torch.sum(weight, dim=0, out=sites.take((1, n))))
+
+
+def _chunk_bytes(kind: str, params: tuple, c: int, itemsize: int) -> int:
+    """Arena bytes per pixel a sparse evaluation takes (its pixels are processed in chunks)."""
+    corners = 8 * (c + 1)  # int64 window corners, per channel for colour images
+    if kind == "median":
+        k = params[0]
+        programs = _median_programs(k, writable_inputs=True) if k > 1 else None
+        extra = 0 if programs is None else \
+            (programs[0].n_slots - k) * k + (programs[1].n_slots - 2 * k) * (k // 2) + programs[2].n_slots \
+            - k * (k - 1) + programs[3].n_slots - 2 * k - 1
+        return (k * k + extra) * c * itemsize + corners
+    if kind == "bilateral":
+        taps = len(_disc(max(params[0] // 2, 1)))
+        return (2 * taps * c + (taps if c > 1 else 0) + 1) * itemsize + corners
+    if kind == "linear":
+        k = 2 * len(params[0][0]) - 1
+        return (k * k + 2 * k) * c * itemsize + corners
+    if kind == "columns":
+        return (2 * params[0] + 2) * c * itemsize + corners
+    return 0
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One sparse evaluation of a call: ``kind`` ("median", "linear", "columns", "bilateral",
+    "dense_median", "shift", "plain"), the actions whose pixels it covers (their pixels, one after
+    the other, are its pixels) and parameters."""
+
+    kind: str
+    actions: tuple[int, ...]
+    params: tuple = ()
+
+
+def _plan(specs: Sequence[_ActionSpec], counts: Sequence[int], ranges: Callable[[], list[float]],
+          bound: Callable[[], float], n_pixels: int) -> list[_Job]:
+    """The jobs evaluating every chosen action (count > 0) but "keep"."""
+    chosen = [k for k, (spec, count) in enumerate(zip(specs, counts)) if count and spec.kind != "identity"]
+    dense = {k for k in chosen if specs[k].kind in _DENSE_FRACTION
+             and counts[k] > _DENSE_FRACTION[specs[k].kind] * n_pixels}
+    jobs = []
+    linear = tuple(k for k in chosen if k in dense and specs[k].kind == "linear")
+    if linear:  # row pass on the whole batch, column pass at the pixels, all filters together
+        jobs.append(_Job("columns", linear, (max(len(specs[k].params[0][1]) for k in linear) * 2 - 1,)))
+    bilateral: dict[tuple, list[int]] = {}  # one evaluation per support and colour-weight path
+    for k in chosen:
+        if specs[k].kind == "bilateral":
+            d, sigma_color, sigma_space, bins = specs[k].params
+            # the range of the whole batch bounds every image's: if it allows the exact Gaussian,
+            # so does the largest per-image range (the rule of _bilateral_into), with one pass less
+            exact = _bilateral_exact(bound(), sigma_color, bins) or _bilateral_exact(max(ranges()), sigma_color, bins)
+            bilateral.setdefault((d, sigma_space, bins, exact), []).append(k)
+    jobs += [_Job("bilateral", tuple(members), key) for key, members in bilateral.items()]
+    for k in chosen:
+        kind = specs[k].kind
+        if kind in ("median", "linear") and k not in linear:
+            jobs.append(_Job("dense_median" if k in dense else kind, (k,), specs[k].params))
+        elif kind == "shift":
+            jobs.append(_Job("shift", (k,), specs[k].params))
+        elif kind == "other":
+            jobs.append(_Job("plain", (k,)))
+    return jobs
+
+
+def _job_bytes(job: _Job, specs: Sequence[_ActionSpec], counts: Sequence[int], sites_shape: tuple[int, int, int, int],
+               grid_size: int, itemsize: int) -> int:
+    """Arena bytes of a job: its own buffers plus one chunk of its temporaries."""
+    c = sites_shape[1]
+    n = sum(counts[k] for k in job.actions)
+    float_dtype = torch.float32 if itemsize == 4 else torch.float64
+    if job.kind == "columns":
+        r = job.params[0] // 2
+        own = _nbytes((n, torch.long), ((r + 1) * n, float_dtype), (len(job.actions) * grid_size * c, float_dtype),
+                      (grid_size * c, float_dtype))  # corners, taps, row passes, pair sums
+        per_pixel = _chunk_bytes("columns", job.params, c, itemsize)
+    elif job.kind == "bilateral":
+        own = _nbytes((n, torch.long), (n, float_dtype))  # pixels, colour coefficients
+        per_pixel = _chunk_bytes("bilateral", job.params, c, itemsize)
+    elif job.kind == "dense_median":
+        return _nbytes((grid_size * c, float_dtype), (c * n, float_dtype), (n, torch.long))
+    elif job.kind == "shift":
+        return _nbytes((c * n, float_dtype), (n, torch.long))
+    elif job.kind == "plain":
+        return 0
+    else:
+        own = 0
+        per_pixel = _chunk_bytes(job.kind, specs[job.actions[0]].params, c, itemsize)
+    chunk = min(n, max(1, _SPARSE_CHUNK_BYTES // per_pixel))
+    return own + chunk * per_pixel + 16 * _ARENA_ALIGN
+
+
+def _chunks(n: int, per_pixel: int) -> list[tuple[int, int]]:
+    step = max(1, _SPARSE_CHUNK_BYTES // max(per_pixel, 1))
+    return [(start, min(start + step, n)) for start in range(0, n, step)]
+
+
+def _run_job(sites: _Sites, job: _Job, table: Sequence[FilterAction], specs: Sequence[_ActionSpec],
+             groups: Sequence[torch.Tensor], ranges: Callable[[], list[float]], out: torch.Tensor) -> torch.Tensor:
+    """Evaluate a job into ``out`` (C, n); returns the pixels q (n,) of its values."""
+    c, itemsize = sites.shape[1], sites.x.dtype.itemsize
+    arena = sites.arena
+    members = [groups[k] for k in job.actions]
+    n = out.shape[1]
+    q = members[0] if len(members) == 1 else torch.cat(members, out=sites.take((n,), torch.long))
+
+    def chunked(kind: str, params: tuple, fn: Callable[[int, int], None]) -> None:
+        for start, end in _chunks(n, _chunk_bytes(kind, params, c, itemsize)):
+            mark = arena.mark()
+            fn(start, end)
+            arena.release(mark)
+
+    if job.kind == "columns":
+        (k,) = job.params
+        r = k // 2
+        rows = sites.row_passes([specs[a].params[0] for a in job.actions])
+        corners = sites.take((n,), torch.long)
+        taps = sites.take((r + 1, 1, n))
+        at = 0
+        for l, a in enumerate(job.actions):
+            count, column = groups[a].numel(), specs[a].params[0][1]
+            sites.corners(groups[a], l * sites.size - r * sites.grid[2], out=corners[at: at + count])
+            for t in range(r + 1):
+                taps[t, :, at: at + count].fill_(column[t] if t < len(column) else 0.0)
+            at += count
+        chunked("columns", job.params, lambda s, e: _columns_at(sites, rows.view(-1), corners[s:e], taps[..., s:e],
+                                                                 out[:, s:e]))
+    elif job.kind == "bilateral":
+        d, sigma_space, bins, exact = job.params
+        coeffs = sites.take((n,))
+        at = 0
+        for a in job.actions:
+            count = groups[a].numel()
+            coeffs[at: at + count].fill_(_colour_coeff(specs[a].params[1]))
+            at += count
+        table_ranges = None if exact else ranges()
+        chunked("bilateral", (d,), lambda s, e: _bilateral_at(sites, q[s:e], coeffs[s:e], d, sigma_space, bins,
+                                                              table_ranges, out[:, s:e]))
+    elif job.kind == "median":
+        chunked("median", job.params, lambda s, e: _median_at(sites, q[s:e], job.params[0], out[:, s:e]))
+    elif job.kind == "linear":
+        chunked("linear", job.params, lambda s, e: _linear_at(sites, q[s:e], job.params[0], out[:, s:e]))
+    elif job.kind == "shift":
+        torch.add(sites.read(sites.padded(_REFLECT_101), q), job.params[0], out=out)
+    elif job.kind == "dense_median":  # chosen by many pixels: on the whole batch, then read
+        whole = sites.empty()
+        _median_into(sites.x, job.params[0], sites.interior(whole))
+        out.copy_(sites.read(whole, q))
+    else:  # an op the library does not know: on the whole batch, then read
+        whole = _pad2d(table[job.actions[0]](sites.x).to(sites.x.dtype), sites.pad, _REPLICATE)
+        out.copy_(sites.read(whole.contiguous(), q))
+    return q
+
+
+def _evaluate(x: torch.Tensor, pad: int, table: Sequence[FilterAction], specs: Sequence[_ActionSpec],
+              groups: Sequence[torch.Tensor], *, output: bool) -> tuple[_Sites, torch.Tensor, torch.Tensor,
+                                                                        dict[int, torch.Tensor]]:
+    """Evaluate every action but "keep" at its pixels (``groups[k]``: padded-grid indices q of action k).
+
+    Args:
+        output: Make the reflect-101 padded copy even if no filter reads it (the caller writes
+            the result into it).
+
+    Returns:
+        ``(sites, values, q, by_action)``: values (C, n) of the evaluated actions at pixels q (n,),
+        and the (C, count) slice of ``values`` of each evaluated action.
+    """
+    b, c, h, w = x.shape
+    counts = [g.numel() for g in groups]
+    cache: dict[str, object] = {}
+
+    def ranges() -> list[float]:  # per image (a host sync)
+        if "ranges" not in cache:
+            cache["ranges"] = _value_ranges(x)
+        return cache["ranges"]
+
+    def bound() -> float:  # the whole batch's range, >= every image's (a host sync)
+        if "bound" not in cache:
+            lo, hi = torch.aminmax(x)
+            cache["bound"] = float(hi) - float(lo)
+        return cache["bound"]
+
+    jobs = _plan(specs, counts, ranges, bound, b * h * w)
+    grid = b * (h + 2 * pad) * (w + 2 * pad)
+    n_values = sum(counts[k] for job in jobs for k in job.actions)
+    # the padded copies the jobs read: made first, as they must outlive every chunk's temporaries
+    modes = {_REPLICATE if job.kind == "median" else _REFLECT_101 for job in jobs
+             if job.kind not in ("dense_median", "plain")} | ({_REFLECT_101} if output else set())
+    nbytes = _nbytes(*[(grid * c, x.dtype)] * len(modes), (c * n_values, x.dtype), (n_values, torch.long),
+                     (n_values, torch.long), (c * n_values, torch.long))
+    nbytes += sum(_job_bytes(job, specs, counts, (b, c, h, w), grid, x.dtype.itemsize) for job in jobs)
+    sites = _Sites(x, pad, _Arena(nbytes, x.device))
+    for mode in sorted(modes):
+        sites.padded(mode)
+    values = sites.take((c, n_values))
+    positions, by_action, at = [], {}, 0
+    for job in jobs:
+        n = sum(counts[k] for k in job.actions)
+        positions.append(_run_job(sites, job, table, specs, groups, ranges, values[:, at: at + n]))
+        for k in job.actions:
+            by_action[k] = values[:, at: at + counts[k]]
+            at += counts[k]
+    q = positions[0] if len(positions) == 1 else torch.cat(positions, out=sites.take((n_values,), torch.long)) \
+        if positions else values.new_empty((0,), dtype=torch.long)
+    return sites, values, q, by_action
+
+
+def _check_pixels(pixels: torch.Tensor, x: torch.Tensor) -> None:
+    b, _, h, w = x.shape
+    if not isinstance(pixels, torch.Tensor) or pixels.ndim != 1 or pixels.dtype != torch.long:
+        got = f"shape {tuple(pixels.shape)}, dtype {pixels.dtype}" if isinstance(pixels, torch.Tensor) \
+            else type(pixels).__name__
+        raise ValueError(f"pixels must be an int64 tensor (n,) of flat indices b * H * W + y * W + x; got {got}")
+    if pixels.device != x.device:
+        raise ValueError(f"pixels are on {pixels.device} but x on {x.device}; put both on the same device")
+    if pixels.numel() and (int(pixels.min()) < 0 or int(pixels.max()) >= b * h * w):
+        raise ValueError(f"pixels must be in [0, B * H * W - 1] = [0, {b * h * w - 1}]; got values in "
+                         f"[{int(pixels.min())}, {int(pixels.max())}]")
+
+
+def filters_at(x: torch.Tensor, requests: Sequence[tuple[torch.Tensor, FilterAction]]) -> list[torch.Tensor]:
+    """Several actions of a filter bank, each evaluated at its own pixels only.
+
+    For each ``(pixels, action)``: ``action(x).permute(0, 2, 3, 1).reshape(-1, C)[pixels]`` (up to
+    float rounding of the bilateral filter, below its OpenCV tolerance; the other filters give the
+    same values), at a cost proportional to the number of pixels for the library's ops (Gaussian,
+    box, median, bilateral, shifts, identity; any other op is applied to the whole batch). The
+    requests share the padded copies of ``x``.
+
+    Args:
+        x: Image batch, float tensor of shape (B, C, H, W), values in [0, 1], any device.
+        requests: ``(pixels, action)`` pairs; ``pixels`` an int64 tensor (n,) on the device of
+            ``x`` of flat pixel indices ``b * H * W + y * W + x`` in [0, B * H * W - 1] (any
+            order, repeats allowed), ``action`` e.g. ``PIXELRL_ACTION_TABLE[5]`` (the 5x5 median).
+
+    Returns:
+        One tensor of shape (n, C) per request, dtype of ``x``.
+
+    Raises:
+        ImageError: ``x`` is not a non-empty floating (B, C, H, W) tensor.
+        ValueError: a ``pixels`` is not an int64 (n,) tensor of valid indices on the device of
+            ``x``, or an action's parameters are invalid for its op.
+
+    Example:
+        >>> x = torch.rand(2, 1, 16, 16)
+        >>> median, box = filters_at(x, [(torch.tensor([0, 300]), PIXELRL_ACTION_TABLE[5]),
+        ...                              (torch.tensor([7]), PIXELRL_ACTION_TABLE[8])])
+        >>> median.shape, box.shape
+        (torch.Size([2, 1]), torch.Size([1, 1]))
+    """
+    _check_batch(x)
+    requests = list(requests)
+    for pixels, _ in requests:
+        _check_pixels(pixels, x)
+    table = tuple(action for _, action in requests)
+    specs, pad = _action_specs(table)
+    work = _work_dtype(x)
+    b, c, h, w = x.shape
+    hp, wp = h + 2 * pad, w + 2 * pad
+    groups = []
+    for pixels, _ in requests:  # padded-grid indices
+        rows = torch.div(pixels, w, rounding_mode="floor")  # b * H + y
+        images = torch.div(rows, h, rounding_mode="floor")
+        groups.append(pixels + rows * (2 * pad) + images * (2 * pad * wp) + pad * (wp + 1))
+    _, _, _, by_action = _evaluate(work, pad, table, specs, groups, output=False)
+    out = []
+    for k, (pixels, _) in enumerate(requests):
+        if specs[k].kind == "identity":
+            values = work.reshape(b, c, h * w).transpose(0, 1).reshape(c, -1).index_select(1, pixels)
+        else:
+            values = by_action[k] if k in by_action else work.new_empty((c, 0))
+        out.append(values.t().to(x.dtype))
+    return out
+
+
+def filter_at(x: torch.Tensor, pixels: torch.Tensor, action: FilterAction) -> torch.Tensor:
+    """One action of a filter bank evaluated at the listed pixels only (see :func:`filters_at`).
+
+    Args:
+        x: Image batch, float tensor of shape (B, C, H, W), values in [0, 1], any device.
+        pixels: int64 tensor (n,) of flat pixel indices ``b * H * W + y * W + x``.
+        action: The action, e.g. ``PIXELRL_ACTION_TABLE[5]`` (the 5x5 median).
+
+    Returns:
+        ``action(x).permute(0, 2, 3, 1).reshape(-1, C)[pixels]``, shape (n, C), dtype of ``x``.
+
+    Raises:
+        ImageError / ValueError: as :func:`filters_at`.
+
+    Example:
+        >>> x = torch.rand(2, 1, 16, 16)
+        >>> filter_at(x, torch.tensor([0, 300]), PIXELRL_ACTION_TABLE[5]).shape
+        torch.Size([2, 1])
+    """
+    return filters_at(x, [(pixels, action)])[0]
+
+
+def pixelrl_filter_select(x: torch.Tensor, actions: torch.Tensor, table: Sequence[FilterAction] = PIXELRL_ACTION_TABLE,
+                          *, validate: bool = True) -> torch.Tensor:
+    """Apply a per-pixel choice of filters, computing each filter only where it was chosen.
+
+    Equals ``select_per_pixel(pixelrl_filter_bank(x, table), actions)`` (up to float rounding of
+    the bilateral filter, < 1e-6, below its OpenCV tolerance; the other filters, the shifts and
+    "keep" give the same values) without computing the K candidates: the pixels are grouped by
+    action and each filter reads the windows of its own pixels only (see the notes above
+    :class:`_Arena`). An action nobody chose costs nothing. Per-channel actions on colour images
+    fall back to the full bank.
+
+    Args:
+        x: Image batch, float tensor of shape (B, C, H, W), values in [0, 1], any device.
+        actions: Integer tensor on the device of ``x`` with values in [0, K - 1], shape (B, H, W)
+            or (B, 1, H, W) (one action per pixel, shared by the channels) or (B, C, H, W).
+        table: The bank, by default :data:`PIXELRL_ACTION_TABLE` (K = 9).
+        validate: Check that every action is in [0, K - 1] (a device sync; the number of pixels
+            per action is read back to the host in any case).
+
+    Returns:
+        The new batch, same shape and dtype as ``x``.
+
+    Raises:
+        ImageError: ``x`` is not a non-empty floating (B, C, H, W) tensor.
+        ValueError: ``table`` is empty, ``actions`` has a wrong shape, dtype or device, or (with
+            ``validate``) an action is outside [0, K - 1].
+
+    Example:
+        >>> x = torch.rand(2, 1, 16, 16)
+        >>> out = pixelrl_filter_select(x, torch.full((2, 16, 16), 5))  # 5x5 median everywhere
+        >>> torch.equal(out, median_blur2d(x, 5))
+        True
+    """
+    _check_batch(x)
+    table = tuple(table)
+    if not table:
+        raise ValueError("table must hold at least one FilterAction; got an empty sequence")
+    n_actions = len(table)
+    b, c, h, w = x.shape
+    accepted = f"(B, H, W) = {(b, h, w)}, (B, 1, H, W) = {(b, 1, h, w)} or (B, C, H, W) = {(b, c, h, w)}"
+    if not isinstance(actions, torch.Tensor):
+        raise ValueError(f"actions must be an integer tensor of shape {accepted}; got {type(actions).__name__}")
+    if actions.is_floating_point() or actions.is_complex() or actions.dtype == torch.bool:
+        raise ValueError(f"actions must be an integer tensor (e.g. torch.int64); got dtype {actions.dtype}")
+    if actions.device != x.device:
+        raise ValueError(f"actions are on {actions.device} but x on {x.device}; put both on the same device")
+    shape = tuple(actions.shape)
+    if shape not in ((b, h, w), (b, 1, h, w), (b, c, h, w)):
+        raise ValueError(f"actions of shape {shape} do not fit x of shape {tuple(x.shape)}; accepted: {accepted}")
+    if shape == (b, c, h, w) and c > 1:  # a choice per channel: every candidate is needed
+        return select_per_pixel(pixelrl_filter_bank(x, table), actions, validate=validate)
+    if validate:
+        lo, hi = (int(v) for v in torch.aminmax(actions))
+        if lo < 0 or hi >= n_actions:
+            raise ValueError(f"actions must be in [0, {n_actions - 1}] (K = {n_actions} actions); "
+                             f"got values in [{lo}, {hi}]")
+    specs, pad = _action_specs(table)
+    work = _work_dtype(x)
+    hp, wp = h + 2 * pad, w + 2 * pad
+
+    # Group the pixels by action on the padded grid (the border holds the sentinel K, sorted
+    # last): the sorted positions are the window centres q themselves.
+    key_dtype = torch.uint8 if n_actions < torch.iinfo(torch.uint8).max else torch.long
+    grid = b * hp * wp
+    sort_arena = _Arena(_nbytes((grid, key_dtype), (grid, key_dtype), (grid, torch.long)), x.device)
+    keys = sort_arena.take((b, 1, hp, wp), key_dtype).fill_(n_actions)
+    keys[:, :, pad: pad + h, pad: pad + w].copy_(actions.reshape(b, 1, h, w))
+    keys = keys.view(-1)
+    order, counts = sort_by_key(keys, n_actions + 1,
+                                out=(sort_arena.take(keys.shape, key_dtype), sort_arena.take(keys.shape, torch.long)))
+    groups, start = [], 0
+    for count in counts[:n_actions]:
+        groups.append(order[start: start + count])
+        start += count
+
+    # Every action but "keep" at its pixels, written into the padded copy of x (read by the filters
+    # before): its interior is then the result.
+    sites, values, q, _ = _evaluate(work, pad, table, specs, groups, output=True)
+    out = sites.padded(_REFLECT_101)
+    if q.numel():
+        flat = out.view(-1)
+        index = sites.corners(q, 0)
+        for ch in range(c):
+            flat.index_copy_(0, index if ch == 0 else index + ch * sites.plane, values[ch])
+    return sites.interior(out).contiguous().to(x.dtype)
+
+
 class FilterBank(nn.Module):
     """Module form of :func:`pixelrl_filter_bank` (no parameters).
 
@@ -932,6 +1720,11 @@ class FilterBank(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> candidates (B, K, C, H, W)."""
         return pixelrl_filter_bank(x, self.actions)
+
+    def select(self, x: torch.Tensor, actions: torch.Tensor, *, validate: bool = True) -> torch.Tensor:
+        """(B, C, H, W) and per-pixel actions (B, [1,] H, W) -> (B, C, H, W), computing each action
+        only where chosen; == ``select_per_pixel(self(x), actions)``, see :func:`pixelrl_filter_select`."""
+        return pixelrl_filter_select(x, actions, self.actions, validate=validate)
 
     def extra_repr(self) -> str:
         return f"names={self.names}"

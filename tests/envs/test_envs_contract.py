@@ -259,3 +259,58 @@ def test_lowlight_exposure_gap_observation_is_the_signed_distance_to_each_target
     assert float(obs["exposure_gap"].mean()) < float(expected.mean())
     plain = envs.make_vec("rlenhance/LowLight-v0", num_envs=1, crop=16)
     assert "exposure_gap" not in plain.reset(seed=0)[0]
+
+
+# The steps compute each per-pixel action only where it was chosen (issue 3); they must equal the
+# straightforward definition: every candidate on the whole image, then the per-pixel pick.
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"gray": False}, {"clip": True}])
+def test_denoise_step_equals_full_bank_reference(kwargs):
+    from rlenhance.ops import pixelrl_filter_bank, select_per_pixel
+
+    venv = envs.make_vec("rlenhance/Denoise-v0", num_envs=3, crop=20, **kwargs)
+    venv.reset(seed=4)
+    gen = torch.Generator().manual_seed(4)
+    for _ in range(2):
+        previous, clean = venv.task.image.clone(), venv.task.clean
+        actions = torch.randint(0, venv.n_actions, venv.action_space.shape, generator=gen)
+        expected = select_per_pixel(pixelrl_filter_bank(previous), actions)
+        if kwargs.get("clip"):
+            expected = expected.clamp(0.0, 1.0)
+        reward_map = (((clean - previous) ** 2).mean(dim=1, keepdim=True)
+                      - ((clean - expected) ** 2).mean(dim=1, keepdim=True)) * 255.0
+        obs, reward, _, _, info = venv.step(actions)
+        # bilateral sums in another order: float rounding only; every other action is exact
+        torch.testing.assert_close(obs["image"], expected, rtol=0, atol=1e-6)
+        torch.testing.assert_close(info["reward_map"], reward_map, rtol=0, atol=1e-3)
+        torch.testing.assert_close(reward, reward_map.mean(dim=(1, 2, 3)), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("reward", ["mse", "ssim"])
+def test_completion_step_equals_candidates_reference(reward):
+    from rlenhance import metrics
+    from rlenhance.ops import select_per_pixel
+
+    rng = np.random.default_rng(5)
+    options = _options("rlenhance/Completion-v0", rng)
+    options["mask"][0, :, 0:6, 0:9] = 1  # a hole at the corner: copies and means at the border
+    options["occluded"] = options["original"] * (1 - options["mask"])
+    prediction = torch.as_tensor(options["original"]) * 0.5 + 0.2
+    venv = envs.make_vec("rlenhance/Completion-v0", num_envs=2, crop=32, reward=reward,
+                         predictor=lambda occluded, mask: prediction)
+    venv.reset(seed=0, options=options)
+    task, gen = venv.task, torch.Generator().manual_seed(5)
+    for _ in range(3):
+        previous = task.image.clone()
+        actions = torch.randint(0, venv.n_actions, venv.action_space.shape, generator=gen)
+        expected = torch.where(task.mask > 0, select_per_pixel(task.candidates(previous), actions), previous)
+        if reward == "mse":
+            reward_map = (((task.original - previous) ** 2).mean(dim=1, keepdim=True)
+                          - ((task.original - expected) ** 2).mean(dim=1, keepdim=True)) * 255.0 * task.mask
+        else:
+            reward_map = (metrics.ssim(expected, task.original, return_map=True)[1]
+                          - metrics.ssim(previous, task.original, return_map=True)[1]) * task.mask
+        obs, _, _, _, info = venv.step(actions)
+        torch.testing.assert_close(obs["image"], expected, rtol=0, atol=1e-6)
+        torch.testing.assert_close(info["reward_map"], reward_map, rtol=0, atol=1e-5)

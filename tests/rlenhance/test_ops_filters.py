@@ -9,6 +9,10 @@ Tolerances (max abs error, float32 images in [0, 1]); observed errors are about 
                                and 1, the exact Gaussian, as OpenCV's IPP HAL, is used: the two
                                differ by < 1e-6 even in a worst case, see the tests at the end)
     +-1/255, keep:  1e-7
+
+The per-pixel choice computed only where chosen (pixelrl_filter_select, filters_at) is held to
+the same OpenCV tolerances, and to the full bank followed by select_per_pixel: the same values
+(0 tolerance) except the bilateral filter, whose tap sums are ordered differently (1e-6).
 """
 
 import cv2
@@ -29,6 +33,7 @@ from rlenhance.ops import (
     gaussian_kernel1d,
     median_blur2d,
     pixelrl_filter_bank,
+    select_per_pixel,
 )
 
 ATOL_LINEAR = 1e-6
@@ -386,3 +391,161 @@ def test_bilateral_exact_gaussian_worst_case(monkeypatch):
     for name, out in (("exact", exact), ("table", table)):
         assert_matches(out.numpy(), ref, ATOL_BILATERAL, f"bilateral worst case, {name}")
     torch.testing.assert_close(exact, table, rtol=0, atol=1.2e-6)
+
+
+# ---------------------------------------------------------------- per-pixel choice computed only where chosen
+
+
+def _random_actions(shape, n_actions=9, seed=0):
+    return torch.randint(0, n_actions, shape, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("images", ["random", "structured", "tiny"])
+def test_select_matches_opencv_per_pixel_choice(channels, images):
+    """PixelRL's step: every pixel takes the cv2 result of its own action (np.choose over the nine)."""
+    x = {"random": lambda: random_images(channels), "structured": lambda: structured_images(channels),
+         "tiny": lambda: random_images(channels, 2, 5, seed=9)}[images]()
+    actions = _random_actions((x.shape[0], 1) + x.shape[2:])
+    out = filters.pixelrl_filter_select(torch.from_numpy(x), actions).numpy()
+    refs = np.stack([cv2_per_image(CV2_PIXELRL[name], x) for name in PIXELRL_ACTIONS])  # (K, B, C, H, W)
+    chosen = np.take_along_axis(refs, np.broadcast_to(actions.numpy()[None], (1,) + x.shape), axis=0)[0]
+    for k, name in enumerate(PIXELRL_ACTIONS):
+        where = np.broadcast_to(actions.numpy() == k, x.shape)
+        if where.any():
+            err = np.abs(out - chosen)[where].max()
+            assert err <= TOLERANCE[name], f"{name} C={channels} {images}: max abs error {err:.3g}"
+
+
+@pytest.mark.parametrize("shape_kind", ["BHW", "B1HW"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_select_equals_bank_then_select(shape_kind, dtype):
+    """Same values as computing the nine candidates and picking (bilateral: float rounding only)."""
+    x = torch.from_numpy(np.concatenate([random_images(1, 17, 21, seed=10), structured_images(1, 17, 21)])).to(dtype)
+    actions = _random_actions((x.shape[0], 1, 17, 21), seed=1)
+    actions = actions[:, 0] if shape_kind == "BHW" else actions
+    out = filters.pixelrl_filter_select(x, actions)
+    ref = select_per_pixel(pixelrl_filter_bank(x), actions)
+    assert out.shape == x.shape and out.dtype == dtype
+    full = actions.view(x.shape[0], 1, 17, 21)
+    bilateral = (full == 4) | (full == 7)
+    torch.testing.assert_close(out[~bilateral], ref[~bilateral], rtol=0, atol=0)
+    torch.testing.assert_close(out[bilateral], ref[bilateral], rtol=0, atol=1e-6)
+
+
+def test_select_single_action_everywhere_equals_the_op():
+    x = torch.from_numpy(random_images(3, 12, 15, seed=11))
+    for k, action in enumerate(PIXELRL_ACTION_TABLE):
+        out = filters.pixelrl_filter_select(x, torch.full((3, 12, 15), k))
+        atol = 1e-6 if action.op is bilateral_filter2d else 0.0
+        torch.testing.assert_close(out, action(x), rtol=0, atol=atol, msg=action.name)
+
+
+def test_select_dense_sparse_chunked_and_unpooled_paths_agree(monkeypatch):
+    """Whole-batch vs chosen-pixel filters, chunked evaluation and temporaries that do not fit the
+    arena only change the speed: the values are the same."""
+    x = torch.from_numpy(np.concatenate([random_images(1, 11, 13, seed=12), structured_images(1, 11, 13)]))
+    actions = _random_actions((x.shape[0], 11, 13), seed=2)
+    ref = filters.pixelrl_filter_select(x, actions)
+    bilateral = ((actions == 4) | (actions == 7)).unsqueeze(1)
+
+    def check(what):
+        out = filters.pixelrl_filter_select(x, actions)
+        torch.testing.assert_close(out[~bilateral], ref[~bilateral], rtol=0, atol=0, msg=what)
+        # exp2 takes a vectorised or a scalar path depending on the chunk: last-ulp differences
+        torch.testing.assert_close(out[bilateral], ref[bilateral], rtol=0, atol=1e-6, msg=what)
+
+    for fractions in ({"linear": 0.0, "median": 0.0}, {"linear": 2.0, "median": 2.0}):
+        monkeypatch.setattr(filters, "_DENSE_FRACTION", fractions)
+        check(f"fractions {fractions}")
+    monkeypatch.setattr(filters, "_SPARSE_CHUNK_BYTES", 2000)  # a few pixels per chunk
+    check("chunked")
+    monkeypatch.setattr(filters, "_nbytes", lambda *pieces: 0)  # every temporary a plain allocation
+    monkeypatch.setattr(filters, "_job_bytes", lambda *args: 0)
+    check("no arena")
+
+
+def test_select_bilateral_table_path_matches_opencv():
+    """A value range of 2.5 makes sigma_color 0.1 use OpenCV's interpolated table (its weight error
+    bound is above the exact-Gaussian threshold), per image, as the dense bank decides it."""
+    x = random_images(1, 16, 19, seed=13)
+    x[0] = x[0] * 2.5 - 0.75
+    assert (2.5 / 4096 / 0.1) ** 2 / 8 > filters._BILATERAL_EXACT_GAUSSIAN_MAX_ERROR
+    actions = torch.full((3, 1, 16, 19), 4)  # bilateral, sigma_color 0.1
+    actions[1, :, ::2] = 7  # and sigma_color 1.0
+    out = filters.pixelrl_filter_select(torch.from_numpy(x), actions)
+    ref = select_per_pixel(pixelrl_filter_bank(torch.from_numpy(x)), actions)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-6)
+    for k, sigma in ((4, 0.1), (7, 1.0)):
+        cv = cv2_per_image(lambda a: cv2.bilateralFilter(a, 5, sigma, 5), x)
+        where = np.broadcast_to(actions.numpy() == k, x.shape)
+        assert np.abs(out.numpy() - cv)[where].max() <= ATOL_BILATERAL
+
+
+def test_select_per_channel_actions_and_custom_ops_use_the_bank():
+    x = torch.from_numpy(random_images(3, 9, 10, seed=14))
+    per_channel = _random_actions((3, 3, 9, 10), seed=3)
+    torch.testing.assert_close(filters.pixelrl_filter_select(x, per_channel),
+                               select_per_pixel(pixelrl_filter_bank(x), per_channel), rtol=0, atol=1e-6)
+    table = [FilterAction("neg", lambda t: 1.0 - t), FilterAction("box3", box_blur2d, (("ksize", 3),)),
+             FilterAction("plus", PIXELRL_ACTION_TABLE[2].op, [("delta", 0.25)])]  # unhashable params
+    actions = _random_actions((3, 9, 10), n_actions=3, seed=4)
+    torch.testing.assert_close(filters.pixelrl_filter_select(x, actions, table),
+                               select_per_pixel(pixelrl_filter_bank(x, table), actions), rtol=0, atol=0)
+
+
+def test_select_module_and_bad_inputs():
+    x = torch.from_numpy(random_images(1, 8, 9, seed=15))
+    actions = _random_actions((3, 8, 9), seed=5)
+    torch.testing.assert_close(FilterBank().select(x, actions), filters.pixelrl_filter_select(x, actions))
+    with pytest.raises(ValueError, match=r"\[0, 8\]"):
+        filters.pixelrl_filter_select(x, torch.full((3, 8, 9), 9))
+    with pytest.raises(ValueError, match=r"\(B, H, W\).*\(B, 1, H, W\)"):
+        filters.pixelrl_filter_select(x, torch.zeros((3, 8, 8), dtype=torch.long))
+    with pytest.raises(ValueError, match="integer"):
+        filters.pixelrl_filter_select(x, torch.zeros((3, 8, 9)))
+    with pytest.raises(ValueError, match="integer tensor"):
+        filters.pixelrl_filter_select(x, np.zeros((3, 8, 9), np.int64))
+    with pytest.raises(ValueError, match="at least one"):
+        filters.pixelrl_filter_select(x, actions, [])
+    with pytest.raises(ImageError):
+        filters.pixelrl_filter_select(torch.rand(8, 9), actions)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_filters_at_equals_the_op_at_the_pixels(channels):
+    x = np.concatenate([random_images(channels, 10, 12, seed=16), structured_images(channels, 10, 12)])
+    x = torch.from_numpy(x)
+    b, c, h, w = x.shape
+    g = torch.Generator().manual_seed(6)
+    requests = [(torch.randint(0, b * h * w, (n,), generator=g), action)  # any order, repeats
+                for n, action in zip((40, 0, 7, 90, 25, 60, 33, 12, 50), PIXELRL_ACTION_TABLE)]
+    values = filters.filters_at(x, requests)
+    for (pixels, action), got in zip(requests, values):
+        ref = action(x).permute(0, 2, 3, 1).reshape(-1, c)[pixels]
+        assert got.shape == (pixels.numel(), c) and got.dtype == x.dtype
+        atol = 1e-6 if action.op is bilateral_filter2d else 0.0
+        torch.testing.assert_close(got, ref, rtol=0, atol=atol, msg=action.name)
+    single = filters.filter_at(x, requests[5][0], PIXELRL_ACTION_TABLE[5])
+    torch.testing.assert_close(single, values[5], rtol=0, atol=0)
+
+
+def test_filter_at_bad_pixels():
+    x = torch.rand(2, 1, 6, 6)
+    for bad in (torch.tensor([0, 72]), torch.tensor([-1]), torch.tensor([[0, 1]]), torch.tensor([0.0]), [0, 1]):
+        with pytest.raises(ValueError, match="pixels"):
+            filters.filter_at(x, bad, PIXELRL_ACTION_TABLE[5])
+
+
+def test_median_network_with_writable_inputs():
+    """Letting the stages overwrite their inputs needs fewer buffers and keeps the median."""
+    read_only = filters._median_programs(5)
+    writable = filters._median_programs(5, writable_inputs=True)
+    extra = [p.n_slots - n_in for p, n_in in zip(writable, (5, 10, 20, 11))]
+    assert sum(extra) < sum(p.n_slots for p in read_only)
+    pruned, _ = filters._prune(filters._sorting_network(25), [12])
+    program = filters._compile(pruned, 25, [12], writable_inputs=True)
+    x = torch.from_numpy(np.round(np.random.default_rng(1).random((25, 500)) * 10))
+    slots = list(x.clone().unbind(0)) + [torch.empty(500, dtype=x.dtype) for _ in range(program.n_slots - 25)]
+    (median,) = filters._run(program, [], slots)
+    torch.testing.assert_close(median, x.sort(dim=0).values[12], rtol=0, atol=0)

@@ -3,6 +3,8 @@ import pytest
 import torch
 
 from rlenhance.ops import pixelrl_filter_bank, select_per_pixel
+from rlenhance.ops import select as select_module
+from rlenhance.ops.select import group_pixels, sort_by_key
 
 B, K, C, H, W = 2, 9, 3, 5, 6
 
@@ -103,3 +105,69 @@ def test_rejects_bad_types():
         select_per_pixel(cands, np.zeros((B, H, W), np.int64))
     with pytest.raises(ValueError, match=r"\(B, K, C, H, W\)"):
         select_per_pixel(cands[:, 0], torch.zeros(B, H, W, dtype=torch.long))
+
+
+# ---------------------------------------------------------------- grouping pixels by action
+
+
+def test_group_pixels_known_example():
+    actions = torch.tensor([[[2, 0, 1], [0, 2, 2]], [[1, 1, 0], [2, 0, 1]]])  # (B=2, H=2, W=3)
+    order, counts = group_pixels(actions, 4)
+    assert counts == [4, 4, 4, 0]
+    assert order.tolist() == [1, 3, 8, 10, 2, 6, 7, 11, 0, 4, 5, 9]
+    order1, counts1 = group_pixels(actions.unsqueeze(1), 4)  # (B, 1, H, W)
+    assert counts1 == counts and torch.equal(order1, order)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8])
+def test_group_pixels_groups_every_pixel_once(dtype):
+    actions = _actions((B, 1, H, W), dtype=dtype)
+    order, counts = group_pixels(actions, K)
+    flat = actions.reshape(-1).long()
+    assert sorted(order.tolist()) == list(range(B * H * W)) and sum(counts) == B * H * W
+    start = 0
+    for k, count in enumerate(counts):
+        group = order[start: start + count]
+        assert bool((flat[group] == k).all()) and bool((group[1:] > group[:-1]).all())  # ascending
+        start += count
+
+
+def test_group_pixels_subset_and_errors():
+    actions = _actions((B, H, W))
+    pixels = torch.tensor([7, 3, 50, 3])
+    order, counts = group_pixels(actions, K, pixels=pixels)
+    assert sorted(order.tolist()) == sorted(pixels.tolist()) and sum(counts) == 4
+    assert (actions.reshape(-1)[order].diff() >= 0).all()
+    with pytest.raises(ValueError, match=r"\[0, 8\]"):
+        group_pixels(torch.full((B, H, W), K), K)
+    with pytest.raises(ValueError, match="n_actions"):
+        group_pixels(actions, 0)
+    with pytest.raises(ValueError, match="integer"):
+        group_pixels(actions.float(), K)
+    with pytest.raises(ValueError, match=r"\(B, H, W\)"):
+        group_pixels(actions.view(B, 1, 1, H, W), K)
+    with pytest.raises(ValueError, match="pixels"):
+        group_pixels(actions, K, pixels=pixels.int())
+
+
+@pytest.mark.parametrize("n", [0, 10, 5000, 40000])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int64])
+def test_sort_by_key_is_a_stable_sort(n, dtype):
+    """Mid-sized arrays are padded to reach torch's radix sort; the result must not change."""
+    keys = torch.randint(0, 255, (n,), generator=torch.Generator().manual_seed(n)).to(dtype)
+    keys[: n // 3] = 254  # many ties
+    order, counts = sort_by_key(keys, 256)
+    assert torch.equal(order, torch.sort(keys, stable=True).indices)
+    assert counts == torch.bincount(keys.long(), minlength=256).tolist()
+    if n:
+        values, indices = torch.empty_like(keys), torch.empty(n, dtype=torch.long)
+        order, _ = sort_by_key(keys, 256, out=(values, indices))
+        assert torch.equal(order, torch.sort(keys, stable=True).indices)
+
+
+def test_sort_by_key_with_the_largest_key_present():
+    """Keys equal to the padding value keep their place before the padding."""
+    keys = torch.full((select_module._RADIX_PAD_FROM + 5,), 255, dtype=torch.uint8)
+    keys[::7] = 3
+    order, counts = sort_by_key(keys, 256)
+    assert torch.equal(order, torch.sort(keys, stable=True).indices) and counts[255] + counts[3] == keys.numel()
