@@ -271,6 +271,11 @@ def _hwc(t: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(t.permute(1, 2, 0).numpy(), dtype=np.float32)
 
 
+def resolved_split(args: Args) -> str:
+    """``--split``, or its task default: "all" for denoise (its default data is a test set), else "val"."""
+    return args.split or ("all" if args.task == "denoise" else "val")
+
+
 def load_samples(args: Args) -> list[Sample]:
     """The task's evaluation images (see the module docstring), in the data set's order.
 
@@ -280,7 +285,7 @@ def load_samples(args: Args) -> list[Sample]:
     """
     data = args.data if args.data is not None else DEFAULT_DATA[args.task]
     kind = {"lowlight": "paired", "denoise": "clean", "completion": "occluded"}[args.task]
-    split = None if (args.split or ("all" if args.task == "denoise" else "val")) == "all" else "val"
+    split = None if resolved_split(args) == "all" else "val"
     dataset = open_dataset(data, kind=kind, split=split, gray=args.task == "denoise", seed=args.split_seed)
     count = len(dataset) if not args.limit else min(args.limit, len(dataset))
     if args.task == "denoise":  # the trainers' own fixed-seed test noise
@@ -299,7 +304,7 @@ def load_samples(args: Args) -> list[Sample]:
             samples.append(Sample(item["name"], _hwc(item["occluded"]), _hwc(item["original"]),
                                   item["mask"][0].numpy() > MASK_THRESHOLD))
     if not samples:
-        raise DatasetError(f"--data {data}: no images to evaluate (split {args.split})")
+        raise DatasetError(f"--data {data}: no images to evaluate (split {resolved_split(args)})")
     return samples
 
 
@@ -632,7 +637,7 @@ def write_report(path: Path, *, args: Args, argv: Sequence[str], summary: Sequen
                  notes: Sequence[str], device: torch.device) -> str:
     """report.md (atomically); returns its text."""
     data = args.data if args.data is not None else DEFAULT_DATA[args.task]
-    what = f"{len(samples)} image(s) of `{data}` (split {args.split}, split seed {args.split_seed})"
+    what = f"{len(samples)} image(s) of `{data}` (split {resolved_split(args)}, split seed {args.split_seed})"
     if args.task == "denoise":
         what += f", gray, Gaussian noise sigma {args.sigma:g} (0-255 scale, not clipped), noise seed {args.seed}"
     lines = [f"# Comparison: {args.task}", "",
