@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rlenhance.errors import ImageError
-from rlenhance.models.policy import ArchMixin, ConvTrunk, PixelActorCritic
+from rlenhance.models.policy import ArchMixin, ConvTrunk, PixelActorCritic, check_net_args
 
 __all__ = ["PixelQNetwork"]
 
@@ -71,20 +71,9 @@ class PixelQNetwork(ArchMixin, nn.Module):
         cond_dim: int = 0,
     ):
         super().__init__()
-        for name, val in (("in_channels", in_channels), ("out_channels", out_channels),
-                          ("width", width), ("downscale", downscale)):
-            if int(val) != val or val < 1:
-                raise ValueError(f"PixelQNetwork: {name}={val!r}; expected an integer >= 1")
-        if n_actions is not None and (int(n_actions) != n_actions or n_actions < 2):
-            raise ValueError(f"PixelQNetwork: n_actions={n_actions!r}; expected an integer >= 2 "
-                             "(discrete) or None (continuous)")
-        if int(cond_dim) != cond_dim or cond_dim < 0:
-            raise ValueError(f"PixelQNetwork: cond_dim={cond_dim!r}; expected an integer >= 0")
-        if kernel_size % 2 != 1 or kernel_size < 1:
-            raise ValueError(f"PixelQNetwork: kernel_size={kernel_size!r}; expected an odd integer >= 1")
-        if len(dilations) < 1 or any(int(d) != d or d < 1 for d in dilations):
-            raise ValueError(f"PixelQNetwork: dilations={list(dilations)}; expected a non-empty list "
-                             "of integers >= 1")
+        check_net_args("PixelQNetwork", in_channels=in_channels, out_channels=out_channels, width=width,
+                       downscale=downscale, n_actions=n_actions, cond_dim=cond_dim, kernel_size=kernel_size,
+                       dilations=dilations)
         self._kwargs: dict[str, Any] = dict(
             in_channels=int(in_channels), out_channels=int(out_channels),
             n_actions=None if n_actions is None else int(n_actions), width=int(width),

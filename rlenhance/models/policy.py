@@ -60,6 +60,7 @@ from rlenhance.errors import CheckpointError, ImageError
 
 __all__ = [
     "ArchMixin",
+    "check_net_args",
     "BACKBONES",
     "POLICY_INPUT_KEYS",
     "ConvGRUCell",
@@ -284,6 +285,30 @@ class ConvGRUCell(nn.Module):
         return (1 - z) * h + z * n
 
 
+def check_net_args(owner: str, *, in_channels: int, out_channels: int, width: int, downscale: int,
+                   n_actions: int | None, cond_dim: int, kernel_size: int, dilations: Sequence[int],
+                   branch_dilations: Sequence[int] = ()) -> None:
+    """Validate the constructor arguments shared by the per-pixel networks (policy, Q critic).
+
+    Raises:
+        ValueError: naming ``owner``, the argument, its value and what is accepted.
+    """
+    for name, val in (("in_channels", in_channels), ("out_channels", out_channels),
+                      ("width", width), ("downscale", downscale)):
+        if int(val) != val or val < 1:
+            raise ValueError(f"{owner}: {name}={val!r}; expected an integer >= 1")
+    if n_actions is not None and (int(n_actions) != n_actions or n_actions < 2):
+        raise ValueError(f"{owner}: n_actions={n_actions!r}; expected an integer >= 2 "
+                         "(discrete) or None (continuous)")
+    if int(cond_dim) != cond_dim or cond_dim < 0:
+        raise ValueError(f"{owner}: cond_dim={cond_dim!r}; expected an integer >= 0")
+    if kernel_size % 2 != 1 or kernel_size < 1:
+        raise ValueError(f"{owner}: kernel_size={kernel_size!r}; expected an odd integer >= 1")
+    if len(dilations) < 1 or any(int(d) != d or d < 1 for d in (*dilations, *branch_dilations)):
+        raise ValueError(f"{owner}: dilations={list(dilations)}, branch_dilations={list(branch_dilations)}; "
+                         "expected a non-empty list and a possibly empty list of integers >= 1")
+
+
 class ArchMixin:
     """``arch()`` / ``from_arch()`` for networks that keep their constructor kwargs in
     ``self._kwargs``: what checkpoints store to rebuild the exact architecture."""
@@ -384,22 +409,9 @@ class PixelActorCritic(ArchMixin, nn.Module):
     ):
         super().__init__()
         self.backbone_trainable = True
-        for name, val in (("in_channels", in_channels), ("out_channels", out_channels),
-                          ("width", width), ("downscale", downscale)):
-            if int(val) != val or val < 1:
-                raise ValueError(f"PixelActorCritic: {name}={val!r}; expected an integer >= 1")
-        if n_actions is not None and (int(n_actions) != n_actions or n_actions < 2):
-            raise ValueError(f"PixelActorCritic: n_actions={n_actions!r}; expected an integer >= 2 "
-                             "(categorical) or None (continuous)")
-        if int(cond_dim) != cond_dim or cond_dim < 0:
-            raise ValueError(f"PixelActorCritic: cond_dim={cond_dim!r}; expected an integer >= 0")
-        if kernel_size % 2 != 1 or kernel_size < 1:
-            raise ValueError(f"PixelActorCritic: kernel_size={kernel_size!r}; expected an odd integer")
-        if len(dilations) < 1 or any(int(d) != d or d < 1 for d in (*dilations, *branch_dilations)):
-            raise ValueError(
-                f"PixelActorCritic: dilations={list(dilations)}, branch_dilations="
-                f"{list(branch_dilations)}; expected non-empty / possibly empty lists of integers >= 1"
-            )
+        check_net_args("PixelActorCritic", in_channels=in_channels, out_channels=out_channels, width=width,
+                       downscale=downscale, n_actions=n_actions, cond_dim=cond_dim, kernel_size=kernel_size,
+                       dilations=dilations, branch_dilations=branch_dilations)
         lo, hi = (float(v) for v in log_std_bounds)
         if not lo < hi:
             raise ValueError(f"PixelActorCritic: log_std_bounds={list(log_std_bounds)}; expected min < max")
