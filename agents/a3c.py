@@ -44,6 +44,7 @@ from torch import Tensor, nn
 from agents.common import (as_bool, device_of, episode_length, evaluate_policy, obs_to, resolve_device,
                            reward_map)
 from agents.distributions import PixelCategorical, PixelGaussian
+from rlenhance.losses import illumination_smoothness_loss
 from rlenhance.errors import CheckpointError
 from rlenhance.models.policy import POLICY_INPUT_KEYS, PixelActorCritic, PolicyOutput, build_policy_input
 
@@ -102,6 +103,14 @@ class A3CConfig:
     values and reward maps averaged per block. Far fewer independent samples, so less action
     noise and lower-variance credit assignment than sampling every pixel from upsampled logits."""
 
+    action_values: tuple[float, ...] | None = None
+    """Value of each discrete action (e.g. LowLight's alpha table), for ``mean_action_tv``."""
+    mean_action_tv: float = 0.0
+    """Weight of a differentiable smoothness penalty on the policy's *expected* action map
+    ``sum_a p(a) value_a`` (Zero-DCE's illumination smoothness loss, per step, at the policy's
+    working resolution). Unlike a smoothness reward on sampled actions, which penalises exploration
+    noise and pushes every pixel to one shared action, it smooths what the policy means to do."""
+
     def __post_init__(self) -> None:
         checks = [
             (self.gamma >= 0, "gamma", "a number >= 0"),
@@ -115,6 +124,9 @@ class A3CConfig:
             (self.lr_decay == "none" or (self.total_episodes or 0) >= 1, "total_episodes",
              "an integer >= 1 when lr_decay='poly'"),
             (self.action_clip is None or self.action_clip > 0, "action_clip", "None or > 0"),
+            (self.mean_action_tv >= 0, "mean_action_tv", "a number >= 0"),
+            (self.mean_action_tv == 0 or self.action_values is not None, "action_values",
+             "the value of each discrete action when mean_action_tv > 0"),
         ]
         for ok, name, accepted in checks:
             if not ok:
@@ -337,6 +349,7 @@ class _Rollout:
     dones: list[Tensor] = field(default_factory=list)       # (B,) bool
     alive: list[Tensor] = field(default_factory=list)       # (B,) float, before the step
     scalar_rewards: list[Tensor] = field(default_factory=list)  # (B,)
+    action_tv: list[Tensor] = field(default_factory=list)   # (B,), with graph (mean_action_tv > 0)
 
 
 def _distribution(out: PolicyOutput) -> PixelCategorical | PixelGaussian:
@@ -405,6 +418,8 @@ class _EpisodeRunner:
             roll.log_probs.append(dist.log_prob(actions))
             roll.entropies.append(dist.entropy())
             roll.values.append(out.value)
+            if cfg.mean_action_tv:
+                roll.action_tv.append(self._mean_action_tv(out))
             env_actions = self._to_pixels(actions, x.shape[-2:])
             obs, reward, terminated, truncated, info = venv.step(
                 _env_actions(env_actions, discrete, cfg.action_clip, env_device))
@@ -421,6 +436,16 @@ class _EpisodeRunner:
             if (n == cfg.n_steps or not alive.any()
                     or (episode_len is not None and steps + n >= episode_len)):
                 return roll, obs, hidden, alive
+
+    def _mean_action_tv(self, out: PolicyOutput) -> Tensor:
+        """Smoothness (B,) of the expected action map of a discrete policy output."""
+        if out.logits is None:
+            raise ValueError("A3CConfig.mean_action_tv needs a discrete (categorical) policy")
+        table = torch.as_tensor(self.config.action_values, dtype=out.logits.dtype, device=out.logits.device)
+        if table.numel() != out.logits.shape[2]:
+            raise ValueError(f"A3CConfig.action_values has {table.numel()} values; the policy has "
+                             f"{out.logits.shape[2]} actions")
+        return illumination_smoothness_loss(torch.einsum("bcahw,a->bchw", out.logits.softmax(dim=2), table))
 
     @property
     def _blocks(self) -> bool:
@@ -453,6 +478,10 @@ class _EpisodeRunner:
         values = torch.stack(roll.values)
         loss, parts = a3c_loss(torch.stack(roll.log_probs), torch.stack(roll.entropies), values,
                                returns, cfg.value_coef, cfg.entropy_coef, alive_t)
+        if roll.action_tv:
+            tv = _masked_mean(torch.stack(roll.action_tv), alive_t)
+            loss = loss + cfg.mean_action_tv * tv
+            parts["action_tv"] = tv
         stats = update(loss)
         rewards = torch.stack(roll.scalar_rewards)
         stats.update({k: float(v.detach()) for k, v in parts.items()})

@@ -63,6 +63,9 @@ class Args(RLArgs):
     exposure_patch: int = arg(8, "patch size of the exposure term (Zero-DCE: 16; smaller = more local credit)")
     conditioned: bool = arg(False, "sample the exposure target and weights per episode and feed them to the "
                                    "policy, so one model serves any setting at test time")
+    smooth_on_mean: bool = arg(False, "a3c: apply the smoothness weight --w-smooth as a differentiable penalty on "
+                                      "the policy's expected alpha map instead of a reward on the sampled one "
+                                      "(which penalises exploration noise)")
     exposure_gap: bool = arg(False, "also feed the policy the signed per-pixel distance to the exposure target "
                                     "(E - mean brightness) as an input plane")
     episodes: int = arg(1000, "training episodes (each a batch of crops for --steps steps, then one update)")
@@ -132,7 +135,7 @@ def training_data(args: Args):
 def env_kwargs(args: Args) -> dict:
     return dict(crop=args.crop, max_episode_steps=args.steps, action_type=args.action, damping=args.damping,
                 reward=args.reward, w_exposure=args.w_exposure, w_color=args.w_color, w_spatial=args.w_spatial,
-                w_smooth=args.w_smooth, exposure_target=args.exposure_target, exposure_patch=args.exposure_patch,
+                w_smooth=0.0 if args.smooth_on_mean else args.w_smooth, exposure_target=args.exposure_target, exposure_patch=args.exposure_patch,
                 conditioned=args.conditioned, observe_exposure_gap=args.exposure_gap,
                 split="train", split_seed=args.seed)
 
@@ -201,7 +204,12 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
     venv = make_venv()
     names, val_low, val_high = load_validation(args, device)
-    agent = make_agent(args, venv, keys=("image", "original", "exposure_gap"))
+    if args.smooth_on_mean and (args.agent != "a3c" or args.action != "discrete"):
+        raise ValueError("--smooth-on-mean: needs --agent a3c with --action discrete (the expected alpha of a "
+                         "categorical policy)")
+    a3c_extra = ({"mean_action_tv": args.w_smooth, "action_values": tuple(venv.task.alpha_table.tolist())}
+                 if args.smooth_on_mean else None)
+    agent = make_agent(args, venv, a3c_extra=a3c_extra, keys=("image", "original", "exposure_gap"))
     return train(args, run, agent, venv, make_venv=make_venv,
                  evaluate=lambda policy: evaluate(policy, venv.task, args, val_low, val_high),
                  metric=best_score, env_config=inference_config(args, venv.task),

@@ -305,8 +305,11 @@ def sac_config(args: RLArgs) -> SACConfig:
                      **{k: v for k, v in given.items() if v is not None})
 
 
-def make_agent(args: RLArgs, venv: Any, **policy_kwargs: Any) -> A3C | SAC:
+def make_agent(args: RLArgs, venv: Any, a3c_extra: Mapping[str, Any] | None = None,
+               **policy_kwargs: Any) -> A3C | SAC:
     """An A3C or SAC agent (``--agent``) with a fresh policy (:func:`make_policy`) on ``venv``'s device.
+
+    ``a3c_extra`` holds task-specific :class:`agents.a3c.A3CConfig` fields (e.g. ``mean_action_tv``).
 
     A new run (not ``--resume``) with ``--init-backbone`` copies the supervised weights into the
     backbone (:func:`rlenhance.models.backbones.load_backbone`); a resumed run takes every weight
@@ -322,7 +325,8 @@ def make_agent(args: RLArgs, venv: Any, **policy_kwargs: Any) -> A3C | SAC:
     if args.agent == "sac":
         return SAC(policy, sac_config(args), device=venv.device)
     config = A3CConfig(gamma=args.gamma, lr=args.lr, entropy_coef=args.entropy, n_steps=args.steps,
-                       reward_map_conv=args.reward_map_conv, seed=args.seed, block_actions=args.block_actions)
+                       reward_map_conv=args.reward_map_conv, seed=args.seed, block_actions=args.block_actions,
+                       **dict(a3c_extra or {}))
     return A3C(policy, config, device=venv.device)
 
 

@@ -77,3 +77,37 @@ def test_block_actions_are_constant_over_each_block():
     A3C(policy, A3CConfig(block_actions=False)).train_episode(venv, seed=0)
     first = venv.actions[0]
     assert not torch.equal(first, first[..., ::4, ::4].repeat_interleave(4, -2).repeat_interleave(4, -1)[..., :22, :26])
+
+
+def test_mean_action_tv_smooths_the_expected_alpha_map_and_is_validated():
+    from rlenhance.losses import illumination_smoothness_loss
+
+    with pytest.raises(ValueError, match="action_values"):
+        A3CConfig(mean_action_tv=1.0)
+    with pytest.raises(ValueError, match="mean_action_tv"):
+        A3CConfig(mean_action_tv=-1.0, action_values=(0.0, 1.0))
+
+    @torch.no_grad()
+    def expected_tv(agent, venv):
+        obs, _ = venv.reset(seed=5)
+        x = torch.cat([obs["image"], obs["original"]], dim=1)
+        logits = agent.policy(x, obs["cond"]).logits
+        alpha = torch.einsum("bcahw,a->bchw", logits.softmax(dim=2), venv.task.alpha_table)
+        return float(illumination_smoothness_loss(alpha).mean())
+
+    results = {}
+    for coef in (0.0, 50.0):
+        torch.manual_seed(0)
+        venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=2, crop=24, max_episode_steps=2, w_smooth=0.0)
+        policy = PixelActorCritic(**policy_kwargs_from_env(venv, keys=("image", "original"), width=8,
+                                                           policy_head_gain=3.0))
+        agent = A3C(policy, A3CConfig(lr=3e-3, entropy_coef=0.0, mean_action_tv=coef,
+                                      action_values=tuple(venv.task.alpha_table.tolist())))
+        before = expected_tv(agent, venv)
+        for episode in range(8):
+            stats = agent.train_episode(venv, seed=episode)
+        assert ("action_tv" in stats) == (coef > 0)
+        results[coef] = (before, expected_tv(agent, venv))
+    assert results[0.0][0] == pytest.approx(results[50.0][0])  # same start
+    assert results[50.0][1] < 0.5 * results[50.0][0]             # the penalty smooths the mean map
+    assert results[50.0][1] < results[0.0][1]
