@@ -195,6 +195,9 @@ def best_score(scores: Mapping[str, float]) -> float:
 
 def main(argv: Sequence[str] | None = None) -> Path:
     args = resolve_args(parse_config(Args, argv))
+    if args.smooth_on_mean and (args.agent != "a3c" or args.action != "discrete"):
+        raise ValueError("--smooth-on-mean: needs --agent a3c with --action discrete (the expected alpha of a "
+                         "categorical policy)")
     device = setup(args)
     run = open_run(args)
 
@@ -204,9 +207,6 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
     venv = make_venv()
     names, val_low, val_high = load_validation(args, device)
-    if args.smooth_on_mean and (args.agent != "a3c" or args.action != "discrete"):
-        raise ValueError("--smooth-on-mean: needs --agent a3c with --action discrete (the expected alpha of a "
-                         "categorical policy)")
     a3c_extra = ({"mean_action_tv": args.w_smooth, "action_values": tuple(venv.task.alpha_table.tolist())}
                  if args.smooth_on_mean else None)
     agent = make_agent(args, venv, a3c_extra=a3c_extra, keys=("image", "original", "exposure_gap"))

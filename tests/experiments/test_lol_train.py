@@ -149,3 +149,22 @@ def test_sac_agent_trains_continuous_alphas_the_enhancer_applies(tmp_path):
     dark = np.full((24, 40, 3), 0.1, np.float32)
     result = Enhancer(out / "checkpoints" / "best.pt", device="cpu").enhance(dark)
     assert result.shape == dark.shape and np.isfinite(result).all()
+
+
+def test_exposure_gap_and_smooth_on_mean_reach_the_checkpoint_and_the_enhancer(tmp_path):
+    from experiments import lol_train
+    from rlenhance.enhance import Enhancer
+
+    args = list(TINY)
+    args[args.index("--episodes") + 1] = "2"
+    out = lol_train.main([*args, "--conditioned", "--exposure-gap", "--smooth-on-mean", "--out", str(tmp_path / "gap")])
+    best = load_checkpoint(out / "checkpoints" / "best.pt")
+    assert best["extra"]["env"]["observe_exposure_gap"] is True
+    assert best["arch"]["kwargs"]["in_channels"] == 7  # image, original, exposure gap
+    enhancer = Enhancer(out / "checkpoints" / "best.pt", device="cpu")
+    dark = np.random.default_rng(0).uniform(0.02, 0.2, (24, 40, 3)).astype(np.float32)
+    low, high = enhancer.enhance(dark, exposure=0.4), enhancer.enhance(dark, exposure=0.7)
+    assert not np.array_equal(low, high)  # the target reaches the policy through the gap plane
+    with pytest.raises(ValueError, match="smooth-on-mean"):
+        lol_train.main([*args, "--agent", "sac", "--smooth-on-mean", "--out", str(tmp_path / "sac")])
+    assert not (tmp_path / "sac").exists()
