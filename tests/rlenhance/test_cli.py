@@ -15,7 +15,7 @@ from rlenhance.io import load_image, save_image
 from rlenhance.models.mrpnet import CombinedModel, MRPNet
 from rlenhance.models.pixelrnn import GatedPixelRNN
 from rlenhance.models.policy import PixelActorCritic
-from rlenhance.restore import DEFAULT_COMPLETION_CHECKPOINT, DEFAULT_DENOISE_CHECKPOINT, SupervisedRestorer
+from rlenhance.restore import SupervisedRestorer
 
 ROOT = Path(__file__).resolve().parents[2]
 LEVEL = 1 / 255  # outputs are 8-bit PNGs
@@ -149,9 +149,11 @@ def test_bad_arguments_exit_2(ckpts, images, tmp_path, capsys):
     assert not Path(out).exists()
 
 
-@pytest.mark.skipif(DEFAULT_DENOISE_CHECKPOINT.is_file() or DEFAULT_COMPLETION_CHECKPOINT.is_file(),
-                    reason="the default weights are installed")
-def test_missing_default_weights_ask_for_a_checkpoint(images, tmp_path, capsys):
+def test_missing_default_weights_ask_for_a_checkpoint(images, tmp_path, capsys, monkeypatch):
+    import rlenhance.restore as restore
+
+    monkeypatch.setattr(restore, "_DEFAULTS", {task: tmp_path / "not_installed" / path.name
+                                               for task, path in restore._DEFAULTS.items()})
     (a, _), _ = images
     for command, name in (("denoise", "mrpnet_denoise.pt"), ("complete", "gated_pixelrnn_completion.pt")):
         assert main([command, str(a), "-o", str(tmp_path / "out")]) == 2
