@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rlenhance.errors import ImageError
-from rlenhance.models.policy import ArchMixin, ConvTrunk, PixelActorCritic, check_net_args
+from rlenhance.models.policy import ArchMixin, ConvTrunk, PixelActorCritic, append_cond_planes, check_net_args
 
 __all__ = ["PixelQNetwork"]
 
@@ -149,14 +149,7 @@ class PixelQNetwork(ArchMixin, nn.Module):
         s = self.downscale
         z = F.avg_pool2d(z, s, ceil_mode=True) if s > 1 else z
         h, w = z.shape[-2:]
-        if self.cond_dim:
-            if cond is None or tuple(cond.shape) != (b, self.cond_dim):
-                got = None if cond is None else tuple(cond.shape)
-                raise ValueError(f"PixelQNetwork: cond has shape {got}; expected ({b}, {self.cond_dim})")
-            z = torch.cat([z, cond.to(z.dtype)[:, :, None, None].expand(b, self.cond_dim, h, w)], dim=1)
-        elif cond is not None:
-            raise ValueError(f"PixelQNetwork: cond of shape {tuple(cond.shape)} given to a net with "
-                             "cond_dim=0; build it with cond_dim=<number of values>")
+        z = append_cond_planes("PixelQNetwork", z, cond, self.cond_dim)
         q = self.head(self.trunk(z))
         if s > 1 and full_resolution:
             q = F.interpolate(q, size=(h * s, w * s), mode="bilinear", align_corners=False)

@@ -60,6 +60,7 @@ from rlenhance.errors import CheckpointError, ImageError
 
 __all__ = [
     "ArchMixin",
+    "append_cond_planes",
     "check_net_args",
     "BACKBONES",
     "POLICY_INPUT_KEYS",
@@ -309,6 +310,25 @@ def check_net_args(owner: str, *, in_channels: int, out_channels: int, width: in
                          "expected a non-empty list and a possibly empty list of integers >= 1")
 
 
+def append_cond_planes(owner: str, z: Tensor, cond: Tensor | None, cond_dim: int) -> Tensor:
+    """``z`` (B, C, h, w) with the conditioning values broadcast as ``cond_dim`` constant planes.
+
+    Raises:
+        ValueError: ``cond`` is missing or misshapen for a conditioned net, or given to one with
+            ``cond_dim=0`` (the message names ``owner``).
+    """
+    b, _, h, w = z.shape
+    if cond_dim:
+        if cond is None or tuple(cond.shape) != (b, cond_dim):
+            got = None if cond is None else tuple(cond.shape)
+            raise ValueError(f"{owner}: cond has shape {got}; expected ({b}, {cond_dim})")
+        return torch.cat([z, cond.to(z.dtype)[:, :, None, None].expand(b, cond_dim, h, w)], dim=1)
+    if cond is not None:
+        raise ValueError(f"{owner}: cond of shape {tuple(cond.shape)} given to a net with "
+                         "cond_dim=0; build it with cond_dim=<number of values>")
+    return z
+
+
 class ArchMixin:
     """``arch()`` / ``from_arch()`` for networks that keep their constructor kwargs in
     ``self._kwargs``: what checkpoints store to rebuild the exact architecture."""
@@ -556,14 +576,7 @@ class PixelActorCritic(ArchMixin, nn.Module):
         s = self.downscale
         z = F.avg_pool2d(x, s, ceil_mode=True) if s > 1 else x
         h, w = z.shape[-2:]
-        if self.cond_dim:
-            if cond is None or tuple(cond.shape) != (b, self.cond_dim):
-                got = None if cond is None else tuple(cond.shape)
-                raise ValueError(f"PixelActorCritic: cond has shape {got}; expected ({b}, {self.cond_dim})")
-            z = torch.cat([z, cond.to(z.dtype)[:, :, None, None].expand(b, self.cond_dim, h, w)], dim=1)
-        elif cond is not None:
-            raise ValueError(f"PixelActorCritic: cond of shape {tuple(cond.shape)} given to a net with "
-                             "cond_dim=0; build it with cond_dim=<number of values>")
+        z = append_cond_planes("PixelActorCritic", z, cond, self.cond_dim)
 
         feat = self.trunk(z)
         p = self.policy_branch(feat)
