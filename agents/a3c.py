@@ -41,12 +41,13 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from agents.common import (as_bool, device_of, episode_length, evaluate_policy, obs_to, resolve_device,
-                           reward_map)
+from agents.common import (as_bool, blocks_to_pixels, device_of, episode_length, evaluate_policy, obs_to,
+                           resolve_device, reward_map)
 from agents.distributions import PixelCategorical, PixelGaussian
-from rlenhance.losses import illumination_smoothness_loss
 from rlenhance.errors import CheckpointError
-from rlenhance.models.policy import POLICY_INPUT_KEYS, PixelActorCritic, PolicyOutput, build_policy_input
+from rlenhance.losses import illumination_smoothness_loss
+from rlenhance.models.policy import (POLICY_INPUT_KEYS, PixelActorCritic, PolicyOutput, build_policy_input,
+                                     expected_value)
 
 __all__ = [
     "A3C",
@@ -445,7 +446,7 @@ class _EpisodeRunner:
         if table.numel() != out.logits.shape[2]:
             raise ValueError(f"A3CConfig.action_values has {table.numel()} values; the policy has "
                              f"{out.logits.shape[2]} actions")
-        return illumination_smoothness_loss(torch.einsum("bcahw,a->bchw", out.logits.softmax(dim=2), table))
+        return illumination_smoothness_loss(expected_value(out.logits, table))
 
     @property
     def _blocks(self) -> bool:
@@ -453,10 +454,7 @@ class _EpisodeRunner:
 
     def _to_pixels(self, actions: Tensor, size: tuple[int, int]) -> Tensor:
         """Block actions (B, C, h, w) repeated over their s x s pixels, cropped to (H, W)."""
-        if not self._blocks:
-            return actions
-        s = self.policy.downscale
-        return actions.repeat_interleave(s, dim=-2).repeat_interleave(s, dim=-1)[..., :size[0], :size[1]]
+        return blocks_to_pixels(actions, self.policy.downscale, size) if self._blocks else actions
 
     def _to_blocks(self, reward_map: Tensor) -> Tensor:
         """Mean of a reward map over each block (partial border blocks: over the pixels they hold)."""
@@ -594,18 +592,7 @@ class A3C:
     @torch.no_grad()
     def evaluate(self, venv: Any, episodes: int = 1, seed: int | None = None,
                  greedy: bool = True) -> dict[str, float]:
-        """Roll out the (greedy) policy without learning.
-
-        Args:
-            venv: the vector env.
-            episodes: number of batched episodes.
-            seed: passed to the first ``reset``.
-            greedy: mode actions (default) or sampled ones.
-
-        Returns:
-            dict: ``return_mean`` / ``return_std`` (per env and episode, sum of rewards),
-            ``reward_mean`` (per step), ``final_reward_mean`` (last step), ``episodes``.
-        """
+        """Roll out the (greedy) policy without learning: :func:`agents.common.evaluate_policy`."""
         return evaluate_policy(self, venv, episodes=episodes, seed=seed, greedy=greedy)
 
     # ---- asynchronous training --------------------------------------------------------------

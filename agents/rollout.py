@@ -49,6 +49,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from agents.common import blocks_to_pixels
 from agents.distributions import PixelCategorical, PixelGaussian
 from envs.base import PixelTask
 from rlenhance.checkpoint import build_model, load_checkpoint
@@ -156,9 +157,6 @@ def choose_actions(policy: PixelActorCritic, out: PolicyOutput, *, greedy: bool 
     return actions.clamp(-ACTION_BOUND, ACTION_BOUND)
 
 
-def _to_pixels(actions: Tensor, scale: int, size: tuple[int, int]) -> Tensor:
-    """Block actions (B, C, h, w) repeated over their scale x scale pixels, cropped to ``size``."""
-    return actions.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)[..., :size[0], :size[1]]
 
 
 # --- rollouts --------------------------------------------------------------------------------------
@@ -211,7 +209,7 @@ def policy_rollout(policy: PixelActorCritic, task: Any, options: Mapping[str, An
             out = policy(x, cond if policy.cond_dim else None, hidden, full_resolution=not blocks)
             actions = choose_actions(policy, out, greedy=greedy, generator=generator)
             if blocks:
-                actions = _to_pixels(actions, policy.downscale, size)
+                actions = blocks_to_pixels(actions, policy.downscale, size)
             obs, *_ = view.step(actions.to(view.device))
             hidden = out.hidden
     finally:

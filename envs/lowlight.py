@@ -125,9 +125,12 @@ class LowLightTask(PixelTask):
     def setting_cond(self, n: int) -> torch.Tensor:
         """The encoded conditioning vector of the env's fixed setting (``exposure_target`` and the
         four weights), repeated (n, 5): what a conditioned policy is evaluated with."""
-        values = torch.tensor([self.exposure_target, *self.weights.values()], dtype=torch.float32,
-                              device=self.device)
-        return ((values - self.cond_offset) / self.cond_scale).expand(n, -1)
+        return self._encode_cond(np.array([[self.exposure_target, *self.weights.values()]])).expand(n, -1)
+
+    def _encode_cond(self, values: np.ndarray) -> torch.Tensor:
+        """Setting values (B, 5) in ``COND_FIELDS`` order -> the cond the policy sees, (B, 5) float32."""
+        cond = torch.as_tensor(values, dtype=torch.float32, device=self.device)
+        return (cond - self.cond_offset) / self.cond_scale
 
     def _sample_cond(self, rng: np.random.Generator) -> torch.Tensor:
         """Conditioning values (B, 5): the fixed setting, or per-image samples when conditioned."""
@@ -137,8 +140,7 @@ class LowLightTask(PixelTask):
             values[:, 0] = rng.uniform(*self.exposure_range, size=self.num_envs)
             lo, hi = np.log(self.weight_range)
             values[:, 1:] *= np.exp(rng.uniform(lo, hi, size=(self.num_envs, len(COND_FIELDS) - 1)))
-        cond = torch.as_tensor(values, dtype=torch.float32, device=self.device)
-        return (cond - self.cond_offset) / self.cond_scale
+        return self._encode_cond(values)
 
     # --- observation, transition, reward ---------------------------------------------------
     def observe(self) -> dict[str, torch.Tensor]:

@@ -26,16 +26,16 @@ import torch.nn.functional as F
 from rlenhance import losses
 from rlenhance.checkpoint import build_model, load_checkpoint
 from rlenhance.errors import CheckpointError, ImageError
-from rlenhance.models.policy import PixelActorCritic, build_policy_input
+from rlenhance.models.policy import PixelActorCritic, build_policy_input, expected_value
 from rlenhance.ops import le_curve
 from rlenhance.restore import SupervisedRestorer
 from rlenhance.runtime import flush_denormals, select_device
 
 #: The low-light model shipped with the package (trained by experiments.lol_train; see README).
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "lowlight_a3c.pt"
-#: Keys the checkpoint's ``extra["env"]`` must hold for inference.
 #: How a discrete policy's alpha is chosen at test time (see greedy_rollout).
 ALPHA_MODES = ("mean", "argmax")
+#: Keys the checkpoint's ``extra["env"]`` must hold for inference.
 ENV_KEYS = ("alpha_table", "damping", "action_type", "test_steps", "cond_fields", "cond_scale", "setting")
 
 
@@ -87,6 +87,10 @@ class Enhancer:
         self.env = dict(env)
         self.path = path
         self.alpha_table = torch.tensor(env["alpha_table"], dtype=torch.float32, device=self.device)
+        #: How the setting is encoded as cond: (value - cond_offset) / cond_scale (older checkpoints: no offset).
+        self.cond_scale = torch.tensor(env["cond_scale"], dtype=torch.float32, device=self.device)
+        self.cond_offset = torch.tensor(env.get("cond_offset", [0.0] * len(env["cond_scale"])),
+                                        dtype=torch.float32, device=self.device)
         self.steps = int(steps if steps is not None else env["test_steps"])
         if self.steps < 1:
             raise ValueError(f"steps: expected an int >= 1, got {steps!r}")
@@ -120,9 +124,7 @@ class Enhancer:
                     raise ValueError(f"{key}: expected a finite value >= 0 (exposure in (0, 1)), got {value!r}")
                 values[name] = float(value)
         raw = torch.tensor([[values[k] for k in self.env["cond_fields"]]], dtype=torch.float32, device=self.device)
-        offset = self.env.get("cond_offset", [0.0] * raw.shape[1])  # older checkpoints: no offset
-        return ((raw - torch.tensor(offset, dtype=torch.float32, device=self.device))
-                / torch.tensor(self.env["cond_scale"], dtype=torch.float32, device=self.device))
+        return (raw - self.cond_offset) / self.cond_scale
 
     # --- inference -------------------------------------------------------------------------------
     @torch.no_grad()
@@ -134,8 +136,7 @@ class Enhancer:
                               mode="area") if scale < 1 else image
         target = None
         if self.env.get("observe_exposure_gap", False):  # decode E from the encoded cond
-            offset = self.env.get("cond_offset", [0.0] * cond.shape[1])
-            target = cond[:, 0] * float(self.env["cond_scale"][0]) + float(offset[0])
+            target = cond[:, 0] * self.cond_scale[0] + self.cond_offset[0]
         return greedy_rollout(self.policy, small, cond, steps=self.steps, alpha_table=self.alpha_table,
                               damping=float(self.env["damping"]), alpha_mode=self.alpha_mode,
                               exposure_target=target)[1]
@@ -213,7 +214,7 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
         out = policy(x, cond=cond if policy.cond_dim else None, hidden=hidden, full_resolution=False)
         hidden = out.hidden
         if out.logits is not None and alpha_mode == "mean":
-            alpha = torch.einsum("bcahw,a->bchw", out.logits.softmax(dim=2), alpha_table)
+            alpha = expected_value(out.logits, alpha_table)
         elif out.logits is not None:
             alpha = alpha_table[out.logits.argmax(dim=2)]
         else:

@@ -61,6 +61,7 @@ from rlenhance.errors import CheckpointError, ImageError
 __all__ = [
     "ArchMixin",
     "append_cond_planes",
+    "expected_value",
     "check_net_args",
     "BACKBONES",
     "POLICY_INPUT_KEYS",
@@ -308,6 +309,19 @@ def check_net_args(owner: str, *, in_channels: int, out_channels: int, width: in
     if len(dilations) < 1 or any(int(d) != d or d < 1 for d in (*dilations, *branch_dilations)):
         raise ValueError(f"{owner}: dilations={list(dilations)}, branch_dilations={list(branch_dilations)}; "
                          "expected a non-empty list and a possibly empty list of integers >= 1")
+
+
+def expected_value(logits: Tensor, values: Tensor) -> Tensor:
+    """Expected action value ``sum_a p(a) values[a]`` of per-pixel categorical outputs.
+
+    Args:
+        logits: float (B, C, n_actions, H, W), unnormalised log-probabilities (PolicyOutput.logits).
+        values: float (n_actions,), the value of each action (e.g. LowLight's alpha table).
+
+    Returns:
+        float (B, C, H, W), differentiable in ``logits``.
+    """
+    return torch.einsum("bcahw,a->bchw", logits.softmax(dim=2), values.to(logits.dtype))
 
 
 def append_cond_planes(owner: str, z: Tensor, cond: Tensor | None, cond_dim: int) -> Tensor:
