@@ -91,7 +91,7 @@ from rlenhance.enhance import Enhancer
 from rlenhance.errors import CheckpointError, DatasetError
 from rlenhance.io import save_image
 from rlenhance.models.peers import ZeroDCE
-from rlenhance.models.pixelrnn import hole_psnr
+from rlenhance.models.pixelrnn import hole_psnr, hole_ssim
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.restore import (
     DEFAULT_COMPLETION_CHECKPOINT,
@@ -430,22 +430,6 @@ def _diffusion_fill(image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
 
 
 # --- scoring -----------------------------------------------------------------------------------------
-def hole_ssim(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """SSIM inside the hole, per image: the mean of the SSIM map over the missing pixels.
-
-    Args:
-        x, y: float (B, C, H, W) (H, W >= 11).
-        mask: float (B, 1, H, W), 1 = missing pixel.
-
-    Returns:
-        float (B,); NaN for an image without hole.
-    """
-    _, ssim_map = metrics.ssim(x, y, return_map=True)
-    area = mask.sum(dim=(1, 2, 3))
-    value = (ssim_map * mask).sum(dim=(1, 2, 3)) / area.clamp_min(1.0)
-    return torch.where(area > 0, value, torch.full_like(value, float("nan")))
-
-
 def score(output: np.ndarray, sample: Sample) -> dict[str, float]:
     """PSNR / SSIM / UQI (and the hole scores for completion) of one output, clipped to [0, 1]."""
     x = torch.from_numpy(np.clip(output, 0.0, 1.0)).permute(2, 0, 1)[None]

@@ -47,7 +47,7 @@ from experiments.runs import arg, parse_config
 from rlenhance import metrics
 from rlenhance.data import DEFAULT_COLOR_IMAGES, BuiltinImages, OccludedPairs, random_occlusion, split_names
 from rlenhance.errors import DatasetError
-from rlenhance.models.pixelrnn import composite, hole_psnr
+from rlenhance.models.pixelrnn import composite, hole_psnr, hole_ssim
 from rlenhance.models.policy import PixelActorCritic
 
 ENV_ID = "rlenhance/Completion-v0"
@@ -174,19 +174,11 @@ def inference_config(args: Args, task: Any) -> dict[str, Any]:
             "occlusion_seed": args.occlusion_seed}
 
 
-def _hole_ssim(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """SSIM map (channel mean) averaged over the hole pixels, per image (NaN without hole)."""
-    ssim_map = metrics.ssim(x, y, return_map=True)[1]
-    area = mask.sum(dim=(1, 2, 3))
-    value = (ssim_map * mask).sum(dim=(1, 2, 3)) / area.clamp_min(1.0)
-    return torch.where(area > 0, value, torch.full_like(value, float("nan")))
-
-
 def completion_scores(output: torch.Tensor, image: OccludedImage) -> dict[str, float]:
     """Hole PSNR / SSIM and whole-image PSNR / SSIM of one completed image (3, H, W)."""
     out, original, mask = output.clamp(0.0, 1.0)[None], image.original[None], image.mask[None]
     return {"hole_psnr": float(hole_psnr(out, original, mask)[0]),
-            "hole_ssim": float(_hole_ssim(out, original, mask)[0]),
+            "hole_ssim": float(hole_ssim(out, original, mask)[0]),
             "psnr": float(metrics.psnr(out, original)[0]), "ssim": float(metrics.ssim(out, original)[0])}
 
 

@@ -24,7 +24,7 @@
 
 Masks are float (B, 1, H, W) with 1 = missing pixel (as :class:`rlenhance.data.OccludedPairs` and
 :func:`rlenhance.data.random_occlusion` give them). Report hole-only metrics
-(:func:`hole_l1`, :func:`hole_psnr`): SSIM of the composite is dominated by the known pixels.
+(:func:`hole_l1`, :func:`hole_psnr`, :func:`hole_ssim`): SSIM of the composite is dominated by the known pixels.
 
 Like :mod:`rlenhance.models.mrpnet`, every model has ``arch()`` (registry: :data:`MODELS`) and
 ``features(...)``: the per-pixel maps its output convolution reads, ``out_channels`` planes at the
@@ -50,7 +50,7 @@ from torch import Tensor, nn
 
 from rlenhance.errors import ImageError
 from rlenhance.losses import mse_loss, ssim_loss
-from rlenhance.metrics import _as_batch_pair
+from rlenhance.metrics import _as_batch_pair, ssim
 
 __all__ = [
     "MODELS",
@@ -64,6 +64,7 @@ __all__ = [
     "composite",
     "hole_l1",
     "hole_psnr",
+    "hole_ssim",
     "mse_ssim_loss",
 ]
 
@@ -349,6 +350,24 @@ def hole_psnr(pred: Tensor, target: Tensor, mask: Tensor, *, data_range: float =
     empty = mask.to(mse.dtype).sum(dim=(1, 2, 3)) == 0
     value = 10.0 * torch.log10(data_range**2 / mse)
     return torch.where(empty, torch.full_like(value, float("nan")), value)
+
+
+def hole_ssim(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """SSIM inside the hole, per image: the mean of the SSIM map over the missing pixels.
+
+    Args:
+        pred, target: float (B, C, H, W) (H, W >= 11).
+        mask: float (B, 1, H, W), 1 = missing pixel.
+
+    Returns:
+        float (B,); NaN for an image without hole.
+    """
+    pred, target = _as_batch_pair(pred, target, "pred", "target")
+    _check_mask(pred, mask)
+    ssim_map = ssim(pred, target, return_map=True)[1]
+    area = mask.sum(dim=(1, 2, 3))
+    value = (ssim_map * mask).sum(dim=(1, 2, 3)) / area.clamp_min(1.0)
+    return torch.where(area > 0, value, torch.full_like(value, float("nan")))
 
 
 LossTerms = Tensor | tuple[Tensor, dict[str, Tensor]]
