@@ -29,6 +29,7 @@ class LowLightTask(PixelTask):
         *,
         max_episode_steps: int = 10,
         action_type: str = "discrete",
+        alpha_channels: int = 3,
         alpha_table: tuple[float, ...] = RELLIE_ALPHAS,
         damping: float = 0.0,
         reward: str = "nonref",
@@ -52,6 +53,9 @@ class LowLightTask(PixelTask):
             raise ValueError(f"reward: expected one of {REWARDS}, got {reward!r}")
         if action_type not in ("discrete", "continuous"):
             raise ValueError(f"action_type: expected 'discrete' or 'continuous', got {action_type!r}")
+        if alpha_channels not in (1, 3):
+            raise ValueError(f"alpha_channels: expected 3 (one curve per RGB channel, ReLLIE) or 1 (one curve for "
+                             f"all three, which keeps the colours), got {alpha_channels!r}")
         weights = {"w_exposure": w_exposure, "w_color": w_color, "w_spatial": w_spatial, "w_smooth": w_smooth}
         for name, value in weights.items():
             if not np.isfinite(value) or value < 0:
@@ -73,6 +77,7 @@ class LowLightTask(PixelTask):
                              f"got {cond_offset!r}")
         self.reward = reward
         self.action_type = action_type
+        self.alpha_channels = alpha_channels
         self.alpha_table = torch.tensor(alpha_table, dtype=torch.float32, device=self.device)
         self.n_actions = len(alpha_table) if action_type == "discrete" else None
         self.damping = float(damping)
@@ -97,9 +102,9 @@ class LowLightTask(PixelTask):
         if self.observe_exposure_gap:
             self.single_observation_space["exposure_gap"] = spaces.Box(-1.0, 1.0, (1, h, w), np.float32)
         if action_type == "discrete":
-            self.single_action_space = spaces.MultiDiscrete(np.full((3, h, w), len(alpha_table)))
+            self.single_action_space = spaces.MultiDiscrete(np.full((alpha_channels, h, w), len(alpha_table)))
         else:
-            self.single_action_space = spaces.Box(-1.0, 1.0, (3, h, w), np.float32)
+            self.single_action_space = spaces.Box(-1.0, 1.0, (alpha_channels, h, w), np.float32)
 
     # --- episode start ---------------------------------------------------------------------
     def _start(self, rng: np.random.Generator, options: dict[str, Any] | None) -> None:
@@ -150,7 +155,7 @@ class LowLightTask(PixelTask):
         return obs
 
     def alpha(self, actions: torch.Tensor) -> torch.Tensor:
-        """Per-pixel, per-channel curve parameters (B, 3, H, W) for a batch of actions."""
+        """Curve parameters (B, alpha_channels, H, W) for a batch of actions (one channel broadcasts to RGB)."""
         if self.action_type == "discrete":
             return self.alpha_table[actions]
         return actions
@@ -222,6 +227,9 @@ class LowLightEnv(PixelEnv):
     | 7..26 | 0.05..1.00 | brighten     |
 
     ``action_type="continuous"``: ``Box(-1, 1, (3, H, W), float32)``, the action is alpha itself.
+    With ``alpha_channels=1`` the action spaces are ``(1, H, W)``: one alpha per pixel, applied to
+    all three channels, so a step changes brightness but not hue (the channel ratios move only
+    through the curve's non-linearity).
 
     ## Observation Space
     ``Dict`` with ``"image"``: the current image, ``Box(0, 1, (3, H, W), float32)``, RGB;
@@ -256,7 +264,7 @@ class LowLightEnv(PixelEnv):
 
     ## Arguments
     Those of :class:`envs.base.PixelTask` (``data``, ``split``, ``split_seed``, ``crop`` (64),
-    ``device``, ``validate_actions``), ``max_episode_steps``, ``action_type``, ``alpha_table``, ``damping``, ``reward``, ``w_exposure``,
+    ``device``, ``validate_actions``), ``max_episode_steps``, ``action_type``, ``alpha_channels``, ``alpha_table``, ``damping``, ``reward``, ``w_exposure``,
     ``w_color``, ``w_spatial``, ``w_smooth``, ``exposure_target``, ``exposure_patch``, ``conditioned``,
     ``exposure_range``, ``weight_range``, ``cond_scale``, ``cond_offset``, ``reward_scale``,
     ``observe_exposure_gap``.

@@ -63,6 +63,9 @@ class Args(RLArgs):
     exposure_patch: int = arg(8, "patch size of the exposure term (Zero-DCE: 16; smaller = more local credit)")
     conditioned: bool = arg(False, "sample the exposure target and weights per episode and feed them to the "
                                    "policy, so one model serves any setting at test time")
+    exposure_range: tuple[float, float] = arg((0.4, 0.7), "with --conditioned: the range the exposure target is drawn "
+                                                          "from per episode (a range wider than the targets you will "
+                                                          "ask for keeps them away from its edges)")
     smooth_on_mean: bool = arg(False, "a3c: apply the smoothness weight --w-smooth as a differentiable penalty on "
                                       "the policy's expected alpha map instead of a reward on the sampled one "
                                       "(which penalises exploration noise)")
@@ -77,6 +80,8 @@ class Args(RLArgs):
                                   "probable one (ReLLIE)", choices=("mean", "argmax"))
     action: str | None = arg(None, "per-pixel actions: 27 alphas (ReLLIE) or continuous alpha (unset: discrete "
                                    "for a3c, continuous for sac)", choices=("discrete", "continuous"))
+    alpha_channels: int = arg(3, "alpha maps per step: 3 (a curve per RGB channel, ReLLIE) or 1 (one curve for all "
+                                 "channels: brightness changes, hues stay)", choices=(1, 3))
     damping: float = arg(0.0, "ReLLIE's damping d in s <- (1-d) LE(s) + d s (ReLLIE: 0.2)")
     gamma: float | None = arg(None, f"discount factor (unset: {A3C_GAMMA:g} for a3c, as rewards are per-step "
                                     f"improvements; {SACConfig.gamma:g} for sac, which needs gamma < 1)")
@@ -133,10 +138,11 @@ def training_data(args: Args):
 
 
 def env_kwargs(args: Args) -> dict:
-    return dict(crop=args.crop, max_episode_steps=args.steps, action_type=args.action, damping=args.damping,
+    return dict(crop=args.crop, max_episode_steps=args.steps, action_type=args.action, alpha_channels=args.alpha_channels,
+                damping=args.damping,
                 reward=args.reward, w_exposure=args.w_exposure, w_color=args.w_color, w_spatial=args.w_spatial,
                 w_smooth=0.0 if args.smooth_on_mean else args.w_smooth, exposure_target=args.exposure_target, exposure_patch=args.exposure_patch,
-                conditioned=args.conditioned, observe_exposure_gap=args.exposure_gap,
+                conditioned=args.conditioned, exposure_range=args.exposure_range, observe_exposure_gap=args.exposure_gap,
                 split="train", split_seed=args.seed)
 
 

@@ -129,7 +129,7 @@ class Enhancer:
     # --- inference -------------------------------------------------------------------------------
     @torch.no_grad()
     def alpha_maps(self, image: torch.Tensor, cond: torch.Tensor) -> list[torch.Tensor]:
-        """Greedy rollout at the working resolution; returns one (1, 3, h, w) alpha map per step."""
+        """Greedy rollout at the working resolution; returns one (1, C, h, w) alpha map per step (C: the policy's 3 or 1 alpha channels)."""
         height, width = image.shape[-2:]
         scale = min(1.0, self.max_side / max(height, width))
         small = F.interpolate(image, size=(max(1, round(height * scale)), max(1, round(width * scale))),
@@ -200,7 +200,7 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
             E (float or (B,)) from which its ``exposure_gap`` input plane is computed; None otherwise.
 
     Returns:
-        ``(enhanced, maps)``: the enhanced batch and the list of (B, 3, H, W) alpha maps applied.
+        ``(enhanced, maps)``: the enhanced batch and the list of (B, C, H, W) alpha maps applied (C = 3, or 1 broadcast over RGB).
     """
     if alpha_mode not in ALPHA_MODES:
         raise ValueError(f"alpha_mode: expected one of {ALPHA_MODES}, got {alpha_mode!r}")

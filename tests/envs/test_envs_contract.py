@@ -179,6 +179,17 @@ def test_lowlight_damping_and_continuous_actions():
         assert torch.allclose(obs["image"], torch.tensor(expected))
 
 
+@pytest.mark.parametrize("action_type", ["discrete", "continuous"])
+def test_lowlight_one_alpha_channel_moves_rgb_together(action_type):
+    low = torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1).expand(1, 3, 8, 8).contiguous()
+    venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=1, crop=8, action_type=action_type, alpha_channels=1)
+    assert venv.single_action_space.shape == (1, 8, 8)
+    venv.reset(seed=0, options={"low": low})
+    action = torch.full((1, 1, 8, 8), 16 if action_type == "discrete" else 0.5)  # table index 16 = alpha 0.5
+    obs, *_ = venv.step(action)
+    assert torch.allclose(obs["image"], low + 0.5 * low * (1 - low))  # the same curve on every channel
+
+
 def test_denoise_filters_reduce_noise_on_flat_image():
     clean = torch.full((1, 1, 24, 24), 0.5)
     noisy = clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
@@ -213,6 +224,7 @@ def test_completion_acts_only_inside_mask_and_predictor_action():
     ("rlenhance/LowLight-v0", {"reward": "psnrr"}, "reward: expected one of"),
     ("rlenhance/LowLight-v0", {"w_color": -1.0}, "w_color"),
     ("rlenhance/LowLight-v0", {"action_type": "gaussian"}, "action_type"),
+    ("rlenhance/LowLight-v0", {"alpha_channels": 2}, "alpha_channels: expected 3"),
     ("rlenhance/LowLight-v0", {"crop": 0}, "crop"),
     ("rlenhance/Denoise-v0", {"sigma": -5}, "sigma"),
     ("rlenhance/Completion-v0", {"reward": "l1"}, "reward: expected one of"),

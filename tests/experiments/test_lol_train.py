@@ -157,14 +157,19 @@ def test_exposure_gap_and_smooth_on_mean_reach_the_checkpoint_and_the_enhancer(t
 
     args = list(TINY)
     args[args.index("--episodes") + 1] = "2"
-    out = lol_train.main([*args, "--conditioned", "--exposure-gap", "--smooth-on-mean", "--out", str(tmp_path / "gap")])
+    out = lol_train.main([*args, "--conditioned", "--exposure-gap", "--smooth-on-mean", "--alpha-channels", "1",
+                          "--out", str(tmp_path / "gap")])
     best = load_checkpoint(out / "checkpoints" / "best.pt")
     assert best["extra"]["env"]["observe_exposure_gap"] is True
     assert best["arch"]["kwargs"]["in_channels"] == 7  # image, original, exposure gap
+    assert best["arch"]["kwargs"]["out_channels"] == 1  # one alpha map for R, G and B
     enhancer = Enhancer(out / "checkpoints" / "best.pt", device="cpu")
     dark = np.random.default_rng(0).uniform(0.02, 0.2, (24, 40, 3)).astype(np.float32)
     low, high = enhancer.enhance(dark, exposure=0.4), enhancer.enhance(dark, exposure=0.7)
     assert not np.array_equal(low, high)  # the target reaches the policy through the gap plane
+    gray = np.repeat(dark[..., :1], 3, axis=2)
+    out_gray = enhancer.enhance(gray)  # one curve for all channels: a gray picture stays gray
+    assert np.array_equal(out_gray[..., 0], out_gray[..., 1]) and np.array_equal(out_gray[..., 1], out_gray[..., 2])
     with pytest.raises(ValueError, match="smooth-on-mean"):
         lol_train.main([*args, "--agent", "sac", "--smooth-on-mean", "--out", str(tmp_path / "sac")])
     assert not (tmp_path / "sac").exists()
