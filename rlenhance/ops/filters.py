@@ -1667,6 +1667,14 @@ def pixelrl_filter_select(x: torch.Tensor, actions: torch.Tensor, table: Sequenc
         if lo < 0 or hi >= n_actions:
             raise ValueError(f"actions must be in [0, {n_actions - 1}] (K = {n_actions} actions); "
                              f"got values in [{lo}, {hi}]")
+    # PixelRL's bank on CPU float32: the fused native kernel (rlenhance.ops.native) when it is
+    # available, and not where an autograd graph is being recorded
+    if x.device.type == "cpu" and x.dtype == torch.float32 and table == PIXELRL_ACTION_TABLE \
+            and not (x.requires_grad and torch.is_grad_enabled()):
+        from rlenhance.ops import native  # imported here: native imports this module
+
+        if native.available():
+            return native.pixelrl_select_native(x, actions)
     specs, pad = _action_specs(table)
     work = _work_dtype(x)
     hp, wp = h + 2 * pad, w + 2 * pad

@@ -1,0 +1,264 @@
+"""The native PixelRL kernel (rlenhance.ops.native) against the torch path of pixelrl_filter_select.
+
+Tolerances (max abs difference, values in [-0.3, 1.3] as the env's unclipped noisy start):
+    shifts, keep, median:   0      (the same float operations / one of the inputs)
+    Gaussian, box:          0      (the same sums in the same order, fused multiply-adds where torch's
+                                    are, as its AVX2 kernels; 1e-6 if the probe finds no FMA in torch)
+    bilateral:              1e-6   (same weights and tap order; the kernel's own exp2, within 2 ulp)
+Observed: bilateral <= 5e-7 on both the exact-Gaussian and the lookup-table path.
+The torch path is the same function with RLENHANCE_NATIVE=0.
+"""
+
+import contextlib
+import shutil
+import warnings
+
+import pytest
+import torch
+
+from rlenhance.errors import ImageError
+from rlenhance.ops import filters, native
+from rlenhance.ops.filters import PIXELRL_ACTION_TABLE, pixelrl_filter_bank, pixelrl_filter_select
+from rlenhance.ops.select import select_per_pixel
+
+ATOL = 1e-6
+N_ACTIONS = len(PIXELRL_ACTION_TABLE)
+EXACT_ACTIONS = (0, 1, 2, 5) + ((3, 6, 8) if native._torch_fuses_multiply_add() else ())  # all but bilateral
+
+needs_native = pytest.mark.skipif(not native.available(),
+                                  reason=f"native kernel unavailable: {native.unavailable_reason()}")
+
+
+@pytest.fixture
+def fresh_library():
+    """Forget the process's loaded kernel before and after the test (the env may change in between)."""
+    native._library.cache_clear()
+    yield
+    native._library.cache_clear()
+
+
+def torch_select(x, actions, monkeypatch):
+    with monkeypatch.context() as patch:
+        patch.setenv(native.ENV_SWITCH, "0")
+        return pixelrl_filter_select(x, actions)
+
+
+def noisy(shape, seed, low=-0.3, high=1.3):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.rand(shape, generator=gen) * (high - low) + low
+
+
+def random_actions(b, h, w, seed):
+    return torch.randint(0, N_ACTIONS, (b, 1, h, w), generator=torch.Generator().manual_seed(seed))
+
+
+def mixed_actions(b, h, w, seed):
+    """Image by image: uniform; 90% "keep" (each filter on few pixels: computed at its pixels only);
+    60% median (the median computed on whole rows). Uniform already puts the linear filters on
+    whole rows (1 in 9 pixels is above the kernel's 1 in 16)."""
+    gen = torch.Generator().manual_seed(seed)
+    actions = torch.randint(0, N_ACTIONS, (b, 1, h, w), generator=gen)
+    favourite = torch.rand(b, 1, h, w, generator=gen)
+    actions[1::3] = torch.where(favourite[1::3] < 0.9, 1, actions[1::3])
+    actions[2::3] = torch.where(favourite[2::3] < 0.6, 5, actions[2::3])
+    return actions
+
+
+def assert_close_per_action(out, ref, actions, atol=ATOL):
+    """Exact at the pixels of the exact actions, within ``atol`` elsewhere."""
+    mask = actions.expand_as(out) if actions.shape[1] == 1 else actions
+    for k in range(N_ACTIONS):
+        chosen = mask == k
+        if chosen.any():
+            diff = (out[chosen] - ref[chosen]).abs().max().item()
+            assert diff <= (0.0 if k in EXACT_ACTIONS else atol), (PIXELRL_ACTION_TABLE[k].name, diff)
+
+
+@needs_native
+@pytest.mark.parametrize("shape", [(1, 1, 7, 9), (3, 3, 33, 40), (3, 1, 24, 31)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_random_actions_match_torch_path(shape, threads, monkeypatch):
+    b, _, h, w = shape
+    x, actions = noisy(shape, seed=sum(shape)), mixed_actions(b, h, w, seed=threads)
+    out = native.pixelrl_select_native(x, actions, num_threads=threads, min_pixels_per_thread=1)
+    assert out.shape == x.shape and out.dtype == torch.float32
+    assert_close_per_action(out, torch_select(x, actions, monkeypatch), actions)
+    # and the full bank followed by the per-pixel choice
+    assert_close_per_action(out, select_per_pixel(pixelrl_filter_bank(x), actions), actions)
+
+
+@needs_native
+@pytest.mark.parametrize("shape", [(2, 1, 12, 13), (1, 3, 9, 11), (2, 1, 2, 3)])
+@pytest.mark.parametrize("k", range(N_ACTIONS))
+def test_each_action_everywhere_is_the_filter(shape, k, monkeypatch):
+    b, _, h, w = shape
+    x = noisy(shape, seed=k)
+    actions = torch.full((b, 1, h, w), k)
+    out = native.pixelrl_select_native(x, actions)
+    assert_close_per_action(out, PIXELRL_ACTION_TABLE[k](x), actions)
+    assert_close_per_action(out, torch_select(x, actions, monkeypatch), actions)
+
+
+@needs_native
+def test_known_values():
+    x = torch.zeros(1, 1, 5, 5)
+    x[0, 0, 2, 2] = 1.0  # an impulse: the median removes it, the box spreads it as 1/25
+    median = native.pixelrl_select_native(x, torch.full((1, 1, 5, 5), 5))
+    box = native.pixelrl_select_native(x, torch.full((1, 1, 5, 5), 8))
+    plus = native.pixelrl_select_native(x, torch.full((1, 1, 5, 5), 2))
+    assert torch.equal(median, torch.zeros_like(x))
+    assert box[0, 0, 2, 2].item() == pytest.approx(1 / 25, abs=1e-7)
+    assert torch.equal(plus, x + torch.tensor(1 / 255, dtype=torch.float32))
+
+
+@needs_native
+@pytest.mark.parametrize("channels", [1, 3])
+def test_lookup_table_path_matches_torch_path(channels, monkeypatch):
+    # a value range above 1.83 makes sigma_color 0.1 use OpenCV's interpolated table (see
+    # filters._BILATERAL_EXACT_GAUSSIAN_MAX_ERROR); a flat image counts as range 1
+    x = noisy((3, channels, 17, 19), seed=channels, low=-0.6, high=1.6)
+    x[1] = 0.25
+    assert not filters._bilateral_exact(float(x[0].max() - x[0].min()), 0.1, 4096)
+    actions = random_actions(3, 17, 19, seed=7)
+    out = native.pixelrl_select_native(x, actions)
+    assert_close_per_action(out, torch_select(x, actions, monkeypatch), actions)
+
+
+@needs_native
+def test_value_ranges_as_filters_computes_them():
+    x = noisy((4, 3, 9, 37), seed=8)
+    x[2] = 0.5  # flat: counts as range 1
+    lo_hi = torch.empty(4, 2)
+    native._library().min_max(x.data_ptr(), 4, x[0].numel(), lo_hi.data_ptr())
+    assert torch.equal(lo_hi, torch.stack(torch.aminmax(x.view(4, -1), dim=1), 1))
+    assert native._ranges(*lo_hi.t().tolist()) == filters._value_ranges(x)
+
+
+@needs_native
+def test_large_values_both_tables(monkeypatch):
+    # a range of 20 puts both colour sigmas (0.1 and 1.0) on the table path; tolerance relative to the values
+    x = noisy((2, 1, 16, 16), seed=3, low=-5.0, high=15.0)
+    actions = random_actions(2, 16, 16, seed=3)
+    out = native.pixelrl_select_native(x, actions)
+    assert_close_per_action(out, torch_select(x, actions, monkeypatch), actions, atol=ATOL * 15)
+
+
+@needs_native
+def test_threads_and_vector_widths_give_identical_values():
+    x = noisy((3, 3, 21, 26), seed=11)
+    actions = mixed_actions(3, 21, 26, seed=11)
+    one = native.pixelrl_select_native(x, actions, num_threads=1, isa="baseline")
+    for threads in (2, 3, 64):
+        assert torch.equal(native.pixelrl_select_native(x, actions, num_threads=threads, min_pixels_per_thread=1,
+                                                        isa="baseline"), one)
+    if native.vector_isa() == "avx2":
+        assert torch.equal(native.pixelrl_select_native(x, actions, num_threads=2, isa="avx2"), one)
+    else:
+        with pytest.raises(RuntimeError, match="AVX2"):
+            native.pixelrl_select_native(x, actions, isa="avx2")
+
+
+@needs_native
+def test_input_layouts_and_action_dtypes():
+    x = noisy((2, 3, 14, 15), seed=5)
+    actions = random_actions(2, 14, 15, seed=5)
+    ref = native.pixelrl_select_native(x, actions)
+    assert torch.equal(native.pixelrl_select_native(x.to(memory_format=torch.channels_last), actions), ref)
+    assert torch.equal(native.pixelrl_select_native(x, actions[:, 0].to(torch.int32)), ref)
+    assert torch.equal(native.pixelrl_select_native(x, actions.to(torch.uint8)), ref)
+    wide = noisy((2, 3, 14, 30), seed=5)
+    assert torch.equal(native.pixelrl_select_native(wide[..., ::2], actions),
+                       native.pixelrl_select_native(wide[..., ::2].contiguous(), actions))
+
+
+@needs_native
+def test_out_of_range_action_keeps_the_pixel():
+    x = noisy((1, 1, 6, 7), seed=2)
+    actions = torch.full((1, 1, 6, 7), 5)
+    actions[0, 0, 1, 2], actions[0, 0, 4, 4] = N_ACTIONS, -1
+    out = native.pixelrl_select_native(x, actions)
+    assert out[0, 0, 1, 2] == x[0, 0, 1, 2] and out[0, 0, 4, 4] == x[0, 0, 4, 4]
+
+
+@needs_native
+def test_bad_input_raises():
+    x, actions = torch.rand(1, 1, 8, 8), torch.zeros(1, 1, 8, 8, dtype=torch.long)
+    with pytest.raises(ImageError, match="float32"):
+        native.pixelrl_select_native(x.double(), actions)
+    with pytest.raises(ImageError, match=r"\(B, C, H, W\)"):
+        native.pixelrl_select_native(x[0], actions)
+    with pytest.raises(ValueError, match="actions"):
+        native.pixelrl_select_native(x, actions[..., :4])
+    with pytest.raises(ValueError, match="actions"):
+        native.pixelrl_select_native(x, actions.float())
+    with pytest.raises(ValueError, match="isa"):
+        native.pixelrl_select_native(x, actions, isa="sse9")
+    with pytest.raises(ValueError, match="num_threads"):
+        native.pixelrl_select_native(x, actions, num_threads=0)
+
+
+@needs_native
+def test_filter_select_dispatches_to_native(monkeypatch):
+    calls = []
+    kernel = native.pixelrl_select_native
+    monkeypatch.setattr(native, "pixelrl_select_native", lambda *args, **kw: calls.append(1) or kernel(*args, **kw))
+    x, actions = noisy((2, 1, 10, 12), seed=1), random_actions(2, 10, 12, seed=1)
+    out = pixelrl_filter_select(x, actions)
+    assert calls and torch.equal(out, kernel(x, actions))
+    # not for float64, a custom table, or where autograd records (the torch path's business)
+    pixelrl_filter_select(x.double(), actions)
+    pixelrl_filter_select(x, actions.clamp(max=3), PIXELRL_ACTION_TABLE[:4])
+    with contextlib.suppress(RuntimeError), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pixelrl_filter_select(x.clone().requires_grad_(), actions)
+    assert len(calls) == 1
+    with torch.no_grad():
+        pixelrl_filter_select(x.clone().requires_grad_(), actions)
+    assert len(calls) == 2
+    # validation happens before dispatch
+    with pytest.raises(ValueError, match=r"\[0, 8\]"):
+        pixelrl_filter_select(x, actions + N_ACTIONS)
+
+
+def test_env_switch_disables_native(monkeypatch):
+    monkeypatch.setenv(native.ENV_SWITCH, "0")
+    assert not native.available()
+    assert native.ENV_SWITCH in native.unavailable_reason()
+    assert native.vector_isa() is None
+    x, actions = noisy((1, 1, 8, 9), seed=4), random_actions(1, 8, 9, seed=4)
+    with pytest.raises(RuntimeError, match="unavailable"):
+        native.pixelrl_select_native(x, actions)
+    out = pixelrl_filter_select(x, actions)  # the torch path
+    assert torch.equal(out[actions.expand_as(out) == 1], x[actions.expand_as(x) == 1])
+
+
+def test_broken_compiler_falls_back_with_a_reason(monkeypatch, tmp_path, fresh_library):
+    if shutil.which("false") is None:
+        pytest.skip("no `false` executable to stand in for a broken compiler")
+    monkeypatch.setenv("CC", shutil.which("false"))
+    monkeypatch.setenv("RLENHANCE_CACHE", str(tmp_path))
+    monkeypatch.delenv(native.ENV_SWITCH, raising=False)
+    assert not native.available()
+    assert "false" in native.unavailable_reason() and "status" in native.unavailable_reason()
+    assert not any((tmp_path / "native").glob("*")), "a failed build must leave no file behind"
+    x, actions = noisy((1, 1, 8, 9), seed=6), random_actions(1, 8, 9, seed=6)
+    assert pixelrl_filter_select(x, actions).shape == x.shape  # the torch path
+
+
+def test_missing_compiler_gives_a_reason(monkeypatch, tmp_path, fresh_library):
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    monkeypatch.setenv("RLENHANCE_CACHE", str(tmp_path))
+    monkeypatch.delenv(native.ENV_SWITCH, raising=False)
+    assert not native.available()
+    assert "no C compiler" in native.unavailable_reason()
+
+
+@needs_native
+def test_cached_library_is_loaded_without_compiling(monkeypatch, tmp_path, fresh_library):
+    built = native._library().path
+    monkeypatch.setenv("RLENHANCE_CACHE", str(tmp_path))
+    (tmp_path / "native").mkdir()
+    shutil.copy(built, tmp_path / "native" / built.name)  # same source, flags and compiler: same name
+    native._library.cache_clear()
+    monkeypatch.setattr(native, "_compile", lambda *args: pytest.fail("compiled although the library was cached"))
+    assert native.available() and native._library().path == tmp_path / "native" / built.name
