@@ -1620,7 +1620,9 @@ def pixelrl_filter_select(x: torch.Tensor, actions: torch.Tensor, table: Sequenc
     "keep" give the same values) without computing the K candidates: the pixels are grouped by
     action and each filter reads the windows of its own pixels only (see the notes above
     :class:`_Arena`). An action nobody chose costs nothing. Per-channel actions on colour images
-    fall back to the full bank.
+    fall back to the full bank. On the CPU (float32, the default bank, actions shared by the
+    channels, no autograd) the fused C kernel of :mod:`rlenhance.ops.native` computes it when it is
+    available (same values; the bilateral filter within 5e-7).
 
     Args:
         x: Image batch, float tensor of shape (B, C, H, W), values in [0, 1], any device.
@@ -1669,7 +1671,8 @@ def pixelrl_filter_select(x: torch.Tensor, actions: torch.Tensor, table: Sequenc
                              f"got values in [{lo}, {hi}]")
     # PixelRL's bank on CPU float32: the fused native kernel (rlenhance.ops.native) when it is
     # available, and not where an autograd graph is being recorded
-    if x.device.type == "cpu" and x.dtype == torch.float32 and table == PIXELRL_ACTION_TABLE \
+    shared = actions.dim() == 3 or actions.shape[1] == 1 or x.shape[1] == 1  # one action for all channels
+    if shared and x.device.type == "cpu" and x.dtype == torch.float32 and table == PIXELRL_ACTION_TABLE \
             and not (x.requires_grad and torch.is_grad_enabled()):
         from rlenhance.ops import native  # imported here: native imports this module
 

@@ -262,3 +262,14 @@ def test_cached_library_is_loaded_without_compiling(monkeypatch, tmp_path, fresh
     native._library.cache_clear()
     monkeypatch.setattr(native, "_compile", lambda *args: pytest.fail("compiled although the library was cached"))
     assert native.available() and native._library().path == tmp_path / "native" / built.name
+
+
+def test_per_channel_actions_on_colour_images_take_the_torch_bank():
+    """(B, 3, H, W) actions on RGB are not the kernel's input: the dispatcher must not hand them over."""
+    gen = torch.Generator().manual_seed(3)
+    x = torch.rand(2, 3, 9, 11, generator=gen)
+    actions = torch.randint(0, 9, (2, 3, 9, 11), generator=gen)
+    out = pixelrl_filter_select(x, actions)
+    bank = pixelrl_filter_bank(x)  # (B, K, C, H, W)
+    expected = bank.gather(1, actions[:, None]).squeeze(1)
+    assert torch.allclose(out, expected, atol=1e-6)
