@@ -1669,10 +1669,9 @@ def pixelrl_filter_select(x: torch.Tensor, actions: torch.Tensor, table: Sequenc
         if lo < 0 or hi >= n_actions:
             raise ValueError(f"actions must be in [0, {n_actions - 1}] (K = {n_actions} actions); "
                              f"got values in [{lo}, {hi}]")
-    # PixelRL's bank on CPU float32: the fused native kernel (rlenhance.ops.native) when it is
-    # available, and not where an autograd graph is being recorded
-    shared = actions.dim() == 3 or actions.shape[1] == 1 or x.shape[1] == 1  # one action for all channels
-    if shared and x.device.type == "cpu" and x.dtype == torch.float32 and table == PIXELRL_ACTION_TABLE \
+    # PixelRL's bank on CPU float32 (actions shared by the channels from here on): the fused native
+    # kernel (rlenhance.ops.native) when it is available, and not where an autograd graph is recorded
+    if x.device.type == "cpu" and x.dtype == torch.float32 and table == PIXELRL_ACTION_TABLE \
             and not (x.requires_grad and torch.is_grad_enabled()):
         from rlenhance.ops import native  # imported here: native imports this module
 
