@@ -160,8 +160,9 @@ def inference_config(args: Args, task: LowLightTask) -> dict:
         "cond_scale": [float(c) for c in task.cond_scale.cpu()],
         "cond_offset": [float(c) for c in task.cond_offset.cpu()],
         "observe_exposure_gap": args.exposure_gap,
-        "setting": {"exposure_target": args.exposure_target, "w_exposure": args.w_exposure,
-                    "w_color": args.w_color, "w_spatial": args.w_spatial, "w_smooth": args.w_smooth},
+        # the env's own setting, which the policy saw as cond in training (with --smooth-on-mean the
+        # env's w_smooth is 0: the smoothness weight went to the A3C loss instead)
+        "setting": {"exposure_target": task.exposure_target, **{k: float(v) for k, v in task.weights.items()}},
         "conditioned": args.conditioned,
     }
 

@@ -1,6 +1,7 @@
 """Smoke tests of experiments.lol_train / lol_eval and the `rlenhance enhance` CLI on tiny settings."""
 
 import csv
+import dataclasses
 import json
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+import envs
 from rlenhance.checkpoint import load_checkpoint
 from rlenhance.io import load_image, save_image
 
@@ -164,6 +166,12 @@ def test_exposure_gap_and_smooth_on_mean_reach_the_checkpoint_and_the_enhancer(t
     assert best["arch"]["kwargs"]["in_channels"] == 7  # image, original, exposure gap
     assert best["arch"]["kwargs"]["out_channels"] == 1  # one alpha map for R, G and B
     enhancer = Enhancer(out / "checkpoints" / "best.pt", device="cpu")
+    # the default setting reaches the policy as the cond it was evaluated with in training (the env's
+    # w_smooth is 0 with --smooth-on-mean: the weight went to the A3C loss)
+    run_args = lol_train.Args(**{k: v for k, v in json.loads((out / "config.json").read_text()).items()
+                                 if k in {f.name for f in dataclasses.fields(lol_train.Args)}})
+    task = envs.make_vec(lol_train.ENV_ID, num_envs=1, **lol_train.env_kwargs(run_args)).task
+    assert torch.allclose(enhancer.cond(), task.setting_cond(1))
     dark = np.random.default_rng(0).uniform(0.02, 0.2, (24, 40, 3)).astype(np.float32)
     low, high = enhancer.enhance(dark, exposure=0.4), enhancer.enhance(dark, exposure=0.7)
     assert not np.array_equal(low, high)  # the target reaches the policy through the gap plane
