@@ -66,6 +66,9 @@ class Args(RLArgs):
     exposure_range: tuple[float, float] = arg((0.4, 0.7), "with --conditioned: the range the exposure target is drawn "
                                                           "from per episode (a range wider than the targets you will "
                                                           "ask for keeps them away from its edges)")
+    weight_range: tuple[float, float] = arg((0.5, 2.0), "with --conditioned: each reward weight is multiplied by a "
+                                                        "log-uniform factor in this range per episode (1 1: fixed "
+                                                        "weights, only the exposure target varies)")
     smooth_on_mean: bool = arg(False, "a3c: apply the smoothness weight --w-smooth as a differentiable penalty on "
                                       "the policy's expected alpha map instead of a reward on the sampled one "
                                       "(which penalises exploration noise)")
@@ -142,7 +145,8 @@ def env_kwargs(args: Args) -> dict:
                 damping=args.damping,
                 reward=args.reward, w_exposure=args.w_exposure, w_color=args.w_color, w_spatial=args.w_spatial,
                 w_smooth=0.0 if args.smooth_on_mean else args.w_smooth, exposure_target=args.exposure_target, exposure_patch=args.exposure_patch,
-                conditioned=args.conditioned, exposure_range=args.exposure_range, observe_exposure_gap=args.exposure_gap,
+                conditioned=args.conditioned, exposure_range=args.exposure_range,
+                weight_range=args.weight_range, observe_exposure_gap=args.exposure_gap,
                 split="train", split_seed=args.seed)
 
 
