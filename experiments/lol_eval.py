@@ -144,6 +144,12 @@ def main(argv=None) -> list[dict]:
     print(f"\n{count} image(s) of {args.data} (split {args.split}); reference brightness "
           f"{float(np.mean([dataset[i]['high'].mean() for i in range(count)])):.3f}\n")
     print(markdown_table(table))
+    if args.sweep_exposure:
+        by_name = {row["method"]: row["brightness"] for row in table}
+        gaps = {t: by_name[f"ours, exposure {t:g}"] - t for t in args.sweep_exposure}
+        print("\nexposure sweep, mean output brightness - target: "
+              + ", ".join(f"{t:g}: {g:+.3f}" for t, g in gaps.items())
+              + f"; largest |gap| {max(abs(g) for g in gaps.values()):.3f}")
     if args.csv:
         with atomic_path(args.csv) as tmp, open(tmp, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]))

@@ -119,11 +119,15 @@ def test_lol_eval_on_a_tiny_paired_folder(tiny_run, tmp_path):
         save_image(tmp_path / "pairs" / "low" / f"{name}.png", high * 0.15)
     proc = run_module("experiments.lol_eval", "--data", str(tmp_path / "pairs"), "--split", "all",
                       "--checkpoint", str(out / "checkpoints" / "best.pt"), "--csv", str(tmp_path / "r.csv"),
-                      "--threads", "1")
-    for method in ("rlenhance (ours)", "auto-gamma", "histeq", "clahe"):
+                      "--threads", "1", "--sweep-exposure", "0.4", "0.7")
+    for method in ("rlenhance (ours)", "auto-gamma", "histeq", "clahe", "ours, exposure 0.4", "ours, exposure 0.7"):
         assert method in proc.stdout
     with open(tmp_path / "r.csv") as handle:
-        assert len(list(csv.DictReader(handle))) == 3 * 4
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 3 * 6
+    gaps = [np.mean([float(r["brightness"]) for r in rows if r["method"] == f"ours, exposure {t}"]) - t
+            for t in (0.4, 0.7)]
+    assert f"0.4: {gaps[0]:+.3f}, 0.7: {gaps[1]:+.3f}; largest |gap| {max(map(abs, gaps)):.3f}" in proc.stdout
 
 
 def test_asynchronous_hogwild_workers(tmp_path):
