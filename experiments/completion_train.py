@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
 
 import torch
-import torch.nn.functional as F
 
 import envs
 from agents.rollout import load_predictor, rollout_images
@@ -45,7 +44,8 @@ from experiments.rl_common import (RLArgs, image_seed, make_agent, open_run, res
                                   train, uses_block_actions)
 from experiments.runs import arg, parse_config
 from rlenhance import metrics
-from rlenhance.data import DEFAULT_COLOR_IMAGES, BuiltinImages, OccludedPairs, random_occlusion, split_names
+from rlenhance.data import (DEFAULT_COLOR_IMAGES, BuiltinImages, OccludedPairs, fit_longer_side, random_occlusion,
+                            split_names)
 from rlenhance.errors import DatasetError
 from rlenhance.models.pixelrnn import composite, hole_psnr, hole_ssim
 from rlenhance.models.policy import PixelActorCritic
@@ -137,11 +137,7 @@ def occluded_test_set(dataset: Any, *, occlusion: str = "box", seed: int = 0, de
         if "occluded" in item:
             occluded, original, mask = item["occluded"], item["original"], (item["mask"] > 0).float()
         else:
-            original = item["high"]
-            scale = max_side / max(original.shape[-2:]) if max_side else 1.0
-            if scale < 1:
-                size = [max(1, round(side * scale)) for side in original.shape[-2:]]
-                original = F.interpolate(original[None], size=size, mode="area")[0]
+            original = fit_longer_side(item["high"], max_side) if max_side else item["high"]
             generator = torch.Generator().manual_seed(image_seed(seed, item["name"]))
             occluded, mask = (t[0] for t in random_occlusion(original[None], generator=generator, kind=occlusion))
         out.append(OccludedImage(item["name"], occluded.to(device), original.to(device), mask.to(device)))

@@ -32,7 +32,7 @@ from envs.lowlight import COND_FIELDS, REWARDS, LowLightTask
 from experiments.rl_common import RLArgs, make_agent, open_run, resolve_args, run_cli, setup, train
 from experiments.runs import arg, parse_config
 from rlenhance import losses, metrics
-from rlenhance.data import BuiltinImages, DEFAULT_COLOR_IMAGES, split_names, synthetic_low_light
+from rlenhance.data import BuiltinImages, DEFAULT_COLOR_IMAGES, ResizedImages, split_names, synthetic_low_light
 from rlenhance.enhance import greedy_rollout
 from rlenhance.models.policy import PixelActorCritic
 
@@ -89,6 +89,9 @@ class Args(RLArgs):
     gamma: float | None = arg(None, f"discount factor (unset: {A3C_GAMMA:g} for a3c, as rewards are per-step "
                                     f"improvements; {SACConfig.gamma:g} for sac, which needs gamma < 1)")
     width: int = arg(32, "channels of the policy network (ReLLIE: 64)")
+    policy_side: int = arg(0, "train and validate on images area-downscaled to this longer side, and record it as "
+                              "the Enhancer's working resolution (curves estimated at low resolution and upsampled, "
+                              "as Zero-DCE++); 0: native resolution (the Enhancer then works at 512)")
     downscale: int = arg(4, "the policy sees the image average-pooled by this factor; its maps are upsampled")
     eval_every: int = arg(250, "evaluate on the validation split every N episodes (and at the end)")
     eval_size: int = arg(256, "validation images are area-downscaled to this longer side")
@@ -104,6 +107,8 @@ def load_validation(args: Args, device: torch.device) -> tuple[list[str], torch.
         dataset = BuiltinImages(names=val_names)
     else:
         dataset = open_dataset(args.data, kind="paired", split="val", gray=False, seed=args.seed)
+    if args.policy_side:
+        dataset = ResizedImages(dataset, args.policy_side)
     items = [dataset[i] for i in range(len(dataset))]
     size = args.eval_size
     lows, highs = [], []
@@ -136,8 +141,12 @@ def training_data(args: Args):
     """What the training env draws from (the embedded photos minus the validation ones by default)."""
     if args.data is None:
         train_names, _ = split_names(DEFAULT_COLOR_IMAGES, val_fraction=BUILTIN_VAL_FRACTION, seed=args.seed)
-        return BuiltinImages(names=train_names)
-    return args.data
+        data = BuiltinImages(names=train_names)
+    elif args.policy_side:
+        data = open_dataset(args.data, kind="paired", split="train", gray=False, seed=args.seed)
+    else:
+        return args.data
+    return ResizedImages(data, args.policy_side) if args.policy_side else data
 
 
 def env_kwargs(args: Args) -> dict:
@@ -164,6 +173,7 @@ def inference_config(args: Args, task: LowLightTask) -> dict:
         "cond_scale": [float(c) for c in task.cond_scale.cpu()],
         "cond_offset": [float(c) for c in task.cond_offset.cpu()],
         "observe_exposure_gap": args.exposure_gap,
+        "max_side": args.policy_side or None,
         # the env's own setting, which the policy saw as cond in training (with --smooth-on-mean the
         # env's w_smooth is 0: the smoothness weight went to the A3C loss instead)
         "setting": {"exposure_target": task.exposure_target, **{k: float(v) for k, v in task.weights.items()}},

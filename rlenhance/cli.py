@@ -78,7 +78,8 @@ def _build_parser() -> argparse.ArgumentParser:
     for name in ("exposure", "color", "spatial", "smooth"):
         enhance.add_argument(f"--w-{name}", type=float, default=None,
                              help=f"rl: reward weight of the {name} term (conditioned models)")
-    enhance.add_argument("--max-side", type=int, default=512, help="rl: working resolution of the policy")
+    enhance.add_argument("--max-side", type=int, default=None,
+                         help="rl: working resolution of the policy (longer side; default: the checkpoint's, else 512)")
     _add_tile(enhance)
 
     denoise = commands.add_parser("denoise", help="remove noise with a supervised denoiser (MRPNet)",

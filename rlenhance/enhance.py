@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from rlenhance import losses
 from rlenhance.checkpoint import build_model, load_checkpoint
+from rlenhance.data.transforms import fit_longer_side
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.models.policy import PixelActorCritic, build_policy_input, expected_value
 from rlenhance.ops import le_curve
@@ -32,6 +33,8 @@ from rlenhance.restore import SupervisedRestorer
 from rlenhance.runtime import flush_denormals, select_device
 
 #: The low-light model shipped with the package (trained by experiments.lol_train; see README).
+#: Working resolution (longer side) of a policy whose checkpoint does not name one.
+DEFAULT_MAX_SIDE = 512
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "lowlight_a3c.pt"
 #: How a discrete policy's alpha is chosen at test time (see greedy_rollout).
 ALPHA_MODES = ("mean", "argmax")
@@ -56,7 +59,9 @@ class Enhancer:
         checkpoint: a checkpoint written by ``experiments.lol_train`` (None: the shipped model).
         device: "auto", "cpu", "cuda" or "cuda:N".
         steps: curve steps at test time (None: the checkpoint's ``test_steps``).
-        max_side: longer side of the working resolution at which the policy runs.
+        max_side: longer side of the working resolution at which the policy runs (None: the one
+            the checkpoint was trained at, ``extra["env"]["max_side"]`` from ``lol_train
+            --policy-side``, else 512).
         strip_pixels: pixels per full-resolution strip (bounds memory on large photos).
         alpha_mode: "mean" (expected alpha, default) or "argmax" for discrete policies.
         denoiser: a denoising checkpoint of ``experiments.supervised_train`` (path, loaded on
@@ -73,7 +78,7 @@ class Enhancer:
     """
 
     def __init__(self, checkpoint: str | Path | None = None, *, device: str = "auto", steps: int | None = None,
-                 max_side: int = 512, strip_pixels: int = 2_000_000, alpha_mode: str = "mean",
+                 max_side: int | None = None, strip_pixels: int = 2_000_000, alpha_mode: str = "mean",
                  denoiser: str | Path | SupervisedRestorer | None = None):
         flush_denormals()
         self.device = select_device(device)
@@ -94,6 +99,7 @@ class Enhancer:
         self.steps = int(steps if steps is not None else env["test_steps"])
         if self.steps < 1:
             raise ValueError(f"steps: expected an int >= 1, got {steps!r}")
+        max_side = int(max_side if max_side is not None else env.get("max_side") or DEFAULT_MAX_SIDE)
         if max_side < 16 or strip_pixels < 1:
             raise ValueError(f"max_side must be >= 16 and strip_pixels >= 1, got {max_side}, {strip_pixels}")
         if alpha_mode not in ALPHA_MODES:
@@ -130,10 +136,7 @@ class Enhancer:
     @torch.no_grad()
     def alpha_maps(self, image: torch.Tensor, cond: torch.Tensor) -> list[torch.Tensor]:
         """Greedy rollout at the working resolution; returns one (1, C, h, w) alpha map per step (C: the policy's 3 or 1 alpha channels)."""
-        height, width = image.shape[-2:]
-        scale = min(1.0, self.max_side / max(height, width))
-        small = F.interpolate(image, size=(max(1, round(height * scale)), max(1, round(width * scale))),
-                              mode="area") if scale < 1 else image
+        small = fit_longer_side(image, self.max_side)
         target = None
         if self.env.get("observe_exposure_gap", False):  # decode E from the encoded cond
             target = cond[:, 0] * self.cond_scale[0] + self.cond_offset[0]

@@ -28,9 +28,20 @@ from rlenhance.data.degrade import (
 )
 from rlenhance.data.occluded import OccludedPairs, estimate_occlusion_mask
 from rlenhance.data.paired import PairedImages, UnpairedImages
-from rlenhance.data.transforms import random_crop, random_flip, sample_batch, scene_key, split_names, to_float
+from rlenhance.data.transforms import (
+    ResizedImages,
+    fit_longer_side,
+    random_crop,
+    random_flip,
+    sample_batch,
+    scene_key,
+    split_names,
+    to_float,
+)
 
 __all__ = [
+    "ResizedImages",
+    "fit_longer_side",
     "AddGaussianNoise",
     "BUILTIN_IMAGES",
     "BuiltinImages",

@@ -23,10 +23,12 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from rlenhance.errors import DatasetError
 
-__all__ = ["scene_key", "split_names", "random_crop", "random_flip", "sample_batch", "to_float"]
+__all__ = ["ResizedImages", "fit_longer_side", "scene_key", "split_names", "random_crop", "random_flip", "sample_batch",
+           "to_float"]
 
 #: Hash digest bytes used for the split position of a scene (64 bits -> uniform in [0, 1)).
 _HASH_BYTES = 8
@@ -186,6 +188,51 @@ def random_flip(item: dict[str, Any], rng: np.random.Generator) -> dict[str, Any
     if not dims:
         return dict(item)
     return {key: (torch.flip(value, dims) if torch.is_tensor(value) else value) for key, value in item.items()}
+
+
+def fit_longer_side(image: torch.Tensor, max_side: int) -> torch.Tensor:
+    """Area-downscale a (..., C, H, W) tensor so its longer side is at most ``max_side``.
+
+    Smaller images are returned unchanged; the new size is ``round(side * max_side / longer side)``
+    (at least 1). This is the working resolution of ``rlenhance.Enhancer`` and of
+    ``experiments.lol_train --policy-side``.
+    """
+    if max_side < 1:
+        raise ValueError(f"max_side: expected an int >= 1, got {max_side!r}")
+    height, width = image.shape[-2:]
+    scale = max_side / max(height, width)
+    if scale >= 1:
+        return image
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    flat = image.reshape(-1, *image.shape[-3:])
+    return F.interpolate(flat, size=size, mode="area").reshape(*image.shape[:-2], *size)
+
+
+class ResizedImages:
+    """A dataset whose images are those of ``dataset`` area-downscaled by :func:`fit_longer_side`.
+
+    Items are the wrapped dataset's dicts with every (C, H, W) tensor as float32 in [0, 1] at
+    the new size (all tensors of an item share one size, so pairs stay aligned).
+
+    Args:
+        dataset: anything with ``__len__`` / ``__getitem__`` returning dicts of (C, H, W) tensors.
+        max_side: the longer side of every image after resizing (smaller images are kept).
+    """
+
+    def __init__(self, dataset: Any, max_side: int):
+        if not isinstance(max_side, (int, np.integer)) or max_side < 1:
+            raise ValueError(f"max_side: expected an int >= 1, got {max_side!r}")
+        self.dataset = dataset
+        self.max_side = int(max_side)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = dict(self.dataset[index])
+        for key in _tensor_keys(item):
+            item[key] = fit_longer_side(to_float(item[key]), self.max_side)
+        return item
 
 
 def to_float(value: torch.Tensor) -> torch.Tensor:

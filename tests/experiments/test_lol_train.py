@@ -164,12 +164,13 @@ def test_exposure_gap_and_smooth_on_mean_reach_the_checkpoint_and_the_enhancer(t
     args = list(TINY)
     args[args.index("--episodes") + 1] = "2"
     out = lol_train.main([*args, "--conditioned", "--exposure-gap", "--smooth-on-mean", "--alpha-channels", "1",
-                          "--out", str(tmp_path / "gap")])
+                          "--policy-side", "48", "--out", str(tmp_path / "gap")])
     best = load_checkpoint(out / "checkpoints" / "best.pt")
     assert best["extra"]["env"]["observe_exposure_gap"] is True
     assert best["arch"]["kwargs"]["in_channels"] == 7  # image, original, exposure gap
     assert best["arch"]["kwargs"]["out_channels"] == 1  # one alpha map for R, G and B
     enhancer = Enhancer(out / "checkpoints" / "best.pt", device="cpu")
+    assert best["extra"]["env"]["max_side"] == enhancer.max_side == 48  # trained at 48 px, runs at 48 px
     # the default setting reaches the policy as the cond it was evaluated with in training (the env's
     # w_smooth is 0 with --smooth-on-mean: the weight went to the A3C loss)
     run_args = lol_train.Args(**{k: v for k, v in json.loads((out / "config.json").read_text()).items()

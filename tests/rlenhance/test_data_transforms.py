@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlenhance.data import random_crop, random_flip, sample_batch, scene_key, split_names
+from rlenhance.data import ResizedImages, fit_longer_side, random_crop, random_flip, sample_batch, scene_key, split_names
 from rlenhance.errors import DatasetError
 
 
@@ -198,3 +198,29 @@ def test_sample_batch_full_images_need_one_size():
 def test_sample_batch_empty_dataset():
     with pytest.raises(DatasetError, match="empty"):
         sample_batch(_ListDataset([]), 2, crop=4, rng=np.random.default_rng(0))
+
+
+def test_fit_longer_side_area_downscales_only_larger_images():
+    image = torch.arange(2 * 3 * 8 * 12, dtype=torch.float32).reshape(2, 3, 8, 12)
+    small = fit_longer_side(image, 6)
+    assert small.shape == (2, 3, 4, 6)
+    assert torch.allclose(small, torch.nn.functional.avg_pool2d(image, 2))  # area = 2x2 means here
+    assert fit_longer_side(image, 12) is image and fit_longer_side(image[0], 3).shape == (3, 2, 3)
+    with pytest.raises(ValueError, match="max_side"):
+        fit_longer_side(image, 0)
+
+
+def test_resized_images_keep_pairs_aligned_and_names():
+    class Pairs:
+        def __len__(self):
+            return 1
+
+        def __getitem__(self, index):
+            low = torch.full((3, 20, 40), 51, dtype=torch.uint8)
+            return {"name": "a", "low": low, "high": low * 2}
+
+    item = ResizedImages(Pairs(), 10)[0]
+    assert item["name"] == "a" and item["low"].shape == item["high"].shape == (3, 5, 10)
+    assert torch.allclose(item["low"], torch.tensor(0.2)) and torch.allclose(item["high"], torch.tensor(0.4))
+    with pytest.raises(ValueError, match="max_side"):
+        ResizedImages(Pairs(), 0)
