@@ -142,7 +142,7 @@ def training_data(args: Args):
     if args.data is None:
         train_names, _ = split_names(DEFAULT_COLOR_IMAGES, val_fraction=BUILTIN_VAL_FRACTION, seed=args.seed)
         data = BuiltinImages(names=train_names)
-    elif args.policy_side:
+    elif args.policy_side:  # resized below, so the split is taken here rather than by the env
         data = open_dataset(args.data, kind="paired", split="train", gray=False, seed=args.seed)
     else:
         return args.data

@@ -61,7 +61,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlenhance.errors import ImageError
-from rlenhance.ops.select import select_per_pixel, sort_by_key
+from rlenhance.ops.select import check_action_range, check_pixel_actions, select_per_pixel, sort_by_key
 
 __all__ = [
     "PIXELRL_ACTIONS",
@@ -1652,23 +1652,11 @@ def pixelrl_filter_select(x: torch.Tensor, actions: torch.Tensor, table: Sequenc
         raise ValueError("table must hold at least one FilterAction; got an empty sequence")
     n_actions = len(table)
     b, c, h, w = x.shape
-    accepted = f"(B, H, W) = {(b, h, w)}, (B, 1, H, W) = {(b, 1, h, w)} or (B, C, H, W) = {(b, c, h, w)}"
-    if not isinstance(actions, torch.Tensor):
-        raise ValueError(f"actions must be an integer tensor of shape {accepted}; got {type(actions).__name__}")
-    if actions.is_floating_point() or actions.is_complex() or actions.dtype == torch.bool:
-        raise ValueError(f"actions must be an integer tensor (e.g. torch.int64); got dtype {actions.dtype}")
-    if actions.device != x.device:
-        raise ValueError(f"actions are on {actions.device} but x on {x.device}; put both on the same device")
-    shape = tuple(actions.shape)
-    if shape not in ((b, h, w), (b, 1, h, w), (b, c, h, w)):
-        raise ValueError(f"actions of shape {shape} do not fit x of shape {tuple(x.shape)}; accepted: {accepted}")
-    if shape == (b, c, h, w) and c > 1:  # a choice per channel: every candidate is needed
+    check_pixel_actions(actions, (b, c, h, w), x.device, like="x", like_shape=x.shape)
+    if actions.shape == (b, c, h, w) and c > 1:  # a choice per channel: every candidate is needed
         return select_per_pixel(pixelrl_filter_bank(x, table), actions, validate=validate)
     if validate:
-        lo, hi = (int(v) for v in torch.aminmax(actions))
-        if lo < 0 or hi >= n_actions:
-            raise ValueError(f"actions must be in [0, {n_actions - 1}] (K = {n_actions} actions); "
-                             f"got values in [{lo}, {hi}]")
+        check_action_range(actions, n_actions, "actions")
     # PixelRL's bank on CPU float32 (actions shared by the channels from here on): the fused native
     # kernel (rlenhance.ops.native) when it is available, and not where an autograd graph is recorded
     if x.device.type == "cpu" and x.dtype == torch.float32 and table == PIXELRL_ACTION_TABLE \
