@@ -41,7 +41,7 @@ import envs
 from agents.rollout import load_predictor, rollout_images
 from envs.completion import REWARDS, diffusion_fill
 from experiments.rl_common import (RLArgs, image_seed, make_agent, open_run, resolve_args, run_cli, setup,
-                                  train, uses_block_actions)
+                                  split_seed, train, uses_block_actions)
 from experiments.runs import arg, parse_config
 from rlenhance import metrics
 from rlenhance.data import (DEFAULT_COLOR_IMAGES, BuiltinImages, OccludedPairs, fit_longer_side, random_occlusion,
@@ -100,10 +100,10 @@ def open_data(args: Args) -> tuple[Any, Any]:
                 train_set, test_set = BuiltinImages(names=DEFAULT_COLOR_IMAGES), None
             else:
                 train_names, val_names = split_names(DEFAULT_COLOR_IMAGES, val_fraction=BUILTIN_VAL_FRACTION,
-                                                     seed=args.seed, group=None)
+                                                     seed=split_seed(args), group=None)
                 train_set, test_set = BuiltinImages(names=train_names), BuiltinImages(names=val_names)
         else:
-            split = dict(val_fraction=args.val_fraction, seed=args.seed)
+            split = dict(val_fraction=args.val_fraction, seed=split_seed(args))
             train_set = OccludedPairs(args.data, split=None if args.test is not None else "train", **split)
             test_set = None if args.test is not None else OccludedPairs(args.data, split="val", **split)
     except DatasetError as exc:

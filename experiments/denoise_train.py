@@ -33,7 +33,7 @@ import torch
 import envs
 from agents.rollout import rollout_images
 from experiments.rl_common import (RLArgs, image_seed, make_agent, open_run, resolve_args, run_cli, setup,
-                                  train, uses_block_actions)
+                                  split_seed, train, uses_block_actions)
 from experiments.runs import arg, parse_config
 from rlenhance import metrics
 from rlenhance.data import (
@@ -122,12 +122,12 @@ def open_data(args: Args) -> tuple[Any, Any]:
             if args.test is not None:
                 train_set, test_set = BuiltinImages(names=names, gray=args.gray), None
             else:
-                train_names, val_names = split_names(names, val_fraction=BUILTIN_VAL_FRACTION, seed=args.seed,
+                train_names, val_names = split_names(names, val_fraction=BUILTIN_VAL_FRACTION, seed=split_seed(args),
                                                      group=None)
                 train_set, test_set = (BuiltinImages(names=train_names, gray=args.gray),
                                        BuiltinImages(names=val_names, gray=args.gray))
         else:
-            split = dict(val_fraction=args.val_fraction, seed=args.seed, gray=args.gray)
+            split = dict(val_fraction=args.val_fraction, seed=split_seed(args), gray=args.gray)
             train_set = UnpairedImages(args.data, split=None if args.test is not None else "train", **split)
             test_set = None if args.test is not None else UnpairedImages(args.data, split="val", **split)
     except DatasetError as exc:

@@ -29,7 +29,7 @@ from agents.a3c import A3CConfig
 from agents.sac import SACConfig
 from envs.base import open_dataset
 from envs.lowlight import COND_FIELDS, REWARDS, LowLightTask
-from experiments.rl_common import RLArgs, make_agent, open_run, resolve_args, run_cli, setup, train
+from experiments.rl_common import RLArgs, make_agent, open_run, resolve_args, run_cli, setup, split_seed, train
 from experiments.runs import arg, parse_config
 from rlenhance import losses, metrics
 from rlenhance.data import BuiltinImages, DEFAULT_COLOR_IMAGES, ResizedImages, split_names, synthetic_low_light
@@ -103,10 +103,11 @@ def load_validation(args: Args, device: torch.device) -> tuple[list[str], torch.
     """Validation images (names, low (N, 3, h, w), high or None), area-downscaled to ``eval_size``
     and centre-cropped to a common size so they batch. Synthetic lows use a fixed seed."""
     if args.data is None:
-        train_names, val_names = split_names(DEFAULT_COLOR_IMAGES, val_fraction=BUILTIN_VAL_FRACTION, seed=args.seed)
+        train_names, val_names = split_names(DEFAULT_COLOR_IMAGES, val_fraction=BUILTIN_VAL_FRACTION,
+                                             seed=split_seed(args))
         dataset = BuiltinImages(names=val_names)
     else:
-        dataset = open_dataset(args.data, kind="paired", split="val", gray=False, seed=args.seed)
+        dataset = open_dataset(args.data, kind="paired", split="val", gray=False, seed=split_seed(args))
     if args.policy_side:
         dataset = ResizedImages(dataset, args.policy_side)
     items = [dataset[i] for i in range(len(dataset))]
@@ -140,10 +141,11 @@ def _fit(image: torch.Tensor, size: int) -> torch.Tensor:
 def training_data(args: Args):
     """What the training env draws from (the embedded photos minus the validation ones by default)."""
     if args.data is None:
-        train_names, _ = split_names(DEFAULT_COLOR_IMAGES, val_fraction=BUILTIN_VAL_FRACTION, seed=args.seed)
+        train_names, _ = split_names(DEFAULT_COLOR_IMAGES, val_fraction=BUILTIN_VAL_FRACTION,
+                                     seed=split_seed(args))
         data = BuiltinImages(names=train_names)
     elif args.policy_side:  # resized below, so the split is taken here rather than by the env
-        data = open_dataset(args.data, kind="paired", split="train", gray=False, seed=args.seed)
+        data = open_dataset(args.data, kind="paired", split="train", gray=False, seed=split_seed(args))
     else:
         return args.data
     return ResizedImages(data, args.policy_side) if args.policy_side else data
@@ -156,7 +158,7 @@ def env_kwargs(args: Args) -> dict:
                 w_smooth=0.0 if args.smooth_on_mean else args.w_smooth, exposure_target=args.exposure_target, exposure_patch=args.exposure_patch,
                 conditioned=args.conditioned, exposure_range=args.exposure_range,
                 weight_range=args.weight_range, observe_exposure_gap=args.exposure_gap,
-                split="train", split_seed=args.seed)
+                split="train", split_seed=split_seed(args))
 
 
 def inference_config(args: Args, task: LowLightTask) -> dict:

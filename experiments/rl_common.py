@@ -61,6 +61,7 @@ __all__ = [
     "check_args",
     "episode_scalars",
     "episode_seed",
+    "split_seed",
     "image_seed",
     "make_agent",
     "make_policy",
@@ -97,6 +98,11 @@ _MASKED_BACKBONE = "GatedPixelRNN"
 #: ``evaluate(policy) -> (scores, grid_rows)``: scores named ``eval/...`` (floats), grid rows are
 #: lists of (C, H, W) images placed side by side (input | output | reference).
 Evaluate = Callable[[PixelActorCritic], "tuple[dict[str, float], list[list[Tensor]]]"]
+
+
+def split_seed(args: RLArgs) -> int:
+    """The seed of the run's train/validation split: ``--split-seed``, else ``--seed``."""
+    return args.seed if args.split_seed is None else args.split_seed
 
 
 def episode_seed(seed: int, episode: int) -> int:
@@ -160,6 +166,8 @@ class RLArgs:
     device: str = arg("auto", "auto, cpu, cuda or cuda:N")
     threads: int = arg(0, "torch CPU threads (0: torch's default)")
     seed: int = arg(0, "seed of everything (env draws, policy init, action sampling, train/val split)")
+    split_seed: int | None = arg(None, "seed of the train/validation split alone (unset: --seed); runs with "
+                                       "different --seed and one --split-seed hold out the same images")
     out: str = arg("runs/rl_train", "run folder")
     resume: bool = arg(False, "continue the run in --out from checkpoints/last.pt (same arguments)")
 
@@ -209,8 +217,12 @@ def check_args(args: RLArgs) -> None:
         raise ValueError(f"--gamma {args.gamma!r}: expected a finite number >= 0")
     if not (math.isfinite(args.entropy) and args.entropy >= 0):
         raise ValueError(f"--entropy {args.entropy!r}: expected a finite number >= 0")
-    if isinstance(args.seed, bool) or int(args.seed) != args.seed or not 0 <= args.seed <= MAX_SEED:
-        raise ValueError(f"--seed {args.seed!r}: expected an integer in [0, {MAX_SEED}]")
+    for name in ("seed", "split_seed"):
+        value = getattr(args, name)
+        if value is None and name == "split_seed":
+            continue
+        if isinstance(value, bool) or int(value) != value or not 0 <= value <= MAX_SEED:
+            raise ValueError(f"{_flag(name)} {value!r}: expected an integer in [0, {MAX_SEED}]")
     if args.backbone not in BACKBONES:
         raise ValueError(f"--backbone {args.backbone!r}: expected one of {', '.join(BACKBONES)}")
     if args.init_backbone is not None:

@@ -186,3 +186,18 @@ def test_exposure_gap_and_smooth_on_mean_reach_the_checkpoint_and_the_enhancer(t
     with pytest.raises(ValueError, match="smooth-on-mean"):
         lol_train.main([*args, "--agent", "sac", "--smooth-on-mean", "--out", str(tmp_path / "sac")])
     assert not (tmp_path / "sac").exists()
+
+
+def test_split_seed_holds_out_the_same_images_across_seeds():
+    from experiments import lol_train
+    from experiments.rl_common import resolve_args
+
+    def val_names(**kw):
+        args = resolve_args(lol_train.Args(threads=1, eval_size=32, **kw))
+        return lol_train.load_validation(args, torch.device("cpu"))[0]
+
+    base = val_names(seed=0)
+    other = next(s for s in range(1, 20) if val_names(seed=s) != base)  # a seed whose own split differs
+    assert val_names(seed=other, split_seed=0) == base
+    with pytest.raises(ValueError, match="--split-seed -1"):
+        resolve_args(lol_train.Args(split_seed=-1))
