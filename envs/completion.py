@@ -13,6 +13,7 @@ from envs.base import PixelEnv, PixelTask, PixelVectorEnv
 from rlenhance import metrics
 from rlenhance.data import random_occlusion
 from rlenhance.ops import FilterAction, gaussian_blur2d, median_blur2d
+from rlenhance.ops.fill import diffusion_fill, neighbour_mean
 from rlenhance.ops.filters import filters_at
 from rlenhance.ops.select import group_pixels
 
@@ -23,50 +24,6 @@ REWARDS = ("mse", "ssim")
 #: The filters of actions 6 and 7, as :meth:`CompletionTask.candidates` applies them.
 GAUSSIAN_FILL = FilterAction("gaussian", gaussian_blur2d, (("ksize", 5), ("sigma", 1.5)))
 MEDIAN_FILL = FilterAction("median", median_blur2d, (("ksize", 5),))
-
-
-def neighbour_mean(x: torch.Tensor, weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean of the 4-neighbours of each pixel, counting only neighbours with ``weight`` 1.
-
-    Args:
-        x: (B, C, H, W) image.
-        weight: (B, 1, H, W) in {0, 1}, or None for all ones.
-
-    Returns:
-        (mean, count): (B, C, H, W) mean (0 where count is 0) and (B, 1, H, W) neighbour count.
-    """
-    kernel = x.new_tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
-    if weight is None:
-        weight = torch.ones_like(x[:, :1])
-    c = x.shape[1]
-    total = F.conv2d(F.pad(x * weight, (1, 1, 1, 1)), kernel.expand(c, 1, 3, 3), groups=c)
-    count = F.conv2d(F.pad(weight, (1, 1, 1, 1)), kernel)
-    return total / count.clamp_min(1.0), count
-
-
-def diffusion_fill(image: torch.Tensor, mask: torch.Tensor, *, smooth_iters: int = 20) -> torch.Tensor:
-    """Fill the holes of ``image`` (``mask`` 1 = missing) from the outside in, then smooth.
-
-    Onion peel: every round, missing pixels with at least one known 4-neighbour take the mean of
-    their known neighbours and become known; then ``smooth_iters`` rounds of 4-neighbour averaging
-    (heat diffusion) inside the hole. Known pixels never change.
-
-    Args:
-        image: (B, C, H, W) float image; values inside the hole are ignored.
-        mask: (B, 1, H, W) float in {0, 1}.
-    """
-    known = 1.0 - mask
-    filled = image * known
-    for _ in range(image.shape[-1] + image.shape[-2]):  # bounded: a hole is peeled within H + W rounds
-        if not bool((known < 1).any()):
-            break
-        mean, count = neighbour_mean(filled, known)
-        frontier = (known < 1) & (count > 0)
-        filled = torch.where(frontier, mean, filled)
-        known = torch.where(frontier, torch.ones_like(known), known)
-    for _ in range(smooth_iters):
-        filled = torch.where(mask > 0, neighbour_mean(filled)[0], filled)
-    return filled
 
 
 class CompletionTask(PixelTask):

@@ -40,7 +40,7 @@ Methods (``--methods a,b,...`` picks a subset; :data:`TASK_METHODS` lists each t
   :func:`experiments.lol_eval.build_methods`), :data:`~rlenhance.baselines.DENOISE_BASELINES`
   (parameters picked by ``--sigma``; BM3D when the optional ``bm3d`` package is installed),
   :data:`~rlenhance.baselines.COMPLETION_BASELINES` and ``diffusion-fill`` (the completion env's
-  starting fill, :func:`envs.completion.diffusion_fill`).
+  starting fill, :func:`rlenhance.ops.fill.diffusion_fill`).
 
 A learned method without a checkpoint (flag not given and no default file under
 ``rlenhance/weights/``, see :data:`DEFAULT_CHECKPOINTS`) or a baseline without its optional
@@ -78,7 +78,7 @@ from torch import nn
 
 from agents.rollout import load_rollout_policy
 from envs.base import open_dataset
-from envs.completion import diffusion_fill
+from rlenhance.ops.fill import diffusion_fill
 from experiments import lol_eval
 from experiments.denoise_train import noisy_test_set
 from experiments.runs import arg, markdown_table, parse_config

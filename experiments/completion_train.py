@@ -39,7 +39,7 @@ import torch
 
 import envs
 from agents.rollout import load_predictor, rollout_images
-from envs.completion import REWARDS, diffusion_fill
+from envs.completion import REWARDS
 from experiments.rl_common import (RLArgs, image_seed, make_agent, open_run, resolve_args, run_cli, setup,
                                   split_seed, train, uses_block_actions)
 from experiments.runs import arg, parse_config
@@ -49,6 +49,7 @@ from rlenhance.data import (DEFAULT_COLOR_IMAGES, BuiltinImages, OccludedPairs, 
 from rlenhance.errors import DatasetError
 from rlenhance.models.pixelrnn import composite, hole_psnr, hole_ssim
 from rlenhance.models.policy import PixelActorCritic
+from rlenhance.ops.fill import diffusion_fill
 
 ENV_ID = "rlenhance/Completion-v0"
 OCCLUSIONS = ("box", "stroke", "mixed")

@@ -87,6 +87,7 @@ from rlenhance.models.pixelrnn import (
     hole_psnr,
     mse_ssim_loss,
 )
+from rlenhance.ops.fill import PREFILLS, prefill_hole
 from rlenhance.runtime import flush_denormals, seed_everything, select_device
 
 MODEL_CHOICES = ("mrpnet", "pixelrnn", "gated-pixelrnn")
@@ -132,6 +133,9 @@ class Args:
                                  "original_images/. Default: scikit-image photos degraded synthetically")
     sigma: float = arg(25.0, "denoise: Gaussian noise standard deviation on the 0-255 scale")
     occlusion: str = arg("box", "completion without --data: shape of the synthetic holes", choices=OCCLUSIONS)
+    prefill: str = arg("diffusion", "completion: what the network sees in the hole: the diffusion fill (the "
+                                    "completion env's start state) or none (the occluded input as is)",
+                       choices=PREFILLS)
     generator: bool = arg(True, "mrpnet: chain the Generator after MRPNet (CombinedModel); --no-generator "
                                 "trains MRPNet alone")
     width: int | None = arg(None, "feature planes; unset: the published size, 64 (gated-pixelrnn 48)")
@@ -287,11 +291,13 @@ def build_network(args: Args) -> nn.Module:
     return GatedPixelRNN(channels, width=args.width)
 
 
-def predict(model: nn.Module, example: Example) -> Tensor:
-    """The model's raw prediction (the gated PixelRNN also reads the mask)."""
+def predict(model: nn.Module, example: Example, prefill: str) -> Tensor:
+    """The model's raw prediction; for completion the hole is pre-filled as ``prefill`` says first
+    (:func:`rlenhance.ops.fill.prefill_hole`) and the gated PixelRNN also reads the mask."""
+    x = example.input if example.mask is None else prefill_hole(example.input, example.mask, prefill)
     if isinstance(model, GatedPixelRNN):
-        return model(example.input, example.mask)
-    return model(example.input)
+        return model(x, example.mask)
+    return model(x)
 
 
 def compute_loss(args: Args, pred: Tensor, example: Example) -> tuple[Tensor, dict[str, Tensor]]:
@@ -320,7 +326,7 @@ def evaluate(model: nn.Module, args: Args, val: Example, device: torch.device, u
     for start in range(0, val.input.shape[0], args.batch):
         part = Example(*(t[start:start + args.batch].to(device) if t is not None else None for t in val))
         with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-            pred = predict(model, part)
+            pred = predict(model, part, args.prefill)
         pred = pred.float()
         loss, _ = compute_loss(args, pred, part)
         out = final_output(pred, part)
@@ -449,7 +455,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
             write_log(log_path, history)
         print(f"resumed {run.last_path} at epoch {epoch} of {args.epochs}")
     inference = {"model": args.model, "task": args.task, "channels": image_channels(args),
-                 "needs_mask": args.model == "gated-pixelrnn", "composite": args.task == "completion"}
+                 "needs_mask": args.model == "gated-pixelrnn", "composite": args.task == "completion",
+                 "prefill": args.prefill if args.task == "completion" else "none"}
 
     bar = run.progress(args.epochs, initial=epoch, desc="epoch")
     while epoch < args.epochs:
@@ -460,7 +467,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
             example = make_example(args, sample_batch(train_set, args.batch, crop=args.crop, rng=rng), generator,
                                    device)
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                pred = predict(model, example)
+                pred = predict(model, example, args.prefill)
             loss_values, terms = compute_loss(args, pred.float(), example)
             loss = loss_values.mean()
             if not use_amp and not bool(torch.isfinite(loss)):

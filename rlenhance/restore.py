@@ -10,7 +10,8 @@ the ConvLSTM :class:`~rlenhance.models.pixelrnn.PixelRNN` and the
                           "task": "lowlight" | "denoise" | "completion",
                           "channels": 1 | 3,          # planes the net reads (denoise: 1, gray)
                           "needs_mask": bool,         # the net reads the mask (gated PixelRNN)
-                          "composite": bool}          # output = input outside the hole (completion)
+                          "composite": bool,          # output = input outside the hole (completion)
+                          "prefill": "diffusion" | "none"}  # hole filled before the net (optional: none)
 
 Large images are processed in tiles whose margins cover the networks' receptive fields (at most
 37 pixels for the published layouts, measured), so memory is bounded and the result matches a
@@ -45,6 +46,7 @@ from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import BT601_LUMA_WEIGHTS
 from rlenhance.models.mrpnet import MODELS as MRPNET_MODELS
 from rlenhance.models.pixelrnn import MODELS as PIXELRNN_MODELS, GatedPixelRNN, composite
+from rlenhance.ops.fill import PREFILLS, prefill_hole
 from rlenhance.runtime import flush_denormals, select_device
 
 __all__ = [
@@ -187,6 +189,8 @@ class SupervisedRestorer:
         channels: planes the net reads and writes (1 = gray, 3 = RGB).
         needs_mask: the net reads the mask (gated PixelRNN).
         composite: the output keeps the input outside the hole (completion checkpoints).
+        prefill: what the net sees in the hole (:func:`rlenhance.ops.fill.prefill_hole`; the whole
+            image is pre-filled before tiling, then padded).
         model_name: the checkpoint's ``model`` (``"mrpnet"``, ``"pixelrnn"``, ``"gated-pixelrnn"``).
         arch_class: the network's class name (``"CombinedModel"`` for MRPNet + Generator).
         model: the network, in eval mode, on ``device``.
@@ -237,6 +241,7 @@ class SupervisedRestorer:
         self.channels: int = int(info["channels"])
         self.needs_mask: bool = bool(info["needs_mask"])
         self.composite: bool = bool(info["composite"])
+        self.prefill: str = info.get("prefill", "none")
         self.model_name: str = info["model"]
         self.arch_class: str = ckpt["arch"]["class"]
         self.model = build_model(ckpt, REGISTRY).to(self.device).eval()
@@ -265,6 +270,10 @@ class SupervisedRestorer:
             problems.append(f"channels {info['channels']!r} (accepted: 1, 3)")
         if info["composite"] != (info["task"] == "completion"):
             problems.append(f"composite {info['composite']!r} for task {info['task']!r}")
+        if info.get("prefill", "none") not in PREFILLS or (info["task"] != "completion" and
+                                                           info.get("prefill", "none") != "none"):
+            problems.append(f"prefill {info.get('prefill')!r} for task {info['task']!r} (accepted: {PREFILLS} for "
+                            "completion, 'none' otherwise)")
         if int(ckpt["arch"]["kwargs"].get("upscale", 1)) != 1:
             problems.append(f"upscale {ckpt['arch']['kwargs']['upscale']} (super-resolution models are not "
                             "supported; accepted: 1)")
@@ -373,7 +382,8 @@ class SupervisedRestorer:
         """The net on ``x`` (B, channels, H, W), tiled; clamp and composite; on ``x``'s device."""
         height, width = x.shape[-2:]
         pad_h, pad_w = -height % self.stride, -width % self.stride
-        xp, mp = _pad(x, pad_h, pad_w), (_pad(mask, pad_h, pad_w) if mask is not None else None)
+        net_in = prefill_hole(x, mask, self.prefill) if mask is not None else x
+        xp, mp = _pad(net_in, pad_h, pad_w), (_pad(mask, pad_h, pad_w) if mask is not None else None)
         full_h, full_w = xp.shape[-2:]
         out: Tensor | None = None  # allocated at the first tile (the net's output planes)
         for top in range(0, full_h, self.tile):

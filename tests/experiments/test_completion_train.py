@@ -86,7 +86,7 @@ def test_run_folder_contents(tiny_run, data):
 
 def test_hole_metrics_match_a_reference(tiny_run, data):
     """The starting fill's hole PSNR against a numpy / skimage computation on the held-out pairs."""
-    from envs.completion import diffusion_fill
+    from rlenhance.ops.fill import diffusion_fill
 
     scores = load_checkpoint(tiny_run / "checkpoints" / "last.pt")["extra"]["scores"]
     val = OccludedPairs(data / "pairs", split="val", val_fraction=0.4, seed=0)

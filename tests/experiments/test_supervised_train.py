@@ -34,7 +34,7 @@ COMBOS = {  # name -> extra arguments; every --model/--task pair the experiment 
     "mrpnet-completion": ["--model", "mrpnet", "--task", "completion", "--no-generator", "--occlusion", "stroke"],
     "pixelrnn-lowlight": ["--model", "pixelrnn", "--task", "lowlight"],
     "pixelrnn-denoise": ["--model", "pixelrnn", "--task", "denoise"],
-    "pixelrnn-completion": ["--model", "pixelrnn", "--task", "completion"],
+    "pixelrnn-completion": ["--model", "pixelrnn", "--task", "completion", "--prefill", "none"],
 }
 SUBPROCESS = "gated-completion"
 TERMS = {"mrpnet": ["train_mse"], "pixelrnn": ["train_mse", "train_ssim_loss"],
@@ -125,6 +125,8 @@ def test_each_combination_fills_its_run_folder(runs, name):
     val_losses = [float(r["val_loss"]) for r in rows]
     assert best["extra"]["epoch"] == 1 + int(np.argmin(val_losses))
     assert best["extra"]["inference"]["task"] == config["task"]
+    prefill = {"pixelrnn-completion": "none", "gated-completion": "diffusion", "mrpnet-completion": "diffusion"}
+    assert best["extra"]["inference"]["prefill"] == prefill.get(name, "none")  # the restorer applies it
     net = build_model(best, REGISTRY)
     assert type(net).__name__ == CLASSES.get(name, {"mrpnet": "CombinedModel", "pixelrnn": "PixelRNN"}.get(model))
     last = load_checkpoint(out / "checkpoints" / "last.pt")

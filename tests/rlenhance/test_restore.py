@@ -15,6 +15,7 @@ from rlenhance.io import BT601_LUMA_WEIGHTS, load_image
 from rlenhance.models.mrpnet import CombinedModel, MRPNet
 from rlenhance.models.pixelrnn import GatedPixelRNN, PixelRNN
 from rlenhance.models.policy import PixelActorCritic
+from rlenhance.ops.fill import diffusion_fill
 from rlenhance.restore import (
     DEFAULT_DENOISE_CHECKPOINT,
     SupervisedRestorer,
@@ -23,10 +24,11 @@ from rlenhance.restore import (
 )
 
 
-def save_supervised(path: Path, model: torch.nn.Module, model_name: str, task: str, channels: int) -> Path:
+def save_supervised(path: Path, model: torch.nn.Module, model_name: str, task: str, channels: int,
+                    prefill: str = "none") -> Path:
     """Save ``model`` the way experiments.supervised_train does (its ``inference`` record)."""
     inference = {"model": model_name, "task": task, "channels": channels,
-                 "needs_mask": model_name == "gated-pixelrnn", "composite": task == "completion"}
+                 "needs_mask": model_name == "gated-pixelrnn", "composite": task == "completion", "prefill": prefill}
     return save_checkpoint(path, model=model, arch=model.arch(),
                            extra={"epoch": 1, "scores": {"loss": 0.1}, "inference": inference})
 
@@ -41,12 +43,14 @@ def _randomise_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-# name: (factory, model name, task, channels)
+# name: (factory, model name, task, channels[, prefill])
 KINDS = {
     "mrpnet-denoise": (lambda: MRPNet(1, width=8), "mrpnet", "denoise", 1),
     "combined-lowlight": (lambda: CombinedModel(3, width=8), "mrpnet", "lowlight", 3),
     "pixelrnn-completion": (lambda: PixelRNN(3, width=8), "pixelrnn", "completion", 3),
     "gated-completion": (lambda: GatedPixelRNN(3, width=8), "gated-pixelrnn", "completion", 3),
+    "pixelrnn-prefilled": (lambda: PixelRNN(3, width=8), "pixelrnn", "completion", 3, "diffusion"),
+    "gated-prefilled": (lambda: GatedPixelRNN(3, width=8), "gated-pixelrnn", "completion", 3, "diffusion"),
 }
 
 
@@ -54,8 +58,8 @@ KINDS = {
 def checkpoints(tmp_path_factory):
     folder = tmp_path_factory.mktemp("supervised")
     torch.manual_seed(0)
-    return {name: save_supervised(folder / f"{name}.pt", _randomise_batchnorm(factory()), model, task, channels)
-            for name, (factory, model, task, channels) in KINDS.items()}
+    return {name: save_supervised(folder / f"{name}.pt", _randomise_batchnorm(factory()), *rest)
+            for name, (factory, *rest) in KINDS.items()}
 
 
 def _image(height: int, width: int, channels: int = 3, seed: int = 0) -> np.ndarray:
@@ -69,12 +73,12 @@ def _square_mask(height: int, width: int, top: int = 10, left: int = 12, size: i
 
 
 def _direct(restorer: SupervisedRestorer, image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-    """The network called by hand on the reflect-padded image, cropped, clamped, composited."""
+    """The network called by hand on the (pre-filled,) reflect-padded image, cropped, clamped, composited."""
     x = torch.from_numpy(image).permute(2, 0, 1)[None]
     height, width = image.shape[:2]
     pad = (0, -width % restorer.stride, 0, -height % restorer.stride)
-    xp = F.pad(x, pad, mode="reflect")
     m = torch.from_numpy(mask.astype(np.float32))[None, None] if mask is not None else None
+    xp = F.pad(diffusion_fill(x, m) if restorer.prefill == "diffusion" else x, pad, mode="reflect")
     with torch.no_grad():
         pred = restorer.model(xp, F.pad(m, pad, mode="reflect")) if restorer.needs_mask else restorer.model(xp)
     pred = pred[..., :height, :width].clamp(0, 1)
@@ -86,7 +90,7 @@ def _direct(restorer: SupervisedRestorer, image: np.ndarray, mask: np.ndarray | 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_output_equals_the_network_and_has_the_documented_form(checkpoints, kind):
     restorer = SupervisedRestorer(checkpoints[kind], device="cpu")
-    _, model_name, task, channels = KINDS[kind]
+    _, model_name, task, channels, *_ = KINDS[kind]
     assert (restorer.task, restorer.channels, restorer.model_name) == (task, channels, model_name)
     image = _image(37, 45, channels)  # not a multiple of any stride: exercises the reflect padding
     mask = _square_mask(37, 45) if task == "completion" else None
@@ -96,7 +100,7 @@ def test_output_equals_the_network_and_has_the_documented_form(checkpoints, kind
     np.testing.assert_allclose(out, _direct(restorer, image, mask), atol=1e-5)
 
 
-@pytest.mark.parametrize("kind", ["pixelrnn-completion", "gated-completion"])
+@pytest.mark.parametrize("kind", ["pixelrnn-completion", "gated-completion", "pixelrnn-prefilled", "gated-prefilled"])
 def test_completion_keeps_known_pixels_bit_exact(checkpoints, kind):
     restorer = SupervisedRestorer(checkpoints[kind], device="cpu", task="completion")
     image = _image(40, 48, seed=3)
@@ -109,7 +113,7 @@ def test_completion_keeps_known_pixels_bit_exact(checkpoints, kind):
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_tiled_equals_whole_image(checkpoints, kind):
-    _, _, task, channels = KINDS[kind]
+    _, _, task, channels, *_ = KINDS[kind]
     image = _image(70, 90, channels, seed=4)
     mask = _square_mask(70, 90, top=20, left=30, size=20) if task == "completion" else None
     whole = SupervisedRestorer(checkpoints[kind], device="cpu", tile=4096).restore(image, mask)
@@ -185,6 +189,12 @@ def test_inconsistent_inference_record_is_refused(tmp_path):
     path = save_checkpoint(tmp_path / "bad.pt", model=model, arch=model.arch(), extra={"inference": bad})
     with pytest.raises(CheckpointError, match=r"bad\.pt.*MRPNet"):
         SupervisedRestorer(path, device="cpu")
+    for prefill, task in (("telea", "completion"), ("diffusion", "denoise")):
+        record = dict(bad, model="mrpnet", task=task, composite=task == "completion", prefill=prefill)
+        path = save_checkpoint(tmp_path / f"bad_{prefill}.pt", model=model, arch=model.arch(),
+                               extra={"inference": record})
+        with pytest.raises(CheckpointError, match=rf"bad_{prefill}\.pt.*prefill '{prefill}'"):
+            SupervisedRestorer(path, device="cpu")
     wrong_channels = dict(bad, model="mrpnet", channels=3)
     path = save_checkpoint(tmp_path / "bad3.pt", model=model, arch=model.arch(), extra={"inference": wrong_channels})
     with pytest.raises(CheckpointError, match=r"bad3\.pt"):

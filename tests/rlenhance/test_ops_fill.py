@@ -1,0 +1,53 @@
+"""rlenhance.ops.fill: the diffusion fill and the pre-fill of supervised completion models."""
+
+import pytest
+import torch
+
+from rlenhance.ops.fill import PREFILLS, diffusion_fill, neighbour_mean, prefill_hole
+
+
+def _hole(batch=2, size=24, top=6, side=9):
+    mask = torch.zeros(batch, 1, size, size)
+    mask[:, :, top:top + side, top + 2:top + 2 + side] = 1.0
+    return mask
+
+
+def test_known_pixels_never_change_and_the_hole_is_filled():
+    image = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(0))
+    mask = _hole()
+    occluded = image * (1 - mask)  # black hole
+    filled = diffusion_fill(occluded, mask)
+    assert torch.equal(filled * (1 - mask), occluded * (1 - mask))
+    hole = filled[mask.expand_as(filled) > 0]
+    assert hole.min() > 0.2 and hole.max() < 0.8  # averages of the U(0, 1) surroundings, not the black fill
+
+
+def test_a_smooth_ramp_is_continued_into_the_hole():
+    ramp = torch.linspace(0, 1, 24).view(1, 1, 1, 24).expand(1, 1, 24, 24).contiguous()
+    mask = _hole(batch=1)
+    filled = diffusion_fill(ramp * (1 - mask), mask, smooth_iters=200)
+    assert (filled - ramp).abs().max() < 0.02  # a linear ramp is harmonic: diffusion recovers it
+
+
+def test_constant_image_and_no_hole():
+    constant = torch.full((1, 3, 16, 16), 0.3)
+    mask = _hole(batch=1, size=16, top=3, side=6)
+    assert torch.allclose(diffusion_fill(constant * (1 - mask), mask), constant)
+    assert torch.equal(diffusion_fill(constant, torch.zeros(1, 1, 16, 16)), constant)
+
+
+def test_neighbour_mean_counts_only_weighted_neighbours():
+    x = torch.arange(9.0).view(1, 1, 3, 3)
+    mean, count = neighbour_mean(x, torch.ones(1, 1, 3, 3))
+    assert count[0, 0].tolist() == [[2, 3, 2], [3, 4, 3], [2, 3, 2]]
+    assert mean[0, 0, 1, 1] == (1 + 3 + 5 + 7) / 4
+
+
+def test_prefill_hole():
+    image = torch.rand(1, 3, 16, 16)
+    mask = _hole(batch=1, size=16, top=3, side=6)
+    assert prefill_hole(image, mask, "none") is image
+    assert torch.equal(prefill_hole(image, mask, "diffusion"), diffusion_fill(image, mask))
+    assert PREFILLS == ("diffusion", "none")
+    with pytest.raises(ValueError, match="prefill: expected one of .*'telea'"):
+        prefill_hole(image, mask, "telea")
