@@ -55,6 +55,7 @@ from envs.base import PixelTask
 from rlenhance.checkpoint import build_model, load_checkpoint
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.models.policy import PixelActorCritic, PolicyOutput, build_policy_input
+from rlenhance.ops.fill import PREFILLS, prefill_hole
 
 __all__ = [
     "CompletionPredictor",
@@ -260,16 +261,21 @@ class CompletionPredictor:
     Args:
         model: a GatedPixelRNN (reads image and mask) or an image-only network (PixelRNN, MRPNet).
         needs_mask: the model's forward takes ``(image, mask)``.
+        prefill: what the model was trained to see in the hole (:data:`rlenhance.ops.fill.PREFILLS`).
     """
 
-    def __init__(self, model: nn.Module, needs_mask: bool):
+    def __init__(self, model: nn.Module, needs_mask: bool, prefill: str = "none"):
+        if prefill not in PREFILLS:
+            raise ValueError(f"prefill: expected one of {PREFILLS}, got {prefill!r}")
         self.model = model.eval()
         self.needs_mask = bool(needs_mask)
+        self.prefill = prefill
 
     @torch.no_grad()
     def __call__(self, occluded: Tensor, mask: Tensor) -> Tensor:
         device = next(self.model.parameters()).device
-        image, hole = occluded.to(device), mask.to(device)
+        hole = mask.to(device)
+        image = prefill_hole(occluded.to(device), hole, self.prefill)
         pred = self.model(image, hole) if self.needs_mask else self.model(image)
         return pred.clamp(0.0, 1.0).to(occluded.device)
 
@@ -294,7 +300,10 @@ def load_predictor(path: str | Path, *, device: str | torch.device = "cpu") -> C
         raise CheckpointError(f"--predictor {path}: a {inference.get('channels')}-channel model; completion is RGB")
     model = build_model(ckpt, {**MRPNET_MODELS, **PIXELRNN_MODELS}).to(device)
     needs_mask = bool(inference.get("needs_mask", ckpt["arch"]["class"] == "GatedPixelRNN"))
-    return CompletionPredictor(model, needs_mask)
+    prefill = inference.get("prefill", "none")
+    if prefill not in PREFILLS:
+        raise CheckpointError(f"--predictor {path}: prefill {prefill!r}; expected one of {PREFILLS}")
+    return CompletionPredictor(model, needs_mask, prefill)
 
 
 # --- checkpoints ----------------------------------------------------------------------------------------

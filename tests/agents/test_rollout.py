@@ -13,6 +13,7 @@ from rlenhance.checkpoint import save_checkpoint
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.models.pixelrnn import GatedPixelRNN
 from rlenhance.models.policy import PixelActorCritic, build_policy_input
+from rlenhance.ops.fill import diffusion_fill
 
 
 def tiny_data(channels, size=32, n=2, seed=0):
@@ -206,6 +207,16 @@ def test_checkpoint_loaders_reject_the_wrong_files(tmp_path):
     predictor = load_predictor(good)
     occluded, mask = torch.rand(1, 3, 12, 12), torch.ones(1, 1, 12, 12)
     torch.testing.assert_close(predictor(occluded, mask), net.eval()(occluded, mask))
+    prefilled = save_checkpoint(tmp_path / "gated_pf.pt", model=net, arch=net.arch(), extra={"inference": {
+        "task": "completion", "channels": 3, "needs_mask": True, "prefill": "diffusion"}})
+    mask = torch.zeros(1, 1, 12, 12)
+    mask[..., 3:8, 4:9] = 1.0
+    torch.testing.assert_close(load_predictor(prefilled)(occluded, mask),
+                               net(diffusion_fill(occluded, mask), mask))  # sees the hole as it was trained to
+    bad = save_checkpoint(tmp_path / "gated_bad.pt", model=net, arch=net.arch(), extra={"inference": {
+        "task": "completion", "channels": 3, "needs_mask": True, "prefill": "telea"}})
+    with pytest.raises(CheckpointError, match="prefill 'telea'"):
+        load_predictor(bad)
 
 
 def test_load_rollout_policy_restores_like_policy_rollout(tmp_path):
