@@ -127,10 +127,11 @@ class LowLightTask(PixelTask):
         self.target, *self.w = (c.view(-1, 1, 1, 1) for c in setting.unbind(1))
         self.state_loss = self._state_loss(self.image)
 
-    def setting_cond(self, n: int) -> torch.Tensor:
-        """The encoded conditioning vector of the env's fixed setting (``exposure_target`` and the
-        four weights), repeated (n, 5): what a conditioned policy is evaluated with."""
-        return self._encode_cond(np.array([[self.exposure_target, *self.weights.values()]])).expand(n, -1)
+    def setting_cond(self, n: int, exposure_target: float | None = None) -> torch.Tensor:
+        """The encoded conditioning vector of the env's fixed setting (``exposure_target``, or the
+        one given, and the four weights), repeated (n, 5): what a conditioned policy is evaluated with."""
+        target = self.exposure_target if exposure_target is None else float(exposure_target)
+        return self._encode_cond(np.array([[target, *self.weights.values()]])).expand(n, -1)
 
     def _encode_cond(self, values: np.ndarray) -> torch.Tensor:
         """Setting values (B, 5) in ``COND_FIELDS`` order -> the cond the policy sees, (B, 5) float32."""

@@ -37,6 +37,8 @@ from rlenhance.enhance import greedy_rollout
 from rlenhance.models.policy import PixelActorCritic
 
 ENV_ID = "rlenhance/LowLight-v0"
+#: Exposure targets at which a conditioned policy's brightness is checked in every evaluation.
+EXPOSURE_SWEEP = (0.4, 0.5, 0.6, 0.7)
 #: Fraction of the embedded photos held out for validation when no --data is given.
 BUILTIN_VAL_FRACTION = 0.34
 #: ReLLIE discounts with gamma > 1; per-step improvements need no discount for A3C.
@@ -183,17 +185,26 @@ def inference_config(args: Args, task: LowLightTask) -> dict:
     }
 
 
+def rollout_at(policy: PixelActorCritic, task: LowLightTask, args: Args, low: torch.Tensor,
+               exposure_target: float | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Greedy rollout (``rlenhance.enhance.greedy_rollout``, as at inference) at the fixed
+    setting, or with its exposure target replaced (conditioned policies)."""
+    target = args.exposure_target if exposure_target is None else exposure_target
+    cond = task.setting_cond(low.shape[0], target) if policy.cond_dim else None
+    return greedy_rollout(policy, low, cond, steps=args.test_steps, alpha_table=task.alpha_table,
+                          damping=args.damping, alpha_mode=args.alpha_mode,
+                          exposure_target=target if args.exposure_gap else None)
+
+
 @torch.no_grad()
 def evaluate(policy: PixelActorCritic, task: LowLightTask, args: Args, low: torch.Tensor,
              high: torch.Tensor | None) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
-    """Greedy rollout (``rlenhance.enhance.greedy_rollout``, as at inference) on the validation
-    images at the fixed setting; metrics are per-image means. Returns the scores and the sample
-    grid rows (input | output | reference)."""
-    cond = task.setting_cond(low.shape[0]) if policy.cond_dim else None
+    """Greedy rollout on the validation images at the fixed setting; metrics are per-image means.
+    A conditioned policy is also run at each exposure target of :data:`EXPOSURE_SWEEP`:
+    ``eval/exposure_gap_max`` is the largest |mean output brightness - target| (how well
+    ``--exposure`` customises). Returns the scores and the sample grid rows (input | output | reference)."""
     start = time.perf_counter()
-    target = args.exposure_target if args.exposure_gap else None
-    out, maps = greedy_rollout(policy, low, cond, steps=args.test_steps, alpha_table=task.alpha_table,
-                               damping=args.damping, alpha_mode=args.alpha_mode, exposure_target=target)
+    out, maps = rollout_at(policy, task, args, low)
     ms = (time.perf_counter() - start) * 1000 / low.shape[0]
     scores = {
         "eval/brightness": float(out.mean()),
@@ -207,6 +218,9 @@ def evaluate(policy: PixelActorCritic, task: LowLightTask, args: Args, low: torc
         scores["eval/psnr"] = float(metrics.psnr(out, high).mean())
         scores["eval/ssim"] = float(metrics.ssim(out, high).mean())
         scores["eval/uqi"] = float(metrics.uqi(out, high).mean())
+    if args.conditioned and policy.cond_dim:
+        gaps = [float(rollout_at(policy, task, args, low, e)[0].mean()) - e for e in EXPOSURE_SWEEP]
+        scores["eval/exposure_gap_max"] = max(abs(g) for g in gaps)
     rows = [[low[i], out[i]] + ([high[i]] if high is not None else []) for i in range(low.shape[0])]
     return scores, rows
 

@@ -44,6 +44,10 @@ def test_run_folder_contents(tiny_run):
     assert {"charts/episode_return", "losses/value_loss", "eval/psnr", "eval/ssim", "eval/uqi",
             "eval/exposure_loss", "eval/brightness"} <= metrics
     assert max(int(r["step"]) for r in rows) == 4
+    # a conditioned run also checks --exposure customisation; 0.5 (the fixed setting) is among its targets
+    last_eval = {r["metric"]: float(r["value"]) for r in rows if r["step"] == "4"}
+    assert config["exposure_target"] == 0.5
+    assert last_eval["eval/exposure_gap_max"] >= abs(last_eval["eval/brightness"] - 0.5) - 1e-6
     assert list((out / "tb").glob("events.out.tfevents.*"))
     assert (out / "samples" / "episode_000002.png").is_file() and (out / "samples" / "episode_000004.png").is_file()
     grid = load_image(out / "samples" / "episode_000004.png")
