@@ -141,6 +141,8 @@ class RLArgs:
     lr: float | None = arg(None, f"Adam learning rate (unset: {A3CConfig.lr:g} for a3c, {SACConfig.actor_lr:g} "
                                  "for sac's actor and critics)")
     entropy: float = arg(0.01, "a3c: entropy bonus coefficient (SAC tunes its temperature itself)")
+    lr_decay: str = arg("none", "a3c: learning-rate schedule: none (constant) or poly (PixelRL: "
+                                "lr (1 - episode / --episodes) ** 0.9)", choices=("none", "poly"))
     width: int = arg(32, "channels of the policy network (PixelRL / ReLLIE: 64)")
     downscale: int = arg(1, "the policy sees the image average-pooled by this factor; its maps are upsampled")
     block_actions: bool = arg(True, "with --downscale > 1: sample one action per downscale x downscale block and "
@@ -236,6 +238,8 @@ def check_args(args: RLArgs) -> None:
         a3c_only = [_flag(n) for n in ("conv_gru", "reward_map_conv") if getattr(args, n)]
         if args.workers:
             a3c_only.append(f"--workers {args.workers}")
+        if args.lr_decay != "none":
+            a3c_only.append(f"--lr-decay {args.lr_decay}")
         if a3c_only:
             raise ValueError(f"{', '.join(a3c_only)}: A3C options; --agent sac replays single transitions "
                              "(no ConvGRU state, no reward-map convolution, no Hogwild workers)")
@@ -337,6 +341,7 @@ def make_agent(args: RLArgs, venv: Any, a3c_extra: Mapping[str, Any] | None = No
     if args.agent == "sac":
         return SAC(policy, sac_config(args), device=venv.device)
     config = A3CConfig(gamma=args.gamma, lr=args.lr, entropy_coef=args.entropy, n_steps=args.steps,
+                       lr_decay=args.lr_decay, total_episodes=args.episodes,
                        reward_map_conv=args.reward_map_conv, seed=args.seed, block_actions=args.block_actions,
                        **dict(a3c_extra or {}))
     return A3C(policy, config, device=venv.device)

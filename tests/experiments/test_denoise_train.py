@@ -177,6 +177,7 @@ def test_init_backbone_reads_the_shape_from_the_checkpoint(model, folders, tmp_p
     (["--sigma", "-5"], ValueError, "--sigma"),
     (["--eval-every", "0"], ValueError, "--eval-every"),
     (["--agent", "sac", "--conv-gru"], ValueError, "--conv-gru"),
+    (["--agent", "sac", "--lr-decay", "poly"], ValueError, "--lr-decay poly"),
     (["--agent", "sac", "--gamma", "1.0"], ValueError, "gamma"),
     (["--init-backbone", "model.pt"], ValueError, "--backbone"),
     (["--backbone", "mrpnet", "--init-backbone", "/nonexistent/model.pt"], FileNotFoundError, "--init-backbone"),

@@ -205,3 +205,13 @@ def test_split_seed_holds_out_the_same_images_across_seeds():
     assert val_names(seed=other, split_seed=0) == base
     with pytest.raises(ValueError, match="--split-seed -1"):
         resolve_args(lol_train.Args(split_seed=-1))
+
+
+def test_lr_decay_poly_follows_pixelrl_schedule(tmp_path):
+    out = tmp_path / "decay"
+    run_module("experiments.lol_train", *TINY, "--lr-decay", "poly", "--lr", "0.001", "--out", str(out))
+    with open(out / "metrics.csv") as handle:
+        lrs = {int(r["step"]): float(r["value"]) for r in csv.DictReader(handle) if r["metric"] == "charts/lr"}
+    assert sorted(lrs) == [1, 2, 3, 4]
+    for step, lr in lrs.items():  # episode k = step - 1 of 4
+        assert lr == pytest.approx(1e-3 * (1 - (step - 1) / 4) ** 0.9, rel=1e-5)  # csv: 6 digits
