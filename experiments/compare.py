@@ -172,6 +172,9 @@ class Args:
     seed: int = arg(0, "seed of the denoise noise (each image's from this seed and its file name, exactly as "
                        "experiments.denoise_train evaluates) and of torch")
     samples: int = arg(3, "images shown in samples.png")
+    paired_against: str | None = arg(None, "also report, for every other method, the per-image difference of the "
+                                           "main score (hole PSNR for completion, else PSNR) to this method: "
+                                           "mean, standard error and how many images it is higher on")
     warmup: bool = arg(True, "run every method once on the first image before timing it (not recorded)")
     device: str = arg("auto", "auto, cpu, cuda or cuda:N")
     threads: int = arg(0, "torch CPU threads (0: torch's default)")
@@ -234,6 +237,9 @@ def requested_methods(args: Args) -> list[str]:
 
 def check_args(args: Args) -> None:
     """Raise ValueError naming the first argument out of range."""
+    if args.paired_against is not None and args.paired_against not in requested_methods(args):
+        raise ValueError(f"--paired-against {args.paired_against!r}: not among the methods run; expected one of "
+                         f"{', '.join(requested_methods(args))}")
     if not (math.isfinite(args.sigma) and args.sigma >= 0):
         raise ValueError(f"--sigma {args.sigma}: expected a finite noise level >= 0 (0-255 scale)")
     for name in ("limit", "threads"):
@@ -481,6 +487,29 @@ def summarize(rows: Sequence[Mapping[str, Any]], methods: Mapping[str, Method], 
     return table
 
 
+def paired_field(task: str) -> str:
+    """The score a paired comparison uses: hole PSNR for completion, else PSNR."""
+    return "hole_psnr" if task == "completion" else "psnr"
+
+
+def paired_differences(rows: Sequence[Mapping[str, Any]], against: str, field: str) -> list[dict[str, Any]]:
+    """Per method other than ``against``: mean and standard error of ``field(method) -
+    field(against)`` over the images both scored (finite values), and the count of images where the
+    method is higher (strictly)."""
+    base = {row["image"]: row[field] for row in rows if row["method"] == against}
+    methods = list(dict.fromkeys(row["method"] for row in rows if row["method"] != against))
+    table = []
+    for name in methods:
+        diffs = np.array([row[field] - base[row["image"]] for row in rows
+                          if row["method"] == name and row["image"] in base
+                          and math.isfinite(row[field]) and math.isfinite(base[row["image"]])], dtype=np.float64)
+        sem = float(diffs.std(ddof=1) / math.sqrt(diffs.size)) if diffs.size > 1 else math.nan
+        table.append({"method": name, "images": int(diffs.size),
+                      "mean": float(diffs.mean()) if diffs.size else math.nan, "sem": sem,
+                      "higher": int((diffs > 0).sum())})
+    return table
+
+
 # --- outputs -----------------------------------------------------------------------------------------
 def _fmt(value: float, digits: int) -> str:
     return f"{value:.{digits}f}" if math.isfinite(value) else str(value)
@@ -618,7 +647,7 @@ def labelled_grid(rows: Sequence[Sequence[np.ndarray]], labels: Sequence[str], *
 
 def write_report(path: Path, *, args: Args, argv: Sequence[str], summary: Sequence[Mapping[str, Any]],
                  fields: Sequence[str], samples: Sequence[Sample], missing: Mapping[str, str],
-                 notes: Sequence[str], device: torch.device) -> str:
+                 notes: Sequence[str], device: torch.device, paired: Sequence[Mapping[str, Any]] = ()) -> str:
     """report.md (atomically); returns its text."""
     data = args.data if args.data is not None else DEFAULT_DATA[args.task]
     what = f"{len(samples)} image(s) of `{data}` (split {resolved_split(args)}, split seed {args.split_seed})"
@@ -633,6 +662,14 @@ def write_report(path: Path, *, args: Args, argv: Sequence[str], summary: Sequen
                                                            "completion" else "")
              + "; ms/image: the method alone, no file I/O" + (", after one untimed warm-up run" if args.warmup else "")
              + "; params: learned parameters (- for methods that learn nothing).", ""]
+    if paired:
+        field = paired_field(args.task)
+        lines += [f"## Paired with {args.paired_against}", "",
+                  f"Per image, {LABELS[field]} of the method minus that of {args.paired_against}: mean, standard "
+                  "error of the mean, and the images where the method scores higher.", "",
+                  f"| method | images | mean difference (dB) | s.e. | higher on |", "|---|---|---|---|---|",
+                  *[f"| {e['method']} | {e['images']} | {e['mean']:+.3f} | {_fmt(e['sem'], 3)} | {e['higher']} |"
+                    for e in paired], ""]
     sources = [f"- {entry['method']}: `{entry['source']}`" for entry in summary if entry.get("source")]
     if sources:
         lines += ["## Checkpoints", "", *sources, ""]
@@ -679,8 +716,10 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     summary = summarize(rows, methods, fields)
     for entry in summary:
         entry["source"] = methods[entry["method"]].source
+    paired = (paired_differences(rows, args.paired_against, paired_field(args.task))
+              if args.paired_against in methods else ())  # a method missing its checkpoint is listed as such
     report = write_report(out / "report.md", args=args, argv=argv, summary=summary, fields=fields, samples=samples,
-                          missing=missing, notes=notes, device=device)
+                          missing=missing, notes=notes, device=device, paired=paired)
     write_csv(out / "results.csv", rows, fields)
     save_image(out / "quality_vs_time.png", plot_quality_vs_time(
         [(e["method"], e[TIMING_FIELD], e["psnr"]) for e in summary if e["method"] != "input"],

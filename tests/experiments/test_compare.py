@@ -27,6 +27,7 @@ from experiments.compare import (
     labelled_grid,
     load_samples,
     main,
+    paired_differences,
     plot_quality_vs_time,
 )
 from rlenhance.baselines import baseline_missing
@@ -147,7 +148,7 @@ def runs(tiny):
             "--a3c", str(tiny["a3c-completion"]), "--gated-pixelrnn", str(tiny["gated-completion"]),
             "--methods", "input,a3c,sac,gated-pixelrnn,diffusion-fill,telea,navier-stokes",
             "--zero-dce", str(tiny["zero-dce"]), "--sac", str(base / "absent.pt"),
-            "--out", str(base / "completion_out")),
+            "--paired-against", "telea", "--out", str(base / "completion_out")),
     }
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, f"compare failed ({proc.returncode}):\n{out[-2000:]}\n{err[-4000:]}"
@@ -249,6 +250,31 @@ def test_val_split_holds_out_images(tiny):
 
 
 # --- errors ------------------------------------------------------------------------------------------------
+def test_paired_section_matches_the_per_image_rows(tiny, runs):
+    rows = read_rows(tiny["base"] / "completion_out")
+    report = (tiny["base"] / "completion_out" / "report.md").read_text()
+    section = report.split("## Paired with telea")[1].split("\n## ")[0]
+    telea = {r["image"]: float(r["hole_psnr"]) for r in rows if r["method"] == "telea"}
+    for method in ("a3c", "gated-pixelrnn", "diffusion-fill"):
+        diffs = np.array([float(r["hole_psnr"]) - telea[r["image"]] for r in rows if r["method"] == method])
+        line = next(l for l in section.splitlines() if l.startswith(f"| {method} |"))
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[1] == str(len(diffs)) and float(cells[2]) == pytest.approx(diffs.mean(), abs=6e-4)
+        assert cells[4] == str(int((diffs > 0).sum()))
+    assert "| telea |" not in section
+
+
+def test_paired_differences_skip_nan_and_count_strict_wins():
+    rows = [{"image": i, "method": m, "psnr": v} for i, m, v in [
+        ("a", "base", 10.0), ("b", "base", 20.0), ("c", "base", 30.0),
+        ("a", "x", 11.0), ("b", "x", 20.0), ("c", "x", float("nan"))]]
+    (entry,) = paired_differences(rows, "base", "psnr")
+    assert entry == {"method": "x", "images": 2, "mean": 0.5, "sem": pytest.approx(0.5), "higher": 1}
+    with pytest.raises(ValueError, match="--paired-against 'clahe'"):
+        in_process("--task", "denoise", "--data", str(Path("/nonexistent")), "--methods", "median",
+                   "--paired-against", "clahe", "--out", "/nonexistent/out")
+
+
 def test_unknown_method_lists_the_accepted_names(tiny):
     with pytest.raises(ValueError) as info:
         in_process("--task", "denoise", "--data", str(tiny["base"] / "clean"), "--methods", "median,telea",
