@@ -667,7 +667,7 @@ def write_report(path: Path, *, args: Args, argv: Sequence[str], summary: Sequen
         lines += [f"## Paired with {args.paired_against}", "",
                   f"Per image, {LABELS[field]} of the method minus that of {args.paired_against}: mean, standard "
                   "error of the mean, and the images where the method scores higher.", "",
-                  f"| method | images | mean difference (dB) | s.e. | higher on |", "|---|---|---|---|---|",
+                  "| method | images | mean difference (dB) | s.e. | higher on |", "|---|---|---|---|---|",
                   *[f"| {e['method']} | {e['images']} | {e['mean']:+.3f} | {_fmt(e['sem'], 3)} | {e['higher']} |"
                     for e in paired], ""]
     sources = [f"- {entry['method']}: `{entry['source']}`" for entry in summary if entry.get("source")]

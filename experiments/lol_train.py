@@ -219,7 +219,9 @@ def evaluate(policy: PixelActorCritic, task: LowLightTask, args: Args, low: torc
         scores["eval/ssim"] = float(metrics.ssim(out, high).mean())
         scores["eval/uqi"] = float(metrics.uqi(out, high).mean())
     if args.conditioned and policy.cond_dim:
-        gaps = [float(rollout_at(policy, task, args, low, e)[0].mean()) - e for e in EXPOSURE_SWEEP]
+        # the fixed setting's target, when in the sweep, reuses the rollout above
+        gaps = [float((out if e == args.exposure_target else rollout_at(policy, task, args, low, e)[0]).mean()) - e
+                for e in EXPOSURE_SWEEP]
         scores["eval/exposure_gap_max"] = max(abs(g) for g in gaps)
     rows = [[low[i], out[i]] + ([high[i]] if high is not None else []) for i in range(low.shape[0])]
     return scores, rows

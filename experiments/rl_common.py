@@ -61,7 +61,6 @@ __all__ = [
     "check_args",
     "episode_scalars",
     "episode_seed",
-    "split_seed",
     "image_seed",
     "make_agent",
     "make_policy",
@@ -70,6 +69,7 @@ __all__ = [
     "run_cli",
     "sac_config",
     "setup",
+    "split_seed",
     "train",
     "uses_block_actions",
 ]
