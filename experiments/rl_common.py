@@ -154,6 +154,9 @@ class RLArgs:
                                "feature extractor", choices=BACKBONES)
     init_backbone: str | None = arg(None, "checkpoint of experiments.supervised_train whose weights start the "
                                           "--backbone (its width and depth are read from the file)")
+    random_backbone: bool = arg(False, "build the --init-backbone checkpoint's backbone but keep its random "
+                                       "initial weights: the control run of a bootstrapping comparison "
+                                       "(benchmarks.bootstrap)")
     freeze_backbone: int = arg(0, "keep the backbone frozen for the first K episodes (0: never)")
     sac_buffer_mb: float | None = arg(None, f"sac: replay buffer bound in MB (unset: {SACConfig.buffer_mb:g})")
     sac_tau: float | None = arg(None, f"sac: Polyak factor of the target critics (unset: {SACConfig.tau:g})")
@@ -234,6 +237,9 @@ def check_args(args: RLArgs) -> None:
         if not Path(args.init_backbone).is_file():
             raise FileNotFoundError(f"--init-backbone {args.init_backbone}: no such file (expected a checkpoint "
                                     "written by experiments.supervised_train)")
+    elif args.random_backbone:
+        raise ValueError("--random-backbone builds the architecture of an --init-backbone checkpoint; "
+                         "name one with --init-backbone")
     if args.agent == "sac":
         a3c_only = [_flag(n) for n in ("conv_gru", "reward_map_conv") if getattr(args, n)]
         if args.workers:
@@ -328,11 +334,14 @@ def make_agent(args: RLArgs, venv: Any, a3c_extra: Mapping[str, Any] | None = No
     ``a3c_extra`` holds task-specific :class:`agents.a3c.A3CConfig` fields (e.g. ``mean_action_tv``).
 
     A new run (not ``--resume``) with ``--init-backbone`` copies the supervised weights into the
-    backbone (:func:`rlenhance.models.backbones.load_backbone`); a resumed run takes every weight
-    from its last.pt.
+    backbone (:func:`rlenhance.models.backbones.load_backbone`), unless ``--random-backbone``; a
+    resumed run takes every weight from its last.pt.
     """
     policy = make_policy(args, venv, **policy_kwargs)
-    if args.init_backbone is not None and not args.resume:
+    if args.init_backbone is not None and args.random_backbone:
+        print(f"--random-backbone: the {args.backbone} backbone has the shape of {args.init_backbone} "
+              "and random initial weights")
+    elif args.init_backbone is not None and not args.resume:
         from rlenhance.models.backbones import load_backbone
 
         copied = load_backbone(policy, args.init_backbone)

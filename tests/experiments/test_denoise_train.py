@@ -161,8 +161,8 @@ def test_init_backbone_reads_the_shape_from_the_checkpoint(model, folders, tmp_p
     torch.manual_seed(1)
     net = MRPNet(1, width=4) if model == "MRPNet" else CombinedModel(1, width=4)
     path = save_checkpoint(tmp_path / "sup.pt", model=net, arch=net.arch(), extra={})
-    args = resolve_args(parse_config(denoise_train.Args, ["--width", "8", "--crop", "16", "--batch", "1",
-                                                          "--backbone", "mrpnet", "--init-backbone", str(path)]))
+    argv = ["--width", "8", "--crop", "16", "--batch", "1", "--backbone", "mrpnet", "--init-backbone", str(path)]
+    args = resolve_args(parse_config(denoise_train.Args, argv))
     venv = envs.make_vec(denoise_train.ENV_ID, num_envs=1, data=UnpairedImages(folders / "train", gray=True),
                          **denoise_train.env_kwargs(args))
     policy = make_agent(args, venv).policy
@@ -171,6 +171,18 @@ def test_init_backbone_reads_the_shape_from_the_checkpoint(model, folders, tmp_p
     for name, value in source.state_dict().items():
         if not name.startswith("head."):
             assert torch.equal(policy.trunk.net.state_dict()[name], value), name
+    # --random-backbone: the same shape, none of the file's weights; on the same seed the policy is
+    # the bootstrapped one with the random trunk it had before the copy (the control of a comparison)
+    torch.manual_seed(0)
+    control = make_agent(resolve_args(parse_config(denoise_train.Args, [*argv, "--random-backbone"])), venv).policy
+    torch.manual_seed(0)
+    fresh = make_agent(resolve_args(parse_config(denoise_train.Args, argv)), venv).policy
+    assert control.arch() == fresh.arch() == policy.arch()
+    control_state, fresh_state = control.state_dict(), fresh.state_dict()
+    conv = [name for name in source.state_dict() if name.endswith("weight") and not name.startswith("head.")]
+    assert conv and not any(torch.equal(control.trunk.net.state_dict()[n], source.state_dict()[n]) for n in conv)
+    differ = {name for name in fresh_state if not torch.equal(fresh_state[name], control_state[name])}
+    assert differ and all(name.startswith("trunk.net.") for name in differ)  # heads identical, trunk not
 
 
 @pytest.mark.parametrize("argv, error, words", [
@@ -181,6 +193,7 @@ def test_init_backbone_reads_the_shape_from_the_checkpoint(model, folders, tmp_p
     (["--agent", "sac", "--gamma", "1.0"], ValueError, "gamma"),
     (["--init-backbone", "model.pt"], ValueError, "--backbone"),
     (["--backbone", "mrpnet", "--init-backbone", "/nonexistent/model.pt"], FileNotFoundError, "--init-backbone"),
+    (["--backbone", "mrpnet", "--random-backbone"], ValueError, "--random-backbone .* --init-backbone"),
     (["--data", "/nonexistent/folder"], DatasetError, "--data"),
 ])
 def test_bad_arguments_raise_clear_errors(argv, error, words, tmp_path):
@@ -211,6 +224,6 @@ def test_help_documents_every_argument(capsys):
         parse_config(denoise_train.Args, ["--help"])
     text = capsys.readouterr().out
     for flag in ("--data", "--test", "--sigma", "--agent", "--episodes", "--crop", "--steps", "--gamma", "--width",
-                 "--conv-gru", "--reward-map-conv", "--backbone", "--init-backbone", "--freeze-backbone",
+                 "--conv-gru", "--reward-map-conv", "--backbone", "--init-backbone", "--random-backbone", "--freeze-backbone",
                  "--sac-buffer-mb", "--sac-tau", "--sac-batch", "--sac-updates", "--eval-every", "--resume"):
         assert flag in text, flag
