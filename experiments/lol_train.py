@@ -103,7 +103,9 @@ class Args(RLArgs):
 
 def load_validation(args: Args, device: torch.device) -> tuple[list[str], torch.Tensor, torch.Tensor | None]:
     """Validation images (names, low (N, 3, h, w), high or None), area-downscaled to ``eval_size``
-    and centre-cropped to a common size so they batch. Synthetic lows use a fixed seed."""
+    and centre-cropped to a common size so they batch (images smaller than ``eval_size`` are not
+    upscaled: the common size is then the smallest height and width). Synthetic lows use a fixed
+    seed."""
     if args.data is None:
         train_names, val_names = split_names(DEFAULT_COLOR_IMAGES, val_fraction=BUILTIN_VAL_FRACTION,
                                              seed=split_seed(args))
@@ -119,6 +121,10 @@ def load_validation(args: Args, device: torch.device) -> tuple[list[str], torch.
         for key, out in (("low", lows), ("high", highs)):
             if key in item:
                 out.append(_fit(item[key], size))
+    # images smaller than eval_size (at a small --policy-side) keep their shape; where those differ
+    # (other aspect ratios), all are centre-cropped to the smallest height and width so they batch
+    h, w = (min(image.shape[-2 + i] for image in lows + highs) for i in range(2))
+    lows, highs = ([_centre_crop(image, h, w) for image in images] for images in (lows, highs))
     high = torch.stack(highs).to(device) if highs else None
     if lows:
         low = torch.stack(lows).to(device)
@@ -135,9 +141,14 @@ def _fit(image: torch.Tensor, size: int) -> torch.Tensor:
     if scale < 1:
         image = F.interpolate(image[None], size=(max(size, round(h * scale)), max(size, round(w * scale))),
                               mode="area")[0]
+    return _centre_crop(image, size, size)
+
+
+def _centre_crop(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The centre ``height`` x ``width`` of ``image`` (C, H, W) (all of a side shorter than asked)."""
     h, w = image.shape[-2:]
-    top, left = (h - min(h, size)) // 2, (w - min(w, size)) // 2
-    return image[:, top:top + size, left:left + size]
+    top, left = (h - min(h, height)) // 2, (w - min(w, width)) // 2
+    return image[:, top:top + height, left:left + width]
 
 
 def training_data(args: Args):

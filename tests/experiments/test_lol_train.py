@@ -207,6 +207,36 @@ def test_split_seed_holds_out_the_same_images_across_seeds():
         resolve_args(lol_train.Args(split_seed=-1))
 
 
+@pytest.mark.parametrize("policy_side", [0, 96])
+def test_validation_images_of_other_aspect_ratios_batch(policy_side):
+    """Each split of the embedded photos (aspect ratios 1.0-1.5) stacks, also when --policy-side
+    makes them smaller than --eval-size (64x96 next to 65x96 used to fail to stack)."""
+    from experiments import lol_train
+    from experiments.rl_common import resolve_args
+
+    for seed in range(4):
+        args = resolve_args(lol_train.Args(threads=1, seed=seed, policy_side=policy_side))
+        names, low, high = lol_train.load_validation(args, torch.device("cpu"))
+        assert low.shape == high.shape and low.shape[:2] == (len(names), 3)
+        if policy_side:  # never upscaled: the longer side is the policy's
+            assert max(low.shape[-2:]) == policy_side and min(low.shape[-2:]) < policy_side
+        else:
+            assert low.shape[-2:] == (256, 256)
+
+
+def test_validation_images_of_one_size_keep_their_whole_frame(monkeypatch):
+    """Paired images all of one size (e.g. SICE at --policy-side 128: 85x128) are not cropped."""
+    from experiments import lol_train
+    from experiments.rl_common import resolve_args
+
+    args = resolve_args(lol_train.Args(threads=1, data=str(ROOT / "tests" / "no_such_folder")))
+    images = [{"name": f"im{i}", "low": torch.rand(3, 85, 128), "high": torch.rand(3, 85, 128)} for i in range(3)]
+    monkeypatch.setattr(lol_train, "open_dataset", lambda *a, **kw: images)
+    names, low, high = lol_train.load_validation(args, torch.device("cpu"))
+    assert names == ["im0", "im1", "im2"] and low.shape == high.shape == (3, 3, 85, 128)
+    torch.testing.assert_close(high[1], images[1]["high"])
+
+
 def test_lr_decay_poly_follows_pixelrl_schedule(tmp_path):
     out = tmp_path / "decay"
     run_module("experiments.lol_train", *TINY, "--lr-decay", "poly", "--lr", "0.001", "--out", str(out))
