@@ -69,6 +69,7 @@ def run_all(jobs: list[tuple[list[str], Path]], parallel: int) -> None:
             if proc.returncode != 0:
                 for p, lg, _ in running:
                     p.terminate()
+                    p.wait()
                     lg.close()
                 tail = Path(log.name).read_text().splitlines()[-15:]
                 raise RuntimeError(f"{run_dir}: the run failed (exit {proc.returncode}); {log.name} ends:\n"
