@@ -27,8 +27,9 @@ task. For completion the output shown and scored is the composite ``occluded (1 
 and the hole-only PSNR / L1 are reported next to the whole-image PSNR / SSIM.
 
 An epoch is ``--steps-per-epoch`` batches of random crops (drawn with replacement), then a validation
-pass over ``--val-samples`` fixed crops of the held-out images (the same crops and degradations in
-every epoch and every run). The run folder (``--out``, see :mod:`experiments.runs`) gets config.json
+pass over ``--val-samples`` fixed crops of the held-out images, spread evenly over them (the same
+crops and degradations in every epoch and every run; ``--val-samples`` >= the number of held-out
+images scores each of them). The run folder (``--out``, see :mod:`experiments.runs`) gets config.json
 (the resolved arguments), TensorBoard events and metrics.csv, ``train_log.tsv`` (one row per epoch:
 epoch, lr, each training loss term, the validation loss and metrics), ``loss_curve.png``, sample
 grids ``samples/epoch_NNNN.png`` (input | output | reference), ``checkpoints/best.pt`` (lowest
@@ -145,7 +146,8 @@ class Args:
     crop: int | None = arg(None, "crop size in pixels; unset: 128 (pixelrnn, gated-pixelrnn 224)")
     lr: float | None = arg(None, "Adam learning rate; unset: 1e-4 (pixelrnn 1e-3)")
     val_fraction: float = arg(0.1, "fraction of the images (scenes) held out for validation")
-    val_samples: int = arg(32, "validation crops (fixed across epochs and runs)")
+    val_samples: int = arg(32, "validation crops (fixed across epochs and runs), spread evenly over the validation "
+                               "images: at least their number to score every one")
     samples: int = arg(4, "validation crops shown in each sample grid")
     amp: bool = arg(True, "mixed precision (float16 autocast + gradient scaling) on CUDA; ignored on CPU")
     device: str = arg("auto", "auto, cpu, cuda or cuda:N")
@@ -276,8 +278,11 @@ def make_example(args: Args, batch: Mapping[str, Any], generator: torch.Generato
 
 
 def validation_set(args: Args, dataset) -> Example:
-    """``val_samples`` fixed crops of the validation images, degraded with a fixed seed (CPU tensors)."""
-    batch = sample_batch(dataset, args.val_samples, crop=args.crop, rng=np.random.default_rng(VAL_SEED), flip=False)
+    """``val_samples`` fixed crops of the validation images, degraded with a fixed seed (CPU tensors):
+    the images in a fixed shuffled order, each used ``val_samples // len(dataset)`` or one more
+    times (``val_samples`` >= the number of validation images covers them all)."""
+    batch = sample_batch(dataset, args.val_samples, crop=args.crop, rng=np.random.default_rng(VAL_SEED), flip=False,
+                         spread=True)
     return make_example(args, batch, torch.Generator().manual_seed(VAL_SEED), torch.device("cpu"))
 
 

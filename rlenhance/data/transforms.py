@@ -252,12 +252,14 @@ def sample_batch(
     crop: int | Sequence[int] | None,
     rng: np.random.Generator,
     flip: bool = True,
+    spread: bool = False,
 ) -> dict[str, Any]:
     """Draw a batch of random items, cropped and flipped, stacked into (B, C, h, w) tensors.
 
     The draws are, in order: ``rng.integers(0, len(dataset), size=batch_size)`` (with
-    replacement), then for each item the crop window (:func:`random_crop`) and the flips
-    (:func:`random_flip`). The same generator state gives the same batch. Datasets of this
+    replacement; with ``spread``, the items of ``rng.permutation(len(dataset))`` in turn, so
+    every item is used ``batch_size // len(dataset)`` or one more times), then for each item the
+    crop window (:func:`random_crop`) and the flips (:func:`random_flip`). The same generator state gives the same batch. Datasets of this
     package are cropped before conversion to float (fast); any other dataset returning dicts
     of (C, H, W) tensors works through ``dataset[i]``.
 
@@ -269,6 +271,7 @@ def sample_batch(
             share one size).
         rng: the source of every random choice.
         flip: apply random horizontal/vertical flips.
+        spread: draw the items evenly (a fixed validation set) instead of with replacement.
 
     Returns:
         Dict of float32 tensors (B, C, h, w) in [0, 1] (one per tensor key of the items) and
@@ -284,7 +287,10 @@ def sample_batch(
     if n == 0:
         raise DatasetError("sample_batch: the dataset is empty")
     raw = getattr(dataset, "raw_item", None)
-    indices = rng.integers(0, n, size=int(batch_size))
+    if spread:
+        indices = rng.permutation(n)[np.arange(int(batch_size)) % n]
+    else:
+        indices = rng.integers(0, n, size=int(batch_size))
     items = []
     for index in indices:
         item = raw(int(index)) if raw is not None else dataset[int(index)]

@@ -232,3 +232,23 @@ def test_plot_curves_draws_each_series():
     assert blue > 50 and orange > 50
     single = plot_curves({"a": [(1, 0.3)]})  # one point, flat range: still drawn
     assert single.shape == (400, 640, 3) and single.min() < 1.0
+
+
+def test_validation_set_scores_every_held_out_image_once():
+    """--val-samples = the number of validation images: each is in the fixed validation set once."""
+    from experiments.supervised_train import validation_set
+
+    class Images(torch.utils.data.Dataset):  # image i is flat at (i + 1) / 10
+        def __len__(self):
+            return 6
+
+        def __getitem__(self, i):
+            return {"high": torch.full((1, 20, 20), (i + 1) / 10), "name": f"{i}.png"}
+
+    argv = ["--model", "mrpnet", "--task", "denoise", "--no-generator", "--crop", "16", "--val-samples", "6"]
+    args = resolve_args(parse_config(Args, argv), argv)
+    val = validation_set(args, Images())
+    levels = sorted(round(float(t.mean()) * 10) for t in val.target)
+    assert levels == [1, 2, 3, 4, 5, 6]
+    again = validation_set(args, Images())
+    assert torch.equal(again.input, val.input) and torch.equal(again.target, val.target)  # fixed across runs

@@ -188,6 +188,21 @@ def test_sample_batch_fast_path_equals_plain_path():
     torch.testing.assert_close(plain["low"], fast["low"], atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("batch_size", [2, 5, 7, 12])
+def test_sample_batch_spread_uses_every_item_evenly(batch_size):
+    ds = _ListDataset([(10, 10)] * 5)
+
+    def counts(**kw):
+        names = sample_batch(ds, batch_size, crop=4, rng=np.random.default_rng(3), **kw)["names"]
+        return np.bincount([int(name.split(".")[0]) for name in names], minlength=5)
+
+    spread = counts(spread=True)
+    assert spread.sum() == batch_size and spread.max() - spread.min() <= 1  # none twice before all once
+    assert np.array_equal(spread, counts(spread=True))
+    if batch_size == 12:  # with replacement (the default) this draw repeats some items more than others
+        assert counts().max() - counts().min() > 1
+
+
 def test_sample_batch_full_images_need_one_size():
     batch = sample_batch(_ListDataset([(6, 7), (6, 7)]), 3, crop=None, rng=np.random.default_rng(0), flip=False)
     assert batch["low"].shape == (3, 3, 6, 7)
