@@ -174,7 +174,8 @@ class LowLightTask(PixelTask):
             return (metrics.ssim(self.image, self.high, return_map=True)[1]
                     - metrics.ssim(previous, self.high, return_map=True)[1])
         if self.reward == "psnr":
-            gain = _psnr(self.image, self.high) - _psnr(previous, self.high)
+            gain = (metrics.psnr(self.high, self.image, mse_floor=1e-10)
+                    - metrics.psnr(self.high, previous, mse_floor=1e-10))
             return gain.view(-1, 1, 1, 1).expand(-1, 1, *self.image.shape[-2:])
         return ((self.high - previous) ** 2 - (self.high - self.image) ** 2) * self.reward_scale
 
@@ -199,12 +200,6 @@ def _cond_normalisation(exposure_range: tuple[float, float], weight_range: tuple
     offset = tuple(float(lo + hi) / 2 for lo, hi in ranges)
     scale = tuple(float(hi - lo) / 2 if hi > lo else 1.0 for lo, hi in ranges)
     return offset, scale
-
-
-def _psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """PSNR with the error floored at 1e-10 so identical images give a finite value."""
-    mse = ((x - y) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
-    return 10.0 * torch.log10(1.0 / mse)
 
 
 class LowLightEnv(PixelEnv):

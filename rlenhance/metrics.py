@@ -90,7 +90,7 @@ def _check_window(win_size: int, height: int, width: int, *, odd: bool) -> None:
         )
 
 
-def psnr(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0) -> torch.Tensor:
+def psnr(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, mse_floor: float = 0.0) -> torch.Tensor:
     """Peak signal-to-noise ratio per image, in dB.
 
     ``PSNR = 10 log10(data_range^2 / MSE)`` with the MSE taken over all channels and pixels of
@@ -101,10 +101,13 @@ def psnr(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0) -> torch.
         y: Test image(s), same shape and dtype family as ``x``.
         data_range: Distance between the minimum and maximum possible pixel values (1.0 for
             images in [0, 1], 255.0 for the 0-255 scale). Must be > 0.
+        mse_floor: the MSE is taken as at least this (>= 0), so that identical images give a
+            finite value (a reward needs one; e.g. 1e-10 caps PSNR at 100 dB for data_range 1).
 
     Returns:
-        Float tensor of shape (B,), one PSNR per image. Identical images give ``+inf`` (and a
-        NaN gradient there); no epsilon is added, so finite values match skimage exactly.
+        Float tensor of shape (B,), one PSNR per image. With ``mse_floor=0`` (the default)
+        identical images give ``+inf`` (and a NaN gradient there), and finite values match
+        skimage exactly.
 
     Raises:
         ImageError: when the inputs are not float tensors of the same 3-D / 4-D shape.
@@ -112,7 +115,9 @@ def psnr(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0) -> torch.
     """
     x, y = _as_batch_pair(x, y)
     _check_positive(data_range, "data_range")
-    mse = (x - y).pow(2).mean(dim=(1, 2, 3))
+    if not mse_floor >= 0:
+        raise ValueError(f"mse_floor: expected a number >= 0, got {mse_floor!r}")
+    mse = (x - y).pow(2).mean(dim=(1, 2, 3)).clamp_min(mse_floor)
     return 10.0 * torch.log10(data_range**2 / mse)
 
 

@@ -96,6 +96,12 @@ def test_ssim_value_is_mean_of_cropped_map():
 def test_identical_images():
     x = torch.rand(2, 3, 16, 16)
     assert torch.isinf(psnr(x, x)).all() and (psnr(x, x) > 0).all()
+    # a floor on the MSE makes it finite (100 dB at 1e-10) and leaves other pairs as they were
+    torch.testing.assert_close(psnr(x, x, mse_floor=1e-10), torch.full((2,), 100.0))
+    y = (x + 0.1).clamp(0, 1)
+    torch.testing.assert_close(psnr(x, y, mse_floor=1e-10), psnr(x, y))
+    with pytest.raises(ValueError, match="mse_floor"):
+        psnr(x, y, mse_floor=-1.0)
     np.testing.assert_allclose(ssim(x, x).numpy(), 1.0, atol=1e-6)
     np.testing.assert_allclose(uqi(x, x).numpy(), 1.0, atol=1e-5)
 
