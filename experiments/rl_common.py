@@ -338,7 +338,7 @@ def make_agent(args: RLArgs, venv: Any, a3c_extra: Mapping[str, Any] | None = No
     resumed run takes every weight from its last.pt.
     """
     policy = make_policy(args, venv, **policy_kwargs)
-    if args.init_backbone is not None and args.random_backbone:
+    if args.init_backbone is not None and not args.resume and args.random_backbone:
         print(f"--random-backbone: the {args.backbone} backbone has the shape of {args.init_backbone} "
               "and random initial weights")
     elif args.init_backbone is not None and not args.resume:

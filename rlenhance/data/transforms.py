@@ -259,9 +259,9 @@ def sample_batch(
     The draws are, in order: ``rng.integers(0, len(dataset), size=batch_size)`` (with
     replacement; with ``spread``, the items of ``rng.permutation(len(dataset))`` in turn, so
     every item is used ``batch_size // len(dataset)`` or one more times), then for each item the
-    crop window (:func:`random_crop`) and the flips (:func:`random_flip`). The same generator state gives the same batch. Datasets of this
-    package are cropped before conversion to float (fast); any other dataset returning dicts
-    of (C, H, W) tensors works through ``dataset[i]``.
+    crop window (:func:`random_crop`) and the flips (:func:`random_flip`). The same generator
+    state gives the same batch. Datasets of this package are cropped before conversion to float
+    (fast); any other dataset returning dicts of (C, H, W) tensors works through ``dataset[i]``.
 
     Args:
         dataset: a dataset with ``__len__`` and ``__getitem__`` returning dicts of (C, H, W)
