@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 import envs
 from agents.a3c import A3C, A3CConfig, policy_kwargs_from_env
+from agents.sac import SAC, SACConfig
 from rlenhance.checkpoint import build_model, load_checkpoint, save_checkpoint
 from rlenhance.data import BuiltinImages, add_gaussian_noise, sample_batch
 from rlenhance.errors import CheckpointError, ImageError
@@ -308,11 +309,15 @@ def test_frozen_backbone_gets_no_gradients_and_keeps_batchnorm_statistics():
         set_backbone_trainable(policy, 0)
 
 
-def test_frozen_backbone_is_not_updated_by_a3c_while_heads_train():
+@pytest.mark.parametrize("algorithm", ["a3c", "sac"])
+def test_frozen_backbone_is_not_updated_while_heads_train(algorithm):
     venv = envs.make_vec("rlenhance/Denoise-v0", num_envs=2, device="cpu", crop=16, max_episode_steps=2)
     torch.manual_seed(0)
     policy = PixelActorCritic(**policy_kwargs_from_env(venv, **SMALL, backbone="mrpnet", backbone_width=8))
-    agent = A3C(policy, A3CConfig(lr=1e-2, seed=0))
+    if algorithm == "a3c":
+        agent = A3C(policy, A3CConfig(lr=1e-2, seed=0))
+    else:  # updates from the first episode on
+        agent = SAC(policy, SACConfig(batch_size=2, learning_starts=0, seed=0))
     set_backbone_trainable(policy, False)
     backbone = [p.detach().clone() for p in backbone_parameters(policy)]
     heads = policy.policy_head.weight.detach().clone()
