@@ -241,7 +241,7 @@ class SupervisedRestorer:
         self.channels: int = int(info["channels"])
         self.needs_mask: bool = bool(info["needs_mask"])
         self.composite: bool = bool(info["composite"])
-        self.prefill: str = info.get("prefill", "none")
+        self.prefill: str = info["prefill"]
         self.model_name: str = info["model"]
         self.arch_class: str = ckpt["arch"]["class"]
         self.model = build_model(ckpt, REGISTRY).to(self.device).eval()
@@ -260,6 +260,7 @@ class SupervisedRestorer:
             raise CheckpointError(f"checkpoint {self.path}: extra['inference'] must hold {INFERENCE_KEYS} (written "
                                   "by experiments.supervised_train); this is not a supervised-model checkpoint")
         info = dict(info)
+        info.setdefault("prefill", "none")  # checkpoints from before the pre-fill option
         problems = []
         if info["task"] not in TASKS:
             problems.append(f"task {info['task']!r} (accepted: {TASKS})")
@@ -270,9 +271,8 @@ class SupervisedRestorer:
             problems.append(f"channels {info['channels']!r} (accepted: 1, 3)")
         if info["composite"] != (info["task"] == "completion"):
             problems.append(f"composite {info['composite']!r} for task {info['task']!r}")
-        if info.get("prefill", "none") not in PREFILLS or (info["task"] != "completion" and
-                                                           info.get("prefill", "none") != "none"):
-            problems.append(f"prefill {info.get('prefill')!r} for task {info['task']!r} (accepted: {PREFILLS} for "
+        if info["prefill"] not in PREFILLS or (info["task"] != "completion" and info["prefill"] != "none"):
+            problems.append(f"prefill {info['prefill']!r} for task {info['task']!r} (accepted: {PREFILLS} for "
                             "completion, 'none' otherwise)")
         if int(ckpt["arch"]["kwargs"].get("upscale", 1)) != 1:
             problems.append(f"upscale {ckpt['arch']['kwargs']['upscale']} (super-resolution models are not "
