@@ -42,6 +42,8 @@ __all__ = [
     "DEFAULT_JPEG_QUALITY",
     "DEFAULT_MAX_PIXELS",
     "IMAGE_EXTENSIONS",
+    "UNIT_RANGE_TOLERANCE",
+    "as_unit_float",
     "image_to_tensor",
     "list_images",
     "load_image",
@@ -561,6 +563,82 @@ def _encode(samples: np.ndarray, suffix: str, *, jpeg_quality: int) -> bytes:
     if not ok:
         raise ImageError(f"OpenCV could not encode a {suffix} image of shape {samples.shape}")
     return buffer.tobytes()
+
+
+# --------------------------------------------------------------------------- arrays from callers
+
+UNIT_RANGE_TOLERANCE = 1e-4
+"""Float images may stray this far outside [0, 1] (rounding); such values are clipped, larger ones refused."""
+
+_INTEGER_SCALES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, torch.uint8: 255.0,
+                   **({torch.uint16: 65535.0} if hasattr(torch, "uint16") else {})}
+_ACCEPTED_IMAGE_TEXT = (f"float values in [0, 1] (within {UNIT_RANGE_TOLERANCE:g}), or uint8 / uint16 samples, "
+                        "which are divided by 255 / 65535")
+
+
+def as_unit_float(image: np.ndarray | torch.Tensor, *, name: str = "image",
+                  allow_tensor: bool = False) -> np.ndarray | torch.Tensor:
+    """Check an image handed in by a caller and return it as float32 in [0, 1].
+
+    The one input check of the public entry points (``Enhancer``, ``SupervisedRestorer``, the RL
+    rollouts, the environments' ``reset(options=...)``): what ``cv2.imread`` or
+    ``np.asarray(PIL.Image)`` give (uint8, 0-255) is scaled by its dtype's range instead of being
+    read as if it were in [0, 1]. Shapes are the caller's to check; channel order is not changed
+    (``cv2.imread`` gives BGR: convert it to RGB before passing it in).
+
+    Accepted:
+        * floats (any precision) that are finite and in [0, 1]; values within
+          :data:`UNIT_RANGE_TOLERANCE` outside it are clipped;
+        * ``uint8`` (divided by 255) and ``uint16`` (divided by 65535).
+
+    Args:
+        image: a numpy array (or, with ``allow_tensor=True``, a torch tensor) of any shape.
+        name: what the caller calls it, for the message (``"image"``, ``"options['noisy']"``).
+        allow_tensor: accept torch tensors (returned as float32 tensors on their device).
+
+    Returns:
+        float32 numpy array (a tensor for a tensor input), same shape, values in [0, 1]. A float32
+        input already in range is returned as it is (no copy).
+
+    Raises:
+        ImageError: another type (a torch tensor when not allowed: the message says how to
+            convert it), bool or other integer dtypes, an empty array, NaN / infinite values, or
+            values outside [0, 1]; the message says what was found and what is accepted.
+
+    Example:
+        >>> as_unit_float(np.array([[0, 255]], dtype=np.uint8)).tolist()
+        [[0.0, 1.0]]
+    """
+    if isinstance(image, torch.Tensor) and not allow_tensor:
+        raise ImageError(f"{name}: got a torch.Tensor of shape {tuple(image.shape)}; pass a numpy array "
+                         "(H, W, C), e.g. tensor.permute(1, 2, 0).cpu().numpy() for a (C, H, W) tensor")
+    if not isinstance(image, (np.ndarray, torch.Tensor)):
+        raise ImageError(f"{name}: expected a numpy array, got {type(image).__name__}")
+    if image.dtype in _INTEGER_SCALES:
+        scale = _INTEGER_SCALES[image.dtype]
+        if isinstance(image, torch.Tensor):
+            return image.to(torch.float32) / scale
+        return image.astype(np.float32) / np.float32(scale)
+    floating = image.is_floating_point() if isinstance(image, torch.Tensor) else np.issubdtype(image.dtype,
+                                                                                                np.floating)
+    if not floating:
+        raise ImageError(f"{name}: unsupported dtype {image.dtype}; accepted: {_ACCEPTED_IMAGE_TEXT} "
+                         "(convert other integer or bool images to float in [0, 1] yourself)")
+    if image.numel() == 0 if isinstance(image, torch.Tensor) else image.size == 0:
+        raise ImageError(f"{name}: empty image (shape {tuple(image.shape)})")
+    values = image.to(torch.float32) if isinstance(image, torch.Tensor) else image.astype(np.float32, copy=False)
+    check = values if isinstance(values, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(values))
+    bad = int((~torch.isfinite(check)).sum())
+    if bad:
+        raise ImageError(f"{name}: {bad} NaN or infinite value(s) of {check.numel()}; accepted: "
+                         f"{_ACCEPTED_IMAGE_TEXT}")
+    low, high = float(check.min()), float(check.max())
+    if low < -UNIT_RANGE_TOLERANCE or high > 1.0 + UNIT_RANGE_TOLERANCE:
+        hint = " (0-255 values in a float array? divide by 255)" if high > 1.0 + UNIT_RANGE_TOLERANCE else ""
+        raise ImageError(f"{name}: values span [{low:.6g}, {high:.6g}]{hint}; accepted: {_ACCEPTED_IMAGE_TEXT}")
+    if low < 0.0 or high > 1.0:
+        return values.clamp(0.0, 1.0) if isinstance(values, torch.Tensor) else np.clip(values, 0.0, 1.0)
+    return values
 
 
 # --------------------------------------------------------------------------- tensors
