@@ -16,25 +16,37 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     Whatever the body writes to the yielded path becomes ``path`` only when the body returns
     (``fsync`` then ``os.replace``, then the folder is synced). If the body raises, the temporary
     file is removed and an existing file at ``path`` is left untouched. Parent folders are created.
+    An ``OSError`` about the temporary file (no permission, a file in the folder's place, disk full)
+    is raised again naming ``path``, the file the caller asked for.
 
     Example:
         >>> with atomic_path("out/config.json") as tmp:   # doctest: +SKIP
         ...     tmp.write_text("{}")
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp{path.suffix}")
-    # O_EXCL: never reuse a file; mode 0o666 so the umask applies as for an ordinary new file
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # O_EXCL: never reuse a file; mode 0o666 so the umask applies as for an ordinary new file
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
+    except OSError as exc:
+        raise _naming(exc, path) from exc
     try:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is not None and Path(exc.filename) == tmp:
+            raise _naming(exc, path) from exc
         raise
     _fsync_dir(path.parent)
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """The same kind of error, about ``path`` instead of the hidden temporary file."""
+    return type(exc)(exc.errno, f"cannot write {path}: {exc.strerror or exc}")
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:

@@ -17,14 +17,21 @@ without the ``occluded_`` prefix, any image extension, white = missing) or estim
 (black pixels, :func:`rlenhance.restore.hole_mask`).
 
 Images are read and written in RGB order (files on disk follow their format's convention);
-outputs are PNG files named after the inputs, written atomically. One line per image; a bad file
-is reported and skipped, and the exit code is 1 if any image failed (2 for bad arguments).
+outputs are PNG files named after the inputs (``OUTDIR/<input stem>.png``), written atomically.
+Before any image is processed, every output path is planned and the run is refused (exit code 2,
+nothing written) when an output would replace one of the inputs (or a ``--masks`` file), when two
+inputs would write the same output (``a/p.png b/p.png``, or ``x.png x.jpg``: the message names
+both; rename one or use separate ``-o`` folders), or when an output file already exists (pass
+``--overwrite`` to replace existing outputs; inputs are never replaced). One line per image; a bad
+file is reported and skipped, and the exit code is 1 if any image failed (2 for bad arguments), 0
+only when every output was written.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -36,7 +43,7 @@ from rlenhance import __version__
 from rlenhance.data.occluded import OCCLUDED_PREFIX
 from rlenhance.enhance import Enhancer
 from rlenhance.errors import CheckpointError, ImageError
-from rlenhance.io import BT601_LUMA_WEIGHTS, list_images, load_image, save_image
+from rlenhance.io import BT601_LUMA_WEIGHTS, DEFAULT_MAX_PIXELS, list_images, load_image, save_image
 from rlenhance.restore import HOLE_THRESHOLD, MASK_THRESHOLD, SupervisedRestorer, hole_mask
 
 #: Options of ``enhance`` that only the RL policy reads (refused with ``--model mrpnet``).
@@ -50,6 +57,10 @@ def _add_common(parser: argparse.ArgumentParser, checkpoint_help: str) -> None:
     parser.add_argument("-o", "--out", type=Path, required=True, help="output folder (created if missing)")
     parser.add_argument("--checkpoint", type=Path, default=None, help=checkpoint_help)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace output files that already exist (input files are never replaced)")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                        help="largest width x height accepted per input image (decompression-bomb guard)")
 
 
 def _add_tile(parser: argparse.ArgumentParser) -> None:
@@ -111,19 +122,87 @@ def _fail(command: str, exc: Exception) -> int:
     return 2
 
 
-def _process(args: argparse.Namespace, restore: Callable[[Path, np.ndarray], tuple[np.ndarray, str]]) -> int:
+def plan_outputs(images: Sequence[Path], out: Path, *, overwrite: bool = False,
+                 protected: Sequence[Path] = ()) -> list[tuple[Path, Path]]:
+    """Pair each input with its output ``out/<stem>.png``, refusing any plan that could lose a file.
+
+    Args:
+        images: the input files, in order.
+        out: the output folder (need not exist yet).
+        overwrite: allow replacing existing files that are not inputs.
+        protected: further files that must never be replaced (e.g. the ``--masks`` files).
+
+    Returns:
+        ``[(input, output), ...]`` in the order of ``images``.
+
+    Raises:
+        ValueError: ``out`` exists and is not a folder; an input is listed twice; two inputs map to
+            one output (compared case-insensitively, as on macOS and Windows file systems); an
+            output is one of the inputs or ``protected`` files (also through a link); an output
+            exists and ``overwrite`` is False. Nothing has been written.
+    """
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"-o {out}: is a file; expected an output folder (created if missing)")
+    kept = [Path(p) for p in (*images, *protected)]
+    identities = {_identity(p): p for p in kept if p.exists()}
+    by_key: dict[str, Path] = {}
+    plan, existing = [], []
+    for path in images:
+        target = out / f"{path.stem}.png"
+        key = os.path.normcase(str(target.resolve())).casefold()
+        if key in by_key:
+            first = by_key[key]
+            if first == path or (first.exists() and path.exists() and _identity(first) == _identity(path)):
+                raise ValueError(f"{path} is listed twice")
+            raise ValueError(f"{first} and {path} would both be written to {target}; rename one of them or "
+                             "process them with different -o folders")
+        by_key[key] = path
+        if target.exists():
+            source = identities.get(_identity(target))
+            if source is not None:
+                raise ValueError(f"{path} -> {target} would replace the input {source}; choose an -o folder "
+                                 "that holds none of the inputs")
+            existing.append(target)
+        plan.append((path, target))
+    if existing and not overwrite:
+        shown = ", ".join(str(t) for t in existing[:3]) + (f" and {len(existing) - 3} more" if len(existing) > 3 else "")
+        raise ValueError(f"{len(existing)} output file(s) already exist: {shown}; pass --overwrite to replace "
+                         "them, or choose another -o folder")
+    return plan
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    """(device, inode) of an existing file: the same file whatever the path (links included)."""
+    stat = path.stat()
+    return stat.st_dev, stat.st_ino
+
+
+def _process(args: argparse.Namespace, restore: Callable[[Path, np.ndarray], tuple[np.ndarray, str]], *,
+             protected: Sequence[Path] = ()) -> int:
     """Load, restore and save every image of ``args.images``; one line per image, bad files skipped.
 
-    ``restore(path, image)`` returns the output and the task-relevant figure to print.
+    ``restore(path, image)`` returns the output and the task-relevant figure to print. The outputs
+    are planned first (:func:`plan_outputs`): a plan that could lose a file is refused (exit 2).
     """
-    failed = 0
-    for path in args.images:
+    try:
+        if args.max_pixels < 1:
+            raise ValueError(f"--max-pixels {args.max_pixels}: expected an integer >= 1")
+        plan = plan_outputs(args.images, args.out, overwrite=args.overwrite, protected=protected)
         try:
-            image = load_image(path)
+            args.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"-o {args.out}: cannot create the output folder ({exc.strerror or exc})") from exc
+        if not os.access(args.out, os.W_OK | os.X_OK):
+            raise ValueError(f"-o {args.out}: the output folder is not writable")
+    except ValueError as exc:
+        return _fail(args.command, exc)
+    failed = 0
+    for path, target in plan:
+        try:
+            image = load_image(path, max_pixels=args.max_pixels)
             start = time.perf_counter()
             result, figure = restore(path, image)
             seconds = time.perf_counter() - start
-            target = args.out / f"{path.stem}.png"
             save_image(target, result)
         except (ImageError, OSError) as exc:
             failed += 1
@@ -132,7 +211,8 @@ def _process(args: argparse.Namespace, restore: Callable[[Path, np.ndarray], tup
         height, width = image.shape[:2]
         print(f"{path} -> {target}  {width}x{height}  {seconds * 1000:.0f} ms  {figure}", flush=True)
     if failed:
-        print(f"{failed} of {len(args.images)} image(s) failed", file=sys.stderr)
+        others = "; the other outputs were written" if failed < len(plan) else ""
+        print(f"{failed} of {len(plan)} image(s) failed{others}", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -239,7 +319,7 @@ def _complete(args: argparse.Namespace) -> int:
         out = model.restore(image, mask)
         return out, f"hole {100.0 * float(mask.mean()):.1f}% ({int(mask.sum())} px)"
 
-    return _process(args, restore)
+    return _process(args, restore, protected=list_images(args.masks) if args.masks is not None else ())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -211,3 +211,147 @@ def test_lol_eval_denoiser_and_combined_methods(ckpts, tmp_path, capsys):
     with pytest.raises(ValueError, match="'denoise'"):
         lol_eval.main(["--data", str(tmp_path / "pairs"), "--split", "all", "--checkpoint", str(ckpts["policy"]),
                        "--combined", str(ckpts["denoise"]), "--device", "cpu"])
+
+
+# --- no file is ever lost (outputs planned before any work) ---------------------------------------
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(Path(folder).iterdir())}
+
+
+def _commands(ckpts):
+    """Each subcommand with a checkpoint that accepts a 3-channel PNG."""
+    return {"enhance": ["--checkpoint", str(ckpts["policy"])],
+            "denoise": ["--checkpoint", str(ckpts["denoise"]), "--per-channel"],
+            "complete": ["--checkpoint", str(ckpts["completion"])]}
+
+
+@pytest.mark.parametrize("command", ["enhance", "denoise", "complete"])
+def test_an_input_is_never_overwritten(ckpts, images, command, capsys):
+    (a, b), bad = images
+    folder = a.parent
+    before = _snapshot(folder)
+    for overwrite in ([], ["--overwrite"]):
+        code = main([command, str(a), str(b), "-o", str(folder), "--device", "cpu", *_commands(ckpts)[command],
+                     *overwrite])
+        assert code == 2
+        err = capsys.readouterr().err
+        assert "would replace the input" in err and str(a) in err
+        assert err.count("\n") == 1  # one line
+    assert _snapshot(folder) == before  # nothing written, nothing replaced
+
+
+@pytest.mark.parametrize("command", ["enhance", "denoise", "complete"])
+def test_two_inputs_with_one_output_are_refused_naming_both(ckpts, images, tmp_path, command, capsys):
+    (a, _), _ = images
+    other = tmp_path / "other" / a.name
+    other.parent.mkdir()
+    other.write_bytes(a.read_bytes())
+    jpg = a.with_suffix(".jpg")
+    save_image(jpg, load_image(a))
+    for inputs in ((a, other), (a, jpg)):
+        out = tmp_path / f"out_{command}"
+        assert main([command, *map(str, inputs), "-o", str(out), "--device", "cpu", *_commands(ckpts)[command]]) == 2
+        err = capsys.readouterr().err
+        assert str(inputs[0]) in err and str(inputs[1]) in err and "both be written" in err
+        assert not out.exists()
+
+
+def test_a_file_listed_twice_is_refused(ckpts, images, tmp_path, capsys):
+    (a, _), _ = images
+    assert main(["enhance", str(a), str(a), "-o", str(tmp_path / "out"), *_commands(ckpts)["enhance"]]) == 2
+    assert "listed twice" in capsys.readouterr().err
+
+
+def test_a_jpg_next_to_a_png_of_the_same_stem_does_not_replace_it(ckpts, images, capsys):
+    """`rlenhance enhance d/photo.jpg -o d` where d/photo.png exists but is not an input."""
+    (a, _), _ = images
+    jpg = a.with_suffix(".jpg")
+    save_image(jpg, load_image(a))
+    before = _snapshot(a.parent)
+    assert main(["enhance", str(jpg), "-o", str(a.parent), *_commands(ckpts)["enhance"]]) == 2
+    err = capsys.readouterr().err
+    assert f"already exist: {a}" in err and "--overwrite" in err
+    assert _snapshot(a.parent) == before
+
+
+def test_existing_outputs_need_overwrite(ckpts, images, tmp_path, capsys):
+    (a, b), _ = images
+    out = tmp_path / "out"
+    args = ["enhance", str(a), str(b), "-o", str(out), "--device", "cpu", *_commands(ckpts)["enhance"]]
+    assert main(args) == 0
+    (out / "b.png").write_bytes(b"user's own file")
+    first = (out / "occluded_a.png").read_bytes()
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "2 output file(s) already exist" in err and "--overwrite" in err
+    assert (out / "b.png").read_bytes() == b"user's own file"  # untouched
+    assert main([*args, "--overwrite"]) == 0
+    assert (out / "occluded_a.png").read_bytes() == first  # same result written again
+    assert load_image(out / "b.png").shape == (48, 32, 3)
+
+
+def test_mask_files_are_protected(ckpts, images, tmp_path, capsys):
+    (a, b), _ = images
+    masks = tmp_path / "masks"
+    mask = np.zeros((48, 32, 1), np.float32)
+    mask[30:42, 4:16] = 1.0
+    save_image(masks / "b.png", mask)
+    before = _snapshot(masks)
+    assert main(["complete", str(b), "-o", str(masks), "--masks", str(masks), "--overwrite",
+                 *_commands(ckpts)["complete"]]) == 2
+    assert "would replace the input" in capsys.readouterr().err
+    assert _snapshot(masks) == before
+
+
+def test_output_folder_problems_are_reported_before_any_work(ckpts, images, tmp_path, capsys):
+    (a, _), _ = images
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    assert main(["enhance", str(a), "-o", str(afile), *_commands(ckpts)["enhance"]]) == 2
+    err = capsys.readouterr().err
+    assert "is a file; expected an output folder" in err and "File exists" not in err
+    assert main(["enhance", str(a), "-o", str(afile / "sub"), *_commands(ckpts)["enhance"]]) == 2
+    err = capsys.readouterr().err
+    assert f"-o {afile / 'sub'}: cannot create the output folder" in err and ".tmp" not in err
+    assert afile.read_text() == "keep me"
+
+
+def test_exit_code_1_when_an_output_cannot_be_written(ckpts, images, tmp_path, capsys, monkeypatch):
+    """A write failure (disk full, permissions) names the output file, not a hidden temporary one."""
+    import errno
+    import os
+
+    (a, b), _ = images
+    real_open = os.open
+
+    def refuse(path, *args, **kwargs):
+        if Path(path).name.startswith(".b.png"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse)
+    out = tmp_path / "out"
+    assert main(["enhance", str(a), str(b), "-o", str(out), *_commands(ckpts)["enhance"]]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot write {out / 'b.png'}: No space left on device" in err and ".tmp" not in err
+    assert "1 of 2 image(s) failed; the other outputs were written" in err
+    assert (out / "occluded_a.png").is_file() and not (out / "b.png").exists()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+def test_max_pixels_option(ckpts, images, tmp_path, capsys):
+    (a, _), _ = images  # 56 x 40 = 2240 pixels
+    out = tmp_path / "out"
+    assert main(["enhance", str(a), "-o", str(out), "--max-pixels", "2000", *_commands(ckpts)["enhance"]]) == 1
+    assert "--max-pixels" in capsys.readouterr().err
+    assert main(["enhance", str(a), "-o", str(out), "--max-pixels", "2240", *_commands(ckpts)["enhance"]]) == 0
+    assert main(["enhance", str(a), "-o", str(tmp_path / "o2"), "--max-pixels", "0"]) == 2
+
+
+def test_a_png_as_checkpoint_is_one_line(images, tmp_path, capsys):
+    (a, _), _ = images
+    assert main(["enhance", str(a), "-o", str(tmp_path / "out"), "--checkpoint", str(a)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(a) in err and "it is a PNG image" in err
+    assert "weights_only" not in err
