@@ -14,6 +14,7 @@ R, G and B separately. Unlike FFDNet it takes no noise-level map.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from rlenhance import losses
 from rlenhance.checkpoint import build_model, load_checkpoint
 from rlenhance.data.transforms import fit_longer_side
 from rlenhance.errors import CheckpointError, ImageError
+from rlenhance.io import as_unit_float
 from rlenhance.models.policy import PixelActorCritic, build_policy_input, expected_value
 from rlenhance.ops import le_curve
 from rlenhance.restore import SupervisedRestorer
@@ -125,10 +127,16 @@ class Enhancer:
             name = "exposure_target" if key == "exposure" else key
             if name not in values:
                 raise ValueError(f"{key}: unknown setting; accepted: exposure, {', '.join(list(values)[1:])}")
-            if value is not None:
-                if not np.isfinite(value) or value < 0 or (name == "exposure_target" and not 0 < value < 1):
-                    raise ValueError(f"{key}: expected a finite value >= 0 (exposure in (0, 1)), got {value!r}")
-                values[name] = float(value)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise ValueError(f"{key}: expected a number, got {type(value).__name__} {value!r}")
+            value = float(value)
+            if name == "exposure_target" and not (math.isfinite(value) and 0 < value < 1):
+                raise ValueError(f"exposure: expected a target mean brightness in (0, 1), got {value!r}")
+            if name != "exposure_target" and not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{key}: expected a finite reward weight >= 0, got {value!r}")
+            values[name] = value
         raw = torch.tensor([[values[k] for k in self.env["cond_fields"]]], dtype=torch.float32, device=self.device)
         return (raw - self.cond_offset) / self.cond_scale
 
@@ -146,12 +154,17 @@ class Enhancer:
 
     @torch.no_grad()
     def enhance_array(self, image: np.ndarray, **setting: float | None) -> EnhanceResult:
-        """Enhance one RGB float image (H, W, 3) in [0, 1]; see :meth:`cond` for ``setting``.
+        """Enhance one RGB image (H, W, 3); see :meth:`cond` for ``setting``.
 
-        With a :attr:`denoiser`, it runs on the result of the last curve step (timed with it)."""
-        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
-            raise ImageError(f"image: expected an RGB array (H, W, 3), got "
-                             f"{getattr(image, 'shape', type(image).__name__)}")
+        ``image``: float values in [0, 1], or uint8 / uint16 samples scaled by their range (checked by
+        :func:`rlenhance.io.as_unit_float`; NaN, out-of-range floats and other dtypes are refused
+        with an ImageError). With a :attr:`denoiser`, it runs on the result of the last curve step
+        (timed with it)."""
+        image = as_unit_float(image)
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ImageError(f"image: expected an RGB array (H, W, 3), got shape {image.shape}"
+                             + (" (channels first? use np.transpose(image, (1, 2, 0)))"
+                                if image.ndim == 3 and image.shape[0] == 3 else ""))
         start = time.perf_counter()
         full = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1).unsqueeze(0)
         maps = self.alpha_maps(full.to(self.device), self.cond(**setting))
@@ -171,7 +184,7 @@ class Enhancer:
         return EnhanceResult(out, time.perf_counter() - start, float(image.mean()), float(out.mean()))
 
     def enhance(self, image: np.ndarray, **setting: float | None) -> np.ndarray:
-        """Enhanced RGB float32 (H, W, 3) in [0, 1] of one image (same size)."""
+        """Enhanced RGB float32 (H, W, 3) in [0, 1] of one image (same size); input as in :meth:`enhance_array`."""
         return self.enhance_array(image, **setting).image
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_JPEG_QUALITY",
     "DEFAULT_MAX_PIXELS",
     "IMAGE_EXTENSIONS",
+    "NOISY_RANGE",
     "UNIT_RANGE_TOLERANCE",
     "as_unit_float",
     "image_to_tensor",
@@ -227,7 +228,8 @@ def _decode(path: Path, max_pixels: int | None) -> tuple[np.ndarray, bool]:
             raise _load_error(
                 path,
                 f"{width} x {height} = {width * height} pixels is more than "
-                f"max_pixels={max_pixels}; pass a larger max_pixels to load it",
+                f"max_pixels={max_pixels} (a guard against decompression bombs; raise it with "
+                "load_image(max_pixels=...) or the command line's --max-pixels)",
             )
         if im.mode in ("I", "F"):
             raise _load_error(
@@ -570,14 +572,18 @@ def _encode(samples: np.ndarray, suffix: str, *, jpeg_quality: int) -> bytes:
 UNIT_RANGE_TOLERANCE = 1e-4
 """Float images may stray this far outside [0, 1] (rounding); such values are clipped, larger ones refused."""
 
+NOISY_RANGE = (-1.0, 2.0)
+"""What a noisy image (``noisy=True``) may span: an image in [0, 1] plus unclipped Gaussian noise, as in
+the DnCNN / PixelRL protocol (sigma 50/255 is about 0.2, so this is five sigmas or more). Not clipped."""
+
 _INTEGER_SCALES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, torch.uint8: 255.0,
                    **({torch.uint16: 65535.0} if hasattr(torch, "uint16") else {})}
 _ACCEPTED_IMAGE_TEXT = (f"float values in [0, 1] (within {UNIT_RANGE_TOLERANCE:g}), or uint8 / uint16 samples, "
                         "which are divided by 255 / 65535")
 
 
-def as_unit_float(image: np.ndarray | torch.Tensor, *, name: str = "image",
-                  allow_tensor: bool = False) -> np.ndarray | torch.Tensor:
+def as_unit_float(image: np.ndarray | torch.Tensor, *, name: str = "image", allow_tensor: bool = False,
+                  noisy: bool = False) -> np.ndarray | torch.Tensor:
     """Check an image handed in by a caller and return it as float32 in [0, 1].
 
     The one input check of the public entry points (``Enhancer``, ``SupervisedRestorer``, the RL
@@ -588,17 +594,20 @@ def as_unit_float(image: np.ndarray | torch.Tensor, *, name: str = "image",
 
     Accepted:
         * floats (any precision) that are finite and in [0, 1]; values within
-          :data:`UNIT_RANGE_TOLERANCE` outside it are clipped;
+          :data:`UNIT_RANGE_TOLERANCE` outside it are clipped; with ``noisy=True`` (a denoiser's
+          input) finite floats in :data:`NOISY_RANGE`, kept as they are;
         * ``uint8`` (divided by 255) and ``uint16`` (divided by 65535).
 
     Args:
         image: a numpy array (or, with ``allow_tensor=True``, a torch tensor) of any shape.
         name: what the caller calls it, for the message (``"image"``, ``"options['noisy']"``).
         allow_tensor: accept torch tensors (returned as float32 tensors on their device).
+        noisy: the image may carry unclipped noise (see above).
 
     Returns:
-        float32 numpy array (a tensor for a tensor input), same shape, values in [0, 1]. A float32
-        input already in range is returned as it is (no copy).
+        float32 numpy array (a tensor for a tensor input), same shape, values in [0, 1] (in
+        :data:`NOISY_RANGE` with ``noisy=True``). A float32 input already in range is returned as
+        it is (no copy).
 
     Raises:
         ImageError: another type (a torch tensor when not allowed: the message says how to
@@ -628,15 +637,17 @@ def as_unit_float(image: np.ndarray | torch.Tensor, *, name: str = "image",
         raise ImageError(f"{name}: empty image (shape {tuple(image.shape)})")
     values = image.to(torch.float32) if isinstance(image, torch.Tensor) else image.astype(np.float32, copy=False)
     check = values if isinstance(values, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(values))
+    accepted = (f"finite float values in [{NOISY_RANGE[0]:g}, {NOISY_RANGE[1]:g}] (an image in [0, 1] with "
+                "unclipped noise), or uint8 / uint16 samples" if noisy else _ACCEPTED_IMAGE_TEXT)
     bad = int((~torch.isfinite(check)).sum())
     if bad:
-        raise ImageError(f"{name}: {bad} NaN or infinite value(s) of {check.numel()}; accepted: "
-                         f"{_ACCEPTED_IMAGE_TEXT}")
+        raise ImageError(f"{name}: {bad} NaN or infinite value(s) of {check.numel()}; accepted: {accepted}")
     low, high = float(check.min()), float(check.max())
-    if low < -UNIT_RANGE_TOLERANCE or high > 1.0 + UNIT_RANGE_TOLERANCE:
-        hint = " (0-255 values in a float array? divide by 255)" if high > 1.0 + UNIT_RANGE_TOLERANCE else ""
-        raise ImageError(f"{name}: values span [{low:.6g}, {high:.6g}]{hint}; accepted: {_ACCEPTED_IMAGE_TEXT}")
-    if low < 0.0 or high > 1.0:
+    lowest, highest = NOISY_RANGE if noisy else (-UNIT_RANGE_TOLERANCE, 1.0 + UNIT_RANGE_TOLERANCE)
+    if low < lowest or high > highest:
+        hint = " (0-255 values in a float array? divide by 255)" if high > max(highest, 2.0) else ""
+        raise ImageError(f"{name}: values span [{low:.6g}, {high:.6g}]{hint}; accepted: {accepted}")
+    if not noisy and (low < 0.0 or high > 1.0):
         return values.clamp(0.0, 1.0) if isinstance(values, torch.Tensor) else np.clip(values, 0.0, 1.0)
     return values
 

@@ -43,7 +43,7 @@ from torch import Tensor, nn
 from rlenhance.checkpoint import build_model, load_checkpoint
 from rlenhance.data.occluded import MASK_SHAPES, drop_small_regions, regions_to_mask
 from rlenhance.errors import CheckpointError, ImageError
-from rlenhance.io import BT601_LUMA_WEIGHTS
+from rlenhance.io import BT601_LUMA_WEIGHTS, as_unit_float
 from rlenhance.models.mrpnet import MODELS as MRPNET_MODELS
 from rlenhance.models.pixelrnn import MODELS as PIXELRNN_MODELS, GatedPixelRNN, composite
 from rlenhance.ops.fill import PREFILLS, prefill_hole
@@ -297,7 +297,9 @@ class SupervisedRestorer:
         channel carries the noise level the model was trained on).
 
         Args:
-            image: float array (H, W, C) with C in {1, 3} (RGB) or (H, W), in [0, 1].
+            image: array (H, W, C) with C in {1, 3} (RGB) or (H, W): float values in [0, 1] (a
+                denoiser also takes unclipped noisy values in :data:`rlenhance.io.NOISY_RANGE`), or
+                uint8 / uint16 samples scaled by their range (:func:`rlenhance.io.as_unit_float`).
             mask: completion checkpoints only (required there): (H, W) or (H, W, 1), bool or
                 float; values above 0.5 (True) mark missing pixels.
             per_channel: gray models on RGB input: restore each channel (see above).
@@ -311,10 +313,10 @@ class SupervisedRestorer:
             ImageError: bad image or mask shape / dtype / values, mask of another size, a mask
                 missing for a completion checkpoint or given to another one.
         """
-        if not isinstance(image, np.ndarray) or not np.issubdtype(image.dtype, np.floating) \
-                or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3)) or image.size == 0:
-            raise ImageError(f"image: expected a float array (H, W, C) with C in {{1, 3}}, or (H, W); got "
-                             f"{getattr(image, 'shape', type(image).__name__)} {getattr(image, 'dtype', '')}")
+        image = as_unit_float(image, noisy=self.task == "denoise")
+        if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3)):
+            raise ImageError(f"image: expected an array (H, W, C) with C in {{1, 3}}, or (H, W); got shape "
+                             f"{image.shape}")
         hwc = image if image.ndim == 3 else image[..., None]
         x = torch.from_numpy(np.ascontiguousarray(hwc.transpose(2, 0, 1), dtype=np.float32))[None]
         m = None
@@ -344,14 +346,14 @@ class SupervisedRestorer:
             the pixels outside the hole, which are ``x``'s exactly.
 
         Raises:
-            ImageError: bad shapes or non-finite values, mask missing / unexpected / of another size.
+            ImageError: bad shapes, non-finite or out-of-range values (as in :meth:`restore`), mask
+                missing / unexpected / of another size.
         """
         if not torch.is_tensor(x) or x.dim() != 4 or x.shape[1] not in (1, 3) or not x.is_floating_point() \
                 or x.numel() == 0:
             raise ImageError(f"image: expected a float tensor (B, C, H, W) with C in {{1, 3}}; got "
                              f"{tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}")
-        if not bool(torch.isfinite(x).all()):
-            raise ImageError("image: holds NaN or infinite values; expected finite values in [0, 1]")
+        x = as_unit_float(x, allow_tensor=True, noisy=self.task == "denoise")
         if mask is None and self.takes_mask:
             raise ImageError(f"mask: required by {self.path} (a {self.task} model, {self.arch_class}); give the "
                              "hole mask (1 = missing pixel), e.g. from a mask file or rlenhance.restore.hole_mask")

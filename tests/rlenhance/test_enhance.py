@@ -144,3 +144,59 @@ def test_denoiser_of_another_task_is_refused(checkpoint, tmp_path):
         Enhancer(checkpoint, device="cpu", denoiser=lowlight)
     with pytest.raises(CheckpointError, match="'denoise'"):
         Enhancer(checkpoint, device="cpu", denoiser=SupervisedRestorer(lowlight, device="cpu"))
+
+
+# --- what callers pass in: never garbage out without an error --------------------------------------
+def test_integer_images_are_scaled_by_their_dtype_range(checkpoint):
+    """What cv2.imread / np.asarray(PIL image) give (uint8, 0-255) is read as the float image it shows."""
+    enhancer = Enhancer(checkpoint, device="cpu")
+    rng = np.random.default_rng(0)
+    samples = rng.integers(0, 60, (20, 28, 3), dtype=np.uint8)
+    as_float = enhancer.enhance(samples.astype(np.float32) / 255)
+    np.testing.assert_array_equal(enhancer.enhance(samples), as_float)
+    np.testing.assert_array_equal(enhancer.enhance(samples.astype(np.uint16) * 257), as_float)
+    assert enhancer.enhance(samples).mean() < 0.9  # not the near-white of 0-255 read as 0-1
+
+
+@pytest.mark.parametrize("bad, found", [
+    (np.zeros((8, 8, 3), bool), "dtype bool"),
+    (np.zeros((8, 8, 3), np.int64), "dtype int64"),
+    (np.where(np.eye(8, dtype=bool)[..., None], np.nan, np.full((8, 8, 3), 0.2, np.float32)), "24 NaN or infinite"),
+    (np.full((8, 8, 3), np.inf, np.float32), "192 NaN or infinite"),
+    (np.full((8, 8, 3), 1.5, np.float32), r"values span \[1.5, 1.5\]"),
+    (np.full((8, 8, 3), 40.0, np.float32), "divide by 255"),
+    (np.full((8, 8, 3), -0.2, np.float32), r"values span \[-0.2, -0.2\]"),
+])
+def test_bad_image_values_are_refused_with_what_was_found(checkpoint, bad, found):
+    enhancer = Enhancer(checkpoint, device="cpu")
+    with pytest.raises(ImageError, match=found) as info:
+        enhancer.enhance(bad)
+    assert "accepted:" in str(info.value)
+
+
+def test_a_torch_tensor_gets_told_how_to_pass_it(checkpoint):
+    with pytest.raises(ImageError, match=r"torch.Tensor.*permute\(1, 2, 0\)"):
+        Enhancer(checkpoint, device="cpu").enhance(torch.rand(3, 8, 8))
+
+
+def test_rounding_outside_unit_range_is_clipped_not_refused(checkpoint):
+    enhancer = Enhancer(checkpoint, device="cpu")
+    image = np.full((8, 8, 3), 0.1, np.float32)
+    nudged = image.copy()
+    nudged[0, 0] = [1.00001, -0.00001, 0.1]
+    clipped = np.clip(nudged, 0, 1)
+    np.testing.assert_array_equal(enhancer.enhance(nudged), enhancer.enhance(clipped))
+
+
+def test_setting_values_get_specific_messages(checkpoint):
+    enhancer = Enhancer(checkpoint, device="cpu")
+    with pytest.raises(ValueError, match=r"^exposure: expected a number, got str '0.5'$"):
+        enhancer.cond(exposure="0.5")
+    with pytest.raises(ValueError, match=r"^w_color: expected a finite reward weight >= 0, got -1.0$") as info:
+        enhancer.cond(w_color=-1.0)
+    assert "exposure" not in str(info.value)
+    with pytest.raises(ValueError, match="w_smooth: expected a number"):
+        enhancer.cond(w_smooth=True)
+    with pytest.raises(ValueError, match=r"exposure: expected a target mean brightness in \(0, 1\)"):
+        enhancer.cond(exposure=float("nan"))
+    assert torch.equal(enhancer.cond(exposure=np.float32(0.5)), enhancer.cond(exposure=0.5))

@@ -801,3 +801,43 @@ def test_tensor_conversion_errors():
         tensor_to_image(torch.zeros(4, 4))
     with pytest.raises(ImageError, match="floating"):
         tensor_to_image(torch.zeros(3, 4, 4, dtype=torch.uint8))
+
+
+# --- as_unit_float: the one check of caller-supplied images ------------------------------------------
+def test_as_unit_float_scales_integers_and_keeps_good_floats():
+    from rlenhance.io import as_unit_float
+
+    np.testing.assert_array_equal(as_unit_float(np.array([0, 51, 255], np.uint8)), np.array([0, 0.2, 1], np.float32))
+    assert as_unit_float(np.array([65535], np.uint16))[0] == 1.0
+    good = np.linspace(0, 1, 6, dtype=np.float32)
+    assert as_unit_float(good) is good  # no copy
+    assert as_unit_float(good.astype(np.float64)).dtype == np.float32
+    tensor = as_unit_float(torch.tensor([0, 255], dtype=torch.uint8), allow_tensor=True)
+    assert tensor.dtype == torch.float32 and tensor.tolist() == [0.0, 1.0]
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.array([0.5, np.nan]), "image: 1 NaN or infinite value"),
+    (np.array([0.5, 1.2]), r"values span \[0.5, 1.2\]"),
+    (np.array([True]), "dtype bool"),
+    (np.array([3], np.int16), "dtype int16"),
+    (np.zeros((0, 3), np.float32), "empty"),
+    ([0.5], "expected a numpy array, got list"),
+    (torch.zeros(3), "got a torch.Tensor"),
+])
+def test_as_unit_float_refuses(bad, message):
+    from rlenhance.io import as_unit_float
+
+    with pytest.raises(ImageError, match=message):
+        as_unit_float(bad)
+
+
+def test_as_unit_float_noisy_range():
+    from rlenhance.io import NOISY_RANGE, as_unit_float
+
+    noisy = np.array([-0.3, 0.5, 1.3], np.float32)
+    np.testing.assert_array_equal(as_unit_float(noisy, noisy=True), noisy)  # kept, not clipped
+    with pytest.raises(ImageError, match=r"\[-1, 2\]"):
+        as_unit_float(np.array([NOISY_RANGE[1] + 0.5]), noisy=True, name="options['noisy']")
+    with pytest.raises(ImageError, match=r"^options\['noisy'\]: 1 NaN"):
+        as_unit_float(np.array([np.nan]), noisy=True, name="options['noisy']")

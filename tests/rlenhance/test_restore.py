@@ -217,6 +217,30 @@ def test_mask_errors(checkpoints):
         denoiser.restore(np.full((8, 8, 1), np.nan, np.float32))
 
 
+def test_image_dtypes_and_ranges(checkpoints):
+    """uint8 / uint16 are scaled by their range; other dtypes and out-of-range values are refused;
+    a denoiser also takes unclipped noisy values (the DnCNN / PixelRL protocol)."""
+    lowlight = SupervisedRestorer(checkpoints["combined-lowlight"], device="cpu")
+    denoiser = SupervisedRestorer(checkpoints["mrpnet-denoise"], device="cpu")
+    samples = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(lowlight.restore(samples), lowlight.restore(samples.astype(np.float32) / 255))
+    np.testing.assert_array_equal(lowlight.restore(samples.astype(np.uint16) * 257),
+                                  lowlight.restore(samples.astype(np.float32) / 255))
+    for bad, found in ((samples.astype(bool), "dtype bool"), (samples.astype(np.int32), "dtype int32"),
+                       (samples.astype(np.float32), "divide by 255"), (-samples.astype(np.float32) / 255, "span")):
+        with pytest.raises(ImageError, match=found):
+            lowlight.restore(bad)
+    noisy = np.full((16, 16, 1), 0.5, np.float32)
+    noisy[0, 0], noisy[0, 1] = -0.4, 1.4
+    assert np.isfinite(denoiser.restore(noisy)).all()
+    with pytest.raises(ImageError, match=r"values span \[-0.4, 1.4\]"):
+        lowlight.restore(np.repeat(noisy, 3, axis=2))
+    with pytest.raises(ImageError, match="torch.Tensor"):
+        lowlight.restore(torch.rand(16, 16, 3))
+    with pytest.raises(ImageError, match="span"):
+        lowlight.restore_tensor(torch.full((1, 3, 8, 8), 2.0))
+
+
 def test_missing_default_checkpoint_asks_for_one():
     if DEFAULT_DENOISE_CHECKPOINT.is_file():
         assert default_checkpoint("denoise") == DEFAULT_DENOISE_CHECKPOINT
