@@ -1,0 +1,147 @@
+"""Soak test of the command line: one ``rlenhance enhance`` process over many images with some bad files.
+
+    python -m benchmarks.soak [--images 500] [--corrupt 0.05] [--seed 0] [--keep DIR]
+
+Writes ``--images`` files of mixed sizes (PNG and JPEG, 64x48 up to 1600x1200) into a temporary
+folder, a ``--corrupt`` fraction of them broken in different ways (truncated, random bytes, a text
+file, empty), runs one ``rlenhance enhance`` process over all of them while sampling its resident
+memory (``VmRSS`` from ``/proc``, Linux) against the number of images it has finished, and prints:
+every good image written or not, every bad one listed or not, the exit code (1 expected), and the
+memory after the first 50 images vs the peak after that (growth). ``--keep DIR`` keeps the files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from rlenhance.io import save_image
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZES = ((64, 48), (320, 240), (600, 400), (640, 480), (800, 600), (1024, 768), (1600, 1200), (300, 500))
+CORRUPTIONS = ("truncated", "random", "text", "empty")
+SETTLE_AFTER = 50  # images before the memory baseline is taken
+
+
+def make_images(folder: Path, count: int, corrupt: float, seed: int) -> tuple[list[Path], list[Path]]:
+    """Write the test files; returns (good, bad) paths."""
+    rng = np.random.default_rng(seed)
+    bad_indices = set(rng.choice(count, size=int(round(count * corrupt)), replace=False).tolist())
+    good, bad = [], []
+    for index in range(count):
+        width, height = SIZES[index % len(SIZES)]
+        suffix = ".jpg" if index % 3 == 0 else ".png"
+        path = folder / f"img_{index:04d}{suffix}"
+        y, x = np.mgrid[0:height, 0:width] / max(width, height)
+        base = 0.03 + 0.12 * (0.5 + 0.5 * np.sin(6 * x + 4 * y + index))
+        image = np.clip(base[..., None] + rng.normal(0, 0.01, (height, width, 3)), 0, 1).astype(np.float32)
+        save_image(path, image)
+        if index in bad_indices:
+            kind = CORRUPTIONS[len(bad) % len(CORRUPTIONS)]
+            data = path.read_bytes()
+            if kind == "truncated":
+                path.write_bytes(data[: len(data) // 3])
+            elif kind == "random":
+                path.write_bytes(rng.integers(0, 256, 4096, dtype=np.uint8).tobytes())
+            elif kind == "text":
+                path.write_text("not an image\n")
+            else:
+                path.write_bytes(b"")
+            bad.append(path)
+        else:
+            good.append(path)
+    return good, bad
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+    return int(match.group(1)) / 1024 if match else None
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=500, help="number of files")
+    parser.add_argument("--corrupt", type=float, default=0.05, help="fraction of broken files")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sizes, pixels and corruptions")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the inputs and outputs in this folder")
+    args = parser.parse_args(argv)
+    if args.images <= SETTLE_AFTER:
+        parser.error(f"--images {args.images}: expected more than {SETTLE_AFTER}")
+    if not 0 <= args.corrupt < 1:
+        parser.error(f"--corrupt {args.corrupt}: expected a fraction in [0, 1)")
+    if not Path("/proc/self/status").exists():
+        sys.exit("benchmarks.soak reads memory from /proc (Linux only)")
+
+    work = Path(tempfile.mkdtemp(prefix="rlenhance_soak_"))
+    try:
+        inputs, outputs = work / "in", work / "out"
+        inputs.mkdir()
+        start = time.perf_counter()
+        good, bad = make_images(inputs, args.images, args.corrupt, args.seed)
+        print(f"wrote {len(good)} good and {len(bad)} corrupt files in {time.perf_counter() - start:.0f} s")
+
+        everything = sorted(good + bad)
+        process = subprocess.Popen([sys.executable, "-m", "rlenhance", "enhance", *map(str, everything),
+                                    "-o", str(outputs), "--device", "cpu"],
+                                   cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        done = [0]  # images finished (a line on stdout or a FAILED line on stderr)
+        stderr_lines: list[str] = []
+
+        def read(stream, keep: list[str] | None) -> None:
+            for line in stream:
+                if keep is not None:
+                    keep.append(line)
+                if " -> " in line or line.startswith("FAILED"):
+                    done[0] += 1
+
+        readers = [threading.Thread(target=read, args=(process.stdout, None), daemon=True),
+                   threading.Thread(target=read, args=(process.stderr, stderr_lines), daemon=True)]
+        for reader in readers:
+            reader.start()
+        samples: list[tuple[int, float]] = []  # (images done, RSS MB)
+        start = time.perf_counter()
+        while process.poll() is None:
+            memory = rss_mb(process.pid)
+            if memory is not None:
+                samples.append((done[0], memory))
+            time.sleep(0.05)
+        seconds = time.perf_counter() - start
+        for reader in readers:
+            reader.join()
+
+        written = [p for p in good if (outputs / f"{p.stem}.png").is_file()]
+        failed_text = "".join(stderr_lines)
+        listed = [p for p in bad if f"FAILED {p}:" in failed_text]
+        stray = [p for p in outputs.iterdir() if p.name.startswith(".")] if outputs.exists() else []
+        baseline = max((m for d, m in samples if d <= SETTLE_AFTER), default=float("nan"))
+        peak_after = max((m for d, m in samples if d > SETTLE_AFTER), default=float("nan"))
+        print(f"rlenhance enhance over {len(everything)} files: exit code {process.returncode} (expected 1), "
+              f"{seconds:.0f} s ({len(everything) / seconds:.1f} images/s)")
+        print(f"good images written: {len(written)} of {len(good)}; corrupt files listed as FAILED: "
+              f"{len(listed)} of {len(bad)}; temporary files left: {len(stray)}")
+        print(f"resident memory: {baseline:.0f} MB by image {SETTLE_AFTER}, peak {peak_after:.0f} MB after it: "
+              f"growth {peak_after - baseline:+.0f} MB (goal < 100 MB)")
+        ok = (process.returncode == 1 and len(written) == len(good) and len(listed) == len(bad) and not stray
+              and peak_after - baseline < 100)
+        print("PASS" if ok else "FAIL")
+        if args.keep is not None:
+            shutil.copytree(work, args.keep, dirs_exist_ok=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
