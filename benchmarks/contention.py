@@ -1,0 +1,145 @@
+"""How much a competing busy process slows the main jobs: each job alone, then beside ``--busy`` processes.
+
+    python -m benchmarks.contention [--episodes 40] [--busy 1] [--repeats 2] [--env NAME=VALUE ...]
+
+Runs, in fresh subprocesses (so that each entry point sets up its own threading, as a user's
+command would):
+
+* the main job, ``python -m experiments.lol_train`` on the embedded default data, for
+  ``--episodes`` episodes (episodes/s from its metrics.csv, the first ``--warmup`` episodes left out);
+* ``rlenhance enhance`` of a 600x400 image, 10 times in one process (best ms per image);
+
+first alone, then while ``--busy`` neighbour processes keep the CPU busy (``--neighbour torch``:
+another torch program with torch's default threading, e.g. a second training run; ``python``: a
+pure-Python loop on one core), and prints the slowdown as a ratio (busy / alone) from
+the same run. ``--env`` adds variables to the jobs' environment (e.g. ``--env OMP_WAIT_POLICY=ACTIVE``
+to compare with the old behaviour); each run's thread setup is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+ENHANCE_SNIPPET = """
+import time, numpy as np
+from rlenhance import Enhancer
+enhancer = Enhancer(device="cpu")
+image = np.random.default_rng(0).uniform(0.0, 0.2, (400, 600, 3)).astype(np.float32)
+times = []
+for _ in range(10):
+    start = time.perf_counter(); enhancer.enhance(image); times.append(time.perf_counter() - start)
+print(min(times) * 1000)
+"""
+
+
+def _spin(stop_at: float) -> None:
+    """A busy neighbour: pure-Python arithmetic until ``stop_at`` (time.time())."""
+    x = 0
+    while time.time() < stop_at:
+        for i in range(10_000):
+            x = (x + i) % 7919
+
+
+NEIGHBOUR_TORCH = """
+import time, torch
+x, w = torch.rand(1, 16, 128, 128), torch.rand(16, 16, 3, 3)
+stop_at = time.time() + 3600
+while time.time() < stop_at:
+    torch.nn.functional.conv2d(x, w, padding=1)
+"""
+
+
+def start_neighbour(kind: str, env: dict[str, str]) -> subprocess.Popen:
+    """A busy neighbour process: ``python`` (one core of pure-Python arithmetic) or ``torch`` (another
+    torch program with torch's defaults: all cores, OpenMP threads that spin while they wait, as
+    a second training run or a test suite on the same machine)."""
+    if kind == "torch":
+        code = NEIGHBOUR_TORCH
+    else:
+        code = "import time\nfrom benchmarks.contention import _spin\n_spin(time.time() + 3600)\n"
+    # the neighbour is a plain program: none of our variables, torch's own defaults
+    plain = {k: v for k, v in env.items() if not k.startswith(("OMP_", "GOMP_", "RLENHANCE_"))}
+    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=plain)
+
+
+def episodes_per_second(episodes: int, warmup: int, env: dict[str, str]) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "run"
+        cmd = [sys.executable, "-m", "experiments.lol_train", "--episodes", str(episodes),
+               "--eval-every", str(episodes), "--samples", "0", "--out", str(out)]
+        subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(out / "metrics.csv", newline="") as handle:
+            walls = {int(row["step"]): float(row["wall_time"]) for row in csv.DictReader(handle)
+                     if row["metric"] == "charts/episode_return"}
+    return (episodes - warmup) / (walls[episodes] - walls[warmup])
+
+
+def enhance_ms(env: dict[str, str]) -> float:
+    proc = subprocess.run([sys.executable, "-c", ENHANCE_SNIPPET], cwd=ROOT, env=env, check=True,
+                          capture_output=True, text=True)
+    return float(proc.stdout.strip().splitlines()[-1])
+
+
+def thread_setup(env: dict[str, str]) -> str:
+    code = ("import rlenhance, torch, os; "
+            "print(f'torch threads {torch.get_num_threads()}, OMP_WAIT_POLICY={os.environ.get(\"OMP_WAIT_POLICY\")}')")
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--episodes", type=int, default=40, help="lol_train episodes per run")
+    parser.add_argument("--warmup", type=int, default=5, help="first episodes left out of episodes/s")
+    parser.add_argument("--busy", type=int, default=1, help="competing busy processes")
+    parser.add_argument("--neighbour", choices=("torch", "python"), default="torch",
+                        help="what the busy processes run (see start_neighbour)")
+    parser.add_argument("--repeats", type=int, default=2, help="runs of each job per condition (best is kept)")
+    parser.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="extra environment variables for the jobs")
+    args = parser.parse_args(argv)
+    if not 0 < args.warmup < args.episodes:
+        parser.error(f"--warmup {args.warmup}: expected 0 < warmup < --episodes ({args.episodes})")
+    env = dict(os.environ)
+    for item in args.env:
+        name, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--env {item!r}: expected NAME=VALUE")
+        env[name] = value
+    print(f"{os.cpu_count()} CPUs; jobs: {thread_setup(env)}; extra env: {args.env or 'none'}")
+
+    results: dict[str, dict[str, float]] = {}
+    for condition in ("alone", "busy"):
+        neighbours = []
+        if condition == "busy":
+            neighbours = [start_neighbour(args.neighbour, env) for _ in range(args.busy)]
+            time.sleep(2.0)  # let them start working
+        try:
+            results[condition] = {
+                "lol_train episodes/s": max(episodes_per_second(args.episodes, args.warmup, env)
+                                            for _ in range(args.repeats)),
+                "enhance 600x400 ms": min(enhance_ms(env) for _ in range(args.repeats)),
+            }
+        finally:
+            for process in neighbours:
+                process.terminate()
+                process.wait()
+        print(f"{condition:>5}: " + ", ".join(f"{k} {v:.2f}" for k, v in results[condition].items()), flush=True)
+
+    speed = results["alone"]["lol_train episodes/s"] / results["busy"]["lol_train episodes/s"]
+    latency = results["busy"]["enhance 600x400 ms"] / results["alone"]["enhance 600x400 ms"]
+    print(f"slowdown beside {args.busy} busy {args.neighbour} process(es): lol_train {speed:.2f}x (episodes/s alone / busy), "
+          f"enhance {latency:.2f}x (ms busy / alone)")
+
+
+if __name__ == "__main__":
+    main()
