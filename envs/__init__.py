@@ -3,6 +3,10 @@
 >>> import gymnasium as gym, envs
 >>> env = gym.make("rlenhance/LowLight-v0", crop=32)        # one image, numpy
 >>> venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=8, device="cpu")  # batched torch
+
+``max_episode_steps`` is each id's episode length: ``gym.make`` gives it to gymnasium's ``TimeLimit``
+wrapper (the one-image env never ends an episode by itself, as CartPole), ``make_vec`` to the vector
+env, which truncates its episodes itself. Either call overrides it with ``max_episode_steps=N``.
 """
 
 from __future__ import annotations
@@ -39,7 +43,9 @@ ENV_IDS = ("rlenhance/LowLight-v0", "rlenhance/Denoise-v0", "rlenhance/Completio
 def make_vec(id: str, num_envs: int = 1, *, device: str | torch.device = "cpu", **kwargs: Any):
     """The natively batched torch vector env of a registered id (B = ``num_envs`` images on ``device``).
 
-    Keyword arguments override the registered ones (``max_episode_steps`` included).
+    Keyword arguments override the registered ones (``max_episode_steps`` included: the vector env
+    truncates its B episodes itself after that many steps); ``render_mode="rgb_array"`` makes
+    ``render()`` return the B current images as uint8 (H, W, 3) RGB frames.
     """
     if id not in ENV_IDS:
         raise ValueError(f"id: expected one of {ENV_IDS}, got {id!r}")

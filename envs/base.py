@@ -12,6 +12,10 @@ per-pixel reward map computed from :mod:`rlenhance.losses`. The task is then exp
 
 All ``B`` episodes of a vector env run in lockstep (same length, reset together), as in PixelRL
 and ReLLIE; ``metadata["autoreset_mode"]`` is ``DISABLED``: call ``reset()`` after the last step.
+The vector env truncates its episodes itself after ``max_episode_steps`` (it has no wrapper); the
+one-image env never ends an episode by itself and leaves the length to gymnasium's ``TimeLimit``,
+as CartPole does (``gym.make(id)`` applies the registered length, ``gym.make(id,
+max_episode_steps=N)`` N steps).
 All randomness (which images, crops, flips, noise, masks, sampled reward weights) comes from the
 env's ``np_random`` and a ``torch.Generator`` seeded from it at every reset, so the same seed gives
 the same rollout.
@@ -20,7 +24,7 @@ the same rollout.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping
 
 import gymnasium as gym
 import numpy as np
@@ -35,10 +39,15 @@ from rlenhance.data import (
     UnpairedImages,
     sample_batch,
 )
-from rlenhance.errors import DatasetError
+from rlenhance.errors import DatasetError, ImageError
+from rlenhance.io import as_unit_float
 
 #: Seeds drawn for the episode's torch generator come from [0, 2**62).
 _SEED_BOUND = 2**62
+#: ``metadata["render_fps"]``: rendered episodes show one frame per step, slowly enough to follow each step.
+RENDER_FPS = 4
+#: The largest value of a rendered uint8 frame.
+_FRAME_MAX = 255.0
 
 
 def parse_crop(crop: int | tuple[int, int] | None) -> tuple[int, int] | None:
@@ -91,6 +100,41 @@ def open_dataset(data: Any, *, kind: str, split: str | None, gray: bool, seed: i
     return UnpairedImages(root, split=split, seed=seed, gray=gray)
 
 
+def check_render_mode(render_mode: str | None, render_modes: list[str]) -> str | None:
+    """``render_mode`` if it is None or one of ``render_modes``; a ValueError naming them otherwise."""
+    if render_mode is not None and render_mode not in render_modes:
+        raise ValueError(f"render_mode: expected None or one of {render_modes}, got {render_mode!r}")
+    return render_mode
+
+
+def render_frames(image: torch.Tensor) -> np.ndarray:
+    """RGB frames of a batch of images, as gymnasium's ``rgb_array`` render mode returns them.
+
+    Args:
+        image: float (B, C, H, W), C = 3 (RGB) or 1 (gray), on any device; values outside [0, 1]
+            (an unclipped noisy image) are clipped.
+
+    Returns:
+        uint8 numpy array (B, H, W, 3), RGB order, ``round(255 * clip(x, 0, 1))``; a gray channel
+        is repeated three times.
+    """
+    frames = image.detach().clamp(0.0, 1.0).mul(_FRAME_MAX).round().to(torch.uint8)
+    if frames.shape[1] == 1:
+        frames = frames.expand(-1, 3, -1, -1)
+    return np.ascontiguousarray(frames.permute(0, 2, 3, 1).cpu().numpy())
+
+
+def _layout_hint(shape: tuple[int, ...], channels: int) -> str:
+    """How to fix an image entry of the wrong layout (channels last, no channel axis), or ""."""
+    if len(shape) == 3 and shape[-1] == channels and shape[0] != channels:
+        return "; an HWC array? use np.transpose(x, (2, 0, 1))"
+    if len(shape) == 4 and shape[-1] == channels and shape[1] != channels:
+        return "; a (B, H, W, C) array? use np.transpose(x, (0, 3, 1, 2))"
+    if len(shape) == 2 and channels == 1:
+        return "; an (H, W) gray image? add the channel axis: x[None]"
+    return ""
+
+
 class PixelTask:
     """Batched pixel-wise MDP on ``num_envs`` images: transition and reward in torch.
 
@@ -101,7 +145,9 @@ class PixelTask:
     Args:
         num_envs: batch size B.
         device: torch device of every tensor the task holds.
-        max_episode_steps: episode length; all episodes of the batch end together.
+        max_episode_steps: episode length; all episodes of the batch are truncated together after
+            this many steps. None: the task never ends an episode (the one-image env leaves the
+            length to gymnasium's ``TimeLimit``).
         data: None (embedded photos), a folder or a dataset; see :func:`open_dataset`.
         data_kind: how a folder is read ("paired", "clean" or "occluded"); set by the task.
         gray: single-channel images.
@@ -114,20 +160,25 @@ class PixelTask:
     #: dtype of discrete actions; continuous actions are float32.
     action_dtype: ClassVar[torch.dtype] = torch.long
 
-    def __init__(self, num_envs: int, *, device: str | torch.device = "cpu", max_episode_steps: int,
+    def __init__(self, num_envs: int, *, device: str | torch.device = "cpu", max_episode_steps: int | None,
                  data: Any = None, data_kind: str = "paired", gray: bool = False, split: str | None = "train",
                  split_seed: int = 0, crop: int | tuple[int, int] | None = 64, validate_actions: bool = True):
         if int(num_envs) < 1:
             raise ValueError(f"num_envs: expected an int >= 1, got {num_envs!r}")
-        if int(max_episode_steps) < 1:
-            raise ValueError(f"max_episode_steps: expected an int >= 1, got {max_episode_steps!r}")
+        if max_episode_steps is not None and int(max_episode_steps) < 1:
+            raise ValueError(f"max_episode_steps: expected an int >= 1 (or None: no limit), got {max_episode_steps!r}")
         self.num_envs = int(num_envs)
         self.device = torch.device(device)
-        self.max_episode_steps = int(max_episode_steps)
+        self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
         self.validate_actions = validate_actions
         self.generator = torch.Generator(device=self.device)
         self.t = 0
         self.done = True
+        #: number of discrete actions per pixel; None for continuous actions (set by the task).
+        self.n_actions: int | None = None
+        #: the current images (B, C, H, W) float32, what ``observe()["image"]`` shows; None before
+        #: the first reset.
+        self.image: torch.Tensor | None = None
         self.dataset = open_dataset(data, kind=data_kind, split=split, gray=gray, seed=split_seed)
         if len(self.dataset) == 0:
             raise ValueError("data: the dataset is empty")
@@ -164,7 +215,7 @@ class PixelTask:
         actions = self.check_actions(actions)
         reward_map = self._transition(actions)
         self.t += 1
-        self.done = self.t >= self.max_episode_steps
+        self.done = self.max_episode_steps is not None and self.t >= self.max_episode_steps
         reward = reward_map.mean(dim=(1, 2, 3))
         terminated = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
         truncated = torch.full((self.num_envs,), self.done, dtype=torch.bool, device=self.device)
@@ -198,40 +249,131 @@ class PixelTask:
         batch = sample_batch(self.dataset, self.num_envs, crop=self.crop, rng=rng)
         return {k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
 
-    def options_batch(self, options: dict[str, Any], keys: tuple[str, ...], required: tuple[str, ...]) -> dict:
-        """Tensors given through ``reset(options=...)``: numpy or torch, (C, H, W) or (B, C, H, W)."""
+    def options_batch(self, options: Mapping[str, Any], images: Mapping[str, int], required: tuple[str, ...], *,
+                      vectors: Mapping[str, int] | None = None, unbounded: tuple[str, ...] = (),
+                      masks: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+        """The entries given through ``reset(options=...)``, checked, as float32 tensors on the device.
+
+        Args:
+            options: the caller's dict (not modified).
+            images: the accepted image keys and their channel count C. An image entry is a numpy
+                array or torch tensor, channels first: (C, H, W) for one env (B = 1) or (B, C, H, W).
+                Its values go through :func:`rlenhance.io.as_unit_float` (floats in [0, 1]; uint8 /
+                uint16 divided by 255 / 65535). All image entries share (H, W), and it must be the
+                env's ``image_size``: the observation space promises that size.
+            required: the keys that must be given.
+            vectors: the accepted vector keys and their length n: (n,) for one env or (B, n),
+                finite values.
+            unbounded: image keys whose float values may leave [0, 1] (an unclipped noisy image):
+                finite values in :data:`rlenhance.io.NOISY_RANGE` (``as_unit_float(noisy=True)``).
+            masks: image keys that may also be bool arrays (read as 0 / 1).
+
+        Returns:
+            Image entries as (B, C, H, W), vector entries as (B, n), float32 on ``self.device``.
+
+        Raises:
+            ValueError: a missing or unknown key, or a vector entry of another shape or with
+                non-finite values.
+            ImageError: an image entry of another rank, channel count (an HWC array is named as
+                such) or batch size, of another (H, W) than the other entries or than the env's
+                ``image_size``, or with values :func:`as_unit_float` refuses (NaN, infinite, out of
+                range, another dtype).
+        """
+        vectors = dict(vectors or {})
+        keys = (*images, *vectors)
         missing = [k for k in required if k not in options]
         unknown = [k for k in options if k not in keys]
         if missing or unknown:
             raise ValueError(f"reset options: accepted keys {keys} (required {required}); "
                              f"missing {missing}, unknown {unknown}")
-        out = {}
-        for key in keys:
-            if key not in options:
-                continue
-            value = torch.as_tensor(np.asarray(options[key]) if not torch.is_tensor(options[key]) else options[key])
-            value = value.to(self.device, torch.float32)
-            if value.ndim == 3:
-                value = value.unsqueeze(0)
-            if value.ndim != 4 or value.shape[0] != self.num_envs:
-                raise ValueError(f"reset options[{key!r}]: expected shape ({self.num_envs}, C, H, W) "
-                                 f"or (C, H, W) for one env, got {tuple(value.shape)}")
-            out[key] = value
+        out: dict[str, torch.Tensor] = {}
+        sizes: dict[str, tuple[int, int]] = {}
+        for key, channels in images.items():
+            if key in options:
+                out[key] = self._option_image(key, options[key], channels, unbounded=key in unbounded,
+                                              mask=key in masks)
+                sizes[key] = (int(out[key].shape[-2]), int(out[key].shape[-1]))
+        first = next(iter(sizes), None)
+        for key, size in sizes.items():
+            if size != sizes[first]:
+                raise ImageError(f"options[{key!r}]: {size[0]}x{size[1]} pixels, but options[{first!r}] is "
+                                 f"{sizes[first][0]}x{sizes[first][1]}; the images of one reset must share (H, W)")
+        h, w = self.image_size
+        if first is not None and sizes[first] != (h, w):
+            got = sizes[first]
+            raise ImageError(f"options[{first!r}]: {got[0]}x{got[1]} pixels; this env's observations are {h}x{w} "
+                             f"(its crop or the size of its data): give {h}x{w} images, or make the env with "
+                             f"crop=({got[0]}, {got[1]})")
+        for key, length in vectors.items():
+            if key in options:
+                out[key] = self._option_vector(key, options[key], length)
         return out
+
+    def _option_image(self, key: str, value: Any, channels: int, *, unbounded: bool, mask: bool) -> torch.Tensor:
+        """One image entry of ``reset(options=...)`` as float32 (B, C, H, W) on the device (see
+        :meth:`options_batch`)."""
+        name = f"options[{key!r}]"
+        value = value if torch.is_tensor(value) else np.asarray(value)
+        shape = tuple(value.shape)
+        b = self.num_envs
+        expected = (f"(C, H, W) with C={channels} channel(s) first (or (1, C, H, W))" if b == 1 else
+                    f"(B, C, H, W) = ({b}, {channels}, H, W): num_envs={b} images, channels first")
+        if len(shape) not in (3, 4) or shape[-3] != channels or (len(shape) == 4 and shape[0] != b) \
+                or (len(shape) == 3 and b != 1):
+            raise ImageError(f"{name}: expected {expected}; got {shape}{_layout_hint(shape, channels)}")
+        if mask and value.dtype in (torch.bool, np.bool_):
+            value = value.float() if torch.is_tensor(value) else value.astype(np.float32)
+        value = as_unit_float(value, name=name, allow_tensor=True, noisy=unbounded)
+        value = torch.as_tensor(value).to(self.device, torch.float32)
+        return value.unsqueeze(0) if value.ndim == 3 else value
+
+    def _option_vector(self, key: str, value: Any, length: int) -> torch.Tensor:
+        """One vector entry of ``reset(options=...)`` as float32 (B, n) on the device."""
+        value = torch.as_tensor(value if torch.is_tensor(value) else np.asarray(value, dtype=np.float32))
+        value = value.to(self.device, torch.float32)
+        b = self.num_envs
+        expected = f"({length},) for one env or ({b}, {length})" if b == 1 else f"({b}, {length}) (num_envs={b})"
+        if value.ndim == 1 and b == 1:
+            value = value.unsqueeze(0)
+        if tuple(value.shape) != (b, length):
+            raise ValueError(f"options[{key!r}]: expected shape {expected}; got {tuple(value.shape)}")
+        bad = int((~torch.isfinite(value)).sum())
+        if bad:
+            raise ValueError(f"options[{key!r}]: {bad} NaN or infinite value(s) of {value.numel()}; expected finite values")
+        return value
 
 
 class PixelVectorEnv(VectorEnv):
     """Natively batched vector env over B images; observations, rewards and actions are torch
     tensors on ``device``. ``info["reward_map"]`` holds the per-pixel reward maps.
 
-    Subclasses set ``task_class``; every keyword argument goes to the task.
+    The env truncates all B episodes itself after ``max_episode_steps`` (there is no ``TimeLimit``
+    for a vector env). Subclasses set ``task_class``.
+
+    Args:
+        num_envs: batch size B.
+        device: torch device of observations, rewards and actions.
+        render_mode: None or "rgb_array": :meth:`render` returns the B current images as uint8
+            (H, W, 3) RGB frames.
+        **kwargs: the task's arguments (``max_episode_steps`` included: an int >= 1).
+
+    Attributes:
+        task: the batched :class:`PixelTask` (its state, tables and data set).
+        num_envs: B.
+        device: the task's torch device.
     """
 
     task_class: ClassVar[type[PixelTask]]
-    metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": AutoresetMode.DISABLED, "render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": AutoresetMode.DISABLED, "render_modes": ["rgb_array"],
+                                          "render_fps": RENDER_FPS}
 
-    def __init__(self, num_envs: int = 1, *, device: str | torch.device = "cpu", **kwargs: Any):
+    def __init__(self, num_envs: int = 1, *, device: str | torch.device = "cpu", render_mode: str | None = None,
+                 **kwargs: Any):
+        self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
         self.task = self.task_class(num_envs, device=device, **kwargs)
+        if self.task.max_episode_steps is None:
+            raise ValueError("max_episode_steps: a vector env ends its episodes itself (it has no TimeLimit "
+                             "wrapper); expected an int >= 1, got None")
         self.num_envs = self.task.num_envs
         self.device = self.task.device
         self.single_observation_space = self.task.single_observation_space
@@ -239,11 +381,15 @@ class PixelVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
 
-    def __getattr__(self, name: str):
-        # task attributes (n_actions, max_episode_steps, alpha_table, ...) read through the env
-        if name == "task":
-            raise AttributeError(name)
-        return getattr(self.task, name)
+    @property
+    def n_actions(self) -> int | None:
+        """Number of discrete actions per pixel; None for continuous actions."""
+        return self.task.n_actions
+
+    @property
+    def max_episode_steps(self) -> int:
+        """Steps per episode: all B episodes are truncated together after this many steps."""
+        return self.task.max_episode_steps
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed, options=options)
@@ -252,17 +398,40 @@ class PixelVectorEnv(VectorEnv):
     def step(self, actions: torch.Tensor):
         return self.task.step(actions)
 
+    def render(self) -> tuple[np.ndarray, ...] | None:
+        """The B current images as uint8 (H, W, 3) RGB frames (``render_mode="rgb_array"``), else None."""
+        if self.render_mode is None:
+            return None
+        if self.task.image is None:
+            raise RuntimeError("render() called before reset(): call reset() first")
+        return tuple(render_frames(self.task.image))
+
 
 class PixelEnv(gym.Env):
     """One-image Gymnasium env (numpy float32 observations, numpy actions) over the same task
-    with B = 1 on the CPU. ``info["reward_map"]`` is a numpy (1 or C, H, W) array."""
+    with B = 1 on the CPU. ``info["reward_map"]`` is a numpy (1 or C, H, W) array.
+
+    As in CartPole, the env never ends an episode by itself: ``gym.make`` wraps it in
+    ``TimeLimit`` (the registered ``max_episode_steps``, or ``gym.make(id, max_episode_steps=N)``).
+
+    Args:
+        render_mode: None or "rgb_array": :meth:`render` returns the current image as a uint8
+            (H, W, 3) RGB frame.
+        **kwargs: the task's arguments (``device`` defaults to "cpu"), without
+            ``max_episode_steps``.
+    """
 
     task_class: ClassVar[type[PixelTask]]
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": RENDER_FPS}
 
-    def __init__(self, **kwargs: Any):
+    def __init__(self, render_mode: str | None = None, **kwargs: Any):
+        if "max_episode_steps" in kwargs:
+            raise TypeError(f"max_episode_steps={kwargs['max_episode_steps']!r}: the one-image env leaves the episode "
+                            "length to gymnasium's TimeLimit wrapper; use gym.make(id, max_episode_steps=N) or "
+                            "gymnasium.wrappers.TimeLimit(env, N) (envs.make_vec takes max_episode_steps)")
+        self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
         kwargs.setdefault("device", "cpu")
-        self.task = self.task_class(1, **kwargs)
+        self.task = self.task_class(1, max_episode_steps=None, **kwargs)
         self.observation_space = self.task.single_observation_space
         self.action_space = self.task.single_action_space
 
@@ -276,6 +445,17 @@ class PixelEnv(gym.Env):
         obs, reward, terminated, truncated, info = self.task.step(action)
         return (_to_numpy(obs), float(reward[0]), bool(terminated[0]), bool(truncated[0]),
                 {"reward_map": info["reward_map"][0].cpu().numpy()})
+
+    def render(self) -> np.ndarray | None:
+        """The current image as a uint8 (H, W, 3) RGB frame (``render_mode="rgb_array"``), else None."""
+        if self.render_mode is None:
+            env_id = self.spec.id if self.spec is not None else "rlenhance/..."
+            gym.logger.warn(f"render() called without a render mode; make the env with one, e.g. "
+                            f"gym.make({env_id!r}, render_mode='rgb_array')")
+            return None
+        if self.task.image is None:
+            raise RuntimeError("render() called before reset(): call reset() first")
+        return render_frames(self.task.image)[0]
 
 
 def _to_numpy(obs: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:

@@ -62,7 +62,10 @@ class CompletionTask(PixelTask):
 
     def _start(self, rng: np.random.Generator, options: dict[str, Any] | None) -> None:
         if options:
-            batch = self.options_batch(options, ("occluded", "original", "mask"), ("occluded", "original", "mask"))
+            channels = {key: space.shape[0] for key, space in self.single_observation_space.spaces.items()}
+            batch = self.options_batch(options, {"occluded": channels["image"], "original": channels["image"],
+                                                 "mask": channels["mask"]},
+                                       ("occluded", "original", "mask"), masks=("mask",))
         else:
             batch = self.draw_batch(rng)
         if "occluded" not in batch:  # clean photos: cut holes (seeded)
@@ -209,24 +212,40 @@ class CompletionEnv(PixelEnv):
     pairs) or, with ``data=None``, an embedded scikit-image photo with random ``occlusion``
     ("box", "stroke" or "mixed") holes. The hole is pre-filled by :func:`diffusion_fill` (onion
     peel from the border plus ``smooth_iters`` diffusion rounds). ``predictor(occluded, mask)``,
-    when given, is run once per episode and offered as action 8.
+    when given, is run once per episode and offered as action 8. Or the images given as
+    ``reset(options={"occluded": ..., "original": ..., "mask": ...})`` (all three required;
+    ``"occluded"`` and ``"original"`` (3, H, W) RGB, ``"mask"`` (1, H, W), 1 on missing pixels, bool
+    accepted). Images given through ``reset(options=...)`` are numpy arrays or torch tensors, channels
+    first ((C, H, W), or (B, C, H, W) for the vector env), of the env's (H, W), float in [0, 1] or
+    uint8 / uint16 (divided by 255 / 65535); others raise ``rlenhance.errors.ImageError`` (a ``ValueError``).
 
     ## Episode End
-    Truncation after ``max_episode_steps`` (5).
+    Truncation after 5 steps; never terminates. The env itself never ends an episode: gymnasium's
+    ``TimeLimit`` truncates it, so ``gym.make(id, max_episode_steps=N)`` sets the length. The vector
+    env (``envs.make_vec(id, max_episode_steps=N)``) truncates its B episodes itself.
 
     ## Arguments
     Those of :class:`envs.base.PixelTask` (``split``, ``split_seed``, ``crop`` (64), ``device``,
-    ``validate_actions``), ``data``, ``max_episode_steps``, ``occlusion``, ``predictor``,
-    ``smooth_iters``, ``reward``, ``reward_scale``.
+    ``validate_actions``), ``data``, ``occlusion``, ``predictor``, ``smooth_iters``, ``reward``,
+    ``reward_scale``; ``max_episode_steps`` for the vector env only. ``render_mode``: None or
+    ``"rgb_array"`` (``render()`` returns the current image as uint8 (H, W, 3), RGB).
 
     ## Version History
-    * v0: initial version.
+    * v0: initial version. Since then, under the same id (episodes of the registered length and valid
+      float images are unchanged): the one-image env no longer truncates by itself, so ``gym.make(id,
+      max_episode_steps=N)`` gives N steps (before, an N above 5 still stopped at step 5);
+      ``render_mode="rgb_array"``; ``reset(options=...)`` refuses images of another layout, channel
+      count, size or values (NaN, 0-255 floats) with an ``ImageError`` and scales uint8 / uint16 images
+      by their range (they were read as 0-255 floats before).
     """
 
     task_class = CompletionTask
 
 
 class CompletionVectorEnv(PixelVectorEnv):
-    """Batched torch twin of :class:`CompletionEnv`."""
+    """Batched torch twin of :class:`CompletionEnv`.
+
+    ``max_episode_steps`` (default 5) is the vector env's own: it truncates the B episodes itself.
+    """
 
     task_class = CompletionTask

@@ -48,7 +48,11 @@ class DenoiseTask(PixelTask):
 
     def _start(self, rng: np.random.Generator, options: dict[str, Any] | None) -> None:
         if options:
-            batch = self.options_batch(options, ("clean", "noisy"), ("clean",))
+            # "noisy" is observed: unclipped unless clip=True. Given "noisy", "clean" is only the reward's
+            # reference (rollouts that never score pass the input as a stand-in), so it may leave [0, 1] too.
+            unbounded = (() if self.clip else ("noisy",)) + (("clean",) if "noisy" in options else ())
+            batch = self.options_batch(options, {"clean": self.channels, "noisy": self.channels}, ("clean",),
+                                       unbounded=unbounded)
             clean = batch["clean"]
         else:
             batch = self.draw_batch(rng)
@@ -117,23 +121,41 @@ class DenoiseEnv(PixelEnv):
     A random crop (and flips) of a clean image of ``data`` (None = the embedded scikit-image photos
     in gray) plus Gaussian noise of standard deviation ``sigma`` / 255, where ``sigma`` is one value
     or a sequence sampled per episode; or ``reset(options={"clean": ..., "noisy": ...})``.
+    Images given through ``reset(options=...)`` are numpy arrays or torch tensors, channels first
+    ((C, H, W), or (B, C, H, W) for the vector env), of the env's (H, W), float in [0, 1] or uint8 /
+    uint16 (divided by 255 / 65535); others raise ``rlenhance.errors.ImageError`` (a ``ValueError``).
+    C is 1 (``gray=True``) or 3. ``"noisy"`` (optional: noise is drawn when it is absent) may leave
+    [0, 1] but must be finite; with ``clip=True`` it must be in [0, 1]. Next to ``"noisy"``,
+    ``"clean"`` is only the reward's reference and may leave [0, 1] too (finite).
 
     ## Episode End
-    Truncation after ``max_episode_steps`` (5, as PixelRL).
+    Truncation after 5 steps (as PixelRL); never terminates. The env itself never ends an episode:
+    gymnasium's ``TimeLimit`` truncates it, so ``gym.make(id, max_episode_steps=N)`` sets the
+    length. The vector env (``envs.make_vec(id, max_episode_steps=N)``) truncates its B episodes itself.
 
     ## Arguments
     Those of :class:`envs.base.PixelTask` (``data``, ``split``, ``split_seed``, ``device``,
-    ``validate_actions``), ``crop`` (70, PixelRL), ``max_episode_steps``, ``sigma``, ``gray``, ``clip``,
-    ``reward_scale``.
+    ``validate_actions``), ``crop`` (70, PixelRL), ``sigma``, ``gray``, ``clip``, ``reward_scale``;
+    ``max_episode_steps`` for the vector env only. ``render_mode``: None or ``"rgb_array"``
+    (``render()`` returns the current image, clipped to [0, 1], as uint8 (H, W, 3): a gray image
+    in three equal channels).
 
     ## Version History
-    * v0: initial version.
+    * v0: initial version. Since then, under the same id (episodes of the registered length and valid
+      float images are unchanged): the one-image env no longer truncates by itself, so ``gym.make(id,
+      max_episode_steps=N)`` gives N steps (before, an N above 5 still stopped at step 5);
+      ``render_mode="rgb_array"``; ``reset(options=...)`` refuses images of another layout, channel
+      count, size or values (NaN, 0-255 floats) with an ``ImageError`` and scales uint8 / uint16 images
+      by their range (they were read as 0-255 floats before).
     """
 
     task_class = DenoiseTask
 
 
 class DenoiseVectorEnv(PixelVectorEnv):
-    """Batched torch twin of :class:`DenoiseEnv`."""
+    """Batched torch twin of :class:`DenoiseEnv`.
+
+    ``max_episode_steps`` (default 5) is the vector env's own: it truncates the B episodes itself.
+    """
 
     task_class = DenoiseTask

@@ -109,9 +109,9 @@ class LowLightTask(PixelTask):
     # --- episode start ---------------------------------------------------------------------
     def _start(self, rng: np.random.Generator, options: dict[str, Any] | None) -> None:
         if options:
-            batch = self.options_batch(options, ("low", "high", "cond"), ("low",))
-            if "cond" in batch:
-                batch["cond"] = batch["cond"].reshape(self.num_envs, len(COND_FIELDS))
+            channels = self.single_observation_space["image"].shape[0]
+            batch = self.options_batch(options, {"low": channels, "high": channels}, ("low",),
+                                       vectors={"cond": len(COND_FIELDS)})
         else:
             batch = self.draw_batch(rng)
         if "low" not in batch:  # clean photos only: darken them synthetically (seeded)
@@ -254,25 +254,53 @@ class LowLightEnv(PixelEnv):
     partner (the embedded scikit-image photos) are darkened by
     ``rlenhance.data.synthetic_low_light``. With ``conditioned=True`` the exposure target is drawn
     from ``exposure_range`` and each weight is multiplied by a log-uniform factor in ``weight_range``.
+    Images given through ``reset(options=...)`` are numpy arrays or torch tensors, channels first
+    ((C, H, W), or (B, C, H, W) for the vector env), of the env's (H, W), float in [0, 1] or uint8 /
+    uint16 (divided by 255 / 65535); others raise ``rlenhance.errors.ImageError`` (a ``ValueError``).
+    ``"low"`` is required, ``"high"`` optional (3, H, W); ``"cond"``, the encoded conditioning vector,
+    is (5,) (or (B, 5)), finite.
 
     ## Episode End
-    Truncation after ``max_episode_steps`` (ReLLIE trains with 10 and tests with 6); never terminates.
+    Truncation after 10 steps (ReLLIE trains with 10 and tests with 6); never terminates. The env
+    itself never ends an episode: gymnasium's ``TimeLimit`` truncates it, so
+    ``gym.make(id, max_episode_steps=N)`` sets the length. The vector env
+    (``envs.make_vec(id, max_episode_steps=N)``) truncates its B episodes itself.
 
     ## Arguments
     Those of :class:`envs.base.PixelTask` (``data``, ``split``, ``split_seed``, ``crop`` (64),
-    ``device``, ``validate_actions``), ``max_episode_steps``, ``action_type``, ``alpha_channels``, ``alpha_table``, ``damping``, ``reward``, ``w_exposure``,
-    ``w_color``, ``w_spatial``, ``w_smooth``, ``exposure_target``, ``exposure_patch``, ``conditioned``,
-    ``exposure_range``, ``weight_range``, ``cond_scale``, ``cond_offset``, ``reward_scale``,
-    ``observe_exposure_gap``.
+    ``device``, ``validate_actions``), ``action_type``, ``alpha_channels``, ``alpha_table``, ``damping``,
+    ``reward``, ``w_exposure``, ``w_color``, ``w_spatial``, ``w_smooth``, ``exposure_target``,
+    ``exposure_patch``, ``conditioned``, ``exposure_range``, ``weight_range``, ``cond_scale``,
+    ``cond_offset``, ``reward_scale``, ``observe_exposure_gap``; ``max_episode_steps`` for the vector
+    env only. ``render_mode``: None or ``"rgb_array"`` (``render()`` returns the current image as uint8
+    (H, W, 3), RGB).
 
     ## Version History
-    * v0: initial version.
+    * v0: initial version. Since then, under the same id (episodes of the registered length and valid
+      float images are unchanged): the one-image env no longer truncates by itself, so ``gym.make(id,
+      max_episode_steps=N)`` gives N steps (before, an N above 10 still stopped at step 10);
+      ``render_mode="rgb_array"``; ``reset(options=...)`` refuses images of another layout, channel
+      count, size or values (NaN, 0-255 floats) with an ``ImageError`` and scales uint8 / uint16 images
+      by their range (they were read as 0-255 floats before); ``options["cond"]`` is (5,) or (B, 5).
     """
 
     task_class = LowLightTask
 
 
 class LowLightVectorEnv(PixelVectorEnv):
-    """Batched torch twin of :class:`LowLightEnv` (same task, B images on ``device``)."""
+    """Batched torch twin of :class:`LowLightEnv` (same task, B images on ``device``).
+
+    ``max_episode_steps`` (default 10) is the vector env's own: it truncates the B episodes itself.
+    """
 
     task_class = LowLightTask
+
+    @property
+    def cond_scale(self) -> torch.Tensor:
+        """float32 (5,): ``obs["cond"] * cond_scale + cond_offset`` are the setting's values (``COND_FIELDS``)."""
+        return self.task.cond_scale
+
+    @property
+    def cond_offset(self) -> torch.Tensor:
+        """float32 (5,): see :attr:`cond_scale`."""
+        return self.task.cond_offset

@@ -31,7 +31,7 @@ def test_check_env_passes_without_unexpected_warnings(env_id):
     env = gym.make(env_id, **SMALL[env_id]).unwrapped
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        check_env(env, skip_render_check=True)
+        check_env(env)  # renders too: makes the env again with each declared render mode
     unexpected = [str(w.message) for w in caught
                   if not any(a in str(w.message) for a in ALLOWED_WARNINGS)]
     assert unexpected == []

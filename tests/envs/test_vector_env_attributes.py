@@ -1,0 +1,44 @@
+"""The vector env's attributes are explicit: what callers read is there, anything else is an AttributeError."""
+
+import pickle
+
+import pytest
+import torch
+
+import envs
+from envs.base import PixelTask
+
+
+@pytest.mark.parametrize("env_id,kwargs,n_actions", [
+    ("rlenhance/LowLight-v0", {}, 27),
+    ("rlenhance/LowLight-v0", {"action_type": "continuous"}, None),
+    ("rlenhance/Denoise-v0", {}, 9),
+    ("rlenhance/Completion-v0", {}, 8),
+])
+def test_what_callers_read_is_there(env_id, kwargs, n_actions):
+    venv = envs.make_vec(env_id, num_envs=2, crop=16, max_episode_steps=3, **kwargs)
+    assert isinstance(venv.task, PixelTask)
+    assert venv.n_actions == n_actions
+    assert venv.max_episode_steps == 3
+    assert venv.num_envs == 2 and venv.device == torch.device("cpu")
+
+
+def test_lowlight_vector_env_exposes_the_cond_encoding():
+    venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=1, crop=16)
+    assert torch.equal(venv.cond_scale, venv.task.cond_scale)
+    assert torch.equal(venv.cond_offset, venv.task.cond_offset)
+
+
+@pytest.mark.parametrize("name", ["dataset", "generator", "observe", "check_actions", "t", "alpha",
+                                  "no_such_attribute"])
+def test_task_internals_and_unknown_names_are_attribute_errors(name):
+    venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=1, crop=16)
+    with pytest.raises(AttributeError, match=name):
+        getattr(venv, name)
+    assert hasattr(venv.task, name) or name == "no_such_attribute"
+
+
+def test_vector_env_pickles():
+    venv = envs.make_vec("rlenhance/Denoise-v0", num_envs=2, crop=8, max_episode_steps=2)
+    copy = pickle.loads(pickle.dumps(venv))
+    assert copy.max_episode_steps == 2 and copy.n_actions == 9
