@@ -518,7 +518,9 @@ class A3C:
         device: ``None`` = the policy's device, ``"auto"`` = CUDA when available, or a device.
 
     Example:
-        >>> policy = PixelActorCritic(**policy_kwargs_from_env(venv, width=32))
+        >>> import envs
+        >>> venv = envs.make_vec("rlenhance/Denoise-v0", num_envs=2, crop=16)
+        >>> policy = PixelActorCritic(**policy_kwargs_from_env(venv, width=8))
         >>> agent = A3C(policy, A3CConfig(gamma=0.95, lr=1e-3))
         >>> stats = agent.train_episode(venv, seed=0)      # first episode seeds the env
         >>> stats = agent.train_episode(venv)              # later ones continue its RNG

@@ -70,8 +70,10 @@ class PixelReplayBuffer:
 
     Example:
         >>> buf = PixelReplayBuffer(capacity_mb=16, storage="uint8")
-        >>> buf.add(obs, actions, reward_map, next_obs, done)   # a batch of B transitions
-        >>> sample = buf.sample(32, generator=torch.Generator().manual_seed(0))
+        >>> obs = {"image": torch.rand(4, 3, 8, 8)}
+        >>> actions, reward_map = torch.randint(0, 9, (4, 3, 8, 8)), torch.rand(4, 1, 8, 8)
+        >>> buf.add(obs, actions, reward_map, obs, torch.zeros(4, dtype=torch.bool))   # a batch of B transitions
+        >>> sample = buf.sample(2, generator=torch.Generator().manual_seed(0))
     """
 
     def __init__(self, capacity_mb: float, storage: str = "uint8",

@@ -259,9 +259,11 @@ class SAC:
             (:meth:`PixelQNetwork.for_policy`), e.g. ``{"width": 16}``.
 
     Example:
-        >>> venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=8, action_type="continuous")
-        >>> policy = PixelActorCritic(**policy_kwargs_from_env(venv, width=32, bounded_mean=False))
-        >>> agent = SAC(policy, SACConfig(batch_size=16))
+        >>> import envs
+        >>> from agents.a3c import policy_kwargs_from_env
+        >>> venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=2, crop=16, action_type="continuous")
+        >>> policy = PixelActorCritic(**policy_kwargs_from_env(venv, width=8, bounded_mean=False))
+        >>> agent = SAC(policy, SACConfig(batch_size=2, learning_starts=0), critic_kwargs={"width": 8})
         >>> stats = agent.train_episode(venv, seed=0)      # first episode seeds the env
         >>> stats = agent.train_episode(venv)              # later ones continue its RNG
     """

@@ -19,8 +19,11 @@ The image planes (``channels`` / ``in_channels``), ``width`` and the depth argum
 policy's fusion convolution, branches and heads are never touched (always fresh).
 
 Example:
+    >>> from pathlib import Path
+    >>> from rlenhance.models.policy import PixelActorCritic
+    >>> shipped = Path(__file__).parent.parent / "weights" / "mrpnet_denoise.pt"   # MRPNet, width 64
     >>> policy = PixelActorCritic(1, 1, 9, backbone="mrpnet", backbone_width=64)
-    >>> summary = load_backbone(policy, "runs/supervised_train/checkpoints/best.pt")
+    >>> summary = load_backbone(policy, shipped)     # or a supervised_train run's checkpoints/best.pt
     >>> set_backbone_trainable(policy, False)        # e.g. for the first K episodes
 """
 
