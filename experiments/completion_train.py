@@ -226,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     venv = make_venv()
     images = occluded_test_set(test_set, occlusion=args.occlusion, seed=args.occlusion_seed, device=device,
                                limit=args.eval_images, max_side=args.eval_size)
-    agent = make_agent(args, venv)
+    agent = make_agent(args, venv, resume=run.resuming)
     return train(args, run, agent, venv, make_venv=make_venv,
                  evaluate=lambda policy: evaluate(policy, venv.task, images, args, predictor),
                  metric="eval/hole_psnr", env_config=inference_config(args, venv.task),

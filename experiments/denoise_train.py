@@ -196,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
     venv = make_venv()
     images = noisy_test_set(test_set, args.sigma, seed=args.noise_seed, device=device, limit=args.eval_images)
-    agent = make_agent(args, venv)
+    agent = make_agent(args, venv, resume=run.resuming)
     return train(args, run, agent, venv, make_venv=make_venv,
                  evaluate=lambda policy: evaluate(policy, venv.task, images, args),
                  metric="eval/psnr", env_config=inference_config(args),

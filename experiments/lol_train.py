@@ -6,9 +6,10 @@
 
 The run folder (``--out``) gets config.json, TensorBoard events, metrics.csv, checkpoints
 (last.pt every evaluation, best.pt by validation PSNR, or by the exposure loss without references),
-sample grids (input | output | reference) and a summary table. ``--resume`` continues a killed run
-from checkpoints/last.pt to the same episode count; episode ``k`` always resets the env with seed
-``seed * 1_000_003 + k``, so a resumed run draws the same images as an uninterrupted one. The loop
+sample grids (input | output | reference) and a summary table. Ctrl-C (SIGINT) or SIGTERM saves
+checkpoints/last.pt before the next episode and exits with code 130 / 143; ``--resume`` continues a
+stopped or killed run from last.pt to the same episode count; episode ``k`` always resets the env with
+seed ``seed * 1_000_003 + k``, so a resumed run draws the same images as an uninterrupted one. The loop
 is :func:`experiments.rl_common.train`; best.pt's ``extra["env"]`` is what
 :class:`rlenhance.Enhancer` needs.
 """
@@ -259,7 +260,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
     names, val_low, val_high = load_validation(args, device)
     a3c_extra = ({"mean_action_tv": args.w_smooth, "action_values": tuple(venv.task.alpha_table.tolist())}
                  if args.smooth_on_mean else None)
-    agent = make_agent(args, venv, a3c_extra=a3c_extra, keys=("image", "original", "exposure_gap"))
+    agent = make_agent(args, venv, a3c_extra=a3c_extra, resume=run.resuming,
+                       keys=("image", "original", "exposure_gap"))
     return train(args, run, agent, venv, make_venv=make_venv,
                  evaluate=lambda policy: evaluate(policy, venv.task, args, val_low, val_high),
                  metric=best_score, env_config=inference_config(args, venv.task),

@@ -6,9 +6,9 @@ pieces into this loop::
 
     args = resolve_args(parse_config(Args, argv))          # Args subclasses RLArgs
     device = setup(args)                                    # threads, denormals, seeds, device
-    run = open_run(args)                                    # --out; --resume checks the arguments
+    run = open_run(args)                                    # --out checked (written on first use)
     venv = make_venv()                                      # the task's batched torch vector env
-    agent = make_agent(args, venv)                          # --agent a3c | sac, --backbone ...
+    agent = make_agent(args, venv, resume=run.resuming)     # --agent a3c | sac, --backbone ...
     train(args, run, agent, venv, make_venv=make_venv,
           evaluate=lambda policy: (scores, grid_rows),      # task-specific, on held-out images
           metric="eval/psnr", env_config={...})             # "best" by this score; inference config
@@ -27,19 +27,27 @@ What :func:`train` does:
   ``extra["scores"]``, ``extra["algorithm"]``; only last.pt carries ``extra["agent"]`` (the
   agent's full state: optimisers, counters, generator) for ``--resume``;
 * per-episode scalars: ``charts/*`` (return, reward, lr, alpha ...) and ``losses/*`` (every stat
-  whose name holds "loss", and the entropy); a tqdm bar; a closing summary table.
+  whose name holds "loss", and the entropy); a tqdm bar; a closing summary table;
+* SIGINT / SIGTERM (:class:`experiments.runs.StopSignals`) stop the run before the next episode
+  (or Hogwild chunk, or a due evaluation): last.pt gets the state of that point (with
+  ``extra["eval_episode"]``, the episode of its ``scores``, so ``--resume`` runs a skipped
+  evaluation first) and :class:`experiments.runs.Interrupted` ends the run: with :func:`run_cli`,
+  one line on stderr and exit code 130 / 143. A resumed A3C run still ends with the weights of an
+  uninterrupted one;
+* ``--resume`` on a finished run (last.pt at ``--episodes``, evaluated) changes nothing: one line
+  says so, and summary.md is only written if it is missing.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, ClassVar, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Mapping
 
 import gymnasium as gym
 import torch
@@ -47,7 +55,7 @@ from torch import Tensor
 
 from agents.a3c import A3C, A3CConfig, policy_kwargs_from_env
 from agents.sac import SAC, SACConfig
-from experiments.runs import Run, arg
+from experiments.runs import Run, StopSignals, arg, run_cli
 from rlenhance.checkpoint import load_checkpoint
 from rlenhance.models.policy import BACKBONES, PixelActorCritic
 from rlenhance.runtime import flush_denormals, seed_everything, select_device
@@ -327,21 +335,23 @@ def sac_config(args: RLArgs) -> SACConfig:
                      **{k: v for k, v in given.items() if v is not None})
 
 
-def make_agent(args: RLArgs, venv: Any, a3c_extra: Mapping[str, Any] | None = None,
-               **policy_kwargs: Any) -> A3C | SAC:
+def make_agent(args: RLArgs, venv: Any, a3c_extra: Mapping[str, Any] | None = None, *,
+               resume: bool | None = None, **policy_kwargs: Any) -> A3C | SAC:
     """An A3C or SAC agent (``--agent``) with a fresh policy (:func:`make_policy`) on ``venv``'s device.
 
     ``a3c_extra`` holds task-specific :class:`agents.a3c.A3CConfig` fields (e.g. ``mean_action_tv``).
 
-    A new run (not ``--resume``) with ``--init-backbone`` copies the supervised weights into the
-    backbone (:func:`rlenhance.models.backbones.load_backbone`), unless ``--random-backbone``; a
-    resumed run takes every weight from its last.pt.
+    A new run with ``--init-backbone`` copies the supervised weights into the backbone
+    (:func:`rlenhance.models.backbones.load_backbone`), unless ``--random-backbone``; a resumed
+    run takes every weight from its last.pt. ``resume`` says which (default ``args.resume``; pass
+    ``run.resuming``: a ``--resume`` that finds no checkpoint starts anew).
     """
+    resume = args.resume if resume is None else resume
     policy = make_policy(args, venv, **policy_kwargs)
-    if args.init_backbone is not None and not args.resume and args.random_backbone:
+    if args.init_backbone is not None and not resume and args.random_backbone:
         print(f"--random-backbone: the {args.backbone} backbone has the shape of {args.init_backbone} "
               "and random initial weights")
-    elif args.init_backbone is not None and not args.resume:
+    elif args.init_backbone is not None and not resume:
         from rlenhance.models.backbones import load_backbone
 
         copied = load_backbone(policy, args.init_backbone)
@@ -358,20 +368,24 @@ def make_agent(args: RLArgs, venv: Any, a3c_extra: Mapping[str, Any] | None = No
 
 # --- the run folder ----------------------------------------------------------------------------------
 def open_run(args: RLArgs) -> Run:
-    """The run folder of ``--out`` (:class:`experiments.runs.Run`).
+    """The run folder of ``--out`` (:class:`experiments.runs.Run`), checked; nothing is written
+    until the run logs its first episode, so it may be opened before the data are loaded.
 
-    ``--resume`` must repeat the run's arguments: only those in :data:`RESUME_OVERRIDES` (the
-    episode total, the evaluation schedule, the device ...) may change, since any other would
-    make the continued run differ from an uninterrupted one.
+    ``--resume`` must repeat the run's arguments (those of last.pt, or of config.json when the
+    run stopped before its first checkpoint and starts anew): only those in
+    :data:`RESUME_OVERRIDES` (the episode total, the evaluation schedule, the device ...) may
+    change, since any other would make the continued run differ from an uninterrupted one.
+    ``run.resuming`` says whether there is a checkpoint to continue from.
 
     Raises:
-        FileNotFoundError: ``--resume`` without ``checkpoints/last.pt``.
-        FileExistsError: a new run in a folder that holds one.
+        FileNotFoundError: ``--resume`` on a folder that holds no run.
+        FileExistsError: a new run in a folder that holds one with a checkpoint.
         ValueError: ``--resume`` with arguments that differ from the run's.
     """
-    last = Path(args.out) / "checkpoints" / "last.pt"
-    if args.resume and last.is_file():
-        saved = load_checkpoint(last)["extra"].get("args", {})
+    out = Path(args.out)
+    last, config = out / "checkpoints" / "last.pt", out / "config.json"
+    if args.resume and (last.is_file() or config.is_file()):
+        saved = load_checkpoint(last)["extra"].get("args", {}) if last.is_file() else json.loads(config.read_text())
         current = asdict(args)
         conflicts = [f"{_flag(k)} {current[k]!r} (the run has {saved[k]!r})" for k in sorted(current)
                      if k in saved and k not in RESUME_OVERRIDES and _differs(current[k], saved[k])]
@@ -419,8 +433,9 @@ def train(args: RLArgs, run: Run, agent: A3C | SAC, venv: Any, *, evaluate: Eval
 
     Args:
         args: the resolved arguments (episodes, eval_every, seed, workers, freeze_backbone,
-            samples, resume ... are read here).
-        run: the run folder (:class:`experiments.runs.Run`); closed on return.
+            samples ... are read here).
+        run: the run folder (:class:`experiments.runs.Run`; ``run.resuming`` continues its
+            last.pt); closed on return.
         agent: from :func:`make_agent`.
         venv: the training vector env.
         evaluate: ``policy -> (scores, grid_rows)``; called in eval mode, without gradients.
@@ -433,29 +448,78 @@ def train(args: RLArgs, run: Run, agent: A3C | SAC, venv: Any, *, evaluate: Eval
 
     Returns:
         The run folder.
+
+    Raises:
+        experiments.runs.Interrupted: SIGINT or SIGTERM stopped the run (last.pt saved).
     """
-    policy = agent.policy
-    episode, best, best_episode = 0, -math.inf, 0
-    if args.resume:
-        ckpt = run.load_last(expected_arch=policy.arch())
-        agent.load_state_dict(ckpt["extra"]["agent"])
-        episode, best = int(ckpt["extra"]["episode"]), float(ckpt["extra"]["best"])
-        best_episode = int(ckpt["extra"].get("best_episode", 0))
-        run.truncate_metrics(episode)
-        print(f"resumed {run.last_path} at episode {episode}")
     if args.workers and make_venv is None:
         raise ValueError("--workers: this experiment cannot build environments in worker processes")
+    policy = agent.policy
     score_of = (lambda s: s[metric]) if isinstance(metric, str) else metric
     metric_name = metric if isinstance(metric, str) else "metric"
-    bar = run.progress(args.episodes, initial=episode)
+    title = title or f"{run.dir}"
+    # episode: episodes trained; evaluated: the episode of `scores`; saved: the episode of last.pt
+    episode, best, best_episode, evaluated, saved = 0, -math.inf, 0, 0, None
     scores: dict[str, float] = {}
-    while episode < args.episodes:
-        stop = min(args.episodes, (episode // args.eval_every + 1) * args.eval_every)
-        while episode < stop:
+    if run.resuming:
+        extra = run.load_last(expected_arch=policy.arch())["extra"]
+        agent.load_state_dict(extra["agent"])
+        episode, best = int(extra["episode"]), float(extra["best"])
+        best_episode = int(extra.get("best_episode", 0))
+        evaluated = int(extra.get("eval_episode", episode))  # older last.pt: written at evaluations only
+        scores, saved = dict(extra.get("scores") or {}), episode
+        best, best_episode = run.best_so_far(best, best_episode, step_key="best_episode")
+        if episode >= args.episodes and evaluated == episode:
+            print(f"{run.dir}: already finished at episode {episode}; nothing to do; raise --episodes to train on")
+            if not run.summary_path.exists():  # killed between last.pt and summary.md
+                run.summary([_summary_row(args, episode, scores, best, best_episode, metric_name, summary)], title)
+            run.close()
+            return run.dir
+        run.truncate_metrics(episode)
+        print(f"resumed {run.last_path} at episode {episode}")
+
+    def due() -> bool:  # an evaluation is due at this episode and not yet done
+        return evaluated < episode and (episode >= args.episodes or episode % args.eval_every == 0)
+
+    def checkpoint_extra() -> dict[str, Any]:
+        return {"episode": episode, "env": dict(env_config), "scores": scores, "args": asdict(args),
+                "algorithm": args.agent, "metric": metric_name, "best": best, "best_episode": best_episode}
+
+    bar = run.progress(args.episodes, initial=episode)
+    with StopSignals() as stop:
+        while due() or episode < args.episodes:
+            if stop.signum:  # before the next episode or a due evaluation: save this point and stop
+                if saved != episode:
+                    run.save("last", model=policy, arch=policy.arch(),
+                             extra={**checkpoint_extra(), "eval_episode": evaluated, "agent": agent.state_dict()})
+                bar.close()
+                run.close()
+                raise stop.interrupted(f"interrupted at episode {episode} of {args.episodes} ({stop.name}); "
+                                       f"{run.last_path} saved; continue with the same arguments and --resume")
+            if due():
+                start = time.perf_counter()
+                policy.eval()
+                with torch.no_grad():
+                    scores, rows = evaluate(policy)
+                policy.train()
+                scores = {**scores, "eval/seconds": time.perf_counter() - start}
+                run.log(episode, scores)
+                value = float(score_of(scores))
+                evaluated = episode
+                if value > best:  # best.pt before last.pt: a kill between them leaves last.pt's best behind
+                    best, best_episode = value, episode
+                    run.save("best", model=policy, arch=policy.arch(), extra=checkpoint_extra())
+                run.save("last", model=policy, arch=policy.arch(),
+                         extra={**checkpoint_extra(), "eval_episode": evaluated, "agent": agent.state_dict()})
+                saved = episode
+                if rows and args.samples:
+                    run.save_grid(f"episode_{episode:06d}", rows[:args.samples])
+                continue
             _set_backbone(policy, args, episode)
+            stop_at = min(args.episodes, (episode // args.eval_every + 1) * args.eval_every)
             if args.workers:  # Hogwild chunks never straddle the end of the frozen phase
-                frozen_until = args.freeze_backbone if episode < args.freeze_backbone else stop
-                chunk = min(stop, frozen_until) - episode
+                frozen_until = args.freeze_backbone if episode < args.freeze_backbone else stop_at
+                chunk = min(stop_at, frozen_until) - episode
                 stats = agent.train_hogwild(lambda rank: make_venv(), workers=args.workers, episodes=chunk,
                                             seed=episode_seed(args.seed, episode))
                 episode += chunk
@@ -469,38 +533,16 @@ def train(args: RLArgs, run: Run, agent: A3C | SAC, venv: Any, *, evaluate: Eval
                 bar.update(1)
                 bar.set_postfix(ret=f"{stats['episode_return']:.3f}",
                                 best=f"{best:.4g}" if math.isfinite(best) else "-")
-
-        start = time.perf_counter()
-        policy.eval()
-        with torch.no_grad():
-            scores, rows = evaluate(policy)
-        policy.train()
-        scores = {**scores, "eval/seconds": time.perf_counter() - start}
-        run.log(episode, scores)
-        value = float(score_of(scores))
-        extra = {"episode": episode, "env": dict(env_config), "scores": scores, "args": asdict(args),
-                 "algorithm": args.agent, "metric": metric_name}
-        if value > best:
-            best, best_episode = value, episode
-            run.save("best", model=policy, arch=policy.arch(),
-                     extra={**extra, "best": best, "best_episode": best_episode})
-        run.save("last", model=policy, arch=policy.arch(),
-                 extra={**extra, "best": best, "best_episode": best_episode, "agent": agent.state_dict()})
-        if rows and args.samples:
-            run.save_grid(f"episode_{episode:06d}", rows[:args.samples])
     bar.close()
-    row = {"episodes": episode, "agent": args.agent, **(summary or {})}
-    row.update({k.split("/", 1)[-1]: v for k, v in scores.items()})
-    row.update({f"best_{metric_name.split('/', 1)[-1]}": best, "best_episode": best_episode})
-    run.summary([row], title=title or f"{run.dir}")
+    run.summary([_summary_row(args, episode, scores, best, best_episode, metric_name, summary)], title=title)
     run.close()
     return run.dir
 
 
-def run_cli(main: Callable[[Sequence[str] | None], Any], prog: str) -> None:
-    """Run ``main()``; bad arguments, data or checkpoints end with one line on stderr and exit code 2."""
-    try:
-        main(None)
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:  # ImageError, DatasetError, CheckpointError too
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+def _summary_row(args: RLArgs, episode: int, scores: Mapping[str, float], best: float, best_episode: int,
+                 metric_name: str, summary: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The closing summary table's row: the task's columns, then the last evaluation and the best."""
+    row = {"episodes": episode, "agent": args.agent, **(summary or {})}
+    row.update({k.split("/", 1)[-1]: v for k, v in scores.items()})
+    row.update({f"best_{metric_name.split('/', 1)[-1]}": best, "best_episode": best_episode})
+    return row

@@ -7,10 +7,21 @@ A run folder looks like::
       config.json          the resolved arguments (written atomically)
       metrics.csv          long format: step, wall_time, metric, value (one row per scalar)
       tb/                  TensorBoard events (groups charts/, losses/, eval/)
-      checkpoints/last.pt  written atomically after every evaluation; ``--resume`` starts here
-      checkpoints/best.pt  the best by the experiment's validation metric
+      checkpoints/last.pt  written atomically after every evaluation and when SIGINT / SIGTERM stops
+                           the run; ``--resume`` starts here
+      checkpoints/best.pt  the best by the experiment's validation metric (written before last.pt, so
+                           a kill between the two leaves a best.pt that --resume takes over)
       samples/*.png        sample grids: input | output | reference
       summary.md           the closing table
+
+Nothing is written until the experiment logs or saves for the first time, so a start that fails
+on its arguments or data leaves ``--out`` as it was. A folder that holds the start of a run which
+never reached a checkpoint (config.json, tb/, metrics.csv) is started anew, with a line saying so,
+with or without ``--resume``; one with ``checkpoints/last.pt`` needs ``--resume``.
+
+A training loop stops cleanly on SIGINT / SIGTERM with :class:`StopSignals` (a flag checked at
+an episode, batch or epoch boundary, where the loop saves last.pt and raises :class:`Interrupted`);
+:func:`run_cli` turns that into one line on stderr and exit code 130 / 143.
 """
 
 from __future__ import annotations
@@ -19,11 +30,14 @@ import argparse
 import csv
 import dataclasses
 import json
+import signal
+import sys
+import threading
 import time
 import types
 import typing
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -31,9 +45,14 @@ from tqdm.auto import tqdm
 
 from rlenhance.atomic import atomic_path, write_text_atomic
 from rlenhance.checkpoint import load_checkpoint, save_checkpoint
+from rlenhance.errors import CheckpointError
 from rlenhance.io import save_image
 
 METRICS_FIELDS = ("step", "wall_time", "metric", "value")
+#: The signals a training loop turns into a clean stop (:class:`StopSignals`).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: A process stopped by signal ``N`` exits with ``128 + N`` (130 for SIGINT, 143 for SIGTERM), as a shell reports it.
+SIGNAL_EXIT_BASE = 128
 
 
 # --- typed command line from a dataclass -------------------------------------------------------
@@ -78,9 +97,27 @@ def arg(default: Any, help: str, **metadata: Any):
 class Run:
     """A run folder (see the module docstring).
 
+    Creating a ``Run`` checks the folder and writes nothing: the folder, config.json and the
+    TensorBoard writer are created on the first :meth:`log`, :meth:`save`, :meth:`save_grid`,
+    :meth:`summary` or :meth:`truncate_metrics`, so an experiment can open its run first and load
+    its data afterwards.
+
+    ====================================  ===============  ========================
+    ``out`` holds                         new run          ``resume=True``
+    ====================================  ===============  ========================
+    nothing (absent or empty)             starts           FileNotFoundError
+    ``checkpoints/last.pt``               FileExistsError  continues (``resuming``)
+    config.json, no checkpoint            starts anew      starts anew
+    config.json and best.pt, no last.pt   FileExistsError  starts anew
+    other files                           FileExistsError  FileNotFoundError
+    ====================================  ===============  ========================
+
+    Starting anew (a start that stopped before its first checkpoint) says so in one line when the
+    folder is first written, and removes that start's metrics.csv, TensorBoard events, best.pt and
+    summary.md.
+
     Args:
-        out: the folder. A new run needs it absent or empty; ``resume=True`` needs
-            ``checkpoints/last.pt`` in it.
+        out: the folder.
         config: the experiment's dataclass (saved as ``config.json``).
         resume: continue the run in ``out``.
     """
@@ -88,42 +125,94 @@ class Run:
     def __init__(self, out: str | Path, config: Any, *, resume: bool = False):
         self.dir = Path(out)
         self.last_path = self.dir / "checkpoints" / "last.pt"
-        if resume and not self.last_path.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint to resume from at {self.last_path}")
-        if not resume and self.dir.exists() and any(self.dir.iterdir()):
+        self.best_path = self.dir / "checkpoints" / "best.pt"
+        self.metrics_path = self.dir / "metrics.csv"
+        self.summary_path = self.dir / "summary.md"
+        self.config = dataclasses.asdict(config)
+        #: True when ``resume`` was asked and ``checkpoints/last.pt`` is there to continue from.
+        self.resuming = resume and self.last_path.is_file()
+        self._anew: str | None = None  # the line to print when a used folder is started anew
+        if not self.resuming:
+            self._anew = self._check_new(resume)
+        self._opened = False
+        self._writer = None
+        self._purge_step: int | None = None
+        self.start_time = time.time()
+
+    def _check_new(self, resume: bool) -> str | None:
+        """Raise unless a run may start in the folder; the line that says it starts anew, if it does."""
+        entries = _entries(self.dir)
+        if not entries:
+            if resume:
+                raise FileNotFoundError(f"--resume: no checkpoint to resume from at {self.last_path}; start the run "
+                                        "without --resume")
+            return None
+        started = (self.dir / "config.json").is_file()
+        if resume and started:
+            return (f"--resume: {self.dir} holds no checkpoints/last.pt (the run stopped before its first "
+                    "checkpoint); starting it anew there")
+        if resume:
+            raise FileNotFoundError(f"--resume: no checkpoint to resume from at {self.last_path} ({self.dir} holds "
+                                    "no run)")
+        checkpoints = [p for p in (self.dir / "checkpoints").glob("*.pt") if not p.name.startswith(".")]
+        if started and not checkpoints:
+            return (f"--out {self.dir} holds the start of a run that never reached a checkpoint; starting the run "
+                    "anew there")
+        if started or checkpoints:
             raise FileExistsError(f"--out {self.dir} already holds a run; pass --resume to continue it "
                                   "or choose an empty folder")
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.config = dataclasses.asdict(config)
-        write_text_atomic(self.dir / "config.json", json.dumps(self.config, indent=2, default=str) + "\n")
-        from torch.utils.tensorboard import SummaryWriter  # imported late: slow to import
+        raise FileExistsError(f"--out {self.dir} is not empty and holds no run; choose an empty folder")
 
-        self.writer = SummaryWriter(str(self.dir / "tb"))
-        self.metrics_path = self.dir / "metrics.csv"
-        self.start_time = time.time()
+    def _open(self) -> None:
+        """Create the folder and write config.json (once); clear a dead start's files first."""
+        if self._opened:
+            return
+        if self._anew is not None:
+            print(self._anew)
+            for path in (self.metrics_path, self.summary_path, self.best_path,
+                         *(self.dir / "tb").glob("events.out.tfevents.*")):
+                path.unlink(missing_ok=True)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.dir / "config.json", json.dumps(self.config, indent=2, default=str) + "\n")
+        self._opened = True
+
+    @property
+    def writer(self):
+        """The TensorBoard ``SummaryWriter`` of ``tb/`` (created on first use)."""
+        if self._writer is None:
+            self._open()
+            from torch.utils.tensorboard import SummaryWriter  # imported late: slow to import
+
+            self._writer = SummaryWriter(str(self.dir / "tb"), purge_step=self._purge_step)
+        return self._writer
 
     # -- scalars --
     def log(self, step: int, scalars: Mapping[str, float]) -> None:
         """Write scalars (names like ``charts/reward``, ``eval/psnr``) to TensorBoard and metrics.csv."""
+        writer = self.writer  # opens the folder
         new_file = not self.metrics_path.exists()
         wall = round(time.time() - self.start_time, 3)
         with open(self.metrics_path, "a", newline="") as handle:
-            writer = csv.writer(handle)
+            rows = csv.writer(handle)
             if new_file:
-                writer.writerow(METRICS_FIELDS)
+                rows.writerow(METRICS_FIELDS)
             for name, value in scalars.items():
                 value = float(value)
-                self.writer.add_scalar(name, value, step)
-                writer.writerow((step, wall, name, f"{value:.6g}"))
-        self.writer.flush()
+                writer.add_scalar(name, value, step)
+                rows.writerow((step, wall, name, f"{value:.6g}"))
+        writer.flush()
 
     def truncate_metrics(self, step: int) -> None:
-        """Drop metrics rows logged after ``step`` (a resumed run repeats them)."""
+        """Drop metrics rows logged after ``step`` and hide TensorBoard events logged after it (a
+        resumed run repeats them). Call it before the first :meth:`log`. A row cut short by a
+        kill is dropped."""
+        self._purge_step = step + 1
+        self._open()
         if not self.metrics_path.exists():
             return
         with open(self.metrics_path, newline="") as handle:
             rows = [row for row in csv.reader(handle)][1:]
-        kept = [row for row in rows if row and int(row[0]) <= step]
+        kept = [row for row in rows if len(row) == len(METRICS_FIELDS) and row[0].isdigit() and int(row[0]) <= step]
         with atomic_path(self.metrics_path) as tmp, open(tmp, "w", newline="") as handle:
             csv.writer(handle).writerows([METRICS_FIELDS, *kept])
 
@@ -131,15 +220,38 @@ class Run:
     def save(self, name: str, *, model: torch.nn.Module, arch: Mapping[str, Any],
              extra: Mapping[str, Any]) -> Path:
         """Write ``checkpoints/<name>.pt`` atomically (``last`` is what ``--resume`` reads)."""
+        self._open()
         return save_checkpoint(self.dir / "checkpoints" / f"{name}.pt", model=model, arch=arch, extra=extra)
 
     def load_last(self, expected_arch: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return load_checkpoint(self.last_path, expected_arch=expected_arch)
 
+    def best_so_far(self, best: float, step: int, *, step_key: str) -> tuple[float, int]:
+        """A resumed run's best score and its step, as ``checkpoints/best.pt`` records them
+        (``extra["best"]``, ``extra[step_key]``) where that differs from last.pt's ``(best, step)``:
+        best.pt is written first, so a kill between the two writes leaves it newer than last.pt's
+        record, and the run's record must name the file there. Unchanged without a best.pt that
+        records its score (or with one that cannot be read: the next improvement replaces it)."""
+        if not self.best_path.is_file():
+            return best, step
+        try:
+            extra = load_checkpoint(self.best_path)["extra"] or {}
+        except CheckpointError as exc:
+            print(f"{exc}; the next better score replaces it")
+            return best, step
+        if "best" not in extra or step_key not in extra:
+            return best, step
+        on_disk = float(extra["best"]), int(extra[step_key])
+        if on_disk != (float(best), int(step)):
+            print(f"{self.best_path} (score {on_disk[0]:.4g} at {step_key} {on_disk[1]}) differs from last.pt's "
+                  "record (a run killed between writing the two): it counts as the best so far")
+        return on_disk
+
     # -- images --
     def save_grid(self, name: str, rows: Iterable[Sequence[torch.Tensor]], *, gap: int = 2) -> Path:
         """Save ``samples/<name>.png``: each row is a list of (C, H, W) images placed side by side."""
         grid = make_grid(rows, gap=gap)
+        self._open()
         path = self.dir / "samples" / f"{name}.png"
         save_image(path, grid)
         return path
@@ -150,12 +262,99 @@ class Run:
     def summary(self, rows: Sequence[Mapping[str, Any]], title: str = "Summary") -> str:
         """Print and save (``summary.md``) a markdown table of ``rows`` (dicts with equal keys)."""
         text = f"## {title}\n\n{markdown_table(rows)}\n"
-        write_text_atomic(self.dir / "summary.md", text)
+        self._open()
+        write_text_atomic(self.summary_path, text)
         print(text)
         return text
 
     def close(self) -> None:
-        self.writer.close()
+        if self._writer is not None:
+            self._writer.close()
+
+
+def _entries(folder: Path) -> list[Path]:
+    """What ``folder`` holds, without the temporary files of interrupted atomic writes."""
+    if not folder.is_dir():
+        return []
+    return [p for p in folder.iterdir() if not (p.name.startswith(".") and ".tmp" in p.name)]
+
+
+# --- stopping on signals -----------------------------------------------------------------------
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by SIGINT or SIGTERM. ``str(exc)`` is the line to show; :attr:`exit_code` is
+    ``128 + signum``. A KeyboardInterrupt, so no ``except Exception`` on the way swallows it."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.signum = int(signum)
+
+    @property
+    def exit_code(self) -> int:
+        return SIGNAL_EXIT_BASE + self.signum
+
+
+class StopSignals:
+    """Within ``with StopSignals() as stop:``, SIGINT and SIGTERM only set :attr:`signum`; the
+    loop checks it at a boundary (an episode, a batch), saves a resumable checkpoint of that point
+    and raises :meth:`interrupted`. A second signal stops at once (``Interrupted`` is raised where
+    the program is; checkpoints are written atomically, so the last complete one stays). The
+    previous handlers come back on exit. Outside the main thread (where Python cannot install
+    handlers) it does nothing.
+
+    Example:
+        >>> with StopSignals() as stop:                       # doctest: +SKIP
+        ...     for step in range(start, total):
+        ...         if stop.signum:
+        ...             save_checkpoint(step)
+        ...             raise stop.interrupted(f"interrupted at step {step}")
+        ...         train_step(step)
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        self._previous = {}
+
+    @property
+    def name(self) -> str:
+        """The name of the signal received (``SIGINT``), or "" before one."""
+        return signal.Signals(self.signum).name if self.signum else ""
+
+    def interrupted(self, message: str) -> Interrupted:
+        """The exception that ends the run after the loop saved its checkpoint (``message``: the line to show)."""
+        return Interrupted(message, self.signum or signal.SIGINT)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is None:
+            self.signum = signum
+            return
+        raise Interrupted(f"{signal.Signals(signum).name} again: stopped at once without saving; --resume continues "
+                          "from the last checkpoint written", signum)
+
+
+def run_cli(main: Callable[[Sequence[str] | None], Any], prog: str) -> None:
+    """Run ``main()`` as a command: bad arguments, data or checkpoints end with one line on stderr
+    and exit code 2; a run stopped by SIGINT / SIGTERM with its one line and 130 / 143."""
+    try:
+        main(None)
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:  # ImageError, DatasetError, CheckpointError too
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except Interrupted as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:  # outside a training loop (loading data, writing the summary)
+        print(f"{prog}: interrupted (SIGINT)", file=sys.stderr)
+        sys.exit(SIGNAL_EXIT_BASE + signal.SIGINT)
 
 
 def make_grid(rows: Iterable[Sequence[torch.Tensor]], *, gap: int = 2) -> np.ndarray:

@@ -34,10 +34,13 @@ images scores each of them). The run folder (``--out``, see :mod:`experiments.ru
 epoch, lr, each training loss term, the validation loss and metrics), ``loss_curve.png``, sample
 grids ``samples/epoch_NNNN.png`` (input | output | reference), ``checkpoints/best.pt`` (lowest
 validation loss) and ``checkpoints/last.pt`` (every epoch, with the optimizer and RNG states), and
-summary.md. ``--resume`` continues from last.pt with the saved arguments to the same total epochs
-(``--epochs`` may be given to change the total, ``--device``/``--threads`` to move the run); the
-result equals that of an uninterrupted run. Mixed precision (``torch.autocast`` float16 with a
-gradient scaler) is used on CUDA and is a no-op on CPU.
+summary.md. Ctrl-C (SIGINT) or SIGTERM saves last.pt before the next batch (with the batches done
+of the current epoch) and exits with code 130 / 143. ``--resume`` continues from last.pt with the
+saved arguments to the same total epochs (``--epochs`` may be given to change the total,
+``--device``/``--threads`` to move the run); the result equals that of an uninterrupted run. A
+``--resume`` that finds config.json but no last.pt (the run stopped before its first epoch ended)
+starts the run anew with the saved arguments; one on a finished run changes nothing. Mixed
+precision (``torch.autocast`` float16 with a gradient scaler) is used on CUDA and is a no-op on CPU.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from experiments.runs import Run, arg, parse_config
+from experiments.runs import Run, StopSignals, arg, parse_config, run_cli
 from rlenhance import metrics
 from rlenhance.atomic import atomic_path
 from rlenhance.checkpoint import load_state_dict_strict
@@ -181,12 +184,13 @@ def resolve_args(args: Args, argv: Sequence[str]) -> Args:
     """Fill the model's defaults (new run) or restore the saved arguments (``--resume``).
 
     Raises:
-        FileNotFoundError: ``--resume`` without ``checkpoints/last.pt`` (or config.json) in ``--out``.
+        FileNotFoundError: ``--resume`` without config.json in ``--out`` (a run that stopped before
+            its first checkpoint has one and starts anew; see :class:`experiments.runs.Run`).
         ValueError: an invalid combination, or ``--resume`` with arguments that differ from the run's.
     """
     if args.resume:
         out = Path(args.out)
-        if not (out / "checkpoints" / "last.pt").is_file() or not (out / "config.json").is_file():
+        if not (out / "config.json").is_file():
             raise FileNotFoundError(f"--resume: no checkpoint to resume from at {out / 'checkpoints' / 'last.pt'} "
                                     "(or no config.json next to it)")
         saved = json.loads((out / "config.json").read_text())
@@ -439,12 +443,19 @@ def main(argv: Sequence[str] | None = None) -> Path:
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     rng = np.random.default_rng(args.seed)  # training crops
     generator = torch.Generator().manual_seed(args.seed)  # training degradations
-    n_params = sum(p.numel() for p in model.parameters())
-    run = Run(args.out, args, resume=args.resume)
+    run = Run(args.out, args, resume=args.resume)  # written on the first log
     log_path, curve_path = run.dir / "train_log.tsv", run.dir / "loss_curve.png"
+    title = f"supervised_train: {run.dir}"
+    inference = {"model": args.model, "task": args.task, "channels": image_channels(args),
+                 "needs_mask": args.model == "gated-pixelrnn", "composite": args.task == "completion",
+                 "prefill": args.prefill if args.task == "completion" else "none"}
 
-    epoch, best, best_epoch, history = 0, math.inf, 0, []
-    if args.resume:
+    # epoch: epochs finished; batch: batches trained of epoch + 1 and sums: their loss sums;
+    # scores: the last validation's; saved: (epoch, batch) of last.pt
+    epoch, batch, sums, best, best_epoch, history = 0, 0, {}, math.inf, 0, []
+    scores: dict[str, float] = {}
+    saved = None
+    if run.resuming:
         ckpt = run.load_last(expected_arch=model.arch())
         load_state_dict_strict(model, ckpt["state_dict"], source=str(run.last_path))
         extra = ckpt["extra"]
@@ -455,77 +466,105 @@ def main(argv: Sequence[str] | None = None) -> Path:
         generator.set_state(extra["torch_rng"])
         epoch, best, best_epoch, history = int(extra["epoch"]), float(extra["best"]), int(extra["best_epoch"]), \
             list(extra["history"])
+        batch, sums, scores = int(extra.get("batch", 0)), dict(extra.get("sums") or {}), dict(extra["scores"])
+        best, best_epoch = run.best_so_far(best, best_epoch, step_key="best_epoch")
+        saved = (epoch, batch)
+        if epoch >= args.epochs:
+            print(f"{run.dir}: already finished at epoch {epoch} of {args.epochs}; nothing to do; raise --epochs "
+                  "to train on")
+            if not run.summary_path.exists():  # killed between last.pt and summary.md
+                run.summary([summary_row(args, model, epoch, best_epoch, history)], title=title)
+            run.close()
+            return run.dir
         run.truncate_metrics(epoch)
         if history:
             write_log(log_path, history)
-        print(f"resumed {run.last_path} at epoch {epoch} of {args.epochs}")
-    inference = {"model": args.model, "task": args.task, "channels": image_channels(args),
-                 "needs_mask": args.model == "gated-pixelrnn", "composite": args.task == "completion",
-                 "prefill": args.prefill if args.task == "completion" else "none"}
+        print(f"resumed {run.last_path} at epoch {epoch} of {args.epochs}"
+              + (f", batch {batch} of {args.steps_per_epoch}" if batch else ""))
+
+    def last_extra() -> dict[str, Any]:
+        return {"epoch": epoch, "batch": batch, "sums": sums, "scores": scores, "args": asdict(args),
+                "inference": inference, "best": best, "best_epoch": best_epoch, "history": history,
+                "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                "np_rng": rng.bit_generator.state, "torch_rng": generator.get_state()}
 
     bar = run.progress(args.epochs, initial=epoch, desc="epoch")
-    while epoch < args.epochs:
-        epoch += 1
-        start = time.perf_counter()
-        sums: dict[str, float] = {}
-        for _ in range(args.steps_per_epoch):
-            example = make_example(args, sample_batch(train_set, args.batch, crop=args.crop, rng=rng), generator,
-                                   device)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                pred = predict(model, example, args.prefill)
-            loss_values, terms = compute_loss(args, pred.float(), example)
-            loss = loss_values.mean()
-            if not use_amp and not bool(torch.isfinite(loss)):
-                raise FloatingPointError(f"training diverged at epoch {epoch}: loss is {float(loss)}; "
-                                         f"lower --lr (now {args.lr})")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            for name, value in {"loss": loss, **{k: v.mean() for k, v in terms.items()}}.items():
-                sums[name] = sums.get(name, 0.0) + float(value.detach())
-        train = {name: total / args.steps_per_epoch for name, total in sums.items()}
-        scores, outputs = evaluate(model, args, val, device, use_amp)
-        seconds = time.perf_counter() - start
-        lr = optimizer.param_groups[0]["lr"]
-        row = {"epoch": epoch, "lr": lr, **{f"train_{k}": v for k, v in train.items() if k != "loss"},
-               "train_loss": train["loss"], **{f"val_{k}": v for k, v in scores.items()}, "seconds": seconds}
-        history.append(row)
-        write_log(log_path, history)
-        run.log(epoch, {"charts/lr": lr, "charts/epoch_seconds": seconds,
-                        **{f"losses/{k}": v for k, v in train.items()}, **{f"eval/{k}": v for k, v in scores.items()}})
-        rows = [[val.input[i], outputs[i], val.target[i]] for i in range(min(args.samples, len(outputs)))]
-        if rows:
-            run.save_grid(f"epoch_{epoch:04d}", rows)
-        save_image(curve_path, plot_curves(
-            {"train loss": [(r["epoch"], r["train_loss"]) for r in history],
-             "val loss": [(r["epoch"], r["val_loss"]) for r in history]},
-            title=f"{args.model} / {args.task}"))
-        extra = {"epoch": epoch, "scores": scores, "args": asdict(args), "inference": inference}
-        if scores["loss"] < best:
-            best, best_epoch = scores["loss"], epoch
-            run.save("best", model=model, arch=model.arch(), extra=extra)
-        run.save("last", model=model, arch=model.arch(), extra={
-            **extra, "best": best, "best_epoch": best_epoch, "history": history,
-            "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-            "np_rng": rng.bit_generator.state, "torch_rng": generator.get_state()})
-        bar.update(1)
-        bar.set_postfix(loss=f"{train['loss']:.4g}", val=f"{scores['loss']:.4g}", psnr=f"{scores['psnr']:.2f}")
+    start = time.perf_counter()
+    with StopSignals() as stop:
+        while epoch < args.epochs:
+            if stop.signum:  # before the next batch or the validation: save this point and stop
+                if saved != (epoch, batch):
+                    run.save("last", model=model, arch=model.arch(), extra=last_extra())
+                bar.close()
+                run.close()
+                where = f"after batch {batch} of {args.steps_per_epoch}" if batch else "at its start"
+                raise stop.interrupted(f"interrupted in epoch {epoch + 1} of {args.epochs}, {where} ({stop.name}); "
+                                       f"{run.last_path} saved; continue with --resume --out {run.dir}")
+            if batch < args.steps_per_epoch:
+                example = make_example(args, sample_batch(train_set, args.batch, crop=args.crop, rng=rng), generator,
+                                       device)
+                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                    pred = predict(model, example, args.prefill)
+                loss_values, terms = compute_loss(args, pred.float(), example)
+                loss = loss_values.mean()
+                if not use_amp and not bool(torch.isfinite(loss)):
+                    raise FloatingPointError(f"training diverged at epoch {epoch + 1}: loss is {float(loss)}; "
+                                             f"lower --lr (now {args.lr})")
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                for name, value in {"loss": loss, **{k: v.mean() for k, v in terms.items()}}.items():
+                    sums[name] = sums.get(name, 0.0) + float(value.detach())
+                batch += 1
+                continue
+            # the epoch's batches are done: validate, log and checkpoint
+            epoch += 1
+            train = {name: total / args.steps_per_epoch for name, total in sums.items()}
+            scores, outputs = evaluate(model, args, val, device, use_amp)
+            seconds = time.perf_counter() - start
+            lr = optimizer.param_groups[0]["lr"]
+            row = {"epoch": epoch, "lr": lr, **{f"train_{k}": v for k, v in train.items() if k != "loss"},
+                   "train_loss": train["loss"], **{f"val_{k}": v for k, v in scores.items()}, "seconds": seconds}
+            history.append(row)
+            run.log(epoch, {"charts/lr": lr, "charts/epoch_seconds": seconds,
+                            **{f"losses/{k}": v for k, v in train.items()},
+                            **{f"eval/{k}": v for k, v in scores.items()}})
+            write_log(log_path, history)
+            rows = [[val.input[i], outputs[i], val.target[i]] for i in range(min(args.samples, len(outputs)))]
+            if rows:
+                run.save_grid(f"epoch_{epoch:04d}", rows)
+            save_image(curve_path, plot_curves(
+                {"train loss": [(r["epoch"], r["train_loss"]) for r in history],
+                 "val loss": [(r["epoch"], r["val_loss"]) for r in history]},
+                title=f"{args.model} / {args.task}"))
+            batch, sums = 0, {}
+            if scores["loss"] < best:  # best.pt before last.pt: a kill between them leaves last.pt's best behind
+                best, best_epoch = scores["loss"], epoch
+                run.save("best", model=model, arch=model.arch(), extra={
+                    "epoch": epoch, "scores": scores, "args": asdict(args), "inference": inference,
+                    "best": best, "best_epoch": best_epoch})
+            run.save("last", model=model, arch=model.arch(), extra=last_extra())
+            saved = (epoch, batch)
+            bar.update(1)
+            bar.set_postfix(loss=f"{train['loss']:.4g}", val=f"{scores['loss']:.4g}", psnr=f"{scores['psnr']:.2f}")
+            start = time.perf_counter()
     bar.close()
-
-    summary = {"model": args.model, "task": args.task, "class": type(model).__name__, "params": n_params,
-               "epochs": epoch, "best_epoch": best_epoch}
-    best_row = next((r for r in history if r["epoch"] == best_epoch), None)
-    if best_row is not None:
-        summary.update({k: v for k, v in best_row.items() if k.startswith("val_")})
-    run.summary([summary], title=f"supervised_train: {run.dir}")
+    run.summary([summary_row(args, model, epoch, best_epoch, history)], title=title)
     run.close()
     return run.dir
 
 
+def summary_row(args: Args, model: nn.Module, epoch: int, best_epoch: int,
+                history: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The closing summary table's row: model, size, epochs and the best epoch's validation scores."""
+    row = {"model": args.model, "task": args.task, "class": type(model).__name__,
+           "params": sum(p.numel() for p in model.parameters()), "epochs": epoch, "best_epoch": best_epoch}
+    best_row = next((r for r in history if r["epoch"] == best_epoch), None)
+    if best_row is not None:
+        row.update({k: v for k, v in best_row.items() if k.startswith("val_")})
+    return row
+
+
 if __name__ == "__main__":
-    try:
-        main()
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:  # bad arguments or data: no traceback
-        print(f"supervised_train: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run_cli(main, "supervised_train")

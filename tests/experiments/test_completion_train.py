@@ -1,4 +1,5 @@
-"""experiments.completion_train on a tiny pair folder: run folder, hole metrics, predictor, backbone, resume."""
+"""experiments.completion_train on a tiny pair folder: run folder, hole metrics, predictor, backbone, resume,
+Ctrl-C between and before evaluations."""
 
 import csv
 import json
@@ -177,3 +178,76 @@ def test_cli_error_exit_code(data):
     proc = subprocess.run([sys.executable, "-m", "experiments.completion_train", "--predictor",
                            str(data / "missing.pt")], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "completion_train: error: --predictor" in proc.stderr
+
+
+# --- an interrupted run resumes where it stopped ------------------------------------------------------
+def steps_of(out, metric):
+    with open(Path(out) / "metrics.csv") as handle:
+        return [int(r["step"]) for r in csv.DictReader(handle) if r["metric"] == metric]
+
+
+@pytest.fixture(scope="module")
+def straight_run(data, tmp_path_factory):
+    return Path(completion_train.main(tiny_args(data, tmp_path_factory.mktemp("completion") / "straight")))
+
+
+@pytest.mark.parametrize("after", [1, 2], ids=["between-evaluations", "before-an-evaluation"])
+def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(after, data, straight_run, tmp_path,
+                                                                          signal_on_call):
+    """Ctrl-C during episode ``after``: the run stops before the next episode (or before the
+    evaluation due at episode 2, which --resume then runs first) with last.pt of that point, and
+    the resumed run ends with the uninterrupted run's weights, metrics and schedule."""
+    from agents.a3c import A3C
+
+    out = tmp_path / "run"
+    undo = signal_on_call(A3C, "train_episode", after)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        completion_train.main(tiny_args(data, out))
+    undo()
+    assert str(stopped.value).startswith(f"interrupted at episode {after} of 4 (SIGINT)")
+    assert stopped.value.exit_code == 130
+    last = load_checkpoint(out / "checkpoints" / "last.pt")["extra"]
+    assert (last["episode"], last["eval_episode"]) == (after, 0) and not (out / "checkpoints" / "best.pt").exists()
+    completion_train.main(tiny_args(data, out, "--resume"))
+    a = load_checkpoint(straight_run / "checkpoints" / "last.pt")
+    b = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert all(torch.equal(value, b["state_dict"][key]) for key, value in a["state_dict"].items())
+    assert a["extra"]["scores"]["eval/hole_psnr"] == b["extra"]["scores"]["eval/hole_psnr"]
+    assert steps_of(out, "charts/episode_return") == [1, 2, 3, 4] and steps_of(out, "eval/hole_psnr") == [2, 4]
+
+
+def test_a_second_ctrl_c_stops_at_once_and_the_last_checkpoint_still_resumes(data, straight_run, tmp_path,
+                                                                              signal_on_call):
+    """Two Ctrl-C in episode 3: the second stops the run where it is, without saving; last.pt is
+    still that of the evaluation at episode 2, and --resume ends where an uninterrupted run does."""
+    from agents.a3c import A3C
+
+    out = tmp_path / "run"
+    undo = signal_on_call(A3C, "train_episode", 3, times=2)
+    with pytest.raises(KeyboardInterrupt, match="SIGINT again: stopped at once without saving") as stopped:
+        completion_train.main(tiny_args(data, out))
+    undo()
+    assert stopped.value.exit_code == 130
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["extra"]["episode"] == 2
+    completion_train.main(tiny_args(data, out, "--resume"))
+    a = load_checkpoint(straight_run / "checkpoints" / "last.pt")["state_dict"]
+    b = load_checkpoint(out / "checkpoints" / "last.pt")["state_dict"]
+    assert all(torch.equal(value, b[key]) for key, value in a.items())
+    assert steps_of(out, "charts/episode_return") == [1, 2, 3, 4]
+
+
+def test_an_interrupted_sac_run_resumes(data, tmp_path, signal_on_call):
+    """SAC stops between evaluations too; its replay buffer is not saved, so the resumed run refills it."""
+    from agents.sac import SAC
+
+    argv = tiny_args(data, tmp_path / "sac", "--agent", "sac", "--sac-learning-starts", "2", "--sac-batch", "2")
+    undo = signal_on_call(SAC, "train_episode", 3)
+    with pytest.raises(KeyboardInterrupt, match="interrupted at episode 3 of 4"):
+        completion_train.main(argv)
+    undo()
+    last = load_checkpoint(tmp_path / "sac" / "checkpoints" / "last.pt")["extra"]
+    assert (last["episode"], last["eval_episode"], last["best_episode"]) == (3, 2, 2) and "critics" in last["agent"]
+    completion_train.main([*argv, "--resume"])
+    last = load_checkpoint(tmp_path / "sac" / "checkpoints" / "last.pt")["extra"]
+    assert last["episode"] == 4 and np.isfinite(last["scores"]["eval/hole_psnr"])
+    assert steps_of(tmp_path / "sac", "charts/episode_return") == [1, 2, 3, 4]

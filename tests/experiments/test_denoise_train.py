@@ -1,7 +1,11 @@
-"""experiments.denoise_train on tiny folders: run folder, fixed test noise, resume, SAC, bad arguments."""
+"""experiments.denoise_train on tiny folders: run folder, fixed test noise, resume, SAC, bad arguments,
+SIGTERM and kills between the run folder's writes."""
 
 import csv
 import json
+import re
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -227,3 +231,105 @@ def test_help_documents_every_argument(capsys):
                  "--conv-gru", "--reward-map-conv", "--backbone", "--init-backbone", "--random-backbone", "--freeze-backbone",
                  "--sac-buffer-mb", "--sac-tau", "--sac-batch", "--sac-updates", "--eval-every", "--resume"):
         assert flag in text, flag
+
+
+# --- a run folder never dead-ends: signals, kills between writes, dead starts ---------------------
+def episode_steps(out, metric="charts/episode_return"):
+    with open(Path(out) / "metrics.csv") as handle:
+        return [int(r["step"]) for r in csv.DictReader(handle) if r["metric"] == metric]
+
+
+def test_sigterm_saves_the_episode_reached_and_resume_finishes(folders, tmp_path, signalled_run):
+    """SIGTERM in a real run: exit code 143, one line on stderr (no traceback), last.pt at the
+    episode reached; --resume continues from there (to a shortened total, to keep the test short)."""
+    out = tmp_path / "run"
+    argv = [*TINY, "--data", str(folders / "train"), "--test", str(folders / "test"), "--episodes", "1000",
+            "--eval-every", "500"]
+    proc = signalled_run("experiments.denoise_train", argv, out, signal.SIGTERM)
+    assert proc.returncode == 143, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and proc.stderr.count("interrupted") == 1
+    match = re.fullmatch(r"denoise_train: interrupted at episode (\d+) of 1000 \(SIGTERM\); \S+last\.pt saved; "
+                         r"continue with the same arguments and --resume", proc.message)
+    assert match, proc.message
+    episode = int(match[1])
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["extra"]["episode"] == episode >= 1
+    denoise_train.main([*argv, "--episodes", str(episode + 1), "--out", str(out), "--resume"])
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["extra"]["episode"] == episode + 1
+    assert episode_steps(out) == list(range(1, episode + 2)) and (out / "summary.md").is_file()
+
+
+def test_a_kill_between_best_and_last_at_the_first_evaluation_is_recoverable(folders, tmp_path, capsys):
+    """kill -9 after best.pt and before last.pt at the first evaluation: a new run still needs
+    --resume (the folder holds a checkpoint), and --resume starts the run anew, with one line
+    saying so, and ends where an uninterrupted run does."""
+    straight = denoise_train.main(tiny_args(folders, tmp_path / "straight"))
+    killed = tmp_path / "killed"
+    half = tiny_args(folders, killed)
+    half[half.index("--episodes") + 1] = "2"
+    denoise_train.main(half)
+    (killed / "checkpoints" / "last.pt").unlink()  # and what is written after last.pt
+    shutil.rmtree(killed / "samples")
+    (killed / "summary.md").unlink()
+    with pytest.raises(FileExistsError, match="--resume"):
+        denoise_train.main(tiny_args(folders, killed))
+    capsys.readouterr()
+    denoise_train.main(tiny_args(folders, killed, "--resume"))
+    assert "holds no checkpoints/last.pt (the run stopped before its first checkpoint); starting it anew" \
+        in capsys.readouterr().out
+    a = load_checkpoint(Path(straight) / "checkpoints" / "last.pt")["state_dict"]
+    b = load_checkpoint(killed / "checkpoints" / "last.pt")["state_dict"]
+    assert all(torch.equal(value, b[key]) for key, value in a.items())
+    assert episode_steps(killed) == [1, 2, 3, 4] and len(list((killed / "tb").iterdir())) == 1
+
+
+def test_a_start_that_never_reached_a_checkpoint_starts_anew(folders, tmp_path, capsys):
+    """A start killed before its first checkpoint (config.json, tb/, metrics.csv): a new run starts
+    there, with one line saying so, instead of asking for a --resume that has nothing to resume."""
+    out = tmp_path / "run"
+    half = tiny_args(folders, out)
+    half[half.index("--episodes") + 1] = "2"
+    denoise_train.main(half)
+    for name in ("checkpoints", "samples"):
+        shutil.rmtree(out / name)
+    (out / "summary.md").unlink()
+    capsys.readouterr()
+    denoise_train.main(tiny_args(folders, out))
+    assert "holds the start of a run that never reached a checkpoint; starting the run anew" in capsys.readouterr().out
+    assert episode_steps(out) == [1, 2, 3, 4] and len(list((out / "tb").iterdir())) == 1
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["extra"]["episode"] == 4
+
+
+def test_resume_takes_over_a_best_checkpoint_newer_than_last(folders, tmp_path, capsys):
+    """kill -9 between best.pt and last.pt at a later evaluation leaves last.pt one evaluation behind.
+    If the resumed run's evaluation there scores lower (SAC, whose replay buffer is not saved; here a
+    best.pt that records a higher score stands for it), best.pt stays and last.pt records it."""
+    out = Path(denoise_train.main(tiny_args(folders, tmp_path / "run")))
+    half = tiny_args(folders, tmp_path / "half")
+    half[half.index("--episodes") + 1] = "2"
+    shutil.copy(Path(denoise_train.main(half)) / "checkpoints" / "last.pt", out / "checkpoints" / "last.pt")
+    best_path = out / "checkpoints" / "best.pt"
+    best = torch.load(best_path, weights_only=True)
+    best["extra"].update(best=99.0, best_episode=4, episode=4)
+    torch.save(best, best_path)
+    before = best_path.read_bytes()
+    capsys.readouterr()
+    denoise_train.main(tiny_args(folders, out, "--resume"))
+    last = load_checkpoint(out / "checkpoints" / "last.pt")["extra"]
+    assert (last["episode"], last["best"], last["best_episode"]) == (4, 99.0, 4)
+    assert best_path.read_bytes() == before
+    assert "differs from last.pt's record" in capsys.readouterr().out
+
+
+def test_a_kill_before_the_summary_is_recoverable(folders, tmp_path, capsys):
+    """kill -9 between the last checkpoint and summary.md: --resume on the finished run writes the
+    summary it would have written, and changes nothing else (config.json records the --resume)."""
+    out = Path(denoise_train.main(tiny_args(folders, tmp_path / "run")))
+    summary, config = (out / "summary.md").read_bytes(), json.loads((out / "config.json").read_text())
+    (out / "summary.md").unlink()
+    others = {path: path.read_bytes() for path in out.rglob("*") if path.is_file() and path.name != "config.json"}
+    capsys.readouterr()
+    denoise_train.main(tiny_args(folders, out, "--resume"))
+    assert "already finished at episode 4" in capsys.readouterr().out
+    assert (out / "summary.md").read_bytes() == summary
+    assert {path: path.read_bytes() for path in others} == others
+    assert json.loads((out / "config.json").read_text()) == {**config, "resume": True}

@@ -1,8 +1,11 @@
-"""Smoke tests of experiments.lol_train / lol_eval and the `rlenhance enhance` CLI on tiny settings."""
+"""Smoke tests of experiments.lol_train / lol_eval and the `rlenhance enhance` CLI on tiny settings; a failed
+start, Ctrl-C and --resume of a finished run."""
 
 import csv
 import dataclasses
 import json
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -245,3 +248,58 @@ def test_lr_decay_poly_follows_pixelrl_schedule(tmp_path):
     assert sorted(lrs) == [1, 2, 3, 4]
     for step, lr in lrs.items():  # episode k = step - 1 of 4
         assert lr == pytest.approx(1e-3 * (1 - (step - 1) / 4) ** 0.9, rel=1e-5)  # csv: 6 digits
+
+
+# --- a run folder never dead-ends: failed starts, signals, finished runs ---------------------------
+def test_a_failed_start_writes_nothing_and_the_fixed_command_runs(tmp_path):
+    """A missing --data fails before anything is written: --out stays absent (or empty), so the
+    same command with the data fixed starts without --resume."""
+    from experiments import lol_train
+    from rlenhance.errors import DatasetError
+
+    args = list(TINY)
+    args[args.index("--episodes") + 1] = "2"
+    out, empty = tmp_path / "run", tmp_path / "empty"
+    empty.mkdir()
+    for folder in (out, empty):
+        with pytest.raises(DatasetError, match="not a folder"):
+            lol_train.main([*args, "--data", str(tmp_path / "missing"), "--out", str(folder)])
+    assert not out.exists() and list(empty.iterdir()) == []
+    lol_train.main([*args, "--out", str(out)])
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["extra"]["episode"] == 2
+
+
+def test_sigint_saves_the_episode_reached_and_resume_finishes(tmp_path, signalled_run):
+    """Ctrl-C in a real run: exit code 130, one line on stderr (no traceback), last.pt at the
+    episode reached; --resume continues from there (to a shortened total, to keep the test short)."""
+    from experiments import lol_train
+
+    out = tmp_path / "run"
+    argv = [*TINY, "--episodes", "1000", "--eval-every", "500"]  # far longer than the test waits
+    proc = signalled_run("experiments.lol_train", argv, out, signal.SIGINT)
+    assert proc.returncode == 130, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and proc.stderr.count("interrupted") == 1
+    match = re.fullmatch(r"lol_train: interrupted at episode (\d+) of 1000 \(SIGINT\); \S+last\.pt saved; "
+                         r"continue with the same arguments and --resume", proc.message)
+    assert match, proc.message
+    episode = int(match[1])
+    last = load_checkpoint(out / "checkpoints" / "last.pt")["extra"]
+    assert last["episode"] == episode >= 1 and last["eval_episode"] == 0 and "agent" in last
+    lol_train.main([*argv, "--episodes", str(episode + 1), "--out", str(out), "--resume"])
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["extra"]["episode"] == episode + 1
+    with open(out / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["step"]) for r in rows if r["metric"] == "charts/episode_return"] == list(range(1, episode + 2))
+    assert [int(r["step"]) for r in rows if r["metric"] == "eval/psnr"] == [episode + 1]
+    assert "| episodes |" in (out / "summary.md").read_text()
+
+
+def test_resume_of_a_finished_run_changes_nothing(tiny_run, capsys):
+    """summary.md keeps its evaluation columns; no file of the run changes, no TensorBoard file is added."""
+    from experiments import lol_train
+
+    out, _ = tiny_run
+    before = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    assert lol_train.main([*TINY, "--conditioned", "--out", str(out), "--resume"]) == out
+    assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
+    assert "already finished at episode 4; nothing to do; raise --episodes" in capsys.readouterr().out

@@ -1,5 +1,6 @@
 """Smoke tests of experiments.supervised_train on tiny settings: every model/task pair, --resume of a
-killed, an extended and a finished run, --data folders of each task, and argument errors.
+killed, an extended and a finished run, Ctrl-C within an epoch, a failed start, --data folders of each task,
+and argument errors.
 
 One run and one rejected combination go through the command line as subprocesses (started first, so
 they overlap the rest); the other runs call ``main(argv)`` in this process, which skips the ~3 s of
@@ -9,7 +10,9 @@ import contextlib
 import csv
 import io
 import json
+import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -252,3 +255,90 @@ def test_validation_set_scores_every_held_out_image_once():
     assert levels == [1, 2, 3, 4, 5, 6]
     again = validation_set(args, Images())
     assert torch.equal(again.input, val.input) and torch.equal(again.target, val.target)  # fixed across runs
+
+
+# --- a run folder never dead-ends: failed starts, signals, finished runs ---------------------------
+def test_resume_of_a_finished_run_changes_nothing(resumed):
+    """The finished copy of the straight run keeps its summary.md (with the straight run's title)
+    and gets no new TensorBoard file."""
+    base, results = resumed
+    assert "already finished at epoch 2 of 2; nothing to do" in check_ok(results["finished"], "finished")
+    straight, finished = base / SUBPROCESS, base / "finished"
+    assert (finished / "summary.md").read_bytes() == (straight / "summary.md").read_bytes()
+    assert sorted(p.name for p in (finished / "tb").iterdir()) == sorted(p.name for p in (straight / "tb").iterdir())
+
+
+def test_a_start_that_fails_before_its_first_checkpoint_leaves_nothing(tmp_path, monkeypatch):
+    """A failure in the first epoch (here: the validation) leaves --out absent, so the same command
+    runs again without --resume."""
+    from experiments import supervised_train
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("validation failed")
+
+    argv = [*TINY, "--epochs", "1", "--out", str(tmp_path / "run")]
+    with monkeypatch.context() as patch:
+        patch.setattr(supervised_train, "evaluate", broken)
+        with pytest.raises(RuntimeError, match="validation failed"):
+            main(argv)
+    assert not (tmp_path / "run").exists()
+    assert load_checkpoint(main(argv) / "checkpoints" / "last.pt")["extra"]["epoch"] == 1
+
+
+def test_resume_without_a_checkpoint_starts_anew_with_the_saved_arguments(tmp_path, capsys):
+    out = tmp_path / "run"
+    main([*TINY, "--epochs", "1", "--out", str(out)])
+    for name in ("checkpoints", "samples"):  # a start killed in its first epoch, after config.json
+        shutil.rmtree(out / name)
+    capsys.readouterr()
+    main(["--out", str(out), "--resume"])
+    assert "holds no checkpoints/last.pt (the run stopped before its first checkpoint); starting it anew" \
+        in capsys.readouterr().out
+    last = load_checkpoint(out / "checkpoints" / "last.pt")["extra"]
+    assert last["epoch"] == 1 and last["args"]["crop"] == CROP
+    assert [int(r["epoch"]) for r in read_log(out / "train_log.tsv")] == [1]
+
+
+def test_an_interrupted_epoch_resumes_to_the_weights_of_an_uninterrupted_run(runs, tmp_path, signal_on_call):
+    """Ctrl-C in the first batch of epoch 2: last.pt holds that batch (RNG states, partial loss
+    sums), and the resumed run ends with the uninterrupted run's weights and logs."""
+    from experiments import supervised_train
+
+    base, results = runs
+    check_ok(results["mrpnet-lowlight"], "mrpnet-lowlight")
+    out = tmp_path / "run"
+    argv = [*TINY, *COMBOS["mrpnet-lowlight"], "--out", str(out)]
+    undo = signal_on_call(supervised_train, "sample_batch", 3, counts=lambda *a, **kw: "spread" not in kw)
+    with pytest.raises(KeyboardInterrupt) as stopped:  # training batches only: the validation set is spread
+        main(argv)
+    undo()
+    assert str(stopped.value).startswith("interrupted in epoch 2 of 2, after batch 1 of 2 (SIGINT)")
+    assert stopped.value.exit_code == 130
+    last = load_checkpoint(out / "checkpoints" / "last.pt")["extra"]
+    assert (last["epoch"], last["batch"]) == (1, 1)
+    main(["--out", str(out), "--resume"])
+    straight = load_checkpoint(base / "mrpnet-lowlight" / "checkpoints" / "last.pt")
+    again = load_checkpoint(out / "checkpoints" / "last.pt")
+    for key, value in straight["state_dict"].items():
+        assert torch.allclose(value.float(), again["state_dict"][key].float(), atol=1e-6), key
+    straight_log, log = read_log(base / "mrpnet-lowlight" / "train_log.tsv"), read_log(out / "train_log.tsv")
+    assert [r["train_loss"] for r in log] == [r["train_loss"] for r in straight_log]
+
+
+def test_sigint_saves_the_batch_reached_and_resume_finishes(tmp_path, signalled_run):
+    """Ctrl-C in a real run: exit code 130, one line on stderr (no traceback); --resume continues
+    (to a shortened total, to keep the test short)."""
+    out = tmp_path / "run"
+    argv = [*TINY, *COMBOS["mrpnet-lowlight"], "--epochs", "1000"]
+    proc = signalled_run("experiments.supervised_train", argv, out, signal.SIGINT)
+    assert proc.returncode == 130, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and proc.stderr.count("interrupted") == 1
+    match = re.fullmatch(r"supervised_train: interrupted in epoch (\d+) of 1000, (after batch 1 of 2|at its start) "
+                         r"\(SIGINT\); \S+last\.pt saved; continue with --resume --out \S+", proc.message)
+    assert match, proc.message
+    epoch = int(match[1])
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["extra"]["epoch"] == epoch - 1 >= 1
+    main(["--out", str(out), "--resume", "--epochs", str(epoch)])
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["extra"]["epoch"] == epoch
+    assert [int(r["epoch"]) for r in read_log(out / "train_log.tsv")] == list(range(1, epoch + 1))
+    assert (out / "summary.md").is_file()
