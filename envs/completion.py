@@ -14,8 +14,8 @@ from rlenhance import metrics
 from rlenhance.data import random_occlusion
 from rlenhance.ops import FilterAction, gaussian_blur2d, median_blur2d
 from rlenhance.ops.fill import diffusion_fill, neighbour_mean
-from rlenhance.ops.filters import filters_at
 from rlenhance.ops.select import group_pixels
+from rlenhance.ops.sparse import filters_at
 
 #: Per-pixel actions; "predict" exists only when a predictor (a supervised completion model) is given.
 COMPLETION_ACTIONS = ("keep", "diffuse", "copy_left", "copy_right", "copy_up", "copy_down",

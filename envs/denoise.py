@@ -11,7 +11,7 @@ from gymnasium import spaces
 from envs.base import PixelEnv, PixelTask, PixelVectorEnv
 from rlenhance.data import add_gaussian_noise
 from rlenhance.ops import PIXELRL_ACTIONS
-from rlenhance.ops.filters import pixelrl_filter_select
+from rlenhance.ops.bank import pixelrl_filter_select
 
 
 class DenoiseTask(PixelTask):

@@ -2,22 +2,39 @@
 
 All ops are batched torch functions on (B, C, H, W) float tensors (RGB, values in [0, 1]) that
 run on the input's device; each comes with an ``nn.Module`` where that makes sense.
+
+The dense filters reproduce OpenCV on the same float32 input, border handling included, so that an
+agent trained on these ops sees what PixelRL's ``cv2`` loop produced:
+
+==========================  ===================================  ===========
+function                    OpenCV reference                     border
+==========================  ===================================  ===========
+:func:`gaussian_blur2d`     ``cv2.GaussianBlur(x, (k, k), s)``   reflect-101
+:func:`box_blur2d`          ``cv2.blur`` / ``cv2.boxFilter``     reflect-101
+:func:`median_blur2d`       ``cv2.medianBlur(x, k)``             replicate
+:func:`bilateral_filter2d`  ``cv2.bilateralFilter``              reflect-101
+==========================  ===================================  ===========
+
+Modules, each importing only from those above it (``tests/rlenhance/test_ops_imports.py`` keeps
+it so):
+
+* ``_checks`` (argument checks), ``_padding`` (OpenCV borders), ``_workspace`` (working dtype,
+  temporaries), ``_sorting`` (comparator networks), ``_sites`` (reads at chosen pixels);
+* ``curves`` (LE curves), ``fill`` (hole filling), ``select`` (per-pixel selection, grouping);
+* one filter family a module: ``blur`` (Gaussian, box), ``median``, ``bilateral``;
+* ``actions``: :class:`FilterAction`, :data:`PIXELRL_ACTION_TABLE` and how a bank is planned;
+* ``sparse``: a bank evaluated at chosen pixels only (``filters_at``, the torch per-pixel choice);
+* ``native``: the same per-pixel choice as a C kernel (``csrc/``), compiled on first use;
+* ``bank``: :func:`pixelrl_filter_bank`, ``pixelrl_filter_select`` (native kernel or torch path)
+  and :class:`FilterBank`.
 """
 
+from rlenhance.ops.actions import PIXELRL_ACTION_TABLE, PIXELRL_ACTIONS, FilterAction, shift_intensity
+from rlenhance.ops.bank import FilterBank, pixelrl_filter_bank
+from rlenhance.ops.bilateral import bilateral_filter2d
+from rlenhance.ops.blur import box_blur2d, gaussian_blur2d, gaussian_kernel1d
 from rlenhance.ops.curves import LECurve, LECurveIterative, le_curve, le_curve_iterative
-from rlenhance.ops.filters import (
-    PIXELRL_ACTION_TABLE,
-    PIXELRL_ACTIONS,
-    FilterAction,
-    FilterBank,
-    bilateral_filter2d,
-    box_blur2d,
-    gaussian_blur2d,
-    gaussian_kernel1d,
-    median_blur2d,
-    pixelrl_filter_bank,
-    shift_intensity,
-)
+from rlenhance.ops.median import median_blur2d
 from rlenhance.ops.select import select_per_pixel
 
 __all__ = [

@@ -4,12 +4,14 @@ Two ways to execute per-pixel actions:
 
 * :func:`select_per_pixel` picks from candidates that were computed for every pixel (a gather);
 * :func:`group_pixels` sorts the pixels by their action, so that each action can be computed at
-  the pixels that chose it only (see :func:`rlenhance.ops.filters.pixelrl_filter_select`).
+  the pixels that chose it only (see :func:`rlenhance.ops.bank.pixelrl_filter_select`).
 """
 
 from __future__ import annotations
 
 import torch
+
+from rlenhance.ops._checks import _check_action_range, _check_pixel_actions
 
 __all__ = ["group_pixels", "select_per_pixel", "sort_by_key"]
 
@@ -54,46 +56,13 @@ def select_per_pixel(candidates: torch.Tensor, actions: torch.Tensor, *, validat
         got = tuple(candidates.shape) if isinstance(candidates, torch.Tensor) else type(candidates).__name__
         raise ValueError(f"candidates must be a tensor of shape (B, K, C, H, W); got {got}")
     b, k, c, h, w = candidates.shape
-    check_pixel_actions(actions, (b, c, h, w), candidates.device, like="candidates", like_shape=candidates.shape)
+    _check_pixel_actions(actions, (b, c, h, w), candidates.device, like="candidates", like_shape=candidates.shape)
     if actions.dim() == 3:
         actions = actions.unsqueeze(1)
     if validate:
-        check_action_range(actions, k, "candidates")
+        _check_action_range(actions, k, "candidates")
     index = actions.long().expand(b, c, h, w).unsqueeze(1)  # (B, 1, C, H, W)
     return candidates.gather(1, index).squeeze(1)
-
-
-def check_pixel_actions(actions: torch.Tensor, bchw: tuple[int, int, int, int], device: torch.device, *,
-                        like: str, like_shape: tuple[int, ...]) -> None:
-    """Check a per-pixel action tensor for images of shape ``bchw`` (no device sync).
-
-    Accepted: an integer tensor (not bool) on ``device`` of shape (B, H, W), (B, 1, H, W) or
-    (B, C, H, W). ``like`` / ``like_shape`` name the tensor the actions go with in the messages.
-
-    Raises:
-        ValueError: naming the accepted shapes, dtype or device.
-    """
-    b, c, h, w = bchw
-    accepted = f"(B, H, W) = {(b, h, w)}, (B, 1, H, W) = {(b, 1, h, w)} or (B, C, H, W) = {(b, c, h, w)}"
-    if not isinstance(actions, torch.Tensor):
-        raise ValueError(f"actions must be an integer tensor of shape {accepted}; got {type(actions).__name__}")
-    if actions.is_floating_point() or actions.is_complex() or actions.dtype == torch.bool:
-        raise ValueError(f"actions must be an integer tensor (e.g. torch.int64); got dtype {actions.dtype}")
-    if actions.device != device:
-        raise ValueError(f"actions are on {actions.device} but {like} on {device}; put both on the same device")
-    shape = tuple(actions.shape)
-    if shape not in ((b, h, w), (b, 1, h, w), (b, c, h, w)):
-        raise ValueError(f"actions of shape {shape} do not fit {like} of shape {tuple(like_shape)}; "
-                         f"accepted: {accepted}")
-
-
-def check_action_range(actions: torch.Tensor, k: int, noun: str) -> None:
-    """Check that every action is in [0, k - 1] (a device sync on GPU); ``noun`` names the K things."""
-    if actions.numel() == 0:
-        return
-    lo, hi = (int(v) for v in torch.aminmax(actions))
-    if lo < 0 or hi >= k:
-        raise ValueError(f"actions must be in [0, {k - 1}] (K = {k} {noun}); got values in [{lo}, {hi}]")
 
 
 def group_pixels(actions: torch.Tensor, n_actions: int, *, pixels: torch.Tensor | None = None,

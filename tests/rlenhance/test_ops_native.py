@@ -10,6 +10,8 @@ The torch path is the same function with RLENHANCE_NATIVE=0.
 """
 
 import contextlib
+import logging
+import re
 import shutil
 import warnings
 
@@ -17,16 +19,26 @@ import pytest
 import torch
 
 from rlenhance.errors import ImageError
-from rlenhance.ops import filters, native
-from rlenhance.ops.filters import PIXELRL_ACTION_TABLE, pixelrl_filter_bank, pixelrl_filter_select
+from rlenhance.ops import _sorting, bilateral, native
+from rlenhance.ops.actions import PIXELRL_ACTION_TABLE
+from rlenhance.ops.bank import pixelrl_filter_bank, pixelrl_filter_select
 from rlenhance.ops.select import select_per_pixel
 
 ATOL = 1e-6
 N_ACTIONS = len(PIXELRL_ACTION_TABLE)
 EXACT_ACTIONS = (0, 1, 2, 5) + ((3, 6, 8) if native._torch_fuses_multiply_add() else ())  # all but bilateral
 
-needs_native = pytest.mark.skipif(not native.available(),
-                                  reason=f"native kernel unavailable: {native.unavailable_reason()}")
+
+
+@pytest.fixture
+def native_kernel():
+    """Skip the test when the C kernel is unavailable; checked when the test runs, so that collecting
+    this file compiles nothing."""
+    if not native.available():
+        pytest.skip(f"native kernel unavailable: {native.unavailable_reason()}")
+
+
+needs_native = pytest.mark.usefixtures("native_kernel")
 
 
 @pytest.fixture
@@ -115,10 +127,10 @@ def test_known_values():
 @pytest.mark.parametrize("channels", [1, 3])
 def test_lookup_table_path_matches_torch_path(channels, monkeypatch):
     # a value range above 1.83 makes sigma_color 0.1 use OpenCV's interpolated table (see
-    # filters._BILATERAL_EXACT_GAUSSIAN_MAX_ERROR); a flat image counts as range 1
+    # bilateral._BILATERAL_EXACT_GAUSSIAN_MAX_ERROR); a flat image counts as range 1
     x = noisy((3, channels, 17, 19), seed=channels, low=-0.6, high=1.6)
     x[1] = 0.25
-    assert not filters._bilateral_exact(float(x[0].max() - x[0].min()), 0.1, 4096)
+    assert not bilateral._bilateral_exact(float(x[0].max() - x[0].min()), 0.1, 4096)
     actions = random_actions(3, 17, 19, seed=7)
     out = native.pixelrl_select_native(x, actions)
     assert_close_per_action(out, torch_select(x, actions, monkeypatch), actions)
@@ -131,7 +143,7 @@ def test_value_ranges_as_filters_computes_them():
     lo_hi = torch.empty(4, 2)
     native._library().min_max(x.data_ptr(), 4, x[0].numel(), lo_hi.data_ptr())
     assert torch.equal(lo_hi, torch.stack(torch.aminmax(x.view(4, -1), dim=1), 1))
-    assert native._ranges(*lo_hi.t().tolist()) == filters._value_ranges(x)
+    assert native._ranges(*lo_hi.t().tolist()) == bilateral._value_ranges(x)
 
 
 @needs_native
@@ -273,3 +285,91 @@ def test_per_channel_actions_on_colour_images_take_the_torch_bank():
     bank = pixelrl_filter_bank(x)  # (B, K, C, H, W)
     expected = bank.gather(1, actions[:, None]).squeeze(1)
     assert torch.allclose(out, expected, atol=1e-6)
+
+
+# ---------------------------------------------------------------- build reports, C source, binding
+
+
+def native_records(caplog):
+    return [r for r in caplog.records if r.name == native.__name__]
+
+
+def test_broken_compiler_is_logged_with_the_fallback(monkeypatch, tmp_path, fresh_library, caplog):
+    if shutil.which("false") is None:
+        pytest.skip("no `false` executable to stand in for a broken compiler")
+    monkeypatch.setenv("CC", shutil.which("false"))
+    monkeypatch.setenv("RLENHANCE_CACHE", str(tmp_path))
+    monkeypatch.delenv(native.ENV_SWITCH, raising=False)
+    with caplog.at_level(logging.DEBUG, logger=native.__name__):
+        assert not native.available()
+        assert not native.available()  # reported once per process, not per call
+    records = native_records(caplog)
+    assert [r.levelno for r in records] == [logging.INFO, logging.WARNING]  # compiling, then the fallback
+    assert "compiling" in records[0].getMessage()
+    assert "torch path" in records[1].getMessage() and native.unavailable_reason() in records[1].getMessage()
+
+
+def test_missing_compiler_is_logged(monkeypatch, tmp_path, fresh_library, caplog):
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    monkeypatch.setenv("RLENHANCE_CACHE", str(tmp_path))
+    monkeypatch.delenv(native.ENV_SWITCH, raising=False)
+    with caplog.at_level(logging.DEBUG, logger=native.__name__):
+        assert not native.available()
+    (record,) = native_records(caplog)
+    assert record.levelno == logging.WARNING and "no C compiler" in record.getMessage()
+
+
+def test_env_switch_is_logged_once(monkeypatch, caplog):
+    native._log_disabled.cache_clear()
+    monkeypatch.setenv(native.ENV_SWITCH, "0")
+    with caplog.at_level(logging.DEBUG, logger=native.__name__):
+        x, actions = noisy((1, 1, 8, 9), seed=5), random_actions(1, 8, 9, seed=5)
+        pixelrl_filter_select(x, actions)
+        pixelrl_filter_select(x, actions)
+    (record,) = native_records(caplog)
+    assert record.levelno == logging.INFO and native.ENV_SWITCH in record.getMessage()
+    assert "torch path" in record.getMessage()
+
+
+@needs_native
+def test_cached_library_load_is_logged(monkeypatch, tmp_path, fresh_library, caplog):
+    built = native._library().path
+    monkeypatch.setenv("RLENHANCE_CACHE", str(tmp_path))
+    (tmp_path / "native").mkdir()
+    shutil.copy(built, tmp_path / "native" / built.name)
+    native._library.cache_clear()
+    with caplog.at_level(logging.DEBUG, logger=native.__name__):
+        assert native.available()
+    (record,) = native_records(caplog)
+    assert record.levelno == logging.DEBUG and str(tmp_path) in record.getMessage()
+
+
+def test_c_median_network_is_the_pruned_sorting_network():
+    """The 5x5 median of csrc/ is written out comparator by comparator: it must be the network the
+    torch median is built from (Batcher's odd-even merge sort of 25 values pruned to wire 12)."""
+    source = (native._SOURCE_DIR / "pixelrl_select_vector.h").read_text(encoding="utf-8")
+    body = source.split("static inline vf median25(vf v[WIN * WIN]) {")[1].split("(void)t;")[0]
+    network = []
+    for line in body.strip().splitlines()[1:]:  # after "vf t;"
+        if m := re.fullmatch(r"t = vmin\(v\[(\d+)\], v\[(\d+)\]\); v\[\2\] = vmax\(v\[\1\], v\[\2\]\); v\[\1\] = t;",
+                             line.strip()):
+            network.append((int(m[1]), int(m[2]), True, True))
+        elif m := re.fullmatch(r"v\[(\d+)\] = vmin\(v\[\1\], v\[(\d+)\]\);", line.strip()):
+            network.append((int(m[1]), int(m[2]), True, False))
+        elif m := re.fullmatch(r"v\[(\d+)\] = vmax\(v\[(\d+)\], v\[\1\]\);", line.strip()):
+            network.append((int(m[2]), int(m[1]), False, True))
+        else:
+            raise AssertionError(f"not a comparator: {line!r}")
+    pruned, _ = _sorting._prune(_sorting._sorting_network(25), [12])
+    assert tuple(network) == pruned
+    assert "return v[12];" in source.split("static inline vf median25")[1].split("}")[0]
+
+
+def test_kernel_arguments_are_named_and_complete():
+    """The kernel's arguments travel as one struct whose fields are all given by name."""
+    fields = {name: 0 for name, _ in native._SelectArgs._fields_}
+    assert native._SelectArgs(**fields).n_threads == 0
+    with pytest.raises(TypeError, match="isa"):
+        native._SelectArgs(**{name: value for name, value in fields.items() if name != "isa"})
+    with pytest.raises(AttributeError):
+        native._SelectArgs(**fields, n_thread=1)
