@@ -19,7 +19,8 @@ Three entry points:
 * :func:`rollout_images` - a list of whole images of any sizes (BSD68 mixes 321x481 and
   481x321): grouped by size, batched, returned in the input order.
 * :func:`load_rollout_policy` - a checkpoint of ``experiments.denoise_train`` /
-  ``experiments.completion_train`` (``extra["env"]``) as a ready :class:`RolloutPolicy`, e.g. for
+  ``experiments.completion_train`` (its :class:`rlenhance.checkpoint.RolloutPolicySpec`) as a
+  ready :class:`RolloutPolicy`, e.g. for
   ``experiments.compare``::
 
       restorer = load_rollout_policy("runs/denoise_train/checkpoints/best.pt", device="cpu")
@@ -52,7 +53,7 @@ from torch import Tensor, nn
 from agents.common import blocks_to_pixels
 from agents.distributions import PixelCategorical, PixelGaussian
 from envs.base import PixelTask
-from rlenhance.checkpoint import build_model, load_checkpoint
+from rlenhance.checkpoint import SPEC_KEY, RolloutPolicySpec, SupervisedSpec, build_model, load_checkpoint
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.models.policy import PixelActorCritic, PolicyOutput, build_policy_input
 from rlenhance.ops.fill import PREFILLS, prefill_hole
@@ -74,8 +75,6 @@ _IMAGE_DIMS = (3, 4)
 _PLANES_RANK = 3
 #: Continuous actions live in the Box [-ACTION_BOUND, ACTION_BOUND].
 ACTION_BOUND = 1.0
-#: ``extra["env"]`` keys a checkpoint needs for :func:`load_rollout_policy`.
-ROLLOUT_KEYS = ("task", "env_id", "env_kwargs", "steps", "block_actions")
 
 
 # --- the task at the images' size ------------------------------------------------------------------
@@ -281,7 +280,9 @@ class CompletionPredictor:
 
 
 def load_predictor(path: str | Path, *, device: str | torch.device = "cpu") -> CompletionPredictor:
-    """Load a completion checkpoint of ``experiments.supervised_train`` as a predictor.
+    """Load a completion checkpoint of ``experiments.supervised_train`` as a predictor (its
+    :class:`rlenhance.checkpoint.SupervisedSpec` says whether the net reads the mask and what it
+    sees in the hole).
 
     Raises:
         CheckpointError: the file is not a checkpoint of an RGB completion network (the message
@@ -290,20 +291,15 @@ def load_predictor(path: str | Path, *, device: str | torch.device = "cpu") -> C
     from rlenhance.models.mrpnet import MODELS as MRPNET_MODELS
     from rlenhance.models.pixelrnn import MODELS as PIXELRNN_MODELS
 
-    ckpt = load_checkpoint(path)
-    inference = (ckpt.get("extra") or {}).get("inference") or {}
-    if inference.get("task", "completion") != "completion":
-        raise CheckpointError(f"--predictor {path}: a {inference.get('model')} trained for --task "
-                              f"{inference.get('task')}; expected a completion model (supervised_train "
-                              "--task completion, e.g. --model gated-pixelrnn)")
-    if int(inference.get("channels", 3)) != 3:
-        raise CheckpointError(f"--predictor {path}: a {inference.get('channels')}-channel model; completion is RGB")
+    ckpt = load_checkpoint(path, spec=SupervisedSpec)
+    spec: SupervisedSpec = ckpt["extra"][SPEC_KEY]
+    if spec.task != "completion":
+        raise CheckpointError(f"--predictor {path}: a {spec.model} trained for --task {spec.task}; expected a "
+                              "completion model (supervised_train --task completion, e.g. --model gated-pixelrnn)")
+    if spec.channels != 3:
+        raise CheckpointError(f"--predictor {path}: a {spec.channels}-channel model; completion is RGB")
     model = build_model(ckpt, {**MRPNET_MODELS, **PIXELRNN_MODELS}).to(device)
-    needs_mask = bool(inference.get("needs_mask", ckpt["arch"]["class"] == "GatedPixelRNN"))
-    prefill = inference.get("prefill", "none")
-    if prefill not in PREFILLS:
-        raise CheckpointError(f"--predictor {path}: prefill {prefill!r}; expected one of {PREFILLS}")
-    return CompletionPredictor(model, needs_mask, prefill)
+    return CompletionPredictor(model, spec.needs_mask, spec.prefill)
 
 
 # --- checkpoints ----------------------------------------------------------------------------------------
@@ -314,18 +310,30 @@ class RolloutPolicy:
     Attributes:
         policy: the actor (eval mode).
         task: the task core at batch 1 (resized per call by the rollout).
-        steps: steps per rollout.
-        block_actions: actions per downscale block (as trained).
-        config: the checkpoint's ``extra["env"]``.
+        spec: the checkpoint's :class:`~rlenhance.checkpoint.RolloutPolicySpec`.
         path: the checkpoint file.
     """
 
     policy: PixelActorCritic
     task: PixelTask
-    steps: int
-    block_actions: bool
-    config: dict
+    spec: RolloutPolicySpec
     path: Path
+
+    @property
+    def steps(self) -> int:
+        """Steps per rollout (the spec's)."""
+        return self.spec.steps
+
+    @property
+    def block_actions(self) -> bool:
+        """Actions per downscale block, as trained (the spec's)."""
+        return self.spec.block_actions
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The spec as a plain dict (:meth:`~rlenhance.checkpoint.CheckpointSpec.to_dict`; ``config["task"]``
+        is read by ``experiments.compare``); prefer :attr:`spec`."""
+        return self.spec.to_dict()
 
     def restore(self, items: Sequence[Mapping[str, Any]], *, batch_size: int = 1) -> list[Tensor]:
         """Greedy rollouts on whole images (one ``options`` dict per image, entries (C, H, W));
@@ -338,29 +346,22 @@ def load_rollout_policy(path: str | Path, *, device: str | torch.device = "cpu",
                         predictor: Callable[[Tensor, Tensor], Tensor] | None = None) -> RolloutPolicy:
     """Load a checkpoint of ``experiments.denoise_train`` / ``experiments.completion_train``.
 
-    The task is rebuilt from ``extra["env"]`` (``env_id`` and ``env_kwargs``) on the embedded
-    default data (only its transition is used). A completion policy trained with ``--predictor``
-    needs the predictor back: ``predictor`` if given, else the checkpoint path recorded in
-    ``extra["env"]["predictor"]`` (:func:`load_predictor`).
+    The task is rebuilt from the checkpoint's :class:`~rlenhance.checkpoint.RolloutPolicySpec`
+    (``env_id`` and ``env_kwargs``) on the embedded default data (only its transition is used).
+    A completion policy trained with ``--predictor`` needs the predictor back: ``predictor`` if
+    given, else the checkpoint path recorded in the spec's ``predictor`` (:func:`load_predictor`).
 
     Raises:
-        CheckpointError: not a policy checkpoint, or ``extra["env"]`` lacks the rollout
-            configuration (e.g. a lol_train checkpoint: use :class:`rlenhance.Enhancer`).
+        CheckpointError: not a checkpoint of a denoising / completion policy (e.g. a lol_train
+            checkpoint: the message says to use :class:`rlenhance.Enhancer`).
     """
     import envs  # registers the env ids
 
-    ckpt = load_checkpoint(path)
-    config = dict((ckpt.get("extra") or {}).get("env") or {})
-    missing = [k for k in ROLLOUT_KEYS if k not in config]
-    if missing:
-        raise CheckpointError(f"checkpoint {path}: extra['env'] lacks {missing}; expected a checkpoint of "
-                              "experiments.denoise_train or experiments.completion_train (low-light policies: "
-                              "rlenhance.Enhancer)")
+    ckpt = load_checkpoint(path, spec=RolloutPolicySpec)
+    spec: RolloutPolicySpec = ckpt["extra"][SPEC_KEY]
     policy = build_model(ckpt, {"PixelActorCritic": PixelActorCritic}).to(device).eval()
-    env_kwargs = dict(config["env_kwargs"])
-    if config.get("predictor"):
-        env_kwargs["predictor"] = predictor if predictor is not None else load_predictor(config["predictor"],
-                                                                                         device=device)
-    venv = envs.make_vec(config["env_id"], num_envs=1, device=device, **env_kwargs)
-    return RolloutPolicy(policy=policy, task=venv.task, steps=int(config["steps"]),
-                         block_actions=bool(config["block_actions"]), config=config, path=Path(path))
+    env_kwargs = dict(spec.env_kwargs)
+    if spec.predictor is not None:
+        env_kwargs["predictor"] = predictor if predictor is not None else load_predictor(spec.predictor, device=device)
+    venv = envs.make_vec(spec.env_id, num_envs=1, device=device, **env_kwargs)
+    return RolloutPolicy(policy=policy, task=venv.task, spec=spec, path=Path(path))

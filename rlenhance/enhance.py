@@ -18,14 +18,13 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from rlenhance import losses
-from rlenhance.checkpoint import build_model, load_checkpoint
+from rlenhance.checkpoint import ALPHA_MODES, SPEC_KEY, LowLightPolicySpec, build_model, load_checkpoint
 from rlenhance.data.transforms import fit_longer_side
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import as_unit_float
@@ -38,10 +37,8 @@ from rlenhance.runtime import flush_denormals, select_device
 #: Working resolution (longer side) of a policy whose checkpoint does not name one.
 DEFAULT_MAX_SIDE = 512
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "lowlight_a3c.pt"
-#: How a discrete policy's alpha is chosen at test time (see greedy_rollout).
-ALPHA_MODES = ("mean", "argmax")
-#: Keys the checkpoint's ``extra["env"]`` must hold for inference.
-ENV_KEYS = ("alpha_table", "damping", "action_type", "test_steps", "cond_fields", "cond_scale", "setting")
+# ALPHA_MODES (how a discrete policy's alpha is chosen at test time, see greedy_rollout) comes
+# from rlenhance.checkpoint, with the LowLightPolicySpec that records a policy's choice.
 
 
 @dataclass
@@ -58,21 +55,28 @@ class Enhancer:
     """Apply a trained low-light policy to images of any size.
 
     Args:
-        checkpoint: a checkpoint written by ``experiments.lol_train`` (None: the shipped model).
+        checkpoint: a checkpoint written by ``experiments.lol_train`` (None: the shipped model);
+            its :class:`~rlenhance.checkpoint.LowLightPolicySpec` says how to run it.
         device: "auto", "cpu", "cuda" or "cuda:N".
         steps: curve steps at test time (None: the checkpoint's ``test_steps``).
         max_side: longer side of the working resolution at which the policy runs (None: the one
-            the checkpoint was trained at, ``extra["env"]["max_side"]`` from ``lol_train
-            --policy-side``, else 512).
+            the checkpoint was trained at, its ``max_side`` from ``lol_train --policy-side``,
+            else 512).
         strip_pixels: pixels per full-resolution strip (bounds memory on large photos).
-        alpha_mode: "mean" (expected alpha, default) or "argmax" for discrete policies.
+        alpha_mode: "mean" (expected alpha) or "argmax" for discrete policies (None: the
+            checkpoint's ``alpha_mode``, the rule its training validated with; "mean" for the
+            shipped model).
         denoiser: a denoising checkpoint of ``experiments.supervised_train`` (path, loaded on
             ``device``) or a :class:`~rlenhance.restore.SupervisedRestorer` of task ``"denoise"``,
             applied after the last curve step (ReLLIE's denoiser module); None: no denoising.
 
+    Attributes:
+        spec: the checkpoint's :class:`~rlenhance.checkpoint.LowLightPolicySpec`.
+
     Raises:
-        CheckpointError: a bad policy checkpoint, or a ``denoiser`` checkpoint that is not a
-            denoising one (the message names the file, its task and the accepted one).
+        CheckpointError: a bad policy checkpoint (not a low-light policy, or a spec that does
+            not describe its network), or a ``denoiser`` checkpoint that is not a denoising one
+            (the message names the file, its task and the accepted one).
 
     Example:
         >>> enhancer = Enhancer()                                        # doctest: +SKIP
@@ -80,30 +84,28 @@ class Enhancer:
     """
 
     def __init__(self, checkpoint: str | Path | None = None, *, device: str = "auto", steps: int | None = None,
-                 max_side: int | None = None, strip_pixels: int = 2_000_000, alpha_mode: str = "mean",
+                 max_side: int | None = None, strip_pixels: int = 2_000_000, alpha_mode: str | None = None,
                  denoiser: str | Path | SupervisedRestorer | None = None):
         flush_denormals()
         self.device = select_device(device)
         path = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
-        ckpt = load_checkpoint(path, map_location="cpu")
+        ckpt = load_checkpoint(path, map_location="cpu", spec=LowLightPolicySpec)
+        spec: LowLightPolicySpec = ckpt["extra"][SPEC_KEY]
         self.policy = build_model(ckpt, {"PixelActorCritic": PixelActorCritic}).to(self.device).eval()
-        env = (ckpt.get("extra") or {}).get("env")
-        if not isinstance(env, Mapping) or any(k not in env for k in ENV_KEYS):
-            raise CheckpointError(f"checkpoint {path}: extra['env'] must hold {ENV_KEYS} (written by "
-                                  "experiments.lol_train); this is not a low-light policy checkpoint")
-        self.env = dict(env)
+        _check_policy(self.policy, spec, path)
+        self.spec = spec
         self.path = path
-        self.alpha_table = torch.tensor(env["alpha_table"], dtype=torch.float32, device=self.device)
-        #: How the setting is encoded as cond: (value - cond_offset) / cond_scale (older checkpoints: no offset).
-        self.cond_scale = torch.tensor(env["cond_scale"], dtype=torch.float32, device=self.device)
-        self.cond_offset = torch.tensor(env.get("cond_offset", [0.0] * len(env["cond_scale"])),
-                                        dtype=torch.float32, device=self.device)
-        self.steps = int(steps if steps is not None else env["test_steps"])
+        self.alpha_table = torch.tensor(spec.alpha_table, dtype=torch.float32, device=self.device)
+        #: How the setting is encoded as cond: (value - cond_offset) / cond_scale.
+        self.cond_scale = torch.tensor(spec.cond_scale, dtype=torch.float32, device=self.device)
+        self.cond_offset = torch.tensor(spec.cond_offset, dtype=torch.float32, device=self.device)
+        self.steps = int(steps if steps is not None else spec.test_steps)
         if self.steps < 1:
             raise ValueError(f"steps: expected an int >= 1, got {steps!r}")
-        max_side = int(max_side if max_side is not None else env.get("max_side") or DEFAULT_MAX_SIDE)
+        max_side = int(max_side if max_side is not None else spec.max_side or DEFAULT_MAX_SIDE)
         if max_side < 16 or strip_pixels < 1:
             raise ValueError(f"max_side must be >= 16 and strip_pixels >= 1, got {max_side}, {strip_pixels}")
+        alpha_mode = spec.alpha_mode if alpha_mode is None else alpha_mode
         if alpha_mode not in ALPHA_MODES:
             raise ValueError(f"alpha_mode: expected one of {ALPHA_MODES}, got {alpha_mode!r}")
         self.alpha_mode = alpha_mode
@@ -122,11 +124,12 @@ class Enhancer:
         """Conditioning vector (1, 5) from the training setting overridden by ``setting``
         (``exposure``, ``w_exposure``, ``w_color``, ``w_spatial``, ``w_smooth``), encoded as the
         env encoded it in training: ``(value - cond_offset) / cond_scale``."""
-        values = dict(self.env["setting"])
+        values = dict(self.spec.setting)
         for key, value in setting.items():
             name = "exposure_target" if key == "exposure" else key
             if name not in values:
-                raise ValueError(f"{key}: unknown setting; accepted: exposure, {', '.join(list(values)[1:])}")
+                accepted = ["exposure" if k == "exposure_target" else k for k in values]
+                raise ValueError(f"{key}: unknown setting; accepted: {', '.join(accepted)}")
             if value is None:
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
@@ -137,7 +140,7 @@ class Enhancer:
             if name != "exposure_target" and not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{key}: expected a finite reward weight >= 0, got {value!r}")
             values[name] = value
-        raw = torch.tensor([[values[k] for k in self.env["cond_fields"]]], dtype=torch.float32, device=self.device)
+        raw = torch.tensor([[values[k] for k in self.spec.cond_fields]], dtype=torch.float32, device=self.device)
         return (raw - self.cond_offset) / self.cond_scale
 
     # --- inference -------------------------------------------------------------------------------
@@ -146,10 +149,11 @@ class Enhancer:
         """Greedy rollout at the working resolution; returns one (1, C, h, w) alpha map per step (C: the policy's 3 or 1 alpha channels)."""
         small = fit_longer_side(image, self.max_side)
         target = None
-        if self.env.get("observe_exposure_gap", False):  # decode E from the encoded cond
-            target = cond[:, 0] * self.cond_scale[0] + self.cond_offset[0]
+        if self.spec.observe_exposure_gap:  # decode E from the encoded cond
+            i = self.spec.cond_fields.index("exposure_target")
+            target = cond[:, i] * self.cond_scale[i] + self.cond_offset[i]
         return greedy_rollout(self.policy, small, cond, steps=self.steps, alpha_table=self.alpha_table,
-                              damping=float(self.env["damping"]), alpha_mode=self.alpha_mode,
+                              damping=self.spec.damping, alpha_mode=self.alpha_mode,
                               exposure_target=target)[1]
 
     @torch.no_grad()
@@ -243,6 +247,22 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
         current = le_curve(current, alpha).clamp(0.0, 1.0)
         maps.append(alpha)
     return current, maps
+
+
+def _check_policy(policy: PixelActorCritic, spec: LowLightPolicySpec, path: Path) -> None:
+    """Raise CheckpointError unless ``spec`` describes ``policy``: its action type (a discrete
+    policy has one logit per ``alpha_table`` entry) and its conditioning width (none, or one per
+    ``cond_fields`` name)."""
+    problems = []
+    if (policy.n_actions is not None) != (spec.action_type == "discrete"):
+        problems.append(f"action_type {spec.action_type!r} for a network with n_actions={policy.n_actions}")
+    elif policy.n_actions is not None and policy.n_actions != len(spec.alpha_table):
+        problems.append(f"{len(spec.alpha_table)} alpha_table values for n_actions={policy.n_actions}")
+    if policy.cond_dim not in (0, len(spec.cond_fields)):
+        problems.append(f"{len(spec.cond_fields)} cond_fields for cond_dim={policy.cond_dim}")
+    if problems:
+        raise CheckpointError(f"checkpoint {path}: its LowLightPolicySpec does not describe its network: "
+                              + "; ".join(problems))
 
 
 def _strip_grid(top: int, bottom: int, height: int, width: int, device: torch.device) -> torch.Tensor:

@@ -4,14 +4,11 @@ One loader and one inference path for every checkpoint written by
 ``experiments.supervised_train``: MRPNet, MRPNet + Generator (:class:`~rlenhance.models.mrpnet.CombinedModel`),
 the ConvLSTM :class:`~rlenhance.models.pixelrnn.PixelRNN` and the
 :class:`~rlenhance.models.pixelrnn.GatedPixelRNN`, for the tasks ``lowlight``, ``denoise`` and
-``completion``. Such a checkpoint stores, next to the weights::
-
-    extra["inference"] = {"model": "mrpnet" | "pixelrnn" | "gated-pixelrnn",
-                          "task": "lowlight" | "denoise" | "completion",
-                          "channels": 1 | 3,          # planes the net reads (denoise: 1, gray)
-                          "needs_mask": bool,         # the net reads the mask (gated PixelRNN)
-                          "composite": bool,          # output = input outside the hole (completion)
-                          "prefill": "diffusion" | "none"}  # hole filled before the net (optional: none)
+``completion``. Such a checkpoint holds, next to the weights, a
+:class:`rlenhance.checkpoint.SupervisedSpec`: the ``model`` name (``"mrpnet"``, ``"pixelrnn"``,
+``"gated-pixelrnn"``), the ``task``, the ``channels`` the net reads (denoise: 1, gray) and the
+``prefill`` of the hole; whether the net reads the mask (gated PixelRNN) and whether the output
+keeps the input outside the hole (completion) follow from them.
 
 Large images are processed in tiles whose margins cover the networks' receptive fields (at most
 37 pixels for the published layouts, measured), so memory is bounded and the result matches a
@@ -40,20 +37,20 @@ import torch.nn.functional as F
 from scipy import ndimage
 from torch import Tensor, nn
 
-from rlenhance.checkpoint import build_model, load_checkpoint
+from rlenhance.checkpoint import (SPEC_KEY, SUPERVISED_MODELS, SUPERVISED_TASKS, SupervisedSpec, build_model,
+                                  load_checkpoint)
 from rlenhance.data.occluded import MASK_SHAPES, drop_small_regions, regions_to_mask
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import BT601_LUMA_WEIGHTS, as_unit_float
 from rlenhance.models.mrpnet import MODELS as MRPNET_MODELS
 from rlenhance.models.pixelrnn import MODELS as PIXELRNN_MODELS, GatedPixelRNN, composite
-from rlenhance.ops.fill import PREFILLS, prefill_hole
+from rlenhance.ops.fill import prefill_hole
 from rlenhance.runtime import flush_denormals, select_device
 
 __all__ = [
     "DEFAULT_COMPLETION_CHECKPOINT",
     "DEFAULT_DENOISE_CHECKPOINT",
     "HOLE_THRESHOLD",
-    "INFERENCE_KEYS",
     "MASK_THRESHOLD",
     "REGISTRY",
     "SupervisedRestorer",
@@ -68,14 +65,9 @@ DEFAULT_DENOISE_CHECKPOINT = _WEIGHTS / "mrpnet_denoise.pt"
 #: The shipped gated PixelRNN completion model (used when ``rlenhance complete`` gets no --checkpoint).
 DEFAULT_COMPLETION_CHECKPOINT = _WEIGHTS / "gated_pixelrnn_completion.pt"
 #: Tasks a supervised checkpoint can be trained for (``experiments.supervised_train --task``).
-TASKS = ("lowlight", "denoise", "completion")
-#: Keys of ``extra["inference"]`` in a supervised checkpoint.
-INFERENCE_KEYS = ("model", "task", "channels", "needs_mask", "composite")
+TASKS = SUPERVISED_TASKS
 #: Every class a supervised checkpoint can name (for :func:`rlenhance.checkpoint.build_model`).
 REGISTRY: Mapping[str, type[nn.Module]] = MappingProxyType({**MRPNET_MODELS, **PIXELRNN_MODELS})
-#: The ``model`` names of ``extra["inference"]`` and the classes each may build.
-_MODEL_CLASSES = MappingProxyType({"mrpnet": ("MRPNet", "CombinedModel", "Generator"),
-                                   "pixelrnn": ("PixelRNN",), "gated-pixelrnn": ("GatedPixelRNN",)})
 _DEFAULTS = MappingProxyType({"denoise": DEFAULT_DENOISE_CHECKPOINT, "completion": DEFAULT_COMPLETION_CHECKPOINT})
 _TRAIN_COMMAND = MappingProxyType({
     "denoise": "python -m experiments.supervised_train --model mrpnet --task denoise",
@@ -185,6 +177,8 @@ class SupervisedRestorer:
             the net's receptive radius (37 px at most for these layouts) for seamless output.
 
     Attributes:
+        spec: the checkpoint's :class:`~rlenhance.checkpoint.SupervisedSpec` (the attributes
+            below repeat it).
         task: the checkpoint's task, one of :data:`TASKS`.
         channels: planes the net reads and writes (1 = gray, 3 = RGB).
         needs_mask: the net reads the mask (gated PixelRNN).
@@ -206,8 +200,9 @@ class SupervisedRestorer:
     Raises:
         CheckpointError: the file is missing or broken (see
             :func:`rlenhance.checkpoint.load_checkpoint`), it is not a supervised checkpoint (no
-            valid ``extra["inference"]``), its task is not accepted (the message names the file,
-            its task and the accepted ones), or no default checkpoint is installed.
+            valid :class:`~rlenhance.checkpoint.SupervisedSpec`, or one that does not describe
+            its network), its task is not accepted (the message names the file, its task and
+            the accepted ones), or no default checkpoint is installed.
         ValueError: bad ``device``, ``task``, ``tile`` or ``overlap``.
 
     Example:
@@ -232,54 +227,41 @@ class SupervisedRestorer:
             checkpoint = default_checkpoint(accepted[0])
         self.device = select_device(device)
         self.path = Path(checkpoint)
-        ckpt = load_checkpoint(self.path, map_location="cpu")
-        info = self._inference_info(ckpt)
-        if info["task"] not in accepted:
-            raise CheckpointError(f"checkpoint {self.path}: trained for task {info['task']!r}; this needs a "
+        ckpt = load_checkpoint(self.path, map_location="cpu", spec=SupervisedSpec)
+        spec: SupervisedSpec = ckpt["extra"][SPEC_KEY]
+        self._check_arch(spec, ckpt["arch"])
+        if spec.task not in accepted:
+            raise CheckpointError(f"checkpoint {self.path}: trained for task {spec.task!r}; this needs a "
                                   f"checkpoint of task {' or '.join(repr(t) for t in accepted)}")
-        self.task: str = info["task"]
-        self.channels: int = int(info["channels"])
-        self.needs_mask: bool = bool(info["needs_mask"])
-        self.composite: bool = bool(info["composite"])
-        self.prefill: str = info["prefill"]
-        self.model_name: str = info["model"]
+        self.spec = spec
+        self.task: str = spec.task
+        self.channels: int = spec.channels
+        self.needs_mask: bool = spec.needs_mask
+        self.composite: bool = spec.composite
+        self.prefill: str = spec.prefill
+        self.model_name: str = spec.model
         self.arch_class: str = ckpt["arch"]["class"]
         self.model = build_model(ckpt, REGISTRY).to(self.device).eval()
         if getattr(self.model, "in_channels", self.channels) != self.channels \
                 or self.needs_mask != isinstance(self.model, GatedPixelRNN):
-            raise CheckpointError(f"checkpoint {self.path}: extra['inference'] {info} does not describe its "
-                                  f"network {self.arch_class}({ckpt['arch']['kwargs']})")
+            raise CheckpointError(f"checkpoint {self.path}: its {spec} does not describe its network "
+                                  f"{self.arch_class}({ckpt['arch']['kwargs']})")
         self.stride = _total_stride(self.model)
         self.tile = -(-tile // self.stride) * self.stride
         self.overlap = -(-overlap // self.stride) * self.stride
 
-    def _inference_info(self, ckpt: Mapping[str, Any]) -> dict[str, Any]:
-        """``extra["inference"]`` of ``ckpt``, validated."""
-        info = (ckpt.get("extra") or {}).get("inference")
-        if not isinstance(info, Mapping) or any(k not in info for k in INFERENCE_KEYS):
-            raise CheckpointError(f"checkpoint {self.path}: extra['inference'] must hold {INFERENCE_KEYS} (written "
-                                  "by experiments.supervised_train); this is not a supervised-model checkpoint")
-        info = dict(info)
-        info.setdefault("prefill", "none")  # checkpoints from before the pre-fill option
+    def _check_arch(self, spec: SupervisedSpec, arch: Mapping[str, Any]) -> None:
+        """Raise CheckpointError unless ``spec``'s model may build the class ``arch`` names and the
+        network restores at the input's size (no super-resolution)."""
         problems = []
-        if info["task"] not in TASKS:
-            problems.append(f"task {info['task']!r} (accepted: {TASKS})")
-        if info["model"] not in _MODEL_CLASSES or ckpt["arch"]["class"] not in _MODEL_CLASSES[info["model"]]:
-            problems.append(f"model {info['model']!r} with class {ckpt['arch']['class']!r} (accepted: "
-                            f"{dict(_MODEL_CLASSES)})")
-        if info["channels"] not in (1, 3):
-            problems.append(f"channels {info['channels']!r} (accepted: 1, 3)")
-        if info["composite"] != (info["task"] == "completion"):
-            problems.append(f"composite {info['composite']!r} for task {info['task']!r}")
-        if info["prefill"] not in PREFILLS or (info["task"] != "completion" and info["prefill"] != "none"):
-            problems.append(f"prefill {info['prefill']!r} for task {info['task']!r} (accepted: {PREFILLS} for "
-                            "completion, 'none' otherwise)")
-        if int(ckpt["arch"]["kwargs"].get("upscale", 1)) != 1:
-            problems.append(f"upscale {ckpt['arch']['kwargs']['upscale']} (super-resolution models are not "
-                            "supported; accepted: 1)")
+        if arch["class"] not in SUPERVISED_MODELS[spec.model]:
+            problems.append(f"model {spec.model!r} with class {arch['class']!r} (accepted: {dict(SUPERVISED_MODELS)})")
+        if int(arch["kwargs"].get("upscale", 1)) != 1:
+            problems.append(f"upscale {arch['kwargs']['upscale']} (super-resolution models are not supported; "
+                            "accepted: 1)")
         if problems:
-            raise CheckpointError(f"checkpoint {self.path}: extra['inference'] is inconsistent: " + "; ".join(problems))
-        return info
+            raise CheckpointError(f"checkpoint {self.path}: its SupervisedSpec does not fit its network: "
+                                  + "; ".join(problems))
 
     @property
     def takes_mask(self) -> bool:

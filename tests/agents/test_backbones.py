@@ -10,7 +10,7 @@ import torch.nn.functional as F
 import envs
 from agents.a3c import A3C, A3CConfig, policy_kwargs_from_env
 from agents.sac import SAC, SACConfig
-from rlenhance.checkpoint import build_model, load_checkpoint, save_checkpoint
+from rlenhance.checkpoint import SupervisedSpec, build_model, load_checkpoint, save_checkpoint
 from rlenhance.data import BuiltinImages, add_gaussian_noise, sample_batch
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.models.backbones import backbone_parameters, load_backbone, set_backbone_trainable
@@ -46,10 +46,10 @@ def inputs(net, b=2, h=13, w=11, seed=0):
 
 
 def save_supervised(model, path):
-    """Save the way experiments.supervised_train does (arch + weights + extra["inference"])."""
-    inference = {"model": "mrpnet", "task": "denoise", "channels": model.in_channels,
-                 "needs_mask": isinstance(model, GatedPixelRNN), "composite": False}
-    return save_checkpoint(path, model=model, arch=model.arch(), extra={"epoch": 1, "inference": inference})
+    """Save the way experiments.supervised_train does (arch + weights + its SupervisedSpec)."""
+    spec = SupervisedSpec(model="gated-pixelrnn" if isinstance(model, GatedPixelRNN) else "mrpnet", task="denoise",
+                          channels=model.in_channels, prefill="none")
+    return save_checkpoint(path, model=model, arch=model.arch(), extra={"epoch": 1, "spec": spec})
 
 
 def clone_state(module):

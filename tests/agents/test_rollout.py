@@ -9,7 +9,7 @@ from agents.rollout import (RolloutPolicy, choose_actions, load_predictor, load_
 from envs.completion import CompletionVectorEnv
 from envs.denoise import DenoiseVectorEnv
 from envs.lowlight import LowLightVectorEnv
-from rlenhance.checkpoint import save_checkpoint
+from rlenhance.checkpoint import FORMAT_TAG, LowLightPolicySpec, save_checkpoint
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.models.pixelrnn import GatedPixelRNN
 from rlenhance.models.policy import PixelActorCritic, build_policy_input
@@ -190,31 +190,42 @@ def test_bad_inputs_raise_clear_errors():
         task_view(object(), 1, (4, 4))
 
 
+def save_v1(path, model, extra):
+    """Write a checkpoint of format version 1 (untyped ``extra["env"]`` / ``extra["inference"]``), as older
+    rlenhance did: the loaders read it through the upgrade."""
+    torch.save({"format": FORMAT_TAG, "version": 1, "arch": model.arch(), "state_dict": model.state_dict(),
+                "extra": extra}, path)
+    return path
+
+
 def test_checkpoint_loaders_reject_the_wrong_files(tmp_path):
     venv = DenoiseVectorEnv(num_envs=1, crop=16, max_episode_steps=2, data=tiny_data(1))
     policy = policy_for(venv)
-    path = save_checkpoint(tmp_path / "lowlight.pt", model=policy, arch=policy.arch(),
-                           extra={"env": {"alpha_table": [0.0]}})
+    lowlight = LowLightPolicySpec(alpha_table=[0.0], damping=0.0, action_type="discrete", test_steps=1,
+                                  alpha_mode="mean", cond_fields=[], cond_scale=[], cond_offset=[],
+                                  setting={"exposure_target": 0.5}, observe_exposure_gap=False, max_side=None,
+                                  conditioned=False)
+    path = save_checkpoint(tmp_path / "lowlight.pt", model=policy, arch=policy.arch(), extra={"spec": lowlight})
     with pytest.raises(CheckpointError, match="Enhancer"):
         load_rollout_policy(path)
     net = GatedPixelRNN(3, width=4, n_gated=1, n_res=0)
-    wrong = save_checkpoint(tmp_path / "gated.pt", model=net, arch=net.arch(),
-                            extra={"inference": {"task": "denoise", "channels": 3, "model": "gated-pixelrnn"}})
+    wrong = save_v1(tmp_path / "gated.pt", net, {"inference": {"task": "denoise", "channels": 3,
+                                                               "model": "gated-pixelrnn"}})
     with pytest.raises(CheckpointError, match="completion"):
         load_predictor(wrong)
-    good = save_checkpoint(tmp_path / "gated_ok.pt", model=net, arch=net.arch(),
-                           extra={"inference": {"task": "completion", "channels": 3, "needs_mask": True}})
+    good = save_v1(tmp_path / "gated_ok.pt", net, {"inference": {"model": "gated-pixelrnn", "task": "completion",
+                                                                 "channels": 3, "needs_mask": True}})
     predictor = load_predictor(good)
     occluded, mask = torch.rand(1, 3, 12, 12), torch.ones(1, 1, 12, 12)
     torch.testing.assert_close(predictor(occluded, mask), net.eval()(occluded, mask))
-    prefilled = save_checkpoint(tmp_path / "gated_pf.pt", model=net, arch=net.arch(), extra={"inference": {
-        "task": "completion", "channels": 3, "needs_mask": True, "prefill": "diffusion"}})
+    prefilled = save_v1(tmp_path / "gated_pf.pt", net, {"inference": {
+        "model": "gated-pixelrnn", "task": "completion", "channels": 3, "needs_mask": True, "prefill": "diffusion"}})
     mask = torch.zeros(1, 1, 12, 12)
     mask[..., 3:8, 4:9] = 1.0
     torch.testing.assert_close(load_predictor(prefilled)(occluded, mask),
                                net(diffusion_fill(occluded, mask), mask))  # sees the hole as it was trained to
-    bad = save_checkpoint(tmp_path / "gated_bad.pt", model=net, arch=net.arch(), extra={"inference": {
-        "task": "completion", "channels": 3, "needs_mask": True, "prefill": "telea"}})
+    bad = save_v1(tmp_path / "gated_bad.pt", net, {"inference": {
+        "model": "gated-pixelrnn", "task": "completion", "channels": 3, "needs_mask": True, "prefill": "telea"}})
     with pytest.raises(CheckpointError, match="prefill 'telea'"):
         load_predictor(bad)
 
@@ -224,7 +235,7 @@ def test_load_rollout_policy_restores_like_policy_rollout(tmp_path):
     policy = policy_for(venv)
     config = {"task": "denoise", "env_id": "rlenhance/Denoise-v0", "steps": 2, "block_actions": False,
               "env_kwargs": {"sigma": 25.0, "gray": True, "crop": 16, "max_episode_steps": 3}}
-    path = save_checkpoint(tmp_path / "denoise.pt", model=policy, arch=policy.arch(), extra={"env": config})
+    path = save_v1(tmp_path / "denoise.pt", policy, {"env": config})  # an old (version 1) file
     restorer = load_rollout_policy(path)
     assert isinstance(restorer, RolloutPolicy) and restorer.steps == 2
     clean, noisy = noisy_pair((1, 21, 13), seed=11)

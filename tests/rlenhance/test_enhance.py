@@ -6,27 +6,34 @@ import torch
 import torch.nn.functional as F
 
 import rlenhance
-from rlenhance.checkpoint import save_checkpoint
+from rlenhance.checkpoint import FORMAT_TAG, LowLightPolicySpec, SupervisedSpec, save_checkpoint
 from rlenhance.enhance import Enhancer, greedy_rollout
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.ops import le_curve
 
 ALPHAS = [round((a - 6) / 20, 2) for a in range(27)]
+#: A version-1 ``extra["env"]`` as the first lol_train wrote it (no cond_offset, alpha_mode, max_side ...).
 ENV = {"alpha_table": ALPHAS, "damping": 0.2, "action_type": "discrete", "test_steps": 3,
        "cond_fields": ["exposure_target", "w_exposure", "w_color", "w_spatial", "w_smooth"],
        "cond_scale": [1.0, 10.0, 5.0, 1.0, 20.0],
        "setting": {"exposure_target": 0.6, "w_exposure": 10.0, "w_color": 5.0, "w_spatial": 1.0, "w_smooth": 20.0}}
 
 
+def save_v1(path, model, extra):
+    """Write a checkpoint of format version 1 (untyped ``extra["env"]``), as older rlenhance did."""
+    torch.save({"format": FORMAT_TAG, "version": 1, "arch": model.arch(), "state_dict": model.state_dict(),
+                "extra": extra}, path)
+    return path
+
+
 @pytest.fixture()
 def checkpoint(tmp_path):
+    """An old (version 1) low-light policy checkpoint: the Enhancer reads it through the upgrade."""
     torch.manual_seed(0)
     policy = PixelActorCritic(in_channels=6, out_channels=3, n_actions=27, width=8, downscale=2, cond_dim=5,
                               policy_head_gain=3.0)
-    path = tmp_path / "policy.pt"
-    save_checkpoint(path, model=policy, arch=policy.arch(), extra={"env": ENV})
-    return path
+    return save_v1(tmp_path / "policy.pt", policy, {"env": ENV})
 
 
 def test_strips_equal_whole_image_upsampling(checkpoint):
@@ -92,6 +99,30 @@ def test_checkpoint_without_inference_config_is_refused(tmp_path):
         Enhancer(path, device="cpu")
 
 
+def _spec(**changes) -> LowLightPolicySpec:
+    values = dict(ENV, alpha_mode="mean", cond_offset=[0.0] * 5, observe_exposure_gap=False, max_side=None,
+                  conditioned=False)
+    return LowLightPolicySpec(**{**values, **changes})
+
+
+def test_the_spec_is_honoured(checkpoint, tmp_path):
+    """alpha_mode and max_side default to the checkpoint's; a spec that does not describe the network is refused."""
+    old = Enhancer(checkpoint, device="cpu")
+    assert old.alpha_mode == "mean" and old.max_side == 512 and old.steps == 3  # version-1 defaults
+    torch.manual_seed(0)
+    policy = PixelActorCritic(in_channels=6, out_channels=3, n_actions=27, width=8, downscale=2, cond_dim=5)
+    path = save_checkpoint(tmp_path / "argmax.pt", model=policy, arch=policy.arch(),
+                           extra={"spec": _spec(alpha_mode="argmax", max_side=64)})
+    enhancer = Enhancer(path, device="cpu")
+    assert (enhancer.alpha_mode, enhancer.max_side) == ("argmax", 64)
+    assert Enhancer(path, device="cpu", alpha_mode="mean", max_side=32).alpha_mode == "mean"
+    for bad, found in ((_spec(action_type="continuous"), "n_actions=27"), (_spec(alpha_table=ALPHAS[:9]), "9 alpha"),
+                       (_spec(cond_fields=["w_color"], cond_scale=[1.0], cond_offset=[0.0]), "cond_dim=5")):
+        path = save_checkpoint(tmp_path / "bad.pt", model=policy, arch=policy.arch(), extra={"spec": bad})
+        with pytest.raises(CheckpointError, match=rf"bad\.pt.*does not describe its network.*{found}"):
+            Enhancer(path, device="cpu")
+
+
 def test_public_api():
     assert rlenhance.Enhancer is Enhancer
     assert issubclass(rlenhance.ImageError, ValueError)
@@ -113,8 +144,8 @@ def _save_denoiser(path, task="denoise"):
 
     torch.manual_seed(1)
     model = MRPNet(1, width=8)
-    inference = {"model": "mrpnet", "task": task, "channels": 1, "needs_mask": False, "composite": False}
-    return save_checkpoint(path, model=model, arch=model.arch(), extra={"inference": inference})
+    spec = SupervisedSpec(model="mrpnet", task=task, channels=1, prefill="none")
+    return save_checkpoint(path, model=model, arch=model.arch(), extra={"spec": spec})
 
 
 def test_denoiser_runs_after_the_last_curve_step(checkpoint, tmp_path):

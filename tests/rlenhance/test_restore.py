@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rlenhance.checkpoint import save_checkpoint
+from rlenhance.checkpoint import FORMAT_TAG, RolloutPolicySpec, SupervisedSpec, save_checkpoint
 from rlenhance.data.occluded import estimate_occlusion_mask
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import BT601_LUMA_WEIGHTS, load_image
@@ -26,11 +26,17 @@ from rlenhance.restore import (
 
 def save_supervised(path: Path, model: torch.nn.Module, model_name: str, task: str, channels: int,
                     prefill: str = "none") -> Path:
-    """Save ``model`` the way experiments.supervised_train does (its ``inference`` record)."""
-    inference = {"model": model_name, "task": task, "channels": channels,
-                 "needs_mask": model_name == "gated-pixelrnn", "composite": task == "completion", "prefill": prefill}
+    """Save ``model`` the way experiments.supervised_train does (its SupervisedSpec)."""
+    spec = SupervisedSpec(model=model_name, task=task, channels=channels, prefill=prefill)
     return save_checkpoint(path, model=model, arch=model.arch(),
-                           extra={"epoch": 1, "scores": {"loss": 0.1}, "inference": inference})
+                           extra={"epoch": 1, "scores": {"loss": 0.1}, "spec": spec})
+
+
+def save_v1(path: Path, model: torch.nn.Module, extra: dict) -> Path:
+    """Write a checkpoint of format version 1 (untyped ``extra["inference"]``), as older rlenhance did."""
+    torch.save({"format": FORMAT_TAG, "version": 1, "arch": model.arch(), "state_dict": model.state_dict(),
+                "extra": extra}, path)
+    return path
 
 
 def _randomise_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
@@ -178,25 +184,27 @@ def test_wrong_task_is_refused_with_file_task_and_accepted(checkpoints):
 
 def test_policy_checkpoint_is_not_a_supervised_one(tmp_path):
     policy = PixelActorCritic(in_channels=6, out_channels=3, n_actions=27, width=4)
-    path = save_checkpoint(tmp_path / "policy.pt", model=policy, arch=policy.arch(), extra={"env": {}})
+    spec = RolloutPolicySpec(task="denoise", env_id="rlenhance/Denoise-v0", env_kwargs={}, steps=5,
+                             block_actions=False, predictor=None)
+    path = save_checkpoint(tmp_path / "policy.pt", model=policy, arch=policy.arch(), extra={"spec": spec})
     with pytest.raises(CheckpointError, match=r"policy\.pt.*not a supervised"):
         SupervisedRestorer(path, device="cpu")
 
 
 def test_inconsistent_inference_record_is_refused(tmp_path):
+    """Old (version 1) records, written by hand: the upgrade or the restorer refuses each."""
     model = MRPNet(1, width=4)
     bad = {"model": "gated-pixelrnn", "task": "denoise", "channels": 1, "needs_mask": False, "composite": False}
-    path = save_checkpoint(tmp_path / "bad.pt", model=model, arch=model.arch(), extra={"inference": bad})
+    path = save_v1(tmp_path / "bad.pt", model, {"inference": bad})
     with pytest.raises(CheckpointError, match=r"bad\.pt.*MRPNet"):
         SupervisedRestorer(path, device="cpu")
     for prefill, task in (("telea", "completion"), ("diffusion", "denoise")):
         record = dict(bad, model="mrpnet", task=task, composite=task == "completion", prefill=prefill)
-        path = save_checkpoint(tmp_path / f"bad_{prefill}.pt", model=model, arch=model.arch(),
-                               extra={"inference": record})
+        path = save_v1(tmp_path / f"bad_{prefill}.pt", model, {"inference": record})
         with pytest.raises(CheckpointError, match=rf"bad_{prefill}\.pt.*prefill '{prefill}'"):
             SupervisedRestorer(path, device="cpu")
     wrong_channels = dict(bad, model="mrpnet", channels=3)
-    path = save_checkpoint(tmp_path / "bad3.pt", model=model, arch=model.arch(), extra={"inference": wrong_channels})
+    path = save_v1(tmp_path / "bad3.pt", model, {"inference": wrong_channels})
     with pytest.raises(CheckpointError, match=r"bad3\.pt"):
         SupervisedRestorer(path, device="cpu")
 
