@@ -33,18 +33,19 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
 import envs
 from agents.rollout import load_predictor, rollout_images
 from envs.completion import REWARDS
-from experiments.rl_common import (RLArgs, image_seed, make_agent, open_run, resolve_args, run_cli, setup,
-                                  split_seed, train, uses_block_actions)
+from experiments.rl_common import (RLArgs, make_agent, open_run, resolve_args, run_cli, setup, split_seed, train,
+                                  uses_block_actions)
 from experiments.runs import arg, parse_config
 from rlenhance import metrics
-from rlenhance.data import (DEFAULT_COLOR_IMAGES, BuiltinImages, OccludedPairs, fit_longer_side, random_occlusion,
+from rlenhance.checkpoint import RolloutPolicySpec
+from rlenhance.data import (DEFAULT_COLOR_IMAGES, BuiltinImages, OccludedImage, OccludedPairs, occluded_test_set,
                             split_names)
 from rlenhance.errors import DatasetError
 from rlenhance.models.pixelrnn import composite, hole_psnr, hole_ssim
@@ -84,15 +85,6 @@ class Args(RLArgs):
     out: str = arg("runs/completion_train", "run folder")
 
 
-class OccludedImage(NamedTuple):
-    """One evaluation image: name, occluded and original float32 (3, H, W), mask (1, H, W) (1 = hole)."""
-
-    name: str
-    occluded: torch.Tensor
-    original: torch.Tensor
-    mask: torch.Tensor
-
-
 def open_data(args: Args) -> tuple[Any, Any]:
     """(training data set, evaluation data set); see the ``--data`` / ``--test`` help."""
     try:
@@ -117,34 +109,6 @@ def open_data(args: Args) -> tuple[Any, Any]:
     return train_set, test_set
 
 
-def occluded_test_set(dataset: Any, *, occlusion: str = "box", seed: int = 0, device: str | torch.device = "cpu",
-                      limit: int = 0, max_side: int = 0) -> list[OccludedImage]:
-    """Evaluation images: the pairs of an ``OccludedPairs`` set, or clean photos (``"high"``) with a
-    synthetic hole drawn by a CPU generator seeded from ``seed`` and the image name
-    (:func:`experiments.rl_common.image_seed`), so every run and method sees the same holes.
-
-    Args:
-        dataset: an ``OccludedPairs`` set or items ``{"high", "name"}``, float32 (3, H, W) in [0, 1].
-        occlusion: hole shape for clean photos ("box", "stroke" or "mixed").
-        seed: the hole seed.
-        device: where the returned tensors live.
-        limit: keep the first ``limit`` images (0: all).
-        max_side: clean photos with a longer side above this are area-downscaled to it first (0: never).
-    """
-    count = len(dataset) if not limit else min(limit, len(dataset))
-    out = []
-    for index in range(count):
-        item = dataset[index]
-        if "occluded" in item:
-            occluded, original, mask = item["occluded"], item["original"], (item["mask"] > 0).float()
-        else:
-            original = fit_longer_side(item["high"], max_side) if max_side else item["high"]
-            generator = torch.Generator().manual_seed(image_seed(seed, item["name"]))
-            occluded, mask = (t[0] for t in random_occlusion(original[None], generator=generator, kind=occlusion))
-        out.append(OccludedImage(item["name"], occluded.to(device), original.to(device), mask.to(device)))
-    return out
-
-
 def check_task_args(args: Args) -> None:
     """Raise ValueError (FileNotFoundError for a missing predictor) naming the first bad argument."""
     if not 0.0 < args.val_fraction < 1.0:
@@ -158,17 +122,17 @@ def check_task_args(args: Args) -> None:
 
 
 def env_kwargs(args: Args) -> dict[str, Any]:
-    """The Completion-v0 arguments of the run (JSON-able; saved in the checkpoints' ``extra["env"]``)."""
+    """The Completion-v0 arguments of the run (JSON-able; saved in the checkpoints' spec; the
+    predictor is saved as its path)."""
     return {"crop": args.crop, "max_episode_steps": args.steps, "occlusion": args.occlusion,
             "smooth_iters": args.smooth_iters, "reward": args.reward}
 
 
-def inference_config(args: Args, task: Any) -> dict[str, Any]:
-    """``extra["env"]``: what :func:`agents.rollout.load_rollout_policy` needs to restore images."""
-    return {"task": "completion", "env_id": ENV_ID, "env_kwargs": env_kwargs(args), "steps": args.steps,
-            "block_actions": uses_block_actions(args), "greedy": True, "actions": list(task.actions),
-            "predictor": str(Path(args.predictor).resolve()) if args.predictor else None,
-            "occlusion_seed": args.occlusion_seed}
+def inference_spec(args: Args) -> RolloutPolicySpec:
+    """What :func:`agents.rollout.load_rollout_policy` needs to restore images (saved in the checkpoints)."""
+    return RolloutPolicySpec(task="completion", env_id=ENV_ID, env_kwargs=env_kwargs(args), steps=args.steps,
+                             block_actions=uses_block_actions(args),
+                             predictor=str(Path(args.predictor).resolve()) if args.predictor else None)
 
 
 def completion_scores(output: torch.Tensor, image: OccludedImage) -> dict[str, float]:
@@ -229,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     agent = make_agent(args, venv, resume=run.resuming)
     return train(args, run, agent, venv, make_venv=make_venv,
                  evaluate=lambda policy: evaluate(policy, venv.task, images, args, predictor),
-                 metric="eval/hole_psnr", env_config=inference_config(args, venv.task),
+                 metric="eval/hole_psnr", spec=inference_spec(args),
                  summary={"test_images": len(images), "predictor": args.predictor is not None},
                  title=f"completion_train: {run.dir}")
 

@@ -12,7 +12,7 @@ sized for a CPU (width 32, 16 crops per episode).
 
 Evaluation is on WHOLE images: ``--test`` (e.g. BSD68, 321x481 and 481x321) or, without it, the
 held-out split of ``--data``. Each image's noise is drawn from a generator seeded by
-``--noise-seed`` and the file name (:func:`noisy_test_set`), so every method and run sees the
+``--noise-seed`` and the file name (:func:`rlenhance.data.noisy_test_set`), so every method and run sees the
 same noisy images. Outputs are clamped to [0, 1] before scoring; PSNR and SSIM are per image,
 then averaged; ``eval/input_psnr`` is the noisy input's PSNR for reference. best.pt is the
 checkpoint of the highest ``eval/psnr``. The loop, run folder and ``--resume`` are those of
@@ -26,27 +26,28 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Sequence
 
 import torch
 
 import envs
 from agents.rollout import rollout_images
-from experiments.rl_common import (RLArgs, image_seed, make_agent, open_run, resolve_args, run_cli, setup,
-                                  split_seed, train, uses_block_actions)
+from experiments.rl_common import (RLArgs, make_agent, open_run, resolve_args, run_cli, setup, split_seed, train,
+                                  uses_block_actions)
 from experiments.runs import arg, parse_config
 from rlenhance import metrics
+from rlenhance.checkpoint import RolloutPolicySpec
 from rlenhance.data import (
     DEFAULT_COLOR_IMAGES,
     DEFAULT_GRAY_IMAGES,
     BuiltinImages,
+    NoisyImage,
     UnpairedImages,
-    add_gaussian_noise,
+    noisy_test_set,
     split_names,
 )
 from rlenhance.errors import DatasetError
 from rlenhance.models.policy import PixelActorCritic
-from rlenhance.ops import PIXELRL_ACTIONS
 
 ENV_ID = "rlenhance/Denoise-v0"
 #: Fraction of the embedded photos held out for evaluation when neither --data nor --test is given.
@@ -74,44 +75,6 @@ class Args(RLArgs):
     steps: int = arg(5, "filter steps per episode, in training and evaluation (PixelRL: 5)")
     eval_every: int = arg(50, "evaluate on the test images every N episodes (and at the end)")
     out: str = arg("runs/denoise_train", "run folder")
-
-
-class NoisyImage(NamedTuple):
-    """One evaluation image: its name, clean and noisy versions, float32 (C, H, W) (noisy not clipped)."""
-
-    name: str
-    clean: torch.Tensor
-    noisy: torch.Tensor
-
-
-def noisy_test_set(dataset: Any, sigma: float, *, seed: int = 0, device: str | torch.device = "cpu",
-                   limit: int = 0) -> list[NoisyImage]:
-    """The evaluation images of a data set with fixed Gaussian noise.
-
-    Each image's noise comes from a CPU ``torch.Generator`` seeded by :func:`image_seed` of
-    ``seed`` and the image's name, so the noisy image depends on neither the order, the subset,
-    the device nor the run: every method compared on it sees the same noise.
-
-    Args:
-        dataset: items with ``"name"`` and a clean ``"high"`` or ``"low"`` image, float32 (C, H, W)
-            in [0, 1] (``BuiltinImages``, ``UnpairedImages``).
-        sigma: noise standard deviation on the 0-255 scale (>= 0).
-        seed: the noise seed.
-        device: where the returned tensors live.
-        limit: keep the first ``limit`` images (0: all).
-
-    Returns:
-        list of :class:`NoisyImage`, in the data set's order.
-    """
-    count = len(dataset) if not limit else min(limit, len(dataset))
-    out = []
-    for index in range(count):
-        item = dataset[index]
-        clean = item["high"] if "high" in item else item["low"]
-        generator = torch.Generator().manual_seed(image_seed(seed, item["name"]))
-        noisy = add_gaussian_noise(clean[None], sigma, generator=generator)[0]
-        out.append(NoisyImage(item["name"], clean.to(device), noisy.to(device)))
-    return out
 
 
 def open_data(args: Args) -> tuple[Any, Any]:
@@ -151,15 +114,14 @@ def check_task_args(args: Args) -> None:
 
 
 def env_kwargs(args: Args) -> dict[str, Any]:
-    """The Denoise-v0 arguments of the run (JSON-able; saved in the checkpoints' ``extra["env"]``)."""
+    """The Denoise-v0 arguments of the run (JSON-able; saved in the checkpoints' spec)."""
     return {"sigma": args.sigma, "gray": args.gray, "crop": args.crop, "max_episode_steps": args.steps}
 
 
-def inference_config(args: Args) -> dict[str, Any]:
-    """``extra["env"]``: what :func:`agents.rollout.load_rollout_policy` needs to restore images."""
-    return {"task": "denoise", "env_id": ENV_ID, "env_kwargs": env_kwargs(args), "steps": args.steps,
-            "block_actions": uses_block_actions(args), "greedy": True, "actions": list(PIXELRL_ACTIONS),
-            "sigma": args.sigma, "gray": args.gray, "noise_seed": args.noise_seed, "clip_output": True}
+def inference_spec(args: Args) -> RolloutPolicySpec:
+    """What :func:`agents.rollout.load_rollout_policy` needs to restore images (saved in the checkpoints)."""
+    return RolloutPolicySpec(task="denoise", env_id=ENV_ID, env_kwargs=env_kwargs(args), steps=args.steps,
+                             block_actions=uses_block_actions(args), predictor=None)
 
 
 @torch.no_grad()
@@ -199,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     agent = make_agent(args, venv, resume=run.resuming)
     return train(args, run, agent, venv, make_venv=make_venv,
                  evaluate=lambda policy: evaluate(policy, venv.task, images, args),
-                 metric="eval/psnr", env_config=inference_config(args),
+                 metric="eval/psnr", spec=inference_spec(args),
                  summary={"sigma": args.sigma, "test_images": len(images)},
                  title=f"denoise_train: {run.dir}")
 

@@ -15,34 +15,37 @@ checkpoint after the last curve step (ReLLIE's denoiser module, :class:`rlenhanc
 ``denoiser``). ``--combined`` adds a supervised low-light checkpoint of
 ``experiments.supervised_train`` (the MRPNet + Generator model) as a method, run through
 :class:`rlenhance.restore.SupervisedRestorer`.
+
+Every method is built by the method registry of ``experiments.compare``
+(:mod:`experiments.compare.methods`), so a method here is the one compare runs under its name
+there (ours: ``a3c``, Zero-DCE: ``zero-dce``, the classical methods by their names).
 """
 
 from __future__ import annotations
 
 import csv
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from types import MappingProxyType
-from typing import Callable
 
 import numpy as np
 import torch
 
 from envs.base import open_dataset
-from experiments.runs import arg, markdown_table, parse_config
+from experiments.compare.methods import Method, baseline_method, enhancer_method, peer_method, supervised_method
+from experiments.runs import arg, markdown_table, parse_config, run_cli
 from rlenhance import metrics
 from rlenhance.atomic import atomic_path
 from rlenhance.baselines import LOWLIGHT_BASELINES
-from rlenhance.enhance import Enhancer
-from rlenhance.io import tensor_to_image
-from rlenhance.models.peers import load_rellie, load_zero_dce, load_zero_dcepp, rellie_enhance
 from rlenhance.restore import SupervisedRestorer
 from rlenhance.runtime import flush_denormals, select_device
 
-
-#: Method names of supervised low-light checkpoints (``--combined``), by network class.
-COMBINED_LABELS = MappingProxyType({"CombinedModel": "MRPNet+Generator"})
+#: The name of our policy's method in the table.
+OURS = "rlenhance (ours)"
+#: Peer flags: argument -> (kind in :data:`experiments.compare.methods.PEERS`, name in the table).
+PEER_FLAGS: Mapping[str, tuple[str, str]] = MappingProxyType({
+    "zero_dce": ("zero-dce", "Zero-DCE"), "zero_dcepp": ("zero-dce++", "Zero-DCE++"), "rellie": ("rellie", "ReLLIE")})
 
 
 @dataclass
@@ -73,44 +76,27 @@ class Args:
     csv: str | None = arg(None, "write one row per image and method to this CSV file")
 
 
-def build_methods(args: Args, device: torch.device) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
-    """Name -> function (RGB float32 (H, W, 3) -> same) for every requested method."""
-    enhancer = Enhancer(args.checkpoint, device=args.device, steps=args.steps)
-    methods: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-        "rlenhance (ours)": lambda img: enhancer.enhance(img, exposure=args.exposure)}
+def build_methods(args: Args, device: torch.device) -> dict[str, Method]:
+    """Name -> :class:`~experiments.compare.methods.Method` (RGB float32 (H, W, 3) -> same) for every
+    requested method, built by the comparison's registry (:mod:`experiments.compare.methods`)."""
+    ours = dict(steps=args.steps, exposure=args.exposure)
+    methods = [enhancer_method(OURS, args.checkpoint, device, **ours)]
     if args.denoiser:
-        denoised = Enhancer(args.checkpoint, device=args.device, steps=args.steps,
-                            denoiser=SupervisedRestorer(args.denoiser, device=device, task="denoise"))
-        methods["rlenhance (ours) + denoiser"] = lambda img: denoised.enhance(img, exposure=args.exposure)
-    for target in args.sweep_exposure:
-        methods[f"ours, exposure {target:g}"] = lambda img, e=target: enhancer.enhance(img, exposure=e)
-    if args.combined:
-        combined = SupervisedRestorer(args.combined, device=device, task="lowlight")
-        label = COMBINED_LABELS.get(combined.arch_class, combined.arch_class)
-        methods[label] = lambda img: combined.restore(img, per_channel=True)  # RGB out, gray models too
+        denoiser = SupervisedRestorer(args.denoiser, device=device, task="denoise")
+        methods.append(enhancer_method(f"{OURS} + denoiser", args.checkpoint, device, **ours, denoiser=denoiser))
+    methods += [enhancer_method(f"ours, exposure {target:g}", args.checkpoint, device, steps=args.steps,
+                                exposure=target) for target in args.sweep_exposure]
+    if args.combined:  # named after its network (COMBINED_LABELS); RGB out, gray models too
+        methods.append(supervised_method(None, args.combined, device, task="lowlight"))
     if args.classical:
-        methods.update(LOWLIGHT_BASELINES)
-
-    def torch_method(fn):
-        def run(img: np.ndarray) -> np.ndarray:
-            x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].to(device)
-            with torch.no_grad():
-                return tensor_to_image(fn(x)[0].clamp(0, 1))
-        return run
-
-    if args.zero_dce:
-        zero_dce = load_zero_dce(args.zero_dce).to(device).eval()
-        methods["Zero-DCE"] = torch_method(lambda x: zero_dce(x)[0])
-    if args.zero_dcepp:
-        zero_dcepp = load_zero_dcepp(args.zero_dcepp).to(device).eval()
-        methods["Zero-DCE++"] = torch_method(lambda x: zero_dcepp(x)[0])
-    if args.rellie:
-        rellie = load_rellie(args.rellie).to(device).eval()
-        methods["ReLLIE"] = torch_method(lambda x: rellie_enhance(rellie, x, steps=6))
-    return methods
+        methods += [baseline_method("lowlight", name) for name in LOWLIGHT_BASELINES]
+    for flag, (kind, label) in PEER_FLAGS.items():
+        if getattr(args, flag):
+            methods.append(peer_method(label, kind, getattr(args, flag), device))
+    return {method.name: method for method in methods}
 
 
-def main(argv=None) -> list[dict]:
+def main(argv: Sequence[str] | None = None) -> list[dict]:
     args = parse_config(Args, argv)
     flush_denormals()
     if args.threads:
@@ -127,9 +113,9 @@ def main(argv=None) -> list[dict]:
             raise ValueError(f"{args.data}: lol_eval needs references (high/) for {item['name']}")
         low = item["low"].permute(1, 2, 0).numpy()
         high = item["high"][None]
-        for name, fn in methods.items():
+        for name, method in methods.items():
             start = time.perf_counter()
-            out = fn(low)
+            out = method.run(low, None)
             ms = (time.perf_counter() - start) * 1000
             x = torch.from_numpy(out).permute(2, 0, 1)[None]
             rows.append({"image": item["name"], "method": name, "psnr": float(metrics.psnr(x, high)),
@@ -159,4 +145,4 @@ def main(argv=None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, "lol_eval")

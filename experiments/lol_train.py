@@ -10,8 +10,8 @@ sample grids (input | output | reference) and a summary table. Ctrl-C (SIGINT) o
 checkpoints/last.pt before the next episode and exits with code 130 / 143; ``--resume`` continues a
 stopped or killed run from last.pt to the same episode count; episode ``k`` always resets the env with
 seed ``seed * 1_000_003 + k``, so a resumed run draws the same images as an uninterrupted one. The loop
-is :func:`experiments.rl_common.train`; best.pt's ``extra["env"]`` is what
-:class:`rlenhance.Enhancer` needs.
+is :func:`experiments.rl_common.train`; the checkpoints' :class:`~rlenhance.checkpoint.LowLightPolicySpec`
+(:func:`inference_spec`) is what :class:`rlenhance.Enhancer` needs.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 
 import envs
 from agents.a3c import A3CConfig
@@ -33,7 +32,9 @@ from envs.lowlight import COND_FIELDS, REWARDS, LowLightTask
 from experiments.rl_common import RLArgs, make_agent, open_run, resolve_args, run_cli, setup, split_seed, train
 from experiments.runs import arg, parse_config
 from rlenhance import losses, metrics
-from rlenhance.data import BuiltinImages, DEFAULT_COLOR_IMAGES, ResizedImages, split_names, synthetic_low_light
+from rlenhance.checkpoint import LowLightPolicySpec
+from rlenhance.data import (DEFAULT_COLOR_IMAGES, BuiltinImages, LowLightTestSet, ResizedImages, lowlight_test_set,
+                            split_names)
 from rlenhance.enhance import greedy_rollout
 from rlenhance.models.policy import PixelActorCritic
 
@@ -102,11 +103,11 @@ class Args(RLArgs):
     out: str = arg("runs/lol_train", "run folder")
 
 
-def load_validation(args: Args, device: torch.device) -> tuple[list[str], torch.Tensor, torch.Tensor | None]:
+def load_validation(args: Args, device: torch.device) -> LowLightTestSet:
     """Validation images (names, low (N, 3, h, w), high or None), area-downscaled to ``eval_size``
-    and centre-cropped to a common size so they batch (images smaller than ``eval_size`` are not
-    upscaled: the common size is then the smallest height and width). Synthetic lows use a fixed
-    seed."""
+    and centre-cropped to a common size so they batch (:func:`rlenhance.data.lowlight_test_set`:
+    images smaller than ``eval_size`` are not upscaled; the common size is then the smallest height
+    and width). Synthetic lows use the fixed seed ``--seed``."""
     if args.data is None:
         train_names, val_names = split_names(DEFAULT_COLOR_IMAGES, val_fraction=BUILTIN_VAL_FRACTION,
                                              seed=split_seed(args))
@@ -115,41 +116,7 @@ def load_validation(args: Args, device: torch.device) -> tuple[list[str], torch.
         dataset = open_dataset(args.data, kind="paired", split="val", gray=False, seed=split_seed(args))
     if args.policy_side:
         dataset = ResizedImages(dataset, args.policy_side)
-    items = [dataset[i] for i in range(len(dataset))]
-    size = args.eval_size
-    lows, highs = [], []
-    for item in items:
-        for key, out in (("low", lows), ("high", highs)):
-            if key in item:
-                out.append(_fit(item[key], size))
-    # images smaller than eval_size (at a small --policy-side) keep their shape; where those differ
-    # (other aspect ratios), all are centre-cropped to the smallest height and width so they batch
-    h, w = (min(image.shape[-2 + i] for image in lows + highs) for i in range(2))
-    lows, highs = ([_centre_crop(image, h, w) for image in images] for images in (lows, highs))
-    high = torch.stack(highs).to(device) if highs else None
-    if lows:
-        low = torch.stack(lows).to(device)
-    else:
-        generator = torch.Generator(device=device).manual_seed(args.seed)
-        low = synthetic_low_light(high, generator=generator)
-    return [item["name"] for item in items], low, high
-
-
-def _fit(image: torch.Tensor, size: int) -> torch.Tensor:
-    """Area-downscale so the shorter side is ``size``, then centre-crop to size x size."""
-    h, w = image.shape[-2:]
-    scale = size / min(h, w)
-    if scale < 1:
-        image = F.interpolate(image[None], size=(max(size, round(h * scale)), max(size, round(w * scale))),
-                              mode="area")[0]
-    return _centre_crop(image, size, size)
-
-
-def _centre_crop(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """The centre ``height`` x ``width`` of ``image`` (C, H, W) (all of a side shorter than asked)."""
-    h, w = image.shape[-2:]
-    top, left = (h - min(h, height)) // 2, (w - min(w, width)) // 2
-    return image[:, top:top + height, left:left + width]
+    return lowlight_test_set(dataset, args.eval_size, seed=args.seed, device=device)
 
 
 def training_data(args: Args):
@@ -175,26 +142,24 @@ def env_kwargs(args: Args) -> dict:
                 split="train", split_seed=split_seed(args))
 
 
-def inference_config(args: Args, task: LowLightTask) -> dict:
-    """What a checkpoint must carry for ``rlenhance.Enhancer`` (see ENV_KEYS there)."""
-    return {
-        "task": "lowlight",
-        "env_id": ENV_ID,
-        "alpha_table": [float(a) for a in task.alpha_table.cpu()],
-        "damping": args.damping,
-        "action_type": args.action,
-        "test_steps": args.test_steps,
-        "alpha_mode": args.alpha_mode,
-        "cond_fields": list(COND_FIELDS),
-        "cond_scale": [float(c) for c in task.cond_scale.cpu()],
-        "cond_offset": [float(c) for c in task.cond_offset.cpu()],
-        "observe_exposure_gap": args.exposure_gap,
-        "max_side": args.policy_side or None,
+def inference_spec(args: Args, task: LowLightTask) -> LowLightPolicySpec:
+    """What the checkpoints carry for ``rlenhance.Enhancer``: how the training env ran the policy."""
+    return LowLightPolicySpec(
+        alpha_table=[float(a) for a in task.alpha_table.cpu()],
+        damping=args.damping,
+        action_type=args.action,
+        test_steps=args.test_steps,
+        alpha_mode=args.alpha_mode,
+        cond_fields=list(COND_FIELDS),
+        cond_scale=[float(c) for c in task.cond_scale.cpu()],
+        cond_offset=[float(c) for c in task.cond_offset.cpu()],
         # the env's own setting, which the policy saw as cond in training (with --smooth-on-mean the
         # env's w_smooth is 0: the smoothness weight went to the A3C loss instead)
-        "setting": {"exposure_target": task.exposure_target, **{k: float(v) for k, v in task.weights.items()}},
-        "conditioned": args.conditioned,
-    }
+        setting={"exposure_target": task.exposure_target, **{k: float(v) for k, v in task.weights.items()}},
+        observe_exposure_gap=args.exposure_gap,
+        max_side=args.policy_side or None,
+        conditioned=args.conditioned,
+    )
 
 
 def rollout_at(policy: PixelActorCritic, task: LowLightTask, args: Args, low: torch.Tensor,
@@ -264,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
                        keys=("image", "original", "exposure_gap"))
     return train(args, run, agent, venv, make_venv=make_venv,
                  evaluate=lambda policy: evaluate(policy, venv.task, args, val_low, val_high),
-                 metric=best_score, env_config=inference_config(args, venv.task),
+                 metric=best_score, spec=inference_spec(args, venv.task),
                  summary={"val_images": len(names), "input_brightness": float(val_low.mean())},
                  title=f"lol_train: {run.dir}")
 

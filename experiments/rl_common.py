@@ -11,7 +11,7 @@ pieces into this loop::
     agent = make_agent(args, venv, resume=run.resuming)     # --agent a3c | sac, --backbone ...
     train(args, run, agent, venv, make_venv=make_venv,
           evaluate=lambda policy: (scores, grid_rows),      # task-specific, on held-out images
-          metric="eval/psnr", env_config={...})             # "best" by this score; inference config
+          metric="eval/psnr", spec=...)                     # "best" by this score; the checkpoint spec
 
 What :func:`train` does:
 
@@ -23,7 +23,8 @@ What :func:`train` does:
 * every ``--eval-every`` episodes (and at the end): ``evaluate(policy)`` in eval mode without
   gradients, scalars to TensorBoard / metrics.csv, a sample grid, and atomic checkpoints:
   ``checkpoints/best.pt`` when ``metric`` improved, ``checkpoints/last.pt`` always. Both carry
-  ``extra["env"]`` (what inference needs to rebuild the rollout), ``extra["args"]``,
+  ``extra["spec"]`` (the task's :class:`rlenhance.checkpoint.CheckpointSpec`: what inference needs
+  to run the policy as trained), ``extra["args"]``,
   ``extra["scores"]``, ``extra["algorithm"]``; only last.pt carries ``extra["agent"]`` (the
   agent's full state: optimisers, counters, generator) for ``--resume``;
 * per-episode scalars: ``charts/*`` (return, reward, lr, alpha ...) and ``losses/*`` (every stat
@@ -40,9 +41,11 @@ What :func:`train` does:
 
 from __future__ import annotations
 
-import hashlib
+import ast
+import inspect
 import json
 import math
+import textwrap
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -56,7 +59,7 @@ from torch import Tensor
 from agents.a3c import A3C, A3CConfig, policy_kwargs_from_env
 from agents.sac import SAC, SACConfig
 from experiments.runs import Run, StopSignals, arg, run_cli
-from rlenhance.checkpoint import load_checkpoint
+from rlenhance.checkpoint import CheckpointSpec, load_checkpoint
 from rlenhance.models.policy import BACKBONES, PixelActorCritic
 from rlenhance.runtime import flush_denormals, seed_everything, select_device
 
@@ -67,9 +70,10 @@ __all__ = [
     "RLArgs",
     "backbone_kwargs_from_checkpoint",
     "check_args",
+    "config_arg",
+    "config_flags",
     "episode_scalars",
     "episode_seed",
-    "image_seed",
     "make_agent",
     "make_policy",
     "open_run",
@@ -84,8 +88,6 @@ __all__ = [
 
 #: Episode ``k`` of a run with seed ``s`` resets its env with ``s * EPISODE_SEED_STRIDE + k``.
 EPISODE_SEED_STRIDE = 1_000_003
-#: Bytes of the SHA-256 digest that make a per-image seed (:func:`image_seed`).
-_SEED_BYTES = 8
 #: Learning algorithms of ``--agent``.
 AGENTS = ("a3c", "sac")
 #: Largest ``--seed`` (NumPy's global seed limit).
@@ -118,14 +120,39 @@ def episode_seed(seed: int, episode: int) -> int:
     return seed * EPISODE_SEED_STRIDE + episode
 
 
-def image_seed(seed: int, name: str) -> int:
-    """A seed for one evaluation image's random degradation (noise, hole) from a run-level seed and
-    the image's name: SHA-256, so it is stable across runs, machines and the order of the images."""
-    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
-    return int.from_bytes(digest[:_SEED_BYTES], "little") >> 1  # torch seeds are < 2**63
-
-
 # --- arguments ---------------------------------------------------------------------------------
+def _field_docs(config_class: type) -> dict[str, str]:
+    """The attribute docstrings of a dataclass (the string literal under each field), by field
+    name, on one line each ({} when its source cannot be read)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(config_class)))
+    except (OSError, TypeError):
+        return {}
+    body = tree.body[0].body
+    return {node.target.id: " ".join(after.value.value.split()) for node, after in zip(body, body[1:])
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)}
+
+
+def config_arg(config_class: type, name: str, *, prefix: str) -> Any:
+    """An :func:`~experiments.runs.arg` field that overrides field ``name`` of an agent's config
+    dataclass (e.g. ``sac_tau`` -> ``SACConfig.tau``): unset (None) by default, so the config's own
+    default applies; the help is the config field's docstring and its default.
+    :func:`config_flags` maps such fields back to the config's."""
+    default = next(f.default for f in fields(config_class) if f.name == name)
+    doc = _field_docs(config_class).get(name, name.replace("_", " ")).rstrip(".")
+    shown = f"{default:g}" if isinstance(default, float) else default
+    unset = "" if default is None else f" (unset: {shown})"  # a None default is explained by the docstring
+    return arg(None, f"{prefix}: {doc}{unset}".replace("%", "%%"), config=(config_class, name))
+
+
+def config_flags(args: Any, config_class: type) -> dict[str, str]:
+    """The :func:`config_arg` fields of an arguments dataclass (class or instance) for
+    ``config_class``: argument field -> config field (``{"sac_batch": "batch_size", ...}``)."""
+    return {f.name: f.metadata["config"][1] for f in fields(args)
+            if f.metadata.get("config", (None,))[0] is config_class}
+
+
 @dataclass
 class RLArgs:
     """Arguments every pixel-wise RL trainer shares (a task's ``Args`` subclasses this and may
@@ -148,15 +175,16 @@ class RLArgs:
     gamma: float | None = arg(None, "discount factor (unset: the agent's default, see --help of the task)")
     lr: float | None = arg(None, f"Adam learning rate (unset: {A3CConfig.lr:g} for a3c, {SACConfig.actor_lr:g} "
                                  "for sac's actor and critics)")
-    entropy: float = arg(0.01, "a3c: entropy bonus coefficient (SAC tunes its temperature itself)")
-    lr_decay: str = arg("none", "a3c: learning-rate schedule: none (constant) or poly (PixelRL: "
+    entropy: float = arg(A3CConfig.entropy_coef, "a3c: entropy bonus coefficient (SAC tunes its temperature itself)")
+    lr_decay: str = arg(A3CConfig.lr_decay, "a3c: learning-rate schedule: none (constant) or poly (PixelRL: "
                                 "lr (1 - episode / --episodes) ** 0.9)", choices=("none", "poly"))
     width: int = arg(32, "channels of the policy network (PixelRL / ReLLIE: 64)")
     downscale: int = arg(1, "the policy sees the image average-pooled by this factor; its maps are upsampled")
     block_actions: bool = arg(True, "with --downscale > 1: sample one action per downscale x downscale block and "
                                     "repeat it over the block; --no-block-actions samples every pixel")
     conv_gru: bool = arg(False, "a3c: ConvGRU in the policy branch (PixelRL)")
-    reward_map_conv: bool = arg(False, "a3c: PixelRL's learned reward-map convolution on the returns")
+    reward_map_conv: bool = arg(A3CConfig.reward_map_conv, "a3c: PixelRL's learned reward-map convolution on the "
+                                                           "returns")
     workers: int = arg(0, "a3c: 0 = synchronous batched A2C; K >= 1 = asynchronous A3C with K Hogwild processes")
     backbone: str = arg("fcn", "policy trunk: PixelRL's dilated convs, or a supervised MRPNet / (gated) PixelRNN "
                                "feature extractor", choices=BACKBONES)
@@ -166,12 +194,12 @@ class RLArgs:
                                        "initial weights: the control run of a bootstrapping comparison "
                                        "(benchmarks.bootstrap)")
     freeze_backbone: int = arg(0, "keep the backbone frozen for the first K episodes (0: never)")
-    sac_buffer_mb: float | None = arg(None, f"sac: replay buffer bound in MB (unset: {SACConfig.buffer_mb:g})")
-    sac_tau: float | None = arg(None, f"sac: Polyak factor of the target critics (unset: {SACConfig.tau:g})")
-    sac_batch: int | None = arg(None, f"sac: transitions (images) per update (unset: {SACConfig.batch_size})")
-    sac_updates: int | None = arg(None, "sac: gradient updates per episode (unset: one per env step)")
-    sac_learning_starts: int | None = arg(None, "sac: transitions in the buffer before the first update "
-                                                f"(unset: {SACConfig.learning_starts})")
+    # --sac-*: each sets one agents.sac.SACConfig field, whose default and docstring make its help (config_arg)
+    sac_buffer_mb: float | None = config_arg(SACConfig, "buffer_mb", prefix="sac")
+    sac_tau: float | None = config_arg(SACConfig, "tau", prefix="sac")
+    sac_batch: int | None = config_arg(SACConfig, "batch_size", prefix="sac")
+    sac_updates: int | None = config_arg(SACConfig, "updates_per_episode", prefix="sac")
+    sac_learning_starts: int | None = config_arg(SACConfig, "learning_starts", prefix="sac")
     eval_every: int = arg(100, "evaluate every N episodes (and at the end); checkpoints are written then")
     eval_batch: int = arg(4, "images per rollout batch at whole-image evaluation (denoise, completion; only "
                                 "images of one size share a batch)")
@@ -205,9 +233,9 @@ def resolve_args(args: RLArgs) -> RLArgs:
     fill = {k: v for k, v in type(args).AGENT_DEFAULTS[args.agent].items()
             if k in names and getattr(args, k) is None}
     if args.agent == "sac":
-        sac_defaults = {"sac_buffer_mb": SACConfig.buffer_mb, "sac_tau": SACConfig.tau,
-                        "sac_batch": SACConfig.batch_size, "sac_learning_starts": SACConfig.learning_starts}
-        fill.update({k: v for k, v in sac_defaults.items() if getattr(args, k) is None})
+        sac_defaults = {f.name: f.default for f in fields(SACConfig)}
+        fill.update({flag: sac_defaults[name] for flag, name in config_flags(args, SACConfig).items()
+                     if getattr(args, flag) is None})
     args = replace(args, **fill)
     check_args(args)
     return args
@@ -329,8 +357,7 @@ def uses_block_actions(args: RLArgs) -> bool:
 
 def sac_config(args: RLArgs) -> SACConfig:
     """The :class:`~agents.sac.SACConfig` of the arguments (``--lr`` for actor and critics)."""
-    given = {"buffer_mb": args.sac_buffer_mb, "tau": args.sac_tau, "batch_size": args.sac_batch,
-             "updates_per_episode": args.sac_updates, "learning_starts": args.sac_learning_starts}
+    given = {name: getattr(args, flag) for flag, name in config_flags(args, SACConfig).items()}
     return SACConfig(gamma=args.gamma, actor_lr=args.lr, critic_lr=args.lr, seed=args.seed,
                      **{k: v for k, v in given.items() if v is not None})
 
@@ -426,7 +453,7 @@ def _set_backbone(policy: PixelActorCritic, args: RLArgs, episode: int) -> None:
 
 
 def train(args: RLArgs, run: Run, agent: A3C | SAC, venv: Any, *, evaluate: Evaluate,
-          metric: str | Callable[[Mapping[str, float]], float], env_config: Mapping[str, Any],
+          metric: str | Callable[[Mapping[str, float]], float], spec: CheckpointSpec,
           make_venv: Callable[[], Any] | None = None, summary: Mapping[str, Any] | None = None,
           title: str | None = None) -> Path:
     """Train ``agent`` on ``venv`` for ``args.episodes`` episodes, evaluating and checkpointing.
@@ -441,7 +468,8 @@ def train(args: RLArgs, run: Run, agent: A3C | SAC, venv: Any, *, evaluate: Eval
         evaluate: ``policy -> (scores, grid_rows)``; called in eval mode, without gradients.
         metric: the score that picks ``best.pt`` (higher is better): a key of the scores, or a
             function of them.
-        env_config: JSON-able inference configuration saved as ``extra["env"]`` in both checkpoints.
+        spec: what inference needs (a :class:`~rlenhance.checkpoint.LowLightPolicySpec` or
+            :class:`~rlenhance.checkpoint.RolloutPolicySpec`), saved as ``extra["spec"]`` in both checkpoints.
         make_venv: builds a fresh env in each Hogwild worker (``--workers``); default: not allowed.
         summary: extra columns of the closing summary table (before the final scores).
         title: the summary's title.
@@ -482,7 +510,7 @@ def train(args: RLArgs, run: Run, agent: A3C | SAC, venv: Any, *, evaluate: Eval
         return evaluated < episode and (episode >= args.episodes or episode % args.eval_every == 0)
 
     def checkpoint_extra() -> dict[str, Any]:
-        return {"episode": episode, "env": dict(env_config), "scores": scores, "args": asdict(args),
+        return {"episode": episode, "spec": spec, "scores": scores, "args": asdict(args),
                 "algorithm": args.agent, "metric": metric_name, "best": best, "best_episode": best_episode}
 
     bar = run.progress(args.episodes, initial=episode)

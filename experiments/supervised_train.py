@@ -55,15 +55,15 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping, NamedTuple, Sequence
 
-import cv2
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from experiments.plots import loss_curves, save_figure
 from experiments.runs import Run, StopSignals, arg, parse_config, run_cli
 from rlenhance import metrics
 from rlenhance.atomic import atomic_path
-from rlenhance.checkpoint import load_state_dict_strict
+from rlenhance.checkpoint import SupervisedSpec, load_state_dict_strict
 from rlenhance.data import (
     DEFAULT_COLOR_IMAGES,
     DEFAULT_GRAY_IMAGES,
@@ -78,7 +78,6 @@ from rlenhance.data import (
     synthetic_low_light,
 )
 from rlenhance.errors import DatasetError
-from rlenhance.io import save_image
 from rlenhance.losses import mse_loss
 from rlenhance.models.mrpnet import MODELS as MRPNET_MODELS, CombinedModel, MRPNet
 from rlenhance.models.pixelrnn import (
@@ -366,65 +365,6 @@ def write_log(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
             writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
 
 
-def plot_curves(series: Mapping[str, Sequence[tuple[float, float]]], *, title: str = "",
-                xlabel: str = "epoch", size: tuple[int, int] = (640, 400)) -> np.ndarray:
-    """Draw line plots with OpenCV (no matplotlib): axes, 5 labelled y ticks, integer x ticks, legend.
-
-    Args:
-        series: label -> list of (x, y) points; non-finite y values are skipped.
-        title: drawn above the plot.
-        xlabel: the x axis label.
-        size: (width, height) of the image in pixels.
-
-    Returns:
-        float32 RGB image (height, width, 3) in [0, 1].
-    """
-    width, height = size
-    left, right, top, bottom = 70, 20, 30, 45
-    colors = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189)]  # RGB
-    font, scale, ink, grid_ink = cv2.FONT_HERSHEY_SIMPLEX, 0.4, (40, 40, 40), (225, 225, 225)
-    canvas = np.full((height, width, 3), 255, np.uint8)
-    points = {k: [(float(x), float(y)) for x, y in v if math.isfinite(float(y))] for k, v in series.items()}
-    xs = [x for pts in points.values() for x, _ in pts] or [0.0, 1.0]
-    ys = [y for pts in points.values() for _, y in pts] or [0.0, 1.0]
-    x0, x1 = min(xs), max(xs)
-    y0, y1 = min(ys), max(ys)
-    if x1 == x0:
-        x0, x1 = x0 - 1, x1 + 1
-    pad = (y1 - y0) * 0.05 or max(abs(y0) * 0.05, 1e-6)
-    y0, y1 = y0 - pad, y1 + pad
-
-    def to_px(x: float, y: float) -> tuple[int, int]:
-        px = left + (x - x0) / (x1 - x0) * (width - left - right)
-        py = height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)
-        return int(round(px)), int(round(py))
-
-    for i in range(5):
-        y = y0 + (y1 - y0) * i / 4
-        _, py = to_px(x0, y)
-        cv2.line(canvas, (left, py), (width - right, py), grid_ink, 1)
-        cv2.putText(canvas, f"{y:.3g}", (4, py + 4), font, scale, ink, 1, cv2.LINE_AA)
-    step = max(1, math.ceil((x1 - x0) / 10))
-    for x in range(math.ceil(x0), math.floor(x1) + 1, step):
-        px, _ = to_px(x, y0)
-        cv2.line(canvas, (px, height - bottom), (px, height - bottom + 4), ink, 1)
-        cv2.putText(canvas, str(x), (px - 4, height - bottom + 17), font, scale, ink, 1, cv2.LINE_AA)
-    cv2.rectangle(canvas, (left, top), (width - right, height - bottom), ink, 1)
-    cv2.putText(canvas, xlabel, (width // 2 - 20, height - 8), font, scale, ink, 1, cv2.LINE_AA)
-    cv2.putText(canvas, title, (left, top - 10), font, 0.5, ink, 1, cv2.LINE_AA)
-    for k, (label, pts) in enumerate(points.items()):
-        color = colors[k % len(colors)]
-        pixels = np.array([to_px(x, y) for x, y in pts], np.int32)
-        if len(pixels) > 1:
-            cv2.polylines(canvas, [pixels.reshape(-1, 1, 2)], False, color, 2, cv2.LINE_AA)
-        for px, py in pixels:
-            cv2.circle(canvas, (int(px), int(py)), 3, color, -1, cv2.LINE_AA)
-        ly = top + 16 + 16 * k
-        cv2.line(canvas, (width - right - 150, ly - 4), (width - right - 125, ly - 4), color, 2)
-        cv2.putText(canvas, label, (width - right - 118, ly), font, scale, ink, 1, cv2.LINE_AA)
-    return canvas.astype(np.float32) / 255.0
-
-
 # --- the experiment --------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> Path:
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -446,9 +386,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
     run = Run(args.out, args, resume=args.resume)  # written on the first log
     log_path, curve_path = run.dir / "train_log.tsv", run.dir / "loss_curve.png"
     title = f"supervised_train: {run.dir}"
-    inference = {"model": args.model, "task": args.task, "channels": image_channels(args),
-                 "needs_mask": args.model == "gated-pixelrnn", "composite": args.task == "completion",
-                 "prefill": args.prefill if args.task == "completion" else "none"}
+    spec = SupervisedSpec(model=args.model, task=args.task, channels=image_channels(args),
+                          prefill=args.prefill if args.task == "completion" else "none")
 
     # epoch: epochs finished; batch: batches trained of epoch + 1 and sums: their loss sums;
     # scores: the last validation's; saved: (epoch, batch) of last.pt
@@ -484,7 +423,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
     def last_extra() -> dict[str, Any]:
         return {"epoch": epoch, "batch": batch, "sums": sums, "scores": scores, "args": asdict(args),
-                "inference": inference, "best": best, "best_epoch": best_epoch, "history": history,
+                "spec": spec, "best": best, "best_epoch": best_epoch, "history": history,
                 "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
                 "np_rng": rng.bit_generator.state, "torch_rng": generator.get_state()}
 
@@ -534,15 +473,14 @@ def main(argv: Sequence[str] | None = None) -> Path:
             rows = [[val.input[i], outputs[i], val.target[i]] for i in range(min(args.samples, len(outputs)))]
             if rows:
                 run.save_grid(f"epoch_{epoch:04d}", rows)
-            save_image(curve_path, plot_curves(
-                {"train loss": [(r["epoch"], r["train_loss"]) for r in history],
-                 "val loss": [(r["epoch"], r["val_loss"]) for r in history]},
-                title=f"{args.model} / {args.task}"))
+            save_figure(loss_curves({"train loss": [(r["epoch"], r["train_loss"]) for r in history],
+                                     "val loss": [(r["epoch"], r["val_loss"]) for r in history]},
+                                    title=f"{args.model} / {args.task}", ylabel="loss"), curve_path)
             batch, sums = 0, {}
             if scores["loss"] < best:  # best.pt before last.pt: a kill between them leaves last.pt's best behind
                 best, best_epoch = scores["loss"], epoch
                 run.save("best", model=model, arch=model.arch(), extra={
-                    "epoch": epoch, "scores": scores, "args": asdict(args), "inference": inference,
+                    "epoch": epoch, "scores": scores, "args": asdict(args), "spec": spec,
                     "best": best, "best_epoch": best_epoch})
             run.save("last", model=model, arch=model.arch(), extra=last_extra())
             saved = (epoch, batch)

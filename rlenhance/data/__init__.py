@@ -14,6 +14,9 @@ Sampling (all randomness from a ``numpy.random.Generator``): :func:`sample_batch
 Degradations (batched torch, randomness from a ``torch.Generator``):
 :func:`synthetic_low_light`, :func:`add_gaussian_noise`, :func:`random_occlusion` and their
 modules.
+
+Fixed evaluation sets (each image's degradation seeded by :func:`image_seed` of a seed and its
+name): :func:`noisy_test_set`, :func:`occluded_test_set`, :func:`lowlight_test_set`.
 """
 
 from rlenhance.data.base import ImageDataset
@@ -28,6 +31,15 @@ from rlenhance.data.degrade import (
 )
 from rlenhance.data.occluded import OccludedPairs, estimate_occlusion_mask
 from rlenhance.data.paired import PairedImages, UnpairedImages
+from rlenhance.data.testsets import (
+    LowLightTestSet,
+    NoisyImage,
+    OccludedImage,
+    image_seed,
+    lowlight_test_set,
+    noisy_test_set,
+    occluded_test_set,
+)
 from rlenhance.data.transforms import (
     ResizedImages,
     fit_longer_side,
@@ -48,6 +60,9 @@ __all__ = [
     "DEFAULT_COLOR_IMAGES",
     "DEFAULT_GRAY_IMAGES",
     "ImageDataset",
+    "LowLightTestSet",
+    "NoisyImage",
+    "OccludedImage",
     "OccludedPairs",
     "PairedImages",
     "RandomOcclusion",
@@ -55,6 +70,10 @@ __all__ = [
     "UnpairedImages",
     "add_gaussian_noise",
     "estimate_occlusion_mask",
+    "image_seed",
+    "lowlight_test_set",
+    "noisy_test_set",
+    "occluded_test_set",
     "random_crop",
     "random_flip",
     "random_occlusion",

@@ -1,8 +1,8 @@
 """experiments.compare on tiny data: every task end to end, missing methods, determinism, errors.
 
-Tiny untrained checkpoints are saved the way the trainers save them (lol_train's ``extra["env"]``
-for low-light policies, the rollout configuration of denoise_train / completion_train, the
-``inference`` record of supervised_train). One run goes through the command line as a subprocess
+Tiny untrained checkpoints are saved the way the trainers save them (lol_train's LowLightPolicySpec
+for low-light policies, the RolloutPolicySpec of denoise_train / completion_train, the
+SupervisedSpec of supervised_train). One run goes through the command line as a subprocess
 (started first, so it overlaps the in-process runs)."""
 
 import contextlib
@@ -20,23 +20,15 @@ from skimage.metrics import structural_similarity
 
 import envs
 from agents.a3c import policy_kwargs_from_env
-from experiments.compare import (
-    TASK_METHODS,
-    Args,
-    hole_ssim,
-    labelled_grid,
-    load_samples,
-    main,
-    paired_differences,
-    plot_quality_vs_time,
-)
+from experiments.compare import TASK_METHODS, Args, labelled_grid, load_samples, main, paired_differences
+from experiments.plots import quality_vs_time, save_figure
 from rlenhance.baselines import baseline_missing
-from rlenhance.checkpoint import save_checkpoint
+from rlenhance.checkpoint import LowLightPolicySpec, RolloutPolicySpec, SupervisedSpec, save_checkpoint
 from rlenhance.errors import CheckpointError
 from rlenhance.io import load_image, save_image
 from rlenhance.models.mrpnet import CombinedModel, MRPNet
 from rlenhance.models.peers import ZeroDCE
-from rlenhance.models.pixelrnn import GatedPixelRNN
+from rlenhance.models.pixelrnn import GatedPixelRNN, hole_ssim
 from rlenhance.models.policy import PixelActorCritic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,17 +50,22 @@ def _scene(seed: int, channels: int = 3) -> np.ndarray:
     return cv2.resize(small, (SIZE, SIZE), interpolation=cv2.INTER_CUBIC).clip(0.1, 0.9).reshape(SIZE, SIZE, channels)
 
 
+def _lowlight_spec(env: dict) -> LowLightPolicySpec:
+    return LowLightPolicySpec(**env, alpha_mode="mean", cond_offset=[0.0] * 5, observe_exposure_gap=False,
+                              max_side=None, conditioned=False)
+
+
 def _save_rollout_policy(path: Path, env_id: str, task: str, env_kwargs: dict) -> Path:
     venv = envs.make_vec(env_id, num_envs=1, crop=32, **env_kwargs)
     policy = PixelActorCritic(**policy_kwargs_from_env(venv, width=8))
-    env = {"task": task, "env_id": env_id, "env_kwargs": env_kwargs, "steps": 2, "block_actions": False}
-    return save_checkpoint(path, model=policy, arch=policy.arch(), extra={"env": env, "algorithm": "a3c"})
+    spec = RolloutPolicySpec(task=task, env_id=env_id, env_kwargs=env_kwargs, steps=2, block_actions=False,
+                             predictor=None)
+    return save_checkpoint(path, model=policy, arch=policy.arch(), extra={"spec": spec, "algorithm": "a3c"})
 
 
 def _save_supervised(path: Path, model, name: str, task: str, channels: int) -> Path:
-    inference = {"model": name, "task": task, "channels": channels, "needs_mask": name == "gated-pixelrnn",
-                 "composite": task == "completion"}
-    return save_checkpoint(path, model=model, arch=model.arch(), extra={"inference": inference})
+    spec = SupervisedSpec(model=name, task=task, channels=channels, prefill="none")
+    return save_checkpoint(path, model=model, arch=model.arch(), extra={"spec": spec})
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +94,9 @@ def tiny(tmp_path_factory):
     return {
         "base": base,
         "a3c-lowlight": save_checkpoint(ck / "a3c_lowlight.pt", model=lowlight, arch=lowlight.arch(),
-                                        extra={"env": LOWLIGHT_ENV}),
-        "sac-lowlight": save_checkpoint(ck / "sac_lowlight.pt", model=sac, arch=sac.arch(), extra={"env": SAC_ENV}),
+                                        extra={"spec": _lowlight_spec(LOWLIGHT_ENV)}),
+        "sac-lowlight": save_checkpoint(ck / "sac_lowlight.pt", model=sac, arch=sac.arch(),
+                                        extra={"spec": _lowlight_spec(SAC_ENV)}),
         "zero-dce": zero_dce,
         "mrpnet-lowlight": _save_supervised(ck / "mrpnet_lowlight.pt", CombinedModel(3, width=8), "mrpnet",
                                             "lowlight", 3),
@@ -232,7 +230,7 @@ def test_denoise_noise_is_fixed_by_seed_and_name_as_in_denoise_train(tiny):
     assert abs(float(np.concatenate([n.ravel() for n in noise]).std()) - 25 / 255) < 0.1 * 25 / 255
     assert min(float(s.input.min()) for s in first) < 0 or max(float(s.input.max()) for s in first) > 1  # unclipped
     from envs.base import open_dataset
-    from experiments.denoise_train import noisy_test_set
+    from rlenhance.data import noisy_test_set
     trainer = noisy_test_set(open_dataset(args.data, kind="clean", split=None, gray=True, seed=0), 25.0, seed=3)
     assert [t.name for t in trainer] == [s.name for s in first]
     assert all(np.array_equal(t.noisy.permute(1, 2, 0).numpy(), s.input) for t, s in zip(trainer, first))
@@ -291,6 +289,24 @@ def test_checkpoint_of_another_task_is_refused(tiny):
 
 
 # --- pieces ------------------------------------------------------------------------------------------------
+def test_lol_eval_builds_its_methods_from_the_compare_registry(tiny):
+    """lol_eval's ours / Zero-DCE / classical methods are compare's a3c / zero-dce / baselines."""
+    from experiments import lol_eval
+    from experiments.compare.methods import Method, build_methods
+
+    args = lol_eval.Args(checkpoint=str(tiny["a3c-lowlight"]), zero_dce=str(tiny["zero-dce"]), device="cpu")
+    ours = lol_eval.build_methods(args, torch.device("cpu"))
+    names = ["a3c", "zero-dce", "auto-gamma", "histeq", "clahe"]
+    theirs, missing = build_methods("lowlight", names, torch.device("cpu"), sigma=25.0,
+                                    checkpoints={"a3c": str(tiny["a3c-lowlight"]), "zero-dce": str(tiny["zero-dce"])})
+    assert not missing and all(isinstance(method, Method) for method in ours.values())
+    assert list(ours) == ["rlenhance (ours)", "auto-gamma", "histeq", "clahe", "Zero-DCE"]
+    image = _scene(5) * 0.3
+    for mine, name in zip(["rlenhance (ours)", "Zero-DCE", "auto-gamma", "histeq", "clahe"], names):
+        np.testing.assert_array_equal(ours[mine].run(image, None), theirs[name].run(image, None))
+        assert ours[mine].params == theirs[name].params
+
+
 def test_hole_ssim_is_the_mean_of_the_ssim_map_over_the_hole():
     rng = np.random.default_rng(0)
     x, y = _scene(1, 1)[..., 0], np.clip(_scene(1, 1)[..., 0] + rng.normal(0, 0.05, (SIZE, SIZE)), 0, 1)
@@ -304,11 +320,12 @@ def test_hole_ssim_is_the_mean_of_the_ssim_map_over_the_hole():
     assert torch.isnan(hole_ssim(t(x), t(y), t(np.zeros_like(mask))))[0]
 
 
-def test_grid_and_plot_sizes():
+def test_grid_and_plot_sizes(tmp_path):
     rows = [[np.zeros((20, 30, 1), np.float32), np.ones((30, 20, 3), np.float32)]] * 2
     grid = labelled_grid(rows, ["a", "b"], tile=50, gap=4, header=20)
     assert grid.shape == (20 + 2 * 50 + 4, 2 * 50 + 4, 3) and grid.dtype == np.float32
     assert grid[20 + 25, 25].max() == 0.0 and grid[20 + 25, 54 + 25].min() == 1.0  # gray black, RGB white
-    plot = plot_quality_vs_time([("fast", 1.0, 20.0), ("slow", 1000.0, 30.0), ("nan", 5.0, float("nan"))],
-                                size=(400, 300))
+    figure = quality_vs_time([("fast", 1.0, 20.0), ("slow", 1000.0, 30.0), ("nan", 5.0, float("nan"))],
+                             size=(400, 300))
+    plot = load_image(save_figure(figure, tmp_path / "plot.png"))  # the matplotlib figure's file
     assert plot.shape == (300, 400, 3) and 0.0 <= plot.min() and plot.max() <= 1.0

@@ -12,8 +12,9 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio
 
+from agents.rollout import load_rollout_policy
 from experiments import completion_train
-from rlenhance.checkpoint import load_checkpoint, save_checkpoint
+from rlenhance.checkpoint import FORMAT_TAG, SupervisedSpec, load_checkpoint, save_checkpoint
 from rlenhance.data import OccludedPairs
 from rlenhance.errors import CheckpointError, DatasetError
 from rlenhance.io import save_image
@@ -47,11 +48,13 @@ def data(tmp_path_factory):
         save_image(root / "pairs" / "occluded_images" / f"occluded_bed_{k}.png", occluded)
     torch.manual_seed(0)
     gated = GatedPixelRNN(3, **GATED)
-    save_checkpoint(root / "gated.pt", model=gated, arch=gated.arch(), extra={"inference": {
-        "model": "gated-pixelrnn", "task": "completion", "channels": 3, "needs_mask": True, "composite": True}})
+    # an old (format version 1) predictor file: read through the upgrade
+    torch.save({"format": FORMAT_TAG, "version": 1, "arch": gated.arch(), "state_dict": gated.state_dict(),
+                "extra": {"inference": {"model": "gated-pixelrnn", "task": "completion", "channels": 3,
+                                        "needs_mask": True, "composite": True}}}, root / "gated.pt")
     mrpnet = MRPNet(1, width=4)
-    save_checkpoint(root / "denoiser.pt", model=mrpnet, arch=mrpnet.arch(), extra={"inference": {
-        "model": "mrpnet", "task": "denoise", "channels": 1, "needs_mask": False, "composite": False}})
+    save_checkpoint(root / "denoiser.pt", model=mrpnet, arch=mrpnet.arch(), extra={
+        "spec": SupervisedSpec(model="mrpnet", task="denoise", channels=1, prefill="none")})
     return root
 
 
@@ -78,9 +81,10 @@ def test_run_folder_contents(tiny_run, data):
     best = load_checkpoint(tiny_run / "checkpoints" / "best.pt")
     last = load_checkpoint(tiny_run / "checkpoints" / "last.pt")
     assert "agent" in last["extra"] and "agent" not in best["extra"]
-    env = best["extra"]["env"]
-    assert env["task"] == "completion" and env["actions"][-1] == "predict"
-    assert Path(env["predictor"]) == (data / "gated.pt").resolve()
+    spec = best["extra"]["spec"]
+    restorer = load_rollout_policy(tiny_run / "checkpoints" / "best.pt")  # the predictor comes back from its path
+    assert spec.task == "completion" and restorer.task.actions[-1] == "predict"
+    assert Path(spec.predictor) == (data / "gated.pt").resolve()
     assert best["arch"]["kwargs"]["n_actions"] == 9 and best["arch"]["kwargs"]["in_channels"] == 4  # image + mask
     assert "| episodes |" in (tiny_run / "summary.md").read_text()
 

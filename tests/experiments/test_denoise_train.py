@@ -74,8 +74,8 @@ def test_run_folder_contents(tiny_run):
     last = load_checkpoint(out / "checkpoints" / "last.pt")
     best = load_checkpoint(out / "checkpoints" / "best.pt")
     assert last["extra"]["episode"] == 4 and "agent" in last["extra"] and "agent" not in best["extra"]
-    env = best["extra"]["env"]
-    assert env["task"] == "denoise" and env["steps"] == 2 and env["env_kwargs"]["sigma"] == SIGMA
+    spec = best["extra"]["spec"]
+    assert spec.task == "denoise" and spec.steps == 2 and spec.env_kwargs["sigma"] == SIGMA
     logged = [float(r["value"]) for r in rows if r["metric"] == "eval/psnr"]
     assert best["extra"]["best"] == pytest.approx(max(logged), abs=1e-3)  # csv keeps 6 digits
     summary = (out / "summary.md").read_text()

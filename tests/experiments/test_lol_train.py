@@ -58,7 +58,7 @@ def test_run_folder_contents(tiny_run):
     last = load_checkpoint(out / "checkpoints" / "last.pt")
     assert last["extra"]["episode"] == 4 and "agent" in last["extra"]
     best = load_checkpoint(out / "checkpoints" / "best.pt")
-    assert "agent" not in best["extra"] and best["extra"]["env"]["conditioned"] is True
+    assert "agent" not in best["extra"] and best["extra"]["spec"].conditioned is True
     assert "| episodes |" in proc.stdout and (out / "summary.md").is_file()
 
 
@@ -155,7 +155,7 @@ def test_sac_agent_trains_continuous_alphas_the_enhancer_applies(tmp_path):
     out = lol_train.main([*args, "--agent", "sac", "--sac-learning-starts", "2", "--sac-batch", "2",
                           "--out", str(tmp_path / "sac")])
     best = load_checkpoint(out / "checkpoints" / "best.pt")
-    assert best["extra"]["algorithm"] == "sac" and best["extra"]["env"]["action_type"] == "continuous"
+    assert best["extra"]["algorithm"] == "sac" and best["extra"]["spec"].action_type == "continuous"
     assert best["arch"]["kwargs"]["bounded_mean"] is False and best["arch"]["kwargs"]["n_actions"] is None
     config = json.loads((out / "config.json").read_text())
     assert config["action"] == "continuous" and config["gamma"] < 1
@@ -173,11 +173,11 @@ def test_exposure_gap_and_smooth_on_mean_reach_the_checkpoint_and_the_enhancer(t
     out = lol_train.main([*args, "--conditioned", "--exposure-gap", "--smooth-on-mean", "--alpha-channels", "1",
                           "--policy-side", "48", "--out", str(tmp_path / "gap")])
     best = load_checkpoint(out / "checkpoints" / "best.pt")
-    assert best["extra"]["env"]["observe_exposure_gap"] is True
+    assert best["extra"]["spec"].observe_exposure_gap is True
     assert best["arch"]["kwargs"]["in_channels"] == 7  # image, original, exposure gap
     assert best["arch"]["kwargs"]["out_channels"] == 1  # one alpha map for R, G and B
     enhancer = Enhancer(out / "checkpoints" / "best.pt", device="cpu")
-    assert best["extra"]["env"]["max_side"] == enhancer.max_side == 48  # trained at 48 px, runs at 48 px
+    assert best["extra"]["spec"].max_side == enhancer.max_side == 48  # trained at 48 px, runs at 48 px
     # the default setting reaches the policy as the cond it was evaluated with in training (the env's
     # w_smooth is 0 with --smooth-on-mean: the weight went to the A3C loss)
     run_args = lol_train.Args(**{k: v for k, v in json.loads((out / "config.json").read_text()).items()

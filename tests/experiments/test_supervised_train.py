@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from experiments.runs import parse_config
-from experiments.supervised_train import REGISTRY, Args, main, plot_curves, resolve_args
+from experiments.supervised_train import REGISTRY, Args, main, resolve_args
 from rlenhance.checkpoint import build_model, load_checkpoint
 from rlenhance.io import load_image, save_image
 
@@ -127,9 +127,9 @@ def test_each_combination_fills_its_run_folder(runs, name):
     best = load_checkpoint(out / "checkpoints" / "best.pt")
     val_losses = [float(r["val_loss"]) for r in rows]
     assert best["extra"]["epoch"] == 1 + int(np.argmin(val_losses))
-    assert best["extra"]["inference"]["task"] == config["task"]
+    assert best["extra"]["spec"].task == config["task"]
     prefill = {"pixelrnn-completion": "none", "gated-completion": "diffusion", "mrpnet-completion": "diffusion"}
-    assert best["extra"]["inference"]["prefill"] == prefill.get(name, "none")  # the restorer applies it
+    assert best["extra"]["spec"].prefill == prefill.get(name, "none")  # the restorer applies it
     net = build_model(best, REGISTRY)
     assert type(net).__name__ == CLASSES.get(name, {"mrpnet": "CombinedModel", "pixelrnn": "PixelRNN"}.get(model))
     last = load_checkpoint(out / "checkpoints" / "last.pt")
@@ -222,19 +222,8 @@ def test_data_folders_of_each_task(tmp_path, task, folder, model):
     assert len(rows) == 1 and np.isfinite(float(rows[0]["val_psnr"]))
     if task == "completion":  # every 32x32 crop of these 40x44 images holds most of the 16x20 hole
         assert np.isfinite(float(rows[0]["val_hole_l1"]))
-    channels = load_checkpoint(out / "checkpoints" / "best.pt")["extra"]["inference"]["channels"]
+    channels = load_checkpoint(out / "checkpoints" / "best.pt")["extra"]["spec"].channels
     assert channels == (1 if task == "denoise" else 3)
-
-
-def test_plot_curves_draws_each_series():
-    image = plot_curves({"a": [(1, 1.0), (2, 0.5), (3, 0.25)], "b": [(1, 0.8), (2, float("nan")), (3, 0.7)]},
-                        size=(320, 200))
-    assert image.shape == (200, 320, 3) and image.dtype == np.float32
-    blue = (np.abs(image - np.array([31, 119, 180]) / 255).max(axis=-1) < 0.02).sum()
-    orange = (np.abs(image - np.array([255, 127, 14]) / 255).max(axis=-1) < 0.02).sum()
-    assert blue > 50 and orange > 50
-    single = plot_curves({"a": [(1, 0.3)]})  # one point, flat range: still drawn
-    assert single.shape == (400, 640, 3) and single.min() < 1.0
 
 
 def test_validation_set_scores_every_held_out_image_once():

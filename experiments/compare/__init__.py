@@ -1,0 +1,141 @@
+"""RL vs supervised vs classical methods on the same images, with the same metrics.
+
+    python -m experiments.compare --task lowlight --data ../shared/data/sice_pairs/train \\
+        --zero-dce ../shared/weights/zero_dce_Epoch99.pth --out runs/compare_lowlight
+    python -m experiments.compare --task denoise --data ../shared/data/bsd/BSD68 --split all --sigma 25 \\
+        --a3c runs/denoise_train/checkpoints/best.pt --mrpnet runs/supervised_denoise/checkpoints/best.pt \\
+        --out runs/compare_denoise
+    python -m experiments.compare --task completion --data ../shared/data/bedroom/train \\
+        --gated-pixelrnn runs/supervised_completion/checkpoints/best.pt --out runs/compare_completion
+
+The images of each task (``--split val``: the held-out split the trainers never see, the same
+scene-level split for the same ``--split-seed``; ``--split all``: every image; ``--limit N``: the
+first N):
+
+==========  ===========================================  =============================================
+task        ``--data``                                   input -> reference
+==========  ===========================================  =============================================
+lowlight    ``low/`` + ``high/`` (or a LOL parent)        ``low`` -> ``high``, RGB (as experiments.lol_eval)
+denoise     a folder of clean images (read as gray)      clean + N(0, (sigma/255)^2) noise, not clipped
+                                                         (DnCNN / PixelRL protocol) -> clean
+completion  ``occluded_images/`` + ``original_images/``  occluded + the mask from the pair -> original
+==========  ===========================================  =============================================
+
+The noise of each image is drawn from a generator seeded by ``--seed`` and the file name
+(:func:`rlenhance.data.noisy_test_set`, the trainers' own test noise), so every method sees the
+same noisy image, here and in ``denoise_train``'s evaluation; completion masks are the pairs' own
+(:func:`rlenhance.data.occluded_test_set`). Methods never see the reference: an RL rollout is given
+the input in place of the reference its env would use for rewards.
+
+Methods (``--methods a,b,...`` picks a subset; :data:`~experiments.compare.methods.TASK_METHODS`
+lists each task's; :mod:`experiments.compare.methods` builds them, for ``experiments.lol_eval`` too):
+
+* ``input``: the degraded input itself (the floor every method should beat);
+* ``a3c``, ``sac``: pixel-wise RL policies. Low light through :class:`rlenhance.Enhancer` (A3C
+  defaults to the shipped model); denoise and completion through the env's own transition
+  (:func:`agents.rollout.load_rollout_policy`, checkpoints of ``experiments.denoise_train`` /
+  ``experiments.completion_train``);
+* ``mrpnet``, ``pixelrnn``, ``gated-pixelrnn``: supervised checkpoints of
+  ``experiments.supervised_train`` through :class:`rlenhance.restore.SupervisedRestorer`;
+* ``zero-dce`` (low light): the official Zero-DCE weights, as in ``experiments.lol_eval``;
+* classical: :data:`rlenhance.baselines.LOWLIGHT_BASELINES`, :data:`~rlenhance.baselines.DENOISE_BASELINES`
+  (parameters picked by ``--sigma``; BM3D when the optional ``bm3d`` package is installed),
+  :data:`~rlenhance.baselines.COMPLETION_BASELINES` and ``diffusion-fill`` (the completion env's
+  starting fill, :func:`rlenhance.ops.fill.diffusion_fill`).
+
+A learned method without a checkpoint (flag not given and no default file under
+``rlenhance/weights/``, see :data:`~experiments.compare.methods.DEFAULT_CHECKPOINTS`) or a baseline without its optional
+package is reported as ``missing: <why>`` on stdout and in report.md, never dropped silently.
+
+Scores, per image: PSNR / SSIM / UQI of the output clipped to [0, 1] against the reference at full
+resolution (:mod:`rlenhance.metrics`); completion adds the hole-only PSNR and SSIM; ``ms``: wall
+time of the method alone on that image (no file I/O; each method runs once untimed on the first
+image before, unless ``--no-warmup``). Written to ``--out``:
+
+* ``report.md``: mean and standard deviation over images per metric and method, ms/image,
+  learned parameters, the command line, the data, missing methods;
+* ``results.csv``: one row per image and method (identical across runs with the same arguments,
+  the ``ms`` column aside);
+* ``quality_vs_time.png``: mean PSNR against ms/image (log scale), one labelled point per method
+  (:func:`experiments.plots.quality_vs_time`);
+* ``samples.png``: input | every method | reference for the first ``--samples`` images, labelled.
+
+The package splits the work by job: :mod:`~experiments.compare.config` (arguments),
+:mod:`~experiments.compare.methods` (the method registry), :mod:`~experiments.compare.samples`
+(the images), :mod:`~experiments.compare.scoring` and :mod:`~experiments.compare.report`;
+:func:`main` below wires them.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from experiments.compare.config import Args, check_args, given_checkpoints, ignored_flags, requested_methods
+from experiments.compare.methods import TASK_METHODS, Method, build_methods
+from experiments.compare.report import labelled_grid, write_csv, write_report
+from experiments.compare.samples import Sample, load_samples
+from experiments.compare.scoring import (
+    TIMING_FIELD,
+    evaluate,
+    paired_differences,
+    paired_field,
+    score_fields,
+    summarize,
+)
+from experiments.plots import quality_vs_time, save_figure
+from experiments.runs import parse_config
+from rlenhance.io import save_image
+from rlenhance.runtime import flush_denormals, seed_everything, select_device
+
+__all__ = ["TASK_METHODS", "Args", "Method", "Sample", "labelled_grid", "load_samples", "main", "paired_differences"]
+
+
+def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Run the comparison; returns the summary (one dict per method: means, stds, ms, params, source)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_config(Args, argv)
+    check_args(args)
+    wanted = requested_methods(args)
+    flush_denormals()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    seed_everything(args.seed)
+    device = select_device(args.device)
+    out = Path(args.out)
+
+    samples = load_samples(args)
+    notes = ignored_flags(args)
+    methods, missing = build_methods(args.task, wanted, device, checkpoints=given_checkpoints(args), sigma=args.sigma)
+    for note in notes:
+        print(f"note: {note}")
+    for name, why in missing.items():
+        print(f"{name}: missing: {why}", flush=True)
+    fields = score_fields(args.task)
+    keep = min(args.samples, len(samples))
+    rows: list[dict[str, Any]] = []
+    outputs: dict[str, list[np.ndarray]] = {}
+    for name, method in methods.items():
+        method_rows, outputs[name] = evaluate(method, samples, warmup=args.warmup, keep=keep)
+        rows += method_rows
+        print(f"{name}: {len(samples)} image(s), PSNR {np.mean([r['psnr'] for r in method_rows]):.2f} dB, "
+              f"{np.mean([r[TIMING_FIELD] for r in method_rows]):.1f} ms/image", flush=True)
+
+    summary = summarize(rows, methods, fields)
+    paired = (paired_differences(rows, args.paired_against, paired_field(args.task))
+              if args.paired_against in methods else ())  # a method missing its checkpoint is listed as such
+    report = write_report(out / "report.md", args=args, argv=argv, summary=summary, fields=fields, samples=samples,
+                          missing=missing, notes=notes, device=device, paired=paired)
+    write_csv(out / "results.csv", rows, fields)
+    save_figure(quality_vs_time([(e["method"], e[TIMING_FIELD], e["psnr"]) for e in summary if e["method"] != "input"],
+                                title=f"{args.task}: quality vs time"), out / "quality_vs_time.png")
+    shown = [name for name in methods if name != "input"]  # the input has its own column
+    grid = [[s.input, *(outputs[name][i] for name in shown), s.reference] for i, s in enumerate(samples[:keep])]
+    save_image(out / "samples.png", labelled_grid(grid, ["input", *shown, "reference"]))
+    print("\n" + report)
+    return summary

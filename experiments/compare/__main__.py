@@ -1,0 +1,12 @@
+"""``python -m experiments.compare``: see :mod:`experiments.compare`."""
+
+import sys
+
+from experiments.compare import main
+from experiments.runs import run_cli
+
+if __name__ == "__main__":
+    # argparse names the program after sys.argv[0]; as CPython's unittest/__main__.py does, name it
+    # for the module rather than this file ("compare.py", as the single-file module was)
+    sys.argv[0] = "compare.py"
+    run_cli(main, "compare")

@@ -1,0 +1,144 @@
+"""The files ``experiments.compare`` writes: report.md, results.csv and the labelled samples.png
+grid (quality_vs_time.png is drawn by :func:`experiments.plots.quality_vs_time`). Every file is
+written atomically."""
+
+from __future__ import annotations
+
+import csv
+import math
+import shlex
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from experiments.compare.config import Args, resolved_data, resolved_split
+from experiments.compare.samples import Sample
+from experiments.compare.scoring import TIMING_FIELD, paired_field
+from experiments.runs import markdown_table
+from rlenhance.atomic import atomic_path, write_text_atomic
+
+#: Labels of the score columns in report.md.
+LABELS: Mapping[str, str] = MappingProxyType({"psnr": "PSNR", "ssim": "SSIM", "uqi": "UQI",
+                                              "hole_psnr": "hole PSNR", "hole_ssim": "hole SSIM"})
+
+
+def _fmt(value: float, digits: int) -> str:
+    return f"{value:.{digits}f}" if math.isfinite(value) else str(value)
+
+
+def report_table(summary: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> str:
+    """The markdown table of report.md (dB with 2 decimals, indices with 4, ms with 1)."""
+    rows = []
+    for entry in summary:
+        row = {"method": entry["method"], "images": str(entry["images"])}
+        for field in fields:
+            digits = 2 if "psnr" in field else 4
+            row[LABELS[field]] = _fmt(entry[field], digits)
+            row[f"{LABELS[field]} std"] = _fmt(entry[f"{field}_std"], digits)
+        row["ms/image"] = _fmt(entry[TIMING_FIELD], 1)
+        row["params"] = f"{entry['params']:,}" if entry["params"] is not None else "-"
+        rows.append(row)
+    return markdown_table(rows)
+
+
+def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> None:
+    """results.csv (atomically): image, method, the scores (full precision), ms."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["image", "method", *fields, TIMING_FIELD], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: (repr(v) if isinstance(v, float) else v) for k, v in row.items()} for row in rows)
+
+
+def write_report(path: Path, *, args: Args, argv: Sequence[str], summary: Sequence[Mapping[str, Any]],
+                 fields: Sequence[str], samples: Sequence[Sample], missing: Mapping[str, str],
+                 notes: Sequence[str], device: torch.device, paired: Sequence[Mapping[str, Any]] = ()) -> str:
+    """report.md (atomically); returns its text."""
+    what = f"{len(samples)} image(s) of `{resolved_data(args)}` (split {resolved_split(args)}, split seed " \
+           f"{args.split_seed})"
+    if args.task == "denoise":
+        what += f", gray, Gaussian noise sigma {args.sigma:g} (0-255 scale, not clipped), noise seed {args.seed}"
+    lines = [f"# Comparison: {args.task}", "",
+             "Command: `" + shlex.join(["python", "-m", "experiments.compare", *argv]) + "`",
+             "", f"Data: {what}. Device: {device}, {torch.get_num_threads()} CPU thread(s).", "",
+             report_table(summary, fields), "",
+             "Means and population standard deviations over images. Scores of the output clipped to [0, 1] "
+             "against the reference at full resolution" + (" (hole: inside the mask only)" if args.task ==
+                                                           "completion" else "")
+             + "; ms/image: the method alone, no file I/O" + (", after one untimed warm-up run" if args.warmup else "")
+             + "; params: learned parameters (- for methods that learn nothing).", ""]
+    if paired:
+        field = paired_field(args.task)
+        lines += [f"## Paired with {args.paired_against}", "",
+                  f"Per image, {LABELS[field]} of the method minus that of {args.paired_against}: mean, standard "
+                  "error of the mean, and the images where the method scores higher.", "",
+                  "| method | images | mean difference (dB) | s.e. | higher on |", "|---|---|---|---|---|",
+                  *[f"| {e['method']} | {e['images']} | {e['mean']:+.3f} | {_fmt(e['sem'], 3)} | {e['higher']} |"
+                    for e in paired], ""]
+    sources = [f"- {entry['method']}: `{entry['source']}`" for entry in summary if entry.get("source")]
+    if sources:
+        lines += ["## Checkpoints", "", *sources, ""]
+    if missing:
+        lines += ["## Missing methods", "", *[f"- {name}: missing: {why}" for name, why in missing.items()], ""]
+    if notes:
+        lines += ["## Notes", "", *[f"- {note}" for note in notes], ""]
+    text = "\n".join(lines)
+    write_text_atomic(path, text)
+    return text
+
+
+# --- samples.png -------------------------------------------------------------------------------------------
+def _text(canvas: np.ndarray, text: str, org: tuple[int, int], *, scale: float = 0.4,
+          color: tuple[int, int, int] = (40, 40, 40), max_width: int | None = None) -> None:
+    """Draw ``text`` with OpenCV's Hershey font, shrunk to fit ``max_width`` pixels."""
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    if max_width is not None:
+        width = cv2.getTextSize(text, font, scale, 1)[0][0]
+        if width > max_width:
+            scale *= max_width / width
+    cv2.putText(canvas, text, org, font, scale, color, 1, cv2.LINE_AA)
+
+
+def _fit(image: np.ndarray, tile: int) -> np.ndarray:
+    """An image (H, W, C), C in {1, 3}, as uint8 RGB centred in a white tile x tile square."""
+    rgb = np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image
+    height, width = rgb.shape[:2]
+    scale = tile / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_NEAREST
+    small = cv2.resize(np.clip(rgb, 0.0, 1.0).astype(np.float32), size, interpolation=interpolation)
+    canvas = np.full((tile, tile, 3), 255, np.uint8)
+    top, left = (tile - size[1]) // 2, (tile - size[0]) // 2
+    canvas[top:top + size[1], left:left + size[0]] = np.rint(small.reshape(size[1], size[0], 3) * 255)
+    return canvas
+
+
+def labelled_grid(rows: Sequence[Sequence[np.ndarray]], labels: Sequence[str], *, tile: int = 160, gap: int = 4,
+                  header: int = 22) -> np.ndarray:
+    """Images side by side under column labels: each row one sample, each column one label.
+
+    Args:
+        rows: per row, one image per label, float (H, W, C) with C in {1, 3} (gray is shown as RGB),
+            values clipped to [0, 1]; each is scaled to fit a ``tile`` x ``tile`` square.
+        labels: the column titles, drawn in a ``header``-pixel strip above the columns.
+        tile: side of each square, in pixels.
+        gap: white space between squares.
+
+    Returns:
+        float32 RGB image in [0, 1].
+    """
+    columns = len(labels)
+    width = columns * tile + (columns - 1) * gap
+    height = header + len(rows) * tile + max(0, len(rows) - 1) * gap
+    canvas = np.full((height, width, 3), 255, np.uint8)
+    for c, label in enumerate(labels):
+        _text(canvas, label, (c * (tile + gap) + 3, header - 7), max_width=tile - 6)
+    for r, row in enumerate(rows):
+        for c, image in enumerate(row):
+            y, x = header + r * (tile + gap), c * (tile + gap)
+            canvas[y:y + tile, x:x + tile] = _fit(image, tile)
+    return canvas.astype(np.float32) / 255.0

@@ -1,0 +1,199 @@
+"""Fixed evaluation sets: every method, run and seed scored on them sees the same degraded images.
+
+The random degradation of an image (noise, hole) comes from a CPU ``torch.Generator`` seeded by
+:func:`image_seed` of a set-level seed and the image's name, so it depends on neither the order,
+the subset, the device nor the run.
+
+- :func:`noisy_test_set`: clean images with Gaussian noise (the PixelRL / DnCNN protocol), as
+  :class:`NoisyImage`.
+- :func:`occluded_test_set`: occluded / original pairs as they are, or clean photos with a
+  synthetic hole, as :class:`OccludedImage`.
+- :func:`lowlight_test_set`: low / high images area-downscaled and centre-cropped to one size
+  (one batch), with synthetic lows from a fixed seed for clean photos, as :class:`LowLightTestSet`.
+
+Example:
+    >>> from rlenhance.data import BuiltinImages, noisy_test_set
+    >>> images = noisy_test_set(BuiltinImages(names=("camera",), gray=True), 25.0, seed=0)
+    >>> images[0].name, tuple(images[0].noisy.shape)
+    ('camera', (1, 512, 512))
+    >>> bool((images[0].noisy == noisy_test_set(BuiltinImages(names=("camera",), gray=True), 25.0)[0].noisy).all())
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+from rlenhance.data.degrade import add_gaussian_noise, random_occlusion, synthetic_low_light
+from rlenhance.data.transforms import fit_longer_side
+
+__all__ = [
+    "LowLightTestSet",
+    "NoisyImage",
+    "OccludedImage",
+    "image_seed",
+    "lowlight_test_set",
+    "noisy_test_set",
+    "occluded_test_set",
+]
+
+#: Bytes of the SHA-256 digest that make a per-image seed (:func:`image_seed`).
+_SEED_BYTES = 8
+
+
+def image_seed(seed: int, name: str) -> int:
+    """A seed for one evaluation image's random degradation (noise, hole) from a set-level seed and
+    the image's name: SHA-256, so it is stable across runs, machines and the order of the images.
+
+    Example:
+        >>> image_seed(0, "camera") == image_seed(0, "camera") != image_seed(1, "camera")
+        True
+    """
+    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
+    return int.from_bytes(digest[:_SEED_BYTES], "little") >> 1  # torch seeds are < 2**63
+
+
+def _count(dataset: Any, limit: int) -> int:
+    return len(dataset) if not limit else min(limit, len(dataset))
+
+
+# --- denoising ---------------------------------------------------------------------------------------
+class NoisyImage(NamedTuple):
+    """One evaluation image: its name, clean and noisy versions, float32 (C, H, W) (noisy not clipped)."""
+
+    name: str
+    clean: torch.Tensor
+    noisy: torch.Tensor
+
+
+def noisy_test_set(dataset: Any, sigma: float, *, seed: int = 0, device: str | torch.device = "cpu",
+                   limit: int = 0) -> list[NoisyImage]:
+    """The evaluation images of a data set with fixed Gaussian noise.
+
+    Each image's noise comes from a CPU ``torch.Generator`` seeded by :func:`image_seed` of
+    ``seed`` and the image's name, so the noisy image depends on neither the order, the subset,
+    the device nor the run: every method compared on it sees the same noise.
+
+    Args:
+        dataset: items with ``"name"`` and a clean ``"high"`` or ``"low"`` image, float32 (C, H, W)
+            in [0, 1] (``BuiltinImages``, ``UnpairedImages``).
+        sigma: noise standard deviation on the 0-255 scale (>= 0).
+        seed: the noise seed.
+        device: where the returned tensors live.
+        limit: keep the first ``limit`` images (0: all).
+
+    Returns:
+        list of :class:`NoisyImage`, in the data set's order.
+    """
+    out = []
+    for index in range(_count(dataset, limit)):
+        item = dataset[index]
+        clean = item["high"] if "high" in item else item["low"]
+        generator = torch.Generator().manual_seed(image_seed(seed, item["name"]))
+        noisy = add_gaussian_noise(clean[None], sigma, generator=generator)[0]
+        out.append(NoisyImage(item["name"], clean.to(device), noisy.to(device)))
+    return out
+
+
+# --- completion --------------------------------------------------------------------------------------
+class OccludedImage(NamedTuple):
+    """One evaluation image: name, occluded and original float32 (3, H, W), mask (1, H, W) (1 = hole)."""
+
+    name: str
+    occluded: torch.Tensor
+    original: torch.Tensor
+    mask: torch.Tensor
+
+
+def occluded_test_set(dataset: Any, *, occlusion: str = "box", seed: int = 0, device: str | torch.device = "cpu",
+                      limit: int = 0, max_side: int = 0) -> list[OccludedImage]:
+    """Evaluation images: the pairs of an ``OccludedPairs`` set, or clean photos (``"high"``) with a
+    synthetic hole drawn by a CPU generator seeded from ``seed`` and the image name
+    (:func:`image_seed`), so every run and method sees the same holes.
+
+    Args:
+        dataset: an ``OccludedPairs`` set or items ``{"high", "name"}``, float32 (3, H, W) in [0, 1].
+        occlusion: hole shape for clean photos ("box", "stroke" or "mixed").
+        seed: the hole seed.
+        device: where the returned tensors live.
+        limit: keep the first ``limit`` images (0: all).
+        max_side: clean photos with a longer side above this are area-downscaled to it first (0: never).
+
+    Returns:
+        list of :class:`OccludedImage`, in the data set's order.
+    """
+    out = []
+    for index in range(_count(dataset, limit)):
+        item = dataset[index]
+        if "occluded" in item:
+            occluded, original, mask = item["occluded"], item["original"], (item["mask"] > 0).float()
+        else:
+            original = fit_longer_side(item["high"], max_side) if max_side else item["high"]
+            generator = torch.Generator().manual_seed(image_seed(seed, item["name"]))
+            occluded, mask = (t[0] for t in random_occlusion(original[None], generator=generator, kind=occlusion))
+        out.append(OccludedImage(item["name"], occluded.to(device), original.to(device), mask.to(device)))
+    return out
+
+
+# --- low light ---------------------------------------------------------------------------------------
+class LowLightTestSet(NamedTuple):
+    """Low-light evaluation images as one batch: names, ``low`` float32 (N, 3, h, w) in [0, 1] and
+    ``high`` (same shape) or None without references."""
+
+    names: list[str]
+    low: torch.Tensor
+    high: torch.Tensor | None
+
+
+def lowlight_test_set(dataset: Any, size: int, *, seed: int = 0,
+                      device: str | torch.device = "cpu") -> LowLightTestSet:
+    """Every image of a data set, area-downscaled so its shorter side is ``size`` and centre-cropped
+    to ``size`` x ``size``, stacked into one batch.
+
+    Images smaller than ``size`` are not upscaled; where their shapes then differ (other aspect
+    ratios), all are centre-cropped to the smallest height and width so they stack. Clean photos
+    (items with ``"high"`` alone) get synthetic lows (:func:`~rlenhance.data.synthetic_low_light`)
+    from a generator on ``device`` seeded by ``seed``.
+
+    Args:
+        dataset: items with ``"name"`` and ``"low"`` and / or ``"high"``, float32 (3, H, W) in [0, 1].
+        size: side of the square the images are fitted to.
+        seed: seed of the synthetic lows.
+        device: where the returned tensors live.
+    """
+    items = [dataset[i] for i in range(len(dataset))]
+    lows, highs = [], []
+    for item in items:
+        for key, out in (("low", lows), ("high", highs)):
+            if key in item:
+                out.append(_fit(item[key], size))
+    h, w = (min(image.shape[-2 + i] for image in lows + highs) for i in range(2))
+    lows, highs = ([_centre_crop(image, h, w) for image in images] for images in (lows, highs))
+    high = torch.stack(highs).to(device) if highs else None
+    if lows:
+        low = torch.stack(lows).to(device)
+    else:
+        generator = torch.Generator(device=device).manual_seed(seed)
+        low = synthetic_low_light(high, generator=generator)
+    return LowLightTestSet([item["name"] for item in items], low, high)
+
+
+def _fit(image: torch.Tensor, size: int) -> torch.Tensor:
+    """Area-downscale so the shorter side is ``size``, then centre-crop to size x size."""
+    h, w = image.shape[-2:]
+    scale = size / min(h, w)
+    if scale < 1:
+        image = F.interpolate(image[None], size=(max(size, round(h * scale)), max(size, round(w * scale))),
+                              mode="area")[0]
+    return _centre_crop(image, size, size)
+
+
+def _centre_crop(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The centre ``height`` x ``width`` of ``image`` (C, H, W) (all of a side shorter than asked)."""
+    h, w = image.shape[-2:]
+    top, left = (h - min(h, height)) // 2, (w - min(w, width)) // 2
+    return image[:, top:top + height, left:left + width]
