@@ -1,0 +1,795 @@
+"""What the web app computes, without Streamlit: uploads, knobs, previews, methods, pictures, serving.
+
+:mod:`rlenhance.app` is the page (Streamlit widgets -> one call here or to the library ->
+images); everything it computes lives here so that it can be tested without a browser. Images
+are RGB float32 (H, W, 3) in [0, 1] unless a function says otherwise; pictures for the page are
+RGB uint8.
+
+Work sizes. Moving a slider must feel live, so each tab computes at a *work size* and the
+download is computed at full size on request:
+
+* Enhance: the photo area-downscaled to :data:`PREVIEW_SIDE` (the policy chooses its curves at
+  128 px anyway; the preview is the full-size result downscaled, up to the resampling).
+* Denoise: a 100% centre crop of :data:`DENOISE_CROP` px (noise must be seen at full
+  resolution; a downscaled photo has less noise than the original).
+* Complete: the photo area-downscaled to :data:`COMPLETE_SIDE` (the hole is found on it).
+
+Import direction. RL denoising and completion run a policy through its environment's
+transition (:func:`agents.rollout.load_rollout_policy`), which lives above ``rlenhance``. The
+page stays here (``rlenhance app`` is a command of this package, and the DESIGN puts ``app.py``
+next to ``cli.py``); ``agents.rollout`` is imported lazily, in :func:`_agents_rollout` only, when
+an RL denoising / completion method is asked for. Importing any ``rlenhance`` module never imports
+``agents`` or ``envs``, the rest of the app works without them, and the RL rollout methods are
+offered only when that import succeeds (:func:`method_missing` says why not).
+
+Nothing is written outside a temporary folder: uploads are decoded from a file in a
+:class:`tempfile.TemporaryDirectory` (removed at once), results are encoded in memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import io
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import webbrowser
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from rlenhance import baselines, metrics
+from rlenhance.checkpoint import load_checkpoint
+from rlenhance.data.builtin import BUILTIN_IMAGES
+from rlenhance.data.degrade import add_gaussian_noise, synthetic_low_light
+from rlenhance.data.transforms import fit_longer_side
+from rlenhance.enhance import DEFAULT_CHECKPOINT, Enhancer
+from rlenhance.errors import ImageError
+from rlenhance.io import IMAGE_EXTENSIONS, load_image
+from rlenhance.ops import le_curve
+from rlenhance.restore import (
+    DEFAULT_COMPLETION_CHECKPOINT,
+    DEFAULT_DENOISE_CHECKPOINT,
+    MASK_THRESHOLD,
+    SupervisedRestorer,
+)
+from rlenhance.runtime import select_device
+
+__all__ = [
+    "APP_MAX_PIXELS", "APP_SCRIPT", "COMPLETE_SIDE", "DENOISE_CROP", "EnhanceKnobs", "EnhanceView", "INSTALL_HINT",
+    "Knob", "METHODS", "Method", "PREVIEW_SIDE", "TASKS", "UPLOAD_TYPES", "alpha_pictures", "centre_crop",
+    "decode_image", "enhance_knobs", "enhance_view", "find_method", "full_size_refused", "load_model",
+    "mask_overlay", "method_missing", "methods_for", "noisy_copy", "page_options", "png_bytes", "quality",
+    "read_mask", "restore", "sample_photo", "serve", "split_view", "step_pictures", "streamlit_command",
+    "streamlit_missing", "to_channels", "to_uint8", "training_args", "work_image",
+]
+
+#: The page Streamlit runs (``streamlit run``).
+APP_SCRIPT = Path(__file__).resolve().parent / "app.py"
+#: Largest upload accepted, width x height (``rlenhance app --max-pixels``): a 40 MP image is 480 MB
+#: as float32, the largest the app decodes while staying responsive on a laptop.
+APP_MAX_PIXELS = 40_000_000
+#: Longer side of the Enhance tab's live preview, in pixels.
+PREVIEW_SIDE = 1280
+#: Side of the Denoise tab's 100% centre crop, in pixels (RL denoising takes ~3 s per 256x256 gray crop on a CPU).
+DENOISE_CROP = 384
+#: Longer side of the Complete tab's work image, in pixels.
+COMPLETE_SIDE = 512
+#: RL rollouts (filters per pixel and step) are slow on a CPU: the full-size result is offered up to this size.
+RL_FULL_SIZE_PIXELS = 1_000_000
+#: File types the uploaders accept (the decoder reads the content, whatever the name says).
+UPLOAD_TYPES = tuple(ext.lstrip(".") for ext in IMAGE_EXTENSIONS)
+#: How to install the app's dependencies.
+INSTALL_HINT = "pip install 'rlenhance[app]'"
+#: The tasks of the Denoise / Complete / Compare tabs, with the work-size rule of each (see module doc).
+TASKS = ("lowlight", "denoise", "completion")
+#: Default Streamlit port.
+DEFAULT_PORT = 8501
+_WEIGHTS = Path(__file__).resolve().parent / "weights"
+#: Noise level (0-255) at which the shipped denoisers were trained.
+TRAINED_SIGMA = 25.0
+#: Seed of the synthetic noise and sample darkening (the same picture on every rerun).
+SEED = 0
+#: Seconds ``serve`` waits for the server before giving up on opening a browser.
+_STARTUP_SECONDS = 60.0
+
+
+# --------------------------------------------------------------------------------------------
+# Uploads
+# --------------------------------------------------------------------------------------------
+
+
+def decode_image(data: bytes, name: str, *, max_pixels: int = APP_MAX_PIXELS, gray: bool = False) -> np.ndarray:
+    """Decode an uploaded image with :func:`rlenhance.io.load_image` (same formats, checks and messages).
+
+    The bytes go to a file in a fresh temporary folder, removed before returning; messages name
+    the upload, not that file.
+
+    Args:
+        data: the file's content.
+        name: the upload's file name (for messages only; the format comes from the content).
+        max_pixels: largest accepted width x height (checked from the header, before decoding).
+        gray: one plane (BT.601 luma), as ``load_image(gray=True)``.
+
+    Returns:
+        float32 (H, W, 3) RGB, or (H, W, 1) with ``gray``, in [0, 1].
+
+    Raises:
+        ImageError: empty, not an image, corrupt or truncated, or more than ``max_pixels`` pixels.
+    """
+    shown = Path(name).name or "upload"
+    if not data:
+        raise ImageError(f"cannot load image '{shown}': the upload is empty (0 bytes)")
+    suffix = Path(shown).suffix.lower() if Path(shown).suffix.lower() in IMAGE_EXTENSIONS else ".img"
+    with tempfile.TemporaryDirectory(prefix="rlenhance-app-") as folder:
+        path = Path(folder) / f"upload{suffix}"
+        path.write_bytes(data)
+        try:
+            return load_image(path, max_pixels=max_pixels, gray=gray)
+        except ImageError as exc:
+            raise ImageError(str(exc).replace(str(path), shown)) from None
+
+
+def read_mask(data: bytes, name: str, size: tuple[int, int], *, max_pixels: int = APP_MAX_PIXELS) -> np.ndarray:
+    """An uploaded mask image as a bool (H, W) hole (white = missing), resized to ``size`` = (H, W).
+
+    A mask of another size is accepted only with the image's aspect ratio (within 1%), e.g. the
+    mask of the full-size photo given with its work image; it is resized by nearest neighbour.
+
+    Raises:
+        ImageError: not an image (see :func:`decode_image`), or another aspect ratio (the message
+            gives both sizes).
+    """
+    plane = decode_image(data, name, max_pixels=max_pixels, gray=True)[..., 0]
+    height, width = size
+    if plane.shape != (height, width):
+        mask_ratio, image_ratio = plane.shape[1] / plane.shape[0], width / height
+        if abs(mask_ratio / image_ratio - 1) > 0.01:
+            raise ImageError(f"mask '{Path(name).name}' is {plane.shape[1]}x{plane.shape[0]} but the image is "
+                             f"{width}x{height} (width x height); upload the mask made for this image (same size, "
+                             "white = missing)")
+        rows = np.minimum((np.arange(height) + 0.5) * plane.shape[0] / height, plane.shape[0] - 1).astype(int)
+        cols = np.minimum((np.arange(width) + 0.5) * plane.shape[1] / width, plane.shape[1] - 1).astype(int)
+        plane = plane[rows][:, cols]
+    return plane > MASK_THRESHOLD
+
+
+def work_image(image: np.ndarray, task: str) -> tuple[np.ndarray, str]:
+    """The image a tab computes on live (see the module doc), and how it was made.
+
+    Args:
+        image: the full-size upload, float32 (H, W, C).
+        task: one of :data:`TASKS`.
+
+    Returns:
+        ``(work, how)``: ``how`` is ``"full"`` (the image itself), ``"downscaled"`` or ``"crop"``.
+    """
+    if task == "denoise":
+        crop = centre_crop(image, DENOISE_CROP)
+        return crop, "full" if crop.shape == image.shape else "crop"
+    side = PREVIEW_SIDE if task == "lowlight" else COMPLETE_SIDE
+    if max(image.shape[:2]) <= side:
+        return image, "full"
+    x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+    small = fit_longer_side(x, side).clamp(0.0, 1.0)
+    return np.ascontiguousarray(small.permute(1, 2, 0).numpy(), dtype=np.float32), "downscaled"
+
+
+def centre_crop(image: np.ndarray, side: int) -> np.ndarray:
+    """The centre ``side`` x ``side`` pixels of ``image`` (H, W, ...) (each side capped by the image's)."""
+    height, width = image.shape[:2]
+    h, w = min(height, side), min(width, side)
+    top, left = (height - h) // 2, (width - w) // 2
+    return image[top:top + h, left:left + w]
+
+
+def noisy_copy(image: np.ndarray, sigma: float, *, seed: int = SEED) -> np.ndarray:
+    """``image`` plus white Gaussian noise of ``sigma`` (0-255 scale), not clipped (the DnCNN /
+    PixelRL protocol the denoisers were trained and scored with); the same noise for the same seed."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+    noisy = add_gaussian_noise(x, float(sigma), generator=generator)
+    return np.ascontiguousarray(noisy.permute(1, 2, 0).numpy(), dtype=np.float32)
+
+
+def sample_photo(task: str) -> tuple[str, bytes, bytes]:
+    """A photo to try a tab on without an upload: ``(file name, input PNG, reference PNG)``.
+
+    The reference is the clean photo. lowlight: scikit-image's astronaut darkened by
+    :func:`rlenhance.data.synthetic_low_light`; denoise: the clean coffee photo (the tab adds the
+    noise); completion: the cat photo (chelsea) with a black 64-pixel square hole.
+    """
+    if task not in TASKS:
+        raise ValueError(f"task: expected one of {TASKS}, got {task!r}")
+    name = {"lowlight": "astronaut", "denoise": "coffee", "completion": "chelsea"}[task]
+    clean = BUILTIN_IMAGES[name]().astype(np.float32) / 255.0
+    if task == "lowlight":
+        x = torch.from_numpy(np.ascontiguousarray(clean.transpose(2, 0, 1)))[None]
+        dark = synthetic_low_light(x, generator=torch.Generator().manual_seed(SEED))[0]
+        return "astronaut_dark.png", png_bytes(dark.permute(1, 2, 0).numpy()), png_bytes(clean)
+    if task == "completion":
+        occluded = clean.copy()
+        occluded[100:164, 200:264] = 0.0
+        return "chelsea_occluded.png", png_bytes(occluded), png_bytes(clean)
+    return "coffee.png", png_bytes(clean), png_bytes(clean)
+
+
+# --------------------------------------------------------------------------------------------
+# Pictures
+# --------------------------------------------------------------------------------------------
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Float image in [0, 1] (values outside are clipped) -> uint8 with three channels (gray replicated)."""
+    out = np.clip(np.rint(np.asarray(image, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
+    if out.ndim == 2:
+        out = out[..., None]
+    return np.repeat(out, 3, axis=2) if out.shape[2] == 1 else out
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """An RGB float image in [0, 1] (or uint8) encoded as an 8-bit RGB PNG, in memory."""
+    pixels = image if image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3 else to_uint8(image)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode="RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def split_view(before: np.ndarray, after: np.ndarray, position: float) -> np.ndarray:
+    """One picture, ``before`` left of ``position`` (0-1 of the width) and ``after`` right of it, with a
+    white 2-pixel line at the split. Both images (H, W, C) of one size; returns uint8 RGB."""
+    if before.shape[:2] != after.shape[:2]:
+        raise ImageError(f"split_view: before {before.shape} and after {after.shape} differ in size")
+    left, right = to_uint8(before), to_uint8(after)
+    width = left.shape[1]
+    cut = int(round(float(np.clip(position, 0.0, 1.0)) * width))
+    out = right.copy()
+    out[:, :cut] = left[:, :cut]
+    out[:, max(0, cut - 1):min(width, cut + 1)] = 255
+    return out
+
+
+def mask_overlay(image: np.ndarray, mask: np.ndarray, *, opacity: float = 0.55) -> np.ndarray:
+    """``image`` with the hole ``mask`` (bool (H, W), True = missing) tinted red; uint8 RGB."""
+    out = to_uint8(image).astype(np.float32)
+    red = np.array([255.0, 0.0, 0.0], np.float32)
+    out[mask] = (1.0 - opacity) * out[mask] + opacity * red
+    return np.rint(out).astype(np.uint8)
+
+
+def alpha_pictures(maps: Sequence[torch.Tensor], *, width: int = 128) -> tuple[list[np.ndarray], list[str]]:
+    """Pictures of the per-step alpha maps of :meth:`rlenhance.Enhancer.alpha_maps`: where the agent
+    brightened more or less.
+
+    Each map (1, C, h, w) is stretched from its smallest alpha (black) to its largest (white), a
+    3-channel map as an RGB picture (one stretch for the three channels, so a colour cast shows), a
+    1-channel map in gray; the caption gives the range, which carries the strength (alpha > 0
+    brightens, < 0 darkens, 0 keeps). Maps are enlarged by nearest neighbour to ``width`` pixels so
+    the policy's blocks stay visible.
+
+    Returns:
+        ``(pictures, captions)``: uint8 RGB (H', width, 3) per step, and "step k: lo…hi" (the alpha range).
+    """
+    pictures, captions = [], []
+    for step, alpha in enumerate(maps, start=1):
+        planes = alpha.detach().float()[0].cpu().numpy().transpose(1, 2, 0)  # (h, w, C)
+        low, high = float(planes.min()), float(planes.max())
+        stretched = (planes - low) / (high - low) if high - low > 1e-6 else np.full_like(planes, 0.5)
+        height = max(1, round(planes.shape[0] * width / planes.shape[1]))
+        rows = np.minimum((np.arange(height) * planes.shape[0]) // height, planes.shape[0] - 1)
+        cols = np.minimum((np.arange(width) * planes.shape[1]) // width, planes.shape[1] - 1)
+        pictures.append(to_uint8(stretched[rows][:, cols]))
+        captions.append(f"step {step}: {low:+.2f}…{high:+.2f}")
+    return pictures, captions
+
+
+def step_pictures(image: np.ndarray, maps: Sequence[torch.Tensor], *, width: int = 128) -> list[np.ndarray]:
+    """The image after each curve step, at the alpha maps' resolution (what the agent saw): the
+    maps of :meth:`~rlenhance.Enhancer.alpha_maps` applied in turn with :func:`rlenhance.ops.le_curve`.
+    Returns uint8 RGB pictures enlarged to ``width`` pixels."""
+    if not maps:
+        return []
+    x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
+    height_map, width_map = maps[0].shape[-2:]
+    x = torch.nn.functional.interpolate(x, size=(height_map, width_map), mode="area")
+    pictures = []
+    for alpha in maps:
+        x = le_curve(x, alpha.detach().float().cpu()).clamp(0.0, 1.0)
+        big = torch.nn.functional.interpolate(x, size=(max(1, round(height_map * width / width_map)), width),
+                                              mode="bilinear", align_corners=False)
+        pictures.append(to_uint8(big[0].permute(1, 2, 0).numpy()))
+    return pictures
+
+
+# --------------------------------------------------------------------------------------------
+# The enhancer's knobs
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One slider: the :meth:`rlenhance.Enhancer.cond` keyword ``name``, its range and default."""
+
+    name: str
+    label: str
+    low: float
+    high: float
+    default: float
+
+
+@dataclass(frozen=True)
+class EnhanceKnobs:
+    """What a low-light model lets the user change (see :func:`enhance_knobs`).
+
+    Attributes:
+        sliders: the settings the model was trained to follow, each in its trained range.
+        fixed: the settings it was trained with fixed values, ``{name: value}`` (shown, not changeable).
+        steps: the curve-steps slider (1 to twice the trained test steps, default the checkpoint's).
+    """
+
+    sliders: tuple[Knob, ...]
+    fixed: Mapping[str, float]
+    steps: Knob
+    conditioned: bool = field(default=False)
+
+
+#: Setting keyword of :meth:`Enhancer.cond` -> slider label.
+_KNOB_LABELS = {"exposure": "Target brightness (exposure)", "w_exposure": "Exposure weight",
+                "w_color": "Colour-constancy weight", "w_spatial": "Spatial-consistency weight",
+                "w_smooth": "Smoothness weight"}
+
+
+def enhance_knobs(enhancer: Enhancer, training_args: Mapping[str, Any] | None = None) -> EnhanceKnobs:
+    """The sliders a low-light model accepts: the settings it was trained to vary, in their ranges.
+
+    The one place that decides it. The ranges come from, in order: ``Enhancer.setting_ranges``
+    (a mapping, or a method returning one, ``{name: (low, high)}``) when the Enhancer has it; the
+    checkpoint spec's ``setting_ranges`` (``enhancer.spec``); else, for a conditioned model
+    (``conditioned`` in its spec), the ones recorded in training: ``training_args`` (the checkpoint's ``extra["args"]``:
+    ``exposure_range``, and ``weight_range`` multiplying each trained weight), else the
+    conditioning encoding, which maps each sampling range onto [-1, 1]
+    (``cond_offset +- cond_scale``; a weight whose encoding is the neutral ``offset = value,
+    scale = 1`` was fixed). A setting whose range is a single value is fixed; an unconditioned
+    model has no setting sliders.
+
+    Args:
+        enhancer: the loaded model.
+        training_args: the checkpoint's ``extra["args"]`` if it has one (None: from the encoding).
+    """
+    env = _policy_description(enhancer)
+    setting = {("exposure" if k == "exposure_target" else k): float(v) for k, v in env["setting"].items()}
+    ranges = getattr(enhancer, "setting_ranges", None)
+    ranges = ranges() if callable(ranges) else ranges
+    if ranges is None:  # recorded in the checkpoint's spec (LowLightPolicySpec.setting_ranges)
+        ranges = getattr(getattr(enhancer, "spec", None), "setting_ranges", None)
+    if ranges is None:
+        ranges = _recorded_ranges(env, setting, training_args) if env.get("conditioned") else {}
+    sliders, fixed = [], {}
+    for name, value in setting.items():
+        low, high = ranges.get(name, ranges.get("exposure_target" if name == "exposure" else name, (value, value)))
+        if high > low:
+            default = float(np.clip(value, low, high))
+            sliders.append(Knob(name, _KNOB_LABELS.get(name, name), float(low), float(high), default))
+        else:
+            fixed[name] = value
+    trained_steps = int(env["test_steps"])
+    steps = Knob("steps", "Curve steps", 1, max(2 * trained_steps, 2), trained_steps)
+    return EnhanceKnobs(tuple(sliders), fixed, steps, bool(env.get("conditioned")))
+
+
+def _policy_description(enhancer: Enhancer) -> dict[str, Any]:
+    """The enhancer's policy description as a dict: its checkpoint spec (``enhancer.spec``, a
+    :class:`~rlenhance.checkpoint.LowLightPolicySpec`) or, from older versions, ``enhancer.env``."""
+    spec = getattr(enhancer, "spec", None)
+    if spec is None:
+        return dict(getattr(enhancer, "env", {}))
+    names = ("setting", "cond_fields", "cond_scale", "cond_offset", "conditioned", "test_steps", "action_type")
+    return {name: getattr(spec, name) for name in names if hasattr(spec, name)}
+
+
+def _recorded_ranges(env: Mapping[str, Any], setting: Mapping[str, float],
+                     args: Mapping[str, Any] | None) -> dict[str, tuple[float, float]]:
+    """Trained range of each setting of a conditioned model (see :func:`enhance_knobs`)."""
+    fields = [("exposure" if k == "exposure_target" else k) for k in env["cond_fields"]]
+    ranges: dict[str, tuple[float, float]] = {}
+    if args and "exposure_range" in args and "weight_range" in args:
+        ranges["exposure"] = tuple(float(v) for v in args["exposure_range"])
+        low, high = (float(v) for v in args["weight_range"])
+        for name in fields[1:]:
+            ranges[name] = (setting[name] * low, setting[name] * high)
+        return ranges
+    offsets = env.get("cond_offset", [0.0] * len(fields))
+    for name, offset, scale in zip(fields, offsets, env["cond_scale"]):
+        if name != "exposure" and math.isclose(scale, 1.0) and math.isclose(offset, setting[name], abs_tol=1e-6):
+            continue  # the neutral encoding of a fixed weight
+        # float32 storage: 0.3, not 0.30000001
+        ranges[name] = (round(float(offset - scale), 6), round(float(offset + scale), 6))
+    if "exposure" in ranges:  # a target mean brightness lies in (0, 1)
+        low, high = ranges["exposure"]
+        ranges["exposure"] = (max(low, 0.01), min(high, 0.99))
+    return ranges
+
+
+def training_args(enhancer: Enhancer) -> Mapping[str, Any] | None:
+    """The ``extra["args"]`` recorded in the enhancer's checkpoint (its training options), or None."""
+    extra = load_checkpoint(enhancer.path, map_location="cpu").get("extra") or {}
+    args = extra.get("args")
+    return dict(args) if isinstance(args, Mapping) else None
+
+
+@dataclass(frozen=True)
+class EnhanceView:
+    """One enhanced photo as the Enhance tab shows it (see :func:`enhance_view`).
+
+    Attributes:
+        image: the result, RGB float32 (H, W, 3) in [0, 1].
+        png: ``image`` as PNG bytes (shown and downloaded without re-encoding).
+        seconds: enhancement time.
+        mean_before, mean_after: mean brightness of the input and of the result.
+        alpha: one picture per step (:func:`alpha_pictures`), with ``alpha_captions``.
+        steps: the image after each step at the policy's resolution (:func:`step_pictures`).
+    """
+
+    image: np.ndarray
+    png: bytes
+    seconds: float
+    mean_before: float
+    mean_after: float
+    alpha: list[np.ndarray]
+    alpha_captions: list[str]
+    steps: list[np.ndarray]
+
+
+def enhance_view(enhancer: Enhancer, image: np.ndarray, setting: Mapping[str, float]) -> EnhanceView:
+    """Enhance ``image`` (RGB float32 (H, W, 3)) with ``setting`` (:meth:`Enhancer.cond` keywords) and
+    draw what the agent did: the per-step alpha maps and the image after each step."""
+    result = enhancer.enhance_array(image, **setting)
+    x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].to(enhancer.device)
+    maps = [m.cpu() for m in enhancer.alpha_maps(x, enhancer.cond(**setting))]
+    alpha, captions = alpha_pictures(maps)
+    return EnhanceView(result.image, png_bytes(result.image), result.seconds, result.mean_before, result.mean_after,
+                       alpha, captions, step_pictures(image, maps))
+
+
+# --------------------------------------------------------------------------------------------
+# Methods: RL, supervised, classical
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Method:
+    """One way to restore an image in the Denoise / Complete / Compare tabs.
+
+    Attributes:
+        key: short name, unique within its task.
+        label: what the page shows.
+        family: ``"RL"``, ``"Supervised"`` or ``"Classical"``.
+        task: one of :data:`TASKS`.
+        checkpoint: the model file (None for classical methods and the default low-light policy).
+        note: one line on what it was trained for.
+    """
+
+    key: str
+    label: str
+    family: str
+    task: str
+    checkpoint: Path | None = None
+    note: str = ""
+
+
+#: Page labels of the classical baselines (:mod:`rlenhance.baselines` registry keys).
+_CLASSICAL_LABELS = {"auto-gamma": "Auto gamma", "histeq": "Histogram equalisation", "clahe": "CLAHE",
+                     "gaussian": "Gaussian blur", "median": "Median filter", "bilateral": "Bilateral filter",
+                     "bm3d": "BM3D", "telea": "Telea inpainting", "navier-stokes": "Navier-Stokes inpainting"}
+
+#: Every method the app offers, per task, in the order the page lists them.
+METHODS: tuple[Method, ...] = (
+    Method("rl", "RL curve policy (A3C)", "RL", "lowlight", None, "the low-light policy of the Enhance tab"),
+    Method("mrpnet", "MRPNet + Generator", "Supervised", "lowlight", _WEIGHTS / "mrpnet_lowlight.pt",
+           "trained on SICE pairs"),
+    *(Method(key, _CLASSICAL_LABELS.get(key, key), "Classical", "lowlight", None, "global, no learning")
+      for key in baselines.LOWLIGHT_BASELINES),
+    Method("a3c", "PixelRL (A3C)", "RL", "denoise", _WEIGHTS / "a3c_denoise.pt",
+           "9 filters per pixel, 5 steps; trained on gray images, sigma 25"),
+    Method("sac", "PixelRL (SAC)", "RL", "denoise", _WEIGHTS / "sac_denoise.pt",
+           "9 filters per pixel, 5 steps; trained on gray images, sigma 25"),
+    Method("mrpnet", "MRPNet", "Supervised", "denoise", DEFAULT_DENOISE_CHECKPOINT,
+           "trained on gray images, sigma 25"),
+    *(Method(key, _CLASSICAL_LABELS.get(key, key), "Classical", "denoise", None, "tuned for the noise level σ")
+      for key in baselines.DENOISE_BASELINES),
+    Method("a3c", "RL fill actions (A3C)", "RL", "completion", _WEIGHTS / "a3c_completion.pt",
+           "keep / diffuse / copy / blur / median per pixel, 5 steps; trained on bedroom photos"),
+    Method("gated-pixelrnn", "Gated PixelRNN", "Supervised", "completion", DEFAULT_COMPLETION_CHECKPOINT,
+           "trained on bedroom photos"),
+    Method("pixelrnn", "PixelRNN (ConvLSTM)", "Supervised", "completion", _WEIGHTS / "pixelrnn_completion.pt",
+           "trained on bedroom photos"),
+    *(Method(key, _CLASSICAL_LABELS.get(key, key), "Classical", "completion", None, "OpenCV inpainting")
+      for key in baselines.COMPLETION_BASELINES),
+)
+
+
+def methods_for(task: str, family: str | None = None) -> list[Method]:
+    """The methods of ``task`` (one of :data:`TASKS`), optionally of one family only."""
+    if task not in TASKS:
+        raise ValueError(f"task: expected one of {TASKS}, got {task!r}")
+    return [m for m in METHODS if m.task == task and (family is None or m.family == family)]
+
+
+def method_missing(method: Method) -> str | None:
+    """Why ``method`` cannot run here (a file, a package, the ``agents`` package), or None if it can."""
+    if method.family == "Classical":
+        return baselines.baseline_missing(method.key)
+    if method.checkpoint is not None and not method.checkpoint.is_file():
+        return f"its checkpoint {method.checkpoint.name} is not installed"
+    if method.family == "RL" and method.task != "lowlight":
+        try:
+            _agents_rollout()
+        except Exception as exc:  # noqa: BLE001 - any failure to import means "not offered", with the reason
+            return f"RL rollouts need the agents package, which did not import ({type(exc).__name__}: {exc})"
+    return None
+
+
+def find_method(task: str, key: str) -> Method:
+    """The method ``key`` of ``task``; ValueError naming the accepted keys when there is none."""
+    for method in methods_for(task):
+        if method.key == key:
+            return method
+    raise ValueError(f"{task}: no method {key!r}; accepted: {', '.join(m.key for m in methods_for(task))}")
+
+
+def load_model(method: Method, *, device: str = "auto", checkpoint: str | os.PathLike[str] | None = None) -> Any:
+    """The model behind ``method`` (None for classical methods); load it once and reuse it.
+
+    Args:
+        method: one of :data:`METHODS`.
+        device: "auto", "cpu", "cuda" or "cuda:N".
+        checkpoint: the low-light RL method: the policy to load (None: the shipped one).
+
+    Raises:
+        CheckpointError: a bad checkpoint. ImportError: an RL rollout method without ``agents``.
+    """
+    if method.family == "Classical":
+        return None
+    if method.task == "lowlight" and method.family == "RL":
+        return Enhancer(checkpoint if checkpoint is not None else DEFAULT_CHECKPOINT, device=device)
+    if method.family == "Supervised":
+        return SupervisedRestorer(method.checkpoint, device=device, task=method.task)
+    return _load_rollout_policy(method.checkpoint, device)
+
+
+def _agents_rollout() -> Any:
+    """The module ``agents.rollout``: the only import of ``agents`` under ``rlenhance``, lazy on
+    purpose (see the module doc): nothing imports it until an RL rollout method is asked for."""
+    return importlib.import_module("agents.rollout")
+
+
+def _load_rollout_policy(path: Path, device: str) -> Any:
+    """An RL denoising / completion policy with its task's transition (``agents.rollout.RolloutPolicy``)."""
+    return _agents_rollout().load_rollout_policy(path, device=select_device(device))
+
+
+def restore(method: Method, model: Any, image: np.ndarray, *, mask: np.ndarray | None = None,
+            sigma: float = TRAINED_SIGMA, setting: Mapping[str, float] | None = None) -> np.ndarray:
+    """Run one method on one image (RGB float32 (H, W, 3); a denoiser also takes unclipped noisy values).
+
+    Args:
+        method: one of :data:`METHODS`.
+        model: :func:`load_model` of ``method``.
+        image: the input.
+        mask: completion: bool (H, W), True = missing pixel (required).
+        sigma: denoise, classical filters: the noise level (0-255) they are tuned for.
+        setting: low light, RL policy: :meth:`rlenhance.Enhancer.cond` keywords.
+
+    Returns:
+        RGB float32 (H, W, 3) in [0, 1]. Gray models restore R, G and B separately (a gray image
+        is restored once).
+
+    Raises:
+        ImageError: a bad image or mask.
+    """
+    if method.task == "completion" and (mask is None or mask.shape != image.shape[:2]):
+        raise ImageError(f"{method.label}: needs a hole mask of the image's size {image.shape[:2]}, got "
+                         f"{None if mask is None else mask.shape}")
+    if method.task == "lowlight":
+        if method.family == "RL":
+            out = model.enhance(image, **dict(setting or {}))
+        elif method.family == "Supervised":
+            out = model.restore(np.clip(image, 0.0, 1.0))
+        else:
+            out = baselines.LOWLIGHT_BASELINES[method.key](np.clip(image, 0.0, 1.0))
+    elif method.task == "denoise":
+        if method.family == "Classical":
+            out = baselines.DENOISE_BASELINES[method.key](image, sigma=sigma)
+        else:
+            planes = [image[..., :1]] if _is_gray(image) else [image[..., c:c + 1] for c in range(image.shape[2])]
+            if method.family == "Supervised" and model.channels == 3:
+                done = [model.restore(image)]
+            elif method.family == "Supervised":
+                done = [model.restore(p) for p in planes]
+            else:
+                done = _rollout(model, [{"clean": np.clip(p, 0.0, 1.0), "noisy": p} for p in planes])
+            out = np.concatenate(done, axis=2)
+    else:
+        if method.family == "Classical":
+            out = baselines.COMPLETION_BASELINES[method.key](image, mask)
+        elif method.family == "Supervised":
+            out = model.restore(image, mask)
+        else:
+            hole = mask.astype(np.float32)[..., None]
+            occluded = image * (1.0 - hole)
+            out = _rollout(model, [{"occluded": occluded, "original": occluded, "mask": hole}])[0]
+    out = np.clip(np.asarray(out, dtype=np.float32), 0.0, 1.0)
+    return np.repeat(out, 3, axis=2) if out.shape[2] == 1 else out
+
+
+def _is_gray(image: np.ndarray) -> bool:
+    return image.shape[2] == 3 and bool(np.array_equal(image[..., 0], image[..., 1])
+                                        and np.array_equal(image[..., 1], image[..., 2]))
+
+
+def _rollout(policy: Any, items: Sequence[Mapping[str, np.ndarray]]) -> list[np.ndarray]:
+    """:meth:`agents.rollout.RolloutPolicy.restore` on (H, W, C) arrays; outputs (H, W, C) float32."""
+    options = [{k: torch.from_numpy(np.ascontiguousarray(v.transpose(2, 0, 1), dtype=np.float32))
+                for k, v in item.items()} for item in items]
+    return [out.clamp(0.0, 1.0).permute(1, 2, 0).cpu().numpy() for out in policy.restore(options)]
+
+
+def full_size_refused(method: Method, pixels: int) -> str | None:
+    """Why ``method`` is not offered at full size for an image of ``pixels`` pixels, or None."""
+    if method.family == "RL" and method.task != "lowlight" and pixels > RL_FULL_SIZE_PIXELS:
+        return (f"RL rollouts run many filters per pixel and step (about a minute per megapixel on a CPU); the "
+                f"full-size result is offered up to {RL_FULL_SIZE_PIXELS / 1e6:.0f} MP")
+    return None
+
+
+def quality(output: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    """PSNR (dB) and SSIM of ``output`` against ``reference`` (both (H, W, C) in [0, 1], data range 1).
+
+    SSIM is left out for images smaller than its 11-pixel window.
+
+    Raises:
+        ImageError: the two differ in size.
+    """
+    if output.shape[:2] != reference.shape[:2]:
+        raise ImageError(f"the reference is {reference.shape[1]}x{reference.shape[0]} but the result is "
+                         f"{output.shape[1]}x{output.shape[0]} (width x height); upload the reference of this image")
+    x = torch.from_numpy(np.ascontiguousarray(to_channels(reference, 3).transpose(2, 0, 1)))[None]
+    y = torch.from_numpy(np.ascontiguousarray(to_channels(np.clip(output, 0, 1), 3).transpose(2, 0, 1)))[None]
+    scores = {"PSNR": float(metrics.psnr(x, y, data_range=1.0)[0])}
+    if min(x.shape[-2:]) >= 11:
+        scores["SSIM"] = float(metrics.ssim(x, y, data_range=1.0)[0])
+    return scores
+
+
+def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    """(H, W, 1) or (H, W, 3) float32 -> ``channels`` planes (gray replicated)."""
+    image = np.asarray(image, dtype=np.float32)
+    if image.shape[2] == channels:
+        return image
+    return np.repeat(image[..., :1], channels, axis=2)
+
+
+# --------------------------------------------------------------------------------------------
+# Serving: what `rlenhance app` runs
+# --------------------------------------------------------------------------------------------
+
+
+def page_options(argv: Sequence[str]) -> argparse.Namespace:
+    """The page's options (given by :func:`serve` after ``--``); arguments it does not know are ignored."""
+    parser = argparse.ArgumentParser(prog="rlenhance app", add_help=False, allow_abbrev=False)
+    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--max-pixels", type=int, default=APP_MAX_PIXELS)
+    return parser.parse_known_args(list(argv))[0]
+
+
+def streamlit_command(*, port: int = DEFAULT_PORT, host: str = "localhost",
+                      checkpoint: str | os.PathLike[str] | None = None, device: str = "auto",
+                      max_pixels: int = APP_MAX_PIXELS) -> list[str]:
+    """The ``python -m streamlit run`` command line that serves the page.
+
+    Headless (no e-mail prompt, no file in the home folder), no usage statistics, no file watcher
+    (the page is not edited while it is served).
+    """
+    command = [sys.executable, "-m", "streamlit", "run", str(APP_SCRIPT),
+               "--server.port", str(port), "--server.address", host, "--server.headless", "true",
+               "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+               "--global.developmentMode", "false",
+               "--client.toolbarMode", "minimal", "--",
+               "--device", device, "--max-pixels", str(max_pixels)]
+    if checkpoint is not None:
+        command += ["--checkpoint", str(Path(checkpoint).resolve())]
+    return command
+
+
+def _display_available() -> bool:
+    """Whether a browser window can open here (on Linux: a graphical session)."""
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def _open_when_ready(url: str, health: str, process: subprocess.Popen) -> None:
+    """Open ``url`` in the user's browser once the server answers ``health`` (or give up)."""
+    deadline = time.monotonic() + _STARTUP_SECONDS
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(health, timeout=1.0):
+                webbrowser.open(url)
+                return
+        except OSError:
+            time.sleep(0.25)
+
+
+def streamlit_missing() -> str | None:
+    """Why the app cannot be served (Streamlit is not installed, with how to install it), or None."""
+    if importlib.util.find_spec("streamlit") is None:
+        return f"the web app needs Streamlit, which is not installed; install it with: {INSTALL_HINT}"
+    return None
+
+
+def serve(*, port: int = DEFAULT_PORT, host: str = "localhost", checkpoint: str | os.PathLike[str] | None = None,
+          device: str = "auto", max_pixels: int = APP_MAX_PIXELS, open_browser: bool = True,
+          run: Callable[..., subprocess.Popen] = subprocess.Popen) -> int:
+    """Serve the app until Ctrl-C (what ``rlenhance app`` runs); returns the exit code.
+
+    Runs :func:`streamlit_command` as a child process and, with ``open_browser`` and a display,
+    opens the page once the server answers. Without Streamlit it prints how to install it and
+    returns 2, starting nothing.
+
+    Raises:
+        ValueError: ``port`` is not in 1..65535.
+    """
+    missing = streamlit_missing()
+    if missing:
+        print(f"rlenhance app: {missing}", file=sys.stderr)
+        return 2
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ValueError(f"port: expected a port number in 1..65535, got {port!r}")
+    shown = "localhost" if host in ("0.0.0.0", "::", "127.0.0.1") else host
+    url = f"http://{shown}:{port}"
+    local = "127.0.0.1" if host in ("0.0.0.0", "localhost") else ("::1" if host == "::" else host)
+    health = f"http://{'[' + local + ']' if ':' in local else local}:{port}/_stcore/health"
+    print(f"rlenhance app: serving {url} (Ctrl-C stops it)", flush=True)
+    process = run(streamlit_command(port=port, host=host, checkpoint=checkpoint, device=device,
+                                    max_pixels=max_pixels))
+    if open_browser and _display_available():
+        threading.Thread(target=_open_when_ready, args=(url, health, process), daemon=True).start()
+    if threading.current_thread() is threading.main_thread():  # a plain kill stops the server too
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    try:
+        return process.wait()
+    except KeyboardInterrupt:  # Ctrl-C reached Streamlit too (same process group): let it finish
+        _stop(process, grace=10.0)
+        return 0
+    finally:
+        _stop(process, grace=0.0)  # SIGTERM or an error here: end the server now
+
+
+def _stop(process: subprocess.Popen, *, grace: float) -> None:
+    """Give a running server ``grace`` seconds to finish, then terminate it (kill after 10 s more)."""
+    if process.poll() is None and grace > 0:
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
