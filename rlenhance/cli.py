@@ -6,6 +6,7 @@
     rlenhance denoise IMAGES... -o OUTDIR [--checkpoint PATH] [--per-channel] [--tile N] [--device D]
     rlenhance complete IMAGES... -o OUTDIR [--checkpoint PATH] [--masks DIR | --mask-threshold T]
                      [--tile N] [--device D]
+    rlenhance app [--port N] [--host H] [--checkpoint PATH] [--device D] [--no-browser]
 
 ``enhance --model rl`` (default) runs the trained RL policy (:class:`rlenhance.Enhancer`),
 ``--model mrpnet`` a supervised low-light checkpoint of ``experiments.supervised_train`` (MRPNet
@@ -35,11 +36,12 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from rlenhance import __version__
+from rlenhance.app_support import APP_MAX_PIXELS, DEFAULT_PORT
 from rlenhance.data.occluded import OCCLUDED_PREFIX
 from rlenhance.enhance import Enhancer
 from rlenhance.errors import CheckpointError, ImageError
@@ -59,8 +61,15 @@ def _add_common(parser: argparse.ArgumentParser, checkpoint_help: str) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace output files that already exist (input files are never replaced)")
+    parser.add_argument("--skip-existing", action="store_true",
+                        help="skip inputs whose output already exists (continue an interrupted run)")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                         help="largest width x height accepted per input image (decompression-bomb guard)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="worker processes, each loading, restoring and saving its share of the images")
+    parser.add_argument("--shard", default=None, metavar="I/N",
+                        help="process every N-th input from the I-th (0-based), e.g. one of N machines given the "
+                             "same file list; default: torchrun's RANK/WORLD_SIZE when set, else all")
 
 
 def _add_tile(parser: argparse.ArgumentParser) -> None:
@@ -114,6 +123,19 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="without --masks: the hole is the largest near-black region, pixels within this "
                              "distance of black (max over channels, in [0, 1])")
     _add_tile(complete)
+
+    app = commands.add_parser("app", help="try the models in a browser (a Streamlit web app: "
+                                          "pip install 'rlenhance[app]')", formatter_class=formatter)
+    app.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to serve on")
+    app.add_argument("--host", default="localhost",
+                     help="address to listen on (localhost: this machine only; 0.0.0.0: every network interface)")
+    app.add_argument("--checkpoint", type=Path, default=None,
+                     help="low-light policy from experiments.lol_train for the Enhance tab "
+                          "(omitted: the shipped model)")
+    app.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    app.add_argument("--max-pixels", type=int, default=APP_MAX_PIXELS,
+                     help="largest width x height accepted per upload (larger ones are refused in the page)")
+    app.add_argument("--no-browser", action="store_true", help="do not open a browser window")
     return parser
 
 
@@ -123,17 +145,19 @@ def _fail(command: str, exc: Exception) -> int:
 
 
 def plan_outputs(images: Sequence[Path], out: Path, *, overwrite: bool = False,
-                 protected: Sequence[Path] = ()) -> list[tuple[Path, Path]]:
+                 protected: Sequence[Path] = (), shard: tuple[int, int] = (0, 1)) -> list[tuple[Path, Path]]:
     """Pair each input with its output ``out/<stem>.png``, refusing any plan that could lose a file.
 
     Args:
-        images: the input files, in order.
+        images: the input files, in order (every shard is given the same list).
         out: the output folder (need not exist yet).
         overwrite: allow replacing existing files that are not inputs.
         protected: further files that must never be replaced (e.g. the ``--masks`` files).
+        shard: ``(i, n)``: this run does every n-th input from the i-th. Collisions are checked over
+            all inputs (so every shard agrees), existing outputs only over this shard's.
 
     Returns:
-        ``[(input, output), ...]`` in the order of ``images``.
+        ``[(input, output), ...]`` of this shard, in the order of ``images``.
 
     Raises:
         ValueError: ``out`` exists and is not a folder; an input is listed twice; two inputs map to
@@ -147,7 +171,8 @@ def plan_outputs(images: Sequence[Path], out: Path, *, overwrite: bool = False,
     identities = {_identity(p): p for p in kept if p.exists()}
     by_key: dict[str, Path] = {}
     plan, existing = [], []
-    for path in images:
+    index, count = shard
+    for position, path in enumerate(images):
         target = out / f"{path.stem}.png"
         key = os.path.normcase(str(target.resolve())).casefold()
         if key in by_key:
@@ -162,8 +187,10 @@ def plan_outputs(images: Sequence[Path], out: Path, *, overwrite: bool = False,
             if source is not None:
                 raise ValueError(f"{path} -> {target} would replace the input {source}; choose an -o folder "
                                  "that holds none of the inputs")
-            existing.append(target)
-        plan.append((path, target))
+            if position % count == index:
+                existing.append(target)
+        if position % count == index:
+            plan.append((path, target))
     if existing and not overwrite:
         shown = ", ".join(str(t) for t in existing[:3]) + (f" and {len(existing) - 3} more" if len(existing) > 3 else "")
         raise ValueError(f"{len(existing)} output file(s) already exist: {shown}; pass --overwrite to replace "
@@ -177,42 +204,117 @@ def _identity(path: Path) -> tuple[int, int]:
     return stat.st_dev, stat.st_ino
 
 
-def _process(args: argparse.Namespace, restore: Callable[[Path, np.ndarray], tuple[np.ndarray, str]], *,
-             protected: Sequence[Path] = ()) -> int:
+Restore = Callable[[Path, np.ndarray], "tuple[np.ndarray, str]"]
+
+
+def _process(args: argparse.Namespace, build: Callable[[argparse.Namespace], Restore]) -> int:
     """Load, restore and save every image of ``args.images``; one line per image, bad files skipped.
 
-    ``restore(path, image)`` returns the output and the task-relevant figure to print. The outputs
-    are planned first (:func:`plan_outputs`): a plan that could lose a file is refused (exit 2).
+    ``build(args)`` loads the models and returns ``restore(path, image) -> (output, figure)``; it is
+    called here (bad arguments or checkpoints end with exit code 2 before any work) and again in
+    each ``--jobs`` worker process. The outputs are planned first (:func:`plan_outputs`): a plan
+    that could lose a file is refused (exit 2). ``--shard i/n`` (or torchrun's ``RANK`` /
+    ``WORLD_SIZE``) keeps every n-th input; ``--skip-existing`` skips inputs whose output exists.
     """
     try:
         if args.max_pixels < 1:
             raise ValueError(f"--max-pixels {args.max_pixels}: expected an integer >= 1")
-        plan = plan_outputs(args.images, args.out, overwrite=args.overwrite, protected=protected)
+        if args.jobs < 1:
+            raise ValueError(f"--jobs {args.jobs}: expected an integer >= 1")
+        if args.overwrite and args.skip_existing:
+            raise ValueError("--overwrite and --skip-existing: choose one (replace existing outputs, or keep them)")
+        index, count = shard_of(args.shard, os.environ)
+        restore = build(args)
+        protected = list_images(args.masks) if getattr(args, "masks", None) is not None else ()
+        plan = plan_outputs(args.images, args.out, overwrite=args.overwrite or args.skip_existing,
+                            protected=protected, shard=(index, count))
         try:
             args.out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ValueError(f"-o {args.out}: cannot create the output folder ({exc.strerror or exc})") from exc
         if not os.access(args.out, os.W_OK | os.X_OK):
             raise ValueError(f"-o {args.out}: the output folder is not writable")
-    except ValueError as exc:
+    except (CheckpointError, ValueError) as exc:
         return _fail(args.command, exc)
-    failed = 0
-    for path, target in plan:
+    todo = [(path, target) for path, target in plan if not (args.skip_existing and target.exists())]
+    if len(todo) < len(plan):
+        print(f"skipping {len(plan) - len(todo)} input(s) whose output exists (--skip-existing)", flush=True)
+    jobs = min(args.jobs, max(1, len(todo)))
+    if jobs == 1:
+        results = (_restore_one(restore, path, target, args.max_pixels) for path, target in todo)
+        return _report(results, len(todo))
+    import multiprocessing  # spawned workers rebuild the models: no fork of a process with running threads
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(jobs, initializer=_init_worker, initargs=(build, args, threads)) as pool:
         try:
-            image = load_image(path, max_pixels=args.max_pixels)
-            start = time.perf_counter()
-            result, figure = restore(path, image)
-            seconds = time.perf_counter() - start
-            save_image(target, result)
-        except (ImageError, OSError) as exc:
+            return _report(pool.imap(_worker_restore, [(p, t, args.max_pixels) for p, t in todo]), len(todo))
+        except KeyboardInterrupt:
+            pool.terminate()
+            print(f"rlenhance {args.command}: interrupted; outputs written so far are complete, rerun with "
+                  "--skip-existing to continue", file=sys.stderr)
+            return 130
+
+
+def shard_of(spec: str | None, environ: Mapping[str, str]) -> tuple[int, int]:
+    """``(i, n)`` from ``--shard i/n``; without it, torchrun's ``RANK`` / ``WORLD_SIZE``, else ``(0, 1)``."""
+    if spec is None:
+        if "WORLD_SIZE" in environ and "RANK" in environ:
+            spec = f"{environ['RANK']}/{environ['WORLD_SIZE']}"
+        else:
+            return 0, 1
+    try:
+        index, count = (int(part) for part in spec.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {spec!r}: expected i/n with integers 0 <= i < n (e.g. 0/4)") from None
+    if not 0 <= index < count:
+        raise ValueError(f"--shard {spec!r}: expected i/n with integers 0 <= i < n (e.g. 0/4)")
+    return index, count
+
+
+def _restore_one(restore: Restore, path: Path, target: Path, max_pixels: int) -> tuple[Path, str | None, str]:
+    """Load, restore and save one image: ``(path, error or None, the line to print)``."""
+    try:
+        image = load_image(path, max_pixels=max_pixels)
+        start = time.perf_counter()
+        result, figure = restore(path, image)
+        seconds = time.perf_counter() - start
+        save_image(target, result)
+    except (ImageError, OSError) as exc:
+        return path, str(exc), f"FAILED {path}: {exc}"
+    height, width = image.shape[:2]
+    return path, None, f"{path} -> {target}  {width}x{height}  {seconds * 1000:.0f} ms  {figure}"
+
+
+_WORKER_RESTORE: Restore | None = None
+
+
+def _init_worker(build: Callable[[argparse.Namespace], Restore], args: argparse.Namespace, threads: int) -> None:
+    import torch
+
+    global _WORKER_RESTORE
+    torch.set_num_threads(threads)
+    _WORKER_RESTORE = build(args)
+
+
+def _worker_restore(item: tuple[Path, Path, int]) -> tuple[Path, str | None, str]:
+    assert _WORKER_RESTORE is not None, "worker used before _init_worker"
+    return _restore_one(_WORKER_RESTORE, *item)
+
+
+def _report(results: Iterable[tuple[Path, str | None, str]], total: int) -> int:
+    """Print one line per image as results come; the closing count and the exit code."""
+    failed = 0
+    for _path, error, line in results:
+        if error is not None:
             failed += 1
-            print(f"FAILED {path}: {exc}", file=sys.stderr)
-            continue
-        height, width = image.shape[:2]
-        print(f"{path} -> {target}  {width}x{height}  {seconds * 1000:.0f} ms  {figure}", flush=True)
+            print(line, file=sys.stderr, flush=True)
+        else:
+            print(line, flush=True)
     if failed:
-        others = "; the other outputs were written" if failed < len(plan) else ""
-        print(f"{failed} of {len(plan)} image(s) failed{others}", file=sys.stderr)
+        others = "; the other outputs were written" if failed < total else ""
+        print(f"{failed} of {total} image(s) failed{others}", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -220,50 +322,48 @@ def _mean_figure(before: np.ndarray, after: np.ndarray) -> str:
     return f"mean {float(before.mean()):.3f} -> {float(after.mean()):.3f}"
 
 
-def _enhance(args: argparse.Namespace) -> int:
-    try:
-        if args.tile < 1:
-            raise ValueError(f"--tile {args.tile}: expected an integer >= 1")
-        if args.model == "mrpnet":
-            given = [f"--{name.replace('_', '-')}" for name in RL_ONLY if getattr(args, name) is not None]
-            if given:
-                raise ValueError(f"{', '.join(given)}: option(s) of --model rl; --model mrpnet takes none")
-            if args.checkpoint is None:
-                raise ValueError("--model mrpnet needs --checkpoint PATH (a lowlight checkpoint of "
-                                 "experiments.supervised_train --model mrpnet --task lowlight)")
-            model = SupervisedRestorer(args.checkpoint, device=args.device, task="lowlight", tile=args.tile)
-            denoiser = (SupervisedRestorer(args.denoiser, device=args.device, task="denoise", tile=args.tile)
-                        if args.denoiser is not None else None)
-
-            def restore(path: Path, image: np.ndarray) -> tuple[np.ndarray, str]:
-                out = model.restore(image)
-                if denoiser is not None:
-                    out = denoiser.restore(out, per_channel=True)
-                return out, _mean_figure(image, out)
-        else:
-            denoiser = (SupervisedRestorer(args.denoiser, device=args.device, task="denoise", tile=args.tile)
-                        if args.denoiser is not None else None)
-            enhancer = Enhancer(args.checkpoint, device=args.device, steps=args.steps, max_side=args.max_side,
-                                denoiser=denoiser)
-            setting = {"exposure": args.exposure, "w_exposure": args.w_exposure, "w_color": args.w_color,
-                       "w_spatial": args.w_spatial, "w_smooth": args.w_smooth}
-            enhancer.cond(**setting)  # validate the setting once, before any image
-
-            def restore(path: Path, image: np.ndarray) -> tuple[np.ndarray, str]:
-                out = enhancer.enhance(image, **setting)
-                return out, _mean_figure(image, out)
-    except (CheckpointError, ValueError) as exc:
-        return _fail("enhance", exc)
-    return _process(args, restore)
+def _check_tile(args: argparse.Namespace) -> None:
+    if args.tile < 1:
+        raise ValueError(f"--tile {args.tile}: expected an integer >= 1")
 
 
-def _denoise(args: argparse.Namespace) -> int:
-    try:
-        if args.tile < 1:
-            raise ValueError(f"--tile {args.tile}: expected an integer >= 1")
-        model = SupervisedRestorer(args.checkpoint, device=args.device, task="denoise", tile=args.tile)
-    except (CheckpointError, ValueError) as exc:
-        return _fail("denoise", exc)
+def _enhancer(args: argparse.Namespace) -> Restore:
+    """``enhance``'s restore function (raises ValueError / CheckpointError for bad arguments)."""
+    _check_tile(args)
+    denoiser = (SupervisedRestorer(args.denoiser, device=args.device, task="denoise", tile=args.tile)
+                if args.denoiser is not None else None)
+    if args.model == "mrpnet":
+        given = [f"--{name.replace('_', '-')}" for name in RL_ONLY if getattr(args, name) is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: option(s) of --model rl; --model mrpnet takes none")
+        if args.checkpoint is None:
+            raise ValueError("--model mrpnet needs --checkpoint PATH (a lowlight checkpoint of "
+                             "experiments.supervised_train --model mrpnet --task lowlight)")
+        model = SupervisedRestorer(args.checkpoint, device=args.device, task="lowlight", tile=args.tile)
+
+        def restore(path: Path, image: np.ndarray) -> tuple[np.ndarray, str]:
+            out = model.restore(image)
+            if denoiser is not None:
+                out = denoiser.restore(out, per_channel=True)
+            return out, _mean_figure(image, out)
+        return restore
+
+    enhancer = Enhancer(args.checkpoint, device=args.device, steps=args.steps, max_side=args.max_side,
+                        denoiser=denoiser)
+    setting = {"exposure": args.exposure, "w_exposure": args.w_exposure, "w_color": args.w_color,
+               "w_spatial": args.w_spatial, "w_smooth": args.w_smooth}
+    enhancer.cond(**setting)  # validate the setting once, before any image
+
+    def restore(path: Path, image: np.ndarray) -> tuple[np.ndarray, str]:
+        out = enhancer.enhance(image, **setting)
+        return out, _mean_figure(image, out)
+    return restore
+
+
+def _denoiser(args: argparse.Namespace) -> Restore:
+    """``denoise``'s restore function."""
+    _check_tile(args)
+    model = SupervisedRestorer(args.checkpoint, device=args.device, task="denoise", tile=args.tile)
 
     def restore(path: Path, image: np.ndarray) -> tuple[np.ndarray, str]:
         out = model.restore(image, per_channel=args.per_channel)
@@ -272,8 +372,7 @@ def _denoise(args: argparse.Namespace) -> int:
                                                                                         np.float32)[:, None]
         residual = float(np.std(reference - out)) * LEVELS
         return out, f"removed noise std {residual:.1f}/255"
-
-    return _process(args, restore)
+    return restore
 
 
 def _mask_lookup(folder: Path) -> Callable[[Path], Path]:
@@ -297,19 +396,16 @@ def _mask_lookup(folder: Path) -> Callable[[Path], Path]:
     return find
 
 
-def _complete(args: argparse.Namespace) -> int:
-    try:
-        if args.tile < 1:
-            raise ValueError(f"--tile {args.tile}: expected an integer >= 1")
-        if args.masks is not None and not args.masks.is_dir():
-            raise ValueError(f"--masks {args.masks}: not a folder")
-        if not (math.isfinite(args.mask_threshold) and args.mask_threshold >= 0):
-            raise ValueError(f"--mask-threshold {args.mask_threshold}: expected a finite number >= 0 (distance "
-                             "from black, in [0, 1])")
-        find_mask = _mask_lookup(args.masks) if args.masks is not None else None
-        model = SupervisedRestorer(args.checkpoint, device=args.device, task="completion", tile=args.tile)
-    except (CheckpointError, ValueError) as exc:
-        return _fail("complete", exc)
+def _completer(args: argparse.Namespace) -> Restore:
+    """``complete``'s restore function."""
+    _check_tile(args)
+    if args.masks is not None and not args.masks.is_dir():
+        raise ValueError(f"--masks {args.masks}: not a folder")
+    if not (math.isfinite(args.mask_threshold) and args.mask_threshold >= 0):
+        raise ValueError(f"--mask-threshold {args.mask_threshold}: expected a finite number >= 0 (distance "
+                         "from black, in [0, 1])")
+    find_mask = _mask_lookup(args.masks) if args.masks is not None else None
+    model = SupervisedRestorer(args.checkpoint, device=args.device, task="completion", tile=args.tile)
 
     def restore(path: Path, image: np.ndarray) -> tuple[np.ndarray, str]:
         if find_mask is not None:
@@ -318,14 +414,35 @@ def _complete(args: argparse.Namespace) -> int:
             mask = hole_mask(image, threshold=args.mask_threshold)
         out = model.restore(image, mask)
         return out, f"hole {100.0 * float(mask.mean()):.1f}% ({int(mask.sum())} px)"
+    return restore
 
-    return _process(args, restore, protected=list_images(args.masks) if args.masks is not None else ())
+
+def _app(args: argparse.Namespace) -> int:
+    """``rlenhance app``: check the options and the model, then serve the web app until Ctrl-C."""
+    from rlenhance.app_support import serve, streamlit_missing  # noqa: PLC0415 - only this command serves
+
+    missing = streamlit_missing()
+    if missing:
+        print(f"rlenhance app: {missing}", file=sys.stderr)
+        return 2
+    try:
+        if not 1 <= args.port <= 65535:
+            raise ValueError(f"--port {args.port}: expected a port number in 1..65535")
+        if args.max_pixels < 1:
+            raise ValueError(f"--max-pixels {args.max_pixels}: expected an integer >= 1")
+        Enhancer(args.checkpoint, device=args.device)  # a bad model or device is refused here, not in the page
+    except (CheckpointError, ValueError) as exc:
+        return _fail("app", exc)
+    return serve(port=args.port, host=args.host, checkpoint=args.checkpoint, device=args.device,
+                 max_pixels=args.max_pixels, open_browser=not args.no_browser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
-    commands = {"enhance": _enhance, "denoise": _denoise, "complete": _complete}
-    return commands[args.command](args)  # argparse only accepts known commands
+    if args.command == "app":
+        return _app(args)
+    builders = {"enhance": _enhancer, "denoise": _denoiser, "complete": _completer}
+    return _process(args, builders[args.command])  # argparse only accepts known commands
 
 
 if __name__ == "__main__":

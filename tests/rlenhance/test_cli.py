@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlenhance.checkpoint import save_checkpoint
+from rlenhance.checkpoint import LowLightPolicySpec, SupervisedSpec, save_checkpoint
 from rlenhance.cli import main
 from rlenhance.enhance import Enhancer
 from rlenhance.io import load_image, save_image
@@ -19,16 +19,17 @@ from rlenhance.restore import SupervisedRestorer
 
 ROOT = Path(__file__).resolve().parents[2]
 LEVEL = 1 / 255  # outputs are 8-bit PNGs
-ENV = {"alpha_table": [round((a - 6) / 20, 2) for a in range(27)], "damping": 0.2, "action_type": "discrete",
-       "test_steps": 2, "cond_fields": [], "cond_scale": [],
-       "setting": {"exposure_target": 0.6, "w_exposure": 10.0, "w_color": 5.0, "w_spatial": 1.0, "w_smooth": 20.0}}
+SPEC = LowLightPolicySpec(
+    alpha_table=[round((a - 6) / 20, 2) for a in range(27)], damping=0.2, action_type="discrete", test_steps=2,
+    alpha_mode="mean", cond_fields=[], cond_scale=[], cond_offset=[],
+    setting={"exposure_target": 0.6, "w_exposure": 10.0, "w_color": 5.0, "w_spatial": 1.0, "w_smooth": 20.0},
+    observe_exposure_gap=False, max_side=None, conditioned=False)
 
 
 def save_supervised(path, model, model_name, task, channels):
-    """Save ``model`` the way experiments.supervised_train does (its ``inference`` record)."""
-    inference = {"model": model_name, "task": task, "channels": channels,
-                 "needs_mask": model_name == "gated-pixelrnn", "composite": task == "completion"}
-    return save_checkpoint(path, model=model, arch=model.arch(), extra={"inference": inference})
+    """Save ``model`` the way experiments.supervised_train does (its SupervisedSpec)."""
+    spec = SupervisedSpec(model=model_name, task=task, channels=channels, prefill="none")
+    return save_checkpoint(path, model=model, arch=model.arch(), extra={"spec": spec})
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,7 @@ def ckpts(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ckpts")
     torch.manual_seed(0)
     policy = PixelActorCritic(in_channels=6, out_channels=3, n_actions=27, width=8, downscale=2)
-    save_checkpoint(folder / "policy.pt", model=policy, arch=policy.arch(), extra={"env": ENV})
+    save_checkpoint(folder / "policy.pt", model=policy, arch=policy.arch(), extra={"spec": SPEC})
     return {
         "denoise": save_supervised(folder / "denoise.pt", MRPNet(1, width=8), "mrpnet", "denoise", 1),
         "completion": save_supervised(folder / "complete.pt", GatedPixelRNN(3, width=8), "gated-pixelrnn",
@@ -355,3 +356,58 @@ def test_a_png_as_checkpoint_is_one_line(images, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(a) in err and "it is a PNG image" in err
     assert "weights_only" not in err
+
+
+# --- batch runs: worker processes, shards, resuming ------------------------------------------------
+def _many(tmp_path, n=5):
+    rng = np.random.default_rng(3)
+    paths = []
+    for i in range(n):
+        path = tmp_path / "many" / f"img{i}.png"
+        save_image(path, rng.uniform(0.0, 0.3, (24 + 2 * i, 30, 3)).astype(np.float32))
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.slow
+def test_jobs_write_the_same_outputs_as_one_process(ckpts, tmp_path, capsys):
+    paths = _many(tmp_path)
+    bad = tmp_path / "many" / "bad.png"
+    bad.write_text("not an image")
+    common = ["--checkpoint", str(ckpts["policy"]), "--device", "cpu"]
+    assert main(["enhance", *map(str, paths), str(bad), "-o", str(tmp_path / "one"), *common]) == 1
+    capsys.readouterr()
+    assert main(["enhance", *map(str, paths), str(bad), "-o", str(tmp_path / "two"), *common, "--jobs", "2"]) == 1
+    captured = capsys.readouterr()
+    assert f"FAILED {bad}" in captured.err and "1 of 6 image(s) failed" in captured.err
+    assert [line.split(" -> ")[0] for line in captured.out.splitlines()] == list(map(str, paths))  # input order
+    for path in paths:
+        assert (tmp_path / "two" / f"{path.stem}.png").read_bytes() == (tmp_path / "one" / f"{path.stem}.png").read_bytes()
+
+
+def test_shards_split_the_inputs_and_skip_existing_resumes(ckpts, tmp_path, capsys, monkeypatch):
+    paths = _many(tmp_path)
+    out = tmp_path / "out"
+    common = ["enhance", *map(str, paths), "-o", str(out), "--checkpoint", str(ckpts["policy"]), "--device", "cpu"]
+    assert main([*common, "--shard", "1/2"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["img1.png", "img3.png"]
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as under torchrun: the rank's shard by default
+    assert main(common) == 0
+    assert sorted(p.name for p in out.iterdir()) == [f"img{i}.png" for i in range(5)]
+    monkeypatch.delenv("RANK")
+    monkeypatch.delenv("WORLD_SIZE")
+    (out / "img4.png").unlink()  # an interrupted run: one output missing
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    capsys.readouterr()
+    assert main([*common, "--skip-existing"]) == 0
+    captured = capsys.readouterr()
+    assert "skipping 4 input(s) whose output exists" in captured.out
+    written = [line for line in captured.out.splitlines() if line.endswith(tuple("0123456789")) and " ms " in line]
+    assert len(written) == 1 and "img4.png" in written[0]
+    assert all(out.joinpath(name).stat().st_mtime_ns == mtime for name, mtime in before.items())
+    for bad in ("2/2", "a/b", "1", "-1/2"):
+        assert main([*common, f"--shard={bad}"]) == 2
+        assert "--shard" in capsys.readouterr().err
+    assert main([*common, "--skip-existing", "--overwrite"]) == 2
+    assert main([*common, "--jobs", "0"]) == 2
