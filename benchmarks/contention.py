@@ -12,8 +12,9 @@ command would):
 first alone, then while ``--busy`` neighbour processes keep the CPU busy (``--neighbour torch``:
 another torch program with torch's default threading, e.g. a second training run; ``python``: a
 pure-Python loop on one core), and prints the slowdown as a ratio (busy / alone) from
-the same run. ``--env`` adds variables to the jobs' environment (e.g. ``--env OMP_WAIT_POLICY=ACTIVE``
-to compare with the old behaviour); each run's thread setup is printed.
+the same run. ``--threads N`` gives both jobs N torch threads instead of the entry points' default (every core
+but one; ``--threads 2`` on 2 cores is torch's own default, to compare) and ``--env`` adds variables
+to the jobs' environment (e.g. ``--env OMP_WAIT_POLICY=PASSIVE``); each run's thread setup is printed.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 ENHANCE_SNIPPET = """
 import time, numpy as np
 from rlenhance import Enhancer
+from rlenhance.runtime import configure_threads
+configure_threads(THREADS)  # 0: as the rlenhance command does
 enhancer = Enhancer(device="cpu")
 image = np.random.default_rng(0).uniform(0.0, 0.2, (400, 600, 3)).astype(np.float32)
 times = []
@@ -71,11 +74,11 @@ def start_neighbour(kind: str, env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=plain)
 
 
-def episodes_per_second(episodes: int, warmup: int, env: dict[str, str]) -> float:
+def episodes_per_second(episodes: int, warmup: int, env: dict[str, str], threads: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         cmd = [sys.executable, "-m", "experiments.lol_train", "--episodes", str(episodes),
-               "--eval-every", str(episodes), "--samples", "0", "--out", str(out)]
+               "--eval-every", str(episodes), "--samples", "0", "--threads", str(threads), "--out", str(out)]
         subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         with open(out / "metrics.csv", newline="") as handle:
             walls = {int(row["step"]): float(row["wall_time"]) for row in csv.DictReader(handle)
@@ -83,15 +86,17 @@ def episodes_per_second(episodes: int, warmup: int, env: dict[str, str]) -> floa
     return (episodes - warmup) / (walls[episodes] - walls[warmup])
 
 
-def enhance_ms(env: dict[str, str]) -> float:
-    proc = subprocess.run([sys.executable, "-c", ENHANCE_SNIPPET], cwd=ROOT, env=env, check=True,
+def enhance_ms(env: dict[str, str], threads: int) -> float:
+    snippet = f"THREADS = {int(threads)}\n" + ENHANCE_SNIPPET
+    proc = subprocess.run([sys.executable, "-c", snippet], cwd=ROOT, env=env, check=True,
                           capture_output=True, text=True)
     return float(proc.stdout.strip().splitlines()[-1])
 
 
-def thread_setup(env: dict[str, str]) -> str:
-    code = ("import rlenhance, torch, os; "
-            "print(f'torch threads {torch.get_num_threads()}, OMP_WAIT_POLICY={os.environ.get(\"OMP_WAIT_POLICY\")}')")
+def thread_setup(env: dict[str, str], threads: int) -> str:
+    code = ("import os, torch; from rlenhance.runtime import configure_threads; "
+            f"print(f'torch threads {{configure_threads({int(threads)})}} of {{os.cpu_count()}} cores, "
+            "OMP_WAIT_POLICY={os.environ.get(\"OMP_WAIT_POLICY\")}')")
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                           check=True).stdout.strip()
 
@@ -101,6 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--episodes", type=int, default=40, help="lol_train episodes per run")
     parser.add_argument("--warmup", type=int, default=5, help="first episodes left out of episodes/s")
     parser.add_argument("--busy", type=int, default=1, help="competing busy processes")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads of both jobs (0: the entry points' default, every core but one)")
     parser.add_argument("--neighbour", choices=("torch", "python"), default="torch",
                         help="what the busy processes run (see start_neighbour)")
     parser.add_argument("--repeats", type=int, default=2, help="runs of each job per condition (best is kept)")
@@ -115,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
         if not sep:
             parser.error(f"--env {item!r}: expected NAME=VALUE")
         env[name] = value
-    print(f"{os.cpu_count()} CPUs; jobs: {thread_setup(env)}; extra env: {args.env or 'none'}")
+    print(f"{os.cpu_count()} CPUs; jobs: {thread_setup(env, args.threads)}; extra env: {args.env or 'none'}")
 
     results: dict[str, dict[str, float]] = {}
     for condition in ("alone", "busy"):
@@ -125,9 +132,9 @@ def main(argv: list[str] | None = None) -> None:
             time.sleep(2.0)  # let them start working
         try:
             results[condition] = {
-                "lol_train episodes/s": max(episodes_per_second(args.episodes, args.warmup, env)
+                "lol_train episodes/s": max(episodes_per_second(args.episodes, args.warmup, env, args.threads)
                                             for _ in range(args.repeats)),
-                "enhance 600x400 ms": min(enhance_ms(env) for _ in range(args.repeats)),
+                "enhance 600x400 ms": min(enhance_ms(env, args.threads) for _ in range(args.repeats)),
             }
         finally:
             for process in neighbours:

@@ -15,8 +15,8 @@ before and after: figures from a busy machine are not comparable with quiet ones
 
 On a machine whose cores are busy with other processes, torch's OpenMP worker threads (GNU
 libgomp's default wait policy) can stall every parallelised op by a scheduler time slice, which
-makes ``--threads 2`` runs many times slower than ``--threads 1``; ``import rlenhance`` (run first
-by ``python -m benchmarks.*``) sets ``OMP_WAIT_POLICY=PASSIVE`` to avoid that.
+makes ``--threads 2`` runs many times slower than ``--threads 1`` (see
+:func:`rlenhance.runtime.configure_threads` and ``python -m benchmarks.contention``).
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Runnable experiments (``python -m experiments.NAME``).
 
-``rlenhance`` is imported first, before any module of this package imports torch, so that its
-process-wide CPU settings (OpenMP threads that sleep while they wait, denormal flushing) take
-effect: see ``rlenhance/__init__.py``.
+``rlenhance`` is imported first, before any module of this package runs a torch op, so that its
+denormal flushing reaches every thread of torch's pool: see ``rlenhance/__init__.py``.
 """
 
 import rlenhance  # noqa: F401 - before torch, on purpose

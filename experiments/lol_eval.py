@@ -39,7 +39,7 @@ from rlenhance import metrics
 from rlenhance.atomic import atomic_path
 from rlenhance.baselines import LOWLIGHT_BASELINES
 from rlenhance.restore import SupervisedRestorer
-from rlenhance.runtime import flush_denormals, select_device
+from rlenhance.runtime import configure_threads, flush_denormals, select_device
 
 #: The name of our policy's method in the table.
 OURS = "rlenhance (ours)"
@@ -72,7 +72,7 @@ class Args:
                                                 "targets and report the mean output brightness")
     limit: int = arg(0, "evaluate at most this many images (0: all)")
     device: str = arg("auto", "auto, cpu, cuda or cuda:N")
-    threads: int = arg(0, "torch CPU threads (0: torch's default)")
+    threads: int = arg(0, "torch CPU threads (0: every core but one, at least 1)")
     csv: str | None = arg(None, "write one row per image and method to this CSV file")
 
 
@@ -99,8 +99,7 @@ def build_methods(args: Args, device: torch.device) -> dict[str, Method]:
 def main(argv: Sequence[str] | None = None) -> list[dict]:
     args = parse_config(Args, argv)
     flush_denormals()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    configure_threads(args.threads)
     device = select_device(args.device)
     split = None if args.split == "all" else args.split
     dataset = open_dataset(args.data, kind="paired", split=split, gray=False, seed=args.split_seed)

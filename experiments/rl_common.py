@@ -61,7 +61,7 @@ from agents.sac import SAC, SACConfig
 from experiments.runs import Run, StopSignals, arg, run_cli
 from rlenhance.checkpoint import CheckpointSpec, load_checkpoint
 from rlenhance.models.policy import BACKBONES, PixelActorCritic
-from rlenhance.runtime import flush_denormals, seed_everything, select_device
+from rlenhance.runtime import configure_threads, flush_denormals, seed_everything, select_device
 
 __all__ = [
     "AGENTS",
@@ -205,7 +205,7 @@ class RLArgs:
                                 "images of one size share a batch)")
     samples: int = arg(4, "evaluation images shown in each sample grid")
     device: str = arg("auto", "auto, cpu, cuda or cuda:N")
-    threads: int = arg(0, "torch CPU threads (0: torch's default)")
+    threads: int = arg(0, "torch CPU threads (0: every core but one, at least 1)")
     seed: int = arg(0, "seed of everything (env draws, policy init, action sampling, train/val split)")
     split_seed: int | None = arg(None, "seed of the train/validation split alone (unset: --seed); runs with "
                                        "different --seed and one --split-seed hold out the same images")
@@ -295,8 +295,7 @@ def check_args(args: RLArgs) -> None:
 def setup(args: RLArgs) -> torch.device:
     """Process-wide settings in one place: denormal flushing, CPU threads, seeds; returns the device."""
     flush_denormals()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    configure_threads(args.threads)
     seed_everything(args.seed)
     return select_device(args.device)
 

@@ -91,7 +91,7 @@ from rlenhance.models.pixelrnn import (
     mse_ssim_loss,
 )
 from rlenhance.ops.fill import PREFILLS, prefill_hole
-from rlenhance.runtime import flush_denormals, seed_everything, select_device
+from rlenhance.runtime import configure_threads, flush_denormals, seed_everything, select_device
 
 MODEL_CHOICES = ("mrpnet", "pixelrnn", "gated-pixelrnn")
 TASKS = ("lowlight", "denoise", "completion")
@@ -153,7 +153,7 @@ class Args:
     samples: int = arg(4, "validation crops shown in each sample grid")
     amp: bool = arg(True, "mixed precision (float16 autocast + gradient scaling) on CUDA; ignored on CPU")
     device: str = arg("auto", "auto, cpu, cuda or cuda:N")
-    threads: int = arg(0, "torch CPU threads (0: torch's default)")
+    threads: int = arg(0, "torch CPU threads (0: every core but one, at least 1)")
     seed: int = arg(0, "seed of the weights' initialisation and the training crops and degradations")
     out: str = arg("runs/supervised_train", "run folder")
     resume: bool = arg(False, "continue the run in --out from checkpoints/last.pt with its saved arguments")
@@ -370,8 +370,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = resolve_args(parse_config(Args, argv), argv)
     flush_denormals()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    configure_threads(args.threads)
     seed_everything(args.seed)
     device = select_device(args.device)
     use_amp = args.amp and device.type == "cuda"

@@ -6,13 +6,14 @@ benchmarks) decide when to call these functions.
 
 from __future__ import annotations
 
+import os
 import random
 import re
 
 import numpy as np
 import torch
 
-__all__ = ["flush_denormals", "seed_everything", "select_device"]
+__all__ = ["configure_threads", "flush_denormals", "seed_everything", "select_device"]
 
 _DEVICE_SPECS = '"auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N"'
 _CUDA_SPEC = re.compile(r"^cuda(?::(\d+))?$")
@@ -62,6 +63,33 @@ def select_device(spec: str | torch.device = "auto") -> torch.device:
                              f"(valid indices 0..{count - 1})")
         return torch.device("cuda", index)
     return torch.device("cuda")
+
+
+def configure_threads(threads: int = 0) -> int:
+    """Set torch's CPU threads; ``0`` (the entry points' default): every core but one, at least one.
+
+    Why not torch's default (one thread per core): torch's OpenMP threads meet at a barrier after
+    every parallel op, so when another busy process holds a core, each op waits for the thread that
+    lost it. On a 2-core machine with one busy neighbour (another training run, a test suite) that
+    slowed ``python -m experiments.lol_train`` 4-19x and a 600x400 enhance 2.4-2.7x; leaving a core
+    free keeps it within 1.4x, at a small cost on an idle machine (``python -m
+    benchmarks.contention`` measures both). ``OMP_WAIT_POLICY=PASSIVE`` was no cure: waiting threads
+    sleep, but every op then pays their wake-up (lol_train 2.3x slower on an idle machine).
+
+    Args:
+        threads: the number of threads; 0: ``max(1, os.cpu_count() - 1)``.
+
+    Returns:
+        The number set.
+
+    Raises:
+        ValueError: ``threads`` is negative or not an int.
+    """
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 0:
+        raise ValueError(f"threads: expected an int >= 0 (0: every core but one), got {threads!r}")
+    count = int(threads) or max(1, (os.cpu_count() or 1) - 1)
+    torch.set_num_threads(count)
+    return count
 
 
 def flush_denormals() -> bool:

@@ -91,7 +91,7 @@ from experiments.compare.scoring import (
 from experiments.plots import quality_vs_time, save_figure
 from experiments.runs import parse_config
 from rlenhance.io import save_image
-from rlenhance.runtime import flush_denormals, seed_everything, select_device
+from rlenhance.runtime import configure_threads, flush_denormals, seed_everything, select_device
 
 __all__ = ["TASK_METHODS", "Args", "Method", "Sample", "labelled_grid", "load_samples", "main", "paired_differences"]
 
@@ -103,8 +103,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     check_args(args)
     wanted = requested_methods(args)
     flush_denormals()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    configure_threads(args.threads)
     seed_everything(args.seed)
     device = select_device(args.device)
     out = Path(args.out)

@@ -50,7 +50,7 @@ class Args:
                                            "mean, standard error and how many images it is higher on")
     warmup: bool = arg(True, "run every method once on the first image before timing it (not recorded)")
     device: str = arg("auto", "auto, cpu, cuda or cuda:N")
-    threads: int = arg(0, "torch CPU threads (0: torch's default)")
+    threads: int = arg(0, "torch CPU threads (0: every core but one, at least 1)")
     out: str = arg("runs/compare", "folder for report.md, results.csv, quality_vs_time.png and samples.png")
 
 

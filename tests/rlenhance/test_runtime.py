@@ -1,0 +1,44 @@
+"""Process-wide runtime settings: the CPU thread count the entry points choose."""
+
+import os
+
+import pytest
+import torch
+
+from rlenhance.runtime import configure_threads
+
+
+@pytest.fixture
+def restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("cores, expected", [(1, 1), (2, 1), (4, 3), (16, 15), (None, 1)])
+def test_default_leaves_one_core_free(restore_threads, monkeypatch, cores, expected):
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    assert configure_threads() == expected
+    assert torch.get_num_threads() == expected
+
+
+def test_explicit_count_and_bad_values(restore_threads):
+    assert configure_threads(3) == 3 and torch.get_num_threads() == 3
+    for bad in (-1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="threads"):
+            configure_threads(bad)
+
+
+def test_the_command_line_and_the_trainers_use_it(restore_threads, monkeypatch, tmp_path):
+    """`rlenhance enhance` and the trainers' --threads 0 leave a core free (the busy-neighbour fix)."""
+    from experiments.rl_common import setup
+    from experiments.lol_train import Args
+    from rlenhance.cli import main
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    torch.set_num_threads(1)
+    assert main(["enhance", str(tmp_path / "missing.png"), "-o", str(tmp_path / "out"), "--device", "cpu"]) == 1
+    assert torch.get_num_threads() == 3
+    torch.set_num_threads(1)
+    setup(Args(out=str(tmp_path / "run")))
+    assert torch.get_num_threads() == 3
