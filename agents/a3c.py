@@ -22,7 +22,10 @@ Two training paths share the same code:
   before every rollout, and lock-free (Hogwild) updates of the shared parameters through a
   :class:`SharedAdam` whose moments live in shared memory.
 
-The policy input is built by :func:`rlenhance.models.policy.build_policy_input`.
+The policy input is built by :func:`rlenhance.models.policy.build_policy_input`; actions come from
+the policy's own distribution (:meth:`~rlenhance.models.policy.PixelActorCritic.distribution`, sampled
+with the agent's generator in training) and decoding
+(:meth:`~rlenhance.models.policy.PixelActorCritic.predict` when acting).
 """
 
 from __future__ import annotations
@@ -43,11 +46,9 @@ from torch import Tensor, nn
 
 from agents.common import (as_bool, blocks_to_pixels, device_of, episode_length, evaluate_policy, obs_to,
                            resolve_device, reward_map)
-from agents.distributions import PixelCategorical, PixelGaussian
 from rlenhance.errors import CheckpointError
 from rlenhance.losses import illumination_smoothness_loss
-from rlenhance.models.policy import (POLICY_INPUT_KEYS, PixelActorCritic, PolicyOutput, build_policy_input,
-                                     expected_value)
+from rlenhance.models.policy import POLICY_INPUT_KEYS, PixelActorCritic, PolicyOutput, build_policy_input
 
 __all__ = [
     "A3C",
@@ -353,20 +354,6 @@ class _Rollout:
     action_tv: list[Tensor] = field(default_factory=list)   # (B,), with graph (mean_action_tv > 0)
 
 
-def _distribution(out: PolicyOutput) -> PixelCategorical | PixelGaussian:
-    if out.logits is not None:
-        return PixelCategorical(out.logits)
-    return PixelGaussian(out.mean, out.log_std)
-
-
-def _env_actions(actions: Tensor, discrete: bool, clip: float | None, device: torch.device) -> Tensor:
-    if discrete:
-        return actions.long().to(device)
-    if clip is not None:
-        actions = actions.clamp(-clip, clip)
-    return actions.to(device)
-
-
 class _EpisodeRunner:
     """Runs one training episode of a (local) policy and applies updates through ``update``.
 
@@ -409,12 +396,11 @@ class _EpisodeRunner:
                  steps: int, episode_len: int | None, env_device: torch.device):
         """Step the env with sampled actions (keeping the graph) for up to ``n_steps`` steps."""
         cfg = self.config
-        discrete = self.policy.n_actions is not None
         roll = _Rollout()
         while True:
             x, cond = build_policy_input(obs)
             out = self.policy(x, cond, hidden, full_resolution=not self._blocks)
-            dist = _distribution(out)
+            dist = self.policy.distribution(out)
             actions = dist.sample(self.generator)
             roll.log_probs.append(dist.log_prob(actions))
             roll.entropies.append(dist.entropy())
@@ -423,7 +409,7 @@ class _EpisodeRunner:
                 roll.action_tv.append(self._mean_action_tv(out))
             env_actions = self._to_pixels(actions, x.shape[-2:])
             obs, reward, terminated, truncated, info = venv.step(
-                _env_actions(env_actions, discrete, cfg.action_clip, env_device))
+                self.policy.clip_actions(env_actions, cfg.action_clip).to(env_device))
             obs = obs_to(obs, self.device)
             reward = torch.as_tensor(reward, device=self.device).float().view(-1)
             done = as_bool(terminated, self.device) | as_bool(truncated, self.device)
@@ -446,7 +432,7 @@ class _EpisodeRunner:
         if table.numel() != out.logits.shape[2]:
             raise ValueError(f"A3CConfig.action_values has {table.numel()} values; the policy has "
                              f"{out.logits.shape[2]} actions")
-        return illumination_smoothness_loss(expected_value(out.logits, table))
+        return illumination_smoothness_loss(self.policy.action_values(out, table))
 
     @property
     def _blocks(self) -> bool:
@@ -513,9 +499,15 @@ class A3C:
     """Pixel-wise A3C / A2C agent.
 
     Args:
-        policy: the per-pixel actor-critic (moved to ``device``).
+        policy: the per-pixel actor-critic (moved to ``device``); a continuous one with
+            ``bounded_mean=True`` (A3C samples around the bounded mean and clips to
+            ``action_clip``; a free mean is SAC's tanh-squashed Gaussian, whose entropy A3C's loss
+            cannot compute).
         config: hyper-parameters (:class:`A3CConfig`); default-constructed if None.
         device: ``None`` = the policy's device, ``"auto"`` = CUDA when available, or a device.
+
+    Raises:
+        ValueError: a continuous policy with ``bounded_mean=False``.
 
     Example:
         >>> import envs
@@ -528,6 +520,9 @@ class A3C:
 
     def __init__(self, policy: PixelActorCritic, config: A3CConfig | None = None,
                  device: str | torch.device | None = None):
+        if policy.n_actions is None and not policy.bounded_mean:
+            raise ValueError("A3C: the continuous policy has bounded_mean=False (SAC's tanh-squashed Gaussian); "
+                             "build it with bounded_mean=True (A3C samples around the bounded mean and clips)")
         self.config = config if config is not None else A3CConfig()
         self.device = resolve_device(device, policy)
         self.policy = policy.to(self.device)
@@ -564,10 +559,9 @@ class A3C:
         env_device = device_of(obs)
         x, cond = build_policy_input(obs_to(obs, self.device))
         out = self.policy(x, cond, hidden)
-        dist = _distribution(out)
-        actions = dist.mode() if greedy else dist.sample(self.generator)
-        return _env_actions(actions, self.policy.n_actions is not None, self.config.action_clip,
-                            env_device), out.hidden
+        actions = self.policy.predict(out, deterministic=greedy, generator=self.generator,
+                                      clip=self.config.action_clip)
+        return actions.to(env_device), out.hidden
 
     # ---- training ---------------------------------------------------------------------------
     def train_episode(self, venv: Any, seed: int | None = None) -> dict[str, float]:

@@ -20,17 +20,20 @@ Three entry points:
   481x321): grouped by size, batched, returned in the input order.
 * :func:`load_rollout_policy` - a checkpoint of ``experiments.denoise_train`` /
   ``experiments.completion_train`` (its :class:`rlenhance.checkpoint.RolloutPolicySpec`) as a
-  ready :class:`RolloutPolicy`, e.g. for
-  ``experiments.compare``::
+  ready :class:`RolloutPolicy`, a :class:`rlenhance.restore.Restorer` (one (H, W, C) image in
+  [0, 1] and the optional hole mask in, the restored image out, as ``experiments.compare`` runs
+  every method)::
 
       restorer = load_rollout_policy("runs/denoise_train/checkpoints/best.pt", device="cpu")
-      outputs = restorer.restore([{"clean": clean, "noisy": noisy} for clean, noisy in pairs])
+      denoised = restorer.restore(noisy)                      # float32 (H, W, C) in [0, 1]
+      outputs = restorer.restore_items([{"clean": clean, "noisy": noisy} for clean, noisy in pairs])
 
 The task object is never modified: the rollout runs on a shallow copy resized to the images
 (:func:`task_view`), so a training env can lend its task to evaluation between episodes.
 
-Actions: ``greedy=True`` (default) takes the most probable action of a categorical policy, the
-mean of an A3C Gaussian (clamped to [-1, 1]) or ``tanh(mean)`` of SAC's tanh-Gaussian
+Actions are the policy's own decoding, :meth:`rlenhance.models.policy.PixelActorCritic.predict`:
+``greedy=True`` (default) takes the most probable action of a categorical policy, the mean of an
+A3C Gaussian (clamped to [-1, 1]) or ``tanh(mean)`` of SAC's tanh-Gaussian
 (``bounded_mean=False``); ``greedy=False`` samples from the policy with ``generator``. With
 ``block_actions=True`` and a downscaled policy, actions are chosen per ``downscale`` block at the
 policy's working resolution and repeated over the block, as A3C trains with ``block_actions``.
@@ -51,17 +54,16 @@ import torch
 from torch import Tensor, nn
 
 from agents.common import blocks_to_pixels
-from agents.distributions import PixelCategorical, PixelGaussian
 from envs.base import PixelTask
 from rlenhance.checkpoint import SPEC_KEY, RolloutPolicySpec, SupervisedSpec, build_model, load_checkpoint
 from rlenhance.errors import CheckpointError, ImageError
-from rlenhance.models.policy import PixelActorCritic, PolicyOutput, build_policy_input
+from rlenhance.models.policy import PixelActorCritic, build_policy_input
 from rlenhance.ops.fill import PREFILLS, prefill_hole
+from rlenhance.restore import as_hwc_image, as_mask
 
 __all__ = [
     "CompletionPredictor",
     "RolloutPolicy",
-    "choose_actions",
     "load_predictor",
     "load_rollout_policy",
     "policy_rollout",
@@ -73,8 +75,6 @@ __all__ = [
 _IMAGE_DIMS = (3, 4)
 #: Rank of a per-image space of image planes, (C, H, W).
 _PLANES_RANK = 3
-#: Continuous actions live in the Box [-ACTION_BOUND, ACTION_BOUND].
-ACTION_BOUND = 1.0
 
 
 # --- the task at the images' size ------------------------------------------------------------------
@@ -135,30 +135,6 @@ def _batch_shape(options: Mapping[str, Any]) -> tuple[int, tuple[int, int]]:
     return next(iter(shapes.values()))
 
 
-# --- actions ---------------------------------------------------------------------------------------
-def choose_actions(policy: PixelActorCritic, out: PolicyOutput, *, greedy: bool = True,
-                   generator: torch.Generator | None = None) -> Tensor:
-    """Actions of one policy output (at the output's resolution).
-
-    Args:
-        policy: the network that produced ``out`` (its ``bounded_mean`` says A3C vs SAC Gaussian).
-        out: the policy's output.
-        greedy: most probable action / Gaussian mode; False samples with ``generator``.
-        generator: torch generator on the output's device (sampling only).
-
-    Returns:
-        int64 (B, C, h, w) action indices, or float32 (B, C, h, w) in [-1, 1].
-    """
-    if out.logits is not None:
-        dist = PixelCategorical(out.logits)
-        return dist.mode() if greedy else dist.sample(generator)
-    gaussian = PixelGaussian(out.mean, out.log_std, squash=not policy.bounded_mean)
-    actions = gaussian.mode() if greedy else gaussian.sample(generator)
-    return actions.clamp(-ACTION_BOUND, ACTION_BOUND)
-
-
-
-
 # --- rollouts --------------------------------------------------------------------------------------
 @torch.no_grad()
 def policy_rollout(policy: PixelActorCritic, task: Any, options: Mapping[str, Any], *, greedy: bool = True,
@@ -207,7 +183,7 @@ def policy_rollout(policy: PixelActorCritic, task: Any, options: Mapping[str, An
         for _ in range(n_steps):
             x, cond = build_policy_input({k: v.to(device) for k, v in obs.items()})
             out = policy(x, cond if policy.cond_dim else None, hidden, full_resolution=not blocks)
-            actions = choose_actions(policy, out, greedy=greedy, generator=generator)
+            actions = policy.predict(out, deterministic=greedy, generator=generator)
             if blocks:
                 actions = blocks_to_pixels(actions, policy.downscale, size)
             obs, *_ = view.step(actions.to(view.device))
@@ -305,7 +281,9 @@ def load_predictor(path: str | Path, *, device: str | torch.device = "cpu") -> C
 # --- checkpoints ----------------------------------------------------------------------------------------
 @dataclass
 class RolloutPolicy:
-    """A trained pixel policy with the task it restores images through (see :func:`load_rollout_policy`).
+    """A trained pixel policy with the task it restores images through (see :func:`load_rollout_policy`):
+    a :class:`rlenhance.restore.Restorer` (:meth:`restore`), with :meth:`restore_items` for the
+    task's own ``reset`` options.
 
     Attributes:
         policy: the actor (eval mode).
@@ -331,13 +309,73 @@ class RolloutPolicy:
 
     @property
     def config(self) -> dict[str, Any]:
-        """The spec as a plain dict (:meth:`~rlenhance.checkpoint.CheckpointSpec.to_dict`; ``config["task"]``
-        is read by ``experiments.compare``); prefer :attr:`spec`."""
+        """The spec as a plain dict (:meth:`~rlenhance.checkpoint.CheckpointSpec.to_dict`); prefer :attr:`spec`."""
         return self.spec.to_dict()
 
-    def restore(self, items: Sequence[Mapping[str, Any]], *, batch_size: int = 1) -> list[Tensor]:
-        """Greedy rollouts on whole images (one ``options`` dict per image, entries (C, H, W));
-        outputs (C, H, W) in order, on the task's device (clamp Denoise outputs to [0, 1])."""
+    @property
+    def channels(self) -> int:
+        """Image planes the policy restores (1: a gray denoiser)."""
+        return int(self.task.single_observation_space["image"].shape[0])
+
+    @property
+    def takes_mask(self) -> bool:
+        """Whether :meth:`restore` needs a hole mask (completion policies; denoisers refuse one)."""
+        return self.spec.task == "completion"
+
+    def restore(self, image: np.ndarray | Sequence[Mapping[str, Any]], mask: np.ndarray | None = None, *,
+                batch_size: int = 1) -> np.ndarray | list[Tensor]:
+        """Restore one image (the :class:`rlenhance.restore.Restorer` interface): a greedy rollout
+        of the spec's steps through the task's transition, the input standing in for the reference
+        the env would score rewards against (the output never depends on it).
+
+        Channels: a gray policy given an RGB image restores R, G and B separately; a colour policy
+        given a gray image restores it replicated to RGB.
+
+        Args:
+            image: array (H, W, C) with C in {1, 3}, or (H, W): float values in [0, 1] (a denoiser
+                also takes unclipped noisy values in :data:`rlenhance.io.NOISY_RANGE`), or uint8 /
+                uint16 samples scaled by their range (:func:`rlenhance.io.as_unit_float`). A list
+                of ``options`` dicts (the items API of earlier callers) is handed to
+                :meth:`restore_items` and its list returned.
+            mask: completion (required there): (H, W) or (H, W, 1), bool or numbers; values above
+                :data:`rlenhance.restore.MASK_THRESHOLD` (True) mark missing pixels. Denoising: refused.
+            batch_size: rollouts per batch (the channels of a gray policy on RGB input).
+
+        Returns:
+            float32 (H, W, C_out) in [0, 1] (clamped), C_out = max(C, the policy's channels).
+
+        Raises:
+            ImageError: bad image or mask shape / dtype / values, a mask of another size, a mask
+                missing for a completion policy or given to a denoiser.
+        """
+        if isinstance(image, (list, tuple)):
+            if mask is not None:
+                raise TypeError("restore: a list of options dicts carries its masks; give mask=None")
+            return self.restore_items(image, batch_size=batch_size)
+        denoise = self.spec.task == "denoise"
+        hwc = as_hwc_image(image, noisy=denoise)
+        if mask is None and self.takes_mask:
+            raise ImageError(f"mask: required by {self.path} (a {self.spec.task} policy); give the hole mask "
+                             "(1 = missing pixel), e.g. from a mask file or rlenhance.restore.hole_mask")
+        if mask is not None and not self.takes_mask:
+            raise ImageError(f"mask: given, but {self.path} is a {self.spec.task} policy that takes no mask")
+        x = torch.from_numpy(np.ascontiguousarray(hwc.transpose(2, 0, 1)))
+        if self.channels == 1 and x.shape[0] > 1:
+            planes = list(x.split(1))
+        else:
+            planes = [x.expand(self.channels, -1, -1)]
+        if denoise:
+            items = [{"clean": p, "noisy": p} for p in planes]
+        else:
+            hole = torch.from_numpy(as_mask(mask, size=hwc.shape[:2]).astype(np.float32))[None]
+            items = [{"occluded": p, "original": p, "mask": hole} for p in planes]
+        out = torch.cat(self.restore_items(items, batch_size=batch_size)).clamp(0.0, 1.0)
+        return np.ascontiguousarray(out.permute(1, 2, 0).cpu().numpy(), dtype=np.float32)
+
+    def restore_items(self, items: Sequence[Mapping[str, Any]], *, batch_size: int = 1) -> list[Tensor]:
+        """Greedy rollouts on whole images given as the task's ``reset`` options (one dict per image,
+        entries (C, H, W), see the module table); outputs (C, H, W) in order, on the task's device,
+        not clamped (a Denoise output may leave [0, 1])."""
         return rollout_images(self.policy, self.task, items, batch_size=batch_size, steps=self.steps,
                               block_actions=self.block_actions)
 

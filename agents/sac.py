@@ -50,7 +50,7 @@ from torch import Tensor, nn
 
 from agents.common import (as_bool, device_of, episode_length, evaluate_policy, obs_to, resolve_device,
                            reward_map)
-from agents.distributions import PixelCategorical, PixelGaussian
+from agents.distributions import PixelGaussian
 from agents.buffers import STORAGES, PixelReplayBuffer, ReplaySample
 from rlenhance.errors import CheckpointError
 from rlenhance.models.critic import PixelQNetwork
@@ -311,12 +311,10 @@ class SAC:
 
     # ---- acting -----------------------------------------------------------------------------
     def _actions(self, out: PolicyOutput, greedy: bool) -> Tensor:
-        """Sampled (or mode) actions of one policy output, on the agent's device."""
-        if self.discrete:
-            dist = PixelCategorical(out.logits)
-        else:
-            dist = PixelGaussian(out.mean, out.log_std, squash=True)
-        return dist.mode() if greedy else dist.sample(self.generator)
+        """Sampled (or mode) actions of one policy output, on the agent's device: the policy's own
+        decoding (:meth:`~rlenhance.models.policy.PixelActorCritic.predict`; its continuous
+        distribution is tanh-squashed, the policy having a free mean)."""
+        return self.policy.predict(out, deterministic=greedy, generator=self.generator)
 
     @torch.no_grad()
     def act(self, obs: Mapping[str, Tensor], hidden: Tensor | None = None,

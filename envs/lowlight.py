@@ -11,13 +11,15 @@ from gymnasium import spaces
 from envs.base import PixelEnv, PixelTask, PixelVectorEnv
 from rlenhance import losses, metrics
 from rlenhance.data import synthetic_low_light
-from rlenhance.ops import le_curve
+from rlenhance.ops import couple_channels, le_curve
 
 #: ReLLIE's alpha table: a = 0..26 -> alpha = (a - 6) / 20, i.e. -0.30 .. +1.00 in steps of 0.05.
 RELLIE_ALPHAS = tuple(round((a - 6) / 20, 2) for a in range(27))
 REWARDS = ("nonref", "ssim", "psnr", "mse")
 #: Order of the values in the conditioning vector ``obs["cond"]``.
 COND_FIELDS = ("exposure_target", "w_exposure", "w_color", "w_spatial", "w_smooth")
+#: The reward weights among them (each may get its own sampling range, ``weight_ranges``).
+WEIGHT_FIELDS = COND_FIELDS[1:]
 
 
 class LowLightTask(PixelTask):
@@ -42,6 +44,9 @@ class LowLightTask(PixelTask):
         conditioned: bool = False,
         exposure_range: tuple[float, float] = (0.4, 0.7),
         weight_range: tuple[float, float] = (0.5, 2.0),
+        weight_ranges: dict[str, tuple[float, float]] | None = None,
+        channel_coupling: float = 0.0,
+        w_color_ratio: float = 0.0,
         cond_scale: tuple[float, ...] | None = None,
         cond_offset: tuple[float, ...] | None = None,
         reward_scale: float = 255.0,
@@ -57,9 +62,14 @@ class LowLightTask(PixelTask):
             raise ValueError(f"alpha_channels: expected 3 (one curve per RGB channel, ReLLIE) or 1 (one curve for "
                              f"all three, which keeps the colours), got {alpha_channels!r}")
         weights = {"w_exposure": w_exposure, "w_color": w_color, "w_spatial": w_spatial, "w_smooth": w_smooth}
-        for name, value in weights.items():
+        for name, value in {**weights, "w_color_ratio": w_color_ratio}.items():
             if not np.isfinite(value) or value < 0:
                 raise ValueError(f"{name}: reward weights must be finite and >= 0, got {value!r}")
+        if not 0.0 <= channel_coupling <= 1.0:
+            raise ValueError(f"channel_coupling: expected 0 <= channel_coupling <= 1 (ReLLIE: 0.9), "
+                             f"got {channel_coupling!r}")
+        if channel_coupling and alpha_channels != 3:
+            raise ValueError("channel_coupling: couples per-channel alphas; needs alpha_channels=3")
         if not 0.0 <= damping < 1.0:
             raise ValueError(f"damping: expected 0 <= damping < 1, got {damping!r}")
         if not 0.0 < exposure_target < 1.0:
@@ -67,7 +77,8 @@ class LowLightTask(PixelTask):
         if not (0 < exposure_range[0] <= exposure_range[1] < 1) or not (0 < weight_range[0] <= weight_range[1]):
             raise ValueError(f"exposure_range/weight_range: expected 0 < lo <= hi (< 1 for exposure), "
                              f"got {exposure_range!r} / {weight_range!r}")
-        auto_offset, auto_scale = _cond_normalisation(exposure_range, weight_range, list(weights.values()))
+        ranges = _setting_ranges(exposure_range, weight_range, weights, weight_ranges or {})
+        auto_offset, auto_scale = _cond_normalisation(list(ranges.values()))
         cond_scale = auto_scale if cond_scale is None else tuple(cond_scale)
         cond_offset = auto_offset if cond_offset is None else tuple(cond_offset)
         if len(cond_scale) != len(COND_FIELDS) or min(cond_scale) <= 0:
@@ -87,6 +98,10 @@ class LowLightTask(PixelTask):
         self.conditioned = conditioned
         self.exposure_range = tuple(exposure_range)
         self.weight_range = tuple(weight_range)
+        #: Sampling range of each conditioning value (``COND_FIELDS`` order) when conditioned.
+        self.sampling_ranges = ranges
+        self.channel_coupling = float(channel_coupling)
+        self.w_color_ratio = float(w_color_ratio)
         self.cond_scale = torch.tensor(cond_scale, dtype=torch.float32, device=self.device)
         self.cond_offset = torch.tensor(cond_offset, dtype=torch.float32, device=self.device)
         self.reward_scale = float(reward_scale)
@@ -138,14 +153,31 @@ class LowLightTask(PixelTask):
         cond = torch.as_tensor(values, dtype=torch.float32, device=self.device)
         return (cond - self.cond_offset) / self.cond_scale
 
+    @property
+    def setting_ranges(self) -> dict[str, tuple[float, float]]:
+        """``{name: (low, high)}`` of the settings a conditioned env varies (``COND_FIELDS`` names;
+        a range of one value, e.g. a zero weight or ``weight_range`` (1, 1), is left out); ``{}``
+        when not conditioned: what a policy trained here can be asked to follow."""
+        if not self.conditioned:
+            return {}
+        return {name: (lo, hi) for name, (lo, hi) in self.sampling_ranges.items() if hi > lo}
+
     def _sample_cond(self, rng: np.random.Generator) -> torch.Tensor:
-        """Conditioning values (B, 5): the fixed setting, or per-image samples when conditioned."""
+        """Conditioning values (B, 5): the fixed setting, or per-image samples when conditioned:
+        the exposure target uniform in its range, each weight log-uniform in its own (uniform when
+        the range starts at 0)."""
         values = np.array([self.exposure_target, *self.weights.values()], dtype=np.float64)
         values = np.tile(values, (self.num_envs, 1))
         if self.conditioned:
             values[:, 0] = rng.uniform(*self.exposure_range, size=self.num_envs)
-            lo, hi = np.log(self.weight_range)
-            values[:, 1:] *= np.exp(rng.uniform(lo, hi, size=(self.num_envs, len(COND_FIELDS) - 1)))
+            # one draw per weight and image, also for a fixed weight (the random stream of older versions)
+            draws = rng.uniform(size=(self.num_envs, len(WEIGHT_FIELDS)))
+            for i, name in enumerate(WEIGHT_FIELDS, start=1):
+                lo, hi = self.sampling_ranges[name]
+                if lo == 0.0:
+                    values[:, i] = hi * draws[:, i - 1]
+                else:
+                    values[:, i] = np.exp(np.log(lo) + (np.log(hi) - np.log(lo)) * draws[:, i - 1])
         return self._encode_cond(values)
 
     # --- observation, transition, reward ---------------------------------------------------
@@ -162,7 +194,8 @@ class LowLightTask(PixelTask):
         return actions
 
     def _transition(self, actions: torch.Tensor) -> torch.Tensor:
-        alpha = self.alpha(actions) * (1.0 - self.damping)  # (1-d) LE(s) + d s == LE_{(1-d) alpha}(s)
+        # (1-d) LE(s) + d s == LE_{(1-d) alpha}(s); ReLLIE's coupling pulls R and G towards B's alpha
+        alpha = couple_channels(self.alpha(actions), self.channel_coupling) * (1.0 - self.damping)
         previous, self.image = self.image, le_curve(self.image, alpha).clamp(0.0, 1.0)
         if self.reward == "nonref":
             loss = self._state_loss(self.image)
@@ -186,17 +219,33 @@ class LowLightTask(PixelTask):
         exposure = losses.exposure_loss(image, target=self.target, patch_size=self.exposure_patch, return_map=True)[1]
         color = losses.color_constancy_loss(image, return_map=True)[1]
         spatial = losses.spatial_consistency_loss(image, self.original, return_map=True)[1]
-        return self.w[0] * exposure + self.w[1] * color + self.w[2] * spatial
+        loss = self.w[0] * exposure + self.w[1] * color + self.w[2] * spatial
+        if self.w_color_ratio:
+            loss = loss + self.w_color_ratio * losses.color_ratio_loss(image, self.original, return_map=True)[1]
+        return loss
 
 
-def _cond_normalisation(exposure_range: tuple[float, float], weight_range: tuple[float, float],
-                        weights: list[float]) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(offset, scale) mapping each conditioned value's sampling range onto [-1, 1].
+def _setting_ranges(exposure_range: tuple[float, float], weight_range: tuple[float, float],
+                    weights: dict[str, float], weight_ranges: dict[str, tuple[float, float]]
+                    ) -> dict[str, tuple[float, float]]:
+    """Sampling range of each ``COND_FIELDS`` value: ``exposure_range`` for the target; for a
+    weight ``w``, its own range in ``weight_ranges`` or else ``w * weight_range``."""
+    unknown = sorted(set(weight_ranges) - set(WEIGHT_FIELDS))
+    if unknown:
+        raise ValueError(f"weight_ranges: unknown weight(s) {unknown}; expected some of {WEIGHT_FIELDS}")
+    ranges = {"exposure_target": (float(exposure_range[0]), float(exposure_range[1]))}
+    for name, w in weights.items():
+        lo, hi = weight_ranges.get(name, (w * weight_range[0], w * weight_range[1]))
+        if not (np.isfinite(lo) and np.isfinite(hi) and 0 <= lo <= w <= hi):
+            raise ValueError(f"weight_ranges[{name!r}]: expected 0 <= low <= {name} ({w:g}) <= high, got "
+                             f"({lo!r}, {hi!r})")
+        ranges[name] = (float(lo), float(hi))
+    return ranges
 
-    The exposure target is drawn from ``exposure_range`` and each weight ``w`` from
-    ``w * weight_range``; a degenerate range (or a zero weight) gets scale 1.
-    """
-    ranges = [exposure_range] + [(w * weight_range[0], w * weight_range[1]) for w in weights]
+
+def _cond_normalisation(ranges: list[tuple[float, float]]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(offset, scale) mapping each conditioned value's sampling range onto [-1, 1]; a
+    degenerate range (a fixed value, or a zero weight) gets scale 1, offset the value."""
     offset = tuple(float(lo + hi) / 2 for lo, hi in ranges)
     scale = tuple(float(hi - lo) / 2 if hi > lo else 1.0 for lo, hi in ranges)
     return offset, scale
@@ -270,7 +319,11 @@ class LowLightEnv(PixelEnv):
     Those of :class:`envs.base.PixelTask` (``data``, ``split``, ``split_seed``, ``crop`` (64),
     ``device``, ``validate_actions``), ``action_type``, ``alpha_channels``, ``alpha_table``, ``damping``,
     ``reward``, ``w_exposure``, ``w_color``, ``w_spatial``, ``w_smooth``, ``exposure_target``,
-    ``exposure_patch``, ``conditioned``, ``exposure_range``, ``weight_range``, ``cond_scale``,
+    ``exposure_patch``, ``conditioned``, ``exposure_range``, ``weight_range``, ``weight_ranges`` (a weight's
+    own sampling range, ``{name: (low, high)}``, log-uniform, holding its value), ``channel_coupling``
+    (ReLLIE's 0.9: R and G alphas become ``c alpha_B + (1 - c) alpha_own``, with ``alpha_channels=3``),
+    ``w_color_ratio`` (ReLLIE's 20: the colour-ratio change ``rlenhance.losses.color_ratio_loss`` joins
+    ``L(s)``; never conditioned), ``cond_scale``,
     ``cond_offset``, ``reward_scale``, ``observe_exposure_gap``; ``max_episode_steps`` for the vector
     env only. ``render_mode``: None or ``"rgb_array"`` (``render()`` returns the current image as uint8
     (H, W, 3), RGB).
@@ -281,7 +334,9 @@ class LowLightEnv(PixelEnv):
       max_episode_steps=N)`` gives N steps (before, an N above 10 still stopped at step 10);
       ``render_mode="rgb_array"``; ``reset(options=...)`` refuses images of another layout, channel
       count, size or values (NaN, 0-255 floats) with an ``ImageError`` and scales uint8 / uint16 images
-      by their range (they were read as 0-255 floats before); ``options["cond"]`` is (5,) or (B, 5).
+      by their range (they were read as 0-255 floats before); ``options["cond"]`` is (5,) or (B, 5);
+      ``weight_ranges``, ``channel_coupling`` and ``w_color_ratio`` (their defaults change nothing) and
+      ``setting_ranges`` (what a policy trained here can be asked to follow).
     """
 
     task_class = LowLightTask

@@ -1,8 +1,19 @@
 """Train a pixel-wise low-light enhancer (ReLLIE-style curve estimation) with A3C or SAC.
 
-    python -m experiments.lol_train                       # embedded photos, darkened synthetically
-    python -m experiments.lol_train --data ../shared/data/sice_pairs/train --conditioned
+    python -m experiments.lol_train                       # the shipped model's recipe, embedded photos, ~5 min
+    python -m experiments.lol_train --data ../shared/data/sice_pairs/train --episodes 4000   # the shipped model
+    python -m experiments.lol_train --preset rellie       # ReLLIE's configuration (RL-vs-RL comparisons)
     python -m experiments.lol_train --agent sac           # continuous alphas, tanh-Gaussian actor
+
+The defaults are the recipe of the shipped ``rlenhance/weights/lowlight_a3c.pt`` (see its model card),
+with fewer episodes so that a run on the embedded photos ends within minutes on two CPU cores: a policy
+conditioned on the exposure target (``--conditioned``, ``--exposure-gap``), one curve for R, G and B,
+curves estimated at 128 px. ``--preset rellie`` sets ReLLIE's configuration instead (:data:`PRESETS`:
+27 per-channel alphas coupled 0.9 / 0.1, damping 0.2, gamma 1.05, its reward weights and colour-ratio
+term, 10 training / 6 test steps, a 64-channel full-resolution network); flags given after it (or
+before it) override it. Each reward weight can be conditioned over a range of its own
+(``--w-color-range LO HI`` ...); the checkpoint records the ranges (``Enhancer.setting_ranges``) and
+the Enhancer refuses settings outside them.
 
 The run folder (``--out``) gets config.json, TensorBoard events, metrics.csv, checkpoints
 (last.pt every evaluation, best.pt by validation PSNR, or by the exposure loss without references),
@@ -16,6 +27,8 @@ is :func:`experiments.rl_common.train`; the checkpoints' :class:`~rlenhance.chec
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +41,7 @@ import envs
 from agents.a3c import A3CConfig
 from agents.sac import SACConfig
 from envs.base import open_dataset
-from envs.lowlight import COND_FIELDS, REWARDS, LowLightTask
+from envs.lowlight import COND_FIELDS, REWARDS, WEIGHT_FIELDS, LowLightTask
 from experiments.rl_common import RLArgs, make_agent, open_run, resolve_args, run_cli, setup, split_seed, train
 from experiments.runs import arg, parse_config
 from rlenhance import losses, metrics
@@ -45,6 +58,20 @@ EXPOSURE_SWEEP = (0.4, 0.5, 0.6, 0.7)
 BUILTIN_VAL_FRACTION = 0.34
 #: ReLLIE discounts with gamma > 1; per-step improvements need no discount for A3C.
 A3C_GAMMA = 1.0
+#: ``--preset NAME`` -> the flags it stands for (given before the command line's own, which override them).
+#: rellie: ReLLIE's configuration (REFERENCES: 27 alphas, R/G coupled 0.9 / 0.1 to B, damping 0.2, reward
+#: -(spatial + 80 exposure(16x16, E = 0.6) + 200 TV(alpha) + 20 colour-ratio change), entropy 0.01,
+#: gamma 1.05, Adam 5e-4, batch 32 of 70x70 crops, 10 steps in training and 6 at test, a 64-channel net at
+#: full resolution picking the most probable alpha; its 30,000 episodes are left to --episodes).
+PRESETS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "rellie": ("--agent", "a3c", "--action", "discrete", "--alpha-channels", "3", "--channel-coupling", "0.9",
+               "--damping", "0.2", "--gamma", "1.05", "--reward", "nonref", "--w-exposure", "80",
+               "--exposure-target", "0.6", "--exposure-patch", "16", "--w-color", "0", "--w-spatial", "1",
+               "--w-smooth", "200", "--w-color-ratio", "20", "--no-smooth-on-mean", "--no-conditioned",
+               "--no-exposure-gap", "--entropy", "0.01", "--lr", "5e-4", "--lr-decay", "none", "--batch", "32",
+               "--crop", "70", "--steps", "10", "--test-steps", "6", "--alpha-mode", "argmax", "--width", "64",
+               "--downscale", "1", "--policy-side", "0"),
+})
 
 
 @dataclass
@@ -52,52 +79,73 @@ class Args(RLArgs):
     """Train a pixel-wise low-light enhancer (ReLLIE-style curves, non-reference or reference rewards)."""
 
     AGENT_DEFAULTS: ClassVar[Mapping[str, Mapping[str, Any]]] = MappingProxyType({
-        "a3c": MappingProxyType({"lr": A3CConfig.lr, "gamma": A3C_GAMMA, "action": "discrete"}),
-        "sac": MappingProxyType({"lr": SACConfig.actor_lr, "gamma": SACConfig.gamma, "action": "continuous"}),
+        "a3c": MappingProxyType({"lr": A3CConfig.lr, "gamma": A3C_GAMMA, "action": "discrete", "lr_decay": "poly"}),
+        "sac": MappingProxyType({"lr": SACConfig.actor_lr, "gamma": SACConfig.gamma, "action": "continuous",
+                                 "lr_decay": "none"}),
     })
 
+    preset: str | None = arg(None, "start from a named configuration (PRESETS; rellie: ReLLIE's); other flags "
+                                   "override it", choices=tuple(PRESETS))
     data: str | None = arg(None, "LOL layout (our485/ + eval15/), a low/+high/ pair folder, or a folder of "
                                  "low-light images alone; default: scikit-image photos darkened synthetically")
     reward: str = arg("nonref", "reward: non-reference losses, or ssim/psnr/mse against references", choices=REWARDS)
-    w_exposure: float = arg(30.0, "weight of the exposure term (distance of patch means to the target)")
+    w_exposure: float = arg(300.0, "weight of the exposure term (distance of patch means to the target)")
     w_color: float = arg(5.0, "weight of the colour-constancy term")
     w_spatial: float = arg(1.0, "weight of the spatial-consistency term (gradients vs the input)")
-    w_smooth: float = arg(5.0, "weight of the smoothness (total variation) of each step's alpha map")
-    exposure_target: float = arg(0.5, "target mean brightness E of the exposure term")
-    exposure_patch: int = arg(8, "patch size of the exposure term (Zero-DCE: 16; smaller = more local credit)")
-    conditioned: bool = arg(False, "sample the exposure target and weights per episode and feed them to the "
-                                   "policy, so one model serves any setting at test time")
-    exposure_range: tuple[float, float] = arg((0.4, 0.7), "with --conditioned: the range the exposure target is drawn "
+    w_smooth: float = arg(100.0, "weight of the smoothness (total variation) of each step's alpha map")
+    w_color_ratio: float = arg(0.0, "weight of ReLLIE's colour-ratio term (change of each pixel's channel ratios "
+                                    "against the input; ReLLIE: 20); never conditioned")
+    exposure_target: float = arg(0.4, "target mean brightness E of the exposure term (the default setting)")
+    exposure_patch: int = arg(32, "patch size of the exposure term (Zero-DCE: 16; smaller = more local credit)")
+    conditioned: bool = arg(True, "sample the exposure target and weights per episode and feed them to the "
+                                  "policy, so one model serves any setting in the ranges at test time")
+    exposure_range: tuple[float, float] = arg((0.3, 0.9), "with --conditioned: the range the exposure target is drawn "
                                                           "from per episode (a range wider than the targets you will "
                                                           "ask for keeps them away from its edges)")
-    weight_range: tuple[float, float] = arg((0.5, 2.0), "with --conditioned: each reward weight is multiplied by a "
-                                                        "log-uniform factor in this range per episode (1 1: fixed "
-                                                        "weights, only the exposure target varies)")
-    smooth_on_mean: bool = arg(False, "a3c: apply the smoothness weight --w-smooth as a differentiable penalty on "
-                                      "the policy's expected alpha map instead of a reward on the sampled one "
-                                      "(which penalises exploration noise)")
-    exposure_gap: bool = arg(False, "also feed the policy the signed per-pixel distance to the exposure target "
-                                    "(E - mean brightness) as an input plane")
-    episodes: int = arg(1000, "training episodes (each a batch of crops for --steps steps, then one update)")
-    batch: int = arg(16, "crops per episode (the vector env's num_envs)")
-    crop: int = arg(64, "crop size in pixels")
+    weight_range: tuple[float, float] = arg((1.0, 1.0), "with --conditioned: each reward weight without a range of "
+                                                        "its own is multiplied by a log-uniform factor in this range "
+                                                        "per episode (1 1: fixed weights)")
+    w_exposure_range: tuple[float, ...] = arg((), "with --conditioned: LO HI, the range --w-exposure is drawn from "
+                                                  "(log-uniform) instead of --weight-range; must hold --w-exposure")
+    w_color_range: tuple[float, ...] = arg((), "with --conditioned: LO HI for --w-color, as --w-exposure-range")
+    w_spatial_range: tuple[float, ...] = arg((), "with --conditioned: LO HI for --w-spatial, as --w-exposure-range")
+    w_smooth_range: tuple[float, ...] = arg((), "with --conditioned: LO HI for --w-smooth, as --w-exposure-range "
+                                                "(needs --no-smooth-on-mean: the smoothness is then a reward term)")
+    smooth_on_mean: bool = arg(True, "a3c, discrete: apply the smoothness weight --w-smooth as a differentiable "
+                                     "penalty on the policy's expected alpha map instead of a reward on the sampled "
+                                     "one (which penalises exploration noise); one fixed weight, so w_smooth is "
+                                     "then no setting of the model (off by itself for sac)")
+    exposure_gap: bool = arg(True, "also feed the policy the signed per-pixel distance to the exposure target "
+                                   "(E - mean brightness) as an input plane")
+    episodes: int = arg(1500, "training episodes (each a batch of crops for --steps steps, then one update)")
+    batch: int = arg(8, "crops per episode (the vector env's num_envs)")
+    crop: int = arg(80, "crop size in pixels, at --policy-side (80 fits every embedded photo at 128 px; the "
+                        "shipped model took SICE's whole 128x128 images: --crop 128)")
     steps: int = arg(6, "curve steps per training episode (ReLLIE trains with 10)")
-    test_steps: int = arg(6, "curve steps at evaluation and inference (ReLLIE tests with 6)")
+    test_steps: int = arg(8, "curve steps at evaluation and inference (ReLLIE tests with 6); a policy that reads "
+                             "--exposure-gap keeps closing the gap with more steps than it was trained with")
     alpha_mode: str = arg("mean", "test-time alpha of a discrete policy: the expected alpha, or the most "
                                   "probable one (ReLLIE)", choices=("mean", "argmax"))
     action: str | None = arg(None, "per-pixel actions: 27 alphas (ReLLIE) or continuous alpha (unset: discrete "
                                    "for a3c, continuous for sac)", choices=("discrete", "continuous"))
-    alpha_channels: int = arg(3, "alpha maps per step: 3 (a curve per RGB channel, ReLLIE) or 1 (one curve for all "
+    alpha_channels: int = arg(1, "alpha maps per step: 3 (a curve per RGB channel, ReLLIE) or 1 (one curve for all "
                                  "channels: brightness changes, hues stay)", choices=(1, 3))
+    channel_coupling: float = arg(0.0, "ReLLIE's channel coupling c: the R and G alphas become c alpha_B + (1 - c) "
+                                       "alpha_own (ReLLIE: 0.9; needs --alpha-channels 3)")
     damping: float = arg(0.0, "ReLLIE's damping d in s <- (1-d) LE(s) + d s (ReLLIE: 0.2)")
     gamma: float | None = arg(None, f"discount factor (unset: {A3C_GAMMA:g} for a3c, as rewards are per-step "
                                     f"improvements; {SACConfig.gamma:g} for sac, which needs gamma < 1)")
     width: int = arg(32, "channels of the policy network (ReLLIE: 64)")
-    policy_side: int = arg(0, "train and validate on images area-downscaled to this longer side, and record it as "
+    policy_side: int = arg(128, "train and validate on images area-downscaled to this longer side, and record it as "
                               "the Enhancer's working resolution (curves estimated at low resolution and upsampled, "
                               "as Zero-DCE++); 0: native resolution (the Enhancer then works at 512)")
-    downscale: int = arg(4, "the policy sees the image average-pooled by this factor; its maps are upsampled")
-    eval_every: int = arg(250, "evaluate on the validation split every N episodes (and at the end)")
+    downscale: int = arg(16, "the policy sees the image average-pooled by this factor; its maps are upsampled")
+    entropy: float = arg(0.1, "a3c: entropy bonus coefficient; the reward grows with its weights, so scale it "
+                              "with them (0.1 at --w-exposure 300, 0.01 at ReLLIE's 80; see docs/training.md)")
+    lr_decay: str | None = arg(None, "a3c: learning-rate schedule: none (constant) or poly (PixelRL: lr (1 - episode "
+                                     "/ --episodes) ** 0.9); unset: poly for a3c, none for sac",
+                               choices=("none", "poly"))
+    eval_every: int = arg(500, "evaluate on the validation split every N episodes (and at the end)")
     eval_size: int = arg(256, "validation images are area-downscaled to this longer side")
     val_fraction: float = arg(0.1, "fraction of scenes held out for validation (pair folders)")
     out: str = arg("runs/lol_train", "run folder")
@@ -132,14 +180,27 @@ def training_data(args: Args):
     return ResizedImages(data, args.policy_side) if args.policy_side else data
 
 
+def weight_ranges(args: Args) -> dict[str, tuple[float, float]]:
+    """The reward weights given a range of their own (``--w-*-range LO HI``): name -> (LO, HI)."""
+    ranges = {}
+    for name in WEIGHT_FIELDS:
+        bounds = getattr(args, f"{name}_range")
+        if bounds:
+            if len(bounds) != 2:
+                raise ValueError(f"--{name.replace('_', '-')}-range: expected two numbers LO HI, got {list(bounds)}")
+            ranges[name] = (float(bounds[0]), float(bounds[1]))
+    return ranges
+
+
 def env_kwargs(args: Args) -> dict:
     return dict(crop=args.crop, max_episode_steps=args.steps, action_type=args.action, alpha_channels=args.alpha_channels,
-                damping=args.damping,
+                damping=args.damping, channel_coupling=args.channel_coupling,
                 reward=args.reward, w_exposure=args.w_exposure, w_color=args.w_color, w_spatial=args.w_spatial,
-                w_smooth=0.0 if args.smooth_on_mean else args.w_smooth, exposure_target=args.exposure_target, exposure_patch=args.exposure_patch,
+                w_smooth=0.0 if args.smooth_on_mean else args.w_smooth, w_color_ratio=args.w_color_ratio,
+                exposure_target=args.exposure_target, exposure_patch=args.exposure_patch,
                 conditioned=args.conditioned, exposure_range=args.exposure_range,
-                weight_range=args.weight_range, observe_exposure_gap=args.exposure_gap,
-                split="train", split_seed=split_seed(args))
+                weight_range=args.weight_range, weight_ranges=weight_ranges(args),
+                observe_exposure_gap=args.exposure_gap, split="train", split_seed=split_seed(args))
 
 
 def inference_spec(args: Args, task: LowLightTask) -> LowLightPolicySpec:
@@ -159,6 +220,9 @@ def inference_spec(args: Args, task: LowLightTask) -> LowLightPolicySpec:
         observe_exposure_gap=args.exposure_gap,
         max_side=args.policy_side or None,
         conditioned=args.conditioned,
+        # the settings the policy learnt to follow, in the ranges it saw (an unvaried weight is left out)
+        setting_ranges=task.setting_ranges,
+        channel_coupling=args.channel_coupling,
     )
 
 
@@ -170,7 +234,8 @@ def rollout_at(policy: PixelActorCritic, task: LowLightTask, args: Args, low: to
     cond = task.setting_cond(low.shape[0], target) if policy.cond_dim else None
     return greedy_rollout(policy, low, cond, steps=args.test_steps, alpha_table=task.alpha_table,
                           damping=args.damping, alpha_mode=args.alpha_mode,
-                          exposure_target=target if args.exposure_gap else None)
+                          exposure_target=target if args.exposure_gap else None,
+                          channel_coupling=args.channel_coupling)
 
 
 @torch.no_grad()
@@ -209,11 +274,57 @@ def best_score(scores: Mapping[str, float]) -> float:
     return scores.get("eval/psnr", -scores["eval/exposure_loss"])
 
 
-def main(argv: Sequence[str] | None = None) -> Path:
-    args = resolve_args(parse_config(Args, argv))
+def expand_preset(argv: Sequence[str]) -> list[str]:
+    """``argv`` with the flags of its ``--preset NAME`` (if any) put first, so that the command
+    line's own flags override them (argparse keeps the last value given)."""
+    argv = list(argv)
+    names = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--preset"]
+    names += [a.split("=", 1)[1] for a in argv if a.startswith("--preset=")]
+    if not names or names[-1] not in PRESETS:
+        return argv  # no preset, or an unknown name that argparse refuses with the choices
+    return [*PRESETS[names[-1]], *argv]
+
+
+def check_lowlight_args(args: Args, given: Sequence[str]) -> Args:
+    """Raise ValueError naming a bad combination; ``--smooth-on-mean`` (a default) is switched
+    off for policies without a categorical expected alpha unless it was asked for (``given``)."""
     if args.smooth_on_mean and (args.agent != "a3c" or args.action != "discrete"):
-        raise ValueError("--smooth-on-mean: needs --agent a3c with --action discrete (the expected alpha of a "
-                         "categorical policy)")
+        if "--smooth-on-mean" in given:
+            raise ValueError("--smooth-on-mean: needs --agent a3c with --action discrete (the expected alpha of a "
+                             "categorical policy)")
+        args = dataclasses.replace(args, smooth_on_mean=False)
+    if args.smooth_on_mean and args.w_smooth_range:
+        raise ValueError("--w-smooth-range: with --smooth-on-mean the smoothness weight is one fixed A3C loss weight; "
+                         "add --no-smooth-on-mean to condition the policy on it")
+    ranges = weight_ranges(args)
+    if ranges and not args.conditioned:
+        raise ValueError(f"--{next(iter(ranges)).replace('_', '-')}-range: only with --conditioned")
+    if args.channel_coupling and args.alpha_channels != 3:
+        raise ValueError("--channel-coupling: couples per-channel alphas; needs --alpha-channels 3")
+    return args
+
+
+def usage_lines(best: Path, spec: LowLightPolicySpec) -> list[str]:
+    """What the run ends by printing: where the model is and the ``rlenhance enhance`` line that uses it."""
+    ranges = {("exposure" if k == "exposure_target" else k): v for k, v in spec.setting_ranges.items()}
+    knobs = " ".join(f"[--{k.replace('_', '-')} {spec.setting['exposure_target' if k == 'exposure' else k]:g}]"
+                     for k in ranges)
+    lines = [f"model: {best}",
+             f"use it: rlenhance enhance photo.jpg -o enhanced/ --checkpoint {best}" + (f" {knobs}" if knobs else "")]
+    if ranges:
+        lines.append("settings it follows (each refused outside its range): "
+                     + ", ".join(f"{k} {lo:g}..{hi:g}" for k, (lo, hi) in ranges.items()))
+    else:
+        lines.append("it was trained at one setting: it takes no --exposure / --w-* (train with --conditioned)")
+    lines.append(f"from Python: rlenhance.Enhancer({str(best)!r}).enhance(image"
+                 + "".join(f", {k}=..." for k in ranges) + ")")
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    given = list(sys.argv[1:] if argv is None else argv)
+    args = resolve_args(parse_config(Args, expand_preset(given)))
+    args = check_lowlight_args(args, given)
     device = setup(args)
     run = open_run(args)
 
@@ -227,11 +338,14 @@ def main(argv: Sequence[str] | None = None) -> Path:
                  if args.smooth_on_mean else None)
     agent = make_agent(args, venv, a3c_extra=a3c_extra, resume=run.resuming,
                        keys=("image", "original", "exposure_gap"))
-    return train(args, run, agent, venv, make_venv=make_venv,
-                 evaluate=lambda policy: evaluate(policy, venv.task, args, val_low, val_high),
-                 metric=best_score, spec=inference_spec(args, venv.task),
-                 summary={"val_images": len(names), "input_brightness": float(val_low.mean())},
-                 title=f"lol_train: {run.dir}")
+    spec = inference_spec(args, venv.task)
+    out = train(args, run, agent, venv, make_venv=make_venv,
+                evaluate=lambda policy: evaluate(policy, venv.task, args, val_low, val_high),
+                metric=best_score, spec=spec,
+                summary={"val_images": len(names), "input_brightness": float(val_low.mean())},
+                title=f"lol_train: {run.dir}")
+    print("\n".join(usage_lines(Path(out) / "checkpoints" / "best.pt", spec)), flush=True)
+    return out
 
 
 if __name__ == "__main__":

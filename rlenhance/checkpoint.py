@@ -28,6 +28,8 @@ spec (``kind``)              written by                        read by
 (``rollout-policy``)         ``experiments.completion_train``
 :class:`SupervisedSpec`      ``experiments.supervised_train``  :class:`rlenhance.restore.SupervisedRestorer`,
 (``supervised``)                                               :func:`agents.rollout.load_predictor`
+:class:`RSEDenoiserSpec`     ``experiments.rse_train``         :func:`rlenhance.models.rse.load_rse`
+(``rse-denoiser``)
 ===========================  ================================  ==========================================
 
 A writer puts the spec object in ``extra["spec"]`` (:func:`save_checkpoint` stores its
@@ -84,10 +86,12 @@ __all__ = [
     "SUPERVISED_TASKS",
     "CheckpointSpec",
     "LowLightPolicySpec",
+    "RSEDenoiserSpec",
     "RolloutPolicySpec",
     "SupervisedSpec",
     "build_model",
     "check_finite",
+    "encoded_setting_ranges",
     "load_checkpoint",
     "load_state_dict_strict",
     "read_torch_file",
@@ -317,7 +321,7 @@ class CheckpointSpec:
     A spec validates itself when built (types, then the kind's own rules), so a spec object is
     always valid: a bad value raises :class:`CheckpointError` naming the spec class and the key.
     :meth:`to_dict` is what :func:`save_checkpoint` writes, :meth:`from_dict` what
-    :func:`load_checkpoint` reads back (every key required, none unknown).
+    :func:`load_checkpoint` reads back (every key required but those of :attr:`added_later`, none unknown).
     """
 
     #: The ``kind`` tag stored with the fields.
@@ -326,6 +330,9 @@ class CheckpointSpec:
     title: ClassVar[str] = ""
     writer: ClassVar[str] = ""
     reader: ClassVar[str] = ""
+    #: Fields added after format version 2 was first written -> the value :meth:`from_dict` gives
+    #: files that predate them (the behaviour those files were read with).
+    added_later: ClassVar[Mapping[str, Any]] = MappingProxyType({})
 
     def __post_init__(self) -> None:
         hints = get_type_hints(type(self))
@@ -360,6 +367,7 @@ class CheckpointSpec:
         if data.get("kind") != cls.kind:
             got = f"kind {data['kind']!r}" if "kind" in data else "no key 'kind'"
             raise CheckpointError(f"{source}: a {cls.__name__} has kind {cls.kind!r}, got {got}")
+        data = {**cls.added_later, **data}
         unknown = sorted(str(k) for k in data if k != "kind" and k not in names)
         missing = [k for k in names if k not in data]
         if unknown or missing:
@@ -370,6 +378,39 @@ class CheckpointSpec:
             return cls(**{k: data[k] for k in names})
         except CheckpointError as exc:
             raise CheckpointError(f"{source}: {exc}") from None
+
+
+def _in_range(value: float, bounds: tuple[float, ...]) -> bool:
+    """``low <= value <= high``, forgiving float32 round-off at the ends."""
+    slack = 1e-6 * max(1.0, abs(bounds[0]), abs(bounds[1]))
+    return bounds[0] - slack <= value <= bounds[1] + slack
+
+
+def encoded_setting_ranges(cond_fields: Any, cond_scale: Any, cond_offset: Any, setting: Any,
+                           conditioned: Any) -> dict[str, tuple[float, float]]:
+    """The setting ranges a conditioning encoding implies, for files that did not record them.
+
+    ``lol_train`` encodes each conditioned value as ``(value - offset) / scale`` with its sampling
+    range mapped onto [-1, 1], so the range is ``offset -+ scale``; a value that was never varied
+    has the neutral encoding ``offset = setting value, scale = 1`` and is left out. Not
+    conditioned: ``{}``. Values that are not a well-formed encoding give ``{}`` (the spec's own
+    checks then name what is wrong). Ends are rounded to 6 significant digits (float32 storage).
+    """
+    try:
+        if conditioned is not True:
+            return {}
+        ranges = {}
+        for name, scale, offset in zip(cond_fields, cond_scale, cond_offset, strict=True):
+            scale, offset, value = float(scale), float(offset), float(setting[name])
+            if math.isclose(scale, 1.0) and math.isclose(offset, value, rel_tol=1e-6, abs_tol=1e-9):
+                continue
+            low, high = float(f"{offset - scale:.6g}"), float(f"{offset + scale:.6g}")
+            valid = 0.0 < low < high < 1.0 if name == "exposure_target" else 0.0 <= low < high
+            if valid and _in_range(value, (low, high)):  # else not a range encoding (e.g. cond = value / scale)
+                ranges[str(name)] = (low, high)
+        return ranges
+    except (TypeError, ValueError, KeyError):
+        return {}
 
 
 @dataclass(frozen=True)
@@ -395,14 +436,21 @@ class LowLightPolicySpec(CheckpointSpec):
             among ``cond_fields``, from which the gap's target is decoded).
         max_side: the working resolution (longer side) trained at (``lol_train --policy-side``),
             >= 16; None: not fixed (the Enhancer uses its default).
-        conditioned: trained over random settings, so any setting may be asked for; False:
-            trained at ``setting`` only.
+        conditioned: trained over random settings (``setting_ranges``); False: trained at
+            ``setting`` only.
+        setting_ranges: ``{name: (low, high)}``: the settings (``cond_fields`` names) the policy
+            was trained to follow and the range each was drawn from; any other setting was fixed
+            at its ``setting`` value. Empty when not ``conditioned``. Files written before the
+            field get the ranges their encoding implies (:func:`encoded_setting_ranges`).
+        channel_coupling: ReLLIE's coupling ``c`` of the red and green alphas to the blue one
+            (``c alpha_b + (1 - c) alpha_own``), in [0, 1]; 0: independent channels.
     """
 
     kind: ClassVar[str] = "lowlight-policy"
     title: ClassVar[str] = "low-light policy"
     writer: ClassVar[str] = "experiments.lol_train"
     reader: ClassVar[str] = "rlenhance.Enhancer"
+    added_later: ClassVar[Mapping[str, Any]] = MappingProxyType({"setting_ranges": None, "channel_coupling": 0.0})
 
     alpha_table: tuple[float, ...]
     damping: float
@@ -416,9 +464,33 @@ class LowLightPolicySpec(CheckpointSpec):
     observe_exposure_gap: bool
     max_side: int | None
     conditioned: bool
+    setting_ranges: Mapping[str, tuple[float, ...]] = None  # type: ignore[assignment]  # None: derived
+    channel_coupling: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.setting_ranges is None:  # a file that predates the field: the ranges of its encoding
+            object.__setattr__(self, "setting_ranges", encoded_setting_ranges(
+                self.cond_fields, self.cond_scale, self.cond_offset, self.setting, self.conditioned))
+        super().__post_init__()
 
     def _problems(self) -> list[str]:
         problems = []
+        for name, bounds in self.setting_ranges.items():
+            if name not in self.cond_fields:
+                problems.append(f"setting_ranges names {name!r}, not one of cond_fields {list(self.cond_fields)}")
+            elif len(bounds) != 2 or not bounds[0] < bounds[1]:
+                problems.append(f"setting_ranges[{name!r}] {list(bounds)} (accepted: [low, high] with low < high)")
+            elif name == "exposure_target" and not 0.0 < bounds[0] < bounds[1] < 1.0:
+                problems.append(f"setting_ranges['exposure_target'] {list(bounds)} (accepted: within (0, 1))")
+            elif name != "exposure_target" and bounds[0] < 0.0:
+                problems.append(f"setting_ranges[{name!r}] {list(bounds)} (a reward weight is >= 0)")
+            elif name in self.setting and not _in_range(self.setting[name], bounds):
+                problems.append(f"setting[{name!r}] {self.setting[name]!r} lies outside setting_ranges[{name!r}] "
+                                f"{list(bounds)}")
+        if self.setting_ranges and not self.conditioned:
+            problems.append("setting_ranges must be empty when not conditioned")
+        if not 0.0 <= self.channel_coupling <= 1.0:
+            problems.append(f"channel_coupling {self.channel_coupling!r} (accepted: 0 <= channel_coupling <= 1)")
         if self.action_type not in ACTION_TYPES:
             problems.append(f"action_type {self.action_type!r} (accepted: {ACTION_TYPES})")
         if self.action_type == "discrete" and not self.alpha_table:
@@ -542,9 +614,42 @@ class SupervisedSpec(CheckpointSpec):
         return problems
 
 
+@dataclass(frozen=True)
+class RSEDenoiserSpec(CheckpointSpec):
+    """What :func:`rlenhance.models.rse.load_rse` needs to denoise with an RSE-RL model of
+    ``experiments.rse_train`` (its patch VAEs, clean-latent banks and blend policies are the
+    weights; their shapes are the ``arch``).
+
+    Attributes:
+        sigma: the Gaussian noise level trained for, on the 0-255 scale, >= 0.
+        channels: image planes, 1 (gray) or 3 (RGB).
+        rounds: self-enhancement rounds to apply, >= 1 (the recursion's stopping point; the
+            model may hold more).
+    """
+
+    kind: ClassVar[str] = "rse-denoiser"
+    title: ClassVar[str] = "RSE-RL denoiser"
+    writer: ClassVar[str] = "experiments.rse_train"
+    reader: ClassVar[str] = "rlenhance.models.rse.load_rse"
+
+    sigma: float
+    channels: int
+    rounds: int
+
+    def _problems(self) -> list[str]:
+        problems = []
+        if not (math.isfinite(self.sigma) and self.sigma >= 0):
+            problems.append(f"sigma {self.sigma!r} (accepted: a finite number >= 0)")
+        if self.channels not in (1, 3):
+            problems.append(f"channels {self.channels!r} (accepted: 1, 3)")
+        if self.rounds < 1:
+            problems.append(f"rounds {self.rounds!r} (accepted: >= 1)")
+        return problems
+
+
 #: Every spec class by its ``kind``.
 SPECS: Mapping[str, type[CheckpointSpec]] = MappingProxyType(
-    {cls.kind: cls for cls in (LowLightPolicySpec, RolloutPolicySpec, SupervisedSpec)})
+    {cls.kind: cls for cls in (LowLightPolicySpec, RolloutPolicySpec, SupervisedSpec, RSEDenoiserSpec)})
 
 
 # --- version 1 ------------------------------------------------------------------------------------------
@@ -552,7 +657,7 @@ SPECS: Mapping[str, type[CheckpointSpec]] = MappingProxyType(
 #: keys version 2 drops: never read by anything, or copies of kept ones).
 _V1_LOWLIGHT = (("alpha_table", "damping", "action_type", "test_steps", "cond_fields", "cond_scale", "setting"),
                 {"alpha_mode": "mean", "cond_offset": None, "observe_exposure_gap": False, "max_side": None,
-                 "conditioned": False},
+                 "conditioned": False, "setting_ranges": None, "channel_coupling": 0.0},
                 ("task", "env_id"))
 _V1_ROLLOUT = (("task", "env_id", "env_kwargs", "steps", "block_actions"),
                {"predictor": None},
@@ -574,6 +679,23 @@ def _from_v1(block: Mapping[str, Any], layout: tuple, spec_class: type[Checkpoin
         raise _Problem("; ".join(problems))
     values = {**later, **{k: v for k, v in block.items() if k not in dropped}}
     return {f.name: values[f.name] for f in fields(spec_class)}
+
+
+def _v1_argument_ranges(values: Mapping[str, Any], args: Any) -> dict[str, tuple[float, float]]:
+    """Setting ranges of a version-1 policy without ``cond_offset``, from its recorded ``lol_train``
+    arguments (``exposure_range``; each weight times ``weight_range``); ``{}`` without them."""
+    try:
+        if values["conditioned"] is not True or not isinstance(args, Mapping):
+            return {}
+        low, high = (float(v) for v in args["weight_range"])
+        ranges = {"exposure_target": tuple(float(v) for v in args["exposure_range"])}
+        for name in values["cond_fields"]:
+            weight = float(values["setting"][name])
+            if name != "exposure_target" and weight > 0 and high > low:
+                ranges[name] = (weight * low, weight * high)
+        return {name: bounds for name, bounds in ranges.items() if bounds[0] < bounds[1]}
+    except (KeyError, TypeError, ValueError):
+        return {}
 
 
 def upgrade_v1_extra(extra: Mapping[str, Any] | None, *, source: str) -> dict[str, Any] | None:
@@ -623,10 +745,12 @@ def upgrade_v1_extra(extra: Mapping[str, Any] | None, *, source: str) -> dict[st
             spec: CheckpointSpec = SupervisedSpec(**values)
         elif "alpha_table" in block or block.get("task") == "lowlight":
             values = _from_v1(block, _V1_LOWLIGHT, LowLightPolicySpec)
+            args = extra.get("args")
             if values["cond_offset"] is None:  # before the range encoding: cond = value / cond_scale
                 scale = values["cond_scale"]
                 values["cond_offset"] = [0.0] * len(scale) if isinstance(scale, (list, tuple)) else scale
-            args = extra.get("args")
+                # the encoding says nothing of the ranges then: only the training arguments do
+                values["setting_ranges"] = _v1_argument_ranges(values, args)
             if isinstance(args, Mapping) and args.get("smooth_on_mean") is True \
                     and isinstance(values["setting"], Mapping) and "w_smooth" in values["setting"]:
                 values["setting"] = {**values["setting"], "w_smooth": 0.0}

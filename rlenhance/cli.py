@@ -43,10 +43,11 @@ import numpy as np
 from rlenhance import __version__
 from rlenhance.app_support import APP_MAX_PIXELS, DEFAULT_PORT
 from rlenhance.data.occluded import OCCLUDED_PREFIX
-from rlenhance.enhance import Enhancer
+from rlenhance.enhance import Enhancer, checkpoint_setting_ranges
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import BT601_LUMA_WEIGHTS, DEFAULT_MAX_PIXELS, list_images, load_image, save_image
 from rlenhance.restore import HOLE_THRESHOLD, MASK_THRESHOLD, SupervisedRestorer, hole_mask
+from rlenhance.runtime import configure_threads
 
 #: Options of ``enhance`` that only the RL policy reads (refused with ``--model mrpnet``).
 RL_ONLY = ("steps", "exposure", "w_exposure", "w_color", "w_spatial", "w_smooth")
@@ -93,11 +94,22 @@ def _build_parser() -> argparse.ArgumentParser:
                          help="denoising checkpoint from experiments.supervised_train --task denoise, applied "
                               "after enhancement (ReLLIE's denoiser module)")
     enhance.add_argument("--steps", type=int, default=None, help="rl: curve steps (default: the checkpoint's)")
+    shipped = checkpoint_setting_ranges()  # what the shipped model accepts, for the help lines (None: not installed)
+
+    def knob_help(text: str, name: str) -> str:
+        accepted = ("; a model takes only the settings it was trained over, in their ranges "
+                    "(Enhancer.setting_ranges), and refuses others" if name == "exposure" else "")
+        if shipped is None:
+            return text + accepted
+        if name in shipped:
+            return f"{text}; the shipped model accepts {shipped[name][0]:g} to {shipped[name][1]:g}{accepted}"
+        return f"{text}; refused by the shipped model (trained with fixed weights){accepted}"
+
     enhance.add_argument("--exposure", type=float, default=None,
-                         help="rl: target mean brightness in (0, 1) (conditioned models)")
+                         help=knob_help("rl: target mean brightness", "exposure"))
     for name in ("exposure", "color", "spatial", "smooth"):
         enhance.add_argument(f"--w-{name}", type=float, default=None,
-                             help=f"rl: reward weight of the {name} term (conditioned models)")
+                             help=knob_help(f"rl: reward weight of the {name} term", f"w_{name}"))
     enhance.add_argument("--max-side", type=int, default=None,
                          help="rl: working resolution of the policy (longer side; default: the checkpoint's, else 512)")
     _add_tile(enhance)
@@ -441,6 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     if args.command == "app":
         return _app(args)
+    configure_threads()  # every core but one: a busy neighbour process then costs little (runtime.configure_threads)
     builders = {"enhance": _enhancer, "denoise": _denoiser, "complete": _completer}
     return _process(args, builders[args.command])  # argparse only accepts known commands
 

@@ -28,8 +28,8 @@ from rlenhance.checkpoint import ALPHA_MODES, SPEC_KEY, LowLightPolicySpec, buil
 from rlenhance.data.transforms import fit_longer_side
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import as_unit_float
-from rlenhance.models.policy import PixelActorCritic, build_policy_input, expected_value
-from rlenhance.ops import le_curve
+from rlenhance.models.policy import PixelActorCritic, build_policy_input
+from rlenhance.ops import couple_channels, le_curve
 from rlenhance.restore import SupervisedRestorer
 from rlenhance.runtime import flush_denormals, select_device
 
@@ -120,10 +120,25 @@ class Enhancer:
                                   "the denoiser must be a checkpoint of task 'denoise'")
 
     # --- the user's setting --------------------------------------------------------------------
+    @property
+    def setting_ranges(self) -> dict[str, tuple[float, float]]:
+        """``{name: (low, high)}``: the settings this checkpoint was trained to follow (keyword
+        names of :meth:`cond`, e.g. ``"exposure"``, ``"w_color"``) and the range of each; every
+        other setting is fixed at its training value and refused. Empty for a model trained at
+        one setting."""
+        return {_setting_keyword(name): (float(low), float(high))
+                for name, (low, high) in self.spec.setting_ranges.items()}
+
     def cond(self, **setting: float | None) -> torch.Tensor:
         """Conditioning vector (1, 5) from the training setting overridden by ``setting``
-        (``exposure``, ``w_exposure``, ``w_color``, ``w_spatial``, ``w_smooth``), encoded as the
-        env encoded it in training: ``(value - cond_offset) / cond_scale``."""
+        (``exposure``, ``w_exposure``, ``w_color``, ``w_spatial``, ``w_smooth``; None: the
+        training value), encoded as the env encoded it in training: ``(value - cond_offset) / cond_scale``.
+
+        Raises:
+            ValueError: naming the setting: an unknown name, a value that is not a number, one
+                this checkpoint was not trained to follow (see :attr:`setting_ranges`: it would be
+                ignored or give erratic results), or one outside the range it was trained over.
+        """
         values = dict(self.spec.setting)
         for key, value in setting.items():
             name = "exposure_target" if key == "exposure" else key
@@ -139,9 +154,27 @@ class Enhancer:
                 raise ValueError(f"exposure: expected a target mean brightness in (0, 1), got {value!r}")
             if name != "exposure_target" and not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{key}: expected a finite reward weight >= 0, got {value!r}")
+            bounds = self.spec.setting_ranges.get(name)
+            if bounds is None:
+                raise ValueError(f"{key}: {self._untrained(name)}")
+            if not _in_range(value, bounds):
+                raise ValueError(f"{key}: {value:g} is outside the range this model was trained over, "
+                                 f"[{bounds[0]:g}, {bounds[1]:g}] ({self.path.name})")
             values[name] = value
         raw = torch.tensor([[values[k] for k in self.spec.cond_fields]], dtype=torch.float32, device=self.device)
         return (raw - self.cond_offset) / self.cond_scale
+
+    def _untrained(self, name: str) -> str:
+        """Why the setting ``name`` (not in the spec's ranges) is refused."""
+        value = self.spec.setting[name]
+        accepted = ", ".join(f"{k} in [{lo:g}, {hi:g}]" for k, (lo, hi) in self.setting_ranges.items())
+        if not accepted:
+            return (f"{self.path.name} was trained at one setting (not conditioned), so it cannot follow another "
+                    f"{_setting_keyword(name)} (trained with {value:g}); it takes no setting")
+        fixed_weights = name.startswith("w_") and not any(k.startswith("w_") for k in self.spec.setting_ranges)
+        what = "fixed reward weights" if fixed_weights else f"{_setting_keyword(name)} fixed"
+        return (f"{self.path.name} was trained with {what} ({_setting_keyword(name)} = {value:g}), so it cannot "
+                f"follow another; it accepts: {accepted}")
 
     # --- inference -------------------------------------------------------------------------------
     @torch.no_grad()
@@ -154,7 +187,7 @@ class Enhancer:
             target = cond[:, i] * self.cond_scale[i] + self.cond_offset[i]
         return greedy_rollout(self.policy, small, cond, steps=self.steps, alpha_table=self.alpha_table,
                               damping=self.spec.damping, alpha_mode=self.alpha_mode,
-                              exposure_target=target)[1]
+                              exposure_target=target, channel_coupling=self.spec.channel_coupling)[1]
 
     @torch.no_grad()
     def enhance_array(self, image: np.ndarray, **setting: float | None) -> EnhanceResult:
@@ -191,11 +224,25 @@ class Enhancer:
         """Enhanced RGB float32 (H, W, 3) in [0, 1] of one image (same size); input as in :meth:`enhance_array`."""
         return self.enhance_array(image, **setting).image
 
+    #: Low-light enhancement reads no mask (the :class:`~rlenhance.restore.Restorer` interface).
+    takes_mask = False
+
+    def restore(self, image: np.ndarray, mask: np.ndarray | None = None, **setting: float | None) -> np.ndarray:
+        """:meth:`enhance` as a :class:`~rlenhance.restore.Restorer`: RGB float32 (H, W, 3) in [0, 1].
+
+        Raises:
+            ImageError: a bad image (as in :meth:`enhance_array`), or a ``mask`` (none is read).
+        """
+        if mask is not None:
+            raise ImageError(f"mask: given, but {self.path} is a low-light policy that takes no mask")
+        return self.enhance(image, **setting)
+
 
 @torch.no_grad()
 def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Tensor | None, *, steps: int,
                    alpha_table: torch.Tensor, damping: float = 0.0, alpha_mode: str = "mean",
-                   exposure_target: float | torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+                   exposure_target: float | torch.Tensor | None = None,
+                   channel_coupling: float = 0.0) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Run a low-light policy deterministically for ``steps`` steps.
 
     A discrete policy's alpha is, with ``alpha_mode="mean"`` (default), the expectation
@@ -215,6 +262,8 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
         steps: number of curve steps.
         alpha_table: (n_actions,) alpha per discrete action.
         damping: ReLLIE's damping d in s <- (1 - d) LE(s) + d s.
+        channel_coupling: ReLLIE's coupling of the R and G alphas to the B one
+            (:func:`rlenhance.ops.couple_channels`); 0: none.
         alpha_mode: "mean" or "argmax" (discrete policies).
         exposure_target: for a policy trained with the env's ``observe_exposure_gap``: the target
             E (float or (B,)) from which its ``exposure_gap`` input plane is computed; None otherwise.
@@ -233,17 +282,12 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
         # distributions at the policy's working resolution; only the 3-channel alpha map is upsampled
         out = policy(x, cond=cond if policy.cond_dim else None, hidden=hidden, full_resolution=False)
         hidden = out.hidden
-        if out.logits is not None and alpha_mode == "mean":
-            alpha = expected_value(out.logits, alpha_table)
-        elif out.logits is not None:
-            alpha = alpha_table[out.logits.argmax(dim=2)]
-        else:
-            # continuous actions are alpha in [-1, 1]: a bounded mean is clamped (A3C clips its samples),
-            # a tanh-squashed Gaussian's mean (SAC) is squashed
-            alpha = out.mean.clamp(-1.0, 1.0) if policy.bounded_mean else torch.tanh(out.mean)
+        # the policy's own decoding; continuous actions are alpha in [-1, 1]: a bounded mean is clamped
+        # (A3C clips its samples), a tanh-squashed Gaussian's mean (SAC) is squashed
+        alpha = policy.action_values(out, alpha_table, mode=alpha_mode)
         if policy.downscale > 1:
             alpha = policy.upsample(alpha, *current.shape[-2:])
-        alpha = alpha * (1.0 - damping)
+        alpha = couple_channels(alpha, channel_coupling) * (1.0 - damping)
         current = le_curve(current, alpha).clamp(0.0, 1.0)
         maps.append(alpha)
     return current, maps
@@ -263,6 +307,28 @@ def _check_policy(policy: PixelActorCritic, spec: LowLightPolicySpec, path: Path
     if problems:
         raise CheckpointError(f"checkpoint {path}: its LowLightPolicySpec does not describe its network: "
                               + "; ".join(problems))
+
+
+def _setting_keyword(name: str) -> str:
+    """A spec's setting name as :meth:`Enhancer.cond` takes it (``exposure_target`` -> ``exposure``)."""
+    return "exposure" if name == "exposure_target" else name
+
+
+def _in_range(value: float, bounds: tuple[float, ...]) -> bool:
+    """``low <= value <= high``, forgiving float32 round-off of the recorded ends."""
+    slack = 1e-6 * max(1.0, abs(bounds[0]), abs(bounds[1]))
+    return bounds[0] - slack <= value <= bounds[1] + slack
+
+
+def checkpoint_setting_ranges(checkpoint: str | Path | None = None) -> dict[str, tuple[float, float]] | None:
+    """:attr:`Enhancer.setting_ranges` of a checkpoint (None: the shipped model) without building
+    its network; None when the file cannot be read as a low-light policy (e.g. for ``--help``)."""
+    try:
+        spec = load_checkpoint(checkpoint or DEFAULT_CHECKPOINT, map_location="cpu",
+                               spec=LowLightPolicySpec)["extra"][SPEC_KEY]
+    except (CheckpointError, OSError):
+        return None
+    return {_setting_keyword(k): (float(lo), float(hi)) for k, (lo, hi) in spec.setting_ranges.items()}
 
 
 def _strip_grid(top: int, bottom: int, height: int, width: int, device: torch.device) -> torch.Tensor:

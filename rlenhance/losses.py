@@ -37,6 +37,7 @@ from rlenhance.metrics import _as_batch, _as_batch_pair, ssim
 __all__ = [
     "NonReferenceLoss",
     "color_constancy_loss",
+    "color_ratio_loss",
     "exposure_gap",
     "exposure_loss",
     "illumination_smoothness_loss",
@@ -186,6 +187,42 @@ def color_constancy_loss(x: torch.Tensor, *, return_map: bool = False) -> LossOu
     weights = torch.where(k > 0, mean_diff.pow(3) / k_safe, torch.zeros_like(mean_diff))
     loss_map = (weights * diff).sum(dim=1, keepdim=True)
     return k.flatten(), loss_map
+
+
+def color_ratio_loss(x: torch.Tensor, original: torch.Tensor, *, eps: float = 1e-3,
+                     return_map: bool = False) -> LossOutput:
+    """Change of each pixel's colour ratios against the original (ReLLIE's colour-ratio term).
+
+    With the chromaticity ``c_p(i) = x_p(i) / (sum_q x_q(i) + eps)`` of pixel ``i``::
+
+        map(i) = sum_p |c_p(enhanced, i) - c_p(original, i)|
+
+    0 where a pixel's hue is kept (all channels scaled alike). ReLLIE penalises this change with
+    weight 20 (its code was not at hand; this is our reading of the term); ``eps`` keeps black
+    pixels finite.
+
+    Args:
+        x: enhanced image(s), float (B, C, H, W) or (C, H, W).
+        original: the input before enhancement, same shape.
+        eps: added to each pixel's channel sum.
+        return_map: also return the per-pixel map.
+
+    Returns:
+        ``values`` (B,) >= 0, or ``(values, map)`` with ``map`` (B, 1, H, W).
+
+    Example:
+        >>> low = torch.full((1, 3, 4, 4), 0.1)
+        >>> round(float(color_ratio_loss(low * 4, low)), 3)                     # same hue, brighter
+        0.002
+        >>> round(float(color_ratio_loss(low * torch.tensor([2.0, 1.0, 1.0]).view(3, 1, 1), low)), 3)  # redder
+        0.332
+    """
+    x, original = _as_batch_pair(x, original)
+
+    def ratios(t: torch.Tensor) -> torch.Tensor:
+        return t / (t.sum(dim=1, keepdim=True) + eps)
+
+    return _finish((ratios(x) - ratios(original)).abs().sum(dim=1, keepdim=True), return_map)
 
 
 def spatial_consistency_loss(

@@ -1,4 +1,21 @@
-"""Inference with the supervised baselines: ``SupervisedRestorer`` and ``hole_mask``.
+"""One interface for every restorer, :class:`Restorer`, and the supervised baselines behind it:
+:class:`SupervisedRestorer`.
+
+A restorer takes one image, float (H, W, C) in [0, 1] (channels last, RGB, checked by
+:func:`rlenhance.io.as_unit_float`), and the hole mask where its task has one, and returns the
+restored image, float32 (H, W, C) in [0, 1]. The implementations:
+
+=========================================  ===========================================================
+restorer                                   what restores the image
+=========================================  ===========================================================
+:class:`rlenhance.Enhancer`                a low-light RL policy (LE curves; ``restore(image)``)
+:class:`SupervisedRestorer`                a supervised checkpoint (MRPNet, PixelRNN, gated PixelRNN)
+``agents.rollout.RolloutPolicy``           an RL denoising / completion policy, through its env's
+                                           transition (``agents.rollout.load_rollout_policy``)
+=========================================  ===========================================================
+
+:func:`hole_mask` (the hole of an occluded image that comes without a mask file) lives with the
+other mask code in :mod:`rlenhance.data.occluded`; it is importable from here too.
 
 One loader and one inference path for every checkpoint written by
 ``experiments.supervised_train``: MRPNet, MRPNet + Generator (:class:`~rlenhance.models.mrpnet.CombinedModel`),
@@ -10,10 +27,11 @@ the ConvLSTM :class:`~rlenhance.models.pixelrnn.PixelRNN` and the
 ``prefill`` of the hole; whether the net reads the mask (gated PixelRNN) and whether the output
 keeps the input outside the hole (completion) follow from them.
 
-Large images are processed in tiles whose margins cover the networks' receptive fields (at most
-37 pixels for the published layouts, measured), so memory is bounded and the result matches a
-whole-image pass to float rounding. Images are padded by reflection on the bottom / right to a
-multiple of the network's total stride (tiled and untiled passes see the same padded image).
+Large images are processed in tiles (:func:`rlenhance.ops.tiling.tiled`) whose margins cover the
+networks' receptive fields (at most 37 pixels for the published layouts, measured), so memory is
+bounded and the result matches a whole-image pass to float rounding. Images are padded by
+reflection on the bottom / right to a multiple of the network's total stride (tiled and untiled
+passes see the same padded image).
 
 Example:
     >>> restorer = SupervisedRestorer("runs/supervised_train/checkpoints/best.pt")     # doctest: +SKIP
@@ -24,27 +42,25 @@ Example:
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from scipy import ndimage
 from torch import Tensor, nn
 
 from rlenhance.checkpoint import (SPEC_KEY, SUPERVISED_MODELS, SUPERVISED_TASKS, SupervisedSpec, build_model,
                                   load_checkpoint)
-from rlenhance.data.occluded import MASK_SHAPES, drop_small_regions, regions_to_mask
+from rlenhance.data.occluded import HOLE_THRESHOLD, hole_mask
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import BT601_LUMA_WEIGHTS, as_unit_float
 from rlenhance.models.mrpnet import MODELS as MRPNET_MODELS
 from rlenhance.models.pixelrnn import MODELS as PIXELRNN_MODELS, GatedPixelRNN, composite
 from rlenhance.ops.fill import prefill_hole
+from rlenhance.ops.tiling import tiled
 from rlenhance.runtime import flush_denormals, select_device
 
 __all__ = [
@@ -53,8 +69,11 @@ __all__ = [
     "HOLE_THRESHOLD",
     "MASK_THRESHOLD",
     "REGISTRY",
+    "Restorer",
     "SupervisedRestorer",
     "TASKS",
+    "as_hwc_image",
+    "as_mask",
     "default_checkpoint",
     "hole_mask",
 ]
@@ -75,9 +94,78 @@ _TRAIN_COMMAND = MappingProxyType({
 })
 #: A mask value above this marks a missing pixel (masks are binarised).
 MASK_THRESHOLD = 0.5
-#: Default largest distance from the fill colour of a hole pixel in :func:`hole_mask` (tuned on the
-#: bedroom data: 0.03 misses JPEG-brightened hole pixels, 0.05+ merges dark furniture into the hole).
-HOLE_THRESHOLD = 0.04
+#: Image planes a restorer reads: gray or RGB.
+_PLANES = (1, 3)
+
+
+# --- the interface -------------------------------------------------------------------------------
+@runtime_checkable
+class Restorer(Protocol):
+    """What every restorer offers (module table): one image in, the restored image out.
+
+    Attributes:
+        takes_mask: :meth:`restore` needs a hole mask (completion); a restorer that reads none
+            refuses one.
+    """
+
+    @property
+    def takes_mask(self) -> bool: ...
+
+    def restore(self, image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        """Restore one image.
+
+        Args:
+            image: array (H, W, C), C in {1, 3}, RGB (or (H, W)): float values in [0, 1] (a
+                denoiser also takes unclipped noisy values in :data:`rlenhance.io.NOISY_RANGE`),
+                or uint8 / uint16 samples scaled by their range (:func:`rlenhance.io.as_unit_float`).
+            mask: (H, W) or (H, W, 1), bool or numbers, values above :data:`MASK_THRESHOLD`
+                (True) mark missing pixels; required when :attr:`takes_mask`, else refused.
+
+        Returns:
+            float32 (H, W, C_out) in [0, 1], the input's height and width.
+
+        Raises:
+            ImageError: a bad image or mask (shape, dtype, values), a mask missing or refused.
+        """
+        ...
+
+
+def as_hwc_image(image: np.ndarray, *, noisy: bool = False) -> np.ndarray:
+    """A restorer's ``image`` checked (:func:`rlenhance.io.as_unit_float`) and as float32 (H, W, C).
+
+    Args:
+        image: (H, W, C) with C in {1, 3}, or (H, W).
+        noisy: a denoiser's input: unclipped noisy values are accepted.
+
+    Raises:
+        ImageError: another shape, dtype or range.
+    """
+    image = as_unit_float(image, noisy=noisy)
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in _PLANES):
+        raise ImageError(f"image: expected an array (H, W, C) with C in {{1, 3}}, or (H, W); got shape "
+                         f"{image.shape}")
+    return image if image.ndim == 3 else image[..., None]
+
+
+def as_mask(mask: np.ndarray, *, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A restorer's ``mask`` as bool (H, W), True = missing pixel (values above :data:`MASK_THRESHOLD`).
+
+    Args:
+        mask: (H, W) or (H, W, 1), bool or numbers.
+        size: the image's (H, W), which the mask must have; None: not checked.
+
+    Raises:
+        ImageError: another type, shape or dtype, or a mask of another size.
+    """
+    if not isinstance(mask, np.ndarray) or mask.ndim not in (2, 3) or (mask.ndim == 3 and mask.shape[2] != 1) \
+            or not (mask.dtype == np.bool_ or np.issubdtype(mask.dtype, np.number)):
+        raise ImageError(f"mask: expected a bool or numeric array (H, W) or (H, W, 1); got "
+                         f"{getattr(mask, 'shape', type(mask).__name__)} {getattr(mask, 'dtype', '')}")
+    plane = mask if mask.ndim == 2 else mask[..., 0]
+    if size is not None and plane.shape != tuple(size):
+        raise ImageError(f"mask: size {plane.shape} does not match the image {tuple(size)}; expected the same "
+                         "height and width")
+    return plane > MASK_THRESHOLD
 
 
 def default_checkpoint(task: str) -> Path:
@@ -97,60 +185,6 @@ def default_checkpoint(task: str) -> Path:
     return path
 
 
-def hole_mask(occluded: np.ndarray, *, threshold: float = HOLE_THRESHOLD, fill: float = 0.0, shape: str = "box",
-              open_size: int = 7, min_area: int = 16, close_size: int = 5) -> np.ndarray:
-    """Estimate the hole of an occluded image that comes without a mask file.
-
-    The pixels within ``threshold`` of the fill colour (max over channels of
-    ``|occluded - fill|``) are the candidates; then the cleaning of
-    :func:`rlenhance.data.estimate_occlusion_mask` (shared functions
-    :func:`~rlenhance.data.occluded.drop_small_regions` and
-    :func:`~rlenhance.data.occluded.regions_to_mask`). With ``shape="box"`` (one rectangular hole,
-    as in the bedroom data) only the largest surviving region is kept, since dark parts of the
-    photo are candidates too; ``shape="free"`` keeps every region (several or free-form holes).
-
-    Measured on 300 bedroom pairs (JPEG, one black 67x67 square each) against the mask estimated
-    from the pair: exact for 87% of the images, mean error 80 pixels per image (mostly one
-    row or column of JPEG ringing at the hole's edge); it fails where the photo itself is black
-    next to the hole. Prefer mask files, or :func:`~rlenhance.data.estimate_occlusion_mask` when
-    the original is at hand.
-
-    Args:
-        occluded: the occluded image, float (H, W, C) or (H, W), in [0, 1].
-        threshold: largest distance from ``fill`` (max over channels) of a hole pixel.
-        fill: the colour of the hole (0 = black).
-        shape: ``"box"`` or ``"free"``.
-        open_size: side of the opening square that drops speckle (1 = none).
-        min_area: smallest region kept, in pixels.
-        close_size: side of the closing square for ``shape="free"``.
-
-    Returns:
-        bool array (H, W), True = missing pixel (all False when nothing looks like a hole).
-
-    Raises:
-        ImageError: ``occluded`` is not a float array (H, W) or (H, W, C).
-        ValueError: ``threshold`` is not a finite number >= 0, or ``shape`` is unknown.
-    """
-    if not isinstance(occluded, np.ndarray) or occluded.ndim not in (2, 3) or occluded.size == 0 \
-            or not np.issubdtype(occluded.dtype, np.floating):
-        raise ImageError(f"hole_mask: occluded must be a float array (H, W, C) or (H, W); got "
-                         f"{getattr(occluded, 'shape', type(occluded).__name__)} "
-                         f"{getattr(occluded, 'dtype', '')}")
-    if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold >= 0):
-        raise ValueError(f"hole_mask: threshold must be a finite number >= 0, got {threshold!r}")
-    if shape not in MASK_SHAPES:
-        raise ValueError(f"hole_mask: shape must be one of {MASK_SHAPES}, got {shape!r}")
-    image = occluded if occluded.ndim == 3 else occluded[..., None]
-    candidates = np.abs(image.astype(np.float32) - np.float32(fill)).max(axis=-1) <= threshold
-    regions = drop_small_regions(candidates, open_size=open_size, min_area=min_area)
-    if shape == "box" and regions.any():
-        labels, _ = ndimage.label(regions)
-        areas = np.bincount(labels.ravel())
-        areas[0] = 0
-        regions = labels == int(areas.argmax())
-    return regions_to_mask(regions, candidates, shape=shape, close_size=close_size)
-
-
 def _total_stride(model: nn.Module) -> int:
     """Product of the strides of the model's (non-transposed) convolutions: input sizes that are
     multiples of it give every strided layer the same sampling grid, whatever the tile offset."""
@@ -161,8 +195,10 @@ def _total_stride(model: nn.Module) -> int:
     return stride
 
 
+# --- supervised checkpoints --------------------------------------------------------------------------
 class SupervisedRestorer:
-    """Apply a supervised checkpoint of ``experiments.supervised_train`` to images of any size.
+    """Apply a supervised checkpoint of ``experiments.supervised_train`` to images of any size: a
+    :class:`Restorer`.
 
     Args:
         checkpoint: the checkpoint file; None: the shipped model of ``task``
@@ -295,20 +331,11 @@ class SupervisedRestorer:
             ImageError: bad image or mask shape / dtype / values, mask of another size, a mask
                 missing for a completion checkpoint or given to another one.
         """
-        image = as_unit_float(image, noisy=self.task == "denoise")
-        if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3)):
-            raise ImageError(f"image: expected an array (H, W, C) with C in {{1, 3}}, or (H, W); got shape "
-                             f"{image.shape}")
-        hwc = image if image.ndim == 3 else image[..., None]
+        hwc = as_hwc_image(image, noisy=self.task == "denoise")
         x = torch.from_numpy(np.ascontiguousarray(hwc.transpose(2, 0, 1), dtype=np.float32))[None]
         m = None
         if mask is not None:
-            if not isinstance(mask, np.ndarray) or mask.ndim not in (2, 3) or (mask.ndim == 3 and mask.shape[2] != 1) \
-                    or not (mask.dtype == np.bool_ or np.issubdtype(mask.dtype, np.number)):
-                raise ImageError(f"mask: expected a bool or numeric array (H, W) or (H, W, 1); got "
-                                 f"{getattr(mask, 'shape', type(mask).__name__)} {getattr(mask, 'dtype', '')}")
-            plane = mask if mask.ndim == 2 else mask[..., 0]
-            m = torch.from_numpy(np.ascontiguousarray(plane > MASK_THRESHOLD, dtype=np.float32))[None, None]
+            m = torch.from_numpy(np.ascontiguousarray(as_mask(mask), dtype=np.float32))[None, None]
         out = self.restore_tensor(x, m, per_channel=per_channel)
         return np.ascontiguousarray(out[0].permute(1, 2, 0).cpu().numpy(), dtype=np.float32)
 
@@ -364,35 +391,16 @@ class SupervisedRestorer:
 
     def _run(self, x: Tensor, mask: Tensor | None) -> Tensor:
         """The net on ``x`` (B, channels, H, W), tiled; clamp and composite; on ``x``'s device."""
-        height, width = x.shape[-2:]
-        pad_h, pad_w = -height % self.stride, -width % self.stride
         net_in = prefill_hole(x, mask, self.prefill) if mask is not None else x
-        xp, mp = _pad(net_in, pad_h, pad_w), (_pad(mask, pad_h, pad_w) if mask is not None else None)
-        full_h, full_w = xp.shape[-2:]
-        out: Tensor | None = None  # allocated at the first tile (the net's output planes)
-        for top in range(0, full_h, self.tile):
-            for left in range(0, full_w, self.tile):
-                bottom, right = min(full_h, top + self.tile), min(full_w, left + self.tile)
-                y0, x0 = max(0, top - self.overlap), max(0, left - self.overlap)
-                y1, x1 = min(full_h, bottom + self.overlap), min(full_w, right + self.overlap)
-                window = xp[..., y0:y1, x0:x1].to(self.device)
-                if self.needs_mask:
-                    pred = self.model(window, mp[..., y0:y1, x0:x1].to(self.device))
-                else:
-                    pred = self.model(window)
-                if out is None:
-                    out = torch.empty(x.shape[0], pred.shape[1], full_h, full_w, dtype=torch.float32, device=x.device)
-                out[..., top:bottom, left:right] = pred[..., top - y0:bottom - y0, left - x0:right - x0].float()
-        out = out[..., :height, :width].clamp(0.0, 1.0)
+        aligned = (mask,) if self.needs_mask else ()
+        out = tiled(self._net, net_in, *aligned, tile=self.tile, overlap=self.overlap, multiple=self.stride)
+        out = out.clamp(0.0, 1.0)
         if self.composite:
             out = composite(x, out, mask)
         return out
 
-
-def _pad(x: Tensor, pad_h: int, pad_w: int) -> Tensor:
-    """Pad the bottom / right of (B, C, H, W) by reflection (replication where the image is too
-    small to reflect)."""
-    if not pad_h and not pad_w:
-        return x
-    mode = "reflect" if pad_h < x.shape[-2] and pad_w < x.shape[-1] else "replicate"
-    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+    def _net(self, window: Tensor, mask: Tensor | None = None) -> Tensor:
+        """The net on one window (and its mask, for nets that read one), on :attr:`device`, float32."""
+        if self.needs_mask:
+            return self.model(window.to(self.device), mask.to(self.device)).float()
+        return self.model(window.to(self.device)).float()

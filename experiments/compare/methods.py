@@ -1,15 +1,17 @@
 """The method registry of the comparisons (``experiments.compare`` and ``experiments.lol_eval``):
 the methods of each task, where a learned method's checkpoint comes from, and one builder per
-kind of method that turns it into a :class:`Method`, ready to run on an image.
+kind of method that turns it into a :class:`Method`, ready to run on an image. The learned methods
+of rlenhance are :class:`rlenhance.restore.Restorer` objects, run through their one ``restore(image,
+mask)``:
 
-- :func:`enhancer_method`: low-light policies (``a3c``, ``sac``; lol_eval's ours) through
+- :func:`enhancer_method`: low-light policies (``a3c``, ``sac``; lol_eval's ours), a
   :class:`rlenhance.Enhancer`;
-- :func:`rollout_method`: denoising and completion policies (``a3c``, ``sac``) through
-  :func:`agents.rollout.load_rollout_policy`;
+- :func:`rollout_method`: denoising and completion policies (``a3c``, ``sac``), an
+  :class:`agents.rollout.RolloutPolicy` (:func:`agents.rollout.load_rollout_policy`);
 - :func:`supervised_method`: ``mrpnet``, ``pixelrnn``, ``gated-pixelrnn`` (and lol_eval's
-  ``--combined``) through :class:`rlenhance.restore.SupervisedRestorer`;
+  ``--combined``), a :class:`rlenhance.restore.SupervisedRestorer`;
 - :func:`peer_method`: ``zero-dce`` (and lol_eval's Zero-DCE++ and ReLLIE) from official weights,
-  :data:`PEERS`;
+  :data:`PEERS` (networks on tensors, adapted here);
 - :func:`baseline_method`: ``input``, the classical methods of :mod:`rlenhance.baselines` and
   ``diffusion-fill`` (:func:`rlenhance.ops.fill.diffusion_fill`).
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 
@@ -86,7 +89,8 @@ class Method:
     Attributes:
         name: the method's name (a name of :data:`TASK_METHODS`, or lol_eval's label).
         run: ``(input, mask) -> output``: float32 (H, W, C) and the bool (H, W) mask (None but for
-            completion) to an output of the input's shape (clipped to [0, 1] before scoring).
+            completion) to an output of the input's shape (clipped to [0, 1] before scoring): a
+            :class:`rlenhance.restore.Restorer`'s ``restore``, or a function of the same kind.
         params: number of learned parameters; None for methods that learn nothing.
         source: the checkpoint it was loaded from ("" for classical methods and shipped models).
     """
@@ -121,14 +125,14 @@ def enhancer_method(name: str, path: str | Path | None, device: torch.device, *,
     (``path`` None: the shipped model), at ``exposure`` (None: its training setting), optionally
     followed by a supervised ``denoiser``."""
     enhancer = Enhancer(path, device=str(device), steps=steps, denoiser=denoiser)
-    return Method(name, lambda image, mask: enhancer.enhance(image, exposure=exposure),
-                  count_parameters(enhancer.policy), str(path) if path is not None else "")
+    return Method(name, partial(enhancer.restore, exposure=exposure), count_parameters(enhancer.policy),
+                  str(path) if path is not None else "")
 
 
 def rollout_method(name: str, path: Path, device: torch.device, *, task: str) -> Method:
     """A denoising / completion policy of ``experiments.denoise_train`` / ``completion_train``, run
-    through its env's own transition. The reference slot of the env gets the input: methods never
-    see the reference.
+    through its env's own transition (:meth:`agents.rollout.RolloutPolicy.restore`: the reference
+    slot of the env gets the input; methods never see the reference).
 
     Raises:
         CheckpointError: a policy of another task.
@@ -137,23 +141,14 @@ def rollout_method(name: str, path: Path, device: torch.device, *, task: str) ->
     trained_for = policy.spec.task
     if trained_for != task:
         raise CheckpointError(f"--{name} {path}: a policy of task {trained_for!r}; this needs a {task} policy")
-
-    def run(image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-        x = torch.from_numpy(image).permute(2, 0, 1)
-        if task == "denoise":
-            item = {"clean": x, "noisy": x}
-        else:
-            item = {"occluded": x, "original": x, "mask": torch.from_numpy(mask[None].astype(np.float32))}
-        return tensor_to_image(policy.restore([item])[0])
-
-    return Method(name, run, count_parameters(policy.policy), str(path))
+    return Method(name, policy.restore, count_parameters(policy.policy), str(path))
 
 
 def supervised_method(name: str | None, path: str | Path, device: torch.device, *, task: str,
                       model: str | None = None) -> Method:
     """A checkpoint of ``experiments.supervised_train`` through
     :class:`rlenhance.restore.SupervisedRestorer` (each channel of an RGB image through a gray
-    model; the mask for models that read one).
+    model; the task's mask, which a completion checkpoint reads, given as it comes).
 
     Args:
         name: the method's name; None: the network's display name (:data:`COMBINED_LABELS`).
@@ -173,11 +168,7 @@ def supervised_method(name: str | None, path: str | Path, device: torch.device, 
         raise CheckpointError(f"--{model or name} {path}: a {restorer.channels}-channel denoiser; compare denoises "
                               "gray images (supervised_train --task denoise trains gray models)")
     name = name or COMBINED_LABELS.get(restorer.arch_class, restorer.arch_class)
-
-    def run(image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-        return restorer.restore(image, mask if restorer.takes_mask else None, per_channel=True)
-
-    return Method(name, run, count_parameters(restorer.model), str(path))
+    return Method(name, partial(restorer.restore, per_channel=True), count_parameters(restorer.model), str(path))
 
 
 def peer_method(name: str, kind: str, path: str | Path, device: torch.device) -> Method:

@@ -5,7 +5,8 @@ Data sets (``torch.utils.data.Dataset``; items are dicts of float32 (C, H, W) te
 
 - :class:`PairedImages`: ``low``/``high`` pairs (SICE-style folder or LOL parent).
 - :class:`UnpairedImages`: a flat folder of inputs (``low``).
-- :class:`OccludedPairs`: ``occluded``/``original`` and the ``mask`` of missing pixels.
+- :class:`OccludedPairs`: ``occluded``/``original`` and the ``mask`` of missing pixels (estimated
+  from the pair by :func:`estimate_occlusion_mask`, or from an occluded image alone by :func:`hole_mask`).
 - :class:`BuiltinImages`: scikit-image's photos (``high``), the offline default.
 
 Sampling (all randomness from a ``numpy.random.Generator``): :func:`sample_batch`,
@@ -29,7 +30,7 @@ from rlenhance.data.degrade import (
     random_occlusion,
     synthetic_low_light,
 )
-from rlenhance.data.occluded import OccludedPairs, estimate_occlusion_mask
+from rlenhance.data.occluded import OccludedPairs, estimate_occlusion_mask, hole_mask
 from rlenhance.data.paired import PairedImages, UnpairedImages
 from rlenhance.data.testsets import (
     LowLightTestSet,
@@ -70,6 +71,7 @@ __all__ = [
     "UnpairedImages",
     "add_gaussian_noise",
     "estimate_occlusion_mask",
+    "hole_mask",
     "image_seed",
     "lowlight_test_set",
     "noisy_test_set",

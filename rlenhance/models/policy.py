@@ -16,7 +16,21 @@ network (307,602 parameters for ``in_channels=3, out_channels=3, n_actions=27``)
 9 actions).
 
 What the policy sees is built in one place, :func:`build_policy_input`, used by the agents
-during training and by the inference code alike.
+during training and by the inference code alike; how its outputs become actions is decided in one
+place too, :meth:`PixelActorCritic.predict` (as Stable-Baselines3's ``BasePolicy.predict``), on the
+per-pixel distributions of :meth:`PixelActorCritic.distribution`:
+
+================  =========================================  ==============================================
+output            ``predict(out)`` (deterministic)            ``predict(out, deterministic=False)``
+================  =========================================  ==============================================
+``logits``        most probable action, int64                 a categorical sample, int64
+bounded ``mean``  the mean, clamped to ``clip``               a Gaussian sample around it, clamped (A3C)
+free ``mean``     ``tanh(mean)``                              ``tanh`` of a Gaussian sample (SAC)
+================  =========================================  ==============================================
+
+:meth:`PixelActorCritic.action_values` gives a deterministic step's action as a value per pixel
+(a discrete action's entry in a table, e.g. LowLight's alphas; by default the expected value
+under the policy), what :func:`rlenhance.enhance.greedy_rollout` applies.
 
 Backbones. ``backbone="fcn"`` (the default) is the dilated-conv trunk above. ``"mrpnet"`` and
 ``"pixelrnn"`` replace it by the feature extractor of a supervised network
@@ -56,9 +70,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rlenhance.checkpoint import ALPHA_MODES
 from rlenhance.errors import CheckpointError, ImageError
+from rlenhance.models.distributions import PixelCategorical, PixelGaussian
 
 __all__ = [
+    "ACTION_BOUND",
     "ArchMixin",
     "append_cond_planes",
     "expected_value",
@@ -77,6 +94,8 @@ __all__ = [
 
 #: Observation keys concatenated (in this order) into the policy input; see build_policy_input.
 POLICY_INPUT_KEYS: tuple[str, ...] = ("image", "original", "exposure_gap", "mask")
+#: Continuous actions live in the envs' Box [-ACTION_BOUND, ACTION_BOUND] (predict's default ``clip``).
+ACTION_BOUND = 1.0
 #: Trunks a PixelActorCritic can be built with (its ``backbone`` argument).
 BACKBONES: tuple[str, ...] = ("fcn", "mrpnet", "pixelrnn")
 #: Image planes a supervised backbone reads by default: RGB when the input holds that many, else gray.
@@ -619,6 +638,73 @@ class PixelActorCritic(ArchMixin, nn.Module):
         if self.bounded_mean:
             mean = torch.tanh(mean)
         return PolicyOutput(None, mean, log_std, value, new_hidden)
+
+    # --- from outputs to actions -----------------------------------------------------------------
+    def distribution(self, out: PolicyOutput) -> PixelCategorical | PixelGaussian:
+        """The per-pixel action distribution of one of this net's outputs (SB3's ``get_distribution``).
+
+        Categorical over ``out.logits``; for a continuous net a Gaussian of ``out.mean`` and
+        ``out.log_std``, tanh-squashed into (-1, 1) when the mean is free (``bounded_mean=False``,
+        SAC) and not when it is bounded (A3C samples around the mean and clips, :meth:`clip_actions`).
+        Its ``log_prob`` and ``entropy`` are what the agents train on.
+        """
+        if out.logits is not None:
+            return PixelCategorical(out.logits)
+        return PixelGaussian(out.mean, out.log_std, squash=not self.bounded_mean)
+
+    def clip_actions(self, actions: Tensor, clip: float | None = ACTION_BOUND) -> Tensor:
+        """Actions as an env takes them: a continuous net's clamped to [-clip, clip] (None: left as
+        they are); a categorical net's indices unchanged."""
+        if self.n_actions is not None or clip is None:
+            return actions
+        return actions.clamp(-clip, clip)
+
+    def predict(self, out: PolicyOutput, *, deterministic: bool = True, generator: torch.Generator | None = None,
+                clip: float | None = ACTION_BOUND) -> Tensor:
+        """The actions of one output: the one decoding of policy outputs (module table), used by
+        A3C and SAC to act (SAC's training rollouts too; A3C's draw from :meth:`distribution` with
+        the same generator and clip with :meth:`clip_actions`, as they need the sample's
+        log-probability), by the RL rollouts and, through :meth:`action_values`, by the Enhancer.
+
+        Args:
+            out: an output of this net (full or working resolution: the actions have its size).
+            deterministic: the distribution's mode; False samples from it with ``generator``.
+            generator: torch generator on the output's device for sampling (None: the global RNG).
+            clip: continuous actions are clamped to [-clip, clip] (:meth:`clip_actions`); None: not.
+
+        Returns:
+            int64 (B, C, h, w) action indices, or float32 (B, C, h, w) within [-clip, clip].
+        """
+        dist = self.distribution(out)
+        actions = dist.mode() if deterministic else dist.sample(generator)
+        return self.clip_actions(actions, clip)
+
+    def action_values(self, out: PolicyOutput, table: Tensor | None = None, *, mode: str = "mean") -> Tensor:
+        """A deterministic step's action of one output as a value per pixel (LowLight's alpha).
+
+        Args:
+            out: an output of this net.
+            table: float (n_actions,), the value of each discrete action (unused by a continuous net,
+                whose actions are values already: :meth:`predict`).
+            mode: discrete nets: ``"mean"``, the expected value ``sum_a p(a) table[a]``
+                (:func:`expected_value`, differentiable in the logits), or ``"argmax"``, the value
+                of the most probable action (:meth:`predict`).
+
+        Returns:
+            float (B, C, h, w).
+
+        Raises:
+            ValueError: an unknown ``mode``, or no ``table`` for a discrete net.
+        """
+        if mode not in ALPHA_MODES:
+            raise ValueError(f"mode: expected one of {ALPHA_MODES}, got {mode!r}")
+        if out.logits is None:
+            return self.predict(out)
+        if table is None:
+            raise ValueError("action_values: a discrete policy needs the table of its action values")
+        if mode == "mean":
+            return expected_value(out.logits, table)
+        return table[self.predict(out)]
 
     def upsample(self, t: Tensor, height: int, width: int) -> Tensor:
         """Bilinear upsampling of a working-resolution map by ``downscale`` (block centres kept in

@@ -20,7 +20,8 @@ it so):
 
 * ``_checks`` (argument checks), ``_padding`` (OpenCV borders), ``_workspace`` (working dtype,
   temporaries), ``_sorting`` (comparator networks), ``_sites`` (reads at chosen pixels);
-* ``curves`` (LE curves), ``fill`` (hole filling), ``select`` (per-pixel selection, grouping);
+* ``curves`` (LE curves), ``fill`` (hole filling), ``select`` (per-pixel selection, grouping),
+  ``tiling`` (:func:`tiled`: a function evaluated on overlapping tiles of a large image);
 * one filter family a module: ``blur`` (Gaussian, box), ``median``, ``bilateral``;
 * ``actions``: :class:`FilterAction`, :data:`PIXELRL_ACTION_TABLE` and how a bank is planned;
 * ``sparse``: a bank evaluated at chosen pixels only (``filters_at``, the torch per-pixel choice);
@@ -33,9 +34,10 @@ from rlenhance.ops.actions import PIXELRL_ACTION_TABLE, PIXELRL_ACTIONS, FilterA
 from rlenhance.ops.bank import FilterBank, pixelrl_filter_bank
 from rlenhance.ops.bilateral import bilateral_filter2d
 from rlenhance.ops.blur import box_blur2d, gaussian_blur2d, gaussian_kernel1d
-from rlenhance.ops.curves import LECurve, LECurveIterative, le_curve, le_curve_iterative
+from rlenhance.ops.curves import LECurve, LECurveIterative, couple_channels, le_curve, le_curve_iterative
 from rlenhance.ops.median import median_blur2d
 from rlenhance.ops.select import select_per_pixel
+from rlenhance.ops.tiling import pad_to_multiple, tiled
 
 __all__ = [
     "PIXELRL_ACTIONS",
@@ -46,12 +48,15 @@ __all__ = [
     "LECurveIterative",
     "bilateral_filter2d",
     "box_blur2d",
+    "couple_channels",
     "gaussian_blur2d",
     "gaussian_kernel1d",
     "le_curve",
     "le_curve_iterative",
     "median_blur2d",
+    "pad_to_multiple",
     "pixelrl_filter_bank",
     "select_per_pixel",
     "shift_intensity",
+    "tiled",
 ]

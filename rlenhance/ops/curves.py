@@ -22,7 +22,7 @@ from torch import nn
 
 from rlenhance.errors import ImageError
 
-__all__ = ["LECurve", "LECurveIterative", "le_curve", "le_curve_iterative"]
+__all__ = ["LECurve", "LECurveIterative", "couple_channels", "le_curve", "le_curve_iterative"]
 
 _ALPHA_SHAPES = "a python float or a tensor broadcastable to x without enlarging it: per image " \
     "(B, 1, 1, 1), per channel (B, C, 1, 1), per pixel (B, 1, H, W) or per pixel and channel (B, C, H, W)"
@@ -148,6 +148,40 @@ def le_curve_iterative(x: torch.Tensor, alpha: float | torch.Tensor, n_iter: int
     for a in _split_maps(x, alpha, n_iter):
         x = le_curve(x, a)
     return x
+
+
+def couple_channels(alpha: torch.Tensor, coupling: float, reference: int = 2) -> torch.Tensor:
+    """ReLLIE's channel coupling of per-channel curve parameters.
+
+    Every channel but ``reference`` takes ``coupling * alpha_ref + (1 - coupling) * alpha_own``;
+    the reference channel keeps its own. ReLLIE uses ``coupling = 0.9`` with its first head as the
+    reference; its code reads images with OpenCV (BGR) and never converts, so that head acts on
+    blue: ``reference=2`` in RGB.
+
+    Args:
+        alpha: curve parameters, float (B, C, H, W) (any C; C = 1 is returned unchanged).
+        coupling: in [0, 1]; 0 returns ``alpha`` unchanged, 1 gives every channel the reference's.
+        reference: the channel the others are pulled towards.
+
+    Returns:
+        The coupled parameters, same shape and dtype.
+
+    Example:
+        >>> a = torch.tensor([0.0, 0.5, 1.0]).view(1, 3, 1, 1)
+        >>> couple_channels(a, 0.9).flatten().tolist()
+        [0.8999999761581421, 0.949999988079071, 1.0]
+    """
+    if not 0.0 <= coupling <= 1.0:
+        raise ValueError(f"coupling must be in [0, 1], got {coupling!r}")
+    if coupling == 0.0 or alpha.shape[-3] == 1:
+        return alpha
+    if not -alpha.shape[-3] <= reference < alpha.shape[-3]:
+        raise ValueError(f"reference channel {reference} does not exist in alpha of shape {tuple(alpha.shape)}")
+    reference %= alpha.shape[-3]
+    coupled = coupling * alpha.narrow(-3, reference, 1) + (1.0 - coupling) * alpha
+    keep = torch.zeros(alpha.shape[-3], dtype=torch.bool, device=alpha.device)
+    keep[reference] = True
+    return torch.where(keep.view(-1, 1, 1), alpha, coupled)
 
 
 class LECurve(nn.Module):

@@ -228,6 +228,14 @@ def test_a3c_continuous_learns_and_sends_clipped_actions():
     assert np.mean(returns[-10:]) > np.mean(returns[:10]) + 0.8
 
 
+def test_a3c_refuses_a_squashed_gaussian_policy():
+    """A free mean is SAC's tanh-squashed Gaussian (the policy's decoding squashes it): A3C samples
+    around a bounded mean and clips."""
+    with pytest.raises(ValueError, match="bounded_mean"):
+        A3C(PixelActorCritic(1, 1, None, width=4, bounded_mean=False))
+    A3C(PixelActorCritic(1, 1, 3, width=4, bounded_mean=False))  # meaningless for a categorical policy
+
+
 def test_same_seed_same_parameters_different_seed_differs():
     def run(seed):
         venv = FakeTargetVecEnv()

@@ -183,3 +183,55 @@ def test_build_policy_input_order_and_errors():
         build_policy_input({"cond": cond})
     with pytest.raises(ImageError, match="original"):
         build_policy_input({"image": img, "original": torch.rand(2, 3, 4, 4)})
+
+
+# --- predict: the one decoding of outputs into actions -------------------------------------------------
+def _output(n_actions, bounded_mean=True, seed=0):
+    torch.manual_seed(seed)
+    net = PixelActorCritic(6, 3, n_actions, bounded_mean=bounded_mean, **SMALL)
+    with torch.no_grad():  # spread the outputs: the near-uniform init makes every rule look alike
+        net.policy_head.weight.normal_(0, 2.0)
+        net.policy_head.bias.normal_(0, 2.0)
+    return net, net(torch.rand(2, 6, 9, 7))
+
+
+def test_predict_of_a_categorical_policy_is_its_mode_or_a_sample():
+    net, out = _output(5)
+    assert torch.equal(net.predict(out), out.logits.argmax(dim=2))
+    assert net.predict(out).dtype == torch.int64
+    draws = [net.predict(out, deterministic=False, generator=torch.Generator().manual_seed(s)) for s in (0, 0, 1)]
+    assert torch.equal(draws[0], draws[1]) and not torch.equal(draws[0], draws[2])
+    assert torch.equal(draws[0], net.distribution(out).sample(torch.Generator().manual_seed(0)))
+    assert int(draws[0].min()) >= 0 and int(draws[0].max()) < 5
+
+
+@pytest.mark.parametrize("bounded_mean", [True, False])
+def test_predict_of_a_gaussian_policy_a3c_clips_sac_squashes(bounded_mean):
+    net, out = _output(None, bounded_mean=bounded_mean)
+    mode = out.mean.clamp(-1, 1) if bounded_mean else torch.tanh(out.mean)
+    assert torch.equal(net.predict(out), mode)
+    noise = torch.randn(out.mean.shape, generator=torch.Generator().manual_seed(3))
+    u = out.mean + out.log_std.exp() * noise
+    sample = net.predict(out, deterministic=False, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(sample, u.clamp(-1, 1) if bounded_mean else torch.tanh(u))
+    assert sample.abs().max() <= 1
+    if bounded_mean:  # A3C's action_clip: another bound, or none
+        unclipped = net.predict(out, deterministic=False, generator=torch.Generator().manual_seed(3), clip=None)
+        torch.testing.assert_close(unclipped, u)
+        assert unclipped.abs().max() > 1  # the head's spread leaves the box
+        half = net.predict(out, deterministic=False, generator=torch.Generator().manual_seed(3), clip=0.5)
+        assert half.abs().max() <= 0.5
+
+
+def test_action_values_expected_or_argmax_entry_of_the_table():
+    net, out = _output(5)
+    table = torch.linspace(-0.5, 1.0, 5)
+    expected = (out.logits.softmax(dim=2) * table.view(1, 1, 5, 1, 1)).sum(dim=2)
+    torch.testing.assert_close(net.action_values(out, table), expected)
+    assert torch.equal(net.action_values(out, table, mode="argmax"), table[out.logits.argmax(dim=2)])
+    with pytest.raises(ValueError, match="mode"):
+        net.action_values(out, table, mode="mode")
+    with pytest.raises(ValueError, match="table"):
+        net.action_values(out)
+    continuous, out = _output(None, bounded_mean=False)
+    assert torch.equal(continuous.action_values(out, mode="argmax"), torch.tanh(out.mean))  # no table needed

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from agents.rollout import (RolloutPolicy, choose_actions, load_predictor, load_rollout_policy, policy_rollout,
-                            rollout_images, task_view)
+from agents.rollout import (RolloutPolicy, load_predictor, load_rollout_policy, policy_rollout, rollout_images,
+                            task_view)
 from envs.completion import CompletionVectorEnv
 from envs.denoise import DenoiseVectorEnv
 from envs.lowlight import LowLightVectorEnv
@@ -157,7 +157,7 @@ def test_sampled_rollouts_follow_the_generator():
             for s in (0, 0, 1)]
     assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], runs[2])
     out = policy(noisy)
-    assert choose_actions(policy, out).shape == (1, 1, 16, 16)
+    assert policy.predict(out).shape == (1, 1, 16, 16)
 
 
 def test_policy_mode_is_restored():
@@ -241,3 +241,61 @@ def test_load_rollout_policy_restores_like_policy_rollout(tmp_path):
     clean, noisy = noisy_pair((1, 21, 13), seed=11)
     (out,) = restorer.restore([{"clean": clean, "noisy": noisy}])
     assert torch.equal(out, policy_rollout(policy, venv, {"clean": clean, "noisy": noisy}, steps=2)[0])
+
+
+def _rollout_checkpoint(tmp_path, task, venv, **policy_kwargs):
+    from rlenhance.checkpoint import RolloutPolicySpec
+
+    policy = policy_for(venv, **policy_kwargs)
+    env_id = {"denoise": "rlenhance/Denoise-v0", "completion": "rlenhance/Completion-v0"}[task]
+    env_kwargs = {"crop": 16, "max_episode_steps": 2} if task == "completion" else \
+        {"sigma": 25.0, "gray": True, "crop": 16, "max_episode_steps": 2}
+    spec = RolloutPolicySpec(task=task, env_id=env_id, env_kwargs=env_kwargs, steps=2, block_actions=False,
+                             predictor=None)
+    return policy, save_checkpoint(tmp_path / f"{task}.pt", model=policy, arch=policy.arch(), extra={"spec": spec})
+
+
+def test_rollout_policy_is_a_restorer_of_hwc_images(tmp_path):
+    """restore(image) = the items rollout with the input in the reference slot, as (H, W, C) in [0, 1]."""
+    from rlenhance.restore import Restorer
+
+    venv = DenoiseVectorEnv(num_envs=1, crop=16, max_episode_steps=2, data=tiny_data(1))
+    policy, path = _rollout_checkpoint(tmp_path, "denoise", venv)
+    restorer = load_rollout_policy(path)
+    assert isinstance(restorer, Restorer) and not restorer.takes_mask and restorer.channels == 1
+    _, noisy = noisy_pair((1, 21, 13), seed=12)
+    noisy[0, 0, 0] = 1.3  # unclipped noise is a denoiser's input
+    image = noisy.permute(1, 2, 0).numpy()
+    out = restorer.restore(image)
+    (expected,) = restorer.restore_items([{"clean": noisy, "noisy": noisy}])
+    assert out.dtype == np.float32 and out.shape == (21, 13, 1)
+    np.testing.assert_array_equal(out, expected.clamp(0, 1).permute(1, 2, 0).numpy())
+    np.testing.assert_array_equal(restorer.restore(image[..., 0]), out)  # (H, W) accepted
+    rgb = np.random.default_rng(0).uniform(0, 1, (9, 11, 3)).astype(np.float32)
+    per_channel = restorer.restore(rgb)  # a gray policy restores R, G and B separately
+    assert per_channel.shape == (9, 11, 3)
+    for c in range(3):
+        np.testing.assert_array_equal(per_channel[..., c:c + 1], restorer.restore(rgb[..., c:c + 1]))
+    with pytest.raises(ImageError, match="takes no mask"):
+        restorer.restore(image, np.zeros((21, 13), bool))
+    with pytest.raises(ImageError, match="image"):
+        restorer.restore(np.zeros((8, 8, 4), np.float32))
+
+
+def test_completion_rollout_policy_needs_the_mask(tmp_path):
+    venv = CompletionVectorEnv(num_envs=1, crop=16, max_episode_steps=2, data=tiny_data(3))
+    policy, path = _rollout_checkpoint(tmp_path, "completion", venv)
+    restorer = load_rollout_policy(path)
+    assert restorer.takes_mask and restorer.channels == 3
+    g = torch.Generator().manual_seed(8)
+    hole = torch.zeros(1, 18, 15)
+    hole[:, 4:11, 3:9] = 1
+    occluded = torch.rand(3, 18, 15, generator=g) * (1 - hole)
+    out = restorer.restore(occluded.permute(1, 2, 0).numpy(), hole[0].numpy() > 0.5)
+    expected = policy_rollout(policy, venv, {"occluded": occluded, "original": occluded, "mask": hole}, steps=2)[0]
+    np.testing.assert_array_equal(out, expected.clamp(0, 1).permute(1, 2, 0).numpy())
+    np.testing.assert_array_equal(restorer.restore(occluded.permute(1, 2, 0).numpy(), hole[0].numpy()[..., None]), out)
+    with pytest.raises(ImageError, match="mask: required"):
+        restorer.restore(occluded.permute(1, 2, 0).numpy())
+    with pytest.raises(ImageError, match="does not match the image"):
+        restorer.restore(occluded.permute(1, 2, 0).numpy(), np.zeros((18, 14), bool))

@@ -47,10 +47,10 @@ def test_run_folder_contents(tiny_run):
     assert {"charts/episode_return", "losses/value_loss", "eval/psnr", "eval/ssim", "eval/uqi",
             "eval/exposure_loss", "eval/brightness"} <= metrics
     assert max(int(r["step"]) for r in rows) == 4
-    # a conditioned run also checks --exposure customisation; 0.5 (the fixed setting) is among its targets
+    # a conditioned run also checks --exposure customisation; 0.4 (the default setting) is among its targets
     last_eval = {r["metric"]: float(r["value"]) for r in rows if r["step"] == "4"}
-    assert config["exposure_target"] == 0.5
-    assert last_eval["eval/exposure_gap_max"] >= abs(last_eval["eval/brightness"] - 0.5) - 1e-6
+    assert config["exposure_target"] == 0.4
+    assert last_eval["eval/exposure_gap_max"] >= abs(last_eval["eval/brightness"] - 0.4) - 1e-6
     assert list((out / "tb").glob("events.out.tfevents.*"))
     assert (out / "samples" / "episode_000002.png").is_file() and (out / "samples" / "episode_000004.png").is_file()
     grid = load_image(out / "samples" / "episode_000004.png")
@@ -60,15 +60,24 @@ def test_run_folder_contents(tiny_run):
     best = load_checkpoint(out / "checkpoints" / "best.pt")
     assert "agent" not in best["extra"] and best["extra"]["spec"].conditioned is True
     assert "| episodes |" in proc.stdout and (out / "summary.md").is_file()
+    # the defaults are the shipped model's recipe: conditioned on the exposure target alone, weights fixed
+    assert dict(best["extra"]["spec"].setting_ranges) == {"exposure_target": (0.3, 0.9)}
+    assert config["alpha_channels"] == 1 and config["exposure_gap"] and config["smooth_on_mean"]
+    # it ends by saying where the model is and how to use it
+    best_path = out / "checkpoints" / "best.pt"
+    assert f"model: {best_path}" in proc.stdout
+    assert f"rlenhance enhance photo.jpg -o enhanced/ --checkpoint {best_path} [--exposure 0.4]" in proc.stdout
+    assert "exposure 0.3..0.9" in proc.stdout
 
 
 def test_resume_continues_to_the_same_weights(tmp_path):
     straight, split = tmp_path / "straight", tmp_path / "split"
-    run_module("experiments.lol_train", *TINY, "--out", str(straight))
-    half = list(TINY)
+    constant = [*TINY, "--lr-decay", "none"]  # the poly schedule follows --episodes, which the first half shortens
+    run_module("experiments.lol_train", *constant, "--out", str(straight))
+    half = list(constant)
     half[half.index("--episodes") + 1] = "2"
     run_module("experiments.lol_train", *half, "--out", str(split))
-    proc = run_module("experiments.lol_train", *TINY, "--out", str(split), "--resume")
+    proc = run_module("experiments.lol_train", *constant, "--out", str(split), "--resume")
     assert "resumed" in proc.stdout
     a = load_checkpoint(straight / "checkpoints" / "last.pt")
     b = load_checkpoint(split / "checkpoints" / "last.pt")
@@ -171,7 +180,7 @@ def test_exposure_gap_and_smooth_on_mean_reach_the_checkpoint_and_the_enhancer(t
     args = list(TINY)
     args[args.index("--episodes") + 1] = "2"
     out = lol_train.main([*args, "--conditioned", "--exposure-gap", "--smooth-on-mean", "--alpha-channels", "1",
-                          "--policy-side", "48", "--out", str(tmp_path / "gap")])
+                          "--policy-side", "48", "--downscale", "4", "--out", str(tmp_path / "gap")])
     best = load_checkpoint(out / "checkpoints" / "best.pt")
     assert best["extra"]["spec"].observe_exposure_gap is True
     assert best["arch"]["kwargs"]["in_channels"] == 7  # image, original, exposure gap
@@ -303,3 +312,76 @@ def test_resume_of_a_finished_run_changes_nothing(tiny_run, capsys):
     assert lol_train.main([*TINY, "--conditioned", "--out", str(out), "--resume"]) == out
     assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
     assert "already finished at episode 4; nothing to do; raise --episodes" in capsys.readouterr().out
+
+
+# --- presets, per-knob ranges -------------------------------------------------------------------------
+def test_rellie_preset_sets_rellies_configuration_and_later_flags_override_it():
+    from experiments import lol_train
+    from experiments.rl_common import resolve_args
+    from experiments.runs import parse_config
+
+    def parsed(*argv):
+        return resolve_args(parse_config(lol_train.Args, lol_train.expand_preset(argv)))
+
+    args = parsed("--preset", "rellie")
+    assert (args.channel_coupling, args.damping, args.gamma, args.w_color_ratio) == (0.9, 0.2, 1.05, 20.0)
+    assert (args.w_exposure, args.w_smooth, args.w_spatial, args.w_color, args.exposure_target) == (80, 200, 1, 0, 0.6)
+    assert (args.alpha_channels, args.steps, args.test_steps, args.alpha_mode) == (3, 10, 6, "argmax")
+    assert not args.conditioned and not args.smooth_on_mean and args.preset == "rellie"
+    assert parsed("--damping", "0.1", "--preset", "rellie").damping == 0.1  # given flags win, before or after
+    assert parsed("--preset=rellie", "--episodes", "7").episodes == 7
+    assert parsed().channel_coupling == 0.0 and parsed().preset is None
+
+
+def test_rellie_preset_run_records_the_coupling_the_enhancer_applies(tmp_path):
+    from experiments import lol_train
+    from rlenhance.enhance import Enhancer
+
+    args = list(TINY)
+    args[args.index("--episodes") + 1] = "2"
+    out = lol_train.main(["--preset", "rellie", *args, "--crop", "24", "--out", str(tmp_path / "rellie")])
+    spec = load_checkpoint(out / "checkpoints" / "best.pt")["extra"]["spec"]
+    assert (spec.channel_coupling, spec.damping, spec.alpha_mode, spec.conditioned) == (0.9, 0.2, "argmax", False)
+    enhancer = Enhancer(out / "checkpoints" / "best.pt", device="cpu")
+    image = torch.rand(1, 3, 16, 16) * 0.3
+    for alpha in enhancer.alpha_maps(image, enhancer.cond()):
+        r, g, b = alpha[0]
+        # R and G are 0.9 B + 0.1 their own, so they lie within a tenth of the alpha range of B
+        assert (r - b).abs().max() <= 0.1 * 1.3 * 0.8 + 1e-6 and (g - b).abs().max() <= 0.1 * 1.3 * 0.8 + 1e-6
+    with pytest.raises(ValueError, match="not conditioned"):
+        enhancer.cond(exposure=0.5)  # trained at one setting: refused, not ignored
+
+
+def test_per_knob_ranges_reach_the_checkpoint_and_the_enhancer_refuses_outside_them(tmp_path):
+    from experiments import lol_train
+    from rlenhance.enhance import Enhancer
+
+    args = list(TINY)
+    args[args.index("--episodes") + 1] = "2"
+    out = lol_train.main([*args, "--no-smooth-on-mean", "--w-color", "20", "--w-color-range", "5", "50",
+                          "--w-smooth", "40", "--w-smooth-range", "10", "400", "--out", str(tmp_path / "knobs")])
+    spec = load_checkpoint(out / "checkpoints" / "best.pt")["extra"]["spec"]
+    assert dict(spec.setting_ranges) == {"exposure_target": (0.3, 0.9), "w_color": (5.0, 50.0),
+                                         "w_smooth": (10.0, 400.0)}
+    enhancer = Enhancer(out / "checkpoints" / "best.pt", device="cpu")
+    assert enhancer.setting_ranges == {"exposure": (0.3, 0.9), "w_color": (5.0, 50.0), "w_smooth": (10.0, 400.0)}
+    enhancer.cond(w_color=50.0, w_smooth=10.0, exposure=0.3)  # the ends are in range
+    with pytest.raises(ValueError, match=r"w_color: 60 is outside .*\[5, 50\]"):
+        enhancer.cond(w_color=60.0)
+    with pytest.raises(ValueError, match=r"w_spatial: .*fixed \(w_spatial = 1\).*accepts: exposure in \[0.3, 0.9\]"):
+        enhancer.cond(w_spatial=2.0)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--w-smooth-range", "1", "200"], "--no-smooth-on-mean"),
+    (["--no-conditioned", "--w-color-range", "1", "10"], "only with --conditioned"),
+    (["--w-color-range", "1", "2", "3"], "two numbers"),
+    (["--w-color-range", "10", "20"], r"weight_ranges\['w_color'\]"),  # must hold --w-color (5)
+    (["--channel-coupling", "0.9"], "--alpha-channels 3"),
+])
+def test_bad_knob_arguments_are_refused_before_anything_is_written(tmp_path, extra, message):
+    from experiments import lol_train
+
+    with pytest.raises(ValueError, match=message):
+        lol_train.main([*TINY, *extra, "--out", str(tmp_path / "run")])
+    assert not (tmp_path / "run").exists()

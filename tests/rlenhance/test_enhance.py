@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 import rlenhance
 from rlenhance.checkpoint import FORMAT_TAG, LowLightPolicySpec, SupervisedSpec, save_checkpoint
-from rlenhance.enhance import Enhancer, greedy_rollout
+from rlenhance.enhance import Enhancer, checkpoint_setting_ranges, greedy_rollout
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.ops import le_curve
@@ -29,11 +29,13 @@ def save_v1(path, model, extra):
 
 @pytest.fixture()
 def checkpoint(tmp_path):
-    """An old (version 1) low-light policy checkpoint: the Enhancer reads it through the upgrade."""
+    """An old (version 1) low-light policy checkpoint: the Enhancer reads it through the upgrade. It
+    was conditioned; with no cond_offset its setting ranges come from its training arguments."""
     torch.manual_seed(0)
     policy = PixelActorCritic(in_channels=6, out_channels=3, n_actions=27, width=8, downscale=2, cond_dim=5,
                               policy_head_gain=3.0)
-    return save_v1(tmp_path / "policy.pt", policy, {"env": ENV})
+    return save_v1(tmp_path / "policy.pt", policy, {"env": {**ENV, "conditioned": True},
+                                                      "args": {"exposure_range": [0.3, 0.8], "weight_range": [0.5, 2]}})
 
 
 def test_strips_equal_whole_image_upsampling(checkpoint):
@@ -81,7 +83,7 @@ def test_setting_changes_output_and_bad_settings_are_named(checkpoint):
     enhancer = Enhancer(checkpoint, device="cpu")
     image = np.full((24, 24, 3), 0.1, np.float32)
     a = enhancer.enhance(image, exposure=0.4)
-    b = enhancer.enhance(image, exposure=0.7, w_color=1.0)
+    b = enhancer.enhance(image, exposure=0.7, w_color=3.0)
     assert not np.array_equal(a, b)
     with pytest.raises(ValueError, match="exposure"):
         enhancer.enhance(image, exposure=1.2)
@@ -231,3 +233,95 @@ def test_setting_values_get_specific_messages(checkpoint):
     with pytest.raises(ValueError, match=r"exposure: expected a target mean brightness in \(0, 1\)"):
         enhancer.cond(exposure=float("nan"))
     assert torch.equal(enhancer.cond(exposure=np.float32(0.5)), enhancer.cond(exposure=0.5))
+
+
+def test_enhancer_is_a_restorer(checkpoint):
+    """The Restorer interface (rlenhance.restore.Restorer): restore(image) is enhance(image)."""
+    from rlenhance.restore import Restorer
+
+    enhancer = Enhancer(checkpoint, device="cpu")
+    assert isinstance(enhancer, Restorer) and not enhancer.takes_mask
+    image = np.random.default_rng(2).uniform(0.0, 0.3, (12, 17, 3)).astype(np.float32)
+    np.testing.assert_array_equal(enhancer.restore(image), enhancer.enhance(image))
+    np.testing.assert_array_equal(enhancer.restore(image, None, exposure=None), enhancer.enhance(image))
+    with pytest.raises(ValueError, match="w_nothing"):  # the setting goes to enhance (cond)
+        enhancer.restore(image, w_nothing=1.0)
+    with pytest.raises(ImageError, match="takes no mask"):
+        enhancer.restore(image, np.zeros((12, 17), bool))
+
+
+# --- setting ranges: what a checkpoint accepts, and refusal of the rest ------------------------------
+def test_shipped_model_takes_the_exposure_in_its_range_and_refuses_the_weights():
+    enhancer = Enhancer(device="cpu")
+    assert enhancer.setting_ranges == {"exposure": (0.3, 0.9)}
+    enhancer.cond(exposure=0.3), enhancer.cond(exposure=0.9)  # both ends accepted
+    with pytest.raises(ValueError, match=r"^exposure: 0.95 is outside the range this model was trained over, "
+                                         r"\[0.3, 0.9\]"):
+        enhancer.cond(exposure=0.95)
+    for name in ("w_exposure", "w_color", "w_spatial", "w_smooth"):
+        with pytest.raises(ValueError, match=rf"^{name}: lowlight_a3c.pt was trained with fixed reward weights "
+                                             rf"\({name} = [0-9.]+\).*accepts: exposure in \[0.3, 0.9\]"):
+            enhancer.enhance(np.full((8, 8, 3), 0.1, np.float32), **{name: 5.0})
+    assert checkpoint_setting_ranges() == enhancer.setting_ranges
+
+
+def test_a_model_trained_at_one_setting_refuses_every_setting(tmp_path):
+    torch.manual_seed(0)
+    policy = PixelActorCritic(in_channels=6, out_channels=3, n_actions=27, width=8, downscale=2, cond_dim=5)
+    path = save_checkpoint(tmp_path / "fixed.pt", model=policy, arch=policy.arch(), extra={"spec": _spec()})
+    enhancer = Enhancer(path, device="cpu")
+    assert enhancer.setting_ranges == {}
+    with pytest.raises(ValueError, match=r"^exposure: fixed.pt was trained at one setting \(not conditioned\)"):
+        enhancer.cond(exposure=0.6)  # even its own training value: never silently ignored
+    with pytest.raises(ValueError, match="w_color: fixed.pt was trained at one setting"):
+        enhancer.cond(w_color=5.0)
+    assert torch.equal(enhancer.cond(exposure=None), enhancer.cond())  # None: the training value
+
+
+def test_setting_ranges_of_files_that_predate_them_come_from_their_encoding(tmp_path):
+    """A version-2 spec written before setting_ranges existed: the conditioning encoding maps each
+    sampled range onto [-1, 1], so offset -+ scale is the range; a weight with the neutral encoding
+    (offset = value, scale = 1) was fixed."""
+    torch.manual_seed(0)
+    policy = PixelActorCritic(in_channels=6, out_channels=3, n_actions=27, width=8, downscale=2, cond_dim=5)
+    spec = _spec(conditioned=True, cond_scale=[0.30000001192092896, 1.0, 3.75, 1.0, 1.0],
+                 cond_offset=[0.6000000238418579, 10.0, 6.25, 1.0, 20.0],
+                 setting_ranges={"exposure_target": (0.3, 0.9)})
+    path = save_checkpoint(tmp_path / "old_v2.pt", model=policy, arch=policy.arch(), extra={"spec": spec})
+    saved = torch.load(path, weights_only=True)
+    assert saved["version"] == 2
+    del saved["extra"]["spec"]["setting_ranges"], saved["extra"]["spec"]["channel_coupling"]  # as written before
+    torch.save(saved, path)
+    enhancer = Enhancer(path, device="cpu")
+    assert enhancer.setting_ranges == {"exposure": (0.3, 0.9), "w_color": (2.5, 10.0)}
+    assert enhancer.spec.channel_coupling == 0.0
+    with pytest.raises(ValueError, match="w_smooth: old_v2.pt was trained with w_smooth fixed"):
+        enhancer.cond(w_smooth=30.0)
+
+
+def test_a_spec_whose_ranges_do_not_fit_is_refused():
+    with pytest.raises(CheckpointError, match="not one of cond_fields"):
+        _spec(conditioned=True, setting_ranges={"gamma": (0.1, 0.2)})
+    with pytest.raises(CheckpointError, match=r"setting\['w_color'\] 5.0 lies outside"):
+        _spec(conditioned=True, setting_ranges={"w_color": (6.0, 9.0)})
+    with pytest.raises(CheckpointError, match="low < high"):
+        _spec(conditioned=True, setting_ranges={"w_color": (5.0, 5.0)})
+    with pytest.raises(CheckpointError, match="must be empty when not conditioned"):
+        _spec(setting_ranges={"exposure_target": (0.3, 0.9)})
+    with pytest.raises(CheckpointError, match="channel_coupling"):
+        _spec(channel_coupling=1.5)
+
+
+def test_channel_coupling_of_the_spec_is_applied(tmp_path):
+    torch.manual_seed(0)
+    policy = PixelActorCritic(in_channels=6, out_channels=3, n_actions=27, width=8, downscale=2, cond_dim=5,
+                              policy_head_gain=3.0)
+    paths = {c: save_checkpoint(tmp_path / f"c{c}.pt", model=policy, arch=policy.arch(),
+                                extra={"spec": _spec(channel_coupling=c)}) for c in (0.0, 0.9)}
+    image = torch.rand(1, 3, 16, 16) * 0.3
+    free = Enhancer(paths[0.0], device="cpu")
+    coupled = Enhancer(paths[0.9], device="cpu")
+    for a, b in zip(free.alpha_maps(image, free.cond()), coupled.alpha_maps(image, coupled.cond())):
+        # damping 0.2 (ENV) scales both alike; B is the reference, R and G move 90% of the way to it
+        assert torch.allclose(b[:, 2], a[:, 2])
+        assert torch.allclose(b[:, :2], 0.9 * a[:, 2:3] + 0.1 * a[:, :2], atol=1e-6)

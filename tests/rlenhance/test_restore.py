@@ -296,3 +296,36 @@ def test_hole_mask_on_real_bedroom_images(shared_dir):
         exact += int(np.array_equal(mask, reference))
         assert (mask & reference).sum() >= 0.9 * reference.sum(), name  # the hole is found
     assert exact >= 14
+
+
+# --- the Restorer interface ----------------------------------------------------------------------------
+def test_supervised_restorer_is_a_restorer(checkpoints):
+    from rlenhance.restore import Restorer
+
+    completion = SupervisedRestorer(checkpoints["gated-completion"], device="cpu")
+    denoiser = SupervisedRestorer(checkpoints["mrpnet-denoise"], device="cpu")
+    assert isinstance(completion, Restorer) and isinstance(denoiser, Restorer)
+    assert completion.takes_mask and not denoiser.takes_mask
+    assert not isinstance(object(), Restorer)
+
+
+def test_as_mask_binarises_and_checks_the_size():
+    from rlenhance.restore import MASK_THRESHOLD, as_mask
+
+    soft = np.array([[0.0, MASK_THRESHOLD], [0.6, 1.0]], np.float32)
+    np.testing.assert_array_equal(as_mask(soft), [[False, False], [True, True]])
+    np.testing.assert_array_equal(as_mask(soft[..., None], size=(2, 2)), as_mask(soft))
+    with pytest.raises(ImageError, match="does not match the image"):
+        as_mask(soft, size=(2, 3))
+    with pytest.raises(ImageError, match="bool or numeric"):
+        as_mask(np.zeros((2, 2, 2), bool))
+
+
+def test_hole_mask_lives_with_the_mask_code():
+    """hole_mask is rlenhance.data.occluded's (next to estimate_occlusion_mask), re-exported here."""
+    import rlenhance.data
+    import rlenhance.data.occluded
+    import rlenhance.restore
+
+    assert rlenhance.restore.hole_mask is rlenhance.data.occluded.hole_mask is rlenhance.data.hole_mask
+    assert rlenhance.restore.HOLE_THRESHOLD == rlenhance.data.occluded.HOLE_THRESHOLD

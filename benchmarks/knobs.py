@@ -1,0 +1,251 @@
+"""What each setting ("knob") of a low-light policy does, measured on held-out real images.
+
+    python -m benchmarks.knobs [--checkpoint PATH] [--data ../shared/data/sice_pairs/train]
+                               [--grid docs/knobs.png] [--csv knobs.csv]
+
+For every setting the checkpoint accepts (``Enhancer.setting_ranges``: the exposure target and the
+reward weights it was trained over), the policy enhances the validation split of a paired folder
+(``experiments.lol_eval``'s split, full resolution) at the setting's minimum, middle and maximum,
+the others at their defaults, and the table prints knob x value x measured quantity (means over the
+images):
+
+* ``mean``: mean output brightness (input's in the header); ``|mean-E|``: its distance to the
+  exposure target in use;
+* ``color``: colour-constancy loss of the output (``rlenhance.losses.color_constancy_loss``);
+* ``spatial``: spatial-consistency loss of the output against the input;
+* ``gain_tv``: roughness of the per-pixel gain: the policy's curves applied to a flat image at the
+  input's mean brightness give a gain map ``out / in``; ``gain_tv`` is its mean absolute difference
+  between neighbouring pixels, x 1000 (0: one gain for the whole image). It isolates how the
+  policy's brightening varies across the image from the image's own texture.
+
+Each knob is then checked for the effect it is meant to have, from its minimum to its middle and
+on to its maximum, by at least ``--min-effect`` (5%) over the range (raising ``w_exposure`` brings
+the mean closer to the target, ``w_color`` lowers the colour loss, ``w_spatial`` the spatial loss,
+``w_smooth`` the gain roughness); no setting darkens the image or takes it to white, mean > 0.9),
+and the exposure target is swept (``--exposures``) to show how closely the mean lands on it
+(``--tolerance``). Settings the checkpoint refuses (it was not trained over them) are listed as
+such. ``--grid`` writes a picture: one row per knob, one column per value, on one validation image.
+The verdicts are printed, never asserted: a benchmark reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from envs.base import open_dataset
+from rlenhance import losses
+from rlenhance.atomic import atomic_path
+from rlenhance.enhance import Enhancer
+from rlenhance.ops import le_curve
+
+#: Every setting keyword of ``Enhancer.cond`` -> (what raising it should do, the quantity, its direction).
+EXPECTED = {
+    "exposure": ("the mean follows the target", "|mean-E|", 0),
+    "w_exposure": ("mean closer to the target", "|mean-E|", -1),
+    "w_color": ("lower colour-constancy loss", "color", -1),
+    "w_spatial": ("lower spatial-consistency loss", "spatial", -1),
+    "w_smooth": ("smoother per-pixel gain", "gain_tv", -1),
+}
+QUANTITIES = ("mean", "|mean-E|", "color", "spatial", "gain_tv")
+#: Above this mean brightness an output counts as pushed towards white.
+WHITE = 0.9
+
+
+def load_images(data: str, split: str, split_seed: int, limit: int) -> list[tuple[str, np.ndarray]]:
+    """(name, RGB float32 (H, W, 3) low-light image) of the split, at full resolution."""
+    dataset = open_dataset(data, kind="paired", split=None if split == "all" else split, gray=False, seed=split_seed)
+    count = len(dataset) if not limit else min(limit, len(dataset))
+    return [(dataset[i]["name"], dataset[i]["low"].permute(1, 2, 0).numpy()) for i in range(count)]
+
+
+def gain_roughness(enhancer: Enhancer, image: torch.Tensor, cond: torch.Tensor) -> float:
+    """Mean |difference| of the curves' per-pixel gain between neighbouring pixels (x 1000), the
+    curves applied to a flat image at ``image``'s mean brightness (see the module docstring)."""
+    maps = enhancer.alpha_maps(image, cond)
+    height, width = image.shape[-2:]
+    level = float(image.mean())
+    flat = torch.full((1, 3, height, width), level)
+    out = flat
+    for alpha in maps:
+        up = F.interpolate(alpha, size=(height, width), mode="bilinear", align_corners=False)
+        out = le_curve(out, up).clamp(0, 1)
+    gain = out.mean(dim=1) / max(level, 1e-6)
+    tv = (gain[:, 1:, :] - gain[:, :-1, :]).abs().mean() + (gain[:, :, 1:] - gain[:, :, :-1]).abs().mean()
+    return 1000.0 * float(tv) / 2
+
+
+@torch.no_grad()
+def measure(enhancer: Enhancer, images: Sequence[tuple[str, np.ndarray]], setting: dict[str, float]) -> dict:
+    """Means over ``images`` of the measured quantities at one setting, and the enhanced images."""
+    cond = enhancer.cond(**setting)
+    target = setting.get("exposure", enhancer.spec.setting["exposure_target"])
+    rows, outputs = [], []
+    for _, low in images:
+        out = enhancer.enhance(low, **setting)
+        outputs.append(out)
+        x = torch.from_numpy(out).permute(2, 0, 1)[None]
+        original = torch.from_numpy(low).permute(2, 0, 1)[None]
+        rows.append({"mean": float(out.mean()), "|mean-E|": abs(float(out.mean()) - target),
+                     "color": float(losses.color_constancy_loss(x)),
+                     "spatial": float(losses.spatial_consistency_loss(x, original)),
+                     "gain_tv": gain_roughness(enhancer, original, cond),
+                     "darker": float(out.mean()) < float(low.mean())})
+    result = {k: float(np.mean([r[k] for r in rows])) for k in QUANTITIES}
+    result["darkened"] = sum(r["darker"] for r in rows)
+    result["white"] = sum(r["mean"] > WHITE for r in rows)
+    result["max_mean"] = max(r["mean"] for r in rows)
+    result["|mean-E|"] = abs(result["mean"] - target)  # of the mean over images, as the exposure sweep reports
+    return {"quantities": result, "outputs": outputs}
+
+
+def knob_values(low: float, high: float) -> list[float]:
+    """Minimum, middle and maximum of a range."""
+    return [low, (low + high) / 2, high]
+
+
+def fmt(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def grid_image(path: Path, image: np.ndarray, cells: dict[str, list[tuple[float, np.ndarray, str]]],
+               notes: dict[str, str]) -> None:
+    """One row per knob: the input, then the output at each value, labelled with the value and
+    the knob's measured quantity over the validation images; a knob the model refuses gets a row
+    with ``notes[knob]`` instead (matplotlib, written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = 1 + max([len(row) for row in cells.values()] + [3])
+    notes = {**notes, "numbers": "each title's quantity is the mean over all the validation images"}
+    note_inches = 0.3 * len(notes) + 0.2
+    height = 2.6 * len(cells) + note_inches
+    fig, axes = plt.subplots(len(cells), columns, figsize=(2.4 * columns, height), squeeze=False)
+    for i, (knob, note) in enumerate(notes.items()):
+        fig.text(0.02, (note_inches - 0.3 * (i + 1)) / height, f"{knob}: {note}", fontsize=9)
+    for r, (knob, row) in enumerate(cells.items()):
+        axes[r][0].imshow(np.clip(image, 0, 1))
+        axes[r][0].set_title("input", fontsize=9)
+        axes[r][0].set_ylabel(knob, fontsize=11)
+        for c in range(1, columns):
+            ax = axes[r][c]
+            if c - 1 < len(row):
+                value, out, label = row[c - 1]
+                ax.imshow(np.clip(out, 0, 1))
+                ax.set_title(f"{knob} {value:g}: {label}", fontsize=8)
+            else:
+                ax.axis("off")
+        for ax in axes[r]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.tight_layout(rect=(0.0, note_inches / height, 1.0, 1.0), h_pad=1.2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=80)
+    plt.close(fig)
+
+
+def verdict(knob: str, results: list[dict], min_effect: float) -> str:
+    """"ok" when the knob's quantity moves the expected way from min to middle and from middle to
+    max, by ``min_effect`` (a fraction of its value at the minimum) or more in all; else what fails."""
+    _, quantity, direction = EXPECTED[knob]
+    values = [r[quantity] for r in results]
+    steps = [b - a for a, b in zip(values, values[1:])]
+    if not all(direction * s > 0 for s in steps):
+        return "NOT MONOTONE"
+    effect = abs(values[-1] - values[0]) / max(abs(values[0]), 1e-12)
+    return "ok" if effect >= min_effect else f"too weak ({100 * effect:.1f}% < {100 * min_effect:g}%)"
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", default=None, help="low-light policy checkpoint (default: the shipped model)")
+    parser.add_argument("--data", default="../shared/data/sice_pairs/train", help="low/ + high/ pair folder")
+    parser.add_argument("--split", default="val", choices=("val", "train", "all"),
+                        help="which pairs: lol_train's validation split (held out), its training split, or all")
+    parser.add_argument("--split-seed", type=int, default=0, help="seed of the split (lol_train's --seed)")
+    parser.add_argument("--limit", type=int, default=0, help="at most this many images (0: all)")
+    parser.add_argument("--exposures", type=float, nargs="*", default=[0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
+                        help="exposure targets of the sweep (those outside the checkpoint's range are skipped)")
+    parser.add_argument("--tolerance", type=float, default=0.03, help="largest |mean - target| the sweep accepts")
+    parser.add_argument("--min-effect", type=float, default=0.05,
+                        help="smallest change of a knob's quantity over its range, as a fraction of its value at "
+                             "the minimum, that counts as an effect")
+    parser.add_argument("--grid", default=None, help="write the knob x value picture here (PNG)")
+    parser.add_argument("--grid-image", type=int, default=0, help="index of the image the grid shows")
+    parser.add_argument("--csv", default=None, help="write knob, value, quantities rows to this CSV file")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    enhancer = Enhancer(args.checkpoint, device="cpu")
+    images = load_images(args.data, args.split, args.split_seed, args.limit)
+    ranges = enhancer.setting_ranges
+    defaults = {("exposure" if k == "exposure_target" else k): v for k, v in enhancer.spec.setting.items()}
+    input_mean = float(np.mean([low.mean() for _, low in images]))
+    print(f"{enhancer.path.name}: {len(images)} image(s) of {args.data} (split {args.split}), input mean "
+          f"brightness {input_mean:.3f}; defaults: " + ", ".join(f"{k} {v:g}" for k, v in defaults.items()))
+    refused = [k for k in EXPECTED if k not in ranges]
+    if refused:
+        print("refused (fixed in training, so the model cannot follow them): "
+              + ", ".join(f"{k} (= {defaults[k]:g})" for k in refused))
+    print("\n| knob | value | " + " | ".join(QUANTITIES) + " | darkened | > 0.9 |")
+    print("|---|---|" + "---|" * (len(QUANTITIES) + 2))
+    table, cells, verdicts = [], {}, {}
+    base = measure(enhancer, images, {})
+    for knob, (low, high) in ranges.items():
+        results = []
+        for value in knob_values(low, high):
+            measured = base if math.isclose(value, defaults[knob]) else measure(enhancer, images, {knob: value})
+            q = measured["quantities"]
+            results.append(q)
+            table.append({"knob": knob, "value": value, **{k: q[k] for k in QUANTITIES},
+                          "darkened": q["darkened"], "white": q["white"]})
+            print(f"| {knob} | {value:g} | " + " | ".join(fmt(q[k]) for k in QUANTITIES)
+                  + f" | {q['darkened']} | {q['white']} |")
+            quantity = EXPECTED[knob][1] if knob != "exposure" else "mean"
+            cells.setdefault(knob, []).append((value, measured["outputs"][args.grid_image],
+                                               f"{quantity} {fmt(q[quantity])}"))
+        if knob != "exposure":
+            verdicts[knob] = verdict(knob, results, args.min_effect)
+    sweep = [e for e in args.exposures if "exposure" in ranges and ranges["exposure"][0] <= e <= ranges["exposure"][1]]
+    gaps = {}
+    for target in sweep:
+        q = measure(enhancer, images, {"exposure": target})["quantities"]
+        gaps[target] = q["mean"] - target
+    print("\nverdicts (min -> middle -> max, others at their defaults):")
+    for knob, result in verdicts.items():
+        print(f"  {knob}: raising it should give {EXPECTED[knob][0]}: {result}")
+    if gaps:
+        worst = max(abs(g) for g in gaps.values())
+        print("  exposure sweep, mean - target: " + ", ".join(f"{t:g}: {g:+.3f}" for t, g in gaps.items())
+              + f"; largest |gap| {worst:.3f} ({'ok' if worst <= args.tolerance else 'ABOVE'} the tolerance "
+              f"{args.tolerance:g})")
+    darkened = sum(row["darkened"] for row in table)
+    white = sum(row["white"] for row in table)
+    print(f"  no setting darkens an image or takes it above {WHITE:g}: "
+          f"{'ok' if not darkened and not white else f'{darkened} darkened, {white} above {WHITE:g}'} "
+          f"(over {len(table)} settings x {len(images)} images)")
+    if args.grid:
+        notes = {k: "refused by this model (fixed in training)" for k in refused}
+        grid_image(Path(args.grid), images[args.grid_image][1], cells, notes)
+        print(f"grid: {args.grid} (image {images[args.grid_image][0]})")
+    if args.csv:
+        with atomic_path(args.csv) as tmp, open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(table[0]))
+            writer.writeheader()
+            writer.writerows(table)
+    return {"table": table, "verdicts": verdicts, "exposure_gaps": gaps, "refused": refused}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""Per-pixel action distributions over action maps.
+
+Every pixel of every action map has its own independent distribution; ``log_prob`` and
+``entropy`` are returned per pixel, shape (B, C, H, W), so the agents can weight them with
+per-pixel advantages. Sampling takes an optional ``torch.Generator`` (on the logits' device)
+so rollouts are reproducible without touching the global RNG.
+
+They live next to the policy (:meth:`rlenhance.models.policy.PixelActorCritic.distribution` builds
+them, :meth:`~rlenhance.models.policy.PixelActorCritic.predict` decodes actions from them), since
+applying a trained policy needs them as much as training it; the agents import them from here too.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["PixelCategorical", "PixelGaussian"]
+
+_HALF_LOG_2PI_E = 0.5 * math.log(2 * math.pi * math.e)
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
+class PixelCategorical:
+    """Independent categorical distribution at every pixel of every action map.
+
+    Args:
+        logits: float, shape (B, C, K, H, W): unnormalised log-probabilities of the K actions.
+
+    Example:
+        >>> d = PixelCategorical(torch.zeros(1, 3, 27, 4, 4))
+        >>> d.sample().shape, float(d.entropy()[0, 0, 0, 0])  # log(27)
+        (torch.Size([1, 3, 4, 4]), 3.295836...)
+    """
+
+    def __init__(self, logits: Tensor):
+        if logits.dim() != 5:
+            raise ValueError(f"PixelCategorical: logits have shape {tuple(logits.shape)}; "
+                             "expected (B, C, K, H, W)")
+        self.log_probs = F.log_softmax(logits, dim=2)
+        self.n_actions = logits.shape[2]
+
+    @property
+    def probs(self) -> Tensor:
+        """Action probabilities, shape (B, C, K, H, W), summing to 1 over K."""
+        return self.log_probs.exp()
+
+    def sample(self, generator: torch.Generator | None = None) -> Tensor:
+        """Draw one action per pixel (inverse-CDF, one uniform number per pixel).
+
+        Returns:
+            int64, shape (B, C, H, W), values in [0, K).
+        """
+        with torch.no_grad():
+            cdf = self.probs.cumsum(dim=2)
+            shape = cdf.shape[:2] + (1,) + cdf.shape[3:]
+            u = torch.rand(shape, generator=generator, device=cdf.device, dtype=cdf.dtype)
+            # Scale u by the last cdf entry so rounding in cumsum never leaves it unreachable.
+            a = (cdf < u * cdf[:, :, -1:]).sum(dim=2)
+        return a.clamp_(max=self.n_actions - 1)
+
+    def mode(self) -> Tensor:
+        """The most probable action per pixel, int64 shape (B, C, H, W)."""
+        return self.log_probs.argmax(dim=2)
+
+    def log_prob(self, actions: Tensor) -> Tensor:
+        """Log-probability of ``actions`` (int64, (B, C, H, W)); returns float (B, C, H, W)."""
+        if actions.shape != self.log_probs.shape[:2] + self.log_probs.shape[3:]:
+            raise ValueError(f"PixelCategorical.log_prob: actions have shape {tuple(actions.shape)}; "
+                             f"expected {tuple(self.log_probs.shape[:2] + self.log_probs.shape[3:])}")
+        return self.log_probs.gather(2, actions.long().unsqueeze(2)).squeeze(2)
+
+    def entropy(self) -> Tensor:
+        """Per-pixel entropy in nats, float (B, C, H, W), in [0, log K]."""
+        return -(self.log_probs.exp() * self.log_probs).sum(dim=2)
+
+
+class PixelGaussian:
+    """Independent Gaussian at every pixel, optionally tanh-squashed into (-1, 1) (for SAC).
+
+    Args:
+        mean: float, shape (B, C, H, W).
+        log_std: float, same shape (or broadcastable), log standard deviation.
+        squash: if True actions are ``tanh(u)`` with ``u ~ N(mean, std)`` and ``log_prob``
+            includes the tanh change of variables.
+        eps: clamp margin used when inverting tanh in :meth:`log_prob`.
+    """
+
+    def __init__(self, mean: Tensor, log_std: Tensor, squash: bool = False, eps: float = 1e-6):
+        self.mean = mean
+        self.log_std = log_std.expand_as(mean)
+        self.std = self.log_std.exp()
+        self.squash = squash
+        self.eps = eps
+
+    def _normal_log_prob(self, u: Tensor) -> Tensor:
+        return -0.5 * ((u - self.mean) / self.std) ** 2 - self.log_std - _HALF_LOG_2PI
+
+    @staticmethod
+    def _tanh_log_det(u: Tensor) -> Tensor:
+        # log(1 - tanh(u)^2), computed stably as 2 * (log 2 - u - softplus(-2u)).
+        return 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))
+
+    def rsample_with_log_prob(self, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """Reparameterised sample and its per-pixel log-probability (differentiable).
+
+        Returns:
+            ``(action, log_prob)``, both float (B, C, H, W); actions in (-1, 1) when squashed.
+        """
+        noise = torch.randn(self.mean.shape, generator=generator, device=self.mean.device,
+                            dtype=self.mean.dtype)
+        u = self.mean + self.std * noise
+        log_prob = self._normal_log_prob(u)
+        if not self.squash:
+            return u, log_prob
+        return torch.tanh(u), log_prob - self._tanh_log_det(u)
+
+    def sample(self, generator: torch.Generator | None = None) -> Tensor:
+        """A sample without gradient, float (B, C, H, W)."""
+        with torch.no_grad():
+            return self.rsample_with_log_prob(generator)[0]
+
+    def mode(self) -> Tensor:
+        """The deterministic action: ``mean`` (``tanh(mean)`` when squashed)."""
+        return torch.tanh(self.mean) if self.squash else self.mean
+
+    def log_prob(self, actions: Tensor) -> Tensor:
+        """Per-pixel log-density of ``actions`` (float (B, C, H, W)); returns float (B, C, H, W).
+
+        For a squashed distribution the actions are clamped to ``(-1 + eps, 1 - eps)`` before
+        ``atanh``; prefer :meth:`rsample_with_log_prob` when the sample is yours.
+        """
+        if not self.squash:
+            return self._normal_log_prob(actions)
+        a = actions.clamp(-1 + self.eps, 1 - self.eps)
+        u = torch.atanh(a)
+        return self._normal_log_prob(u) - self._tanh_log_det(u)
+
+    def entropy(self) -> Tensor:
+        """Per-pixel differential entropy, float (B, C, H, W) (unsquashed only).
+
+        Raises:
+            NotImplementedError: for a squashed distribution (no closed form; use ``-log_prob``
+                of a sample as the estimate, as SAC does).
+        """
+        if self.squash:
+            raise NotImplementedError("PixelGaussian.entropy: no closed form for squash=True; "
+                                      "use -log_prob of a sample")
+        return self.log_std + _HALF_LOG_2PI_E

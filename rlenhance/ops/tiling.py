@@ -1,0 +1,86 @@
+"""Tiled evaluation of an image-to-image function: bounded memory on large images.
+
+:func:`tiled` runs ``fn`` on overlapping windows of a (B, C, H, W) batch and keeps the core of
+each window. When the margin (``overlap``) covers ``fn``'s receptive radius, the result equals one
+whole-image pass up to float rounding. For a network with strided layers, ``multiple`` (its total
+stride) keeps every window on the same sampling grid: the batch is reflect-padded on the bottom /
+right to a multiple of it and the tile sides and margins should be multiples of it too (a
+whole-image pass of the same function should see the same padding for an exact match).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["pad_to_multiple", "tiled"]
+
+
+def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
+    """``x`` (B, C, H, W) padded on the bottom / right to a multiple of ``multiple`` in H and W, by
+    reflection (replication where the image is too small to reflect); ``x`` itself when it fits."""
+    pad_h, pad_w = -x.shape[-2] % multiple, -x.shape[-1] % multiple
+    if not pad_h and not pad_w:
+        return x
+    mode = "reflect" if pad_h < x.shape[-2] and pad_w < x.shape[-1] else "replicate"
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+
+
+def tiled(fn: Callable[..., Tensor], x: Tensor, *aligned: Tensor, tile: int, overlap: int,
+          multiple: int = 1) -> Tensor:
+    """``fn(x, *aligned)`` evaluated tile by tile.
+
+    Each tile's core (``tile`` x ``tile`` pixels) is computed from a window that reads ``overlap``
+    more pixels on every side (fewer at the image border), and only the core is kept. An image no
+    larger than one tile is one window: ``fn`` on the whole (padded) image.
+
+    Args:
+        fn: ``(window, *aligned_windows) -> output`` with the window's height and width (any number
+            of output planes, any device: the output is gathered on ``x``'s device). The windows are
+            views of ``x`` (and of ``aligned``) on their own device; ``fn`` moves them where it runs.
+        x: float (B, C, H, W).
+        *aligned: further tensors (B', C', H, W) cut into the same windows (e.g. a hole mask).
+        tile: side of a tile's core, >= 1.
+        overlap: margin read around each core, >= 0; at least ``fn``'s receptive radius for an
+            output that matches a whole-image pass.
+        multiple: pad ``x`` and ``aligned`` to a multiple of this (:func:`pad_to_multiple`) before
+            tiling, and crop the output back to (H, W).
+
+    Returns:
+        (B, C_out, H, W) on ``x``'s device, in ``fn``'s output dtype.
+
+    Raises:
+        ValueError: ``tile`` < 1, ``overlap`` < 0, ``multiple`` < 1, or an aligned tensor of
+            another size.
+
+    Example:
+        >>> import torch
+        >>> blur = torch.nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+        >>> x = torch.rand(1, 3, 37, 29)
+        >>> torch.allclose(tiled(blur, x, tile=8, overlap=1), blur(x), atol=1e-6)
+        True
+    """
+    if tile < 1 or overlap < 0 or multiple < 1:
+        raise ValueError(f"tiled: tile={tile!r}, overlap={overlap!r}, multiple={multiple!r}; expected tile >= 1, "
+                         "overlap >= 0 and multiple >= 1")
+    height, width = x.shape[-2:]
+    for other in aligned:
+        if other.shape[-2:] != x.shape[-2:]:
+            raise ValueError(f"tiled: an aligned tensor of shape {tuple(other.shape)} for x of shape {tuple(x.shape)}; "
+                             "expected the same height and width")
+    xp = pad_to_multiple(x, multiple)
+    others = [pad_to_multiple(other, multiple) for other in aligned]
+    full_h, full_w = xp.shape[-2:]
+    out: Tensor | None = None  # allocated at the first tile (fn's output planes and dtype)
+    for top in range(0, full_h, tile):
+        for left in range(0, full_w, tile):
+            bottom, right = min(full_h, top + tile), min(full_w, left + tile)
+            y0, x0 = max(0, top - overlap), max(0, left - overlap)
+            y1, x1 = min(full_h, bottom + overlap), min(full_w, right + overlap)
+            pred = fn(xp[..., y0:y1, x0:x1], *(other[..., y0:y1, x0:x1] for other in others))
+            if out is None:
+                out = pred.new_empty((pred.shape[0], pred.shape[1], full_h, full_w), device=x.device)
+            out[..., top:bottom, left:right] = pred[..., top - y0:bottom - y0, left - x0:right - x0]
+    return out[..., :height, :width]

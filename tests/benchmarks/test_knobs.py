@@ -1,0 +1,63 @@
+"""benchmarks.knobs on a tiny paired folder: the table covers exactly the knobs a checkpoint accepts,
+the verdicts judge direction and size, the grid is written."""
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks import knobs
+from rlenhance.checkpoint import LowLightPolicySpec, save_checkpoint
+from rlenhance.io import load_image, save_image
+from rlenhance.models.policy import PixelActorCritic
+
+FIELDS = ["exposure_target", "w_exposure", "w_color", "w_spatial", "w_smooth"]
+
+
+@pytest.fixture()
+def setup(tmp_path):
+    rng = np.random.default_rng(0)
+    for name in ("001_1", "002_1"):
+        high = rng.uniform(0.2, 0.8, (32, 32, 3)).astype(np.float32)
+        save_image(tmp_path / "pairs" / "high" / f"{name}.png", high)
+        save_image(tmp_path / "pairs" / "low" / f"{name}.png", high * 0.15)
+    torch.manual_seed(0)
+    policy = PixelActorCritic(in_channels=6, out_channels=3, n_actions=27, width=8, downscale=2, cond_dim=5,
+                              policy_head_gain=3.0)
+    spec = LowLightPolicySpec(
+        alpha_table=[round((a - 6) / 20, 2) for a in range(27)], damping=0.0, action_type="discrete", test_steps=2,
+        alpha_mode="mean", cond_fields=FIELDS, cond_scale=[0.2, 1.0, 4.5, 1.0, 1.0],
+        cond_offset=[0.5, 10.0, 5.5, 1.0, 20.0],
+        setting={"exposure_target": 0.5, "w_exposure": 10.0, "w_color": 5.0, "w_spatial": 1.0, "w_smooth": 20.0},
+        observe_exposure_gap=False, max_side=None, conditioned=True,
+        setting_ranges={"exposure_target": (0.3, 0.7), "w_color": (1.0, 10.0)})
+    path = save_checkpoint(tmp_path / "policy.pt", model=policy, arch=policy.arch(), extra={"spec": spec})
+    return tmp_path, path
+
+
+def test_table_covers_the_accepted_knobs_and_lists_the_refused(setup, capsys):
+    folder, checkpoint = setup
+    grid = folder / "grid.png"
+    result = knobs.main(["--checkpoint", str(checkpoint), "--data", str(folder / "pairs"), "--split", "all",
+                         "--exposures", "0.3", "0.5", "0.9", "--grid", str(grid), "--threads", "1"])
+    rows = [(r["knob"], r["value"]) for r in result["table"]]
+    assert rows == [("exposure", 0.3), ("exposure", 0.5), ("exposure", 0.7),
+                    ("w_color", 1.0), ("w_color", 5.5), ("w_color", 10.0)]
+    assert result["refused"] == ["w_exposure", "w_spatial", "w_smooth"]
+    assert set(result["exposure_gaps"]) == {0.3, 0.5}  # 0.9 lies outside the checkpoint's range
+    assert set(result["verdicts"]) == {"w_color"}
+    out = capsys.readouterr().out
+    assert "| w_color | 10 |" in out and "refused (fixed in training" in out and "w_smooth (= 20)" in out
+    for row in result["table"]:  # each value measured with its own setting: means over the 2 images
+        assert 0.0 < row["mean"] < 1.0 and row["color"] >= 0 and row["gain_tv"] >= 0
+    picture = load_image(grid)
+    assert picture.ndim == 3 and picture.shape[0] > 100 and picture.shape[1] > picture.shape[0]
+
+
+@pytest.mark.parametrize("values, expected", [
+    ([0.010, 0.009, 0.008], "ok"),
+    ([0.010, 0.011, 0.008], "NOT MONOTONE"),
+    ([0.010, 0.0099, 0.0098], "too weak (2.0% < 5%)"),
+])
+def test_verdict_needs_the_expected_direction_and_size(values, expected):
+    results = [{"color": v} for v in values]
+    assert knobs.verdict("w_color", results, 0.05) == expected

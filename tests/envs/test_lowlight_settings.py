@@ -1,0 +1,121 @@
+"""LowLight-v0's settings: per-weight sampling ranges and what a policy may be asked to follow;
+ReLLIE's channel coupling and colour-ratio term."""
+
+import numpy as np
+import pytest
+import torch
+
+import envs
+from envs.lowlight import COND_FIELDS, LowLightTask
+from rlenhance import losses
+from rlenhance.ops import couple_channels, le_curve
+
+ENV_ID = "rlenhance/LowLight-v0"
+
+
+def make(**kwargs):
+    return envs.make_vec(ENV_ID, num_envs=kwargs.pop("num_envs", 2), crop=16, max_episode_steps=2, **kwargs)
+
+
+def decoded_cond(venv) -> np.ndarray:
+    """The setting values (B, 5) behind the episode's encoded cond."""
+    return (venv.task.cond * venv.cond_scale + venv.cond_offset).numpy()
+
+
+def test_each_weight_is_drawn_from_its_own_range_and_the_ranges_are_reported():
+    venv = make(num_envs=64, conditioned=True, w_color=20.0, w_smooth=0.0, weight_range=(1.0, 1.0),
+                weight_ranges={"w_color": (5.0, 50.0), "w_spatial": (0.5, 4.0)}, exposure_range=(0.3, 0.8))
+    venv.reset(seed=0)
+    values = decoded_cond(venv)
+    exposure, w_exposure, w_color, w_spatial, w_smooth = values.T
+    assert 0.3 <= exposure.min() and exposure.max() <= 0.8 and exposure.std() > 0.05
+    assert np.allclose(w_exposure, 10.0) and np.allclose(w_smooth, 0.0)  # fixed: --weight-range 1 1, and 0
+    assert 5.0 - 1e-4 <= w_color.min() and w_color.max() <= 50.0 + 1e-4
+    assert np.median(w_color) < 27.5  # log-uniform: the median is near the geometric middle (15.8)
+    assert 0.5 - 1e-5 <= w_spatial.min() and w_spatial.max() <= 4.0 + 1e-5
+    assert venv.task.setting_ranges == {"exposure_target": (0.3, 0.8), "w_color": (5.0, 50.0),
+                                        "w_spatial": (0.5, 4.0)}
+    # the encoding maps each sampling range onto [-1, 1]
+    assert venv.task.cond.abs().max() <= 1.0 + 1e-5
+    # the fixed setting is what a conditioned policy is evaluated with by default
+    fixed = (venv.task.setting_cond(1) * venv.cond_scale + venv.cond_offset)[0].tolist()
+    assert fixed == pytest.approx([0.6, 10.0, 20.0, 1.0, 0.0])
+
+
+def test_an_unconditioned_env_follows_nothing():
+    venv = make(weight_ranges={"w_color": (1.0, 10.0)})
+    venv.reset(seed=0)
+    assert venv.task.setting_ranges == {}
+    assert np.allclose(decoded_cond(venv), [0.6, 10.0, 5.0, 1.0, 20.0], atol=1e-4)
+
+
+def test_weight_range_factor_applies_to_weights_without_their_own():
+    venv = make(num_envs=32, conditioned=True, weight_range=(0.5, 2.0), weight_ranges={"w_color": (1.0, 9.0)})
+    assert venv.task.setting_ranges == {"exposure_target": (0.4, 0.7), "w_exposure": (5.0, 20.0),
+                                        "w_color": (1.0, 9.0), "w_spatial": (0.5, 2.0), "w_smooth": (10.0, 40.0)}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"weight_ranges": {"w_colour": (1.0, 2.0)}}, "unknown weight"),
+    ({"weight_ranges": {"w_color": (6.0, 9.0)}}, r"weight_ranges\['w_color'\].*\(5\)"),  # must hold w_color = 5
+    ({"weight_ranges": {"w_color": (-1.0, 9.0)}}, r"weight_ranges\['w_color'\]"),
+    ({"channel_coupling": 1.5}, "channel_coupling"),
+    ({"channel_coupling": 0.9, "alpha_channels": 1}, "alpha_channels=3"),
+    ({"w_color_ratio": -1.0}, "w_color_ratio"),
+])
+def test_bad_settings_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        LowLightTask(1, crop=16, conditioned=True, **kwargs)
+
+
+def test_couple_channels_pulls_red_and_green_towards_blue():
+    alpha = torch.tensor([0.2, -0.1, 0.6]).view(1, 3, 1, 1).expand(2, 3, 4, 5)
+    coupled = couple_channels(alpha, 0.9)
+    assert torch.allclose(coupled[:, 0], 0.9 * 0.6 + 0.1 * 0.2 * torch.ones(2, 4, 5))
+    assert torch.allclose(coupled[:, 1], (0.9 * 0.6 - 0.1 * 0.1) * torch.ones(2, 4, 5))
+    assert torch.equal(coupled[:, 2], alpha[:, 2])  # the reference keeps its own
+    assert torch.equal(couple_channels(alpha, 0.0), alpha)
+    assert torch.allclose(couple_channels(alpha, 1.0), alpha[:, 2:3].expand_as(alpha))
+    one = torch.rand(1, 1, 3, 3)
+    assert torch.equal(couple_channels(one, 0.9), one)  # one alpha for all channels: nothing to couple
+    with pytest.raises(ValueError, match="coupling"):
+        couple_channels(alpha, -0.1)
+
+
+def test_coupled_damped_transition_is_rellies_update():
+    """ReLLIE: R and G use 0.9 alpha_B + 0.1 alpha_own, then s <- 0.8 LE(s) + 0.2 s."""
+    venv = make(num_envs=1, channel_coupling=0.9, damping=0.2)
+    obs, _ = venv.reset(seed=0)
+    actions = torch.zeros(1, 3, 16, 16, dtype=torch.long)
+    actions[:, 0], actions[:, 1], actions[:, 2] = 26, 6, 16  # alphas 1.0, 0.0, 0.5
+    before = obs["image"].clone()
+    obs, *_ = venv.step(actions)
+    alpha = torch.tensor([0.9 * 0.5 + 0.1 * 1.0, 0.9 * 0.5, 0.5]).view(1, 3, 1, 1)
+    expected = 0.8 * le_curve(before, alpha) + 0.2 * before
+    assert torch.allclose(obs["image"], expected.clamp(0, 1), atol=1e-6)
+
+
+def test_color_ratio_term_penalises_hue_changes_only():
+    low = torch.rand(1, 3, 16, 16) * 0.2 + 0.02
+    scaled, tinted = low * 2.0, low * torch.tensor([2.0, 1.0, 1.0]).view(1, 3, 1, 1)
+    values, loss_map = losses.color_ratio_loss(tinted, low, return_map=True)
+    assert loss_map.shape == (1, 1, 16, 16) and torch.allclose(values, loss_map.mean(dim=(1, 2, 3)))
+    assert float(losses.color_ratio_loss(scaled, low)) < 0.02 < float(values)
+
+    def reward(w_color_ratio, action):
+        venv = make(num_envs=1, w_color_ratio=w_color_ratio, w_color=0.0, w_smooth=0.0)
+        venv.reset(seed=3)
+        return float(venv.step(action)[1][0])
+
+    tint = torch.zeros(1, 3, 16, 16, dtype=torch.long)
+    tint[:, 0] = 26  # brighten red alone: a hue change
+    same = torch.full((1, 3, 16, 16), 26)  # brighten all three alike
+    cost = {name: reward(0.0, action) - reward(20.0, action) for name, action in (("tint", tint), ("same", same))}
+    # a hue change costs reward; brightening R, G and B alike costs less (the curve's own non-linearity)
+    assert cost["tint"] > 2 * cost["same"] > 0
+    assert reward(20.0, torch.full((1, 3, 16, 16), 6)) == 0.0  # the identity still earns exactly 0
+
+
+def test_cond_fields_are_unchanged():
+    """Checkpoints depend on the order of the conditioning vector."""
+    assert COND_FIELDS == ("exposure_target", "w_exposure", "w_color", "w_spatial", "w_smooth")

@@ -1,0 +1,77 @@
+"""rlenhance.ops.tiling: a function evaluated tile by tile equals one whole-image pass."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rlenhance.ops.tiling import pad_to_multiple, tiled
+
+
+def conv_net(radius_layers: int = 3, channels: int = 3, out: int = 2) -> nn.Module:
+    """A fully convolutional net of ``radius_layers`` 3x3 convs: receptive radius ``radius_layers``."""
+    torch.manual_seed(0)
+    layers = [nn.Conv2d(channels, 8, 3, padding=1), nn.ReLU()]
+    for _ in range(radius_layers - 2):
+        layers += [nn.Conv2d(8, 8, 3, padding=1), nn.ReLU()]
+    layers.append(nn.Conv2d(8, out, 3, padding=1))
+    return nn.Sequential(*layers).eval()
+
+
+@pytest.mark.parametrize("size", [(37, 29), (16, 16), (5, 41), (1, 1)])
+@pytest.mark.parametrize("tile", [1, 7, 16, 64])
+def test_tiled_equals_untiled_for_a_fully_convolutional_fn(size, tile):
+    net = conv_net(radius_layers=3)
+    x = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        whole = net(x)
+        out = tiled(net, x, tile=tile, overlap=3)
+    assert out.shape == whole.shape == (2, 2, *size)
+    torch.testing.assert_close(out, whole, atol=1e-5, rtol=1e-5)
+
+
+def test_a_margin_below_the_receptive_radius_leaves_seams():
+    net = conv_net(radius_layers=4)
+    x = torch.rand(1, 3, 33, 31, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert (tiled(net, x, tile=8, overlap=1) - net(x)).abs().max() > 1e-3
+        torch.testing.assert_close(tiled(net, x, tile=8, overlap=4), net(x), atol=1e-5, rtol=1e-5)
+
+
+def test_aligned_tensors_are_cut_alike_and_outputs_gathered_on_x_device():
+    def masked(window, mask):
+        return F.avg_pool2d(window * mask, 3, stride=1, padding=1, count_include_pad=False)
+
+    x = torch.rand(2, 3, 23, 19, generator=torch.Generator().manual_seed(3))
+    mask = (torch.rand(1, 1, 23, 19, generator=torch.Generator().manual_seed(4)) > 0.5).float()
+    torch.testing.assert_close(tiled(masked, x, mask, tile=5, overlap=1), masked(x, mask), atol=1e-6, rtol=1e-6)
+    with pytest.raises(ValueError, match="same height and width"):
+        tiled(masked, x, mask[..., :-1], tile=5, overlap=1)
+
+
+def test_multiple_pads_for_a_strided_network_and_crops_back():
+    """A stride-2 net sees the image padded to a multiple of 2, tiled or whole."""
+    torch.manual_seed(5)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2, padding=1), nn.ReLU(),
+                        nn.ConvTranspose2d(4, 1, 2, stride=2)).eval()
+    x = torch.rand(1, 1, 21, 17, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        whole = net(pad_to_multiple(x, 2))[..., :21, :17]
+        out = tiled(net, x, tile=8, overlap=4, multiple=2)
+    assert out.shape == (1, 1, 21, 17)
+    torch.testing.assert_close(out, whole, atol=1e-5, rtol=1e-5)
+
+
+def test_pad_to_multiple_reflects_or_replicates():
+    x = torch.arange(12.0).view(1, 1, 3, 4)
+    assert pad_to_multiple(x, 1) is x and pad_to_multiple(x, 2).shape == (1, 1, 4, 4)
+    torch.testing.assert_close(pad_to_multiple(x, 2)[..., 3, :], x[..., 1, :])  # reflection of row 1
+    tiny = torch.ones(1, 1, 1, 1)
+    assert torch.equal(pad_to_multiple(tiny, 4), torch.ones(1, 1, 4, 4))  # too small to reflect: replicated
+
+
+def test_bad_arguments_raise():
+    x = torch.rand(1, 1, 4, 4)
+    for kwargs in ({"tile": 0, "overlap": 0}, {"tile": 2, "overlap": -1}, {"tile": 2, "overlap": 0, "multiple": 0}):
+        with pytest.raises(ValueError, match="tiled"):
+            tiled(lambda w: w, x, **kwargs)
