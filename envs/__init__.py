@@ -36,6 +36,15 @@ register(
     vector_entry_point="envs.completion:CompletionVectorEnv",
     max_episode_steps=5,
 )
+# RSE-RL: observations hold the image and its candidates; the agents see them stacked through
+# envs.rse.make_rse_vec (StackObservation). Its contract tests are in tests/envs/test_rse_env.py.
+register(
+    id="rlenhance/RSE-v0",
+    entry_point="envs.rse:RSEEnv",
+    vector_entry_point="envs.rse:RSEVectorEnv",
+    max_episode_steps=1,
+    kwargs={"sigma": 25.0},
+)
 
 ENV_IDS = ("rlenhance/LowLight-v0", "rlenhance/Denoise-v0", "rlenhance/Completion-v0")
 

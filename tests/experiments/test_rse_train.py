@@ -1,0 +1,116 @@
+"""experiments.rse_train on tiny data: the run folder (per-round table, pictures, checkpoints), the
+denoiser it ships (load_rse), Ctrl-C with --resume (the VAE continues exactly), bad arguments."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from experiments import rse_train
+from experiments.runs import Interrupted
+from rlenhance.checkpoint import RSEDenoiserSpec, load_checkpoint
+from rlenhance.io import save_image
+from rlenhance.models.rse import load_rse
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ["--rounds", "2", "--vae-steps", "6", "--vae-finetune-steps", "3", "--vae-batch", "16", "--hidden", "16",
+        "--latent-dim", "4", "--patch", "8", "--stride", "4", "--bank-size", "64", "--clusters", "4",
+        "--neighbours", "2", "--pool-crops", "4", "--pool-size", "24", "--episodes", "2", "--eval-every", "1",
+        "--batch", "2", "--crop", "16", "--width", "4", "--sac-batch", "2", "--sac-learning-starts", "0",
+        "--sac-updates", "1", "--samples", "1", "--threads", "1", "--device", "cpu", "--min-gain", "-100"]
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rse_data")
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:32, 0:32] / 32.0
+    for k in range(3):
+        img = np.stack([0.2 + 0.5 * x, 0.3 + 0.4 * y, 0.5 + 0.1 * rng.random((32, 32))], axis=-1)
+        save_image(root / "train" / f"train{k}.png", img.astype(np.float32))
+    save_image(root / "test" / "held.png", np.stack([0.6 - 0.4 * x, 0.2 + 0.6 * y, 0.4 + 0 * x], -1).astype(np.float32))
+    return root
+
+
+def tiny(folders, out, *extra):
+    return [*TINY, "--data", str(folders / "train"), "--test", str(folders / "test"), "--out", str(out), *extra]
+
+
+@pytest.mark.slow
+def test_run_folder_per_round_table_pictures_and_the_shipped_denoiser(folders, tmp_path):
+    out = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "experiments.rse_train", *tiny(folders, out)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = (out / "summary.md").read_text()
+    assert "RSE-RL round 1" in summary and "RSE-RL round 2" in summary and "noisy input" in summary
+    assert "bilateral" in summary and "psnr | ssim | uqi" in summary
+    with open(out / "rounds.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["round"] for r in rows] == ["1", "2"] and all(float(r["psnr"]) > 0 for r in rows)
+    for name in ("round1_clusters", "round1_neighbours", "round1_heldout", "round2_clusters"):
+        assert (out / "samples" / f"{name}.png").is_file(), name
+    metrics = {r["metric"] for r in csv.DictReader(open(out / "metrics.csv"))}
+    assert {"losses/vae_loss", "eval/psnr", "eval/uqi", "charts/episode_return", "eval/input_psnr"} <= metrics
+    model, spec = load_rse(out / "checkpoints" / "best.pt")
+    assert isinstance(spec, RSEDenoiserSpec) and spec.rounds == 2 and spec.sigma == 25.0
+    noisy = torch.rand(1, 3, 20, 28)
+    assert model(noisy, rounds=spec.rounds).shape == noisy.shape
+    again = subprocess.run([sys.executable, "-m", "experiments.rse_train", *tiny(folders, out), "--resume"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "already finished" in again.stdout
+
+
+def test_ctrl_c_saves_and_resume_continues_the_vae_exactly(folders, tmp_path, signal_on_call):
+    args_one_round = ["--rounds", "1"]
+    straight = rse_train.main(tiny(folders, tmp_path / "straight", *args_one_round))
+    undo = signal_on_call(rse_train, "vae_loss", 3)  # Ctrl-C during the third VAE step
+    with pytest.raises(Interrupted, match="--resume"):
+        rse_train.main(tiny(folders, tmp_path / "stopped", *args_one_round))
+    undo()
+    last = load_checkpoint(tmp_path / "stopped" / "checkpoints" / "last.pt")
+    assert last["extra"]["progress"]["phase"] == "vae" and last["extra"]["progress"]["step"] == 3
+    resumed = rse_train.main(tiny(folders, tmp_path / "stopped", *args_one_round, "--resume"))
+    a = load_checkpoint(Path(straight) / "checkpoints" / "best.pt")["state_dict"]
+    b = load_checkpoint(Path(resumed) / "checkpoints" / "best.pt")["state_dict"]
+    for key in (k for k in a if ".vae." in k or ".bank." in k):
+        assert torch.equal(a[key], b[key]), key
+    assert (Path(resumed) / "summary.md").is_file()
+
+
+def test_resume_refuses_other_arguments(folders, tmp_path, signal_on_call):
+    out = tmp_path / "run"
+    signal_on_call(rse_train, "vae_loss", 2)
+    with pytest.raises(Interrupted):
+        rse_train.main(tiny(folders, out, "--rounds", "1"))
+    with pytest.raises(ValueError, match="--hidden"):
+        rse_train.main(tiny(folders, out, "--rounds", "1", "--resume", "--hidden", "8"))
+
+
+@pytest.mark.parametrize("extra,match", [
+    (["--stride", "9"], "--stride"),
+    (["--clusters", "100"], "--clusters"),
+    (["--baselines", "nlm"], "--baselines"),
+    (["--gamma", "1.0"], "gamma"),
+    (["--sigma", "-1"], "--sigma"),
+])
+def test_bad_arguments_are_refused_before_anything_is_written(folders, tmp_path, extra, match):
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match=match):
+        rse_train.main(tiny(folders, out, *extra))
+    assert not out.exists()
+
+
+def test_trust_region_reaches_the_agent():
+    args = rse_train.resolve(rse_train.parse_config(rse_train.Args, ["--sac-trust-region-kl", "0.02"]))
+    assert rse_train.sac_config(args).trust_region_kl == 0.02
+    default = rse_train.resolve(rse_train.parse_config(rse_train.Args, []))
+    assert rse_train.sac_config(default).trust_region_kl == 0.01
+    off = rse_train.resolve(rse_train.parse_config(rse_train.Args, ["--sac-trust-region-kl", "0"]))
+    assert rse_train.sac_config(off).trust_region_kl is None
