@@ -13,9 +13,19 @@ import pytest
 import torch
 from torch import nn
 
-from rlenhance import checkpoint as ckpt_mod
-from rlenhance.checkpoint import (FORMAT_TAG, FORMAT_VERSION, SPECS, LowLightPolicySpec, RolloutPolicySpec,
-                                  SupervisedSpec, build_model, check_finite, load_checkpoint, save_checkpoint)
+from rlenhance.checkpoint import (
+    FORMAT_TAG,
+    FORMAT_VERSION,
+    SPECS,
+    LowLightPolicySpec,
+    RolloutPolicySpec,
+    SupervisedSpec,
+    build_model,
+    check_finite,
+    load_checkpoint,
+    save_checkpoint,
+)
+from rlenhance.checkpoint import files as ckpt_mod
 from rlenhance.errors import CheckpointError
 
 

@@ -1,0 +1,108 @@
+"""Checkpoints: atomic saving and validated loading of model weights and their typed metadata.
+
+A checkpoint file (format version 2) is a ``torch.save`` of the dict::
+
+    {
+        "format": "rlenhance-checkpoint",
+        "version": 2,
+        "arch": {"class": "PixelActorCritic", "kwargs": {...}},   # JSON-able
+        "state_dict": {name: tensor, ...},                        # CPU tensors
+        "extra": {"spec": {"kind": ..., ...}, ...} or None,       # the spec + the trainer's own data
+    }
+
+It is written atomically (temporary file in the same folder, ``fsync``, ``os.replace``), so a
+crash mid-save leaves the previous checkpoint intact, and it is read with
+``torch.load(weights_only=True)`` (no arbitrary code from the file is run). Loading refuses
+files that are missing, unreadable, of another format, hold NaN/inf weights, or describe
+another architecture than the caller expects, with a :class:`CheckpointError` naming the file.
+
+What a model needs at inference beyond its weights is one typed, frozen **spec** per kind of
+checkpoint, written and read only here:
+
+===========================  ================================  ==========================================
+spec (``kind``)              written by                        read by
+===========================  ================================  ==========================================
+:class:`LowLightPolicySpec`  ``experiments.lol_train``         :class:`rlenhance.Enhancer`
+(``lowlight-policy``)
+:class:`RolloutPolicySpec`   ``experiments.denoise_train``,    :func:`agents.rollout.load_rollout_policy`
+(``rollout-policy``)         ``experiments.completion_train``
+:class:`SupervisedSpec`      ``experiments.supervised_train``  :class:`rlenhance.restore.SupervisedRestorer`,
+(``supervised``)                                               :func:`agents.rollout.load_predictor`
+:class:`RSEDenoiserSpec`     ``experiments.rse_train``         :func:`rlenhance.models.rse.load_rse`
+(``rse-denoiser``)
+===========================  ================================  ==========================================
+
+A writer puts the spec object in ``extra["spec"]`` (:func:`save_checkpoint` stores its
+:meth:`~CheckpointSpec.to_dict`); :func:`load_checkpoint` gives it back as the spec object,
+validated (a missing, unknown or ill-typed key is refused, naming the file and the key), and
+with ``spec=SpecClass`` refuses a checkpoint of another kind. The rest of ``extra`` (step
+counters, arguments, scores, optimiser state) belongs to the trainer that wrote it.
+
+Version 1 kept the metadata as untyped dicts, ``extra["env"]`` (RL policies) or
+``extra["inference"]`` (supervised models); such files, the shipped weights among them, are
+upgraded on load by :func:`upgrade_v1_extra`, the one place that reads them. A later version
+is refused.
+
+The helpers :func:`read_torch_file`, :func:`check_finite` and :func:`load_state_dict_strict`
+are shared with loaders of foreign weights (see :mod:`rlenhance.models.peers`).
+
+Example:
+    >>> spec = SupervisedSpec(model="mrpnet", task="denoise", channels=1, prefill="none")
+    >>> SupervisedSpec.from_dict(spec.to_dict()) == spec
+    True
+    >>> spec.needs_mask, spec.composite
+    (False, False)
+"""
+
+
+from rlenhance.checkpoint.files import (
+    FORMAT_TAG,
+    FORMAT_VERSION,
+    build_model,
+    check_finite,
+    load_checkpoint,
+    load_state_dict_strict,
+    read_torch_file,
+    save_checkpoint,
+)
+from rlenhance.checkpoint.specs import (
+    ACTION_TYPES,
+    ALPHA_MODES,
+    ROLLOUT_TASKS,
+    SPEC_KEY,
+    SPECS,
+    SUPERVISED_MODELS,
+    SUPERVISED_TASKS,
+    CheckpointSpec,
+    LowLightPolicySpec,
+    RolloutPolicySpec,
+    RSEDenoiserSpec,
+    SupervisedSpec,
+    encoded_setting_ranges,
+)
+from rlenhance.checkpoint.upgrade import upgrade_v1_extra
+
+__all__ = [
+    "ACTION_TYPES",
+    "ALPHA_MODES",
+    "FORMAT_TAG",
+    "FORMAT_VERSION",
+    "ROLLOUT_TASKS",
+    "SPEC_KEY",
+    "SPECS",
+    "SUPERVISED_MODELS",
+    "SUPERVISED_TASKS",
+    "CheckpointSpec",
+    "LowLightPolicySpec",
+    "RSEDenoiserSpec",
+    "RolloutPolicySpec",
+    "SupervisedSpec",
+    "build_model",
+    "check_finite",
+    "encoded_setting_ranges",
+    "load_checkpoint",
+    "load_state_dict_strict",
+    "read_torch_file",
+    "save_checkpoint",
+    "upgrade_v1_extra",
+]

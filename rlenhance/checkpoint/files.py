@@ -1,0 +1,300 @@
+"""The checkpoint file: atomic saving and validated loading of weights with their spec (see
+:mod:`rlenhance.checkpoint`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from rlenhance.atomic import atomic_path
+from rlenhance.checkpoint.specs import _READABLE_VERSIONS, FORMAT_TAG, FORMAT_VERSION, SPEC_KEY, SPECS, CheckpointSpec
+from rlenhance.checkpoint.upgrade import _V1_BLOCKS, _check_spec_kind, _read_spec, upgrade_v1_extra
+from rlenhance.errors import CheckpointError
+
+_REQUIRED_KEYS = ("format", "version", "arch", "state_dict", "extra")
+
+
+def _describe_arch(arch: Any) -> str:
+    try:
+        return json.dumps(arch, sort_keys=True)
+    except (TypeError, ValueError):
+        return repr(arch)
+
+
+def _check_arch(arch: Any, source: str) -> None:
+    """Raise unless ``arch`` is ``{"class": str, "kwargs": dict, ...}`` and JSON-able."""
+    if not isinstance(arch, Mapping) or not isinstance(arch.get("class"), str) \
+            or not isinstance(arch.get("kwargs"), Mapping):
+        raise CheckpointError(f"{source}: arch must be a dict {{'class': str, 'kwargs': dict}} naming the model "
+                              f"class and its constructor keyword arguments; got {arch!r}")
+    try:
+        json.dumps(arch)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{source}: arch must be JSON-serialisable (str/int/float/bool/None/list/dict "
+                              f"values); got {arch!r} ({exc})") from exc
+
+
+def check_finite(state_dict: Mapping[str, Any], *, source: str) -> None:
+    """Raise if any floating-point (or complex) tensor of ``state_dict`` holds NaN or +-inf.
+
+    Args:
+        state_dict: Mapping of parameter names to tensors (non-tensor values are ignored).
+        source: What to call the weights in the message (usually the file path).
+
+    Raises:
+        CheckpointError: names ``source``, the first offending tensor and how many of its
+            values are not finite.
+    """
+    for name, value in state_dict.items():
+        if not isinstance(value, torch.Tensor) or not (value.is_floating_point() or value.is_complex()):
+            continue
+        finite = torch.isfinite(value)
+        if not bool(finite.all()):
+            bad = int((~finite).sum())
+            raise CheckpointError(f"{source}: tensor {name!r} (shape {tuple(value.shape)}) holds {bad} non-finite "
+                                  f"(NaN/inf) value(s) of {value.numel()}; refusing to load broken weights")
+
+
+def read_torch_file(path: str | os.PathLike, *, map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with failures turned into :class:`CheckpointError`.
+
+    Args:
+        path: File written by ``torch.save``.
+        map_location: Passed to ``torch.load`` (default ``"cpu"``: files saved from CUDA load
+            on a CPU-only machine).
+
+    Returns:
+        The loaded object (only tensors, containers and primitives can be in it).
+
+    Raises:
+        CheckpointError: the file is missing, not a torch file, truncated/corrupt, or holds
+            objects that ``weights_only=True`` refuses.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path}: file not found" + (" (it is a folder)" if path.is_dir() else ""))
+    with open(path, "rb") as handle:
+        head = handle.read(len(_ZIP_MAGIC))
+    if not (head.startswith(_ZIP_MAGIC) or head[:1] == _PICKLE_PROTO):
+        raise CheckpointError(f"checkpoint {path}: cannot be read as a torch weights file: {_describe_head(head)}; "
+                              "expected a .pt file written by rlenhance's trainers")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:  # weights_only refused an object: one line, no advice to turn it off
+        raise CheckpointError(f"checkpoint {path}: cannot be read as a torch weights file: it holds objects other "
+                              "than tensors, containers and primitives (rlenhance never writes them and refuses to "
+                              "unpickle them, which could run code)") from exc
+    except Exception as exc:  # torch raises RuntimeError, EOFError, OSError, KeyError, ... for bad files
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise CheckpointError(f"checkpoint {path}: cannot be read as a torch weights file (truncated or corrupt): "
+                              f"{type(exc).__name__}: {first_line}") from exc
+
+
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's zip format
+_PICKLE_PROTO = b"\x80"  # torch.save's legacy format starts with a pickle protocol opcode
+_FILE_SIGNATURES = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8", "a JPEG image"), (b"BM", "a BMP image"),
+                    (b"II*\x00", "a TIFF image"), (b"MM\x00*", "a TIFF image"), (b"\x93NUMPY", "a .npy array"),
+                    (b"\x89HDF", "an HDF5 file"), (b"%PDF", "a PDF document"))
+
+
+def _describe_head(head: bytes) -> str:
+    """What a file that is not a torch file looks like, from its first bytes."""
+    if not head:
+        return "the file is empty"
+    for signature, kind in _FILE_SIGNATURES:
+        if head.startswith(signature):
+            return f"it is {kind}"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"it starts with the bytes {head.hex(' ')}"
+    return "it is a text file"
+
+
+def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, Any], *, source: str) -> None:
+    """``model.load_state_dict(state_dict, strict=True)`` with errors as :class:`CheckpointError`.
+
+    Args:
+        model: Module to fill.
+        state_dict: Weights; keys and shapes must match ``model`` exactly.
+        source: What to call the weights in the message (usually the file path).
+
+    Raises:
+        CheckpointError: missing or unexpected keys, or shape mismatches (torch's list of them
+            is included), naming ``source`` and the model class.
+    """
+    try:
+        model.load_state_dict(state_dict, strict=True)
+    except (RuntimeError, TypeError, KeyError, AttributeError) as exc:
+        raise CheckpointError(f"{source}: weights do not fit {type(model).__name__}: {exc}") from exc
+
+
+
+# --- files ----------------------------------------------------------------------------------------------
+def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, arch: Mapping[str, Any],
+                    extra: Mapping[str, Any] | None = None) -> Path:
+    """Save ``model``'s weights with its architecture and metadata, atomically (format version 2).
+
+    The file is written to a temporary file in the destination folder, read back with
+    ``torch.load(weights_only=True)`` to prove it loads, flushed with ``fsync`` and only then
+    moved over ``path`` with ``os.replace`` (:func:`rlenhance.atomic.atomic_path`). On any failure the temporary file is
+    removed and an existing file at ``path`` is left untouched. Parent folders are created.
+
+    Args:
+        path: Destination file (conventionally ``*.pt``).
+        model: Module whose ``state_dict()`` is saved (tensors are copied to CPU).
+        arch: JSON-able ``{"class": <name in the build registry>, "kwargs": {<constructor args>}}``.
+        extra: Optional data to keep with the weights. ``extra["spec"]``, when present, is the
+            model's :class:`CheckpointSpec` object (stored as its :meth:`~CheckpointSpec.to_dict`);
+            the rest (step counters, config, metrics) only tensors, containers and primitives:
+            what ``torch.load(weights_only=True)`` accepts.
+
+    Returns:
+        The path written.
+
+    Raises:
+        CheckpointError: ``arch`` is malformed, the weights hold NaN/inf (a broken model must
+            not replace a good checkpoint), ``extra["spec"]`` is not a spec object, ``extra``
+            holds version 1's ``env`` / ``inference`` blocks, or ``extra`` holds objects that
+            cannot be loaded back with ``weights_only=True``.
+        OSError: the folder cannot be created or written.
+    """
+    path = Path(path)
+    _check_arch(arch, f"save_checkpoint({path})")
+    if extra is not None and not isinstance(extra, Mapping):
+        raise CheckpointError(f"save_checkpoint({path}): extra must be a dict or None; got {type(extra).__name__}")
+    if extra is not None:
+        stale = [k for k in _V1_BLOCKS if k in extra]
+        if stale:
+            raise CheckpointError(f"save_checkpoint({path}): extra{stale} is version 1's untyped metadata; put the "
+                                  f"model's spec ({', '.join(c.__name__ for c in SPECS.values())}) in extra['spec']")
+        if SPEC_KEY in extra:
+            if not isinstance(extra[SPEC_KEY], CheckpointSpec):
+                raise CheckpointError(f"save_checkpoint({path}): extra['spec'] must be a spec object "
+                                      f"({', '.join(c.__name__ for c in SPECS.values())}); got "
+                                      f"{type(extra[SPEC_KEY]).__name__}")
+            extra = {**extra, SPEC_KEY: extra[SPEC_KEY].to_dict()}
+    state_dict = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+    check_finite(state_dict, source=f"save_checkpoint({path})")
+    payload = {
+        "format": FORMAT_TAG,
+        "version": FORMAT_VERSION,
+        "arch": json.loads(json.dumps(arch)),  # a plain, detached copy
+        "state_dict": state_dict,
+        "extra": dict(extra) if extra is not None else None,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+        try:
+            torch.load(tmp, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise CheckpointError(f"save_checkpoint({path}): the checkpoint would not load back with "
+                                  f"weights_only=True; keep extra to tensors, containers and primitives "
+                                  f"({type(exc).__name__}: {exc})") from exc
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu",
+                    expected_arch: Mapping[str, Any] | None = None,
+                    spec: type[CheckpointSpec] | None = None) -> dict[str, Any]:
+    """Load and validate a checkpoint written by :func:`save_checkpoint` (any readable version).
+
+    Args:
+        path: Checkpoint file.
+        map_location: Where to put the tensors (``torch.load``'s argument; default CPU).
+        expected_arch: When given, the stored ``arch`` must equal it (class and every kwarg).
+        spec: When given, a spec class (e.g. :class:`LowLightPolicySpec`): the checkpoint must
+            hold a spec of that kind.
+
+    Returns:
+        The checkpoint dict (``format``, ``version`` as in the file, ``arch``, ``state_dict``,
+        ``extra``) plus ``"path"``: the file it came from, as a string (used in
+        :func:`build_model`'s messages). ``extra["spec"]``, when present, is the validated spec
+        object; a version-1 file's ``extra`` comes upgraded (:func:`upgrade_v1_extra`).
+
+    Raises:
+        CheckpointError: (message names the file) missing file; not a torch file, truncated or
+            corrupt; not an rlenhance checkpoint (wrong or missing ``format`` tag, missing keys,
+            unsupported version, malformed ``arch``, ``state_dict`` or spec, a version-1
+            file that cannot be upgraded); a floating tensor with NaN/inf values (the first one
+            is named); ``arch`` differs from ``expected_arch`` (both are shown); no spec of
+            class ``spec`` (what the file is instead is said).
+    """
+    path = Path(path)
+    source = f"checkpoint {path}"
+    obj = read_torch_file(path, map_location=map_location)
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{source}: not an rlenhance checkpoint (holds a {type(obj).__name__}, "
+                              f"expected a dict with format={FORMAT_TAG!r})")
+    if obj.get("format") != FORMAT_TAG:
+        hint = " (it looks like a bare state_dict)" if "format" not in obj else ""
+        raise CheckpointError(f"{source}: format tag is {obj.get('format')!r}, expected {FORMAT_TAG!r}{hint}")
+    missing = [key for key in _REQUIRED_KEYS if key not in obj]
+    if missing:
+        raise CheckpointError(f"{source}: missing key(s) {missing}; an rlenhance checkpoint has "
+                              f"{list(_REQUIRED_KEYS)}")
+    version = obj["version"]
+    if isinstance(version, bool) or version not in _READABLE_VERSIONS:
+        raise CheckpointError(f"{source}: format version {version!r} is not supported; this rlenhance reads "
+                              f"versions {' and '.join(map(str, _READABLE_VERSIONS))} (a newer rlenhance wrote it?)")
+    _check_arch(obj["arch"], source)
+    state_dict = obj["state_dict"]
+    if not isinstance(state_dict, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()):
+        raise CheckpointError(f"{source}: state_dict must map parameter names (str) to tensors")
+    check_finite(state_dict, source=source)
+    if expected_arch is not None and dict(obj["arch"]) != dict(expected_arch):
+        raise CheckpointError(f"{source}: architecture mismatch: the file holds "
+                              f"{_describe_arch(obj['arch'])}, expected {_describe_arch(expected_arch)}")
+    extra = obj["extra"]
+    if extra is not None and not isinstance(extra, Mapping):
+        raise CheckpointError(f"{source}: extra must be a dict or None; got {type(extra).__name__}")
+    if version == 1:
+        obj["extra"] = upgrade_v1_extra(extra, source=source)
+    elif extra is not None:
+        obj["extra"] = _read_spec(extra, source)
+    if spec is not None:
+        _check_spec_kind(obj["extra"], spec, source)
+    obj["path"] = str(path)
+    return obj
+
+
+def build_model(checkpoint: Mapping[str, Any], registry: Mapping[str, type]) -> nn.Module:
+    """Construct the model a checkpoint describes and load its weights (strict).
+
+    Builds ``registry[arch["class"]](**arch["kwargs"])`` and calls
+    ``load_state_dict(state_dict, strict=True)``. The model is returned in the mode its
+    constructor leaves it (training); call ``.eval()`` for inference.
+
+    Args:
+        checkpoint: Dict returned by :func:`load_checkpoint`.
+        registry: Class name -> ``nn.Module`` subclass, e.g. ``{"PixelActorCritic": PixelActorCritic}``.
+
+    Returns:
+        The model with the checkpoint's weights, on CPU (or wherever ``map_location`` put the
+        tensors: parameters are copied into the freshly built CPU model).
+
+    Raises:
+        CheckpointError: (names the file) unknown class (the registry's names are listed),
+            kwargs the constructor rejects, missing/unexpected keys or shape mismatches.
+    """
+    source = f"checkpoint {checkpoint.get('path', '<in-memory checkpoint>')}"
+    arch = checkpoint.get("arch")
+    _check_arch(arch, source)
+    name = arch["class"]
+    if name not in registry:
+        raise CheckpointError(f"{source}: model class {name!r} is not in the registry; known: {sorted(registry)}")
+    try:
+        model = registry[name](**dict(arch["kwargs"]))
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{source}: {name}(**{dict(arch['kwargs'])!r}) failed: {exc}") from exc
+    load_state_dict_strict(model, checkpoint.get("state_dict", {}), source=source)
+    return model
+

@@ -1,0 +1,451 @@
+"""Typed checkpoint metadata: one frozen spec class per checkpoint kind, validated on write and read.
+
+See :mod:`rlenhance.checkpoint` for the file format these specs live in (``extra["spec"]``)."""
+
+from __future__ import annotations
+
+import json
+import math
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from types import MappingProxyType
+from typing import Any, ClassVar, TypeVar, Union, get_args, get_origin, get_type_hints
+
+from rlenhance.errors import CheckpointError
+from rlenhance.ops.fill import PREFILLS
+
+FORMAT_TAG = "rlenhance-checkpoint"
+#: The version written. 2: typed metadata in ``extra["spec"]`` (1: untyped ``extra["env"]`` /
+#: ``extra["inference"]``, still read through :func:`upgrade_v1_extra`).
+FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, FORMAT_VERSION)
+#: The key of ``extra`` that holds the checkpoint's spec (the one key of ``extra`` this module owns).
+SPEC_KEY = "spec"
+
+#: Per-pixel actions of a low-light policy.
+ACTION_TYPES = ("discrete", "continuous")
+#: How a discrete low-light policy's alpha is chosen at test time (see rlenhance.enhance.greedy_rollout).
+ALPHA_MODES = ("mean", "argmax")
+#: Tasks of RL policies restored by rollouts through their env.
+ROLLOUT_TASKS = ("denoise", "completion")
+#: Tasks a supervised checkpoint can be trained for (``experiments.supervised_train --task``).
+SUPERVISED_TASKS = ("lowlight", "denoise", "completion")
+#: The ``model`` names of a supervised checkpoint and the network classes each may build.
+SUPERVISED_MODELS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "mrpnet": ("MRPNet", "CombinedModel", "Generator"),
+    "pixelrnn": ("PixelRNN",),
+    "gated-pixelrnn": ("GatedPixelRNN",),
+})
+#: Smallest working resolution (longer side) of a low-light policy.
+MIN_MAX_SIDE = 16
+
+
+# --- typed metadata ------------------------------------------------------------------------------------
+class _Problem(Exception):
+    """A field value that does not fit its spec (turned into a CheckpointError naming the spec)."""
+
+
+def _type_name(hint: Any) -> str:
+    """How messages name a field type: "an int", "a str or None", "a list of float", "a dict of str -> float"."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in args)
+    if origin is tuple:
+        return f"a list of {args[0].__name__}"
+    if origin is Mapping:
+        return f"a dict of str -> {'JSON-able values' if args[1] is Any else args[1].__name__}"
+    return "None" if hint is type(None) else f"a{'n' if hint is int else ''} {hint.__name__}"
+
+
+def _checked(value: Any, hint: Any, key: str) -> Any:
+    """``value`` checked against the field type ``hint`` and normalised (an int float field gets a
+    float, a list a tuple, a dict a read-only copy); raises :class:`_Problem` naming ``key``."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (Union, types.UnionType):  # X | None
+        if value is None and type(None) in args:
+            return None
+        (inner,) = (a for a in args if a is not type(None))
+        try:
+            return _checked(value, inner, key)
+        except _Problem:
+            pass
+    elif hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return int(value)
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise _Problem(f"key {key!r} must be finite, got {value!r}")
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    elif origin is tuple:  # tuple[X, ...]
+        if isinstance(value, (list, tuple)):
+            return tuple(_checked(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+    elif origin is Mapping:  # Mapping[str, X]
+        if isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
+            if args[1] is Any:
+                try:
+                    return MappingProxyType(json.loads(json.dumps(dict(value))))
+                except (TypeError, ValueError):
+                    raise _Problem(f"key {key!r} must hold JSON-able values, got {value!r}") from None
+            return MappingProxyType({k: _checked(v, args[1], f"{key}[{k!r}]") for k, v in value.items()})
+    else:  # pragma: no cover - a field type this module does not handle
+        raise TypeError(f"spec field {key!r}: unsupported type {hint!r}")
+    raise _Problem(f"key {key!r} must be {_type_name(hint)}, got {type(value).__name__} {value!r}")
+
+
+def _plain(value: Any) -> Any:
+    """A field value as plain JSON-able data (tuples -> lists, read-only dicts -> dicts)."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+_Spec = TypeVar("_Spec", bound="CheckpointSpec")
+
+
+@dataclass(frozen=True)
+class CheckpointSpec:
+    """Base of the typed metadata specs: one frozen dataclass per kind of checkpoint.
+
+    A spec validates itself when built (types, then the kind's own rules), so a spec object is
+    always valid: a bad value raises :class:`CheckpointError` naming the spec class and the key.
+    :meth:`to_dict` is what :func:`save_checkpoint` writes, :meth:`from_dict` what
+    :func:`load_checkpoint` reads back (every key required but those of :attr:`added_later`, none unknown).
+    """
+
+    #: The ``kind`` tag stored with the fields.
+    kind: ClassVar[str] = ""
+    #: How messages name such a checkpoint, what writes it and what reads it.
+    title: ClassVar[str] = ""
+    writer: ClassVar[str] = ""
+    reader: ClassVar[str] = ""
+    #: Fields added after format version 2 was first written -> the value :meth:`from_dict` gives
+    #: files that predate them (the behaviour those files were read with).
+    added_later: ClassVar[Mapping[str, Any]] = MappingProxyType({})
+
+    def __post_init__(self) -> None:
+        hints = get_type_hints(type(self))
+        try:
+            for field in fields(self):
+                object.__setattr__(self, field.name, _checked(getattr(self, field.name), hints[field.name], field.name))
+        except _Problem as exc:
+            raise CheckpointError(f"{type(self).__name__}: {exc}") from None
+        problems = self._problems()
+        if problems:
+            raise CheckpointError(f"{type(self).__name__}: " + "; ".join(problems))
+
+    def _problems(self) -> list[str]:
+        """What breaks the kind's own rules (values are already of the right types)."""
+        return []
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"kind": ..., <field>: <value>, ...}``, JSON-able (what :func:`save_checkpoint` stores)."""
+        return {"kind": self.kind, **{f.name: _plain(getattr(self, f.name)) for f in fields(self)}}
+
+    @classmethod
+    def from_dict(cls: type[_Spec], data: Any, *, source: str = "spec") -> _Spec:
+        """The spec of ``data`` (a :meth:`to_dict`), validated.
+
+        Raises:
+            CheckpointError: (message starts with ``source``) not a dict, another ``kind``, a
+                missing or unknown key, or a value of the wrong type or out of range (the key is named).
+        """
+        names = [f.name for f in fields(cls)]
+        if not isinstance(data, Mapping):
+            raise CheckpointError(f"{source}: a {cls.__name__} must be a dict, got {type(data).__name__}")
+        if data.get("kind") != cls.kind:
+            got = f"kind {data['kind']!r}" if "kind" in data else "no key 'kind'"
+            raise CheckpointError(f"{source}: a {cls.__name__} has kind {cls.kind!r}, got {got}")
+        data = {**cls.added_later, **data}
+        unknown = sorted(str(k) for k in data if k != "kind" and k not in names)
+        missing = [k for k in names if k not in data]
+        if unknown or missing:
+            what = "; ".join(([f"unknown key(s) {unknown}"] if unknown else [])
+                             + ([f"missing key(s) {missing}"] if missing else []))
+            raise CheckpointError(f"{source}: {cls.__name__}: {what} (its keys: kind, {', '.join(names)})")
+        try:
+            return cls(**{k: data[k] for k in names})
+        except CheckpointError as exc:
+            raise CheckpointError(f"{source}: {exc}") from None
+
+
+def _in_range(value: float, bounds: tuple[float, ...]) -> bool:
+    """``low <= value <= high``, forgiving float32 round-off at the ends."""
+    slack = 1e-6 * max(1.0, abs(bounds[0]), abs(bounds[1]))
+    return bounds[0] - slack <= value <= bounds[1] + slack
+
+
+def encoded_setting_ranges(cond_fields: Any, cond_scale: Any, cond_offset: Any, setting: Any,
+                           conditioned: Any) -> dict[str, tuple[float, float]]:
+    """The setting ranges a conditioning encoding implies, for files that did not record them.
+
+    ``lol_train`` encodes each conditioned value as ``(value - offset) / scale`` with its sampling
+    range mapped onto [-1, 1], so the range is ``offset -+ scale``; a value that was never varied
+    has the neutral encoding ``offset = setting value, scale = 1`` and is left out. Not
+    conditioned: ``{}``. Values that are not a well-formed encoding give ``{}`` (the spec's own
+    checks then name what is wrong). Ends are rounded to 6 significant digits (float32 storage).
+    """
+    try:
+        if conditioned is not True:
+            return {}
+        ranges = {}
+        for name, scale, offset in zip(cond_fields, cond_scale, cond_offset, strict=True):
+            scale, offset, value = float(scale), float(offset), float(setting[name])
+            if math.isclose(scale, 1.0) and math.isclose(offset, value, rel_tol=1e-6, abs_tol=1e-9):
+                continue
+            low, high = float(f"{offset - scale:.6g}"), float(f"{offset + scale:.6g}")
+            valid = 0.0 < low < high < 1.0 if name == "exposure_target" else 0.0 <= low < high
+            if valid and _in_range(value, (low, high)):  # else not a range encoding (e.g. cond = value / scale)
+                ranges[str(name)] = (low, high)
+        return ranges
+    except (TypeError, ValueError, KeyError):
+        return {}
+
+
+@dataclass(frozen=True)
+class LowLightPolicySpec(CheckpointSpec):
+    """What :class:`rlenhance.Enhancer` needs to run a low-light policy of ``experiments.lol_train``.
+
+    Attributes:
+        alpha_table: the alpha of each discrete action (the env's table).
+        damping: ReLLIE's damping ``d`` of each curve step, in [0, 1).
+        action_type: ``"discrete"`` (the network has ``n_actions`` = ``len(alpha_table)``) or
+            ``"continuous"`` (alpha in [-1, 1]; ``alpha_table`` is not used).
+        test_steps: curve steps at inference (the Enhancer's default ``steps``), >= 1.
+        alpha_mode: the test-time alpha of a discrete policy that training validated with,
+            ``"mean"`` or ``"argmax"`` (the Enhancer's default ``alpha_mode``).
+        cond_fields: the setting names, in the order of the conditioning vector.
+        cond_scale: the env's encoding ``cond = (value - cond_offset) / cond_scale``, one
+            non-zero value per field.
+        cond_offset: as above, one per field.
+        setting: the env's own setting in training (``exposure_target`` and the reward weights,
+            e.g. ``w_smooth`` 0 with ``--smooth-on-mean``): the cond the Enhancer feeds by default.
+            Holds every name of ``cond_fields``.
+        observe_exposure_gap: the policy reads the exposure-gap plane (needs ``"exposure_target"``
+            among ``cond_fields``, from which the gap's target is decoded).
+        max_side: the working resolution (longer side) trained at (``lol_train --policy-side``),
+            >= 16; None: not fixed (the Enhancer uses its default).
+        conditioned: trained over random settings (``setting_ranges``); False: trained at
+            ``setting`` only.
+        setting_ranges: ``{name: (low, high)}``: the settings (``cond_fields`` names) the policy
+            was trained to follow and the range each was drawn from; any other setting was fixed
+            at its ``setting`` value. Empty when not ``conditioned``. Files written before the
+            field get the ranges their encoding implies (:func:`encoded_setting_ranges`).
+        channel_coupling: ReLLIE's coupling ``c`` of the red and green alphas to the blue one
+            (``c alpha_b + (1 - c) alpha_own``), in [0, 1]; 0: independent channels.
+    """
+
+    kind: ClassVar[str] = "lowlight-policy"
+    title: ClassVar[str] = "low-light policy"
+    writer: ClassVar[str] = "experiments.lol_train"
+    reader: ClassVar[str] = "rlenhance.Enhancer"
+    added_later: ClassVar[Mapping[str, Any]] = MappingProxyType({"setting_ranges": None, "channel_coupling": 0.0})
+
+    alpha_table: tuple[float, ...]
+    damping: float
+    action_type: str
+    test_steps: int
+    alpha_mode: str
+    cond_fields: tuple[str, ...]
+    cond_scale: tuple[float, ...]
+    cond_offset: tuple[float, ...]
+    setting: Mapping[str, float]
+    observe_exposure_gap: bool
+    max_side: int | None
+    conditioned: bool
+    setting_ranges: Mapping[str, tuple[float, ...]] = None  # type: ignore[assignment]  # None: derived
+    channel_coupling: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.setting_ranges is None:  # a file that predates the field: the ranges of its encoding
+            object.__setattr__(self, "setting_ranges", encoded_setting_ranges(
+                self.cond_fields, self.cond_scale, self.cond_offset, self.setting, self.conditioned))
+        super().__post_init__()
+
+    def _problems(self) -> list[str]:
+        problems = []
+        for name, bounds in self.setting_ranges.items():
+            if name not in self.cond_fields:
+                problems.append(f"setting_ranges names {name!r}, not one of cond_fields {list(self.cond_fields)}")
+            elif len(bounds) != 2 or not bounds[0] < bounds[1]:
+                problems.append(f"setting_ranges[{name!r}] {list(bounds)} (accepted: [low, high] with low < high)")
+            elif name == "exposure_target" and not 0.0 < bounds[0] < bounds[1] < 1.0:
+                problems.append(f"setting_ranges['exposure_target'] {list(bounds)} (accepted: within (0, 1))")
+            elif name != "exposure_target" and bounds[0] < 0.0:
+                problems.append(f"setting_ranges[{name!r}] {list(bounds)} (a reward weight is >= 0)")
+            elif name in self.setting and not _in_range(self.setting[name], bounds):
+                problems.append(f"setting[{name!r}] {self.setting[name]!r} lies outside setting_ranges[{name!r}] "
+                                f"{list(bounds)}")
+        if self.setting_ranges and not self.conditioned:
+            problems.append("setting_ranges must be empty when not conditioned")
+        if not 0.0 <= self.channel_coupling <= 1.0:
+            problems.append(f"channel_coupling {self.channel_coupling!r} (accepted: 0 <= channel_coupling <= 1)")
+        if self.action_type not in ACTION_TYPES:
+            problems.append(f"action_type {self.action_type!r} (accepted: {ACTION_TYPES})")
+        if self.action_type == "discrete" and not self.alpha_table:
+            problems.append("alpha_table is empty for discrete actions")
+        if not 0.0 <= self.damping < 1.0:
+            problems.append(f"damping {self.damping!r} (accepted: 0 <= damping < 1)")
+        if self.test_steps < 1:
+            problems.append(f"test_steps {self.test_steps!r} (accepted: >= 1)")
+        if self.alpha_mode not in ALPHA_MODES:
+            problems.append(f"alpha_mode {self.alpha_mode!r} (accepted: {ALPHA_MODES})")
+        if len(set(self.cond_fields)) != len(self.cond_fields):
+            problems.append(f"cond_fields {list(self.cond_fields)} repeat a name")
+        if not len(self.cond_scale) == len(self.cond_offset) == len(self.cond_fields):
+            problems.append(f"cond_scale ({len(self.cond_scale)} values) and cond_offset ({len(self.cond_offset)}) "
+                            f"must have one value per cond_fields name ({len(self.cond_fields)})")
+        if 0.0 in self.cond_scale:
+            problems.append(f"cond_scale {list(self.cond_scale)} holds 0")
+        missing = [name for name in self.cond_fields if name not in self.setting]
+        if missing:
+            problems.append(f"setting lacks the cond_fields {missing}")
+        if self.observe_exposure_gap and "exposure_target" not in self.cond_fields:
+            problems.append("observe_exposure_gap needs 'exposure_target' among cond_fields")
+        if self.max_side is not None and self.max_side < MIN_MAX_SIDE:
+            problems.append(f"max_side {self.max_side!r} (accepted: None or >= {MIN_MAX_SIDE})")
+        return problems
+
+
+@dataclass(frozen=True)
+class RolloutPolicySpec(CheckpointSpec):
+    """What :func:`agents.rollout.load_rollout_policy` needs to restore images with a denoising
+    or completion policy (``experiments.denoise_train`` / ``experiments.completion_train``).
+
+    Attributes:
+        task: ``"denoise"`` or ``"completion"``.
+        env_id: the registered env whose transition the policy was trained in (e.g.
+            ``"rlenhance/Denoise-v0"``).
+        env_kwargs: the env's keyword arguments in training (JSON-able), without ``predictor``.
+        steps: steps per rollout, >= 1.
+        block_actions: actions chosen per ``downscale`` block, as A3C trained them.
+        predictor: completion only: the path of the supervised completion checkpoint whose
+            prediction is the policy's "predict" action; None: trained without one.
+    """
+
+    kind: ClassVar[str] = "rollout-policy"
+    title: ClassVar[str] = "denoising / completion policy"
+    writer: ClassVar[str] = "experiments.denoise_train or experiments.completion_train"
+    reader: ClassVar[str] = "agents.rollout.load_rollout_policy"
+
+    task: str
+    env_id: str
+    env_kwargs: Mapping[str, Any]
+    steps: int
+    block_actions: bool
+    predictor: str | None
+
+    def _problems(self) -> list[str]:
+        problems = []
+        if self.task not in ROLLOUT_TASKS:
+            problems.append(f"task {self.task!r} (accepted: {ROLLOUT_TASKS}; low-light policies have a "
+                            "LowLightPolicySpec)")
+        if not self.env_id:
+            problems.append("env_id is empty")
+        if "predictor" in self.env_kwargs:
+            problems.append("env_kwargs holds 'predictor' (it is the predictor key)")
+        if self.steps < 1:
+            problems.append(f"steps {self.steps!r} (accepted: >= 1)")
+        if self.predictor == "":
+            problems.append("predictor is empty (None: trained without one)")
+        if self.predictor is not None and self.task != "completion":
+            problems.append(f"predictor {self.predictor!r} for task {self.task!r} (completion only)")
+        return problems
+
+
+@dataclass(frozen=True)
+class SupervisedSpec(CheckpointSpec):
+    """What :class:`rlenhance.restore.SupervisedRestorer` (and :func:`agents.rollout.load_predictor`)
+    need to apply a network of ``experiments.supervised_train``.
+
+    Attributes:
+        model: ``"mrpnet"``, ``"pixelrnn"`` or ``"gated-pixelrnn"`` (:data:`SUPERVISED_MODELS`
+            lists the network classes each may build).
+        task: ``"lowlight"``, ``"denoise"`` or ``"completion"``.
+        channels: image planes the network reads and writes, 1 (gray) or 3 (RGB).
+        prefill: what the network sees in the hole (:data:`rlenhance.ops.fill.PREFILLS`);
+            ``"none"`` unless the task is completion.
+
+    ``needs_mask`` and ``composite`` follow from ``model`` and ``task``.
+    """
+
+    kind: ClassVar[str] = "supervised"
+    title: ClassVar[str] = "supervised-model"
+    writer: ClassVar[str] = "experiments.supervised_train"
+    reader: ClassVar[str] = "rlenhance.restore.SupervisedRestorer"
+
+    model: str
+    task: str
+    channels: int
+    prefill: str
+
+    @property
+    def needs_mask(self) -> bool:
+        """The network reads the mask as a second input (the gated PixelRNN)."""
+        return self.model == "gated-pixelrnn"
+
+    @property
+    def composite(self) -> bool:
+        """The output keeps the input outside the hole (completion)."""
+        return self.task == "completion"
+
+    def _problems(self) -> list[str]:
+        problems = []
+        if self.model not in SUPERVISED_MODELS:
+            problems.append(f"model {self.model!r} (accepted: {tuple(SUPERVISED_MODELS)})")
+        if self.task not in SUPERVISED_TASKS:
+            problems.append(f"task {self.task!r} (accepted: {SUPERVISED_TASKS})")
+        if self.channels not in (1, 3):
+            problems.append(f"channels {self.channels!r} (accepted: 1, 3)")
+        if self.prefill not in PREFILLS or (self.task != "completion" and self.prefill != "none"):
+            problems.append(f"prefill {self.prefill!r} for task {self.task!r} (accepted: {PREFILLS} for "
+                            "completion, 'none' otherwise)")
+        return problems
+
+
+@dataclass(frozen=True)
+class RSEDenoiserSpec(CheckpointSpec):
+    """What :func:`rlenhance.models.rse.load_rse` needs to denoise with an RSE-RL model of
+    ``experiments.rse_train`` (its patch VAEs, clean-latent banks and blend policies are the
+    weights; their shapes are the ``arch``).
+
+    Attributes:
+        sigma: the Gaussian noise level trained for, on the 0-255 scale, >= 0.
+        channels: image planes, 1 (gray) or 3 (RGB).
+        rounds: self-enhancement rounds to apply, >= 1 (the recursion's stopping point; the
+            model may hold more).
+    """
+
+    kind: ClassVar[str] = "rse-denoiser"
+    title: ClassVar[str] = "RSE-RL denoiser"
+    writer: ClassVar[str] = "experiments.rse_train"
+    reader: ClassVar[str] = "rlenhance.models.rse.load_rse"
+
+    sigma: float
+    channels: int
+    rounds: int
+
+    def _problems(self) -> list[str]:
+        problems = []
+        if not (math.isfinite(self.sigma) and self.sigma >= 0):
+            problems.append(f"sigma {self.sigma!r} (accepted: a finite number >= 0)")
+        if self.channels not in (1, 3):
+            problems.append(f"channels {self.channels!r} (accepted: 1, 3)")
+        if self.rounds < 1:
+            problems.append(f"rounds {self.rounds!r} (accepted: >= 1)")
+        return problems
+
+
+#: Every spec class by its ``kind``.
+SPECS: Mapping[str, type[CheckpointSpec]] = MappingProxyType(
+    {cls.kind: cls for cls in (LowLightPolicySpec, RolloutPolicySpec, SupervisedSpec, RSEDenoiserSpec)})
+
