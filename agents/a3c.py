@@ -35,8 +35,9 @@ import math
 import multiprocessing as _std_mp
 import queue as _queue
 import traceback
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,8 +45,16 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from agents.common import (as_bool, blocks_to_pixels, device_of, episode_length, evaluate_policy, obs_to,
-                           resolve_device, reward_map)
+from agents.common import (
+    as_bool,
+    blocks_to_pixels,
+    device_of,
+    episode_length,
+    evaluate_policy,
+    obs_to,
+    resolve_device,
+    reward_map,
+)
 from rlenhance.errors import CheckpointError
 from rlenhance.losses import illumination_smoothness_loss
 from rlenhance.models.policy import POLICY_INPUT_KEYS, PixelActorCritic, PolicyOutput, build_policy_input
@@ -269,7 +278,7 @@ class SharedAdam(torch.optim.Optimizer):
                     "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format),
                 }
 
-    def share_memory(self) -> "SharedAdam":
+    def share_memory(self) -> SharedAdam:
         """Move every state tensor into shared memory (a no-op for CUDA tensors); returns self."""
         for state in self.state.values():
             for t in state.values():
@@ -657,7 +666,7 @@ class A3C:
                     dead = [r for r, p in enumerate(procs) if r not in finished and not p.is_alive()]
                     if dead:
                         raise RuntimeError(f"train_hogwild: worker(s) {dead} exited with codes "
-                                           f"{[procs[r].exitcode for r in dead]} without reporting")
+                                           f"{[procs[r].exitcode for r in dead]} without reporting") from None
                     continue
                 if kind == "stats":
                     history.append(payload)
@@ -750,7 +759,7 @@ def _hogwild_worker(rank: int, policy: PixelActorCritic, rmc: RewardMapConv | No
                 counter.value += 1
             lr = config.lr_at(episode)
 
-            def update(loss: Tensor) -> dict[str, float]:
+            def update(loss: Tensor, lr: float = lr) -> dict[str, float]:
                 out = _apply_update(loss, local_params, shared_params, optimizer, lr, config.max_grad_norm)
                 with torch.no_grad():
                     for lp, sp in zip(local_params, shared_params):

@@ -20,7 +20,8 @@ allocated then (``nbytes`` never grows afterwards).
 
 from __future__ import annotations
 
-from typing import Mapping, NamedTuple
+from collections.abc import Mapping
+from typing import NamedTuple
 
 import torch
 from torch import Tensor

@@ -3,12 +3,14 @@ greedy evaluation loop over a batched vector env."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["as_bool", "blocks_to_pixels", "device_of", "episode_length", "evaluate_policy", "obs_to", "resolve_device", "reward_map"]
+__all__ = ["as_bool", "blocks_to_pixels", "device_of", "episode_length", "evaluate_policy", "obs_to", "resolve_device",
+           "reward_map"]
 
 
 def reward_map(reward: Tensor, info: Mapping[str, Any], device: torch.device) -> Tensor:

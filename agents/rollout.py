@@ -44,9 +44,10 @@ For low-light images prefer :class:`rlenhance.Enhancer` (expected alphas, any im
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np

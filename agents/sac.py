@@ -41,17 +41,17 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from agents.common import (as_bool, device_of, episode_length, evaluate_policy, obs_to, resolve_device,
-                           reward_map)
-from agents.distributions import PixelGaussian
 from agents.buffers import STORAGES, PixelReplayBuffer, ReplaySample
+from agents.common import as_bool, device_of, episode_length, evaluate_policy, obs_to, resolve_device, reward_map
+from agents.distributions import PixelGaussian
 from rlenhance.errors import CheckpointError
 from rlenhance.models.critic import PixelQNetwork
 from rlenhance.models.policy import PixelActorCritic, PolicyOutput, build_policy_input

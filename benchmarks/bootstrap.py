@@ -28,8 +28,8 @@ import csv
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from experiments.runs import markdown_table
 
@@ -81,7 +81,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     own, train_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      usage="%(prog)s [options] -- TRAINING ARGUMENTS")
-    parser.add_argument("--experiment", default="denoise_train", choices=("denoise_train", "lol_train", "completion_train"),
+    parser.add_argument("--experiment", default="denoise_train",
+                        choices=("denoise_train", "lol_train", "completion_train"),
                         help="the training module of experiments/ to run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3], help="training seeds (--seed)")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (each is a process)")

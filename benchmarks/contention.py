@@ -144,7 +144,8 @@ def main(argv: list[str] | None = None) -> None:
 
     speed = results["alone"]["lol_train episodes/s"] / results["busy"]["lol_train episodes/s"]
     latency = results["busy"]["enhance 600x400 ms"] / results["alone"]["enhance 600x400 ms"]
-    print(f"slowdown beside {args.busy} busy {args.neighbour} process(es): lol_train {speed:.2f}x (episodes/s alone / busy), "
+    print(f"slowdown beside {args.busy} busy {args.neighbour} process(es): "
+          f"lol_train {speed:.2f}x (episodes/s alone / busy), "
           f"enhance {latency:.2f}x (ms busy / alone)")
 
 

@@ -70,11 +70,12 @@ def main() -> None:
     enhancer = Enhancer(args.checkpoint, device="cpu")
     print(f"600x400 image, {args.threads} thread(s), best of {args.repeats}:")
     print(f"  rlenhance ({enhancer.path.name}): {best_ms(lambda: enhancer.enhance(image), args.repeats):8.1f} ms")
-    for name, path, loader in (("Zero-DCE", args.zero_dce, load_zero_dce), ("Zero-DCE++", args.zero_dcepp, load_zero_dcepp)):
+    peers = (("Zero-DCE", args.zero_dce, load_zero_dce), ("Zero-DCE++", args.zero_dcepp, load_zero_dcepp))
+    for name, path, loader in peers:
         if path:
             net = loader(path).eval()
             with torch.no_grad():
-                print(f"  {name:28s}: {best_ms(lambda: net(x), args.repeats):8.1f} ms")
+                print(f"  {name:28s}: {best_ms(lambda net=net: net(x), args.repeats):8.1f} ms")
     cmd = [sys.executable, "-m", "benchmarks.inference", "--large-only", "--megapixels", str(args.megapixels),
            "--threads", str(args.threads)] + (["--checkpoint", args.checkpoint] if args.checkpoint else [])
     print("large photo (fresh process):")

@@ -23,8 +23,9 @@ the same rollout.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -339,7 +340,8 @@ class PixelTask:
             raise ValueError(f"options[{key!r}]: expected shape {expected}; got {tuple(value.shape)}")
         bad = int((~torch.isfinite(value)).sum())
         if bad:
-            raise ValueError(f"options[{key!r}]: {bad} NaN or infinite value(s) of {value.numel()}; expected finite values")
+            raise ValueError(f"options[{key!r}]: {bad} NaN or infinite value(s) of {value.numel()}; "
+                             "expected finite values")
         return value
 
 

@@ -58,7 +58,8 @@ class DenoiseTask(PixelTask):
             batch = self.draw_batch(rng)
             clean = batch["high"] if "high" in batch else batch["low"]
         if clean.shape[1] != self.channels:
-            raise ValueError(f"images: expected {self.channels} channel(s) (gray={self.channels == 1}), got {clean.shape[1]}")
+            raise ValueError(f"images: expected {self.channels} channel(s) (gray={self.channels == 1}), "
+                             f"got {clean.shape[1]}")
         self.clean = clean
         if "noisy" in batch:
             self.image = batch["noisy"]

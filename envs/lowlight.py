@@ -82,7 +82,8 @@ class LowLightTask(PixelTask):
         cond_scale = auto_scale if cond_scale is None else tuple(cond_scale)
         cond_offset = auto_offset if cond_offset is None else tuple(cond_offset)
         if len(cond_scale) != len(COND_FIELDS) or min(cond_scale) <= 0:
-            raise ValueError(f"cond_scale: expected {len(COND_FIELDS)} positive values for {COND_FIELDS}, got {cond_scale!r}")
+            raise ValueError(f"cond_scale: expected {len(COND_FIELDS)} positive values for {COND_FIELDS}, "
+                             f"got {cond_scale!r}")
         if len(cond_offset) != len(COND_FIELDS) or not np.all(np.isfinite(cond_offset)):
             raise ValueError(f"cond_offset: expected {len(COND_FIELDS)} finite values for {COND_FIELDS}, "
                              f"got {cond_offset!r}")

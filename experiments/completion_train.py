@@ -31,22 +31,38 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
 import envs
 from agents.rollout import load_predictor, rollout_images
 from envs.completion import REWARDS
-from experiments.rl_common import (RLArgs, make_agent, open_run, resolve_args, run_cli, setup, split_seed, train,
-                                  uses_block_actions)
+from experiments.rl_common import (
+    RLArgs,
+    make_agent,
+    open_run,
+    resolve_args,
+    run_cli,
+    setup,
+    split_seed,
+    train,
+    uses_block_actions,
+)
 from experiments.runs import arg, parse_config
 from rlenhance import metrics
 from rlenhance.checkpoint import RolloutPolicySpec
-from rlenhance.data import (DEFAULT_COLOR_IMAGES, BuiltinImages, OccludedImage, OccludedPairs, occluded_test_set,
-                            split_names)
+from rlenhance.data import (
+    DEFAULT_COLOR_IMAGES,
+    BuiltinImages,
+    OccludedImage,
+    OccludedPairs,
+    occluded_test_set,
+    split_names,
+)
 from rlenhance.errors import DatasetError
 from rlenhance.models.pixelrnn import composite, hole_psnr, hole_ssim
 from rlenhance.models.policy import PixelActorCritic

@@ -24,16 +24,26 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
 import envs
 from agents.rollout import rollout_images
-from experiments.rl_common import (RLArgs, make_agent, open_run, resolve_args, run_cli, setup, split_seed, train,
-                                  uses_block_actions)
+from experiments.rl_common import (
+    RLArgs,
+    make_agent,
+    open_run,
+    resolve_args,
+    run_cli,
+    setup,
+    split_seed,
+    train,
+    uses_block_actions,
+)
 from experiments.runs import arg, parse_config
 from rlenhance import metrics
 from rlenhance.checkpoint import RolloutPolicySpec

@@ -30,10 +30,11 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 import torch
 
@@ -46,8 +47,14 @@ from experiments.rl_common import RLArgs, make_agent, open_run, resolve_args, ru
 from experiments.runs import arg, parse_config
 from rlenhance import losses, metrics
 from rlenhance.checkpoint import LowLightPolicySpec
-from rlenhance.data import (DEFAULT_COLOR_IMAGES, BuiltinImages, LowLightTestSet, ResizedImages, lowlight_test_set,
-                            split_names)
+from rlenhance.data import (
+    DEFAULT_COLOR_IMAGES,
+    BuiltinImages,
+    LowLightTestSet,
+    ResizedImages,
+    lowlight_test_set,
+    split_names,
+)
 from rlenhance.enhance import greedy_rollout
 from rlenhance.models.policy import PixelActorCritic
 
@@ -193,8 +200,8 @@ def weight_ranges(args: Args) -> dict[str, tuple[float, float]]:
 
 
 def env_kwargs(args: Args) -> dict:
-    return dict(crop=args.crop, max_episode_steps=args.steps, action_type=args.action, alpha_channels=args.alpha_channels,
-                damping=args.damping, channel_coupling=args.channel_coupling,
+    return dict(crop=args.crop, max_episode_steps=args.steps, action_type=args.action,
+                alpha_channels=args.alpha_channels, damping=args.damping, channel_coupling=args.channel_coupling,
                 reward=args.reward, w_exposure=args.w_exposure, w_color=args.w_color, w_spatial=args.w_spatial,
                 w_smooth=0.0 if args.smooth_on_mean else args.w_smooth, w_color_ratio=args.w_color_ratio,
                 exposure_target=args.exposure_target, exposure_patch=args.exposure_patch,

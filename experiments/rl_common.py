@@ -47,10 +47,11 @@ import json
 import math
 import textwrap
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import torch

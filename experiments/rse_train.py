@@ -50,24 +50,19 @@ from torch import Tensor
 
 from agents.sac import SAC, SACConfig
 from envs.rse import make_rse_vec
-from experiments.rl_common import episode_seed, setup, split_seed
+from experiments import denoise_train
+from experiments.rl_common import episode_seed, setup
 from experiments.runs import Run, StopSignals, arg, parse_config, run_cli
 from rlenhance import metrics
 from rlenhance.atomic import write_text_atomic
 from rlenhance.baselines import baseline_missing, bilateral_denoise, bm3d_denoise, gaussian_denoise
 from rlenhance.checkpoint import RSEDenoiserSpec, load_checkpoint
 from rlenhance.data import (
-    DEFAULT_COLOR_IMAGES,
-    DEFAULT_GRAY_IMAGES,
-    BuiltinImages,
     NoisyImage,
-    UnpairedImages,
     add_gaussian_noise,
     noisy_test_set,
     sample_batch,
-    split_names,
 )
-from rlenhance.errors import DatasetError
 from rlenhance.models.rse import RSEDenoiser, RSERound
 from rlenhance.models.vae import canonicalise, d4_inverse, vae_loss
 
@@ -210,29 +205,9 @@ def sac_config(args: Args, round_index: int = 0) -> SACConfig:
 
 # --- data ----------------------------------------------------------------------------------------
 def open_data(args: Args) -> tuple[Any, Any]:
-    """(training data set, held-out data set); see the ``--data`` / ``--test`` help."""
-    try:
-        if args.data is None:
-            names = DEFAULT_GRAY_IMAGES if args.gray else DEFAULT_COLOR_IMAGES
-            if args.test is not None:
-                train_set, test_set = BuiltinImages(names=names, gray=args.gray), None
-            else:
-                train_names, val_names = split_names(names, val_fraction=BUILTIN_VAL_FRACTION, seed=split_seed(args),
-                                                     group=None)
-                train_set = BuiltinImages(names=train_names, gray=args.gray)
-                test_set = BuiltinImages(names=val_names, gray=args.gray)
-        else:
-            split = dict(val_fraction=args.val_fraction, seed=split_seed(args), gray=args.gray)
-            train_set = UnpairedImages(args.data, split=None if args.test is not None else "train", **split)
-            test_set = None if args.test is not None else UnpairedImages(args.data, split="val", **split)
-    except DatasetError as exc:
-        raise DatasetError(f"--data {args.data}: {exc}") from exc
-    if args.test is not None:
-        try:
-            test_set = UnpairedImages(args.test, gray=args.gray)
-        except DatasetError as exc:
-            raise DatasetError(f"--test {args.test}: {exc}") from exc
-    return train_set, test_set
+    """(training data set, held-out data set); see the ``--data`` / ``--test`` help. The same
+    rules as denoise_train (the embedded photos split by seed, or ``--data`` split / ``--test``)."""
+    return denoise_train.open_data(args)
 
 
 class PoolPairs:

@@ -50,10 +50,11 @@ import json
 import math
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -79,9 +80,12 @@ from rlenhance.data import (
 )
 from rlenhance.errors import DatasetError
 from rlenhance.losses import mse_loss
-from rlenhance.models.mrpnet import MODELS as MRPNET_MODELS, CombinedModel, MRPNet
+from rlenhance.models.mrpnet import MODELS as MRPNET_MODELS
+from rlenhance.models.mrpnet import CombinedModel, MRPNet
 from rlenhance.models.pixelrnn import (
     MODELS as PIXELRNN_MODELS,
+)
+from rlenhance.models.pixelrnn import (
     GatedPixelRNN,
     PixelRNN,
     completion_loss,

@@ -22,4 +22,5 @@ from rlenhance.restore import SupervisedRestorer  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["CheckpointError", "DatasetError", "Enhancer", "ImageError", "SupervisedRestorer", "__version__", "load_image", "save_image"]
+__all__ = ["CheckpointError", "DatasetError", "Enhancer", "ImageError", "SupervisedRestorer", "__version__",
+           "load_image", "save_image"]

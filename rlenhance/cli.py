@@ -35,8 +35,8 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -204,7 +204,8 @@ def plan_outputs(images: Sequence[Path], out: Path, *, overwrite: bool = False,
         if position % count == index:
             plan.append((path, target))
     if existing and not overwrite:
-        shown = ", ".join(str(t) for t in existing[:3]) + (f" and {len(existing) - 3} more" if len(existing) > 3 else "")
+        more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""
+        shown = ", ".join(str(t) for t in existing[:3]) + more
         raise ValueError(f"{len(existing)} output file(s) already exist: {shown}; pass --overwrite to replace "
                          "them, or choose another -o folder")
     return plan

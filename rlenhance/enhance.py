@@ -179,7 +179,8 @@ class Enhancer:
     # --- inference -------------------------------------------------------------------------------
     @torch.no_grad()
     def alpha_maps(self, image: torch.Tensor, cond: torch.Tensor) -> list[torch.Tensor]:
-        """Greedy rollout at the working resolution; returns one (1, C, h, w) alpha map per step (C: the policy's 3 or 1 alpha channels)."""
+        """Greedy rollout at the working resolution; returns one (1, C, h, w) alpha map per step (C: the
+        policy's 3 or 1 alpha channels)."""
         small = fit_longer_side(image, self.max_side)
         target = None
         if self.spec.observe_exposure_gap:  # decode E from the encoded cond
@@ -269,7 +270,8 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
             E (float or (B,)) from which its ``exposure_gap`` input plane is computed; None otherwise.
 
     Returns:
-        ``(enhanced, maps)``: the enhanced batch and the list of (B, C, H, W) alpha maps applied (C = 3, or 1 broadcast over RGB).
+        ``(enhanced, maps)``: the enhanced batch and the list of (B, C, H, W) alpha maps applied (C = 3,
+        or 1 broadcast over RGB).
     """
     if alpha_mode not in ALPHA_MODES:
         raise ValueError(f"alpha_mode: expected one of {ALPHA_MODES}, got {alpha_mode!r}")

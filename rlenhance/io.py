@@ -27,8 +27,8 @@ import struct
 import threading
 import zlib
 from collections.abc import Iterator
-from typing import BinaryIO
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np

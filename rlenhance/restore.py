@@ -52,13 +52,20 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rlenhance.checkpoint import (SPEC_KEY, SUPERVISED_MODELS, SUPERVISED_TASKS, SupervisedSpec, build_model,
-                                  load_checkpoint)
+from rlenhance.checkpoint import (
+    SPEC_KEY,
+    SUPERVISED_MODELS,
+    SUPERVISED_TASKS,
+    SupervisedSpec,
+    build_model,
+    load_checkpoint,
+)
 from rlenhance.data.occluded import HOLE_THRESHOLD, hole_mask
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import BT601_LUMA_WEIGHTS, as_unit_float
 from rlenhance.models.mrpnet import MODELS as MRPNET_MODELS
-from rlenhance.models.pixelrnn import MODELS as PIXELRNN_MODELS, GatedPixelRNN, composite
+from rlenhance.models.pixelrnn import MODELS as PIXELRNN_MODELS
+from rlenhance.models.pixelrnn import GatedPixelRNN, composite
 from rlenhance.ops.fill import prefill_hole
 from rlenhance.ops.tiling import tiled
 from rlenhance.runtime import flush_denormals, select_device

@@ -1,10 +1,7 @@
-import os
 from pathlib import Path
 
 import pytest
-
-import rlenhance  # noqa: F401 - before torch: its process-wide CPU settings (rlenhance/__init__.py)
-import torch  # noqa: E402
+import torch
 
 # Tests run on 2 cores; keep torch from oversubscribing when pytest-xdist runs 2 workers.
 torch.set_num_threads(1)

@@ -74,7 +74,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from experiments.compare.config import Args, check_args, given_checkpoints, ignored_flags, requested_methods
 from experiments.compare.methods import TASK_METHODS, Method, build_methods

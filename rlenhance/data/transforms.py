@@ -61,7 +61,7 @@ def scene_key(name: str) -> str:
 
 def _hash_position(key: str, seed: int) -> float:
     """A position in [0, 1) from SHA-256 of ``seed`` and ``key``: stable across runs and machines."""
-    digest = hashlib.sha256(f"{int(seed)}\x00{key}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{int(seed)}\x00{key}".encode()).digest()
     return int.from_bytes(digest[:_HASH_BYTES], "big") / 2.0 ** (8 * _HASH_BYTES)
 
 

@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import inspect
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from torch import nn
 

@@ -21,7 +21,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -93,7 +94,7 @@ class PixelQNetwork(ArchMixin, nn.Module):
         self.head = nn.Conv2d(self.width, head_planes, kernel_size, padding=kernel_size // 2)
 
     @classmethod
-    def for_policy(cls, policy: PixelActorCritic, **overrides: Any) -> "PixelQNetwork":
+    def for_policy(cls, policy: PixelActorCritic, **overrides: Any) -> PixelQNetwork:
         """A critic that fits ``policy``: same state planes, action maps, actions, conditioning,
         width, kernel and ``downscale``; its trunk uses the policy's trunk then branch dilations
         (the receptive field of the policy head).

@@ -42,8 +42,9 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F

@@ -64,7 +64,8 @@ Example:
 from __future__ import annotations
 
 import inspect
-from typing import Any, Mapping, NamedTuple, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -565,7 +566,7 @@ class PixelActorCritic(ArchMixin, nn.Module):
             param.requires_grad_(self.backbone_trainable)
         self.train(self.training)
 
-    def train(self, mode: bool = True) -> "PixelActorCritic":
+    def train(self, mode: bool = True) -> PixelActorCritic:
         """``nn.Module.train``, except that a frozen backbone stays in eval mode."""
         super().train(mode)
         if not self.backbone_trainable:

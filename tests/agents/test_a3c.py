@@ -10,8 +10,7 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 
-from agents.a3c import (A3C, A3CConfig, RewardMapConv, SharedAdam, a3c_loss, nstep_returns,
-                        policy_kwargs_from_env)
+from agents.a3c import A3C, A3CConfig, RewardMapConv, SharedAdam, a3c_loss, nstep_returns, policy_kwargs_from_env
 from rlenhance.errors import CheckpointError
 from rlenhance.models.policy import PixelActorCritic
 

@@ -5,10 +5,9 @@ import math
 import pytest
 import torch
 
+import envs
 from agents.a3c import A3C, A3CConfig, policy_kwargs_from_env
 from rlenhance.models.policy import PixelActorCritic
-
-import envs
 
 TINY_NET = dict(width=8, dilations=(1, 2), branch_dilations=(2,))
 

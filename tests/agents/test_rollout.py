@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from agents.rollout import (RolloutPolicy, load_predictor, load_rollout_policy, policy_rollout, rollout_images,
-                            task_view)
+from agents.rollout import RolloutPolicy, load_predictor, load_rollout_policy, policy_rollout, rollout_images, task_view
 from envs.completion import CompletionVectorEnv
 from envs.denoise import DenoiseVectorEnv
 from envs.lowlight import LowLightVectorEnv

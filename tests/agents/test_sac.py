@@ -10,8 +10,15 @@ from torch import distributions as D
 
 import envs
 from agents.a3c import policy_kwargs_from_env
-from agents.sac import (SAC, SACConfig, discrete_soft_value, pixel_kl, polyak_update,
-                        soft_td_target, squashed_gaussian_sample)
+from agents.sac import (
+    SAC,
+    SACConfig,
+    discrete_soft_value,
+    pixel_kl,
+    polyak_update,
+    soft_td_target,
+    squashed_gaussian_sample,
+)
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.models.critic import PixelQNetwork
 from rlenhance.models.policy import PixelActorCritic, PolicyOutput, build_policy_input

@@ -37,7 +37,7 @@ def test_runs_both_agents_per_seed_and_compares_every_evaluation(denoiser, tmp_p
     assert "eval/psnr over 2 seed(s)" in text
     # the table's scores are the runs' own
     psnr = bootstrap.read_metric(out / "bootstrapped_seed3", "eval/psnr")
-    assert set(psnr) == {1, 2} and f"| 2 | 3 | " in text and f"{psnr[2]:.3f}" in text
+    assert set(psnr) == {1, 2} and "| 2 | 3 | " in text and f"{psnr[2]:.3f}" in text
     # a second call finds the runs and resumes them instead of refusing the used folders
     assert bootstrap.main(["--seeds", "0", "3", "--out", str(out), "--", *tiny(denoiser)]) == summary
 

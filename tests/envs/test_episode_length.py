@@ -41,7 +41,8 @@ def test_registered_length_holds_through_time_limit_and_the_env_never_truncates_
     assert env.spec.max_episode_steps == REGISTERED[env_id]
     assert truncation_step(env) == REGISTERED[env_id]
     assert truncation_step(env.unwrapped, limit=REGISTERED[env_id] + 3) is None
-    assert truncation_step(gym.make(env_id, max_episode_steps=-1, **SMALL[env_id]), limit=REGISTERED[env_id] + 3) is None
+    unlimited = gym.make(env_id, max_episode_steps=-1, **SMALL[env_id])
+    assert truncation_step(unlimited, limit=REGISTERED[env_id] + 3) is None
 
 
 def test_max_episode_steps_given_to_the_one_image_env_is_refused_with_the_way_to_set_it():
@@ -66,7 +67,8 @@ def test_single_env_at_the_registered_length_steps_as_the_vector_env(env_id):
         np.testing.assert_array_equal(obs["image"], vobs["image"][0].numpy())
         np.testing.assert_array_equal(info["reward_map"], vinfo["reward_map"][0].numpy())
         assert reward == pytest.approx(float(vreward[0]), abs=1e-6)
-        assert (terminated, truncated) == (bool(vterminated[0]), bool(vtruncated[0])) == (False, t == REGISTERED[env_id])
+        expected = (False, t == REGISTERED[env_id])
+        assert (terminated, truncated) == (bool(vterminated[0]), bool(vtruncated[0])) == expected
 
 
 @pytest.mark.parametrize("env_id", envs.ENV_IDS)
@@ -80,7 +82,8 @@ def test_make_vec_keeps_its_own_max_episode_steps(env_id):
     venv.reset(seed=0)
     for t in range(1, longer + 1):
         _, _, terminated, truncated, _ = venv.step(keep.expand(venv.action_space.shape))
-        assert not terminated.any() and bool(truncated.all()) == (t == longer) and bool(truncated.any()) == (t == longer)
+        assert not terminated.any()
+        assert bool(truncated.all()) == (t == longer) and bool(truncated.any()) == (t == longer)
 
 
 def test_vector_env_needs_an_episode_length():

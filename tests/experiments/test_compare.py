@@ -164,6 +164,7 @@ EXPECTED = {  # task: (images, methods that run, methods reported missing)
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", sorted(EXPECTED))
 def test_each_task_writes_the_four_files_with_a_row_per_image_and_method(tiny, runs, task):
     images, ran, absent = EXPECTED[task]
@@ -191,6 +192,7 @@ def test_each_task_writes_the_four_files_with_a_row_per_image_and_method(tiny, r
     assert grid.shape[1] == shown * 160 + (shown - 1) * 4
 
 
+@pytest.mark.slow
 def test_learned_methods_report_their_parameter_count(runs):
     summary = {entry["method"]: entry for entry in runs["lowlight"][0]}
     assert summary["zero-dce"]["params"] == 79_416  # the published count
@@ -199,11 +201,13 @@ def test_learned_methods_report_their_parameter_count(runs):
     assert summary["clahe"]["params"] is None and summary["input"]["params"] is None
 
 
+@pytest.mark.slow
 def test_missing_checkpoint_names_the_given_path(tiny, runs):
     report = (tiny["base"] / "denoise_out" / "report.md").read_text()
     assert f"- sac: missing: --sac {tiny['base'] / 'absent.pt'}: no such file" in report
 
 
+@pytest.mark.slow
 def test_runs_are_deterministic_apart_from_timing(tiny, runs):
     first, second = read_rows(tiny["base"] / "denoise_out"), read_rows(tiny["base"] / "denoise_cli")
     strip = lambda rows: [{k: v for k, v in r.items() if k != "ms"} for r in rows]  # noqa: E731
@@ -211,6 +215,7 @@ def test_runs_are_deterministic_apart_from_timing(tiny, runs):
     assert [r["ms"] for r in first] != [r["ms"] for r in second] or len(first) == 0  # timing is measured
 
 
+@pytest.mark.slow
 def test_completion_scores_fill_the_hole_and_keep_known_pixels(tiny, runs):
     summary = {entry["method"]: entry for entry in runs["completion"][0]}
     # the black hole is far from the smooth originals; inpainting brings it close
@@ -248,6 +253,7 @@ def test_val_split_holds_out_images(tiny):
 
 
 # --- errors ------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_paired_section_matches_the_per_image_rows(tiny, runs):
     rows = read_rows(tiny["base"] / "completion_out")
     report = (tiny["base"] / "completion_out" / "report.md").read_text()
@@ -255,7 +261,7 @@ def test_paired_section_matches_the_per_image_rows(tiny, runs):
     telea = {r["image"]: float(r["hole_psnr"]) for r in rows if r["method"] == "telea"}
     for method in ("a3c", "gated-pixelrnn", "diffusion-fill"):
         diffs = np.array([float(r["hole_psnr"]) - telea[r["image"]] for r in rows if r["method"] == method])
-        line = next(l for l in section.splitlines() if l.startswith(f"| {method} |"))
+        line = next(row for row in section.splitlines() if row.startswith(f"| {method} |"))
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert cells[1] == str(len(diffs)) and float(cells[2]) == pytest.approx(diffs.mean(), abs=6e-4)
         assert cells[4] == str(int((diffs > 0).sum()))

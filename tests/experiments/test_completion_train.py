@@ -178,6 +178,7 @@ def test_wrong_data_and_predictor_files_are_named(data, tmp_path):
         completion_train.main(tiny_args(data, tmp_path / "run", "--predictor", str(data / "denoiser.pt")))
 
 
+@pytest.mark.slow
 def test_cli_error_exit_code(data):
     proc = subprocess.run([sys.executable, "-m", "experiments.completion_train", "--predictor",
                            str(data / "missing.pt")], cwd=ROOT, capture_output=True, text=True, timeout=120)

@@ -217,6 +217,7 @@ def test_used_folder_needs_resume_and_resume_keeps_the_arguments(tiny_run, folde
         denoise_train.main(tiny_args(folders, Path(tiny_run) / "elsewhere", "--resume"))
 
 
+@pytest.mark.slow
 def test_cli_help_and_errors():
     proc = subprocess.run([sys.executable, "-m", "experiments.denoise_train", "--sigma", "-1"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
@@ -228,7 +229,8 @@ def test_help_documents_every_argument(capsys):
         parse_config(denoise_train.Args, ["--help"])
     text = capsys.readouterr().out
     for flag in ("--data", "--test", "--sigma", "--agent", "--episodes", "--crop", "--steps", "--gamma", "--width",
-                 "--conv-gru", "--reward-map-conv", "--backbone", "--init-backbone", "--random-backbone", "--freeze-backbone",
+                 "--conv-gru", "--reward-map-conv", "--backbone", "--init-backbone", "--random-backbone",
+                 "--freeze-backbone",
                  "--sac-buffer-mb", "--sac-tau", "--sac-batch", "--sac-updates", "--eval-every", "--resume"):
         assert flag in text, flag
 
@@ -239,6 +241,7 @@ def episode_steps(out, metric="charts/episode_return"):
         return [int(r["step"]) for r in csv.DictReader(handle) if r["metric"] == metric]
 
 
+@pytest.mark.slow
 def test_sigterm_saves_the_episode_reached_and_resume_finishes(folders, tmp_path, signalled_run):
     """SIGTERM in a real run: exit code 143, one line on stderr (no traceback), last.pt at the
     episode reached; --resume continues from there (to a shortened total, to keep the test short)."""

@@ -70,6 +70,7 @@ def test_run_folder_contents(tiny_run):
     assert "exposure 0.3..0.9" in proc.stdout
 
 
+@pytest.mark.slow
 def test_resume_continues_to_the_same_weights(tmp_path):
     straight, split = tmp_path / "straight", tmp_path / "split"
     constant = [*TINY, "--lr-decay", "none"]  # the poly schedule follows --episodes, which the first half shortens
@@ -89,6 +90,7 @@ def test_resume_continues_to_the_same_weights(tmp_path):
     assert steps == [1, 2, 3, 4]
 
 
+@pytest.mark.slow
 def test_new_run_refuses_a_used_folder_and_resume_needs_a_checkpoint(tiny_run, tmp_path):
     out, _ = tiny_run
     proc = run_module("experiments.lol_train", *TINY, "--out", str(out), check=False)
@@ -97,6 +99,7 @@ def test_new_run_refuses_a_used_folder_and_resume_needs_a_checkpoint(tiny_run, t
     assert proc.returncode != 0 and "no checkpoint" in proc.stderr
 
 
+@pytest.mark.slow
 def test_help_documents_every_argument():
     proc = run_module("experiments.lol_train", "--help")
     for flag in ("--data", "--reward", "--w-exposure", "--w-color", "--w-spatial", "--w-smooth",
@@ -105,6 +108,7 @@ def test_help_documents_every_argument():
         assert flag in proc.stdout, flag
 
 
+@pytest.mark.slow
 def test_cli_enhance_writes_outputs_and_reports_bad_files(tiny_run, tmp_path):
     out, _ = tiny_run
     rng = np.random.default_rng(0)
@@ -117,7 +121,7 @@ def test_cli_enhance_writes_outputs_and_reports_bad_files(tiny_run, tmp_path):
                       "--checkpoint", str(out / "checkpoints" / "best.pt"), "--exposure", "0.6", check=False)
     assert proc.returncode == 1
     assert "broken.jpg" in proc.stderr and "not" in proc.stderr
-    line = next(l for l in proc.stdout.splitlines() if "dark.png" in l)
+    line = next(row for row in proc.stdout.splitlines() if "dark.png" in row)
     assert "56x40" in line and "ms" in line and "mean" in line
     result = load_image(outdir / "dark.png")
     assert result.shape == (40, 56, 3)
@@ -126,6 +130,7 @@ def test_cli_enhance_writes_outputs_and_reports_bad_files(tiny_run, tmp_path):
     assert proc.returncode == 2 and "exposure" in proc.stderr
 
 
+@pytest.mark.slow
 def test_lol_eval_on_a_tiny_paired_folder(tiny_run, tmp_path):
     out, _ = tiny_run
     rng = np.random.default_rng(1)
@@ -146,6 +151,7 @@ def test_lol_eval_on_a_tiny_paired_folder(tiny_run, tmp_path):
     assert f"0.4: {gaps[0]:+.3f}, 0.7: {gaps[1]:+.3f}; largest |gap| {max(map(abs, gaps)):.3f}" in proc.stdout
 
 
+@pytest.mark.slow
 def test_asynchronous_hogwild_workers(tmp_path):
     out = tmp_path / "hogwild"
     run_module("experiments.lol_train", *TINY, "--workers", "2", "--out", str(out))
@@ -249,6 +255,7 @@ def test_validation_images_of_one_size_keep_their_whole_frame(monkeypatch):
     torch.testing.assert_close(high[1], images[1]["high"])
 
 
+@pytest.mark.slow
 def test_lr_decay_poly_follows_pixelrl_schedule(tmp_path):
     out = tmp_path / "decay"
     run_module("experiments.lol_train", *TINY, "--lr-decay", "poly", "--lr", "0.001", "--out", str(out))
@@ -278,6 +285,7 @@ def test_a_failed_start_writes_nothing_and_the_fixed_command_runs(tmp_path):
     assert load_checkpoint(out / "checkpoints" / "last.pt")["extra"]["episode"] == 2
 
 
+@pytest.mark.slow
 def test_sigint_saves_the_episode_reached_and_resume_finishes(tmp_path, signalled_run):
     """Ctrl-C in a real run: exit code 130, one line on stderr (no traceback), last.pt at the
     episode reached; --resume continues from there (to a shortened total, to keep the test short)."""

@@ -101,6 +101,7 @@ def read_log(path):
         return list(csv.DictReader(handle, delimiter="\t"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(COMBOS))
 def test_each_combination_fills_its_run_folder(runs, name):
     base, results = runs
@@ -137,6 +138,7 @@ def test_each_combination_fills_its_run_folder(runs, name):
     assert "| params |" in stdout and (out / "summary.md").is_file()
 
 
+@pytest.mark.slow
 def test_a_rejected_combination_exits_with_a_message(runs):
     _, results = runs
     code, _, err = results["bad"]
@@ -173,6 +175,7 @@ def test_resume_can_extend_a_run_and_a_finished_run_stays_finished(resumed):
         assert torch.equal(value, finished["state_dict"][key]), key
 
 
+@pytest.mark.slow
 def test_argument_errors(tmp_path, runs):
     base, _ = runs
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
@@ -288,6 +291,7 @@ def test_resume_without_a_checkpoint_starts_anew_with_the_saved_arguments(tmp_pa
     assert [int(r["epoch"]) for r in read_log(out / "train_log.tsv")] == [1]
 
 
+@pytest.mark.slow
 def test_an_interrupted_epoch_resumes_to_the_weights_of_an_uninterrupted_run(runs, tmp_path, signal_on_call):
     """Ctrl-C in the first batch of epoch 2: last.pt holds that batch (RNG states, partial loss
     sums), and the resumed run ends with the uninterrupted run's weights and logs."""
@@ -314,6 +318,7 @@ def test_an_interrupted_epoch_resumes_to_the_weights_of_an_uninterrupted_run(run
     assert [r["train_loss"] for r in log] == [r["train_loss"] for r in straight_log]
 
 
+@pytest.mark.slow
 def test_sigint_saves_the_batch_reached_and_resume_finishes(tmp_path, signalled_run):
     """Ctrl-C in a real run: exit code 130, one line on stderr (no traceback); --resume continues
     (to a shortened total, to keep the test short)."""

@@ -197,7 +197,6 @@ def screenshot(path: Path, *, width: int = 1280, scale: float = 0.7) -> None:
             page.set_viewport_size({"width": width, "height": int(last["y"] + last["height"]) + 24})
             page.wait_for_timeout(800)
             page.evaluate(to_top)
-            title = page.locator("h1").first
             top = page.locator("h1").first.bounding_box()["y"] - 24
             shot = Image.open(io.BytesIO(page.screenshot()))
     shot = shot.convert("RGB").crop((0, max(0, int(top)), shot.width, shot.height))

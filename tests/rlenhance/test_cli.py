@@ -185,6 +185,7 @@ def test_enhance_denoiser_changes_the_output_and_equals_denoise_of_enhance(ckpts
     np.testing.assert_allclose(d, manual, atol=LEVEL / 2 + 1e-6)
 
 
+@pytest.mark.slow
 def test_module_entry_point_runs_denoise(ckpts, images, tmp_path):
     (a, _), _ = images
     proc = subprocess.run([sys.executable, "-m", "rlenhance", "denoise", str(a), "-o", str(tmp_path / "o"),
@@ -382,7 +383,8 @@ def test_jobs_write_the_same_outputs_as_one_process(ckpts, tmp_path, capsys):
     assert f"FAILED {bad}" in captured.err and "1 of 6 image(s) failed" in captured.err
     assert [line.split(" -> ")[0] for line in captured.out.splitlines()] == list(map(str, paths))  # input order
     for path in paths:
-        assert (tmp_path / "two" / f"{path.stem}.png").read_bytes() == (tmp_path / "one" / f"{path.stem}.png").read_bytes()
+        name = f"{path.stem}.png"
+        assert (tmp_path / "two" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
 
 
 def test_shards_split_the_inputs_and_skip_existing_resumes(ckpts, tmp_path, capsys, monkeypatch):

@@ -23,16 +23,16 @@ def _photo(seed, size=SIZE):
 
 
 def _write_pair(root, name, original, box, *, quality=75, fmt="JPEG"):
-    """Write original_images/NAME and occluded_images/occluded_NAME with a black box (t, l, h, w)."""
-    t, l, h, w = box
+    """Write original_images/NAME and occluded_images/occluded_NAME with a black box (top, left, h, w)."""
+    top, left, h, w = box
     occluded = original.copy()
-    occluded[t : t + h, l : l + w] = 0
+    occluded[top : top + h, left : left + w] = 0
     for folder, fname, img in (("original_images", name, original), ("occluded_images", "occluded_" + name, occluded)):
         (root / folder).mkdir(parents=True, exist_ok=True)
         kwargs = {"quality": quality} if fmt == "JPEG" else {}
         Image.fromarray(img).save(root / folder / fname, fmt, **kwargs)
     mask = np.zeros(original.shape[:2], bool)
-    mask[t : t + h, l : l + w] = True
+    mask[top : top + h, left : left + w] = True
     return mask
 
 
@@ -43,8 +43,8 @@ def test_mask_recovered_from_jpeg_pairs(tmp_path):
     for i, (name, box) in enumerate(boxes.items()):
         original = _photo(i)
         if name in darks:
-            t, l, h, w = darks[name]
-            original[t : t + h, l : l + w] = 5
+            top, left, h, w = darks[name]
+            original[top : top + h, left : left + w] = 5
         expected[name] = _write_pair(tmp_path, name, original, box)
     ds = OccludedPairs(tmp_path)
     assert ds.names == sorted(boxes)
@@ -93,9 +93,9 @@ def test_mask_dir_white_is_missing(tmp_path):
     _write_pair(tmp_path, "a.jpg", _photo(7), (5, 5, 10, 10))
     _write_pair(tmp_path, "b.jpg", _photo(8), (5, 5, 10, 10))
     masks = {}
-    for name, (t, l) in (("a", (50, 60)), ("b", (0, 0))):
+    for name, (top, left) in (("a", (50, 60)), ("b", (0, 0))):
         mask = np.zeros((SIZE, SIZE), np.uint8)
-        mask[t : t + 20, l : l + 7] = 255
+        mask[top : top + 20, left : left + 7] = 255
         Image.fromarray(mask).save(tmp_path / f"{name}.png")
         masks[name + ".jpg"] = mask > 0
     ds = OccludedPairs(tmp_path / ".", mask_dir=tmp_path)

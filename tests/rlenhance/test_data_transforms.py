@@ -6,9 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from rlenhance.data import ResizedImages, fit_longer_side, random_crop, random_flip, sample_batch, scene_key, split_names
+from rlenhance.data import (
+    ResizedImages,
+    fit_longer_side,
+    random_crop,
+    random_flip,
+    sample_batch,
+    scene_key,
+    split_names,
+)
 from rlenhance.errors import DatasetError
-
 
 # ------------------------------------------------------------------ scene_key / split_names
 

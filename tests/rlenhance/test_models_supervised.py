@@ -11,9 +11,12 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from rlenhance.checkpoint import build_model, load_checkpoint, save_checkpoint
 from rlenhance.data import random_occlusion
 from rlenhance.errors import ImageError
-from rlenhance.models.mrpnet import MODELS as MRP_MODELS, CombinedModel, Generator, MRPNet
+from rlenhance.models.mrpnet import MODELS as MRP_MODELS
+from rlenhance.models.mrpnet import CombinedModel, Generator, MRPNet
 from rlenhance.models.pixelrnn import (
     MODELS as RNN_MODELS,
+)
+from rlenhance.models.pixelrnn import (
     CompletionLoss,
     ConvLSTMCell,
     GatedPixelRNN,

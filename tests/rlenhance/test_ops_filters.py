@@ -374,7 +374,7 @@ def test_bilateral_table_and_exact_gaussian_paths_match_opencv(monkeypatch):
     for threshold in (0.0, 1.0):  # all table / all exact Gaussian
         monkeypatch.setattr(bilateral, "_BILATERAL_EXACT_GAUSSIAN_MAX_ERROR", threshold)
         for sigma_color in (0.05, 0.1, 1.0):
-            ref = cv2_per_image(lambda a: cv2.bilateralFilter(a, 5, sigma_color, 5), x)
+            ref = cv2_per_image(lambda a, s=sigma_color: cv2.bilateralFilter(a, 5, s, 5), x)
             out = bilateral_filter2d(torch.from_numpy(x), 5, sigma_color, 5.0).numpy()
             assert_matches(out, ref, ATOL_BILATERAL, f"bilateral sigma_color={sigma_color} threshold={threshold}")
 
@@ -482,7 +482,7 @@ def test_select_bilateral_table_path_matches_opencv():
     ref = select_per_pixel(pixelrl_filter_bank(torch.from_numpy(x)), actions)
     torch.testing.assert_close(out, ref, rtol=0, atol=1e-6)
     for k, sigma in ((4, 0.1), (7, 1.0)):
-        cv = cv2_per_image(lambda a: cv2.bilateralFilter(a, 5, sigma, 5), x)
+        cv = cv2_per_image(lambda a, s=sigma: cv2.bilateralFilter(a, 5, s, 5), x)
         where = np.broadcast_to(actions.numpy() == k, x.shape)
         assert np.abs(out.numpy() - cv)[where].max() <= ATOL_BILATERAL
 

@@ -19,8 +19,16 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from rlenhance.errors import CheckpointError, ImageError  # noqa: E402
-from rlenhance.models.peers import (RELLIE_NPZ_KEYS, ReLLIENet, ZeroDCE, ZeroDCEPP, load_rellie,  # noqa: E402
-                                    load_zero_dce, load_zero_dcepp, rellie_enhance)
+from rlenhance.models.peers import (  # noqa: E402
+    RELLIE_NPZ_KEYS,
+    ReLLIENet,
+    ZeroDCE,
+    ZeroDCEPP,
+    load_rellie,
+    load_zero_dce,
+    load_zero_dcepp,
+    rellie_enhance,
+)
 
 ZERO_DCE_FILE = "zero_dce_Epoch99.pth"
 ZERO_DCEPP_FILE = "zero_dcepp_Epoch99.pth"

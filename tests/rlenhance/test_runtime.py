@@ -31,8 +31,8 @@ def test_explicit_count_and_bad_values(restore_threads):
 
 def test_the_command_line_and_the_trainers_use_it(restore_threads, monkeypatch, tmp_path):
     """`rlenhance enhance` and the trainers' --threads 0 leave a core free (the busy-neighbour fix)."""
-    from experiments.rl_common import setup
     from experiments.lol_train import Args
+    from experiments.rl_common import setup
     from rlenhance.cli import main
 
     monkeypatch.setattr(os, "cpu_count", lambda: 4)
