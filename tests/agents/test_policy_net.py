@@ -61,8 +61,11 @@ def test_rellie_and_pixelrl_parameter_counts():
 
 
 def test_receptive_field_is_33_for_rellie_layout():
-    net = PixelActorCritic(1, 1, 3, width=4, dilations=(1, 2, 3, 4), branch_dilations=(3, 2))
-    x = torch.zeros(1, 1, 61, 61, requires_grad=True)
+    # seeded, 16 channels and a non-zero input: with 4 channels on a zero image every ReLU of a random
+    # init could be dead at the field's edge, and the measured field came out smaller (about 1 run in 3)
+    torch.manual_seed(0)
+    net = PixelActorCritic(1, 1, 3, width=16, dilations=(1, 2, 3, 4), branch_dilations=(3, 2))
+    x = torch.rand(1, 1, 61, 61, requires_grad=True)
     net(x).logits[0, 0, 0, 30, 30].backward()
     rows = (x.grad[0, 0].abs().sum(dim=1) > 0).nonzero().flatten()
     assert int(rows.max() - rows.min() + 1) == 33
