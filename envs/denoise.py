@@ -14,6 +14,38 @@ from rlenhance.ops import PIXELRL_ACTIONS
 from rlenhance.ops.bank import pixelrl_filter_select
 
 
+def start_noisy(task: PixelTask, rng: np.random.Generator, options: dict[str, Any] | None, *,
+                clip: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``(clean, noisy)`` pair a denoising episode starts from (Denoise-v0, RSE-v0).
+
+    Taken from ``reset(options=...)`` (``clean``, optional ``noisy``), else drawn from the task's
+    data set (its ``clean`` / ``noisy`` items, or its images as clean references) with noise of a
+    sigma drawn from ``task.sigmas`` (clipped to [0, 1] with ``clip``). ``noisy`` is observed:
+    unclipped unless ``clip``; given ``noisy``, ``clean`` is only the reward's reference (rollouts
+    that never score pass the input as a stand-in), so it may leave [0, 1] too.
+
+    Raises:
+        ValueError: images with another channel count than ``task.channels``, or bad options.
+    """
+    if options:
+        unbounded = (() if clip else ("noisy",)) + (("clean",) if "noisy" in options else ())
+        batch = task.options_batch(options, {"clean": task.channels, "noisy": task.channels}, ("clean",),
+                                   unbounded=unbounded)
+    else:
+        batch = task.draw_batch(rng)
+        if "clean" not in batch:  # a folder or the embedded photos: the images are the clean references
+            batch["clean"] = batch["high"] if "high" in batch else batch["low"]
+    clean = batch["clean"]
+    if clean.shape[1] != task.channels:
+        raise ValueError(f"images: expected {task.channels} channel(s) (gray={task.channels == 1}), "
+                         f"got {clean.shape[1]}")
+    if "noisy" in batch:
+        return clean, batch["noisy"]
+    sigma = torch.as_tensor(rng.choice(task.sigmas, size=task.num_envs), dtype=torch.float32,
+                            device=task.device).view(-1, 1, 1, 1)
+    return clean, add_gaussian_noise(clean, sigma, generator=task.generator, clip=clip)
+
+
 class DenoiseTask(PixelTask):
     """Batched core of :class:`DenoiseEnv`; see its docstring for the MDP."""
 
@@ -47,26 +79,7 @@ class DenoiseTask(PixelTask):
         self.single_action_space = spaces.MultiDiscrete(np.full((1, h, w), self.n_actions))
 
     def _start(self, rng: np.random.Generator, options: dict[str, Any] | None) -> None:
-        if options:
-            # "noisy" is observed: unclipped unless clip=True. Given "noisy", "clean" is only the reward's
-            # reference (rollouts that never score pass the input as a stand-in), so it may leave [0, 1] too.
-            unbounded = (() if self.clip else ("noisy",)) + (("clean",) if "noisy" in options else ())
-            batch = self.options_batch(options, {"clean": self.channels, "noisy": self.channels}, ("clean",),
-                                       unbounded=unbounded)
-            clean = batch["clean"]
-        else:
-            batch = self.draw_batch(rng)
-            clean = batch["high"] if "high" in batch else batch["low"]
-        if clean.shape[1] != self.channels:
-            raise ValueError(f"images: expected {self.channels} channel(s) (gray={self.channels == 1}), "
-                             f"got {clean.shape[1]}")
-        self.clean = clean
-        if "noisy" in batch:
-            self.image = batch["noisy"]
-        else:
-            sigma = torch.as_tensor(rng.choice(self.sigmas, size=self.num_envs), dtype=torch.float32,
-                                    device=self.device).view(-1, 1, 1, 1)
-            self.image = add_gaussian_noise(clean, sigma, generator=self.generator, clip=self.clip)
+        self.clean, self.image = start_noisy(self, rng, options, clip=self.clip)
 
     def observe(self) -> dict[str, torch.Tensor]:
         return {"image": self.image}

@@ -15,7 +15,7 @@ from gymnasium.vector import VectorObservationWrapper
 from gymnasium.vector.utils import batch_space
 
 from envs.base import PixelEnv, PixelTask, PixelVectorEnv
-from rlenhance.data import add_gaussian_noise
+from envs.denoise import start_noisy
 from rlenhance.models.rse import ACTION_MAPS, CANDIDATES, RSERound, rse_blend
 from rlenhance.models.vae import seam_energy
 
@@ -84,26 +84,7 @@ class RSETask(PixelTask):
         self.single_action_space = spaces.Box(-1.0, 1.0, (ACTION_MAPS, h, w), np.float32)
 
     def _start(self, rng: np.random.Generator, options: dict[str, Any] | None) -> None:
-        if options:
-            # given "noisy", "clean" is only the reward's reference: it may leave [0, 1] too
-            unbounded = ("noisy",) + (("clean",) if "noisy" in options else ())
-            batch = self.options_batch(options, {"clean": self.channels, "noisy": self.channels}, ("clean",),
-                                       unbounded=unbounded)
-        else:
-            batch = self.draw_batch(rng)
-            if "clean" not in batch:  # a folder or the embedded photos: the images are the clean references
-                batch["clean"] = batch["high"] if "high" in batch else batch["low"]
-        clean = batch["clean"]
-        if clean.shape[1] != self.channels:
-            raise ValueError(f"images: expected {self.channels} channel(s) (gray={self.channels == 1}), "
-                             f"got {clean.shape[1]}")
-        self.clean = clean
-        if "noisy" in batch:
-            self.image = batch["noisy"]
-        else:
-            sigma = torch.as_tensor(rng.choice(self.sigmas, size=self.num_envs), dtype=torch.float32,
-                                    device=self.device).view(-1, 1, 1, 1)
-            self.image = add_gaussian_noise(clean, sigma, generator=self.generator)
+        self.clean, self.image = start_noisy(self, rng, options)
         self.candidates = self.round.candidates(self.image)
 
     def observe(self) -> dict[str, torch.Tensor]:
