@@ -20,7 +20,14 @@ Two training paths share the same code:
 * :meth:`A3C.train_hogwild` - asynchronous A3C: ``workers`` processes (torch.multiprocessing),
   each with its own environment, a local copy of the network synchronised from the shared one
   before every rollout, and lock-free (Hogwild) updates of the shared parameters through a
-  :class:`SharedAdam` whose moments live in shared memory.
+  :class:`SharedAdam` whose moments live in shared memory. One machine only.
+
+Across machines, :meth:`A3C.train_episode` runs data-parallel (``ranks``, :mod:`agents.distributed`):
+each rank steps its rows of the global batch (a sharded env), samples its rows of the global
+batch's action noise and averages its gradients with the other ranks' before the optimiser step,
+which is the update of one process with the global batch. The loss means run over a rank's
+pixels, so the average over ranks is the global mean while every rank holds equally many live
+envs, as the envs' lockstep episodes (reset together, never terminated early) ensure.
 
 The policy input is built by :func:`rlenhance.models.policy.build_policy_input`; actions come from
 the policy's own distribution (:meth:`~rlenhance.models.policy.PixelActorCritic.distribution`, sampled
@@ -37,6 +44,7 @@ import queue as _queue
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -55,6 +63,7 @@ from agents.common import (
     resolve_device,
     reward_map,
 )
+from agents.distributed import Ranks, sync_batch_norm
 from rlenhance.errors import CheckpointError
 from rlenhance.losses import illumination_smoothness_loss
 from rlenhance.models.policy import POLICY_INPUT_KEYS, PixelActorCritic, PolicyOutput, build_policy_input
@@ -370,9 +379,10 @@ class _EpisodeRunner:
     """
 
     def __init__(self, policy: PixelActorCritic, rmc: RewardMapConv | None, config: A3CConfig,
-                 device: torch.device, generator: torch.Generator):
+                 device: torch.device, generator: torch.Generator, ranks: Ranks | None = None):
         self.policy, self.rmc, self.config = policy, rmc, config
         self.device, self.generator = device, generator
+        self.ranks = ranks if ranks is not None else Ranks()
 
     def run(self, venv: Any, seed: int | None,
             update: Callable[[Tensor], dict[str, float]]) -> dict[str, float]:
@@ -410,7 +420,8 @@ class _EpisodeRunner:
             x, cond = build_policy_input(obs)
             out = self.policy(x, cond, hidden, full_resolution=not self._blocks)
             dist = self.policy.distribution(out)
-            actions = dist.sample(self.generator)
+            # this rank's rows of the global batch's draws (all of them for one process)
+            actions = dist.sample(noise=self.ranks.draw_rows(partial(dist.noise, self.generator), x.shape[0]))
             roll.log_probs.append(dist.log_prob(actions))
             roll.entropies.append(dist.entropy())
             roll.values.append(out.value)
@@ -485,11 +496,14 @@ class _EpisodeRunner:
 
 def _apply_update(loss: Tensor, local_params: list[Tensor], shared_params: list[Tensor],
                   optimizer: torch.optim.Optimizer, lr: float,
-                  max_grad_norm: float | None) -> dict[str, float]:
-    """Backward on the local params, hand their gradients to the shared params, one optimiser step."""
+                  max_grad_norm: float | None, ranks: Ranks | None = None) -> dict[str, float]:
+    """Backward on the local params (gradients averaged over ``ranks``), hand their gradients to
+    the shared params, one optimiser step."""
     for p in local_params:
         p.grad = None
     loss.backward()
+    if ranks is not None:
+        ranks.average_gradients(local_params)
     max_norm = max_grad_norm if max_grad_norm is not None else math.inf  # inf: measure only
     norm = torch.nn.utils.clip_grad_norm_(local_params, max_norm)
     if local_params is not shared_params:
@@ -514,6 +528,10 @@ class A3C:
             cannot compute).
         config: hyper-parameters (:class:`A3CConfig`); default-constructed if None.
         device: ``None`` = the policy's device, ``"auto"`` = CUDA when available, or a device.
+        ranks: this process's place in a data-parallel job (:class:`agents.distributed.Ranks`):
+            :meth:`train_episode` then takes an env sharded the same way (``shard=ranks.shard``)
+            and averages gradients over the ranks; its batch norm layers (a supervised backbone's)
+            normalise by the global batch. None: a single process.
 
     Raises:
         ValueError: a continuous policy with ``bounded_mean=False``.
@@ -528,13 +546,16 @@ class A3C:
     """
 
     def __init__(self, policy: PixelActorCritic, config: A3CConfig | None = None,
-                 device: str | torch.device | None = None):
+                 device: str | torch.device | None = None, ranks: Ranks | None = None):
         if policy.n_actions is None and not policy.bounded_mean:
             raise ValueError("A3C: the continuous policy has bounded_mean=False (SAC's tanh-squashed Gaussian); "
                              "build it with bounded_mean=True (A3C samples around the bounded mean and clips)")
         self.config = config if config is not None else A3CConfig()
         self.device = resolve_device(device, policy)
+        self.ranks = ranks if ranks is not None else Ranks()
         self.policy = policy.to(self.device)
+        if self.ranks.distributed:
+            sync_batch_norm(self.policy)
         self.rmc = (RewardMapConv(self.config.rmc_size).to(self.device)
                     if self.config.reward_map_conv else None)
         self.optimizer = SharedAdam(self.parameters(), lr=self.config.lr, betas=self.config.betas,
@@ -587,9 +608,9 @@ class A3C:
         """
         params = self.parameters()
         lr = self.config.lr_at(self.episodes)
-        runner = _EpisodeRunner(self.policy, self.rmc, self.config, self.device, self.generator)
+        runner = _EpisodeRunner(self.policy, self.rmc, self.config, self.device, self.generator, self.ranks)
         stats = runner.run(venv, seed, lambda loss: _apply_update(
-            loss, params, params, self.optimizer, lr, self.config.max_grad_norm))
+            loss, params, params, self.optimizer, lr, self.config.max_grad_norm, self.ranks))
         stats["episode"] = float(self.episodes)
         self.episodes += 1
         return stats
@@ -636,6 +657,10 @@ class A3C:
         if workers < 1 or episodes < 0:
             raise ValueError(f"train_hogwild: workers={workers}, episodes={episodes}; expected "
                              "workers >= 1 and episodes >= 0")
+        if self.ranks.distributed:
+            raise ValueError(f"train_hogwild: Hogwild workers share one machine's memory; this agent is rank "
+                             f"{self.ranks.rank} of a {self.ranks.world_size}-process job (train_episode runs "
+                             "data-parallel instead)")
         if start_method is None:
             fork_ok = self.device.type == "cpu" and "fork" in _std_mp.get_all_start_methods()
             start_method = "fork" if fork_ok else "spawn"

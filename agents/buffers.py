@@ -270,12 +270,20 @@ class PixelReplayBuffer:
         Raises:
             ValueError: the buffer is empty or ``batch < 1``.
         """
+        return self.get(self.sample_indices(batch, generator))
+
+    def sample_indices(self, batch: int, generator: torch.Generator | None = None) -> Tensor:
+        """The ring positions :meth:`sample` draws: int64 (batch,) on ``device``, uniform with replacement.
+
+        Raises:
+            ValueError: the buffer is empty or ``batch < 1``.
+        """
         if self._size == 0 or batch < 1:
             raise ValueError(f"PixelReplayBuffer.sample: batch={batch!r} from {self._size} transitions; "
                              "expected batch >= 1 and a non-empty buffer (add() first)")
         gen_device = generator.device if generator is not None else self.device
         idx = torch.randint(self._size, (int(batch),), generator=generator, device=gen_device)
-        return self.get(idx.to(self.device))
+        return idx.to(self.device)
 
     def get(self, idx: Tensor) -> ReplaySample:
         """The transitions at ring positions ``idx`` (int64 (N,), < ``len(self)``), decoded."""

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,11 +75,15 @@ def start_neighbour(kind: str, env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=plain)
 
 
-def episodes_per_second(episodes: int, warmup: int, env: dict[str, str], threads: int) -> float:
+def episodes_per_second(episodes: int, warmup: int, env: dict[str, str], threads: int, *,
+                        launcher: Sequence[str] = (), extra: Sequence[str] = ()) -> float:
+    """Episodes/s of ``lol_train`` over episodes ``warmup`` .. ``episodes`` (its metrics.csv), run
+    by ``launcher`` (the command before ``-m``: this Python by default; e.g. torchrun's) with
+    ``extra`` arguments."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
-        cmd = [sys.executable, "-m", "experiments.lol_train", "--episodes", str(episodes),
-               "--eval-every", str(episodes), "--samples", "0", "--threads", str(threads), "--out", str(out)]
+        cmd = [*(launcher or (sys.executable,)), "-m", "experiments.lol_train", "--episodes", str(episodes),
+               "--eval-every", str(episodes), "--samples", "0", "--threads", str(threads), *extra, "--out", str(out)]
         subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         with open(out / "metrics.csv", newline="") as handle:
             walls = {int(row["step"]): float(row["wall_time"]) for row in csv.DictReader(handle)

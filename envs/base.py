@@ -156,6 +156,11 @@ class PixelTask:
         split_seed: seed of the deterministic train/validation split.
         crop: random crop per episode, int or (h, w); None uses whole images (all of one size).
         validate_actions: check the range and shape of every action batch (one device sync).
+        shard: ``(rank, world_size)`` of a data-parallel job (:mod:`agents.distributed`): episodes
+            drawn at reset are those of a task of ``num_envs * world_size`` envs reset with the same
+            seed (images, crops, noise, masks, settings), of which this task keeps rows
+            ``rank * num_envs`` to ``(rank + 1) * num_envs - 1``. None: a task of its own. Starts
+            given through ``reset(options=...)`` are taken as given.
     """
 
     #: dtype of discrete actions; continuous actions are float32.
@@ -163,9 +168,14 @@ class PixelTask:
 
     def __init__(self, num_envs: int, *, device: str | torch.device = "cpu", max_episode_steps: int | None,
                  data: Any = None, data_kind: str = "paired", gray: bool = False, split: str | None = "train",
-                 split_seed: int = 0, crop: int | tuple[int, int] | None = 64, validate_actions: bool = True):
+                 split_seed: int = 0, crop: int | tuple[int, int] | None = 64, validate_actions: bool = True,
+                 shard: tuple[int, int] | None = None):
         if int(num_envs) < 1:
             raise ValueError(f"num_envs: expected an int >= 1, got {num_envs!r}")
+        if shard is not None and not (len(shard) == 2 and 0 <= int(shard[0]) < int(shard[1])):
+            raise ValueError(f"shard: expected None or (rank, world_size) with 0 <= rank < world_size, got {shard!r}")
+        #: ``(rank, world_size)`` of a data-parallel job, or None (see the class docstring).
+        self.shard = None if shard is None else (int(shard[0]), int(shard[1]))
         if max_episode_steps is not None and int(max_episode_steps) < 1:
             raise ValueError(f"max_episode_steps: expected an int >= 1 (or None: no limit), got {max_episode_steps!r}")
         self.num_envs = int(num_envs)
@@ -191,7 +201,13 @@ class PixelTask:
 
     # --- to be provided by each task -------------------------------------------------------
     def _start(self, rng: np.random.Generator, options: dict[str, Any] | None) -> None:
-        """Begin B new episodes: draw (or take from ``options``) the images and set the state."""
+        """Begin B new episodes: take the start from ``options`` or draw it (:meth:`draw_start`)
+        and set the state."""
+        raise NotImplementedError
+
+    def _draw(self, rng: np.random.Generator, n: int) -> dict[str, Any]:
+        """The random start of ``n`` episodes (images, noise, masks, settings: every draw from
+        ``rng`` and ``self.generator``), as tensors with ``n`` rows on the device."""
         raise NotImplementedError
 
     def observe(self) -> dict[str, torch.Tensor]:
@@ -245,9 +261,20 @@ class PixelTask:
             actions = actions.clamp(float(space.low.min()), float(space.high.max()))
         return actions
 
-    def draw_batch(self, rng: np.random.Generator) -> dict:
-        """Draw B items (random images, crops and flips from ``rng``) as tensors on the device."""
-        batch = sample_batch(self.dataset, self.num_envs, crop=self.crop, rng=rng)
+    def draw_start(self, rng: np.random.Generator) -> dict[str, Any]:
+        """The random start of this task's B episodes (:meth:`_draw`); a sharded task draws the
+        start of all ``B * world_size`` episodes of the job, as one task of that size would, and
+        keeps its rows."""
+        if self.shard is None:
+            return self._draw(rng, self.num_envs)
+        rank, world = self.shard
+        rows = slice(rank * self.num_envs, (rank + 1) * self.num_envs)
+        return {k: v[rows] if torch.is_tensor(v) or isinstance(v, list) else v
+                for k, v in self._draw(rng, self.num_envs * world).items()}
+
+    def draw_batch(self, rng: np.random.Generator, n: int | None = None) -> dict:
+        """Draw ``n`` items (default B; random images, crops and flips from ``rng``) as tensors on the device."""
+        batch = sample_batch(self.dataset, self.num_envs if n is None else n, crop=self.crop, rng=rng)
         return {k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
 
     def options_batch(self, options: Mapping[str, Any], images: Mapping[str, int], required: tuple[str, ...], *,

@@ -68,11 +68,7 @@ class CompletionTask(PixelTask):
                                                  "mask": channels["mask"]},
                                        ("occluded", "original", "mask"), masks=("mask",))
         else:
-            batch = self.draw_batch(rng)
-        if "occluded" not in batch:  # clean photos: cut holes (seeded)
-            batch["occluded"], batch["mask"] = random_occlusion(batch["high"], generator=self.generator,
-                                                                kind=self.occlusion)
-            batch["original"] = batch["high"]
+            batch = self.draw_start(rng)
         self.original = batch["original"]
         self.mask = (batch["mask"] > 0.5).float()
         #: flat indices b * H * W + y * W + x of the hole's pixels, the only ones a step changes
@@ -82,6 +78,14 @@ class CompletionTask(PixelTask):
         if self.predictor is not None:
             with torch.no_grad():
                 self.prediction = self.predictor(batch["occluded"], self.mask).clamp(0.0, 1.0)
+
+    def _draw(self, rng: np.random.Generator, n: int) -> dict[str, Any]:
+        batch = self.draw_batch(rng, n)
+        if "occluded" not in batch:  # clean photos: cut holes (seeded)
+            batch["occluded"], batch["mask"] = random_occlusion(batch["high"], generator=self.generator,
+                                                                kind=self.occlusion)
+            batch["original"] = batch["high"]
+        return batch
 
     def observe(self) -> dict[str, torch.Tensor]:
         return {"image": self.image, "mask": self.mask}

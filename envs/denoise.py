@@ -18,30 +18,44 @@ def start_noisy(task: PixelTask, rng: np.random.Generator, options: dict[str, An
                 clip: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``(clean, noisy)`` pair a denoising episode starts from (Denoise-v0, RSE-v0).
 
-    Taken from ``reset(options=...)`` (``clean``, optional ``noisy``), else drawn from the task's
-    data set (its ``clean`` / ``noisy`` items, or its images as clean references) with noise of a
-    sigma drawn from ``task.sigmas`` (clipped to [0, 1] with ``clip``). ``noisy`` is observed:
+    Taken from ``reset(options=...)`` (``clean``, optional ``noisy``), else drawn
+    (``task.draw_start``, the task's ``_draw`` being :func:`draw_noisy`). ``noisy`` is observed:
     unclipped unless ``clip``; given ``noisy``, ``clean`` is only the reward's reference (rollouts
     that never score pass the input as a stand-in), so it may leave [0, 1] too.
 
     Raises:
         ValueError: images with another channel count than ``task.channels``, or bad options.
     """
-    if options:
-        unbounded = (() if clip else ("noisy",)) + (("clean",) if "noisy" in options else ())
-        batch = task.options_batch(options, {"clean": task.channels, "noisy": task.channels}, ("clean",),
-                                   unbounded=unbounded)
-    else:
-        batch = task.draw_batch(rng)
-        if "clean" not in batch:  # a folder or the embedded photos: the images are the clean references
-            batch["clean"] = batch["high"] if "high" in batch else batch["low"]
+    if not options:
+        batch = task.draw_start(rng)
+        return batch["clean"], batch["noisy"]
+    unbounded = (() if clip else ("noisy",)) + (("clean",) if "noisy" in options else ())
+    batch = task.options_batch(options, {"clean": task.channels, "noisy": task.channels}, ("clean",),
+                               unbounded=unbounded)
+    return _noisy_pair(task, batch, rng, clip=clip)
+
+
+def draw_noisy(task: PixelTask, rng: np.random.Generator, n: int, *, clip: bool = False) -> dict[str, torch.Tensor]:
+    """The random start of ``n`` denoising episodes, ``{"clean", "noisy"}``: items of the task's
+    data set (its ``clean`` / ``noisy`` items, or its images as clean references) with noise of a
+    sigma drawn from ``task.sigmas`` (clipped to [0, 1] with ``clip``)."""
+    batch = task.draw_batch(rng, n)
+    if "clean" not in batch:  # a folder or the embedded photos: the images are the clean references
+        batch["clean"] = batch["high"] if "high" in batch else batch["low"]
+    clean, noisy = _noisy_pair(task, batch, rng, clip=clip)
+    return {"clean": clean, "noisy": noisy}
+
+
+def _noisy_pair(task: PixelTask, batch: dict[str, Any], rng: np.random.Generator, *,
+                clip: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(clean, noisy)`` of a batch holding ``clean`` and perhaps ``noisy`` (else noise is drawn)."""
     clean = batch["clean"]
     if clean.shape[1] != task.channels:
         raise ValueError(f"images: expected {task.channels} channel(s) (gray={task.channels == 1}), "
                          f"got {clean.shape[1]}")
     if "noisy" in batch:
         return clean, batch["noisy"]
-    sigma = torch.as_tensor(rng.choice(task.sigmas, size=task.num_envs), dtype=torch.float32,
+    sigma = torch.as_tensor(rng.choice(task.sigmas, size=clean.shape[0]), dtype=torch.float32,
                             device=task.device).view(-1, 1, 1, 1)
     return clean, add_gaussian_noise(clean, sigma, generator=task.generator, clip=clip)
 
@@ -80,6 +94,9 @@ class DenoiseTask(PixelTask):
 
     def _start(self, rng: np.random.Generator, options: dict[str, Any] | None) -> None:
         self.clean, self.image = start_noisy(self, rng, options, clip=self.clip)
+
+    def _draw(self, rng: np.random.Generator, n: int) -> dict[str, torch.Tensor]:
+        return draw_noisy(self, rng, n, clip=self.clip)
 
     def observe(self) -> dict[str, torch.Tensor]:
         return {"image": self.image}

@@ -129,19 +129,24 @@ class LowLightTask(PixelTask):
             batch = self.options_batch(options, {"low": channels, "high": channels}, ("low",),
                                        vectors={"cond": len(COND_FIELDS)})
         else:
-            batch = self.draw_batch(rng)
-        if "low" not in batch:  # clean photos only: darken them synthetically (seeded)
-            batch["low"] = synthetic_low_light(batch["high"], generator=self.generator)
+            batch = self.draw_start(rng)
         self.original = batch["low"].clamp(0.0, 1.0)
         self.high = batch.get("high")
         if self.reward != "nonref" and self.high is None:
             raise ValueError(f"reward={self.reward!r} needs references (paired data with high/); "
                              "use reward='nonref' for unpaired images")
         self.image = self.original.clone()
-        self.cond = batch["cond"] if "cond" in batch else self._sample_cond(rng)
+        self.cond = batch["cond"] if "cond" in batch else self._sample_cond(rng, self.num_envs)
         setting = self.cond * self.cond_scale + self.cond_offset
         self.target, *self.w = (c.view(-1, 1, 1, 1) for c in setting.unbind(1))
         self.state_loss = self._state_loss(self.image)
+
+    def _draw(self, rng: np.random.Generator, n: int) -> dict[str, Any]:
+        batch = self.draw_batch(rng, n)
+        if "low" not in batch:  # clean photos only: darken them synthetically (seeded)
+            batch["low"] = synthetic_low_light(batch["high"], generator=self.generator)
+        batch["cond"] = self._sample_cond(rng, n)
+        return batch
 
     def setting_cond(self, n: int, exposure_target: float | None = None) -> torch.Tensor:
         """The encoded conditioning vector of the env's fixed setting (``exposure_target``, or the
@@ -163,16 +168,16 @@ class LowLightTask(PixelTask):
             return {}
         return {name: (lo, hi) for name, (lo, hi) in self.sampling_ranges.items() if hi > lo}
 
-    def _sample_cond(self, rng: np.random.Generator) -> torch.Tensor:
-        """Conditioning values (B, 5): the fixed setting, or per-image samples when conditioned:
+    def _sample_cond(self, rng: np.random.Generator, n: int) -> torch.Tensor:
+        """Conditioning values (n, 5): the fixed setting, or per-image samples when conditioned:
         the exposure target uniform in its range, each weight log-uniform in its own (uniform when
         the range starts at 0)."""
         values = np.array([self.exposure_target, *self.weights.values()], dtype=np.float64)
-        values = np.tile(values, (self.num_envs, 1))
+        values = np.tile(values, (n, 1))
         if self.conditioned:
-            values[:, 0] = rng.uniform(*self.exposure_range, size=self.num_envs)
+            values[:, 0] = rng.uniform(*self.exposure_range, size=n)
             # one draw per weight and image, also for a fixed weight (the random stream of older versions)
-            draws = rng.uniform(size=(self.num_envs, len(WEIGHT_FIELDS)))
+            draws = rng.uniform(size=(n, len(WEIGHT_FIELDS)))
             for i, name in enumerate(WEIGHT_FIELDS, start=1):
                 lo, hi = self.sampling_ranges[name]
                 if lo == 0.0:

@@ -15,7 +15,7 @@ from gymnasium.vector import VectorObservationWrapper
 from gymnasium.vector.utils import batch_space
 
 from envs.base import PixelEnv, PixelTask, PixelVectorEnv
-from envs.denoise import start_noisy
+from envs.denoise import draw_noisy, start_noisy
 from rlenhance.models.rse import ACTION_MAPS, CANDIDATES, RSERound, rse_blend
 from rlenhance.models.vae import seam_energy
 
@@ -86,6 +86,9 @@ class RSETask(PixelTask):
     def _start(self, rng: np.random.Generator, options: dict[str, Any] | None) -> None:
         self.clean, self.image = start_noisy(self, rng, options)
         self.candidates = self.round.candidates(self.image)
+
+    def _draw(self, rng: np.random.Generator, n: int) -> dict[str, torch.Tensor]:
+        return draw_noisy(self, rng, n)
 
     def observe(self) -> dict[str, torch.Tensor]:
         return {"image": self.image, "candidates": self.candidates}

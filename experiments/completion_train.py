@@ -39,10 +39,12 @@ from typing import Any
 import torch
 
 import envs
+from agents.distributed import Ranks
 from agents.rollout import load_predictor, rollout_images
 from envs.completion import REWARDS
 from experiments.rl_common import (
     RLArgs,
+    env_batch,
     make_agent,
     open_run,
     resolve_args,
@@ -194,19 +196,20 @@ def evaluate(policy: PixelActorCritic, task: Any, images: Sequence[OccludedImage
 def main(argv: Sequence[str] | None = None) -> Path:
     args = resolve_args(parse_config(Args, argv))
     check_task_args(args)
-    device = setup(args)
+    ranks = Ranks.from_env()
+    device = setup(args, ranks)
     train_set, test_set = open_data(args)
     predictor = load_predictor(args.predictor, device=device) if args.predictor else None
-    run = open_run(args)
+    run = open_run(args, ranks)
 
     def make_venv():
-        return envs.make_vec(ENV_ID, num_envs=args.batch, device=device, data=train_set, predictor=predictor,
+        return envs.make_vec(ENV_ID, device=device, **env_batch(args, ranks), data=train_set, predictor=predictor,
                              **env_kwargs(args))
 
     venv = make_venv()
     images = occluded_test_set(test_set, occlusion=args.occlusion, seed=args.occlusion_seed, device=device,
                                limit=args.eval_images, max_side=args.eval_size)
-    agent = make_agent(args, venv, resume=run.resuming)
+    agent = make_agent(args, venv, resume=run.resuming, ranks=ranks)
     return train(args, run, agent, venv, make_venv=make_venv,
                  evaluate=lambda policy: evaluate(policy, venv.task, images, args, predictor),
                  metric="eval/hole_psnr", spec=inference_spec(args),

@@ -32,9 +32,11 @@ from typing import Any
 import torch
 
 import envs
+from agents.distributed import Ranks
 from agents.rollout import rollout_images
 from experiments.rl_common import (
     RLArgs,
+    env_batch,
     make_agent,
     open_run,
     resolve_args,
@@ -159,16 +161,17 @@ def evaluate(policy: PixelActorCritic, task: Any, images: Sequence[NoisyImage],
 def main(argv: Sequence[str] | None = None) -> Path:
     args = resolve_args(parse_config(Args, argv))
     check_task_args(args)
-    device = setup(args)
+    ranks = Ranks.from_env()
+    device = setup(args, ranks)
     train_set, test_set = open_data(args)
-    run = open_run(args)
+    run = open_run(args, ranks)
 
     def make_venv():
-        return envs.make_vec(ENV_ID, num_envs=args.batch, device=device, data=train_set, **env_kwargs(args))
+        return envs.make_vec(ENV_ID, device=device, **env_batch(args, ranks), data=train_set, **env_kwargs(args))
 
     venv = make_venv()
     images = noisy_test_set(test_set, args.sigma, seed=args.noise_seed, device=device, limit=args.eval_images)
-    agent = make_agent(args, venv, resume=run.resuming)
+    agent = make_agent(args, venv, resume=run.resuming, ranks=ranks)
     return train(args, run, agent, venv, make_venv=make_venv,
                  evaluate=lambda policy: evaluate(policy, venv.task, images, args),
                  metric="eval/psnr", spec=inference_spec(args),

@@ -5,10 +5,12 @@ A task module (``experiments.lol_train``, ``experiments.denoise_train``,
 pieces into this loop::
 
     args = resolve_args(parse_config(Args, argv))          # Args subclasses RLArgs
-    device = setup(args)                                    # threads, denormals, seeds, device
-    run = open_run(args)                                    # --out checked (written on first use)
-    venv = make_venv()                                      # the task's batched torch vector env
-    agent = make_agent(args, venv, resume=run.resuming)     # --agent a3c | sac, --backbone ...
+    ranks = Ranks.from_env()                                # torchrun's ranks (one process without it)
+    device = setup(args, ranks)                             # threads, denormals, seeds, device, process group
+    run = open_run(args, ranks)                             # --out checked (written on first use, by rank 0)
+    venv = make_venv()                                      # the task's batched torch vector env, with
+                                                            # **env_batch(args, ranks): this rank's rows
+    agent = make_agent(args, venv, resume=run.resuming, ranks=ranks)  # --agent a3c | sac, --backbone ...
     train(args, run, agent, venv, make_venv=make_venv,
           evaluate=lambda policy: (scores, grid_rows),      # task-specific, on held-out images
           metric="eval/psnr", spec=...)                     # "best" by this score; the checkpoint spec
@@ -37,6 +39,15 @@ What :func:`train` does:
   uninterrupted one;
 * ``--resume`` on a finished run (last.pt at ``--episodes``, evaluated) changes nothing: one line
   says so, and summary.md is only written if it is missing.
+
+Under ``torchrun --nproc_per_node N`` (and ``--nnodes``) the same script trains data-parallel
+(:mod:`agents.distributed`): each rank steps ``--batch / N`` envs, its rows of the global batch
+(the same images, noise and action draws as one process with ``--batch``), the agents average
+their gradients over the ranks, so the job computes one process's updates; rank 0 evaluates,
+logs and writes the run folder (config.json records ``world_size``), the logged episode stats are
+averaged over the ranks, and a signal on any rank stops every rank at the same episode with
+rank 0's last.pt. ``--resume`` may change the number of processes (the global batch stays).
+Hogwild ``--workers`` stay on one machine (refused under torchrun).
 """
 
 from __future__ import annotations
@@ -58,11 +69,11 @@ import torch
 from torch import Tensor
 
 from agents.a3c import A3C, A3CConfig, policy_kwargs_from_env
+from agents.distributed import Ranks
 from agents.sac import SAC, SACConfig
-from experiments.runs import Run, StopSignals, arg, run_cli
+from experiments.runs import Run, StopSignals, arg, run_cli, setup_process
 from rlenhance.checkpoint import CheckpointSpec, load_checkpoint
 from rlenhance.models.policy import BACKBONES, PixelActorCritic
-from rlenhance.runtime import configure_threads, flush_denormals, seed_everything, select_device
 
 __all__ = [
     "AGENTS",
@@ -73,6 +84,7 @@ __all__ = [
     "check_args",
     "config_arg",
     "config_flags",
+    "env_batch",
     "episode_scalars",
     "episode_seed",
     "make_agent",
@@ -293,12 +305,30 @@ def check_args(args: RLArgs) -> None:
 
 
 # --- setup, policy and agent ----------------------------------------------------------------------
-def setup(args: RLArgs) -> torch.device:
-    """Process-wide settings in one place: denormal flushing, CPU threads, seeds; returns the device."""
-    flush_denormals()
-    configure_threads(args.threads)
-    seed_everything(args.seed)
-    return select_device(args.device)
+def setup(args: Any, ranks: Ranks | None = None) -> torch.device:
+    """Process-wide settings in one place (:func:`experiments.runs.setup_process`): denormal
+    flushing, CPU threads (the node's share of its ranks), seeds; returns the device
+    (``cuda:LOCAL_RANK`` for a rank on a GPU node), after joining the job's process group when
+    ``ranks`` has several (:mod:`agents.distributed`).
+
+    Raises:
+        ValueError: a bad ``--device``, or ``--workers`` (Hogwild, one machine) under torchrun.
+    """
+    ranks = ranks if ranks is not None else Ranks()
+    if ranks.distributed and getattr(args, "workers", 0):
+        raise ValueError(f"--workers {args.workers}: Hogwild worker processes share one machine's memory; under "
+                         f"torchrun ({ranks.world_size} processes) use --workers 0: the ranks train data-parallel")
+    return setup_process(threads=args.threads, seed=args.seed, device=args.device, ranks=ranks)
+
+
+def env_batch(args: RLArgs, ranks: Ranks) -> dict[str, Any]:
+    """``envs.make_vec`` arguments of this rank's part of the ``--batch`` envs: ``num_envs`` (the
+    batch over the ranks) and ``shard`` (its rows of the global batch's draws).
+
+    Raises:
+        ValueError: ``--batch`` is not a multiple of the number of ranks.
+    """
+    return {"num_envs": ranks.split(args.batch, "--batch"), "shard": ranks.shard}
 
 
 def backbone_kwargs_from_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -363,8 +393,9 @@ def sac_config(args: RLArgs) -> SACConfig:
 
 
 def make_agent(args: RLArgs, venv: Any, a3c_extra: Mapping[str, Any] | None = None, *,
-               resume: bool | None = None, **policy_kwargs: Any) -> A3C | SAC:
-    """An A3C or SAC agent (``--agent``) with a fresh policy (:func:`make_policy`) on ``venv``'s device.
+               resume: bool | None = None, ranks: Ranks | None = None, **policy_kwargs: Any) -> A3C | SAC:
+    """An A3C or SAC agent (``--agent``) with a fresh policy (:func:`make_policy`) on ``venv``'s
+    device, data-parallel over ``ranks`` (``venv`` then holds this rank's rows: :func:`env_batch`).
 
     ``a3c_extra`` holds task-specific :class:`agents.a3c.A3CConfig` fields (e.g. ``mean_action_tv``).
 
@@ -374,29 +405,32 @@ def make_agent(args: RLArgs, venv: Any, a3c_extra: Mapping[str, Any] | None = No
     ``run.resuming``: a ``--resume`` that finds no checkpoint starts anew).
     """
     resume = args.resume if resume is None else resume
+    ranks = ranks if ranks is not None else Ranks()
     policy = make_policy(args, venv, **policy_kwargs)
-    if args.init_backbone is not None and not resume and args.random_backbone:
+    if args.init_backbone is not None and not resume and args.random_backbone and ranks.writes:
         print(f"--random-backbone: the {args.backbone} backbone has the shape of {args.init_backbone} "
               "and random initial weights")
-    elif args.init_backbone is not None and not resume:
+    elif args.init_backbone is not None and not resume and not args.random_backbone:
         from rlenhance.models.backbones import load_backbone
 
         copied = load_backbone(policy, args.init_backbone)
-        print(f"--init-backbone: {copied['tensors']} tensors ({copied['params']} values) of the {copied['model']} "
+        if ranks.writes:
+            print(f"--init-backbone: {copied['tensors']} tensors ({copied['params']} values) of the {copied['model']} "
               f"in {copied['path']} copied into the {args.backbone} backbone")
     if args.agent == "sac":
-        return SAC(policy, sac_config(args), device=venv.device)
+        return SAC(policy, sac_config(args), device=venv.device, ranks=ranks)
     config = A3CConfig(gamma=args.gamma, lr=args.lr, entropy_coef=args.entropy, n_steps=args.steps,
                        lr_decay=args.lr_decay, total_episodes=args.episodes,
                        reward_map_conv=args.reward_map_conv, seed=args.seed, block_actions=args.block_actions,
                        **dict(a3c_extra or {}))
-    return A3C(policy, config, device=venv.device)
+    return A3C(policy, config, device=venv.device, ranks=ranks)
 
 
 # --- the run folder ----------------------------------------------------------------------------------
-def open_run(args: RLArgs) -> Run:
-    """The run folder of ``--out`` (:class:`experiments.runs.Run`), checked; nothing is written
-    until the run logs its first episode, so it may be opened before the data are loaded.
+def open_run(args: RLArgs, ranks: Ranks | None = None) -> Run:
+    """The run folder of ``--out`` (:class:`experiments.runs.Run`), checked (by rank 0, for every
+    rank of a job); nothing is written until the run logs its first episode, so it may be opened
+    before the data are loaded.
 
     ``--resume`` must repeat the run's arguments (those of last.pt, or of config.json when the
     run stopped before its first checkpoint and starts anew): only those in
@@ -409,6 +443,13 @@ def open_run(args: RLArgs) -> Run:
         FileExistsError: a new run in a folder that holds one with a checkpoint.
         ValueError: ``--resume`` with arguments that differ from the run's.
     """
+    ranks = ranks if ranks is not None else Ranks()
+    ranks.on_rank0(lambda: _check_resume(args))
+    return Run(args.out, args, resume=args.resume, ranks=ranks)
+
+
+def _check_resume(args: RLArgs) -> None:
+    """Raise ValueError when ``--resume`` changes an argument the run fixed (see :func:`open_run`)."""
     out = Path(args.out)
     last, config = out / "checkpoints" / "last.pt", out / "config.json"
     if args.resume and (last.is_file() or config.is_file()):
@@ -419,7 +460,6 @@ def open_run(args: RLArgs) -> Run:
         if conflicts:
             raise ValueError("--resume continues a run with its own arguments; these differ: " + "; ".join(conflicts)
                              + f". Only {', '.join(_flag(k) for k in RESUME_OVERRIDES[:-2])} may change")
-    return Run(args.out, args, resume=args.resume)
 
 
 def _differs(a: Any, b: Any) -> bool:
@@ -482,6 +522,7 @@ def train(args: RLArgs, run: Run, agent: A3C | SAC, venv: Any, *, evaluate: Eval
     """
     if args.workers and make_venv is None:
         raise ValueError("--workers: this experiment cannot build environments in worker processes")
+    ranks = run.ranks
     policy = agent.policy
     score_of = (lambda s: s[metric]) if isinstance(metric, str) else metric
     metric_name = metric if isinstance(metric, str) else "metric"
@@ -498,13 +539,13 @@ def train(args: RLArgs, run: Run, agent: A3C | SAC, venv: Any, *, evaluate: Eval
         scores, saved = dict(extra.get("scores") or {}), episode
         best, best_episode = run.best_so_far(best, best_episode, step_key="best_episode")
         if episode >= args.episodes and evaluated == episode:
-            print(f"{run.dir}: already finished at episode {episode}; nothing to do; raise --episodes to train on")
-            if not run.summary_path.exists():  # killed between last.pt and summary.md
+            run.say(f"{run.dir}: already finished at episode {episode}; nothing to do; raise --episodes to train on")
+            if run.writes and not run.summary_path.exists():  # killed between last.pt and summary.md
                 run.summary([_summary_row(args, episode, scores, best, best_episode, metric_name, summary)], title)
             run.close()
             return run.dir
         run.truncate_metrics(episode)
-        print(f"resumed {run.last_path} at episode {episode}")
+        run.say(f"resumed {run.last_path} at episode {episode}")
 
     def due() -> bool:  # an evaluation is due at this episode and not yet done
         return evaluated < episode and (episode >= args.episodes or episode % args.eval_every == 0)
@@ -514,34 +555,36 @@ def train(args: RLArgs, run: Run, agent: A3C | SAC, venv: Any, *, evaluate: Eval
                 "algorithm": args.agent, "metric": metric_name, "best": best, "best_episode": best_episode}
 
     bar = run.progress(args.episodes, initial=episode)
-    with StopSignals() as stop:
+    with StopSignals(ranks) as stop:
         while due() or episode < args.episodes:
-            if stop.signum:  # before the next episode or a due evaluation: save this point and stop
-                if saved != episode:
+            if stop.check():  # before the next episode or a due evaluation (any rank's signal): save and stop
+                if saved != episode and run.writes:
                     run.save("last", model=policy, arch=policy.arch(),
                              extra={**checkpoint_extra(), "eval_episode": evaluated, "agent": agent.state_dict()})
+                ranks.barrier()  # no rank ends (and has torchrun stop the others) before last.pt is written
                 bar.close()
                 run.close()
                 raise stop.interrupted(f"interrupted at episode {episode} of {args.episodes} ({stop.name}); "
                                        f"{run.last_path} saved; continue with the same arguments and --resume")
-            if due():
-                start = time.perf_counter()
-                policy.eval()
-                with torch.no_grad():
-                    scores, rows = evaluate(policy)
-                policy.train()
-                scores = {**scores, "eval/seconds": time.perf_counter() - start}
-                run.log(episode, scores)
-                value = float(score_of(scores))
-                evaluated = episode
-                if value > best:  # best.pt before last.pt: a kill between them leaves last.pt's best behind
-                    best, best_episode = value, episode
-                    run.save("best", model=policy, arch=policy.arch(), extra=checkpoint_extra())
-                run.save("last", model=policy, arch=policy.arch(),
-                         extra={**checkpoint_extra(), "eval_episode": evaluated, "agent": agent.state_dict()})
-                saved = episode
-                if rows and args.samples:
-                    run.save_grid(f"episode_{episode:06d}", rows[:args.samples])
+            if due():  # rank 0 evaluates and writes; the others wait for it
+                if run.writes:
+                    start = time.perf_counter()
+                    policy.eval()
+                    with torch.no_grad():
+                        scores, rows = evaluate(policy)
+                    policy.train()
+                    scores = {**scores, "eval/seconds": time.perf_counter() - start}
+                    run.log(episode, scores)
+                    value = float(score_of(scores))
+                    if value > best:  # best.pt before last.pt: a kill between them leaves last.pt's best behind
+                        best, best_episode = value, episode
+                        run.save("best", model=policy, arch=policy.arch(), extra=checkpoint_extra())
+                    run.save("last", model=policy, arch=policy.arch(),
+                             extra={**checkpoint_extra(), "eval_episode": episode, "agent": agent.state_dict()})
+                    if rows and args.samples:
+                        run.save_grid(f"episode_{episode:06d}", rows[:args.samples])
+                evaluated = saved = episode
+                ranks.barrier()
                 continue
             _set_backbone(policy, args, episode)
             stop_at = min(args.episodes, (episode // args.eval_every + 1) * args.eval_every)
@@ -555,7 +598,7 @@ def train(args: RLArgs, run: Run, agent: A3C | SAC, venv: Any, *, evaluate: Eval
                                   if isinstance(v, (int, float)) and not isinstance(v, bool)})
                 bar.update(chunk)
             else:
-                stats = agent.train_episode(venv, seed=episode_seed(args.seed, episode))
+                stats = ranks.mean_stats(agent.train_episode(venv, seed=episode_seed(args.seed, episode)))
                 episode += 1
                 run.log(episode, episode_scalars(stats))
                 bar.update(1)

@@ -31,6 +31,12 @@ per-round table with the noisy input and the ``--baselines``; ``checkpoints/best
 denoiser with the best rounds (:func:`rlenhance.models.rse.load_rse`), ``checkpoints/last.pt``
 what ``--resume`` continues (a SAC phase restarts with an empty replay buffer, as in the other
 trainers; everything else continues exactly). Ctrl-C / SIGTERM save last.pt and stop.
+
+Under ``torchrun --nproc_per_node N`` (:mod:`agents.distributed`) the VAE steps split
+``--vae-batch`` and the SAC phase ``--batch`` and ``--sac-batch`` over the ranks (each rank its
+rows of the one global draw; gradients averaged), which computes one process's updates; the bank
+and the pool's next inputs are computed by every rank alike; rank 0 alone scores the held-out
+images, runs the baselines and writes the run folder, and hands its scores to the other ranks.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from agents.distributed import Ranks
 from agents.sac import SAC, SACConfig
 from envs.rse import make_rse_vec
 from experiments import denoise_train
@@ -352,6 +359,7 @@ class RSETrainer:
 
     def __init__(self, args: Args, run: Run, device: torch.device, train_set: Any, test_set: Any):
         self.args, self.run, self.device = args, run, device
+        self.ranks: Ranks = run.ranks
         self.train_set = train_set
         self.images = noisy_test_set(test_set, args.sigma, seed=args.noise_seed, device=device, limit=args.eval_images)
         self.model = RSEDenoiser(channels=1 if args.gray else 3, patch=args.patch, stride=args.stride,
@@ -399,7 +407,8 @@ class RSETrainer:
                      if k in saved and k not in RESUME_OVERRIDES and _differs(current[k], saved[k])]
         if conflicts:
             raise ValueError("--resume continues a run with its own arguments; these differ: " + "; ".join(conflicts))
-        load_checkpoint(self.run.last_path, expected_arch=self.model.arch())  # same arguments, same architecture
+        # same arguments, same architecture (rank 0 checks the file for every rank)
+        self.ranks.on_rank0(lambda: load_checkpoint(self.run.last_path, expected_arch=self.model.arch()) and None)
         self.model.load_state_dict({k: v.to(self.device) for k, v in checkpoint["state_dict"].items()})
         self.progress = dict(extra["progress"])
         self.rows, self.baselines = list(extra["rows"]), extra["baselines"]
@@ -411,8 +420,8 @@ class RSETrainer:
         self.run.truncate_metrics(int(self.progress["tick"]))
         for k in range(self.progress["round"]):  # the inputs of the round in progress
             self.next_inputs(k)
-        print(f"resumed {self.run.last_path}: round {self.progress['round'] + 1}, phase {self.progress['phase']}, "
-              f"step {self.progress['step']}")
+        self.run.say(f"resumed {self.run.last_path}: round {self.progress['round'] + 1}, phase "
+                     f"{self.progress['phase']}, step {self.progress['step']}")
 
     @property
     def finished(self) -> bool:
@@ -420,13 +429,15 @@ class RSETrainer:
 
     @torch.no_grad()
     def next_inputs(self, r: int) -> None:
-        """Round r applied to its pool and held-out inputs: round r + 1's inputs (self-enhancement)."""
+        """Round r applied to its pool and held-out inputs: round r + 1's inputs (self-enhancement).
+        Every rank trains on the pool; rank 0 alone scores the held-out images."""
         stage = self.model.rounds[r]
         self.pool_inputs.append(apply_to_pool(stage, self.pool_inputs[r], self.args.steps))
-        self.test_inputs.append(apply_round(stage, self.test_inputs[r], self.args.steps)[0])
+        self.test_inputs.append(apply_round(stage, self.test_inputs[r], self.args.steps)[0] if self.run.writes else [])
 
     def interrupt(self, stop: StopSignals) -> None:
         self.save_last()
+        self.ranks.barrier()  # no rank ends (and has torchrun stop the others) before last.pt is written
         self.run.close()
         where = f"round {self.progress['round'] + 1}, phase {self.progress['phase']}, step {self.progress['step']}"
         raise stop.interrupted(f"interrupted at {where} ({stop.name}); {self.run.last_path} saved; continue with the "
@@ -452,36 +463,49 @@ class RSETrainer:
         if "vae_optimizer" in self.phase_state:
             optimizer.load_state_dict(self.phase_state["vae_optimizer"])
         inputs = None if r == 0 else self.pool_inputs[r]
+        local = self.ranks.split(args.vae_batch, "--vae-batch")
         stage.vae.train()
         bar = self.run.progress(total, initial=self.progress["step"], desc=f"round {r + 1} vae")
         while self.progress["step"] < total:
-            if stop.signum:
+            if stop.check():
                 self.phase_state = {"vae_optimizer": optimizer.state_dict()}
                 bar.close()
                 self.interrupt(stop)
             step = self.progress["step"]
-            rng = np.random.default_rng([args.seed, r, step])
-            generator = torch.Generator(device=self.device).manual_seed(int(rng.integers(2**62)))
-            source, target = sample_patch_pairs(self.pool_clean, inputs, args.vae_batch, args.patch, rng, args.sigma,
-                                                generator)
+            source, target, noise = self.vae_batch(r, step, inputs, self.ranks.rows(local))
             for group in optimizer.param_groups:
                 group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
-            losses = vae_loss(stage.vae, source, target, beta=args.vae_beta, align=args.vae_align,
-                              generator=generator)
+            losses = vae_loss(stage.vae, source, target, beta=args.vae_beta, align=args.vae_align, noise=noise)
             optimizer.zero_grad(set_to_none=True)
             losses["loss"].backward()
+            self.ranks.average_gradients(stage.vae.parameters())
             optimizer.step()
             self.progress["step"] += 1
             self.progress["tick"] += 1
             bar.update(1)
             if step % VAE_LOG_EVERY == 0 or self.progress["step"] == total:
-                self.run.log(self.progress["tick"], {"losses/vae_loss": float(losses["loss"].detach()),
-                                                     "losses/vae_kl": float(losses["kl"]),
-                                                     "losses/vae_align": float(losses["align"]),
-                                                     "charts/vae_psnr": -10.0 * math.log10(float(losses["mse"])),
+                losses = self.ranks.mean_stats({k: float(v.detach()) for k, v in losses.items()})
+                self.run.log(self.progress["tick"], {"losses/vae_loss": losses["loss"],
+                                                     "losses/vae_kl": losses["kl"],
+                                                     "losses/vae_align": losses["align"],
+                                                     "charts/vae_psnr": -10.0 * math.log10(losses["mse"]),
                                                      "charts/round": r + 1})
         bar.close()
         stage.vae.eval()
+
+    def vae_batch(self, r: int, step: int, inputs: Tensor | None,
+                  rows: slice) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
+        """Round r's VAE step ``step``: the rows ``rows`` of its ``--vae-batch`` (input, clean) patch
+        pairs (:func:`sample_patch_pairs`) and of their reparameterisation noise, all drawn from the
+        seed of (``--seed``, r, step): every rank of a job draws the global batch and keeps its rows."""
+        args = self.args
+        rng = np.random.default_rng([args.seed, r, step])
+        generator = torch.Generator(device=self.device).manual_seed(int(rng.integers(2**62)))
+        source, target = sample_patch_pairs(self.pool_clean, inputs, args.vae_batch, args.patch, rng, args.sigma,
+                                            generator)
+        latent = self.model.rounds[r].vae.latent_dim
+        noise = [torch.randn((args.vae_batch, latent), generator=generator, device=self.device) for _ in range(2)]
+        return source[rows], target[rows], (noise[0][rows], noise[1][rows])
 
     @torch.no_grad()
     def fit_bank(self, r: int) -> None:
@@ -498,7 +522,8 @@ class RSETrainer:
         inputs = None if r == 0 else self.pool_inputs[r]
         source, target = sample_patch_pairs(self.pool_clean, inputs, PICTURE_ROWS, args.patch, rng, args.sigma,
                                             generator)
-        save_pictures(self.run, stage, canonical, source, target, r)
+        if self.run.writes:
+            save_pictures(self.run, stage, canonical, source, target, r)
 
     def evaluate(self, r: int) -> tuple[dict[str, float], list[Tensor], float]:
         stage = self.model.rounds[r]
@@ -513,9 +538,11 @@ class RSETrainer:
         if self.progress["step"] == 0 and r > 0 and "agent" not in self.phase_state:
             stage.policy.load_state_dict(self.model.rounds[r - 1].policy.state_dict())
         data = self.train_set if r == 0 else PoolPairs(self.pool_clean, self.pool_inputs[r])
-        venv = make_rse_vec(args.batch, device=self.device, data=data, model=stage, crop=args.crop,
-                            max_episode_steps=args.steps, sigma=args.sigma, gray=args.gray, w_deblock=args.w_deblock)
-        agent = SAC(stage.policy, sac_config(args, r), device=self.device, critic_kwargs={"width": args.width})
+        venv = make_rse_vec(self.ranks.split(args.batch, "--batch"), shard=self.ranks.shard, device=self.device,
+                            data=data, model=stage, crop=args.crop, max_episode_steps=args.steps, sigma=args.sigma,
+                            gray=args.gray, w_deblock=args.w_deblock)
+        agent = SAC(stage.policy, sac_config(args, r), device=self.device, critic_kwargs={"width": args.width},
+                    ranks=self.ranks)
         state = self.phase_state
         if "agent" in state:
             agent.load_state_dict(state["agent"])
@@ -530,12 +557,12 @@ class RSETrainer:
 
         while True:
             episode = self.progress["step"]
-            if stop.signum:
+            if stop.check():
                 snapshot()
                 bar.close()
                 self.interrupt(stop)
             if evaluated < episode and (episode % args.eval_every == 0 or episode >= args.episodes):
-                scores, _, seconds = self.evaluate(r)
+                scores, seconds = self.ranks.on_rank0(lambda: self.evaluate(r)[::2])  # rank 0 scores
                 evaluated = episode
                 self.run.log(self.progress["tick"], {f"eval/{k}": v for k, v in scores.items()}
                              | {"eval/ms_per_image": seconds * _MS_PER_S, "charts/round": r + 1})
@@ -547,7 +574,8 @@ class RSETrainer:
                 continue
             if episode >= args.episodes:
                 break
-            stats = agent.train_episode(venv, seed=episode_seed(args.seed * (args.rounds + 1) + r, episode))
+            stats = self.ranks.mean_stats(agent.train_episode(venv, seed=episode_seed(args.seed * (args.rounds + 1) + r,
+                                                                                      episode)))
             self.progress["step"] += 1
             self.progress["tick"] += 1
             bar.update(1)
@@ -561,9 +589,8 @@ class RSETrainer:
 
     def finish_round(self, r: int) -> bool:
         """Score round r, add its table row and picture, decide whether the recursion goes on."""
-        args, stage = self.args, self.model.rounds[r]
-        scores, outputs, seconds = self.evaluate(r)
-        vae_only = score(apply_round(stage, self.test_inputs[r], args.steps, vae_only=True)[0], self.images)
+        args = self.args
+        scores, seconds, vae_only = self.ranks.on_rank0(lambda: self._score_round(r))  # rank 0 scores
         self.seconds = self.seconds[:r] + [seconds]
         previous = self.rows[-1]["psnr"] if self.rows else score(self.test_inputs[0], self.images)["psnr"]
         gain = scores["psnr"] - previous
@@ -571,13 +598,10 @@ class RSETrainer:
         row = {"round": r + 1, **scores, "gain_db": gain, "vae_only_psnr": vae_only["psnr"],
                "ms_per_image": sum(self.seconds) * _MS_PER_S, "kept": "yes" if keep else "no (stop)"}
         self.rows.append(row)
-        print(f"round {r + 1}: held-out PSNR {scores['psnr']:.3f} dB (gain {gain:+.3f}, VAE alone "
-              f"{vae_only['psnr']:.3f}), SSIM {scores['ssim']:.4f}, UQI {scores['uqi']:.4f}, "
-              f"{row['ms_per_image']:.0f} ms per image; kept: {row['kept']}", flush=True)
+        self.run.say(f"round {r + 1}: held-out PSNR {scores['psnr']:.3f} dB (gain {gain:+.3f}, VAE alone "
+                     f"{vae_only['psnr']:.3f}), SSIM {scores['ssim']:.4f}, UQI {scores['uqi']:.4f}, "
+                     f"{row['ms_per_image']:.0f} ms per image; kept: {row['kept']}")
         self.run.log(self.progress["tick"], {f"eval/round_{k}": v for k, v in row.items() if isinstance(v, float)})
-        if args.samples:
-            self.run.save_grid(f"round{r + 1}_heldout", [[im.noisy, out, im.clean] for im, out in
-                                                          zip(self.images[:args.samples], outputs)])
         if keep:
             self.kept = r + 1
             self.best = scores["psnr"]
@@ -585,6 +609,17 @@ class RSETrainer:
         else:
             self.stopped_early = True
         return keep
+
+    def _score_round(self, r: int) -> tuple[dict[str, float], float, dict[str, float]]:
+        """Round r's held-out scores, seconds per image and scores of its VAE alone; saves the
+        round's held-out sample grid."""
+        args, stage = self.args, self.model.rounds[r]
+        scores, outputs, seconds = self.evaluate(r)
+        vae_only = score(apply_round(stage, self.test_inputs[r], args.steps, vae_only=True)[0], self.images)
+        if args.samples:
+            self.run.save_grid(f"round{r + 1}_heldout", [[im.noisy, out, im.clean] for im, out in
+                                                          zip(self.images[:args.samples], outputs)])
+        return scores, seconds, vae_only
 
     def summary(self) -> Path:
         args = self.args
@@ -636,24 +671,25 @@ def _differs(a: Any, b: Any) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> Path:
     args = resolve(parse_config(Args, argv))
-    device = setup(args)
-    run = Run(args.out, args, resume=args.resume)
+    ranks = Ranks.from_env()
+    device = setup(args, ranks)
+    run = Run(args.out, args, resume=args.resume, ranks=ranks)
     train_set, test_set = open_data(args)
     trainer = RSETrainer(args, run, device, train_set, test_set)
     if run.resuming:
         trainer.resume()
-    if trainer.baselines is None:
+    if trainer.baselines is None and run.writes:  # rank 0 scores; the others never write them
         trainer.baselines = baseline_scores(args.baselines, trainer.images, args.sigma)
         noisy = score(trainer.test_inputs[0], trainer.images)
         run.log(trainer.progress["tick"], {"eval/input_psnr": noisy["psnr"], "eval/input_ssim": noisy["ssim"]}
                 | {f"eval/baseline_{row['method']}_psnr": row["psnr"] for row in trainer.baselines})
     progress = trainer.progress
     if run.resuming and trainer.finished:
-        print(f"{run.dir}: already finished ({trainer.kept} round(s) kept); nothing to do")
-        if run.summary_path.exists():
+        run.say(f"{run.dir}: already finished ({trainer.kept} round(s) kept); nothing to do")
+        if ranks.on_rank0(run.summary_path.exists):
             run.close()
             return run.dir
-    with StopSignals() as stop:
+    with StopSignals(ranks) as stop:
         while not trainer.finished:
             r, phase = progress["round"], progress["phase"]
             if phase == "vae":
@@ -669,9 +705,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
             else:  # "pool"
                 trainer.next_inputs(r)
                 trainer.advance(None)
-            if stop.signum and not trainer.finished:
+            if stop.check() and not trainer.finished:
                 trainer.interrupt(stop)
-    path = trainer.summary()
+    path = trainer.summary() if run.writes else run.dir
     run.close()
     return path
 

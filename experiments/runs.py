@@ -22,6 +22,13 @@ with or without ``--resume``; one with ``checkpoints/last.pt`` needs ``--resume`
 A training loop stops cleanly on SIGINT / SIGTERM with :class:`StopSignals` (a flag checked at
 an episode, batch or epoch boundary, where the loop saves last.pt and raises :class:`Interrupted`);
 :func:`run_cli` turns that into one line on stderr and exit code 130 / 143.
+
+Under torchrun (:mod:`agents.distributed`) every rank opens the same ``Run`` with its
+:class:`~agents.distributed.Ranks`: rank 0 checks and writes the folder (config.json records
+``world_size``) and reads its checkpoints, whose contents it hands to the other ranks, which
+write nothing (a multi-node job needs no shared file system). :meth:`StopSignals.check` agrees on
+a stop at every boundary, so a signal on any rank stops every rank at the same step, with
+last.pt written by rank 0 and the same exit code everywhere.
 """
 
 from __future__ import annotations
@@ -44,10 +51,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from agents.distributed import Ranks, init_process_group, rank_device, shutdown
 from rlenhance.atomic import atomic_path, write_text_atomic
 from rlenhance.checkpoint import load_checkpoint, save_checkpoint
 from rlenhance.errors import CheckpointError
 from rlenhance.io import save_image
+from rlenhance.runtime import configure_threads, flush_denormals, seed_everything
 
 METRICS_FIELDS = ("step", "wall_time", "metric", "value")
 #: The signals a training loop turns into a clean stop (:class:`StopSignals`).
@@ -94,6 +103,25 @@ def arg(default: Any, help: str, **metadata: Any):
     return dataclasses.field(default=default, metadata={"help": help, **metadata})
 
 
+# --- the process ---------------------------------------------------------------------------------
+def setup_process(*, threads: int, seed: int, device: str, ranks: Ranks | None = None) -> torch.device:
+    """Process-wide settings of an experiment in one place: denormal flushing, torch's CPU threads
+    (``--threads``; 0: this node's cores but one, shared by its ranks), the seeds, and the device
+    (``cuda:LOCAL_RANK`` for a rank on a GPU node); a job of several ranks then joins its process
+    group (gloo on CPU, NCCL on CUDA; :mod:`agents.distributed`). Returns the device.
+
+    Raises:
+        ValueError: a bad ``--device`` (see :func:`agents.distributed.rank_device`).
+    """
+    ranks = ranks if ranks is not None else Ranks()
+    flush_denormals()
+    configure_threads(threads, processes=ranks.local_world_size)
+    seed_everything(seed)
+    chosen = rank_device(device, ranks)
+    init_process_group(ranks, chosen)
+    return chosen
+
+
 # --- the run folder ------------------------------------------------------------------------------
 class Run:
     """A run folder (see the module docstring).
@@ -119,26 +147,37 @@ class Run:
 
     Args:
         out: the folder.
-        config: the experiment's dataclass (saved as ``config.json``).
+        config: the experiment's dataclass (saved as ``config.json``, with ``world_size``).
         resume: continue the run in ``out``.
+        ranks: the job's ranks (one process by default): rank 0 checks the folder (its errors are
+            raised on every rank), writes it and reads its checkpoints for every rank; the other
+            ranks write and print nothing.
     """
 
-    def __init__(self, out: str | Path, config: Any, *, resume: bool = False):
+    def __init__(self, out: str | Path, config: Any, *, resume: bool = False, ranks: Ranks | None = None):
         self.dir = Path(out)
         self.last_path = self.dir / "checkpoints" / "last.pt"
         self.best_path = self.dir / "checkpoints" / "best.pt"
         self.metrics_path = self.dir / "metrics.csv"
         self.summary_path = self.dir / "summary.md"
-        self.config = dataclasses.asdict(config)
+        self.ranks = ranks if ranks is not None else Ranks()
+        #: This process writes the folder (rank 0).
+        self.writes = self.ranks.writes
+        self.config = {**dataclasses.asdict(config), "world_size": self.ranks.world_size}
         #: True when ``resume`` was asked and ``checkpoints/last.pt`` is there to continue from.
-        self.resuming = resume and self.last_path.is_file()
-        self._anew: str | None = None  # the line to print when a used folder is started anew
-        if not self.resuming:
-            self._anew = self._check_new(resume)
+        self.resuming: bool
+        self._anew: str | None  # the line to print when a used folder is started anew
+        self.resuming, self._anew = self.ranks.on_rank0(lambda: self._check(resume))
         self._opened = False
         self._writer = None
         self._purge_step: int | None = None
         self.start_time = time.time()
+
+    def _check(self, resume: bool) -> tuple[bool, str | None]:
+        """(resuming, the line that says the folder is started anew or None); raises as the class table says."""
+        if resume and self.last_path.is_file():
+            return True, None
+        return False, self._check_new(resume)
 
     def _check_new(self, resume: bool) -> str | None:
         """Raise unless a run may start in the folder; the line that says it starts anew, if it does."""
@@ -165,8 +204,8 @@ class Run:
         raise FileExistsError(f"--out {self.dir} is not empty and holds no run; choose an empty folder")
 
     def _open(self) -> None:
-        """Create the folder and write config.json (once); clear a dead start's files first."""
-        if self._opened:
+        """Create the folder and write config.json (once); clear a dead start's files first. Rank 0 only."""
+        if self._opened or not self.writes:
             return
         if self._anew is not None:
             print(self._anew)
@@ -190,6 +229,8 @@ class Run:
     # -- scalars --
     def log(self, step: int, scalars: Mapping[str, float]) -> None:
         """Write scalars (names like ``charts/reward``, ``eval/psnr``) to TensorBoard and metrics.csv."""
+        if not self.writes:
+            return
         writer = self.writer  # opens the folder
         new_file = not self.metrics_path.exists()
         wall = round(time.time() - self.start_time, 3)
@@ -209,7 +250,7 @@ class Run:
         kill is dropped."""
         self._purge_step = step + 1
         self._open()
-        if not self.metrics_path.exists():
+        if not self.writes or not self.metrics_path.exists():
             return
         with open(self.metrics_path, newline="") as handle:
             rows = [row for row in csv.reader(handle)][1:]
@@ -220,19 +261,28 @@ class Run:
     # -- checkpoints --
     def save(self, name: str, *, model: torch.nn.Module, arch: Mapping[str, Any],
              extra: Mapping[str, Any]) -> Path:
-        """Write ``checkpoints/<name>.pt`` atomically (``last`` is what ``--resume`` reads)."""
+        """Write ``checkpoints/<name>.pt`` atomically (``last`` is what ``--resume`` reads); its
+        path (rank 0 writes, the other ranks only get the path)."""
+        path = self.dir / "checkpoints" / f"{name}.pt"
+        if not self.writes:
+            return path
         self._open()
-        return save_checkpoint(self.dir / "checkpoints" / f"{name}.pt", model=model, arch=arch, extra=extra)
+        return save_checkpoint(path, model=model, arch=arch, extra=extra)
 
     def load_last(self, expected_arch: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        return load_checkpoint(self.last_path, expected_arch=expected_arch)
+        """``checkpoints/last.pt`` (:func:`rlenhance.checkpoint.load_checkpoint`), read by rank 0 for every rank."""
+        return self.ranks.on_rank0(lambda: load_checkpoint(self.last_path, expected_arch=expected_arch))
 
     def best_so_far(self, best: float, step: int, *, step_key: str) -> tuple[float, int]:
         """A resumed run's best score and its step, as ``checkpoints/best.pt`` records them
         (``extra["best"]``, ``extra[step_key]``) where that differs from last.pt's ``(best, step)``:
         best.pt is written first, so a kill between the two writes leaves it newer than last.pt's
         record, and the run's record must name the file there. Unchanged without a best.pt that
-        records its score (or with one that cannot be read: the next improvement replaces it)."""
+        records its score (or with one that cannot be read: the next improvement replaces it).
+        Read by rank 0 for every rank."""
+        return self.ranks.on_rank0(lambda: self._best_so_far(best, step, step_key=step_key))
+
+    def _best_so_far(self, best: float, step: int, *, step_key: str) -> tuple[float, int]:
         if not self.best_path.is_file():
             return best, step
         try:
@@ -251,21 +301,31 @@ class Run:
     # -- images --
     def save_grid(self, name: str, rows: Iterable[Sequence[torch.Tensor]], *, gap: int = 2) -> Path:
         """Save ``samples/<name>.png``: each row is a list of (C, H, W) images placed side by side."""
+        path = self.dir / "samples" / f"{name}.png"
+        if not self.writes:
+            return path
         grid = make_grid(rows, gap=gap)
         self._open()
-        path = self.dir / "samples" / f"{name}.png"
         save_image(path, grid)
         return path
 
     def progress(self, total: int, initial: int = 0, desc: str = "episode") -> tqdm:
-        return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, mininterval=1.0)
+        """A progress bar (shown by rank 0 only)."""
+        return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, mininterval=1.0,
+                    disable=not self.writes)
+
+    def say(self, *lines: str) -> None:
+        """Print ``lines`` (rank 0 only: one copy for the job)."""
+        if self.writes:
+            print(*lines, sep="\n", flush=True)
 
     def summary(self, rows: Sequence[Mapping[str, Any]], title: str = "Summary") -> str:
-        """Print and save (``summary.md``) a markdown table of ``rows`` (dicts with equal keys)."""
+        """Print and save (``summary.md``) a markdown table of ``rows`` (dicts with equal keys); rank 0 only."""
         text = f"## {title}\n\n{markdown_table(rows)}\n"
-        self._open()
-        write_text_atomic(self.summary_path, text)
-        print(text)
+        if self.writes:
+            self._open()
+            write_text_atomic(self.summary_path, text)
+            print(text)
         return text
 
     def close(self) -> None:
@@ -302,18 +362,33 @@ class StopSignals:
     previous handlers come back on exit. Outside the main thread (where Python cannot install
     handlers) it does nothing.
 
+    Under torchrun, pass the job's ``ranks`` and test :meth:`check` at the boundary (every rank
+    at the same one): a signal received by any rank stops them all there.
+
     Example:
         >>> with StopSignals() as stop:                       # doctest: +SKIP
         ...     for step in range(start, total):
-        ...         if stop.signum:
+        ...         if stop.check():
         ...             save_checkpoint(step)
         ...             raise stop.interrupted(f"interrupted at step {step}")
         ...         train_step(step)
     """
 
-    def __init__(self) -> None:
+    def __init__(self, ranks: Ranks | None = None) -> None:
+        #: The signal this process received (None before one).
         self.signum: int | None = None
+        #: The signal the job stops for, as :meth:`check` agreed (None before).
+        self.stopping: int | None = None
+        self.ranks = ranks if ranks is not None else Ranks()
         self._previous: dict[int, Any] = {}
+
+    def check(self) -> int | None:
+        """The signal that stops the run at this boundary, or None: this process's; under torchrun
+        any rank's, agreed by a collective (every rank must call it at the same boundary)."""
+        agreed = self.ranks.stop_signal(self.signum)
+        if agreed:
+            self.stopping = agreed
+        return agreed
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
@@ -327,12 +402,13 @@ class StopSignals:
 
     @property
     def name(self) -> str:
-        """The name of the signal received (``SIGINT``), or "" before one."""
-        return signal.Signals(self.signum).name if self.signum else ""
+        """The name of the signal the run stops for (``SIGINT``), or "" before one."""
+        signum = self.stopping or self.signum
+        return signal.Signals(signum).name if signum else ""
 
     def interrupted(self, message: str) -> Interrupted:
         """The exception that ends the run after the loop saved its checkpoint (``message``: the line to show)."""
-        return Interrupted(message, self.signum or signal.SIGINT)
+        return Interrupted(message, self.stopping or self.signum or signal.SIGINT)
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.signum is None:
@@ -344,18 +420,30 @@ class StopSignals:
 
 def run_cli(main: Callable[[Sequence[str] | None], Any], prog: str) -> None:
     """Run ``main()`` as a command: bad arguments, data or checkpoints end with one line on stderr
-    and exit code 2; a run stopped by SIGINT / SIGTERM with its one line and 130 / 143."""
+    and exit code 2; a run stopped by SIGINT / SIGTERM with its one line and 130 / 143.
+
+    Under torchrun every rank exits so (a stop with the code every rank agreed on, its line shown
+    by rank 0; errors by each rank that raised them, named ``prog[rank k]`` past rank 0), and a
+    finished job leaves its process group once every rank is done."""
+    ranks = Ranks.from_env()
+    name = prog if ranks.writes else f"{prog}[rank {ranks.rank}]"
     try:
         main(None)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:  # ImageError, DatasetError, CheckpointError too
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        print(f"{name}: error: {exc}", file=sys.stderr)
         sys.exit(2)
     except Interrupted as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
+        # Every rank stops here together. torchrun answers the first rank to exit by sending SIGTERM
+        # to the others: they have saved and are leaving, so it must not end them with another code.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if ranks.writes:
+            print(f"{prog}: {exc}", file=sys.stderr, flush=True)
+        shutdown(wait=True, ignore_errors=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:  # outside a training loop (loading data, writing the summary)
-        print(f"{prog}: interrupted (SIGINT)", file=sys.stderr)
+        print(f"{name}: interrupted (SIGINT)", file=sys.stderr)
         sys.exit(SIGNAL_EXIT_BASE + signal.SIGINT)
+    shutdown()
 
 
 def make_grid(rows: Iterable[Sequence[torch.Tensor]], *, gap: int = 2) -> np.ndarray:

@@ -65,8 +65,10 @@ def select_device(spec: str | torch.device = "auto") -> torch.device:
     return torch.device("cuda")
 
 
-def configure_threads(threads: int = 0) -> int:
-    """Set torch's CPU threads; ``0`` (the entry points' default): every core but one, at least one.
+def configure_threads(threads: int = 0, processes: int = 1) -> int:
+    """Set torch's CPU threads; ``0`` (the entry points' default): every core but one, at least one,
+    shared by the ``processes`` that run on this machine (a ``torchrun --nproc_per_node N`` job's N
+    ranks each get ``(cores - 1) // N``, at least one: 2 ranks on 2 cores run one thread each).
 
     Why not torch's default (one thread per core): torch's OpenMP threads meet at a barrier after
     every parallel op, so when another busy process holds a core, each op waits for the thread that
@@ -77,17 +79,21 @@ def configure_threads(threads: int = 0) -> int:
     sleep, but every op then pays their wake-up (lol_train 2.3x slower on an idle machine).
 
     Args:
-        threads: the number of threads; 0: ``max(1, os.cpu_count() - 1)``.
+        threads: the number of threads; 0: ``max(1, (os.cpu_count() - 1) // processes)``.
+        processes: processes sharing this machine's cores (torchrun's ``LOCAL_WORLD_SIZE``); an
+            explicit ``threads`` is taken as given.
 
     Returns:
         The number set.
 
     Raises:
-        ValueError: ``threads`` is negative or not an int.
+        ValueError: ``threads`` is negative or not an int, or ``processes`` < 1.
     """
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 0:
         raise ValueError(f"threads: expected an int >= 0 (0: every core but one), got {threads!r}")
-    count = int(threads) or max(1, (os.cpu_count() or 1) - 1)
+    if isinstance(processes, bool) or not isinstance(processes, (int, np.integer)) or processes < 1:
+        raise ValueError(f"processes: expected an int >= 1, got {processes!r}")
+    count = int(threads) or max(1, ((os.cpu_count() or 1) - 1) // int(processes))
     torch.set_num_threads(count)
     return count
 

@@ -3,7 +3,9 @@
 Every pixel of every action map has its own independent distribution; ``log_prob`` and
 ``entropy`` are returned per pixel, shape (B, C, H, W), so the agents can weight them with
 per-pixel advantages. Sampling takes an optional ``torch.Generator`` (on the logits' device)
-so rollouts are reproducible without touching the global RNG.
+so rollouts are reproducible without touching the global RNG, or the standard draws themselves
+(``noise``, from :meth:`~PixelCategorical.noise`): a data-parallel rank draws a global batch's and
+keeps its rows (:meth:`agents.distributed.Ranks.draw_rows`).
 
 They live next to the policy (:meth:`rlenhance.models.policy.PixelActorCritic.distribution` builds
 them, :meth:`~rlenhance.models.policy.PixelActorCritic.predict` decodes actions from them), since
@@ -48,16 +50,24 @@ class PixelCategorical:
         """Action probabilities, shape (B, C, K, H, W), summing to 1 over K."""
         return self.log_probs.exp()
 
-    def sample(self, generator: torch.Generator | None = None) -> Tensor:
+    def noise(self, generator: torch.Generator | None = None, n: int | None = None) -> Tensor:
+        """The uniform numbers a sample consumes, (n, C, 1, H, W) in [0, 1) (n default B)."""
+        shape = (self.log_probs.shape[0] if n is None else n, self.log_probs.shape[1], 1, *self.log_probs.shape[3:])
+        return torch.rand(shape, generator=generator, device=self.log_probs.device, dtype=self.log_probs.dtype)
+
+    def sample(self, generator: torch.Generator | None = None, noise: Tensor | None = None) -> Tensor:
         """Draw one action per pixel (inverse-CDF, one uniform number per pixel).
+
+        Args:
+            generator: source of the uniform numbers (None: the global RNG).
+            noise: the uniform numbers to use instead, (B, C, 1, H, W) (:meth:`noise`).
 
         Returns:
             int64, shape (B, C, H, W), values in [0, K).
         """
         with torch.no_grad():
             cdf = self.probs.cumsum(dim=2)
-            shape = cdf.shape[:2] + (1,) + cdf.shape[3:]
-            u = torch.rand(shape, generator=generator, device=cdf.device, dtype=cdf.dtype)
+            u = self.noise(generator) if noise is None else noise
             # Scale u by the last cdf entry so rounding in cumsum never leaves it unreachable.
             a = (cdf < u * cdf[:, :, -1:]).sum(dim=2)
         return a.clamp_(max=self.n_actions - 1)
@@ -104,24 +114,34 @@ class PixelGaussian:
         # log(1 - tanh(u)^2), computed stably as 2 * (log 2 - u - softplus(-2u)).
         return 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))
 
-    def rsample_with_log_prob(self, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    def noise(self, generator: torch.Generator | None = None, n: int | None = None) -> Tensor:
+        """The standard normal numbers a sample consumes, (n, C, H, W) (n default B)."""
+        shape = self.mean.shape if n is None else (n, *self.mean.shape[1:])
+        return torch.randn(shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
+
+    def rsample_with_log_prob(self, generator: torch.Generator | None = None,
+                              noise: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Reparameterised sample and its per-pixel log-probability (differentiable).
+
+        Args:
+            generator: source of the normal numbers (None: the global RNG).
+            noise: the standard normal numbers to use instead, (B, C, H, W) (:meth:`noise`).
 
         Returns:
             ``(action, log_prob)``, both float (B, C, H, W); actions in (-1, 1) when squashed.
         """
-        noise = torch.randn(self.mean.shape, generator=generator, device=self.mean.device,
-                            dtype=self.mean.dtype)
+        if noise is None:
+            noise = self.noise(generator)
         u = self.mean + self.std * noise
         log_prob = self._normal_log_prob(u)
         if not self.squash:
             return u, log_prob
         return torch.tanh(u), log_prob - self._tanh_log_det(u)
 
-    def sample(self, generator: torch.Generator | None = None) -> Tensor:
-        """A sample without gradient, float (B, C, H, W)."""
+    def sample(self, generator: torch.Generator | None = None, noise: Tensor | None = None) -> Tensor:
+        """A sample without gradient, float (B, C, H, W) (``noise`` as in :meth:`rsample_with_log_prob`)."""
         with torch.no_grad():
-            return self.rsample_with_log_prob(generator)[0]
+            return self.rsample_with_log_prob(generator, noise)[0]
 
     def mode(self) -> Tensor:
         """The deterministic action: ``mean`` (``tanh(mean)`` when squashed)."""

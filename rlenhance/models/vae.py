@@ -449,7 +449,7 @@ class PatchVAE(ArchMixin, nn.Module):
 
 
 def vae_loss(vae: PatchVAE, inputs: Tensor, targets: Tensor, *, beta: float, align: float,
-             generator: torch.Generator | None = None) -> dict[str, Tensor]:
+             generator: torch.Generator | None = None, noise: tuple[Tensor, Tensor] | None = None) -> dict[str, Tensor]:
     """The patch VAE's training loss on (degraded input, clean target) patch pairs.
 
     Three terms, each a mean over patches of a sum over the patch's values (or latent units)::
@@ -470,6 +470,8 @@ def vae_loss(vae: PatchVAE, inputs: Tensor, targets: Tensor, *, beta: float, ali
         beta: KL weight, >= 0.
         align: weight of the latent alignment, >= 0.
         generator: source of the reparameterisation noise.
+        noise: that noise given instead: standard normals (N, latent_dim) for the input's latents,
+            then for the clean patch's (the two draws ``generator`` would make, in that order).
 
     Returns:
         dict of scalar tensors: ``loss`` (differentiable), ``recon``, ``kl``, ``align``, ``mse`` (the
@@ -480,15 +482,17 @@ def vae_loss(vae: PatchVAE, inputs: Tensor, targets: Tensor, *, beta: float, ali
     mu_clean_aligned = vae.encode(canonicalise(targets - targets.mean(dim=(-2, -1), keepdim=True),
                                                code_in.orientation)[0])[0]
 
-    def sample(code: PatchCode) -> Tensor:
-        eps = torch.randn(code.mu.shape, generator=generator, device=code.mu.device, dtype=code.mu.dtype)
+    def sample(code: PatchCode, eps: Tensor | None) -> Tensor:
+        if eps is None:
+            eps = torch.randn(code.mu.shape, generator=generator, device=code.mu.device, dtype=code.mu.dtype)
         return code.mu + eps * (0.5 * code.logvar).exp()
 
     def kl(code: PatchCode) -> Tensor:
         return 0.5 * (code.mu.square() + code.logvar.exp() - 1.0 - code.logvar).sum(dim=1).mean()
 
-    out_in = vae.synthesise(sample(code_in), code_in)
-    out_clean = vae.synthesise(sample(code_clean), code_clean)
+    eps_in, eps_clean = noise if noise is not None else (None, None)
+    out_in = vae.synthesise(sample(code_in, eps_in), code_in)
+    out_clean = vae.synthesise(sample(code_clean, eps_clean), code_clean)
     sse_in = (out_in - targets).square().flatten(1).sum(dim=1).mean()
     sse_clean = (out_clean - targets).square().flatten(1).sum(dim=1).mean()
     recon = sse_in + sse_clean

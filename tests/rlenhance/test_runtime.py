@@ -22,6 +22,16 @@ def test_default_leaves_one_core_free(restore_threads, monkeypatch, cores, expec
     assert torch.get_num_threads() == expected
 
 
+@pytest.mark.parametrize("cores, processes, expected", [(2, 2, 1), (16, 2, 7), (16, 4, 3), (4, 8, 1)])
+def test_default_is_shared_by_the_ranks_of_a_machine(restore_threads, monkeypatch, cores, processes, expected):
+    """torchrun's N processes on one machine share its cores but one (2 ranks on 2 cores: one thread each)."""
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    assert configure_threads(0, processes=processes) == expected == torch.get_num_threads()
+    assert configure_threads(5, processes=processes) == 5  # an explicit count is taken as given
+    with pytest.raises(ValueError, match="processes"):
+        configure_threads(0, processes=0)
+
+
 def test_explicit_count_and_bad_values(restore_threads):
     assert configure_threads(3) == 3 and torch.get_num_threads() == 3
     for bad in (-1, 1.5, True, "2"):
