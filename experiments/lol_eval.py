@@ -82,7 +82,8 @@ def build_methods(args: Args, device: torch.device) -> dict[str, Method]:
     ours = dict(steps=args.steps, exposure=args.exposure)
     methods = [enhancer_method(OURS, args.checkpoint, device, **ours)]
     if args.denoiser:
-        denoiser = SupervisedRestorer(args.denoiser, device=device, task="denoise")
+        # plain or noise-map (FFDNet, fed the map of our curve steps at its default noise level)
+        denoiser = SupervisedRestorer(args.denoiser, device=device, task="denoise", noise_map=None)
         methods.append(enhancer_method(f"{OURS} + denoiser", args.checkpoint, device, **ours, denoiser=denoiser))
     methods += [enhancer_method(f"ours, exposure {target:g}", args.checkpoint, device, steps=args.steps,
                                 exposure=target) for target in args.sweep_exposure]

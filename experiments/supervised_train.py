@@ -1,16 +1,23 @@
-"""Train a supervised baseline: MRPNet + Generator, the ConvLSTM PixelRNN or the gated PixelRNN.
+"""Train a supervised baseline: MRPNet + Generator, the ConvLSTM PixelRNN, the gated PixelRNN or FFDNet.
 
     python -m experiments.supervised_train                      # MRPNet+Generator, embedded photos darkened
     python -m experiments.supervised_train --model mrpnet --task lowlight --data ../shared/data/sice_pairs/train
     python -m experiments.supervised_train --model mrpnet --task denoise --data ../shared/data/bsd/train432 --sigma 25
+    python -m experiments.supervised_train --model ffdnet --task denoise --sigma 10   # ReLLIE's noise-map denoiser
     python -m experiments.supervised_train --model pixelrnn --task completion --data ../shared/data/bedroom/train
     python -m experiments.supervised_train --model gated-pixelrnn --task completion --data ../shared/data/bedroom/train
     python -m experiments.supervised_train --out runs/supervised_train --resume     # continue a killed run
+    python -m experiments.supervised_train --data archive/train --upscale 4   # the MRPNet seed: 4x targets in gt/
+    python -m experiments.supervised_train --init runs/a/checkpoints/best.pt --out runs/b   # fine-tune run a
 
 Without ``--data`` the clean images are scikit-image's photos (:class:`rlenhance.data.BuiltinImages`),
 degraded on the fly by :func:`~rlenhance.data.synthetic_low_light`, :func:`~rlenhance.data.add_gaussian_noise`
 or :func:`~rlenhance.data.random_occlusion`, so it runs with no data at all. Denoising is on gray images
-(the DnCNN / PixelRL protocol: noise of ``--sigma`` on the 0-255 scale, not clipped).
+(the DnCNN / PixelRL protocol: noise of ``--sigma`` on the 0-255 scale, not clipped). ``--noise amplified``
+(ReLLIE's setting, :func:`~rlenhance.data.amplified_noise`) denoises what follows the RL policy
+instead: each clean image darkened, given dark-level noise of a level drawn from [0, ``--sigma``],
+brightened by random, spatially varying LE curves, with the target the same curves on the
+noise-free dark image and a noise-level map ``sigma / 255 * enhanced / input``.
 
 Models and losses (the seeds' choices; ``--lr/--batch/--crop/--width`` default to them):
 
@@ -20,11 +27,47 @@ Models and losses (the seeds' choices; ``--lr/--batch/--crop/--width`` default t
 mrpnet          CombinedModel (MRPNet -> Generator)   MSE                                             1e-4  16     128
 pixelrnn        PixelRNN (encoder-ConvLSTM-decoder)   0.8 MSE + 0.2 (1 - SSIM)                        1e-3  16     224
 gated-pixelrnn  GatedPixelRNN (RGB + mask)            0.8 L1 in the hole + 0.2 (1 - SSIM) composite   1e-4  4      224
+ffdnet          FFDNet (image + noise-level map)      MSE                                             1e-3  16     64
 ==============  ====================================  ==============================================  ====  =====  ====
 
-``gated-pixelrnn`` needs the mask, so it trains on ``--task completion`` only; the others train on any
-task. For completion the output shown and scored is the composite ``occluded (1 - mask) + pred mask``,
+``gated-pixelrnn`` needs the mask, so it trains on ``--task completion`` only; ``ffdnet`` needs the
+noise-level map, so it trains on ``--task denoise --noise amplified`` only (its ``--depth``: 15
+layers unset, the published gray model); the others train on any task. The checkpoint's
+:class:`~rlenhance.checkpoint.SupervisedSpec` records the model, ``noise`` and ``sigma``, so
+:class:`rlenhance.Enhancer` (``rlenhance enhance --denoiser``) feeds an FFDNet its map and a plain
+denoiser none. For completion the output shown and scored is the composite ``occluded (1 - mask) + pred mask``,
 and the hole-only PSNR / L1 are reported next to the whole-image PSNR / SSIM.
+
+The seeds' own settings, each an option (see docs/seeds.md for what each measured):
+
+- ``--variant seed``: the seed's architecture (pixelrnn: a 5x5 first encoder conv; gated-pixelrnn: a
+  7x7 input conv without ReLU, a global input skip, a conv -> 32 -> ReLU -> 1x1 head, Xavier init;
+  :mod:`rlenhance.models.pixelrnn`). Checkpoints record it, so inference rebuilds the same net.
+- ``--ssim-window N``: the Gaussian taps of the loss's SSIM (sigma 1.5). Unset: 11 (PIQ's SSIM,
+  the ConvLSTM seed's); gated-pixelrnn ``--variant seed``: 7 (the gated seed's).
+- ``--mask-rule``: how the training masks come from ``--data`` pairs: ``estimate`` (the hole found by
+  :func:`~rlenhance.data.estimate_occlusion_mask`) or ``channel-sum`` (the gated seed's
+  ``sum_c |original - occluded| > 0.03``, JPEG noise included). Unset: ``estimate``; gated-pixelrnn
+  ``--variant seed``: ``channel-sum``. Validation always scores the estimated hole, so runs compare.
+- ``--resize H [W]``: every training and validation image resized to H x W before cropping (bilinear
+  with antialiasing, :class:`~rlenhance.data.ResizedImages`; a mask, found at the native size,
+  then covers every pixel the hole's black blends into), as the seeds did (256 for pixelrnn, 128
+  for gated-pixelrnn). An unset ``--crop`` is then the resized shorter side. Hole metrics of runs
+  at different sizes are not comparable.
+- ``--save-every N``: also ``checkpoints/model_epoch{N}.pt`` every N epochs (the gated seed saved
+  every 5), in the format of best.pt, so each loads for inference.
+- ``--upscale 2|4`` (mrpnet with the Generator, lowlight): the MRPNet seed's Generator upscales 4x
+  (its 9x9 head at stride 1, then two PixelShuffle(2) stages); unset: 1, the head at stride 4 so
+  the output has the input's size. ``--crop`` is the target's size. ``--data`` pairs whose ``high``
+  images are ``UPSCALE`` times the ``low`` ones (the seed's ``train/`` + ``gt/`` layout, read by
+  :class:`~rlenhance.data.PairedImages`) are used as they are; same-size pairs and synthetic
+  degradations get their inputs area-downscaled. The spec records ``upscale``, so
+  ``rlenhance enhance --model mrpnet`` writes outputs that many times larger; ``rlenhance
+  export-csv`` turns them into the seed's competition CSV (:mod:`rlenhance.submission`).
+- ``--init CHECKPOINT``: start from another run's weights (the seed resumed from a saved
+  ``best_model.pth`` to fine-tune): weights only, with a new optimizer, epoch count and random
+  state; the checkpoint must have this run's network (``--width``, ``--upscale``, ...) and spec
+  (``--model``, ``--task``, ...). Not with ``--resume``, which continues a run; config.json records it.
 
 An epoch is ``--steps-per-epoch`` batches of random crops (drawn with replacement), then a validation
 pass over ``--val-samples`` fixed crops of the held-out images, spread evenly over them (the same
@@ -33,14 +76,18 @@ images scores each of them). The run folder (``--out``, see :mod:`experiments.ru
 (the resolved arguments), TensorBoard events and metrics.csv, ``train_log.tsv`` (one row per epoch:
 epoch, lr, each training loss term, the validation loss and metrics), ``loss_curve.png``, sample
 grids ``samples/epoch_NNNN.png`` (input | output | reference), ``checkpoints/best.pt`` (lowest
-validation loss) and ``checkpoints/last.pt`` (every epoch, with the optimizer and RNG states), and
-summary.md. Ctrl-C (SIGINT) or SIGTERM saves last.pt before the next batch (with the batches done
-of the current epoch) and exits with code 130 / 143. ``--resume`` continues from last.pt with the
-saved arguments to the same total epochs (``--epochs`` may be given to change the total,
-``--device``/``--threads`` to move the run); the result equals that of an uninterrupted run. A
+validation loss), ``checkpoints/last.pt`` (every epoch, with the optimizer and RNG states), with
+``--save-every N`` ``checkpoints/model_epochE.pt`` (every N-th epoch E), and summary.md. Ctrl-C
+(SIGINT) or SIGTERM saves last.pt before the next batch (with the batches done of the current
+epoch) and exits with code 130 / 143. ``--resume`` continues from last.pt with the saved arguments
+to the same total epochs (``--epochs`` may be given to change the total, ``--device``/``--threads``
+to move the run, ``--save-every`` to change the snapshots); the result equals that of an uninterrupted run. A
 ``--resume`` that finds config.json but no last.pt (the run stopped before its first epoch ended)
 starts the run anew with the saved arguments; one on a finished run changes nothing. Mixed
 precision (``torch.autocast`` float16 with a gradient scaler) is used on CUDA and is a no-op on CPU.
+Under ``torchrun --nproc_per_node N`` the model trains in DistributedDataParallel (batch norm over the
+global batch), each rank on its ``--batch / N`` rows of the one global draw of crops and degradations;
+rank 0 validates and writes the run folder (docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -58,34 +105,42 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
+from agents.distributed import Ranks, wrap
 from experiments.plots import loss_curves, save_figure
-from experiments.runs import Run, StopSignals, arg, parse_config, run_cli
+from experiments.runs import Run, StopSignals, arg, parse_config, run_cli, setup_process
 from rlenhance import metrics
 from rlenhance.atomic import atomic_path
-from rlenhance.checkpoint import SupervisedSpec, load_state_dict_strict
+from rlenhance.checkpoint import NOISE_KINDS, SPEC_KEY, SupervisedSpec, load_checkpoint, load_state_dict_strict
 from rlenhance.data import (
     DEFAULT_COLOR_IMAGES,
     DEFAULT_GRAY_IMAGES,
     BuiltinImages,
     OccludedPairs,
     PairedImages,
+    ResizedImages,
     UnpairedImages,
     add_gaussian_noise,
+    amplified_noise,
     random_occlusion,
     sample_batch,
     split_names,
     synthetic_low_light,
 )
-from rlenhance.errors import DatasetError
+from rlenhance.data.occluded import MASK_RULES
+from rlenhance.errors import CheckpointError, DatasetError
 from rlenhance.losses import mse_loss
+from rlenhance.models.ffdnet import MODELS as FFDNET_MODELS
+from rlenhance.models.ffdnet import FFDNet
 from rlenhance.models.mrpnet import MODELS as MRPNET_MODELS
+from rlenhance.models.mrpnet import UPSCALES as MRPNET_UPSCALES
 from rlenhance.models.mrpnet import CombinedModel, MRPNet
 from rlenhance.models.pixelrnn import (
-    MODELS as PIXELRNN_MODELS,
-)
-from rlenhance.models.pixelrnn import (
+    DEFAULT_SSIM_WINDOW,
+    GATED_SEED_SSIM_WINDOW,
+    VARIANTS,
     GatedPixelRNN,
     PixelRNN,
     completion_loss,
@@ -94,18 +149,25 @@ from rlenhance.models.pixelrnn import (
     hole_psnr,
     mse_ssim_loss,
 )
+from rlenhance.models.pixelrnn import (
+    MODELS as PIXELRNN_MODELS,
+)
 from rlenhance.ops.fill import PREFILLS, prefill_hole
-from rlenhance.runtime import configure_threads, flush_denormals, seed_everything, select_device
 
-MODEL_CHOICES = ("mrpnet", "pixelrnn", "gated-pixelrnn")
+MODEL_CHOICES = ("mrpnet", "pixelrnn", "gated-pixelrnn", "ffdnet")
 TASKS = ("lowlight", "denoise", "completion")
 OCCLUSIONS = ("box", "stroke", "mixed")
 #: Every class a checkpoint of this experiment can name (for rlenhance.checkpoint.build_model).
-REGISTRY: Mapping[str, type[nn.Module]] = MappingProxyType({**MRPNET_MODELS, **PIXELRNN_MODELS})
+REGISTRY: Mapping[str, type[nn.Module]] = MappingProxyType({**MRPNET_MODELS, **PIXELRNN_MODELS, **FFDNET_MODELS})
+#: --noise unset: FFDNet's (it reads the map of amplified noise), else the DnCNN / PixelRL protocol.
+#: --sigma unset, per noise: the Gaussian's level, or the largest dark-level one (amplified).
+DEFAULT_SIGMA: Mapping[str, float] = MappingProxyType({"gaussian": 25.0, "amplified": 10.0})
+#: --depth unset for ffdnet: the published gray FFDNet's convolution layers.
+FFDNET_DEPTH = 15
 #: Seed of the validation crops and degradations: fixed, so every run and seed scores the same set.
 VAL_SEED = 20_240_601
 #: Arguments that --resume takes from the command line; the others come from the run's config.json.
-RESUME_OVERRIDES = ("epochs", "device", "threads", "out", "resume")
+RESUME_OVERRIDES = ("epochs", "device", "threads", "save_every", "out", "resume")
 #: The smallest crop: the SSIM window (11x11) must fit.
 MIN_CROP = 16
 
@@ -125,31 +187,59 @@ MODEL_DEFAULTS: Mapping[str, Defaults] = MappingProxyType({
     # (the seeds resized them to 256 and 128), so no crop misses the hole.
     "pixelrnn": Defaults(lr=1e-3, batch=16, crop=224, width=64),
     "gated-pixelrnn": Defaults(lr=1e-4, batch=4, crop=224, width=48),
+    # FFDNet trained with Adam at 1e-3 on small gray patches (50x50 at batch 128 in the paper).
+    "ffdnet": Defaults(lr=1e-3, batch=16, crop=64, width=64),
 })
 
 
 @dataclass
 class Args:
-    """Train a supervised baseline (MRPNet + Generator, ConvLSTM PixelRNN, gated PixelRNN)."""
+    """Train a supervised baseline (MRPNet + Generator, ConvLSTM PixelRNN, gated PixelRNN, FFDNet)."""
 
-    model: str = arg("mrpnet", "network: MRPNet + Generator, ConvLSTM PixelRNN, or gated PixelRNN (RGB + mask)",
+    model: str = arg("mrpnet", "network: MRPNet + Generator, ConvLSTM PixelRNN, gated PixelRNN (RGB + mask), or "
+                               "FFDNet (image + noise-level map: ReLLIE's denoiser, --task denoise)",
                      choices=MODEL_CHOICES)
     task: str = arg("lowlight", "what to restore (gated-pixelrnn: completion only)", choices=TASKS)
-    data: str | None = arg(None, "lowlight: a low/+high/ pair folder or a LOL parent (split by scene); denoise: a "
+    data: str | None = arg(None, "lowlight: a low/+high/ pair folder, a LOL parent (split by scene) or the MRPNet "
+                                 "seed's train/+gt/ folder or its parent (PairedImages); denoise: a "
                                  "folder of clean images (read as gray); completion: occluded_images/+"
                                  "original_images/. Default: scikit-image photos degraded synthetically")
-    sigma: float = arg(25.0, "denoise: Gaussian noise standard deviation on the 0-255 scale")
+    sigma: float | None = arg(None, "denoise: noise level on the 0-255 scale: the Gaussian's standard deviation, or "
+                                    "(--noise amplified) the largest dark-level one; unset: 25 (amplified: 10)")
+    noise: str | None = arg(None, "denoise: gaussian (white noise on the clean image) or amplified (dark-level noise "
+                                  "brightened by known curves, with its noise-level map: ReLLIE's setting); unset: "
+                                  "amplified for ffdnet, else gaussian", choices=NOISE_KINDS)
+    depth: int | None = arg(None, "ffdnet: convolution layers (>= 2); unset: 15, the published gray FFDNet")
     occlusion: str = arg("box", "completion without --data: shape of the synthetic holes", choices=OCCLUSIONS)
     prefill: str = arg("diffusion", "completion: what the network sees in the hole: the diffusion fill (the "
                                     "completion env's start state) or none (the occluded input as is)",
                        choices=PREFILLS)
     generator: bool = arg(True, "mrpnet: chain the Generator after MRPNet (CombinedModel); --no-generator "
                                 "trains MRPNet alone")
+    upscale: int = arg(1, "mrpnet with the Generator, --task lowlight: output size over input size (the seed's "
+                          "Generator: 4, a super-resolving enhancer). --crop is the target's size; --data pairs whose "
+                          "high images are UPSCALE times the low ones (the seed's gt) are read as they are, other "
+                          "inputs are area-downscaled by UPSCALE", choices=MRPNET_UPSCALES)
     width: int | None = arg(None, "feature planes; unset: the published size, 64 (gated-pixelrnn 48)")
+    variant: str = arg("default", "pixelrnn / gated-pixelrnn architecture: ours, or the seed's code exactly (pixelrnn: "
+                                  "5x5 first conv; gated-pixelrnn: 7x7 input conv without ReLU, global input skip, "
+                                  "conv-32-ReLU-1x1 head, Xavier init)", choices=VARIANTS)
+    ssim_window: int | None = arg(None, "Gaussian taps per side of the loss's SSIM (sigma 1.5); unset: 11 "
+                                        "(gated-pixelrnn --variant seed: 7, the seed's)")
+    mask_rule: str | None = arg(None, "completion with --data: training masks from the pairs: estimate (the hole "
+                                      "found by estimate_occlusion_mask) or channel-sum (the gated seed's sum over "
+                                      "channels of |original - occluded| > 0.03); validation always scores the "
+                                      "estimated hole. Unset: estimate (gated-pixelrnn --variant seed: channel-sum)",
+                                choices=MASK_RULES)
+    resize: tuple[int, ...] = arg((), "H [W]: resize every training and validation image to H x W (one number: "
+                                      "square) before cropping, bilinear with antialiasing; masks cover every pixel "
+                                      "the hole reaches (the seeds: pixelrnn 256, gated-pixelrnn 128); unset: "
+                                      "native size")
     epochs: int = arg(20, "training epochs")
     steps_per_epoch: int = arg(50, "batches of random crops per epoch")
     batch: int | None = arg(None, "crops per batch; unset: 16 (gated-pixelrnn 4)")
-    crop: int | None = arg(None, "crop size in pixels; unset: 128 (pixelrnn, gated-pixelrnn 224)")
+    crop: int | None = arg(None, "crop size in pixels; unset: 128 (pixelrnn, gated-pixelrnn 224; with --resize its "
+                                 "shorter side)")
     lr: float | None = arg(None, "Adam learning rate; unset: 1e-4 (pixelrnn 1e-3)")
     val_fraction: float = arg(0.1, "fraction of the images (scenes) held out for validation")
     val_samples: int = arg(32, "validation crops (fixed across epochs and runs), spread evenly over the validation "
@@ -159,17 +249,23 @@ class Args:
     device: str = arg("auto", "auto, cpu, cuda or cuda:N")
     threads: int = arg(0, "torch CPU threads (0: every core but one, at least 1)")
     seed: int = arg(0, "seed of the weights' initialisation and the training crops and degradations")
+    save_every: int = arg(0, "also write checkpoints/model_epochE.pt every N-th epoch E (0: never)")
+    init: str | None = arg(None, "start from the weights of this checkpoint (another run's best.pt or last.pt of the "
+                                 "same --model, --task and shape): weights only, with a new optimizer, epoch count "
+                                 "and random state (fine-tuning; --resume continues a run instead)")
     out: str = arg("runs/supervised_train", "run folder")
     resume: bool = arg(False, "continue the run in --out from checkpoints/last.pt with its saved arguments")
 
 
 class Example(NamedTuple):
     """A batch ready for a model: ``input`` and ``target`` float (B, C, H, W); ``mask`` (B, 1, H, W)
-    with 1 = missing pixel (completion only, else None)."""
+    with 1 = missing pixel (completion only, else None); ``noise_map`` (B, C, H, W), the noise
+    level of each pixel in image units (``--noise amplified`` only, else None)."""
 
     input: Tensor
     target: Tensor
     mask: Tensor | None
+    noise_map: Tensor | None = None
 
 
 # --- configuration ------------------------------------------------------------------------------
@@ -191,6 +287,9 @@ def resolve_args(args: Args, argv: Sequence[str]) -> Args:
             its first checkpoint has one and starts anew; see :class:`experiments.runs.Run`).
         ValueError: an invalid combination, or ``--resume`` with arguments that differ from the run's.
     """
+    if args.resume and args.init is not None:
+        raise ValueError(f"--init {args.init} and --resume: choose one (--init starts a new run from another run's "
+                         "weights; --resume continues the run in --out with its own weights, optimizer and epoch)")
     if args.resume:
         out = Path(args.out)
         if not (out / "config.json").is_file():
@@ -203,7 +302,8 @@ def resolve_args(args: Args, argv: Sequence[str]) -> Args:
                      for name in sorted(explicit - set(RESUME_OVERRIDES)) if getattr(args, name) != saved.get(name)]
         if conflicts:
             raise ValueError("--resume continues a run with its saved arguments; these differ: " + "; ".join(conflicts)
-                             + f". Only {', '.join('--' + n for n in RESUME_OVERRIDES[:3])} may change.")
+                             + f". Only {', '.join('--' + n.replace('_', '-') for n in RESUME_OVERRIDES[:4])} "
+                             "may change.")
         merged = {name: saved[name] for name in known if name in saved}
         merged.update({name: getattr(args, name) for name in RESUME_OVERRIDES if name in explicit or name in
                        ("out", "resume")})
@@ -212,22 +312,73 @@ def resolve_args(args: Args, argv: Sequence[str]) -> Args:
         defaults = MODEL_DEFAULTS[args.model]
         args = replace(args, lr=args.lr if args.lr is not None else defaults.lr,
                        batch=args.batch if args.batch is not None else defaults.batch,
-                       crop=args.crop if args.crop is not None else defaults.crop,
+                       crop=args.crop if args.crop is not None else min(args.resize or (defaults.crop,)),
                        width=args.width if args.width is not None else defaults.width)
+    args = fill_noise_defaults(fill_seed_defaults(args))
     check_args(args)
     return args
 
 
+def fill_noise_defaults(args: Args) -> Args:
+    """``--noise``, ``--sigma`` and ``--depth`` where unset (also for runs saved before they existed):
+    see :data:`DEFAULT_SIGMA` and :data:`FFDNET_DEPTH`."""
+    noise = args.noise if args.noise is not None else "amplified" if args.model == "ffdnet" else "gaussian"
+    return replace(args, noise=noise, sigma=args.sigma if args.sigma is not None else DEFAULT_SIGMA[noise],
+                   depth=args.depth if args.depth is not None or args.model != "ffdnet" else FFDNET_DEPTH)
+
+
+def fill_seed_defaults(args: Args) -> Args:
+    """``--ssim-window`` and ``--mask-rule`` where unset: the gated seed's (7, channel-sum) for
+    gated-pixelrnn ``--variant seed``, else 11 and estimate (also for runs saved before these
+    arguments existed); ``--resize`` as a tuple."""
+    gated_seed = args.model == "gated-pixelrnn" and args.variant == "seed"
+    return replace(args, resize=tuple(args.resize),
+                   ssim_window=args.ssim_window if args.ssim_window is not None else
+                   GATED_SEED_SSIM_WINDOW if gated_seed else DEFAULT_SSIM_WINDOW,
+                   mask_rule=args.mask_rule if args.mask_rule is not None else
+                   "channel-sum" if gated_seed else "estimate")
+
+
 def check_args(args: Args) -> None:
     """Raise ValueError naming the first argument out of range."""
+    if args.upscale != 1:
+        if args.model != "mrpnet" or not args.generator or args.task != "lowlight" or args.resize:
+            raise ValueError(f"--upscale {args.upscale}: the Generator's super-resolution; an option of --model mrpnet "
+                             f"(with the Generator) --task lowlight without --resize (got --model {args.model}"
+                             f"{'' if args.generator else ' --no-generator'} --task {args.task}"
+                             f"{' --resize' if args.resize else ''})")
+        if args.crop % args.upscale:
+            raise ValueError(f"--crop {args.crop}: with --upscale {args.upscale} the target's crop must be a multiple "
+                             f"of {args.upscale} (the input's crop is --crop / {args.upscale})")
+    if args.model == "ffdnet" and (args.task != "denoise" or args.noise != "amplified" or args.variant != "default"):
+        raise ValueError(f"--model ffdnet reads a noise-level map: it trains on --task denoise --noise amplified "
+                         f"(--variant default) only (got --task {args.task} --noise {args.noise} --variant "
+                         f"{args.variant})")
+    if args.depth is not None and (args.model != "ffdnet" or args.depth < 2):
+        raise ValueError(f"--depth {args.depth}: an option of --model ffdnet, an integer >= 2")
+    if args.noise == "amplified" and (args.task != "denoise" or not args.sigma > 0):
+        raise ValueError(f"--noise amplified: an option of --task denoise with a --sigma > 0 (got --task {args.task} "
+                         f"--sigma {args.sigma})")
     if args.model == "gated-pixelrnn" and args.task != "completion":
         raise ValueError(f"--model gated-pixelrnn reads an image and its mask; it trains on --task completion only "
                          f"(got --task {args.task})")
     for name in ("epochs", "steps_per_epoch", "batch", "width", "val_samples"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)}: expected an integer >= 1")
+    if args.resize and (len(args.resize) > 2 or min(args.resize) < MIN_CROP):
+        raise ValueError(f"--resize {' '.join(map(str, args.resize))}: expected H or H W, integers >= {MIN_CROP}")
     if args.crop < MIN_CROP:
         raise ValueError(f"--crop {args.crop}: expected at least {MIN_CROP} (the 11x11 SSIM window must fit)")
+    if args.resize and args.crop > min(args.resize):
+        raise ValueError(f"--crop {args.crop} does not fit the images resized to {args.resize[0]}x{args.resize[-1]}; "
+                         f"give a --crop of at most {min(args.resize)}")
+    if args.variant != "default" and args.model == "mrpnet":
+        raise ValueError(f"--variant {args.variant}: only pixelrnn and gated-pixelrnn have a seed variant; "
+                         "mrpnet takes --variant default")
+    if args.ssim_window < 1 or args.ssim_window % 2 == 0 or args.ssim_window >= MIN_CROP:
+        raise ValueError(f"--ssim-window {args.ssim_window}: expected an odd integer in 1..{MIN_CROP - 1}")
+    if args.save_every < 0:
+        raise ValueError(f"--save-every {args.save_every}: expected an integer >= 0 (0: never)")
     if not 0.0 < args.val_fraction < 1.0:
         raise ValueError(f"--val-fraction {args.val_fraction}: expected a number in (0, 1)")
     if not (math.isfinite(args.lr) and args.lr > 0):
@@ -244,7 +395,16 @@ def image_channels(args: Args) -> int:
 
 
 def open_datasets(args: Args):
-    """(train, val) datasets; see the ``--data`` help for the layouts read per task."""
+    """(train, val) datasets, resized to ``--resize`` if given; see the ``--data`` help for the layouts
+    read per task."""
+    train, val = _open_datasets(args)
+    if args.resize:
+        size = (args.resize[0], args.resize[-1])
+        train, val = ResizedImages(train, size=size), ResizedImages(val, size=size)
+    return train, val
+
+
+def _open_datasets(args: Args):
     gray = args.task == "denoise"
     if args.data is None:
         names = DEFAULT_GRAY_IMAGES if gray else DEFAULT_COLOR_IMAGES
@@ -253,10 +413,17 @@ def open_datasets(args: Args):
     root = Path(args.data)
     if not root.is_dir():
         raise DatasetError(f"--data {root}: not a folder")
-    if args.task == "lowlight":
-        opener = lambda split: PairedImages(root, split=split, val_fraction=args.val_fraction)  # noqa: E731
-    elif args.task == "completion":
-        opener = lambda split: OccludedPairs(root, split=split, val_fraction=args.val_fraction)  # noqa: E731
+    if args.task == "lowlight":  # --upscale: targets UPSCALE times the inputs (the seed's), or of their size
+        train, val = (PairedImages(root, split=split, val_fraction=args.val_fraction,
+                                   scale=None if args.upscale > 1 else 1) for split in ("train", "val"))
+        if {train.scale, val.scale} - {1, args.upscale}:
+            raise DatasetError(f"--data {root}: its high images are {max(train.scale, val.scale)} times the low "
+                               f"ones; --upscale {args.upscale} reads pairs of one size (inputs area-downscaled) or "
+                               f"with targets {args.upscale} times the inputs")
+        return train, val
+    elif args.task == "completion":  # validation scores the estimated hole whatever the training masks
+        opener = lambda split: OccludedPairs(root, split=split, val_fraction=args.val_fraction,  # noqa: E731
+                                             mask_rule=args.mask_rule if split == "train" else "estimate")
     elif (root / "low").is_dir() and (root / "high").is_dir():
         opener = lambda split: PairedImages(root, split=split, val_fraction=args.val_fraction, gray=True)  # noqa: E731
     else:
@@ -277,47 +444,95 @@ def make_example(args: Args, batch: Mapping[str, Any], generator: torch.Generato
         return Example(occluded, clean, mask)
     if args.task == "lowlight":
         if "low" in batch and "high" in batch:
-            return Example(batch["low"].to(device), batch["high"].to(device), None)
+            return at_input_size(Example(batch["low"].to(device), batch["high"].to(device), None), args.upscale)
         clean = batch["high"].to(device)
-        return Example(synthetic_low_light(clean, generator=generator), clean, None)
+        return at_input_size(Example(synthetic_low_light(clean, generator=generator), clean, None), args.upscale)
     clean = (batch["high"] if "high" in batch else batch["low"]).to(device)
+    if args.noise == "amplified":
+        noisy, target, noise_map = amplified_noise(clean, args.sigma, generator=generator)
+        return Example(noisy, target, None, noise_map)
     return Example(add_gaussian_noise(clean, args.sigma, generator=generator), clean, None)
+
+
+def at_input_size(example: Example, upscale: int) -> Example:
+    """``example`` with an input of the target's size area-downscaled by ``upscale`` (super-resolution
+    training on same-size pairs or synthetic degradations: degraded first, then downscaled); an input
+    already ``upscale`` times smaller (the seed's pairs) is kept."""
+    if upscale == 1 or example.input.shape[-2:] != example.target.shape[-2:]:
+        return example
+    return example._replace(input=F.avg_pool2d(example.input, upscale))
+
+
+def crop_of(args: Args, dataset) -> int:
+    """The crop drawn from ``dataset``'s items, in the pixels of their smallest image: ``--crop`` (the
+    target's size) over the pairs' scale (super-resolution pairs, :attr:`PairedImages.scale`)."""
+    return args.crop // getattr(dataset, "scale", 1)
 
 
 def validation_set(args: Args, dataset) -> Example:
     """``val_samples`` fixed crops of the validation images, degraded with a fixed seed (CPU tensors):
     the images in a fixed shuffled order, each used ``val_samples // len(dataset)`` or one more
     times (``val_samples`` >= the number of validation images covers them all)."""
-    batch = sample_batch(dataset, args.val_samples, crop=args.crop, rng=np.random.default_rng(VAL_SEED), flip=False,
-                         spread=True)
+    batch = sample_batch(dataset, args.val_samples, crop=crop_of(args, dataset), rng=np.random.default_rng(VAL_SEED),
+                         flip=False, spread=True)
     return make_example(args, batch, torch.Generator().manual_seed(VAL_SEED), torch.device("cpu"))
 
 
 # --- model, forward pass and loss ---------------------------------------------------------------------
+def init_weights(model: nn.Module, path: str, spec: SupervisedSpec) -> None:
+    """Load the weights, and only them, of the checkpoint ``path`` into ``model`` (``--init``).
+
+    Raises:
+        CheckpointError: (names ``--init`` and the file) not a readable supervised checkpoint, or
+            one of another network shape (width, upscale, Generator) or another spec (model, task,
+            channels, prefill, variant, noise, ...): what differs is listed.
+    """
+    try:
+        ckpt = load_checkpoint(path, expected_arch=model.arch(), spec=SupervisedSpec)
+    except CheckpointError as exc:
+        raise CheckpointError(f"--init: {exc}; --init takes a checkpoint of experiments.supervised_train with this "
+                              "run's --model, --task and shape (--width, --upscale, --generator, ...)") from None
+    theirs = ckpt["extra"][SPEC_KEY]
+    differ = [f"{f.name} {getattr(theirs, f.name)!r} (this run: {getattr(spec, f.name)!r})" for f in fields(spec)
+              if getattr(theirs, f.name) != getattr(spec, f.name)]
+    if differ:
+        raise CheckpointError(f"--init {path}: a checkpoint of another kind of run: " + "; ".join(differ)
+                              + "; --init takes a checkpoint of the same --model, --task and settings as this run")
+    load_state_dict_strict(model, ckpt["state_dict"], source=f"--init {path}")
+
+
 def build_network(args: Args) -> nn.Module:
     channels = image_channels(args)
     if args.model == "mrpnet":
-        return CombinedModel(channels, width=args.width) if args.generator else MRPNet(channels, width=args.width)
+        return CombinedModel(channels, width=args.width, upscale=args.upscale) if args.generator \
+            else MRPNet(channels, width=args.width)
     if args.model == "pixelrnn":
-        return PixelRNN(channels, width=args.width)
-    return GatedPixelRNN(channels, width=args.width)
+        return PixelRNN(channels, width=args.width, variant=args.variant)
+    if args.model == "ffdnet":
+        return FFDNet(channels, width=args.width, depth=args.depth)
+    return GatedPixelRNN(channels, width=args.width, variant=args.variant)
 
 
 def predict(model: nn.Module, example: Example, prefill: str) -> Tensor:
     """The model's raw prediction; for completion the hole is pre-filled as ``prefill`` says first
-    (:func:`rlenhance.ops.fill.prefill_hole`) and the gated PixelRNN also reads the mask."""
+    (:func:`rlenhance.ops.fill.prefill_hole`) and the gated PixelRNN also reads the mask, FFDNet the
+    noise-level map."""
     x = example.input if example.mask is None else prefill_hole(example.input, example.mask, prefill)
-    if isinstance(model, GatedPixelRNN):
+    net = getattr(model, "module", model)  # the network inside DistributedDataParallel
+    if isinstance(net, GatedPixelRNN):
         return model(x, example.mask)
+    if isinstance(net, FFDNet):
+        return model(x, example.noise_map)
     return model(x)
 
 
 def compute_loss(args: Args, pred: Tensor, example: Example) -> tuple[Tensor, dict[str, Tensor]]:
     """The model's training loss per image (B,) and its unweighted terms (each (B,))."""
     if args.model == "gated-pixelrnn":
-        return completion_loss(pred, example.target, example.input, example.mask, return_terms=True)
+        return completion_loss(pred, example.target, example.input, example.mask, ssim_window=args.ssim_window,
+                               return_terms=True)
     if args.model == "pixelrnn":
-        return mse_ssim_loss(pred, example.target, return_terms=True)
+        return mse_ssim_loss(pred, example.target, ssim_window=args.ssim_window, return_terms=True)
     mse = mse_loss(pred, example.target)
     return mse, {"mse": mse}
 
@@ -373,24 +588,28 @@ def write_log(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
 def main(argv: Sequence[str] | None = None) -> Path:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = resolve_args(parse_config(Args, argv), argv)
-    flush_denormals()
-    configure_threads(args.threads)
-    seed_everything(args.seed)
-    device = select_device(args.device)
+    ranks = Ranks.from_env()  # torchrun's ranks (one process without it): data-parallel, see docs/distributed.md
+    local_batch = ranks.split(args.batch, "--batch")
+    device = setup_process(threads=args.threads, seed=args.seed, device=args.device, ranks=ranks)
     use_amp = args.amp and device.type == "cuda"
 
     train_set, val_set = open_datasets(args)
     val = validation_set(args, val_set)
     model = build_network(args).to(device)
+    # DistributedDataParallel under torchrun (batch norm over the global batch); the model itself alone.
+    # `model` stays the network that checkpoints save and validation runs.
+    trained = wrap(model, ranks, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     rng = np.random.default_rng(args.seed)  # training crops
     generator = torch.Generator().manual_seed(args.seed)  # training degradations
-    run = Run(args.out, args, resume=args.resume)  # written on the first log
+    run = Run(args.out, args, resume=args.resume, ranks=ranks)  # written on the first log, by rank 0
     log_path, curve_path = run.dir / "train_log.tsv", run.dir / "loss_curve.png"
     title = f"supervised_train: {run.dir}"
     spec = SupervisedSpec(model=args.model, task=args.task, channels=image_channels(args),
-                          prefill=args.prefill if args.task == "completion" else "none")
+                          prefill=args.prefill if args.task == "completion" else "none", variant=args.variant,
+                          noise=args.noise if args.task == "denoise" else None,
+                          sigma=args.sigma if args.task == "denoise" else None, upscale=args.upscale)
 
     # epoch: epochs finished; batch: batches trained of epoch + 1 and sums: their loss sums;
     # scores: the last validation's; saved: (epoch, batch) of last.pt
@@ -412,17 +631,20 @@ def main(argv: Sequence[str] | None = None) -> Path:
         best, best_epoch = run.best_so_far(best, best_epoch, step_key="best_epoch")
         saved = (epoch, batch)
         if epoch >= args.epochs:
-            print(f"{run.dir}: already finished at epoch {epoch} of {args.epochs}; nothing to do; raise --epochs "
+            run.say(f"{run.dir}: already finished at epoch {epoch} of {args.epochs}; nothing to do; raise --epochs "
                   "to train on")
             if not run.summary_path.exists():  # killed between last.pt and summary.md
                 run.summary([summary_row(args, model, epoch, best_epoch, history)], title=title)
             run.close()
             return run.dir
         run.truncate_metrics(epoch)
-        if history:
+        if history and run.writes:
             write_log(log_path, history)
-        print(f"resumed {run.last_path} at epoch {epoch} of {args.epochs}"
+        run.say(f"resumed {run.last_path} at epoch {epoch} of {args.epochs}"
               + (f", batch {batch} of {args.steps_per_epoch}" if batch else ""))
+    elif args.init is not None:  # a new run (or one started anew) from another run's weights
+        init_weights(model, args.init, spec)
+        run.say(f"initialised the weights from {args.init}")
 
     def last_extra() -> dict[str, Any]:
         return {"epoch": epoch, "batch": batch, "sums": sums, "scores": scores, "args": asdict(args),
@@ -432,21 +654,24 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
     bar = run.progress(args.epochs, initial=epoch, desc="epoch")
     start = time.perf_counter()
-    with StopSignals() as stop:
+    with StopSignals(ranks) as stop:
         while epoch < args.epochs:
-            if stop.signum:  # before the next batch or the validation: save this point and stop
+            if stop.check():  # before the next batch or the validation (any rank's signal): save and stop
                 if saved != (epoch, batch):
                     run.save("last", model=model, arch=model.arch(), extra=last_extra())
+                ranks.barrier()  # no rank ends (and has torchrun stop the others) before last.pt is written
                 bar.close()
                 run.close()
                 where = f"after batch {batch} of {args.steps_per_epoch}" if batch else "at its start"
                 raise stop.interrupted(f"interrupted in epoch {epoch + 1} of {args.epochs}, {where} ({stop.name}); "
                                        f"{run.last_path} saved; continue with --resume --out {run.dir}")
             if batch < args.steps_per_epoch:
-                example = make_example(args, sample_batch(train_set, args.batch, crop=args.crop, rng=rng), generator,
-                                       device)
+                drawn = sample_batch(train_set, args.batch, crop=crop_of(args, train_set), rng=rng)
+                example = make_example(args, drawn, generator, device)
+                if ranks.distributed:  # every rank draws the global batch (one stream of draws); it trains on its rows
+                    example = Example(*(t[ranks.rows(local_batch)] if torch.is_tensor(t) else t for t in example))
                 with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                    pred = predict(model, example, args.prefill)
+                    pred = predict(trained, example, args.prefill)
                 loss_values, terms = compute_loss(args, pred.float(), example)
                 loss = loss_values.mean()
                 if not use_amp and not bool(torch.isfinite(loss)):
@@ -462,8 +687,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
                 continue
             # the epoch's batches are done: validate, log and checkpoint
             epoch += 1
-            train = {name: total / args.steps_per_epoch for name, total in sums.items()}
-            scores, outputs = evaluate(model, args, val, device, use_amp)
+            train = ranks.mean_stats({name: total / args.steps_per_epoch for name, total in sums.items()})
+            scores, outputs = ranks.on_rank0(lambda: evaluate(model, args, val, device, use_amp))  # rank 0 validates
             seconds = time.perf_counter() - start
             lr = optimizer.param_groups[0]["lr"]
             row = {"epoch": epoch, "lr": lr, **{f"train_{k}": v for k, v in train.items() if k != "loss"},
@@ -472,21 +697,29 @@ def main(argv: Sequence[str] | None = None) -> Path:
             run.log(epoch, {"charts/lr": lr, "charts/epoch_seconds": seconds,
                             **{f"losses/{k}": v for k, v in train.items()},
                             **{f"eval/{k}": v for k, v in scores.items()}})
-            write_log(log_path, history)
-            rows = [[val.input[i], outputs[i], val.target[i]] for i in range(min(args.samples, len(outputs)))]
+            if run.writes:
+                write_log(log_path, history)
+            shown = val.input[:args.samples]  # a super-resolution input at the target's size (nearest)
+            shown = F.interpolate(shown, size=val.target.shape[-2:], mode="nearest") if args.upscale > 1 else shown
+            rows = [[shown[i], outputs[i], val.target[i]] for i in range(min(args.samples, len(outputs)))]
             if rows:
                 run.save_grid(f"epoch_{epoch:04d}", rows)
-            save_figure(loss_curves({"train loss": [(r["epoch"], r["train_loss"]) for r in history],
-                                     "val loss": [(r["epoch"], r["val_loss"]) for r in history]},
-                                    title=f"{args.model} / {args.task}", ylabel="loss"), curve_path)
+            if run.writes:
+                save_figure(loss_curves({"train loss": [(r["epoch"], r["train_loss"]) for r in history],
+                                         "val loss": [(r["epoch"], r["val_loss"]) for r in history]},
+                                        title=f"{args.model} / {args.task}", ylabel="loss"), curve_path)
             batch, sums = 0, {}
             if scores["loss"] < best:  # best.pt before last.pt: a kill between them leaves last.pt's best behind
                 best, best_epoch = scores["loss"], epoch
                 run.save("best", model=model, arch=model.arch(), extra={
                     "epoch": epoch, "scores": scores, "args": asdict(args), "spec": spec,
                     "best": best, "best_epoch": best_epoch})
+            if args.save_every and epoch % args.save_every == 0:  # before last.pt, like best.pt
+                run.save(f"model_epoch{epoch}", model=model, arch=model.arch(), extra={
+                    "epoch": epoch, "scores": scores, "args": asdict(args), "spec": spec})
             run.save("last", model=model, arch=model.arch(), extra=last_extra())
             saved = (epoch, batch)
+            ranks.barrier()
             bar.update(1)
             bar.set_postfix(loss=f"{train['loss']:.4g}", val=f"{scores['loss']:.4g}", psnr=f"{scores['psnr']:.2f}")
             start = time.perf_counter()

@@ -502,31 +502,33 @@ class NonReferenceLoss(nn.Module):
 
 
 def ssim_loss(
-    x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, return_map: bool = False
+    x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, win_size: int = 11, return_map: bool = False
 ) -> LossOutput:
-    """``1 - SSIM`` per image, using :func:`rlenhance.metrics.ssim` (defaults: 11x11 Gaussian
-    window, sigma 1.5).
+    """``1 - SSIM`` per image, using :func:`rlenhance.metrics.ssim` (Gaussian window of
+    ``win_size`` taps, sigma 1.5; the default 11 is also PIQ's ``SSIMLoss``).
 
     Args:
-        x: Prediction(s), float, shape (B, C, H, W) or (C, H, W); H and W >= 11.
+        x: Prediction(s), float, shape (B, C, H, W) or (C, H, W); H and W >= ``win_size``.
         y: Target(s), same shape.
         data_range: Distance between the minimum and maximum possible pixel values.
+        win_size: Odd number of Gaussian taps per axis (the gated PixelRNN seed used 7).
         return_map: Also return the per-pixel map ``1 - ssim_map``.
 
     Returns:
         ``values`` (B,) in [0, 2], or ``(values, map)`` with ``map`` (B, 1, H, W). As for
-        :func:`~rlenhance.metrics.ssim`, the value is the mean of the map without its 5-pixel
-        border (skimage's convention), so here ``values == map[..., 5:-5, 5:-5].mean((1, 2, 3))``
-        rather than the mean of the whole map; the border holds the loss computed with
-        symmetric extension of the image.
+        :func:`~rlenhance.metrics.ssim`, the value is the mean of the map without its border of
+        ``p = (win_size - 1) // 2`` pixels (skimage's convention), so here
+        ``values == map[..., p:-p, p:-p].mean((1, 2, 3))`` rather than the mean of the whole map;
+        the border holds the loss computed with symmetric extension of the image.
 
     Raises:
-        ImageError: on malformed or mismatched tensors, or images smaller than 11x11.
+        ImageError: on malformed or mismatched tensors, or images smaller than the window.
+        ValueError: an even or non-positive ``win_size``.
     """
     if return_map:
-        values, ssim_map = ssim(x, y, data_range=data_range, return_map=True)
+        values, ssim_map = ssim(x, y, data_range=data_range, win_size=win_size, return_map=True)
         return 1.0 - values, 1.0 - ssim_map
-    return 1.0 - ssim(x, y, data_range=data_range)
+    return 1.0 - ssim(x, y, data_range=data_range, win_size=win_size)
 
 
 def mse_loss(x: torch.Tensor, y: torch.Tensor, *, return_map: bool = False) -> LossOutput:

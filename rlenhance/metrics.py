@@ -182,6 +182,15 @@ def ssim(
     Internally the images are divided by ``data_range`` (SSIM is invariant to that rescaling with
     ``C1 = (k1 R)^2``, ``C2 = (k2 R)^2``), which keeps float32 variances well conditioned.
 
+    With the defaults this is also PIQ's ``piq.ssim`` (the SSIM the ConvLSTM bedroom seed trained
+    with): an 11x11 Gaussian of sigma 1.5 (PIQ's 2-D kernel is the outer product of these taps),
+    K1 0.01, K2 0.03, data range 1, and PIQ's valid convolution (no padding) averages exactly the
+    window positions the border crop keeps here. One difference: PIQ releases up to 0.8 first
+    average-pool both images by ``f = max(1, round(min(H, W) / 256))`` (its ``downsample=True``
+    default; gone from later code). That changes nothing below 384 pixels (the seeds' 256, 128
+    and 224 pixel images); this function never downsamples, so for larger images apply
+    ``F.avg_pool2d(x, f)`` to both first to get those releases' figure.
+
     Args:
         x: Reference image(s), float, shape (B, C, H, W) or (C, H, W); H and W >= ``win_size``.
         y: Test image(s), same shape as ``x``.

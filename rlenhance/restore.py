@@ -9,7 +9,7 @@ restored image, float32 (H, W, C) in [0, 1]. The implementations:
 restorer                                   what restores the image
 =========================================  ===========================================================
 :class:`rlenhance.Enhancer`                a low-light RL policy (LE curves; ``restore(image)``)
-:class:`SupervisedRestorer`                a supervised checkpoint (MRPNet, PixelRNN, gated PixelRNN)
+:class:`SupervisedRestorer`                a supervised checkpoint (MRPNet, PixelRNN, gated PixelRNN, FFDNet)
 ``agents.rollout.RolloutPolicy``           an RL denoising / completion policy, through its env's
                                            transition (``agents.rollout.load_rollout_policy``)
 =========================================  ===========================================================
@@ -25,13 +25,19 @@ the ConvLSTM :class:`~rlenhance.models.pixelrnn.PixelRNN` and the
 :class:`rlenhance.checkpoint.SupervisedSpec`: the ``model`` name (``"mrpnet"``, ``"pixelrnn"``,
 ``"gated-pixelrnn"``), the ``task``, the ``channels`` the net reads (denoise: 1, gray) and the
 ``prefill`` of the hole; whether the net reads the mask (gated PixelRNN) and whether the output
-keeps the input outside the hole (completion) follow from them.
+keeps the input outside the hole (completion) follow from them. An ``"ffdnet"`` denoiser
+(:class:`~rlenhance.models.ffdnet.FFDNet`, ReLLIE's denoiser module) also reads a per-pixel
+noise-level map (``restore(..., noise_map=...)``); :class:`rlenhance.Enhancer` computes it from
+its curve steps. Such a checkpoint is only accepted by a caller that says it supplies the map
+(``noise_map=True`` or None), a plain one only by a caller that does not (the default).
 
 Large images are processed in tiles (:func:`rlenhance.ops.tiling.tiled`) whose margins cover the
-networks' receptive fields (at most 37 pixels for the published layouts, measured), so memory is
-bounded and the result matches a whole-image pass to float rounding. Images are padded by
-reflection on the bottom / right to a multiple of the network's total stride (tiled and untiled
-passes see the same padded image).
+networks' receptive fields (at most 37 pixels for the published layouts, measured; one more with
+the ConvLSTM seed's 5x5 first conv), so memory is bounded and the result matches a whole-image
+pass to float rounding. Images are padded by reflection on the bottom / right to a multiple of the
+network's total stride (tiled and untiled passes see the same padded image). A super-resolving
+MRPNet + Generator (the seed's Generator, ``supervised_train --upscale 4``; the spec's ``upscale``)
+returns images that many times larger.
 
 Example:
     >>> restorer = SupervisedRestorer("runs/supervised_train/checkpoints/best.pt")     # doctest: +SKIP
@@ -63,6 +69,8 @@ from rlenhance.checkpoint import (
 from rlenhance.data.occluded import HOLE_THRESHOLD, hole_mask
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import BT601_LUMA_WEIGHTS, as_unit_float
+from rlenhance.models.ffdnet import MODELS as FFDNET_MODELS
+from rlenhance.models.ffdnet import FFDNet
 from rlenhance.models.mrpnet import MODELS as MRPNET_MODELS
 from rlenhance.models.pixelrnn import MODELS as PIXELRNN_MODELS
 from rlenhance.models.pixelrnn import GatedPixelRNN, composite
@@ -93,7 +101,7 @@ DEFAULT_COMPLETION_CHECKPOINT = _WEIGHTS / "gated_pixelrnn_completion.pt"
 #: Tasks a supervised checkpoint can be trained for (``experiments.supervised_train --task``).
 TASKS = SUPERVISED_TASKS
 #: Every class a supervised checkpoint can name (for :func:`rlenhance.checkpoint.build_model`).
-REGISTRY: Mapping[str, type[nn.Module]] = MappingProxyType({**MRPNET_MODELS, **PIXELRNN_MODELS})
+REGISTRY: Mapping[str, type[nn.Module]] = MappingProxyType({**MRPNET_MODELS, **PIXELRNN_MODELS, **FFDNET_MODELS})
 _DEFAULTS = MappingProxyType({"denoise": DEFAULT_DENOISE_CHECKPOINT, "completion": DEFAULT_COMPLETION_CHECKPOINT})
 _TRAIN_COMMAND = MappingProxyType({
     "denoise": "python -m experiments.supervised_train --model mrpnet --task denoise",
@@ -129,7 +137,8 @@ class Restorer(Protocol):
                 (True) mark missing pixels; required when :attr:`takes_mask`, else refused.
 
         Returns:
-            float32 (H, W, C_out) in [0, 1], the input's height and width.
+            float32 (H, W, C_out) in [0, 1], the input's height and width (times the
+            ``upscale`` of a super-resolution model).
 
         Raises:
             ImageError: a bad image or mask (shape, dtype, values), a mask missing or refused.
@@ -193,12 +202,15 @@ def default_checkpoint(task: str) -> Path:
 
 
 def _total_stride(model: nn.Module) -> int:
-    """Product of the strides of the model's (non-transposed) convolutions: input sizes that are
-    multiples of it give every strided layer the same sampling grid, whatever the tile offset."""
+    """Product of the strides of the model's (non-transposed) convolutions and pixel-unshuffle
+    blocks: input sizes that are multiples of it give every strided layer the same sampling grid,
+    whatever the tile offset."""
     stride = 1
     for module in model.modules():
         if type(module) is nn.Conv2d:
             stride *= int(module.stride[0])
+        elif isinstance(module, nn.PixelUnshuffle):
+            stride *= int(module.downscale_factor)
     return stride
 
 
@@ -217,7 +229,11 @@ class SupervisedRestorer:
         tile: side of the tiles' core, in pixels (rounded up to a multiple of the net's stride);
             an image no larger than one tile runs whole. Bounds memory.
         overlap: margin read around each tile (rounded up to a multiple of the stride); at least
-            the net's receptive radius (37 px at most for these layouts) for seamless output.
+            the net's receptive radius (38 px at most for these layouts) for seamless output.
+        noise_map: whether the caller gives :meth:`restore` a per-pixel noise-level map: False
+            (default) accepts plain checkpoints only, True noise-map denoisers only (``"ffdnet"``,
+            :class:`~rlenhance.models.ffdnet.FFDNet`), None either (as :class:`rlenhance.Enhancer`,
+            which computes the map when its denoiser reads one).
 
     Attributes:
         spec: the checkpoint's :class:`~rlenhance.checkpoint.SupervisedSpec` (the attributes
@@ -228,14 +244,18 @@ class SupervisedRestorer:
         composite: the output keeps the input outside the hole (completion checkpoints).
         prefill: what the net sees in the hole (:func:`rlenhance.ops.fill.prefill_hole`; the whole
             image is pre-filled before tiling, then padded).
-        model_name: the checkpoint's ``model`` (``"mrpnet"``, ``"pixelrnn"``, ``"gated-pixelrnn"``).
+        model_name: the checkpoint's ``model`` (``"mrpnet"``, ``"pixelrnn"``, ``"gated-pixelrnn"``,
+            ``"ffdnet"``).
         arch_class: the network's class name (``"CombinedModel"`` for MRPNet + Generator).
         model: the network, in eval mode, on ``device``.
         device: where the network runs.
         path: the checkpoint file.
         takes_mask: :meth:`restore` needs a mask (completion checkpoints).
+        needs_noise_map: :meth:`restore` needs a ``noise_map`` (FFDNet), refused otherwise.
+        upscale: output size over input size (1; 2 or 4 for a super-resolving MRPNet + Generator,
+            ``experiments.supervised_train --upscale``).
         stride: the net's total stride; images are reflect-padded to a multiple of it.
-        tile, overlap: the tiling actually used (multiples of ``stride``).
+        tile, overlap: the tiling actually used (multiples of ``stride``, in input pixels).
 
     Inference runs under ``torch.inference_mode`` in float32; denormal floats are flushed
     (:func:`rlenhance.runtime.flush_denormals`, as ``import rlenhance`` does).
@@ -245,8 +265,9 @@ class SupervisedRestorer:
             :func:`rlenhance.checkpoint.load_checkpoint`), it is not a supervised checkpoint (no
             valid :class:`~rlenhance.checkpoint.SupervisedSpec`, or one that does not describe
             its network), its task is not accepted (the message names the file, its task and
-            the accepted ones), or no default checkpoint is installed.
-        ValueError: bad ``device``, ``task``, ``tile`` or ``overlap``.
+            the accepted ones), a noise-map denoiser where ``noise_map`` is False or a plain
+            checkpoint where it is True, or no default checkpoint is installed.
+        ValueError: bad ``device``, ``task``, ``tile``, ``overlap`` or ``noise_map``.
 
     Example:
         >>> denoiser = SupervisedRestorer("mrpnet_denoise.pt", task="denoise")   # doctest: +SKIP
@@ -254,7 +275,8 @@ class SupervisedRestorer:
     """
 
     def __init__(self, checkpoint: str | os.PathLike[str] | None = None, *, device: str | torch.device = "auto",
-                 task: str | Sequence[str] | None = None, tile: int = 512, overlap: int = 48):
+                 task: str | Sequence[str] | None = None, tile: int = 512, overlap: int = 48,
+                 noise_map: bool | None = False):
         flush_denormals()
         accepted = (task,) if isinstance(task, str) else tuple(task) if task is not None else TASKS
         unknown = [t for t in accepted if t not in TASKS]
@@ -264,6 +286,8 @@ class SupervisedRestorer:
             raise ValueError(f"tile: expected an integer >= 1, got {tile!r}")
         if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0:
             raise ValueError(f"overlap: expected an integer >= 0, got {overlap!r}")
+        if noise_map not in (True, False, None):
+            raise ValueError(f"noise_map: expected True, False or None, got {noise_map!r}")
         if checkpoint is None:
             if len(accepted) != 1:
                 raise ValueError("checkpoint: required unless exactly one task is given (to pick its shipped model)")
@@ -276,17 +300,30 @@ class SupervisedRestorer:
         if spec.task not in accepted:
             raise CheckpointError(f"checkpoint {self.path}: trained for task {spec.task!r}; this needs a "
                                   f"checkpoint of task {' or '.join(repr(t) for t in accepted)}")
+        if noise_map is False and spec.needs_noise_map:
+            raise CheckpointError(f"checkpoint {self.path}: a noise-map denoiser (model {spec.model!r}) reads a "
+                                  "per-pixel noise-level map, which this use does not supply; run it after the RL "
+                                  "policy's curve steps, which set the map (rlenhance.Enhancer(denoiser=...), "
+                                  "rlenhance enhance --denoiser), or give a plain denoiser (supervised_train --model "
+                                  "mrpnet --task denoise)")
+        if noise_map is True and not spec.needs_noise_map:
+            raise CheckpointError(f"checkpoint {self.path}: a plain {spec.task} model (model {spec.model!r}) that "
+                                  "reads no noise-level map; this needs a noise-map denoiser (supervised_train "
+                                  "--model ffdnet)")
         self.spec = spec
         self.task: str = spec.task
         self.channels: int = spec.channels
         self.needs_mask: bool = spec.needs_mask
         self.composite: bool = spec.composite
+        self.needs_noise_map: bool = spec.needs_noise_map
         self.prefill: str = spec.prefill
+        self.upscale: int = spec.upscale
         self.model_name: str = spec.model
         self.arch_class: str = ckpt["arch"]["class"]
         self.model = build_model(ckpt, REGISTRY).to(self.device).eval()
         if getattr(self.model, "in_channels", self.channels) != self.channels \
-                or self.needs_mask != isinstance(self.model, GatedPixelRNN):
+                or self.needs_mask != isinstance(self.model, GatedPixelRNN) \
+                or self.needs_noise_map != isinstance(self.model, FFDNet):
             raise CheckpointError(f"checkpoint {self.path}: its {spec} does not describe its network "
                                   f"{self.arch_class}({ckpt['arch']['kwargs']})")
         self.stride = _total_stride(self.model)
@@ -295,13 +332,16 @@ class SupervisedRestorer:
 
     def _check_arch(self, spec: SupervisedSpec, arch: Mapping[str, Any]) -> None:
         """Raise CheckpointError unless ``spec``'s model may build the class ``arch`` names and the
-        network restores at the input's size (no super-resolution)."""
+        network's output size is the spec's ``upscale`` times its input's."""
         problems = []
         if arch["class"] not in SUPERVISED_MODELS[spec.model]:
             problems.append(f"model {spec.model!r} with class {arch['class']!r} (accepted: {dict(SUPERVISED_MODELS)})")
-        if int(arch["kwargs"].get("upscale", 1)) != 1:
-            problems.append(f"upscale {arch['kwargs']['upscale']} (super-resolution models are not supported; "
-                            "accepted: 1)")
+        if arch["kwargs"].get("variant", "default") != spec.variant:
+            problems.append(f"variant {spec.variant!r} with a {arch['class']} of variant "
+                            f"{arch['kwargs'].get('variant', 'default')!r}")
+        if arch["kwargs"].get("upscale", 1) != spec.upscale:
+            problems.append(f"upscale {spec.upscale} with a {arch['class']} of upscale "
+                            f"{arch['kwargs'].get('upscale', 1)!r}")
         if problems:
             raise CheckpointError(f"checkpoint {self.path}: its SupervisedSpec does not fit its network: "
                                   + "; ".join(problems))
@@ -312,7 +352,8 @@ class SupervisedRestorer:
         return self.needs_mask or self.composite
 
     # --- numpy images ----------------------------------------------------------------------------
-    def restore(self, image: np.ndarray, mask: np.ndarray | None = None, *, per_channel: bool = False) -> np.ndarray:
+    def restore(self, image: np.ndarray, mask: np.ndarray | None = None, *, per_channel: bool = False,
+                noise_map: np.ndarray | None = None) -> np.ndarray:
         """Restore one image.
 
         Channels: a colour model (3 planes) given a gray image replicates it to RGB. A gray model
@@ -328,27 +369,42 @@ class SupervisedRestorer:
             mask: completion checkpoints only (required there): (H, W) or (H, W, 1), bool or
                 float; values above 0.5 (True) mark missing pixels.
             per_channel: gray models on RGB input: restore each channel (see above).
+            noise_map: noise-map denoisers only (required there, :attr:`needs_noise_map`): the
+                noise standard deviation at each pixel in image units (``sigma / 255``), float
+                >= 0, (H, W, C) with the image's C (one level per plane) or (H, W) / (H, W, 1)
+                (one for every plane); e.g. :func:`rlenhance.data.noise_level_map`.
 
         Returns:
-            float32 (H, W, C_out) in [0, 1] (for input in [0, 1]); C_out is the model's planes,
+            float32 (H, W, C_out) in [0, 1] (for input in [0, 1]), or (:attr:`upscale` H,
+            :attr:`upscale` W, C_out) for a super-resolution model; C_out is the model's planes,
             or 3 for a gray model with ``per_channel=True`` on RGB input. For completion, the
             pixels outside the mask equal the input's exactly.
 
         Raises:
             ImageError: bad image or mask shape / dtype / values, mask of another size, a mask
-                missing for a completion checkpoint or given to another one.
+                missing for a completion checkpoint or given to another one, a noise map
+                missing for a noise-map denoiser, given to another model, or of another size,
+                negative or not finite.
         """
         hwc = as_hwc_image(image, noisy=self.task == "denoise")
         x = torch.from_numpy(np.ascontiguousarray(hwc.transpose(2, 0, 1), dtype=np.float32))[None]
         m = None
         if mask is not None:
             m = torch.from_numpy(np.ascontiguousarray(as_mask(mask), dtype=np.float32))[None, None]
-        out = self.restore_tensor(x, m, per_channel=per_channel)
+        levels = None
+        if noise_map is not None:
+            if not isinstance(noise_map, np.ndarray) or noise_map.ndim not in (2, 3):
+                raise ImageError(f"noise_map: expected an array (H, W) or (H, W, C), got "
+                                 f"{getattr(noise_map, 'shape', type(noise_map).__name__)}")
+            planes = noise_map if noise_map.ndim == 3 else noise_map[..., None]
+            levels = torch.from_numpy(np.ascontiguousarray(planes.transpose(2, 0, 1), dtype=np.float32))[None]
+        out = self.restore_tensor(x, m, per_channel=per_channel, noise_map=levels)
         return np.ascontiguousarray(out[0].permute(1, 2, 0).cpu().numpy(), dtype=np.float32)
 
     # --- tensors ---------------------------------------------------------------------------------
     @torch.inference_mode()
-    def restore_tensor(self, x: Tensor, mask: Tensor | None = None, *, per_channel: bool = False) -> Tensor:
+    def restore_tensor(self, x: Tensor, mask: Tensor | None = None, *, per_channel: bool = False,
+                       noise_map: Tensor | None = None) -> Tensor:
         """Batched :meth:`restore` on tensors (any device; the net runs on :attr:`device`).
 
         Args:
@@ -356,14 +412,19 @@ class SupervisedRestorer:
             mask: completion only (required there): (B, 1, H, W) or (1, 1, H, W), 1 = missing
                 pixel (binary; soft values blend).
             per_channel: gray models on RGB input: restore each channel separately.
+            noise_map: noise-map denoisers only (required there): per-pixel noise standard
+                deviation in image units, float >= 0, (B or 1, C or 1, H, W). A gray model on RGB
+                input reads each channel's level (``per_channel``) or that of the luma
+                (``sqrt(sum_c w_c^2 sigma_c^2)``).
 
         Returns:
-            float32 (B, C_out, H, W) on ``x``'s device, clamped to [0, 1] except, for completion,
-            the pixels outside the hole, which are ``x``'s exactly.
+            float32 (B, C_out, H, W) on ``x``'s device ((B, C_out, upscale H, upscale W) for a
+            super-resolution model), clamped to [0, 1] except, for completion, the pixels outside
+            the hole, which are ``x``'s exactly.
 
         Raises:
             ImageError: bad shapes, non-finite or out-of-range values (as in :meth:`restore`), mask
-                missing / unexpected / of another size.
+                or noise map missing / unexpected / of another size.
         """
         if not torch.is_tensor(x) or x.dim() != 4 or x.shape[1] not in (1, 3) or not x.is_floating_point() \
                 or x.numel() == 0:
@@ -382,6 +443,7 @@ class SupervisedRestorer:
                 raise ImageError(f"mask: size {got} does not match the image {tuple(x.shape)}; expected "
                                  f"({x.shape[0]} or 1, 1, {x.shape[-2]}, {x.shape[-1]}), same height and width")
             mask = mask.to(device=x.device, dtype=torch.float32).expand(x.shape[0], -1, -1, -1)
+        noise_map = self._checked_noise_map(noise_map, x)
         x = x.float()
         if self.channels == 3 and x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
@@ -390,24 +452,52 @@ class SupervisedRestorer:
                 batch = x.shape[0]
                 planes = x.reshape(batch * 3, 1, *x.shape[-2:])
                 planes_mask = mask.repeat_interleave(3, dim=0) if mask is not None else None
-                out = self._run(planes, planes_mask)
-                return out.reshape(batch, 3, *x.shape[-2:])
+                planes_map = noise_map.expand(-1, 3, -1, -1).reshape(batch * 3, 1, *x.shape[-2:]) \
+                    if noise_map is not None else None
+                out = self._run(planes, planes_mask, planes_map)
+                return out.reshape(batch, 3, *out.shape[-2:])
             weights = torch.tensor(BT601_LUMA_WEIGHTS, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
             x = (x * weights).sum(dim=1, keepdim=True)
-        return self._run(x, mask)
+            if noise_map is not None:  # the luma's noise level (independent noise in each channel)
+                noise_map = (noise_map * weights).square().sum(dim=1, keepdim=True).sqrt()
+        return self._run(x, mask, noise_map)
 
-    def _run(self, x: Tensor, mask: Tensor | None) -> Tensor:
+    def _checked_noise_map(self, noise_map: Tensor | None, x: Tensor) -> Tensor | None:
+        """``noise_map`` checked against the image ``x`` and the model, as float32 (B, C or 1, H, W) on
+        ``x``'s device; raises ImageError (missing for a noise-map denoiser, given to another, bad)."""
+        if noise_map is None:
+            if self.needs_noise_map:
+                raise ImageError(f"noise_map: required by {self.path} (a noise-map denoiser, {self.arch_class}); give "
+                                 "the per-pixel noise level (e.g. rlenhance.data.noise_level_map of the brightening), "
+                                 "or run it as rlenhance.Enhancer's denoiser, which computes it")
+            return None
+        if not self.needs_noise_map:
+            raise ImageError(f"noise_map: given, but {self.path} is a plain {self.task} model ({self.arch_class}) that "
+                             "reads no noise-level map")
+        if not torch.is_tensor(noise_map) or noise_map.dim() != 4 or not noise_map.is_floating_point() \
+                or noise_map.shape[0] not in (1, x.shape[0]) or noise_map.shape[1] not in (1, x.shape[1]) \
+                or noise_map.shape[-2:] != x.shape[-2:]:
+            got = tuple(noise_map.shape) if torch.is_tensor(noise_map) else type(noise_map).__name__
+            raise ImageError(f"noise_map: {got} does not fit the image {tuple(x.shape)}; expected a float tensor "
+                             f"({x.shape[0]} or 1, {x.shape[1]} or 1, {x.shape[-2]}, {x.shape[-1]})")
+        if not bool(torch.isfinite(noise_map).all()) or bool((noise_map < 0).any()):
+            raise ImageError("noise_map: expected finite noise levels >= 0 (standard deviations in image units)")
+        return noise_map.to(device=x.device, dtype=torch.float32).expand(x.shape[0], -1, -1, -1)
+
+    def _run(self, x: Tensor, mask: Tensor | None, noise_map: Tensor | None = None) -> Tensor:
         """The net on ``x`` (B, channels, H, W), tiled; clamp and composite; on ``x``'s device."""
         net_in = prefill_hole(x, mask, self.prefill) if mask is not None else x
-        aligned = (mask,) if self.needs_mask else ()
-        out = tiled(self._net, net_in, *aligned, tile=self.tile, overlap=self.overlap, multiple=self.stride)
+        aligned = (mask,) if self.needs_mask else (noise_map,) if self.needs_noise_map else ()
+        out = tiled(self._net, net_in, *aligned, tile=self.tile, overlap=self.overlap, multiple=self.stride,
+                    scale=self.upscale)
         out = out.clamp(0.0, 1.0)
         if self.composite:
             out = composite(x, out, mask)
         return out
 
-    def _net(self, window: Tensor, mask: Tensor | None = None) -> Tensor:
-        """The net on one window (and its mask, for nets that read one), on :attr:`device`, float32."""
-        if self.needs_mask:
-            return self.model(window.to(self.device), mask.to(self.device)).float()
+    def _net(self, window: Tensor, second: Tensor | None = None) -> Tensor:
+        """The net on one window (and its mask or noise map, for nets that read one), on :attr:`device`,
+        float32."""
+        if self.needs_mask or self.needs_noise_map:
+            return self.model(window.to(self.device), second.to(self.device)).float()
         return self.model(window.to(self.device)).float()

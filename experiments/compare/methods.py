@@ -164,6 +164,10 @@ def supervised_method(name: str | None, path: str | Path, device: torch.device, 
     if model is not None and restorer.model_name != model:
         raise CheckpointError(f"--{model} {path}: a {restorer.model_name} checkpoint; give it to "
                               f"--{restorer.model_name}")
+    if restorer.upscale != 1:
+        raise CheckpointError(f"--{model or name} {path}: a super-resolution model (upscale {restorer.upscale}); "
+                              "compare scores outputs against references of the input's size (supervised_train "
+                              "without --upscale)")
     if task == "denoise" and restorer.channels != 1:
         raise CheckpointError(f"--{model or name} {path}: a {restorer.channels}-channel denoiser; compare denoises "
                               "gray images (supervised_train --task denoise trains gray models)")

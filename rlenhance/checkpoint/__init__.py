@@ -68,6 +68,7 @@ from rlenhance.checkpoint.files import (
 from rlenhance.checkpoint.specs import (
     ACTION_TYPES,
     ALPHA_MODES,
+    NOISE_KINDS,
     ROLLOUT_TASKS,
     SPEC_KEY,
     SPECS,
@@ -87,6 +88,7 @@ __all__ = [
     "ALPHA_MODES",
     "FORMAT_TAG",
     "FORMAT_VERSION",
+    "NOISE_KINDS",
     "ROLLOUT_TASKS",
     "SPEC_KEY",
     "SPECS",

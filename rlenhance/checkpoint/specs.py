@@ -13,6 +13,8 @@ from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from rlenhance.errors import CheckpointError
+from rlenhance.models.mrpnet import UPSCALES as MRPNET_UPSCALES
+from rlenhance.models.pixelrnn import VARIANTS as PIXELRNN_VARIANTS
 from rlenhance.ops.fill import PREFILLS
 
 FORMAT_TAG = "rlenhance-checkpoint"
@@ -36,7 +38,16 @@ SUPERVISED_MODELS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "mrpnet": ("MRPNet", "CombinedModel", "Generator"),
     "pixelrnn": ("PixelRNN",),
     "gated-pixelrnn": ("GatedPixelRNN",),
+    "ffdnet": ("FFDNet",),
 })
+#: How ``experiments.supervised_train --noise`` makes a denoiser's noisy inputs: white Gaussian
+#: noise on the clean image, or dark-level noise amplified by known curves
+#: (:func:`rlenhance.data.amplified_noise`, ReLLIE's setting).
+NOISE_KINDS = ("gaussian", "amplified")
+#: Architecture variants of a supervised checkpoint (those of the PixelRNN models; MRPNet has only "default").
+SUPERVISED_VARIANTS = PIXELRNN_VARIANTS
+#: Output size over input size of a supervised model (the Generator's upscale factors).
+SUPERVISED_UPSCALES = MRPNET_UPSCALES
 #: Smallest working resolution (longer side) of a low-light policy.
 MIN_MAX_SIDE = 16
 
@@ -374,19 +385,38 @@ class SupervisedSpec(CheckpointSpec):
         channels: image planes the network reads and writes, 1 (gray) or 3 (RGB).
         prefill: what the network sees in the hole (:data:`rlenhance.ops.fill.PREFILLS`);
             ``"none"`` unless the task is completion.
+        variant: the architecture variant (:data:`SUPERVISED_VARIANTS`): ``"default"``, or
+            ``"seed"`` (pixelrnn / gated-pixelrnn: the seed's code exactly, see
+            :mod:`rlenhance.models.pixelrnn`); files that predate the field read as ``"default"``.
+        noise: denoise only: the noise trained on (:data:`NOISE_KINDS`): ``"gaussian"`` or
+            ``"amplified"``; None for other tasks and for files that predate the field.
+        sigma: denoise only: ``--sigma`` on the 0-255 scale: the Gaussian's standard deviation,
+            or (amplified) the largest dark-level noise level, each image drawing one from
+            [0, sigma]; None as ``noise``.
+        upscale: output size over input size, 1 (restoration at the input's size) or, for
+            ``mrpnet`` low-light models with the Generator, 2 or 4 (super-resolution, the seed's
+            Generator: 4); files that predate the field read as 1.
 
-    ``needs_mask`` and ``composite`` follow from ``model`` and ``task``.
+    ``needs_mask``, ``composite`` and ``needs_noise_map`` follow from ``model`` and ``task``: an
+    ``"ffdnet"`` denoiser reads a per-pixel noise-level map (:class:`rlenhance.Enhancer` feeds the
+    map of its curve steps), trained on ``"amplified"`` noise with a ``sigma`` > 0.
     """
 
     kind: ClassVar[str] = "supervised"
     title: ClassVar[str] = "supervised-model"
     writer: ClassVar[str] = "experiments.supervised_train"
     reader: ClassVar[str] = "rlenhance.restore.SupervisedRestorer"
+    added_later: ClassVar[Mapping[str, Any]] = MappingProxyType({"variant": "default", "noise": None, "sigma": None,
+                                                                 "upscale": 1})
 
     model: str
     task: str
     channels: int
     prefill: str
+    variant: str = "default"
+    noise: str | None = None
+    sigma: float | None = None
+    upscale: int = 1
 
     @property
     def needs_mask(self) -> bool:
@@ -397,6 +427,11 @@ class SupervisedSpec(CheckpointSpec):
     def composite(self) -> bool:
         """The output keeps the input outside the hole (completion)."""
         return self.task == "completion"
+
+    @property
+    def needs_noise_map(self) -> bool:
+        """The network reads a per-pixel noise-level map as a second input (FFDNet)."""
+        return self.model == "ffdnet"
 
     def _problems(self) -> list[str]:
         problems = []
@@ -409,6 +444,31 @@ class SupervisedSpec(CheckpointSpec):
         if self.prefill not in PREFILLS or (self.task != "completion" and self.prefill != "none"):
             problems.append(f"prefill {self.prefill!r} for task {self.task!r} (accepted: {PREFILLS} for "
                             "completion, 'none' otherwise)")
+        if self.variant not in SUPERVISED_VARIANTS or (self.variant != "default" and self.model == "mrpnet"):
+            problems.append(f"variant {self.variant!r} for model {self.model!r} (accepted: {SUPERVISED_VARIANTS} "
+                            "for pixelrnn and gated-pixelrnn, 'default' for mrpnet)")
+        problems += self._noise_problems()
+        super_resolving = self.model == "mrpnet" and self.task == "lowlight"
+        if self.upscale not in (SUPERVISED_UPSCALES if super_resolving else (1,)):
+            problems.append(f"upscale {self.upscale!r} for model {self.model!r}, task {self.task!r} (accepted: "
+                            f"{SUPERVISED_UPSCALES} for mrpnet lowlight models, 1 otherwise)")
+        return problems
+
+    def _noise_problems(self) -> list[str]:
+        """The rules of ``noise`` and ``sigma`` and of the noise-map model."""
+        problems = []
+        if self.task != "denoise" and (self.noise is not None or self.sigma is not None):
+            problems.append(f"noise {self.noise!r} and sigma {self.sigma!r} for task {self.task!r} (accepted: None "
+                            "unless the task is denoise)")
+        if self.noise is not None and self.noise not in NOISE_KINDS:
+            problems.append(f"noise {self.noise!r} (accepted: {NOISE_KINDS} or None)")
+        if self.sigma is not None and self.sigma < 0:
+            problems.append(f"sigma {self.sigma!r} (accepted: >= 0, on the 0-255 scale, or None)")
+        if self.needs_noise_map and (self.task != "denoise" or self.noise != "amplified" or not self.sigma
+                                     or self.variant != "default"):
+            problems.append(f"model 'ffdnet' with task {self.task!r}, noise {self.noise!r}, sigma {self.sigma!r}, "
+                            f"variant {self.variant!r} (accepted: task 'denoise', noise 'amplified', sigma > 0, "
+                            "variant 'default')")
         return problems
 
 

@@ -39,7 +39,8 @@ _V1_SUPERVISED = (("model", "task", "channels"),
 
 
 def _from_v1(block: Mapping[str, Any], layout: tuple, spec_class: type[CheckpointSpec]) -> dict[str, Any]:
-    """The spec fields of a version-1 block: defaults for later keys, dropped keys left out."""
+    """The spec fields of a version-1 block: defaults for later keys (those of ``layout`` and the
+    spec's own :attr:`~CheckpointSpec.added_later`), dropped keys left out."""
     required, later, dropped = layout
     missing = [k for k in required if k not in block]
     unknown = sorted(str(k) for k in block if k not in required and k not in later and k not in dropped)
@@ -48,7 +49,7 @@ def _from_v1(block: Mapping[str, Any], layout: tuple, spec_class: type[Checkpoin
         if unknown:
             problems.append(f"unknown key(s) {unknown} (no rlenhance version wrote them)")
         raise _Problem("; ".join(problems))
-    values = {**later, **{k: v for k, v in block.items() if k not in dropped}}
+    values = {**spec_class.added_later, **later, **{k: v for k, v in block.items() if k not in dropped}}
     return {f.name: values[f.name] for f in fields(spec_class)}
 
 

@@ -6,7 +6,9 @@ Data sets (``torch.utils.data.Dataset``; items are dicts of float32 (C, H, W) te
 - :class:`PairedImages`: ``low``/``high`` pairs (SICE-style folder or LOL parent).
 - :class:`UnpairedImages`: a flat folder of inputs (``low``).
 - :class:`OccludedPairs`: ``occluded``/``original`` and the ``mask`` of missing pixels (estimated
-  from the pair by :func:`estimate_occlusion_mask`, or from an occluded image alone by :func:`hole_mask`).
+  from the pair by :func:`estimate_occlusion_mask` or the seed's :func:`channel_sum_mask`, or from
+  an occluded image alone by :func:`hole_mask`).
+- :class:`ResizedImages`: any of them with every image resized (longer side at most N, or to H x W).
 - :class:`BuiltinImages`: scikit-image's photos (``high``), the offline default.
 
 Sampling (all randomness from a ``numpy.random.Generator``): :func:`sample_batch`,
@@ -14,7 +16,8 @@ Sampling (all randomness from a ``numpy.random.Generator``): :func:`sample_batch
 
 Degradations (batched torch, randomness from a ``torch.Generator``):
 :func:`synthetic_low_light`, :func:`add_gaussian_noise`, :func:`random_occlusion` and their
-modules.
+modules; :func:`amplified_noise` (dark-level noise amplified by known LE curves, with its
+:func:`noise_level_map`: the data of ReLLIE's noise-map denoiser).
 
 Fixed evaluation sets (each image's degradation seeded by :func:`image_seed` of a seed and its
 name): :func:`noisy_test_set`, :func:`occluded_test_set`, :func:`lowlight_test_set`.
@@ -24,13 +27,16 @@ from rlenhance.data.base import ImageDataset
 from rlenhance.data.builtin import BUILTIN_IMAGES, DEFAULT_COLOR_IMAGES, DEFAULT_GRAY_IMAGES, BuiltinImages
 from rlenhance.data.degrade import (
     AddGaussianNoise,
+    AmplifiedNoise,
     RandomOcclusion,
     SyntheticLowLight,
     add_gaussian_noise,
+    amplified_noise,
+    noise_level_map,
     random_occlusion,
     synthetic_low_light,
 )
-from rlenhance.data.occluded import OccludedPairs, estimate_occlusion_mask, hole_mask
+from rlenhance.data.occluded import OccludedPairs, channel_sum_mask, estimate_occlusion_mask, hole_mask
 from rlenhance.data.paired import PairedImages, UnpairedImages
 from rlenhance.data.testsets import (
     LowLightTestSet,
@@ -46,6 +52,7 @@ from rlenhance.data.transforms import (
     fit_longer_side,
     random_crop,
     random_flip,
+    resize_image,
     sample_batch,
     scene_key,
     split_names,
@@ -56,6 +63,7 @@ __all__ = [
     "ResizedImages",
     "fit_longer_side",
     "AddGaussianNoise",
+    "AmplifiedNoise",
     "BUILTIN_IMAGES",
     "BuiltinImages",
     "DEFAULT_COLOR_IMAGES",
@@ -70,6 +78,9 @@ __all__ = [
     "SyntheticLowLight",
     "UnpairedImages",
     "add_gaussian_noise",
+    "amplified_noise",
+    "noise_level_map",
+    "channel_sum_mask",
     "estimate_occlusion_mask",
     "hole_mask",
     "image_seed",
@@ -79,6 +90,7 @@ __all__ = [
     "random_crop",
     "random_flip",
     "random_occlusion",
+    "resize_image",
     "sample_batch",
     "scene_key",
     "split_names",

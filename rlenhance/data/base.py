@@ -113,7 +113,8 @@ class ImageDataset(Dataset):
     float32. With ``cache=False`` files are decoded on every access and errors surface then.
 
     Subclasses set ``self._records`` (list of :class:`Record`), call :meth:`_fill_cache`, and
-    may override :meth:`_finish` to derive tensors (e.g. a mask) from the decoded ones.
+    may override :meth:`_finish` to derive tensors (e.g. a mask) from the decoded ones and
+    :meth:`_check_sizes` to accept pairs of different sizes (super-resolution targets).
     """
 
     #: Keys always decoded as one channel (e.g. mask files), whatever ``gray`` says.
@@ -157,11 +158,15 @@ class ImageDataset(Dataset):
             key: self._decode(path, gray=True if key in self._gray_keys else None)
             for key, path in record.files.items()
         }
+        self._check_sizes(record, tensors)
+        return self._finish(record, tensors)
+
+    def _check_sizes(self, record: Record, tensors: dict[str, torch.Tensor]) -> None:
+        """Raise DatasetError unless the decoded files of one item share a size (pairs must align)."""
         sizes = {key: tuple(t.shape[-2:]) for key, t in tensors.items()}
         if len(set(sizes.values())) > 1:
             detail = ", ".join(f"{record.files[k]} is {h}x{w}" for k, (h, w) in sizes.items())
             raise DatasetError(f"size mismatch in item {record.name!r}: {detail} (HxW); the files of a pair must match")
-        return self._finish(record, tensors)
 
     def _finish(self, record: Record, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return tensors

@@ -1,4 +1,5 @@
-"""Synthetic degradations: low light, Gaussian noise and occlusions, batched in torch.
+"""Synthetic degradations: low light, Gaussian noise, noise amplified by brightening (ReLLIE's
+denoiser setting) and occlusions, batched in torch.
 
 Every function works on float32 images in [0, 1] of shape ``(*, C, H, W)`` (leading dimensions
 are flattened into a batch of B images; each image gets its own random parameters), stays on
@@ -11,22 +12,31 @@ Ranges are given as ``(low, high)`` tuples, drawn uniformly per image; a single 
 that fixed value.
 
 Each function has an ``nn.Module`` twin holding the parameters (``SyntheticLowLight``,
-``AddGaussianNoise``, ``RandomOcclusion``), as Kornia's augmentation modules do.
+``AddGaussianNoise``, ``RandomOcclusion``), as Kornia's augmentation modules do; but
+:func:`amplified_noise`, which returns an input, its target and their noise-level map (a data
+pipeline's step, not a layer).
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from rlenhance.ops.curves import le_curve, le_gain
 
 __all__ = [
     "synthetic_low_light",
     "add_gaussian_noise",
+    "amplified_noise",
+    "noise_level_map",
     "random_occlusion",
     "SyntheticLowLight",
     "AddGaussianNoise",
+    "AmplifiedNoise",
     "RandomOcclusion",
 ]
 
@@ -245,6 +255,127 @@ class AddGaussianNoise(nn.Module):
 
     def extra_repr(self) -> str:
         return f"sigma={self.sigma}, clip={self.clip}"
+
+
+# --------------------------------------------------------------------------------------------
+# Noise amplified by brightening (ReLLIE's denoiser setting)
+# --------------------------------------------------------------------------------------------
+
+
+def noise_level_map(gain: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
+    """Per-pixel noise level after brightening: ``gain * sigma / 255``, the map FFDNet reads.
+
+    Noise of standard deviation ``sigma / 255`` in a dark image that is then brightened by a
+    per-pixel factor ``gain`` (``enhanced / input``, :func:`rlenhance.ops.le_gain` multiplied
+    over the curve steps) has about ``gain * sigma / 255`` there: ReLLIE's design, whose map is
+    set by how much each pixel was brightened.
+
+    Args:
+        gain: per-pixel brightening, float >= 0, shape (*, C, H, W) (or any shape).
+        sigma: the dark image's noise level on the 0-255 scale, >= 0: a number, or a tensor
+            broadcastable to ``gain`` (e.g. (B, 1, 1, 1), one level per image).
+
+    Returns:
+        The noise standard deviation in image units ([0, 1] scale), float, ``gain``'s shape.
+
+    Raises:
+        ValueError: ``gain`` is not a floating-point tensor, or ``sigma`` not finite and >= 0.
+
+    Example:
+        >>> round(noise_level_map(torch.full((1, 1, 2, 2), 4.0), 10.0)[0, 0, 0, 0].item() * 255, 4)
+        40.0
+    """
+    if not torch.is_tensor(gain) or not gain.is_floating_point():
+        raise ValueError(f"gain: expected a floating-point tensor, got {type(gain).__name__}"
+                         f"{'' if not torch.is_tensor(gain) else ' of dtype ' + str(gain.dtype)}")
+    sigma_t = torch.as_tensor(sigma, dtype=gain.dtype).to(gain.device)
+    if not bool(torch.isfinite(sigma_t).all()) or bool((sigma_t < 0).any()):
+        raise ValueError(f"sigma: expected finite values >= 0 on the 0-255 scale, got {sigma!r}")
+    return gain * (sigma_t / _PIXEL_SCALE)
+
+
+class AmplifiedNoise(NamedTuple):
+    """A batch of :func:`amplified_noise`: float tensors of the input's shape.
+
+    Attributes:
+        noisy: the brightened noisy image, in [0, 1] (the denoiser's input).
+        target: the same curves applied to the noise-free dark image, in [0, 1] (the denoiser's
+            target: only the noise differs).
+        noise_map: :func:`noise_level_map` of the brightening, in image units.
+    """
+
+    noisy: torch.Tensor
+    target: torch.Tensor
+    noise_map: torch.Tensor
+
+
+def amplified_noise(
+    x: torch.Tensor,
+    sigma: float,
+    *,
+    generator: torch.Generator | None,
+    steps: int = 4,
+    alpha: Range = (0.0, 1.0),
+    grid: int = 4,
+) -> AmplifiedNoise:
+    """Noisy low-light images brightened by known, spatially varying LE curves (ReLLIE's setting).
+
+    What a denoiser after the RL policy's curve steps sees: a dark capture's sensor noise,
+    amplified by however much each pixel was brightened. Per image:
+
+    1. darken: ``dark = synthetic_low_light(x)`` without its noise (gamma and gain only);
+    2. sensor noise at the dark level: ``noisy = clip(dark + N(0, (s / 255)^2))`` with
+       ``s ~ U(0, sigma)`` drawn per image (FFDNet's protocol: the map, not the weights, says
+       how strong the noise is);
+    3. brighten: ``steps`` LE curve steps (:func:`rlenhance.ops.le_curve`), each with an alpha map
+       drawn uniformly from ``alpha`` on a ``grid`` x ``grid`` lattice and upsampled bilinearly
+       (smooth, spatially varying brightening, as a policy's alpha maps), applied to ``noisy``
+       and to ``dark`` alike;
+    4. the map: :func:`noise_level_map` of the product of :func:`rlenhance.ops.le_gain` over the
+       steps on the noisy image, as :class:`rlenhance.Enhancer` computes it at test time.
+
+    Random draws, in order: those of :func:`synthetic_low_light` (gamma, gain, shot and read noise
+    (zero), the zero noise field), s (B), the noise field (B, C, H, W), then per step the alpha
+    lattice (B, 1, grid, grid). One alpha map per image, shared by its channels.
+
+    Args:
+        x: clean images, float in [0, 1], shape (*, C, H, W).
+        sigma: the largest dark-level noise standard deviation, on the 0-255 scale, >= 0.
+        generator: source of every random number (None: torch's global RNG).
+        steps: curve steps, >= 1.
+        alpha: range of the curve parameters, within [-1, 1].
+        grid: lattice points per side of each alpha map (1: one alpha per image), >= 1.
+
+    Returns:
+        :class:`AmplifiedNoise` ``(noisy, target, noise_map)``, each of ``x``'s shape, dtype and device.
+
+    Raises:
+        ValueError: an argument out of range (named).
+
+    Example:
+        >>> batch = amplified_noise(torch.full((2, 1, 16, 16), 0.5), 10.0, generator=torch.Generator().manual_seed(0))
+        >>> bool((batch.noise_map >= 0).all()) and batch.noisy.shape == batch.target.shape == (2, 1, 16, 16)
+        True
+    """
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not (math.isfinite(sigma) and sigma >= 0):
+        raise ValueError(f"sigma: expected a finite number >= 0 on the 0-255 scale, got {sigma!r}")
+    for name, value in (("steps", steps), ("grid", grid)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+    alpha_r = _as_range(alpha, "alpha", low=-1.0, high=1.0)
+    flat, shape = _flatten(x)
+    b, _, height, width = flat.shape
+    dark = synthetic_low_light(flat, generator=generator, shot_noise=0.0, read_noise=0.0)
+    level = (sigma * _rand(b, generator, flat)).to(flat.dtype).view(b, 1, 1, 1)
+    noisy = add_gaussian_noise(dark, level, generator=generator, clip=True)
+    target, gain = dark, torch.ones_like(flat)
+    for _ in range(steps):
+        lattice = _uniform(alpha_r, b * grid * grid, generator, flat).to(flat.dtype).view(b, 1, grid, grid)
+        a = F.interpolate(lattice, size=(height, width), mode="bilinear", align_corners=False)
+        gain = gain * le_gain(noisy, a)
+        noisy, target = le_curve(noisy, a), le_curve(target, a)
+    return AmplifiedNoise(noisy.clamp(0.0, 1.0).reshape(shape), target.clamp(0.0, 1.0).reshape(shape),
+                          noise_level_map(gain, level).reshape(shape))
 
 
 # --------------------------------------------------------------------------------------------

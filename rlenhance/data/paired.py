@@ -1,14 +1,20 @@
 """Low-light data sets: paired (``low``/``high``, LOL layout) and unpaired (a flat folder).
 
-Layouts read by :class:`PairedImages`:
+Layouts read by :class:`PairedImages` (inputs are ``low``, targets ``high``):
 
 (a) ``root/low/NAME`` and ``root/high/NAME`` with matching file names, e.g.
     ``../shared/data/sice_pairs/train`` or one LOL subset;
 (b) a LOL-v1 parent ``root/our485/{low,high}`` and ``root/eval15/{low,high}``
-    (``split="train"`` reads ``our485``, ``"val"`` reads ``eval15``, None both).
+    (``split="train"`` reads ``our485``, ``"val"`` reads ``eval15``, None both);
+(c) the MRPNet + Generator seed's pair folder: inputs in ``root/train/`` (or ``root/val/``),
+    targets in ``root/gt/``; ``train_ID`` pairs with ``gt_ID`` (each folder's name prefix
+    is dropped before matching; files without it match by the same name);
+(d) the seed's parent ``root/train/{train,gt}`` and ``root/val/{val,gt}``, each a layout (c)
+    folder (``split="train"`` reads ``train``, ``"val"`` reads ``val``, None both).
 
-For layout (a), ``split="train"``/``"val"`` is a deterministic split by scene
-(:func:`rlenhance.data.split_names`).
+For layouts (a) and (c), ``split="train"``/``"val"`` is a deterministic split by scene
+(:func:`rlenhance.data.split_names`). The seed's targets are 4 times the inputs' size
+(super-resolution pairs): ``scale`` says how much larger a target is (None: read from the data).
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+
+import torch
 
 from rlenhance.data.base import ImageDataset, Record, check_split, image_files, partner_error, resolve_split
 from rlenhance.data.transforms import scene_key
@@ -26,10 +34,16 @@ __all__ = ["PairedImages", "UnpairedImages"]
 
 #: LOL-v1 subsets read for each split in layout (b).
 LOL_SUBSETS = {"train": ("our485",), "val": ("eval15",), None: ("our485", "eval15")}
+#: The seed's layouts: the targets' folder (c) and the inputs' folders, which are also the
+#: subsets of its parent (d) for each split.
+SEED_TARGETS = "gt"
+SEED_SUBSETS = {"train": ("train",), "val": ("val",), None: ("train", "val")}
 
 _LAYOUTS_TEXT = (
     "accepted layouts: (a) ROOT/low/ and ROOT/high/ holding files with matching names; "
-    "(b) a LOL parent ROOT/our485/ and/or ROOT/eval15/, each holding low/ and high/"
+    "(b) a LOL parent ROOT/our485/ and/or ROOT/eval15/, each holding low/ and high/; "
+    "(c) the MRPNet seed's ROOT/train/ (or ROOT/val/) inputs and ROOT/gt/ targets, train_ID pairing with gt_ID; "
+    "(d) the seed's parent ROOT/train/ and/or ROOT/val/, each a layout (c) folder (train/train/ + train/gt/)"
 )
 
 
@@ -38,42 +52,82 @@ def _subfolders(root: Path) -> str:
     return ", ".join(found) if found else "no sub-folders"
 
 
-def _pair_folder(folder: Path, *, prefix: str, what: str) -> tuple[list[Record], DatasetError | None]:
-    """Records of ``folder/low`` + ``folder/high`` matched by file name, or the partner error."""
-    low = {p.name: p for p in image_files(folder / "low", what=what)}
-    high = {p.name: p for p in image_files(folder / "high", what=what)}
+def _keyed(folder: Path, strip: str, *, what: str) -> dict[str, Path]:
+    """The images of ``folder`` by the name they pair under: without the prefix ``strip`` (when a
+    name has more than it), else as they are. Two files with one key are refused."""
+    keyed: dict[str, Path] = {}
+    for path in image_files(folder, what=what):
+        key = path.name[len(strip):] if strip and path.name.startswith(strip) and len(path.name) > len(strip) \
+            else path.name
+        if key in keyed:
+            raise DatasetError(f"{what}: {keyed[key]} and {path} both pair as {key!r}; keep one of them")
+        keyed[key] = path
+    return keyed
+
+
+def _pair_folder(low_dir: Path, high_dir: Path, *, prefix: str, what: str,
+                 strip: tuple[str, str] = ("", "")) -> tuple[list[Record], DatasetError | None]:
+    """Records of the inputs in ``low_dir`` and the targets in ``high_dir`` matched by file name
+    (after dropping the name prefixes ``strip`` of each side), or the partner error. A record is
+    named ``prefix`` + the input's file name."""
+    low, high = _keyed(low_dir, strip[0], what=what), _keyed(high_dir, strip[1], what=what)
     error = partner_error(
         what,
-        (folder / "low", sorted(set(low) - set(high))),
-        (folder / "high", sorted(set(high) - set(low))),
+        (low_dir, sorted(low[k].name for k in set(low) - set(high))),
+        (high_dir, sorted(high[k].name for k in set(high) - set(low))),
     )
-    records = [Record(prefix + name, {"low": low[name], "high": high[name]}) for name in sorted(set(low) & set(high))]
+    if error is not None and any(strip):
+        error = DatasetError(f"{error} (or, as in the seed's layout, {strip[0]}ID next to {strip[1]}ID)")
+    records = [Record(prefix + low[key].name, {"low": low[key], "high": high[key]})
+               for key in sorted(set(low) & set(high))]
     return records, error
+
+
+def _seed_pairs(folder: Path, *, prefix: str, what: str) -> tuple[list[Record], DatasetError | None]:
+    """Layout (c): the inputs of ``folder/train/`` or ``folder/val/`` with the targets of ``folder/gt/``."""
+    inputs = [name for name in SEED_SUBSETS[None] if (folder / name).is_dir()]
+    if len(inputs) != 1:
+        found = "neither" if not inputs else "both"
+        raise DatasetError(f"{what}: {folder}/{SEED_TARGETS}/ holds targets, and {found} of {folder}/train/ and "
+                           f"{folder}/val/ (the inputs) exist ({folder} has {_subfolders(folder)}); expected one; "
+                           f"{_LAYOUTS_TEXT}")
+    return _pair_folder(folder / inputs[0], folder / SEED_TARGETS, prefix=prefix, what=what,
+                        strip=(f"{inputs[0]}_", f"{SEED_TARGETS}_"))
 
 
 class PairedImages(ImageDataset):
     """Low-light / reference pairs: items ``{"low", "high", "name"}``.
 
     ``low`` and ``high`` are float32 tensors (C, H, W) in [0, 1], RGB (C = 3) or gray (C = 1);
-    ``name`` is the file name (layout a) or ``"our485/NAME"`` / ``"eval15/NAME"`` (layout b).
+    ``high`` is ``scale`` times ``low``'s height and width (super-resolution pairs) or, by
+    default, the same size. ``name`` is the input's file name (layouts a, c) or
+    ``"our485/NAME"`` / ``"eval15/NAME"`` (layout b), ``"train/NAME"`` / ``"val/NAME"`` (layout d).
 
     Args:
-        root: a folder in layout (a) or (b) (see the module docstring).
-        split: None (all pairs), ``"train"`` or ``"val"``. Layout (b): the LOL subsets.
-            Layout (a): a deterministic split by scene, SHA-256 of ``seed`` and
+        root: a folder in layout (a), (b), (c) or (d) (see the module docstring).
+        split: None (all pairs), ``"train"`` or ``"val"``. Layouts (b), (d): the subsets.
+            Layouts (a), (c): a deterministic split by scene, SHA-256 of ``seed`` and
             ``group(name)``; ``val_fraction`` of the scenes (at least one) go to ``"val"``, so
             the SICE frames ``NNN_k`` of one scene never straddle train and val.
-        val_fraction: fraction of scenes in ``"val"`` (layout a).
-        seed: seed of the split (layout a); the same seed gives the same split everywhere.
+        val_fraction: fraction of scenes in ``"val"`` (layouts a, c).
+        seed: seed of the split (layouts a, c); the same seed gives the same split everywhere.
         gray: load one channel (BT.601 luma for colour files).
         cache: decode every image now and keep it in memory (uint8 for 8-bit files);
             every bad file of the folder is then reported at once.
         max_pixels: largest accepted ``width * height`` per file (None: no limit).
         group: maps a name to its scene for the split (None: every file its own scene).
+        scale: every ``high`` image is ``scale`` times its ``low`` image's height and width
+            (1: the same size; the seed's targets: 4). None: the ratio of the first pair, an
+            integer >= 1, then required of every pair; :attr:`scale` holds it.
+
+    Attributes:
+        scale: the size ratio of ``high`` to ``low`` (an int >= 1).
+        layout: ``"pairs"`` (a), ``"lol"`` (b), ``"seed"`` (c) or ``"seed-parent"`` (d).
 
     Raises:
-        DatasetError: no recognised layout, an empty folder, files without a partner,
-            a pair whose sizes differ, or an unreadable file. The message names the files.
+        DatasetError: no recognised layout (the message lists the accepted ones), an empty
+            folder, files without a partner, a pair whose sizes differ (or whose ``high`` is
+            not ``scale`` times ``low``), or an unreadable file. The message names the files.
 
     Example:
         >>> ds = PairedImages("../shared/data/sice_pairs/train", split="val")  # doctest: +SKIP
@@ -92,9 +146,12 @@ class PairedImages(ImageDataset):
         cache: bool = True,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         group: Callable[[str], str] | None = scene_key,
+        scale: int | None = 1,
     ):
         super().__init__(gray=gray, cache=cache, max_pixels=max_pixels)
         check_split(split)
+        if scale is not None and (isinstance(scale, bool) or not isinstance(scale, int) or scale < 1):
+            raise ValueError(f"scale: expected an integer >= 1 or None (read from the data), got {scale!r}")
         self.root = Path(root)
         self.split = split
         what = f"PairedImages({self.root})"
@@ -102,6 +159,7 @@ class PairedImages(ImageDataset):
             raise DatasetError(f"{what}: root is not a folder; {_LAYOUTS_TEXT}")
         has_low, has_high = (self.root / "low").is_dir(), (self.root / "high").is_dir()
         lol = [s for s in LOL_SUBSETS[None] if (self.root / s).is_dir()]
+        seed_parent = [s for s in SEED_SUBSETS[None] if (self.root / s / SEED_TARGETS).is_dir()]
         if has_low or has_high:
             if not (has_low and has_high):
                 missing = "high/" if has_low else "low/"
@@ -109,7 +167,14 @@ class PairedImages(ImageDataset):
                     f"{what}: {missing} is missing ({self.root} has {_subfolders(self.root)}); {_LAYOUTS_TEXT}"
                 )
             self.layout = "pairs"
-            records, error = _pair_folder(self.root, prefix="", what=what)
+            records, error = _pair_folder(self.root / "low", self.root / "high", prefix="", what=what)
+            if error is not None:
+                raise error
+            keep = resolve_split([r.name for r in records], split, val_fraction=val_fraction, seed=seed, group=group)
+            records = [r for r in records if r.name in keep]
+        elif (self.root / SEED_TARGETS).is_dir():
+            self.layout = "seed"
+            records, error = _seed_pairs(self.root, prefix="", what=what)
             if error is not None:
                 raise error
             keep = resolve_split([r.name for r in records], split, val_fraction=val_fraction, seed=seed, group=group)
@@ -127,7 +192,22 @@ class PairedImages(ImageDataset):
                     if not (folder / part).is_dir():
                         raise DatasetError(f"{what}: {folder}/{part}/ is missing ({folder} has "
                                            f"{_subfolders(folder)}); {_LAYOUTS_TEXT}")
-                subset_records, error = _pair_folder(folder, prefix=f"{subset}/", what=what)
+                subset_records, error = _pair_folder(folder / "low", folder / "high", prefix=f"{subset}/", what=what)
+                records += subset_records
+                if error is not None:
+                    errors.append(str(error))
+            if errors:
+                raise DatasetError("; ".join(errors))
+        elif seed_parent:
+            self.layout = "seed-parent"
+            wanted = SEED_SUBSETS[split]
+            missing = [s for s in wanted if s not in seed_parent]
+            if split is not None and missing:
+                raise DatasetError(f"{what}: split={split!r} needs {missing[0]}/{SEED_TARGETS}/, which is missing; "
+                                   f"{_LAYOUTS_TEXT}")
+            records, errors = [], []
+            for subset in (s for s in wanted if s in seed_parent):
+                subset_records, error = _seed_pairs(self.root / subset, prefix=f"{subset}/", what=what)
                 records += subset_records
                 if error is not None:
                     errors.append(str(error))
@@ -135,10 +215,35 @@ class PairedImages(ImageDataset):
                 raise DatasetError("; ".join(errors))
         else:
             raise DatasetError(
-                f"{what}: no low/ and high/ folders ({self.root} has {_subfolders(self.root)}); {_LAYOUTS_TEXT}"
+                f"{what}: no low/ and high/ folders nor another accepted layout ({self.root} has "
+                f"{_subfolders(self.root)}); {_LAYOUTS_TEXT}"
             )
         self._records = records
+        self.scale = scale if scale is not None else self._read_scale(what)
         self._fill_cache()
+
+    def _read_scale(self, what: str) -> int:
+        """The size ratio of the first pair's ``high`` to its ``low`` (``scale=None``)."""
+        if not self._records:
+            return 1
+        record = self._records[0]
+        low_h, low_w = self._decode(record.files["low"]).shape[-2:]
+        high_h, high_w = self._decode(record.files["high"]).shape[-2:]
+        ratio = high_h // low_h
+        if ratio < 1 or (high_h, high_w) != (low_h * ratio, low_w * ratio):
+            raise DatasetError(f"{what}: cannot read the scale of the pairs: {record.files['high']} is "
+                               f"{high_h}x{high_w}, {record.files['low']} is {low_h}x{low_w} (HxW); expected the "
+                               "high image to be k times the low one in height and width, for an integer k >= 1")
+        return ratio
+
+    def _check_sizes(self, record: Record, tensors: dict[str, torch.Tensor]) -> None:
+        """Raise DatasetError unless ``high`` is :attr:`scale` times ``low`` in height and width."""
+        (low_h, low_w), (high_h, high_w) = tensors["low"].shape[-2:], tensors["high"].shape[-2:]
+        if (high_h, high_w) != (low_h * self.scale, low_w * self.scale):
+            expected = "the files of a pair must match" if self.scale == 1 else \
+                f"the high image must be {self.scale} times the low one (scale={self.scale})"
+            raise DatasetError(f"size mismatch in item {record.name!r}: {record.files['low']} is {low_h}x{low_w}, "
+                               f"{record.files['high']} is {high_h}x{high_w} (HxW); {expected}")
 
 
 class UnpairedImages(ImageDataset):

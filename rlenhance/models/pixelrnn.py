@@ -2,13 +2,14 @@
 
 (a) :class:`PixelRNN` (the occluded-bedroom model): RGB in, no mask::
 
-        x -> [conv3x3 stride 2 + ReLU] x levels     (width, 2 width, 4 width channels; 1/8 resolution)
+        x -> [conv3x3 stride 2 + ReLU] x levels     (width, 2 width, 4 width channels; 1/8 resolution;
+                                                     ``variant="seed"``: the first conv is 5x5, as the seed's)
           -> one ConvLSTM step from a zero state     (4 width hidden planes)
           -> [conv3x3 -> PixelShuffle(2) + ReLU] x levels   (2 width, width, width / 2 channels)
           -> conv3x3 -> sigmoid
 
-    6,640,483 parameters at ``width=64`` (the published ~6.6M). Trained with
-    :func:`mse_ssim_loss`, ``0.8 MSE + 0.2 (1 - SSIM)`` on the whole image.
+    6,640,483 parameters at ``width=64`` (the published ~6.6M; 6,643,555 with ``variant="seed"``).
+    Trained with :func:`mse_ssim_loss`, ``0.8 MSE + 0.2 (1 - SSIM)`` on the whole image.
 
 (b) :class:`GatedPixelRNN`: RGB + mask in::
 
@@ -21,6 +22,20 @@
     377,955 parameters at ``width=48`` (the published ~0.4M). Trained with
     :func:`completion_loss`: ``0.8 L1`` inside the hole ``+ 0.2 (1 - SSIM)`` of the composite
     ``occluded * (1 - mask) + pred * mask`` (:func:`composite`).
+
+    ``variant="seed"`` is the seed's code exactly (398,291 parameters at ``width=48``)::
+
+        [x, mask] -> conv7x7 (no ReLU) = skip
+          -> n_gated x [ ... as above ...;  x = f * g + h + skip ]      (a global input skip)
+          -> 2 residual blocks
+          -> conv3x3 -> 32 planes -> ReLU -> conv1x1 -> sigmoid
+        every convolution Xavier-uniform with zero bias
+
+    The seed trained it with an SSIM of a 7x7 window (:data:`GATED_SEED_SSIM_WINDOW`, the
+    ``ssim_window`` of :func:`completion_loss`).
+
+Both classes take ``variant`` (:data:`VARIANTS`): ``"default"`` is ours, ``"seed"`` the seed's
+architecture; :meth:`arch` records a non-default variant, so checkpoints rebuild the right net.
 
 Masks are float (B, 1, H, W) with 1 = missing pixel (as :class:`rlenhance.data.OccludedPairs` and
 :func:`rlenhance.data.random_occlusion` give them). Report hole-only metrics
@@ -54,7 +69,10 @@ from rlenhance.losses import mse_loss, ssim_loss
 from rlenhance.metrics import _as_batch_pair, ssim
 
 __all__ = [
+    "DEFAULT_SSIM_WINDOW",
+    "GATED_SEED_SSIM_WINDOW",
     "MODELS",
+    "VARIANTS",
     "CompletionLoss",
     "ConvLSTMCell",
     "GatedConv",
@@ -72,6 +90,17 @@ __all__ = [
 #: Smallest hole size (sum of mask values) divided by; keeps gradients finite for empty holes.
 _MIN_HOLE = 1e-8
 _SHUFFLE_FACTOR = 2
+#: Architecture variants of both models: ours, or the seed's code exactly.
+VARIANTS = ("default", "seed")
+#: The seed PixelRNN's first encoder kernel (ours: 3).
+_SEED_FIRST_KERNEL = 5
+#: The seed gated PixelRNN's input kernel (ours: 3) and the planes of its two-conv output head.
+_SEED_INPUT_KERNEL = 7
+_SEED_HEAD_PLANES = 32
+#: Gaussian taps per axis of the losses' SSIM: 11 (PIQ's, which the ConvLSTM seed used); the gated
+#: PixelRNN seed had 7.
+DEFAULT_SSIM_WINDOW = 11
+GATED_SEED_SSIM_WINDOW = 7
 
 
 def _check_positive_int(owner: str, **values: Any) -> None:
@@ -84,6 +113,20 @@ def _check_image(owner: str, x: Tensor, channels: int, name: str = "input") -> N
     if not torch.is_tensor(x) or x.dim() != 4 or x.shape[1] != channels or not x.is_floating_point():
         got = f"{tuple(x.shape)} {x.dtype}" if torch.is_tensor(x) else type(x).__name__
         raise ImageError(f"{owner}: {name} is {got}; expected a float tensor of shape (B, {channels}, H, W)")
+
+
+def _check_variant(owner: str, variant: Any) -> None:
+    if variant not in VARIANTS:
+        raise ValueError(f"{owner}: variant={variant!r}; expected one of {VARIANTS}")
+
+
+def _xavier_init(module: nn.Module) -> None:
+    """Xavier-uniform weights and zero biases for every convolution of ``module`` (the seed's init)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
 
 
 def _check_mask(x: Tensor, mask: Tensor, name: str = "mask") -> None:
@@ -181,24 +224,29 @@ class PixelRNN(nn.Module):
         out_channels: output planes; None = ``in_channels``.
         width: planes of the first encoder level; level k has ``width * 2**k`` (64 published).
         levels: stride-2 encoder levels and PixelShuffle decoder stages (3 published: 1/8 resolution).
+        variant: ``"default"`` (3x3 first conv) or ``"seed"`` (5x5 first conv, the seed's code).
 
     Shape:
         x: float (B, in_channels, H, W), any H, W >= 1 (padded by edge replication to a multiple
         of ``2**levels`` and cropped back) -> (B, out_channels, H, W), values in (0, 1).
     """
 
-    def __init__(self, in_channels: int = 3, out_channels: int | None = None, width: int = 64, levels: int = 3):
+    def __init__(self, in_channels: int = 3, out_channels: int | None = None, width: int = 64, levels: int = 3,
+                 variant: str = "default"):
         super().__init__()
         out_channels = in_channels if out_channels is None else out_channels
         _check_positive_int("PixelRNN", in_channels=in_channels, out_channels=out_channels, width=width,
                             levels=levels)
-        self._kwargs = dict(in_channels=in_channels, out_channels=out_channels, width=width, levels=levels)
-        self.in_channels, self.levels = in_channels, levels
+        _check_variant("PixelRNN", variant)
+        self._kwargs = dict(in_channels=in_channels, out_channels=out_channels, width=width, levels=levels,
+                            **({"variant": variant} if variant != "default" else {}))
+        self.in_channels, self.levels, self.variant = in_channels, levels, variant
         chans = [width * 2**k for k in range(levels)]
         encoder: list[nn.Module] = []
         previous = in_channels
-        for ch in chans:
-            encoder += [nn.Conv2d(previous, ch, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
+        for k, ch in enumerate(chans):
+            kernel = _SEED_FIRST_KERNEL if variant == "seed" and k == 0 else 3
+            encoder += [nn.Conv2d(previous, ch, kernel, stride=2, padding=kernel // 2), nn.ReLU(inplace=True)]
             previous = ch
         self.encoder = nn.Sequential(*encoder)
         self.cell = ConvLSTMCell(chans[-1], chans[-1])
@@ -241,6 +289,8 @@ class GatedPixelRNN(nn.Module):
         width: hidden planes of every layer (48 published).
         n_gated: gated layers sharing the one ConvLSTM cell (3 published).
         n_res: residual blocks after them (2 published).
+        variant: ``"default"`` (ours) or ``"seed"`` (the seed's code: 7x7 input conv without
+            ReLU, global input skip, conv -> 32 -> ReLU -> 1x1 head, Xavier init; module docstring).
 
     Shape:
         ``forward(image, mask)``: image float (B, in_channels, H, W) (the occluded image, in
@@ -250,20 +300,30 @@ class GatedPixelRNN(nn.Module):
         :func:`rlenhance.models.policy.build_policy_input`) is the same.
     """
 
-    def __init__(self, in_channels: int = 3, width: int = 48, n_gated: int = 3, n_res: int = 2):
+    def __init__(self, in_channels: int = 3, width: int = 48, n_gated: int = 3, n_res: int = 2,
+                 variant: str = "default"):
         super().__init__()
         _check_positive_int("GatedPixelRNN", in_channels=in_channels, width=width, n_gated=n_gated)
         if isinstance(n_res, bool) or not isinstance(n_res, int) or n_res < 0:
             raise ValueError(f"GatedPixelRNN: n_res={n_res!r}; expected an integer >= 0")
-        self._kwargs = dict(in_channels=in_channels, width=width, n_gated=n_gated, n_res=n_res)
-        self.in_channels = in_channels
+        _check_variant("GatedPixelRNN", variant)
+        self._kwargs = dict(in_channels=in_channels, width=width, n_gated=n_gated, n_res=n_res,
+                            **({"variant": variant} if variant != "default" else {}))
+        self.in_channels, self.variant = in_channels, variant
         #: Planes of :meth:`features`.
         self.out_channels = width
-        self.input_conv = nn.Conv2d(in_channels + 1, width, 3, padding=1)
+        seed = variant == "seed"
+        kernel = _SEED_INPUT_KERNEL if seed else 3
+        self.input_conv = nn.Conv2d(in_channels + 1, width, kernel, padding=kernel // 2)
         self.gated = nn.ModuleList(GatedConv(width) for _ in range(n_gated))
         self.cell = ConvLSTMCell(width, width)
         self.res_blocks = nn.Sequential(*(_ResidualBlock(width) for _ in range(n_res)))
-        self.head = nn.Conv2d(width, in_channels, 3, padding=1)
+        self.head: nn.Module = nn.Sequential(
+            nn.Conv2d(width, _SEED_HEAD_PLANES, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(_SEED_HEAD_PLANES, in_channels, 1),
+        ) if seed else nn.Conv2d(width, in_channels, 3, padding=1)
+        if seed:
+            _xavier_init(self)
 
     def arch(self) -> dict[str, Any]:
         """``{"class": "GatedPixelRNN", "kwargs": {...}}`` for checkpoints."""
@@ -279,12 +339,15 @@ class GatedPixelRNN(nn.Module):
 
     def features(self, image: Tensor, mask: Tensor | None = None) -> Tensor:
         """Features after the residual blocks, float (B, width, H, W)."""
-        x = F.relu(self.input_conv(self._input(image, mask)))
+        x = self.input_conv(self._input(image, mask))
+        skip = x if self.variant == "seed" else None  # the seed adds its input conv's output after every layer
+        if skip is None:
+            x = F.relu(x)
         state = None
         for layer in self.gated:
             x = layer(x)
             state = self.cell(x, state)
-            x = x + state[0]
+            x = x + state[0] if skip is None else x + state[0] + skip
         return self.res_blocks(x)
 
     def forward(self, image: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -375,46 +438,52 @@ LossTerms = Tensor | tuple[Tensor, dict[str, Tensor]]
 
 
 def mse_ssim_loss(pred: Tensor, target: Tensor, *, w_mse: float = 0.8, w_ssim: float = 0.2,
-                  return_terms: bool = False) -> LossTerms:
+                  ssim_window: int = DEFAULT_SSIM_WINDOW, return_terms: bool = False) -> LossTerms:
     """``w_mse MSE + w_ssim (1 - SSIM)`` per image (the bedroom ConvLSTM model's loss).
 
-    SSIM is :func:`rlenhance.metrics.ssim` (11x11 Gaussian window, sigma 1.5, data range 1).
+    SSIM is :func:`rlenhance.metrics.ssim` (Gaussian window of ``ssim_window`` taps, sigma 1.5,
+    data range 1): with the default 11 taps it is PIQ's SSIM, which the seed used.
 
     Args:
-        pred, target: float (B, C, H, W) in [0, 1], H and W >= 11.
+        pred, target: float (B, C, H, W) in [0, 1], H and W >= ``ssim_window``.
         w_mse, w_ssim: weights of the two terms.
+        ssim_window: odd number of Gaussian taps per axis of the SSIM.
         return_terms: also return the unweighted terms ``{"mse": (B,), "ssim_loss": (B,)}``.
 
     Returns:
         float (B,), or ``(values, terms)``.
     """
     mse = mse_loss(pred, target)
-    ssim_term = ssim_loss(pred, target)
+    ssim_term = ssim_loss(pred, target, win_size=ssim_window)
     values = w_mse * mse + w_ssim * ssim_term
     return (values, {"mse": mse, "ssim_loss": ssim_term}) if return_terms else values
 
 
 def completion_loss(pred: Tensor, original: Tensor, occluded: Tensor, mask: Tensor, *, w_l1: float = 0.8,
-                    w_ssim: float = 0.2, return_terms: bool = False) -> LossTerms:
+                    w_ssim: float = 0.2, ssim_window: int = DEFAULT_SSIM_WINDOW,
+                    return_terms: bool = False) -> LossTerms:
     """``w_l1 hole_l1(pred) + w_ssim (1 - SSIM(composite, original))`` per image (gated PixelRNN).
 
     The L1 term is averaged over the hole's pixels only (:func:`hole_l1`); the seed's code
     averaged ``|pred * mask - original * mask|`` over the whole image, which is the same up to
-    the factor (hole fraction). Gradients reach ``pred`` only inside the hole.
+    the factor (hole fraction). Gradients reach ``pred`` only inside the hole. The seed's SSIM
+    had a 7x7 window (``ssim_window=7``) and zero padding, averaged over the whole map; this one
+    extends the image symmetrically and averages the map without its border (skimage's SSIM).
 
     Args:
-        pred: prediction, float (B, C, H, W) in [0, 1], H and W >= 11.
+        pred: prediction, float (B, C, H, W) in [0, 1], H and W >= ``ssim_window``.
         original: the complete reference, same shape.
         occluded: the input with the hole, same shape.
         mask: float (B, 1, H, W), 1 = missing pixel.
         w_l1, w_ssim: weights of the two terms.
+        ssim_window: odd number of Gaussian taps per axis of the SSIM (sigma 1.5).
         return_terms: also return ``{"hole_l1": (B,), "ssim_loss": (B,)}``.
 
     Returns:
         float (B,), or ``(values, terms)``.
     """
     l1_term = hole_l1(pred, original, mask)
-    ssim_term = ssim_loss(composite(occluded, pred, mask), original)
+    ssim_term = ssim_loss(composite(occluded, pred, mask), original, win_size=ssim_window)
     values = w_l1 * l1_term + w_ssim * ssim_term
     return (values, {"hole_l1": l1_term, "ssim_loss": ssim_term}) if return_terms else values
 
@@ -422,29 +491,30 @@ def completion_loss(pred: Tensor, original: Tensor, occluded: Tensor, mask: Tens
 class MSESSIMLoss(nn.Module):
     """Module form of :func:`mse_ssim_loss`; ``forward(pred, target)`` returns (B,) values."""
 
-    def __init__(self, w_mse: float = 0.8, w_ssim: float = 0.2):
+    def __init__(self, w_mse: float = 0.8, w_ssim: float = 0.2, ssim_window: int = DEFAULT_SSIM_WINDOW):
         super().__init__()
-        self.w_mse, self.w_ssim = float(w_mse), float(w_ssim)
+        self.w_mse, self.w_ssim, self.ssim_window = float(w_mse), float(w_ssim), int(ssim_window)
 
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:
-        return mse_ssim_loss(pred, target, w_mse=self.w_mse, w_ssim=self.w_ssim)
+        return mse_ssim_loss(pred, target, w_mse=self.w_mse, w_ssim=self.w_ssim, ssim_window=self.ssim_window)
 
     def extra_repr(self) -> str:
-        return f"w_mse={self.w_mse}, w_ssim={self.w_ssim}"
+        return f"w_mse={self.w_mse}, w_ssim={self.w_ssim}, ssim_window={self.ssim_window}"
 
 
 class CompletionLoss(nn.Module):
     """Module form of :func:`completion_loss`; ``forward(pred, original, occluded, mask)`` -> (B,)."""
 
-    def __init__(self, w_l1: float = 0.8, w_ssim: float = 0.2):
+    def __init__(self, w_l1: float = 0.8, w_ssim: float = 0.2, ssim_window: int = DEFAULT_SSIM_WINDOW):
         super().__init__()
-        self.w_l1, self.w_ssim = float(w_l1), float(w_ssim)
+        self.w_l1, self.w_ssim, self.ssim_window = float(w_l1), float(w_ssim), int(ssim_window)
 
     def forward(self, pred: Tensor, original: Tensor, occluded: Tensor, mask: Tensor) -> Tensor:
-        return completion_loss(pred, original, occluded, mask, w_l1=self.w_l1, w_ssim=self.w_ssim)
+        return completion_loss(pred, original, occluded, mask, w_l1=self.w_l1, w_ssim=self.w_ssim,
+                               ssim_window=self.ssim_window)
 
     def extra_repr(self) -> str:
-        return f"w_l1={self.w_l1}, w_ssim={self.w_ssim}"
+        return f"w_l1={self.w_l1}, w_ssim={self.w_ssim}, ssim_window={self.ssim_window}"
 
 
 #: Registry for :func:`rlenhance.checkpoint.build_model`: class name -> class.

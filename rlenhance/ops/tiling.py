@@ -29,7 +29,7 @@ def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
 
 
 def tiled(fn: Callable[..., Tensor], x: Tensor, *aligned: Tensor, tile: int, overlap: int,
-          multiple: int = 1) -> Tensor:
+          multiple: int = 1, scale: int = 1) -> Tensor:
     """``fn(x, *aligned)`` evaluated tile by tile.
 
     Each tile's core (``tile`` x ``tile`` pixels) is computed from a window that reads ``overlap``
@@ -37,9 +37,10 @@ def tiled(fn: Callable[..., Tensor], x: Tensor, *aligned: Tensor, tile: int, ove
     larger than one tile is one window: ``fn`` on the whole (padded) image.
 
     Args:
-        fn: ``(window, *aligned_windows) -> output`` with the window's height and width (any number
-            of output planes, any device: the output is gathered on ``x``'s device). The windows are
-            views of ``x`` (and of ``aligned``) on their own device; ``fn`` moves them where it runs.
+        fn: ``(window, *aligned_windows) -> output`` with ``scale`` times the window's height and
+            width (any number of output planes, any device: the output is gathered on ``x``'s
+            device). The windows are views of ``x`` (and of ``aligned``) on their own device; ``fn``
+            moves them where it runs.
         x: float (B, C, H, W).
         *aligned: further tensors (B', C', H, W) cut into the same windows (e.g. a hole mask).
         tile: side of a tile's core, >= 1.
@@ -47,13 +48,15 @@ def tiled(fn: Callable[..., Tensor], x: Tensor, *aligned: Tensor, tile: int, ove
             output that matches a whole-image pass.
         multiple: pad ``x`` and ``aligned`` to a multiple of this (:func:`pad_to_multiple`) before
             tiling, and crop the output back to (H, W).
+        scale: ``fn``'s output size over its input size (a super-resolution network: 2, 4);
+            margins and cores are cut from the output at ``scale`` times their input position.
 
     Returns:
-        (B, C_out, H, W) on ``x``'s device, in ``fn``'s output dtype.
+        (B, C_out, scale H, scale W) on ``x``'s device, in ``fn``'s output dtype.
 
     Raises:
-        ValueError: ``tile`` < 1, ``overlap`` < 0, ``multiple`` < 1, or an aligned tensor of
-            another size.
+        ValueError: ``tile`` < 1, ``overlap`` < 0, ``multiple`` < 1, ``scale`` < 1, an aligned
+            tensor of another size, or an output of ``fn`` that is not ``scale`` times its window.
 
     Example:
         >>> import torch
@@ -62,9 +65,9 @@ def tiled(fn: Callable[..., Tensor], x: Tensor, *aligned: Tensor, tile: int, ove
         >>> torch.allclose(tiled(blur, x, tile=8, overlap=1), blur(x), atol=1e-6)
         True
     """
-    if tile < 1 or overlap < 0 or multiple < 1:
-        raise ValueError(f"tiled: tile={tile!r}, overlap={overlap!r}, multiple={multiple!r}; expected tile >= 1, "
-                         "overlap >= 0 and multiple >= 1")
+    if tile < 1 or overlap < 0 or multiple < 1 or scale < 1:
+        raise ValueError(f"tiled: tile={tile!r}, overlap={overlap!r}, multiple={multiple!r}, scale={scale!r}; expected "
+                         "tile >= 1, overlap >= 0, multiple >= 1 and scale >= 1")
     height, width = x.shape[-2:]
     for other in aligned:
         if other.shape[-2:] != x.shape[-2:]:
@@ -80,7 +83,12 @@ def tiled(fn: Callable[..., Tensor], x: Tensor, *aligned: Tensor, tile: int, ove
             y0, x0 = max(0, top - overlap), max(0, left - overlap)
             y1, x1 = min(full_h, bottom + overlap), min(full_w, right + overlap)
             pred = fn(xp[..., y0:y1, x0:x1], *(other[..., y0:y1, x0:x1] for other in others))
+            if tuple(pred.shape[-2:]) != ((y1 - y0) * scale, (x1 - x0) * scale):
+                raise ValueError(f"tiled: fn gave {tuple(pred.shape[-2:])} for a window of {(y1 - y0, x1 - x0)}; "
+                                 f"expected scale={scale} times its height and width")
             if out is None:
-                out = pred.new_empty((pred.shape[0], pred.shape[1], full_h, full_w), device=x.device)
-            out[..., top:bottom, left:right] = pred[..., top - y0:bottom - y0, left - x0:right - x0]
-    return out[..., :height, :width]
+                out = pred.new_empty((pred.shape[0], pred.shape[1], full_h * scale, full_w * scale), device=x.device)
+            s = scale
+            out[..., top * s:bottom * s, left * s:right * s] = \
+                pred[..., (top - y0) * s:(bottom - y0) * s, (left - x0) * s:(right - x0) * s]
+    return out[..., :height * scale, :width * scale]

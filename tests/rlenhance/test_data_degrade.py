@@ -180,3 +180,70 @@ def test_occlusion_bad_arguments():
         random_occlusion(x, generator=_gen(), box_size=(0.5, 2.0))
     with pytest.raises(ValueError, match="num_strokes"):
         RandomOcclusion("stroke", num_strokes=0)
+
+
+# ------------------------------------------------------------------ noise amplified by brightening
+
+
+def test_noise_level_map_scales_the_gain_by_sigma_over_255():
+    from rlenhance.data import noise_level_map
+
+    gain = torch.tensor([1.0, 2.0, 8.0]).view(1, 3, 1, 1)
+    assert (noise_level_map(gain, 10.0) * 255).flatten().tolist() == pytest.approx([10.0, 20.0, 80.0])
+    per_image = noise_level_map(torch.ones(2, 1, 2, 2), torch.tensor([0.0, 5.1]).view(2, 1, 1, 1))
+    assert per_image[0].max() == 0 and per_image[1].min().item() == pytest.approx(0.02)
+    with pytest.raises(ValueError, match="sigma: expected finite values >= 0"):
+        noise_level_map(gain, -1.0)
+    with pytest.raises(ValueError, match="gain: expected a floating-point tensor"):
+        noise_level_map(np.ones(3), 10.0)
+
+
+def test_amplified_noise_is_seeded_and_its_map_is_the_noise_std_it_added():
+    """Without brightening (alpha 0) the map is each image's dark-level noise std, and the
+    residual noisy - target has that std (images bright enough that clipping at 0 is rare); the
+    target is the noise-free image, whatever the noise."""
+    from rlenhance.data import amplified_noise
+
+    x = torch.ones(16, 1, 48, 48)  # darkened to gain * 1 in [0.2, 0.6]: no clipping at 3 sigma
+    a, b = (amplified_noise(x, 10.0, generator=_gen(3), alpha=0.0) for _ in range(2))
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    level = a.noise_map.amax(dim=(1, 2, 3))
+    assert torch.equal(a.noise_map, level.view(-1, 1, 1, 1).expand_as(x))  # one level per image
+    assert 0 < float(level.min()) and float(level.max()) <= 10 / 255
+    std = (a.noisy - a.target).std(dim=(1, 2, 3))
+    torch.testing.assert_close(std, level, rtol=0.08, atol=2e-4)
+    silent = amplified_noise(x, 0.0, generator=_gen(3))
+    assert torch.equal(silent.noisy, silent.target) and silent.noise_map.max() == 0
+
+
+def test_amplified_noise_brightens_unevenly_and_the_map_follows_the_gain():
+    """Curves drawn on a 4 x 4 lattice brighten the dark image by different factors across it; the
+    map is sigma / 255 times the brightening (target / dark where the target is noise-free), so it
+    varies the same way."""
+    from rlenhance.data import amplified_noise
+
+    clean = BuiltinImages(names=("camera",), gray=True)[0]["high"][None, :, :128, :128]
+    batch = amplified_noise(clean, 10.0, generator=_gen(5), steps=4, alpha=(0.0, 1.0), grid=4)
+    assert batch.noisy.shape == batch.target.shape == batch.noise_map.shape == clean.shape
+    assert float(batch.target.mean()) > 2 * float(synthetic_low_light(clean, generator=_gen(5), shot_noise=0.0,
+                                                                      read_noise=0.0).mean())
+    gain = batch.noise_map / batch.noise_map.amin()
+    assert float(gain.amax()) > 1.5  # spatially varying: the map carries information
+    # the brightest-gain region of the map is where the curves brightened the dark image most
+    dark = synthetic_low_light(clean, generator=_gen(5), shot_noise=0.0, read_noise=0.0)
+    ratio = (batch.target / dark.clamp_min(1e-3))[dark > 0.02]
+    corr = np.corrcoef(ratio.numpy(), batch.noise_map[dark > 0.02].numpy())[0, 1]
+    assert corr > 0.9, corr
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"sigma": -1.0}, "sigma: expected a finite number >= 0"),
+    ({"steps": 0}, "steps: expected an integer >= 1"),
+    ({"grid": 0}, "grid: expected an integer >= 1"),
+    ({"alpha": (0.0, 1.5)}, "alpha: expected low <= high within"),
+])
+def test_amplified_noise_names_a_bad_argument(kwargs, match):
+    from rlenhance.data import amplified_noise
+
+    with pytest.raises(ValueError, match=match):
+        amplified_noise(torch.rand(1, 1, 8, 8), **{"sigma": 10.0, **kwargs}, generator=_gen())

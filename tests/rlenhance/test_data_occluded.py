@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from rlenhance.data import OccludedPairs, estimate_occlusion_mask, sample_batch
+from rlenhance.data import OccludedPairs, channel_sum_mask, estimate_occlusion_mask, sample_batch
 from rlenhance.errors import DatasetError
 
 SIZE = 96
@@ -168,3 +168,45 @@ def test_real_bedroom_masks_are_one_filled_square(shared_dir):
         hole = item["mask"].bool().expand_as(item["occluded"])
         assert float(item["occluded"][hole].mean()) < 0.05  # black inside
         assert float((item["occluded"] - item["original"]).abs()[~hole].mean()) < 0.02  # unchanged outside
+
+
+def test_channel_sum_mask_is_the_seeds_bare_threshold_on_a_crafted_pair():
+    """sum over channels of |original - occluded| > 0.03: a pixel whose channels each differ by 0.011
+    (max 0.011 < 0.1: not a change for the estimate) counts; 0.009 each (sum 0.027) does not; a
+    black hole pixel over a black original does not either."""
+    original = np.full((6, 8, 3), 0.5, np.float32)
+    original[4, 6] = 0.0  # black in the original too
+    occluded = original.copy()
+    occluded[1:3, 1:4] = 0.0  # the hole
+    occluded[4, 6] = 0.0
+    occluded[0, 7] += 0.011  # sum 0.033 > 0.03
+    occluded[5, 0] += 0.009  # sum 0.027
+    occluded[5, 7, 0] += 0.031  # one channel alone above the threshold
+    expected = np.zeros((6, 8), bool)
+    expected[1:3, 1:4] = expected[0, 7] = expected[5, 7] = True
+    np.testing.assert_array_equal(channel_sum_mask(occluded, original), expected)
+    np.testing.assert_array_equal(channel_sum_mask(occluded, original, threshold=0.02), expected | (
+        np.arange(48).reshape(6, 8) == 40))  # (5, 0): 0.027 > 0.02
+    np.testing.assert_array_equal(channel_sum_mask(occluded[..., 0], original[..., 0]), expected & ~(
+        np.arange(48).reshape(6, 8) == 7))  # gray: (0, 7) differs by 0.011 only
+    estimate = estimate_occlusion_mask(occluded, original, open_size=1, min_area=1)
+    assert not estimate[0, 7] and estimate[1:3, 1:4].all()  # the max-channel rule ignores the small change
+    with pytest.raises(ValueError, match="threshold"):
+        channel_sum_mask(occluded, original, threshold=-1.0)
+    with pytest.raises(ValueError, match="expected one shape"):
+        channel_sum_mask(occluded, original[:5])
+
+
+def test_occluded_pairs_mask_rule(tmp_path):
+    original = _photo(7)
+    box = _write_pair(tmp_path, "bed_1.jpg", original, (20, 30, 30, 32))
+    estimated = OccludedPairs(tmp_path)[0]["mask"][0].numpy().astype(bool)
+    seed = OccludedPairs(tmp_path, mask_rule="channel-sum")
+    assert seed.threshold == 0.03 and OccludedPairs(tmp_path).threshold == 0.1
+    seed_mask = seed[0]["mask"][0].numpy().astype(bool)
+    np.testing.assert_array_equal(estimated, box)
+    occ, orig = (seed[0][k].permute(1, 2, 0).numpy() for k in ("occluded", "original"))
+    np.testing.assert_array_equal(seed_mask, channel_sum_mask(occ, orig))
+    assert seed_mask[box].all() and seed_mask[~box].sum() > 0  # the hole plus JPEG noise outside it
+    with pytest.raises(ValueError, match=r"mask_rule.*'estimate', 'channel-sum'"):
+        OccludedPairs(tmp_path, mask_rule="sum")

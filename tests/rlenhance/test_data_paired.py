@@ -173,6 +173,87 @@ def test_missing_high_folder_names_accepted_layouts(tmp_path):
         PairedImages(tmp_path)
 
 
+def _make_seed_pairs(folder, inputs, ids, rng, scale=1):
+    """The MRPNet seed's pair folder: folder/<inputs>/<inputs>_ID and folder/gt/gt_ID (targets
+    ``scale`` times the inputs, constant on each scale x scale block); {ID: (input, target)} uint8 arrays."""
+    out = {}
+    for image_id in ids:
+        base = _rgb(rng, 8, 10)
+        high = base.repeat(scale, axis=0).repeat(scale, axis=1)
+        low = (base // 8).astype(np.uint8)
+        out[image_id] = (_write(folder / inputs / f"{inputs}_{image_id}", low),
+                         _write(folder / "gt" / f"gt_{image_id}", high))
+    return out
+
+
+def test_seed_layout_pairs_train_id_with_gt_id(tmp_path):
+    """Layout (c): train/train_ID + gt/gt_ID, matched after dropping the prefixes; split by scene."""
+    arrays = _make_seed_pairs(tmp_path, "train", ["1.png", "2.png", "10.png"], np.random.default_rng(20))
+    ds = PairedImages(tmp_path)
+    assert ds.layout == "seed" and ds.names == ["train_1.png", "train_10.png", "train_2.png"]
+    low, high = arrays["10.png"]
+    item = ds[1]
+    torch.testing.assert_close(item["low"], torch.from_numpy(low).permute(2, 0, 1).float() / 255, atol=0, rtol=0)
+    torch.testing.assert_close(item["high"], torch.from_numpy(high).permute(2, 0, 1).float() / 255, atol=0, rtol=0)
+    train, val = PairedImages(tmp_path, split="train"), PairedImages(tmp_path, split="val")
+    assert len(val) == 1 and sorted(train.names + val.names) == sorted(ds.names)
+
+
+def test_seed_layout_names_unpaired_files_and_its_naming(tmp_path):
+    rng = np.random.default_rng(23)
+    _make_seed_pairs(tmp_path, "train", ["1.png"], rng)
+    _write(tmp_path / "train" / "train_5.png", _rgb(rng))
+    _write(tmp_path / "gt" / "gt_6.png", _rgb(rng))
+    with pytest.raises(DatasetError) as info:
+        PairedImages(tmp_path)
+    message = str(info.value)
+    assert "train_5.png" in message and "gt_6.png" in message and "train_ID next to gt_ID" in message
+    assert "train_1.png" not in message
+
+
+def test_seed_parent_layout_reads_train_and_val_subsets(tmp_path):
+    """Layout (d): archive/train/{train,gt} and archive/val/{val,gt}, one subset per split."""
+    rng = np.random.default_rng(21)
+    _make_seed_pairs(tmp_path / "train", "train", ["1.png", "2.png"], rng)
+    _make_seed_pairs(tmp_path / "val", "val", ["7.png"], rng)
+    assert PairedImages(tmp_path, split="train").names == ["train/train_1.png", "train/train_2.png"]
+    val = PairedImages(tmp_path, split="val")
+    assert val.layout == "seed-parent" and val.names == ["val/val_7.png"]
+    assert len(PairedImages(tmp_path)) == 3
+
+
+def test_super_resolution_pairs_need_their_scale(tmp_path):
+    """The seed's targets are 4x the inputs: scale=4 (or None, read from the data) accepts them,
+    the default scale=1 refuses them naming both sizes."""
+    _make_seed_pairs(tmp_path, "train", ["1.png", "2.png"], np.random.default_rng(22), scale=4)
+    for scale in (4, None):
+        ds = PairedImages(tmp_path, scale=scale)
+        assert ds.scale == 4 and ds[0]["low"].shape == (3, 8, 10) and ds[0]["high"].shape == (3, 32, 40)
+        drawn = sample_batch(ds, 3, crop=4, rng=np.random.default_rng(0))
+        assert drawn["low"].shape == (3, 3, 4, 4) and drawn["high"].shape == (3, 3, 16, 16)
+        # the inputs were written as the targets' 4x4 blocks // 8: the windows (and flips) are aligned
+        torch.testing.assert_close(drawn["low"], torch.floor(drawn["high"][..., ::4, ::4] * 255 / 8) / 255,
+                                   atol=1e-6, rtol=0)
+    with pytest.raises(DatasetError, match=r"train_1.png is 8x10.*gt_1.png is 32x40"):
+        PairedImages(tmp_path)
+    with pytest.raises(DatasetError, match=r"gt_1.png is 32x40 \(HxW\); the high image must be 2 times the low one"):
+        PairedImages(tmp_path, scale=2)
+    with pytest.raises(ValueError, match="scale"):
+        PairedImages(tmp_path, scale=0)
+
+
+def test_no_layout_lists_every_accepted_layout(tmp_path):
+    (tmp_path / "photos").mkdir()
+    with pytest.raises(DatasetError) as info:
+        PairedImages(tmp_path)
+    message = str(info.value)
+    for layout in ("ROOT/low/ and ROOT/high/", "our485", "ROOT/gt/", "train/train/ + train/gt/"):
+        assert layout in message, layout
+    (tmp_path / "gt").mkdir()  # targets without an inputs folder
+    with pytest.raises(DatasetError, match=r"neither of .*train/ and .*val/"):
+        PairedImages(tmp_path)
+
+
 def test_bad_split_value(tmp_path):
     _make_pairs(tmp_path, ["a.png"], np.random.default_rng(11))
     with pytest.raises(ValueError, match="split"):

@@ -11,6 +11,7 @@ from rlenhance.data import (
     fit_longer_side,
     random_crop,
     random_flip,
+    resize_image,
     sample_batch,
     scene_key,
     split_names,
@@ -124,6 +125,20 @@ def test_random_crop_rejects_mismatched_tensors():
     item = {"a": torch.zeros(1, 4, 4), "b": torch.zeros(1, 4, 5), "name": "bad.png"}
     with pytest.raises(DatasetError, match="bad.png"):
         random_crop(item, 2, np.random.default_rng(0))
+
+
+def test_random_crop_of_a_super_resolution_pair_takes_the_scaled_window():
+    """A target 4x the input is cut at the input's window times 4, so the pair stays aligned;
+    a tensor that is not an integer multiple is refused."""
+    low = torch.arange(6 * 8, dtype=torch.float32).view(1, 6, 8)
+    high = low.repeat_interleave(4, dim=-2).repeat_interleave(4, dim=-1)  # nearest 4x upsampling
+    out = random_crop({"low": low, "high": high, "name": "p.png"}, (3, 5), np.random.default_rng(7))
+    ref = np.random.default_rng(7)
+    top, left = int(ref.integers(0, 6 - 3 + 1)), int(ref.integers(0, 8 - 5 + 1))
+    assert torch.equal(out["low"], low[:, top : top + 3, left : left + 5]) and out["high"].shape == (1, 12, 20)
+    assert torch.equal(out["high"][:, ::4, ::4], out["low"])
+    with pytest.raises(DatasetError, match="integer multiples"):
+        random_crop({"low": low, "high": torch.zeros(1, 12, 17), "name": "p.png"}, 2, np.random.default_rng(0))
 
 
 def test_random_flip_same_for_all_keys_and_covers_all_cases():
@@ -246,3 +261,57 @@ def test_resized_images_keep_pairs_aligned_and_names():
     assert torch.allclose(item["low"], torch.tensor(0.2)) and torch.allclose(item["high"], torch.tensor(0.4))
     with pytest.raises(ValueError, match="max_side"):
         ResizedImages(Pairs(), 0)
+
+
+def test_resize_image_to_a_size_matches_pil_bilinear():
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (30, 44, 3), dtype=np.uint8)
+    image = torch.from_numpy(photo).permute(2, 0, 1).float() / 255
+    for size in ((64, 64), (16, 20)):  # up and down (the seeds: 224 -> 256 and 224 -> 128)
+        got = resize_image(image, size)
+        assert got.shape == (3, *size)
+        pil = Image.fromarray(photo).resize(size[::-1], Image.BILINEAR)  # torchvision's Resize on a PIL image
+        expected = torch.from_numpy(np.array(pil)).permute(2, 0, 1).float() / 255
+        assert float((got - expected).abs().max()) < 1.5 / 255  # PIL rounds to 8 bits; no antialiasing: 110 / 255
+    assert resize_image(image, (30, 44)) is image
+    with pytest.raises(ValueError, match=r"size: expected two integers >= 1"):
+        resize_image(image, (0, 5))
+
+
+def test_resized_images_to_a_size_mark_every_pixel_the_hole_reaches_as_missing():
+    class Occluded:
+        def __len__(self):
+            return 1
+
+        def __getitem__(self, index):
+            original = torch.linspace(0.2, 1, 20 * 24).reshape(1, 20, 24).expand(3, 20, 24)
+            mask = torch.zeros(1, 20, 24, dtype=torch.bool)
+            mask[:, 5:15, 6:18] = True
+            return {"name": "bed", "original": original.clone(), "occluded": original * ~mask, "mask": mask}
+
+    raw = Occluded()[0]
+    for size in ((40, 36), (10, 12)):  # up and down
+        item = ResizedImages(Occluded(), size=size)[0]
+        assert item["name"] == "bed" and all(item[k].shape[-2:] == size for k in ("original", "occluded", "mask"))
+        assert torch.allclose(item["original"], resize_image(raw["original"], size))
+        mask = item["mask"]
+        assert set(mask.unique().tolist()) == {0.0, 1.0}
+        known = mask.expand(3, *size) == 0
+        # every pixel left known is exactly the resized original (no black blended in) ...
+        assert torch.allclose(item["occluded"][known], item["original"][known], atol=1e-6)
+        # ... and the mask is no larger than that: each missing pixel differs
+        assert bool((item["occluded"] - item["original"]).abs().amax(0)[mask[0] == 1].gt(1e-3).all())
+    # one size for every image, so they batch whole or cropped
+    batch = sample_batch(ResizedImages(Occluded(), size=(40, 36)), 2, crop=32, rng=np.random.default_rng(0))
+    assert batch["mask"].shape == (2, 1, 32, 32)
+    half = ResizedImages(Occluded(), 12)[0]  # max_side mode (area): the same rule
+    assert half["original"].shape == (3, 10, 12) and set(half["mask"].unique().tolist()) == {0.0, 1.0}
+    known = half["mask"].expand(3, 10, 12) == 0
+    assert torch.allclose(half["occluded"][known], half["original"][known], atol=1e-6)
+    for bad in ({}, {"max_side": 8, "size": (4, 4)}):
+        with pytest.raises(ValueError, match="give max_side or size"):
+            ResizedImages(Occluded(), **bad)
+    with pytest.raises(ValueError, match="size"):
+        ResizedImages(Occluded(), size=(4,))

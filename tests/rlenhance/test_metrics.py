@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from skimage import data as skdata
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
@@ -227,3 +228,43 @@ def test_metrics_keep_device_and_dtype():
     for metric in (psnr, ssim, uqi):
         out = metric(x, y)
         assert out.dtype == torch.float64 and out.device == x.device
+
+
+def _piq_style_ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """PIQ's SSIM recipe in float64: an 11x11 Gaussian kernel of sigma 1.5 (2-D, normalised),
+    valid convolution (no padding), K1 0.01, K2 0.03, data range 1, the map's mean per channel
+    then over channels; PIQ's downsampling by round(min(H, W) / 256) is 1 for these sizes."""
+    assert round(min(x.shape[-2:]) / 256) <= 1
+    coords = torch.arange(11, dtype=torch.float64) - 5
+    g = torch.exp(-(coords[None] ** 2 + coords[:, None] ** 2) / (2 * 1.5**2))
+    kernel = (g / g.sum()).expand(x.shape[1], 1, 11, 11)
+    x, y = x.double(), y.double()
+
+    def blur(t):
+        return F.conv2d(t, kernel, groups=x.shape[1])
+
+    mu_x, mu_y = blur(x), blur(y)
+    var_x, var_y, cov = blur(x * x) - mu_x**2, blur(y * y) - mu_y**2, blur(x * y) - mu_x * mu_y
+    c1, c2 = 0.01**2, 0.03**2
+    ssim_map = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1) * (2 * cov + c2) / (var_x + var_y + c2)
+    return ssim_map.mean(dim=(-1, -2)).mean(dim=1)
+
+
+@pytest.mark.parametrize("gray", [True, False])
+def test_ssim_is_the_piq_style_gaussian_ssim_within_1e4(gray):
+    """The loss's SSIM against skimage (Gaussian weights, sigma 1.5, population covariance, data range 1)
+    and PIQ's recipe, on random, natural, darkened and noisy images, gray and colour."""
+    pairs = list(_pairs(1.0, gray))
+    rng = np.random.default_rng(5)
+    bedroom_like = skdata.chelsea()[:96, 40:136].astype(np.float64) / 255.0  # a real photo, 96x96
+    if gray:
+        bedroom_like = bedroom_like.mean(axis=2)
+    blurred = np.clip(bedroom_like + rng.normal(0.0, 0.02, bedroom_like.shape), 0, 1) * 0.9
+    pairs.append((bedroom_like, blurred))
+    for a, b in pairs:
+        x, y = _to_torch(a), _to_torch(b)
+        got = ssim(x, y)
+        expected, _ = _skimage_ssim(a, b, 1.0, gray)
+        assert abs(got.item() - expected) < 1e-4
+        assert abs(got.item() - _piq_style_ssim(x, y).item()) < 1e-4
+        assert got.item() < 1.0 - 1e-3  # a distorted pair: the comparison is not trivially 1 == 1

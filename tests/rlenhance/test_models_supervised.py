@@ -1,16 +1,18 @@
 """Supervised baselines: MRPNet + Generator, ConvLSTM PixelRNN, gated PixelRNN, their losses and metrics."""
 
 import json
+import math
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from torch import nn
 
-from rlenhance.checkpoint import build_model, load_checkpoint, save_checkpoint
+from rlenhance.checkpoint import SupervisedSpec, build_model, load_checkpoint, save_checkpoint
 from rlenhance.data import random_occlusion
-from rlenhance.errors import ImageError
+from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.models.mrpnet import MODELS as MRP_MODELS
 from rlenhance.models.mrpnet import CombinedModel, Generator, MRPNet
 from rlenhance.models.pixelrnn import (
@@ -241,6 +243,8 @@ TINY = [
     (CombinedModel, {"width": 8}, False),
     (PixelRNN, {"width": 8}, False),
     (GatedPixelRNN, {"width": 8}, True),
+    (PixelRNN, {"width": 8, "variant": "seed"}, False),
+    (GatedPixelRNN, {"width": 8, "variant": "seed"}, True),
 ]
 
 
@@ -294,3 +298,136 @@ def test_a_few_steps_reduce_the_loss():
         optimizer.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < losses[0]
+
+
+# --- the seeds' own architectures (variant="seed") ------------------------------------------------
+def _convs(model):
+    return [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+
+
+def test_seed_gated_pixelrnn_has_the_seeds_layers_and_init():
+    torch.manual_seed(0)
+    seed, ours = GatedPixelRNN(width=48, variant="seed"), GatedPixelRNN(width=48)
+    assert (seed.input_conv.kernel_size, seed.input_conv.padding) == ((7, 7), (3, 3))
+    assert (ours.input_conv.kernel_size, ours.input_conv.padding) == ((3, 3), (1, 1))
+    assert [type(m) for m in seed.head] == [nn.Conv2d, nn.ReLU, nn.Conv2d]
+    first, last = seed.head[0], seed.head[2]
+    assert (first.kernel_size, first.out_channels, last.kernel_size, last.out_channels) == ((3, 3), 32, (1, 1), 3)
+    assert isinstance(ours.head, nn.Conv2d)
+    assert (n_params(seed), n_params(ours)) == (398_291, 377_955)
+    for conv in _convs(seed):  # Xavier-uniform: |w| <= sqrt(6 / (fan_in + fan_out)), filling the range; zero bias
+        k = conv.kernel_size[0] * conv.kernel_size[1]
+        bound = math.sqrt(6.0 / (conv.in_channels * k + conv.out_channels * k))
+        assert 0.9 * bound < float(conv.weight.detach().abs().max()) <= bound
+        assert bool((conv.bias == 0).all())
+    assert all(bool((conv.bias != 0).any()) for conv in _convs(ours))  # torch's default init
+
+
+def test_seed_gated_pixelrnn_computes_the_seeds_forward_pass():
+    """input conv without ReLU, kept as a skip added after every gated layer: x = f*g + h + skip."""
+    torch.manual_seed(0)
+    net = GatedPixelRNN(width=8, variant="seed").eval()
+    image, mask = torch.rand(2, 3, 16, 16), (torch.rand(2, 1, 16, 16) > 0.7).float()
+
+    def by_hand(skip_weight, relu):
+        x0 = net.input_conv(torch.cat([image, mask], dim=1))
+        x, state = (F.relu(x0) if relu else x0), None
+        for layer in net.gated:
+            x = layer(x)
+            state = net.cell(x, state)
+            x = x + state[0] + skip_weight * x0
+        return torch.sigmoid(net.head(net.res_blocks(x)))
+
+    with torch.no_grad():
+        got = net(image, mask)
+        assert torch.allclose(got, by_hand(1.0, relu=False), atol=1e-6)
+        assert not torch.allclose(got, by_hand(0.0, relu=False), atol=1e-3)  # the skip matters
+        assert not torch.allclose(got, by_hand(1.0, relu=True), atol=1e-3)  # and so does the missing ReLU
+
+
+def test_seed_pixelrnn_has_a_5x5_first_conv():
+    seed, ours = PixelRNN(variant="seed"), PixelRNN()
+    assert [c.kernel_size[0] for c in _convs(seed.encoder)] == [5, 3, 3]
+    assert [c.kernel_size[0] for c in _convs(ours.encoder)] == [3, 3, 3]
+    assert seed.encoder[0].padding == (2, 2) and seed.encoder[0].stride == (2, 2)
+    assert (n_params(seed), n_params(ours)) == (6_643_555, 6_640_483)
+    assert PixelRNN(width=8, variant="seed")(torch.rand(1, 3, 37, 30)).shape == (1, 3, 37, 30)
+
+
+@pytest.mark.parametrize("cls", [PixelRNN, GatedPixelRNN])
+def test_variant_is_in_arch_only_when_not_default_and_a_bad_one_is_refused(cls):
+    assert "variant" not in cls(width=8).arch()["kwargs"]  # checkpoints of before the variants are unchanged
+    assert cls(width=8, variant="seed").arch()["kwargs"]["variant"] == "seed"
+    with pytest.raises(ValueError, match=r"variant='paper'.*\('default', 'seed'\)"):
+        cls(width=8, variant="paper")
+
+
+def _gaussian_ssim_by_hand(a, b, taps, sigma=1.5):
+    """skimage's Gaussian SSIM recipe in float64 for (C, H, W) arrays with a window of ``taps``: scipy's
+    Gaussian filter (mode reflect) truncated to ``taps`` taps, population statistics, the mean of the
+    map without its border of (taps - 1) // 2 pixels."""
+    from scipy.ndimage import gaussian_filter
+
+    radius = (taps - 1) // 2
+
+    def blur(t):
+        return np.stack([gaussian_filter(c, sigma, truncate=radius / sigma, mode="reflect") for c in t])
+
+    mu_a, mu_b = blur(a), blur(b)
+    var_a, var_b, cov = blur(a * a) - mu_a**2, blur(b * b) - mu_b**2, blur(a * b) - mu_a * mu_b
+    c1, c2 = 0.01**2, 0.03**2
+    ssim_map = (2 * mu_a * mu_b + c1) * (2 * cov + c2) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return float(ssim_map[:, radius:-radius, radius:-radius].mean())
+
+
+def test_seed_loss_ssim_window_changes_the_ssim_term():
+    g = torch.Generator().manual_seed(4)
+    original = 0.2 + 0.6 * torch.rand(2, 3, 24, 24, generator=g)
+    occluded, mask = random_occlusion(original, generator=g, box_size=0.4)
+    pred = (original + 0.1 * torch.randn(original.shape, generator=g)).clamp(0, 1)
+    comp = composite(occluded, pred, mask)
+    _, terms7 = completion_loss(pred, original, occluded, mask, ssim_window=7, return_terms=True)
+    for i in range(2):  # skimage fixes its window at 11 taps for sigma 1.5: its recipe, by hand, with 7
+        expected = _gaussian_ssim_by_hand(comp[i].double().numpy(), original[i].double().numpy(), taps=7)
+        assert float(terms7["ssim_loss"][i]) == pytest.approx(1 - expected, abs=1e-5)
+        eleven = _gaussian_ssim_by_hand(comp[i].double().numpy(), original[i].double().numpy(), taps=11)
+        assert eleven == pytest.approx(sk_ssim(comp[i], original[i]), abs=1e-6)  # the recipe is skimage's
+    _, terms11 = completion_loss(pred, original, occluded, mask, return_terms=True)
+    assert not torch.allclose(terms7["ssim_loss"], terms11["ssim_loss"], atol=1e-4)
+    assert torch.allclose(CompletionLoss(ssim_window=7)(pred, original, occluded, mask),
+                          completion_loss(pred, original, occluded, mask, ssim_window=7))
+    assert torch.allclose(MSESSIMLoss(ssim_window=7)(pred, original), mse_ssim_loss(pred, original, ssim_window=7))
+    assert not torch.allclose(mse_ssim_loss(pred, original, ssim_window=7), mse_ssim_loss(pred, original), atol=1e-5)
+
+
+@pytest.mark.parametrize("cls, model_name", [(PixelRNN, "pixelrnn"), (GatedPixelRNN, "gated-pixelrnn")])
+def test_seed_variant_checkpoint_round_trip_through_the_restorer(cls, model_name, tmp_path):
+    from rlenhance.restore import SupervisedRestorer
+
+    torch.manual_seed(0)
+    net = cls(3, width=8, variant="seed").eval()
+    spec = SupervisedSpec(model=model_name, task="completion", channels=3, prefill="none", variant="seed")
+    path = save_checkpoint(tmp_path / "seed.pt", model=net, arch=net.arch(), extra={"spec": spec})
+    restorer = SupervisedRestorer(path, device="cpu", task="completion")
+    assert restorer.spec.variant == "seed" and restorer.model.variant == "seed"
+    x = torch.rand(1, 3, 24, 24)
+    mask = torch.zeros(1, 1, 24, 24)
+    with torch.no_grad():
+        expected = net(x, mask) if cls is GatedPixelRNN else net(x)
+        got = restorer.model(x, mask) if cls is GatedPixelRNN else restorer.model(x)
+    assert torch.equal(got, expected)
+    # a spec that contradicts the network is refused, naming both variants
+    lying = SupervisedSpec(model=model_name, task="completion", channels=3, prefill="none")
+    path = save_checkpoint(tmp_path / "lying.pt", model=net, arch=net.arch(), extra={"spec": lying})
+    with pytest.raises(CheckpointError, match=r"lying\.pt.*variant 'default'.*variant 'seed'"):
+        SupervisedRestorer(path, device="cpu")
+
+
+def test_supervised_spec_variant_reads_old_files_as_default_and_is_checked():
+    old = {"kind": "supervised", "model": "gated-pixelrnn", "task": "completion", "channels": 3, "prefill": "none"}
+    assert SupervisedSpec.from_dict(old).variant == "default"
+    assert SupervisedSpec.from_dict({**old, "variant": "seed"}).variant == "seed"
+    with pytest.raises(CheckpointError, match=r"variant 'paper'"):
+        SupervisedSpec.from_dict({**old, "variant": "paper"})
+    with pytest.raises(CheckpointError, match=r"variant 'seed' for model 'mrpnet'"):
+        SupervisedSpec(model="mrpnet", task="denoise", channels=1, prefill="none", variant="seed")

@@ -75,3 +75,19 @@ def test_bad_arguments_raise():
     for kwargs in ({"tile": 0, "overlap": 0}, {"tile": 2, "overlap": -1}, {"tile": 2, "overlap": 0, "multiple": 0}):
         with pytest.raises(ValueError, match="tiled"):
             tiled(lambda w: w, x, **kwargs)
+
+
+def test_scale_tiles_a_super_resolving_function():
+    """An upscaling function (2x, with a 3x3 blur so windows need their margin) is tiled with the
+    output windows at twice the input position; an output of the wrong size is refused."""
+    blur = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+
+    def upscale(window):
+        return F.interpolate(blur(window), scale_factor=2, mode="nearest")
+
+    x = torch.rand(1, 2, 13, 11, generator=torch.Generator().manual_seed(7))
+    out = tiled(upscale, x, tile=4, overlap=1, scale=2)
+    assert out.shape == (1, 2, 26, 22)
+    torch.testing.assert_close(out, upscale(x), atol=1e-6, rtol=1e-6)
+    with pytest.raises(ValueError, match="scale=2 times"):
+        tiled(blur, x, tile=4, overlap=1, scale=2)

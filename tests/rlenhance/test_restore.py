@@ -27,7 +27,8 @@ from rlenhance.restore import (
 def save_supervised(path: Path, model: torch.nn.Module, model_name: str, task: str, channels: int,
                     prefill: str = "none") -> Path:
     """Save ``model`` the way experiments.supervised_train does (its SupervisedSpec)."""
-    spec = SupervisedSpec(model=model_name, task=task, channels=channels, prefill=prefill)
+    spec = SupervisedSpec(model=model_name, task=task, channels=channels, prefill=prefill,
+                          variant=model.arch()["kwargs"].get("variant", "default"))
     return save_checkpoint(path, model=model, arch=model.arch(),
                            extra={"epoch": 1, "scores": {"loss": 0.1}, "spec": spec})
 
@@ -57,6 +58,8 @@ KINDS = {
     "gated-completion": (lambda: GatedPixelRNN(3, width=8), "gated-pixelrnn", "completion", 3),
     "pixelrnn-prefilled": (lambda: PixelRNN(3, width=8), "pixelrnn", "completion", 3, "diffusion"),
     "gated-prefilled": (lambda: GatedPixelRNN(3, width=8), "gated-pixelrnn", "completion", 3, "diffusion"),
+    "pixelrnn-seed": (lambda: PixelRNN(3, width=8, variant="seed"), "pixelrnn", "completion", 3),
+    "gated-seed": (lambda: GatedPixelRNN(3, width=8, variant="seed"), "gated-pixelrnn", "completion", 3, "diffusion"),
 }
 
 
@@ -106,7 +109,8 @@ def test_output_equals_the_network_and_has_the_documented_form(checkpoints, kind
     np.testing.assert_allclose(out, _direct(restorer, image, mask), atol=1e-5)
 
 
-@pytest.mark.parametrize("kind", ["pixelrnn-completion", "gated-completion", "pixelrnn-prefilled", "gated-prefilled"])
+@pytest.mark.parametrize("kind", ["pixelrnn-completion", "gated-completion", "pixelrnn-prefilled", "gated-prefilled",
+                                  "pixelrnn-seed", "gated-seed"])
 def test_completion_keeps_known_pixels_bit_exact(checkpoints, kind):
     restorer = SupervisedRestorer(checkpoints[kind], device="cpu", task="completion")
     image = _image(40, 48, seed=3)
@@ -329,3 +333,28 @@ def test_hole_mask_lives_with_the_mask_code():
 
     assert rlenhance.restore.hole_mask is rlenhance.data.occluded.hole_mask is rlenhance.data.hole_mask
     assert rlenhance.restore.HOLE_THRESHOLD == rlenhance.data.occluded.HOLE_THRESHOLD
+
+
+def test_a_super_resolution_checkpoint_restores_at_its_upscale(tmp_path):
+    """The seed's 4x Generator (spec upscale 4): outputs 4x the input, tiled or whole, equal to the
+    network called by hand; a spec whose upscale does not fit the network is refused."""
+    torch.manual_seed(0)
+    model = _randomise_batchnorm(CombinedModel(3, width=8, upscale=4)).eval()
+    spec = SupervisedSpec(model="mrpnet", task="lowlight", channels=3, prefill="none", upscale=4)
+    path = save_checkpoint(tmp_path / "sr.pt", model=model, arch=model.arch(), extra={"spec": spec})
+    image = _image(21, 18, seed=6)
+    whole = SupervisedRestorer(path, device="cpu", task="lowlight")
+    assert whole.upscale == 4
+    out = whole.restore(image)
+    assert out.shape == (84, 72, 3) and out.dtype == np.float32
+    x = F.pad(torch.from_numpy(image).permute(2, 0, 1)[None], (0, -18 % whole.stride, 0, -21 % whole.stride),
+              mode="reflect")
+    with torch.no_grad():
+        direct = model(x)[..., :84, :72].clamp(0, 1)[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(out, direct, atol=1e-5)
+    tiled_out = SupervisedRestorer(path, device="cpu", task="lowlight", tile=8, overlap=24).restore(image)
+    np.testing.assert_allclose(tiled_out, out, atol=1e-5)
+    stale = SupervisedSpec(model="mrpnet", task="lowlight", channels=3, prefill="none")  # upscale 1
+    save_checkpoint(tmp_path / "stale.pt", model=model, arch=model.arch(), extra={"spec": stale})
+    with pytest.raises(CheckpointError, match="upscale 1 with a CombinedModel of upscale 4"):
+        SupervisedRestorer(tmp_path / "stale.pt", device="cpu")
