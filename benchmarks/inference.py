@@ -1,66 +1,84 @@
-"""Inference cost of the low-light Enhancer: time per image vs Zero-DCE, and peak memory on a large photo.
+"""Inference cost of the low-light Enhancer, as ratios to Zero-DCE++ measured in the same run.
 
-    python -m benchmarks.inference [--checkpoint PATH] [--zero-dce ../shared/weights/zero_dce_Epoch99.pth]
-                                   [--megapixels 24] [--threads 2]
+    python -m benchmarks.inference [--checkpoint PATH] [--zero-dcepp ../shared/weights/zero_dcepp_Epoch99.pth]
+                                   [--zero-dce PATH] [--threads 1 2] [--repeats 20] [--megapixels 24]
+                                   [--cli-repeats 3] [--no-large]
 
-Times the Enhancer and (when given) Zero-DCE / Zero-DCE++ on a 600x400 image in the same run,
-then enhances a synthetic ``--megapixels`` image in a fresh subprocess and reports its peak
-resident memory (``ru_maxrss``: the whole process, Python and torch included).
+Prints:
+
+1. a 600x400 image, per thread count (``--threads``, set with ``torch.set_num_threads`` in this
+   process): ``Enhancer.enhance`` (numpy in, numpy out) and Zero-DCE++ with its official weights
+   (``--zero-dcepp``, by default ``../shared/weights/zero_dcepp_Epoch99.pth`` when it exists;
+   its forward on a tensor) timed in alternation, best of ``--repeats``, and their ratio;
+2. the whole command line on a ``--megapixels`` JPEG (a synthetic dark photo: smooth light
+   fields, texture and sensor noise, quality 92): ``python -m rlenhance enhance big.jpg -o OUT``
+   in a fresh process (interpreter start, imports, model and image load, enhancing, PNG save),
+   best wall-clock seconds of ``--cli-repeats`` runs, its own ``enhance`` figure, and the peak
+   resident memory of those runs (``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss``, read in a
+   small Python process that starts the command: a child forked from this large process would
+   count this process's pages until its ``exec``);
+3. ``Enhancer.enhance_array`` of a float32 array of that size in a fresh process (the public
+   float API: the input and output arrays alone are 2 x 12 bytes a pixel), its time with torch's
+   default threads and its peak RSS;
+4. with ``--png-levels``, the PNG encoding of that enhanced photo: rlenhance's writer
+   (``rlenhance.io.save_image``: Up filter, ISA-L's deflate at level 1, bands deflated by parallel
+   threads; and with one thread) against OpenCV's encoder at its default (level 1, run-length
+   strategy, Sub filter) and at levels 0-3, seconds (best of 2, in alternation) and megabytes.
+
+The machine's load average is printed with each part: on a shared machine, compare ratios taken
+in one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+import zlib
+from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_ZERO_DCEPP = ROOT.parent / "shared" / "weights" / "zero_dcepp_Epoch99.pth"
+
+#: Runs the command given as its arguments; prints its exit status, wall seconds, peak RSS (KiB) and output.
+CLI_WRAPPER = """
+import resource, subprocess, sys, time
+start = time.perf_counter()
+result = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+wall = time.perf_counter() - start
+print(result.returncode, wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+print(result.stdout.strip() if result.returncode == 0 else result.stderr, end="")
+"""
 
 
-def best_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def load_average() -> str:
+    return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
+def best_ms_alternating(fns: dict[str, object], repeats: int) -> dict[str, float]:
+    """Best time (ms) of each function, calling them in turn (a load spike hits both alike)."""
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - start)
-    return min(times) * 1000
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: min(values) * 1000 for name, values in times.items()}
 
 
-def large_image_peak(checkpoint: str | None, megapixels: float) -> None:
-    """Run in a subprocess: enhance one large image, print its size, time and peak RSS."""
-    from rlenhance import Enhancer
-
-    width = int(round((megapixels * 1e6 * 1.5) ** 0.5))
-    height = int(round(megapixels * 1e6 / width))
-    rng = np.random.default_rng(0)
-    image = (rng.random((height, width, 3), dtype=np.float32) * 0.15).astype(np.float32)
-    enhancer = Enhancer(checkpoint, device="cpu")
-    result = enhancer.enhance_array(image)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    image_mb = image.nbytes / 2**20
-    print(f"{width}x{height} ({width * height / 1e6:.1f} MP): {result.seconds:.1f} s, peak RSS {peak_mb:.0f} MB "
-          f"(input and output arrays alone: {2 * image_mb:.0f} MB), mean {result.mean_before:.3f} -> "
-          f"{result.mean_after:.3f}")
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", default=None, help="policy checkpoint (default: the shipped model)")
-    parser.add_argument("--zero-dce", default=None, help="official Zero-DCE weights, timed in the same run")
-    parser.add_argument("--zero-dcepp", default=None, help="official Zero-DCE++ weights, timed in the same run")
-    parser.add_argument("--megapixels", type=float, default=24.0, help="size of the large-photo memory test")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--repeats", type=int, default=5, help="timed repeats (best is reported)")
-    parser.add_argument("--large-only", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    if args.large_only:
-        large_image_peak(args.checkpoint, args.megapixels)
-        return
+def small_image_table(args: argparse.Namespace) -> None:
     from rlenhance import Enhancer
     from rlenhance.models.peers import load_zero_dce, load_zero_dcepp
 
@@ -68,18 +86,158 @@ def main() -> None:
     image = (rng.random((400, 600, 3), dtype=np.float32) * 0.15).astype(np.float32)
     x = torch.from_numpy(image).permute(2, 0, 1)[None]
     enhancer = Enhancer(args.checkpoint, device="cpu")
-    print(f"600x400 image, {args.threads} thread(s), best of {args.repeats}:")
-    print(f"  rlenhance ({enhancer.path.name}): {best_ms(lambda: enhancer.enhance(image), args.repeats):8.1f} ms")
-    peers = (("Zero-DCE", args.zero_dce, load_zero_dce), ("Zero-DCE++", args.zero_dcepp, load_zero_dcepp))
-    for name, path, loader in peers:
-        if path:
-            net = loader(path).eval()
-            with torch.no_grad():
-                print(f"  {name:28s}: {best_ms(lambda net=net: net(x), args.repeats):8.1f} ms")
-    cmd = [sys.executable, "-m", "benchmarks.inference", "--large-only", "--megapixels", str(args.megapixels),
-           "--threads", str(args.threads)] + (["--checkpoint", args.checkpoint] if args.checkpoint else [])
-    print("large photo (fresh process):")
-    print("  " + subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip())
+    peers = {}
+    if args.zero_dcepp:
+        peers["Zero-DCE++"] = load_zero_dcepp(args.zero_dcepp).eval()
+    if args.zero_dce:
+        peers["Zero-DCE"] = load_zero_dce(args.zero_dce).eval()
+    print(f"600x400 image, best of {args.repeats}, timed in alternation in this process ({load_average()}):")
+    header = f"  {'threads':>7}  {'rlenhance ms':>12}" + "".join(f"  {name + ' ms':>14}" for name in peers)
+    print(header + ("  ratio rlenhance / Zero-DCE++" if "Zero-DCE++" in peers else ""))
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        fns = {"rlenhance": lambda: enhancer.enhance(image)}
+        for name, net in peers.items():
+            fns[name] = lambda net=net: net(x)
+        with torch.no_grad():
+            ms = best_ms_alternating(fns, args.repeats)
+        row = f"  {threads:>7}  {ms['rlenhance']:>12.1f}" + "".join(f"  {ms[name]:>14.1f}" for name in peers)
+        if "Zero-DCE++" in peers:
+            row += f"  {ms['rlenhance'] / ms['Zero-DCE++']:.2f}"
+        print(row)
+    print(f"  ({enhancer.path.name}, policy at longer side {enhancer.max_side}, {enhancer.steps} steps)")
+
+
+def dark_photo(path: Path, megapixels: float) -> tuple[int, int]:
+    """Write a synthetic dark photo as a JPEG (quality 92): smooth light fields, texture, sensor noise."""
+    import cv2
+
+    from rlenhance.io import save_image
+
+    width = int(round((megapixels * 1e6 * 1.5) ** 0.5))
+    height = int(round(megapixels * 1e6 / width))
+    rng = np.random.default_rng(0)
+    light = cv2.resize(rng.random((6, 9, 3), dtype=np.float32), (width, height), interpolation=cv2.INTER_CUBIC)
+    texture = cv2.resize(rng.random((height // 8, width // 8, 3), dtype=np.float32), (width, height),
+                         interpolation=cv2.INTER_LINEAR)
+    image = light * 0.12 + texture * 0.06
+    image += rng.standard_normal((height, width, 3), dtype=np.float32) * (3.0 / 255)
+    save_image(path, np.clip(image, 0.0, 1.0), jpeg_quality=92)
+    return width, height
+
+
+def cli_call(args: argparse.Namespace, folder: Path) -> None:
+    photo = folder / "big.jpg"
+    # made in a child: a child forked from this process while it is large would count its pages
+    subprocess.run([sys.executable, "-m", "benchmarks.inference", "--make-photo", str(photo), "--megapixels",
+                    str(args.megapixels)], check=True, cwd=ROOT)
+    with Image.open(photo) as im:
+        width, height = im.size
+    command = [sys.executable, "-m", "rlenhance", "enhance", str(photo), "-o", str(folder / "out"), "--overwrite"]
+    if args.checkpoint:
+        command += ["--checkpoint", args.checkpoint]
+    walls, peaks, lines = [], [], []
+    for _ in range(args.cli_repeats):
+        report = subprocess.run([sys.executable, "-c", CLI_WRAPPER, *command], capture_output=True, text=True,
+                                cwd=ROOT, check=True).stdout
+        status, wall, peak_kib = report.split("\n", 1)[0].split()
+        if status != "0":
+            raise SystemExit(f"{' '.join(command)} failed:\n{report}")
+        walls.append(float(wall))
+        peaks.append(int(peak_kib) / 1024)
+        lines.append(report.split("\n", 1)[1])
+    peak_mb = max(peaks)
+    best = int(np.argmin(walls))
+    enhance_ms = lines[best].split("  ")[2] if len(lines[best].split("  ")) > 2 else "?"
+    print(f"{width}x{height} JPEG ({width * height / 1e6:.1f} MP, {photo.stat().st_size / 1e6:.1f} MB), whole "
+          f"`python -m rlenhance enhance big.jpg -o OUT` in a fresh process ({load_average()}):")
+    png_mb = (folder / "out" / "big.png").stat().st_size / 1e6
+    print(f"  wall {walls[best]:.2f} s (best of {len(walls)}: {', '.join(f'{w:.2f}' for w in walls)}), "
+          f"its enhance step {enhance_ms}, peak RSS {peak_mb:.0f} MB, PNG {png_mb:.1f} MB")
+    if args.png_levels:
+        png_levels(folder / "out" / "big.png")
+
+
+def png_levels(path: Path) -> None:
+    """Encode the enhanced photo with rlenhance's PNG writer and with OpenCV's at several levels."""
+    import cv2
+
+    import rlenhance.io as rio
+
+    bgr = cv2.imread(str(path))
+    rgb = np.ascontiguousarray(bgr[..., ::-1])
+
+    def opencv(params: list[int]):
+        return lambda: len(cv2.imencode(".png", bgr, params)[1])
+
+    def ours(threads: int | None):
+        return lambda: len(rio._png(rgb, threads))
+
+    deflate = "zlib 1, RLE" if rio._deflate is zlib else "ISA-L 1"
+    cases = {f"rlenhance (Up, {deflate}), {os.cpu_count()} threads": ours(None),
+             "rlenhance, 1 thread": ours(1),
+             "OpenCV default (Sub, level 1, RLE)": opencv([]),
+             **{f"OpenCV level {level}": opencv([cv2.IMWRITE_PNG_COMPRESSION, level]) for level in range(4)}}
+    seconds: dict[str, list[float]] = {name: [] for name in cases}
+    sizes = {}
+    for _ in range(2):
+        for name, encode in cases.items():
+            start = time.perf_counter()
+            sizes[name] = encode()
+            seconds[name].append(time.perf_counter() - start)
+    print(f"PNG encoding of the enhanced {bgr.shape[1]}x{bgr.shape[0]} photo, best of 2 ({load_average()}):")
+    for name in cases:
+        print(f"  {name:42s} {min(seconds[name]):6.2f} s  {sizes[name] / 1e6:6.1f} MB")
+
+
+def float_api_peak(checkpoint: str | None, megapixels: float) -> None:
+    """Run in a subprocess: enhance one large float32 array, print its size, time and peak RSS."""
+    from rlenhance import Enhancer
+
+    width = int(round((megapixels * 1e6 * 1.5) ** 0.5))
+    height = int(round(megapixels * 1e6 / width))
+    rng = np.random.default_rng(0)
+    image = rng.random((height, width, 3), dtype=np.float32) * np.float32(0.15)
+    enhancer = Enhancer(checkpoint, device="cpu")
+    result = enhancer.enhance_array(image)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    image_mb = image.nbytes / 2**20
+    print(f"  {width}x{height} float32 array, {torch.get_num_threads()} thread(s): {result.seconds:.2f} s, peak RSS "
+          f"{peak_mb:.0f} MB (input and output arrays alone: {2 * image_mb:.0f} MB)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", default=None, help="policy checkpoint (default: the shipped model)")
+    parser.add_argument("--zero-dcepp", default=str(DEFAULT_ZERO_DCEPP) if DEFAULT_ZERO_DCEPP.is_file() else None,
+                        help="official Zero-DCE++ weights, timed in the same run (default: %(default)s)")
+    parser.add_argument("--zero-dce", default=None, help="official Zero-DCE weights, timed in the same run")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch CPU threads, one row each")
+    parser.add_argument("--repeats", type=int, default=20, help="timed repeats of the 600x400 image (best is reported)")
+    parser.add_argument("--megapixels", type=float, default=24.0, help="size of the large photo")
+    parser.add_argument("--cli-repeats", type=int, default=3, help="runs of the command line on the large photo")
+    parser.add_argument("--no-large", action="store_true", help="only the 600x400 table")
+    parser.add_argument("--png-levels", action="store_true", help="also time PNG encoders on the enhanced photo")
+    parser.add_argument("--float-api-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--make-photo", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.float_api_only:
+        float_api_peak(args.checkpoint, args.megapixels)
+        return
+    if args.make_photo is not None:
+        dark_photo(args.make_photo, args.megapixels)
+        return
+    if not args.no_large:  # the command line first: the largest child of this process must be one of its runs
+        folder = Path(tempfile.mkdtemp(prefix="rlenhance-bench-"))
+        try:
+            cli_call(args, folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        cmd = [sys.executable, "-m", "benchmarks.inference", "--float-api-only", "--megapixels", str(args.megapixels)]
+        print(f"Enhancer.enhance_array of a float32 array of that size in a fresh process ({load_average()}):")
+        print(subprocess.run(cmd + (["--checkpoint", args.checkpoint] if args.checkpoint else []), check=True,
+                             capture_output=True, text=True, cwd=ROOT).stdout.rstrip())
+    small_image_table(args)
 
 
 if __name__ == "__main__":

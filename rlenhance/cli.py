@@ -1,22 +1,30 @@
 """The ``rlenhance`` command line (also ``python -m rlenhance``).
 
     rlenhance enhance IMAGES... -o OUTDIR [--model rl|mrpnet] [--checkpoint PATH] [--denoiser PATH]
-                     [--steps N] [--exposure E] [--w-exposure W] [--w-color W] [--w-spatial W]
+                     [--noise-sigma S] [--steps N] [--exposure E] [--w-exposure W] [--w-color W] [--w-spatial W]
                      [--w-smooth W] [--max-side N] [--device D]
     rlenhance denoise IMAGES... -o OUTDIR [--checkpoint PATH] [--per-channel] [--tile N] [--device D]
     rlenhance complete IMAGES... -o OUTDIR [--checkpoint PATH] [--masks DIR | --mask-threshold T]
                      [--tile N] [--device D]
     rlenhance app [--port N] [--host H] [--checkpoint PATH] [--device D] [--no-browser]
+    rlenhance export-csv IMAGES... -o submission.csv [--stride 8] [--id-prefix OLD NEW] [--overwrite]
 
 ``enhance --model rl`` (default) runs the trained RL policy (:class:`rlenhance.Enhancer`),
 ``--model mrpnet`` a supervised low-light checkpoint of ``experiments.supervised_train`` (MRPNet
 + Generator, via :class:`rlenhance.restore.SupervisedRestorer`); ``--denoiser`` runs a
-denoising checkpoint on the enhanced image (ReLLIE's denoiser module). ``denoise`` and
+denoising checkpoint on the enhanced image (ReLLIE's denoiser module): a plain one (MRPNet), or
+with ``--model rl`` a noise-map one (``supervised_train --model ffdnet``), which also reads the
+noise level of each pixel: the input's, ``--noise-sigma``, times how much the policy's curves
+brightened the pixel. ``denoise`` and
 ``complete`` run supervised denoising / completion checkpoints (default: the shipped ones, when
 installed). ``complete`` reads each image's mask from ``--masks DIR`` (same stem, or the stem
 without the ``occluded_`` prefix, any image extension, white = missing) or estimates the hole
-(black pixels, :func:`rlenhance.restore.hole_mask`).
+(black pixels, :func:`rlenhance.restore.hole_mask`). ``export-csv`` writes the MRPNet seed's
+competition CSV of predicted images (gray, flattened, every 8th pixel, one row per image ID;
+:mod:`rlenhance.submission`).
 
+IMAGES are files or folders (a folder stands for the images directly inside it, sorted by name,
+e.g. a test set: ``rlenhance enhance --model mrpnet --checkpoint best.pt test/ -o pred/``).
 Images are read and written in RGB order (files on disk follow their format's convention);
 outputs are PNG files named after the inputs (``OUTDIR/<input stem>.png``), written atomically.
 Before any image is processed, every output path is planned and the run is refused (exit code 2,
@@ -35,7 +43,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -45,18 +53,20 @@ from rlenhance.app_support import APP_MAX_PIXELS, DEFAULT_PORT
 from rlenhance.data.occluded import OCCLUDED_PREFIX
 from rlenhance.enhance import Enhancer, checkpoint_setting_ranges
 from rlenhance.errors import CheckpointError, ImageError
-from rlenhance.io import BT601_LUMA_WEIGHTS, DEFAULT_MAX_PIXELS, list_images, load_image, save_image
+from rlenhance.io import BT601_LUMA_WEIGHTS, DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, list_images, load_image, save_image
 from rlenhance.restore import HOLE_THRESHOLD, MASK_THRESHOLD, SupervisedRestorer, hole_mask
 from rlenhance.runtime import configure_threads
+from rlenhance.submission import DEFAULT_STRIDE, write_submission
 
 #: Options of ``enhance`` that only the RL policy reads (refused with ``--model mrpnet``).
-RL_ONLY = ("steps", "exposure", "w_exposure", "w_color", "w_spatial", "w_smooth")
+RL_ONLY = ("steps", "exposure", "w_exposure", "w_color", "w_spatial", "w_smooth", "noise_sigma")
 #: 0-255 scale of the residual figure printed by ``denoise``.
 LEVELS = 255.0
 
 
 def _add_common(parser: argparse.ArgumentParser, checkpoint_help: str) -> None:
-    parser.add_argument("images", nargs="+", type=Path, help="input image files (PNG/JPEG/BMP/TIFF)")
+    parser.add_argument("images", nargs="+", type=Path,
+                        help="input image files (PNG/JPEG/BMP/TIFF), or folders of them (the images directly inside)")
     parser.add_argument("-o", "--out", type=Path, required=True, help="output folder (created if missing)")
     parser.add_argument("--checkpoint", type=Path, default=None, help=checkpoint_help)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -67,7 +77,8 @@ def _add_common(parser: argparse.ArgumentParser, checkpoint_help: str) -> None:
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                         help="largest width x height accepted per input image (decompression-bomb guard)")
     parser.add_argument("--jobs", type=int, default=1,
-                        help="worker processes, each loading, restoring and saving its share of the images")
+                        help="processes restoring images at once (this one and N-1 spawned workers, each with "
+                             "its share of the cores), an image at a time each")
     parser.add_argument("--shard", default=None, metavar="I/N",
                         help="process every N-th input from the I-th (0-based), e.g. one of N machines given the "
                              "same file list; default: torchrun's RANK/WORLD_SIZE when set, else all")
@@ -92,7 +103,12 @@ def _build_parser() -> argparse.ArgumentParser:
                          help="rl: the RL curve policy; mrpnet: a supervised MRPNet (+ Generator) model")
     enhance.add_argument("--denoiser", type=Path, default=None,
                          help="denoising checkpoint from experiments.supervised_train --task denoise, applied "
-                              "after enhancement (ReLLIE's denoiser module)")
+                              "after enhancement (ReLLIE's denoiser module): a plain one (--model mrpnet), or with "
+                              "--model rl a noise-map one (--model ffdnet), driven by a per-pixel noise-level map: "
+                              "--noise-sigma times how much the policy's curves brightened each pixel")
+    enhance.add_argument("--noise-sigma", type=float, default=None,
+                         help="rl with a noise-map --denoiser: the input's noise level on the 0-255 scale, within "
+                              "the denoiser's trained range [0, sigma] (default: sigma / 2)")
     enhance.add_argument("--steps", type=int, default=None, help="rl: curve steps (default: the checkpoint's)")
     shipped = checkpoint_setting_ranges()  # what the shipped model accepts, for the help lines (None: not installed)
 
@@ -136,6 +152,19 @@ def _build_parser() -> argparse.ArgumentParser:
                              "distance of black (max over channels, in [0, 1])")
     _add_tile(complete)
 
+    export = commands.add_parser("export-csv", help="the MRPNet seed's competition CSV of predicted images (gray, "
+                                                    "every 8th pixel, one row per image)", formatter_class=formatter)
+    export.add_argument("images", nargs="+", type=Path,
+                        help="predicted image files, or folders of them (the images directly inside); one row each")
+    export.add_argument("-o", "--out", type=Path, required=True, help="the CSV file to write")
+    export.add_argument("--stride", type=int, default=DEFAULT_STRIDE,
+                        help="keep every N-th pixel of each flattened gray image (the seed's 8)")
+    export.add_argument("--id-prefix", nargs=2, default=None, metavar=("OLD", "NEW"),
+                        help="IDs are the file stems, with a leading OLD replaced by NEW (the seed's: test_ gt_)")
+    export.add_argument("--overwrite", action="store_true", help="replace the CSV file if it exists")
+    export.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                        help="largest width x height accepted per image (decompression-bomb guard)")
+
     app = commands.add_parser("app", help="try the models in a browser (a Streamlit web app: "
                                           "pip install 'rlenhance[app]')", formatter_class=formatter)
     app.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to serve on")
@@ -154,6 +183,45 @@ def _build_parser() -> argparse.ArgumentParser:
 def _fail(command: str, exc: Exception) -> int:
     print(f"rlenhance {command}: {exc}", file=sys.stderr)
     return 2
+
+
+def expand_inputs(paths: Sequence[Path]) -> list[Path]:
+    """The image files ``paths`` stand for: a folder gives the images directly inside it, sorted by
+    name (:func:`rlenhance.io.list_images`); anything else is kept as given (a missing or bad file
+    is reported when it is read).
+
+    Raises:
+        ValueError: a folder holds no images (the accepted extensions are named).
+    """
+    files = []
+    for path in paths:
+        if path.is_dir():
+            found = list_images(path)
+            if not found:
+                raise ValueError(f"{path}: a folder without images; accepted extensions: "
+                                 f"{', '.join(IMAGE_EXTENSIONS)} (case-insensitive)")
+            files += found
+        else:
+            files.append(path)
+    return files
+
+
+def _export_csv(args: argparse.Namespace) -> int:
+    """``rlenhance export-csv``: the seed's competition CSV (:func:`rlenhance.submission.write_submission`)."""
+    try:
+        if args.max_pixels < 1:
+            raise ValueError(f"--max-pixels {args.max_pixels}: expected an integer >= 1")
+        images = expand_inputs(args.images)
+        rows = write_submission(images, args.out, stride=args.stride, overwrite=args.overwrite,
+                                id_prefix=tuple(args.id_prefix) if args.id_prefix else None,
+                                max_pixels=args.max_pixels)
+    except ImageError as exc:  # an unreadable image or one of another size: nothing was written
+        print(f"rlenhance export-csv: {exc}; nothing written", file=sys.stderr)
+        return 1
+    except (ValueError, OSError) as exc:
+        return _fail("export-csv", exc)
+    print(f"{args.out}: {rows} row(s) written (gray levels, pixel stride {args.stride})")
+    return 0
 
 
 def plan_outputs(images: Sequence[Path], out: Path, *, overwrite: bool = False,
@@ -237,6 +305,7 @@ def _process(args: argparse.Namespace, build: Callable[[argparse.Namespace], Res
         if args.overwrite and args.skip_existing:
             raise ValueError("--overwrite and --skip-existing: choose one (replace existing outputs, or keep them)")
         index, count = shard_of(args.shard, os.environ)
+        args.images = expand_inputs(args.images)
         restore = build(args)
         protected = list_images(args.masks) if getattr(args, "masks", None) is not None else ()
         plan = plan_outputs(args.images, args.out, overwrite=args.overwrite or args.skip_existing,
@@ -256,18 +325,53 @@ def _process(args: argparse.Namespace, build: Callable[[argparse.Namespace], Res
     if jobs == 1:
         results = (_restore_one(restore, path, target, args.max_pixels) for path, target in todo)
         return _report(results, len(todo))
+    try:
+        return _report(_parallel_results(restore, build, args, todo, jobs), len(todo))
+    except KeyboardInterrupt:
+        print(f"rlenhance {args.command}: interrupted; outputs written so far are complete, rerun with "
+              "--skip-existing to continue", file=sys.stderr)
+        return 130
+
+
+def _parallel_results(restore: Restore, build: Callable[[argparse.Namespace], Restore], args: argparse.Namespace,
+                      todo: Sequence[tuple[Path, Path]], jobs: int) -> Iterator[tuple[Path, str | None, str]]:
+    """Results of ``todo``, in its order, from ``jobs`` processes: this one (whose models are loaded)
+    and ``jobs - 1`` spawned workers, each with its share of the cores. Work is handed out an image
+    at a time, so this process restores images while the workers start (importing torch and loading
+    the models takes as long as a few dozen 600x400 images) and nobody idles at the end."""
+    import concurrent.futures
     import multiprocessing  # spawned workers rebuild the models: no fork of a process with running threads
 
+    import torch
+
     threads = max(1, (os.cpu_count() or 1) // jobs)
+    torch.set_num_threads(threads)
+    queued = iter(enumerate(todo))
+    finished: dict[int, tuple[Path, str | None, str]] = {}
+    in_flight_per_worker = 2  # one running, one waiting: a worker never waits for the next path
     context = multiprocessing.get_context("spawn")
-    with context.Pool(jobs, initializer=_init_worker, initargs=(build, args, threads)) as pool:
+    with concurrent.futures.ProcessPoolExecutor(jobs - 1, mp_context=context, initializer=_init_worker,
+                                                initargs=(build, args, threads)) as pool:
+        pending: dict[concurrent.futures.Future, int] = {}
         try:
-            return _report(pool.imap(_worker_restore, [(p, t, args.max_pixels) for p, t in todo]), len(todo))
-        except KeyboardInterrupt:
-            pool.terminate()
-            print(f"rlenhance {args.command}: interrupted; outputs written so far are complete, rerun with "
-                  "--skip-existing to continue", file=sys.stderr)
-            return 130
+            for index in range(len(todo)):
+                while index not in finished:
+                    while len(pending) < in_flight_per_worker * (jobs - 1):
+                        i, item = next(queued, (None, None))
+                        if item is None:
+                            break
+                        pending[pool.submit(_worker_restore, (*item, args.max_pixels))] = i
+                    for future in [future for future in pending if future.done()]:
+                        finished[pending.pop(future)] = future.result()
+                    i, item = next(queued, (None, None))
+                    if item is not None:
+                        finished[i] = _restore_one(restore, *item, args.max_pixels)
+                    elif index not in finished:
+                        concurrent.futures.wait(pending, return_when="FIRST_COMPLETED")
+                yield finished.pop(index)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
 
 def shard_of(spec: str | None, environ: Mapping[str, str]) -> tuple[int, int]:
@@ -287,9 +391,11 @@ def shard_of(spec: str | None, environ: Mapping[str, str]) -> tuple[int, int]:
 
 
 def _restore_one(restore: Restore, path: Path, target: Path, max_pixels: int) -> tuple[Path, str | None, str]:
-    """Load, restore and save one image: ``(path, error or None, the line to print)``."""
+    """Load, restore and save one image: ``(path, error or None, the line to print)``. A restore
+    function with a true ``reads_samples`` attribute is given the file's integer samples
+    (``load_image(samples=True)``) instead of floats."""
     try:
-        image = load_image(path, max_pixels=max_pixels)
+        image = load_image(path, max_pixels=max_pixels, samples=getattr(restore, "reads_samples", False))
         start = time.perf_counter()
         result, figure = restore(path, image)
         seconds = time.perf_counter() - start
@@ -297,7 +403,10 @@ def _restore_one(restore: Restore, path: Path, target: Path, max_pixels: int) ->
     except (ImageError, OSError) as exc:
         return path, str(exc), f"FAILED {path}: {exc}"
     height, width = image.shape[:2]
-    return path, None, f"{path} -> {target}  {width}x{height}  {seconds * 1000:.0f} ms  {figure}"
+    size = f"{width}x{height}"
+    if result.shape[:2] != image.shape[:2]:  # a super-resolution model
+        size += f" -> {result.shape[1]}x{result.shape[0]}"
+    return path, None, f"{path} -> {target}  {size}  {seconds * 1000:.0f} ms  {figure}"
 
 
 _WORKER_RESTORE: Restore | None = None
@@ -332,7 +441,12 @@ def _report(results: Iterable[tuple[Path, str | None, str]], total: int) -> int:
 
 
 def _mean_figure(before: np.ndarray, after: np.ndarray) -> str:
-    return f"mean {float(before.mean()):.3f} -> {float(after.mean()):.3f}"
+    return _means_text(float(before.mean()), float(after.mean()))
+
+
+def _means_text(before: float, after: float) -> str:
+    """The figure of a low-light command: the mean value (on the [0, 1] scale) before and after."""
+    return f"mean {before:.3f} -> {after:.3f}"
 
 
 def _check_tile(args: argparse.Namespace) -> None:
@@ -343,7 +457,9 @@ def _check_tile(args: argparse.Namespace) -> None:
 def _enhancer(args: argparse.Namespace) -> Restore:
     """``enhance``'s restore function (raises ValueError / CheckpointError for bad arguments)."""
     _check_tile(args)
-    denoiser = (SupervisedRestorer(args.denoiser, device=args.device, task="denoise", tile=args.tile)
+    # a noise-map denoiser reads the gains of the policy's curves: --model rl only
+    denoiser = (SupervisedRestorer(args.denoiser, device=args.device, task="denoise", tile=args.tile,
+                                   noise_map=None if args.model == "rl" else False)
                 if args.denoiser is not None else None)
     if args.model == "mrpnet":
         given = [f"--{name.replace('_', '-')}" for name in RL_ONLY if getattr(args, name) is not None]
@@ -362,14 +478,16 @@ def _enhancer(args: argparse.Namespace) -> Restore:
         return restore
 
     enhancer = Enhancer(args.checkpoint, device=args.device, steps=args.steps, max_side=args.max_side,
-                        denoiser=denoiser)
+                        denoiser=denoiser, noise_sigma=args.noise_sigma)
     setting = {"exposure": args.exposure, "w_exposure": args.w_exposure, "w_color": args.w_color,
                "w_spatial": args.w_spatial, "w_smooth": args.w_smooth}
     enhancer.cond(**setting)  # validate the setting once, before any image
 
     def restore(path: Path, image: np.ndarray) -> tuple[np.ndarray, str]:
-        out = enhancer.enhance(image, **setting)
-        return out, _mean_figure(image, out)
+        # uint8 samples in and out: no float copy of a large photo (the PNG gets the same levels)
+        result = enhancer.enhance_array(image, dtype=np.uint8, **setting)
+        return result.image, _means_text(result.mean_before, result.mean_after)
+    restore.reads_samples = True
     return restore
 
 
@@ -454,6 +572,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     if args.command == "app":
         return _app(args)
+    if args.command == "export-csv":
+        return _export_csv(args)
     configure_threads()  # every core but one: a busy neighbour process then costs little (runtime.configure_threads)
     builders = {"enhance": _enhancer, "denoise": _denoiser, "complete": _completer}
     return _process(args, builders[args.command])  # argparse only accepts known commands

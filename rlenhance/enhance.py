@@ -1,15 +1,28 @@
 """Inference with a trained low-light policy: ``Enhancer``.
 
 The policy runs greedily at a working resolution (the image area-downscaled so its longer side is
-at most ``max_side``), producing one alpha map per step. The maps are then upsampled bilinearly
-and the LE curves applied to the full-resolution image in horizontal strips, so a 24-megapixel
-photo needs a few hundred MB beyond its own pixels (Zero-DCE++'s trick, applied per step).
+at most ``max_side``, band by band of rows), producing one alpha map per step. The maps are then
+upsampled bilinearly and the LE curves applied to the full-resolution image
+(:func:`rlenhance.ops.le_curves_upsampled`; Zero-DCE++'s trick, applied per step): on the CPU in
+one pass of a native kernel that reads each sample once and writes it once, uint8 samples in and
+out included (``enhance_array(..., dtype=np.uint8)``, what the CLI uses), so a 24-megapixel photo
+needs no float copy of itself; elsewhere in strips of ``strip_pixels`` with torch ops.
 
 ReLLIE's denoiser module: brightening amplifies the sensor noise of a dark photo, so ReLLIE runs a
 denoiser (FFDNet) on the image after the last curve step. ``Enhancer(..., denoiser=...)`` does the
-same with a supervised denoising checkpoint (:class:`rlenhance.restore.SupervisedRestorer`, e.g.
-MRPNet trained by ``experiments.supervised_train --task denoise``); a gray denoiser is applied to
-R, G and B separately. Unlike FFDNet it takes no noise-level map.
+same with a supervised denoising checkpoint (:class:`rlenhance.restore.SupervisedRestorer`); a gray
+denoiser is applied to R, G and B separately. Two kinds:
+
+* a plain denoiser (MRPNet trained by ``experiments.supervised_train --task denoise``) reads the
+  image only;
+* a noise-map denoiser (:class:`~rlenhance.models.ffdnet.FFDNet`, ``supervised_train --model
+  ffdnet``), ReLLIE's design: it also reads a per-pixel noise-level map set by how much each pixel
+  was brightened. The Enhancer multiplies :func:`rlenhance.ops.le_gain` (``LE(x) / x``) over the
+  curve steps it applies, per pixel and channel, and scales that gain by the dark input's noise
+  level ``noise_sigma`` (:func:`rlenhance.data.noise_level_map`): ``sigma / 255 * enhanced / input``,
+  exact for every pixel, black ones included. (ReLLIE's code takes ``(enhanced - input) / input``
+  with the input floored at 3/255 and min-max rescales it per image, so its map has no absolute
+  scale.)
 """
 
 from __future__ import annotations
@@ -19,17 +32,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from rlenhance import losses
 from rlenhance.checkpoint import ALPHA_MODES, SPEC_KEY, LowLightPolicySpec, build_model, load_checkpoint
-from rlenhance.data.transforms import fit_longer_side
+from rlenhance.data.degrade import noise_level_map
+from rlenhance.data.transforms import _fitted_size, fit_longer_side
 from rlenhance.errors import CheckpointError, ImageError
-from rlenhance.io import as_unit_float
+from rlenhance.io import _INTEGER_SCALES, as_unit_float
 from rlenhance.models.policy import PixelActorCritic, build_policy_input
-from rlenhance.ops import couple_channels, le_curve
+from rlenhance.ops import couple_channels, le_curve, le_curves_upsampled, native
 from rlenhance.restore import SupervisedRestorer
 from rlenhance.runtime import flush_denormals, select_device
 
@@ -43,7 +58,8 @@ DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "lowlight_a3c
 
 @dataclass
 class EnhanceResult:
-    """One enhanced image: RGB float32 (H, W, 3) in [0, 1] and what it took."""
+    """One enhanced image: RGB (H, W, 3), float32 in [0, 1] (or uint8 0-255 when asked for), and what it
+    took; ``mean_before`` / ``mean_after``: mean values on the [0, 1] scale."""
 
     image: np.ndarray
     seconds: float
@@ -62,21 +78,31 @@ class Enhancer:
         max_side: longer side of the working resolution at which the policy runs (None: the one
             the checkpoint was trained at, its ``max_side`` from ``lol_train --policy-side``,
             else 512).
-        strip_pixels: pixels per full-resolution strip (bounds memory on large photos).
+        strip_pixels: pixels per band of rows in which the full-resolution image is worked on
+            (bounds the temporaries of the torch path on large photos; the native kernels need none).
         alpha_mode: "mean" (expected alpha) or "argmax" for discrete policies (None: the
             checkpoint's ``alpha_mode``, the rule its training validated with; "mean" for the
             shipped model).
         denoiser: a denoising checkpoint of ``experiments.supervised_train`` (path, loaded on
             ``device``) or a :class:`~rlenhance.restore.SupervisedRestorer` of task ``"denoise"``,
-            applied after the last curve step (ReLLIE's denoiser module); None: no denoising.
+            applied after the last curve step (ReLLIE's denoiser module); None: no denoising. A
+            plain denoiser (MRPNet) reads the image; a noise-map one (``--model ffdnet``) also
+            the per-pixel noise level of the curve steps (see the module docstring).
+        noise_sigma: noise-map denoisers only: the dark input's noise level on the 0-255 scale,
+            which the brightening amplifies, within the checkpoint's trained range [0, sigma]
+            (None: half its ``sigma``, the middle of that range); refused otherwise.
 
     Attributes:
         spec: the checkpoint's :class:`~rlenhance.checkpoint.LowLightPolicySpec`.
+        noise_sigma: the input noise level (0-255) a noise-map denoiser's map is scaled by; None
+            without one.
 
     Raises:
         CheckpointError: a bad policy checkpoint (not a low-light policy, or a spec that does
             not describe its network), or a ``denoiser`` checkpoint that is not a denoising one
             (the message names the file, its task and the accepted one).
+        ValueError: bad ``steps``, ``max_side``, ``strip_pixels``, ``alpha_mode``, or a
+            ``noise_sigma`` without a noise-map denoiser or outside its trained range.
 
     Example:
         >>> enhancer = Enhancer()                                        # doctest: +SKIP
@@ -85,7 +111,7 @@ class Enhancer:
 
     def __init__(self, checkpoint: str | Path | None = None, *, device: str = "auto", steps: int | None = None,
                  max_side: int | None = None, strip_pixels: int = 2_000_000, alpha_mode: str | None = None,
-                 denoiser: str | Path | SupervisedRestorer | None = None):
+                 denoiser: str | Path | SupervisedRestorer | None = None, noise_sigma: float | None = None):
         flush_denormals()
         self.device = select_device(device)
         path = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
@@ -114,10 +140,11 @@ class Enhancer:
         if denoiser is None or isinstance(denoiser, SupervisedRestorer):
             self.denoiser = denoiser
         else:
-            self.denoiser = SupervisedRestorer(denoiser, device=self.device, task="denoise")
+            self.denoiser = SupervisedRestorer(denoiser, device=self.device, task="denoise", noise_map=None)
         if self.denoiser is not None and self.denoiser.task != "denoise":
             raise CheckpointError(f"denoiser {self.denoiser.path}: trained for task {self.denoiser.task!r}; "
                                   "the denoiser must be a checkpoint of task 'denoise'")
+        self.noise_sigma = _noise_sigma(self.denoiser, noise_sigma)
 
     # --- the user's setting --------------------------------------------------------------------
     @property
@@ -180,8 +207,11 @@ class Enhancer:
     @torch.no_grad()
     def alpha_maps(self, image: torch.Tensor, cond: torch.Tensor) -> list[torch.Tensor]:
         """Greedy rollout at the working resolution; returns one (1, C, h, w) alpha map per step (C: the
-        policy's 3 or 1 alpha channels)."""
-        small = fit_longer_side(image, self.max_side)
+        policy's 3 or 1 alpha channels). ``image``: float (1, 3, H, W) in [0, 1]."""
+        return self._rollout(fit_longer_side(image, self.max_side), cond)
+
+    def _rollout(self, small: torch.Tensor, cond: torch.Tensor) -> list[torch.Tensor]:
+        """:meth:`alpha_maps` of the image at the working resolution, ``small``."""
         target = None
         if self.spec.observe_exposure_gap:  # decode E from the encoded cond
             i = self.spec.cond_fields.index("exposure_target")
@@ -191,35 +221,50 @@ class Enhancer:
                               exposure_target=target, channel_coupling=self.spec.channel_coupling)[1]
 
     @torch.no_grad()
-    def enhance_array(self, image: np.ndarray, **setting: float | None) -> EnhanceResult:
+    def enhance_array(self, image: np.ndarray, *, dtype: type | np.dtype = np.float32,
+                      **setting: float | None) -> EnhanceResult:
         """Enhance one RGB image (H, W, 3); see :meth:`cond` for ``setting``.
 
         ``image``: float values in [0, 1], or uint8 / uint16 samples scaled by their range (checked by
         :func:`rlenhance.io.as_unit_float`; NaN, out-of-range floats and other dtypes are refused
-        with an ImageError). With a :attr:`denoiser`, it runs on the result of the last curve step
-        (timed with it)."""
-        image = as_unit_float(image)
-        if image.ndim != 3 or image.shape[2] != 3:
+        with an ImageError). Integer samples are read as they are, band by band: no float copy of
+        the image is made. ``dtype``: of the result, ``np.float32`` (values in [0, 1]) or
+        ``np.uint8`` (``round(255 v)``, the levels :func:`rlenhance.io.save_image` writes of the
+        float result; with the native kernel no float copy of the result is made either). With a
+        :attr:`denoiser`, it runs on the result of the last curve step (timed with it); a
+        noise-map denoiser reads the noise level of the curve steps' brightening."""
+        if np.dtype(dtype) not in (np.float32, np.uint8):
+            raise ValueError(f"dtype: expected np.float32 or np.uint8, got {dtype!r}")
+        if not (isinstance(image, np.ndarray) and image.dtype in (np.uint8, np.uint16)):
+            image = as_unit_float(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
             raise ImageError(f"image: expected an RGB array (H, W, 3), got shape {image.shape}"
                              + (" (channels first? use np.transpose(image, (1, 2, 0)))"
                                 if image.ndim == 3 and image.shape[0] == 3 else ""))
         start = time.perf_counter()
-        full = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1).unsqueeze(0)
-        maps = self.alpha_maps(full.to(self.device), self.cond(**setting))
-        out = np.empty_like(image, dtype=np.float32)
+        # only read, but torch.from_numpy warns on a read-only array (np.asarray of a PIL image): copied
+        image = np.ascontiguousarray(image) if image.flags.writeable else image.copy()
         height, width = image.shape[:2]
+        small = _area_downscale(image, self.max_side, self.strip_pixels)
+        maps = self._rollout(small.to(self.device), self.cond(**setting))
+        # the curve steps in bands of rows (the native kernel's are independent of the band; the
+        # torch path's temporaries are bounded by it), from the samples straight into the result
+        out = np.empty(image.shape, dtype=np.float32 if self.denoiser is not None else dtype)
+        # per pixel and channel: how much the curves brightened it (a noise-map denoiser's input)
+        gain = np.empty(image.shape, dtype=np.float32) if self.noise_sigma is not None else None
+        source, target = _as_batch(image), _as_batch(out)
+        gains = None if gain is None else _as_batch(gain)
         rows = max(1, self.strip_pixels // width)
         for top in range(0, height, rows):
-            bottom = min(height, top + rows)
-            strip = full[..., top:bottom, :].to(self.device)
-            grid = _strip_grid(top, bottom, height, width, self.device)
-            for alpha in maps:
-                up = F.grid_sample(alpha, grid, mode="bilinear", padding_mode="border", align_corners=False)
-                strip = le_curve(strip, up).clamp(0.0, 1.0)
-            out[top:bottom] = strip[0].permute(1, 2, 0).cpu().numpy()
+            band = slice(top, min(height, top + rows))
+            le_curves_upsampled(source[..., band, :].to(self.device), maps, top=top, height=height,
+                                out=target[..., band, :], gain=None if gains is None else gains[..., band, :])
         if self.denoiser is not None:
-            out = self.denoiser.restore(out, per_channel=True)
-        return EnhanceResult(out, time.perf_counter() - start, float(image.mean()), float(out.mean()))
+            levels = None if gain is None else noise_level_map(torch.from_numpy(gain), self.noise_sigma).numpy()
+            out = self.denoiser.restore(out, per_channel=True, noise_map=levels)
+            if np.dtype(dtype) == np.uint8:
+                out = np.rint(np.clip(out, 0.0, 1.0) * 255).astype(np.uint8)
+        return EnhanceResult(out, time.perf_counter() - start, _unit_mean(image), _unit_mean(out))
 
     def enhance(self, image: np.ndarray, **setting: float | None) -> np.ndarray:
         """Enhanced RGB float32 (H, W, 3) in [0, 1] of one image (same size); input as in :meth:`enhance_array`."""
@@ -282,7 +327,8 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
             obs["exposure_gap"] = losses.exposure_gap(current, exposure_target)
         x, _ = build_policy_input(obs)
         # distributions at the policy's working resolution; only the 3-channel alpha map is upsampled
-        out = policy(x, cond=cond if policy.cond_dim else None, hidden=hidden, full_resolution=False)
+        out = policy(x, cond=cond if policy.cond_dim else None, hidden=hidden, full_resolution=False,
+                     with_value=False)
         hidden = out.hidden
         # the policy's own decoding; continuous actions are alpha in [-1, 1]: a bounded mean is clamped
         # (A3C clips its samples), a tanh-squashed Gaussian's mean (SAC) is squashed
@@ -311,6 +357,26 @@ def _check_policy(policy: PixelActorCritic, spec: LowLightPolicySpec, path: Path
                               + "; ".join(problems))
 
 
+def _noise_sigma(denoiser: SupervisedRestorer | None, noise_sigma: float | None) -> float | None:
+    """The input noise level (0-255) a noise-map ``denoiser`` reads (None: half its trained sigma);
+    None without one. Raises ValueError for a ``noise_sigma`` it does not read or out of its range."""
+    if denoiser is None or not denoiser.needs_noise_map:
+        if noise_sigma is not None:
+            what = "no denoiser is given" if denoiser is None else \
+                f"the denoiser {denoiser.path} is a plain one ({denoiser.model_name}), which reads no noise-level map"
+            raise ValueError(f"noise_sigma: read by a noise-map denoiser only (supervised_train --model ffdnet); "
+                             f"{what}")
+        return None
+    trained = float(denoiser.spec.sigma)
+    if noise_sigma is None:
+        return trained / 2
+    if isinstance(noise_sigma, bool) or not isinstance(noise_sigma, (int, float, np.integer, np.floating)) \
+            or not (math.isfinite(noise_sigma) and 0 <= noise_sigma <= trained):
+        raise ValueError(f"noise_sigma: expected a number in [0, {trained:g}] (0-255 scale: the range of input noise "
+                         f"levels {denoiser.path} was trained over), got {noise_sigma!r}")
+    return float(noise_sigma)
+
+
 def _setting_keyword(name: str) -> str:
     """A spec's setting name as :meth:`Enhancer.cond` takes it (``exposure_target`` -> ``exposure``)."""
     return "exposure" if name == "exposure_target" else name
@@ -333,11 +399,38 @@ def checkpoint_setting_ranges(checkpoint: str | Path | None = None) -> dict[str,
     return {_setting_keyword(k): (float(lo), float(hi)) for k, (lo, hi) in spec.setting_ranges.items()}
 
 
-def _strip_grid(top: int, bottom: int, height: int, width: int, device: torch.device) -> torch.Tensor:
-    """Sampling grid for output rows [top, bottom) that reproduces ``F.interpolate(...,
-    mode="bilinear", align_corners=False)`` of a map to (height, width), one strip at a time."""
-    ys = (torch.arange(top, bottom, device=device, dtype=torch.float32) + 0.5) / height * 2 - 1
-    xs = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) / width * 2 - 1
-    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-    return torch.stack((grid_x, grid_y), dim=-1).unsqueeze(0)
+def _area_downscale(image: np.ndarray, max_side: int, band_pixels: int) -> torch.Tensor:
+    """:func:`~rlenhance.data.transforms.fit_longer_side` of an RGB array (H, W, 3) (float32 in [0, 1],
+    or uint8 / uint16 samples) as a float32 CPU tensor (1, 3, h, w), the same values, without a
+    float copy of a large image: the native kernel reads the samples as they are; the torch path
+    converts no more than about ``band_pixels`` pixels to float at a time, pooling a large image
+    one output row at a time (the area filter's window of an output row is a band of input rows)."""
+    height, width = image.shape[:2]
+    h, w = _fitted_size((height, width), max_side)
+    if (h, w) != (height, width) and native.available():
+        return native.area_downscale_native(_as_batch(image)[0], (h, w))[None]
+    scale = _INTEGER_SCALES.get(image.dtype)
+
+    def as_float(rows: slice) -> torch.Tensor:
+        band = torch.from_numpy(image[rows]).permute(2, 0, 1).unsqueeze(0)
+        band = band.to(torch.float32).div_(scale) if scale is not None else band
+        return band.contiguous()  # pooled in (C, H, W) order: faster than channels last, the same sums
+
+    if height * width <= band_pixels or (h, w) == (height, width):
+        return fit_longer_side(as_float(slice(None)), max_side)
+    # output row i averages input rows floor(i H / h) .. ceil((i + 1) H / h) - 1 (adaptive pooling)
+    return torch.cat([F.adaptive_avg_pool2d(as_float(slice(i * height // h, -(-(i + 1) * height // h))), (1, w))
+                      for i in range(h)], dim=-2)
+
+
+def _as_batch(image: np.ndarray) -> torch.Tensor:
+    """An (H, W, C) array as a (1, C, H, W) tensor view of the same memory."""
+    return torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
+
+
+def _unit_mean(image: np.ndarray) -> float:
+    """Mean value of an (H, W, 3) image on the [0, 1] scale (integer samples divided by their full scale)."""
+    if image.dtype in _INTEGER_SCALES:  # OpenCV's integer sums: exact, and 5x numpy's speed on a large photo
+        return sum(cv2.sumElems(image)) / (image.size * _INTEGER_SCALES[image.dtype])
+    return float(image.mean())
 

@@ -115,7 +115,8 @@ class PolicyOutput(NamedTuple):
             ``bounded_mean=True`` (else unbounded); ``None`` for a categorical net.
         log_std: float, shape (B, out_channels, H, W), clamped to ``log_std_bounds``; ``None``
             for a categorical net.
-        value: float, shape (B, 1, H, W), the per-pixel state value.
+        value: float, shape (B, 1, H, W), the per-pixel state value; ``None`` from a forward pass
+            with ``with_value=False`` (acting only, e.g. the Enhancer's greedy rollout).
         hidden: float, shape (B, width, h, w) at the (downscaled) working resolution, the ConvGRU
             state to pass to the next step; ``None`` without ConvGRU.
     """
@@ -123,7 +124,7 @@ class PolicyOutput(NamedTuple):
     logits: Tensor | None
     mean: Tensor | None
     log_std: Tensor | None
-    value: Tensor
+    value: Tensor | None
     hidden: Tensor | None
 
 
@@ -586,7 +587,7 @@ class PixelActorCritic(ArchMixin, nn.Module):
         return torch.zeros(batch, self.width, h, w, device=device, dtype=dtype)
 
     def forward(self, x: Tensor, cond: Tensor | None = None, hidden: Tensor | None = None,
-                full_resolution: bool = True) -> PolicyOutput:
+                full_resolution: bool = True, with_value: bool = True) -> PolicyOutput:
         """Per-pixel action distributions and values.
 
         Args:
@@ -595,6 +596,8 @@ class PixelActorCritic(ArchMixin, nn.Module):
             hidden: ConvGRU state from the previous step, shape (B, width, h, w); ``None`` = zeros.
             full_resolution: upsample the outputs to (H, W); False keeps them at the working
                 resolution (h, w) = ceil(H / downscale, W / downscale), one per block of pixels.
+            with_value: run the value branch; False skips it (``value`` is None) where only the
+                actions are needed: the action outputs are the same.
 
         Returns:
             :class:`PolicyOutput` at full resolution (H, W), or (h, w) with ``full_resolution=False``.
@@ -624,10 +627,10 @@ class PixelActorCritic(ArchMixin, nn.Module):
             new_hidden = self.gru(p, hidden)
             p = new_hidden
         pol = self.policy_head(p)
-        value = self.value_head(self.value_branch(feat))
+        value = self.value_head(self.value_branch(feat)) if with_value else None
         if s > 1 and full_resolution:
             pol = self.upsample(pol, height, width)
-            value = self.upsample(value, height, width)
+            value = self.upsample(value, height, width) if with_value else None
         else:
             height, width = h, w
 
@@ -661,7 +664,7 @@ class PixelActorCritic(ArchMixin, nn.Module):
         return actions.clamp(-clip, clip)
 
     def predict(self, out: PolicyOutput, *, deterministic: bool = True, generator: torch.Generator | None = None,
-                clip: float | None = ACTION_BOUND) -> Tensor:
+                clip: float | None = ACTION_BOUND, noise: Tensor | None = None) -> Tensor:
         """The actions of one output: the one decoding of policy outputs (module table), used by
         A3C and SAC to act (SAC's training rollouts too; A3C's draw from :meth:`distribution` with
         the same generator and clip with :meth:`clip_actions`, as they need the sample's
@@ -672,12 +675,14 @@ class PixelActorCritic(ArchMixin, nn.Module):
             deterministic: the distribution's mode; False samples from it with ``generator``.
             generator: torch generator on the output's device for sampling (None: the global RNG).
             clip: continuous actions are clamped to [-clip, clip] (:meth:`clip_actions`); None: not.
+            noise: the distribution's standard draws to sample with instead of ``generator``
+                (``distribution(out).noise(...)``).
 
         Returns:
             int64 (B, C, h, w) action indices, or float32 (B, C, h, w) within [-clip, clip].
         """
         dist = self.distribution(out)
-        actions = dist.mode() if deterministic else dist.sample(generator)
+        actions = dist.mode() if deterministic else dist.sample(generator, noise)
         return self.clip_actions(actions, clip)
 
     def action_values(self, out: PolicyOutput, table: Tensor | None = None, *, mode: str = "mean") -> Tensor:

@@ -20,12 +20,14 @@ it so):
 
 * ``_checks`` (argument checks), ``_padding`` (OpenCV borders), ``_workspace`` (working dtype,
   temporaries), ``_sorting`` (comparator networks), ``_sites`` (reads at chosen pixels);
-* ``curves`` (LE curves), ``fill`` (hole filling), ``select`` (per-pixel selection, grouping),
-  ``tiling`` (:func:`tiled`: a function evaluated on overlapping tiles of a large image);
+* ``fill`` (hole filling), ``select`` (per-pixel selection, grouping), ``tiling`` (:func:`tiled`:
+  a function evaluated on overlapping tiles of a large image);
 * one filter family a module: ``blur`` (Gaussian, box), ``median``, ``bilateral``;
 * ``actions``: :class:`FilterAction`, :data:`PIXELRL_ACTION_TABLE` and how a bank is planned;
 * ``sparse``: a bank evaluated at chosen pixels only (``filters_at``, the torch per-pixel choice);
-* ``native``: the same per-pixel choice as a C kernel (``csrc/``), compiled on first use;
+* ``native``: the same per-pixel choice, and the LE curve steps with upsampled alpha maps, as C
+  kernels (``csrc/``), compiled on first use;
+* ``curves``: LE curves (:func:`le_curves_upsampled` runs the ``native`` kernel where it can);
 * ``bank``: :func:`pixelrl_filter_bank`, ``pixelrl_filter_select`` (native kernel or torch path)
   and :class:`FilterBank`.
 """
@@ -34,7 +36,15 @@ from rlenhance.ops.actions import PIXELRL_ACTION_TABLE, PIXELRL_ACTIONS, FilterA
 from rlenhance.ops.bank import FilterBank, pixelrl_filter_bank
 from rlenhance.ops.bilateral import bilateral_filter2d
 from rlenhance.ops.blur import box_blur2d, gaussian_blur2d, gaussian_kernel1d
-from rlenhance.ops.curves import LECurve, LECurveIterative, couple_channels, le_curve, le_curve_iterative
+from rlenhance.ops.curves import (
+    LECurve,
+    LECurveIterative,
+    couple_channels,
+    le_curve,
+    le_curve_iterative,
+    le_curves_upsampled,
+    le_gain,
+)
 from rlenhance.ops.median import median_blur2d
 from rlenhance.ops.select import select_per_pixel
 from rlenhance.ops.tiling import pad_to_multiple, tiled
@@ -53,6 +63,8 @@ __all__ = [
     "gaussian_kernel1d",
     "le_curve",
     "le_curve_iterative",
+    "le_curves_upsampled",
+    "le_gain",
     "median_blur2d",
     "pad_to_multiple",
     "pixelrl_filter_bank",

@@ -7,7 +7,9 @@ The quadratic LE curve maps an intensity ``x`` in [0, 1] to
 with a curve parameter ``alpha`` in [-1, 1]. It is monotone in ``x`` for ``alpha`` in [-1, 1],
 keeps 0 and 1 fixed, and maps [0, 1] into [0, 1] (at ``alpha = 1`` it is ``2x - x^2``, at
 ``alpha = -1`` it is ``x^2``). :func:`le_curve` is the only place the formula is written; the
-iterative variant and the modules call it.
+iterative variant and the modules call it. :func:`le_gain` is how much one step brightens each
+pixel, ``LE(x; alpha) / x``: its product over the steps drives the noise-level map of ReLLIE's
+denoiser module (:class:`rlenhance.Enhancer` with an FFDNet denoiser).
 
 Sign convention: this is the paper's formula. The public Zero-DCE code writes
 ``x + r * (x**2 - x)``, i.e. ``alpha = -r``; convert maps coming from that code by negating them.
@@ -16,13 +18,17 @@ Sign convention: this is the paper's formula. The public Zero-DCE code writes
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from rlenhance.errors import ImageError
+from rlenhance.ops import native
 
-__all__ = ["LECurve", "LECurveIterative", "couple_channels", "le_curve", "le_curve_iterative"]
+__all__ = ["LECurve", "LECurveIterative", "couple_channels", "le_curve", "le_curve_iterative", "le_curves_upsampled",
+           "le_gain"]
 
 _ALPHA_SHAPES = "a python float or a tensor broadcastable to x without enlarging it: per image " \
     "(B, 1, 1, 1), per channel (B, C, 1, 1), per pixel (B, 1, H, W) or per pixel and channel (B, C, H, W)"
@@ -80,6 +86,39 @@ def le_curve(x: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
     _check_image(x)
     _check_alpha(x, alpha)
     return x + alpha * x * (1 - x)
+
+
+def le_gain(x: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
+    """How much one LE step brightens each pixel: ``LE(x; alpha) / x = 1 + alpha * (1 - x)``.
+
+    The ratio of :func:`le_curve`'s output to its input, written in a form that is also defined
+    at ``x = 0`` (its limit there, ``1 + alpha``: a black pixel's noise is amplified as much as a
+    near-black one's). Over several steps ``x_{t+1} = le_curve(x_t, alpha_t)`` the product of
+    ``le_gain(x_t, alpha_t)`` is ``x_T / x_0``, the brightening of each pixel: ReLLIE's
+    noise-level map of its FFDNet denoiser is derived from it (``(enhanced - input) / input``),
+    and :func:`rlenhance.data.noise_level_map` scales it by the input's noise level.
+
+    Args:
+        x: Image before the step, floating-point tensor of shape (*, C, H, W) with values in [0, 1].
+        alpha: Curve parameter as in :func:`le_curve`.
+
+    Returns:
+        Tensor with the shape and dtype of ``x``; in [0, 2] for ``alpha`` in [-1, 1].
+
+    Raises:
+        ImageError: ``x`` is not a floating-point tensor with at least 3 dims.
+        ValueError: ``alpha`` does not broadcast to the shape of ``x``.
+
+    Example:
+        >>> x = torch.full((1, 1, 1, 1), 0.25)
+        >>> bool(torch.allclose(le_curve(x, 0.5), x * le_gain(x, 0.5)))
+        True
+        >>> le_gain(torch.zeros(1, 1, 1, 1), 0.5).item()
+        1.5
+    """
+    _check_image(x)
+    _check_alpha(x, alpha)
+    return 1 + alpha * (1 - x)
 
 
 def _split_maps(x: torch.Tensor, alpha: float | torch.Tensor, n_iter: int | None) -> list:
@@ -182,6 +221,128 @@ def couple_channels(alpha: torch.Tensor, coupling: float, reference: int = 2) ->
     keep = torch.zeros(alpha.shape[-3], dtype=torch.bool, device=alpha.device)
     keep[reference] = True
     return torch.where(keep.view(-1, 1, 1), alpha, coupled)
+
+
+#: Integer sample types :func:`le_curves_upsampled` reads and writes, and their full-scale values.
+_SAMPLE_SCALES = {torch.uint8: 255.0, torch.uint16: 65535.0}
+
+
+def le_curves_upsampled(x: torch.Tensor, maps: Sequence[torch.Tensor], *, top: int = 0, height: int | None = None,
+                        out: torch.Tensor | None = None, gain: torch.Tensor | None = None) -> torch.Tensor:
+    """Apply LE curve steps whose alpha maps have a lower resolution than the image.
+
+    For each map in order: ``x <- clamp(le_curve(x, up(alpha)), 0, 1)``, where ``up`` is bilinear
+    upsampling to the image's size (``F.interpolate(mode="bilinear", align_corners=False)``):
+    Zero-DCE++'s trick, one map per step, with which :class:`rlenhance.Enhancer` applies the maps
+    its policy chose at a working resolution to the full-resolution photo. On the CPU the native
+    kernel (:func:`rlenhance.ops.native.le_curves_native`) computes it in one pass over the image,
+    reading and writing each sample once, with no full-size temporary and no copy of a strided
+    input; the torch path (``F.grid_sample`` of each map at the image's pixels, :func:`le_curve`,
+    clamp) runs on other devices, with ``gain``, and where the kernel is unavailable
+    (:func:`rlenhance.ops.native.unavailable_reason`). The kernel samples the maps at positions
+    computed in double: within 1e-6 of a float64 reference, and of the torch path (whose float32
+    grid is the larger error) within 1e-5 after 8 steps of random maps in [-1, 1].
+
+    Args:
+        x: Image batch (B, C, H, W), or rows ``top .. top + H - 1`` of one: float values in [0, 1],
+            or uint8 / uint16 samples (divided by 255 / 65535). Any strides: a permuted view of
+            (H, W, C) arrays needs no copy.
+        maps: The alpha maps in the order applied, each a float tensor (B, 1 or C, h, w) on the
+            device of ``x`` spanning the whole image (1 channel: shared by the image's channels).
+        top, height: ``x`` holds rows ``top ..`` of an image of ``height`` rows (None: ``top + H``),
+            so a large image can be done in bands of rows with the same result.
+        out: Where to write the result, shape (B, C, H, W), any device and strides; may be ``x``
+            itself. float32 gets the values, uint8 / uint16 ``round(255 v)`` / ``round(65535 v)``
+            (half to even, as :func:`rlenhance.io.save_image` rounds). None: a new float tensor.
+        gain: A float tensor (B, C, H, W) that receives, per pixel and channel, the product of
+            :func:`le_gain` over the steps: how much the pixel was brightened (computed by the
+            torch path).
+
+    Returns:
+        ``out``, or the new tensor on the device of ``x``: float32 (float64 for a float64 ``x``).
+
+    Raises:
+        ImageError: ``x`` is not a non-empty (B, C, H, W) tensor of floats, uint8 or uint16.
+        ValueError: a map of another batch, channel count, dimension or device; a bad ``top`` /
+            ``height``; ``out`` or ``gain`` of another shape or an unsupported dtype.
+
+    Example:
+        >>> x = torch.full((1, 3, 4, 6), 0.25)
+        >>> alpha = torch.tensor([[[[0.0, 1.0]]]])                     # (1, 1, 1, 2): dark left, bright right
+        >>> y = le_curves_upsampled(x, [alpha, alpha])
+        >>> y[0, 0, 0, 0].item(), round(y[0, 0, 0, -1].item(), 4)     # alpha 0 (left edge), then 1 twice
+        (0.25, 0.6836)
+    """
+    if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.numel() == 0 \
+            or not (x.is_floating_point() or x.dtype in _SAMPLE_SCALES):
+        got = f"a {x.dtype} tensor of shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ImageError(f"x must be a non-empty (B, C, H, W) tensor of floats in [0, 1], uint8 or uint16; got {got}")
+    b, c, rows, width = x.shape
+    height = top + rows if height is None else height
+    if isinstance(top, bool) or not isinstance(top, int) or top < 0 or isinstance(height, bool) \
+            or not isinstance(height, int) or height < top + rows:
+        raise ValueError(f"top={top!r}, height={height!r}: the {rows} rows of x must lie within an image of "
+                         "`height` rows")
+    maps = list(maps)
+    for i, alpha in enumerate(maps):
+        if not isinstance(alpha, torch.Tensor) or alpha.ndim != 4 or not alpha.is_floating_point() \
+                or alpha.shape[0] != b or alpha.shape[1] not in (1, c) or alpha.device != x.device:
+            got = f"{alpha.dtype} {alpha.device} tensor of shape {tuple(alpha.shape)}" \
+                if isinstance(alpha, torch.Tensor) else type(alpha).__name__
+            raise ValueError(f"alpha map {i} must be a float tensor ({b}, 1 or {c}, h, w) on {x.device}; got a {got}")
+    for name, target in (("out", out), ("gain", gain)):
+        if target is not None and (not isinstance(target, torch.Tensor) or target.shape != x.shape
+                                   or not (target.is_floating_point() or target.dtype in _SAMPLE_SCALES)
+                                   or (name == "gain" and not target.is_floating_point())):
+            got = f"{target.dtype} tensor of shape {tuple(target.shape)}" if isinstance(target, torch.Tensor) \
+                else type(target).__name__
+            kinds = "a float" if name == "gain" else "a float, uint8 or uint16"
+            raise ValueError(f"{name} must be {kinds} tensor of shape {tuple(x.shape)}; got a {got}")
+    if _native_curves_apply(x, maps, out, gain):
+        out = torch.empty(x.shape, dtype=torch.float32) if out is None else out
+        for i in range(b):
+            stacked = torch.stack([alpha[i].to(torch.float32) for alpha in maps])
+            native.le_curves_native(x[i], stacked, out[i], top=top, height=height)
+        return out
+    scale = _SAMPLE_SCALES.get(x.dtype)
+    current = x.to(torch.float32) / scale if scale is not None else x
+    product = None
+    if maps:
+        grid = _rows_grid(top, top + rows, height, width, x.device).expand(b, -1, -1, -1)
+    for alpha in maps:
+        up = F.grid_sample(alpha.to(grid.dtype), grid, mode="bilinear", padding_mode="border", align_corners=False)
+        if gain is not None:
+            step = le_gain(current, up)
+            product = step if product is None else product * step
+        current = le_curve(current, up).clamp(0.0, 1.0)
+    if gain is not None:
+        gain.copy_(product if product is not None else torch.ones_like(gain))
+    if out is None:
+        return current if current is not x else x.clone()
+    out_scale = _SAMPLE_SCALES.get(out.dtype)
+    out.copy_(current if out_scale is None else (current.to(torch.float32) * out_scale).round())
+    return out
+
+
+def _native_curves_apply(x: torch.Tensor, maps: list[torch.Tensor], out: torch.Tensor | None,
+                         gain: torch.Tensor | None) -> bool:
+    """Whether :func:`le_curves_upsampled` hands its arguments to the native kernel."""
+    sample_types = (torch.float32, *_SAMPLE_SCALES)
+    return (gain is None and bool(maps) and x.device.type == "cpu" and x.dtype in sample_types and x.shape[1] <= 4
+            and (out is None or (out.device.type == "cpu" and out.dtype in sample_types))
+            and len({tuple(alpha.shape) for alpha in maps}) == 1
+            and not (torch.is_grad_enabled() and (x.requires_grad or any(a.requires_grad for a in maps)))
+            and native.available())
+
+
+def _rows_grid(top: int, bottom: int, height: int, width: int, device: torch.device) -> torch.Tensor:
+    """``F.grid_sample`` grid (1, bottom - top, width, 2) that samples a map at the pixels of rows
+    [top, bottom) of a (height, width) image as ``F.interpolate(..., mode="bilinear",
+    align_corners=False)`` to (height, width) would."""
+    ys = (torch.arange(top, bottom, device=device, dtype=torch.float32) + 0.5) / height * 2 - 1
+    xs = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) / width * 2 - 1
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack((grid_x, grid_y), dim=-1).unsqueeze(0)
 
 
 class LECurve(nn.Module):

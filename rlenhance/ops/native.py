@@ -1,4 +1,6 @@
-"""A native CPU kernel for :func:`rlenhance.ops.bank.pixelrl_filter_select` (the Denoise env's step).
+"""Native CPU kernels: :func:`rlenhance.ops.bank.pixelrl_filter_select` (the Denoise env's step),
+:func:`rlenhance.ops.curves.le_curves_upsampled` (the Enhancer's full-resolution curve steps) and
+the area downscaling of the Enhancer's working image (:func:`area_downscale_native`).
 
 The torch implementation of the per-pixel filter choice is bound by op dispatch and gathers on the
 CPU. This module computes the same thing in one fused C kernel: one pass over the pixels, each
@@ -11,28 +13,47 @@ second OpenMP runtime next to torch's is a known source of trouble).
 :func:`~rlenhance.ops.bank.pixelrl_filter_select` calls :func:`pixelrl_select_native` for CPU
 float32 input and PixelRL's default bank when :func:`available`.
 
-Build: the kernel is plain C (no torch headers) in ``rlenhance/ops/csrc/`` (``pixelrl_select.c``,
-which includes ``pixelrl_select_vector.h`` once per vector width), shipped as package data and
-compiled on first use with the system C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang`` on
-the ``PATH``; GCC >= 9 or clang) with ``-O3 -ffp-contract=off`` (no fast-math, no
-``-march=native``: an AVX2 copy of the vector code is compiled in and chosen at run time) into a
-shared library cached under ``$RLENHANCE_CACHE/native`` (default
-``$XDG_CACHE_HOME/rlenhance/native`` or ``~/.cache/rlenhance/native``), named by a hash of the
-source files' content, the flags and the compiler, written atomically, and loaded with
-:mod:`ctypes` once per process. Without a compiler, when compilation fails, or with
-``RLENHANCE_NATIVE=0`` in the environment, :func:`available` is False and
-:func:`unavailable_reason` says why; importing this module never compiles or raises. The build
-and its outcome are reported through :mod:`logging` (logger ``rlenhance.ops.native``): a
+The LE curve kernel (``le_curves.c``, :func:`le_curves_native`) applies a list of low-resolution
+alpha maps to a full-resolution image in one pass: each sample is read once (float32, or uint8 /
+uint16 scaled by their range, any strides: an (H, W, 3) numpy image needs no copy), goes through
+every step ``v <- clamp(v + a v (1 - v), 0, 1)`` with ``a`` the map bilinearly upsampled at the
+pixel (separable weights per row and column, the column-blended map rows kept per thread), and is
+written once (float32, or rounded to uint8 / uint16). No full-size temporary: the torch path needs
+a few per step. :func:`~rlenhance.ops.curves.le_curves_upsampled` calls it for CPU tensors when
+:func:`available`.
+
+The area kernel (``area_downscale.c``, :func:`area_downscale_native`) is
+``F.interpolate(mode="area")`` (adaptive average pooling) of an image of any strides and sample
+type, with torch's float sums in torch's order: the same values as pooling the float image, without
+making it (a 24-megapixel uint8 photo would need 288 MB of floats), a quarter of the time.
+
+Build: the kernels are plain C (no torch headers) in ``rlenhance/ops/csrc/`` (``pixelrl_select.c``,
+which includes ``pixelrl_select_vector.h`` once per vector width, ``le_curves.c`` and
+``area_downscale.c``), shipped as package data and compiled into one library on first use with the
+system C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang`` on the ``PATH``; GCC >= 9 or clang)
+with ``-O3 -ffp-contract=off`` (no fast-math, no ``-march=native``: an AVX2 copy of the vector code
+is compiled in and chosen at run time) into a shared library cached under
+``$RLENHANCE_CACHE/native`` (default ``$XDG_CACHE_HOME/rlenhance/native`` or
+``~/.cache/rlenhance/native``), named by a hash of the source files' content, the flags and the
+compiler, written atomically, and loaded with :mod:`ctypes` once per process. Without a compiler,
+when compilation fails, or with ``RLENHANCE_NATIVE=0`` in the environment, :func:`available` is
+False and :func:`unavailable_reason` says why; importing this module never compiles or raises. The
+build and its outcome are reported through :mod:`logging` (logger ``rlenhance.ops.native``): a
 compilation at INFO, a kernel found in the cache at DEBUG, and a failure (the torch path is used
 instead) at WARNING, once per process; ``RLENHANCE_NATIVE=0`` at INFO, once per value.
 
-Numerics against the torch path (float32): the shifts, "keep" and the median give the same
-values. The Gaussian and box filters run torch's operations in torch's order, with ``a + b * c``
-rounded once (an FMA) exactly where torch's CPU kernels round it once (probed at run time; its
+Numerics against the torch path (float32), filter choice: the shifts, "keep" and the median give the
+same values. The Gaussian and box filters run torch's operations in torch's order, with
+``a + b * c`` rounded once (an FMA) exactly where torch's CPU kernels round it once (probed at run time; its
 AVX2 / AVX-512 kernels do), so they give the same values too. The bilateral filter has the same
-weights, table rule and tap order but its own ``exp2`` (within 2 ulp): it differs by float
-rounding, at most 5e-7 measured on values in [-0.6, 1.6]. Threads and vector widths do not
-change the values. Inputs holding NaN or infinity give unspecified values (torch propagates them).
+weights, table rule and tap order but its own ``exp2`` (within 2 ulp): it differs by float rounding,
+at most 5e-7 measured on values in [-0.6, 1.6]. Threads and vector widths do not change the values.
+Inputs holding NaN or infinity give unspecified values (torch propagates them).
+LE curves: the operations of :func:`~rlenhance.ops.curves.le_curve` in its order per step; the
+map is sampled at positions computed in double (the torch path's ``F.grid_sample`` grid is float32),
+so the result is within 1e-6 of a float64 reference and within 1e-5 of the torch path (tests, with
+random maps in [-1, 1]; smooth maps differ far less). Area: the same values as torch. Threads and
+vector widths do not change the values of either.
 
 Example:
     >>> from rlenhance.ops import native
@@ -63,7 +84,8 @@ from rlenhance.errors import ImageError
 from rlenhance.ops.actions import PIXELRL_ACTION_TABLE, FilterAction, _action_specs
 from rlenhance.ops.bilateral import _bilateral_exact, _colour_coeff, _disc
 
-__all__ = ["available", "pixelrl_select_native", "unavailable_reason", "vector_isa"]
+__all__ = ["area_downscale_native", "available", "le_curves_native", "pixelrl_select_native", "unavailable_reason",
+           "vector_isa"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,10 +93,10 @@ logger = logging.getLogger(__name__)
 ENV_SWITCH = "RLENHANCE_NATIVE"
 _FALSE_VALUES = ("0", "false", "no", "off")
 
-#: The kernel's C source: the file compiled, and every file it is built from (all part of the cache key).
+#: The kernels' C source: the files compiled, and every file they are built from (all part of the cache key).
 _SOURCE_DIR = Path(__file__).resolve().parent / "csrc"
-_SOURCE = "pixelrl_select.c"
-_SOURCES = (_SOURCE, "pixelrl_select_vector.h")
+_COMPILED = ("pixelrl_select.c", "le_curves.c", "area_downscale.c")
+_SOURCES = (*_COMPILED, "pixelrl_select_vector.h")
 
 #: Compiler flags. No fast-math and no FMA contraction, so that the C arithmetic is the plain
 #: IEEE float arithmetic written in the source; no -march=native, so a cached library runs on
@@ -96,7 +118,10 @@ _MEDIAN_KSIZE = 5
 #: The kernel's vector-width choices, index = code (``isa`` argument and ``rlenhance_best_isa`` result).
 _ISAS = ("auto", "baseline", "avx2")
 
-#: The kernel's status codes, index = code.
+#: Sample types of the curve kernel, index = code (``SAMPLE_*`` of ``le_curves.c``).
+_SAMPLE_TYPES = (torch.float32, torch.uint8, torch.uint16)
+
+#: The kernels' status codes, index = code.
 _STATUS = ("ok", "invalid arguments", "out of memory", "AVX2 requested but not available")
 
 
@@ -116,6 +141,8 @@ class _Library:
     Attributes:
         select: The entry point ``rlenhance_pixelrl_select`` (a ctypes function).
         min_max: ``rlenhance_min_max`` (a ctypes function).
+        curves: The entry point ``rlenhance_le_curves`` (a ctypes function).
+        area: The entry point ``rlenhance_area_downscale`` (a ctypes function).
         best_isa: The vector width the kernel picks by itself: "avx2" or "baseline".
         reason: Why the kernel is unavailable.
         path: The shared library.
@@ -123,6 +150,8 @@ class _Library:
 
     select: Callable[..., int] | None
     min_max: Callable[..., None] | None = None
+    curves: Callable[..., int] | None = None
+    area: Callable[..., int] | None = None
     best_isa: str | None = None
     reason: str | None = None
     path: Path | None = None
@@ -163,11 +192,23 @@ def _compiler_identity(compiler: list[str]) -> str:
     return " ".join(compiler) + "\n" + banner
 
 
-class _SelectArgs(ctypes.Structure):
+class _NamedArgs(ctypes.Structure):
+    """A kernel's argument struct whose fields must all be given by name."""
+
+    __slots__ = ()  # a misspelt field name raises instead of becoming a Python attribute
+
+    def __init__(self, **fields: int | None) -> None:
+        missing = [name for name, _ in self._fields_ if name not in fields]
+        if missing:
+            raise TypeError(f"the native kernel's arguments {', '.join(missing)} are missing")
+        super().__init__(**fields)
+
+
+class _SelectArgs(_NamedArgs):
     """The arguments of ``rlenhance_pixelrl_select``: ``select_args_t`` of ``csrc/pixelrl_select.c``,
     field by field (:func:`_bind` checks the two sizes agree). Every field must be given by name."""
 
-    __slots__ = ()  # a misspelt field name raises instead of becoming a Python attribute
+    __slots__ = ()
     _fields_ = [
         ("x", ctypes.c_void_p), ("actions", ctypes.c_void_p), ("out", ctypes.c_void_p),
         ("b", ctypes.c_int64), ("c", ctypes.c_int64), ("h", ctypes.c_int64), ("w", ctypes.c_int64),
@@ -179,11 +220,34 @@ class _SelectArgs(ctypes.Structure):
         ("fused", ctypes.c_int32), ("n_threads", ctypes.c_int32), ("isa", ctypes.c_int32),
     ]
 
-    def __init__(self, **fields: int | None) -> None:
-        missing = [name for name, _ in self._fields_ if name not in fields]
-        if missing:
-            raise TypeError(f"the native kernel's arguments {', '.join(missing)} are missing")
-        super().__init__(**fields)
+
+class _CurvesArgs(_NamedArgs):
+    """The arguments of ``rlenhance_le_curves``: ``curves_args_t`` of ``csrc/le_curves.c``, field by
+    field (:func:`_bind` checks the two sizes agree). Every field must be given by name."""
+
+    __slots__ = ()
+    _fields_ = [
+        ("x", ctypes.c_void_p), ("out", ctypes.c_void_p), ("x_type", ctypes.c_int32), ("out_type", ctypes.c_int32),
+        ("x_row", ctypes.c_int64), ("x_col", ctypes.c_int64), ("x_chan", ctypes.c_int64),
+        ("out_row", ctypes.c_int64), ("out_col", ctypes.c_int64), ("out_chan", ctypes.c_int64),
+        ("rows", ctypes.c_int64), ("w", ctypes.c_int64), ("ch", ctypes.c_int64),
+        ("top", ctypes.c_int64), ("h", ctypes.c_int64), ("maps", ctypes.c_void_p),
+        ("steps", ctypes.c_int32), ("c", ctypes.c_int32), ("mh", ctypes.c_int32), ("mw", ctypes.c_int32),
+        ("n_threads", ctypes.c_int32), ("isa", ctypes.c_int32),
+    ]
+
+
+class _AreaArgs(_NamedArgs):
+    """The arguments of ``rlenhance_area_downscale``: ``area_args_t`` of ``csrc/area_downscale.c``, field
+    by field (:func:`_bind` checks the two sizes agree). Every field must be given by name."""
+
+    __slots__ = ()
+    _fields_ = [
+        ("x", ctypes.c_void_p), ("out", ctypes.c_void_p), ("x_type", ctypes.c_int32),
+        ("x_row", ctypes.c_int64), ("x_col", ctypes.c_int64), ("x_chan", ctypes.c_int64),
+        ("h", ctypes.c_int64), ("w", ctypes.c_int64), ("ch", ctypes.c_int64), ("oh", ctypes.c_int64),
+        ("ow", ctypes.c_int64), ("n_threads", ctypes.c_int32),
+    ]
 
 
 class _BindError(Exception):
@@ -201,6 +265,8 @@ def _bind(path: Path) -> _Library:
     select = lib.rlenhance_pixelrl_select
     select.argtypes = [ctypes.POINTER(_SelectArgs)]
     select.restype = ctypes.c_int
+    curves = _entry(lib, "le_curves", "curves", _CurvesArgs)
+    area = _entry(lib, "area_downscale", "area", _AreaArgs)
     ptr, i64 = ctypes.c_void_p, ctypes.c_int64
     min_max = lib.rlenhance_min_max
     min_max.argtypes = [ptr, i64, i64, ptr]
@@ -209,7 +275,21 @@ def _bind(path: Path) -> _Library:
     best.argtypes = []
     best.restype = ctypes.c_int
     code = best()
-    return _Library(select, min_max, _ISAS[code] if 0 < code < len(_ISAS) else "baseline", None, path)
+    return _Library(select, min_max, curves, area, _ISAS[code] if 0 < code < len(_ISAS) else "baseline", None, path)
+
+
+def _entry(lib: ctypes.CDLL, name: str, struct_name: str, args: type[_NamedArgs]) -> Callable[..., int]:
+    """The entry point ``rlenhance_<name>`` taking one ``args`` struct, checked against
+    ``rlenhance_<struct_name>_args_size``."""
+    size = getattr(lib, f"rlenhance_{struct_name}_args_size")
+    size.argtypes = []
+    size.restype = ctypes.c_int64
+    if size() != ctypes.sizeof(args):
+        raise _BindError(f"its {name} argument struct has {size()} bytes, {args.__name__} {ctypes.sizeof(args)}")
+    entry = getattr(lib, f"rlenhance_{name}")
+    entry.argtypes = [ctypes.POINTER(args)]
+    entry.restype = ctypes.c_int
+    return entry
 
 
 class _CompileError(Exception):
@@ -221,7 +301,8 @@ def _compile(compiler: list[str], target: Path) -> str | None:
     command = " ".join(compiler)
     try:
         with atomic_path(target) as tmp:
-            result = subprocess.run([*compiler, *_CFLAGS, "-o", str(tmp), str(_SOURCE_DIR / _SOURCE), "-lm"],
+            sources = [str(_SOURCE_DIR / name) for name in _COMPILED]
+            result = subprocess.run([*compiler, *_CFLAGS, "-o", str(tmp), *sources, "-lm"],
                                     capture_output=True, text=True, timeout=_COMPILE_TIMEOUT_S)
             if result.returncode != 0:
                 message = (result.stderr or result.stdout).strip()[-2000:]
@@ -235,13 +316,14 @@ def _compile(compiler: list[str], target: Path) -> str | None:
 
 
 def _unavailable(reason: str) -> _Library:
-    logger.warning("native PixelRL kernel unavailable, pixelrl_filter_select uses the torch path: %s", reason)
+    logger.warning("native kernels unavailable, pixelrl_filter_select and le_curves_upsampled use the torch path: %s",
+                   reason)
     return _Library(None, reason=reason)
 
 
 @functools.cache
 def _library() -> _Library:
-    """Compile (once per source, flags and compiler; cached on disk) and load the kernel. Never raises."""
+    """Compile (once per source, flags and compiler; cached on disk) and load the kernels. Never raises."""
     compiler = _find_compiler()
     if compiler is None:
         cc = os.environ.get("CC", "").strip()
@@ -250,18 +332,18 @@ def _library() -> _Library:
     try:
         source = _source()
     except OSError as exc:
-        return _unavailable(f"the kernel's C source is missing (rlenhance installed without its package data?): {exc}")
+        return _unavailable(f"the kernels' C source is missing (rlenhance installed without its package data?): {exc}")
     key = hashlib.sha256("\0".join([source, " ".join(_CFLAGS), _compiler_identity(compiler)]).encode())
-    target = _cache_dir() / f"pixelrl_select-{key.hexdigest()[:24]}.so"
+    target = _cache_dir() / f"rlenhance_kernels-{key.hexdigest()[:24]}.so"
     if target.is_file():
         try:
             library = _bind(target)
         except (OSError, AttributeError, _BindError) as exc:  # unreadable or truncated: build it again
             logger.info("the cached native kernel %s cannot be loaded (%s); compiling it again", target, exc)
         else:
-            logger.debug("native PixelRL kernel loaded from the cache: %s", target)
+            logger.debug("native kernels loaded from the cache: %s", target)
             return library
-    logger.info("compiling the native PixelRL kernel with %s into %s (once per source, flags and compiler)",
+    logger.info("compiling the native kernels with %s into %s (once per source, flags and compiler)",
                 " ".join(compiler), target)
     start = time.perf_counter()
     reason = _compile(compiler, target)
@@ -271,7 +353,7 @@ def _library() -> _Library:
         library = _bind(target)
     except (OSError, AttributeError, _BindError) as exc:
         return _unavailable(f"the compiled kernel {target} cannot be loaded: {exc}")
-    logger.info("compiled the native PixelRL kernel in %.1f s (%s vectors)", time.perf_counter() - start,
+    logger.info("compiled the native kernels in %.1f s (%s vectors)", time.perf_counter() - start,
                 library.best_isa)
     return library
 
@@ -287,7 +369,7 @@ def _disabled() -> bool:
 @functools.cache
 def _log_disabled(value: str) -> None:
     """Say once per value of the switch that it disables the kernel."""
-    logger.info("native PixelRL kernel disabled by %s=%r, pixelrl_filter_select uses the torch path",
+    logger.info("native kernels disabled by %s=%r, pixelrl_filter_select and le_curves_upsampled use the torch path",
                 ENV_SWITCH, value)
 
 
@@ -500,4 +582,136 @@ def pixelrl_select_native(x: torch.Tensor, actions: torch.Tensor, *, num_threads
     if status != 0:
         reason = _STATUS[status] if 0 < status < len(_STATUS) else f"status {status}"
         raise RuntimeError(f"the native PixelRL kernel failed: {reason}")
+    return out
+
+
+def le_curves_native(x: torch.Tensor, maps: torch.Tensor, out: torch.Tensor, *, top: int = 0,
+                     height: int | None = None, num_threads: int | None = None,
+                     min_pixels_per_thread: int = 16384, isa: str = "auto") -> torch.Tensor:
+    """LE curve steps with bilinearly upsampled alpha maps, with the native kernel (``le_curves.c``).
+
+    What :func:`rlenhance.ops.curves.le_curves_upsampled` computes (which calls this for CPU
+    tensors when :func:`available`), up to float rounding (see the module notes), for one image.
+
+    Args:
+        x: The image or a band of its rows, CPU tensor of shape (C, H, W), C <= 4, any strides
+            (e.g. ``torch.from_numpy(hwc).permute(2, 0, 1)``): float32 in [0, 1], or uint8 /
+            uint16 samples (divided by 255 / 65535).
+        maps: float32 CPU tensor (steps, 1 or C, h, w): the alpha maps of the whole image, in order.
+        out: CPU tensor of the shape of ``x``, float32, uint8 or uint16 (clamped values times 255
+            / 65535, rounded half to even), any strides; may be ``x`` itself.
+        top, height: ``x`` holds rows ``top .. top + H - 1`` of an image of ``height`` rows (None:
+            ``top + H``), over which the maps are spread.
+        num_threads: Threads splitting the rows; default ``torch.get_num_threads()``.
+        min_pixels_per_thread: Fewer threads are used where each would get fewer pixels than this.
+        isa: Vector width: "auto", "baseline" or "avx2" (an error where unavailable). All give the
+            same values.
+
+    Returns:
+        ``out``.
+
+    Raises:
+        ValueError: a tensor of another shape, dtype, device or memory overlap than described,
+            or a bad ``top``, ``height``, ``isa`` or ``num_threads``.
+        RuntimeError: the kernel is unavailable (see :func:`unavailable_reason`) or failed.
+    """
+    def described(t: torch.Tensor) -> str:
+        return f"a {t.dtype} {t.device.type} tensor of shape {tuple(t.shape)}"
+
+    if x.ndim != 3 or x.dtype not in _SAMPLE_TYPES or x.device.type != "cpu" or x.numel() == 0 or x.shape[0] > 4:
+        raise ValueError(f"x must be a non-empty CPU tensor (C, H, W) with C <= 4 of dtype float32, uint8 or uint16; "
+                         f"got {described(x)}")
+    ch, rows, w = x.shape
+    if maps.ndim != 4 or maps.dtype != torch.float32 or maps.device.type != "cpu" or maps.shape[1] not in (1, ch) \
+            or maps.numel() == 0:
+        raise ValueError(f"maps must be a float32 CPU tensor (steps, 1 or {ch}, h, w); got {described(maps)}")
+    if out.shape != x.shape or out.dtype not in _SAMPLE_TYPES or out.device.type != "cpu":
+        raise ValueError(f"out must be a CPU tensor of shape {tuple(x.shape)} of dtype float32, uint8 or uint16; "
+                         f"got {described(out)}")
+    if out.data_ptr() != x.data_ptr() and _overlaps(x, out):
+        raise ValueError("out overlaps x without being x itself")
+    if out.data_ptr() == x.data_ptr() and (out.dtype != x.dtype or out.stride() != x.stride()):
+        raise ValueError("out is x with another dtype or strides; pass x itself or a separate tensor")
+    height = top + rows if height is None else height
+    if isinstance(top, bool) or not isinstance(top, int) or top < 0 or height < top + rows:
+        raise ValueError(f"top={top!r}, height={height!r}: x's {rows} rows must lie within the image's height")
+    if isa not in _ISAS:
+        raise ValueError(f"isa must be one of {', '.join(map(repr, _ISAS))}; got {isa!r}")
+    threads = torch.get_num_threads() if num_threads is None else num_threads
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"num_threads must be a positive int or None; got {num_threads!r}")
+    library = None if _disabled() else _library()
+    if library is None or library.curves is None:
+        raise RuntimeError(f"the native kernels are unavailable: {unavailable_reason()}")
+    maps = maps.contiguous()
+    steps, c, mh, mw = maps.shape
+    threads = max(1, min(threads, rows * w // max(1, min_pixels_per_thread)))
+    args = _CurvesArgs(x=x.data_ptr(), out=out.data_ptr(), x_type=_SAMPLE_TYPES.index(x.dtype),
+                       out_type=_SAMPLE_TYPES.index(out.dtype), x_row=x.stride(1), x_col=x.stride(2),
+                       x_chan=x.stride(0), out_row=out.stride(1), out_col=out.stride(2), out_chan=out.stride(0),
+                       rows=rows, w=w, ch=ch, top=top, h=int(height), maps=maps.data_ptr(), steps=steps, c=c,
+                       mh=mh, mw=mw, n_threads=threads, isa=_ISAS.index(isa))
+    status = library.curves(ctypes.byref(args))
+    if status != 0:
+        reason = _STATUS[status] if 0 < status < len(_STATUS) else f"status {status}"
+        raise RuntimeError(f"the native LE curve kernel failed: {reason}")
+    return out
+
+
+def _overlaps(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether the memory spans of two CPU tensors intersect."""
+    def span(t: torch.Tensor) -> tuple[int, int]:
+        last = sum((size - 1) * stride for size, stride in zip(t.shape, t.stride()))
+        return t.data_ptr(), t.data_ptr() + (last + 1) * t.element_size()
+
+    (a0, a1), (b0, b1) = span(a), span(b)
+    return a0 < b1 and b0 < a1
+
+
+def area_downscale_native(x: torch.Tensor, size: tuple[int, int], *, num_threads: int | None = None,
+                          min_pixels_per_thread: int = 1 << 20) -> torch.Tensor:
+    """``F.interpolate(x.float()[None], size, mode="area")[0]`` with the native kernel (``area_downscale.c``).
+
+    The same values as pooling the float image (torch's sums in torch's order), read straight from
+    integer samples and any strides.
+
+    Args:
+        x: CPU tensor (C, H, W), C <= 4, any strides (e.g. ``torch.from_numpy(hwc).permute(2, 0, 1)``):
+            float32, or uint8 / uint16 samples (divided by 255 / 65535).
+        size: The output (h, w), 1 <= h <= H, 1 <= w <= W.
+        num_threads: Threads splitting the output rows; default ``torch.get_num_threads()``.
+        min_pixels_per_thread: Fewer threads are used where each would read fewer input pixels.
+
+    Returns:
+        float32 tensor (C, h, w), contiguous.
+
+    Raises:
+        ValueError: a tensor of another shape, dtype or device, a bad ``size`` or ``num_threads``.
+        RuntimeError: the kernel is unavailable (see :func:`unavailable_reason`) or failed.
+    """
+    if not isinstance(x, torch.Tensor) or x.ndim != 3 or x.dtype not in _SAMPLE_TYPES or x.device.type != "cpu" \
+            or x.numel() == 0 or x.shape[0] > 4:
+        got = f"a {x.dtype} {x.device.type} tensor of shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) \
+            else type(x).__name__
+        raise ValueError(f"x must be a non-empty CPU tensor (C, H, W) with C <= 4 of dtype float32, uint8 or uint16; "
+                         f"got {got}")
+    ch, h, w = x.shape
+    if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in size) \
+            or not (1 <= size[0] <= h and 1 <= size[1] <= w):
+        raise ValueError(f"size must be two ints (h, w) with 1 <= h <= {h}, 1 <= w <= {w}; got {size!r}")
+    threads = torch.get_num_threads() if num_threads is None else num_threads
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"num_threads must be a positive int or None; got {num_threads!r}")
+    library = None if _disabled() else _library()
+    if library is None or library.area is None:
+        raise RuntimeError(f"the native kernels are unavailable: {unavailable_reason()}")
+    out = torch.empty(ch, *size, dtype=torch.float32)
+    threads = max(1, min(threads, h * w // max(1, min_pixels_per_thread)))
+    args = _AreaArgs(x=x.data_ptr(), out=out.data_ptr(), x_type=_SAMPLE_TYPES.index(x.dtype), x_row=x.stride(1),
+                     x_col=x.stride(2), x_chan=x.stride(0), h=h, w=w, ch=ch, oh=size[0], ow=size[1],
+                     n_threads=threads)
+    status = library.area(ctypes.byref(args))
+    if status != 0:
+        reason = _STATUS[status] if 0 < status < len(_STATUS) else f"status {status}"
+        raise RuntimeError(f"the native area kernel failed: {reason}")
     return out

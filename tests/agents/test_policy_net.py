@@ -238,3 +238,18 @@ def test_action_values_expected_or_argmax_entry_of_the_table():
         net.action_values(out)
     continuous, out = _output(None, bounded_mean=False)
     assert torch.equal(continuous.action_values(out, mode="argmax"), torch.tanh(out.mean))  # no table needed
+
+
+@pytest.mark.parametrize("n_actions, downscale", [(27, 1), (None, 4)])
+def test_forward_without_value_gives_the_same_actions(n_actions, downscale):
+    net = PixelActorCritic(6, 3, n_actions, cond_dim=5, downscale=downscale, **SMALL)
+    x, cond = torch.rand(2, 6, 13, 10), torch.rand(2, 5)
+    full = net(x, cond)
+    for full_resolution in (True, False):
+        out = net(x, cond, full_resolution=full_resolution, with_value=False)
+        ref = net(x, cond, full_resolution=full_resolution)
+        assert out.value is None and ref.value is not None
+        for name in ("logits", "mean", "log_std"):
+            a, b = getattr(out, name), getattr(ref, name)
+            assert (a is None and b is None) or torch.equal(a, b)
+    assert full.value.shape == (2, 1, 13, 10)

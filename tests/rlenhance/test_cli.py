@@ -172,6 +172,18 @@ def test_enhance_with_the_supervised_model(ckpts, images, tmp_path, capsys):
     np.testing.assert_allclose(load_image(out / "b.png"), expected, atol=LEVEL / 2 + 1e-6)
 
 
+def test_enhance_writes_the_levels_of_the_float_api(ckpts, images, tmp_path, capsys):
+    """The CLI enhances the file's uint8 samples into uint8 levels (no float copy of the photo): the
+    PNG holds what save_image writes of Enhancer.enhance's float result."""
+    (_, b), _ = images
+    out = tmp_path / "out"
+    assert main(["enhance", str(b), "-o", str(out), "--checkpoint", str(ckpts["policy"]), "--device", "cpu"]) == 0
+    enhanced = Enhancer(ckpts["policy"], device="cpu").enhance(load_image(b))
+    np.testing.assert_allclose(load_image(out / "b.png"), enhanced, atol=LEVEL / 2 + 1e-6)
+    line = _lines(capsys.readouterr().out, "b.png")[0]
+    assert f"mean {float(load_image(b).mean()):.3f} -> " in line
+
+
 def test_enhance_denoiser_changes_the_output_and_equals_denoise_of_enhance(ckpts, images, tmp_path, capsys):
     (_, b), _ = images
     plain, denoised = tmp_path / "plain", tmp_path / "denoised"

@@ -1,5 +1,7 @@
 """Enhancer: strip-wise full-resolution curves, settings, checkpoint validation."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -325,3 +327,57 @@ def test_channel_coupling_of_the_spec_is_applied(tmp_path):
         # damping 0.2 (ENV) scales both alike; B is the reference, R and G move 90% of the way to it
         assert torch.allclose(b[:, 2], a[:, 2])
         assert torch.allclose(b[:, :2], 0.9 * a[:, 2:3] + 0.1 * a[:, :2], atol=1e-6)
+
+
+def test_uint8_samples_in_and_out_are_the_saved_levels_of_the_float_path(checkpoint):
+    """dtype=np.uint8 (the CLI's path: no float copy of the photo) gives round(255 v) of the float result."""
+    enhancer = Enhancer(checkpoint, device="cpu", max_side=20, strip_pixels=9 * 61)
+    samples = np.random.default_rng(1).integers(0, 70, (41, 61, 3), dtype=np.uint8)
+    floats = enhancer.enhance_array(samples)
+    levels = enhancer.enhance_array(samples, dtype=np.uint8)
+    assert levels.image.dtype == np.uint8 and levels.image.shape == samples.shape
+    expected = np.rint(floats.image * 255).astype(np.uint8)
+    assert np.abs(levels.image.astype(int) - expected).max() <= 1 and (levels.image != expected).mean() < 1e-3
+    assert levels.mean_before == pytest.approx(floats.mean_before, abs=1e-6)
+    assert levels.mean_after == pytest.approx(floats.mean_after, abs=1e-3)
+    with pytest.raises(ValueError, match="dtype"):
+        enhancer.enhance_array(samples, dtype=np.float64)
+    samples.flags.writeable = False  # as np.asarray(PIL image) gives: read, never written, no torch warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.array_equal(enhancer.enhance_array(samples, dtype=np.uint8).image, levels.image)
+
+
+@pytest.mark.parametrize("use_native", [True, False])
+def test_working_image_is_pooled_band_by_band_with_the_same_values(use_native, monkeypatch):
+    """The working image without a float copy of the photo (the native kernel, or the torch path one
+    output row at a time when larger than strip_pixels) has fit_longer_side's values."""
+    from rlenhance.data.transforms import fit_longer_side
+    from rlenhance.enhance import _area_downscale
+    from rlenhance.ops import native
+
+    if use_native and not native.available():
+        pytest.skip(f"native kernel unavailable: {native.unavailable_reason()}")
+    monkeypatch.setenv(native.ENV_SWITCH, "1" if use_native else "0")
+
+    samples = np.random.default_rng(2).integers(0, 256, (97, 131, 3), dtype=np.uint8)
+    floats = samples.astype(np.float32) / np.float32(255)
+    expected = fit_longer_side(torch.from_numpy(floats).permute(2, 0, 1)[None], 20)
+    for image in (samples, floats):
+        for band_pixels in (131 * 5, 10**9):
+            small = _area_downscale(image, 20, band_pixels)
+            assert small.shape == expected.shape == (1, 3, 15, 20) and small.dtype == torch.float32
+            assert torch.equal(small, expected)
+
+
+def test_enhancing_needs_no_value_branch(checkpoint):
+    """The greedy rollout skips the critic's value branch; the alpha maps do not change."""
+    enhancer = Enhancer(checkpoint, device="cpu")
+    image = torch.rand(1, 3, 16, 16) * 0.3
+    calls = []
+    handle = enhancer.policy.value_branch.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        maps = enhancer.alpha_maps(image, enhancer.cond())
+    finally:
+        handle.remove()
+    assert not calls and len(maps) == enhancer.steps

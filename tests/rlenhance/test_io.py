@@ -354,6 +354,32 @@ def test_16bit_tiff_exif_orientation(tmp_path, rng, orientation):
     np.testing.assert_allclose(out, expected, atol=SIXTEEN_BIT_TOL, rtol=0)
 
 
+@pytest.mark.parametrize("ext, orientation", [(".png", 1), (".jpg", 6), (".bmp", 1), (".png", 3)])
+def test_samples_are_the_float_image_before_scaling(tmp_path, rng, ext, orientation):
+    """load_image(samples=True): the decoded integer samples, upright, writable; floats are them / 255."""
+    path = tmp_path / f"s{ext}"
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(rgb8(rng, (6, 10))).save(path, **({"exif": exif} if ext != ".bmp" else {}))
+    samples = load_image(path, samples=True)
+    assert samples.dtype == np.uint8 and samples.flags.writeable
+    np.testing.assert_array_equal(samples.astype(np.float32) / np.float32(255), load_image(path))
+
+
+def test_samples_of_sixteen_bit_and_gray_files(tmp_path, rng):
+    colour, gray = tmp_path / "c16.png", tmp_path / "g8.png"
+    cv2.imwrite(str(colour), rgb16(rng)[..., ::-1])
+    Image.fromarray(rgb8(rng)[..., 0]).save(gray)
+    samples16 = load_image(colour, samples=True)
+    assert samples16.dtype == np.uint16
+    np.testing.assert_array_equal(samples16.astype(np.float32) / np.float32(65535), load_image(colour))
+    samples8 = load_image(gray, samples=True)
+    assert samples8.shape == (H, W, 3) and samples8.dtype == np.uint8
+    np.testing.assert_array_equal(samples8.astype(np.float32) / np.float32(255), load_image(gray))
+    with pytest.raises(ValueError, match="choose one"):
+        load_image(gray, samples=True, gray=True)
+
+
 def test_orientation_helper_matches_pillow_on_all_tags(rng):
     src = rgb8(rng, (5, 7))
     for orientation in range(1, 9):
@@ -563,6 +589,39 @@ def test_save_load_round_trip_lossless_8bit(tmp_path, rng, ext):
     np.testing.assert_allclose(
         cv2.imread(str(path))[..., ::-1] / 255.0, img, atol=0.5 / 255 + 1e-6, rtol=0
     )
+
+
+@pytest.mark.parametrize("shape, dtype", [((37, 23, 3), np.uint8), ((37, 23), np.uint8), ((29, 31, 3), np.uint16),
+                                          ((29, 31), np.uint16), ((1, 1, 3), np.uint8)])
+@pytest.mark.parametrize("deflate", ["isal", "zlib"])
+def test_png_bands_decode_to_the_samples(tmp_path, rng, monkeypatch, shape, dtype, deflate):
+    """PNGs deflated in parallel bands (a few rows each here) are one valid zlib stream: Pillow, OpenCV
+    (libpng) and zlib read the samples back exactly, checksums included; with ISA-L and with zlib."""
+    if deflate == "zlib":
+        monkeypatch.setattr(rio, "_deflate", zlib)
+        monkeypatch.setattr(rio, "_DEFLATE_ARGS", (1, zlib.DEFLATED, -15, 9, zlib.Z_RLE))
+    elif rio._deflate is zlib:
+        pytest.skip("the isal package is not installed")
+    monkeypatch.setattr(rio, "_PNG_BAND_BYTES", 200)
+    samples = rng.integers(0, np.iinfo(dtype).max + 1, shape).astype(dtype)
+    path = tmp_path / "bands.png"
+    save_image(path, samples, bit_depth=samples.itemsize * 8)
+    decoded = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(decoded if decoded.ndim == 2 else decoded[..., ::-1], samples)
+    np.testing.assert_array_equal(load_image(path, samples=True), samples if samples.ndim == 3
+                                  else np.repeat(samples[..., None], 3, axis=2))
+    if dtype == np.uint8:
+        with Image.open(path) as im:
+            np.testing.assert_array_equal(np.asarray(im), samples)
+
+
+def test_adler32_of_bands_combine_to_that_of_the_whole():
+    pieces = [b"", b"a", bytes(range(256)) * 300, b"\xff" * 70000, b"rlenhance"]
+    whole, adler = b"", 1
+    for piece in pieces:
+        adler = rio._adler32_combine(adler, zlib.adler32(piece), len(piece))
+        whole += piece
+        assert adler == zlib.adler32(whole)
 
 
 @pytest.mark.parametrize("ext", [".jpg", ".jpeg"])

@@ -1,9 +1,18 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from rlenhance.errors import ImageError
-from rlenhance.ops import LECurve, LECurveIterative, le_curve, le_curve_iterative
+from rlenhance.ops import (
+    LECurve,
+    LECurveIterative,
+    couple_channels,
+    le_curve,
+    le_curve_iterative,
+    le_curves_upsampled,
+    native,
+)
 
 
 def _rand(*shape, low=0.0, high=1.0, seed=0, dtype=torch.float32):
@@ -212,3 +221,171 @@ def test_gradients_finite_and_known():
     le_curve_iterative(x8, a8).mean().backward()
     assert torch.isfinite(x8.grad).all() and torch.isfinite(a8.grad).all()
     assert a8.grad.abs().sum() > 0
+
+
+# ---------------------------------------------------------------- upsampled maps (le_curves_upsampled)
+
+
+@pytest.fixture
+def native_kernel():
+    """Skip the test when the C kernel is unavailable (checked when the test runs: collecting compiles nothing)."""
+    if not native.available():
+        pytest.skip(f"native kernel unavailable: {native.unavailable_reason()}")
+
+
+def torch_path(monkeypatch, *args, **kwargs):
+    """le_curves_upsampled with the native kernel switched off (the reference path)."""
+    with monkeypatch.context() as patch:
+        patch.setenv(native.ENV_SWITCH, "0")
+        return le_curves_upsampled(*args, **kwargs)
+
+
+def interpolated_steps(x, maps, dtype=torch.float64):
+    """The definition: each map upsampled by F.interpolate (bilinear, align_corners=False), then a clamped LE step."""
+    x = x.to(dtype)
+    for alpha in maps:
+        up = F.interpolate(alpha.to(dtype), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        x = le_curve(x, up).clamp(0, 1)
+    return x
+
+
+def random_maps(b, c, h, w, steps=8, seed=0):
+    return [_rand(b, c, h, w, low=-1, high=1, seed=seed + i) for i in range(steps)]
+
+
+@pytest.mark.usefixtures("native_kernel")
+@pytest.mark.parametrize("size, map_size, map_channels", [((37, 53), (14, 20), 3), ((37, 53), (14, 20), 1),
+                                                          ((5, 3), (7, 9), 1), ((61, 1), (2, 1), 3),
+                                                          ((1, 1), (1, 1), 3), ((129, 85), (128, 85), 1)])
+def test_upsampled_curves_native_equals_torch_path(size, map_size, map_channels, monkeypatch):
+    x = _rand(2, 3, *size, seed=1)
+    maps = random_maps(2, map_channels, *map_size)
+    out = le_curves_upsampled(x, maps)
+    reference = torch_path(monkeypatch, x, maps)
+    assert out.dtype == torch.float32 and out.shape == x.shape
+    torch.testing.assert_close(out, reference, rtol=0, atol=1e-5)
+    # and both are the definition (F.interpolate, in float64); the kernel samples the maps in double
+    torch.testing.assert_close(out.double(), interpolated_steps(x, maps), rtol=0, atol=1e-6)
+    assert out.min() >= 0 and out.max() <= 1
+
+
+@pytest.mark.usefixtures("native_kernel")
+def test_upsampled_curves_coupled_channels(monkeypatch):
+    """ReLLIE's channel coupling acts on the small maps (linear, so it commutes with the upsampling)."""
+    x = _rand(1, 3, 41, 29, high=0.4, seed=2)
+    maps = [couple_channels(alpha, 0.9) for alpha in random_maps(1, 3, 11, 8, steps=6, seed=3)]
+    out = le_curves_upsampled(x, maps)
+    torch.testing.assert_close(out, torch_path(monkeypatch, x, maps), rtol=0, atol=1e-5)
+    assert not torch.allclose(out[:, 0], out[:, 2])  # the channels keep their own alphas
+
+
+@pytest.mark.parametrize("use_native", [True, False])
+def test_upsampled_curves_in_bands_equal_the_whole_image(use_native, monkeypatch):
+    if use_native and not native.available():
+        pytest.skip(f"native kernel unavailable: {native.unavailable_reason()}")
+    monkeypatch.setenv(native.ENV_SWITCH, "1" if use_native else "0")
+    x = _rand(1, 3, 23, 17, seed=4)
+    maps = random_maps(1, 1, 6, 5, steps=3, seed=5)
+    whole = le_curves_upsampled(x, maps)
+    banded = torch.empty_like(x)
+    for top in range(0, 23, 5):
+        rows = slice(top, min(23, top + 5))
+        le_curves_upsampled(x[..., rows, :], maps, top=top, height=23, out=banded[..., rows, :])
+    assert torch.equal(banded, whole)
+
+
+@pytest.mark.parametrize("use_native", [True, False])
+@pytest.mark.parametrize("dtype, scale", [(np.uint8, 255), (np.uint16, 65535)])
+def test_upsampled_curves_integer_samples_in_and_out(use_native, dtype, scale, monkeypatch):
+    """(H, W, 3) integer arrays as permuted views: samples / scale in, round(scale * v) out (save_image's rule)."""
+    if use_native and not native.available():
+        pytest.skip(f"native kernel unavailable: {native.unavailable_reason()}")
+    monkeypatch.setenv(native.ENV_SWITCH, "1" if use_native else "0")
+    rng = np.random.default_rng(6)
+    samples = (rng.random((19, 31, 3)) * 0.3 * scale).astype(dtype)
+    maps = random_maps(1, 3, 4, 7, steps=4, seed=7)
+    as_batch = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None]  # noqa: E731
+    floats = le_curves_upsampled(as_batch(samples.astype(np.float32) / np.float32(scale)), maps)
+    out = np.empty_like(samples)
+    assert le_curves_upsampled(as_batch(samples), maps, out=as_batch(out)).data_ptr() == out.ctypes.data
+    expected = np.rint(floats[0].permute(1, 2, 0).numpy() * np.float32(scale)).astype(dtype)
+    assert np.abs(out.astype(np.int64) - expected).max() <= 1  # a value within 1e-7 of a rounding tie may differ
+    assert (out != expected).mean() < 1e-3
+    # in place, and float out from integer samples
+    inplace = samples.copy()
+    le_curves_upsampled(as_batch(inplace), maps, out=as_batch(inplace))
+    assert np.array_equal(inplace, out)
+    torch.testing.assert_close(le_curves_upsampled(as_batch(samples), maps), floats, rtol=0, atol=1e-6)
+
+
+@pytest.mark.usefixtures("native_kernel")
+def test_upsampled_curves_gain_takes_the_torch_path(monkeypatch):
+    """The product of le_gain over the steps is computed by the torch path, with the same image."""
+    from rlenhance.ops import le_gain
+
+    x = _rand(1, 3, 9, 13, high=0.5, seed=8)
+    maps = random_maps(1, 1, 3, 4, steps=3, seed=9)
+    gain = torch.empty_like(x)
+    out = le_curves_upsampled(x, maps, gain=gain)
+    expected_gain, current = torch.ones_like(x), x
+    for alpha in maps:
+        up = F.interpolate(alpha, size=(9, 13), mode="bilinear", align_corners=False)
+        expected_gain = expected_gain * le_gain(current, up)
+        current = le_curve(current, up).clamp(0, 1)
+    torch.testing.assert_close(gain, expected_gain, rtol=0, atol=1e-5)
+    torch.testing.assert_close(out, le_curves_upsampled(x, maps), rtol=0, atol=1e-5)
+
+
+def test_upsampled_curves_known_value_and_no_maps():
+    x = torch.full((1, 3, 4, 6), 0.25)
+    alpha = torch.tensor([[[[0.0, 1.0]]]])
+    y = le_curves_upsampled(x, [alpha, alpha])
+    assert y[0, 0, 0, 0].item() == 0.25  # alpha 0 at the left border
+    assert y[0, 0, 0, -1].item() == pytest.approx(0.68359375)  # alpha 1 twice: 0.25 -> 0.4375 -> 0.68359375
+    unchanged = le_curves_upsampled(x, [])
+    assert torch.equal(unchanged, x) and unchanged.data_ptr() != x.data_ptr()
+
+
+def test_upsampled_curves_reject_bad_arguments():
+    x = _rand(1, 3, 8, 8, seed=10)
+    alpha = _rand(1, 1, 2, 2, seed=11)
+    with pytest.raises(ImageError, match="uint8 or uint16"):
+        le_curves_upsampled(x.to(torch.int32), [alpha])
+    with pytest.raises(ImageError, match="B, C, H, W"):
+        le_curves_upsampled(x[0], [alpha])
+    with pytest.raises(ValueError, match="alpha map 1"):
+        le_curves_upsampled(x, [alpha, _rand(1, 2, 2, 2, seed=12)])
+    with pytest.raises(ValueError, match="alpha map 0"):
+        le_curves_upsampled(x, [alpha[0]])
+    with pytest.raises(ValueError, match="height"):
+        le_curves_upsampled(x, [alpha], top=4, height=10)
+    with pytest.raises(ValueError, match="out must be"):
+        le_curves_upsampled(x, [alpha], out=torch.empty(1, 3, 8, 7))
+    with pytest.raises(ValueError, match="gain must be"):
+        le_curves_upsampled(x, [alpha], gain=torch.empty(1, 3, 8, 8, dtype=torch.uint8))
+
+
+# ---------------------------------------------------------------- le_gain: how much each step brightens
+def test_le_gain_times_the_input_is_the_curve_and_its_product_is_the_total_brightening():
+    from rlenhance.ops import le_gain
+
+    x0 = _rand(2, 3, 5, 7, low=0.01, high=1.0)
+    alphas = [_rand(2, 3, 5, 7, low=-1.0, high=1.0, seed=s) for s in (1, 2, 3)]
+    x, gain = x0, torch.ones_like(x0)
+    for a in alphas:
+        assert torch.allclose(x * le_gain(x, a), le_curve(x, a), atol=1e-6)
+        gain, x = gain * le_gain(x, a), le_curve(x, a)
+    torch.testing.assert_close(gain, x / x0, rtol=1e-5, atol=1e-6)  # enhanced / input
+
+
+def test_le_gain_is_defined_at_black_and_checks_like_le_curve():
+    from rlenhance.ops import le_gain
+
+    assert le_gain(torch.zeros(1, 1, 1, 1), 0.6).item() == pytest.approx(1.6)  # the limit of LE(x) / x at 0
+    assert le_gain(torch.ones(1, 1, 1, 1), 0.6).item() == 1.0  # white is not brightened
+    assert le_gain(torch.full((1, 3, 2, 2), 0.5), torch.tensor([0.0, 1.0, -1.0]).view(1, 3, 1, 1)).flatten()[::4] \
+        .tolist() == [1.0, 1.5, 0.5]
+    with pytest.raises(ValueError, match="does not fit x"):
+        le_gain(torch.rand(1, 3, 4, 4), torch.rand(1, 2, 4, 4))
+    with pytest.raises(ImageError, match="floating-point"):
+        le_gain(torch.zeros(1, 1, 2, 2, dtype=torch.uint8), 0.5)

@@ -17,6 +17,7 @@ import warnings
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from rlenhance.errors import ImageError
 from rlenhance.ops import _sorting, bilateral, native
@@ -373,3 +374,115 @@ def test_kernel_arguments_are_named_and_complete():
         native._SelectArgs(**{name: value for name, value in fields.items() if name != "isa"})
     with pytest.raises(AttributeError):
         native._SelectArgs(**fields, n_thread=1)
+
+
+# ---------------------------------------------------------------- the LE curve kernel
+
+
+def curve_inputs(c=3, map_channels=1, h=23, w=41, steps=5, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(c, h, w, generator=gen)
+    maps = torch.rand(steps, map_channels, 5, 7, generator=gen) * 2 - 1
+    return x, maps
+
+
+@needs_native
+@pytest.mark.parametrize("map_channels", [1, 3])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
+def test_curve_threads_vector_widths_and_layouts_give_identical_values(map_channels, dtype):
+    x, maps = curve_inputs(map_channels=map_channels)
+    x = (x * 255).to(dtype) if dtype == torch.uint8 else x
+    hwc = x.permute(1, 2, 0).contiguous().permute(2, 0, 1)  # the (H, W, 3) layout: its own vectorized loops
+    isas = ("baseline", "auto") + (("avx2",) if native.vector_isa() == "avx2" else ())
+    outs = [native.le_curves_native(source, maps, torch.empty_like(source), num_threads=threads,
+                                    min_pixels_per_thread=1, isa=isa)
+            for source in (x, hwc) for threads in (1, 3) for isa in isas]
+    assert all(torch.equal(outs[0], out) for out in outs[1:])
+
+
+@needs_native
+def test_curve_kernel_reads_and_writes_any_strides():
+    """An (H, W, C) layout (a permuted view), a (C, H, W) one and a transposed one give the same values."""
+    x, maps = curve_inputs(c=4, map_channels=4, seed=1)
+    planar = native.le_curves_native(x, maps, torch.empty_like(x))
+    hwc = x.permute(1, 2, 0).contiguous()
+    out_hwc = torch.empty_like(hwc)
+    native.le_curves_native(hwc.permute(2, 0, 1), maps, out_hwc.permute(2, 0, 1))
+    assert torch.equal(out_hwc.permute(2, 0, 1), planar)
+    wide = torch.empty(3 * 4 * 23 * 41 + 64)[64:].view(4, 23, 41 * 3)[..., ::3]  # a column stride of 3, offset
+    native.le_curves_native(x, maps, wide)
+    assert torch.equal(wide, planar)
+
+
+@needs_native
+def test_curve_kernel_bad_arguments_raise():
+    x, maps = curve_inputs()
+    out = torch.empty_like(x)
+    with pytest.raises(ValueError, match="x must be"):
+        native.le_curves_native(x[None], maps, out)
+    with pytest.raises(ValueError, match="x must be"):
+        native.le_curves_native(torch.rand(5, 4, 4), maps, torch.empty(5, 4, 4))
+    with pytest.raises(ValueError, match="maps must be"):
+        native.le_curves_native(x, maps[:, :, :, :, None], out)
+    with pytest.raises(ValueError, match="maps must be"):
+        native.le_curves_native(x, maps.expand(-1, 2, -1, -1), out)
+    with pytest.raises(ValueError, match="out must be"):
+        native.le_curves_native(x, maps, out.to(torch.int16))
+    with pytest.raises(ValueError, match="overlaps"):
+        native.le_curves_native(x[:, :, 1:], maps, x[:, :, :-1])
+    with pytest.raises(ValueError, match="another dtype or strides"):
+        native.le_curves_native(x, maps, x.view(torch.int32).view(torch.float32).as_strided(x.shape, (1, 3, 3 * 23)))
+    with pytest.raises(ValueError, match="height"):
+        native.le_curves_native(x, maps, out, top=1, height=23)
+    with pytest.raises(ValueError, match="num_threads"):
+        native.le_curves_native(x, maps, out, num_threads=0)
+    with pytest.raises(ValueError, match="isa"):
+        native.le_curves_native(x, maps, out, isa="avx512")
+
+
+def test_curve_kernel_unavailable_raises_and_the_op_takes_the_torch_path(monkeypatch):
+    from rlenhance.ops import le_curves_upsampled
+
+    monkeypatch.setenv(native.ENV_SWITCH, "0")
+    x, maps = curve_inputs()
+    with pytest.raises(RuntimeError, match="unavailable"):
+        native.le_curves_native(x, maps, torch.empty_like(x))
+    out = le_curves_upsampled(x[None], [m[None] for m in maps])
+    assert out.shape == (1, *x.shape)
+
+
+def test_curve_kernel_arguments_are_named_and_complete():
+    fields = {name: 0 for name, _ in native._CurvesArgs._fields_}
+    assert native._CurvesArgs(**fields).isa == 0
+    with pytest.raises(TypeError, match="maps"):
+        native._CurvesArgs(**{name: value for name, value in fields.items() if name != "maps"})
+
+
+# ---------------------------------------------------------------- the area kernel
+
+
+@needs_native
+@pytest.mark.parametrize("shape, size", [((97, 131), (15, 20)), ((7, 5), (7, 1)), ((40, 6), (3, 6)), ((1, 1), (1, 1))])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.uint16, torch.float32])
+def test_area_kernel_equals_torch_area_interpolation(shape, size, dtype):
+    """Torch's float sums in torch's order: the same values as F.interpolate(mode="area") of the float image."""
+    gen = torch.Generator().manual_seed(sum(shape))
+    scale = {torch.uint8: 255, torch.uint16: 65535, torch.float32: 1}[dtype]
+    hwc = (torch.rand(*shape, 3, generator=gen) * scale).to(dtype)  # an (H, W, 3) array's layout
+    floats = hwc.to(torch.float32) / scale if scale > 1 else hwc
+    expected = F.interpolate(floats.permute(2, 0, 1)[None].contiguous(), size=size, mode="area")[0]
+    for threads in (1, 3):
+        out = native.area_downscale_native(hwc.permute(2, 0, 1), size, num_threads=threads, min_pixels_per_thread=1)
+        assert out.dtype == torch.float32 and out.is_contiguous() and torch.equal(out, expected)
+
+
+@needs_native
+def test_area_kernel_bad_arguments_raise():
+    x = torch.rand(3, 8, 8)
+    for bad in [(0, 4), (9, 4), (4,), (4.0, 4)]:
+        with pytest.raises(ValueError, match="size"):
+            native.area_downscale_native(x, bad)
+    with pytest.raises(ValueError, match="x must be"):
+        native.area_downscale_native(x.to(torch.int32), (4, 4))
+    with pytest.raises(ValueError, match="num_threads"):
+        native.area_downscale_native(x, (4, 4), num_threads=0)
