@@ -511,6 +511,25 @@ def _torch_fuses_multiply_add() -> bool:
 # ----------------------------------------------------------------------------- the op
 
 
+def _checked_threads_and_library(num_threads: int | None, kernel: str, isa: str = "auto") -> tuple[int, _Library]:
+    """The thread count (``num_threads``, None: torch's) and the loaded library with ``kernel`` (a
+    :class:`_Library` field), after checking ``num_threads`` and ``isa``.
+
+    Raises:
+        ValueError: ``num_threads`` is not a positive int or None, or ``isa`` is not one of ``_ISAS``.
+        RuntimeError: the native kernels are unavailable (disabled, no compiler, a failed build).
+    """
+    if isa not in _ISAS:
+        raise ValueError(f"isa must be one of {', '.join(map(repr, _ISAS))}; got {isa!r}")
+    threads = torch.get_num_threads() if num_threads is None else num_threads
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"num_threads must be a positive int or None; got {num_threads!r}")
+    library = None if _disabled() else _library()
+    if library is None or getattr(library, kernel) is None:
+        raise RuntimeError(f"the native kernels are unavailable: {unavailable_reason()}")
+    return threads, library
+
+
 def pixelrl_select_native(x: torch.Tensor, actions: torch.Tensor, *, num_threads: int | None = None,
                           min_pixels_per_thread: int = 4096, isa: str = "auto") -> torch.Tensor:
     """PixelRL's per-pixel filter choice (:data:`PIXELRL_ACTION_TABLE`) with the native kernel.
@@ -551,14 +570,7 @@ def pixelrl_select_native(x: torch.Tensor, actions: torch.Tensor, *, num_threads
         got = f"a {actions.dtype} {actions.device.type} tensor of shape {tuple(actions.shape)}" \
             if isinstance(actions, torch.Tensor) else type(actions).__name__
         raise ValueError(f"actions must be an integer CPU tensor of shape {' or '.join(map(str, shapes))}; got {got}")
-    if isa not in _ISAS:
-        raise ValueError(f"isa must be one of {', '.join(map(repr, _ISAS))}; got {isa!r}")
-    threads = torch.get_num_threads() if num_threads is None else num_threads
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"num_threads must be a positive int or None; got {num_threads!r}")
-    library = None if _disabled() else _library()
-    if library is None or library.select is None:
-        raise RuntimeError(f"the native PixelRL kernel is unavailable: {unavailable_reason()}")
+    threads, library = _checked_threads_and_library(num_threads, "select", isa)
     plan = _plan(PIXELRL_ACTION_TABLE)
     if plan is None:
         raise RuntimeError("the native PixelRL kernel cannot compute PIXELRL_ACTION_TABLE's filters")
@@ -635,14 +647,7 @@ def le_curves_native(x: torch.Tensor, maps: torch.Tensor, out: torch.Tensor, *, 
     height = top + rows if height is None else height
     if isinstance(top, bool) or not isinstance(top, int) or top < 0 or height < top + rows:
         raise ValueError(f"top={top!r}, height={height!r}: x's {rows} rows must lie within the image's height")
-    if isa not in _ISAS:
-        raise ValueError(f"isa must be one of {', '.join(map(repr, _ISAS))}; got {isa!r}")
-    threads = torch.get_num_threads() if num_threads is None else num_threads
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"num_threads must be a positive int or None; got {num_threads!r}")
-    library = None if _disabled() else _library()
-    if library is None or library.curves is None:
-        raise RuntimeError(f"the native kernels are unavailable: {unavailable_reason()}")
+    threads, library = _checked_threads_and_library(num_threads, "curves", isa)
     maps = maps.contiguous()
     steps, c, mh, mw = maps.shape
     threads = max(1, min(threads, rows * w // max(1, min_pixels_per_thread)))
@@ -699,12 +704,7 @@ def area_downscale_native(x: torch.Tensor, size: tuple[int, int], *, num_threads
     if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in size) \
             or not (1 <= size[0] <= h and 1 <= size[1] <= w):
         raise ValueError(f"size must be two ints (h, w) with 1 <= h <= {h}, 1 <= w <= {w}; got {size!r}")
-    threads = torch.get_num_threads() if num_threads is None else num_threads
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"num_threads must be a positive int or None; got {num_threads!r}")
-    library = None if _disabled() else _library()
-    if library is None or library.area is None:
-        raise RuntimeError(f"the native kernels are unavailable: {unavailable_reason()}")
+    threads, library = _checked_threads_and_library(num_threads, "area")
     out = torch.empty(ch, *size, dtype=torch.float32)
     threads = max(1, min(threads, h * w // max(1, min_pixels_per_thread)))
     args = _AreaArgs(x=x.data_ptr(), out=out.data_ptr(), x_type=_SAMPLE_TYPES.index(x.dtype), x_row=x.stride(1),
