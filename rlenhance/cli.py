@@ -338,9 +338,11 @@ def _parallel_results(restore: Restore, build: Callable[[argparse.Namespace], Re
     """Results of ``todo``, in its order, from ``jobs`` processes: this one (whose models are loaded)
     and ``jobs - 1`` spawned workers, each with its share of the cores. Work is handed out an image
     at a time, so this process restores images while the workers start (importing torch and loading
-    the models takes as long as a few dozen 600x400 images) and nobody idles at the end."""
-    import concurrent.futures
+    the models takes as long as a hundred 600x400 images): a worker is given images once it has
+    answered a first call, so no image waits on a worker that is still starting, and nobody idles at
+    the end."""
     import multiprocessing  # spawned workers rebuild the models: no fork of a process with running threads
+    import queue
 
     import torch
 
@@ -348,30 +350,51 @@ def _parallel_results(restore: Restore, build: Callable[[argparse.Namespace], Re
     torch.set_num_threads(threads)
     queued = iter(enumerate(todo))
     finished: dict[int, tuple[Path, str | None, str]] = {}
-    in_flight_per_worker = 2  # one running, one waiting: a worker never waits for the next path
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(jobs - 1, mp_context=context, initializer=_init_worker,
-                                                initargs=(build, args, threads)) as pool:
-        pending: dict[concurrent.futures.Future, int] = {}
+    # filled by the pool's result thread: (None, None) for a worker that has started, else (index, result)
+    arrived: queue.SimpleQueue = queue.SimpleQueue()
+    ready = in_flight = 0
+    in_flight_per_worker = 4  # a worker never waits for its next path
+
+    def take(block: bool) -> None:
+        nonlocal ready, in_flight
         try:
-            for index in range(len(todo)):
-                while index not in finished:
-                    while len(pending) < in_flight_per_worker * (jobs - 1):
-                        i, item = next(queued, (None, None))
-                        if item is None:
-                            break
-                        pending[pool.submit(_worker_restore, (*item, args.max_pixels))] = i
-                    for future in [future for future in pending if future.done()]:
-                        finished[pending.pop(future)] = future.result()
+            index, result = arrived.get(block=block)
+        except queue.Empty:
+            return
+        if isinstance(result, BaseException):
+            raise result  # a bug in a worker (a bad image is a result, not an exception)
+        if index is None:
+            ready += 1
+        else:
+            finished[index], in_flight = result, in_flight - 1
+
+    pool = multiprocessing.get_context("spawn").Pool(jobs - 1, initializer=_init_worker,
+                                                     initargs=(build, args, threads))
+    try:
+        for _ in range(jobs - 1):
+            pool.apply_async(_worker_started, callback=lambda _: arrived.put((None, None)))
+        for index in range(len(todo)):
+            while index not in finished:
+                while not arrived.empty():
+                    take(block=False)
+                while in_flight < in_flight_per_worker * ready:
                     i, item = next(queued, (None, None))
-                    if item is not None:
-                        finished[i] = _restore_one(restore, *item, args.max_pixels)
-                    elif index not in finished:
-                        concurrent.futures.wait(pending, return_when="FIRST_COMPLETED")
-                yield finished.pop(index)
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+                    if item is None:
+                        break
+                    pool.apply_async(_worker_restore, ((*item, args.max_pixels),),
+                                     callback=lambda result, i=i: arrived.put((i, result)),
+                                     error_callback=lambda error, i=i: arrived.put((i, error)))
+                    in_flight += 1
+                if index in finished:
+                    break
+                i, item = next(queued, (None, None))
+                if item is not None:
+                    finished[i] = _restore_one(restore, *item, args.max_pixels)
+                else:
+                    take(block=True)
+            yield finished.pop(index)
+    finally:
+        pool.terminate()  # all results are in (each output was written before its result was sent), or we stop
 
 
 def shard_of(spec: str | None, environ: Mapping[str, str]) -> tuple[int, int]:
@@ -418,6 +441,11 @@ def _init_worker(build: Callable[[argparse.Namespace], Restore], args: argparse.
     global _WORKER_RESTORE
     torch.set_num_threads(threads)
     _WORKER_RESTORE = build(args)
+
+
+def _worker_started() -> bool:
+    """A first call: it returns once the worker has loaded its models (``_init_worker``)."""
+    return _WORKER_RESTORE is not None
 
 
 def _worker_restore(item: tuple[Path, Path, int]) -> tuple[Path, str | None, str]:
