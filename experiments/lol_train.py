@@ -40,10 +40,21 @@ import torch
 
 import envs
 from agents.a3c import A3CConfig
+from agents.distributed import Ranks
 from agents.sac import SACConfig
 from envs.base import open_dataset
 from envs.lowlight import COND_FIELDS, REWARDS, WEIGHT_FIELDS, LowLightTask
-from experiments.rl_common import RLArgs, make_agent, open_run, resolve_args, run_cli, setup, split_seed, train
+from experiments.rl_common import (
+    RLArgs,
+    env_batch,
+    make_agent,
+    open_run,
+    resolve_args,
+    run_cli,
+    setup,
+    split_seed,
+    train,
+)
 from experiments.runs import arg, parse_config
 from rlenhance import losses, metrics
 from rlenhance.checkpoint import LowLightPolicySpec
@@ -332,18 +343,19 @@ def main(argv: Sequence[str] | None = None) -> Path:
     given = list(sys.argv[1:] if argv is None else argv)
     args = resolve_args(parse_config(Args, expand_preset(given)))
     args = check_lowlight_args(args, given)
-    device = setup(args)
-    run = open_run(args)
+    ranks = Ranks.from_env()
+    device = setup(args, ranks)
+    run = open_run(args, ranks)
 
     def make_venv():
-        return envs.make_vec(ENV_ID, num_envs=args.batch, device=device, data=training_data(args),
+        return envs.make_vec(ENV_ID, device=device, data=training_data(args), **env_batch(args, ranks),
                              **env_kwargs(args))
 
     venv = make_venv()
     names, val_low, val_high = load_validation(args, device)
     a3c_extra = ({"mean_action_tv": args.w_smooth, "action_values": tuple(venv.task.alpha_table.tolist())}
                  if args.smooth_on_mean else None)
-    agent = make_agent(args, venv, a3c_extra=a3c_extra, resume=run.resuming,
+    agent = make_agent(args, venv, a3c_extra=a3c_extra, resume=run.resuming, ranks=ranks,
                        keys=("image", "original", "exposure_gap"))
     spec = inference_spec(args, venv.task)
     out = train(args, run, agent, venv, make_venv=make_venv,
@@ -351,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
                 metric=best_score, spec=spec,
                 summary={"val_images": len(names), "input_brightness": float(val_low.mean())},
                 title=f"lol_train: {run.dir}")
-    print("\n".join(usage_lines(Path(out) / "checkpoints" / "best.pt", spec)), flush=True)
+    run.say(*usage_lines(Path(out) / "checkpoints" / "best.pt", spec))
     return out
 
 
