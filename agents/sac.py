@@ -16,6 +16,10 @@ are averaged over channels, as the scalar reward averages them)::
     L_pi   = mean(alpha * log pi(a~|s) - min_i Q_i(s, a~)),                             a~ ~ pi(.|s)
     L_alpha = -mean(log_alpha * (log pi(a~|s) + target_entropy))    (target: -C nats per pixel)
 
+A downscaled continuous actor (``downscale`` s > 1, ``SACConfig.block_actions``) draws one action per
+s x s block at its working resolution and upsamples it bilinearly (as ``greedy_rollout`` applies
+alphas): log pi, the entropy and its target are then per block.
+
 Discrete actions (Denoise, Completion, LowLight's alpha table; discrete SAC, Christodoulou 2019):
 each action map c of each pixel is an agent with ``Q_c(s, .)`` over its K actions (critic output
 (B, C, K, H, W)); expectations over actions are exact::
@@ -35,6 +39,13 @@ search (RSE-RL's trust-region SAC): the step is halved until the mean per-pixel 
 
 The buffer content is not part of :meth:`SAC.state_dict`: a resumed run starts with an empty
 buffer (and collects ``learning_starts`` transitions again before updating).
+
+Data-parallel (``ranks``, :mod:`agents.distributed`): each rank steps its rows of the global env
+batch (a sharded env) and gathers every step's transitions from all ranks, so every rank's buffer
+holds what one process's would; an update draws the global minibatch's indices and noise on every
+rank and keeps its rows; the actor's, critics' and temperature's gradients are averaged over the
+ranks and a trust region's mean KL is the global mean. Every rank thus makes the update of one
+process with the global batches, and all ranks hold the same weights, buffer and generator.
 """
 
 from __future__ import annotations
@@ -43,6 +54,7 @@ import copy
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -51,6 +63,7 @@ from torch import Tensor, nn
 
 from agents.buffers import STORAGES, PixelReplayBuffer, ReplaySample
 from agents.common import as_bool, device_of, episode_length, evaluate_policy, obs_to, resolve_device, reward_map
+from agents.distributed import Ranks, sync_batch_norm
 from agents.distributions import PixelGaussian
 from rlenhance.errors import CheckpointError
 from rlenhance.models.critic import PixelQNetwork
@@ -80,8 +93,11 @@ class SACConfig:
     """Adam learning rate of the actor."""
     critic_lr: float = 3e-4
     """Adam learning rate of the twin critics."""
-    alpha_lr: float = 3e-4
-    """Adam learning rate of log(alpha), the entropy temperature."""
+    alpha_lr: float = 1e-2
+    """Adam learning rate of log(alpha), the entropy temperature. Adam moves log(alpha) by about
+    this much per update, so it must let alpha span the reward's scale within a run's few thousand
+    updates (at 3e-4 alpha stayed within 0.1-0.16 over a 1,800-update LowLight run while the
+    entropy sat 4.5 nats below its target: docs/training.md)."""
     tau: float = 0.005
     """Polyak factor of the target critics: target <- (1 - tau) target + tau critic."""
     batch_size: int = 16
@@ -94,7 +110,7 @@ class SACConfig:
     """Transitions in the buffer before the first update."""
     updates_per_episode: int | None = None
     """Gradient updates after each collected episode; None = one per environment step."""
-    init_alpha: float = 0.1
+    init_alpha: float = 1.0
     """Initial entropy temperature."""
     autotune_alpha: bool = True
     """Tune alpha towards the target entropy; False keeps alpha = init_alpha."""
@@ -110,6 +126,12 @@ class SACConfig:
     """Halvings of the actor step tried by the line search before the step is dropped."""
     max_grad_norm: float | None = None
     """Clip the gradient norm of the actor and of the critics to this value; None = no clipping."""
+    block_actions: bool = True
+    """Continuous policy with ``downscale`` s > 1: one tanh-Gaussian draw per s x s block at the
+    policy's working resolution, upsampled bilinearly to the pixels (as
+    ``rlenhance.enhance.greedy_rollout`` applies a policy's alphas); log pi and the entropy target
+    are per block. False draws every pixel from the upsampled Gaussian: pixel-scale noise that the
+    block-pooled critic cannot see and a smoothness reward punishes (docs/training.md)."""
     seed: int = 0
     """Seed of the agent's generator (actions, replay sampling, reparameterisation noise) and of
     the critics' initial weights (the env is seeded through reset)."""
@@ -163,8 +185,8 @@ def polyak_update(params: Iterable[Tensor], target_params: Iterable[Tensor], tau
         t.lerp_(p.detach(), tau)
 
 
-def squashed_gaussian_sample(mean: Tensor, log_std: Tensor,
-                             generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+def squashed_gaussian_sample(mean: Tensor, log_std: Tensor, generator: torch.Generator | None = None,
+                             noise: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Reparameterised tanh-Gaussian actions and the log-density of each pixel's action vector.
 
     ``a = tanh(u)``, ``u = mean + exp(log_std) * eps``, ``eps ~ N(0, 1)``;
@@ -173,12 +195,13 @@ def squashed_gaussian_sample(mean: Tensor, log_std: Tensor,
     Args:
         mean, log_std: float (B, C, H, W), the pre-tanh Gaussian per pixel and action map.
         generator: torch Generator on ``mean``'s device for the noise (None = global RNG).
+        noise: the standard normal ``eps`` (B, C, H, W) to use instead of drawing it.
 
     Returns:
         ``(actions, log_prob)``: float (B, C, H, W) in (-1, 1) and float (B, 1, H, W), both
         differentiable with respect to ``mean`` and ``log_std``.
     """
-    actions, log_prob = PixelGaussian(mean, log_std, squash=True).rsample_with_log_prob(generator)
+    actions, log_prob = PixelGaussian(mean, log_std, squash=True).rsample_with_log_prob(generator, noise)
     return actions, log_prob.sum(dim=1, keepdim=True)
 
 
@@ -257,6 +280,10 @@ class SAC:
         device: ``None`` = the policy's device, ``"auto"`` = CUDA when available, or a device.
         critic_kwargs: overrides of the critics' architecture
             (:meth:`PixelQNetwork.for_policy`), e.g. ``{"width": 16}``.
+        ranks: this process's place in a data-parallel job (:class:`agents.distributed.Ranks`; see
+            the module docstring): :meth:`train_episode` then takes an env sharded the same way
+            (``shard=ranks.shard``) and ``batch_size`` is the global minibatch (a multiple of the
+            world size). None: a single process.
 
     Example:
         >>> import envs
@@ -270,8 +297,11 @@ class SAC:
 
     def __init__(self, policy: PixelActorCritic, config: SACConfig | None = None,
                  device: str | torch.device | None = None,
-                 critic_kwargs: Mapping[str, Any] | None = None):
+                 critic_kwargs: Mapping[str, Any] | None = None, ranks: Ranks | None = None):
         self.config = config if config is not None else SACConfig()
+        self.ranks = ranks if ranks is not None else Ranks()
+        #: transitions of each update's minibatch on this rank (``batch_size`` for one process)
+        self.local_batch = self.ranks.split(self.config.batch_size, "SAC batch_size (--sac-batch)")
         if getattr(policy, "gru", None) is not None:
             raise ValueError("SAC: the policy has a ConvGRU (conv_gru=True); SAC replays single "
                              "transitions, build the policy with conv_gru=False")
@@ -279,6 +309,8 @@ class SAC:
         if not self.discrete and policy.bounded_mean:
             raise ValueError("SAC: the continuous policy has bounded_mean=True; build it with "
                              "bounded_mean=False (SAC squashes the Gaussian sample with tanh)")
+        #: one continuous draw per downscale block, upsampled (SACConfig.block_actions)
+        self.blocks = self.config.block_actions and not self.discrete and policy.downscale > 1
         self.device = resolve_device(device, policy)
         self.policy = policy.to(self.device)
         cfg = self.config
@@ -286,6 +318,9 @@ class SAC:
             torch.manual_seed(cfg.seed)
             critics = [PixelQNetwork.for_policy(policy, **dict(critic_kwargs or {})) for _ in range(2)]
         self.critics = nn.ModuleList(critics).to(self.device)
+        if self.ranks.distributed:
+            sync_batch_norm(self.policy)
+            sync_batch_norm(self.critics)
         self.critic_targets = copy.deepcopy(self.critics).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(cfg.init_alpha), device=self.device, requires_grad=True)
         if cfg.target_entropy is not None:
@@ -332,7 +367,7 @@ class SAC:
         """
         env_device = device_of(obs)
         x, cond = build_policy_input(obs_to(obs, self.device))
-        return self._actions(self.policy(x, cond), greedy).to(env_device), None
+        return self._to_pixels(self._actions(self._out(x, cond), greedy), x.shape).to(env_device), None
 
     # ---- learning ---------------------------------------------------------------------------
     def _reward(self, reward_map: Tensor) -> Tensor:
@@ -344,9 +379,25 @@ class SAC:
                              f"{self.policy.out_channels} (one per action map)")
         return reward_map
 
+    def _out(self, x: Tensor, cond: Tensor | None) -> PolicyOutput:
+        """The actor's output where its actions are drawn: the working resolution with block
+        actions, else every pixel (the value head, unused by SAC, is skipped)."""
+        return self.policy(x, cond, full_resolution=not self.blocks, with_value=False)
+
+    def _to_pixels(self, t: Tensor, size: torch.Size | tuple[int, int]) -> Tensor:
+        """Block actions (or per-block maps) upsampled bilinearly to the pixels ``size`` = (H, W),
+        as ``greedy_rollout`` applies alphas; unchanged without block actions."""
+        return self.policy.upsample(t, *size[-2:]) if self.blocks else t
+
+    def _noise(self, like: Tensor) -> Tensor:
+        """This rank's rows of the standard normal draws of a global batch shaped like ``like``."""
+        return self.ranks.draw_rows(lambda n: torch.randn((n, *like.shape[1:]), generator=self.generator,
+                                                          device=like.device, dtype=like.dtype), like.shape[0])
+
     def _step(self, loss: Tensor, params: list[Tensor], optimizer: torch.optim.Optimizer) -> Tensor:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self.ranks.average_gradients(params)
         max_norm = self.config.max_grad_norm if self.config.max_grad_norm is not None else math.inf
         norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
         optimizer.step()
@@ -357,14 +408,14 @@ class SAC:
         x, cond = build_policy_input(batch.obs)
         nx, ncond = build_policy_input(batch.next_obs)
         with torch.no_grad():
-            nout = self.policy(nx, ncond)
+            nout = self._out(nx, ncond)
             if self.discrete:
                 q_next = torch.minimum(*(q(nx, ncond) for q in self.critic_targets))
                 v_next = discrete_soft_value(F.log_softmax(nout.logits, dim=2), q_next, alpha)
             else:
-                a_next, logp_next = squashed_gaussian_sample(nout.mean, nout.log_std, self.generator)
-                q_next = torch.minimum(*(q(nx, ncond, a_next) for q in self.critic_targets))
-                v_next = q_next - alpha * logp_next
+                a_next, logp_next = squashed_gaussian_sample(nout.mean, nout.log_std, noise=self._noise(nout.mean))
+                q_next = torch.minimum(*(q(nx, ncond, self._to_pixels(a_next, nx.shape)) for q in self.critic_targets))
+                v_next = q_next - alpha * self._to_pixels(logp_next, nx.shape)
             target = soft_td_target(self._reward(batch.reward_map), batch.done, v_next, cfg.gamma)
         if self.discrete:
             index = batch.actions.unsqueeze(2)
@@ -377,7 +428,7 @@ class SAC:
 
     def _actor_loss(self, x: Tensor, cond: Tensor | None, alpha: Tensor) -> tuple[Tensor, Tensor, PolicyOutput]:
         """Actor loss, per-pixel entropy (estimate) and the (pre-step) policy output."""
-        out = self.policy(x, cond)
+        out = self._out(x, cond)
         if self.discrete:
             log_pi = F.log_softmax(out.logits, dim=2)
             pi = log_pi.exp()
@@ -386,9 +437,9 @@ class SAC:
             loss = (pi * (alpha * log_pi - q_pi)).sum(dim=2).mean()
             entropy = -(pi * log_pi).sum(dim=2)
         else:
-            a, logp = squashed_gaussian_sample(out.mean, out.log_std, self.generator)
-            q_pi = torch.minimum(*(q(x, cond, a) for q in self.critics))
-            loss = (alpha * logp - q_pi).mean()
+            a, logp = squashed_gaussian_sample(out.mean, out.log_std, noise=self._noise(out.mean))
+            q_pi = torch.minimum(*(q(x, cond, self._to_pixels(a, x.shape)) for q in self.critics))
+            loss = alpha * logp.mean() - q_pi.mean()  # logp per block with block actions, q_pi per pixel
             entropy = -logp
         return loss, entropy.detach(), out
 
@@ -401,7 +452,7 @@ class SAC:
         after = [p.detach().clone() for p in params]
         scale = 1.0
         for _ in range(self.config.trust_region_steps + 1):
-            kl = pixel_kl(old_out, self.policy(x, cond)).mean()
+            kl = self.ranks.mean(pixel_kl(old_out, self._out(x, cond)).mean())  # the global batch's mean
             if float(kl) <= bound:
                 return kl
             scale *= 0.5
@@ -438,6 +489,7 @@ class SAC:
         if cfg.autotune_alpha:
             self.alpha_optimizer.zero_grad(set_to_none=True)
             alpha_loss.backward()
+            self.ranks.average_gradients([self.log_alpha])
             self.alpha_optimizer.step()
         stats["alpha_loss"] = alpha_loss.detach()
         polyak_update(self.critics.parameters(), self.critic_targets.parameters(), cfg.tau)
@@ -456,6 +508,21 @@ class SAC:
             per-pixel KL of the accepted actor step).
         """
         return {k: float(v) for k, v in self._update(batch).items()}
+
+    def _store(self, obs: Mapping[str, Tensor], actions: Tensor, rmap: Tensor, next_obs: Mapping[str, Tensor],
+               terminal: Tensor, alive: Tensor) -> None:
+        """Add a step's transitions of the envs still alive to the buffer; data-parallel, the
+        transitions of every rank's rows, in rank order (the global batch's order)."""
+        if self.ranks.distributed:
+            gather = self.ranks.gather
+            obs, next_obs = {k: gather(v) for k, v in obs.items()}, {k: gather(v) for k, v in next_obs.items()}
+            actions, rmap, terminal, alive = gather(actions), gather(rmap), gather(terminal), gather(alive)
+        if bool(alive.all()):
+            self.buffer.add(obs, actions, rmap, next_obs, terminal)
+        else:
+            keep = alive.nonzero().view(-1)
+            self.buffer.add({k: v[keep] for k, v in obs.items()}, actions[keep], rmap[keep],
+                            {k: v[keep] for k, v in next_obs.items()}, terminal[keep])
 
     def train_episode(self, venv: Any, seed: int | None = None) -> dict[str, float]:
         """Collect one batched episode into the buffer, then run the updates.
@@ -484,18 +551,16 @@ class SAC:
         with torch.no_grad():
             while bool(alive.any()) and (max_steps is None or steps < max_steps):
                 x, cond = build_policy_input(obs)
-                actions = self._actions(self.policy(x, cond), greedy=False)
+                out = self._out(x, cond)
+                # this rank's rows of the global batch's draws (all of them for one process)
+                noise = self.ranks.draw_rows(partial(self.policy.distribution(out).noise, self.generator), x.shape[0])
+                actions = self._to_pixels(self.policy.predict(out, deterministic=False, noise=noise), x.shape)
                 next_obs, reward, terminated, truncated, info = venv.step(actions.to(env_device))
                 next_obs = obs_to(next_obs, self.device)
                 reward = torch.as_tensor(reward, device=self.device).float().view(-1)
                 terminal = as_bool(terminated, self.device)
                 rmap = reward_map(reward, info, self.device)
-                if bool(alive.all()):
-                    self.buffer.add(obs, actions, rmap, next_obs, terminal)
-                else:
-                    keep = alive.nonzero().view(-1)
-                    self.buffer.add({k: v[keep] for k, v in obs.items()}, actions[keep], rmap[keep],
-                                    {k: v[keep] for k, v in next_obs.items()}, terminal[keep])
+                self._store(obs, actions, rmap, next_obs, terminal, alive)
                 returns += reward * alive
                 rewards.append(reward[alive])
                 alive = alive & ~(terminal | as_bool(truncated, self.device))
@@ -507,7 +572,9 @@ class SAC:
         done_updates = 0
         if len(self.buffer) >= max(cfg.learning_starts, 1):
             for _ in range(n_updates):
-                for k, v in self._update(self.buffer.sample(cfg.batch_size, self.generator)).items():
+                index = self.ranks.draw_rows(partial(self.buffer.sample_indices, generator=self.generator),
+                                             self.local_batch)
+                for k, v in self._update(self.buffer.get(index)).items():
                     totals[k] = totals[k] + v if k in totals else v
                 done_updates += 1
         nan = float("nan")

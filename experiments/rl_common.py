@@ -213,6 +213,8 @@ class RLArgs:
     sac_batch: int | None = config_arg(SACConfig, "batch_size", prefix="sac")
     sac_updates: int | None = config_arg(SACConfig, "updates_per_episode", prefix="sac")
     sac_learning_starts: int | None = config_arg(SACConfig, "learning_starts", prefix="sac")
+    sac_alpha_lr: float | None = config_arg(SACConfig, "alpha_lr", prefix="sac")
+    sac_init_alpha: float | None = config_arg(SACConfig, "init_alpha", prefix="sac")
     eval_every: int = arg(100, "evaluate every N episodes (and at the end); checkpoints are written then")
     eval_batch: int = arg(4, "images per rollout batch at whole-image evaluation (denoise, completion; only "
                                 "images of one size share a batch)")

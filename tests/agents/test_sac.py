@@ -370,3 +370,69 @@ def test_sac_runs_on_cuda():
         obs, _ = venv.reset(seed=1)
         assert agent.act(obs)[0].device.type == "cuda"
         assert agent.buffer.sample(2, agent.generator).obs["image"].device.type == "cuda"
+
+
+# ---- block actions: one draw per downscale block (why SAC failed on LowLight, docs/training.md) ----
+SMOOTH_LOWLIGHT = ("rlenhance/LowLight-v0", {"action_type": "continuous", "alpha_channels": 1, "w_smooth": 100.0,
+                                             "w_exposure": 300.0})
+
+
+def test_block_actions_are_one_upsampled_draw_per_block():
+    """A downscaled continuous actor draws at its working resolution and upsamples bilinearly, as
+    ``greedy_rollout`` applies alphas; the old per-pixel draws from the upsampled Gaussian were
+    pixel-scale noise (the old code fails the smoothness bound by orders of magnitude)."""
+    from rlenhance.losses import illumination_smoothness_loss
+
+    venv = make_vec(*SMOOTH_LOWLIGHT, num_envs=4, crop=32, steps=1)
+    net = {**TINY_NET, "downscale": 8}
+    obs, _ = venv.reset(seed=0)
+    tv = {}
+    for blocks in (True, False):
+        agent = make_agent(venv, net=net, block_actions=blocks)
+        actions, _ = agent.act(obs)
+        tv[blocks] = float(illumination_smoothness_loss(actions).mean())
+        if blocks:
+            x, cond = build_policy_input(obs)
+            out = agent.policy(x, cond, full_resolution=False)
+            assert out.mean.shape[-2:] == (4, 4)  # the draws are per block
+            greedy, _ = agent.act(obs, greedy=True)
+            torch.testing.assert_close(greedy, agent.policy.upsample(agent.policy.action_values(out), 32, 32))
+    assert tv[True] * 20 < tv[False], tv
+
+
+def test_block_actions_keep_the_smoothness_penalty_small():
+    """The per-pixel smoothness reward of sampled LowLight actions: with per-pixel draws it is
+    hundreds per step (w_smooth 100 times the squared TV of unit-scale noise), swamping the exposure
+    reward a policy can earn; with block actions it is of the exposure reward's order."""
+    venv = make_vec(*SMOOTH_LOWLIGHT, num_envs=4, crop=32, steps=1)
+    rewards = {}
+    for blocks in (True, False):
+        agent = make_agent(venv, net={**TINY_NET, "downscale": 8}, block_actions=blocks, learning_starts=10**6)
+        rewards[blocks] = agent.train_episode(venv, seed=0)["episode_return"]
+    assert rewards[False] < -100.0, rewards
+    assert rewards[True] > -10.0, rewards
+
+
+def test_block_actions_update_and_shapes():
+    venv = make_vec(*SMOOTH_LOWLIGHT, num_envs=4, crop=32, steps=2)
+    agent = make_agent(venv, net={**TINY_NET, "downscale": 8}, batch_size=4, updates_per_episode=2,
+                       trust_region_kl=0.05)
+    assert agent.blocks
+    stats = agent.train_episode(venv, seed=0)
+    assert stats["updates"] == 2 and all(math.isfinite(v) for v in stats.values()), stats
+    assert agent.buffer.get(torch.arange(2)).actions.shape == (2, 1, 32, 32)
+    # discrete policies and undownscaled ones draw every pixel as before
+    assert not make_agent(make_vec(*DENOISE, num_envs=1), net={**TINY_NET, "downscale": 8}).blocks
+    assert not make_agent(venv).blocks
+
+
+def test_default_temperature_adapts_within_a_short_run():
+    """The default alpha_lr lets alpha follow the entropy target within tens of updates (the old
+    3e-4 moved log(alpha) by at most ~0.006 in 20 updates, so alpha never reached the reward's scale)."""
+    venv = make_vec(*LOWLIGHT_C, num_envs=4)
+    agent = make_agent(venv, learning_starts=10**6, target_entropy=50.0)  # entropy far below the target
+    agent.train_episode(venv, seed=0)
+    start = agent.alpha
+    for _ in range(20):
+        agent.update(agent.buffer.sample(4, agent.generator))
+    assert agent.alpha / start > 1.1, (start, agent.alpha)

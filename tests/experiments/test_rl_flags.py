@@ -11,7 +11,8 @@ from experiments.rl_common import RLArgs, config_flags, resolve_args, sac_config
 from experiments.runs import parse_config
 
 FLAGS = {"sac_buffer_mb": "buffer_mb", "sac_tau": "tau", "sac_batch": "batch_size",
-         "sac_updates": "updates_per_episode", "sac_learning_starts": "learning_starts"}
+         "sac_updates": "updates_per_episode", "sac_learning_starts": "learning_starts",
+         "sac_alpha_lr": "alpha_lr", "sac_init_alpha": "init_alpha"}
 
 
 def test_each_sac_flag_sets_one_sacconfig_field_of_the_same_type():
