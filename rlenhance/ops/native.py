@@ -96,7 +96,7 @@ _FALSE_VALUES = ("0", "false", "no", "off")
 #: The kernels' C source: the files compiled, and every file they are built from (all part of the cache key).
 _SOURCE_DIR = Path(__file__).resolve().parent / "csrc"
 _COMPILED = ("pixelrl_select.c", "le_curves.c", "area_downscale.c")
-_SOURCES = (*_COMPILED, "pixelrl_select_vector.h")
+_SOURCES = (*_COMPILED, "pixelrl_select_vector.h", "parallel.h")
 
 #: Compiler flags. No fast-math and no FMA contraction, so that the C arithmetic is the plain
 #: IEEE float arithmetic written in the source; no -march=native, so a cached library runs on

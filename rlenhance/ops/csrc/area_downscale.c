@@ -13,9 +13,10 @@
    samples are the float32 values, or uint8 / uint16 samples divided by 255 / 65535 in float (a
    table of those quotients), so the result equals pooling the float image those samples give.
    Output rows are split over n_threads POSIX threads. */
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+
+#include "parallel.h"
 
 #define MAX_CHANNELS 4
 
@@ -101,10 +102,8 @@ int rlenhance_area_downscale(const area_args_t *a) {
     int64_t n = a->n_threads < 1 ? 1 : a->n_threads;
     if (n > a->oh) n = a->oh;
     worker_t *workers = calloc((size_t)n, sizeof(worker_t));
-    pthread_t *threads = calloc((size_t)n, sizeof(pthread_t));
-    char *started = calloc((size_t)n, 1);
     int status = OK;
-    if (!workers || !threads || !started) {
+    if (!workers) {
         status = ERR_MEMORY;
     } else {
         for (int64_t i = 0; i < n; i++) {
@@ -113,16 +112,9 @@ int rlenhance_area_downscale(const area_args_t *a) {
             workers[i].row0 = a->oh * i / n;
             workers[i].row1 = a->oh * (i + 1) / n;
         }
-        for (int64_t i = 1; i < n; i++) started[i] = pthread_create(&threads[i], NULL, run_worker, &workers[i]) == 0;
-        run_worker(&workers[0]);
-        for (int64_t i = 1; i < n; i++) {
-            if (started[i]) pthread_join(threads[i], NULL);
-            else run_worker(&workers[i]);  /* no thread could be started: run it here */
-        }
+        if (run_jobs(run_worker, workers, sizeof(worker_t), n) != 0) status = ERR_MEMORY;
     }
     free(table);
     free(workers);
-    free(threads);
-    free(started);
     return status;
 }

@@ -26,9 +26,10 @@
    pixels held in float planes (one per channel) through all the steps, read from and written to
    (H, W, 3) rows and contiguous planes by loops of constant stride (vectorized), other layouts by
    strided loops. */
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+
+#include "parallel.h"
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 9
 #define HAVE_AVX2 1      /* a second copy of the row code compiled for AVX2 (chosen at run time) */
 #else
@@ -295,10 +296,8 @@ int rlenhance_le_curves(const curves_args_t *a) {
     int64_t n = a->n_threads < 1 ? 1 : a->n_threads;
     if (n > a->rows) n = a->rows;
     job_t *jobs = calloc((size_t)n, sizeof(job_t));
-    pthread_t *threads = calloc((size_t)n, sizeof(pthread_t));
-    char *started = calloc((size_t)n, 1);
     int status = OK;
-    if (!cols || !weights || !jobs || !threads || !started) {
+    if (!cols || !weights || !jobs) {
         status = ERR_MEMORY;
     } else {
         for (int64_t x = 0; x < w; x++) {
@@ -316,19 +315,13 @@ int rlenhance_le_curves(const curves_args_t *a) {
             jobs[i].w.row1 = a->rows * (i + 1) / n;
             jobs[i].fn = fn;
         }
-        for (int64_t i = 1; i < n; i++) started[i] = pthread_create(&threads[i], NULL, run_worker, &jobs[i]) == 0;
-        run_worker(&jobs[0]);
-        for (int64_t i = 1; i < n; i++) {
-            if (started[i]) pthread_join(threads[i], NULL);
-            else run_worker(&jobs[i]);  /* no thread could be started: run it here */
-        }
-        for (int64_t i = 0; i < n; i++)
-            if (jobs[i].w.status != OK) status = jobs[i].w.status;
+        if (run_jobs(run_worker, jobs, sizeof(job_t), n) != 0) status = ERR_MEMORY;
+        else
+            for (int64_t i = 0; i < n; i++)
+                if (jobs[i].w.status != OK) status = jobs[i].w.status;
     }
     free(cols);
     free(weights);
     free(jobs);
-    free(threads);
-    free(started);
     return status;
 }

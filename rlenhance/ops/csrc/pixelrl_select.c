@@ -7,10 +7,11 @@
    rlenhance_pixelrl_select, whose arguments come as one select_args_t): keep the two in step.
    native.py's docstring says what the kernel computes and how it matches the torch path. */
 #include <math.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "parallel.h"
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 9
 #define HAVE_AVX2 1      /* a second copy of the vector code, for CPUs with AVX2 and FMA (chosen at run time) */
 #include <immintrin.h>
@@ -313,10 +314,8 @@ int rlenhance_pixelrl_select(const select_args_t *a) {
     int64_t n = a->n_threads < 1 ? 1 : a->n_threads;
     if (n > rows) n = rows;
     job_t *jobs = calloc((size_t)n, sizeof(job_t));
-    pthread_t *threads = calloc((size_t)n, sizeof(pthread_t));
-    char *started = calloc((size_t)n, 1);
     int status = OK;
-    if (!jobs || !threads || !started) {
+    if (!jobs) {
         status = ERR_MEMORY;
     } else {
         for (int64_t i = 0; i < n; i++) {
@@ -325,17 +324,11 @@ int rlenhance_pixelrl_select(const select_args_t *a) {
             jobs[i].w.row1 = rows * (i + 1) / n;
             jobs[i].block = block;
         }
-        for (int64_t i = 1; i < n; i++) started[i] = pthread_create(&threads[i], NULL, run_worker, &jobs[i]) == 0;
-        run_worker(&jobs[0]);
-        for (int64_t i = 1; i < n; i++) {
-            if (started[i]) pthread_join(threads[i], NULL);
-            else run_worker(&jobs[i]);  /* no thread could be started: run it here */
-        }
-        for (int64_t i = 0; i < n; i++)
-            if (jobs[i].w.status != OK) status = jobs[i].w.status;
+        if (run_jobs(run_worker, jobs, sizeof(job_t), n) != 0) status = ERR_MEMORY;
+        else
+            for (int64_t i = 0; i < n; i++)
+                if (jobs[i].w.status != OK) status = jobs[i].w.status;
     }
     free(jobs);
-    free(threads);
-    free(started);
     return status;
 }
