@@ -40,9 +40,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from envs.base import open_dataset
 from rlenhance import losses
 from rlenhance.atomic import atomic_path
+from rlenhance.data import open_dataset
 from rlenhance.enhance import Enhancer
 from rlenhance.ops import le_curve
 

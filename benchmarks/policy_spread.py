@@ -15,7 +15,7 @@ import argparse
 
 import torch
 
-from envs.base import open_dataset
+from rlenhance.data import open_dataset
 from rlenhance.enhance import Enhancer
 
 

@@ -24,7 +24,6 @@ the same rollout.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -33,14 +32,8 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from rlenhance.data import (
-    BuiltinImages,
-    OccludedPairs,
-    PairedImages,
-    UnpairedImages,
-    sample_batch,
-)
-from rlenhance.errors import DatasetError, ImageError
+from rlenhance.data import open_dataset, sample_batch
+from rlenhance.errors import ImageError
 from rlenhance.io import as_unit_float
 
 #: Seeds drawn for the episode's torch generator come from [0, 2**62).
@@ -69,36 +62,6 @@ def common_size(dataset) -> tuple[int, int]:
     if len(sizes) != 1:
         raise ValueError(f"crop=None needs images of one size, got sizes {sorted(sizes)[:5]}; give crop=(h, w)")
     return sizes.pop()
-
-
-def open_dataset(data: Any, *, kind: str, split: str | None, gray: bool, seed: int):
-    """Resolve an env's ``data`` argument to a dataset.
-
-    Args:
-        data: None (the embedded scikit-image photos), a dataset object (anything with
-            ``__len__``/``__getitem__`` returning dicts of (C, H, W) tensors) or a folder path.
-            A folder is read as ``OccludedPairs`` when ``kind == "occluded"``; otherwise as
-            ``PairedImages`` when it has ``low/`` + ``high/`` (or LOL's ``our485/`` + ``eval15/``),
-            else as a flat folder of images (``UnpairedImages``).
-        kind: "paired" (low light, references optional), "clean" (denoising) or "occluded".
-        split: "train", "val" or None (all images).
-        gray: load single-channel images.
-        seed: seed of the deterministic train/validation split.
-    """
-    if data is None:
-        return BuiltinImages(gray=gray)
-    if not isinstance(data, (str, Path)):
-        return data
-    root = Path(data)
-    if not root.is_dir():
-        raise DatasetError(f"data: {root} is not a folder")
-    if kind == "occluded":
-        return OccludedPairs(root, split=split, seed=seed)
-    has_pairs = (root / "low").is_dir() and (root / "high").is_dir()
-    has_lol = (root / "our485").is_dir() or (root / "eval15").is_dir()
-    if has_pairs or has_lol:
-        return PairedImages(root, split=split, seed=seed, gray=gray)
-    return UnpairedImages(root, split=split, seed=seed, gray=gray)
 
 
 def check_render_mode(render_mode: str | None, render_modes: list[str]) -> str | None:
@@ -149,8 +112,9 @@ class PixelTask:
         max_episode_steps: episode length; all episodes of the batch are truncated together after
             this many steps. None: the task never ends an episode (the one-image env leaves the
             length to gymnasium's ``TimeLimit``).
-        data: None (embedded photos), a folder or a dataset; see :func:`open_dataset`.
-        data_kind: how a folder is read ("paired", "clean" or "occluded"); set by the task.
+        data: None (embedded photos), a folder or a dataset; see :func:`rlenhance.data.open_dataset`.
+        data_kind: how a folder is read ("paired", "clean" or "occluded"); set by the task. A
+            "clean" folder of real noisy / clean pairs is read as ``NoisyPairs``.
         gray: single-channel images.
         split: "train", "val" or None (all images).
         split_seed: seed of the deterministic train/validation split.

@@ -32,12 +32,12 @@ from types import MappingProxyType
 import numpy as np
 import torch
 
-from envs.base import open_dataset
 from experiments.compare.methods import Method, baseline_method, enhancer_method, peer_method, supervised_method
 from experiments.runs import arg, markdown_table, parse_config, run_cli
 from rlenhance import metrics
 from rlenhance.atomic import atomic_path
 from rlenhance.baselines import LOWLIGHT_BASELINES
+from rlenhance.data import open_dataset
 from rlenhance.restore import SupervisedRestorer
 from rlenhance.runtime import configure_threads, flush_denormals, select_device
 

@@ -42,7 +42,6 @@ import envs
 from agents.a3c import A3CConfig
 from agents.distributed import Ranks
 from agents.sac import SACConfig
-from envs.base import open_dataset
 from envs.lowlight import COND_FIELDS, REWARDS, WEIGHT_FIELDS, LowLightTask
 from experiments.rl_common import (
     RLArgs,
@@ -64,6 +63,7 @@ from rlenhance.data import (
     LowLightTestSet,
     ResizedImages,
     lowlight_test_set,
+    open_dataset,
     split_names,
 )
 from rlenhance.enhance import greedy_rollout

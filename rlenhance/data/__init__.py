@@ -4,12 +4,16 @@ Data sets (``torch.utils.data.Dataset``; items are dicts of float32 (C, H, W) te
 [0, 1], RGB or one gray channel, plus ``"name"``):
 
 - :class:`PairedImages`: ``low``/``high`` pairs (SICE-style folder or LOL parent).
+- :class:`NoisyPairs`: real ``noisy``/``clean`` pairs (``noisy/`` + ``clean/`` folders, or SIDD).
 - :class:`UnpairedImages`: a flat folder of inputs (``low``).
 - :class:`OccludedPairs`: ``occluded``/``original`` and the ``mask`` of missing pixels (estimated
   from the pair by :func:`estimate_occlusion_mask` or the seed's :func:`channel_sum_mask`, or from
   an occluded image alone by :func:`hole_mask`).
 - :class:`ResizedImages`: any of them with every image resized (longer side at most N, or to H x W).
 - :class:`BuiltinImages`: scikit-image's photos (``high``), the offline default.
+
+:func:`open_dataset` resolves a ``data`` argument (None, a folder, a data set) of an env, a
+trainer or an evaluation to one of them, by the task's kind of data.
 
 Sampling (all randomness from a ``numpy.random.Generator``): :func:`sample_batch`,
 :func:`random_crop`, :func:`random_flip`; splits: :func:`split_names`, :func:`scene_key`.
@@ -36,8 +40,10 @@ from rlenhance.data.degrade import (
     random_occlusion,
     synthetic_low_light,
 )
+from rlenhance.data.noisy import NoisyPairs
 from rlenhance.data.occluded import OccludedPairs, channel_sum_mask, estimate_occlusion_mask, hole_mask
 from rlenhance.data.paired import PairedImages, UnpairedImages
+from rlenhance.data.resolve import open_dataset
 from rlenhance.data.testsets import (
     LowLightTestSet,
     NoisyImage,
@@ -71,6 +77,7 @@ __all__ = [
     "ImageDataset",
     "LowLightTestSet",
     "NoisyImage",
+    "NoisyPairs",
     "OccludedImage",
     "OccludedPairs",
     "PairedImages",
@@ -87,6 +94,7 @@ __all__ = [
     "lowlight_test_set",
     "noisy_test_set",
     "occluded_test_set",
+    "open_dataset",
     "random_crop",
     "random_flip",
     "random_occlusion",

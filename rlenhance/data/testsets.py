@@ -4,8 +4,8 @@ The random degradation of an image (noise, hole) comes from a CPU ``torch.Genera
 :func:`image_seed` of a set-level seed and the image's name, so it depends on neither the order,
 the subset, the device nor the run.
 
-- :func:`noisy_test_set`: clean images with Gaussian noise (the PixelRL / DnCNN protocol), as
-  :class:`NoisyImage`.
+- :func:`noisy_test_set`: clean images with Gaussian noise (the PixelRL / DnCNN protocol), or
+  real noisy / clean pairs as they are, as :class:`NoisyImage`.
 - :func:`occluded_test_set`: occluded / original pairs as they are, or clean photos with a
   synthetic hole, as :class:`OccludedImage`.
 - :func:`lowlight_test_set`: low / high images area-downscaled and centre-cropped to one size
@@ -72,16 +72,19 @@ class NoisyImage(NamedTuple):
 
 def noisy_test_set(dataset: Any, sigma: float, *, seed: int = 0, device: str | torch.device = "cpu",
                    limit: int = 0) -> list[NoisyImage]:
-    """The evaluation images of a data set with fixed Gaussian noise.
+    """The evaluation images of a data set with fixed Gaussian noise, or its real noisy images.
 
-    Each image's noise comes from a CPU ``torch.Generator`` seeded by :func:`image_seed` of
-    ``seed`` and the image's name, so the noisy image depends on neither the order, the subset,
-    the device nor the run: every method compared on it sees the same noise.
+    An item with its own ``"noisy"`` image (real noise: ``NoisyPairs``) is taken as it is, with
+    its ``"clean"`` image as the reference; ``sigma`` and ``seed`` do not apply to it. Any other
+    item's noise comes from a CPU ``torch.Generator`` seeded by :func:`image_seed` of ``seed`` and
+    the image's name, so the noisy image depends on neither the order, the subset, the device nor
+    the run: every method compared on it sees the same noise.
 
     Args:
-        dataset: items with ``"name"`` and a clean ``"high"`` or ``"low"`` image, float32 (C, H, W)
-            in [0, 1] (``BuiltinImages``, ``UnpairedImages``).
-        sigma: noise standard deviation on the 0-255 scale (>= 0).
+        dataset: items with ``"name"`` and either ``"clean"`` + ``"noisy"`` (``NoisyPairs``) or a
+            clean ``"high"`` or ``"low"`` image, float32 (C, H, W) in [0, 1] (``BuiltinImages``,
+            ``UnpairedImages``, ``PairedImages``).
+        sigma: noise standard deviation on the 0-255 scale (>= 0) of the Gaussian noise.
         seed: the noise seed.
         device: where the returned tensors live.
         limit: keep the first ``limit`` images (0: all).
@@ -92,9 +95,12 @@ def noisy_test_set(dataset: Any, sigma: float, *, seed: int = 0, device: str | t
     out = []
     for index in range(_count(dataset, limit)):
         item = dataset[index]
-        clean = item["high"] if "high" in item else item["low"]
-        generator = torch.Generator().manual_seed(image_seed(seed, item["name"]))
-        noisy = add_gaussian_noise(clean[None], sigma, generator=generator)[0]
+        if "noisy" in item:  # real noise
+            clean, noisy = item["clean"], item["noisy"]
+        else:
+            clean = item["high"] if "high" in item else item["low"]
+            generator = torch.Generator().manual_seed(image_seed(seed, item["name"]))
+            noisy = add_gaussian_noise(clean[None], sigma, generator=generator)[0]
         out.append(NoisyImage(item["name"], clean.to(device), noisy.to(device)))
     return out
 
