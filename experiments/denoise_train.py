@@ -4,28 +4,30 @@
     python -m experiments.denoise_train --data ../shared/data/bsd/train432 --test ../shared/data/bsd/BSD68
     python -m experiments.denoise_train --sigma 50 --width 64 --conv-gru --reward-map-conv   # PixelRL's network
     python -m experiments.denoise_train --agent sac                        # discrete pixel-wise SAC
+    python -m experiments.denoise_train --no-gray --sigma 5 15 25 35 50    # a blind colour denoiser
 
 The PixelRL protocol: gray images, ``rlenhance/Denoise-v0`` (Gaussian noise of ``--sigma`` on the
 0-255 scale, not clipped; reward = decrease of squared error x 255), 70x70 crops, 5 steps, gamma
 0.95. ``--width 64 --conv-gru --reward-map-conv`` is PixelRL's network and A3C; the defaults are
-sized for a CPU (width 32, 16 crops per episode).
+sized for a CPU (width 32, 16 crops per episode). Several ``--sigma`` levels train a blind policy:
+each crop of an episode draws one of them (:mod:`experiments.sigmas`); ``--no-gray`` denoises RGB.
 
 Evaluation is on WHOLE images: ``--test`` (e.g. BSD68, 321x481 and 481x321) or, without it, the
 held-out split of ``--data``. Each image's noise is drawn from a generator seeded by
 ``--noise-seed`` and the file name (:func:`rlenhance.data.noisy_test_set`), so every method and run sees the
 same noisy images. Outputs are clamped to [0, 1] before scoring; PSNR and SSIM are per image,
-then averaged; ``eval/input_psnr`` is the noisy input's PSNR for reference. best.pt is the
-checkpoint of the highest ``eval/psnr``. The loop, run folder and ``--resume`` are those of
-:func:`experiments.rl_common.train`; restore images with a checkpoint through
-:func:`agents.rollout.load_rollout_policy`.
+then averaged; ``eval/input_psnr`` is the noisy input's PSNR for reference. With several
+``--sigma`` levels every image is scored at each (``eval/psnr_sigma15`` ...) and ``eval/psnr`` is
+the mean over the levels. best.pt is the checkpoint of the highest ``eval/psnr``. The loop, run
+folder and ``--resume`` are those of :func:`experiments.rl_common.train`; restore images with a
+checkpoint through :func:`agents.rollout.load_rollout_policy`.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,7 @@ from experiments.rl_common import (
     uses_block_actions,
 )
 from experiments.runs import arg, parse_config
+from experiments.sigmas import SIGMA_HELP, level_scores, levels_text, noisy_test_sets, resolve_sigma
 from rlenhance import metrics
 from rlenhance.checkpoint import RolloutPolicySpec
 from rlenhance.data import (
@@ -54,8 +57,7 @@ from rlenhance.data import (
     DEFAULT_GRAY_IMAGES,
     BuiltinImages,
     NoisyImage,
-    UnpairedImages,
-    noisy_test_set,
+    open_dataset,
     split_names,
 )
 from rlenhance.errors import DatasetError
@@ -75,7 +77,8 @@ class Args(RLArgs):
                                  "default: the embedded scikit-image photos")
     test: str | None = arg(None, "folder of clean test images evaluated whole (e.g. ../shared/data/bsd/BSD68); "
                                  "default: the held-out split of --data")
-    sigma: float = arg(25.0, "Gaussian noise standard deviation on the 0-255 scale (PixelRL / DnCNN: 15, 25, 50)")
+    sigma: tuple[float, ...] = arg((25.0,), "Gaussian noise standard deviation (PixelRL / DnCNN: 15, 25, 50) "
+                                             + SIGMA_HELP)
     gray: bool = arg(True, "gray images (the PixelRL protocol); --no-gray denoises RGB")
     noise_seed: int = arg(0, "seed of the evaluation noise (each image's noise is seeded by it and the file name)")
     val_fraction: float = arg(0.1, "fraction of the --data images held out for evaluation when no --test is given")
@@ -90,7 +93,9 @@ class Args(RLArgs):
 
 
 def open_data(args: Args) -> tuple[Any, Any]:
-    """(training data set, evaluation data set); see the ``--data`` / ``--test`` help."""
+    """(training data set, evaluation data set); see the ``--data`` / ``--test`` help. A folder is
+    read by :func:`rlenhance.data.open_dataset`: real noisy / clean pairs (``noisy/`` + ``clean/``,
+    SIDD) as ``NoisyPairs``, whose noisy images are used as they are, else clean images."""
     try:
         if args.data is None:
             names = DEFAULT_GRAY_IMAGES if args.gray else DEFAULT_COLOR_IMAGES
@@ -102,32 +107,35 @@ def open_data(args: Args) -> tuple[Any, Any]:
                 train_set, test_set = (BuiltinImages(names=train_names, gray=args.gray),
                                        BuiltinImages(names=val_names, gray=args.gray))
         else:
-            split = dict(val_fraction=args.val_fraction, seed=split_seed(args), gray=args.gray)
-            train_set = UnpairedImages(args.data, split=None if args.test is not None else "train", **split)
-            test_set = None if args.test is not None else UnpairedImages(args.data, split="val", **split)
+            split = dict(kind="clean", val_fraction=args.val_fraction, seed=split_seed(args), gray=args.gray)
+            train_set = open_dataset(args.data, split=None if args.test is not None else "train", **split)
+            test_set = None if args.test is not None else open_dataset(args.data, split="val", **split)
     except DatasetError as exc:
         raise DatasetError(f"--data {args.data}: {exc}") from exc
     if args.test is not None:
         try:
-            test_set = UnpairedImages(args.test, gray=args.gray)
+            test_set = open_dataset(args.test, kind="clean", split=None, gray=args.gray, seed=split_seed(args))
         except DatasetError as exc:
             raise DatasetError(f"--test {args.test}: {exc}") from exc
     return train_set, test_set
 
 
-def check_task_args(args: Args) -> None:
-    """Raise ValueError naming the first denoising argument out of range."""
-    if not (math.isfinite(args.sigma) and args.sigma >= 0):
-        raise ValueError(f"--sigma {args.sigma}: expected a finite noise level >= 0 on the 0-255 scale")
+def resolve_task_args(args: Args) -> Args:
+    """The denoising arguments checked (ValueError naming the first out of range), ``--sigma`` as
+    the run records it (:func:`experiments.sigmas.resolve_sigma`: one level a number)."""
+    args = replace(args, sigma=resolve_sigma(args.sigma))
     if not 0.0 < args.val_fraction < 1.0:
         raise ValueError(f"--val-fraction {args.val_fraction}: expected a number in (0, 1)")
     if args.eval_images < 0 or args.noise_seed < 0:
         raise ValueError(f"--eval-images {args.eval_images} / --noise-seed {args.noise_seed}: expected integers >= 0")
+    return args
 
 
 def env_kwargs(args: Args) -> dict[str, Any]:
-    """The Denoise-v0 arguments of the run (JSON-able; saved in the checkpoints' spec)."""
-    return {"sigma": args.sigma, "gray": args.gray, "crop": args.crop, "max_episode_steps": args.steps}
+    """The Denoise-v0 arguments of the run (JSON-able; saved in the checkpoints' spec; several
+    ``sigma`` levels as a list)."""
+    sigma = list(args.sigma) if isinstance(args.sigma, tuple) else args.sigma
+    return {"sigma": sigma, "gray": args.gray, "crop": args.crop, "max_episode_steps": args.steps}
 
 
 def inference_spec(args: Args) -> RolloutPolicySpec:
@@ -137,30 +145,36 @@ def inference_spec(args: Args) -> RolloutPolicySpec:
 
 
 @torch.no_grad()
-def evaluate(policy: PixelActorCritic, task: Any, images: Sequence[NoisyImage],
+def evaluate(policy: PixelActorCritic, task: Any, images: Mapping[float, Sequence[NoisyImage]],
              args: Args) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
-    """Greedy rollouts on the whole noisy images; per-image PSNR / SSIM of the clamped output
-    (and of the noisy input), averaged. Returns the scores and grid rows (noisy | output | clean)."""
+    """Greedy rollouts on the whole noisy images of each noise level (``{sigma: images}``);
+    per-image PSNR / SSIM of the clamped output (and of the noisy input), averaged per level
+    (several levels: per-level columns and their mean, :func:`experiments.sigmas.level_scores`).
+    Returns the scores and grid rows (noisy | output | clean; each image at every level in turn)."""
+    flat = [im for level in images.values() for im in level]
     start = time.perf_counter()
-    outputs = rollout_images(policy, task, [{"clean": im.clean, "noisy": im.noisy} for im in images],
+    outputs = rollout_images(policy, task, [{"clean": im.clean, "noisy": im.noisy} for im in flat],
                              batch_size=args.eval_batch, steps=args.steps, block_actions=uses_block_actions(args))
-    ms = (time.perf_counter() - start) * _MS_PER_S / len(images)
-    per_image: dict[str, list[float]] = {"psnr": [], "ssim": [], "input_psnr": [], "input_ssim": []}
-    for image, output in zip(images, outputs):
-        clean, out, noisy = image.clean[None], output.clamp(0.0, 1.0)[None], image.noisy.clamp(0.0, 1.0)[None]
-        per_image["psnr"].append(float(metrics.psnr(out, clean)[0]))
-        per_image["ssim"].append(float(metrics.ssim(out, clean)[0]))
-        per_image["input_psnr"].append(float(metrics.psnr(noisy, clean)[0]))
-        per_image["input_ssim"].append(float(metrics.ssim(noisy, clean)[0]))
-    scores = {f"eval/{k}": sum(v) / len(v) for k, v in per_image.items()}
+    ms = (time.perf_counter() - start) * _MS_PER_S / len(flat)
+    by_level, level_rows, done = {}, [], 0
+    for sigma, level in images.items():
+        level_outputs, done = outputs[done:done + len(level)], done + len(level)
+        per_image: dict[str, list[float]] = {"psnr": [], "ssim": [], "input_psnr": [], "input_ssim": []}
+        for image, output in zip(level, level_outputs):
+            clean, out, noisy = image.clean[None], output.clamp(0.0, 1.0)[None], image.noisy.clamp(0.0, 1.0)[None]
+            per_image["psnr"].append(float(metrics.psnr(out, clean)[0]))
+            per_image["ssim"].append(float(metrics.ssim(out, clean)[0]))
+            per_image["input_psnr"].append(float(metrics.psnr(noisy, clean)[0]))
+            per_image["input_ssim"].append(float(metrics.ssim(noisy, clean)[0]))
+        by_level[sigma] = {f"eval/{k}": sum(v) / len(v) for k, v in per_image.items()}
+        level_rows.append([[im.noisy, out, im.clean] for im, out in zip(level, level_outputs)])
+    scores = level_scores(by_level)
     scores["eval/ms_per_image"] = ms
-    rows = [[im.noisy, out, im.clean] for im, out in zip(images, outputs)]
-    return scores, rows
+    return scores, [row for rows in zip(*level_rows) for row in rows]
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
-    args = resolve_args(parse_config(Args, argv))
-    check_task_args(args)
+    args = resolve_task_args(resolve_args(parse_config(Args, argv)))
     ranks = Ranks.from_env()
     device = setup(args, ranks)
     train_set, test_set = open_data(args)
@@ -170,12 +184,12 @@ def main(argv: Sequence[str] | None = None) -> Path:
         return envs.make_vec(ENV_ID, device=device, **env_batch(args, ranks), data=train_set, **env_kwargs(args))
 
     venv = make_venv()
-    images = noisy_test_set(test_set, args.sigma, seed=args.noise_seed, device=device, limit=args.eval_images)
+    images = noisy_test_sets(test_set, args.sigma, seed=args.noise_seed, device=device, limit=args.eval_images)
     agent = make_agent(args, venv, resume=run.resuming, ranks=ranks)
     return train(args, run, agent, venv, make_venv=make_venv,
                  evaluate=lambda policy: evaluate(policy, venv.task, images, args),
                  metric="eval/psnr", spec=inference_spec(args),
-                 summary={"sigma": args.sigma, "test_images": len(images)},
+                 summary={"sigma": levels_text(args.sigma), "test_images": len(next(iter(images.values())))},
                  title=f"denoise_train: {run.dir}")
 
 

@@ -5,12 +5,14 @@ self-enhancement rounds.
     python -m experiments.rse_train                                          # embedded colour photos, CPU minutes
     python -m experiments.rse_train --data ../shared/data/sice_pairs/train/high --out runs/rse_sice
     python -m experiments.rse_train --data DIR --test DIR --baselines bilateral bm3d   # bm3d: pip install bm3d
+    python -m experiments.rse_train --sigma 5 15 25 35 50                    # a blind denoiser
 
 Each round ``k`` (1 .. ``--rounds``) runs four phases, then evaluates:
 
 1. **vae**: the round's :class:`rlenhance.models.vae.PatchVAE` learns to map degraded 16 x 16
    patches onto their clean versions (and clean patches onto themselves): round 1 on clean
-   training crops with fresh Gaussian noise of ``--sigma`` at every step, round k > 1 fine-tunes
+   training crops with fresh Gaussian noise of ``--sigma`` at every step (several levels: each
+   patch draws one, as each pool crop and each SAC crop does; :mod:`experiments.sigmas`), round k > 1 fine-tunes
    round k-1's VAE on the pool of round k-1's outputs;
 2. **bank**: ``--bank-size`` clean training patches are encoded and clustered by k-means
    (``--clusters``); ``samples/roundK_clusters.png`` shows member patches of the largest clusters,
@@ -25,12 +27,14 @@ Each round ``k`` (1 .. ``--rounds``) runs four phases, then evaluates:
 Held-out images (``--test``, else the held-out split of ``--data``, else the embedded photo
 ``chelsea``) get fixed noise (``--noise-seed``, :func:`rlenhance.data.noisy_test_set`); round k is
 applied to round k-1's outputs on them and scored (PSNR / SSIM / UQI of the clamped output, per
-image, averaged). The recursion stops after a round that gains no more than ``--min-gain`` dB
-over the previous one (that round is not kept). ``summary.md`` and ``rounds.csv`` hold the
-per-round table with the noisy input and the ``--baselines``; ``checkpoints/best.pt`` is the
-denoiser with the best rounds (:func:`rlenhance.models.rse.load_rse`), ``checkpoints/last.pt``
-what ``--resume`` continues (a SAC phase restarts with an empty replay buffer, as in the other
-trainers; everything else continues exactly). Ctrl-C / SIGTERM save last.pt and stop.
+image, averaged). With several ``--sigma`` levels the held-out images are noised at each and
+scored per level (``psnr_sigma15`` ...), the plain scores being the mean over the levels; the
+classical baselines are told each image's level. The recursion stops after a round that gains no
+more than ``--min-gain`` dB over the previous one (that round is not kept). ``summary.md`` and
+``rounds.csv`` hold the per-round table with the noisy input and the ``--baselines``;
+``checkpoints/best.pt`` is the denoiser with the best rounds (:func:`rlenhance.models.rse.load_rse`),
+``checkpoints/last.pt`` what ``--resume`` continues (a SAC phase restarts with an empty replay
+buffer, as in the other trainers; everything else continues exactly). Ctrl-C / SIGTERM save last.pt and stop.
 
 Under ``torchrun --nproc_per_node N`` (:mod:`agents.distributed`) the VAE steps split
 ``--vae-batch`` and the SAC phase ``--batch`` and ``--sac-batch`` over the ranks (each rank its
@@ -45,8 +49,8 @@ import csv
 import io
 import math
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +64,16 @@ from envs.rse import make_rse_vec
 from experiments import denoise_train
 from experiments.rl_common import episode_seed, setup
 from experiments.runs import Run, StopSignals, arg, parse_config, run_cli
+from experiments.sigmas import (
+    SIGMA_HELP,
+    draw_levels,
+    level_key,
+    level_scores,
+    levels_text,
+    noise_levels,
+    noisy_test_sets,
+    resolve_sigma,
+)
 from rlenhance import metrics
 from rlenhance.atomic import write_text_atomic
 from rlenhance.baselines import baseline_missing, bilateral_denoise, bm3d_denoise, gaussian_denoise
@@ -67,7 +81,6 @@ from rlenhance.checkpoint import RSEDenoiserSpec, load_checkpoint
 from rlenhance.data import (
     NoisyImage,
     add_gaussian_noise,
-    noisy_test_set,
     sample_batch,
 )
 from rlenhance.models.rse import RSEDenoiser, RSERound
@@ -101,7 +114,7 @@ class Args:
                                  "default: the embedded scikit-image colour photos")
     test: str | None = arg(None, "folder of clean held-out images, evaluated whole; default: the held-out split "
                                  "of --data (or the embedded photo chelsea)")
-    sigma: float = arg(25.0, "Gaussian noise standard deviation on the 0-255 scale")
+    sigma: tuple[float, ...] = arg((25.0,), "Gaussian noise standard deviation " + SIGMA_HELP + " (the held-out PSNR)")
     gray: bool = arg(False, "gray images (default: RGB)")
     noise_seed: int = arg(0, "seed of the held-out noise (each image's noise is seeded by it and the file name)")
     val_fraction: float = arg(0.1, "fraction of the --data images (by scene) held out when no --test is given")
@@ -172,8 +185,7 @@ def resolve(args: Args) -> Args:
             raise ValueError(f"--{name.replace('_', '-')} {value!r}: expected an integer >= 0")
     if not (math.isfinite(args.sac_trust_region_kl) and args.sac_trust_region_kl >= 0):
         raise ValueError(f"--sac-trust-region-kl {args.sac_trust_region_kl!r}: expected a finite number >= 0 (0: off)")
-    if not (math.isfinite(args.sigma) and args.sigma >= 0):
-        raise ValueError(f"--sigma {args.sigma}: expected a finite noise level >= 0 on the 0-255 scale")
+    args = replace(args, sigma=resolve_sigma(args.sigma))
     if args.stride > args.patch:
         raise ValueError(f"--stride {args.stride}: expected at most --patch ({args.patch})")
     if args.clusters > args.bank_size or args.neighbours > args.bank_size:
@@ -232,17 +244,21 @@ class PoolPairs:
 
 
 def make_pool(train_set: Any, args: Args, device: torch.device) -> tuple[Tensor, Tensor]:
-    """(clean, noisy) pool crops (N, C, s, s), drawn and noised from --seed alone."""
+    """(clean, noisy) pool crops (N, C, s, s), drawn and noised from --seed alone (real noisy / clean
+    pairs, ``NoisyPairs``: their own noisy crops)."""
     batch = sample_batch(train_set, args.pool_crops, crop=args.pool_size, rng=np.random.default_rng(args.seed))
+    if "noisy" in batch:
+        return batch["clean"].to(device), batch["noisy"].to(device)
     clean = (batch["high"] if "high" in batch else batch["low"]).to(device)
     generator = torch.Generator(device=device).manual_seed(args.seed)
-    return clean, add_gaussian_noise(clean, args.sigma, generator=generator)
+    return clean, add_gaussian_noise(clean, draw_levels(args.sigma, clean.shape[0], generator), generator=generator)
 
 
 def sample_patch_pairs(clean: Tensor, inputs: Tensor | None, count: int, patch: int, rng: np.random.Generator,
-                       sigma: float, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+                       sigma: float | tuple[float, ...], generator: torch.Generator) -> tuple[Tensor, Tensor]:
     """``count`` random (input, clean) patch pairs (N, C, P, P) of the pool: the pool's inputs, or
-    (``inputs`` None) fresh Gaussian noise of ``sigma`` on the clean patches."""
+    (``inputs`` None) fresh Gaussian noise of ``sigma`` on the clean patches (several levels: one
+    drawn per patch)."""
     n, _, h, w = clean.shape
     idx = torch.as_tensor(rng.integers(0, n, count), device=clean.device)
     ys = torch.as_tensor(rng.integers(0, h - patch + 1, count), device=clean.device)
@@ -254,7 +270,8 @@ def sample_patch_pairs(clean: Tensor, inputs: Tensor | None, count: int, patch: 
         return images[idx[:, None, None], :, rows, cols].permute(0, 3, 1, 2).contiguous()
 
     target = cut(clean)
-    source = cut(inputs) if inputs is not None else add_gaussian_noise(target, sigma, generator=generator)
+    source = cut(inputs) if inputs is not None else \
+        add_gaussian_noise(target, draw_levels(sigma, count, generator), generator=generator)
     return source, target
 
 
@@ -268,6 +285,17 @@ def score(outputs: Sequence[Tensor], images: Sequence[NoisyImage]) -> dict[str, 
         values["ssim"].append(float(metrics.ssim(x, y)[0]))
         values["uqi"].append(float(metrics.uqi(x, y)[0]))
     return {k: sum(v) / len(v) for k, v in values.items()}
+
+
+def level_score(outputs: Sequence[Tensor], test_sets: Mapping[float, Sequence[NoisyImage]]) -> dict[str, float]:
+    """:func:`score` of the outputs of the held-out images of every level (``test_sets`` flattened
+    in order), per level (several levels: per-level columns and their mean,
+    :func:`experiments.sigmas.level_scores`)."""
+    by_level, done = {}, 0
+    for sigma, images in test_sets.items():
+        by_level[sigma] = score(outputs[done:done + len(images)], images)
+        done += len(images)
+    return level_scores(by_level)
 
 
 @torch.no_grad()
@@ -295,8 +323,11 @@ def apply_to_pool(stage: RSERound, inputs: Tensor, steps: int) -> Tensor:
     return torch.cat([stage(part, steps) for part in inputs.split(POOL_BATCH)])
 
 
-def baseline_scores(names: Sequence[str], images: Sequence[NoisyImage], sigma: float) -> list[dict[str, Any]]:
-    """Rows of the classical baselines on the held-out images (bm3d skipped, with a line, when missing)."""
+def baseline_scores(names: Sequence[str], test_sets: Mapping[float, Sequence[NoisyImage]]) -> list[dict[str, Any]]:
+    """Rows of the classical baselines on the held-out images of each noise level, each told its
+    level (bm3d skipped, with a line, when missing)."""
+    images = [im for level in test_sets.values() for im in level]
+    sigmas = [sigma for sigma, level in test_sets.items() for _ in level]
     rows = []
     for name in names:
         missing = baseline_missing(name) if name == "bm3d" else None
@@ -304,13 +335,13 @@ def baseline_scores(names: Sequence[str], images: Sequence[NoisyImage], sigma: f
             print(f"--baselines bm3d skipped: {missing}")
             continue
         outputs, start = [], time.perf_counter()
-        for image in images:
+        for image, sigma in zip(images, sigmas):
             hwc = image.noisy.detach().cpu().permute(1, 2, 0).numpy()
             out = BASELINES[name](hwc, sigma=sigma)
             out = out.reshape(*out.shape[:2], -1)
             outputs.append(torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1).to(image.clean.device))
         seconds = (time.perf_counter() - start) / max(1, len(images))
-        rows.append({"method": name, **score(outputs, images), "ms_per_image": seconds * _MS_PER_S})
+        rows.append({"method": name, **level_score(outputs, test_sets), "ms_per_image": seconds * _MS_PER_S})
     return rows
 
 
@@ -361,7 +392,10 @@ class RSETrainer:
         self.args, self.run, self.device = args, run, device
         self.ranks: Ranks = run.ranks
         self.train_set = train_set
-        self.images = noisy_test_set(test_set, args.sigma, seed=args.noise_seed, device=device, limit=args.eval_images)
+        # the held-out images at each noise level, and flattened (level by level): test_inputs' order
+        self.test_sets = noisy_test_sets(test_set, args.sigma, seed=args.noise_seed, device=device,
+                                         limit=args.eval_images)
+        self.images = [im for level in self.test_sets.values() for im in level]
         self.model = RSEDenoiser(channels=1 if args.gray else 3, patch=args.patch, stride=args.stride,
                                  latent_dim=args.latent_dim, hidden=args.hidden, depth=args.depth,
                                  bank_size=args.bank_size, clusters=args.clusters, probe=args.probe,
@@ -382,7 +416,8 @@ class RSETrainer:
 
     # -- checkpoints --
     def spec(self, rounds: int) -> RSEDenoiserSpec:
-        return RSEDenoiserSpec(sigma=self.args.sigma, channels=self.model.channels, rounds=max(1, rounds))
+        levels = noise_levels(self.args.sigma)
+        return RSEDenoiserSpec(sigma=levels[-1], sigmas=levels, channels=self.model.channels, rounds=max(1, rounds))
 
     def extra(self) -> dict[str, Any]:
         return {"spec": self.spec(self.kept or self.progress["round"] + 1), "args": asdict(self.args),
@@ -531,7 +566,7 @@ class RSETrainer:
         stage.policy.eval()
         outputs, seconds = apply_round(stage, self.test_inputs[r], self.args.steps)
         stage.policy.train(was_training)
-        return score(outputs, self.images), outputs, seconds
+        return level_score(outputs, self.test_sets), outputs, seconds
 
     def train_sac(self, r: int, stop: StopSignals) -> None:
         args, stage = self.args, self.model.rounds[r]
@@ -592,7 +627,7 @@ class RSETrainer:
         args = self.args
         scores, seconds, vae_only = self.ranks.on_rank0(lambda: self._score_round(r))  # rank 0 scores
         self.seconds = self.seconds[:r] + [seconds]
-        previous = self.rows[-1]["psnr"] if self.rows else score(self.test_inputs[0], self.images)["psnr"]
+        previous = self.rows[-1]["psnr"] if self.rows else level_score(self.test_inputs[0], self.test_sets)["psnr"]
         gain = scores["psnr"] - previous
         keep = r == 0 or gain > args.min_gain
         row = {"round": r + 1, **scores, "gain_db": gain, "vae_only_psnr": vae_only["psnr"],
@@ -615,7 +650,7 @@ class RSETrainer:
         round's held-out sample grid."""
         args, stage = self.args, self.model.rounds[r]
         scores, outputs, seconds = self.evaluate(r)
-        vae_only = score(apply_round(stage, self.test_inputs[r], args.steps, vae_only=True)[0], self.images)
+        vae_only = level_score(apply_round(stage, self.test_inputs[r], args.steps, vae_only=True)[0], self.test_sets)
         if args.samples:
             self.run.save_grid(f"round{r + 1}_heldout", [[im.noisy, out, im.clean] for im, out in
                                                           zip(self.images[:args.samples], outputs)])
@@ -623,17 +658,21 @@ class RSETrainer:
 
     def summary(self) -> Path:
         args = self.args
-        noisy = score(self.test_inputs[0], self.images)
-        table = [{"method": "noisy input", **noisy, "gain_db": "", "ms_per_image": "", "vae_only_psnr": ""}]
+        noisy = level_score(self.test_inputs[0], self.test_sets)
+        levels = [level_key("psnr", sigma) for sigma in self.test_sets] if len(self.test_sets) > 1 else []
+        table = [{"method": "noisy input", **{k: noisy[k] for k in ("psnr", "ssim", "uqi")}, "gain_db": "",
+                  "ms_per_image": "", "vae_only_psnr": "", **{k: noisy[k] for k in levels}}]
         for row in self.rows:
             table.append({"method": f"RSE-RL round {row['round']} (kept: {row['kept']})",
-                          **{k: row[k] for k in ("psnr", "ssim", "uqi", "gain_db", "ms_per_image", "vae_only_psnr")}})
+                          **{k: row[k] for k in ("psnr", "ssim", "uqi", "gain_db", "ms_per_image", "vae_only_psnr",
+                                                 *levels)}})
         for row in self.baselines or []:
             table.append({"method": row["method"], **{k: row[k] for k in ("psnr", "ssim", "uqi")}, "gain_db": "",
-                          "ms_per_image": row["ms_per_image"], "vae_only_psnr": ""})
+                          "ms_per_image": row["ms_per_image"], "vae_only_psnr": "", **{k: row[k] for k in levels}})
         first = self.rows[0]["psnr"] if self.rows else float("nan")
         best = self.best
-        title = (f"rse_train: {self.run.dir} (sigma {args.sigma:g}, {len(self.images)} held-out image(s); "
+        title = (f"rse_train: {self.run.dir} (sigma {levels_text(args.sigma)}, "
+                 f"{len(next(iter(self.test_sets.values())))} held-out image(s); "
                  f"checkpoints/best.pt applies {self.kept} round(s))")
         text = self.run.summary(table, title=title)
         notes = [f"Recursion: {len(self.rows)} round(s) trained, {self.kept} kept; "
@@ -679,10 +718,12 @@ def main(argv: Sequence[str] | None = None) -> Path:
     if run.resuming:
         trainer.resume()
     if trainer.baselines is None and run.writes:  # rank 0 scores; the others never write them
-        trainer.baselines = baseline_scores(args.baselines, trainer.images, args.sigma)
-        noisy = score(trainer.test_inputs[0], trainer.images)
-        run.log(trainer.progress["tick"], {"eval/input_psnr": noisy["psnr"], "eval/input_ssim": noisy["ssim"]}
-                | {f"eval/baseline_{row['method']}_psnr": row["psnr"] for row in trainer.baselines})
+        trainer.baselines = baseline_scores(args.baselines, trainer.test_sets)
+        noisy = level_score(trainer.test_inputs[0], trainer.test_sets)
+        run.log(trainer.progress["tick"],  # psnr (and ssim), and psnr_sigmaS ... with several levels
+                {f"eval/input_{k}": v for k, v in noisy.items() if k.startswith(("psnr", "ssim"))}
+                | {f"eval/baseline_{row['method']}_{k}": v for row in trainer.baselines for k, v in row.items()
+                   if k.startswith("psnr")})
     progress = trainer.progress
     if run.resuming and trainer.finished:
         run.say(f"{run.dir}: already finished ({trainer.kept} round(s) kept); nothing to do")

@@ -4,6 +4,7 @@
     python -m experiments.supervised_train --model mrpnet --task lowlight --data ../shared/data/sice_pairs/train
     python -m experiments.supervised_train --model mrpnet --task denoise --data ../shared/data/bsd/train432 --sigma 25
     python -m experiments.supervised_train --model ffdnet --task denoise --sigma 10   # ReLLIE's noise-map denoiser
+    python -m experiments.supervised_train --task denoise --no-gray --sigma 5 15 25 35 50   # a blind colour denoiser
     python -m experiments.supervised_train --model pixelrnn --task completion --data ../shared/data/bedroom/train
     python -m experiments.supervised_train --model gated-pixelrnn --task completion --data ../shared/data/bedroom/train
     python -m experiments.supervised_train --out runs/supervised_train --resume     # continue a killed run
@@ -13,7 +14,11 @@
 Without ``--data`` the clean images are scikit-image's photos (:class:`rlenhance.data.BuiltinImages`),
 degraded on the fly by :func:`~rlenhance.data.synthetic_low_light`, :func:`~rlenhance.data.add_gaussian_noise`
 or :func:`~rlenhance.data.random_occlusion`, so it runs with no data at all. Denoising is on gray images
-(the DnCNN / PixelRL protocol: noise of ``--sigma`` on the 0-255 scale, not clipped). ``--noise amplified``
+(the DnCNN / PixelRL protocol: noise of ``--sigma`` on the 0-255 scale, not clipped), or RGB with
+``--no-gray`` (a network of 3 input and output planes). Several ``--sigma`` levels train a blind
+denoiser (:mod:`experiments.sigmas`): each training crop draws one, the network is given none, and
+the validation crops are scored at every level (``val_psnr_sigma15`` ... next to the mean over the
+levels, ``val_psnr``; the mean ``val_loss`` picks best.pt). ``--noise amplified
 (ReLLIE's setting, :func:`~rlenhance.data.amplified_noise`) denoises what follows the RL policy
 instead: each clean image darkened, given dark-level noise of a level drawn from [0, ``--sigma``],
 brightened by random, spatially varying LE curves, with the target the same curves on the
@@ -33,7 +38,8 @@ ffdnet          FFDNet (image + noise-level map)      MSE                       
 ``gated-pixelrnn`` needs the mask, so it trains on ``--task completion`` only; ``ffdnet`` needs the
 noise-level map, so it trains on ``--task denoise --noise amplified`` only (its ``--depth``: 15
 layers unset, the published gray model); the others train on any task. The checkpoint's
-:class:`~rlenhance.checkpoint.SupervisedSpec` records the model, ``noise`` and ``sigma``, so
+:class:`~rlenhance.checkpoint.SupervisedSpec` records the model, ``channels``, ``noise`` and the levels
+(``sigma``, ``sigmas``), so
 :class:`rlenhance.Enhancer` (``rlenhance enhance --denoiser``) feeds an FFDNet its map and a plain
 denoiser none. For completion the output shown and scored is the composite ``occluded (1 - mask) + pred mask``,
 and the hole-only PSNR / L1 are reported next to the whole-image PSNR / SSIM.
@@ -111,6 +117,7 @@ from torch import Tensor, nn
 from agents.distributed import Ranks, wrap
 from experiments.plots import loss_curves, save_figure
 from experiments.runs import Run, StopSignals, arg, parse_config, run_cli, setup_process
+from experiments.sigmas import SIGMA_HELP, draw_levels, level_scores, levels_text, noise_levels, resolve_sigma
 from rlenhance import metrics
 from rlenhance.atomic import atomic_path
 from rlenhance.checkpoint import NOISE_KINDS, SPEC_KEY, SupervisedSpec, load_checkpoint, load_state_dict_strict
@@ -118,12 +125,13 @@ from rlenhance.data import (
     DEFAULT_COLOR_IMAGES,
     DEFAULT_GRAY_IMAGES,
     BuiltinImages,
+    NoisyPairs,
     OccludedPairs,
     PairedImages,
     ResizedImages,
-    UnpairedImages,
     add_gaussian_noise,
     amplified_noise,
+    open_dataset,
     random_occlusion,
     sample_batch,
     split_names,
@@ -202,10 +210,13 @@ class Args:
     task: str = arg("lowlight", "what to restore (gated-pixelrnn: completion only)", choices=TASKS)
     data: str | None = arg(None, "lowlight: a low/+high/ pair folder, a LOL parent (split by scene) or the MRPNet "
                                  "seed's train/+gt/ folder or its parent (PairedImages); denoise: a "
-                                 "folder of clean images (read as gray); completion: occluded_images/+"
+                                 "folder of clean images (read as gray; --no-gray: RGB); completion: occluded_images/+"
                                  "original_images/. Default: scikit-image photos degraded synthetically")
-    sigma: float | None = arg(None, "denoise: noise level on the 0-255 scale: the Gaussian's standard deviation, or "
-                                    "(--noise amplified) the largest dark-level one; unset: 25 (amplified: 10)")
+    sigma: tuple[float, ...] = arg((), "denoise: noise level: the Gaussian's standard deviation, or (--noise "
+                                       "amplified: one level) the largest dark-level one; unset: 25 (amplified: 10); "
+                                       "Gaussian levels " + SIGMA_HELP + " (the mean val_loss)")
+    gray: bool = arg(True, "denoise: gray images (the DnCNN / PixelRL protocol); --no-gray trains an RGB denoiser "
+                           "(3 input and output planes). The other tasks are RGB")
     noise: str | None = arg(None, "denoise: gaussian (white noise on the clean image) or amplified (dark-level noise "
                                   "brightened by known curves, with its noise-level map: ReLLIE's setting); unset: "
                                   "amplified for ffdnet, else gaussian", choices=NOISE_KINDS)
@@ -298,8 +309,11 @@ def resolve_args(args: Args, argv: Sequence[str]) -> Args:
         saved = json.loads((out / "config.json").read_text())
         known = {f.name for f in fields(Args)}
         explicit = given_flags(argv) & known
+        if "sigma" in explicit:  # as the run recorded it (one level a number)
+            args = replace(args, sigma=resolve_sigma(args.sigma))
         conflicts = [f"--{name.replace('_', '-')} {getattr(args, name)!r} (the run has {saved.get(name)!r})"
-                     for name in sorted(explicit - set(RESUME_OVERRIDES)) if getattr(args, name) != saved.get(name)]
+                     for name in sorted(explicit - set(RESUME_OVERRIDES))
+                     if _as_json(getattr(args, name)) != _as_json(saved.get(name))]
         if conflicts:
             raise ValueError("--resume continues a run with its saved arguments; these differ: " + "; ".join(conflicts)
                              + f". Only {', '.join('--' + n.replace('_', '-') for n in RESUME_OVERRIDES[:4])} "
@@ -319,11 +333,22 @@ def resolve_args(args: Args, argv: Sequence[str]) -> Args:
     return args
 
 
+def _as_json(value: Any) -> Any:
+    """An argument as config.json holds it (tuples are lists)."""
+    return list(value) if isinstance(value, tuple) else value
+
+
 def fill_noise_defaults(args: Args) -> Args:
     """``--noise``, ``--sigma`` and ``--depth`` where unset (also for runs saved before they existed):
-    see :data:`DEFAULT_SIGMA` and :data:`FFDNET_DEPTH`."""
+    see :data:`DEFAULT_SIGMA` and :data:`FFDNET_DEPTH`; ``--sigma`` as the run records it
+    (:func:`experiments.sigmas.resolve_sigma`: one level a number, several an ascending tuple).
+
+    Raises:
+        ValueError: a bad ``--sigma`` (named).
+    """
     noise = args.noise if args.noise is not None else "amplified" if args.model == "ffdnet" else "gaussian"
-    return replace(args, noise=noise, sigma=args.sigma if args.sigma is not None else DEFAULT_SIGMA[noise],
+    unset = args.sigma is None or args.sigma == ()
+    return replace(args, noise=noise, sigma=resolve_sigma(DEFAULT_SIGMA[noise] if unset else args.sigma),
                    depth=args.depth if args.depth is not None or args.model != "ffdnet" else FFDNET_DEPTH)
 
 
@@ -356,6 +381,9 @@ def check_args(args: Args) -> None:
                          f"{args.variant})")
     if args.depth is not None and (args.model != "ffdnet" or args.depth < 2):
         raise ValueError(f"--depth {args.depth}: an option of --model ffdnet, an integer >= 2")
+    if args.noise == "amplified" and isinstance(args.sigma, tuple):
+        raise ValueError(f"--sigma {levels_text(args.sigma)}: --noise amplified draws each image's level from "
+                         "[0, --sigma]; give one --sigma (several Gaussian levels: --noise gaussian)")
     if args.noise == "amplified" and (args.task != "denoise" or not args.sigma > 0):
         raise ValueError(f"--noise amplified: an option of --task denoise with a --sigma > 0 (got --task {args.task} "
                          f"--sigma {args.sigma})")
@@ -383,15 +411,14 @@ def check_args(args: Args) -> None:
         raise ValueError(f"--val-fraction {args.val_fraction}: expected a number in (0, 1)")
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise ValueError(f"--lr {args.lr}: expected a finite number > 0")
-    if not (math.isfinite(args.sigma) and args.sigma >= 0):
-        raise ValueError(f"--sigma {args.sigma}: expected a finite number >= 0 (0-255 scale)")
     if args.samples < 0 or args.threads < 0:
         raise ValueError("--samples and --threads: expected integers >= 0")
 
 
 # --- data -------------------------------------------------------------------------------------
 def image_channels(args: Args) -> int:
-    return 1 if args.task == "denoise" else 3
+    """Planes the network reads and writes: 1 for gray denoising (``--gray``), else 3 (RGB)."""
+    return 1 if args.task == "denoise" and args.gray else 3
 
 
 def open_datasets(args: Args):
@@ -405,7 +432,7 @@ def open_datasets(args: Args):
 
 
 def _open_datasets(args: Args):
-    gray = args.task == "denoise"
+    gray = image_channels(args) == 1
     if args.data is None:
         names = DEFAULT_GRAY_IMAGES if gray else DEFAULT_COLOR_IMAGES
         train_names, val_names = split_names(names, val_fraction=args.val_fraction, group=None)
@@ -424,11 +451,15 @@ def _open_datasets(args: Args):
     elif args.task == "completion":  # validation scores the estimated hole whatever the training masks
         opener = lambda split: OccludedPairs(root, split=split, val_fraction=args.val_fraction,  # noqa: E731
                                              mask_rule=args.mask_rule if split == "train" else "estimate")
-    elif (root / "low").is_dir() and (root / "high").is_dir():
-        opener = lambda split: PairedImages(root, split=split, val_fraction=args.val_fraction, gray=True)  # noqa: E731
-    else:
-        opener = lambda split: UnpairedImages(root, split=split, val_fraction=args.val_fraction, gray=True)  # noqa: E731
-    return opener("train"), opener("val")
+    else:  # denoise: real noisy / clean pairs (NoisyPairs), else clean images; split seed 0 as the other tasks'
+        opener = lambda split: open_dataset(root, kind="clean", split=split, gray=gray, seed=0,  # noqa: E731
+                                            val_fraction=args.val_fraction)
+    train, val = opener("train"), opener("val")
+    if isinstance(train, NoisyPairs) and args.noise == "amplified":
+        raise ValueError(f"--data {root}: real noisy / clean pairs, but --noise amplified draws its own noise (and "
+                         "noise map) on clean images; give a folder of clean images, or --noise gaussian (real "
+                         "pairs are then used as they are)")
+    return train, val
 
 
 def make_example(args: Args, batch: Mapping[str, Any], generator: torch.Generator, device: torch.device) -> Example:
@@ -447,11 +478,14 @@ def make_example(args: Args, batch: Mapping[str, Any], generator: torch.Generato
             return at_input_size(Example(batch["low"].to(device), batch["high"].to(device), None), args.upscale)
         clean = batch["high"].to(device)
         return at_input_size(Example(synthetic_low_light(clean, generator=generator), clean, None), args.upscale)
+    if "noisy" in batch:  # real noisy / clean pairs (NoisyPairs): their own noise
+        return Example(batch["noisy"].to(device), batch["clean"].to(device), None)
     clean = (batch["high"] if "high" in batch else batch["low"]).to(device)
     if args.noise == "amplified":
         noisy, target, noise_map = amplified_noise(clean, args.sigma, generator=generator)
         return Example(noisy, target, None, noise_map)
-    return Example(add_gaussian_noise(clean, args.sigma, generator=generator), clean, None)
+    sigma = draw_levels(args.sigma, clean.shape[0], generator)  # several levels: one per crop (a blind denoiser)
+    return Example(add_gaussian_noise(clean, sigma, generator=generator), clean, None)
 
 
 def at_input_size(example: Example, upscale: int) -> Example:
@@ -476,6 +510,15 @@ def validation_set(args: Args, dataset) -> Example:
     batch = sample_batch(dataset, args.val_samples, crop=crop_of(args, dataset), rng=np.random.default_rng(VAL_SEED),
                          flip=False, spread=True)
     return make_example(args, batch, torch.Generator().manual_seed(VAL_SEED), torch.device("cpu"))
+
+
+def validation_sets(args: Args, dataset) -> dict[float | None, Example]:
+    """The validation crops (:func:`validation_set`) at each ``--sigma`` level of a blind Gaussian
+    denoiser, ``{sigma: crops}`` (the same crops and noise pattern, scaled); else the one set (real
+    noisy pairs carry their own noise)."""
+    if args.task == "denoise" and isinstance(args.sigma, tuple) and "noisy" not in dataset[0]:
+        return {sigma: validation_set(replace(args, sigma=sigma), dataset) for sigma in args.sigma}
+    return {None: validation_set(args, dataset)}
 
 
 # --- model, forward pass and loss ---------------------------------------------------------------------
@@ -574,6 +617,17 @@ def evaluate(model: nn.Module, args: Args, val: Example, device: torch.device, u
     return scores, torch.cat(outputs)
 
 
+def sample_rows(args: Args, vals: Mapping[Any, Example], outputs: Mapping[Any, Tensor]) -> list[list[Tensor]]:
+    """The sample grid's first ``--samples`` rows (input | output | reference): each validation crop
+    at every level in turn (a super-resolution input shown at the target's size, nearest)."""
+    level_rows = []
+    for level, val in vals.items():
+        shown, out = val.input[:args.samples], outputs[level]
+        shown = F.interpolate(shown, size=val.target.shape[-2:], mode="nearest") if args.upscale > 1 else shown
+        level_rows.append([[shown[i], out[i], val.target[i]] for i in range(min(args.samples, len(out)))])
+    return [row for rows in zip(*level_rows) for row in rows][:args.samples]
+
+
 # --- logs ----------------------------------------------------------------------------------------
 def write_log(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     """Write ``train_log.tsv`` (tab-separated, one row per epoch) atomically."""
@@ -594,7 +648,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     use_amp = args.amp and device.type == "cuda"
 
     train_set, val_set = open_datasets(args)
-    val = validation_set(args, val_set)
+    vals = validation_sets(args, val_set)
     model = build_network(args).to(device)
     # DistributedDataParallel under torchrun (batch norm over the global batch); the model itself alone.
     # `model` stays the network that checkpoints save and validation runs.
@@ -606,10 +660,11 @@ def main(argv: Sequence[str] | None = None) -> Path:
     run = Run(args.out, args, resume=args.resume, ranks=ranks)  # written on the first log, by rank 0
     log_path, curve_path = run.dir / "train_log.tsv", run.dir / "loss_curve.png"
     title = f"supervised_train: {run.dir}"
+    levels = noise_levels(args.sigma) if args.task == "denoise" else None
     spec = SupervisedSpec(model=args.model, task=args.task, channels=image_channels(args),
                           prefill=args.prefill if args.task == "completion" else "none", variant=args.variant,
                           noise=args.noise if args.task == "denoise" else None,
-                          sigma=args.sigma if args.task == "denoise" else None, upscale=args.upscale)
+                          sigma=levels[-1] if levels else None, sigmas=levels, upscale=args.upscale)
 
     # epoch: epochs finished; batch: batches trained of epoch + 1 and sums: their loss sums;
     # scores: the last validation's; saved: (epoch, batch) of last.pt
@@ -688,7 +743,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
             # the epoch's batches are done: validate, log and checkpoint
             epoch += 1
             train = ranks.mean_stats({name: total / args.steps_per_epoch for name, total in sums.items()})
-            scores, outputs = ranks.on_rank0(lambda: evaluate(model, args, val, device, use_amp))  # rank 0 validates
+            results = ranks.on_rank0(lambda: {level: evaluate(model, args, val, device, use_amp)  # rank 0 validates
+                                              for level, val in vals.items()})
+            scores = level_scores({level: level_result[0] for level, level_result in results.items()})
             seconds = time.perf_counter() - start
             lr = optimizer.param_groups[0]["lr"]
             row = {"epoch": epoch, "lr": lr, **{f"train_{k}": v for k, v in train.items() if k != "loss"},
@@ -699,9 +756,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
                             **{f"eval/{k}": v for k, v in scores.items()}})
             if run.writes:
                 write_log(log_path, history)
-            shown = val.input[:args.samples]  # a super-resolution input at the target's size (nearest)
-            shown = F.interpolate(shown, size=val.target.shape[-2:], mode="nearest") if args.upscale > 1 else shown
-            rows = [[shown[i], outputs[i], val.target[i]] for i in range(min(args.samples, len(outputs)))]
+            rows = sample_rows(args, vals, {level: level_result[1] for level, level_result in results.items()})
             if rows:
                 run.save_grid(f"epoch_{epoch:04d}", rows)
             if run.writes:

@@ -9,6 +9,7 @@ import math
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from numbers import Real
 from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar, Union, get_args, get_origin, get_type_hints
 
@@ -50,6 +51,41 @@ SUPERVISED_VARIANTS = PIXELRNN_VARIANTS
 SUPERVISED_UPSCALES = MRPNET_UPSCALES
 #: Smallest working resolution (longer side) of a low-light policy.
 MIN_MAX_SIDE = 16
+#: ``rlenhance/Denoise-v0``'s own ``gray`` and ``sigma``: what a denoising policy whose
+#: ``env_kwargs`` leave them out was trained with.
+DENOISE_ENV_DEFAULTS: Mapping[str, Any] = MappingProxyType({"gray": True, "sigma": 25.0})
+
+
+def noise_levels(sigma: Any) -> tuple[float, ...]:
+    """The Gaussian noise levels (0-255 scale) of ``sigma``, ascending: one number, or a non-empty
+    sequence of distinct numbers (several: a blind denoiser, each training image drawing one of
+    them), each finite and >= 0.
+
+    Raises:
+        ValueError: anything else (the message says what is wrong and what is accepted).
+    """
+    values = list(sigma) if isinstance(sigma, (list, tuple)) else [sigma]
+    if not values:
+        raise ValueError("expected one noise level or more (0-255 scale), got none")
+    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, Real) or not (math.isfinite(v) and v >= 0)]
+    if bad:
+        raise ValueError(f"expected noise levels that are finite numbers >= 0 (0-255 scale), got {bad[0]!r}")
+    levels = tuple(sorted(float(v) for v in values))
+    if len(set(levels)) != len(levels):
+        raise ValueError(f"noise levels {', '.join(f'{v:g}' for v in levels)}: a level is repeated (list each once)")
+    return levels
+
+
+def _levels_problems(sigma: Any, sigmas: Any) -> list[str]:
+    """What is wrong with a spec's ``sigmas`` (valid :func:`noise_levels`) and its ``sigma`` (their largest)."""
+    try:
+        levels = noise_levels(sigmas)
+    except ValueError as exc:
+        return [f"sigmas {sigmas!r}: {exc}"]
+    problems = [] if levels == tuple(sigmas) else [f"sigmas {list(sigmas)} (accepted: ascending)"]
+    if sigma != levels[-1]:
+        problems.append(f"sigma {sigma!r} is not the largest of sigmas {list(levels)}")
+    return problems
 
 
 # --- typed metadata ------------------------------------------------------------------------------------
@@ -341,6 +377,10 @@ class RolloutPolicySpec(CheckpointSpec):
         block_actions: actions chosen per ``downscale`` block, as A3C trained them.
         predictor: completion only: the path of the supervised completion checkpoint whose
             prediction is the policy's "predict" action; None: trained without one.
+
+    A denoising policy's ``env_kwargs`` hold its ``gray`` (bool) and ``sigma`` (one noise level, or
+    a list of them: a blind policy, each training episode drawing one), each left out meaning
+    Denoise-v0's default (:data:`DENOISE_ENV_DEFAULTS`); :attr:`channels` and :attr:`sigmas` read them.
     """
 
     kind: ClassVar[str] = "rollout-policy"
@@ -370,7 +410,28 @@ class RolloutPolicySpec(CheckpointSpec):
             problems.append("predictor is empty (None: trained without one)")
         if self.predictor is not None and self.task != "completion":
             problems.append(f"predictor {self.predictor!r} for task {self.task!r} (completion only)")
+        if self.task == "denoise":
+            if not isinstance(self.env_kwargs.get("gray", DENOISE_ENV_DEFAULTS["gray"]), bool):
+                problems.append(f"env_kwargs['gray'] {self.env_kwargs['gray']!r} (accepted: true or false)")
+            try:
+                noise_levels(self.env_kwargs.get("sigma", DENOISE_ENV_DEFAULTS["sigma"]))
+            except ValueError as exc:
+                problems.append(f"env_kwargs['sigma'] {self.env_kwargs['sigma']!r}: {exc}")
         return problems
+
+    @property
+    def channels(self) -> int:
+        """Image planes the policy restores: 1 for a gray denoising policy, else 3 (RGB)."""
+        gray = self.task == "denoise" and self.env_kwargs.get("gray", DENOISE_ENV_DEFAULTS["gray"])
+        return 1 if gray else 3
+
+    @property
+    def sigmas(self) -> tuple[float, ...] | None:
+        """A denoising policy's noise levels (0-255 scale, ascending; several: a blind policy);
+        None for completion."""
+        if self.task != "denoise":
+            return None
+        return noise_levels(self.env_kwargs.get("sigma", DENOISE_ENV_DEFAULTS["sigma"]))
 
 
 @dataclass(frozen=True)
@@ -390,9 +451,13 @@ class SupervisedSpec(CheckpointSpec):
             :mod:`rlenhance.models.pixelrnn`); files that predate the field read as ``"default"``.
         noise: denoise only: the noise trained on (:data:`NOISE_KINDS`): ``"gaussian"`` or
             ``"amplified"``; None for other tasks and for files that predate the field.
-        sigma: denoise only: ``--sigma`` on the 0-255 scale: the Gaussian's standard deviation,
-            or (amplified) the largest dark-level noise level, each image drawing one from
-            [0, sigma]; None as ``noise``.
+        sigma: denoise only: on the 0-255 scale, the largest of ``sigmas`` (one level: that level,
+            the Gaussian's standard deviation), or (amplified) the largest dark-level noise level,
+            each image drawing one from [0, sigma]; None as ``noise``.
+        sigmas: denoise only: the noise levels trained on (:func:`noise_levels`: ascending,
+            distinct): gaussian: each training image drew one of them, so several make a blind
+            denoiser, given no level at inference; amplified: ``(sigma,)``. None as ``noise``;
+            files that predate the field read as ``(sigma,)``.
         upscale: output size over input size, 1 (restoration at the input's size) or, for
             ``mrpnet`` low-light models with the Generator, 2 or 4 (super-resolution, the seed's
             Generator: 4); files that predate the field read as 1.
@@ -407,7 +472,7 @@ class SupervisedSpec(CheckpointSpec):
     writer: ClassVar[str] = "experiments.supervised_train"
     reader: ClassVar[str] = "rlenhance.restore.SupervisedRestorer"
     added_later: ClassVar[Mapping[str, Any]] = MappingProxyType({"variant": "default", "noise": None, "sigma": None,
-                                                                 "upscale": 1})
+                                                                 "upscale": 1, "sigmas": None})
 
     model: str
     task: str
@@ -417,6 +482,12 @@ class SupervisedSpec(CheckpointSpec):
     noise: str | None = None
     sigma: float | None = None
     upscale: int = 1
+    sigmas: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.sigmas is None and self.sigma is not None:  # one level (files that predate the field)
+            object.__setattr__(self, "sigmas", (self.sigma,))
+        super().__post_init__()
 
     @property
     def needs_mask(self) -> bool:
@@ -455,15 +526,20 @@ class SupervisedSpec(CheckpointSpec):
         return problems
 
     def _noise_problems(self) -> list[str]:
-        """The rules of ``noise`` and ``sigma`` and of the noise-map model."""
+        """The rules of ``noise``, ``sigma`` and ``sigmas`` and of the noise-map model."""
         problems = []
-        if self.task != "denoise" and (self.noise is not None or self.sigma is not None):
-            problems.append(f"noise {self.noise!r} and sigma {self.sigma!r} for task {self.task!r} (accepted: None "
-                            "unless the task is denoise)")
+        if self.task != "denoise" and (self.noise is not None or self.sigma is not None or self.sigmas is not None):
+            problems.append(f"noise {self.noise!r}, sigma {self.sigma!r} and sigmas {self.sigmas!r} for task "
+                            f"{self.task!r} (accepted: None unless the task is denoise)")
         if self.noise is not None and self.noise not in NOISE_KINDS:
             problems.append(f"noise {self.noise!r} (accepted: {NOISE_KINDS} or None)")
         if self.sigma is not None and self.sigma < 0:
             problems.append(f"sigma {self.sigma!r} (accepted: >= 0, on the 0-255 scale, or None)")
+        elif self.sigmas is not None:
+            problems += _levels_problems(self.sigma, self.sigmas)
+            if self.noise == "amplified" and len(self.sigmas) > 1:
+                problems.append(f"sigmas {list(self.sigmas)} with noise 'amplified' (accepted: one level, its "
+                                "largest dark-level noise)")
         if self.needs_noise_map and (self.task != "denoise" or self.noise != "amplified" or not self.sigma
                                      or self.variant != "default"):
             problems.append(f"model 'ffdnet' with task {self.task!r}, noise {self.noise!r}, sigma {self.sigma!r}, "
@@ -479,25 +555,38 @@ class RSEDenoiserSpec(CheckpointSpec):
     weights; their shapes are the ``arch``).
 
     Attributes:
-        sigma: the Gaussian noise level trained for, on the 0-255 scale, >= 0.
+        sigma: the Gaussian noise level trained for, on the 0-255 scale, >= 0: the largest of
+            ``sigmas``.
         channels: image planes, 1 (gray) or 3 (RGB).
         rounds: self-enhancement rounds to apply, >= 1 (the recursion's stopping point; the
             model may hold more).
+        sigmas: the noise levels trained on (:func:`noise_levels`: ascending, distinct; several:
+            a blind denoiser, each training crop drawing one of them); files that predate the
+            field read as ``(sigma,)``.
     """
 
     kind: ClassVar[str] = "rse-denoiser"
     title: ClassVar[str] = "RSE-RL denoiser"
     writer: ClassVar[str] = "experiments.rse_train"
     reader: ClassVar[str] = "rlenhance.models.rse.load_rse"
+    added_later: ClassVar[Mapping[str, Any]] = MappingProxyType({"sigmas": None})
 
     sigma: float
     channels: int
     rounds: int
+    sigmas: tuple[float, ...] = None  # type: ignore[assignment]  # None: (sigma,)
+
+    def __post_init__(self) -> None:
+        if self.sigmas is None:  # one level (files that predate the field)
+            object.__setattr__(self, "sigmas", (self.sigma,))
+        super().__post_init__()
 
     def _problems(self) -> list[str]:
         problems = []
         if not (math.isfinite(self.sigma) and self.sigma >= 0):
             problems.append(f"sigma {self.sigma!r} (accepted: a finite number >= 0)")
+        else:
+            problems += _levels_problems(self.sigma, self.sigmas)
         if self.channels not in (1, 3):
             problems.append(f"channels {self.channels!r} (accepted: 1, 3)")
         if self.rounds < 1:

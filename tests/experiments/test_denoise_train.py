@@ -1,5 +1,5 @@
-"""experiments.denoise_train on tiny folders: run folder, fixed test noise, resume, SAC, bad arguments,
-SIGTERM and kills between the run folder's writes."""
+"""experiments.denoise_train on tiny folders: run folder, fixed test noise, resume, SAC, a blind colour
+policy (several --sigma levels), bad arguments, SIGTERM and kills between the run folder's writes."""
 
 import csv
 import json
@@ -21,7 +21,7 @@ from experiments import denoise_train
 from experiments.rl_common import make_agent, resolve_args
 from experiments.runs import parse_config
 from rlenhance.checkpoint import load_checkpoint
-from rlenhance.data import UnpairedImages
+from rlenhance.data import UnpairedImages, noisy_test_set
 from rlenhance.errors import DatasetError
 from rlenhance.io import save_image
 
@@ -76,6 +76,8 @@ def test_run_folder_contents(tiny_run):
     assert last["extra"]["episode"] == 4 and "agent" in last["extra"] and "agent" not in best["extra"]
     spec = best["extra"]["spec"]
     assert spec.task == "denoise" and spec.steps == 2 and spec.env_kwargs["sigma"] == SIGMA
+    assert (spec.channels, spec.sigmas) == (1, (SIGMA,))  # one level: gray, not blind
+    assert not any("_sigma" in name for name in names)  # one level: no per-level columns
     logged = [float(r["value"]) for r in rows if r["metric"] == "eval/psnr"]
     assert best["extra"]["best"] == pytest.approx(max(logged), abs=1e-3)  # csv keeps 6 digits
     summary = (out / "summary.md").read_text()
@@ -85,7 +87,7 @@ def test_run_folder_contents(tiny_run):
 def test_input_psnr_is_the_noisy_images_psnr_per_image_averaged(tiny_run, folders):
     """Against skimage: the noisy inputs, rebuilt from the documented seeding, clipped to [0, 1]."""
     scores = load_checkpoint(Path(tiny_run) / "checkpoints" / "last.pt")["extra"]["scores"]
-    images = denoise_train.noisy_test_set(UnpairedImages(folders / "test", gray=True), SIGMA, seed=0)
+    images = noisy_test_set(UnpairedImages(folders / "test", gray=True), SIGMA, seed=0)
     values = [peak_signal_noise_ratio(im.clean.numpy(), np.clip(im.noisy.numpy(), 0, 1), data_range=1.0)
               for im in images]
     assert scores["eval/input_psnr"] == pytest.approx(np.mean(values), abs=1e-4)
@@ -94,21 +96,21 @@ def test_input_psnr_is_the_noisy_images_psnr_per_image_averaged(tiny_run, folder
 
 def test_test_noise_depends_on_the_image_name_only(folders):
     dataset = UnpairedImages(folders / "test", gray=True)
-    forward = denoise_train.noisy_test_set(dataset, SIGMA, seed=3)
-    backward = denoise_train.noisy_test_set([dataset[1], dataset[0]], SIGMA, seed=3)
+    forward = noisy_test_set(dataset, SIGMA, seed=3)
+    backward = noisy_test_set([dataset[1], dataset[0]], SIGMA, seed=3)
     assert torch.equal(forward[0].noisy, backward[1].noisy) and torch.equal(forward[1].noisy, backward[0].noisy)
-    other_seed = denoise_train.noisy_test_set(dataset, SIGMA, seed=4)
+    other_seed = noisy_test_set(dataset, SIGMA, seed=4)
     assert not torch.equal(forward[0].noisy, other_seed[0].noisy)
     noise = torch.cat([(im.noisy - im.clean).flatten() for im in forward])
     assert float(noise.std()) == pytest.approx(SIGMA / 255, rel=0.1)  # not clipped: exactly Gaussian
-    assert len(denoise_train.noisy_test_set(dataset, SIGMA, limit=1)) == 1
+    assert len(noisy_test_set(dataset, SIGMA, limit=1)) == 1
 
 
 def test_best_checkpoint_restores_the_whole_test_images(tiny_run, folders):
     """agents.rollout.load_rollout_policy (what experiments.compare uses) reproduces the logged PSNR."""
     best = load_checkpoint(Path(tiny_run) / "checkpoints" / "best.pt")
     restorer = load_rollout_policy(Path(tiny_run) / "checkpoints" / "best.pt")
-    images = denoise_train.noisy_test_set(UnpairedImages(folders / "test", gray=True), SIGMA, seed=0)
+    images = noisy_test_set(UnpairedImages(folders / "test", gray=True), SIGMA, seed=0)
     outputs = restorer.restore([{"clean": im.clean, "noisy": im.noisy} for im in images])
     assert [o.shape[-2:] for o in outputs] == [im.clean.shape[-2:] for im in images]
     psnr = np.mean([peak_signal_noise_ratio(im.clean.numpy(), o.clamp(0, 1).numpy(), data_range=1.0)
@@ -147,8 +149,8 @@ def test_sac_smoke(folders, tmp_path):
 
 
 def test_pixelrl_network_options(folders):
-    args = resolve_args(parse_config(denoise_train.Args, ["--width", "8", "--conv-gru", "--reward-map-conv",
-                                                          "--crop", "16", "--batch", "1"]))
+    args = denoise_train.resolve_task_args(resolve_args(parse_config(
+        denoise_train.Args, ["--width", "8", "--conv-gru", "--reward-map-conv", "--crop", "16", "--batch", "1"])))
     assert (args.crop, args.steps, args.gamma, args.sigma, args.gray) == (16, 5, 0.95, 25.0, True)
     venv = envs.make_vec(denoise_train.ENV_ID, num_envs=1, data=UnpairedImages(folders / "train", gray=True),
                          **denoise_train.env_kwargs(args))
@@ -191,6 +193,9 @@ def test_init_backbone_reads_the_shape_from_the_checkpoint(model, folders, tmp_p
 
 @pytest.mark.parametrize("argv, error, words", [
     (["--sigma", "-5"], ValueError, "--sigma"),
+    (["--sigma", "nan"], ValueError, "--sigma nan: expected noise levels that are finite numbers >= 0"),
+    (["--sigma", "15", "inf"], ValueError, "--sigma 15.0 inf: expected noise levels that are finite"),
+    (["--sigma", "15", "15"], ValueError, "--sigma 15.0 15.0: .*repeated"),
     (["--eval-every", "0"], ValueError, "--eval-every"),
     (["--agent", "sac", "--conv-gru"], ValueError, "--conv-gru"),
     (["--agent", "sac", "--lr-decay", "poly"], ValueError, "--lr-decay poly"),
@@ -204,6 +209,50 @@ def test_bad_arguments_raise_clear_errors(argv, error, words, tmp_path):
     with pytest.raises(error, match=words):
         denoise_train.main([*argv, "--out", str(tmp_path / "run")])
     assert not (tmp_path / "run").exists()  # nothing written before the arguments are checked
+
+
+def test_an_empty_sigma_is_refused_by_name(capsys):
+    with pytest.raises(SystemExit):
+        parse_config(denoise_train.Args, ["--sigma"])
+    assert "argument --sigma: expected at least one argument" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="--sigma : expected one noise level or more"):
+        denoise_train.resolve_task_args(denoise_train.Args(sigma=()))
+
+
+def test_a_blind_colour_policy_is_scored_at_every_level(folders, tmp_path):
+    """--no-gray --sigma 40 10: an RGB policy trained on both levels (each crop draws one); every
+    evaluation scores the held-out images at each level, eval/psnr is their mean and picks best.pt;
+    the spec records both levels and three channels, and the policy restores colour images."""
+    out = Path(denoise_train.main(tiny_args(folders, tmp_path / "blind", "--no-gray", "--sigma", "40", "10")))
+    config = json.loads((out / "config.json").read_text())
+    assert config["sigma"] == [10.0, 40.0] and config["gray"] is False  # ascending
+    with open(out / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    at = {(r["metric"], int(r["step"])): float(r["value"]) for r in rows}
+    for step in (2, 4):
+        for name in ("psnr", "ssim", "input_psnr"):
+            pair = at[f"eval/{name}_sigma10", step], at[f"eval/{name}_sigma40", step]
+            assert at[f"eval/{name}", step] == pytest.approx(sum(pair) / 2, abs=1e-4)
+        assert at["eval/input_psnr_sigma10", step] > at["eval/input_psnr_sigma40", step] + 8  # 12 dB apart
+    best = load_checkpoint(out / "checkpoints" / "best.pt")
+    assert best["extra"]["best"] == pytest.approx(max(at["eval/psnr", s] for s in (2, 4)), abs=1e-3)
+    spec = best["extra"]["spec"]
+    assert (spec.channels, spec.sigmas, spec.env_kwargs["sigma"]) == (3, (10.0, 40.0), [10.0, 40.0])
+    assert best["arch"]["kwargs"]["in_channels"] == 3
+    restorer = load_rollout_policy(out / "checkpoints" / "best.pt")
+    assert list(restorer.task.sigmas) == [10.0, 40.0] and restorer.task.channels == 3
+    test = UnpairedImages(folders / "test", gray=False)
+    for sigma in (10.0, 40.0):  # the logged per-level PSNR is what the restorer gets on those images
+        images = noisy_test_set(test, sigma, seed=0)
+        outputs = restorer.restore([{"clean": im.clean, "noisy": im.noisy} for im in images])
+        psnr = np.mean([peak_signal_noise_ratio(im.clean.numpy(), o.clamp(0, 1).numpy(), data_range=1.0)
+                        for im, o in zip(images, outputs)])
+        assert psnr == pytest.approx(best["extra"]["scores"][f"eval/psnr_sigma{sigma:g}"], abs=1e-3)
+    summary = (out / "summary.md").read_text()
+    assert "| 10 40 |" in summary and "psnr_sigma10" in summary and "input_psnr_sigma40" in summary
+    denoise_train.main(tiny_args(folders, out, "--no-gray", "--sigma", "10", "40", "--resume"))  # the same levels
+    with pytest.raises(ValueError, match=r"--sigma 25.0 \(the run has \(10.0, 40.0\)\)"):
+        denoise_train.main(tiny_args(folders, out, "--no-gray", "--resume"))
 
 
 def test_used_folder_needs_resume_and_resume_keeps_the_arguments(tiny_run, folders):

@@ -1,9 +1,13 @@
 """experiments.rse_train on tiny data: the run folder (per-round table, pictures, checkpoints), the
-denoiser it ships (load_rse), Ctrl-C with --resume (the VAE continues exactly), bad arguments."""
+denoiser it ships (load_rse), a blind denoiser (several --sigma levels), a one-level checkpoint written
+before the spec recorded levels, Ctrl-C with --resume (the VAE continues exactly), bad arguments."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -99,6 +103,9 @@ def test_resume_refuses_other_arguments(folders, tmp_path, signal_on_call):
     (["--baselines", "nlm"], "--baselines"),
     (["--gamma", "1.0"], "gamma"),
     (["--sigma", "-1"], "--sigma"),
+    (["--sigma", "nan"], "--sigma nan: expected noise levels that are finite numbers >= 0"),
+    (["--sigma", "10", "inf"], "--sigma 10.0 inf"),
+    (["--sigma", "10", "10"], "--sigma 10.0 10.0: .*repeated"),
 ])
 def test_bad_arguments_are_refused_before_anything_is_written(folders, tmp_path, extra, match):
     out = tmp_path / "run"
@@ -114,3 +121,56 @@ def test_trust_region_reaches_the_agent():
     assert rse_train.sac_config(default).trust_region_kl == 0.01
     off = rse_train.resolve(rse_train.parse_config(rse_train.Args, ["--sac-trust-region-kl", "0"]))
     assert rse_train.sac_config(off).trust_region_kl is None
+
+
+def test_an_empty_sigma_is_refused_by_name(capsys):
+    with pytest.raises(SystemExit):
+        rse_train.parse_config(rse_train.Args, ["--sigma"])
+    assert "argument --sigma: expected at least one argument" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="--sigma : expected one noise level or more"):
+        rse_train.resolve(rse_train.Args(sigma=()))
+
+
+def test_a_blind_denoiser_is_scored_per_level_and_records_its_levels(folders, tmp_path):
+    """--sigma 40 10: the held-out image is scored at both levels (per-level columns in rounds.csv,
+    metrics.csv and the summary, the plain scores their mean); the spec records both levels."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        out = Path(rse_train.main(tiny(folders, tmp_path / "blind", "--rounds", "1", "--sigma", "40", "10")))
+    assert json.loads((out / "config.json").read_text())["sigma"] == [10.0, 40.0]
+    with open(out / "rounds.csv") as handle:
+        (row,) = list(csv.DictReader(handle))
+    for name in ("psnr", "ssim", "uqi"):
+        pair = float(row[f"{name}_sigma10"]), float(row[f"{name}_sigma40"])
+        assert float(row[name]) == pytest.approx(sum(pair) / 2, rel=1e-5)
+    with open(out / "metrics.csv") as handle:
+        at = {r["metric"]: float(r["value"]) for r in csv.DictReader(handle)}
+    assert at["eval/input_psnr_sigma10"] > at["eval/input_psnr_sigma40"] + 8  # 12 dB apart
+    assert at["eval/baseline_bilateral_psnr"] == pytest.approx(
+        (at["eval/baseline_bilateral_psnr_sigma10"] + at["eval/baseline_bilateral_psnr_sigma40"]) / 2, rel=1e-5)
+    summary = (out / "summary.md").read_text()
+    assert "sigma 10 40," in summary and "| psnr_sigma10 | psnr_sigma40 |" in summary
+    model, spec = load_rse(out / "checkpoints" / "best.pt")
+    assert (spec.sigma, spec.sigmas, spec.channels) == (40.0, (10.0, 40.0), 3)
+    assert model(torch.rand(1, 3, 20, 28), rounds=spec.rounds).shape == (1, 3, 20, 28)
+
+
+def test_patch_pairs_draw_one_level_per_patch():
+    clean = torch.full((2, 3, 24, 24), 0.5)
+    source, target = rse_train.sample_patch_pairs(clean, None, 64, 8, np.random.default_rng(0), (5.0, 60.0),
+                                                  torch.Generator().manual_seed(0))
+    std = (source - target).flatten(1).std(dim=1) * 255
+    low, high = std < 20, std > 40
+    assert bool((low | high).all()) and 8 < int(low.sum()) < 56  # each patch at 5 or at 60, both drawn
+
+
+def test_a_checkpoint_of_one_level_written_before_sigmas_still_loads(folders, tmp_path):
+    with contextlib.redirect_stdout(io.StringIO()):
+        out = Path(rse_train.main(tiny(folders, tmp_path / "one", "--rounds", "1", "--sigma", "20")))
+    path = out / "checkpoints" / "best.pt"
+    assert load_checkpoint(path)["extra"]["spec"].sigmas == (20.0,)
+    raw = torch.load(path, weights_only=True)
+    del raw["extra"]["spec"]["sigmas"]  # as written before the field
+    old = tmp_path / "old.pt"
+    torch.save(raw, old)
+    _, spec = load_rse(old)
+    assert (spec.sigma, spec.sigmas) == (20.0, (20.0,))

@@ -1,6 +1,6 @@
 """Smoke tests of experiments.supervised_train on tiny settings: every model/task pair, --resume of a
 killed, an extended and a finished run, Ctrl-C within an epoch, a failed start, --data folders of each task,
-and argument errors.
+a blind colour denoiser (--no-gray, several --sigma levels), checkpoints of one level, and argument errors.
 
 One run and one rejected combination go through the command line as subprocesses (started first, so
 they overlap the rest); the other runs call ``main(argv)`` in this process, which skips the ~3 s of
@@ -23,8 +23,10 @@ import torch
 
 from experiments.runs import parse_config
 from experiments.supervised_train import REGISTRY, Args, main, resolve_args
-from rlenhance.checkpoint import build_model, load_checkpoint
+from rlenhance.checkpoint import SupervisedSpec, build_model, load_checkpoint
+from rlenhance.errors import CheckpointError
 from rlenhance.io import load_image, save_image
+from rlenhance.restore import SupervisedRestorer
 
 ROOT = Path(__file__).resolve().parents[2]
 CROP = 32
@@ -336,3 +338,105 @@ def test_sigint_saves_the_batch_reached_and_resume_finishes(tmp_path, signalled_
     assert load_checkpoint(out / "checkpoints" / "last.pt")["extra"]["epoch"] == epoch
     assert [int(r["epoch"]) for r in read_log(out / "train_log.tsv")] == list(range(1, epoch + 1))
     assert (out / "summary.md").is_file()
+
+
+# --- colour and blind denoisers ---------------------------------------------------------------------
+def test_a_blind_colour_denoiser_end_to_end(tmp_path):
+    """--task denoise --no-gray --sigma 30 10: an RGB network (3 planes in and out) trained on both
+    levels; the validation crops are scored at each level, val_loss is their mean and picks best.pt;
+    the spec records three channels and both levels; the checkpoint restores colour images."""
+    out = main([*TINY, "--model", "mrpnet", "--no-generator", "--task", "denoise", "--no-gray", "--sigma", "30", "10",
+                "--out", str(tmp_path / "blind")])
+    config = json.loads((out / "config.json").read_text())
+    assert config["sigma"] == [10.0, 30.0] and config["gray"] is False
+    rows = read_log(out / "train_log.tsv")
+    for row in rows:
+        for name in ("loss", "psnr", "ssim"):
+            pair = float(row[f"val_{name}_sigma10"]), float(row[f"val_{name}_sigma30"])
+            assert float(row[f"val_{name}"]) == pytest.approx(sum(pair) / 2, rel=1e-4)
+        assert float(row["val_loss_sigma10"]) < float(row["val_loss_sigma30"])  # less noise, lower loss
+    with open(out / "metrics.csv") as handle:
+        logged = {r["metric"] for r in csv.DictReader(handle)}
+    assert {"eval/loss", "eval/psnr_sigma10", "eval/psnr_sigma30"} <= logged
+    assert "val_psnr_sigma30" in (out / "summary.md").read_text()
+    best = load_checkpoint(out / "checkpoints" / "best.pt")
+    assert best["extra"]["epoch"] == 1 + int(np.argmin([float(r["val_loss"]) for r in rows]))
+    spec = best["extra"]["spec"]
+    assert (spec.channels, spec.noise, spec.sigma, spec.sigmas) == (3, "gaussian", 30.0, (10.0, 30.0))
+    assert best["arch"]["kwargs"]["in_channels"] == 3
+    restorer = SupervisedRestorer(out / "checkpoints" / "best.pt", device="cpu", task="denoise")
+    assert restorer.channels == 3
+    image = np.random.default_rng(0).uniform(0.2, 0.8, (20, 24, 3)).astype(np.float32)
+    restored = restorer.restore(image)
+    assert restored.shape == image.shape and not np.allclose(restored[..., 0], restored[..., 1])  # colour out
+    grid = load_image(out / "samples" / "epoch_0002.png")  # crop 0 at each level
+    assert grid.shape == (2 * CROP + 2, 3 * CROP + 2 * 2, 3)
+
+
+def test_blind_examples_draw_one_level_per_crop():
+    argv = ["--task", "denoise", "--sigma", "5", "60"]
+    args = resolve_args(parse_config(Args, argv), argv)
+    from experiments.supervised_train import make_example
+
+    clean = torch.full((32, 1, 24, 24), 0.5)
+    example = make_example(args, {"high": clean}, torch.Generator().manual_seed(0), torch.device("cpu"))
+    std = (example.input - clean).flatten(1).std(dim=1) * 255
+    low, high = std < 20, std > 40
+    assert bool((low | high).all()) and 4 < int(low.sum()) < 28  # each crop at 5 or at 60, both drawn
+    one = resolved_denoise("--sigma", "5")
+    again = make_example(one, {"high": clean}, torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert float(((again.input - clean).std() * 255 - 5).abs()) < 0.5
+
+
+def resolved_denoise(*argv):
+    argv = ["--task", "denoise", *argv]
+    return resolve_args(parse_config(Args, argv), argv)
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--sigma", "-5"], "--sigma -5.0: expected noise levels that are finite numbers >= 0"),
+    (["--sigma", "nan"], "--sigma nan: expected noise levels that are finite"),
+    (["--sigma", "10", "inf"], "--sigma 10.0 inf: expected noise levels that are finite"),
+    (["--sigma", "10", "10"], "--sigma 10.0 10.0: .*repeated"),
+    (["--noise", "amplified", "--sigma", "5", "10"], "--sigma 5 10: --noise amplified draws each image's level"),
+])
+def test_bad_sigma_is_refused_by_name(argv, match):
+    with pytest.raises(ValueError, match=match):
+        resolved_denoise(*argv)
+
+
+def test_an_empty_sigma_is_refused_by_name(capsys):
+    with pytest.raises(SystemExit):
+        parse_config(Args, ["--sigma"])
+    assert "argument --sigma: expected at least one argument" in capsys.readouterr().err
+
+
+def test_one_level_checkpoints_and_runs_still_load(tmp_path):
+    """A one-level run records its level as a number (as before levels were lists); a checkpoint
+    written before the spec had ``sigmas`` reads as that one level; an old run resumes with an
+    equal --sigma."""
+    out = main([*TINY, "--epochs", "1", "--model", "mrpnet", "--no-generator", "--task", "denoise", "--sigma", "15",
+                "--out", str(tmp_path / "one")])
+    assert json.loads((out / "config.json").read_text())["sigma"] == 15.0
+    path = out / "checkpoints" / "best.pt"
+    spec = load_checkpoint(path)["extra"]["spec"]
+    assert (spec.channels, spec.sigma, spec.sigmas) == (1, 15.0, (15.0,))
+    raw = torch.load(path, weights_only=True)
+    del raw["extra"]["spec"]["sigmas"]  # as written before the field
+    old = tmp_path / "old.pt"
+    torch.save(raw, old)
+    assert load_checkpoint(old)["extra"]["spec"] == spec
+    restorer = SupervisedRestorer(old, device="cpu", task="denoise")
+    assert restorer.spec.sigmas == (15.0,) and restorer.channels == 1
+    raw["extra"]["spec"]["sigmas"] = [10.0, 15.0]  # a spec whose sigma is not its largest level is refused
+    raw["extra"]["spec"]["sigma"] = 10.0
+    torch.save(raw, old)
+    with pytest.raises(CheckpointError, match="sigma 10.0 is not the largest of sigmas"):
+        load_checkpoint(old)
+    argv = ["--out", str(out), "--resume", "--sigma", "15"]  # an equal level: no conflict
+    assert resolve_args(parse_config(Args, argv), argv).sigma == 15.0
+    argv = ["--out", str(out), "--resume", "--sigma", "15", "25"]
+    with pytest.raises(ValueError, match=r"--sigma \(15.0, 25.0\) \(the run has 15.0\)"):
+        resolve_args(parse_config(Args, argv), argv)
+    assert SupervisedSpec(model="mrpnet", task="denoise", channels=3, prefill="none", noise="gaussian",
+                          sigma=25.0).sigmas == (25.0,)

@@ -1,0 +1,95 @@
+"""``--sigma`` of the denoising trainers (``denoise_train``, ``supervised_train``, ``rse_train``):
+one Gaussian noise level, or several for a blind denoiser, and the per-level scores of their
+evaluations.
+
+One meaning in the three: ``--sigma 25`` trains at 25 (0-255 scale) as ever; ``--sigma 5 15 25 35
+50`` trains a blind denoiser: each training crop (an env row, a batch row, a patch) draws one of
+the levels, uniformly, and the model is given none. The held-out images are scored at every level
+(the same fixed-seed noise, scaled) and each score gets a column per level, ``<name>_sigma<S>``,
+next to the mean over the levels under the plain name, which picks ``best.pt``. The run records
+one level as a number (config.json, the spec's ``env_kwargs``, as before several were accepted)
+and several as an ascending list; checkpoint specs record the levels
+(:func:`rlenhance.checkpoint.specs.noise_levels`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from rlenhance.checkpoint.specs import noise_levels
+from rlenhance.data import NoisyImage, noisy_test_set
+
+__all__ = ["SIGMA_HELP", "draw_levels", "level_key", "level_scores", "levels_text", "noise_levels",
+           "noisy_test_sets", "resolve_sigma"]
+
+#: The ``--help`` of ``--sigma`` after each trainer's first words (what the level is).
+SIGMA_HELP = ("on the 0-255 scale; several (e.g. --sigma 5 15 25 35 50) train a blind denoiser: each training crop "
+              "draws one of them and the model is given none; evaluation scores each level (columns NAME_sigmaS) "
+              "and their mean (the plain names) picks best.pt")
+
+
+def resolve_sigma(sigma: Any) -> float | tuple[float, ...]:
+    """``--sigma`` as a run records it: one level as a number, several as an ascending tuple.
+
+    Raises:
+        ValueError: (names ``--sigma``) no level, a negative or non-finite one, or one repeated.
+    """
+    try:
+        levels = noise_levels(sigma)
+    except ValueError as exc:
+        shown = " ".join(map(str, sigma)) if isinstance(sigma, (list, tuple)) else sigma
+        raise ValueError(f"--sigma {shown}: {exc}") from None
+    return levels[0] if len(levels) == 1 else levels
+
+
+def draw_levels(sigma: float | tuple[float, ...], n: int, generator: torch.Generator) -> float | torch.Tensor:
+    """The noise levels of a batch of ``n`` crops, for :func:`rlenhance.data.add_gaussian_noise`:
+    one level as it is (no draw, so a one-level run draws what it always did); several: a
+    (n, 1, 1, 1) tensor of levels drawn uniformly by ``generator``, on its device."""
+    if not isinstance(sigma, tuple):
+        return sigma
+    picks = torch.randint(len(sigma), (n,), generator=generator, device=generator.device)
+    return torch.tensor(sigma, device=generator.device)[picks].view(-1, 1, 1, 1)
+
+
+def levels_text(sigma: Any) -> str:
+    """The levels of ``sigma`` as a summary shows them: ``"25"``, ``"5 15 25"``."""
+    return " ".join(f"{level:g}" for level in noise_levels(sigma))
+
+
+def level_key(name: str, sigma: float) -> str:
+    """The column of score ``name`` at noise level ``sigma``: ``eval/psnr`` -> ``eval/psnr_sigma25``."""
+    return f"{name}_sigma{sigma:g}"
+
+
+def level_scores(by_level: Mapping[float, Mapping[str, float]]) -> dict[str, float]:
+    """One row of scores from an evaluation at each noise level (``{sigma: {name: value}}``).
+
+    One level: its scores, under their own names (a one-level run logs what it always did).
+    Several: under the plain names the mean over the levels, then every score at every level
+    (:func:`level_key`), levels in the given order.
+    """
+    rows = list(by_level.items())
+    if len(rows) == 1:
+        return dict(rows[0][1])
+    names = list(rows[0][1])
+    scores = {name: sum(values[name] for _, values in rows) / len(rows) for name in names}
+    scores.update({level_key(name, sigma): values[name] for sigma, values in rows for name in names})
+    return scores
+
+
+def noisy_test_sets(dataset: Any, sigma: Any, *, seed: int, device: Any = "cpu",
+                    limit: int = 0) -> dict[float, list[NoisyImage]]:
+    """The held-out images with fixed noise at each level of ``sigma``, ``{level: images}``
+    (:func:`rlenhance.data.noisy_test_set`: each image's noise seeded by ``seed`` and its name, so
+    the levels share one noise pattern, scaled). Real noisy / clean pairs carry their own noise:
+    they are scored once, under the first level."""
+    levels = noise_levels(sigma)
+    first = noisy_test_set(dataset, levels[0], seed=seed, device=device, limit=limit)
+    if len(levels) == 1 or not first or "noisy" in dataset[0]:
+        return {levels[0]: first}
+    return {levels[0]: first, **{level: noisy_test_set(dataset, level, seed=seed, device=device, limit=limit)
+                                 for level in levels[1:]}}
