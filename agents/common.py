@@ -9,6 +9,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from rlenhance.models.policy import blocks_to_pixels  # re-exported: the agents' block decoding lives with the policy
+
 __all__ = ["as_bool", "blocks_to_pixels", "device_of", "episode_length", "evaluate_policy", "obs_to", "resolve_device",
            "reward_map"]
 
@@ -56,11 +58,6 @@ def resolve_device(device: str | torch.device | None, policy: nn.Module) -> torc
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-def blocks_to_pixels(actions: Tensor, scale: int, size: tuple[int, int]) -> Tensor:
-    """Block actions (B, C, h, w) repeated over their ``scale`` x ``scale`` pixels, cropped to ``size`` = (H, W)."""
-    return actions.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)[..., :size[0], :size[1]]
 
 
 @torch.no_grad()

@@ -54,11 +54,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from agents.common import blocks_to_pixels
 from envs.base import PixelTask
 from rlenhance.checkpoint import SPEC_KEY, RolloutPolicySpec, SupervisedSpec, build_model, load_checkpoint
 from rlenhance.errors import CheckpointError, ImageError
-from rlenhance.models.policy import PixelActorCritic, build_policy_input
+from rlenhance.models.policy import PixelActorCritic, blocks_to_pixels, build_policy_input
 from rlenhance.ops.fill import PREFILLS, prefill_hole
 from rlenhance.restore import as_hwc_image, as_mask
 

@@ -15,7 +15,8 @@ from rlenhance.runtime import flush_denormals
 
 flush_denormals()
 
-from rlenhance.enhance import Enhancer  # noqa: E402 - after the denormal flag on purpose
+from rlenhance.denoisers import load_denoiser  # noqa: E402 - after the denormal flag on purpose
+from rlenhance.enhance import Enhancer  # noqa: E402
 from rlenhance.errors import CheckpointError, DatasetError, ImageError  # noqa: E402
 from rlenhance.io import load_image, save_image  # noqa: E402
 from rlenhance.restore import SupervisedRestorer  # noqa: E402
@@ -23,4 +24,4 @@ from rlenhance.restore import SupervisedRestorer  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = ["CheckpointError", "DatasetError", "Enhancer", "ImageError", "SupervisedRestorer", "__version__",
-           "load_image", "save_image"]
+           "load_denoiser", "load_image", "save_image"]

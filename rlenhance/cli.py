@@ -3,7 +3,8 @@
     rlenhance enhance IMAGES... -o OUTDIR [--model rl|mrpnet] [--checkpoint PATH] [--denoiser PATH]
                      [--noise-sigma S] [--steps N] [--exposure E] [--w-exposure W] [--w-color W] [--w-spatial W]
                      [--w-smooth W] [--max-side N] [--device D]
-    rlenhance denoise IMAGES... -o OUTDIR [--checkpoint PATH] [--per-channel] [--tile N] [--device D]
+    rlenhance denoise IMAGES... -o OUTDIR [--model mrpnet|a3c|sac|rse] [--checkpoint PATH] [--per-channel]
+                     [--tile N] [--device D]
     rlenhance complete IMAGES... -o OUTDIR [--checkpoint PATH] [--masks DIR | --mask-threshold T]
                      [--tile N] [--device D]
     rlenhance app [--port N] [--host H] [--checkpoint PATH] [--device D] [--no-browser]
@@ -15,10 +16,17 @@
 denoising checkpoint on the enhanced image (ReLLIE's denoiser module): a plain one (MRPNet), or
 with ``--model rl`` a noise-map one (``supervised_train --model ffdnet``), which also reads the
 noise level of each pixel: the input's, ``--noise-sigma``, times how much the policy's curves
-brightened the pixel. ``denoise`` and
-``complete`` run supervised denoising / completion checkpoints (default: the shipped ones, when
-installed). ``complete`` reads each image's mask from ``--masks DIR`` (same stem, or the stem
-without the ``occluded_`` prefix, any image extension, white = missing) or estimates the hole
+brightened the pixel. ``denoise`` runs a denoiser of
+:func:`rlenhance.denoisers.load_denoiser`: ``--model mrpnet`` (default) a supervised checkpoint of
+``experiments.supervised_train``, ``a3c`` / ``sac`` a PixelRL filter-bank policy of
+``experiments.denoise_train``, ``rse`` an RSE-RL model of ``experiments.rse_train``; without
+``--checkpoint``, the model's default in ``rlenhance/weights/``: the gray one for a gray image (three
+equal channels), the colour one for a colour image, the gray one for every image with
+``--per-channel`` (R, G and B denoised separately); a gray model given a colour image without it
+denoises the luma (``mrpnet``) or refuses the image (the RL models). ``complete`` runs a supervised
+completion checkpoint (default: the shipped one, when installed) and reads each image's mask from
+``--masks DIR`` (same stem, or the stem without the ``occluded_`` prefix, any image extension,
+white = missing) or estimates the hole
 (black pixels, :func:`rlenhance.restore.hole_mask`). ``export-csv`` writes the MRPNet seed's
 competition CSV of predicted images (gray, flattened, every 8th pixel, one row per image ID;
 :mod:`rlenhance.submission`).
@@ -44,6 +52,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -51,10 +60,11 @@ import numpy as np
 from rlenhance import __version__
 from rlenhance.app_support import APP_MAX_PIXELS, DEFAULT_PORT
 from rlenhance.data.occluded import OCCLUDED_PREFIX
+from rlenhance.denoisers import DENOISER_MODELS, default_denoiser, is_gray, load_denoiser
 from rlenhance.enhance import Enhancer, checkpoint_setting_ranges
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import BT601_LUMA_WEIGHTS, DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, list_images, load_image, save_image
-from rlenhance.restore import HOLE_THRESHOLD, MASK_THRESHOLD, SupervisedRestorer, hole_mask
+from rlenhance.restore import HOLE_THRESHOLD, MASK_THRESHOLD, Restorer, SupervisedRestorer, hole_mask
 from rlenhance.runtime import configure_threads
 from rlenhance.submission import DEFAULT_STRIDE, write_submission
 
@@ -84,9 +94,9 @@ def _add_common(parser: argparse.ArgumentParser, checkpoint_help: str) -> None:
                              "same file list; default: torchrun's RANK/WORLD_SIZE when set, else all")
 
 
-def _add_tile(parser: argparse.ArgumentParser) -> None:
+def _add_tile(parser: argparse.ArgumentParser, models: str = "supervised models") -> None:
     parser.add_argument("--tile", type=int, default=512,
-                        help="supervised models: tile side in pixels (bounds memory on large images)")
+                        help=f"{models}: tile side in pixels (bounds memory on large images)")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -130,14 +140,19 @@ def _build_parser() -> argparse.ArgumentParser:
                          help="rl: working resolution of the policy (longer side; default: the checkpoint's, else 512)")
     _add_tile(enhance)
 
-    denoise = commands.add_parser("denoise", help="remove noise with a supervised denoiser (MRPNet)",
-                                  formatter_class=formatter)
-    _add_common(denoise, "denoising checkpoint from experiments.supervised_train (omitted: the shipped "
-                         "rlenhance/weights/mrpnet_denoise.pt, when installed)")
+    denoise = commands.add_parser("denoise", help="remove noise (supervised MRPNet, A3C / SAC filter-bank policies, "
+                                                  "RSE-RL)", formatter_class=formatter)
+    _add_common(denoise, "a checkpoint of --model (mrpnet: experiments.supervised_train --task denoise; a3c / sac: "
+                         "experiments.denoise_train; rse: experiments.rse_train); omitted: the model's default in "
+                         "rlenhance/weights/, gray (e.g. mrpnet_denoise.pt) for gray images, colour "
+                         "(<model>_denoise_color.pt) for colour images, when installed")
+    denoise.add_argument("--model", choices=DENOISER_MODELS, default="mrpnet",
+                         help="mrpnet: a supervised denoiser; a3c / sac: a PixelRL filter-bank policy; rse: RSE-RL")
     denoise.add_argument("--per-channel", action="store_true",
-                         help="gray denoiser on colour images: denoise R, G, B separately and keep colour "
-                              "(default: convert to gray)")
-    _add_tile(denoise)
+                         help="gray denoiser on colour images: denoise R, G, B separately and keep colour (without "
+                              "--checkpoint: the gray default for every image); without it a gray model converts a "
+                              "colour image to gray (mrpnet) or refuses it (a3c, sac, rse)")
+    _add_tile(denoise, "mrpnet, a3c, sac (rse runs whole images)")
 
     complete = commands.add_parser("complete", help="fill the holes of occluded images (gated PixelRNN)",
                                    formatter_class=formatter)
@@ -520,15 +535,39 @@ def _enhancer(args: argparse.Namespace) -> Restore:
 
 
 def _denoiser(args: argparse.Namespace) -> Restore:
-    """``denoise``'s restore function."""
+    """``denoise``'s restore function: the ``--checkpoint``, else the defaults of ``--model`` by the
+    image's planes (see the module docstring)."""
     _check_tile(args)
-    model = SupervisedRestorer(args.checkpoint, device=args.device, task="denoise", tile=args.tile)
+    load = partial(load_denoiser, args.model, device=args.device, tile=args.tile)
+    models: dict[int, Restorer] = {}  # planes of the images it takes (1 gray, 3 colour) -> restorer
+    missing: dict[int, CheckpointError] = {}
+    if args.checkpoint is not None:
+        models[1] = models[3] = load(args.checkpoint)
+    else:
+        for planes in (1,) if args.per_channel else (1, 3):
+            try:
+                path = default_denoiser(args.model, planes)
+            except CheckpointError as exc:  # not installed (a broken installed file is refused below)
+                missing[planes] = exc
+                continue
+            models[planes] = load(path)
+        if not models:  # mrpnet serves colour images with its gray default (luma) when no colour one is installed
+            raise missing[1] if args.per_channel or args.model == "mrpnet" else missing[3]
 
     def restore(path: Path, image: np.ndarray) -> tuple[np.ndarray, str]:
-        out = model.restore(image, per_channel=args.per_channel)
-        # what the model was given: the image, or its BT.601 luma for a gray model without --per-channel
-        reference = image if out.shape[-1] == image.shape[-1] else image @ np.asarray(BT601_LUMA_WEIGHTS,
-                                                                                        np.float32)[:, None]
+        gray = is_gray(image)
+        planes = image[..., :1] if gray else image  # a gray file is read as three equal channels
+        model = models.get(1 if gray or args.per_channel else 3)
+        if model is None and gray:
+            model = models[3]  # only the colour default: the gray image replicated to RGB
+        elif model is None and args.model != "mrpnet":
+            raise ImageError(f"a colour image, and {missing[3]}")
+        elif model is None:
+            model = models[1]  # mrpnet without its colour default: the luma, as before colour models
+        out = model.restore(planes, per_channel=args.per_channel)
+        # what the model was given: the image, or its BT.601 luma for a gray mrpnet model without --per-channel
+        reference = planes @ np.asarray(BT601_LUMA_WEIGHTS, np.float32)[:, None] \
+            if out.shape[-1] < planes.shape[-1] else planes
         residual = float(np.std(reference - out)) * LEVELS
         return out, f"removed noise std {residual:.1f}/255"
     return restore

@@ -5,14 +5,20 @@ A restorer takes one image, float (H, W, C) in [0, 1] (channels last, RGB, check
 :func:`rlenhance.io.as_unit_float`), and the hole mask where its task has one, and returns the
 restored image, float32 (H, W, C) in [0, 1]. The implementations:
 
-=========================================  ===========================================================
-restorer                                   what restores the image
-=========================================  ===========================================================
-:class:`rlenhance.Enhancer`                a low-light RL policy (LE curves; ``restore(image)``)
-:class:`SupervisedRestorer`                a supervised checkpoint (MRPNet, PixelRNN, gated PixelRNN, FFDNet)
-``agents.rollout.RolloutPolicy``           an RL denoising / completion policy, through its env's
-                                           transition (``agents.rollout.load_rollout_policy``)
-=========================================  ===========================================================
+=============================================  ===================================================================
+restorer                                       what restores the image
+=============================================  ===================================================================
+:class:`rlenhance.Enhancer`                    a low-light RL policy (LE curves; ``restore(image)``)
+:class:`SupervisedRestorer`                    a supervised checkpoint (MRPNet, PixelRNN, gated PixelRNN, FFDNet)
+``agents.rollout.RolloutPolicy``               an RL denoising / completion policy, through its env's
+                                               transition (``agents.rollout.load_rollout_policy``)
+:class:`rlenhance.denoisers.PolicyDenoiser`    an A3C / SAC denoising policy without the env (the same
+                                               filter-bank transition, tiled)
+:class:`rlenhance.denoisers.RSERestorer`       an RSE-RL denoiser (``experiments.rse_train``)
+=============================================  ===================================================================
+
+:func:`rlenhance.load_denoiser` picks any denoiser (``mrpnet``, ``a3c``, ``sac``, ``rse``) and its
+default checkpoint for gray or colour images (:mod:`rlenhance.denoisers`).
 
 :func:`hole_mask` (the hole of an occluded image that comes without a mask file) lives with the
 other mask code in :mod:`rlenhance.data.occluded`; it is importable from here too.
@@ -23,7 +29,8 @@ the ConvLSTM :class:`~rlenhance.models.pixelrnn.PixelRNN` and the
 :class:`~rlenhance.models.pixelrnn.GatedPixelRNN`, for the tasks ``lowlight``, ``denoise`` and
 ``completion``. Such a checkpoint holds, next to the weights, a
 :class:`rlenhance.checkpoint.SupervisedSpec`: the ``model`` name (``"mrpnet"``, ``"pixelrnn"``,
-``"gated-pixelrnn"``), the ``task``, the ``channels`` the net reads (denoise: 1, gray) and the
+``"gated-pixelrnn"``), the ``task``, the ``channels`` the net reads (denoise: 1, gray, or 3 for
+``supervised_train --no-gray``; a blind denoiser's noise levels in ``sigmas``) and the
 ``prefill`` of the hole; whether the net reads the mask (gated PixelRNN) and whether the output
 keeps the input outside the hole (completion) follow from them. An ``"ffdnet"`` denoiser
 (:class:`~rlenhance.models.ffdnet.FFDNet`, ReLLIE's denoiser module) also reads a per-pixel

@@ -89,6 +89,7 @@ __all__ = [
     "PolicyOutput",
     "SupervisedTrunk",
     "backbone_class",
+    "blocks_to_pixels",
     "build_policy_input",
 ]
 
@@ -330,6 +331,13 @@ def check_net_args(owner: str, *, in_channels: int, out_channels: int, width: in
     if len(dilations) < 1 or any(int(d) != d or d < 1 for d in (*dilations, *branch_dilations)):
         raise ValueError(f"{owner}: dilations={list(dilations)}, branch_dilations={list(branch_dilations)}; "
                          "expected a non-empty list and a possibly empty list of integers >= 1")
+
+
+def blocks_to_pixels(actions: Tensor, scale: int, size: tuple[int, int]) -> Tensor:
+    """Block actions (B, C, h, w) repeated over their ``scale`` x ``scale`` pixels, cropped to ``size`` = (H, W):
+    the actions of a downscaled policy run with ``full_resolution=False`` (one per block, as A3C's
+    ``block_actions`` trains and the rollouts decode them)."""
+    return actions.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)[..., :size[0], :size[1]]
 
 
 def expected_value(logits: Tensor, values: Tensor) -> Tensor:

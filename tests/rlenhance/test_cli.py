@@ -151,10 +151,13 @@ def test_bad_arguments_exit_2(ckpts, images, tmp_path, capsys):
 
 
 def test_missing_default_weights_ask_for_a_checkpoint(images, tmp_path, capsys, monkeypatch):
+    import rlenhance.denoisers as denoisers
     import rlenhance.restore as restore
 
     monkeypatch.setattr(restore, "_DEFAULTS", {task: tmp_path / "not_installed" / path.name
                                                for task, path in restore._DEFAULTS.items()})
+    monkeypatch.setattr(denoisers, "DENOISER_CHECKPOINTS", {key: tmp_path / "not_installed" / path.name
+                                                            for key, path in denoisers.DENOISER_CHECKPOINTS.items()})
     (a, _), _ = images
     for command, name in (("denoise", "mrpnet_denoise.pt"), ("complete", "gated_pixelrnn_completion.pt")):
         assert main([command, str(a), "-o", str(tmp_path / "out")]) == 2

@@ -1,0 +1,404 @@
+"""Every denoiser behind one entry point, :func:`load_denoiser`, and the RL denoisers as library
+restorers (no env, no agent): each is a :class:`rlenhance.restore.Restorer`.
+
+==========  ===========================================  =======================  ===========================
+``model``   trained by (the checkpoint's spec)           restorer                 defaults (gray; colour)
+==========  ===========================================  =======================  ===========================
+``mrpnet``  ``experiments.supervised_train --task        SupervisedRestorer       ``mrpnet_denoise.pt``;
+            denoise`` (SupervisedSpec; any plain                                  ``mrpnet_denoise_color.pt``
+            supervised denoiser: MRPNet, PixelRNN)
+``a3c``     ``experiments.denoise_train``                :class:`PolicyDenoiser`  ``a3c_denoise.pt``;
+            (RolloutPolicySpec, task ``denoise``)                                 ``a3c_denoise_color.pt``
+``sac``     ``experiments.denoise_train --agent sac``    :class:`PolicyDenoiser`  ``sac_denoise.pt``;
+            (the same)                                                            ``sac_denoise_color.pt``
+``rse``     ``experiments.rse_train`` (RSEDenoiserSpec)  :class:`RSERestorer`     ``rse_denoise.pt``;
+                                                                                  ``rse_denoise_color.pt``
+==========  ===========================================  =======================  ===========================
+
+The defaults live in ``rlenhance/weights/`` (:data:`DENOISER_CHECKPOINTS`); the gray ``mrpnet``,
+``a3c`` and ``sac`` ones are shipped, the others are installed there once trained (a missing one is
+a :class:`~rlenhance.errors.CheckpointError` that says how to train it). :func:`load_denoiser`
+takes the default with the images' planes (``channels``); a checkpoint of another kind than
+``model`` asks for (a low-light or completion policy, an RSE-RL model for ``"a3c"`` ...) is refused
+with a message that says what the file is and which ``model`` loads it.
+
+Channels, the same for every restorer here (``restore(image, per_channel=...)``): a model of the
+image's planes denoises it as it is; a colour model given a gray image denoises it replicated to
+RGB; a gray model given an RGB image denoises R, G and B separately with ``per_channel=True`` (each
+channel carries the noise level the model was trained on), and without it the supervised model
+denoises the BT.601 luma (one plane out, :class:`~rlenhance.restore.SupervisedRestorer`) while the
+RL models refuse the image (an :class:`~rlenhance.errors.ImageError` naming both ways out).
+
+Example:
+    >>> denoiser = load_denoiser("a3c", channels=1)                      # doctest: +SKIP
+    >>> clean = denoiser.restore(noisy_rgb, per_channel=True)            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from rlenhance.checkpoint import (
+    SPEC_KEY,
+    RolloutPolicySpec,
+    RSEDenoiserSpec,
+    SupervisedSpec,
+    build_model,
+    load_checkpoint,
+)
+from rlenhance.errors import CheckpointError, ImageError
+from rlenhance.io import as_unit_float
+from rlenhance.models.policy import PixelActorCritic, blocks_to_pixels
+from rlenhance.models.rse import load_rse
+from rlenhance.ops.actions import PIXELRL_ACTION_TABLE
+from rlenhance.ops.bank import pixelrl_filter_select
+from rlenhance.ops.tiling import tiled
+from rlenhance.restore import DEFAULT_DENOISE_CHECKPOINT, Restorer, SupervisedRestorer, as_hwc_image
+from rlenhance.runtime import flush_denormals, select_device
+
+__all__ = [
+    "DENOISER_CHECKPOINTS",
+    "DENOISER_MODELS",
+    "PolicyDenoiser",
+    "RSERestorer",
+    "default_denoiser",
+    "is_gray",
+    "load_denoiser",
+    "rollout_radius",
+]
+
+#: The ``model`` names :func:`load_denoiser` accepts.
+DENOISER_MODELS = ("mrpnet", "a3c", "sac", "rse")
+_WEIGHTS = DEFAULT_DENOISE_CHECKPOINT.parent
+#: The default checkpoint of each ``(model, channels)``: gray (1) and colour (3) files in ``rlenhance/weights/``.
+DENOISER_CHECKPOINTS = MappingProxyType({
+    (model, channels): _WEIGHTS / f"{model}_denoise{'_color' if channels == 3 else ''}.pt"
+    for model in DENOISER_MODELS for channels in (1, 3)
+})  # ("mrpnet", 1) is rlenhance.restore.DEFAULT_DENOISE_CHECKPOINT
+#: How to train each default (the colour ones: ``--no-gray``, or rse_train's own RGB default).
+_TRAIN_COMMAND = MappingProxyType({
+    ("mrpnet", 1): "python -m experiments.supervised_train --model mrpnet --task denoise",
+    ("mrpnet", 3): "python -m experiments.supervised_train --model mrpnet --task denoise --no-gray",
+    ("a3c", 1): "python -m experiments.denoise_train",
+    ("a3c", 3): "python -m experiments.denoise_train --no-gray",
+    ("sac", 1): "python -m experiments.denoise_train --agent sac",
+    ("sac", 3): "python -m experiments.denoise_train --agent sac --no-gray",
+    ("rse", 1): "python -m experiments.rse_train --gray",
+    ("rse", 3): "python -m experiments.rse_train",
+})
+#: The env whose transition a filter-bank denoising policy was trained in (its spec's ``env_id``).
+_DENOISE_ENV_ID = "rlenhance/Denoise-v0"
+#: Radius of PixelRL's filter windows (5 x 5: 2), what one step of the filter bank reads around a pixel.
+_FILTER_RADIUS = max(int(dict(action.params).get("ksize", dict(action.params).get("d", 1)))
+                     for action in PIXELRL_ACTION_TABLE) // 2
+_GRAY, _RGB = 1, 3
+
+
+def is_gray(image: np.ndarray) -> bool:
+    """Whether an (H, W, C) image is gray: one plane, or three equal ones (how
+    :func:`rlenhance.io.load_image` returns a grayscale file)."""
+    if image.ndim == 2 or image.shape[2] == 1:
+        return True
+    return bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]))
+
+
+def default_denoiser(model: str, channels: int) -> Path:
+    """The default checkpoint of ``model`` for images of ``channels`` planes (:data:`DENOISER_CHECKPOINTS`).
+
+    Raises:
+        ValueError: an unknown ``model`` or ``channels`` not 1 or 3.
+        CheckpointError: the file is not installed (the message says how to train one and to pass
+            it explicitly; for colour, also that the gray model can denoise R, G and B separately).
+    """
+    if model not in DENOISER_MODELS:
+        raise ValueError(f"model: expected one of {DENOISER_MODELS}, got {model!r}")
+    if channels not in (_GRAY, _RGB):
+        raise ValueError(f"channels: expected 1 (gray) or 3 (RGB), got {channels!r}")
+    path = DENOISER_CHECKPOINTS[model, channels]
+    if not path.is_file():
+        kind = "gray" if channels == _GRAY else "colour"
+        other = ("" if channels == _GRAY else
+                 "; or denoise R, G and B separately with the gray model (--per-channel, channels=1 and "
+                 "restore(..., per_channel=True))")
+        raise CheckpointError(f"no checkpoint given and the default {kind} {model} denoiser {path} is not installed; "
+                              f"pass --checkpoint PATH (a checkpoint of {_TRAIN_COMMAND[model, channels]}){other}")
+    return path
+
+
+# --- the channel rules shared by the RL denoisers -------------------------------------------------
+class _PlanesDenoiser:
+    """What :class:`PolicyDenoiser` and :class:`RSERestorer` share: the Restorer interface and the
+    channel rules of the module docstring around ``_denoise`` (a (B, channels, H, W) float32 batch
+    on :attr:`device` -> the denoised batch, clamped to [0, 1])."""
+
+    channels: int
+    device: torch.device
+    path: Path
+    #: How messages name the model (e.g. "a3c denoising policy").
+    label: str
+
+    @property
+    def takes_mask(self) -> bool:
+        """Denoisers take no mask."""
+        return False
+
+    def restore(self, image: np.ndarray, mask: np.ndarray | None = None, *, per_channel: bool = False) -> np.ndarray:
+        """Denoise one image.
+
+        Args:
+            image: array (H, W, C) with C in {1, 3} (RGB) or (H, W): float values in [0, 1] or
+                unclipped noisy values in :data:`rlenhance.io.NOISY_RANGE`, or uint8 / uint16 samples
+                scaled by their range (:func:`rlenhance.io.as_unit_float`).
+            mask: refused (denoisers take none).
+            per_channel: a gray model on an RGB image: denoise R, G and B separately (required there).
+
+        Returns:
+            float32 (H, W, C_out) in [0, 1], C_out = max(C, the model's channels).
+
+        Raises:
+            ImageError: a bad image, a mask, or an RGB image for a gray model without ``per_channel``.
+        """
+        if mask is not None:
+            raise ImageError(f"mask: given, but {self.path} is a denoiser, which takes no mask")
+        hwc = as_hwc_image(image, noisy=True)
+        x = torch.from_numpy(np.ascontiguousarray(hwc.transpose(2, 0, 1)))[None]
+        out = self.restore_tensor(x, per_channel=per_channel)
+        return np.ascontiguousarray(out[0].permute(1, 2, 0).cpu().numpy(), dtype=np.float32)
+
+    @torch.inference_mode()
+    def restore_tensor(self, x: Tensor, *, per_channel: bool = False) -> Tensor:
+        """Batched :meth:`restore` on tensors: float (B, C, H, W), C in {1, 3}, RGB -> float32
+        (B, C_out, H, W) in [0, 1] on ``x``'s device (the model runs on :attr:`device`)."""
+        if not torch.is_tensor(x) or x.dim() != 4 or x.shape[1] not in (_GRAY, _RGB) or not x.is_floating_point() \
+                or x.numel() == 0:
+            raise ImageError(f"image: expected a float tensor (B, C, H, W) with C in {{1, 3}}; got "
+                             f"{tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}")
+        x = as_unit_float(x, allow_tensor=True, noisy=True).float()
+        batch, planes = x.shape[:2]
+        if self.channels == _RGB and planes == _GRAY:
+            x = x.expand(-1, _RGB, -1, -1)
+        elif self.channels == _GRAY and planes == _RGB:
+            if not per_channel:
+                raise ImageError(f"image: an RGB image, and {self.path} is a gray (1-channel) {self.label}; denoise "
+                                 "R, G and B separately with it (per_channel=True, rlenhance denoise --per-channel) "
+                                 "or give a colour (3-channel) checkpoint")
+            x = x.reshape(batch * _RGB, 1, *x.shape[-2:])
+        out = self._denoise(x.to(self.device)).to(x.device)
+        return out.reshape(batch, -1, *out.shape[-2:])
+
+    def _denoise(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+# --- PixelRL filter-bank policies (A3C, SAC) ------------------------------------------------------
+def rollout_radius(policy: PixelActorCritic, steps: int) -> int | None:
+    """How far (pixels) a greedy filter-bank rollout of ``steps`` steps reads around an output pixel:
+    ``steps`` x (the acting path's radius + :data:`_FILTER_RADIUS`), the acting path being the
+    trunk, the policy branch, the ConvGRU and the policy head at the working resolution, times
+    ``downscale``, plus a working pixel for the pooling block and one for the bilinear upsampling.
+    An upper bound (the ConvGRU's convolutions are all counted); None for a supervised backbone,
+    whose radius is not bounded here."""
+    if policy.backbone != "fcn":
+        return None
+    parts = (policy.trunk, policy.policy_branch, policy.gru, policy.policy_head)
+    working = sum(int(m.dilation[0]) * (int(m.kernel_size[0]) // 2)
+                  for part in parts if part is not None for m in part.modules() if isinstance(m, nn.Conv2d))
+    return int(steps) * ((working + 2) * policy.downscale + _FILTER_RADIUS)
+
+
+class PolicyDenoiser(_PlanesDenoiser):
+    """A PixelRL filter-bank denoising policy (A3C or SAC, ``experiments.denoise_train``) run in the
+    library: a :class:`rlenhance.restore.Restorer`, no env or agent needed.
+
+    ``restore`` runs the checkpoint's ``steps`` greedy steps of ``rlenhance/Denoise-v0``'s
+    transition: at each step the policy picks one of PixelRL's nine filters per pixel
+    (:meth:`~rlenhance.models.policy.PixelActorCritic.predict`, deterministic; per ``downscale``
+    block, :func:`~rlenhance.models.policy.blocks_to_pixels`, when trained with ``block_actions``),
+    :func:`~rlenhance.ops.bank.pixelrl_filter_select` applies them (clamped to [0, 1] when trained
+    with ``clip``), and the ConvGRU state, if any, is carried. The output, clamped to [0, 1],
+    equals ``agents.rollout.load_rollout_policy(path).restore(image)`` (which steps the env); a
+    policy trained with ``clip`` sees its noisy input clamped to [0, 1], as it was trained.
+
+    Large images run in tiles: each tile's window runs the whole rollout and only its core is kept;
+    the margin is the rollout's receptive radius (:func:`rollout_radius`: 100 px for the shipped
+    policies), so the result equals a whole-image pass up to float rounding of the network (which
+    can, on a near-tie, change one pixel's filter). Policies with a supervised backbone run whole.
+
+    Args:
+        checkpoint: a checkpoint of ``experiments.denoise_train`` (its
+            :class:`~rlenhance.checkpoint.RolloutPolicySpec`, task ``denoise``).
+        device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
+        tile: side of the tiles' core in pixels (rounded up to a multiple of ``downscale``).
+        agent: ``"a3c"`` or ``"sac"``: refuse a checkpoint that records another trainer
+            (``extra["algorithm"]``); None accepts either.
+
+    Attributes:
+        policy: the actor, in eval mode, on ``device``.
+        spec: the checkpoint's spec; ``steps``, ``block_actions`` and ``clip`` repeat it.
+        channels: planes the policy denoises (1 gray, 3 RGB).
+        agent: the trainer the checkpoint records (``"a3c"``, ``"sac"``), or None.
+        overlap: the tiles' margin (None: whole images), tile: the tiles' core.
+
+    Raises:
+        CheckpointError: the file is missing or broken, not a denoising policy (a low-light or a
+            completion policy, another model's checkpoint: the message says what it is), a policy
+            the filter-bank transition cannot run, or one of another ``agent``.
+        ValueError: bad ``device``, ``tile`` or ``agent``.
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike[str], *, device: str | torch.device = "auto", tile: int = 512,
+                 agent: str | None = None):
+        flush_denormals()
+        if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
+            raise ValueError(f"tile: expected an integer >= 1, got {tile!r}")
+        if agent not in (None, "a3c", "sac"):
+            raise ValueError(f"agent: expected 'a3c', 'sac' or None, got {agent!r}")
+        self.device = select_device(device)
+        self.path = Path(checkpoint)
+        ckpt = load_checkpoint(self.path, map_location="cpu", spec=RolloutPolicySpec)
+        spec: RolloutPolicySpec = ckpt["extra"][SPEC_KEY]
+        recorded = ckpt["extra"].get("algorithm")  # experiments.rl_common writes it; older files may lack it
+        self.agent: str | None = recorded if recorded in ("a3c", "sac") else None
+        if spec.task != "denoise" or spec.env_id != _DENOISE_ENV_ID:
+            raise CheckpointError(f"checkpoint {self.path}: a {spec.task} policy of {spec.env_id}; a denoising policy "
+                                  f"of {_DENOISE_ENV_ID} is needed (python -m experiments.denoise_train)")
+        if agent is not None and self.agent is not None and self.agent != agent:
+            raise CheckpointError(f"checkpoint {self.path}: a denoising policy trained by {self.agent.upper()} "
+                                  f"(denoise_train --agent {self.agent}); an {agent.upper()} one was asked for")
+        self.policy = build_model(ckpt, {"PixelActorCritic": PixelActorCritic}).to(self.device).eval()
+        self.spec = spec
+        self.channels: int = self.policy.in_channels
+        gray = spec.env_kwargs.get("gray")
+        if self.policy.n_actions != len(PIXELRL_ACTION_TABLE) or self.policy.cond_dim \
+                or self.channels not in (_GRAY, _RGB) or (gray is not None and gray != (self.channels == _GRAY)):
+            raise CheckpointError(f"checkpoint {self.path}: a PixelActorCritic({ckpt['arch']['kwargs']}) with env "
+                                  f"{dict(spec.env_kwargs)} is not a policy over PixelRL's {len(PIXELRL_ACTION_TABLE)} "
+                                  "filters on the gray or RGB image alone")
+        self.steps: int = spec.steps
+        self.block_actions: bool = spec.block_actions and self.policy.downscale > 1
+        self.clip: bool = bool(spec.env_kwargs.get("clip", False))
+        self.label = f"{self.agent or 'RL'} denoising policy"
+        radius = rollout_radius(self.policy, self.steps)
+        scale = self.policy.downscale
+        self.overlap: int | None = None if radius is None else -(-radius // scale) * scale
+        self.tile: int = -(-tile // scale) * scale
+
+    def _denoise(self, x: Tensor) -> Tensor:
+        if self.overlap is None:
+            return self.rollout(x)
+        return tiled(self.rollout, x, tile=self.tile, overlap=self.overlap)
+
+    def rollout(self, x: Tensor) -> Tensor:
+        """The greedy rollout of one batch (B, channels, H, W) on :attr:`device` (module docstring),
+        whole: float32, clamped to [0, 1]."""
+        image = x.clamp(0.0, 1.0) if self.clip else x
+        size = image.shape[-2:]
+        hidden = None
+        for _ in range(self.steps):
+            out = self.policy(image, None, hidden, full_resolution=not self.block_actions, with_value=False)
+            actions = self.policy.predict(out)
+            if self.block_actions:
+                actions = blocks_to_pixels(actions, self.policy.downscale, size)
+            image = pixelrl_filter_select(image, actions, validate=False)
+            if self.clip:
+                image = image.clamp_(0.0, 1.0)
+            hidden = out.hidden
+        return image.clamp(0.0, 1.0)
+
+
+# --- RSE-RL ------------------------------------------------------------------------------------------
+class RSERestorer(_PlanesDenoiser):
+    """An RSE-RL denoiser of ``experiments.rse_train`` (:func:`rlenhance.models.rse.load_rse`) as a
+    :class:`rlenhance.restore.Restorer`: its spec's ``rounds`` rounds on the whole image (no
+    tiling: the patch grid and the clean-latent search are laid over the whole image), clamped to
+    [0, 1].
+
+    Args:
+        checkpoint: a checkpoint of ``experiments.rse_train``.
+        device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
+
+    Attributes:
+        model: the :class:`~rlenhance.models.rse.RSEDenoiser`, in eval mode; spec: its spec;
+        channels: its planes (1 gray, 3 RGB).
+
+    Raises:
+        CheckpointError: not a valid RSE-RL checkpoint (the message says what the file is).
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike[str], *, device: str | torch.device = "auto"):
+        flush_denormals()
+        self.device = select_device(device)
+        self.path = Path(checkpoint)
+        self.model, self.spec = load_rse(self.path, device=self.device)
+        self.channels: int = self.spec.channels
+        self.label = "RSE-RL denoiser"
+
+    def _denoise(self, x: Tensor) -> Tensor:
+        return self.model(x, rounds=self.spec.rounds).clamp(0.0, 1.0)
+
+
+# --- one entry point ---------------------------------------------------------------------------------
+def load_denoiser(model: str = "mrpnet", checkpoint: str | os.PathLike[str] | None = None, *, channels: int = 3,
+                  device: str | torch.device = "auto", tile: int = 512) -> Restorer:
+    """The denoiser ``model`` (module table) as a :class:`~rlenhance.restore.Restorer`:
+    ``restore(image, per_channel=False)`` on (H, W, C) images in [0, 1] (noisy values allowed).
+
+    Args:
+        model: ``"mrpnet"`` (supervised), ``"a3c"``, ``"sac"`` (PixelRL filter-bank policies) or
+            ``"rse"`` (RSE-RL).
+        checkpoint: the file; None: the default of ``model`` for ``channels`` (:func:`default_denoiser`).
+        channels: the planes of the images to denoise, 1 (gray) or 3 (RGB): picks the default
+            checkpoint (use 1 to run the gray model on colour images with ``per_channel=True``);
+            not used with a ``checkpoint`` (whose planes its spec says: ``restorer.channels``).
+        device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
+        tile: tiles' core side in pixels for large images (``mrpnet`` and ``a3c`` / ``sac``;
+            ``rse`` runs whole images).
+
+    Raises:
+        ValueError: an unknown ``model``, bad ``channels``, ``device`` or ``tile``.
+        CheckpointError: the default is not installed (how to train it is said), the file is
+            missing or broken, or it is not a checkpoint of ``model`` (what it is, and which
+            ``model`` loads it when it is another denoiser, is said).
+    """
+    if model not in DENOISER_MODELS:
+        raise ValueError(f"model: expected one of {DENOISER_MODELS}, got {model!r}")
+    path = Path(checkpoint) if checkpoint is not None else default_denoiser(model, channels)
+    loaders: dict[str, Callable[[], Any]] = {
+        "mrpnet": lambda: SupervisedRestorer(path, device=device, task="denoise", tile=tile),
+        "a3c": lambda: PolicyDenoiser(path, device=device, tile=tile, agent="a3c"),
+        "sac": lambda: PolicyDenoiser(path, device=device, tile=tile, agent="sac"),
+        "rse": lambda: RSERestorer(path, device=device),
+    }
+    try:
+        return loaders[model]()
+    except CheckpointError as exc:
+        other = _denoiser_model_of(path)
+        if other is None or other == model:
+            raise
+        raise CheckpointError(f"{exc}; it is an {other} denoiser: load it as model {other!r} (rlenhance denoise "
+                              f"--model {other})") from None
+
+
+def _denoiser_model_of(path: Path) -> str | None:
+    """The :data:`DENOISER_MODELS` name that loads the checkpoint ``path``, or None (not a denoiser,
+    or not readable)."""
+    try:
+        extra = load_checkpoint(path)["extra"] or {}
+    except CheckpointError:
+        return None
+    spec = extra.get(SPEC_KEY)
+    if isinstance(spec, SupervisedSpec) and spec.task == "denoise" and not spec.needs_noise_map:
+        return "mrpnet"
+    if isinstance(spec, RolloutPolicySpec) and spec.task == "denoise":
+        return extra.get("algorithm") if extra.get("algorithm") in ("a3c", "sac") else "a3c"
+    if isinstance(spec, RSEDenoiserSpec):
+        return "rse"
+    return None

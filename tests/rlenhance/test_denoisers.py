@@ -1,0 +1,366 @@
+"""rlenhance.denoisers: the RL denoisers run in the library equal their env rollouts, tile exactly,
+follow one set of channel rules; load_denoiser picks models and defaults and refuses wrong kinds;
+``rlenhance denoise --model mrpnet|a3c|sac|rse`` end to end."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import rlenhance.denoisers as denoisers
+from rlenhance.checkpoint import (
+    LowLightPolicySpec,
+    RolloutPolicySpec,
+    RSEDenoiserSpec,
+    SupervisedSpec,
+    save_checkpoint,
+)
+from rlenhance.cli import main
+from rlenhance.denoisers import PolicyDenoiser, RSERestorer, default_denoiser, is_gray, load_denoiser
+from rlenhance.errors import CheckpointError, ImageError
+from rlenhance.io import load_image, save_image
+from rlenhance.models.mrpnet import MRPNet
+from rlenhance.models.policy import PixelActorCritic
+from rlenhance.models.rse import RSEDenoiser
+from rlenhance.restore import Restorer, SupervisedRestorer
+
+ROOT = Path(__file__).resolve().parents[2]
+WEIGHTS = ROOT / "rlenhance" / "weights"
+LEVEL = 1 / 255  # outputs are 8-bit PNGs
+RSE_TINY = dict(patch=8, stride=4, latent_dim=4, hidden=16, bank_size=64, clusters=4, neighbours=3, width=8,
+                max_rounds=2)
+
+
+def policy_checkpoint(path, channels, *, downscale=1, block_actions=False, conv_gru=False, clip=False,
+                      algorithm="a3c", task="denoise", steps=2, **net):
+    """A random (untrained) PixelRL filter-bank policy saved as experiments.denoise_train does."""
+    torch.manual_seed(channels + 10 * downscale + 100 * conv_gru)
+    policy = PixelActorCritic(in_channels=channels + (task == "completion"), out_channels=1,
+                              n_actions=9 if task == "denoise" else 8, width=8, downscale=downscale,
+                              conv_gru=conv_gru, **net)
+    with torch.no_grad():  # a non-trivial policy: the near-uniform init would pick one filter everywhere
+        policy.policy_head.weight.normal_(0, 2.0)
+    env_kwargs = {"sigma": 25.0, "gray": channels == 1, "crop": 16, "max_episode_steps": steps}
+    if clip:
+        env_kwargs["clip"] = True
+    if task == "completion":
+        env_kwargs = {"crop": 16, "max_episode_steps": steps}
+    env_id = {"denoise": "rlenhance/Denoise-v0", "completion": "rlenhance/Completion-v0"}[task]
+    spec = RolloutPolicySpec(task=task, env_id=env_id, env_kwargs=env_kwargs, steps=steps,
+                             block_actions=block_actions, predictor=None)
+    return save_checkpoint(path, model=policy, arch=policy.arch(), extra={"spec": spec, "algorithm": algorithm})
+
+
+def rse_checkpoint(path, channels):
+    """A tiny RSE-RL denoiser (random weights, fitted latent banks) as experiments.rse_train saves it."""
+    torch.manual_seed(channels)
+    model = RSEDenoiser(channels=channels, **RSE_TINY).eval()
+    for stage in model.rounds:
+        stage.bank.fit(torch.randn(stage.bank.size, stage.vae.latent_dim))
+    spec = RSEDenoiserSpec(sigma=25.0, channels=channels, rounds=2)
+    return save_checkpoint(path, model=model, arch=model.arch(), extra={"spec": spec})
+
+
+def noisy_image(height, width, channels, seed=0):
+    """A smooth image plus noise, unclipped (a denoiser's input may leave [0, 1])."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width] / max(height, width)
+    clean = np.stack([0.5 + 0.3 * np.sin(4 * x + 3 * y + c) for c in range(channels)], axis=-1)
+    return (clean + rng.normal(0, 0.1, clean.shape)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("denoisers")
+    mrpnet = MRPNet(1, width=8)
+    lowlight = PixelActorCritic(in_channels=6, out_channels=3, n_actions=3, width=8)
+    lowlight_spec = LowLightPolicySpec(
+        alpha_table=[-0.1, 0.0, 0.1], damping=0.0, action_type="discrete", test_steps=1, alpha_mode="mean",
+        cond_fields=[], cond_scale=[], cond_offset=[], setting={"exposure_target": 0.5}, observe_exposure_gap=False,
+        max_side=None, conditioned=False)
+    return {
+        "a3c_gray": policy_checkpoint(folder / "a3c_gray.pt", 1),
+        "a3c_color": policy_checkpoint(folder / "a3c_color.pt", 3),
+        "sac_gray": policy_checkpoint(folder / "sac_gray.pt", 1, algorithm="sac"),
+        "sac_color": policy_checkpoint(folder / "sac_color.pt", 3, algorithm="sac"),
+        "completion": policy_checkpoint(folder / "completion.pt", 3, task="completion"),
+        "rse_gray": rse_checkpoint(folder / "rse_gray.pt", 1),
+        "rse_color": rse_checkpoint(folder / "rse_color.pt", 3),
+        "mrpnet_gray": save_checkpoint(folder / "mrpnet.pt", model=mrpnet, arch=mrpnet.arch(), extra={
+            "spec": SupervisedSpec(model="mrpnet", task="denoise", channels=1, prefill="none")}),
+        "lowlight": save_checkpoint(folder / "lowlight.pt", model=lowlight, arch=lowlight.arch(),
+                                    extra={"spec": lowlight_spec}),
+    }
+
+
+# --- the policy restorer equals the env's rollout ----------------------------------------------------
+@pytest.mark.parametrize("net", [dict(), dict(downscale=2, block_actions=True, conv_gru=True),
+                                 dict(downscale=2, block_actions=False), dict(clip=True)],
+                         ids=["per-pixel", "block-actions-gru", "downscaled-per-pixel", "clip"])
+@pytest.mark.parametrize("channels", [1, 3], ids=["gray", "colour"])
+def test_policy_denoiser_equals_the_env_rollout(tmp_path, channels, net):
+    from agents.rollout import load_rollout_policy
+
+    path = policy_checkpoint(tmp_path / "policy.pt", channels, **net)
+    image = noisy_image(21, 17, channels, seed=channels)
+    if net.get("clip"):
+        image = np.clip(image, 0.0, 1.0)  # a clip-trained env takes noisy images in [0, 1] only
+    denoiser = PolicyDenoiser(path, device="cpu")
+    assert isinstance(denoiser, Restorer) and not denoiser.takes_mask and denoiser.channels == channels
+    assert denoiser.block_actions == bool(net.get("block_actions")) and denoiser.clip == bool(net.get("clip"))
+    out = denoiser.restore(image)
+    expected = load_rollout_policy(path).restore(image)
+    assert out.dtype == np.float32 and out.shape == image.shape
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+    assert np.abs(out - np.clip(image, 0, 1)).max() > 0.05  # the policy did filter the image
+    if channels == 1:  # a gray policy on RGB: R, G and B separately, as the env rollout restores them
+        rgb = noisy_image(13, 19, 3, seed=5)
+        if net.get("clip"):
+            rgb = np.clip(rgb, 0.0, 1.0)
+        np.testing.assert_allclose(denoiser.restore(rgb, per_channel=True), load_rollout_policy(path).restore(rgb),
+                                   atol=1e-5)
+
+
+def test_shipped_rl_denoisers_equal_their_env_rollouts():
+    from agents.rollout import load_rollout_policy
+
+    image = noisy_image(40, 52, 1, seed=3)
+    for model in ("a3c", "sac"):
+        path = WEIGHTS / f"{model}_denoise.pt"
+        if not path.is_file():
+            pytest.skip(f"{path} is not installed")
+        denoiser = load_denoiser(model, channels=1, device="cpu")
+        assert isinstance(denoiser, PolicyDenoiser) and denoiser.agent == model and denoiser.overlap == 100
+        np.testing.assert_allclose(denoiser.restore(image), load_rollout_policy(path).restore(image), atol=1e-5)
+
+
+@pytest.mark.parametrize("net", [dict(), dict(downscale=2, block_actions=True, conv_gru=True)],
+                         ids=["per-pixel", "block-actions-gru"])
+def test_tiles_equal_the_whole_image_and_need_their_margin(tmp_path, net):
+    path = policy_checkpoint(tmp_path / "small.pt", 1, dilations=(1, 2), branch_dilations=(), **net)
+    image = noisy_image(130, 121, 1, seed=7)
+    whole = PolicyDenoiser(path, device="cpu", tile=4096)
+    tiled = PolicyDenoiser(path, device="cpu", tile=15)
+    assert tiled.tile % tiled.policy.downscale == 0 and tiled.overlap % tiled.policy.downscale == 0
+    assert tiled.tile + 2 * tiled.overlap < 121  # windows smaller than the image: really tiled
+    expected = whole.restore(image)
+    np.testing.assert_allclose(tiled.restore(image), expected, atol=1e-5)
+    tiled.overlap = 0  # without the margin the tiles' borders show
+    assert np.abs(tiled.restore(image) - expected).max() > 1e-3
+
+
+def test_policy_channel_rules_and_bad_inputs(ckpts):
+    gray, colour = PolicyDenoiser(ckpts["a3c_gray"], device="cpu"), PolicyDenoiser(ckpts["a3c_color"], device="cpu")
+    rgb = noisy_image(12, 14, 3, seed=1)
+    with pytest.raises(ImageError, match=r"gray \(1-channel\).*per_channel=True.*--per-channel.*colour"):
+        gray.restore(rgb)
+    per_channel = gray.restore(rgb, per_channel=True)
+    for c in range(3):
+        np.testing.assert_allclose(per_channel[..., c:c + 1], gray.restore(rgb[..., c:c + 1]), atol=1e-6)
+    plane = rgb[..., :1]
+    np.testing.assert_array_equal(colour.restore(plane), colour.restore(np.repeat(plane, 3, axis=2)))
+    np.testing.assert_array_equal(gray.restore(plane[..., 0]), gray.restore(plane))  # (H, W) accepted
+    with pytest.raises(ImageError, match="takes no mask"):
+        gray.restore(plane, np.zeros((12, 14), bool))
+    with pytest.raises(ImageError, match="image"):
+        gray.restore(np.zeros((8, 8, 4), np.float32))
+    with pytest.raises(ValueError, match="tile"):
+        PolicyDenoiser(ckpts["a3c_gray"], tile=0)
+
+
+# --- RSE-RL -------------------------------------------------------------------------------------------
+def test_rse_restorer_is_the_model_clamped_with_the_channel_rules(ckpts):
+    from rlenhance.models.rse import load_rse
+
+    colour, gray = RSERestorer(ckpts["rse_color"], device="cpu"), RSERestorer(ckpts["rse_gray"], device="cpu")
+    model, spec = load_rse(ckpts["rse_color"])
+    image = noisy_image(20, 24, 3, seed=2)
+    out = colour.restore(image)
+    expected = model(torch.from_numpy(image).permute(2, 0, 1)[None], rounds=spec.rounds).clamp(0, 1)
+    np.testing.assert_allclose(out, expected[0].permute(1, 2, 0).numpy(), atol=1e-6)
+    assert isinstance(colour, Restorer) and colour.channels == 3 and gray.channels == 1
+    with pytest.raises(ImageError, match="RSE-RL denoiser.*--per-channel"):
+        gray.restore(image)
+    per_channel = gray.restore(image, per_channel=True)
+    np.testing.assert_allclose(per_channel[..., 1:2], gray.restore(image[..., 1:2]), atol=1e-6)
+
+
+# --- load_denoiser: models, defaults, wrong kinds -----------------------------------------------------
+def test_load_denoiser_picks_the_restorer_of_each_model(ckpts):
+    assert isinstance(load_denoiser("mrpnet", ckpts["mrpnet_gray"], device="cpu"), SupervisedRestorer)
+    for model in ("a3c", "sac"):
+        restorer = load_denoiser(model, ckpts[f"{model}_color"], device="cpu", tile=64)
+        assert isinstance(restorer, PolicyDenoiser) and restorer.agent == model and restorer.tile == 64
+    assert isinstance(load_denoiser("rse", ckpts["rse_gray"], device="cpu"), RSERestorer)
+    with pytest.raises(ValueError, match="model.*'mrpnet', 'a3c', 'sac', 'rse'"):
+        load_denoiser("bm3d", ckpts["mrpnet_gray"])
+
+
+@pytest.mark.parametrize(("model", "given", "says"), [
+    ("a3c", "rse_color", r"RSE-RL denoiser.*model 'rse'.*--model rse"),
+    ("a3c", "sac_gray", r"trained by SAC.*A3C one.*model 'sac'"),
+    ("sac", "a3c_gray", r"trained by A3C.*SAC one.*model 'a3c'"),
+    ("a3c", "completion", r"a completion policy.*denoising policy"),
+    ("a3c", "lowlight", r"low-light policy.*not a denoising / completion policy"),
+    ("rse", "a3c_color", r"not a RSE-RL denoiser checkpoint.*model 'a3c'"),
+    ("mrpnet", "sac_gray", r"not a supervised-model checkpoint.*model 'sac'"),
+    ("rse", "mrpnet_gray", r"model 'mrpnet'"),
+])
+def test_a_checkpoint_of_another_kind_is_refused_saying_what_it_is(ckpts, model, given, says):
+    with pytest.raises(CheckpointError, match=says) as info:
+        load_denoiser(model, ckpts[given], device="cpu")
+    assert str(ckpts[given]) in str(info.value)
+
+
+def test_defaults_follow_the_channels_and_missing_ones_say_how_to_train(ckpts, tmp_path, monkeypatch):
+    table = {key: tmp_path / "weights" / path.name for key, path in denoisers.DENOISER_CHECKPOINTS.items()}
+    monkeypatch.setattr(denoisers, "DENOISER_CHECKPOINTS", table)
+    with pytest.raises(CheckpointError) as info:
+        load_denoiser("sac", channels=3)
+    text = str(info.value)
+    assert "sac_denoise_color.pt" in text and "denoise_train --agent sac --no-gray" in text
+    assert "--checkpoint" in text and "--per-channel" in text
+    with pytest.raises(CheckpointError, match=r"rse_denoise\.pt.*rse_train --gray") as info:
+        default_denoiser("rse", 1)
+    assert "--per-channel" not in str(info.value)
+    table[("a3c", 1)], table[("a3c", 3)] = ckpts["a3c_gray"], ckpts["a3c_color"]
+    assert load_denoiser("a3c", channels=1, device="cpu").channels == 1
+    assert load_denoiser("a3c", channels=3, device="cpu").channels == 3
+    with pytest.raises(ValueError, match="channels"):
+        default_denoiser("a3c", 2)
+
+
+def test_the_table_names_the_documented_files():
+    names = {key: path.name for key, path in denoisers.DENOISER_CHECKPOINTS.items()}
+    assert names[("mrpnet", 1)] == "mrpnet_denoise.pt" and names[("a3c", 1)] == "a3c_denoise.pt"
+    assert names[("sac", 3)] == "sac_denoise_color.pt" and names[("rse", 3)] == "rse_denoise_color.pt"
+    assert all(path.parent == WEIGHTS for path in denoisers.DENOISER_CHECKPOINTS.values())
+
+
+def test_is_gray():
+    plane = noisy_image(5, 6, 1)
+    assert is_gray(plane) and is_gray(plane[..., 0]) and is_gray(np.repeat(plane, 3, axis=2))
+    assert not is_gray(noisy_image(5, 6, 3))
+
+
+def test_the_library_and_the_cli_import_no_higher_layer():
+    code = ("import sys, rlenhance.denoisers, rlenhance.cli; "
+            "print(sorted({'agents', 'envs', 'experiments'} & {m.split('.')[0] for m in sys.modules}))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+# --- the command line ---------------------------------------------------------------------------------
+@pytest.fixture()
+def files(tmp_path):
+    """A gray PNG (three equal channels when read) and a colour PNG, in [0, 1]."""
+    gray, colour = tmp_path / "in" / "gray.png", tmp_path / "in" / "colour.png"
+    save_image(gray, np.clip(noisy_image(22, 26, 1, seed=8), 0, 1))
+    save_image(colour, np.clip(noisy_image(20, 30, 3, seed=9), 0, 1))
+    return gray, colour
+
+
+def _denoise(files, out, *options):
+    return main(["denoise", *map(str, files), "-o", str(out), "--device", "cpu", *options])
+
+
+@pytest.mark.parametrize("model", ["a3c", "sac", "rse"])
+def test_cli_runs_each_rl_model_on_gray_and_colour_images(ckpts, files, tmp_path, model, capsys):
+    out = tmp_path / "out"
+    assert _denoise(files, out, "--model", model, "--checkpoint", str(ckpts[f"{model}_color"])) == 0
+    assert "noise std" in capsys.readouterr().out
+    restorer = load_denoiser(model, ckpts[f"{model}_color"], device="cpu")
+    gray, colour = (load_image(path) for path in files)
+    np.testing.assert_allclose(load_image(out / "gray.png"), restorer.restore(gray[..., :1]), atol=LEVEL / 2 + 1e-6)
+    np.testing.assert_allclose(load_image(out / "colour.png"), restorer.restore(colour), atol=LEVEL / 2 + 1e-6)
+
+
+@pytest.mark.parametrize("model", ["a3c", "rse"])
+def test_cli_gray_rl_model_on_colour_needs_per_channel(ckpts, files, tmp_path, model, capsys):
+    gray_file, colour_file = files
+    options = ["--model", model, "--checkpoint", str(ckpts[f"{model}_gray"])]
+    assert _denoise(files, tmp_path / "refused", *options) == 1  # the colour image fails, the gray one is written
+    err = capsys.readouterr().err
+    assert f"FAILED {colour_file}" in err and "--per-channel" in err and "colour (3-channel) checkpoint" in err
+    assert (tmp_path / "refused" / "gray.png").exists() and not (tmp_path / "refused" / "colour.png").exists()
+    out = tmp_path / "per_channel"
+    assert _denoise(files, out, *options, "--per-channel") == 0
+    restorer = load_denoiser(model, ckpts[f"{model}_gray"], device="cpu")
+    colour = load_image(colour_file)
+    np.testing.assert_allclose(load_image(out / "colour.png"), restorer.restore(colour, per_channel=True),
+                               atol=LEVEL / 2 + 1e-6)
+    written_gray = load_image(out / "gray.png")  # a gray file is denoised once, as one plane
+    np.testing.assert_allclose(written_gray, np.repeat(restorer.restore(load_image(gray_file)[..., :1]), 3, axis=2),
+                               atol=LEVEL / 2 + 1e-6)
+
+
+def test_cli_defaults_by_image_planes(ckpts, files, tmp_path, monkeypatch, capsys):
+    table = {key: tmp_path / "weights" / path.name for key, path in denoisers.DENOISER_CHECKPOINTS.items()}
+    table[("a3c", 1)], table[("a3c", 3)] = ckpts["a3c_gray"], ckpts["a3c_color"]
+    monkeypatch.setattr(denoisers, "DENOISER_CHECKPOINTS", table)
+    gray_file, colour_file = files
+    out = tmp_path / "both"
+    assert _denoise(files, out, "--model", "a3c") == 0
+    gray_model, colour_model = (PolicyDenoiser(ckpts[f"a3c_{kind}"], device="cpu") for kind in ("gray", "color"))
+    np.testing.assert_allclose(load_image(out / "gray.png")[..., :1],
+                               gray_model.restore(load_image(gray_file)[..., :1]), atol=LEVEL / 2 + 1e-6)
+    np.testing.assert_allclose(load_image(out / "colour.png"), colour_model.restore(load_image(colour_file)),
+                               atol=LEVEL / 2 + 1e-6)
+    out = tmp_path / "per_channel"  # the gray default for every image
+    assert _denoise([colour_file], out, "--model", "a3c", "--per-channel") == 0
+    np.testing.assert_allclose(load_image(out / "colour.png"),
+                               gray_model.restore(load_image(colour_file), per_channel=True), atol=LEVEL / 2 + 1e-6)
+
+    del table[("a3c", 3)]
+    table[("a3c", 3)] = tmp_path / "weights" / "a3c_denoise_color.pt"  # the colour default not installed
+    capsys.readouterr()
+    assert _denoise(files, tmp_path / "no_colour", "--model", "a3c") == 1
+    err = capsys.readouterr().err
+    assert f"FAILED {colour_file}" in err and "a3c_denoise_color.pt" in err and "--no-gray" in err
+    assert (tmp_path / "no_colour" / "gray.png").exists()
+
+    table[("sac", 1)] = ckpts["sac_color"]  # only a colour model: it takes gray images replicated
+    assert _denoise([gray_file], tmp_path / "sac", "--model", "sac") == 0
+    assert load_image(tmp_path / "sac" / "gray.png").shape == (22, 26, 3)
+
+    assert _denoise(files, tmp_path / "none", "--model", "rse") == 2  # no default installed at all
+    err = capsys.readouterr().err
+    assert "rse_denoise_color.pt" in err and "--checkpoint" in err and "rse_train" in err
+    assert _denoise(files, tmp_path / "none", "--model", "rse", "--per-channel") == 2
+    assert "rse_denoise.pt" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
+
+
+def test_cli_refuses_a_checkpoint_of_another_kind(ckpts, files, tmp_path, capsys):
+    assert _denoise(files, tmp_path / "out", "--model", "a3c", "--checkpoint", str(ckpts["rse_color"])) == 2
+    err = capsys.readouterr().err
+    assert "RSE-RL denoiser" in err and "--model rse" in err
+    assert _denoise(files, tmp_path / "out", "--checkpoint", str(ckpts["a3c_gray"])) == 2  # --model mrpnet
+    assert "--model a3c" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_cli_jobs_workers_build_the_rl_denoiser_themselves(ckpts, files, tmp_path, capsys):
+    """--jobs workers are spawned processes that rebuild the restorer from the arguments (cli._init_worker):
+    one such worker writes what one process writes."""
+    import multiprocessing
+
+    from rlenhance.cli import _build_parser, _denoiser, _init_worker, _worker_restore
+
+    options = ["--model", "sac", "--checkpoint", str(ckpts["sac_gray"]), "--per-channel"]
+    assert _denoise(files, tmp_path / "one", *options) == 0
+    args = _build_parser().parse_args(["denoise", *map(str, files), "-o", str(tmp_path / "two"), "--device", "cpu",
+                                       *options])
+    (tmp_path / "two").mkdir()
+    with multiprocessing.get_context("spawn").Pool(1, initializer=_init_worker, initargs=(_denoiser, args, 1)) as pool:
+        for path in files:
+            _, error, _ = pool.apply(_worker_restore, ((path, tmp_path / "two" / f"{path.stem}.png", 10**8),))
+            assert error is None
+    for path in files:
+        name = f"{path.stem}.png"
+        assert (tmp_path / "two" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
