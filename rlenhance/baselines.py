@@ -9,7 +9,8 @@ RGB (H, W, 3) and return the same shape.
 Three registries map method names to functions, one per task: :data:`LOWLIGHT_BASELINES`
 (``fn(image)``), :data:`DENOISE_BASELINES` (``fn(image, sigma=...)``, noise level on the 0-255
 scale) and :data:`COMPLETION_BASELINES` (``fn(image, mask)``). BM3D is optional
-(:func:`baseline_missing` says what to install).
+(:func:`baseline_missing` says what to install). :func:`estimate_noise_sigma` estimates the
+``sigma`` of an image whose noise level is unknown (real noise).
 
 Example:
     >>> import numpy as np
@@ -237,37 +238,82 @@ def bilateral_denoise(image: np.ndarray, *, sigma: float = 25.0, diameter: int |
     return _same_shape(cv2.bilateralFilter(image, int(d), sc, ss, borderType=cv2.BORDER_REFLECT), image)
 
 
-def bm3d_denoise(image: np.ndarray, *, sigma: float = 25.0) -> np.ndarray:
+def bm3d_denoise(image: np.ndarray, *, sigma: float = 25.0, threads: int = 1) -> np.ndarray:
     """BM3D (Dabov et al., TIP 2007) through the optional ``bm3d`` package (``pip install bm3d``).
 
     Gray images use ``bm3d.bm3d``, RGB images ``bm3d.bm3d_rgb`` (opponent colour space), with the
-    noise standard deviation ``sigma / 255``. The package is not a dependency of rlenhance: it is
-    free for non-commercial use only and ships a closed-source binary; see :func:`baseline_missing`.
+    noise standard deviation ``sigma / 255`` and the package's normal profile. The package is not a
+    dependency of rlenhance: it is free for non-commercial use only and ships a closed-source
+    binary; see :func:`baseline_missing`.
 
     Args:
         image: noisy image, float (H, W), (H, W, 1) or (H, W, 3), nominally in [0, 1].
         sigma: noise standard deviation on the 0-255 scale.
+        threads: threads of the package's binary, >= 0 (0: one per core). Only 1 (the default) is
+            reproducible: with more, the order of the aggregation's additions changes from call to
+            call, and so do the last bits of the result.
 
     Returns:
         float32, same shape as ``image``, clipped to [0, 1].
 
     Raises:
         ModuleNotFoundError: ``bm3d`` is not installed (the message says how to install it).
-        ImageError: bad image. ValueError: bad ``sigma``.
+        ImageError: bad image. ValueError: bad ``sigma`` or ``threads``.
     """
     image = _check_image(image, "bm3d_denoise")
     sigma = _check_sigma(sigma, "bm3d_denoise")
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 0:
+        raise ValueError(f"bm3d_denoise: threads must be an integer >= 0 (0: one per core), got {threads!r}")
     try:
         import bm3d  # optional; imported here so rlenhance works without it
     except ImportError as exc:
         raise ModuleNotFoundError(f"bm3d_denoise: the optional package bm3d is not installed; "
                                   f"{OPTIONAL_PACKAGES['bm3d']}") from exc
     std = sigma / NOISE_SCALE
+    profile = bm3d.BM3DProfile()  # the package's default ("np")
+    profile.num_threads = int(threads)
     if image.ndim == 3 and image.shape[2] == 3:
-        out = bm3d.bm3d_rgb(image.astype(np.float64), std)
+        out = bm3d.bm3d_rgb(image.astype(np.float64), std, profile=profile)
     else:
-        out = bm3d.bm3d(image.reshape(image.shape[:2]).astype(np.float64), std)
+        out = bm3d.bm3d(image.reshape(image.shape[:2]).astype(np.float64), std, profile=profile)
     return _same_shape(np.asarray(out, dtype=np.float32), image)
+
+
+def estimate_noise_sigma(image: np.ndarray) -> float:
+    """The standard deviation of additive white Gaussian noise in an image, estimated from the image
+    alone, on the 0-255 scale: what a denoiser of :data:`DENOISE_BASELINES` needs as ``sigma`` when
+    the noise level is unknown (real noise).
+
+    Donoho's wavelet estimator (``skimage.restoration.estimate_sigma``): the median absolute
+    deviation of the finest diagonal Daubechies-1 wavelet coefficients over 0.6745, per channel,
+    averaged over the channels. Image texture raises the estimate a little (by up to about 1 at
+    sigma 15 on scikit-image's photos); noise clipped to [0, 1] lowers it where the image saturates.
+
+    Args:
+        image: noisy image, float (H, W), (H, W, 1) or (H, W, 3), nominally in [0, 1] (unclipped
+            values accepted), at least 2 x 2 pixels.
+
+    Returns:
+        the estimated sigma, >= 0, 0-255 scale (:data:`NOISE_SCALE`).
+
+    Raises:
+        ImageError: bad image, or smaller than 2 x 2 pixels.
+
+    Example:
+        >>> clean = np.full((64, 64), 0.5, np.float32)
+        >>> noisy = clean + np.random.default_rng(0).normal(0, 25 / 255, clean.shape).astype(np.float32)
+        >>> round(estimate_noise_sigma(noisy))
+        25
+    """
+    from skimage.restoration import estimate_sigma  # imports PyWavelets; only this function needs it
+
+    image = _check_image(image, "estimate_noise_sigma")
+    if min(image.shape[:2]) < 2:
+        raise ImageError(f"estimate_noise_sigma: image of {image.shape[0]}x{image.shape[1]} pixels; the wavelet "
+                         "estimate needs at least 2x2")
+    planes = image.reshape(*image.shape[:2], -1).astype(np.float64)
+    per_channel = estimate_sigma(planes, channel_axis=-1, average_sigmas=False)
+    return float(np.mean(per_channel)) * NOISE_SCALE
 
 
 # --------------------------------------------------------------------------------------------

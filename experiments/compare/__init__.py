@@ -5,6 +5,10 @@
     python -m experiments.compare --task denoise --data ../shared/data/bsd/BSD68 --split all --sigma 25 \\
         --a3c runs/denoise_train/checkpoints/best.pt --mrpnet runs/supervised_denoise/checkpoints/best.pt \\
         --out runs/compare_denoise
+    python -m experiments.compare --task denoise --no-gray --rse runs/rse/checkpoints/best.pt \\
+        --out runs/compare_denoise_color                     # colour: the embedded photos, sigma 25 per channel
+    python -m experiments.compare --task denoise --no-gray --data SIDD_Small_sRGB_Only --split val \\
+        --out runs/compare_sidd                              # real noise: noisy/ + clean/ or SIDD's folders
     python -m experiments.compare --task completion --data ../shared/data/bedroom/train \\
         --gated-pixelrnn runs/supervised_completion/checkpoints/best.pt --out runs/compare_completion
 
@@ -16,16 +20,31 @@ first N):
 task        ``--data``                                   input -> reference
 ==========  ===========================================  =============================================
 lowlight    ``low/`` + ``high/`` (or a LOL parent)        ``low`` -> ``high``, RGB (as experiments.lol_eval)
-denoise     a folder of clean images (read as gray)      clean + N(0, (sigma/255)^2) noise, not clipped
-                                                         (DnCNN / PixelRL protocol) -> clean
+denoise     a folder of clean images, gray unless        clean + N(0, (sigma/255)^2) noise on every
+            ``--no-gray`` (unset with ``--no-gray``:     channel, not clipped (DnCNN / PixelRL
+            the embedded scikit-image colour photos)     protocol) -> clean
+denoise     real noisy / clean pairs: ``noisy/`` +       ``noisy`` -> ``clean`` (real noise;
+            ``clean/``, or SIDD's folders (NoisyPairs)   ``--sigma`` unused)
 completion  ``occluded_images/`` + ``original_images/``  occluded + the mask from the pair -> original
 ==========  ===========================================  =============================================
 
-The noise of each image is drawn from a generator seeded by ``--seed`` and the file name
+The synthetic noise of each image is drawn from a generator seeded by ``--seed`` and the file name
 (:func:`rlenhance.data.noisy_test_set`, the trainers' own test noise), so every method sees the
 same noisy image, here and in ``denoise_train``'s evaluation; completion masks are the pairs' own
 (:func:`rlenhance.data.occluded_test_set`). Methods never see the reference: an RL rollout is given
 the input in place of the reference its env would use for rewards.
+
+Noise level of the classical denoisers: ``--sigma``; with real noise (or ``--sigma-estimate``)
+each image's own level, estimated from the noisy image by
+:func:`rlenhance.baselines.estimate_noise_sigma` inside the method's timed run (report.md gives the
+estimates' mean and range).
+
+Channels (``--task denoise``): gray by default (``--gray``, the PixelRL protocol, so earlier
+results reproduce), RGB with ``--no-gray``. A colour checkpoint runs on RGB directly; a gray one
+runs on R, G and B separately (report.md says so next to its checkpoint); a colour checkpoint on
+gray images is refused. Colour runs default to the colour files of
+:data:`~experiments.compare.methods.COLOR_CHECKPOINTS` (``<method>_denoise_color.pt``), gray runs to
+``<method>_denoise.pt``.
 
 Methods (``--methods a,b,...`` picks a subset; :data:`~experiments.compare.methods.TASK_METHODS`
 lists each task's; :mod:`experiments.compare.methods` builds them, for ``experiments.lol_eval`` too):
@@ -35,11 +54,14 @@ lists each task's; :mod:`experiments.compare.methods` builds them, for ``experim
   defaults to the shipped model); denoise and completion through the env's own transition
   (:func:`agents.rollout.load_rollout_policy`, checkpoints of ``experiments.denoise_train`` /
   ``experiments.completion_train``);
+* ``rse`` (denoise): the RSE-RL denoiser of ``experiments.rse_train``
+  (:func:`rlenhance.models.rse.load_rse`, its checkpoint's rounds);
 * ``mrpnet``, ``pixelrnn``, ``gated-pixelrnn``: supervised checkpoints of
   ``experiments.supervised_train`` through :class:`rlenhance.restore.SupervisedRestorer`;
 * ``zero-dce`` (low light): the official Zero-DCE weights, as in ``experiments.lol_eval``;
 * classical: :data:`rlenhance.baselines.LOWLIGHT_BASELINES`, :data:`~rlenhance.baselines.DENOISE_BASELINES`
-  (parameters picked by ``--sigma``; BM3D when the optional ``bm3d`` package is installed),
+  (parameters picked by the noise level, above; BM3D when the optional ``bm3d`` package is
+  installed, ``bm3d_rgb`` on colour),
   :data:`~rlenhance.baselines.COMPLETION_BASELINES` and ``diffusion-fill`` (the completion env's
   starting fill, :func:`rlenhance.ops.fill.diffusion_fill`).
 
@@ -109,11 +131,16 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
 
     samples = load_samples(args)
     notes = ignored_flags(args)
-    methods, missing = build_methods(args.task, wanted, device, checkpoints=given_checkpoints(args), sigma=args.sigma)
+    methods, missing = build_methods(args.task, wanted, device, checkpoints=given_checkpoints(args), sigma=args.sigma,
+                                     channels=samples[0].input.shape[2],
+                                     sigma_estimate=samples[0].sigma is not None)
     for note in notes:
         print(f"note: {note}")
     for name, why in missing.items():
         print(f"{name}: missing: {why}", flush=True)
+    for name, method in methods.items():
+        if method.note:
+            print(f"{name}: {method.note}", flush=True)
     fields = score_fields(args.task)
     keep = min(args.samples, len(samples))
     rows: list[dict[str, Any]] = []

@@ -10,12 +10,15 @@ from types import MappingProxyType
 from experiments.compare.methods import LEARNED_METHODS, TASK_METHODS, TASKS
 from experiments.runs import arg
 
-#: ``--data`` when it is not given (relative to the working directory, as experiments.lol_eval).
+#: ``--data`` when it is not given (relative to the working directory, as experiments.lol_eval);
+#: colour denoising (``--no-gray``) reads the embedded photos instead (BSD68 is gray).
 DEFAULT_DATA: Mapping[str, str] = MappingProxyType({
     "lowlight": "../shared/data/sice_pairs/train",
     "denoise": "../shared/data/bsd/BSD68",
     "completion": "../shared/data/bedroom/train",
 })
+#: What the report calls the embedded data (``--data`` unset with ``--task denoise --no-gray``).
+EMBEDDED_COLOR_DATA = "the embedded scikit-image colour photos (rlenhance.data.DEFAULT_COLOR_IMAGES)"
 
 
 @dataclass
@@ -23,8 +26,12 @@ class Args:
     """Compare RL, supervised and classical methods on the same images (PSNR / SSIM / UQI / ms / params)."""
 
     task: str = arg("lowlight", "what to restore", choices=TASKS)
-    data: str | None = arg(None, "lowlight: low/+high/ pairs; denoise: clean images (read as gray); completion: "
-                                 "occluded_images/+original_images/. Default: the task's folder under ../shared/data")
+    data: str | None = arg(None, "lowlight: low/+high/ pairs; denoise: clean images, or real noisy/clean pairs "
+                                 "(noisy/+clean/ or SIDD's scene folders), gray unless --no-gray; completion: "
+                                 "occluded_images/+original_images/. Default: the task's folder under ../shared/data "
+                                 "(denoise --no-gray: the embedded scikit-image colour photos)")
+    gray: bool = arg(True, "denoise: gray images (the PixelRL protocol); --no-gray denoises RGB (noise of --sigma on "
+                           "every channel)")
     methods: str | None = arg(None, "comma-separated subset of the task's methods (default: all of them); "
                                     "lowlight: " + ",".join(TASK_METHODS["lowlight"]) + "; denoise: "
                                     + ",".join(TASK_METHODS["denoise"]) + "; completion: "
@@ -36,8 +43,13 @@ class Args:
     mrpnet: str | None = arg(None, "supervised_train --model mrpnet checkpoint of this task")
     pixelrnn: str | None = arg(None, "supervised_train --model pixelrnn checkpoint of this task")
     gated_pixelrnn: str | None = arg(None, "supervised_train --model gated-pixelrnn checkpoint (completion)")
+    rse: str | None = arg(None, "RSE-RL denoiser checkpoint of experiments.rse_train (denoise)")
     zero_dce: str | None = arg(None, "official Zero-DCE weights, zero_dce_Epoch99.pth (lowlight)")
-    sigma: float = arg(25.0, "denoise: noise standard deviation on the 0-255 scale")
+    sigma: float = arg(25.0, "denoise: standard deviation of the synthetic noise on the 0-255 scale, and the noise "
+                             "level the classical denoisers get (unused with real noisy pairs)")
+    sigma_estimate: bool = arg(False, "denoise: give the classical denoisers each image's noise level estimated from "
+                                      "the noisy image (rlenhance.baselines.estimate_noise_sigma) instead of --sigma; "
+                                      "always so for real noisy pairs")
     split: str | None = arg(None, "which images: the trainers' held-out split, or all (unset: all for denoise, "
                                   "whose default data is the BSD68 test set; val otherwise)", choices=("val", "all"))
     split_seed: int = arg(0, "seed of the train/validation split (the trainers' default split)")
@@ -91,15 +103,31 @@ def given_checkpoints(args: Args) -> dict[str, str | None]:
 
 
 def ignored_flags(args: Args) -> list[str]:
-    """Notes for checkpoint flags given for methods the task does not have."""
-    return [f"--{method} is ignored: --task {args.task} has no method {method}"
-            for method, given in given_checkpoints(args).items()
-            if given is not None and method not in TASK_METHODS[args.task]]
+    """Notes for checkpoint flags given for methods the task does not have, and for denoising
+    options given to another task."""
+    notes = [f"--{method} is ignored: --task {args.task} has no method {method}"
+             for method, given in given_checkpoints(args).items()
+             if given is not None and method not in TASK_METHODS[args.task]]
+    if args.task != "denoise":
+        notes += [f"{flag} is ignored: it is a --task denoise option"
+                  for flag, given in (("--no-gray", not args.gray), ("--sigma-estimate", args.sigma_estimate)) if given]
+    elif resolved_data(args) is None and args.split == "val":
+        notes.append("--split val is ignored: the embedded photos have no held-out split (all are evaluated)")
+    return notes
 
 
-def resolved_data(args: Args) -> str:
-    """``--data``, or the task's default folder."""
-    return args.data if args.data is not None else DEFAULT_DATA[args.task]
+def resolved_data(args: Args) -> str | None:
+    """``--data``, or the task's default folder; None: the embedded colour photos (denoise
+    ``--no-gray`` without ``--data``)."""
+    if args.data is not None:
+        return args.data
+    return None if args.task == "denoise" and not args.gray else DEFAULT_DATA[args.task]
+
+
+def data_label(args: Args) -> str:
+    """The data as report.md names it: the folder in backquotes, or :data:`EMBEDDED_COLOR_DATA`."""
+    data = resolved_data(args)
+    return EMBEDDED_COLOR_DATA if data is None else f"`{data}`"
 
 
 def resolved_split(args: Args) -> str:

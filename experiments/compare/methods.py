@@ -10,6 +10,8 @@ mask)``:
   :class:`agents.rollout.RolloutPolicy` (:func:`agents.rollout.load_rollout_policy`);
 - :func:`supervised_method`: ``mrpnet``, ``pixelrnn``, ``gated-pixelrnn`` (and lol_eval's
   ``--combined``), a :class:`rlenhance.restore.SupervisedRestorer`;
+- :func:`rse_method`: ``rse``, the RSE-RL denoiser of ``experiments.rse_train``
+  (:func:`rlenhance.models.rse.load_rse`);
 - :func:`peer_method`: ``zero-dce`` (and lol_eval's Zero-DCE++ and ReLLIE) from official weights,
   :data:`PEERS` (networks on tensors, adapted here);
 - :func:`baseline_method`: ``input``, the classical methods of :mod:`rlenhance.baselines` and
@@ -17,6 +19,11 @@ mask)``:
 
 :func:`build_methods` builds the methods of one task for ``experiments.compare``, reporting those
 without a checkpoint or optional package as missing.
+
+Channels: a learned model runs directly on images of its own planes, and a gray model (one plane)
+on RGB images restores R, G and B separately (the :class:`Method`'s ``note`` says so); a colour
+model on gray images is refused (:func:`channel_note`). Colour denoising defaults to the colour
+checkpoints of :data:`COLOR_CHECKPOINTS`, gray denoising to those of :data:`DEFAULT_CHECKPOINTS`.
 """
 
 from __future__ import annotations
@@ -32,22 +39,29 @@ import torch
 from torch import nn
 
 from agents.rollout import load_rollout_policy
-from rlenhance.baselines import COMPLETION_BASELINES, DENOISE_BASELINES, LOWLIGHT_BASELINES, baseline_missing
+from rlenhance.baselines import (
+    COMPLETION_BASELINES,
+    DENOISE_BASELINES,
+    LOWLIGHT_BASELINES,
+    baseline_missing,
+    estimate_noise_sigma,
+)
 from rlenhance.enhance import DEFAULT_CHECKPOINT as DEFAULT_LOWLIGHT_CHECKPOINT
 from rlenhance.enhance import Enhancer
 from rlenhance.errors import CheckpointError
 from rlenhance.io import tensor_to_image
 from rlenhance.models.peers import load_rellie, load_zero_dce, load_zero_dcepp, rellie_enhance
+from rlenhance.models.rse import load_rse
 from rlenhance.ops.fill import diffusion_fill
 from rlenhance.restore import DEFAULT_COMPLETION_CHECKPOINT, DEFAULT_DENOISE_CHECKPOINT, SupervisedRestorer
 
 TASKS = ("lowlight", "denoise", "completion")
 #: Methods that need a checkpoint (or weights file), each with its command-line flag.
-LEARNED_METHODS = ("a3c", "sac", "mrpnet", "pixelrnn", "gated-pixelrnn", "zero-dce")
+LEARNED_METHODS = ("a3c", "sac", "rse", "mrpnet", "pixelrnn", "gated-pixelrnn", "zero-dce")
 #: Every method of each task, in report order.
 TASK_METHODS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "lowlight": ("input", "a3c", "sac", "mrpnet", "pixelrnn", "zero-dce", *LOWLIGHT_BASELINES),
-    "denoise": ("input", "a3c", "sac", "mrpnet", "pixelrnn", *DENOISE_BASELINES),
+    "denoise": ("input", "a3c", "sac", "rse", "mrpnet", "pixelrnn", *DENOISE_BASELINES),
     "completion": ("input", "a3c", "sac", "mrpnet", "pixelrnn", "gated-pixelrnn", "diffusion-fill",
                    *COMPLETION_BASELINES),
 })
@@ -80,6 +94,12 @@ def _default_checkpoint(task: str, method: str) -> Path:
 DEFAULT_CHECKPOINTS: Mapping[tuple[str, str], Path] = MappingProxyType({
     (task, method): _default_checkpoint(task, method)
     for task in TASKS for method in TASK_METHODS[task] if method in LEARNED_METHODS})
+#: Denoising method -> its default file for colour images (``--no-gray``): ``<method>_denoise_color.pt``.
+COLOR_CHECKPOINTS: Mapping[str, Path] = MappingProxyType({
+    method: WEIGHTS_DIR / f"{method.replace('-', '_')}_denoise_color.pt"
+    for method in TASK_METHODS["denoise"] if method in LEARNED_METHODS})
+#: What :attr:`Method.note` says of a gray model on RGB images.
+PER_CHANNEL_NOTE = "gray model, run on R, G and B separately"
 
 
 @dataclass(frozen=True)
@@ -93,12 +113,14 @@ class Method:
             :class:`rlenhance.restore.Restorer`'s ``restore``, or a function of the same kind.
         params: number of learned parameters; None for methods that learn nothing.
         source: the checkpoint it was loaded from ("" for classical methods and shipped models).
+        note: how it runs where that is not plain (:data:`PER_CHANNEL_NOTE`), shown in the report.
     """
 
     name: str
     run: Callable[[np.ndarray, np.ndarray | None], np.ndarray]
     params: int | None = None
     source: str = ""
+    note: str = ""
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -106,16 +128,39 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def checkpoint_path(task: str, method: str, given: str | None) -> tuple[Path | None, str]:
+def checkpoint_path(task: str, method: str, given: str | None, *, color: bool = False) -> tuple[Path | None, str]:
     """(the file of a learned method, "") or (None, why it is missing): ``given`` (its flag's
-    value) when set, else the default of :data:`DEFAULT_CHECKPOINTS` if it exists."""
+    value) when set, else the default if it exists: :data:`COLOR_CHECKPOINTS` for colour
+    denoising (``color``; the reason then names the gray default, which runs per channel, when
+    that one exists), :data:`DEFAULT_CHECKPOINTS` otherwise."""
     if given is not None:
         path = Path(given)
         return (path, "") if path.is_file() else (None, f"--{method} {path}: no such file")
-    path = DEFAULT_CHECKPOINTS[task, method]
+    color = color and task == "denoise"
+    path = COLOR_CHECKPOINTS[method] if color else DEFAULT_CHECKPOINTS[task, method]
     if path.is_file():
         return path, ""
-    return None, f"no checkpoint: --{method} not given and no default {path}"
+    why = f"no checkpoint: --{method} not given and no default {path}"
+    gray = DEFAULT_CHECKPOINTS[task, method]
+    if color and gray.is_file():
+        why += f" (colour); a gray checkpoint runs per channel: --{method} {gray}"
+    return None, why
+
+
+def channel_note(flag: str, path: str | Path, model_channels: int, channels: int | None) -> str:
+    """How a model of ``model_channels`` planes runs on images of ``channels`` planes: "" (as it
+    is; also when ``channels`` is None, not checked) or :data:`PER_CHANNEL_NOTE` (a gray model on
+    RGB images).
+
+    Raises:
+        CheckpointError: a colour model on gray images (its output would not be gray).
+    """
+    if channels is None or model_channels == channels:
+        return ""
+    if model_channels == 1:
+        return PER_CHANNEL_NOTE
+    raise CheckpointError(f"--{flag} {path}: a {model_channels}-channel (colour) model, but the images are gray; "
+                          "compare it on colour images (--task denoise --no-gray) or give a gray checkpoint")
 
 
 # --- builders ------------------------------------------------------------------------------------------
@@ -129,23 +174,48 @@ def enhancer_method(name: str, path: str | Path | None, device: torch.device, *,
                   str(path) if path is not None else "")
 
 
-def rollout_method(name: str, path: Path, device: torch.device, *, task: str) -> Method:
+def rollout_method(name: str, path: Path, device: torch.device, *, task: str, channels: int | None = None) -> Method:
     """A denoising / completion policy of ``experiments.denoise_train`` / ``completion_train``, run
     through its env's own transition (:meth:`agents.rollout.RolloutPolicy.restore`: the reference
-    slot of the env gets the input; methods never see the reference).
+    slot of the env gets the input; methods never see the reference), on images of ``channels``
+    planes (:func:`channel_note`; None: not checked).
 
     Raises:
-        CheckpointError: a policy of another task.
+        CheckpointError: a policy of another task, or a colour policy for gray images.
     """
     policy = load_rollout_policy(path, device=device)
     trained_for = policy.spec.task
     if trained_for != task:
         raise CheckpointError(f"--{name} {path}: a policy of task {trained_for!r}; this needs a {task} policy")
-    return Method(name, policy.restore, count_parameters(policy.policy), str(path))
+    note = channel_note(name, path, policy.channels, channels)
+    return Method(name, policy.restore, count_parameters(policy.policy), str(path), note)
+
+
+def rse_method(name: str, path: str | Path, device: torch.device, *, channels: int | None = None) -> Method:
+    """The RSE-RL denoiser of an ``experiments.rse_train`` checkpoint
+    (:func:`rlenhance.models.rse.load_rse`), its spec's rounds applied to the whole image, on
+    images of ``channels`` planes (:func:`channel_note`; a gray model denoises R, G and B as a
+    batch of three gray images).
+
+    Raises:
+        CheckpointError: not an RSE-RL checkpoint, or a colour model for gray images.
+    """
+    model, spec = load_rse(path, device=device)
+    note = channel_note(name, path, spec.channels, channels)
+
+    def run(image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+        planes = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).to(device)
+        batch = planes[:, None] if spec.channels == 1 else planes[None]  # gray: one image per plane
+        with torch.no_grad():
+            out = model(batch, rounds=spec.rounds).clamp(0.0, 1.0)
+        return tensor_to_image(out[:, 0] if spec.channels == 1 else out[0])
+
+    used = sum(count_parameters(stage) for stage in model.rounds[:spec.rounds])
+    return Method(name, run, used, str(path), note)
 
 
 def supervised_method(name: str | None, path: str | Path, device: torch.device, *, task: str,
-                      model: str | None = None) -> Method:
+                      model: str | None = None, channels: int | None = None) -> Method:
     """A checkpoint of ``experiments.supervised_train`` through
     :class:`rlenhance.restore.SupervisedRestorer` (each channel of an RGB image through a gray
     model; the task's mask, which a completion checkpoint reads, given as it comes).
@@ -156,9 +226,11 @@ def supervised_method(name: str | None, path: str | Path, device: torch.device, 
         device: where it runs.
         task: the task the checkpoint must have been trained for.
         model: the ``--model`` it must have been trained with (None: any).
+        channels: planes of the images it will get (:func:`channel_note`); None: not checked.
 
     Raises:
-        CheckpointError: a checkpoint of another model, or (denoise) a colour denoiser.
+        CheckpointError: a checkpoint of another model, a super-resolution model, or a colour
+            model for gray images.
     """
     restorer = SupervisedRestorer(path, device=device, task=task)
     if model is not None and restorer.model_name != model:
@@ -168,11 +240,10 @@ def supervised_method(name: str | None, path: str | Path, device: torch.device, 
         raise CheckpointError(f"--{model or name} {path}: a super-resolution model (upscale {restorer.upscale}); "
                               "compare scores outputs against references of the input's size (supervised_train "
                               "without --upscale)")
-    if task == "denoise" and restorer.channels != 1:
-        raise CheckpointError(f"--{model or name} {path}: a {restorer.channels}-channel denoiser; compare denoises "
-                              "gray images (supervised_train --task denoise trains gray models)")
+    note = channel_note(model or name or "checkpoint", path, restorer.channels, channels)
     name = name or COMBINED_LABELS.get(restorer.arch_class, restorer.arch_class)
-    return Method(name, partial(restorer.restore, per_channel=True), count_parameters(restorer.model), str(path))
+    return Method(name, partial(restorer.restore, per_channel=True), count_parameters(restorer.model), str(path),
+                  note)
 
 
 def peer_method(name: str, kind: str, path: str | Path, device: torch.device) -> Method:
@@ -188,16 +259,21 @@ def peer_method(name: str, kind: str, path: str | Path, device: torch.device) ->
     return Method(name, run, count_parameters(net), str(path))
 
 
-def baseline_method(task: str, name: str, *, sigma: float = 25.0) -> Method:
+def baseline_method(task: str, name: str, *, sigma: float = 25.0, sigma_estimate: bool = False) -> Method:
     """A method that learns nothing: ``input`` (the degraded input itself), a classical method of
-    the task (:mod:`rlenhance.baselines`; denoisers get ``sigma``, 0-255 scale) or (completion)
-    ``diffusion-fill``, the completion env's starting fill."""
+    the task (:mod:`rlenhance.baselines`; denoisers get ``sigma``, 0-255 scale, or with
+    ``sigma_estimate`` each image's own level, :func:`rlenhance.baselines.estimate_noise_sigma`,
+    estimated inside the timed run) or (completion) ``diffusion-fill``, the completion env's
+    starting fill."""
     if name == "input":
         return Method(name, lambda image, mask: image.copy())
     if task == "lowlight" and name in LOWLIGHT_BASELINES:
         return Method(name, lambda image, mask, fn=LOWLIGHT_BASELINES[name]: fn(image))
     if task == "denoise" and name in DENOISE_BASELINES:
-        return Method(name, lambda image, mask, fn=DENOISE_BASELINES[name]: fn(image, sigma=sigma))
+        fn = DENOISE_BASELINES[name]
+        if sigma_estimate:
+            return Method(name, lambda image, mask: fn(image, sigma=estimate_noise_sigma(image)))
+        return Method(name, lambda image, mask: fn(image, sigma=sigma))
     if task == "completion" and name in COMPLETION_BASELINES:
         return Method(name, lambda image, mask, fn=COMPLETION_BASELINES[name]: fn(image, mask))
     if task == "completion" and name == "diffusion-fill":
@@ -213,7 +289,8 @@ def _diffusion_fill(image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
 
 # --- one task's methods ----------------------------------------------------------------------------------
 def build_methods(task: str, wanted: Sequence[str], device: torch.device, *, checkpoints: Mapping[str, str | None],
-                  sigma: float) -> tuple[dict[str, Method], dict[str, str]]:
+                  sigma: float, channels: int | None = None, sigma_estimate: bool = False
+                  ) -> tuple[dict[str, Method], dict[str, str]]:
     """The methods of ``wanted`` (names of ``TASK_METHODS[task]``) that can run, and why each
     other one is missing.
 
@@ -222,32 +299,39 @@ def build_methods(task: str, wanted: Sequence[str], device: torch.device, *, che
         wanted: the methods to build, in report order.
         device: where learned methods run.
         checkpoints: learned method -> the file given for it (its flag; None or absent: the
-            default of :data:`DEFAULT_CHECKPOINTS`).
+            default of :data:`DEFAULT_CHECKPOINTS`, or for colour denoising of
+            :data:`COLOR_CHECKPOINTS`).
         sigma: noise level of the denoising baselines (0-255 scale).
+        channels: planes of the images (1 gray, 3 RGB): picks the colour defaults for denoising
+            and runs gray models per channel on RGB (:func:`channel_note`); None: not checked.
+        sigma_estimate: the denoising baselines estimate each image's noise level instead of ``sigma``.
 
     Returns:
         ``(methods, missing)``: name -> :class:`Method` in the order of ``wanted``, and
         name -> reason for the methods without a checkpoint or optional package.
 
     Raises:
-        CheckpointError: a checkpoint exists but is broken or of another task / model.
+        CheckpointError: a checkpoint exists but is broken, of another task / model, or a colour
+            model for gray images.
     """
     methods: dict[str, Method] = {}
     missing: dict[str, str] = {}
     for name in wanted:
         if name in LEARNED_METHODS:
-            path, why = checkpoint_path(task, name, checkpoints.get(name))
+            path, why = checkpoint_path(task, name, checkpoints.get(name), color=channels == 3)
             if path is None:
                 missing[name] = why
             elif name in ("a3c", "sac"):
                 methods[name] = (enhancer_method(name, path, device) if task == "lowlight"
-                                 else rollout_method(name, path, device, task=task))
+                                 else rollout_method(name, path, device, task=task, channels=channels))
             elif name == "zero-dce":
                 methods[name] = peer_method(name, "zero-dce", path, device)
+            elif name == "rse":
+                methods[name] = rse_method(name, path, device, channels=channels)
             else:
-                methods[name] = supervised_method(name, path, device, task=task, model=name)
+                methods[name] = supervised_method(name, path, device, task=task, model=name, channels=channels)
         elif baseline_missing(name) is not None:
             missing[name] = str(baseline_missing(name))
         else:
-            methods[name] = baseline_method(task, name, sigma=sigma)
+            methods[name] = baseline_method(task, name, sigma=sigma, sigma_estimate=sigma_estimate)
     return methods, missing

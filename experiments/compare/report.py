@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import torch
 
-from experiments.compare.config import Args, resolved_data, resolved_split
+from experiments.compare.config import Args, data_label, resolved_split
 from experiments.compare.samples import Sample
 from experiments.compare.scoring import TIMING_FIELD, paired_field
 from experiments.runs import markdown_table
@@ -46,6 +46,26 @@ def report_table(summary: Sequence[Mapping[str, Any]], fields: Sequence[str]) ->
     return markdown_table(rows)
 
 
+def denoise_data(args: Args, samples: Sequence[Sample]) -> str:
+    """The denoising data of report.md's header: gray or RGB, the noise (synthetic Gaussian of
+    ``--sigma`` and its seed, or real), and the noise level the classical denoisers get
+    (``--sigma``, or the range of the per-image estimates)."""
+    planes = "gray" if samples[0].input.shape[2] == 1 else "RGB"
+    if samples[0].real_noise:
+        noise = "real noise (the data's own noisy images; --sigma and --seed unused)"
+    else:
+        noise = (f"Gaussian noise sigma {args.sigma:g}{' on every channel' if planes == 'RGB' else ''} (0-255 "
+                 f"scale, not clipped), noise seed {args.seed}")
+    estimates = np.array([s.sigma for s in samples if s.sigma is not None])
+    if estimates.size:
+        given = (f"classical denoisers given each image's estimated sigma (rlenhance.baselines.estimate_noise_sigma, "
+                 f"timed with the method): mean {estimates.mean():.2f}, min {estimates.min():.2f}, max "
+                 f"{estimates.max():.2f}")
+    else:
+        given = f"classical denoisers given sigma {args.sigma:g}"
+    return f"{planes}, {noise}; {given}"
+
+
 def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> None:
     """results.csv (atomically): image, method, the scores (full precision), ms."""
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
@@ -58,10 +78,10 @@ def write_report(path: Path, *, args: Args, argv: Sequence[str], summary: Sequen
                  fields: Sequence[str], samples: Sequence[Sample], missing: Mapping[str, str],
                  notes: Sequence[str], device: torch.device, paired: Sequence[Mapping[str, Any]] = ()) -> str:
     """report.md (atomically); returns its text."""
-    what = f"{len(samples)} image(s) of `{resolved_data(args)}` (split {resolved_split(args)}, split seed " \
+    what = f"{len(samples)} image(s) of {data_label(args)} (split {resolved_split(args)}, split seed " \
            f"{args.split_seed})"
     if args.task == "denoise":
-        what += f", gray, Gaussian noise sigma {args.sigma:g} (0-255 scale, not clipped), noise seed {args.seed}"
+        what += ", " + denoise_data(args, samples)
     lines = [f"# Comparison: {args.task}", "",
              "Command: `" + shlex.join(["python", "-m", "experiments.compare", *argv]) + "`",
              "", f"Data: {what}. Device: {device}, {torch.get_num_threads()} CPU thread(s).", "",
@@ -79,7 +99,8 @@ def write_report(path: Path, *, args: Args, argv: Sequence[str], summary: Sequen
                   "| method | images | mean difference (dB) | s.e. | higher on |", "|---|---|---|---|---|",
                   *[f"| {e['method']} | {e['images']} | {e['mean']:+.3f} | {_fmt(e['sem'], 3)} | {e['higher']} |"
                     for e in paired], ""]
-    sources = [f"- {entry['method']}: `{entry['source']}`" for entry in summary if entry.get("source")]
+    sources = [f"- {entry['method']}: `{entry['source']}`" + (f" ({entry['note']})" if entry.get("note") else "")
+               for entry in summary if entry.get("source")]
     if sources:
         lines += ["## Checkpoints", "", *sources, ""]
     if missing:

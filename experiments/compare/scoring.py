@@ -62,7 +62,7 @@ def evaluate(method: Method, samples: Sequence[Sample], *, warmup: bool, keep: i
 def summarize(rows: Sequence[Mapping[str, Any]], methods: Mapping[str, Method], fields: Sequence[str]
               ) -> list[dict[str, Any]]:
     """Per method: image count, mean and (population) standard deviation of every score over images
-    (NaN hole scores of images without hole are skipped), mean ms, parameters, checkpoint."""
+    (NaN hole scores of images without hole are skipped), mean ms, parameters, checkpoint and note."""
     table = []
     for name, method in methods.items():
         mine = [row for row in rows if row["method"] == name]
@@ -75,6 +75,7 @@ def summarize(rows: Sequence[Mapping[str, Any]], methods: Mapping[str, Method], 
         entry[TIMING_FIELD] = float(np.mean([row[TIMING_FIELD] for row in mine]))
         entry["params"] = method.params
         entry["source"] = method.source
+        entry["note"] = method.note
         table.append(entry)
     return table
 

@@ -1,4 +1,6 @@
-"""experiments.compare on tiny data: every task end to end, missing methods, determinism, errors.
+"""experiments.compare on tiny data: every task end to end, missing methods, determinism, errors;
+colour denoising (--no-gray: colour, gray-per-channel and RSE-RL checkpoints, BM3D) and real noisy
+pairs with estimated noise levels.
 
 Tiny untrained checkpoints are saved the way the trainers save them (lol_train's LowLightPolicySpec
 for low-light policies, the RolloutPolicySpec of denoise_train / completion_train, the
@@ -21,15 +23,25 @@ from skimage.metrics import structural_similarity
 import envs
 from agents.a3c import policy_kwargs_from_env
 from experiments.compare import TASK_METHODS, Args, labelled_grid, load_samples, main, paired_differences
+from experiments.compare import methods as registry
+from experiments.compare.config import EMBEDDED_COLOR_DATA, ignored_flags, resolved_data
+from experiments.compare.scoring import score
 from experiments.plots import quality_vs_time, save_figure
-from rlenhance.baselines import baseline_missing
-from rlenhance.checkpoint import LowLightPolicySpec, RolloutPolicySpec, SupervisedSpec, save_checkpoint
+from rlenhance.baselines import baseline_missing, estimate_noise_sigma, gaussian_denoise
+from rlenhance.checkpoint import (
+    LowLightPolicySpec,
+    RolloutPolicySpec,
+    RSEDenoiserSpec,
+    SupervisedSpec,
+    save_checkpoint,
+)
 from rlenhance.errors import CheckpointError
 from rlenhance.io import load_image, save_image
 from rlenhance.models.mrpnet import CombinedModel, MRPNet
 from rlenhance.models.peers import ZeroDCE
 from rlenhance.models.pixelrnn import GatedPixelRNN, hole_ssim
 from rlenhance.models.policy import PixelActorCritic
+from rlenhance.models.rse import RSEDenoiser
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = 40
@@ -65,6 +77,14 @@ def _save_rollout_policy(path: Path, env_id: str, task: str, env_kwargs: dict) -
 
 def _save_supervised(path: Path, model, name: str, task: str, channels: int) -> Path:
     spec = SupervisedSpec(model=name, task=task, channels=channels, prefill="none")
+    return save_checkpoint(path, model=model, arch=model.arch(), extra={"spec": spec})
+
+
+def _save_rse(path: Path, channels: int) -> Path:
+    """A tiny untrained RSE-RL denoiser as experiments.rse_train saves it (one round applied)."""
+    model = RSEDenoiser(channels=channels, patch=8, stride=4, latent_dim=4, hidden=16, bank_size=32, clusters=4,
+                        neighbours=2, width=8, max_rounds=2)
+    spec = RSEDenoiserSpec(sigma=25.0, channels=channels, rounds=1)
     return save_checkpoint(path, model=model, arch=model.arch(), extra={"spec": spec})
 
 
@@ -159,7 +179,7 @@ EXPECTED = {  # task: (images, methods that run, methods reported missing)
     "lowlight": (3, ["input", "a3c", "sac", "mrpnet", "zero-dce", "auto-gamma", "clahe"], ["pixelrnn"]),
     "denoise": (4, ["input", "a3c", "mrpnet", "gaussian", "median", "bilateral"]
                 + ([] if baseline_missing("bm3d") else ["bm3d"]),
-                ["sac", "pixelrnn"] + (["bm3d"] if baseline_missing("bm3d") else [])),
+                ["sac", "rse", "pixelrnn"] + (["bm3d"] if baseline_missing("bm3d") else [])),
     "completion": (3, ["input", "a3c", "gated-pixelrnn", "diffusion-fill", "telea", "navier-stokes"], ["sac"]),
 }
 
@@ -205,6 +225,9 @@ def test_learned_methods_report_their_parameter_count(runs):
 def test_missing_checkpoint_names_the_given_path(tiny, runs):
     report = (tiny["base"] / "denoise_out" / "report.md").read_text()
     assert f"- sac: missing: --sac {tiny['base'] / 'absent.pt'}: no such file" in report
+    assert "gray, Gaussian noise sigma 25 (0-255 scale, not clipped), noise seed 3; classical denoisers given " \
+           "sigma 25" in report  # the gray default, as before colour denoising
+    assert "run on R, G and B" not in report  # gray models on gray images run as they are
 
 
 @pytest.mark.slow
@@ -224,6 +247,151 @@ def test_completion_scores_fill_the_hole_and_keep_known_pixels(tiny, runs):
     assert summary["diffusion-fill"]["hole_ssim"] > summary["input"]["hole_ssim"]
 
 
+# --- colour and real noise ---------------------------------------------------------------------------------
+REAL_SIGMA = 25.0
+
+
+def _quantized(image: np.ndarray) -> np.ndarray:
+    """An image as an 8-bit file stores it, so the file loads back exactly."""
+    return (np.rint(np.clip(image, 0.0, 1.0) * 255) / 255).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def colour(tiny):
+    """RGB clean images, real noisy / clean pairs (noisy/ + clean/, Gaussian noise of REAL_SIGMA
+    stored as 8-bit files), colour MRPNet and RSE-RL checkpoints and a gray RSE-RL one."""
+    base = tiny["base"]
+    for i in range(3):
+        save_image(base / "clean_rgb" / f"rgb{i}.png", _scene(30 + i))
+    rng = np.random.default_rng(7)
+    for i in range(2):
+        clean = _quantized(0.3 + 0.4 * cv2.resize(_scene(40 + i), (64, 64), interpolation=cv2.INTER_CUBIC))
+        save_image(base / "real" / "clean" / f"pair{i}.png", clean)
+        save_image(base / "real" / "noisy" / f"pair{i}.png",
+                   _quantized(clean + rng.normal(0, REAL_SIGMA / 255, clean.shape)))
+    torch.manual_seed(1)
+    ck = base / "checkpoints"
+    return {"base": base,
+            "mrpnet-color": _save_supervised(ck / "mrpnet_denoise_color.pt", MRPNet(3, width=8), "mrpnet", "denoise",
+                                             3),
+            "rse-color": _save_rse(ck / "rse_color.pt", 3), "rse-gray": _save_rse(ck / "rse_gray.pt", 1)}
+
+
+@pytest.mark.slow
+def test_colour_denoise_end_to_end_with_colour_and_per_channel_gray_checkpoints(tiny, colour):
+    out = tiny["base"] / "colour_out"
+    summary, stdout = in_process(
+        "--task", "denoise", "--no-gray", "--data", str(tiny["base"] / "clean_rgb"), "--split", "all", "--seed", "2",
+        "--methods", "input,a3c,rse,mrpnet,pixelrnn,bilateral,median", "--a3c", str(tiny["a3c-denoise"]),
+        "--rse", str(colour["rse-color"]), "--mrpnet", str(colour["mrpnet-color"]), "--samples", "1",
+        "--out", str(out))
+    ran = ["input", "a3c", "rse", "mrpnet", "median", "bilateral"]
+    assert [entry["method"] for entry in summary] == ran
+    rows = read_rows(out)
+    assert len(rows) == 3 * len(ran)
+    by = {entry["method"]: entry for entry in summary}
+    assert by["bilateral"]["psnr"] > by["input"]["psnr"] + 3  # RGB noise of sigma 25, smooth scenes
+    report = (out / "report.md").read_text()
+    assert "RGB, Gaussian noise sigma 25 on every channel" in report and "classical denoisers given sigma 25" in report
+    per_channel = registry.PER_CHANNEL_NOTE
+    assert f"- a3c: `{tiny['a3c-denoise']}` ({per_channel})" in report  # the gray policy, per channel
+    assert f"- mrpnet: `{colour['mrpnet-color']}`\n" in report and f"- rse: `{colour['rse-color']}`\n" in report
+    assert f"a3c: {per_channel}" in stdout and f"mrpnet: {per_channel}" not in stdout
+    assert "- pixelrnn: missing: " in report and "pixelrnn_denoise_color.pt" in report  # the colour default
+    assert by["rse"]["params"] == sum(p.numel() for p in RSEDenoiser(
+        channels=3, patch=8, stride=4, latent_dim=4, hidden=16, bank_size=32, clusters=4, neighbours=2, width=8,
+        max_rounds=1).parameters())  # the round applied, not every round held
+    assert load_image(out / "samples.png").shape[1] == 7 * 160 + 6 * 4
+
+
+def test_gray_models_run_per_channel_on_colour_and_colour_models_refuse_gray(tiny, colour):
+    """A gray checkpoint on RGB restores each channel as the gray image it would be given alone."""
+    image = _scene(50) + np.random.default_rng(0).normal(0, 0.1, (SIZE, SIZE, 3)).astype(np.float32)
+    cpu = torch.device("cpu")
+    given = {"mrpnet": str(tiny["mrpnet-denoise"]), "a3c": str(tiny["a3c-denoise"]), "rse": str(colour["rse-gray"])}
+    on_rgb, _ = registry.build_methods("denoise", list(given), cpu, checkpoints=given, sigma=25.0, channels=3)
+    on_gray, _ = registry.build_methods("denoise", list(given), cpu, checkpoints=given, sigma=25.0, channels=1)
+    for name in given:
+        assert on_rgb[name].note == registry.PER_CHANNEL_NOTE and on_gray[name].note == ""
+        planes = [on_gray[name].run(np.ascontiguousarray(image[..., c:c + 1]), None) for c in range(3)]
+        np.testing.assert_allclose(on_rgb[name].run(image, None), np.concatenate(planes, axis=-1), atol=1e-5)
+    for name, path in (("mrpnet", colour["mrpnet-color"]), ("rse", colour["rse-color"])):
+        with pytest.raises(CheckpointError, match=r"colour\) model, but the images are gray.*--no-gray"):
+            registry.build_methods("denoise", [name], cpu, checkpoints={name: str(path)}, sigma=25.0, channels=1)
+
+
+def test_colour_runs_default_to_the_colour_checkpoints(tmp_path, monkeypatch):
+    gray, color = tmp_path / "mrpnet_denoise.pt", tmp_path / "mrpnet_denoise_color.pt"
+    monkeypatch.setattr(registry, "DEFAULT_CHECKPOINTS", {**registry.DEFAULT_CHECKPOINTS, ("denoise", "mrpnet"): gray})
+    monkeypatch.setattr(registry, "COLOR_CHECKPOINTS", {**registry.COLOR_CHECKPOINTS, "mrpnet": color})
+    path, why = registry.checkpoint_path("denoise", "mrpnet", None, color=True)
+    assert path is None and str(color) in why and "gray checkpoint" not in why
+    gray.touch()
+    path, why = registry.checkpoint_path("denoise", "mrpnet", None, color=True)
+    assert path is None and f"a gray checkpoint runs per channel: --mrpnet {gray}" in why
+    assert registry.checkpoint_path("denoise", "mrpnet", None) == (gray, "")
+    color.touch()
+    assert registry.checkpoint_path("denoise", "mrpnet", None, color=True) == (color, "")
+    assert registry.checkpoint_path("lowlight", "mrpnet", None, color=True)[0] != color  # colour is denoise's
+    assert set(registry.COLOR_CHECKPOINTS) == {"a3c", "sac", "rse", "mrpnet", "pixelrnn"}
+    assert all(p.name.endswith("_denoise_color.pt") for p in registry.COLOR_CHECKPOINTS.values())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(baseline_missing("bm3d") is not None, reason="bm3d is not installed (optional)")
+def test_bm3d_denoises_colour_images(tiny, colour):
+    out = tiny["base"] / "bm3d_out"
+    summary, _ = in_process("--task", "denoise", "--no-gray", "--data", str(tiny["base"] / "clean_rgb"), "--split",
+                            "all", "--limit", "1", "--no-warmup", "--methods", "input,bm3d,median", "--out", str(out))
+    by = {entry["method"]: entry for entry in summary}
+    assert by["bm3d"]["images"] == 1 and by["bm3d"]["psnr"] > by["median"]["psnr"] > by["input"]["psnr"]
+
+
+def test_real_pairs_are_scored_as_they_are_with_estimated_noise_levels(tiny, colour):
+    real = tiny["base"] / "real"
+    args = Args(task="denoise", data=str(real), split="all", gray=False, sigma=5.0)
+    samples = load_samples(args)
+    assert [s.name for s in samples] == ["pair0.png", "pair1.png"] and all(s.real_noise for s in samples)
+    for s in samples:
+        np.testing.assert_array_equal(s.input, load_image(real / "noisy" / s.name))  # no synthetic noise
+        np.testing.assert_array_equal(s.reference, load_image(real / "clean" / s.name))
+        assert s.sigma == pytest.approx(REAL_SIGMA, rel=0.15) and s.sigma == estimate_noise_sigma(s.input)
+    assert load_samples(Args(task="denoise", data=str(real), split="all"))[0].input.shape[2] == 1  # --gray
+
+    out = tiny["base"] / "real_out"
+    summary, _ = in_process("--task", "denoise", "--no-gray", "--data", str(real), "--split", "all", "--sigma", "5",
+                            "--methods", "input,gaussian,bilateral", "--out", str(out))
+    rows = {r["image"]: float(r["psnr"]) for r in read_rows(out) if r["method"] == "gaussian"}
+    for s in samples:  # the classical methods got the estimate, not --sigma 5
+        estimated = score(gaussian_denoise(s.input, sigma=estimate_noise_sigma(s.input)), s)["psnr"]
+        assert rows[s.name] == pytest.approx(estimated, abs=1e-9)
+        assert rows[s.name] != pytest.approx(score(gaussian_denoise(s.input, sigma=5.0), s)["psnr"], abs=1e-3)
+    report = (out / "report.md").read_text()
+    header = next(line for line in report.splitlines() if line.startswith("Data: "))
+    assert "RGB, real noise" in header and "Gaussian noise" not in header
+    mean = float(header.split("estimated sigma")[1].split("mean ")[1].split(",")[0])
+    assert mean == pytest.approx(np.mean([s.sigma for s in samples]), abs=0.01)
+    assert {e["method"]: e for e in summary}["gaussian"]["psnr"] > {e["method"]: e for e in summary}["input"]["psnr"]
+
+
+def test_sigma_estimate_on_synthetic_noise_and_the_colour_defaults(tiny):
+    args = Args(task="denoise", data=str(tiny["base"] / "clean_rgb"), split="all", gray=False, sigma=25.0)
+    assert all(s.sigma is None and not s.real_noise for s in load_samples(args))
+    estimated = load_samples(Args(**{**vars(args), "sigma_estimate": True}))
+    assert all(s.sigma == pytest.approx(25.0, rel=0.2) for s in estimated)
+    assert all(s.input.shape == (SIZE, SIZE, 3) for s in estimated)
+    # no --data: gray reads BSD68 as before, colour the embedded colour photos
+    assert resolved_data(Args(task="denoise")) == "../shared/data/bsd/BSD68"
+    assert resolved_data(Args(task="denoise", gray=False)) is None
+    (first,) = load_samples(Args(task="denoise", gray=False, limit=1))
+    assert first.name == "astronaut" and first.input.shape[2] == 3
+    assert ignored_flags(Args(task="lowlight", gray=False, sigma_estimate=True)) == [
+        "--no-gray is ignored: it is a --task denoise option", "--sigma-estimate is ignored: it is a --task denoise "
+        "option"]
+    assert "no held-out split" in ignored_flags(Args(task="denoise", gray=False, split="val"))[0]
+    assert EMBEDDED_COLOR_DATA.startswith("the embedded")
+
+
 # --- data ------------------------------------------------------------------------------------------------
 def test_denoise_noise_is_fixed_by_seed_and_name_as_in_denoise_train(tiny):
     args = Args(task="denoise", data=str(tiny["base"] / "clean"), split="all", sigma=25.0, seed=3)
@@ -234,8 +402,7 @@ def test_denoise_noise_is_fixed_by_seed_and_name_as_in_denoise_train(tiny):
     assert not np.array_equal(noise[0], noise[1])  # each image its own draw
     assert abs(float(np.concatenate([n.ravel() for n in noise]).std()) - 25 / 255) < 0.1 * 25 / 255
     assert min(float(s.input.min()) for s in first) < 0 or max(float(s.input.max()) for s in first) > 1  # unclipped
-    from envs.base import open_dataset
-    from rlenhance.data import noisy_test_set
+    from rlenhance.data import noisy_test_set, open_dataset
     trainer = noisy_test_set(open_dataset(args.data, kind="clean", split=None, gray=True, seed=0), 25.0, seed=3)
     assert [t.name for t in trainer] == [s.name for s in first]
     assert all(np.array_equal(t.noisy.permute(1, 2, 0).numpy(), s.input) for t, s in zip(trainer, first))

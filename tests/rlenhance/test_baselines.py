@@ -15,6 +15,7 @@ from rlenhance.baselines import (
     bilateral_denoise,
     bm3d_denoise,
     denoise_settings,
+    estimate_noise_sigma,
     gaussian_denoise,
     inpaint_navier_stokes,
     inpaint_telea,
@@ -142,12 +143,46 @@ def test_bm3d_without_the_package_says_how_to_install_it():
 
 
 @pytest.mark.skipif(baseline_missing("bm3d") is not None, reason="bm3d is not installed (optional)")
-def test_bm3d_beats_the_median_filter():
-    clean = smooth_image()
+@pytest.mark.parametrize("channels", [0, 3])
+def test_bm3d_beats_the_median_filter(channels):
+    clean = smooth_image(channels)
     noisy = add_noise(clean, 25)
     out = bm3d_denoise(noisy, sigma=25)
     assert out.shape == clean.shape and out.dtype == np.float32
     assert mse(out, clean) < mse(median_denoise(noisy, sigma=25), clean)
+    np.testing.assert_array_equal(bm3d_denoise(noisy, sigma=25), out)  # single-threaded: reproducible
+    with pytest.raises(ValueError, match="threads"):
+        bm3d_denoise(noisy, sigma=25, threads=-1)
+
+
+# --- noise level ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("sigma", [15, 25, 50])
+@pytest.mark.parametrize("photo", ["astronaut", "camera"])
+def test_noise_estimate_recovers_a_known_gaussian_sigma_on_a_photo(photo, sigma):
+    from rlenhance.data import BuiltinImages
+
+    clean = BuiltinImages(names=[photo])[0]["high"].permute(1, 2, 0).numpy()[128:384, 128:384]
+    if photo == "camera":
+        clean = clean[..., :1]  # a gray photo, one plane
+    estimate = estimate_noise_sigma(add_noise(clean, sigma))
+    assert abs(estimate - sigma) < 0.1 * sigma
+    assert estimate_noise_sigma(clean) < 0.2 * sigma  # the photo's own texture is not noise
+
+
+def test_noise_estimate_averages_the_channels():
+    clean = smooth_image(3)
+    noisy = np.stack([add_noise(clean[..., c], s, seed=c) for c, s in enumerate((10, 20, 60))], axis=-1)
+    each = [estimate_noise_sigma(noisy[..., c]) for c in range(3)]
+    assert estimate_noise_sigma(noisy) == pytest.approx(np.mean(each))
+    assert each[0] < each[1] < each[2]
+    assert estimate_noise_sigma(noisy[..., :1]) == pytest.approx(each[0])  # (H, W, 1) == (H, W)
+
+
+@pytest.mark.parametrize("image", [np.zeros((8, 8), np.uint8), np.zeros((8, 8, 4), np.float32),
+                                   np.zeros((1, 8), np.float32)])
+def test_noise_estimate_refuses_bad_images(image):
+    with pytest.raises(ImageError, match="estimate_noise_sigma: image"):
+        estimate_noise_sigma(image)
 
 
 # --- completion --------------------------------------------------------------------------------------------
