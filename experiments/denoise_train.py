@@ -15,12 +15,15 @@ each crop of an episode draws one of them (:mod:`experiments.sigmas`); ``--no-gr
 Evaluation is on WHOLE images: ``--test`` (e.g. BSD68, 321x481 and 481x321) or, without it, the
 held-out split of ``--data``. Each image's noise is drawn from a generator seeded by
 ``--noise-seed`` and the file name (:func:`rlenhance.data.noisy_test_set`), so every method and run sees the
-same noisy images. Outputs are clamped to [0, 1] before scoring; PSNR and SSIM are per image,
-then averaged; ``eval/input_psnr`` is the noisy input's PSNR for reference. With several
-``--sigma`` levels every image is scored at each (``eval/psnr_sigma15`` ...) and ``eval/psnr`` is
-the mean over the levels. best.pt is the checkpoint of the highest ``eval/psnr``. The loop, run
-folder and ``--resume`` are those of :func:`experiments.rl_common.train`; restore images with a
-checkpoint through :func:`agents.rollout.load_rollout_policy`.
+same noisy images. A folder of real noisy / clean pairs (``noisy/`` + ``clean/``, or SIDD's scene
+folders: :class:`rlenhance.data.NoisyPairs`) carries its own noise: its noisy images are trained on
+and scored as they are, and the summary's ``noise`` says "real noise". Outputs are clamped to
+[0, 1] before scoring; PSNR and SSIM are per image, then averaged; ``eval/input_psnr`` is the
+noisy input's PSNR for reference. With several ``--sigma`` levels every image is scored at each
+(``eval/psnr_sigma15`` ...) and ``eval/psnr`` is the mean over the levels. best.pt is the
+checkpoint of the highest ``eval/psnr``. The loop, run folder and ``--resume`` are those of
+:func:`experiments.rl_common.train`; restore images with a checkpoint through
+:func:`agents.rollout.load_rollout_policy`.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from experiments.rl_common import (
     uses_block_actions,
 )
 from experiments.runs import arg, parse_config
-from experiments.sigmas import SIGMA_HELP, level_scores, levels_text, noisy_test_sets, resolve_sigma
+from experiments.sigmas import SIGMA_HELP, level_scores, noise_text, noisy_test_sets, resolve_sigma
 from rlenhance import metrics
 from rlenhance.checkpoint import RolloutPolicySpec
 from rlenhance.data import (
@@ -73,10 +76,13 @@ _MS_PER_S = 1000.0
 class Args(RLArgs):
     """Train a pixel-wise denoiser (PixelRL: per-pixel choice among nine filters) with A3C or SAC."""
 
-    data: str | None = arg(None, "folder of clean training images, read as gray (e.g. ../shared/data/bsd/train432); "
+    data: str | None = arg(None, "folder of clean training images, read as gray (--no-gray: RGB; e.g. "
+                                 "../shared/data/bsd/train432), or of real noisy / clean pairs (noisy/ + clean/, or "
+                                 "SIDD's scene folders), whose noisy images are used as they are (real noise); "
                                  "default: the embedded scikit-image photos")
-    test: str | None = arg(None, "folder of clean test images evaluated whole (e.g. ../shared/data/bsd/BSD68); "
-                                 "default: the held-out split of --data")
+    test: str | None = arg(None, "folder of clean test images evaluated whole (e.g. ../shared/data/bsd/BSD68), or "
+                                 "of real noisy / clean pairs (as --data: real noise); default: the held-out split "
+                                 "of --data")
     sigma: tuple[float, ...] = arg((25.0,), "Gaussian noise standard deviation (PixelRL / DnCNN: 15, 25, 50) "
                                              + SIGMA_HELP)
     gray: bool = arg(True, "gray images (the PixelRL protocol); --no-gray denoises RGB")
@@ -189,7 +195,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
     return train(args, run, agent, venv, make_venv=make_venv,
                  evaluate=lambda policy: evaluate(policy, venv.task, images, args),
                  metric="eval/psnr", spec=inference_spec(args),
-                 summary={"sigma": levels_text(args.sigma), "test_images": len(next(iter(images.values())))},
+                 summary={"noise": noise_text(args.sigma, train_set, test_set),
+                          "test_images": len(next(iter(images.values())))},
                  title=f"denoise_train: {run.dir}")
 
 

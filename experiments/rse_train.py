@@ -12,8 +12,9 @@ Each round ``k`` (1 .. ``--rounds``) runs four phases, then evaluates:
 1. **vae**: the round's :class:`rlenhance.models.vae.PatchVAE` learns to map degraded 16 x 16
    patches onto their clean versions (and clean patches onto themselves): round 1 on clean
    training crops with fresh Gaussian noise of ``--sigma`` at every step (several levels: each
-   patch draws one, as each pool crop and each SAC crop does; :mod:`experiments.sigmas`), round k > 1 fine-tunes
-   round k-1's VAE on the pool of round k-1's outputs;
+   patch draws one, as each pool crop and each SAC crop does; :mod:`experiments.sigmas`), or, with
+   real noisy / clean pairs (``--data`` read as ``NoisyPairs``), on the pool's real noisy crops;
+   round k > 1 fine-tunes round k-1's VAE on the pool of round k-1's outputs;
 2. **bank**: ``--bank-size`` clean training patches are encoded and clustered by k-means
    (``--clusters``); ``samples/roundK_clusters.png`` shows member patches of the largest clusters,
    ``samples/roundK_neighbours.png`` degraded patches with their candidates and nearest clean patches;
@@ -25,7 +26,8 @@ Each round ``k`` (1 .. ``--rounds``) runs four phases, then evaluates:
    ``--seed``), whose outputs are the next round's inputs (self-enhancement).
 
 Held-out images (``--test``, else the held-out split of ``--data``, else the embedded photo
-``chelsea``) get fixed noise (``--noise-seed``, :func:`rlenhance.data.noisy_test_set`); round k is
+``chelsea``) get fixed noise (``--noise-seed``, :func:`rlenhance.data.noisy_test_set`; real pairs
+keep their own noisy images); round k is
 applied to round k-1's outputs on them and scored (PSNR / SSIM / UQI of the clamped output, per
 image, averaged). With several ``--sigma`` levels the held-out images are noised at each and
 scored per level (``psnr_sigma15`` ...), the plain scores being the mean over the levels; the
@@ -67,10 +69,11 @@ from experiments.runs import Run, StopSignals, arg, parse_config, run_cli
 from experiments.sigmas import (
     SIGMA_HELP,
     draw_levels,
+    has_real_noise,
     level_key,
     level_scores,
-    levels_text,
     noise_levels,
+    noise_text,
     noisy_test_sets,
     resolve_sigma,
 )
@@ -110,10 +113,13 @@ _MS_PER_S = 1000.0
 class Args:
     """Train an RSE-RL denoiser (patch VAE + latent clustering + trust-region SAC, recursive rounds)."""
 
-    data: str | None = arg(None, "folder of clean training images (e.g. ../shared/data/sice_pairs/train/high); "
-                                 "default: the embedded scikit-image colour photos")
-    test: str | None = arg(None, "folder of clean held-out images, evaluated whole; default: the held-out split "
-                                 "of --data (or the embedded photo chelsea)")
+    data: str | None = arg(None, "folder of clean training images (e.g. ../shared/data/sice_pairs/train/high), or "
+                                 "of real noisy / clean pairs (noisy/ + clean/, or SIDD's scene folders), whose "
+                                 "noisy images are used as they are (real noise); default: the embedded "
+                                 "scikit-image colour photos")
+    test: str | None = arg(None, "folder of clean held-out images, evaluated whole, or of real noisy / clean pairs "
+                                 "(as --data: real noise); default: the held-out split of --data (or the embedded "
+                                 "photo chelsea)")
     sigma: tuple[float, ...] = arg((25.0,), "Gaussian noise standard deviation " + SIGMA_HELP + " (the held-out PSNR)")
     gray: bool = arg(False, "gray images (default: RGB)")
     noise_seed: int = arg(0, "seed of the held-out noise (each image's noise is seeded by it and the file name)")
@@ -404,6 +410,8 @@ class RSETrainer:
                                  steps=args.steps).to(device)
         self.pool_clean, pool_noisy = make_pool(train_set, args, device)
         self.pool_inputs = [pool_noisy]              # pool_inputs[k]: round k's inputs
+        self.real_noise = has_real_noise(train_set)  # real pairs: round 1's VAE learns their noisy crops
+        self.noise = noise_text(args.sigma, train_set, test_set)  # as the summary says it
         self.test_inputs = [[im.noisy for im in self.images]]
         self.progress = {"round": 0, "phase": PHASES[0], "step": 0, "tick": 0}
         self.rows: list[dict[str, Any]] = []        # one per finished round
@@ -497,7 +505,7 @@ class RSETrainer:
         optimizer = torch.optim.Adam(stage.vae.parameters(), lr=lr)
         if "vae_optimizer" in self.phase_state:
             optimizer.load_state_dict(self.phase_state["vae_optimizer"])
-        inputs = None if r == 0 else self.pool_inputs[r]
+        inputs = self.vae_inputs(r)
         local = self.ranks.split(args.vae_batch, "--vae-batch")
         stage.vae.train()
         bar = self.run.progress(total, initial=self.progress["step"], desc=f"round {r + 1} vae")
@@ -528,6 +536,12 @@ class RSETrainer:
         bar.close()
         stage.vae.eval()
 
+    def vae_inputs(self, r: int) -> Tensor | None:
+        """The degraded pool crops whose patches round r's VAE learns: the pool's inputs of round r,
+        or None (round 1 on clean images: fresh Gaussian noise of ``--sigma`` at each step; with real
+        pairs round 1 takes their noisy crops, as the SAC phase does)."""
+        return None if r == 0 and not self.real_noise else self.pool_inputs[r]
+
     def vae_batch(self, r: int, step: int, inputs: Tensor | None,
                   rows: slice) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
         """Round r's VAE step ``step``: the rows ``rows`` of its ``--vae-batch`` (input, clean) patch
@@ -554,9 +568,8 @@ class RSETrainer:
         sizes = stage.bank.cluster_sizes()
         self.run.log(self.progress["tick"], {"charts/bank_clusters_used": float((sizes > 0).sum()),
                                              "charts/bank_largest_cluster": float(sizes.max())})
-        inputs = None if r == 0 else self.pool_inputs[r]
-        source, target = sample_patch_pairs(self.pool_clean, inputs, PICTURE_ROWS, args.patch, rng, args.sigma,
-                                            generator)
+        source, target = sample_patch_pairs(self.pool_clean, self.vae_inputs(r), PICTURE_ROWS, args.patch, rng,
+                                            args.sigma, generator)
         if self.run.writes:
             save_pictures(self.run, stage, canonical, source, target, r)
 
@@ -671,7 +684,7 @@ class RSETrainer:
                           "ms_per_image": row["ms_per_image"], "vae_only_psnr": "", **{k: row[k] for k in levels}})
         first = self.rows[0]["psnr"] if self.rows else float("nan")
         best = self.best
-        title = (f"rse_train: {self.run.dir} (sigma {levels_text(args.sigma)}, "
+        title = (f"rse_train: {self.run.dir} ({self.noise}, "
                  f"{len(next(iter(self.test_sets.values())))} held-out image(s); "
                  f"checkpoints/best.pt applies {self.kept} round(s))")
         text = self.run.summary(table, title=title)
@@ -687,7 +700,8 @@ class RSETrainer:
                          f"({self.rows[-1]['gain_db']:+.3f} dB)." if len(self.rows) > 1 else
                          "K = 1: only one round was asked for.")
         notes.append("vae_only_psnr: the same round with every pixel taking its VAE candidate (no SAC policy); "
-                     "ms_per_image: all kept rounds up to that one, on this run's device and threads.")
+                     "ms_per_image: all kept rounds up to that one (a baseline: its own time), on this run's "
+                     "device and threads.")
         write_text_atomic(self.run.summary_path, text + "\n" + "\n\n".join(notes) + "\n")
         self._write_rounds_csv()
         return self.run.dir

@@ -22,8 +22,8 @@ import torch
 from rlenhance.checkpoint.specs import noise_levels
 from rlenhance.data import NoisyImage, noisy_test_set
 
-__all__ = ["SIGMA_HELP", "draw_levels", "level_key", "level_scores", "levels_text", "noise_levels",
-           "noisy_test_sets", "resolve_sigma"]
+__all__ = ["SIGMA_HELP", "draw_levels", "has_real_noise", "level_key", "level_scores", "levels_text", "noise_levels",
+           "noise_text", "noisy_test_sets", "resolve_sigma"]
 
 #: The ``--help`` of ``--sigma`` after each trainer's first words (what the level is).
 SIGMA_HELP = ("on the 0-255 scale; several (e.g. --sigma 5 15 25 35 50) train a blind denoiser: each training crop "
@@ -60,6 +60,21 @@ def levels_text(sigma: Any) -> str:
     return " ".join(f"{level:g}" for level in noise_levels(sigma))
 
 
+def has_real_noise(dataset: Any) -> bool:
+    """Whether ``dataset`` holds real noisy / clean pairs (items with their own ``"noisy"`` image:
+    :class:`rlenhance.data.NoisyPairs`) rather than clean images that get Gaussian noise."""
+    return dataset is not None and len(dataset) > 0 and "noisy" in dataset[0]
+
+
+def noise_text(sigma: Any, train_set: Any, test_set: Any) -> str:
+    """The noise of a run as its reports say it: ``"sigma 25"`` or ``"sigma 5 15 25"`` (Gaussian
+    noise of ``--sigma``), ``"real noise"`` (real pairs, :func:`has_real_noise`), or both when the
+    training and the held-out data differ: ``"real noise (training), sigma 25 (held-out)"``."""
+    train, test = (("real noise" if has_real_noise(data) else f"sigma {levels_text(sigma)}")
+                   for data in (train_set, test_set))
+    return train if train == test else f"{train} (training), {test} (held-out)"
+
+
 def level_key(name: str, sigma: float) -> str:
     """The column of score ``name`` at noise level ``sigma``: ``eval/psnr`` -> ``eval/psnr_sigma25``."""
     return f"{name}_sigma{sigma:g}"
@@ -89,7 +104,7 @@ def noisy_test_sets(dataset: Any, sigma: Any, *, seed: int, device: Any = "cpu",
     they are scored once, under the first level."""
     levels = noise_levels(sigma)
     first = noisy_test_set(dataset, levels[0], seed=seed, device=device, limit=limit)
-    if len(levels) == 1 or not first or "noisy" in dataset[0]:
+    if len(levels) == 1 or not first or has_real_noise(dataset):
         return {levels[0]: first}
     return {levels[0]: first, **{level: noisy_test_set(dataset, level, seed=seed, device=device, limit=limit)
                                  for level in levels[1:]}}

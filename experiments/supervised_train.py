@@ -210,7 +210,9 @@ class Args:
     task: str = arg("lowlight", "what to restore (gated-pixelrnn: completion only)", choices=TASKS)
     data: str | None = arg(None, "lowlight: a low/+high/ pair folder, a LOL parent (split by scene) or the MRPNet "
                                  "seed's train/+gt/ folder or its parent (PairedImages); denoise: a "
-                                 "folder of clean images (read as gray; --no-gray: RGB); completion: occluded_images/+"
+                                 "folder of clean images (read as gray; --no-gray: RGB), or of real noisy / clean "
+                                 "pairs (noisy/ + clean/, or SIDD's scene folders), whose noisy images are used as "
+                                 "they are (real noise; --noise gaussian); completion: occluded_images/+"
                                  "original_images/. Default: scikit-image photos degraded synthetically")
     sigma: tuple[float, ...] = arg((), "denoise: noise level: the Gaussian's standard deviation, or (--noise "
                                        "amplified: one level) the largest dark-level one; unset: 25 (amplified: 10); "

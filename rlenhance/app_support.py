@@ -58,7 +58,7 @@ from rlenhance.data.degrade import add_gaussian_noise, synthetic_low_light
 from rlenhance.data.transforms import fit_longer_side
 from rlenhance.enhance import DEFAULT_CHECKPOINT, Enhancer
 from rlenhance.errors import ImageError
-from rlenhance.io import IMAGE_EXTENSIONS, load_image
+from rlenhance.io import IMAGE_EXTENSIONS, is_gray, load_image
 from rlenhance.ops import le_curve
 from rlenhance.restore import (
     DEFAULT_COMPLETION_CHECKPOINT,
@@ -614,7 +614,7 @@ def restore(method: Method, model: Any, image: np.ndarray, *, mask: np.ndarray |
         if method.family == "Classical":
             out = baselines.DENOISE_BASELINES[method.key](image, sigma=sigma)
         else:
-            planes = [image[..., :1]] if _is_gray(image) else [image[..., c:c + 1] for c in range(image.shape[2])]
+            planes = [image[..., :1]] if is_gray(image) else [image[..., c:c + 1] for c in range(image.shape[2])]
             if method.family == "Supervised" and model.channels == 3:
                 done = [model.restore(image)]
             elif method.family == "Supervised":
@@ -633,11 +633,6 @@ def restore(method: Method, model: Any, image: np.ndarray, *, mask: np.ndarray |
             out = _rollout(model, [{"occluded": occluded, "original": occluded, "mask": hole}])[0]
     out = np.clip(np.asarray(out, dtype=np.float32), 0.0, 1.0)
     return np.repeat(out, 3, axis=2) if out.shape[2] == 1 else out
-
-
-def _is_gray(image: np.ndarray) -> bool:
-    return image.shape[2] == 3 and bool(np.array_equal(image[..., 0], image[..., 1])
-                                        and np.array_equal(image[..., 1], image[..., 2]))
 
 
 def _rollout(policy: Any, items: Sequence[Mapping[str, np.ndarray]]) -> list[np.ndarray]:

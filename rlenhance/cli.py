@@ -60,10 +60,18 @@ import numpy as np
 from rlenhance import __version__
 from rlenhance.app_support import APP_MAX_PIXELS, DEFAULT_PORT
 from rlenhance.data.occluded import OCCLUDED_PREFIX
-from rlenhance.denoisers import DENOISER_MODELS, default_denoiser, is_gray, load_denoiser
+from rlenhance.denoisers import DENOISER_MODELS, default_denoiser, load_denoiser
 from rlenhance.enhance import Enhancer, checkpoint_setting_ranges
 from rlenhance.errors import CheckpointError, ImageError
-from rlenhance.io import BT601_LUMA_WEIGHTS, DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, list_images, load_image, save_image
+from rlenhance.io import (
+    BT601_LUMA_WEIGHTS,
+    DEFAULT_MAX_PIXELS,
+    IMAGE_EXTENSIONS,
+    is_gray,
+    list_images,
+    load_image,
+    save_image,
+)
 from rlenhance.restore import HOLE_THRESHOLD, MASK_THRESHOLD, Restorer, SupervisedRestorer, hole_mask
 from rlenhance.runtime import configure_threads
 from rlenhance.submission import DEFAULT_STRIDE, write_submission

@@ -70,7 +70,6 @@ __all__ = [
     "PolicyDenoiser",
     "RSERestorer",
     "default_denoiser",
-    "is_gray",
     "load_denoiser",
     "rollout_radius",
 ]
@@ -100,14 +99,6 @@ _DENOISE_ENV_ID = "rlenhance/Denoise-v0"
 _FILTER_RADIUS = max(int(dict(action.params).get("ksize", dict(action.params).get("d", 1)))
                      for action in PIXELRL_ACTION_TABLE) // 2
 _GRAY, _RGB = 1, 3
-
-
-def is_gray(image: np.ndarray) -> bool:
-    """Whether an (H, W, C) image is gray: one plane, or three equal ones (how
-    :func:`rlenhance.io.load_image` returns a grayscale file)."""
-    if image.ndim == 2 or image.shape[2] == 1:
-        return True
-    return bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]))
 
 
 def default_denoiser(model: str, channels: int) -> Path:
@@ -242,8 +233,9 @@ class PolicyDenoiser(_PlanesDenoiser):
 
     Attributes:
         policy: the actor, in eval mode, on ``device``.
-        spec: the checkpoint's spec; ``steps``, ``block_actions`` and ``clip`` repeat it.
-        channels: planes the policy denoises (1 gray, 3 RGB).
+        spec: the checkpoint's spec; ``channels``, ``steps``, ``block_actions`` and ``clip`` repeat it.
+        channels: planes the policy denoises (1 gray, 3 RGB): the spec's
+            (:attr:`~rlenhance.checkpoint.RolloutPolicySpec.channels`), which the network's input must match.
         agent: the trainer the checkpoint records (``"a3c"``, ``"sac"``), or None.
         overlap: the tiles' margin (None: whole images), tile: the tiles' core.
 
@@ -275,13 +267,13 @@ class PolicyDenoiser(_PlanesDenoiser):
                                   f"(denoise_train --agent {self.agent}); an {agent.upper()} one was asked for")
         self.policy = build_model(ckpt, {"PixelActorCritic": PixelActorCritic}).to(self.device).eval()
         self.spec = spec
-        self.channels: int = self.policy.in_channels
-        gray = spec.env_kwargs.get("gray")
+        self.channels: int = spec.channels
         if self.policy.n_actions != len(PIXELRL_ACTION_TABLE) or self.policy.cond_dim \
-                or self.channels not in (_GRAY, _RGB) or (gray is not None and gray != (self.channels == _GRAY)):
+                or self.policy.in_channels != self.channels:
             raise CheckpointError(f"checkpoint {self.path}: a PixelActorCritic({ckpt['arch']['kwargs']}) with env "
                                   f"{dict(spec.env_kwargs)} is not a policy over PixelRL's {len(PIXELRL_ACTION_TABLE)} "
-                                  "filters on the gray or RGB image alone")
+                                  f"filters on the {'gray' if self.channels == _GRAY else 'RGB'} image alone (the "
+                                  f"spec's {self.channels} plane(s))")
         self.steps: int = spec.steps
         self.block_actions: bool = spec.block_actions and self.policy.downscale > 1
         self.clip: bool = bool(spec.env_kwargs.get("clip", False))

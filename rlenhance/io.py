@@ -53,6 +53,7 @@ __all__ = [
     "UNIT_RANGE_TOLERANCE",
     "as_unit_float",
     "image_to_tensor",
+    "is_gray",
     "list_images",
     "load_image",
     "save_image",
@@ -765,6 +766,14 @@ def as_unit_float(image: np.ndarray | torch.Tensor, *, name: str = "image", allo
     if not noisy and (low < 0.0 or high > 1.0):
         return values.clamp(0.0, 1.0) if isinstance(values, torch.Tensor) else np.clip(values, 0.0, 1.0)
     return values
+
+
+def is_gray(image: np.ndarray) -> bool:
+    """Whether an ``(H, W, C)`` (or ``(H, W)``) image is gray: one plane, or three equal ones (how
+    :func:`load_image` returns a grayscale file)."""
+    if image.ndim == 2 or image.shape[2] == 1:
+        return True
+    return bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]))
 
 
 # --------------------------------------------------------------------------- tensors

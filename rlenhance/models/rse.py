@@ -332,7 +332,8 @@ def load_rse(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> 
     """The trained denoiser of an ``experiments.rse_train`` checkpoint, in eval mode, and its spec.
 
     Denoise with ``model(noisy, rounds=spec.rounds).clamp(0, 1)`` on float (B, C, H, W) images
-    (C = ``spec.channels``, noise of ``spec.sigma`` on the 0-255 scale).
+    (C = ``spec.channels``) with noise of a level in ``spec.sigmas`` (0-255 scale; several:
+    a blind denoiser, trained on each and told none; ``spec.sigma`` is the largest).
 
     Raises:
         CheckpointError: the file is not a valid RSE-RL checkpoint (wrong kind, broken or

@@ -20,6 +20,7 @@ from agents.rollout import load_rollout_policy
 from experiments import denoise_train
 from experiments.rl_common import make_agent, resolve_args
 from experiments.runs import parse_config
+from experiments.sigmas import noise_text
 from rlenhance.checkpoint import load_checkpoint
 from rlenhance.data import UnpairedImages, noisy_test_set
 from rlenhance.errors import DatasetError
@@ -249,7 +250,7 @@ def test_a_blind_colour_policy_is_scored_at_every_level(folders, tmp_path):
                         for im, o in zip(images, outputs)])
         assert psnr == pytest.approx(best["extra"]["scores"][f"eval/psnr_sigma{sigma:g}"], abs=1e-3)
     summary = (out / "summary.md").read_text()
-    assert "| 10 40 |" in summary and "psnr_sigma10" in summary and "input_psnr_sigma40" in summary
+    assert "| sigma 10 40 |" in summary and "psnr_sigma10" in summary and "input_psnr_sigma40" in summary
     denoise_train.main(tiny_args(folders, out, "--no-gray", "--sigma", "10", "40", "--resume"))  # the same levels
     with pytest.raises(ValueError, match=r"--sigma 25.0 \(the run has \(10.0, 40.0\)\)"):
         denoise_train.main(tiny_args(folders, out, "--no-gray", "--resume"))
@@ -385,3 +386,25 @@ def test_a_kill_before_the_summary_is_recoverable(folders, tmp_path, capsys):
     assert (out / "summary.md").read_bytes() == summary
     assert {path: path.read_bytes() for path in others} == others
     assert json.loads((out / "config.json").read_text()) == {**config, "resume": True}
+
+
+def test_real_pairs_are_reported_as_real_noise(tmp_path):
+    """--data / --test folders of real noisy / clean pairs: the summary's noise says "real noise",
+    not --sigma; a run whose training and held-out noise differ says both."""
+    rng = np.random.default_rng(1)
+    for split, count in (("train", 3), ("test", 1)):
+        for k in range(count):
+            clean = smooth_image(rng, 24, 24)
+            save_image(tmp_path / split / "clean" / f"{split}{k}.png", clean)
+            save_image(tmp_path / split / "noisy" / f"{split}{k}.png", np.clip(clean + rng.normal(0, 0.05, clean.shape),
+                                                                               0, 1).astype(np.float32))
+    out = Path(denoise_train.main([*TINY, "--data", str(tmp_path / "train"), "--test", str(tmp_path / "test"),
+                                   "--out", str(tmp_path / "run")]))
+    summary = (out / "summary.md").read_text()
+    assert "| noise |" in summary and "| real noise |" in summary and "sigma 25" not in summary
+    clean, real = [{"high": torch.zeros(1, 4, 4), "name": "a"}], [{"clean": torch.zeros(1, 4, 4),
+                                                                    "noisy": torch.zeros(1, 4, 4), "name": "a"}]
+    assert noise_text((5.0, 25.0), clean, clean) == "sigma 5 25"
+    assert noise_text(25.0, real, real) == "real noise"
+    assert noise_text(25.0, clean, real) == "sigma 25 (training), real noise (held-out)"
+    assert noise_text(25.0, real, clean) == "real noise (training), sigma 25 (held-out)"

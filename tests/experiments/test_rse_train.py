@@ -174,3 +174,61 @@ def test_a_checkpoint_of_one_level_written_before_sigmas_still_loads(folders, tm
     torch.save(raw, old)
     _, spec = load_rse(old)
     assert (spec.sigma, spec.sigmas) == (20.0, (20.0,))
+
+
+@pytest.fixture(scope="module")
+def real_pairs(tmp_path_factory):
+    """noisy/ + clean/ folders (real pairs) whose degradation is a constant +0.1: no Gaussian draw gives it."""
+    root = tmp_path_factory.mktemp("rse_real")
+    y, x = np.mgrid[0:32, 0:32] / 32.0
+    for split, count in (("train", 3), ("test", 1)):
+        for k in range(count):
+            clean = np.stack([0.2 + 0.4 * x, 0.3 + 0.3 * y, 0.4 + 0.1 * np.sin(6 * x + k)], -1).astype(np.float32)
+            save_image(root / split / "clean" / f"{split}{k}.png", clean)
+            save_image(root / split / "noisy" / f"{split}{k}.png", clean + np.float32(0.1))
+    return root
+
+
+def table_rows(summary: str) -> dict[str, dict[str, str]]:
+    """The summary's markdown table as {method: {column: cell}}; every row has a cell per column."""
+    lines = [line for line in summary.splitlines() if line.startswith("| ")]
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    rows = {}
+    for line in lines[1:]:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        assert len(cells) == len(header), line
+        rows[cells[0]] = dict(zip(header, cells))
+    return rows
+
+
+def test_real_pairs_train_the_first_vae_on_their_noisy_crops_and_the_summary_says_real_noise(real_pairs, tmp_path,
+                                                                                             monkeypatch):
+    """--data / --test real pairs: round 1's VAE learns the pairs' own degradation (not fresh
+    Gaussian noise), the summary says "real noise" and each value sits under its header (the
+    bilateral row: its scores, then its own time per image under ms_per_image)."""
+    residuals = []
+
+    def spy(vae, source, target, **kwargs):
+        residuals.append((source - target).detach())
+        return vae_loss(vae, source, target, **kwargs)
+
+    vae_loss = rse_train.vae_loss
+    monkeypatch.setattr(rse_train, "vae_loss", spy)
+    argv = [*TINY, "--data", str(real_pairs / "train"), "--test", str(real_pairs / "test"), "--rounds", "1",
+            "--baselines", "bilateral", "--out", str(tmp_path / "real")]
+    with contextlib.redirect_stdout(io.StringIO()):
+        out = Path(rse_train.main(argv))
+    assert len(residuals) == 6  # --vae-steps 6
+    assert float((torch.cat(residuals) - 0.1).abs().max()) < 2 / 255  # the pairs' +0.1 (8-bit files)
+    summary = (out / "summary.md").read_text()
+    assert "(real noise, 1 held-out image(s);" in summary and "sigma 25" not in summary
+    rows = table_rows(summary)
+    (baseline,) = load_checkpoint(out / "checkpoints" / "last.pt")["extra"]["baselines"]
+    assert rows["bilateral"] == {"method": "bilateral", **{k: f"{baseline[k]:.4g}" for k in ("psnr", "ssim", "uqi")},
+                                 "gain_db": "", "ms_per_image": f"{baseline['ms_per_image']:.4g}",
+                                 "vae_only_psnr": ""}
+    with open(out / "rounds.csv") as handle:
+        (row,) = list(csv.DictReader(handle))
+    kept = rows["RSE-RL round 1 (kept: yes)"]
+    for name in ("psnr", "gain_db", "ms_per_image", "vae_only_psnr"):
+        assert kept[name] == f"{float(row[name]):.4g}", name

@@ -19,9 +19,9 @@ from rlenhance.checkpoint import (
     save_checkpoint,
 )
 from rlenhance.cli import main
-from rlenhance.denoisers import PolicyDenoiser, RSERestorer, default_denoiser, is_gray, load_denoiser
+from rlenhance.denoisers import PolicyDenoiser, RSERestorer, default_denoiser, load_denoiser
 from rlenhance.errors import CheckpointError, ImageError
-from rlenhance.io import load_image, save_image
+from rlenhance.io import is_gray, load_image, save_image
 from rlenhance.models.mrpnet import MRPNet
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.models.rse import RSEDenoiser
@@ -171,6 +171,18 @@ def test_policy_channel_rules_and_bad_inputs(ckpts):
         PolicyDenoiser(ckpts["a3c_gray"], tile=0)
 
 
+def test_policy_channels_are_the_specs_and_the_network_must_match(tmp_path):
+    colour = PolicyDenoiser(policy_checkpoint(tmp_path / "colour.pt", 3), device="cpu")
+    assert colour.channels == colour.spec.channels == 3 and colour.spec.sigmas == (25.0,)
+    for channels in (1, 3):  # a spec without "gray" (an older file) means Denoise-v0's default: gray
+        raw = torch.load(policy_checkpoint(tmp_path / f"p{channels}.pt", channels), weights_only=True)
+        del raw["extra"]["spec"]["env_kwargs"]["gray"]
+        torch.save(raw, tmp_path / f"old{channels}.pt")
+    assert PolicyDenoiser(tmp_path / "old1.pt", device="cpu").channels == 1
+    with pytest.raises(CheckpointError, match=r"old3\.pt.*not a policy .* on the gray image alone .*1 plane"):
+        PolicyDenoiser(tmp_path / "old3.pt", device="cpu")  # an RGB network whose spec says gray
+
+
 # --- RSE-RL -------------------------------------------------------------------------------------------
 def test_rse_restorer_is_the_model_clamped_with_the_channel_rules(ckpts):
     from rlenhance.models.rse import load_rse
@@ -231,6 +243,31 @@ def test_defaults_follow_the_channels_and_missing_ones_say_how_to_train(ckpts, t
     assert load_denoiser("a3c", channels=3, device="cpu").channels == 3
     with pytest.raises(ValueError, match="channels"):
         default_denoiser("a3c", 2)
+
+
+def test_the_train_command_of_each_missing_default_parses_to_its_model(tmp_path, monkeypatch):
+    """Each message's command runs as written: its trainer takes every flag, and the run is of the
+    model and planes asked for."""
+    import importlib
+    import shlex
+
+    from experiments.runs import parse_config
+
+    table = {key: tmp_path / path.name for key, path in denoisers.DENOISER_CHECKPOINTS.items()}
+    monkeypatch.setattr(denoisers, "DENOISER_CHECKPOINTS", table)
+    trainers = {"mrpnet": "experiments.supervised_train", "a3c": "experiments.denoise_train",
+                "sac": "experiments.denoise_train", "rse": "experiments.rse_train"}
+    for model, channels in table:
+        with pytest.raises(CheckpointError, match=r"a checkpoint of python -m ") as info:
+            default_denoiser(model, channels)
+        argv = shlex.split(str(info.value).split("a checkpoint of ", 1)[1].split(")", 1)[0])
+        assert argv[:3] == ["python", "-m", trainers[model]], argv
+        args = parse_config(importlib.import_module(argv[2]).Args, argv[3:])  # an unknown flag: SystemExit
+        assert args.gray == (channels == 1), argv
+        if model in ("a3c", "sac"):
+            assert args.agent == model
+        if model == "mrpnet":
+            assert (args.model, args.task) == ("mrpnet", "denoise")
 
 
 def test_the_table_names_the_documented_files():
