@@ -17,14 +17,16 @@ one-image env never ends an episode by itself and leaves the length to gymnasium
 as CartPole does (``gym.make(id)`` applies the registered length, ``gym.make(id,
 max_episode_steps=N)`` N steps).
 All randomness (which images, crops, flips, noise, masks, sampled reward weights) comes from the
-env's ``np_random`` and a ``torch.Generator`` seeded from it at every reset, so the same seed gives
-the same rollout.
+env's ``np_random``, so the same seed gives the same rollout: every reset draws one episode seed
+from it, and the start of the batch's row ``i`` is drawn from generators of its own seeded from
+(episode seed, ``i``) (:func:`episode_rows`), so it does not depend on the batch size, and a
+sharded task (one rank of a data-parallel job) draws its own rows only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -88,6 +90,39 @@ def render_frames(image: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(frames.permute(0, 2, 3, 1).cpu().numpy())
 
 
+class EpisodeRow(NamedTuple):
+    """The random source of one row of a reset's global batch (:func:`episode_rows`).
+
+    Attributes:
+        index: the row of the global batch (``rank * num_envs + k`` for a shard's ``k``-th env).
+        rng: numpy generator of the row's draws (item, crop, flips, noise level, settings).
+        generator: torch generator on the task's device, of the row's tensor draws (noise values,
+            masks, synthetic darkening), seeded from ``rng``.
+    """
+
+    index: int
+    rng: np.random.Generator
+    generator: torch.Generator
+
+
+def episode_rows(seed: int, indices: Iterable[int], device: str | torch.device) -> list[EpisodeRow]:
+    """The random sources of the rows ``indices`` of an episode batch started with episode ``seed``.
+
+    Row ``i``'s numpy generator is ``np.random.default_rng([seed, i])`` and its torch generator is
+    seeded with that generator's first draw. A row's start is thus a function of (seed, ``i``) alone:
+    it is the same in a batch of any size and whichever process draws it, so the ranks of a
+    data-parallel job each draw only their own rows, and the rows of all ranks together are those of
+    one process drawing the global batch.
+    """
+    rows = []
+    for index in indices:
+        rng = np.random.default_rng([int(seed), int(index)])
+        generator = torch.Generator(device=device)
+        generator.manual_seed(int(rng.integers(_SEED_BOUND)))
+        rows.append(EpisodeRow(int(index), rng, generator))
+    return rows
+
+
 def _layout_hint(shape: tuple[int, ...], channels: int) -> str:
     """How to fix an image entry of the wrong layout (channels last, no channel axis), or ""."""
     if len(shape) == 3 and shape[-1] == channels and shape[0] != channels:
@@ -120,11 +155,12 @@ class PixelTask:
         split_seed: seed of the deterministic train/validation split.
         crop: random crop per episode, int or (h, w); None uses whole images (all of one size).
         validate_actions: check the range and shape of every action batch (one device sync).
-        shard: ``(rank, world_size)`` of a data-parallel job (:mod:`agents.distributed`): episodes
-            drawn at reset are those of a task of ``num_envs * world_size`` envs reset with the same
-            seed (images, crops, noise, masks, settings), of which this task keeps rows
-            ``rank * num_envs`` to ``(rank + 1) * num_envs - 1``. None: a task of its own. Starts
-            given through ``reset(options=...)`` are taken as given.
+        shard: ``(rank, world_size)`` of a data-parallel job (:mod:`agents.distributed`): the
+            episodes drawn at reset are rows ``rank * num_envs`` to ``(rank + 1) * num_envs - 1`` of
+            a task of ``num_envs * world_size`` envs reset with the same seed (images, crops, noise,
+            masks, settings), and only those rows are drawn (:meth:`draw_start`). None: a task of
+            its own (rows 0 to ``num_envs - 1``). Starts given through ``reset(options=...)`` are
+            taken as given.
     """
 
     #: dtype of discrete actions; continuous actions are float32.
@@ -146,7 +182,11 @@ class PixelTask:
         self.device = torch.device(device)
         self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
         self.validate_actions = validate_actions
+        #: torch generator of the draws for starts given through ``reset(options=...)`` (noise
+        #: of a clean image given without its noisy one); seeded with the episode seed.
         self.generator = torch.Generator(device=self.device)
+        #: the seed of the current episodes' rows (:func:`episode_rows`), drawn at every reset.
+        self.episode_seed: int | None = None
         self.t = 0
         self.done = True
         #: number of discrete actions per pixel; None for continuous actions (set by the task).
@@ -169,9 +209,12 @@ class PixelTask:
         and set the state."""
         raise NotImplementedError
 
-    def _draw(self, rng: np.random.Generator, n: int) -> dict[str, Any]:
-        """The random start of ``n`` episodes (images, noise, masks, settings: every draw from
-        ``rng`` and ``self.generator``), as tensors with ``n`` rows on the device."""
+    def _draw(self, rows: list[EpisodeRow]) -> dict[str, Any]:
+        """The random start of the episodes of ``rows``, as tensors with ``len(rows)`` rows on the
+        device: row ``k``'s images, noise, masks and settings drawn from ``rows[k]``'s generators
+        only (:meth:`draw_batch`; the :mod:`rlenhance.data.degrade` functions take one torch
+        generator per image), never from the env's or ``self.generator``, so that a row is the same
+        whichever batch or rank draws it."""
         raise NotImplementedError
 
     def observe(self) -> dict[str, torch.Tensor]:
@@ -184,7 +227,9 @@ class PixelTask:
 
     # --- shared machinery ------------------------------------------------------------------
     def reset(self, rng: np.random.Generator, options: dict[str, Any] | None = None) -> dict:
-        self.generator.manual_seed(int(rng.integers(_SEED_BOUND)))
+        # one draw from the env's rng per reset, on every rank alike, so the ranks' rngs stay in step
+        self.episode_seed = int(rng.integers(_SEED_BOUND))
+        self.generator.manual_seed(self.episode_seed)
         self._start(rng, options)
         self.t = 0
         self.done = False
@@ -225,20 +270,21 @@ class PixelTask:
             actions = actions.clamp(float(space.low.min()), float(space.high.max()))
         return actions
 
-    def draw_start(self, rng: np.random.Generator) -> dict[str, Any]:
-        """The random start of this task's B episodes (:meth:`_draw`); a sharded task draws the
-        start of all ``B * world_size`` episodes of the job, as one task of that size would, and
-        keeps its rows."""
-        if self.shard is None:
-            return self._draw(rng, self.num_envs)
-        rank, world = self.shard
-        rows = slice(rank * self.num_envs, (rank + 1) * self.num_envs)
-        return {k: v[rows] if torch.is_tensor(v) or isinstance(v, list) else v
-                for k, v in self._draw(rng, self.num_envs * world).items()}
+    def draw_start(self) -> dict[str, Any]:
+        """The random start of this task's B episodes of the current reset: :meth:`_draw` of its
+        global rows, 0 to B - 1, or ``rank * B`` to ``rank * B + B - 1`` for a sharded task. Each
+        row comes from generators seeded from (episode seed, row) (:func:`episode_rows`), so a rank
+        draws its B rows only, not the ``B * world_size`` of the job, and gets what one task of the
+        job's size would give these rows."""
+        if self.episode_seed is None:
+            raise RuntimeError("draw_start() called before reset(): the episode seed is drawn at reset")
+        first = 0 if self.shard is None else self.shard[0] * self.num_envs
+        return self._draw(episode_rows(self.episode_seed, range(first, first + self.num_envs), self.device))
 
-    def draw_batch(self, rng: np.random.Generator, n: int | None = None) -> dict:
-        """Draw ``n`` items (default B; random images, crops and flips from ``rng``) as tensors on the device."""
-        batch = sample_batch(self.dataset, self.num_envs if n is None else n, crop=self.crop, rng=rng)
+    def draw_batch(self, rows: list[EpisodeRow]) -> dict:
+        """One random item of the data set per row (its image, crop and flips from ``row.rng``,
+        :func:`rlenhance.data.sample_batch`), stacked as tensors on the device."""
+        batch = sample_batch(self.dataset, len(rows), crop=self.crop, rng=[row.rng for row in rows])
         return {k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
 
     def options_batch(self, options: Mapping[str, Any], images: Mapping[str, int], required: tuple[str, ...], *,

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 
-from envs.base import PixelEnv, PixelTask, PixelVectorEnv
+from envs.base import EpisodeRow, PixelEnv, PixelTask, PixelVectorEnv
 from rlenhance import metrics
 from rlenhance.data import random_occlusion
 from rlenhance.ops import FilterAction, gaussian_blur2d, median_blur2d
@@ -68,7 +68,7 @@ class CompletionTask(PixelTask):
                                                  "mask": channels["mask"]},
                                        ("occluded", "original", "mask"), masks=("mask",))
         else:
-            batch = self.draw_start(rng)
+            batch = self.draw_start()
         self.original = batch["original"]
         self.mask = (batch["mask"] > 0.5).float()
         #: flat indices b * H * W + y * W + x of the hole's pixels, the only ones a step changes
@@ -79,11 +79,11 @@ class CompletionTask(PixelTask):
             with torch.no_grad():
                 self.prediction = self.predictor(batch["occluded"], self.mask).clamp(0.0, 1.0)
 
-    def _draw(self, rng: np.random.Generator, n: int) -> dict[str, Any]:
-        batch = self.draw_batch(rng, n)
-        if "occluded" not in batch:  # clean photos: cut holes (seeded)
-            batch["occluded"], batch["mask"] = random_occlusion(batch["high"], generator=self.generator,
-                                                                kind=self.occlusion)
+    def _draw(self, rows: list[EpisodeRow]) -> dict[str, Any]:
+        batch = self.draw_batch(rows)
+        if "occluded" not in batch:  # clean photos: cut holes (each row's from its generator)
+            holes = random_occlusion(batch["high"], generator=[row.generator for row in rows], kind=self.occlusion)
+            batch["occluded"], batch["mask"] = holes
             batch["original"] = batch["high"]
         return batch
 
@@ -241,7 +241,9 @@ class CompletionEnv(PixelEnv):
       max_episode_steps=N)`` gives N steps (before, an N above 5 still stopped at step 5);
       ``render_mode="rgb_array"``; ``reset(options=...)`` refuses images of another layout, channel
       count, size or values (NaN, 0-255 floats) with an ``ImageError`` and scales uint8 / uint16 images
-      by their range (they were read as 0-255 floats before).
+      by their range (they were read as 0-255 floats before); the episodes a seed gives changed once: each env
+      of a batch draws its start from generators of its own (``envs.base.episode_rows``), so env i's start no
+      longer depends on ``num_envs``.
     """
 
     task_class = CompletionTask

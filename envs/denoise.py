@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from gymnasium import spaces
 
-from envs.base import PixelEnv, PixelTask, PixelVectorEnv
+from envs.base import EpisodeRow, PixelEnv, PixelTask, PixelVectorEnv
 from rlenhance.data import add_gaussian_noise
 from rlenhance.ops import PIXELRL_ACTIONS
 from rlenhance.ops.bank import pixelrl_filter_select
@@ -18,8 +19,9 @@ def start_noisy(task: PixelTask, rng: np.random.Generator, options: dict[str, An
                 clip: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``(clean, noisy)`` pair a denoising episode starts from (Denoise-v0, RSE-v0).
 
-    Taken from ``reset(options=...)`` (``clean``, optional ``noisy``), else drawn
-    (``task.draw_start``, the task's ``_draw`` being :func:`draw_noisy`). ``noisy`` is observed:
+    Taken from ``reset(options=...)`` (``clean``, optional ``noisy``: without it, noise of a level
+    drawn from ``rng`` with values from ``task.generator``), else drawn (``task.draw_start``, the
+    task's ``_draw`` being :func:`draw_noisy`). ``noisy`` is observed:
     unclipped unless ``clip``; given ``noisy``, ``clean`` is only the reward's reference (rollouts
     that never score pass the input as a stand-in), so it may leave [0, 1] too.
 
@@ -27,37 +29,47 @@ def start_noisy(task: PixelTask, rng: np.random.Generator, options: dict[str, An
         ValueError: images with another channel count than ``task.channels``, or bad options.
     """
     if not options:
-        batch = task.draw_start(rng)
+        batch = task.draw_start()
         return batch["clean"], batch["noisy"]
     unbounded = (() if clip else ("noisy",)) + (("clean",) if "noisy" in options else ())
     batch = task.options_batch(options, {"clean": task.channels, "noisy": task.channels}, ("clean",),
                                unbounded=unbounded)
-    return _noisy_pair(task, batch, rng, clip=clip)
+    clean = _checked_clean(task, batch)
+    if "noisy" in batch:
+        return clean, batch["noisy"]
+    return clean, _add_noise(task, clean, rng.choice(task.sigmas, size=clean.shape[0]), task.generator, clip=clip)
 
 
-def draw_noisy(task: PixelTask, rng: np.random.Generator, n: int, *, clip: bool = False) -> dict[str, torch.Tensor]:
-    """The random start of ``n`` denoising episodes, ``{"clean", "noisy"}``: items of the task's
-    data set (its ``clean`` / ``noisy`` items, or its images as clean references) with noise of a
-    sigma drawn from ``task.sigmas`` (clipped to [0, 1] with ``clip``)."""
-    batch = task.draw_batch(rng, n)
+def draw_noisy(task: PixelTask, rows: list[EpisodeRow], *, clip: bool = False) -> dict[str, torch.Tensor]:
+    """The random start of the denoising episodes of ``rows``, ``{"clean", "noisy"}``: an item of
+    the task's data set per row (its ``clean`` / ``noisy`` pair, or its image as the clean
+    reference) with noise of a sigma drawn from ``task.sigmas`` (clipped to [0, 1] with ``clip``),
+    the level from the row's ``rng`` and the noise from its ``generator``."""
+    batch = task.draw_batch(rows)
     if "clean" not in batch:  # a folder or the embedded photos: the images are the clean references
         batch["clean"] = batch["high"] if "high" in batch else batch["low"]
-    clean, noisy = _noisy_pair(task, batch, rng, clip=clip)
-    return {"clean": clean, "noisy": noisy}
+    clean = _checked_clean(task, batch)
+    if "noisy" in batch:
+        return {"clean": clean, "noisy": batch["noisy"]}
+    levels = [task.sigmas[row.rng.integers(task.sigmas.size)] for row in rows]
+    return {"clean": clean, "noisy": _add_noise(task, clean, levels, [row.generator for row in rows], clip=clip)}
 
 
-def _noisy_pair(task: PixelTask, batch: dict[str, Any], rng: np.random.Generator, *,
-                clip: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(clean, noisy)`` of a batch holding ``clean`` and perhaps ``noisy`` (else noise is drawn)."""
+def _checked_clean(task: PixelTask, batch: dict[str, Any]) -> torch.Tensor:
+    """``batch["clean"]``, refused when its channel count is not the task's."""
     clean = batch["clean"]
     if clean.shape[1] != task.channels:
         raise ValueError(f"images: expected {task.channels} channel(s) (gray={task.channels == 1}), "
                          f"got {clean.shape[1]}")
-    if "noisy" in batch:
-        return clean, batch["noisy"]
-    sigma = torch.as_tensor(rng.choice(task.sigmas, size=clean.shape[0]), dtype=torch.float32,
-                            device=task.device).view(-1, 1, 1, 1)
-    return clean, add_gaussian_noise(clean, sigma, generator=task.generator, clip=clip)
+    return clean
+
+
+def _add_noise(task: PixelTask, clean: torch.Tensor, levels: Sequence[float],
+               generator: torch.Generator | Sequence[torch.Generator], *, clip: bool) -> torch.Tensor:
+    """``clean`` with Gaussian noise of its level in ``levels`` (0-255 scale, one per image), the
+    noise values from ``generator`` (one, or one per image)."""
+    sigma = torch.as_tensor(np.asarray(levels), dtype=torch.float32, device=task.device).view(-1, 1, 1, 1)
+    return add_gaussian_noise(clean, sigma, generator=generator, clip=clip)
 
 
 class DenoiseTask(PixelTask):
@@ -95,8 +107,8 @@ class DenoiseTask(PixelTask):
     def _start(self, rng: np.random.Generator, options: dict[str, Any] | None) -> None:
         self.clean, self.image = start_noisy(self, rng, options, clip=self.clip)
 
-    def _draw(self, rng: np.random.Generator, n: int) -> dict[str, torch.Tensor]:
-        return draw_noisy(self, rng, n, clip=self.clip)
+    def _draw(self, rows: list[EpisodeRow]) -> dict[str, torch.Tensor]:
+        return draw_noisy(self, rows, clip=self.clip)
 
     def observe(self) -> dict[str, torch.Tensor]:
         return {"image": self.image}
@@ -177,7 +189,9 @@ class DenoiseEnv(PixelEnv):
       max_episode_steps=N)`` gives N steps (before, an N above 5 still stopped at step 5);
       ``render_mode="rgb_array"``; ``reset(options=...)`` refuses images of another layout, channel
       count, size or values (NaN, 0-255 floats) with an ``ImageError`` and scales uint8 / uint16 images
-      by their range (they were read as 0-255 floats before).
+      by their range (they were read as 0-255 floats before); the episodes a seed gives changed once: each env
+      of a batch draws its start from generators of its own (``envs.base.episode_rows``), so env i's start no
+      longer depends on ``num_envs``.
     """
 
     task_class = DenoiseTask

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from envs.base import PixelEnv, PixelTask, PixelVectorEnv
+from envs.base import EpisodeRow, PixelEnv, PixelTask, PixelVectorEnv
 from rlenhance import losses, metrics
 from rlenhance.data import synthetic_low_light
 from rlenhance.ops import couple_channels, le_curve
@@ -129,23 +129,23 @@ class LowLightTask(PixelTask):
             batch = self.options_batch(options, {"low": channels, "high": channels}, ("low",),
                                        vectors={"cond": len(COND_FIELDS)})
         else:
-            batch = self.draw_start(rng)
+            batch = self.draw_start()
         self.original = batch["low"].clamp(0.0, 1.0)
         self.high = batch.get("high")
         if self.reward != "nonref" and self.high is None:
             raise ValueError(f"reward={self.reward!r} needs references (paired data with high/); "
                              "use reward='nonref' for unpaired images")
         self.image = self.original.clone()
-        self.cond = batch["cond"] if "cond" in batch else self._sample_cond(rng, self.num_envs)
+        self.cond = batch["cond"] if "cond" in batch else self._encode_cond(self._sample_setting(rng, self.num_envs))
         setting = self.cond * self.cond_scale + self.cond_offset
         self.target, *self.w = (c.view(-1, 1, 1, 1) for c in setting.unbind(1))
         self.state_loss = self._state_loss(self.image)
 
-    def _draw(self, rng: np.random.Generator, n: int) -> dict[str, Any]:
-        batch = self.draw_batch(rng, n)
-        if "low" not in batch:  # clean photos only: darken them synthetically (seeded)
-            batch["low"] = synthetic_low_light(batch["high"], generator=self.generator)
-        batch["cond"] = self._sample_cond(rng, n)
+    def _draw(self, rows: list[EpisodeRow]) -> dict[str, Any]:
+        batch = self.draw_batch(rows)
+        if "low" not in batch:  # clean photos only: darken them synthetically (each row's from its generator)
+            batch["low"] = synthetic_low_light(batch["high"], generator=[row.generator for row in rows])
+        batch["cond"] = self._encode_cond(np.concatenate([self._sample_setting(row.rng, 1) for row in rows]))
         return batch
 
     def setting_cond(self, n: int, exposure_target: float | None = None) -> torch.Tensor:
@@ -168,10 +168,10 @@ class LowLightTask(PixelTask):
             return {}
         return {name: (lo, hi) for name, (lo, hi) in self.sampling_ranges.items() if hi > lo}
 
-    def _sample_cond(self, rng: np.random.Generator, n: int) -> torch.Tensor:
-        """Conditioning values (n, 5): the fixed setting, or per-image samples when conditioned:
-        the exposure target uniform in its range, each weight log-uniform in its own (uniform when
-        the range starts at 0)."""
+    def _sample_setting(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Setting values (n, 5) in ``COND_FIELDS`` order, not encoded: the fixed setting, or
+        per-image samples when conditioned: the exposure target uniform in its range, each weight
+        log-uniform in its own (uniform when the range starts at 0)."""
         values = np.array([self.exposure_target, *self.weights.values()], dtype=np.float64)
         values = np.tile(values, (n, 1))
         if self.conditioned:
@@ -184,7 +184,7 @@ class LowLightTask(PixelTask):
                     values[:, i] = hi * draws[:, i - 1]
                 else:
                     values[:, i] = np.exp(np.log(lo) + (np.log(hi) - np.log(lo)) * draws[:, i - 1])
-        return self._encode_cond(values)
+        return values
 
     # --- observation, transition, reward ---------------------------------------------------
     def observe(self) -> dict[str, torch.Tensor]:
@@ -342,7 +342,9 @@ class LowLightEnv(PixelEnv):
       count, size or values (NaN, 0-255 floats) with an ``ImageError`` and scales uint8 / uint16 images
       by their range (they were read as 0-255 floats before); ``options["cond"]`` is (5,) or (B, 5);
       ``weight_ranges``, ``channel_coupling`` and ``w_color_ratio`` (their defaults change nothing) and
-      ``setting_ranges`` (what a policy trained here can be asked to follow).
+      ``setting_ranges`` (what a policy trained here can be asked to follow); the episodes a seed gives changed
+      once: each env of a batch draws its start from generators of its own (``envs.base.episode_rows``), so env
+      i's start no longer depends on ``num_envs``.
     """
 
     task_class = LowLightTask

@@ -14,7 +14,7 @@ from gymnasium import spaces
 from gymnasium.vector import VectorObservationWrapper
 from gymnasium.vector.utils import batch_space
 
-from envs.base import PixelEnv, PixelTask, PixelVectorEnv
+from envs.base import EpisodeRow, PixelEnv, PixelTask, PixelVectorEnv
 from envs.denoise import draw_noisy, start_noisy
 from rlenhance.models.rse import ACTION_MAPS, CANDIDATES, RSERound, rse_blend
 from rlenhance.models.vae import seam_energy
@@ -87,8 +87,8 @@ class RSETask(PixelTask):
         self.clean, self.image = start_noisy(self, rng, options)
         self.candidates = self.round.candidates(self.image)
 
-    def _draw(self, rng: np.random.Generator, n: int) -> dict[str, torch.Tensor]:
-        return draw_noisy(self, rng, n)
+    def _draw(self, rows: list[EpisodeRow]) -> dict[str, torch.Tensor]:
+        return draw_noisy(self, rows)
 
     def observe(self) -> dict[str, torch.Tensor]:
         return {"image": self.image, "candidates": self.candidates}
@@ -167,7 +167,9 @@ class RSEEnv(PixelEnv):
     (255); ``max_episode_steps`` for the vector env only. ``render_mode``: None or ``"rgb_array"``.
 
     ## Version History
-    * v0: initial version.
+    * v0: initial version. Since then, the episodes a seed gives changed once: each env of a batch draws its
+      start from generators of its own (``envs.base.episode_rows``), so env i's start no longer depends on
+      ``num_envs``.
     """
 
     task_class = RSETask

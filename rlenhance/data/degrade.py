@@ -6,7 +6,10 @@ are flattened into a batch of B images; each image gets its own random parameter
 the input's device, and takes all its randomness from an explicit ``torch.Generator``
 (``generator``): the same generator state gives the same output. Random numbers are drawn on
 the generator's device and moved to the input's device, so a CPU generator drives CUDA
-tensors reproducibly. ``generator=None`` uses torch's global RNG (not reproducible).
+tensors reproducibly. ``generator=None`` uses torch's global RNG (not reproducible). A sequence
+of B generators, one per image, draws every number of image k from generator k (in the order
+the function lists): an image's result then does not depend on the other images of the batch
+nor on its size, so a batch can be drawn in parts (by the ranks of a data-parallel job).
 
 Ranges are given as ``(low, high)`` tuples, drawn uniformly per image; a single number means
 that fixed value.
@@ -20,6 +23,7 @@ pipeline's step, not a layer).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -42,6 +46,8 @@ __all__ = [
 
 Range = float | tuple[float, float]
 IntRange = int | tuple[int, int]
+#: A ``generator`` argument: one generator for the batch, None (torch's global RNG), or one per image.
+Generators = torch.Generator | Sequence[torch.Generator] | None
 
 #: DnCNN / PixelRL express the noise level on the 0-255 scale of 8-bit images.
 _PIXEL_SCALE = 255.0
@@ -78,23 +84,43 @@ def _flatten(x: torch.Tensor, name: str = "x") -> tuple[torch.Tensor, torch.Size
     return x.reshape(-1, *x.shape[-3:]), x.shape
 
 
+def _check_generators(generator: Generators, b: int) -> None:
+    """Refuse a sequence of generators that is not one per image (B of them)."""
+    if isinstance(generator, Sequence) and (len(generator) != b
+                                            or not all(isinstance(g, torch.Generator) for g in generator)):
+        raise ValueError(f"generator: expected a torch.Generator, None, or one torch.Generator per image ({b}); "
+                         f"got a sequence of {len(generator)} ({sorted({type(g).__name__ for g in generator})})")
+
+
 def _gen_device(generator: torch.Generator | None, x: torch.Tensor) -> torch.device:
     return generator.device if generator is not None else x.device
 
 
-def _rand(n: int, generator: torch.Generator | None, x: torch.Tensor) -> torch.Tensor:
-    """``n`` uniform [0, 1) numbers (float32) drawn on the generator's device, moved to ``x``'s."""
+def _rand(n: int, generator: Generators, x: torch.Tensor) -> torch.Tensor:
+    """``n`` uniform [0, 1) numbers (float32) drawn on the generator's device, moved to ``x``'s.
+    With one generator per image, ``n`` is a multiple of B and image k's block of ``n / B``
+    numbers comes from generator k."""
+    if isinstance(generator, Sequence):
+        per_image = n // len(generator)
+        return torch.cat([torch.rand(per_image, generator=g, device=g.device, dtype=torch.float32).to(x.device)
+                          for g in generator])
     device = _gen_device(generator, x)
     return torch.rand(n, generator=generator, device=device, dtype=torch.float32).to(x.device)
 
 
-def _uniform(bounds: tuple[float, float], n: int, generator: torch.Generator | None, x: torch.Tensor) -> torch.Tensor:
+def _uniform(bounds: tuple[float, float], n: int, generator: Generators, x: torch.Tensor) -> torch.Tensor:
     """``n`` draws from U(lo, hi), shape (n,); always consumes ``n`` numbers so streams stay aligned."""
     lo, hi = bounds
     return lo + (hi - lo) * _rand(n, generator, x)
 
 
-def _randn_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+def _randn_like(x: torch.Tensor, generator: Generators) -> torch.Tensor:
+    """Standard normal numbers of ``x``'s shape and dtype, on its device; with one generator per
+    image, image k's (its block of ``x``, images first) from generator k."""
+    if isinstance(generator, Sequence):
+        per_image = x.numel() // len(generator)
+        return torch.cat([torch.randn(per_image, generator=g, device=g.device, dtype=x.dtype).to(x.device)
+                          for g in generator]).view(x.shape)
     device = _gen_device(generator, x)
     return torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype).to(x.device)
 
@@ -107,7 +133,7 @@ def _randn_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Ten
 def synthetic_low_light(
     x: torch.Tensor,
     *,
-    generator: torch.Generator | None,
+    generator: Generators,
     gamma: Range = (1.5, 2.5),
     gain: Range = (0.2, 0.6),
     shot_noise: Range = (0.0, 0.003),
@@ -135,7 +161,7 @@ def synthetic_low_light(
 
     Args:
         x: well-exposed images, float32 in [0, 1], shape (*, C, H, W).
-        generator: source of every random number (None: torch's global RNG).
+        generator: source of every random number (None: torch's global RNG), or one per image.
         gamma: exponent range (> 0); larger darkens mid-tones more than highlights.
         gain: multiplicative exposure range, in (0, 1].
         shot_noise: signal-dependent noise variance per unit intensity, >= 0.
@@ -157,6 +183,7 @@ def synthetic_low_light(
     read_r = _as_range(read_noise, "read_noise", low=0.0)
     flat, shape = _flatten(x)
     b = flat.shape[0]
+    _check_generators(generator, b)
     view = (b, 1, 1, 1)
     g = _uniform(gamma_r, b, generator, flat).to(flat.dtype).view(view)
     k = _uniform(gain_r, b, generator, flat).to(flat.dtype).view(view)
@@ -212,7 +239,7 @@ def add_gaussian_noise(
     x: torch.Tensor,
     sigma: float | torch.Tensor,
     *,
-    generator: torch.Generator | None,
+    generator: Generators,
     clip: bool = False,
 ) -> torch.Tensor:
     """Add white Gaussian noise of standard deviation ``sigma / 255``.
@@ -225,7 +252,8 @@ def add_gaussian_noise(
         x: clean images, float in [0, 1], shape (*, C, H, W).
         sigma: noise level on the 0-255 scale, >= 0: a number, or a tensor broadcastable to
             ``x`` (e.g. shape (B, 1, 1, 1) for one level per image).
-        generator: source of the noise (None: torch's global RNG). One draw of shape ``x.shape``.
+        generator: source of the noise (None: torch's global RNG). One draw of shape ``x.shape``,
+            or one per image (of its own shape) with one generator per image.
         clip: clamp the noisy image to [0, 1].
 
     Returns:
@@ -237,6 +265,8 @@ def add_gaussian_noise(
     sigma_t = torch.as_tensor(sigma, dtype=x.dtype).to(x.device)
     if not bool(torch.isfinite(sigma_t).all()) or bool((sigma_t < 0).any()):
         raise ValueError(f"sigma: expected finite values >= 0 on the 0-255 scale, got {sigma!r}")
+    if isinstance(generator, Sequence):
+        _check_generators(generator, _flatten(x)[0].shape[0])
     noisy = x + _randn_like(x, generator) * (sigma_t / _PIXEL_SCALE)
     return noisy.clamp(0.0, 1.0) if clip else noisy
 
@@ -313,7 +343,7 @@ def amplified_noise(
     x: torch.Tensor,
     sigma: float,
     *,
-    generator: torch.Generator | None,
+    generator: Generators,
     steps: int = 4,
     alpha: Range = (0.0, 1.0),
     grid: int = 4,
@@ -341,7 +371,7 @@ def amplified_noise(
     Args:
         x: clean images, float in [0, 1], shape (*, C, H, W).
         sigma: the largest dark-level noise standard deviation, on the 0-255 scale, >= 0.
-        generator: source of every random number (None: torch's global RNG).
+        generator: source of every random number (None: torch's global RNG), or one per image.
         steps: curve steps, >= 1.
         alpha: range of the curve parameters, within [-1, 1].
         grid: lattice points per side of each alpha map (1: one alpha per image), >= 1.
@@ -364,6 +394,7 @@ def amplified_noise(
             raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
     alpha_r = _as_range(alpha, "alpha", low=-1.0, high=1.0)
     flat, shape = _flatten(x)
+    _check_generators(generator, flat.shape[0])
     b, _, height, width = flat.shape
     dark = synthetic_low_light(flat, generator=generator, shot_noise=0.0, read_noise=0.0)
     level = (sigma * _rand(b, generator, flat)).to(flat.dtype).view(b, 1, 1, 1)
@@ -387,7 +418,7 @@ _OCCLUSION_KINDS = ("box", "stroke", "mixed")
 
 def _box_masks(
     b: int, h: int, w: int, *, box_size: tuple[float, float], num_boxes: tuple[int, int],
-    generator: torch.Generator | None, ref: torch.Tensor,
+    generator: Generators, ref: torch.Tensor,
 ) -> torch.Tensor:
     """Union of 1..n axis-aligned boxes per image, bool (B, H, W).
 
@@ -413,7 +444,7 @@ def _box_masks(
 def _stroke_masks(
     b: int, h: int, w: int, *, num_strokes: tuple[int, int], stroke_vertices: tuple[int, int],
     stroke_length: tuple[float, float], stroke_width: tuple[float, float], max_turn: float,
-    generator: torch.Generator | None, ref: torch.Tensor,
+    generator: Generators, ref: torch.Tensor,
 ) -> torch.Tensor:
     """Free-form strokes: random walks of thick line segments with round joints, bool (B, H, W).
 
@@ -463,7 +494,7 @@ def _stroke_masks(
 def random_occlusion(
     x: torch.Tensor,
     *,
-    generator: torch.Generator | None,
+    generator: Generators,
     kind: str = "box",
     fill: float = 0.0,
     box_size: Range = (0.1, 0.4),
@@ -482,7 +513,7 @@ def random_occlusion(
 
     Args:
         x: images, float in [0, 1], shape (*, C, H, W).
-        generator: source of every random number (None: torch's global RNG).
+        generator: source of every random number (None: torch's global RNG), or one per image.
         kind: ``"box"`` (axis-aligned rectangles), ``"stroke"`` (free-form brush strokes) or
             ``"mixed"`` (each image gets boxes or strokes with probability 1/2).
         fill: value written into occluded pixels, in [0, 1].
@@ -519,6 +550,7 @@ def random_occlusion(
     length_r = _as_range(stroke_length, "stroke_length", low=0.0)
     width_r = _as_range(stroke_width, "stroke_width", low=0.0, high=1.0)
     flat, shape = _flatten(x)
+    _check_generators(generator, flat.shape[0])
     b, _, h, w = flat.shape
     common = {"generator": generator, "ref": flat}
     if kind == "box":

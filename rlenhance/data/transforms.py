@@ -311,7 +311,7 @@ def sample_batch(
     batch_size: int,
     *,
     crop: int | Sequence[int] | None,
-    rng: np.random.Generator,
+    rng: np.random.Generator | Sequence[np.random.Generator],
     flip: bool = True,
     spread: bool = False,
 ) -> dict[str, Any]:
@@ -320,9 +320,13 @@ def sample_batch(
     The draws are, in order: ``rng.integers(0, len(dataset), size=batch_size)`` (with
     replacement; with ``spread``, the items of ``rng.permutation(len(dataset))`` in turn, so
     every item is used ``batch_size // len(dataset)`` or one more times), then for each item the
-    crop window (:func:`random_crop`) and the flips (:func:`random_flip`). The same generator
-    state gives the same batch. Datasets of this package are cropped before conversion to float
-    (fast); any other dataset returning dicts of (C, H, W) tensors works through ``dataset[i]``.
+    crop window (:func:`random_crop`) and the flips (:func:`random_flip`). Given one generator
+    per row instead, row i draws ``rng[i].integers(0, len(dataset))``, then its crop window and
+    flips, from ``rng[i]`` alone: a row is then the same whatever the batch size and the other
+    rows (a data-parallel job's ranks each draw only their rows of a global batch). The same
+    generator state gives the same batch. Datasets of this package are cropped before conversion
+    to float (fast); any other dataset returning dicts of (C, H, W) tensors works through
+    ``dataset[i]``.
 
     Args:
         dataset: a dataset with ``__len__`` and ``__getitem__`` returning dicts of (C, H, W)
@@ -332,15 +336,19 @@ def sample_batch(
             super-resolution target k times larger is cropped k times larger, see
             :func:`random_crop`), or None to keep full images (each key's images must then
             share one size).
-        rng: the source of every random choice.
+        rng: the source of every random choice: one generator for the batch, or a sequence of
+            ``batch_size`` generators, one per row.
         flip: apply random horizontal/vertical flips.
-        spread: draw the items evenly (a fixed validation set) instead of with replacement.
+        spread: draw the items evenly (a fixed validation set) instead of with replacement; needs
+            one generator (the items of the batch are drawn together).
 
     Returns:
         Dict of float32 tensors (B, C, h, w) in [0, 1] (one per tensor key of the items) and
         ``"names"``: list of the B item names.
 
     Raises:
+        ValueError: ``batch_size`` below 1, or generators per row that are not ``batch_size``
+            of them or come with ``spread``.
         DatasetError: empty dataset, crop larger than an image, or ``crop=None`` with images
             of different sizes.
     """
@@ -350,17 +358,24 @@ def sample_batch(
     if n == 0:
         raise DatasetError("sample_batch: the dataset is empty")
     raw = getattr(dataset, "raw_item", None)
-    if spread:
-        indices = rng.permutation(n)[np.arange(int(batch_size)) % n]
+    if isinstance(rng, np.random.Generator):
+        rngs = [rng] * int(batch_size)
+        indices = (rng.permutation(n)[np.arange(int(batch_size)) % n] if spread
+                   else rng.integers(0, n, size=int(batch_size)))
     else:
-        indices = rng.integers(0, n, size=int(batch_size))
+        rngs = list(rng) if isinstance(rng, Sequence) else []
+        if spread or len(rngs) != int(batch_size) or not all(isinstance(r, np.random.Generator) for r in rngs):
+            got = f"a {type(rng).__name__}" + (f" of {len(rngs)}" if isinstance(rng, Sequence) else "")
+            raise ValueError(f"rng: expected a numpy Generator, or a sequence of {batch_size} of them (one per row, "
+                             f"spread=False); got {got}{' with spread=True' if spread else ''}")
+        indices = [row.integers(0, n) for row in rngs]
     items = []
-    for index in indices:
+    for index, item_rng in zip(indices, rngs):
         item = raw(int(index)) if raw is not None else dataset[int(index)]
         if crop is not None:
-            item = random_crop(item, crop, rng)
+            item = random_crop(item, crop, item_rng)
         if flip:
-            item = random_flip(item, rng)
+            item = random_flip(item, item_rng)
         items.append(item)
     keys = _tensor_keys(items[0])
     if crop is None:  # stacked per key: each key's images must share one size

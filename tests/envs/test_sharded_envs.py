@@ -1,6 +1,7 @@
 """A sharded vector env (``shard=(rank, world_size)``, one per rank of a data-parallel job) holds its
 rows of the env of the whole batch: the same images, crops, noise, masks and settings for the same
-seed, and the same rewards for the same actions."""
+seed, and the same rewards for the same actions; it draws only its own rows, and a row's start does
+not depend on the batch size."""
 
 import pytest
 import torch
@@ -47,6 +48,40 @@ def test_shards_are_the_rows_of_the_whole_batch(env_id, kwargs):
                      [{"reward": p[1], "reward_map": p[4]["reward_map"]} for p in parts])
     # a rank's shard differs from another's (the test compares rows, not one repeated batch)
     assert not torch.equal(shards[0].reset(seed=3)[0]["image"], shards[1].reset(seed=3)[0]["image"])
+
+
+class _CountingItems:
+    """A task's data set, counting the items drawn from it."""
+
+    def __init__(self, dataset):
+        self.dataset, self.drawn = dataset, 0
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        self.drawn += 1
+        return self.dataset[index]
+
+
+@pytest.mark.parametrize("env_id, kwargs", CASES, ids=[f"{c[0].split('/')[1]}-{i}" for i, c in enumerate(CASES)])
+def test_a_shard_draws_its_own_rows_only(env_id, kwargs):
+    local = BATCH // WORLD
+    shard = envs.make_vec(env_id, num_envs=local, max_episode_steps=2, shard=(WORLD - 1, WORLD), **kwargs)
+    shard.task.dataset = _CountingItems(shard.task.dataset)
+    shard.reset(seed=5)
+    shard.reset()
+    assert shard.task.dataset.drawn == 2 * local  # not 2 * BATCH: the other ranks' rows are not drawn
+
+
+@pytest.mark.parametrize("env_id, kwargs", CASES, ids=[f"{c[0].split('/')[1]}-{i}" for i, c in enumerate(CASES)])
+def test_a_row_does_not_depend_on_the_batch_size(env_id, kwargs):
+    small = envs.make_vec(env_id, num_envs=2, max_episode_steps=2, **kwargs)
+    large = envs.make_vec(env_id, num_envs=4, max_episode_steps=2, **kwargs)
+    for seed in (4, None):  # a seeded reset, then one that continues the env's RNG
+        obs, wide = small.reset(seed=seed)[0], large.reset(seed=seed)[0]
+        _assert_rows({k: v[:2] for k, v in wide.items()}, [obs])
+        assert not torch.equal(wide["image"][2:], obs["image"])
 
 
 def test_rse_shards_are_the_rows_of_the_whole_batch():

@@ -13,6 +13,7 @@ from rlenhance.data import (
     RandomOcclusion,
     SyntheticLowLight,
     add_gaussian_noise,
+    amplified_noise,
     random_occlusion,
     sample_batch,
     synthetic_low_light,
@@ -202,7 +203,6 @@ def test_amplified_noise_is_seeded_and_its_map_is_the_noise_std_it_added():
     """Without brightening (alpha 0) the map is each image's dark-level noise std, and the
     residual noisy - target has that std (images bright enough that clipping at 0 is rare); the
     target is the noise-free image, whatever the noise."""
-    from rlenhance.data import amplified_noise
 
     x = torch.ones(16, 1, 48, 48)  # darkened to gain * 1 in [0.2, 0.6]: no clipping at 3 sigma
     a, b = (amplified_noise(x, 10.0, generator=_gen(3), alpha=0.0) for _ in range(2))
@@ -220,7 +220,6 @@ def test_amplified_noise_brightens_unevenly_and_the_map_follows_the_gain():
     """Curves drawn on a 4 x 4 lattice brighten the dark image by different factors across it; the
     map is sigma / 255 times the brightening (target / dark where the target is noise-free), so it
     varies the same way."""
-    from rlenhance.data import amplified_noise
 
     clean = BuiltinImages(names=("camera",), gray=True)[0]["high"][None, :, :128, :128]
     batch = amplified_noise(clean, 10.0, generator=_gen(5), steps=4, alpha=(0.0, 1.0), grid=4)
@@ -243,7 +242,41 @@ def test_amplified_noise_brightens_unevenly_and_the_map_follows_the_gain():
     ({"alpha": (0.0, 1.5)}, "alpha: expected low <= high within"),
 ])
 def test_amplified_noise_names_a_bad_argument(kwargs, match):
-    from rlenhance.data import amplified_noise
 
     with pytest.raises(ValueError, match=match):
         amplified_noise(torch.rand(1, 1, 8, 8), **{"sigma": 10.0, **kwargs}, generator=_gen())
+
+
+
+# ------------------------------------------------------------------ one generator per image
+
+
+def _tensors(out):
+    return (out,) if torch.is_tensor(out) else tuple(out)
+
+
+PER_IMAGE = {
+    "low light": lambda x, sigma, g: synthetic_low_light(x, generator=g),
+    "noise": lambda x, sigma, g: add_gaussian_noise(x, sigma, generator=g),
+    "occlusion": lambda x, sigma, g: random_occlusion(x, generator=g, kind="mixed", num_boxes=(1, 3)),
+    "amplified": lambda x, sigma, g: amplified_noise(x, 25.0, generator=g),
+}
+
+
+@pytest.mark.parametrize("name", PER_IMAGE)
+def test_one_generator_per_image_makes_each_image_independent_of_the_batch(name):
+    degrade = PER_IMAGE[name]
+    x = torch.rand(3, 3, 20, 24, generator=_gen(9))
+    sigma = torch.tensor([10.0, 30.0, 50.0]).view(3, 1, 1, 1)
+    whole = _tensors(degrade(x, sigma, [_gen(s) for s in (1, 2, 3)]))
+    alone = [_tensors(degrade(x[k:k + 1], sigma[k:k + 1], [_gen(k + 1)])) for k in range(3)]
+    for i, value in enumerate(whole):
+        assert torch.equal(value, torch.cat([part[i] for part in alone]))
+    assert not torch.equal(whole[0][1:], _tensors(degrade(x, sigma, _gen(1)))[0][1:])
+
+
+@pytest.mark.parametrize("name", PER_IMAGE)
+def test_generators_per_image_must_be_one_per_image(name):
+    x = torch.rand(3, 3, 8, 8, generator=_gen(0))
+    with pytest.raises(ValueError, match=r"one torch.Generator per image \(3\); got a sequence of 2"):
+        PER_IMAGE[name](x, 25.0, [_gen(1), _gen(2)])

@@ -225,6 +225,25 @@ def test_sample_batch_spread_uses_every_item_evenly(batch_size):
         assert counts().max() - counts().min() > 1
 
 
+def test_sample_batch_rows_of_their_own_generators_do_not_depend_on_the_batch():
+    ds = _ListDataset([(20, 24), (30, 26), (22, 22), (25, 21)])
+
+    def rows(seeds):
+        return sample_batch(ds, len(seeds), crop=(8, 10), rng=[np.random.default_rng([7, s]) for s in seeds])
+
+    four, two, alone = rows([0, 1, 2, 3]), rows([2, 3]), rows([3])
+    assert four["names"][2:] == two["names"] and four["names"][3:] == alone["names"]
+    assert torch.equal(four["low"][2:], two["low"]) and torch.equal(four["low"][3:], alone["low"])
+    assert not torch.equal(four["low"][0], four["low"][1])
+
+
+@pytest.mark.parametrize("rng, spread", [([np.random.default_rng(0)] * 2, False),
+                                         ([np.random.default_rng(0)] * 3, True), ([0, 1, 2], False), (3, False)])
+def test_sample_batch_refuses_generators_per_row_that_do_not_fit(rng, spread):
+    with pytest.raises(ValueError, match="rng: expected a numpy Generator, or a sequence of 3"):
+        sample_batch(_ListDataset([(10, 10)]), 3, crop=4, rng=rng, spread=spread)
+
+
 def test_sample_batch_full_images_need_one_size():
     batch = sample_batch(_ListDataset([(6, 7), (6, 7)]), 3, crop=None, rng=np.random.default_rng(0), flip=False)
     assert batch["low"].shape == (3, 3, 6, 7)
