@@ -40,7 +40,8 @@ buffer, as in the other trainers; everything else continues exactly). Ctrl-C / S
 
 Under ``torchrun --nproc_per_node N`` (:mod:`agents.distributed`) the VAE steps split
 ``--vae-batch`` and the SAC phase ``--batch`` and ``--sac-batch`` over the ranks (each rank its
-rows of the one global draw; gradients averaged), which computes one process's updates; the bank
+rows of the global batch, drawn per row so that a rank draws only its own (:func:`vae_batch`, the
+envs' ``shard``); gradients averaged), which computes one process's updates; the bank
 and the pool's next inputs are computed by every rank alike; rank 0 alone scores the held-out
 images, runs the baselines and writes the run folder, and hands its scores to the other ranks.
 """
@@ -62,6 +63,7 @@ from torch import Tensor
 
 from agents.distributed import Ranks
 from agents.sac import SAC, SACConfig
+from envs.base import EpisodeRow, episode_rows
 from envs.rse import make_rse_vec
 from experiments import denoise_train
 from experiments.rl_common import episode_seed, setup
@@ -106,6 +108,8 @@ PICTURE_CLUSTERS, PICTURE_MEMBERS, PICTURE_ROWS, PICTURE_NEIGHBOURS = 8, 10, 6, 
 PICTURE_ZOOM = 3
 #: Crops per batch when a round is applied to the pool.
 POOL_BATCH = 32
+#: The step of a round's bank draw in :func:`phase_seed` (past any VAE step).
+BANK_STEP = 1 << 20
 _MS_PER_S = 1000.0
 
 
@@ -260,25 +264,47 @@ def make_pool(train_set: Any, args: Args, device: torch.device) -> tuple[Tensor,
     return clean, add_gaussian_noise(clean, draw_levels(args.sigma, clean.shape[0], generator), generator=generator)
 
 
-def sample_patch_pairs(clean: Tensor, inputs: Tensor | None, count: int, patch: int, rng: np.random.Generator,
-                       sigma: float | tuple[float, ...], generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """``count`` random (input, clean) patch pairs (N, C, P, P) of the pool: the pool's inputs, or
-    (``inputs`` None) fresh Gaussian noise of ``sigma`` on the clean patches (several levels: one
-    drawn per patch)."""
+def sample_patch_pairs(clean: Tensor, inputs: Tensor | None, rows: Sequence[EpisodeRow], patch: int,
+                       sigma: float | tuple[float, ...]) -> tuple[Tensor, Tensor]:
+    """Random (input, clean) patch pairs (N, C, P, P) of the pool, one per row of ``rows``: the
+    pool's inputs, or (``inputs`` None) fresh Gaussian noise of ``sigma`` on the clean patches
+    (several levels: one drawn per patch). Row k's pool image and window come from ``rows[k].rng``,
+    its noise level and values from ``rows[k].generator``
+    (:func:`envs.base.episode_rows`): a patch does not depend on the other rows."""
     n, _, h, w = clean.shape
-    idx = torch.as_tensor(rng.integers(0, n, count), device=clean.device)
-    ys = torch.as_tensor(rng.integers(0, h - patch + 1, count), device=clean.device)
-    xs = torch.as_tensor(rng.integers(0, w - patch + 1, count), device=clean.device)
+    picks = np.array([row.rng.integers(0, (n, h - patch + 1, w - patch + 1)) for row in rows]).reshape(-1, 3)
+    idx, ys, xs = torch.as_tensor(picks.T, device=clean.device)
     offsets = torch.arange(patch, device=clean.device)
-    rows, cols = (ys[:, None] + offsets)[:, :, None], (xs[:, None] + offsets)[:, None, :]
+    ys, xs = (ys[:, None] + offsets)[:, :, None], (xs[:, None] + offsets)[:, None, :]
 
     def cut(images: Tensor) -> Tensor:
-        return images[idx[:, None, None], :, rows, cols].permute(0, 3, 1, 2).contiguous()
+        return images[idx[:, None, None], :, ys, xs].permute(0, 3, 1, 2).contiguous()
 
     target = cut(clean)
-    source = cut(inputs) if inputs is not None else \
-        add_gaussian_noise(target, draw_levels(sigma, count, generator), generator=generator)
-    return source, target
+    if inputs is not None:
+        return cut(inputs), target
+    generators = [row.generator for row in rows]
+    return add_gaussian_noise(target, draw_levels(sigma, len(rows), generators), generator=generators), target
+
+
+def phase_seed(seed: int, round_index: int, step: int) -> int:
+    """The seed of the draws of a round's VAE step ``step`` (the bank's: :data:`BANK_STEP`), from
+    ``--seed`` alone: the same on every rank, and after a resume."""
+    return int(np.random.default_rng([seed, round_index, step]).integers(2**62))
+
+
+def vae_batch(args: Args, clean: Tensor, inputs: Tensor | None, latent_dim: int, seed: int,
+              rows: slice) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
+    """Rows ``rows`` (e.g. a rank's, :meth:`Ranks.rows`) of a VAE step's ``--vae-batch`` (input,
+    clean) patch pairs of the pool (:func:`sample_patch_pairs`) and their two reparameterisation
+    noises (N, ``latent_dim``), drawn with ``seed``: global row i's from the generators of (``seed``,
+    i) alone (:func:`envs.base.episode_rows`, on the pool's device), so a rank of a data-parallel job
+    draws only its own rows and gets what one process drawing the whole batch gives them."""
+    parts = episode_rows(seed, range(rows.start, rows.stop), clean.device)
+    source, target = sample_patch_pairs(clean, inputs, parts, args.patch, args.sigma)
+    noise = torch.stack([torch.randn(2, latent_dim, generator=row.generator, device=clean.device) for row in parts],
+                        dim=1)
+    return source, target, (noise[0], noise[1])
 
 
 # --- evaluation ------------------------------------------------------------------------------------
@@ -515,7 +541,8 @@ class RSETrainer:
                 bar.close()
                 self.interrupt(stop)
             step = self.progress["step"]
-            source, target, noise = self.vae_batch(r, step, inputs, self.ranks.rows(local))
+            source, target, noise = vae_batch(args, self.pool_clean, inputs, stage.vae.latent_dim,
+                                              phase_seed(args.seed, r, step), self.ranks.rows(local))
             for group in optimizer.param_groups:
                 group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
             losses = vae_loss(stage.vae, source, target, beta=args.vae_beta, align=args.vae_align, noise=noise)
@@ -542,34 +569,19 @@ class RSETrainer:
         pairs round 1 takes their noisy crops, as the SAC phase does)."""
         return None if r == 0 and not self.real_noise else self.pool_inputs[r]
 
-    def vae_batch(self, r: int, step: int, inputs: Tensor | None,
-                  rows: slice) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
-        """Round r's VAE step ``step``: the rows ``rows`` of its ``--vae-batch`` (input, clean) patch
-        pairs (:func:`sample_patch_pairs`) and of their reparameterisation noise, all drawn from the
-        seed of (``--seed``, r, step): every rank of a job draws the global batch and keeps its rows."""
-        args = self.args
-        rng = np.random.default_rng([args.seed, r, step])
-        generator = torch.Generator(device=self.device).manual_seed(int(rng.integers(2**62)))
-        source, target = sample_patch_pairs(self.pool_clean, inputs, args.vae_batch, args.patch, rng, args.sigma,
-                                            generator)
-        latent = self.model.rounds[r].vae.latent_dim
-        noise = [torch.randn((args.vae_batch, latent), generator=generator, device=self.device) for _ in range(2)]
-        return source[rows], target[rows], (noise[0][rows], noise[1][rows])
-
     @torch.no_grad()
     def fit_bank(self, r: int) -> None:
         args, stage = self.args, self.model.rounds[r]
-        rng = np.random.default_rng([args.seed, r, 1 << 20])
-        generator = torch.Generator(device=self.device).manual_seed(int(rng.integers(2**62)))
-        _, clean = sample_patch_pairs(self.pool_clean, None, args.bank_size, args.patch, rng, args.sigma, generator)
+        rows = episode_rows(phase_seed(args.seed, r, BANK_STEP), range(args.bank_size + PICTURE_ROWS), self.device)
+        _, clean = sample_patch_pairs(self.pool_clean, None, rows[:args.bank_size], args.patch, args.sigma)
         code = stage.vae.analyse(clean)
         stage.bank.fit(code.mu, seed=args.seed + r)
         canonical = canonicalise(clean, code.orientation)[0]  # as the bank's latents describe them
         sizes = stage.bank.cluster_sizes()
         self.run.log(self.progress["tick"], {"charts/bank_clusters_used": float((sizes > 0).sum()),
                                              "charts/bank_largest_cluster": float(sizes.max())})
-        source, target = sample_patch_pairs(self.pool_clean, self.vae_inputs(r), PICTURE_ROWS, args.patch, rng,
-                                            args.sigma, generator)
+        source, target = sample_patch_pairs(self.pool_clean, self.vae_inputs(r), rows[args.bank_size:], args.patch,
+                                            args.sigma)
         if self.run.writes:
             save_pictures(self.run, stage, canonical, source, target, r)
 

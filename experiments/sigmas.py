@@ -14,7 +14,7 @@ and several as an ascending list; checkpoint specs record the levels
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -45,14 +45,26 @@ def resolve_sigma(sigma: Any) -> float | tuple[float, ...]:
     return levels[0] if len(levels) == 1 else levels
 
 
-def draw_levels(sigma: float | tuple[float, ...], n: int, generator: torch.Generator) -> float | torch.Tensor:
+def draw_levels(sigma: float | tuple[float, ...], n: int,
+                generator: torch.Generator | Sequence[torch.Generator]) -> float | torch.Tensor:
     """The noise levels of a batch of ``n`` crops, for :func:`rlenhance.data.add_gaussian_noise`:
     one level as it is (no draw, so a one-level run draws what it always did); several: a
-    (n, 1, 1, 1) tensor of levels drawn uniformly by ``generator``, on its device."""
+    (n, 1, 1, 1) tensor of levels drawn uniformly by ``generator``, on its device, or, given one
+    generator per crop (``n`` of them), crop k's level by generator k (on the first one's device).
+
+    Raises:
+        ValueError: a sequence of generators that is not ``n`` long.
+    """
     if not isinstance(sigma, tuple):
         return sigma
-    picks = torch.randint(len(sigma), (n,), generator=generator, device=generator.device)
-    return torch.tensor(sigma, device=generator.device)[picks].view(-1, 1, 1, 1)
+    if isinstance(generator, torch.Generator):
+        picks = torch.randint(len(sigma), (n,), generator=generator, device=generator.device)
+    elif len(generator) != n:
+        raise ValueError(f"generator: expected one per crop ({n}), got {len(generator)}")
+    else:
+        picks = torch.cat([torch.randint(len(sigma), (1,), generator=g, device=g.device).to(generator[0].device)
+                           for g in generator])
+    return torch.tensor(sigma, device=picks.device)[picks].view(-1, 1, 1, 1)
 
 
 def levels_text(sigma: Any) -> str:

@@ -92,8 +92,10 @@ to move the run, ``--save-every`` to change the snapshots); the result equals th
 starts the run anew with the saved arguments; one on a finished run changes nothing. Mixed
 precision (``torch.autocast`` float16 with a gradient scaler) is used on CUDA and is a no-op on CPU.
 Under ``torchrun --nproc_per_node N`` the model trains in DistributedDataParallel (batch norm over the
-global batch), each rank on its ``--batch / N`` rows of the one global draw of crops and degradations;
-rank 0 validates and writes the run folder (docs/distributed.md).
+global batch), each rank on its ``--batch / N`` rows of the global batch, drawing only those: each batch
+takes one seed, and global row i's item, crop, flips and degradation come from generators seeded from
+(that seed, i) (:func:`draw_example`), so the ranks' rows are those of one process drawing the whole
+batch; rank 0 validates and writes the run folder (docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -115,6 +117,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from agents.distributed import Ranks, wrap
+from envs.base import episode_rows
 from experiments.plots import loss_curves, save_figure
 from experiments.runs import Run, StopSignals, arg, parse_config, run_cli, setup_process
 from experiments.sigmas import SIGMA_HELP, draw_levels, level_scores, levels_text, noise_levels, resolve_sigma
@@ -174,6 +177,8 @@ DEFAULT_SIGMA: Mapping[str, float] = MappingProxyType({"gaussian": 25.0, "amplif
 FFDNET_DEPTH = 15
 #: Seed of the validation crops and degradations: fixed, so every run and seed scores the same set.
 VAL_SEED = 20_240_601
+#: Training batch seeds are drawn below this (the run's generator draws one per batch).
+BATCH_SEED_BOUND = 2**62
 #: Arguments that --resume takes from the command line; the others come from the run's config.json.
 RESUME_OVERRIDES = ("epochs", "device", "threads", "save_every", "out", "resume")
 #: The smallest crop: the SSIM window (11x11) must fit.
@@ -464,10 +469,13 @@ def _open_datasets(args: Args):
     return train, val
 
 
-def make_example(args: Args, batch: Mapping[str, Any], generator: torch.Generator, device: torch.device) -> Example:
+def make_example(args: Args, batch: Mapping[str, Any], generator: torch.Generator | Sequence[torch.Generator],
+                 device: torch.device) -> Example:
     """Turn a batch of dataset crops into (input, target, mask), degrading clean images when needed.
 
-    Every random draw comes from ``generator`` (a CPU generator, so CPU and CUDA runs agree).
+    Every random draw comes from ``generator`` (CPU generators, so CPU and CUDA runs agree): one for
+    the batch, or one per crop, crop k's noise level and values, mask or darkening then drawn from
+    generator k alone (:mod:`rlenhance.data.degrade`).
     """
     if args.task == "completion":
         if "occluded" in batch:
@@ -497,6 +505,17 @@ def at_input_size(example: Example, upscale: int) -> Example:
     if upscale == 1 or example.input.shape[-2:] != example.target.shape[-2:]:
         return example
     return example._replace(input=F.avg_pool2d(example.input, upscale))
+
+
+def draw_example(args: Args, dataset, seed: int, rows: slice, device: torch.device) -> Example:
+    """Rows ``rows`` (e.g. a rank's, :meth:`Ranks.rows`) of a training batch drawn with ``seed``, as an
+    :class:`Example` on ``device``: global row i's item, crop, flips (:func:`sample_batch`) and
+    degradation (:func:`make_example`) come from the generators of (``seed``, i) alone
+    (:func:`envs.base.episode_rows`, torch generators on the CPU), so a rank of a data-parallel job
+    draws only its own rows and gets what one process drawing the whole batch gives them."""
+    parts = episode_rows(seed, range(rows.start, rows.stop), "cpu")
+    drawn = sample_batch(dataset, len(parts), crop=crop_of(args, dataset), rng=[row.rng for row in parts])
+    return make_example(args, drawn, [row.generator for row in parts], device)
 
 
 def crop_of(args: Args, dataset) -> int:
@@ -657,8 +676,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     trained = wrap(model, ranks, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    rng = np.random.default_rng(args.seed)  # training crops
-    generator = torch.Generator().manual_seed(args.seed)  # training degradations
+    rng = np.random.default_rng(args.seed)  # one seed per training batch (draw_example), on every rank alike
     run = Run(args.out, args, resume=args.resume, ranks=ranks)  # written on the first log, by rank 0
     log_path, curve_path = run.dir / "train_log.tsv", run.dir / "loss_curve.png"
     title = f"supervised_train: {run.dir}"
@@ -681,7 +699,6 @@ def main(argv: Sequence[str] | None = None) -> Path:
         if use_amp and extra["scaler"]:  # a CPU run saves a disabled scaler's empty state
             scaler.load_state_dict(extra["scaler"])
         rng.bit_generator.state = extra["np_rng"]
-        generator.set_state(extra["torch_rng"])
         epoch, best, best_epoch, history = int(extra["epoch"]), float(extra["best"]), int(extra["best_epoch"]), \
             list(extra["history"])
         batch, sums, scores = int(extra.get("batch", 0)), dict(extra.get("sums") or {}), dict(extra["scores"])
@@ -707,7 +724,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         return {"epoch": epoch, "batch": batch, "sums": sums, "scores": scores, "args": asdict(args),
                 "spec": spec, "best": best, "best_epoch": best_epoch, "history": history,
                 "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                "np_rng": rng.bit_generator.state, "torch_rng": generator.get_state()}
+                "np_rng": rng.bit_generator.state}
 
     bar = run.progress(args.epochs, initial=epoch, desc="epoch")
     start = time.perf_counter()
@@ -723,10 +740,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
                 raise stop.interrupted(f"interrupted in epoch {epoch + 1} of {args.epochs}, {where} ({stop.name}); "
                                        f"{run.last_path} saved; continue with --resume --out {run.dir}")
             if batch < args.steps_per_epoch:
-                drawn = sample_batch(train_set, args.batch, crop=crop_of(args, train_set), rng=rng)
-                example = make_example(args, drawn, generator, device)
-                if ranks.distributed:  # every rank draws the global batch (one stream of draws); it trains on its rows
-                    example = Example(*(t[ranks.rows(local_batch)] if torch.is_tensor(t) else t for t in example))
+                # this rank's rows of the global batch, drawn alone (one process: all of them)
+                example = draw_example(args, train_set, int(rng.integers(BATCH_SEED_BOUND)),
+                                       ranks.rows(local_batch), device)
                 with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                     pred = predict(trained, example, args.prefill)
                 loss_values, terms = compute_loss(args, pred.float(), example)

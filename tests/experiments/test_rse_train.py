@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 import torch
 
+from agents.distributed import Ranks
+from envs.base import episode_rows
 from experiments import rse_train
 from experiments.runs import Interrupted
 from rlenhance.checkpoint import RSEDenoiserSpec, load_checkpoint
@@ -156,11 +158,45 @@ def test_a_blind_denoiser_is_scored_per_level_and_records_its_levels(folders, tm
 
 def test_patch_pairs_draw_one_level_per_patch():
     clean = torch.full((2, 3, 24, 24), 0.5)
-    source, target = rse_train.sample_patch_pairs(clean, None, 64, 8, np.random.default_rng(0), (5.0, 60.0),
-                                                  torch.Generator().manual_seed(0))
+    source, target = rse_train.sample_patch_pairs(clean, None, episode_rows(0, range(64), "cpu"), 8, (5.0, 60.0))
     std = (source - target).flatten(1).std(dim=1) * 255
     low, high = std < 20, std > 40
     assert bool((low | high).all()) and 8 < int(low.sum()) < 56  # each patch at 5 or at 60, both drawn
+
+
+@pytest.mark.parametrize("pool_inputs", [False, True])
+@pytest.mark.parametrize("world", [2, 3])
+def test_a_rank_draws_only_its_rows_of_the_vae_batch_one_process_draws(monkeypatch, pool_inputs, world):
+    """vae_batch: rank r of n draws the rows r B / n .. of the --vae-batch (B) alone, and gets what one
+    process drawing the batch gives them: patches, noise levels and values, reparameterisation noise."""
+    args = rse_train.resolve(rse_train.parse_config(rse_train.Args, ["--patch", "8", "--vae-batch", "6",
+                                                                     "--sigma", "5", "60"]))
+    clean = torch.rand(3, 3, 20, 20, generator=torch.Generator().manual_seed(0))
+    inputs = (clean + 0.1 * torch.rand(clean.shape, generator=torch.Generator().manual_seed(1))) if pool_inputs \
+        else None
+    drawn = []
+
+    def counted(seed, indices, device):
+        indices = list(indices)
+        drawn.extend(indices)
+        return episode_rows(seed, indices, device)
+
+    monkeypatch.setattr(rse_train, "episode_rows", counted)
+    one = rse_train.vae_batch(args, clean, inputs, 4, 11, Ranks().rows(6))
+    parts = []
+    for rank in range(world):
+        ranks = Ranks(rank=rank, world_size=world)
+        drawn.clear()
+        parts.append(rse_train.vae_batch(args, clean, inputs, 4, 11, ranks.rows(ranks.split(6))))
+        local = 6 // world
+        assert drawn == list(range(rank * local, (rank + 1) * local)) and parts[-1][0].shape[0] == local
+    source, target, noise = one
+    assert torch.equal(torch.cat([part[0] for part in parts]), source)
+    assert torch.equal(torch.cat([part[1] for part in parts]), target)
+    for k in range(2):
+        assert torch.equal(torch.cat([part[2][k] for part in parts]), noise[k])
+    assert source.shape == (6, 3, 8, 8) and noise[0].shape == (6, 4) and not torch.equal(source, target)
+    assert not torch.equal(rse_train.vae_batch(args, clean, inputs, 4, 12, Ranks().rows(6))[0], source)
 
 
 def test_a_checkpoint_of_one_level_written_before_sigmas_still_loads(folders, tmp_path):

@@ -388,6 +388,53 @@ def test_blind_examples_draw_one_level_per_crop():
     assert float(((again.input - clean).std() * 255 - 5).abs()) < 0.5
 
 
+class CountingImages:
+    """Five random 24 x 24 images (``{"high", "name"}`` items) that count the items read."""
+
+    def __init__(self, channels: int):
+        self.images = torch.rand(5, channels, 24, 24, generator=torch.Generator().manual_seed(1))
+        self.reads = 0
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        self.reads += 1
+        return {"high": self.images[index], "name": f"image{index}"}
+
+
+@pytest.mark.parametrize("argv", [
+    ["--task", "lowlight"],                                          # synthetic darkening
+    ["--task", "denoise", "--sigma", "5", "60"],                     # a level and noise per crop
+    ["--task", "denoise", "--noise", "amplified", "--sigma", "10"],  # darkening, noise, curves and the map
+    ["--task", "completion", "--occlusion", "mixed"],                # occlusion masks
+])
+@pytest.mark.parametrize("world", [2, 4])
+def test_a_rank_draws_only_its_rows_of_the_batch_one_process_draws(argv, world):
+    """draw_example: rank r of n reads B / n items and gets rows r B / n .. of one process's batch
+    (item, crop, flips and degradation all per row); the ranks' rows together are that batch."""
+    from agents.distributed import Ranks
+    from experiments.supervised_train import draw_example
+
+    argv = [*argv, "--crop", "16", "--batch", "4"]
+    args = resolve_args(parse_config(Args, argv), argv)
+    data = CountingImages(channels=1 if args.task == "denoise" else 3)
+    one = draw_example(args, data, 7, Ranks().rows(4), torch.device("cpu"))
+    assert data.reads == 4
+    parts = []
+    for rank in range(world):
+        ranks = Ranks(rank=rank, world_size=world)
+        data.reads = 0
+        parts.append(draw_example(args, data, 7, ranks.rows(ranks.split(args.batch)), torch.device("cpu")))
+        assert data.reads == 4 // world and parts[-1].input.shape[0] == 4 // world
+    for field, whole in one._asdict().items():
+        if whole is not None:
+            assert torch.equal(torch.cat([getattr(part, field) for part in parts]), whole), field
+    assert not torch.equal(one.input[0], one.input[1])  # rows of their own, not one row repeated
+    other = draw_example(args, data, 8, Ranks().rows(4), torch.device("cpu"))
+    assert not torch.equal(other.input, one.input)  # the batch seed matters
+
+
 def resolved_denoise(*argv):
     argv = ["--task", "denoise", *argv]
     return resolve_args(parse_config(Args, argv), argv)
