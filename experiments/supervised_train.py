@@ -120,7 +120,15 @@ from agents.distributed import Ranks, wrap
 from envs.base import episode_rows
 from experiments.plots import loss_curves, save_figure
 from experiments.runs import Run, StopSignals, arg, parse_config, run_cli, setup_process
-from experiments.sigmas import SIGMA_HELP, draw_levels, level_scores, levels_text, noise_levels, resolve_sigma
+from experiments.sigmas import (
+    SIGMA_HELP,
+    draw_levels,
+    has_real_noise,
+    level_scores,
+    levels_text,
+    noise_levels,
+    resolve_sigma,
+)
 from rlenhance import metrics
 from rlenhance.atomic import atomic_path
 from rlenhance.checkpoint import NOISE_KINDS, SPEC_KEY, SupervisedSpec, load_checkpoint, load_state_dict_strict
@@ -537,7 +545,7 @@ def validation_sets(args: Args, dataset) -> dict[float | None, Example]:
     """The validation crops (:func:`validation_set`) at each ``--sigma`` level of a blind Gaussian
     denoiser, ``{sigma: crops}`` (the same crops and noise pattern, scaled); else the one set (real
     noisy pairs carry their own noise)."""
-    if args.task == "denoise" and isinstance(args.sigma, tuple) and "noisy" not in dataset[0]:
+    if args.task == "denoise" and isinstance(args.sigma, tuple) and not has_real_noise(dataset):
         return {sigma: validation_set(replace(args, sigma=sigma), dataset) for sigma in args.sigma}
     return {None: validation_set(args, dataset)}
 
