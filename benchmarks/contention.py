@@ -22,6 +22,8 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -30,6 +32,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: How long a timed-out trainer run (torchrun and its ranks) gets to stop after SIGTERM before it is killed.
+STOP_GRACE_S = 30.0
 
 ENHANCE_SNIPPET = """
 import time, numpy as np
@@ -75,19 +79,54 @@ def start_neighbour(kind: str, env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=plain)
 
 
+def trainer_command(module: str, episodes: int, threads: int, out: str | Path, *, launcher: Sequence[str] = (),
+                    extra: Sequence[str] = ()) -> list[str]:
+    """The command line of a short timed trainer run: ``module`` (e.g. ``experiments.lol_train``)
+    for ``episodes`` episodes with ``threads`` torch threads (0: its default), one evaluation (at
+    the end) and no sample grids, run by ``launcher`` (the command before ``-m``: this Python by
+    default; e.g. torchrun's) with ``extra`` arguments, into ``out``."""
+    return [*(launcher or (sys.executable,)), "-m", module, "--episodes", str(episodes), "--eval-every",
+            str(episodes), "--samples", "0", "--threads", str(threads), *extra, "--out", str(out)]
+
+
 def episodes_per_second(episodes: int, warmup: int, env: dict[str, str], threads: int, *,
-                        launcher: Sequence[str] = (), extra: Sequence[str] = ()) -> float:
-    """Episodes/s of ``lol_train`` over episodes ``warmup`` .. ``episodes`` (its metrics.csv), run
-    by ``launcher`` (the command before ``-m``: this Python by default; e.g. torchrun's) with
-    ``extra`` arguments."""
+                        module: str = "experiments.lol_train", launcher: Sequence[str] = (),
+                        extra: Sequence[str] = (), timeout: float | None = None) -> float:
+    """Episodes/s of the trainer ``module`` over episodes ``warmup`` .. ``episodes`` (its
+    metrics.csv), run in a fresh process (:func:`trainer_command`) in a temporary folder.
+
+    Raises:
+        RuntimeError: the run failed (its command, exit status and last line of stderr are said)
+            or did not log both episodes.
+        subprocess.TimeoutExpired: it ran longer than ``timeout`` seconds (its processes, torchrun's
+            ranks included, are killed).
+    """
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
-        cmd = [*(launcher or (sys.executable,)), "-m", "experiments.lol_train", "--episodes", str(episodes),
-               "--eval-every", str(episodes), "--samples", "0", "--threads", str(threads), *extra, "--out", str(out)]
-        subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cmd = trainer_command(module, episodes, threads, out, launcher=launcher, extra=extra)
+        # a session of its own: a timeout or Ctrl-C here stops it (and torchrun its ranks) by SIGTERM,
+        # then kills what is left of its process group
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+        try:
+            _, stderr = proc.communicate(timeout=timeout)
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.communicate(timeout=STOP_GRACE_S)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.communicate()
+        if proc.returncode:
+            last = next((line.strip() for line in reversed(stderr.splitlines()) if line.strip()), "no stderr")
+            raise RuntimeError(f"{shlex.join(cmd)} exited with {proc.returncode}: {last}")
         with open(out / "metrics.csv", newline="") as handle:
             walls = {int(row["step"]): float(row["wall_time"]) for row in csv.DictReader(handle)
                      if row["metric"] == "charts/episode_return"}
+    if warmup not in walls or episodes not in walls:
+        raise RuntimeError(f"{shlex.join(cmd)}: metrics.csv lacks episode {warmup} or {episodes} "
+                           f"(logged: {min(walls, default=None)}..{max(walls, default=None)})")
     return (episodes - warmup) / (walls[episodes] - walls[warmup])
 
 
