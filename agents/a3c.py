@@ -69,14 +69,20 @@ from rlenhance.losses import illumination_smoothness_loss
 from rlenhance.models.policy import POLICY_INPUT_KEYS, PixelActorCritic, PolicyOutput, build_policy_input
 
 __all__ = [
+    "ACTION_TV_WEIGHT",
     "A3C",
     "A3CConfig",
     "RewardMapConv",
     "SharedAdam",
     "a3c_loss",
+    "action_tv_penalty",
     "nstep_returns",
     "policy_kwargs_from_env",
 ]
+
+#: The key of a reset's info under which an env hands the agent one smoothness weight per row, float
+#: (B,) >= 0, for ``A3CConfig.mean_action_tv`` (an env that leaves the smoothness out of its reward).
+ACTION_TV_WEIGHT = "action_tv_weight"
 
 
 # --------------------------------------------------------------------------------------------
@@ -129,7 +135,10 @@ class A3CConfig:
     """Weight of a differentiable smoothness penalty on the policy's *expected* action map
     ``sum_a p(a) value_a`` (Zero-DCE's illumination smoothness loss, per step, at the policy's
     working resolution). Unlike a smoothness reward on sampled actions, which penalises exploration
-    noise and pushes every pixel to one shared action, it smooths what the policy means to do."""
+    noise and pushes every pixel to one shared action, it smooths what the policy means to do.
+    When the env's reset info holds per-row weights (:data:`ACTION_TV_WEIGHT`, e.g. a setting the
+    policy is conditioned on), row ``b`` is charged ``mean_action_tv * weight_b * TV_b`` and this is
+    a multiplier of the env's weights (1: as they are); see :func:`action_tv_penalty`."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -267,6 +276,24 @@ def a3c_loss(
     return loss, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy}
 
 
+def action_tv_penalty(tv: Tensor, alive: Tensor, coef: float, weights: Tensor | None = None) -> Tensor:
+    """The smoothness penalty of :attr:`A3CConfig.mean_action_tv`, a scalar.
+
+    ``coef * mean(TV)`` over the live steps and rows; with per-row ``weights``,
+    ``coef * mean(weights_b * TV_b)`` over the same entries, so a row of weight 0 adds nothing
+    (nor any gradient) and equal weights ``w`` give ``coef * w * mean(TV)``.
+
+    Args:
+        tv: float (T, B), the smoothness of each step's expected action map (with graph).
+        alive: float/bool (T, B), 1 where the step belongs to a running episode.
+        coef: ``mean_action_tv``.
+        weights: float (B,) >= 0, each row's weight (an env's :data:`ACTION_TV_WEIGHT`); None: 1.
+    """
+    if weights is None:
+        return coef * _masked_mean(tv, alive)
+    return coef * _masked_mean(tv * weights.view(1, -1).to(tv.dtype), alive)
+
+
 class SharedAdam(torch.optim.Optimizer):
     """Adam whose state is created eagerly so it can live in shared memory (Hogwild A3C).
 
@@ -386,12 +413,15 @@ class _EpisodeRunner:
 
     def run(self, venv: Any, seed: int | None,
             update: Callable[[Tensor], dict[str, float]]) -> dict[str, float]:
-        """Reset ``venv``, then collect rollouts and call ``update(loss)`` until the episode ends."""
-        obs, _ = venv.reset(seed=seed)
+        """Reset ``venv``, then collect rollouts and call ``update(loss)`` until the episode ends.
+        The reset's info may hold per-row smoothness weights (:data:`ACTION_TV_WEIGHT`): those of
+        the rows this env steps (a rank's shard, a worker's own env)."""
+        obs, info = venv.reset(seed=seed)
         env_device = device_of(obs)
         obs = obs_to(obs, self.device)
         episode_len = episode_length(venv)
         batch = next(iter(obs.values())).shape[0]
+        tv_weights = self._action_tv_weights(info, batch)
         alive = torch.ones(batch, device=self.device)
         hidden: Tensor | None = None
         steps, updates = 0, 0
@@ -401,7 +431,7 @@ class _EpisodeRunner:
             roll, obs, hidden, alive = self._collect(venv, obs, hidden, alive, steps, episode_len,
                                                      env_device)
             steps += len(roll.rewards)
-            for k, v in self._learn(roll, obs, hidden, alive, update).items():
+            for k, v in self._learn(roll, obs, hidden, alive, update, tv_weights).items():
                 totals[k] = totals.get(k, 0.0) + v
             updates += 1
             returns_sum += (torch.stack(roll.scalar_rewards) * torch.stack(roll.alive)).sum(dim=0)
@@ -444,6 +474,21 @@ class _EpisodeRunner:
                     or (episode_len is not None and steps + n >= episode_len)):
                 return roll, obs, hidden, alive
 
+    def _action_tv_weights(self, info: Mapping[str, Any] | None, batch: int) -> Tensor | None:
+        """The per-row smoothness weights of a reset's ``info`` (float32 (B,) on the agent's
+        device), or None when the env gives none."""
+        if not info or ACTION_TV_WEIGHT not in info:
+            return None
+        if not self.config.mean_action_tv:
+            raise ValueError(f"the env's reset info holds {ACTION_TV_WEIGHT!r} (it leaves the smoothness of the "
+                             "actions out of its reward, for the agent to penalise), but A3CConfig.mean_action_tv "
+                             "is 0; set it (1: the env's weights as they are) and action_values")
+        weights = torch.as_tensor(info[ACTION_TV_WEIGHT]).to(self.device, torch.float32).reshape(-1)
+        if weights.shape != (batch,) or not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()):
+            raise ValueError(f"info[{ACTION_TV_WEIGHT!r}] of the env's reset: expected {batch} finite weights >= 0 "
+                             f"(one per env), got {weights.tolist() if weights.numel() <= 16 else weights.shape}")
+        return weights
+
     def _mean_action_tv(self, out: PolicyOutput) -> Tensor:
         """Smoothness (B,) of the expected action map of a discrete policy output."""
         if out.logits is None:
@@ -469,8 +514,9 @@ class _EpisodeRunner:
         return F.avg_pool2d(reward_map, self.policy.downscale, ceil_mode=True)
 
     def _learn(self, roll: _Rollout, obs: dict[str, Tensor], hidden: Tensor | None, alive: Tensor,
-               update: Callable[[Tensor], dict[str, float]]) -> dict[str, float]:
-        """Returns, loss and one ``update``; the value of the last state bootstraps running envs."""
+               update: Callable[[Tensor], dict[str, float]], tv_weights: Tensor | None = None) -> dict[str, float]:
+        """Returns, loss and one ``update``; the value of the last state bootstraps running envs;
+        ``tv_weights``: per-row weights of the smoothness penalty (:func:`action_tv_penalty`)."""
         cfg = self.config
         with torch.no_grad():
             x, cond = build_policy_input(obs)
@@ -483,9 +529,9 @@ class _EpisodeRunner:
         loss, parts = a3c_loss(torch.stack(roll.log_probs), torch.stack(roll.entropies), values,
                                returns, cfg.value_coef, cfg.entropy_coef, alive_t)
         if roll.action_tv:
-            tv = _masked_mean(torch.stack(roll.action_tv), alive_t)
-            loss = loss + cfg.mean_action_tv * tv
-            parts["action_tv"] = tv
+            tv = torch.stack(roll.action_tv)
+            loss = loss + action_tv_penalty(tv, alive_t, cfg.mean_action_tv, tv_weights)
+            parts["action_tv"] = _masked_mean(tv, alive_t)
         stats = update(loss)
         rewards = torch.stack(roll.scalar_rewards)
         stats.update({k: float(v.detach()) for k, v in parts.items()})

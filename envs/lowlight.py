@@ -10,7 +10,9 @@ from gymnasium import spaces
 
 from envs.base import EpisodeRow, PixelEnv, PixelTask, PixelVectorEnv
 from rlenhance import losses, metrics
+from rlenhance.checkpoint import COND_ENCODINGS
 from rlenhance.data import synthetic_low_light
+from rlenhance.enhance import decode_setting, encode_setting
 from rlenhance.ops import couple_channels, le_curve
 
 #: ReLLIE's alpha table: a = 0..26 -> alpha = (a - 6) / 20, i.e. -0.30 .. +1.00 in steps of 0.05.
@@ -51,6 +53,8 @@ class LowLightTask(PixelTask):
         cond_offset: tuple[float, ...] | None = None,
         reward_scale: float = 255.0,
         observe_exposure_gap: bool = False,
+        smooth_in_reward: bool = True,
+        cond_encoding: str = "linear",
         **common: Any,
     ):
         super().__init__(num_envs, max_episode_steps=max_episode_steps, data_kind="paired", **common)
@@ -77,8 +81,16 @@ class LowLightTask(PixelTask):
         if not (0 < exposure_range[0] <= exposure_range[1] < 1) or not (0 < weight_range[0] <= weight_range[1]):
             raise ValueError(f"exposure_range/weight_range: expected 0 < lo <= hi (< 1 for exposure), "
                              f"got {exposure_range!r} / {weight_range!r}")
+        if cond_encoding not in COND_ENCODINGS:
+            raise ValueError(f"cond_encoding: expected one of {COND_ENCODINGS}, got {cond_encoding!r}")
         ranges = _setting_ranges(exposure_range, weight_range, weights, weight_ranges or {})
-        auto_offset, auto_scale = _cond_normalisation(list(ranges.values()))
+        #: Per ``COND_FIELDS`` value, how ``cond`` encodes it: with ``cond_encoding="log"``, "log" for
+        #: each weight sampled over a range 0 < low < high; "linear" otherwise.
+        self.cond_encodings = tuple("log" if cond_encoding == "log" and name in WEIGHT_FIELDS and 0 < lo < hi
+                                    else "linear" for name, (lo, hi) in ranges.items())
+        auto_offset, auto_scale = _cond_normalisation([
+            (np.log(lo), np.log(hi)) if encoding == "log" else (lo, hi)
+            for (lo, hi), encoding in zip(ranges.values(), self.cond_encodings)])
         cond_scale = auto_scale if cond_scale is None else tuple(cond_scale)
         cond_offset = auto_offset if cond_offset is None else tuple(cond_offset)
         if len(cond_scale) != len(COND_FIELDS) or min(cond_scale) <= 0:
@@ -105,8 +117,10 @@ class LowLightTask(PixelTask):
         self.w_color_ratio = float(w_color_ratio)
         self.cond_scale = torch.tensor(cond_scale, dtype=torch.float32, device=self.device)
         self.cond_offset = torch.tensor(cond_offset, dtype=torch.float32, device=self.device)
+        self.cond_log = torch.tensor([e == "log" for e in self.cond_encodings], dtype=torch.bool, device=self.device)
         self.reward_scale = float(reward_scale)
         self.observe_exposure_gap = bool(observe_exposure_gap)
+        self.smooth_in_reward = bool(smooth_in_reward)
 
         h, w = self.image_size
         image = spaces.Box(0.0, 1.0, (3, h, w), np.float32)
@@ -137,7 +151,7 @@ class LowLightTask(PixelTask):
                              "use reward='nonref' for unpaired images")
         self.image = self.original.clone()
         self.cond = batch["cond"] if "cond" in batch else self._encode_cond(self._sample_setting(rng, self.num_envs))
-        setting = self.cond * self.cond_scale + self.cond_offset
+        setting = decode_setting(self.cond, self.cond_offset, self.cond_scale, self.cond_log)
         self.target, *self.w = (c.view(-1, 1, 1, 1) for c in setting.unbind(1))
         self.state_loss = self._state_loss(self.image)
 
@@ -148,6 +162,13 @@ class LowLightTask(PixelTask):
         batch["cond"] = self._encode_cond(np.concatenate([self._sample_setting(row.rng, 1) for row in rows]))
         return batch
 
+    def reset_info(self) -> dict[str, torch.Tensor]:
+        """What a reset tells the agent besides the observation: with ``smooth_in_reward=False``,
+        ``{"action_tv_weight": w_smooth}``, float32 (B,) on the device, each row's smoothness
+        weight (its sampled setting, or the one given as cond), which the reward leaves to the
+        agent; ``{}`` otherwise."""
+        return {} if self.smooth_in_reward else {"action_tv_weight": self.w[3].reshape(-1).clone()}
+
     def setting_cond(self, n: int, exposure_target: float | None = None) -> torch.Tensor:
         """The encoded conditioning vector of the env's fixed setting (``exposure_target``, or the
         one given, and the four weights), repeated (n, 5): what a conditioned policy is evaluated with."""
@@ -155,9 +176,10 @@ class LowLightTask(PixelTask):
         return self._encode_cond(np.array([[target, *self.weights.values()]])).expand(n, -1)
 
     def _encode_cond(self, values: np.ndarray) -> torch.Tensor:
-        """Setting values (B, 5) in ``COND_FIELDS`` order -> the cond the policy sees, (B, 5) float32."""
+        """Setting values (B, 5) in ``COND_FIELDS`` order -> the cond the policy sees, (B, 5) float32
+        (:func:`rlenhance.enhance.encode_setting`, as the Enhancer encodes)."""
         cond = torch.as_tensor(values, dtype=torch.float32, device=self.device)
-        return (cond - self.cond_offset) / self.cond_scale
+        return encode_setting(cond, self.cond_offset, self.cond_scale, self.cond_log)
 
     @property
     def setting_ranges(self) -> dict[str, tuple[float, float]]:
@@ -205,8 +227,9 @@ class LowLightTask(PixelTask):
         previous, self.image = self.image, le_curve(self.image, alpha).clamp(0.0, 1.0)
         if self.reward == "nonref":
             loss = self._state_loss(self.image)
-            smooth = losses.illumination_smoothness_loss(alpha, return_map=True)[1]
-            reward_map = (self.state_loss - loss) - self.w[3] * smooth
+            reward_map = self.state_loss - loss
+            if self.smooth_in_reward:
+                reward_map = reward_map - self.w[3] * losses.illumination_smoothness_loss(alpha, return_map=True)[1]
             self.state_loss = loss
             return reward_map
         if self.reward == "ssim":
@@ -289,6 +312,11 @@ class LowLightEnv(PixelEnv):
     ``(value - cond_offset) / cond_scale``, for policies conditioned on the user's setting. By
     default the encoding maps each value's sampling range (``exposure_range``, and each weight
     times ``weight_range``) onto [-1, 1], so every conditioning plane has a comparable spread.
+    With ``cond_encoding="log"`` each weight sampled over a range ``0 < low < high`` is encoded as
+    ``(log(value) - cond_offset) / cond_scale`` instead, ``log(low)`` .. ``log(high)`` mapped onto
+    [-1, 1]: its log-uniform samples then spread evenly over [-1, 1] rather than bunching near -1
+    (``cond_encodings`` says which fields are; ``cond_scale`` / ``cond_offset``, given or not, are
+    then those of the log).
     With ``observe_exposure_gap=True`` the observation also holds ``"exposure_gap"``,
     ``Box(-1, 1, (1, H, W))``: ``E - mean_c(image)`` per pixel (``rlenhance.losses.exposure_gap``),
     the signed distance of the current state to this episode's exposure target.
@@ -298,7 +326,12 @@ class LowLightEnv(PixelEnv):
     episode is the total improvement. ``reward="nonref"`` (no reference needed):
     ``L(s) = w_exposure * exposure(s, E) + w_color * colour_constancy(s) + w_spatial *
     spatial_consistency(s, original)`` and ``r_t = L(s_{t-1}) - L(s_t) - w_smooth * TV(alpha_t)``
-    (the smoothness term penalises the step's alpha map). With references (paired data):
+    (the smoothness term penalises the step's alpha map). With ``smooth_in_reward=False`` the
+    smoothness term is left out of ``r_t``: ``w_smooth`` stays a setting (sampled and encoded in
+    ``"cond"`` like the other weights) and the reset's info hands it to the agent as
+    ``info["action_tv_weight"]`` (a float; float32 (B,) from the vector env), for a penalty of its
+    own on the smoothness of the alpha map it means to take (A3C's ``mean_action_tv``, on the
+    expected alpha of its policy, which does not charge exploration noise). With references (paired data):
     ``"ssim"`` (SSIM-map gain), ``"psnr"`` (per-image PSNR gain, constant over the image) or
     ``"mse"`` (decrease of squared error x ``reward_scale``, per channel). The scalar reward is the
     mean of ``info["reward_map"]``; the identity action (alpha = 0) earns exactly 0.
@@ -330,7 +363,9 @@ class LowLightEnv(PixelEnv):
     (ReLLIE's 0.9: R and G alphas become ``c alpha_B + (1 - c) alpha_own``, with ``alpha_channels=3``),
     ``w_color_ratio`` (ReLLIE's 20: the colour-ratio change ``rlenhance.losses.color_ratio_loss`` joins
     ``L(s)``; never conditioned), ``cond_scale``,
-    ``cond_offset``, ``reward_scale``, ``observe_exposure_gap``; ``max_episode_steps`` for the vector
+    ``cond_offset``, ``reward_scale``, ``observe_exposure_gap``, ``smooth_in_reward`` (default True;
+    False: see Rewards), ``cond_encoding`` (``"linear"``, default, or ``"log"``: see Observation
+    Space); ``max_episode_steps`` for the vector
     env only. ``render_mode``: None or ``"rgb_array"`` (``render()`` returns the current image as uint8
     (H, W, 3), RGB).
 
@@ -342,28 +377,46 @@ class LowLightEnv(PixelEnv):
       count, size or values (NaN, 0-255 floats) with an ``ImageError`` and scales uint8 / uint16 images
       by their range (they were read as 0-255 floats before); ``options["cond"]`` is (5,) or (B, 5);
       ``weight_ranges``, ``channel_coupling`` and ``w_color_ratio`` (their defaults change nothing) and
-      ``setting_ranges`` (what a policy trained here can be asked to follow); the episodes a seed gives changed
+      ``setting_ranges`` (what a policy trained here can be asked to follow), ``smooth_in_reward`` and
+      ``cond_encoding`` (their defaults change nothing); the episodes a seed gives changed
       once: each env of a batch draws its start from generators of its own (``envs.base.episode_rows``), so env
       i's start no longer depends on ``num_envs``.
     """
 
     task_class = LowLightTask
 
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        obs, info = super().reset(seed=seed, options=options)
+        return obs, {**info, **{k: float(v[0]) for k, v in self.task.reset_info().items()}}
+
 
 class LowLightVectorEnv(PixelVectorEnv):
     """Batched torch twin of :class:`LowLightEnv` (same task, B images on ``device``).
 
     ``max_episode_steps`` (default 10) is the vector env's own: it truncates the B episodes itself.
+    With ``smooth_in_reward=False`` the reset's info holds ``"action_tv_weight"``, float32 (B,) on
+    ``device``: each row's ``w_smooth``, for the agent's own smoothness penalty (a sharded env's
+    rows are those it steps).
     """
 
     task_class = LowLightTask
 
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        obs, info = super().reset(seed=seed, options=options)
+        return obs, {**info, **self.task.reset_info()}
+
     @property
     def cond_scale(self) -> torch.Tensor:
-        """float32 (5,): ``obs["cond"] * cond_scale + cond_offset`` are the setting's values (``COND_FIELDS``)."""
+        """float32 (5,): ``obs["cond"] * cond_scale + cond_offset`` are the setting's values (``COND_FIELDS``),
+        or their logs for the fields of :attr:`cond_encodings` "log"."""
         return self.task.cond_scale
 
     @property
     def cond_offset(self) -> torch.Tensor:
         """float32 (5,): see :attr:`cond_scale`."""
         return self.task.cond_offset
+
+    @property
+    def cond_encodings(self) -> tuple[str, ...]:
+        """"linear" or "log" per ``COND_FIELDS`` value: how ``obs["cond"]`` encodes it (see :attr:`cond_scale`)."""
+        return self.task.cond_encodings

@@ -56,7 +56,7 @@ from experiments.rl_common import (
 )
 from experiments.runs import arg, parse_config
 from rlenhance import losses, metrics
-from rlenhance.checkpoint import LowLightPolicySpec
+from rlenhance.checkpoint import COND_ENCODINGS, LowLightPolicySpec
 from rlenhance.data import (
     DEFAULT_COLOR_IMAGES,
     BuiltinImages,
@@ -76,6 +76,9 @@ EXPOSURE_SWEEP = (0.4, 0.5, 0.6, 0.7)
 BUILTIN_VAL_FRACTION = 0.34
 #: ReLLIE discounts with gamma > 1; per-step improvements need no discount for A3C.
 A3C_GAMMA = 1.0
+#: ``A3CConfig.mean_action_tv`` with ``--smooth-on-mean``: a pure multiplier, the env's per-row ``w_smooth``
+#: (``info["action_tv_weight"]``) carries the magnitude, so the number has one owner, the env's setting.
+SMOOTH_ON_MEAN_COEF = 1.0
 #: ``--preset NAME`` -> the flags it stands for (given before the command line's own, which override them).
 #: rellie: ReLLIE's configuration (REFERENCES: 27 alphas, R/G coupled 0.9 / 0.1 to B, damping 0.2, reward
 #: -(spatial + 80 exposure(16x16, E = 0.6) + 200 TV(alpha) + 20 colour-ratio change), entropy 0.01,
@@ -127,12 +130,19 @@ class Args(RLArgs):
                                                   "(log-uniform) instead of --weight-range; must hold --w-exposure")
     w_color_range: tuple[float, ...] = arg((), "with --conditioned: LO HI for --w-color, as --w-exposure-range")
     w_spatial_range: tuple[float, ...] = arg((), "with --conditioned: LO HI for --w-spatial, as --w-exposure-range")
-    w_smooth_range: tuple[float, ...] = arg((), "with --conditioned: LO HI for --w-smooth, as --w-exposure-range "
-                                                "(needs --no-smooth-on-mean: the smoothness is then a reward term)")
+    w_smooth_range: tuple[float, ...] = arg((), "with --conditioned: LO HI for --w-smooth, as --w-exposure-range; "
+                                                "with --smooth-on-mean each crop's w_smooth weights its own "
+                                                "penalty in the A3C loss, else its smoothness reward term")
     smooth_on_mean: bool = arg(True, "a3c, discrete: apply the smoothness weight --w-smooth as a differentiable "
-                                     "penalty on the policy's expected alpha map instead of a reward on the sampled "
-                                     "one (which penalises exploration noise); one fixed weight, so w_smooth is "
-                                     "then no setting of the model (off by itself for sac)")
+                                     "penalty on the policy's expected alpha map (in the A3C loss, each crop "
+                                     "weighted by its own w_smooth, a setting the policy is conditioned on like the "
+                                     "other weights) instead of a reward on the sampled one (which penalises "
+                                     "exploration noise); off by itself for sac")
+    cond_encoding: str = arg("linear", "how the policy's conditioning vector encodes each weight: linear, its "
+                                       "range mapped onto [-1, 1]; or log, log(LO)..log(HI) mapped onto [-1, 1] "
+                                       "for each weight varied over a range with LO > 0, so that its log-uniform "
+                                       "samples spread evenly (wide --w-*-range); recorded in the checkpoint",
+                             choices=COND_ENCODINGS)
     exposure_gap: bool = arg(True, "also feed the policy the signed per-pixel distance to the exposure target "
                                    "(E - mean brightness) as an input plane")
     episodes: int = arg(1500, "training episodes (each a batch of crops for --steps steps, then one update)")
@@ -214,11 +224,12 @@ def env_kwargs(args: Args) -> dict:
     return dict(crop=args.crop, max_episode_steps=args.steps, action_type=args.action,
                 alpha_channels=args.alpha_channels, damping=args.damping, channel_coupling=args.channel_coupling,
                 reward=args.reward, w_exposure=args.w_exposure, w_color=args.w_color, w_spatial=args.w_spatial,
-                w_smooth=0.0 if args.smooth_on_mean else args.w_smooth, w_color_ratio=args.w_color_ratio,
+                w_smooth=args.w_smooth, smooth_in_reward=not args.smooth_on_mean, w_color_ratio=args.w_color_ratio,
                 exposure_target=args.exposure_target, exposure_patch=args.exposure_patch,
                 conditioned=args.conditioned, exposure_range=args.exposure_range,
                 weight_range=args.weight_range, weight_ranges=weight_ranges(args),
-                observe_exposure_gap=args.exposure_gap, split="train", split_seed=split_seed(args))
+                observe_exposure_gap=args.exposure_gap, cond_encoding=args.cond_encoding, split="train",
+                split_seed=split_seed(args))
 
 
 def inference_spec(args: Args, task: LowLightTask) -> LowLightPolicySpec:
@@ -232,8 +243,9 @@ def inference_spec(args: Args, task: LowLightTask) -> LowLightPolicySpec:
         cond_fields=list(COND_FIELDS),
         cond_scale=[float(c) for c in task.cond_scale.cpu()],
         cond_offset=[float(c) for c in task.cond_offset.cpu()],
-        # the env's own setting, which the policy saw as cond in training (with --smooth-on-mean the
-        # env's w_smooth is 0: the smoothness weight went to the A3C loss instead)
+        cond_encodings=list(task.cond_encodings),
+        # the env's own setting, which the policy saw as cond in training (with --smooth-on-mean too: the
+        # env keeps w_smooth as a setting and hands it to the A3C loss instead of its reward)
         setting={"exposure_target": task.exposure_target, **{k: float(v) for k, v in task.weights.items()}},
         observe_exposure_gap=args.exposure_gap,
         max_side=args.policy_side or None,
@@ -311,9 +323,6 @@ def check_lowlight_args(args: Args, given: Sequence[str]) -> Args:
             raise ValueError("--smooth-on-mean: needs --agent a3c with --action discrete (the expected alpha of a "
                              "categorical policy)")
         args = dataclasses.replace(args, smooth_on_mean=False)
-    if args.smooth_on_mean and args.w_smooth_range:
-        raise ValueError("--w-smooth-range: with --smooth-on-mean the smoothness weight is one fixed A3C loss weight; "
-                         "add --no-smooth-on-mean to condition the policy on it")
     ranges = weight_ranges(args)
     if ranges and not args.conditioned:
         raise ValueError(f"--{next(iter(ranges)).replace('_', '-')}-range: only with --conditioned")
@@ -353,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
     venv = make_venv()
     names, val_low, val_high = load_validation(args, device)
-    a3c_extra = ({"mean_action_tv": args.w_smooth, "action_values": tuple(venv.task.alpha_table.tolist())}
+    a3c_extra = ({"mean_action_tv": SMOOTH_ON_MEAN_COEF, "action_values": tuple(venv.task.alpha_table.tolist())}
                  if args.smooth_on_mean else None)
     agent = make_agent(args, venv, a3c_extra=a3c_extra, resume=run.resuming, ranks=ranks,
                        keys=("image", "original", "exposure_gap"))

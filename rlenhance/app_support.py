@@ -361,9 +361,9 @@ def enhance_knobs(enhancer: Enhancer, training_args: Mapping[str, Any] | None = 
     (``conditioned`` in its spec), the ones recorded in training: ``training_args`` (the checkpoint's ``extra["args"]``:
     ``exposure_range``, and ``weight_range`` multiplying each trained weight), else the
     conditioning encoding, which maps each sampling range onto [-1, 1]
-    (``cond_offset +- cond_scale``; a weight whose encoding is the neutral ``offset = value,
-    scale = 1`` was fixed). A setting whose range is a single value is fixed; an unconditioned
-    model has no setting sliders.
+    (``cond_offset +- cond_scale``, or ``exp`` of it for a field of ``cond_encodings`` "log"; a
+    weight whose encoding is the neutral ``offset = value, scale = 1`` was fixed). A setting whose
+    range is a single value is fixed; an unconditioned model has no setting sliders.
 
     Args:
         enhancer: the loaded model.
@@ -396,7 +396,8 @@ def _policy_description(enhancer: Enhancer) -> dict[str, Any]:
     spec = getattr(enhancer, "spec", None)
     if spec is None:
         return dict(getattr(enhancer, "env", {}))
-    names = ("setting", "cond_fields", "cond_scale", "cond_offset", "conditioned", "test_steps", "action_type")
+    names = ("setting", "cond_fields", "cond_scale", "cond_offset", "cond_encodings", "conditioned", "test_steps",
+             "action_type")
     return {name: getattr(spec, name) for name in names if hasattr(spec, name)}
 
 
@@ -412,7 +413,11 @@ def _recorded_ranges(env: Mapping[str, Any], setting: Mapping[str, float],
             ranges[name] = (setting[name] * low, setting[name] * high)
         return ranges
     offsets = env.get("cond_offset", [0.0] * len(fields))
-    for name, offset, scale in zip(fields, offsets, env["cond_scale"]):
+    encodings = env.get("cond_encodings") or ["linear"] * len(fields)
+    for name, offset, scale, encoding in zip(fields, offsets, env["cond_scale"], encodings):
+        if encoding == "log":
+            ranges[name] = (float(f"{math.exp(offset - scale):.6g}"), float(f"{math.exp(offset + scale):.6g}"))
+            continue
         if name != "exposure" and math.isclose(scale, 1.0) and math.isclose(offset, setting[name], abs_tol=1e-6):
             continue  # the neutral encoding of a fixed weight
         # float32 storage: 0.3, not 0.30000001

@@ -122,9 +122,11 @@ class Enhancer:
         self.spec = spec
         self.path = path
         self.alpha_table = torch.tensor(spec.alpha_table, dtype=torch.float32, device=self.device)
-        #: How the setting is encoded as cond: (value - cond_offset) / cond_scale.
+        #: How the setting is encoded as cond (:func:`encode_setting`): (value - cond_offset) / cond_scale,
+        #: or (log(value) - cond_offset) / cond_scale for the fields whose ``cond_log`` is set.
         self.cond_scale = torch.tensor(spec.cond_scale, dtype=torch.float32, device=self.device)
         self.cond_offset = torch.tensor(spec.cond_offset, dtype=torch.float32, device=self.device)
+        self.cond_log = torch.tensor([e == "log" for e in spec.cond_encodings], dtype=torch.bool, device=self.device)
         self.steps = int(steps if steps is not None else spec.test_steps)
         if self.steps < 1:
             raise ValueError(f"steps: expected an int >= 1, got {steps!r}")
@@ -159,7 +161,8 @@ class Enhancer:
     def cond(self, **setting: float | None) -> torch.Tensor:
         """Conditioning vector (1, 5) from the training setting overridden by ``setting``
         (``exposure``, ``w_exposure``, ``w_color``, ``w_spatial``, ``w_smooth``; None: the
-        training value), encoded as the env encoded it in training: ``(value - cond_offset) / cond_scale``.
+        training value), encoded as the env encoded it in training (:func:`encode_setting`: ``(value -
+        cond_offset) / cond_scale``, of ``log(value)`` for a log-encoded field).
 
         Raises:
             ValueError: naming the setting: an unknown name, a value that is not a number, one
@@ -189,7 +192,7 @@ class Enhancer:
                                  f"[{bounds[0]:g}, {bounds[1]:g}] ({self.path.name})")
             values[name] = value
         raw = torch.tensor([[values[k] for k in self.spec.cond_fields]], dtype=torch.float32, device=self.device)
-        return (raw - self.cond_offset) / self.cond_scale
+        return encode_setting(raw, self.cond_offset, self.cond_scale, self.cond_log)
 
     def _untrained(self, name: str) -> str:
         """Why the setting ``name`` (not in the spec's ranges) is refused."""
@@ -215,7 +218,7 @@ class Enhancer:
         target = None
         if self.spec.observe_exposure_gap:  # decode E from the encoded cond
             i = self.spec.cond_fields.index("exposure_target")
-            target = cond[:, i] * self.cond_scale[i] + self.cond_offset[i]
+            target = decode_setting(cond, self.cond_offset, self.cond_scale, self.cond_log)[:, i]
         return greedy_rollout(self.policy, small, cond, steps=self.steps, alpha_table=self.alpha_table,
                               damping=self.spec.damping, alpha_mode=self.alpha_mode,
                               exposure_target=target, channel_coupling=self.spec.channel_coupling)[1]
@@ -282,6 +285,29 @@ class Enhancer:
         if mask is not None:
             raise ImageError(f"mask: given, but {self.path} is a low-light policy that takes no mask")
         return self.enhance(image, **setting)
+
+
+def encode_setting(values: torch.Tensor, offset: torch.Tensor, scale: torch.Tensor,
+                   log: torch.Tensor) -> torch.Tensor:
+    """Setting values -> the conditioning vector a low-light policy reads: per field
+    ``(value - offset) / scale``, or ``(log(value) - offset) / scale`` where ``log`` is set (values
+    > 0). The one encoding of the training env (``envs.lowlight``) and :class:`Enhancer`.
+
+    Args:
+        values: float (B, n), in the order of the fields (``COND_FIELDS``).
+        offset, scale: float (n,), the encoding of each field (scale non-zero).
+        log: bool (n,), the log-encoded fields.
+
+    Returns:
+        float (B, n), the dtype of ``values``.
+    """
+    return (torch.where(log, values.log(), values) - offset) / scale
+
+
+def decode_setting(cond: torch.Tensor, offset: torch.Tensor, scale: torch.Tensor, log: torch.Tensor) -> torch.Tensor:
+    """The setting values (B, n) of conditioning vectors (B, n): the inverse of :func:`encode_setting`."""
+    values = cond * scale + offset
+    return torch.where(log, values.exp(), values)
 
 
 @torch.no_grad()

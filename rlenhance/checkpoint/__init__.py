@@ -68,6 +68,7 @@ from rlenhance.checkpoint.files import (
 from rlenhance.checkpoint.specs import (
     ACTION_TYPES,
     ALPHA_MODES,
+    COND_ENCODINGS,
     NOISE_KINDS,
     ROLLOUT_TASKS,
     SPEC_KEY,
@@ -86,6 +87,7 @@ from rlenhance.checkpoint.upgrade import upgrade_v1_extra
 __all__ = [
     "ACTION_TYPES",
     "ALPHA_MODES",
+    "COND_ENCODINGS",
     "FORMAT_TAG",
     "FORMAT_VERSION",
     "NOISE_KINDS",

@@ -30,6 +30,9 @@ SPEC_KEY = "spec"
 ACTION_TYPES = ("discrete", "continuous")
 #: How a discrete low-light policy's alpha is chosen at test time (see rlenhance.enhance.greedy_rollout).
 ALPHA_MODES = ("mean", "argmax")
+#: How a low-light policy's conditioning vector encodes a setting value v (LowLightPolicySpec.cond_encodings):
+#: ``(v - offset) / scale``, or ``(log(v) - offset) / scale`` (a weight sampled log-uniform over a wide range).
+COND_ENCODINGS = ("linear", "log")
 #: Tasks of RL policies restored by rollouts through their env.
 ROLLOUT_TASKS = ("denoise", "completion")
 #: Tasks a supervised checkpoint can be trained for (``experiments.supervised_train --task``).
@@ -289,13 +292,17 @@ class LowLightPolicySpec(CheckpointSpec):
             field get the ranges their encoding implies (:func:`encoded_setting_ranges`).
         channel_coupling: ReLLIE's coupling ``c`` of the red and green alphas to the blue one
             (``c alpha_b + (1 - c) alpha_own``), in [0, 1]; 0: independent channels.
+        cond_encodings: per ``cond_fields`` name, ``"linear"`` (``cond = (value - cond_offset) /
+            cond_scale``) or ``"log"`` (``cond = (log(value) - cond_offset) / cond_scale``, for a
+            setting whose values are > 0); files that predate the field: all ``"linear"``.
     """
 
     kind: ClassVar[str] = "lowlight-policy"
     title: ClassVar[str] = "low-light policy"
     writer: ClassVar[str] = "experiments.lol_train"
     reader: ClassVar[str] = "rlenhance.Enhancer"
-    added_later: ClassVar[Mapping[str, Any]] = MappingProxyType({"setting_ranges": None, "channel_coupling": 0.0})
+    added_later: ClassVar[Mapping[str, Any]] = MappingProxyType({"setting_ranges": None, "channel_coupling": 0.0,
+                                                                 "cond_encodings": None})
 
     alpha_table: tuple[float, ...]
     damping: float
@@ -311,11 +318,14 @@ class LowLightPolicySpec(CheckpointSpec):
     conditioned: bool
     setting_ranges: Mapping[str, tuple[float, ...]] = None  # type: ignore[assignment]  # None: derived
     channel_coupling: float = 0.0
+    cond_encodings: tuple[str, ...] = None  # type: ignore[assignment]  # None: all linear
 
     def __post_init__(self) -> None:
         if self.setting_ranges is None:  # a file that predates the field: the ranges of its encoding
             object.__setattr__(self, "setting_ranges", encoded_setting_ranges(
                 self.cond_fields, self.cond_scale, self.cond_offset, self.setting, self.conditioned))
+        if self.cond_encodings is None and isinstance(self.cond_fields, (list, tuple)):  # before the log encoding
+            object.__setattr__(self, "cond_encodings", ("linear",) * len(self.cond_fields))
         super().__post_init__()
 
     def _problems(self) -> list[str]:
@@ -353,6 +363,14 @@ class LowLightPolicySpec(CheckpointSpec):
                             f"must have one value per cond_fields name ({len(self.cond_fields)})")
         if 0.0 in self.cond_scale:
             problems.append(f"cond_scale {list(self.cond_scale)} holds 0")
+        if len(self.cond_encodings) != len(self.cond_fields) or not set(self.cond_encodings) <= set(COND_ENCODINGS):
+            problems.append(f"cond_encodings {list(self.cond_encodings)} (accepted: one of {COND_ENCODINGS} per "
+                            f"cond_fields name, {len(self.cond_fields)})")
+        for name, encoding in zip(self.cond_fields, self.cond_encodings):
+            values = [self.setting.get(name, 1.0), *self.setting_ranges.get(name, ())]
+            if encoding == "log" and min(values) <= 0:
+                problems.append(f"cond_encodings: {name!r} is log-encoded, but its setting or range reaches "
+                                f"{min(values)!r} (accepted: values > 0)")
         missing = [name for name in self.cond_fields if name not in self.setting]
         if missing:
             problems.append(f"setting lacks the cond_fields {missing}")
@@ -375,8 +393,9 @@ class RolloutPolicySpec(CheckpointSpec):
         env_kwargs: the env's keyword arguments in training (JSON-able), without ``predictor``.
         steps: steps per rollout, >= 1.
         block_actions: actions chosen per ``downscale`` block, as A3C trained them.
-        predictor: completion only: the path of the supervised completion checkpoint whose
-            prediction is the policy's "predict" action; None: trained without one.
+        predictor: the path of the supervised checkpoint (of the policy's task: a completion
+            model, or a denoiser) whose prediction is the policy's "predict" action; None: trained
+            without one.
 
     A denoising policy's ``env_kwargs`` hold its ``gray`` (bool) and ``sigma`` (one noise level, or
     a list of them: a blind policy, each training episode drawing one), each left out meaning
@@ -408,8 +427,6 @@ class RolloutPolicySpec(CheckpointSpec):
             problems.append(f"steps {self.steps!r} (accepted: >= 1)")
         if self.predictor == "":
             problems.append("predictor is empty (None: trained without one)")
-        if self.predictor is not None and self.task != "completion":
-            problems.append(f"predictor {self.predictor!r} for task {self.task!r} (completion only)")
         if self.task == "denoise":
             if not isinstance(self.env_kwargs.get("gray", DENOISE_ENV_DEFAULTS["gray"]), bool):
                 problems.append(f"env_kwargs['gray'] {self.env_kwargs['gray']!r} (accepted: true or false)")
@@ -455,8 +472,10 @@ class SupervisedSpec(CheckpointSpec):
             the Gaussian's standard deviation), or (amplified) the largest dark-level noise level,
             each image drawing one from [0, sigma]; None as ``noise``.
         sigmas: denoise only: the noise levels trained on (:func:`noise_levels`: ascending,
-            distinct): gaussian: each training image drew one of them, so several make a blind
-            denoiser, given no level at inference; amplified: ``(sigma,)``. None as ``noise``;
+            distinct): gaussian: each training image drew one of them (or, ``--sigma-draw
+            uniform``, a level of their range), so several make a blind denoiser, given no level
+            at inference (an ``"ffdnet"`` reads the level's map: it was trained over
+            ``[sigmas[0], sigmas[-1]]``); amplified: ``(sigma,)``. None as ``noise``;
             files that predate the field read as ``(sigma,)``.
         upscale: output size over input size, 1 (restoration at the input's size) or, for
             ``mrpnet`` low-light models with the Generator, 2 or 4 (super-resolution, the seed's
@@ -464,7 +483,9 @@ class SupervisedSpec(CheckpointSpec):
 
     ``needs_mask``, ``composite`` and ``needs_noise_map`` follow from ``model`` and ``task``: an
     ``"ffdnet"`` denoiser reads a per-pixel noise-level map (:class:`rlenhance.Enhancer` feeds the
-    map of its curve steps), trained on ``"amplified"`` noise with a ``sigma`` > 0.
+    map of its curve steps, :func:`rlenhance.load_denoiser` a level's constant map), trained on
+    ``"amplified"`` noise with a ``sigma`` > 0 or on ``"gaussian"`` noise (each crop with its own
+    level's map).
     """
 
     kind: ClassVar[str] = "supervised"
@@ -540,11 +561,11 @@ class SupervisedSpec(CheckpointSpec):
             if self.noise == "amplified" and len(self.sigmas) > 1:
                 problems.append(f"sigmas {list(self.sigmas)} with noise 'amplified' (accepted: one level, its "
                                 "largest dark-level noise)")
-        if self.needs_noise_map and (self.task != "denoise" or self.noise != "amplified" or not self.sigma
-                                     or self.variant != "default"):
+        if self.needs_noise_map and (self.task != "denoise" or self.noise not in NOISE_KINDS or self.sigma is None
+                                     or (self.noise == "amplified" and not self.sigma) or self.variant != "default"):
             problems.append(f"model 'ffdnet' with task {self.task!r}, noise {self.noise!r}, sigma {self.sigma!r}, "
-                            f"variant {self.variant!r} (accepted: task 'denoise', noise 'amplified', sigma > 0, "
-                            "variant 'default')")
+                            f"variant {self.variant!r} (accepted: task 'denoise', noise 'gaussian' or 'amplified' "
+                            "with sigma > 0, variant 'default')")
         return problems
 
 

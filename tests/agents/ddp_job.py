@@ -43,6 +43,21 @@ def a3c_weights(ranks: Ranks, episodes: int = EPISODES) -> dict[str, torch.Tenso
             **{f"rmc.{k}": v for k, v in agent.rmc.state_dict().items()}}
 
 
+def a3c_smooth_weights(ranks: Ranks, episodes: int = EPISODES) -> dict[str, torch.Tensor]:
+    """A3C (categorical) on LowLight-v0 with the smoothness left to the agent: each row's sampled w_smooth
+    (the reset info's ``action_tv_weight``, a rank's own rows) weights its penalty on the expected alpha map."""
+    torch.manual_seed(0)
+    venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=ranks.split(ENV_BATCH), crop=CROP, max_episode_steps=2,
+                         shard=ranks.shard, conditioned=True, w_smooth=50.0, weight_ranges={"w_smooth": (1.0, 1000.0)},
+                         smooth_in_reward=False)
+    policy = PixelActorCritic(**policy_kwargs_from_env(venv, width=4, policy_head_gain=3.0))
+    config = A3CConfig(seed=1, mean_action_tv=1.0, action_values=tuple(venv.task.alpha_table.tolist()))
+    agent = A3C(policy, config, ranks=ranks)
+    for episode in range(episodes):
+        agent.train_episode(venv, seed=300 + episode)
+    return {f"policy.{k}": v for k, v in agent.policy.state_dict().items()}
+
+
 def sac_weights(ranks: Ranks, episodes: int = EPISODES) -> dict[str, torch.Tensor]:
     """Continuous SAC with a trust region on LowLight-v0: replay minibatches of SAC_BATCH, alpha tuned."""
     torch.manual_seed(0)
@@ -88,7 +103,8 @@ def supervised_weights(out: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(out / "checkpoints" / "last.pt")["state_dict"]
 
 
-SCENARIOS = {"a3c": a3c_weights, "sac": sac_weights, "batch_norm": batch_norm_values}
+SCENARIOS = {"a3c": a3c_weights, "a3c_smooth": a3c_smooth_weights, "sac": sac_weights,
+             "batch_norm": batch_norm_values}
 
 
 def main(out: Path) -> None:

@@ -110,3 +110,87 @@ def test_mean_action_tv_smooths_the_expected_alpha_map_and_is_validated():
     assert results[0.0][0] == pytest.approx(results[50.0][0])  # same start
     assert results[50.0][1] < 0.5 * results[50.0][0]             # the penalty smooths the mean map
     assert results[50.0][1] < results[0.0][1]
+
+
+def test_action_tv_penalty_weights_each_row_and_keeps_the_unweighted_math():
+    from agents.a3c import _masked_mean, action_tv_penalty
+
+    tv = torch.rand(3, 4, dtype=torch.float64).requires_grad_(True)
+    alive = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0], [1, 1, 0, 0]], dtype=torch.float64)
+    # no per-row weights: exactly the old penalty, coef * masked mean
+    assert torch.equal(action_tv_penalty(tv, alive, 7.0), 7.0 * _masked_mean(tv, alive))
+    # equal weights w: the old penalty with coef * w
+    same = action_tv_penalty(tv, alive, 1.0, torch.full((4,), 7.0))
+    assert torch.allclose(same, 7.0 * _masked_mean(tv, alive))
+    weights = torch.tensor([0.0, 1.0, 3.0, 2.0])
+    action_tv_penalty(tv, alive, 2.0, weights).backward()
+    live = alive.sum()
+    # row b's gradient is coef * w_b / (live entries) where alive; a weight-0 row contributes none
+    assert torch.all(tv.grad[:, 0] == 0) and torch.all(tv.grad[alive == 0] == 0)
+    expected = 2.0 * weights.double().expand(3, 4) / live * alive
+    assert torch.allclose(tv.grad, expected)
+
+
+def _smooth_agent(venv, coef, seed=0):
+    torch.manual_seed(seed)
+    policy = PixelActorCritic(**policy_kwargs_from_env(venv, keys=("image", "original"), width=8,
+                                                       policy_head_gain=3.0))
+    return A3C(policy, A3CConfig(lr=3e-3, entropy_coef=0.0, mean_action_tv=coef,
+                                 action_values=tuple(venv.task.alpha_table.tolist())))
+
+
+def test_env_weights_in_the_reset_info_reproduce_the_fixed_penalty():
+    """An env that hands w_smooth to the agent (smooth_in_reward=False) with mean_action_tv 1 trains as
+    the old recipe, env w_smooth 0 and mean_action_tv = w_smooth: same rewards, same penalty."""
+    w = 40.0
+    common = dict(num_envs=2, crop=24, max_episode_steps=2, weight_range=(1.0, 1.0), conditioned=True)
+    per_row = envs.make_vec("rlenhance/LowLight-v0", w_smooth=w, smooth_in_reward=False, **common)
+    fixed = envs.make_vec("rlenhance/LowLight-v0", w_smooth=0.0, **common)
+    _, info = per_row.reset(seed=0)
+    assert torch.equal(info["action_tv_weight"], torch.full((2,), w))
+    assert fixed.reset(seed=0)[1] == {}  # a reward with its smoothness term hands the agent nothing
+    new, old = _smooth_agent(per_row, 1.0), _smooth_agent(fixed, w)
+    assert torch.equal(params(new), params(old))
+    for episode in range(2):
+        stats_new, stats_old = new.train_episode(per_row, seed=episode), old.train_episode(fixed, seed=episode)
+        assert stats_new["episode_return"] == pytest.approx(stats_old["episode_return"], rel=1e-5)
+        assert stats_new["loss"] == pytest.approx(stats_old["loss"], rel=1e-4, abs=1e-6)
+    torch.testing.assert_close(params(new), params(old), rtol=1e-4, atol=1e-6)
+    assert not torch.equal(params(new), params(_smooth_agent(per_row, 1.0)))  # the updates moved the weights
+
+
+class ScaledTVWeights(RecordingEnv):
+    """Multiplies the per-row smoothness weights of the reset's info by ``scale`` (B,)."""
+
+    def __init__(self, venv, scale):
+        super().__init__(venv)
+        self.scale = scale
+
+    def reset(self, **kwargs):
+        obs, info = self.venv.reset(**kwargs)
+        return obs, {**info, "action_tv_weight": info["action_tv_weight"] * self.scale}
+
+
+def test_a_zero_weight_row_adds_no_penalty_and_bad_weights_are_refused():
+    venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=2, crop=24, max_episode_steps=2, conditioned=True,
+                         weight_ranges={"w_smooth": (10.0, 1000.0)}, w_smooth=100.0, smooth_in_reward=False)
+    _, info = venv.reset(seed=0)
+    weights = info["action_tv_weight"]
+    assert weights.shape == (2,) and weights.dtype == torch.float32 and weights[0] != weights[1]
+    # the weights are the settings the policy sees in its cond
+    decoded = venv.task.cond[:, 4] * venv.cond_scale[4] + venv.cond_offset[4]
+    assert torch.allclose(weights, decoded) and 10.0 <= weights.min() and weights.max() <= 1000.0
+
+    def penalty(scale):
+        agent = _smooth_agent(venv, 1.0)
+        return agent.train_episode(ScaledTVWeights(venv, scale), seed=0)["loss"]
+
+    # same seed, same actions: the losses differ by the penalties only; a row of weight 0 adds none
+    both, first_only, none = penalty(torch.tensor([1.0, 1.0])), penalty(torch.tensor([1.0, 0.0])), \
+        penalty(torch.tensor([0.0, 0.0]))
+    assert none < first_only < both
+    assert penalty(torch.tensor([0.0, 5.0])) > penalty(torch.tensor([0.0, 1.0])) > none
+    with pytest.raises(ValueError, match="mean_action_tv"):
+        _smooth_agent(venv, 0.0).train_episode(venv, seed=0)  # the env left the smoothness to the agent
+    with pytest.raises(ValueError, match="action_tv_weight.*2 finite weights >= 0"):
+        _smooth_agent(venv, 1.0).train_episode(ScaledTVWeights(venv, torch.tensor([1.0, -1.0])), seed=0)

@@ -60,6 +60,16 @@ def test_ddp_a3c_two_ranks_match_one_process(two_ranks):
 
 
 @pytest.mark.slow
+def test_ddp_a3c_per_row_smoothness_weights_are_each_ranks_own(two_ranks):
+    """Each rank's env hands A3C the smoothness weights of the rows it steps: the job's update is that of
+    one process weighting the global batch's rows."""
+    single = job.a3c_smooth_weights(Ranks())
+    _assert_same(torch.load(two_ranks / "a3c_smooth.pt"), single)
+    initial = job.a3c_smooth_weights(Ranks(), episodes=0)
+    assert not all(torch.allclose(initial[k], single[k]) for k in single)
+
+
+@pytest.mark.slow
 def test_ddp_sac_two_ranks_match_one_process(two_ranks):
     single = job.sac_weights(Ranks())
     distributed = torch.load(two_ranks / "sac.pt")

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 import envs
-from envs.lowlight import COND_FIELDS, LowLightTask
+from envs.lowlight import COND_FIELDS, LowLightEnv, LowLightTask
 from rlenhance import losses
+from rlenhance.enhance import decode_setting
 from rlenhance.ops import couple_channels, le_curve
 
 ENV_ID = "rlenhance/LowLight-v0"
@@ -119,3 +120,56 @@ def test_color_ratio_term_penalises_hue_changes_only():
 def test_cond_fields_are_unchanged():
     """Checkpoints depend on the order of the conditioning vector."""
     assert COND_FIELDS == ("exposure_target", "w_exposure", "w_color", "w_spatial", "w_smooth")
+
+
+def test_smoothness_left_to_the_agent_is_a_setting_and_no_reward_term():
+    """smooth_in_reward=False: w_smooth is sampled and encoded like the other weights, the reward has no
+    smoothness term, and the reset's info hands each row's weight to the agent."""
+    kwargs = dict(conditioned=True, weight_ranges={"w_smooth": (10.0, 400.0)}, w_smooth=40.0)
+    venv = make(num_envs=4, smooth_in_reward=False, **kwargs)
+    reference = make(num_envs=4, **kwargs)
+    _, info = venv.reset(seed=1)
+    assert reference.reset(seed=1)[1] == {}
+    assert venv.task.setting_ranges["w_smooth"] == (10.0, 400.0)
+    assert torch.equal(venv.task.cond, reference.task.cond)  # the same settings drawn and encoded
+    assert torch.allclose(info["action_tv_weight"], torch.from_numpy(decoded_cond(venv)[:, 4]))
+    assert info["action_tv_weight"].std() > 0  # one weight per row
+    rough = torch.randint(0, 27, (4, 3, 16, 16), generator=torch.Generator().manual_seed(0))
+    reward, ref_reward = venv.step(rough)[1], reference.step(rough)[1]
+    assert torch.all(reward > ref_reward)  # the sampled alpha map's roughness costs nothing here
+    alpha = venv.task.alpha(rough)
+    smooth = losses.illumination_smoothness_loss(alpha, return_map=True)[1].mean(dim=(1, 2, 3))
+    assert torch.allclose(reward - ref_reward, info["action_tv_weight"] * smooth, rtol=1e-4)
+    # a rank of a data-parallel job is told the weights of its own rows of the global batch
+    rows = [make(num_envs=2, smooth_in_reward=False, shard=(rank, 2), **kwargs).reset(seed=1)[1]["action_tv_weight"]
+            for rank in range(2)]
+    assert torch.equal(torch.cat(rows), info["action_tv_weight"])
+    # the one-image env tells it as a float; given as cond, the weight is the one the cond encodes
+    single = LowLightEnv(crop=16, smooth_in_reward=False, **kwargs)
+    cond = venv.task.cond[2].numpy()
+    low = np.full((3, 16, 16), 0.1, np.float32)
+    _, single_info = single.reset(seed=0, options={"low": low, "cond": cond})
+    assert single_info["action_tv_weight"] == pytest.approx(float(info["action_tv_weight"][2]))
+
+
+def test_log_encoding_maps_the_log_of_each_weight_range_onto_minus_one_to_one():
+    kwargs = dict(num_envs=256, conditioned=True, w_smooth=0.0, exposure_range=(0.3, 0.8), weight_range=(1.0, 1.0),
+                  weight_ranges={"w_exposure": (1.0, 100.0), "w_color": (1.0, 100.0)}, w_color=10.0)
+    log, linear = make(cond_encoding="log", **kwargs), make(**kwargs)
+    # weights varied over 0 < low < high: log; the target, a fixed weight and a zero one stay linear
+    assert log.cond_encodings == ("linear", "log", "log", "linear", "linear")
+    assert linear.cond_encodings == ("linear",) * 5
+    ends = np.array([[0.3, 1.0, 100.0, 1.0, 0.0], [0.8, 100.0, 1.0, 1.0, 0.0]])
+    assert torch.allclose(log.task._encode_cond(ends), torch.tensor([[-1.0, -1, 1, 0, 0], [1, 1, -1, 0, 0]]),
+                          atol=1e-6)
+    log.reset(seed=0)
+    linear.reset(seed=0)
+    # the same settings drawn; log-uniform samples spread evenly under the log, bunch near -1 linearly
+    setting = decode_setting(log.task.cond, log.cond_offset, log.cond_scale, log.task.cond_log)
+    assert torch.allclose(setting, torch.from_numpy(decoded_cond(linear)), rtol=1e-5)
+    w_exposure_log, w_exposure_linear = log.task.cond[:, 1], linear.task.cond[:, 1]
+    assert abs(float(w_exposure_log.mean())) < 0.1 and float(w_exposure_linear.median()) < -0.7
+    assert log.task.cond.abs().max() <= 1.0 + 1e-5
+    assert torch.allclose(log.task.w[0].flatten(), setting[:, 1])  # the reward uses the decoded weights
+    with pytest.raises(ValueError, match="cond_encoding: expected one of"):
+        make(cond_encoding="exp")

@@ -193,8 +193,8 @@ def test_exposure_gap_and_smooth_on_mean_reach_the_checkpoint_and_the_enhancer(t
     assert best["arch"]["kwargs"]["out_channels"] == 1  # one alpha map for R, G and B
     enhancer = Enhancer(out / "checkpoints" / "best.pt", device="cpu")
     assert best["extra"]["spec"].max_side == enhancer.max_side == 48  # trained at 48 px, runs at 48 px
-    # the default setting reaches the policy as the cond it was evaluated with in training (the env's
-    # w_smooth is 0 with --smooth-on-mean: the weight went to the A3C loss)
+    # the default setting reaches the policy as the cond it was evaluated with in training (with
+    # --smooth-on-mean the env keeps w_smooth as a setting and hands it to the A3C loss)
     run_args = lol_train.Args(**{k: v for k, v in json.loads((out / "config.json").read_text()).items()
                                  if k in {f.name for f in dataclasses.fields(lol_train.Args)}})
     task = envs.make_vec(lol_train.ENV_ID, num_envs=1, **lol_train.env_kwargs(run_args)).task
@@ -380,8 +380,84 @@ def test_per_knob_ranges_reach_the_checkpoint_and_the_enhancer_refuses_outside_t
         enhancer.cond(w_spatial=2.0)
 
 
+def test_smoothness_weight_on_the_mean_is_a_setting_of_the_model(tmp_path):
+    """--smooth-on-mean --w-smooth-range: the policy is conditioned on w_smooth, which weights each crop's
+    penalty in the A3C loss (mean_action_tv 1); the Enhancer takes w_smooth over the range, and so does
+    benchmarks.knobs."""
+    from benchmarks import knobs
+    from experiments import lol_train
+    from rlenhance.enhance import Enhancer
+
+    args = list(TINY)
+    args[args.index("--episodes") + 1] = "2"
+    out = lol_train.main([*args, "--smooth-on-mean", "--w-smooth", "100", "--w-smooth-range", "20", "500",
+                          "--out", str(tmp_path / "smooth")])
+    last = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert last["extra"]["agent"]["config"]["mean_action_tv"] == lol_train.SMOOTH_ON_MEAN_COEF == 1.0
+    spec = last["extra"]["spec"]
+    assert spec.setting["w_smooth"] == 100.0 and dict(spec.setting_ranges)["w_smooth"] == (20.0, 500.0)
+    run_args = lol_train.Args(**{k: v for k, v in json.loads((out / "config.json").read_text()).items()
+                                 if k in {f.name for f in dataclasses.fields(lol_train.Args)}})
+    venv = envs.make_vec(lol_train.ENV_ID, num_envs=2, **lol_train.env_kwargs(run_args))
+    assert venv.reset(seed=0)[1]["action_tv_weight"].shape == (2,)  # the weights the A3C loss got
+    enhancer = Enhancer(out / "checkpoints" / "best.pt", device="cpu")
+    assert enhancer.setting_ranges == {"exposure": (0.3, 0.9), "w_smooth": (20.0, 500.0)}
+    assert float(enhancer.cond(w_smooth=20.0)[0, 4]) == pytest.approx(-1.0)
+    assert float(enhancer.cond(w_smooth=500.0)[0, 4]) == pytest.approx(1.0)
+    assert torch.allclose(enhancer.cond(), venv.task.setting_cond(1))
+    dark = np.random.default_rng(0).uniform(0.02, 0.2, (24, 40, 3)).astype(np.float32)
+    for w_smooth in (20.0, 500.0):
+        result = enhancer.enhance(dark, w_smooth=w_smooth)
+        assert result.shape == dark.shape and np.isfinite(result).all()
+    with pytest.raises(ValueError, match=r"w_smooth: 600 is outside .*\[20, 500\]"):
+        enhancer.cond(w_smooth=600.0)
+    for name in ("001_1", "002_1"):
+        save_image(tmp_path / "pairs" / "low" / f"{name}.png", dark)
+        save_image(tmp_path / "pairs" / "high" / f"{name}.png", np.clip(dark * 4, 0, 1))
+    report = knobs.main(["--checkpoint", str(out / "checkpoints" / "best.pt"), "--data", str(tmp_path / "pairs"),
+                         "--split", "all", "--exposures", "0.4", "--threads", "1"])
+    assert [r["value"] for r in report["table"] if r["knob"] == "w_smooth"] == [20.0, 260.0, 500.0]
+    assert "w_smooth" in report["verdicts"] and "w_smooth" not in report["refused"]
+
+
+def test_log_encoded_checkpoint_encodes_settings_as_its_env(tmp_path):
+    """--cond-encoding log: the checkpoint records which fields are log-encoded, and the Enhancer encodes
+    any setting in the ranges exactly as the training env did; each range's ends are -1 and +1."""
+    from experiments import lol_train
+    from rlenhance.enhance import Enhancer
+
+    args = list(TINY)
+    args[args.index("--episodes") + 1] = "1"
+    args[args.index("--eval-every") + 1] = "1"
+    ranges = {"w_exposure": (100.0, 600.0), "w_color": (1.0, 100.0), "w_spatial": (0.5, 20.0),
+              "w_smooth": (20.0, 500.0)}
+    flags = [x for name, (lo, hi) in ranges.items() for x in (f"--{name.replace('_', '-')}-range", str(lo), str(hi))]
+    out = lol_train.main([*args, "--exposure-range", "0.3", "0.8", *flags, "--cond-encoding", "log",
+                          "--out", str(tmp_path / "log")])
+    spec = load_checkpoint(out / "checkpoints" / "best.pt")["extra"]["spec"]
+    assert spec.cond_encodings == ("linear", "log", "log", "log", "log")
+    enhancer = Enhancer(out / "checkpoints" / "best.pt", device="cpu")
+    assert enhancer.setting_ranges == {"exposure": (0.3, 0.8), **ranges}
+    run_args = lol_train.Args(**{k: v for k, v in json.loads((out / "config.json").read_text()).items()
+                                 if k in {f.name for f in dataclasses.fields(lol_train.Args)}})
+    task = envs.make_vec(lol_train.ENV_ID, num_envs=1, **lol_train.env_kwargs(run_args)).task
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        setting = {name: float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) for name, (lo, hi) in ranges.items()}
+        exposure = float(rng.uniform(0.3, 0.8))
+        values = np.array([[exposure, *setting.values()]])
+        torch.testing.assert_close(enhancer.cond(exposure=exposure, **setting), task._encode_cond(values))
+    low = enhancer.cond(exposure=0.3, **{name: lo for name, (lo, _) in ranges.items()})
+    high = enhancer.cond(exposure=0.8, **{name: hi for name, (_, hi) in ranges.items()})
+    torch.testing.assert_close(low, -torch.ones(1, 5))
+    torch.testing.assert_close(high, torch.ones(1, 5))
+    middle = enhancer.cond(w_color=10.0)  # the geometric middle of 1..100 is the middle of the encoding
+    assert float(middle[0, 2]) == pytest.approx(0.0, abs=1e-6)
+    dark = np.random.default_rng(1).uniform(0.02, 0.2, (24, 40, 3)).astype(np.float32)
+    assert np.isfinite(enhancer.enhance(dark, w_color=100.0, exposure=0.8)).all()
+
+
 @pytest.mark.parametrize("extra, message", [
-    (["--w-smooth-range", "1", "200"], "--no-smooth-on-mean"),
     (["--no-conditioned", "--w-color-range", "1", "10"], "only with --conditioned"),
     (["--w-color-range", "1", "2", "3"], "two numbers"),
     (["--w-color-range", "10", "20"], r"weight_ranges\['w_color'\]"),  # must hold --w-color (5)

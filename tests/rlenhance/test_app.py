@@ -5,6 +5,7 @@ The real-browser test is in test_app_browser.py.
 
 import importlib.util
 import io
+import math
 import subprocess
 import sys
 import tempfile
@@ -195,6 +196,11 @@ def test_knobs_follow_what_the_model_was_trained_to_vary():
     ranges = {"exposure": (0.2, 0.8), "w_color": (1.0, 9.0)}
     chosen = kit.enhance_knobs(stand_in(setting_ranges=lambda: ranges))  # Enhancer.setting_ranges, when it exists
     assert {k.name: (k.low, k.high) for k in chosen.sliders} == ranges
+    # a log-encoded weight (cond_encodings "log"): its range is exp(offset -+ scale)
+    logged = stand_in(scale=(0.15, math.log(4.0) / 2, 1.0, 1.0, 1.0), offset=(0.55, math.log(300.0), 5.0, 1.0, 0.0))
+    logged.spec.cond_encodings = ("linear", "log", "linear", "linear", "linear")
+    assert {k.name: (k.low, k.high) for k in kit.enhance_knobs(logged).sliders} == {
+        "exposure": (0.4, 0.7), "w_exposure": (150.0, 600.0)}
     recorded = stand_in()
     recorded.spec.setting_ranges = {"exposure_target": (0.35, 0.75), "w_spatial": (0.5, 1.5)}  # the spec's record
     assert {k.name: (k.low, k.high) for k in kit.enhance_knobs(recorded, args).sliders} == {

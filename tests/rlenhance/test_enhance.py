@@ -1,5 +1,6 @@
 """Enhancer: strip-wise full-resolution curves, settings, checkpoint validation."""
 
+import math
 import warnings
 
 import numpy as np
@@ -8,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import rlenhance
+from rlenhance import enhance as enhance_module
 from rlenhance.checkpoint import FORMAT_TAG, LowLightPolicySpec, SupervisedSpec, save_checkpoint
 from rlenhance.enhance import Enhancer, checkpoint_setting_ranges, greedy_rollout
 from rlenhance.errors import CheckpointError, ImageError
@@ -292,11 +294,12 @@ def test_setting_ranges_of_files_that_predate_them_come_from_their_encoding(tmp_
     path = save_checkpoint(tmp_path / "old_v2.pt", model=policy, arch=policy.arch(), extra={"spec": spec})
     saved = torch.load(path, weights_only=True)
     assert saved["version"] == 2
-    del saved["extra"]["spec"]["setting_ranges"], saved["extra"]["spec"]["channel_coupling"]  # as written before
+    for key in ("setting_ranges", "channel_coupling", "cond_encodings"):  # as written before
+        del saved["extra"]["spec"][key]
     torch.save(saved, path)
     enhancer = Enhancer(path, device="cpu")
     assert enhancer.setting_ranges == {"exposure": (0.3, 0.9), "w_color": (2.5, 10.0)}
-    assert enhancer.spec.channel_coupling == 0.0
+    assert enhancer.spec.channel_coupling == 0.0 and enhancer.spec.cond_encodings == ("linear",) * 5
     with pytest.raises(ValueError, match="w_smooth: old_v2.pt was trained with w_smooth fixed"):
         enhancer.cond(w_smooth=30.0)
 
@@ -312,6 +315,35 @@ def test_a_spec_whose_ranges_do_not_fit_is_refused():
         _spec(setting_ranges={"exposure_target": (0.3, 0.9)})
     with pytest.raises(CheckpointError, match="channel_coupling"):
         _spec(channel_coupling=1.5)
+
+
+def test_log_encoded_fields_are_encoded_from_the_log_of_their_values(tmp_path, monkeypatch):
+    """cond_encodings "log": cond = (log(value) - offset) / scale, the other fields as before; the
+    exposure gap's target is decoded back from the cond."""
+    torch.manual_seed(0)
+    policy = PixelActorCritic(in_channels=7, out_channels=3, n_actions=27, width=8, downscale=2, cond_dim=5)
+    scale, offset = math.log(100.0) / 2, math.log(10.0)  # log(1) .. log(100) onto [-1, 1]
+    spec = _spec(conditioned=True, cond_encodings=["linear", "linear", "log", "linear", "linear"],
+                 cond_scale=[0.2, 1.0, scale, 1.0, 1.0], cond_offset=[0.5, 10.0, offset, 1.0, 20.0],
+                 setting_ranges={"exposure_target": (0.3, 0.7), "w_color": (1.0, 100.0)}, observe_exposure_gap=True)
+    path = save_checkpoint(tmp_path / "log.pt", model=policy, arch=policy.arch(), extra={"spec": spec})
+    enhancer = Enhancer(path, device="cpu")
+    assert enhancer.setting_ranges == {"exposure": (0.3, 0.7), "w_color": (1.0, 100.0)}
+    for w_color, expected in ((1.0, -1.0), (10.0, 0.0), (100.0, 1.0), (2.0, (math.log(2.0) - offset) / scale)):
+        cond = enhancer.cond(w_color=w_color, exposure=0.7)
+        assert float(cond[0, 2]) == pytest.approx(expected, abs=1e-6)
+        assert float(cond[0, 0]) == pytest.approx(1.0) and float(cond[0, 4]) == 0.0  # linear fields as before
+    seen = []
+    monkeypatch.setattr(enhance_module, "greedy_rollout",
+                        lambda *a, **k: seen.append(k["exposure_target"]) or greedy_rollout(*a, **k))
+    enhancer.enhance(np.full((8, 8, 3), 0.1, np.float32), exposure=0.35, w_color=50.0)
+    assert float(seen[0]) == pytest.approx(0.35)
+    with pytest.raises(CheckpointError, match="'w_smooth' is log-encoded, but its setting or range reaches 0"):
+        _spec(cond_encodings=["linear"] * 4 + ["log"], setting={**ENV["setting"], "w_smooth": 0.0})
+    with pytest.raises(CheckpointError, match="cond_encodings .*one of \\('linear', 'log'\\) per"):
+        _spec(cond_encodings=["linear"] * 4 + ["exp"])
+    with pytest.raises(CheckpointError, match="cond_encodings"):
+        _spec(cond_encodings=["linear"] * 4)
 
 
 def test_channel_coupling_of_the_spec_is_applied(tmp_path):
