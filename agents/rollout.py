@@ -28,6 +28,12 @@ Three entry points:
       denoised = restorer.restore(noisy)                      # float32 (H, W, C) in [0, 1]
       outputs = restorer.restore_items([{"clean": clean, "noisy": noisy} for clean, noisy in pairs])
 
+A policy trained with a predictor (``--predictor``: a supervised model's output as one more
+per-pixel action) needs it back: :func:`load_predictor` loads a checkpoint of
+``experiments.supervised_train`` as a completion or a denoise predictor, and
+:func:`load_rollout_policy` the one its spec records (or one of that name beside the policy's
+checkpoint: :func:`rlenhance.denoisers.find_predictor`).
+
 The task object is never modified: the rollout runs on a shallow copy resized to the images
 (:func:`task_view`), so a training env can lend its task to evaluation between episodes.
 
@@ -56,6 +62,7 @@ from torch import Tensor, nn
 
 from envs.base import PixelTask
 from rlenhance.checkpoint import SPEC_KEY, RolloutPolicySpec, SupervisedSpec, build_model, load_checkpoint
+from rlenhance.denoisers import DenoisePredictor, find_predictor
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.models.policy import PixelActorCritic, blocks_to_pixels, build_policy_input
 from rlenhance.ops.fill import PREFILLS, prefill_hole
@@ -228,7 +235,7 @@ def rollout_images(policy: PixelActorCritic, task: Any, items: Sequence[Mapping[
     return outputs  # type: ignore[return-value]
 
 
-# --- completion predictors ---------------------------------------------------------------------------
+# --- predictors: a supervised model's output as a per-pixel action --------------------------------------
 class CompletionPredictor:
     """A supervised completion network as ``CompletionTask``'s ``predictor``: ``(occluded, mask) ->
     prediction``, float (B, 3, H, W) in [0, 1], computed without gradients in eval mode.
@@ -255,18 +262,36 @@ class CompletionPredictor:
         return pred.clamp(0.0, 1.0).to(occluded.device)
 
 
-def load_predictor(path: str | Path, *, device: str | torch.device = "cpu") -> CompletionPredictor:
-    """Load a completion checkpoint of ``experiments.supervised_train`` as a predictor (its
-    :class:`rlenhance.checkpoint.SupervisedSpec` says whether the net reads the mask and what it
-    sees in the hole).
+def load_predictor(path: str | Path, *, task: str = "completion", channels: int | None = None,
+                   sigma: float | None = None,
+                   device: str | torch.device = "cpu") -> CompletionPredictor | DenoisePredictor:
+    """Load a checkpoint of ``experiments.supervised_train`` as the ``predictor`` of a task's env
+    (the policy's "take the predictor's pixel" action):
+
+    * ``task="completion"``: a :class:`CompletionPredictor`, ``(occluded, mask) -> prediction``
+      (its :class:`rlenhance.checkpoint.SupervisedSpec` says whether the net reads the mask and
+      what it sees in the hole); ``channels``, if given, must be 3.
+    * ``task="denoise"``: a :class:`rlenhance.denoisers.DenoisePredictor`, ``(noisy) ->
+      prediction``, for images of ``channels`` planes (required: 1 gray, 3 RGB), a noise-map
+      denoiser (FFDNet) given the map of ``sigma`` (the known level, 0-255) or, when None, of
+      each image's estimated level.
 
     Raises:
-        CheckpointError: the file is not a checkpoint of an RGB completion network (the message
-            names the file and what it holds).
+        CheckpointError: the file is not a supervised checkpoint of ``task`` with the env's planes
+            (the message names the file and what it holds).
+        ValueError: another ``task``; ``task="denoise"`` without ``channels``.
     """
     from rlenhance.models.mrpnet import MODELS as MRPNET_MODELS
     from rlenhance.models.pixelrnn import MODELS as PIXELRNN_MODELS
 
+    if task == "denoise":
+        if channels is None:
+            raise ValueError("channels: required for a denoise predictor (the env's planes: 1 gray, 3 RGB)")
+        return DenoisePredictor(path, channels=channels, sigma=sigma, device=device)
+    if task != "completion":
+        raise ValueError(f"task: expected 'completion' or 'denoise', got {task!r}")
+    if channels not in (None, 3):
+        raise ValueError(f"channels: completion is RGB (3), got {channels!r}")
     ckpt = load_checkpoint(path, spec=SupervisedSpec)
     spec: SupervisedSpec = ckpt["extra"][SPEC_KEY]
     if spec.task != "completion":
@@ -381,17 +406,24 @@ class RolloutPolicy:
 
 
 def load_rollout_policy(path: str | Path, *, device: str | torch.device = "cpu",
-                        predictor: Callable[[Tensor, Tensor], Tensor] | None = None) -> RolloutPolicy:
+                        predictor: Callable[..., Tensor] | None = None) -> RolloutPolicy:
     """Load a checkpoint of ``experiments.denoise_train`` / ``experiments.completion_train``.
 
     The task is rebuilt from the checkpoint's :class:`~rlenhance.checkpoint.RolloutPolicySpec`
     (``env_id`` and ``env_kwargs``) on the embedded default data (only its transition is used).
-    A completion policy trained with ``--predictor`` needs the predictor back: ``predictor`` if
-    given, else the checkpoint path recorded in the spec's ``predictor`` (:func:`load_predictor`).
+    A policy trained with ``--predictor`` needs the predictor back: ``predictor`` if given, else
+    the checkpoint its spec's ``predictor`` records, found by
+    :func:`rlenhance.denoisers.find_predictor` (the recorded path, else a file of that name beside
+    ``path``, else in ``rlenhance/weights/``: a policy shipped in one folder with its predictor
+    loads on any machine), loaded by :func:`load_predictor` (a denoising policy's as
+    :class:`rlenhance.denoisers.PolicyDenoiser` loads it,
+    :meth:`rlenhance.denoisers.DenoisePredictor.for_policy`: the policy's noise level, when it
+    has one, is the known ``sigma`` of a noise-map denoiser).
 
     Raises:
         CheckpointError: not a checkpoint of a denoising / completion policy (e.g. a lol_train
-            checkpoint: the message says to use :class:`rlenhance.Enhancer`).
+            checkpoint: the message says to use :class:`rlenhance.Enhancer`); its predictor found
+            nowhere (the message names the places tried).
     """
     import envs  # registers the env ids
 
@@ -400,6 +432,9 @@ def load_rollout_policy(path: str | Path, *, device: str | torch.device = "cpu",
     policy = build_model(ckpt, {"PixelActorCritic": PixelActorCritic}).to(device).eval()
     env_kwargs = dict(spec.env_kwargs)
     if spec.predictor is not None:
-        env_kwargs["predictor"] = predictor if predictor is not None else load_predictor(spec.predictor, device=device)
+        if predictor is None:
+            predictor = DenoisePredictor.for_policy(spec, checkpoint=path, device=device) if spec.task == "denoise" \
+                else load_predictor(find_predictor(spec.predictor, path), device=device)
+        env_kwargs["predictor"] = predictor
     venv = envs.make_vec(spec.env_id, num_envs=1, device=device, **env_kwargs)
     return RolloutPolicy(policy=policy, task=venv.task, spec=spec, path=Path(path))

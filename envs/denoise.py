@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -13,6 +13,9 @@ from envs.base import EpisodeRow, PixelEnv, PixelTask, PixelVectorEnv
 from rlenhance.data import add_gaussian_noise
 from rlenhance.ops import PIXELRL_ACTIONS
 from rlenhance.ops.bank import pixelrl_filter_select
+
+#: The name of the predictor's action (index 9, after PixelRL's filters), present only with a predictor.
+PREDICT_ACTION = "predict"
 
 
 def start_noisy(task: PixelTask, rng: np.random.Generator, options: dict[str, Any] | None, *,
@@ -85,18 +88,27 @@ class DenoiseTask(PixelTask):
         gray: bool = True,
         clip: bool = False,
         reward_scale: float = 255.0,
+        predictor: Callable[[torch.Tensor], torch.Tensor] | None = None,
         **common: Any,
     ):
         super().__init__(num_envs, crop=crop, max_episode_steps=max_episode_steps, data_kind="clean", gray=gray,
                          **common)
+        if predictor is not None and not callable(predictor):
+            raise TypeError(f"predictor: expected None or a callable (noisy) -> prediction, got "
+                            f"{type(predictor).__name__}")
         sigmas = np.atleast_1d(np.asarray(sigma, dtype=np.float64))
         if sigmas.size == 0 or not np.all(np.isfinite(sigmas)) or np.any(sigmas < 0):
             raise ValueError(f"sigma: expected a noise level >= 0 (0-255 scale) or a sequence of them, got {sigma!r}")
         self.sigmas = sigmas
         self.clip = clip
         self.reward_scale = float(reward_scale)
-        self.n_actions = len(PIXELRL_ACTIONS)
+        self.predictor = predictor
+        #: the action names, index = action id: PixelRL's nine, then "predict" with a predictor
+        self.actions = PIXELRL_ACTIONS + ((PREDICT_ACTION,) if predictor is not None else ())
+        self.n_actions = len(self.actions)
         self.channels = 1 if gray else 3
+        #: the predictor's output for the current episodes (B, C, H, W) in [0, 1], or None
+        self.prediction: torch.Tensor | None = None
         h, w = self.image_size
         low, high = (0.0, 1.0) if clip else (-np.inf, np.inf)
         self.single_observation_space = spaces.Dict({
@@ -106,6 +118,15 @@ class DenoiseTask(PixelTask):
 
     def _start(self, rng: np.random.Generator, options: dict[str, Any] | None) -> None:
         self.clean, self.image = start_noisy(self, rng, options, clip=self.clip)
+        self.prediction = None
+        if self.predictor is not None:
+            with torch.no_grad():
+                prediction = self.predictor(self.image)
+            if not torch.is_tensor(prediction) or prediction.shape != self.image.shape:
+                got = tuple(prediction.shape) if torch.is_tensor(prediction) else type(prediction).__name__
+                raise ValueError(f"predictor: returned {got} for noisy images {tuple(self.image.shape)}; expected "
+                                 "a tensor of the same shape")
+            self.prediction = prediction.to(device=self.device, dtype=self.image.dtype).clamp(0.0, 1.0)
 
     def _draw(self, rows: list[EpisodeRow]) -> dict[str, torch.Tensor]:
         return draw_noisy(self, rows, clip=self.clip)
@@ -116,8 +137,8 @@ class DenoiseTask(PixelTask):
     def _transition(self, actions: torch.Tensor) -> torch.Tensor:
         previous = self.image
         # == select_per_pixel(pixelrl_filter_bank(previous), actions), each filter computed only
-        # at the pixels that chose it
-        self.image = pixelrl_filter_select(previous, actions, validate=False)
+        # at the pixels that chose it (and the prediction's pixel at those that chose "predict")
+        self.image = pixelrl_filter_select(previous, actions, validate=False, prediction=self.prediction)
         if self.clip:
             self.image = self.image.clamp_(0.0, 1.0)
         error_before = torch.sub(self.clean, previous).square_()
@@ -134,22 +155,25 @@ class DenoiseEnv(PixelEnv):
     ## Description
     The state is a noisy image (gray by default). At every step each pixel picks one of nine
     filters and takes that filter's result, as if all nine were applied to the whole image (each
-    is computed only at the pixels that chose it, see ``pixelrl_filter_select``).
+    is computed only at the pixels that chose it, see ``pixelrl_filter_select``), or, with a
+    ``predictor`` (a supervised denoiser), the predictor's pixel.
 
     ## Action Space
-    ``MultiDiscrete(np.full((1, H, W), 9))``: one action per pixel, shared by the channels.
+    ``MultiDiscrete(np.full((1, H, W), n))``: one action per pixel, shared by the channels; n = 9,
+    or 10 with a ``predictor``.
 
-    | index | action                                        |
-    |-------|-----------------------------------------------|
-    | 0     | pixel value -1/255                            |
-    | 1     | keep                                          |
-    | 2     | pixel value +1/255                            |
-    | 3     | Gaussian 5x5, sigma 0.5                       |
-    | 4     | bilateral d=5, sigma_color 0.1, sigma_space 5 |
-    | 5     | median 5x5                                    |
-    | 6     | Gaussian 5x5, sigma 1.5                       |
-    | 7     | bilateral d=5, sigma_color 1.0, sigma_space 5 |
-    | 8     | box 5x5                                       |
+    | index | action                                                     |
+    |-------|------------------------------------------------------------|
+    | 0     | pixel value -1/255                                         |
+    | 1     | keep                                                       |
+    | 2     | pixel value +1/255                                         |
+    | 3     | Gaussian 5x5, sigma 0.5                                    |
+    | 4     | bilateral d=5, sigma_color 0.1, sigma_space 5              |
+    | 5     | median 5x5                                                 |
+    | 6     | Gaussian 5x5, sigma 1.5                                    |
+    | 7     | bilateral d=5, sigma_color 1.0, sigma_space 5              |
+    | 8     | box 5x5                                                    |
+    | 9     | take the predictor's pixel (only when ``predictor`` given) |
 
     ## Observation Space
     ``Dict`` with ``"image"``: ``Box(-inf, inf, (C, H, W), float32)`` (C = 1 gray, 3 colour). The
@@ -164,6 +188,9 @@ class DenoiseEnv(PixelEnv):
     A random crop (and flips) of a clean image of ``data`` (None = the embedded scikit-image photos
     in gray) plus Gaussian noise of standard deviation ``sigma`` / 255, where ``sigma`` is one value
     or a sequence sampled per episode; or ``reset(options={"clean": ..., "noisy": ...})``.
+    ``predictor(noisy)``, when given, is run once per episode on the observed noisy images (B, C, H, W)
+    and must return a tensor of their shape (clamped to [0, 1]), offered as action 9 (e.g.
+    :class:`rlenhance.denoisers.DenoisePredictor`, a checkpoint of ``experiments.supervised_train``).
     Images given through ``reset(options=...)`` are numpy arrays or torch tensors, channels first
     ((C, H, W), or (B, C, H, W) for the vector env), of the env's (H, W), float in [0, 1] or uint8 /
     uint16 (divided by 255 / 65535); others raise ``rlenhance.errors.ImageError`` (a ``ValueError``).
@@ -178,7 +205,8 @@ class DenoiseEnv(PixelEnv):
 
     ## Arguments
     Those of :class:`envs.base.PixelTask` (``data``, ``split``, ``split_seed``, ``device``,
-    ``validate_actions``), ``crop`` (70, PixelRL), ``sigma``, ``gray``, ``clip``, ``reward_scale``;
+    ``validate_actions``), ``crop`` (70, PixelRL), ``sigma``, ``gray``, ``clip``, ``reward_scale``,
+    ``predictor``;
     ``max_episode_steps`` for the vector env only. ``render_mode``: None or ``"rgb_array"``
     (``render()`` returns the current image, clipped to [0, 1], as uint8 (H, W, 3): a gray image
     in three equal channels).
@@ -191,7 +219,8 @@ class DenoiseEnv(PixelEnv):
       count, size or values (NaN, 0-255 floats) with an ``ImageError`` and scales uint8 / uint16 images
       by their range (they were read as 0-255 floats before); the episodes a seed gives changed once: each env
       of a batch draws its start from generators of its own (``envs.base.episode_rows``), so env i's start no
-      longer depends on ``num_envs``.
+      longer depends on ``num_envs``; the optional ``predictor`` adds action 9 (without it, actions and
+      rewards are unchanged).
     """
 
     task_class = DenoiseTask

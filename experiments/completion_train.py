@@ -13,17 +13,20 @@ with ``--predictor`` the supervised model's prediction; see :mod:`envs.completio
 the decrease of squared error to the original inside the hole (or the SSIM gain).
 
 Data: ``--data`` in the occluded-bedroom layout (``occluded_images/occluded_NAME`` +
-``original_images/NAME``, the mask estimated from the pair), split deterministically: training on
-``split="train"``, evaluation on the held-out ``split="val"`` (or on ``--test``, same layout).
-Without ``--data``: the embedded scikit-image photos with synthetic ``--occlusion`` holes; the
-evaluation holes are seeded by ``--occlusion-seed`` and the image name, so every run sees the same
-(the photos are first area-downscaled to ``--eval-size``).
+``original_images/NAME``, the mask estimated from the pair), split deterministically
+(``--val-fraction``, ``--split-seed``): training on ``split="train"``, validation on the held-out
+``split="val"``, which picks best.pt. ``--test`` (same layout) adds a test set, scored at the same
+evaluations for reporting only (``test/hole_psnr`` ..., the summary's ``test_*`` columns beside
+``val_*``); it never picks a checkpoint. Without ``--data``: the embedded scikit-image photos, split
+alike, with synthetic ``--occlusion`` holes; the evaluation holes are seeded by
+``--occlusion-seed`` and the image name, so every run sees the same (the photos are first
+area-downscaled to ``--eval-size``).
 
 Evaluation is on whole images: hole-only PSNR (:func:`rlenhance.models.pixelrnn.hole_psnr`),
 hole-only SSIM (the SSIM map averaged over the hole) and whole-image PSNR / SSIM, per image then
 averaged (images without a hole are left out of the hole metrics), for the policy's output, the
 starting diffusion fill (``eval/input_*``) and, with ``--predictor``, the predictor's composite
-(``eval/predictor_*``). best.pt has the highest ``eval/hole_psnr``. The loop, run folder and
+(``eval/predictor_*``). best.pt has the highest validation ``eval/hole_psnr``. The loop, run folder and
 ``--resume`` are those of :func:`experiments.rl_common.train`.
 """
 
@@ -53,6 +56,7 @@ from experiments.rl_common import (
     split_seed,
     train,
     uses_block_actions,
+    with_test_scores,
 )
 from experiments.runs import arg, parse_config
 from rlenhance import metrics
@@ -83,15 +87,17 @@ class Args(RLArgs):
 
     data: str | None = arg(None, "occluded/original pair folder (occluded_images/ + original_images/, e.g. "
                                  "../shared/data/bedroom/train); default: scikit-image photos with synthetic holes")
-    test: str | None = arg(None, "pair folder (same layout) evaluated whole; default: the held-out split of --data")
+    test: str | None = arg(None, "pair folder (same layout) scored whole at every evaluation for reporting only "
+                                 "(test/hole_psnr ...); best.pt is still chosen on the validation split of --data; "
+                                 "default: no test set")
     occlusion: str = arg("box", "shape of the synthetic holes (embedded photos only)", choices=OCCLUSIONS)
     occlusion_seed: int = arg(0, "seed of the synthetic evaluation holes (per image: this and the image name)")
     predictor: str | None = arg(None, "completion checkpoint of experiments.supervised_train (e.g. --model "
                                       "gated-pixelrnn --task completion) whose prediction becomes an extra action")
     reward: str = arg("mse", "reward: decrease of squared error in the hole, or the SSIM gain", choices=REWARDS)
     smooth_iters: int = arg(20, "diffusion rounds of the starting fill inside the hole")
-    val_fraction: float = arg(0.1, "fraction of the --data pairs held out for evaluation when no --test is given")
-    eval_images: int = arg(0, "evaluate on the first N held-out images only (0: all)")
+    val_fraction: float = arg(0.1, "fraction of the --data pairs held out for validation (it picks best.pt)")
+    eval_images: int = arg(0, "evaluate on the first N validation images (and N --test images) only (0: all)")
     eval_size: int = arg(256, "embedded photos are area-downscaled to this longer side before their evaluation "
                               "holes are cut (0: full size); pair folders are evaluated at full size")
     episodes: int = arg(100, "training episodes (each a batch of crops for --steps steps, then the agent's updates); "
@@ -99,32 +105,31 @@ class Args(RLArgs):
     batch: int = arg(8, "crops per episode (the vector env's num_envs)")
     crop: int = arg(48, "crop size in pixels (the bedroom photos are 224x224 with a 67x67 hole)")
     steps: int = arg(5, "fill steps per episode, in training and evaluation")
-    eval_every: int = arg(50, "evaluate on the held-out images every N episodes (and at the end)")
+    eval_every: int = arg(50, "evaluate on the validation (and --test) images every N episodes (and at the end)")
     out: str = arg("runs/completion_train", "run folder")
 
 
-def open_data(args: Args) -> tuple[Any, Any]:
-    """(training data set, evaluation data set); see the ``--data`` / ``--test`` help."""
+def open_data(args: Args) -> tuple[Any, Any, Any | None]:
+    """(training, validation, test) data sets; see the ``--data`` / ``--test`` help. The
+    validation split is held out of ``--data`` (of the embedded photos without it) by
+    ``split_seed`` whether or not ``--test`` is given; the test set is None without ``--test``."""
     try:
         if args.data is None:
-            if args.test is not None:
-                train_set, test_set = BuiltinImages(names=DEFAULT_COLOR_IMAGES), None
-            else:
-                train_names, val_names = split_names(DEFAULT_COLOR_IMAGES, val_fraction=BUILTIN_VAL_FRACTION,
-                                                     seed=split_seed(args), group=None)
-                train_set, test_set = BuiltinImages(names=train_names), BuiltinImages(names=val_names)
+            train_names, val_names = split_names(DEFAULT_COLOR_IMAGES, val_fraction=BUILTIN_VAL_FRACTION,
+                                                 seed=split_seed(args), group=None)
+            train_set, val_set = BuiltinImages(names=train_names), BuiltinImages(names=val_names)
         else:
             split = dict(val_fraction=args.val_fraction, seed=split_seed(args))
-            train_set = OccludedPairs(args.data, split=None if args.test is not None else "train", **split)
-            test_set = None if args.test is not None else OccludedPairs(args.data, split="val", **split)
+            train_set, val_set = (OccludedPairs(args.data, split=part, **split) for part in ("train", "val"))
     except DatasetError as exc:
         raise DatasetError(f"--data {args.data}: {exc}") from exc
+    test_set = None
     if args.test is not None:
         try:
             test_set = OccludedPairs(args.test)
         except DatasetError as exc:
             raise DatasetError(f"--test {args.test}: {exc}") from exc
-    return train_set, test_set
+    return train_set, val_set, test_set
 
 
 def check_task_args(args: Args) -> None:
@@ -198,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     check_task_args(args)
     ranks = Ranks.from_env()
     device = setup(args, ranks)
-    train_set, test_set = open_data(args)
+    train_set, val_set, test_set = open_data(args)
     predictor = load_predictor(args.predictor, device=device) if args.predictor else None
     run = open_run(args, ranks)
 
@@ -207,13 +212,18 @@ def main(argv: Sequence[str] | None = None) -> Path:
                              **env_kwargs(args))
 
     venv = make_venv()
-    images = occluded_test_set(test_set, occlusion=args.occlusion, seed=args.occlusion_seed, device=device,
-                               limit=args.eval_images, max_side=args.eval_size)
+    val_images, test_images = (None if data is None else
+                               occluded_test_set(data, occlusion=args.occlusion, seed=args.occlusion_seed,
+                                                 device=device, limit=args.eval_images, max_side=args.eval_size)
+                               for data in (val_set, test_set))
+    counts = {f"{name}_images": len(images) for name, images in (("val", val_images), ("test", test_images))
+              if images is not None}
     agent = make_agent(args, venv, resume=run.resuming, ranks=ranks)
     return train(args, run, agent, venv, make_venv=make_venv,
-                 evaluate=lambda policy: evaluate(policy, venv.task, images, args, predictor),
+                 evaluate=with_test_scores(lambda policy, images: evaluate(policy, venv.task, images, args, predictor),
+                                           val_images, test_images),
                  metric="eval/hole_psnr", spec=inference_spec(args),
-                 summary={"test_images": len(images), "predictor": args.predictor is not None},
+                 summary={**counts, "predictor": args.predictor is not None},
                  title=f"completion_train: {run.dir}")
 
 

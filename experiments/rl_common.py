@@ -24,7 +24,9 @@ What :func:`train` does:
 * ``--freeze-backbone K`` keeps the policy's backbone frozen for episodes ``0 .. K-1``;
 * every ``--eval-every`` episodes (and at the end): ``evaluate(policy)`` in eval mode without
   gradients, scalars to TensorBoard / metrics.csv, a sample grid, and atomic checkpoints:
-  ``checkpoints/best.pt`` when ``metric`` improved, ``checkpoints/last.pt`` always. Both carry
+  ``checkpoints/best.pt`` when ``metric`` improved, ``checkpoints/last.pt`` always. ``metric`` is
+  a validation score: a trainer with a ``--test`` set scores it for reporting only, under
+  ``test/...`` (:func:`with_test_scores`), and such a score never picks best.pt. Both carry
   ``extra["spec"]`` (the task's :class:`rlenhance.checkpoint.CheckpointSpec`: what inference needs
   to run the policy as trained), ``extra["args"]``,
   ``extra["scores"]``, ``extra["algorithm"]``; only last.pt carries ``extra["agent"]`` (the
@@ -80,6 +82,7 @@ __all__ = [
     "EPISODE_SEED_STRIDE",
     "Evaluate",
     "RLArgs",
+    "TEST_GROUP",
     "backbone_kwargs_from_checkpoint",
     "check_args",
     "config_arg",
@@ -97,6 +100,7 @@ __all__ = [
     "split_seed",
     "train",
     "uses_block_actions",
+    "with_test_scores",
 ]
 
 #: Episode ``k`` of a run with seed ``s`` resets its env with ``s * EPISODE_SEED_STRIDE + k``.
@@ -121,6 +125,29 @@ _MASKED_BACKBONE = "GatedPixelRNN"
 #: ``evaluate(policy) -> (scores, grid_rows)``: scores named ``eval/...`` (floats), grid rows are
 #: lists of (C, H, W) images placed side by side (input | output | reference).
 Evaluate = Callable[[PixelActorCritic], "tuple[dict[str, float], list[list[Tensor]]]"]
+#: Score group of a run's ``--test`` images: logged and summarised beside the validation scores
+#: (``eval/``), never used to pick best.pt (:func:`with_test_scores`).
+TEST_GROUP = "test"
+
+
+def with_test_scores(evaluate: Callable[[PixelActorCritic, Any], tuple[dict[str, float], list[list[Tensor]]]],
+                     val_images: Any, test_images: Any | None) -> Evaluate:
+    """The :data:`Evaluate` of a run with a validation split and, optionally, a ``--test`` set.
+
+    ``evaluate(policy, images) -> (scores, grid_rows)`` scores one set of images (``eval/...``).
+    The result scores ``val_images`` (its ``eval/...`` scores pick best.pt; its grid rows are the
+    sample grid) and, when ``test_images`` is not None, the test images with the same policy,
+    renamed ``test/...`` (``eval/psnr`` -> ``test/psnr``): reported (TensorBoard, metrics.csv,
+    the checkpoints' scores, the summary's ``test_*`` columns), never used for selection.
+    """
+    def scores_and_rows(policy: PixelActorCritic) -> tuple[dict[str, float], list[list[Tensor]]]:
+        scores, rows = evaluate(policy, val_images)
+        if test_images is not None:
+            test_scores, _ = evaluate(policy, test_images)
+            scores = {**scores, **{f"{TEST_GROUP}/{k.split('/', 1)[-1]}": v for k, v in test_scores.items()}}
+        return scores, rows
+
+    return scores_and_rows
 
 
 def split_seed(args: RLArgs) -> int:
@@ -508,8 +535,8 @@ def train(args: RLArgs, run: Run, agent: A3C | SAC, venv: Any, *, evaluate: Eval
         agent: from :func:`make_agent`.
         venv: the training vector env.
         evaluate: ``policy -> (scores, grid_rows)``; called in eval mode, without gradients.
-        metric: the score that picks ``best.pt`` (higher is better): a key of the scores, or a
-            function of them.
+        metric: the score that picks ``best.pt`` (higher is better): a key of the scores (not a
+            ``test/...`` one: :data:`TEST_GROUP`), or a function of them.
         spec: what inference needs (a :class:`~rlenhance.checkpoint.LowLightPolicySpec` or
             :class:`~rlenhance.checkpoint.RolloutPolicySpec`), saved as ``extra["spec"]`` in both checkpoints.
         make_venv: builds a fresh env in each Hogwild worker (``--workers``); default: not allowed.
@@ -524,6 +551,8 @@ def train(args: RLArgs, run: Run, agent: A3C | SAC, venv: Any, *, evaluate: Eval
     """
     if args.workers and make_venv is None:
         raise ValueError("--workers: this experiment cannot build environments in worker processes")
+    if isinstance(metric, str) and metric.startswith(f"{TEST_GROUP}/"):
+        raise ValueError(f"metric {metric!r}: a test-set score never picks best.pt; give a validation score (eval/...)")
     ranks = run.ranks
     policy = agent.policy
     score_of = (lambda s: s[metric]) if isinstance(metric, str) else metric
@@ -543,7 +572,8 @@ def train(args: RLArgs, run: Run, agent: A3C | SAC, venv: Any, *, evaluate: Eval
         if episode >= args.episodes and evaluated == episode:
             run.say(f"{run.dir}: already finished at episode {episode}; nothing to do; raise --episodes to train on")
             if run.writes and not run.summary_path.exists():  # killed between last.pt and summary.md
-                run.summary([_summary_row(args, episode, scores, best, best_episode, metric_name, summary)], title)
+                run.summary([_summary_row(args, episode, scores, best, best_episode, metric_name, summary)],
+                            _summary_title(title, scores))
             run.close()
             return run.dir
         run.truncate_metrics(episode)
@@ -607,15 +637,33 @@ def train(args: RLArgs, run: Run, agent: A3C | SAC, venv: Any, *, evaluate: Eval
                 bar.set_postfix(ret=f"{stats['episode_return']:.3f}",
                                 best=f"{best:.4g}" if math.isfinite(best) else "-")
     bar.close()
-    run.summary([_summary_row(args, episode, scores, best, best_episode, metric_name, summary)], title=title)
+    run.summary([_summary_row(args, episode, scores, best, best_episode, metric_name, summary)],
+                _summary_title(title, scores))
     run.close()
     return run.dir
 
 
+def _summary_title(title: str, scores: Mapping[str, float]) -> str:
+    """The summary's title; with ``test/...`` scores it says which columns picked best.pt."""
+    if not any(k.startswith(f"{TEST_GROUP}/") for k in scores):
+        return title
+    return f"{title} (best.pt picked on the validation split: val_*, best_*; test_*: the --test images, reported only)"
+
+
 def _summary_row(args: RLArgs, episode: int, scores: Mapping[str, float], best: float, best_episode: int,
                  metric_name: str, summary: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The closing summary table's row: the task's columns, then the last evaluation and the best."""
+    """The closing summary table's row: the task's columns, then the last evaluation and the best.
+
+    Scores go under their names without the group (``eval/psnr`` -> ``psnr``); with ``test/...``
+    scores (:data:`TEST_GROUP`) those are ``test_psnr`` ..., and a validation score of the same
+    name is ``val_psnr`` (so is the best: ``best_val_psnr``)."""
+    tested = {k.split("/", 1)[-1] for k in scores if k.startswith(f"{TEST_GROUP}/")}
+
+    def column(key: str) -> str:
+        group, _, name = key.partition("/") if "/" in key else ("", "", key)
+        return f"test_{name}" if group == TEST_GROUP else f"val_{name}" if name in tested else name
+
     row = {"episodes": episode, "agent": args.agent, **(summary or {})}
-    row.update({k.split("/", 1)[-1]: v for k, v in scores.items()})
-    row.update({f"best_{metric_name.split('/', 1)[-1]}": best, "best_episode": best_episode})
+    row.update({column(k): v for k, v in scores.items()})
+    row.update({f"best_{column(metric_name)}": best, "best_episode": best_episode})
     return row

@@ -235,8 +235,10 @@ def sac_config(args: Args, round_index: int = 0) -> SACConfig:
 # --- data ----------------------------------------------------------------------------------------
 def open_data(args: Args) -> tuple[Any, Any]:
     """(training data set, held-out data set); see the ``--data`` / ``--test`` help. The same
-    rules as denoise_train (the embedded photos split by seed, or ``--data`` split / ``--test``)."""
-    return denoise_train.open_data(args)
+    rules as denoise_train (the embedded photos or ``--data`` split by seed); the held-out set is
+    ``--test`` when given, else the validation split."""
+    train_set, val_set, test_set = denoise_train.open_data(args)
+    return train_set, val_set if test_set is None else test_set
 
 
 class PoolPairs:

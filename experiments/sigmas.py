@@ -10,6 +10,11 @@ next to the mean over the levels under the plain name, which picks ``best.pt``. 
 one level as a number (config.json, the spec's ``env_kwargs``, as before several were accepted)
 and several as an ascending list; checkpoint specs record the levels
 (:func:`rlenhance.checkpoint.specs.noise_levels`).
+
+A trainer may also draw each crop's level uniformly from the levels' range instead
+(:data:`SIGMA_DRAWS`, ``draw="uniform"``; ``supervised_train --sigma-draw uniform --sigma 0 15 25 50
+75``: any level in [0, 75], FFDNet's protocol): the levels are then the range's ends and the points
+evaluated, and the checkpoint records them as ever (the range is their first and last).
 """
 
 from __future__ import annotations
@@ -22,13 +27,16 @@ import torch
 from rlenhance.checkpoint.specs import noise_levels
 from rlenhance.data import NoisyImage, noisy_test_set
 
-__all__ = ["SIGMA_HELP", "draw_levels", "has_real_noise", "level_key", "level_scores", "levels_text", "noise_levels",
-           "noise_text", "noisy_test_sets", "resolve_sigma"]
+__all__ = ["SIGMA_DRAWS", "SIGMA_HELP", "draw_levels", "has_real_noise", "level_key", "level_scores", "levels_text",
+           "noise_levels", "noise_text", "noisy_test_sets", "resolve_sigma"]
 
 #: The ``--help`` of ``--sigma`` after each trainer's first words (what the level is).
 SIGMA_HELP = ("on the 0-255 scale; several (e.g. --sigma 5 15 25 35 50) train a blind denoiser: each training crop "
               "draws one of them and the model is given none; evaluation scores each level (columns NAME_sigmaS) "
               "and their mean (the plain names) picks best.pt")
+#: How a crop draws its level from several: one of the levels (each equally likely), or any level
+#: of their range, uniformly (a continuous draw; the levels are still the points evaluated).
+SIGMA_DRAWS = ("levels", "uniform")
 
 
 def resolve_sigma(sigma: Any) -> float | tuple[float, ...]:
@@ -46,24 +54,40 @@ def resolve_sigma(sigma: Any) -> float | tuple[float, ...]:
 
 
 def draw_levels(sigma: float | tuple[float, ...], n: int,
-                generator: torch.Generator | Sequence[torch.Generator]) -> float | torch.Tensor:
+                generator: torch.Generator | Sequence[torch.Generator], *,
+                draw: str = "levels") -> float | torch.Tensor:
     """The noise levels of a batch of ``n`` crops, for :func:`rlenhance.data.add_gaussian_noise`:
     one level as it is (no draw, so a one-level run draws what it always did); several: a
-    (n, 1, 1, 1) tensor of levels drawn uniformly by ``generator``, on its device, or, given one
+    (n, 1, 1, 1) float32 tensor of levels drawn by ``generator``, on its device, or, given one
     generator per crop (``n`` of them), crop k's level by generator k (on the first one's device).
+    ``draw`` (:data:`SIGMA_DRAWS`): ``"levels"`` picks one of the levels, uniformly; ``"uniform"``
+    draws a level uniformly from ``[min(sigma), max(sigma)]``.
 
     Raises:
-        ValueError: a sequence of generators that is not ``n`` long.
+        ValueError: a sequence of generators that is not ``n`` long, or an unknown ``draw``.
     """
+    if draw not in SIGMA_DRAWS:
+        raise ValueError(f"draw: expected one of {SIGMA_DRAWS}, got {draw!r}")
     if not isinstance(sigma, tuple):
         return sigma
     if isinstance(generator, torch.Generator):
-        picks = torch.randint(len(sigma), (n,), generator=generator, device=generator.device)
+        generators, device = [generator], generator.device
     elif len(generator) != n:
         raise ValueError(f"generator: expected one per crop ({n}), got {len(generator)}")
     else:
-        picks = torch.cat([torch.randint(len(sigma), (1,), generator=g, device=g.device).to(generator[0].device)
-                           for g in generator])
+        generators, device = list(generator), generator[0].device
+    if draw == "uniform":
+        low, high = min(sigma), max(sigma)
+        if len(generators) == 1:
+            unit = torch.rand((n,), generator=generators[0], device=device)
+        else:
+            unit = torch.cat([torch.rand((1,), generator=g, device=g.device).to(device) for g in generators])
+        return (low + (high - low) * unit).view(-1, 1, 1, 1)
+    if len(generators) == 1:
+        picks = torch.randint(len(sigma), (n,), generator=generators[0], device=device)
+    else:
+        picks = torch.cat([torch.randint(len(sigma), (1,), generator=g, device=g.device).to(device)
+                           for g in generators])
     return torch.tensor(sigma, device=picks.device)[picks].view(-1, 1, 1, 1)
 
 

@@ -4,6 +4,8 @@
     python -m experiments.supervised_train --model mrpnet --task lowlight --data ../shared/data/sice_pairs/train
     python -m experiments.supervised_train --model mrpnet --task denoise --data ../shared/data/bsd/train432 --sigma 25
     python -m experiments.supervised_train --model ffdnet --task denoise --sigma 10   # ReLLIE's noise-map denoiser
+    python -m experiments.supervised_train --model ffdnet --task denoise --noise gaussian --sigma 0 15 25 50 75 \
+        --sigma-draw uniform                              # FFDNet's own: any level in [0, 75], its map given
     python -m experiments.supervised_train --task denoise --no-gray --sigma 5 15 25 35 50   # a blind colour denoiser
     python -m experiments.supervised_train --model pixelrnn --task completion --data ../shared/data/bedroom/train
     python -m experiments.supervised_train --model gated-pixelrnn --task completion --data ../shared/data/bedroom/train
@@ -18,11 +20,17 @@ or :func:`~rlenhance.data.random_occlusion`, so it runs with no data at all. Den
 ``--no-gray`` (a network of 3 input and output planes). Several ``--sigma`` levels train a blind
 denoiser (:mod:`experiments.sigmas`): each training crop draws one, the network is given none, and
 the validation crops are scored at every level (``val_psnr_sigma15`` ... next to the mean over the
-levels, ``val_psnr``; the mean ``val_loss`` picks best.pt). ``--noise amplified
-(ReLLIE's setting, :func:`~rlenhance.data.amplified_noise`) denoises what follows the RL policy
-instead: each clean image darkened, given dark-level noise of a level drawn from [0, ``--sigma``],
-brightened by random, spatially varying LE curves, with the target the same curves on the
-noise-free dark image and a noise-level map ``sigma / 255 * enhanced / input``.
+levels, ``val_psnr``; the mean ``val_loss`` picks best.pt); ``--sigma-draw uniform`` draws each
+crop's level from the levels' whole range instead (FFDNet's protocol, sigma uniform in [0, 75]:
+``--sigma 0 15 25 50 75 --sigma-draw uniform``; the levels are still the ones validated). An
+``ffdnet`` on Gaussian noise is not blind: it reads each crop's own constant noise-level map,
+``sigma / 255`` (:func:`~rlenhance.data.noise_level_map` of a unit gain), and is validated with
+the map of the true level; at inference :func:`rlenhance.load_denoiser` (``rlenhance denoise
+--model ffdnet [--sigma S]``) gives it the map of a level, or of the level it estimates in each
+image. ``--noise amplified`` (ReLLIE's setting, :func:`~rlenhance.data.amplified_noise`) denoises
+what follows the RL policy instead: each clean image darkened, given dark-level noise of a level
+drawn from [0, ``--sigma``], brightened by random, spatially varying LE curves, with the target
+the same curves on the noise-free dark image and a noise-level map ``sigma / 255 * enhanced / input``.
 
 Models and losses (the seeds' choices; ``--lr/--batch/--crop/--width`` default to them):
 
@@ -36,7 +44,8 @@ ffdnet          FFDNet (image + noise-level map)      MSE                       
 ==============  ====================================  ==============================================  ====  =====  ====
 
 ``gated-pixelrnn`` needs the mask, so it trains on ``--task completion`` only; ``ffdnet`` needs the
-noise-level map, so it trains on ``--task denoise --noise amplified`` only (its ``--depth``: 15
+noise-level map, so it trains on ``--task denoise`` with synthetic noise only (``--noise amplified``,
+its default, or ``gaussian``; not on real noisy pairs, which come with no map; its ``--depth``: 15
 layers unset, the published gray model); the others train on any task. The checkpoint's
 :class:`~rlenhance.checkpoint.SupervisedSpec` records the model, ``channels``, ``noise`` and the levels
 (``sigma``, ``sigmas``), so
@@ -76,26 +85,27 @@ The seeds' own settings, each an option (see docs/seeds.md for what each measure
   (``--model``, ``--task``, ...). Not with ``--resume``, which continues a run; config.json records it.
 
 An epoch is ``--steps-per-epoch`` batches of random crops (drawn with replacement), then a validation
-pass over ``--val-samples`` fixed crops of the held-out images, spread evenly over them (the same
-crops and degradations in every epoch and every run; ``--val-samples`` >= the number of held-out
-images scores each of them). The run folder (``--out``, see :mod:`experiments.runs`) gets config.json
-(the resolved arguments), TensorBoard events and metrics.csv, ``train_log.tsv`` (one row per epoch:
-epoch, lr, each training loss term, the validation loss and metrics), ``loss_curve.png``, sample
-grids ``samples/epoch_NNNN.png`` (input | output | reference), ``checkpoints/best.pt`` (lowest
-validation loss), ``checkpoints/last.pt`` (every epoch, with the optimizer and RNG states), with
-``--save-every N`` ``checkpoints/model_epochE.pt`` (every N-th epoch E), and summary.md. Ctrl-C
-(SIGINT) or SIGTERM saves last.pt before the next batch (with the batches done of the current
-epoch) and exits with code 130 / 143. ``--resume`` continues from last.pt with the saved arguments
-to the same total epochs (``--epochs`` may be given to change the total, ``--device``/``--threads``
-to move the run, ``--save-every`` to change the snapshots); the result equals that of an uninterrupted run. A
-``--resume`` that finds config.json but no last.pt (the run stopped before its first epoch ended)
-starts the run anew with the saved arguments; one on a finished run changes nothing. Mixed
-precision (``torch.autocast`` float16 with a gradient scaler) is used on CUDA and is a no-op on CPU.
-Under ``torchrun --nproc_per_node N`` the model trains in DistributedDataParallel (batch norm over the
-global batch), each rank on its ``--batch / N`` rows of the global batch, drawing only those: each batch
-takes one seed, and global row i's item, crop, flips and degradation come from generators seeded from
-(that seed, i) (:func:`draw_example`), so the ranks' rows are those of one process drawing the whole
-batch; rank 0 validates and writes the run folder (docs/distributed.md).
+pass over ``--val-samples`` fixed crops of the held-out images, spread evenly over them (the same crops
+and degradations in every epoch and every run; ``--val-samples`` >= the number of held-out images scores
+each of them). Adam runs at ``--lr``, or with ``--lr-decay cosine`` at a rate that falls from ``--lr``
+to 0 over the run's batches (:func:`learning_rate`). The run folder (``--out``, see
+:mod:`experiments.runs`) gets config.json (the resolved arguments), TensorBoard events and metrics.csv,
+``train_log.tsv`` (one row per epoch: epoch, lr, each training loss term, the validation loss and
+metrics), ``loss_curve.png``, sample grids ``samples/epoch_NNNN.png`` (input | output | reference),
+``checkpoints/best.pt`` (lowest validation loss), ``checkpoints/last.pt`` (every epoch, with the
+optimizer and RNG states), with ``--save-every N`` ``checkpoints/model_epochE.pt`` (every N-th epoch E),
+and summary.md. Ctrl-C (SIGINT) or SIGTERM saves last.pt before the next batch (with the batches done of
+the current epoch) and exits with code 130 / 143. ``--resume`` continues from last.pt with the saved
+arguments to the same total epochs (``--epochs`` may be given to change the total,
+``--device``/``--threads`` to move the run, ``--save-every`` to change the snapshots); the result equals
+that of an uninterrupted run. A ``--resume`` that finds config.json but no last.pt (the run stopped
+before its first epoch ended) starts the run anew with the saved arguments; one on a finished run
+changes nothing. Mixed precision (``torch.autocast`` float16 with a gradient scaler) is used on CUDA and
+is a no-op on CPU. Under ``torchrun --nproc_per_node N`` the model trains in DistributedDataParallel
+(batch norm over the global batch), each rank on its ``--batch / N`` rows of the global batch, drawing
+only those: each batch takes one seed, and global row i's item, crop, flips and degradation come from
+generators seeded from (that seed, i) (:func:`draw_example`), so the ranks' rows are those of one
+process drawing the whole batch; rank 0 validates and writes the run folder (docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -121,6 +131,7 @@ from envs.base import episode_rows
 from experiments.plots import loss_curves, save_figure
 from experiments.runs import Run, StopSignals, arg, parse_config, run_cli, setup_process
 from experiments.sigmas import (
+    SIGMA_DRAWS,
     SIGMA_HELP,
     draw_levels,
     has_real_noise,
@@ -142,6 +153,7 @@ from rlenhance.data import (
     ResizedImages,
     add_gaussian_noise,
     amplified_noise,
+    noise_level_map,
     open_dataset,
     random_occlusion,
     sample_batch,
@@ -191,6 +203,8 @@ BATCH_SEED_BOUND = 2**62
 RESUME_OVERRIDES = ("epochs", "device", "threads", "save_every", "out", "resume")
 #: The smallest crop: the SSIM window (11x11) must fit.
 MIN_CROP = 16
+#: ``--lr-decay``: the learning-rate schedules (:func:`learning_rate`).
+LR_DECAYS = ("none", "cosine")
 
 
 class Defaults(NamedTuple):
@@ -230,11 +244,16 @@ class Args:
     sigma: tuple[float, ...] = arg((), "denoise: noise level: the Gaussian's standard deviation, or (--noise "
                                        "amplified: one level) the largest dark-level one; unset: 25 (amplified: 10); "
                                        "Gaussian levels " + SIGMA_HELP + " (the mean val_loss)")
+    sigma_draw: str = arg("levels", "denoise, several Gaussian --sigma levels: each training crop draws one of the "
+                                    "levels, or (uniform) any level in their range, uniformly (FFDNet's protocol: "
+                                    "--sigma 0 15 25 50 75 --sigma-draw uniform); validation scores the levels",
+                          choices=SIGMA_DRAWS)
     gray: bool = arg(True, "denoise: gray images (the DnCNN / PixelRL protocol); --no-gray trains an RGB denoiser "
                            "(3 input and output planes). The other tasks are RGB")
-    noise: str | None = arg(None, "denoise: gaussian (white noise on the clean image) or amplified (dark-level noise "
-                                  "brightened by known curves, with its noise-level map: ReLLIE's setting); unset: "
-                                  "amplified for ffdnet, else gaussian", choices=NOISE_KINDS)
+    noise: str | None = arg(None, "denoise: gaussian (white noise on the clean image; ffdnet reads its constant map, "
+                                  "sigma / 255) or amplified (dark-level noise brightened by known curves, with its "
+                                  "noise-level map: ReLLIE's setting); unset: amplified for ffdnet, else gaussian",
+                            choices=NOISE_KINDS)
     depth: int | None = arg(None, "ffdnet: convolution layers (>= 2); unset: 15, the published gray FFDNet")
     occlusion: str = arg("box", "completion without --data: shape of the synthetic holes", choices=OCCLUSIONS)
     prefill: str = arg("diffusion", "completion: what the network sees in the hole: the diffusion fill (the "
@@ -266,7 +285,10 @@ class Args:
     batch: int | None = arg(None, "crops per batch; unset: 16 (gated-pixelrnn 4)")
     crop: int | None = arg(None, "crop size in pixels; unset: 128 (pixelrnn, gated-pixelrnn 224; with --resize its "
                                  "shorter side)")
-    lr: float | None = arg(None, "Adam learning rate; unset: 1e-4 (pixelrnn 1e-3)")
+    lr: float | None = arg(None, "Adam learning rate; unset: 1e-4 (pixelrnn, ffdnet 1e-3)")
+    lr_decay: str = arg("none", "learning-rate schedule over the run's batches: none (--lr throughout) or cosine "
+                                "(from --lr at the first batch down to 0 after the last of --epochs)",
+                        choices=LR_DECAYS)
     val_fraction: float = arg(0.1, "fraction of the images (scenes) held out for validation")
     val_samples: int = arg(32, "validation crops (fixed across epochs and runs), spread evenly over the validation "
                                "images: at least their number to score every one")
@@ -286,7 +308,8 @@ class Args:
 class Example(NamedTuple):
     """A batch ready for a model: ``input`` and ``target`` float (B, C, H, W); ``mask`` (B, 1, H, W)
     with 1 = missing pixel (completion only, else None); ``noise_map`` (B, C, H, W), the noise
-    level of each pixel in image units (``--noise amplified`` only, else None)."""
+    level of each pixel in image units (``--noise amplified``, and ``--model ffdnet`` on Gaussian
+    noise: each crop's ``sigma / 255``; else None)."""
 
     input: Tensor
     target: Tensor
@@ -390,10 +413,14 @@ def check_args(args: Args) -> None:
         if args.crop % args.upscale:
             raise ValueError(f"--crop {args.crop}: with --upscale {args.upscale} the target's crop must be a multiple "
                              f"of {args.upscale} (the input's crop is --crop / {args.upscale})")
-    if args.model == "ffdnet" and (args.task != "denoise" or args.noise != "amplified" or args.variant != "default"):
-        raise ValueError(f"--model ffdnet reads a noise-level map: it trains on --task denoise --noise amplified "
-                         f"(--variant default) only (got --task {args.task} --noise {args.noise} --variant "
-                         f"{args.variant})")
+    if args.model == "ffdnet" and (args.task != "denoise" or args.variant != "default"):
+        raise ValueError(f"--model ffdnet reads a noise-level map: it trains on --task denoise (--noise amplified or "
+                         f"gaussian, --variant default) only (got --task {args.task} --variant {args.variant})")
+    if args.sigma_draw != "levels" and (args.task != "denoise" or args.noise != "gaussian"
+                                        or not isinstance(args.sigma, tuple)):
+        raise ValueError(f"--sigma-draw {args.sigma_draw}: draws each crop's Gaussian level from the range of several "
+                         f"--sigma levels; an option of --task denoise --noise gaussian with two levels or more "
+                         f"(got --task {args.task} --noise {args.noise} --sigma {levels_text(args.sigma)})")
     if args.depth is not None and (args.model != "ffdnet" or args.depth < 2):
         raise ValueError(f"--depth {args.depth}: an option of --model ffdnet, an integer >= 2")
     if args.noise == "amplified" and isinstance(args.sigma, tuple):
@@ -474,6 +501,10 @@ def _open_datasets(args: Args):
         raise ValueError(f"--data {root}: real noisy / clean pairs, but --noise amplified draws its own noise (and "
                          "noise map) on clean images; give a folder of clean images, or --noise gaussian (real "
                          "pairs are then used as they are)")
+    if isinstance(train, NoisyPairs) and args.model == "ffdnet":
+        raise ValueError(f"--data {root}: real noisy / clean pairs, whose noise has no known level map, which --model "
+                         "ffdnet reads; give a folder of clean images (synthetic noise of known level), or train "
+                         "a blind model (--model mrpnet) on the pairs")
     return train, val
 
 
@@ -502,8 +533,10 @@ def make_example(args: Args, batch: Mapping[str, Any], generator: torch.Generato
     if args.noise == "amplified":
         noisy, target, noise_map = amplified_noise(clean, args.sigma, generator=generator)
         return Example(noisy, target, None, noise_map)
-    sigma = draw_levels(args.sigma, clean.shape[0], generator)  # several levels: one per crop (a blind denoiser)
-    return Example(add_gaussian_noise(clean, sigma, generator=generator), clean, None)
+    # several levels: one per crop (blind, but for ffdnet, which reads each crop's level as its map)
+    sigma = draw_levels(args.sigma, clean.shape[0], generator, draw=args.sigma_draw)
+    noise_map = noise_level_map(clean.new_ones(()), sigma).expand_as(clean) if args.model == "ffdnet" else None
+    return Example(add_gaussian_noise(clean, sigma, generator=generator), clean, None, noise_map)
 
 
 def at_input_size(example: Example, upscale: int) -> Example:
@@ -548,6 +581,16 @@ def validation_sets(args: Args, dataset) -> dict[float | None, Example]:
     if args.task == "denoise" and isinstance(args.sigma, tuple) and not has_real_noise(dataset):
         return {sigma: validation_set(replace(args, sigma=sigma), dataset) for sigma in args.sigma}
     return {None: validation_set(args, dataset)}
+
+
+def learning_rate(args: Args, step: int) -> float:
+    """The learning rate of training batch ``step`` (0-based, counted over the whole run): ``--lr``,
+    or with ``--lr-decay cosine`` ``lr (1 + cos(pi step / total)) / 2`` over the ``total`` =
+    ``--epochs`` x ``--steps-per-epoch`` batches (a function of the step alone, so a resumed run
+    continues the schedule; a resume that changes ``--epochs`` stretches what remains of it)."""
+    if args.lr_decay == "none":
+        return args.lr
+    return args.lr * 0.5 * (1.0 + math.cos(math.pi * step / (args.epochs * args.steps_per_epoch)))
 
 
 # --- model, forward pass and loss ---------------------------------------------------------------------
@@ -759,6 +802,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
                     raise FloatingPointError(f"training diverged at epoch {epoch + 1}: loss is {float(loss)}; "
                                              f"lower --lr (now {args.lr})")
                 optimizer.zero_grad(set_to_none=True)
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate(args, epoch * args.steps_per_epoch + batch)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()

@@ -3,8 +3,8 @@
     rlenhance enhance IMAGES... -o OUTDIR [--model rl|mrpnet] [--checkpoint PATH] [--denoiser PATH]
                      [--noise-sigma S] [--steps N] [--exposure E] [--w-exposure W] [--w-color W] [--w-spatial W]
                      [--w-smooth W] [--max-side N] [--device D]
-    rlenhance denoise IMAGES... -o OUTDIR [--model mrpnet|a3c|sac|rse] [--checkpoint PATH] [--per-channel]
-                     [--tile N] [--device D]
+    rlenhance denoise IMAGES... -o OUTDIR [--model mrpnet|ffdnet|a3c|sac|rse] [--checkpoint PATH] [--sigma S]
+                     [--per-channel] [--tile N] [--device D]
     rlenhance complete IMAGES... -o OUTDIR [--checkpoint PATH] [--masks DIR | --mask-threshold T]
                      [--tile N] [--device D]
     rlenhance app [--port N] [--host H] [--checkpoint PATH] [--device D] [--no-browser]
@@ -18,12 +18,14 @@ with ``--model rl`` a noise-map one (``supervised_train --model ffdnet``), which
 noise level of each pixel: the input's, ``--noise-sigma``, times how much the policy's curves
 brightened the pixel. ``denoise`` runs a denoiser of
 :func:`rlenhance.denoisers.load_denoiser`: ``--model mrpnet`` (default) a supervised checkpoint of
-``experiments.supervised_train``, ``a3c`` / ``sac`` a PixelRL filter-bank policy of
+``experiments.supervised_train``, ``ffdnet`` a noise-map one (``supervised_train --model ffdnet``)
+given the map of ``--sigma``, or without it of the level estimated in each image, ``a3c`` / ``sac``
+a PixelRL filter-bank policy of
 ``experiments.denoise_train``, ``rse`` an RSE-RL model of ``experiments.rse_train``; without
 ``--checkpoint``, the model's default in ``rlenhance/weights/``: the gray one for a gray image (three
 equal channels), the colour one for a colour image, the gray one for every image with
 ``--per-channel`` (R, G and B denoised separately); a gray model given a colour image without it
-denoises the luma (``mrpnet``) or refuses the image (the RL models). ``complete`` runs a supervised
+denoises the luma (``mrpnet``, ``ffdnet``) or refuses the image (the RL models). ``complete`` runs a supervised
 completion checkpoint (default: the shipped one, when installed) and reads each image's mask from
 ``--masks DIR`` (same stem, or the stem without the ``occluded_`` prefix, any image extension,
 white = missing) or estimates the hole
@@ -60,7 +62,7 @@ import numpy as np
 from rlenhance import __version__
 from rlenhance.app_support import APP_MAX_PIXELS, DEFAULT_PORT
 from rlenhance.data.occluded import OCCLUDED_PREFIX
-from rlenhance.denoisers import DENOISER_MODELS, default_denoiser, load_denoiser
+from rlenhance.denoisers import DENOISER_MODELS, SUPERVISED_DENOISERS, default_denoiser, load_denoiser
 from rlenhance.enhance import Enhancer, checkpoint_setting_ranges
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import (
@@ -148,19 +150,24 @@ def _build_parser() -> argparse.ArgumentParser:
                          help="rl: working resolution of the policy (longer side; default: the checkpoint's, else 512)")
     _add_tile(enhance)
 
-    denoise = commands.add_parser("denoise", help="remove noise (supervised MRPNet, A3C / SAC filter-bank policies, "
-                                                  "RSE-RL)", formatter_class=formatter)
-    _add_common(denoise, "a checkpoint of --model (mrpnet: experiments.supervised_train --task denoise; a3c / sac: "
+    denoise = commands.add_parser("denoise", help="remove noise (supervised MRPNet or FFDNet, A3C / SAC filter-bank "
+                                                  "policies, RSE-RL)", formatter_class=formatter)
+    _add_common(denoise, "a checkpoint of --model (mrpnet: experiments.supervised_train --task denoise; ffdnet: "
+                         "experiments.supervised_train --model ffdnet --task denoise; a3c / sac: "
                          "experiments.denoise_train; rse: experiments.rse_train); omitted: the model's default in "
                          "rlenhance/weights/, gray (e.g. mrpnet_denoise.pt) for gray images, colour "
                          "(<model>_denoise_color.pt) for colour images, when installed")
     denoise.add_argument("--model", choices=DENOISER_MODELS, default="mrpnet",
-                         help="mrpnet: a supervised denoiser; a3c / sac: a PixelRL filter-bank policy; rse: RSE-RL")
+                         help="mrpnet: a supervised denoiser; ffdnet: a supervised noise-map denoiser (FFDNet); "
+                              "a3c / sac: a PixelRL filter-bank policy; rse: RSE-RL")
+    denoise.add_argument("--sigma", type=float, default=None,
+                         help="ffdnet: the images' noise level on the 0-255 scale, within the levels the checkpoint "
+                              "was trained over (its map is sigma / 255); omitted: estimated in each image")
     denoise.add_argument("--per-channel", action="store_true",
                          help="gray denoiser on colour images: denoise R, G, B separately and keep colour (without "
                               "--checkpoint: the gray default for every image); without it a gray model converts a "
                               "colour image to gray (mrpnet) or refuses it (a3c, sac, rse)")
-    _add_tile(denoise, "mrpnet, a3c, sac (rse runs whole images)")
+    _add_tile(denoise, "mrpnet, ffdnet, a3c, sac (rse runs whole images)")
 
     complete = commands.add_parser("complete", help="fill the holes of occluded images (gated PixelRNN)",
                                    formatter_class=formatter)
@@ -546,7 +553,7 @@ def _denoiser(args: argparse.Namespace) -> Restore:
     """``denoise``'s restore function: the ``--checkpoint``, else the defaults of ``--model`` by the
     image's planes (see the module docstring)."""
     _check_tile(args)
-    load = partial(load_denoiser, args.model, device=args.device, tile=args.tile)
+    load = partial(load_denoiser, args.model, device=args.device, tile=args.tile, sigma=args.sigma)
     models: dict[int, Restorer] = {}  # planes of the images it takes (1 gray, 3 colour) -> restorer
     missing: dict[int, CheckpointError] = {}
     if args.checkpoint is not None:
@@ -559,8 +566,8 @@ def _denoiser(args: argparse.Namespace) -> Restore:
                 missing[planes] = exc
                 continue
             models[planes] = load(path)
-        if not models:  # mrpnet serves colour images with its gray default (luma) when no colour one is installed
-            raise missing[1] if args.per_channel or args.model == "mrpnet" else missing[3]
+        if not models:  # mrpnet, ffdnet serve colour images with their gray default (luma) without a colour one
+            raise missing[1] if args.per_channel or args.model in SUPERVISED_DENOISERS else missing[3]
 
     def restore(path: Path, image: np.ndarray) -> tuple[np.ndarray, str]:
         gray = is_gray(image)
@@ -568,12 +575,12 @@ def _denoiser(args: argparse.Namespace) -> Restore:
         model = models.get(1 if gray or args.per_channel else 3)
         if model is None and gray:
             model = models[3]  # only the colour default: the gray image replicated to RGB
-        elif model is None and args.model != "mrpnet":
+        elif model is None and args.model not in SUPERVISED_DENOISERS:
             raise ImageError(f"a colour image, and {missing[3]}")
         elif model is None:
-            model = models[1]  # mrpnet without its colour default: the luma, as before colour models
+            model = models[1]  # mrpnet / ffdnet without its colour default: the luma, as before colour models
         out = model.restore(planes, per_channel=args.per_channel)
-        # what the model was given: the image, or its BT.601 luma for a gray mrpnet model without --per-channel
+        # what the model was given: the image, or its BT.601 luma for a gray supervised model without --per-channel
         reference = planes @ np.asarray(BT601_LUMA_WEIGHTS, np.float32)[:, None] \
             if out.shape[-1] < planes.shape[-1] else planes
         residual = float(np.std(reference - out)) * LEVELS

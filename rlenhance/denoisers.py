@@ -7,6 +7,9 @@ restorers (no env, no agent): each is a :class:`rlenhance.restore.Restorer`.
 ``mrpnet``  ``experiments.supervised_train --task        SupervisedRestorer       ``mrpnet_denoise.pt``;
             denoise`` (SupervisedSpec; any plain                                  ``mrpnet_denoise_color.pt``
             supervised denoiser: MRPNet, PixelRNN)
+``ffdnet``  ``experiments.supervised_train --model       :class:`NoiseLevel       ``ffdnet_denoise.pt``;
+            ffdnet --task denoise`` (SupervisedSpec of   Denoiser` (a             ``ffdnet_denoise_color.pt``
+            a noise-map denoiser)                        SupervisedRestorer)
 ``a3c``     ``experiments.denoise_train``                :class:`PolicyDenoiser`  ``a3c_denoise.pt``;
             (RolloutPolicySpec, task ``denoise``)                                 ``a3c_denoise_color.pt``
 ``sac``     ``experiments.denoise_train --agent sac``    :class:`PolicyDenoiser`  ``sac_denoise.pt``;
@@ -14,6 +17,11 @@ restorers (no env, no agent): each is a :class:`rlenhance.restore.Restorer`.
 ``rse``     ``experiments.rse_train`` (RSEDenoiserSpec)  :class:`RSERestorer`     ``rse_denoise.pt``;
                                                                                   ``rse_denoise_color.pt``
 ==========  ===========================================  =======================  ===========================
+
+An ``ffdnet`` reads a noise-level map: :class:`NoiseLevelDenoiser` gives it the constant map of
+``sigma`` when one is given (``load_denoiser("ffdnet", sigma=25)``, ``rlenhance denoise --model
+ffdnet --sigma 25``), else of the level :func:`rlenhance.baselines.estimate_noise_sigma` finds in
+each image (blind).
 
 The defaults live in ``rlenhance/weights/`` (:data:`DENOISER_CHECKPOINTS`); the gray ``mrpnet``,
 ``a3c`` and ``sac`` ones are shipped, the others are installed there once trained (a missing one is
@@ -26,8 +34,9 @@ Channels, the same for every restorer here (``restore(image, per_channel=...)``)
 image's planes denoises it as it is; a colour model given a gray image denoises it replicated to
 RGB; a gray model given an RGB image denoises R, G and B separately with ``per_channel=True`` (each
 channel carries the noise level the model was trained on), and without it the supervised model
-denoises the BT.601 luma (one plane out, :class:`~rlenhance.restore.SupervisedRestorer`) while the
-RL models refuse the image (an :class:`~rlenhance.errors.ImageError` naming both ways out).
+denoises the BT.601 luma (one plane out, :class:`~rlenhance.restore.SupervisedRestorer`:
+:data:`SUPERVISED_DENOISERS`) while the RL models refuse the image (an
+:class:`~rlenhance.errors.ImageError` naming both ways out).
 
 Example:
     >>> denoiser = load_denoiser("a3c", channels=1)                      # doctest: +SKIP
@@ -36,6 +45,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -46,6 +56,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from rlenhance.baselines import estimate_noise_sigma
 from rlenhance.checkpoint import (
     SPEC_KEY,
     RolloutPolicySpec,
@@ -54,6 +65,7 @@ from rlenhance.checkpoint import (
     build_model,
     load_checkpoint,
 )
+from rlenhance.data import noise_level_map
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import as_unit_float
 from rlenhance.models.policy import PixelActorCritic, blocks_to_pixels
@@ -67,15 +79,22 @@ from rlenhance.runtime import flush_denormals, select_device
 __all__ = [
     "DENOISER_CHECKPOINTS",
     "DENOISER_MODELS",
+    "DenoisePredictor",
+    "NoiseLevelDenoiser",
     "PolicyDenoiser",
     "RSERestorer",
+    "SUPERVISED_DENOISERS",
     "default_denoiser",
+    "find_predictor",
     "load_denoiser",
     "rollout_radius",
 ]
 
 #: The ``model`` names :func:`load_denoiser` accepts.
-DENOISER_MODELS = ("mrpnet", "a3c", "sac", "rse")
+DENOISER_MODELS = ("mrpnet", "a3c", "sac", "rse", "ffdnet")
+#: The models run by :class:`~rlenhance.restore.SupervisedRestorer`: a gray one given a colour image
+#: without ``per_channel`` denoises its BT.601 luma (the RL models refuse the image).
+SUPERVISED_DENOISERS = ("mrpnet", "ffdnet")
 _WEIGHTS = DEFAULT_DENOISE_CHECKPOINT.parent
 #: The default checkpoint of each ``(model, channels)``: gray (1) and colour (3) files in ``rlenhance/weights/``.
 DENOISER_CHECKPOINTS = MappingProxyType({
@@ -86,6 +105,10 @@ DENOISER_CHECKPOINTS = MappingProxyType({
 _TRAIN_COMMAND = MappingProxyType({
     ("mrpnet", 1): "python -m experiments.supervised_train --model mrpnet --task denoise",
     ("mrpnet", 3): "python -m experiments.supervised_train --model mrpnet --task denoise --no-gray",
+    ("ffdnet", 1): "python -m experiments.supervised_train --model ffdnet --task denoise --noise gaussian "
+                   "--sigma 0 15 25 50 75 --sigma-draw uniform",
+    ("ffdnet", 3): "python -m experiments.supervised_train --model ffdnet --task denoise --noise gaussian "
+                   "--sigma 0 15 25 50 75 --sigma-draw uniform --no-gray",
     ("a3c", 1): "python -m experiments.denoise_train",
     ("a3c", 3): "python -m experiments.denoise_train --no-gray",
     ("sac", 1): "python -m experiments.denoise_train --agent sac",
@@ -214,7 +237,11 @@ class PolicyDenoiser(_PlanesDenoiser):
     (:meth:`~rlenhance.models.policy.PixelActorCritic.predict`, deterministic; per ``downscale``
     block, :func:`~rlenhance.models.policy.blocks_to_pixels`, when trained with ``block_actions``),
     :func:`~rlenhance.ops.bank.pixelrl_filter_select` applies them (clamped to [0, 1] when trained
-    with ``clip``), and the ConvGRU state, if any, is carried. The output, clamped to [0, 1],
+    with ``clip``), and the ConvGRU state, if any, is carried. A policy trained with a predictor
+    (``denoise_train --predictor``: action 9 takes the supervised denoiser's pixel) runs it too
+    (:class:`DenoisePredictor`, the checkpoint its spec records, or one of that name beside
+    ``checkpoint``: :func:`find_predictor`), once, on the whole noisy image.
+    The output, clamped to [0, 1],
     equals ``agents.rollout.load_rollout_policy(path).restore(image)`` (which steps the env); a
     policy trained with ``clip`` sees its noisy input clamped to [0, 1], as it was trained.
 
@@ -268,14 +295,18 @@ class PolicyDenoiser(_PlanesDenoiser):
         self.policy = build_model(ckpt, {"PixelActorCritic": PixelActorCritic}).to(self.device).eval()
         self.spec = spec
         self.channels: int = spec.channels
-        if self.policy.n_actions != len(PIXELRL_ACTION_TABLE) or self.policy.cond_dim \
-                or self.policy.in_channels != self.channels:
+        n_actions = len(PIXELRL_ACTION_TABLE) + (spec.predictor is not None)
+        if self.policy.n_actions != n_actions or self.policy.cond_dim or self.policy.in_channels != self.channels:
             raise CheckpointError(f"checkpoint {self.path}: a PixelActorCritic({ckpt['arch']['kwargs']}) with env "
                                   f"{dict(spec.env_kwargs)} is not a policy over PixelRL's {len(PIXELRL_ACTION_TABLE)} "
-                                  f"filters on the {'gray' if self.channels == _GRAY else 'RGB'} image alone (the "
-                                  f"spec's {self.channels} plane(s))")
+                                  f"filters{' and the predictor' if spec.predictor else ''} ({n_actions} actions) on "
+                                  f"the {'gray' if self.channels == _GRAY else 'RGB'} image alone (the spec's "
+                                  f"{self.channels} plane(s))")
         self.steps: int = spec.steps
         self.block_actions: bool = spec.block_actions and self.policy.downscale > 1
+        #: the supervised denoiser whose pixel action 9 takes (denoise_train --predictor), or None
+        self.predictor: DenoisePredictor | None = DenoisePredictor.for_policy(spec, checkpoint=self.path,
+                                                                              device=self.device)
         self.clip: bool = bool(spec.env_kwargs.get("clip", False))
         self.label = f"{self.agent or 'RL'} denoising policy"
         radius = rollout_radius(self.policy, self.steps)
@@ -284,14 +315,19 @@ class PolicyDenoiser(_PlanesDenoiser):
         self.tile: int = -(-tile // scale) * scale
 
     def _denoise(self, x: Tensor) -> Tensor:
+        # the prediction of the whole image (as the env's, once per episode), cut into the tiles
+        aligned = () if self.predictor is None else (self.predictor(x.clamp(0.0, 1.0) if self.clip else x),)
         if self.overlap is None:
-            return self.rollout(x)
-        return tiled(self.rollout, x, tile=self.tile, overlap=self.overlap)
+            return self.rollout(x, *aligned)
+        return tiled(self.rollout, x, *aligned, tile=self.tile, overlap=self.overlap)
 
-    def rollout(self, x: Tensor) -> Tensor:
+    def rollout(self, x: Tensor, prediction: Tensor | None = None) -> Tensor:
         """The greedy rollout of one batch (B, channels, H, W) on :attr:`device` (module docstring),
-        whole: float32, clamped to [0, 1]."""
+        whole: float32, clamped to [0, 1]. ``prediction``: the predictor's output for ``x`` (same
+        shape; None: computed here when the policy has a predictor)."""
         image = x.clamp(0.0, 1.0) if self.clip else x
+        if prediction is None and self.predictor is not None:
+            prediction = self.predictor(image)
         size = image.shape[-2:]
         hidden = None
         for _ in range(self.steps):
@@ -299,11 +335,119 @@ class PolicyDenoiser(_PlanesDenoiser):
             actions = self.policy.predict(out)
             if self.block_actions:
                 actions = blocks_to_pixels(actions, self.policy.downscale, size)
-            image = pixelrl_filter_select(image, actions, validate=False)
+            image = pixelrl_filter_select(image, actions, validate=False, prediction=prediction)
             if self.clip:
                 image = image.clamp_(0.0, 1.0)
             hidden = out.hidden
         return image.clamp(0.0, 1.0)
+
+
+def find_predictor(recorded: str | os.PathLike[str], checkpoint: str | os.PathLike[str] | None = None) -> Path:
+    """The predictor file of a policy trained with one (a :class:`~rlenhance.checkpoint.RolloutPolicySpec`'s
+    ``predictor``: the path the trainer resolved, on its machine), looked for in turn at:
+
+    1. ``recorded`` itself;
+    2. a file of the same name beside the policy's ``checkpoint`` (a policy shipped in one folder
+       with its predictor; skipped when ``checkpoint`` is None);
+    3. a file of the same name in ``rlenhance/weights/`` (the shipped models).
+
+    Raises:
+        CheckpointError: none of them exists; the message names every place tried and how to pass
+            a predictor instead.
+    """
+    recorded = Path(recorded)
+    places = [recorded, *([Path(checkpoint).parent / recorded.name] if checkpoint is not None else []),
+              _WEIGHTS / recorded.name]
+    found = next((place for place in places if place.is_file()), None)
+    if found is None:
+        policy = f"the policy {checkpoint}" if checkpoint is not None else "the policy"
+        tried = ", ".join(map(str, dict.fromkeys(places)))
+        raise CheckpointError(f"predictor {recorded.name}: no such file at {tried}; "
+                              f"{policy} was trained with this supervised model (its spec's predictor) and takes its "
+                              "pixels: put the file beside the policy's checkpoint, or pass the predictor: "
+                              "agents.rollout.load_rollout_policy(..., predictor=agents.rollout.load_predictor(PATH, "
+                              "...))")
+    return found
+
+
+class DenoisePredictor:
+    """A supervised denoiser of ``experiments.supervised_train --task denoise`` as a denoising
+    policy's predictor (``experiments.denoise_train --predictor``; the ``predictor`` of
+    ``rlenhance/Denoise-v0``, whose action 9 takes its pixel): ``predictor(noisy) -> prediction``.
+
+    The checkpoint runs as :func:`load_denoiser` runs it (``mrpnet``: a plain denoiser;
+    ``ffdnet``: a :class:`NoiseLevelDenoiser`, given the map of ``sigma``, or of each image's
+    estimated level when ``sigma`` is None).
+
+    Args:
+        checkpoint: a supervised denoiser (:class:`~rlenhance.checkpoint.SupervisedSpec`, task
+            ``"denoise"``).
+        channels: the planes of the policy's images, 1 (gray) or 3 (RGB); the denoiser's must match.
+        sigma: the known noise level (0-255 scale) given to a noise-map denoiser (``ffdnet``); None:
+            estimated per image. A plain denoiser reads none (ignored).
+        device: where the denoiser runs: "auto", "cpu", "cuda" or "cuda:N".
+
+    Attributes:
+        restorer: the denoiser (:func:`load_denoiser`); path, channels, sigma: as given.
+
+    Raises:
+        CheckpointError: the file is missing or broken, not a supervised denoiser (the message says
+            what it is), or one of other planes than ``channels``.
+        ValueError: ``channels`` not 1 or 3, a ``sigma`` outside an ``ffdnet``'s trained levels.
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike[str], *, channels: int, sigma: float | None = None,
+                 device: str | torch.device = "auto"):
+        if channels not in (_GRAY, _RGB):
+            raise ValueError(f"channels: expected 1 (gray) or 3 (RGB), got {channels!r}")
+        self.path = Path(checkpoint)
+        spec = (load_checkpoint(self.path)["extra"] or {}).get(SPEC_KEY)
+        if not (isinstance(spec, SupervisedSpec) and spec.task == "denoise"):
+            what = (f"a {spec.model} trained for task {spec.task!r}" if isinstance(spec, SupervisedSpec) else
+                    f"a {spec.title} checkpoint" if spec is not None else "a checkpoint without a spec")
+            raise CheckpointError(f"predictor {self.path}: {what}; a denoising policy's predictor is a supervised "
+                                  "denoiser (python -m experiments.supervised_train --task denoise, --model mrpnet or "
+                                  "ffdnet)")
+        model = _denoiser_model_of(self.path)
+        self.restorer = load_denoiser(model, self.path, device=device,
+                                      **({"sigma": sigma} if model == "ffdnet" else {}))
+        if self.restorer.channels != channels:
+            names = {_GRAY: "gray (1-plane)", _RGB: "RGB (3-plane)"}
+            raise CheckpointError(f"predictor {self.path}: a {names[self.restorer.channels]} denoiser; the policy "
+                                  f"denoises {names[channels]} images: give a {names[channels]} one (supervised_train "
+                                  f"--task denoise{' --no-gray' if channels == _RGB else ''})")
+        self.channels: int = channels
+        self.sigma: float | None = None if sigma is None else float(sigma)
+
+    @classmethod
+    def for_policy(cls, spec: RolloutPolicySpec, *, checkpoint: str | os.PathLike[str] | None = None,
+                   device: str | torch.device = "auto") -> DenoisePredictor | None:
+        """The predictor a denoising policy was trained with (its spec's ``predictor``, found by
+        :func:`find_predictor` from the policy's ``checkpoint`` path; None without one), for the
+        spec's planes, with the policy's noise level as ``sigma`` when it was trained on one
+        (several: estimated per image).
+
+        Raises:
+            CheckpointError: the predictor file is found nowhere (see :func:`find_predictor`), or
+                is not a denoiser of the spec's planes.
+        """
+        if spec.predictor is None:
+            return None
+        sigmas = spec.sigmas
+        return cls(find_predictor(spec.predictor, checkpoint), channels=spec.channels,
+                   sigma=sigmas[0] if len(sigmas) == 1 else None, device=device)
+
+    def __call__(self, noisy: Tensor) -> Tensor:
+        """The prediction of noisy images, float (B, channels, H, W) (unclipped noisy values
+        allowed): float32 (B, channels, H, W) in [0, 1] on ``noisy``'s device.
+
+        Raises:
+            ImageError: not a float tensor of the predictor's planes (or bad values).
+        """
+        if not torch.is_tensor(noisy) or noisy.dim() != 4 or noisy.shape[1] != self.channels:
+            raise ImageError(f"noisy: expected a float tensor (B, {self.channels}, H, W) for {self.path}; got "
+                             f"{tuple(noisy.shape) if torch.is_tensor(noisy) else type(noisy).__name__}")
+        return self.restorer.restore_tensor(noisy)
 
 
 # --- RSE-RL ------------------------------------------------------------------------------------------
@@ -337,34 +481,142 @@ class RSERestorer(_PlanesDenoiser):
         return self.model(x, rounds=self.spec.rounds).clamp(0.0, 1.0)
 
 
+# --- FFDNet: a noise-map denoiser given a level's map ---------------------------------------------------
+class NoiseLevelDenoiser:
+    """A noise-map denoiser (FFDNet, ``experiments.supervised_train --model ffdnet``) on noisy images
+    of one noise level: a :class:`~rlenhance.restore.Restorer` that gives the network the constant
+    map of that level, ``sigma / 255`` (:func:`rlenhance.data.noise_level_map` of a unit gain),
+    through :class:`~rlenhance.restore.SupervisedRestorer`'s noise-map path (tiling, channel rules).
+
+    The level is ``sigma`` when given (known noise, e.g. a synthetic test set); else each image's
+    own, estimated from it (:func:`rlenhance.baselines.estimate_noise_sigma`, blind; real noise)
+    and clipped to the levels the checkpoint was trained over (:attr:`sigma_range`).
+
+    Args:
+        checkpoint: a noise-map denoiser of ``experiments.supervised_train`` (``--model ffdnet``,
+            trained on ``--noise gaussian`` or ``amplified``).
+        sigma: the noise level on the 0-255 scale, in :attr:`sigma_range`; None: estimated per image.
+        device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
+        tile: side of the tiles' core in pixels (:class:`~rlenhance.restore.SupervisedRestorer`).
+
+    Attributes:
+        restorer: the :class:`~rlenhance.restore.SupervisedRestorer` (``noise_map=True``);
+            ``spec``, ``channels``, ``model``, ``device`` and ``path`` repeat its own.
+        sigma: the level given, or None (estimated per image).
+        sigma_range: ``(low, high)``, the levels trained over (0-255 scale): Gaussian noise: the
+            spec's ``sigmas[0]`` and ``sigmas[-1]``; amplified noise: 0 and ``sigma``.
+
+    Raises:
+        CheckpointError: not a noise-map denoiser (the message says what it is).
+        ValueError: a ``sigma`` that is not a finite number in :attr:`sigma_range`, bad ``device``
+            or ``tile``.
+
+    Example:
+        >>> denoiser = NoiseLevelDenoiser("runs/ffdnet/checkpoints/best.pt", sigma=25)   # doctest: +SKIP
+        >>> clean = denoiser.restore(noisy_gray)                                        # doctest: +SKIP
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike[str], *, sigma: float | None = None,
+                 device: str | torch.device = "auto", tile: int = 512):
+        self.restorer = SupervisedRestorer(checkpoint, device=device, task="denoise", tile=tile, noise_map=True)
+        self.spec, self.channels, self.model = self.restorer.spec, self.restorer.channels, self.restorer.model
+        self.device, self.path = self.restorer.device, self.restorer.path
+        levels = self.spec.sigmas or (self.spec.sigma,)
+        self.sigma_range: tuple[float, float] = (0.0, float(levels[-1])) if self.spec.noise == "amplified" \
+            else (float(levels[0]), float(levels[-1]))
+        low, high = self.sigma_range
+        number = not isinstance(sigma, bool) and isinstance(sigma, (int, float, np.integer, np.floating))
+        if sigma is not None and not (number and math.isfinite(sigma) and low <= sigma <= high):
+            raise ValueError(f"sigma: expected a noise level in [{low:g}, {high:g}] (0-255 scale: the levels "
+                             f"{self.path} was trained over), got {sigma!r}")
+        self.sigma: float | None = None if sigma is None else float(sigma)
+
+    @property
+    def takes_mask(self) -> bool:
+        """Denoisers take no mask."""
+        return False
+
+    def levels(self, x: Tensor) -> Tensor:
+        """The noise level of each image of the batch ``x`` (float (B, C, H, W)), 0-255 scale, as
+        float32 (B, 1, 1, 1) on ``x``'s device: :attr:`sigma`, or each image's estimate clipped to
+        :attr:`sigma_range`."""
+        if self.sigma is not None:
+            return torch.full((x.shape[0], 1, 1, 1), self.sigma, device=x.device)
+        low, high = self.sigma_range
+        found = [min(max(estimate_noise_sigma(image.permute(1, 2, 0).cpu().numpy()), low), high) for image in x]
+        return torch.tensor(found, dtype=torch.float32, device=x.device).view(-1, 1, 1, 1)
+
+    def restore(self, image: np.ndarray, mask: np.ndarray | None = None, *, per_channel: bool = False) -> np.ndarray:
+        """Denoise one image (as :meth:`rlenhance.restore.SupervisedRestorer.restore`, the map given).
+
+        Args:
+            image: array (H, W, C) with C in {1, 3} (RGB) or (H, W): float values in [0, 1] or
+                unclipped noisy values in :data:`rlenhance.io.NOISY_RANGE`, or uint8 / uint16 samples
+                scaled by their range (:func:`rlenhance.io.as_unit_float`).
+            mask: refused (denoisers take none).
+            per_channel: a gray model on an RGB image: denoise R, G and B separately, each at the
+                level (without it: the BT.601 luma, at the luma's level).
+
+        Returns:
+            float32 (H, W, C_out) in [0, 1].
+
+        Raises:
+            ImageError: a bad image, or a mask.
+        """
+        if mask is not None:
+            raise ImageError(f"mask: given, but {self.path} is a denoiser, which takes no mask")
+        hwc = as_hwc_image(image, noisy=True)
+        x = torch.from_numpy(np.ascontiguousarray(hwc.transpose(2, 0, 1)))[None]
+        out = self.restore_tensor(x, per_channel=per_channel)
+        return np.ascontiguousarray(out[0].permute(1, 2, 0).cpu().numpy(), dtype=np.float32)
+
+    def restore_tensor(self, x: Tensor, *, per_channel: bool = False) -> Tensor:
+        """Batched :meth:`restore` on tensors: float (B, C, H, W), C in {1, 3}, RGB -> float32
+        (B, C_out, H, W) in [0, 1] on ``x``'s device, each image at its level (:meth:`levels`)."""
+        if not torch.is_tensor(x) or x.dim() != 4 or x.numel() == 0:
+            raise ImageError(f"image: expected a float tensor (B, C, H, W) with C in {{1, 3}}; got "
+                             f"{tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}")
+        levels = noise_level_map(torch.ones(1, 1, 1, 1, device=x.device), self.levels(x))
+        return self.restorer.restore_tensor(x, per_channel=per_channel,
+                                            noise_map=levels.expand(-1, -1, *x.shape[-2:]))
+
+
 # --- one entry point ---------------------------------------------------------------------------------
 def load_denoiser(model: str = "mrpnet", checkpoint: str | os.PathLike[str] | None = None, *, channels: int = 3,
-                  device: str | torch.device = "auto", tile: int = 512) -> Restorer:
+                  device: str | torch.device = "auto", tile: int = 512, sigma: float | None = None) -> Restorer:
     """The denoiser ``model`` (module table) as a :class:`~rlenhance.restore.Restorer`:
     ``restore(image, per_channel=False)`` on (H, W, C) images in [0, 1] (noisy values allowed).
 
     Args:
-        model: ``"mrpnet"`` (supervised), ``"a3c"``, ``"sac"`` (PixelRL filter-bank policies) or
+        model: ``"mrpnet"`` (supervised), ``"ffdnet"`` (supervised, reads a noise-level map:
+            :class:`NoiseLevelDenoiser`), ``"a3c"``, ``"sac"`` (PixelRL filter-bank policies) or
             ``"rse"`` (RSE-RL).
         checkpoint: the file; None: the default of ``model`` for ``channels`` (:func:`default_denoiser`).
         channels: the planes of the images to denoise, 1 (gray) or 3 (RGB): picks the default
             checkpoint (use 1 to run the gray model on colour images with ``per_channel=True``);
             not used with a ``checkpoint`` (whose planes its spec says: ``restorer.channels``).
         device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
-        tile: tiles' core side in pixels for large images (``mrpnet`` and ``a3c`` / ``sac``;
-            ``rse`` runs whole images).
+        tile: tiles' core side in pixels for large images (``mrpnet``, ``ffdnet`` and ``a3c`` /
+            ``sac``; ``rse`` runs whole images).
+        sigma: ``ffdnet`` only: the noise level of its map, 0-255 scale, within the levels it was
+            trained over; None: each image's estimate (blind).
 
     Raises:
-        ValueError: an unknown ``model``, bad ``channels``, ``device`` or ``tile``.
+        ValueError: an unknown ``model``, bad ``channels``, ``device`` or ``tile``, a ``sigma``
+            for another model than ``ffdnet`` or outside its trained levels.
         CheckpointError: the default is not installed (how to train it is said), the file is
             missing or broken, or it is not a checkpoint of ``model`` (what it is, and which
             ``model`` loads it when it is another denoiser, is said).
     """
     if model not in DENOISER_MODELS:
         raise ValueError(f"model: expected one of {DENOISER_MODELS}, got {model!r}")
+    if sigma is not None and model != "ffdnet":
+        raise ValueError(f"sigma: the noise level of a noise-map denoiser's map (model 'ffdnet'); model {model!r} "
+                         f"reads none (got sigma={sigma!r})")
     path = Path(checkpoint) if checkpoint is not None else default_denoiser(model, channels)
     loaders: dict[str, Callable[[], Any]] = {
         "mrpnet": lambda: SupervisedRestorer(path, device=device, task="denoise", tile=tile),
+        "ffdnet": lambda: NoiseLevelDenoiser(path, sigma=sigma, device=device, tile=tile),
         "a3c": lambda: PolicyDenoiser(path, device=device, tile=tile, agent="a3c"),
         "sac": lambda: PolicyDenoiser(path, device=device, tile=tile, agent="sac"),
         "rse": lambda: RSERestorer(path, device=device),
@@ -387,8 +639,8 @@ def _denoiser_model_of(path: Path) -> str | None:
     except CheckpointError:
         return None
     spec = extra.get(SPEC_KEY)
-    if isinstance(spec, SupervisedSpec) and spec.task == "denoise" and not spec.needs_noise_map:
-        return "mrpnet"
+    if isinstance(spec, SupervisedSpec) and spec.task == "denoise":
+        return "ffdnet" if spec.needs_noise_map else "mrpnet"
     if isinstance(spec, RolloutPolicySpec) and spec.task == "denoise":
         return extra.get("algorithm") if extra.get("algorithm") in ("a3c", "sac") else "a3c"
     if isinstance(spec, RSEDenoiserSpec):

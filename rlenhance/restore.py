@@ -17,8 +17,8 @@ restorer                                       what restores the image
 :class:`rlenhance.denoisers.RSERestorer`       an RSE-RL denoiser (``experiments.rse_train``)
 =============================================  ===================================================================
 
-:func:`rlenhance.load_denoiser` picks any denoiser (``mrpnet``, ``a3c``, ``sac``, ``rse``) and its
-default checkpoint for gray or colour images (:mod:`rlenhance.denoisers`).
+:func:`rlenhance.load_denoiser` picks any denoiser (``mrpnet``, ``ffdnet``, ``a3c``, ``sac``, ``rse``) and
+its default checkpoint for gray or colour images (:mod:`rlenhance.denoisers`).
 
 :func:`hole_mask` (the hole of an occluded image that comes without a mask file) lives with the
 other mask code in :mod:`rlenhance.data.occluded`; it is importable from here too.
@@ -35,8 +35,10 @@ the ConvLSTM :class:`~rlenhance.models.pixelrnn.PixelRNN` and the
 keeps the input outside the hole (completion) follow from them. An ``"ffdnet"`` denoiser
 (:class:`~rlenhance.models.ffdnet.FFDNet`, ReLLIE's denoiser module) also reads a per-pixel
 noise-level map (``restore(..., noise_map=...)``); :class:`rlenhance.Enhancer` computes it from
-its curve steps. Such a checkpoint is only accepted by a caller that says it supplies the map
-(``noise_map=True`` or None), a plain one only by a caller that does not (the default).
+its curve steps, and :class:`rlenhance.denoisers.NoiseLevelDenoiser` (``load_denoiser("ffdnet")``)
+gives it the constant map of a noise level, given or estimated in each image. Such a checkpoint
+is only accepted by a caller that says it supplies the map (``noise_map=True`` or None), a plain
+one only by a caller that does not (the default).
 
 Large images are processed in tiles (:func:`rlenhance.ops.tiling.tiled`) whose margins cover the
 networks' receptive fields (at most 37 pixels for the published layouts, measured; one more with
@@ -311,8 +313,9 @@ class SupervisedRestorer:
             raise CheckpointError(f"checkpoint {self.path}: a noise-map denoiser (model {spec.model!r}) reads a "
                                   "per-pixel noise-level map, which this use does not supply; run it after the RL "
                                   "policy's curve steps, which set the map (rlenhance.Enhancer(denoiser=...), "
-                                  "rlenhance enhance --denoiser), or give a plain denoiser (supervised_train --model "
-                                  "mrpnet --task denoise)")
+                                  "rlenhance enhance --denoiser), load it with rlenhance.load_denoiser('ffdnet', ...) "
+                                  "(rlenhance denoise --model ffdnet), which gives it the map of a noise level, or "
+                                  "give a plain denoiser (supervised_train --model mrpnet --task denoise)")
         if noise_map is True and not spec.needs_noise_map:
             raise CheckpointError(f"checkpoint {self.path}: a plain {spec.task} model (model {spec.model!r}) that "
                                   "reads no noise-level map; this needs a noise-map denoiser (supervised_train "

@@ -34,7 +34,7 @@ same noisy image, here and in ``denoise_train``'s evaluation; completion masks a
 (:func:`rlenhance.data.occluded_test_set`). Methods never see the reference: an RL rollout is given
 the input in place of the reference its env would use for rewards.
 
-Noise level of the classical denoisers: ``--sigma``; with real noise (or ``--sigma-estimate``)
+Noise level of the classical denoisers and of ``ffdnet``'s map: ``--sigma``; with real noise (or ``--sigma-estimate``)
 each image's own level, estimated from the noisy image by
 :func:`rlenhance.baselines.estimate_noise_sigma` inside the method's timed run (report.md gives the
 estimates' mean and range).
@@ -58,6 +58,8 @@ lists each task's; :mod:`experiments.compare.methods` builds them, for ``experim
   (:func:`rlenhance.models.rse.load_rse`, its checkpoint's rounds);
 * ``mrpnet``, ``pixelrnn``, ``gated-pixelrnn``: supervised checkpoints of
   ``experiments.supervised_train`` through :class:`rlenhance.restore.SupervisedRestorer`;
+* ``ffdnet`` (denoise): a noise-map denoiser of ``experiments.supervised_train --model ffdnet``
+  given the map of the noise level above (:class:`rlenhance.denoisers.NoiseLevelDenoiser`);
 * ``zero-dce`` (low light): the official Zero-DCE weights, as in ``experiments.lol_eval``;
 * classical: :data:`rlenhance.baselines.LOWLIGHT_BASELINES`, :data:`~rlenhance.baselines.DENOISE_BASELINES`
   (parameters picked by the noise level, above; BM3D when the optional ``bm3d`` package is

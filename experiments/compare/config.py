@@ -41,15 +41,18 @@ class Args:
     sac: str | None = arg(None, "SAC policy checkpoint (lowlight: lol_train --agent sac; denoise / completion: "
                                 "denoise_train / completion_train --agent sac)")
     mrpnet: str | None = arg(None, "supervised_train --model mrpnet checkpoint of this task")
+    ffdnet: str | None = arg(None, "supervised_train --model ffdnet checkpoint (denoise; a noise-map denoiser, given "
+                                   "the map of --sigma, or with --sigma-estimate and on real noise of each image's "
+                                   "estimated level)")
     pixelrnn: str | None = arg(None, "supervised_train --model pixelrnn checkpoint of this task")
     gated_pixelrnn: str | None = arg(None, "supervised_train --model gated-pixelrnn checkpoint (completion)")
     rse: str | None = arg(None, "RSE-RL denoiser checkpoint of experiments.rse_train (denoise)")
     zero_dce: str | None = arg(None, "official Zero-DCE weights, zero_dce_Epoch99.pth (lowlight)")
     sigma: float = arg(25.0, "denoise: standard deviation of the synthetic noise on the 0-255 scale, and the noise "
-                             "level the classical denoisers get (unused with real noisy pairs)")
-    sigma_estimate: bool = arg(False, "denoise: give the classical denoisers each image's noise level estimated from "
-                                      "the noisy image (rlenhance.baselines.estimate_noise_sigma) instead of --sigma; "
-                                      "always so for real noisy pairs")
+                             "level the classical denoisers and ffdnet get (unused with real noisy pairs)")
+    sigma_estimate: bool = arg(False, "denoise: give the classical denoisers and ffdnet each image's noise level "
+                                      "estimated from the noisy image (rlenhance.baselines.estimate_noise_sigma) "
+                                      "instead of --sigma; always so for real noisy pairs")
     split: str | None = arg(None, "which images: the trainers' held-out split, or all (unset: all for denoise, "
                                   "whose default data is the BSD68 test set; val otherwise)", choices=("val", "all"))
     split_seed: int = arg(0, "seed of the train/validation split (the trainers' default split)")

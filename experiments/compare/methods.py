@@ -10,6 +10,8 @@ mask)``:
   :class:`agents.rollout.RolloutPolicy` (:func:`agents.rollout.load_rollout_policy`);
 - :func:`supervised_method`: ``mrpnet``, ``pixelrnn``, ``gated-pixelrnn`` (and lol_eval's
   ``--combined``), a :class:`rlenhance.restore.SupervisedRestorer`;
+- :func:`ffdnet_method`: ``ffdnet``, a noise-map denoiser given the map of the noise level, a
+  :class:`rlenhance.denoisers.NoiseLevelDenoiser`;
 - :func:`rse_method`: ``rse``, the RSE-RL denoiser of ``experiments.rse_train``
   (:func:`rlenhance.models.rse.load_rse`);
 - :func:`peer_method`: ``zero-dce`` (and lol_eval's Zero-DCE++ and ReLLIE) from official weights,
@@ -46,6 +48,7 @@ from rlenhance.baselines import (
     baseline_missing,
     estimate_noise_sigma,
 )
+from rlenhance.denoisers import load_denoiser
 from rlenhance.enhance import DEFAULT_CHECKPOINT as DEFAULT_LOWLIGHT_CHECKPOINT
 from rlenhance.enhance import Enhancer
 from rlenhance.errors import CheckpointError
@@ -57,11 +60,11 @@ from rlenhance.restore import DEFAULT_COMPLETION_CHECKPOINT, DEFAULT_DENOISE_CHE
 
 TASKS = ("lowlight", "denoise", "completion")
 #: Methods that need a checkpoint (or weights file), each with its command-line flag.
-LEARNED_METHODS = ("a3c", "sac", "rse", "mrpnet", "pixelrnn", "gated-pixelrnn", "zero-dce")
+LEARNED_METHODS = ("a3c", "sac", "rse", "mrpnet", "ffdnet", "pixelrnn", "gated-pixelrnn", "zero-dce")
 #: Every method of each task, in report order.
 TASK_METHODS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "lowlight": ("input", "a3c", "sac", "mrpnet", "pixelrnn", "zero-dce", *LOWLIGHT_BASELINES),
-    "denoise": ("input", "a3c", "sac", "rse", "mrpnet", "pixelrnn", *DENOISE_BASELINES),
+    "denoise": ("input", "a3c", "sac", "rse", "mrpnet", "ffdnet", "pixelrnn", *DENOISE_BASELINES),
     "completion": ("input", "a3c", "sac", "mrpnet", "pixelrnn", "gated-pixelrnn", "diffusion-fill",
                    *COMPLETION_BASELINES),
 })
@@ -246,6 +249,27 @@ def supervised_method(name: str | None, path: str | Path, device: torch.device, 
                   note)
 
 
+def ffdnet_method(name: str, path: str | Path, device: torch.device, *, sigma: float | None,
+                  channels: int | None = None) -> Method:
+    """A noise-map denoiser of ``experiments.supervised_train --model ffdnet`` through
+    :func:`rlenhance.load_denoiser` (:class:`rlenhance.denoisers.NoiseLevelDenoiser`), given the
+    constant map of ``sigma`` (0-255 scale: the synthetic noise's true level), or with ``sigma``
+    None of each image's own level, :func:`rlenhance.baselines.estimate_noise_sigma`, estimated
+    inside the timed run (as the classical denoisers with ``--sigma-estimate`` and on real noise);
+    each channel of an RGB image through a gray model (:func:`channel_note`). Its note says which
+    level its map has.
+
+    Raises:
+        CheckpointError: not a noise-map denoiser, or a colour model for gray images.
+        ValueError: a ``sigma`` outside the levels the checkpoint was trained over.
+    """
+    denoiser = load_denoiser("ffdnet", path, device=device, sigma=sigma)
+    level = "each image's estimated sigma" if sigma is None else f"sigma {sigma:g}"
+    note = "; ".join(filter(None, [f"noise map of {level}", channel_note(name, path, denoiser.channels, channels)]))
+    return Method(name, partial(denoiser.restore, per_channel=True), count_parameters(denoiser.model), str(path),
+                  note)
+
+
 def peer_method(name: str, kind: str, path: str | Path, device: torch.device) -> Method:
     """A peer network of :data:`PEERS` (``kind``) from its official weights file, on RGB images."""
     load, enhance = PEERS[kind]
@@ -301,14 +325,16 @@ def build_methods(task: str, wanted: Sequence[str], device: torch.device, *, che
         checkpoints: learned method -> the file given for it (its flag; None or absent: the
             default of :data:`DEFAULT_CHECKPOINTS`, or for colour denoising of
             :data:`COLOR_CHECKPOINTS`).
-        sigma: noise level of the denoising baselines (0-255 scale).
+        sigma: noise level of the denoising baselines and of ``ffdnet``'s map (0-255 scale).
         channels: planes of the images (1 gray, 3 RGB): picks the colour defaults for denoising
             and runs gray models per channel on RGB (:func:`channel_note`); None: not checked.
-        sigma_estimate: the denoising baselines estimate each image's noise level instead of ``sigma``.
+        sigma_estimate: the denoising baselines and ``ffdnet`` estimate each image's noise level
+            instead of ``sigma``.
 
     Returns:
         ``(methods, missing)``: name -> :class:`Method` in the order of ``wanted``, and
-        name -> reason for the methods without a checkpoint or optional package.
+        name -> reason for the methods without a checkpoint or optional package (or, ``ffdnet``,
+        trained over levels that exclude ``sigma``).
 
     Raises:
         CheckpointError: a checkpoint exists but is broken, of another task / model, or a colour
@@ -328,6 +354,12 @@ def build_methods(task: str, wanted: Sequence[str], device: torch.device, *, che
                 methods[name] = peer_method(name, "zero-dce", path, device)
             elif name == "rse":
                 methods[name] = rse_method(name, path, device, channels=channels)
+            elif name == "ffdnet":
+                try:
+                    methods[name] = ffdnet_method(name, path, device, sigma=None if sigma_estimate else sigma,
+                                                  channels=channels)
+                except ValueError as exc:  # --sigma outside its trained levels
+                    missing[name] = f"{path}: {exc}"
             else:
                 methods[name] = supervised_method(name, path, device, task=task, model=name, channels=channels)
         elif baseline_missing(name) is not None:

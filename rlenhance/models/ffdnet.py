@@ -13,15 +13,22 @@ how much each pixel was brightened. :class:`FFDNet` is that network at a configu
 
 The published gray model has ``depth=15``, ``width=64`` (RGB: 12 and 96); FFDNet's batch
 normalisation is left out (as in MRPNet), so training and inference compute the same function
-for any batch. Odd sizes are padded to even (by reflection, as :class:`rlenhance.restore.SupervisedRestorer`
-pads) and cropped back.
+for any batch. Without it, so deep a plain stack trains only from a start that keeps the signal:
+a new network's hidden convolutions are identities (PyTorch's default start leaves a 15-layer
+one at the identity, ``x - n`` with a constant ``n``; see :meth:`FFDNet._init_hidden`). Odd sizes
+are padded to even (by reflection, as :class:`rlenhance.restore.SupervisedRestorer` pads) and
+cropped back.
 
 The map is the standard deviation of the noise at each pixel, in image units ([0, 1] scale, i.e.
 ``sigma / 255``): :func:`rlenhance.data.noise_level_map` of the brightening
 (:func:`rlenhance.ops.le_gain` multiplied over the curve steps) and of the dark input's noise
 level. :class:`rlenhance.Enhancer` computes it and feeds it when its ``denoiser`` is a checkpoint
 of ``experiments.supervised_train --model ffdnet`` (trained on
-:func:`rlenhance.data.amplified_noise`); the plain denoisers (MRPNet) read no map.
+:func:`rlenhance.data.amplified_noise`); the plain denoisers (MRPNet) read no map. Trained on
+white Gaussian noise instead (``--noise gaussian``, FFDNet's own protocol: each crop's level drawn
+from a range, e.g. [0, 75], its map the constant ``sigma / 255``), it is one non-blind model for
+every level of the range: :func:`rlenhance.load_denoiser` (``"ffdnet"``) gives it the map of a
+known level, or of the level estimated in each image.
 
 Example:
     >>> net = FFDNet(in_channels=1, width=8, depth=3)
@@ -84,6 +91,24 @@ class FFDNet(nn.Module):
         convs.append(nn.Conv2d(width, in_channels * blocks, 3, padding=1))
         self.body = nn.Sequential(*convs)
         self.shuffle = nn.PixelShuffle(_FACTOR)
+        self._init_hidden()
+
+    def _init_hidden(self) -> None:
+        """Start every hidden convolution as the identity (:func:`torch.nn.init.dirac_`, zero bias).
+
+        Without batch normalisation, PyTorch's default initialisation (weight variance
+        ``1 / (3 fan_in)``, a sixth of what keeps a ReLU stack's signal) leaves the activations
+        to the biases: the input's share of them falls about 2.5-fold per layer (width 64:
+        0.6 at layer 3, 0.009 at layer 8, 2e-5 at layer 15, below float16's resolution from
+        layer 12 on), so a fresh 15-layer network outputs the same for any input, its first
+        layer's gradient is ~1e-7 of its weights, and training sits at the identity (``x - n``
+        with a constant ``n``). As identities the hidden layers pass the signal and the gradient
+        on whole: a deep network starts as its input and output convolutions alone, and learns
+        from there. Only a new network's start: a checkpoint's weights replace it.
+        """
+        for conv in [m for m in self.body if isinstance(m, nn.Conv2d)][1:-1]:
+            nn.init.dirac_(conv.weight)
+            nn.init.zeros_(conv.bias)
 
     def arch(self) -> dict[str, Any]:
         """``{"class": "FFDNet", "kwargs": {...}}`` for checkpoints."""

@@ -79,7 +79,7 @@ def pixelrl_filter_bank(x: torch.Tensor,
 
 
 def pixelrl_filter_select(x: torch.Tensor, actions: torch.Tensor, table: Sequence[FilterAction] = PIXELRL_ACTION_TABLE,
-                          *, validate: bool = True) -> torch.Tensor:
+                          *, validate: bool = True, prediction: torch.Tensor | None = None) -> torch.Tensor:
     """Apply a per-pixel choice of filters, computing each filter only where it was chosen.
 
     Equals ``select_per_pixel(pixelrl_filter_bank(x, table), actions)`` (up to float rounding of
@@ -98,14 +98,17 @@ def pixelrl_filter_select(x: torch.Tensor, actions: torch.Tensor, table: Sequenc
         table: The bank, by default :data:`PIXELRL_ACTION_TABLE` (K = 9).
         validate: Check that every action is in [0, K - 1] (a device sync; the number of pixels
             per action is read back to the host in any case).
+        prediction: A supervised model's output, shape of ``x``: adds action K, "take the
+            prediction's pixel" (actions then in [0, K]; the Denoise env's predictor action).
 
     Returns:
         The new batch, same shape and dtype as ``x``.
 
     Raises:
         ImageError: ``x`` is not a non-empty floating (B, C, H, W) tensor.
-        ValueError: ``table`` is empty, ``actions`` has a wrong shape, dtype or device, or (with
-            ``validate``) an action is outside [0, K - 1].
+        ValueError: ``table`` is empty, ``actions`` has a wrong shape, dtype or device, (with
+            ``validate``) an action is outside [0, K - 1] ([0, K] with ``prediction``), or
+            ``prediction`` is not a tensor of ``x``'s shape.
 
     Example:
         >>> from rlenhance.ops import median_blur2d
@@ -121,6 +124,17 @@ def pixelrl_filter_select(x: torch.Tensor, actions: torch.Tensor, table: Sequenc
     n_actions = len(table)
     b, c, h, w = x.shape
     _check_pixel_actions(actions, (b, c, h, w), x.device, like="x", like_shape=x.shape)
+    if prediction is not None:
+        if not torch.is_tensor(prediction) or prediction.shape != x.shape:
+            raise ValueError(f"prediction: expected a tensor of x's shape {tuple(x.shape)}; got "
+                             f"{tuple(prediction.shape) if torch.is_tensor(prediction) else type(prediction).__name__}")
+        if validate:
+            _check_action_range(actions, n_actions + 1, "actions and the prediction")
+        take = actions == n_actions  # the prediction's pixels run the bank's cheapest action, then are replaced
+        copies = _bank_plan(table).copies
+        filtered = pixelrl_filter_select(x, torch.where(take, copies[0] if copies else 0, actions), table,
+                                         validate=False)
+        return torch.where(take, prediction.to(device=x.device, dtype=filtered.dtype), filtered)
     if actions.shape == (b, c, h, w) and c > 1:  # a choice per channel: every candidate is needed
         return select_per_pixel(pixelrl_filter_bank(x, table), actions, validate=validate)
     if validate:

@@ -1,8 +1,8 @@
 """Every checkpoint shipped in rlenhance/weights/ loads through the loader it is meant for and runs.
 
 A new file in rlenhance/weights/ without an entry in LOADERS fails this test, so no shipped file
-can go untested. The entries of files to be shipped (:data:`TO_BE_SHIPPED`: the colour denoisers)
-are skipped while the file is absent; every other entry's file must be there.
+can go untested. The entries of files to be shipped (:data:`TO_BE_SHIPPED`: the colour denoisers and
+the gray FFDNet) are skipped while the file is absent; every other entry's file must be there.
 """
 
 from pathlib import Path
@@ -71,18 +71,19 @@ def _rollout_completer(path: Path) -> np.ndarray:
     return out.permute(1, 2, 0).numpy()
 
 
-def _colour_denoiser(model: str):
-    """``load_denoiser(model, path)``: a colour model that denoises a photo at sigma 25 (PSNR up by at
-    least :data:`MIN_PHOTO_GAIN_DB` over the noisy input, clipped)."""
+def _photo_denoiser(model: str, channels: int = 3):
+    """``load_denoiser(model, path)``: a colour (or gray, ``channels`` 1) model that denoises a photo
+    at sigma 25 (PSNR up by at least :data:`MIN_PHOTO_GAIN_DB` over the noisy input, clipped; an
+    ffdnet estimates the level)."""
     def run(path: Path) -> np.ndarray:
         restorer = load_denoiser(model, path, device="cpu")
-        assert restorer.channels == 3, f"{path.name}: a {restorer.channels}-channel model, expected colour"
+        assert restorer.channels == channels, f"{path.name}: a {restorer.channels}-channel model, expected {channels}"
         (top, left), (height, width) = PHOTO_TOP_LEFT, SHAPE
-        clean = BuiltinImages(names=[PHOTO])[0]["high"][:, top:top + height, left:left + width]
+        clean = BuiltinImages(names=[PHOTO], gray=channels == 1)[0]["high"][:, top:top + height, left:left + width]
         noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(PHOTO_SEED)) * PHOTO_SIGMA / 255
         noisy = (clean + noise).permute(1, 2, 0).numpy()
         out = restorer.restore(noisy)
-        assert out.shape == (*SHAPE, 3)
+        assert out.shape == (*SHAPE, channels)
         reference = clean.permute(1, 2, 0).numpy()
         psnr, input_psnr = (-10 * np.log10(((x - reference) ** 2).mean()) for x in (out, np.clip(noisy, 0, 1)))
         assert psnr >= input_psnr + MIN_PHOTO_GAIN_DB, f"{path.name}: PSNR {psnr:.2f} dB, noisy input {input_psnr:.2f}"
@@ -113,10 +114,12 @@ LOADERS = {
     "pixelrnn_completion.pt": _supervised("completion"),
     "gated_pixelrnn_completion.pt": _supervised("completion"),  # `rlenhance complete`
     # the colour defaults of `rlenhance denoise --model mrpnet|a3c|sac|rse` (rlenhance.denoisers)
-    **{path.name: _colour_denoiser(model) for (model, channels), path in DENOISER_CHECKPOINTS.items() if channels == 3},
+    **{path.name: _photo_denoiser(model) for (model, channels), path in DENOISER_CHECKPOINTS.items() if channels == 3},
+    "ffdnet_denoise.pt": _photo_denoiser("ffdnet", channels=1),  # `rlenhance denoise --model ffdnet`, compare's ffdnet
 }
 #: Entries whose file is not shipped yet: skipped while absent, tested once there.
-TO_BE_SHIPPED = frozenset(path.name for (_, channels), path in DENOISER_CHECKPOINTS.items() if channels == 3)
+TO_BE_SHIPPED = frozenset([*(path.name for (_, channels), path in DENOISER_CHECKPOINTS.items() if channels == 3),
+                           DENOISER_CHECKPOINTS["ffdnet", 1].name])
 
 
 def test_every_shipped_file_has_a_loader():
@@ -127,7 +130,8 @@ def test_every_shipped_file_has_a_loader():
 
 
 def test_the_colour_denoisers_to_be_shipped_are_the_denoisers_defaults():
-    assert TO_BE_SHIPPED == {f"{model}_denoise_color.pt" for model in ("mrpnet", "a3c", "sac", "rse")}
+    assert TO_BE_SHIPPED == {f"{model}_denoise_color.pt" for model in ("mrpnet", "a3c", "sac", "rse", "ffdnet")} \
+        | {"ffdnet_denoise.pt"}
 
 
 @pytest.mark.parametrize("name", sorted(LOADERS))

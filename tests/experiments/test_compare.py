@@ -1,6 +1,6 @@
 """experiments.compare on tiny data: every task end to end, missing methods, determinism, errors;
-colour denoising (--no-gray: colour, gray-per-channel and RSE-RL checkpoints, BM3D) and real noisy
-pairs with estimated noise levels.
+colour denoising (--no-gray: colour, gray-per-channel and RSE-RL checkpoints, BM3D), real noisy
+pairs with estimated noise levels, and FFDNet given the true or the estimated noise level.
 
 Tiny untrained checkpoints are saved the way the trainers save them (lol_train's LowLightPolicySpec
 for low-light policies, the RolloutPolicySpec of denoise_train / completion_train, the
@@ -35,8 +35,10 @@ from rlenhance.checkpoint import (
     SupervisedSpec,
     save_checkpoint,
 )
+from rlenhance.denoisers import load_denoiser
 from rlenhance.errors import CheckpointError
 from rlenhance.io import load_image, save_image
+from rlenhance.models.ffdnet import FFDNet
 from rlenhance.models.mrpnet import CombinedModel, MRPNet
 from rlenhance.models.peers import ZeroDCE
 from rlenhance.models.pixelrnn import GatedPixelRNN, hole_ssim
@@ -179,7 +181,7 @@ EXPECTED = {  # task: (images, methods that run, methods reported missing)
     "lowlight": (3, ["input", "a3c", "sac", "mrpnet", "zero-dce", "auto-gamma", "clahe"], ["pixelrnn"]),
     "denoise": (4, ["input", "a3c", "mrpnet", "gaussian", "median", "bilateral"]
                 + ([] if baseline_missing("bm3d") else ["bm3d"]),
-                ["sac", "rse", "pixelrnn"] + (["bm3d"] if baseline_missing("bm3d") else [])),
+                ["sac", "rse", "ffdnet", "pixelrnn"] + (["bm3d"] if baseline_missing("bm3d") else [])),
     "completion": (3, ["input", "a3c", "gated-pixelrnn", "diffusion-fill", "telea", "navier-stokes"], ["sac"]),
 }
 
@@ -333,7 +335,7 @@ def test_colour_runs_default_to_the_colour_checkpoints(tmp_path, monkeypatch):
     color.touch()
     assert registry.checkpoint_path("denoise", "mrpnet", None, color=True) == (color, "")
     assert registry.checkpoint_path("lowlight", "mrpnet", None, color=True)[0] != color  # colour is denoise's
-    assert set(registry.COLOR_CHECKPOINTS) == {"a3c", "sac", "rse", "mrpnet", "pixelrnn"}
+    assert set(registry.COLOR_CHECKPOINTS) == {"a3c", "sac", "rse", "mrpnet", "ffdnet", "pixelrnn"}
     assert all(p.name.endswith("_denoise_color.pt") for p in registry.COLOR_CHECKPOINTS.values())
 
 
@@ -390,6 +392,32 @@ def test_sigma_estimate_on_synthetic_noise_and_the_colour_defaults(tiny):
         "option"]
     assert "no held-out split" in ignored_flags(Args(task="denoise", gray=False, split="val"))[0]
     assert EMBEDDED_COLOR_DATA.startswith("the embedded")
+
+
+def test_ffdnet_gets_the_map_of_the_true_level_or_of_each_images_estimate(tiny, tmp_path):
+    """--ffdnet: the noise-map denoiser given sigma / 255 of --sigma (synthetic noise), each image's
+    estimated level with --sigma-estimate (as the classical denoisers), and reported missing for a
+    --sigma outside the levels it was trained over."""
+    net = FFDNet(1, width=8, depth=3)
+    spec = SupervisedSpec(model="ffdnet", task="denoise", channels=1, prefill="none", noise="gaussian", sigma=50.0,
+                          sigmas=(0.0, 50.0))
+    path = save_checkpoint(tmp_path / "ffdnet.pt", model=net, arch=net.arch(), extra={"spec": spec})
+    base = ["--task", "denoise", "--data", str(tiny["base"] / "clean"), "--split", "all", "--limit", "2",
+            "--methods", "input,ffdnet", "--ffdnet", str(path), "--no-warmup", "--samples", "1"]
+    samples = load_samples(Args(task="denoise", data=str(tiny["base"] / "clean"), split="all", limit=2, sigma=25.0))
+    for options, level in ((["--sigma", "25"], 25.0), (["--sigma", "25", "--sigma-estimate"], None)):
+        out = tmp_path / ("estimated" if level is None else "known")
+        summary, stdout = in_process(*base, *options, "--out", str(out))
+        assert [entry["method"] for entry in summary] == ["input", "ffdnet"]
+        note = "noise map of " + ("each image's estimated sigma" if level is None else "sigma 25")
+        assert f"ffdnet: {note}" in stdout and f"- ffdnet: `{path}` ({note})" in (out / "report.md").read_text()
+        denoiser = load_denoiser("ffdnet", path, device="cpu", sigma=level)
+        rows = {r["image"]: float(r["psnr"]) for r in read_rows(out) if r["method"] == "ffdnet"}
+        for sample in samples:
+            assert rows[sample.name] == pytest.approx(score(denoiser.restore(sample.input), sample)["psnr"], abs=1e-9)
+    summary, stdout = in_process(*base, "--sigma", "60", "--out", str(tmp_path / "beyond"))
+    assert [entry["method"] for entry in summary] == ["input"]
+    assert "ffdnet: missing: " in stdout and "expected a noise level in [0, 50]" in stdout
 
 
 # --- data ------------------------------------------------------------------------------------------------

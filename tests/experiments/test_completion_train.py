@@ -1,8 +1,10 @@
-"""experiments.completion_train on a tiny pair folder: run folder, hole metrics, predictor, backbone, resume,
+"""experiments.completion_train on a tiny pair folder: run folder, hole metrics, best.pt chosen on the
+validation split (never on --test), predictor (also shipped beside the policy), backbone, resume,
 Ctrl-C between and before evaluations."""
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +14,10 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio
 
-from agents.rollout import load_rollout_policy
+from agents.rollout import load_predictor, load_rollout_policy
 from experiments import completion_train
+from experiments.rl_common import resolve_args
+from experiments.runs import parse_config
 from rlenhance.checkpoint import FORMAT_TAG, SupervisedSpec, load_checkpoint, save_checkpoint
 from rlenhance.data import OccludedPairs
 from rlenhance.errors import CheckpointError, DatasetError
@@ -36,16 +40,17 @@ def picture(rng, size):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    """Five 32x32 pairs (PNG, so the estimated mask is the exact black square) and two checkpoints."""
+    """Five 32x32 pairs (PNG, so the estimated mask is the exact black square), two test pairs
+    (``test/``: held_0, held_1) and two checkpoints."""
     root = tmp_path_factory.mktemp("completion_data")
     rng = np.random.default_rng(0)
-    for k in range(5):
+    for folder, name, k in [("pairs", f"bed_{k}", k) for k in range(5)] + [("test", f"held_{k}", k) for k in range(2)]:
         original = picture(rng, 32)
         occluded = original.copy()
         top, left = 6 + 2 * k, 8 + k
         occluded[top:top + 10, left:left + 12] = 0.0
-        save_image(root / "pairs" / "original_images" / f"bed_{k}.png", original)
-        save_image(root / "pairs" / "occluded_images" / f"occluded_bed_{k}.png", occluded)
+        save_image(root / folder / "original_images" / f"{name}.png", original)
+        save_image(root / folder / "occluded_images" / f"occluded_{name}.png", occluded)
     torch.manual_seed(0)
     gated = GatedPixelRNN(3, **GATED)
     # an old (format version 1) predictor file: read through the upgrade
@@ -108,6 +113,66 @@ def test_hole_metrics_match_a_reference(tiny_run, data):
     assert scores["eval/input_hole_psnr"] == pytest.approx(np.mean(hole), abs=1e-3)
     assert scores["eval/input_psnr"] == pytest.approx(np.mean(whole), abs=1e-3)
     assert scores["eval/psnr"] > scores["eval/hole_psnr"]  # known pixels are exact outside the hole
+
+
+def test_best_is_chosen_on_the_validation_split_never_on_the_test_pairs(data, tmp_path, monkeypatch):
+    """With --test, the validation split of --data still picks best.pt; the --test pairs are scored
+    at the same evaluations under test/... only. Rigged scores make the two disagree: the
+    validation hole PSNR rises from one evaluation to the next, the test one falls."""
+    real, calls = completion_train.evaluate, []
+    test_names = frozenset({"held_0.png", "held_1.png"})
+
+    def rigged(policy, task, images, args, predictor=None):
+        scores, rows = real(policy, task, images, args, predictor)
+        names = frozenset(im.name for im in images)
+        calls.append(names)
+        k = calls.count(names)  # the k-th evaluation of these images
+        scores["eval/hole_psnr"] = 40.0 - k if names == test_names else 10.0 + k
+        return scores, rows
+
+    monkeypatch.setattr(completion_train, "evaluate", rigged)
+    argv = tiny_args(data, tmp_path / "run", "--test", str(data / "test"))
+    out = Path(completion_train.main(argv))
+    def names(dataset):
+        return frozenset(item["name"] for item in dataset)
+
+    val_names = names(OccludedPairs(data / "pairs", split="val", val_fraction=0.4, seed=0))  # as without --test
+    train, val, test = completion_train.open_data(resolve_args(parse_config(completion_train.Args, argv)))
+    assert (names(val), names(test)) == (val_names, test_names)
+    assert len(val_names) == 2 and not names(train) & val_names  # held out of training
+    assert calls == [val_names, test_names] * 2  # both, at each of the two evaluations
+    with open(out / "metrics.csv") as handle:
+        at = {(r["metric"], int(r["step"])): float(r["value"]) for r in csv.DictReader(handle)}
+    assert [at["eval/hole_psnr", s] for s in (2, 4)] == [11.0, 12.0]
+    assert [at["test/hole_psnr", s] for s in (2, 4)] == [39.0, 38.0]
+    best = load_checkpoint(out / "checkpoints" / "best.pt")["extra"]
+    assert (best["best"], best["best_episode"]) == (12.0, 4)  # not the test's 39 at episode 2
+    summary = (out / "summary.md").read_text()
+    assert "| val_images | test_images |" in summary and "| best_val_hole_psnr |" in summary
+    assert "| test_hole_psnr |" in summary and "| val_input_hole_psnr |" in summary
+
+
+def test_a_policy_shipped_with_its_predictor_beside_it_loads_anywhere(data, tmp_path):
+    """The spec records the trainer's predictor path; moved with the policy into one folder, the
+    predictor is found beside it (load_rollout_policy); missing there, the error names the places."""
+    trainer, shipped = tmp_path / "trainer", tmp_path / "shipped"
+    trainer.mkdir()
+    shipped.mkdir()
+    shutil.copy(data / "gated.pt", trainer / "gated.pt")
+    run = Path(completion_train.main(tiny_args(data, trainer / "run", "--predictor", str(trainer / "gated.pt"),
+                                               "--episodes", "2")))
+    policy = Path(shutil.copy(run / "checkpoints" / "best.pt", shipped / "policy.pt"))
+    shutil.move(trainer / "gated.pt", shipped / "gated.pt")
+    restorer = load_rollout_policy(policy)
+    assert restorer.task.actions[-1] == "predict"
+    occluded, mask = torch.rand(1, 3, 12, 12), torch.zeros(1, 1, 12, 12)
+    mask[..., 3:8, 4:9] = 1.0
+    expected = load_predictor(data / "gated.pt")(occluded, mask)
+    torch.testing.assert_close(restorer.task.predictor(occluded, mask), expected)
+    (shipped / "gated.pt").unlink()
+    with pytest.raises(CheckpointError, match=r"predictor gated.pt: no such file at .*trainer/gated.pt, "
+                                              r".*shipped/gated.pt, .*weights/gated.pt; .*predictor="):
+        load_rollout_policy(policy)
 
 
 def test_resume_continues_to_the_same_weights(data, tmp_path):

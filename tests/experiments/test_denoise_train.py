@@ -1,5 +1,6 @@
-"""experiments.denoise_train on tiny folders: run folder, fixed test noise, resume, SAC, a blind colour
-policy (several --sigma levels), bad arguments, SIGTERM and kills between the run folder's writes."""
+"""experiments.denoise_train on tiny folders: run folder, fixed test noise, best.pt chosen on the
+validation split (never on --test), resume, SAC, a blind colour policy (several --sigma levels), bad
+arguments, SIGTERM and kills between the run folder's writes."""
 
 import csv
 import json
@@ -30,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--episodes", "4", "--eval-every", "2", "--batch", "2", "--crop", "16", "--steps", "2", "--width", "8",
         "--samples", "2", "--threads", "1"]
 SIGMA = 25.0
+TEST_NAMES = frozenset({"wide.png", "tall.png"})  # the --test images of `folders`
 
 
 def smooth_image(rng, height, width):
@@ -69,7 +71,7 @@ def test_run_folder_contents(tiny_run):
         rows = list(csv.DictReader(handle))
     names = {r["metric"] for r in rows}
     assert {"charts/episode_return", "losses/value_loss", "losses/policy_loss", "eval/psnr", "eval/ssim",
-            "eval/input_psnr"} <= names
+            "eval/input_psnr", "test/psnr", "test/ssim", "test/input_psnr"} <= names
     assert max(int(r["step"]) for r in rows) == 4
     assert (out / "samples" / "episode_000002.png").is_file() and (out / "samples" / "episode_000004.png").is_file()
     last = load_checkpoint(out / "checkpoints" / "last.pt")
@@ -82,7 +84,45 @@ def test_run_folder_contents(tiny_run):
     logged = [float(r["value"]) for r in rows if r["metric"] == "eval/psnr"]
     assert best["extra"]["best"] == pytest.approx(max(logged), abs=1e-3)  # csv keeps 6 digits
     summary = (out / "summary.md").read_text()
-    assert "| episodes |" in summary and "input_psnr" in summary
+    assert "| episodes |" in summary and "| val_input_psnr |" in summary and "| test_input_psnr |" in summary
+    assert "| best_val_psnr |" in summary and "| val_images | test_images |" in summary
+    assert "best.pt picked on the validation split" in summary
+
+
+def test_best_is_chosen_on_the_validation_split_never_on_the_test_images(folders, tmp_path, monkeypatch):
+    """With --test, a validation split of --data is still held out and picks best.pt; the --test
+    images are scored at the same evaluations under test/... only. Rigged scores make the two
+    disagree: the validation PSNR rises from one evaluation to the next, the test PSNR falls."""
+    real, calls = denoise_train.evaluate, []
+
+    def rigged(policy, task, images, args, predictor=None):
+        scores, rows = real(policy, task, images, args, predictor)
+        names = frozenset(im.name for level in images.values() for im in level)
+        calls.append(names)
+        k = calls.count(names)  # the k-th evaluation of these images
+        scores["eval/psnr"] = 40.0 - k if names == TEST_NAMES else 10.0 + k  # test falls, validation rises
+        return scores, rows
+
+    monkeypatch.setattr(denoise_train, "evaluate", rigged)
+    out = Path(denoise_train.main(tiny_args(folders, tmp_path / "run")))
+    args = resolve_args(parse_config(denoise_train.Args, tiny_args(folders, tmp_path / "x")))
+    train_set, val_set, test_set = denoise_train.open_data(args)
+    train_names, val_names = {item["name"] for item in train_set}, {item["name"] for item in val_set}
+    assert val_names and not train_names & val_names  # held out of training
+    assert train_names | val_names == {f"train{k}.png" for k in range(4)}
+    assert {item["name"] for item in test_set} == TEST_NAMES
+    assert calls == [frozenset(val_names), TEST_NAMES] * 2  # both, at each of the two evaluations
+    with open(out / "metrics.csv") as handle:
+        at = {(r["metric"], int(r["step"])): float(r["value"]) for r in csv.DictReader(handle)}
+    assert [at["eval/psnr", s] for s in (2, 4)] == [11.0, 12.0] and [at["test/psnr", s] for s in (2, 4)] == [39.0, 38.0]
+    best = load_checkpoint(out / "checkpoints" / "best.pt")["extra"]
+    assert (best["best"], best["best_episode"], best["metric"]) == (12.0, 4, "eval/psnr")  # not the test's 39 at 2
+    assert best["scores"]["test/psnr"] == 38.0 and best["scores"]["eval/psnr"] == 12.0
+    # without --test: the same validation split, no test scores
+    no_test = [a for a in tiny_args(folders, tmp_path / "y") if a != str(folders / "test") and a != "--test"]
+    args = resolve_args(parse_config(denoise_train.Args, no_test))
+    _, same_val, no_test_set = denoise_train.open_data(args)
+    assert no_test_set is None and {item["name"] for item in same_val} == val_names
 
 
 def test_input_psnr_is_the_noisy_images_psnr_per_image_averaged(tiny_run, folders):
@@ -91,8 +131,8 @@ def test_input_psnr_is_the_noisy_images_psnr_per_image_averaged(tiny_run, folder
     images = noisy_test_set(UnpairedImages(folders / "test", gray=True), SIGMA, seed=0)
     values = [peak_signal_noise_ratio(im.clean.numpy(), np.clip(im.noisy.numpy(), 0, 1), data_range=1.0)
               for im in images]
-    assert scores["eval/input_psnr"] == pytest.approx(np.mean(values), abs=1e-4)
-    assert 19.0 < scores["eval/input_psnr"] < 23.0  # sigma 25: 20.17 dB before clipping
+    assert scores["test/input_psnr"] == pytest.approx(np.mean(values), abs=1e-4)
+    assert 19.0 < scores["test/input_psnr"] < 23.0  # sigma 25: 20.17 dB before clipping
 
 
 def test_test_noise_depends_on_the_image_name_only(folders):
@@ -116,7 +156,7 @@ def test_best_checkpoint_restores_the_whole_test_images(tiny_run, folders):
     assert [o.shape[-2:] for o in outputs] == [im.clean.shape[-2:] for im in images]
     psnr = np.mean([peak_signal_noise_ratio(im.clean.numpy(), o.clamp(0, 1).numpy(), data_range=1.0)
                     for im, o in zip(images, outputs)])
-    assert psnr == pytest.approx(best["extra"]["scores"]["eval/psnr"], abs=1e-3)
+    assert psnr == pytest.approx(best["extra"]["scores"]["test/psnr"], abs=1e-3)
 
 
 def test_resume_continues_to_the_same_weights(folders, tmp_path):
@@ -248,7 +288,7 @@ def test_a_blind_colour_policy_is_scored_at_every_level(folders, tmp_path):
         outputs = restorer.restore([{"clean": im.clean, "noisy": im.noisy} for im in images])
         psnr = np.mean([peak_signal_noise_ratio(im.clean.numpy(), o.clamp(0, 1).numpy(), data_range=1.0)
                         for im, o in zip(images, outputs)])
-        assert psnr == pytest.approx(best["extra"]["scores"][f"eval/psnr_sigma{sigma:g}"], abs=1e-3)
+        assert psnr == pytest.approx(best["extra"]["scores"][f"test/psnr_sigma{sigma:g}"], abs=1e-3)
     summary = (out / "summary.md").read_text()
     assert "| sigma 10 40 |" in summary and "psnr_sigma10" in summary and "input_psnr_sigma40" in summary
     denoise_train.main(tiny_args(folders, out, "--no-gray", "--sigma", "10", "40", "--resume"))  # the same levels

@@ -407,6 +407,8 @@ class CountingImages:
     ["--task", "lowlight"],                                          # synthetic darkening
     ["--task", "denoise", "--sigma", "5", "60"],                     # a level and noise per crop
     ["--task", "denoise", "--noise", "amplified", "--sigma", "10"],  # darkening, noise, curves and the map
+    ["--model", "ffdnet", "--task", "denoise", "--noise", "gaussian", "--sigma", "0", "50",
+     "--sigma-draw", "uniform"],                                     # a level of the range per crop, its map
     ["--task", "completion", "--occlusion", "mixed"],                # occlusion masks
 ])
 @pytest.mark.parametrize("world", [2, 4])

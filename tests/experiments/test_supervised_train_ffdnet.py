@@ -1,6 +1,7 @@
 """experiments.supervised_train --model ffdnet (ReLLIE's noise-map denoiser) and --noise amplified:
 defaults, the run and the checkpoint it leaves (its spec drives the Enhancer), a resumed run, argument
-errors."""
+errors; FFDNet on Gaussian noise (--noise gaussian, levels drawn from a list or a range): each crop's
+map is its level, validation gives the true level's map, and load_denoiser runs the checkpoint."""
 
 import contextlib
 import io
@@ -11,14 +12,28 @@ import pytest
 import torch
 
 from experiments.runs import parse_config
-from experiments.supervised_train import Args, main, make_example, resolve_args
+from experiments.supervised_train import (
+    Args,
+    learning_rate,
+    main,
+    make_example,
+    open_datasets,
+    resolve_args,
+    validation_sets,
+)
+from rlenhance.baselines import estimate_noise_sigma
 from rlenhance.checkpoint import LowLightPolicySpec, load_checkpoint, save_checkpoint
+from rlenhance.denoisers import NoiseLevelDenoiser, load_denoiser
 from rlenhance.enhance import Enhancer
+from rlenhance.io import save_image
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.restore import SupervisedRestorer
 
 TINY = ["--epochs", "1", "--steps-per-epoch", "3", "--batch", "2", "--crop", "32", "--width", "8",
         "--val-samples", "4", "--samples", "1", "--threads", "1"]
+#: FFDNet on white Gaussian noise, its map the constant level / 255 (FFDNet's own protocol).
+GAUSSIAN = ["--model", "ffdnet", "--task", "denoise", "--noise", "gaussian"]
+CPU = torch.device("cpu")
 
 
 def resolved(*argv):
@@ -41,8 +56,15 @@ def test_defaults_follow_the_model_and_the_noise():
 
 
 @pytest.mark.parametrize("argv, match", [
-    (["--model", "ffdnet"], "--model ffdnet reads a noise-level map: it trains on --task denoise --noise amplified"),
-    (["--model", "ffdnet", "--task", "denoise", "--noise", "gaussian"], "got --task denoise --noise gaussian"),
+    (["--model", "ffdnet"], r"--model ffdnet reads a noise-level map: it trains on --task denoise \(--noise "
+                            r"amplified or gaussian, --variant default\) only \(got --task lowlight"),
+    (["--model", "ffdnet", "--task", "denoise", "--variant", "seed"], "got --task denoise --variant seed"),
+    (["--task", "denoise", "--sigma", "25", "--sigma-draw", "uniform"],
+     "--sigma-draw uniform: .* with two levels or more .*--sigma 25"),
+    (["--model", "ffdnet", "--task", "denoise", "--sigma-draw", "uniform"],
+     "--sigma-draw uniform: .*--noise amplified"),
+    (["--task", "lowlight", "--sigma", "5", "10", "--sigma-draw", "uniform"],
+     "--sigma-draw uniform: .*--task lowlight"),
     (["--model", "mrpnet", "--task", "denoise", "--depth", "4"], "--depth 4: an option of --model ffdnet"),
     (["--model", "ffdnet", "--task", "denoise", "--depth", "1"], "--depth 1"),
     (["--task", "lowlight", "--noise", "amplified"], "--noise amplified: an option of --task denoise"),
@@ -100,7 +122,108 @@ def test_a_plain_denoiser_trained_on_amplified_noise_reads_no_map(tmp_path):
 def test_a_run_saved_before_the_noise_options_resumes_with_gaussian_noise(tmp_path):
     out = tmp_path / "old"
     out.mkdir()
-    saved = {k: v for k, v in vars(resolved("--task", "denoise", *TINY)).items() if k not in ("noise", "depth")}
+    saved = {k: v for k, v in vars(resolved("--task", "denoise", *TINY)).items()
+             if k not in ("noise", "depth", "sigma_draw")}
     (out / "config.json").write_text(json.dumps({**saved, "sigma": 15.0}))
     args = resolved("--out", str(out), "--resume")
-    assert (args.noise, args.sigma, args.depth) == ("gaussian", 15.0, None)
+    assert (args.noise, args.sigma, args.depth, args.sigma_draw) == ("gaussian", 15.0, None, "levels")
+
+
+# --- FFDNet on Gaussian noise ------------------------------------------------------------------------
+def _levels_of(example):
+    """Each crop's map level (0-255 scale), checking the map is constant over the crop and its planes."""
+    flat = example.noise_map.flatten(1)
+    assert torch.equal(flat.min(dim=1).values, flat.max(dim=1).values)
+    return flat[:, 0] * 255
+
+
+def test_gaussian_examples_carry_each_crops_level_as_its_map():
+    """Each crop's map is sigma / 255 of the noise it got: from the list (--sigma-draw levels) or
+    any level of the range (uniform); gray or colour (a map plane per image plane)."""
+    clean = torch.full((16, 1, 32, 32), 0.5)
+    listed = make_example(resolved(*GAUSSIAN, "--sigma", "15", "50"), {"high": clean},
+                          torch.Generator().manual_seed(0), CPU)
+    assert listed.noise_map.shape == clean.shape and listed.mask is None
+    level = _levels_of(listed)
+    assert set(level.round().tolist()) == {15.0, 50.0}
+    noise_std = (listed.input - clean).flatten(1).std(dim=1) * 255
+    assert bool(((noise_std / level - 1).abs() < 0.1).all())  # the map is the level of the noise added
+
+    uniform = resolved(*GAUSSIAN, "--sigma", "0", "15", "75", "--sigma-draw", "uniform")
+    drawn = make_example(uniform, {"high": clean}, torch.Generator().manual_seed(1), CPU)
+    level = _levels_of(drawn)
+    assert float(level.min()) >= 0 and float(level.max()) <= 75 and len(set(level.tolist())) == len(level)
+    assert not set(level.round().tolist()) <= {0.0, 15.0, 75.0}  # levels between the listed ones
+    noise_std = (drawn.input - clean).flatten(1).std(dim=1) * 255
+    visible = level > 5
+    assert bool(((noise_std[visible] / level[visible] - 1).abs() < 0.1).all())
+
+    colour = make_example(resolved(*GAUSSIAN, "--no-gray", "--sigma", "25"), {"high": clean.expand(-1, 3, -1, -1)},
+                          torch.Generator().manual_seed(2), CPU)
+    assert colour.noise_map.shape == (16, 3, 32, 32) and torch.allclose(_levels_of(colour), torch.tensor(25.0))
+    plain = make_example(resolved("--task", "denoise", "--sigma", "15", "50"), {"high": clean},
+                         torch.Generator().manual_seed(0), CPU)
+    assert plain.noise_map is None and torch.equal(plain.input, listed.input)  # the same draws, no map
+
+
+def test_validation_gives_each_level_its_true_map():
+    args = resolved(*GAUSSIAN, *TINY, "--sigma", "0", "25", "50", "--sigma-draw", "uniform")
+    vals = validation_sets(args, open_datasets(args)[1])
+    assert list(vals) == [0.0, 25.0, 50.0]
+    for level, val in vals.items():
+        assert val.noise_map.shape == val.input.shape
+        assert torch.allclose(val.noise_map, torch.full_like(val.input, level / 255))
+    assert torch.allclose((vals[50.0].input - vals[50.0].target), 2 * (vals[25.0].input - vals[25.0].target),
+                          atol=1e-5)  # one noise pattern, scaled
+
+
+def test_a_gaussian_ffdnet_run_leaves_a_checkpoint_load_denoiser_runs(tmp_path):
+    """The checkpoint records the model, the noise and its range; load_denoiser("ffdnet") gives it the
+    map of a given level, or of each image's estimate (blind), through SupervisedRestorer."""
+    out = run(*GAUSSIAN, "--depth", "3", "--sigma", "0", "30", "--sigma-draw", "uniform",
+              "--out", str(tmp_path / "gaussian"))
+    config = json.loads((out / "config.json").read_text())
+    assert (config["noise"], config["sigma"], config["sigma_draw"]) == ("gaussian", [0.0, 30.0], "uniform")
+    log = (out / "train_log.tsv").read_text().splitlines()[0].split("\t")
+    assert {"val_psnr_sigma0", "val_psnr_sigma30", "val_psnr"} <= set(log)
+    best = out / "checkpoints" / "best.pt"
+    spec = load_checkpoint(best)["extra"]["spec"]
+    assert (spec.model, spec.noise, spec.sigmas, spec.sigma, spec.channels, spec.needs_noise_map) == \
+        ("ffdnet", "gaussian", (0.0, 30.0), 30.0, 1, True)
+
+    image = (0.5 + np.random.default_rng(0).normal(0, 12 / 255, (24, 30, 1))).astype(np.float32)
+    known = load_denoiser("ffdnet", best, device="cpu", sigma=20)
+    assert isinstance(known, NoiseLevelDenoiser) and known.sigma_range == (0.0, 30.0) and known.channels == 1
+    restorer = SupervisedRestorer(best, device="cpu", noise_map=True)
+    expected = restorer.restore(image, noise_map=np.full(image.shape[:2], 20 / 255, np.float32))
+    np.testing.assert_allclose(known.restore(image), expected, atol=1e-6)
+    blind = load_denoiser("ffdnet", best, device="cpu")
+    estimate = estimate_noise_sigma(image)
+    assert 5 < estimate < 30 and blind.sigma is None
+    np.testing.assert_allclose(blind.restore(image), load_denoiser("ffdnet", best, device="cpu",
+                                                                   sigma=estimate).restore(image), atol=1e-6)
+    assert np.abs(blind.restore(image) - known.restore(image)).max() > 1e-5  # the level is read
+
+
+def test_ffdnet_refuses_real_noisy_pairs(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        clean = rng.uniform(0.2, 0.8, (40, 40)).astype(np.float32)
+        save_image(tmp_path / "pairs" / "clean" / f"{i}.png", clean)
+        save_image(tmp_path / "pairs" / "noisy" / f"{i}.png", np.clip(clean + rng.normal(0, 0.05, clean.shape), 0, 1))
+    args = resolved(*GAUSSIAN, "--data", str(tmp_path / "pairs"), "--val-fraction", "0.34")
+    with pytest.raises(ValueError, match=r"pairs: real noisy / clean pairs, whose noise has no known level map"):
+        open_datasets(args)
+
+
+def test_cosine_decay_falls_from_lr_to_zero_over_the_run(tmp_path):
+    args = resolved("--model", "ffdnet", "--task", "denoise", "--lr", "0.002", "--epochs", "4", "--steps-per-epoch",
+                    "5", "--lr-decay", "cosine")
+    rates = [learning_rate(args, step) for step in range(20)]
+    assert rates[0] == 0.002 and rates[10] == pytest.approx(0.001) and 0 < rates[-1] < 1e-4
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    assert learning_rate(resolved("--model", "ffdnet", "--task", "denoise"), 17) == 1e-3  # none: constant
+    out = run(*GAUSSIAN, "--depth", "3", "--epochs", "2", "--lr-decay", "cosine", "--out", str(tmp_path / "cosine"))
+    logged = [float(line.split("\t")[1]) for line in (out / "train_log.tsv").read_text().splitlines()[1:]]
+    steps = 3  # TINY's --steps-per-epoch: each epoch logs the rate of its last batch
+    assert logged == pytest.approx([1e-3 * 0.5 * (1 + np.cos(np.pi * (e * steps - 1) / (2 * steps))) for e in (1, 2)])

@@ -1,6 +1,7 @@
 """rlenhance.denoisers: the RL denoisers run in the library equal their env rollouts, tile exactly,
 follow one set of channel rules; load_denoiser picks models and defaults and refuses wrong kinds;
-``rlenhance denoise --model mrpnet|a3c|sac|rse`` end to end."""
+FFDNet given the map of a known or estimated noise level (NoiseLevelDenoiser);
+``rlenhance denoise --model mrpnet|a3c|sac|rse|ffdnet`` end to end."""
 
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 import rlenhance.denoisers as denoisers
+from rlenhance.baselines import estimate_noise_sigma
 from rlenhance.checkpoint import (
     LowLightPolicySpec,
     RolloutPolicySpec,
@@ -19,9 +21,10 @@ from rlenhance.checkpoint import (
     save_checkpoint,
 )
 from rlenhance.cli import main
-from rlenhance.denoisers import PolicyDenoiser, RSERestorer, default_denoiser, load_denoiser
+from rlenhance.denoisers import NoiseLevelDenoiser, PolicyDenoiser, RSERestorer, default_denoiser, load_denoiser
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import is_gray, load_image, save_image
+from rlenhance.models.ffdnet import FFDNet
 from rlenhance.models.mrpnet import MRPNet
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.models.rse import RSEDenoiser
@@ -52,6 +55,16 @@ def policy_checkpoint(path, channels, *, downscale=1, block_actions=False, conv_
     spec = RolloutPolicySpec(task=task, env_id=env_id, env_kwargs=env_kwargs, steps=steps,
                              block_actions=block_actions, predictor=None)
     return save_checkpoint(path, model=policy, arch=policy.arch(), extra={"spec": spec, "algorithm": algorithm})
+
+
+def ffdnet_checkpoint(path, channels, *, noise="gaussian", sigmas=(5.0, 40.0)):
+    """A tiny untrained FFDNet saved as experiments.supervised_train --model ffdnet does (Gaussian noise
+    of the levels ``sigmas``, or amplified noise of the largest)."""
+    torch.manual_seed(channels)
+    net = FFDNet(channels, width=8, depth=3)
+    spec = SupervisedSpec(model="ffdnet", task="denoise", channels=channels, prefill="none", noise=noise,
+                          sigma=sigmas[-1], sigmas=sigmas if noise == "gaussian" else None)
+    return save_checkpoint(path, model=net, arch=net.arch(), extra={"spec": spec})
 
 
 def rse_checkpoint(path, channels):
@@ -93,6 +106,9 @@ def ckpts(tmp_path_factory):
             "spec": SupervisedSpec(model="mrpnet", task="denoise", channels=1, prefill="none")}),
         "lowlight": save_checkpoint(folder / "lowlight.pt", model=lowlight, arch=lowlight.arch(),
                                     extra={"spec": lowlight_spec}),
+        "ffdnet_gray": ffdnet_checkpoint(folder / "ffdnet_gray.pt", 1),
+        "ffdnet_color": ffdnet_checkpoint(folder / "ffdnet_color.pt", 3),
+        "ffdnet_amplified": ffdnet_checkpoint(folder / "ffdnet_amplified.pt", 1, noise="amplified", sigmas=(10.0,)),
     }
 
 
@@ -220,6 +236,8 @@ def test_load_denoiser_picks_the_restorer_of_each_model(ckpts):
     ("rse", "a3c_color", r"not a RSE-RL denoiser checkpoint.*model 'a3c'"),
     ("mrpnet", "sac_gray", r"not a supervised-model checkpoint.*model 'sac'"),
     ("rse", "mrpnet_gray", r"model 'mrpnet'"),
+    ("mrpnet", "ffdnet_gray", r"a noise-map denoiser .*load_denoiser\('ffdnet'.*model 'ffdnet'.*--model ffdnet"),
+    ("ffdnet", "mrpnet_gray", r"a plain denoise model .*model 'mrpnet'"),
 ])
 def test_a_checkpoint_of_another_kind_is_refused_saying_what_it_is(ckpts, model, given, says):
     with pytest.raises(CheckpointError, match=says) as info:
@@ -256,7 +274,8 @@ def test_the_train_command_of_each_missing_default_parses_to_its_model(tmp_path,
     table = {key: tmp_path / path.name for key, path in denoisers.DENOISER_CHECKPOINTS.items()}
     monkeypatch.setattr(denoisers, "DENOISER_CHECKPOINTS", table)
     trainers = {"mrpnet": "experiments.supervised_train", "a3c": "experiments.denoise_train",
-                "sac": "experiments.denoise_train", "rse": "experiments.rse_train"}
+                "sac": "experiments.denoise_train", "rse": "experiments.rse_train",
+                "ffdnet": "experiments.supervised_train"}
     for model, channels in table:
         with pytest.raises(CheckpointError, match=r"a checkpoint of python -m ") as info:
             default_denoiser(model, channels)
@@ -266,8 +285,10 @@ def test_the_train_command_of_each_missing_default_parses_to_its_model(tmp_path,
         assert args.gray == (channels == 1), argv
         if model in ("a3c", "sac"):
             assert args.agent == model
-        if model == "mrpnet":
-            assert (args.model, args.task) == ("mrpnet", "denoise")
+        if model in ("mrpnet", "ffdnet"):
+            assert (args.model, args.task) == (model, "denoise")
+        if model == "ffdnet":  # FFDNet's protocol: Gaussian noise, any level of [0, 75]
+            assert (args.noise, min(args.sigma), max(args.sigma), args.sigma_draw) == ("gaussian", 0, 75, "uniform")
 
 
 def test_the_table_names_the_documented_files():
@@ -275,6 +296,50 @@ def test_the_table_names_the_documented_files():
     assert names[("mrpnet", 1)] == "mrpnet_denoise.pt" and names[("a3c", 1)] == "a3c_denoise.pt"
     assert names[("sac", 3)] == "sac_denoise_color.pt" and names[("rse", 3)] == "rse_denoise_color.pt"
     assert all(path.parent == WEIGHTS for path in denoisers.DENOISER_CHECKPOINTS.values())
+
+
+# --- FFDNet: the map of a known or estimated level -----------------------------------------------------
+def test_ffdnet_gets_the_constant_map_of_the_level_given_or_estimated(ckpts):
+    """sigma given: SupervisedRestorer with the map sigma / 255 everywhere; none: each image's
+    estimate, clipped to the trained levels; the channel rules of SupervisedRestorer (luma, per channel)."""
+    restorer = SupervisedRestorer(ckpts["ffdnet_gray"], device="cpu", noise_map=True)
+    image = noisy_image(21, 26, 1, seed=4)  # noise 0.1: sigma 25.5
+    known = load_denoiser("ffdnet", ckpts["ffdnet_gray"], device="cpu", sigma=30)
+    assert isinstance(known, NoiseLevelDenoiser) and isinstance(known, Restorer) and not known.takes_mask
+    assert (known.sigma, known.sigma_range, known.channels) == (30.0, (5.0, 40.0), 1)
+    out = known.restore(image)
+    assert out.dtype == np.float32 and out.shape == image.shape
+    np.testing.assert_allclose(out, restorer.restore(image, noise_map=np.full((21, 26), 30 / 255, np.float32)),
+                               atol=1e-6)
+    blind = load_denoiser("ffdnet", ckpts["ffdnet_gray"], device="cpu")
+    estimate = estimate_noise_sigma(image)
+    assert 20 < estimate < 32
+    np.testing.assert_allclose(blind.restore(image), restorer.restore(
+        image, noise_map=np.full((21, 26), estimate / 255, np.float32)), atol=1e-6)
+    assert np.abs(blind.restore(image) - out).max() > 1e-5  # another level, another output
+    batch = torch.from_numpy(np.stack([image, 0.5 + (image - 0.5) / 10]).transpose(0, 3, 1, 2).copy())
+    assert blind.levels(batch).flatten().tolist() == pytest.approx([estimate, 5.0], abs=1e-4)  # the low one clipped
+
+    rgb = noisy_image(13, 19, 3, seed=5)
+    maps = np.full((13, 19), 30 / 255, np.float32)
+    np.testing.assert_allclose(known.restore(rgb, per_channel=True), restorer.restore(rgb, per_channel=True,
+                                                                                      noise_map=maps), atol=1e-6)
+    np.testing.assert_allclose(known.restore(rgb), restorer.restore(rgb, noise_map=maps), atol=1e-6)  # the luma
+    colour = load_denoiser("ffdnet", ckpts["ffdnet_color"], device="cpu", sigma=10)
+    assert colour.channels == 3 and colour.restore(rgb).shape == rgb.shape
+    with pytest.raises(ImageError, match="takes no mask"):
+        known.restore(image, np.zeros((21, 26), bool))
+
+
+def test_ffdnet_sigma_must_be_within_the_trained_levels(ckpts):
+    with pytest.raises(ValueError, match=r"sigma: expected a noise level in \[5, 40\] .*ffdnet_gray\.pt.*got 50"):
+        load_denoiser("ffdnet", ckpts["ffdnet_gray"], device="cpu", sigma=50)
+    with pytest.raises(ValueError, match=r"sigma: expected a noise level in \[5, 40\].*got nan"):
+        load_denoiser("ffdnet", ckpts["ffdnet_gray"], device="cpu", sigma=float("nan"))
+    amplified = load_denoiser("ffdnet", ckpts["ffdnet_amplified"], device="cpu", sigma=0)  # dark levels: [0, sigma]
+    assert amplified.sigma_range == (0.0, 10.0)
+    with pytest.raises(ValueError, match=r"sigma: the noise level of a noise-map denoiser's map .*model 'mrpnet'"):
+        load_denoiser("mrpnet", ckpts["mrpnet_gray"], sigma=25)
 
 
 def test_is_gray():
@@ -401,3 +466,64 @@ def test_cli_jobs_workers_build_the_rl_denoiser_themselves(ckpts, files, tmp_pat
     for path in files:
         name = f"{path.stem}.png"
         assert (tmp_path / "two" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
+
+
+def test_cli_ffdnet_needs_a_checkpoint_until_its_default_is_installed(ckpts, files, tmp_path, monkeypatch, capsys):
+    """No FFDNet ships: --model ffdnet without --checkpoint is refused (exit 2, nothing written) saying
+    where the default goes and how to train it; a file installed there becomes the default (a gray
+    one serving colour images through their luma, as mrpnet's)."""
+    table = {key: tmp_path / "weights" / path.name for key, path in denoisers.DENOISER_CHECKPOINTS.items()}
+    monkeypatch.setattr(denoisers, "DENOISER_CHECKPOINTS", table)
+    gray_file, colour_file = files
+    assert _denoise(files, tmp_path / "refused", "--model", "ffdnet") == 2
+    err = capsys.readouterr().err
+    assert "ffdnet_denoise.pt is not installed" in err and "pass --checkpoint PATH" in err
+    assert "supervised_train --model ffdnet --task denoise --noise gaussian" in err
+    assert not (tmp_path / "refused").exists()
+    table[("ffdnet", 1)] = ckpts["ffdnet_gray"]  # the gray default installed
+    out = tmp_path / "default"
+    assert _denoise(files, out, "--model", "ffdnet", "--sigma", "30") == 0
+    known = load_denoiser("ffdnet", ckpts["ffdnet_gray"], device="cpu", sigma=30)
+    np.testing.assert_allclose(load_image(out / "gray.png")[..., :1], known.restore(load_image(gray_file)[..., :1]),
+                               atol=LEVEL / 2 + 1e-6)
+    np.testing.assert_allclose(load_image(out / "colour.png")[..., :1], known.restore(load_image(colour_file)),
+                               atol=LEVEL / 2 + 1e-6)  # the luma
+
+
+def test_cli_ffdnet_with_a_checkpoint_given_or_estimated_level(ckpts, files, tmp_path, capsys):
+    gray_file, colour_file = files
+    checkpoint = ["--model", "ffdnet", "--checkpoint", str(ckpts["ffdnet_gray"])]
+    out = tmp_path / "blind"
+    assert _denoise(files, out, *checkpoint, "--per-channel") == 0
+    blind = load_denoiser("ffdnet", ckpts["ffdnet_gray"], device="cpu")
+    np.testing.assert_allclose(load_image(out / "colour.png"), blind.restore(load_image(colour_file), per_channel=True),
+                               atol=LEVEL / 2 + 1e-6)
+    assert _denoise(files, tmp_path / "far", *checkpoint, "--sigma", "60") == 2
+    assert "sigma: expected a noise level in [5, 40]" in capsys.readouterr().err
+    assert _denoise(files, tmp_path / "plain", "--model", "mrpnet", "--checkpoint", str(ckpts["mrpnet_gray"]),
+                    "--sigma", "25") == 2
+    assert "model 'mrpnet' reads none" in capsys.readouterr().err
+
+
+def test_find_predictor_tries_the_recorded_path_then_beside_the_policy_then_the_shipped_weights(tmp_path):
+    """A policy's recorded predictor path (the trainer's machine) is taken when it exists; else a
+    file of that name beside the policy's checkpoint, else in rlenhance/weights/; else an error
+    that names every place tried and how to pass a predictor."""
+    trainer, shipped = tmp_path / "trainer", tmp_path / "shipped"
+    for folder in (trainer, shipped):
+        folder.mkdir()
+        (folder / "denoiser.pt").write_bytes(b"x")
+    policy = shipped / "policy.pt"
+    assert denoisers.find_predictor(trainer / "denoiser.pt", policy) == trainer / "denoiser.pt"
+    (trainer / "denoiser.pt").unlink()
+    assert denoisers.find_predictor(str(trainer / "denoiser.pt"), policy) == shipped / "denoiser.pt"
+    assert (WEIGHTS / "mrpnet_denoise.pt").is_file()  # shipped: found by name wherever the trainer kept it
+    assert denoisers.find_predictor(trainer / "mrpnet_denoise.pt", policy) == WEIGHTS / "mrpnet_denoise.pt"
+    assert denoisers.find_predictor(trainer / "mrpnet_denoise.pt") == WEIGHTS / "mrpnet_denoise.pt"
+    (shipped / "denoiser.pt").unlink()
+    with pytest.raises(CheckpointError) as caught:
+        denoisers.find_predictor(trainer / "denoiser.pt", policy)
+    message = str(caught.value)
+    for place in (trainer / "denoiser.pt", shipped / "denoiser.pt", WEIGHTS / "denoiser.pt"):
+        assert str(place) in message
+    assert str(policy) in message and "load_rollout_policy(..., predictor=" in message

@@ -61,9 +61,17 @@ def test_the_spec_records_the_noise_and_files_that_predate_it_read_as_plain():
     assert (read.noise, read.sigma, read.needs_noise_map) == (None, None, False)
 
 
+def test_the_spec_of_an_ffdnet_on_gaussian_noise_records_its_levels():
+    spec = SupervisedSpec(model="ffdnet", task="denoise", channels=1, prefill="none", noise="gaussian", sigma=75.0,
+                          sigmas=(0.0, 15.0, 75.0))
+    assert spec.needs_noise_map and SupervisedSpec.from_dict(spec.to_dict()) == spec
+    with pytest.raises(CheckpointError, match="model 'ffdnet' with task 'denoise', noise 'gaussian', sigma None"):
+        SupervisedSpec(model="ffdnet", task="denoise", channels=1, prefill="none", noise="gaussian")
+
+
 @pytest.mark.parametrize("changes, match", [
     ({"noise": None, "sigma": None}, "model 'ffdnet' with task 'denoise', noise None"),
-    ({"noise": "gaussian"}, "accepted: task 'denoise', noise 'amplified', sigma > 0"),
+    ({"variant": "seed"}, "accepted: task 'denoise', noise 'gaussian' or 'amplified' with sigma > 0, variant"),
     ({"sigma": 0.0}, "sigma 0.0"),
     ({"task": "lowlight"}, "unless the task is denoise"),
     ({"noise": "speckle"}, r"noise 'speckle' \(accepted: \('gaussian', 'amplified'\)"),

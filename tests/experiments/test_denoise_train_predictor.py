@@ -1,0 +1,88 @@
+"""experiments.denoise_train --predictor: a tenth action takes the supervised denoiser's pixel, the
+checkpoints record its path, the run reports the predictor's own scores, and the trained policy
+runs with its predictor through the env and in the library alike, also shipped to another folder
+with its predictor beside it."""
+
+import csv
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agents.rollout import load_rollout_policy
+from experiments import denoise_train
+from rlenhance import load_denoiser
+from rlenhance.checkpoint import load_checkpoint
+from rlenhance.errors import CheckpointError
+from rlenhance.io import save_image
+
+ROOT = Path(__file__).resolve().parents[2]
+MRPNET = ROOT / "rlenhance" / "weights" / "mrpnet_denoise.pt"
+TINY = ["--episodes", "2", "--eval-every", "2", "--batch", "2", "--crop", "16", "--steps", "2", "--width", "8",
+        "--samples", "1", "--threads", "1", "--eval-images", "1"]
+
+
+@pytest.fixture(scope="module")
+def predictor_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("denoise_predictor") / "run"  # the embedded photos
+    return Path(denoise_train.main([*TINY, "--predictor", str(MRPNET), "--out", str(out)]))
+
+
+def test_the_run_records_the_predictor_and_scores_it(predictor_run):
+    spec = load_checkpoint(predictor_run / "checkpoints" / "best.pt")["extra"]["spec"]
+    assert Path(spec.predictor) == MRPNET.resolve() and "predictor" not in spec.env_kwargs
+    with open(predictor_run / "metrics.csv") as handle:
+        scores = {row["metric"]: float(row["value"]) for row in csv.DictReader(handle)}
+    # MRPNet, trained for sigma 25, denoises far above the noisy input
+    assert scores["eval/predictor_psnr"] > scores["eval/input_psnr"] + 5
+    assert 0 < scores["eval/predictor_ssim"] <= 1
+
+
+def test_the_policy_runs_with_its_predictor_in_the_env_and_in_the_library(predictor_run):
+    path = predictor_run / "checkpoints" / "best.pt"
+    rollout = load_rollout_policy(path)
+    assert rollout.task.n_actions == 10 and rollout.task.predictor is not None
+    library = load_denoiser(model="a3c", checkpoint=path, device="cpu")
+    rng = np.random.default_rng(0)
+    clean = np.tile(np.linspace(0.1, 0.9, 40, dtype=np.float32), (30, 1))[..., None]
+    noisy = clean + rng.normal(0, 25 / 255, clean.shape).astype(np.float32)
+    np.testing.assert_allclose(library.restore(noisy), rollout.restore(noisy), atol=1e-5, rtol=0)
+
+
+def test_a_policy_shipped_with_its_predictor_beside_it_loads_anywhere(tmp_path):
+    """The spec records the trainer's absolute predictor path; once the policy and its predictor
+    are moved into one folder (another machine), both loaders find the predictor beside the
+    policy; without it there, both name the places tried. (With --test, the predictor is scored on
+    the test images too, for reporting.)"""
+    trainer = tmp_path / "trainer"
+    save_image(trainer / "test" / "t.png", np.tile(np.linspace(0.1, 0.9, 24, dtype=np.float32), (20, 1)))
+    shutil.copy(MRPNET, trainer / "denoiser.pt")  # a name rlenhance/weights/ does not hold
+    run = Path(denoise_train.main([*TINY, "--predictor", str(trainer / "denoiser.pt"), "--test", str(trainer / "test"),
+                                   "--out", str(trainer / "run")]))
+    with open(run / "metrics.csv") as handle:
+        names = {row["metric"] for row in csv.DictReader(handle)}
+    assert {"eval/predictor_psnr", "test/predictor_psnr", "test/predictor_ssim"} <= names
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    policy = Path(shutil.copy(run / "checkpoints" / "best.pt", shipped / "a3c_denoise.pt"))
+    shutil.move(trainer / "denoiser.pt", shipped / "denoiser.pt")
+    assert load_checkpoint(policy)["extra"]["spec"].predictor == str((trainer / "denoiser.pt").resolve())
+    rollout = load_rollout_policy(policy)
+    library = load_denoiser(model="a3c", checkpoint=policy, device="cpu")
+    assert rollout.task.predictor.path == library.predictor.path == shipped / "denoiser.pt"
+    noisy = np.random.default_rng(1).random((20, 24, 1), dtype=np.float32)
+    np.testing.assert_allclose(library.restore(noisy), rollout.restore(noisy), atol=1e-5, rtol=0)
+    (shipped / "denoiser.pt").unlink()
+    for load in (load_rollout_policy, lambda path: load_denoiser(model="a3c", checkpoint=path, device="cpu")):
+        with pytest.raises(CheckpointError, match=r"predictor denoiser.pt: no such file at .*trainer/denoiser.pt, "
+                                                  r".*shipped/denoiser.pt, .*weights/denoiser.pt; .*predictor="):
+            load(policy)
+
+
+def test_a_missing_or_wrong_predictor_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="--predictor /nonexistent/denoiser.pt: no such file"):
+        denoise_train.main([*TINY, "--predictor", "/nonexistent/denoiser.pt", "--out", str(tmp_path / "a")])
+    with pytest.raises(CheckpointError, match="a gray .* denoiser; the policy denoises RGB"):
+        denoise_train.main([*TINY, "--no-gray", "--predictor", str(MRPNET), "--out", str(tmp_path / "b")])
+    assert not (tmp_path / "b").exists()  # refused before the run folder is made
