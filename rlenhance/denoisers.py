@@ -180,12 +180,7 @@ class _PlanesDenoiser:
         Raises:
             ImageError: a bad image, a mask, or an RGB image for a gray model without ``per_channel``.
         """
-        if mask is not None:
-            raise ImageError(f"mask: given, but {self.path} is a denoiser, which takes no mask")
-        hwc = as_hwc_image(image, noisy=True)
-        x = torch.from_numpy(np.ascontiguousarray(hwc.transpose(2, 0, 1)))[None]
-        out = self.restore_tensor(x, per_channel=per_channel)
-        return np.ascontiguousarray(out[0].permute(1, 2, 0).cpu().numpy(), dtype=np.float32)
+        return _restore_one(self, image, mask, per_channel)
 
     @torch.inference_mode()
     def restore_tensor(self, x: Tensor, *, per_channel: bool = False) -> Tensor:
@@ -547,28 +542,11 @@ class NoiseLevelDenoiser:
         return torch.tensor(found, dtype=torch.float32, device=x.device).view(-1, 1, 1, 1)
 
     def restore(self, image: np.ndarray, mask: np.ndarray | None = None, *, per_channel: bool = False) -> np.ndarray:
-        """Denoise one image (as :meth:`rlenhance.restore.SupervisedRestorer.restore`, the map given).
-
-        Args:
-            image: array (H, W, C) with C in {1, 3} (RGB) or (H, W): float values in [0, 1] or
-                unclipped noisy values in :data:`rlenhance.io.NOISY_RANGE`, or uint8 / uint16 samples
-                scaled by their range (:func:`rlenhance.io.as_unit_float`).
-            mask: refused (denoisers take none).
-            per_channel: a gray model on an RGB image: denoise R, G and B separately, each at the
-                level (without it: the BT.601 luma, at the luma's level).
-
-        Returns:
-            float32 (H, W, C_out) in [0, 1].
-
-        Raises:
-            ImageError: a bad image, or a mask.
-        """
-        if mask is not None:
-            raise ImageError(f"mask: given, but {self.path} is a denoiser, which takes no mask")
-        hwc = as_hwc_image(image, noisy=True)
-        x = torch.from_numpy(np.ascontiguousarray(hwc.transpose(2, 0, 1)))[None]
-        out = self.restore_tensor(x, per_channel=per_channel)
-        return np.ascontiguousarray(out[0].permute(1, 2, 0).cpu().numpy(), dtype=np.float32)
+        """Denoise one image: the arguments, result and errors of the other denoisers' ``restore``
+        (:meth:`PolicyDenoiser.restore`), the map of each image's level given; a gray model on an RGB
+        image denoises R, G and B at their level with ``per_channel``, else the BT.601 luma at the
+        luma's level (one plane out)."""
+        return _restore_one(self, image, mask, per_channel)
 
     def restore_tensor(self, x: Tensor, *, per_channel: bool = False) -> Tensor:
         """Batched :meth:`restore` on tensors: float (B, C, H, W), C in {1, 3}, RGB -> float32
@@ -646,3 +624,15 @@ def _denoiser_model_of(path: Path) -> str | None:
     if isinstance(spec, RSEDenoiserSpec):
         return "rse"
     return None
+
+
+def _restore_one(denoiser: _PlanesDenoiser | NoiseLevelDenoiser, image: np.ndarray, mask: np.ndarray | None,
+                 per_channel: bool) -> np.ndarray:
+    """``denoiser.restore(image, mask, per_channel=...)``: one (H, W[, C]) image through its batched
+    ``restore_tensor``, as float32 (H, W, C_out)."""
+    if mask is not None:
+        raise ImageError(f"mask: given, but {denoiser.path} is a denoiser, which takes no mask")
+    hwc = as_hwc_image(image, noisy=True)
+    x = torch.from_numpy(np.ascontiguousarray(hwc.transpose(2, 0, 1)))[None]
+    out = denoiser.restore_tensor(x, per_channel=per_channel)
+    return np.ascontiguousarray(out[0].permute(1, 2, 0).cpu().numpy(), dtype=np.float32)
