@@ -221,6 +221,12 @@ class PixelTask:
         """The batched observation: dict of tensors shaped like the single space plus batch."""
         raise NotImplementedError
 
+    def reset_info(self) -> dict[str, torch.Tensor]:
+        """What a reset tells the agent besides the observation, each value a tensor (B,) on the
+        device (the vector env's reset info; the one-image env gives each as a float): ``{}``
+        unless a task has something to say."""
+        return {}
+
     def _transition(self, actions: torch.Tensor) -> torch.Tensor:
         """Apply a batch of per-pixel actions; return the reward map (B, 1 or C, H, W)."""
         raise NotImplementedError
@@ -432,7 +438,7 @@ class PixelVectorEnv(VectorEnv):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed, options=options)
-        return self.task.reset(self.np_random, options), {}
+        return self.task.reset(self.np_random, options), self.task.reset_info()
 
     def step(self, actions: torch.Tensor):
         return self.task.step(actions)
@@ -477,7 +483,7 @@ class PixelEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         obs = self.task.reset(self.np_random, options)
-        return _to_numpy(obs), {}
+        return _to_numpy(obs), {k: float(v[0]) for k, v in self.task.reset_info().items()}
 
     def step(self, action):
         action = torch.as_tensor(np.asarray(action)).unsqueeze(0)

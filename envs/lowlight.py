@@ -163,7 +163,7 @@ class LowLightTask(PixelTask):
         return batch
 
     def reset_info(self) -> dict[str, torch.Tensor]:
-        """What a reset tells the agent besides the observation: with ``smooth_in_reward=False``,
+        """With ``smooth_in_reward=False``,
         ``{"action_tv_weight": w_smooth}``, float32 (B,) on the device, each row's smoothness
         weight (its sampled setting, or the one given as cond), which the reward leaves to the
         agent; ``{}`` otherwise."""
@@ -385,10 +385,6 @@ class LowLightEnv(PixelEnv):
 
     task_class = LowLightTask
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        obs, info = super().reset(seed=seed, options=options)
-        return obs, {**info, **{k: float(v[0]) for k, v in self.task.reset_info().items()}}
-
 
 class LowLightVectorEnv(PixelVectorEnv):
     """Batched torch twin of :class:`LowLightEnv` (same task, B images on ``device``).
@@ -400,10 +396,6 @@ class LowLightVectorEnv(PixelVectorEnv):
     """
 
     task_class = LowLightTask
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        obs, info = super().reset(seed=seed, options=options)
-        return obs, {**info, **self.task.reset_info()}
 
     @property
     def cond_scale(self) -> torch.Tensor:
