@@ -403,7 +403,7 @@ class DenoisePredictor:
             raise CheckpointError(f"predictor {self.path}: {what}; a denoising policy's predictor is a supervised "
                                   "denoiser (python -m experiments.supervised_train --task denoise, --model mrpnet or "
                                   "ffdnet)")
-        model = _denoiser_model_of(self.path)
+        model = _supervised_model(spec)
         self.restorer = load_denoiser(model, self.path, device=device,
                                       **({"sigma": sigma} if model == "ffdnet" else {}))
         if self.restorer.channels != channels:
@@ -618,7 +618,7 @@ def _denoiser_model_of(path: Path) -> str | None:
         return None
     spec = extra.get(SPEC_KEY)
     if isinstance(spec, SupervisedSpec) and spec.task == "denoise":
-        return "ffdnet" if spec.needs_noise_map else "mrpnet"
+        return _supervised_model(spec)
     if isinstance(spec, RolloutPolicySpec) and spec.task == "denoise":
         return extra.get("algorithm") if extra.get("algorithm") in ("a3c", "sac") else "a3c"
     if isinstance(spec, RSEDenoiserSpec):
@@ -636,3 +636,8 @@ def _restore_one(denoiser: _PlanesDenoiser | NoiseLevelDenoiser, image: np.ndarr
     x = torch.from_numpy(np.ascontiguousarray(hwc.transpose(2, 0, 1)))[None]
     out = denoiser.restore_tensor(x, per_channel=per_channel)
     return np.ascontiguousarray(out[0].permute(1, 2, 0).cpu().numpy(), dtype=np.float32)
+
+
+def _supervised_model(spec: SupervisedSpec) -> str:
+    """The :data:`SUPERVISED_DENOISERS` name that loads a supervised denoiser of ``spec``."""
+    return "ffdnet" if spec.needs_noise_map else "mrpnet"
