@@ -19,7 +19,7 @@ evaluated, and the checkpoint records them as ever (the range is their first and
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -76,18 +76,19 @@ def draw_levels(sigma: float | tuple[float, ...], n: int,
         raise ValueError(f"generator: expected one per crop ({n}), got {len(generator)}")
     else:
         generators, device = list(generator), generator[0].device
+
+    def per_crop(sample: Callable[[torch.Generator, int], torch.Tensor]) -> torch.Tensor:
+        """``sample(generator, k)`` (k,) on the generator's device: all n by the one generator,
+        or one by each crop's, gathered on ``device``."""
+        if len(generators) == 1:
+            return sample(generators[0], n)
+        return torch.cat([sample(g, 1).to(device) for g in generators])
+
     if draw == "uniform":
         low, high = min(sigma), max(sigma)
-        if len(generators) == 1:
-            unit = torch.rand((n,), generator=generators[0], device=device)
-        else:
-            unit = torch.cat([torch.rand((1,), generator=g, device=g.device).to(device) for g in generators])
+        unit = per_crop(lambda g, k: torch.rand((k,), generator=g, device=g.device))
         return (low + (high - low) * unit).view(-1, 1, 1, 1)
-    if len(generators) == 1:
-        picks = torch.randint(len(sigma), (n,), generator=generators[0], device=device)
-    else:
-        picks = torch.cat([torch.randint(len(sigma), (1,), generator=g, device=g.device).to(device)
-                           for g in generators])
+    picks = per_crop(lambda g, k: torch.randint(len(sigma), (k,), generator=g, device=g.device))
     return torch.tensor(sigma, device=picks.device)[picks].view(-1, 1, 1, 1)
 
 
