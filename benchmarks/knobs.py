@@ -6,8 +6,9 @@
 For every setting the checkpoint accepts (``Enhancer.setting_ranges``: the exposure target and the
 reward weights it was trained over), the policy enhances the validation split of a paired folder
 (``experiments.lol_eval``'s split, full resolution) at the setting's minimum, middle and maximum,
-the others at their defaults, and the table prints knob x value x measured quantity (means over the
-images):
+the others at their defaults (the middle of a weight the policy reads as log(value),
+``--cond-encoding log``, is the geometric one), and the table prints knob x value x measured
+quantity (means over the images):
 
 * ``mean``: mean output brightness (input's in the header); ``|mean-E|``: its distance to the
   exposure target in use;
@@ -106,9 +107,10 @@ def measure(enhancer: Enhancer, images: Sequence[tuple[str, np.ndarray]], settin
     return {"quantities": result, "outputs": outputs}
 
 
-def knob_values(low: float, high: float) -> list[float]:
-    """Minimum, middle and maximum of a range."""
-    return [low, (low + high) / 2, high]
+def knob_values(low: float, high: float, log: bool = False) -> list[float]:
+    """Minimum, middle and maximum of a range; with ``log`` (a setting the policy reads as
+    log(value)) the middle is the geometric one, the centre of what the policy sees."""
+    return [low, math.sqrt(low * high) if log else (low + high) / 2, high]
 
 
 def fmt(value: float) -> str:
@@ -191,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     images = load_images(args.data, args.split, args.split_seed, args.limit)
     ranges = enhancer.setting_ranges
     defaults = {("exposure" if k == "exposure_target" else k): v for k, v in enhancer.spec.setting.items()}
+    spec = enhancer.spec
+    log_knobs = {name for name, encoding in zip(spec.cond_fields, spec.cond_encodings) if encoding == "log"}
     input_mean = float(np.mean([low.mean() for _, low in images]))
     print(f"{enhancer.path.name}: {len(images)} image(s) of {args.data} (split {args.split}), input mean "
           f"brightness {input_mean:.3f}; defaults: " + ", ".join(f"{k} {v:g}" for k, v in defaults.items()))
@@ -204,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     base = measure(enhancer, images, {})
     for knob, (low, high) in ranges.items():
         results = []
-        for value in knob_values(low, high):
+        for value in knob_values(low, high, knob in log_knobs):
             measured = base if math.isclose(value, defaults[knob]) else measure(enhancer, images, {knob: value})
             q = measured["quantities"]
             results.append(q)

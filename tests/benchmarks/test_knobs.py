@@ -14,7 +14,8 @@ FIELDS = ["exposure_target", "w_exposure", "w_color", "w_spatial", "w_smooth"]
 
 
 @pytest.fixture()
-def setup(tmp_path):
+def setup(tmp_path, request):
+    log_color = getattr(request, "param", False)
     rng = np.random.default_rng(0)
     for name in ("001_1", "002_1"):
         high = rng.uniform(0.2, 0.8, (32, 32, 3)).astype(np.float32)
@@ -26,7 +27,8 @@ def setup(tmp_path):
     spec = LowLightPolicySpec(
         alpha_table=[round((a - 6) / 20, 2) for a in range(27)], damping=0.0, action_type="discrete", test_steps=2,
         alpha_mode="mean", cond_fields=FIELDS, cond_scale=[0.2, 1.0, 4.5, 1.0, 1.0],
-        cond_offset=[0.5, 10.0, 5.5, 1.0, 20.0],
+        cond_offset=[0.5, 10.0, 1.151 if log_color else 5.5, 1.0, 20.0],
+        cond_encodings=["linear", "linear", "log" if log_color else "linear", "linear", "linear"],
         setting={"exposure_target": 0.5, "w_exposure": 10.0, "w_color": 5.0, "w_spatial": 1.0, "w_smooth": 20.0},
         observe_exposure_gap=False, max_side=None, conditioned=True,
         setting_ranges={"exposure_target": (0.3, 0.7), "w_color": (1.0, 10.0)})
@@ -51,6 +53,16 @@ def test_table_covers_the_accepted_knobs_and_lists_the_refused(setup, capsys):
         assert 0.0 < row["mean"] < 1.0 and row["color"] >= 0 and row["gain_tv"] >= 0
     picture = load_image(grid)
     assert picture.ndim == 3 and picture.shape[0] > 100 and picture.shape[1] > picture.shape[0]
+
+
+@pytest.mark.parametrize("setup", [True], indirect=True)
+def test_a_log_encoded_weight_is_measured_at_its_geometric_middle(setup):
+    folder, checkpoint = setup
+    result = knobs.main(["--checkpoint", str(checkpoint), "--data", str(folder / "pairs"), "--split", "all",
+                         "--exposures", "0.5", "--threads", "1"])
+    values = [r["value"] for r in result["table"] if r["knob"] == "w_color"]
+    assert values == pytest.approx([1.0, 10 ** 0.5, 10.0])  # the exposure target (linear) keeps 0.3, 0.5, 0.7
+    assert [r["value"] for r in result["table"] if r["knob"] == "exposure"] == pytest.approx([0.3, 0.5, 0.7])
 
 
 @pytest.mark.parametrize("values, expected", [
