@@ -22,6 +22,9 @@ REWARDS = ("nonref", "ssim", "psnr", "mse")
 COND_FIELDS = ("exposure_target", "w_exposure", "w_color", "w_spatial", "w_smooth")
 #: The reward weights among them (each may get its own sampling range, ``weight_ranges``).
 WEIGHT_FIELDS = COND_FIELDS[1:]
+#: How a conditioned env draws the reward weights: "joint" (each from its range, independently) or
+#: "one" (per image, one weight drawn from its range, or none, the others at their defaults).
+WEIGHT_DRAWS = ("joint", "one")
 
 
 class LowLightTask(PixelTask):
@@ -55,11 +58,14 @@ class LowLightTask(PixelTask):
         observe_exposure_gap: bool = False,
         smooth_in_reward: bool = True,
         cond_encoding: str = "linear",
+        weight_draw: str = "joint",
         **common: Any,
     ):
         super().__init__(num_envs, max_episode_steps=max_episode_steps, data_kind="paired", **common)
         if reward not in REWARDS:
             raise ValueError(f"reward: expected one of {REWARDS}, got {reward!r}")
+        if weight_draw not in WEIGHT_DRAWS:
+            raise ValueError(f"weight_draw: expected one of {WEIGHT_DRAWS}, got {weight_draw!r}")
         if action_type not in ("discrete", "continuous"):
             raise ValueError(f"action_type: expected 'discrete' or 'continuous', got {action_type!r}")
         if alpha_channels not in (1, 3):
@@ -113,6 +119,7 @@ class LowLightTask(PixelTask):
         self.weight_range = tuple(weight_range)
         #: Sampling range of each conditioning value (``COND_FIELDS`` order) when conditioned.
         self.sampling_ranges = ranges
+        self.weight_draw = weight_draw
         self.channel_coupling = float(channel_coupling)
         self.w_color_ratio = float(w_color_ratio)
         self.cond_scale = torch.tensor(cond_scale, dtype=torch.float32, device=self.device)
@@ -193,19 +200,26 @@ class LowLightTask(PixelTask):
     def _sample_setting(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """Setting values (n, 5) in ``COND_FIELDS`` order, not encoded: the fixed setting, or
         per-image samples when conditioned: the exposure target uniform in its range, each weight
-        log-uniform in its own (uniform when the range starts at 0)."""
+        log-uniform in its own (uniform when the range starts at 0); with ``weight_draw="one"`` only
+        one weight per image, or none (each equally likely), the others at their defaults."""
         values = np.array([self.exposure_target, *self.weights.values()], dtype=np.float64)
         values = np.tile(values, (n, 1))
         if self.conditioned:
             values[:, 0] = rng.uniform(*self.exposure_range, size=n)
             # one draw per weight and image, also for a fixed weight (the random stream of older versions)
             draws = rng.uniform(size=(n, len(WEIGHT_FIELDS)))
+            drawn_here = np.ones_like(draws, dtype=bool)
+            if self.weight_draw == "one":
+                varied = [i for i, name in enumerate(WEIGHT_FIELDS) if np.ptp(self.sampling_ranges[name]) > 0]
+                pick = rng.integers(0, len(varied) + 1, size=n)  # len(varied): every weight at its default
+                drawn_here = np.array(varied + [-1])[pick][:, None] == np.arange(len(WEIGHT_FIELDS))
             for i, name in enumerate(WEIGHT_FIELDS, start=1):
                 lo, hi = self.sampling_ranges[name]
                 if lo == 0.0:
-                    values[:, i] = hi * draws[:, i - 1]
+                    drawn = hi * draws[:, i - 1]
                 else:
-                    values[:, i] = np.exp(np.log(lo) + (np.log(hi) - np.log(lo)) * draws[:, i - 1])
+                    drawn = np.exp(np.log(lo) + (np.log(hi) - np.log(lo)) * draws[:, i - 1])
+                values[:, i] = np.where(drawn_here[:, i - 1], drawn, values[:, i])
         return values
 
     # --- observation, transition, reward ---------------------------------------------------
@@ -365,7 +379,10 @@ class LowLightEnv(PixelEnv):
     ``L(s)``; never conditioned), ``cond_scale``,
     ``cond_offset``, ``reward_scale``, ``observe_exposure_gap``, ``smooth_in_reward`` (default True;
     False: see Rewards), ``cond_encoding`` (``"linear"``, default, or ``"log"``: see Observation
-    Space); ``max_episode_steps`` for the vector
+    Space), ``weight_draw`` (``"joint"``, default: every ranged weight drawn for every image;
+    ``"one"``: per image one ranged weight, or none, each equally likely, the others at their
+    defaults, so the defaults and each knob's line through them, which users and ``benchmarks.knobs``
+    vary one at a time, are trained often); ``max_episode_steps`` for the vector
     env only. ``render_mode``: None or ``"rgb_array"`` (``render()`` returns the current image as uint8
     (H, W, 3), RGB).
 

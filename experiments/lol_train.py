@@ -42,7 +42,7 @@ import envs
 from agents.a3c import A3CConfig
 from agents.distributed import Ranks
 from agents.sac import SACConfig
-from envs.lowlight import COND_FIELDS, REWARDS, WEIGHT_FIELDS, LowLightTask
+from envs.lowlight import COND_FIELDS, REWARDS, WEIGHT_DRAWS, WEIGHT_FIELDS, LowLightTask
 from experiments.rl_common import (
     RLArgs,
     env_batch,
@@ -143,6 +143,11 @@ class Args(RLArgs):
                                        "for each weight varied over a range with LO > 0, so that its log-uniform "
                                        "samples spread evenly (wide --w-*-range); recorded in the checkpoint",
                              choices=COND_ENCODINGS)
+    weight_draw: str = arg("joint", "with --conditioned: how each crop's reward weights are drawn: joint, every "
+                                    "weight with a --w-*-range from its range; or one, one of them (or none, each "
+                                    "equally likely) with the others at their defaults, so the defaults and each "
+                                    "knob varied alone (as users and benchmarks.knobs vary them) are trained often",
+                           choices=WEIGHT_DRAWS)
     exposure_gap: bool = arg(True, "also feed the policy the signed per-pixel distance to the exposure target "
                                    "(E - mean brightness) as an input plane")
     episodes: int = arg(1500, "training episodes (each a batch of crops for --steps steps, then one update)")
@@ -228,7 +233,8 @@ def env_kwargs(args: Args) -> dict:
                 exposure_target=args.exposure_target, exposure_patch=args.exposure_patch,
                 conditioned=args.conditioned, exposure_range=args.exposure_range,
                 weight_range=args.weight_range, weight_ranges=weight_ranges(args),
-                observe_exposure_gap=args.exposure_gap, cond_encoding=args.cond_encoding, split="train",
+                observe_exposure_gap=args.exposure_gap, cond_encoding=args.cond_encoding,
+                weight_draw=args.weight_draw, split="train",
                 split_seed=split_seed(args))
 
 

@@ -173,3 +173,30 @@ def test_log_encoding_maps_the_log_of_each_weight_range_onto_minus_one_to_one():
     assert torch.allclose(log.task.w[0].flatten(), setting[:, 1])  # the reward uses the decoded weights
     with pytest.raises(ValueError, match="cond_encoding: expected one of"):
         make(cond_encoding="exp")
+
+
+def test_one_at_a_time_draw_varies_at_most_one_weight_per_image_and_each_of_them():
+    ranges = {"w_color": (5.0, 500.0), "w_spatial": (1.0, 100.0), "w_smooth": (10.0, 1000.0)}
+    kwargs = dict(num_envs=400, conditioned=True, w_color=5.0, w_spatial=1.0, w_smooth=100.0, weight_range=(1.0, 1.0),
+                  weight_ranges=ranges, exposure_range=(0.3, 0.8), cond_encoding="log")
+    venv = make(weight_draw="one", **kwargs)
+    venv.reset(seed=0)
+    setting = decode_setting(venv.task.cond, venv.cond_offset, venv.cond_scale, venv.task.cond_log).numpy()
+    defaults = np.array([10.0, 5.0, 1.0, 100.0])  # w_exposure (the env default 10) has no range: kept
+    off = ~np.isclose(setting[:, 1:], defaults, rtol=1e-4)
+    assert off.sum(axis=1).max() == 1  # never two weights off their defaults in one image
+    assert not off[:, 0].any()
+    # each ranged weight varied alone, and all at the defaults, about a quarter of the images each
+    shares = [off[:, i].mean() for i in (1, 2, 3)] + [(~off.any(axis=1)).mean()]
+    assert all(0.15 < s < 0.35 for s in shares), shares
+    for i, (lo, hi) in zip((2, 3, 4), ranges.values()):  # a varied weight is drawn over its whole range
+        varied = setting[off[:, i - 1], i]
+        assert lo <= varied.min() < lo * 3 and hi / 3 < varied.max() <= hi
+    assert np.ptp(setting[:, 0]) > 0.3  # the exposure target is drawn for every image as before
+    # the default joint draw varies every ranged weight in almost every image
+    joint = make(**kwargs)
+    joint.reset(seed=0)
+    joint_setting = decode_setting(joint.task.cond, joint.cond_offset, joint.cond_scale, joint.task.cond_log).numpy()
+    assert (~np.isclose(joint_setting[:, 2:], defaults[1:], rtol=1e-4)).all(axis=1).mean() > 0.9
+    with pytest.raises(ValueError, match="weight_draw: expected one of"):
+        make(weight_draw="each")
