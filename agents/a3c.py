@@ -76,6 +76,7 @@ __all__ = [
     "SharedAdam",
     "a3c_loss",
     "action_tv_penalty",
+    "action_tv_weights",
     "nstep_returns",
     "policy_kwargs_from_env",
 ]
@@ -294,6 +295,33 @@ def action_tv_penalty(tv: Tensor, alive: Tensor, coef: float, weights: Tensor | 
     return coef * _masked_mean(tv * weights.view(1, -1).to(tv.dtype), alive)
 
 
+def action_tv_weights(info: Mapping[str, Any] | None, batch: int, device: torch.device,
+                      refusal: str | None = None) -> Tensor | None:
+    """The per-row smoothness weights an env hands in its reset ``info`` (:data:`ACTION_TV_WEIGHT`),
+    float32 (B,) on ``device``, or None when it gives none (it keeps the smoothness in its reward).
+
+    Args:
+        info: the reset's info.
+        batch: the number of envs B.
+        device: where the weights go.
+        refusal: why the calling agent cannot charge the penalty (None: it can); given, weights in
+            ``info`` are refused with it.
+
+    Raises:
+        ValueError: weights the agent cannot charge (``refusal``), or not B finite values >= 0.
+    """
+    if not info or ACTION_TV_WEIGHT not in info:
+        return None
+    if refusal:
+        raise ValueError(f"the env's reset info holds {ACTION_TV_WEIGHT!r} (it leaves the smoothness of the actions "
+                         f"out of its reward, for the agent to penalise), but {refusal}")
+    weights = torch.as_tensor(info[ACTION_TV_WEIGHT]).to(device, torch.float32).reshape(-1)
+    if weights.shape != (batch,) or not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()):
+        raise ValueError(f"info[{ACTION_TV_WEIGHT!r}] of the env's reset: expected {batch} finite weights >= 0 "
+                         f"(one per env), got {weights.tolist() if weights.numel() <= 16 else weights.shape}")
+    return weights
+
+
 class SharedAdam(torch.optim.Optimizer):
     """Adam whose state is created eagerly so it can live in shared memory (Hogwild A3C).
 
@@ -475,19 +503,10 @@ class _EpisodeRunner:
                 return roll, obs, hidden, alive
 
     def _action_tv_weights(self, info: Mapping[str, Any] | None, batch: int) -> Tensor | None:
-        """The per-row smoothness weights of a reset's ``info`` (float32 (B,) on the agent's
-        device), or None when the env gives none."""
-        if not info or ACTION_TV_WEIGHT not in info:
-            return None
-        if not self.config.mean_action_tv:
-            raise ValueError(f"the env's reset info holds {ACTION_TV_WEIGHT!r} (it leaves the smoothness of the "
-                             "actions out of its reward, for the agent to penalise), but A3CConfig.mean_action_tv "
-                             "is 0; set it (1: the env's weights as they are) and action_values")
-        weights = torch.as_tensor(info[ACTION_TV_WEIGHT]).to(self.device, torch.float32).reshape(-1)
-        if weights.shape != (batch,) or not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()):
-            raise ValueError(f"info[{ACTION_TV_WEIGHT!r}] of the env's reset: expected {batch} finite weights >= 0 "
-                             f"(one per env), got {weights.tolist() if weights.numel() <= 16 else weights.shape}")
-        return weights
+        """The per-row smoothness weights of a reset's ``info`` (:func:`action_tv_weights`)."""
+        refusal = None if self.config.mean_action_tv else (
+            "A3CConfig.mean_action_tv is 0; set it (1: the env's weights as they are) and action_values")
+        return action_tv_weights(info, batch, self.device, refusal)
 
     def _mean_action_tv(self, out: PolicyOutput) -> Tensor:
         """Smoothness (B,) of the expected action map of a discrete policy output."""

@@ -20,6 +20,14 @@ A downscaled continuous actor (``downscale`` s > 1, ``SACConfig.block_actions``)
 s x s block at its working resolution and upsamples it bilinearly (as ``greedy_rollout`` applies
 alphas): log pi, the entropy and its target are then per block.
 
+An env that leaves the smoothness of the actions out of its reward hands each row's weight in
+its reset info (``ACTION_TV_WEIGHT``, LowLight's ``smooth_in_reward=False``): a continuous actor
+then adds A3C's smooth-on-mean penalty (:func:`agents.a3c.action_tv_penalty`) to its loss,
+``mean_action_tv`` times the mean over rows b of ``w_b * TV(tanh(mu_b))``, with ``mu_b`` row b's
+pre-tanh mean and TV Zero-DCE's illumination smoothness of that greedy action map at the working
+resolution (``SACConfig.mean_action_tv``). The weights travel
+with the transitions in the buffer (an observation entry of their own).
+
 Discrete actions (Denoise, Completion, LowLight's alpha table; discrete SAC, Christodoulou 2019):
 each action map c of each pixel is an agent with ``Q_c(s, .)`` over its K actions (critic output
 (B, C, K, H, W)); expectations over actions are exact::
@@ -61,11 +69,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from agents.a3c import ACTION_TV_WEIGHT, action_tv_penalty, action_tv_weights
 from agents.buffers import STORAGES, PixelReplayBuffer, ReplaySample
 from agents.common import as_bool, device_of, episode_length, evaluate_policy, obs_to, resolve_device, reward_map
 from agents.distributed import Ranks, sync_batch_norm
 from agents.distributions import PixelGaussian
 from rlenhance.errors import CheckpointError
+from rlenhance.losses import illumination_smoothness_loss
 from rlenhance.models.critic import PixelQNetwork
 from rlenhance.models.policy import PixelActorCritic, PolicyOutput, build_policy_input
 
@@ -132,6 +142,15 @@ class SACConfig:
     ``rlenhance.enhance.greedy_rollout`` applies a policy's alphas); log pi and the entropy target
     are per block. False draws every pixel from the upsampled Gaussian: pixel-scale noise that the
     block-pooled critic cannot see and a smoothness reward punishes (docs/training.md)."""
+    mean_action_tv: float = 1.0
+    """Continuous actor, with an env that leaves the smoothness out of its reward and hands its
+    per-row weights ``w_b`` in the reset info (``ACTION_TV_WEIGHT``): multiplier of the actor's
+    penalty ``w_b * TV`` on its greedy action map ``tanh(mean)`` at the working resolution
+    (:func:`agents.a3c.action_tv_penalty`, A3C's ``mean_action_tv``; 1: the env's weights as they
+    are). The smoothness reward of the sampled actions upsampled bilinearly to the pixels, where a
+    step d between blocks becomes a ramp of slope about d / s, is 1/s^2 of the same TV at block
+    resolution or less: too weak to stop the actor from flattening the brightness block by block
+    (docs/training.md)."""
     seed: int = 0
     """Seed of the agent's generator (actions, replay sampling, reparameterisation noise) and of
     the critics' initial weights (the env is seeded through reset)."""
@@ -160,6 +179,7 @@ class SACConfig:
             (int(self.trust_region_steps) == self.trust_region_steps and self.trust_region_steps >= 1,
              "trust_region_steps", "an integer >= 1"),
             (self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm", "None or > 0"),
+            (self.mean_action_tv >= 0, "mean_action_tv", "a number >= 0"),
         ]
         for ok, name, accepted in checks:
             if not ok:
@@ -384,6 +404,15 @@ class SAC:
         actions, else every pixel (the value head, unused by SAC, is skipped)."""
         return self.policy(x, cond, full_resolution=not self.blocks, with_value=False)
 
+    def _action_tv_weights(self, info: Mapping[str, Any] | None, batch: int) -> Tensor | None:
+        """The per-row smoothness weights of a reset's ``info`` (:func:`agents.a3c.action_tv_weights`)."""
+        refusal = None
+        if self.discrete or not self.config.mean_action_tv:
+            refusal = ("SAC charges it only on a continuous actor with SACConfig.mean_action_tv > 0; got "
+                       f"{'a discrete actor' if self.discrete else 'mean_action_tv=0'} (LowLight: "
+                       "smooth_in_reward=True keeps the term in the reward)")
+        return action_tv_weights(info, batch, self.device, refusal)
+
     def _to_pixels(self, t: Tensor, size: torch.Size | tuple[int, int]) -> Tensor:
         """Block actions (or per-block maps) upsampled bilinearly to the pixels ``size`` = (H, W),
         as ``greedy_rollout`` applies alphas; unchanged without block actions."""
@@ -426,8 +455,10 @@ class SAC:
         loss = 0.5 * sum(F.mse_loss(q, target) for q in qs)
         return loss, qs[0].detach().mean()
 
-    def _actor_loss(self, x: Tensor, cond: Tensor | None, alpha: Tensor) -> tuple[Tensor, Tensor, PolicyOutput]:
-        """Actor loss, per-pixel entropy (estimate) and the (pre-step) policy output."""
+    def _actor_loss(self, x: Tensor, cond: Tensor | None, alpha: Tensor,
+                    tv_weights: Tensor | None = None) -> tuple[Tensor, Tensor, PolicyOutput, Tensor | None]:
+        """Actor loss, per-pixel entropy (estimate), the (pre-step) policy output and, with
+        ``tv_weights`` (B,), the per-row smoothness TV of the greedy action map (with graph)."""
         out = self._out(x, cond)
         if self.discrete:
             log_pi = F.log_softmax(out.logits, dim=2)
@@ -441,7 +472,12 @@ class SAC:
             q_pi = torch.minimum(*(q(x, cond, self._to_pixels(a, x.shape)) for q in self.critics))
             loss = alpha * logp.mean() - q_pi.mean()  # logp per block with block actions, q_pi per pixel
             entropy = -logp
-        return loss, entropy.detach(), out
+        tv = None
+        if tv_weights is not None:
+            tv = illumination_smoothness_loss(self.policy.action_values(out))  # tanh(mean), per block
+            loss = loss + action_tv_penalty(tv.view(1, -1), torch.ones_like(tv).view(1, -1),
+                                            self.config.mean_action_tv, tv_weights)
+        return loss, entropy.detach(), out, tv
 
     @torch.no_grad()
     def _trust_region(self, x: Tensor, cond: Tensor | None, old_out: PolicyOutput,
@@ -472,7 +508,9 @@ class SAC:
         x, cond = build_policy_input(batch.obs)
         self.critics.requires_grad_(False)
         try:
-            actor_loss, entropy, out = self._actor_loss(x, cond, alpha)
+            tv_weights = batch.obs.get(ACTION_TV_WEIGHT)
+            tv_weights = tv_weights.reshape(-1) if tv_weights is not None else None
+            actor_loss, entropy, out, tv = self._actor_loss(x, cond, alpha, tv_weights)
             actor_params = list(self.policy.parameters())
             before = [p.detach().clone() for p in actor_params] if cfg.trust_region_kl else None
             actor_norm = self._step(actor_loss, actor_params, self.actor_optimizer)
@@ -481,6 +519,8 @@ class SAC:
         stats = {"value_loss": critic_loss.detach(), "policy_loss": actor_loss.detach(),
                  "entropy": entropy.mean(), "q_mean": q_mean, "critic_grad_norm": critic_norm,
                  "actor_grad_norm": actor_norm, "alpha": alpha}
+        if tv is not None:
+            stats["action_tv"] = tv.detach().mean()
         if before is not None:
             old = PolicyOutput(*(t.detach() if torch.is_tensor(t) else t for t in out))
             stats["kl"] = self._trust_region(x, cond, old, before)
@@ -504,8 +544,9 @@ class SAC:
             dict of floats: ``loss`` (critic + actor), ``value_loss`` (critics), ``policy_loss``,
             ``entropy`` (mean per-pixel policy entropy; for tanh-Gaussians the estimate
             ``-log pi(a~|s)``), ``alpha`` (used in this update), ``alpha_loss``, ``q_mean``,
-            ``critic_grad_norm``, ``actor_grad_norm`` and, with a trust region, ``kl`` (the mean
-            per-pixel KL of the accepted actor step).
+            ``critic_grad_norm``, ``actor_grad_norm``, with a trust region ``kl`` (the mean
+            per-pixel KL of the accepted actor step) and, with smoothness weights from the env,
+            ``action_tv`` (the mean TV of the greedy action maps, before the step).
         """
         return {k: float(v) for k, v in self._update(batch).items()}
 
@@ -535,15 +576,20 @@ class SAC:
         Returns:
             dict of floats: ``episode_return`` (sum of the mean rewards, mean over envs),
             ``reward_mean``, the means over this episode's updates of the :meth:`update` stats
-            (NaN before ``learning_starts`` transitions were collected), ``alpha`` (after the
-            updates), ``buffer_mb`` (MB held), ``buffer_size``, ``steps``, ``updates``, ``episode``.
+            (NaN before ``learning_starts`` transitions were collected; ``action_tv`` only when the
+            env hands smoothness weights), ``alpha`` (after the updates), ``buffer_mb`` (MB held),
+            ``buffer_size``, ``steps``, ``updates``, ``episode``.
         """
         cfg = self.config
-        obs, _ = venv.reset(seed=seed)
+        obs, info = venv.reset(seed=seed)
         env_device = device_of(obs)
         obs = obs_to(obs, self.device)
         max_steps = episode_length(venv)
         batch = next(iter(obs.values())).shape[0]
+        tv_weights = self._action_tv_weights(info, batch)
+        # the weights ride with the transitions, an observation entry (D = 1) the policy input ignores
+        with_weights = (lambda o: {**o, ACTION_TV_WEIGHT: tv_weights.view(-1, 1)}) if tv_weights is not None \
+            else (lambda o: o)
         alive = torch.ones(batch, dtype=torch.bool, device=self.device)
         returns = torch.zeros(batch, device=self.device)
         rewards: list[Tensor] = []
@@ -560,7 +606,7 @@ class SAC:
                 reward = torch.as_tensor(reward, device=self.device).float().view(-1)
                 terminal = as_bool(terminated, self.device)
                 rmap = reward_map(reward, info, self.device)
-                self._store(obs, actions, rmap, next_obs, terminal, alive)
+                self._store(with_weights(obs), actions, rmap, with_weights(next_obs), terminal, alive)
                 returns += reward * alive
                 rewards.append(reward[alive])
                 alive = alive & ~(terminal | as_bool(truncated, self.device))
@@ -579,7 +625,8 @@ class SAC:
                 done_updates += 1
         nan = float("nan")
         keys = ("loss", "policy_loss", "value_loss", "entropy", "alpha_loss", "q_mean",
-                "critic_grad_norm", "actor_grad_norm") + (("kl",) if cfg.trust_region_kl else ())
+                "critic_grad_norm", "actor_grad_norm") + (("kl",) if cfg.trust_region_kl else ()) \
+            + (("action_tv",) if tv_weights is not None else ())
         stats = {k: float(totals[k]) / done_updates if done_updates else nan for k in keys}
         stats.update(
             episode_return=float(returns.mean()),

@@ -132,12 +132,14 @@ class Args(RLArgs):
     w_spatial_range: tuple[float, ...] = arg((), "with --conditioned: LO HI for --w-spatial, as --w-exposure-range")
     w_smooth_range: tuple[float, ...] = arg((), "with --conditioned: LO HI for --w-smooth, as --w-exposure-range; "
                                                 "with --smooth-on-mean each crop's w_smooth weights its own "
-                                                "penalty in the A3C loss, else its smoothness reward term")
+                                                "penalty in the agent's loss, else its smoothness reward term")
     smooth_on_mean: bool = arg(True, "a3c, discrete: apply the smoothness weight --w-smooth as a differentiable "
                                      "penalty on the policy's expected alpha map (in the A3C loss, each crop "
                                      "weighted by its own w_smooth, a setting the policy is conditioned on like the "
                                      "other weights) instead of a reward on the sampled one (which penalises "
-                                     "exploration noise); off by itself for sac")
+                                     "exploration noise); sac, continuous: the same penalty on the greedy alpha map "
+                                     "tanh(mean) in the actor loss (SACConfig.mean_action_tv); off by itself for "
+                                     "other combinations")
     cond_encoding: str = arg("linear", "how the policy's conditioning vector encodes each weight: linear, its "
                                        "range mapped onto [-1, 1]; or log, log(LO)..log(HI) mapped onto [-1, 1] "
                                        "for each weight varied over a range with LO > 0, so that its log-uniform "
@@ -323,11 +325,12 @@ def expand_preset(argv: Sequence[str]) -> list[str]:
 
 def check_lowlight_args(args: Args, given: Sequence[str]) -> Args:
     """Raise ValueError naming a bad combination; ``--smooth-on-mean`` (a default) is switched
-    off for policies without a categorical expected alpha unless it was asked for (``given``)."""
-    if args.smooth_on_mean and (args.agent != "a3c" or args.action != "discrete"):
+    off unless the policy has a differentiable alpha to smooth (a3c discrete: its expected alpha; sac
+    continuous: its greedy alpha), or an error when it was asked for (``given``)."""
+    if args.smooth_on_mean and (args.agent, args.action) not in (("a3c", "discrete"), ("sac", "continuous")):
         if "--smooth-on-mean" in given:
             raise ValueError("--smooth-on-mean: needs --agent a3c with --action discrete (the expected alpha of a "
-                             "categorical policy)")
+                             "categorical policy) or --agent sac with --action continuous (its greedy alpha)")
         args = dataclasses.replace(args, smooth_on_mean=False)
     ranges = weight_ranges(args)
     if ranges and not args.conditioned:

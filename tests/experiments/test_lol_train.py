@@ -206,7 +206,8 @@ def test_exposure_gap_and_smooth_on_mean_reach_the_checkpoint_and_the_enhancer(t
     out_gray = enhancer.enhance(gray)  # one curve for all channels: a gray picture stays gray
     assert np.array_equal(out_gray[..., 0], out_gray[..., 1]) and np.array_equal(out_gray[..., 1], out_gray[..., 2])
     with pytest.raises(ValueError, match="smooth-on-mean"):
-        lol_train.main([*args, "--agent", "sac", "--smooth-on-mean", "--out", str(tmp_path / "sac")])
+        lol_train.main([*args, "--agent", "sac", "--action", "discrete", "--smooth-on-mean",
+                        "--out", str(tmp_path / "sac")])
     assert not (tmp_path / "sac").exists()
 
 
