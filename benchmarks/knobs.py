@@ -185,18 +185,21 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--grid", default=None, help="write the knob x value picture here (PNG)")
     parser.add_argument("--grid-image", type=int, default=0, help="index of the image the grid shows")
     parser.add_argument("--csv", default=None, help="write knob, value, quantities rows to this CSV file")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="curve steps at inference (default: the checkpoint's test steps), e.g. its training steps")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    enhancer = Enhancer(args.checkpoint, device="cpu")
+    enhancer = Enhancer(args.checkpoint, device="cpu", steps=args.steps)
     images = load_images(args.data, args.split, args.split_seed, args.limit)
     ranges = enhancer.setting_ranges
     defaults = {("exposure" if k == "exposure_target" else k): v for k, v in enhancer.spec.setting.items()}
     spec = enhancer.spec
     log_knobs = {name for name, encoding in zip(spec.cond_fields, spec.cond_encodings) if encoding == "log"}
     input_mean = float(np.mean([low.mean() for _, low in images]))
-    print(f"{enhancer.path.name}: {len(images)} image(s) of {args.data} (split {args.split}), input mean "
+    print(f"{enhancer.path.name} ({enhancer.steps} curve steps): {len(images)} image(s) of {args.data} "
+          f"(split {args.split}), input mean "
           f"brightness {input_mean:.3f}; defaults: " + ", ".join(f"{k} {v:g}" for k, v in defaults.items()))
     refused = [k for k in EXPECTED if k not in ranges]
     if refused:

@@ -73,3 +73,16 @@ def test_a_log_encoded_weight_is_measured_at_its_geometric_middle(setup):
 def test_verdict_needs_the_expected_direction_and_size(values, expected):
     results = [{"color": v} for v in values]
     assert knobs.verdict("w_color", results, 0.05) == expected
+
+
+def test_steps_overrides_the_checkpoints_test_steps(setup, capsys):
+    folder, checkpoint = setup
+    common = ["--checkpoint", str(checkpoint), "--data", str(folder / "pairs"), "--split", "all", "--exposures",
+              "0.5", "--threads", "1"]
+    means = {}
+    for steps in ("1", "4"):
+        result = knobs.main([*common, "--steps", steps])
+        means[steps] = [r["mean"] for r in result["table"]]
+        assert f"({steps} curve steps)" in capsys.readouterr().out
+    assert means["1"] != means["4"]  # the rollout ran the steps asked for, not the checkpoint's 2
+    assert "(2 curve steps)" in (knobs.main(common), capsys.readouterr().out)[1]
