@@ -26,11 +26,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from benchmarks.knobs import load_images
 from rlenhance import losses
-from rlenhance.ops import le_curve
+from rlenhance.data.transforms import fit_longer_side
+from rlenhance.ops import le_curve_iterative
 
 WEIGHTS = ("w_exposure", "w_color", "w_spatial")
 COLUMNS = ("alpha", "mean", "|mean-E|", "color", "spatial")
@@ -40,10 +40,7 @@ def curve_terms(low: torch.Tensor, alphas: torch.Tensor, *, steps: int, target: 
                 patch: int) -> dict[str, torch.Tensor]:
     """For one image ``low`` (3, H, W) and each global curve strength of ``alphas`` (A,): the output
     mean and the three loss terms, each (A,)."""
-    out = low.expand(len(alphas), -1, -1, -1)
-    strength = alphas.view(-1, 1, 1, 1)
-    for _ in range(steps):
-        out = le_curve(out, strength).clamp(0.0, 1.0)
+    out = le_curve_iterative(low.expand(len(alphas), -1, -1, -1), alphas.view(-1, 1, 1, 1), n_iter=steps)
     return {"mean": out.mean(dim=(1, 2, 3)),
             "exposure": losses.exposure_loss(out, target=target, patch_size=patch),
             "color": losses.color_constancy_loss(out),
@@ -92,12 +89,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     terms = []
     with torch.no_grad():
         for _, low in load_images(args.data, args.split, args.split_seed, args.limit):
-            x = torch.from_numpy(low).permute(2, 0, 1)[None]
-            scale = args.side / max(x.shape[-2:])
-            if scale < 1:
-                x = F.interpolate(x, size=(max(1, round(x.shape[-2] * scale)), max(1, round(x.shape[-1] * scale))),
-                                  mode="area")
-            terms.append(curve_terms(x[0], alphas, steps=args.steps, target=args.exposure, patch=args.exposure_patch))
+            x = fit_longer_side(torch.from_numpy(low).permute(2, 0, 1), args.side)
+            terms.append(curve_terms(x, alphas, steps=args.steps, target=args.exposure, patch=args.exposure_patch))
     defaults = {"w_exposure": args.w_exposure, "w_color": args.w_color, "w_spatial": args.w_spatial}
     print(f"{len(terms)} image(s) of {args.data} (split {args.split}), E {args.exposure:g}, defaults "
           + ", ".join(f"{k} {v:g}" for k, v in defaults.items())

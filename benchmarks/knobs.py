@@ -194,8 +194,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     enhancer = Enhancer(args.checkpoint, device="cpu", steps=args.steps)
     images = load_images(args.data, args.split, args.split_seed, args.limit)
     ranges = enhancer.setting_ranges
-    defaults = {("exposure" if k == "exposure_target" else k): v for k, v in enhancer.spec.setting.items()}
     spec = enhancer.spec
+    defaults = {("exposure" if k == "exposure_target" else k): v for k, v in spec.setting.items()}
     log_knobs = {name for name, encoding in zip(spec.cond_fields, spec.cond_encodings) if encoding == "log"}
     input_mean = float(np.mean([low.mean() for _, low in images]))
     print(f"{enhancer.path.name} ({enhancer.steps} curve steps): {len(images)} image(s) of {args.data} "
