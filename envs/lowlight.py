@@ -210,7 +210,7 @@ class LowLightTask(PixelTask):
             draws = rng.uniform(size=(n, len(WEIGHT_FIELDS)))
             drawn_here = np.ones_like(draws, dtype=bool)
             if self.weight_draw == "one":
-                varied = [i for i, name in enumerate(WEIGHT_FIELDS) if np.ptp(self.sampling_ranges[name]) > 0]
+                varied = [i for i, name in enumerate(WEIGHT_FIELDS) if name in self.setting_ranges]
                 pick = rng.integers(0, len(varied) + 1, size=n)  # len(varied): every weight at its default
                 drawn_here = np.array(varied + [-1])[pick][:, None] == np.arange(len(WEIGHT_FIELDS))
             for i, name in enumerate(WEIGHT_FIELDS, start=1):
