@@ -42,7 +42,7 @@ import envs
 from agents.a3c import A3CConfig
 from agents.distributed import Ranks
 from agents.sac import SACConfig
-from envs.lowlight import COND_FIELDS, REWARDS, WEIGHT_DRAWS, WEIGHT_FIELDS, LowLightTask
+from envs.lowlight import COND_FIELDS, RELLIE_ALPHAS, REWARDS, WEIGHT_DRAWS, WEIGHT_FIELDS, LowLightTask
 from experiments.rl_common import (
     RLArgs,
     env_batch,
@@ -165,6 +165,9 @@ class Args(RLArgs):
                                    "for a3c, continuous for sac)", choices=("discrete", "continuous"))
     alpha_channels: int = arg(1, "alpha maps per step: 3 (a curve per RGB channel, ReLLIE) or 1 (one curve for all "
                                  "channels: brightness changes, hues stay)", choices=(1, 3))
+    alpha_min: float = arg(RELLIE_ALPHAS[0], "the smallest alpha of the discrete action table (ReLLIE's -0.30 .. 1.00 "
+                                             "in steps of 0.05); 0 keeps only the brightening curves, so no pixel is "
+                                             "ever made darker whatever the setting")
     channel_coupling: float = arg(0.0, "ReLLIE's channel coupling c: the R and G alphas become c alpha_B + (1 - c) "
                                        "alpha_own (ReLLIE: 0.9; needs --alpha-channels 3)")
     damping: float = arg(0.0, "ReLLIE's damping d in s <- (1-d) LE(s) + d s (ReLLIE: 0.2)")
@@ -227,8 +230,21 @@ def weight_ranges(args: Args) -> dict[str, tuple[float, float]]:
     return ranges
 
 
+def alpha_table(args: Args) -> tuple[float, ...]:
+    """ReLLIE's alpha table from ``--alpha-min`` up (the discrete actions' curve parameters)."""
+    table = tuple(a for a in RELLIE_ALPHAS if a >= args.alpha_min - 1e-9)
+    if args.alpha_min != RELLIE_ALPHAS[0] and args.action != "discrete":
+        raise ValueError(f"--alpha-min {args.alpha_min:g}: cuts the discrete action table; continuous actions "
+                         f"(--action continuous) take any alpha in [-1, 1]")
+    if len(table) < 2 or args.alpha_min < RELLIE_ALPHAS[0]:
+        raise ValueError(f"--alpha-min: expected a value in [{RELLIE_ALPHAS[0]:g}, {RELLIE_ALPHAS[-2]:g}] (the "
+                         f"table runs {RELLIE_ALPHAS[0]:g} .. {RELLIE_ALPHAS[-1]:g}), got {args.alpha_min:g}")
+    return table
+
+
 def env_kwargs(args: Args) -> dict:
     return dict(crop=args.crop, max_episode_steps=args.steps, action_type=args.action,
+                alpha_table=alpha_table(args),
                 alpha_channels=args.alpha_channels, damping=args.damping, channel_coupling=args.channel_coupling,
                 reward=args.reward, w_exposure=args.w_exposure, w_color=args.w_color, w_spatial=args.w_spatial,
                 w_smooth=args.w_smooth, smooth_in_reward=not args.smooth_on_mean, w_color_ratio=args.w_color_ratio,

@@ -243,6 +243,8 @@ class RLArgs:
     sac_alpha_lr: float | None = config_arg(SACConfig, "alpha_lr", prefix="sac")
     sac_init_alpha: float | None = config_arg(SACConfig, "init_alpha", prefix="sac")
     eval_every: int = arg(100, "evaluate every N episodes (and at the end); checkpoints are written then")
+    keep_evals: bool = arg(False, "also keep the policy of every evaluation as checkpoints/episode_NNNNNN.pt, to "
+                                  "choose a checkpoint by another measure than best.pt's (e.g. benchmarks.knobs)")
     eval_batch: int = arg(4, "images per rollout batch at whole-image evaluation (denoise, completion; only "
                                 "images of one size share a batch)")
     samples: int = arg(4, "evaluation images shown in each sample grid")
@@ -611,6 +613,8 @@ def train(args: RLArgs, run: Run, agent: A3C | SAC, venv: Any, *, evaluate: Eval
                     if value > best:  # best.pt before last.pt: a kill between them leaves last.pt's best behind
                         best, best_episode = value, episode
                         run.save("best", model=policy, arch=policy.arch(), extra=checkpoint_extra())
+                    if args.keep_evals:
+                        run.save(f"episode_{episode:06d}", model=policy, arch=policy.arch(), extra=checkpoint_extra())
                     run.save("last", model=policy, arch=policy.arch(),
                              extra={**checkpoint_extra(), "eval_episode": episode, "agent": agent.state_dict()})
                     if rows and args.samples:

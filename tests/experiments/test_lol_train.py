@@ -464,6 +464,8 @@ def test_log_encoded_checkpoint_encodes_settings_as_its_env(tmp_path):
     (["--w-color-range", "1", "2", "3"], "two numbers"),
     (["--w-color-range", "10", "20"], r"weight_ranges\['w_color'\]"),  # must hold --w-color (5)
     (["--channel-coupling", "0.9"], "--alpha-channels 3"),
+    (["--alpha-min", "1.0"], "--alpha-min: expected a value in"),
+    (["--alpha-min", "0", "--agent", "sac"], "continuous actions"),
 ])
 def test_bad_knob_arguments_are_refused_before_anything_is_written(tmp_path, extra, message):
     from experiments import lol_train
@@ -471,3 +473,38 @@ def test_bad_knob_arguments_are_refused_before_anything_is_written(tmp_path, ext
     with pytest.raises(ValueError, match=message):
         lol_train.main([*TINY, *extra, "--out", str(tmp_path / "run")])
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("alpha_min", [None, 0.0])
+def test_alpha_min_zero_trains_a_model_that_never_darkens_a_pixel(tmp_path, alpha_min):
+    from experiments import lol_train
+    from rlenhance.enhance import Enhancer
+
+    extra = [] if alpha_min is None else ["--alpha-min", str(alpha_min)]
+    out = lol_train.main([*TINY, "--conditioned", *extra, "--out", str(tmp_path / "run")])
+    enhancer = Enhancer(out / "checkpoints" / "last.pt", device="cpu")
+    assert min(enhancer.spec.alpha_table) == pytest.approx(-0.3 if alpha_min is None else 0.0)
+    with torch.no_grad():  # the policy's most darkening choice everywhere: its lowest alpha, always
+        head = enhancer.policy.policy_head
+        head.weight.zero_()
+        head.bias.copy_(torch.where(torch.arange(head.bias.numel()) == 0, 50.0, 0.0))
+    image = np.random.default_rng(2).uniform(0.0, 1.0, (40, 56, 3)).astype(np.float32)
+    darker = (enhancer.enhance(image) < image - 1e-4).mean()
+    if alpha_min is None:
+        assert darker > 0.5  # ReLLIE's table: alpha -0.3 darkens every mid-tone pixel
+    else:
+        assert darker == 0.0
+
+
+def test_keep_evals_keeps_each_evaluations_policy(tmp_path):
+    from experiments import lol_train
+    from rlenhance.enhance import Enhancer
+
+    out = lol_train.main([*TINY, "--conditioned", "--keep-evals", "--out", str(tmp_path / "run")])
+    kept = sorted(p.name for p in (out / "checkpoints").glob("episode_*.pt"))
+    assert kept == ["episode_000002.pt", "episode_000004.pt"]  # --eval-every 2 of 4 episodes
+    last = Enhancer(out / "checkpoints" / "last.pt", device="cpu")
+    early, final = (Enhancer(out / "checkpoints" / name, device="cpu") for name in kept)
+    for name, param in final.policy.state_dict().items():  # the final evaluation's policy is last.pt's
+        torch.testing.assert_close(param, last.policy.state_dict()[name])
+    assert any(not torch.equal(p, early.policy.state_dict()[n]) for n, p in final.policy.state_dict().items())
