@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     alphas = torch.linspace(-0.3, 1.0, args.grid)
     terms = []
     with torch.no_grad():
-        for _, low in load_images(args.data, args.split, args.split_seed, args.limit):
+        for _, low, _ in load_images(args.data, args.split, args.split_seed, args.limit):
             x = fit_longer_side(torch.from_numpy(low).permute(2, 0, 1), args.side)
             terms.append(curve_terms(x, alphas, steps=args.steps, target=args.exposure, patch=args.exposure_patch))
     defaults = {"w_exposure": args.w_exposure, "w_color": args.w_color, "w_spatial": args.w_spatial}

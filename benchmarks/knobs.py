@@ -1,6 +1,6 @@
 """What each setting ("knob") of a low-light policy does, measured on held-out real images.
 
-    python -m benchmarks.knobs [--checkpoint PATH] [--data ../shared/data/sice_pairs/train]
+    python -m benchmarks.knobs [--checkpoint PATH [PATH ...]] [--data ../shared/data/sice_pairs/train]
                                [--grid docs/knobs.png] [--csv knobs.csv]
 
 For every setting the checkpoint accepts (``Enhancer.setting_ranges``: the exposure target and the
@@ -26,6 +26,14 @@ the mean closer to the target, ``w_color`` lowers the colour loss, ``w_spatial``
 and the exposure target is swept (``--exposures``) to show how closely the mean lands on it
 (``--tolerance``). Settings the checkpoint refuses (it was not trained over them) are listed as
 such. ``--grid`` writes a picture: one row per knob, one column per value, on one validation image.
+Each report ends with PSNR / SSIM at the defaults against the references.
+
+Given several checkpoints (``lol_train --keep-evals`` keeps one per evaluation), it measures each
+and prints a table of them, then names the one that passes the most checks (each weight's
+verdict, the exposure sweep within the tolerance, nothing darkened or white), with the best PSNR
+at the defaults among those: the knobs and the quality at the defaults can peak at different
+episodes, which best.pt (validation PSNR alone) does not see. ``--grid`` and ``--csv`` are of that
+one. Pick on the validation split, then report on held-out images.
 The verdicts are printed, never asserted: a benchmark reports.
 """
 
@@ -41,7 +49,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rlenhance import losses
+from rlenhance import losses, metrics
 from rlenhance.atomic import atomic_path
 from rlenhance.data import open_dataset
 from rlenhance.enhance import Enhancer
@@ -60,11 +68,13 @@ QUANTITIES = ("mean", "|mean-E|", "color", "spatial", "gain_tv")
 WHITE = 0.9
 
 
-def load_images(data: str, split: str, split_seed: int, limit: int) -> list[tuple[str, np.ndarray]]:
-    """(name, RGB float32 (H, W, 3) low-light image) of the split, at full resolution."""
+def load_images(data: str, split: str, split_seed: int, limit: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, low-light image, its reference) of the split at full resolution, RGB float32 (H, W, 3)."""
     dataset = open_dataset(data, kind="paired", split=None if split == "all" else split, gray=False, seed=split_seed)
     count = len(dataset) if not limit else min(limit, len(dataset))
-    return [(dataset[i]["name"], dataset[i]["low"].permute(1, 2, 0).numpy()) for i in range(count)]
+    items = [dataset[i] for i in range(count)]
+    return [(item["name"], item["low"].permute(1, 2, 0).numpy(), item["high"].permute(1, 2, 0).numpy())
+            for item in items]
 
 
 def gain_roughness(enhancer: Enhancer, image: torch.Tensor, cond: torch.Tensor) -> float:
@@ -89,7 +99,7 @@ def measure(enhancer: Enhancer, images: Sequence[tuple[str, np.ndarray]], settin
     cond = enhancer.cond(**setting)
     target = setting.get("exposure", enhancer.spec.setting["exposure_target"])
     rows, outputs = [], []
-    for _, low in images:
+    for _, low, _ in images:
         out = enhancer.enhance(low, **setting)
         outputs.append(out)
         x = torch.from_numpy(out).permute(2, 0, 1)[None]
@@ -168,36 +178,13 @@ def verdict(knob: str, results: list[dict], min_effect: float) -> str:
     return "ok" if effect >= min_effect else f"too weak ({100 * effect:.1f}% < {100 * min_effect:g}%)"
 
 
-def main(argv: Sequence[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", default=None, help="low-light policy checkpoint (default: the shipped model)")
-    parser.add_argument("--data", default="../shared/data/sice_pairs/train", help="low/ + high/ pair folder")
-    parser.add_argument("--split", default="val", choices=("val", "train", "all"),
-                        help="which pairs: lol_train's validation split (held out), its training split, or all")
-    parser.add_argument("--split-seed", type=int, default=0, help="seed of the split (lol_train's --seed)")
-    parser.add_argument("--limit", type=int, default=0, help="at most this many images (0: all)")
-    parser.add_argument("--exposures", type=float, nargs="*", default=[0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
-                        help="exposure targets of the sweep (those outside the checkpoint's range are skipped)")
-    parser.add_argument("--tolerance", type=float, default=0.03, help="largest |mean - target| the sweep accepts")
-    parser.add_argument("--min-effect", type=float, default=0.05,
-                        help="smallest change of a knob's quantity over its range, as a fraction of its value at "
-                             "the minimum, that counts as an effect")
-    parser.add_argument("--grid", default=None, help="write the knob x value picture here (PNG)")
-    parser.add_argument("--grid-image", type=int, default=0, help="index of the image the grid shows")
-    parser.add_argument("--csv", default=None, help="write knob, value, quantities rows to this CSV file")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="curve steps at inference (default: the checkpoint's test steps), e.g. its training steps")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    enhancer = Enhancer(args.checkpoint, device="cpu", steps=args.steps)
-    images = load_images(args.data, args.split, args.split_seed, args.limit)
+def report(enhancer: Enhancer, images: Sequence[tuple[str, np.ndarray, np.ndarray]], args: argparse.Namespace) -> dict:
+    """Measure one policy and print it: the table, the verdicts, the exposure sweep, PSNR / SSIM at the defaults."""
     ranges = enhancer.setting_ranges
     spec = enhancer.spec
     defaults = {("exposure" if k == "exposure_target" else k): v for k, v in spec.setting.items()}
     log_knobs = {name for name, encoding in zip(spec.cond_fields, spec.cond_encodings) if encoding == "log"}
-    input_mean = float(np.mean([low.mean() for _, low in images]))
+    input_mean = float(np.mean([low.mean() for _, low, _ in images]))
     print(f"{enhancer.path.name} ({enhancer.steps} curve steps): {len(images)} image(s) of {args.data} "
           f"(split {args.split}), input mean "
           f"brightness {input_mean:.3f}; defaults: " + ", ".join(f"{k} {v:g}" for k, v in defaults.items()))
@@ -242,17 +229,87 @@ def main(argv: Sequence[str] | None = None) -> dict:
     print(f"  no setting darkens an image or takes it above {WHITE:g}: "
           f"{'ok' if not darkened and not white else f'{darkened} darkened, {white} above {WHITE:g}'} "
           f"(over {len(table)} settings x {len(images)} images)")
+    highs = [torch.from_numpy(high).permute(2, 0, 1)[None] for _, _, high in images]
+    outs = [torch.from_numpy(out).permute(2, 0, 1)[None] for out in base["outputs"]]
+    quality = {"psnr": float(np.mean([float(metrics.psnr(x, y)) for x, y in zip(outs, highs)])),
+               "ssim": float(np.mean([float(metrics.ssim(x, y)) for x, y in zip(outs, highs)]))}
+    print(f"  at the defaults against the references: PSNR {quality['psnr']:.2f} dB, SSIM {quality['ssim']:.3f}")
+    sweep_ok = bool(gaps) and max(abs(g) for g in gaps.values()) <= args.tolerance
+    passed = sum(v == "ok" for v in verdicts.values()) + sweep_ok + (not darkened and not white)
+    return {"checkpoint": str(enhancer.path), "table": table, "verdicts": verdicts, "exposure_gaps": gaps,
+            "refused": refused, "darkened": darkened, "white": white, **quality, "checks_passed": int(passed),
+            "checks": len(verdicts) + bool(gaps) + 1, "cells": cells}
+
+
+def write_files(result: dict, images: Sequence[tuple[str, np.ndarray, np.ndarray]], args: argparse.Namespace) -> None:
+    """``--grid`` and ``--csv`` of one report."""
     if args.grid:
-        notes = {k: "refused by this model (fixed in training)" for k in refused}
-        grid_image(Path(args.grid), images[args.grid_image][1], cells, notes)
-        print(f"grid: {args.grid} (image {images[args.grid_image][0]})")
+        notes = {k: "refused by this model (fixed in training)" for k in result["refused"]}
+        grid_image(Path(args.grid), images[args.grid_image][1], result["cells"], notes)
+        print(f"grid: {args.grid} (image {images[args.grid_image][0]}, {result['checkpoint']})")
     if args.csv:
         with atomic_path(args.csv) as tmp, open(tmp, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(table[0]))
+            writer = csv.DictWriter(handle, fieldnames=list(result["table"][0]))
             writer.writeheader()
-            writer.writerows(table)
-    return {"table": table, "verdicts": verdicts, "exposure_gaps": gaps, "refused": refused}
+            writer.writerows(result["table"])
 
+
+def pick(reports: Sequence[dict]) -> dict:
+    """The checkpoint that passes the most checks (each weight's verdict, the exposure sweep, no
+    darkened or white image), the best PSNR at the defaults among those."""
+    return max(reports, key=lambda r: (r["checks_passed"], r["psnr"]))
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    """Measure each ``--checkpoint``; returns ``{"reports": [report per checkpoint], "pick": the named one}``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", nargs="+", default=[None],
+                        help="low-light policy checkpoint(s) (default: the shipped model); with several (e.g. the "
+                             "episode_*.pt of lol_train --keep-evals), each is measured and the one passing the most "
+                             "checks, the best PSNR at the defaults among those, is named")
+    parser.add_argument("--data", default="../shared/data/sice_pairs/train", help="low/ + high/ pair folder")
+    parser.add_argument("--split", default="val", choices=("val", "train", "all"),
+                        help="which pairs: lol_train's validation split (held out), its training split, or all")
+    parser.add_argument("--split-seed", type=int, default=0, help="seed of the split (lol_train's --seed)")
+    parser.add_argument("--limit", type=int, default=0, help="at most this many images (0: all)")
+    parser.add_argument("--exposures", type=float, nargs="*", default=[0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
+                        help="exposure targets of the sweep (those outside the checkpoint's range are skipped)")
+    parser.add_argument("--tolerance", type=float, default=0.03, help="largest |mean - target| the sweep accepts")
+    parser.add_argument("--min-effect", type=float, default=0.05,
+                        help="smallest change of a knob's quantity over its range, as a fraction of its value at "
+                             "the minimum, that counts as an effect")
+    parser.add_argument("--grid", default=None,
+                        help="write the knob x value picture here (PNG; of the picked checkpoint)")
+    parser.add_argument("--grid-image", type=int, default=0, help="index of the image the grid shows")
+    parser.add_argument("--csv", default=None, help="write knob, value, quantities rows to this CSV file (of the "
+                                                     "picked checkpoint)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="curve steps at inference (default: the checkpoint's test steps), e.g. its training steps")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    images = load_images(args.data, args.split, args.split_seed, args.limit)
+    weights = [k for k in EXPECTED if k != "exposure"]
+    reports = []
+    for path in args.checkpoint:
+        if len(args.checkpoint) > 1:
+            print(f"\n## {path}\n")
+        reports.append(report(Enhancer(path, device="cpu", steps=args.steps), images, args))
+    best = pick(reports)
+    if len(reports) > 1:
+        print("\n| checkpoint | checks passed | " + " | ".join(weights) + " | worst sweep gap | darkened | > 0.9 "
+              "| PSNR | SSIM |")
+        print("|---|---|" + "---|" * (len(weights) + 5))
+        for r in reports:
+            gap = max((abs(g) for g in r["exposure_gaps"].values()), default=float("nan"))
+            print(f"| {r['checkpoint']} | {r['checks_passed']} / {r['checks']} | "
+                  + " | ".join(r["verdicts"].get(k, "refused") for k in weights)
+                  + f" | {gap:.3f} | {r['darkened']} | {r['white']} | {r['psnr']:.2f} | {r['ssim']:.3f} |")
+        print(f"\npick: {best['checkpoint']} ({best['checks_passed']} of {best['checks']} checks, "
+              f"PSNR {best['psnr']:.2f} dB at the defaults)")
+    write_files(best, images, args)
+    return {"reports": reports, "pick": best}
 
 if __name__ == "__main__":
     main()

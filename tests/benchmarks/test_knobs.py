@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from benchmarks import knobs
-from rlenhance.checkpoint import LowLightPolicySpec, save_checkpoint
+from rlenhance.checkpoint import LowLightPolicySpec, load_checkpoint, save_checkpoint
 from rlenhance.io import load_image, save_image
 from rlenhance.models.policy import PixelActorCritic
 
@@ -40,7 +40,7 @@ def test_table_covers_the_accepted_knobs_and_lists_the_refused(setup, capsys):
     folder, checkpoint = setup
     grid = folder / "grid.png"
     result = knobs.main(["--checkpoint", str(checkpoint), "--data", str(folder / "pairs"), "--split", "all",
-                         "--exposures", "0.3", "0.5", "0.9", "--grid", str(grid), "--threads", "1"])
+                         "--exposures", "0.3", "0.5", "0.9", "--grid", str(grid), "--threads", "1"])["pick"]
     rows = [(r["knob"], r["value"]) for r in result["table"]]
     assert rows == [("exposure", 0.3), ("exposure", 0.5), ("exposure", 0.7),
                     ("w_color", 1.0), ("w_color", 5.5), ("w_color", 10.0)]
@@ -59,7 +59,7 @@ def test_table_covers_the_accepted_knobs_and_lists_the_refused(setup, capsys):
 def test_a_log_encoded_weight_is_measured_at_its_geometric_middle(setup):
     folder, checkpoint = setup
     result = knobs.main(["--checkpoint", str(checkpoint), "--data", str(folder / "pairs"), "--split", "all",
-                         "--exposures", "0.5", "--threads", "1"])
+                         "--exposures", "0.5", "--threads", "1"])["pick"]
     values = [r["value"] for r in result["table"] if r["knob"] == "w_color"]
     assert values == pytest.approx([1.0, 10 ** 0.5, 10.0])  # the exposure target (linear) keeps 0.3, 0.5, 0.7
     assert [r["value"] for r in result["table"] if r["knob"] == "exposure"] == pytest.approx([0.3, 0.5, 0.7])
@@ -81,8 +81,32 @@ def test_steps_overrides_the_checkpoints_test_steps(setup, capsys):
               "0.5", "--threads", "1"]
     means = {}
     for steps in ("1", "4"):
-        result = knobs.main([*common, "--steps", steps])
+        result = knobs.main([*common, "--steps", steps])["pick"]
         means[steps] = [r["mean"] for r in result["table"]]
         assert f"({steps} curve steps)" in capsys.readouterr().out
     assert means["1"] != means["4"]  # the rollout ran the steps asked for, not the checkpoint's 2
     assert "(2 curve steps)" in (knobs.main(common), capsys.readouterr().out)[1]
+
+
+def test_several_checkpoints_are_compared_and_one_named(setup, tmp_path, capsys):
+    folder, checkpoint = setup
+    state = load_checkpoint(checkpoint)
+    torch.manual_seed(1)  # another policy of the same architecture and spec
+    other = save_checkpoint(tmp_path / "other.pt", model=PixelActorCritic(**state["arch"]["kwargs"]),
+                            arch=state["arch"], extra=state["extra"])
+    result = knobs.main(["--checkpoint", str(other), str(checkpoint), "--data", str(folder / "pairs"), "--split",
+                         "all", "--exposures", "0.3", "0.5", "--threads", "1", "--csv", str(tmp_path / "k.csv")])
+    out = capsys.readouterr().out
+    assert [r["checkpoint"] for r in result["reports"]] == [str(other), str(checkpoint)]
+    assert result["pick"] is knobs.pick(result["reports"])
+    assert result["reports"][0]["table"] != result["reports"][1]["table"]
+    assert f"pick: {result['pick']['checkpoint']}" in out and "| checks passed |" in out
+    assert (tmp_path / "k.csv").read_text().count("\n") == 1 + len(result["pick"]["table"])
+    for r in result["reports"]:
+        assert 0 < r["psnr"] < 60 and 0 < r["ssim"] <= 1 and r["checks"] == 3  # w_color, the sweep, darkening
+
+
+def test_pick_prefers_more_checks_passed_then_psnr():
+    reports = [{"checks_passed": 2, "psnr": 20.0}, {"checks_passed": 3, "psnr": 18.0},
+               {"checks_passed": 3, "psnr": 19.0}, {"checks_passed": 1, "psnr": 25.0}]
+    assert knobs.pick(reports) is reports[2]

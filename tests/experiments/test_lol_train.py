@@ -416,7 +416,7 @@ def test_smoothness_weight_on_the_mean_is_a_setting_of_the_model(tmp_path):
         save_image(tmp_path / "pairs" / "low" / f"{name}.png", dark)
         save_image(tmp_path / "pairs" / "high" / f"{name}.png", np.clip(dark * 4, 0, 1))
     report = knobs.main(["--checkpoint", str(out / "checkpoints" / "best.pt"), "--data", str(tmp_path / "pairs"),
-                         "--split", "all", "--exposures", "0.4", "--threads", "1"])
+                         "--split", "all", "--exposures", "0.4", "--threads", "1"])["pick"]
     assert [r["value"] for r in report["table"] if r["knob"] == "w_smooth"] == [20.0, 260.0, 500.0]
     assert "w_smooth" in report["verdicts"] and "w_smooth" not in report["refused"]
 
