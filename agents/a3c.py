@@ -140,6 +140,9 @@ class A3CConfig:
     When the env's reset info holds per-row weights (:data:`ACTION_TV_WEIGHT`, e.g. a setting the
     policy is conditioned on), row ``b`` is charged ``mean_action_tv * weight_b * TV_b`` and this is
     a multiplier of the env's weights (1: as they are); see :func:`action_tv_penalty`."""
+    mean_action_tv_power: int = 2
+    """The penalty's differences squared (2, Zero-DCE) or absolute (1: its pull towards a flat map
+    does not fade as the map flattens, so a large weight flattens it; ``illumination_smoothness_loss``)."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -155,6 +158,7 @@ class A3CConfig:
              "an integer >= 1 when lr_decay='poly'"),
             (self.action_clip is None or self.action_clip > 0, "action_clip", "None or > 0"),
             (self.mean_action_tv >= 0, "mean_action_tv", "a number >= 0"),
+            (self.mean_action_tv_power in (1, 2), "mean_action_tv_power", "1 or 2"),
             (self.mean_action_tv == 0 or self.action_values is not None, "action_values",
              "the value of each discrete action when mean_action_tv > 0"),
         ]
@@ -516,7 +520,8 @@ class _EpisodeRunner:
         if table.numel() != out.logits.shape[2]:
             raise ValueError(f"A3CConfig.action_values has {table.numel()} values; the policy has "
                              f"{out.logits.shape[2]} actions")
-        return illumination_smoothness_loss(self.policy.action_values(out, table))
+        alpha = self.policy.action_values(out, table)
+        return illumination_smoothness_loss(alpha, power=self.config.mean_action_tv_power)
 
     @property
     def _blocks(self) -> bool:

@@ -140,6 +140,10 @@ class Args(RLArgs):
                                      "exploration noise); sac, continuous: the same penalty on the greedy alpha map "
                                      "tanh(mean) in the actor loss (SACConfig.mean_action_tv); off by itself for "
                                      "other combinations")
+    smooth_power: int = arg(2, "a3c with --smooth-on-mean: the penalty's alpha differences squared (2, Zero-DCE's "
+                               "illumination smoothness) or absolute (1: its pull does not fade as the map "
+                               "flattens, so a large --w-smooth flattens the curves and a small one lets them vary)",
+                            choices=(1, 2))
     cond_encoding: str = arg("linear", "how the policy's conditioning vector encodes each weight: linear, its "
                                        "range mapped onto [-1, 1]; or log, log(LO)..log(HI) mapped onto [-1, 1] "
                                        "for each weight varied over a range with LO > 0, so that its log-uniform "
@@ -348,6 +352,9 @@ def check_lowlight_args(args: Args, given: Sequence[str]) -> Args:
             raise ValueError("--smooth-on-mean: needs --agent a3c with --action discrete (the expected alpha of a "
                              "categorical policy) or --agent sac with --action continuous (its greedy alpha)")
         args = dataclasses.replace(args, smooth_on_mean=False)
+    if args.smooth_power != 2 and not (args.smooth_on_mean and args.agent == "a3c"):
+        raise ValueError(f"--smooth-power {args.smooth_power}: shapes A3C's --smooth-on-mean penalty; needs --agent "
+                         f"a3c with --action discrete and --smooth-on-mean")
     ranges = weight_ranges(args)
     if ranges and not args.conditioned:
         raise ValueError(f"--{next(iter(ranges)).replace('_', '-')}-range: only with --conditioned")
@@ -387,7 +394,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
     venv = make_venv()
     names, val_low, val_high = load_validation(args, device)
-    a3c_extra = ({"mean_action_tv": SMOOTH_ON_MEAN_COEF, "action_values": tuple(venv.task.alpha_table.tolist())}
+    a3c_extra = ({"mean_action_tv": SMOOTH_ON_MEAN_COEF, "mean_action_tv_power": args.smooth_power,
+                  "action_values": tuple(venv.task.alpha_table.tolist())}
                  if args.smooth_on_mean else None)
     agent = make_agent(args, venv, a3c_extra=a3c_extra, resume=run.resuming, ranks=ranks,
                        keys=("image", "original", "exposure_gap"))

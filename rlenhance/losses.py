@@ -279,7 +279,7 @@ def spatial_consistency_loss(
     return _finish(_upsample_patches(region, region_size, height, width), return_map)
 
 
-def illumination_smoothness_loss(alpha: torch.Tensor, *, return_map: bool = False) -> LossOutput:
+def illumination_smoothness_loss(alpha: torch.Tensor, *, return_map: bool = False, power: int = 2) -> LossOutput:
     """Illumination smoothness loss (Zero-DCE ``L_tvA``): squared total variation of alpha maps.
 
     For curve-parameter maps ``A`` with K channels (Zero-DCE: 8 iterations x 3 colours)::
@@ -295,9 +295,14 @@ def illumination_smoothness_loss(alpha: torch.Tensor, *, return_map: bool = Fals
 
         map(y, x) = 2 * sum_k [ H/(H-1) dv_k(y, x)^2 + W/(W-1) dh_k(y, x)^2 ]
 
+    With ``power=1`` the differences enter as ``|d|`` instead of ``d^2`` (anisotropic total
+    variation): its pull towards a flat map does not fade as the map flattens, where the squared
+    form's gradient ``2 d`` vanishes.
+
     Args:
         alpha: Curve-parameter map(s), float, shape (B, K, H, W) or (K, H, W).
         return_map: Also return the per-pixel map.
+        power: 2 (Zero-DCE, squared differences) or 1 (absolute differences).
 
     Returns:
         ``values`` (B,) >= 0, or ``(values, map)`` with ``map`` (B, 1, H, W) at alpha's
@@ -307,13 +312,15 @@ def illumination_smoothness_loss(alpha: torch.Tensor, *, return_map: bool = Fals
         ImageError: when ``alpha`` is not a float 3-D / 4-D tensor.
     """
     alpha = _as_batch(alpha, "alpha")
+    if power not in (1, 2):
+        raise ValueError(f"illumination_smoothness_loss: power must be 1 or 2, got {power!r}")
     height, width = alpha.shape[-2:]
     loss_map = alpha.new_zeros(alpha.shape[0], 1, height, width) + 0.0 * alpha.sum()
     if height > 1:
-        dv = (alpha[..., 1:, :] - alpha[..., :-1, :]).pow(2).sum(dim=1, keepdim=True)
+        dv = (alpha[..., 1:, :] - alpha[..., :-1, :]).abs().pow(power).sum(dim=1, keepdim=True)
         loss_map = loss_map + F.pad(dv, (0, 0, 0, 1)) * (2.0 * height / (height - 1))
     if width > 1:
-        dh = (alpha[..., :, 1:] - alpha[..., :, :-1]).pow(2).sum(dim=1, keepdim=True)
+        dh = (alpha[..., :, 1:] - alpha[..., :, :-1]).abs().pow(power).sum(dim=1, keepdim=True)
         loss_map = loss_map + F.pad(dh, (0, 1, 0, 0)) * (2.0 * width / (width - 1))
     return _finish(loss_map, return_map)
 

@@ -85,6 +85,8 @@ def test_mean_action_tv_smooths_the_expected_alpha_map_and_is_validated():
         A3CConfig(mean_action_tv=1.0)
     with pytest.raises(ValueError, match="mean_action_tv"):
         A3CConfig(mean_action_tv=-1.0, action_values=(0.0, 1.0))
+    with pytest.raises(ValueError, match="mean_action_tv_power"):
+        A3CConfig(mean_action_tv=1.0, mean_action_tv_power=3, action_values=(0.0, 1.0))
 
     @torch.no_grad()
     def expected_tv(agent, venv):
@@ -95,21 +97,22 @@ def test_mean_action_tv_smooths_the_expected_alpha_map_and_is_validated():
         return float(illumination_smoothness_loss(alpha).mean())
 
     results = {}
-    for coef in (0.0, 50.0):
+    for coef, power in ((0.0, 2), (50.0, 2), (50.0, 1)):
         torch.manual_seed(0)
         venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=2, crop=24, max_episode_steps=2, w_smooth=0.0)
         policy = PixelActorCritic(**policy_kwargs_from_env(venv, keys=("image", "original"), width=8,
                                                            policy_head_gain=3.0))
-        agent = A3C(policy, A3CConfig(lr=3e-3, entropy_coef=0.0, mean_action_tv=coef,
+        agent = A3C(policy, A3CConfig(lr=3e-3, entropy_coef=0.0, mean_action_tv=coef, mean_action_tv_power=power,
                                       action_values=tuple(venv.task.alpha_table.tolist())))
         before = expected_tv(agent, venv)
         for episode in range(8):
             stats = agent.train_episode(venv, seed=episode)
         assert ("action_tv" in stats) == (coef > 0)
-        results[coef] = (before, expected_tv(agent, venv))
-    assert results[0.0][0] == pytest.approx(results[50.0][0])  # same start
-    assert results[50.0][1] < 0.5 * results[50.0][0]             # the penalty smooths the mean map
-    assert results[50.0][1] < results[0.0][1]
+        results[coef, power] = (before, expected_tv(agent, venv))
+    assert results[0.0, 2][0] == pytest.approx(results[50.0, 2][0])  # same start
+    for power in (1, 2):  # either form of the penalty smooths the mean map
+        assert results[50.0, power][1] < 0.5 * results[50.0, power][0]
+        assert results[50.0, power][1] < results[0.0, 2][1]
 
 
 def test_action_tv_penalty_weights_each_row_and_keeps_the_unweighted_math():

@@ -466,6 +466,8 @@ def test_log_encoded_checkpoint_encodes_settings_as_its_env(tmp_path):
     (["--channel-coupling", "0.9"], "--alpha-channels 3"),
     (["--alpha-min", "1.0"], "--alpha-min: expected a value in"),
     (["--alpha-min", "0", "--agent", "sac"], "continuous actions"),
+    (["--smooth-power", "1", "--agent", "sac"], "--smooth-power 1: shapes A3C"),
+    (["--smooth-power", "1", "--no-smooth-on-mean"], "--smooth-power 1: shapes A3C"),
 ])
 def test_bad_knob_arguments_are_refused_before_anything_is_written(tmp_path, extra, message):
     from experiments import lol_train

@@ -229,6 +229,21 @@ def test_smoothness_hand_computed():
     assert illumination_smoothness_loss(single_row).item() == pytest.approx(2 * (1 + 4) / 2)
 
 
+def test_smoothness_power_one_sums_absolute_differences_whose_pull_does_not_fade():
+    alpha = torch.tensor([[0.0, 0.0], [1.0, 0.0]]).view(1, 1, 2, 2)
+    assert illumination_smoothness_loss(alpha, power=1).item() == pytest.approx(2.0)  # |1| = 1^2 here
+    single_row = torch.tensor([0.0, 1.0, 3.0]).view(1, 1, 1, 3)
+    assert illumination_smoothness_loss(single_row, power=1).item() == pytest.approx(2 * (1 + 2) / 2)
+    pulls = {}
+    for power in (1, 2):  # the gradient of a nearly flat map: fixed for |d|, vanishing for d^2
+        ramp = (torch.linspace(0, 1, 8).view(1, 1, 1, 8) * 1e-3).requires_grad_(True)
+        illumination_smoothness_loss(ramp, power=power).sum().backward()
+        pulls[power] = float(ramp.grad.abs().max())
+    assert pulls[1] > 100 * pulls[2]
+    with pytest.raises(ValueError, match="power must be 1 or 2"):
+        illumination_smoothness_loss(alpha, power=3)
+
+
 # ---------------------------------------------------------------- combined non-reference loss
 
 
