@@ -144,6 +144,9 @@ class Args(RLArgs):
                                "illumination smoothness) or absolute (1: its pull does not fade as the map "
                                "flattens, so a large --w-smooth flattens the curves and a small one lets them vary)",
                             choices=(1, 2))
+    cond_film: bool = arg(False, "with --conditioned: the conditioning values also scale and shift the policy's "
+                                 "features (FiLM), where otherwise they only enter as constant input planes; "
+                                 "recorded in the checkpoint's arch")
     cond_encoding: str = arg("linear", "how the policy's conditioning vector encodes each weight: linear, its "
                                        "range mapped onto [-1, 1]; or log, log(LO)..log(HI) mapped onto [-1, 1] "
                                        "for each weight varied over a range with LO > 0, so that its log-uniform "
@@ -358,6 +361,8 @@ def check_lowlight_args(args: Args, given: Sequence[str]) -> Args:
     ranges = weight_ranges(args)
     if ranges and not args.conditioned:
         raise ValueError(f"--{next(iter(ranges)).replace('_', '-')}-range: only with --conditioned")
+    if args.cond_film and not args.conditioned:
+        raise ValueError("--cond-film: modulates the policy by its conditioning values; needs --conditioned")
     if args.channel_coupling and args.alpha_channels != 3:
         raise ValueError("--channel-coupling: couples per-channel alphas; needs --alpha-channels 3")
     return args
@@ -398,7 +403,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
                   "action_values": tuple(venv.task.alpha_table.tolist())}
                  if args.smooth_on_mean else None)
     agent = make_agent(args, venv, a3c_extra=a3c_extra, resume=run.resuming, ranks=ranks,
-                       keys=("image", "original", "exposure_gap"))
+                       keys=("image", "original", "exposure_gap"),
+                       **({"cond_film": True} if args.cond_film else {}))
     spec = inference_spec(args, venv.task)
     out = train(args, run, agent, venv, make_venv=make_venv,
                 evaluate=lambda policy: evaluate(policy, venv.task, args, val_low, val_high),

@@ -438,6 +438,12 @@ class PixelActorCritic(ArchMixin, nn.Module):
             + mask, as Completion's ``build_policy_input`` gives), else the ConvLSTM PixelRNN.
         backbone_kwargs: further constructor arguments of the supervised network (e.g.
             ``{"levels": 2}`` for PixelRNN, ``{"n_gated": 2, "n_res": 1}`` for GatedPixelRNN).
+        cond_film: also modulate the features by the conditioning values (FiLM, Perez et al. 2018):
+            a linear map of ``cond`` gives a per-channel scale ``1 + g`` and shift ``b`` applied to
+            the trunk's features and to the policy branch's. The cond planes only add a bias to
+            the first convolution; a scale can switch features off, e.g. the ones that make the
+            maps follow the image content when a smoothness weight asks for flat maps. Zero
+            initialised, so a new net starts as the one without. Needs ``cond_dim > 0``.
 
     A backbone's parameters can be frozen with :meth:`set_backbone_trainable` (while frozen the
     backbone also stays in eval mode, so batch-norm layers use the loaded running statistics).
@@ -469,6 +475,7 @@ class PixelActorCritic(ArchMixin, nn.Module):
         backbone_width: int | None = None,
         backbone_mask: bool | None = None,
         backbone_kwargs: Mapping[str, Any] | None = None,
+        cond_film: bool = False,
     ):
         super().__init__()
         self.backbone_trainable = True
@@ -522,6 +529,15 @@ class PixelActorCritic(ArchMixin, nn.Module):
         with torch.no_grad():
             self.policy_head.weight.mul_(policy_head_gain)
             self.policy_head.bias.zero_()
+        self.film: nn.Linear | None = None
+        if cond_film:
+            if not self.cond_dim:
+                raise ValueError("PixelActorCritic: cond_film=True needs conditioning values (cond_dim > 0)")
+            self._kwargs["cond_film"] = True  # only when set: the arch of a net without it is unchanged
+            self._film_split = [feat, feat, branch_out, branch_out]
+            self.film = nn.Linear(self.cond_dim, sum(self._film_split))
+            nn.init.zeros_(self.film.weight)
+            nn.init.zeros_(self.film.bias)
 
     def _supervised_trunk(self, channels: int | None, width: int | None, mask: bool | None,
                           extra: Mapping[str, Any] | None) -> SupervisedTrunk:
@@ -624,7 +640,13 @@ class PixelActorCritic(ArchMixin, nn.Module):
         z = append_cond_planes("PixelActorCritic", z, cond, self.cond_dim)
 
         feat = self.trunk(z)
+        if self.film is not None:
+            g_feat, b_feat, g_pol, b_pol = (t[:, :, None, None] for t in
+                                            self.film(cond.to(feat.dtype)).split(self._film_split, dim=1))
+            feat = feat * (1 + g_feat) + b_feat
         p = self.policy_branch(feat)
+        if self.film is not None:
+            p = p * (1 + g_pol) + b_pol
         new_hidden = None
         if self.gru is not None:
             if hidden is None:

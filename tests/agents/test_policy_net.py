@@ -253,3 +253,35 @@ def test_forward_without_value_gives_the_same_actions(n_actions, downscale):
             a, b = getattr(out, name), getattr(ref, name)
             assert (a is None and b is None) or torch.equal(a, b)
     assert full.value.shape == (2, 1, 13, 10)
+
+
+def test_cond_film_starts_as_the_plain_net_and_its_scale_can_switch_the_image_off():
+    torch.manual_seed(0)
+    plain = PixelActorCritic(6, 3, 5, cond_dim=2, downscale=2, **SMALL)
+    film = PixelActorCritic(6, 3, 5, cond_dim=2, downscale=2, cond_film=True, **SMALL)
+    missing, unexpected = film.load_state_dict(plain.state_dict(), strict=False)
+    assert sorted(missing) == ["film.bias", "film.weight"] and not unexpected
+    x, other = torch.rand(2, 6, 12, 10), torch.rand(2, 6, 12, 10)
+    cond = torch.tensor([[0.0, 0.3], [1.0, 0.3]])
+    torch.testing.assert_close(film(x, cond).logits, plain(x, cond).logits)  # zero-initialised: no change
+
+    with torch.no_grad():  # cond[0] = 1 scales every policy-branch feature by 1 - 1 = 0
+        film.film.weight[16:24, 0] = -1.0  # rows: trunk scale, trunk shift, policy scale, policy shift
+    a, b = film(x, cond).logits, film(other, cond).logits
+    assert not torch.allclose(a[0], b[0])  # cond[0] = 0: the maps follow the image
+    torch.testing.assert_close(a[1], b[1])  # cond[0] = 1: the same maps whatever the image ...
+    torch.testing.assert_close(a[1], a[1, :, :, :1, :1].expand_as(a[1]))  # ... and flat
+    a.sum().backward()
+    assert film.film.weight.grad.abs().sum() > 0
+
+
+def test_cond_film_round_trips_and_needs_cond():
+    net = PixelActorCritic(6, 3, 5, cond_dim=2, cond_film=True, **SMALL)
+    arch = json.loads(json.dumps(net.arch()))
+    assert arch["kwargs"]["cond_film"] is True
+    assert "cond_film" not in PixelActorCritic(6, 3, 5, cond_dim=2, **SMALL).arch()["kwargs"]
+    again = PixelActorCritic.from_arch(arch)
+    again.load_state_dict(net.state_dict())
+    assert again.film is not None
+    with pytest.raises(ValueError, match="cond_film=True needs conditioning values"):
+        PixelActorCritic(6, 3, 5, cond_film=True, **SMALL)

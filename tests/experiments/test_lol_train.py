@@ -468,6 +468,7 @@ def test_log_encoded_checkpoint_encodes_settings_as_its_env(tmp_path):
     (["--alpha-min", "0", "--agent", "sac"], "continuous actions"),
     (["--smooth-power", "1", "--agent", "sac"], "--smooth-power 1: shapes A3C"),
     (["--smooth-power", "1", "--no-smooth-on-mean"], "--smooth-power 1: shapes A3C"),
+    (["--cond-film", "--no-conditioned"], "--cond-film: .* needs --conditioned"),
 ])
 def test_bad_knob_arguments_are_refused_before_anything_is_written(tmp_path, extra, message):
     from experiments import lol_train
