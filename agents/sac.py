@@ -474,7 +474,7 @@ class SAC:
             entropy = -logp
         tv = None
         if tv_weights is not None:
-            tv = illumination_smoothness_loss(self.policy.action_values(out))  # tanh(mean), per block
+            tv = illumination_smoothness_loss(self.policy.action_values(out, mode="argmax"))  # tanh(mean), per block
             loss = loss + action_tv_penalty(tv.view(1, -1), torch.ones_like(tv).view(1, -1),
                                             self.config.mean_action_tv, tv_weights)
         return loss, entropy.detach(), out, tv

@@ -59,6 +59,9 @@ class Args:
     checkpoint: str | None = arg(None, "our policy checkpoint (default: the model shipped in the package)")
     steps: int | None = arg(None, "curve steps for our model (default: the checkpoint's)")
     exposure: float | None = arg(None, "exposure target for our (conditioned) model; default: its training setting")
+    alpha_mode: str | None = arg(None, "our model's test-time alpha: mean (the stochastic policy's expected alpha) or "
+                                       "argmax (its most probable one; continuous: tanh of the Gaussian's mean); "
+                                       "default: the checkpoint's", choices=("mean", "argmax"))
     zero_dce: str | None = arg(None, "official Zero-DCE weights (zero_dce_Epoch99.pth)")
     zero_dcepp: str | None = arg(None, "official Zero-DCE++ weights (zero_dcepp_Epoch99.pth)")
     rellie: str | None = arg(None, "ReLLIE's released policy (rellie_model.npz)")
@@ -79,14 +82,14 @@ class Args:
 def build_methods(args: Args, device: torch.device) -> dict[str, Method]:
     """Name -> :class:`~experiments.compare.methods.Method` (RGB float32 (H, W, 3) -> same) for every
     requested method, built by the comparison's registry (:mod:`experiments.compare.methods`)."""
-    ours = dict(steps=args.steps, exposure=args.exposure)
+    ours = dict(steps=args.steps, exposure=args.exposure, alpha_mode=args.alpha_mode)
     methods = [enhancer_method(OURS, args.checkpoint, device, **ours)]
     if args.denoiser:
         # plain or noise-map (FFDNet, fed the map of our curve steps at its default noise level)
         denoiser = SupervisedRestorer(args.denoiser, device=device, task="denoise", noise_map=None)
         methods.append(enhancer_method(f"{OURS} + denoiser", args.checkpoint, device, **ours, denoiser=denoiser))
     methods += [enhancer_method(f"ours, exposure {target:g}", args.checkpoint, device, steps=args.steps,
-                                exposure=target) for target in args.sweep_exposure]
+                                exposure=target, alpha_mode=args.alpha_mode) for target in args.sweep_exposure]
     if args.combined:  # named after its network (COMBINED_LABELS); RGB out, gray models too
         methods.append(supervised_method(None, args.combined, device, task="lowlight"))
     if args.classical:

@@ -166,8 +166,9 @@ class Args(RLArgs):
     steps: int = arg(6, "curve steps per training episode (ReLLIE trains with 10)")
     test_steps: int = arg(8, "curve steps at evaluation and inference (ReLLIE tests with 6); a policy that reads "
                              "--exposure-gap keeps closing the gap with more steps than it was trained with")
-    alpha_mode: str = arg("mean", "test-time alpha of a discrete policy: the expected alpha, or the most "
-                                  "probable one (ReLLIE)", choices=("mean", "argmax"))
+    alpha_mode: str = arg("mean", "test-time alpha: the stochastic policy's expected alpha (discrete: sum p(a) "
+                                  "alpha_a; sac: E[tanh(u)]), or the most probable one (ReLLIE; sac: tanh of the "
+                                  "Gaussian's mean)", choices=("mean", "argmax"))
     action: str | None = arg(None, "per-pixel actions: 27 alphas (ReLLIE) or continuous alpha (unset: discrete "
                                    "for a3c, continuous for sac)", choices=("discrete", "continuous"))
     alpha_channels: int = arg(1, "alpha maps per step: 3 (a curve per RGB channel, ReLLIE) or 1 (one curve for all "

@@ -80,7 +80,7 @@ class Enhancer:
             else 512).
         strip_pixels: pixels per band of rows in which the full-resolution image is worked on
             (bounds the temporaries of the torch path on large photos; the native kernels need none).
-        alpha_mode: "mean" (expected alpha) or "argmax" for discrete policies (None: the
+        alpha_mode: "mean" (the expected alpha) or "argmax" (the most probable one) (None: the
             checkpoint's ``alpha_mode``, the rule its training validated with; "mean" for the
             shipped model).
         denoiser: a denoising checkpoint of ``experiments.supervised_train`` (path, loaded on
@@ -320,7 +320,9 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
     A discrete policy's alpha is, with ``alpha_mode="mean"`` (default), the expectation
     ``sum_a p(a) alpha_a``: the LE step is linear in alpha, so this gives exactly the expected next
     image of the stochastic policy that was trained; ``"argmax"`` takes the most probable alpha
-    (ReLLIE's test-time rule). A continuous policy uses its Gaussian mean. Alphas are chosen at
+    (ReLLIE's test-time rule). A continuous policy's is likewise its expected action with "mean"
+    (``E[tanh(u)]`` for SAC's squashed Gaussian, the expected clipped sample for A3C's), and
+    ``tanh`` of the Gaussian's mean (A3C: the clipped mean) with "argmax". Alphas are chosen at
     the policy's working resolution (1 / ``downscale``, where block actions are trained) and the
     alpha map is upsampled bilinearly, as Zero-DCE++ does.
 
@@ -336,7 +338,7 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
         damping: ReLLIE's damping d in s <- (1 - d) LE(s) + d s.
         channel_coupling: ReLLIE's coupling of the R and G alphas to the B one
             (:func:`rlenhance.ops.couple_channels`); 0: none.
-        alpha_mode: "mean" or "argmax" (discrete policies).
+        alpha_mode: "mean" or "argmax".
         exposure_target: for a policy trained with the env's ``observe_exposure_gap``: the target
             E (float or (B,)) from which its ``exposure_gap`` input plane is computed; None otherwise.
 
@@ -356,8 +358,7 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
         out = policy(x, cond=cond if policy.cond_dim else None, hidden=hidden, full_resolution=False,
                      with_value=False)
         hidden = out.hidden
-        # the policy's own decoding; continuous actions are alpha in [-1, 1]: a bounded mean is clamped
-        # (A3C clips its samples), a tanh-squashed Gaussian's mean (SAC) is squashed
+        # the policy's own decoding (PixelActorCritic.action_values); continuous actions are alpha in [-1, 1]
         alpha = policy.action_values(out, alpha_table, mode=alpha_mode)
         if policy.downscale > 1:
             alpha = policy.upsample(alpha, *current.shape[-2:])

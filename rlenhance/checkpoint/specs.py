@@ -28,7 +28,7 @@ SPEC_KEY = "spec"
 
 #: Per-pixel actions of a low-light policy.
 ACTION_TYPES = ("discrete", "continuous")
-#: How a discrete low-light policy's alpha is chosen at test time (see rlenhance.enhance.greedy_rollout).
+#: How a low-light policy's alpha is chosen at test time (see rlenhance.enhance.greedy_rollout).
 ALPHA_MODES = ("mean", "argmax")
 #: How a low-light policy's conditioning vector encodes a setting value v (LowLightPolicySpec.cond_encodings):
 #: ``(v - offset) / scale``, or ``(log(v) - offset) / scale`` (a weight sampled log-uniform over a wide range).
@@ -271,8 +271,9 @@ class LowLightPolicySpec(CheckpointSpec):
         action_type: ``"discrete"`` (the network has ``n_actions`` = ``len(alpha_table)``) or
             ``"continuous"`` (alpha in [-1, 1]; ``alpha_table`` is not used).
         test_steps: curve steps at inference (the Enhancer's default ``steps``), >= 1.
-        alpha_mode: the test-time alpha of a discrete policy that training validated with,
-            ``"mean"`` or ``"argmax"`` (the Enhancer's default ``alpha_mode``).
+        alpha_mode: the test-time alpha that training validated with, ``"mean"`` (the stochastic
+            policy's expected alpha) or ``"argmax"`` (its most probable one; a continuous policy's
+            ``tanh`` of the Gaussian's mean) (the Enhancer's default ``alpha_mode``).
         cond_fields: the setting names, in the order of the conditioning vector.
         cond_scale: the env's encoding ``cond = (value - cond_offset) / cond_scale``, one
             non-zero value per field.

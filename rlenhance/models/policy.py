@@ -722,9 +722,12 @@ class PixelActorCritic(ArchMixin, nn.Module):
             out: an output of this net.
             table: float (n_actions,), the value of each discrete action (unused by a continuous net,
                 whose actions are values already: :meth:`predict`).
-            mode: discrete nets: ``"mean"``, the expected value ``sum_a p(a) table[a]``
-                (:func:`expected_value`, differentiable in the logits), or ``"argmax"``, the value
-                of the most probable action (:meth:`predict`).
+            mode: ``"mean"``, the expected value of the stochastic policy's action: for a discrete
+                net ``sum_a p(a) table[a]`` (:func:`expected_value`, differentiable in the logits),
+                for a continuous one :meth:`PixelGaussian.expected_action` (``E[tanh(u)]`` for SAC's
+                squashed Gaussian, ``E[clip(u)]`` for A3C's clipped samples); or ``"argmax"``, the
+                action :meth:`predict` takes (the most probable one; ``tanh(mean)`` / the clipped
+                mean for a continuous net).
 
         Returns:
             float (B, C, h, w).
@@ -735,7 +738,9 @@ class PixelActorCritic(ArchMixin, nn.Module):
         if mode not in ALPHA_MODES:
             raise ValueError(f"mode: expected one of {ALPHA_MODES}, got {mode!r}")
         if out.logits is None:
-            return self.predict(out)
+            if mode == "argmax":
+                return self.predict(out)
+            return self.distribution(out).expected_action(clip=ACTION_BOUND if self.bounded_mean else None)
         if table is None:
             raise ValueError("action_values: a discrete policy needs the table of its action values")
         if mode == "mean":

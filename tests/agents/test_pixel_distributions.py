@@ -87,3 +87,19 @@ def test_squashed_gaussian_matches_tanh_transformed_normal():
     torch.testing.assert_close(d.mode(), torch.tanh(mean))
     with pytest.raises(NotImplementedError):
         d.entropy()
+
+
+@pytest.mark.parametrize("squash", [True, False])
+def test_expected_action_is_the_mean_of_the_actions_drawn(squash):
+    mean = torch.tensor([-2.0, -0.3, 0.0, 0.4, 1.5, 3.0]).view(1, 1, 2, 3)
+    log_std = torch.tensor([-1.0, 0.0, 0.5, -0.2, 0.7, 0.1]).view(1, 1, 2, 3)
+    dist = PixelGaussian(mean, log_std, squash=squash)
+    draws = torch.stack([dist.sample(torch.Generator().manual_seed(i)) for i in range(4000)])
+    if not squash:
+        draws = draws.clamp(-1, 1)  # how A3C's continuous samples reach the env
+    expected = dist.expected_action(clip=None if squash else 1.0)
+    torch.testing.assert_close(expected, draws.mean(dim=0), atol=0.02, rtol=0)
+    if squash:  # E[tanh(u)] lies nearer 0 than tanh(E[u]), the more so the wider u
+        assert (expected.abs() < torch.tanh(mean).abs() + 1e-6).all()
+        assert float((torch.tanh(mean) - expected).abs().max()) > 0.1
+    assert torch.equal(PixelGaussian(mean, log_std).expected_action(), mean)  # unclipped, unsquashed

@@ -238,6 +238,11 @@ def test_action_values_expected_or_argmax_entry_of_the_table():
         net.action_values(out)
     continuous, out = _output(None, bounded_mean=False)
     assert torch.equal(continuous.action_values(out, mode="argmax"), torch.tanh(out.mean))  # no table needed
+    expected = continuous.distribution(out).expected_action()  # "mean": E[tanh(u)], the expected action
+    torch.testing.assert_close(continuous.action_values(out), expected)
+    clipped, out = _output(None, bounded_mean=True)  # A3C's: the expected clipped sample
+    torch.testing.assert_close(clipped.action_values(out), clipped.distribution(out).expected_action(clip=1.0))
+    assert torch.equal(clipped.action_values(out, mode="argmax"), out.mean.clamp(-1, 1))
 
 
 @pytest.mark.parametrize("n_actions, downscale", [(27, 1), (None, 4)])

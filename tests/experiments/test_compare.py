@@ -530,3 +530,19 @@ def test_grid_and_plot_sizes(tmp_path):
                              size=(400, 300))
     plot = load_image(save_figure(figure, tmp_path / "plot.png"))  # the matplotlib figure's file
     assert plot.shape == (300, 400, 3) and 0.0 <= plot.min() and plot.max() <= 1.0
+
+
+def test_lol_eval_alpha_mode_reaches_our_enhancer(tiny):
+    """--alpha-mode argmax runs our policy with its most probable alphas: the same as an Enhancer built
+    with alpha_mode="argmax", not what the checkpoint's own "mean" gives."""
+    from experiments import lol_eval
+    from rlenhance.enhance import Enhancer
+
+    image = _scene(5) * 0.3
+    outputs = {}
+    for mode in ("mean", "argmax"):
+        args = lol_eval.Args(checkpoint=str(tiny["a3c-lowlight"]), classical=False, device="cpu", alpha_mode=mode)
+        outputs[mode] = lol_eval.build_methods(args, torch.device("cpu"))["rlenhance (ours)"].run(image, None)
+        direct = Enhancer(tiny["a3c-lowlight"], device="cpu", alpha_mode=mode).enhance(image)
+        np.testing.assert_array_equal(outputs[mode], direct)
+    assert np.abs(outputs["mean"] - outputs["argmax"]).max() > 1e-3
