@@ -17,7 +17,8 @@ quantity (means over the images):
 * ``gain_tv``: roughness of the per-pixel gain: the policy's curves applied to a flat image at the
   input's mean brightness give a gain map ``out / in``; ``gain_tv`` is its mean absolute difference
   between neighbouring pixels, x 1000 (0: one gain for the whole image). It isolates how the
-  policy's brightening varies across the image from the image's own texture.
+  policy's brightening varies across the image from the image's own texture;
+* ``psnr``: PSNR against the references (dB), what the setting costs or gains in fidelity to them.
 
 Each knob is then checked for the effect it is meant to have, from its minimum to its middle and
 on to its maximum, by at least ``--min-effect`` (5%) over the range (raising ``w_exposure`` brings
@@ -63,7 +64,7 @@ EXPECTED = {
     "w_spatial": ("lower spatial-consistency loss", "spatial", -1),
     "w_smooth": ("smoother per-pixel gain", "gain_tv", -1),
 }
-QUANTITIES = ("mean", "|mean-E|", "color", "spatial", "gain_tv")
+QUANTITIES = ("mean", "|mean-E|", "color", "spatial", "gain_tv", "psnr")
 #: Above this mean brightness an output counts as pushed towards white.
 WHITE = 0.9
 
@@ -100,15 +101,17 @@ def measure(enhancer: Enhancer, images: Sequence[tuple[str, np.ndarray, np.ndarr
     cond = enhancer.cond(**setting)
     target = setting.get("exposure", enhancer.spec.setting["exposure_target"])
     rows, outputs = [], []
-    for _, low, _ in images:
+    for _, low, high in images:
         out = enhancer.enhance(low, **setting)
         outputs.append(out)
         x = torch.from_numpy(out).permute(2, 0, 1)[None]
         original = torch.from_numpy(low).permute(2, 0, 1)[None]
+        reference = torch.from_numpy(high).permute(2, 0, 1)[None]
         rows.append({"mean": float(out.mean()), "|mean-E|": abs(float(out.mean()) - target),
                      "color": float(losses.color_constancy_loss(x)),
                      "spatial": float(losses.spatial_consistency_loss(x, original)),
                      "gain_tv": gain_roughness(enhancer, original, cond),
+                     "psnr": float(metrics.psnr(x, reference)),
                      "darker": float(out.mean()) < float(low.mean())})
     result = {k: float(np.mean([r[k] for r in rows])) for k in QUANTITIES}
     result["darkened"] = sum(r["darker"] for r in rows)
@@ -233,7 +236,7 @@ def report(enhancer: Enhancer, images: Sequence[tuple[str, np.ndarray, np.ndarra
           f"(over {len(table)} settings x {len(images)} images)")
     highs = [torch.from_numpy(high).permute(2, 0, 1)[None] for _, _, high in images]
     outs = [torch.from_numpy(out).permute(2, 0, 1)[None] for out in base["outputs"]]
-    quality = {"psnr": float(np.mean([float(metrics.psnr(x, y)) for x, y in zip(outs, highs)])),
+    quality = {"psnr": base["quantities"]["psnr"],
                "ssim": float(np.mean([float(metrics.ssim(x, y)) for x, y in zip(outs, highs)]))}
     print(f"  at the defaults against the references: PSNR {quality['psnr']:.2f} dB, SSIM {quality['ssim']:.3f}")
     passed = sum(v == "ok" for v in verdicts.values()) + sweep_ok + (not darkened and not white)

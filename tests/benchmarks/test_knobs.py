@@ -51,6 +51,13 @@ def test_table_covers_the_accepted_knobs_and_lists_the_refused(setup, capsys):
     assert "| w_color | 10 |" in out and "refused (fixed in training" in out and "w_smooth (= 20)" in out
     for row in result["table"]:  # each value measured with its own setting: means over the 2 images
         assert 0.0 < row["mean"] < 1.0 and row["color"] >= 0 and row["gain_tv"] >= 0
+    from rlenhance import metrics
+    from rlenhance.enhance import Enhancer
+
+    enhancer, tensor = Enhancer(checkpoint, device="cpu"), lambda a: torch.from_numpy(a).permute(2, 0, 1)[None]
+    pairs = [[load_image(folder / "pairs" / kind / f"{n}.png") for kind in ("low", "high")] for n in ("001_1", "002_1")]
+    psnrs = [float(metrics.psnr(tensor(enhancer.enhance(low, exposure=0.7)), tensor(high))) for low, high in pairs]
+    assert result["table"][2]["psnr"] == pytest.approx(np.mean(psnrs), abs=1e-4)  # the row of exposure 0.7
     picture = load_image(grid)
     assert picture.ndim == 3 and picture.shape[0] > 100 and picture.shape[1] > picture.shape[0]
 
