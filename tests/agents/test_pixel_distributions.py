@@ -103,3 +103,13 @@ def test_expected_action_is_the_mean_of_the_actions_drawn(squash):
         assert (expected.abs() < torch.tanh(mean).abs() + 1e-6).all()
         assert float((torch.tanh(mean) - expected).abs().max()) > 0.1
     assert torch.equal(PixelGaussian(mean, log_std).expected_action(), mean)  # unclipped, unsquashed
+
+
+def test_expected_tanh_is_accurate_from_narrow_to_the_widest_gaussian():
+    mean = torch.linspace(-4, 4, 9, dtype=torch.float64).repeat(8, 1)
+    log_std = torch.linspace(-5, 2, 8, dtype=torch.float64)[:, None].expand(8, 9)  # std 0.007 .. 7.4 (the clamp)
+    expected = PixelGaussian(mean[None, None], log_std[None, None], squash=True).expected_action()[0, 0]
+    z = torch.linspace(-14, 14, 100_001, dtype=torch.float64)  # a dense Riemann sum of E[tanh(mean + std z)]
+    density = torch.exp(-z * z / 2) / math.sqrt(2 * math.pi) * (z[1] - z[0])
+    reference = (torch.tanh(mean[..., None] + log_std.exp()[..., None] * z) * density).sum(dim=-1)
+    torch.testing.assert_close(expected, reference, atol=1e-6, rtol=0)
