@@ -88,8 +88,8 @@ def build_methods(args: Args, device: torch.device) -> dict[str, Method]:
         # plain or noise-map (FFDNet, fed the map of our curve steps at its default noise level)
         denoiser = SupervisedRestorer(args.denoiser, device=device, task="denoise", noise_map=None)
         methods.append(enhancer_method(f"{OURS} + denoiser", args.checkpoint, device, **ours, denoiser=denoiser))
-    methods += [enhancer_method(f"ours, exposure {target:g}", args.checkpoint, device, steps=args.steps,
-                                exposure=target, alpha_mode=args.alpha_mode) for target in args.sweep_exposure]
+    methods += [enhancer_method(f"ours, exposure {target:g}", args.checkpoint, device, **{**ours, "exposure": target})
+                for target in args.sweep_exposure]
     if args.combined:  # named after its network (COMBINED_LABELS); RGB out, gray models too
         methods.append(supervised_method(None, args.combined, device, task="lowlight"))
     if args.classical:

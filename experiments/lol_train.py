@@ -404,8 +404,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
                   "action_values": tuple(venv.task.alpha_table.tolist())}
                  if args.smooth_on_mean else None)
     agent = make_agent(args, venv, a3c_extra=a3c_extra, resume=run.resuming, ranks=ranks,
-                       keys=("image", "original", "exposure_gap"),
-                       **({"cond_film": True} if args.cond_film else {}))
+                       keys=("image", "original", "exposure_gap"), cond_film=args.cond_film)
     spec = inference_spec(args, venv.task)
     out = train(args, run, agent, venv, make_venv=make_venv,
                 evaluate=lambda policy: evaluate(policy, venv.task, args, val_low, val_high),
