@@ -46,6 +46,7 @@ class LowLightTask(PixelTask):
         w_smooth: float = 20.0,
         exposure_target: float = 0.6,
         exposure_patch: int = 16,
+        exposure_mean: float = 0.0,
         conditioned: bool = False,
         exposure_range: tuple[float, float] = (0.4, 0.7),
         weight_range: tuple[float, float] = (0.5, 2.0),
@@ -82,6 +83,8 @@ class LowLightTask(PixelTask):
             raise ValueError("channel_coupling: couples per-channel alphas; needs alpha_channels=3")
         if not 0.0 <= damping < 1.0:
             raise ValueError(f"damping: expected 0 <= damping < 1, got {damping!r}")
+        if not (np.isfinite(exposure_mean) and exposure_mean >= 0):
+            raise ValueError(f"exposure_mean: expected a finite weight >= 0 (0: patches only), got {exposure_mean!r}")
         if not 0.0 < exposure_target < 1.0:
             raise ValueError(f"exposure_target: expected a value in (0, 1), got {exposure_target!r}")
         if not (0 < exposure_range[0] <= exposure_range[1] < 1) or not (0 < weight_range[0] <= weight_range[1]):
@@ -114,6 +117,7 @@ class LowLightTask(PixelTask):
         self.weights = weights
         self.exposure_target = float(exposure_target)
         self.exposure_patch = int(exposure_patch)
+        self.exposure_mean = float(exposure_mean)
         self.conditioned = conditioned
         self.exposure_range = tuple(exposure_range)
         self.weight_range = tuple(weight_range)
@@ -260,6 +264,8 @@ class LowLightTask(PixelTask):
         if self.reward != "nonref":
             return None
         exposure = losses.exposure_loss(image, target=self.target, patch_size=self.exposure_patch, return_map=True)[1]
+        if self.exposure_mean:  # the whole image's mean as one more patch: every pixel shares its error
+            exposure = exposure + self.exposure_mean * (image.mean(dim=(1, 2, 3), keepdim=True) - self.target).pow(2)
         color = losses.color_constancy_loss(image, return_map=True)[1]
         spatial = losses.spatial_consistency_loss(image, self.original, return_map=True)[1]
         loss = self.w[0] * exposure + self.w[1] * color + self.w[2] * spatial
@@ -338,8 +344,10 @@ class LowLightEnv(PixelEnv):
     ## Rewards
     Per pixel, the decrease of a loss between the previous and the new state, so the return of an
     episode is the total improvement. ``reward="nonref"`` (no reference needed):
-    ``L(s) = w_exposure * exposure(s, E) + w_color * colour_constancy(s) + w_spatial *
-    spatial_consistency(s, original)`` and ``r_t = L(s_{t-1}) - L(s_t) - w_smooth * TV(alpha_t)``
+    ``L(s) = w_exposure * (exposure(s, E) + m * (mean(s) - E)^2) + w_color * colour_constancy(s) +
+    w_spatial * spatial_consistency(s, original)`` (``exposure`` over patches; ``m = exposure_mean``,
+    default 0, adds the error of the whole image's mean, so a heavier ``w_exposure`` pulls the mean
+    itself to E) and ``r_t = L(s_{t-1}) - L(s_t) - w_smooth * TV(alpha_t)``
     (the smoothness term penalises the step's alpha map). With ``smooth_in_reward=False`` the
     smoothness term is left out of ``r_t``: ``w_smooth`` stays a setting (sampled and encoded in
     ``"cond"`` like the other weights) and the reset's info hands it to the agent as
@@ -372,8 +380,9 @@ class LowLightEnv(PixelEnv):
     Those of :class:`envs.base.PixelTask` (``data``, ``split``, ``split_seed``, ``crop`` (64),
     ``device``, ``validate_actions``), ``action_type``, ``alpha_channels``, ``alpha_table``, ``damping``,
     ``reward``, ``w_exposure``, ``w_color``, ``w_spatial``, ``w_smooth``, ``exposure_target``,
-    ``exposure_patch``, ``conditioned``, ``exposure_range``, ``weight_range``, ``weight_ranges`` (a weight's
-    own sampling range, ``{name: (low, high)}``, log-uniform, holding its value), ``channel_coupling``
+    ``exposure_patch``, ``exposure_mean`` (see Rewards), ``conditioned``, ``exposure_range``, ``weight_range``,
+    ``weight_ranges`` (a weight's own sampling range, ``{name: (low, high)}``, log-uniform, holding its
+    value), ``channel_coupling``
     (ReLLIE's 0.9: R and G alphas become ``c alpha_B + (1 - c) alpha_own``, with ``alpha_channels=3``),
     ``w_color_ratio`` (ReLLIE's 20: the colour-ratio change ``rlenhance.losses.color_ratio_loss`` joins
     ``L(s)``; never conditioned), ``cond_scale``,
@@ -393,7 +402,8 @@ class LowLightEnv(PixelEnv):
       ``render_mode="rgb_array"``; ``reset(options=...)`` refuses images of another layout, channel
       count, size or values (NaN, 0-255 floats) with an ``ImageError`` and scales uint8 / uint16 images
       by their range (they were read as 0-255 floats before); ``options["cond"]`` is (5,) or (B, 5);
-      ``weight_ranges``, ``channel_coupling`` and ``w_color_ratio`` (their defaults change nothing) and
+      ``weight_ranges``, ``channel_coupling``, ``w_color_ratio`` and ``exposure_mean`` (their defaults change
+      nothing) and
       ``setting_ranges`` (what a policy trained here can be asked to follow), ``smooth_in_reward`` and
       ``cond_encoding`` (their defaults change nothing); the episodes a seed gives changed
       once: each env of a batch draws its start from generators of its own (``envs.base.episode_rows``), so env

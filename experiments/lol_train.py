@@ -118,6 +118,9 @@ class Args(RLArgs):
                                     "against the input; ReLLIE: 20); never conditioned")
     exposure_target: float = arg(0.4, "target mean brightness E of the exposure term (the default setting)")
     exposure_patch: int = arg(32, "patch size of the exposure term (Zero-DCE: 16; smaller = more local credit)")
+    exposure_mean: float = arg(0.0, "weight, relative to the patches, of the whole image's mean in the exposure "
+                                    "term: > 0 makes a heavier --w-exposure pull the image mean itself to the "
+                                    "target (patches alone let bright patches hold it off)")
     conditioned: bool = arg(True, "sample the exposure target and weights per episode and feed them to the "
                                   "policy, so one model serves any setting in the ranges at test time")
     exposure_range: tuple[float, float] = arg((0.3, 0.9), "with --conditioned: the range the exposure target is drawn "
@@ -257,6 +260,7 @@ def env_kwargs(args: Args) -> dict:
                 reward=args.reward, w_exposure=args.w_exposure, w_color=args.w_color, w_spatial=args.w_spatial,
                 w_smooth=args.w_smooth, smooth_in_reward=not args.smooth_on_mean, w_color_ratio=args.w_color_ratio,
                 exposure_target=args.exposure_target, exposure_patch=args.exposure_patch,
+                exposure_mean=args.exposure_mean,
                 conditioned=args.conditioned, exposure_range=args.exposure_range,
                 weight_range=args.weight_range, weight_ranges=weight_ranges(args),
                 observe_exposure_gap=args.exposure_gap, cond_encoding=args.cond_encoding,

@@ -63,6 +63,8 @@ def test_weight_range_factor_applies_to_weights_without_their_own():
     ({"channel_coupling": 1.5}, "channel_coupling"),
     ({"channel_coupling": 0.9, "alpha_channels": 1}, "alpha_channels=3"),
     ({"w_color_ratio": -1.0}, "w_color_ratio"),
+    ({"exposure_mean": -0.5}, "exposure_mean"),
+    ({"exposure_mean": float("nan")}, "exposure_mean"),
 ])
 def test_bad_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -115,6 +117,22 @@ def test_color_ratio_term_penalises_hue_changes_only():
     # a hue change costs reward; brightening R, G and B alike costs less (the curve's own non-linearity)
     assert cost["tint"] > 2 * cost["same"] > 0
     assert reward(20.0, torch.full((1, 3, 16, 16), 6)) == 0.0  # the identity still earns exactly 0
+
+
+def test_exposure_mean_adds_the_whole_images_exposure_error_to_every_pixel():
+    def step(exposure_mean):
+        venv = make(num_envs=1, exposure_mean=exposure_mean, w_exposure=10.0, w_color=0.0, w_spatial=0.0,
+                    w_smooth=0.0, exposure_target=0.5)
+        obs, _ = venv.reset(seed=5)
+        before = obs["image"].clone()
+        obs, reward, *_, info = venv.step(torch.full((1, 3, 16, 16), 26))  # alpha 1 everywhere: brighten
+        return before, obs["image"], info["reward_map"]
+
+    before, after, patches = step(0.0)
+    _, _, both = step(2.0)
+    gain = 10.0 * 2.0 * ((before.mean() - 0.5) ** 2 - (after.mean() - 0.5) ** 2)
+    assert float(gain) > 0  # brightening a dark crop brings its mean closer to 0.5
+    assert torch.allclose(both - patches, gain * torch.ones_like(patches), atol=1e-5)
 
 
 def test_cond_fields_are_unchanged():
