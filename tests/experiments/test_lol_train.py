@@ -434,7 +434,7 @@ def test_log_encoded_checkpoint_encodes_settings_as_its_env(tmp_path):
               "w_smooth": (20.0, 500.0)}
     flags = [x for name, (lo, hi) in ranges.items() for x in (f"--{name.replace('_', '-')}-range", str(lo), str(hi))]
     out = lol_train.main([*args, "--exposure-range", "0.3", "0.8", *flags, "--cond-encoding", "log",
-                          "--weight-draw", "one", "--out", str(tmp_path / "log")])
+                          "--weight-draw", "one", "--exposure-mean", "2", "--out", str(tmp_path / "log")])
     spec = load_checkpoint(out / "checkpoints" / "best.pt")["extra"]["spec"]
     assert spec.cond_encodings == ("linear", "log", "log", "log", "log")
     enhancer = Enhancer(out / "checkpoints" / "best.pt", device="cpu")
@@ -443,6 +443,7 @@ def test_log_encoded_checkpoint_encodes_settings_as_its_env(tmp_path):
                                  if k in {f.name for f in dataclasses.fields(lol_train.Args)}})
     task = envs.make_vec(lol_train.ENV_ID, num_envs=1, **lol_train.env_kwargs(run_args)).task
     assert task.weight_draw == "one"  # the run's draw reaches the env (and its config, so a resume keeps it)
+    assert task.exposure_mean == 2.0
     rng = np.random.default_rng(0)
     for _ in range(5):
         setting = {name: float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) for name, (lo, hi) in ranges.items()}
