@@ -121,6 +121,9 @@ class Args(RLArgs):
     exposure_mean: float = arg(0.0, "weight, relative to the patches, of the whole image's mean in the exposure "
                                     "term: > 0 makes a heavier --w-exposure pull the image mean itself to the "
                                     "target (patches alone let bright patches hold it off)")
+    exposure_relative: bool = arg(False, "scale the exposure term by (--exposure-target / E)^2 for each episode's "
+                                         "target E: errors relative to the target, so low targets are held as "
+                                         "tightly as high ones (unchanged at the default target)")
     conditioned: bool = arg(True, "sample the exposure target and weights per episode and feed them to the "
                                   "policy, so one model serves any setting in the ranges at test time")
     exposure_range: tuple[float, float] = arg((0.3, 0.9), "with --conditioned: the range the exposure target is drawn "
@@ -260,7 +263,7 @@ def env_kwargs(args: Args) -> dict:
                 reward=args.reward, w_exposure=args.w_exposure, w_color=args.w_color, w_spatial=args.w_spatial,
                 w_smooth=args.w_smooth, smooth_in_reward=not args.smooth_on_mean, w_color_ratio=args.w_color_ratio,
                 exposure_target=args.exposure_target, exposure_patch=args.exposure_patch,
-                exposure_mean=args.exposure_mean,
+                exposure_mean=args.exposure_mean, exposure_relative=args.exposure_relative,
                 conditioned=args.conditioned, exposure_range=args.exposure_range,
                 weight_range=args.weight_range, weight_ranges=weight_ranges(args),
                 observe_exposure_gap=args.exposure_gap, cond_encoding=args.cond_encoding,
