@@ -1,19 +1,22 @@
 """Train a pixel-wise low-light enhancer (ReLLIE-style curve estimation) with A3C or SAC.
 
     python -m experiments.lol_train                       # the shipped model's recipe, embedded photos, ~5 min
-    python -m experiments.lol_train --data ../shared/data/sice_pairs/train --episodes 4000   # the shipped model
+    python -m experiments.lol_train --data ../shared/data/sice_pairs/train --crop 128 --batch 32 --episodes 4500
+        --keep-evals --seed 1 --split-seed 0   # (one line) the shipped model; benchmarks.knobs picks the episode
     python -m experiments.lol_train --preset rellie       # ReLLIE's configuration (RL-vs-RL comparisons)
     python -m experiments.lol_train --agent sac           # continuous alphas, tanh-Gaussian actor
 
 The defaults are the recipe of the shipped ``rlenhance/weights/lowlight_a3c.pt`` (see its model card),
-with fewer episodes so that a run on the embedded photos ends within minutes on two CPU cores: a policy
-conditioned on the exposure target (``--conditioned``, ``--exposure-gap``), one curve for R, G and B,
-curves estimated at 128 px. ``--preset rellie`` sets ReLLIE's configuration instead (:data:`PRESETS`:
+with fewer episodes and smaller batches so that a run on the embedded photos ends within minutes on two
+CPU cores: a policy conditioned on the exposure target and on each reward weight over its range
+(``--w-*-range``, one weight varied per crop: ``--weight-draw one``, log-encoded, FiLM-modulated
+features), brightening-only curves (``--alpha-min 0``), one curve for R, G and B, estimated at 128 px, an
+exposure term that holds the image mean to the target relative to the target (``--exposure-mean``,
+``--exposure-relative``). ``--preset rellie`` sets ReLLIE's configuration instead (:data:`PRESETS`:
 27 per-channel alphas coupled 0.9 / 0.1, damping 0.2, gamma 1.05, its reward weights and colour-ratio
 term, 10 training / 6 test steps, a 64-channel full-resolution network); flags given after it (or
-before it) override it. Each reward weight can be conditioned over a range of its own
-(``--w-color-range LO HI`` ...); the checkpoint records the ranges (``Enhancer.setting_ranges``) and
-the Enhancer refuses settings outside them.
+before it) override it. The checkpoint records the ranges (``Enhancer.setting_ranges``) and the
+Enhancer refuses settings outside them; ``benchmarks.knobs`` checks that every knob does what it says.
 
 The run folder (``--out``) gets config.json, TensorBoard events, metrics.csv, checkpoints
 (last.pt every evaluation, best.pt by validation PSNR, or by the exposure loss without references),
@@ -76,6 +79,9 @@ EXPOSURE_SWEEP = (0.4, 0.5, 0.6, 0.7)
 BUILTIN_VAL_FRACTION = 0.34
 #: ReLLIE discounts with gamma > 1; per-step improvements need no discount for A3C.
 A3C_GAMMA = 1.0
+#: ``--exposure-mean``: the image mean's error weighs 1 + 4 against the patch means' spread, enough for a
+#: heavier ``--w-exposure`` to pull the mean itself to the target (docs/customisation.md, runs k13b-i).
+EXPOSURE_MEAN = 4.0
 #: ``A3CConfig.mean_action_tv`` with ``--smooth-on-mean``: a pure multiplier, the env's per-row ``w_smooth``
 #: (``info["action_tv_weight"]``) carries the magnitude, so the number has one owner, the env's setting.
 SMOOTH_ON_MEAN_COEF = 1.0
@@ -87,7 +93,8 @@ SMOOTH_ON_MEAN_COEF = 1.0
 PRESETS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "rellie": ("--agent", "a3c", "--action", "discrete", "--alpha-channels", "3", "--channel-coupling", "0.9",
                "--damping", "0.2", "--gamma", "1.05", "--reward", "nonref", "--w-exposure", "80",
-               "--exposure-target", "0.6", "--exposure-patch", "16", "--w-color", "0", "--w-spatial", "1",
+               "--exposure-target", "0.6", "--exposure-patch", "16", "--exposure-mean", "0",
+               "--no-exposure-relative", "--alpha-min", "-0.3", "--w-color", "0", "--w-spatial", "1",
                "--w-smooth", "200", "--w-color-ratio", "20", "--no-smooth-on-mean", "--no-conditioned",
                "--no-exposure-gap", "--entropy", "0.01", "--lr", "5e-4", "--lr-decay", "none", "--batch", "32",
                "--crop", "70", "--steps", "10", "--test-steps", "6", "--alpha-mode", "argmax", "--width", "64",
@@ -111,34 +118,38 @@ class Args(RLArgs):
                                  "low-light images alone; default: scikit-image photos darkened synthetically")
     reward: str = arg("nonref", "reward: non-reference losses, or ssim/psnr/mse against references", choices=REWARDS)
     w_exposure: float = arg(300.0, "weight of the exposure term (distance of patch means to the target)")
-    w_color: float = arg(5.0, "weight of the colour-constancy term")
+    w_color: float = arg(20.0, "weight of the colour-constancy term")
     w_spatial: float = arg(1.0, "weight of the spatial-consistency term (gradients vs the input)")
-    w_smooth: float = arg(100.0, "weight of the smoothness (total variation) of each step's alpha map")
+    w_smooth: float = arg(10.0, "weight of the smoothness (total variation) of each step's alpha map")
     w_color_ratio: float = arg(0.0, "weight of ReLLIE's colour-ratio term (change of each pixel's channel ratios "
                                     "against the input; ReLLIE: 20); never conditioned")
     exposure_target: float = arg(0.4, "target mean brightness E of the exposure term (the default setting)")
     exposure_patch: int = arg(32, "patch size of the exposure term (Zero-DCE: 16; smaller = more local credit)")
-    exposure_mean: float = arg(0.0, "weight, relative to the patches, of the whole image's mean in the exposure "
-                                    "term: > 0 makes a heavier --w-exposure pull the image mean itself to the "
-                                    "target (patches alone let bright patches hold it off)")
-    exposure_relative: bool = arg(False, "scale the exposure term by (--exposure-target / E)^2 for each episode's "
+    exposure_mean: float = arg(EXPOSURE_MEAN, "weight, relative to the patches, of the whole image's mean in the "
+                                              "exposure term: > 0 makes a heavier --w-exposure pull the image mean "
+                                              "itself to the target (patches alone let bright patches hold it off)")
+    exposure_relative: bool = arg(True, "scale the exposure term by (--exposure-target / E)^2 for each episode's "
                                          "target E: errors relative to the target, so low targets are held as "
                                          "tightly as high ones (unchanged at the default target)")
     conditioned: bool = arg(True, "sample the exposure target and weights per episode and feed them to the "
                                   "policy, so one model serves any setting in the ranges at test time")
-    exposure_range: tuple[float, float] = arg((0.3, 0.9), "with --conditioned: the range the exposure target is drawn "
+    exposure_range: tuple[float, float] = arg((0.3, 0.8), "with --conditioned: the range the exposure target is drawn "
                                                           "from per episode (a range wider than the targets you will "
                                                           "ask for keeps them away from its edges)")
     weight_range: tuple[float, float] = arg((1.0, 1.0), "with --conditioned: each reward weight without a range of "
                                                         "its own is multiplied by a log-uniform factor in this range "
                                                         "per episode (1 1: fixed weights)")
-    w_exposure_range: tuple[float, ...] = arg((), "with --conditioned: LO HI, the range --w-exposure is drawn from "
-                                                  "(log-uniform) instead of --weight-range; must hold --w-exposure")
-    w_color_range: tuple[float, ...] = arg((), "with --conditioned: LO HI for --w-color, as --w-exposure-range")
-    w_spatial_range: tuple[float, ...] = arg((), "with --conditioned: LO HI for --w-spatial, as --w-exposure-range")
-    w_smooth_range: tuple[float, ...] = arg((), "with --conditioned: LO HI for --w-smooth, as --w-exposure-range; "
-                                                "with --smooth-on-mean each crop's w_smooth weights its own "
-                                                "penalty in the agent's loss, else its smoothness reward term")
+    w_exposure_range: tuple[float, ...] = arg((100.0, 1000.0), "with --conditioned: LO HI, the range --w-exposure "
+                                                               "is drawn from (log-uniform) instead of --weight-range; "
+                                                               "must hold --w-exposure; LO = HI fixes the weight")
+    w_color_range: tuple[float, ...] = arg((20.0, 10000.0), "with --conditioned: LO HI for --w-color, as "
+                                                            "--w-exposure-range")
+    w_spatial_range: tuple[float, ...] = arg((1.0, 1000.0), "with --conditioned: LO HI for --w-spatial, as "
+                                                            "--w-exposure-range")
+    w_smooth_range: tuple[float, ...] = arg((0.1, 100.0), "with --conditioned: LO HI for --w-smooth, as "
+                                                          "--w-exposure-range; with --smooth-on-mean each crop's "
+                                                          "w_smooth weights its own penalty in the agent's loss, else "
+                                                          "its smoothness reward term")
     smooth_on_mean: bool = arg(True, "a3c, discrete: apply the smoothness weight --w-smooth as a differentiable "
                                      "penalty on the policy's expected alpha map (in the A3C loss, each crop "
                                      "weighted by its own w_smooth, a setting the policy is conditioned on like the "
@@ -146,19 +157,19 @@ class Args(RLArgs):
                                      "exploration noise); sac, continuous: the same penalty on the greedy alpha map "
                                      "tanh(mean) in the actor loss (SACConfig.mean_action_tv); off by itself for "
                                      "other combinations")
-    smooth_power: int = arg(2, "a3c with --smooth-on-mean: the penalty's alpha differences squared (2, Zero-DCE's "
+    smooth_power: int = arg(1, "a3c with --smooth-on-mean: the penalty's alpha differences squared (2, Zero-DCE's "
                                "illumination smoothness) or absolute (1: its pull does not fade as the map "
                                "flattens, so a large --w-smooth flattens the curves and a small one lets them vary)",
                             choices=(1, 2))
-    cond_film: bool = arg(False, "with --conditioned: the conditioning values also scale and shift the policy's "
+    cond_film: bool = arg(True, "with --conditioned: the conditioning values also scale and shift the policy's "
                                  "features (FiLM), where otherwise they only enter as constant input planes; "
                                  "recorded in the checkpoint's arch")
-    cond_encoding: str = arg("linear", "how the policy's conditioning vector encodes each weight: linear, its "
+    cond_encoding: str = arg("log", "how the policy's conditioning vector encodes each weight: linear, its "
                                        "range mapped onto [-1, 1]; or log, log(LO)..log(HI) mapped onto [-1, 1] "
                                        "for each weight varied over a range with LO > 0, so that its log-uniform "
                                        "samples spread evenly (wide --w-*-range); recorded in the checkpoint",
                              choices=COND_ENCODINGS)
-    weight_draw: str = arg("joint", "with --conditioned: how each crop's reward weights are drawn: joint, every "
+    weight_draw: str = arg("one", "with --conditioned: how each crop's reward weights are drawn: joint, every "
                                     "weight with a --w-*-range from its range; or one, one of them (or none, each "
                                     "equally likely) with the others at their defaults, so the defaults and each "
                                     "knob varied alone (as users and benchmarks.knobs vary them) are trained often",
@@ -166,7 +177,7 @@ class Args(RLArgs):
     exposure_gap: bool = arg(True, "also feed the policy the signed per-pixel distance to the exposure target "
                                    "(E - mean brightness) as an input plane")
     episodes: int = arg(1500, "training episodes (each a batch of crops for --steps steps, then one update)")
-    batch: int = arg(8, "crops per episode (the vector env's num_envs)")
+    batch: int = arg(16, "crops per episode (the vector env's num_envs; the shipped model: 32)")
     crop: int = arg(80, "crop size in pixels, at --policy-side (80 fits every embedded photo at 128 px; the "
                         "shipped model took SICE's whole 128x128 images: --crop 128)")
     steps: int = arg(6, "curve steps per training episode (ReLLIE trains with 10)")
@@ -179,7 +190,7 @@ class Args(RLArgs):
                                    "for a3c, continuous for sac)", choices=("discrete", "continuous"))
     alpha_channels: int = arg(1, "alpha maps per step: 3 (a curve per RGB channel, ReLLIE) or 1 (one curve for all "
                                  "channels: brightness changes, hues stay)", choices=(1, 3))
-    alpha_min: float = arg(RELLIE_ALPHAS[0], "the smallest alpha of the discrete action table (ReLLIE's -0.30 .. 1.00 "
+    alpha_min: float = arg(0.0, "the smallest alpha of the discrete action table (ReLLIE's -0.30 .. 1.00 "
                                              "in steps of 0.05); 0 keeps only the brightening curves, so no pixel is "
                                              "ever made darker whatever the setting")
     channel_coupling: float = arg(0.0, "ReLLIE's channel coupling c: the R and G alphas become c alpha_B + (1 - c) "
@@ -247,9 +258,6 @@ def weight_ranges(args: Args) -> dict[str, tuple[float, float]]:
 def alpha_table(args: Args) -> tuple[float, ...]:
     """ReLLIE's alpha table from ``--alpha-min`` up (the discrete actions' curve parameters)."""
     table = tuple(a for a in RELLIE_ALPHAS if a >= args.alpha_min - 1e-9)
-    if args.alpha_min != RELLIE_ALPHAS[0] and args.action != "discrete":
-        raise ValueError(f"--alpha-min {args.alpha_min:g}: cuts the discrete action table; continuous actions "
-                         f"(--action continuous) take any alpha in [-1, 1]")
     if len(table) < 2 or args.alpha_min < RELLIE_ALPHAS[0]:
         raise ValueError(f"--alpha-min: expected a value in [{RELLIE_ALPHAS[0]:g}, {RELLIE_ALPHAS[-2]:g}] (the "
                          f"table runs {RELLIE_ALPHAS[0]:g} .. {RELLIE_ALPHAS[-1]:g}), got {args.alpha_min:g}")
@@ -355,22 +363,33 @@ def expand_preset(argv: Sequence[str]) -> list[str]:
 
 
 def check_lowlight_args(args: Args, given: Sequence[str]) -> Args:
-    """Raise ValueError naming a bad combination; ``--smooth-on-mean`` (a default) is switched
-    off unless the policy has a differentiable alpha to smooth (a3c discrete: its expected alpha; sac
-    continuous: its greedy alpha), or an error when it was asked for (``given``)."""
-    if args.smooth_on_mean and (args.agent, args.action) not in (("a3c", "discrete"), ("sac", "continuous")):
-        if "--smooth-on-mean" in given:
-            raise ValueError("--smooth-on-mean: needs --agent a3c with --action discrete (the expected alpha of a "
-                             "categorical policy) or --agent sac with --action continuous (its greedy alpha)")
-        args = dataclasses.replace(args, smooth_on_mean=False)
-    if args.smooth_power != 2 and not (args.smooth_on_mean and args.agent == "a3c"):
-        raise ValueError(f"--smooth-power {args.smooth_power}: shapes A3C's --smooth-on-mean penalty; needs --agent "
-                         f"a3c with --action discrete and --smooth-on-mean")
-    ranges = weight_ranges(args)
-    if ranges and not args.conditioned:
-        raise ValueError(f"--{next(iter(ranges)).replace('_', '-')}-range: only with --conditioned")
-    if args.cond_film and not args.conditioned:
-        raise ValueError("--cond-film: modulates the policy by its conditioning values; needs --conditioned")
+    """Raise ValueError naming a bad combination. A default that only applies to some configurations
+    (the shipped recipe's ``--smooth-on-mean``, ``--smooth-power 1``, ``--alpha-min 0``, ``--cond-film``
+    and ``--w-*-range``) is set to its neutral value where it does not apply, e.g. under ``--preset
+    rellie`` or ``--agent sac``, and is an error there only when asked for on the command line (``given``)."""
+    discrete_a3c = (args.agent, args.action) == ("a3c", "discrete")
+    rules = (
+        ("smooth_on_mean", False, discrete_a3c or (args.agent, args.action) == ("sac", "continuous"),
+         "needs --agent a3c with --action discrete (the expected alpha of a categorical policy) or --agent sac "
+         "with --action continuous (its greedy alpha)"),
+        ("smooth_power", 2, None, "shapes A3C's --smooth-on-mean penalty; needs --agent a3c with --action discrete "
+                                  "and --smooth-on-mean"),
+        ("alpha_min", RELLIE_ALPHAS[0], args.action == "discrete",
+         "cuts the discrete action table; continuous actions (--action continuous) take any alpha in [-1, 1]"),
+        ("cond_film", False, args.conditioned, "modulates the policy by its conditioning values; needs --conditioned"),
+        *((f"{name}_range", (), args.conditioned, "only with --conditioned") for name in WEIGHT_FIELDS),
+    )
+    for field, neutral, applies, why in rules:
+        if applies is None:  # smooth_power: decided by smooth_on_mean as settled above
+            applies = args.smooth_on_mean and args.agent == "a3c"
+        if applies or getattr(args, field) == neutral:
+            continue
+        flag = "--" + field.replace("_", "-")
+        if any(a == flag or a.startswith(flag + "=") for a in given):
+            value = getattr(args, field)
+            shown = " ".join(f"{v:g}" for v in value) if isinstance(value, tuple) else f"{value:g}"
+            raise ValueError(f"{flag}{'' if isinstance(value, bool) else ' ' + shown}: {why}")
+        args = dataclasses.replace(args, **{field: neutral})
     if args.channel_coupling and args.alpha_channels != 3:
         raise ValueError("--channel-coupling: couples per-channel alphas; needs --alpha-channels 3")
     return args

@@ -19,6 +19,8 @@ from rlenhance.checkpoint import load_checkpoint
 from rlenhance.io import load_image, save_image
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The defaults vary every reward weight; one-value ranges fix the ones a test does not vary.
+FIXED_WEIGHTS = ["--w-exposure-range", "300", "300", "--w-color-range", "20", "20", "--w-spatial-range", "1", "1"]
 TINY = ["--episodes", "4", "--eval-every", "2", "--batch", "2", "--crop", "32", "--steps", "2",
         "--test-steps", "2", "--eval-size", "48", "--width", "8", "--samples", "2", "--threads", "1"]
 
@@ -60,14 +62,18 @@ def test_run_folder_contents(tiny_run):
     best = load_checkpoint(out / "checkpoints" / "best.pt")
     assert "agent" not in best["extra"] and best["extra"]["spec"].conditioned is True
     assert "| episodes |" in proc.stdout and (out / "summary.md").is_file()
-    # the defaults are the shipped model's recipe: conditioned on the exposure target alone, weights fixed
-    assert dict(best["extra"]["spec"].setting_ranges) == {"exposure_target": (0.3, 0.9)}
+    # the defaults are the shipped model's recipe: conditioned on the exposure target and every weight
+    assert dict(best["extra"]["spec"].setting_ranges) == {
+        "exposure_target": (0.3, 0.8), "w_exposure": (100.0, 1000.0), "w_color": (20.0, 10000.0),
+        "w_spatial": (1.0, 1000.0), "w_smooth": (0.1, 100.0)}
     assert config["alpha_channels"] == 1 and config["exposure_gap"] and config["smooth_on_mean"]
+    assert config["cond_film"] and config["weight_draw"] == "one" and config["alpha_min"] == 0
+    assert config["exposure_mean"] > 0 and config["exposure_relative"]
     # it ends by saying where the model is and how to use it
     best_path = out / "checkpoints" / "best.pt"
     assert f"model: {best_path}" in proc.stdout
     assert f"rlenhance enhance photo.jpg -o enhanced/ --checkpoint {best_path} [--exposure 0.4]" in proc.stdout
-    assert "exposure 0.3..0.9" in proc.stdout
+    assert "exposure 0.3..0.8, w_exposure 100..1000, w_color 20..10000" in proc.stdout
 
 
 @pytest.mark.slow
@@ -367,17 +373,19 @@ def test_per_knob_ranges_reach_the_checkpoint_and_the_enhancer_refuses_outside_t
 
     args = list(TINY)
     args[args.index("--episodes") + 1] = "2"
+    # a one-value range fixes a weight the defaults vary (w_exposure, w_spatial)
     out = lol_train.main([*args, "--no-smooth-on-mean", "--w-color", "20", "--w-color-range", "5", "50",
-                          "--w-smooth", "40", "--w-smooth-range", "10", "400", "--out", str(tmp_path / "knobs")])
+                          "--w-smooth", "40", "--w-smooth-range", "10", "400", "--w-exposure-range", "300", "300",
+                          "--w-spatial-range", "1", "1", "--out", str(tmp_path / "knobs")])
     spec = load_checkpoint(out / "checkpoints" / "best.pt")["extra"]["spec"]
-    assert dict(spec.setting_ranges) == {"exposure_target": (0.3, 0.9), "w_color": (5.0, 50.0),
+    assert dict(spec.setting_ranges) == {"exposure_target": (0.3, 0.8), "w_color": (5.0, 50.0),
                                          "w_smooth": (10.0, 400.0)}
     enhancer = Enhancer(out / "checkpoints" / "best.pt", device="cpu")
-    assert enhancer.setting_ranges == {"exposure": (0.3, 0.9), "w_color": (5.0, 50.0), "w_smooth": (10.0, 400.0)}
+    assert enhancer.setting_ranges == {"exposure": (0.3, 0.8), "w_color": (5.0, 50.0), "w_smooth": (10.0, 400.0)}
     enhancer.cond(w_color=50.0, w_smooth=10.0, exposure=0.3)  # the ends are in range
     with pytest.raises(ValueError, match=r"w_color: 60 is outside .*\[5, 50\]"):
         enhancer.cond(w_color=60.0)
-    with pytest.raises(ValueError, match=r"w_spatial: .*fixed \(w_spatial = 1\).*accepts: exposure in \[0.3, 0.9\]"):
+    with pytest.raises(ValueError, match=r"w_spatial: .*fixed \(w_spatial = 1\).*accepts: exposure in \[0.3, 0.8\]"):
         enhancer.cond(w_spatial=2.0)
 
 
@@ -392,7 +400,7 @@ def test_smoothness_weight_on_the_mean_is_a_setting_of_the_model(tmp_path):
     args = list(TINY)
     args[args.index("--episodes") + 1] = "2"
     out = lol_train.main([*args, "--smooth-on-mean", "--w-smooth", "100", "--w-smooth-range", "20", "500",
-                          "--out", str(tmp_path / "smooth")])
+                          *FIXED_WEIGHTS, "--out", str(tmp_path / "smooth")])
     last = load_checkpoint(out / "checkpoints" / "last.pt")
     assert last["extra"]["agent"]["config"]["mean_action_tv"] == lol_train.SMOOTH_ON_MEAN_COEF == 1.0
     spec = last["extra"]["spec"]
@@ -402,7 +410,7 @@ def test_smoothness_weight_on_the_mean_is_a_setting_of_the_model(tmp_path):
     venv = envs.make_vec(lol_train.ENV_ID, num_envs=2, **lol_train.env_kwargs(run_args))
     assert venv.reset(seed=0)[1]["action_tv_weight"].shape == (2,)  # the weights the A3C loss got
     enhancer = Enhancer(out / "checkpoints" / "best.pt", device="cpu")
-    assert enhancer.setting_ranges == {"exposure": (0.3, 0.9), "w_smooth": (20.0, 500.0)}
+    assert enhancer.setting_ranges == {"exposure": (0.3, 0.8), "w_smooth": (20.0, 500.0)}
     assert float(enhancer.cond(w_smooth=20.0)[0, 4]) == pytest.approx(-1.0)
     assert float(enhancer.cond(w_smooth=500.0)[0, 4]) == pytest.approx(1.0)
     assert torch.allclose(enhancer.cond(), venv.task.setting_cond(1))
@@ -417,7 +425,8 @@ def test_smoothness_weight_on_the_mean_is_a_setting_of_the_model(tmp_path):
         save_image(tmp_path / "pairs" / "high" / f"{name}.png", np.clip(dark * 4, 0, 1))
     report = knobs.main(["--checkpoint", str(out / "checkpoints" / "best.pt"), "--data", str(tmp_path / "pairs"),
                          "--split", "all", "--exposures", "0.4", "--threads", "1"])["pick"]
-    assert [r["value"] for r in report["table"] if r["knob"] == "w_smooth"] == [20.0, 260.0, 500.0]
+    # log-encoded (the default --cond-encoding): the benchmark's middle is the geometric one
+    assert [r["value"] for r in report["table"] if r["knob"] == "w_smooth"] == pytest.approx([20.0, 100.0, 500.0])
     assert "w_smooth" in report["verdicts"] and "w_smooth" not in report["refused"]
 
 
@@ -431,7 +440,7 @@ def test_log_encoded_checkpoint_encodes_settings_as_its_env(tmp_path):
     args[args.index("--episodes") + 1] = "1"
     args[args.index("--eval-every") + 1] = "1"
     ranges = {"w_exposure": (100.0, 600.0), "w_color": (1.0, 100.0), "w_spatial": (0.5, 20.0),
-              "w_smooth": (20.0, 500.0)}
+              "w_smooth": (2.0, 500.0)}
     flags = [x for name, (lo, hi) in ranges.items() for x in (f"--{name.replace('_', '-')}-range", str(lo), str(hi))]
     out = lol_train.main([*args, "--exposure-range", "0.3", "0.8", *flags, "--cond-encoding", "log",
                           "--weight-draw", "one", "--exposure-mean", "2", "--out", str(tmp_path / "log")])
@@ -463,7 +472,7 @@ def test_log_encoded_checkpoint_encodes_settings_as_its_env(tmp_path):
 @pytest.mark.parametrize("extra, message", [
     (["--no-conditioned", "--w-color-range", "1", "10"], "only with --conditioned"),
     (["--w-color-range", "1", "2", "3"], "two numbers"),
-    (["--w-color-range", "10", "20"], r"weight_ranges\['w_color'\]"),  # must hold --w-color (5)
+    (["--w-color-range", "30", "40"], r"weight_ranges\['w_color'\]"),  # must hold --w-color (20)
     (["--channel-coupling", "0.9"], "--alpha-channels 3"),
     (["--alpha-min", "1.0"], "--alpha-min: expected a value in"),
     (["--alpha-min", "0", "--agent", "sac"], "continuous actions"),
@@ -479,22 +488,23 @@ def test_bad_knob_arguments_are_refused_before_anything_is_written(tmp_path, ext
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("alpha_min", [None, 0.0])
+@pytest.mark.parametrize("alpha_min", [-0.3, None])
 def test_alpha_min_zero_trains_a_model_that_never_darkens_a_pixel(tmp_path, alpha_min):
+    """The default (alpha_min 0) keeps only the brightening curves; ReLLIE's table (-0.3) darkens."""
     from experiments import lol_train
     from rlenhance.enhance import Enhancer
 
     extra = [] if alpha_min is None else ["--alpha-min", str(alpha_min)]
     out = lol_train.main([*TINY, "--conditioned", *extra, "--out", str(tmp_path / "run")])
     enhancer = Enhancer(out / "checkpoints" / "last.pt", device="cpu")
-    assert min(enhancer.spec.alpha_table) == pytest.approx(-0.3 if alpha_min is None else 0.0)
+    assert min(enhancer.spec.alpha_table) == pytest.approx(0.0 if alpha_min is None else -0.3)
     with torch.no_grad():  # the policy's most darkening choice everywhere: its lowest alpha, always
         head = enhancer.policy.policy_head
         head.weight.zero_()
         head.bias.copy_(torch.where(torch.arange(head.bias.numel()) == 0, 50.0, 0.0))
     image = np.random.default_rng(2).uniform(0.0, 1.0, (40, 56, 3)).astype(np.float32)
     darker = (enhancer.enhance(image) < image - 1e-4).mean()
-    if alpha_min is None:
+    if alpha_min is not None:
         assert darker > 0.5  # ReLLIE's table: alpha -0.3 darkens every mid-tone pixel
     else:
         assert darker == 0.0
