@@ -243,6 +243,11 @@ def enhance_tab(opts: Any) -> None:
     setting: dict[str, float] = {}
     with knob_col:
         for knob in knobs.sliders:
+            if knob.log:
+                setting[knob.name] = st.select_slider(knob.label, knob.stops(), knob.default, format_func="{:g}".format,
+                                                      key=f"enhance_{knob.name}",
+                                                      help=f"trained range {knob.low:g}–{knob.high:g} (log scale)")
+                continue
             step = 0.01 if knob.name == "exposure" else float(f"{(knob.high - knob.low) / 100:.1g}")
             setting[knob.name] = st.slider(knob.label, knob.low, knob.high, knob.default, step=step,
                                            key=f"enhance_{knob.name}",

@@ -329,6 +329,18 @@ class Knob:
     high: float
     default: float
 
+    @property
+    def log(self) -> bool:
+        """A weight over a wide range (high / low >= :data:`LOG_KNOB_RATIO`) is offered on a log scale,
+        as training samples it (log-uniform), so its low decades are not squeezed into one step."""
+        return self.name != "exposure" and self.low > 0 and self.high / self.low >= LOG_KNOB_RATIO
+
+    def stops(self, count: int = 25) -> tuple[float, ...]:
+        """The positions of a :attr:`log` knob's slider: ``count`` geometric steps from low to high at
+        two significant digits (the ends exact), and the default."""
+        inner = (float(f"{v:.2g}") for v in np.geomspace(self.low, self.high, count)[1:-1])
+        return tuple(sorted({self.low, self.high, self.default, *(v for v in inner if self.low < v < self.high)}))
+
 
 @dataclass(frozen=True)
 class EnhanceKnobs:
@@ -347,6 +359,8 @@ class EnhanceKnobs:
 
 
 #: Setting keyword of :meth:`Enhancer.cond` -> slider label.
+#: A weight range at least this wide (high / low) gets a log-scale slider (:attr:`Knob.log`).
+LOG_KNOB_RATIO = 10.0
 _KNOB_LABELS = {"exposure": "Target brightness (exposure)", "w_exposure": "Exposure weight",
                 "w_color": "Colour-constancy weight", "w_spatial": "Spatial-consistency weight",
                 "w_smooth": "Smoothness weight"}

@@ -173,14 +173,27 @@ def stand_in(*, conditioned=True, scale=(0.3, 1.0, 1.0, 1.0, 1.0), offset=(0.6, 
     return SimpleNamespace(spec=spec, **extra)
 
 
-def test_the_shipped_model_has_an_exposure_slider_in_its_trained_range_and_fixed_weights():
+def test_the_shipped_model_has_a_slider_for_every_knob_in_its_trained_range():
     enhancer = Enhancer(device="cpu")
     knobs = kit.enhance_knobs(enhancer, kit.training_args(enhancer))
-    assert [(k.name, k.low, k.high, k.default) for k in knobs.sliders] == [("exposure", 0.3, 0.9, 0.4)]
-    assert set(knobs.fixed) == {"w_exposure", "w_color", "w_spatial", "w_smooth"} and knobs.conditioned
+    assert [(k.name, k.low, k.high, k.default) for k in knobs.sliders] == [
+        ("exposure", 0.3, 0.8, 0.4), ("w_exposure", 100.0, 1000.0, 300.0), ("w_color", 20.0, 10000.0, 20.0),
+        ("w_spatial", 1.0, 1000.0, 1.0), ("w_smooth", 0.1, 100.0, 10.0)]
+    assert knobs.fixed == {} and knobs.conditioned
+    assert [k.log for k in knobs.sliders] == [False, True, True, True, True]  # the weights: log-uniform in training
     assert (knobs.steps.low, knobs.steps.high, knobs.steps.default) == (1, 16, 8)
     # the same ranges from the conditioning encoding alone (a checkpoint without training options)
     assert kit.enhance_knobs(enhancer).sliders == knobs.sliders
+
+
+def test_a_wide_weight_range_gets_log_stops_with_its_ends_and_default():
+    knob = kit.Knob("w_color", "Colour", 20.0, 10000.0, 35.0)
+    stops = knob.stops()
+    assert knob.log and stops[0] == 20.0 and stops[-1] == 10000.0 and 35.0 in stops
+    assert list(stops) == sorted(set(stops))
+    assert np.diff(np.log(stops)).max() < 2 * np.log(10000 / 20) / 24  # about even on a log scale
+    assert not kit.Knob("w_color", "Colour", 5.0, 20.0, 10.0).log  # a narrow range: a linear slider
+    assert not kit.Knob("exposure", "Exposure", 0.01, 0.9, 0.4).log
 
 
 def test_knobs_follow_what_the_model_was_trained_to_vary():
@@ -340,8 +353,10 @@ def run(at):
 
 def test_enhance_tab_live_knobs_steps_split_and_download(app):
     assert [s.label for s in app.slider][:2] == ["Target brightness (exposure)", "Curve steps"]
-    assert not [s for s in app.slider if "weight" in s.label]
-    assert any("fixed reward weights" in c.value for c in app.caption)
+    assert [s.label for s in app.select_slider] == ["Exposure weight", "Colour-constancy weight",
+                                                    "Spatial-consistency weight", "Smoothness weight"]
+    assert app.select_slider(key="enhance_w_smooth").value == 10.0  # the model's default, on a log scale
+    assert not any("fixed reward weights" in c.value for c in app.caption)
     name, data, _ = kit.sample_photo("lowlight")
     app.file_uploader(key="enhance_files").set_value((name, data, "image/png"))
     run(app)

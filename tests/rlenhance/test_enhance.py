@@ -137,11 +137,13 @@ def test_public_api():
 def test_shipped_default_model_loads_and_brightens():
     enhancer = Enhancer(device="cpu")
     assert enhancer.path.name == "lowlight_a3c.pt" and enhancer.steps >= 1
-    rng = np.random.default_rng(0)
-    dark = (rng.uniform(0.0, 1.0, (48, 64, 3)) ** 2 * 0.15).astype(np.float32)
+    from skimage import data
+
+    dark = ((data.coffee().astype(np.float32) / 255) ** 2.2 * 0.5).astype(np.float32)  # a photo, mean 0.11
     out = enhancer.enhance(dark)
     assert out.shape == dark.shape and np.isfinite(out).all()
-    assert out.mean() > dark.mean() + 0.1
+    assert abs(out.mean() - 0.4) < 0.05  # the default exposure target
+    assert enhancer.enhance(dark, exposure=0.6).mean() > out.mean() + 0.15
 
 
 # --- ReLLIE's denoiser module: Enhancer(..., denoiser=...) ---------------------------------------------
@@ -255,17 +257,20 @@ def test_enhancer_is_a_restorer(checkpoint):
 
 
 # --- setting ranges: what a checkpoint accepts, and refusal of the rest ------------------------------
-def test_shipped_model_takes_the_exposure_in_its_range_and_refuses_the_weights():
+SHIPPED_RANGES = {"exposure": (0.3, 0.8), "w_exposure": (100.0, 1000.0), "w_color": (20.0, 10000.0),
+                  "w_spatial": (1.0, 1000.0), "w_smooth": (0.1, 100.0)}
+
+
+def test_shipped_model_takes_every_knob_in_its_range_and_refuses_outside_it():
     enhancer = Enhancer(device="cpu")
-    assert enhancer.setting_ranges == {"exposure": (0.3, 0.9)}
-    enhancer.cond(exposure=0.3), enhancer.cond(exposure=0.9)  # both ends accepted
-    with pytest.raises(ValueError, match=r"^exposure: 0.95 is outside the range this model was trained over, "
-                                         r"\[0.3, 0.9\]"):
-        enhancer.cond(exposure=0.95)
-    for name in ("w_exposure", "w_color", "w_spatial", "w_smooth"):
-        with pytest.raises(ValueError, match=rf"^{name}: lowlight_a3c.pt was trained with fixed reward weights "
-                                             rf"\({name} = [0-9.]+\).*accepts: exposure in \[0.3, 0.9\]"):
-            enhancer.enhance(np.full((8, 8, 3), 0.1, np.float32), **{name: 5.0})
+    assert enhancer.setting_ranges == SHIPPED_RANGES
+    image = np.full((8, 8, 3), 0.1, np.float32)
+    for name, (low, high) in SHIPPED_RANGES.items():
+        enhancer.cond(**{name: low}), enhancer.cond(**{name: high})  # both ends accepted
+        above = 0.85 if name == "exposure" else high * 1.5
+        with pytest.raises(ValueError, match=rf"^{name}: {above:g} is outside the range this model was "
+                                             rf"trained over, \[{low:g}, {high:g}\]"):
+            enhancer.enhance(image, **{name: above})
     assert checkpoint_setting_ranges() == enhancer.setting_ranges
 
 
