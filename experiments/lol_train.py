@@ -33,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -57,7 +57,7 @@ from experiments.rl_common import (
     split_seed,
     train,
 )
-from experiments.runs import arg, parse_config
+from experiments.runs import arg, given_flags, parse_config
 from rlenhance import losses, metrics
 from rlenhance.checkpoint import COND_ENCODINGS, LowLightPolicySpec
 from rlenhance.data import (
@@ -94,7 +94,7 @@ PRESETS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "rellie": ("--agent", "a3c", "--action", "discrete", "--alpha-channels", "3", "--channel-coupling", "0.9",
                "--damping", "0.2", "--gamma", "1.05", "--reward", "nonref", "--w-exposure", "80",
                "--exposure-target", "0.6", "--exposure-patch", "16", "--exposure-mean", "0",
-               "--no-exposure-relative", "--alpha-min", "-0.3", "--w-color", "0", "--w-spatial", "1",
+               "--no-exposure-relative", "--alpha-min", f"{RELLIE_ALPHAS[0]:g}", "--w-color", "0", "--w-spatial", "1",
                "--w-smooth", "200", "--w-color-ratio", "20", "--no-smooth-on-mean", "--no-conditioned",
                "--no-exposure-gap", "--entropy", "0.01", "--lr", "5e-4", "--lr-decay", "none", "--batch", "32",
                "--crop", "70", "--steps", "10", "--test-steps", "6", "--alpha-mode", "argmax", "--width", "64",
@@ -366,29 +366,30 @@ def check_lowlight_args(args: Args, given: Sequence[str]) -> Args:
     """Raise ValueError naming a bad combination. A default that only applies to some configurations
     (the shipped recipe's ``--smooth-on-mean``, ``--smooth-power 1``, ``--alpha-min 0``, ``--cond-film``
     and ``--w-*-range``) is set to its neutral value where it does not apply, e.g. under ``--preset
-    rellie`` or ``--agent sac``, and is an error there only when asked for on the command line (``given``)."""
-    discrete_a3c = (args.agent, args.action) == ("a3c", "discrete")
-    rules = (
-        ("smooth_on_mean", False, discrete_a3c or (args.agent, args.action) == ("sac", "continuous"),
+    rellie`` or ``--agent sac``, and is an error there only when asked for on the command line (``given``).
+    Each rule's condition reads the arguments as the rules before it left them (``--smooth-power``
+    applies once ``--smooth-on-mean`` is settled)."""
+    rules: tuple[tuple[str, Any, Callable[[Args], bool], str], ...] = (
+        ("smooth_on_mean", False, lambda a: (a.agent, a.action) in (("a3c", "discrete"), ("sac", "continuous")),
          "needs --agent a3c with --action discrete (the expected alpha of a categorical policy) or --agent sac "
          "with --action continuous (its greedy alpha)"),
-        ("smooth_power", 2, None, "shapes A3C's --smooth-on-mean penalty; needs --agent a3c with --action discrete "
-                                  "and --smooth-on-mean"),
-        ("alpha_min", RELLIE_ALPHAS[0], args.action == "discrete",
+        ("smooth_power", 2, lambda a: a.smooth_on_mean and a.agent == "a3c",
+         "shapes A3C's --smooth-on-mean penalty; needs --agent a3c with --action discrete and --smooth-on-mean"),
+        ("alpha_min", RELLIE_ALPHAS[0], lambda a: a.action == "discrete",
          "cuts the discrete action table; continuous actions (--action continuous) take any alpha in [-1, 1]"),
-        ("cond_film", False, args.conditioned, "modulates the policy by its conditioning values; needs --conditioned"),
-        *((f"{name}_range", (), args.conditioned, "only with --conditioned") for name in WEIGHT_FIELDS),
+        ("cond_film", False, lambda a: a.conditioned,
+         "modulates the policy by its conditioning values; needs --conditioned"),
+        *((f"{name}_range", (), lambda a: a.conditioned, "only with --conditioned") for name in WEIGHT_FIELDS),
     )
+    asked = given_flags(Args, given)
     for field, neutral, applies, why in rules:
-        if applies is None:  # smooth_power: decided by smooth_on_mean as settled above
-            applies = args.smooth_on_mean and args.agent == "a3c"
-        if applies or getattr(args, field) == neutral:
+        value = getattr(args, field)
+        if value == neutral or applies(args):
             continue
-        flag = "--" + field.replace("_", "-")
-        if any(a == flag or a.startswith(flag + "=") for a in given):
-            value = getattr(args, field)
-            shown = " ".join(f"{v:g}" for v in value) if isinstance(value, tuple) else f"{value:g}"
-            raise ValueError(f"{flag}{'' if isinstance(value, bool) else ' ' + shown}: {why}")
+        if field in asked:
+            shown = "" if isinstance(value, bool) else " " + (" ".join(f"{v:g}" for v in value)
+                                                               if isinstance(value, tuple) else f"{value:g}")
+            raise ValueError(f"--{field.replace('_', '-')}{shown}: {why}")
         args = dataclasses.replace(args, **{field: neutral})
     if args.channel_coupling and args.alpha_channels != 3:
         raise ValueError("--channel-coupling: couples per-channel alphas; needs --alpha-channels 3")

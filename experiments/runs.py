@@ -96,6 +96,18 @@ def parse_config(config_class: type, argv: Sequence[str] | None = None, descript
     return config_class(**values)
 
 
+def given_flags(config_class: type, argv: Sequence[str]) -> set[str]:
+    """Names of the ``config_class`` fields set on the command line ``argv`` (``--no-amp`` counts as
+    ``amp``; ``--name=value`` as ``name``): what a user asked for, as opposed to a default."""
+    known = {f.name for f in dataclasses.fields(config_class)}
+    names = set()
+    for token in argv:
+        if token.startswith("--"):
+            name = token[2:].split("=", 1)[0].replace("-", "_")
+            names.add(name[3:] if name.startswith("no_") and name[3:] in known else name)
+    return names
+
+
 def arg(default: Any, help: str, **metadata: Any):
     """A dataclass field with a help line (and optional ``choices``) for :func:`parse_config`."""
     if isinstance(default, (list, dict, set)):

@@ -129,7 +129,7 @@ from torch import Tensor, nn
 from agents.distributed import Ranks, wrap
 from envs.base import episode_rows
 from experiments.plots import loss_curves, save_figure
-from experiments.runs import Run, StopSignals, arg, parse_config, run_cli, setup_process
+from experiments.runs import Run, StopSignals, arg, given_flags, parse_config, run_cli, setup_process
 from experiments.sigmas import (
     SIGMA_DRAWS,
     SIGMA_HELP,
@@ -318,16 +318,6 @@ class Example(NamedTuple):
 
 
 # --- configuration ------------------------------------------------------------------------------
-def given_flags(argv: Sequence[str]) -> set[str]:
-    """Names of the Args fields set on the command line (``--no-amp`` counts as ``amp``)."""
-    names = set()
-    for token in argv:
-        if token.startswith("--"):
-            name = token[2:].split("=", 1)[0].replace("-", "_")
-            names.add(name[3:] if name.startswith("no_") and name[3:] in {f.name for f in fields(Args)} else name)
-    return names
-
-
 def resolve_args(args: Args, argv: Sequence[str]) -> Args:
     """Fill the model's defaults (new run) or restore the saved arguments (``--resume``).
 
@@ -346,7 +336,7 @@ def resolve_args(args: Args, argv: Sequence[str]) -> Args:
                                     "(or no config.json next to it)")
         saved = json.loads((out / "config.json").read_text())
         known = {f.name for f in fields(Args)}
-        explicit = given_flags(argv) & known
+        explicit = given_flags(Args, argv) & known
         if "sigma" in explicit:  # as the run recorded it (one level a number)
             args = replace(args, sigma=resolve_sigma(args.sigma))
         conflicts = [f"--{name.replace('_', '-')} {getattr(args, name)!r} (the run has {saved.get(name)!r})"

@@ -358,9 +358,9 @@ class EnhanceKnobs:
     conditioned: bool = field(default=False)
 
 
-#: Setting keyword of :meth:`Enhancer.cond` -> slider label.
 #: A weight range at least this wide (high / low) gets a log-scale slider (:attr:`Knob.log`).
 LOG_KNOB_RATIO = 10.0
+#: Setting keyword of :meth:`Enhancer.cond` -> slider label.
 _KNOB_LABELS = {"exposure": "Target brightness (exposure)", "w_exposure": "Exposure weight",
                 "w_color": "Colour-constancy weight", "w_spatial": "Spatial-consistency weight",
                 "w_smooth": "Smoothness weight"}

@@ -343,6 +343,11 @@ def test_rellie_preset_sets_rellies_configuration_and_later_flags_override_it():
     assert (args.w_exposure, args.w_smooth, args.w_spatial, args.w_color, args.exposure_target) == (80, 200, 1, 0, 0.6)
     assert (args.alpha_channels, args.steps, args.test_steps, args.alpha_mode) == (3, 10, 6, "argmax")
     assert not args.conditioned and not args.smooth_on_mean and args.preset == "rellie"
+    # ReLLIE's full alpha table and plain patch exposure term, whatever our recipe's defaults are
+    assert (args.alpha_min, args.exposure_mean, args.exposure_relative) == (-0.3, 0.0, False)
+    # the recipe's conditioning defaults do not apply to an unconditioned policy: set neutral, not refused
+    checked = lol_train.check_lowlight_args(args, ["--preset", "rellie"])
+    assert not checked.cond_film and lol_train.weight_ranges(checked) == {} and checked.smooth_power == 2
     assert parsed("--damping", "0.1", "--preset", "rellie").damping == 0.1  # given flags win, before or after
     assert parsed("--preset=rellie", "--episodes", "7").episodes == 7
     assert parsed().channel_coupling == 0.0 and parsed().preset is None
