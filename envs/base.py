@@ -12,7 +12,9 @@ per-pixel reward map computed from :mod:`rlenhance.losses`. The task is then exp
 
 All ``B`` episodes of a vector env run in lockstep (same length, reset together), as in PixelRL
 and ReLLIE; ``metadata["autoreset_mode"]`` is ``DISABLED``: call ``reset()`` after the last step.
-The vector env truncates its episodes itself after ``max_episode_steps`` (it has no wrapper); the
+The vector env truncates its episodes itself after ``max_episode_steps`` (it has no wrapper), or,
+given ``min_episode_steps``, after a length drawn at each reset from ``min_episode_steps`` ..
+``max_episode_steps`` (one for the batch), so that a policy cannot count on a fixed horizon; the
 one-image env never ends an episode by itself and leaves the length to gymnasium's ``TimeLimit``,
 as CartPole does (``gym.make(id)`` applies the registered length, ``gym.make(id,
 max_episode_steps=N)`` N steps).
@@ -147,6 +149,12 @@ class PixelTask:
         max_episode_steps: episode length; all episodes of the batch are truncated together after
             this many steps. None: the task never ends an episode (the one-image env leaves the
             length to gymnasium's ``TimeLimit``).
+        min_episode_steps: None or ``max_episode_steps`` (every episode lasts ``max_episode_steps``), or the
+            shortest length:
+            each reset then draws the batch's length uniformly from ``min_episode_steps`` ..
+            ``max_episode_steps`` with the env's rng (one more draw per reset), so that a policy
+            cannot learn a schedule for one horizon (it does not see the step count) and learns
+            to reach its goal and hold it; ``episode_steps`` is the current length.
         data: None (embedded photos), a folder or a dataset; see :func:`rlenhance.data.open_dataset`.
         data_kind: how a folder is read ("paired", "clean" or "occluded"); set by the task. A
             "clean" folder of real noisy / clean pairs is read as ``NoisyPairs``.
@@ -167,7 +175,8 @@ class PixelTask:
     action_dtype: ClassVar[torch.dtype] = torch.long
 
     def __init__(self, num_envs: int, *, device: str | torch.device = "cpu", max_episode_steps: int | None,
-                 data: Any = None, data_kind: str = "paired", gray: bool = False, split: str | None = "train",
+                 min_episode_steps: int | None = None, data: Any = None, data_kind: str = "paired",
+                 gray: bool = False, split: str | None = "train",
                  split_seed: int = 0, crop: int | tuple[int, int] | None = 64, validate_actions: bool = True,
                  shard: tuple[int, int] | None = None):
         if int(num_envs) < 1:
@@ -181,6 +190,13 @@ class PixelTask:
         self.num_envs = int(num_envs)
         self.device = torch.device(device)
         self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
+        if min_episode_steps is not None and not (
+                self.max_episode_steps is not None and 1 <= int(min_episode_steps) <= self.max_episode_steps):
+            raise ValueError(f"min_episode_steps: expected None or an int in [1, max_episode_steps="
+                             f"{self.max_episode_steps}], got {min_episode_steps!r}")
+        self.min_episode_steps = None if min_episode_steps is None else int(min_episode_steps)
+        #: the current episodes' length (drawn at each reset with ``min_episode_steps``).
+        self.episode_steps = self.max_episode_steps
         self.validate_actions = validate_actions
         #: torch generator of the draws for starts given through ``reset(options=...)`` (noise
         #: of a clean image given without its noisy one); seeded with the episode seed.
@@ -236,6 +252,9 @@ class PixelTask:
         # one draw from the env's rng per reset, on every rank alike, so the ranks' rngs stay in step
         self.episode_seed = int(rng.integers(_SEED_BOUND))
         self.generator.manual_seed(self.episode_seed)
+        if self.min_episode_steps is not None and self.min_episode_steps < self.max_episode_steps:
+            # only then: a fixed length leaves the rng's stream as it was
+            self.episode_steps = int(rng.integers(self.min_episode_steps, self.max_episode_steps + 1))
         self._start(rng, options)
         self.t = 0
         self.done = False
@@ -247,7 +266,7 @@ class PixelTask:
         actions = self.check_actions(actions)
         reward_map = self._transition(actions)
         self.t += 1
-        self.done = self.max_episode_steps is not None and self.t >= self.max_episode_steps
+        self.done = self.episode_steps is not None and self.t >= self.episode_steps
         reward = reward_map.mean(dim=(1, 2, 3))
         terminated = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
         truncated = torch.full((self.num_envs,), self.done, dtype=torch.bool, device=self.device)
@@ -433,7 +452,8 @@ class PixelVectorEnv(VectorEnv):
 
     @property
     def max_episode_steps(self) -> int:
-        """Steps per episode: all B episodes are truncated together after this many steps."""
+        """Steps per episode (the longest, with ``min_episode_steps``: :attr:`PixelTask.episode_steps`
+        is the current episodes' length): all B episodes are truncated together."""
         return self.task.max_episode_steps
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):

@@ -88,8 +88,8 @@ SMOOTH_ON_MEAN_COEF = 1.0
 #: ``--preset NAME`` -> the flags it stands for (given before the command line's own, which override them).
 #: rellie: ReLLIE's configuration (REFERENCES: 27 alphas, R/G coupled 0.9 / 0.1 to B, damping 0.2, reward
 #: -(spatial + 80 exposure(16x16, E = 0.6) + 200 TV(alpha) + 20 colour-ratio change), entropy 0.01,
-#: gamma 1.05, Adam 5e-4, batch 32 of 70x70 crops, 10 steps in training and 6 at test, a 64-channel net at
-#: full resolution picking the most probable alpha; its 30,000 episodes are left to --episodes).
+#: gamma 1.05, Adam 5e-4, batch 32 of 70x70 crops, 10 steps in every training episode and 6 at test, a
+#: 64-channel net at full resolution picking the most probable alpha; its 30,000 episodes are left to --episodes).
 PRESETS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "rellie": ("--agent", "a3c", "--action", "discrete", "--alpha-channels", "3", "--channel-coupling", "0.9",
                "--damping", "0.2", "--gamma", "1.05", "--reward", "nonref", "--w-exposure", "80",
@@ -97,8 +97,8 @@ PRESETS: Mapping[str, tuple[str, ...]] = MappingProxyType({
                "--no-exposure-relative", "--alpha-min", f"{RELLIE_ALPHAS[0]:g}", "--w-color", "0", "--w-spatial", "1",
                "--w-smooth", "200", "--w-color-ratio", "20", "--no-smooth-on-mean", "--no-conditioned",
                "--no-exposure-gap", "--entropy", "0.01", "--lr", "5e-4", "--lr-decay", "none", "--batch", "32",
-               "--crop", "70", "--steps", "10", "--test-steps", "6", "--alpha-mode", "argmax", "--width", "64",
-               "--downscale", "1", "--policy-side", "0"),
+               "--crop", "70", "--steps", "10", "--min-steps", "10", "--test-steps", "6", "--alpha-mode", "argmax",
+               "--width", "64", "--downscale", "1", "--policy-side", "0"),
 })
 
 
@@ -180,9 +180,14 @@ class Args(RLArgs):
     batch: int = arg(16, "crops per episode (the vector env's num_envs; the shipped model: 32)")
     crop: int = arg(80, "crop size in pixels, at --policy-side (80 fits every embedded photo at 128 px; the "
                         "shipped model took SICE's whole 128x128 images: --crop 128)")
-    steps: int = arg(6, "curve steps per training episode (ReLLIE trains with 10)")
-    test_steps: int = arg(8, "curve steps at evaluation and inference (ReLLIE tests with 6); a policy that reads "
-                             "--exposure-gap keeps closing the gap with more steps than it was trained with")
+    steps: int = arg(10, "curve steps per training episode, the longest with --min-steps (ReLLIE trains with 10)")
+    min_steps: int | None = arg(4, "draw each training episode's length from --min-steps .. --steps at random: "
+                                   "the policy, which does not see the step count, cannot learn a brightening "
+                                   "schedule for one horizon (which overshoots the target on bright inputs and "
+                                   "falls short on dark ones) and learns to reach the exposure target on each "
+                                   "image and hold it (alpha 0); --min-steps equal to --steps: always --steps")
+    test_steps: int = arg(10, "curve steps at evaluation and inference (ReLLIE tests with 6); a policy trained "
+                              "with --min-steps holds the target, so run it for its longest training episode")
     alpha_mode: str = arg("mean", "test-time alpha: the stochastic policy's expected alpha (discrete: sum p(a) "
                                   "alpha_a; sac: E[tanh(u)]), or the most probable one (ReLLIE; sac: tanh of the "
                                   "Gaussian's mean)", choices=("mean", "argmax"))
@@ -265,7 +270,8 @@ def alpha_table(args: Args) -> tuple[float, ...]:
 
 
 def env_kwargs(args: Args) -> dict:
-    return dict(crop=args.crop, max_episode_steps=args.steps, action_type=args.action,
+    return dict(crop=args.crop, max_episode_steps=args.steps, min_episode_steps=args.min_steps,
+                action_type=args.action,
                 alpha_table=alpha_table(args),
                 alpha_channels=args.alpha_channels, damping=args.damping, channel_coupling=args.channel_coupling,
                 reward=args.reward, w_exposure=args.w_exposure, w_color=args.w_color, w_spatial=args.w_spatial,
@@ -364,9 +370,10 @@ def expand_preset(argv: Sequence[str]) -> list[str]:
 
 def check_lowlight_args(args: Args, given: Sequence[str]) -> Args:
     """Raise ValueError naming a bad combination. A default that only applies to some configurations
-    (the shipped recipe's ``--smooth-on-mean``, ``--smooth-power 1``, ``--alpha-min 0``, ``--cond-film``
-    and ``--w-*-range``) is set to its neutral value where it does not apply, e.g. under ``--preset
-    rellie`` or ``--agent sac``, and is an error there only when asked for on the command line (``given``).
+    (the shipped recipe's ``--smooth-on-mean``, ``--smooth-power 1``, ``--alpha-min 0``, ``--cond-film``,
+    ``--w-*-range`` and ``--min-steps``, which needs ``--steps`` at least as large) is set to its neutral value
+    where it does not apply, e.g. under ``--preset rellie`` or ``--agent sac`` (or with ``--steps 2``), and is
+    an error there only when asked for on the command line (``given``).
     Each rule's condition reads the arguments as the rules before it left them (``--smooth-power``
     applies once ``--smooth-on-mean`` is settled)."""
     rules: tuple[tuple[str, Any, Callable[[Args], bool], str], ...] = (
@@ -380,6 +387,8 @@ def check_lowlight_args(args: Args, given: Sequence[str]) -> Args:
         ("cond_film", False, lambda a: a.conditioned,
          "modulates the policy by its conditioning values; needs --conditioned"),
         *((f"{name}_range", (), lambda a: a.conditioned, "only with --conditioned") for name in WEIGHT_FIELDS),
+        ("min_steps", None, lambda a: a.min_steps is None or 1 <= a.min_steps <= a.steps,
+         f"expected an int from 1 to --steps ({args.steps}), the longest episode"),
     )
     asked = given_flags(Args, given)
     for field, neutral, applies, why in rules:

@@ -89,3 +89,46 @@ def test_make_vec_keeps_its_own_max_episode_steps(env_id):
 def test_vector_env_needs_an_episode_length():
     with pytest.raises(ValueError, match="max_episode_steps"):
         DenoiseVectorEnv(num_envs=1, crop=8, max_episode_steps=None)
+
+
+def episode_lengths(venv, episodes: int) -> list[int]:
+    """The step at which each of ``episodes`` consecutive episodes (first reset with seed 3) is truncated."""
+    keep = torch.zeros(venv.action_space.shape, dtype=torch.long)
+    lengths = []
+    for e in range(episodes):
+        venv.reset(seed=3 if e == 0 else None)
+        for t in range(1, venv.max_episode_steps + 1):
+            _, _, terminated, truncated, _ = venv.step(keep)
+            assert not terminated.any()
+            assert bool(truncated.all()) == bool(truncated.any())  # the batch ends together
+            if truncated.all():
+                assert venv.task.episode_steps == t
+                lengths.append(t)
+                break
+    return lengths
+
+
+@pytest.mark.parametrize("env_id", envs.ENV_IDS)
+def test_min_episode_steps_draws_each_episodes_length_in_the_range_reproducibly(env_id):
+    def make():
+        return envs.make_vec(env_id, num_envs=2, max_episode_steps=6, min_episode_steps=2, **SMALL[env_id])
+
+    lengths = episode_lengths(make(), 30)
+    assert len(lengths) == 30 and set(lengths) == {2, 3, 4, 5, 6}  # every length of the range, none outside
+    assert episode_lengths(make(), 30) == lengths  # the seed fixes the lengths
+
+
+def test_the_length_is_drawn_after_the_episode_seed_and_only_with_min_episode_steps():
+    fixed = envs.make_vec("rlenhance/LowLight-v0", num_envs=2, max_episode_steps=4, crop=8)
+    ranged = envs.make_vec("rlenhance/LowLight-v0", num_envs=2, max_episode_steps=4, min_episode_steps=3, crop=8)
+    # the first reset's episodes are the same: the length is drawn after the episode seed
+    torch.testing.assert_close(fixed.reset(seed=5)[0]["image"], ranged.reset(seed=5)[0]["image"])
+    # the draw moves the ranged env's rng on, so its next episodes differ; a fixed length draws nothing
+    assert not torch.equal(fixed.reset()[0]["image"], ranged.reset()[0]["image"])
+    assert set(episode_lengths(ranged, 12)) == {3, 4}
+
+
+@pytest.mark.parametrize("low", [0, 7, -1])
+def test_min_episode_steps_outside_one_to_max_is_refused(low):
+    with pytest.raises(ValueError, match=r"min_episode_steps.*\[1, max_episode_steps=6\]"):
+        DenoiseVectorEnv(num_envs=1, crop=8, max_episode_steps=6, min_episode_steps=low)

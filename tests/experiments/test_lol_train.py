@@ -484,6 +484,8 @@ def test_log_encoded_checkpoint_encodes_settings_as_its_env(tmp_path):
     (["--smooth-power", "1", "--agent", "sac"], "--smooth-power 1: shapes A3C"),
     (["--smooth-power", "1", "--no-smooth-on-mean"], "--smooth-power 1: shapes A3C"),
     (["--cond-film", "--no-conditioned"], "--cond-film: .* needs --conditioned"),
+    (["--min-steps", "3"], r"--min-steps 3: expected an int from 1 to --steps \(2\)"),
+    (["--min-steps", "0"], r"--min-steps 0: expected an int from 1 to --steps \(2\)"),
 ])
 def test_bad_knob_arguments_are_refused_before_anything_is_written(tmp_path, extra, message):
     from experiments import lol_train
@@ -527,3 +529,22 @@ def test_keep_evals_keeps_each_evaluations_policy(tmp_path):
     for name, param in final.policy.state_dict().items():  # the final evaluation's policy is last.pt's
         torch.testing.assert_close(param, last.policy.state_dict()[name])
     assert any(not torch.equal(p, early.policy.state_dict()[n]) for n, p in final.policy.state_dict().items())
+
+
+def test_min_steps_trains_on_episodes_of_drawn_lengths():
+    """--min-steps L --steps H: each training episode lasts L..H steps (drawn by the env at reset); the
+    A3C runner follows the env's length, and evaluation and the checkpoint keep --test-steps."""
+    from agents.a3c import A3C
+    from experiments import lol_train
+    from experiments.rl_common import make_agent
+    from experiments.runs import parse_config
+
+    args = lol_train.check_lowlight_args(lol_train.resolve_args(parse_config(
+        lol_train.Args, [*TINY, "--no-smooth-on-mean", "--min-steps", "1", "--steps", "4", "--test-steps", "3"])), [])
+    venv = envs.make_vec(lol_train.ENV_ID, num_envs=2, **lol_train.env_kwargs(args))
+    assert (venv.task.min_episode_steps, venv.max_episode_steps) == (1, 4)
+    agent = make_agent(args, venv, keys=("image", "original", "exposure_gap"), cond_film=args.cond_film)
+    assert isinstance(agent, A3C)
+    steps = [agent.train_episode(venv, seed=0 if e == 0 else None)["steps"] for e in range(12)]
+    assert set(steps) == {1.0, 2.0, 3.0, 4.0}  # the episode's drawn length, one update at its end
+    assert lol_train.inference_spec(args, venv.task).test_steps == 3
