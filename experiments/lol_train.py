@@ -176,7 +176,7 @@ class Args(RLArgs):
                            choices=WEIGHT_DRAWS)
     exposure_gap: bool = arg(True, "also feed the policy the signed per-pixel distance to the exposure target "
                                    "(E - mean brightness) as an input plane")
-    episodes: int = arg(1500, "training episodes (each a batch of crops for --steps steps, then one update)")
+    episodes: int = arg(1100, "training episodes (each a batch of crops for --steps steps, then one update)")
     batch: int = arg(16, "crops per episode (the vector env's num_envs; the shipped model: 32)")
     crop: int = arg(80, "crop size in pixels, at --policy-side (80 fits every embedded photo at 128 px; the "
                         "shipped model took SICE's whole 128x128 images: --crop 128)")
