@@ -181,7 +181,8 @@ def test_the_shipped_model_has_a_slider_for_every_knob_in_its_trained_range():
         ("w_spatial", 1.0, 1000.0, 1.0), ("w_smooth", 0.1, 100.0, 10.0)]
     assert knobs.fixed == {} and knobs.conditioned
     assert [k.log for k in knobs.sliders] == [False, True, True, True, True]  # the weights: log-uniform in training
-    assert (knobs.steps.low, knobs.steps.high, knobs.steps.default) == (1, 16, 8)
+    steps = enhancer.spec.test_steps  # the shipped model's (10): the slider offers up to twice as many
+    assert steps == 10 and (knobs.steps.low, knobs.steps.high, knobs.steps.default) == (1, 2 * steps, steps)
     # the same ranges from the conditioning encoding alone (a checkpoint without training options)
     assert kit.enhance_knobs(enhancer).sliders == knobs.sliders
 
@@ -361,7 +362,8 @@ def test_enhance_tab_live_knobs_steps_split_and_download(app):
     app.file_uploader(key="enhance_files").set_value((name, data, "image/png"))
     run(app)
     after = [c for c in captions(app) if c.startswith("After")]
-    assert len(after) == 1 and len([c for c in captions(app) if c.startswith("step ")]) == 8
+    steps = Enhancer(device="cpu").steps  # one caption per curve step the shipped model runs
+    assert len(after) == 1 and len([c for c in captions(app) if c.startswith("step ")]) == steps
     app.slider(key="enhance_exposure").set_value(0.7)
     run(app)
     brighter = [c for c in captions(app) if c.startswith("After")]
