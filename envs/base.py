@@ -149,12 +149,11 @@ class PixelTask:
         max_episode_steps: episode length; all episodes of the batch are truncated together after
             this many steps. None: the task never ends an episode (the one-image env leaves the
             length to gymnasium's ``TimeLimit``).
-        min_episode_steps: None or ``max_episode_steps`` (every episode lasts ``max_episode_steps``), or the
-            shortest length:
-            each reset then draws the batch's length uniformly from ``min_episode_steps`` ..
-            ``max_episode_steps`` with the env's rng (one more draw per reset), so that a policy
-            cannot learn a schedule for one horizon (it does not see the step count) and learns
-            to reach its goal and hold it; ``episode_steps`` is the current length.
+        min_episode_steps: None or ``max_episode_steps``: every episode lasts ``max_episode_steps``.
+            A smaller length: each reset draws the batch's length uniformly from
+            ``min_episode_steps`` .. ``max_episode_steps`` with the env's rng (one more draw per
+            reset), so that a policy, which does not see the step count, cannot rely on a schedule
+            for one horizon; ``episode_steps`` is the current length.
         data: None (embedded photos), a folder or a dataset; see :func:`rlenhance.data.open_dataset`.
         data_kind: how a folder is read ("paired", "clean" or "occluded"); set by the task. A
             "clean" folder of real noisy / clean pairs is read as ``NoisyPairs``.

@@ -184,10 +184,10 @@ class Args(RLArgs):
     min_steps: int | None = arg(4, "draw each training episode's length from --min-steps .. --steps at random: "
                                    "the policy, which does not see the step count, cannot learn a brightening "
                                    "schedule for one horizon (which overshoots the target on bright inputs and "
-                                   "falls short on dark ones) and learns to reach the exposure target on each "
-                                   "image and hold it (alpha 0); --min-steps equal to --steps: always --steps")
-    test_steps: int = arg(10, "curve steps at evaluation and inference (ReLLIE tests with 6); a policy trained "
-                              "with --min-steps holds the target, so run it for its longest training episode")
+                                   "falls short on dark ones) and is pushed to reach the exposure target on each "
+                                   "image, then stop (alpha 0); --min-steps equal to --steps: always --steps")
+    test_steps: int = arg(10, "curve steps at evaluation and inference (ReLLIE tests with 6); the default runs a "
+                              "policy trained with --min-steps for its longest training episode")
     alpha_mode: str = arg("mean", "test-time alpha: the stochastic policy's expected alpha (discrete: sum p(a) "
                                   "alpha_a; sac: E[tanh(u)]), or the most probable one (ReLLIE; sac: tanh of the "
                                   "Gaussian's mean)", choices=("mean", "argmax"))
