@@ -422,10 +422,15 @@ def usage_lines(best: Path, spec: LowLightPolicySpec) -> list[str]:
     return lines
 
 
+def parse_args(argv: Sequence[str]) -> Args:
+    """The command line ``argv`` as the run takes it: the preset expanded, the flags parsed, the agent's
+    defaults resolved and the low-light combination checked (:func:`check_lowlight_args`)."""
+    given = list(argv)
+    return check_lowlight_args(resolve_args(parse_config(Args, expand_preset(given))), given)
+
+
 def main(argv: Sequence[str] | None = None) -> Path:
-    given = list(sys.argv[1:] if argv is None else argv)
-    args = resolve_args(parse_config(Args, expand_preset(given)))
-    args = check_lowlight_args(args, given)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     ranks = Ranks.from_env()
     device = setup(args, ranks)
     run = open_run(args, ranks)

@@ -100,12 +100,10 @@ def test_weights_need_a_continuous_actor_and_a_positive_multiplier():
 
 
 def test_lol_train_keeps_smooth_on_mean_for_continuous_sac():
-    from experiments.lol_train import Args, check_lowlight_args
-    from experiments.rl_common import resolve_args
-    from experiments.runs import parse_config
+    from experiments.lol_train import parse_args
 
     def checked(*flags):
-        return check_lowlight_args(resolve_args(parse_config(Args, list(flags))), list(flags))
+        return parse_args(flags)
 
     assert checked("--agent", "sac").smooth_on_mean
     assert not checked("--agent", "sac", "--action", "discrete").smooth_on_mean

@@ -537,10 +537,8 @@ def test_min_steps_trains_on_episodes_of_drawn_lengths():
     from agents.a3c import A3C
     from experiments import lol_train
     from experiments.rl_common import make_agent
-    from experiments.runs import parse_config
 
-    args = lol_train.check_lowlight_args(lol_train.resolve_args(parse_config(
-        lol_train.Args, [*TINY, "--no-smooth-on-mean", "--min-steps", "1", "--steps", "4", "--test-steps", "3"])), [])
+    args = lol_train.parse_args([*TINY, "--no-smooth-on-mean", "--min-steps", "1", "--steps", "4", "--test-steps", "3"])
     venv = envs.make_vec(lol_train.ENV_ID, num_envs=2, **lol_train.env_kwargs(args))
     assert (venv.task.min_episode_steps, venv.max_episode_steps) == (1, 4)
     agent = make_agent(args, venv, keys=("image", "original", "exposure_gap"), cond_film=args.cond_film)
