@@ -47,6 +47,7 @@ class LowLightTask(PixelTask):
         exposure_target: float = 0.6,
         exposure_patch: int = 16,
         exposure_mean: float = 0.0,
+        exposure_over: float = 0.0,
         exposure_relative: bool = False,
         conditioned: bool = False,
         exposure_range: tuple[float, float] = (0.4, 0.7),
@@ -86,6 +87,9 @@ class LowLightTask(PixelTask):
             raise ValueError(f"damping: expected 0 <= damping < 1, got {damping!r}")
         if not (np.isfinite(exposure_mean) and exposure_mean >= 0):
             raise ValueError(f"exposure_mean: expected a finite weight >= 0 (0: patches only), got {exposure_mean!r}")
+        if not (np.isfinite(exposure_over) and exposure_over >= 0):
+            raise ValueError(f"exposure_over: expected a finite weight >= 0 (0: no one-sided term), got "
+                             f"{exposure_over!r}")
         if not 0.0 < exposure_target < 1.0:
             raise ValueError(f"exposure_target: expected a value in (0, 1), got {exposure_target!r}")
         if not (0 < exposure_range[0] <= exposure_range[1] < 1) or not (0 < weight_range[0] <= weight_range[1]):
@@ -119,6 +123,7 @@ class LowLightTask(PixelTask):
         self.exposure_target = float(exposure_target)
         self.exposure_patch = int(exposure_patch)
         self.exposure_mean = float(exposure_mean)
+        self.exposure_over = float(exposure_over)
         self.exposure_relative = bool(exposure_relative)
         self.conditioned = conditioned
         self.exposure_range = tuple(exposure_range)
@@ -268,6 +273,9 @@ class LowLightTask(PixelTask):
         exposure = losses.exposure_loss(image, target=self.target, patch_size=self.exposure_patch, return_map=True)[1]
         if self.exposure_mean:  # the whole image's mean as one more patch: every pixel shares its error
             exposure = exposure + self.exposure_mean * (image.mean(dim=(1, 2, 3), keepdim=True) - self.target).pow(2)
+        if self.exposure_over:  # the image mean's excess over the target only: brighter than asked costs more
+            excess = (image.mean(dim=(1, 2, 3), keepdim=True) - self.target).clamp(min=0.0)
+            exposure = exposure + self.exposure_over * excess.pow(2)
         if self.exposure_relative:  # errors relative to each episode's target, as scaled at the default one
             exposure = exposure * (self.exposure_target / self.target).pow(2)
         color = losses.color_constancy_loss(image, return_map=True)[1]
@@ -348,13 +356,15 @@ class LowLightEnv(PixelEnv):
     ## Rewards
     Per pixel, the decrease of a loss between the previous and the new state, so the return of an
     episode is the total improvement. ``reward="nonref"`` (no reference needed):
-    ``L(s) = w_exposure * (exposure(s, E) + m * (mean(s) - E)^2) + w_color * colour_constancy(s) +
-    w_spatial * spatial_consistency(s, original)`` (``exposure`` over patches; ``m = exposure_mean``,
-    default 0, adds the error of the whole image's mean, so a heavier ``w_exposure`` pulls the mean
-    itself to E; with ``exposure_relative=True`` the exposure term is multiplied by ``(E_0 / E)^2``,
-    ``E_0`` the default ``exposure_target``: errors count relative to the episode's target, unchanged
-    at E_0) and ``r_t = L(s_{t-1}) - L(s_t) - w_smooth * TV(alpha_t)`` (the smoothness term penalises
-    the step's alpha map). With ``smooth_in_reward=False`` the
+    ``L(s) = w_exposure * (exposure(s, E) + m * (mean(s) - E)^2 + o * max(mean(s) - E, 0)^2) + w_color *
+    colour_constancy(s) + w_spatial * spatial_consistency(s, original)`` (``exposure`` over patches;
+    ``m = exposure_mean``, default 0, adds the error of the whole image's mean, so a heavier
+    ``w_exposure`` pulls the mean itself to E; ``o = exposure_over``, default 0, adds its excess over E
+    only, so an image brighter than asked costs more than one as far below; with
+    ``exposure_relative=True`` the exposure term is multiplied by ``(E_0 / E)^2``, ``E_0`` the default
+    ``exposure_target``: errors count relative to the episode's target, unchanged at E_0) and
+    ``r_t = L(s_{t-1}) - L(s_t) - w_smooth * TV(alpha_t)`` (the smoothness term penalises the step's
+    alpha map). With ``smooth_in_reward=False`` the
     smoothness term is left out of ``r_t``: ``w_smooth`` stays a setting (sampled and encoded in
     ``"cond"`` like the other weights) and the reset's info hands it to the agent as
     ``info["action_tv_weight"]`` (a float; float32 (B,) from the vector env), for a penalty of its
@@ -386,7 +396,8 @@ class LowLightEnv(PixelEnv):
     Those of :class:`envs.base.PixelTask` (``data``, ``split``, ``split_seed``, ``crop`` (64),
     ``device``, ``validate_actions``), ``action_type``, ``alpha_channels``, ``alpha_table``, ``damping``,
     ``reward``, ``w_exposure``, ``w_color``, ``w_spatial``, ``w_smooth``, ``exposure_target``,
-    ``exposure_patch``, ``exposure_mean`` and ``exposure_relative`` (see Rewards), ``conditioned``,
+    ``exposure_patch``, ``exposure_mean``, ``exposure_over`` and ``exposure_relative`` (see Rewards),
+    ``conditioned``,
     ``exposure_range``, ``weight_range``, ``weight_ranges`` (a weight's own sampling range,
     ``{name: (low, high)}``, log-uniform, holding its value), ``channel_coupling``
     (ReLLIE's 0.9: R and G alphas become ``c alpha_B + (1 - c) alpha_own``, with ``alpha_channels=3``),
@@ -408,7 +419,7 @@ class LowLightEnv(PixelEnv):
       ``render_mode="rgb_array"``; ``reset(options=...)`` refuses images of another layout, channel
       count, size or values (NaN, 0-255 floats) with an ``ImageError`` and scales uint8 / uint16 images
       by their range (they were read as 0-255 floats before); ``options["cond"]`` is (5,) or (B, 5);
-      ``weight_ranges``, ``channel_coupling``, ``w_color_ratio``, ``exposure_mean`` and
+      ``weight_ranges``, ``channel_coupling``, ``w_color_ratio``, ``exposure_mean``, ``exposure_over`` and
       ``exposure_relative`` (their defaults change nothing) and
       ``setting_ranges`` (what a policy trained here can be asked to follow), ``smooth_in_reward`` and
       ``cond_encoding`` (their defaults change nothing); the episodes a seed gives changed

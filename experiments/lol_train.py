@@ -93,7 +93,7 @@ SMOOTH_ON_MEAN_COEF = 1.0
 PRESETS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "rellie": ("--agent", "a3c", "--action", "discrete", "--alpha-channels", "3", "--channel-coupling", "0.9",
                "--damping", "0.2", "--gamma", "1.05", "--reward", "nonref", "--w-exposure", "80",
-               "--exposure-target", "0.6", "--exposure-patch", "16", "--exposure-mean", "0",
+               "--exposure-target", "0.6", "--exposure-patch", "16", "--exposure-mean", "0", "--exposure-over", "0",
                "--no-exposure-relative", "--alpha-min", f"{RELLIE_ALPHAS[0]:g}", "--w-color", "0", "--w-spatial", "1",
                "--w-smooth", "200", "--w-color-ratio", "20", "--no-smooth-on-mean", "--no-conditioned",
                "--no-exposure-gap", "--entropy", "0.01", "--lr", "5e-4", "--lr-decay", "none", "--batch", "32",
@@ -128,6 +128,9 @@ class Args(RLArgs):
     exposure_mean: float = arg(EXPOSURE_MEAN, "weight, relative to the patches, of the whole image's mean in the "
                                               "exposure term: > 0 makes a heavier --w-exposure pull the image mean "
                                               "itself to the target (patches alone let bright patches hold it off)")
+    exposure_over: float = arg(0.0, "weight, relative to the patches, of the image mean's excess over the target "
+                                    "(one-sided: only a mean above the target costs it), against outputs pushed "
+                                    "past a high target towards white")
     exposure_relative: bool = arg(True, "scale the exposure term by (--exposure-target / E)^2 for each episode's "
                                          "target E: errors relative to the target, so low targets are held as "
                                          "tightly as high ones (unchanged at the default target)")
@@ -277,7 +280,8 @@ def env_kwargs(args: Args) -> dict:
                 reward=args.reward, w_exposure=args.w_exposure, w_color=args.w_color, w_spatial=args.w_spatial,
                 w_smooth=args.w_smooth, smooth_in_reward=not args.smooth_on_mean, w_color_ratio=args.w_color_ratio,
                 exposure_target=args.exposure_target, exposure_patch=args.exposure_patch,
-                exposure_mean=args.exposure_mean, exposure_relative=args.exposure_relative,
+                exposure_mean=args.exposure_mean, exposure_over=args.exposure_over,
+                exposure_relative=args.exposure_relative,
                 conditioned=args.conditioned, exposure_range=args.exposure_range,
                 weight_range=args.weight_range, weight_ranges=weight_ranges(args),
                 observe_exposure_gap=args.exposure_gap, cond_encoding=args.cond_encoding,

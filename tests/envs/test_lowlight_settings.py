@@ -135,6 +135,29 @@ def test_exposure_mean_adds_the_whole_images_exposure_error_to_every_pixel():
     assert torch.allclose(both - patches, gain * torch.ones_like(patches), atol=1e-5)
 
 
+
+def test_exposure_over_charges_only_the_image_means_excess_over_the_target():
+    def step(exposure_over, target, low):
+        venv = make(num_envs=1, exposure_over=exposure_over, w_exposure=10.0, w_color=0.0, w_spatial=0.0,
+                    w_smooth=0.0, exposure_target=target)
+        obs, _ = venv.reset(seed=5, options={"low": torch.full((1, 3, 16, 16), low)})
+        before = obs["image"].clone()
+        obs, reward, *_, info = venv.step(torch.full((1, 3, 16, 16), 26))  # alpha 1 everywhere: brighten
+        return before.mean(), obs["image"].mean(), info["reward_map"]
+
+    # below the target before and after the step: the one-sided term is zero either way
+    before, after, patches = step(0.0, 0.8, 0.2)
+    assert after < 0.8
+    assert torch.allclose(step(3.0, 0.8, 0.2)[2], patches, atol=1e-6)
+    # brightening past the target: the excess is charged to every pixel, and only from the target up
+    before, after, patches = step(0.0, 0.4, 0.3)
+    assert before < 0.4 < after
+    _, _, over = step(3.0, 0.4, 0.3)
+    cost = 10.0 * 3.0 * (after - 0.4) ** 2
+    assert torch.allclose(patches - over, cost * torch.ones_like(patches), atol=1e-5)
+    with pytest.raises(ValueError, match="exposure_over"):
+        make(exposure_over=-1.0)
+
 def test_exposure_relative_scales_the_exposure_term_by_the_targets_square():
     def reward_maps(relative, target):
         venv = make(num_envs=1, exposure_relative=relative, exposure_mean=1.0, w_exposure=10.0, w_color=0.0,
