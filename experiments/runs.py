@@ -37,6 +37,7 @@ import argparse
 import csv
 import dataclasses
 import json
+import os
 import signal
 import sys
 import threading
@@ -45,7 +46,7 @@ import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -443,7 +444,7 @@ def run_cli(main: Callable[[Sequence[str] | None], Any], prog: str) -> None:
         main(None)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:  # ImageError, DatasetError, CheckpointError too
         print(f"{name}: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        _exit(ranks, 2)
     except Interrupted as exc:
         # Every rank stops here together. torchrun answers the first rank to exit by sending SIGTERM
         # to the others: they have saved and are leaving, so it must not end them with another code.
@@ -451,11 +452,26 @@ def run_cli(main: Callable[[Sequence[str] | None], Any], prog: str) -> None:
         if ranks.writes:
             print(f"{prog}: {exc}", file=sys.stderr, flush=True)
         shutdown(wait=True, ignore_errors=True)
-        sys.exit(exc.exit_code)
+        _exit(ranks, exc.exit_code)
     except KeyboardInterrupt:  # outside a training loop (loading data, writing the summary)
         print(f"{name}: interrupted (SIGINT)", file=sys.stderr)
-        sys.exit(SIGNAL_EXIT_BASE + signal.SIGINT)
+        _exit(ranks, SIGNAL_EXIT_BASE + signal.SIGINT)
     shutdown()
+    if ranks.distributed:
+        _exit(ranks, 0)
+
+
+def _exit(ranks: Ranks, code: int) -> NoReturn:
+    """End the command with exit ``code``. A rank of a torchrun job leaves at once once stdout and
+    stderr are flushed (``os._exit``): the interpreter's finalisation can destroy tensors that gloo's
+    worker threads still hold and then abort the process (SIGABRT, "terminate called without an
+    active exception"), which turned a clean stop's code into -6 now and then. Nothing is lost:
+    ``main`` has returned or raised, so every file the run writes is closed and renamed into place."""
+    if not ranks.distributed:
+        sys.exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def make_grid(rows: Iterable[Sequence[torch.Tensor]], *, gap: int = 2) -> np.ndarray:
