@@ -11,7 +11,6 @@ from types import MappingProxyType
 
 import numpy as np
 import torch
-from skimage import data as skdata
 
 from rlenhance.data.base import ImageDataset, Record, encode_image
 from rlenhance.io import BT601_LUMA_WEIGHTS
@@ -21,26 +20,34 @@ __all__ = ["BuiltinImages", "BUILTIN_IMAGES", "DEFAULT_COLOR_IMAGES", "DEFAULT_G
 _UINT8_MAX = 255.0
 
 
-def _motorcycle(index: int) -> Callable[[], np.ndarray]:
-    return lambda: skdata.stereo_motorcycle()[index]
+def _photo(name: str, index: int | None = None) -> Callable[[], np.ndarray]:
+    """Loader of ``skimage.data.<name>()`` (item ``index`` of what it returns), importing
+    scikit-image on the first call: its import takes about 0.25 s, which every ``rlenhance``
+    command would otherwise pay."""
+    def load() -> np.ndarray:
+        from skimage import data as skdata
+
+        photo = getattr(skdata, name)()
+        return photo if index is None else photo[index]
+    return load
 
 
 #: Every available photo: name -> loader returning a uint8 array (H, W, 3) RGB or (H, W) gray.
 BUILTIN_IMAGES: Mapping[str, Callable[[], np.ndarray]] = MappingProxyType({
     # colour photographs
-    "astronaut": skdata.astronaut,  # 512x512, portrait, NASA
-    "chelsea": skdata.chelsea,  # 300x451, cat
-    "coffee": skdata.coffee,  # 400x600, cup of coffee
-    "rocket": skdata.rocket,  # 427x640, launch pad at dusk
-    "motorcycle_left": _motorcycle(0),  # 500x741, stereo pair (left view)
-    "motorcycle_right": _motorcycle(1),  # 500x741, stereo pair (right view)
-    "immunohistochemistry": skdata.immunohistochemistry,  # 512x512, microscopy
-    "hubble_deep_field": skdata.hubble_deep_field,  # 872x1000, mostly black sky
+    "astronaut": _photo("astronaut"),  # 512x512, portrait, NASA
+    "chelsea": _photo("chelsea"),  # 300x451, cat
+    "coffee": _photo("coffee"),  # 400x600, cup of coffee
+    "rocket": _photo("rocket"),  # 427x640, launch pad at dusk
+    "motorcycle_left": _photo("stereo_motorcycle", 0),  # 500x741, stereo pair (left view)
+    "motorcycle_right": _photo("stereo_motorcycle", 1),  # 500x741, stereo pair (right view)
+    "immunohistochemistry": _photo("immunohistochemistry"),  # 512x512, microscopy
+    "hubble_deep_field": _photo("hubble_deep_field"),  # 872x1000, mostly black sky
     # grayscale photographs
-    "camera": skdata.camera,  # 512x512, cameraman
-    "coins": skdata.coins,  # 303x384
-    "moon": skdata.moon,  # 512x512
-    "clock": skdata.clock,  # 300x400
+    "camera": _photo("camera"),  # 512x512, cameraman
+    "coins": _photo("coins"),  # 303x384
+    "moon": _photo("moon"),  # 512x512
+    "clock": _photo("clock"),  # 300x400
 })
 
 #: Default colour set: everyday scenes (the microscopy and deep-sky images are available by
