@@ -270,12 +270,13 @@ class LowLightTask(PixelTask):
         """Weighted non-reference loss map of a state (B, 1, H, W); the per-step reward is its decrease."""
         if self.reward != "nonref":
             return None
-        exposure = losses.exposure_loss(image, target=self.target, patch_size=self.exposure_patch, return_map=True)[1]
+        def exposure_map(patch_size: int) -> torch.Tensor:
+            return losses.exposure_loss(image, target=self.target, patch_size=patch_size, over=self.exposure_over,
+                                        return_map=True)[1]
+
+        exposure = exposure_map(self.exposure_patch)
         if self.exposure_mean:  # the whole image's mean as one more patch: every pixel shares its error
-            exposure = exposure + self.exposure_mean * (image.mean(dim=(1, 2, 3), keepdim=True) - self.target).pow(2)
-        if self.exposure_over:  # the image mean's excess over the target only: brighter than asked costs more
-            excess = (image.mean(dim=(1, 2, 3), keepdim=True) - self.target).clamp(min=0.0)
-            exposure = exposure + self.exposure_over * excess.pow(2)
+            exposure = exposure + self.exposure_mean * exposure_map(max(image.shape[-2:]))
         if self.exposure_relative:  # errors relative to each episode's target, as scaled at the default one
             exposure = exposure * (self.exposure_target / self.target).pow(2)
         color = losses.color_constancy_loss(image, return_map=True)[1]
@@ -356,11 +357,11 @@ class LowLightEnv(PixelEnv):
     ## Rewards
     Per pixel, the decrease of a loss between the previous and the new state, so the return of an
     episode is the total improvement. ``reward="nonref"`` (no reference needed):
-    ``L(s) = w_exposure * (exposure(s, E) + m * (mean(s) - E)^2 + o * max(mean(s) - E, 0)^2) + w_color *
-    colour_constancy(s) + w_spatial * spatial_consistency(s, original)`` (``exposure`` over patches;
-    ``m = exposure_mean``, default 0, adds the error of the whole image's mean, so a heavier
-    ``w_exposure`` pulls the mean itself to E; ``o = exposure_over``, default 0, adds its excess over E
-    only, so an image brighter than asked costs more than one as far below; with
+    ``L(s) = w_exposure * (exposure(s, E) + m * (mean(s) - E)^2) + w_color * colour_constancy(s) +
+    w_spatial * spatial_consistency(s, original)`` (``exposure`` over patches; ``m = exposure_mean``,
+    default 0, adds the error of the whole image's mean, so a heavier ``w_exposure`` pulls the mean
+    itself to E; with ``exposure_over = o``, default 0, a patch's or the mean's error above E counts
+    ``1 + o`` times, so a brighter output than asked costs more than a darker one; with
     ``exposure_relative=True`` the exposure term is multiplied by ``(E_0 / E)^2``, ``E_0`` the default
     ``exposure_target``: errors count relative to the episode's target, unchanged at E_0) and
     ``r_t = L(s_{t-1}) - L(s_t) - w_smooth * TV(alpha_t)`` (the smoothness term penalises the step's

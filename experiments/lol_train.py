@@ -128,9 +128,9 @@ class Args(RLArgs):
     exposure_mean: float = arg(EXPOSURE_MEAN, "weight, relative to the patches, of the whole image's mean in the "
                                               "exposure term: > 0 makes a heavier --w-exposure pull the image mean "
                                               "itself to the target (patches alone let bright patches hold it off)")
-    exposure_over: float = arg(0.0, "weight, relative to the patches, of the image mean's excess over the target "
-                                    "(one-sided: only a mean above the target costs it), against outputs pushed "
-                                    "past a high target towards white")
+    exposure_over: float = arg(0.0, "extra weight of exposure errors above the target: a patch mean or image mean "
+                                    "brighter than the target counts 1 + this times its square error (0: "
+                                    "symmetric), against outputs pushed past a high target towards white")
     exposure_relative: bool = arg(True, "scale the exposure term by (--exposure-target / E)^2 for each episode's "
                                          "target E: errors relative to the target, so low targets are held as "
                                          "tightly as high ones (unchanged at the default target)")

@@ -80,7 +80,7 @@ def _finish(values_map: torch.Tensor, return_map: bool) -> LossOutput:
 
 
 def exposure_loss(
-    x: torch.Tensor, *, target: float = 0.6, patch_size: int = 16, return_map: bool = False
+    x: torch.Tensor, *, target: float = 0.6, patch_size: int = 16, over: float = 0.0, return_map: bool = False
 ) -> LossOutput:
     """Exposure control loss (Zero-DCE ``L_exp``).
 
@@ -88,12 +88,16 @@ def exposure_loss(
     and each patch scores ``(patch mean - target)^2``; the map gives every pixel its patch's
     score and the value is the map mean, i.e. Zero-DCE's mean over patches when H and W are
     multiples of ``patch_size``. Otherwise the bottom/right patches are partial: their mean is
-    over the pixels they hold, and they weigh in proportion to their size.
+    over the pixels they hold, and they weigh in proportion to their size. With ``over > 0`` a
+    patch brighter than the target scores ``(1 + over)`` times its square error (one darker by
+    as much scores it once), so an overshoot costs more than falling short.
 
     Args:
         x: Enhanced image(s), float in [0, 1], shape (B, C, H, W) or (C, H, W).
         target: Well-exposedness level E (Zero-DCE: 0.6).
-        patch_size: Side of the square patches, in pixels.
+        patch_size: Side of the square patches, in pixels (one patch at or above the image's
+            size: the whole image's mean).
+        over: Extra weight of the errors above the target, >= 0 (0: Zero-DCE's symmetric loss).
         return_map: Also return the per-pixel map.
 
     Returns:
@@ -102,12 +106,16 @@ def exposure_loss(
 
     Raises:
         ImageError: when ``x`` is not a float 3-D / 4-D tensor.
-        ValueError: when ``patch_size`` is not a positive int.
+        ValueError: when ``patch_size`` is not a positive int, or ``over`` is not a finite
+            number >= 0.
     """
     x = _as_batch(x, "x")
     _check_size(patch_size, "patch_size")
+    if not (math.isfinite(over) and over >= 0):
+        raise ValueError(f"over: expected a finite weight >= 0 (0: symmetric), got {over!r}")
     height, width = x.shape[-2:]
-    patch_error = (_patch_means(x.mean(dim=1, keepdim=True), patch_size) - target).pow(2)
+    error = _patch_means(x.mean(dim=1, keepdim=True), patch_size) - target
+    patch_error = error.pow(2) * (1.0 + over * (error > 0)) if over else error.pow(2)
     return _finish(_upsample_patches(patch_error, patch_size, height, width), return_map)
 
 

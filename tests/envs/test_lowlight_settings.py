@@ -136,27 +136,30 @@ def test_exposure_mean_adds_the_whole_images_exposure_error_to_every_pixel():
 
 
 
-def test_exposure_over_charges_only_the_image_means_excess_over_the_target():
-    def step(exposure_over, target, low):
-        venv = make(num_envs=1, exposure_over=exposure_over, w_exposure=10.0, w_color=0.0, w_spatial=0.0,
-                    w_smooth=0.0, exposure_target=target)
+def test_exposure_over_charges_errors_above_the_target_more_in_the_patches_and_the_mean():
+    def step(exposure_over, target, low, exposure_mean=0.0):
+        venv = make(num_envs=1, exposure_over=exposure_over, exposure_mean=exposure_mean, exposure_patch=8,
+                    w_exposure=10.0, w_color=0.0, w_spatial=0.0, w_smooth=0.0, exposure_target=target)
         obs, _ = venv.reset(seed=5, options={"low": torch.full((1, 3, 16, 16), low)})
         before = obs["image"].clone()
         obs, reward, *_, info = venv.step(torch.full((1, 3, 16, 16), 26))  # alpha 1 everywhere: brighten
         return before.mean(), obs["image"].mean(), info["reward_map"]
 
-    # below the target before and after the step: the one-sided term is zero either way
-    before, after, patches = step(0.0, 0.8, 0.2)
+    # below the target before and after the step: nothing changes
+    before, after, symmetric = step(0.0, 0.8, 0.2, exposure_mean=4.0)
     assert after < 0.8
-    assert torch.allclose(step(3.0, 0.8, 0.2)[2], patches, atol=1e-6)
-    # brightening past the target: the excess is charged to every pixel, and only from the target up
-    before, after, patches = step(0.0, 0.4, 0.3)
-    assert before < 0.4 < after
-    _, _, over = step(3.0, 0.4, 0.3)
-    cost = 10.0 * 3.0 * (after - 0.4) ** 2
-    assert torch.allclose(patches - over, cost * torch.ones_like(patches), atol=1e-5)
+    assert torch.allclose(step(3.0, 0.8, 0.2, exposure_mean=4.0)[2], symmetric, atol=1e-6)
+    # brightening past the target: every patch's error above it (the crop is uniform) and, with
+    # exposure_mean, the mean's, count 1 + over times; the error below it before the step does not
+    for mean_weight in (0.0, 4.0):
+        before, after, symmetric = step(0.0, 0.4, 0.3, exposure_mean=mean_weight)
+        assert before < 0.4 < after
+        cost = 10.0 * 3.0 * (1.0 + mean_weight) * (after - 0.4) ** 2
+        assert torch.allclose(symmetric - step(3.0, 0.4, 0.3, exposure_mean=mean_weight)[2],
+                              cost * torch.ones_like(symmetric), atol=1e-4)
     with pytest.raises(ValueError, match="exposure_over"):
         make(exposure_over=-1.0)
+
 
 def test_exposure_relative_scales_the_exposure_term_by_the_targets_square():
     def reward_maps(relative, target):

@@ -52,6 +52,17 @@ def test_exposure_constant_images():
     assert exposure_loss(dark, target=0.3).item() == pytest.approx(0.04, abs=1e-6)
 
 
+def test_exposure_over_weighs_only_patches_brighter_than_the_target():
+    x = torch.cat([torch.full((1, 3, 8, 8), 0.2), torch.full((1, 3, 8, 8), 0.9)], dim=-1)  # dark | bright
+    _, symmetric = exposure_loss(x, target=0.5, patch_size=8, return_map=True)
+    _, weighted = exposure_loss(x, target=0.5, patch_size=8, over=3.0, return_map=True)
+    assert torch.allclose(weighted[..., :8], symmetric[..., :8])  # 0.3 below the target: unchanged
+    assert torch.allclose(weighted[..., 8:], 4.0 * symmetric[..., 8:])  # 0.4 above it: 1 + over times
+    assert exposure_loss(x, target=0.5, patch_size=16, over=3.0).item() == pytest.approx(4 * 0.05 ** 2, rel=1e-4)
+    for over in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="over"):
+            exposure_loss(x, over=over)
+
 def test_exposure_divisible_is_zero_dce_patch_mean():
     x = _rand(2, 3, 32, 48)
     gray = x.mean(dim=1)  # (B, H, W)
