@@ -20,6 +20,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -43,13 +44,19 @@ def _check_image(x: torch.Tensor, name: str = "x") -> None:
         raise ImageError(f"{name} must be a floating-point tensor with values in [0, 1]; got dtype {x.dtype}")
 
 
+def _fits(alpha: torch.Tensor, x: torch.Tensor) -> bool:
+    """Whether ``alpha`` broadcasts to ``x``'s shape without enlarging it. numpy's shape rule, not
+    ``torch.broadcast_shapes``: torch's first call imports its symbolic-shapes machinery, about
+    half a second of every ``rlenhance enhance`` command."""
+    try:
+        return np.broadcast_shapes(tuple(alpha.shape), tuple(x.shape)) == tuple(x.shape)
+    except ValueError:
+        return False
+
+
 def _check_alpha(x: torch.Tensor, alpha: float | torch.Tensor, name: str = "alpha") -> None:
     if isinstance(alpha, torch.Tensor):
-        try:
-            shape = torch.broadcast_shapes(alpha.shape, x.shape)
-        except RuntimeError:
-            shape = None
-        if shape != x.shape:
+        if not _fits(alpha, x):
             raise ValueError(f"{name} of shape {tuple(alpha.shape)} does not fit x of shape {tuple(x.shape)}; "
                              f"accepted: {_ALPHA_SHAPES}")
     elif not isinstance(alpha, numbers.Real) or isinstance(alpha, bool):
@@ -134,11 +141,7 @@ def _split_maps(x: torch.Tensor, alpha: float | torch.Tensor, n_iter: int | None
         return [alpha] * n_iter
     k = alpha.shape[-3]
     if n_iter is not None:
-        try:
-            fits = torch.broadcast_shapes(alpha.shape, x.shape) == x.shape
-        except RuntimeError:
-            fits = False
-        if fits:  # one map applied n_iter times (Zero-DCE++ style)
+        if _fits(alpha, x):  # one map applied n_iter times (Zero-DCE++ style)
             return [alpha] * n_iter
         if k == n_iter * n_channels:  # n_iter maps of C channels (Zero-DCE style)
             maps = list(torch.split(alpha, n_channels, dim=-3))
