@@ -49,6 +49,7 @@ class LowLightTask(PixelTask):
         exposure_mean: float = 0.0,
         exposure_over: float = 0.0,
         exposure_relative: bool = False,
+        exposure_relative_floor: float = 0.0,
         conditioned: bool = False,
         exposure_range: tuple[float, float] = (0.4, 0.7),
         weight_range: tuple[float, float] = (0.5, 2.0),
@@ -88,8 +89,10 @@ class LowLightTask(PixelTask):
         if not (np.isfinite(exposure_mean) and exposure_mean >= 0):
             raise ValueError(f"exposure_mean: expected a finite weight >= 0 (0: patches only), got {exposure_mean!r}")
         if not (np.isfinite(exposure_over) and exposure_over >= 0):
-            raise ValueError(f"exposure_over: expected a finite weight >= 0 (0: no one-sided term), got "
-                             f"{exposure_over!r}")
+            raise ValueError(f"exposure_over: expected a finite weight >= 0 (0: symmetric), got {exposure_over!r}")
+        if not (np.isfinite(exposure_relative_floor) and exposure_relative_floor >= 0):
+            raise ValueError(f"exposure_relative_floor: expected a finite factor >= 0 (0: none), got "
+                             f"{exposure_relative_floor!r}")
         if not 0.0 < exposure_target < 1.0:
             raise ValueError(f"exposure_target: expected a value in (0, 1), got {exposure_target!r}")
         if not (0 < exposure_range[0] <= exposure_range[1] < 1) or not (0 < weight_range[0] <= weight_range[1]):
@@ -125,6 +128,7 @@ class LowLightTask(PixelTask):
         self.exposure_mean = float(exposure_mean)
         self.exposure_over = float(exposure_over)
         self.exposure_relative = bool(exposure_relative)
+        self.exposure_relative_floor = float(exposure_relative_floor)
         self.conditioned = conditioned
         self.exposure_range = tuple(exposure_range)
         self.weight_range = tuple(weight_range)
@@ -278,7 +282,7 @@ class LowLightTask(PixelTask):
         if self.exposure_mean:  # the whole image's mean as one more patch: every pixel shares its error
             exposure = exposure + self.exposure_mean * exposure_map(max(image.shape[-2:]))
         if self.exposure_relative:  # errors relative to each episode's target, as scaled at the default one
-            exposure = exposure * (self.exposure_target / self.target).pow(2)
+            exposure = exposure * (self.exposure_target / self.target).pow(2).clamp(min=self.exposure_relative_floor)
         color = losses.color_constancy_loss(image, return_map=True)[1]
         spatial = losses.spatial_consistency_loss(image, self.original, return_map=True)[1]
         loss = self.w[0] * exposure + self.w[1] * color + self.w[2] * spatial
@@ -363,7 +367,8 @@ class LowLightEnv(PixelEnv):
     itself to E; with ``exposure_over = o``, default 0, a patch's or the mean's error above E counts
     ``1 + o`` times, so a brighter output than asked costs more than a darker one; with
     ``exposure_relative=True`` the exposure term is multiplied by ``(E_0 / E)^2``, ``E_0`` the default
-    ``exposure_target``: errors count relative to the episode's target, unchanged at E_0) and
+    ``exposure_target``: errors count relative to the episode's target, unchanged at E_0; a factor
+    below ``exposure_relative_floor`` is raised to it, e.g. 1: targets above E_0 weigh as E_0 does) and
     ``r_t = L(s_{t-1}) - L(s_t) - w_smooth * TV(alpha_t)`` (the smoothness term penalises the step's
     alpha map). With ``smooth_in_reward=False`` the
     smoothness term is left out of ``r_t``: ``w_smooth`` stays a setting (sampled and encoded in
@@ -397,7 +402,8 @@ class LowLightEnv(PixelEnv):
     Those of :class:`envs.base.PixelTask` (``data``, ``split``, ``split_seed``, ``crop`` (64),
     ``device``, ``validate_actions``), ``action_type``, ``alpha_channels``, ``alpha_table``, ``damping``,
     ``reward``, ``w_exposure``, ``w_color``, ``w_spatial``, ``w_smooth``, ``exposure_target``,
-    ``exposure_patch``, ``exposure_mean``, ``exposure_over`` and ``exposure_relative`` (see Rewards),
+    ``exposure_patch``, ``exposure_mean``, ``exposure_over``, ``exposure_relative`` and
+    ``exposure_relative_floor`` (see Rewards),
     ``conditioned``,
     ``exposure_range``, ``weight_range``, ``weight_ranges`` (a weight's own sampling range,
     ``{name: (low, high)}``, log-uniform, holding its value), ``channel_coupling``
@@ -420,8 +426,8 @@ class LowLightEnv(PixelEnv):
       ``render_mode="rgb_array"``; ``reset(options=...)`` refuses images of another layout, channel
       count, size or values (NaN, 0-255 floats) with an ``ImageError`` and scales uint8 / uint16 images
       by their range (they were read as 0-255 floats before); ``options["cond"]`` is (5,) or (B, 5);
-      ``weight_ranges``, ``channel_coupling``, ``w_color_ratio``, ``exposure_mean``, ``exposure_over`` and
-      ``exposure_relative`` (their defaults change nothing) and
+      ``weight_ranges``, ``channel_coupling``, ``w_color_ratio``, ``exposure_mean``, ``exposure_over``,
+      ``exposure_relative`` and ``exposure_relative_floor`` (their defaults change nothing) and
       ``setting_ranges`` (what a policy trained here can be asked to follow), ``smooth_in_reward`` and
       ``cond_encoding`` (their defaults change nothing); the episodes a seed gives changed
       once: each env of a batch draws its start from generators of its own (``envs.base.episode_rows``), so env

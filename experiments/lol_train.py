@@ -134,6 +134,10 @@ class Args(RLArgs):
     exposure_relative: bool = arg(True, "scale the exposure term by (--exposure-target / E)^2 for each episode's "
                                          "target E: errors relative to the target, so low targets are held as "
                                          "tightly as high ones (unchanged at the default target)")
+    exposure_relative_floor: float = arg(0.0, "with --exposure-relative: the smallest factor it applies (1: targets "
+                                              "above --exposure-target weigh as it does instead of (target / E)^2 "
+                                              "less, which let the colour-constancy term, that falls as an image "
+                                              "nears white, outweigh overshooting a high target)")
     conditioned: bool = arg(True, "sample the exposure target and weights per episode and feed them to the "
                                   "policy, so one model serves any setting in the ranges at test time")
     exposure_range: tuple[float, float] = arg((0.3, 0.8), "with --conditioned: the range the exposure target is drawn "
@@ -281,7 +285,7 @@ def env_kwargs(args: Args) -> dict:
                 w_smooth=args.w_smooth, smooth_in_reward=not args.smooth_on_mean, w_color_ratio=args.w_color_ratio,
                 exposure_target=args.exposure_target, exposure_patch=args.exposure_patch,
                 exposure_mean=args.exposure_mean, exposure_over=args.exposure_over,
-                exposure_relative=args.exposure_relative,
+                exposure_relative=args.exposure_relative, exposure_relative_floor=args.exposure_relative_floor,
                 conditioned=args.conditioned, exposure_range=args.exposure_range,
                 weight_range=args.weight_range, weight_ranges=weight_ranges(args),
                 observe_exposure_gap=args.exposure_gap, cond_encoding=args.cond_encoding,

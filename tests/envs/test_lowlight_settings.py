@@ -162,16 +162,21 @@ def test_exposure_over_charges_errors_above_the_target_more_in_the_patches_and_t
 
 
 def test_exposure_relative_scales_the_exposure_term_by_the_targets_square():
-    def reward_maps(relative, target):
-        venv = make(num_envs=1, exposure_relative=relative, exposure_mean=1.0, w_exposure=10.0, w_color=0.0,
-                    w_spatial=0.0, w_smooth=0.0, exposure_target=0.4, conditioned=True,
-                    exposure_range=(0.2, 0.8), weight_range=(1.0, 1.0))
+    def reward_maps(relative, target, floor=0.0):
+        venv = make(num_envs=1, exposure_relative=relative, exposure_relative_floor=floor, exposure_mean=1.0,
+                    w_exposure=10.0, w_color=0.0, w_spatial=0.0, w_smooth=0.0, exposure_target=0.4,
+                    conditioned=True, exposure_range=(0.2, 0.8), weight_range=(1.0, 1.0))
         venv.reset(seed=2, options={"low": torch.full((1, 3, 16, 16), 0.1),
                                     "cond": venv.task.setting_cond(1, exposure_target=target)})
         return venv.step(torch.full((1, 3, 16, 16), 26))[-1]["reward_map"]
 
     for target, factor in ((0.4, 1.0), (0.2, 4.0), (0.8, 0.25)):  # (E_0 / E)^2, E_0 = 0.4 the default
         assert torch.allclose(reward_maps(True, target), factor * reward_maps(False, target), atol=1e-5)
+    # a floor of 1: targets above the default weigh as it does; those below keep their larger factor
+    for target, factor in ((0.4, 1.0), (0.2, 4.0), (0.8, 1.0)):
+        assert torch.allclose(reward_maps(True, target, floor=1.0), factor * reward_maps(False, target), atol=1e-5)
+    with pytest.raises(ValueError, match="exposure_relative_floor"):
+        make(exposure_relative_floor=-0.5)
 
 
 def test_cond_fields_are_unchanged():
