@@ -400,24 +400,22 @@ class LowLightEnv(PixelEnv):
 
     ## Arguments
     Those of :class:`envs.base.PixelTask` (``data``, ``split``, ``split_seed``, ``crop`` (64),
-    ``device``, ``validate_actions``), ``action_type``, ``alpha_channels``, ``alpha_table``, ``damping``,
-    ``reward``, ``w_exposure``, ``w_color``, ``w_spatial``, ``w_smooth``, ``exposure_target``,
-    ``exposure_patch``, ``exposure_mean``, ``exposure_over``, ``exposure_relative`` and
-    ``exposure_relative_floor`` (see Rewards),
-    ``conditioned``,
-    ``exposure_range``, ``weight_range``, ``weight_ranges`` (a weight's own sampling range,
-    ``{name: (low, high)}``, log-uniform, holding its value), ``channel_coupling``
-    (ReLLIE's 0.9: R and G alphas become ``c alpha_B + (1 - c) alpha_own``, with ``alpha_channels=3``),
-    ``w_color_ratio`` (ReLLIE's 20: the colour-ratio change ``rlenhance.losses.color_ratio_loss`` joins
-    ``L(s)``; never conditioned), ``cond_scale``,
-    ``cond_offset``, ``reward_scale``, ``observe_exposure_gap``, ``smooth_in_reward`` (default True;
-    False: see Rewards), ``cond_encoding`` (``"linear"``, default, or ``"log"``: see Observation
-    Space), ``weight_draw`` (``"joint"``, default: every ranged weight drawn for every image;
-    ``"one"``: per image one ranged weight, or none, each equally likely, the others at their
+    ``device``, ``validate_actions``), ``action_type``, ``alpha_channels``, ``alpha_table``,
+    ``damping``, ``reward``, ``w_exposure``, ``w_color``, ``w_spatial``, ``w_smooth``,
+    ``exposure_target``, ``exposure_patch``, ``exposure_mean``, ``exposure_over``, ``exposure_relative``
+    and ``exposure_relative_floor`` (see Rewards), ``conditioned``, ``exposure_range``,
+    ``weight_range``, ``weight_ranges`` (a weight's own sampling range, ``{name: (low, high)}``,
+    log-uniform, holding its value), ``channel_coupling`` (ReLLIE's 0.9: R and G alphas become ``c
+    alpha_B + (1 - c) alpha_own``, with ``alpha_channels=3``), ``w_color_ratio`` (ReLLIE's 20: the
+    colour-ratio change ``rlenhance.losses.color_ratio_loss`` joins ``L(s)``; never conditioned),
+    ``cond_scale``, ``cond_offset``, ``reward_scale``, ``observe_exposure_gap``, ``smooth_in_reward``
+    (default True; False: see Rewards), ``cond_encoding`` (``"linear"``, default, or ``"log"``: see
+    Observation Space), ``weight_draw`` (``"joint"``, default: every ranged weight drawn for every
+    image; ``"one"``: per image one ranged weight, or none, each equally likely, the others at their
     defaults, so the defaults and each knob's line through them, which users and ``benchmarks.knobs``
-    vary one at a time, are trained often); ``max_episode_steps`` for the vector
-    env only. ``render_mode``: None or ``"rgb_array"`` (``render()`` returns the current image as uint8
-    (H, W, 3), RGB).
+    vary one at a time, are trained often); ``max_episode_steps`` for the vector env only.
+    ``render_mode``: None or ``"rgb_array"`` (``render()`` returns the current image as uint8 (H, W, 3),
+    RGB).
 
     ## Version History
     * v0: initial version. Since then, under the same id (episodes of the registered length and valid

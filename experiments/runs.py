@@ -464,8 +464,8 @@ def run_cli(main: Callable[[Sequence[str] | None], Any], prog: str) -> None:
 def _exit(ranks: Ranks, code: int) -> NoReturn:
     """End the command with exit ``code``. A rank of a torchrun job leaves at once once stdout and
     stderr are flushed (``os._exit``): the interpreter's finalisation can destroy tensors that gloo's
-    worker threads still hold and then abort the process (SIGABRT, "terminate called without an
-    active exception"), which turned a clean stop's code into -6 now and then. Nothing is lost:
+    worker threads still hold and abort the process (SIGABRT, "terminate called without an active
+    exception", seen now and then on a rank stopped by SIGTERM, whose code became -6). Nothing is lost:
     ``main`` has returned or raised, so every file the run writes is closed and renamed into place."""
     if not ranks.distributed:
         sys.exit(code)
