@@ -130,14 +130,15 @@ class Args(RLArgs):
                                               "itself to the target (patches alone let bright patches hold it off)")
     exposure_over: float = arg(0.0, "extra weight of exposure errors above the target: a patch mean or image mean "
                                     "brighter than the target counts 1 + this times its square error (0: "
-                                    "symmetric), against outputs pushed past a high target towards white")
+                                    "symmetric); tried against outputs pushed past a high target, it lowers every "
+                                    "target's brightness instead (docs/customisation.md, h16)")
     exposure_relative: bool = arg(True, "scale the exposure term by (--exposure-target / E)^2 for each episode's "
                                          "target E: errors relative to the target, so low targets are held as "
                                          "tightly as high ones (unchanged at the default target)")
     exposure_relative_floor: float = arg(0.0, "with --exposure-relative: the smallest factor it applies (1: targets "
                                               "above --exposure-target weigh as it does instead of (target / E)^2 "
-                                              "less, which let the colour-constancy term, that falls as an image "
-                                              "nears white, outweigh overshooting a high target)")
+                                              "less); tried against outputs pushed past a high target, it makes the "
+                                              "high targets brighter still (docs/customisation.md, h16)")
     conditioned: bool = arg(True, "sample the exposure target and weights per episode and feed them to the "
                                   "policy, so one model serves any setting in the ranges at test time")
     exposure_range: tuple[float, float] = arg((0.3, 0.8), "with --conditioned: the range the exposure target is drawn "
