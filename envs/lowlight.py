@@ -274,13 +274,11 @@ class LowLightTask(PixelTask):
         """Weighted non-reference loss map of a state (B, 1, H, W); the per-step reward is its decrease."""
         if self.reward != "nonref":
             return None
-        def exposure_map(patch_size: int) -> torch.Tensor:
-            return losses.exposure_loss(image, target=self.target, patch_size=patch_size, over=self.exposure_over,
-                                        return_map=True)[1]
-
-        exposure = exposure_map(self.exposure_patch)
+        exposure = losses.exposure_loss(image, target=self.target, patch_size=self.exposure_patch,
+                                        over=self.exposure_over, return_map=True)[1]
         if self.exposure_mean:  # the whole image's mean as one more patch: every pixel shares its error
-            exposure = exposure + self.exposure_mean * exposure_map(max(image.shape[-2:]))
+            mean = image.mean(dim=(1, 2, 3), keepdim=True)
+            exposure = exposure + self.exposure_mean * losses.exposure_score(mean, self.target, over=self.exposure_over)
         if self.exposure_relative:  # errors relative to each episode's target, as scaled at the default one
             exposure = exposure * (self.exposure_target / self.target).pow(2).clamp(min=self.exposure_relative_floor)
         color = losses.color_constancy_loss(image, return_map=True)[1]

@@ -40,6 +40,7 @@ __all__ = [
     "color_ratio_loss",
     "exposure_gap",
     "exposure_loss",
+    "exposure_score",
     "illumination_smoothness_loss",
     "l1_loss",
     "mse_loss",
@@ -95,8 +96,7 @@ def exposure_loss(
     Args:
         x: Enhanced image(s), float in [0, 1], shape (B, C, H, W) or (C, H, W).
         target: Well-exposedness level E (Zero-DCE: 0.6).
-        patch_size: Side of the square patches, in pixels (one patch at or above the image's
-            size: the whole image's mean).
+        patch_size: Side of the square patches, in pixels.
         over: Extra weight of the errors above the target, >= 0 (0: Zero-DCE's symmetric loss).
         return_map: Also return the per-pixel map.
 
@@ -111,12 +111,23 @@ def exposure_loss(
     """
     x = _as_batch(x, "x")
     _check_size(patch_size, "patch_size")
+    height, width = x.shape[-2:]
+    patch_error = exposure_score(_patch_means(x.mean(dim=1, keepdim=True), patch_size), target, over=over)
+    return _finish(_upsample_patches(patch_error, patch_size, height, width), return_map)
+
+
+def exposure_score(means: torch.Tensor, target: float | torch.Tensor, *, over: float = 0.0) -> torch.Tensor:
+    """Score of brightness means against the exposure target: ``(mean - target)^2``, times
+    ``1 + over`` where the mean is above the target (:func:`exposure_loss`'s per-patch score; the
+    low-light env scores the whole image's mean with it too).
+
+    Raises:
+        ValueError: when ``over`` is not a finite number >= 0.
+    """
     if not (math.isfinite(over) and over >= 0):
         raise ValueError(f"over: expected a finite weight >= 0 (0: symmetric), got {over!r}")
-    height, width = x.shape[-2:]
-    error = _patch_means(x.mean(dim=1, keepdim=True), patch_size) - target
-    patch_error = error.pow(2) * (1.0 + over * (error > 0)) if over else error.pow(2)
-    return _finish(_upsample_patches(patch_error, patch_size, height, width), return_map)
+    error = means - target
+    return error.pow(2) * (1.0 + over * (error > 0)) if over else error.pow(2)
 
 
 def exposure_gap(x: torch.Tensor, target: float | torch.Tensor) -> torch.Tensor:

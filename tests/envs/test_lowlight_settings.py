@@ -135,7 +135,6 @@ def test_exposure_mean_adds_the_whole_images_exposure_error_to_every_pixel():
     assert torch.allclose(both - patches, gain * torch.ones_like(patches), atol=1e-5)
 
 
-
 def test_exposure_over_charges_errors_above_the_target_more_in_the_patches_and_the_mean():
     def step(exposure_over, target, low, exposure_mean=0.0):
         venv = make(num_envs=1, exposure_over=exposure_over, exposure_mean=exposure_mean, exposure_patch=8,

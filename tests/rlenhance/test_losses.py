@@ -63,6 +63,7 @@ def test_exposure_over_weighs_only_patches_brighter_than_the_target():
         with pytest.raises(ValueError, match="over"):
             exposure_loss(x, over=over)
 
+
 def test_exposure_divisible_is_zero_dce_patch_mean():
     x = _rand(2, 3, 32, 48)
     gray = x.mean(dim=1)  # (B, H, W)
