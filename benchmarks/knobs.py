@@ -11,7 +11,8 @@ the others at their defaults (the middle of a weight the policy reads as log(val
 quantity (means over the images):
 
 * ``mean``: mean output brightness (input's in the header); ``|mean-E|``: its distance to the
-  exposure target in use;
+  exposure target in use; ``img|m-E|``: each image's own distance to the target, averaged (over- and
+  undershoots do not cancel);
 * ``color``: colour-constancy loss of the output (``rlenhance.losses.color_constancy_loss``);
 * ``spatial``: spatial-consistency loss of the output against the input;
 * ``gain_tv``: roughness of the per-pixel gain: the policy's curves applied to a flat image at the
@@ -22,11 +23,13 @@ quantity (means over the images):
 
 Each knob is then checked for the effect it is meant to have, from its minimum to its middle and
 on to its maximum, by at least ``--min-effect`` (5%) over the range (raising ``w_exposure`` brings
-the mean closer to the target, ``w_color`` lowers the colour loss, ``w_spatial`` the spatial loss,
-``w_smooth`` the gain roughness); no setting darkens the image or takes it to white, mean > 0.9),
-and the exposure target is swept (``--exposures``) to show how closely the mean lands on it
-(``--tolerance``). Settings the checkpoint refuses (it was not trained over them) are listed as
-such. ``--grid`` writes a picture: one row per knob, one column per value, on one validation image.
+each image's mean closer to the target, ``img|m-E|``, ``w_color`` lowers the colour loss,
+``w_spatial`` the spatial loss, ``w_smooth`` the gain roughness); no setting darkens the image or
+takes it to white, mean > 0.9), and the exposure target is swept (``--exposures``) to show how
+closely the mean lands on it (``--tolerance``; each image's own distance is printed too). With
+``--max-overshoot`` the Enhancer's cap is set (``inf``: the policy alone). Settings the
+checkpoint refuses (it was not trained over them) are listed as such. ``--grid`` writes a
+picture: one row per knob, one column per value, on one validation image.
 Each report ends with PSNR / SSIM at the defaults against the references.
 
 Given several checkpoints (``lol_train --keep-evals`` keeps one per evaluation), it measures each
@@ -59,12 +62,12 @@ from rlenhance.ops import le_curve
 #: Every setting keyword of ``Enhancer.cond`` -> (what raising it should do, the quantity, its direction).
 EXPECTED = {
     "exposure": ("the mean follows the target", "|mean-E|", 0),
-    "w_exposure": ("mean closer to the target", "|mean-E|", -1),
+    "w_exposure": ("each image's mean closer to the target", "img|m-E|", -1),
     "w_color": ("lower colour-constancy loss", "color", -1),
     "w_spatial": ("lower spatial-consistency loss", "spatial", -1),
     "w_smooth": ("smoother per-pixel gain", "gain_tv", -1),
 }
-QUANTITIES = ("mean", "|mean-E|", "color", "spatial", "gain_tv", "psnr")
+QUANTITIES = ("mean", "|mean-E|", "img|m-E|", "color", "spatial", "gain_tv", "psnr")
 #: Above this mean brightness an output counts as pushed towards white.
 WHITE = 0.9
 
@@ -107,13 +110,13 @@ def measure(enhancer: Enhancer, images: Sequence[tuple[str, np.ndarray, np.ndarr
         x = torch.from_numpy(out).permute(2, 0, 1)[None]
         original = torch.from_numpy(low).permute(2, 0, 1)[None]
         reference = torch.from_numpy(high).permute(2, 0, 1)[None]
-        rows.append({"mean": float(out.mean()), "|mean-E|": abs(float(out.mean()) - target),
+        rows.append({"mean": float(out.mean()), "img|m-E|": abs(float(out.mean()) - target),
                      "color": float(losses.color_constancy_loss(x)),
                      "spatial": float(losses.spatial_consistency_loss(x, original)),
                      "gain_tv": gain_roughness(enhancer, original, cond),
                      "psnr": float(metrics.psnr(x, reference)),
                      "darker": float(out.mean()) < float(low.mean())})
-    result = {k: float(np.mean([r[k] for r in rows])) for k in QUANTITIES}
+    result = {k: float(np.mean([r[k] for r in rows])) for k in QUANTITIES if k != "|mean-E|"}
     result["darkened"] = sum(r["darker"] for r in rows)
     result["white"] = sum(r["mean"] > WHITE for r in rows)
     result["max_mean"] = max(r["mean"] for r in rows)
@@ -189,7 +192,8 @@ def report(enhancer: Enhancer, images: Sequence[tuple[str, np.ndarray, np.ndarra
     defaults = {("exposure" if k == "exposure_target" else k): v for k, v in spec.setting.items()}
     log_knobs = {name for name, encoding in zip(spec.cond_fields, spec.cond_encodings) if encoding == "log"}
     input_mean = float(np.mean([low.mean() for _, low, _ in images]))
-    print(f"{enhancer.path.name} ({enhancer.steps} curve steps): {len(images)} image(s) of {args.data} "
+    cap = "no cap" if enhancer.max_overshoot is None else f"max_overshoot {enhancer.max_overshoot:g}"
+    print(f"{enhancer.path.name} ({enhancer.steps} curve steps, {cap}): {len(images)} image(s) of {args.data} "
           f"(split {args.split}), input mean "
           f"brightness {input_mean:.3f}; defaults: " + ", ".join(f"{k} {v:g}" for k, v in defaults.items()))
     refused = [k for k in EXPECTED if k not in ranges]
@@ -216,10 +220,10 @@ def report(enhancer: Enhancer, images: Sequence[tuple[str, np.ndarray, np.ndarra
         if knob != "exposure":
             verdicts[knob] = verdict(knob, results, args.min_effect)
     sweep = [e for e in args.exposures if "exposure" in ranges and ranges["exposure"][0] <= e <= ranges["exposure"][1]]
-    gaps = {}
+    gaps, image_gaps = {}, {}
     for target in sweep:
         q = measure(enhancer, images, {"exposure": target})["quantities"]
-        gaps[target] = q["mean"] - target
+        gaps[target], image_gaps[target] = q["mean"] - target, q["img|m-E|"]
     print("\nverdicts (min -> middle -> max, others at their defaults):")
     for knob, result in verdicts.items():
         print(f"  {knob}: raising it should give {EXPECTED[knob][0]}: {result}")
@@ -229,6 +233,8 @@ def report(enhancer: Enhancer, images: Sequence[tuple[str, np.ndarray, np.ndarra
         print("  exposure sweep, mean - target: " + ", ".join(f"{t:g}: {g:+.3f}" for t, g in gaps.items())
               + f"; largest |gap| {worst_gap:.3f} ({'ok' if sweep_ok else 'ABOVE'} the tolerance "
               f"{args.tolerance:g})")
+        print("  each image's |mean - target|, averaged: "
+              + ", ".join(f"{t:g}: {g:.3f}" for t, g in image_gaps.items()))
     darkened = sum(row["darkened"] for row in table)
     white = sum(row["white"] for row in table)
     print(f"  no setting darkens an image or takes it above {WHITE:g}: "
@@ -241,6 +247,7 @@ def report(enhancer: Enhancer, images: Sequence[tuple[str, np.ndarray, np.ndarra
     print(f"  at the defaults against the references: PSNR {quality['psnr']:.2f} dB, SSIM {quality['ssim']:.3f}")
     passed = sum(v == "ok" for v in verdicts.values()) + sweep_ok + (not darkened and not white)
     return {"checkpoint": str(enhancer.path), "table": table, "verdicts": verdicts, "exposure_gaps": gaps,
+            "image_gaps": image_gaps,
             "worst_gap": worst_gap, "refused": refused, "darkened": darkened, "white": white, **quality,
             "checks_passed": int(passed), "checks": len(verdicts) + bool(gaps) + 1, "cells": cells}
 
@@ -289,6 +296,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
                                                      "picked checkpoint)")
     parser.add_argument("--steps", type=int, default=None,
                         help="curve steps at inference (default: the checkpoint's test steps), e.g. its training steps")
+    parser.add_argument("--max-overshoot", type=float, default=None,
+                        help="the Enhancer's cap on a step's rise of the image mean above the target (default: the "
+                             "checkpoint's; inf: none, the policy alone)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -299,7 +309,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     for path in args.checkpoint:
         if len(args.checkpoint) > 1:
             print(f"\n## {path}\n")
-        reports.append(report(Enhancer(path, device="cpu", steps=args.steps), images, args))
+        reports.append(report(Enhancer(path, device="cpu", steps=args.steps, max_overshoot=args.max_overshoot),
+                              images, args))
     best = pick(reports)
     if len(reports) > 1:
         print("\n| checkpoint | checks passed | " + " | ".join(weights) + " | worst sweep gap | darkened | > 0.9 "

@@ -13,7 +13,7 @@ from rlenhance import losses, metrics
 from rlenhance.checkpoint import COND_ENCODINGS
 from rlenhance.data import synthetic_low_light
 from rlenhance.enhance import decode_setting, encode_setting
-from rlenhance.ops import couple_channels, le_curve
+from rlenhance.ops import cap_mean, couple_channels, le_curve
 
 #: ReLLIE's alpha table: a = 0..26 -> alpha = (a - 6) / 20, i.e. -0.30 .. +1.00 in steps of 0.05.
 RELLIE_ALPHAS = tuple(round((a - 6) / 20, 2) for a in range(27))
@@ -63,6 +63,7 @@ class LowLightTask(PixelTask):
         smooth_in_reward: bool = True,
         cond_encoding: str = "linear",
         weight_draw: str = "joint",
+        max_overshoot: float | None = None,
         **common: Any,
     ):
         super().__init__(num_envs, max_episode_steps=max_episode_steps, data_kind="paired", **common)
@@ -93,6 +94,8 @@ class LowLightTask(PixelTask):
         if not (np.isfinite(exposure_relative_floor) and exposure_relative_floor >= 0):
             raise ValueError(f"exposure_relative_floor: expected a finite factor >= 0 (0: none), got "
                              f"{exposure_relative_floor!r}")
+        if max_overshoot is not None and not (np.isfinite(max_overshoot) and max_overshoot >= 0):
+            raise ValueError(f"max_overshoot: expected a finite value >= 0 (None: no cap), got {max_overshoot!r}")
         if not 0.0 < exposure_target < 1.0:
             raise ValueError(f"exposure_target: expected a value in (0, 1), got {exposure_target!r}")
         if not (0 < exposure_range[0] <= exposure_range[1] < 1) or not (0 < weight_range[0] <= weight_range[1]):
@@ -143,6 +146,7 @@ class LowLightTask(PixelTask):
         self.reward_scale = float(reward_scale)
         self.observe_exposure_gap = bool(observe_exposure_gap)
         self.smooth_in_reward = bool(smooth_in_reward)
+        self.max_overshoot = None if max_overshoot is None else float(max_overshoot)
 
         h, w = self.image_size
         image = spaces.Box(0.0, 1.0, (3, h, w), np.float32)
@@ -253,6 +257,8 @@ class LowLightTask(PixelTask):
     def _transition(self, actions: torch.Tensor) -> torch.Tensor:
         # (1-d) LE(s) + d s == LE_{(1-d) alpha}(s); ReLLIE's coupling pulls R and G towards B's alpha
         alpha = couple_channels(self.alpha(actions), self.channel_coupling) * (1.0 - self.damping)
+        if self.max_overshoot is not None:  # a step that would end too bright is cut short
+            alpha = cap_mean(self.image, alpha, self.target.view(-1) + self.max_overshoot)
         previous, self.image = self.image, le_curve(self.image, alpha).clamp(0.0, 1.0)
         if self.reward == "nonref":
             loss = self._state_loss(self.image)
@@ -356,6 +362,13 @@ class LowLightEnv(PixelEnv):
     ``Box(-1, 1, (1, H, W))``: ``E - mean_c(image)`` per pixel (``rlenhance.losses.exposure_gap``),
     the signed distance of the current state to this episode's exposure target.
 
+    ## Transition
+    One LE step per action, ``s' = LE(s; (1 - damping) alpha)`` (ReLLIE's damping; with
+    ``channel_coupling`` the R and G alphas are first coupled to B's). With ``max_overshoot = o``
+    (default None: off) a step that would lift an image's mean above ``E + o`` is scaled down
+    to end there (``rlenhance.ops.cap_mean``: the same pixels brightened, by less), so no image
+    ends more than ``o`` above its exposure target; ``rlenhance.Enhancer`` applies the same cap.
+
     ## Rewards
     Per pixel, the decrease of a loss between the previous and the new state, so the return of an
     episode is the total improvement. ``reward="nonref"`` (no reference needed):
@@ -411,7 +424,8 @@ class LowLightEnv(PixelEnv):
     Observation Space), ``weight_draw`` (``"joint"``, default: every ranged weight drawn for every
     image; ``"one"``: per image one ranged weight, or none, each equally likely, the others at their
     defaults, so the defaults and each knob's line through them, which users and ``benchmarks.knobs``
-    vary one at a time, are trained often); ``max_episode_steps`` for the vector env only.
+    vary one at a time, are trained often), ``max_overshoot`` (see Transition); ``max_episode_steps``
+    for the vector env only.
     ``render_mode``: None or ``"rgb_array"`` (``render()`` returns the current image as uint8 (H, W, 3),
     RGB).
 

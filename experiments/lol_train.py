@@ -139,6 +139,10 @@ class Args(RLArgs):
                                               "above --exposure-target weigh as it does instead of (target / E)^2 "
                                               "less); tried against outputs pushed past a high target, it makes the "
                                               "high targets brighter still (docs/customisation.md, h16)")
+    max_overshoot: float | None = arg(None, "cap each curve step so that no image's mean ends more than this above "
+                                            "its exposure target (the step is scaled down, rlenhance.ops.cap_mean); "
+                                            "the checkpoint records it and the Enhancer applies it by default (unset: "
+                                            "no cap)")
     conditioned: bool = arg(True, "sample the exposure target and weights per episode and feed them to the "
                                   "policy, so one model serves any setting in the ranges at test time")
     exposure_range: tuple[float, float] = arg((0.3, 0.8), "with --conditioned: the range the exposure target is drawn "
@@ -290,7 +294,7 @@ def env_kwargs(args: Args) -> dict:
                 conditioned=args.conditioned, exposure_range=args.exposure_range,
                 weight_range=args.weight_range, weight_ranges=weight_ranges(args),
                 observe_exposure_gap=args.exposure_gap, cond_encoding=args.cond_encoding,
-                weight_draw=args.weight_draw, split="train",
+                weight_draw=args.weight_draw, max_overshoot=args.max_overshoot, split="train",
                 split_seed=split_seed(args))
 
 
@@ -315,6 +319,7 @@ def inference_spec(args: Args, task: LowLightTask) -> LowLightPolicySpec:
         # the settings the policy learnt to follow, in the ranges it saw (an unvaried weight is left out)
         setting_ranges=task.setting_ranges,
         channel_coupling=args.channel_coupling,
+        max_overshoot=args.max_overshoot,
     )
 
 
@@ -327,7 +332,8 @@ def rollout_at(policy: PixelActorCritic, task: LowLightTask, args: Args, low: to
     return greedy_rollout(policy, low, cond, steps=args.test_steps, alpha_table=task.alpha_table,
                           damping=args.damping, alpha_mode=args.alpha_mode,
                           exposure_target=target if args.exposure_gap else None,
-                          channel_coupling=args.channel_coupling)
+                          channel_coupling=args.channel_coupling,
+                          mean_limit=None if args.max_overshoot is None else target + args.max_overshoot)
 
 
 @torch.no_grad()

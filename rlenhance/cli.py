@@ -79,7 +79,7 @@ from rlenhance.runtime import configure_threads
 from rlenhance.submission import DEFAULT_STRIDE, write_submission
 
 #: Options of ``enhance`` that only the RL policy reads (refused with ``--model mrpnet``).
-RL_ONLY = ("steps", "exposure", "w_exposure", "w_color", "w_spatial", "w_smooth", "noise_sigma")
+RL_ONLY = ("steps", "exposure", "w_exposure", "w_color", "w_spatial", "w_smooth", "noise_sigma", "max_overshoot")
 #: 0-255 scale of the residual figure printed by ``denoise``.
 LEVELS = 255.0
 
@@ -146,6 +146,9 @@ def _build_parser() -> argparse.ArgumentParser:
     for name in ("exposure", "color", "spatial", "smooth"):
         enhance.add_argument(f"--w-{name}", type=float, default=None,
                              help=knob_help(f"rl: reward weight of the {name} term", f"w_{name}"))
+    enhance.add_argument("--max-overshoot", type=float, default=None,
+                         help="rl: no curve step lifts an image's mean more than this above the exposure target "
+                              "(the step is scaled down); inf: no cap (default: the checkpoint's)")
     enhance.add_argument("--max-side", type=int, default=None,
                          help="rl: working resolution of the policy (longer side; default: the checkpoint's, else 512)")
     _add_tile(enhance)
@@ -536,7 +539,7 @@ def _enhancer(args: argparse.Namespace) -> Restore:
         return restore
 
     enhancer = Enhancer(args.checkpoint, device=args.device, steps=args.steps, max_side=args.max_side,
-                        denoiser=denoiser, noise_sigma=args.noise_sigma)
+                        denoiser=denoiser, noise_sigma=args.noise_sigma, max_overshoot=args.max_overshoot)
     setting = {"exposure": args.exposure, "w_exposure": args.w_exposure, "w_color": args.w_color,
                "w_spatial": args.w_spatial, "w_smooth": args.w_smooth}
     enhancer.cond(**setting)  # validate the setting once, before any image

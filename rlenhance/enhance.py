@@ -44,7 +44,7 @@ from rlenhance.data.transforms import _fitted_size, fit_longer_side
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import _INTEGER_SCALES, as_unit_float
 from rlenhance.models.policy import PixelActorCritic, build_policy_input
-from rlenhance.ops import couple_channels, le_curve, le_curves_upsampled, native
+from rlenhance.ops import cap_mean, couple_channels, le_curve, le_curves_upsampled, native
 from rlenhance.restore import SupervisedRestorer
 from rlenhance.runtime import flush_denormals, select_device
 
@@ -91,6 +91,11 @@ class Enhancer:
         noise_sigma: noise-map denoisers only: the dark input's noise level on the 0-255 scale,
             which the brightening amplifies, within the checkpoint's trained range [0, sigma]
             (None: half its ``sigma``, the middle of that range); refused otherwise.
+        max_overshoot: no curve step lifts the image's mean (at the working resolution) more than
+            this above the exposure target: a step that would is scaled down to end there
+            (:func:`rlenhance.ops.cap_mean`; the same pixels brightened, by less); ``math.inf``: no
+            cap (the policy alone). None: the checkpoint's ``max_overshoot``, the cap it was trained
+            with or given (none for files that record none).
 
     Attributes:
         spec: the checkpoint's :class:`~rlenhance.checkpoint.LowLightPolicySpec`.
@@ -101,7 +106,7 @@ class Enhancer:
         CheckpointError: a bad policy checkpoint (not a low-light policy, or a spec that does
             not describe its network), or a ``denoiser`` checkpoint that is not a denoising one
             (the message names the file, its task and the accepted one).
-        ValueError: bad ``steps``, ``max_side``, ``strip_pixels``, ``alpha_mode``, or a
+        ValueError: bad ``steps``, ``max_side``, ``strip_pixels``, ``alpha_mode``, ``max_overshoot``, or a
             ``noise_sigma`` without a noise-map denoiser or outside its trained range.
 
     Example:
@@ -111,7 +116,8 @@ class Enhancer:
 
     def __init__(self, checkpoint: str | Path | None = None, *, device: str = "auto", steps: int | None = None,
                  max_side: int | None = None, strip_pixels: int = 2_000_000, alpha_mode: str | None = None,
-                 denoiser: str | Path | SupervisedRestorer | None = None, noise_sigma: float | None = None):
+                 denoiser: str | Path | SupervisedRestorer | None = None, noise_sigma: float | None = None,
+                 max_overshoot: float | None = None):
         flush_denormals()
         self.device = select_device(device)
         path = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
@@ -137,6 +143,12 @@ class Enhancer:
         if alpha_mode not in ALPHA_MODES:
             raise ValueError(f"alpha_mode: expected one of {ALPHA_MODES}, got {alpha_mode!r}")
         self.alpha_mode = alpha_mode
+        if max_overshoot is not None and not (isinstance(max_overshoot, (int, float)) and max_overshoot >= 0):
+            raise ValueError(f"max_overshoot: expected a number >= 0 (math.inf: no cap; None: the checkpoint's), "
+                             f"got {max_overshoot!r}")
+        cap = spec.max_overshoot if max_overshoot is None else float(max_overshoot)
+        #: The cap on each step's rise of the image mean above the exposure target; None: no cap.
+        self.max_overshoot = None if cap is None or math.isinf(cap) else cap
         self.max_side = int(max_side)
         self.strip_pixels = int(strip_pixels)
         if denoiser is None or isinstance(denoiser, SupervisedRestorer):
@@ -215,13 +227,16 @@ class Enhancer:
 
     def _rollout(self, small: torch.Tensor, cond: torch.Tensor) -> list[torch.Tensor]:
         """:meth:`alpha_maps` of the image at the working resolution, ``small``."""
-        target = None
-        if self.spec.observe_exposure_gap:  # decode E from the encoded cond
+        if "exposure_target" in self.spec.cond_fields:  # decode E from the encoded cond
             i = self.spec.cond_fields.index("exposure_target")
             target = decode_setting(cond, self.cond_offset, self.cond_scale, self.cond_log)[:, i]
+        else:
+            target = self.spec.setting.get("exposure_target")
         return greedy_rollout(self.policy, small, cond, steps=self.steps, alpha_table=self.alpha_table,
                               damping=self.spec.damping, alpha_mode=self.alpha_mode,
-                              exposure_target=target, channel_coupling=self.spec.channel_coupling)[1]
+                              exposure_target=target if self.spec.observe_exposure_gap else None,
+                              channel_coupling=self.spec.channel_coupling,
+                              mean_limit=None if self.max_overshoot is None else target + self.max_overshoot)[1]
 
     @torch.no_grad()
     def enhance_array(self, image: np.ndarray, *, dtype: type | np.dtype = np.float32,
@@ -314,7 +329,8 @@ def decode_setting(cond: torch.Tensor, offset: torch.Tensor, scale: torch.Tensor
 def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Tensor | None, *, steps: int,
                    alpha_table: torch.Tensor, damping: float = 0.0, alpha_mode: str = "mean",
                    exposure_target: float | torch.Tensor | None = None,
-                   channel_coupling: float = 0.0) -> tuple[torch.Tensor, list[torch.Tensor]]:
+                   channel_coupling: float = 0.0,
+                   mean_limit: float | torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Run a low-light policy deterministically for ``steps`` steps.
 
     A discrete policy's alpha is, with ``alpha_mode="mean"`` (default), the expectation
@@ -341,6 +357,9 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
         alpha_mode: "mean" or "argmax".
         exposure_target: for a policy trained with the env's ``observe_exposure_gap``: the target
             E (float or (B,)) from which its ``exposure_gap`` input plane is computed; None otherwise.
+        mean_limit: the env's ``max_overshoot`` cap: the highest image mean a step may reach (float or
+            (B,), the target plus the cap), each step scaled down to stay at or below it
+            (:func:`rlenhance.ops.cap_mean`); None: no cap.
 
     Returns:
         ``(enhanced, maps)``: the enhanced batch and the list of (B, C, H, W) alpha maps applied (C = 3,
@@ -363,6 +382,8 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
         if policy.downscale > 1:
             alpha = policy.upsample(alpha, *current.shape[-2:])
         alpha = couple_channels(alpha, channel_coupling) * (1.0 - damping)
+        if mean_limit is not None:
+            alpha = cap_mean(current, alpha, mean_limit)
         current = le_curve(current, alpha).clamp(0.0, 1.0)
         maps.append(alpha)
     return current, maps

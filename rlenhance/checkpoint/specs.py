@@ -296,6 +296,9 @@ class LowLightPolicySpec(CheckpointSpec):
         cond_encodings: per ``cond_fields`` name, ``"linear"`` (``cond = (value - cond_offset) /
             cond_scale``) or ``"log"`` (``cond = (log(value) - cond_offset) / cond_scale``, for a
             setting whose values are > 0); files that predate the field: all ``"linear"``.
+        max_overshoot: the env's cap in training (``envs.lowlight``'s ``max_overshoot``): no curve step
+            lifts an image's mean more than this above the exposure target; None: no cap (also files that
+            predate the field). The Enhancer's default cap.
     """
 
     kind: ClassVar[str] = "lowlight-policy"
@@ -303,7 +306,7 @@ class LowLightPolicySpec(CheckpointSpec):
     writer: ClassVar[str] = "experiments.lol_train"
     reader: ClassVar[str] = "rlenhance.Enhancer"
     added_later: ClassVar[Mapping[str, Any]] = MappingProxyType({"setting_ranges": None, "channel_coupling": 0.0,
-                                                                 "cond_encodings": None})
+                                                                 "cond_encodings": None, "max_overshoot": None})
 
     alpha_table: tuple[float, ...]
     damping: float
@@ -320,6 +323,7 @@ class LowLightPolicySpec(CheckpointSpec):
     setting_ranges: Mapping[str, tuple[float, ...]] = None  # type: ignore[assignment]  # None: derived
     channel_coupling: float = 0.0
     cond_encodings: tuple[str, ...] = None  # type: ignore[assignment]  # None: all linear
+    max_overshoot: float | None = None
 
     def __post_init__(self) -> None:
         if self.setting_ranges is None:  # a file that predates the field: the ranges of its encoding
@@ -345,6 +349,8 @@ class LowLightPolicySpec(CheckpointSpec):
                                 f"{list(bounds)}")
         if self.setting_ranges and not self.conditioned:
             problems.append("setting_ranges must be empty when not conditioned")
+        if self.max_overshoot is not None and not 0.0 <= self.max_overshoot < 1.0:
+            problems.append(f"max_overshoot {self.max_overshoot!r} (accepted: None, or 0 <= max_overshoot < 1)")
         if not 0.0 <= self.channel_coupling <= 1.0:
             problems.append(f"channel_coupling {self.channel_coupling!r} (accepted: 0 <= channel_coupling <= 1)")
         if self.action_type not in ACTION_TYPES:

@@ -39,6 +39,7 @@ from rlenhance.ops.blur import box_blur2d, gaussian_blur2d, gaussian_kernel1d
 from rlenhance.ops.curves import (
     LECurve,
     LECurveIterative,
+    cap_mean,
     couple_channels,
     le_curve,
     le_curve_iterative,
@@ -58,6 +59,7 @@ __all__ = [
     "LECurveIterative",
     "bilateral_filter2d",
     "box_blur2d",
+    "cap_mean",
     "couple_channels",
     "gaussian_blur2d",
     "gaussian_kernel1d",

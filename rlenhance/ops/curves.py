@@ -28,8 +28,8 @@ from torch import nn
 from rlenhance.errors import ImageError
 from rlenhance.ops import native
 
-__all__ = ["LECurve", "LECurveIterative", "couple_channels", "le_curve", "le_curve_iterative", "le_curves_upsampled",
-           "le_gain"]
+__all__ = ["LECurve", "LECurveIterative", "cap_mean", "couple_channels", "le_curve", "le_curve_iterative",
+           "le_curves_upsampled", "le_gain"]
 
 _ALPHA_SHAPES = "a python float or a tensor broadcastable to x without enlarging it: per image " \
     "(B, 1, 1, 1), per channel (B, C, 1, 1), per pixel (B, 1, H, W) or per pixel and channel (B, C, H, W)"
@@ -93,6 +93,39 @@ def le_curve(x: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
     _check_image(x)
     _check_alpha(x, alpha)
     return x + alpha * x * (1 - x)
+
+
+def cap_mean(x: torch.Tensor, alpha: torch.Tensor, limit: float | torch.Tensor) -> torch.Tensor:
+    """Scale a curve step down, per image, so that it does not lift the image mean above ``limit``.
+
+    The step is linear in alpha: ``mean(le_curve(x, s alpha)) = mean(x) + s mean(alpha x (1 - x))``
+    (no clipping for alpha in [-1, 1]). Where the full step would end above ``limit``, its alpha is
+    multiplied by the largest ``s`` in [0, 1] that ends at ``limit`` (0 when the image is already
+    above it); a step that does not raise the mean, or ends at or below ``limit``, is unchanged. So
+    the step keeps its shape (which pixels it brightens more) and only its size is cut. Means are
+    over channels and pixels.
+
+    Args:
+        x: Image, floating-point tensor (B, C, H, W) in [0, 1].
+        alpha: Curve parameters as :func:`le_curve` takes them, a tensor with a batch dim of B.
+        limit: the highest image mean a step may reach, a float or a (B,) tensor.
+
+    Returns:
+        ``alpha * s`` with ``s`` of shape (B, 1, 1, 1): the shape of ``alpha``, enlarged to (B, 1, 1, 1)
+        at least.
+
+    Example:
+        >>> x = torch.full((1, 3, 2, 2), 0.5)
+        >>> round(le_curve(x, cap_mean(x, torch.ones(1, 1, 2, 2), 0.6)).mean().item(), 6)  # uncapped: 0.75
+        0.6
+    """
+    _check_image(x)
+    _check_alpha(x, alpha)
+    rise = (alpha * x * (1 - x)).mean(dim=(-3, -2, -1))
+    room = torch.as_tensor(limit, dtype=x.dtype, device=x.device) - x.mean(dim=(-3, -2, -1))
+    over = (rise > 0) & (rise > room)
+    scale = torch.where(over, (room / torch.where(over, rise, 1.0)).clamp(0.0, 1.0), 1.0)
+    return alpha * scale.view(*scale.shape, 1, 1, 1)
 
 
 def le_gain(x: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:

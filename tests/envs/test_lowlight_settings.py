@@ -261,3 +261,28 @@ def test_one_at_a_time_draw_varies_at_most_one_weight_per_image_and_each_of_them
     assert (~np.isclose(joint_setting[:, 2:], defaults[1:], rtol=1e-4)).all(axis=1).mean() > 0.9
     with pytest.raises(ValueError, match="weight_draw: expected one of"):
         make(weight_draw="each")
+
+
+def test_max_overshoot_cuts_the_step_that_would_pass_the_target_by_more():
+    """Each row's own target: a full-strength step ends at E + max_overshoot, not above; the reward is
+    that of the step taken; without the cap the same actions go further."""
+    targets = (0.3, 0.6)
+
+    def means_after(max_overshoot, steps=2):
+        venv = make(num_envs=2, max_overshoot=max_overshoot, conditioned=True, exposure_range=(0.3, 0.8))
+        venv.reset(seed=0, options={"low": torch.full((2, 3, 16, 16), 0.2),
+                                    "cond": torch.cat([venv.task.setting_cond(1, exposure_target=t) for t in targets])})
+        brightest = torch.full((2, 3, 16, 16), len(venv.task.alpha_table) - 1)
+        for _ in range(steps):
+            reward_map = venv.step(brightest)[-1]["reward_map"]
+        return venv.task.image.mean(dim=(1, 2, 3)), reward_map
+
+    free, _ = means_after(None)
+    capped, _ = means_after(0.05)
+    assert free[0] > 0.35 + 0.05 and free[1] > 0.4  # the uncapped steps pass 0.35
+    assert capped[0] == pytest.approx(0.35, abs=1e-5)  # stopped at 0.3 + 0.05
+    assert torch.allclose(capped[1], free[1])  # 0.6 + 0.05 was not reached: untouched
+    # the second step of the capped row had no room left: alpha 0, the identity, earns exactly 0
+    assert torch.all(means_after(0.05)[1][0] == 0)
+    with pytest.raises(ValueError, match="max_overshoot"):
+        make(max_overshoot=-0.1)

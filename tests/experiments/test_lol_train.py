@@ -546,3 +546,17 @@ def test_min_steps_trains_on_episodes_of_drawn_lengths():
     steps = [agent.train_episode(venv, seed=0 if e == 0 else None)["steps"] for e in range(12)]
     assert set(steps) == {1.0, 2.0, 3.0, 4.0}  # the episode's drawn length, one update at its end
     assert lol_train.inference_spec(args, venv.task).test_steps == 3
+
+
+def test_max_overshoot_reaches_the_env_the_checkpoint_and_the_enhancer(tmp_path):
+    from experiments import lol_train
+    from rlenhance.enhance import Enhancer
+
+    args = list(TINY)
+    args[args.index("--episodes") + 1] = "2"
+    out = lol_train.main([*args, "--max-overshoot", "0.05", "--out", str(tmp_path / "cap")])
+    path = out / "checkpoints" / "best.pt"
+    assert load_checkpoint(path)["extra"]["spec"].max_overshoot == 0.05
+    assert Enhancer(path, device="cpu").max_overshoot == 0.05
+    assert lol_train.env_kwargs(lol_train.parse_args([*args, "--max-overshoot", "0.05"]))["max_overshoot"] == 0.05
+    assert lol_train.env_kwargs(lol_train.parse_args(args))["max_overshoot"] is None  # no cap by default

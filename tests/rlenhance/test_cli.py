@@ -141,6 +141,11 @@ def test_bad_arguments_exit_2(ckpts, images, tmp_path, capsys):
     assert main(["enhance", str(a), "-o", out, "--model", "mrpnet", "--checkpoint", str(ckpts["lowlight"]),
                  "--exposure", "0.5"]) == 2
     assert "--exposure" in capsys.readouterr().err
+    assert main(["enhance", str(a), "-o", out, "--model", "mrpnet", "--checkpoint", str(ckpts["lowlight"]),
+                 "--max-overshoot", "0.05"]) == 2
+    assert "--max-overshoot" in capsys.readouterr().err
+    assert main(["enhance", str(a), "-o", out, "--checkpoint", str(ckpts["policy"]), "--max-overshoot", "-1"]) == 2
+    assert "max_overshoot" in capsys.readouterr().err
     assert main(["enhance", str(a), "-o", out, "--checkpoint", str(ckpts["policy"]),
                  "--denoiser", str(ckpts["lowlight"])]) == 2
     assert "'lowlight'" in capsys.readouterr().err
@@ -185,6 +190,14 @@ def test_enhance_writes_the_levels_of_the_float_api(ckpts, images, tmp_path, cap
     np.testing.assert_allclose(load_image(out / "b.png"), enhanced, atol=LEVEL / 2 + 1e-6)
     line = _lines(capsys.readouterr().out, "b.png")[0]
     assert f"mean {float(load_image(b).mean()):.3f} -> " in line
+    # --max-overshoot reaches the Enhancer: 6 steps take the brighter image past the target, 0.6
+    (a, _), _ = images
+    assert main(["enhance", str(a), "-o", str(tmp_path / "cap"), "--checkpoint", str(ckpts["policy"]), "--device",
+                 "cpu", "--steps", "6", "--max-overshoot", "0"]) == 0
+    free = Enhancer(ckpts["policy"], device="cpu", steps=6).enhance(load_image(a))
+    capped = Enhancer(ckpts["policy"], device="cpu", steps=6, max_overshoot=0.0).enhance(load_image(a))
+    assert free.mean() > 0.61 and capped.mean() < 0.601
+    np.testing.assert_allclose(load_image(tmp_path / "cap" / a.name), capped, atol=LEVEL / 2 + 1e-6)
 
 
 def test_enhance_denoiser_changes_the_output_and_equals_denoise_of_enhance(ckpts, images, tmp_path, capsys):

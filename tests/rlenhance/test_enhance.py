@@ -418,3 +418,29 @@ def test_enhancing_needs_no_value_branch(checkpoint):
     finally:
         handle.remove()
     assert not calls and len(maps) == enhancer.steps
+
+
+def test_max_overshoot_of_the_spec_caps_the_brightening_and_can_be_overridden(tmp_path):
+    torch.manual_seed(0)
+    policy = PixelActorCritic(in_channels=6, out_channels=3, n_actions=27, width=8, downscale=2, cond_dim=5,
+                              policy_head_gain=3.0)
+    setting = {**ENV["setting"], "exposure_target": 0.3}
+    paths = {cap: save_checkpoint(tmp_path / f"cap{cap}.pt", model=policy, arch=policy.arch(),
+                                  extra={"spec": _spec(setting=setting, test_steps=10, max_overshoot=cap)})
+             for cap in (None, 0.05)}
+    image = np.full((24, 32, 3), 0.1, np.float32)
+    free, capped = Enhancer(paths[None], device="cpu"), Enhancer(paths[0.05], device="cpu")
+    assert (free.max_overshoot, capped.max_overshoot) == (None, 0.05)
+    assert free.enhance(image).mean() > 0.4  # this policy alone brightens well past its target, 0.3
+    assert capped.enhance(image).mean() == pytest.approx(0.35, abs=5e-3)
+    # the user's cap overrides the file's; math.inf lifts it
+    assert Enhancer(paths[None], device="cpu", max_overshoot=0.05).enhance(image).mean() == pytest.approx(0.35,
+                                                                                                        abs=5e-3)
+    np.testing.assert_array_equal(Enhancer(paths[0.05], device="cpu", max_overshoot=math.inf).enhance(image),
+                                  free.enhance(image))
+    for bad in (-0.1, "0.05", math.nan):
+        with pytest.raises(ValueError, match="max_overshoot"):
+            Enhancer(paths[0.05], device="cpu", max_overshoot=bad)
+    with pytest.raises(CheckpointError, match="max_overshoot"):
+        Enhancer(save_checkpoint(tmp_path / "bad.pt", model=policy, arch=policy.arch(),
+                                 extra={"spec": _spec(max_overshoot=-1.0)}), device="cpu")

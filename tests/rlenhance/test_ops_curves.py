@@ -7,6 +7,7 @@ from rlenhance.errors import ImageError
 from rlenhance.ops import (
     LECurve,
     LECurveIterative,
+    cap_mean,
     couple_channels,
     le_curve,
     le_curve_iterative,
@@ -389,3 +390,30 @@ def test_le_gain_is_defined_at_black_and_checks_like_le_curve():
         le_gain(torch.rand(1, 3, 4, 4), torch.rand(1, 2, 4, 4))
     with pytest.raises(ImageError, match="floating-point"):
         le_gain(torch.zeros(1, 1, 2, 2, dtype=torch.uint8), 0.5)
+
+
+def test_cap_mean_cuts_only_the_steps_that_would_end_above_the_limit():
+    x = _rand(4, 3, 12, 10, high=0.6, seed=1)
+    alpha = _rand(4, 1, 12, 10, seed=2)  # brightening, per pixel
+    start, full = x.mean(dim=(1, 2, 3)), le_curve(x, alpha).mean(dim=(1, 2, 3))
+    limit = torch.stack([start[0] - 0.05, (start[1] + full[1]) / 2, full[2] + 0.01, full[3]])
+    capped = cap_mean(x, alpha, limit)
+    after = le_curve(x, capped).mean(dim=(1, 2, 3))
+    assert after[0] == pytest.approx(float(start[0]))  # already above the limit: no step at all
+    assert after[1] == pytest.approx(float(limit[1]), abs=1e-6)  # cut to end exactly at the limit
+    assert torch.equal(capped[2:], alpha[2:])  # ends at or below the limit: unchanged
+    # the cut keeps the step's shape: one factor per image
+    ratio = capped[1] / alpha[1]
+    assert torch.allclose(ratio, ratio.flatten()[0].expand_as(ratio), atol=1e-6) and 0 < float(ratio.flatten()[0]) < 1
+
+
+def test_cap_mean_leaves_darkening_steps_and_takes_float_limits_and_channel_alphas():
+    x = _rand(2, 3, 8, 8, low=0.5, high=0.9, seed=3)
+    darken = -_rand(2, 3, 8, 8, seed=4)
+    assert torch.equal(cap_mean(x, darken, 0.1), darken)  # above the limit, but the step lowers the mean
+    alpha = _rand(2, 3, 1, 1, seed=5)  # per image and channel
+    capped = cap_mean(x, alpha, 0.72)
+    assert capped.shape == (2, 3, 1, 1)
+    assert torch.all(le_curve(x, capped).mean(dim=(1, 2, 3)) <= 0.72 + 1e-6)
+    with pytest.raises(ValueError, match="does not fit"):
+        cap_mean(x, torch.ones(2, 3, 9, 9), 0.5)
