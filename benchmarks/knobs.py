@@ -11,7 +11,7 @@ the others at their defaults (the middle of a weight the policy reads as log(val
 quantity (means over the images):
 
 * ``mean``: mean output brightness (input's in the header); ``|mean-E|``: its distance to the
-  exposure target in use; ``img|m-E|``: each image's own distance to the target, averaged (over- and
+  exposure target in use; ``image_gap``: each image's own distance to the target, averaged (over- and
   undershoots do not cancel);
 * ``color``: colour-constancy loss of the output (``rlenhance.losses.color_constancy_loss``);
 * ``spatial``: spatial-consistency loss of the output against the input;
@@ -23,7 +23,7 @@ quantity (means over the images):
 
 Each knob is then checked for the effect it is meant to have, from its minimum to its middle and
 on to its maximum, by at least ``--min-effect`` (5%) over the range (raising ``w_exposure`` brings
-each image's mean closer to the target, ``img|m-E|``, ``w_color`` lowers the colour loss,
+each image's mean closer to the target, ``image_gap``, ``w_color`` lowers the colour loss,
 ``w_spatial`` the spatial loss, ``w_smooth`` the gain roughness); no setting darkens the image or
 takes it to white, mean > 0.9), and the exposure target is swept (``--exposures``) to show how
 closely the mean lands on it (``--tolerance``; each image's own distance is printed too). With
@@ -62,12 +62,12 @@ from rlenhance.ops import le_curve
 #: Every setting keyword of ``Enhancer.cond`` -> (what raising it should do, the quantity, its direction).
 EXPECTED = {
     "exposure": ("the mean follows the target", "|mean-E|", 0),
-    "w_exposure": ("each image's mean closer to the target", "img|m-E|", -1),
+    "w_exposure": ("each image's mean closer to the target", "image_gap", -1),
     "w_color": ("lower colour-constancy loss", "color", -1),
     "w_spatial": ("lower spatial-consistency loss", "spatial", -1),
     "w_smooth": ("smoother per-pixel gain", "gain_tv", -1),
 }
-QUANTITIES = ("mean", "|mean-E|", "img|m-E|", "color", "spatial", "gain_tv", "psnr")
+QUANTITIES = ("mean", "|mean-E|", "image_gap", "color", "spatial", "gain_tv", "psnr")
 #: Above this mean brightness an output counts as pushed towards white.
 WHITE = 0.9
 
@@ -110,7 +110,7 @@ def measure(enhancer: Enhancer, images: Sequence[tuple[str, np.ndarray, np.ndarr
         x = torch.from_numpy(out).permute(2, 0, 1)[None]
         original = torch.from_numpy(low).permute(2, 0, 1)[None]
         reference = torch.from_numpy(high).permute(2, 0, 1)[None]
-        rows.append({"mean": float(out.mean()), "img|m-E|": abs(float(out.mean()) - target),
+        rows.append({"mean": float(out.mean()), "image_gap": abs(float(out.mean()) - target),
                      "color": float(losses.color_constancy_loss(x)),
                      "spatial": float(losses.spatial_consistency_loss(x, original)),
                      "gain_tv": gain_roughness(enhancer, original, cond),
@@ -160,7 +160,7 @@ def grid_image(path: Path, image: np.ndarray, cells: dict[str, list[tuple[float,
             if c - 1 < len(row):
                 value, out, label = row[c - 1]
                 ax.imshow(np.clip(out, 0, 1))
-                ax.set_title(f"{knob} {value:g}: {label}", fontsize=8)
+                ax.set_title(f"{knob} {value:.5g}: {label}", fontsize=7)
             else:
                 ax.axis("off")
         for ax in axes[r]:
@@ -223,7 +223,7 @@ def report(enhancer: Enhancer, images: Sequence[tuple[str, np.ndarray, np.ndarra
     gaps, image_gaps = {}, {}
     for target in sweep:
         q = measure(enhancer, images, {"exposure": target})["quantities"]
-        gaps[target], image_gaps[target] = q["mean"] - target, q["img|m-E|"]
+        gaps[target], image_gaps[target] = q["mean"] - target, q["image_gap"]
     print("\nverdicts (min -> middle -> max, others at their defaults):")
     for knob, result in verdicts.items():
         print(f"  {knob}: raising it should give {EXPECTED[knob][0]}: {result}")

@@ -101,7 +101,7 @@ def test_steps_overrides_the_checkpoints_test_steps(setup, capsys):
     for row in result["table"]:
         target = row["value"] if row["knob"] == "exposure" else 0.5
         assert row["mean"] <= target + 0.02 + 0.01  # the cap holds at the working resolution
-        assert row["img|m-E|"] >= abs(row["mean"] - target) - 1e-9  # the per-image distance never cancels
+        assert row["image_gap"] >= abs(row["mean"] - target) - 1e-9  # the per-image distance never cancels
 
 
 def test_several_checkpoints_are_compared_and_one_named(setup, tmp_path, capsys):
