@@ -143,7 +143,8 @@ class Enhancer:
         if alpha_mode not in ALPHA_MODES:
             raise ValueError(f"alpha_mode: expected one of {ALPHA_MODES}, got {alpha_mode!r}")
         self.alpha_mode = alpha_mode
-        if max_overshoot is not None and not (isinstance(max_overshoot, (int, float)) and max_overshoot >= 0):
+        if max_overshoot is not None and (isinstance(max_overshoot, bool) or not isinstance(
+                max_overshoot, (int, float, np.integer, np.floating)) or not max_overshoot >= 0):
             raise ValueError(f"max_overshoot: expected a number >= 0 (math.inf: no cap; None: the checkpoint's), "
                              f"got {max_overshoot!r}")
         cap = spec.max_overshoot if max_overshoot is None else float(max_overshoot)

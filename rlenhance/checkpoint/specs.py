@@ -351,6 +351,8 @@ class LowLightPolicySpec(CheckpointSpec):
             problems.append("setting_ranges must be empty when not conditioned")
         if self.max_overshoot is not None and not 0.0 <= self.max_overshoot < 1.0:
             problems.append(f"max_overshoot {self.max_overshoot!r} (accepted: None, or 0 <= max_overshoot < 1)")
+        if self.max_overshoot is not None and "exposure_target" not in self.setting:
+            problems.append("max_overshoot needs an 'exposure_target' in setting (the target it caps the mean above)")
         if not 0.0 <= self.channel_coupling <= 1.0:
             problems.append(f"channel_coupling {self.channel_coupling!r} (accepted: 0 <= channel_coupling <= 1)")
         if self.action_type not in ACTION_TYPES:

@@ -438,9 +438,12 @@ def test_max_overshoot_of_the_spec_caps_the_brightening_and_can_be_overridden(tm
                                                                                                         abs=5e-3)
     np.testing.assert_array_equal(Enhancer(paths[0.05], device="cpu", max_overshoot=math.inf).enhance(image),
                                   free.enhance(image))
-    for bad in (-0.1, "0.05", math.nan):
+    assert Enhancer(paths[None], device="cpu", max_overshoot=np.float32(0.05)).max_overshoot == pytest.approx(0.05)
+    for bad in (-0.1, "0.05", math.nan, True):
         with pytest.raises(ValueError, match="max_overshoot"):
             Enhancer(paths[0.05], device="cpu", max_overshoot=bad)
     with pytest.raises(CheckpointError, match="max_overshoot"):
         Enhancer(save_checkpoint(tmp_path / "bad.pt", model=policy, arch=policy.arch(),
                                  extra={"spec": _spec(max_overshoot=-1.0)}), device="cpu")
+    with pytest.raises(CheckpointError, match="max_overshoot needs an 'exposure_target'"):
+        _spec(cond_fields=[], cond_scale=[], cond_offset=[], setting={"w_exposure": 10.0}, max_overshoot=0.05)
