@@ -122,10 +122,12 @@ def _build_parser() -> argparse.ArgumentParser:
     enhance.add_argument("--model", choices=("rl", "mrpnet"), default="rl",
                          help="rl: the RL curve policy; mrpnet: a supervised MRPNet (+ Generator) model")
     enhance.add_argument("--denoiser", type=Path, default=None,
-                         help="denoising checkpoint from experiments.supervised_train --task denoise, applied "
-                              "after enhancement (ReLLIE's denoiser module): a plain one (--model mrpnet), or with "
-                              "--model rl a noise-map one (--model ffdnet), driven by a per-pixel noise-level map: "
-                              "--noise-sigma times how much the policy's curves brightened each pixel")
+                         help="denoiser applied after enhancement (ReLLIE's denoiser module): mrpnet, the shipped "
+                              "blind colour MRPNet (slower; higher PSNR / SSIM on noisy dark photos), or a "
+                              "checkpoint of experiments.supervised_train --task denoise: a plain one (--model "
+                              "mrpnet), or with --model rl a noise-map one (--model ffdnet), driven by a per-pixel "
+                              "noise-level map: --noise-sigma times how much the policy's curves brightened each "
+                              "pixel")
     enhance.add_argument("--noise-sigma", type=float, default=None,
                          help="rl with a noise-map --denoiser: the input's noise level on the 0-255 scale, within "
                               "the denoiser's trained range [0, sigma] (default: sigma / 2)")
@@ -519,9 +521,13 @@ def _enhancer(args: argparse.Namespace) -> Restore:
     """``enhance``'s restore function (raises ValueError / CheckpointError for bad arguments)."""
     _check_tile(args)
     # a noise-map denoiser reads the gains of the policy's curves: --model rl only
-    denoiser = (SupervisedRestorer(args.denoiser, device=args.device, task="denoise", tile=args.tile,
-                                   noise_map=None if args.model == "rl" else False)
-                if args.denoiser is not None else None)
+    denoiser = None
+    if args.denoiser is not None:
+        # a model name (no such file here): the shipped colour checkpoint of that model
+        named = str(args.denoiser) in SUPERVISED_DENOISERS and not args.denoiser.exists()
+        path = default_denoiser(str(args.denoiser), 3) if named else args.denoiser
+        denoiser = SupervisedRestorer(path, device=args.device, task="denoise", tile=args.tile,
+                                      noise_map=None if args.model == "rl" else False)
     if args.model == "mrpnet":
         given = [f"--{name.replace('_', '-')}" for name in RL_ONLY if getattr(args, name) is not None]
         if given:

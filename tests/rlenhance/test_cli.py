@@ -10,6 +10,7 @@ import torch
 
 from rlenhance.checkpoint import LowLightPolicySpec, SupervisedSpec, save_checkpoint
 from rlenhance.cli import main
+from rlenhance.denoisers import DENOISER_CHECKPOINTS
 from rlenhance.enhance import Enhancer
 from rlenhance.io import load_image, save_image
 from rlenhance.models.mrpnet import CombinedModel, MRPNet
@@ -211,6 +212,14 @@ def test_enhance_denoiser_changes_the_output_and_equals_denoise_of_enhance(ckpts
     enhanced = Enhancer(ckpts["policy"], device="cpu").enhance(load_image(b))
     manual = SupervisedRestorer(ckpts["denoise"], device="cpu").restore(enhanced, per_channel=True)
     np.testing.assert_allclose(d, manual, atol=LEVEL / 2 + 1e-6)
+    # a model name: the shipped colour checkpoint of that model (a file of that name would win)
+    named = tmp_path / "named"
+    assert main(["enhance", str(b), common[0], str(named), *common[1:], "--denoiser", "mrpnet"]) == 0
+    shipped = SupervisedRestorer(DENOISER_CHECKPOINTS["mrpnet", 3], device="cpu").restore(enhanced, per_channel=True)
+    np.testing.assert_allclose(load_image(named / "b.png"), shipped, atol=LEVEL / 2 + 1e-6)
+    if not DENOISER_CHECKPOINTS["ffdnet", 3].exists():  # not shipped: refused, saying how to train one
+        assert main(["enhance", str(b), common[0], str(tmp_path / "f"), *common[1:], "--denoiser", "ffdnet"]) == 2
+        assert "supervised_train --model ffdnet" in capsys.readouterr().err
 
 
 @pytest.mark.slow
