@@ -383,9 +383,12 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
         if policy.downscale > 1:
             alpha = policy.upsample(alpha, *current.shape[-2:])
         alpha = couple_channels(alpha, channel_coupling) * (1.0 - damping)
-        if mean_limit is not None:
+        stepped = le_curve(current, alpha)
+        # the cap's work only where a step ends above the limit (cap_mean leaves the others as they are)
+        if mean_limit is not None and bool((stepped.mean(dim=(1, 2, 3)) > mean_limit).any()):
             alpha = cap_mean(current, alpha, mean_limit)
-        current = le_curve(current, alpha).clamp(0.0, 1.0)
+            stepped = le_curve(current, alpha)
+        current = stepped.clamp(0.0, 1.0)
         maps.append(alpha)
     return current, maps
 
