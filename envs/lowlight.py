@@ -13,7 +13,7 @@ from rlenhance import losses, metrics
 from rlenhance.checkpoint import COND_ENCODINGS
 from rlenhance.data import synthetic_low_light
 from rlenhance.enhance import decode_setting, encode_setting
-from rlenhance.ops import cap_mean, couple_channels, le_curve
+from rlenhance.ops import check_max_overshoot, couple_channels, le_step, overshoot_limit
 
 #: ReLLIE's alpha table: a = 0..26 -> alpha = (a - 6) / 20, i.e. -0.30 .. +1.00 in steps of 0.05.
 RELLIE_ALPHAS = tuple(round((a - 6) / 20, 2) for a in range(27))
@@ -94,8 +94,6 @@ class LowLightTask(PixelTask):
         if not (np.isfinite(exposure_relative_floor) and exposure_relative_floor >= 0):
             raise ValueError(f"exposure_relative_floor: expected a finite factor >= 0 (0: none), got "
                              f"{exposure_relative_floor!r}")
-        if max_overshoot is not None and not (np.isfinite(max_overshoot) and max_overshoot >= 0):
-            raise ValueError(f"max_overshoot: expected a finite value >= 0 (None: no cap), got {max_overshoot!r}")
         if not 0.0 < exposure_target < 1.0:
             raise ValueError(f"exposure_target: expected a value in (0, 1), got {exposure_target!r}")
         if not (0 < exposure_range[0] <= exposure_range[1] < 1) or not (0 < weight_range[0] <= weight_range[1]):
@@ -146,7 +144,7 @@ class LowLightTask(PixelTask):
         self.reward_scale = float(reward_scale)
         self.observe_exposure_gap = bool(observe_exposure_gap)
         self.smooth_in_reward = bool(smooth_in_reward)
-        self.max_overshoot = None if max_overshoot is None else float(max_overshoot)
+        self.max_overshoot = check_max_overshoot(max_overshoot)
 
         h, w = self.image_size
         image = spaces.Box(0.0, 1.0, (3, h, w), np.float32)
@@ -257,9 +255,9 @@ class LowLightTask(PixelTask):
     def _transition(self, actions: torch.Tensor) -> torch.Tensor:
         # (1-d) LE(s) + d s == LE_{(1-d) alpha}(s); ReLLIE's coupling pulls R and G towards B's alpha
         alpha = couple_channels(self.alpha(actions), self.channel_coupling) * (1.0 - self.damping)
-        if self.max_overshoot is not None:  # a step that would end too bright is cut short
-            alpha = cap_mean(self.image, alpha, self.target.view(-1) + self.max_overshoot)
-        previous, self.image = self.image, le_curve(self.image, alpha).clamp(0.0, 1.0)
+        # with max_overshoot, a step that would end too bright is cut short
+        alpha, stepped = le_step(self.image, alpha, overshoot_limit(self.target.view(-1), self.max_overshoot))
+        previous, self.image = self.image, stepped.clamp(0.0, 1.0)
         if self.reward == "nonref":
             loss = self._state_loss(self.image)
             reward_map = self.state_loss - loss
@@ -366,8 +364,12 @@ class LowLightEnv(PixelEnv):
     One LE step per action, ``s' = LE(s; (1 - damping) alpha)`` (ReLLIE's damping; with
     ``channel_coupling`` the R and G alphas are first coupled to B's). With ``max_overshoot = o``
     (default None: off) a step that would lift an image's mean above ``E + o`` is scaled down
-    to end there (``rlenhance.ops.cap_mean``: the same pixels brightened, by less), so no image
-    ends more than ``o`` above its exposure target; ``rlenhance.Enhancer`` applies the same cap.
+    to end there (``rlenhance.ops.cap_mean``: the same pixels brightened, by less), so no step lifts
+    an image's mean above ``E + o`` (an image that starts above it is not brightened);
+    ``rlenhance.Enhancer`` applies the same cap. ``o`` is None or ``0 <= o < 1``
+    (``rlenhance.ops.check_max_overshoot``). The smoothness term of the reward (``smooth_in_reward``)
+    sees the capped alpha map, the one applied; A3C's ``smooth-on-mean`` penalty in the trainer's loss
+    sees the policy's uncapped expected alpha.
 
     ## Rewards
     Per pixel, the decrease of a loss between the previous and the new state, so the return of an

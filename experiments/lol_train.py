@@ -71,6 +71,7 @@ from rlenhance.data import (
 )
 from rlenhance.enhance import greedy_rollout
 from rlenhance.models.policy import PixelActorCritic
+from rlenhance.ops import check_max_overshoot, overshoot_limit
 
 ENV_ID = "rlenhance/LowLight-v0"
 #: Exposure targets at which a conditioned policy's brightness is checked in every evaluation.
@@ -139,10 +140,10 @@ class Args(RLArgs):
                                               "above --exposure-target weigh as it does instead of (target / E)^2 "
                                               "less); tried against outputs pushed past a high target, it makes the "
                                               "high targets brighter still (docs/customisation.md, h16)")
-    max_overshoot: float | None = arg(None, "cap each curve step so that no image's mean ends more than this above "
-                                            "its exposure target (the step is scaled down, rlenhance.ops.cap_mean); "
-                                            "the checkpoint records it and the Enhancer applies it by default (unset: "
-                                            "no cap)")
+    max_overshoot: float | None = arg(None, "cap each curve step so that no step lifts an image's mean more than "
+                                            "this above its exposure target, 0 <= cap < 1 (the step is scaled down, "
+                                            "rlenhance.ops.cap_mean); the checkpoint records it and the Enhancer "
+                                            "applies it by default (unset: no cap)")
     conditioned: bool = arg(True, "sample the exposure target and weights per episode and feed them to the "
                                   "policy, so one model serves any setting in the ranges at test time")
     exposure_range: tuple[float, float] = arg((0.3, 0.8), "with --conditioned: the range the exposure target is drawn "
@@ -333,7 +334,7 @@ def rollout_at(policy: PixelActorCritic, task: LowLightTask, args: Args, low: to
                           damping=args.damping, alpha_mode=args.alpha_mode,
                           exposure_target=target if args.exposure_gap else None,
                           channel_coupling=args.channel_coupling,
-                          mean_limit=None if args.max_overshoot is None else target + args.max_overshoot)
+                          mean_limit=overshoot_limit(target, args.max_overshoot))
 
 
 @torch.no_grad()
@@ -417,6 +418,7 @@ def check_lowlight_args(args: Args, given: Sequence[str]) -> Args:
         args = dataclasses.replace(args, **{field: neutral})
     if args.channel_coupling and args.alpha_channels != 3:
         raise ValueError("--channel-coupling: couples per-channel alphas; needs --alpha-channels 3")
+    check_max_overshoot(args.max_overshoot, "--max-overshoot")
     return args
 
 

@@ -44,7 +44,14 @@ from rlenhance.data.transforms import _fitted_size, fit_longer_side
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import _INTEGER_SCALES, as_unit_float
 from rlenhance.models.policy import PixelActorCritic, build_policy_input
-from rlenhance.ops import cap_mean, couple_channels, le_curve, le_curves_upsampled, native
+from rlenhance.ops import (
+    check_max_overshoot,
+    couple_channels,
+    le_curves_upsampled,
+    le_step,
+    native,
+    overshoot_limit,
+)
 from rlenhance.restore import SupervisedRestorer
 from rlenhance.runtime import flush_denormals, select_device
 
@@ -93,9 +100,11 @@ class Enhancer:
             (None: half its ``sigma``, the middle of that range); refused otherwise.
         max_overshoot: no curve step lifts the image's mean (at the working resolution) more than
             this above the exposure target: a step that would is scaled down to end there
-            (:func:`rlenhance.ops.cap_mean`; the same pixels brightened, by less); ``math.inf``: no
+            (:func:`rlenhance.ops.cap_mean`; the same pixels brightened, by less); a number with
+            ``0 <= max_overshoot < 1`` (:func:`rlenhance.ops.check_max_overshoot`), or ``math.inf``: no
             cap (the policy alone). None: the checkpoint's ``max_overshoot``, the cap it was trained
-            with or given (none for files that record none).
+            with or given (none for files that record none). A cap needs a checkpoint that has an
+            exposure target.
 
     Attributes:
         spec: the checkpoint's :class:`~rlenhance.checkpoint.LowLightPolicySpec`.
@@ -143,13 +152,13 @@ class Enhancer:
         if alpha_mode not in ALPHA_MODES:
             raise ValueError(f"alpha_mode: expected one of {ALPHA_MODES}, got {alpha_mode!r}")
         self.alpha_mode = alpha_mode
-        if max_overshoot is not None and (isinstance(max_overshoot, bool) or not isinstance(
-                max_overshoot, (int, float, np.integer, np.floating)) or not max_overshoot >= 0):
-            raise ValueError(f"max_overshoot: expected a number >= 0 (math.inf: no cap; None: the checkpoint's), "
-                             f"got {max_overshoot!r}")
-        cap = spec.max_overshoot if max_overshoot is None else float(max_overshoot)
         #: The cap on each step's rise of the image mean above the exposure target; None: no cap.
-        self.max_overshoot = None if cap is None or math.isinf(cap) else cap
+        self.max_overshoot = (spec.max_overshoot if max_overshoot is None
+                              else check_max_overshoot(max_overshoot, inf_means_none=True))
+        if (self.max_overshoot is not None and "exposure_target" not in spec.cond_fields
+                and "exposure_target" not in spec.setting):
+            raise ValueError(f"max_overshoot: {path} was trained without an exposure target, so there is no "
+                             f"target to cap the mean above; accepted for it: None or math.inf (no cap)")
         self.max_side = int(max_side)
         self.strip_pixels = int(strip_pixels)
         if denoiser is None or isinstance(denoiser, SupervisedRestorer):
@@ -237,7 +246,7 @@ class Enhancer:
                               damping=self.spec.damping, alpha_mode=self.alpha_mode,
                               exposure_target=target if self.spec.observe_exposure_gap else None,
                               channel_coupling=self.spec.channel_coupling,
-                              mean_limit=None if self.max_overshoot is None else target + self.max_overshoot)[1]
+                              mean_limit=overshoot_limit(target, self.max_overshoot))[1]
 
     @torch.no_grad()
     def enhance_array(self, image: np.ndarray, *, dtype: type | np.dtype = np.float32,
@@ -383,11 +392,7 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
         if policy.downscale > 1:
             alpha = policy.upsample(alpha, *current.shape[-2:])
         alpha = couple_channels(alpha, channel_coupling) * (1.0 - damping)
-        stepped = le_curve(current, alpha)
-        # the cap's work only where a step ends above the limit (cap_mean leaves the others as they are)
-        if mean_limit is not None and bool((stepped.mean(dim=(1, 2, 3)) > mean_limit).any()):
-            alpha = cap_mean(current, alpha, mean_limit)
-            stepped = le_curve(current, alpha)
+        alpha, stepped = le_step(current, alpha, mean_limit)
         current = stepped.clamp(0.0, 1.0)
         maps.append(alpha)
     return current, maps

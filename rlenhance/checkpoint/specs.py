@@ -16,6 +16,7 @@ from typing import Any, ClassVar, TypeVar, Union, get_args, get_origin, get_type
 from rlenhance.errors import CheckpointError
 from rlenhance.models.mrpnet import UPSCALES as MRPNET_UPSCALES
 from rlenhance.models.pixelrnn import VARIANTS as PIXELRNN_VARIANTS
+from rlenhance.ops.curves import check_max_overshoot
 from rlenhance.ops.fill import PREFILLS
 
 FORMAT_TAG = "rlenhance-checkpoint"
@@ -296,9 +297,9 @@ class LowLightPolicySpec(CheckpointSpec):
         cond_encodings: per ``cond_fields`` name, ``"linear"`` (``cond = (value - cond_offset) /
             cond_scale``) or ``"log"`` (``cond = (log(value) - cond_offset) / cond_scale``, for a
             setting whose values are > 0); files that predate the field: all ``"linear"``.
-        max_overshoot: the env's cap in training (``envs.lowlight``'s ``max_overshoot``): no curve step
-            lifts an image's mean more than this above the exposure target; None: no cap (also files that
-            predate the field). The Enhancer's default cap.
+        max_overshoot: the cap the policy was trained with (``envs.lowlight``'s ``max_overshoot``) or was
+            given afterwards: no curve step lifts an image's mean more than this above the exposure target;
+            None: no cap (also files that predate the field). The Enhancer's default cap.
     """
 
     kind: ClassVar[str] = "lowlight-policy"
@@ -349,8 +350,10 @@ class LowLightPolicySpec(CheckpointSpec):
                                 f"{list(bounds)}")
         if self.setting_ranges and not self.conditioned:
             problems.append("setting_ranges must be empty when not conditioned")
-        if self.max_overshoot is not None and not 0.0 <= self.max_overshoot < 1.0:
-            problems.append(f"max_overshoot {self.max_overshoot!r} (accepted: None, or 0 <= max_overshoot < 1)")
+        try:
+            check_max_overshoot(self.max_overshoot)
+        except ValueError as error:
+            problems.append(str(error))
         if self.max_overshoot is not None and "exposure_target" not in self.setting:
             problems.append("max_overshoot needs an 'exposure_target' in setting (the target it caps the mean above)")
         if not 0.0 <= self.channel_coupling <= 1.0:

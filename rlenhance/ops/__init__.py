@@ -40,11 +40,14 @@ from rlenhance.ops.curves import (
     LECurve,
     LECurveIterative,
     cap_mean,
+    check_max_overshoot,
     couple_channels,
     le_curve,
     le_curve_iterative,
     le_curves_upsampled,
     le_gain,
+    le_step,
+    overshoot_limit,
 )
 from rlenhance.ops.median import median_blur2d
 from rlenhance.ops.select import select_per_pixel
@@ -60,6 +63,7 @@ __all__ = [
     "bilateral_filter2d",
     "box_blur2d",
     "cap_mean",
+    "check_max_overshoot",
     "couple_channels",
     "gaussian_blur2d",
     "gaussian_kernel1d",
@@ -67,7 +71,9 @@ __all__ = [
     "le_curve_iterative",
     "le_curves_upsampled",
     "le_gain",
+    "le_step",
     "median_blur2d",
+    "overshoot_limit",
     "pad_to_multiple",
     "pixelrl_filter_bank",
     "select_per_pixel",

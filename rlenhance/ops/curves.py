@@ -17,6 +17,7 @@ Sign convention: this is the paper's formula. The public Zero-DCE code writes
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Sequence
 
@@ -28,8 +29,8 @@ from torch import nn
 from rlenhance.errors import ImageError
 from rlenhance.ops import native
 
-__all__ = ["LECurve", "LECurveIterative", "cap_mean", "couple_channels", "le_curve", "le_curve_iterative",
-           "le_curves_upsampled", "le_gain"]
+__all__ = ["LECurve", "LECurveIterative", "cap_mean", "check_max_overshoot", "couple_channels", "le_curve",
+           "le_curve_iterative", "le_curves_upsampled", "le_gain", "le_step", "overshoot_limit"]
 
 _ALPHA_SHAPES = "a python float or a tensor broadcastable to x without enlarging it: per image " \
     "(B, 1, 1, 1), per channel (B, C, 1, 1), per pixel (B, 1, H, W) or per pixel and channel (B, C, H, W)"
@@ -101,18 +102,23 @@ def cap_mean(x: torch.Tensor, alpha: torch.Tensor, limit: float | torch.Tensor) 
     The step is linear in alpha: ``mean(le_curve(x, s alpha)) = mean(x) + s mean(alpha x (1 - x))``
     (no clipping for alpha in [-1, 1]). Where the full step would end above ``limit``, its alpha is
     multiplied by the largest ``s`` in [0, 1] that ends at ``limit`` (0 when the image is already
-    above it); a step that does not raise the mean, or ends at or below ``limit``, is unchanged. So
-    the step keeps its shape (which pixels it brightens more) and only its size is cut. Means are
-    over channels and pixels.
+    above it); a step that does not raise the mean, or ends at or below ``limit``, is unchanged
+    (multiplied by exactly 1). So the step keeps its shape (which pixels it brightens more) and only
+    its size is cut. Means are over channels and pixels.
 
     Args:
         x: Image, floating-point tensor (B, C, H, W) in [0, 1].
         alpha: Curve parameters as :func:`le_curve` takes them, a tensor with a batch dim of B.
-        limit: the highest image mean a step may reach, a float or a (B,) tensor.
+        limit: the highest image mean a step may reach, a number or a tensor of shape () or (B,)
+            (:func:`overshoot_limit` builds it from an exposure target and a ``max_overshoot``).
 
     Returns:
         ``alpha * s`` with ``s`` of shape (B, 1, 1, 1): the shape of ``alpha``, enlarged to (B, 1, 1, 1)
         at least.
+
+    Raises:
+        ValueError: ``limit`` is not a real number or a () / (B,) tensor, or (a number or a CPU tensor)
+            holds NaN. A CUDA tensor's values are not checked: that would wait for the device every step.
 
     Example:
         >>> x = torch.full((1, 3, 2, 2), 0.5)
@@ -121,11 +127,85 @@ def cap_mean(x: torch.Tensor, alpha: torch.Tensor, limit: float | torch.Tensor) 
     """
     _check_image(x)
     _check_alpha(x, alpha)
+    _check_limit(x, limit)
     rise = (alpha * x * (1 - x)).mean(dim=(-3, -2, -1))
     room = torch.as_tensor(limit, dtype=x.dtype, device=x.device) - x.mean(dim=(-3, -2, -1))
     over = (rise > 0) & (rise > room)
     scale = torch.where(over, (room / torch.where(over, rise, 1.0)).clamp(0.0, 1.0), 1.0)
     return alpha * scale.view(*scale.shape, 1, 1, 1)
+
+
+def _check_limit(x: torch.Tensor, limit: float | torch.Tensor) -> None:
+    batch = tuple(x.shape[:-3])
+    if isinstance(limit, torch.Tensor):
+        if tuple(limit.shape) not in ((), batch):
+            raise ValueError(f"limit of shape {tuple(limit.shape)} does not fit x of shape {tuple(x.shape)}; "
+                             f"accepted: a number, or a tensor of shape () or {batch}")
+        if limit.device.type == "cpu" and bool(torch.isnan(limit).any()):
+            raise ValueError("limit holds NaN; accepted: the highest image mean a step may reach")
+    elif isinstance(limit, bool) or not isinstance(limit, numbers.Real) or math.isnan(limit):
+        raise ValueError(f"limit must be a number or a tensor of shape () or {batch}; got {limit!r}")
+
+
+def le_step(x: torch.Tensor, alpha: torch.Tensor,
+            limit: float | torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One LE step of a batch, capped by :func:`cap_mean` when a ``limit`` is given: the transition of
+    ``envs.lowlight`` and of :func:`rlenhance.enhance.greedy_rollout`.
+
+    On the CPU the cap is computed only when some image's full step would end above ``limit`` (a mean
+    and a comparison per step instead of :func:`cap_mean`'s dozen small ops, about 0.15 ms per step
+    of a 128 px image); on other devices always, since that test would wait for the device. Either
+    way the result is the same: :func:`cap_mean` leaves a step that ends at or below the limit as it is.
+
+    Args:
+        x: Image batch, floating-point (B, C, H, W) in [0, 1].
+        alpha: Curve parameters as :func:`le_curve` takes them, with a batch dim of B.
+        limit: :func:`cap_mean`'s limit (a number, or a () / (B,) tensor); None: no cap.
+
+    Returns:
+        ``(alpha, stepped)``: the alpha applied (capped or not) and ``le_curve(x, alpha)``, not clamped.
+    """
+    if limit is None:
+        return alpha, le_curve(x, alpha)
+    _check_limit(x, limit)
+    if x.device.type == "cpu":
+        stepped = le_curve(x, alpha)
+        if not bool((stepped.mean(dim=(-3, -2, -1)) > limit).any()):
+            return alpha, stepped
+    alpha = cap_mean(x, alpha, limit)
+    return alpha, le_curve(x, alpha)
+
+
+def check_max_overshoot(value: float | None, name: str = "max_overshoot", *,
+                        inf_means_none: bool = False) -> float | None:
+    """The one rule for a cap on how far a curve step may lift an image's mean above its exposure target.
+
+    A cap is None (no cap) or a real number ``0 <= value < 1``: means lie in [0, 1], so a cap of 1 or
+    more could never act. With ``inf_means_none`` (an override of a checkpoint's cap, as
+    :class:`rlenhance.Enhancer` takes it) ``math.inf`` is accepted too and means no cap.
+
+    Returns:
+        the cap as a float, or None for no cap.
+
+    Raises:
+        ValueError: naming ``name``, what it got and what is accepted.
+    """
+    if value is None:
+        return None
+    number = not isinstance(value, bool) and isinstance(value, numbers.Real)
+    if number and inf_means_none and float(value) == math.inf:
+        return None
+    if not number or not 0.0 <= float(value) < 1.0:
+        accepted = "None (no cap)" + (", math.inf (no cap)" if inf_means_none else "")
+        raise ValueError(f"{name}: expected a number with 0 <= {name} < 1 (the most a step may lift the image "
+                         f"mean above the exposure target), or {accepted}; got {value!r}")
+    return float(value)
+
+
+def overshoot_limit(target: float | torch.Tensor, max_overshoot: float | None) -> float | torch.Tensor | None:
+    """The highest image mean a capped step may reach (:func:`cap_mean`'s ``limit``): the exposure
+    ``target`` (a number or a (B,) tensor) plus ``max_overshoot``; None when there is no cap."""
+    return None if max_overshoot is None else target + max_overshoot
 
 
 def le_gain(x: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:

@@ -56,8 +56,13 @@ def test_table_covers_the_accepted_knobs_and_lists_the_refused(setup, capsys):
 
     enhancer, tensor = Enhancer(checkpoint, device="cpu"), lambda a: torch.from_numpy(a).permute(2, 0, 1)[None]
     pairs = [[load_image(folder / "pairs" / kind / f"{n}.png") for kind in ("low", "high")] for n in ("001_1", "002_1")]
-    psnrs = [float(metrics.psnr(tensor(enhancer.enhance(low, exposure=0.7)), tensor(high))) for low, high in pairs]
+    outputs = [enhancer.enhance(low, exposure=0.7) for low, _ in pairs]
+    psnrs = [float(metrics.psnr(tensor(out), tensor(high))) for out, (_, high) in zip(outputs, pairs)]
     assert result["table"][2]["psnr"] == pytest.approx(np.mean(psnrs), abs=1e-4)  # the row of exposure 0.7
+    # image_gap: each image's own |mean - 0.7|, averaged; |mean-E| of the averaged mean can only be smaller
+    gaps = [abs(float(out.mean()) - 0.7) for out in outputs]
+    assert result["table"][2]["image_gap"] == pytest.approx(np.mean(gaps), abs=1e-5)
+    assert result["table"][2]["|mean-E|"] == pytest.approx(abs(np.mean([o.mean() for o in outputs]) - 0.7), abs=1e-5)
     picture = load_image(grid)
     assert picture.ndim == 3 and picture.shape[0] > 100 and picture.shape[1] > picture.shape[0]
 

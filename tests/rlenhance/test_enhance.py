@@ -439,11 +439,44 @@ def test_max_overshoot_of_the_spec_caps_the_brightening_and_can_be_overridden(tm
     np.testing.assert_array_equal(Enhancer(paths[0.05], device="cpu", max_overshoot=math.inf).enhance(image),
                                   free.enhance(image))
     assert Enhancer(paths[None], device="cpu", max_overshoot=np.float32(0.05)).max_overshoot == pytest.approx(0.05)
-    for bad in (-0.1, "0.05", math.nan, True):
-        with pytest.raises(ValueError, match="max_overshoot"):
+    for bad in (-0.1, 1.0, -math.inf, "0.05", math.nan, True):
+        with pytest.raises(ValueError, match="max_overshoot: expected a number with 0 <= max_overshoot < 1"):
             Enhancer(paths[0.05], device="cpu", max_overshoot=bad)
     with pytest.raises(CheckpointError, match="max_overshoot"):
         Enhancer(save_checkpoint(tmp_path / "bad.pt", model=policy, arch=policy.arch(),
                                  extra={"spec": _spec(max_overshoot=-1.0)}), device="cpu")
     with pytest.raises(CheckpointError, match="max_overshoot needs an 'exposure_target'"):
         _spec(cond_fields=[], cond_scale=[], cond_offset=[], setting={"w_exposure": 10.0}, max_overshoot=0.05)
+
+
+def test_a_cap_on_a_checkpoint_without_an_exposure_target_is_refused_at_load(tmp_path):
+    torch.manual_seed(0)
+    policy = PixelActorCritic(in_channels=6, out_channels=3, n_actions=27, width=8, downscale=2)
+    path = save_checkpoint(tmp_path / "plain.pt", model=policy, arch=policy.arch(), extra={"spec": _spec(
+        cond_fields=[], cond_scale=[], cond_offset=[], setting={"w_exposure": 10.0})})
+    with pytest.raises(ValueError, match=r"max_overshoot: .*plain.pt was trained without an exposure target"):
+        Enhancer(path, device="cpu", max_overshoot=0.05)
+    image = np.full((16, 16, 3), 0.1, np.float32)  # no cap is fine: the policy alone
+    np.testing.assert_array_equal(Enhancer(path, device="cpu", max_overshoot=math.inf).enhance(image),
+                                  Enhancer(path, device="cpu").enhance(image))
+
+
+def test_greedy_rollout_caps_each_image_of_a_mixed_batch_as_if_alone(checkpoint):
+    """Only some images reach their limit: those are cut to end there, the others run as without a cap,
+    and each equals its own rollout in a batch of one."""
+    enhancer = Enhancer(checkpoint, device="cpu")
+    x = torch.cat([torch.full((1, 3, 16, 16), 0.05), torch.full((1, 3, 16, 16), 0.3)])
+    x = (x + 0.05 * torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    cond = enhancer.cond().expand(2, -1)
+    run = lambda image, c, limit: greedy_rollout(enhancer.policy, image, c, steps=4,  # noqa: E731
+                                                 alpha_table=enhancer.alpha_table, mean_limit=limit)
+    free = run(x, cond, None)[0].mean(dim=(1, 2, 3))
+    limit = torch.stack([free[0] + 0.1, x[1].mean() + 0.01])  # image 0 never reaches its limit, image 1 does
+    capped, maps = run(x, cond, limit)
+    assert torch.allclose(capped[0], run(x, cond, None)[0][0])
+    assert capped[1].mean() == pytest.approx(float(limit[1]), abs=1e-5) and free[1] > limit[1] + 0.01
+    for i in range(2):
+        alone = run(x[i:i + 1], cond[i:i + 1], limit[i:i + 1])[0]
+        assert torch.allclose(capped[i:i + 1], alone, atol=1e-6)
+    with pytest.raises(ValueError, match="limit of shape"):
+        run(x, cond, torch.full((3,), 0.5))

@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -8,11 +10,14 @@ from rlenhance.ops import (
     LECurve,
     LECurveIterative,
     cap_mean,
+    check_max_overshoot,
     couple_channels,
     le_curve,
     le_curve_iterative,
     le_curves_upsampled,
+    le_step,
     native,
+    overshoot_limit,
 )
 
 
@@ -401,7 +406,7 @@ def test_cap_mean_cuts_only_the_steps_that_would_end_above_the_limit():
     after = le_curve(x, capped).mean(dim=(1, 2, 3))
     assert after[0] == pytest.approx(float(start[0]))  # already above the limit: no step at all
     assert after[1] == pytest.approx(float(limit[1]), abs=1e-6)  # cut to end exactly at the limit
-    assert torch.equal(capped[2:], alpha[2:])  # ends at or below the limit: unchanged
+    assert torch.allclose(capped[2:], alpha[2:], rtol=1e-5, atol=0)  # ends at or below the limit: unchanged
     # the cut keeps the step's shape: one factor per image
     ratio = capped[1] / alpha[1]
     assert torch.allclose(ratio, ratio.flatten()[0].expand_as(ratio), atol=1e-6) and 0 < float(ratio.flatten()[0]) < 1
@@ -410,10 +415,58 @@ def test_cap_mean_cuts_only_the_steps_that_would_end_above_the_limit():
 def test_cap_mean_leaves_darkening_steps_and_takes_float_limits_and_channel_alphas():
     x = _rand(2, 3, 8, 8, low=0.5, high=0.9, seed=3)
     darken = -_rand(2, 3, 8, 8, seed=4)
-    assert torch.equal(cap_mean(x, darken, 0.1), darken)  # above the limit, but the step lowers the mean
+    assert torch.allclose(cap_mean(x, darken, 0.1), darken, rtol=1e-6, atol=0)  # above the limit, but it darkens
     alpha = _rand(2, 3, 1, 1, seed=5)  # per image and channel
     capped = cap_mean(x, alpha, 0.72)
     assert capped.shape == (2, 3, 1, 1)
     assert torch.all(le_curve(x, capped).mean(dim=(1, 2, 3)) <= 0.72 + 1e-6)
     with pytest.raises(ValueError, match="does not fit"):
         cap_mean(x, torch.ones(2, 3, 9, 9), 0.5)
+
+
+@pytest.mark.parametrize("limit, match", [(torch.full((3,), 0.5), r"limit of shape \(3,\) does not fit"),
+                                          (torch.full((2, 1), 0.5), r"limit of shape \(2, 1\) does not fit"),
+                                          (torch.tensor([0.5, float("nan")]), "NaN"),
+                                          (float("nan"), "limit must be a number"), ("0.5", "limit must be"),
+                                          (True, "limit must be")])
+def test_cap_mean_refuses_a_limit_of_the_wrong_shape_or_nan(limit, match):
+    with pytest.raises(ValueError, match=match):
+        cap_mean(torch.full((2, 3, 4, 4), 0.3), torch.ones(2, 1, 4, 4), limit)
+
+
+def test_cap_mean_takes_a_scalar_tensor_limit_and_numpy_numbers():
+    x, alpha = torch.full((2, 3, 4, 4), 0.3), torch.ones(2, 1, 4, 4)
+    for limit in (torch.tensor(0.4), np.float32(0.4), 0.4):
+        assert torch.allclose(le_curve(x, cap_mean(x, alpha, limit)).mean(dim=(1, 2, 3)), torch.full((2,), 0.4))
+
+
+def test_le_step_equals_the_unconditional_cap_on_a_mixed_batch():
+    """Only one image of three passes its limit: le_step's test-first path gives what cap_mean always
+    applied gives, and no limit is le_curve itself."""
+    x = torch.stack([torch.full((3, 6, 6), v) for v in (0.1, 0.4, 0.2)])
+    alpha = _rand(3, 1, 6, 6, seed=7)
+    limit = torch.tensor([0.5, 0.45, 0.9])  # only the second image's full step ends above its limit
+    full = le_curve(x, alpha).mean(dim=(1, 2, 3))
+    assert (full > limit).tolist() == [False, True, False]
+    applied, stepped = le_step(x, alpha, limit)
+    want = cap_mean(x, alpha, limit)
+    assert torch.allclose(applied, want, rtol=1e-6, atol=0) and torch.allclose(stepped, le_curve(x, want))
+    assert stepped[1].mean() == pytest.approx(0.45, abs=1e-6)
+    low_limits = torch.tensor([0.9, 0.9, 0.9])  # none binds: the same alpha, untouched
+    assert le_step(x, alpha, low_limits)[0] is alpha
+    assert le_step(x, alpha)[0] is alpha and torch.equal(le_step(x, alpha)[1], le_curve(x, alpha))
+    with pytest.raises(ValueError, match="limit of shape"):  # checked even where the cap would not bind
+        le_step(x, alpha, torch.full((2,), 0.9))
+
+
+def test_check_max_overshoot_is_one_rule_with_inf_as_no_cap_only_where_asked():
+    assert check_max_overshoot(None) is None and check_max_overshoot(0) == 0.0
+    assert check_max_overshoot(np.float32(0.25)) == 0.25 and isinstance(check_max_overshoot(np.float32(0.25)), float)
+    assert check_max_overshoot(math.inf, inf_means_none=True) is None
+    for bad in (-0.01, 1.0, 1.5, math.inf, -math.inf, math.nan, True, "0.1"):
+        with pytest.raises(ValueError, match=r"--cap: expected a number with 0 <= --cap < 1.*got"):
+            check_max_overshoot(bad, "--cap")
+    with pytest.raises(ValueError, match="math.inf"):  # the accepted values say what inf means
+        check_max_overshoot(-math.inf, inf_means_none=True)
+    assert overshoot_limit(0.4, None) is None and overshoot_limit(0.4, 0.05) == pytest.approx(0.45)
+    assert torch.allclose(overshoot_limit(torch.tensor([0.3, 0.6]), 0.1), torch.tensor([0.4, 0.7]))
