@@ -1,8 +1,8 @@
 """The ``rlenhance`` command line (also ``python -m rlenhance``).
 
-    rlenhance enhance IMAGES... -o OUTDIR [--model rl|mrpnet] [--checkpoint PATH] [--denoiser PATH]
+    rlenhance enhance IMAGES... -o OUTDIR [--model rl|mrpnet] [--checkpoint PATH] [--denoiser mrpnet|ffdnet|PATH]
                      [--noise-sigma S] [--steps N] [--exposure E] [--w-exposure W] [--w-color W] [--w-spatial W]
-                     [--w-smooth W] [--max-side N] [--device D]
+                     [--w-smooth W] [--max-overshoot C] [--max-side N] [--device D]
     rlenhance denoise IMAGES... -o OUTDIR [--model mrpnet|ffdnet|a3c|sac|rse] [--checkpoint PATH] [--sigma S]
                      [--per-channel] [--tile N] [--device D]
     rlenhance complete IMAGES... -o OUTDIR [--checkpoint PATH] [--masks DIR | --mask-threshold T]
@@ -13,7 +13,8 @@
 ``enhance --model rl`` (default) runs the trained RL policy (:class:`rlenhance.Enhancer`),
 ``--model mrpnet`` a supervised low-light checkpoint of ``experiments.supervised_train`` (MRPNet
 + Generator, via :class:`rlenhance.restore.SupervisedRestorer`); ``--denoiser`` runs a
-denoising checkpoint on the enhanced image (ReLLIE's denoiser module): a plain one (MRPNet), or
+denoising checkpoint on the enhanced image (ReLLIE's denoiser module; ``mrpnet`` / ``ffdnet``: the
+shipped colour one of that model): a plain one (MRPNet), or
 with ``--model rl`` a noise-map one (``supervised_train --model ffdnet``), which also reads the
 noise level of each pixel: the input's, ``--noise-sigma``, times how much the policy's curves
 brightened the pixel. ``denoise`` runs a denoiser of
@@ -62,7 +63,14 @@ import numpy as np
 from rlenhance import __version__
 from rlenhance.app_support import APP_MAX_PIXELS, DEFAULT_PORT
 from rlenhance.data.occluded import OCCLUDED_PREFIX
-from rlenhance.denoisers import DENOISER_MODELS, SUPERVISED_DENOISERS, default_denoiser, load_denoiser
+from rlenhance.denoisers import (
+    DENOISER_CHECKPOINTS,
+    DENOISER_MODELS,
+    DENOISER_TRAIN_COMMANDS,
+    SUPERVISED_DENOISERS,
+    default_denoiser,
+    load_denoiser,
+)
 from rlenhance.enhance import Enhancer, checkpoint_setting_ranges
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import (
@@ -121,9 +129,11 @@ def _build_parser() -> argparse.ArgumentParser:
                          "--model mrpnet: a lowlight checkpoint from experiments.supervised_train (required)")
     enhance.add_argument("--model", choices=("rl", "mrpnet"), default="rl",
                          help="rl: the RL curve policy; mrpnet: a supervised MRPNet (+ Generator) model")
-    enhance.add_argument("--denoiser", type=Path, default=None,
+    enhance.add_argument("--denoiser", default=None,
                          help="denoiser applied after enhancement (ReLLIE's denoiser module): mrpnet, the shipped "
-                              "blind colour MRPNet (slower; higher PSNR / SSIM on noisy dark photos), or a "
+                              "blind colour MRPNet (slower; higher PSNR / SSIM on noisy dark photos), ffdnet, the "
+                              "colour FFDNet in rlenhance/weights/ when installed (a file of that name in the "
+                              "working directory wins; ./mrpnet is always a path), or a "
                               "checkpoint of experiments.supervised_train --task denoise: a plain one (--model "
                               "mrpnet), or with --model rl a noise-map one (--model ffdnet), driven by a per-pixel "
                               "noise-level map: --noise-sigma times how much the policy's curves brightened each "
@@ -523,9 +533,14 @@ def _enhancer(args: argparse.Namespace) -> Restore:
     # a noise-map denoiser reads the gains of the policy's curves: --model rl only
     denoiser = None
     if args.denoiser is not None:
-        # a model name (no such file here): the shipped colour checkpoint of that model
-        named = str(args.denoiser) in SUPERVISED_DENOISERS and not args.denoiser.exists()
-        path = default_denoiser(str(args.denoiser), 3) if named else args.denoiser
+        # a model name, exactly as typed, with no such file here: the shipped colour checkpoint of that model
+        path = Path(args.denoiser)
+        if args.denoiser in SUPERVISED_DENOISERS and not path.is_file():
+            path = DENOISER_CHECKPOINTS[args.denoiser, 3]
+            if not path.is_file():
+                raise CheckpointError(f"--denoiser {args.denoiser}: the colour {args.denoiser} denoiser {path} is not "
+                                      f"installed; pass --denoiser PATH, a checkpoint of "
+                                      f"{DENOISER_TRAIN_COMMANDS[args.denoiser, 3]}")
         denoiser = SupervisedRestorer(path, device=args.device, task="denoise", tile=args.tile,
                                       noise_map=None if args.model == "rl" else False)
     if args.model == "mrpnet":

@@ -79,6 +79,7 @@ from rlenhance.runtime import flush_denormals, select_device
 __all__ = [
     "DENOISER_CHECKPOINTS",
     "DENOISER_MODELS",
+    "DENOISER_TRAIN_COMMANDS",
     "DenoisePredictor",
     "NoiseLevelDenoiser",
     "PolicyDenoiser",
@@ -102,7 +103,7 @@ DENOISER_CHECKPOINTS = MappingProxyType({
     for model in DENOISER_MODELS for channels in (1, 3)
 })  # ("mrpnet", 1) is rlenhance.restore.DEFAULT_DENOISE_CHECKPOINT
 #: How to train each default (the colour ones: ``--no-gray``, or rse_train's own RGB default).
-_TRAIN_COMMAND = MappingProxyType({
+DENOISER_TRAIN_COMMANDS = MappingProxyType({
     ("mrpnet", 1): "python -m experiments.supervised_train --model mrpnet --task denoise",
     ("mrpnet", 3): "python -m experiments.supervised_train --model mrpnet --task denoise --no-gray",
     ("ffdnet", 1): "python -m experiments.supervised_train --model ffdnet --task denoise --noise gaussian "
@@ -142,8 +143,9 @@ def default_denoiser(model: str, channels: int) -> Path:
         other = ("" if channels == _GRAY else
                  "; or denoise R, G and B separately with the gray model (--per-channel, channels=1 and "
                  "restore(..., per_channel=True))")
+        train = DENOISER_TRAIN_COMMANDS[model, channels]
         raise CheckpointError(f"no checkpoint given and the default {kind} {model} denoiser {path} is not installed; "
-                              f"pass --checkpoint PATH (a checkpoint of {_TRAIN_COMMAND[model, channels]}){other}")
+                              f"pass --checkpoint PATH (a checkpoint of {train}){other}")
     return path
 
 

@@ -219,7 +219,25 @@ def test_enhance_denoiser_changes_the_output_and_equals_denoise_of_enhance(ckpts
     np.testing.assert_allclose(load_image(named / "b.png"), shipped, atol=LEVEL / 2 + 1e-6)
     if not DENOISER_CHECKPOINTS["ffdnet", 3].exists():  # not shipped: refused, saying how to train one
         assert main(["enhance", str(b), common[0], str(tmp_path / "f"), *common[1:], "--denoiser", "ffdnet"]) == 2
-        assert "supervised_train --model ffdnet" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert "--denoiser ffdnet: the colour ffdnet denoiser" in err and "supervised_train --model ffdnet" in err
+        assert "--per-channel" not in err and "--checkpoint" not in err  # options enhance does not have for this
+
+
+def test_enhance_denoiser_a_file_named_like_a_model_wins_and_dot_slash_is_a_path(ckpts, images, tmp_path,
+                                                                              monkeypatch, capsys):
+    (_, b), _ = images
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    common = ["--checkpoint", str(ckpts["policy"]), "--device", "cpu"]
+    assert main(["enhance", str(b), "-o", "missing", *common, "--denoiser", "./mrpnet"]) == 2  # a path, not found
+    assert "mrpnet" in capsys.readouterr().err and not (work / "missing").exists()
+    (work / "mrpnet").write_bytes(ckpts["denoise"].read_bytes())  # a file called mrpnet: it is used
+    assert main(["enhance", str(b), "-o", "file", *common, "--denoiser", "mrpnet"]) == 0
+    enhanced = Enhancer(ckpts["policy"], device="cpu").enhance(load_image(b))
+    own = SupervisedRestorer(ckpts["denoise"], device="cpu").restore(enhanced, per_channel=True)
+    np.testing.assert_allclose(load_image(work / "file" / "b.png"), own, atol=LEVEL / 2 + 1e-6)
 
 
 @pytest.mark.slow
