@@ -2,7 +2,7 @@
 
     rlenhance enhance IMAGES... -o OUTDIR [--model rl|mrpnet] [--checkpoint PATH] [--denoiser mrpnet|ffdnet|PATH]
                      [--noise-sigma S] [--steps N] [--exposure E] [--w-exposure W] [--w-color W] [--w-spatial W]
-                     [--w-smooth W] [--max-overshoot C] [--max-side N] [--device D]
+                     [--w-smooth W] [--max-overshoot C] [--blur-sigma S] [--max-side N] [--device D]
     rlenhance denoise IMAGES... -o OUTDIR [--model mrpnet|ffdnet|a3c|sac|rse] [--checkpoint PATH] [--sigma S]
                      [--per-channel] [--tile N] [--device D]
     rlenhance complete IMAGES... -o OUTDIR [--checkpoint PATH] [--masks DIR | --mask-threshold T]
@@ -87,7 +87,8 @@ from rlenhance.runtime import configure_threads
 from rlenhance.submission import DEFAULT_STRIDE, write_submission
 
 #: Options of ``enhance`` that only the RL policy reads (refused with ``--model mrpnet``).
-RL_ONLY = ("steps", "exposure", "w_exposure", "w_color", "w_spatial", "w_smooth", "noise_sigma", "max_overshoot")
+RL_ONLY = ("steps", "exposure", "w_exposure", "w_color", "w_spatial", "w_smooth", "noise_sigma", "max_overshoot",
+           "blur_sigma")
 #: 0-255 scale of the residual figure printed by ``denoise``.
 LEVELS = 255.0
 
@@ -161,6 +162,10 @@ def _build_parser() -> argparse.ArgumentParser:
     enhance.add_argument("--max-overshoot", type=float, default=None,
                          help="rl: no curve step lifts an image's mean more than this above the exposure target "
                               "(the step is scaled down); inf: no cap (default: the checkpoint's)")
+    enhance.add_argument("--blur-sigma", type=float, default=None,
+                         help="rl: sigma in pixels (0-3) of a Gaussian blur of the result, for the noise the curves "
+                              "amplify; 0: none (default: the checkpoint's, 0.65 for the shipped model; not applied "
+                              "with --denoiser)")
     enhance.add_argument("--max-side", type=int, default=None,
                          help="rl: working resolution of the policy (longer side; default: the checkpoint's, else 512)")
     _add_tile(enhance)
@@ -560,7 +565,8 @@ def _enhancer(args: argparse.Namespace) -> Restore:
         return restore
 
     enhancer = Enhancer(args.checkpoint, device=args.device, steps=args.steps, max_side=args.max_side,
-                        denoiser=denoiser, noise_sigma=args.noise_sigma, max_overshoot=args.max_overshoot)
+                        denoiser=denoiser, noise_sigma=args.noise_sigma, max_overshoot=args.max_overshoot,
+                        blur_sigma=args.blur_sigma)
     setting = {"exposure": args.exposure, "w_exposure": args.w_exposure, "w_color": args.w_color,
                "w_spatial": args.w_spatial, "w_smooth": args.w_smooth}
     enhancer.cond(**setting)  # validate the setting once, before any image

@@ -45,6 +45,7 @@ from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import _INTEGER_SCALES, as_unit_float
 from rlenhance.models.policy import PixelActorCritic, build_policy_input
 from rlenhance.ops import (
+    check_blur_sigma,
     check_max_overshoot,
     couple_channels,
     le_curves_upsampled,
@@ -105,6 +106,10 @@ class Enhancer:
             cap (the policy alone). None: the checkpoint's ``max_overshoot``, the cap it was trained
             with or given (none for files that record none). A cap needs a checkpoint that has an
             exposure target.
+        blur_sigma: the sigma, in pixels, of a Gaussian blur of the enhanced image, for the noise the
+            curves amplify in dark regions (``0 <= blur_sigma <= 3``, :func:`rlenhance.ops.check_blur_sigma`;
+            0: none); not applied with a ``denoiser``, which does that job. None: the checkpoint's
+            ``blur_sigma`` (0.65 for the shipped model; none for files that record none).
 
     Attributes:
         spec: the checkpoint's :class:`~rlenhance.checkpoint.LowLightPolicySpec`.
@@ -115,7 +120,8 @@ class Enhancer:
         CheckpointError: a bad policy checkpoint (not a low-light policy, or a spec that does
             not describe its network), or a ``denoiser`` checkpoint that is not a denoising one
             (the message names the file, its task and the accepted one).
-        ValueError: bad ``steps``, ``max_side``, ``strip_pixels``, ``alpha_mode``, ``max_overshoot``, or a
+        ValueError: bad ``steps``, ``max_side``, ``strip_pixels``, ``alpha_mode``, ``max_overshoot``,
+            ``blur_sigma``, or a
             ``noise_sigma`` without a noise-map denoiser or outside its trained range.
 
     Example:
@@ -126,7 +132,7 @@ class Enhancer:
     def __init__(self, checkpoint: str | Path | None = None, *, device: str = "auto", steps: int | None = None,
                  max_side: int | None = None, strip_pixels: int = 2_000_000, alpha_mode: str | None = None,
                  denoiser: str | Path | SupervisedRestorer | None = None, noise_sigma: float | None = None,
-                 max_overshoot: float | None = None):
+                 max_overshoot: float | None = None, blur_sigma: float | None = None):
         flush_denormals()
         self.device = select_device(device)
         path = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
@@ -159,6 +165,8 @@ class Enhancer:
                 and "exposure_target" not in spec.setting):
             raise ValueError(f"max_overshoot: {path} was trained without an exposure target, so there is no "
                              f"target to cap the mean above; accepted for it: None or math.inf (no cap)")
+        #: The sigma (pixels) of the Gaussian blur of the result; 0: none (see :meth:`enhance_array`).
+        self.blur_sigma = check_blur_sigma(spec.blur_sigma if blur_sigma is None else blur_sigma) or 0.0
         self.max_side = int(max_side)
         self.strip_pixels = int(strip_pixels)
         if denoiser is None or isinstance(denoiser, SupervisedRestorer):
@@ -260,7 +268,10 @@ class Enhancer:
         ``np.uint8`` (``round(255 v)``, the levels :func:`rlenhance.io.save_image` writes of the
         float result; with the native kernel no float copy of the result is made either). With a
         :attr:`denoiser`, it runs on the result of the last curve step (timed with it); a
-        noise-map denoiser reads the noise level of the curve steps' brightening."""
+        noise-map denoiser reads the noise level of the curve steps' brightening. Without one, a
+        :attr:`blur_sigma` above 0 blurs the result (OpenCV's Gaussian, a 2 ceil(3 sigma) + 1 kernel,
+        reflect-101 border), on the levels returned: the uint8 result is then within one level of the
+        float result's, not equal to its rounding."""
         if np.dtype(dtype) not in (np.float32, np.uint8):
             raise ValueError(f"dtype: expected np.float32 or np.uint8, got {dtype!r}")
         if not (isinstance(image, np.ndarray) and image.dtype in (np.uint8, np.uint16)):
@@ -292,6 +303,10 @@ class Enhancer:
             out = self.denoiser.restore(out, per_channel=True, noise_map=levels)
             if np.dtype(dtype) == np.uint8:
                 out = np.rint(np.clip(out, 0.0, 1.0) * 255).astype(np.uint8)
+        elif self.blur_sigma > 0:
+            side = 2 * math.ceil(3 * self.blur_sigma) + 1
+            # float in place (no second float copy); uint8 into a new array, OpenCV's faster path there
+            out = cv2.GaussianBlur(out, (side, side), self.blur_sigma, dst=out if out.dtype == np.float32 else None)
         return EnhanceResult(out, time.perf_counter() - start, _unit_mean(image), _unit_mean(out))
 
     def enhance(self, image: np.ndarray, **setting: float | None) -> np.ndarray:

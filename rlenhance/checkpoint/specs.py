@@ -16,6 +16,7 @@ from typing import Any, ClassVar, TypeVar, Union, get_args, get_origin, get_type
 from rlenhance.errors import CheckpointError
 from rlenhance.models.mrpnet import UPSCALES as MRPNET_UPSCALES
 from rlenhance.models.pixelrnn import VARIANTS as PIXELRNN_VARIANTS
+from rlenhance.ops.blur import check_blur_sigma
 from rlenhance.ops.curves import check_max_overshoot
 from rlenhance.ops.fill import PREFILLS
 
@@ -300,6 +301,9 @@ class LowLightPolicySpec(CheckpointSpec):
         max_overshoot: the cap the policy was trained with (``envs.lowlight``'s ``max_overshoot``) or was
             given afterwards: no curve step lifts an image's mean more than this above the exposure target;
             None: no cap (also files that predate the field). The Enhancer's default cap.
+        blur_sigma: the sigma, in pixels, of the Gaussian the Enhancer applies to the enhanced image by
+            default (the noise the curves amplify; chosen after training, never trained with); None or 0:
+            none (also files that predate the field).
     """
 
     kind: ClassVar[str] = "lowlight-policy"
@@ -307,7 +311,8 @@ class LowLightPolicySpec(CheckpointSpec):
     writer: ClassVar[str] = "experiments.lol_train"
     reader: ClassVar[str] = "rlenhance.Enhancer"
     added_later: ClassVar[Mapping[str, Any]] = MappingProxyType({"setting_ranges": None, "channel_coupling": 0.0,
-                                                                 "cond_encodings": None, "max_overshoot": None})
+                                                                 "cond_encodings": None, "max_overshoot": None,
+                                                                 "blur_sigma": None})
 
     alpha_table: tuple[float, ...]
     damping: float
@@ -325,6 +330,7 @@ class LowLightPolicySpec(CheckpointSpec):
     channel_coupling: float = 0.0
     cond_encodings: tuple[str, ...] = None  # type: ignore[assignment]  # None: all linear
     max_overshoot: float | None = None
+    blur_sigma: float | None = None
 
     def __post_init__(self) -> None:
         if self.setting_ranges is None:  # a file that predates the field: the ranges of its encoding
@@ -350,10 +356,11 @@ class LowLightPolicySpec(CheckpointSpec):
                                 f"{list(bounds)}")
         if self.setting_ranges and not self.conditioned:
             problems.append("setting_ranges must be empty when not conditioned")
-        try:
-            check_max_overshoot(self.max_overshoot)
-        except ValueError as error:
-            problems.append(str(error))
+        for check, value in ((check_max_overshoot, self.max_overshoot), (check_blur_sigma, self.blur_sigma)):
+            try:
+                check(value)
+            except ValueError as error:
+                problems.append(str(error))
         if self.max_overshoot is not None and "exposure_target" not in self.setting:
             problems.append("max_overshoot needs an 'exposure_target' in setting (the target it caps the mean above)")
         if not 0.0 <= self.channel_coupling <= 1.0:

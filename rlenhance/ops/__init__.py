@@ -35,7 +35,7 @@ it so):
 from rlenhance.ops.actions import PIXELRL_ACTION_TABLE, PIXELRL_ACTIONS, FilterAction, shift_intensity
 from rlenhance.ops.bank import FilterBank, pixelrl_filter_bank
 from rlenhance.ops.bilateral import bilateral_filter2d
-from rlenhance.ops.blur import box_blur2d, gaussian_blur2d, gaussian_kernel1d
+from rlenhance.ops.blur import MAX_BLUR_SIGMA, box_blur2d, check_blur_sigma, gaussian_blur2d, gaussian_kernel1d
 from rlenhance.ops.curves import (
     LECurve,
     LECurveIterative,
@@ -60,9 +60,11 @@ __all__ = [
     "FilterBank",
     "LECurve",
     "LECurveIterative",
+    "MAX_BLUR_SIGMA",
     "bilateral_filter2d",
     "box_blur2d",
     "cap_mean",
+    "check_blur_sigma",
     "check_max_overshoot",
     "couple_channels",
     "gaussian_blur2d",

@@ -11,6 +11,8 @@ operations at chosen pixels only (see :mod:`rlenhance.ops.sparse`), so they give
 from __future__ import annotations
 
 import functools
+import math
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -20,7 +22,27 @@ from rlenhance.ops._padding import _REFLECT_101, _pad2d
 from rlenhance.ops._sites import _Sites, _window
 from rlenhance.ops._workspace import _carve, _pieces, _work_dtype
 
-__all__ = ["box_blur2d", "gaussian_blur2d", "gaussian_kernel1d"]
+__all__ = ["MAX_BLUR_SIGMA", "box_blur2d", "check_blur_sigma", "gaussian_blur2d", "gaussian_kernel1d"]
+
+#: The widest blur of an enhanced image (:func:`check_blur_sigma`), in pixels.
+MAX_BLUR_SIGMA = 3.0
+
+
+def check_blur_sigma(value: float | None, name: str = "blur_sigma", *, none_ok: bool = True) -> float | None:
+    """The one rule for the Gaussian that softens an enhanced image's amplified noise
+    (:class:`rlenhance.Enhancer`'s ``blur_sigma``): a number ``0 <= value <= MAX_BLUR_SIGMA`` (pixels;
+    0: no blur), or None where ``none_ok``. Returns it as a float (None stays None).
+
+    Raises:
+        ValueError: naming ``name``, what it got and what is accepted.
+    """
+    if value is None and none_ok:
+        return None
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value)
+            or not 0.0 <= float(value) <= MAX_BLUR_SIGMA):
+        raise ValueError(f"{name}: expected the blur's sigma in pixels, 0 <= {name} <= {MAX_BLUR_SIGMA:g} (0: no "
+                         f"blur){', or None' if none_ok else ''}; got {value!r}")
+    return float(value)
 
 
 def _symmetric_taps(kernel: Sequence[float]) -> tuple[float, ...]:

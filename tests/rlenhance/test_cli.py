@@ -147,6 +147,11 @@ def test_bad_arguments_exit_2(ckpts, images, tmp_path, capsys):
     assert "--max-overshoot" in capsys.readouterr().err
     assert main(["enhance", str(a), "-o", out, "--checkpoint", str(ckpts["policy"]), "--max-overshoot", "-1"]) == 2
     assert "max_overshoot" in capsys.readouterr().err
+    assert main(["enhance", str(a), "-o", out, "--model", "mrpnet", "--checkpoint", str(ckpts["lowlight"]),
+                 "--blur-sigma", "1"]) == 2
+    assert "--blur-sigma" in capsys.readouterr().err
+    assert main(["enhance", str(a), "-o", out, "--checkpoint", str(ckpts["policy"]), "--blur-sigma", "9"]) == 2
+    assert "blur_sigma: expected" in capsys.readouterr().err
     assert main(["enhance", str(a), "-o", out, "--checkpoint", str(ckpts["policy"]),
                  "--denoiser", str(ckpts["lowlight"])]) == 2
     assert "'lowlight'" in capsys.readouterr().err
@@ -199,6 +204,12 @@ def test_enhance_writes_the_levels_of_the_float_api(ckpts, images, tmp_path, cap
     capped = Enhancer(ckpts["policy"], device="cpu", steps=6, max_overshoot=0.0).enhance(load_image(a))
     assert free.mean() > 0.61 and capped.mean() < 0.601
     np.testing.assert_allclose(load_image(tmp_path / "cap" / a.name), capped, atol=LEVEL / 2 + 1e-6)
+    # --blur-sigma reaches it too (the blur on the saved levels: within one level of the float result)
+    assert main(["enhance", str(b), "-o", str(tmp_path / "blur"), "--checkpoint", str(ckpts["policy"]), "--device",
+                 "cpu", "--blur-sigma", "1.5"]) == 0
+    blurred = Enhancer(ckpts["policy"], device="cpu", blur_sigma=1.5).enhance(load_image(b))
+    assert np.abs(blurred - enhanced).max() > 2 * LEVEL
+    np.testing.assert_allclose(load_image(tmp_path / "blur" / "b.png"), blurred, atol=LEVEL * 1.5 + 1e-6)
 
 
 def test_enhance_denoiser_changes_the_output_and_equals_denoise_of_enhance(ckpts, images, tmp_path, capsys):
@@ -212,6 +223,10 @@ def test_enhance_denoiser_changes_the_output_and_equals_denoise_of_enhance(ckpts
     enhanced = Enhancer(ckpts["policy"], device="cpu").enhance(load_image(b))
     manual = SupervisedRestorer(ckpts["denoise"], device="cpu").restore(enhanced, per_channel=True)
     np.testing.assert_allclose(d, manual, atol=LEVEL / 2 + 1e-6)
+    # the denoiser replaces the blur: a --blur-sigma beside it changes nothing
+    assert main(["enhance", str(b), common[0], str(tmp_path / "db"), *common[1:], "--denoiser", str(ckpts["denoise"]),
+                 "--blur-sigma", "2"]) == 0
+    np.testing.assert_array_equal(load_image(tmp_path / "db" / "b.png"), d)
     # a model name: the shipped colour checkpoint of that model (a file of that name would win)
     named = tmp_path / "named"
     assert main(["enhance", str(b), common[0], str(named), *common[1:], "--denoiser", "mrpnet"]) == 0

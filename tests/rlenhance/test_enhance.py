@@ -480,3 +480,32 @@ def test_greedy_rollout_caps_each_image_of_a_mixed_batch_as_if_alone(checkpoint)
         assert torch.allclose(capped[i:i + 1], alone, atol=1e-6)
     with pytest.raises(ValueError, match="limit of shape"):
         run(x, cond, torch.full((3,), 0.5))
+
+
+def test_blur_sigma_blurs_the_result_by_default_from_the_spec_and_can_be_turned_off(tmp_path):
+    import cv2
+
+    torch.manual_seed(0)
+    policy = PixelActorCritic(in_channels=6, out_channels=3, n_actions=27, width=8, downscale=2, cond_dim=5)
+    paths = {s: save_checkpoint(tmp_path / f"blur{s}.pt", model=policy, arch=policy.arch(),
+                                extra={"spec": _spec(blur_sigma=s)}) for s in (None, 0.8)}
+    samples = np.random.default_rng(3).integers(0, 60, (33, 47, 3), dtype=np.uint8)
+    plain = Enhancer(paths[None], device="cpu")
+    assert plain.blur_sigma == 0.0
+    sharp = plain.enhance(samples)
+    blurred = Enhancer(paths[0.8], device="cpu")
+    assert blurred.blur_sigma == 0.8
+    np.testing.assert_allclose(blurred.enhance(samples), cv2.GaussianBlur(sharp, (7, 7), 0.8), atol=1e-6)
+    assert np.abs(blurred.enhance(samples) - sharp).max() > 0.01  # the noise-like input is visibly smoothed
+    # uint8 out: the same blur on the levels, within one level of the float result's rounding
+    levels = blurred.enhance_array(samples, dtype=np.uint8).image
+    assert np.abs(levels.astype(int) - np.rint(blurred.enhance(samples) * 255)).max() <= 1
+    # the caller's value wins: 0 turns the checkpoint's blur off, and any value in range applies to any file
+    np.testing.assert_array_equal(Enhancer(paths[0.8], device="cpu", blur_sigma=0).enhance(samples), sharp)
+    np.testing.assert_allclose(Enhancer(paths[None], device="cpu", blur_sigma=0.8).enhance(samples),
+                               blurred.enhance(samples), atol=1e-6)
+    for bad in (-0.5, 3.5, math.nan, True, "1"):
+        with pytest.raises(ValueError, match=r"blur_sigma: expected the blur's sigma in pixels, 0 <= blur_sigma <= 3"):
+            Enhancer(paths[None], device="cpu", blur_sigma=bad)
+    with pytest.raises(CheckpointError, match="blur_sigma"):
+        _spec(blur_sigma=5.0)
