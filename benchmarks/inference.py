@@ -7,7 +7,8 @@
 Prints:
 
 1. a 600x400 image, per thread count (``--threads``, set with ``torch.set_num_threads`` in this
-   process): ``Enhancer.enhance`` (numpy in, numpy out) and Zero-DCE++ with its official weights
+   process, and ``cv2.setNumThreads`` for the blur of the result): ``Enhancer.enhance`` (numpy in,
+   numpy out) and Zero-DCE++ with its official weights
    (``--zero-dcepp``, by default ``../shared/weights/zero_dcepp_Epoch99.pth`` when it exists;
    its forward on a tensor) timed in alternation, best of ``--repeats``, and their ratio;
 2. the whole command line on a ``--megapixels`` JPEG (a synthetic dark photo: smooth light
@@ -42,6 +43,7 @@ import time
 import zlib
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -96,6 +98,7 @@ def small_image_table(args: argparse.Namespace) -> None:
     print(header + ("  ratio rlenhance / Zero-DCE++" if "Zero-DCE++" in peers else ""))
     for threads in args.threads:
         torch.set_num_threads(threads)
+        cv2.setNumThreads(threads)  # the result's blur (Enhancer.blur_sigma) runs in OpenCV
         fns = {"rlenhance": lambda: enhancer.enhance(image)}
         for name, net in peers.items():
             fns[name] = lambda net=net: net(x)

@@ -304,9 +304,7 @@ class Enhancer:
             if np.dtype(dtype) == np.uint8:
                 out = np.rint(np.clip(out, 0.0, 1.0) * 255).astype(np.uint8)
         elif self.blur_sigma > 0:
-            side = 2 * math.ceil(3 * self.blur_sigma) + 1
-            # float in place (no second float copy); uint8 into a new array, OpenCV's faster path there
-            out = cv2.GaussianBlur(out, (side, side), self.blur_sigma, dst=out if out.dtype == np.float32 else None)
+            _blur_in_bands(out, self.blur_sigma, rows)
         return EnhanceResult(out, time.perf_counter() - start, _unit_mean(image), _unit_mean(out))
 
     def enhance(self, image: np.ndarray, **setting: float | None) -> np.ndarray:
@@ -325,6 +323,22 @@ class Enhancer:
         if mask is not None:
             raise ImageError(f"mask: given, but {self.path} is a low-light policy that takes no mask")
         return self.enhance(image, **setting)
+
+
+def _blur_in_bands(image: np.ndarray, sigma: float, rows: int) -> None:
+    """Blur ``image`` (H, W, C) in place with OpenCV's Gaussian (a 2 ceil(3 sigma) + 1 kernel, reflect-101
+    border), ``rows`` rows at a time: the same values as one ``cv2.GaussianBlur`` of the whole image,
+    without its copy of the image (a 24-megapixel float result is 288 MB)."""
+    radius = math.ceil(3 * sigma)
+    side, height = 2 * radius + 1, image.shape[0]
+    above = image[:0].copy()  # the unblurred rows just above the band, up to ``radius`` of them
+    for top in range(0, height, rows):
+        bottom = min(height, top + rows)
+        # the band with ``radius`` unblurred rows on each side (fewer at the image's edges, where
+        # OpenCV's border takes over as it does for the whole image)
+        source, first = np.concatenate([above, image[top:min(height, bottom + radius)]]), len(above)
+        above = np.concatenate([above, image[top:bottom]])[-radius:]
+        image[top:bottom] = cv2.GaussianBlur(source, (side, side), sigma)[first:first + bottom - top]
 
 
 def encode_setting(values: torch.Tensor, offset: torch.Tensor, scale: torch.Tensor,

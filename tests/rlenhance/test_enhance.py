@@ -497,6 +497,11 @@ def test_blur_sigma_blurs_the_result_by_default_from_the_spec_and_can_be_turned_
     assert blurred.blur_sigma == 0.8
     np.testing.assert_allclose(blurred.enhance(samples), cv2.GaussianBlur(sharp, (7, 7), 0.8), atol=1e-6)
     assert np.abs(blurred.enhance(samples) - sharp).max() > 0.01  # the noise-like input is visibly smoothed
+    for rows in (1, 2, 5):  # blurred in bands of rows (here narrower than the kernel): the same values
+        banded = Enhancer(paths[0.8], device="cpu", strip_pixels=rows * 47)
+        np.testing.assert_array_equal(banded.enhance(samples), blurred.enhance(samples))
+        np.testing.assert_array_equal(banded.enhance_array(samples, dtype=np.uint8).image,
+                                      blurred.enhance_array(samples, dtype=np.uint8).image)
     # uint8 out: the same blur on the levels, within one level of the float result's rounding
     levels = blurred.enhance_array(samples, dtype=np.uint8).image
     assert np.abs(levels.astype(int) - np.rint(blurred.enhance(samples) * 255)).max() <= 1
