@@ -23,6 +23,10 @@ denoiser is applied to R, G and B separately. Two kinds:
   exact for every pixel, black ones included. (ReLLIE's code takes ``(enhanced - input) / input``
   with the input floored at 3/255 and min-max rescales it per image, so its map has no absolute
   scale.)
+
+Without a denoiser, a checkpoint's ``blur_sigma`` (0.65 px for the shipped model; ``Enhancer(blur_sigma=0)``
+turns it off) softens that noise cheaply: a Gaussian blur of the result, in bands of rows (docs/results.md
+has what it buys on the SICE validation split).
 """
 
 from __future__ import annotations
