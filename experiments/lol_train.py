@@ -71,7 +71,7 @@ from rlenhance.data import (
 )
 from rlenhance.enhance import greedy_rollout
 from rlenhance.models.policy import PixelActorCritic
-from rlenhance.ops import check_max_overshoot, overshoot_limit
+from rlenhance.ops import check_blur_sigma, check_max_overshoot, overshoot_limit
 
 ENV_ID = "rlenhance/LowLight-v0"
 #: Exposure targets at which a conditioned policy's brightness is checked in every evaluation.
@@ -99,7 +99,7 @@ PRESETS: Mapping[str, tuple[str, ...]] = MappingProxyType({
                "--w-smooth", "200", "--w-color-ratio", "20", "--no-smooth-on-mean", "--no-conditioned",
                "--no-exposure-gap", "--entropy", "0.01", "--lr", "5e-4", "--lr-decay", "none", "--batch", "32",
                "--crop", "70", "--steps", "10", "--min-steps", "10", "--test-steps", "6", "--alpha-mode", "argmax",
-               "--width", "64", "--downscale", "1", "--policy-side", "0"),
+               "--width", "64", "--downscale", "1", "--policy-side", "0", "--blur-sigma", "0"),
 })
 
 
@@ -199,6 +199,10 @@ class Args(RLArgs):
                                    "schedule for one horizon (which overshoots the target on bright inputs and "
                                    "falls short on dark ones) and is pushed to reach the exposure target on each "
                                    "image, then stop (alpha 0); --min-steps equal to --steps: always --steps")
+    blur_sigma: float = arg(0.65, "recorded in the checkpoint: the sigma in pixels (0-3) of the Gaussian blur the "
+                                  "Enhancer applies to its results by default, for the noise the curves amplify "
+                                  "(0: none; the shipped model's 0.65, docs/results.md); not used in training or "
+                                  "in the trainer's validation")
     test_steps: int = arg(10, "curve steps at evaluation and inference (ReLLIE tests with 6); the default runs a "
                               "policy trained with --min-steps for its longest training episode")
     alpha_mode: str = arg("mean", "test-time alpha: the stochastic policy's expected alpha (discrete: sum p(a) "
@@ -321,6 +325,7 @@ def inference_spec(args: Args, task: LowLightTask) -> LowLightPolicySpec:
         setting_ranges=task.setting_ranges,
         channel_coupling=args.channel_coupling,
         max_overshoot=args.max_overshoot,
+        blur_sigma=args.blur_sigma,
     )
 
 
@@ -419,6 +424,7 @@ def check_lowlight_args(args: Args, given: Sequence[str]) -> Args:
     if args.channel_coupling and args.alpha_channels != 3:
         raise ValueError("--channel-coupling: couples per-channel alphas; needs --alpha-channels 3")
     check_max_overshoot(args.max_overshoot, "--max-overshoot")
+    check_blur_sigma(args.blur_sigma, "--blur-sigma", none_ok=False)
     return args
 
 
