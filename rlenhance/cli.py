@@ -64,9 +64,7 @@ from rlenhance import __version__
 from rlenhance.app_support import APP_MAX_PIXELS, DEFAULT_PORT
 from rlenhance.data.occluded import OCCLUDED_PREFIX
 from rlenhance.denoisers import (
-    DENOISER_CHECKPOINTS,
     DENOISER_MODELS,
-    DENOISER_TRAIN_COMMANDS,
     SUPERVISED_DENOISERS,
     default_denoiser,
     load_denoiser,
@@ -82,6 +80,7 @@ from rlenhance.io import (
     load_image,
     save_image,
 )
+from rlenhance.ops import check_blur_sigma, check_max_overshoot
 from rlenhance.restore import HOLE_THRESHOLD, MASK_THRESHOLD, Restorer, SupervisedRestorer, hole_mask
 from rlenhance.runtime import configure_threads
 from rlenhance.submission import DEFAULT_STRIDE, write_submission
@@ -394,10 +393,12 @@ def _parallel_results(restore: Restore, build: Callable[[argparse.Namespace], Re
     import multiprocessing  # spawned workers rebuild the models: no fork of a process with running threads
     import queue
 
+    import cv2
     import torch
 
     threads = max(1, (os.cpu_count() or 1) // jobs)
     torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
     queued = iter(enumerate(todo))
     finished: dict[int, tuple[Path, str | None, str]] = {}
     # filled by the pool's result thread: (None, None) for a worker that has started, else (index, result)
@@ -486,10 +487,12 @@ _WORKER_RESTORE: Restore | None = None
 
 
 def _init_worker(build: Callable[[argparse.Namespace], Restore], args: argparse.Namespace, threads: int) -> None:
+    import cv2
     import torch
 
     global _WORKER_RESTORE
     torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
     _WORKER_RESTORE = build(args)
 
 
@@ -535,17 +538,19 @@ def _check_tile(args: argparse.Namespace) -> None:
 def _enhancer(args: argparse.Namespace) -> Restore:
     """``enhance``'s restore function (raises ValueError / CheckpointError for bad arguments)."""
     _check_tile(args)
+    if args.model == "rl":  # named as the flags (the Enhancer checks them again, by its argument names)
+        check_max_overshoot(args.max_overshoot, "--max-overshoot", inf_means_none=True)
+        check_blur_sigma(args.blur_sigma, "--blur-sigma")
+        if args.blur_sigma and args.denoiser is not None:
+            raise ValueError(f"--blur-sigma {args.blur_sigma:g} with --denoiser: the denoiser replaces the blur; "
+                             "give one of them")
     # a noise-map denoiser reads the gains of the policy's curves: --model rl only
     denoiser = None
     if args.denoiser is not None:
         # a model name, exactly as typed, with no such file here: the shipped colour checkpoint of that model
         path = Path(args.denoiser)
         if args.denoiser in SUPERVISED_DENOISERS and not path.is_file():
-            path = DENOISER_CHECKPOINTS[args.denoiser, 3]
-            if not path.is_file():
-                raise CheckpointError(f"--denoiser {args.denoiser}: the colour {args.denoiser} denoiser {path} is not "
-                                      f"installed; pass --denoiser PATH, a checkpoint of "
-                                      f"{DENOISER_TRAIN_COMMANDS[args.denoiser, 3]}")
+            path = default_denoiser(args.denoiser, 3, option="--denoiser")
         denoiser = SupervisedRestorer(path, device=args.device, task="denoise", tile=args.tile,
                                       noise_map=None if args.model == "rl" else False)
     if args.model == "mrpnet":

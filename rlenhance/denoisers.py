@@ -79,7 +79,6 @@ from rlenhance.runtime import flush_denormals, select_device
 __all__ = [
     "DENOISER_CHECKPOINTS",
     "DENOISER_MODELS",
-    "DENOISER_TRAIN_COMMANDS",
     "DenoisePredictor",
     "NoiseLevelDenoiser",
     "PolicyDenoiser",
@@ -103,7 +102,7 @@ DENOISER_CHECKPOINTS = MappingProxyType({
     for model in DENOISER_MODELS for channels in (1, 3)
 })  # ("mrpnet", 1) is rlenhance.restore.DEFAULT_DENOISE_CHECKPOINT
 #: How to train each default (the colour ones: ``--no-gray``, or rse_train's own RGB default).
-DENOISER_TRAIN_COMMANDS = MappingProxyType({
+_TRAIN_COMMAND = MappingProxyType({
     ("mrpnet", 1): "python -m experiments.supervised_train --model mrpnet --task denoise",
     ("mrpnet", 3): "python -m experiments.supervised_train --model mrpnet --task denoise --no-gray",
     ("ffdnet", 1): "python -m experiments.supervised_train --model ffdnet --task denoise --noise gaussian "
@@ -125,8 +124,10 @@ _FILTER_RADIUS = max(int(dict(action.params).get("ksize", dict(action.params).ge
 _GRAY, _RGB = 1, 3
 
 
-def default_denoiser(model: str, channels: int) -> Path:
+def default_denoiser(model: str, channels: int, *, option: str = "--checkpoint") -> Path:
     """The default checkpoint of ``model`` for images of ``channels`` planes (:data:`DENOISER_CHECKPOINTS`).
+    ``option``: the command-line option that takes a checkpoint instead, named in the error (the
+    per-channel hint is given only for ``--checkpoint``, the ``denoise`` command's).
 
     Raises:
         ValueError: an unknown ``model`` or ``channels`` not 1 or 3.
@@ -140,12 +141,12 @@ def default_denoiser(model: str, channels: int) -> Path:
     path = DENOISER_CHECKPOINTS[model, channels]
     if not path.is_file():
         kind = "gray" if channels == _GRAY else "colour"
-        other = ("" if channels == _GRAY else
+        other = ("" if channels == _GRAY or option != "--checkpoint" else
                  "; or denoise R, G and B separately with the gray model (--per-channel, channels=1 and "
                  "restore(..., per_channel=True))")
-        train = DENOISER_TRAIN_COMMANDS[model, channels]
+        train = _TRAIN_COMMAND[model, channels]
         raise CheckpointError(f"no checkpoint given and the default {kind} {model} denoiser {path} is not installed; "
-                              f"pass --checkpoint PATH (a checkpoint of {train}){other}")
+                              f"pass {option} PATH (a checkpoint of {train}){other}")
     return path
 
 

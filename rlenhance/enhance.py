@@ -112,8 +112,9 @@ class Enhancer:
             exposure target.
         blur_sigma: the sigma, in pixels, of a Gaussian blur of the enhanced image, for the noise the
             curves amplify in dark regions (``0 <= blur_sigma <= 3``, :func:`rlenhance.ops.check_blur_sigma`;
-            0: none); not applied with a ``denoiser``, which does that job. None: the checkpoint's
-            ``blur_sigma`` (0.65 for the shipped model; none for files that record none).
+            0: none); not applied with a ``denoiser``, which does that job (a ``blur_sigma`` above 0
+            given with one is refused). None: the checkpoint's ``blur_sigma`` (0.65 for the shipped
+            model; none for files that record none).
 
     Attributes:
         spec: the checkpoint's :class:`~rlenhance.checkpoint.LowLightPolicySpec`.
@@ -171,6 +172,8 @@ class Enhancer:
                              f"target to cap the mean above; accepted for it: None or math.inf (no cap)")
         #: The sigma (pixels) of the Gaussian blur of the result; 0: none (see :meth:`enhance_array`).
         self.blur_sigma = check_blur_sigma(spec.blur_sigma if blur_sigma is None else blur_sigma) or 0.0
+        if denoiser is not None and blur_sigma:
+            raise ValueError(f"blur_sigma {blur_sigma!r} with a denoiser: the denoiser replaces the blur; give one")
         self.max_side = int(max_side)
         self.strip_pixels = int(strip_pixels)
         if denoiser is None or isinstance(denoiser, SupervisedRestorer):
@@ -341,8 +344,11 @@ def _blur_in_bands(image: np.ndarray, sigma: float, rows: int) -> None:
         # the band with ``radius`` unblurred rows on each side (fewer at the image's edges, where
         # OpenCV's border takes over as it does for the whole image)
         source, first = np.concatenate([above, image[top:min(height, bottom + radius)]]), len(above)
-        above = np.concatenate([above, image[top:bottom]])[-radius:]
-        image[top:bottom] = cv2.GaussianBlur(source, (side, side), sigma)[first:first + bottom - top]
+        above = np.concatenate([above, image[top:bottom]])[-radius:].copy()  # not a view of the whole band
+        band = cv2.GaussianBlur(source, (side, side), sigma)[first:first + bottom - top]
+        if band.dtype != np.uint8:  # OpenCV's float taps sum to 1 only up to rounding
+            np.clip(band, 0.0, 1.0, out=band)
+        image[top:bottom] = band
 
 
 def encode_setting(values: torch.Tensor, offset: torch.Tensor, scale: torch.Tensor,

@@ -10,6 +10,7 @@ import os
 import random
 import re
 
+import cv2
 import numpy as np
 import torch
 
@@ -95,6 +96,7 @@ def configure_threads(threads: int = 0, processes: int = 1) -> int:
         raise ValueError(f"processes: expected an int >= 1, got {processes!r}")
     count = int(threads) or max(1, ((os.cpu_count() or 1) - 1) // int(processes))
     torch.set_num_threads(count)
+    cv2.setNumThreads(count)  # OpenCV's own pool (e.g. the Enhancer's blur of its result)
     return count
 
 

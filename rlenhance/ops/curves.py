@@ -155,7 +155,10 @@ def le_step(x: torch.Tensor, alpha: torch.Tensor,
     On the CPU the cap is computed only when some image's full step would end above ``limit`` (a mean
     and a comparison per step instead of :func:`cap_mean`'s dozen small ops, about 0.15 ms per step
     of a 128 px image); on other devices always, since that test would wait for the device. Either
-    way the result is the same: :func:`cap_mean` leaves a step that ends at or below the limit as it is.
+    way the result is the same, :func:`cap_mean` leaving a step that ends below the limit as it is,
+    except for a step that ends within rounding of the limit: the two tests (the stepped mean here,
+    the rise against the room there) can then disagree, and the step is scaled by a factor within
+    rounding of 1 or not at all.
 
     Args:
         x: Image batch, floating-point (B, C, H, W) in [0, 1].
@@ -196,7 +199,7 @@ def check_max_overshoot(value: float | None, name: str = "max_overshoot", *,
     if number and inf_means_none and float(value) == math.inf:
         return None
     if not number or not 0.0 <= float(value) < 1.0:
-        accepted = "None (no cap)" + (", math.inf (no cap)" if inf_means_none else "")
+        accepted = "None (no cap)" + (", inf (no cap)" if inf_means_none else "")
         raise ValueError(f"{name}: expected a number with 0 <= {name} < 1 (the most a step may lift the image "
                          f"mean above the exposure target), or {accepted}; got {value!r}")
     return float(value)

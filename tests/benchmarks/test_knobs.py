@@ -98,6 +98,9 @@ def test_steps_overrides_the_checkpoints_test_steps(setup, capsys):
         assert f"({steps} curve steps, no cap)" in capsys.readouterr().out
     assert means["1"] != means["4"]  # the rollout ran the steps asked for, not the checkpoint's 2
     assert "(2 curve steps, no cap)" in (knobs.main(common), capsys.readouterr().out)[1]
+    blurred = knobs.main([*common, "--blur-sigma", "1"])["pick"]["table"]  # --blur-sigma reaches the Enhancer
+    assert "(2 curve steps, no cap, blur_sigma 1)" in capsys.readouterr().out
+    assert [r["spatial"] for r in blurred] != [r["spatial"] for r in knobs.main(common)["pick"]["table"]]
     # --max-overshoot caps every image: none ends more than 0.02 above the target in use
     free = [r["mean"] for r in knobs.main([*common, "--steps", "12"])["pick"]["table"]]
     result = knobs.main([*common, "--steps", "12", "--max-overshoot", "0.02"])["pick"]

@@ -563,8 +563,7 @@ def test_max_overshoot_reaches_the_env_the_checkpoint_and_the_enhancer(tmp_path)
     assert lol_train.env_kwargs(lol_train.parse_args(args))["max_overshoot"] is None  # no cap by default
     for bad in ("1.5", "-0.1", "nan"):  # refused while parsing, before any training or file
         with pytest.raises(ValueError, match="--max-overshoot: expected a number with 0 <= --max-overshoot < 1"):
-            lol_train.parse_args([*args, "--max-overshoot", bad, "--out", str(tmp_path / "bad")])
-    assert not (tmp_path / "bad").exists()
+            lol_train.parse_args([*args, "--max-overshoot", bad])
 
 
 def test_blur_sigma_is_recorded_for_the_enhancer_and_the_rellie_preset_has_none(tmp_path):

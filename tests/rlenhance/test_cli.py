@@ -146,12 +146,14 @@ def test_bad_arguments_exit_2(ckpts, images, tmp_path, capsys):
                  "--max-overshoot", "0.05"]) == 2
     assert "--max-overshoot" in capsys.readouterr().err
     assert main(["enhance", str(a), "-o", out, "--checkpoint", str(ckpts["policy"]), "--max-overshoot", "-1"]) == 2
-    assert "max_overshoot" in capsys.readouterr().err
+    assert "--max-overshoot: expected" in capsys.readouterr().err
     assert main(["enhance", str(a), "-o", out, "--model", "mrpnet", "--checkpoint", str(ckpts["lowlight"]),
                  "--blur-sigma", "1"]) == 2
     assert "--blur-sigma" in capsys.readouterr().err
     assert main(["enhance", str(a), "-o", out, "--checkpoint", str(ckpts["policy"]), "--blur-sigma", "9"]) == 2
-    assert "blur_sigma: expected" in capsys.readouterr().err
+    assert "--blur-sigma: expected the blur's sigma in pixels, 0 <= --blur-sigma <= 3" in capsys.readouterr().err
+    assert main(["enhance", str(a), "-o", out, "--checkpoint", str(ckpts["policy"]), "--max-overshoot", "1"]) == 2
+    assert "--max-overshoot: expected a number with 0 <= --max-overshoot < 1" in capsys.readouterr().err
     assert main(["enhance", str(a), "-o", out, "--checkpoint", str(ckpts["policy"]),
                  "--denoiser", str(ckpts["lowlight"])]) == 2
     assert "'lowlight'" in capsys.readouterr().err
@@ -223,10 +225,16 @@ def test_enhance_denoiser_changes_the_output_and_equals_denoise_of_enhance(ckpts
     enhanced = Enhancer(ckpts["policy"], device="cpu").enhance(load_image(b))
     manual = SupervisedRestorer(ckpts["denoise"], device="cpu").restore(enhanced, per_channel=True)
     np.testing.assert_allclose(d, manual, atol=LEVEL / 2 + 1e-6)
-    # the denoiser replaces the blur: a --blur-sigma beside it changes nothing
+    # the denoiser replaces the blur: a --blur-sigma beside it is refused, 0 is fine
     assert main(["enhance", str(b), common[0], str(tmp_path / "db"), *common[1:], "--denoiser", str(ckpts["denoise"]),
-                 "--blur-sigma", "2"]) == 0
-    np.testing.assert_array_equal(load_image(tmp_path / "db" / "b.png"), d)
+                 "--blur-sigma", "2"]) == 2
+    assert "--blur-sigma 2 with --denoiser: the denoiser replaces the blur" in capsys.readouterr().err
+    assert not (tmp_path / "db").exists()
+    assert main(["enhance", str(b), common[0], str(tmp_path / "d0"), *common[1:], "--denoiser", str(ckpts["denoise"]),
+                 "--blur-sigma", "0"]) == 0
+    np.testing.assert_array_equal(load_image(tmp_path / "d0" / "b.png"), d)
+    with pytest.raises(ValueError, match="blur_sigma 1 with a denoiser"):
+        Enhancer(ckpts["policy"], device="cpu", denoiser=ckpts["denoise"], blur_sigma=1)
     # a model name: the shipped colour checkpoint of that model (a file of that name would win)
     named = tmp_path / "named"
     assert main(["enhance", str(b), common[0], str(named), *common[1:], "--denoiser", "mrpnet"]) == 0
@@ -235,7 +243,8 @@ def test_enhance_denoiser_changes_the_output_and_equals_denoise_of_enhance(ckpts
     if not DENOISER_CHECKPOINTS["ffdnet", 3].exists():  # not shipped: refused, saying how to train one
         assert main(["enhance", str(b), common[0], str(tmp_path / "f"), *common[1:], "--denoiser", "ffdnet"]) == 2
         err = capsys.readouterr().err
-        assert "--denoiser ffdnet: the colour ffdnet denoiser" in err and "supervised_train --model ffdnet" in err
+        assert "the default colour ffdnet denoiser" in err and "pass --denoiser PATH" in err
+        assert "supervised_train --model ffdnet" in err
         assert "--per-channel" not in err and "--checkpoint" not in err  # options enhance does not have for this
 
 

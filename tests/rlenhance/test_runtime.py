@@ -2,6 +2,7 @@
 
 import os
 
+import cv2
 import pytest
 import torch
 
@@ -10,9 +11,10 @@ from rlenhance.runtime import configure_threads
 
 @pytest.fixture
 def restore_threads():
-    before = torch.get_num_threads()
+    before, before_cv2 = torch.get_num_threads(), cv2.getNumThreads()
     yield
     torch.set_num_threads(before)
+    cv2.setNumThreads(before_cv2)
 
 
 @pytest.mark.parametrize("cores, expected", [(1, 1), (2, 1), (4, 3), (16, 15), (None, 1)])
@@ -26,7 +28,7 @@ def test_default_leaves_one_core_free(restore_threads, monkeypatch, cores, expec
 def test_default_is_shared_by_the_ranks_of_a_machine(restore_threads, monkeypatch, cores, processes, expected):
     """torchrun's N processes on one machine share its cores but one (2 ranks on 2 cores: one thread each)."""
     monkeypatch.setattr(os, "cpu_count", lambda: cores)
-    assert configure_threads(0, processes=processes) == expected == torch.get_num_threads()
+    assert configure_threads(0, processes=processes) == expected == torch.get_num_threads() == cv2.getNumThreads()
     assert configure_threads(5, processes=processes) == 5  # an explicit count is taken as given
     with pytest.raises(ValueError, match="processes"):
         configure_threads(0, processes=0)
