@@ -6,8 +6,8 @@
 
 Prints:
 
-1. a 600x400 image, per thread count (``--threads``, set with ``torch.set_num_threads`` in this
-   process, and ``cv2.setNumThreads`` for the blur of the result): ``Enhancer.enhance`` (numpy in,
+1. a 600x400 image, per thread count (``--threads``, set with ``rlenhance.runtime.configure_threads`` in
+   this process: torch's threads, and OpenCV's for the blur of the result): ``Enhancer.enhance`` (numpy in,
    numpy out) and Zero-DCE++ with its official weights
    (``--zero-dcepp``, by default ``../shared/weights/zero_dcepp_Epoch99.pth`` when it exists;
    its forward on a tensor) timed in alternation, best of ``--repeats``, and their ratio;
@@ -43,7 +43,6 @@ import time
 import zlib
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -83,6 +82,7 @@ def best_ms_alternating(fns: dict[str, object], repeats: int) -> dict[str, float
 def small_image_table(args: argparse.Namespace) -> None:
     from rlenhance import Enhancer
     from rlenhance.models.peers import load_zero_dce, load_zero_dcepp
+    from rlenhance.runtime import configure_threads
 
     rng = np.random.default_rng(0)
     image = (rng.random((400, 600, 3), dtype=np.float32) * 0.15).astype(np.float32)
@@ -97,8 +97,7 @@ def small_image_table(args: argparse.Namespace) -> None:
     header = f"  {'threads':>7}  {'rlenhance ms':>12}" + "".join(f"  {name + ' ms':>14}" for name in peers)
     print(header + ("  ratio rlenhance / Zero-DCE++" if "Zero-DCE++" in peers else ""))
     for threads in args.threads:
-        torch.set_num_threads(threads)
-        cv2.setNumThreads(threads)  # the result's blur (Enhancer.blur_sigma) runs in OpenCV
+        configure_threads(threads)  # torch's and OpenCV's (the result's blur, Enhancer.blur_sigma)
         fns = {"rlenhance": lambda: enhancer.enhance(image)}
         for name, net in peers.items():
             fns[name] = lambda net=net: net(x)

@@ -393,12 +393,7 @@ def _parallel_results(restore: Restore, build: Callable[[argparse.Namespace], Re
     import multiprocessing  # spawned workers rebuild the models: no fork of a process with running threads
     import queue
 
-    import cv2
-    import torch
-
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    torch.set_num_threads(threads)
-    cv2.setNumThreads(threads)
+    threads = configure_threads(max(1, (os.cpu_count() or 1) // jobs))
     queued = iter(enumerate(todo))
     finished: dict[int, tuple[Path, str | None, str]] = {}
     # filled by the pool's result thread: (None, None) for a worker that has started, else (index, result)
@@ -487,12 +482,8 @@ _WORKER_RESTORE: Restore | None = None
 
 
 def _init_worker(build: Callable[[argparse.Namespace], Restore], args: argparse.Namespace, threads: int) -> None:
-    import cv2
-    import torch
-
     global _WORKER_RESTORE
-    torch.set_num_threads(threads)
-    cv2.setNumThreads(threads)
+    configure_threads(threads)
     _WORKER_RESTORE = build(args)
 
 

@@ -166,8 +166,7 @@ class Enhancer:
         #: The cap on each step's rise of the image mean above the exposure target; None: no cap.
         self.max_overshoot = (spec.max_overshoot if max_overshoot is None
                               else check_max_overshoot(max_overshoot, inf_means_none=True))
-        if (self.max_overshoot is not None and "exposure_target" not in spec.cond_fields
-                and "exposure_target" not in spec.setting):
+        if self.max_overshoot is not None and "exposure_target" not in spec.setting:  # (it holds every cond field)
             raise ValueError(f"max_overshoot: {path} was trained without an exposure target, so there is no "
                              f"target to cap the mean above; accepted for it: None or math.inf (no cap)")
         #: The sigma (pixels) of the Gaussian blur of the result; 0: none (see :meth:`enhance_array`).
