@@ -1,0 +1,109 @@
+"""Does a denoising SAC's critic rank the nine filters, and does its actor follow it?
+
+    python -m benchmarks.sac_critic RUN/checkpoints/last.pt [RUN2/checkpoints/last.pt ...] [--crops 16]
+
+Reads the agent state of ``experiments.denoise_train --agent sac`` runs (``last.pt`` holds it: actor,
+twin critics, temperature), draws ``--crops`` noisy crops of each run's validation split (its data,
+noise level, crop size and split; ``--seed`` fixes them, so runs of one data set see the same crops)
+and compares, at every pixel of the first step:
+
+* the true one-step reward of each action (the env's reward: decrease of squared error x 255, known
+  here because the clean crop is), its mean per action, and the per-pixel best (``oracle``);
+* the critics' ``min(Q1, Q2)`` per action: their mean per action, the spread over the actions (mean
+  over pixels of the standard deviation over the nine actions), next to the rewards' spread;
+* ``corr``: the mean over pixels of the correlation over actions between Q and the reward;
+  ``agree``: how often the critics' best action is the per-pixel best one (chance: 1 / 9);
+* the actor: its entropy (uniform: log 9 = 2.20 nats), how often its greedy action is the critics'
+  best, the reward its greedy action earns, and how often it picks each action.
+
+Q values include the discounted future, so they need not rank actions as the one-step reward does;
+the table shows which actions the critic prefers and how sure it is. Prints one block per checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import torch
+
+import envs
+from agents.sac import SAC, SACConfig
+from experiments import denoise_train
+from rlenhance.checkpoint import load_checkpoint
+from rlenhance.models.policy import PixelActorCritic, build_policy_input
+from rlenhance.ops.bank import pixelrl_filter_bank
+
+
+def load_agent(path: str | Path) -> tuple[SAC, denoise_train.Args]:
+    """The SAC agent of a denoise_train ``last.pt`` (its own loader checks it) and the run's arguments."""
+    extra = load_checkpoint(path)["extra"]
+    if "agent" not in extra or extra.get("algorithm") != "sac":
+        raise ValueError(f"{path}: not the last.pt of a denoise_train --agent sac run (it holds no SAC agent state)")
+    state = extra["agent"]
+    agent = SAC(PixelActorCritic(**state["arch"]["kwargs"]), SACConfig(**state["config"]), device="cpu")
+    agent.load_state_dict(state)
+    recorded = {k: tuple(v) if isinstance(v, list) else v for k, v in extra["args"].items()}
+    return agent, denoise_train.Args(**recorded)
+
+
+@torch.no_grad()
+def critic_report(agent: SAC, obs: dict[str, torch.Tensor], clean: torch.Tensor) -> dict[str, object]:
+    """The figures of the module docstring for one batch of first-step observations and their clean crops."""
+    noisy = obs["image"]
+    bank = pixelrl_filter_bank(noisy)  # (B, K, C, H, W)
+    rewards = ((clean - noisy).square().unsqueeze(1) - (bank - clean.unsqueeze(1)).square()).mean(2) * 255
+    x, cond = build_policy_input(obs)
+    q = torch.minimum(*(critic(x, cond) for critic in agent.critics))[:, 0]  # (B, K, H, W): action map 0
+    logits = agent.policy(x, cond, with_value=False).logits[:, 0]
+    probs = logits.softmax(1)
+    greedy, q_best, oracle = logits.argmax(1, keepdim=True), q.argmax(1, keepdim=True), rewards.argmax(1, keepdim=True)
+    qc, rc = q - q.mean(1, keepdim=True), rewards - rewards.mean(1, keepdim=True)
+    corr = ((qc * rc).sum(1) / (qc.norm(dim=1) * rc.norm(dim=1)).clamp_min(1e-12)).mean()
+    k = q.shape[1]
+    return {
+        "reward_per_action": rewards.mean((0, 2, 3)).tolist(), "oracle": float(rewards.amax(1).mean()),
+        "q_per_action": q.mean((0, 2, 3)).tolist(), "q_spread": float(q.std(1).mean()),
+        "reward_spread": float(rewards.std(1).mean()), "corr": float(corr),
+        "agree": float((q_best == oracle).float().mean()),
+        "entropy": float(-(probs * probs.clamp_min(1e-12).log()).sum(1).mean()),
+        "follows_q": float((greedy == q_best).float().mean()), "greedy_reward": float(rewards.gather(1, greedy).mean()),
+        "greedy_freq": torch.bincount(greedy.view(-1), minlength=k).div(greedy.numel()).tolist(),
+        "alpha": agent.alpha, "updates": agent.updates, "episodes": agent.episodes,
+    }
+
+
+def main(argv=None) -> list[dict[str, object]]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoints", nargs="+", help="last.pt of denoise_train --agent sac runs")
+    parser.add_argument("--crops", type=int, default=16, help="validation crops scored")
+    parser.add_argument("--seed", type=int, default=123, help="seed of the crops and their noise")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    reports = []
+    for path in args.checkpoints:
+        agent, run = load_agent(path)
+        _, val_set, _ = denoise_train.open_data(run)
+        venv = envs.make_vec(denoise_train.ENV_ID, args.crops, data=val_set, **denoise_train.env_kwargs(run))
+        obs, _ = venv.reset(seed=args.seed)
+        report = critic_report(agent, obs, venv.task.clean)
+        reports.append(report)
+        fmt = lambda values: " ".join(f"{v:6.2f}" for v in values)  # noqa: E731
+        print(f"{path}: episode {report['episodes']}, {report['updates']} updates, alpha {report['alpha']:.4f}")
+        print(f"  action             {' '.join(f'{a:6d}' for a in range(len(report['q_per_action'])))}")
+        print(f"  reward (one step)  {fmt(report['reward_per_action'])}   per-pixel best {report['oracle']:.2f}")
+        print(f"  critic Q           {fmt(report['q_per_action'])}")
+        print(f"  greedy actor picks {fmt(report['greedy_freq'])}")
+        print(f"  Q spread {report['q_spread']:.3f} (rewards' {report['reward_spread']:.3f}), corr(Q, reward) "
+              f"{report['corr']:.3f}, critic's best = per-pixel best {report['agree']:.3f} (chance "
+              f"{1 / len(report['q_per_action']):.3f}); actor entropy {report['entropy']:.2f} nats (uniform "
+              f"{math.log(len(report['q_per_action'])):.2f}), greedy = critic's best {report['follows_q']:.3f}, "
+              f"greedy reward {report['greedy_reward']:.3f}")
+    return reports
+
+
+if __name__ == "__main__":
+    main()
