@@ -7,8 +7,8 @@ twin critics, temperature), draws ``--crops`` noisy crops of each run's validati
 noise level, crop size and split; ``--seed`` fixes them, so runs of one data set see the same crops)
 and compares, at every pixel of the first step:
 
-* the true one-step reward of each action (the env's reward: decrease of squared error x 255, known
-  here because the clean crop is), its mean per action, and the per-pixel best (``oracle``);
+* the true one-step reward of each action (the env's own reward map of every pixel taking it: the
+  decrease of squared error x 255), its mean per action, and the per-pixel best (``oracle``);
 * the critics' ``min(Q1, Q2)`` per action: their mean per action, the spread over the actions (mean
   over pixels of the standard deviation over the nine actions), next to the rewards' spread;
 * ``corr``: the mean over pixels of the correlation over actions between Q and the reward;
@@ -33,7 +33,6 @@ from agents.sac import SAC, SACConfig
 from experiments import denoise_train
 from rlenhance.checkpoint import load_checkpoint
 from rlenhance.models.policy import PixelActorCritic, build_policy_input
-from rlenhance.ops.bank import pixelrl_filter_bank
 
 
 def load_agent(path: str | Path) -> tuple[SAC, denoise_train.Args]:
@@ -49,11 +48,23 @@ def load_agent(path: str | Path) -> tuple[SAC, denoise_train.Args]:
 
 
 @torch.no_grad()
-def critic_report(agent: SAC, obs: dict[str, torch.Tensor], clean: torch.Tensor) -> dict[str, object]:
-    """The figures of the module docstring for one batch of first-step observations and their clean crops."""
-    noisy = obs["image"]
-    bank = pixelrl_filter_bank(noisy)  # (B, K, C, H, W)
-    rewards = ((clean - noisy).square().unsqueeze(1) - (bank - clean.unsqueeze(1)).square()).mean(2) * 255
+def one_step_rewards(venv, seed: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """The first observation of ``venv.reset(seed=seed)`` and the env's own reward map of each action
+    taken at every pixel from it, float (B, K, H, W) (one reset and step per action)."""
+    obs, _ = venv.reset(seed=seed)
+    b, _, h, w = obs["image"].shape
+    maps = []
+    for action in range(venv.task.n_actions):
+        venv.reset(seed=seed)
+        _, _, _, _, info = venv.step(torch.full((b, 1, h, w), action, dtype=torch.long, device=obs["image"].device))
+        maps.append(info["reward_map"].mean(1))  # (B, H, W): channels averaged, as the scalar reward
+    return obs, torch.stack(maps, dim=1)
+
+
+@torch.no_grad()
+def critic_report(agent: SAC, obs: dict[str, torch.Tensor], rewards: torch.Tensor) -> dict[str, object]:
+    """The figures of the module docstring for one batch of first-step observations and the one-step
+    reward maps of every action from them (:func:`one_step_rewards`)."""
     x, cond = build_policy_input(obs)
     q = torch.minimum(*(critic(x, cond) for critic in agent.critics))[:, 0]  # (B, K, H, W): action map 0
     logits = agent.policy(x, cond, with_value=False).logits[:, 0]
@@ -88,8 +99,7 @@ def main(argv=None) -> list[dict[str, object]]:
         agent, run = load_agent(path)
         _, val_set, _ = denoise_train.open_data(run)
         venv = envs.make_vec(denoise_train.ENV_ID, args.crops, data=val_set, **denoise_train.env_kwargs(run))
-        obs, _ = venv.reset(seed=args.seed)
-        report = critic_report(agent, obs, venv.task.clean)
+        report = critic_report(agent, *one_step_rewards(venv, args.seed))
         reports.append(report)
         fmt = lambda values: " ".join(f"{v:6.2f}" for v in values)  # noqa: E731
         print(f"{path}: episode {report['episodes']}, {report['updates']} updates, alpha {report['alpha']:.4f}")

@@ -24,26 +24,25 @@ def runs(tmp_path_factory):
     return sac / "checkpoints" / "last.pt", a3c / "checkpoints" / "last.pt"
 
 
-def test_rewards_are_the_envs_and_q_the_critics(runs):
+def test_report_reads_the_envs_rewards_and_the_critics(runs):
     (report,) = sac_critic.main([str(runs[0]), "--crops", str(CROPS), "--seed", str(SEED)])
     agent, args = sac_critic.load_agent(runs[0])
     _, val_set, _ = denoise_train.open_data(args)
     venv = envs.make_vec(denoise_train.ENV_ID, CROPS, data=val_set, **denoise_train.env_kwargs(args))
-    obs, _ = venv.reset(seed=SEED)
-    h, w = obs["image"].shape[-2:]
-    n_actions = len(report["reward_per_action"])
-    assert n_actions == 9
-    for action in range(n_actions):  # every pixel taking one action: the env's own reward
-        venv.reset(seed=SEED)
-        _, reward, *_ = venv.step(torch.full((CROPS, 1, h, w), action, dtype=torch.long))
-        assert report["reward_per_action"][action] == pytest.approx(float(reward.mean()), abs=1e-4)
-    assert report["reward_per_action"][1] == 0.0  # "keep"
-    assert report["oracle"] >= max(report["reward_per_action"]) - 1e-6
+    obs, rewards = sac_critic.one_step_rewards(venv, SEED)
+    assert rewards.shape == (CROPS, 9, *obs["image"].shape[-2:])
+    clean, noisy = venv.task.clean, obs["image"]
+    assert not rewards[:, 1].any()  # action 1 keeps the pixel: no change, no reward
+    # action 0 lowers every pixel by 1/255: the decrease of squared error x 255, per pixel
+    shifted = ((clean - noisy).square() - (clean - (noisy - 1 / 255)).square())[:, 0] * 255
+    assert torch.allclose(rewards[:, 0], shifted, atol=1e-4)
+    assert report["reward_per_action"] == pytest.approx(rewards.mean((0, 2, 3)).tolist(), abs=1e-5)
+    assert report["oracle"] == pytest.approx(float(rewards.amax(1).mean()), abs=1e-5)
     with torch.no_grad():
-        q = torch.minimum(*(critic(obs["image"]) for critic in agent.critics))
+        q = torch.minimum(*(critic(noisy) for critic in agent.critics))
     assert report["q_per_action"] == pytest.approx(q.mean((0, 1, 3, 4)).tolist(), abs=1e-5)
     assert sum(report["greedy_freq"]) == pytest.approx(1.0)
-    assert 0.0 <= report["entropy"] <= math.log(n_actions) + 1e-5
+    assert 0.0 <= report["entropy"] <= math.log(9) + 1e-5
     assert 0.0 <= report["agree"] <= 1.0 and -1.0 <= report["corr"] <= 1.0
     assert report["episodes"] == 2 and report["updates"] > 0
 
