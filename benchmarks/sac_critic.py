@@ -4,7 +4,8 @@
 
 Reads the agent state of ``experiments.denoise_train --agent sac`` runs (``last.pt`` holds it: actor,
 twin critics, temperature), draws ``--crops`` noisy crops of each run's validation split (its data,
-noise level, crop size and split; ``--seed`` fixes them, so runs of one data set see the same crops)
+noise level, crop size and split; ``--seed`` fixes them, so runs of one data set see the same crops;
+a ``--predictor`` run's env gets its predictor back, found as its policy's is, and with it a tenth action)
 and compares, at every pixel of the first step:
 
 * the true one-step reward of each action (the env's own reward map of every pixel taking it: the
@@ -32,6 +33,7 @@ import envs
 from agents.sac import SAC, SACConfig
 from experiments import denoise_train
 from rlenhance.checkpoint import load_checkpoint
+from rlenhance.denoisers import DenoisePredictor
 from rlenhance.models.policy import PixelActorCritic, build_policy_input
 
 
@@ -98,7 +100,9 @@ def main(argv=None) -> list[dict[str, object]]:
     for path in args.checkpoints:
         agent, run = load_agent(path)
         _, val_set, _ = denoise_train.open_data(run)
-        venv = envs.make_vec(denoise_train.ENV_ID, args.crops, data=val_set, **denoise_train.env_kwargs(run))
+        predictor = DenoisePredictor.for_policy(denoise_train.inference_spec(run), checkpoint=path, device="cpu")
+        venv = envs.make_vec(denoise_train.ENV_ID, args.crops, data=val_set, predictor=predictor,
+                             **denoise_train.env_kwargs(run))
         report = critic_report(agent, *one_step_rewards(venv, args.seed))
         reports.append(report)
         fmt = lambda values: " ".join(f"{v:6.2f}" for v in values)  # noqa: E731

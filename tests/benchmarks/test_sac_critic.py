@@ -2,6 +2,7 @@
 the env's, its Q values the agent's critics', and it refuses checkpoints without a SAC agent."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from experiments import denoise_train
 TINY = ["--episodes", "2", "--eval-every", "2", "--batch", "2", "--crop", "16", "--steps", "2", "--width", "8",
         "--samples", "0", "--threads", "1", "--eval-images", "1"]
 CROPS, SEED = 3, 7
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +47,14 @@ def test_report_reads_the_envs_rewards_and_the_critics(runs):
     assert 0.0 <= report["entropy"] <= math.log(9) + 1e-5
     assert 0.0 <= report["agree"] <= 1.0 and -1.0 <= report["corr"] <= 1.0
     assert report["episodes"] == 2 and report["updates"] > 0
+
+
+def test_a_run_with_a_predictor_scores_its_tenth_action(tmp_path):
+    out = denoise_train.main(TINY + ["--agent", "sac", "--sac-learning-starts", "2", "--sac-batch", "2",
+                                     "--predictor", str(ROOT / "rlenhance" / "weights" / "mrpnet_denoise.pt"),
+                                     "--out", str(tmp_path / "sac")])
+    (report,) = sac_critic.main([str(out / "checkpoints" / "last.pt"), "--crops", "2"])
+    assert len(report["reward_per_action"]) == len(report["q_per_action"]) == len(report["greedy_freq"]) == 10
 
 
 def test_refuses_a_checkpoint_without_a_sac_agent(runs):
