@@ -49,6 +49,15 @@ def load_agent(path: str | Path) -> tuple[SAC, denoise_train.Args]:
     return agent, denoise_train.Args(**recorded)
 
 
+def validation_env(run: denoise_train.Args, crops: int, checkpoint: str | Path):
+    """The run's env (its Denoise-v0 arguments and, for a ``--predictor`` run, its predictor, found as
+    the policy's is from ``checkpoint``) on ``crops`` crops of its validation split."""
+    _, val_set, _ = denoise_train.open_data(run)
+    predictor = DenoisePredictor.for_policy(denoise_train.inference_spec(run), checkpoint=checkpoint, device="cpu")
+    return envs.make_vec(denoise_train.ENV_ID, crops, data=val_set, predictor=predictor,
+                         **denoise_train.env_kwargs(run))
+
+
 @torch.no_grad()
 def one_step_rewards(venv, seed: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """The first observation of ``venv.reset(seed=seed)`` and the env's own reward map of each action
@@ -69,9 +78,8 @@ def critic_report(agent: SAC, obs: dict[str, torch.Tensor], rewards: torch.Tenso
     reward maps of every action from them (:func:`one_step_rewards`)."""
     x, cond = build_policy_input(obs)
     q = torch.minimum(*(critic(x, cond) for critic in agent.critics))[:, 0]  # (B, K, H, W): action map 0
-    logits = agent.policy(x, cond, with_value=False).logits[:, 0]
-    probs = logits.softmax(1)
-    greedy, q_best, oracle = logits.argmax(1, keepdim=True), q.argmax(1, keepdim=True), rewards.argmax(1, keepdim=True)
+    actor = agent.policy.distribution(agent.policy(x, cond, with_value=False))  # the policy's own decoding
+    greedy, q_best, oracle = actor.mode()[:, :1], q.argmax(1, keepdim=True), rewards.argmax(1, keepdim=True)
     qc, rc = q - q.mean(1, keepdim=True), rewards - rewards.mean(1, keepdim=True)
     corr = ((qc * rc).sum(1) / (qc.norm(dim=1) * rc.norm(dim=1)).clamp_min(1e-12)).mean()
     k = q.shape[1]
@@ -80,7 +88,7 @@ def critic_report(agent: SAC, obs: dict[str, torch.Tensor], rewards: torch.Tenso
         "q_per_action": q.mean((0, 2, 3)).tolist(), "q_spread": float(q.std(1).mean()),
         "reward_spread": float(rewards.std(1).mean()), "corr": float(corr),
         "agree": float((q_best == oracle).float().mean()),
-        "entropy": float(-(probs * probs.clamp_min(1e-12).log()).sum(1).mean()),
+        "entropy": float(actor.entropy()[:, 0].mean()),
         "follows_q": float((greedy == q_best).float().mean()), "greedy_reward": float(rewards.gather(1, greedy).mean()),
         "greedy_freq": torch.bincount(greedy.view(-1), minlength=k).div(greedy.numel()).tolist(),
         "alpha": agent.alpha, "updates": agent.updates, "episodes": agent.episodes,
@@ -99,11 +107,7 @@ def main(argv=None) -> list[dict[str, object]]:
     reports = []
     for path in args.checkpoints:
         agent, run = load_agent(path)
-        _, val_set, _ = denoise_train.open_data(run)
-        predictor = DenoisePredictor.for_policy(denoise_train.inference_spec(run), checkpoint=path, device="cpu")
-        venv = envs.make_vec(denoise_train.ENV_ID, args.crops, data=val_set, predictor=predictor,
-                             **denoise_train.env_kwargs(run))
-        report = critic_report(agent, *one_step_rewards(venv, args.seed))
+        report = critic_report(agent, *one_step_rewards(validation_env(run, args.crops, path), args.seed))
         reports.append(report)
         fmt = lambda values: " ".join(f"{v:6.2f}" for v in values)  # noqa: E731
         print(f"{path}: episode {report['episodes']}, {report['updates']} updates, alpha {report['alpha']:.4f}")

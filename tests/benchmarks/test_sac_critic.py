@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import envs
 from benchmarks import sac_critic
 from experiments import denoise_train
 
@@ -29,8 +28,7 @@ def runs(tmp_path_factory):
 def test_report_reads_the_envs_rewards_and_the_critics(runs):
     (report,) = sac_critic.main([str(runs[0]), "--crops", str(CROPS), "--seed", str(SEED)])
     agent, args = sac_critic.load_agent(runs[0])
-    _, val_set, _ = denoise_train.open_data(args)
-    venv = envs.make_vec(denoise_train.ENV_ID, CROPS, data=val_set, **denoise_train.env_kwargs(args))
+    venv = sac_critic.validation_env(args, CROPS, runs[0])
     obs, rewards = sac_critic.one_step_rewards(venv, SEED)
     assert rewards.shape == (CROPS, 9, *obs["image"].shape[-2:])
     clean, noisy = venv.task.clean, obs["image"]
