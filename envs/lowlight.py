@@ -64,6 +64,7 @@ class LowLightTask(PixelTask):
         cond_encoding: str = "linear",
         weight_draw: str = "joint",
         max_overshoot: float | None = None,
+        overshoot_weighted: bool = False,
         **common: Any,
     ):
         super().__init__(num_envs, max_episode_steps=max_episode_steps, data_kind="paired", **common)
@@ -145,6 +146,10 @@ class LowLightTask(PixelTask):
         self.observe_exposure_gap = bool(observe_exposure_gap)
         self.smooth_in_reward = bool(smooth_in_reward)
         self.max_overshoot = check_max_overshoot(max_overshoot)
+        if overshoot_weighted and (self.max_overshoot is None or not w_exposure > 0):
+            raise ValueError(f"overshoot_weighted: weights the cap max_overshoot by w_exposure; needs a max_overshoot "
+                             f"and w_exposure > 0, got max_overshoot={max_overshoot!r}, w_exposure={w_exposure!r}")
+        self.overshoot_weighted = bool(overshoot_weighted)
 
         h, w = self.image_size
         image = spaces.Box(0.0, 1.0, (3, h, w), np.float32)
@@ -256,7 +261,10 @@ class LowLightTask(PixelTask):
         # (1-d) LE(s) + d s == LE_{(1-d) alpha}(s); ReLLIE's coupling pulls R and G towards B's alpha
         alpha = couple_channels(self.alpha(actions), self.channel_coupling) * (1.0 - self.damping)
         # with max_overshoot, a step that would end too bright is cut short
-        alpha, stepped = le_step(self.image, alpha, overshoot_limit(self.target.view(-1), self.max_overshoot))
+        weighted = self.overshoot_weighted
+        limit = overshoot_limit(self.target.view(-1), self.max_overshoot, self.w[0].view(-1) if weighted else None,
+                                self.weights["w_exposure"] if weighted else None)
+        alpha, stepped = le_step(self.image, alpha, limit)
         previous, self.image = self.image, stepped.clamp(0.0, 1.0)
         if self.reward == "nonref":
             loss = self._state_loss(self.image)
@@ -366,10 +374,12 @@ class LowLightEnv(PixelEnv):
     (default None: off) a step that would lift an image's mean above ``E + o`` is scaled down
     to end there (``rlenhance.ops.cap_mean``: the same pixels brightened, by less), so no step lifts
     an image's mean above ``E + o`` (an image that starts above it is not brightened);
-    ``rlenhance.Enhancer`` applies the same cap. ``o`` is None or ``0 <= o < 1``
-    (``rlenhance.ops.check_max_overshoot``). The smoothness term of the reward (``smooth_in_reward``)
-    sees the capped alpha map, the one applied; A3C's ``smooth-on-mean`` penalty in the trainer's loss
-    sees the policy's uncapped expected alpha.
+    ``rlenhance.Enhancer`` applies the same cap. With ``overshoot_weighted=True`` the cap of an
+    episode whose exposure weight is ``w`` is ``o sqrt(w_0 / w)``, ``w_0`` the env's ``w_exposure``
+    (``rlenhance.ops.overshoot_limit``): a heavier exposure weight holds the target more tightly.
+    ``o`` is None or ``0 <= o < 1`` (``rlenhance.ops.check_max_overshoot``). The smoothness term of the
+    reward (``smooth_in_reward``) sees the capped alpha map, the one applied; A3C's ``smooth-on-mean``
+    penalty in the trainer's loss sees the policy's uncapped expected alpha.
 
     ## Rewards
     Per pixel, the decrease of a loss between the previous and the new state, so the return of an
@@ -426,8 +436,8 @@ class LowLightEnv(PixelEnv):
     Observation Space), ``weight_draw`` (``"joint"``, default: every ranged weight drawn for every
     image; ``"one"``: per image one ranged weight, or none, each equally likely, the others at their
     defaults, so the defaults and each knob's line through them, which users and ``benchmarks.knobs``
-    vary one at a time, are trained often), ``max_overshoot`` (see Transition); ``max_episode_steps``
-    for the vector env only.
+    vary one at a time, are trained often), ``max_overshoot`` and ``overshoot_weighted`` (see Transition);
+    ``max_episode_steps`` for the vector env only.
     ``render_mode``: None or ``"rgb_array"`` (``render()`` returns the current image as uint8 (H, W, 3),
     RGB).
 
@@ -441,9 +451,9 @@ class LowLightEnv(PixelEnv):
       ``weight_ranges``, ``channel_coupling``, ``w_color_ratio``, ``exposure_mean``, ``exposure_over``,
       ``exposure_relative`` and ``exposure_relative_floor`` (their defaults change nothing) and
       ``setting_ranges`` (what a policy trained here can be asked to follow), ``smooth_in_reward`` and
-      ``cond_encoding`` (their defaults change nothing); the episodes a seed gives changed
-      once: each env of a batch draws its start from generators of its own (``envs.base.episode_rows``), so env
-      i's start no longer depends on ``num_envs``.
+      ``cond_encoding``, ``max_overshoot`` and ``overshoot_weighted`` (their defaults change nothing); the
+      episodes a seed gives changed once: each env of a batch draws its start from generators of its own
+      (``envs.base.episode_rows``), so env i's start no longer depends on ``num_envs``.
     """
 
     task_class = LowLightTask

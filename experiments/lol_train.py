@@ -144,6 +144,10 @@ class Args(RLArgs):
                                             "this above its exposure target, 0 <= cap < 1 (the step is scaled down, "
                                             "rlenhance.ops.cap_mean); the checkpoint records it and the Enhancer "
                                             "applies it by default (unset: no cap)")
+    overshoot_weighted: bool = arg(False, "with --max-overshoot: the cap is the one at --w-exposure, and an episode "
+                                          "whose exposure weight is w gets cap * sqrt(w_exposure / w), so a heavier "
+                                          "exposure weight holds the target more tightly (rlenhance.ops."
+                                          "overshoot_limit); the checkpoint records it")
     conditioned: bool = arg(True, "sample the exposure target and weights per episode and feed them to the "
                                   "policy, so one model serves any setting in the ranges at test time")
     exposure_range: tuple[float, float] = arg((0.3, 0.8), "with --conditioned: the range the exposure target is drawn "
@@ -299,7 +303,8 @@ def env_kwargs(args: Args) -> dict:
                 conditioned=args.conditioned, exposure_range=args.exposure_range,
                 weight_range=args.weight_range, weight_ranges=weight_ranges(args),
                 observe_exposure_gap=args.exposure_gap, cond_encoding=args.cond_encoding,
-                weight_draw=args.weight_draw, max_overshoot=args.max_overshoot, split="train",
+                weight_draw=args.weight_draw, max_overshoot=args.max_overshoot,
+                overshoot_weighted=args.overshoot_weighted, split="train",
                 split_seed=split_seed(args))
 
 
@@ -325,6 +330,7 @@ def inference_spec(args: Args, task: LowLightTask) -> LowLightPolicySpec:
         setting_ranges=task.setting_ranges,
         channel_coupling=args.channel_coupling,
         max_overshoot=args.max_overshoot,
+        overshoot_weighted=args.overshoot_weighted,
         blur_sigma=args.blur_sigma,
     )
 
@@ -332,7 +338,8 @@ def inference_spec(args: Args, task: LowLightTask) -> LowLightPolicySpec:
 def rollout_at(policy: PixelActorCritic, task: LowLightTask, args: Args, low: torch.Tensor,
                exposure_target: float | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Greedy rollout (``rlenhance.enhance.greedy_rollout``, as at inference) at the fixed
-    setting, or with its exposure target replaced (conditioned policies)."""
+    setting, or with its exposure target replaced (conditioned policies). The setting's exposure weight
+    is the one a weighted cap (``--overshoot-weighted``) is set for, so the cap is ``--max-overshoot``."""
     target = args.exposure_target if exposure_target is None else exposure_target
     cond = task.setting_cond(low.shape[0], target) if policy.cond_dim else None
     return greedy_rollout(policy, low, cond, steps=args.test_steps, alpha_table=task.alpha_table,
@@ -408,6 +415,8 @@ def check_lowlight_args(args: Args, given: Sequence[str]) -> Args:
         ("cond_film", False, lambda a: a.conditioned,
          "modulates the policy by its conditioning values; needs --conditioned"),
         *((f"{name}_range", (), lambda a: a.conditioned, "only with --conditioned") for name in WEIGHT_FIELDS),
+        ("overshoot_weighted", False, lambda a: a.max_overshoot is not None,
+         "weights the --max-overshoot cap by the exposure weight; needs --max-overshoot"),
         ("min_steps", None, lambda a: a.min_steps is None or 1 <= a.min_steps <= a.steps,
          f"expected an int from 1 to --steps ({args.steps}), the longest episode"),
     )

@@ -160,7 +160,9 @@ def _build_parser() -> argparse.ArgumentParser:
                              help=knob_help(f"rl: reward weight of the {name} term", f"w_{name}"))
     enhance.add_argument("--max-overshoot", type=float, default=None,
                          help="rl: no curve step lifts an image's mean more than this above the exposure target "
-                              "(the step is scaled down); inf: no cap (default: the checkpoint's)")
+                              "(the step is scaled down; with the shipped model, the cap at the default "
+                              "--w-exposure, and a heavier exposure weight w tightens it by sqrt(default / w)); "
+                              "inf: no cap (default: the checkpoint's)")
     enhance.add_argument("--blur-sigma", type=float, default=None,
                          help="rl: sigma in pixels (0-3) of a Gaussian blur of the result, for the noise the curves "
                               "amplify; 0: none (default: the checkpoint's, 0.65 for the shipped model; not applied "

@@ -109,7 +109,10 @@ class Enhancer:
             ``0 <= max_overshoot < 1`` (:func:`rlenhance.ops.check_max_overshoot`), or ``math.inf``: no
             cap (the policy alone). None: the checkpoint's ``max_overshoot``, the cap it was trained
             with or given (none for files that record none). A cap needs a checkpoint that has an
-            exposure target.
+            exposure target. With a checkpoint whose cap is weighted (``spec.overshoot_weighted``, the
+            shipped model) it is the cap at the checkpoint's default ``w_exposure``, and a heavier
+            exposure weight tightens it: ``max_overshoot * sqrt(default / w_exposure)``
+            (:func:`rlenhance.ops.overshoot_limit`).
         blur_sigma: the sigma, in pixels, of a Gaussian blur of the enhanced image, for the noise the
             curves amplify in dark regions (``0 <= blur_sigma <= 3``, :func:`rlenhance.ops.check_blur_sigma`;
             0: none); not applied with a ``denoiser``, which does that job (a ``blur_sigma`` above 0
@@ -251,16 +254,20 @@ class Enhancer:
 
     def _rollout(self, small: torch.Tensor, cond: torch.Tensor) -> list[torch.Tensor]:
         """:meth:`alpha_maps` of the image at the working resolution, ``small``."""
-        if "exposure_target" in self.spec.cond_fields:  # decode E from the encoded cond
-            i = self.spec.cond_fields.index("exposure_target")
-            target = decode_setting(cond, self.cond_offset, self.cond_scale, self.cond_log)[:, i]
-        else:
-            target = self.spec.setting.get("exposure_target")
+        fields = self.spec.cond_fields
+        decoded = decode_setting(cond, self.cond_offset, self.cond_scale, self.cond_log) if fields else None
+
+        def setting(name: str) -> torch.Tensor | float | None:  # (B,) decoded from cond, or the fixed value
+            return decoded[:, fields.index(name)] if name in fields else self.spec.setting.get(name)
+
+        target = setting("exposure_target")
+        weighted = self.spec.overshoot_weighted
+        limit = overshoot_limit(target, self.max_overshoot, setting("w_exposure") if weighted else None,
+                                self.spec.setting["w_exposure"] if weighted else None)
         return greedy_rollout(self.policy, small, cond, steps=self.steps, alpha_table=self.alpha_table,
                               damping=self.spec.damping, alpha_mode=self.alpha_mode,
                               exposure_target=target if self.spec.observe_exposure_gap else None,
-                              channel_coupling=self.spec.channel_coupling,
-                              mean_limit=overshoot_limit(target, self.max_overshoot))[1]
+                              channel_coupling=self.spec.channel_coupling, mean_limit=limit)[1]
 
     @torch.no_grad()
     def enhance_array(self, image: np.ndarray, *, dtype: type | np.dtype = np.float32,

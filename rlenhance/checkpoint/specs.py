@@ -301,6 +301,10 @@ class LowLightPolicySpec(CheckpointSpec):
         max_overshoot: the cap the policy was trained with (``envs.lowlight``'s ``max_overshoot``) or was
             given afterwards: no curve step lifts an image's mean more than this above the exposure target;
             None: no cap (also files that predate the field). The Enhancer's default cap.
+        overshoot_weighted: ``max_overshoot`` is the cap at the setting's ``w_exposure``; at another
+            exposure weight ``w`` the cap is ``max_overshoot * sqrt(setting['w_exposure'] / w)``
+            (:func:`rlenhance.ops.overshoot_limit`), so a heavier exposure weight holds the target more
+            tightly. False: the same cap at every weight (also files that predate the field).
         blur_sigma: the sigma, in pixels, of the Gaussian the Enhancer applies to the enhanced image by
             default (the noise the curves amplify; chosen after training, never trained with); None or 0:
             none (also files that predate the field).
@@ -312,7 +316,7 @@ class LowLightPolicySpec(CheckpointSpec):
     reader: ClassVar[str] = "rlenhance.Enhancer"
     added_later: ClassVar[Mapping[str, Any]] = MappingProxyType({"setting_ranges": None, "channel_coupling": 0.0,
                                                                  "cond_encodings": None, "max_overshoot": None,
-                                                                 "blur_sigma": None})
+                                                                 "blur_sigma": None, "overshoot_weighted": False})
 
     alpha_table: tuple[float, ...]
     damping: float
@@ -331,6 +335,7 @@ class LowLightPolicySpec(CheckpointSpec):
     cond_encodings: tuple[str, ...] = None  # type: ignore[assignment]  # None: all linear
     max_overshoot: float | None = None
     blur_sigma: float | None = None
+    overshoot_weighted: bool = False
 
     def __post_init__(self) -> None:
         if self.setting_ranges is None:  # a file that predates the field: the ranges of its encoding
@@ -363,6 +368,9 @@ class LowLightPolicySpec(CheckpointSpec):
                 problems.append(str(error))
         if self.max_overshoot is not None and "exposure_target" not in self.setting:
             problems.append("max_overshoot needs an 'exposure_target' in setting (the target it caps the mean above)")
+        if self.overshoot_weighted and (self.max_overshoot is None or not self.setting.get("w_exposure", 0) > 0):
+            problems.append("overshoot_weighted needs a max_overshoot and a 'w_exposure' > 0 in setting (the weight "
+                            "the cap is set for)")
         if not 0.0 <= self.channel_coupling <= 1.0:
             problems.append(f"channel_coupling {self.channel_coupling!r} (accepted: 0 <= channel_coupling <= 1)")
         if self.action_type not in ACTION_TYPES:

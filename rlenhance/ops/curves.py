@@ -205,10 +205,29 @@ def check_max_overshoot(value: float | None, name: str = "max_overshoot", *,
     return float(value)
 
 
-def overshoot_limit(target: float | torch.Tensor, max_overshoot: float | None) -> float | torch.Tensor | None:
+def overshoot_limit(target: float | torch.Tensor, max_overshoot: float | None,
+                    w_exposure: float | torch.Tensor | None = None,
+                    reference_w_exposure: float | None = None) -> float | torch.Tensor | None:
     """The highest image mean a capped step may reach (:func:`cap_mean`'s ``limit``): the exposure
-    ``target`` (a number or a (B,) tensor) plus ``max_overshoot``; None when there is no cap."""
-    return None if max_overshoot is None else target + max_overshoot
+    ``target`` (a number or a (B,) tensor) plus the cap; None when there is no cap (``max_overshoot``
+    None).
+
+    The cap is ``max_overshoot``, or, given the exposure weight in use ``w_exposure`` (a number or a
+    (B,) tensor, > 0) and the weight the cap was set for, ``reference_w_exposure``, the cap
+    weighted by it: ``max_overshoot * sqrt(reference_w_exposure / w_exposure)``, the overshoot whose
+    exposure penalty ``w_exposure * overshoot^2`` equals the cap's at the reference weight. So a
+    heavier exposure weight holds the target more tightly (4x the weight: half the cap), and at the
+    reference weight the cap is ``max_overshoot``.
+    """
+    if max_overshoot is None:
+        return None
+    if (w_exposure is None) != (reference_w_exposure is None):
+        raise ValueError("overshoot_limit: give both w_exposure and reference_w_exposure (a weighted cap), or "
+                         f"neither (a fixed one); got w_exposure={w_exposure!r}, "
+                         f"reference_w_exposure={reference_w_exposure!r}")
+    if w_exposure is None:
+        return target + max_overshoot
+    return target + max_overshoot * (reference_w_exposure / w_exposure) ** 0.5
 
 
 def le_gain(x: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:

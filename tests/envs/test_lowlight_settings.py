@@ -287,3 +287,20 @@ def test_max_overshoot_cuts_the_step_that_would_pass_the_target_by_more():
     for bad in (-0.1, 1.0, float("inf"), float("nan"), True):  # one rule, rlenhance.ops.check_max_overshoot
         with pytest.raises(ValueError, match="max_overshoot: expected a number with 0 <= max_overshoot < 1"):
             make(max_overshoot=bad)
+
+
+def test_a_weighted_cap_gives_each_episode_the_cap_of_its_own_exposure_weight():
+    """overshoot_weighted: an episode with 4x the env's w_exposure is stopped at half the overshoot; one at the
+    env's own weight at max_overshoot, as without weighting; the cap needs a max_overshoot."""
+    venv = make(num_envs=2, max_overshoot=0.08, overshoot_weighted=True, conditioned=True, exposure_range=(0.3, 0.8),
+                w_exposure=10.0, weight_ranges={"w_exposure": (1.0, 100.0)}, cond_encoding="log")
+    others = list(venv.task.weights.values())[1:]  # w_color, w_spatial, w_smooth at their defaults
+    values = np.array([[0.3, 10.0, *others], [0.3, 40.0, *others]])
+    venv.reset(seed=0, options={"low": torch.full((2, 3, 16, 16), 0.2), "cond": venv.task._encode_cond(values)})
+    brightest = torch.full((2, 3, 16, 16), len(venv.task.alpha_table) - 1)
+    for _ in range(2):
+        venv.step(brightest)
+    means = venv.task.image.mean(dim=(1, 2, 3))
+    assert means[0] == pytest.approx(0.38, abs=1e-5) and means[1] == pytest.approx(0.34, abs=1e-5)
+    with pytest.raises(ValueError, match="overshoot_weighted: weights the cap max_overshoot by w_exposure"):
+        make(overshoot_weighted=True)

@@ -564,6 +564,15 @@ def test_max_overshoot_reaches_the_env_the_checkpoint_and_the_enhancer(tmp_path)
     for bad in ("1.5", "-0.1", "nan"):  # refused while parsing, before any training or file
         with pytest.raises(ValueError, match="--max-overshoot: expected a number with 0 <= --max-overshoot < 1"):
             lol_train.parse_args([*args, "--max-overshoot", bad])
+    # weighted by the exposure weight: the env, the spec and the Enhancer; refused without a cap
+    weighted = [*args, "--max-overshoot", "0.05", "--overshoot-weighted"]
+    assert lol_train.env_kwargs(lol_train.parse_args(weighted))["overshoot_weighted"]
+    assert not lol_train.env_kwargs(lol_train.parse_args(args))["overshoot_weighted"]  # off by default
+    out = lol_train.main([*weighted, "--out", str(tmp_path / "w")])
+    assert load_checkpoint(out / "checkpoints" / "best.pt")["extra"]["spec"].overshoot_weighted
+    assert not load_checkpoint(path)["extra"]["spec"].overshoot_weighted
+    with pytest.raises(ValueError, match="--overshoot-weighted: weights the --max-overshoot cap"):
+        lol_train.parse_args([*args, "--overshoot-weighted"])
 
 
 def test_blur_sigma_is_recorded_for_the_enhancer_and_the_rellie_preset_has_none(tmp_path):

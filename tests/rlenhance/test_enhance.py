@@ -1,5 +1,6 @@
 """Enhancer: strip-wise full-resolution curves, settings, checkpoint validation."""
 
+import dataclasses
 import math
 import warnings
 
@@ -447,6 +448,30 @@ def test_max_overshoot_of_the_spec_caps_the_brightening_and_can_be_overridden(tm
                                  extra={"spec": _spec(max_overshoot=-1.0)}), device="cpu")
     with pytest.raises(CheckpointError, match="max_overshoot needs an 'exposure_target'"):
         _spec(cond_fields=[], cond_scale=[], cond_offset=[], setting={"w_exposure": 10.0}, max_overshoot=0.05)
+
+
+def test_a_weighted_cap_tightens_as_the_user_raises_w_exposure(tmp_path):
+    """spec.overshoot_weighted: the cap is max_overshoot at the default w_exposure and max_overshoot *
+    sqrt(default / w) at another; a user's --max-overshoot is then the cap at the default."""
+    torch.manual_seed(0)
+    policy = PixelActorCritic(in_channels=6, out_channels=3, n_actions=27, width=8, downscale=2, cond_dim=5,
+                              policy_head_gain=3.0)
+    setting = {**ENV["setting"], "exposure_target": 0.3}
+    spec = _spec(setting=setting, test_steps=10, max_overshoot=0.08, overshoot_weighted=True, conditioned=True,
+                 setting_ranges={"w_exposure": (1.0, 100.0)})
+    path = save_checkpoint(tmp_path / "w.pt", model=policy, arch=policy.arch(), extra={"spec": spec})
+    image = np.full((24, 32, 3), 0.1, np.float32)
+    enhancer = Enhancer(path, device="cpu")
+    assert enhancer.enhance(image).mean() == pytest.approx(0.38, abs=5e-3)  # default w_exposure 10: the cap
+    assert enhancer.enhance(image, w_exposure=40.0).mean() == pytest.approx(0.34, abs=5e-3)  # 4x: half the cap
+    assert enhancer.enhance(image, w_exposure=2.5).mean() == pytest.approx(0.46, abs=5e-3)  # a quarter: twice
+    fixed = Enhancer(save_checkpoint(tmp_path / "f.pt", model=policy, arch=policy.arch(),
+                                     extra={"spec": dataclasses.replace(spec, overshoot_weighted=False)}), device="cpu")
+    assert fixed.enhance(image, w_exposure=40.0).mean() == pytest.approx(0.38, abs=5e-3)  # the same cap at any weight
+    user = Enhancer(path, device="cpu", max_overshoot=0.04)  # the user's cap, weighted as the file's
+    assert user.enhance(image, w_exposure=40.0).mean() == pytest.approx(0.32, abs=5e-3)
+    with pytest.raises(CheckpointError, match="overshoot_weighted needs a max_overshoot"):
+        _spec(overshoot_weighted=True)
 
 
 def test_a_cap_on_a_checkpoint_without_an_exposure_target_is_refused_at_load(tmp_path):

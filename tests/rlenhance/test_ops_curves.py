@@ -471,3 +471,19 @@ def test_check_max_overshoot_is_one_rule_with_inf_as_no_cap_only_where_asked():
         check_max_overshoot(-math.inf, inf_means_none=True)
     assert overshoot_limit(0.4, None) is None and overshoot_limit(0.4, 0.05) == pytest.approx(0.45)
     assert torch.allclose(overshoot_limit(torch.tensor([0.3, 0.6]), 0.1), torch.tensor([0.4, 0.7]))
+
+
+def test_a_weighted_cap_holds_the_target_tighter_as_the_exposure_weight_grows():
+    """The cap is the overshoot whose penalty w * o^2 equals the reference weight's: 4x the weight, half the cap."""
+    assert overshoot_limit(0.4, 0.04, 300.0, 300.0) == pytest.approx(0.44)  # at the reference weight: the cap
+    assert overshoot_limit(0.4, 0.04, 1200.0, 300.0) == pytest.approx(0.42)
+    assert overshoot_limit(0.4, 0.04, 75.0, 300.0) == pytest.approx(0.48)
+    limits = overshoot_limit(torch.tensor([0.3, 0.6]), 0.04, torch.tensor([300.0, 1200.0]), 300.0)  # per row
+    assert torch.allclose(limits, torch.tensor([0.34, 0.62]))
+    for w in (30.0, 300.0, 3000.0):  # the penalty at the cap is the reference's
+        overshoot = overshoot_limit(0.0, 0.04, w, 300.0)
+        assert w * overshoot ** 2 == pytest.approx(300.0 * 0.04 ** 2)
+    assert overshoot_limit(0.4, None, 1200.0, 300.0) is None  # no cap stays none
+    for w, reference in ((1200.0, None), (None, 300.0)):
+        with pytest.raises(ValueError, match="give both w_exposure and reference_w_exposure"):
+            overshoot_limit(0.4, 0.04, w, reference)
