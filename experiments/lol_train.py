@@ -12,7 +12,11 @@ CPU cores: a policy conditioned on the exposure target and on each reward weight
 (``--w-*-range``, one weight varied per crop: ``--weight-draw one``, log-encoded, FiLM-modulated
 features), brightening-only curves (``--alpha-min 0``), one curve for R, G and B, estimated at 128 px, an
 exposure term that holds the image mean to the target relative to the target (``--exposure-mean``,
-``--exposure-relative``). ``--preset rellie`` sets ReLLIE's configuration instead (:data:`PRESETS`:
+``--exposure-relative``). The checkpoint also carries what the Enhancer applies after the policy, as the
+shipped model does: a cap on how far a step may lift the mean above the target, 0.04 at the default
+exposure weight and weighted by it (``--max-overshoot``, ``--overshoot-weighted``; validation applies
+it too, training only with ``--cap-in-training``), and a light blur of the result (``--blur-sigma``).
+``--preset rellie`` sets ReLLIE's configuration instead (:data:`PRESETS`:
 27 per-channel alphas coupled 0.9 / 0.1, damping 0.2, gamma 1.05, its reward weights and colour-ratio
 term, 10 training / 6 test steps, a 64-channel full-resolution network); flags given after it (or
 before it) override it. The checkpoint records the ranges (``Enhancer.setting_ranges``) and the
@@ -99,7 +103,8 @@ PRESETS: Mapping[str, tuple[str, ...]] = MappingProxyType({
                "--w-smooth", "200", "--w-color-ratio", "20", "--no-smooth-on-mean", "--no-conditioned",
                "--no-exposure-gap", "--entropy", "0.01", "--lr", "5e-4", "--lr-decay", "none", "--batch", "32",
                "--crop", "70", "--steps", "10", "--min-steps", "10", "--test-steps", "6", "--alpha-mode", "argmax",
-               "--width", "64", "--downscale", "1", "--policy-side", "0", "--blur-sigma", "0"),
+               "--width", "64", "--downscale", "1", "--policy-side", "0", "--blur-sigma", "0",
+               "--max-overshoot", "inf"),
 })
 
 
@@ -140,14 +145,20 @@ class Args(RLArgs):
                                               "above --exposure-target weigh as it does instead of (target / E)^2 "
                                               "less); tried against outputs pushed past a high target, it makes the "
                                               "high targets brighter still (docs/customisation.md, h16)")
-    max_overshoot: float | None = arg(None, "cap each curve step so that no step lifts an image's mean more than "
+    max_overshoot: float | None = arg(0.04, "the cap on the overshoot: no curve step lifts an image's mean more than "
                                             "this above its exposure target, 0 <= cap < 1 (the step is scaled down, "
-                                            "rlenhance.ops.cap_mean); the checkpoint records it and the Enhancer "
-                                            "applies it by default (unset: no cap)")
-    overshoot_weighted: bool = arg(False, "with --max-overshoot: the cap is the one at --w-exposure, and an episode "
-                                          "whose exposure weight is w gets cap * sqrt(w_exposure / w), so a heavier "
-                                          "exposure weight holds the target more tightly (rlenhance.ops."
-                                          "overshoot_limit); the checkpoint records it")
+                                            "rlenhance.ops.cap_mean); the checkpoint records it, the Enhancer applies "
+                                            "it by default and the validation here does too; the training env only "
+                                            "with --cap-in-training (the shipped model: 0.04, weighted, inference "
+                                            "only); inf: no cap")
+    overshoot_weighted: bool = arg(True, "with --max-overshoot: the cap is the one at --w-exposure, and a setting "
+                                         "whose exposure weight is w gets cap * sqrt(w_exposure / w), so a heavier "
+                                         "exposure weight holds the target more tightly (rlenhance.ops."
+                                         "overshoot_limit); the checkpoint records it")
+    cap_in_training: bool = arg(False, "with --max-overshoot: the training env caps its steps too, so the policy "
+                                       "learns in the MDP it is run in (tried in the h17 runs: the curves came out "
+                                       "nearly global and w_smooth stopped working, docs/customisation.md); "
+                                       "default: the cap acts at validation and inference only")
     conditioned: bool = arg(True, "sample the exposure target and weights per episode and feed them to the "
                                   "policy, so one model serves any setting in the ranges at test time")
     exposure_range: tuple[float, float] = arg((0.3, 0.8), "with --conditioned: the range the exposure target is drawn "
@@ -303,8 +314,8 @@ def env_kwargs(args: Args) -> dict:
                 conditioned=args.conditioned, exposure_range=args.exposure_range,
                 weight_range=args.weight_range, weight_ranges=weight_ranges(args),
                 observe_exposure_gap=args.exposure_gap, cond_encoding=args.cond_encoding,
-                weight_draw=args.weight_draw, max_overshoot=args.max_overshoot,
-                overshoot_weighted=args.overshoot_weighted, split="train",
+                weight_draw=args.weight_draw, max_overshoot=args.max_overshoot if args.cap_in_training else None,
+                overshoot_weighted=args.overshoot_weighted and args.cap_in_training, split="train",
                 split_seed=split_seed(args))
 
 
@@ -404,6 +415,8 @@ def check_lowlight_args(args: Args, given: Sequence[str]) -> Args:
     an error there only when asked for on the command line (``given``).
     Each rule's condition reads the arguments as the rules before it left them (``--smooth-power``
     applies once ``--smooth-on-mean`` is settled)."""
+    args = dataclasses.replace(args, max_overshoot=check_max_overshoot(args.max_overshoot, "--max-overshoot",
+                                                                        inf_means_none=True))  # inf: none
     rules: tuple[tuple[str, Any, Callable[[Args], bool], str], ...] = (
         ("smooth_on_mean", False, lambda a: (a.agent, a.action) in (("a3c", "discrete"), ("sac", "continuous")),
          "needs --agent a3c with --action discrete (the expected alpha of a categorical policy) or --agent sac "
@@ -416,7 +429,9 @@ def check_lowlight_args(args: Args, given: Sequence[str]) -> Args:
          "modulates the policy by its conditioning values; needs --conditioned"),
         *((f"{name}_range", (), lambda a: a.conditioned, "only with --conditioned") for name in WEIGHT_FIELDS),
         ("overshoot_weighted", False, lambda a: a.max_overshoot is not None,
-         "weights the --max-overshoot cap by the exposure weight; needs --max-overshoot"),
+         "weights the --max-overshoot cap by the exposure weight; needs --max-overshoot (not inf)"),
+        ("cap_in_training", False, lambda a: a.max_overshoot is not None,
+         "applies the --max-overshoot cap in training; needs --max-overshoot (not inf)"),
         ("min_steps", None, lambda a: a.min_steps is None or 1 <= a.min_steps <= a.steps,
          f"expected an int from 1 to --steps ({args.steps}), the longest episode"),
     )
@@ -432,7 +447,6 @@ def check_lowlight_args(args: Args, given: Sequence[str]) -> Args:
         args = dataclasses.replace(args, **{field: neutral})
     if args.channel_coupling and args.alpha_channels != 3:
         raise ValueError("--channel-coupling: couples per-channel alphas; needs --alpha-channels 3")
-    check_max_overshoot(args.max_overshoot, "--max-overshoot")
     check_blur_sigma(args.blur_sigma, "--blur-sigma", none_ok=False)
     return args
 

@@ -549,30 +549,39 @@ def test_min_steps_trains_on_episodes_of_drawn_lengths():
     assert lol_train.inference_spec(args, venv.task).test_steps == 3
 
 
-def test_max_overshoot_reaches_the_env_the_checkpoint_and_the_enhancer(tmp_path):
+def test_the_cap_is_the_shipped_models_recorded_for_inference_and_trained_with_only_when_asked(tmp_path):
+    """By default the checkpoint carries the shipped model's cap (weighted by w_exposure) and the training env runs
+    without it; --cap-in-training puts it in the env; inf: none."""
     from experiments import lol_train
     from rlenhance.enhance import Enhancer
 
     args = list(TINY)
     args[args.index("--episodes") + 1] = "2"
-    out = lol_train.main([*args, "--max-overshoot", "0.05", "--out", str(tmp_path / "cap")])
-    path = out / "checkpoints" / "best.pt"
+    shipped = Enhancer(device="cpu").spec
+    default = lol_train.parse_args(args)
+    assert (default.max_overshoot, default.overshoot_weighted) == (shipped.max_overshoot, shipped.overshoot_weighted)
+    assert lol_train.env_kwargs(default)["max_overshoot"] is None  # the shipped policy was trained without it
+    assert not lol_train.env_kwargs(default)["overshoot_weighted"]
+    trained = lol_train.env_kwargs(lol_train.parse_args([*args, "--cap-in-training"]))
+    assert (trained["max_overshoot"], trained["overshoot_weighted"]) == (shipped.max_overshoot, True)
+    path = lol_train.main([*args, "--out", str(tmp_path / "d")]) / "checkpoints" / "best.pt"
+    spec = load_checkpoint(path)["extra"]["spec"]
+    assert (spec.max_overshoot, spec.overshoot_weighted) == (shipped.max_overshoot, True)
+    fixed = [*args, "--max-overshoot", "0.05", "--no-overshoot-weighted"]
+    path = lol_train.main([*fixed, "--out", str(tmp_path / "cap")]) / "checkpoints" / "best.pt"
     assert load_checkpoint(path)["extra"]["spec"].max_overshoot == 0.05
+    assert not load_checkpoint(path)["extra"]["spec"].overshoot_weighted
     assert Enhancer(path, device="cpu").max_overshoot == 0.05
-    assert lol_train.env_kwargs(lol_train.parse_args([*args, "--max-overshoot", "0.05"]))["max_overshoot"] == 0.05
-    assert lol_train.env_kwargs(lol_train.parse_args(args))["max_overshoot"] is None  # no cap by default
+    assert lol_train.env_kwargs(lol_train.parse_args([*fixed, "--cap-in-training"]))["max_overshoot"] == 0.05
+    none = lol_train.parse_args([*args, "--max-overshoot", "inf"])  # no cap: the weighting has nothing to weight
+    assert none.max_overshoot is None and not none.overshoot_weighted
+    assert lol_train.parse_args(["--preset", "rellie"]).max_overshoot is None  # ReLLIE has no cap
     for bad in ("1.5", "-0.1", "nan"):  # refused while parsing, before any training or file
         with pytest.raises(ValueError, match="--max-overshoot: expected a number with 0 <= --max-overshoot < 1"):
             lol_train.parse_args([*args, "--max-overshoot", bad])
-    # weighted by the exposure weight: the env, the spec and the Enhancer; refused without a cap
-    weighted = [*args, "--max-overshoot", "0.05", "--overshoot-weighted"]
-    assert lol_train.env_kwargs(lol_train.parse_args(weighted))["overshoot_weighted"]
-    assert not lol_train.env_kwargs(lol_train.parse_args(args))["overshoot_weighted"]  # off by default
-    out = lol_train.main([*weighted, "--out", str(tmp_path / "w")])
-    assert load_checkpoint(out / "checkpoints" / "best.pt")["extra"]["spec"].overshoot_weighted
-    assert not load_checkpoint(path)["extra"]["spec"].overshoot_weighted
-    with pytest.raises(ValueError, match="--overshoot-weighted: weights the --max-overshoot cap"):
-        lol_train.parse_args([*args, "--overshoot-weighted"])
+    for flag in ("--overshoot-weighted", "--cap-in-training"):
+        with pytest.raises(ValueError, match=f"{flag}: .*needs --max-overshoot"):
+            lol_train.parse_args([*args, "--max-overshoot", "inf", flag])
 
 
 def test_blur_sigma_is_recorded_for_the_enhancer_and_the_rellie_preset_has_none(tmp_path):
