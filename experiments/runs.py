@@ -86,7 +86,10 @@ def parse_config(config_class: type, argv: Sequence[str] | None = None, descript
             options.update(type=args[0], nargs="+" if args[-1] is Ellipsis else len(args))
         elif origin in (typing.Union, types.UnionType):  # Optional[X] / X | None
             inner = next(a for a in args if a is not type(None))
-            options["type"] = inner
+            if inner is bool:  # --flag / --no-flag, None when neither is given (type=bool reads "False" as True)
+                options["action"] = argparse.BooleanOptionalAction
+            else:
+                options["type"] = inner
         else:
             options["type"] = kind
         if "choices" in field.metadata:

@@ -42,3 +42,20 @@ def test_unset_flags_take_the_config_defaults_and_given_ones_reach_the_config():
     assert resolve_args(RLArgs()).sac_batch is None  # a3c runs record no SAC settings
     with pytest.raises(ValueError, match="--sac-\\* flags"):
         resolve_args(RLArgs(agent="sac", sac_tau=2.0))
+
+
+def test_an_optional_bool_field_is_a_flag_pair_left_none_when_not_given():
+    """``bool | None`` (a config field whose None means "the other config's default") parses as --x / --no-x:
+    as ``type=bool`` it would read ``--x False`` as True."""
+
+    @dataclasses.dataclass
+    class Config:
+        switch: bool | None = None
+        number: float | None = None
+
+    assert parse_config(Config, []) == Config(None, None)
+    assert parse_config(Config, ["--switch"]).switch is True
+    assert parse_config(Config, ["--no-switch"]).switch is False
+    assert parse_config(Config, ["--number", "0.5"]).number == 0.5
+    with pytest.raises(SystemExit):  # a value after the flag is refused, not read as a truthy string
+        parse_config(Config, ["--switch", "False"])
