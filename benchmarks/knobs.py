@@ -204,7 +204,7 @@ def report(enhancer: Enhancer, images: Sequence[tuple[str, np.ndarray, np.ndarra
     if refused:
         print("refused (fixed in training, so the model cannot follow them): "
               + ", ".join(f"{k} (= {defaults[k]:g})" for k in refused))
-    print("\n| knob | value | " + " | ".join(QUANTITIES) + " | darkened | > 0.9 |")
+    print("\n| knob | value | " + " | ".join(q.replace("|", "\\|") for q in QUANTITIES) + " | darkened | > 0.9 |")
     print("|---|---|" + "---|" * (len(QUANTITIES) + 2))
     table, cells, verdicts = [], {}, {}
     base = measure(enhancer, images, {})

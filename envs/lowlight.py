@@ -146,9 +146,11 @@ class LowLightTask(PixelTask):
         self.observe_exposure_gap = bool(observe_exposure_gap)
         self.smooth_in_reward = bool(smooth_in_reward)
         self.max_overshoot = check_max_overshoot(max_overshoot)
-        if overshoot_weighted and (self.max_overshoot is None or not w_exposure > 0):
+        lowest_w = ranges["w_exposure"][0] if conditioned else w_exposure  # the lowest exposure weight of an episode
+        if overshoot_weighted and (self.max_overshoot is None or not lowest_w > 0):
             raise ValueError(f"overshoot_weighted: weights the cap max_overshoot by w_exposure; needs a max_overshoot "
-                             f"and w_exposure > 0, got max_overshoot={max_overshoot!r}, w_exposure={w_exposure!r}")
+                             f"and exposure weights > 0, got max_overshoot={max_overshoot!r}, lowest w_exposure "
+                             f"{lowest_w!r}")
         self.overshoot_weighted = bool(overshoot_weighted)
 
         h, w = self.image_size

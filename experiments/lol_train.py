@@ -159,6 +159,15 @@ class Args(RLArgs):
                                        "learns in the MDP it is run in (tried in the h17 runs: the curves came out "
                                        "nearly global and w_smooth stopped working, docs/customisation.md); "
                                        "default: the cap acts at validation and inference only")
+    #: ``--max-overshoot inf`` is no cap (None).
+    NONE_SPELLING: ClassVar[Mapping[str, str]] = MappingProxyType({"max_overshoot": "inf"})
+
+    @classmethod
+    def added_later(cls, saved: Mapping[str, Any]) -> dict[str, Any]:
+        """A run saved before ``--overshoot-weighted`` and ``--cap-in-training`` existed: its cap, if it
+        had one, was fixed and in the training env."""
+        return {"overshoot_weighted": False, "cap_in_training": saved.get("max_overshoot") is not None, **saved}
+
     conditioned: bool = arg(True, "sample the exposure target and weights per episode and feed them to the "
                                   "policy, so one model serves any setting in the ranges at test time")
     exposure_range: tuple[float, float] = arg((0.3, 0.8), "with --conditioned: the range the exposure target is drawn "
@@ -428,8 +437,10 @@ def check_lowlight_args(args: Args, given: Sequence[str]) -> Args:
         ("cond_film", False, lambda a: a.conditioned,
          "modulates the policy by its conditioning values; needs --conditioned"),
         *((f"{name}_range", (), lambda a: a.conditioned, "only with --conditioned") for name in WEIGHT_FIELDS),
-        ("overshoot_weighted", False, lambda a: a.max_overshoot is not None,
-         "weights the --max-overshoot cap by the exposure weight; needs --max-overshoot (not inf)"),
+        ("overshoot_weighted", False,
+         lambda a: a.max_overshoot is not None and min((a.w_exposure, *a.w_exposure_range)) > 0,  # range settled
+         "weights the --max-overshoot cap by the exposure weight; needs --max-overshoot (not inf) and exposure "
+         "weights > 0 (--w-exposure, --w-exposure-range)"),
         ("cap_in_training", False, lambda a: a.max_overshoot is not None,
          "applies the --max-overshoot cap in training; needs --max-overshoot (not inf)"),
         ("min_steps", None, lambda a: a.min_steps is None or 1 <= a.min_steps <= a.steps,

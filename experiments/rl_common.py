@@ -256,6 +256,17 @@ class RLArgs:
     out: str = arg("runs/rl_train", "run folder")
     resume: bool = arg(False, "continue the run in --out from checkpoints/last.pt (same arguments)")
 
+    #: How a field whose value may be None is given on the command line, where that is not by
+    #: leaving it out (e.g. lol_train's ``--max-overshoot inf``): named when a resume's arguments differ.
+    NONE_SPELLING: ClassVar[Mapping[str, str]] = MappingProxyType({})
+
+    @classmethod
+    def added_later(cls, saved: Mapping[str, Any]) -> dict[str, Any]:
+        """The arguments of a run saved before some fields existed, with the values of those fields
+        that reproduce it (a task's ``Args`` overrides this when it adds a field whose default would
+        change an older run), so that ``--resume`` compares them too."""
+        return dict(saved)
+
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
@@ -485,8 +496,14 @@ def _check_resume(args: RLArgs) -> None:
     last, config = out / "checkpoints" / "last.pt", out / "config.json"
     if args.resume and (last.is_file() or config.is_file()):
         saved = load_checkpoint(last)["extra"].get("args", {}) if last.is_file() else json.loads(config.read_text())
+        saved = type(args).added_later(saved)
         current = asdict(args)
-        conflicts = [f"{_flag(k)} {current[k]!r} (the run has {saved[k]!r})" for k in sorted(current)
+
+        def spelled(name: str) -> str:  # how the run's None is given, where the flag needs a value for it
+            return f": {_flag(name)} {args.NONE_SPELLING[name]}" if saved[name] is None and \
+                name in args.NONE_SPELLING else ""
+
+        conflicts = [f"{_flag(k)} {current[k]!r} (the run has {saved[k]!r}{spelled(k)})" for k in sorted(current)
                      if k in saved and k not in RESUME_OVERRIDES and _differs(current[k], saved[k])]
         if conflicts:
             raise ValueError("--resume continues a run with its own arguments; these differ: " + "; ".join(conflicts)

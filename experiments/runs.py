@@ -498,9 +498,9 @@ def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
         return "(no rows)"
     keys = list(rows[0])
 
-    def fmt(v: Any) -> str:
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
+    def fmt(v: Any) -> str:  # a "|" inside a cell is escaped, so it does not end the cell
+        return (f"{v:.4g}" if isinstance(v, float) else str(v)).replace("|", "\\|")
 
-    lines = ["| " + " | ".join(keys) + " |", "|" + "|".join("---" for _ in keys) + "|"]
+    lines = ["| " + " | ".join(fmt(k) for k in keys) + " |", "|" + "|".join("---" for _ in keys) + "|"]
     lines += ["| " + " | ".join(fmt(row.get(k, "")) for k in keys) + " |" for row in rows]
     return "\n".join(lines)

@@ -368,9 +368,10 @@ class LowLightPolicySpec(CheckpointSpec):
                 problems.append(str(error))
         if self.max_overshoot is not None and "exposure_target" not in self.setting:
             problems.append("max_overshoot needs an 'exposure_target' in setting (the target it caps the mean above)")
-        if self.overshoot_weighted and (self.max_overshoot is None or not self.setting.get("w_exposure", 0) > 0):
-            problems.append("overshoot_weighted needs a max_overshoot and a 'w_exposure' > 0 in setting (the weight "
-                            "the cap is set for)")
+        lowest_w = min((self.setting.get("w_exposure", 0), *self.setting_ranges.get("w_exposure", ())))
+        if self.overshoot_weighted and (self.max_overshoot is None or not lowest_w > 0):
+            problems.append("overshoot_weighted needs a max_overshoot and a 'w_exposure' > 0 in setting and "
+                            "setting_ranges (the weight the cap is set for, and the ones it is scaled to)")
         if not 0.0 <= self.channel_coupling <= 1.0:
             problems.append(f"channel_coupling {self.channel_coupling!r} (accepted: 0 <= channel_coupling <= 1)")
         if self.action_type not in ACTION_TYPES:

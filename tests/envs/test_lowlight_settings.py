@@ -304,3 +304,6 @@ def test_a_weighted_cap_gives_each_episode_the_cap_of_its_own_exposure_weight():
     assert means[0] == pytest.approx(0.38, abs=1e-5) and means[1] == pytest.approx(0.34, abs=1e-5)
     with pytest.raises(ValueError, match="overshoot_weighted: weights the cap max_overshoot by w_exposure"):
         make(overshoot_weighted=True)
+    with pytest.raises(ValueError, match="lowest w_exposure 0.0"):  # a zero weight would lift the cap entirely
+        make(overshoot_weighted=True, max_overshoot=0.08, conditioned=True, w_exposure=10.0,
+             weight_ranges={"w_exposure": (0.0, 100.0)})

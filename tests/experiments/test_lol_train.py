@@ -329,6 +329,37 @@ def test_resume_of_a_finished_run_changes_nothing(tiny_run, capsys):
     assert "already finished at episode 4; nothing to do; raise --episodes" in capsys.readouterr().out
 
 
+def test_resume_of_a_run_saved_before_the_cap_flags_keeps_its_cap_or_says_how(tiny_run, tmp_path):
+    """A run saved before --overshoot-weighted / --cap-in-training existed: one with a cap had it fixed and in
+    training, so resuming it with today's defaults is refused, naming both; one without a cap is told to give
+    --max-overshoot inf. With its own settings spelled out it resumes."""
+    import shutil
+
+    from experiments import lol_train
+
+    out, _ = tiny_run
+    for cap in (0.05, None):
+        run = tmp_path / f"old{cap}"
+        shutil.copytree(out, run)
+        last = run / "checkpoints" / "last.pt"
+        payload = torch.load(last, weights_only=False)
+        args = payload["extra"]["args"]
+        del args["overshoot_weighted"], args["cap_in_training"]
+        args["max_overshoot"] = cap
+        torch.save(payload, last)
+        argv = [*TINY, "--conditioned", "--out", str(run), "--resume"]
+        if cap is None:
+            with pytest.raises(ValueError, match=r"--max-overshoot 0.04 \(the run has None: --max-overshoot inf\)"):
+                lol_train.main(argv)
+            assert lol_train.main([*argv, "--max-overshoot", "inf"]) == run
+        else:
+            with pytest.raises(ValueError, match=r"--cap-in-training False \(the run has True\).*"
+                                                 r"--overshoot-weighted True \(the run has False\)"):
+                lol_train.main([*argv, "--max-overshoot", "0.05"])
+            assert lol_train.main([*argv, "--max-overshoot", "0.05", "--cap-in-training",
+                                   "--no-overshoot-weighted"]) == run
+
+
 # --- presets, per-knob ranges -------------------------------------------------------------------------
 def test_rellie_preset_sets_rellies_configuration_and_later_flags_override_it():
     from experiments import lol_train
@@ -579,6 +610,8 @@ def test_the_cap_is_the_shipped_models_recorded_for_inference_and_trained_with_o
     for bad in ("1.5", "-0.1", "nan"):  # refused while parsing, before any training or file
         with pytest.raises(ValueError, match="--max-overshoot: expected a number with 0 <= --max-overshoot < 1"):
             lol_train.parse_args([*args, "--max-overshoot", bad])
+    zero = lol_train.parse_args([*args, "--cond-encoding", "linear", "--w-exposure-range", "0", "1000"])
+    assert not zero.overshoot_weighted and zero.max_overshoot == shipped.max_overshoot  # no weight to scale by: fixed
     for flag in ("--overshoot-weighted", "--cap-in-training"):
         with pytest.raises(ValueError, match=f"{flag}: .*needs --max-overshoot"):
             lol_train.parse_args([*args, "--max-overshoot", "inf", flag])

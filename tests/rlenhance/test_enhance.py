@@ -472,6 +472,12 @@ def test_a_weighted_cap_tightens_as_the_user_raises_w_exposure(tmp_path):
     assert user.enhance(image, w_exposure=40.0).mean() == pytest.approx(0.32, abs=5e-3)
     with pytest.raises(CheckpointError, match="overshoot_weighted needs a max_overshoot"):
         _spec(overshoot_weighted=True)
+    with pytest.raises(CheckpointError, match="overshoot_weighted needs .*'w_exposure' > 0"):  # a range reaching 0
+        dataclasses.replace(spec, setting_ranges={"w_exposure": (0.0, 100.0)})
+    # a file trained at one setting: its fixed w_exposure is the cap's weight, so the cap is max_overshoot
+    fixed_setting = Enhancer(save_checkpoint(tmp_path / "one.pt", model=policy, arch=policy.arch(), extra={
+        "spec": dataclasses.replace(spec, conditioned=False, setting_ranges={})}), device="cpu")
+    assert fixed_setting.enhance(image).mean() == pytest.approx(0.38, abs=5e-3)
 
 
 def test_a_cap_on_a_checkpoint_without_an_exposure_target_is_refused_at_load(tmp_path):
