@@ -10,7 +10,9 @@ Prints:
    this process: torch's threads, and OpenCV's for the blur of the result): ``Enhancer.enhance`` (numpy in,
    numpy out) and Zero-DCE++ with its official weights
    (``--zero-dcepp``, by default ``../shared/weights/zero_dcepp_Epoch99.pth`` when it exists;
-   its forward on a tensor) timed in alternation, best of ``--repeats``, and their ratio;
+   its forward on a tensor) timed in alternation over ``--repeats`` rounds: the best and median time of
+   each, the ratio of the best and of the medians, and in how many rounds ours was the faster of the
+   pair (a load spike then hits both alike, so on a shared machine this count says more than one best);
 2. the whole command line on a ``--megapixels`` JPEG (a synthetic dark photo: smooth light
    fields, texture and sensor noise, quality 92): ``python -m rlenhance enhance big.jpg -o OUT``
    in a fresh process (interpreter start, imports, model and image load, enhancing, PNG save),
@@ -65,8 +67,9 @@ def load_average() -> str:
     return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
-def best_ms_alternating(fns: dict[str, object], repeats: int) -> dict[str, float]:
-    """Best time (ms) of each function, calling them in turn (a load spike hits both alike)."""
+def ms_alternating(fns: dict[str, object], repeats: int) -> dict[str, np.ndarray]:
+    """Times (ms) of each function over ``repeats`` rounds, calling them in turn within a round (a load
+    spike hits both alike, and round i of one pairs with round i of the other)."""
     for fn in fns.values():
         fn()
         fn()
@@ -76,7 +79,7 @@ def best_ms_alternating(fns: dict[str, object], repeats: int) -> dict[str, float
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
-    return {name: min(values) * 1000 for name, values in times.items()}
+    return {name: np.array(values) * 1000 for name, values in times.items()}
 
 
 def small_image_table(args: argparse.Namespace) -> None:
@@ -93,19 +96,23 @@ def small_image_table(args: argparse.Namespace) -> None:
         peers["Zero-DCE++"] = load_zero_dcepp(args.zero_dcepp).eval()
     if args.zero_dce:
         peers["Zero-DCE"] = load_zero_dce(args.zero_dce).eval()
-    print(f"600x400 image, best of {args.repeats}, timed in alternation in this process ({load_average()}):")
-    header = f"  {'threads':>7}  {'rlenhance ms':>12}" + "".join(f"  {name + ' ms':>14}" for name in peers)
-    print(header + ("  ratio rlenhance / Zero-DCE++" if "Zero-DCE++" in peers else ""))
+    print(f"600x400 image, best (median) of {args.repeats} rounds, timed in alternation in this process "
+          f"({load_average()}):")
+    header = f"  {'threads':>7}  {'rlenhance ms':>14}" + "".join(f"  {name + ' ms':>14}" for name in peers)
+    print(header + ("  ratio rlenhance / Zero-DCE++: best (median)  rounds rlenhance was faster"
+                    if "Zero-DCE++" in peers else ""))
     for threads in args.threads:
         configure_threads(threads)  # torch's and OpenCV's (the result's blur, Enhancer.blur_sigma)
         fns = {"rlenhance": lambda: enhancer.enhance(image)}
         for name, net in peers.items():
             fns[name] = lambda net=net: net(x)
         with torch.no_grad():
-            ms = best_ms_alternating(fns, args.repeats)
-        row = f"  {threads:>7}  {ms['rlenhance']:>12.1f}" + "".join(f"  {ms[name]:>14.1f}" for name in peers)
+            ms = ms_alternating(fns, args.repeats)
+        row = f"  {threads:>7}" + "".join(f"  {t.min():>6.1f} ({np.median(t):5.1f})" for t in ms.values())
         if "Zero-DCE++" in peers:
-            row += f"  {ms['rlenhance'] / ms['Zero-DCE++']:.2f}"
+            ours, theirs = ms["rlenhance"], ms["Zero-DCE++"]
+            row += (f"  {ours.min() / theirs.min():.2f} ({np.median(ours) / np.median(theirs):.2f})"
+                    f"  {int((ours < theirs).sum())} of {len(ours)}")
         print(row)
     print(f"  ({enhancer.path.name}, policy at longer side {enhancer.max_side}, {enhancer.steps} steps)")
 
