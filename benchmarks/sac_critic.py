@@ -1,6 +1,7 @@
 """Does a denoising SAC's critic rank the nine filters, and does its actor follow it?
 
     python -m benchmarks.sac_critic RUN/checkpoints/last.pt [RUN2/checkpoints/last.pt ...] [--crops 16]
+                                    [--fit-critic N [--fit-every 100] [--fit-lr LR]]
 
 Reads the agent state of ``experiments.denoise_train --agent sac`` runs (``last.pt`` holds it: actor,
 twin critics, temperature), draws ``--crops`` noisy crops of each run's validation split (its data,
@@ -19,18 +20,31 @@ and compares, at every pixel of the first step:
 
 Q values include the discounted future, so they need not rank actions as the one-step reward does;
 the table shows which actions the critic prefers and how sure it is. Prints one block per checkpoint.
+
+``--fit-critic N`` first trains the checkpoint's critics alone (actor and temperature untouched) on
+the one-step problem, a supervised test of the critic: its buffer is refilled with ``--fit-episodes``
+episodes of uniformly random actions on the run's training crops, and each of N updates (SAC's own
+critic loss, the run's batch, learning rate ``--fit-lr`` or the run's) regresses the critics on the
+reward alone (gamma 0, as if every step ended its episode), so Q should tend to the one-step
+reward of each action in each state. Every ``--fit-every`` updates a line shows Q per action, its spread,
+``corr`` and ``agree`` on the validation crops: how many updates the critic needs to rank the filters.
+(The buffer also holds later steps, whose rewards differ from the first step's, so Q matches the table's
+rewards only as far as the critic reads the state.)
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
 import envs
-from agents.sac import SAC, SACConfig
+from agents.common import episode_length
+from agents.sac import SAC, SACConfig, polyak_update
 from experiments import denoise_train
 from rlenhance.checkpoint import load_checkpoint
 from rlenhance.denoisers import DenoisePredictor
@@ -49,13 +63,43 @@ def load_agent(path: str | Path) -> tuple[SAC, denoise_train.Args]:
     return agent, denoise_train.Args(**recorded)
 
 
-def validation_env(run: denoise_train.Args, crops: int, checkpoint: str | Path):
+def validation_env(run: denoise_train.Args, crops: int, checkpoint: str | Path, split: str = "val"):
     """The run's env (its Denoise-v0 arguments and, for a ``--predictor`` run, its predictor, found as
-    the policy's is from ``checkpoint``) on ``crops`` crops of its validation split."""
-    _, val_set, _ = denoise_train.open_data(run)
+    the policy's is from ``checkpoint``) on ``crops`` crops of its validation split (``split="train"``: of
+    its training split)."""
+    train_set, val_set, _ = denoise_train.open_data(run)
     predictor = DenoisePredictor.for_policy(denoise_train.inference_spec(run), checkpoint=checkpoint, device="cpu")
-    return envs.make_vec(denoise_train.ENV_ID, crops, data=val_set, predictor=predictor,
-                         **denoise_train.env_kwargs(run))
+    return envs.make_vec(denoise_train.ENV_ID, crops, data=val_set if split == "val" else train_set,
+                         predictor=predictor, **denoise_train.env_kwargs(run))
+
+
+def fit_critics(agent: SAC, venv, updates: int, *, episodes: int, seed: int,
+                lr: float | None = None) -> Iterator[int]:
+    """Train ``agent``'s critics alone on the one-step problem (see the module docstring): refill its
+    buffer with ``episodes`` episodes of uniformly random actions in ``venv`` (reset with seeds from
+    ``seed``), then run ``updates`` critic updates with gamma 0; yields the number done after each."""
+    generator = torch.Generator().manual_seed(seed)
+    agent.buffer.clear()
+    with torch.no_grad():
+        for episode in range(episodes):
+            obs, _ = venv.reset(seed=seed + episode)
+            for _ in range(episode_length(venv)):
+                b, _, h, w = obs["image"].shape
+                actions = torch.randint(0, venv.task.n_actions, (b, 1, h, w), generator=generator)
+                next_obs, _, terminated, _, info = venv.step(actions)
+                agent.buffer.add(obs, actions, info["reward_map"], next_obs, torch.as_tensor(terminated).view(-1))
+                obs = next_obs
+    agent.config = dataclasses.replace(agent.config, gamma=0.0)  # the target: the reward alone
+    if lr is not None:
+        for group in agent.critic_optimizer.param_groups:
+            group["lr"] = lr
+    alpha = agent.log_alpha.detach().exp()
+    for done in range(1, updates + 1):
+        batch = agent.buffer.get(agent.buffer.sample_indices(agent.local_batch, generator=generator))
+        loss, _ = agent._critic_loss(batch, alpha)
+        agent._step(loss, list(agent.critics.parameters()), agent.critic_optimizer)
+        polyak_update(agent.critics.parameters(), agent.critic_targets.parameters(), agent.config.tau)
+        yield done
 
 
 @torch.no_grad()
@@ -101,13 +145,32 @@ def main(argv=None) -> list[dict[str, object]]:
     parser.add_argument("--crops", type=int, default=16, help="validation crops scored")
     parser.add_argument("--seed", type=int, default=123, help="seed of the crops and their noise")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--fit-critic", type=int, default=0, metavar="N",
+                        help="first train the critics alone for N updates on the one-step problem (module docstring)")
+    parser.add_argument("--fit-every", type=int, default=100, help="with --fit-critic: a line every this many updates")
+    parser.add_argument("--fit-lr", type=float, default=None, help="with --fit-critic: the critics' learning rate "
+                                                                   "(default: the run's)")
+    parser.add_argument("--fit-episodes", type=int, default=6,
+                        help="with --fit-critic: episodes of random actions on --crops training crops in the buffer")
     args = parser.parse_args(argv)
+    if args.fit_critic < 0 or args.fit_every < 1 or args.fit_episodes < 1:
+        parser.error(f"--fit-critic {args.fit_critic}, --fit-every {args.fit_every}, --fit-episodes "
+                     f"{args.fit_episodes}: expected N >= 0 updates, a line every >= 1 of them, >= 1 episode")
     if args.threads:
         torch.set_num_threads(args.threads)
     reports = []
     for path in args.checkpoints:
         agent, run = load_agent(path)
-        report = critic_report(agent, *one_step_rewards(validation_env(run, args.crops, path), args.seed))
+        obs, rewards = one_step_rewards(validation_env(run, args.crops, path), args.seed)
+        if args.fit_critic:
+            print(f"{path}: the critics alone, {args.fit_critic} updates on the one-step problem (gamma 0)")
+            for done in fit_critics(agent, validation_env(run, args.crops, path, split="train"), args.fit_critic,
+                                    episodes=args.fit_episodes, seed=args.seed + 1, lr=args.fit_lr):
+                if done % args.fit_every == 0 or done == args.fit_critic:
+                    fitted = critic_report(agent, obs, rewards)
+                    print(f"  {done:6d} updates: Q {' '.join(f'{v:5.2f}' for v in fitted['q_per_action'])}  spread "
+                          f"{fitted['q_spread']:.3f} corr {fitted['corr']:.3f} agree {fitted['agree']:.3f}", flush=True)
+        report = critic_report(agent, obs, rewards)
         reports.append(report)
         fmt = lambda values: " ".join(f"{v:6.2f}" for v in values)  # noqa: E731
         print(f"{path}: episode {report['episodes']}, {report['updates']} updates, alpha {report['alpha']:.4f}")

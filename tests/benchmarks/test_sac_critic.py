@@ -58,3 +58,23 @@ def test_a_run_with_a_predictor_scores_its_tenth_action(tmp_path):
 def test_refuses_a_checkpoint_without_a_sac_agent(runs):
     with pytest.raises(ValueError, match="a3c.*no SAC agent state"):
         sac_critic.main([str(runs[1])])
+
+
+def test_fit_critic_trains_the_critics_alone_on_the_one_step_problem(runs, capsys):
+    """The critics move, the actor and temperature do not; the buffer then holds random-action transitions only."""
+    agent, args = sac_critic.load_agent(runs[0])
+    actor = [p.detach().clone() for p in agent.policy.parameters()]
+    critics = [p.detach().clone() for p in agent.critics.parameters()]
+    alpha = agent.alpha
+    venv = sac_critic.validation_env(args, CROPS, runs[0], split="train")
+    done = list(sac_critic.fit_critics(agent, venv, 3, episodes=2, seed=SEED, lr=1e-2))
+    assert done == [1, 2, 3] and agent.config.gamma == 0.0 and agent.alpha == alpha
+    assert len(agent.buffer) == 2 * CROPS * 2  # 2 episodes of --steps 2 on CROPS crops, nothing of the run's own
+    assert all(torch.equal(a, b) for a, b in zip(actor, agent.policy.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(critics, agent.critics.parameters()))
+    (report,) = sac_critic.main([str(runs[0]), "--crops", str(CROPS), "--fit-critic", "2", "--fit-every", "1",
+                                 "--fit-episodes", "1"])
+    lines = [line for line in capsys.readouterr().out.splitlines() if " updates: Q " in line]
+    assert [line.split()[0] for line in lines] == ["1", "2"]
+    with pytest.raises(SystemExit):
+        sac_critic.main([str(runs[0]), "--fit-critic", "-1"])
