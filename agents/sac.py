@@ -498,12 +498,17 @@ class SAC:
             p.copy_(b)
         return torch.zeros((), device=self.device)
 
+    def _critic_step(self, batch: ReplaySample, alpha: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """One gradient step of the twin critics on ``batch``: ``(loss, q_mean, grad_norm)`` (the targets
+        are moved by :meth:`_update`, after the actor)."""
+        critic_loss, q_mean = self._critic_loss(batch, alpha)
+        return critic_loss, q_mean, self._step(critic_loss, list(self.critics.parameters()), self.critic_optimizer)
+
     def _update(self, batch: ReplaySample) -> dict[str, Tensor]:
         """One gradient update of critics, actor and temperature, then the targets; tensor stats."""
         cfg = self.config
         alpha = self.log_alpha.detach().exp()
-        critic_loss, q_mean = self._critic_loss(batch, alpha)
-        critic_norm = self._step(critic_loss, list(self.critics.parameters()), self.critic_optimizer)
+        critic_loss, q_mean, critic_norm = self._critic_step(batch, alpha)
 
         x, cond = build_policy_input(batch.obs)
         self.critics.requires_grad_(False)

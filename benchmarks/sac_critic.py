@@ -63,7 +63,7 @@ def load_agent(path: str | Path) -> tuple[SAC, denoise_train.Args]:
     return agent, denoise_train.Args(**recorded)
 
 
-def validation_env(run: denoise_train.Args, crops: int, checkpoint: str | Path, split: str = "val"):
+def run_env(run: denoise_train.Args, crops: int, checkpoint: str | Path, split: str = "val"):
     """The run's env (its Denoise-v0 arguments and, for a ``--predictor`` run, its predictor, found as
     the policy's is from ``checkpoint``) on ``crops`` crops of its validation split (``split="train"``: of
     its training split)."""
@@ -96,8 +96,7 @@ def fit_critics(agent: SAC, venv, updates: int, *, episodes: int, seed: int,
     alpha = agent.log_alpha.detach().exp()
     for done in range(1, updates + 1):
         batch = agent.buffer.get(agent.buffer.sample_indices(agent.local_batch, generator=generator))
-        loss, _ = agent._critic_loss(batch, alpha)
-        agent._step(loss, list(agent.critics.parameters()), agent.critic_optimizer)
+        agent._critic_step(batch, alpha)
         polyak_update(agent.critics.parameters(), agent.critic_targets.parameters(), agent.config.tau)
         yield done
 
@@ -161,10 +160,10 @@ def main(argv=None) -> list[dict[str, object]]:
     reports = []
     for path in args.checkpoints:
         agent, run = load_agent(path)
-        obs, rewards = one_step_rewards(validation_env(run, args.crops, path), args.seed)
+        obs, rewards = one_step_rewards(run_env(run, args.crops, path), args.seed)
         if args.fit_critic:
             print(f"{path}: the critics alone, {args.fit_critic} updates on the one-step problem (gamma 0)")
-            for done in fit_critics(agent, validation_env(run, args.crops, path, split="train"), args.fit_critic,
+            for done in fit_critics(agent, run_env(run, args.crops, path, split="train"), args.fit_critic,
                                     episodes=args.fit_episodes, seed=args.seed + 1, lr=args.fit_lr):
                 if done % args.fit_every == 0 or done == args.fit_critic:
                     fitted = critic_report(agent, obs, rewards)

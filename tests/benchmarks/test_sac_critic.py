@@ -28,7 +28,7 @@ def runs(tmp_path_factory):
 def test_report_reads_the_envs_rewards_and_the_critics(runs):
     (report,) = sac_critic.main([str(runs[0]), "--crops", str(CROPS), "--seed", str(SEED)])
     agent, args = sac_critic.load_agent(runs[0])
-    venv = sac_critic.validation_env(args, CROPS, runs[0])
+    venv = sac_critic.run_env(args, CROPS, runs[0])
     obs, rewards = sac_critic.one_step_rewards(venv, SEED)
     assert rewards.shape == (CROPS, 9, *obs["image"].shape[-2:])
     clean, noisy = venv.task.clean, obs["image"]
@@ -66,7 +66,7 @@ def test_fit_critic_trains_the_critics_alone_on_the_one_step_problem(runs, capsy
     actor = [p.detach().clone() for p in agent.policy.parameters()]
     critics = [p.detach().clone() for p in agent.critics.parameters()]
     alpha = agent.alpha
-    venv = sac_critic.validation_env(args, CROPS, runs[0], split="train")
+    venv = sac_critic.run_env(args, CROPS, runs[0], split="train")
     done = list(sac_critic.fit_critics(agent, venv, 3, episodes=2, seed=SEED, lr=1e-2))
     assert done == [1, 2, 3] and agent.config.gamma == 0.0 and agent.alpha == alpha
     assert len(agent.buffer) == 2 * CROPS * 2  # 2 episodes of --steps 2 on CROPS crops, nothing of the run's own
