@@ -399,6 +399,9 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
 
     The same transition as ``envs.lowlight`` (one LE step per action, alpha scaled by
     ``1 - damping``), without rewards. Used by :class:`Enhancer` and by training-time validation.
+    On the CPU, a discrete policy in "mean" mode whose network is a chain of convolutions runs in
+    one native kernel call a step (:func:`rlenhance.ops.native.lowlight_rollout_native`, within float
+    rounding of these torch ops; ``RLENHANCE_NATIVE=0`` turns it off).
 
     Args:
         policy: the per-pixel actor-critic.
@@ -422,6 +425,11 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
     """
     if alpha_mode not in ALPHA_MODES:
         raise ValueError(f"alpha_mode: expected one of {ALPHA_MODES}, got {alpha_mode!r}")
+    fused = _native_rollout(policy, image, cond, steps=steps, alpha_table=alpha_table, damping=damping,
+                            alpha_mode=alpha_mode, exposure_target=exposure_target,
+                            channel_coupling=channel_coupling, mean_limit=mean_limit)
+    if fused is not None:
+        return fused
     original, current, hidden, maps = image, image, None, []
     for _ in range(steps):
         obs = {"image": current, "original": original}
@@ -441,6 +449,46 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
         current = stepped.clamp(0.0, 1.0)
         maps.append(alpha)
     return current, maps
+
+
+#: The largest working map (blocks of the policy's downscale) the native rollout runs: its convolutions
+#: are plain loops, faster than torch's below this size, where torch's fixed cost per op dominates.
+NATIVE_ROLLOUT_MAX_BLOCKS = 4096
+
+
+def _native_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Tensor | None, *, steps: int,
+                    alpha_table: torch.Tensor, damping: float, alpha_mode: str,
+                    exposure_target: float | torch.Tensor | None, channel_coupling: float,
+                    mean_limit: float | torch.Tensor | None) -> tuple[torch.Tensor, list[torch.Tensor]] | None:
+    """:func:`greedy_rollout` with the native kernel (:func:`rlenhance.ops.native.lowlight_rollout_native`,
+    one fused pass a step instead of some 60 torch ops), or None where that kernel does not apply: not a
+    float32 CPU batch, a continuous policy or ``alpha_mode="argmax"``, a network that is not a chain of
+    convolutions (:meth:`PixelActorCritic.action_layers`), a working map above
+    :data:`NATIVE_ROLLOUT_MAX_BLOCKS`, the kernels unavailable (``RLENHANCE_NATIVE=0``, no compiler), or
+    arguments the torch path refuses (it then raises, naming what is wrong)."""
+    if image.device.type != "cpu" or image.dtype != torch.float32 or image.dim() != 4 or image.shape[1] != 3 \
+            or policy.n_actions is None or alpha_mode != "mean" or steps < 1 \
+            or math.prod(policy.working_size(*image.shape[-2:])) > NATIVE_ROLLOUT_MAX_BLOCKS \
+            or not native.available():
+        return None
+    batch = image.shape[0]
+    cond = cond if policy.cond_dim else None
+    if policy.in_channels != 6 + (exposure_target is not None) \
+            or (policy.cond_dim and (cond is None or tuple(cond.shape) != (batch, policy.cond_dim))):
+        return None  # the torch path says what is wrong
+    layers = policy.action_layers(cond)
+    if layers is None:
+        return None
+    target, limit = (None if v is None else torch.as_tensor(v, dtype=torch.float32) for v in (exposure_target,
+                                                                                              mean_limit))
+    if any(v is not None and (v.shape not in ((), (batch,)) or bool(v.isnan().any())) for v in (target, limit)):
+        return None  # the torch path says what is wrong
+    final, maps = native.lowlight_rollout_native(
+        image, [(conv.weight, conv.bias, conv.dilation[0], relu, film) for conv, relu, film in layers],
+        steps=steps, scale=policy.downscale, table=alpha_table, cond=cond,
+        target=None if target is None else target.expand(batch), limit=None if limit is None else limit.expand(batch),
+        damping=damping, coupling=channel_coupling)
+    return final, list(maps.unbind(0))
 
 
 def _check_policy(policy: PixelActorCritic, spec: LowLightPolicySpec, path: Path) -> None:

@@ -598,6 +598,26 @@ class PixelActorCritic(ArchMixin, nn.Module):
             self.backbone_module.eval()
         return self
 
+    def action_layers(self, cond: Tensor | None) -> list[tuple[nn.Conv2d, bool, tuple[Tensor, Tensor] | None]] | None:
+        """The convolutions :meth:`forward` runs from the pooled input with its cond planes to the
+        policy head's output, in order, for kernels that run them outside torch
+        (:func:`rlenhance.ops.native.lowlight_rollout_native`): ``(conv, relu, film)``, with ``film``
+        FiLM's per-image scale ``1 + g`` and shift ``b`` (each (B, channels)) applied after the ReLU,
+        or None. None when the actions are not such a chain: a supervised backbone, a ConvGRU, or FiLM
+        without a policy branch (its two modulations would then follow one layer)."""
+        if self.backbone != "fcn" or self.gru is not None or (self.film is not None
+                                                                and isinstance(self.policy_branch, nn.Identity)):
+            return None
+        films: list[tuple[Tensor, Tensor] | None] = [None, None]
+        if self.film is not None:
+            g_feat, b_feat, g_pol, b_pol = self.film(cond.float()).split(self._film_split, dim=1)
+            films = [(1 + g_feat, b_feat), (1 + g_pol, b_pol)]
+        layers = []
+        for part, film in ((self.trunk, films[0]), (self.policy_branch, films[1])):
+            convs = [m for m in part if isinstance(m, nn.Conv2d)] if isinstance(part, ConvTrunk) else []
+            layers += [(conv, True, film if i == len(convs) - 1 else None) for i, conv in enumerate(convs)]
+        return [*layers, (self.policy_head, False, None)]
+
     def working_size(self, height: int, width: int) -> tuple[int, int]:
         """The (h, w) the trunk sees for an (height, width) input: ceil(size / downscale)."""
         s = self.downscale

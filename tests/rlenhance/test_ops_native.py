@@ -19,7 +19,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from rlenhance.enhance import greedy_rollout
 from rlenhance.errors import ImageError
+from rlenhance.models.policy import PixelActorCritic
 from rlenhance.ops import _sorting, bilateral, native
 from rlenhance.ops.actions import PIXELRL_ACTION_TABLE
 from rlenhance.ops.bank import pixelrl_filter_bank, pixelrl_filter_select
@@ -486,3 +488,137 @@ def test_area_kernel_bad_arguments_raise():
         native.area_downscale_native(x.to(torch.int32), (4, 4))
     with pytest.raises(ValueError, match="num_threads"):
         native.area_downscale_native(x, (4, 4), num_threads=0)
+
+
+# ---------------------------------------------------------------- the low-light rollout kernel
+
+
+def rollout_policy(*, out_channels=1, gap=True, cond_dim=5, film=True, downscale=4, kernel_size=3,
+                   branch_dilations=(3, 2), n_actions=21, seed=0):
+    """A random discrete low-light policy whose actions are far from uniform (a large head gain)."""
+    torch.manual_seed(seed)
+    policy = PixelActorCritic(in_channels=6 + gap, out_channels=out_channels, n_actions=n_actions, width=8,
+                              downscale=downscale, cond_dim=cond_dim, kernel_size=kernel_size,
+                              branch_dilations=branch_dilations, cond_film=film, policy_head_gain=3.0).eval()
+    if film:  # FiLM starts as the identity: give it an effect
+        torch.nn.init.normal_(policy.film.weight, std=0.5)
+        torch.nn.init.normal_(policy.film.bias, std=0.5)
+    return policy
+
+
+def both_rollouts(policy, image, cond, monkeypatch, **kwargs):
+    """greedy_rollout through the native kernel (checked to be called) and through torch's ops."""
+    calls = []
+    kernel = native.lowlight_rollout_native
+    with monkeypatch.context() as patch:
+        patch.setattr(native, "lowlight_rollout_native", lambda *a, **k: calls.append(1) or kernel(*a, **k))
+        fused = greedy_rollout(policy, image, cond, **kwargs)
+    assert calls, "the native kernel was not used"
+    with monkeypatch.context() as patch:
+        patch.setenv(native.ENV_SWITCH, "0")
+        reference = greedy_rollout(policy, image, cond, **kwargs)
+    return fused, reference
+
+
+def assert_rollouts_close(fused, reference, atol=1e-5):
+    (out, maps), (ref_out, ref_maps) = fused, reference
+    assert len(maps) == len(ref_maps) and all(m.shape == r.shape for m, r in zip(maps, ref_maps))
+    assert max(float((m - r).abs().max()) for m, r in zip(maps, ref_maps)) <= atol
+    assert out.shape == ref_out.shape and float((out - ref_out).abs().max()) <= atol
+
+
+@needs_native
+@pytest.mark.parametrize("config", [
+    dict(),  # the shipped layout: one alpha map, the exposure-gap plane, cond planes and FiLM
+    dict(out_channels=3, gap=False, film=False, downscale=2),
+    dict(cond_dim=0, film=False, downscale=1, kernel_size=5),
+    dict(branch_dilations=(), film=False, downscale=16),
+])
+def test_native_rollout_matches_the_torch_ops(config, monkeypatch):
+    policy = rollout_policy(**config)
+    gen = torch.Generator().manual_seed(1)
+    image = torch.rand(2, 3, 37, 53, generator=gen) * 0.3
+    cond = torch.randn(2, policy.cond_dim, generator=gen) if policy.cond_dim else None
+    target = torch.tensor([0.4, 0.6]) if policy.in_channels == 7 else None
+    kwargs = dict(steps=4, alpha_table=torch.linspace(-0.5, 1.0, 21), exposure_target=target)
+    assert_rollouts_close(*both_rollouts(policy, image, cond, monkeypatch, **kwargs))
+    if policy.out_channels == 3:  # ReLLIE's damping and channel coupling
+        assert_rollouts_close(*both_rollouts(policy, image, cond, monkeypatch, damping=0.2, channel_coupling=0.9,
+                                             **kwargs))
+
+
+@needs_native
+def test_native_rollout_caps_the_mean_as_the_torch_ops(monkeypatch):
+    """A limit that one image reaches and the other does not: the capped steps agree too."""
+    policy = rollout_policy()
+    image = torch.cat([torch.full((1, 3, 30, 41), 0.05), torch.full((1, 3, 30, 41), 0.3)])
+    image = (image + 0.05 * torch.rand(2, 3, 30, 41, generator=torch.Generator().manual_seed(2))).clamp(0, 1)
+    cond = torch.zeros(2, 5)
+    kwargs = dict(steps=5, alpha_table=torch.linspace(0.0, 1.0, 21), exposure_target=0.5)
+    free = greedy_rollout(policy, image, cond, **kwargs)[0].mean(dim=(1, 2, 3))
+    limit = torch.stack([free[0] + 0.1, image[1].mean() + 0.01])
+    fused, reference = both_rollouts(policy, image, cond, monkeypatch, mean_limit=limit, **kwargs)
+    assert_rollouts_close(fused, reference)
+    assert float(fused[0][1].mean()) == pytest.approx(float(limit[1]), abs=1e-5)
+
+
+@needs_native
+def test_native_rollout_vector_widths_give_identical_values():
+    policy = rollout_policy()
+    layers = [(conv.weight, conv.bias, conv.dilation[0], relu, film)
+              for conv, relu, film in policy.action_layers(torch.zeros(1, 5))]
+    image = torch.rand(1, 3, 29, 30, generator=torch.Generator().manual_seed(3))
+    isas = ("baseline", "auto") + (("avx2",) if native.vector_isa() == "avx2" else ())
+    runs = [native.lowlight_rollout_native(image, layers, steps=3, scale=4, table=torch.linspace(0, 1, 21),
+                                           cond=torch.zeros(1, 5), target=torch.tensor([0.5]), isa=isa)
+            for isa in isas]
+    assert all(torch.equal(runs[0][1], maps) and torch.equal(runs[0][0], out) for out, maps in runs[1:])
+
+
+@pytest.mark.parametrize("case", ["argmax", "continuous", "conv_gru", "film_without_branch", "float64", "big_map"])
+def test_rollouts_the_kernel_does_not_describe_take_the_torch_ops(case, monkeypatch):
+    policy = rollout_policy(film=case == "film_without_branch", branch_dilations=() if case == "film_without_branch"
+                            else (3, 2), downscale=1 if case == "big_map" else 4)
+    if case == "continuous":
+        policy = PixelActorCritic(in_channels=7, out_channels=1, n_actions=None, width=8, downscale=4, cond_dim=5)
+    if case == "conv_gru":
+        policy = PixelActorCritic(in_channels=7, out_channels=1, n_actions=21, width=8, downscale=4, cond_dim=5,
+                                  conv_gru=True)
+    size = (70, 70) if case == "big_map" else (20, 20)  # 4,900 working blocks at downscale 1
+    image = torch.rand(1, 3, *size, dtype=torch.float64 if case == "float64" else torch.float32)
+    monkeypatch.setattr(native, "lowlight_rollout_native", lambda *a, **k: pytest.fail("the kernel was called"))
+    out, maps = greedy_rollout(policy.to(image.dtype), image, torch.zeros(1, 5, dtype=image.dtype), steps=2,
+                               alpha_table=torch.linspace(0, 1, 21, dtype=image.dtype), exposure_target=0.5,
+                               alpha_mode="argmax" if case == "argmax" else "mean")
+    assert out.shape == image.shape and len(maps) == 2
+
+
+@needs_native
+def test_rollout_kernel_bad_arguments_raise():
+    policy = rollout_policy()
+    layers = [(conv.weight, conv.bias, conv.dilation[0], relu, film)
+              for conv, relu, film in policy.action_layers(torch.zeros(1, 5))]
+    image, table = torch.rand(1, 3, 16, 16), torch.linspace(0, 1, 21)
+    run = lambda image, layers, **k: native.lowlight_rollout_native(  # noqa: E731
+        image, layers, steps=2, scale=4, table=table, **{"cond": torch.zeros(1, 5), "target": torch.ones(1), **k})
+    with pytest.raises(ValueError, match="image must be"):
+        run(image[:, :2], layers)
+    with pytest.raises(ValueError, match="image must be"):
+        run(image.double(), layers)
+    with pytest.raises(ValueError, match="limit must be"):
+        run(image, layers, limit=torch.ones(2))
+    with pytest.raises(ValueError, match="at least one layer"):
+        run(image, [])
+    with pytest.raises(ValueError, match="kernel"):
+        run(image, [layers[0], (torch.zeros(8, 8, 5, 5), torch.zeros(8), 1, True, None), *layers[1:]])
+    with pytest.raises(RuntimeError, match="invalid arguments"):  # the first layer reads 12 planes, not 11
+        run(image, layers, target=None)
+    with pytest.raises(ValueError, match="isa"):
+        run(image, layers, isa="avx512")
+
+
+def test_rollout_kernel_arguments_are_named_and_complete():
+    fields = {name: 0 for name, _ in native._RolloutArgs._fields_}
+    assert native._RolloutArgs(**fields).isa == 0
+    with pytest.raises(TypeError, match="layers"):
+        native._RolloutArgs(**{name: value for name, value in fields.items() if name != "layers"})
