@@ -537,7 +537,8 @@ def assert_rollouts_close(fused, reference, atol=1e-5):
 def test_native_rollout_matches_the_torch_ops(config, monkeypatch):
     policy = rollout_policy(**config)
     gen = torch.Generator().manual_seed(1)
-    image = torch.rand(2, 3, 37, 53, generator=gen) * 0.3
+    s = policy.downscale  # at most 13 x 17 working blocks (NATIVE_ROLLOUT_MAX_BLOCKS), partial ones at the edges
+    image = torch.rand(2, 3, min(37, 13 * s - 1), min(53, 17 * s - 1), generator=gen) * 0.3
     cond = torch.randn(2, policy.cond_dim, generator=gen) if policy.cond_dim else None
     target = torch.tensor([0.4, 0.6]) if policy.in_channels == 7 else None
     kwargs = dict(steps=4, alpha_table=torch.linspace(-0.5, 1.0, 21), exposure_target=target)
@@ -584,8 +585,8 @@ def test_rollouts_the_kernel_does_not_describe_take_the_torch_ops(case, monkeypa
     if case == "conv_gru":
         policy = PixelActorCritic(in_channels=7, out_channels=1, n_actions=21, width=8, downscale=4, cond_dim=5,
                                   conv_gru=True)
-    size = (70, 70) if case == "big_map" else (20, 20)  # 4,900 working blocks at downscale 1
-    image = torch.rand(1, 3, *size, dtype=torch.float64 if case == "float64" else torch.float32)
+    # 20 x 20: at downscale 1 ("big_map") 400 working blocks, above NATIVE_ROLLOUT_MAX_BLOCKS
+    image = torch.rand(1, 3, 20, 20, dtype=torch.float64 if case == "float64" else torch.float32)
     monkeypatch.setattr(native, "lowlight_rollout_native", lambda *a, **k: pytest.fail("the kernel was called"))
     out, maps = greedy_rollout(policy.to(image.dtype), image, torch.zeros(1, 5, dtype=image.dtype), steps=2,
                                alpha_table=torch.linspace(0, 1, 21, dtype=image.dtype), exposure_target=0.5,
