@@ -399,9 +399,10 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
 
     The same transition as ``envs.lowlight`` (one LE step per action, alpha scaled by
     ``1 - damping``), without rewards. Used by :class:`Enhancer` and by training-time validation.
-    On the CPU, a discrete policy in "mean" mode whose network is a chain of convolutions runs in
-    one native kernel call a step (:func:`rlenhance.ops.native.lowlight_rollout_native`, within float
-    rounding of these torch ops; ``RLENHANCE_NATIVE=0`` turns it off).
+    On the CPU, a discrete float32 policy in "mean" mode whose network is a chain of convolutions, on
+    a working map of at most :data:`NATIVE_ROLLOUT_MAX_BLOCKS` blocks, runs in one native kernel call
+    (:func:`rlenhance.ops.native.lowlight_rollout_native`, within float rounding of these torch ops;
+    ``RLENHANCE_NATIVE=0`` turns it off).
 
     Args:
         policy: the per-pixel actor-critic.
@@ -463,32 +464,36 @@ def _native_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.T
                     exposure_target: float | torch.Tensor | None, channel_coupling: float,
                     mean_limit: float | torch.Tensor | None) -> tuple[torch.Tensor, list[torch.Tensor]] | None:
     """:func:`greedy_rollout` with the native kernel (:func:`rlenhance.ops.native.lowlight_rollout_native`,
-    one fused pass a step instead of some 60 torch ops), or None where that kernel does not apply: not a
-    float32 CPU batch, a continuous policy or ``alpha_mode="argmax"``, a network that is not a chain of
-    convolutions (:meth:`PixelActorCritic.action_layers`), a working map above
-    :data:`NATIVE_ROLLOUT_MAX_BLOCKS`, the kernels unavailable (``RLENHANCE_NATIVE=0``, no compiler), or
-    arguments the torch path refuses (it then raises, naming what is wrong)."""
+    one C call for the whole rollout instead of some 60 torch ops a step), or None where that kernel does
+    not apply: not a non-empty float32 CPU batch, a continuous policy or ``alpha_mode="argmax"``, a
+    network that is not a chain of float32 CPU convolutions (:meth:`PixelActorCritic.action_layers`), a
+    working map above :data:`NATIVE_ROLLOUT_MAX_BLOCKS`, the kernels unavailable (``RLENHANCE_NATIVE=0``,
+    no compiler), or arguments the torch path refuses (it then raises, naming what is wrong)."""
     if image.device.type != "cpu" or image.dtype != torch.float32 or image.dim() != 4 or image.shape[1] != 3 \
-            or policy.n_actions is None or alpha_mode != "mean" or steps < 1 \
+            or image.numel() == 0 or policy.n_actions is None or alpha_mode != "mean" or steps < 1 \
             or math.prod(policy.working_size(*image.shape[-2:])) > NATIVE_ROLLOUT_MAX_BLOCKS \
             or not native.available():
         return None
     batch = image.shape[0]
     cond = cond if policy.cond_dim else None
-    if policy.in_channels != 6 + (exposure_target is not None) \
-            or (policy.cond_dim and (cond is None or tuple(cond.shape) != (batch, policy.cond_dim))):
-        return None  # the torch path says what is wrong
+    values = [None if v is None else torch.as_tensor(v, dtype=torch.float32) for v in (exposure_target, mean_limit)]
+    tensors = [alpha_table, *(v for v in (cond, *values) if v is not None)]
+    refused = (  # each raises on the torch path, which says what is wrong
+        policy.in_channels != 6 + (exposure_target is not None)
+        or (policy.cond_dim and (cond is None or tuple(cond.shape) != (batch, policy.cond_dim)))
+        or alpha_table.dim() != 1 or len(alpha_table) != policy.n_actions
+        or not 0.0 <= channel_coupling <= 1.0
+        or any(v is not None and (v.shape not in ((), (batch,)) or bool(v.isnan().any())) for v in values))
+    if refused or any(t.device.type != "cpu" for t in tensors) \
+            or any(p.device.type != "cpu" or p.dtype != torch.float32 for p in policy.parameters()):
+        return None
     layers = policy.action_layers(cond)
     if layers is None:
         return None
-    target, limit = (None if v is None else torch.as_tensor(v, dtype=torch.float32) for v in (exposure_target,
-                                                                                              mean_limit))
-    if any(v is not None and (v.shape not in ((), (batch,)) or bool(v.isnan().any())) for v in (target, limit)):
-        return None  # the torch path says what is wrong
+    target, limit = (None if v is None else v.expand(batch) for v in values)
     final, maps = native.lowlight_rollout_native(
         image, [(conv.weight, conv.bias, conv.dilation[0], relu, film) for conv, relu, film in layers],
-        steps=steps, scale=policy.downscale, table=alpha_table, cond=cond,
-        target=None if target is None else target.expand(batch), limit=None if limit is None else limit.expand(batch),
+        steps=steps, scale=policy.downscale, table=alpha_table, cond=cond, target=target, limit=limit,
         damping=damping, coupling=channel_coupling)
     return final, list(maps.unbind(0))
 

@@ -603,8 +603,9 @@ class PixelActorCritic(ArchMixin, nn.Module):
         policy head's output, in order, for kernels that run them outside torch
         (:func:`rlenhance.ops.native.lowlight_rollout_native`): ``(conv, relu, film)``, with ``film``
         FiLM's per-image scale ``1 + g`` and shift ``b`` (each (B, channels)) applied after the ReLU,
-        or None. None when the actions are not such a chain: a supervised backbone, a ConvGRU, or FiLM
-        without a policy branch (its two modulations would then follow one layer)."""
+        or None. ``cond``: (B, cond_dim), needed when the net has FiLM (else unused). None when the
+        actions are not such a chain: a supervised backbone, a ConvGRU, or FiLM without a policy branch
+        (its two modulations would then follow one layer)."""
         if self.backbone != "fcn" or self.gru is not None or (self.film is not None
                                                                 and isinstance(self.policy_branch, nn.Identity)):
             return None

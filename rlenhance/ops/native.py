@@ -32,8 +32,8 @@ The rollout kernel (``lowlight_rollout.c``, :func:`lowlight_rollout_native`) run
 :func:`rlenhance.enhance.greedy_rollout` for a discrete policy whose network is a chain of
 convolutions (:meth:`~rlenhance.models.policy.PixelActorCritic.action_layers`): the pooled policy
 input, the convolutions on the small working map, the expected alpha, its upsampling and the capped
-LE step, in one call a step instead of some 60 torch operations (each with torch's fixed cost: 13 ms
-for the shipped policy's 10 steps against about 3 ms).
+LE step, one pass a step in one call for the whole rollout, instead of some 60 torch operations a
+step (each with torch's fixed cost: 13 ms for the shipped policy's 10 steps against about 3 ms).
 
 Build: the kernels are plain C (no torch headers) in ``rlenhance/ops/csrc/`` (``pixelrl_select.c``,
 which includes ``pixelrl_select_vector.h`` once per vector width, ``le_curves.c``,
@@ -761,7 +761,8 @@ def lowlight_rollout_native(image: torch.Tensor, layers: list[RolloutLayer], *, 
                             target: torch.Tensor | None = None, limit: torch.Tensor | None = None,
                             damping: float = 0.0, coupling: float = 0.0, reference: int = 2,
                             isa: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
-    """The greedy rollout of a discrete low-light policy with the native kernel (``lowlight_rollout.c``):
+    """The greedy rollout of a discrete low-light policy with the native kernel (``lowlight_rollout.c``,
+    one call for every step and image):
     what :func:`rlenhance.enhance.greedy_rollout` computes with ``alpha_mode="mean"`` (which calls this
     for the policies it describes when :func:`available`), up to float rounding (the kernel's notes).
 
@@ -786,8 +787,10 @@ def lowlight_rollout_native(image: torch.Tensor, layers: list[RolloutLayer], *, 
         applied at each step.
 
     Raises:
-        ValueError: a tensor of another shape, dtype or device than described, or layers that do not chain.
-        RuntimeError: the kernel is unavailable (see :func:`unavailable_reason`) or failed.
+        ValueError: an image, table, layer or per-image tensor of another shape or device than described,
+            a last layer that is not 1 or 3 groups of ``len(table)`` logits, or a bad ``isa``.
+        RuntimeError: the kernel is unavailable (see :func:`unavailable_reason`), failed, or found
+            layers that do not chain (in channels, then out channels, from the input planes on).
     """
     if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[1] != 3 \
             or image.dtype != torch.float32 or image.device.type != "cpu" or image.numel() == 0:
@@ -796,6 +799,10 @@ def lowlight_rollout_native(image: torch.Tensor, layers: list[RolloutLayer], *, 
         raise ValueError(f"image must be a non-empty float32 CPU tensor (B, 3, H, W); got {got}")
     _, library = _checked_threads_and_library(1, "rollout", isa)
     b, _, h, w = image.shape
+    on_cpu = [t.device.type == "cpu" for weight, bias, *_ in layers for t in (weight, bias)]
+    if not isinstance(table, torch.Tensor) or table.dim() != 1 or len(table) == 0 or not all(on_cpu) \
+            or table.device.type != "cpu":
+        raise ValueError("table must be a non-empty 1-D CPU tensor and every layer's weight and bias CPU tensors")
 
     def per_image(name: str, t: torch.Tensor | None, *shape: int) -> torch.Tensor | None:
         if t is None:
@@ -830,6 +837,9 @@ def lowlight_rollout_native(image: torch.Tensor, layers: list[RolloutLayer], *, 
     layer_table = torch.tensor(rows, dtype=torch.int32)
     table = table.detach().float().contiguous()
     c = rows[-1][1] // len(table)
+    if rows[-1][1] != c * len(table) or c not in (1, 3):
+        raise ValueError(f"layers: the last layer's {rows[-1][1]} outputs must be 1 or 3 groups of len(table) = "
+                         f"{len(table)} logits")
     image = image.contiguous()
     maps = torch.empty(steps, b, c, h, w)
     final = torch.empty_like(image)

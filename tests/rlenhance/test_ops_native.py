@@ -520,7 +520,7 @@ def both_rollouts(policy, image, cond, monkeypatch, **kwargs):
     return fused, reference
 
 
-def assert_rollouts_close(fused, reference, atol=1e-5):
+def assert_rollouts_close(fused, reference, atol=2e-6):
     (out, maps), (ref_out, ref_maps) = fused, reference
     assert len(maps) == len(ref_maps) and all(m.shape == r.shape for m, r in zip(maps, ref_maps))
     assert max(float((m - r).abs().max()) for m, r in zip(maps, ref_maps)) <= atol
@@ -531,6 +531,7 @@ def assert_rollouts_close(fused, reference, atol=1e-5):
 @pytest.mark.parametrize("config", [
     dict(),  # the shipped layout: one alpha map, the exposure-gap plane, cond planes and FiLM
     dict(out_channels=3, gap=False, film=False, downscale=2),
+    dict(out_channels=3, downscale=4),  # FiLM on three alpha maps
     dict(cond_dim=0, film=False, downscale=1, kernel_size=5),
     dict(branch_dilations=(), film=False, downscale=16),
 ])
@@ -543,9 +544,18 @@ def test_native_rollout_matches_the_torch_ops(config, monkeypatch):
     target = torch.tensor([0.4, 0.6]) if policy.in_channels == 7 else None
     kwargs = dict(steps=4, alpha_table=torch.linspace(-0.5, 1.0, 21), exposure_target=target)
     assert_rollouts_close(*both_rollouts(policy, image, cond, monkeypatch, **kwargs))
-    if policy.out_channels == 3:  # ReLLIE's damping and channel coupling
-        assert_rollouts_close(*both_rollouts(policy, image, cond, monkeypatch, damping=0.2, channel_coupling=0.9,
-                                             **kwargs))
+    # ReLLIE's damping and channel coupling (the coupling leaves one alpha map as it is)
+    assert_rollouts_close(*both_rollouts(policy, image, cond, monkeypatch, damping=0.2, channel_coupling=0.9, **kwargs))
+
+
+@needs_native
+def test_native_rollout_reads_any_layout_and_images_smaller_than_a_block(monkeypatch):
+    policy = rollout_policy(out_channels=3)
+    kwargs = dict(steps=3, alpha_table=torch.linspace(-0.5, 1.0, 21), exposure_target=0.45)
+    hwc = torch.rand(2, 23, 31, 3, generator=torch.Generator().manual_seed(4)) * 0.3  # a (B, H, W, 3) array's layout
+    assert_rollouts_close(*both_rollouts(policy, hwc.permute(0, 3, 1, 2), torch.zeros(2, 5), monkeypatch, **kwargs))
+    tiny = torch.rand(1, 3, 3, 2) * 0.3  # one partial 4 x 4 block
+    assert_rollouts_close(*both_rollouts(policy, tiny, torch.zeros(1, 5), monkeypatch, **kwargs))
 
 
 @needs_native
@@ -561,6 +571,8 @@ def test_native_rollout_caps_the_mean_as_the_torch_ops(monkeypatch):
     fused, reference = both_rollouts(policy, image, cond, monkeypatch, mean_limit=limit, **kwargs)
     assert_rollouts_close(fused, reference)
     assert float(fused[0][1].mean()) == pytest.approx(float(limit[1]), abs=1e-5)
+    for shared in (float(limit[1]), limit[1]):  # one limit for the batch: a number, a 0-dim tensor
+        assert_rollouts_close(*both_rollouts(policy, image, cond, monkeypatch, mean_limit=shared, **kwargs))
 
 
 @needs_native
@@ -576,7 +588,8 @@ def test_native_rollout_vector_widths_give_identical_values():
     assert all(torch.equal(runs[0][1], maps) and torch.equal(runs[0][0], out) for out, maps in runs[1:])
 
 
-@pytest.mark.parametrize("case", ["argmax", "continuous", "conv_gru", "film_without_branch", "float64", "big_map"])
+@pytest.mark.parametrize("case", ["argmax", "continuous", "conv_gru", "film_without_branch", "float64", "big_map",
+                                  "empty_batch"])
 def test_rollouts_the_kernel_does_not_describe_take_the_torch_ops(case, monkeypatch):
     policy = rollout_policy(film=case == "film_without_branch", branch_dilations=() if case == "film_without_branch"
                             else (3, 2), downscale=1 if case == "big_map" else 4)
@@ -586,12 +599,26 @@ def test_rollouts_the_kernel_does_not_describe_take_the_torch_ops(case, monkeypa
         policy = PixelActorCritic(in_channels=7, out_channels=1, n_actions=21, width=8, downscale=4, cond_dim=5,
                                   conv_gru=True)
     # 20 x 20: at downscale 1 ("big_map") 400 working blocks, above NATIVE_ROLLOUT_MAX_BLOCKS
-    image = torch.rand(1, 3, 20, 20, dtype=torch.float64 if case == "float64" else torch.float32)
+    batch = 0 if case == "empty_batch" else 1
+    image = torch.rand(batch, 3, 20, 20, dtype=torch.float64 if case == "float64" else torch.float32)
     monkeypatch.setattr(native, "lowlight_rollout_native", lambda *a, **k: pytest.fail("the kernel was called"))
-    out, maps = greedy_rollout(policy.to(image.dtype), image, torch.zeros(1, 5, dtype=image.dtype), steps=2,
+    out, maps = greedy_rollout(policy.to(image.dtype), image, torch.zeros(batch, 5, dtype=image.dtype), steps=2,
                                alpha_table=torch.linspace(0, 1, 21, dtype=image.dtype), exposure_target=0.5,
                                alpha_mode="argmax" if case == "argmax" else "mean")
     assert out.shape == image.shape and len(maps) == 2
+
+
+@pytest.mark.parametrize("case", ["short_table", "coupling_above_1", "float64_policy", "limit_of_another_batch"])
+def test_arguments_the_torch_ops_refuse_are_refused_by_them(case, monkeypatch):
+    """The kernel is not called where the torch path raises: the torch path's error is the one seen."""
+    policy = rollout_policy().to(torch.float64 if case == "float64_policy" else torch.float32)
+    kwargs = dict(steps=2, alpha_table=torch.linspace(0, 1, 7 if case == "short_table" else 21), exposure_target=0.5,
+                  channel_coupling=1.5 if case == "coupling_above_1" else 0.0,
+                  mean_limit=torch.full((3,), 0.5) if case == "limit_of_another_batch" else None)
+    monkeypatch.setattr(native, "lowlight_rollout_native", lambda *a, **k: pytest.fail("the kernel was called"))
+    with pytest.raises((RuntimeError, ValueError)) as refused:
+        greedy_rollout(policy, torch.rand(1, 3, 20, 20), torch.zeros(1, 5), **kwargs)
+    assert "kernel" not in str(refused.value)
 
 
 @needs_native
@@ -601,7 +628,7 @@ def test_rollout_kernel_bad_arguments_raise():
               for conv, relu, film in policy.action_layers(torch.zeros(1, 5))]
     image, table = torch.rand(1, 3, 16, 16), torch.linspace(0, 1, 21)
     run = lambda image, layers, **k: native.lowlight_rollout_native(  # noqa: E731
-        image, layers, steps=2, scale=4, table=table, **{"cond": torch.zeros(1, 5), "target": torch.ones(1), **k})
+        image, layers, steps=2, scale=4, **{"table": table, "cond": torch.zeros(1, 5), "target": torch.ones(1), **k})
     with pytest.raises(ValueError, match="image must be"):
         run(image[:, :2], layers)
     with pytest.raises(ValueError, match="image must be"):
@@ -616,6 +643,13 @@ def test_rollout_kernel_bad_arguments_raise():
         run(image, layers, target=None)
     with pytest.raises(ValueError, match="isa"):
         run(image, layers, isa="avx512")
+    with pytest.raises(ValueError, match="groups"):  # 21 logits are not 1 or 3 groups of 10
+        run(image, layers, table=torch.linspace(0, 1, 10))
+    with pytest.raises(ValueError, match="table must be"):
+        run(image, layers, table=table[:, None])
+    if native.vector_isa() != "avx2":
+        with pytest.raises(RuntimeError, match="AVX2"):
+            run(image, layers, isa="avx2")
 
 
 def test_rollout_kernel_arguments_are_named_and_complete():

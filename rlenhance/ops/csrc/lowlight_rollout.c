@@ -10,7 +10,8 @@
 
    The torch rollout is a chain of some 60 small operations a step, each paying torch's fixed cost
    (on a 2-core machine 5-80 us, so 13 ms for the shipped policy's 10 steps); here each step is one
-   pass over the working image and the network's layers on the pooled map. Per image and step, the
+   pass over the working image and the network's layers on the pooled map, all steps of all images in
+   one call. Per image and step, the
    operations of greedy_rollout in its order:
 
      1. the policy input: the image, the original, and with target the exposure gap
@@ -23,7 +24,7 @@
      3. the last layer's out channels are c groups of n_actions logits; alpha per block and group is
         sum_a softmax(logits)_a table[a];
      4. the alpha maps upsampled bilinearly by s (F.interpolate, align_corners=False, source
-        (y + 0.5) / s - 0.5 clamped at 0) and cropped to h x w; with c = 3 and coupling > 0, every
+        (y + 0.5) / s - 0.5 clamped at 0) and cropped to h x w; with c = 3 and coupling != 0, every
         channel but reference takes coupling * alpha_ref + (1 - coupling) * alpha_own; times
         (1 - damping);
      5. the LE step v + (a v)(1 - v); with a limit, when the stepped image's mean is above it, alpha
@@ -47,7 +48,7 @@
 
 #define IMAGE_CHANNELS 3
 
-enum { OK = 0, ERR_ARGS = 1, ERR_MEMORY = 2 };
+enum { OK = 0, ERR_ARGS = 1, ERR_MEMORY = 2, ERR_ISA = 3 };
 enum { ISA_AUTO = 0, ISA_BASELINE = 1, ISA_AVX2 = 2 };
 
 int rlenhance_best_isa(void);  /* pixelrl_select.c */
@@ -323,9 +324,17 @@ int rlenhance_lowlight_rollout(const rollout_args_t *a) {
         || a->layers[5 * (a->n_layers - 1) + 1] != a->c * a->n_actions)
         return ERR_ARGS;
     conv_fn conv = conv_baseline;
+    if (a->isa == ISA_AUTO || a->isa == ISA_AVX2) {
+        if (rlenhance_best_isa() == ISA_AVX2) {
 #if HAVE_AVX2
-    if ((a->isa == ISA_AUTO || a->isa == ISA_AVX2) && rlenhance_best_isa() == ISA_AVX2) conv = conv_avx2;
+            conv = conv_avx2;
 #endif
+        } else if (a->isa == ISA_AVX2) {
+            return ERR_ISA;
+        }
+    } else if (a->isa != ISA_BASELINE) {
+        return ERR_ARGS;
+    }
     const int64_t h = a->h, w = a->w, hw = h * w, s = a->scale;
     const int64_t blocks = ((h + s - 1) / s) * ((w + s - 1) / s);
     work_t wk;
