@@ -37,6 +37,12 @@ each action map c of each pixel is an agent with ``Q_c(s, .)`` over its K action
     L_pi   = mean(sum_k pi_c(k|s) (alpha * log pi_c(k|s) - min_i Q_i,c(s, k)))
     L_alpha = mean(log_alpha * (H(pi_c(.|s)) - target_entropy))   (target: ratio * log K per map)
 
+With ``SACConfig.all_action_rewards`` (one action map, an env that hands every action's reward map
+``r_k`` in its step info) the critics regress all K values of every pixel,
+``L_Q = 1/2 sum_i mean_k((Q_i(s, k) - (r_k + gamma * (1 - terminal) * V(s')))^2)``: s' is the state
+the taken actions reached, shared by the K targets, so the targets rank the actions by their
+rewards alone, without the bootstrapped bias towards mild actions that leave work for later steps.
+
 The target critics follow the critics by Polyak averaging (``tau``). Episodes end by truncation
 (the envs never terminate), which bootstraps: only ``terminated`` stops the bootstrap.
 
@@ -151,6 +157,12 @@ class SACConfig:
     step d between blocks becomes a ramp of slope about d / s, is 1/s^2 of the same TV at block
     resolution or less: too weak to stop the actor from flattening the brightness block by block
     (docs/training.md)."""
+    all_action_rewards: bool = False
+    """Discrete actions: regress every action's Q value at every pixel, not only the taken action's,
+    on ``r_k + gamma * V(s')``, with ``r_k`` the reward action k would have earned there (the env's
+    step info ``action_reward_maps`` (B, K, H, W), e.g. Denoise's ``action_rewards=True``) and s'
+    the state the taken actions reached. K targets per pixel instead of one: the critics learn which
+    filter suits which pixel from every transition (docs/training.md)."""
     seed: int = 0
     """Seed of the agent's generator (actions, replay sampling, reparameterisation noise) and of
     the critics' initial weights (the env is seeded through reset)."""
@@ -158,9 +170,9 @@ class SACConfig:
     def __post_init__(self) -> None:
         checks = [
             (0 <= self.gamma < 1, "gamma", "a number in [0, 1)"),
-            (self.actor_lr > 0, "actor_lr", "a number > 0"),
-            (self.critic_lr > 0, "critic_lr", "a number > 0"),
-            (self.alpha_lr > 0, "alpha_lr", "a number > 0"),
+            (math.isfinite(self.actor_lr) and self.actor_lr > 0, "actor_lr", "a finite number > 0"),
+            (math.isfinite(self.critic_lr) and self.critic_lr > 0, "critic_lr", "a finite number > 0"),
+            (math.isfinite(self.alpha_lr) and self.alpha_lr > 0, "alpha_lr", "a finite number > 0"),
             (0 < self.tau <= 1, "tau", "a number in (0, 1]"),
             (int(self.batch_size) == self.batch_size and self.batch_size >= 1, "batch_size",
              "an integer >= 1"),
@@ -249,13 +261,14 @@ def soft_td_target(reward_map: Tensor, terminal: Tensor, next_value: Tensor, gam
     Args:
         reward_map: float (B, C_r, H_r, W_r), broadcastable against ``next_value``.
         terminal: float/bool (B,), 1 where the episode terminated (a truncation is not terminal).
-        next_value: float (B, C, H, W), the soft value of the next state.
+        next_value: float (B, C, H, W), the soft value of the next state (or (B, C, 1, H, W) against
+            per-action rewards (B, C, K, H, W)).
         gamma: discount factor.
 
     Returns:
         float with the broadcast shape of ``reward_map`` and ``next_value``.
     """
-    not_done = 1.0 - terminal.to(next_value.dtype).view(-1, 1, 1, 1)
+    not_done = 1.0 - terminal.to(next_value.dtype).view(-1, *(1,) * (next_value.dim() - 1))
     return reward_map + gamma * not_done * next_value
 
 
@@ -326,6 +339,10 @@ class SAC:
             raise ValueError("SAC: the policy has a ConvGRU (conv_gru=True); SAC replays single "
                              "transitions, build the policy with conv_gru=False")
         self.discrete = policy.n_actions is not None
+        if self.config.all_action_rewards and (not self.discrete or policy.out_channels != 1):
+            got = f"{policy.out_channels} action maps" if self.discrete else "a continuous policy"
+            raise ValueError("SACConfig.all_action_rewards: needs a discrete policy with one action map (the "
+                             f"env's action_reward_maps are (B, K, H, W)); got {got}")
         if not self.discrete and policy.bounded_mean:
             raise ValueError("SAC: the continuous policy has bounded_mean=True; build it with "
                              "bounded_mean=False (SAC squashes the Gaussian sample with tanh)")
@@ -399,6 +416,17 @@ class SAC:
                              f"{self.policy.out_channels} (one per action map)")
         return reward_map
 
+    def _action_rewards(self, info: Mapping[str, Any]) -> Tensor:
+        """A step's per-action reward maps (B, K, H, W) from the env's info (``all_action_rewards``)."""
+        maps = info.get("action_reward_maps") if isinstance(info, Mapping) else None
+        k = self.policy.n_actions
+        if not torch.is_tensor(maps) or maps.dim() != 4 or maps.shape[1] != k:
+            got = tuple(maps.shape) if torch.is_tensor(maps) else type(maps).__name__
+            raise ValueError(f"SACConfig.all_action_rewards: the env's step info['action_reward_maps'] is {got}; "
+                             f"expected a tensor (B, {k}, H, W), one reward map per action (Denoise: "
+                             "action_rewards=True)")
+        return maps.to(self.device, torch.float32)
+
     def _out(self, x: Tensor, cond: Tensor | None) -> PolicyOutput:
         """The actor's output where its actions are drawn: the working resolution with block
         actions, else every pixel (the value head, unused by SAC, is skipped)."""
@@ -445,8 +473,13 @@ class SAC:
                 a_next, logp_next = squashed_gaussian_sample(nout.mean, nout.log_std, noise=self._noise(nout.mean))
                 q_next = torch.minimum(*(q(nx, ncond, self._to_pixels(a_next, nx.shape)) for q in self.critic_targets))
                 v_next = q_next - alpha * self._to_pixels(logp_next, nx.shape)
-            target = soft_td_target(self._reward(batch.reward_map), batch.done, v_next, cfg.gamma)
-        if self.discrete:
+            if cfg.all_action_rewards:  # (B, K, H, W) -> (B, 1, K, H, W): every action's target
+                target = soft_td_target(batch.reward_map.unsqueeze(1), batch.done, v_next.unsqueeze(2), cfg.gamma)
+            else:
+                target = soft_td_target(self._reward(batch.reward_map), batch.done, v_next, cfg.gamma)
+        if cfg.all_action_rewards:
+            qs = [q(x, cond) for q in self.critics]
+        elif self.discrete:
             index = batch.actions.unsqueeze(2)
             qs = [q(x, cond).gather(2, index).squeeze(2) for q in self.critics]
         else:
@@ -610,7 +643,7 @@ class SAC:
                 next_obs = obs_to(next_obs, self.device)
                 reward = torch.as_tensor(reward, device=self.device).float().view(-1)
                 terminal = as_bool(terminated, self.device)
-                rmap = reward_map(reward, info, self.device)
+                rmap = self._action_rewards(info) if cfg.all_action_rewards else reward_map(reward, info, self.device)
                 self._store(with_weights(obs), actions, rmap, with_weights(next_obs), terminal, alive)
                 returns += reward * alive
                 rewards.append(reward[alive])

@@ -246,6 +246,11 @@ class PixelTask:
         """Apply a batch of per-pixel actions; return the reward map (B, 1 or C, H, W)."""
         raise NotImplementedError
 
+    def step_info(self) -> dict[str, torch.Tensor]:
+        """What a step tells the agent besides ``reward_map`` (the vector env's step info), each value
+        a tensor with B rows on the device: ``{}`` unless a task has something to say."""
+        return {}
+
     # --- shared machinery ------------------------------------------------------------------
     def reset(self, rng: np.random.Generator, options: dict[str, Any] | None = None) -> dict:
         # one draw from the env's rng per reset, on every rank alike, so the ranks' rngs stay in step
@@ -269,7 +274,7 @@ class PixelTask:
         reward = reward_map.mean(dim=(1, 2, 3))
         terminated = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
         truncated = torch.full((self.num_envs,), self.done, dtype=torch.bool, device=self.device)
-        return self.observe(), reward, terminated, truncated, {"reward_map": reward_map}
+        return self.observe(), reward, terminated, truncated, {"reward_map": reward_map, **self.step_info()}
 
     def check_actions(self, actions: torch.Tensor) -> torch.Tensor:
         """Move actions to the device with the right dtype, checking shape (and range)."""
@@ -408,7 +413,8 @@ class PixelTask:
 
 class PixelVectorEnv(VectorEnv):
     """Natively batched vector env over B images; observations, rewards and actions are torch
-    tensors on ``device``. ``info["reward_map"]`` holds the per-pixel reward maps.
+    tensors on ``device``. ``info["reward_map"]`` holds the per-pixel reward maps, next to what the
+    task's :meth:`PixelTask.step_info` adds (e.g. Denoise's ``action_reward_maps``).
 
     The env truncates all B episodes itself after ``max_episode_steps`` (there is no ``TimeLimit``
     for a vector env). Subclasses set ``task_class``.

@@ -12,7 +12,7 @@ from gymnasium import spaces
 from envs.base import EpisodeRow, PixelEnv, PixelTask, PixelVectorEnv
 from rlenhance.data import add_gaussian_noise
 from rlenhance.ops import PIXELRL_ACTIONS
-from rlenhance.ops.bank import pixelrl_filter_select
+from rlenhance.ops.bank import pixelrl_filter_bank, pixelrl_filter_select
 
 #: The name of the predictor's action (index 9, after PixelRL's filters), present only with a predictor.
 PREDICT_ACTION = "predict"
@@ -89,6 +89,7 @@ class DenoiseTask(PixelTask):
         clip: bool = False,
         reward_scale: float = 255.0,
         predictor: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        action_rewards: bool = False,
         **common: Any,
     ):
         super().__init__(num_envs, crop=crop, max_episode_steps=max_episode_steps, data_kind="clean", gray=gray,
@@ -103,6 +104,9 @@ class DenoiseTask(PixelTask):
         self.clip = clip
         self.reward_scale = float(reward_scale)
         self.predictor = predictor
+        self.action_rewards = bool(action_rewards)
+        #: with ``action_rewards``, the last step's reward of every action at every pixel (B, K, H, W)
+        self.action_reward_maps: torch.Tensor | None = None
         #: the action names, index = action id: PixelRL's nine, then "predict" with a predictor
         self.actions = PIXELRL_ACTIONS + ((PREDICT_ACTION,) if predictor is not None else ())
         self.n_actions = len(self.actions)
@@ -136,6 +140,8 @@ class DenoiseTask(PixelTask):
 
     def _transition(self, actions: torch.Tensor) -> torch.Tensor:
         previous = self.image
+        if self.action_rewards:
+            self.action_reward_maps = self._action_reward_maps(previous)
         # == select_per_pixel(pixelrl_filter_bank(previous), actions), each filter computed only
         # at the pixels that chose it (and the prediction's pixel at those that chose "predict")
         self.image = pixelrl_filter_select(previous, actions, validate=False, prediction=self.prediction)
@@ -147,6 +153,21 @@ class DenoiseTask(PixelTask):
             error_before = error_before.mean(dim=1, keepdim=True)
             error_after = error_after.mean(dim=1, keepdim=True)
         return error_before.sub_(error_after).mul_(self.reward_scale)
+
+    def _action_reward_maps(self, previous: torch.Tensor) -> torch.Tensor:
+        """The reward each action would earn at each pixel from ``previous`` (B, K, H, W): the
+        decrease of squared error of its candidate (the whole filter bank, and the prediction)."""
+        candidates = pixelrl_filter_bank(previous)
+        if self.prediction is not None:
+            candidates = torch.cat([candidates, self.prediction.unsqueeze(1)], dim=1)
+        if self.clip:
+            candidates = candidates.clamp_(0.0, 1.0)
+        clean = self.clean.unsqueeze(1)
+        gain = torch.sub(clean, previous.unsqueeze(1)).square_() - torch.sub(clean, candidates).square_()
+        return gain.mean(dim=2).mul_(self.reward_scale)
+
+    def step_info(self) -> dict[str, torch.Tensor]:
+        return {"action_reward_maps": self.action_reward_maps} if self.action_rewards else {}
 
 
 class DenoiseEnv(PixelEnv):
@@ -207,7 +228,7 @@ class DenoiseEnv(PixelEnv):
     Those of :class:`envs.base.PixelTask` (``data``, ``split``, ``split_seed``, ``device``,
     ``validate_actions``), ``crop`` (70, PixelRL), ``sigma``, ``gray``, ``clip``, ``reward_scale``,
     ``predictor``;
-    ``max_episode_steps`` for the vector env only. ``render_mode``: None or ``"rgb_array"``
+    ``action_rewards`` and ``max_episode_steps`` for the vector env only. ``render_mode``: None or ``"rgb_array"``
     (``render()`` returns the current image, clipped to [0, 1], as uint8 (H, W, 3): a gray image
     in three equal channels).
 

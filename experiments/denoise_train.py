@@ -44,7 +44,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -114,6 +114,8 @@ class Args(RLArgs):
     steps: int = arg(5, "filter steps per episode, in training and evaluation (PixelRL: 5)")
     eval_every: int = arg(50, "evaluate on the validation (and --test) images every N episodes (and at the end)")
     out: str = arg("runs/denoise_train", "run folder")
+
+    ACTION_REWARDS: ClassVar[bool] = True
 
 
 def open_data(args: Args) -> tuple[Any, Any, Any | None]:
@@ -215,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
     def make_venv():
         return envs.make_vec(ENV_ID, device=device, **env_batch(args, ranks), data=train_set, predictor=predictor,
-                             **env_kwargs(args))
+                             action_rewards=bool(args.sac_all_action_rewards), **env_kwargs(args))
 
     venv = make_venv()
     val_images, test_images = (None if data is None else noisy_test_sets(data, args.sigma, seed=args.noise_seed,

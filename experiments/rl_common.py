@@ -242,6 +242,9 @@ class RLArgs:
     sac_learning_starts: int | None = config_arg(SACConfig, "learning_starts", prefix="sac")
     sac_alpha_lr: float | None = config_arg(SACConfig, "alpha_lr", prefix="sac")
     sac_init_alpha: float | None = config_arg(SACConfig, "init_alpha", prefix="sac")
+    sac_all_action_rewards: bool | None = config_arg(SACConfig, "all_action_rewards", prefix="sac")
+    sac_critic_lr: float | None = arg(None, "sac: Adam learning rate of the twin critics (unset: --lr, the actor's; "
+                                            "CleanRL's --q-lr)")
     eval_every: int = arg(100, "evaluate every N episodes (and at the end); checkpoints are written then")
     keep_evals: bool = arg(False, "also keep the policy of every evaluation as checkpoints/episode_NNNNNN.pt, to "
                                   "choose a checkpoint by another measure than best.pt's (e.g. benchmarks.knobs)")
@@ -259,6 +262,8 @@ class RLArgs:
     #: How a field whose value may be None is given on the command line, where that is not by
     #: leaving it out (e.g. lol_train's ``--max-overshoot inf``): named when a resume's arguments differ.
     NONE_SPELLING: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    #: The task's env hands every action's reward in its step info (``--sac-all-action-rewards``).
+    ACTION_REWARDS: ClassVar[bool] = False
 
     @classmethod
     def added_later(cls, saved: Mapping[str, Any]) -> dict[str, Any]:
@@ -340,6 +345,9 @@ def check_args(args: RLArgs) -> None:
         if a3c_only:
             raise ValueError(f"{', '.join(a3c_only)}: A3C options; --agent sac replays single transitions "
                              "(no ConvGRU state, no reward-map convolution, no Hogwild workers)")
+        if args.sac_all_action_rewards and not type(args).ACTION_REWARDS:
+            raise ValueError("--sac-all-action-rewards: this task's env does not hand each action's reward "
+                             "(experiments.denoise_train's does)")
         try:
             sac_config(args)
         except ValueError as exc:
@@ -428,9 +436,11 @@ def uses_block_actions(args: RLArgs) -> bool:
 
 
 def sac_config(args: RLArgs) -> SACConfig:
-    """The :class:`~agents.sac.SACConfig` of the arguments (``--lr`` for actor and critics)."""
+    """The :class:`~agents.sac.SACConfig` of the arguments (``--lr`` for the actor, and for the critics
+    unless ``--sac-critic-lr``)."""
     given = {name: getattr(args, flag) for flag, name in config_flags(args, SACConfig).items()}
-    return SACConfig(gamma=args.gamma, actor_lr=args.lr, critic_lr=args.lr, seed=args.seed,
+    critic_lr = args.lr if args.sac_critic_lr is None else args.sac_critic_lr
+    return SACConfig(gamma=args.gamma, actor_lr=args.lr, critic_lr=critic_lr, seed=args.seed,
                      **{k: v for k, v in given.items() if v is not None})
 
 

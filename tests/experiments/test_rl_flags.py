@@ -12,7 +12,7 @@ from experiments.runs import parse_config
 
 FLAGS = {"sac_buffer_mb": "buffer_mb", "sac_tau": "tau", "sac_batch": "batch_size",
          "sac_updates": "updates_per_episode", "sac_learning_starts": "learning_starts",
-         "sac_alpha_lr": "alpha_lr", "sac_init_alpha": "init_alpha"}
+         "sac_alpha_lr": "alpha_lr", "sac_init_alpha": "init_alpha", "sac_all_action_rewards": "all_action_rewards"}
 
 
 def test_each_sac_flag_sets_one_sacconfig_field_of_the_same_type():
@@ -59,3 +59,14 @@ def test_an_optional_bool_field_is_a_flag_pair_left_none_when_not_given():
     assert parse_config(Config, ["--number", "0.5"]).number == 0.5
     with pytest.raises(SystemExit):  # a value after the flag is refused, not read as a truthy string
         parse_config(Config, ["--switch", "False"])
+
+
+def test_the_critic_lr_has_its_own_flag():
+    """--sac-critic-lr, CleanRL's --q-lr: unset, the critics learn at --lr as the actor does."""
+    args = resolve_args(parse_config(RLArgs, ["--agent", "sac", "--lr", "1e-3"]))
+    assert (sac_config(args).actor_lr, sac_config(args).critic_lr) == (1e-3, 1e-3)
+    args = resolve_args(parse_config(RLArgs, ["--agent", "sac", "--sac-critic-lr", "3e-3"]))
+    assert (sac_config(args).actor_lr, sac_config(args).critic_lr) == (SACConfig.actor_lr, 3e-3)
+    for bad in ("0", "nan", "inf"):
+        with pytest.raises(ValueError, match="critic_lr=.*a finite number > 0"):
+            resolve_args(parse_config(RLArgs, ["--agent", "sac", "--sac-critic-lr", bad]))
