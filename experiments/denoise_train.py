@@ -215,9 +215,11 @@ def main(argv: Sequence[str] | None = None) -> Path:
     predictor = DenoisePredictor.for_policy(inference_spec(args), device=device)
     run = open_run(args, ranks)
 
+    action_rewards = args.agent == "sac" and bool(args.sac_all_action_rewards)  # A3C would not read them
+
     def make_venv():
         return envs.make_vec(ENV_ID, device=device, **env_batch(args, ranks), data=train_set, predictor=predictor,
-                             action_rewards=bool(args.sac_all_action_rewards), **env_kwargs(args))
+                             action_rewards=action_rewards, **env_kwargs(args))
 
     venv = make_venv()
     val_images, test_images = (None if data is None else noisy_test_sets(data, args.sigma, seed=args.noise_seed,
