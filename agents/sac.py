@@ -43,6 +43,11 @@ With ``SACConfig.all_action_rewards`` (one action map, an env that hands every a
 the taken actions reached, shared by the K targets, so the targets rank the actions by their
 rewards alone, without the bootstrapped bias towards mild actions that leave work for later steps.
 
+With ``SACConfig.actor_updates`` N > 0, each episode's joint updates are followed by N actor-only
+steps (``L_pi`` on replayed states, critics frozen, alpha fixed): the actor catches up with the
+critics as they stand, where their per-pixel ranking of close actions moves too fast for one actor
+step per update (denoising with every action's reward: docs/training.md).
+
 The target critics follow the critics by Polyak averaging (``tau``). Episodes end by truncation
 (the envs never terminate), which bootstraps: only ``terminated`` stops the bootstrap.
 
@@ -157,6 +162,12 @@ class SACConfig:
     step d between blocks becomes a ramp of slope about d / s, is 1/s^2 of the same TV at block
     resolution or less: too weak to stop the actor from flattening the brightness block by block
     (docs/training.md)."""
+    actor_updates: int = 0
+    """Actor-only gradient steps after each episode's joint updates, against the critics as they
+    stand at the episode's end (frozen) and the current alpha; 0: none (standard SAC). Where the
+    critics' per-pixel ranking of close actions moves faster than one actor step per update can
+    follow (denoising's nine filters), the actor lags its own critics: this lets it catch up
+    (docs/training.md)."""
     all_action_rewards: bool = False
     """Discrete actions: regress every action's Q value at every pixel, not only the taken action's,
     on ``r_k + gamma * V(s')``, with ``r_k`` the reward action k would have earned there (the env's
@@ -183,6 +194,8 @@ class SACConfig:
             (self.updates_per_episode is None or (int(self.updates_per_episode) == self.updates_per_episode
                                                   and self.updates_per_episode >= 1),
              "updates_per_episode", "None or an integer >= 1"),
+            (int(self.actor_updates) == self.actor_updates and self.actor_updates >= 0, "actor_updates",
+             "an integer >= 0"),
             (self.init_alpha > 0, "init_alpha", "a number > 0"),
             (self.target_entropy is None or math.isfinite(self.target_entropy), "target_entropy",
              "None or a finite number"),
@@ -537,12 +550,9 @@ class SAC:
         critic_loss, q_mean = self._critic_loss(batch, alpha)
         return critic_loss, q_mean, self._step(critic_loss, list(self.critics.parameters()), self.critic_optimizer)
 
-    def _update(self, batch: ReplaySample) -> dict[str, Tensor]:
-        """One gradient update of critics, actor and temperature, then the targets; tensor stats."""
-        cfg = self.config
-        alpha = self.log_alpha.detach().exp()
-        critic_loss, q_mean, critic_norm = self._critic_step(batch, alpha)
-
+    def _actor_step(self, batch: ReplaySample, alpha: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+        """One gradient step of the actor on ``batch`` against the critics as they stand (within the
+        trust region, if any): its tensor stats and the per-pixel entropy (before the step)."""
         x, cond = build_policy_input(batch.obs)
         self.critics.requires_grad_(False)
         try:
@@ -550,18 +560,26 @@ class SAC:
             tv_weights = tv_weights.reshape(-1) if tv_weights is not None else None
             actor_loss, entropy, out, tv = self._actor_loss(x, cond, alpha, tv_weights)
             actor_params = list(self.policy.parameters())
-            before = [p.detach().clone() for p in actor_params] if cfg.trust_region_kl else None
+            before = [p.detach().clone() for p in actor_params] if self.config.trust_region_kl else None
             actor_norm = self._step(actor_loss, actor_params, self.actor_optimizer)
         finally:
             self.critics.requires_grad_(True)
-        stats = {"value_loss": critic_loss.detach(), "policy_loss": actor_loss.detach(),
-                 "entropy": entropy.mean(), "q_mean": q_mean, "critic_grad_norm": critic_norm,
-                 "actor_grad_norm": actor_norm, "alpha": alpha}
+        stats = {"policy_loss": actor_loss.detach(), "entropy": entropy.mean(), "actor_grad_norm": actor_norm}
         if tv is not None:
             stats["action_tv"] = tv.detach().mean()
         if before is not None:
             old = PolicyOutput(*(t.detach() if torch.is_tensor(t) else t for t in out))
             stats["kl"] = self._trust_region(x, cond, old, before)
+        return stats, entropy
+
+    def _update(self, batch: ReplaySample) -> dict[str, Tensor]:
+        """One gradient update of critics, actor and temperature, then the targets; tensor stats."""
+        cfg = self.config
+        alpha = self.log_alpha.detach().exp()
+        critic_loss, q_mean, critic_norm = self._critic_step(batch, alpha)
+
+        stats, entropy = self._actor_step(batch, alpha)
+        stats.update(value_loss=critic_loss.detach(), q_mean=q_mean, critic_grad_norm=critic_norm, alpha=alpha)
 
         alpha_loss = self.log_alpha * (entropy.mean() - self.target_entropy)
         if cfg.autotune_alpha:
@@ -616,7 +634,8 @@ class SAC:
             ``reward_mean``, the means over this episode's updates of the :meth:`update` stats
             (NaN before ``learning_starts`` transitions were collected; ``action_tv`` only when the
             env hands smoothness weights), ``alpha`` (after the updates), ``buffer_mb`` (MB held),
-            ``buffer_size``, ``steps``, ``updates``, ``episode``.
+            ``buffer_size``, ``steps``, ``updates``, ``actor_updates`` (the actor-only steps after them:
+            ``SACConfig.actor_updates``, 0 before the first update), ``episode``.
         """
         cfg = self.config
         obs, info = venv.reset(seed=seed)
@@ -661,6 +680,13 @@ class SAC:
                 for k, v in self._update(self.buffer.get(index)).items():
                     totals[k] = totals[k] + v if k in totals else v
                 done_updates += 1
+        actor_updates = cfg.actor_updates if done_updates else 0
+        if actor_updates:  # the actor catches up with the critics as they now stand (alpha fixed)
+            alpha = self.log_alpha.detach().exp()
+            for _ in range(actor_updates):
+                index = self.ranks.draw_rows(partial(self.buffer.sample_indices, generator=self.generator),
+                                             self.local_batch)
+                self._actor_step(self.buffer.get(index), alpha)
         nan = float("nan")
         keys = ("loss", "policy_loss", "value_loss", "entropy", "alpha_loss", "q_mean",
                 "critic_grad_norm", "actor_grad_norm") + (("kl",) if cfg.trust_region_kl else ()) \
@@ -670,7 +696,8 @@ class SAC:
             episode_return=float(returns.mean()),
             reward_mean=float(torch.cat(rewards).mean()) if rewards else nan,
             alpha=self.alpha, buffer_mb=self.buffer.used_mb, buffer_size=float(len(self.buffer)),
-            steps=float(steps), updates=float(done_updates), episode=float(self.episodes),
+            steps=float(steps), updates=float(done_updates), actor_updates=float(actor_updates),
+            episode=float(self.episodes),
         )
         self.episodes += 1
         return stats

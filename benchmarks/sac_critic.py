@@ -1,7 +1,7 @@
 """Does a denoising SAC's critic rank the nine filters, and does its actor follow it?
 
     python -m benchmarks.sac_critic RUN/checkpoints/last.pt [RUN2/checkpoints/last.pt ...] [--crops 16]
-                                    [--fit-critic N [--fit-every 100] [--fit-lr LR]]
+                                    [--fit-critic N [--fit-every 100] [--fit-lr LR]] [--fit-actor N] [--validate]
 
 Reads the agent state of ``experiments.denoise_train --agent sac`` runs (``last.pt`` holds it: actor,
 twin critics, temperature), draws ``--crops`` noisy crops of each run's validation split (its data,
@@ -17,6 +17,13 @@ and compares, at every pixel of the first step:
   ``agree``: how often the critics' best action is the per-pixel best one (chance: 1 / 9);
 * the actor: its entropy (uniform: log 9 = 2.20 nats), how often its greedy action is the critics'
   best, the reward its greedy action earns, and how often it picks each action.
+
+``--fit-actor N`` then trains the actor alone against the critics as they stand (critics and
+temperature frozen: the actor-only steps of ``SACConfig.actor_updates``) on ``--fit-episodes`` episodes
+of its own sampled actions, a line every ``--fit-every`` steps: whether an actor that does not follow
+its critics can. ``--validate`` adds the whole-image PSNR, on the run's validation images as its trainer
+scores them, of the actor's greedy rollout and of the critics' own greedy choice (``argmax min(Q1, Q2)``
+at every pixel and step): what the critics know that the actor has not taken up.
 
 Q values include the discounted future, so they need not rank actions as the one-step reward does;
 the table shows which actions the critic prefers and how sure it is. Prints one block per checkpoint.
@@ -44,8 +51,11 @@ import torch
 
 import envs
 from agents.common import episode_length
+from agents.rollout import rollout_images
 from agents.sac import SAC, SACConfig, polyak_update
 from experiments import denoise_train
+from experiments.sigmas import noisy_test_sets
+from rlenhance import metrics
 from rlenhance.checkpoint import load_checkpoint
 from rlenhance.denoisers import DenoisePredictor
 from rlenhance.models.policy import PixelActorCritic, build_policy_input
@@ -73,22 +83,35 @@ def run_env(run: denoise_train.Args, crops: int, checkpoint: str | Path, split: 
                          predictor=predictor, **denoise_train.env_kwargs(run))
 
 
+@torch.no_grad()
+def refill_buffer(agent: SAC, venv, *, episodes: int, seed: int, actor: bool) -> torch.Generator:
+    """Empty ``agent``'s buffer and fill it with ``episodes`` episodes in ``venv`` (reset with seeds from
+    ``seed``) of uniformly random actions, or with ``actor`` of the actor's own samples; returns the
+    generator that drew them (seeded with ``seed``)."""
+    generator = torch.Generator().manual_seed(seed)
+    agent.buffer.clear()
+    for episode in range(episodes):
+        obs, _ = venv.reset(seed=seed + episode)
+        for _ in range(episode_length(venv)):
+            b, _, h, w = obs["image"].shape
+            if actor:
+                x, cond = build_policy_input(obs)
+                actions = agent.policy.predict(agent.policy(x, cond, with_value=False), deterministic=False,
+                                               generator=generator)
+            else:
+                actions = torch.randint(0, venv.task.n_actions, (b, 1, h, w), generator=generator)
+            next_obs, _, terminated, _, info = venv.step(actions)
+            agent.buffer.add(obs, actions, info["reward_map"], next_obs, torch.as_tensor(terminated).view(-1))
+            obs = next_obs
+    return generator
+
+
 def fit_critics(agent: SAC, venv, updates: int, *, episodes: int, seed: int,
                 lr: float | None = None) -> Iterator[int]:
     """Train ``agent``'s critics alone on the one-step problem (see the module docstring): refill its
     buffer with ``episodes`` episodes of uniformly random actions in ``venv`` (reset with seeds from
     ``seed``), then run ``updates`` critic updates with gamma 0; yields the number done after each."""
-    generator = torch.Generator().manual_seed(seed)
-    agent.buffer.clear()
-    with torch.no_grad():
-        for episode in range(episodes):
-            obs, _ = venv.reset(seed=seed + episode)
-            for _ in range(episode_length(venv)):
-                b, _, h, w = obs["image"].shape
-                actions = torch.randint(0, venv.task.n_actions, (b, 1, h, w), generator=generator)
-                next_obs, _, terminated, _, info = venv.step(actions)
-                agent.buffer.add(obs, actions, info["reward_map"], next_obs, torch.as_tensor(terminated).view(-1))
-                obs = next_obs
+    generator = refill_buffer(agent, venv, episodes=episodes, seed=seed, actor=False)
     agent.config = dataclasses.replace(agent.config, gamma=0.0)  # the target: the reward alone
     if lr is not None:
         for group in agent.critic_optimizer.param_groups:
@@ -99,6 +122,51 @@ def fit_critics(agent: SAC, venv, updates: int, *, episodes: int, seed: int,
         agent._critic_step(batch, alpha)
         polyak_update(agent.critics.parameters(), agent.critic_targets.parameters(), agent.config.tau)
         yield done
+
+
+def fit_actor(agent: SAC, venv, updates: int, *, episodes: int, seed: int) -> Iterator[int]:
+    """Train ``agent``'s actor alone against its critics as they stand (the actor-only steps of
+    ``SACConfig.actor_updates``: critics and alpha frozen, the run's actor optimiser): its buffer is
+    refilled with ``episodes`` episodes of the actor's own sampled actions in ``venv`` (the states it
+    meets), then ``updates`` actor steps; yields the number done after each."""
+    generator = refill_buffer(agent, venv, episodes=episodes, seed=seed, actor=True)
+    alpha = agent.log_alpha.detach().exp()
+    for done in range(1, updates + 1):
+        agent._actor_step(agent.buffer.get(agent.buffer.sample_indices(agent.local_batch, generator=generator)), alpha)
+        yield done
+
+
+class CriticGreedy(torch.nn.Module):
+    """The policy that takes, at every pixel, the action of highest ``min(Q1, Q2)`` under an agent's
+    critics, in the interface :func:`agents.rollout.policy_rollout` drives (greedy only)."""
+
+    def __init__(self, agent: SAC):
+        super().__init__()
+        self.critics, self.downscale, self.cond_dim = agent.critics, agent.policy.downscale, agent.policy.cond_dim
+
+    def forward(self, x, cond=None, hidden=None, full_resolution=True):
+        return dataclasses.make_dataclass("Out", ["q", "hidden"])(
+            torch.minimum(*(critic(x, cond) for critic in self.critics))[:, 0], None)
+
+    def predict(self, out, deterministic=True, generator=None):
+        return out.q.argmax(1, keepdim=True)
+
+
+@torch.no_grad()
+def validation_psnr(agent: SAC, run: denoise_train.Args, checkpoint: str | Path) -> dict[str, float]:
+    """Whole-image PSNR on the run's validation images (its ``--eval-images``, noise and episode
+    length, as its trainer scores them) of the actor's greedy rollout and of :class:`CriticGreedy`'s."""
+    _, val_set, _ = denoise_train.open_data(run)
+    images = [im for level in noisy_test_sets(val_set, run.sigma, seed=run.noise_seed, device="cpu",
+                                              limit=run.eval_images).values() for im in level]
+    task = run_env(run, 1, checkpoint).task
+    items = [{"clean": im.clean, "noisy": im.noisy} for im in images]
+    scores = {}
+    for name, policy in (("actor", agent.policy), ("critic_greedy", CriticGreedy(agent))):
+        outputs = rollout_images(policy, task, items, batch_size=run.eval_batch, steps=run.steps)
+        psnrs = [float(metrics.psnr(out.clamp(0, 1)[None], im.clean[None])[0]) for out, im in zip(outputs, images)]
+        scores[name] = sum(psnrs) / len(psnrs)
+    return scores
 
 
 @torch.no_grad()
@@ -149,12 +217,17 @@ def main(argv=None) -> list[dict[str, object]]:
     parser.add_argument("--fit-every", type=int, default=100, help="with --fit-critic: a line every this many updates")
     parser.add_argument("--fit-lr", type=float, default=None, help="with --fit-critic: the critics' learning rate "
                                                                    "(default: the run's)")
+    parser.add_argument("--fit-actor", type=int, default=0, metavar="N",
+                        help="then train the actor alone for N steps against the critics as they stand (docstring)")
     parser.add_argument("--fit-episodes", type=int, default=6,
-                        help="with --fit-critic: episodes of random actions on --crops training crops in the buffer")
+                        help="with --fit-critic / --fit-actor: episodes on --crops training crops in the buffer")
+    parser.add_argument("--validate", action="store_true",
+                        help="also the whole-image validation PSNR of the actor and of the critics' greedy choice")
     args = parser.parse_args(argv)
-    if args.fit_critic < 0 or args.fit_every < 1 or args.fit_episodes < 1:
-        parser.error(f"--fit-critic {args.fit_critic}, --fit-every {args.fit_every}, --fit-episodes "
-                     f"{args.fit_episodes}: expected N >= 0 updates, a line every >= 1 of them, >= 1 episode")
+    if min(args.fit_critic, args.fit_actor) < 0 or args.fit_every < 1 or args.fit_episodes < 1:
+        parser.error(f"--fit-critic {args.fit_critic}, --fit-actor {args.fit_actor}, --fit-every {args.fit_every}, "
+                     f"--fit-episodes {args.fit_episodes}: expected N >= 0 updates, a line every >= 1 of them, "
+                     ">= 1 episode")
     if args.threads:
         torch.set_num_threads(args.threads)
     reports = []
@@ -169,7 +242,17 @@ def main(argv=None) -> list[dict[str, object]]:
                     fitted = critic_report(agent, obs, rewards)
                     print(f"  {done:6d} updates: Q {' '.join(f'{v:5.2f}' for v in fitted['q_per_action'])}  spread "
                           f"{fitted['q_spread']:.3f} corr {fitted['corr']:.3f} agree {fitted['agree']:.3f}", flush=True)
+        if args.fit_actor:
+            print(f"{path}: the actor alone, {args.fit_actor} steps against the critics as they stand")
+            for done in fit_actor(agent, run_env(run, args.crops, path, split="train"), args.fit_actor,
+                                  episodes=args.fit_episodes, seed=args.seed + 2):
+                if done % args.fit_every == 0 or done == args.fit_actor:
+                    fitted = critic_report(agent, obs, rewards)
+                    print(f"  {done:6d} steps: greedy = critic's best {fitted['follows_q']:.3f}, greedy reward "
+                          f"{fitted['greedy_reward']:.3f}, entropy {fitted['entropy']:.2f}", flush=True)
         report = critic_report(agent, obs, rewards)
+        if args.validate:
+            report.update({f"val_psnr_{k}": v for k, v in validation_psnr(agent, run, path).items()})
         reports.append(report)
         fmt = lambda values: " ".join(f"{v:6.2f}" for v in values)  # noqa: E731
         print(f"{path}: episode {report['episodes']}, {report['updates']} updates, alpha {report['alpha']:.4f}")
@@ -182,6 +265,9 @@ def main(argv=None) -> list[dict[str, object]]:
               f"{1 / len(report['q_per_action']):.3f}); actor entropy {report['entropy']:.2f} nats (uniform "
               f"{math.log(len(report['q_per_action'])):.2f}), greedy = critic's best {report['follows_q']:.3f}, "
               f"greedy reward {report['greedy_reward']:.3f}")
+        if args.validate:
+            print(f"  validation PSNR ({run.eval_images or 'all'} images): actor {report['val_psnr_actor']:.2f} dB, "
+                  f"critics' greedy choice {report['val_psnr_critic_greedy']:.2f} dB")
     return reports
 
 

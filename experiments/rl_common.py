@@ -243,6 +243,7 @@ class RLArgs:
     sac_alpha_lr: float | None = config_arg(SACConfig, "alpha_lr", prefix="sac")
     sac_init_alpha: float | None = config_arg(SACConfig, "init_alpha", prefix="sac")
     sac_all_action_rewards: bool | None = config_arg(SACConfig, "all_action_rewards", prefix="sac")
+    sac_actor_updates: int | None = config_arg(SACConfig, "actor_updates", prefix="sac")
     sac_critic_lr: float | None = arg(None, "sac: Adam learning rate of the twin critics (unset: --lr, the actor's; "
                                             "CleanRL's --q-lr)")
     eval_every: int = arg(100, "evaluate every N episodes (and at the end); checkpoints are written then")

@@ -9,6 +9,7 @@ import torch
 
 from benchmarks import sac_critic
 from experiments import denoise_train
+from rlenhance.checkpoint import load_checkpoint
 
 TINY = ["--episodes", "2", "--eval-every", "2", "--batch", "2", "--crop", "16", "--steps", "2", "--width", "8",
         "--samples", "0", "--threads", "1", "--eval-images", "1"]
@@ -78,3 +79,35 @@ def test_fit_critic_trains_the_critics_alone_on_the_one_step_problem(runs, capsy
     assert [line.split()[0] for line in lines] == ["1", "2"]
     with pytest.raises(SystemExit):
         sac_critic.main([str(runs[0]), "--fit-critic", "-1"])
+
+
+def test_fit_actor_trains_the_actor_alone_on_its_own_states(runs, capsys):
+    agent, args = sac_critic.load_agent(runs[0])
+    actor = [p.detach().clone() for p in agent.policy.parameters()]
+    critics = [p.detach().clone() for p in agent.critics.parameters()]
+    alpha = agent.alpha
+    venv = sac_critic.run_env(args, CROPS, runs[0], split="train")
+    done = list(sac_critic.fit_actor(agent, venv, 3, episodes=2, seed=SEED))
+    assert done == [1, 2, 3] and agent.alpha == alpha
+    assert len(agent.buffer) == 2 * CROPS * 2
+    assert all(torch.equal(a, b) for a, b in zip(critics, agent.critics.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(actor, agent.policy.parameters()))
+    sac_critic.main([str(runs[0]), "--crops", str(CROPS), "--fit-actor", "2", "--fit-every", "1",
+                     "--fit-episodes", "1"])
+    lines = [line for line in capsys.readouterr().out.splitlines() if " steps: greedy = critic's best" in line]
+    assert [line.split()[0] for line in lines] == ["1", "2"]
+    with pytest.raises(SystemExit):
+        sac_critic.main([str(runs[0]), "--fit-actor", "-1"])
+
+
+def test_validate_scores_the_actor_as_its_trainer_did_and_the_critics_greedy_choice(runs):
+    (report,) = sac_critic.main([str(runs[0]), "--crops", str(CROPS), "--validate"])
+    trained = load_checkpoint(runs[0])["extra"]["scores"]["eval/psnr"]  # the trainer's last validation
+    assert report["val_psnr_actor"] == pytest.approx(trained, abs=1e-4)
+    agent, args = sac_critic.load_agent(runs[0])
+    obs, _ = sac_critic.run_env(args, CROPS, runs[0]).reset(seed=SEED)
+    greedy = sac_critic.CriticGreedy(agent)
+    with torch.no_grad():
+        q = torch.minimum(*(critic(obs["image"]) for critic in agent.critics))[:, 0]
+        assert torch.equal(greedy.predict(greedy(obs["image"])), q.argmax(1, keepdim=True))
+    assert math.isfinite(report["val_psnr_critic_greedy"])
