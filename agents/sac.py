@@ -621,6 +621,11 @@ class SAC:
             self.buffer.add({k: v[keep] for k, v in obs.items()}, actions[keep], rmap[keep],
                             {k: v[keep] for k, v in next_obs.items()}, terminal[keep])
 
+    def _replay_batch(self) -> ReplaySample:
+        """This rank's rows of a global minibatch drawn from the buffer."""
+        return self.buffer.get(self.ranks.draw_rows(partial(self.buffer.sample_indices, generator=self.generator),
+                                                    self.local_batch))
+
     def train_episode(self, venv: Any, seed: int | None = None) -> dict[str, float]:
         """Collect one batched episode into the buffer, then run the updates.
 
@@ -675,18 +680,14 @@ class SAC:
         done_updates = 0
         if len(self.buffer) >= max(cfg.learning_starts, 1):
             for _ in range(n_updates):
-                index = self.ranks.draw_rows(partial(self.buffer.sample_indices, generator=self.generator),
-                                             self.local_batch)
-                for k, v in self._update(self.buffer.get(index)).items():
+                for k, v in self._update(self._replay_batch()).items():
                     totals[k] = totals[k] + v if k in totals else v
                 done_updates += 1
         actor_updates = cfg.actor_updates if done_updates else 0
         if actor_updates:  # the actor catches up with the critics as they now stand (alpha fixed)
             alpha = self.log_alpha.detach().exp()
             for _ in range(actor_updates):
-                index = self.ranks.draw_rows(partial(self.buffer.sample_indices, generator=self.generator),
-                                             self.local_batch)
-                self._actor_step(self.buffer.get(index), alpha)
+                self._actor_step(self._replay_batch(), alpha)
         nan = float("nan")
         keys = ("loss", "policy_loss", "value_loss", "entropy", "alpha_loss", "q_mean",
                 "critic_grad_norm", "actor_grad_norm") + (("kl",) if cfg.trust_region_kl else ()) \

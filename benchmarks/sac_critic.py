@@ -46,16 +46,15 @@ import dataclasses
 import math
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
 import envs
 from agents.common import episode_length
-from agents.rollout import rollout_images
 from agents.sac import SAC, SACConfig, polyak_update
 from experiments import denoise_train
 from experiments.sigmas import noisy_test_sets
-from rlenhance import metrics
 from rlenhance.checkpoint import load_checkpoint
 from rlenhance.denoisers import DenoisePredictor
 from rlenhance.models.policy import PixelActorCritic, build_policy_input
@@ -136,6 +135,11 @@ def fit_actor(agent: SAC, venv, updates: int, *, episodes: int, seed: int) -> It
         yield done
 
 
+class _QOutput(NamedTuple):
+    q: torch.Tensor  # min(Q1, Q2) of action map 0, (B, K, H, W)
+    hidden: None = None
+
+
 class CriticGreedy(torch.nn.Module):
     """The policy that takes, at every pixel, the action of highest ``min(Q1, Q2)`` under an agent's
     critics, in the interface :func:`agents.rollout.policy_rollout` drives (greedy only)."""
@@ -144,11 +148,10 @@ class CriticGreedy(torch.nn.Module):
         super().__init__()
         self.critics, self.downscale, self.cond_dim = agent.critics, agent.policy.downscale, agent.policy.cond_dim
 
-    def forward(self, x, cond=None, hidden=None, full_resolution=True):
-        return dataclasses.make_dataclass("Out", ["q", "hidden"])(
-            torch.minimum(*(critic(x, cond) for critic in self.critics))[:, 0], None)
+    def forward(self, x, cond=None, hidden=None, full_resolution=True) -> _QOutput:
+        return _QOutput(torch.minimum(*(critic(x, cond) for critic in self.critics))[:, 0])
 
-    def predict(self, out, deterministic=True, generator=None):
+    def predict(self, out: _QOutput, deterministic=True, generator=None) -> torch.Tensor:
         return out.q.argmax(1, keepdim=True)
 
 
@@ -157,16 +160,10 @@ def validation_psnr(agent: SAC, run: denoise_train.Args, checkpoint: str | Path)
     """Whole-image PSNR on the run's validation images (its ``--eval-images``, noise and episode
     length, as its trainer scores them) of the actor's greedy rollout and of :class:`CriticGreedy`'s."""
     _, val_set, _ = denoise_train.open_data(run)
-    images = [im for level in noisy_test_sets(val_set, run.sigma, seed=run.noise_seed, device="cpu",
-                                              limit=run.eval_images).values() for im in level]
+    images = noisy_test_sets(val_set, run.sigma, seed=run.noise_seed, device="cpu", limit=run.eval_images)
     task = run_env(run, 1, checkpoint).task
-    items = [{"clean": im.clean, "noisy": im.noisy} for im in images]
-    scores = {}
-    for name, policy in (("actor", agent.policy), ("critic_greedy", CriticGreedy(agent))):
-        outputs = rollout_images(policy, task, items, batch_size=run.eval_batch, steps=run.steps)
-        psnrs = [float(metrics.psnr(out.clamp(0, 1)[None], im.clean[None])[0]) for out, im in zip(outputs, images)]
-        scores[name] = sum(psnrs) / len(psnrs)
-    return scores
+    return {name: denoise_train.evaluate(policy, task, images, run)[0]["eval/psnr"]
+            for name, policy in (("actor", agent.policy), ("critic_greedy", CriticGreedy(agent)))}
 
 
 @torch.no_grad()
@@ -214,7 +211,8 @@ def main(argv=None) -> list[dict[str, object]]:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--fit-critic", type=int, default=0, metavar="N",
                         help="first train the critics alone for N updates on the one-step problem (module docstring)")
-    parser.add_argument("--fit-every", type=int, default=100, help="with --fit-critic: a line every this many updates")
+    parser.add_argument("--fit-every", type=int, default=100,
+                        help="with --fit-critic / --fit-actor: a line every this many steps")
     parser.add_argument("--fit-lr", type=float, default=None, help="with --fit-critic: the critics' learning rate "
                                                                    "(default: the run's)")
     parser.add_argument("--fit-actor", type=int, default=0, metavar="N",

@@ -112,7 +112,7 @@ MAX_SEED = 2**32 - 1
 #: Arguments that ``--resume`` may change (the rest must equal the run's; see :func:`open_run`).
 RESUME_OVERRIDES = ("episodes", "eval_every", "eval_batch", "samples", "device", "threads", "out", "resume")
 #: Episode stats that are counters, not curves (not logged per episode).
-_COUNTER_STATS = ("episode", "steps", "updates", "worker")
+_COUNTER_STATS = ("episode", "steps", "updates", "actor_updates", "worker")
 #: Supervised-checkpoint constructor arguments that :func:`backbone_kwargs_from_checkpoint` maps to
 #: ``backbone_channels`` / ``backbone_width`` or drops (the output planes of a dropped head).
 _IMAGE_PLANE_KWARGS = ("in_channels", "channels")

@@ -643,7 +643,8 @@ class RSETrainer:
             bar.update(1)
             self.run.log(self.progress["tick"], {f"{'losses' if 'loss' in k or k == 'entropy' else 'charts'}/{k}": v
                                                  for k, v in stats.items()
-                                                 if k not in ("episode", "steps", "updates") and math.isfinite(v)})
+                                                 if k not in ("episode", "steps", "updates", "actor_updates")
+                                                 and math.isfinite(v)})
         bar.close()
         if best_policy is not None:
             stage.policy.load_state_dict({k: v.to(self.device) for k, v in best_policy.items()})

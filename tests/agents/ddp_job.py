@@ -64,7 +64,8 @@ def sac_weights(ranks: Ranks, episodes: int = EPISODES) -> dict[str, torch.Tenso
     venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=ranks.split(ENV_BATCH), crop=CROP, max_episode_steps=2,
                          action_type="continuous", shard=ranks.shard)
     policy = PixelActorCritic(**policy_kwargs_from_env(venv, width=4, bounded_mean=False))
-    config = SACConfig(batch_size=SAC_BATCH, learning_starts=0, updates_per_episode=2, trust_region_kl=0.05, seed=3)
+    config = SACConfig(batch_size=SAC_BATCH, learning_starts=0, updates_per_episode=2, trust_region_kl=0.05, seed=3,
+                       actor_updates=2)
     agent = SAC(policy, config, critic_kwargs={"width": 4}, ranks=ranks)
     for episode in range(episodes):
         agent.train_episode(venv, seed=200 + episode)
