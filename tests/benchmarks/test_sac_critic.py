@@ -62,43 +62,31 @@ def test_refuses_a_checkpoint_without_a_sac_agent(runs):
         sac_critic.main([str(runs[1])])
 
 
-def test_fit_critic_trains_the_critics_alone_on_the_one_step_problem(runs, capsys):
-    """The critics move, the actor and temperature do not; the buffer then holds random-action transitions only."""
+@pytest.mark.parametrize("part", ["critic", "actor"])
+def test_fit_trains_one_part_alone(runs, capsys, part):
+    """--fit-critic: the critics move on the one-step problem (gamma 0), the actor and temperature do not;
+    --fit-actor: the actor moves on its own states, the critics and temperature do not. Either way the
+    buffer then holds the refill's transitions only."""
     agent, args = sac_critic.load_agent(runs[0])
-    actor = [p.detach().clone() for p in agent.policy.parameters()]
-    critics = [p.detach().clone() for p in agent.critics.parameters()]
+    before = {name: [p.detach().clone() for p in module.parameters()]
+              for name, module in (("actor", agent.policy), ("critic", agent.critics))}
     alpha = agent.alpha
     venv = sac_critic.run_env(args, CROPS, runs[0], split="train")
-    done = list(sac_critic.fit_critics(agent, venv, 3, episodes=2, seed=SEED, lr=1e-2))
-    assert done == [1, 2, 3] and agent.config.gamma == 0.0 and agent.alpha == alpha
+    fit = (sac_critic.fit_critics(agent, venv, 3, episodes=2, seed=SEED, lr=1e-2) if part == "critic"
+           else sac_critic.fit_actor(agent, venv, 3, episodes=2, seed=SEED))
+    assert list(fit) == [1, 2, 3] and agent.alpha == alpha
+    assert agent.config.gamma == (0.0 if part == "critic" else args.gamma)
     assert len(agent.buffer) == 2 * CROPS * 2  # 2 episodes of --steps 2 on CROPS crops, nothing of the run's own
-    assert all(torch.equal(a, b) for a, b in zip(actor, agent.policy.parameters()))
-    assert any(not torch.equal(a, b) for a, b in zip(critics, agent.critics.parameters()))
-    (report,) = sac_critic.main([str(runs[0]), "--crops", str(CROPS), "--fit-critic", "2", "--fit-every", "1",
-                                 "--fit-episodes", "1"])
-    lines = [line for line in capsys.readouterr().out.splitlines() if " updates: Q " in line]
-    assert [line.split()[0] for line in lines] == ["1", "2"]
-    with pytest.raises(SystemExit):
-        sac_critic.main([str(runs[0]), "--fit-critic", "-1"])
-
-
-def test_fit_actor_trains_the_actor_alone_on_its_own_states(runs, capsys):
-    agent, args = sac_critic.load_agent(runs[0])
-    actor = [p.detach().clone() for p in agent.policy.parameters()]
-    critics = [p.detach().clone() for p in agent.critics.parameters()]
-    alpha = agent.alpha
-    venv = sac_critic.run_env(args, CROPS, runs[0], split="train")
-    done = list(sac_critic.fit_actor(agent, venv, 3, episodes=2, seed=SEED))
-    assert done == [1, 2, 3] and agent.alpha == alpha
-    assert len(agent.buffer) == 2 * CROPS * 2
-    assert all(torch.equal(a, b) for a, b in zip(critics, agent.critics.parameters()))
-    assert any(not torch.equal(a, b) for a, b in zip(actor, agent.policy.parameters()))
-    sac_critic.main([str(runs[0]), "--crops", str(CROPS), "--fit-actor", "2", "--fit-every", "1",
+    for name, module in (("actor", agent.policy), ("critic", agent.critics)):
+        same = all(torch.equal(a, b) for a, b in zip(before[name], module.parameters()))
+        assert same == (name != part)
+    sac_critic.main([str(runs[0]), "--crops", str(CROPS), f"--fit-{part}", "2", "--fit-every", "1",
                      "--fit-episodes", "1"])
-    lines = [line for line in capsys.readouterr().out.splitlines() if " steps: greedy = critic's best" in line]
+    marker = " updates: Q " if part == "critic" else " steps: greedy = critic's best"
+    lines = [line for line in capsys.readouterr().out.splitlines() if marker in line]
     assert [line.split()[0] for line in lines] == ["1", "2"]
     with pytest.raises(SystemExit):
-        sac_critic.main([str(runs[0]), "--fit-actor", "-1"])
+        sac_critic.main([str(runs[0]), f"--fit-{part}", "-1"])
 
 
 def test_validate_scores_the_actor_as_its_trainer_did_and_the_critics_greedy_choice(runs):
