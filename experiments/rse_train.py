@@ -66,7 +66,7 @@ from agents.sac import SAC, SACConfig
 from envs.base import EpisodeRow, episode_rows
 from envs.rse import make_rse_vec
 from experiments import denoise_train
-from experiments.rl_common import episode_seed, setup
+from experiments.rl_common import episode_scalars, episode_seed, setup
 from experiments.runs import Run, StopSignals, arg, parse_config, run_cli
 from experiments.sigmas import (
     SIGMA_HELP,
@@ -641,10 +641,7 @@ class RSETrainer:
             self.progress["step"] += 1
             self.progress["tick"] += 1
             bar.update(1)
-            self.run.log(self.progress["tick"], {f"{'losses' if 'loss' in k or k == 'entropy' else 'charts'}/{k}": v
-                                                 for k, v in stats.items()
-                                                 if k not in ("episode", "steps", "updates", "actor_updates")
-                                                 and math.isfinite(v)})
+            self.run.log(self.progress["tick"], episode_scalars(stats))
         bar.close()
         if best_policy is not None:
             stage.policy.load_state_dict({k: v.to(self.device) for k, v in best_policy.items()})
