@@ -344,18 +344,22 @@ def find_predictor(recorded: str | os.PathLike[str], checkpoint: str | os.PathLi
     """The predictor file of a policy trained with one (a :class:`~rlenhance.checkpoint.RolloutPolicySpec`'s
     ``predictor``: the path the trainer resolved, on its machine), looked for in turn at:
 
-    1. ``recorded`` itself;
+    1. ``recorded`` itself, when it is an absolute path (the trainers record the path they resolved);
     2. a file of the same name beside the policy's ``checkpoint`` (a policy shipped in one folder
        with its predictor; skipped when ``checkpoint`` is None);
     3. a file of the same name in ``rlenhance/weights/`` (the shipped models).
+
+    A bare name (``mrpnet_denoise.pt``: what the shipped policies record, so that no path of the
+    machine that trained them is ever opened) is only looked for in 2 and 3, never in the working
+    directory.
 
     Raises:
         CheckpointError: none of them exists; the message names every place tried and how to pass
             a predictor instead.
     """
     recorded = Path(recorded)
-    places = [recorded, *([Path(checkpoint).parent / recorded.name] if checkpoint is not None else []),
-              _WEIGHTS / recorded.name]
+    places = [*([recorded] if recorded.is_absolute() else []),
+              *([Path(checkpoint).parent / recorded.name] if checkpoint is not None else []), _WEIGHTS / recorded.name]
     found = next((place for place in places if place.is_file()), None)
     if found is None:
         policy = f"the policy {checkpoint}" if checkpoint is not None else "the policy"
