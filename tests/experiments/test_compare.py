@@ -376,7 +376,7 @@ def test_real_pairs_are_scored_as_they_are_with_estimated_noise_levels(tiny, col
     assert {e["method"]: e for e in summary}["gaussian"]["psnr"] > {e["method"]: e for e in summary}["input"]["psnr"]
 
 
-def test_sigma_estimate_on_synthetic_noise_and_the_colour_defaults(tiny):
+def test_sigma_estimate_on_synthetic_noise_and_the_colour_defaults(tiny, colour):
     args = Args(task="denoise", data=str(tiny["base"] / "clean_rgb"), split="all", gray=False, sigma=25.0)
     assert all(s.sigma is None and not s.real_noise for s in load_samples(args))
     estimated = load_samples(Args(**{**vars(args), "sigma_estimate": True}))
