@@ -522,9 +522,9 @@ METHODS: tuple[Method, ...] = (
     *(Method(key, _CLASSICAL_LABELS.get(key, key), "Classical", "lowlight", None, "global, no learning")
       for key in baselines.LOWLIGHT_BASELINES),
     Method("a3c", "PixelRL (A3C)", "RL", "denoise", _WEIGHTS / "a3c_denoise.pt",
-           "9 filters per pixel, 5 steps; trained on gray images, sigma 25"),
+           "9 filters or MRPNet's pixel, per pixel, 5 steps; trained on gray images, sigma 25"),
     Method("sac", "PixelRL (SAC)", "RL", "denoise", _WEIGHTS / "sac_denoise.pt",
-           "9 filters per pixel, 5 steps; trained on gray images, sigma 25"),
+           "9 filters or MRPNet's pixel, per pixel, 5 steps; trained on gray images, sigma 25"),
     Method("mrpnet", "MRPNet", "Supervised", "denoise", DEFAULT_DENOISE_CHECKPOINT,
            "trained on gray images, sigma 25"),
     *(Method(key, _CLASSICAL_LABELS.get(key, key), "Classical", "denoise", None, "tuned for the noise level σ")

@@ -149,7 +149,12 @@ def test_shipped_rl_denoisers_equal_their_env_rollouts():
         if not path.is_file():
             pytest.skip(f"{path} is not installed")
         denoiser = load_denoiser(model, channels=1, device="cpu")
-        assert isinstance(denoiser, PolicyDenoiser) and denoiser.agent == model and denoiser.overlap == 100
+        assert isinstance(denoiser, PolicyDenoiser) and denoiser.agent == model
+        # tiled with a margin of its receptive field, in whole policy pixels (large photos fit in memory)
+        assert denoiser.overlap is not None and denoiser.overlap > 0
+        assert denoiser.overlap % denoiser.policy.downscale == 0
+        # both take the shipped MRPNet's pixel as action 9, found beside them whatever the trainer's path
+        assert denoiser.predictor is not None and denoiser.predictor.path == WEIGHTS / "mrpnet_denoise.pt"
         np.testing.assert_allclose(denoiser.restore(image), load_rollout_policy(path).restore(image), atol=1e-5)
 
 
@@ -505,7 +510,7 @@ def test_cli_ffdnet_with_a_checkpoint_given_or_estimated_level(ckpts, files, tmp
     assert "model 'mrpnet' reads none" in capsys.readouterr().err
 
 
-def test_find_predictor_tries_the_recorded_path_then_beside_the_policy_then_the_shipped_weights(tmp_path):
+def test_find_predictor_tries_the_recorded_path_then_beside_the_policy_then_the_shipped_weights(tmp_path, monkeypatch):
     """A policy's recorded predictor path (the trainer's machine) is taken when it exists; else a
     file of that name beside the policy's checkpoint, else in rlenhance/weights/; else an error
     that names every place tried and how to pass a predictor."""
@@ -520,6 +525,11 @@ def test_find_predictor_tries_the_recorded_path_then_beside_the_policy_then_the_
     assert (WEIGHTS / "mrpnet_denoise.pt").is_file()  # shipped: found by name wherever the trainer kept it
     assert denoisers.find_predictor(trainer / "mrpnet_denoise.pt", policy) == WEIGHTS / "mrpnet_denoise.pt"
     assert denoisers.find_predictor(trainer / "mrpnet_denoise.pt") == WEIGHTS / "mrpnet_denoise.pt"
+    # a bare name (what the shipped policies record) is never looked for in the working directory
+    (trainer / "denoiser.pt").write_bytes(b"x")
+    monkeypatch.chdir(trainer)
+    assert denoisers.find_predictor("denoiser.pt", policy) == shipped / "denoiser.pt"
+    (trainer / "denoiser.pt").unlink()
     (shipped / "denoiser.pt").unlink()
     with pytest.raises(CheckpointError) as caught:
         denoisers.find_predictor(trainer / "denoiser.pt", policy)
