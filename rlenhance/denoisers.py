@@ -109,9 +109,10 @@ _TRAIN_COMMAND = MappingProxyType({
                    "--sigma 0 15 25 50 75 --sigma-draw uniform",
     ("ffdnet", 3): "python -m experiments.supervised_train --model ffdnet --task denoise --noise gaussian "
                    "--sigma 0 15 25 50 75 --sigma-draw uniform --no-gray",
-    ("a3c", 1): "python -m experiments.denoise_train",
+    ("a3c", 1): "python -m experiments.denoise_train --predictor rlenhance/weights/mrpnet_denoise.pt --downscale 2",
     ("a3c", 3): "python -m experiments.denoise_train --no-gray",
-    ("sac", 1): "python -m experiments.denoise_train --agent sac",
+    ("sac", 1): "python -m experiments.denoise_train --agent sac --predictor rlenhance/weights/mrpnet_denoise.pt "
+                "--downscale 2",
     ("sac", 3): "python -m experiments.denoise_train --agent sac --no-gray",
     ("rse", 1): "python -m experiments.rse_train --gray",
     ("rse", 3): "python -m experiments.rse_train",
@@ -238,7 +239,7 @@ class PolicyDenoiser(_PlanesDenoiser):
     with ``clip``), and the ConvGRU state, if any, is carried. A policy trained with a predictor
     (``denoise_train --predictor``: action 9 takes the supervised denoiser's pixel) runs it too
     (:class:`DenoisePredictor`, the checkpoint its spec records, or one of that name beside
-    ``checkpoint``: :func:`find_predictor`), once, on the whole noisy image.
+    ``checkpoint`` or in ``rlenhance/weights/``: :func:`find_predictor`), once, on the whole noisy image.
     The output, clamped to [0, 1],
     equals ``agents.rollout.load_rollout_policy(path).restore(image)`` (which steps the env); a
     policy trained with ``clip`` sees its noisy input clamped to [0, 1], as it was trained.
@@ -342,7 +343,8 @@ class PolicyDenoiser(_PlanesDenoiser):
 
 def find_predictor(recorded: str | os.PathLike[str], checkpoint: str | os.PathLike[str] | None = None) -> Path:
     """The predictor file of a policy trained with one (a :class:`~rlenhance.checkpoint.RolloutPolicySpec`'s
-    ``predictor``: the path the trainer resolved, on its machine), looked for in turn at:
+    ``predictor``: the absolute path the trainer resolved, on its machine, or a bare file name, as the
+    shipped policies record), looked for in turn at:
 
     1. ``recorded`` itself, when it is an absolute path (the trainers record the path they resolved);
     2. a file of the same name beside the policy's ``checkpoint`` (a policy shipped in one folder
@@ -360,7 +362,9 @@ def find_predictor(recorded: str | os.PathLike[str], checkpoint: str | os.PathLi
     recorded = Path(recorded)
     places = [*([recorded] if recorded.is_absolute() else []),
               *([Path(checkpoint).parent / recorded.name] if checkpoint is not None else []), _WEIGHTS / recorded.name]
-    found = next((place for place in places if place.is_file()), None)
+    itself = None if checkpoint is None else Path(checkpoint).resolve()
+    # never the policy's own file (a predictor named best.pt, like the policy, recorded on another machine)
+    found = next((place for place in places if place.is_file() and place.resolve() != itself), None)
     if found is None:
         policy = f"the policy {checkpoint}" if checkpoint is not None else "the policy"
         tried = ", ".join(map(str, dict.fromkeys(places)))

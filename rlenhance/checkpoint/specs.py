@@ -10,6 +10,7 @@ import types
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from numbers import Real
+from pathlib import PurePosixPath
 from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar, Union, get_args, get_origin, get_type_hints
 
@@ -421,9 +422,11 @@ class RolloutPolicySpec(CheckpointSpec):
         env_kwargs: the env's keyword arguments in training (JSON-able), without ``predictor``.
         steps: steps per rollout, >= 1.
         block_actions: actions chosen per ``downscale`` block, as A3C trained them.
-        predictor: the path of the supervised checkpoint (of the policy's task: a completion
-            model, or a denoiser) whose prediction is the policy's "predict" action; None: trained
-            without one.
+        predictor: the supervised checkpoint (of the policy's task: a completion model, or a
+            denoiser) whose prediction is the policy's "predict" action: the absolute path the
+            trainer resolved, or a bare file name (the shipped policies: looked for beside the
+            policy and in ``rlenhance/weights/``, :func:`rlenhance.denoisers.find_predictor`);
+            None: trained without one.
 
     A denoising policy's ``env_kwargs`` hold its ``gray`` (bool) and ``sigma`` (one noise level, or
     a list of them: a blind policy, each training episode drawing one), each left out meaning
@@ -455,6 +458,10 @@ class RolloutPolicySpec(CheckpointSpec):
             problems.append(f"steps {self.steps!r} (accepted: >= 1)")
         if self.predictor == "":
             problems.append("predictor is empty (None: trained without one)")
+        elif self.predictor is not None and not PurePosixPath(self.predictor).is_absolute() \
+                and PurePosixPath(self.predictor).name != self.predictor:
+            problems.append(f"predictor {self.predictor!r} is a relative path (accepted: the absolute path the trainer "
+                            "resolved, or a bare file name, looked for beside the policy and in rlenhance/weights/)")
         if self.task == "denoise":
             if not isinstance(self.env_kwargs.get("gray", DENOISE_ENV_DEFAULTS["gray"]), bool):
                 problems.append(f"env_kwargs['gray'] {self.env_kwargs['gray']!r} (accepted: true or false)")

@@ -457,6 +457,12 @@ def test_metadata_is_written_only_as_a_spec(tmp_path):
     with pytest.raises(CheckpointError, match="predictor is empty"):  # a denoising policy may have one (a path)
         RolloutPolicySpec(task="denoise", env_id="rlenhance/Denoise-v0", env_kwargs={}, steps=5, block_actions=False,
                           predictor="")
+    with pytest.raises(CheckpointError, match="predictor 'weights/mrpnet.pt' is a relative path.*or a bare file name"):
+        RolloutPolicySpec(task="denoise", env_id="rlenhance/Denoise-v0", env_kwargs={}, steps=5, block_actions=False,
+                          predictor="weights/mrpnet.pt")
+    for accepted in ("/runs/sup/checkpoints/best.pt", "mrpnet_denoise.pt"):  # what trainers and shipped files record
+        RolloutPolicySpec(task="denoise", env_id="rlenhance/Denoise-v0", env_kwargs={}, steps=5, block_actions=False,
+                          predictor=accepted)
     path = tmp_path / "stale.pt"  # a version-2 file carrying a version-1 block was not written by rlenhance
     torch.save(_raw_payload(_model(), extra={"env": {"steps": 5}}), path)
     with pytest.raises(CheckpointError, match=r"stale\.pt.*version-1 metadata"):

@@ -511,9 +511,10 @@ def test_cli_ffdnet_with_a_checkpoint_given_or_estimated_level(ckpts, files, tmp
 
 
 def test_find_predictor_tries_the_recorded_path_then_beside_the_policy_then_the_shipped_weights(tmp_path, monkeypatch):
-    """A policy's recorded predictor path (the trainer's machine) is taken when it exists; else a
-    file of that name beside the policy's checkpoint, else in rlenhance/weights/; else an error
-    that names every place tried and how to pass a predictor."""
+    """A policy's recorded predictor path (the trainer's machine) is taken when it is absolute and
+    exists; else a file of that name beside the policy's checkpoint (never the policy itself), else
+    in rlenhance/weights/; else an error that names every place tried and how to pass a predictor.
+    A bare name (the shipped policies') is never looked for in the working directory."""
     trainer, shipped = tmp_path / "trainer", tmp_path / "shipped"
     for folder in (trainer, shipped):
         folder.mkdir()
@@ -529,7 +530,15 @@ def test_find_predictor_tries_the_recorded_path_then_beside_the_policy_then_the_
     (trainer / "denoiser.pt").write_bytes(b"x")
     monkeypatch.chdir(trainer)
     assert denoisers.find_predictor("denoiser.pt", policy) == shipped / "denoiser.pt"
+    (shipped / "denoiser.pt").unlink()
+    with pytest.raises(CheckpointError, match="predictor denoiser.pt: no such file"):
+        denoisers.find_predictor("denoiser.pt", policy)  # the working directory's file is not taken
+    (shipped / "denoiser.pt").write_bytes(b"x")
     (trainer / "denoiser.pt").unlink()
+    # a predictor named like the policy (both best.pt) is never the policy's own file
+    (shipped / "best.pt").write_bytes(b"policy")
+    with pytest.raises(CheckpointError, match="predictor best.pt: no such file"):
+        denoisers.find_predictor(tmp_path / "gone" / "best.pt", shipped / "best.pt")
     (shipped / "denoiser.pt").unlink()
     with pytest.raises(CheckpointError) as caught:
         denoisers.find_predictor(trainer / "denoiser.pt", policy)
