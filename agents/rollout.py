@@ -31,8 +31,9 @@ Three entry points:
 A policy trained with a predictor (``--predictor``: a supervised model's output as one more
 per-pixel action) needs it back: :func:`load_predictor` loads a checkpoint of
 ``experiments.supervised_train`` as a completion or a denoise predictor, and
-:func:`load_rollout_policy` the one its spec records (or one of that name beside the policy's
-checkpoint: :func:`rlenhance.denoisers.find_predictor`).
+:func:`load_rollout_policy` the one its spec records (an absolute path, else one of that name beside
+the policy's checkpoint or in ``rlenhance/weights/``; a bare name, as the shipped policies record, only
+there: :func:`rlenhance.denoisers.find_predictor`).
 
 The task object is never modified: the rollout runs on a shallow copy resized to the images
 (:func:`task_view`), so a training env can lend its task to evaluation between episodes.
@@ -413,9 +414,9 @@ def load_rollout_policy(path: str | Path, *, device: str | torch.device = "cpu",
     (``env_id`` and ``env_kwargs``) on the embedded default data (only its transition is used).
     A policy trained with ``--predictor`` needs the predictor back: ``predictor`` if given, else
     the checkpoint its spec's ``predictor`` records, found by
-    :func:`rlenhance.denoisers.find_predictor` (the recorded path, else a file of that name beside
-    ``path``, else in ``rlenhance/weights/``: a policy shipped in one folder with its predictor
-    loads on any machine), loaded by :func:`load_predictor` (a denoising policy's as
+    :func:`rlenhance.denoisers.find_predictor` (the recorded path when it is absolute, else a file
+    of that name beside ``path``, else in ``rlenhance/weights/``: a policy shipped in one folder with
+    its predictor loads on any machine), loaded by :func:`load_predictor` (a denoising policy's as
     :class:`rlenhance.denoisers.PolicyDenoiser` loads it,
     :meth:`rlenhance.denoisers.DenoisePredictor.for_policy`: the policy's noise level, when it
     has one, is the known ``sigma`` of a noise-map denoiser).

@@ -84,7 +84,7 @@ APP_SCRIPT = Path(__file__).resolve().parent / "app.py"
 APP_MAX_PIXELS = 40_000_000
 #: Longer side of the Enhance tab's live preview, in pixels.
 PREVIEW_SIDE = 1280
-#: Side of the Denoise tab's 100% centre crop, in pixels (RL denoising takes ~3 s per 256x256 gray crop on a CPU).
+#: Side of the Denoise tab's 100% centre crop, in pixels (RL rollouts take seconds per megapixel on a CPU).
 DENOISE_CROP = 384
 #: Longer side of the Complete tab's work image, in pixels.
 COMPLETE_SIDE = 512
@@ -522,9 +522,9 @@ METHODS: tuple[Method, ...] = (
     *(Method(key, _CLASSICAL_LABELS.get(key, key), "Classical", "lowlight", None, "global, no learning")
       for key in baselines.LOWLIGHT_BASELINES),
     Method("a3c", "PixelRL (A3C)", "RL", "denoise", _WEIGHTS / "a3c_denoise.pt",
-           "9 filters or MRPNet's pixel, per pixel, 5 steps; trained on gray images, sigma 25"),
+           "9 filters or MRPNet's pixel per 2x2 block, 5 steps; trained on gray images, sigma 25"),
     Method("sac", "PixelRL (SAC)", "RL", "denoise", _WEIGHTS / "sac_denoise.pt",
-           "9 filters or MRPNet's pixel, per pixel, 5 steps; trained on gray images, sigma 25"),
+           "9 filters or MRPNet's pixel per pixel, 5 steps; trained on gray images, sigma 25"),
     Method("mrpnet", "MRPNet", "Supervised", "denoise", DEFAULT_DENOISE_CHECKPOINT,
            "trained on gray images, sigma 25"),
     *(Method(key, _CLASSICAL_LABELS.get(key, key), "Classical", "denoise", None, "tuned for the noise level σ")
@@ -664,7 +664,7 @@ def _rollout(policy: Any, items: Sequence[Mapping[str, np.ndarray]]) -> list[np.
 def full_size_refused(method: Method, pixels: int) -> str | None:
     """Why ``method`` is not offered at full size for an image of ``pixels`` pixels, or None."""
     if method.family == "RL" and method.task != "lowlight" and pixels > RL_FULL_SIZE_PIXELS:
-        return (f"RL rollouts run many filters per pixel and step (about a minute per megapixel on a CPU); the "
+        return (f"RL rollouts run many filters per pixel and step (6-16 s per megapixel on one CPU thread); the "
                 f"full-size result is offered up to {RL_FULL_SIZE_PIXELS / 1e6:.0f} MP")
     return None
 

@@ -22,7 +22,8 @@ brightened the pixel. ``denoise`` runs a denoiser of
 ``experiments.supervised_train``, ``ffdnet`` a noise-map one (``supervised_train --model ffdnet``)
 given the map of ``--sigma``, or without it of the level estimated in each image, ``a3c`` / ``sac``
 a PixelRL filter-bank policy of
-``experiments.denoise_train``, ``rse`` an RSE-RL model of ``experiments.rse_train``; without
+``experiments.denoise_train`` (the shipped gray ones also take a supervised MRPNet's pixel), ``rse``
+an RSE-RL model of ``experiments.rse_train``; without
 ``--checkpoint``, the model's default in ``rlenhance/weights/``: the gray one for a gray image (three
 equal channels), the colour one for a colour image, the gray one for every image with
 ``--per-channel`` (R, G and B denoised separately); a gray model given a colour image without it
@@ -180,7 +181,8 @@ def _build_parser() -> argparse.ArgumentParser:
                          "(<model>_denoise_color.pt) for colour images, when installed")
     denoise.add_argument("--model", choices=DENOISER_MODELS, default="mrpnet",
                          help="mrpnet: a supervised denoiser; ffdnet: a supervised noise-map denoiser (FFDNet); "
-                              "a3c / sac: a PixelRL filter-bank policy; rse: RSE-RL")
+                              "a3c / sac: a PixelRL filter-bank policy (the shipped gray ones also take "
+                              "MRPNet's pixel); rse: RSE-RL")
     denoise.add_argument("--sigma", type=float, default=None,
                          help="ffdnet: the images' noise level on the 0-255 scale, within the levels the checkpoint "
                               "was trained over (its map is sigma / 255); omitted: estimated in each image")
