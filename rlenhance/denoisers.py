@@ -360,11 +360,12 @@ def find_predictor(recorded: str | os.PathLike[str], checkpoint: str | os.PathLi
             a predictor instead.
     """
     recorded = Path(recorded)
-    places = [*([recorded] if recorded.is_absolute() else []),
-              *([Path(checkpoint).parent / recorded.name] if checkpoint is not None else []), _WEIGHTS / recorded.name]
     itself = None if checkpoint is None else Path(checkpoint).resolve()
     # never the policy's own file (a predictor named best.pt, like the policy, recorded on another machine)
-    found = next((place for place in places if place.is_file() and place.resolve() != itself), None)
+    places = [place for place in (*([recorded] if recorded.is_absolute() else []),
+                                  *([Path(checkpoint).parent / recorded.name] if checkpoint is not None else []),
+                                  _WEIGHTS / recorded.name) if place.resolve() != itself]
+    found = next((place for place in places if place.is_file()), None)
     if found is None:
         policy = f"the policy {checkpoint}" if checkpoint is not None else "the policy"
         tried = ", ".join(map(str, dict.fromkeys(places)))

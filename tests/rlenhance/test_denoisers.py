@@ -537,8 +537,9 @@ def test_find_predictor_tries_the_recorded_path_then_beside_the_policy_then_the_
     (trainer / "denoiser.pt").unlink()
     # a predictor named like the policy (both best.pt) is never the policy's own file
     (shipped / "best.pt").write_bytes(b"policy")
-    with pytest.raises(CheckpointError, match="predictor best.pt: no such file"):
+    with pytest.raises(CheckpointError, match="predictor best.pt: no such file") as caught:
         denoisers.find_predictor(tmp_path / "gone" / "best.pt", shipped / "best.pt")
+    assert f"{shipped / 'best.pt'}," not in str(caught.value)  # the policy is not named as a place tried
     (shipped / "denoiser.pt").unlink()
     with pytest.raises(CheckpointError) as caught:
         denoisers.find_predictor(trainer / "denoiser.pt", policy)
