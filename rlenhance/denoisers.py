@@ -24,7 +24,7 @@ ffdnet --sigma 25``), else of the level :func:`rlenhance.baselines.estimate_nois
 each image (blind).
 
 The defaults live in ``rlenhance/weights/`` (:data:`DENOISER_CHECKPOINTS`); the gray ``mrpnet``,
-``a3c`` and ``sac`` ones are shipped, the others are installed there once trained (a missing one is
+``ffdnet``, ``a3c`` and ``sac`` ones are shipped, the others are installed there once trained (a missing one is
 a :class:`~rlenhance.errors.CheckpointError` that says how to train it). :func:`load_denoiser`
 takes the default with the images' planes (``channels``); a checkpoint of another kind than
 ``model`` asks for (a low-light or completion policy, an RSE-RL model for ``"a3c"`` ...) is refused
