@@ -475,8 +475,9 @@ def test_cli_jobs_workers_build_the_rl_denoiser_themselves(ckpts, files, tmp_pat
 
 def test_cli_ffdnet_needs_a_checkpoint_until_its_default_is_installed(ckpts, files, tmp_path, monkeypatch, capsys):
     """Without its default installed (the table pointed at an empty folder), --model ffdnet without
-    --checkpoint is refused (exit 2, nothing written) saying where the default goes and how to train it; a file installed there becomes the default (a gray
-    one serving colour images through their luma, as mrpnet's)."""
+    --checkpoint is refused (exit 2, nothing written) saying where the default goes and how to train
+    it; a file installed there becomes the default (a gray one serving colour images through their
+    luma, as mrpnet's)."""
     table = {key: tmp_path / "weights" / path.name for key, path in denoisers.DENOISER_CHECKPOINTS.items()}
     monkeypatch.setattr(denoisers, "DENOISER_CHECKPOINTS", table)
     gray_file, colour_file = files
