@@ -24,8 +24,8 @@ ffdnet --sigma 25``), else of the level :func:`rlenhance.baselines.estimate_nois
 each image (blind).
 
 The defaults live in ``rlenhance/weights/`` (:data:`DENOISER_CHECKPOINTS`); the gray ``mrpnet``,
-``ffdnet``, ``a3c`` and ``sac`` ones are shipped, the others are installed there once trained (a missing one is
-a :class:`~rlenhance.errors.CheckpointError` that says how to train it). :func:`load_denoiser`
+``ffdnet``, ``a3c`` and ``sac`` ones are shipped, the others are installed there once trained (a
+missing one is a :class:`~rlenhance.errors.CheckpointError` that says how to train it). :func:`load_denoiser`
 takes the default with the images' planes (``channels``); a checkpoint of another kind than
 ``model`` asks for (a low-light or completion policy, an RSE-RL model for ``"a3c"`` ...) is refused
 with a message that says what the file is and which ``model`` loads it.
