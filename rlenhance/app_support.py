@@ -14,13 +14,14 @@ download is computed at full size on request:
   resolution; a downscaled photo has less noise than the original).
 * Complete: the photo area-downscaled to :data:`COMPLETE_SIDE` (the hole is found on it).
 
-Import direction. RL denoising and completion run a policy through its environment's
-transition (:func:`agents.rollout.load_rollout_policy`), which lives above ``rlenhance``. The
-page stays here (``rlenhance app`` is a command of this package, and the DESIGN puts ``app.py``
-next to ``cli.py``); ``agents.rollout`` is imported lazily, in :func:`_agents_rollout` only, when
-an RL denoising / completion method is asked for. Importing any ``rlenhance`` module never imports
-``agents`` or ``envs``, the rest of the app works without them, and the RL rollout methods are
-offered only when that import succeeds (:func:`method_missing` says why not).
+Import direction. Every learned denoiser is the library's own (:func:`rlenhance.load_denoiser`,
+as ``rlenhance denoise``). RL completion runs a policy through its environment's transition
+(:func:`agents.rollout.load_rollout_policy`), which lives above ``rlenhance``. The page stays here
+(``rlenhance app`` is a command of this package, and the DESIGN puts ``app.py`` next to
+``cli.py``); ``agents.rollout`` is imported lazily, in :func:`_agents_rollout` only, when the RL
+completion method is asked for. Importing any ``rlenhance`` module never imports ``agents`` or
+``envs``, the rest of the app works without them, and the RL completion method is offered only
+when that import succeeds (:func:`method_missing` says why not).
 
 Nothing is written outside a temporary folder: uploads are decoded from a file in a
 :class:`tempfile.TemporaryDirectory` (removed at once), results are encoded in memory.
@@ -56,6 +57,7 @@ from rlenhance.checkpoint import load_checkpoint
 from rlenhance.data.builtin import BUILTIN_IMAGES
 from rlenhance.data.degrade import add_gaussian_noise, synthetic_low_light
 from rlenhance.data.transforms import fit_longer_side
+from rlenhance.denoisers import load_denoiser
 from rlenhance.enhance import DEFAULT_CHECKPOINT, Enhancer
 from rlenhance.errors import ImageError
 from rlenhance.io import IMAGE_EXTENSIONS, is_gray, load_image
@@ -527,6 +529,8 @@ METHODS: tuple[Method, ...] = (
            "9 filters or MRPNet's pixel per pixel, 5 steps; trained on gray images, sigma 25"),
     Method("mrpnet", "MRPNet", "Supervised", "denoise", DEFAULT_DENOISE_CHECKPOINT,
            "trained on gray images, sigma 25"),
+    Method("ffdnet", "FFDNet (blind)", "Supervised", "denoise", _WEIGHTS / "ffdnet_denoise.pt",
+           "reads the noise level it estimates in each image; trained on gray images, sigma 0-75"),
     *(Method(key, _CLASSICAL_LABELS.get(key, key), "Classical", "denoise", None, "tuned for the noise level σ")
       for key in baselines.DENOISE_BASELINES),
     Method("a3c", "RL fill actions (A3C)", "RL", "completion", _WEIGHTS / "a3c_completion.pt",
@@ -553,7 +557,7 @@ def method_missing(method: Method) -> str | None:
         return baselines.baseline_missing(method.key)
     if method.checkpoint is not None and not method.checkpoint.is_file():
         return f"its checkpoint {method.checkpoint.name} is not installed"
-    if method.family == "RL" and method.task != "lowlight":
+    if method.family == "RL" and method.task == "completion":
         try:
             _agents_rollout()
         except Exception as exc:  # noqa: BLE001 - any failure to import means "not offered", with the reason
@@ -578,12 +582,14 @@ def load_model(method: Method, *, device: str = "auto", checkpoint: str | os.Pat
         checkpoint: the low-light RL method: the policy to load (None: the shipped one).
 
     Raises:
-        CheckpointError: a bad checkpoint. ImportError: an RL rollout method without ``agents``.
+        CheckpointError: a bad checkpoint. ImportError: the RL completion method without ``agents``.
     """
     if method.family == "Classical":
         return None
     if method.task == "lowlight" and method.family == "RL":
         return Enhancer(checkpoint if checkpoint is not None else DEFAULT_CHECKPOINT, device=device)
+    if method.task == "denoise":
+        return load_denoiser(method.key, method.checkpoint, device=device)
     if method.family == "Supervised":
         return SupervisedRestorer(method.checkpoint, device=device, task=method.task)
     return _load_rollout_policy(method.checkpoint, device)
@@ -591,12 +597,12 @@ def load_model(method: Method, *, device: str = "auto", checkpoint: str | os.Pat
 
 def _agents_rollout() -> Any:
     """The module ``agents.rollout``: the only import of ``agents`` under ``rlenhance``, lazy on
-    purpose (see the module doc): nothing imports it until an RL rollout method is asked for."""
+    purpose (see the module doc): nothing imports it until the RL completion method is asked for."""
     return importlib.import_module("agents.rollout")
 
 
 def _load_rollout_policy(path: Path, device: str) -> Any:
-    """An RL denoising / completion policy with its task's transition (``agents.rollout.RolloutPolicy``)."""
+    """An RL completion policy with its task's transition (``agents.rollout.RolloutPolicy``)."""
     return _agents_rollout().load_rollout_policy(path, device=select_device(device))
 
 
@@ -632,15 +638,8 @@ def restore(method: Method, model: Any, image: np.ndarray, *, mask: np.ndarray |
     elif method.task == "denoise":
         if method.family == "Classical":
             out = baselines.DENOISE_BASELINES[method.key](image, sigma=sigma)
-        else:
-            planes = [image[..., :1]] if is_gray(image) else [image[..., c:c + 1] for c in range(image.shape[2])]
-            if method.family == "Supervised" and model.channels == 3:
-                done = [model.restore(image)]
-            elif method.family == "Supervised":
-                done = [model.restore(p) for p in planes]
-            else:
-                done = _rollout(model, [{"clean": np.clip(p, 0.0, 1.0), "noisy": p} for p in planes])
-            out = np.concatenate(done, axis=2)
+        else:  # a gray image once, a colour one channel by channel with a gray model
+            out = model.restore(image[..., :1] if is_gray(image) else image, per_channel=True)
     else:
         if method.family == "Classical":
             out = baselines.COMPLETION_BASELINES[method.key](image, mask)

@@ -20,6 +20,7 @@ from PIL import Image
 from rlenhance import app_support as kit
 from rlenhance.cli import main
 from rlenhance.data.builtin import BUILTIN_IMAGES
+from rlenhance.denoisers import load_denoiser
 from rlenhance.enhance import Enhancer
 from rlenhance.errors import ImageError
 from rlenhance.restore import hole_mask
@@ -250,6 +251,22 @@ def test_rl_rollout_methods_restore_an_image(task):
     mask[8:14, 8:14] = True
     out = kit.restore(method, kit.load_model(method, device="cpu"), image, mask=mask)
     assert out.shape == (24, 24, 3) and 0 <= out.min() and out.max() <= 1
+
+
+@pytest.mark.parametrize("key", ["a3c", "ffdnet"])
+def test_learned_denoisers_are_the_command_lines_own(key):
+    """The page's result is `rlenhance denoise --model KEY`'s: the library denoiser, a colour photo
+    channel by channel (each at its own estimated level for the blind FFDNet), a gray one once."""
+    method = kit.find_method("denoise", key)
+    model = kit.load_model(method, device="cpu")
+    colour = kit.noisy_copy(photo(24, 32, low=0.2, high=0.8), 25)
+    expected = load_denoiser(key, channels=1, device="cpu").restore(colour, per_channel=True)
+    np.testing.assert_allclose(kit.restore(method, model, colour), np.clip(expected, 0, 1), atol=1e-6)
+    gray = np.repeat(colour[..., :1], 3, axis=2)
+    out = kit.restore(method, model, gray)
+    assert np.abs(out - np.clip(gray, 0, 1)).mean() > 1e-3  # it denoised
+    np.testing.assert_array_equal(out[..., 0], out[..., 2])
+    np.testing.assert_allclose(out[..., :1], model.restore(gray[..., :1]), atol=1e-6)
 
 
 def test_methods_are_found_by_key_and_slow_rollouts_are_not_offered_at_full_size():
