@@ -309,8 +309,8 @@ def denoise_tab(opts: Any) -> None:
     """Denoise: one photo, optional synthetic noise, RL / supervised / classical."""
     st.markdown("Remove noise. The shipped models were trained on gray images with noise σ = 25 (0–255 scale; "
                 "FFDNet: any level of 0–75, the one it estimates in the photo); colour photos are denoised "
-                "channel by channel. Noise is judged at 100%: large photos show a "
-                f"centre crop of {kit.DENOISE_CROP} px.")
+                "channel by channel (FFDNet: in opponent colour planes). Noise is judged at 100%: large photos "
+                f"show a centre crop of {kit.DENOISE_CROP} px.")
     uploads, sample = _uploads("Photo", "denoise", "denoise", multiple=False,
                                sample_note="scikit-image's coffee, clean: noise is added")
     noise_col, model_col = st.columns(2)

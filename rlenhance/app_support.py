@@ -57,7 +57,7 @@ from rlenhance.checkpoint import load_checkpoint
 from rlenhance.data.builtin import BUILTIN_IMAGES
 from rlenhance.data.degrade import add_gaussian_noise, synthetic_low_light
 from rlenhance.data.transforms import fit_longer_side
-from rlenhance.denoisers import load_denoiser
+from rlenhance.denoisers import NoiseLevelDenoiser, load_denoiser
 from rlenhance.enhance import DEFAULT_CHECKPOINT, Enhancer
 from rlenhance.errors import ImageError
 from rlenhance.io import IMAGE_EXTENSIONS, is_gray, load_image
@@ -619,8 +619,8 @@ def restore(method: Method, model: Any, image: np.ndarray, *, mask: np.ndarray |
         setting: low light, RL policy: :meth:`rlenhance.Enhancer.cond` keywords.
 
     Returns:
-        RGB float32 (H, W, 3) in [0, 1]. Gray models restore R, G and B separately (a gray image
-        is restored once).
+        RGB float32 (H, W, 3) in [0, 1]. Gray models restore R, G and B separately, the gray FFDNet
+        the opponent colour planes (a gray image is restored once).
 
     Raises:
         ImageError: a bad image or mask.
@@ -638,8 +638,9 @@ def restore(method: Method, model: Any, image: np.ndarray, *, mask: np.ndarray |
     elif method.task == "denoise":
         if method.family == "Classical":
             out = baselines.DENOISE_BASELINES[method.key](image, sigma=sigma)
-        else:  # a gray image once, a colour one channel by channel with a gray model
-            out = model.restore(image[..., :1] if is_gray(image) else image, per_channel=True)
+        else:  # a gray image once; a colour one channel by channel with a gray model (FFDNet: opponent planes)
+            out = model.restore(image[..., :1] if is_gray(image) else image,
+                                per_channel=not isinstance(model, NoiseLevelDenoiser))
     else:
         if method.family == "Classical":
             out = baselines.COMPLETION_BASELINES[method.key](image, mask)

@@ -27,7 +27,8 @@ an RSE-RL model of ``experiments.rse_train``; without
 ``--checkpoint``, the model's default in ``rlenhance/weights/``: the gray one for a gray image (three
 equal channels), the colour one for a colour image, the gray one for every image with
 ``--per-channel`` (R, G and B denoised separately); a gray model given a colour image without it
-denoises the luma (``mrpnet``, ``ffdnet``) or refuses the image (the RL models). ``complete`` runs a supervised
+denoises the luma (``mrpnet``), the three opponent colour planes, each at its noise level
+(``ffdnet``, colour out), or refuses the image (the RL models). ``complete`` runs a supervised
 completion checkpoint (default: the shipped one, when installed) and reads each image's mask from
 ``--masks DIR`` (same stem, or the stem without the ``occluded_`` prefix, any image extension,
 white = missing) or estimates the hole
@@ -189,7 +190,8 @@ def _build_parser() -> argparse.ArgumentParser:
     denoise.add_argument("--per-channel", action="store_true",
                          help="gray denoiser on colour images: denoise R, G, B separately and keep colour (without "
                               "--checkpoint: the gray default for every image); without it a gray model converts a "
-                              "colour image to gray (mrpnet) or refuses it (a3c, sac, rse)")
+                              "colour image to gray (mrpnet), denoises its opponent colour planes (ffdnet; better "
+                              "than per channel) or refuses it (a3c, sac, rse)")
     _add_tile(denoise, "mrpnet, ffdnet, a3c, sac (rse runs whole images)")
 
     complete = commands.add_parser("complete", help="fill the holes of occluded images (gated PixelRNN)",
@@ -596,7 +598,7 @@ def _denoiser(args: argparse.Namespace) -> Restore:
                 missing[planes] = exc
                 continue
             models[planes] = load(path)
-        if not models:  # mrpnet, ffdnet serve colour images with their gray default (luma) without a colour one
+        if not models:  # mrpnet, ffdnet serve colour images with their gray default without a colour one
             raise missing[1] if args.per_channel or args.model in SUPERVISED_DENOISERS else missing[3]
 
     def restore(path: Path, image: np.ndarray) -> tuple[np.ndarray, str]:
@@ -608,7 +610,7 @@ def _denoiser(args: argparse.Namespace) -> Restore:
         elif model is None and args.model not in SUPERVISED_DENOISERS:
             raise ImageError(f"a colour image, and {missing[3]}")
         elif model is None:
-            model = models[1]  # mrpnet / ffdnet without its colour default: the luma, as before colour models
+            model = models[1]  # mrpnet / ffdnet without its colour default: the luma / the opponent planes
         out = model.restore(planes, per_channel=args.per_channel)
         # what the model was given: the image, or its BT.601 luma for a gray supervised model without --per-channel
         reference = planes @ np.asarray(BT601_LUMA_WEIGHTS, np.float32)[:, None] \

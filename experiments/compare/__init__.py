@@ -41,10 +41,10 @@ estimates' mean and range).
 
 Channels (``--task denoise``): gray by default (``--gray``, the PixelRL protocol, so earlier
 results reproduce), RGB with ``--no-gray``. A colour checkpoint runs on RGB directly; a gray one
-runs on R, G and B separately (report.md says so next to its checkpoint); a colour checkpoint on
-gray images is refused. Colour runs default to the colour files of
-:data:`~experiments.compare.methods.COLOR_CHECKPOINTS` (``<method>_denoise_color.pt``), gray runs to
-``<method>_denoise.pt``.
+runs on R, G and B separately, a gray ``ffdnet`` on the opponent colour planes (report.md says so
+next to its checkpoint); a colour checkpoint on gray images is refused. Colour runs default to the
+colour files of :data:`~experiments.compare.methods.COLOR_CHECKPOINTS` (``<method>_denoise_color.pt``),
+``ffdnet`` without one to its gray default; gray runs to ``<method>_denoise.pt``.
 
 Methods (``--methods a,b,...`` picks a subset; :data:`~experiments.compare.methods.TASK_METHODS`
 lists each task's; :mod:`experiments.compare.methods` builds them, for ``experiments.lol_eval`` too):

@@ -23,9 +23,10 @@ mask)``:
 without a checkpoint or optional package as missing.
 
 Channels: a learned model runs directly on images of its own planes, and a gray model (one plane)
-on RGB images restores R, G and B separately (the :class:`Method`'s ``note`` says so); a colour
-model on gray images is refused (:func:`channel_note`). Colour denoising defaults to the colour
-checkpoints of :data:`COLOR_CHECKPOINTS`, gray denoising to those of :data:`DEFAULT_CHECKPOINTS`.
+on RGB images restores R, G and B separately, a gray ``ffdnet`` the opponent colour planes (the
+:class:`Method`'s ``note`` says so); a colour model on gray images is refused (:func:`channel_note`).
+Colour denoising defaults to the colour checkpoints of :data:`COLOR_CHECKPOINTS` (``ffdnet`` without
+one to its gray default), gray denoising to those of :data:`DEFAULT_CHECKPOINTS`.
 """
 
 from __future__ import annotations
@@ -103,6 +104,8 @@ COLOR_CHECKPOINTS: Mapping[str, Path] = MappingProxyType({
     for method in TASK_METHODS["denoise"] if method in LEARNED_METHODS})
 #: What :attr:`Method.note` says of a gray model on RGB images.
 PER_CHANNEL_NOTE = "gray model, run on R, G and B separately"
+#: How a gray noise-map denoiser (``ffdnet``) runs on RGB images (SupervisedRestorer's opponent route).
+OPPONENT_NOTE = "gray model, run on the opponent colour planes (BM3D's transform), each at its level"
 
 
 @dataclass(frozen=True)
@@ -259,8 +262,8 @@ def ffdnet_method(name: str, path: str | Path, device: torch.device, *, sigma: f
     constant map of ``sigma`` (0-255 scale: the synthetic noise's true level), or with ``sigma``
     None of each image's own level, :func:`rlenhance.baselines.estimate_noise_sigma`, estimated
     inside the timed run (as the classical denoisers with ``--sigma-estimate`` and on real noise);
-    each channel of an RGB image through a gray model (:func:`channel_note`). Its note says which
-    level its map has.
+    a gray model on RGB images denoises their opponent colour planes (:data:`OPPONENT_NOTE`,
+    :class:`rlenhance.restore.SupervisedRestorer`). Its note says which level its map has.
 
     Raises:
         CheckpointError: not a noise-map denoiser, or a colour model for gray images.
@@ -268,9 +271,9 @@ def ffdnet_method(name: str, path: str | Path, device: torch.device, *, sigma: f
     """
     denoiser = load_denoiser("ffdnet", path, device=device, sigma=sigma)
     level = "each image's estimated sigma" if sigma is None else f"sigma {sigma:g}"
-    note = "; ".join(filter(None, [f"noise map of {level}", channel_note(name, path, denoiser.channels, channels)]))
-    return Method(name, partial(denoiser.restore, per_channel=True), count_parameters(denoiser.model), str(path),
-                  note)
+    route = OPPONENT_NOTE if channel_note(name, path, denoiser.channels, channels) else ""
+    note = "; ".join(filter(None, [f"noise map of {level}", route]))
+    return Method(name, denoiser.restore, count_parameters(denoiser.model), str(path), note)
 
 
 def peer_method(name: str, kind: str, path: str | Path, device: torch.device) -> Method:
@@ -348,6 +351,8 @@ def build_methods(task: str, wanted: Sequence[str], device: torch.device, *, che
     for name in wanted:
         if name in LEARNED_METHODS:
             path, why = checkpoint_path(task, name, checkpoints.get(name), color=channels == 3)
+            if path is None and name == "ffdnet" and checkpoints.get(name) is None:
+                path = checkpoint_path(task, name, None)[0]  # colour: the gray default, on the opponent planes
             if path is None:
                 missing[name] = why
             elif name in ("a3c", "sac"):

@@ -420,6 +420,27 @@ def test_ffdnet_gets_the_map_of_the_true_level_or_of_each_images_estimate(tiny, 
     assert "ffdnet: missing: " in stdout and "expected a noise level in [0, 50]" in stdout
 
 
+def test_a_gray_ffdnet_denoises_colour_in_opponent_planes_and_serves_colour_runs(tmp_path, monkeypatch):
+    """On RGB images a gray --ffdnet denoises the opponent colour planes (the library's route, said in
+    its note); a colour run without a colour ffdnet default takes the gray default."""
+    net = FFDNet(1, width=8, depth=3)
+    spec = SupervisedSpec(model="ffdnet", task="denoise", channels=1, prefill="none", noise="gaussian", sigma=50.0,
+                          sigmas=(0.0, 50.0))
+    path = save_checkpoint(tmp_path / "ffdnet.pt", model=net, arch=net.arch(), extra={"spec": spec})
+    image = _scene(50) + np.random.default_rng(0).normal(0, 0.1, (SIZE, SIZE, 3)).astype(np.float32)
+    cpu = torch.device("cpu")
+    given, _ = registry.build_methods("denoise", ["ffdnet"], cpu, checkpoints={"ffdnet": str(path)}, sigma=25.0,
+                                      channels=3)
+    assert given["ffdnet"].note == f"noise map of sigma 25; {registry.OPPONENT_NOTE}"
+    expected = load_denoiser("ffdnet", path, device="cpu", sigma=25).restore(image)
+    assert expected.shape == image.shape
+    np.testing.assert_allclose(given["ffdnet"].run(image, None), expected, atol=1e-6)
+    monkeypatch.setattr(registry, "COLOR_CHECKPOINTS", {**registry.COLOR_CHECKPOINTS, "ffdnet": tmp_path / "no.pt"})
+    monkeypatch.setattr(registry, "DEFAULT_CHECKPOINTS", {**registry.DEFAULT_CHECKPOINTS, ("denoise", "ffdnet"): path})
+    default, missing = registry.build_methods("denoise", ["ffdnet"], cpu, checkpoints={}, sigma=25.0, channels=3)
+    assert missing == {} and default["ffdnet"].source == str(path)
+
+
 # --- data ------------------------------------------------------------------------------------------------
 def test_denoise_noise_is_fixed_by_seed_and_name_as_in_denoise_train(tiny):
     args = Args(task="denoise", data=str(tiny["base"] / "clean"), split="all", sigma=25.0, seed=3)

@@ -256,11 +256,11 @@ def test_rl_rollout_methods_restore_an_image(task):
 @pytest.mark.parametrize("key", ["a3c", "ffdnet"])
 def test_learned_denoisers_are_the_command_lines_own(key):
     """The page's result is `rlenhance denoise --model KEY`'s: the library denoiser, a colour photo
-    channel by channel (each at its own estimated level for the blind FFDNet), a gray one once."""
+    channel by channel (the blind FFDNet: its opponent colour planes), a gray one once."""
     method = kit.find_method("denoise", key)
     model = kit.load_model(method, device="cpu")
     colour = kit.noisy_copy(photo(24, 32, low=0.2, high=0.8), 25)
-    expected = load_denoiser(key, channels=1, device="cpu").restore(colour, per_channel=True)
+    expected = load_denoiser(key, channels=1, device="cpu").restore(colour, per_channel=key != "ffdnet")
     np.testing.assert_allclose(kit.restore(method, model, colour), np.clip(expected, 0, 1), atol=1e-6)
     gray = np.repeat(colour[..., :1], 3, axis=2)
     out = kit.restore(method, model, gray)

@@ -306,7 +306,7 @@ def test_the_table_names_the_documented_files():
 # --- FFDNet: the map of a known or estimated level -----------------------------------------------------
 def test_ffdnet_gets_the_constant_map_of_the_level_given_or_estimated(ckpts):
     """sigma given: SupervisedRestorer with the map sigma / 255 everywhere; none: each image's
-    estimate, clipped to the trained levels; the channel rules of SupervisedRestorer (luma, per channel)."""
+    estimate, clipped to the trained levels; the channel rules of SupervisedRestorer (opponent planes, per channel)."""
     restorer = SupervisedRestorer(ckpts["ffdnet_gray"], device="cpu", noise_map=True)
     image = noisy_image(21, 26, 1, seed=4)  # noise 0.1: sigma 25.5
     known = load_denoiser("ffdnet", ckpts["ffdnet_gray"], device="cpu", sigma=30)
@@ -329,7 +329,9 @@ def test_ffdnet_gets_the_constant_map_of_the_level_given_or_estimated(ckpts):
     maps = np.full((13, 19), 30 / 255, np.float32)
     np.testing.assert_allclose(known.restore(rgb, per_channel=True), restorer.restore(rgb, per_channel=True,
                                                                                       noise_map=maps), atol=1e-6)
-    np.testing.assert_allclose(known.restore(rgb), restorer.restore(rgb, noise_map=maps), atol=1e-6)  # the luma
+    opponent = known.restore(rgb)  # the opponent colour planes
+    assert opponent.shape == rgb.shape
+    np.testing.assert_allclose(opponent, restorer.restore(rgb, noise_map=maps), atol=1e-6)
     colour = load_denoiser("ffdnet", ckpts["ffdnet_color"], device="cpu", sigma=10)
     assert colour.channels == 3 and colour.restore(rgb).shape == rgb.shape
     with pytest.raises(ImageError, match="takes no mask"):
@@ -477,7 +479,7 @@ def test_cli_ffdnet_needs_a_checkpoint_until_its_default_is_installed(ckpts, fil
     """Without its default installed (the table pointed at an empty folder), --model ffdnet without
     --checkpoint is refused (exit 2, nothing written) saying where the default goes and how to train
     it; a file installed there becomes the default (a gray one serving colour images through their
-    luma, as mrpnet's)."""
+    opponent colour planes)."""
     table = {key: tmp_path / "weights" / path.name for key, path in denoisers.DENOISER_CHECKPOINTS.items()}
     monkeypatch.setattr(denoisers, "DENOISER_CHECKPOINTS", table)
     gray_file, colour_file = files
@@ -492,8 +494,8 @@ def test_cli_ffdnet_needs_a_checkpoint_until_its_default_is_installed(ckpts, fil
     known = load_denoiser("ffdnet", ckpts["ffdnet_gray"], device="cpu", sigma=30)
     np.testing.assert_allclose(load_image(out / "gray.png")[..., :1], known.restore(load_image(gray_file)[..., :1]),
                                atol=LEVEL / 2 + 1e-6)
-    np.testing.assert_allclose(load_image(out / "colour.png")[..., :1], known.restore(load_image(colour_file)),
-                               atol=LEVEL / 2 + 1e-6)  # the luma
+    np.testing.assert_allclose(load_image(out / "colour.png"), known.restore(load_image(colour_file)),
+                               atol=LEVEL / 2 + 1e-6)  # the opponent colour planes
 
 
 def test_cli_ffdnet_with_a_checkpoint_given_or_estimated_level(ckpts, files, tmp_path, capsys):

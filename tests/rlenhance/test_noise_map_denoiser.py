@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 from rlenhance.checkpoint import LowLightPolicySpec, SupervisedSpec, save_checkpoint
 from rlenhance.cli import main
-from rlenhance.data import noise_level_map
+from rlenhance.data import BuiltinImages, noise_level_map
+from rlenhance.denoisers import load_denoiser
 from rlenhance.enhance import Enhancer
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import load_image, save_image
@@ -17,7 +18,7 @@ from rlenhance.models.ffdnet import FFDNet
 from rlenhance.models.mrpnet import MRPNet
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.ops import le_curve, le_gain
-from rlenhance.restore import SupervisedRestorer
+from rlenhance.restore import OPPONENT_COLOUR, OPPONENT_OFFSET, SupervisedRestorer
 
 SIGMA = 12.0  # the denoiser's trained largest dark-level noise
 POLICY_SPEC = LowLightPolicySpec(
@@ -123,6 +124,35 @@ def test_per_channel_colour_reads_each_channels_level(ckpts):
     shared = restorer.restore(image, per_channel=True, noise_map=levels[..., :1])  # one level for all planes
     np.testing.assert_allclose(shared[..., 1], restorer.restore(image[..., 1], noise_map=levels[..., 0])[..., 0],
                                atol=1e-6)
+
+
+def test_a_gray_model_on_colour_denoises_the_opponent_planes_at_their_levels(ckpts, monkeypatch):
+    """Without per_channel: BM3D's opponent planes (shifted into [0, 1]) denoised as gray images,
+    each with its level sqrt(sum_c A_kc^2 sigma_c^2), and mapped back to RGB."""
+    restorer = SupervisedRestorer(ckpts["ffdnet"], device="cpu", noise_map=True)
+    image, levels = _image(high=1.0), _image(seed=2, high=0.1)
+    transform, offset = np.asarray(OPPONENT_COLOUR, np.float32), np.asarray(OPPONENT_OFFSET, np.float32)
+    planes, plane_levels = image @ transform.T + offset, np.sqrt(levels ** 2 @ (transform ** 2).T)
+    assert planes.min() >= 0 and planes.max() <= 1
+    out = restorer.restore(image, noise_map=levels)
+    assert out.shape == image.shape and out.dtype == np.float32
+    denoised = np.concatenate([restorer.restore(planes[..., k], noise_map=plane_levels[..., k]) for k in range(3)],
+                              axis=-1)
+    np.testing.assert_allclose(out, np.clip((denoised - offset) @ np.linalg.inv(transform).T, 0, 1), atol=1e-5)
+    one_level = restorer.restore(image, noise_map=levels[..., :1])  # one level for every channel
+    assert np.abs(one_level - out).max() > 1e-4
+    monkeypatch.setattr(restorer, "_run", lambda x, mask, noise_map=None: x.clamp(0, 1))  # a model returning its input
+    np.testing.assert_allclose(restorer.restore(image, noise_map=levels), image, atol=1e-6)  # the transform round-trips
+
+
+def test_the_shipped_gray_ffdnet_denoises_colour_better_in_opponent_planes_than_per_channel():
+    denoiser = load_denoiser("ffdnet", channels=1, device="cpu", sigma=25)
+    clean = BuiltinImages(names=["coffee"], gray=False)[0]["high"][:, 64:160, 64:192]
+    noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(0)) * 25 / 255
+    noisy, reference = (clean + noise).permute(1, 2, 0).numpy(), clean.permute(1, 2, 0).numpy()
+    psnr = {route: -10 * np.log10(((denoiser.restore(noisy, per_channel=route == "rgb") - reference) ** 2).mean())
+            for route in ("opponent", "rgb")}
+    assert psnr["opponent"] >= psnr["rgb"] + 0.5, psnr
 
 
 def test_noise_map_errors_name_what_is_wrong(ckpts):
