@@ -3,7 +3,7 @@
     rlenhance enhance IMAGES... -o OUTDIR [--model rl|mrpnet] [--checkpoint PATH] [--denoiser mrpnet|ffdnet|PATH]
                      [--noise-sigma S] [--steps N] [--exposure E] [--w-exposure W] [--w-color W] [--w-spatial W]
                      [--w-smooth W] [--max-overshoot C] [--blur-sigma S] [--max-side N] [--device D]
-    rlenhance denoise IMAGES... -o OUTDIR [--model mrpnet|ffdnet|a3c|sac|rse] [--checkpoint PATH] [--sigma S]
+    rlenhance denoise IMAGES... -o OUTDIR [--model ffdnet|mrpnet|a3c|sac|rse] [--checkpoint PATH] [--sigma S]
                      [--per-channel] [--tile N] [--device D]
     rlenhance complete IMAGES... -o OUTDIR [--checkpoint PATH] [--masks DIR | --mask-threshold T]
                      [--tile N] [--device D]
@@ -18,9 +18,10 @@ shipped colour one of that model): a plain one (MRPNet), or
 with ``--model rl`` a noise-map one (``supervised_train --model ffdnet``), which also reads the
 noise level of each pixel: the input's, ``--noise-sigma``, times how much the policy's curves
 brightened the pixel. ``denoise`` runs a denoiser of
-:func:`rlenhance.denoisers.load_denoiser`: ``--model mrpnet`` (default) a supervised checkpoint of
-``experiments.supervised_train``, ``ffdnet`` a noise-map one (``supervised_train --model ffdnet``)
-given the map of ``--sigma``, or without it of the level estimated in each image, ``a3c`` / ``sac``
+:func:`rlenhance.denoisers.load_denoiser`: ``--model ffdnet`` (the default without ``--checkpoint``;
+with one, ``--model`` defaults to the checkpoint's own kind) a noise-map checkpoint of
+``experiments.supervised_train --model ffdnet``, given the map of ``--sigma``, or without it of the
+level estimated in each image, ``mrpnet`` a plain supervised one, ``a3c`` / ``sac``
 a PixelRL filter-bank policy of
 ``experiments.denoise_train`` (the shipped gray ones also take a supervised MRPNet's pixel), ``rse``
 an RSE-RL model of ``experiments.rse_train``; without
@@ -66,9 +67,11 @@ from rlenhance import __version__
 from rlenhance.app_support import APP_MAX_PIXELS, DEFAULT_PORT
 from rlenhance.data.occluded import OCCLUDED_PREFIX
 from rlenhance.denoisers import (
+    DEFAULT_DENOISER,
     DENOISER_MODELS,
     SUPERVISED_DENOISERS,
     default_denoiser,
+    denoiser_kind,
     load_denoiser,
 )
 from rlenhance.enhance import Enhancer, checkpoint_setting_ranges
@@ -180,10 +183,11 @@ def _build_parser() -> argparse.ArgumentParser:
                          "experiments.denoise_train; rse: experiments.rse_train); omitted: the model's default in "
                          "rlenhance/weights/, gray (e.g. mrpnet_denoise.pt) for gray images, colour "
                          "(<model>_denoise_color.pt) for colour images, when installed")
-    denoise.add_argument("--model", choices=DENOISER_MODELS, default="mrpnet",
-                         help="mrpnet: a supervised denoiser; ffdnet: a supervised noise-map denoiser (FFDNet); "
-                              "a3c / sac: a PixelRL filter-bank policy (the shipped gray ones also take "
-                              "MRPNet's pixel); rse: RSE-RL")
+    denoise.add_argument("--model", choices=DENOISER_MODELS, default=None,
+                         help="ffdnet: a supervised noise-map denoiser (FFDNet; the shipped one is blind, sigma "
+                              "0-75); mrpnet: a supervised denoiser; a3c / sac: a PixelRL filter-bank policy (the "
+                              "shipped gray ones also take MRPNet's pixel); rse: RSE-RL. Omitted: the --checkpoint's "
+                              f"own kind, or without one {DEFAULT_DENOISER}")
     denoise.add_argument("--sigma", type=float, default=None,
                          help="ffdnet: the images' noise level on the 0-255 scale, within the levels the checkpoint "
                               "was trained over (its map is sigma / 255); omitted: estimated in each image")
@@ -585,6 +589,8 @@ def _denoiser(args: argparse.Namespace) -> Restore:
     """``denoise``'s restore function: the ``--checkpoint``, else the defaults of ``--model`` by the
     image's planes (see the module docstring)."""
     _check_tile(args)
+    if args.model is None:  # the checkpoint's own kind (its loader's error says what a non-denoiser is)
+        args.model = (denoiser_kind(args.checkpoint) or "mrpnet") if args.checkpoint is not None else DEFAULT_DENOISER
     load = partial(load_denoiser, args.model, device=args.device, tile=args.tile, sigma=args.sigma)
     models: dict[int, Restorer] = {}  # planes of the images it takes (1 gray, 3 colour) -> restorer
     missing: dict[int, CheckpointError] = {}

@@ -78,6 +78,7 @@ from rlenhance.restore import DEFAULT_DENOISE_CHECKPOINT, Restorer, SupervisedRe
 from rlenhance.runtime import flush_denormals, select_device
 
 __all__ = [
+    "DEFAULT_DENOISER",
     "DENOISER_CHECKPOINTS",
     "DENOISER_MODELS",
     "DenoisePredictor",
@@ -86,6 +87,7 @@ __all__ = [
     "RSERestorer",
     "SUPERVISED_DENOISERS",
     "default_denoiser",
+    "denoiser_kind",
     "find_predictor",
     "load_denoiser",
     "rollout_radius",
@@ -93,6 +95,10 @@ __all__ = [
 
 #: The ``model`` names :func:`load_denoiser` accepts.
 DENOISER_MODELS = ("mrpnet", "a3c", "sac", "rse", "ffdnet")
+#: The model :func:`load_denoiser` and ``rlenhance denoise`` use when none is named: the blind FFDNet
+#: (any noise level of 0-75, estimated per image; colour images in opponent planes), the best of
+#: the shipped denoisers in gray and colour (docs/results.md).
+DEFAULT_DENOISER = "ffdnet"
 #: The models run by :class:`~rlenhance.restore.SupervisedRestorer`: a gray one given a colour image
 #: without ``per_channel`` denoises its BT.601 luma (the RL models refuse the image).
 SUPERVISED_DENOISERS = ("mrpnet", "ffdnet")
@@ -573,7 +579,7 @@ class NoiseLevelDenoiser:
 
 
 # --- one entry point ---------------------------------------------------------------------------------
-def load_denoiser(model: str = "mrpnet", checkpoint: str | os.PathLike[str] | None = None, *, channels: int = 3,
+def load_denoiser(model: str = DEFAULT_DENOISER, checkpoint: str | os.PathLike[str] | None = None, *, channels: int = 3,
                   device: str | torch.device = "auto", tile: int = 512, sigma: float | None = None) -> Restorer:
     """The denoiser ``model`` (module table) as a :class:`~rlenhance.restore.Restorer`:
     ``restore(image, per_channel=False)`` on (H, W, C) images in [0, 1] (noisy values allowed).
@@ -615,14 +621,14 @@ def load_denoiser(model: str = "mrpnet", checkpoint: str | os.PathLike[str] | No
     try:
         return loaders[model]()
     except CheckpointError as exc:
-        other = _denoiser_model_of(path)
+        other = denoiser_kind(path)
         if other is None or other == model:
             raise
         raise CheckpointError(f"{exc}; it is an {other} denoiser: load it as model {other!r} (rlenhance denoise "
                               f"--model {other})") from None
 
 
-def _denoiser_model_of(path: Path) -> str | None:
+def denoiser_kind(path: str | os.PathLike[str]) -> str | None:
     """The :data:`DENOISER_MODELS` name that loads the checkpoint ``path``, or None (not a denoiser,
     or not readable)."""
     try:

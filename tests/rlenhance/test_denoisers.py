@@ -448,9 +448,14 @@ def test_cli_refuses_a_checkpoint_of_another_kind(ckpts, files, tmp_path, capsys
     assert _denoise(files, tmp_path / "out", "--model", "a3c", "--checkpoint", str(ckpts["rse_color"])) == 2
     err = capsys.readouterr().err
     assert "RSE-RL denoiser" in err and "--model rse" in err
-    assert _denoise(files, tmp_path / "out", "--checkpoint", str(ckpts["a3c_gray"])) == 2  # --model mrpnet
+    assert _denoise(files, tmp_path / "out", "--model", "mrpnet", "--checkpoint", str(ckpts["a3c_gray"])) == 2
     assert "--model a3c" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+    # without --model: the checkpoint's own kind
+    assert _denoise(files, tmp_path / "own", "--checkpoint", str(ckpts["a3c_gray"]), "--per-channel") == 0
+    colour = load_image(files[1])
+    np.testing.assert_allclose(load_image(tmp_path / "own" / f"{files[1].stem}.png"), load_denoiser(
+        "a3c", ckpts["a3c_gray"], device="cpu").restore(colour, per_channel=True), atol=LEVEL / 2 + 1e-6)
 
 
 @pytest.mark.slow

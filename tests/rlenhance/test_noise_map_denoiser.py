@@ -231,5 +231,10 @@ def test_cli_enhance_drives_a_noise_map_denoiser_and_refuses_it_without_curves(c
                  str(lowlight), "--denoiser", str(ckpts["ffdnet"]), "--device", "cpu"]) == 2
     assert "a noise-map denoiser" in capsys.readouterr().err
     assert main(["denoise", str(source), "-o", str(tmp_path / "z"), "--checkpoint", str(ckpts["ffdnet"]),
-                 "--device", "cpu"]) == 2
+                 "--model", "mrpnet", "--device", "cpu"]) == 2
     assert "does not supply" in capsys.readouterr().err
+    # without --model, the checkpoint's own kind: the noise-map denoiser at each image's estimated level
+    assert main(["denoise", str(source), "-o", str(tmp_path / "z"), "--checkpoint", str(ckpts["ffdnet"]),
+                 "--device", "cpu"]) == 0
+    np.testing.assert_allclose(load_image(tmp_path / "z" / "dark.png"), load_denoiser(
+        "ffdnet", ckpts["ffdnet"], device="cpu").restore(load_image(source)), atol=1 / 255 + 1e-6)
