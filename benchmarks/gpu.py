@@ -20,8 +20,10 @@ Prints three markdown tables, each as soon as it is measured, with the commands 
    is false for a world of 1): its row is torchrun's own cost;
 3. **inference**, in this process with the threads the ``rlenhance`` command takes: ``Enhancer`` on
    a dark 600x400 and a ``--megapixels`` image (uint8 in and out, as the command), and the gray
-   models of ``load_denoiser`` (``mrpnet``, the default, and PixelRL's ``a3c``) on a noisy 481x321
-   crop of scikit-image's camera photo (sigma 25); each model built on the device, called
+   models of ``load_denoiser`` (``ffdnet``, the default, blind: the level estimated in the timed
+   call; ``mrpnet``; PixelRL's ``a3c``) on a noisy 481x321 crop of scikit-image's camera photo
+   (sigma 25), and the gray ``ffdnet`` on a colour 481x321 crop of the coffee photo (its opponent
+   colour planes); each model built on the device, called
    ``--warmup-calls`` times, then timed over ``--calls`` calls (``--large-calls`` for the large
    image) with ``torch.cuda.synchronize()`` before and after each: median ms per image, images/s.
 
@@ -73,6 +75,8 @@ DEVICES = ("cpu", "cuda")
 SMALL_IMAGE = (400, 600)
 #: The denoisers' input: a crop of scikit-image's camera (512 x 512) of BSD68's landscape size, noise sigma.
 DENOISE_IMAGE, DENOISE_SIZE, DENOISE_SIGMA = "camera", (321, 481), 25.0
+#: The colour photo of the colour denoising row (cropped to DENOISE_SIZE).
+COLOUR_IMAGE = "coffee"
 #: How a figure that was not measured begins: no CUDA device; a run this machine cannot make.
 UNAVAILABLE, NOT_RUN = "unavailable", "not run"
 
@@ -268,13 +272,13 @@ def dark_image(height: int, width: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 48, (height, width, 3), dtype=np.uint8)
 
 
-def noisy_gray_crop() -> np.ndarray:
-    """:data:`DENOISE_SIZE` of scikit-image's camera with Gaussian noise :data:`DENOISE_SIGMA` (not
-    clipped, the PixelRL protocol), float32 (H, W, 1)."""
+def noisy_crop(name: str = DENOISE_IMAGE, gray: bool = True) -> np.ndarray:
+    """:data:`DENOISE_SIZE` of scikit-image's photo ``name`` with Gaussian noise :data:`DENOISE_SIGMA`
+    (not clipped, the PixelRL protocol), float32 (H, W, 1), or (H, W, 3) with ``gray`` False."""
     from rlenhance.data import BuiltinImages, add_gaussian_noise
 
     height, width = DENOISE_SIZE
-    clean = BuiltinImages(names=[DENOISE_IMAGE], gray=True)[0]["high"][None, :, :height, :width]
+    clean = BuiltinImages(names=[name], gray=gray)[0]["high"][None, :, :height, :width]
     noisy = add_gaussian_noise(clean, DENOISE_SIGMA, generator=torch.Generator().manual_seed(0))
     return noisy[0].permute(1, 2, 0).numpy().astype(np.float32)
 
@@ -286,7 +290,7 @@ def inference_cases(args: argparse.Namespace) -> list[tuple[str, str, Callable[[
     width = int(round((args.megapixels * 1e6 * 1.5) ** 0.5))
     height = int(round(args.megapixels * 1e6 / width))
     small, large = dark_image(*SMALL_IMAGE), dark_image(height, width)
-    noisy = noisy_gray_crop()
+    noisy, colour = noisy_crop(), noisy_crop(COLOUR_IMAGE, gray=False)
 
     def enhance(image: np.ndarray) -> Callable[[str], Callable[[], object]]:
         def build(device: str) -> Callable[[], object]:
@@ -294,17 +298,20 @@ def inference_cases(args: argparse.Namespace) -> list[tuple[str, str, Callable[[
             return lambda: enhancer.enhance_array(image, dtype=np.uint8)
         return build
 
-    def denoise(model: str) -> Callable[[str], Callable[[], object]]:
+    def denoise(model: str, image: np.ndarray = noisy) -> Callable[[str], Callable[[], object]]:
         def build(device: str) -> Callable[[], object]:
             denoiser = load_denoiser(model, channels=1, device=device)
-            return lambda: denoiser.restore(noisy)
+            return lambda: denoiser.restore(image)
         return build
 
     gray = f"gray {DENOISE_SIZE[1]}x{DENOISE_SIZE[0]}, sigma {DENOISE_SIGMA:g}"
+    rgb = f"colour {DENOISE_SIZE[1]}x{DENOISE_SIZE[0]}, sigma {DENOISE_SIGMA:g}"
     return [
         ("Enhancer (shipped policy)", f"{SMALL_IMAGE[1]}x{SMALL_IMAGE[0]} uint8", enhance(small), args.calls),
         ("Enhancer (shipped policy)", f"{width}x{height} ({args.megapixels:g} MP) uint8", enhance(large),
          args.large_calls),
+        ("load_denoiser('ffdnet', channels=1)", gray, denoise("ffdnet"), args.calls),
+        ("load_denoiser('ffdnet', channels=1)", rgb, denoise("ffdnet", colour), args.calls),
         ("load_denoiser('mrpnet', channels=1)", gray, denoise("mrpnet"), args.calls),
         ("load_denoiser('a3c', channels=1)", gray, denoise("a3c"), args.calls),
     ]

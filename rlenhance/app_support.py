@@ -527,10 +527,10 @@ METHODS: tuple[Method, ...] = (
            "9 filters or MRPNet's pixel per 2x2 block, 5 steps; trained on gray images, sigma 25"),
     Method("sac", "PixelRL (SAC)", "RL", "denoise", _WEIGHTS / "sac_denoise.pt",
            "9 filters or MRPNet's pixel per pixel, 5 steps; trained on gray images, sigma 25"),
-    Method("mrpnet", "MRPNet", "Supervised", "denoise", DEFAULT_DENOISE_CHECKPOINT,
-           "trained on gray images, sigma 25"),
     Method("ffdnet", "FFDNet (blind)", "Supervised", "denoise", _WEIGHTS / "ffdnet_denoise.pt",
            "reads the noise level it estimates in each image; trained on gray images, sigma 0-75"),
+    Method("mrpnet", "MRPNet", "Supervised", "denoise", DEFAULT_DENOISE_CHECKPOINT,
+           "trained on gray images, sigma 25"),
     *(Method(key, _CLASSICAL_LABELS.get(key, key), "Classical", "denoise", None, "tuned for the noise level σ")
       for key in baselines.DENOISE_BASELINES),
     Method("a3c", "RL fill actions (A3C)", "RL", "completion", _WEIGHTS / "a3c_completion.pt",

@@ -272,7 +272,7 @@ def test_learned_denoisers_are_the_command_lines_own(key):
 def test_methods_are_found_by_key_and_slow_rollouts_are_not_offered_at_full_size():
     rl, supervised = kit.find_method("denoise", "a3c"), kit.find_method("denoise", "mrpnet")
     assert (rl.family, supervised.family) == ("RL", "Supervised")
-    with pytest.raises(ValueError, match="denoise: no method 'dncnn'; accepted: a3c, sac, mrpnet"):
+    with pytest.raises(ValueError, match="denoise: no method 'dncnn'; accepted: a3c, sac, ffdnet, mrpnet"):
         kit.find_method("denoise", "dncnn")
     assert "up to 1 MP" in kit.full_size_refused(rl, 12_000_000)
     assert kit.full_size_refused(rl, 500_000) is None and kit.full_size_refused(supervised, 12_000_000) is None
@@ -427,7 +427,7 @@ def test_denoise_tab_scores_against_the_clean_upload(app):
     clean = np.repeat(BUILTIN_IMAGES["camera"]()[200:264, 200:264, None], 3, axis=2).astype(np.float32) / 255
     app.file_uploader(key="denoise_files").set_value(("clean.png", png(clean), "image/png"))
     app.checkbox(key="denoise_add").check()
-    for family, method in (("Classical", "Gaussian blur"), ("Supervised", "MRPNet"), ("RL", "PixelRL (A3C)")):
+    for family, method in (("Classical", "Gaussian blur"), ("Supervised", "FFDNet (blind)"), ("RL", "PixelRL (A3C)")):
         app.radio(key="denoise_family").set_value(family)
         run(app)
         noisy, out = [c for c in captions(app) if c.startswith(("Noisy", method))]
