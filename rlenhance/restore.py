@@ -382,7 +382,7 @@ class SupervisedRestorer:
         (FFDNet) given an RGB image without ``per_channel`` denoises its three opponent colour
         planes (BM3D's transform, :data:`OPPONENT_COLOUR`), each at the level its map gives, and
         returns RGB: the colour-difference planes are smooth and weakly noisy, so this removes
-        more noise than R, G and B alone (SICE photos at sigma 25: about +1.8 dB, docs/results.md).
+        more noise than R, G and B alone (about +1 dB at sigma 25, docs/results.md).
 
         Args:
             image: array (H, W, C) with C in {1, 3} (RGB) or (H, W): float values in [0, 1] (a
