@@ -589,9 +589,10 @@ def _denoiser(args: argparse.Namespace) -> Restore:
     """``denoise``'s restore function: the ``--checkpoint``, else the defaults of ``--model`` by the
     image's planes (see the module docstring)."""
     _check_tile(args)
-    if args.model is None:  # the checkpoint's own kind (its loader's error says what a non-denoiser is)
-        args.model = (denoiser_kind(args.checkpoint) or "mrpnet") if args.checkpoint is not None else DEFAULT_DENOISER
-    load = partial(load_denoiser, args.model, device=args.device, tile=args.tile, sigma=args.sigma)
+    kind = args.model  # None: the checkpoint's own kind (its loader's error says what a non-denoiser is)
+    if kind is None:
+        kind = (denoiser_kind(args.checkpoint) or "mrpnet") if args.checkpoint is not None else DEFAULT_DENOISER
+    load = partial(load_denoiser, kind, device=args.device, tile=args.tile, sigma=args.sigma)
     models: dict[int, Restorer] = {}  # planes of the images it takes (1 gray, 3 colour) -> restorer
     missing: dict[int, CheckpointError] = {}
     if args.checkpoint is not None:
@@ -599,13 +600,13 @@ def _denoiser(args: argparse.Namespace) -> Restore:
     else:
         for planes in (1,) if args.per_channel else (1, 3):
             try:
-                path = default_denoiser(args.model, planes)
+                path = default_denoiser(kind, planes)
             except CheckpointError as exc:  # not installed (a broken installed file is refused below)
                 missing[planes] = exc
                 continue
             models[planes] = load(path)
         if not models:  # mrpnet, ffdnet serve colour images with their gray default without a colour one
-            raise missing[1] if args.per_channel or args.model in SUPERVISED_DENOISERS else missing[3]
+            raise missing[1] if args.per_channel or kind in SUPERVISED_DENOISERS else missing[3]
 
     def restore(path: Path, image: np.ndarray) -> tuple[np.ndarray, str]:
         gray = is_gray(image)
@@ -613,7 +614,7 @@ def _denoiser(args: argparse.Namespace) -> Restore:
         model = models.get(1 if gray or args.per_channel else 3)
         if model is None and gray:
             model = models[3]  # only the colour default: the gray image replicated to RGB
-        elif model is None and args.model not in SUPERVISED_DENOISERS:
+        elif model is None and kind not in SUPERVISED_DENOISERS:
             raise ImageError(f"a colour image, and {missing[3]}")
         elif model is None:
             model = models[1]  # mrpnet / ffdnet without its colour default: the luma / the opponent planes

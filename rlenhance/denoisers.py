@@ -100,7 +100,8 @@ DENOISER_MODELS = ("mrpnet", "a3c", "sac", "rse", "ffdnet")
 #: the shipped denoisers in gray and colour (docs/results.md).
 DEFAULT_DENOISER = "ffdnet"
 #: The models run by :class:`~rlenhance.restore.SupervisedRestorer`: a gray one given a colour image
-#: without ``per_channel`` denoises its BT.601 luma (the RL models refuse the image).
+#: without ``per_channel`` denoises its BT.601 luma (``mrpnet``) or its opponent colour planes
+#: (``ffdnet``); the RL models refuse the image.
 SUPERVISED_DENOISERS = ("mrpnet", "ffdnet")
 _WEIGHTS = DEFAULT_DENOISE_CHECKPOINT.parent
 #: The default checkpoint of each ``(model, channels)``: gray (1) and colour (3) files in ``rlenhance/weights/``.

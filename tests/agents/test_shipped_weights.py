@@ -1,8 +1,8 @@
 """Every checkpoint shipped in rlenhance/weights/ loads through the loader it is meant for and runs.
 
 A new file in rlenhance/weights/ without an entry in LOADERS fails this test, so no shipped file
-can go untested. The entries of files to be shipped (:data:`TO_BE_SHIPPED`: the colour denoisers and
-the gray FFDNet) are skipped while the file is absent; every other entry's file must be there.
+can go untested. The entries of files to be shipped (:data:`TO_BE_SHIPPED`: the colour denoisers)
+are skipped while the file is absent; every other entry's file must be there.
 """
 
 from pathlib import Path
@@ -115,7 +115,7 @@ LOADERS = {
     "gated_pixelrnn_completion.pt": _supervised("completion"),  # `rlenhance complete`
     # the colour defaults of `rlenhance denoise --model mrpnet|a3c|sac|rse` (rlenhance.denoisers)
     **{path.name: _photo_denoiser(model) for (model, channels), path in DENOISER_CHECKPOINTS.items() if channels == 3},
-    "ffdnet_denoise.pt": _photo_denoiser("ffdnet", channels=1),  # `rlenhance denoise --model ffdnet`, compare's ffdnet
+    "ffdnet_denoise.pt": _photo_denoiser("ffdnet", channels=1),  # `rlenhance denoise`'s default, compare's ffdnet
 }
 #: Entries whose file is not shipped yet: skipped while absent, tested once there.
 TO_BE_SHIPPED = frozenset(path.name for (_, channels), path in DENOISER_CHECKPOINTS.items() if channels == 3)
