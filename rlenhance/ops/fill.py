@@ -42,12 +42,30 @@ def diffusion_fill(image: torch.Tensor, mask: torch.Tensor, *, smooth_iters: int
     their known neighbours and become known; then ``smooth_iters`` rounds of 4-neighbour averaging
     (heat diffusion) inside the hole. Known pixels never change.
 
+    Each image is filled in the box around its holes plus a one-pixel margin (every neighbour a hole
+    pixel reads), which gives the whole-frame result and is ~10x faster for the bedroom data's
+    67x67 holes in 224x224 images.
+
     Args:
         image: (B, C, H, W) float image; values inside the hole are ignored.
         mask: (B, 1, H, W) float in {0, 1}.
     """
+    filled = image * (1.0 - mask)
+    for b in range(image.shape[0]):
+        rows, cols = torch.nonzero(mask[b, 0] > 0, as_tuple=True)
+        if rows.numel() == 0:
+            continue
+        top, left = max(int(rows.min()) - 1, 0), max(int(cols.min()) - 1, 0)
+        bottom, right = int(rows.max()) + 2, int(cols.max()) + 2
+        box = (slice(b, b + 1), slice(None), slice(top, bottom), slice(left, right))
+        filled[box] = _fill_frame(filled[box], mask[box], smooth_iters)
+    return filled
+
+
+def _fill_frame(image: torch.Tensor, mask: torch.Tensor, smooth_iters: int) -> torch.Tensor:
+    """:func:`diffusion_fill` on the whole frame of ``image`` (its hole pixels already 0)."""
     known = 1.0 - mask
-    filled = image * known
+    filled = image
     for _ in range(image.shape[-1] + image.shape[-2]):  # bounded: a hole is peeled within H + W rounds
         if not bool((known < 1).any()):
             break

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from rlenhance.ops.fill import PREFILLS, diffusion_fill, neighbour_mean, prefill_hole
 
@@ -51,3 +52,23 @@ def test_prefill_hole():
     assert PREFILLS == ("diffusion", "none")
     with pytest.raises(ValueError, match="prefill: expected one of .*'telea'"):
         prefill_hole(image, mask, "telea")
+
+
+def test_each_image_is_filled_in_its_hole_box_as_in_the_whole_frame():
+    from rlenhance.ops.fill import _fill_frame  # the whole-frame algorithm, the reference
+
+    g = torch.Generator().manual_seed(3)
+    image = torch.rand(4, 3, 30, 26, generator=g)
+    mask = torch.zeros(4, 1, 30, 26)
+    mask[0, :, 4:12, 5:14] = 1  # inside
+    mask[1, :, 0:9, 18:26] = 1  # touching two borders
+    mask[1, :, 20:23, 2:4] = 1  # a second hole of the same image
+    mask[3] = (torch.rand(1, 30, 26, generator=g) < 0.1).float()  # scattered pixels; image 2 has none
+    filled = diffusion_fill(image, mask)
+    assert torch.allclose(filled, _fill_frame(image * (1 - mask), mask, 20), atol=1e-6)
+    assert torch.equal(filled[2], image[2])
+    # the hole reads only its one-pixel ring: the rest of the frame may change freely
+    far = F.max_pool2d(mask[:1], 3, stride=1, padding=1) == 0
+    changed = torch.where(far, torch.rand(1, 3, 30, 26, generator=g), image[:1])
+    assert torch.allclose(diffusion_fill(changed, mask[:1])[mask[:1].expand(1, 3, -1, -1) > 0],
+                          filled[:1][mask[:1].expand(1, 3, -1, -1) > 0], atol=1e-6)
