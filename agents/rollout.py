@@ -67,7 +67,7 @@ from rlenhance.denoisers import DenoisePredictor, find_predictor
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.models.policy import PixelActorCritic, blocks_to_pixels, build_policy_input
 from rlenhance.ops.fill import PREFILLS, prefill_hole
-from rlenhance.restore import as_hwc_image, as_mask
+from rlenhance.restore import REGISTRY, as_hwc_image, as_mask
 
 __all__ = [
     "CompletionPredictor",
@@ -242,7 +242,8 @@ class CompletionPredictor:
     prediction``, float (B, 3, H, W) in [0, 1], computed without gradients in eval mode.
 
     Args:
-        model: a GatedPixelRNN (reads image and mask) or an image-only network (PixelRNN, MRPNet).
+        model: a GatedPixelRNN or CompletionUNet (reads image and mask) or an image-only network (PixelRNN,
+            MRPNet).
         needs_mask: the model's forward takes ``(image, mask)``.
         prefill: what the model was trained to see in the hole (:data:`rlenhance.ops.fill.PREFILLS`).
     """
@@ -282,9 +283,6 @@ def load_predictor(path: str | Path, *, task: str = "completion", channels: int 
             (the message names the file and what it holds).
         ValueError: another ``task``; ``task="denoise"`` without ``channels``.
     """
-    from rlenhance.models.mrpnet import MODELS as MRPNET_MODELS
-    from rlenhance.models.pixelrnn import MODELS as PIXELRNN_MODELS
-
     if task == "denoise":
         if channels is None:
             raise ValueError("channels: required for a denoise predictor (the env's planes: 1 gray, 3 RGB)")
@@ -300,7 +298,7 @@ def load_predictor(path: str | Path, *, task: str = "completion", channels: int 
                               "completion model (supervised_train --task completion, e.g. --model gated-pixelrnn)")
     if spec.channels != 3:
         raise CheckpointError(f"--predictor {path}: a {spec.channels}-channel model; completion is RGB")
-    model = build_model(ckpt, {**MRPNET_MODELS, **PIXELRNN_MODELS}).to(device)
+    model = build_model(ckpt, REGISTRY).to(device)
     return CompletionPredictor(model, spec.needs_mask, spec.prefill)
 
 

@@ -1,4 +1,5 @@
-"""Train a supervised baseline: MRPNet + Generator, the ConvLSTM PixelRNN, the gated PixelRNN or FFDNet.
+"""Train a supervised baseline: MRPNet + Generator, the ConvLSTM PixelRNN, the gated PixelRNN, FFDNet or the
+completion U-Net.
 
     python -m experiments.supervised_train                      # MRPNet+Generator, embedded photos darkened
     python -m experiments.supervised_train --model mrpnet --task lowlight --data ../shared/data/sice_pairs/train
@@ -9,6 +10,8 @@
     python -m experiments.supervised_train --task denoise --no-gray --sigma 5 15 25 35 50   # a blind colour denoiser
     python -m experiments.supervised_train --model pixelrnn --task completion --data ../shared/data/bedroom/train
     python -m experiments.supervised_train --model gated-pixelrnn --task completion --data ../shared/data/bedroom/train
+    python -m experiments.supervised_train --model unet --task completion --data ../shared/data/bedroom/train \
+        --shift-holes                                     # holes moved around each original
     python -m experiments.supervised_train --out runs/supervised_train --resume     # continue a killed run
     python -m experiments.supervised_train --data archive/train --upscale 4   # the MRPNet seed: 4x targets in gt/
     python -m experiments.supervised_train --init runs/a/checkpoints/best.pt --out runs/b   # fine-tune run a
@@ -41,9 +44,10 @@ mrpnet          CombinedModel (MRPNet -> Generator)   MSE                       
 pixelrnn        PixelRNN (encoder-ConvLSTM-decoder)   0.8 MSE + 0.2 (1 - SSIM)                        1e-3  16     224
 gated-pixelrnn  GatedPixelRNN (RGB + mask)            0.8 L1 in the hole + 0.2 (1 - SSIM) composite   1e-4  4      224
 ffdnet          FFDNet (image + noise-level map)      MSE                                             1e-3  16     64
+unet            CompletionUNet (RGB + mask, coarse)   MSE in the hole                                 1e-3  16     224
 ==============  ====================================  ==============================================  ====  =====  ====
 
-``gated-pixelrnn`` needs the mask, so it trains on ``--task completion`` only; ``ffdnet`` needs the
+``gated-pixelrnn`` and ``unet`` need the mask, so they train on ``--task completion`` only; ``ffdnet`` needs the
 noise-level map, so it trains on ``--task denoise`` with synthetic noise only (``--noise amplified``,
 its default, or ``gaussian``; not on real noisy pairs, which come with no map; its ``--depth``: 15
 layers unset, the published gray model); the others train on any task. The checkpoint's
@@ -69,6 +73,9 @@ The seeds' own settings, each an option (see docs/seeds.md for what each measure
   then covers every pixel the hole's black blends into), as the seeds did (256 for pixelrnn, 128
   for gated-pixelrnn). An unset ``--crop`` is then the resized shorter side. Hole metrics of runs
   at different sizes are not comparable.
+- ``--shift-holes`` (completion with ``--data``): each training pair's hole is moved to a random place
+  of its original (:func:`~rlenhance.data.moved_occlusion`), so every photo is seen with holes
+  everywhere instead of the one its file has (validation keeps the files' holes).
 - ``--save-every N``: also ``checkpoints/model_epoch{N}.pt`` every N epochs (the gated seed saved
   every 5), in the format of best.pt, so each loads for inference.
 - ``--upscale 2|4`` (mrpnet with the Generator, lowlight): the MRPNet seed's Generator upscales 4x
@@ -142,7 +149,14 @@ from experiments.sigmas import (
 )
 from rlenhance import metrics
 from rlenhance.atomic import atomic_path
-from rlenhance.checkpoint import NOISE_KINDS, SPEC_KEY, SupervisedSpec, load_checkpoint, load_state_dict_strict
+from rlenhance.checkpoint import (
+    MASKED_MODELS,
+    NOISE_KINDS,
+    SPEC_KEY,
+    SupervisedSpec,
+    load_checkpoint,
+    load_state_dict_strict,
+)
 from rlenhance.data import (
     DEFAULT_COLOR_IMAGES,
     DEFAULT_GRAY_IMAGES,
@@ -153,6 +167,7 @@ from rlenhance.data import (
     ResizedImages,
     add_gaussian_noise,
     amplified_noise,
+    moved_occlusion,
     noise_level_map,
     open_dataset,
     random_occlusion,
@@ -163,9 +178,8 @@ from rlenhance.data import (
 from rlenhance.data.occluded import MASK_RULES
 from rlenhance.errors import CheckpointError, DatasetError
 from rlenhance.losses import mse_loss
-from rlenhance.models.ffdnet import MODELS as FFDNET_MODELS
 from rlenhance.models.ffdnet import FFDNet
-from rlenhance.models.mrpnet import MODELS as MRPNET_MODELS
+from rlenhance.models.inpaint import CompletionUNet
 from rlenhance.models.mrpnet import UPSCALES as MRPNET_UPSCALES
 from rlenhance.models.mrpnet import CombinedModel, MRPNet
 from rlenhance.models.pixelrnn import (
@@ -177,19 +191,15 @@ from rlenhance.models.pixelrnn import (
     completion_loss,
     composite,
     hole_l1,
+    hole_mse,
     hole_psnr,
     mse_ssim_loss,
 )
-from rlenhance.models.pixelrnn import (
-    MODELS as PIXELRNN_MODELS,
-)
 from rlenhance.ops.fill import PREFILLS, prefill_hole
 
-MODEL_CHOICES = ("mrpnet", "pixelrnn", "gated-pixelrnn", "ffdnet")
+MODEL_CHOICES = ("mrpnet", "pixelrnn", "gated-pixelrnn", "ffdnet", "unet")
 TASKS = ("lowlight", "denoise", "completion")
 OCCLUSIONS = ("box", "stroke", "mixed")
-#: Every class a checkpoint of this experiment can name (for rlenhance.checkpoint.build_model).
-REGISTRY: Mapping[str, type[nn.Module]] = MappingProxyType({**MRPNET_MODELS, **PIXELRNN_MODELS, **FFDNET_MODELS})
 #: --noise unset: FFDNet's (it reads the map of amplified noise), else the DnCNN / PixelRL protocol.
 #: --sigma unset, per noise: the Gaussian's level, or the largest dark-level one (amplified).
 DEFAULT_SIGMA: Mapping[str, float] = MappingProxyType({"gaussian": 25.0, "amplified": 10.0})
@@ -224,6 +234,8 @@ MODEL_DEFAULTS: Mapping[str, Defaults] = MappingProxyType({
     "gated-pixelrnn": Defaults(lr=1e-4, batch=4, crop=224, width=48),
     # FFDNet trained with Adam at 1e-3 on small gray patches (50x50 at batch 128 in the paper).
     "ffdnet": Defaults(lr=1e-3, batch=16, crop=64, width=64),
+    # Ours (rlenhance.models.inpaint): whole bedroom photos, as the PixelRNNs.
+    "unet": Defaults(lr=1e-3, batch=16, crop=224, width=32),
 })
 
 
@@ -231,10 +243,11 @@ MODEL_DEFAULTS: Mapping[str, Defaults] = MappingProxyType({
 class Args:
     """Train a supervised baseline (MRPNet + Generator, ConvLSTM PixelRNN, gated PixelRNN, FFDNet)."""
 
-    model: str = arg("mrpnet", "network: MRPNet + Generator, ConvLSTM PixelRNN, gated PixelRNN (RGB + mask), or "
-                               "FFDNet (image + noise-level map: ReLLIE's denoiser, --task denoise)",
+    model: str = arg("mrpnet", "network: MRPNet + Generator, ConvLSTM PixelRNN, gated PixelRNN (RGB + mask), "
+                               "FFDNet (image + noise-level map: ReLLIE's denoiser, --task denoise), or the coarse "
+                               "completion U-Net (RGB + mask, --task completion)",
                      choices=MODEL_CHOICES)
-    task: str = arg("lowlight", "what to restore (gated-pixelrnn: completion only)", choices=TASKS)
+    task: str = arg("lowlight", "what to restore (gated-pixelrnn, unet: completion only)", choices=TASKS)
     data: str | None = arg(None, "lowlight: a low/+high/ pair folder, a LOL parent (split by scene) or the MRPNet "
                                  "seed's train/+gt/ folder or its parent (PairedImages); denoise: a "
                                  "folder of clean images (read as gray; --no-gray: RGB), or of real noisy / clean "
@@ -256,6 +269,8 @@ class Args:
                             choices=NOISE_KINDS)
     depth: int | None = arg(None, "ffdnet: convolution layers (>= 2); unset: 15, the published gray FFDNet")
     occlusion: str = arg("box", "completion without --data: shape of the synthetic holes", choices=OCCLUSIONS)
+    shift_holes: bool = arg(False, "completion with --data: move each training pair's hole to a random place of its "
+                                   "original (the original occluded there); validation keeps the files' holes")
     prefill: str = arg("diffusion", "completion: what the network sees in the hole: the diffusion fill (the "
                                     "completion env's start state) or none (the occluded input as is)",
                        choices=PREFILLS)
@@ -265,7 +280,7 @@ class Args:
                           "Generator: 4, a super-resolving enhancer). --crop is the target's size; --data pairs whose "
                           "high images are UPSCALE times the low ones (the seed's gt) are read as they are, other "
                           "inputs are area-downscaled by UPSCALE", choices=MRPNET_UPSCALES)
-    width: int | None = arg(None, "feature planes; unset: the published size, 64 (gated-pixelrnn 48)")
+    width: int | None = arg(None, "feature planes; unset: the published size, 64 (gated-pixelrnn 48; unet, ours, 32)")
     variant: str = arg("default", "pixelrnn / gated-pixelrnn architecture: ours, or the seed's code exactly (pixelrnn: "
                                   "5x5 first conv; gated-pixelrnn: 7x7 input conv without ReLU, global input skip, "
                                   "conv-32-ReLU-1x1 head, Xavier init)", choices=VARIANTS)
@@ -419,9 +434,12 @@ def check_args(args: Args) -> None:
     if args.noise == "amplified" and (args.task != "denoise" or not args.sigma > 0):
         raise ValueError(f"--noise amplified: an option of --task denoise with a --sigma > 0 (got --task {args.task} "
                          f"--sigma {args.sigma})")
-    if args.model == "gated-pixelrnn" and args.task != "completion":
-        raise ValueError(f"--model gated-pixelrnn reads an image and its mask; it trains on --task completion only "
+    if args.model in MASKED_MODELS and args.task != "completion":
+        raise ValueError(f"--model {args.model} reads an image and its mask; it trains on --task completion only "
                          f"(got --task {args.task})")
+    if args.shift_holes and (args.task != "completion" or args.data is None):
+        raise ValueError("--shift-holes moves the holes of occluded / original pairs: an option of --task completion "
+                         "with --data (without --data every hole is drawn at random already)")
     for name in ("epochs", "steps_per_epoch", "batch", "width", "val_samples"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)}: expected an integer >= 1")
@@ -432,9 +450,9 @@ def check_args(args: Args) -> None:
     if args.resize and args.crop > min(args.resize):
         raise ValueError(f"--crop {args.crop} does not fit the images resized to {args.resize[0]}x{args.resize[-1]}; "
                          f"give a --crop of at most {min(args.resize)}")
-    if args.variant != "default" and args.model == "mrpnet":
+    if args.variant != "default" and args.model in ("mrpnet", "unet"):
         raise ValueError(f"--variant {args.variant}: only pixelrnn and gated-pixelrnn have a seed variant; "
-                         "mrpnet takes --variant default")
+                         f"{args.model} takes --variant default")
     if args.ssim_window < 1 or args.ssim_window % 2 == 0 or args.ssim_window >= MIN_CROP:
         raise ValueError(f"--ssim-window {args.ssim_window}: expected an odd integer in 1..{MIN_CROP - 1}")
     if args.save_every < 0:
@@ -507,6 +525,10 @@ def make_example(args: Args, batch: Mapping[str, Any], generator: torch.Generato
     generator k alone (:mod:`rlenhance.data.degrade`).
     """
     if args.task == "completion":
+        if "occluded" in batch and args.shift_holes:
+            original = batch["original"].to(device)
+            occluded, mask = moved_occlusion(original, batch["mask"].to(device), generator=generator)
+            return Example(occluded, original, mask)
         if "occluded" in batch:
             return Example(batch["occluded"].to(device), batch["original"].to(device), batch["mask"].to(device))
         clean = batch["high"].to(device)
@@ -615,16 +637,18 @@ def build_network(args: Args) -> nn.Module:
         return PixelRNN(channels, width=args.width, variant=args.variant)
     if args.model == "ffdnet":
         return FFDNet(channels, width=args.width, depth=args.depth)
+    if args.model == "unet":
+        return CompletionUNet(channels, width=args.width)
     return GatedPixelRNN(channels, width=args.width, variant=args.variant)
 
 
 def predict(model: nn.Module, example: Example, prefill: str) -> Tensor:
     """The model's raw prediction; for completion the hole is pre-filled as ``prefill`` says first
-    (:func:`rlenhance.ops.fill.prefill_hole`) and the gated PixelRNN also reads the mask, FFDNet the
-    noise-level map."""
+    (:func:`rlenhance.ops.fill.prefill_hole`) and the gated PixelRNN and the U-Net also read the mask,
+    FFDNet the noise-level map."""
     x = example.input if example.mask is None else prefill_hole(example.input, example.mask, prefill)
     net = getattr(model, "module", model)  # the network inside DistributedDataParallel
-    if isinstance(net, GatedPixelRNN):
+    if isinstance(net, (GatedPixelRNN, CompletionUNet)):
         return model(x, example.mask)
     if isinstance(net, FFDNet):
         return model(x, example.noise_map)
@@ -638,6 +662,9 @@ def compute_loss(args: Args, pred: Tensor, example: Example) -> tuple[Tensor, di
                                return_terms=True)
     if args.model == "pixelrnn":
         return mse_ssim_loss(pred, example.target, ssim_window=args.ssim_window, return_terms=True)
+    if args.model == "unet":
+        mse = hole_mse(pred, example.target, example.mask)
+        return mse, {"hole_mse": mse}
     mse = mse_loss(pred, example.target)
     return mse, {"mse": mse}
 

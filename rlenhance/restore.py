@@ -80,6 +80,8 @@ from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import BT601_LUMA_WEIGHTS, as_unit_float
 from rlenhance.models.ffdnet import MODELS as FFDNET_MODELS
 from rlenhance.models.ffdnet import FFDNet
+from rlenhance.models.inpaint import MODELS as INPAINT_MODELS
+from rlenhance.models.inpaint import CompletionUNet
 from rlenhance.models.mrpnet import MODELS as MRPNET_MODELS
 from rlenhance.models.pixelrnn import MODELS as PIXELRNN_MODELS
 from rlenhance.models.pixelrnn import GatedPixelRNN, composite
@@ -112,7 +114,8 @@ DEFAULT_COMPLETION_CHECKPOINT = _WEIGHTS / "gated_pixelrnn_completion.pt"
 #: Tasks a supervised checkpoint can be trained for (``experiments.supervised_train --task``).
 TASKS = SUPERVISED_TASKS
 #: Every class a supervised checkpoint can name (for :func:`rlenhance.checkpoint.build_model`).
-REGISTRY: Mapping[str, type[nn.Module]] = MappingProxyType({**MRPNET_MODELS, **PIXELRNN_MODELS, **FFDNET_MODELS})
+REGISTRY: Mapping[str, type[nn.Module]] = MappingProxyType({**MRPNET_MODELS, **PIXELRNN_MODELS, **FFDNET_MODELS,
+                                                            **INPAINT_MODELS})
 _DEFAULTS = MappingProxyType({"denoise": DEFAULT_DENOISE_CHECKPOINT, "completion": DEFAULT_COMPLETION_CHECKPOINT})
 _TRAIN_COMMAND = MappingProxyType({
     "denoise": "python -m experiments.supervised_train --model mrpnet --task denoise",
@@ -340,7 +343,7 @@ class SupervisedRestorer:
         self.arch_class: str = ckpt["arch"]["class"]
         self.model = build_model(ckpt, REGISTRY).to(self.device).eval()
         if getattr(self.model, "in_channels", self.channels) != self.channels \
-                or self.needs_mask != isinstance(self.model, GatedPixelRNN) \
+                or self.needs_mask != isinstance(self.model, (GatedPixelRNN, CompletionUNet)) \
                 or self.needs_noise_map != isinstance(self.model, FFDNet):
             raise CheckpointError(f"checkpoint {self.path}: its {spec} does not describe its network "
                                   f"{self.arch_class}({ckpt['arch']['kwargs']})")

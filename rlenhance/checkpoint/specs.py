@@ -46,7 +46,10 @@ SUPERVISED_MODELS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "pixelrnn": ("PixelRNN",),
     "gated-pixelrnn": ("GatedPixelRNN",),
     "ffdnet": ("FFDNet",),
+    "unet": ("CompletionUNet",),
 })
+#: Supervised models that read the hole mask next to the image (completion only).
+MASKED_MODELS = ("gated-pixelrnn", "unet")
 #: How ``experiments.supervised_train --noise`` makes a denoiser's noisy inputs: white Gaussian
 #: noise on the clean image, or dark-level noise amplified by known curves
 #: (:func:`rlenhance.data.amplified_noise`, ReLLIE's setting).
@@ -492,8 +495,8 @@ class SupervisedSpec(CheckpointSpec):
     need to apply a network of ``experiments.supervised_train``.
 
     Attributes:
-        model: ``"mrpnet"``, ``"pixelrnn"`` or ``"gated-pixelrnn"`` (:data:`SUPERVISED_MODELS`
-            lists the network classes each may build).
+        model: ``"mrpnet"``, ``"pixelrnn"``, ``"gated-pixelrnn"``, ``"ffdnet"`` or ``"unet"``
+            (:data:`SUPERVISED_MODELS` lists the network classes each may build).
         task: ``"lowlight"``, ``"denoise"`` or ``"completion"``.
         channels: image planes the network reads and writes, 1 (gray) or 3 (RGB).
         prefill: what the network sees in the hole (:data:`rlenhance.ops.fill.PREFILLS`);
@@ -547,8 +550,9 @@ class SupervisedSpec(CheckpointSpec):
 
     @property
     def needs_mask(self) -> bool:
-        """The network reads the mask as a second input (the gated PixelRNN)."""
-        return self.model == "gated-pixelrnn"
+        """The network reads the mask as a second input (:data:`MASKED_MODELS`: the gated PixelRNN,
+        the completion U-Net)."""
+        return self.model in MASKED_MODELS
 
     @property
     def composite(self) -> bool:
@@ -574,6 +578,10 @@ class SupervisedSpec(CheckpointSpec):
         if self.variant not in SUPERVISED_VARIANTS or (self.variant != "default" and self.model == "mrpnet"):
             problems.append(f"variant {self.variant!r} for model {self.model!r} (accepted: {SUPERVISED_VARIANTS} "
                             "for pixelrnn and gated-pixelrnn, 'default' for mrpnet)")
+        if self.needs_mask and self.task != "completion":
+            problems.append(f"model {self.model!r} for task {self.task!r} (it reads a hole mask: completion only)")
+        if self.variant != "default" and self.model == "unet":
+            problems.append(f"variant {self.variant!r} for model 'unet' (accepted: 'default')")
         problems += self._noise_problems()
         super_resolving = self.model == "mrpnet" and self.task == "lowlight"
         if self.upscale not in (SUPERVISED_UPSCALES if super_resolving else (1,)):

@@ -20,7 +20,8 @@ Sampling (all randomness from a ``numpy.random.Generator``): :func:`sample_batch
 
 Degradations (batched torch, randomness from a ``torch.Generator``):
 :func:`synthetic_low_light`, :func:`add_gaussian_noise`, :func:`random_occlusion` and their
-modules; :func:`amplified_noise` (dark-level noise amplified by known LE curves, with its
+modules; :func:`moved_occlusion` (a pair's hole moved elsewhere on its original);
+:func:`amplified_noise` (dark-level noise amplified by known LE curves, with its
 :func:`noise_level_map`: the data of ReLLIE's noise-map denoiser).
 
 Fixed evaluation sets (each image's degradation seeded by :func:`image_seed` of a seed and its
@@ -36,6 +37,7 @@ from rlenhance.data.degrade import (
     SyntheticLowLight,
     add_gaussian_noise,
     amplified_noise,
+    moved_occlusion,
     noise_level_map,
     random_occlusion,
     synthetic_low_light,
@@ -92,6 +94,7 @@ __all__ = [
     "hole_mask",
     "image_seed",
     "lowlight_test_set",
+    "moved_occlusion",
     "noisy_test_set",
     "occluded_test_set",
     "open_dataset",

@@ -38,6 +38,7 @@ __all__ = [
     "amplified_noise",
     "noise_level_map",
     "random_occlusion",
+    "moved_occlusion",
     "SyntheticLowLight",
     "AddGaussianNoise",
     "AmplifiedNoise",
@@ -567,6 +568,56 @@ def random_occlusion(
     mask = holes.unsqueeze(1).to(flat.dtype)
     occluded = flat * (1 - mask) + fill_v * mask
     return occluded.reshape(shape), mask.reshape(*shape[:-3], 1, h, w)
+
+
+def moved_occlusion(
+    original: torch.Tensor, mask: torch.Tensor, *, generator: Generators, fill: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move each image's hole to a random place of its frame, and occlude the original there.
+
+    Training pairs of a data set with one hole per photo (the occluded bedrooms) then show every
+    photo with holes everywhere, not only the one its file has. The hole keeps its shape: its
+    bounding box is moved to a uniformly drawn position where it fits the frame.
+
+    Args:
+        original: clean images, float in [0, 1], (B, C, H, W).
+        mask: (B, 1, H, W), 1 = missing pixel (an image without hole keeps none).
+        generator: source of the two positions of every image (None: torch's global RNG), or one
+            generator per image.
+        fill: value written into the occluded pixels, in [0, 1] (0: black, as the bedroom data).
+
+    Returns:
+        ``(occluded, mask)`` as :func:`random_occlusion`'s: the originals with the moved holes set to
+        ``fill``, and the moved masks.
+
+    Example:
+        >>> mask = torch.zeros(1, 1, 16, 16); mask[..., 2:6, 3:8] = 1
+        >>> occ, moved = moved_occlusion(torch.rand(1, 3, 16, 16), mask, generator=torch.Generator().manual_seed(0))
+        >>> int(moved.sum()), bool((occ[moved.expand(1, 3, 16, 16) > 0] == 0).all())
+        (20, True)
+    """
+    if original.dim() != 4 or mask.dim() != 4 or mask.shape[1] != 1 or mask.shape[0] != original.shape[0] \
+            or mask.shape[-2:] != original.shape[-2:]:
+        raise ValueError(f"moved_occlusion: original (B, C, H, W) and mask (B, 1, H, W) of one size expected, got "
+                         f"{tuple(original.shape)} and {tuple(mask.shape)}")
+    if isinstance(fill, bool) or not isinstance(fill, (int, float)) or not 0.0 <= fill <= 1.0:
+        raise ValueError(f"fill: expected a number in [0, 1], got {fill!r}")
+    _check_generators(generator, original.shape[0])
+    h, w = original.shape[-2:]
+    draws = _rand(2 * original.shape[0], generator, original).view(-1, 2)
+    moved = torch.zeros_like(mask)
+    for k in range(original.shape[0]):
+        rows, cols = torch.nonzero(mask[k, 0] > 0, as_tuple=True)
+        if rows.numel() == 0:
+            continue
+        top, left = int(rows.min()), int(cols.min())
+        height, width = int(rows.max()) - top + 1, int(cols.max()) - left + 1
+        new_top = min(int(draws[k, 0] * (h - height + 1)), h - height)
+        new_left = min(int(draws[k, 1] * (w - width + 1)), w - width)
+        moved[k, :, new_top:new_top + height, new_left:new_left + width] = \
+            mask[k, :, top:top + height, left:left + width]
+    occluded = original * (1 - moved) + float(fill) * moved
+    return occluded, moved
 
 
 class RandomOcclusion(nn.Module):

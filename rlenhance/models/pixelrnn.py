@@ -82,6 +82,7 @@ __all__ = [
     "completion_loss",
     "composite",
     "hole_l1",
+    "hole_mse",
     "hole_psnr",
     "hole_ssim",
     "mse_ssim_loss",
@@ -395,6 +396,22 @@ def hole_l1(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     return _hole_mean((pred - target).abs(), mask)
 
 
+def hole_mse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """Mean squared error inside the hole, per image (the loss of
+    :class:`~rlenhance.models.inpaint.CompletionUNet`; what hole PSNR scores).
+
+    Args:
+        pred, target: float (B, C, H, W).
+        mask: float (B, 1, H, W), 1 = missing pixel (soft masks weigh pixels).
+
+    Returns:
+        float (B,): ``sum((pred - target)^2 mask) / (C sum(mask))``; 0 for an image without hole.
+    """
+    pred, target = _as_batch_pair(pred, target, "pred", "target")
+    _check_mask(pred, mask)
+    return _hole_mean((pred - target).square(), mask)
+
+
 def hole_psnr(pred: Tensor, target: Tensor, mask: Tensor, *, data_range: float = 1.0) -> Tensor:
     """PSNR inside the hole, per image, in dB: ``10 log10(data_range^2 / MSE_hole)``.
 
@@ -406,11 +423,9 @@ def hole_psnr(pred: Tensor, target: Tensor, mask: Tensor, *, data_range: float =
     Returns:
         float (B,); ``+inf`` for a perfect hole, NaN for an image without hole.
     """
-    pred, target = _as_batch_pair(pred, target, "pred", "target")
-    _check_mask(pred, mask)
     if not (isinstance(data_range, (int, float)) and math.isfinite(data_range) and data_range > 0):
         raise ValueError(f"data_range must be a finite number > 0, got {data_range!r}")
-    mse = _hole_mean((pred - target).pow(2), mask)
+    mse = hole_mse(pred, target, mask)
     empty = mask.to(mse.dtype).sum(dim=(1, 2, 3)) == 0
     value = 10.0 * torch.log10(data_range**2 / mse)
     return torch.where(empty, torch.full_like(value, float("nan")), value)

@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +23,11 @@ import pytest
 import torch
 
 from experiments.runs import parse_config
-from experiments.supervised_train import REGISTRY, Args, main, resolve_args
+from experiments.supervised_train import Args, main, resolve_args
 from rlenhance.checkpoint import SupervisedSpec, build_model, load_checkpoint
 from rlenhance.errors import CheckpointError
 from rlenhance.io import load_image, save_image
-from rlenhance.restore import SupervisedRestorer
+from rlenhance.restore import REGISTRY, SupervisedRestorer
 
 ROOT = Path(__file__).resolve().parents[2]
 CROP = 32
@@ -40,11 +41,12 @@ COMBOS = {  # name -> extra arguments; every --model/--task pair the experiment 
     "pixelrnn-lowlight": ["--model", "pixelrnn", "--task", "lowlight"],
     "pixelrnn-denoise": ["--model", "pixelrnn", "--task", "denoise"],
     "pixelrnn-completion": ["--model", "pixelrnn", "--task", "completion", "--prefill", "none"],
+    "unet-completion": ["--model", "unet", "--task", "completion"],
 }
 SUBPROCESS = "gated-completion"
 TERMS = {"mrpnet": ["train_mse"], "pixelrnn": ["train_mse", "train_ssim_loss"],
-         "gated-pixelrnn": ["train_hole_l1", "train_ssim_loss"]}
-CLASSES = {"mrpnet-completion": "MRPNet", "gated-completion": "GatedPixelRNN"}
+         "gated-pixelrnn": ["train_hole_l1", "train_ssim_loss"], "unet": ["train_hole_mse"]}
+CLASSES = {"mrpnet-completion": "MRPNet", "gated-completion": "GatedPixelRNN", "unet-completion": "CompletionUNet"}
 
 
 def launch(*args):
@@ -111,7 +113,7 @@ def test_each_combination_fills_its_run_folder(runs, name):
     out = base / name
     config = json.loads((out / "config.json").read_text())
     model = config["model"]
-    defaults = {"mrpnet": 1e-4, "pixelrnn": 1e-3, "gated-pixelrnn": 1e-4}
+    defaults = {"mrpnet": 1e-4, "pixelrnn": 1e-3, "gated-pixelrnn": 1e-4, "unet": 1e-3}
     assert config["lr"] == defaults[model] and config["width"] == 8 and config["crop"] == CROP  # resolved
     rows = read_log(out / "train_log.tsv")
     assert [int(r["epoch"]) for r in rows] == [1, 2]
@@ -131,7 +133,8 @@ def test_each_combination_fills_its_run_folder(runs, name):
     val_losses = [float(r["val_loss"]) for r in rows]
     assert best["extra"]["epoch"] == 1 + int(np.argmin(val_losses))
     assert best["extra"]["spec"].task == config["task"]
-    prefill = {"pixelrnn-completion": "none", "gated-completion": "diffusion", "mrpnet-completion": "diffusion"}
+    prefill = {"pixelrnn-completion": "none", "gated-completion": "diffusion", "mrpnet-completion": "diffusion",
+               "unet-completion": "diffusion"}
     assert best["extra"]["spec"].prefill == prefill.get(name, "none")  # the restorer applies it
     net = build_model(best, REGISTRY)
     assert type(net).__name__ == CLASSES.get(name, {"mrpnet": "CombinedModel", "pixelrnn": "PixelRNN"}.get(model))
@@ -188,7 +191,10 @@ def test_argument_errors(tmp_path, runs):
     with pytest.raises(ValueError, match="--lr"):
         resolve_args(parse_config(Args, argv), argv)
     for bad, match in ((["--crop", "8"], "--crop"), (["--val-fraction", "1.5"], "--val-fraction"),
-                       (["--model", "gated-pixelrnn"], "completion only")):
+                       (["--model", "gated-pixelrnn"], "completion only"), (["--model", "unet"], "completion only"),
+                       (["--task", "completion", "--shift-holes"], "--shift-holes .* with --data"),
+                       (["--model", "unet", "--task", "completion", "--variant", "seed"],
+                        "unet takes --variant default")):
         with pytest.raises(ValueError, match=match):
             resolve_args(parse_config(Args, bad), bad)
 
@@ -216,11 +222,12 @@ def _folders(root):
         save_image(root / "occ" / "occluded_images" / f"occluded_{name}", occluded)
 
 
-@pytest.mark.parametrize("task, folder, model", [("lowlight", "pairs", "mrpnet"), ("denoise", "clean", "mrpnet"),
-                                                 ("completion", "occ", "gated-pixelrnn")])
-def test_data_folders_of_each_task(tmp_path, task, folder, model):
+@pytest.mark.parametrize("task, folder, model, extra", [
+    ("lowlight", "pairs", "mrpnet", []), ("denoise", "clean", "mrpnet", []),
+    ("completion", "occ", "gated-pixelrnn", []), ("completion", "occ", "unet", ["--shift-holes"])])
+def test_data_folders_of_each_task(tmp_path, task, folder, model, extra):
     _folders(tmp_path)
-    argv = [*TINY, "--epochs", "1", "--val-fraction", "0.34", "--task", task, "--model", model,
+    argv = [*TINY, "--epochs", "1", "--val-fraction", "0.34", "--task", task, "--model", model, *extra,
             "--data", str(tmp_path / folder), "--out", str(tmp_path / "run")]
     out = main(argv)
     rows = read_log(out / "train_log.tsv")
@@ -489,3 +496,24 @@ def test_one_level_checkpoints_and_runs_still_load(tmp_path):
         resolve_args(parse_config(Args, argv), argv)
     assert SupervisedSpec(model="mrpnet", task="denoise", channels=3, prefill="none", noise="gaussian",
                           sigma=25.0).sigmas == (25.0,)
+
+
+def test_shift_holes_moves_each_pair_s_hole_onto_its_original():
+    from experiments.supervised_train import make_example
+
+    original = torch.rand(3, 3, 40, 44, generator=torch.Generator().manual_seed(0))
+    mask = torch.zeros(3, 1, 40, 44)
+    mask[:, :, 8:24, 10:30] = 1
+    batch = {"occluded": original * (1 - mask), "original": original, "mask": mask}
+    args = resolve_args(parse_config(Args, ["--task", "completion", "--data", "x", "--shift-holes"]), [])
+    generators = [torch.Generator().manual_seed(k) for k in range(3)]
+    example = make_example(args, batch, generators, torch.device("cpu"))
+    assert torch.equal(example.target, original)
+    assert torch.equal(example.mask.sum(dim=(1, 2, 3)), mask.sum(dim=(1, 2, 3)))  # same 16x20 holes
+    assert not torch.equal(example.mask, mask)  # moved (each to its own place)
+    assert len({tuple(torch.nonzero(m[0]).min(0).values.tolist()) for m in example.mask}) == 3
+    assert torch.equal(example.input, original * (1 - example.mask))  # the original, black in the new hole
+    again = make_example(args, batch, [torch.Generator().manual_seed(k) for k in range(3)], torch.device("cpu"))
+    assert torch.equal(again.mask, example.mask)  # the positions come from the generators
+    kept = make_example(replace(args, shift_holes=False), batch, generators, torch.device("cpu"))
+    assert torch.equal(kept.mask, mask) and torch.equal(kept.input, batch["occluded"])

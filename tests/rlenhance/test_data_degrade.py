@@ -14,6 +14,7 @@ from rlenhance.data import (
     SyntheticLowLight,
     add_gaussian_noise,
     amplified_noise,
+    moved_occlusion,
     random_occlusion,
     sample_batch,
     synthetic_low_light,
@@ -280,3 +281,33 @@ def test_generators_per_image_must_be_one_per_image(name):
     x = torch.rand(3, 3, 8, 8, generator=_gen(0))
     with pytest.raises(ValueError, match=r"one torch.Generator per image \(3\); got a sequence of 2"):
         PER_IMAGE[name](x, 25.0, [_gen(1), _gen(2)])
+
+
+def test_moved_occlusion_moves_each_hole_within_its_frame():
+    original = torch.rand(40, 3, 20, 24, generator=torch.Generator().manual_seed(0))
+    mask = torch.zeros(40, 1, 20, 24)
+    mask[:, :, 2:9, 0:5] = 1
+    mask[:, :, 4, 7] = 1  # a hole of two parts keeps its shape: bounding box 7 x 8
+    mask[7] = 0  # an image without hole keeps none
+    generators = [torch.Generator().manual_seed(k) for k in range(40)]
+    occluded, moved = moved_occlusion(original, mask, generator=generators)
+    assert torch.equal(occluded, original * (1 - moved))
+    assert float(moved[7].sum()) == 0 and torch.equal(occluded[7], original[7])
+    tops, lefts = set(), set()
+    for k in (k for k in range(40) if k != 7):
+        rows, cols = torch.nonzero(moved[k, 0], as_tuple=True)
+        top, left = int(rows.min()), int(cols.min())
+        shifted = torch.zeros(1, 20, 24)
+        shifted[:, top:top + 7, left:left + 8] = mask[k, :, 2:9, 0:8]
+        assert torch.equal(moved[k], shifted)
+        tops.add(top), lefts.add(left)
+    assert min(tops) == 0 and max(tops) <= 13 and min(lefts) == 0 and max(lefts) <= 16
+    assert len(tops) > 8 and len(lefts) > 8  # drawn over the frame
+    again = moved_occlusion(original, mask, generator=[torch.Generator().manual_seed(k) for k in range(40)])[1]
+    assert torch.equal(again, moved)
+    white, where = moved_occlusion(original, mask, generator=_gen(), fill=1.0)
+    assert bool((white[where.expand_as(white) > 0] == 1).all())
+    with pytest.raises(ValueError, match="original .* and mask"):
+        moved_occlusion(original, mask[:, :, :10], generator=None)
+    with pytest.raises(ValueError, match="fill"):
+        moved_occlusion(original, mask, generator=None, fill=2.0)

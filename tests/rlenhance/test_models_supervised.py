@@ -1,4 +1,5 @@
-"""Supervised baselines: MRPNet + Generator, ConvLSTM PixelRNN, gated PixelRNN, their losses and metrics."""
+"""Supervised baselines: MRPNet + Generator, ConvLSTM PixelRNN, gated PixelRNN, the completion U-Net, their losses
+and metrics."""
 
 import json
 import math
@@ -13,6 +14,8 @@ from torch import nn
 from rlenhance.checkpoint import SupervisedSpec, build_model, load_checkpoint, save_checkpoint
 from rlenhance.data import random_occlusion
 from rlenhance.errors import CheckpointError, ImageError
+from rlenhance.models.inpaint import MODELS as INPAINT_MODELS
+from rlenhance.models.inpaint import CompletionUNet
 from rlenhance.models.mrpnet import MODELS as MRP_MODELS
 from rlenhance.models.mrpnet import CombinedModel, Generator, MRPNet
 from rlenhance.models.pixelrnn import (
@@ -27,11 +30,12 @@ from rlenhance.models.pixelrnn import (
     completion_loss,
     composite,
     hole_l1,
+    hole_mse,
     hole_psnr,
     mse_ssim_loss,
 )
 
-REGISTRY = {**MRP_MODELS, **RNN_MODELS}
+REGISTRY = {**MRP_MODELS, **RNN_MODELS, **INPAINT_MODELS}
 
 
 def n_params(model):
@@ -189,6 +193,7 @@ def test_hole_metrics_known_values_and_skimage():
     pred[:, :, 12:, :] = 1.0  # large errors outside it must not count
     assert torch.allclose(hole_l1(pred, target, mask), torch.full((2,), 0.1))
     assert torch.allclose(hole_psnr(pred, target, mask), torch.full((2,), 20.0))
+    assert torch.allclose(hole_mse(pred, target, mask), torch.full((2,), 0.01))
     g = torch.Generator().manual_seed(1)
     noisy = (target + 0.05 * torch.randn(target.shape, generator=g)).clamp(0, 1)
     hole = mask[0, 0].bool()
@@ -431,3 +436,77 @@ def test_supervised_spec_variant_reads_old_files_as_default_and_is_checked():
         SupervisedSpec.from_dict({**old, "variant": "paper"})
     with pytest.raises(CheckpointError, match=r"variant 'seed' for model 'mrpnet'"):
         SupervisedSpec(model="mrpnet", task="denoise", channels=1, prefill="none", variant="seed")
+
+
+# --- the coarse completion U-Net ---------------------------------------------------------------------
+def _box(shape, rows, cols):
+    mask = torch.zeros(shape[0], 1, *shape[-2:])
+    mask[..., rows, cols] = 1
+    return mask
+
+
+def test_completion_unet_starts_as_its_prefill_and_only_changes_the_hole():
+    torch.manual_seed(0)
+    net = CompletionUNet(width=8, levels=2, scale=2)
+    image, mask = torch.rand(2, 3, 30, 26), _box((2, 3, 30, 26), slice(6, 18), slice(5, 15))
+    assert torch.equal(net(image, mask), image)  # zero-initialised correction: the pre-fill as it is
+    nn.init.normal_(net.head.weight, std=0.1)
+    out = net(image, mask)
+    assert torch.equal(out * (1 - mask), image * (1 - mask))
+    assert float((out - image).abs().amax()) > 1e-3  # the hole is corrected
+    assert torch.equal(net(torch.cat([image, mask], dim=1)), out)  # the concatenated form
+    assert net.features(image, mask).shape == (2, 8, 30, 26)
+
+
+@pytest.mark.parametrize("size", [(7, 9), (33, 17), (64, 64)])
+def test_completion_unet_keeps_any_size(size):
+    net = CompletionUNet(width=8, levels=2, scale=4)
+    nn.init.normal_(net.head.weight, std=0.1)
+    image = torch.rand(1, 3, *size)
+    mask = _box(image.shape, slice(1, size[0] // 2 + 1), slice(1, size[1] // 2 + 1))
+    assert net(image, mask).shape == image.shape
+
+
+def test_completion_unet_sees_far_outside_the_hole():
+    """A pixel 80 px from the hole's centre changes the prediction there: the context of a large hole."""
+    torch.manual_seed(0)
+    net = CompletionUNet(width=8, levels=3, scale=4)
+    nn.init.normal_(net.head.weight, std=0.1)
+    image = torch.rand(1, 3, 128, 128, requires_grad=True)
+    mask = _box(image.shape, slice(40, 80), slice(40, 80))
+    net(image, mask)[0, :, 60, 60].sum().backward()
+    assert float(image.grad[0, :, 60, 120].abs().sum()) > 0  # 60 px right of the centre, 40 px out of the hole
+    assert float(image.grad[0, :, 127, 127].abs().sum()) > 0  # the far corner
+
+
+def test_completion_unet_learns_to_reduce_the_hole_error_and_round_trips(tmp_path):
+    torch.manual_seed(0)
+    net = CompletionUNet(width=8, levels=2, scale=2)
+    target = torch.linspace(0, 1, 32).view(1, 1, 1, 32).expand(4, 3, 32, 32).contiguous()
+    mask = _box(target.shape, slice(8, 24), slice(8, 24))
+    prefill = target * (1 - mask) + 0.5 * mask  # a flat grey guess in the hole
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(20):
+        loss = hole_mse(net(prefill, mask), target, mask).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss))
+    assert losses[-1] < 0.5 * losses[0]
+    assert float(net.enc[0][0].weight.grad.abs().sum()) > 0  # the first conv learns once the head is not zero
+    save_checkpoint(tmp_path / "u.pt", model=net, arch=net.arch(), extra={"epoch": 1})
+    rebuilt = build_model(load_checkpoint(tmp_path / "u.pt", expected_arch=net.arch()), REGISTRY)
+    assert torch.equal(rebuilt(prefill, mask), net(prefill, mask))
+
+
+def test_completion_unet_refuses_bad_inputs_and_arguments():
+    net = CompletionUNet(width=4, levels=1, scale=2)
+    with pytest.raises(ImageError, match="CompletionUNet"):
+        net(torch.rand(1, 1, 16, 16), torch.zeros(1, 1, 16, 16))
+    with pytest.raises(ImageError):
+        net(torch.rand(1, 3, 16, 16), torch.zeros(1, 1, 8, 8))
+    with pytest.raises(ImageError, match="image and mask concatenated"):
+        net(torch.rand(1, 3, 16, 16))
+    with pytest.raises(ValueError, match="scale"):
+        CompletionUNet(scale=0)

@@ -200,7 +200,7 @@ def test_inconsistent_inference_record_is_refused(tmp_path):
     model = MRPNet(1, width=4)
     bad = {"model": "gated-pixelrnn", "task": "denoise", "channels": 1, "needs_mask": False, "composite": False}
     path = save_v1(tmp_path / "bad.pt", model, {"inference": bad})
-    with pytest.raises(CheckpointError, match=r"bad\.pt.*MRPNet"):
+    with pytest.raises(CheckpointError, match=r"bad\.pt.*'gated-pixelrnn' for task 'denoise'.*completion only"):
         SupervisedRestorer(path, device="cpu")
     for prefill, task in (("telea", "completion"), ("diffusion", "denoise")):
         record = dict(bad, model="mrpnet", task=task, composite=task == "completion", prefill=prefill)

@@ -1,0 +1,147 @@
+"""A coarse residual U-Net for large holes: the third supervised completion model.
+
+The PixelRNNs (:mod:`rlenhance.models.pixelrnn`) work at full resolution and, given the diffusion
+pre-fill of a 67x67 bedroom hole, learn to keep it. What a large hole's PSNR rewards is its
+low-frequency content (the bedroom data's true holes, area-downscaled by 4 and upscaled back, score
+23.6 dB against the fill's 16.5), and that needs context from far outside the hole. So
+:class:`CompletionUNet` predicts a correction to the pre-fill on a ``scale``-times smaller grid::
+
+    [image, mask] -> avg_pool(scale)
+      -> levels x [conv3x3 + ReLU, conv3x3 + ReLU] (width * 2**k planes), max_pool(2) after each
+      -> bottleneck: conv3x3, conv3x3 dilation 2, conv3x3 dilation 4 (2x the last level's planes), conv3x3
+      -> levels x [bilinear x2, concat the level's skip, conv3x3 + ReLU, conv3x3 + ReLU]
+      -> conv3x3 (zero-initialised) = correction
+      -> bilinear x scale;  output = image + correction * mask
+
+At ``scale=4, levels=3`` the bottleneck sees the 224x224 bedroom image as 7x7 cells, each reading the
+whole frame. The output is the input outside the hole; inside it, the pre-fill plus the learned
+correction, so training starts from the fill (the correction's last conv is zero) and can only
+learn to improve on it. 2,685,667 parameters at ``width=32``.
+
+Train it with ``experiments.supervised_train --model unet --task completion`` (hole MSE,
+:func:`rlenhance.models.pixelrnn.hole_mse`), on the diffusion pre-fill.
+
+Example:
+    >>> net = CompletionUNet(width=4, levels=2, scale=2)
+    >>> image, mask = torch.rand(1, 3, 20, 28), torch.zeros(1, 1, 20, 28)
+    >>> mask[..., 5:12, 6:15] = 1
+    >>> out = net(image, mask)
+    >>> out.shape, bool(torch.equal(out * (1 - mask), image * (1 - mask)))
+    (torch.Size([1, 3, 20, 28]), True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rlenhance.models.pixelrnn import _check_image, _check_mask, _check_positive_int
+
+__all__ = ["MODELS", "CompletionUNet"]
+
+_DILATIONS = (1, 2, 4)
+
+
+def _double_conv(in_planes: int, planes: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_planes, planes, 3, padding=1), nn.ReLU(inplace=True),
+                         nn.Conv2d(planes, planes, 3, padding=1), nn.ReLU(inplace=True))
+
+
+class CompletionUNet(nn.Module):
+    """Coarse residual U-Net completion network: pre-filled image + mask in, completed image out.
+
+    Args:
+        in_channels: image planes (3 for RGB, 1 for gray); the mask adds one input plane.
+        width: planes of the first level; level k has ``width * 2**k``.
+        levels: encoder levels (each halves the coarse grid).
+        scale: the coarse grid is the input area-downscaled by this factor (1: full resolution).
+
+    Shape:
+        ``forward(image, mask)``: image float (B, in_channels, H, W) (the occluded image with its
+        hole pre-filled), mask (B, 1, H, W), 1 = missing -> (B, in_channels, H, W): ``image``
+        outside the hole, pre-fill + correction inside (not clamped). ``forward(x)`` with x of
+        (B, in_channels + 1, H, W) (image and mask concatenated) is the same. Any H, W >= 1
+        (padded by edge replication to a multiple of ``scale * 2**levels``, cropped back).
+    """
+
+    def __init__(self, in_channels: int = 3, width: int = 32, levels: int = 3, scale: int = 4):
+        super().__init__()
+        _check_positive_int("CompletionUNet", in_channels=in_channels, width=width, levels=levels, scale=scale)
+        self._kwargs = dict(in_channels=in_channels, width=width, levels=levels, scale=scale)
+        self.in_channels, self.levels, self.scale = in_channels, levels, scale
+        planes = [width * 2**k for k in range(levels)]
+        self.enc = nn.ModuleList()
+        previous = in_channels + 1
+        for p in planes:
+            self.enc.append(_double_conv(previous, p))
+            previous = p
+        wide = 2 * previous
+        mid: list[nn.Module] = []
+        for k, dilation in enumerate(_DILATIONS):
+            mid += [nn.Conv2d(previous if k == 0 else wide, wide, 3, padding=dilation, dilation=dilation),
+                    nn.ReLU(inplace=True)]
+        self.mid = nn.Sequential(*mid, nn.Conv2d(wide, previous, 3, padding=1), nn.ReLU(inplace=True))
+        self.dec = nn.ModuleList()
+        for p in reversed(planes):
+            self.dec.append(_double_conv(previous + p, p))
+            previous = p
+        #: Planes of :meth:`features`.
+        self.out_channels = planes[0]
+        self.head = nn.Conv2d(planes[0], in_channels, 3, padding=1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def arch(self) -> dict[str, Any]:
+        """``{"class": "CompletionUNet", "kwargs": {...}}`` for checkpoints."""
+        return {"class": type(self).__name__, "kwargs": dict(self._kwargs)}
+
+    def _split(self, image: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        if mask is None:
+            _check_image("CompletionUNet", image, self.in_channels + 1, "input (image and mask concatenated)")
+            return image[:, :-1], image[:, -1:]
+        _check_image("CompletionUNet", image, self.in_channels, "image")
+        _check_mask(image, mask)
+        return image, mask.to(image.dtype)
+
+    def _coarse(self, image: Tensor, mask: Tensor) -> Tensor:
+        """Decoder output on the coarse grid of the padded input."""
+        multiple = self.scale * 2**self.levels
+        height, width = image.shape[-2:]
+        x = torch.cat([image, mask], dim=1)
+        x = F.pad(x, (0, -width % multiple, 0, -height % multiple), mode="replicate")
+        x = F.avg_pool2d(x, self.scale) if self.scale > 1 else x
+        skips = []
+        for block in self.enc:
+            x = block(x)
+            skips.append(x)
+            x = F.max_pool2d(x, 2)
+        x = self.mid(x)
+        for block, skip in zip(self.dec, reversed(skips)):
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = block(torch.cat([x, skip], dim=1))
+        return x
+
+    def _full(self, coarse: Tensor, height: int, width: int) -> Tensor:
+        if self.scale > 1:
+            coarse = F.interpolate(coarse, scale_factor=self.scale, mode="bilinear", align_corners=False)
+        return coarse[..., :height, :width]
+
+    def features(self, image: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Decoder output upscaled to the input size, float (B, width, H, W) (ReLU outputs, >= 0)."""
+        image, mask = self._split(image, mask)
+        return self._full(self._coarse(image, mask), *image.shape[-2:])
+
+    def forward(self, image: Tensor, mask: Tensor | None = None) -> Tensor:
+        """The pre-fill plus the predicted correction in the hole, float (B, in_channels, H, W)."""
+        image, mask = self._split(image, mask)
+        correction = self._full(self.head(self._coarse(image, mask)), *image.shape[-2:])
+        return image + correction * mask
+
+
+#: Checkpoint registry: class name -> class (for :func:`rlenhance.checkpoint.build_model`).
+MODELS: Mapping[str, type[nn.Module]] = MappingProxyType({"CompletionUNet": CompletionUNet})
