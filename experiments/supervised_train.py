@@ -578,12 +578,14 @@ def crop_of(args: Args, dataset) -> int:
 
 
 def validation_set(args: Args, dataset) -> Example:
-    """``val_samples`` fixed crops of the validation images, degraded with a fixed seed (CPU tensors):
+    """``val_samples`` fixed crops of the validation images, degraded with a fixed seed (CPU tensors;
+    occluded pairs keep their own holes, also with ``--shift-holes``):
     the images in a fixed shuffled order, each used ``val_samples // len(dataset)`` or one more
     times (``val_samples`` >= the number of validation images covers them all)."""
     batch = sample_batch(dataset, args.val_samples, crop=crop_of(args, dataset), rng=np.random.default_rng(VAL_SEED),
                          flip=False, spread=True)
-    return make_example(args, batch, torch.Generator().manual_seed(VAL_SEED), torch.device("cpu"))
+    fixed = replace(args, shift_holes=False)  # the pairs' own holes, whatever the training examples get
+    return make_example(fixed, batch, torch.Generator().manual_seed(VAL_SEED), torch.device("cpu"))
 
 
 def validation_sets(args: Args, dataset) -> dict[float | None, Example]:

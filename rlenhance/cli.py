@@ -198,10 +198,10 @@ def _build_parser() -> argparse.ArgumentParser:
                               "than per channel) or refuses it (a3c, sac, rse)")
     _add_tile(denoise, "mrpnet, ffdnet, a3c, sac (rse runs whole images)")
 
-    complete = commands.add_parser("complete", help="fill the holes of occluded images (gated PixelRNN)",
+    complete = commands.add_parser("complete", help="fill the holes of occluded images (completion U-Net)",
                                    formatter_class=formatter)
     _add_common(complete, "completion checkpoint from experiments.supervised_train (omitted: the shipped "
-                          "rlenhance/weights/gated_pixelrnn_completion.pt, when installed)")
+                          "rlenhance/weights/unet_completion.pt, when installed)")
     source = complete.add_mutually_exclusive_group()
     source.add_argument("--masks", type=Path, default=None,
                         help="folder of mask files (same stem as the image, or without its 'occluded_' prefix; "

@@ -109,8 +109,9 @@ __all__ = [
 _WEIGHTS = Path(__file__).resolve().parent / "weights"
 #: The shipped gray MRPNet denoiser (used when ``rlenhance denoise`` gets no --checkpoint).
 DEFAULT_DENOISE_CHECKPOINT = _WEIGHTS / "mrpnet_denoise.pt"
-#: The shipped gated PixelRNN completion model (used when ``rlenhance complete`` gets no --checkpoint).
-DEFAULT_COMPLETION_CHECKPOINT = _WEIGHTS / "gated_pixelrnn_completion.pt"
+#: The shipped completion U-Net (used when ``rlenhance complete`` gets no --checkpoint; the gated
+#: PixelRNN's file until session 27).
+DEFAULT_COMPLETION_CHECKPOINT = _WEIGHTS / "unet_completion.pt"
 #: Tasks a supervised checkpoint can be trained for (``experiments.supervised_train --task``).
 TASKS = SUPERVISED_TASKS
 #: Every class a supervised checkpoint can name (for :func:`rlenhance.checkpoint.build_model`).
@@ -119,7 +120,7 @@ REGISTRY: Mapping[str, type[nn.Module]] = MappingProxyType({**MRPNET_MODELS, **P
 _DEFAULTS = MappingProxyType({"denoise": DEFAULT_DENOISE_CHECKPOINT, "completion": DEFAULT_COMPLETION_CHECKPOINT})
 _TRAIN_COMMAND = MappingProxyType({
     "denoise": "python -m experiments.supervised_train --model mrpnet --task denoise",
-    "completion": "python -m experiments.supervised_train --model gated-pixelrnn --task completion",
+    "completion": "python -m experiments.supervised_train --model unet --task completion --shift-holes",
 })
 #: A mask value above this marks a missing pixel (masks are binarised).
 MASK_THRESHOLD = 0.5

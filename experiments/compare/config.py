@@ -46,6 +46,7 @@ class Args:
                                    "estimated level)")
     pixelrnn: str | None = arg(None, "supervised_train --model pixelrnn checkpoint of this task")
     gated_pixelrnn: str | None = arg(None, "supervised_train --model gated-pixelrnn checkpoint (completion)")
+    unet: str | None = arg(None, "supervised_train --model unet checkpoint (completion; the coarse completion U-Net)")
     rse: str | None = arg(None, "RSE-RL denoiser checkpoint of experiments.rse_train (denoise)")
     zero_dce: str | None = arg(None, "official Zero-DCE weights, zero_dce_Epoch99.pth (lowlight)")
     sigma: float = arg(25.0, "denoise: standard deviation of the synthetic noise on the 0-255 scale, and the noise "

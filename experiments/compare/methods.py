@@ -8,7 +8,7 @@ mask)``:
   :class:`rlenhance.Enhancer`;
 - :func:`rollout_method`: denoising and completion policies (``a3c``, ``sac``), an
   :class:`agents.rollout.RolloutPolicy` (:func:`agents.rollout.load_rollout_policy`);
-- :func:`supervised_method`: ``mrpnet``, ``pixelrnn``, ``gated-pixelrnn`` (and lol_eval's
+- :func:`supervised_method`: ``mrpnet``, ``pixelrnn``, ``gated-pixelrnn``, ``unet`` (and lol_eval's
   ``--combined``), a :class:`rlenhance.restore.SupervisedRestorer`;
 - :func:`ffdnet_method`: ``ffdnet``, a noise-map denoiser given the map of the noise level, a
   :class:`rlenhance.denoisers.NoiseLevelDenoiser`;
@@ -61,12 +61,12 @@ from rlenhance.restore import DEFAULT_COMPLETION_CHECKPOINT, DEFAULT_DENOISE_CHE
 
 TASKS = ("lowlight", "denoise", "completion")
 #: Methods that need a checkpoint (or weights file), each with its command-line flag.
-LEARNED_METHODS = ("a3c", "sac", "rse", "mrpnet", "ffdnet", "pixelrnn", "gated-pixelrnn", "zero-dce")
+LEARNED_METHODS = ("a3c", "sac", "rse", "mrpnet", "ffdnet", "pixelrnn", "gated-pixelrnn", "unet", "zero-dce")
 #: Every method of each task, in report order.
 TASK_METHODS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "lowlight": ("input", "a3c", "sac", "mrpnet", "pixelrnn", "zero-dce", *LOWLIGHT_BASELINES),
     "denoise": ("input", "a3c", "sac", "rse", "mrpnet", "ffdnet", "pixelrnn", *DENOISE_BASELINES),
-    "completion": ("input", "a3c", "sac", "mrpnet", "pixelrnn", "gated-pixelrnn", "diffusion-fill",
+    "completion": ("input", "a3c", "sac", "mrpnet", "pixelrnn", "gated-pixelrnn", "unet", "diffusion-fill",
                    *COMPLETION_BASELINES),
 })
 #: Where the package keeps its shipped weights.
@@ -86,7 +86,7 @@ PEERS: Mapping[str, tuple[Callable[[str], nn.Module], Enhance]] = MappingProxyTy
 def _default_checkpoint(task: str, method: str) -> Path:
     """The shipped file of a learned method (those of Enhancer / SupervisedRestorer where they exist)."""
     shipped = {("lowlight", "a3c"): DEFAULT_LOWLIGHT_CHECKPOINT, ("denoise", "mrpnet"): DEFAULT_DENOISE_CHECKPOINT,
-               ("completion", "gated-pixelrnn"): DEFAULT_COMPLETION_CHECKPOINT}
+               ("completion", "unet"): DEFAULT_COMPLETION_CHECKPOINT}
     if (task, method) in shipped:
         return shipped[task, method]
     if method == "zero-dce":

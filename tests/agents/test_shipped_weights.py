@@ -112,7 +112,8 @@ LOADERS = {
     "mrpnet_denoise.pt": _supervised("denoise"),       # SupervisedRestorer, `rlenhance denoise`
     "mrpnet_lowlight.pt": _supervised("lowlight"),     # `rlenhance enhance --model mrpnet`, --init-backbone
     "pixelrnn_completion.pt": _supervised("completion"),
-    "gated_pixelrnn_completion.pt": _supervised("completion"),  # `rlenhance complete`
+    "gated_pixelrnn_completion.pt": _supervised("completion"),
+    "unet_completion.pt": _supervised("completion"),  # `rlenhance complete`, compare's unet
     # the colour defaults of `rlenhance denoise --model mrpnet|a3c|sac|rse` (rlenhance.denoisers)
     **{path.name: _photo_denoiser(model) for (model, channels), path in DENOISER_CHECKPOINTS.items() if channels == 3},
     "ffdnet_denoise.pt": _photo_denoiser("ffdnet", channels=1),  # `rlenhance denoise`'s default, compare's ffdnet

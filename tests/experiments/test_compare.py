@@ -39,6 +39,7 @@ from rlenhance.denoisers import load_denoiser
 from rlenhance.errors import CheckpointError
 from rlenhance.io import load_image, save_image
 from rlenhance.models.ffdnet import FFDNet
+from rlenhance.models.inpaint import CompletionUNet
 from rlenhance.models.mrpnet import CombinedModel, MRPNet
 from rlenhance.models.peers import ZeroDCE
 from rlenhance.models.pixelrnn import GatedPixelRNN, hole_ssim
@@ -129,6 +130,8 @@ def tiny(tmp_path_factory):
                                                {}),
         "gated-completion": _save_supervised(ck / "gated.pt", GatedPixelRNN(3, width=8), "gated-pixelrnn",
                                              "completion", 3),
+        "unet-completion": _save_supervised(ck / "unet.pt", CompletionUNet(3, width=8, levels=2), "unet",
+                                            "completion", 3),
     }
 
 
@@ -166,7 +169,8 @@ def runs(tiny):
         "completion": in_process(
             "--task", "completion", "--data", str(base / "occluded"), "--split", "all", "--no-warmup",
             "--a3c", str(tiny["a3c-completion"]), "--gated-pixelrnn", str(tiny["gated-completion"]),
-            "--methods", "input,a3c,sac,gated-pixelrnn,diffusion-fill,telea,navier-stokes",
+            "--unet", str(tiny["unet-completion"]),
+            "--methods", "input,a3c,sac,gated-pixelrnn,unet,diffusion-fill,telea,navier-stokes",
             "--zero-dce", str(tiny["zero-dce"]), "--sac", str(base / "absent.pt"),
             "--paired-against", "telea", "--out", str(base / "completion_out")),
     }
@@ -182,7 +186,8 @@ EXPECTED = {  # task: (images, methods that run, methods reported missing)
     "denoise": (4, ["input", "a3c", "mrpnet", "ffdnet", "gaussian", "median", "bilateral"]  # ffdnet: shipped
                 + ([] if baseline_missing("bm3d") else ["bm3d"]),
                 ["sac", "rse", "pixelrnn"] + (["bm3d"] if baseline_missing("bm3d") else [])),
-    "completion": (3, ["input", "a3c", "gated-pixelrnn", "diffusion-fill", "telea", "navier-stokes"], ["sac"]),
+    "completion": (3, ["input", "a3c", "gated-pixelrnn", "unet", "diffusion-fill", "telea", "navier-stokes"],
+                   ["sac"]),
 }
 
 
@@ -475,7 +480,7 @@ def test_paired_section_matches_the_per_image_rows(tiny, runs):
     report = (tiny["base"] / "completion_out" / "report.md").read_text()
     section = report.split("## Paired with telea")[1].split("\n## ")[0]
     telea = {r["image"]: float(r["hole_psnr"]) for r in rows if r["method"] == "telea"}
-    for method in ("a3c", "gated-pixelrnn", "diffusion-fill"):
+    for method in ("a3c", "gated-pixelrnn", "unet", "diffusion-fill"):
         diffs = np.array([float(r["hole_psnr"]) - telea[r["image"]] for r in rows if r["method"] == method])
         line = next(row for row in section.splitlines() if row.startswith(f"| {method} |"))
         cells = [c.strip() for c in line.strip("|").split("|")]

@@ -517,3 +517,16 @@ def test_shift_holes_moves_each_pair_s_hole_onto_its_original():
     assert torch.equal(again.mask, example.mask)  # the positions come from the generators
     kept = make_example(replace(args, shift_holes=False), batch, generators, torch.device("cpu"))
     assert torch.equal(kept.mask, mask) and torch.equal(kept.input, batch["occluded"])
+
+
+def test_validation_keeps_the_pairs_own_holes_with_shift_holes(tmp_path):
+    from experiments.supervised_train import open_datasets, validation_set
+
+    _folders(tmp_path)
+    argv = ["--task", "completion", "--model", "unet", "--data", str(tmp_path / "occ"), "--crop", "32",
+            "--val-fraction", "0.34", "--val-samples", "2"]
+    shifted = resolve_args(parse_config(Args, [*argv, "--shift-holes"]), [])
+    plain = resolve_args(parse_config(Args, argv), [])
+    val = open_datasets(plain)[1]
+    a, b = validation_set(shifted, val), validation_set(plain, val)
+    assert torch.equal(a.mask, b.mask) and torch.equal(a.input, b.input)

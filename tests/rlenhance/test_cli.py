@@ -172,7 +172,7 @@ def test_missing_default_weights_ask_for_a_checkpoint(images, tmp_path, capsys, 
     monkeypatch.setattr(denoisers, "DENOISER_CHECKPOINTS", {key: tmp_path / "not_installed" / path.name
                                                             for key, path in denoisers.DENOISER_CHECKPOINTS.items()})
     (a, _), _ = images
-    for command, name in (("denoise", "ffdnet_denoise.pt"), ("complete", "gated_pixelrnn_completion.pt")):
+    for command, name in (("denoise", "ffdnet_denoise.pt"), ("complete", "unet_completion.pt")):
         assert main([command, str(a), "-o", str(tmp_path / "out")]) == 2
         err = capsys.readouterr().err
         assert name in err and "--checkpoint" in err
