@@ -534,7 +534,8 @@ METHODS: tuple[Method, ...] = (
     *(Method(key, _CLASSICAL_LABELS.get(key, key), "Classical", "denoise", None, "tuned for the noise level σ")
       for key in baselines.DENOISE_BASELINES),
     Method("a3c", "RL fill actions (A3C)", "RL", "completion", _WEIGHTS / "a3c_completion.pt",
-           "keep / diffuse / copy / blur / median per pixel, 5 steps; trained on bedroom photos"),
+           "keep / diffuse / copy / blur / median or the U-Net's pixel per 2x2 block, 5 steps; trained on bedroom "
+           "photos"),
     Method("unet", "Completion U-Net", "Supervised", "completion", DEFAULT_COMPLETION_CHECKPOINT,
            "corrects the diffusion fill on a 4x coarser grid that sees the whole photo; trained on bedroom photos"),
     Method("gated-pixelrnn", "Gated PixelRNN", "Supervised", "completion", _WEIGHTS / "gated_pixelrnn_completion.pt",
