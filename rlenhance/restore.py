@@ -9,7 +9,7 @@ restored image, float32 (H, W, C) in [0, 1]. The implementations:
 restorer                                       what restores the image
 =============================================  ===================================================================
 :class:`rlenhance.Enhancer`                    a low-light RL policy (LE curves; ``restore(image)``)
-:class:`SupervisedRestorer`                    a supervised checkpoint (MRPNet, PixelRNN, gated PixelRNN, FFDNet)
+:class:`SupervisedRestorer`                    a supervised checkpoint (MRPNet, PixelRNN, gated PixelRNN, FFDNet, U-Net)
 ``agents.rollout.RolloutPolicy``               an RL denoising / completion policy, through its env's
                                                transition (``agents.rollout.load_rollout_policy``)
 :class:`rlenhance.denoisers.PolicyDenoiser`    an A3C / SAC denoising policy without the env (the same
@@ -25,13 +25,14 @@ other mask code in :mod:`rlenhance.data.occluded`; it is importable from here to
 
 One loader and one inference path for every checkpoint written by
 ``experiments.supervised_train``: MRPNet, MRPNet + Generator (:class:`~rlenhance.models.mrpnet.CombinedModel`),
-the ConvLSTM :class:`~rlenhance.models.pixelrnn.PixelRNN` and the
-:class:`~rlenhance.models.pixelrnn.GatedPixelRNN`, for the tasks ``lowlight``, ``denoise`` and
+the ConvLSTM :class:`~rlenhance.models.pixelrnn.PixelRNN`, the
+:class:`~rlenhance.models.pixelrnn.GatedPixelRNN` and the completion U-Net
+(:class:`~rlenhance.models.inpaint.CompletionUNet`), for the tasks ``lowlight``, ``denoise`` and
 ``completion``. Such a checkpoint holds, next to the weights, a
 :class:`rlenhance.checkpoint.SupervisedSpec`: the ``model`` name (``"mrpnet"``, ``"pixelrnn"``,
-``"gated-pixelrnn"``), the ``task``, the ``channels`` the net reads (denoise: 1, gray, or 3 for
+``"gated-pixelrnn"``, ``"unet"``), the ``task``, the ``channels`` the net reads (denoise: 1, gray, or 3 for
 ``supervised_train --no-gray``; a blind denoiser's noise levels in ``sigmas``) and the
-``prefill`` of the hole; whether the net reads the mask (gated PixelRNN) and whether the output
+``prefill`` of the hole; whether the net reads the mask (gated PixelRNN, U-Net) and whether the output
 keeps the input outside the hole (completion) follow from them. An ``"ffdnet"`` denoiser
 (:class:`~rlenhance.models.ffdnet.FFDNet`, ReLLIE's denoiser module) also reads a per-pixel
 noise-level map (``restore(..., noise_map=...)``); :class:`rlenhance.Enhancer` computes it from
@@ -43,10 +44,12 @@ one only by a caller that does not (the default).
 Large images are processed in tiles (:func:`rlenhance.ops.tiling.tiled`) whose margins cover the
 networks' receptive fields (at most 37 pixels for the published layouts, measured; one more with
 the ConvLSTM seed's 5x5 first conv), so memory is bounded and the result matches a whole-image
-pass to float rounding. Images are padded by reflection on the bottom / right to a multiple of the
-network's total stride (tiled and untiled passes see the same padded image). A super-resolving
-MRPNet + Generator (the seed's Generator, ``supervised_train --upscale 4``; the spec's ``upscale``)
-returns images that many times larger.
+pass to float rounding. The completion U-Net reads the whole frame: on images larger than a tile it
+sees each tile and its margin only, so its output there differs from a whole-image pass. Images are
+padded by reflection on the bottom / right to a multiple of the network's total stride (tiled and
+untiled passes see the same padded image). A super-resolving MRPNet + Generator (the seed's
+Generator, ``supervised_train --upscale 4``; the spec's ``upscale``) returns images that many times
+larger.
 
 Example:
     >>> restorer = SupervisedRestorer("runs/supervised_train/checkpoints/best.pt")     # doctest: +SKIP

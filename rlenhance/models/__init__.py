@@ -9,6 +9,8 @@ submodule, so loading one architecture does not pull in the others):
   define (:meth:`rlenhance.models.policy.PixelActorCritic.predict` decodes actions from them).
 * :mod:`rlenhance.models.critic` -- per-pixel Q networks (SAC's critics).
 * :mod:`rlenhance.models.mrpnet`, :mod:`rlenhance.models.pixelrnn` -- the supervised baselines.
+* :mod:`rlenhance.models.inpaint` -- the completion U-Net: a correction to a hole's pre-fill,
+  predicted on a coarse grid that sees the whole photo.
 * :mod:`rlenhance.models.ffdnet` -- FFDNet, the denoiser driven by a per-pixel noise-level map
   (ReLLIE's denoiser module, run by :class:`rlenhance.Enhancer` with the map of its curve steps).
 * :mod:`rlenhance.models.peers` -- re-implementations of Zero-DCE, Zero-DCE++ and ReLLIE that
