@@ -241,7 +241,7 @@ MODEL_DEFAULTS: Mapping[str, Defaults] = MappingProxyType({
 
 @dataclass
 class Args:
-    """Train a supervised baseline (MRPNet + Generator, ConvLSTM PixelRNN, gated PixelRNN, FFDNet)."""
+    """Train a supervised baseline (MRPNet + Generator, ConvLSTM PixelRNN, gated PixelRNN, FFDNet, completion U-Net)."""
 
     model: str = arg("mrpnet", "network: MRPNet + Generator, ConvLSTM PixelRNN, gated PixelRNN (RGB + mask), "
                                "FFDNet (image + noise-level map: ReLLIE's denoiser, --task denoise), or the coarse "

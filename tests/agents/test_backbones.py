@@ -47,7 +47,8 @@ def inputs(net, b=2, h=13, w=11, seed=0):
 
 def save_supervised(model, path):
     """Save the way experiments.supervised_train does (arch + weights + its SupervisedSpec)."""
-    spec = SupervisedSpec(model="gated-pixelrnn" if isinstance(model, GatedPixelRNN) else "mrpnet", task="denoise",
+    gated = isinstance(model, GatedPixelRNN)  # reads a hole mask: trained for completion only
+    spec = SupervisedSpec(model="gated-pixelrnn" if gated else "mrpnet", task="completion" if gated else "denoise",
                           channels=model.in_channels, prefill="none")
     return save_checkpoint(path, model=model, arch=model.arch(), extra={"epoch": 1, "spec": spec})
 
