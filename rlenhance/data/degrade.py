@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlenhance.ops.curves import le_curve, le_gain
+from rlenhance.ops.fill import hole_box
 
 __all__ = [
     "synthetic_low_light",
@@ -492,6 +493,12 @@ def _stroke_masks(
     return mask
 
 
+def _check_fill(fill: float) -> None:
+    """Raise ValueError unless ``fill`` (the value of occluded pixels) is a number in [0, 1]."""
+    if isinstance(fill, bool) or not isinstance(fill, (int, float)) or not 0.0 <= fill <= 1.0:
+        raise ValueError(f"fill: expected a number in [0, 1], got {fill!r}")
+
+
 def random_occlusion(
     x: torch.Tensor,
     *,
@@ -539,8 +546,7 @@ def random_occlusion(
     """
     if kind not in _OCCLUSION_KINDS:
         raise ValueError(f"kind: expected one of {_OCCLUSION_KINDS}, got {kind!r}")
-    if isinstance(fill, bool) or not isinstance(fill, (int, float)) or not 0.0 <= fill <= 1.0:
-        raise ValueError(f"fill: expected a number in [0, 1], got {fill!r}")
+    _check_fill(fill)
     if not (math.isfinite(max_turn) and max_turn >= 0):
         raise ValueError(f"max_turn: expected a finite angle >= 0 (radians), got {max_turn!r}")
     fill_v = float(fill)
@@ -600,18 +606,17 @@ def moved_occlusion(
             or mask.shape[-2:] != original.shape[-2:]:
         raise ValueError(f"moved_occlusion: original (B, C, H, W) and mask (B, 1, H, W) of one size expected, got "
                          f"{tuple(original.shape)} and {tuple(mask.shape)}")
-    if isinstance(fill, bool) or not isinstance(fill, (int, float)) or not 0.0 <= fill <= 1.0:
-        raise ValueError(f"fill: expected a number in [0, 1], got {fill!r}")
+    _check_fill(fill)
     _check_generators(generator, original.shape[0])
     h, w = original.shape[-2:]
     draws = _rand(2 * original.shape[0], generator, original).view(-1, 2)
     moved = torch.zeros_like(mask)
     for k in range(original.shape[0]):
-        rows, cols = torch.nonzero(mask[k, 0] > 0, as_tuple=True)
-        if rows.numel() == 0:
+        found = hole_box(mask[k, 0])
+        if found is None:
             continue
-        top, left = int(rows.min()), int(cols.min())
-        height, width = int(rows.max()) - top + 1, int(cols.max()) - left + 1
+        top, left, bottom, right = found
+        height, width = bottom - top, right - left
         new_top = min(int(draws[k, 0] * (h - height + 1)), h - height)
         new_left = min(int(draws[k, 1] * (w - width + 1)), w - width)
         moved[k, :, new_top:new_top + height, new_left:new_left + width] = \

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["PREFILLS", "diffusion_fill", "neighbour_mean", "prefill_hole"]
+__all__ = ["PREFILLS", "diffusion_fill", "hole_box", "neighbour_mean", "prefill_hole"]
 
 #: What a supervised completion model sees in the hole (:func:`prefill_hole`).
 PREFILLS = ("diffusion", "none")
@@ -35,6 +35,15 @@ def neighbour_mean(x: torch.Tensor, weight: torch.Tensor | None = None) -> tuple
     return total / count.clamp_min(1.0), count
 
 
+def hole_box(mask: torch.Tensor) -> tuple[int, int, int, int] | None:
+    """The bounding box of the missing pixels of one mask (H, W) (> 0 = missing):
+    ``(top, left, bottom, right)``, bottom and right exclusive; None for a mask without hole."""
+    rows, cols = torch.nonzero(mask > 0, as_tuple=True)
+    if rows.numel() == 0:
+        return None
+    return int(rows.min()), int(cols.min()), int(rows.max()) + 1, int(cols.max()) + 1
+
+
 def diffusion_fill(image: torch.Tensor, mask: torch.Tensor, *, smooth_iters: int = 20) -> torch.Tensor:
     """Fill the holes of ``image`` (``mask`` 1 = missing) from the outside in, then smooth.
 
@@ -52,12 +61,11 @@ def diffusion_fill(image: torch.Tensor, mask: torch.Tensor, *, smooth_iters: int
     """
     filled = image * (1.0 - mask)
     for b in range(image.shape[0]):
-        rows, cols = torch.nonzero(mask[b, 0] > 0, as_tuple=True)
-        if rows.numel() == 0:
+        found = hole_box(mask[b, 0])
+        if found is None:
             continue
-        top, left = max(int(rows.min()) - 1, 0), max(int(cols.min()) - 1, 0)
-        bottom, right = int(rows.max()) + 2, int(cols.max()) + 2
-        box = (slice(b, b + 1), slice(None), slice(top, bottom), slice(left, right))
+        top, left, bottom, right = found
+        box = (slice(b, b + 1), slice(None), slice(max(top - 1, 0), bottom + 1), slice(max(left - 1, 0), right + 1))
         filled[box] = _fill_frame(filled[box], mask[box], smooth_iters)
     return filled
 

@@ -72,3 +72,13 @@ def test_each_image_is_filled_in_its_hole_box_as_in_the_whole_frame():
     changed = torch.where(far, torch.rand(1, 3, 30, 26, generator=g), image[:1])
     assert torch.allclose(diffusion_fill(changed, mask[:1])[mask[:1].expand(1, 3, -1, -1) > 0],
                           filled[:1][mask[:1].expand(1, 3, -1, -1) > 0], atol=1e-6)
+
+
+def test_hole_box_bounds_every_missing_pixel():
+    from rlenhance.ops.fill import hole_box
+
+    mask = torch.zeros(12, 10)
+    assert hole_box(mask) is None
+    mask[3:7, 2:5] = 1
+    mask[9, 8] = 1  # a second part widens the box
+    assert hole_box(mask) == (3, 2, 10, 9)
