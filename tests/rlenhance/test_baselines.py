@@ -156,8 +156,8 @@ def test_bm3d_beats_the_median_filter(channels):
 
 
 # --- noise level ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("sigma", [15, 25, 50])
-@pytest.mark.parametrize("photo", ["astronaut", "camera"])
+@pytest.mark.parametrize("sigma", [5, 15, 25, 50])
+@pytest.mark.parametrize("photo", ["astronaut", "camera", "chelsea"])
 def test_noise_estimate_recovers_a_known_gaussian_sigma_on_a_photo(photo, sigma):
     from rlenhance.data import BuiltinImages
 
@@ -165,8 +165,17 @@ def test_noise_estimate_recovers_a_known_gaussian_sigma_on_a_photo(photo, sigma)
     if photo == "camera":
         clean = clean[..., :1]  # a gray photo, one plane
     estimate = estimate_noise_sigma(add_noise(clean, sigma))
-    assert abs(estimate - sigma) < 0.1 * sigma
-    assert estimate_noise_sigma(clean) < 0.2 * sigma  # the photo's own texture is not noise
+    # within 5%: the photo's texture (fur, hair, grass) does not count as noise, which the whole
+    # image's wavelet estimate (+1.0 to +1.4 at sigma 5 on these crops) did not achieve
+    assert abs(estimate - sigma) < 0.05 * sigma
+    assert estimate_noise_sigma(clean) < 0.2 * sigma
+
+
+def test_noise_estimate_ignores_strong_texture_next_to_flat_ground():
+    """Half of the image a fine high-contrast texture, half flat: the noise is measured on the flat half."""
+    texture = np.random.default_rng(1).uniform(0.2, 0.8, (128, 64)).astype(np.float32)
+    clean = np.concatenate([texture, np.full((128, 64), 0.5, np.float32)], axis=1)
+    assert abs(estimate_noise_sigma(add_noise(clean, 10)) - 10) < 0.5
 
 
 def test_noise_estimate_averages_the_channels():
