@@ -650,7 +650,7 @@ def predict(model: nn.Module, example: Example, prefill: str) -> Tensor:
     FFDNet the noise-level map."""
     x = example.input if example.mask is None else prefill_hole(example.input, example.mask, prefill)
     net = getattr(model, "module", model)  # the network inside DistributedDataParallel
-    if isinstance(net, (GatedPixelRNN, CompletionUNet)):
+    if getattr(net, "reads_mask", False):
         return model(x, example.mask)
     if isinstance(net, FFDNet):
         return model(x, example.noise_map)

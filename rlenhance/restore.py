@@ -84,10 +84,9 @@ from rlenhance.io import BT601_LUMA_WEIGHTS, as_unit_float
 from rlenhance.models.ffdnet import MODELS as FFDNET_MODELS
 from rlenhance.models.ffdnet import FFDNet
 from rlenhance.models.inpaint import MODELS as INPAINT_MODELS
-from rlenhance.models.inpaint import CompletionUNet
 from rlenhance.models.mrpnet import MODELS as MRPNET_MODELS
 from rlenhance.models.pixelrnn import MODELS as PIXELRNN_MODELS
-from rlenhance.models.pixelrnn import GatedPixelRNN, composite
+from rlenhance.models.pixelrnn import composite
 from rlenhance.ops.fill import prefill_hole
 from rlenhance.ops.tiling import tiled
 from rlenhance.runtime import flush_denormals, select_device
@@ -347,7 +346,7 @@ class SupervisedRestorer:
         self.arch_class: str = ckpt["arch"]["class"]
         self.model = build_model(ckpt, REGISTRY).to(self.device).eval()
         if getattr(self.model, "in_channels", self.channels) != self.channels \
-                or self.needs_mask != isinstance(self.model, (GatedPixelRNN, CompletionUNet)) \
+                or self.needs_mask != getattr(self.model, "reads_mask", False) \
                 or self.needs_noise_map != isinstance(self.model, FFDNet):
             raise CheckpointError(f"checkpoint {self.path}: its {spec} does not describe its network "
                                   f"{self.arch_class}({ckpt['arch']['kwargs']})")

@@ -69,6 +69,9 @@ class CompletionUNet(nn.Module):
         (padded by edge replication to a multiple of ``scale * 2**levels``, cropped back).
     """
 
+    #: reads the hole mask as its second input (``forward(image, mask)``)
+    reads_mask = True
+
     def __init__(self, in_channels: int = 3, width: int = 32, levels: int = 3, scale: int = 4):
         super().__init__()
         _check_positive_int("CompletionUNet", in_channels=in_channels, width=width, levels=levels, scale=scale)

@@ -301,6 +301,9 @@ class GatedPixelRNN(nn.Module):
         :func:`rlenhance.models.policy.build_policy_input`) is the same.
     """
 
+    #: reads the hole mask as its second input (``forward(image, mask)``)
+    reads_mask = True
+
     def __init__(self, in_channels: int = 3, width: int = 48, n_gated: int = 3, n_res: int = 2,
                  variant: str = "default"):
         super().__init__()

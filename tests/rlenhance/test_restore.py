@@ -358,3 +358,14 @@ def test_a_super_resolution_checkpoint_restores_at_its_upscale(tmp_path):
     save_checkpoint(tmp_path / "stale.pt", model=model, arch=model.arch(), extra={"spec": stale})
     with pytest.raises(CheckpointError, match="upscale 1 with a CombinedModel of upscale 4"):
         SupervisedRestorer(tmp_path / "stale.pt", device="cpu")
+
+
+def test_every_supervised_network_reads_the_mask_exactly_when_its_model_is_a_masked_one():
+    """SupervisedSpec.needs_mask (by model name, MASKED_MODELS) and the network's ``reads_mask``
+    (what SupervisedRestorer checks and supervised_train feeds) say the same for every class."""
+    from rlenhance.checkpoint import MASKED_MODELS, SUPERVISED_MODELS
+    from rlenhance.restore import REGISTRY
+
+    for model, classes in SUPERVISED_MODELS.items():
+        for name in classes:
+            assert getattr(REGISTRY[name], "reads_mask", False) == (model in MASKED_MODELS), (model, name)
