@@ -74,7 +74,15 @@ from agents.a3c import A3C, A3CConfig, policy_kwargs_from_env
 from agents.distributed import Ranks
 from agents.sac import SAC, SACConfig
 from experiments.runs import Run, StopSignals, arg, run_cli, setup_process
-from rlenhance.checkpoint import CheckpointSpec, load_checkpoint
+from rlenhance.checkpoint import (
+    CheckpointSpec,
+    LowLightPolicySpec,
+    RolloutPolicySpec,
+    SupervisedSpec,
+    load_checkpoint,
+    load_state_dict_strict,
+)
+from rlenhance.errors import CheckpointError
 from rlenhance.models.policy import BACKBONES, PixelActorCritic
 
 __all__ = [
@@ -88,6 +96,7 @@ __all__ = [
     "config_arg",
     "config_flags",
     "env_batch",
+    "init_policy",
     "episode_scalars",
     "episode_seed",
     "make_agent",
@@ -234,6 +243,10 @@ class RLArgs:
                                        "initial weights: the control run of a bootstrapping comparison "
                                        "(benchmarks.bootstrap)")
     freeze_backbone: int = arg(0, "keep the backbone frozen for the first K episodes (0: never)")
+    init_policy: str | None = arg(None, "a trained policy of this task (a run's best.pt or a shipped file, A3C or "
+                                        "SAC) whose weights start the policy: fine-tuning on other data, or SAC "
+                                        "from an A3C policy; the arguments must build its architecture (the error "
+                                        "says which differ); the optimiser, critics and schedule start anew")
     # --sac-*: each sets one agents.sac.SACConfig field, whose default and docstring make its help (config_arg)
     sac_buffer_mb: float | None = config_arg(SACConfig, "buffer_mb", prefix="sac")
     sac_tau: float | None = config_arg(SACConfig, "tau", prefix="sac")
@@ -244,6 +257,8 @@ class RLArgs:
     sac_init_alpha: float | None = config_arg(SACConfig, "init_alpha", prefix="sac")
     sac_all_action_rewards: bool | None = config_arg(SACConfig, "all_action_rewards", prefix="sac")
     sac_actor_updates: int | None = config_arg(SACConfig, "actor_updates", prefix="sac")
+    sac_trust_region_kl: float | None = config_arg(SACConfig, "trust_region_kl", prefix="sac")
+    sac_critic_warmup: int | None = config_arg(SACConfig, "critic_warmup", prefix="sac")
     sac_critic_lr: float | None = arg(None, "sac: Adam learning rate of the twin critics (unset: --lr, the actor's; "
                                             "CleanRL's --q-lr)")
     eval_every: int = arg(100, "evaluate every N episodes (and at the end); checkpoints are written then")
@@ -337,6 +352,13 @@ def check_args(args: RLArgs) -> None:
     elif args.random_backbone:
         raise ValueError("--random-backbone builds the architecture of an --init-backbone checkpoint; "
                          "name one with --init-backbone")
+    if args.init_policy is not None:
+        if args.init_backbone is not None:
+            raise ValueError(f"--init-policy {args.init_policy} and --init-backbone {args.init_backbone}: the policy's "
+                             "weights come from one of them; give one")
+        if not Path(args.init_policy).is_file():
+            raise FileNotFoundError(f"--init-policy {args.init_policy}: no such file (expected a policy checkpoint "
+                                    "of this trainer: a run's checkpoints/best.pt, or a shipped file)")
     if args.agent == "sac":
         a3c_only = [_flag(n) for n in ("conv_gru", "reward_map_conv") if getattr(args, n)]
         if args.workers:
@@ -430,6 +452,48 @@ def make_policy(args: RLArgs, venv: Any, **policy_kwargs: Any) -> PixelActorCrit
     return PixelActorCritic(**policy_kwargs_from_env(venv, **kwargs))
 
 
+#: The arguments that set a policy's architecture (its ``arch()`` kwargs), named in
+#: :func:`init_policy`'s refusal; the others follow from the task's env (its planes and actions).
+_ARCH_FLAGS = MappingProxyType({"width": "--width", "downscale": "--downscale", "conv_gru": "--conv-gru",
+                                "backbone": "--backbone", "n_actions": "the task's actions (e.g. --predictor)",
+                                "bounded_mean": "--agent (a continuous SAC actor is unbounded)",
+                                "in_channels": "the task's image planes (e.g. --gray)",
+                                "cond_dim": "the conditioning (e.g. --conditioned)"})
+
+
+def init_policy(policy: PixelActorCritic, path: str | Path) -> str:
+    """Start ``policy`` from the weights of a trained policy checkpoint (``--init-policy``): a
+    checkpoint of an RL trainer (``extra["spec"]`` a policy spec) whose architecture is exactly
+    ``policy``'s; every tensor is copied (an A3C's value head too, which a SAC actor leaves unused).
+    Returns the checkpoint's algorithm (``"a3c"``, ``"sac"``, or ``"policy"`` when it says none).
+
+    Raises:
+        CheckpointError: the file is missing or invalid, not a policy (a supervised model goes to
+            ``--init-backbone``), or of another architecture (the differing constructor arguments
+            are named, with the options that set them).
+    """
+    ckpt = load_checkpoint(path)
+    source = f"--init-policy {path}"
+    spec = (ckpt["extra"] or {}).get("spec")
+    if not isinstance(spec, (LowLightPolicySpec, RolloutPolicySpec)):
+        what = f"a {spec.title} checkpoint" if spec is not None else "a checkpoint without a spec"
+        hint = "; a supervised model starts a policy's trunk with --backbone and --init-backbone" \
+            if isinstance(spec, SupervisedSpec) else ""
+        raise CheckpointError(f"{source}: {what}, not an RL policy (lol_train, denoise_train or completion_train)"
+                              f"{hint}")
+    mine, theirs = policy.arch(), ckpt["arch"]
+    if dict(theirs) != dict(mine):
+        if theirs["class"] != mine["class"]:
+            raise CheckpointError(f"{source}: holds a {theirs['class']}, the run builds a {mine['class']}")
+        names = sorted(k for k in {*mine["kwargs"], *theirs["kwargs"]}
+                       if mine["kwargs"].get(k) != theirs["kwargs"].get(k))
+        differ = "; ".join(f"{k}: the file's {theirs['kwargs'].get(k)!r}, this run's {mine['kwargs'].get(k)!r}"
+                           f"{f' (set by {_ARCH_FLAGS[k]})' if k in _ARCH_FLAGS else ''}" for k in names)
+        raise CheckpointError(f"{source}: the policy's architecture differs from this run's: {differ}")
+    load_state_dict_strict(policy, ckpt["state_dict"], source=source)
+    return str(ckpt["extra"].get("algorithm", "policy"))
+
+
 def uses_block_actions(args: RLArgs) -> bool:
     """Whether the trained policy picks one action per ``downscale`` block (A3C with
     ``--block-actions`` and ``--downscale`` > 1); its rollouts must do the same."""
@@ -453,7 +517,8 @@ def make_agent(args: RLArgs, venv: Any, a3c_extra: Mapping[str, Any] | None = No
     ``a3c_extra`` holds task-specific :class:`agents.a3c.A3CConfig` fields (e.g. ``mean_action_tv``).
 
     A new run with ``--init-backbone`` copies the supervised weights into the backbone
-    (:func:`rlenhance.models.backbones.load_backbone`), unless ``--random-backbone``; a resumed
+    (:func:`rlenhance.models.backbones.load_backbone`), unless ``--random-backbone``; one with
+    ``--init-policy`` starts the whole policy from a trained one (:func:`init_policy`); a resumed
     run takes every weight from its last.pt. ``resume`` says which (default ``args.resume``; pass
     ``run.resuming``: a ``--resume`` that finds no checkpoint starts anew).
     """
@@ -470,6 +535,10 @@ def make_agent(args: RLArgs, venv: Any, a3c_extra: Mapping[str, Any] | None = No
         if ranks.writes:
             print(f"--init-backbone: {copied['tensors']} tensors ({copied['params']} values) of the {copied['model']} "
               f"in {copied['path']} copied into the {args.backbone} backbone")
+    elif args.init_policy is not None and not resume:
+        algorithm = init_policy(policy, args.init_policy)
+        if ranks.writes:
+            print(f"--init-policy: the policy starts from the {algorithm} policy in {args.init_policy}")
     if args.agent == "sac":
         return SAC(policy, sac_config(args), device=venv.device, ranks=ranks)
     config = A3CConfig(gamma=args.gamma, lr=args.lr, entropy_coef=args.entropy, n_steps=args.steps,

@@ -13,7 +13,8 @@ from experiments.runs import parse_config
 FLAGS = {"sac_buffer_mb": "buffer_mb", "sac_tau": "tau", "sac_batch": "batch_size",
          "sac_updates": "updates_per_episode", "sac_learning_starts": "learning_starts",
          "sac_alpha_lr": "alpha_lr", "sac_init_alpha": "init_alpha", "sac_all_action_rewards": "all_action_rewards",
-         "sac_actor_updates": "actor_updates"}
+         "sac_actor_updates": "actor_updates", "sac_trust_region_kl": "trust_region_kl",
+         "sac_critic_warmup": "critic_warmup"}
 
 
 def test_each_sac_flag_sets_one_sacconfig_field_of_the_same_type():
