@@ -89,6 +89,7 @@ class DenoiseTask(PixelTask):
         clip: bool = False,
         reward_scale: float = 255.0,
         predictor: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        observe_prediction: bool = False,
         action_rewards: bool = False,
         **common: Any,
     ):
@@ -97,6 +98,9 @@ class DenoiseTask(PixelTask):
         if predictor is not None and not callable(predictor):
             raise TypeError(f"predictor: expected None or a callable (noisy) -> prediction, got "
                             f"{type(predictor).__name__}")
+        if observe_prediction and predictor is None:
+            raise ValueError("observe_prediction: the observation's 'prediction' is the predictor's output; "
+                             "give a predictor, or observe_prediction=False")
         sigmas = np.atleast_1d(np.asarray(sigma, dtype=np.float64))
         if sigmas.size == 0 or not np.all(np.isfinite(sigmas)) or np.any(sigmas < 0):
             raise ValueError(f"sigma: expected a noise level >= 0 (0-255 scale) or a sequence of them, got {sigma!r}")
@@ -104,6 +108,8 @@ class DenoiseTask(PixelTask):
         self.clip = clip
         self.reward_scale = float(reward_scale)
         self.predictor = predictor
+        #: whether the observation holds the predictor's output (``"prediction"``) next to the image
+        self.observe_prediction = bool(observe_prediction)
         self.action_rewards = bool(action_rewards)
         #: with ``action_rewards``, the last step's reward of every action at every pixel (B, K, H, W)
         self.action_reward_maps: torch.Tensor | None = None
@@ -115,9 +121,10 @@ class DenoiseTask(PixelTask):
         self.prediction: torch.Tensor | None = None
         h, w = self.image_size
         low, high = (0.0, 1.0) if clip else (-np.inf, np.inf)
-        self.single_observation_space = spaces.Dict({
-            "image": spaces.Box(low, high, (self.channels, h, w), np.float32),
-        })
+        observed = {"image": spaces.Box(low, high, (self.channels, h, w), np.float32)}
+        if self.observe_prediction:
+            observed["prediction"] = spaces.Box(0.0, 1.0, (self.channels, h, w), np.float32)
+        self.single_observation_space = spaces.Dict(observed)
         self.single_action_space = spaces.MultiDiscrete(np.full((1, h, w), self.n_actions))
 
     def _start(self, rng: np.random.Generator, options: dict[str, Any] | None) -> None:
@@ -136,6 +143,8 @@ class DenoiseTask(PixelTask):
         return draw_noisy(self, rows, clip=self.clip)
 
     def observe(self) -> dict[str, torch.Tensor]:
+        if self.observe_prediction:
+            return {"image": self.image, "prediction": self.prediction}
         return {"image": self.image}
 
     def _transition(self, actions: torch.Tensor) -> torch.Tensor:
@@ -199,6 +208,9 @@ class DenoiseEnv(PixelEnv):
     ## Observation Space
     ``Dict`` with ``"image"``: ``Box(-inf, inf, (C, H, W), float32)`` (C = 1 gray, 3 colour). The
     noisy start is not clipped (DnCNN / PixelRL protocol) unless ``clip=True`` (then ``Box(0, 1)``).
+    With ``observe_prediction=True`` (a ``predictor`` required) also ``"prediction"``: ``Box(0, 1,
+    (C, H, W), float32)``, the predictor's output of the episode, so that the policy sees the pixel
+    action 9 would take, and where it differs from the image (without it, a policy has to guess it).
 
     ## Rewards
     Per pixel, the decrease of squared error to the clean image, x ``reward_scale`` (255, as
@@ -227,7 +239,7 @@ class DenoiseEnv(PixelEnv):
     ## Arguments
     Those of :class:`envs.base.PixelTask` (``data``, ``split``, ``split_seed``, ``device``,
     ``validate_actions``), ``crop`` (70, PixelRL), ``sigma``, ``gray``, ``clip``, ``reward_scale``,
-    ``predictor``;
+    ``predictor``, ``observe_prediction``;
     ``action_rewards`` and ``max_episode_steps`` for the vector env only. ``render_mode``: None or ``"rgb_array"``
     (``render()`` returns the current image, clipped to [0, 1], as uint8 (H, W, 3): a gray image
     in three equal channels).
@@ -241,7 +253,8 @@ class DenoiseEnv(PixelEnv):
       by their range (they were read as 0-255 floats before); the episodes a seed gives changed once: each env
       of a batch draws its start from generators of its own (``envs.base.episode_rows``), so env i's start no
       longer depends on ``num_envs``; the optional ``predictor`` adds action 9 (without it, actions and
-      rewards are unchanged).
+      rewards are unchanged); the optional ``observe_prediction`` adds the observation's ``"prediction"``
+      (without it, the observation is unchanged).
     """
 
     task_class = DenoiseTask

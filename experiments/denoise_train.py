@@ -6,6 +6,7 @@
     python -m experiments.denoise_train --agent sac                        # discrete pixel-wise SAC
     python -m experiments.denoise_train --no-gray --sigma 5 15 25 35 50    # a blind colour denoiser
     python -m experiments.denoise_train --predictor rlenhance/weights/mrpnet_denoise.pt   # + "take MRPNet's pixel"
+    python -m experiments.denoise_train --predictor rlenhance/weights/ffdnet_denoise.pt --observe-prediction
 
 The PixelRL protocol: gray images, ``rlenhance/Denoise-v0`` (Gaussian noise of ``--sigma`` on the
 0-255 scale, not clipped; reward = decrease of squared error x 255), 70x70 crops, 5 steps, gamma
@@ -15,8 +16,8 @@ each crop of an episode draws one of them (:mod:`experiments.sigmas`); ``--no-gr
 ``--predictor`` (a supervised denoiser of ``experiments.supervised_train --task denoise``: MRPNet,
 or FFDNet given the map of the one ``--sigma`` level, else of each image's estimated level; see
 :class:`rlenhance.denoisers.DenoisePredictor`) adds a tenth action, "take the predictor's pixel",
-its prediction computed once per episode on the noisy image; the checkpoints record its path, so
-the policy restores images with it (:func:`agents.rollout.load_rollout_policy`,
+its prediction computed once per episode on the noisy image (``--observe-prediction``: the policy,
+and SAC's critics, also read it); the checkpoints record its path, so the policy restores images with it (:func:`agents.rollout.load_rollout_policy`,
 ``rlenhance.load_denoiser("a3c", checkpoint=...)``).
 
 Evaluation is on WHOLE images. The validation split of ``--data`` (``--val-fraction`` of it,
@@ -107,6 +108,9 @@ class Args(RLArgs):
     predictor: str | None = arg(None, "supervised denoiser checkpoint of experiments.supervised_train --task denoise "
                                       "(MRPNet, FFDNet; of the run's planes) whose prediction becomes a tenth action, "
                                       "e.g. rlenhance/weights/mrpnet_denoise.pt")
+    observe_prediction: bool = arg(False, "with --predictor: the policy (and SAC's critics) also see the predictor's "
+                                           "output, so they can judge its pixel against the filters' (Denoise-v0's "
+                                           "observe_prediction); recorded in the checkpoints' spec")
     episodes: int = arg(100, "training episodes (each a batch of crops for --steps steps, then the agent's updates); "
                              "the defaults finish in minutes on 2 CPU cores")
     batch: int = arg(8, "crops per episode (the vector env's num_envs)")
@@ -153,6 +157,8 @@ def resolve_task_args(args: Args) -> Args:
         raise ValueError(f"--val-fraction {args.val_fraction}: expected a number in (0, 1)")
     if args.eval_images < 0 or args.noise_seed < 0:
         raise ValueError(f"--eval-images {args.eval_images} / --noise-seed {args.noise_seed}: expected integers >= 0")
+    if args.observe_prediction and args.predictor is None:
+        raise ValueError("--observe-prediction: the policy would see the --predictor's output; give --predictor")
     if args.predictor is not None and not Path(args.predictor).is_file():
         raise FileNotFoundError(f"--predictor {args.predictor}: no such file (expected a denoiser checkpoint of "
                                 "experiments.supervised_train --task denoise)")
@@ -163,7 +169,8 @@ def env_kwargs(args: Args) -> dict[str, Any]:
     """The Denoise-v0 arguments of the run (JSON-able; saved in the checkpoints' spec; several
     ``sigma`` levels as a list; the predictor is saved as its path, in the spec's ``predictor``)."""
     sigma = list(args.sigma) if isinstance(args.sigma, tuple) else args.sigma
-    return {"sigma": sigma, "gray": args.gray, "crop": args.crop, "max_episode_steps": args.steps}
+    kwargs = {"sigma": sigma, "gray": args.gray, "crop": args.crop, "max_episode_steps": args.steps}
+    return {**kwargs, "observe_prediction": True} if args.observe_prediction else kwargs
 
 
 def inference_spec(args: Args) -> RolloutPolicySpec:

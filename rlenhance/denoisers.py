@@ -69,7 +69,7 @@ from rlenhance.checkpoint import (
 from rlenhance.data import noise_level_map
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import as_unit_float
-from rlenhance.models.policy import PixelActorCritic, blocks_to_pixels
+from rlenhance.models.policy import PixelActorCritic, blocks_to_pixels, build_policy_input
 from rlenhance.models.rse import load_rse
 from rlenhance.ops.actions import PIXELRL_ACTION_TABLE
 from rlenhance.ops.bank import pixelrl_filter_select
@@ -303,12 +303,16 @@ class PolicyDenoiser(_PlanesDenoiser):
         self.spec = spec
         self.channels: int = spec.channels
         n_actions = len(PIXELRL_ACTION_TABLE) + (spec.predictor is not None)
-        if self.policy.n_actions != n_actions or self.policy.cond_dim or self.policy.in_channels != self.channels:
+        #: whether the policy reads the predictor's output next to the image (denoise_train --observe-prediction)
+        self.observe_prediction: bool = bool(spec.env_kwargs.get("observe_prediction", False))
+        planes = self.channels * (2 if self.observe_prediction else 1)
+        if self.policy.n_actions != n_actions or self.policy.cond_dim or self.policy.in_channels != planes:
             raise CheckpointError(f"checkpoint {self.path}: a PixelActorCritic({ckpt['arch']['kwargs']}) with env "
                                   f"{dict(spec.env_kwargs)} is not a policy over PixelRL's {len(PIXELRL_ACTION_TABLE)} "
                                   f"filters{' and the predictor' if spec.predictor else ''} ({n_actions} actions) on "
-                                  f"the {'gray' if self.channels == _GRAY else 'RGB'} image alone (the spec's "
-                                  f"{self.channels} plane(s))")
+                                  f"the {'gray' if self.channels == _GRAY else 'RGB'} image"
+                                  f"{' and the prediction' if self.observe_prediction else ' alone'} ({planes} "
+                                  "input plane(s))")
         self.steps: int = spec.steps
         self.block_actions: bool = spec.block_actions and self.policy.downscale > 1
         #: the supervised denoiser whose pixel action 9 takes (denoise_train --predictor), or None
@@ -338,7 +342,9 @@ class PolicyDenoiser(_PlanesDenoiser):
         size = image.shape[-2:]
         hidden = None
         for _ in range(self.steps):
-            out = self.policy(image, None, hidden, full_resolution=not self.block_actions, with_value=False)
+            seen = {"image": image, "prediction": prediction} if self.observe_prediction else {"image": image}
+            out = self.policy(build_policy_input(seen)[0], None, hidden, full_resolution=not self.block_actions,
+                              with_value=False)
             actions = self.policy.predict(out)
             if self.block_actions:
                 actions = blocks_to_pixels(actions, self.policy.downscale, size)

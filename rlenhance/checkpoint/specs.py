@@ -465,6 +465,9 @@ class RolloutPolicySpec(CheckpointSpec):
                 and PurePosixPath(self.predictor).name != self.predictor:
             problems.append(f"predictor {self.predictor!r} is a relative path (accepted: the absolute path the trainer "
                             "resolved, or a bare file name, looked for beside the policy and in rlenhance/weights/)")
+        if self.env_kwargs.get("observe_prediction") and self.predictor is None:
+            problems.append("env_kwargs['observe_prediction'] is set without a predictor (the observation's "
+                            "'prediction' is the predictor's output)")
         if self.task == "denoise":
             if not isinstance(self.env_kwargs.get("gray", DENOISE_ENV_DEFAULTS["gray"]), bool):
                 problems.append(f"env_kwargs['gray'] {self.env_kwargs['gray']!r} (accepted: true or false)")

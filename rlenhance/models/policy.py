@@ -95,7 +95,7 @@ __all__ = [
 
 
 #: Observation keys concatenated (in this order) into the policy input; see build_policy_input.
-POLICY_INPUT_KEYS: tuple[str, ...] = ("image", "original", "exposure_gap", "mask")
+POLICY_INPUT_KEYS: tuple[str, ...] = ("image", "original", "exposure_gap", "mask", "prediction")
 #: Continuous actions live in the envs' Box [-ACTION_BOUND, ACTION_BOUND] (predict's default ``clip``).
 ACTION_BOUND = 1.0
 #: Trunks a PixelActorCritic can be built with (its ``backbone`` argument).
@@ -139,8 +139,8 @@ def build_policy_input(
     This is the single place that decides the policy input; agents (training) and the
     inference code call it alike. For LowLight the input is ``image`` then ``original``
     (6 channels; 7 with the env's ``observe_exposure_gap``, the signed per-pixel distance to the
-    exposure target) plus ``cond`` (B, 5); for Denoise ``image`` (1 or 3 channels); for Completion
-    ``image`` then ``mask``.
+    exposure target) plus ``cond`` (B, 5); for Denoise ``image`` (1 or 3 channels), then
+    ``prediction`` with the env's ``observe_prediction``; for Completion ``image`` then ``mask``.
 
     Args:
         obs: observation dict of tensors. Image entries are float, shape (B, C_k, H, W);

@@ -123,3 +123,32 @@ def test_filter_select_with_a_prediction():
         pixelrl_filter_select(x, actions + 1, prediction=prediction)
     with pytest.raises(ValueError, match="prediction: expected a tensor of x's shape"):
         pixelrl_filter_select(x, actions, prediction=prediction[:, :1])
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_observe_prediction_adds_the_prediction_to_the_observation(channels):
+    """With ``observe_prediction`` the observation holds the episode's prediction next to the image
+    (a Box of the image's planes in [0, 1]); the image, actions and rewards are those of the same
+    env without it; without a predictor the option is refused by name."""
+    def predictor(noisy):
+        return (noisy * 0.5 + 0.25).clamp(0, 1)
+
+    kwargs = dict(num_envs=2, crop=SIZE, max_episode_steps=2, data=tiny_data(channels), gray=channels == 1,
+                  predictor=predictor)
+    plain, seeing = DenoiseVectorEnv(**kwargs), DenoiseVectorEnv(**kwargs, observe_prediction=True)
+    assert set(plain.single_observation_space.spaces) == {"image"}
+    space = seeing.single_observation_space["prediction"]
+    assert space.shape == (channels, SIZE, SIZE) and float(space.low.min()) == 0 and float(space.high.max()) == 1
+    obs_a, _ = plain.reset(seed=4)
+    obs_b, _ = seeing.reset(seed=4)
+    torch.testing.assert_close(obs_b["image"], obs_a["image"])
+    torch.testing.assert_close(obs_b["prediction"], predictor(obs_b["image"]))
+    for step in range(2):
+        actions = random_actions(10, seed=step)
+        obs_a, reward_a, *_ = plain.step(actions)
+        obs_b, reward_b, *_ = seeing.step(actions)
+        torch.testing.assert_close(obs_b["image"], obs_a["image"])
+        torch.testing.assert_close(reward_b, reward_a)
+        torch.testing.assert_close(obs_b["prediction"], seeing.task.prediction)  # fixed over the episode
+    with pytest.raises(ValueError, match="observe_prediction: .*give a predictor"):
+        DenoiseVectorEnv(num_envs=1, crop=SIZE, data=tiny_data(), observe_prediction=True)

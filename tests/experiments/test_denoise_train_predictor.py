@@ -86,3 +86,29 @@ def test_a_missing_or_wrong_predictor_is_named(tmp_path):
     with pytest.raises(CheckpointError, match="a gray .* denoiser; the policy denoises RGB"):
         denoise_train.main([*TINY, "--no-gray", "--predictor", str(MRPNET), "--out", str(tmp_path / "b")])
     assert not (tmp_path / "b").exists()  # refused before the run folder is made
+
+
+@pytest.mark.parametrize("agent", ["a3c", "sac"])
+def test_a_policy_that_observes_its_prediction_reads_it_in_the_env_and_in_the_library(tmp_path, agent):
+    """--observe-prediction: the policy reads the image and the prediction (two gray planes), the
+    spec records it, and the env rollout and the library's tiled denoiser give the same image."""
+    out = tmp_path / agent
+    denoise_train.main([*TINY, "--agent", agent, "--sac-learning-starts", "2", "--predictor", str(MRPNET),
+                        "--observe-prediction", "--out", str(out)])
+    path = out / "checkpoints" / "best.pt"
+    ckpt = load_checkpoint(path)
+    assert ckpt["extra"]["spec"].env_kwargs["observe_prediction"] is True
+    assert ckpt["arch"]["kwargs"]["in_channels"] == 2
+    rollout = load_rollout_policy(path)
+    library = load_denoiser(model=agent, checkpoint=path, device="cpu", tile=16)
+    assert library.observe_prediction and set(rollout.task.single_observation_space.spaces) == {"image", "prediction"}
+    rng = np.random.default_rng(1)
+    clean = np.tile(np.linspace(0.1, 0.9, 40, dtype=np.float32), (30, 1))[..., None]
+    noisy = clean + rng.normal(0, 25 / 255, clean.shape).astype(np.float32)
+    np.testing.assert_allclose(library.restore(noisy), rollout.restore(noisy), atol=1e-5, rtol=0)
+
+
+def test_observe_prediction_needs_a_predictor(tmp_path):
+    with pytest.raises(ValueError, match="--observe-prediction: .*give --predictor"):
+        denoise_train.main([*TINY, "--observe-prediction", "--out", str(tmp_path / "run")])
+    assert not (tmp_path / "run").exists()

@@ -460,6 +460,9 @@ def test_metadata_is_written_only_as_a_spec(tmp_path):
     with pytest.raises(CheckpointError, match="predictor 'weights/mrpnet.pt' is a relative path.*or a bare file name"):
         RolloutPolicySpec(task="denoise", env_id="rlenhance/Denoise-v0", env_kwargs={}, steps=5, block_actions=False,
                           predictor="weights/mrpnet.pt")
+    with pytest.raises(CheckpointError, match="observe_prediction'] is set without a predictor"):
+        RolloutPolicySpec(task="denoise", env_id="rlenhance/Denoise-v0", env_kwargs={"observe_prediction": True},
+                          steps=5, block_actions=False, predictor=None)
     for accepted in ("/runs/sup/checkpoints/best.pt", "mrpnet_denoise.pt"):  # what trainers and shipped files record
         RolloutPolicySpec(task="denoise", env_id="rlenhance/Denoise-v0", env_kwargs={}, steps=5, block_actions=False,
                           predictor=accepted)

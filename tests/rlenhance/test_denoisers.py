@@ -200,7 +200,7 @@ def test_policy_channels_are_the_specs_and_the_network_must_match(tmp_path):
         del raw["extra"]["spec"]["env_kwargs"]["gray"]
         torch.save(raw, tmp_path / f"old{channels}.pt")
     assert PolicyDenoiser(tmp_path / "old1.pt", device="cpu").channels == 1
-    with pytest.raises(CheckpointError, match=r"old3\.pt.*not a policy .* on the gray image alone .*1 plane"):
+    with pytest.raises(CheckpointError, match=r"old3\.pt.*not a policy .* on the gray image alone \(1 input plane"):
         PolicyDenoiser(tmp_path / "old3.pt", device="cpu")  # an RGB network whose spec says gray
 
 
