@@ -17,8 +17,8 @@ each crop of an episode draws one of them (:mod:`experiments.sigmas`); ``--no-gr
 or FFDNet given the map of the one ``--sigma`` level, else of each image's estimated level; see
 :class:`rlenhance.denoisers.DenoisePredictor`) adds a tenth action, "take the predictor's pixel",
 its prediction computed once per episode on the noisy image (``--observe-prediction``: the policy,
-and SAC's critics, also read it); the checkpoints record its path, so the policy restores images with it (:func:`agents.rollout.load_rollout_policy`,
-``rlenhance.load_denoiser("a3c", checkpoint=...)``).
+and SAC's critics, also read it); the checkpoints record its path, so the policy restores images
+with it (:func:`agents.rollout.load_rollout_policy`, ``rlenhance.load_denoiser("a3c", checkpoint=...)``).
 
 Evaluation is on WHOLE images. The validation split of ``--data`` (``--val-fraction`` of it,
 held out by ``--split-seed``; of the embedded photos without ``--data``) is always held out of
