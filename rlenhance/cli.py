@@ -137,15 +137,17 @@ def _build_parser() -> argparse.ArgumentParser:
     enhance.add_argument("--denoiser", default=None,
                          help="denoiser applied after enhancement (ReLLIE's denoiser module): mrpnet, the shipped "
                               "blind colour MRPNet (slower; higher PSNR / SSIM on noisy dark photos), ffdnet, the "
-                              "colour FFDNet in rlenhance/weights/ when installed (a file of that name in the "
-                              "working directory wins; ./mrpnet is always a path), or a "
+                              "colour FFDNet in rlenhance/weights/ when installed, else the shipped blind gray one on "
+                              "the opponent colour planes (a file of that name in the working directory wins; "
+                              "./mrpnet is always a path), or a "
                               "checkpoint of experiments.supervised_train --task denoise: a plain one (--model "
                               "mrpnet), or with --model rl a noise-map one (--model ffdnet), driven by a per-pixel "
                               "noise-level map: --noise-sigma times how much the policy's curves brightened each "
                               "pixel")
     enhance.add_argument("--noise-sigma", type=float, default=None,
                          help="rl with a noise-map --denoiser: the input's noise level on the 0-255 scale, within "
-                              "the denoiser's trained range [0, sigma] (default: sigma / 2)")
+                              "the denoiser's trained range [0, sigma] (default: 4 for a denoiser trained on Gaussian "
+                              "noise, such as the shipped FFDNet; sigma / 2 for one trained on amplified noise)")
     enhance.add_argument("--steps", type=int, default=None, help="rl: curve steps (default: the checkpoint's)")
     shipped = checkpoint_setting_ranges()  # what the shipped model accepts, for the help lines (None: not installed)
 
@@ -551,7 +553,7 @@ def _enhancer(args: argparse.Namespace) -> Restore:
         # a model name, exactly as typed, with no such file here: the shipped colour checkpoint of that model
         path = Path(args.denoiser)
         if args.denoiser in SUPERVISED_DENOISERS and not path.is_file():
-            path = default_denoiser(args.denoiser, 3, option="--denoiser")
+            path = _colour_default(args.denoiser)
         denoiser = SupervisedRestorer(path, device=args.device, task="denoise", tile=args.tile,
                                       noise_map=None if args.model == "rl" else False)
     if args.model == "mrpnet":
@@ -583,6 +585,19 @@ def _enhancer(args: argparse.Namespace) -> Restore:
         return result.image, _means_text(result.mean_before, result.mean_after)
     restore.reads_samples = True
     return restore
+
+
+def _colour_default(model: str) -> Path:
+    """``enhance --denoiser mrpnet|ffdnet``: the model's shipped colour checkpoint, else its gray one,
+    which the Enhancer runs on R, G and B (mrpnet) or on the opponent colour planes (ffdnet); the
+    colour default's error when neither is installed."""
+    try:
+        return default_denoiser(model, 3, option="--denoiser")
+    except CheckpointError as missing:
+        try:
+            return default_denoiser(model, 1, option="--denoiser")
+        except CheckpointError:
+            raise missing from None
 
 
 def _denoiser(args: argparse.Namespace) -> Restore:

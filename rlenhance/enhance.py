@@ -11,7 +11,8 @@ needs no float copy of itself; elsewhere in strips of ``strip_pixels`` with torc
 ReLLIE's denoiser module: brightening amplifies the sensor noise of a dark photo, so ReLLIE runs a
 denoiser (FFDNet) on the image after the last curve step. ``Enhancer(..., denoiser=...)`` does the
 same with a supervised denoising checkpoint (:class:`rlenhance.restore.SupervisedRestorer`); a gray
-denoiser is applied to R, G and B separately. Two kinds:
+plain denoiser is applied to R, G and B separately, a gray noise-map one to the opponent colour planes
+(as :class:`~rlenhance.restore.SupervisedRestorer` does without ``per_channel``). Two kinds:
 
 * a plain denoiser (MRPNet trained by ``experiments.supervised_train --task denoise``) reads the
   image only;
@@ -64,6 +65,11 @@ from rlenhance.runtime import flush_denormals, select_device
 #: Working resolution (longer side) of a policy whose checkpoint does not name one.
 DEFAULT_MAX_SIDE = 512
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "lowlight_a3c.pt"
+#: The dark input's noise level (0-255) a noise-map denoiser trained on Gaussian noise is given by
+#: default (``Enhancer(noise_sigma=None)``): its map is this times the curves' per-pixel gain. Chosen
+#: on the SICE validation split among 1 / 2 / 4 / 8 with the shipped blind FFDNet (docs/results.md);
+#: the noise estimate reads about 0 on those dark photos.
+DARK_NOISE_SIGMA = 4.0
 # ALPHA_MODES (how a discrete policy's alpha is chosen at test time, see greedy_rollout) comes
 # from rlenhance.checkpoint, with the LowLightPolicySpec that records a policy's choice.
 
@@ -102,7 +108,9 @@ class Enhancer:
             the per-pixel noise level of the curve steps (see the module docstring).
         noise_sigma: noise-map denoisers only: the dark input's noise level on the 0-255 scale,
             which the brightening amplifies, within the checkpoint's trained range [0, sigma]
-            (None: half its ``sigma``, the middle of that range); refused otherwise.
+            (None: half its ``sigma``, the middle of that range, for a denoiser trained on amplified
+            dark-level noise; :data:`DARK_NOISE_SIGMA` for one trained on Gaussian noise, e.g. the
+            shipped blind FFDNet); refused otherwise.
         max_overshoot: no curve step lifts the image's mean (at the working resolution) more than
             this above the exposure target: a step that would is scaled down to end there
             (:func:`rlenhance.ops.cap_mean`; the same pixels brightened, by less); a number with
@@ -313,7 +321,8 @@ class Enhancer:
                                 out=target[..., band, :], gain=None if gains is None else gains[..., band, :])
         if self.denoiser is not None:
             levels = None if gain is None else noise_level_map(torch.from_numpy(gain), self.noise_sigma).numpy()
-            out = self.denoiser.restore(out, per_channel=True, noise_map=levels)
+            # a gray plain denoiser: R, G and B separately; a gray noise-map one: the opponent colour planes
+            out = self.denoiser.restore(out, per_channel=not self.denoiser.needs_noise_map, noise_map=levels)
             if np.dtype(dtype) == np.uint8:
                 out = np.rint(np.clip(out, 0.0, 1.0) * 255).astype(np.uint8)
         elif self.blur_sigma > 0:
@@ -515,8 +524,9 @@ def _check_policy(policy: PixelActorCritic, spec: LowLightPolicySpec, path: Path
 
 
 def _noise_sigma(denoiser: SupervisedRestorer | None, noise_sigma: float | None) -> float | None:
-    """The input noise level (0-255) a noise-map ``denoiser`` reads (None: half its trained sigma);
-    None without one. Raises ValueError for a ``noise_sigma`` it does not read or out of its range."""
+    """The input noise level (0-255) a noise-map ``denoiser`` reads (None: half its trained sigma
+    for amplified-noise training, else :data:`DARK_NOISE_SIGMA`, within its range); None without
+    one. Raises ValueError for a ``noise_sigma`` it does not read or out of its range."""
     if denoiser is None or not denoiser.needs_noise_map:
         if noise_sigma is not None:
             what = "no denoiser is given" if denoiser is None else \
@@ -526,7 +536,7 @@ def _noise_sigma(denoiser: SupervisedRestorer | None, noise_sigma: float | None)
         return None
     trained = float(denoiser.spec.sigma)
     if noise_sigma is None:
-        return trained / 2
+        return trained / 2 if denoiser.spec.noise == "amplified" else min(DARK_NOISE_SIGMA, trained)
     if isinstance(noise_sigma, bool) or not isinstance(noise_sigma, (int, float, np.integer, np.floating)) \
             or not (math.isfinite(noise_sigma) and 0 <= noise_sigma <= trained):
         raise ValueError(f"noise_sigma: expected a number in [0, {trained:g}] (0-255 scale: the range of input noise "

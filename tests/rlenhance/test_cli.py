@@ -240,12 +240,27 @@ def test_enhance_denoiser_changes_the_output_and_equals_denoise_of_enhance(ckpts
     assert main(["enhance", str(b), common[0], str(named), *common[1:], "--denoiser", "mrpnet"]) == 0
     shipped = SupervisedRestorer(DENOISER_CHECKPOINTS["mrpnet", 3], device="cpu").restore(enhanced, per_channel=True)
     np.testing.assert_allclose(load_image(named / "b.png"), shipped, atol=LEVEL / 2 + 1e-6)
-    if not DENOISER_CHECKPOINTS["ffdnet", 3].exists():  # not shipped: refused, saying how to train one
-        assert main(["enhance", str(b), common[0], str(tmp_path / "f"), *common[1:], "--denoiser", "ffdnet"]) == 2
-        err = capsys.readouterr().err
-        assert "the default colour ffdnet denoiser" in err and "pass --denoiser PATH" in err
-        assert "supervised_train --model ffdnet" in err
-        assert "--per-channel" not in err and "--checkpoint" not in err  # options enhance does not have for this
+    if not DENOISER_CHECKPOINTS["ffdnet", 3].exists():  # no colour FFDNet shipped: the blind gray one serves
+        assert main(["enhance", str(b), common[0], str(tmp_path / "f"), *common[1:], "--denoiser", "ffdnet"]) == 0
+        gray = Enhancer(ckpts["policy"], device="cpu", denoiser=DENOISER_CHECKPOINTS["ffdnet", 1]).enhance(
+            load_image(b))
+        np.testing.assert_allclose(load_image(tmp_path / "f" / "b.png"), gray, atol=LEVEL / 2 + 1e-6)
+
+
+def test_enhance_denoiser_named_with_neither_default_installed_is_refused_naming_the_colour_one(
+        ckpts, images, tmp_path, monkeypatch, capsys):
+    import rlenhance.denoisers as denoisers
+
+    (_, b), _ = images
+    monkeypatch.setattr(denoisers, "DENOISER_CHECKPOINTS", {k: tmp_path / "none" / v.name
+                                                            for k, v in DENOISER_CHECKPOINTS.items()})
+    assert main(["enhance", str(b), "-o", str(tmp_path / "f"), "--checkpoint", str(ckpts["policy"]), "--device", "cpu",
+                 "--denoiser", "ffdnet"]) == 2
+    err = capsys.readouterr().err
+    assert "the default colour ffdnet denoiser" in err and "pass --denoiser PATH" in err
+    assert "supervised_train --model ffdnet" in err
+    assert "--per-channel" not in err and "--checkpoint" not in err  # options enhance does not have for this
+    assert not (tmp_path / "f").exists()
 
 
 def test_enhance_denoiser_a_file_named_like_a_model_wins_and_dot_slash_is_a_path(ckpts, images, tmp_path,

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from rlenhance.checkpoint import LowLightPolicySpec, SupervisedSpec, save_checkpoint
 from rlenhance.cli import main
 from rlenhance.data import BuiltinImages, noise_level_map
-from rlenhance.denoisers import load_denoiser
-from rlenhance.enhance import Enhancer
+from rlenhance.denoisers import DENOISER_CHECKPOINTS, load_denoiser
+from rlenhance.enhance import DARK_NOISE_SIGMA, Enhancer
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import load_image, save_image
 from rlenhance.models.ffdnet import FFDNet
@@ -188,15 +188,22 @@ def test_enhancer_feeds_sigma_times_the_brightening_of_each_pixel(ckpts):
     assert float(gain.max()) > 1.2 * float(gain.min()) > 1.0  # brightened, unevenly
     levels = noise_level_map(gain, 9.0)[0].permute(1, 2, 0).numpy()
     enhanced = current[0].permute(1, 2, 0).numpy()
-    manual = enhancer.denoiser.restore(enhanced, per_channel=True, noise_map=levels)
+    # a gray noise-map denoiser: the opponent colour planes, each at its level (not R, G and B apart)
+    manual = enhancer.denoiser.restore(enhanced, noise_map=levels)
     np.testing.assert_allclose(result.image, manual, atol=1e-5)
+    per_channel = enhancer.denoiser.restore(enhanced, per_channel=True, noise_map=levels)
+    assert np.abs(per_channel - manual).max() > 1e-4
     np.testing.assert_allclose(plain.enhance(image), enhanced, atol=1e-5)
     other = Enhancer(ckpts["policy"], device="cpu", max_side=20, denoiser=ckpts["ffdnet"], noise_sigma=1.0)
     assert np.abs(other.enhance(image) - result.image).max() > 1e-4  # the level reaches the denoiser
 
 
 def test_noise_sigma_defaults_to_half_the_trained_range_and_is_refused_elsewhere(ckpts):
+    """Amplified-noise training: half its largest level; Gaussian training (the shipped blind
+    FFDNet, sigma 0-75): DARK_NOISE_SIGMA, within its levels."""
     assert Enhancer(ckpts["policy"], device="cpu", denoiser=ckpts["ffdnet"]).noise_sigma == SIGMA / 2
+    shipped = DENOISER_CHECKPOINTS["ffdnet", 1]
+    assert Enhancer(ckpts["policy"], device="cpu", denoiser=shipped).noise_sigma == DARK_NOISE_SIGMA == 4.0
     assert Enhancer(ckpts["policy"], device="cpu", denoiser=ckpts["mrpnet"]).noise_sigma is None
     with pytest.raises(ValueError, match=r"noise_sigma: expected a number in \[0, 12\] .*ffdnet.pt.*got 13"):
         Enhancer(ckpts["policy"], device="cpu", denoiser=ckpts["ffdnet"], noise_sigma=13)
