@@ -70,6 +70,9 @@ class Args:
     denoiser: str | None = arg(None, "denoising checkpoint of experiments.supervised_train, run after our model's "
                                      "last curve step (ReLLIE's denoiser module) as the method 'rlenhance (ours) + "
                                      "denoiser'")
+    noise_sigma: float | None = arg(None, "with a noise-map --denoiser (FFDNet): the dark input's noise level on "
+                                          "the 0-255 scale, scaled by the curves' per-pixel gain (default: the "
+                                          "Enhancer's, rlenhance.enhance.DARK_NOISE_SIGMA for a Gaussian-trained one)")
     combined: str | None = arg(None, "lowlight checkpoint of experiments.supervised_train (MRPNet + Generator), "
                                      "evaluated as an extra method")
     classical: bool = arg(True, "include auto-gamma, histogram equalisation and CLAHE")
@@ -89,7 +92,8 @@ def build_methods(args: Args, device: torch.device) -> dict[str, Method]:
     if args.denoiser:
         # plain or noise-map (FFDNet, fed the map of our curve steps at its default noise level)
         denoiser = SupervisedRestorer(args.denoiser, device=device, task="denoise", noise_map=None)
-        methods.append(enhancer_method(f"{OURS} + denoiser", args.checkpoint, device, **ours, denoiser=denoiser))
+        methods.append(enhancer_method(f"{OURS} + denoiser", args.checkpoint, device, **ours, denoiser=denoiser,
+                                       noise_sigma=args.noise_sigma))
     methods += [enhancer_method(f"ours, exposure {target:g}", args.checkpoint, device, **{**ours, "exposure": target})
                 for target in args.sweep_exposure]
     if args.combined:  # named after its network (COMBINED_LABELS); RGB out, gray models too

@@ -534,6 +534,23 @@ def test_lol_eval_builds_its_methods_from_the_compare_registry(tiny):
         assert ours[mine].params == theirs[name].params
 
 
+def test_lol_eval_noise_sigma_reaches_a_noise_map_denoiser(tiny):
+    """--noise-sigma sets the dark level the shipped blind FFDNet reads after the curves."""
+    from experiments import lol_eval
+    from rlenhance.denoisers import DENOISER_CHECKPOINTS
+    from rlenhance.enhance import DARK_NOISE_SIGMA
+
+    ffdnet = str(DENOISER_CHECKPOINTS["ffdnet", 1])
+    image = _scene(5) * 0.3
+    outs = {}
+    for level in (None, 1.0, DARK_NOISE_SIGMA):
+        args = lol_eval.Args(checkpoint=str(tiny["a3c-lowlight"]), denoiser=ffdnet, noise_sigma=level, classical=False,
+                             device="cpu")
+        outs[level] = lol_eval.build_methods(args, torch.device("cpu"))["rlenhance (ours) + denoiser"].run(image, None)
+    np.testing.assert_array_equal(outs[None], outs[DARK_NOISE_SIGMA])  # the default
+    assert np.abs(outs[1.0] - outs[None]).max() > 1e-4
+
+
 def test_hole_ssim_is_the_mean_of_the_ssim_map_over_the_hole():
     rng = np.random.default_rng(0)
     x, y = _scene(1, 1)[..., 0], np.clip(_scene(1, 1)[..., 0] + rng.normal(0, 0.05, (SIZE, SIZE)), 0, 1)
