@@ -342,6 +342,13 @@ class RolloutPolicy:
         return int(self.task.single_observation_space["image"].shape[0])
 
     @property
+    def networks(self) -> tuple[nn.Module, ...]:
+        """The learned networks its output depends on: the actor and, for a policy trained with a
+        predictor, the predictor's network (a policy's size counts both)."""
+        predictor = getattr(self.task, "predictor", None)
+        return (self.policy,) if predictor is None else (self.policy, predictor.model)
+
+    @property
     def takes_mask(self) -> bool:
         """Whether :meth:`restore` needs a hole mask (completion policies; denoisers refuse one)."""
         return self.spec.task == "completion"

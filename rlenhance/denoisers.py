@@ -458,6 +458,11 @@ class DenoisePredictor:
         return cls(find_predictor(spec.predictor, checkpoint), channels=spec.channels,
                    sigma=sigmas[0] if len(sigmas) == 1 else None, device=device)
 
+    @property
+    def model(self) -> nn.Module:
+        """The predictor's network."""
+        return self.restorer.model
+
     def __call__(self, noisy: Tensor) -> Tensor:
         """The prediction of noisy images, float (B, channels, H, W) (unclipped noisy values
         allowed): float32 (B, channels, H, W) in [0, 1] on ``noisy``'s device.

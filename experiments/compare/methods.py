@@ -198,7 +198,7 @@ def rollout_method(name: str, path: Path, device: torch.device, *, task: str, ch
     if trained_for != task:
         raise CheckpointError(f"--{name} {path}: a policy of task {trained_for!r}; this needs a {task} policy")
     note = channel_note(name, path, policy.channels, channels)
-    return Method(name, policy.restore, count_parameters(policy.policy), str(path), note)
+    return Method(name, policy.restore, sum(count_parameters(net) for net in policy.networks), str(path), note)
 
 
 def rse_method(name: str, path: str | Path, device: torch.device, *, channels: int | None = None) -> Method:

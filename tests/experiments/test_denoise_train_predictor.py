@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from agents.rollout import load_rollout_policy
 from experiments import denoise_train
+from experiments.compare.methods import rollout_method
 from rlenhance import load_denoiser
 from rlenhance.checkpoint import load_checkpoint
 from rlenhance.errors import CheckpointError
@@ -43,6 +45,9 @@ def test_the_policy_runs_with_its_predictor_in_the_env_and_in_the_library(predic
     path = predictor_run / "checkpoints" / "best.pt"
     rollout = load_rollout_policy(path)
     assert rollout.task.n_actions == 10 and rollout.task.predictor is not None
+    # its size (compare's params) counts the predictor's network as well as the policy's
+    sizes = [sum(p.numel() for p in net.parameters()) for net in (rollout.policy, rollout.task.predictor.model)]
+    assert rollout_method("a3c", path, torch.device("cpu"), task="denoise").params == sum(sizes) > sizes[0]
     library = load_denoiser(model="a3c", checkpoint=path, device="cpu")
     rng = np.random.default_rng(0)
     clean = np.tile(np.linspace(0.1, 0.9, 40, dtype=np.float32), (30, 1))[..., None]
