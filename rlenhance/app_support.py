@@ -524,9 +524,11 @@ METHODS: tuple[Method, ...] = (
     *(Method(key, _CLASSICAL_LABELS.get(key, key), "Classical", "lowlight", None, "global, no learning")
       for key in baselines.LOWLIGHT_BASELINES),
     Method("a3c", "PixelRL (A3C)", "RL", "denoise", _WEIGHTS / "a3c_denoise.pt",
-           "9 filters or MRPNet's pixel per 2x2 block, 5 steps; trained on gray images, sigma 25"),
+           "9 filters or the blind FFDNet's pixel per 2x2 block, 5 steps (it takes FFDNet's everywhere); "
+           "trained on gray images, sigma 15-50"),
     Method("sac", "PixelRL (SAC)", "RL", "denoise", _WEIGHTS / "sac_denoise.pt",
-           "9 filters or MRPNet's pixel per pixel, 5 steps; trained on gray images, sigma 25"),
+           "9 filters or the blind FFDNet's pixel per pixel, 5 steps (it takes FFDNet's everywhere); "
+           "trained on gray images, sigma 15-50"),
     Method("ffdnet", "FFDNet (blind)", "Supervised", "denoise", _WEIGHTS / "ffdnet_denoise.pt",
            "reads the noise level it estimates in each image; trained on gray images, sigma 0-75"),
     Method("mrpnet", "MRPNet", "Supervised", "denoise", DEFAULT_DENOISE_CHECKPOINT,

@@ -23,7 +23,7 @@ with one, ``--model`` defaults to the checkpoint's own kind) a noise-map checkpo
 ``experiments.supervised_train --model ffdnet``, given the map of ``--sigma``, or without it of the
 level estimated in each image, ``mrpnet`` a plain supervised one, ``a3c`` / ``sac``
 a PixelRL filter-bank policy of
-``experiments.denoise_train`` (the shipped gray ones also take a supervised MRPNet's pixel), ``rse``
+``experiments.denoise_train`` (the shipped gray ones, blind, also take the blind FFDNet's pixel), ``rse``
 an RSE-RL model of ``experiments.rse_train``; without
 ``--checkpoint``, the model's default in ``rlenhance/weights/``: the gray one for a gray image (three
 equal channels), the colour one for a colour image, the gray one for every image with
@@ -188,8 +188,8 @@ def _build_parser() -> argparse.ArgumentParser:
     denoise.add_argument("--model", choices=DENOISER_MODELS, default=None,
                          help="ffdnet: a supervised noise-map denoiser (FFDNet; the shipped one is blind, sigma "
                               "0-75); mrpnet: a supervised denoiser; a3c / sac: a PixelRL filter-bank policy (the "
-                              "shipped gray ones also take MRPNet's pixel); rse: RSE-RL. Omitted: the --checkpoint's "
-                              f"own kind, or without one {DEFAULT_DENOISER}")
+                              "shipped gray ones also take the blind FFDNet's pixel); rse: RSE-RL. Omitted: the "
+                              f"--checkpoint's own kind, or without one {DEFAULT_DENOISER}")
     denoise.add_argument("--sigma", type=float, default=None,
                          help="ffdnet: the images' noise level on the 0-255 scale, within the levels the checkpoint "
                               "was trained over (its map is sigma / 255); omitted: estimated in each image")

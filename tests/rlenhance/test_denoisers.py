@@ -153,8 +153,10 @@ def test_shipped_rl_denoisers_equal_their_env_rollouts():
         # tiled with a margin of its receptive field, in whole policy pixels (large photos fit in memory)
         assert denoiser.overlap is not None and denoiser.overlap > 0
         assert denoiser.overlap % denoiser.policy.downscale == 0
-        # both take the shipped MRPNet's pixel as action 9, found beside them whatever the trainer's path
-        assert denoiser.predictor is not None and denoiser.predictor.path == WEIGHTS / "mrpnet_denoise.pt"
+        # both take the shipped blind FFDNet's pixel as action 9 (found beside them whatever the
+        # trainer's path), given each image's estimated level, and read its output
+        assert denoiser.predictor is not None and denoiser.predictor.path == WEIGHTS / "ffdnet_denoise.pt"
+        assert denoiser.predictor.sigma is None and denoiser.observe_prediction
         np.testing.assert_allclose(denoiser.restore(image), load_rollout_policy(path).restore(image), atol=1e-5)
 
 
