@@ -29,10 +29,12 @@ import torch
 from benchmarks.noise_estimate import gray_images
 from rlenhance.baselines import estimate_noise_sigma
 from rlenhance.denoisers import NoiseLevelDenoiser, denoiser_kind, load_denoiser
-from rlenhance.ops import PIXELRL_ACTION_TABLE, pixelrl_filter_bank
+from rlenhance.ops import PIXELRL_ACTIONS, pixelrl_filter_bank
 from rlenhance.restore import Restorer
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "rlenhance" / "weights"
+#: PixelRL's actions as the ``filters`` candidates: ``keep`` (the prediction itself) first, the rest in order.
+FILTER_ORDER: tuple[int, ...] = tuple(sorted(range(len(PIXELRL_ACTIONS)), key=lambda k: PIXELRL_ACTIONS[k] != "keep"))
 
 
 def block_errors(candidates: np.ndarray, clean: np.ndarray, block: int) -> np.ndarray:
@@ -51,8 +53,7 @@ def candidates_of(denoiser: Restorer, noisy: np.ndarray, action_set: str, scales
     if action_set == "filters":
         prediction = torch.from_numpy(np.clip(denoiser.restore(noisy[..., None])[..., 0], 0.0, 1.0))
         bank = pixelrl_filter_bank(prediction[None, None].float())[0, :, 0].double().clamp(0.0, 1.0).numpy()
-        keep = [action.name for action in PIXELRL_ACTION_TABLE].index("keep")
-        return np.concatenate([bank[keep:keep + 1], np.delete(bank, keep, axis=0)])
+        return bank[list(FILTER_ORDER)]
     assert isinstance(denoiser, NoiseLevelDenoiser)
     low, high = denoiser.sigma_range
     level = estimate_noise_sigma(noisy)
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
         base = float(np.mean(own))
         best = int(np.argmax(np.mean(per_action, axis=0)))
         single = float(np.mean(per_action, axis=0)[best])
-        names = ["keep", *(a.name for a in PIXELRL_ACTION_TABLE if a.name != "keep")] if action_set == "filters" \
+        names = [PIXELRL_ACTIONS[k] for k in FILTER_ORDER] if action_set == "filters" \
             else [f"x{s:g}" for s in (1.0, *args.level_scales)]
         print(f"| {action_set} | {len(names)} | {base:.2f} | {single:.2f} ({names[best]}, {single - base:+.3f}) | "
               + " | ".join(f"{np.mean(oracle[b]):.2f} ({np.mean(oracle[b]) - base:+.2f})" for b in args.blocks)
