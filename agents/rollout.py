@@ -412,7 +412,7 @@ class RolloutPolicy:
 
 
 def load_rollout_policy(path: str | Path, *, device: str | torch.device = "cpu",
-                        predictor: Callable[..., Tensor] | None = None) -> RolloutPolicy:
+                        predictor: Callable[..., Tensor] | None = None, ensemble: int = 1) -> RolloutPolicy:
     """Load a checkpoint of ``experiments.denoise_train`` / ``experiments.completion_train``.
 
     The task is rebuilt from the checkpoint's :class:`~rlenhance.checkpoint.RolloutPolicySpec`
@@ -424,12 +424,15 @@ def load_rollout_policy(path: str | Path, *, device: str | torch.device = "cpu",
     its predictor loads on any machine), loaded by :func:`load_predictor` (a denoising policy's as
     :class:`rlenhance.denoisers.PolicyDenoiser` loads it,
     :meth:`rlenhance.denoisers.DenoisePredictor.for_policy`: the policy's noise level, when it
-    has one, is the known ``sigma`` of a noise-map denoiser).
+    has one, is the known ``sigma`` of a noise-map denoiser), with the self-``ensemble`` given
+    (1: none; 2, 4 or 8: :func:`rlenhance.load_denoiser`).
 
     Raises:
         CheckpointError: not a checkpoint of a denoising / completion policy (e.g. a lol_train
             checkpoint: the message says to use :class:`rlenhance.Enhancer`); its predictor found
             nowhere (the message names the places tried).
+        ValueError: an ``ensemble`` other than 1 where this function loads no denoise predictor
+            (a completion policy, a policy without a predictor, a ``predictor`` given).
     """
     import envs  # registers the env ids
 
@@ -437,10 +440,14 @@ def load_rollout_policy(path: str | Path, *, device: str | torch.device = "cpu",
     spec: RolloutPolicySpec = ckpt["extra"][SPEC_KEY]
     policy = build_model(ckpt, {"PixelActorCritic": PixelActorCritic}).to(device).eval()
     env_kwargs = dict(spec.env_kwargs)
+    if ensemble != 1 and (spec.task != "denoise" or predictor is not None):
+        raise ValueError(f"ensemble: {ensemble!r} is the self-ensemble of the predictor a denoising policy loads here; "
+                         f"{path} is a {spec.task} policy{' and a predictor was given' if predictor else ''}: use 1")
+    if spec.task == "denoise" and predictor is None:
+        predictor = DenoisePredictor.for_policy(spec, checkpoint=path, device=device, ensemble=ensemble)
     if spec.predictor is not None:
         if predictor is None:
-            predictor = DenoisePredictor.for_policy(spec, checkpoint=path, device=device) if spec.task == "denoise" \
-                else load_predictor(find_predictor(spec.predictor, path), device=device)
+            predictor = load_predictor(find_predictor(spec.predictor, path), device=device)
         env_kwargs["predictor"] = predictor
     venv = envs.make_vec(spec.env_id, num_envs=1, device=device, **env_kwargs)
     return RolloutPolicy(policy=policy, task=venv.task, spec=spec, path=Path(path))

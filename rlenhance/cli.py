@@ -4,7 +4,7 @@
                      [--noise-sigma S] [--steps N] [--exposure E] [--w-exposure W] [--w-color W] [--w-spatial W]
                      [--w-smooth W] [--max-overshoot C] [--blur-sigma S] [--max-side N] [--device D]
     rlenhance denoise IMAGES... -o OUTDIR [--model ffdnet|mrpnet|a3c|sac|rse] [--checkpoint PATH] [--sigma S]
-                     [--per-channel] [--tile N] [--device D]
+                     [--ensemble 1|2|4|8] [--per-channel] [--tile N] [--device D]
     rlenhance complete IMAGES... -o OUTDIR [--checkpoint PATH] [--masks DIR | --mask-threshold T]
                      [--tile N] [--device D]
     rlenhance app [--port N] [--host H] [--checkpoint PATH] [--device D] [--no-browser]
@@ -193,6 +193,10 @@ def _build_parser() -> argparse.ArgumentParser:
     denoise.add_argument("--sigma", type=float, default=None,
                          help="ffdnet: the images' noise level on the 0-255 scale, within the levels the checkpoint "
                               "was trained over (its map is sigma / 255); omitted: estimated in each image")
+    denoise.add_argument("--ensemble", type=int, choices=(1, 2, 4, 8), default=1,
+                         help="geometric self-ensemble: the mean of the network over this many flips and quarter "
+                              "turns of the image, at that many times the time (mrpnet, ffdnet; a3c / sac: their "
+                              "predictor; rse: 1 only); 1: none")
     denoise.add_argument("--per-channel", action="store_true",
                          help="gray denoiser on colour images: denoise R, G, B separately and keep colour (without "
                               "--checkpoint: the gray default for every image); without it a gray model converts a "
@@ -607,7 +611,7 @@ def _denoiser(args: argparse.Namespace) -> Restore:
     kind = args.model  # None: the checkpoint's own kind (its loader's error says what a non-denoiser is)
     if kind is None:
         kind = (denoiser_kind(args.checkpoint) or "mrpnet") if args.checkpoint is not None else DEFAULT_DENOISER
-    load = partial(load_denoiser, kind, device=args.device, tile=args.tile, sigma=args.sigma)
+    load = partial(load_denoiser, kind, device=args.device, tile=args.tile, sigma=args.sigma, ensemble=args.ensemble)
     models: dict[int, Restorer] = {}  # planes of the images it takes (1 gray, 3 colour) -> restorer
     missing: dict[int, CheckpointError] = {}
     if args.checkpoint is not None:

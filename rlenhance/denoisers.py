@@ -74,7 +74,7 @@ from rlenhance.models.rse import load_rse
 from rlenhance.ops.actions import PIXELRL_ACTION_TABLE
 from rlenhance.ops.bank import pixelrl_filter_select
 from rlenhance.ops.tiling import tiled
-from rlenhance.restore import DEFAULT_DENOISE_CHECKPOINT, Restorer, SupervisedRestorer, as_hwc_image
+from rlenhance.restore import DEFAULT_DENOISE_CHECKPOINT, Restorer, SupervisedRestorer, as_hwc_image, check_ensemble
 from rlenhance.runtime import flush_denormals, select_device
 
 __all__ = [
@@ -265,6 +265,8 @@ class PolicyDenoiser(_PlanesDenoiser):
         tile: side of the tiles' core in pixels (rounded up to a multiple of ``downscale``).
         agent: ``"a3c"`` or ``"sac"``: refuse a checkpoint that records another trainer
             (``extra["algorithm"]``); None accepts either.
+        ensemble: the self-ensemble of the policy's predictor (:class:`DenoisePredictor`; 1: none;
+            a policy without a predictor takes 1 only). The policy itself runs once.
 
     Attributes:
         policy: the actor, in eval mode, on ``device``.
@@ -278,11 +280,11 @@ class PolicyDenoiser(_PlanesDenoiser):
         CheckpointError: the file is missing or broken, not a denoising policy (a low-light or a
             completion policy, another model's checkpoint: the message says what it is), a policy
             the filter-bank transition cannot run, or one of another ``agent``.
-        ValueError: bad ``device``, ``tile`` or ``agent``.
+        ValueError: bad ``device``, ``tile``, ``agent`` or ``ensemble``.
     """
 
     def __init__(self, checkpoint: str | os.PathLike[str], *, device: str | torch.device = "auto", tile: int = 512,
-                 agent: str | None = None):
+                 agent: str | None = None, ensemble: int = 1):
         flush_denormals()
         if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
             raise ValueError(f"tile: expected an integer >= 1, got {tile!r}")
@@ -318,7 +320,7 @@ class PolicyDenoiser(_PlanesDenoiser):
         self.block_actions: bool = spec.block_actions and self.policy.downscale > 1
         #: the supervised denoiser whose pixel action 9 takes (denoise_train --predictor), or None
         self.predictor: DenoisePredictor | None = DenoisePredictor.for_policy(spec, checkpoint=self.path,
-                                                                              device=self.device)
+                                                                              device=self.device, ensemble=ensemble)
         self.clip: bool = bool(spec.env_kwargs.get("clip", False))
         self.label = f"{self.agent or 'RL'} denoising policy"
         radius = rollout_radius(self.policy, self.steps)
@@ -408,6 +410,7 @@ class DenoisePredictor:
         sigma: the known noise level (0-255 scale) given to a noise-map denoiser (``ffdnet``); None:
             estimated per image. A plain denoiser reads none (ignored).
         device: where the denoiser runs: "auto", "cpu", "cuda" or "cuda:N".
+        ensemble: the denoiser's geometric self-ensemble (1: none; 2, 4 or 8: :func:`load_denoiser`).
 
     Attributes:
         restorer: the denoiser (:func:`load_denoiser`); path, channels, sigma: as given.
@@ -415,11 +418,12 @@ class DenoisePredictor:
     Raises:
         CheckpointError: the file is missing or broken, not a supervised denoiser (the message says
             what it is), or one of other planes than ``channels``.
-        ValueError: ``channels`` not 1 or 3, a ``sigma`` outside an ``ffdnet``'s trained levels.
+        ValueError: ``channels`` not 1 or 3, a ``sigma`` outside an ``ffdnet``'s trained levels, a bad
+            ``ensemble``.
     """
 
     def __init__(self, checkpoint: str | os.PathLike[str], *, channels: int, sigma: float | None = None,
-                 device: str | torch.device = "auto"):
+                 device: str | torch.device = "auto", ensemble: int = 1):
         if channels not in (_GRAY, _RGB):
             raise ValueError(f"channels: expected 1 (gray) or 3 (RGB), got {channels!r}")
         self.path = Path(checkpoint)
@@ -431,7 +435,7 @@ class DenoisePredictor:
                                   "denoiser (python -m experiments.supervised_train --task denoise, --model mrpnet or "
                                   "ffdnet)")
         model = _supervised_model(spec)
-        self.restorer = load_denoiser(model, self.path, device=device,
+        self.restorer = load_denoiser(model, self.path, device=device, ensemble=ensemble,
                                       **({"sigma": sigma} if model == "ffdnet" else {}))
         if self.restorer.channels != channels:
             names = {_GRAY: "gray (1-plane)", _RGB: "RGB (3-plane)"}
@@ -443,21 +447,25 @@ class DenoisePredictor:
 
     @classmethod
     def for_policy(cls, spec: RolloutPolicySpec, *, checkpoint: str | os.PathLike[str] | None = None,
-                   device: str | torch.device = "auto") -> DenoisePredictor | None:
+                   device: str | torch.device = "auto", ensemble: int = 1) -> DenoisePredictor | None:
         """The predictor a denoising policy was trained with (its spec's ``predictor``, found by
         :func:`find_predictor` from the policy's ``checkpoint`` path; None without one), for the
         spec's planes, with the policy's noise level as ``sigma`` when it was trained on one
-        (several: estimated per image).
+        (several: estimated per image), and the self-``ensemble`` given.
 
         Raises:
             CheckpointError: the predictor file is found nowhere (see :func:`find_predictor`), or
                 is not a denoiser of the spec's planes.
+            ValueError: an ``ensemble`` other than 1 for a policy without a predictor, or a bad one.
         """
         if spec.predictor is None:
+            if ensemble != 1:
+                raise ValueError(f"ensemble: {ensemble!r} is the self-ensemble of a policy's predictor, and this "
+                                 "policy has none (denoise_train without --predictor); use ensemble=1")
             return None
         sigmas = spec.sigmas
         return cls(find_predictor(spec.predictor, checkpoint), channels=spec.channels,
-                   sigma=sigmas[0] if len(sigmas) == 1 else None, device=device)
+                   sigma=sigmas[0] if len(sigmas) == 1 else None, device=device, ensemble=ensemble)
 
     @property
     def model(self) -> nn.Module:
@@ -525,6 +533,8 @@ class NoiseLevelDenoiser:
         sigma: the noise level on the 0-255 scale, in :attr:`sigma_range`; None: estimated per image.
         device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
         tile: side of the tiles' core in pixels (:class:`~rlenhance.restore.SupervisedRestorer`).
+        ensemble: the network's geometric self-ensemble, 1 (none), 2, 4 or 8 flips and quarter
+            turns averaged over (:class:`~rlenhance.restore.SupervisedRestorer`).
 
     Attributes:
         restorer: the :class:`~rlenhance.restore.SupervisedRestorer` (``noise_map=True``);
@@ -535,8 +545,8 @@ class NoiseLevelDenoiser:
 
     Raises:
         CheckpointError: not a noise-map denoiser (the message says what it is).
-        ValueError: a ``sigma`` that is not a finite number in :attr:`sigma_range`, bad ``device``
-            or ``tile``.
+        ValueError: a ``sigma`` that is not a finite number in :attr:`sigma_range`, bad ``device``,
+            ``tile`` or ``ensemble``.
 
     Example:
         >>> denoiser = NoiseLevelDenoiser("runs/ffdnet/checkpoints/best.pt", sigma=25)   # doctest: +SKIP
@@ -544,8 +554,9 @@ class NoiseLevelDenoiser:
     """
 
     def __init__(self, checkpoint: str | os.PathLike[str], *, sigma: float | None = None,
-                 device: str | torch.device = "auto", tile: int = 512):
-        self.restorer = SupervisedRestorer(checkpoint, device=device, task="denoise", tile=tile, noise_map=True)
+                 device: str | torch.device = "auto", tile: int = 512, ensemble: int = 1):
+        self.restorer = SupervisedRestorer(checkpoint, device=device, task="denoise", tile=tile, noise_map=True,
+                                           ensemble=ensemble)
         self.spec, self.channels, self.model = self.restorer.spec, self.restorer.channels, self.restorer.model
         self.device, self.path = self.restorer.device, self.restorer.path
         levels = self.spec.sigmas or (self.spec.sigma,)
@@ -593,7 +604,8 @@ class NoiseLevelDenoiser:
 
 # --- one entry point ---------------------------------------------------------------------------------
 def load_denoiser(model: str = DEFAULT_DENOISER, checkpoint: str | os.PathLike[str] | None = None, *, channels: int = 3,
-                  device: str | torch.device = "auto", tile: int = 512, sigma: float | None = None) -> Restorer:
+                  device: str | torch.device = "auto", tile: int = 512, sigma: float | None = None,
+                  ensemble: int = 1) -> Restorer:
     """The denoiser ``model`` (module table) as a :class:`~rlenhance.restore.Restorer`:
     ``restore(image, per_channel=False)`` on (H, W, C) images in [0, 1] (noisy values allowed).
 
@@ -610,10 +622,14 @@ def load_denoiser(model: str = DEFAULT_DENOISER, checkpoint: str | os.PathLike[s
             ``sac``; ``rse`` runs whole images).
         sigma: ``ffdnet`` only: the noise level of its map, 0-255 scale, within the levels it was
             trained over; None: each image's estimate (blind).
+        ensemble: geometric self-ensemble (:class:`~rlenhance.restore.SupervisedRestorer`): the mean
+            of the network over 1 (none), 2, 4 or 8 flips and quarter turns of the image, at that
+            many times the time; ``mrpnet`` and ``ffdnet`` themselves, ``a3c`` / ``sac`` their
+            predictor (a policy without one takes 1 only); ``rse`` takes 1 only.
 
     Raises:
-        ValueError: an unknown ``model``, bad ``channels``, ``device`` or ``tile``, a ``sigma``
-            for another model than ``ffdnet`` or outside its trained levels.
+        ValueError: an unknown ``model``, bad ``channels``, ``device``, ``tile`` or ``ensemble``, a
+            ``sigma`` for another model than ``ffdnet`` or outside its trained levels.
         CheckpointError: the default is not installed (how to train it is said), the file is
             missing or broken, or it is not a checkpoint of ``model`` (what it is, and which
             ``model`` loads it when it is another denoiser, is said).
@@ -623,12 +639,16 @@ def load_denoiser(model: str = DEFAULT_DENOISER, checkpoint: str | os.PathLike[s
     if sigma is not None and model != "ffdnet":
         raise ValueError(f"sigma: the noise level of a noise-map denoiser's map (model 'ffdnet'); model {model!r} "
                          f"reads none (got sigma={sigma!r})")
+    check_ensemble(ensemble)
+    if ensemble != 1 and model == "rse":
+        raise ValueError(f"ensemble: model 'rse' runs once (got ensemble={ensemble!r}); the self-ensemble is for "
+                         "'mrpnet', 'ffdnet' and the predictor of 'a3c' / 'sac'")
     path = Path(checkpoint) if checkpoint is not None else default_denoiser(model, channels)
     loaders: dict[str, Callable[[], Any]] = {
-        "mrpnet": lambda: SupervisedRestorer(path, device=device, task="denoise", tile=tile),
-        "ffdnet": lambda: NoiseLevelDenoiser(path, sigma=sigma, device=device, tile=tile),
-        "a3c": lambda: PolicyDenoiser(path, device=device, tile=tile, agent="a3c"),
-        "sac": lambda: PolicyDenoiser(path, device=device, tile=tile, agent="sac"),
+        "mrpnet": lambda: SupervisedRestorer(path, device=device, task="denoise", tile=tile, ensemble=ensemble),
+        "ffdnet": lambda: NoiseLevelDenoiser(path, sigma=sigma, device=device, tile=tile, ensemble=ensemble),
+        "a3c": lambda: PolicyDenoiser(path, device=device, tile=tile, agent="a3c", ensemble=ensemble),
+        "sac": lambda: PolicyDenoiser(path, device=device, tile=tile, agent="sac", ensemble=ensemble),
         "rse": lambda: RSERestorer(path, device=device),
     }
     try:

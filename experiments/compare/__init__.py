@@ -135,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     notes = ignored_flags(args)
     methods, missing = build_methods(args.task, wanted, device, checkpoints=given_checkpoints(args), sigma=args.sigma,
                                      channels=samples[0].input.shape[2],
-                                     sigma_estimate=samples[0].sigma is not None)
+                                     sigma_estimate=samples[0].sigma is not None, ensemble=args.ensemble)
     for note in notes:
         print(f"note: {note}")
     for name, why in missing.items():

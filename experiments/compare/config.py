@@ -54,6 +54,10 @@ class Args:
     sigma_estimate: bool = arg(False, "denoise: give the classical denoisers and ffdnet each image's noise level "
                                       "estimated from the noisy image (rlenhance.baselines.estimate_noise_sigma) "
                                       "instead of --sigma; always so for real noisy pairs")
+    ensemble: int = arg(1, "denoise: geometric self-ensemble of the learned denoisers: the mean of mrpnet's and "
+                           "ffdnet's network over this many flips and quarter turns of each image (a3c / sac: of "
+                           "their predictor's; rse: 1 only), at that many times the time; 1: none",
+                        choices=(1, 2, 4, 8))
     split: str | None = arg(None, "which images: the trainers' held-out split, or all (unset: all for denoise, "
                                   "whose default data is the BSD68 test set; val otherwise)", choices=("val", "all"))
     split_seed: int = arg(0, "seed of the train/validation split (the trainers' default split)")
@@ -114,7 +118,8 @@ def ignored_flags(args: Args) -> list[str]:
              if given is not None and method not in TASK_METHODS[args.task]]
     if args.task != "denoise":
         notes += [f"{flag} is ignored: it is a --task denoise option"
-                  for flag, given in (("--no-gray", not args.gray), ("--sigma-estimate", args.sigma_estimate)) if given]
+                  for flag, given in (("--no-gray", not args.gray), ("--sigma-estimate", args.sigma_estimate),
+                                      ("--ensemble", args.ensemble != 1)) if given]
     elif resolved_data(args) is None and args.split == "val":
         notes.append("--split val is ignored: the embedded photos have no held-out split (all are evaluated)")
     return notes

@@ -31,6 +31,7 @@ one to its gray default), gray denoising to those of :data:`DEFAULT_CHECKPOINTS`
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -184,16 +185,19 @@ def enhancer_method(name: str, path: str | Path | None, device: torch.device, *,
                   str(path) if path is not None else "")
 
 
-def rollout_method(name: str, path: Path, device: torch.device, *, task: str, channels: int | None = None) -> Method:
+def rollout_method(name: str, path: Path, device: torch.device, *, task: str, channels: int | None = None,
+                   ensemble: int = 1) -> Method:
     """A denoising / completion policy of ``experiments.denoise_train`` / ``completion_train``, run
     through its env's own transition (:meth:`agents.rollout.RolloutPolicy.restore`: the reference
     slot of the env gets the input; methods never see the reference), on images of ``channels``
-    planes (:func:`channel_note`; None: not checked).
+    planes (:func:`channel_note`; None: not checked), a denoising policy's predictor with the
+    self-``ensemble`` given (:func:`agents.rollout.load_rollout_policy`).
 
     Raises:
         CheckpointError: a policy of another task, or a colour policy for gray images.
+        ValueError: an ``ensemble`` other than 1 for a policy without a denoise predictor.
     """
-    policy = load_rollout_policy(path, device=device)
+    policy = load_rollout_policy(path, device=device, ensemble=ensemble)
     trained_for = policy.spec.task
     if trained_for != task:
         raise CheckpointError(f"--{name} {path}: a policy of task {trained_for!r}; this needs a {task} policy")
@@ -225,7 +229,7 @@ def rse_method(name: str, path: str | Path, device: torch.device, *, channels: i
 
 
 def supervised_method(name: str | None, path: str | Path, device: torch.device, *, task: str,
-                      model: str | None = None, channels: int | None = None) -> Method:
+                      model: str | None = None, channels: int | None = None, ensemble: int = 1) -> Method:
     """A checkpoint of ``experiments.supervised_train`` through
     :class:`rlenhance.restore.SupervisedRestorer` (each channel of an RGB image through a gray
     model; the task's mask, which a completion checkpoint reads, given as it comes).
@@ -237,12 +241,13 @@ def supervised_method(name: str | None, path: str | Path, device: torch.device, 
         task: the task the checkpoint must have been trained for.
         model: the ``--model`` it must have been trained with (None: any).
         channels: planes of the images it will get (:func:`channel_note`); None: not checked.
+        ensemble: the network's geometric self-ensemble (:class:`rlenhance.restore.SupervisedRestorer`).
 
     Raises:
         CheckpointError: a checkpoint of another model, a super-resolution model, or a colour
             model for gray images.
     """
-    restorer = SupervisedRestorer(path, device=device, task=task)
+    restorer = SupervisedRestorer(path, device=device, task=task, ensemble=ensemble)
     if model is not None and restorer.model_name != model:
         raise CheckpointError(f"--{model} {path}: a {restorer.model_name} checkpoint; give it to "
                               f"--{restorer.model_name}")
@@ -257,20 +262,21 @@ def supervised_method(name: str | None, path: str | Path, device: torch.device, 
 
 
 def ffdnet_method(name: str, path: str | Path, device: torch.device, *, sigma: float | None,
-                  channels: int | None = None) -> Method:
+                  channels: int | None = None, ensemble: int = 1) -> Method:
     """A noise-map denoiser of ``experiments.supervised_train --model ffdnet`` through
     :func:`rlenhance.load_denoiser` (:class:`rlenhance.denoisers.NoiseLevelDenoiser`), given the
     constant map of ``sigma`` (0-255 scale: the synthetic noise's true level), or with ``sigma``
     None of each image's own level, :func:`rlenhance.baselines.estimate_noise_sigma`, estimated
     inside the timed run (as the classical denoisers with ``--sigma-estimate`` and on real noise);
     a gray model on RGB images denoises their opponent colour planes (:data:`OPPONENT_NOTE`,
-    :class:`rlenhance.restore.SupervisedRestorer`). Its note says which level its map has.
+    :class:`rlenhance.restore.SupervisedRestorer`), with the self-``ensemble`` given. Its note says
+    which level its map has.
 
     Raises:
         CheckpointError: not a noise-map denoiser, or a colour model for gray images.
         ValueError: a ``sigma`` outside the levels the checkpoint was trained over.
     """
-    denoiser = load_denoiser("ffdnet", path, device=device, sigma=sigma)
+    denoiser = load_denoiser("ffdnet", path, device=device, sigma=sigma, ensemble=ensemble)
     level = "each image's estimated sigma" if sigma is None else f"sigma {sigma:g}"
     route = OPPONENT_NOTE if channel_note(name, path, denoiser.channels, channels) else ""
     note = "; ".join(filter(None, [f"noise map of {level}", route]))
@@ -320,7 +326,7 @@ def _diffusion_fill(image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
 
 # --- one task's methods ----------------------------------------------------------------------------------
 def build_methods(task: str, wanted: Sequence[str], device: torch.device, *, checkpoints: Mapping[str, str | None],
-                  sigma: float, channels: int | None = None, sigma_estimate: bool = False
+                  sigma: float, channels: int | None = None, sigma_estimate: bool = False, ensemble: int = 1
                   ) -> tuple[dict[str, Method], dict[str, str]]:
     """The methods of ``wanted`` (names of ``TASK_METHODS[task]``) that can run, and why each
     other one is missing.
@@ -337,6 +343,9 @@ def build_methods(task: str, wanted: Sequence[str], device: torch.device, *, che
             and runs gray models per channel on RGB (:func:`channel_note`); None: not checked.
         sigma_estimate: the denoising baselines and ``ffdnet`` estimate each image's noise level
             instead of ``sigma``.
+        ensemble: denoise: the geometric self-ensemble of ``mrpnet``, ``ffdnet`` and the denoising
+            policies' predictors (:func:`rlenhance.load_denoiser`); their notes say it (``rse``, the
+            completion and low-light methods run once).
 
     Returns:
         ``(methods, missing)``: name -> :class:`Method` in the order of ``wanted``, and
@@ -349,6 +358,8 @@ def build_methods(task: str, wanted: Sequence[str], device: torch.device, *, che
     """
     methods: dict[str, Method] = {}
     missing: dict[str, str] = {}
+    ensemble = ensemble if task == "denoise" else 1
+    ensembled = f"x{ensemble} self-ensemble" if ensemble != 1 else ""
     for name in wanted:
         if name in LEARNED_METHODS:
             path, why = checkpoint_path(task, name, checkpoints.get(name), color=channels == 3)
@@ -356,23 +367,36 @@ def build_methods(task: str, wanted: Sequence[str], device: torch.device, *, che
                 path = checkpoint_path(task, name, None)[0]  # colour: the gray default, on the opponent planes
             if path is None:
                 missing[name] = why
+            elif name in ("a3c", "sac") and task == "lowlight":
+                methods[name] = enhancer_method(name, path, device)
             elif name in ("a3c", "sac"):
-                methods[name] = (enhancer_method(name, path, device) if task == "lowlight"
-                                 else rollout_method(name, path, device, task=task, channels=channels))
+                try:
+                    policy = rollout_method(name, path, device, task=task, channels=channels, ensemble=ensemble)
+                    methods[name] = _noted(policy, ensembled and f"its predictor's {ensembled}")
+                except ValueError:  # a policy without a predictor: nothing to ensemble
+                    methods[name] = _noted(rollout_method(name, path, device, task=task, channels=channels),
+                                           ensembled and "runs once (no predictor to self-ensemble)")
             elif name == "zero-dce":
                 methods[name] = peer_method(name, "zero-dce", path, device)
             elif name == "rse":
-                methods[name] = rse_method(name, path, device, channels=channels)
+                methods[name] = _noted(rse_method(name, path, device, channels=channels),
+                                       ensembled and "runs once (no self-ensemble)")
             elif name == "ffdnet":
                 try:
-                    methods[name] = ffdnet_method(name, path, device, sigma=None if sigma_estimate else sigma,
-                                                  channels=channels)
+                    methods[name] = _noted(ffdnet_method(name, path, device, sigma=None if sigma_estimate else sigma,
+                                                         channels=channels, ensemble=ensemble), ensembled)
                 except ValueError as exc:  # --sigma outside its trained levels
                     missing[name] = f"{path}: {exc}"
             else:
-                methods[name] = supervised_method(name, path, device, task=task, model=name, channels=channels)
+                methods[name] = _noted(supervised_method(name, path, device, task=task, model=name, channels=channels,
+                                                         ensemble=ensemble), ensembled)
         elif baseline_missing(name) is not None:
             missing[name] = str(baseline_missing(name))
         else:
             methods[name] = baseline_method(task, name, sigma=sigma, sigma_estimate=sigma_estimate)
     return methods, missing
+
+
+def _noted(method: Method, note: str) -> Method:
+    """``method`` with ``note`` added to its note (unchanged for an empty one)."""
+    return dataclasses.replace(method, note="; ".join(filter(None, [method.note, note]))) if note else method

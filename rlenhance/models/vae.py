@@ -89,7 +89,8 @@ def d4_transform(x: Tensor, g: int) -> Tensor:
     ``g % 4`` counter-clockwise quarter turns.
 
     Args:
-        x: float (..., P, P), square in the last two axes.
+        x: float (..., P, P), square in the last two axes (or (..., H, W): a quarter turn then
+            swaps H and W, as :class:`rlenhance.restore.SupervisedRestorer`'s self-ensemble uses it).
         g: transform index in 0..7 (0 is the identity).
 
     Returns:

@@ -119,3 +119,33 @@ def test_a_policy_without_the_predictors_action_is_refused(tmp_path):
     path = predictor_policy(tmp_path / "nine.pt", MRPNET, n_actions=9)
     with pytest.raises(CheckpointError, match=r"filters and the predictor \(10 actions\)"):
         PolicyDenoiser(path, device="cpu")
+
+
+def test_a_policys_self_ensemble_is_its_predictors_through_the_env_and_in_the_library(tmp_path):
+    """ensemble=n reaches the policy's predictor (the policy itself runs once), alike in
+    load_denoiser and load_rollout_policy; refused for a policy without a predictor and for rse."""
+    ffdnet = ffdnet_checkpoint(tmp_path / "ffdnet.pt")
+    path = predictor_policy(tmp_path / "policy.pt", ffdnet)
+    library = load_denoiser("a3c", checkpoint=path, device="cpu", ensemble=4)
+    noisy = noisy_batch(height=20, width=26, seed=2)
+    expected = NoiseLevelDenoiser(ffdnet, sigma=25.0, device="cpu", ensemble=4).restore_tensor(noisy)
+    torch.testing.assert_close(library.predictor(noisy), expected)
+    assert not torch.allclose(load_denoiser("a3c", checkpoint=path, device="cpu").predictor(noisy), expected)
+    rollout = load_rollout_policy(path, ensemble=4)
+    image = noisy[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(library.restore(image), rollout.restore(image), atol=1e-5, rtol=0)
+    torch.manual_seed(1)
+    nine = PixelActorCritic(in_channels=1, out_channels=1, n_actions=9, width=8)
+    spec = RolloutPolicySpec(task="denoise", env_id="rlenhance/Denoise-v0", env_kwargs={"sigma": 25.0, "gray": True},
+                             steps=2, block_actions=False, predictor=None)
+    alone = save_checkpoint(tmp_path / "nine.pt", model=nine, arch=nine.arch(), extra={"spec": spec})
+    for load in (lambda: load_denoiser("a3c", checkpoint=alone, ensemble=2),
+                 lambda: load_rollout_policy(alone, ensemble=2)):
+        with pytest.raises(ValueError, match="ensemble: 2 is the self-ensemble of a policy's predictor, and this "
+                                             "policy has none"):
+            load()
+    with pytest.raises(ValueError, match="ensemble: 2 is the self-ensemble of the predictor a denoising policy loads"
+                                         ".*a predictor was given"):
+        load_rollout_policy(path, ensemble=2, predictor=library.predictor)
+    with pytest.raises(ValueError, match="model 'rse' runs once"):
+        load_denoiser("rse", checkpoint=alone, ensemble=2)

@@ -425,6 +425,31 @@ def test_ffdnet_gets_the_map_of_the_true_level_or_of_each_images_estimate(tiny, 
     assert "ffdnet: missing: " in stdout and "expected a noise level in [0, 50]" in stdout
 
 
+def test_ensemble_runs_the_learned_denoisers_self_ensemble_and_says_so(tiny, tmp_path):
+    """--ensemble N: ffdnet (and mrpnet, the policies' predictors) as load_denoiser(ensemble=N) runs
+    it, said in its note; ignored, with a note, by the other tasks."""
+    net = FFDNet(1, width=8, depth=3)
+    spec = SupervisedSpec(model="ffdnet", task="denoise", channels=1, prefill="none", noise="gaussian", sigma=50.0,
+                          sigmas=(0.0, 50.0))
+    path = save_checkpoint(tmp_path / "ffdnet.pt", model=net, arch=net.arch(), extra={"spec": spec})
+    out = tmp_path / "ensemble"
+    _, stdout = in_process("--task", "denoise", "--data", str(tiny["base"] / "clean"), "--split", "all", "--limit",
+                           "2", "--methods", "input,ffdnet", "--ffdnet", str(path), "--no-warmup", "--samples", "1",
+                           "--sigma", "25", "--ensemble", "2", "--out", str(out))
+    note = "noise map of sigma 25; x2 self-ensemble"
+    assert f"- ffdnet: `{path}` ({note})" in (out / "report.md").read_text()
+    denoiser = load_denoiser("ffdnet", path, device="cpu", sigma=25.0, ensemble=2)
+    plain = load_denoiser("ffdnet", path, device="cpu", sigma=25.0)
+    rows = {r["image"]: float(r["psnr"]) for r in read_rows(out) if r["method"] == "ffdnet"}
+    samples = load_samples(Args(task="denoise", data=str(tiny["base"] / "clean"), split="all", limit=2, sigma=25.0))
+    for sample in samples:
+        assert rows[sample.name] == pytest.approx(score(denoiser.restore(sample.input), sample)["psnr"], abs=1e-9)
+        assert rows[sample.name] != pytest.approx(score(plain.restore(sample.input), sample)["psnr"], abs=1e-6)
+    assert "--ensemble is ignored: it is a --task denoise option" in ignored_flags(Args(task="lowlight", ensemble=8))
+    with pytest.raises(SystemExit):
+        in_process("--task", "denoise", "--ensemble", "3", "--out", str(tmp_path / "bad"))
+
+
 def test_a_gray_ffdnet_denoises_colour_in_opponent_planes_and_serves_colour_runs(tmp_path, monkeypatch):
     """On RGB images a gray --ffdnet denoises the opponent colour planes (the library's route, said in
     its note); a colour run without a colour ffdnet default takes the gray default."""

@@ -95,6 +95,21 @@ def test_denoise_converts_colour_to_gray_without_per_channel(ckpts, images, tmp_
     assert np.array_equal(written[..., 0], written[..., 1])  # a gray file
 
 
+def test_denoise_ensemble_is_the_models_self_ensemble(ckpts, images, tmp_path, capsys):
+    (a, _), _ = images
+    out = tmp_path / "o"
+    assert main(["denoise", str(a), "-o", str(out), "--checkpoint", str(ckpts["denoise"]), "--device", "cpu",
+                 "--per-channel", "--ensemble", "8"]) == 0
+    expected = SupervisedRestorer(ckpts["denoise"], device="cpu", ensemble=8).restore(load_image(a), per_channel=True)
+    plain = SupervisedRestorer(ckpts["denoise"], device="cpu").restore(load_image(a), per_channel=True)
+    assert np.abs(expected - plain).max() > 4 * LEVEL
+    np.testing.assert_allclose(load_image(out / "occluded_a.png"), expected, atol=LEVEL / 2 + 1e-6)
+    assert main(["denoise", str(a), "-o", str(tmp_path / "r"), "--model", "rse", "--device", "cpu",
+                 "--ensemble", "2"]) != 0
+    assert "model 'rse' runs once" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+
+
 def test_complete_with_mask_files_keeps_known_pixels(ckpts, images, tmp_path, capsys):
     (a, b), _ = images
     masks = tmp_path / "masks"

@@ -17,8 +17,9 @@ from rlenhance.io import load_image, save_image
 from rlenhance.models.ffdnet import FFDNet
 from rlenhance.models.mrpnet import MRPNet
 from rlenhance.models.policy import PixelActorCritic
+from rlenhance.models.vae import d4_inverse, d4_transform
 from rlenhance.ops import le_curve, le_gain
-from rlenhance.restore import OPPONENT_COLOUR, OPPONENT_OFFSET, SupervisedRestorer
+from rlenhance.restore import ENSEMBLES, OPPONENT_COLOUR, OPPONENT_OFFSET, SupervisedRestorer
 
 SIGMA = 12.0  # the denoiser's trained largest dark-level noise
 POLICY_SPEC = LowLightPolicySpec(
@@ -112,6 +113,38 @@ def test_restore_feeds_the_map_and_tiles_on_the_unshuffle_grid(ckpts):
     assert tiled.tile == 16
     np.testing.assert_allclose(tiled.restore(image, noise_map=levels), out, atol=1e-5)
     assert np.abs(restorer.restore(image, noise_map=levels * 3) - out).max() > 1e-4  # the map is read
+
+
+@pytest.mark.parametrize("ensemble", [2, 4, 8])
+def test_the_self_ensemble_is_the_mean_over_its_transforms_and_equivariant_to_them(ckpts, ensemble):
+    """ensemble=n: the clamped mean of the network over the n transforms of ENSEMBLES (each turned
+    back), so the output turns with the input under those transforms (exactly, on sides that need no
+    padding), and not under the others; tiled as whole; 1 is the plain network."""
+    image = _image(height=36, width=52, channels=1, high=1.0)
+    levels = _image(height=36, width=52, channels=1, seed=1, high=0.1)
+    restorer = SupervisedRestorer(ckpts["ffdnet"], device="cpu", noise_map=True, ensemble=ensemble)
+    out = restorer.restore(image, noise_map=levels[..., 0])
+    x, m = (torch.from_numpy(a).permute(2, 0, 1)[None] for a in (image, levels))
+    with torch.no_grad():
+        mean = sum(d4_inverse(restorer.model(d4_transform(x, g), d4_transform(m, g)), g) for g in ENSEMBLES[ensemble])
+    np.testing.assert_allclose(out[..., 0], (mean / ensemble).clamp(0, 1)[0, 0].numpy(), atol=1e-6)
+    plain = SupervisedRestorer(ckpts["ffdnet"], device="cpu", noise_map=True).restore(image, noise_map=levels[..., 0])
+    assert np.abs(out - plain).max() > 1e-3
+    for g in range(8):
+        turned = restorer.restore(d4_transform(x, g)[0].permute(1, 2, 0).numpy(),
+                                  noise_map=d4_transform(m, g)[0, 0].numpy())
+        gap = np.abs(turned[..., 0] - d4_transform(torch.from_numpy(out[..., 0]), g).numpy()).max()
+        assert gap < 1e-5 if g in ENSEMBLES[ensemble] else gap > 1e-3, (g, gap)
+    tiled = SupervisedRestorer(ckpts["ffdnet"], device="cpu", noise_map=True, ensemble=ensemble, tile=16, overlap=16)
+    np.testing.assert_allclose(tiled.restore(image, noise_map=levels[..., 0]), out, atol=1e-5)
+
+
+@pytest.mark.parametrize("ensemble", [0, 3, 16, True, "2", None])
+def test_a_self_ensemble_size_outside_one_two_four_eight_is_refused(ckpts, ensemble):
+    with pytest.raises(ValueError, match=r"ensemble: expected one of \(1, 2, 4, 8\)"):
+        SupervisedRestorer(ckpts["mrpnet"], device="cpu", ensemble=ensemble)
+    with pytest.raises(ValueError, match=r"ensemble: expected one of \(1, 2, 4, 8\)"):
+        load_denoiser("ffdnet", ckpts["ffdnet"], ensemble=ensemble)
 
 
 def test_per_channel_colour_reads_each_channels_level(ckpts):
