@@ -558,14 +558,11 @@ class SupervisedRestorer:
     def _net(self, window: Tensor, second: Tensor | None = None) -> Tensor:
         """The net on one window (and its mask or noise map, for nets that read one), on :attr:`device`,
         float32: the mean over the :attr:`ensemble`'s transforms."""
-        window = window.to(self.device)
-        second = second.to(self.device) if second is not None and (self.needs_mask or self.needs_noise_map) else None
-        total = None
-        for g in ENSEMBLES[self.ensemble]:
-            inputs = [d4_transform(window, g)] + ([d4_transform(second, g)] if second is not None else [])
-            out = d4_inverse(self.model(*inputs).float(), g)
-            total = out if total is None else total.add_(out)
-        return total / len(ENSEMBLES[self.ensemble]) if self.ensemble > 1 else total
+        inputs = (window, second) if self.needs_mask or self.needs_noise_map else (window,)
+        inputs = tuple(x.to(self.device) for x in inputs)
+        transforms = ENSEMBLES[self.ensemble]
+        return sum(d4_inverse(self.model(*(d4_transform(x, g) for x in inputs)).float(), g)
+                   for g in transforms) / len(transforms)
 
 
 def check_ensemble(ensemble: int) -> None:
