@@ -62,12 +62,11 @@ import torch
 from torch import Tensor, nn
 
 from envs.base import PixelTask
-from rlenhance.checkpoint import SPEC_KEY, RolloutPolicySpec, SupervisedSpec, build_model, load_checkpoint
+from rlenhance.checkpoint import SPEC_KEY, RolloutPolicySpec, build_model, load_checkpoint
 from rlenhance.denoisers import DenoisePredictor, find_predictor
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.models.policy import PixelActorCritic, blocks_to_pixels, build_policy_input
-from rlenhance.ops.fill import PREFILLS, prefill_hole
-from rlenhance.restore import REGISTRY, as_hwc_image, as_mask
+from rlenhance.restore import SupervisedRestorer, as_hwc_image, as_mask
 
 __all__ = [
     "CompletionPredictor",
@@ -238,37 +237,39 @@ def rollout_images(policy: PixelActorCritic, task: Any, items: Sequence[Mapping[
 
 # --- predictors: a supervised model's output as a per-pixel action --------------------------------------
 class CompletionPredictor:
-    """A supervised completion network as ``CompletionTask``'s ``predictor``: ``(occluded, mask) ->
-    prediction``, float (B, 3, H, W) in [0, 1], computed without gradients in eval mode.
+    """A supervised completion model as ``CompletionTask``'s ``predictor``: ``(occluded, mask) ->
+    prediction``, float (B, 3, H, W) in [0, 1], the model's output in the hole and ``occluded``
+    elsewhere, computed as :class:`rlenhance.restore.SupervisedRestorer` computes it (the hole
+    pre-filled as the model was trained, the image tiled, the self-ensemble averaged).
 
     Args:
-        model: a GatedPixelRNN or CompletionUNet (reads image and mask) or an image-only network (PixelRNN,
-            MRPNet).
-        needs_mask: the model's forward takes ``(image, mask)``.
-        prefill: what the model was trained to see in the hole (:data:`rlenhance.ops.fill.PREFILLS`).
+        restorer: a completion :class:`~rlenhance.restore.SupervisedRestorer` (RGB).
+
+    Attributes:
+        restorer: as given.
     """
 
-    def __init__(self, model: nn.Module, needs_mask: bool, prefill: str = "none"):
-        if prefill not in PREFILLS:
-            raise ValueError(f"prefill: expected one of {PREFILLS}, got {prefill!r}")
-        self.model = model.eval()
-        self.needs_mask = bool(needs_mask)
-        self.prefill = prefill
+    def __init__(self, restorer: SupervisedRestorer):
+        if restorer.task != "completion" or restorer.channels != 3:
+            raise ValueError(f"restorer: expected an RGB completion model, got a {restorer.channels}-channel "
+                             f"{restorer.task} model ({restorer.path})")
+        self.restorer = restorer
 
-    @torch.no_grad()
+    @property
+    def model(self) -> nn.Module:
+        """The predictor's network."""
+        return self.restorer.model
+
     def __call__(self, occluded: Tensor, mask: Tensor) -> Tensor:
-        device = next(self.model.parameters()).device
-        hole = mask.to(device)
-        image = prefill_hole(occluded.to(device), hole, self.prefill)
-        pred = self.model(image, hole) if self.needs_mask else self.model(image)
-        return pred.clamp(0.0, 1.0).to(occluded.device)
+        return self.restorer.restore_tensor(occluded, mask)
 
 
 def load_predictor(path: str | Path, *, task: str = "completion", channels: int | None = None,
-                   sigma: float | None = None,
-                   device: str | torch.device = "cpu") -> CompletionPredictor | DenoisePredictor:
+                   sigma: float | None = None, device: str | torch.device = "cpu",
+                   ensemble: int = 1) -> CompletionPredictor | DenoisePredictor:
     """Load a checkpoint of ``experiments.supervised_train`` as the ``predictor`` of a task's env
-    (the policy's "take the predictor's pixel" action):
+    (the policy's "take the predictor's pixel" action), with the geometric self-``ensemble`` given
+    (1: none; 2, 4 or 8: :class:`rlenhance.restore.SupervisedRestorer`):
 
     * ``task="completion"``: a :class:`CompletionPredictor`, ``(occluded, mask) -> prediction``
       (its :class:`rlenhance.checkpoint.SupervisedSpec` says whether the net reads the mask and
@@ -281,25 +282,20 @@ def load_predictor(path: str | Path, *, task: str = "completion", channels: int 
     Raises:
         CheckpointError: the file is not a supervised checkpoint of ``task`` with the env's planes
             (the message names the file and what it holds).
-        ValueError: another ``task``; ``task="denoise"`` without ``channels``.
+        ValueError: another ``task``; ``task="denoise"`` without ``channels``; a bad ``ensemble``.
     """
     if task == "denoise":
         if channels is None:
             raise ValueError("channels: required for a denoise predictor (the env's planes: 1 gray, 3 RGB)")
-        return DenoisePredictor(path, channels=channels, sigma=sigma, device=device)
+        return DenoisePredictor(path, channels=channels, sigma=sigma, device=device, ensemble=ensemble)
     if task != "completion":
         raise ValueError(f"task: expected 'completion' or 'denoise', got {task!r}")
     if channels not in (None, 3):
         raise ValueError(f"channels: completion is RGB (3), got {channels!r}")
-    ckpt = load_checkpoint(path, spec=SupervisedSpec)
-    spec: SupervisedSpec = ckpt["extra"][SPEC_KEY]
-    if spec.task != "completion":
-        raise CheckpointError(f"--predictor {path}: a {spec.model} trained for --task {spec.task}; expected a "
-                              "completion model (supervised_train --task completion, e.g. --model gated-pixelrnn)")
-    if spec.channels != 3:
-        raise CheckpointError(f"--predictor {path}: a {spec.channels}-channel model; completion is RGB")
-    model = build_model(ckpt, REGISTRY).to(device)
-    return CompletionPredictor(model, spec.needs_mask, spec.prefill)
+    restorer = SupervisedRestorer(path, device=device, task="completion", ensemble=ensemble)
+    if restorer.channels != 3:
+        raise CheckpointError(f"--predictor {path}: a {restorer.channels}-channel model; completion is RGB")
+    return CompletionPredictor(restorer)
 
 
 # --- checkpoints ----------------------------------------------------------------------------------------
@@ -425,14 +421,14 @@ def load_rollout_policy(path: str | Path, *, device: str | torch.device = "cpu",
     :class:`rlenhance.denoisers.PolicyDenoiser` loads it,
     :meth:`rlenhance.denoisers.DenoisePredictor.for_policy`: the policy's noise level, when it
     has one, is the known ``sigma`` of a noise-map denoiser), with the self-``ensemble`` given
-    (1: none; 2, 4 or 8: :func:`rlenhance.load_denoiser`).
+    (1: none; 2, 4 or 8: :class:`rlenhance.restore.SupervisedRestorer`; the policy itself runs once).
 
     Raises:
         CheckpointError: not a checkpoint of a denoising / completion policy (e.g. a lol_train
             checkpoint: the message says to use :class:`rlenhance.Enhancer`); its predictor found
             nowhere (the message names the places tried).
-        ValueError: an ``ensemble`` other than 1 where this function loads no denoise predictor
-            (a completion policy, a policy without a predictor, a ``predictor`` given).
+        ValueError: an ``ensemble`` other than 1 where this function loads no predictor (a policy
+            without one, a ``predictor`` given), or a bad one.
     """
     import envs  # registers the env ids
 
@@ -440,14 +436,17 @@ def load_rollout_policy(path: str | Path, *, device: str | torch.device = "cpu",
     spec: RolloutPolicySpec = ckpt["extra"][SPEC_KEY]
     policy = build_model(ckpt, {"PixelActorCritic": PixelActorCritic}).to(device).eval()
     env_kwargs = dict(spec.env_kwargs)
-    if ensemble != 1 and (spec.task != "denoise" or predictor is not None):
-        raise ValueError(f"ensemble: {ensemble!r} is the self-ensemble of the predictor a denoising policy loads here; "
-                         f"{path} is a {spec.task} policy{' and a predictor was given' if predictor else ''}: use 1")
+    if ensemble != 1 and predictor is not None:
+        raise ValueError(f"ensemble: {ensemble!r} is the self-ensemble of the predictor a policy loads here, and a "
+                         "predictor was given: use 1 (or give it ensembled)")
     if spec.task == "denoise" and predictor is None:
         predictor = DenoisePredictor.for_policy(spec, checkpoint=path, device=device, ensemble=ensemble)
+    elif ensemble != 1 and spec.predictor is None:
+        raise ValueError(f"ensemble: {ensemble!r} is the self-ensemble of a policy's predictor, and this policy has "
+                         "none (completion_train without --predictor); use ensemble=1")
     if spec.predictor is not None:
         if predictor is None:
-            predictor = load_predictor(find_predictor(spec.predictor, path), device=device)
+            predictor = load_predictor(find_predictor(spec.predictor, path), device=device, ensemble=ensemble)
         env_kwargs["predictor"] = predictor
     venv = envs.make_vec(spec.env_id, num_envs=1, device=device, **env_kwargs)
     return RolloutPolicy(policy=policy, task=venv.task, spec=spec, path=Path(path))

@@ -6,7 +6,7 @@
     rlenhance denoise IMAGES... -o OUTDIR [--model ffdnet|mrpnet|a3c|sac|rse] [--checkpoint PATH] [--sigma S]
                      [--ensemble 1|2|4|8] [--per-channel] [--tile N] [--device D]
     rlenhance complete IMAGES... -o OUTDIR [--checkpoint PATH] [--masks DIR | --mask-threshold T]
-                     [--tile N] [--device D]
+                     [--ensemble 1|2|4|8] [--tile N] [--device D]
     rlenhance app [--port N] [--host H] [--checkpoint PATH] [--device D] [--no-browser]
     rlenhance export-csv IMAGES... -o submission.csv [--stride 8] [--id-prefix OLD NEW] [--overwrite]
 
@@ -86,7 +86,7 @@ from rlenhance.io import (
     save_image,
 )
 from rlenhance.ops import check_blur_sigma, check_max_overshoot
-from rlenhance.restore import HOLE_THRESHOLD, MASK_THRESHOLD, Restorer, SupervisedRestorer, hole_mask
+from rlenhance.restore import ENSEMBLES, HOLE_THRESHOLD, MASK_THRESHOLD, Restorer, SupervisedRestorer, hole_mask
 from rlenhance.runtime import configure_threads
 from rlenhance.submission import DEFAULT_STRIDE, write_submission
 
@@ -120,6 +120,12 @@ def _add_common(parser: argparse.ArgumentParser, checkpoint_help: str) -> None:
 def _add_tile(parser: argparse.ArgumentParser, models: str = "supervised models") -> None:
     parser.add_argument("--tile", type=int, default=512,
                         help=f"{models}: tile side in pixels (bounds memory on large images)")
+
+
+def _add_ensemble(parser: argparse.ArgumentParser, models: str) -> None:
+    parser.add_argument("--ensemble", type=int, choices=tuple(ENSEMBLES), default=1,
+                        help="geometric self-ensemble: the mean of the network over this many flips and quarter "
+                             f"turns of the image, at that many times the time ({models}); 1: none")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -193,10 +199,7 @@ def _build_parser() -> argparse.ArgumentParser:
     denoise.add_argument("--sigma", type=float, default=None,
                          help="ffdnet: the images' noise level on the 0-255 scale, within the levels the checkpoint "
                               "was trained over (its map is sigma / 255); omitted: estimated in each image")
-    denoise.add_argument("--ensemble", type=int, choices=(1, 2, 4, 8), default=1,
-                         help="geometric self-ensemble: the mean of the network over this many flips and quarter "
-                              "turns of the image, at that many times the time (mrpnet, ffdnet; a3c / sac: their "
-                              "predictor; rse: 1 only); 1: none")
+    _add_ensemble(denoise, "mrpnet, ffdnet; a3c / sac: their predictor; rse: 1 only")
     denoise.add_argument("--per-channel", action="store_true",
                          help="gray denoiser on colour images: denoise R, G, B separately and keep colour (without "
                               "--checkpoint: the gray default for every image); without it a gray model converts a "
@@ -215,6 +218,7 @@ def _build_parser() -> argparse.ArgumentParser:
     source.add_argument("--mask-threshold", type=float, default=HOLE_THRESHOLD,
                         help="without --masks: the hole is the largest near-black region, pixels within this "
                              "distance of black (max over channels, in [0, 1])")
+    _add_ensemble(complete, "the completion network")
     _add_tile(complete)
 
     export = commands.add_parser("export-csv", help="the MRPNet seed's competition CSV of predicted images (gray, "
@@ -676,7 +680,8 @@ def _completer(args: argparse.Namespace) -> Restore:
         raise ValueError(f"--mask-threshold {args.mask_threshold}: expected a finite number >= 0 (distance "
                          "from black, in [0, 1])")
     find_mask = _mask_lookup(args.masks) if args.masks is not None else None
-    model = SupervisedRestorer(args.checkpoint, device=args.device, task="completion", tile=args.tile)
+    model = SupervisedRestorer(args.checkpoint, device=args.device, task="completion", tile=args.tile,
+                               ensemble=args.ensemble)
 
     def restore(path: Path, image: np.ndarray) -> tuple[np.ndarray, str]:
         if find_mask is not None:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from experiments.compare.methods import LEARNED_METHODS, TASK_METHODS, TASKS
+from experiments.compare.methods import ENSEMBLE_TASKS, LEARNED_METHODS, TASK_METHODS, TASKS
 from experiments.runs import arg
 
 #: ``--data`` when it is not given (relative to the working directory, as experiments.lol_eval);
@@ -54,9 +54,10 @@ class Args:
     sigma_estimate: bool = arg(False, "denoise: give the classical denoisers and ffdnet each image's noise level "
                                       "estimated from the noisy image (rlenhance.baselines.estimate_noise_sigma) "
                                       "instead of --sigma; always so for real noisy pairs")
-    ensemble: int = arg(1, "denoise: geometric self-ensemble of the learned denoisers: the mean of mrpnet's and "
-                           "ffdnet's network over this many flips and quarter turns of each image (a3c / sac: of "
-                           "their predictor's; rse: 1 only), at that many times the time; 1: none",
+    ensemble: int = arg(1, "denoise and completion: geometric self-ensemble of the learned networks: the mean of "
+                           "the supervised network (mrpnet, ffdnet, unet, pixelrnn ...) over this many flips and "
+                           "quarter turns of each image (a3c / sac: of their predictor's; rse: 1 only), at that "
+                           "many times the time; 1: none",
                         choices=(1, 2, 4, 8))
     split: str | None = arg(None, "which images: the trainers' held-out split, or all (unset: all for denoise, "
                                   "whose default data is the BSD68 test set; val otherwise)", choices=("val", "all"))
@@ -116,10 +117,11 @@ def ignored_flags(args: Args) -> list[str]:
     notes = [f"--{method} is ignored: --task {args.task} has no method {method}"
              for method, given in given_checkpoints(args).items()
              if given is not None and method not in TASK_METHODS[args.task]]
+    if args.task not in ENSEMBLE_TASKS and args.ensemble != 1:
+        notes.append(f"--ensemble is ignored: it is a --task {' / '.join(ENSEMBLE_TASKS)} option")
     if args.task != "denoise":
         notes += [f"{flag} is ignored: it is a --task denoise option"
-                  for flag, given in (("--no-gray", not args.gray), ("--sigma-estimate", args.sigma_estimate),
-                                      ("--ensemble", args.ensemble != 1)) if given]
+                  for flag, given in (("--no-gray", not args.gray), ("--sigma-estimate", args.sigma_estimate)) if given]
     elif resolved_data(args) is None and args.split == "val":
         notes.append("--split val is ignored: the embedded photos have no held-out split (all are evaluated)")
     return notes

@@ -61,6 +61,8 @@ from rlenhance.ops.fill import diffusion_fill
 from rlenhance.restore import DEFAULT_COMPLETION_CHECKPOINT, DEFAULT_DENOISE_CHECKPOINT, SupervisedRestorer
 
 TASKS = ("lowlight", "denoise", "completion")
+#: Tasks whose learned networks ``--ensemble`` self-ensembles (:func:`build_methods`).
+ENSEMBLE_TASKS = ("denoise", "completion")
 #: Methods that need a checkpoint (or weights file), each with its command-line flag.
 LEARNED_METHODS = ("a3c", "sac", "rse", "mrpnet", "ffdnet", "pixelrnn", "gated-pixelrnn", "unet", "zero-dce")
 #: Every method of each task, in report order.
@@ -190,12 +192,12 @@ def rollout_method(name: str, path: Path, device: torch.device, *, task: str, ch
     """A denoising / completion policy of ``experiments.denoise_train`` / ``completion_train``, run
     through its env's own transition (:meth:`agents.rollout.RolloutPolicy.restore`: the reference
     slot of the env gets the input; methods never see the reference), on images of ``channels``
-    planes (:func:`channel_note`; None: not checked), a denoising policy's predictor with the
-    self-``ensemble`` given (:func:`agents.rollout.load_rollout_policy`).
+    planes (:func:`channel_note`; None: not checked), its predictor with the self-``ensemble``
+    given (:func:`agents.rollout.load_rollout_policy`).
 
     Raises:
         CheckpointError: a policy of another task, or a colour policy for gray images.
-        ValueError: an ``ensemble`` other than 1 for a policy without a denoise predictor.
+        ValueError: an ``ensemble`` other than 1 for a policy without a predictor.
     """
     policy = load_rollout_policy(path, device=device, ensemble=ensemble)
     trained_for = policy.spec.task
@@ -343,9 +345,9 @@ def build_methods(task: str, wanted: Sequence[str], device: torch.device, *, che
             and runs gray models per channel on RGB (:func:`channel_note`); None: not checked.
         sigma_estimate: the denoising baselines and ``ffdnet`` estimate each image's noise level
             instead of ``sigma``.
-        ensemble: denoise: the geometric self-ensemble of ``mrpnet``, ``ffdnet`` and the denoising
-            policies' predictors (:func:`rlenhance.load_denoiser`); their notes say it (``rse``, the
-            completion and low-light methods run once).
+        ensemble: denoise and completion: the geometric self-ensemble of the supervised networks
+            and of the policies' predictors (:class:`rlenhance.restore.SupervisedRestorer`); their
+            notes say it (``rse``, predictor-less policies and low-light methods run once).
 
     Returns:
         ``(methods, missing)``: name -> :class:`Method` in the order of ``wanted``, and
@@ -358,7 +360,7 @@ def build_methods(task: str, wanted: Sequence[str], device: torch.device, *, che
     """
     methods: dict[str, Method] = {}
     missing: dict[str, str] = {}
-    ensemble = ensemble if task == "denoise" else 1
+    ensemble = ensemble if task in ENSEMBLE_TASKS else 1
     ensembled = f"x{ensemble} self-ensemble" if ensemble != 1 else ""
     for name in wanted:
         if name in LEARNED_METHODS:

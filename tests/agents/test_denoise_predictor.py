@@ -75,7 +75,7 @@ def test_wrong_predictor_files_and_arguments_are_named(tmp_path):
         load_predictor(MRPNET, task="denoise")
     with pytest.raises(ValueError, match="task: expected 'completion' or 'denoise'"):
         load_predictor(MRPNET, task="lowlight")
-    with pytest.raises(CheckpointError, match="a completion model"):  # the completion loader as before
+    with pytest.raises(CheckpointError, match="needs a checkpoint of task .completion."):  # the completion loader
         load_predictor(MRPNET)
 
 
@@ -144,7 +144,7 @@ def test_a_policys_self_ensemble_is_its_predictors_through_the_env_and_in_the_li
         with pytest.raises(ValueError, match="ensemble: 2 is the self-ensemble of a policy's predictor, and this "
                                              "policy has none"):
             load()
-    with pytest.raises(ValueError, match="ensemble: 2 is the self-ensemble of the predictor a denoising policy loads"
+    with pytest.raises(ValueError, match="ensemble: 2 is the self-ensemble of the predictor a policy loads"
                                          ".*a predictor was given"):
         load_rollout_policy(path, ensemble=2, predictor=library.predictor)
     with pytest.raises(ValueError, match="model 'rse' runs once"):

@@ -45,6 +45,7 @@ from rlenhance.models.peers import ZeroDCE
 from rlenhance.models.pixelrnn import GatedPixelRNN, hole_ssim
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.models.rse import RSEDenoiser
+from rlenhance.restore import SupervisedRestorer
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = 40
@@ -445,9 +446,31 @@ def test_ensemble_runs_the_learned_denoisers_self_ensemble_and_says_so(tiny, tmp
     for sample in samples:
         assert rows[sample.name] == pytest.approx(score(denoiser.restore(sample.input), sample)["psnr"], abs=1e-9)
         assert rows[sample.name] != pytest.approx(score(plain.restore(sample.input), sample)["psnr"], abs=1e-6)
-    assert "--ensemble is ignored: it is a --task denoise option" in ignored_flags(Args(task="lowlight", ensemble=8))
+    assert "--ensemble is ignored: it is a --task denoise / completion option" in ignored_flags(
+        Args(task="lowlight", ensemble=8))
     with pytest.raises(SystemExit):
         in_process("--task", "denoise", "--ensemble", "3", "--out", str(tmp_path / "bad"))
+
+
+def test_ensemble_runs_the_completion_networks_self_ensemble_and_says_so(tiny, tmp_path):
+    """--ensemble N on completion: a supervised network as SupervisedRestorer(ensemble=N) runs it, said
+    in its note; a policy without a predictor runs once, with a note."""
+    out = tmp_path / "ensemble"
+    in_process("--task", "completion", "--data", str(tiny["base"] / "occluded"), "--split", "all", "--no-warmup",
+               "--samples", "1", "--methods", "input,a3c,gated-pixelrnn", "--a3c", str(tiny["a3c-completion"]),
+               "--gated-pixelrnn", str(tiny["gated-completion"]), "--ensemble", "2", "--out", str(out))
+    report = (out / "report.md").read_text()
+    assert f"- gated-pixelrnn: `{tiny['gated-completion']}` (x2 self-ensemble)" in report
+    assert "runs once (no predictor to self-ensemble)" in report
+    ensembled = SupervisedRestorer(tiny["gated-completion"], device="cpu", task="completion", ensemble=2)
+    plain = SupervisedRestorer(tiny["gated-completion"], device="cpu", task="completion")
+    rows = {r["image"]: float(r["hole_psnr"]) for r in read_rows(out) if r["method"] == "gated-pixelrnn"}
+    samples = load_samples(Args(task="completion", data=str(tiny["base"] / "occluded"), split="all"))
+    for sample in samples:
+        assert rows[sample.name] == pytest.approx(
+            score(ensembled.restore(sample.input, sample.mask), sample)["hole_psnr"], abs=1e-9)
+        assert rows[sample.name] != pytest.approx(
+            score(plain.restore(sample.input, sample.mask), sample)["hole_psnr"], abs=1e-6)
 
 
 def test_a_gray_ffdnet_denoises_colour_in_opponent_planes_and_serves_colour_runs(tmp_path, monkeypatch):

@@ -169,6 +169,10 @@ def test_a_policy_shipped_with_its_predictor_beside_it_loads_anywhere(data, tmp_
     mask[..., 3:8, 4:9] = 1.0
     expected = load_predictor(data / "gated.pt")(occluded, mask)
     torch.testing.assert_close(restorer.task.predictor(occluded, mask), expected)
+    ensembled = load_predictor(data / "gated.pt", ensemble=4)(occluded, mask)  # the policy's predictor, x4
+    torch.testing.assert_close(load_rollout_policy(policy, ensemble=4).task.predictor(occluded, mask), ensembled)
+    assert not torch.allclose(ensembled, expected)
+    torch.testing.assert_close(ensembled[mask.expand_as(occluded) == 0], occluded[mask.expand_as(occluded) == 0])
     (shipped / "gated.pt").unlink()
     with pytest.raises(CheckpointError, match=r"predictor gated.pt: no such file at .*trainer/gated.pt, "
                                               r".*shipped/gated.pt, .*weights/gated.pt; .*predictor="):

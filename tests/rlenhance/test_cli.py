@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from rlenhance.cli import main
 from rlenhance.denoisers import DENOISER_CHECKPOINTS
 from rlenhance.enhance import Enhancer
 from rlenhance.io import load_image, save_image
+from rlenhance.models.inpaint import CompletionUNet
 from rlenhance.models.mrpnet import CombinedModel, MRPNet
 from rlenhance.models.pixelrnn import GatedPixelRNN
 from rlenhance.models.policy import PixelActorCritic
@@ -127,6 +129,27 @@ def test_complete_with_mask_files_keeps_known_pixels(ckpts, images, tmp_path, ca
     known = mask_a == 0
     assert np.array_equal(written[known], original[known])  # bit-exact outside the hole (8-bit in, 8-bit out)
     assert not np.array_equal(written[~known], original[~known])
+
+
+def test_complete_ensemble_is_the_models_self_ensemble(ckpts, images, tmp_path):
+    (a, _), _ = images
+    masks = tmp_path / "masks"
+    hole = np.zeros((40, 56), np.float32)
+    hole[10:26, 20:36] = 1.0
+    save_image(masks / "a.png", hole)
+    torch.manual_seed(0)
+    unet = CompletionUNet(3, width=8, levels=2)
+    torch.nn.init.normal_(unet.head.weight, std=0.5)  # a correction of the fill that is not flip-symmetric
+    spec = SupervisedSpec(model="unet", task="completion", channels=3, prefill="diffusion")
+    checkpoint = save_checkpoint(tmp_path / "unet.pt", model=unet, arch=unet.arch(), extra={"spec": spec})
+    out = tmp_path / "o"
+    assert main(["complete", str(a), "-o", str(out), "--checkpoint", str(checkpoint), "--masks", str(masks),
+                 "--device", "cpu", "--ensemble", "4"]) == 0
+    restorer = partial(SupervisedRestorer, checkpoint, device="cpu", task="completion")
+    expected = restorer(ensemble=4).restore(load_image(a), hole > 0)
+    plain = restorer().restore(load_image(a), hole > 0)
+    assert np.abs(expected - plain).max() > 4 * LEVEL
+    np.testing.assert_allclose(load_image(out / "occluded_a.png"), expected, atol=LEVEL / 2 + 1e-6)
 
 
 def test_complete_estimates_holes_without_mask_files(ckpts, images, tmp_path, capsys):
