@@ -16,7 +16,7 @@ from gymnasium.vector.utils import batch_space
 
 from envs.base import EpisodeRow, PixelEnv, PixelTask, PixelVectorEnv
 from envs.denoise import draw_noisy, start_noisy
-from rlenhance.models.rse import ACTION_MAPS, CANDIDATES, RSERound, rse_blend
+from rlenhance.models.rse import RSERound, rse_blend
 from rlenhance.models.vae import seam_energy
 
 __all__ = ["RSEEnv", "RSETask", "RSEVectorEnv", "StackObservation", "default_round", "make_rse_vec"]
@@ -79,9 +79,9 @@ class RSETask(PixelTask):
         h, w = self.image_size
         self.single_observation_space = spaces.Dict({
             "image": spaces.Box(-np.inf, np.inf, (self.channels, h, w), np.float32),
-            "candidates": spaces.Box(-np.inf, np.inf, (CANDIDATES * self.channels, h, w), np.float32),
+            "candidates": spaces.Box(-np.inf, np.inf, (self.round.n_candidates * self.channels, h, w), np.float32),
         })
-        self.single_action_space = spaces.Box(-1.0, 1.0, (ACTION_MAPS, h, w), np.float32)
+        self.single_action_space = spaces.Box(-1.0, 1.0, (self.round.n_candidates, h, w), np.float32)
 
     def _start(self, rng: np.random.Generator, options: dict[str, Any] | None) -> None:
         self.clean, self.image = start_noisy(self, rng, options)
@@ -124,20 +124,25 @@ class RSEEnv(PixelEnv):
     candidates are recomputed from the new image.
 
     ## Action Space
-    ``Box(-1, 1, (2, H, W), float32)``: two numbers per pixel, shared by the channels.
+    ``Box(-1, 1, (n, H, W), float32)``: n numbers per pixel, shared by the channels; n = 2, or 3 with
+    a round built with a predictor (``predicted=True``, its ``predictor`` attached: a supervised
+    denoiser's output is a third candidate).
 
     | index | action   | -1                         | +1                                   |
     |-------|----------|----------------------------|--------------------------------------|
     | 0     | strength | keep the pixel             | replace it by the target             |
     | 1     | mix      | target = VAE reconstruction | target = decoded clean-neighbour mean |
+    | 2     | predict  | target = that mix          | target = the predictor's output      |
 
-    ``new = image + t (((1 - m) vae + m neighbours) - image)`` with ``t, m = (a + 1) / 2``.
+    ``new = image + t (((1 - m) vae + m neighbours) - image)`` with ``t, m = (a + 1) / 2``
+    (with a predictor, the target moves by ``p = (a_2 + 1) / 2`` toward its output).
 
     ## Observation Space
     ``Dict`` with ``"image"``: ``Box(-inf, inf, (C, H, W), float32)``, the current estimate (C = 3,
-    or 1 with ``gray=True``), and ``"candidates"``: ``Box(-inf, inf, (2C, H, W), float32)``, the VAE
-    reconstruction then the clean-neighbour candidate of that estimate. The agents' policies read one
-    stacked input: wrap the vector env in :class:`StackObservation`.
+    or 1 with ``gray=True``), and ``"candidates"``: ``Box(-inf, inf, (nC, H, W), float32)``, the VAE
+    reconstruction then the clean-neighbour candidate of that estimate (then the predictor's
+    output). The agents' policies read one stacked input: wrap the vector env in
+    :class:`StackObservation`.
 
     ## Rewards
     Per pixel, x ``reward_scale`` (255): the decrease of squared error to the clean image (averaged

@@ -6,6 +6,7 @@ self-enhancement rounds.
     python -m experiments.rse_train --data ../shared/data/sice_pairs/train/high --out runs/rse_sice
     python -m experiments.rse_train --data DIR --test DIR --baselines bilateral bm3d   # bm3d: pip install bm3d
     python -m experiments.rse_train --sigma 5 15 25 35 50                    # a blind denoiser
+    python -m experiments.rse_train --predictor rlenhance/weights/ffdnet_denoise.pt   # + a supervised candidate
 
 Each round ``k`` (1 .. ``--rounds``) runs four phases, then evaluates:
 
@@ -24,6 +25,12 @@ Each round ``k`` (1 .. ``--rounds``) runs four phases, then evaluates:
    with the best held-out PSNR is kept (round k > 1 starts from round k-1's);
 4. **pool**: the round is applied to the pool of training crops (``--pool-crops``, noise fixed by
    ``--seed``), whose outputs are the next round's inputs (self-enhancement).
+
+``--predictor`` (a supervised denoiser of ``experiments.supervised_train --task denoise``, run as
+:class:`rlenhance.denoisers.DenoisePredictor` runs it, given each image's estimated noise level; a
+gray FFDNet serves colour images through the opponent planes) adds its output for each round's
+input as a third candidate and a third action (how far the target moves toward it); the summary
+gets a row for the predictor alone, and the spec records its path (:func:`load_rse` finds it again).
 
 Held-out images (``--test``, else the held-out split of ``--data``, else the embedded photo
 ``chelsea``) get fixed noise (``--noise-seed``, :func:`rlenhance.data.noisy_test_set`; real pairs
@@ -88,6 +95,7 @@ from rlenhance.data import (
     add_gaussian_noise,
     sample_batch,
 )
+from rlenhance.denoisers import DenoisePredictor
 from rlenhance.models.rse import RSEDenoiser, RSERound
 from rlenhance.models.vae import canonicalise, d4_inverse, vae_loss
 
@@ -168,6 +176,9 @@ class Args:
     sac_learning_starts: int = arg(16, "transitions in the replay buffer before the first update")
     sac_buffer_mb: float = arg(128.0, "memory bound of the replay buffer in MB")
     eval_every: int = arg(40, "evaluate the SAC policy on the held-out images every N episodes (and at the end)")
+    predictor: str | None = arg(None, "supervised denoiser checkpoint of experiments.supervised_train --task denoise "
+                                      "(e.g. rlenhance/weights/ffdnet_denoise.pt) whose output for each round's "
+                                      "input is a third candidate (and a third action)")
     baselines: tuple[str, ...] = arg(("bilateral",), "classical baselines of the summary (gaussian, bilateral, bm3d; "
                                                      "bm3d needs the optional package: pip install bm3d)")
     samples: int = arg(2, "held-out images shown in each round's sample grid")
@@ -214,6 +225,9 @@ def resolve(args: Args) -> Args:
             raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)!r}: expected a finite number >= 0")
     if not 0.0 < args.val_fraction < 1.0:
         raise ValueError(f"--val-fraction {args.val_fraction}: expected a number in (0, 1)")
+    if args.predictor is not None and not Path(args.predictor).is_file():
+        raise FileNotFoundError(f"--predictor {args.predictor}: no such file (expected a denoiser checkpoint of "
+                                "experiments.supervised_train --task denoise)")
     unknown = [b for b in args.baselines if b not in BASELINES]
     if unknown:
         raise ValueError(f"--baselines {' '.join(unknown)}: expected some of {', '.join(BASELINES)}")
@@ -379,6 +393,18 @@ def baseline_scores(names: Sequence[str], test_sets: Mapping[float, Sequence[Noi
     return rows
 
 
+@torch.no_grad()
+def predictor_scores(predictor: DenoisePredictor, test_sets: Mapping[float, Sequence[NoisyImage]]) -> dict[str, Any]:
+    """The summary row of the ``--predictor`` alone on the held-out images (what round 1 adds to it)."""
+    images = [im for level in test_sets.values() for im in level]
+    outputs, start = [], time.perf_counter()
+    for image in images:
+        outputs.append(predictor(image.noisy[None])[0].to(image.clean.device))
+    seconds = (time.perf_counter() - start) / max(1, len(images))
+    return {"method": f"predictor alone ({predictor.path.name})", **level_score(outputs, test_sets),
+            "ms_per_image": seconds * _MS_PER_S}
+
+
 # --- pictures ----------------------------------------------------------------------------------------
 def _zoom(patch: Tensor) -> Tensor:
     return patch.repeat_interleave(PICTURE_ZOOM, dim=-2).repeat_interleave(PICTURE_ZOOM, dim=-1)
@@ -435,7 +461,12 @@ class RSETrainer:
                                  bank_size=args.bank_size, clusters=args.clusters, probe=args.probe,
                                  neighbours=args.neighbours, width=args.width,
                                  policy_kwargs={"downscale": args.policy_downscale}, max_rounds=args.rounds,
-                                 steps=args.steps).to(device)
+                                 steps=args.steps, predicted=args.predictor is not None).to(device)
+        #: the --predictor, every round's third candidate (None without one)
+        self.predictor = None if args.predictor is None else \
+            DenoisePredictor(args.predictor, channels=self.model.channels, device=device)
+        if self.predictor is not None:
+            self.model.attach_predictor(self.predictor)
         self.pool_clean, pool_noisy = make_pool(train_set, args, device)
         self.pool_inputs = [pool_noisy]              # pool_inputs[k]: round k's inputs
         self.real_noise = has_real_noise(train_set)  # real pairs: round 1's VAE learns their noisy crops
@@ -453,7 +484,8 @@ class RSETrainer:
     # -- checkpoints --
     def spec(self, rounds: int) -> RSEDenoiserSpec:
         levels = noise_levels(self.args.sigma)
-        return RSEDenoiserSpec(sigma=levels[-1], sigmas=levels, channels=self.model.channels, rounds=max(1, rounds))
+        return RSEDenoiserSpec(sigma=levels[-1], sigmas=levels, channels=self.model.channels, rounds=max(1, rounds),
+                               predictor=str(Path(self.args.predictor).resolve()) if self.args.predictor else None)
 
     def extra(self) -> dict[str, Any]:
         return {"spec": self.spec(self.kept or self.progress["round"] + 1), "args": asdict(self.args),
@@ -745,6 +777,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
         trainer.resume()
     if trainer.baselines is None and run.writes:  # rank 0 scores; the others never write them
         trainer.baselines = baseline_scores(args.baselines, trainer.test_sets)
+        if trainer.predictor is not None:
+            trainer.baselines.append(predictor_scores(trainer.predictor, trainer.test_sets))
         noisy = level_score(trainer.test_inputs[0], trainer.test_sets)
         run.log(trainer.progress["tick"],  # psnr (and ssim), and psnr_sigmaS ... with several levels
                 {f"eval/input_{k}": v for k, v in noisy.items() if k.startswith(("psnr", "ssim"))}

@@ -406,7 +406,9 @@ class DenoisePredictor:
     Args:
         checkpoint: a supervised denoiser (:class:`~rlenhance.checkpoint.SupervisedSpec`, task
             ``"denoise"``).
-        channels: the planes of the policy's images, 1 (gray) or 3 (RGB); the denoiser's must match.
+        channels: the planes of the policy's images, 1 (gray) or 3 (RGB); the denoiser's must match,
+            except that a gray noise-map denoiser (FFDNet) serves RGB images through the opponent colour
+            planes, as :func:`load_denoiser` runs it on colour images.
         sigma: the known noise level (0-255 scale) given to a noise-map denoiser (``ffdnet``); None:
             estimated per image. A plain denoiser reads none (ignored).
         device: where the denoiser runs: "auto", "cpu", "cuda" or "cuda:N".
@@ -417,7 +419,7 @@ class DenoisePredictor:
 
     Raises:
         CheckpointError: the file is missing or broken, not a supervised denoiser (the message says
-            what it is), or one of other planes than ``channels``.
+            what it is), or one of other planes than ``channels`` (but a gray FFDNet for RGB).
         ValueError: ``channels`` not 1 or 3, a ``sigma`` outside an ``ffdnet``'s trained levels, a bad
             ``ensemble``.
     """
@@ -437,7 +439,7 @@ class DenoisePredictor:
         model = _supervised_model(spec)
         self.restorer = load_denoiser(model, self.path, device=device, ensemble=ensemble,
                                       **({"sigma": sigma} if model == "ffdnet" else {}))
-        if self.restorer.channels != channels:
+        if self.restorer.channels != channels and not (model == "ffdnet" and channels == _RGB):
             names = {_GRAY: "gray (1-plane)", _RGB: "RGB (3-plane)"}
             raise CheckpointError(f"predictor {self.path}: a {names[self.restorer.channels]} denoiser; the policy "
                                   f"denoises {names[channels]} images: give a {names[channels]} one (supervised_train "

@@ -209,7 +209,8 @@ def rollout_method(name: str, path: Path, device: torch.device, *, task: str, ch
 
 def rse_method(name: str, path: str | Path, device: torch.device, *, channels: int | None = None) -> Method:
     """The RSE-RL denoiser of an ``experiments.rse_train`` checkpoint
-    (:func:`rlenhance.models.rse.load_rse`), its spec's rounds applied to the whole image, on
+    (:func:`rlenhance.models.rse.load_rse`, with its predictor if it was trained with one), its
+    spec's rounds applied to the whole image, on
     images of ``channels`` planes (:func:`channel_note`; a gray model denoises R, G and B as a
     batch of three gray images).
 
@@ -226,7 +227,9 @@ def rse_method(name: str, path: str | Path, device: torch.device, *, channels: i
             out = model(batch, rounds=spec.rounds).clamp(0.0, 1.0)
         return tensor_to_image(out[:, 0] if spec.channels == 1 else out[0])
 
-    used = sum(count_parameters(stage) for stage in model.rounds[:spec.rounds])
+    predictor = model.rounds[0].predictor  # rse_train --predictor: counted with the rounds, as a policy's is
+    used = sum(count_parameters(stage) for stage in model.rounds[:spec.rounds]) \
+        + (count_parameters(predictor.model) if predictor is not None else 0)
     return Method(name, run, used, str(path), note)
 
 

@@ -459,12 +459,7 @@ class RolloutPolicySpec(CheckpointSpec):
             problems.append("env_kwargs holds 'predictor' (it is the predictor key)")
         if self.steps < 1:
             problems.append(f"steps {self.steps!r} (accepted: >= 1)")
-        if self.predictor == "":
-            problems.append("predictor is empty (None: trained without one)")
-        elif self.predictor is not None and not PurePosixPath(self.predictor).is_absolute() \
-                and PurePosixPath(self.predictor).name != self.predictor:
-            problems.append(f"predictor {self.predictor!r} is a relative path (accepted: the absolute path the trainer "
-                            "resolved, or a bare file name, looked for beside the policy and in rlenhance/weights/)")
+        problems += _predictor_problems(self.predictor)
         if self.env_kwargs.get("observe_prediction") and self.predictor is None:
             problems.append("env_kwargs['observe_prediction'] is set without a predictor (the observation's "
                             "'prediction' is the predictor's output)")
@@ -630,18 +625,23 @@ class RSEDenoiserSpec(CheckpointSpec):
         sigmas: the noise levels trained on (:func:`noise_levels`: ascending, distinct; several:
             a blind denoiser, each training crop drawing one of them); files that predate the
             field read as ``(sigma,)``.
+        predictor: the supervised denoiser whose output is every round's third candidate
+            (``rse_train --predictor``), as :class:`RolloutPolicySpec`'s ``predictor`` (the absolute
+            path the trainer resolved, or a bare file name looked for beside the model and in
+            ``rlenhance/weights/``); None: trained without one (files that predate the field).
     """
 
     kind: ClassVar[str] = "rse-denoiser"
     title: ClassVar[str] = "RSE-RL denoiser"
     writer: ClassVar[str] = "experiments.rse_train"
     reader: ClassVar[str] = "rlenhance.models.rse.load_rse"
-    added_later: ClassVar[Mapping[str, Any]] = MappingProxyType({"sigmas": None})
+    added_later: ClassVar[Mapping[str, Any]] = MappingProxyType({"sigmas": None, "predictor": None})
 
     sigma: float
     channels: int
     rounds: int
     sigmas: tuple[float, ...] = None  # type: ignore[assignment]  # None: (sigma,)
+    predictor: str | None = None
 
     def __post_init__(self) -> None:
         if self.sigmas is None:  # one level (files that predate the field)
@@ -658,7 +658,18 @@ class RSEDenoiserSpec(CheckpointSpec):
             problems.append(f"channels {self.channels!r} (accepted: 1, 3)")
         if self.rounds < 1:
             problems.append(f"rounds {self.rounds!r} (accepted: >= 1)")
-        return problems
+        return problems + _predictor_problems(self.predictor)
+
+
+def _predictor_problems(predictor: str | None) -> list[str]:
+    """What is wrong with a spec's recorded ``predictor`` (None: trained without one)."""
+    if predictor == "":
+        return ["predictor is empty (None: trained without one)"]
+    if predictor is not None and not PurePosixPath(predictor).is_absolute() \
+            and PurePosixPath(predictor).name != predictor:
+        return [f"predictor {predictor!r} is a relative path (accepted: the absolute path the trainer resolved, or a "
+                "bare file name, looked for beside the checkpoint and in rlenhance/weights/)"]
+    return []
 
 
 #: Every spec class by its ``kind``.

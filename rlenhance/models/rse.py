@@ -13,6 +13,11 @@ One **round** (:class:`RSERound`) turns an image into a better one:
    trust-region SAC) looks at the image and its two candidates and picks, at every pixel, two
    numbers in [-1, 1] that :func:`rse_blend` turns into the new pixel.
 
+A round built with ``predicted=True`` (``experiments.rse_train --predictor``) has a third
+candidate, a supervised denoiser's output for the round's input (its ``predictor``, attached after
+building: :meth:`RSEDenoiser.attach_predictor`; not part of the weights), and a third action,
+how far the target moves from the two VAE candidates toward it.
+
 :class:`RSEDenoiser` chains rounds: round ``k + 1`` was trained on the outputs of round ``k`` and is
 applied to them (recursive self-enhancement). :func:`load_rse` rebuilds a trained denoiser from a
 checkpoint of ``experiments.rse_train``.
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -40,6 +46,9 @@ from rlenhance.checkpoint import RSEDenoiserSpec, build_model, load_checkpoint
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.models.policy import ArchMixin, PixelActorCritic
 from rlenhance.models.vae import PatchVAE, blend_patches, extract_patches
+
+#: A round's predictor: a supervised denoiser, ``(B, C, H, W) images -> (B, C, H, W) prediction``.
+Predictor = Callable[[Tensor], Tensor]
 
 __all__ = [
     "ACTION_MAPS",
@@ -52,14 +61,16 @@ __all__ = [
     "rse_blend",
 ]
 
-#: The per-pixel actions of a round: (index, name, meaning at -1 .. +1).
+#: The per-pixel actions of a round: (index, name, meaning at -1 .. +1); the third only with a predictor.
 BLEND_ACTIONS = (
     (0, "strength", "keep the pixel .. move it all the way to the target"),
     (1, "mix", "target = the VAE's reconstruction .. the decoded clean-neighbour mean"),
+    (2, "predict", "target = that mix .. the predictor's output (rounds with a predictor only)"),
 )
-#: Action maps per pixel (shared by the colour channels).
-ACTION_MAPS = len(BLEND_ACTIONS)
-#: Candidate images a round computes: the VAE reconstruction and the clean-neighbour decoding.
+#: Action maps per pixel (shared by the colour channels), without a predictor: one per candidate.
+ACTION_MAPS = 2
+#: Candidate images a round computes: the VAE reconstruction and the clean-neighbour decoding
+#: (and, with a predictor, its output: ``CANDIDATES + 1``).
 CANDIDATES = 2
 #: Patches per VAE call when a round processes whole images (bounds memory).
 PATCH_CHUNK = 8192
@@ -71,34 +82,38 @@ QUERY_CHUNK = 2048
 # The transition the agent controls
 # --------------------------------------------------------------------------------------------
 def rse_blend(image: Tensor, candidates: Tensor, actions: Tensor) -> Tensor:
-    """Move every pixel toward a mix of its two candidates, by amounts the per-pixel actions set.
+    """Move every pixel toward a mix of its candidates, by amounts the per-pixel actions set.
 
-    With ``t = (a_0 + 1) / 2`` and ``m = (a_1 + 1) / 2`` (both in [0, 1])::
+    With ``t = (a_0 + 1) / 2``, ``m = (a_1 + 1) / 2`` and, with a predictor's candidate,
+    ``p = (a_2 + 1) / 2`` (all in [0, 1])::
 
         target = (1 - m) * vae + m * neighbours
+        target = (1 - p) * target + p * prediction      (with a predictor)
         out    = image + t * (target - image)
 
     so ``a_0 = -1`` keeps the pixel (the identity action) and ``a_0 = 1`` replaces it by the target.
 
     Args:
         image: float (B, C, H, W), the current estimate.
-        candidates: float (B, 2C, H, W): the VAE reconstruction then the decoded clean-neighbour
-            mean (:meth:`RSERound.candidates`).
-        actions: float (B, 2, H, W) in [-1, 1] (one pair per pixel, shared by the channels).
+        candidates: float (B, nC, H, W), n = 2 or 3: the VAE reconstruction, the decoded
+            clean-neighbour mean (and the predictor's output) (:meth:`RSERound.candidates`).
+        actions: float (B, n, H, W) in [-1, 1] (n numbers per pixel, shared by the channels).
 
     Returns:
         float (B, C, H, W).
     """
-    c = image.shape[1]
-    if candidates.shape[1] != CANDIDATES * c or candidates.shape[-2:] != image.shape[-2:] \
-            or actions.shape[1] != ACTION_MAPS or actions.shape[-2:] != image.shape[-2:]:
+    c, n = image.shape[1], actions.shape[1]
+    if n not in (CANDIDATES, CANDIDATES + 1) or candidates.shape[1] != n * c \
+            or candidates.shape[-2:] != image.shape[-2:] or actions.shape[-2:] != image.shape[-2:]:
         raise ImageError(f"rse_blend: image {tuple(image.shape)}, candidates {tuple(candidates.shape)} and actions "
-                         f"{tuple(actions.shape)}; expected (B, C, H, W), (B, {CANDIDATES}C, H, W), "
-                         f"(B, {ACTION_MAPS}, H, W)")
-    strength, mix = ((actions + 1.0) * 0.5).clamp(0.0, 1.0).split(1, dim=1)
-    vae, neighbours = candidates.split(c, dim=1)
-    target = torch.lerp(vae, neighbours, mix)
-    return torch.lerp(image, target, strength)
+                         f"{tuple(actions.shape)}; expected (B, C, H, W), (B, nC, H, W) and (B, n, H, W) with n "
+                         f"{CANDIDATES} or, with a predictor, {CANDIDATES + 1}")
+    weights = ((actions + 1.0) * 0.5).clamp(0.0, 1.0).split(1, dim=1)
+    parts = candidates.split(c, dim=1)
+    target = torch.lerp(parts[0], parts[1], weights[1])
+    if n > CANDIDATES:
+        target = torch.lerp(target, parts[2], weights[2])
+    return torch.lerp(image, target, weights[0])
 
 
 class RSEBlend(nn.Module):
@@ -217,21 +232,31 @@ class RSERound(nn.Module):
         neighbours: clean latents averaged into the neighbour candidate.
         width: channels of the policy network.
         policy_kwargs: further :class:`PixelActorCritic` arguments (dilations, downscale ...).
+        predicted: a third candidate, the output of the round's :attr:`predictor` (a supervised
+            denoiser, set after building: not part of the weights), and a third action.
+
+    Attributes:
+        predictor: the :data:`Predictor` of a ``predicted`` round (None until set).
+        n_candidates: candidates per pixel, which is also the action maps per pixel (2, or 3 with
+            ``predicted``).
     """
 
     def __init__(self, channels: int = 3, patch: int = 16, stride: int = 8, latent_dim: int = 64, hidden: int = 512,
                  depth: int = 2, bank_size: int = 4096, clusters: int = 32, probe: int = 2, neighbours: int = 8,
-                 width: int = 16, policy_kwargs: dict[str, Any] | None = None):
+                 width: int = 16, policy_kwargs: dict[str, Any] | None = None, predicted: bool = False):
         super().__init__()
         if isinstance(stride, bool) or int(stride) != stride or not 1 <= stride <= patch:
             raise ValueError(f"RSERound: stride={stride!r}; expected an integer in 1..patch ({patch})")
         if isinstance(neighbours, bool) or int(neighbours) != neighbours or not 1 <= neighbours <= bank_size:
             raise ValueError(f"RSERound: neighbours={neighbours!r}; expected an integer in 1..bank_size ({bank_size})")
         self.channels, self.patch, self.stride, self.k = int(channels), int(patch), int(stride), int(neighbours)
+        self.n_candidates = CANDIDATES + bool(predicted)
+        self.predictor: Predictor | None = None
         self.vae = PatchVAE(channels, patch, latent_dim, hidden, depth)
         self.bank = LatentBank(bank_size, clusters, latent_dim, probe)
-        self.policy = PixelActorCritic(in_channels=(1 + CANDIDATES) * self.channels, out_channels=ACTION_MAPS,
-                                       n_actions=None, width=width, bounded_mean=False, **dict(policy_kwargs or {}))
+        self.policy = PixelActorCritic(in_channels=(1 + self.n_candidates) * self.channels,
+                                       out_channels=self.n_candidates, n_actions=None, width=width, bounded_mean=False,
+                                       **dict(policy_kwargs or {}))
 
     @torch.no_grad()
     def candidates(self, images: Tensor) -> Tensor:
@@ -241,14 +266,22 @@ class RSERound(nn.Module):
             images: float (B, C, H, W), the current estimates (unclipped values allowed).
 
         Returns:
-            float (B, 2C, H, W): the VAE reconstruction (each patch decoded from its own latent)
+            float (B, nC, H, W): the VAE reconstruction (each patch decoded from its own latent)
             then the clean-neighbour candidate (each patch decoded from the mean of its
             ``neighbours`` nearest clean latents, in the patch's orientation and with its mean
-            colour), each blended back with Hann windows.
+            colour), each blended back with Hann windows, then, in a ``predicted`` round, the
+            :attr:`predictor`'s output.
+
+        Raises:
+            ImageError: images of another shape. RuntimeError: a ``predicted`` round without its
+            predictor.
         """
         if images.dim() != 4 or images.shape[1] != self.channels:
             raise ImageError(f"RSERound: expected images (B, {self.channels}, H, W) of {self.channels} channel(s), "
                              f"got {tuple(images.shape)}")
+        if self.n_candidates > CANDIDATES and self.predictor is None:
+            raise RuntimeError("RSERound: a round trained with a predictor (rse_train --predictor) needs it back: "
+                               "load the model with rlenhance.models.rse.load_rse, or attach_predictor(...)")
         patches, grid = extract_patches(images, self.patch, self.stride)
         flat = patches.reshape(-1, *patches.shape[2:])
         own, near = [], []
@@ -258,17 +291,19 @@ class RSERound(nn.Module):
             index = self.bank.neighbours(code.mu, self.k)
             near.append(self.vae.synthesise(self.bank.latents[index].mean(dim=1), code))
         shape = patches.shape
+        predicted = () if self.predictor is None or self.n_candidates == CANDIDATES else \
+            (self.predictor(images).to(images.dtype),)
         return torch.cat([blend_patches(torch.cat(own).reshape(shape), grid),
-                          blend_patches(torch.cat(near).reshape(shape), grid)], dim=1)
+                          blend_patches(torch.cat(near).reshape(shape), grid), *predicted], dim=1)
 
     @staticmethod
     def policy_input(images: Tensor, candidates: Tensor) -> Tensor:
-        """What the policy sees: the image then its candidates, float (B, 3C, H, W)."""
+        """What the policy sees: the image then its candidates, float (B, (1 + n) C, H, W)."""
         return torch.cat([images, candidates], dim=1)
 
     @torch.no_grad()
     def act(self, images: Tensor, candidates: Tensor) -> Tensor:
-        """The greedy per-pixel actions (B, 2, H, W) in (-1, 1): ``tanh`` of the Gaussian mean, SAC's
+        """The greedy per-pixel actions (B, n, H, W) in (-1, 1): ``tanh`` of the Gaussian mean, SAC's
         deterministic action."""
         return torch.tanh(self.policy(self.policy_input(images, candidates)).mean)
 
@@ -299,7 +334,8 @@ class RSEDenoiser(ArchMixin, nn.Module):
 
     def __init__(self, channels: int = 3, patch: int = 16, stride: int = 8, latent_dim: int = 64, hidden: int = 512,
                  depth: int = 2, bank_size: int = 4096, clusters: int = 32, probe: int = 2, neighbours: int = 8,
-                 width: int = 16, policy_kwargs: dict[str, Any] | None = None, max_rounds: int = 3, steps: int = 1):
+                 width: int = 16, policy_kwargs: dict[str, Any] | None = None, max_rounds: int = 3, steps: int = 1,
+                 predicted: bool = False):
         super().__init__()
         for name, value in (("max_rounds", max_rounds), ("steps", steps)):
             if isinstance(value, bool) or int(value) != value or value < 1:
@@ -307,8 +343,11 @@ class RSEDenoiser(ArchMixin, nn.Module):
         round_kwargs = dict(channels=int(channels), patch=int(patch), stride=int(stride), latent_dim=int(latent_dim),
                             hidden=int(hidden), depth=int(depth), bank_size=int(bank_size), clusters=int(clusters),
                             probe=int(probe), neighbours=int(neighbours), width=int(width),
-                            policy_kwargs=dict(policy_kwargs or {}))
+                            policy_kwargs=dict(policy_kwargs or {}), predicted=bool(predicted))
         self._kwargs = dict(round_kwargs, max_rounds=int(max_rounds), steps=int(steps))
+        if not predicted:  # the arch of files that predate the predictor
+            del self._kwargs["predicted"]
+        self.predicted = bool(predicted)
         self.channels = int(channels)
         self.steps = int(steps)
         self.rounds = nn.ModuleList(RSERound(**round_kwargs) for _ in range(int(max_rounds)))
@@ -316,6 +355,13 @@ class RSEDenoiser(ArchMixin, nn.Module):
     @property
     def max_rounds(self) -> int:
         return len(self.rounds)
+
+    def attach_predictor(self, predictor: Predictor) -> None:
+        """Give every round of a ``predicted`` model its predictor (ValueError for another model)."""
+        if not self.predicted:
+            raise ValueError("attach_predictor: this RSE-RL model was trained without a predictor (predicted=False)")
+        for stage in self.rounds:
+            stage.predictor = predictor
 
     @torch.no_grad()
     def forward(self, images: Tensor, rounds: int | None = None) -> Tensor:
@@ -333,16 +379,31 @@ def load_rse(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> 
 
     Denoise with ``model(noisy, rounds=spec.rounds).clamp(0, 1)`` on float (B, C, H, W) images
     (C = ``spec.channels``) with noise of a level in ``spec.sigmas`` (0-255 scale; several:
-    a blind denoiser, trained on each and told none; ``spec.sigma`` is the largest).
+    a blind denoiser, trained on each and told none; ``spec.sigma`` is the largest). A model
+    trained with a predictor (``rse_train --predictor``) gets it back, found as a policy's is
+    (:func:`rlenhance.denoisers.find_predictor`: the recorded path, else that name beside ``path``,
+    else in ``rlenhance/weights/``) and run as :class:`rlenhance.denoisers.DenoisePredictor` runs
+    it, given each image's estimated noise level (every round's input is denoised by it).
 
     Raises:
         CheckpointError: the file is not a valid RSE-RL checkpoint (wrong kind, broken or
-            non-finite weights, an architecture that does not build, more rounds than it holds).
+            non-finite weights, an architecture that does not build, more rounds than it holds, a
+            predictor in the spec and not in the architecture or the other way round), or its
+            predictor is found nowhere or is not a denoiser of its planes.
     """
+    from rlenhance.denoisers import DenoisePredictor, find_predictor  # noqa: PLC0415 - denoisers imports this module
+
     checkpoint = load_checkpoint(path, spec=RSEDenoiserSpec)
     model = build_model(checkpoint, {"RSEDenoiser": RSEDenoiser})
     spec = checkpoint["extra"]["spec"]
     if spec.rounds > model.max_rounds or spec.channels != model.channels:
         raise CheckpointError(f"checkpoint {path}: its spec asks for {spec.rounds} round(s) of {spec.channels} "
                               f"channel(s); the model holds {model.max_rounds} of {model.channels}")
-    return model.to(device).eval(), spec
+    if (spec.predictor is not None) != model.predicted:
+        raise CheckpointError(f"checkpoint {path}: its spec's predictor is {spec.predictor!r} and its rounds were "
+                              f"built {'with' if model.predicted else 'without'} a predictor's candidate")
+    model = model.to(device).eval()
+    if spec.predictor is not None:
+        model.attach_predictor(DenoisePredictor(find_predictor(spec.predictor, path), channels=spec.channels,
+                                                device=device))
+    return model, spec

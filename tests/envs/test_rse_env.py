@@ -14,6 +14,7 @@ from gymnasium.utils.env_checker import check_env
 import envs  # noqa: F401  (registers the ids)
 from envs.rse import RSEVectorEnv, StackObservation, default_round, make_rse_vec
 from rlenhance.errors import ImageError
+from rlenhance.models.rse import RSERound
 from rlenhance.models.vae import seam_energy
 
 ENV_ID = "rlenhance/RSE-v0"
@@ -77,6 +78,21 @@ def test_identity_action_changes_nothing_and_earns_zero():
     before = obs["image"].clone()
     obs, reward, _, truncated, _ = venv.step(-torch.ones(venv.action_space.shape))
     assert torch.equal(obs["image"], before) and torch.all(reward == 0) and truncated.all()
+
+
+def test_a_round_with_a_predictor_adds_its_candidate_and_an_action():
+    """predicted=True: the observation holds the prediction as a third candidate, the action space a
+    third map, and the prediction taken everywhere (strength 1, predict 1) is the new image."""
+    stage = RSERound(3, patch=16, stride=8, latent_dim=8, hidden=32, bank_size=64, clusters=4, neighbours=4, width=8,
+                     predicted=True)
+    stage.bank.fit(torch.randn(64, 8))
+    stage.predictor = lambda images: images.clamp(0, 1).mean(dim=1, keepdim=True).expand_as(images)
+    venv = make_rse_vec(2, crop=CROP, model=stage.eval())
+    obs, _ = venv.reset(seed=0)
+    assert obs["image"].shape == (2, 12, CROP, CROP) and venv.single_action_space.shape == (3, CROP, CROP)
+    prediction = obs["image"][:, 9:]
+    obs, reward, *_ = venv.step(torch.ones(2, 3, CROP, CROP))
+    torch.testing.assert_close(obs["image"][:, :3], prediction)
 
 
 def test_reward_is_the_error_decrease_minus_the_deblocking_increase():

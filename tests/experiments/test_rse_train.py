@@ -20,9 +20,12 @@ from agents.distributed import Ranks
 from envs.base import episode_rows
 from experiments import rse_train
 from experiments.runs import Interrupted
-from rlenhance.checkpoint import RSEDenoiserSpec, load_checkpoint
+from rlenhance.checkpoint import RSEDenoiserSpec, SupervisedSpec, load_checkpoint, save_checkpoint
+from rlenhance.denoisers import DenoisePredictor
+from rlenhance.errors import CheckpointError
 from rlenhance.io import save_image
-from rlenhance.models.rse import load_rse
+from rlenhance.models.ffdnet import FFDNet
+from rlenhance.models.rse import load_rse, rse_blend
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--rounds", "2", "--vae-steps", "6", "--vae-finetune-steps", "3", "--vae-batch", "16", "--hidden", "16",
@@ -154,6 +157,39 @@ def test_a_blind_denoiser_is_scored_per_level_and_records_its_levels(folders, tm
     model, spec = load_rse(out / "checkpoints" / "best.pt")
     assert (spec.sigma, spec.sigmas, spec.channels) == (40.0, (10.0, 40.0), 3)
     assert model(torch.rand(1, 3, 20, 28), rounds=spec.rounds).shape == (1, 3, 20, 28)
+
+
+def test_a_predictor_is_every_rounds_third_candidate_and_the_model_finds_it_again(folders, tmp_path):
+    """--predictor: a gray FFDNet serves the colour rounds (opponent planes) as a third candidate and
+    action; the summary has its row; best.pt records the path, and load_rse attaches it again (beside
+    the model once moved there with it; missing, the error names the places tried)."""
+    net = FFDNet(1, width=8, depth=3)
+    spec = SupervisedSpec(model="ffdnet", task="denoise", channels=1, prefill="none", noise="gaussian", sigma=50.0,
+                          sigmas=(0.0, 50.0))
+    ffdnet = save_checkpoint(tmp_path / "ffd.pt", model=net, arch=net.arch(), extra={"spec": spec})
+    with contextlib.redirect_stdout(io.StringIO()):
+        out = Path(rse_train.main(tiny(folders, tmp_path / "pred", "--rounds", "1", "--predictor", str(ffdnet))))
+    assert "| predictor alone (ffd.pt) |" in (out / "summary.md").read_text()
+    model, spec = load_rse(out / "checkpoints" / "best.pt")
+    assert spec.predictor == str(ffdnet.resolve()) and model.predicted
+    stage = model.rounds[0]
+    assert stage.n_candidates == 3 and stage.policy.out_channels == 3
+    noisy = torch.rand(1, 3, 20, 28)
+    candidates = stage.candidates(noisy)
+    expected = DenoisePredictor(ffdnet, channels=3, device="cpu")(noisy)
+    torch.testing.assert_close(candidates[:, 6:], expected)
+    torch.testing.assert_close(model(noisy, rounds=1), rse_blend(noisy, candidates, stage.act(noisy, candidates)))
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    moved = shipped / "rse.pt"
+    moved.write_bytes((out / "checkpoints" / "best.pt").read_bytes())
+    (shipped / "ffd.pt").write_bytes(ffdnet.read_bytes())
+    ffdnet.unlink()
+    again, _ = load_rse(moved)
+    torch.testing.assert_close(again(noisy, rounds=1), model(noisy, rounds=1))
+    (shipped / "ffd.pt").unlink()
+    with pytest.raises(CheckpointError, match=r"predictor ffd.pt: no such file at .*ffd.pt, .*shipped/ffd.pt"):
+        load_rse(moved)
 
 
 def test_patch_pairs_draw_one_level_per_patch():

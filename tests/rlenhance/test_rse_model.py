@@ -74,6 +74,42 @@ def test_blend_actions_keep_replace_and_mix():
         rse_blend(image, vae, a)
 
 
+def test_a_third_candidate_moves_the_target_toward_the_prediction():
+    image, vae, near, pred = (torch.rand(2, 3, 6, 5) for _ in range(4))
+    candidates = torch.cat([vae, near, pred], dim=1)
+
+    def actions(*values):
+        return torch.stack([torch.full((2, 6, 5), v) for v in values], dim=1)
+
+    assert torch.equal(rse_blend(image, candidates, actions(-1.0, 0.3, 0.9)), image)
+    assert torch.allclose(rse_blend(image, candidates, actions(1.0, 1.0, -1.0)), near)
+    assert torch.allclose(rse_blend(image, candidates, actions(1.0, 0.2, 1.0)), pred)
+    assert torch.allclose(rse_blend(image, candidates, actions(1.0, -1.0, 0.0)), 0.5 * (vae + pred))
+    with pytest.raises(ImageError, match="with a predictor, 3"):
+        rse_blend(image, candidates, actions(1.0, 1.0))
+
+
+def test_a_predicted_round_needs_its_predictor_and_the_spec_must_say_so(tmp_path):
+    model = tiny_model(predicted=True)
+    stage = model.rounds[0]
+    x = torch.rand(1, 3, 16, 16)
+    with pytest.raises(RuntimeError, match="load_rse"):
+        stage.candidates(x)
+    model.attach_predictor(lambda images: images.flip(-1))
+    candidates = stage.candidates(x)
+    assert candidates.shape == (1, 9, 16, 16) and torch.equal(candidates[:, 6:], x.flip(-1))
+    assert stage.act(x, candidates).shape == (1, 3, 16, 16)
+    with pytest.raises(ValueError, match="without a predictor"):
+        tiny_model().attach_predictor(lambda images: images)
+    unrecorded = save_checkpoint(tmp_path / "unrecorded.pt", model=model, arch=model.arch(),
+                                 extra={"spec": RSEDenoiserSpec(sigma=25.0, channels=3, rounds=1)})
+    with pytest.raises(CheckpointError, match="predictor is None and its rounds were built with"):
+        load_rse(unrecorded)
+    with pytest.raises(CheckpointError, match="relative path"):
+        RSEDenoiserSpec(sigma=25.0, channels=3, rounds=1, predictor="weights/ffdnet.pt")
+    assert "predicted" not in tiny_model().arch()["kwargs"]  # files before the predictor keep their arch
+
+
 def test_round_candidates_shapes_and_flat_image_reconstruction():
     model = tiny_model()
     stage = model.rounds[0]
