@@ -199,7 +199,7 @@ def _build_parser() -> argparse.ArgumentParser:
     denoise.add_argument("--sigma", type=float, default=None,
                          help="ffdnet: the images' noise level on the 0-255 scale, within the levels the checkpoint "
                               "was trained over (its map is sigma / 255); omitted: estimated in each image")
-    _add_ensemble(denoise, "mrpnet, ffdnet; a3c / sac: their predictor; rse: 1 only")
+    _add_ensemble(denoise, "mrpnet, ffdnet; a3c / sac / rse: their predictor")
     denoise.add_argument("--per-channel", action="store_true",
                          help="gray denoiser on colour images: denoise R, G, B separately and keep colour (without "
                               "--checkpoint: the gray default for every image); without it a gray model converts a "

@@ -497,6 +497,8 @@ class RSERestorer(_PlanesDenoiser):
     Args:
         checkpoint: a checkpoint of ``experiments.rse_train``.
         device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
+        ensemble: the self-ensemble of its predictor (``rse_train --predictor``; 1: none; a model
+            without a predictor takes 1 only). The rounds themselves run once.
 
     Attributes:
         model: the :class:`~rlenhance.models.rse.RSEDenoiser`, in eval mode; spec: its spec;
@@ -504,13 +506,14 @@ class RSERestorer(_PlanesDenoiser):
 
     Raises:
         CheckpointError: not a valid RSE-RL checkpoint (the message says what the file is).
+        ValueError: an ``ensemble`` other than 1 for a model without a predictor, or a bad one.
     """
 
-    def __init__(self, checkpoint: str | os.PathLike[str], *, device: str | torch.device = "auto"):
+    def __init__(self, checkpoint: str | os.PathLike[str], *, device: str | torch.device = "auto", ensemble: int = 1):
         flush_denormals()
         self.device = select_device(device)
         self.path = Path(checkpoint)
-        self.model, self.spec = load_rse(self.path, device=self.device)
+        self.model, self.spec = load_rse(self.path, device=self.device, ensemble=ensemble)
         self.channels: int = self.spec.channels
         self.label = "RSE-RL denoiser"
 
@@ -626,8 +629,8 @@ def load_denoiser(model: str = DEFAULT_DENOISER, checkpoint: str | os.PathLike[s
             trained over; None: each image's estimate (blind).
         ensemble: geometric self-ensemble (:class:`~rlenhance.restore.SupervisedRestorer`): the mean
             of the network over 1 (none), 2, 4 or 8 flips and quarter turns of the image, at that
-            many times the time; ``mrpnet`` and ``ffdnet`` themselves, ``a3c`` / ``sac`` their
-            predictor (a policy without one takes 1 only); ``rse`` takes 1 only.
+            many times the time; ``mrpnet`` and ``ffdnet`` themselves, ``a3c`` / ``sac`` / ``rse``
+            their predictor (a model without one takes 1 only).
 
     Raises:
         ValueError: an unknown ``model``, bad ``channels``, ``device``, ``tile`` or ``ensemble``, a
@@ -642,16 +645,13 @@ def load_denoiser(model: str = DEFAULT_DENOISER, checkpoint: str | os.PathLike[s
         raise ValueError(f"sigma: the noise level of a noise-map denoiser's map (model 'ffdnet'); model {model!r} "
                          f"reads none (got sigma={sigma!r})")
     check_ensemble(ensemble)
-    if ensemble != 1 and model == "rse":
-        raise ValueError(f"ensemble: model 'rse' runs once (got ensemble={ensemble!r}); the self-ensemble is for "
-                         "'mrpnet', 'ffdnet' and the predictor of 'a3c' / 'sac'")
     path = Path(checkpoint) if checkpoint is not None else default_denoiser(model, channels)
     loaders: dict[str, Callable[[], Any]] = {
         "mrpnet": lambda: SupervisedRestorer(path, device=device, task="denoise", tile=tile, ensemble=ensemble),
         "ffdnet": lambda: NoiseLevelDenoiser(path, sigma=sigma, device=device, tile=tile, ensemble=ensemble),
         "a3c": lambda: PolicyDenoiser(path, device=device, tile=tile, agent="a3c", ensemble=ensemble),
         "sac": lambda: PolicyDenoiser(path, device=device, tile=tile, agent="sac", ensemble=ensemble),
-        "rse": lambda: RSERestorer(path, device=device),
+        "rse": lambda: RSERestorer(path, device=device, ensemble=ensemble),
     }
     try:
         return loaders[model]()

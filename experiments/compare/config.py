@@ -56,7 +56,7 @@ class Args:
                                       "instead of --sigma; always so for real noisy pairs")
     ensemble: int = arg(1, "denoise and completion: geometric self-ensemble of the learned networks: the mean of "
                            "the supervised network (mrpnet, ffdnet, unet, pixelrnn ...) over this many flips and "
-                           "quarter turns of each image (a3c / sac: of their predictor's; rse: 1 only), at that "
+                           "quarter turns of each image (a3c / sac / rse: of their predictor's), at that "
                            "many times the time; 1: none",
                         choices=(1, 2, 4, 8))
     split: str | None = arg(None, "which images: the trainers' held-out split, or all (unset: all for denoise, "

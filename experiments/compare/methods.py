@@ -207,17 +207,19 @@ def rollout_method(name: str, path: Path, device: torch.device, *, task: str, ch
     return Method(name, policy.restore, sum(count_parameters(net) for net in policy.networks), str(path), note)
 
 
-def rse_method(name: str, path: str | Path, device: torch.device, *, channels: int | None = None) -> Method:
+def rse_method(name: str, path: str | Path, device: torch.device, *, channels: int | None = None,
+               ensemble: int = 1) -> Method:
     """The RSE-RL denoiser of an ``experiments.rse_train`` checkpoint
     (:func:`rlenhance.models.rse.load_rse`, with its predictor if it was trained with one), its
-    spec's rounds applied to the whole image, on
+    spec's rounds applied to the whole image (its predictor with the self-``ensemble`` given), on
     images of ``channels`` planes (:func:`channel_note`; a gray model denoises R, G and B as a
     batch of three gray images).
 
     Raises:
         CheckpointError: not an RSE-RL checkpoint, or a colour model for gray images.
+        ValueError: an ``ensemble`` other than 1 for a model without a predictor.
     """
-    model, spec = load_rse(path, device=device)
+    model, spec = load_rse(path, device=device, ensemble=ensemble)
     note = channel_note(name, path, spec.channels, channels)
 
     def run(image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
@@ -349,8 +351,8 @@ def build_methods(task: str, wanted: Sequence[str], device: torch.device, *, che
         sigma_estimate: the denoising baselines and ``ffdnet`` estimate each image's noise level
             instead of ``sigma``.
         ensemble: denoise and completion: the geometric self-ensemble of the supervised networks
-            and of the policies' predictors (:class:`rlenhance.restore.SupervisedRestorer`); their
-            notes say it (``rse``, predictor-less policies and low-light methods run once).
+            and of the predictors of the policies and of ``rse`` (:class:`rlenhance.restore.SupervisedRestorer`);
+            their notes say it (models without a predictor and low-light methods run once).
 
     Returns:
         ``(methods, missing)``: name -> :class:`Method` in the order of ``wanted``, and
@@ -374,18 +376,15 @@ def build_methods(task: str, wanted: Sequence[str], device: torch.device, *, che
                 missing[name] = why
             elif name in ("a3c", "sac") and task == "lowlight":
                 methods[name] = enhancer_method(name, path, device)
-            elif name in ("a3c", "sac"):
+            elif name in ("a3c", "sac", "rse"):  # the self-ensemble of their predictor
+                build = partial(rse_method, name, path, device, channels=channels) if name == "rse" else \
+                    partial(rollout_method, name, path, device, task=task, channels=channels)
                 try:
-                    policy = rollout_method(name, path, device, task=task, channels=channels, ensemble=ensemble)
-                    methods[name] = _noted(policy, ensembled and f"its predictor's {ensembled}")
-                except ValueError:  # a policy without a predictor: nothing to ensemble
-                    methods[name] = _noted(rollout_method(name, path, device, task=task, channels=channels),
-                                           ensembled and "runs once (no predictor to self-ensemble)")
+                    methods[name] = _noted(build(ensemble=ensemble), ensembled and f"its predictor's {ensembled}")
+                except ValueError:  # a model without a predictor: nothing to ensemble
+                    methods[name] = _noted(build(), ensembled and "runs once (no predictor to self-ensemble)")
             elif name == "zero-dce":
                 methods[name] = peer_method(name, "zero-dce", path, device)
-            elif name == "rse":
-                methods[name] = _noted(rse_method(name, path, device, channels=channels),
-                                       ensembled and "runs once (no self-ensemble)")
             elif name == "ffdnet":
                 try:
                     methods[name] = _noted(ffdnet_method(name, path, device, sigma=None if sigma_estimate else sigma,

@@ -374,7 +374,8 @@ class RSEDenoiser(ArchMixin, nn.Module):
         return images
 
 
-def load_rse(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> tuple[RSEDenoiser, RSEDenoiserSpec]:
+def load_rse(path: str | os.PathLike, *, device: str | torch.device = "cpu",
+             ensemble: int = 1) -> tuple[RSEDenoiser, RSEDenoiserSpec]:
     """The trained denoiser of an ``experiments.rse_train`` checkpoint, in eval mode, and its spec.
 
     Denoise with ``model(noisy, rounds=spec.rounds).clamp(0, 1)`` on float (B, C, H, W) images
@@ -383,13 +384,15 @@ def load_rse(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> 
     trained with a predictor (``rse_train --predictor``) gets it back, found as a policy's is
     (:func:`rlenhance.denoisers.find_predictor`: the recorded path, else that name beside ``path``,
     else in ``rlenhance/weights/``) and run as :class:`rlenhance.denoisers.DenoisePredictor` runs
-    it, given each image's estimated noise level (every round's input is denoised by it).
+    it, given each image's estimated noise level (every round's input is denoised by it), with the
+    geometric self-``ensemble`` given (1: none; 2, 4 or 8: :func:`rlenhance.load_denoiser`).
 
     Raises:
         CheckpointError: the file is not a valid RSE-RL checkpoint (wrong kind, broken or
             non-finite weights, an architecture that does not build, more rounds than it holds, a
             predictor in the spec and not in the architecture or the other way round), or its
             predictor is found nowhere or is not a denoiser of its planes.
+        ValueError: an ``ensemble`` other than 1 for a model without a predictor, or a bad one.
     """
     from rlenhance.denoisers import DenoisePredictor, find_predictor  # noqa: PLC0415 - denoisers imports this module
 
@@ -402,8 +405,11 @@ def load_rse(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> 
     if (spec.predictor is not None) != model.predicted:
         raise CheckpointError(f"checkpoint {path}: its spec's predictor is {spec.predictor!r} and its rounds were "
                               f"built {'with' if model.predicted else 'without'} a predictor's candidate")
+    if ensemble != 1 and spec.predictor is None:
+        raise ValueError(f"ensemble: {ensemble!r} is the self-ensemble of an RSE-RL model's predictor, and {path} has "
+                         "none (rse_train without --predictor: its rounds run once); use ensemble=1")
     model = model.to(device).eval()
     if spec.predictor is not None:
         model.attach_predictor(DenoisePredictor(find_predictor(spec.predictor, path), channels=spec.channels,
-                                                device=device))
+                                                device=device, ensemble=ensemble))
     return model, spec

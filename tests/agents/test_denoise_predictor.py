@@ -123,7 +123,7 @@ def test_a_policy_without_the_predictors_action_is_refused(tmp_path):
 
 def test_a_policys_self_ensemble_is_its_predictors_through_the_env_and_in_the_library(tmp_path):
     """ensemble=n reaches the policy's predictor (the policy itself runs once), alike in
-    load_denoiser and load_rollout_policy; refused for a policy without a predictor and for rse."""
+    load_denoiser and load_rollout_policy; refused for a policy or an rse model without a predictor."""
     ffdnet = ffdnet_checkpoint(tmp_path / "ffdnet.pt")
     path = predictor_policy(tmp_path / "policy.pt", ffdnet)
     library = load_denoiser("a3c", checkpoint=path, device="cpu", ensemble=4)
@@ -147,5 +147,5 @@ def test_a_policys_self_ensemble_is_its_predictors_through_the_env_and_in_the_li
     with pytest.raises(ValueError, match="ensemble: 2 is the self-ensemble of the predictor a policy loads"
                                          ".*a predictor was given"):
         load_rollout_policy(path, ensemble=2, predictor=library.predictor)
-    with pytest.raises(ValueError, match="model 'rse' runs once"):
-        load_denoiser("rse", checkpoint=alone, ensemble=2)
+    with pytest.raises(ValueError, match="self-ensemble of an RSE-RL model's predictor, and .* has none"):
+        load_denoiser("rse", ensemble=2)  # the shipped colour RSE-RL model has no predictor

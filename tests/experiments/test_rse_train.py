@@ -187,6 +187,10 @@ def test_a_predictor_is_every_rounds_third_candidate_and_the_model_finds_it_agai
     ffdnet.unlink()
     again, _ = load_rse(moved)
     torch.testing.assert_close(again(noisy, rounds=1), model(noisy, rounds=1))
+    ensembled = load_rse(moved, ensemble=2)[0].rounds[0].candidates(noisy)[:, 6:]  # its predictor's self-ensemble
+    torch.testing.assert_close(ensembled, DenoisePredictor(shipped / "ffd.pt", channels=3, device="cpu",
+                                                           ensemble=2)(noisy))
+    assert not torch.allclose(ensembled, candidates[:, 6:])
     (shipped / "ffd.pt").unlink()
     with pytest.raises(CheckpointError, match=r"predictor ffd.pt: no such file at .*ffd.pt, .*shipped/ffd.pt"):
         load_rse(moved)

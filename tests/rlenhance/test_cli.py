@@ -108,7 +108,7 @@ def test_denoise_ensemble_is_the_models_self_ensemble(ckpts, images, tmp_path, c
     np.testing.assert_allclose(load_image(out / "occluded_a.png"), expected, atol=LEVEL / 2 + 1e-6)
     assert main(["denoise", str(a), "-o", str(tmp_path / "r"), "--model", "rse", "--device", "cpu",
                  "--ensemble", "2"]) != 0
-    assert "model 'rse' runs once" in capsys.readouterr().err
+    assert "has none (rse_train without --predictor" in capsys.readouterr().err
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
 
 
