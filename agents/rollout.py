@@ -66,7 +66,7 @@ from rlenhance.checkpoint import SPEC_KEY, RolloutPolicySpec, build_model, load_
 from rlenhance.denoisers import DenoisePredictor, find_predictor
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.models.policy import PixelActorCritic, blocks_to_pixels, build_policy_input
-from rlenhance.restore import SupervisedRestorer, as_hwc_image, as_mask
+from rlenhance.restore import SupervisedRestorer, as_hwc_image, as_mask, check_ensemble
 
 __all__ = [
     "CompletionPredictor",
@@ -243,16 +243,14 @@ class CompletionPredictor:
     pre-filled as the model was trained, the image tiled, the self-ensemble averaged).
 
     Args:
-        restorer: a completion :class:`~rlenhance.restore.SupervisedRestorer` (RGB).
+        restorer: a completion :class:`~rlenhance.restore.SupervisedRestorer` (RGB; :func:`load_predictor`
+            checks it).
 
     Attributes:
         restorer: as given.
     """
 
     def __init__(self, restorer: SupervisedRestorer):
-        if restorer.task != "completion" or restorer.channels != 3:
-            raise ValueError(f"restorer: expected an RGB completion model, got a {restorer.channels}-channel "
-                             f"{restorer.task} model ({restorer.path})")
         self.restorer = restorer
 
     @property
@@ -432,6 +430,7 @@ def load_rollout_policy(path: str | Path, *, device: str | torch.device = "cpu",
     """
     import envs  # registers the env ids
 
+    check_ensemble(ensemble)
     ckpt = load_checkpoint(path, spec=RolloutPolicySpec)
     spec: RolloutPolicySpec = ckpt["extra"][SPEC_KEY]
     policy = build_model(ckpt, {"PixelActorCritic": PixelActorCritic}).to(device).eval()

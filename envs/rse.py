@@ -117,10 +117,11 @@ class RSEEnv(PixelEnv):
     The state is a noisy colour image (Gaussian noise, not clipped) or, in later rounds of the
     recursive self-enhancement, an earlier round's output. A frozen :class:`~rlenhance.models.rse.RSERound`
     cuts it into overlapping 16 x 16 patches, encodes them with its D4-invariant patch VAE and
-    builds two candidate images (blended back with Hann windows, so without seams): every patch
+    builds two candidate images (blended back with Hann windows, so without seams; a round with a
+    predictor adds its output as a third): every patch
     decoded from its own latent (the VAE's denoised patch) and from the mean of its nearest clean
     latents (found inside the latent clusters of clean training patches). At every step each pixel
-    chooses how far to move toward a mix of the two (:func:`rlenhance.models.rse.rse_blend`); the
+    chooses how far to move toward a mix of the candidates (:func:`rlenhance.models.rse.rse_blend`); the
     candidates are recomputed from the new image.
 
     ## Action Space

@@ -401,8 +401,7 @@ def predictor_scores(predictor: DenoisePredictor, test_sets: Mapping[float, Sequ
     for image in images:
         outputs.append(predictor(image.noisy[None])[0].to(image.clean.device))
     seconds = (time.perf_counter() - start) / max(1, len(images))
-    return {"method": f"predictor alone ({predictor.path.name})", **level_score(outputs, test_sets),
-            "ms_per_image": seconds * _MS_PER_S}
+    return {"method": "predictor", **level_score(outputs, test_sets), "ms_per_image": seconds * _MS_PER_S}
 
 
 # --- pictures ----------------------------------------------------------------------------------------
@@ -743,6 +742,9 @@ class RSETrainer:
             notes.append(f"K = 1: round 2 did not gain more than {args.min_gain:g} dB over round 1 "
                          f"({self.rows[-1]['gain_db']:+.3f} dB)." if len(self.rows) > 1 else
                          "K = 1: only one round was asked for.")
+        if args.predictor:
+            notes.append(f"predictor: the --predictor ({Path(args.predictor).name}) alone, on the noisy held-out "
+                         "images (each round's third candidate is its output for that round's input).")
         notes.append("vae_only_psnr: the same round with every pixel taking its VAE candidate (no SAC policy); "
                      "ms_per_image: all kept rounds up to that one (a baseline: its own time), on this run's "
                      "device and threads.")

@@ -384,13 +384,13 @@ def find_predictor(recorded: str | os.PathLike[str], checkpoint: str | os.PathLi
                                   _WEIGHTS / recorded.name) if place.resolve() != itself]
     found = next((place for place in places if place.is_file()), None)
     if found is None:
-        policy = f"the policy {checkpoint}" if checkpoint is not None else "the policy"
+        model = f"the model {checkpoint}" if checkpoint is not None else "the model"
         tried = ", ".join(map(str, dict.fromkeys(places)))
         raise CheckpointError(f"predictor {recorded.name}: no such file at {tried}; "
-                              f"{policy} was trained with this supervised model (its spec's predictor) and takes its "
-                              "pixels: put the file beside the policy's checkpoint, or pass the predictor: "
-                              "agents.rollout.load_rollout_policy(..., predictor=agents.rollout.load_predictor(PATH, "
-                              "...))")
+                              f"{model} was trained with this supervised model (its spec's predictor) and takes "
+                              "its output: put the file beside the model's checkpoint (or in rlenhance/weights/), or, "
+                              "for a policy, pass the predictor: agents.rollout.load_rollout_policy(..., "
+                              "predictor=agents.rollout.load_predictor(PATH, ...))")
     return found
 
 
@@ -433,17 +433,18 @@ class DenoisePredictor:
         if not (isinstance(spec, SupervisedSpec) and spec.task == "denoise"):
             what = (f"a {spec.model} trained for task {spec.task!r}" if isinstance(spec, SupervisedSpec) else
                     f"a {spec.title} checkpoint" if spec is not None else "a checkpoint without a spec")
-            raise CheckpointError(f"predictor {self.path}: {what}; a denoising policy's predictor is a supervised "
-                                  "denoiser (python -m experiments.supervised_train --task denoise, --model mrpnet or "
-                                  "ffdnet)")
+            raise CheckpointError(f"predictor {self.path}: {what}; the predictor of a denoising policy or of an "
+                                  "RSE-RL model is a supervised denoiser (python -m experiments.supervised_train "
+                                  "--task denoise, --model mrpnet or ffdnet)")
         model = _supervised_model(spec)
         self.restorer = load_denoiser(model, self.path, device=device, ensemble=ensemble,
                                       **({"sigma": sigma} if model == "ffdnet" else {}))
         if self.restorer.channels != channels and not (model == "ffdnet" and channels == _RGB):
             names = {_GRAY: "gray (1-plane)", _RGB: "RGB (3-plane)"}
-            raise CheckpointError(f"predictor {self.path}: a {names[self.restorer.channels]} denoiser; the policy "
+            raise CheckpointError(f"predictor {self.path}: a {names[self.restorer.channels]} denoiser; the model "
                                   f"denoises {names[channels]} images: give a {names[channels]} one (supervised_train "
-                                  f"--task denoise{' --no-gray' if channels == _RGB else ''})")
+                                  f"--task denoise{' --no-gray' if channels == _RGB else ''}; a gray FFDNet also "
+                                  "serves RGB images, through the opponent colour planes)")
         self.channels: int = channels
         self.sigma: float | None = None if sigma is None else float(sigma)
 

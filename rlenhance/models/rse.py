@@ -360,8 +360,8 @@ class RSEDenoiser(ArchMixin, nn.Module):
         """Give every round of a ``predicted`` model its predictor (ValueError for another model)."""
         if not self.predicted:
             raise ValueError("attach_predictor: this RSE-RL model was trained without a predictor (predicted=False)")
-        for stage in self.rounds:
-            stage.predictor = predictor
+        for stage in self.rounds:  # a plain attribute, never a submodule: the predictor is not in the weights
+            object.__setattr__(stage, "predictor", predictor)
 
     @torch.no_grad()
     def forward(self, images: Tensor, rounds: int | None = None) -> Tensor:
@@ -395,7 +395,9 @@ def load_rse(path: str | os.PathLike, *, device: str | torch.device = "cpu",
         ValueError: an ``ensemble`` other than 1 for a model without a predictor, or a bad one.
     """
     from rlenhance.denoisers import DenoisePredictor, find_predictor  # noqa: PLC0415 - denoisers imports this module
+    from rlenhance.restore import check_ensemble  # noqa: PLC0415 - restore imports the models
 
+    check_ensemble(ensemble)
     checkpoint = load_checkpoint(path, spec=RSEDenoiserSpec)
     model = build_model(checkpoint, {"RSEDenoiser": RSEDenoiser})
     spec = checkpoint["extra"]["spec"]

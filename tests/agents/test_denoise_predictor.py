@@ -64,7 +64,7 @@ def test_a_supervised_denoiser_predicts_through_its_restorer():
 def test_wrong_predictor_files_and_arguments_are_named(tmp_path):
     with pytest.raises(CheckpointError, match="trained for task 'completion'.*supervised_train --task denoise"):
         load_predictor(COMPLETION, task="denoise", channels=3)
-    with pytest.raises(CheckpointError, match=r"a gray \(1-plane\) denoiser; the policy denoises RGB"):
+    with pytest.raises(CheckpointError, match=r"a gray \(1-plane\) denoiser; the model denoises RGB"):
         load_predictor(MRPNET, task="denoise", channels=3)
     policy = predictor_policy(tmp_path / "policy.pt", MRPNET)
     with pytest.raises(CheckpointError, match="denoising / completion policy checkpoint"):

@@ -88,7 +88,7 @@ def test_a_policy_shipped_with_its_predictor_beside_it_loads_anywhere(tmp_path):
 def test_a_missing_or_wrong_predictor_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="--predictor /nonexistent/denoiser.pt: no such file"):
         denoise_train.main([*TINY, "--predictor", "/nonexistent/denoiser.pt", "--out", str(tmp_path / "a")])
-    with pytest.raises(CheckpointError, match="a gray .* denoiser; the policy denoises RGB"):
+    with pytest.raises(CheckpointError, match="a gray .* denoiser; the model denoises RGB"):
         denoise_train.main([*TINY, "--no-gray", "--predictor", str(MRPNET), "--out", str(tmp_path / "b")])
     assert not (tmp_path / "b").exists()  # refused before the run folder is made
 

@@ -19,9 +19,10 @@ import torch
 from agents.distributed import Ranks
 from envs.base import episode_rows
 from experiments import rse_train
+from experiments.compare.methods import rse_method
 from experiments.runs import Interrupted
 from rlenhance.checkpoint import RSEDenoiserSpec, SupervisedSpec, load_checkpoint, save_checkpoint
-from rlenhance.denoisers import DenoisePredictor
+from rlenhance.denoisers import DenoisePredictor, load_denoiser
 from rlenhance.errors import CheckpointError
 from rlenhance.io import save_image
 from rlenhance.models.ffdnet import FFDNet
@@ -169,7 +170,8 @@ def test_a_predictor_is_every_rounds_third_candidate_and_the_model_finds_it_agai
     ffdnet = save_checkpoint(tmp_path / "ffd.pt", model=net, arch=net.arch(), extra={"spec": spec})
     with contextlib.redirect_stdout(io.StringIO()):
         out = Path(rse_train.main(tiny(folders, tmp_path / "pred", "--rounds", "1", "--predictor", str(ffdnet))))
-    assert "| predictor alone (ffd.pt) |" in (out / "summary.md").read_text()
+    summary = (out / "summary.md").read_text()
+    assert "| predictor |" in summary and "predictor: the --predictor (ffd.pt) alone" in summary
     model, spec = load_rse(out / "checkpoints" / "best.pt")
     assert spec.predictor == str(ffdnet.resolve()) and model.predicted
     stage = model.rounds[0]
@@ -191,6 +193,15 @@ def test_a_predictor_is_every_rounds_third_candidate_and_the_model_finds_it_agai
     torch.testing.assert_close(ensembled, DenoisePredictor(shipped / "ffd.pt", channels=3, device="cpu",
                                                            ensemble=2)(noisy))
     assert not torch.allclose(ensembled, candidates[:, 6:])
+    library = load_denoiser("rse", moved, device="cpu", ensemble=2)  # rlenhance denoise --model rse --ensemble 2
+    image = noisy[0].permute(1, 2, 0).numpy()
+    expected = load_rse(moved, ensemble=2)[0](noisy, rounds=1).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(library.restore(image), expected, atol=1e-6, rtol=0)
+    method = rse_method("rse", moved, torch.device("cpu"), channels=3, ensemble=2)  # compare's rse
+    rounds = sum(p.numel() for p in again.rounds[0].parameters())
+    assert method.params == rounds + sum(p.numel() for p in net.parameters())  # counted with its predictor
+    with pytest.raises(ValueError, match=r"ensemble: expected one of \(1, 2, 4, 8\)"):
+        load_rse(moved, ensemble=3)
     (shipped / "ffd.pt").unlink()
     with pytest.raises(CheckpointError, match=r"predictor ffd.pt: no such file at .*ffd.pt, .*shipped/ffd.pt"):
         load_rse(moved)
