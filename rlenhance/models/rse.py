@@ -76,6 +76,10 @@ CANDIDATES = 2
 PATCH_CHUNK = 8192
 #: Queries per distance-matrix block in the neighbour search (bounds memory).
 QUERY_CHUNK = 2048
+#: A predicted round's untrained policy starts with the Gaussian means of "strength" and "predict"
+#: at this value: ``tanh(3) = 0.995``, so it takes 99.75% of the prediction, and SAC learns where the
+#: VAE candidates (or keeping the pixel) do better; a round without a predictor starts at 0 (halfway).
+PREDICT_START = 3.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -233,7 +237,8 @@ class RSERound(nn.Module):
         width: channels of the policy network.
         policy_kwargs: further :class:`PixelActorCritic` arguments (dilations, downscale ...).
         predicted: a third candidate, the output of the round's :attr:`predictor` (a supervised
-            denoiser, set after building: not part of the weights), and a third action.
+            denoiser, set after building: not part of the weights), and a third action; the
+            untrained policy then starts near the prediction (:data:`PREDICT_START`).
 
     Attributes:
         predictor: the :data:`Predictor` of a ``predicted`` round (None until set).
@@ -257,6 +262,9 @@ class RSERound(nn.Module):
         self.policy = PixelActorCritic(in_channels=(1 + self.n_candidates) * self.channels,
                                        out_channels=self.n_candidates, n_actions=None, width=width, bounded_mean=False,
                                        **dict(policy_kwargs or {}))
+        if predicted:  # start at the predictor (PREDICT_START): the head's outputs are (mean, log_std) per map
+            with torch.no_grad():
+                self.policy.policy_head.bias.view(self.n_candidates, 2)[[0, 2], 0] = PREDICT_START
 
     @torch.no_grad()
     def candidates(self, images: Tensor) -> Tensor:

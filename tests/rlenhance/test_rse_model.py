@@ -98,7 +98,11 @@ def test_a_predicted_round_needs_its_predictor_and_the_spec_must_say_so(tmp_path
     model.attach_predictor(lambda images: images.flip(-1))
     candidates = stage.candidates(x)
     assert candidates.shape == (1, 9, 16, 16) and torch.equal(candidates[:, 6:], x.flip(-1))
-    assert stage.act(x, candidates).shape == (1, 3, 16, 16)
+    actions = stage.act(x, candidates)
+    assert actions.shape == (1, 3, 16, 16)
+    strength, _, predict = ((actions + 1) / 2).unbind(dim=1)  # the untrained round starts at the prediction
+    assert strength.min() > 0.99 and predict.min() > 0.99
+    torch.testing.assert_close(stage(x), x.flip(-1), atol=0.02, rtol=0)
     with pytest.raises(ValueError, match="without a predictor"):
         tiny_model().attach_predictor(lambda images: images)
     unrecorded = save_checkpoint(tmp_path / "unrecorded.pt", model=model, arch=model.arch(),
