@@ -73,7 +73,7 @@ from agents.sac import SAC, SACConfig
 from envs.base import EpisodeRow, episode_rows
 from envs.rse import make_rse_vec
 from experiments import denoise_train
-from experiments.rl_common import episode_scalars, episode_seed, setup
+from experiments.rl_common import config_arg, episode_scalars, episode_seed, setup
 from experiments.runs import Run, StopSignals, arg, parse_config, run_cli
 from experiments.sigmas import (
     SIGMA_HELP,
@@ -175,6 +175,9 @@ class Args:
     sac_updates: int = arg(2, "SAC updates after each episode")
     sac_learning_starts: int = arg(16, "transitions in the replay buffer before the first update")
     sac_buffer_mb: float = arg(128.0, "memory bound of the replay buffer in MB")
+    sac_target_entropy: float | None = config_arg(SACConfig, "target_entropy", prefix="sac")
+    sac_init_alpha: float | None = config_arg(SACConfig, "init_alpha", prefix="sac")
+    sac_critic_warmup: int | None = config_arg(SACConfig, "critic_warmup", prefix="sac")
     eval_every: int = arg(40, "evaluate the SAC policy on the held-out images every N episodes (and at the end)")
     predictor: str | None = arg(None, "supervised denoiser checkpoint of experiments.supervised_train --task denoise "
                                       "(e.g. rlenhance/weights/ffdnet_denoise.pt) whose output for each round's "
@@ -237,11 +240,13 @@ def resolve(args: Args) -> Args:
 
 def sac_config(args: Args, round_index: int = 0) -> SACConfig:
     """The SAC hyper-parameters of a round (seeded by --seed and the round)."""
+    given = {field: getattr(args, f"sac_{field}") for field in ("target_entropy", "init_alpha", "critic_warmup")
+             if getattr(args, f"sac_{field}") is not None}
     try:
         return SACConfig(gamma=args.gamma, actor_lr=args.lr, critic_lr=args.lr, batch_size=args.sac_batch,
                          updates_per_episode=args.sac_updates, learning_starts=args.sac_learning_starts,
                          buffer_mb=args.sac_buffer_mb, trust_region_kl=args.sac_trust_region_kl or None,
-                         seed=args.seed + round_index)
+                         seed=args.seed + round_index, **given)
     except ValueError as exc:
         raise ValueError(f"SAC: {exc} (set by --gamma, --lr or the --sac-* flags)") from exc
 

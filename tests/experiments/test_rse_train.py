@@ -127,6 +127,14 @@ def test_trust_region_reaches_the_agent():
     assert rse_train.sac_config(default).trust_region_kl == 0.01
     off = rse_train.resolve(rse_train.parse_config(rse_train.Args, ["--sac-trust-region-kl", "0"]))
     assert rse_train.sac_config(off).trust_region_kl is None
+    given = rse_train.resolve(rse_train.parse_config(rse_train.Args, [
+        "--sac-target-entropy", "-20", "--sac-init-alpha", "0.05", "--sac-critic-warmup", "30"]))
+    config = rse_train.sac_config(given)
+    assert (config.target_entropy, config.init_alpha, config.critic_warmup) == (-20.0, 0.05, 30)
+    unset = rse_train.sac_config(default)
+    assert (unset.target_entropy, unset.init_alpha, unset.critic_warmup) == (None, 1.0, 0)  # SACConfig's own
+    with pytest.raises(ValueError, match="SAC: .*--sac-"):
+        rse_train.resolve(rse_train.parse_config(rse_train.Args, ["--sac-critic-warmup", "-1"]))
 
 
 def test_an_empty_sigma_is_refused_by_name(capsys):
