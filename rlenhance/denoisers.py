@@ -124,7 +124,7 @@ _TRAIN_COMMAND = MappingProxyType({
                 "rlenhance/weights/ffdnet_denoise.pt --observe-prediction --downscale 2",
     ("sac", 3): "python -m experiments.denoise_train --agent sac --no-gray",
     ("rse", 1): "python -m experiments.rse_train --gray",
-    ("rse", 3): "python -m experiments.rse_train",
+    ("rse", 3): "python -m experiments.rse_train --predictor rlenhance/weights/ffdnet_denoise.pt",
 })
 #: The env whose transition a filter-bank denoising policy was trained in (its spec's ``env_id``).
 _DENOISE_ENV_ID = "rlenhance/Denoise-v0"

@@ -12,11 +12,12 @@ import torch
 from agents.rollout import load_predictor, load_rollout_policy
 from envs.denoise import DenoiseVectorEnv
 from rlenhance import load_denoiser
-from rlenhance.checkpoint import RolloutPolicySpec, SupervisedSpec, save_checkpoint
+from rlenhance.checkpoint import RolloutPolicySpec, RSEDenoiserSpec, SupervisedSpec, save_checkpoint
 from rlenhance.denoisers import DenoisePredictor, NoiseLevelDenoiser, PolicyDenoiser
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.models.ffdnet import FFDNet
 from rlenhance.models.policy import PixelActorCritic
+from rlenhance.models.rse import RSEDenoiser
 from rlenhance.restore import SupervisedRestorer
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "rlenhance" / "weights"
@@ -147,5 +148,10 @@ def test_a_policys_self_ensemble_is_its_predictors_through_the_env_and_in_the_li
     with pytest.raises(ValueError, match="ensemble: 2 is the self-ensemble of the predictor a policy loads"
                                          ".*a predictor was given"):
         load_rollout_policy(path, ensemble=2, predictor=library.predictor)
+    torch.manual_seed(0)
+    pure = RSEDenoiser(channels=1, patch=8, stride=4, latent_dim=4, hidden=8, bank_size=16, clusters=2, neighbours=2,
+                       width=4, max_rounds=1)
+    pure_path = save_checkpoint(tmp_path / "rse.pt", model=pure, arch=pure.arch(),
+                                extra={"spec": RSEDenoiserSpec(sigma=25.0, channels=1, rounds=1)})
     with pytest.raises(ValueError, match="self-ensemble of an RSE-RL model's predictor, and .* has none"):
-        load_denoiser("rse", ensemble=2)  # the shipped colour RSE-RL model has no predictor
+        load_denoiser("rse", checkpoint=pure_path, ensemble=2)  # an RSE-RL model without a predictor

@@ -9,15 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from rlenhance.checkpoint import LowLightPolicySpec, SupervisedSpec, save_checkpoint
+from rlenhance.checkpoint import LowLightPolicySpec, RSEDenoiserSpec, SupervisedSpec, save_checkpoint
 from rlenhance.cli import main
-from rlenhance.denoisers import DENOISER_CHECKPOINTS
+from rlenhance.denoisers import DENOISER_CHECKPOINTS, load_denoiser
 from rlenhance.enhance import Enhancer
 from rlenhance.io import load_image, save_image
 from rlenhance.models.inpaint import CompletionUNet
 from rlenhance.models.mrpnet import CombinedModel, MRPNet
 from rlenhance.models.pixelrnn import GatedPixelRNN
 from rlenhance.models.policy import PixelActorCritic
+from rlenhance.models.rse import RSEDenoiser
 from rlenhance.restore import SupervisedRestorer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,8 +107,19 @@ def test_denoise_ensemble_is_the_models_self_ensemble(ckpts, images, tmp_path, c
     plain = SupervisedRestorer(ckpts["denoise"], device="cpu").restore(load_image(a), per_channel=True)
     assert np.abs(expected - plain).max() > 4 * LEVEL
     np.testing.assert_allclose(load_image(out / "occluded_a.png"), expected, atol=LEVEL / 2 + 1e-6)
-    assert main(["denoise", str(a), "-o", str(tmp_path / "r"), "--model", "rse", "--device", "cpu",
-                 "--ensemble", "2"]) != 0
+    # the shipped colour RSE-RL model: its predictor's self-ensemble
+    assert main(["denoise", str(a), "-o", str(tmp_path / "s"), "--model", "rse", "--device", "cpu",
+                 "--ensemble", "2"]) == 0
+    shipped = load_denoiser("rse", device="cpu", ensemble=2).restore(load_image(a))
+    np.testing.assert_allclose(load_image(tmp_path / "s" / "occluded_a.png"), shipped, atol=LEVEL / 2 + 1e-6)
+    torch.manual_seed(0)  # one without a predictor refuses it
+    pure = RSEDenoiser(channels=3, patch=8, stride=4, latent_dim=4, hidden=8, bank_size=16, clusters=2, neighbours=2,
+                       width=4, max_rounds=1)
+    path = save_checkpoint(tmp_path / "rse.pt", model=pure, arch=pure.arch(),
+                           extra={"spec": RSEDenoiserSpec(sigma=25.0, channels=3, rounds=1)})
+    capsys.readouterr()
+    assert main(["denoise", str(a), "-o", str(tmp_path / "r"), "--model", "rse", "--checkpoint", str(path),
+                 "--device", "cpu", "--ensemble", "2"]) != 0
     assert "has none (rse_train without --predictor" in capsys.readouterr().err
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
 
