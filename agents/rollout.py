@@ -63,7 +63,7 @@ from torch import Tensor, nn
 
 from envs.base import PixelTask
 from rlenhance.checkpoint import SPEC_KEY, RolloutPolicySpec, build_model, load_checkpoint
-from rlenhance.denoisers import DenoisePredictor, find_predictor
+from rlenhance.denoisers import DenoisePredictor, check_predictor_ensemble, find_predictor
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.models.policy import PixelActorCritic, blocks_to_pixels, build_policy_input
 from rlenhance.restore import SupervisedRestorer, as_hwc_image, as_mask, check_ensemble
@@ -438,11 +438,10 @@ def load_rollout_policy(path: str | Path, *, device: str | torch.device = "cpu",
     if ensemble != 1 and predictor is not None:
         raise ValueError(f"ensemble: {ensemble!r} is the self-ensemble of the predictor a policy loads here, and a "
                          "predictor was given: use 1 (or give it ensembled)")
+    check_predictor_ensemble(ensemble, spec.predictor, owner="a policy", this="this policy",
+                             trainer=f"{spec.task}_train")
     if spec.task == "denoise" and predictor is None:
         predictor = DenoisePredictor.for_policy(spec, checkpoint=path, device=device, ensemble=ensemble)
-    elif ensemble != 1 and spec.predictor is None:
-        raise ValueError(f"ensemble: {ensemble!r} is the self-ensemble of a policy's predictor, and this policy has "
-                         "none (completion_train without --predictor); use ensemble=1")
     if spec.predictor is not None:
         if predictor is None:
             predictor = load_predictor(find_predictor(spec.predictor, path), device=device, ensemble=ensemble)

@@ -87,6 +87,7 @@ __all__ = [
     "RSERestorer",
     "SUPERVISED_DENOISERS",
     "default_denoiser",
+    "check_predictor_ensemble",
     "denoiser_kind",
     "find_predictor",
     "load_denoiser",
@@ -394,6 +395,15 @@ def find_predictor(recorded: str | os.PathLike[str], checkpoint: str | os.PathLi
     return found
 
 
+def check_predictor_ensemble(ensemble: int, predictor: str | None, *, owner: str, this: str, trainer: str) -> None:
+    """Raise ValueError for a self-``ensemble`` other than 1 asked of the predictor of a model that
+    has none (its spec's ``predictor`` None): ``owner`` names the kind of model ("a policy"),
+    ``this`` the model itself, ``trainer`` the command that trains it."""
+    if ensemble != 1 and predictor is None:
+        raise ValueError(f"ensemble: {ensemble!r} is the self-ensemble of {owner}'s predictor, and {this} has none "
+                         f"({trainer} without --predictor); use ensemble=1")
+
+
 class DenoisePredictor:
     """A supervised denoiser of ``experiments.supervised_train --task denoise`` as a denoising
     policy's predictor (``experiments.denoise_train --predictor``; the ``predictor`` of
@@ -461,10 +471,9 @@ class DenoisePredictor:
                 is not a denoiser of the spec's planes.
             ValueError: an ``ensemble`` other than 1 for a policy without a predictor, or a bad one.
         """
+        check_predictor_ensemble(ensemble, spec.predictor, owner="a policy", this="this policy",
+                                 trainer="denoise_train")
         if spec.predictor is None:
-            if ensemble != 1:
-                raise ValueError(f"ensemble: {ensemble!r} is the self-ensemble of a policy's predictor, and this "
-                                 "policy has none (denoise_train without --predictor); use ensemble=1")
             return None
         sigmas = spec.sigmas
         return cls(find_predictor(spec.predictor, checkpoint), channels=spec.channels,

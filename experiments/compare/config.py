@@ -9,6 +9,7 @@ from types import MappingProxyType
 
 from experiments.compare.methods import ENSEMBLE_TASKS, LEARNED_METHODS, TASK_METHODS, TASKS
 from experiments.runs import arg
+from rlenhance.restore import ENSEMBLES
 
 #: ``--data`` when it is not given (relative to the working directory, as experiments.lol_eval);
 #: colour denoising (``--no-gray``) reads the embedded photos instead (BSD68 is gray).
@@ -58,7 +59,7 @@ class Args:
                            "the supervised network (mrpnet, ffdnet, unet, pixelrnn ...) over this many flips and "
                            "quarter turns of each image (a3c / sac / rse: of their predictor's), at that "
                            "many times the time; 1: none",
-                        choices=(1, 2, 4, 8))
+                        choices=tuple(ENSEMBLES))
     split: str | None = arg(None, "which images: the trainers' held-out split, or all (unset: all for denoise, "
                                   "whose default data is the BSD68 test set; val otherwise)", choices=("val", "all"))
     split_seed: int = arg(0, "seed of the train/validation split (the trainers' default split)")

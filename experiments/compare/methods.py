@@ -381,9 +381,9 @@ def build_methods(task: str, wanted: Sequence[str], device: torch.device, *, che
                     partial(rollout_method, name, path, device, task=task, channels=channels)
                 try:
                     methods[name] = _noted(build(ensemble=ensemble), ensembled and f"its predictor's {ensembled}")
-                except ValueError as exc:  # a model without a predictor: nothing to ensemble
-                    if isinstance(exc, CheckpointError):
-                        raise
+                except CheckpointError:  # a ValueError too, but a bad file, not a model without a predictor
+                    raise
+                except ValueError:  # a model without a predictor: nothing to ensemble
                     methods[name] = _noted(build(), ensembled and "runs once (no predictor to self-ensemble)")
             elif name == "zero-dce":
                 methods[name] = peer_method(name, "zero-dce", path, device)

@@ -299,8 +299,7 @@ class RSERound(nn.Module):
             index = self.bank.neighbours(code.mu, self.k)
             near.append(self.vae.synthesise(self.bank.latents[index].mean(dim=1), code))
         shape = patches.shape
-        predicted = () if self.predictor is None or self.n_candidates == CANDIDATES else \
-            (self.predictor(images).to(images.dtype),)
+        predicted = (self.predictor(images).to(images.dtype),) if self.n_candidates > CANDIDATES else ()
         return torch.cat([blend_patches(torch.cat(own).reshape(shape), grid),
                           blend_patches(torch.cat(near).reshape(shape), grid), *predicted], dim=1)
 
@@ -402,7 +401,11 @@ def load_rse(path: str | os.PathLike, *, device: str | torch.device = "cpu",
             predictor is found nowhere or is not a denoiser of its planes.
         ValueError: an ``ensemble`` other than 1 for a model without a predictor, or a bad one.
     """
-    from rlenhance.denoisers import DenoisePredictor, find_predictor  # noqa: PLC0415 - denoisers imports this module
+    from rlenhance.denoisers import (  # noqa: PLC0415 - denoisers imports this module
+        DenoisePredictor,
+        check_predictor_ensemble,
+        find_predictor,
+    )
     from rlenhance.restore import check_ensemble  # noqa: PLC0415 - restore imports the models
 
     check_ensemble(ensemble)
@@ -415,9 +418,7 @@ def load_rse(path: str | os.PathLike, *, device: str | torch.device = "cpu",
     if (spec.predictor is not None) != model.predicted:
         raise CheckpointError(f"checkpoint {path}: its spec's predictor is {spec.predictor!r} and its rounds were "
                               f"built {'with' if model.predicted else 'without'} a predictor's candidate")
-    if ensemble != 1 and spec.predictor is None:
-        raise ValueError(f"ensemble: {ensemble!r} is the self-ensemble of an RSE-RL model's predictor, and {path} has "
-                         "none (rse_train without --predictor: its rounds run once); use ensemble=1")
+    check_predictor_ensemble(ensemble, spec.predictor, owner="an RSE-RL model", this=str(path), trainer="rse_train")
     model = model.to(device).eval()
     if spec.predictor is not None:
         model.attach_predictor(DenoisePredictor(find_predictor(spec.predictor, path), channels=spec.channels,
