@@ -154,6 +154,7 @@ from rlenhance.checkpoint import (
     NOISE_KINDS,
     SPEC_KEY,
     SupervisedSpec,
+    check_arch,
     load_checkpoint,
     load_state_dict_strict,
 )
@@ -314,8 +315,10 @@ class Args:
     seed: int = arg(0, "seed of the weights' initialisation and the training crops and degradations")
     save_every: int = arg(0, "also write checkpoints/model_epochE.pt every N-th epoch E (0: never)")
     init: str | None = arg(None, "start from the weights of this checkpoint (another run's best.pt or last.pt of the "
-                                 "same --model, --task and shape): weights only, with a new optimizer, epoch count "
-                                 "and random state (fine-tuning; --resume continues a run instead)")
+                                 "same --model, --task and shape; for --model unet also of a smaller --width, whose "
+                                 "net the wider one embeds and first computes exactly, CompletionUNet.widen_from): "
+                                 "weights only, with a new optimizer, epoch count and random state (fine-tuning; "
+                                 "--resume continues a run instead)")
     out: str = arg("runs/supervised_train", "run folder")
     resume: bool = arg(False, "continue the run in --out from checkpoints/last.pt with its saved arguments")
 
@@ -617,7 +620,11 @@ def init_weights(model: nn.Module, path: str, spec: SupervisedSpec) -> None:
             channels, prefill, variant, noise, ...): what differs is listed.
     """
     try:
-        ckpt = load_checkpoint(path, expected_arch=model.arch(), spec=SupervisedSpec)
+        ckpt = load_checkpoint(path, spec=SupervisedSpec)
+        # a narrower U-Net's weights are embedded in the wider one (CompletionUNet.widen_from)
+        widen = isinstance(model, CompletionUNet) and model.embeds(ckpt["arch"])
+        if not widen:
+            check_arch(ckpt["arch"], model.arch(), source=f"checkpoint {path}")
     except CheckpointError as exc:
         raise CheckpointError(f"--init: {exc}; --init takes a checkpoint of experiments.supervised_train with this "
                               "run's --model, --task and shape (--width, --upscale, --generator, ...)") from None
@@ -627,7 +634,10 @@ def init_weights(model: nn.Module, path: str, spec: SupervisedSpec) -> None:
     if differ:
         raise CheckpointError(f"--init {path}: a checkpoint of another kind of run: " + "; ".join(differ)
                               + "; --init takes a checkpoint of the same --model, --task and settings as this run")
-    load_state_dict_strict(model, ckpt["state_dict"], source=f"--init {path}")
+    if widen:
+        model.widen_from(ckpt["state_dict"], ckpt["arch"]["kwargs"]["width"])
+    else:
+        load_state_dict_strict(model, ckpt["state_dict"], source=f"--init {path}")
 
 
 def build_network(args: Args) -> nn.Module:

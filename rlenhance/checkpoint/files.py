@@ -201,6 +201,17 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, arch: Mapping[
     return path
 
 
+def check_arch(arch: Mapping[str, Any], expected_arch: Mapping[str, Any], *, source: str) -> None:
+    """Refuse a checkpoint's ``arch`` that is not ``expected_arch`` (class and every kwarg).
+
+    Raises:
+        CheckpointError: the two differ; the message starts with ``source`` and shows both.
+    """
+    if dict(arch) != dict(expected_arch):
+        raise CheckpointError(f"{source}: architecture mismatch: the file holds "
+                              f"{_describe_arch(arch)}, expected {_describe_arch(expected_arch)}")
+
+
 def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu",
                     expected_arch: Mapping[str, Any] | None = None,
                     spec: type[CheckpointSpec] | None = None) -> dict[str, Any]:
@@ -250,9 +261,8 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu",
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()):
         raise CheckpointError(f"{source}: state_dict must map parameter names (str) to tensors")
     check_finite(state_dict, source=source)
-    if expected_arch is not None and dict(obj["arch"]) != dict(expected_arch):
-        raise CheckpointError(f"{source}: architecture mismatch: the file holds "
-                              f"{_describe_arch(obj['arch'])}, expected {_describe_arch(expected_arch)}")
+    if expected_arch is not None:
+        check_arch(obj["arch"], expected_arch, source=source)
     extra = obj["extra"]
     if extra is not None and not isinstance(extra, Mapping):
         raise CheckpointError(f"{source}: extra must be a dict or None; got {type(extra).__name__}")

@@ -103,6 +103,63 @@ class CompletionUNet(nn.Module):
         """``{"class": "CompletionUNet", "kwargs": {...}}`` for checkpoints."""
         return {"class": type(self).__name__, "kwargs": dict(self._kwargs)}
 
+    def embeds(self, arch: Mapping[str, Any]) -> bool:
+        """Whether :meth:`widen_from` takes a checkpoint of ``arch``: a CompletionUNet of this one's
+        layout (planes, levels, scale) and a width below this one's."""
+        kwargs = arch.get("kwargs", {}) if arch.get("class") == type(self).__name__ else {}
+        same = all(kwargs.get(k) == v for k, v in self._kwargs.items() if k != "width")
+        return same and isinstance(kwargs.get("width"), int) and 0 < kwargs["width"] < self._kwargs["width"]
+
+    def _planes(self, width: int) -> dict[str, tuple[Tensor, Tensor]]:
+        """Each conv's (output, input) plane indices, in this net, of a width-``width`` net's planes."""
+        ours = [self._kwargs["width"] * 2**k for k in range(self.levels)]
+        theirs = [width * 2**k for k in range(self.levels)]
+        every = torch.arange
+        maps = {}
+        previous = every(self.in_channels + 1)
+        for k, p in enumerate(theirs):
+            maps[f"enc.{k}.0"], maps[f"enc.{k}.2"] = (every(p), previous), (every(p), every(p))
+            previous = every(p)
+        wide = every(2 * theirs[-1])
+        maps.update({"mid.0": (wide, previous), "mid.2": (wide, wide), "mid.4": (wide, wide),
+                     "mid.6": (previous, wide)})
+        previous_ours = ours[-1]
+        for j, (p, p_ours) in enumerate(zip(reversed(theirs), reversed(ours))):  # in: [upsampled, skip]
+            maps[f"dec.{j}.0"] = (every(p), torch.cat([previous, previous_ours + every(p)]))
+            maps[f"dec.{j}.2"] = (every(p), every(p))
+            previous, previous_ours = every(p), p_ours
+        maps["head"] = (every(self.in_channels), previous)
+        return maps
+
+    @torch.no_grad()
+    def widen_from(self, state_dict: Mapping[str, Tensor], width: int) -> None:
+        """Load a narrower CompletionUNet's weights (:meth:`embeds`) so that this net computes what it
+        did (function-preserving widening, as Net2Net's): its planes are this net's first planes
+        (per part of a concatenation), their weights copied and their weights from the new planes
+        zeroed; the new planes keep their initial weights. Training then grows the new planes.
+
+        Raises:
+            ValueError: ``state_dict`` is not that of a width-``width`` net of this layout below this
+                one's width (the first parameter that differs is named).
+        """
+        if not self.embeds({"class": type(self).__name__, "kwargs": {**self._kwargs, "width": width}}):
+            raise ValueError(f"widen_from: width {width!r} is not a narrower width of this CompletionUNet "
+                             f"(width {self._kwargs['width']})")
+        maps = self._planes(width)
+        expected = {f"{name}.{kind}" for name in maps for kind in ("weight", "bias")}
+        if set(state_dict) != expected:
+            raise ValueError(f"widen_from: the state_dict's parameters are not a CompletionUNet's: "
+                             f"{sorted(set(state_dict) ^ expected)[:3]} differ")
+        for name, (out, inp) in maps.items():
+            conv = self.get_submodule(name)
+            weight, bias = state_dict[f"{name}.weight"], state_dict[f"{name}.bias"]
+            if tuple(weight.shape) != (len(out), len(inp), *conv.kernel_size) or tuple(bias.shape) != (len(out),):
+                raise ValueError(f"widen_from: {name}.weight of shape {tuple(weight.shape)} is not that of a "
+                                 f"width-{width} CompletionUNet ({(len(out), len(inp), *conv.kernel_size)})")
+            conv.weight[out] = 0.0
+            conv.weight[out[:, None], inp[None, :]] = weight.to(conv.weight)
+            conv.bias[out] = bias.to(conv.bias)
+
     def _split(self, image: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
         if mask is None:
             _check_image("CompletionUNet", image, self.in_channels + 1, "input (image and mask concatenated)")

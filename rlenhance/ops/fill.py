@@ -51,23 +51,35 @@ def diffusion_fill(image: torch.Tensor, mask: torch.Tensor, *, smooth_iters: int
     their known neighbours and become known; then ``smooth_iters`` rounds of 4-neighbour averaging
     (heat diffusion) inside the hole. Known pixels never change.
 
-    Each image is filled in the box around its holes plus a one-pixel margin (every neighbour a hole
-    pixel reads), which gives the whole-frame result and is ~10x faster for the bedroom data's
-    67x67 holes in 224x224 images.
+    The images are filled together in one window each, of the batch's largest hole box plus a
+    one-pixel margin (every neighbour a hole pixel reads), placed over the box and inside the
+    frame: this gives the whole-frame result and is ~10x faster for the bedroom data's 67x67
+    holes in 224x224 images (and a batch runs as one stack, not image by image).
 
     Args:
         image: (B, C, H, W) float image; values inside the hole are ignored.
         mask: (B, 1, H, W) float in {0, 1}.
     """
     filled = image * (1.0 - mask)
-    for b in range(image.shape[0]):
-        found = hole_box(mask[b, 0])
-        if found is None:
-            continue
-        top, left, bottom, right = found
-        box = (slice(b, b + 1), slice(None), slice(max(top - 1, 0), bottom + 1), slice(max(left - 1, 0), right + 1))
-        filled[box] = _fill_frame(filled[box], mask[box], smooth_iters)
+    boxes = {b: found for b in range(image.shape[0]) if (found := hole_box(mask[b, 0])) is not None}
+    if not boxes:
+        return filled
+    height, width = image.shape[-2:]
+    rows = min(max(bottom - top for top, _, bottom, _ in boxes.values()) + 2, height)
+    cols = min(max(right - left for _, left, _, right in boxes.values()) + 2, width)
+    windows = [(slice(b, b + 1), slice(None), _span(top, rows, height), _span(left, cols, width))
+               for b, (top, left, _, _) in boxes.items()]
+    stack = _fill_frame(torch.cat([filled[w] for w in windows]), torch.cat([mask[w] for w in windows]),
+                        smooth_iters)
+    for k, w in enumerate(windows):
+        filled[w] = stack[k:k + 1]
     return filled
+
+
+def _span(start: int, size: int, length: int) -> slice:
+    """``size`` pixels from one before ``start`` (the margin), moved back inside ``0 .. length``."""
+    first = min(max(start - 1, 0), length - size)
+    return slice(first, first + size)
 
 
 def _fill_frame(image: torch.Tensor, mask: torch.Tensor, smooth_iters: int) -> torch.Tensor:

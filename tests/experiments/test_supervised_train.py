@@ -530,3 +530,26 @@ def test_validation_keeps_the_pairs_own_holes_with_shift_holes(tmp_path):
     val = open_datasets(plain)[1]
     a, b = validation_set(shifted, val), validation_set(plain, val)
     assert torch.equal(a.mask, b.mask) and torch.equal(a.input, b.input)
+
+
+def test_init_widens_a_narrower_completion_unet_and_refuses_a_wider_one(runs, tmp_path):
+    """--model unet --init of a width-8 run at --width 12: the run starts from the function the narrow
+    net computed (at a learning rate of 1e-9 it ends there); a narrower --width is refused."""
+    base, results = runs
+    check_ok(results["unet-completion"], "unet-completion")
+    source = base / "unet-completion" / "checkpoints" / "best.pt"
+    tiny = [*TINY, *COMBOS["unet-completion"]]
+    tiny[tiny.index("--width") + 1] = "12"
+    check_ok(in_process(*tiny, "--init", str(source), "--lr", "1e-9", "--out", str(tmp_path / "wide")), "wide")
+    narrow, wide = (build_model(load_checkpoint(p), REGISTRY).eval()
+                    for p in (source, tmp_path / "wide" / "checkpoints" / "last.pt"))
+    assert wide.arch()["kwargs"]["width"] == 12
+    image, mask = torch.rand(1, 3, 64, 64), torch.zeros(1, 1, 64, 64)
+    mask[..., 20:44, 16:40] = 1
+    with torch.no_grad():
+        assert float((narrow(image, mask) - image).abs().amax()) > 1e-4  # trained: it corrects the hole
+        assert torch.allclose(wide(image, mask), narrow(image, mask), atol=1e-6)
+    tiny[tiny.index("--width") + 1] = "4"
+    with pytest.raises(CheckpointError, match=r"--init: .*architecture mismatch.*\"width\": 8.*\"width\": 4"):
+        in_process(*tiny, "--init", str(source), "--out", str(tmp_path / "narrow"))
+    assert not (tmp_path / "narrow").exists()

@@ -500,6 +500,40 @@ def test_completion_unet_learns_to_reduce_the_hole_error_and_round_trips(tmp_pat
     assert torch.equal(rebuilt(prefill, mask), net(prefill, mask))
 
 
+@pytest.mark.parametrize("levels", [1, 3])
+def test_a_wider_completion_unet_embeds_a_narrower_one_and_then_learns_with_its_new_planes(levels):
+    """widen_from: the wider net computes what the narrower one did (its new planes feed only
+    new planes, and the head reads only the old ones), and the new planes get gradients."""
+    torch.manual_seed(0)
+    narrow = CompletionUNet(width=8, levels=levels, scale=2)
+    nn.init.normal_(narrow.head.weight, std=0.1)
+    wide = CompletionUNet(width=12, levels=levels, scale=2)
+    wide.widen_from(narrow.state_dict(), 8)
+    image, mask = torch.rand(2, 3, 24, 32), _box((2, 3, 24, 32), slice(5, 17), slice(6, 20))
+    with torch.no_grad():
+        assert float((narrow(image, mask) - image).abs().amax()) > 1e-3  # the narrow net does correct the hole
+        assert torch.allclose(wide(image, mask), narrow(image, mask), atol=1e-6)
+    hole_mse(wide(image, mask), torch.rand(2, 3, 24, 32), mask).mean().backward()
+    assert float(wide.head.weight.grad[:, 8:].abs().sum()) > 0  # the head's weights on the new planes learn
+    last = dict(wide.named_parameters())[f"dec.{levels - 1}.0.weight"]  # reads [upsampled (12 or 24), skip (12)]
+    assert float(last.grad[:, last.shape[1] - 4:].abs().sum()) > 0  # ...and those on the skip's new planes
+
+
+def test_completion_unet_widening_refuses_what_it_cannot_embed():
+    narrow, wide = CompletionUNet(width=4, levels=2, scale=2), CompletionUNet(width=6, levels=2, scale=2)
+    assert wide.embeds(narrow.arch())
+    assert not narrow.embeds(wide.arch()) and not wide.embeds(wide.arch())  # a wider or the same width
+    assert not wide.embeds(CompletionUNet(width=4, levels=3, scale=2).arch())  # another layout
+    assert not wide.embeds({"class": "MRPNet", "kwargs": {"width": 4}})
+    with pytest.raises(ValueError, match="width 6 is not a narrower width"):
+        narrow.widen_from(wide.state_dict(), 6)
+    state = narrow.state_dict()
+    with pytest.raises(ValueError, match="dec.0.2.weight of shape .* is not that of a width-4"):
+        wide.widen_from({**state, "dec.0.2.weight": state["dec.0.2.weight"][:, :3]}, 4)
+    with pytest.raises(ValueError, match="parameters are not a CompletionUNet's"):
+        wide.widen_from({k: v for k, v in state.items() if k != "head.bias"}, 4)
+
+
 def test_completion_unet_refuses_bad_inputs_and_arguments():
     net = CompletionUNet(width=4, levels=1, scale=2)
     with pytest.raises(ImageError, match="CompletionUNet"):
