@@ -69,11 +69,11 @@ def _knobs(checkpoint: str | None, device: str) -> kit.EnhanceKnobs:
 
 
 @st.cache_resource(show_spinner="Loading the model…")
-def _model(task: str, key: str, device: str, checkpoint: str | None) -> Any:
+def _model(task: str, key: str, device: str, checkpoint: str | None, ensemble: int = 1) -> Any:
     method = kit.find_method(task, key)
     if task == "lowlight" and method.family == "RL":
         return _enhancer(checkpoint, device, None)
-    return kit.load_model(method, device=device)
+    return kit.load_model(method, device=device, ensemble=ensemble)
 
 
 @st.cache_resource(show_spinner=False)
@@ -102,10 +102,11 @@ def _enhanced(digest: str, checkpoint: str | None, device: str, steps: int, sett
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _restored(task: str, key: str, device: str, checkpoint: str | None, inputs: tuple, sigma: float,
-              setting: tuple, _image: np.ndarray, _mask: np.ndarray | None) -> tuple[np.ndarray, float]:
+              setting: tuple, _image: np.ndarray, _mask: np.ndarray | None,
+              ensemble: int = 1) -> tuple[np.ndarray, float]:
     """One method on one work image; ``inputs`` identifies ``_image`` and ``_mask`` (the cache key)."""
     method = kit.find_method(task, key)
-    model = _model(task, key, device, checkpoint if task == "lowlight" and method.family == "RL" else None)
+    model = _model(task, key, device, checkpoint if task == "lowlight" and method.family == "RL" else None, ensemble)
     start = time.perf_counter()
     out = kit.restore(method, model, _image, mask=_mask, sigma=sigma, setting=dict(setting))
     return out, time.perf_counter() - start
@@ -134,13 +135,25 @@ def _uploads(label: str, key: str, task: str, *, multiple: bool,
     return uploads, None
 
 
-def _method_picker(task: str, key: str) -> kit.Method:
+def _method_picker(task: str, key: str) -> tuple[kit.Method, int]:
+    """The method chosen, and its self-ensemble size (1 where it offers none)."""
     family = st.radio("Kind of model", FAMILIES, horizontal=True, key=f"{key}_family")
     methods = kit.methods_for(task, family)
     method = st.selectbox(f"{family} method", methods, format_func=lambda m: m.label, key=f"{key}_method_{family}")
     if method.note:
         st.caption(method.note)
-    return method
+    ensemble = 1
+    if len(method.ensembles) > 1:
+        ensemble = st.select_slider(
+            "Self-ensemble", method.ensembles, 1, format_func="x{}".format, key=f"{key}_ensemble",
+            help="the mean of the network over this many flips and quarter turns of the photo (an RL policy: of "
+                 "its predictor): a little more quality, this many times the time")
+    return method, ensemble
+
+
+def _named(method: kit.Method, ensemble: int) -> str:
+    """The method's label, with its self-ensemble size when it has one."""
+    return method.label + (f" x{ensemble}" if ensemble > 1 else "")
 
 
 def _size(hw: tuple[int, int]) -> str:
@@ -321,7 +334,7 @@ def denoise_tab(opts: Any) -> None:
                                 help="the noise added to a clean photo, and the level the classical filters are "
                                      "tuned for"))
     with model_col:
-        method = _method_picker("denoise", "denoise")
+        method, ensemble = _method_picker("denoise", "denoise")
     if not uploads:
         st.info("Upload a photo to start.")
         return
@@ -340,7 +353,8 @@ def denoise_tab(opts: Any) -> None:
     try:
         with st.spinner(f"Denoising with {method.label}…"):
             out, seconds = _restored("denoise", method.key, opts.device, None,
-                                     (upload.digest, add_noise, sigma if add_noise else None), sigma, (), noisy, None)
+                                     (upload.digest, add_noise, sigma if add_noise else None), sigma, (), noisy, None,
+                                     ensemble)
     except USER_ERRORS as exc:
         st.error(str(exc))
         return
@@ -350,15 +364,15 @@ def denoise_tab(opts: Any) -> None:
     left.image(kit.to_uint8(noisy), output_format="PNG",
                caption=_caption(shown, _work_note(work, full_hw, how), scores=noisy_scores))
     right.image(kit.to_uint8(out), output_format="PNG",
-                caption=_caption(f"{method.label} ({seconds:.1f} s)", scores=out_scores))
+                caption=_caption(f"{_named(method, ensemble)} ({seconds:.1f} s)", scores=out_scores))
 
     def make_full() -> np.ndarray:
         image = kit.decode_image(upload.data, upload.name, max_pixels=opts.max_pixels)
         image = kit.noisy_copy(image, sigma) if add_noise else image
-        return kit.restore(method, _model("denoise", method.key, opts.device, None), image, sigma=sigma)
+        return kit.restore(method, _model("denoise", method.key, opts.device, None, ensemble), image, sigma=sigma)
 
     _downloads(upload, f"denoised_{method.key}", out, how, full_hw,
-               ("denoise", upload.digest, method.key, add_noise, sigma), make_full,
+               ("denoise", upload.digest, method.key, add_noise, sigma, ensemble), make_full,
                refused=kit.full_size_refused(method, full_hw[0] * full_hw[1]))
 
 
@@ -373,7 +387,7 @@ def complete_tab(opts: Any) -> None:
     with mask_col:
         source, threshold, shape, mask_upload = _mask_widgets("complete")
     with model_col:
-        method = _method_picker("completion", "complete")
+        method, ensemble = _method_picker("completion", "complete")
     if not uploads:
         st.info("Upload an occluded photo to start.")
         return
@@ -402,22 +416,23 @@ def complete_tab(opts: Any) -> None:
     try:
         with st.spinner(f"Filling the hole with {method.label}…"):
             out, seconds = _restored("completion", method.key, opts.device, None, (upload.digest, mask_key), 25.0, (),
-                                     work, mask)
+                                     work, mask, ensemble)
     except USER_ERRORS as exc:
         st.error(str(exc))
         return
     left, right = st.columns(2)
     left.image(kit.mask_overlay(work, mask), output_format="PNG",
                caption=f"The hole in red · {hole} · {_work_note(work, full_hw, how)}")
-    right.image(kit.to_uint8(out), output_format="PNG", caption=f"{method.label} ({seconds:.1f} s)")
+    right.image(kit.to_uint8(out), output_format="PNG", caption=f"{_named(method, ensemble)} ({seconds:.1f} s)")
 
     def make_full() -> np.ndarray:
         image = kit.decode_image(upload.data, upload.name, max_pixels=opts.max_pixels)
         full_mask = _hole(image, source, threshold, shape, mask_upload, opts.max_pixels)
-        return kit.restore(method, _model("completion", method.key, opts.device, None), image, mask=full_mask)
+        return kit.restore(method, _model("completion", method.key, opts.device, None, ensemble), image,
+                           mask=full_mask)
 
     _downloads(upload, f"completed_{method.key}", out, how, full_hw,
-               ("complete", upload.digest, method.key, source, threshold, shape,
+               ("complete", upload.digest, method.key, ensemble, source, threshold, shape,
                 mask_upload.digest if mask_upload else None), make_full,
                refused=kit.full_size_refused(method, full_hw[0] * full_hw[1]))
 

@@ -65,6 +65,7 @@ from rlenhance.ops import le_curve
 from rlenhance.restore import (
     DEFAULT_COMPLETION_CHECKPOINT,
     DEFAULT_DENOISE_CHECKPOINT,
+    ENSEMBLES,
     MASK_THRESHOLD,
     SupervisedRestorer,
 )
@@ -501,6 +502,8 @@ class Method:
         task: one of :data:`TASKS`.
         checkpoint: the model file (None for classical methods and the default low-light policy).
         note: one line on what it was trained for.
+        ensembles: the geometric self-ensemble sizes it offers (:data:`rlenhance.restore.ENSEMBLES`;
+            (1,): none): a supervised network's flips and turns, or an RL policy's predictor's.
     """
 
     key: str
@@ -509,12 +512,16 @@ class Method:
     task: str
     checkpoint: Path | None = None
     note: str = ""
+    ensembles: tuple[int, ...] = (1,)
 
 
 #: Page labels of the classical baselines (:mod:`rlenhance.baselines` registry keys).
 _CLASSICAL_LABELS = {"auto-gamma": "Auto gamma", "histeq": "Histogram equalisation", "clahe": "CLAHE",
                      "gaussian": "Gaussian blur", "median": "Median filter", "bilateral": "Bilateral filter",
                      "bm3d": "BM3D", "telea": "Telea inpainting", "navier-stokes": "Navier-Stokes inpainting"}
+
+#: The self-ensemble sizes of the methods that offer one.
+_ENSEMBLES = tuple(ENSEMBLES)
 
 #: Every method the app offers, per task, in the order the page lists them.
 METHODS: tuple[Method, ...] = (
@@ -525,25 +532,26 @@ METHODS: tuple[Method, ...] = (
       for key in baselines.LOWLIGHT_BASELINES),
     Method("a3c", "PixelRL (A3C)", "RL", "denoise", _WEIGHTS / "a3c_denoise.pt",
            "9 filters or the blind FFDNet's pixel per 2x2 block, 5 steps (it takes FFDNet's everywhere); "
-           "trained on gray images, sigma 15-50"),
+           "trained on gray images, sigma 15-50", _ENSEMBLES),
     Method("sac", "PixelRL (SAC)", "RL", "denoise", _WEIGHTS / "sac_denoise.pt",
            "9 filters or the blind FFDNet's pixel per pixel, 5 steps (it takes FFDNet's everywhere); "
-           "trained on gray images, sigma 15-50"),
+           "trained on gray images, sigma 15-50", _ENSEMBLES),
     Method("ffdnet", "FFDNet (blind)", "Supervised", "denoise", _WEIGHTS / "ffdnet_denoise.pt",
-           "reads the noise level it estimates in each image; trained on gray images, sigma 0-75"),
+           "reads the noise level it estimates in each image; trained on gray images, sigma 0-75", _ENSEMBLES),
     Method("mrpnet", "MRPNet", "Supervised", "denoise", DEFAULT_DENOISE_CHECKPOINT,
-           "trained on gray images, sigma 25"),
+           "trained on gray images, sigma 25", _ENSEMBLES),
     *(Method(key, _CLASSICAL_LABELS.get(key, key), "Classical", "denoise", None, "tuned for the noise level σ")
       for key in baselines.DENOISE_BASELINES),
     Method("a3c", "RL fill actions (A3C)", "RL", "completion", _WEIGHTS / "a3c_completion.pt",
            "keep / diffuse / copy / blur / median or the U-Net's pixel per 2x2 block, 5 steps; trained on bedroom "
-           "photos"),
+           "photos", _ENSEMBLES),
     Method("unet", "Completion U-Net", "Supervised", "completion", DEFAULT_COMPLETION_CHECKPOINT,
-           "corrects the diffusion fill on a 4x coarser grid that sees the whole photo; trained on bedroom photos"),
+           "corrects the diffusion fill on a 4x coarser grid that sees the whole photo; trained on bedroom photos",
+           _ENSEMBLES),
     Method("gated-pixelrnn", "Gated PixelRNN", "Supervised", "completion", _WEIGHTS / "gated_pixelrnn_completion.pt",
-           "trained on bedroom photos"),
+           "trained on bedroom photos", _ENSEMBLES),
     Method("pixelrnn", "PixelRNN (ConvLSTM)", "Supervised", "completion", _WEIGHTS / "pixelrnn_completion.pt",
-           "trained on bedroom photos"),
+           "trained on bedroom photos", _ENSEMBLES),
     *(Method(key, _CLASSICAL_LABELS.get(key, key), "Classical", "completion", None, "OpenCV inpainting")
       for key in baselines.COMPLETION_BASELINES),
 )
@@ -578,26 +586,32 @@ def find_method(task: str, key: str) -> Method:
     raise ValueError(f"{task}: no method {key!r}; accepted: {', '.join(m.key for m in methods_for(task))}")
 
 
-def load_model(method: Method, *, device: str = "auto", checkpoint: str | os.PathLike[str] | None = None) -> Any:
+def load_model(method: Method, *, device: str = "auto", checkpoint: str | os.PathLike[str] | None = None,
+               ensemble: int = 1) -> Any:
     """The model behind ``method`` (None for classical methods); load it once and reuse it.
 
     Args:
         method: one of :data:`METHODS`.
         device: "auto", "cpu", "cuda" or "cuda:N".
         checkpoint: the low-light RL method: the policy to load (None: the shipped one).
+        ensemble: one of ``method.ensembles``: the self-ensemble of a network (or of an RL
+            policy's predictor), ``ensemble`` times the time.
 
     Raises:
         CheckpointError: a bad checkpoint. ImportError: the RL completion method without ``agents``.
+        ValueError: an ``ensemble`` the method does not offer.
     """
+    if ensemble not in method.ensembles:
+        raise ValueError(f"ensemble: {method.label} offers {method.ensembles}, got {ensemble!r}")
     if method.family == "Classical":
         return None
     if method.task == "lowlight" and method.family == "RL":
         return Enhancer(checkpoint if checkpoint is not None else DEFAULT_CHECKPOINT, device=device)
     if method.task == "denoise":
-        return load_denoiser(method.key, method.checkpoint, device=device)
+        return load_denoiser(method.key, method.checkpoint, device=device, ensemble=ensemble)
     if method.family == "Supervised":
-        return SupervisedRestorer(method.checkpoint, device=device, task=method.task)
-    return _load_rollout_policy(method.checkpoint, device)
+        return SupervisedRestorer(method.checkpoint, device=device, task=method.task, ensemble=ensemble)
+    return _load_rollout_policy(method.checkpoint, device, ensemble)
 
 
 def _agents_rollout() -> Any:
@@ -606,9 +620,9 @@ def _agents_rollout() -> Any:
     return importlib.import_module("agents.rollout")
 
 
-def _load_rollout_policy(path: Path, device: str) -> Any:
+def _load_rollout_policy(path: Path, device: str, ensemble: int) -> Any:
     """An RL completion policy with its task's transition (``agents.rollout.RolloutPolicy``)."""
-    return _agents_rollout().load_rollout_policy(path, device=select_device(device))
+    return _agents_rollout().load_rollout_policy(path, device=select_device(device), ensemble=ensemble)
 
 
 def restore(method: Method, model: Any, image: np.ndarray, *, mask: np.ndarray | None = None,

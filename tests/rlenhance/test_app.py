@@ -269,6 +269,25 @@ def test_learned_denoisers_are_the_command_lines_own(key):
     np.testing.assert_allclose(out[..., :1], model.restore(gray[..., :1]), atol=1e-6)
 
 
+def test_learned_restorers_offer_the_self_ensemble_of_the_command_line():
+    """A network (or an RL policy's predictor) offers --ensemble's sizes, and the page's x2 result is
+    `rlenhance denoise --model KEY --ensemble 2`'s; the classical and low-light methods offer none."""
+    offered = {(m.task, m.key) for m in kit.METHODS if m.ensembles == (1, 2, 4, 8)}
+    assert offered == {("denoise", k) for k in ("a3c", "sac", "ffdnet", "mrpnet")} | {
+        ("completion", k) for k in ("a3c", "unet", "gated-pixelrnn", "pixelrnn")}
+    assert all(m.ensembles == (1,) for m in kit.METHODS if (m.task, m.key) not in offered)
+    method = kit.find_method("denoise", "ffdnet")
+    colour = kit.noisy_copy(photo(24, 32, low=0.2, high=0.8), 25)
+    twice = kit.restore(method, kit.load_model(method, device="cpu", ensemble=2), colour)
+    expected = load_denoiser("ffdnet", channels=1, device="cpu", ensemble=2).restore(colour)
+    np.testing.assert_allclose(twice, np.clip(expected, 0, 1), atol=1e-6)
+    assert np.abs(twice - kit.restore(method, kit.load_model(method, device="cpu"), colour)).max() > 1e-4
+    with pytest.raises(ValueError, match=r"ensemble: Telea inpainting offers \(1,\), got 2"):
+        kit.load_model(kit.find_method("completion", "telea"), ensemble=2)
+    with pytest.raises(ValueError, match="ensemble: FFDNet .* got 3"):
+        kit.load_model(method, ensemble=3)
+
+
 def test_methods_are_found_by_key_and_slow_rollouts_are_not_offered_at_full_size():
     rl, supervised = kit.find_method("denoise", "a3c"), kit.find_method("denoise", "mrpnet")
     assert (rl.family, supervised.family) == ("RL", "Supervised")
@@ -459,6 +478,23 @@ def test_complete_tab_finds_or_reads_the_hole_and_explains_a_wrong_mask(app):
                                                        "image/png"))
     run(app)
     assert any("No hole found" in w.value for w in app.warning)
+
+
+def test_complete_tab_runs_the_self_ensemble_it_is_asked_for(app):
+    image = photo(48, 64, low=0.3, high=0.9)
+    image[10:26, 20:36] = 0.0
+    app.file_uploader(key="complete_files").set_value(("occluded.png", png(image), "image/png"))
+    app.radio(key="complete_family").set_value("Supervised")
+    run(app)
+    plain = [c for c in captions(app) if c.startswith("Completion U-Net")]
+    assert plain and not plain[0].startswith("Completion U-Net x")
+    app.select_slider(key="complete_ensemble").set_value(4)
+    run(app)
+    assert any(c.startswith("Completion U-Net x4 (") for c in captions(app))
+    app.radio(key="complete_family").set_value("Classical")
+    run(app)
+    assert not [s for s in app.select_slider if s.key == "complete_ensemble"]  # Telea has none
+    assert not app.error and not app.warning
 
 
 def test_compare_tab_ranks_the_methods_against_a_reference(app):
