@@ -89,7 +89,10 @@ The seeds' own settings, each an option (see docs/seeds.md for what each measure
 - ``--init CHECKPOINT``: start from another run's weights (the seed resumed from a saved
   ``best_model.pth`` to fine-tune): weights only, with a new optimizer, epoch count and random
   state; the checkpoint must have this run's network (``--width``, ``--upscale``, ...) and spec
-  (``--model``, ``--task``, ...). Not with ``--resume``, which continues a run; config.json records it.
+  (``--model``, ``--task``, ...), except that a ``--model unet`` run takes a U-Net of a smaller
+  ``--width`` too, embedded so that the wider net starts out computing what it did
+  (:meth:`~rlenhance.models.inpaint.CompletionUNet.widen_from`; the shipped ``unet_completion.pt``
+  is width 48). Not with ``--resume``, which continues a run; config.json records it.
 
 An epoch is ``--steps-per-epoch`` batches of random crops (drawn with replacement), then a validation
 pass over ``--val-samples`` fixed crops of the held-out images, spread evenly over them (the same crops
@@ -616,8 +619,9 @@ def init_weights(model: nn.Module, path: str, spec: SupervisedSpec) -> None:
 
     Raises:
         CheckpointError: (names ``--init`` and the file) not a readable supervised checkpoint, or
-            one of another network shape (width, upscale, Generator) or another spec (model, task,
-            channels, prefill, variant, noise, ...): what differs is listed.
+            one of another network shape (width, upscale, Generator; a narrower U-Net is widened
+            instead, and refused when its weights do not fit its recorded shape) or another spec
+            (model, task, channels, prefill, variant, noise, ...): what differs is listed.
     """
     try:
         ckpt = load_checkpoint(path, spec=SupervisedSpec)
@@ -635,7 +639,10 @@ def init_weights(model: nn.Module, path: str, spec: SupervisedSpec) -> None:
         raise CheckpointError(f"--init {path}: a checkpoint of another kind of run: " + "; ".join(differ)
                               + "; --init takes a checkpoint of the same --model, --task and settings as this run")
     if widen:
-        model.widen_from(ckpt["state_dict"], ckpt["arch"]["kwargs"]["width"])
+        try:
+            model.widen_from(ckpt["state_dict"], ckpt["arch"]["kwargs"]["width"])
+        except ValueError as exc:
+            raise CheckpointError(f"--init {path}: {exc}") from None
     else:
         load_state_dict_strict(model, ckpt["state_dict"], source=f"--init {path}")
 

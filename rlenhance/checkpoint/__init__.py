@@ -45,6 +45,8 @@ is refused.
 
 The helpers :func:`read_torch_file`, :func:`check_finite` and :func:`load_state_dict_strict`
 are shared with loaders of foreign weights (see :mod:`rlenhance.models.peers`).
+:func:`check_arch` is the architecture-mismatch refusal of :func:`load_checkpoint`, for callers
+that read the architecture first (``supervised_train --init``, which widens a narrower U-Net).
 
 Example:
     >>> spec = SupervisedSpec(model="mrpnet", task="denoise", channels=1, prefill="none")

@@ -142,7 +142,7 @@ class CompletionUNet(nn.Module):
 
         Raises:
             ValueError: ``state_dict`` is not that of a width-``width`` net of this layout below this
-                one's width (the first parameter that differs is named).
+                one's width (the parameters that differ are named).
         """
         if not self.embeds({"class": type(self).__name__, "kwargs": {**self._kwargs, "width": width}}):
             raise ValueError(f"widen_from: width {width!r} is not a narrower width of this CompletionUNet "
@@ -155,9 +155,11 @@ class CompletionUNet(nn.Module):
         for name, (out, inp) in maps.items():
             conv = self.get_submodule(name)
             weight, bias = state_dict[f"{name}.weight"], state_dict[f"{name}.bias"]
-            if tuple(weight.shape) != (len(out), len(inp), *conv.kernel_size) or tuple(bias.shape) != (len(out),):
-                raise ValueError(f"widen_from: {name}.weight of shape {tuple(weight.shape)} is not that of a "
-                                 f"width-{width} CompletionUNet ({(len(out), len(inp), *conv.kernel_size)})")
+            for kind, tensor, shape in (("weight", weight, (len(out), len(inp), *conv.kernel_size)),
+                                        ("bias", bias, (len(out),))):
+                if tuple(tensor.shape) != shape:
+                    raise ValueError(f"widen_from: {name}.{kind} of shape {tuple(tensor.shape)} is not that of a "
+                                     f"width-{width} CompletionUNet ({shape})")
             conv.weight[out] = 0.0
             conv.weight[out[:, None], inp[None, :]] = weight.to(conv.weight)
             conv.bias[out] = bias.to(conv.bias)

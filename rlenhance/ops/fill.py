@@ -54,7 +54,9 @@ def diffusion_fill(image: torch.Tensor, mask: torch.Tensor, *, smooth_iters: int
     The images are filled together in one window each, of the batch's largest hole box plus a
     one-pixel margin (every neighbour a hole pixel reads), placed over the box and inside the
     frame: this gives the whole-frame result and is ~10x faster for the bedroom data's 67x67
-    holes in 224x224 images (and a batch runs as one stack, not image by image).
+    holes in 224x224 images, and a batch runs as one stack, not image by image
+    (``python -m benchmarks.fill``). The cost follows the batch's largest hole box: one image with
+    scattered holes makes every window about its whole frame.
 
     Args:
         image: (B, C, H, W) float image; values inside the hole are ignored.

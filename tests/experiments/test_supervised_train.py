@@ -24,7 +24,7 @@ import torch
 
 from experiments.runs import parse_config
 from experiments.supervised_train import Args, main, resolve_args
-from rlenhance.checkpoint import SupervisedSpec, build_model, load_checkpoint
+from rlenhance.checkpoint import SupervisedSpec, build_model, load_checkpoint, save_checkpoint
 from rlenhance.errors import CheckpointError
 from rlenhance.io import load_image, save_image
 from rlenhance.restore import REGISTRY, SupervisedRestorer
@@ -549,7 +549,15 @@ def test_init_widens_a_narrower_completion_unet_and_refuses_a_wider_one(runs, tm
     with torch.no_grad():
         assert float((narrow(image, mask) - image).abs().amax()) > 1e-4  # trained: it corrects the hole
         assert torch.allclose(wide(image, mask), narrow(image, mask), atol=1e-6)
+    with pytest.raises(CheckpointError, match=r"--init .*: a checkpoint of another kind of run: prefill 'diffusion'"):
+        in_process(*tiny, "--prefill", "none", "--init", str(source), "--out", str(tmp_path / "other"))
+    ckpt = load_checkpoint(source)  # a narrower U-Net by its arch, whose weights do not fit it
+    broken = build_model(ckpt, REGISTRY)
+    broken.head.bias = torch.nn.Parameter(torch.zeros(5))
+    save_checkpoint(tmp_path / "broken.pt", model=broken, arch=ckpt["arch"], extra=ckpt["extra"])
+    with pytest.raises(CheckpointError, match=r"--init .*broken.pt: widen_from: head.bias of shape \(5,\)"):
+        in_process(*tiny, "--init", str(tmp_path / "broken.pt"), "--out", str(tmp_path / "broken"))
     tiny[tiny.index("--width") + 1] = "4"
     with pytest.raises(CheckpointError, match=r"--init: .*architecture mismatch.*\"width\": 8.*\"width\": 4"):
         in_process(*tiny, "--init", str(source), "--out", str(tmp_path / "narrow"))
-    assert not (tmp_path / "narrow").exists()
+    assert not any((tmp_path / name).exists() for name in ("other", "broken", "narrow"))

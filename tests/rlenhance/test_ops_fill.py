@@ -74,13 +74,16 @@ def test_each_image_is_filled_in_its_hole_box_as_in_the_whole_frame():
                           filled[:1][mask[:1].expand(1, 3, -1, -1) > 0], atol=1e-6)
 
 
-def test_a_batch_shares_one_window_size_moved_inside_the_frame_at_its_borders():
+@pytest.mark.parametrize("tall", [False, True])
+def test_a_batch_shares_one_window_size_moved_inside_the_frame_at_its_borders(tall):
     from rlenhance.ops.fill import _fill_frame
 
     g = torch.Generator().manual_seed(4)
     image = torch.rand(3, 3, 24, 20, generator=g)
     mask = torch.zeros(3, 1, 24, 20)
     mask[0, :, 6:18, 4:15] = 1  # the largest box sets the window: 14 x 13
+    if tall:
+        mask[0, :, :, 8:10] = 1  # ... or the frame's height: a window clipped in one dimension only
     mask[1, :, 21:24, 17:20] = 1  # small, in the bottom-right corner: its window moves up and left
     mask[2, :, 0:2, 0:3] = 1  # small, in the top-left corner
     filled = diffusion_fill(image, mask)
