@@ -493,7 +493,7 @@ def test_completion_unet_learns_to_reduce_the_hole_error_and_round_trips(tmp_pat
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
     assert float(net.enc[0][0].weight.grad.abs().sum()) > 0  # the first conv learns once the head is not zero
     save_checkpoint(tmp_path / "u.pt", model=net, arch=net.arch(), extra={"epoch": 1})
