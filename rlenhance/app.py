@@ -156,6 +156,11 @@ def _named(method: kit.Method, ensemble: int) -> str:
     return method.label + (f" x{ensemble}" if ensemble > 1 else "")
 
 
+def _named_key(method: kit.Method, ensemble: int) -> str:
+    """The method's key for file names, with its self-ensemble size when it has one."""
+    return method.key + (f"_x{ensemble}" if ensemble > 1 else "")
+
+
 def _size(hw: tuple[int, int]) -> str:
     return f"{hw[1]}×{hw[0]}"
 
@@ -371,7 +376,7 @@ def denoise_tab(opts: Any) -> None:
         image = kit.noisy_copy(image, sigma) if add_noise else image
         return kit.restore(method, _model("denoise", method.key, opts.device, None, ensemble), image, sigma=sigma)
 
-    _downloads(upload, f"denoised_{method.key}", out, how, full_hw,
+    _downloads(upload, f"denoised_{_named_key(method, ensemble)}", out, how, full_hw,
                ("denoise", upload.digest, method.key, add_noise, sigma, ensemble), make_full,
                refused=kit.full_size_refused(method, full_hw[0] * full_hw[1]))
 
@@ -431,7 +436,7 @@ def complete_tab(opts: Any) -> None:
         return kit.restore(method, _model("completion", method.key, opts.device, None, ensemble), image,
                            mask=full_mask)
 
-    _downloads(upload, f"completed_{method.key}", out, how, full_hw,
+    _downloads(upload, f"completed_{_named_key(method, ensemble)}", out, how, full_hw,
                ("complete", upload.digest, method.key, ensemble, source, threshold, shape,
                 mask_upload.digest if mask_upload else None), make_full,
                refused=kit.full_size_refused(method, full_hw[0] * full_hw[1]))

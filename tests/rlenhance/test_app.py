@@ -452,6 +452,11 @@ def test_denoise_tab_scores_against_the_clean_upload(app):
         noisy, out = [c for c in captions(app) if c.startswith(("Noisy", method))]
         assert "PSNR" in noisy and "PSNR" in out and out.startswith(method)
         assert float(out.split("PSNR ")[1].split()[0]) > float(noisy.split("PSNR ")[1].split()[0])
+    app.select_slider(key="denoise_ensemble").set_value(2)  # the A3C's FFDNet over 2 flips
+    run(app)
+    noisy, out = [c for c in captions(app) if c.startswith(("Noisy", "PixelRL (A3C)"))]
+    assert out.startswith("PixelRL (A3C) x2 (")
+    assert float(out.split("PSNR ")[1].split()[0]) > float(noisy.split("PSNR ")[1].split()[0])
     assert not app.error and not app.warning
 
 
