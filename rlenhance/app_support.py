@@ -502,8 +502,6 @@ class Method:
         task: one of :data:`TASKS`.
         checkpoint: the model file (None for classical methods and the default low-light policy).
         note: one line on what it was trained for.
-        ensembles: the geometric self-ensemble sizes it offers (:data:`rlenhance.restore.ENSEMBLES`;
-            (1,): none): a supervised network's flips and turns, or an RL policy's predictor's.
     """
 
     key: str
@@ -512,16 +510,19 @@ class Method:
     task: str
     checkpoint: Path | None = None
     note: str = ""
-    ensembles: tuple[int, ...] = (1,)
+
+    @property
+    def ensembles(self) -> tuple[int, ...]:
+        """The geometric self-ensemble sizes it offers (:data:`rlenhance.restore.ENSEMBLES`): every
+        learned denoiser and completion model (a network's flips and turns, or an RL policy's
+        predictor's: each shipped policy has one); (1,), none, for classical and low-light methods."""
+        return tuple(ENSEMBLES) if self.family != "Classical" and self.task != "lowlight" else (1,)
 
 
 #: Page labels of the classical baselines (:mod:`rlenhance.baselines` registry keys).
 _CLASSICAL_LABELS = {"auto-gamma": "Auto gamma", "histeq": "Histogram equalisation", "clahe": "CLAHE",
                      "gaussian": "Gaussian blur", "median": "Median filter", "bilateral": "Bilateral filter",
                      "bm3d": "BM3D", "telea": "Telea inpainting", "navier-stokes": "Navier-Stokes inpainting"}
-
-#: The self-ensemble sizes of the methods that offer one.
-_ENSEMBLES = tuple(ENSEMBLES)
 
 #: Every method the app offers, per task, in the order the page lists them.
 METHODS: tuple[Method, ...] = (
@@ -532,26 +533,25 @@ METHODS: tuple[Method, ...] = (
       for key in baselines.LOWLIGHT_BASELINES),
     Method("a3c", "PixelRL (A3C)", "RL", "denoise", _WEIGHTS / "a3c_denoise.pt",
            "9 filters or the blind FFDNet's pixel per 2x2 block, 5 steps (it takes FFDNet's everywhere); "
-           "trained on gray images, sigma 15-50", _ENSEMBLES),
+           "trained on gray images, sigma 15-50"),
     Method("sac", "PixelRL (SAC)", "RL", "denoise", _WEIGHTS / "sac_denoise.pt",
            "9 filters or the blind FFDNet's pixel per pixel, 5 steps (it takes FFDNet's everywhere); "
-           "trained on gray images, sigma 15-50", _ENSEMBLES),
+           "trained on gray images, sigma 15-50"),
     Method("ffdnet", "FFDNet (blind)", "Supervised", "denoise", _WEIGHTS / "ffdnet_denoise.pt",
-           "reads the noise level it estimates in each image; trained on gray images, sigma 0-75", _ENSEMBLES),
+           "reads the noise level it estimates in each image; trained on gray images, sigma 0-75"),
     Method("mrpnet", "MRPNet", "Supervised", "denoise", DEFAULT_DENOISE_CHECKPOINT,
-           "trained on gray images, sigma 25", _ENSEMBLES),
+           "trained on gray images, sigma 25"),
     *(Method(key, _CLASSICAL_LABELS.get(key, key), "Classical", "denoise", None, "tuned for the noise level σ")
       for key in baselines.DENOISE_BASELINES),
     Method("a3c", "RL fill actions (A3C)", "RL", "completion", _WEIGHTS / "a3c_completion.pt",
            "keep / diffuse / copy / blur / median or the U-Net's pixel per 2x2 block, 5 steps; trained on bedroom "
-           "photos", _ENSEMBLES),
+           "photos"),
     Method("unet", "Completion U-Net", "Supervised", "completion", DEFAULT_COMPLETION_CHECKPOINT,
-           "corrects the diffusion fill on a 4x coarser grid that sees the whole photo; trained on bedroom photos",
-           _ENSEMBLES),
+           "corrects the diffusion fill on a 4x coarser grid that sees the whole photo; trained on bedroom photos"),
     Method("gated-pixelrnn", "Gated PixelRNN", "Supervised", "completion", _WEIGHTS / "gated_pixelrnn_completion.pt",
-           "trained on bedroom photos", _ENSEMBLES),
+           "trained on bedroom photos"),
     Method("pixelrnn", "PixelRNN (ConvLSTM)", "Supervised", "completion", _WEIGHTS / "pixelrnn_completion.pt",
-           "trained on bedroom photos", _ENSEMBLES),
+           "trained on bedroom photos"),
     *(Method(key, _CLASSICAL_LABELS.get(key, key), "Classical", "completion", None, "OpenCV inpainting")
       for key in baselines.COMPLETION_BASELINES),
 )
