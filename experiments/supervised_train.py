@@ -92,7 +92,7 @@ The seeds' own settings, each an option (see docs/seeds.md for what each measure
   (``--model``, ``--task``, ...), except that a ``--model unet`` run takes a U-Net of a smaller
   ``--width`` too, embedded so that the wider net starts out computing what it did
   (:meth:`~rlenhance.models.inpaint.CompletionUNet.widen_from`; the shipped ``unet_completion.pt``
-  is width 48). Not with ``--resume``, which continues a run; config.json records it.
+  is width 64, grown from width 32 through 48). Not with ``--resume``, which continues a run; config.json records it.
 
 An epoch is ``--steps-per-epoch`` batches of random crops (drawn with replacement), then a validation
 pass over ``--val-samples`` fixed crops of the held-out images, spread evenly over them (the same crops

@@ -16,8 +16,8 @@ low-frequency content (the bedroom data's true holes, area-downscaled by 4 and u
 At ``scale=4, levels=3`` the bottleneck sees the 224x224 bedroom image as 7x7 cells, each reading the
 whole frame. The output is the input outside the hole; inside it, the pre-fill plus the learned
 correction, so training starts from the fill (the correction's last conv is zero) and can only
-learn to improve on it. 2,685,667 parameters at ``width=32``, 6,039,891 at ``width=48`` (the shipped
-file's). :meth:`CompletionUNet.widen_from` embeds a trained narrower net in a wider one, which starts
+learn to improve on it. 2,685,667 parameters at ``width=32``, 6,039,891 at ``width=48``, 10,735,043 at ``width=64``
+(the shipped file's). :meth:`CompletionUNet.widen_from` embeds a trained narrower net in a wider one, which starts
 out computing exactly what it did (``supervised_train --init`` at a larger ``--width``).
 
 Train it with ``experiments.supervised_train --model unet --task completion`` (hole MSE,
