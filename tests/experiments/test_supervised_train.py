@@ -193,6 +193,7 @@ def test_argument_errors(tmp_path, runs):
     for bad, match in ((["--crop", "8"], "--crop"), (["--val-fraction", "1.5"], "--val-fraction"),
                        (["--model", "gated-pixelrnn"], "completion only"), (["--model", "unet"], "completion only"),
                        (["--task", "completion", "--shift-holes"], "--shift-holes .* with --data"),
+                       (["--task", "completion", "--hole-loss", "psnr"], "--hole-loss psnr: .* --model unet"),
                        (["--model", "unet", "--task", "completion", "--variant", "seed"],
                         "unet takes --variant default")):
         with pytest.raises(ValueError, match=match):
@@ -517,6 +518,31 @@ def test_shift_holes_moves_each_pair_s_hole_onto_its_original():
     assert torch.equal(again.mask, example.mask)  # the positions come from the generators
     kept = make_example(replace(args, shift_holes=False), batch, generators, torch.device("cpu"))
     assert torch.equal(kept.mask, mask) and torch.equal(kept.input, batch["occluded"])
+
+
+def test_hole_loss_psnr_is_minus_each_hole_s_psnr_and_weighs_images_by_their_relative_error():
+    """--hole-loss psnr: 10 log10(hole MSE + floor) per image, so an image with a small hole error gets
+    the larger gradient (the mean hole PSNR's weighting), where plain MSE gives it the smaller one."""
+    from experiments.supervised_train import Example, compute_loss
+
+    target = torch.full((2, 3, 16, 16), 0.5)
+    mask = torch.zeros(2, 1, 16, 16)
+    mask[..., 4:12, 4:12] = 1
+    errors = torch.tensor([0.01, 0.3]).view(2, 1, 1, 1)
+    example = Example(input=target * (1 - mask), target=target, mask=mask)
+    gradients = {}
+    for loss_name in ("mse", "psnr"):
+        args = resolve_args(parse_config(Args, ["--model", "unet", "--task", "completion", "--hole-loss", loss_name]),
+                            [])
+        pred = (target + errors * mask).requires_grad_(True)
+        loss, terms = compute_loss(args, pred, example)
+        assert torch.allclose(terms["hole_mse"], errors.flatten() ** 2)
+        if loss_name == "psnr":
+            assert torch.allclose(loss, 10 * torch.log10(errors.flatten() ** 2 + 1e-5))
+        loss.sum().backward()
+        gradients[loss_name] = pred.grad.flatten(1).norm(dim=1)
+    assert gradients["mse"][0] < gradients["mse"][1]  # MSE: the badly missed hole dominates
+    assert gradients["psnr"][0] > gradients["psnr"][1]  # minus PSNR: the nearly right one counts more
 
 
 def test_validation_keeps_the_pairs_own_holes_with_shift_holes(tmp_path):
