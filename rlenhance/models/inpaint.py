@@ -21,7 +21,8 @@ learn to improve on it. 2,685,667 parameters at ``width=32``, 6,039,891 at ``wid
 out computing exactly what it did (``supervised_train --init`` at a larger ``--width``).
 
 Train it with ``experiments.supervised_train --model unet --task completion`` (hole MSE,
-:func:`rlenhance.models.pixelrnn.hole_mse`), on the diffusion pre-fill.
+:func:`rlenhance.models.pixelrnn.hole_mse`, or with ``--hole-loss psnr`` minus the hole PSNR, as the
+shipped file was), on the diffusion pre-fill.
 
 Example:
     >>> net = CompletionUNet(width=4, levels=2, scale=2)
