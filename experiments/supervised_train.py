@@ -81,6 +81,10 @@ The seeds' own settings, each an option (see docs/seeds.md for what each measure
   error; the MSE weighs the badly missed holes (MSE 0.07 at 11.5 dB) about 70 times more than the nearly
   right ones on plain walls (0.001 at 30 dB), so an MSE-trained net neglects the images that PSNR
   rewards most. The loss is the metric's, per image.
+- ``--flips horizontal``: training crops are flipped left-right only (unset: ``both``, left-right and
+  up-down, each with p = 0.5). Photos of rooms have an up: a net that never sees them upside down may
+  learn that a hole near the top is wall or ceiling. The flips a restorer then averages over should
+  be the same ones (``--ensemble 2``, the identity and the left-right flip).
 - ``--save-every N``: also ``checkpoints/model_epoch{N}.pt`` every N epochs (the gated seed saved
   every 5), in the format of best.pt, so each loads for inference.
 - ``--upscale 2|4`` (mrpnet with the Generator, lowlight): the MRPNet seed's Generator upscales 4x
@@ -226,6 +230,8 @@ MIN_CROP = 16
 LR_DECAYS = ("none", "cosine")
 #: ``--hole-loss``: the U-Net's loss on each image's hole MSE (:func:`compute_loss`).
 HOLE_LOSSES = ("mse", "psnr")
+#: ``--flips``: the training crops' random flips (:func:`~rlenhance.data.random_flip`).
+FLIPS = ("both", "horizontal")
 #: ``--hole-loss psnr``: the floor added to each hole MSE before its log (a 50 dB hole counts as perfect).
 HOLE_MSE_FLOOR = 1e-5
 
@@ -288,6 +294,9 @@ class Args:
                                 "much as a badly missed one)", choices=HOLE_LOSSES)
     shift_holes: bool = arg(False, "completion with --data: move each training pair's hole to a random place of its "
                                    "original (the original occluded there); validation keeps the files' holes")
+    flips: str = arg("both", "training crops' random flips, each with p = 0.5: both (left-right and up-down) or "
+                             "horizontal (left-right only, for scenes with an up such as rooms: the net may then "
+                             "learn that ceilings are above floors)", choices=FLIPS)
     prefill: str = arg("diffusion", "completion: what the network sees in the hole: the diffusion fill (the "
                                     "completion env's start state) or none (the occluded input as is)",
                        choices=PREFILLS)
@@ -589,7 +598,8 @@ def draw_example(args: Args, dataset, seed: int, rows: slice, device: torch.devi
     (:func:`envs.base.episode_rows`, torch generators on the CPU), so a rank of a data-parallel job
     draws only its own rows and gets what one process drawing the whole batch gives them."""
     parts = episode_rows(seed, range(rows.start, rows.stop), "cpu")
-    drawn = sample_batch(dataset, len(parts), crop=crop_of(args, dataset), rng=[row.rng for row in parts])
+    drawn = sample_batch(dataset, len(parts), crop=crop_of(args, dataset), rng=[row.rng for row in parts],
+                         vertical_flip=args.flips == "both")
     return make_example(args, drawn, [row.generator for row in parts], device)
 
 

@@ -179,21 +179,24 @@ def random_crop(item: dict[str, Any], size: int | Sequence[int], rng: np.random.
     return crops
 
 
-def random_flip(item: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+def random_flip(item: dict[str, Any], rng: np.random.Generator, *, vertical: bool = True) -> dict[str, Any]:
     """Flip every tensor of an item the same way: horizontally and/or vertically, each with p = 0.5.
 
     Draws ``rng.random(2)``: ``[0] < 0.5`` flips left-right (last axis), ``[1] < 0.5`` flips
-    up-down (second to last axis).
+    up-down (second to last axis) unless ``vertical`` is False. Both coins are drawn either way, so
+    the draws that follow are the same.
 
     Args:
         item: dict of tensors of shape (..., H, W) and other values (copied unchanged).
         rng: the source of the two coin flips.
+        vertical: allow the up-down flip; False for scenes with an up (a room upside down is
+            not a room).
 
     Returns:
         A new dict with flipped tensors.
     """
     coins = rng.random(2)
-    dims = [d for d, flip in ((-1, coins[0] < 0.5), (-2, coins[1] < 0.5)) if flip]
+    dims = [d for d, flip in ((-1, coins[0] < 0.5), (-2, vertical and coins[1] < 0.5)) if flip]
     if not dims:
         return dict(item)
     return {key: (torch.flip(value, dims) if torch.is_tensor(value) else value) for key, value in item.items()}
@@ -313,6 +316,7 @@ def sample_batch(
     crop: int | Sequence[int] | None,
     rng: np.random.Generator | Sequence[np.random.Generator],
     flip: bool = True,
+    vertical_flip: bool = True,
     spread: bool = False,
 ) -> dict[str, Any]:
     """Draw a batch of random items, cropped and flipped, stacked into (B, C, h, w) tensors.
@@ -339,6 +343,7 @@ def sample_batch(
         rng: the source of every random choice: one generator for the batch, or a sequence of
             ``batch_size`` generators, one per row.
         flip: apply random horizontal/vertical flips.
+        vertical_flip: with ``flip``, allow the up-down flip too (``random_flip``'s ``vertical``).
         spread: draw the items evenly (a fixed validation set) instead of with replacement; needs
             one generator (the items of the batch are drawn together).
 
@@ -375,7 +380,7 @@ def sample_batch(
         if crop is not None:
             item = random_crop(item, crop, item_rng)
         if flip:
-            item = random_flip(item, item_rng)
+            item = random_flip(item, item_rng, vertical=vertical_flip)
         items.append(item)
     keys = _tensor_keys(items[0])
     if crop is None:  # stacked per key: each key's images must share one size

@@ -445,6 +445,22 @@ def test_a_rank_draws_only_its_rows_of_the_batch_one_process_draws(argv, world):
     assert not torch.equal(other.input, one.input)  # the batch seed matters
 
 
+@pytest.mark.parametrize("flips, up_down_seen", [("both", True), ("horizontal", False)])
+def test_flips_horizontal_never_turns_a_training_crop_upside_down(flips, up_down_seen):
+    """--flips horizontal: training crops are flipped left-right only; the default flips up-down too."""
+    from experiments.supervised_train import draw_example
+
+    argv = ["--task", "denoise", "--sigma", "0", "--crop", "24", "--batch", "8", "--flips", flips]
+    args = resolve_args(parse_config(Args, argv), argv)
+    data = CountingImages(channels=1)
+    data.images = torch.linspace(0, 1, 24).view(1, 1, 24, 1).expand(5, 1, 24, 24).clone()  # darker at the top
+    targets = torch.cat([draw_example(args, data, seed, slice(0, 8), torch.device("cpu")).target
+                         for seed in range(4)])
+    upside_down = targets[:, 0, 0, 0] > targets[:, 0, -1, 0]
+    assert bool(upside_down.any()) == up_down_seen
+    assert not bool(upside_down.all())
+
+
 def resolved_denoise(*argv):
     argv = ["--task", "denoise", *argv]
     return resolve_args(parse_config(Args, argv), argv)

@@ -161,6 +161,26 @@ def test_random_flip_same_for_all_keys_and_covers_all_cases():
     assert len(seen) == 4
 
 
+def test_random_flip_without_vertical_flips_left_right_only_and_draws_the_same_coins():
+    """vertical=False: the left-right coin decides as it would with vertical flips allowed, the
+    up-down coin is drawn and ignored, so the generator ends in the same state."""
+    item = _item()
+    seen = set()
+    for seed in range(40):
+        both_rng, left_right_rng = np.random.default_rng(seed), np.random.default_rng(seed)
+        both = random_flip(item, both_rng)
+        out = random_flip(item, left_right_rng, vertical=False)
+        lr = torch.equal(out["a"], torch.flip(item["a"], [-1]))
+        assert lr or torch.equal(out["a"], item["a"])
+        assert torch.equal(out["b"][0] - 1000, out["a"][0])
+        # the left-right choice is the one random_flip makes with vertical flips allowed
+        assert lr == (torch.equal(both["a"], torch.flip(item["a"], [-1])) or
+                      torch.equal(both["a"], torch.flip(item["a"], [-1, -2])))
+        assert left_right_rng.random() == both_rng.random()
+        seen.add(lr)
+    assert seen == {False, True}
+
+
 # ------------------------------------------------------------------ sample_batch
 
 
