@@ -22,7 +22,7 @@ out computing exactly what it did (``supervised_train --init`` at a larger ``--w
 
 Train it with ``experiments.supervised_train --model unet --task completion`` (hole MSE,
 :func:`rlenhance.models.pixelrnn.hole_mse`, or with ``--hole-loss psnr`` minus the hole PSNR, as the
-shipped file was), on the diffusion pre-fill.
+shipped file was, its photos last flipped left-right only: ``--flips horizontal``), on the diffusion pre-fill.
 
 Example:
     >>> net = CompletionUNet(width=4, levels=2, scale=2)
