@@ -1,12 +1,16 @@
-"""Full-reference image quality metrics, one value per image (torchmetrics-style functional API).
+"""Image quality metrics, one value per image.
 
-All metrics take two float tensors of the same shape ``(B, C, H, W)`` (a ``(C, H, W)`` tensor is
-treated as a batch of one) on any device and return one value per image, shape ``(B,)``. Pixels are
-never pooled across the batch: average the returned values to report a dataset figure, as
-torchmetrics does with its default ``reduction``. Images are compared channel by channel (RGB
-order by convention; the metrics themselves are order-independent). The computations are written
-with differentiable torch operations, so the metrics can also serve as training objectives (see
-:mod:`rlenhance.losses`).
+Full-reference metrics (this module, torch): :func:`psnr`, :func:`ssim`, :func:`uqi`. They take two
+float tensors of the same shape ``(B, C, H, W)`` (a ``(C, H, W)`` tensor is treated as a batch of one)
+on any device and return one value per image, shape ``(B,)``. Pixels are never pooled across the
+batch: average the returned values to report a dataset figure, as torchmetrics does with its default
+``reduction``. Images are compared channel by channel (RGB order by convention; the metrics
+themselves are order-independent). The computations are written with differentiable torch
+operations, so the metrics can also serve as training objectives (see :mod:`rlenhance.losses`).
+
+No-reference metrics (:mod:`rlenhance.metrics.no_reference`, numpy / scipy, re-exported here):
+:func:`niqe` of one image and :func:`loe` of an image and its enhanced version, on ``(H, W, C)``
+numpy images as the MATLAB code behind published figures computes them.
 
 Example:
     >>> import torch
@@ -23,8 +27,10 @@ import torch
 import torch.nn.functional as F
 
 from rlenhance.errors import ImageError
+from rlenhance.metrics.no_reference import loe, niqe
 
-__all__ = ["psnr", "ssim", "uqi"]
+__all__ = ["loe", "niqe", "psnr", "ssim", "uqi"]
+
 
 def _as_batch(x: torch.Tensor, name: str) -> torch.Tensor:
     """Return ``x`` as a floating-point ``(B, C, H, W)`` tensor (a ``(C, H, W)`` input gains B=1).
