@@ -1,14 +1,16 @@
-"""Tests for rlenhance.metrics: PSNR / SSIM against skimage.metrics, UQI against a direct loop."""
+"""Tests for rlenhance.metrics: PSNR / SSIM against skimage.metrics, UQI against a direct loop, the Y channel and
+GT-mean alignment against hand computations."""
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from skimage import data as skdata
+from skimage.color import rgb2ycbcr
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from rlenhance.errors import ImageError
-from rlenhance.metrics import psnr, ssim, uqi
+from rlenhance.metrics import gt_mean_align, psnr, rgb_to_y, ssim, uqi
 
 TOL = 1e-3
 
@@ -268,3 +270,55 @@ def test_ssim_is_the_piq_style_gaussian_ssim_within_1e4(gray):
         assert abs(got.item() - expected) < 1e-4
         assert abs(got.item() - _piq_style_ssim(x, y).item()) < 1e-4
         assert got.item() < 1.0 - 1e-3  # a distorted pair: the comparison is not trivially 1 == 1
+
+
+def test_rgb_to_y_is_matlab_rgb2ycbcr_luma():
+    rng = np.random.default_rng(5)
+    image = rng.random((6, 7, 3))
+    expected = rgb2ycbcr(image)[..., 0]  # skimage's rgb2ycbcr is MATLAB's: Y in [16, 235]
+    by_hand = 16 + 65.481 * image[..., 0] + 128.553 * image[..., 1] + 24.966 * image[..., 2]
+    np.testing.assert_allclose(expected, by_hand, atol=1e-9)
+    x = torch.from_numpy(image).permute(2, 0, 1)
+    np.testing.assert_allclose(rgb_to_y(x)[0, 0].numpy() * 255, by_hand, atol=1e-9)
+    np.testing.assert_allclose(rgb_to_y(x * 255, data_range=255.0)[0, 0].numpy(), by_hand, atol=1e-9)
+    with pytest.raises(ImageError, match="3 \\(RGB\\) channels"):
+        rgb_to_y(x[:1])
+
+
+def test_psnr_on_y_matches_hand_computation():
+    rng = np.random.default_rng(6)
+    a = rng.integers(0, 256, (2, 12, 16, 3)).astype(np.float64)
+    b = np.clip(a + rng.normal(0, 12, a.shape), 0, 255)
+    weights = np.array([65.481, 128.553, 24.966]) / 255
+    expected = [10 * np.log10(255**2 / np.mean(((a[i] - b[i]) @ weights) ** 2)) for i in range(2)]
+    x, y = (torch.from_numpy(t).permute(0, 3, 1, 2) for t in (a, b))
+    got = psnr(rgb_to_y(x, data_range=255.0), rgb_to_y(y, data_range=255.0), data_range=255.0)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12)
+    # full-range luma sits 20 log10(255 / 219) dB lower
+    luma = [10 * np.log10(255**2 / np.mean(((a[i] - b[i]) @ [0.299, 0.587, 0.114]) ** 2)) for i in range(2)]
+    np.testing.assert_allclose(got.numpy() - luma, 20 * np.log10(255 / 219), rtol=1e-9)
+
+
+def test_gt_mean_align_matches_hand_computation():
+    rng = np.random.default_rng(7)
+    output = rng.random((2, 10, 12, 3)) * [[[[0.3]]], [[[0.9]]]]
+    reference = rng.random((2, 10, 12, 3))
+    luma = np.array([0.299, 0.587, 0.114])
+    expected = np.stack([np.clip(output[i] * (reference[i] @ luma).mean() / (output[i] @ luma).mean(), 0, 1)
+                         for i in range(2)])
+    x, y = (torch.from_numpy(t).permute(0, 3, 1, 2) for t in (output, reference))
+    got = gt_mean_align(x, y).permute(0, 2, 3, 1).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert (got[0] < 1).any() and got.max() <= 1.0  # per image; clipped
+    # one channel is its own gray; data_range is the clip; a black output stays black
+    gray = torch.from_numpy(output[..., :1]).permute(0, 3, 1, 2)
+    ref_gray = torch.from_numpy(reference[..., :1]).permute(0, 3, 1, 2)
+    aligned = gt_mean_align(gray * 255, ref_gray * 255, data_range=255.0)
+    np.testing.assert_allclose(aligned.mean(dim=(1, 2, 3)).numpy(), ref_gray.mean(dim=(1, 2, 3)).numpy() * 255,
+                               rtol=0.05)
+    black = torch.zeros(1, 3, 4, 4)
+    assert torch.equal(gt_mean_align(black, torch.rand(1, 3, 4, 4)), black)
+    with pytest.raises(ImageError, match="1 or 3 channels"):
+        gt_mean_align(torch.rand(1, 2, 4, 4), torch.rand(1, 2, 4, 4))
+    with pytest.raises(ImageError, match="same shape"):
+        gt_mean_align(black, torch.rand(1, 3, 4, 5))

@@ -1,12 +1,18 @@
-"""Full-reference image quality metrics, one value per image (torchmetrics-style functional API).
+"""Image quality metrics, one value per image.
 
-All metrics take two float tensors of the same shape ``(B, C, H, W)`` (a ``(C, H, W)`` tensor is
-treated as a batch of one) on any device and return one value per image, shape ``(B,)``. Pixels are
-never pooled across the batch: average the returned values to report a dataset figure, as
-torchmetrics does with its default ``reduction``. Images are compared channel by channel (RGB
-order by convention; the metrics themselves are order-independent). The computations are written
-with differentiable torch operations, so the metrics can also serve as training objectives (see
+Full-reference metrics (this module, torch): :func:`psnr`, :func:`ssim`, :func:`uqi`, and two pieces
+to compose with them, :func:`rgb_to_y` (scores on the Y channel) and :func:`gt_mean_align` (the
+"GT-mean" protocol). They take two float tensors of the same shape ``(B, C, H, W)`` (a ``(C, H, W)``
+tensor is treated as a batch of one) on any device and return one value per image, shape ``(B,)``.
+Pixels are never pooled across the batch: average the returned values to report a dataset figure, as
+torchmetrics does with its default ``reduction``. Images are compared channel by channel (RGB order by
+convention; the metrics themselves are order-independent). The computations are written with
+differentiable torch operations, so the metrics can also serve as training objectives (see
 :mod:`rlenhance.losses`).
+
+No-reference metrics (:mod:`rlenhance.metrics.no_reference`, numpy / scipy, re-exported here):
+:func:`niqe` of one image and :func:`loe` of an image and its enhanced version, on ``(H, W, C)``
+numpy images as the MATLAB code behind published figures computes them.
 
 Example:
     >>> import torch
@@ -23,8 +29,15 @@ import torch
 import torch.nn.functional as F
 
 from rlenhance.errors import ImageError
+from rlenhance.io import BT601_LUMA_WEIGHTS
+from rlenhance.metrics.no_reference import loe, niqe
 
-__all__ = ["psnr", "ssim", "uqi"]
+__all__ = ["gt_mean_align", "loe", "niqe", "psnr", "rgb_to_y", "ssim", "uqi"]
+
+#: Y' of BT.601 YCbCr spans 219 of 255 levels (16-235, "studio swing").
+_Y_SPAN = 219.0 / 255.0
+_Y_OFFSET = 16.0 / 255.0
+
 
 def _as_batch(x: torch.Tensor, name: str) -> torch.Tensor:
     """Return ``x`` as a floating-point ``(B, C, H, W)`` tensor (a ``(C, H, W)`` input gains B=1).
@@ -119,6 +132,89 @@ def psnr(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, mse_floor
         raise ValueError(f"mse_floor: expected a number >= 0, got {mse_floor!r}")
     mse = (x - y).pow(2).mean(dim=(1, 2, 3)).clamp_min(mse_floor)
     return 10.0 * torch.log10(data_range**2 / mse)
+
+
+def _luma(x: torch.Tensor, name: str) -> torch.Tensor:
+    """BT.601 luma ``0.299 R + 0.587 G + 0.114 B`` of a (B, 3, H, W) batch, shape (B, 1, H, W)."""
+    if x.shape[1] != 3:
+        raise ImageError(f"{name}: expected 3 (RGB) channels, got {x.shape[1]} in shape {tuple(x.shape)}")
+    weights = torch.tensor(BT601_LUMA_WEIGHTS, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x * weights).sum(dim=1, keepdim=True)
+
+
+def rgb_to_y(x: torch.Tensor, *, data_range: float = 1.0) -> torch.Tensor:
+    """The Y channel of BT.601 YCbCr, for PSNR / SSIM "on Y" as the restoration literature reports them.
+
+    ``Y = (16 + 219 (0.299 R + 0.587 G + 0.114 B) / data_range) * data_range / 255``: MATLAB's
+    ``rgb2ycbcr`` (studio swing, 16-235 on the 0-255 scale), which BasicSR's ``test_y_channel`` and
+    the super-resolution and low-light papers that report Y figures use. Compose it with a metric:
+    ``psnr(rgb_to_y(x), rgb_to_y(y))``. The studio swing scales differences by 219/255, so this PSNR
+    is ``20 log10(255 / 219) = 1.32`` dB above the PSNR of full-range luma (``0.299 R + 0.587 G +
+    0.114 B``, :data:`rlenhance.io.BT601_LUMA_WEIGHTS`).
+
+    Args:
+        x: RGB image(s), float, shape (B, 3, H, W) or (3, H, W), values in [0, ``data_range``].
+        data_range: the value of white (1.0 for images in [0, 1], 255.0 for the 0-255 scale). Must be > 0.
+
+    Returns:
+        Float tensor of shape (B, 1, H, W), values in ``[16, 235] * data_range / 255``.
+
+    Raises:
+        ImageError: ``x`` is not a float tensor of 3 channels, shape (B, 3, H, W) or (3, H, W).
+        ValueError: ``data_range`` is not > 0.
+
+    Example:
+        >>> white = torch.ones(1, 3, 2, 2)
+        >>> round(float(rgb_to_y(white, data_range=1.0)[0, 0, 0, 0]) * 255, 3)
+        235.0
+    """
+    x = _as_batch(x, "x")
+    _check_positive(data_range, "data_range")
+    return _luma(x, "rgb_to_y: x") * _Y_SPAN + _Y_OFFSET * data_range
+
+
+def gt_mean_align(x: torch.Tensor, reference: torch.Tensor, *, data_range: float = 1.0) -> torch.Tensor:
+    """Scale each output so that its mean gray level equals its reference's ("GT-mean" evaluation).
+
+    ``x * mean(gray(reference)) / mean(gray(x))``, clipped to ``[0, data_range]``, per image, with
+    ``gray`` the BT.601 luma ``0.299 R + 0.587 G + 0.114 B`` (a one-channel image is its own gray).
+    This is the brightness-free protocol LLFlow's evaluation took from KinD's and later low-light
+    papers report as "GT mean" rows: it scores what an enhancer gets right besides the overall
+    exposure, which a reference image fixes and the input does not. Those scripts read 8-bit files
+    with OpenCV (BGR order, hence their ``COLOR_BGR2GRAY``: the same weights), and some truncate the
+    aligned image to 8 bits before scoring; here it stays float, as every metric of this module takes
+    it. An image whose mean is 0 (black) is returned as it is.
+
+    Args:
+        x: Output image(s), float, shape (B, C, H, W) or (C, H, W) with C = 1 or 3, values in
+            [0, ``data_range``].
+        reference: Ground-truth image(s), same shape as ``x``.
+        data_range: the value of white, the upper clip (1.0 for images in [0, 1]). Must be > 0.
+
+    Returns:
+        The aligned outputs, same dtype as ``x``, shape (B, C, H, W).
+
+    Raises:
+        ImageError: the inputs are not float tensors of the same 3-D / 4-D shape with 1 or 3 channels.
+        ValueError: ``data_range`` is not > 0.
+
+    Example:
+        >>> reference = torch.full((1, 3, 4, 4), 0.5)
+        >>> gt_mean_align(reference / 4, reference).allclose(reference)
+        True
+    """
+    x, reference = _as_batch_pair(x, reference, "x", "reference")
+    _check_positive(data_range, "data_range")
+    if x.shape[1] not in (1, 3):
+        raise ImageError(f"gt_mean_align: expected 1 or 3 channels, got {x.shape[1]} in shape {tuple(x.shape)}")
+
+    def mean_gray(t: torch.Tensor) -> torch.Tensor:
+        gray = t if t.shape[1] == 1 else _luma(t, "gt_mean_align")
+        return gray.mean(dim=(1, 2, 3), keepdim=True)
+
+    own = mean_gray(x)
+    factor = torch.where(own != 0, mean_gray(reference) / torch.where(own != 0, own, 1.0), 1.0)
+    return (x * factor).clamp(0.0, data_range)
 
 
 def _gaussian_kernel1d(
