@@ -28,7 +28,7 @@ spec (``kind``)              written by                        read by
 (``rollout-policy``)         ``experiments.completion_train``
 :class:`SupervisedSpec`      ``experiments.supervised_train``  :class:`rlenhance.restore.SupervisedRestorer`,
 (``supervised``)                                               :func:`agents.rollout.load_predictor`
-:class:`RSEDenoiserSpec`     ``experiments.rse_train``         :func:`rlenhance.models.rse.load_rse`
+:class:`RSEDenoiserSpec`     ``experiments.rse_train``         :func:`rlenhance.denoisers.load_rse`
 (``rse-denoiser``)
 ===========================  ================================  ==========================================
 
