@@ -6,6 +6,8 @@ process has already imported does not hide it.
 
 from __future__ import annotations
 
+import ast
+import graphlib
 import importlib
 import json
 import os
@@ -93,3 +95,125 @@ def test_importing_the_library_changes_no_global_state():
         "print(json.dumps({key: [before[key], after[key]] for key in before if before[key] != after[key]}))\n"
     ))
     assert changed == {}
+
+
+# --- the import graph, read from the source -------------------------------------------------------------
+PACKAGE = ROOT / "rlenhance"
+#: rlenhance's layers, lowest first: a module may import its own layer and those below, never one above.
+LAYERS = (
+    ("core", ("rlenhance.errors", "rlenhance.io", "rlenhance.atomic", "rlenhance.runtime", "rlenhance.ops",
+              "rlenhance.metrics", "rlenhance.losses", "rlenhance.data", "rlenhance.baselines",
+              "rlenhance.submission")),
+    ("checkpoint", ("rlenhance.checkpoint",)),  # files and typed specs; owns no network
+    ("models", ("rlenhance.models",)),  # architectures
+    ("inference", ("rlenhance.enhance", "rlenhance.restore", "rlenhance.denoisers")),
+    ("entry points", ("rlenhance.cli", "rlenhance.app", "rlenhance.app_support", "rlenhance.__main__", "rlenhance")),
+)
+#: The packages rlenhance never imports: it is what applying a trained model needs.
+OUTSIDE = ("envs", "agents", "experiments", "benchmarks")
+#: Imports of those packages that stay for now: (importing module, imported module).
+ALLOWED_OUTSIDE = {
+    ("rlenhance.app_support", "agents.rollout"),  # the app's RL completion rollouts, lazy (importlib)
+}
+
+
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def library_modules() -> dict[str, Path]:
+    return {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imported_modules(path: Path, module: str, known: set[str]) -> set[str]:
+    """Every module ``path`` (the module ``module``) imports: module-level and function-level import
+    statements, relative ones, and ``importlib.import_module("...")`` calls with a constant name.
+    ``from package import name`` counts as an import of ``package.name`` when that is a module of
+    ``known``, else of ``package``."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1])
+                base = f"{base}.{node.module}" if node.module else base
+            else:
+                base = node.module or ""
+            for alias in node.names:
+                found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base)
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
+                and isinstance(node.args[0].value, str) \
+                and (getattr(node.func, "attr", None) or getattr(node.func, "id", None)) == "import_module":
+            found.add(node.args[0].value)
+    return {name for name in found if name.split(".")[0] in ("rlenhance", *OUTSIDE)} - {module}
+
+
+def layer_of(module: str) -> int | None:
+    """The index in :data:`LAYERS` of a module of rlenhance (by its longest prefix), or None."""
+    best = None
+    for index, (_, prefixes) in enumerate(LAYERS):
+        for prefix in prefixes:
+            exact_only = prefix == "rlenhance"  # the package itself, not everything under it
+            if module == prefix or (not exact_only and module.startswith(prefix + ".")):
+                if best is None or len(prefix) > best[1]:
+                    best = (index, len(prefix))
+    return None if best is None else best[0]
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = library_modules()
+    return {module: imported_modules(path, module, set(modules)) for module, path in modules.items()}
+
+
+def test_every_library_module_has_a_layer():
+    assert [module for module in library_modules() if layer_of(module) is None] == []
+
+
+def test_imports_go_one_way_through_the_layers():
+    """core -> checkpoint -> models -> inference -> cli / app, and never to envs / agents / experiments."""
+    wrong = []
+    for module, imports in import_graph().items():
+        for target in sorted(imports):
+            if target.split(".")[0] in OUTSIDE:
+                if (module, target) not in ALLOWED_OUTSIDE:
+                    wrong.append(f"{module} imports {target}, outside the library")
+            elif layer_of(target) is None:
+                wrong.append(f"{module} imports {target}, which is not a module of rlenhance")
+            elif layer_of(target) > layer_of(module):
+                wrong.append(f"{module} ({LAYERS[layer_of(module)][0]}) imports {target} "
+                             f"({LAYERS[layer_of(target)][0]}), a higher layer")
+    assert wrong == []
+
+
+def test_the_library_has_no_import_cycle():
+    graph = {module: {target for target in imports if target.startswith("rlenhance")}
+             for module, imports in import_graph().items()}
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as exc:
+        raise AssertionError(f"import cycle: {' -> '.join(exc.args[1])}") from None
+
+
+def test_the_graph_reader_sees_lazy_relative_and_importlib_imports(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    source = tmp_path / "pkg" / "mod.py"
+    source.write_text(
+        "import importlib\n"
+        "from rlenhance.checkpoint import load_checkpoint\n"
+        "from . import sibling\n"
+        "from .other import thing\n"
+        "def late():\n"
+        "    from rlenhance.models import rse\n"
+        "    import agents.a3c\n"
+        "    return importlib.import_module('envs.lowlight')\n"
+    )
+    known = {"rlenhance.models.rse", "pkg.sibling"}
+    assert imported_modules(source, "pkg.mod", known) == {"rlenhance.checkpoint", "rlenhance.models.rse",
+                                                          "agents.a3c", "envs.lowlight"}
+    assert imported_modules(source, "rlenhance.pkg.mod", {"rlenhance.pkg.sibling"}) >= {"rlenhance.pkg.sibling",
+                                                                                        "rlenhance.pkg.other"}
+    assert layer_of("rlenhance") == layer_of("rlenhance.cli") == len(LAYERS) - 1
+    assert layer_of("rlenhance.checkpoint.specs") == 1 and layer_of("rlenhance.models.rse") == 2
