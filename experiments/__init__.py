@@ -1,7 +1,10 @@
 """Runnable experiments (``python -m experiments.NAME``).
 
-``rlenhance`` is imported first, before any module of this package runs a torch op, so that its
-denormal flushing reaches every thread of torch's pool: see ``rlenhance/__init__.py``.
+Denormal flushing is turned on here, before any module of this package runs a torch op, so that it
+reaches every thread of torch's pool (:func:`rlenhance.runtime.flush_denormals`; ``import rlenhance``
+changes no global state). :func:`experiments.runs.setup_process` then sets the threads and seeds.
 """
 
-import rlenhance  # noqa: F401 - before torch, on purpose
+from rlenhance.runtime import flush_denormals
+
+flush_denormals()

@@ -30,7 +30,8 @@ Each round ``k`` (1 .. ``--rounds``) runs four phases, then evaluates:
 :class:`rlenhance.denoisers.DenoisePredictor` runs it, given each image's estimated noise level; a
 gray FFDNet serves colour images through the opponent planes) adds its output for each round's
 input as a third candidate and a third action (how far the target moves toward it); the summary
-gets a row for the predictor alone, and the spec records its path (:func:`load_rse` finds it again).
+gets a row for the predictor alone, and the spec records its path (:func:`rlenhance.denoisers.load_rse`
+finds it again).
 
 Held-out images (``--test``, else the held-out split of ``--data``, else the embedded photo
 ``chelsea``) get fixed noise (``--noise-seed``, :func:`rlenhance.data.noisy_test_set`; real pairs
@@ -41,7 +42,7 @@ scored per level (``psnr_sigma15`` ...), the plain scores being the mean over th
 classical baselines are told each image's level. The recursion stops after a round that gains no
 more than ``--min-gain`` dB over the previous one (that round is not kept). ``summary.md`` and
 ``rounds.csv`` hold the per-round table with the noisy input and the ``--baselines``;
-``checkpoints/best.pt`` is the denoiser with the best rounds (:func:`rlenhance.models.rse.load_rse`),
+``checkpoints/best.pt`` is the denoiser with the best rounds (:func:`rlenhance.denoisers.load_rse`),
 ``checkpoints/last.pt`` what ``--resume`` continues (a SAC phase restarts with an empty replay
 buffer, as in the other trainers; everything else continues exactly). Ctrl-C / SIGTERM save last.pt and stop.
 

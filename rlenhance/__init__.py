@@ -2,26 +2,52 @@
 
 Channel order is RGB everywhere inside the library; images are float32 in [0, 1].
 
-Importing rlenhance turns on flushing of denormal floats in torch's CPU ops before torch starts
-its thread pool (threads started later keep denormals on): official peer weights are ~25%
-denormals and run many times slower without it on some CPUs.
-
-The entry points (the ``rlenhance`` command, ``python -m experiments.*``) set torch's CPU threads
-with :func:`rlenhance.runtime.configure_threads`: every core but one, so that a busy neighbour
-process costs little (``python -m benchmarks.contention`` measures it).
+``import rlenhance`` is cheap and changes no global state: it imports neither torch nor any model;
+:class:`Enhancer`, :func:`load_denoiser`, :class:`SupervisedRestorer`, :func:`load_image` and
+:func:`save_image` are imported on first use (``rlenhance.Enhancer``, ``from rlenhance import
+Enhancer``). The process-wide settings are the entry points' to make (the ``rlenhance`` command,
+``python -m experiments.*``): denormal flushing (:func:`rlenhance.runtime.flush_denormals`, which the
+model loaders call too) and torch's CPU threads (:func:`rlenhance.runtime.configure_threads`: every
+core but one, so that a busy neighbour process costs little; ``python -m benchmarks.contention``
+measures it).
 """
 
-from rlenhance.runtime import flush_denormals
+from __future__ import annotations
 
-flush_denormals()
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from rlenhance.denoisers import load_denoiser  # noqa: E402 - after the denormal flag on purpose
-from rlenhance.enhance import Enhancer  # noqa: E402
-from rlenhance.errors import CheckpointError, DatasetError, ImageError  # noqa: E402
-from rlenhance.io import load_image, save_image  # noqa: E402
-from rlenhance.restore import SupervisedRestorer  # noqa: E402
+from rlenhance.errors import CheckpointError, DatasetError, ImageError
+
+if TYPE_CHECKING:
+    from rlenhance.denoisers import load_denoiser
+    from rlenhance.enhance import Enhancer
+    from rlenhance.io import load_image, save_image
+    from rlenhance.restore import SupervisedRestorer
 
 __version__ = "0.1.0"
 
+#: The names imported on first use, and the module of each.
+_LAZY = {
+    "Enhancer": "rlenhance.enhance",
+    "SupervisedRestorer": "rlenhance.restore",
+    "load_denoiser": "rlenhance.denoisers",
+    "load_image": "rlenhance.io",
+    "save_image": "rlenhance.io",
+}
+
 __all__ = ["CheckpointError", "DatasetError", "Enhancer", "ImageError", "SupervisedRestorer", "__version__",
            "load_denoiser", "load_image", "save_image"]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a name of :data:`_LAZY` from its module on first use (PEP 562)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -25,11 +25,13 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-import rlenhance  # noqa: F401 - before anything imports torch: its OpenMP / denormal settings
 from rlenhance import app_support as kit
 from rlenhance.enhance import Enhancer
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.restore import HOLE_THRESHOLD, hole_mask
+from rlenhance.runtime import flush_denormals
+
+flush_denormals()  # each run of the page, before its torch ops (runtime.flush_denormals)
 
 #: The kinds of model the Denoise and Complete tabs offer, in order.
 FAMILIES = ("RL", "Supervised", "Classical")

@@ -87,7 +87,7 @@ from rlenhance.io import (
 )
 from rlenhance.ops import check_blur_sigma, check_max_overshoot
 from rlenhance.restore import ENSEMBLES, HOLE_THRESHOLD, MASK_THRESHOLD, Restorer, SupervisedRestorer, hole_mask
-from rlenhance.runtime import configure_threads
+from rlenhance.runtime import configure_threads, flush_denormals
 from rlenhance.submission import DEFAULT_STRIDE, write_submission
 
 #: Options of ``enhance`` that only the RL policy reads (refused with ``--model mrpnet``).
@@ -714,6 +714,7 @@ def _app(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    flush_denormals()  # before any torch op starts torch's CPU threads (runtime.flush_denormals)
     args = _build_parser().parse_args(argv)
     if args.command == "app":
         return _app(args)

@@ -21,7 +21,8 @@ restorers (no env, no agent): each is a :class:`rlenhance.restore.Restorer`.
 An ``ffdnet`` reads a noise-level map: :class:`NoiseLevelDenoiser` gives it the constant map of
 ``sigma`` when one is given (``load_denoiser("ffdnet", sigma=25)``, ``rlenhance denoise --model
 ffdnet --sigma 25``), else of the level :func:`rlenhance.baselines.estimate_noise_sigma` finds in
-each image (blind).
+each image (blind). An ``rse`` checkpoint is rebuilt by :func:`load_rse` (the network, in eval mode,
+with its predictor, and its spec), which :class:`RSERestorer` runs.
 
 The defaults live in ``rlenhance/weights/`` (:data:`DENOISER_CHECKPOINTS`); the gray ``mrpnet``,
 ``ffdnet``, ``a3c`` and ``sac`` ones are shipped, the others are installed there once trained (a
@@ -70,7 +71,7 @@ from rlenhance.data import noise_level_map
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import as_unit_float
 from rlenhance.models.policy import PixelActorCritic, blocks_to_pixels, build_policy_input
-from rlenhance.models.rse import load_rse
+from rlenhance.models.rse import RSEDenoiser
 from rlenhance.ops.actions import PIXELRL_ACTION_TABLE
 from rlenhance.ops.bank import pixelrl_filter_select
 from rlenhance.ops.tiling import tiled
@@ -91,6 +92,7 @@ __all__ = [
     "denoiser_kind",
     "find_predictor",
     "load_denoiser",
+    "load_rse",
     "rollout_radius",
 ]
 
@@ -498,8 +500,46 @@ class DenoisePredictor:
 
 
 # --- RSE-RL ------------------------------------------------------------------------------------------
+def load_rse(path: str | os.PathLike, *, device: str | torch.device = "cpu",
+             ensemble: int = 1) -> tuple[RSEDenoiser, RSEDenoiserSpec]:
+    """The trained denoiser of an ``experiments.rse_train`` checkpoint, in eval mode, and its spec.
+
+    Denoise with ``model(noisy, rounds=spec.rounds).clamp(0, 1)`` on float (B, C, H, W) images
+    (C = ``spec.channels``) with noise of a level in ``spec.sigmas`` (0-255 scale; several:
+    a blind denoiser, trained on each and told none; ``spec.sigma`` is the largest). A model
+    trained with a predictor (``rse_train --predictor``) gets it back, found as a policy's is
+    (:func:`find_predictor`: the recorded path, else that name beside ``path``, else in
+    ``rlenhance/weights/``) and run as :class:`DenoisePredictor` runs it, given each image's
+    estimated noise level (every round's input is denoised by it), with the geometric
+    self-``ensemble`` given (1: none; 2, 4 or 8: :func:`load_denoiser`).
+
+    Raises:
+        CheckpointError: the file is not a valid RSE-RL checkpoint (wrong kind, broken or
+            non-finite weights, an architecture that does not build, more rounds than it holds, a
+            predictor in the spec and not in the architecture or the other way round), or its
+            predictor is found nowhere or is not a denoiser of its planes.
+        ValueError: an ``ensemble`` other than 1 for a model without a predictor, or a bad one.
+    """
+    check_ensemble(ensemble)
+    checkpoint = load_checkpoint(path, spec=RSEDenoiserSpec)
+    model = build_model(checkpoint, {"RSEDenoiser": RSEDenoiser})
+    spec = checkpoint["extra"]["spec"]
+    if spec.rounds > model.max_rounds or spec.channels != model.channels:
+        raise CheckpointError(f"checkpoint {path}: its spec asks for {spec.rounds} round(s) of {spec.channels} "
+                              f"channel(s); the model holds {model.max_rounds} of {model.channels}")
+    if (spec.predictor is not None) != model.predicted:
+        raise CheckpointError(f"checkpoint {path}: its spec's predictor is {spec.predictor!r} and its rounds were "
+                              f"built {'with' if model.predicted else 'without'} a predictor's candidate")
+    check_predictor_ensemble(ensemble, spec.predictor, owner="an RSE-RL model", this=str(path), trainer="rse_train")
+    model = model.to(device).eval()
+    if spec.predictor is not None:
+        model.attach_predictor(DenoisePredictor(find_predictor(spec.predictor, path), channels=spec.channels,
+                                                device=device, ensemble=ensemble))
+    return model, spec
+
+
 class RSERestorer(_PlanesDenoiser):
-    """An RSE-RL denoiser of ``experiments.rse_train`` (:func:`rlenhance.models.rse.load_rse`) as a
+    """An RSE-RL denoiser of ``experiments.rse_train`` (:func:`load_rse`) as a
     :class:`rlenhance.restore.Restorer`: its spec's ``rounds`` rounds on the whole image (no
     tiling: the patch grid and the clean-latent search are laid over the whole image), clamped to
     [0, 1].

@@ -296,7 +296,7 @@ class SupervisedRestorer:
         ensemble: as given.
 
     Inference runs under ``torch.inference_mode`` in float32; denormal floats are flushed
-    (:func:`rlenhance.runtime.flush_denormals`, as ``import rlenhance`` does).
+    (:func:`rlenhance.runtime.flush_denormals`, as the entry points do).
 
     Raises:
         CheckpointError: the file is missing or broken (see

@@ -1,7 +1,7 @@
 """Process-wide runtime settings: device choice, denormal flushing and seeding.
 
-Nothing here runs at import time; callers (``rlenhance/__init__.py``, experiment scripts,
-benchmarks) decide when to call these functions.
+Nothing here runs at import time; callers (the ``rlenhance`` command, the web app, the experiment
+and benchmark packages, the model loaders) decide when to call these functions.
 """
 
 from __future__ import annotations
@@ -108,8 +108,10 @@ def flush_denormals() -> bool:
     creates it. So it must run **before torch's intra-op CPU thread pool starts**, i.e. before the
     first parallel torch op of the process: worker threads created earlier keep denormals on and
     only the calling thread is fixed (measured: with 2 threads, a late call flushes the half of an
-    elementwise op that runs on the main thread and not the half on the worker). ``import
-    rlenhance`` before any torch op is early enough; merely importing torch starts no pool.
+    elementwise op that runs on the main thread and not the half on the worker). The entry points
+    call it first (the ``rlenhance`` command's ``main``, ``import experiments`` / ``benchmarks``), and
+    the model loaders (:class:`rlenhance.Enhancer`, :class:`rlenhance.restore.SupervisedRestorer`, the
+    denoisers) call it again; merely importing torch (or rlenhance) starts no pool.
 
     Why it matters: 19,266 of the 79,416 official Zero-DCE weights (24%) and 685 of the 10,561
     Zero-DCE++ weights are denormal floats. On CPUs with a denormal penalty (REFERENCES.md reports

@@ -55,7 +55,7 @@ lists each task's; :mod:`experiments.compare.methods` builds them, for ``experim
   (:func:`agents.rollout.load_rollout_policy`, checkpoints of ``experiments.denoise_train`` /
   ``experiments.completion_train``);
 * ``rse`` (denoise): the RSE-RL denoiser of ``experiments.rse_train``
-  (:func:`rlenhance.models.rse.load_rse`, its checkpoint's rounds);
+  (:func:`rlenhance.denoisers.load_rse`, its checkpoint's rounds);
 * ``mrpnet``, ``pixelrnn``, ``gated-pixelrnn``, ``unet`` (completion): supervised checkpoints of
   ``experiments.supervised_train`` through :class:`rlenhance.restore.SupervisedRestorer`;
 * ``ffdnet`` (denoise): a noise-map denoiser of ``experiments.supervised_train --model ffdnet``

@@ -13,7 +13,7 @@ mask)``:
 - :func:`ffdnet_method`: ``ffdnet``, a noise-map denoiser given the map of the noise level, a
   :class:`rlenhance.denoisers.NoiseLevelDenoiser`;
 - :func:`rse_method`: ``rse``, the RSE-RL denoiser of ``experiments.rse_train``
-  (:func:`rlenhance.models.rse.load_rse`);
+  (:func:`rlenhance.denoisers.load_rse`);
 - :func:`peer_method`: ``zero-dce`` (and lol_eval's Zero-DCE++ and ReLLIE) from official weights,
   :data:`PEERS` (networks on tensors, adapted here);
 - :func:`baseline_method`: ``input``, the classical methods of :mod:`rlenhance.baselines` and
@@ -50,13 +50,12 @@ from rlenhance.baselines import (
     baseline_missing,
     estimate_noise_sigma,
 )
-from rlenhance.denoisers import load_denoiser
+from rlenhance.denoisers import load_denoiser, load_rse
 from rlenhance.enhance import DEFAULT_CHECKPOINT as DEFAULT_LOWLIGHT_CHECKPOINT
 from rlenhance.enhance import Enhancer
 from rlenhance.errors import CheckpointError
 from rlenhance.io import tensor_to_image
 from rlenhance.models.peers import load_rellie, load_zero_dce, load_zero_dcepp, rellie_enhance
-from rlenhance.models.rse import load_rse
 from rlenhance.ops.fill import diffusion_fill
 from rlenhance.restore import DEFAULT_COMPLETION_CHECKPOINT, DEFAULT_DENOISE_CHECKPOINT, SupervisedRestorer
 
@@ -210,7 +209,7 @@ def rollout_method(name: str, path: Path, device: torch.device, *, task: str, ch
 def rse_method(name: str, path: str | Path, device: torch.device, *, channels: int | None = None,
                ensemble: int = 1) -> Method:
     """The RSE-RL denoiser of an ``experiments.rse_train`` checkpoint
-    (:func:`rlenhance.models.rse.load_rse`, with its predictor if it was trained with one), its
+    (:func:`rlenhance.denoisers.load_rse`, with its predictor if it was trained with one), its
     spec's rounds applied to the whole image (its predictor with the self-``ensemble`` given), on
     images of ``channels`` planes (:func:`channel_note`; a gray model denoises R, G and B as a
     batch of three gray images).

@@ -28,7 +28,7 @@ spec (``kind``)              written by                        read by
 (``rollout-policy``)         ``experiments.completion_train``
 :class:`SupervisedSpec`      ``experiments.supervised_train``  :class:`rlenhance.restore.SupervisedRestorer`,
 (``supervised``)                                               :func:`agents.rollout.load_predictor`
-:class:`RSEDenoiserSpec`     ``experiments.rse_train``         :func:`rlenhance.models.rse.load_rse`
+:class:`RSEDenoiserSpec`     ``experiments.rse_train``         :func:`rlenhance.denoisers.load_rse`
 (``rse-denoiser``)
 ===========================  ================================  ==========================================
 
@@ -43,12 +43,18 @@ Version 1 kept the metadata as untyped dicts, ``extra["env"]`` (RL policies) or
 upgraded on load by :func:`upgrade_v1_extra`, the one place that reads them. A later version
 is refused.
 
+Without torch, :func:`read_metadata` reads a file's dict with its tensors as :class:`TensorStub`
+placeholders (:mod:`rlenhance.checkpoint.metadata`: a restricted unpickler, as safe as
+``weights_only=True``); importing this package imports neither torch nor a model: its names are
+imported from their modules on first use.
+
 The helpers :func:`read_torch_file`, :func:`check_finite` and :func:`load_state_dict_strict`
 are shared with loaders of foreign weights (see :mod:`rlenhance.models.peers`).
 :func:`check_arch` is the architecture-mismatch refusal of :func:`load_checkpoint`, for callers
 that read the architecture first (``supervised_train --init``, which widens a narrower U-Net).
 
 Example:
+    >>> from rlenhance.checkpoint import SupervisedSpec
     >>> spec = SupervisedSpec(model="mrpnet", task="denoise", channels=1, prefill="none")
     >>> SupervisedSpec.from_dict(spec.to_dict()) == spec
     True
@@ -57,36 +63,56 @@ Example:
 """
 
 
-from rlenhance.checkpoint.files import (
-    FORMAT_TAG,
-    FORMAT_VERSION,
-    build_model,
-    check_arch,
-    check_finite,
-    load_checkpoint,
-    load_state_dict_strict,
-    read_torch_file,
-    save_checkpoint,
-)
-from rlenhance.checkpoint.specs import (
-    ACTION_TYPES,
-    ALPHA_MODES,
-    COND_ENCODINGS,
-    MASKED_MODELS,
-    NOISE_KINDS,
-    ROLLOUT_TASKS,
-    SPEC_KEY,
-    SPECS,
-    SUPERVISED_MODELS,
-    SUPERVISED_TASKS,
-    CheckpointSpec,
-    LowLightPolicySpec,
-    RolloutPolicySpec,
-    RSEDenoiserSpec,
-    SupervisedSpec,
-    encoded_setting_ranges,
-)
-from rlenhance.checkpoint.upgrade import upgrade_v1_extra
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rlenhance.checkpoint.files import (
+        build_model,
+        check_arch,
+        check_finite,
+        load_checkpoint,
+        load_state_dict_strict,
+        read_torch_file,
+        save_checkpoint,
+    )
+    from rlenhance.checkpoint.metadata import TensorStub, read_metadata
+    from rlenhance.checkpoint.specs import (
+        ACTION_TYPES,
+        ALPHA_MODES,
+        COND_ENCODINGS,
+        FORMAT_TAG,
+        FORMAT_VERSION,
+        MASKED_MODELS,
+        NOISE_KINDS,
+        ROLLOUT_TASKS,
+        SPEC_KEY,
+        SPECS,
+        SUPERVISED_MODELS,
+        SUPERVISED_TASKS,
+        SUPERVISED_UPSCALES,
+        SUPERVISED_VARIANTS,
+        CheckpointSpec,
+        LowLightPolicySpec,
+        RolloutPolicySpec,
+        RSEDenoiserSpec,
+        SupervisedSpec,
+        encoded_setting_ranges,
+    )
+    from rlenhance.checkpoint.upgrade import upgrade_v1_extra
+
+#: The module of each public name, imported on first use (PEP 562): the files and specs need torch.
+_MODULES = {
+    **dict.fromkeys(("build_model", "check_arch", "check_finite", "load_checkpoint", "load_state_dict_strict",
+                     "read_torch_file", "save_checkpoint"), "rlenhance.checkpoint.files"),
+    **dict.fromkeys(("TensorStub", "read_metadata"), "rlenhance.checkpoint.metadata"),
+    **dict.fromkeys(("ACTION_TYPES", "ALPHA_MODES", "COND_ENCODINGS", "FORMAT_TAG", "FORMAT_VERSION", "MASKED_MODELS",
+                     "NOISE_KINDS", "ROLLOUT_TASKS", "SPEC_KEY", "SPECS", "SUPERVISED_MODELS", "SUPERVISED_TASKS",
+                     "SUPERVISED_UPSCALES", "SUPERVISED_VARIANTS", "CheckpointSpec", "LowLightPolicySpec",
+                     "RSEDenoiserSpec", "RolloutPolicySpec", "SupervisedSpec", "encoded_setting_ranges"),
+                    "rlenhance.checkpoint.specs"),
+    "upgrade_v1_extra": "rlenhance.checkpoint.upgrade",
+}
 
 __all__ = [
     "ACTION_TYPES",
@@ -101,18 +127,35 @@ __all__ = [
     "SPECS",
     "SUPERVISED_MODELS",
     "SUPERVISED_TASKS",
+    "SUPERVISED_UPSCALES",
+    "SUPERVISED_VARIANTS",
     "CheckpointSpec",
     "LowLightPolicySpec",
     "RSEDenoiserSpec",
     "RolloutPolicySpec",
     "SupervisedSpec",
+    "TensorStub",
     "build_model",
     "check_arch",
     "check_finite",
     "encoded_setting_ranges",
     "load_checkpoint",
     "load_state_dict_strict",
+    "read_metadata",
     "read_torch_file",
     "save_checkpoint",
     "upgrade_v1_extra",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module on first use."""
+    if name not in _MODULES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_MODULES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_MODULES))

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from rlenhance.atomic import atomic_path
+from rlenhance.checkpoint.metadata import check_torch_file
 from rlenhance.checkpoint.specs import _READABLE_VERSIONS, FORMAT_TAG, FORMAT_VERSION, SPEC_KEY, SPECS, CheckpointSpec
 from rlenhance.checkpoint.upgrade import _V1_BLOCKS, _check_spec_kind, _read_spec, upgrade_v1_extra
 from rlenhance.errors import CheckpointError
@@ -78,13 +79,7 @@ def read_torch_file(path: str | os.PathLike, *, map_location: Any = "cpu") -> An
             objects that ``weights_only=True`` refuses.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path}: file not found" + (" (it is a folder)" if path.is_dir() else ""))
-    with open(path, "rb") as handle:
-        head = handle.read(len(_ZIP_MAGIC))
-    if not (head.startswith(_ZIP_MAGIC) or head[:1] == _PICKLE_PROTO):
-        raise CheckpointError(f"checkpoint {path}: cannot be read as a torch weights file: {_describe_head(head)}; "
-                              "expected a .pt file written by rlenhance's trainers")
+    check_torch_file(path)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:  # weights_only refused an object: one line, no advice to turn it off
@@ -95,27 +90,6 @@ def read_torch_file(path: str | os.PathLike, *, map_location: Any = "cpu") -> An
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise CheckpointError(f"checkpoint {path}: cannot be read as a torch weights file (truncated or corrupt): "
                               f"{type(exc).__name__}: {first_line}") from exc
-
-
-_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's zip format
-_PICKLE_PROTO = b"\x80"  # torch.save's legacy format starts with a pickle protocol opcode
-_FILE_SIGNATURES = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8", "a JPEG image"), (b"BM", "a BMP image"),
-                    (b"II*\x00", "a TIFF image"), (b"MM\x00*", "a TIFF image"), (b"\x93NUMPY", "a .npy array"),
-                    (b"\x89HDF", "an HDF5 file"), (b"%PDF", "a PDF document"))
-
-
-def _describe_head(head: bytes) -> str:
-    """What a file that is not a torch file looks like, from its first bytes."""
-    if not head:
-        return "the file is empty"
-    for signature, kind in _FILE_SIGNATURES:
-        if head.startswith(signature):
-            return f"it is {kind}"
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError:
-        return f"it starts with the bytes {head.hex(' ')}"
-    return "it is a text file"
 
 
 def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, Any], *, source: str) -> None:

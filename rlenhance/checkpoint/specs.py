@@ -15,8 +15,6 @@ from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from rlenhance.errors import CheckpointError
-from rlenhance.models.mrpnet import UPSCALES as MRPNET_UPSCALES
-from rlenhance.models.pixelrnn import VARIANTS as PIXELRNN_VARIANTS
 from rlenhance.ops.blur import check_blur_sigma
 from rlenhance.ops.curves import check_max_overshoot
 from rlenhance.ops.fill import PREFILLS
@@ -54,10 +52,12 @@ MASKED_MODELS = ("gated-pixelrnn", "unet")
 #: noise on the clean image, or dark-level noise amplified by known curves
 #: (:func:`rlenhance.data.amplified_noise`, ReLLIE's setting).
 NOISE_KINDS = ("gaussian", "amplified")
-#: Architecture variants of a supervised checkpoint (those of the PixelRNN models; MRPNet has only "default").
-SUPERVISED_VARIANTS = PIXELRNN_VARIANTS
-#: Output size over input size of a supervised model (the Generator's upscale factors).
-SUPERVISED_UPSCALES = MRPNET_UPSCALES
+#: Architecture variants of a supervised checkpoint: ours (``"default"``) or the seed's code exactly
+#: (``"seed"``); the PixelRNN models build both (:data:`rlenhance.models.pixelrnn.VARIANTS`), MRPNet only "default".
+SUPERVISED_VARIANTS = ("default", "seed")
+#: Output size over input size of a supervised model: the upscale factors of MRPNet's Generator
+#: (:data:`rlenhance.models.mrpnet.UPSCALES`, powers of two up to 2 ** its PixelShuffle stages).
+SUPERVISED_UPSCALES = (1, 2, 4)
 #: Smallest working resolution (longer side) of a low-light policy.
 MIN_MAX_SIDE = 16
 #: ``rlenhance/Denoise-v0``'s own ``gray`` and ``sigma``: what a denoising policy whose
@@ -612,7 +612,7 @@ class SupervisedSpec(CheckpointSpec):
 
 @dataclass(frozen=True)
 class RSEDenoiserSpec(CheckpointSpec):
-    """What :func:`rlenhance.models.rse.load_rse` needs to denoise with an RSE-RL model of
+    """What :func:`rlenhance.denoisers.load_rse` needs to denoise with an RSE-RL model of
     ``experiments.rse_train`` (its patch VAEs, clean-latent banks and blend policies are the
     weights; their shapes are the ``arch``).
 
@@ -634,7 +634,7 @@ class RSEDenoiserSpec(CheckpointSpec):
     kind: ClassVar[str] = "rse-denoiser"
     title: ClassVar[str] = "RSE-RL denoiser"
     writer: ClassVar[str] = "experiments.rse_train"
-    reader: ClassVar[str] = "rlenhance.models.rse.load_rse"
+    reader: ClassVar[str] = "rlenhance.denoisers.load_rse"
     added_later: ClassVar[Mapping[str, Any]] = MappingProxyType({"sigmas": None, "predictor": None})
 
     sigma: float

@@ -17,6 +17,6 @@ submodule, so loading one architecture does not pull in the others):
   load those methods' official weights for side-by-side comparisons.
 * :mod:`rlenhance.models.vae` -- RSE-RL's patch VAE (latent invariant to flips and quarter turns),
   overlapping patches and their seamless Hann-window blending.
-* :mod:`rlenhance.models.rse` -- RSE-RL's latent clustering, per-pixel blend, recursive rounds and
-  ``load_rse`` (the denoiser of ``experiments.rse_train``).
+* :mod:`rlenhance.models.rse` -- RSE-RL's latent clustering, per-pixel blend and recursive rounds
+  (the denoiser of ``experiments.rse_train``; :func:`rlenhance.denoisers.load_rse` loads a trained one).
 """

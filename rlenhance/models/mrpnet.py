@@ -50,12 +50,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rlenhance.checkpoint import SUPERVISED_UPSCALES
 from rlenhance.errors import ImageError
 
 __all__ = ["MODELS", "CombinedModel", "Generator", "MRPNet", "ResidualBlock"]
 
-#: Upscale factors a :class:`Generator` accepts (powers of two up to 2 ** shuffle stages).
-UPSCALES = (1, 2, 4)
+#: Upscale factors a :class:`Generator` accepts (powers of two up to 2 ** shuffle stages): those a
+#: supervised checkpoint may record (:data:`rlenhance.checkpoint.SUPERVISED_UPSCALES`).
+UPSCALES = SUPERVISED_UPSCALES
 #: PixelShuffle(2) stages of the Generator (the published model has two).
 _SHUFFLE_STAGES = 2
 _SHUFFLE_FACTOR = 2

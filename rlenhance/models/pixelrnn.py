@@ -64,6 +64,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rlenhance.checkpoint import SUPERVISED_VARIANTS
 from rlenhance.errors import ImageError
 from rlenhance.losses import mse_loss, ssim_loss
 from rlenhance.metrics import _as_batch_pair, ssim
@@ -91,8 +92,9 @@ __all__ = [
 #: Smallest hole size (sum of mask values) divided by; keeps gradients finite for empty holes.
 _MIN_HOLE = 1e-8
 _SHUFFLE_FACTOR = 2
-#: Architecture variants of both models: ours, or the seed's code exactly.
-VARIANTS = ("default", "seed")
+#: Architecture variants of both models: ours, or the seed's code exactly (those a supervised
+#: checkpoint may record: :data:`rlenhance.checkpoint.SUPERVISED_VARIANTS`).
+VARIANTS = SUPERVISED_VARIANTS
 #: The seed PixelRNN's first encoder kernel (ours: 3).
 _SEED_FIRST_KERNEL = 5
 #: The seed gated PixelRNN's input kernel (ours: 3) and the planes of its two-conv output head.

@@ -19,8 +19,8 @@ building: :meth:`RSEDenoiser.attach_predictor`; not part of the weights), and a 
 how far the target moves from the two VAE candidates toward it.
 
 :class:`RSEDenoiser` chains rounds: round ``k + 1`` was trained on the outputs of round ``k`` and is
-applied to them (recursive self-enhancement). :func:`load_rse` rebuilds a trained denoiser from a
-checkpoint of ``experiments.rse_train``.
+applied to them (recursive self-enhancement). :func:`rlenhance.denoisers.load_rse` rebuilds a trained
+denoiser from a checkpoint of ``experiments.rse_train``; this module holds the architecture only.
 
 Example:
     >>> torch.manual_seed(0) is not None
@@ -33,7 +33,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -42,8 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rlenhance.checkpoint import RSEDenoiserSpec, build_model, load_checkpoint
-from rlenhance.errors import CheckpointError, ImageError
+from rlenhance.errors import ImageError
 from rlenhance.models.policy import ArchMixin, PixelActorCritic
 from rlenhance.models.vae import PatchVAE, blend_patches, extract_patches
 
@@ -57,7 +55,6 @@ __all__ = [
     "RSEBlend",
     "RSEDenoiser",
     "RSERound",
-    "load_rse",
     "rse_blend",
 ]
 
@@ -289,7 +286,7 @@ class RSERound(nn.Module):
                              f"got {tuple(images.shape)}")
         if self.n_candidates > CANDIDATES and self.predictor is None:
             raise RuntimeError("RSERound: a round trained with a predictor (rse_train --predictor) needs it back: "
-                               "load the model with rlenhance.models.rse.load_rse, or attach_predictor(...)")
+                               "load the model with rlenhance.denoisers.load_rse, or attach_predictor(...)")
         patches, grid = extract_patches(images, self.patch, self.stride)
         flat = patches.reshape(-1, *patches.shape[2:])
         own, near = [], []
@@ -379,48 +376,3 @@ class RSEDenoiser(ArchMixin, nn.Module):
         for stage in self.rounds[:rounds]:
             images = stage(images, self.steps)
         return images
-
-
-def load_rse(path: str | os.PathLike, *, device: str | torch.device = "cpu",
-             ensemble: int = 1) -> tuple[RSEDenoiser, RSEDenoiserSpec]:
-    """The trained denoiser of an ``experiments.rse_train`` checkpoint, in eval mode, and its spec.
-
-    Denoise with ``model(noisy, rounds=spec.rounds).clamp(0, 1)`` on float (B, C, H, W) images
-    (C = ``spec.channels``) with noise of a level in ``spec.sigmas`` (0-255 scale; several:
-    a blind denoiser, trained on each and told none; ``spec.sigma`` is the largest). A model
-    trained with a predictor (``rse_train --predictor``) gets it back, found as a policy's is
-    (:func:`rlenhance.denoisers.find_predictor`: the recorded path, else that name beside ``path``,
-    else in ``rlenhance/weights/``) and run as :class:`rlenhance.denoisers.DenoisePredictor` runs
-    it, given each image's estimated noise level (every round's input is denoised by it), with the
-    geometric self-``ensemble`` given (1: none; 2, 4 or 8: :func:`rlenhance.load_denoiser`).
-
-    Raises:
-        CheckpointError: the file is not a valid RSE-RL checkpoint (wrong kind, broken or
-            non-finite weights, an architecture that does not build, more rounds than it holds, a
-            predictor in the spec and not in the architecture or the other way round), or its
-            predictor is found nowhere or is not a denoiser of its planes.
-        ValueError: an ``ensemble`` other than 1 for a model without a predictor, or a bad one.
-    """
-    from rlenhance.denoisers import (  # noqa: PLC0415 - denoisers imports this module
-        DenoisePredictor,
-        check_predictor_ensemble,
-        find_predictor,
-    )
-    from rlenhance.restore import check_ensemble  # noqa: PLC0415 - restore imports the models
-
-    check_ensemble(ensemble)
-    checkpoint = load_checkpoint(path, spec=RSEDenoiserSpec)
-    model = build_model(checkpoint, {"RSEDenoiser": RSEDenoiser})
-    spec = checkpoint["extra"]["spec"]
-    if spec.rounds > model.max_rounds or spec.channels != model.channels:
-        raise CheckpointError(f"checkpoint {path}: its spec asks for {spec.rounds} round(s) of {spec.channels} "
-                              f"channel(s); the model holds {model.max_rounds} of {model.channels}")
-    if (spec.predictor is not None) != model.predicted:
-        raise CheckpointError(f"checkpoint {path}: its spec's predictor is {spec.predictor!r} and its rounds were "
-                              f"built {'with' if model.predicted else 'without'} a predictor's candidate")
-    check_predictor_ensemble(ensemble, spec.predictor, owner="an RSE-RL model", this=str(path), trainer="rse_train")
-    model = model.to(device).eval()
-    if spec.predictor is not None:
-        model.attach_predictor(DenoisePredictor(find_predictor(spec.predictor, path), channels=spec.channels,
-                                                device=device, ensemble=ensemble))
-    return model, spec

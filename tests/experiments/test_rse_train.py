@@ -22,11 +22,11 @@ from experiments import rse_train
 from experiments.compare.methods import rse_method
 from experiments.runs import Interrupted
 from rlenhance.checkpoint import RSEDenoiserSpec, SupervisedSpec, load_checkpoint, save_checkpoint
-from rlenhance.denoisers import DenoisePredictor, load_denoiser
+from rlenhance.denoisers import DenoisePredictor, load_denoiser, load_rse
 from rlenhance.errors import CheckpointError
 from rlenhance.io import save_image
 from rlenhance.models.ffdnet import FFDNet
-from rlenhance.models.rse import load_rse, rse_blend
+from rlenhance.models.rse import rse_blend
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--rounds", "2", "--vae-steps", "6", "--vae-finetune-steps", "3", "--vae-batch", "16", "--hidden", "16",

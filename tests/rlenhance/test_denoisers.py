@@ -21,7 +21,14 @@ from rlenhance.checkpoint import (
     save_checkpoint,
 )
 from rlenhance.cli import main
-from rlenhance.denoisers import NoiseLevelDenoiser, PolicyDenoiser, RSERestorer, default_denoiser, load_denoiser
+from rlenhance.denoisers import (
+    NoiseLevelDenoiser,
+    PolicyDenoiser,
+    RSERestorer,
+    default_denoiser,
+    load_denoiser,
+    load_rse,
+)
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import is_gray, load_image, save_image
 from rlenhance.models.ffdnet import FFDNet
@@ -208,8 +215,6 @@ def test_policy_channels_are_the_specs_and_the_network_must_match(tmp_path):
 
 # --- RSE-RL -------------------------------------------------------------------------------------------
 def test_rse_restorer_is_the_model_clamped_with_the_channel_rules(ckpts):
-    from rlenhance.models.rse import load_rse
-
     colour, gray = RSERestorer(ckpts["rse_color"], device="cpu"), RSERestorer(ckpts["rse_gray"], device="cpu")
     model, spec = load_rse(ckpts["rse_color"])
     image = noisy_image(20, 24, 3, seed=2)
