@@ -445,11 +445,12 @@ def _decodes(path: Path) -> bool:
 class _Worker:
     """A ``--jobs`` worker: its process (a spawned ``multiprocessing`` Process; None once it has ended),
     this process's end of their pipe (a ``multiprocessing`` Connection), whether it has said it is
-    ready, and the indices of ``todo`` handed to it, in the order it restores them."""
+    ready (or why it cannot be), and the indices of ``todo`` handed to it, in the order it restores them."""
 
     def __init__(self, process, connection) -> None:
         self.process, self.connection = process, connection
         self.ready = False
+        self.why = ""
         self.assigned: list[int] = []
 
 
@@ -543,8 +544,7 @@ def _drain(worker: _Worker, todo: Sequence[tuple[Path, Path, str]], finished: di
             _, i, text = message
             raise RuntimeError(f"a --jobs worker failed on {todo[i][0]}:\n{text}")
         else:  # "unusable": its models could not be built (the first build, in this process, worked)
-            print(f"rlenhance: a --jobs worker could not start, the other processes go on:\n{message[1]}",
-                  file=sys.stderr, flush=True)
+            worker.why = message[1]
 
 
 def _bury(worker: _Worker, todo: Sequence[tuple[Path, Path, str]], finished: dict[int, Result],
@@ -566,8 +566,9 @@ def _bury(worker: _Worker, todo: Sequence[tuple[Path, Path, str]], finished: dic
         finished[i] = (path, error, f"FAILED {path}: {error}", False)
         pending.extend(reversed(queued))
     elif not worker.ready:
-        print(f"rlenhance: a --jobs worker ended while it started ({how}); the other processes go on",
-              file=sys.stderr, flush=True)
+        why = f":\n{worker.why}" if worker.why else f" ({how})"
+        print(f"rlenhance: a --jobs worker could not start, the other processes go on{why}", file=sys.stderr,
+              flush=True)
     worker.assigned = []
     worker.process = None
 
