@@ -495,7 +495,7 @@ def save_image(
     Args:
         path: Output file. The format comes from the extension, one of
             :data:`IMAGE_EXTENSIONS` (case-insensitive).
-        img: numpy array (any float dtype, ``uint8`` or ``uint16``) of shape ``(H, W)``,
+        img: numpy array (any float dtype, ``uint8`` or ``uint16``, either byte order) of shape ``(H, W)``,
             ``(H, W, 1)`` or ``(H, W, 3)``; or a torch tensor of shape ``(C, H, W)`` or
             ``(1, C, H, W)`` with ``C`` in ``{1, 3}`` (or ``(H, W)``). One channel is written
             as a grayscale file.
@@ -728,7 +728,7 @@ def as_unit_float(image: np.ndarray | torch.Tensor, *, name: str = "image", allo
         * floats (any precision) that are finite and in [0, 1]; values within
           :data:`UNIT_RANGE_TOLERANCE` outside it are clipped; with ``noisy=True`` (a denoiser's
           input) finite floats in :data:`NOISY_RANGE`, kept as they are;
-        * ``uint8`` (divided by 255) and ``uint16`` (divided by 65535).
+        * ``uint8`` (divided by 255) and ``uint16`` (divided by 65535), in either byte order.
 
     Args:
         image: a numpy array (or, with ``allow_tensor=True``, a torch tensor) of any shape.
@@ -802,7 +802,7 @@ def _extremes(values: np.ndarray | torch.Tensor) -> tuple[float, float]:
 def _native_byte_order(array: np.ndarray) -> np.ndarray:
     """``array``, or a copy in this machine's byte order (e.g. ``>u2``, big-endian uint16 from a FITS or
     raw file, as ``uint16``): the dtype checks, numpy's arithmetic and torch all expect native order."""
-    if array.dtype.byteorder in ("=", "|") or array.dtype.isnative:
+    if array.dtype.isnative:
         return array
     return array.astype(array.dtype.newbyteorder("="))
 
