@@ -15,6 +15,7 @@ import of ``agents`` for the RL rollouts are explained in :mod:`rlenhance.app_su
 from __future__ import annotations
 
 import hashlib
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -52,6 +53,17 @@ class Upload:
     @classmethod
     def of(cls, name: str, data: bytes) -> Upload:
         return cls(name, data, hashlib.sha256(data).hexdigest())
+
+
+#: ASCII punctuation: the characters CommonMark lets a backslash escape.
+_PUNCTUATION = re.compile(r"[!-/:-@\[-`{-~]")
+
+
+def _literal(text: str) -> str:
+    """Markdown that shows ``text`` as written: every ASCII punctuation character backslash-escaped
+    (CommonMark), line breaks as spaces. For what a user controls, such as an upload's file name and
+    the messages naming it: ``**x**``, ``[a](url)``, ``:red[x]`` or ``$x$`` are not rendered."""
+    return _PUNCTUATION.sub(r"\\\g<0>", " ".join(text.splitlines()))
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,7 +215,7 @@ def _downloads(upload: Upload, suffix: str, result: np.ndarray | bytes, how: str
                 try:
                     data = _full_png(key, make_full)
                 except USER_ERRORS as exc:
-                    st.error(str(exc))
+                    st.error(_literal(str(exc)))
                     return
             st.download_button(f"Download the full-size result (PNG, {_size(full_hw)})", data,
                                file_name=f"{stem}_{suffix}.png", mime="image/png", key=f"download_full_{widget}")
@@ -253,7 +265,7 @@ def enhance_tab(opts: Any) -> None:
     try:
         knobs = _knobs(opts.checkpoint, opts.device)
     except USER_ERRORS as exc:
-        st.error(f"The low-light model could not be loaded: {exc}")
+        st.error(f"The low-light model could not be loaded: {_literal(str(exc))}")
         return
     st.markdown("Brighten dark photos with the RL curve policy: at every step it picks a curve "
                 "`x + α·x·(1 − x)` for every pixel. Drag the sliders: the result follows.")
@@ -291,12 +303,12 @@ def enhance_tab(opts: Any) -> None:
         return
     key_setting = tuple(sorted(setting.items()))
     for index, upload in enumerate(uploads):
-        st.markdown(f"#### {upload.name}")
+        st.markdown(f"#### {_literal(upload.name)}")
         try:
             work, full_hw, how = _work(upload.digest, upload.name, "lowlight", opts.max_pixels, upload.data)
             result = _enhanced(upload.digest, opts.checkpoint, opts.device, steps, key_setting, work)
         except USER_ERRORS as exc:
-            st.error(str(exc))
+            st.error(_literal(str(exc)))
             continue
         after = f"After: mean brightness {result.mean_after:.2f} ({1000 * result.seconds:.0f} ms)"
         if split is not None:
@@ -349,7 +361,7 @@ def denoise_tab(opts: Any) -> None:
     try:
         work, full_hw, how = _work(upload.digest, upload.name, "denoise", opts.max_pixels, upload.data)
     except USER_ERRORS as exc:
-        st.error(str(exc))
+        st.error(_literal(str(exc)))
         return
     clean = work if add_noise else None
     noisy = kit.noisy_copy(work, sigma) if add_noise else work
@@ -363,7 +375,7 @@ def denoise_tab(opts: Any) -> None:
                                      (upload.digest, add_noise, sigma if add_noise else None), sigma, (), noisy, None,
                                      ensemble)
     except USER_ERRORS as exc:
-        st.error(str(exc))
+        st.error(_literal(str(exc)))
         return
     left, right = st.columns(2)
     noisy_scores, out_scores = _scores(noisy, clean), _scores(out, clean)
@@ -403,7 +415,7 @@ def complete_tab(opts: Any) -> None:
         work, full_hw, how = _work(upload.digest, upload.name, "completion", opts.max_pixels, upload.data)
         mask = _hole(work, source, threshold, shape, mask_upload, opts.max_pixels)
     except USER_ERRORS as exc:
-        st.error(str(exc))
+        st.error(_literal(str(exc)))
         return
     if mask is None:
         st.info("Upload the mask (white = missing pixels), or let the app find the hole.")
@@ -425,7 +437,7 @@ def complete_tab(opts: Any) -> None:
             out, seconds = _restored("completion", method.key, opts.device, None, (upload.digest, mask_key), 25.0, (),
                                      work, mask, ensemble)
     except USER_ERRORS as exc:
-        st.error(str(exc))
+        st.error(_literal(str(exc)))
         return
     left, right = st.columns(2)
     left.image(kit.mask_overlay(work, mask), output_format="PNG",
@@ -500,7 +512,7 @@ def compare_tab(opts: Any) -> None:
             reference = ref_work
         mask = _hole(work, *mask_widgets, opts.max_pixels) if mask_widgets else None
     except USER_ERRORS as exc:
-        st.error(str(exc))
+        st.error(_literal(str(exc)))
         return
     if task == "completion" and (mask is None or not mask.any()):
         st.warning("No hole to fill: upload the mask, or adjust the darkness threshold.")
@@ -519,7 +531,7 @@ def compare_tab(opts: Any) -> None:
                                      tuple(sorted(setting.items())), image, mask)
             scores = _scores(out, reference)
         except USER_ERRORS as exc:
-            st.error(f"{method.label}: {exc}")
+            st.error(f"{method.label}: {_literal(str(exc))}")
             continue
         rows.append({"method": method.label, "kind": method.family, "seconds": round(seconds, 2), **scores})
         pictures.append((kit.to_uint8(out), _caption(f"{method.family}: {method.label}", f"{seconds:.1f} s",

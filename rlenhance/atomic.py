@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import uuid
 from collections.abc import Iterator
@@ -10,14 +11,25 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path in ``path``'s folder; on success it replaces ``path`` atomically.
+def atomic_path(path: str | os.PathLike, *, replace: bool = True) -> Iterator[Path]:
+    """Yield a temporary path in ``path``'s folder; on success it becomes ``path`` atomically.
 
     Whatever the body writes to the yielded path becomes ``path`` only when the body returns
-    (``fsync`` then ``os.replace``, then the folder is synced). If the body raises, the temporary
+    (``fsync``, then renamed, then the folder is synced). If the body raises, the temporary
     file is removed and an existing file at ``path`` is left untouched. Parent folders are created.
     An ``OSError`` about the temporary file (no permission, a file in the folder's place, disk full)
     is raised again naming ``path``, the file the caller asked for.
+
+    Args:
+        path: the file to write.
+        replace: True: an existing file at ``path`` is replaced (``os.replace``). False: ``path`` is
+            claimed create-exclusively at the moment the finished file is put in place (a hard link
+            that fails if the name exists, or where the file system has no hard links an exclusive
+            create); a file that appeared there meanwhile, e.g. written by another process, is kept
+            and ``FileExistsError`` is raised.
+
+    Raises:
+        FileExistsError: ``replace`` is False and ``path`` exists (the temporary file is removed).
 
     Example:
         >>> with atomic_path("out/config.json") as tmp:   # doctest: +SKIP
@@ -35,13 +47,47 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            _rename_exclusive(tmp, path)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError) and exc.filename is not None and Path(exc.filename) == tmp:
             raise _naming(exc, path) from exc
         raise
     _fsync_dir(path.parent)
+
+
+#: What ``os.link`` raises where the file system has no hard links (FAT, some network shares).
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EMLINK, errno.EXDEV})
+
+
+def _rename_exclusive(tmp: Path, path: Path) -> None:
+    """Move ``tmp`` to ``path`` unless ``path`` exists, atomically (FileExistsError naming ``path``)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise _appeared(path) from None
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+        try:  # claim the name with an exclusive create, then put the finished file in its place
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
+        except FileExistsError:
+            raise _appeared(path) from None
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            path.unlink(missing_ok=True)  # the empty file that claimed the name
+            raise
+        return
+    tmp.unlink()
+
+
+def _appeared(path: Path) -> FileExistsError:
+    return FileExistsError(errno.EEXIST, f"{path} already exists (it appeared while this file was being written); "
+                                         "it was not replaced", str(path))
 
 
 def _naming(exc: OSError, path: Path) -> OSError:

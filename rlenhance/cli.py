@@ -45,9 +45,12 @@ Before any image is processed, every output path is planned and the run is refus
 nothing written) when an output would replace one of the inputs (or a ``--masks`` file), when two
 inputs would write the same output (``a/p.png b/p.png``, or ``x.png x.jpg``: the message names
 both; rename one or use separate ``-o`` folders), or when an output file already exists (pass
-``--overwrite`` to replace existing outputs; inputs are never replaced). One line per image; a bad
-file is reported and skipped, and the exit code is 1 if any image failed (2 for bad arguments), 0
-only when every output was written.
+``--overwrite`` to replace existing outputs; inputs are never replaced). Without ``--overwrite``, an
+output is also claimed create-exclusively when it is written: a file that another run wrote there
+meanwhile is kept, and the image fails (with ``--skip-existing``, is skipped). One line per image; a
+bad file is reported and skipped, as is an image whose ``--jobs`` worker process died, and the exit
+code is 1 if any image failed (2 for bad arguments), 0 only when every output was written (or kept
+with ``--skip-existing``).
 """
 
 from __future__ import annotations
@@ -106,7 +109,8 @@ def _add_common(parser: argparse.ArgumentParser, checkpoint_help: str) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace output files that already exist (input files are never replaced)")
     parser.add_argument("--skip-existing", action="store_true",
-                        help="skip inputs whose output already exists (continue an interrupted run)")
+                        help="skip inputs whose output already exists and decodes (continue an interrupted run; an "
+                             "empty or truncated output is redone)")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                         help="largest width x height accepted per input image (decompression-bomb guard)")
     parser.add_argument("--jobs", type=int, default=1,
@@ -355,6 +359,13 @@ def _identity(path: Path) -> tuple[int, int]:
 
 
 Restore = Callable[[Path, np.ndarray], "tuple[np.ndarray, str]"]
+#: One image's outcome: ``(input, error or None, the line to print, skipped)``; ``skipped`` is True for
+#: an output that another run wrote meanwhile, kept with ``--skip-existing``.
+Result = tuple[Path, "str | None", str, bool]
+#: What saving does when the output file exists by then: replace it (``--overwrite``, or an output that
+#: ``--skip-existing`` found broken), keep it and skip the image (``--skip-existing``), or keep it and
+#: fail the image.
+ON_EXISTS = ("replace", "skip", "fail")
 
 
 def _process(args: argparse.Namespace, build: Callable[[argparse.Namespace], Restore]) -> int:
@@ -364,7 +375,11 @@ def _process(args: argparse.Namespace, build: Callable[[argparse.Namespace], Res
     called here (bad arguments or checkpoints end with exit code 2 before any work) and again in
     each ``--jobs`` worker process. The outputs are planned first (:func:`plan_outputs`): a plan
     that could lose a file is refused (exit 2). ``--shard i/n`` (or torchrun's ``RANK`` /
-    ``WORLD_SIZE``) keeps every n-th input; ``--skip-existing`` skips inputs whose output exists.
+    ``WORLD_SIZE``) keeps every n-th input; ``--skip-existing`` skips inputs whose output exists and
+    decodes (a broken one, e.g. empty or truncated by an interrupted copy, is redone). Without
+    ``--overwrite``, an output is claimed create-exclusively when it is written: a file that another
+    run wrote there meanwhile is kept, and the image counts as failed (skipped with
+    ``--skip-existing``).
     """
     try:
         if args.max_pixels < 1:
@@ -387,115 +402,256 @@ def _process(args: argparse.Namespace, build: Callable[[argparse.Namespace], Res
             raise ValueError(f"-o {args.out}: the output folder is not writable")
     except (CheckpointError, ValueError) as exc:
         return _fail(args.command, exc)
-    todo = [(path, target) for path, target in plan if not (args.skip_existing and target.exists())]
+    on_exists = "replace" if args.overwrite else "skip" if args.skip_existing else "fail"
+    todo, broken = [], []
+    for path, target in plan:
+        if args.skip_existing and os.path.lexists(target):
+            if _decodes(target):
+                continue
+            broken.append(target)
+            todo.append((path, target, "replace"))
+        else:
+            todo.append((path, target, on_exists))
     if len(todo) < len(plan):
         print(f"skipping {len(plan) - len(todo)} input(s) whose output exists (--skip-existing)", flush=True)
+    if broken:
+        more = f" and {len(broken) - 3} more" if len(broken) > 3 else ""
+        print(f"redoing {len(broken)} input(s) whose output exists but does not decode (empty, truncated or corrupt): "
+              f"{', '.join(map(str, broken[:3]))}{more}", flush=True)
     jobs = min(args.jobs, max(1, len(todo)))
     if jobs == 1:
-        results = (_restore_one(restore, path, target, args.max_pixels) for path, target in todo)
-        return _report(results, len(todo))
+        results = (_restore_one(restore, *item, args.max_pixels) for item in todo)
+    else:
+        results = _parallel_results(restore, build, args, todo, jobs)
     try:
-        return _report(_parallel_results(restore, build, args, todo, jobs), len(todo))
+        return _report(results, len(todo))
     except KeyboardInterrupt:
         print(f"rlenhance {args.command}: interrupted; outputs written so far are complete, rerun with "
               "--skip-existing to continue", file=sys.stderr)
         return 130
+    finally:
+        results.close()  # stops the --jobs workers, whatever happened
+
+
+def _decodes(path: Path) -> bool:
+    """Whether the existing output ``path`` is a complete image (``--skip-existing`` keeps it)."""
+    try:
+        load_image(path, max_pixels=None, samples=True)
+    except ImageError:
+        return False
+    return True
+
+
+class _Worker:
+    """A ``--jobs`` worker: its process (a spawned ``multiprocessing`` Process; None once it has ended),
+    this process's end of their pipe (a ``multiprocessing`` Connection), whether it has said it is
+    ready (or why it cannot be), and the indices of ``todo`` handed to it, in the order it restores them."""
+
+    def __init__(self, process, connection) -> None:
+        self.process, self.connection = process, connection
+        self.ready = False
+        self.why = ""
+        self.assigned: list[int] = []
 
 
 def _parallel_results(restore: Restore, build: Callable[[argparse.Namespace], Restore], args: argparse.Namespace,
-                      todo: Sequence[tuple[Path, Path]], jobs: int) -> Iterator[tuple[Path, str | None, str]]:
+                      todo: Sequence[tuple[Path, Path, str]], jobs: int) -> Iterator[Result]:
     """Results of ``todo``, in its order, from ``jobs`` processes: this one (whose models are loaded)
     and ``jobs - 1`` spawned workers, each with its share of the cores. Work is handed out an image
     at a time, so this process restores images while the workers start (importing torch and loading
     the models takes as long as a hundred 600x400 images): a worker is given images once it has
-    answered a first call, so no image waits on a worker that is still starting, and nobody idles at
-    the end."""
+    said it is ready, so no image waits on a worker that is still starting, and nobody idles at the
+    end. A worker that dies (killed, out of memory) fails the image it was restoring, with the cause;
+    the images queued behind it go to the other processes. Closing the generator stops the workers."""
     import multiprocessing  # spawned workers rebuild the models: no fork of a process with running threads
-    import queue
+    from multiprocessing.connection import wait
 
     threads = configure_threads(max(1, (os.cpu_count() or 1) // jobs))
-    queued = iter(enumerate(todo))
-    finished: dict[int, tuple[Path, str | None, str]] = {}
-    # filled by the pool's result thread: (None, None) for a worker that has started, else (index, result)
-    arrived: queue.SimpleQueue = queue.SimpleQueue()
-    ready = in_flight = 0
-    in_flight_per_worker = 4  # a worker never waits for its next path
+    context = multiprocessing.get_context("spawn")
+    pending = list(range(len(todo)))[::-1]  # a stack: the next index is popped from the end
+    finished: dict[int, Result] = {}
+    per_worker = 4  # images handed to a worker at once: it never waits for its next path
+    workers: list[_Worker] = []
 
-    def take(block: bool) -> None:
-        nonlocal ready, in_flight
-        try:
-            index, result = arrived.get(block=block)
-        except queue.Empty:
-            return
-        if isinstance(result, BaseException):
-            raise result  # a bug in a worker (a bad image is a result, not an exception)
-        if index is None:
-            ready += 1
-        else:
-            finished[index], in_flight = result, in_flight - 1
+    def feed() -> None:
+        for worker in workers:
+            while worker.ready and len(worker.assigned) < per_worker and pending:
+                i = pending.pop()
+                try:
+                    worker.connection.send((i, todo[i]))
+                except OSError:  # it has died: its sentinel says so at the next collect
+                    pending.append(i)
+                    break
+                worker.assigned.append(i)
 
-    pool = multiprocessing.get_context("spawn").Pool(jobs - 1, initializer=_init_worker,
-                                                     initargs=(build, args, threads))
+    def collect(block: bool) -> None:
+        alive = [w for w in workers if w.process is not None]
+        handles = [h for w in alive for h in (w.connection, w.process.sentinel)]
+        ready = set(wait(handles, timeout=None if block else 0)) if handles else set()
+        for worker in alive:
+            if worker.connection in ready:
+                _drain(worker, todo, finished)
+            if worker.process.sentinel in ready:
+                _drain(worker, todo, finished)  # what it sent before it ended
+                _bury(worker, todo, finished, pending)
+
     try:
         for _ in range(jobs - 1):
-            pool.apply_async(_worker_started, callback=lambda _: arrived.put((None, None)))
+            ours, theirs = context.Pipe()
+            process = context.Process(target=_worker_main, args=(theirs, build, args, threads), daemon=True)
+            process.start()
+            theirs.close()
+            workers.append(_Worker(process, ours))
         for index in range(len(todo)):
             while index not in finished:
-                while not arrived.empty():
-                    take(block=False)
-                while in_flight < in_flight_per_worker * ready:
-                    i, item = next(queued, (None, None))
-                    if item is None:
-                        break
-                    pool.apply_async(_worker_restore, ((*item, args.max_pixels),),
-                                     callback=lambda result, i=i: arrived.put((i, result)),
-                                     error_callback=lambda error, i=i: arrived.put((i, error)))
-                    in_flight += 1
+                collect(block=False)
+                feed()
                 if index in finished:
                     break
-                i, item = next(queued, (None, None))
-                if item is not None:
-                    finished[i] = _restore_one(restore, *item, args.max_pixels)
+                if pending:
+                    i = pending.pop()
+                    finished[i] = _restore_one(restore, *todo[i], args.max_pixels)
                 else:
-                    take(block=True)
+                    collect(block=True)  # the image is at a worker: its result, or its death, comes
             yield finished.pop(index)
     finally:
-        pool.terminate()  # all results are in (each output was written before its result was sent), or we stop
+        for worker in workers:
+            if worker.process is not None:
+                worker.process.terminate()  # finished, or stopped: a worker removes its unfinished file
+        for worker in workers:
+            if worker.process is not None:
+                worker.process.join(timeout=10)
+                worker.process.kill()
+            worker.connection.close()
+
+
+def _drain(worker: _Worker, todo: Sequence[tuple[Path, Path, str]], finished: dict[int, Result]) -> None:
+    """Take every message ``worker`` has sent: it is ready, a result, or a bug (raised here)."""
+    while True:
+        try:
+            if not worker.connection.poll():
+                return
+            message = worker.connection.recv()
+        except (EOFError, OSError):
+            return
+        if message[0] == "ready":
+            worker.ready = True
+        elif message[0] == "result":
+            _, i, result = message
+            worker.assigned.remove(i)
+            finished[i] = result
+        elif message[0] == "bug":  # a bad image is a result, not an exception
+            _, i, text = message
+            raise RuntimeError(f"a --jobs worker failed on {todo[i][0]}:\n{text}")
+        else:  # "unusable": its models could not be built (the first build, in this process, worked)
+            worker.why = message[1]
+
+
+def _bury(worker: _Worker, todo: Sequence[tuple[Path, Path, str]], finished: dict[int, Result],
+          pending: list[int]) -> None:
+    """``worker`` has ended: the image it was restoring failed, the ones queued behind it go back."""
+    import signal
+
+    worker.process.join(timeout=10)
+    code = worker.process.exitcode
+    try:
+        how = f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit code {code}"
+    except ValueError:
+        how = f"killed by signal {-code}"
+    if worker.assigned:
+        i, *queued = worker.assigned
+        path, target = todo[i][:2]
+        error = (f"the --jobs worker process restoring it died ({how}) before it reported; {target} may be "
+                 "missing: rerun with --skip-existing to redo it")
+        finished[i] = (path, error, f"FAILED {path}: {error}", False)
+        pending.extend(reversed(queued))
+    elif not worker.ready:
+        why = f":\n{worker.why}" if worker.why else f" ({how})"
+        print(f"rlenhance: a --jobs worker could not start, the other processes go on{why}", file=sys.stderr,
+              flush=True)
+    worker.assigned = []
+    worker.process = None
+
+
+def _worker_main(connection, build: Callable[[argparse.Namespace], Restore], args: argparse.Namespace,
+                 threads: int) -> None:
+    """A ``--jobs`` worker: build the models, say so, then restore the images sent through
+    ``connection`` (its end of a ``multiprocessing`` Pipe) until it closes."""
+    import signal
+    import traceback
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the run in the parent, which stops us
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # unwinds: an unfinished output's temporary file goes
+    try:
+        _init_worker(build, args, threads)
+    except Exception:
+        connection.send(("unusable", traceback.format_exc()))
+        return
+    connection.send(("ready",))
+    while True:
+        try:
+            i, item = connection.recv()
+        except EOFError:
+            return
+        try:
+            result = _worker_restore((*item, args.max_pixels))
+        except Exception:
+            connection.send(("bug", i, traceback.format_exc()))
+            return
+        connection.send(("result", i, result))
 
 
 def shard_of(spec: str | None, environ: Mapping[str, str]) -> tuple[int, int]:
-    """``(i, n)`` from ``--shard i/n``; without it, torchrun's ``RANK`` / ``WORLD_SIZE``, else ``(0, 1)``."""
+    """``(i, n)`` from ``--shard i/n``; without it, torchrun's ``RANK`` / ``WORLD_SIZE``, else ``(0, 1)``.
+
+    Raises:
+        ValueError: not two integers ``0 <= i < n``; the message names ``--shard``, or the
+            environment variables the values came from.
+    """
     if spec is None:
-        if "WORLD_SIZE" in environ and "RANK" in environ:
-            spec = f"{environ['RANK']}/{environ['WORLD_SIZE']}"
-        else:
+        if "WORLD_SIZE" not in environ or "RANK" not in environ:
             return 0, 1
+        rank, size = environ["RANK"], environ["WORLD_SIZE"]
+        source = (f"RANK={rank!r} and WORLD_SIZE={size!r} in the environment (torchrun's, read when --shard is not "
+                  "given)")
+        accepted = "integers 0 <= RANK < WORLD_SIZE; unset them or pass --shard I/N"
+    else:
+        rank, _, size = spec.partition("/")
+        source, accepted = f"--shard {spec!r}", "I/N with integers 0 <= I < N (e.g. 0/4)"
     try:
-        index, count = (int(part) for part in spec.split("/"))
+        index, count = int(rank), int(size)
     except ValueError:
-        raise ValueError(f"--shard {spec!r}: expected i/n with integers 0 <= i < n (e.g. 0/4)") from None
+        raise ValueError(f"{source}: expected {accepted}") from None
+    if count < 1:
+        raise ValueError(f"{source}: {count} shards; expected {accepted}")
     if not 0 <= index < count:
-        raise ValueError(f"--shard {spec!r}: expected i/n with integers 0 <= i < n (e.g. 0/4)")
+        raise ValueError(f"{source}: shard {index} is outside 0..{count - 1}; expected {accepted}")
     return index, count
 
 
-def _restore_one(restore: Restore, path: Path, target: Path, max_pixels: int) -> tuple[Path, str | None, str]:
-    """Load, restore and save one image: ``(path, error or None, the line to print)``. A restore
-    function with a true ``reads_samples`` attribute is given the file's integer samples
-    (``load_image(samples=True)``) instead of floats."""
+def _restore_one(restore: Restore, path: Path, target: Path, on_exists: str, max_pixels: int) -> Result:
+    """Load, restore and save one image (see :data:`Result`). A restore function with a true
+    ``reads_samples`` attribute is given the file's integer samples (``load_image(samples=True)``)
+    instead of floats. ``on_exists`` is one of :data:`ON_EXISTS`."""
     try:
         image = load_image(path, max_pixels=max_pixels, samples=getattr(restore, "reads_samples", False))
         start = time.perf_counter()
         result, figure = restore(path, image)
         seconds = time.perf_counter() - start
-        save_image(target, result)
+        save_image(target, result, overwrite=on_exists == "replace")
+    except FileExistsError:
+        if on_exists == "skip":
+            return path, None, f"skipped {path}: {target} was written meanwhile (another run?); kept", True
+        error = (f"{target} was written meanwhile (another run into the same folder?); it was kept, not replaced "
+                 "(--overwrite replaces, --skip-existing keeps such outputs)")
+        return path, error, f"FAILED {path}: {error}", False
     except (ImageError, OSError) as exc:
-        return path, str(exc), f"FAILED {path}: {exc}"
+        return path, str(exc), f"FAILED {path}: {exc}", False
     height, width = image.shape[:2]
     size = f"{width}x{height}"
     if result.shape[:2] != image.shape[:2]:  # a super-resolution model
         size += f" -> {result.shape[1]}x{result.shape[0]}"
-    return path, None, f"{path} -> {target}  {size}  {seconds * 1000:.0f} ms  {figure}"
+    return path, None, f"{path} -> {target}  {size}  {seconds * 1000:.0f} ms  {figure}", False
 
 
 _WORKER_RESTORE: Restore | None = None
@@ -507,25 +663,24 @@ def _init_worker(build: Callable[[argparse.Namespace], Restore], args: argparse.
     _WORKER_RESTORE = build(args)
 
 
-def _worker_started() -> bool:
-    """A first call: it returns once the worker has loaded its models (``_init_worker``)."""
-    return _WORKER_RESTORE is not None
-
-
-def _worker_restore(item: tuple[Path, Path, int]) -> tuple[Path, str | None, str]:
+def _worker_restore(item: tuple[Path, Path, str, int]) -> Result:
+    """:func:`_restore_one` of ``(path, target, on_exists, max_pixels)`` in a worker (after :func:`_init_worker`)."""
     assert _WORKER_RESTORE is not None, "worker used before _init_worker"
     return _restore_one(_WORKER_RESTORE, *item)
 
 
-def _report(results: Iterable[tuple[Path, str | None, str]], total: int) -> int:
+def _report(results: Iterable[Result], total: int) -> int:
     """Print one line per image as results come; the closing count and the exit code."""
-    failed = 0
-    for _path, error, line in results:
+    failed = skipped = 0
+    for _path, error, line, kept in results:
         if error is not None:
             failed += 1
             print(line, file=sys.stderr, flush=True)
         else:
+            skipped += kept
             print(line, flush=True)
+    if skipped:
+        print(f"{skipped} image(s) skipped: another run wrote their output meanwhile (--skip-existing)", flush=True)
     if failed:
         others = "; the other outputs were written" if failed < total else ""
         print(f"{failed} of {total} image(s) failed{others}", file=sys.stderr)
@@ -713,9 +868,21 @@ def _app(args: argparse.Namespace) -> int:
                  max_pixels=args.max_pixels, open_browser=not args.no_browser)
 
 
+def _shard_values_attached(argv: Sequence[str]) -> list[str]:
+    """``--shard -1/2`` as ``--shard=-1/2``: argparse takes a value starting with ``-`` for an option
+    and would say "expected one argument"; attached, it reaches :func:`shard_of`, which says what is wrong."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] == "--shard" and arg[:1] == "-" and arg[1:2].isdigit():
+            out[-1] = f"--shard={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     flush_denormals()  # before any torch op starts torch's CPU threads (runtime.flush_denormals)
-    args = _build_parser().parse_args(argv)
+    args = _build_parser().parse_args(_shard_values_attached(sys.argv[1:] if argv is None else argv))
     if args.command == "app":
         return _app(args)
     if args.command == "export-csv":

@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import struct
@@ -35,7 +36,7 @@ from typing import BinaryIO
 import cv2
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, PngImagePlugin
 
 try:  # ISA-L's deflate (the isal package, a dependency): a fifth of zlib's time, for PNG files
     from isal import isal_zlib as _deflate
@@ -239,6 +240,8 @@ def _decode(path: Path, max_pixels: int | None) -> tuple[np.ndarray, bool]:
         ) from None
     except OSError as exc:
         raise _load_error(path, f"cannot read the file ({exc})") from exc
+    except _DECODE_ERRORS as exc:  # a header or metadata chunk Pillow refuses while it reads them
+        raise _load_error(path, _corrupt(exc, "corrupt header or metadata")) from exc
 
     with im:
         width, height = im.size
@@ -262,6 +265,14 @@ def _decode(path: Path, max_pixels: int | None) -> tuple[np.ndarray, bool]:
         return _decode_with_pillow(path, im)
 
 
+def _corrupt(exc: BaseException, what: str) -> str:
+    """The cause of a file Pillow refused: ``what`` it is, or a metadata chunk over Pillow's limit."""
+    if "MAX_TEXT_CHUNK" in str(exc):
+        return (f"a text chunk decompresses to more than {PngImagePlugin.MAX_TEXT_CHUNK} bytes, Pillow's limit "
+                "(PngImagePlugin.MAX_TEXT_CHUNK, a guard against decompression bombs)")
+    return f"{what} ({exc})"
+
+
 def _is_sixteen_bit_colour(im: Image.Image) -> bool:
     """True for PNG/TIFF files whose colour samples are 16-bit (Pillow would keep only 8)."""
     if im.format not in ("PNG", "TIFF") or im.mode in _SIXTEEN_BIT_GRAY_MODES:
@@ -280,7 +291,7 @@ def _decode_with_pillow(path: Path, im: Image.Image) -> tuple[np.ndarray, bool]:
         im.load()
         ImageOps.exif_transpose(im, in_place=True)  # no copy of the decoded image (a large photo's hundreds of MB)
     except _DECODE_ERRORS as exc:
-        raise _load_error(path, f"truncated or corrupt image data ({exc})") from exc
+        raise _load_error(path, _corrupt(exc, "truncated or corrupt image data")) from exc
     upright = im
     mode = upright.mode
     try:
@@ -466,6 +477,7 @@ def save_image(
     *,
     bit_depth: int = 8,
     jpeg_quality: int = DEFAULT_JPEG_QUALITY,
+    overwrite: bool = True,
 ) -> None:
     """Write an RGB image atomically.
 
@@ -483,17 +495,21 @@ def save_image(
     Args:
         path: Output file. The format comes from the extension, one of
             :data:`IMAGE_EXTENSIONS` (case-insensitive).
-        img: numpy array (any float dtype, ``uint8`` or ``uint16``) of shape ``(H, W)``,
+        img: numpy array (any float dtype, ``uint8`` or ``uint16``, either byte order) of shape ``(H, W)``,
             ``(H, W, 1)`` or ``(H, W, 3)``; or a torch tensor of shape ``(C, H, W)`` or
             ``(1, C, H, W)`` with ``C`` in ``{1, 3}`` (or ``(H, W)``). One channel is written
             as a grayscale file.
         bit_depth: 8, or 16 for PNG and TIFF.
         jpeg_quality: JPEG quality, 1 to 100 (ignored for other formats).
+        overwrite: False: never replace a file at ``path``, not even one that appears while this
+            image is encoded and written (the name is claimed create-exclusively when the finished
+            file is put in place, :func:`rlenhance.atomic.atomic_path` with ``replace=False``).
 
     Raises:
         ImageError: Unknown extension, ``path`` is a directory, bad ``bit_depth`` or
             ``jpeg_quality``, unsupported dtype or shape, zero-size image, NaN or infinite
             values, or the encoder failed. Nothing is written in these cases.
+        FileExistsError: ``overwrite`` is False and ``path`` exists; it is left as it is.
         OSError: The file system refused the write (permissions, disk full, ...).
     """
     path = Path(path)
@@ -521,9 +537,11 @@ def save_image(
     ):
         raise ImageError(f"jpeg_quality must be an int in [1, 100], got {jpeg_quality!r}")
 
+    if not overwrite and os.path.lexists(path):  # before the work; checked again when the file is put in place
+        raise FileExistsError(errno.EEXIST, f"{path} already exists; it was not replaced", str(path))
     samples = _to_samples(path, img, bit_depth)
     data = _encode(samples, suffix, jpeg_quality=jpeg_quality)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, replace=overwrite) as tmp:
         tmp.write_bytes(data)
 
 
@@ -552,7 +570,7 @@ def _to_samples(path: Path, img: np.ndarray | torch.Tensor, bit_depth: int) -> n
             tensor = tensor.float()
         array = tensor.numpy()
     elif isinstance(img, np.ndarray):
-        array = img
+        array = _native_byte_order(img)
     else:
         raise fail(f"expected a numpy array or torch tensor, got {type(img).__name__}")
 
@@ -710,7 +728,7 @@ def as_unit_float(image: np.ndarray | torch.Tensor, *, name: str = "image", allo
         * floats (any precision) that are finite and in [0, 1]; values within
           :data:`UNIT_RANGE_TOLERANCE` outside it are clipped; with ``noisy=True`` (a denoiser's
           input) finite floats in :data:`NOISY_RANGE`, kept as they are;
-        * ``uint8`` (divided by 255) and ``uint16`` (divided by 65535).
+        * ``uint8`` (divided by 255) and ``uint16`` (divided by 65535), in either byte order.
 
     Args:
         image: a numpy array (or, with ``allow_tensor=True``, a torch tensor) of any shape.
@@ -737,6 +755,8 @@ def as_unit_float(image: np.ndarray | torch.Tensor, *, name: str = "image", allo
                          "(H, W, C), e.g. tensor.permute(1, 2, 0).cpu().numpy() for a (C, H, W) tensor")
     if not isinstance(image, (np.ndarray, torch.Tensor)):
         raise ImageError(f"{name}: expected a numpy array, got {type(image).__name__}")
+    if isinstance(image, np.ndarray):
+        image = _native_byte_order(image)
     if image.dtype in _INTEGER_SCALES:
         scale = _INTEGER_SCALES[image.dtype]
         if isinstance(image, torch.Tensor):
@@ -750,15 +770,15 @@ def as_unit_float(image: np.ndarray | torch.Tensor, *, name: str = "image", allo
     if image.numel() == 0 if isinstance(image, torch.Tensor) else image.size == 0:
         raise ImageError(f"{name}: empty image (shape {tuple(image.shape)})")
     values = image.to(torch.float32) if isinstance(image, torch.Tensor) else image.astype(np.float32, copy=False)
-    check = values if isinstance(values, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(values))
     accepted = (f"finite float values in [{NOISY_RANGE[0]:g}, {NOISY_RANGE[1]:g}] (an image in [0, 1] with "
                 "unclipped noise), or uint8 / uint16 samples" if noisy else _ACCEPTED_IMAGE_TEXT)
-    # one pass and no temporary (torch.isfinite makes two of the image's size): a NaN makes both
-    # extremes NaN, an infinity is one of them; only then are the bad values counted
-    low, high = (float(v) for v in torch.aminmax(check))
+    # a NaN makes both extremes NaN, an infinity is one of them; only then are the bad values counted
+    low, high = _extremes(values)
     if not (math.isfinite(low) and math.isfinite(high)):
-        bad = int((~torch.isfinite(check)).sum())
-        raise ImageError(f"{name}: {bad} NaN or infinite value(s) of {check.numel()}; accepted: {accepted}")
+        tensor = isinstance(values, torch.Tensor)
+        bad = int((~(torch.isfinite(values) if tensor else np.isfinite(values))).sum())
+        count = values.numel() if tensor else values.size
+        raise ImageError(f"{name}: {bad} NaN or infinite value(s) of {count}; accepted: {accepted}")
     lowest, highest = NOISY_RANGE if noisy else (-UNIT_RANGE_TOLERANCE, 1.0 + UNIT_RANGE_TOLERANCE)
     if low < lowest or high > highest:
         hint = " (0-255 values in a float array? divide by 255)" if high > max(highest, 2.0) else ""
@@ -766,6 +786,25 @@ def as_unit_float(image: np.ndarray | torch.Tensor, *, name: str = "image", allo
     if not noisy and (low < 0.0 or high > 1.0):
         return values.clamp(0.0, 1.0) if isinstance(values, torch.Tensor) else np.clip(values, 0.0, 1.0)
     return values
+
+
+def _extremes(values: np.ndarray | torch.Tensor) -> tuple[float, float]:
+    """Smallest and largest value of a float32 array or tensor (NaN when it holds one)."""
+    if isinstance(values, np.ndarray):
+        if not values.flags.writeable:  # torch would warn that it cannot protect it: numpy's two passes
+            return float(values.min()), float(values.max())
+        values = torch.from_numpy(np.ascontiguousarray(values))
+    # one pass and no temporary (torch.isfinite makes two of the image's size)
+    low, high = torch.aminmax(values)
+    return float(low), float(high)
+
+
+def _native_byte_order(array: np.ndarray) -> np.ndarray:
+    """``array``, or a copy in this machine's byte order (e.g. ``>u2``, big-endian uint16 from a FITS or
+    raw file, as ``uint16``): the dtype checks, numpy's arithmetic and torch all expect native order."""
+    if array.dtype.isnative:
+        return array
+    return array.astype(array.dtype.newbyteorder("="))
 
 
 def is_gray(image: np.ndarray) -> bool:

@@ -185,6 +185,10 @@ def as_hwc_image(image: np.ndarray, *, noisy: bool = False) -> np.ndarray:
         image: (H, W, C) with C in {1, 3}, or (H, W).
         noisy: a denoiser's input: unclipped noisy values are accepted.
 
+    Returns:
+        float32 (H, W, C), writable: a read-only input (``np.asarray`` of a PIL image) is copied,
+        since the restorers wrap it in tensors, which torch warns it cannot protect.
+
     Raises:
         ImageError: another shape, dtype or range.
     """
@@ -192,6 +196,7 @@ def as_hwc_image(image: np.ndarray, *, noisy: bool = False) -> np.ndarray:
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in _PLANES):
         raise ImageError(f"image: expected an array (H, W, C) with C in {{1, 3}}, or (H, W); got shape "
                          f"{image.shape}")
+    image = image if image.flags.writeable else image.copy()
     return image if image.ndim == 3 else image[..., None]
 
 

@@ -11,9 +11,12 @@ flattened row by row, every 8th pixel kept (``flatten()[::8]``), one row per ima
 ``ID`` is the file's stem; the seed renamed its ``test_ID`` outputs to ``gt_ID``
 (``id_prefix=("test_", "gt_")``, ``rlenhance export-csv --id-prefix test_ gt_``). Values are
 integers in 0..255, comma-separated, one ``\\n`` per row, no index column (``pandas.to_csv(...,
-index=False)``). Every image must have the same size, since the rows share one header. Rows follow
-the order of the images given (a folder: sorted by file name; the seed's ``os.listdir`` order was
-arbitrary).
+index=False)``), UTF-8 (an ID may hold any character but a comma, quote or line break). An ID that a
+spreadsheet would read as a formula (starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+return, OWASP's list for CSV injection) is refused, naming the file: the grader matches IDs exactly,
+so the usual neutralisation, a ``'`` prefix, would change the ID and lose the row's score. Every
+image must have the same size, since the rows share one header. Rows follow the order of the images
+given (a folder: sorted by file name; the seed's ``os.listdir`` order was arbitrary).
 
 Example:
     >>> import numpy as np
@@ -33,8 +36,8 @@ from rlenhance.atomic import atomic_path
 from rlenhance.errors import ImageError
 from rlenhance.io import DEFAULT_MAX_PIXELS, load_image
 
-__all__ = ["DEFAULT_STRIDE", "ID_COLUMN", "PILLOW_LUMA_WEIGHTS", "PIXEL_PREFIX", "gray_levels", "image_id",
-           "submission_row", "write_submission"]
+__all__ = ["DEFAULT_STRIDE", "FORMULA_PREFIXES", "ID_COLUMN", "PILLOW_LUMA_WEIGHTS", "PIXEL_PREFIX", "gray_levels",
+           "image_id", "submission_row", "write_submission"]
 
 #: Every ``DEFAULT_STRIDE``-th pixel of the flattened gray image is kept (the seed's ``[::8]``).
 DEFAULT_STRIDE = 8
@@ -45,6 +48,8 @@ PIXEL_PREFIX = "pixel_"
 PILLOW_LUMA_WEIGHTS = (19595, 38470, 7471)
 _LUMA_SHIFT = 16
 _LEVELS = 255
+#: First characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def gray_levels(image: np.ndarray) -> np.ndarray:
@@ -109,8 +114,9 @@ def write_submission(images: Sequence[str | os.PathLike[str]], out: str | os.Pat
 
     Raises:
         ValueError: no images, ``stride`` < 1, ``out`` is a folder or one of ``images``, ``out``
-            exists without ``overwrite``, two images share an ID (both are named) or an ID holds
-            a comma, quote or line break. Nothing is written.
+            exists without ``overwrite`` (also one that appears while the CSV is written), two
+            images share an ID (both are named), an ID holds a comma, quote or line break, or
+            starts like a spreadsheet formula (:data:`FORMULA_PREFIXES`). Nothing is written.
         ImageError: an image is unreadable or of another size than the first (both are named);
             nothing is written (the CSV would lack or misalign a row).
     """
@@ -132,12 +138,21 @@ def write_submission(images: Sequence[str | os.PathLike[str]], out: str | os.Pat
         name = image_id(path, id_prefix)
         if any(c in name for c in ',"\r\n'):
             raise ValueError(f"{path}: its ID {name!r} holds a comma, quote or line break; rename the file")
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{path}: its ID {name!r} is not text (the file name holds bytes that are not UTF-8); "
+                             "rename the file") from None
+        if name.startswith(FORMULA_PREFIXES):
+            raise ValueError(f"{path}: its ID {name!r} starts with {name[0]!r}, which a spreadsheet opening the CSV "
+                             "runs as a formula (CSV injection); rename the file"
+                             + (" or change --id-prefix" if id_prefix is not None else ""))
         if name in ids:
             raise ValueError(f"{ids[name]} and {path} both give the ID {name!r}; each image needs its own ID "
                              "(rename one, or export them to separate files)")
         ids[name] = path
     first: tuple[Path, tuple[int, int]] | None = None
-    with atomic_path(out) as tmp, open(tmp, "w", encoding="ascii", newline="") as handle:
+    with atomic_path(out, replace=overwrite) as tmp, open(tmp, "w", encoding="utf-8", newline="") as handle:
         for name, path in ids.items():
             image = load_image(path, max_pixels=max_pixels)
             size = image.shape[:2]

@@ -43,7 +43,15 @@ library on first use with the system C compiler (``$CC``, else ``cc``, ``gcc`` o
 AVX2 copy of the vector code is compiled in and chosen at run time) into a shared library cached under
 ``$RLENHANCE_CACHE/native`` (default ``$XDG_CACHE_HOME/rlenhance/native`` or
 ``~/.cache/rlenhance/native``), named by a hash of the source files' content, the flags and the
-compiler, written atomically, and loaded with :mod:`ctypes` once per process. Without a compiler,
+compiler, written atomically, and loaded with :mod:`ctypes` once per process. Loading a library runs
+its code, so the cache is private: the folders created for it are made with mode 0700, a cache folder
+of this user that others may write to is made 0700 and the libraries in it are compiled again, and a
+library is loaded only when it is a regular file (not a link) owned by this user, writable by no one
+else, in a folder owned by this user and writable by no one else (checked on the open file and
+folder, which are then what is loaded, so a file swapped in after the check is never loaded). A
+library that fails the check is compiled again; a cache folder of another user (or one that cannot
+be created) is not used: the kernel is compiled into a private temporary folder for this process,
+with a warning naming the folder. Without a compiler,
 when compilation fails, or with ``RLENHANCE_NATIVE=0`` in the environment, :func:`available` is
 False and :func:`unavailable_reason` says why; importing this module never compiles or raises. The
 build and its outcome are reported through :mod:`logging` (logger ``rlenhance.ops.native``): a
@@ -74,6 +82,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import hashlib
@@ -82,7 +91,9 @@ import math
 import os
 import shlex
 import shutil
+import stat
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -179,6 +190,121 @@ def _cache_dir() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return base / "rlenhance" / "native"
+
+
+#: Whether files have owners and permission bits to check (POSIX); elsewhere the cache is trusted.
+_CHECK_OWNER = hasattr(os, "geteuid")
+#: Permission bits that let users other than the owner write (group, others).
+_OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
+_PRIVATE_FOLDER = 0o700
+
+
+class _UnsafeCache(Exception):
+    """A cache folder or library that this user must not load from (internal: the message says why)."""
+
+
+def _owner_text(uid: int) -> str:
+    return "this user" if uid == os.geteuid() else f"user id {uid}"
+
+
+def _private_folder(folder: Path) -> bool:
+    """Create ``folder`` and its missing parents with mode 0700 and make it private to this user.
+
+    Returns:
+        Whether the files already in it can be trusted: False when others could write to the
+        folder until now (it is made 0700 here, but a library put in it before is not loaded).
+
+    Raises:
+        _UnsafeCache: the folder is not a folder of this user, or cannot be created.
+    """
+    missing = []
+    parent = folder
+    while not os.path.lexists(parent) and parent != parent.parent:
+        missing.append(parent)
+        parent = parent.parent
+    try:
+        for path in reversed(missing):
+            with contextlib.suppress(FileExistsError):  # made by a process running at the same time
+                os.mkdir(path, _PRIVATE_FOLDER)
+        if not _CHECK_OWNER:
+            return True
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise _UnsafeCache(f"it cannot be created or opened ({exc.strerror or exc})") from exc
+    try:
+        info = os.fstat(fd)
+        if info.st_uid != os.geteuid():
+            raise _UnsafeCache(f"it belongs to {_owner_text(info.st_uid)}, not this user")
+        if stat.S_IMODE(info.st_mode) & 0o077:
+            os.fchmod(fd, _PRIVATE_FOLDER)
+            if info.st_mode & _OTHERS_WRITE:
+                logger.info("the native kernel cache %s was writable by other users (mode %o); made it private (700), "
+                            "the libraries in it are compiled again", folder, stat.S_IMODE(info.st_mode))
+                return False
+    except OSError as exc:
+        raise _UnsafeCache(f"its permissions cannot be set ({exc.strerror or exc})") from exc
+    finally:
+        os.close(fd)
+    return True
+
+
+def _open_library(path: Path) -> int | None:
+    """Open the library ``path`` for loading, after checking that only this user can have written it.
+
+    Returns:
+        A file descriptor of the checked file (the caller closes it), or None where files have no
+        owners (the path is loaded as it is).
+
+    Raises:
+        _UnsafeCache: ``path`` is a link or not a regular file, belongs to another user, may be
+            written by others or has other names (hard links), or its folder is not this user's
+            alone.
+        OSError: it cannot be opened (e.g. it does not exist).
+    """
+    if not _CHECK_OWNER:
+        return None
+    me = os.geteuid()
+    folder_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        folder = os.fstat(folder_fd)
+        if folder.st_uid != me or folder.st_mode & _OTHERS_WRITE:
+            raise _UnsafeCache(f"its folder belongs to {_owner_text(folder.st_uid)} with mode "
+                               f"{stat.S_IMODE(folder.st_mode):o}")
+        try:
+            fd = os.open(path.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder_fd)
+        except OSError as exc:
+            if os.path.islink(path):
+                raise _UnsafeCache("it is a symbolic link") from exc
+            raise
+    finally:
+        os.close(folder_fd)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _UnsafeCache("it is not a regular file")
+        if info.st_uid != me:
+            raise _UnsafeCache(f"it belongs to {_owner_text(info.st_uid)}")
+        if info.st_mode & _OTHERS_WRITE:
+            raise _UnsafeCache(f"other users may write to it (mode {stat.S_IMODE(info.st_mode):o})")
+        if info.st_nlink != 1:
+            raise _UnsafeCache(f"it has {info.st_nlink} names (hard links)")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _load(path: Path) -> _Library:
+    """Check ``path`` (:func:`_open_library`) and bind the very file checked: through
+    ``/proc/self/fd`` where it exists, so that a file swapped in after the check is never loaded."""
+    fd = _open_library(path)
+    if fd is None:
+        return _bind(path)
+    try:
+        by_fd = Path(f"/proc/self/fd/{fd}")
+        return _bind(path, by_fd if by_fd.exists() else path)
+    finally:
+        os.close(fd)
 
 
 def _find_compiler() -> list[str] | None:
@@ -285,9 +411,10 @@ class _BindError(Exception):
     """A library that does not match this module (internal: becomes the unavailability reason)."""
 
 
-def _bind(path: Path) -> _Library:
-    """Load the library at ``path`` and declare its functions' C signatures."""
-    lib = ctypes.CDLL(str(path))
+def _bind(path: Path, load_from: Path | None = None) -> _Library:
+    """Load the library at ``path`` (read from ``load_from``, a name of the same open file, when
+    given) and declare its functions' C signatures."""
+    lib = ctypes.CDLL(str(load_from or path))
     args_size = lib.rlenhance_select_args_size
     args_size.argtypes = []
     args_size.restype = ctypes.c_int64
@@ -330,7 +457,8 @@ class _CompileError(Exception):
 
 
 def _compile(compiler: list[str], target: Path) -> str | None:
-    """Compile the kernel into ``target`` (written atomically); returns None, or why it failed."""
+    """Compile the kernel into ``target``: into a new file in its folder (mode 0700), then renamed over
+    ``target``; returns None, or why it failed."""
     command = " ".join(compiler)
     try:
         with atomic_path(target) as tmp:
@@ -341,6 +469,7 @@ def _compile(compiler: list[str], target: Path) -> str | None:
                 message = (result.stderr or result.stdout).strip()[-2000:]
                 raise _CompileError(f"{command} exited with status {result.returncode}"
                                     + (f": {message}" if message else ""))
+            os.chmod(tmp, 0o700)  # the linker's mode follows the umask, which may let the group write
     except _CompileError as exc:
         return str(exc)
     except (OSError, subprocess.SubprocessError) as exc:
@@ -352,6 +481,9 @@ def _unavailable(reason: str) -> _Library:
     logger.warning("native kernels unavailable, pixelrl_filter_select, le_curves_upsampled and greedy_rollout use "
                    "the torch path: %s", reason)
     return _Library(None, reason=reason)
+
+
+_LOAD_ERRORS = (OSError, AttributeError, _BindError, _UnsafeCache)
 
 
 @functools.cache
@@ -367,15 +499,29 @@ def _library() -> _Library:
     except OSError as exc:
         return _unavailable(f"the kernels' C source is missing (rlenhance installed without its package data?): {exc}")
     key = hashlib.sha256("\0".join([source, " ".join(_CFLAGS), _compiler_identity(compiler)]).encode())
-    target = _cache_dir() / f"rlenhance_kernels-{key.hexdigest()[:24]}.so"
-    if target.is_file():
+    name = f"rlenhance_kernels-{key.hexdigest()[:24]}.so"
+    folder = _cache_dir()
+    try:
+        trusted = _private_folder(folder)
+    except _UnsafeCache as exc:
+        logger.warning("the native kernel cache %s is not used: %s; the kernel is compiled for this process only (set "
+                       "RLENHANCE_CACHE to a folder of your own to keep it)", folder, exc)
+        with tempfile.TemporaryDirectory(prefix="rlenhance-native-") as private:  # mode 0700, this user's
+            return _build(compiler, Path(private) / name)  # a loaded library stays mapped once its file is gone
+    target = folder / name
+    if trusted and os.path.lexists(target):
         try:
-            library = _bind(target)
-        except (OSError, AttributeError, _BindError) as exc:  # unreadable or truncated: build it again
+            library = _load(target)
+        except _LOAD_ERRORS as exc:  # unreadable, truncated, or not this user's alone: build it again
             logger.info("the cached native kernel %s cannot be loaded (%s); compiling it again", target, exc)
         else:
             logger.debug("native kernels loaded from the cache: %s", target)
             return library
+    return _build(compiler, target)
+
+
+def _build(compiler: list[str], target: Path) -> _Library:
+    """Compile the kernel into ``target`` (replacing any file there) and load it."""
     logger.info("compiling the native kernels with %s into %s (once per source, flags and compiler)",
                 " ".join(compiler), target)
     start = time.perf_counter()
@@ -383,8 +529,8 @@ def _library() -> _Library:
     if reason is not None:
         return _unavailable(reason)
     try:
-        library = _bind(target)
-    except (OSError, AttributeError, _BindError) as exc:
+        library = _load(target)
+    except _LOAD_ERRORS as exc:
         return _unavailable(f"the compiled kernel {target} cannot be loaded: {exc}")
     logger.info("compiled the native kernels in %.1f s (%s vectors)", time.perf_counter() - start,
                 library.best_isa)

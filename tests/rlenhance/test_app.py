@@ -6,6 +6,7 @@ The real-browser test is in test_app_browser.py.
 import importlib.util
 import io
 import math
+import re
 import subprocess
 import sys
 import tempfile
@@ -382,6 +383,16 @@ def captions(at) -> list[str]:
     return [c for image in at.image for c in image.captions]
 
 
+def shown(markdown: str) -> str:
+    """The text a Markdown source shows when it holds nothing but backslash-escaped punctuation."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
+
+
+def plain_markdown(markdown: str) -> bool:
+    """Whether every ASCII punctuation character of ``markdown`` is backslash-escaped (shown as itself)."""
+    return re.fullmatch(r"(?:[^!-/:-@\[-`{-~]|\\[!-/:-@\[-`{-~])*", markdown) is not None
+
+
 def run(at):
     at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -420,7 +431,7 @@ def test_enhance_tab_reports_bad_uploads_and_keeps_going(app, private_tmp):
         ("notes.png", b"shopping list", "image/png"), ("broken.jpg", good[:100], "image/jpeg"),
         ("huge.png", png(np.zeros((600, 600, 3), np.float32)), "image/png"), ("dark.png", good, "image/png")])
     run(app)
-    errors = [e.value for e in app.error]
+    errors = [shown(e.value) for e in app.error]
     assert len(errors) == 3
     assert "notes.png" in errors[0] and "not a PNG, JPEG, BMP or TIFF image" in errors[0]
     assert "broken.jpg" in errors[1] and "huge.png" in errors[2] and "more than max_pixels=300000" in errors[2]
@@ -475,7 +486,7 @@ def test_complete_tab_finds_or_reads_the_hole_and_explains_a_wrong_mask(app):
     app.file_uploader(key="complete_mask_file").set_value(("mask.png", png(np.ones((20, 20, 3), np.float32)),
                                                             "image/png"))
     run(app)
-    assert any("mask 'mask.png' is 20x20 but the image is 64x48" in e.value for e in app.error)
+    assert any("mask 'mask.png' is 20x20 but the image is 64x48" in shown(e.value) for e in app.error)
     app.radio(key="complete_mask_source").set_value("Find it (near-black pixels)")
     run(app)
     app.slider(key="complete_threshold").set_value(0.0)
@@ -513,4 +524,20 @@ def test_compare_tab_ranks_the_methods_against_a_reference(app):
     assert "PSNR" in rows.columns and "SSIM" in rows.columns
     app.file_uploader(key="compare_lowlight_reference").set_value(("other.png", png(reference[:20]), "image/png"))
     run(app)
-    assert any("the reference 'other.png' is 64×20 but the image is 64×48" in e.value for e in app.error)
+    assert any("the reference 'other.png' is 64×20 but the image is 64×48" in shown(e.value) for e in app.error)
+
+
+def test_upload_names_are_shown_as_text_not_markdown(app, private_tmp):
+    """A file name is the uploader's text: bold, links, colours or maths in it are shown, not rendered,
+    in the photo's heading and in the message about a bad upload."""
+    good = "**bold** [click me](http://evil.example) :red[red] $x$ <b>_a_</b>.png"
+    bad = "[open](javascript:alert(1)) `code` *x*.png"  # no '/': a message names what follows the last one
+    app.file_uploader(key="enhance_files").set_value([(good, png(photo()), "image/png"),
+                                                     (bad, b"not an image", "image/png")])
+    run(app)
+    headings = [m.value for m in app.markdown if m.value.startswith("#### ")]
+    assert [shown(h[5:]) for h in headings] == [good, bad]
+    assert all(plain_markdown(h[5:]) for h in headings)
+    (error,) = [e.value for e in app.error]
+    assert bad in shown(error) and plain_markdown(error)
+    assert len([c for c in captions(app) if c.startswith("After")]) == 1

@@ -1,7 +1,10 @@
 """The `rlenhance denoise|complete|enhance` command line and lol_eval's supervised methods, end to end."""
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from functools import partial
 from pathlib import Path
 
@@ -557,3 +560,185 @@ def test_shards_split_the_inputs_and_skip_existing_resumes(ckpts, tmp_path, caps
         assert "--shard" in capsys.readouterr().err
     assert main([*common, "--skip-existing", "--overwrite"]) == 2
     assert main([*common, "--jobs", "0"]) == 2
+
+
+def test_skip_existing_redoes_outputs_that_do_not_decode(ckpts, tmp_path, capsys):
+    """An interrupted copy leaves empty or truncated outputs: --skip-existing redoes them, keeps good ones."""
+    paths = _many(tmp_path, 4)
+    out = tmp_path / "out"
+    common = ["enhance", *map(str, paths), "-o", str(out), "--checkpoint", str(ckpts["policy"]), "--device", "cpu"]
+    assert main(common) == 0
+    good = {name: (out / name).read_bytes() for name in ("img0.png", "img3.png")}
+    (out / "img1.png").write_bytes(b"")  # 0 bytes
+    (out / "img2.png").write_bytes(good["img0.png"][: len(good["img0.png"]) // 2])  # truncated
+    mtimes = {name: (out / name).stat().st_mtime_ns for name in good}
+    capsys.readouterr()
+    assert main([*common, "--skip-existing"]) == 0
+    captured = capsys.readouterr()
+    assert "skipping 2 input(s) whose output exists" in captured.out
+    assert "redoing 2 input(s) whose output exists but does not decode" in captured.out
+    for name in ("img1.png", "img2.png"):
+        assert load_image(out / name).shape[:2] == load_image(paths[int(name[3])]).shape[:2]
+    assert {name: (out / name).stat().st_mtime_ns for name in good} == mtimes
+
+
+def test_a_png_whose_text_chunk_is_a_bomb_is_reported_and_skipped(ckpts, tmp_path, capsys):
+    """Pillow refuses a text chunk that decompresses past its limit: that image fails, the batch goes on."""
+    import struct
+    import zlib
+
+    from PIL import PngImagePlugin
+
+    paths = _many(tmp_path, 2)
+    data = paths[0].read_bytes()
+    text = b"Comment\0\0" + zlib.compress(b"a" * (PngImagePlugin.MAX_TEXT_CHUNK + 1))
+    chunk = struct.pack(">I", len(text)) + b"zTXt" + text + struct.pack(">I", zlib.crc32(b"zTXt" + text))
+    bomb = tmp_path / "many" / "bomb.png"
+    bomb.write_bytes(data[:33] + chunk + data[33:])  # right after IHDR
+    out = tmp_path / "out"
+    assert main(["enhance", str(bomb), *map(str, paths), "-o", str(out), "--checkpoint", str(ckpts["policy"]),
+                 "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert f"FAILED {bomb}" in err and "MAX_TEXT_CHUNK" in err and "1 of 3 image(s) failed" in err
+    assert sorted(p.name for p in out.iterdir()) == ["img0.png", "img1.png"]
+
+
+def test_shard_errors_name_what_is_wrong(ckpts, tmp_path, capsys, monkeypatch):
+    paths = _many(tmp_path, 2)
+    common = ["enhance", *map(str, paths), "-o", str(tmp_path / "out"), "--checkpoint", str(ckpts["policy"]),
+              "--device", "cpu"]
+    assert main([*common, "--shard", "-1/2"]) == 2  # a negative index as its own argument reaches the range check
+    err = capsys.readouterr().err
+    assert "expected one argument" not in err and "--shard '-1/2'" in err and "outside 0..1" in err
+    for rank, size in (("x", "2"), ("2", "2"), ("0", "0")):
+        monkeypatch.setenv("RANK", rank)
+        monkeypatch.setenv("WORLD_SIZE", size)
+        assert main(common) == 2
+        err = capsys.readouterr().err
+        assert f"RANK={rank!r}" in err and f"WORLD_SIZE={size!r}" in err and "--shard '" not in err
+    assert not (tmp_path / "out").exists()
+
+
+# --- two real processes: runs racing into one folder, a worker killed ---------------------------------
+
+#: A restore function for the processes below, imported by the run and its spawned --jobs workers.
+HELPER = '''
+import multiprocessing, os, time
+from pathlib import Path
+
+def build(args):
+    folder = Path(os.environ["HELPER_DIR"])
+    if multiprocessing.parent_process() is not None:  # a --jobs worker: blocks on its first image
+        (folder / "worker-built").touch()
+        def restore(path, image):
+            (folder / "worker.part").write_text(str(os.getpid()))
+            os.replace(folder / "worker.part", folder / "worker.pid")
+            time.sleep(300)
+        return restore
+    invert = os.environ.get("HELPER_RUN") == "b"
+    def restore(path, image):
+        deadline = time.monotonic() + 120
+        while args.jobs > 1 and not (folder / "worker-built").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.02)
+        return (1.0 - image if invert else image), "run " + os.environ.get("HELPER_RUN", "")
+    return restore
+'''
+
+#: Runs the CLI with HELPER's restore function for ``denoise``; with HELPER_BARRIER, waits after
+#: planning its outputs until the other run has planned its own (so that both find the folder empty).
+RUNNER = '''
+import os, sys, time
+from pathlib import Path
+import helper
+import rlenhance.cli as cli
+
+if __name__ == "__main__":
+    cli._denoiser = helper.build
+    if os.environ.get("HELPER_BARRIER"):
+        plan = cli.plan_outputs
+        def planned_together(*args, **kwargs):
+            result = plan(*args, **kwargs)
+            folder = Path(os.environ["HELPER_DIR"])
+            (folder / ("planned-" + os.environ["HELPER_RUN"])).touch()
+            deadline = time.monotonic() + 120
+            while len(list(folder.glob("planned-*"))) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            return result
+        cli.plan_outputs = planned_together
+    sys.exit(cli.main(sys.argv[1:]))
+'''
+
+
+def _helper_run(tmp_path, args, run="", barrier=False):
+    helpers = tmp_path / "helpers"
+    helpers.mkdir(exist_ok=True)
+    (helpers / "helper.py").write_text(HELPER)
+    (helpers / "runner.py").write_text(RUNNER)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(helpers), str(ROOT)]), "HELPER_DIR": str(helpers),
+           "HELPER_RUN": run, **({"HELPER_BARRIER": "1"} if barrier else {})}
+    env.pop("RANK", None)
+    env.pop("WORLD_SIZE", None)
+    return subprocess.Popen([sys.executable, str(helpers / "runner.py"), "denoise", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _finish(process, timeout=120):
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        out, err = process.communicate()
+        pytest.fail(f"the run hung; it printed:\n{out}\n{err}")
+    return process.returncode, out, err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flag", ["", "--skip-existing"])
+def test_two_runs_into_one_folder_never_replace_each_others_outputs(tmp_path, flag):
+    """Both runs plan while the folder is empty, then write the same 12 outputs: each file is written by
+    one run, which says so; the other keeps it and says so (a failure without --skip-existing)."""
+    paths = _many(tmp_path, 12)
+    out = tmp_path / "out"
+    runs = {run: _helper_run(tmp_path, [*map(str, paths), "-o", str(out), "--device", "cpu", *([flag] if flag else [])],
+                             run=run, barrier=True) for run in "ab"}
+    results = {run: _finish(process) for run, process in runs.items()}
+    writer = {}
+    for run, (code, stdout, stderr) in results.items():
+        written = [line.split(" -> ")[0] for line in stdout.splitlines() if f"run {run}" in line]
+        kept = [line.split()[1].rstrip(":") for line in (stdout + stderr).splitlines()
+                if line.startswith(("FAILED", "skipped"))]
+        assert sorted(written + kept) == sorted(map(str, paths)), (stdout, stderr)
+        for path in written:
+            assert path not in writer, f"{path} was written by both runs"
+            writer[path] = run
+        assert code == (1 if kept and not flag else 0), (stdout, stderr)
+        if kept:
+            assert "written meanwhile" in stdout + stderr
+    assert len(writer) == 12
+    for path in paths:
+        image, output = load_image(path), load_image(out / f"{path.stem}.png")
+        np.testing.assert_allclose(output, image if writer[str(path)] == "a" else 1 - image, atol=LEVEL / 2 + 1e-6)
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{p.stem}.png" for p in paths)  # no temporary files
+
+
+@pytest.mark.slow
+def test_a_killed_jobs_worker_fails_its_image_and_the_run_finishes(tmp_path):
+    """SIGKILL to a --jobs worker while it restores an image: that image is reported failed with the
+    cause, the run's own process restores the others (those queued at the worker too), exit code 1."""
+    paths = _many(tmp_path, 12)
+    out = tmp_path / "out"
+    process = _helper_run(tmp_path, [*map(str, paths), "-o", str(out), "--device", "cpu", "--jobs", "2"])
+    pid_file = tmp_path / "helpers" / "worker.pid"
+    deadline = time.monotonic() + 120
+    while not pid_file.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert pid_file.exists(), "the worker was given no image"
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    code, stdout, stderr = _finish(process)
+    failed = [line for line in stderr.splitlines() if line.startswith("FAILED")]
+    assert code == 1 and len(failed) == 1 and "died (killed by SIGKILL)" in failed[0], stderr
+    assert "1 of 12 image(s) failed" in stderr
+    dead = Path(failed[0].split()[1].rstrip(":"))
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{p.stem}.png" for p in paths if p != dead)
+    assert len([line for line in stdout.splitlines() if " -> " in line]) == 11

@@ -480,7 +480,8 @@ def test_cli_jobs_workers_build_the_rl_denoiser_themselves(ckpts, files, tmp_pat
     (tmp_path / "two").mkdir()
     with multiprocessing.get_context("spawn").Pool(1, initializer=_init_worker, initargs=(_denoiser, args, 1)) as pool:
         for path in files:
-            _, error, _ = pool.apply(_worker_restore, ((path, tmp_path / "two" / f"{path.stem}.png", 10**8),))
+            item = (path, tmp_path / "two" / f"{path.stem}.png", "fail", 10**8)
+            _, error, _, _ = pool.apply(_worker_restore, (item,))
             assert error is None
     for path in files:
         name = f"{path.stem}.png"

@@ -471,6 +471,25 @@ def test_corrupt_png_data(tmp_path, rng):
     assert_names(exc_info, path, "truncated or corrupt")
 
 
+@pytest.mark.parametrize("kind, where", [(b"zTXt", "before IDAT"), (b"iTXt", "before IDAT"), (b"zTXt", "after IDAT")])
+def test_text_chunk_over_pillows_limit_is_an_image_error(tmp_path, rng, kind, where):
+    """A text chunk that decompresses past PngImagePlugin.MAX_TEXT_CHUNK: ImageError naming the file
+    and the limit (Pillow's ValueError would abort a batch that skips bad files)."""
+    from PIL import PngImagePlugin
+
+    path = tmp_path / "text_bomb.png"
+    Image.fromarray(rgb8(rng, (8, 8))).save(path)
+    data = path.read_bytes()
+    text = zlib.compress(b"a" * (PngImagePlugin.MAX_TEXT_CHUNK + 1))
+    chunk = png_chunk(kind, b"Comment\0" + (b"\0" if kind == b"zTXt" else b"\x01\x00\0\0") + text)
+    at = data.index(b"IDAT") - 4 if where == "before IDAT" else data.index(b"IEND") - 4
+    path.write_bytes(data[:at] + chunk + data[at:])
+    for samples in (False, True):
+        with pytest.raises(ImageError) as exc_info:
+            load_image(path, samples=samples)
+        assert_names(exc_info, path, "text chunk", "MAX_TEXT_CHUNK")
+
+
 def handmade_bmp(width: int, height: int) -> bytes:
     info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, 0, 2835, 2835, 0, 0)
     return b"BM" + struct.pack("<IHHI", 14 + 40, 0, 0, 14 + 40) + info
@@ -810,6 +829,45 @@ def test_atomic_save_replace_failure(existing, monkeypatch, rng):
     assert_untouched(path, original)
 
 
+def test_save_without_overwrite_never_replaces_a_file(existing, monkeypatch, rng):
+    """overwrite=False: an existing file is refused up front, and one that appears while the image is
+    encoded (another process writing the same name) is kept: the name is claimed create-exclusively."""
+    path, original = existing
+    with pytest.raises(FileExistsError):
+        save_image(path, rgb8(rng), overwrite=False)
+    assert_untouched(path, original)
+    fresh = path.with_name("fresh.png")
+    real_encode = rio._encode
+
+    def encode_while_another_writes(*args, **kwargs):
+        fresh.write_bytes(b"the other process's image")
+        return real_encode(*args, **kwargs)
+
+    monkeypatch.setattr(rio, "_encode", encode_while_another_writes)
+    with pytest.raises(FileExistsError, match="appeared"):
+        save_image(fresh, rgb8(rng), overwrite=False)
+    assert fresh.read_bytes() == b"the other process's image"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["fresh.png", path.name]  # no temporary file left
+
+
+def test_save_without_overwrite_where_the_file_system_has_no_hard_links(tmp_path, monkeypatch, rng):
+    import errno
+
+    import rlenhance.atomic as atomic
+
+    def no_links(*args, **kwargs):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(atomic.os, "link", no_links)
+    image = rgb8(rng)
+    save_image(tmp_path / "a.png", image, overwrite=False)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "a.png")), image)
+    with pytest.raises(FileExistsError):
+        save_image(tmp_path / "a.png", rgb8(rng), overwrite=False)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "a.png")), image)
+    assert [p.name for p in tmp_path.iterdir()] == ["a.png"]
+
+
 def test_save_overwrites_cleanly(existing, rng):
     path, original = existing
     new = rgb8(rng)
@@ -900,3 +958,42 @@ def test_as_unit_float_noisy_range():
         as_unit_float(np.array([NOISY_RANGE[1] + 0.5]), noisy=True, name="options['noisy']")
     with pytest.raises(ImageError, match=r"^options\['noisy'\]: 1 NaN"):
         as_unit_float(np.array([np.nan]), noisy=True, name="options['noisy']")
+
+
+# ------------------------------------------------------------------------ arrays from callers
+
+
+@pytest.mark.parametrize("order", [">", "<"])
+def test_non_native_byte_order_uint16_is_accepted(tmp_path, rng, order):
+    """uint16 in either byte order (``>u2``: FITS, raw dumps) is uint16: scaled, saved, restored alike."""
+    native = rgb16(rng)
+    swapped = native.astype(np.dtype(np.uint16).newbyteorder(order))
+    np.testing.assert_array_equal(rio.as_unit_float(swapped), rio.as_unit_float(native))
+    save_image(tmp_path / "a.png", swapped, bit_depth=16)
+    np.testing.assert_array_equal(load_image(tmp_path / "a.png", samples=True), native)
+    floats = native.astype(np.dtype(np.float32).newbyteorder(order)) / np.float32(65535)
+    np.testing.assert_array_equal(rio.as_unit_float(floats), native.astype(np.float32) / np.float32(65535))
+
+
+@pytest.mark.slow
+def test_read_only_arrays_give_no_torch_warning():
+    """``np.asarray`` of a PIL image is read-only; torch warns (once a process) when it wraps one, so
+    each entry point is tried in a fresh process with warnings as errors."""
+    import subprocess
+    import sys
+
+    code = """
+import warnings, numpy as np
+warnings.simplefilter("error")
+from rlenhance.io import as_unit_float
+from rlenhance.denoisers import load_denoiser
+def read_only(shape):
+    image = np.random.default_rng(0).random(shape).astype(np.float32)
+    image.flags.writeable = False
+    return image
+as_unit_float(read_only((12, 10, 3)))
+load_denoiser("mrpnet", channels=1, device="cpu").restore(read_only((12, 10, 1)))
+load_denoiser("mrpnet", channels=1, device="cpu").restore(read_only((12, 10)))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr

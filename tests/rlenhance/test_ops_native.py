@@ -11,14 +11,18 @@ The torch path is the same function with RLENHANCE_NATIVE=0.
 
 import contextlib
 import logging
+import os
 import re
 import shutil
+import stat
+import subprocess
 import warnings
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from rlenhance.atomic import atomic_path
 from rlenhance.enhance import greedy_rollout
 from rlenhance.errors import ImageError
 from rlenhance.models.policy import PixelActorCritic
@@ -277,6 +281,130 @@ def test_cached_library_is_loaded_without_compiling(monkeypatch, tmp_path, fresh
     native._library.cache_clear()
     monkeypatch.setattr(native, "_compile", lambda *args: pytest.fail("compiled although the library was cached"))
     assert native.available() and native._library().path == tmp_path / "native" / built.name
+
+
+# ---------------------------------------------------------------- a private cache: no one else's code is loaded
+
+#: A library whose constructor runs when it is loaded: it leaves the file $PLANTED_MARKER behind.
+PLANTED_C = """#include <stdio.h>
+#include <stdlib.h>
+__attribute__((constructor)) static void planted(void) {
+    FILE *f = fopen(getenv("PLANTED_MARKER"), "w");
+    if (f) fclose(f);
+}
+"""
+NOBODY = 65534
+REAL_COMPILE = native._compile
+
+
+@pytest.fixture
+def planted(tmp_path, monkeypatch, fresh_library):
+    """``(cache root, kernel file name, plant(path))``: plant writes a library at ``path`` whose
+    constructor leaves ``tmp_path / "ran"`` behind (the proof that it was loaded). The kernel is
+    "compiled" by a copy of the one built for this process (the real compiler in the first test)."""
+    if not native.available():
+        pytest.skip(f"native kernel unavailable: {native.unavailable_reason()}")
+    good = native._library().path
+    name = good.name  # the file name a build with this compiler looks for
+    source = tmp_path / "planted.c"
+    source.write_text(PLANTED_C)
+    built = tmp_path / "planted.so"
+    subprocess.run([*native._find_compiler(), "-shared", "-fPIC", "-o", str(built), str(source)], check=True,
+                   capture_output=True)
+    monkeypatch.setenv("PLANTED_MARKER", str(tmp_path / "ran"))
+    monkeypatch.setenv("RLENHANCE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv(native.ENV_SWITCH, raising=False)
+    native._library.cache_clear()
+
+    def copy_compile(compiler, target):  # a compiler of the same library, in no time
+        with atomic_path(target) as tmp:
+            shutil.copy(good, tmp)
+            tmp.chmod(0o700)
+
+    monkeypatch.setattr(native, "_compile", copy_compile)
+
+    def plant(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(built, path)
+        return path
+    return tmp_path / "cache", name, plant
+
+
+def private_kernel(path):
+    info = path.stat()
+    assert info.st_uid == os.geteuid() and not info.st_mode & 0o022, oct(info.st_mode)
+    folder = path.parent.stat()
+    assert folder.st_uid == os.geteuid() and stat.S_IMODE(folder.st_mode) == 0o700
+
+
+def root_only():
+    if os.geteuid() != 0:
+        pytest.skip("making a file of another user needs root")
+
+
+def test_the_folders_created_for_the_cache_are_private(planted, monkeypatch):
+    cache, name, _ = planted
+    monkeypatch.setattr(native, "_compile", REAL_COMPILE)  # the linker's file mode follows the umask
+    umask = os.umask(0o002)  # a group-writable default
+    try:
+        assert native.available()
+    finally:
+        os.umask(umask)
+    for folder in (cache, cache / "native"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    private_kernel(cache / "native" / name)
+
+
+def test_a_library_of_another_user_in_the_cache_is_not_loaded_but_rebuilt(planted, caplog):
+    root_only()
+    cache, name, plant = planted
+    (cache / "native").mkdir(parents=True, mode=0o700)
+    target = plant(cache / "native" / name)
+    os.chown(target, NOBODY, NOBODY)
+    with caplog.at_level(logging.INFO, logger=native.__name__):
+        assert native.available()
+    assert not (cache.parent / "ran").exists(), "the planted library was loaded"
+    assert native._library().path == target
+    private_kernel(target)
+    assert any("belongs to user id 65534" in r.getMessage() for r in native_records(caplog))
+
+
+@pytest.mark.parametrize("how", ["world-writable folder", "group-writable file", "symbolic link", "hard link"])
+def test_a_library_others_could_have_written_is_not_loaded_but_rebuilt(planted, how):
+    cache, name, plant = planted
+    folder = cache / "native"
+    folder.mkdir(parents=True, mode=0o700)
+    target = folder / name
+    if how == "world-writable folder":
+        plant(target)
+        folder.chmod(0o777)
+    elif how == "group-writable file":
+        plant(target).chmod(0o775)
+    elif how == "symbolic link":
+        target.symlink_to(plant(cache.parent / "elsewhere" / "planted.so"))
+    else:
+        os.link(plant(cache.parent / "planted-copy.so"), target)
+    assert native.available()
+    assert not (cache.parent / "ran").exists(), "the planted library was loaded"
+    assert native._library().path == target and not target.is_symlink()
+    private_kernel(target)
+
+
+def test_a_cache_folder_of_another_user_is_not_used(planted, caplog):
+    root_only()
+    cache, name, plant = planted
+    folder = cache / "native"
+    target = plant(folder / name)
+    os.chown(folder, NOBODY, NOBODY)
+    os.chown(target, NOBODY, NOBODY)
+    folder.chmod(0o777)
+    with caplog.at_level(logging.INFO, logger=native.__name__):
+        assert native.available()  # compiled for this process in a private temporary folder
+    assert not (cache.parent / "ran").exists(), "the planted library was loaded"
+    assert native._library().path.parent != folder and folder.stat().st_uid == NOBODY
+    warning = [r.getMessage() for r in native_records(caplog) if r.levelno == logging.WARNING]
+    assert len(warning) == 1 and str(folder) in warning[0] and "user id 65534" in warning[0]
+    assert "RLENHANCE_CACHE" in warning[0]
 
 
 def test_per_channel_actions_on_colour_images_take_the_torch_bank():

@@ -72,6 +72,45 @@ def test_export_csv_refuses_what_would_lose_a_file_or_misalign_rows(tmp_path, ca
         == "x_test_3"
 
 
+@pytest.mark.parametrize("stem", ["=HYPERLINK(1)", "+1", "-2+3", "@SUM(1)", "\tx"])
+def test_export_csv_refuses_ids_a_spreadsheet_runs_as_formulas(tmp_path, capsys, stem):
+    """CSV injection (OWASP): an ID starting with = + - @ or a tab is refused, naming the file; a quote
+    prefix would neutralise it but change the ID the grader matches, so the row would score nothing."""
+    image = _png(tmp_path / "pred" / f"{stem}.png", np.zeros((2, 5, 3)))
+    out = tmp_path / "sub.csv"
+    assert main(["export-csv", str(image), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(image) in err and "formula" in err and not out.exists()
+    plain = _png(tmp_path / "pred" / "x_1.png", np.zeros((2, 5, 3)))  # a prefix that makes one is refused too
+    assert main(["export-csv", str(plain), "-o", str(out), "--id-prefix", "x_", "=1+"]) == 2
+    assert "--id-prefix" in capsys.readouterr().err and not out.exists()
+
+
+def test_export_csv_writes_non_ascii_ids_as_utf8(tmp_path, capsys):
+    _png(tmp_path / "pred" / "test_café_東京.png", np.full((2, 5, 3), 9))
+    out = tmp_path / "sub.csv"
+    assert main(["export-csv", str(tmp_path / "pred"), "-o", str(out), "--id-prefix", "test_", "gt_"]) == 0
+    assert out.read_bytes() == "ID,pixel_0,pixel_1\ngt_café_東京,9,9\n".encode()
+
+
+def test_export_csv_keeps_a_file_that_appears_while_it_writes(tmp_path, monkeypatch):
+    """Without overwrite, the CSV is put in place create-exclusively: another writer's file is kept."""
+    import rlenhance.submission as submission
+
+    image = _png(tmp_path / "pred" / "a.png", np.zeros((2, 5, 3)))
+    out = tmp_path / "sub.csv"
+    real = submission.load_image
+
+    def load_while_another_writes(*args, **kwargs):
+        out.write_text("another run")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(submission, "load_image", load_while_another_writes)
+    with pytest.raises(FileExistsError, match="appeared"):
+        write_submission([image], out)
+    assert out.read_text() == "another run" and sorted(p.name for p in tmp_path.iterdir()) == ["pred", "sub.csv"]
+
+
 def test_the_seed_path_predicts_a_test_folder_at_4x_and_exports_it(tmp_path, capsys):
     """A folder argument stands for its images; a 4x checkpoint writes 4x outputs; their CSV has
     (4 H)(4 W)/8 pixel columns and one row per test image."""
