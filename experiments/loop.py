@@ -200,6 +200,7 @@ class Loop:
             s.improved = value > s.best
             if s.improved:
                 s.best, s.best_step = value, s.step
+            s.evaluated = s.step  # before the callbacks: last.pt records that its scores are this step's
             for callback in self.callbacks:
                 callback.on_evaluation(self, s.scores, rows)
             if self.bar is not None:
