@@ -530,6 +530,13 @@ def summary_row(state: LoopState, agent: str, metric_name: str, columns: Mapping
     return row
 
 
+def summary_title(title: str, scores: Mapping[str, float]) -> str:
+    """The summary's title; with ``test/...`` scores it says which columns picked best.pt."""
+    if not any(k.startswith(f"{TEST_GROUP}/") for k in scores):
+        return title
+    return f"{title} (best.pt picked on the validation split: val_*, best_*; test_*: the --test images, reported only)"
+
+
 def fit(cfg: RLConfig, run: Run, agent: A3C | SAC, venv: Any, *,
         evaluate: Callable[[PixelActorCritic], tuple[dict[str, float], list[list[Tensor]]]],
         metric: str | Callable[[Mapping[str, float]], float], spec: CheckpointSpec,
@@ -566,7 +573,8 @@ def fit(cfg: RLConfig, run: Run, agent: A3C | SAC, venv: Any, *,
                 state=agent.state_dict, load_state=agent.load_state_dict,
                 extra=lambda: {"spec": spec, "config": to_dict(cfg), "algorithm": cfg.agent},
                 callbacks=standard_callbacks(r.samples, keep_evals=r.keep_evals, shown="charts/episode_return"),
-                summary=lambda state: summary_row(state, cfg.agent, metric_name, summary), title=title)
+                summary=lambda state: summary_row(state, cfg.agent, metric_name, summary),
+                title=lambda state: summary_title(title or str(run.dir), state.scores))
     return loop.fit()
 
 
