@@ -406,5 +406,6 @@ def _unknown_hint(unknown: Sequence[str], leaves: Mapping[str, Any]) -> str:
     name = first[2:].split("=", 1)[0].replace("-", "_")
     name = name[3:] if name.startswith("no_") else name
     matches = [p for p in leaves if p.rsplit(".", 1)[-1] == name]
-    hint = f"; it is a setting now: --set {matches[0]}=VALUE" if len(matches) == 1 else ""
+    hint = f"; it is a setting: --set {matches[0]}=VALUE" if matches else ""
+    hint += "".join(f" (or {m})" for m in matches[1:])
     return f"unrecognized arguments: {' '.join(unknown)}{hint}"
