@@ -32,6 +32,7 @@ import numpy as np
 from scipy import special
 
 from rlenhance.errors import ImageError
+from rlenhance.io import MASK_THRESHOLD
 
 
 def auto_gamma(image: np.ndarray, *, target: float = 0.5, eps: float = 1e-4) -> np.ndarray:
@@ -381,8 +382,6 @@ def estimate_noise_sigma(image: np.ndarray) -> float:
 #: checkerboard; opencv/opencv#25404): the whole range of a [0, 1] image. Images are therefore
 #: inpainted in float32 on the 0-65535 scale, where that error is one 16-bit level (1.5e-5).
 INPAINT_SCALE = 65535.0
-#: A mask value above this marks a missing pixel.
-MASK_THRESHOLD = 0.5
 
 
 def _check_mask(mask: Any, image: np.ndarray, who: str) -> np.ndarray:

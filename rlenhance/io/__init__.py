@@ -35,7 +35,10 @@ from typing import TYPE_CHECKING, Any
 from rlenhance.io.read import (
     BT601_LUMA_WEIGHTS,
     DEFAULT_MAX_PIXELS,
+    HOLE_THRESHOLD,
     IMAGE_EXTENSIONS,
+    MASK_THRESHOLD,
+    OCCLUDED_PREFIX,
     list_images,
     load_image,
 )
@@ -55,8 +58,11 @@ __all__ = [
     "BT601_LUMA_WEIGHTS",
     "DEFAULT_JPEG_QUALITY",
     "DEFAULT_MAX_PIXELS",
+    "HOLE_THRESHOLD",
     "IMAGE_EXTENSIONS",
+    "MASK_THRESHOLD",
     "NOISY_RANGE",
+    "OCCLUDED_PREFIX",
     "UNIT_RANGE_TOLERANCE",
     "as_unit_float",
     "image_to_tensor",

@@ -35,6 +35,17 @@ DEFAULT_JPEG_QUALITY = 95
 BT601_LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 """ITU-R BT.601 luma weights for R, G, B (``load_image(..., gray=True)`` on colour files)."""
 
+OCCLUDED_PREFIX = "occluded_"
+"""File-name prefix of the occluded images (a mask file may be named without it)."""
+
+MASK_THRESHOLD = 0.5
+"""A hole mask's value above this (in [0, 1]; a mask file: white) marks a missing pixel."""
+
+HOLE_THRESHOLD = 0.04
+"""Default largest distance from black of a hole pixel of an occluded image that comes without a mask
+(:func:`rlenhance.data.occluded.hole_mask`; tuned on the bedroom data: 0.03 misses JPEG-brightened
+hole pixels, 0.05+ merges dark furniture into the hole)."""
+
 EXIF_ORIENTATION_TAG = 0x0112
 
 _PILLOW_FORMATS = ("PNG", "JPEG", "BMP", "TIFF")
