@@ -14,14 +14,10 @@ download is computed at full size on request:
   resolution; a downscaled photo has less noise than the original).
 * Complete: the photo area-downscaled to :data:`COMPLETE_SIDE` (the hole is found on it).
 
-Import direction. Every learned denoiser is the library's own (:func:`rlenhance.load_denoiser`,
-as ``rlenhance denoise``). RL completion runs a policy through its environment's transition
-(:func:`agents.rollout.load_rollout_policy`), which lives above ``rlenhance``. The page stays here
-(``rlenhance app`` is a command of this package, and the DESIGN puts ``app.py`` next to
-``cli.py``); ``agents.rollout`` is imported lazily, in :func:`_agents_rollout` only, when the RL
-completion method is asked for. Importing any ``rlenhance`` module never imports ``agents`` or
-``envs``, the rest of the app works without them, and the RL completion method is offered only
-when that import succeeds (:func:`method_missing` says why not).
+Methods. Every method of a tab is an entry of :mod:`rlenhance.registry`, loaded by it and run through
+its restorer's one ``restore(image, *, mask=None, **settings)``; the RL completion policy is the
+library's own (:class:`rlenhance.completion.PolicyCompleter`), so the app never imports ``agents`` or
+``envs``.
 
 Nothing is written outside a temporary folder: uploads are decoded from a file in a
 :class:`tempfile.TemporaryDirectory` (removed at once), results are encoded in memory.
@@ -29,8 +25,6 @@ Nothing is written outside a temporary folder: uploads are decoded from a file i
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import io
 import math
 import os
@@ -44,7 +38,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from rlenhance import baselines, metrics
+from rlenhance import metrics, registry
 from rlenhance.app_serve import (
     APP_MAX_PIXELS,
     APP_SCRIPT,
@@ -58,19 +52,13 @@ from rlenhance.checkpoint import load_checkpoint
 from rlenhance.data.builtin import BUILTIN_IMAGES
 from rlenhance.data.degrade import add_gaussian_noise, synthetic_low_light
 from rlenhance.data.transforms import fit_longer_side
-from rlenhance.denoisers import NoiseLevelDenoiser, load_denoiser
-from rlenhance.enhance import DEFAULT_CHECKPOINT, Enhancer
+from rlenhance.enhance import Enhancer
 from rlenhance.errors import ImageError
 from rlenhance.io import IMAGE_EXTENSIONS, is_gray, load_image
 from rlenhance.ops import le_curve
 from rlenhance.restore import (
-    DEFAULT_COMPLETION_CHECKPOINT,
-    DEFAULT_DENOISE_CHECKPOINT,
-    ENSEMBLES,
     MASK_THRESHOLD,
-    SupervisedRestorer,
 )
-from rlenhance.runtime import select_device
 
 __all__ = [
     "APP_MAX_PIXELS", "APP_SCRIPT", "COMPLETE_SIDE", "DENOISE_CROP", "EnhanceKnobs", "EnhanceView", "INSTALL_HINT",
@@ -93,7 +81,6 @@ RL_FULL_SIZE_PIXELS = 1_000_000
 UPLOAD_TYPES = tuple(ext.lstrip(".") for ext in IMAGE_EXTENSIONS)
 #: The tasks of the Denoise / Complete / Compare tabs, with the work-size rule of each (see module doc).
 TASKS = ("lowlight", "denoise", "completion")
-_WEIGHTS = Path(__file__).resolve().parent / "weights"
 #: Noise level (0-255) at which the shipped denoisers were trained.
 TRAINED_SIGMA = 25.0
 #: Seed of the synthetic noise and sample darkening (the same picture on every rerun).
@@ -481,104 +468,33 @@ def enhance_view(enhancer: Enhancer, image: np.ndarray, setting: Mapping[str, fl
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Method:
-    """One way to restore an image in the Denoise / Complete / Compare tabs.
-
-    Attributes:
-        key: short name, unique within its task.
-        label: what the page shows.
-        family: ``"RL"``, ``"Supervised"`` or ``"Classical"``.
-        task: one of :data:`TASKS`.
-        checkpoint: the model file (None for classical methods and the default low-light policy).
-        note: one line on what it was trained for.
-    """
-
-    key: str
-    label: str
-    family: str
-    task: str
-    checkpoint: Path | None = None
-    note: str = ""
-
-    @property
-    def ensembles(self) -> tuple[int, ...]:
-        """The geometric self-ensemble sizes it offers (:data:`rlenhance.restore.ENSEMBLES`): every
-        learned denoiser and completion model (a network's flips and turns, or an RL policy's
-        predictor's: each shipped policy has one); (1,), none, for classical and low-light methods."""
-        return tuple(ENSEMBLES) if self.family != "Classical" and self.task != "lowlight" else (1,)
-
-
-#: Page labels of the classical baselines (:mod:`rlenhance.baselines` registry keys).
-_CLASSICAL_LABELS = {"auto-gamma": "Auto gamma", "histeq": "Histogram equalisation", "clahe": "CLAHE",
-                     "gaussian": "Gaussian blur", "median": "Median filter", "bilateral": "Bilateral filter",
-                     "bm3d": "BM3D", "telea": "Telea inpainting", "navier-stokes": "Navier-Stokes inpainting"}
-
+#: A method of a tab: an entry of :mod:`rlenhance.registry` (``key``, ``label``, ``family``, ``task``,
+#: ``checkpoint``, ``note``, ``ensembles``).
+Method = registry.Method
 #: Every method the app offers, per task, in the order the page lists them.
-METHODS: tuple[Method, ...] = (
-    Method("rl", "RL curve policy (A3C)", "RL", "lowlight", None, "the low-light policy of the Enhance tab"),
-    Method("mrpnet", "MRPNet + Generator", "Supervised", "lowlight", _WEIGHTS / "mrpnet_lowlight.pt",
-           "trained on SICE pairs"),
-    *(Method(key, _CLASSICAL_LABELS.get(key, key), "Classical", "lowlight", None, "global, no learning")
-      for key in baselines.LOWLIGHT_BASELINES),
-    Method("a3c", "PixelRL (A3C)", "RL", "denoise", _WEIGHTS / "a3c_denoise.pt",
-           "9 filters or the blind FFDNet's pixel per 2x2 block, 5 steps (it takes FFDNet's everywhere); "
-           "trained on gray images, sigma 15-50"),
-    Method("sac", "PixelRL (SAC)", "RL", "denoise", _WEIGHTS / "sac_denoise.pt",
-           "9 filters or the blind FFDNet's pixel per pixel, 5 steps (it takes FFDNet's everywhere); "
-           "trained on gray images, sigma 15-50"),
-    Method("ffdnet", "FFDNet (blind)", "Supervised", "denoise", _WEIGHTS / "ffdnet_denoise.pt",
-           "reads the noise level it estimates in each image; trained on gray images, sigma 0-75"),
-    Method("mrpnet", "MRPNet", "Supervised", "denoise", DEFAULT_DENOISE_CHECKPOINT,
-           "trained on gray images, sigma 25"),
-    *(Method(key, _CLASSICAL_LABELS.get(key, key), "Classical", "denoise", None, "tuned for the noise level σ")
-      for key in baselines.DENOISE_BASELINES),
-    Method("a3c", "RL fill actions (A3C)", "RL", "completion", _WEIGHTS / "a3c_completion.pt",
-           "keep / diffuse / copy / blur / median or the U-Net's pixel per 2x2 block, 5 steps; trained on bedroom "
-           "photos"),
-    Method("unet", "Completion U-Net", "Supervised", "completion", DEFAULT_COMPLETION_CHECKPOINT,
-           "corrects the diffusion fill on a 4x coarser grid that sees the whole photo; trained on bedroom photos"),
-    Method("gated-pixelrnn", "Gated PixelRNN", "Supervised", "completion", _WEIGHTS / "gated_pixelrnn_completion.pt",
-           "trained on bedroom photos"),
-    Method("pixelrnn", "PixelRNN (ConvLSTM)", "Supervised", "completion", _WEIGHTS / "pixelrnn_completion.pt",
-           "trained on bedroom photos"),
-    *(Method(key, _CLASSICAL_LABELS.get(key, key), "Classical", "completion", None, "OpenCV inpainting")
-      for key in baselines.COMPLETION_BASELINES),
-)
+METHODS: tuple[Method, ...] = registry.METHODS
 
 
 def methods_for(task: str, family: str | None = None) -> list[Method]:
     """The methods of ``task`` (one of :data:`TASKS`), optionally of one family only."""
-    if task not in TASKS:
-        raise ValueError(f"task: expected one of {TASKS}, got {task!r}")
-    return [m for m in METHODS if m.task == task and (family is None or m.family == family)]
+    return registry.methods(task, family=family)
 
 
 def method_missing(method: Method) -> str | None:
-    """Why ``method`` cannot run here (a file, a package, the ``agents`` package), or None if it can."""
-    if method.family == "Classical":
-        return baselines.baseline_missing(method.key)
-    if method.checkpoint is not None and not method.checkpoint.is_file():
-        return f"its checkpoint {method.checkpoint.name} is not installed"
-    if method.family == "RL" and method.task == "completion":
-        try:
-            _agents_rollout()
-        except Exception as exc:  # noqa: BLE001 - any failure to import means "not offered", with the reason
-            return f"RL rollouts need the agents package, which did not import ({type(exc).__name__}: {exc})"
-    return None
+    """Why ``method`` cannot run here (a file, a package), or None if it can."""
+    return registry.missing(method)
 
 
 def find_method(task: str, key: str) -> Method:
     """The method ``key`` of ``task``; ValueError naming the accepted keys when there is none."""
-    for method in methods_for(task):
-        if method.key == key:
-            return method
-    raise ValueError(f"{task}: no method {key!r}; accepted: {', '.join(m.key for m in methods_for(task))}")
+    return registry.find(task, key)
 
 
 def load_model(method: Method, *, device: str = "auto", checkpoint: str | os.PathLike[str] | None = None,
                ensemble: int = 1) -> Any:
-    """The model behind ``method`` (None for classical methods); load it once and reuse it.
+    """The restorer behind ``method`` (:func:`rlenhance.registry.load`); load it once and reuse it.
+    The denoisers are the gray models (a colour image is restored channel by channel, or in the
+    opponent colour planes: :func:`restore`).
 
     Args:
         method: one of :data:`METHODS`.
@@ -588,31 +504,15 @@ def load_model(method: Method, *, device: str = "auto", checkpoint: str | os.Pat
             policy's predictor), ``ensemble`` times the time.
 
     Raises:
-        CheckpointError: a bad checkpoint. ImportError: the RL completion method without ``agents``.
-        ValueError: an ``ensemble`` the method does not offer.
+        CheckpointError: a bad checkpoint. ValueError: an ``ensemble`` the method does not offer.
     """
     if ensemble not in method.ensembles:
         raise ValueError(f"ensemble: {method.label} offers {method.ensembles}, got {ensemble!r}")
     if method.family == "Classical":
-        return None
-    if method.task == "lowlight" and method.family == "RL":
-        return Enhancer(checkpoint if checkpoint is not None else DEFAULT_CHECKPOINT, device=device)
-    if method.task == "denoise":
-        return load_denoiser(method.key, method.checkpoint, device=device, ensemble=ensemble)
-    if method.family == "Supervised":
-        return SupervisedRestorer(method.checkpoint, device=device, task=method.task, ensemble=ensemble)
-    return _load_rollout_policy(method.checkpoint, device, ensemble)
-
-
-def _agents_rollout() -> Any:
-    """The module ``agents.rollout``: the only import of ``agents`` under ``rlenhance``, lazy on
-    purpose (see the module doc): nothing imports it until the RL completion method is asked for."""
-    return importlib.import_module("agents.rollout")
-
-
-def _load_rollout_policy(path: Path, device: str, ensemble: int) -> Any:
-    """An RL completion policy with its task's transition (``agents.rollout.RolloutPolicy``)."""
-    return _agents_rollout().load_rollout_policy(path, device=select_device(device), ensemble=ensemble)
+        return registry.load(method.task, method.name)
+    settings = {"ensemble": ensemble} if len(method.ensembles) > 1 else {}
+    return registry.load(method.task, method.name, checkpoint if method.task == "lowlight" else None, planes=1,
+                         device=device, **settings)
 
 
 def restore(method: Method, model: Any, image: np.ndarray, *, mask: np.ndarray | None = None,
@@ -637,37 +537,15 @@ def restore(method: Method, model: Any, image: np.ndarray, *, mask: np.ndarray |
     if method.task == "completion" and (mask is None or mask.shape != image.shape[:2]):
         raise ImageError(f"{method.label}: needs a hole mask of the image's size {image.shape[:2]}, got "
                          f"{None if mask is None else mask.shape}")
-    if method.task == "lowlight":
-        if method.family == "RL":
-            out = model.enhance(image, **dict(setting or {}))
-        elif method.family == "Supervised":
-            out = model.restore(np.clip(image, 0.0, 1.0))
-        else:
-            out = baselines.LOWLIGHT_BASELINES[method.key](np.clip(image, 0.0, 1.0))
-    elif method.task == "denoise":
-        if method.family == "Classical":
-            out = baselines.DENOISE_BASELINES[method.key](image, sigma=sigma)
-        else:  # a gray image once; a colour one channel by channel with a gray model (FFDNet: opponent planes)
-            out = model.restore(image[..., :1] if is_gray(image) else image,
-                                per_channel=not isinstance(model, NoiseLevelDenoiser))
-    else:
-        if method.family == "Classical":
-            out = baselines.COMPLETION_BASELINES[method.key](image, mask)
-        elif method.family == "Supervised":
-            out = model.restore(image, mask)
-        else:
-            hole = mask.astype(np.float32)[..., None]
-            occluded = image * (1.0 - hole)
-            out = _rollout(model, [{"occluded": occluded, "original": occluded, "mask": hole}])[0]
+    offered = {"sigma": sigma, "per_channel": method.gray_on_colour != "opponent", **dict(setting or {})}
+    settings = {name: value for name, value in offered.items() if name in method.restore_settings}
+    if method.task != "denoise":
+        image = np.clip(image, 0.0, 1.0)
+    elif "per_channel" in settings and is_gray(image):
+        image = image[..., :1]  # a gray image once
+    out = model.restore(image, mask=mask, **settings)
     out = np.clip(np.asarray(out, dtype=np.float32), 0.0, 1.0)
     return np.repeat(out, 3, axis=2) if out.shape[2] == 1 else out
-
-
-def _rollout(policy: Any, items: Sequence[Mapping[str, np.ndarray]]) -> list[np.ndarray]:
-    """:meth:`agents.rollout.RolloutPolicy.restore` on (H, W, C) arrays; outputs (H, W, C) float32."""
-    options = [{k: torch.from_numpy(np.ascontiguousarray(v.transpose(2, 0, 1), dtype=np.float32))
-                for k, v in item.items()} for item in items]
-    return [out.clamp(0.0, 1.0).permute(1, 2, 0).cpu().numpy() for out in policy.restore(options)]
 
 
 def full_size_refused(method: Method, pixels: int) -> str | None:

@@ -62,6 +62,11 @@ WEIGHTS = Path(__file__).resolve().parent / "weights"
 ENSEMBLES: Mapping[int, tuple[int, ...]] = MappingProxyType({1: (0,), 2: (0, 4), 4: (0, 4, 2, 6),
                                                              8: (0, 4, 2, 6, 1, 3, 5, 7)})
 _GRAY, _RGB = 1, 3
+#: What ``restore`` of a learned model of each task accepts besides the image and the mask: a denoiser,
+#: ``per_channel`` (a gray model on a colour image); the RL low-light policy, its setting
+#: (:meth:`rlenhance.Enhancer.cond`).
+_RESTORE_SETTINGS = MappingProxyType({"lowlight": (), "denoise": ("per_channel",), "completion": ()})
+_LOWLIGHT_SETTING = ("exposure", "w_exposure", "w_color", "w_spatial", "w_smooth")
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,7 @@ class Method:
         weights: ``{planes: file name}`` of its default checkpoints in :data:`WEIGHTS` (1 gray, 3 RGB), in
             order of preference; empty for a classical method.
         settings: the keyword settings its loader accepts (besides ``device``).
+        restore_settings: the keyword settings its restorer's ``restore`` accepts (besides ``mask``).
         loader_kwargs: fixed keywords its loader is given (e.g. the task a supervised checkpoint must have).
         train: ``{planes: command}`` that trains each default checkpoint.
         gray_on_colour: what a gray model does with a colour image without ``per_channel``: ``"luma"``
@@ -93,6 +99,7 @@ class Method:
     loader: str = ""
     weights: Mapping[int, str] = field(default_factory=dict)
     settings: tuple[str, ...] = ()
+    restore_settings: tuple[str, ...] = ()
     loader_kwargs: Mapping[str, Any] = field(default_factory=dict)
     train: Mapping[int, str] = field(default_factory=dict)
     gray_on_colour: str = ""
@@ -110,15 +117,17 @@ class Method:
 
     @property
     def ensembles(self) -> tuple[int, ...]:
-        """The geometric self-ensemble sizes it offers (:data:`ENSEMBLES`): those with an ``ensemble``
-        setting (a network's flips and turns, or an RL policy's predictor's); (1,) for the others."""
-        return tuple(ENSEMBLES) if "ensemble" in self.settings else (1,)
+        """The geometric self-ensemble sizes the app offers (:data:`ENSEMBLES`): every learned denoiser and
+        completion model (a network's flips and turns, or an RL policy's predictor's); (1,), none, for
+        classical and low-light methods (the live preview runs them once)."""
+        return tuple(ENSEMBLES) if "ensemble" in self.settings and self.task != "lowlight" else (1,)
 
 
 def _supervised(task: str, name: str, label: str, weights: Mapping[int, str], train: Mapping[int, str], note: str,
                 **extra: Any) -> Method:
     return Method(task, name, label, "Supervised", "rlenhance.restore:SupervisedRestorer", MappingProxyType(weights),
-                  ("tile", "ensemble"), MappingProxyType({"task": task}), MappingProxyType(train), note=note, **extra)
+                  ("tile", "ensemble"), _RESTORE_SETTINGS[task], MappingProxyType({"task": task}),
+                  MappingProxyType(train), note=note, **extra)
 
 
 def _denoise_weights(name: str) -> Mapping[int, str]:
@@ -141,7 +150,8 @@ _BASELINES = {"lowlight": baselines.LOWLIGHT_BASELINES, "denoise": baselines.DEN
 
 def _classical(task: str) -> tuple[Method, ...]:
     return tuple(Method(task, key, _CLASSICAL_LABELS.get(key, key), "Classical", settings=_CLASSICAL_SETTINGS[task],
-                        note=_CLASSICAL_NOTES[task]) for key in _BASELINES[task])
+                        restore_settings=_CLASSICAL_SETTINGS[task], note=_CLASSICAL_NOTES[task])
+                 for key in _BASELINES[task])
 
 
 #: Every method, per task, in the order the app lists them (the first learned one of a task is not
@@ -149,7 +159,7 @@ def _classical(task: str) -> tuple[Method, ...]:
 METHODS: tuple[Method, ...] = (
     Method("lowlight", "rl", "RL curve policy (A3C)", "RL", "rlenhance.enhance:Enhancer",
            MappingProxyType({_RGB: "lowlight_a3c.pt"}),
-           ("steps", "max_side", "denoiser", "noise_sigma", "max_overshoot", "blur_sigma"),
+           ("steps", "max_side", "denoiser", "noise_sigma", "max_overshoot", "blur_sigma"), _LOWLIGHT_SETTING,
            train=MappingProxyType({_RGB: "python -m experiments.lol_train"}),
            note="the low-light policy of the Enhance tab"),
     _supervised("lowlight", "mrpnet", "MRPNet + Generator", {_RGB: "mrpnet_lowlight.pt"},
@@ -157,19 +167,19 @@ METHODS: tuple[Method, ...] = (
                 "trained on SICE pairs"),
     *_classical("lowlight"),
     Method("denoise", "a3c", "PixelRL (A3C)", "RL", "rlenhance.denoisers:PolicyDenoiser", _denoise_weights("a3c"),
-           ("tile", "ensemble"), MappingProxyType({"agent": "a3c"}),
+           ("tile", "ensemble"), ("per_channel",), MappingProxyType({"agent": "a3c"}),
            MappingProxyType({_GRAY: _POLICY_TRAIN.format(agent=""),
                              _RGB: "python -m experiments.denoise_train --no-gray"}),
            "refuse", "9 filters or the blind FFDNet's pixel per 2x2 block, 5 steps (it takes FFDNet's everywhere); "
            "trained on gray images, sigma 15-50"),
     Method("denoise", "sac", "PixelRL (SAC)", "RL", "rlenhance.denoisers:PolicyDenoiser", _denoise_weights("sac"),
-           ("tile", "ensemble"), MappingProxyType({"agent": "sac"}),
+           ("tile", "ensemble"), ("per_channel",), MappingProxyType({"agent": "sac"}),
            MappingProxyType({_GRAY: _POLICY_TRAIN.format(agent=" --agent sac"),
                              _RGB: "python -m experiments.denoise_train --agent sac --no-gray"}),
            "refuse", "9 filters or the blind FFDNet's pixel per pixel, 5 steps (it takes FFDNet's everywhere); "
            "trained on gray images, sigma 15-50"),
     Method("denoise", "ffdnet", "FFDNet (blind)", "Supervised", "rlenhance.denoisers:NoiseLevelDenoiser",
-           _denoise_weights("ffdnet"), ("tile", "ensemble", "sigma"), MappingProxyType({}),
+           _denoise_weights("ffdnet"), ("tile", "ensemble", "sigma"), ("per_channel",), MappingProxyType({}),
            MappingProxyType({_GRAY: _FFDNET_TRAIN, _RGB: _FFDNET_TRAIN + " --no-gray"}), "opponent",
            "reads the noise level it estimates in each image; trained on gray images, sigma 0-75"),
     _supervised("denoise", "mrpnet", "MRPNet", _denoise_weights("mrpnet"),
@@ -177,7 +187,7 @@ METHODS: tuple[Method, ...] = (
                  _RGB: "python -m experiments.supervised_train --model mrpnet --task denoise --no-gray"},
                 "trained on gray images, sigma 25", gray_on_colour="luma"),
     Method("denoise", "rse", "RSE-RL", "RL", "rlenhance.denoisers:RSERestorer", _denoise_weights("rse"), ("ensemble",),
-           MappingProxyType({}),
+           ("per_channel",), MappingProxyType({}),
            MappingProxyType({_GRAY: "python -m experiments.rse_train --gray",
                              _RGB: "python -m experiments.rse_train --predictor rlenhance/weights/ffdnet_denoise.pt"}),
            "refuse", "patch latents refined by RL rounds, with the blind FFDNet's candidate; trained on colour "
