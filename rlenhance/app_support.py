@@ -493,8 +493,8 @@ def find_method(task: str, key: str) -> Method:
 def load_model(method: Method, *, device: str = "auto", checkpoint: str | os.PathLike[str] | None = None,
                ensemble: int = 1) -> Any:
     """The restorer behind ``method`` (:func:`rlenhance.registry.load`); load it once and reuse it.
-    The denoisers are the gray models (a colour image is restored channel by channel, or in the
-    opponent colour planes: :func:`restore`).
+    A denoiser is its gray model when that is installed (a colour image is restored channel by
+    channel, or in the opponent colour planes: :func:`restore`), else its colour one.
 
     Args:
         method: one of :data:`METHODS`.
@@ -511,7 +511,9 @@ def load_model(method: Method, *, device: str = "auto", checkpoint: str | os.Pat
     if method.family == "Classical":
         return registry.load(method.task, method.name)
     settings = {"ensemble": ensemble} if len(method.ensembles) > 1 else {}
-    return registry.load(method.task, method.name, checkpoint if method.task == "lowlight" else None, planes=1,
+    gray = method.weights.get(1)
+    planes = 1 if gray is not None and (registry.WEIGHTS / gray).is_file() else 3
+    return registry.load(method.task, method.name, checkpoint if method.task == "lowlight" else None, planes=planes,
                          device=device, **settings)
 
 

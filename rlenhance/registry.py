@@ -66,6 +66,8 @@ _GRAY, _RGB = 1, 3
 #: ``per_channel`` (a gray model on a colour image); the RL low-light policy, its setting
 #: (:meth:`rlenhance.Enhancer.cond`).
 _RESTORE_SETTINGS = MappingProxyType({"lowlight": (), "denoise": ("per_channel",), "completion": ()})
+#: How messages name a model of each task.
+_NOUNS = MappingProxyType({"lowlight": "low-light model", "denoise": "denoiser", "completion": "completion model"})
 _LOWLIGHT_SETTING = ("exposure", "w_exposure", "w_color", "w_spatial", "w_smooth")
 
 
@@ -271,8 +273,9 @@ def default_weights(method: Method, planes: int = _RGB, *, option: str = "checkp
     if not path.is_file():
         kind = "" if len(method.weights) == 1 else "gray " if chosen == _GRAY else "colour "
         train = method.train.get(chosen, "")
-        raise CheckpointError(f"no checkpoint given and the default {kind}{method.task} model {method.name!r}, {path}, "
-                              f"is not installed; pass {option} (a checkpoint of {train})")
+        noun = _NOUNS[method.task]
+        raise CheckpointError(f"no checkpoint given and the default {kind}{method.name} {noun} {path} is not "
+                              f"installed; pass {option} (a checkpoint of {train})")
     return path
 
 

@@ -217,18 +217,16 @@ def test_bad_arguments_exit_2(ckpts, images, tmp_path, capsys):
 
 
 def test_missing_default_weights_ask_for_a_checkpoint(images, tmp_path, capsys, monkeypatch):
-    import rlenhance.denoisers as denoisers
-    import rlenhance.restore as restore
+    from rlenhance import registry
 
-    monkeypatch.setattr(restore, "_DEFAULTS", {task: tmp_path / "not_installed" / path.name
-                                               for task, path in restore._DEFAULTS.items()})
-    monkeypatch.setattr(denoisers, "DENOISER_CHECKPOINTS", {key: tmp_path / "not_installed" / path.name
-                                                            for key, path in denoisers.DENOISER_CHECKPOINTS.items()})
+    monkeypatch.setattr(registry, "WEIGHTS", tmp_path / "not_installed")
     (a, _), _ = images
-    for command, name in (("denoise", "ffdnet_denoise.pt"), ("complete", "unet_completion.pt")):
-        assert main([command, str(a), "-o", str(tmp_path / "out")]) == 2
+    for argv, name in ((["denoise"], "ffdnet_denoise.pt"), (["complete"], "unet_completion.pt"),
+                       (["complete", "--model", "a3c"], "a3c_completion.pt"),
+                       (["enhance", "--model", "mrpnet"], "mrpnet_lowlight.pt")):
+        assert main([*argv, str(a), "-o", str(tmp_path / "out")]) == 2
         err = capsys.readouterr().err
-        assert name in err and "--checkpoint" in err
+        assert name in err and "pass --checkpoint PATH" in err
 
 
 def test_enhance_with_the_supervised_model(ckpts, images, tmp_path, capsys):
@@ -302,11 +300,10 @@ def test_enhance_denoiser_changes_the_output_and_equals_denoise_of_enhance(ckpts
 
 def test_enhance_denoiser_named_with_neither_default_installed_is_refused_naming_the_colour_one(
         ckpts, images, tmp_path, monkeypatch, capsys):
-    import rlenhance.denoisers as denoisers
+    from rlenhance import registry
 
     (_, b), _ = images
-    monkeypatch.setattr(denoisers, "DENOISER_CHECKPOINTS", {k: tmp_path / "none" / v.name
-                                                            for k, v in DENOISER_CHECKPOINTS.items()})
+    monkeypatch.setattr(registry, "WEIGHTS", tmp_path / "none")
     assert main(["enhance", str(b), "-o", str(tmp_path / "f"), "--checkpoint", str(ckpts["policy"]), "--device", "cpu",
                  "--denoiser", "ffdnet"]) == 2
     err = capsys.readouterr().err
@@ -652,11 +649,13 @@ import os, sys, time
 from pathlib import Path
 import helper
 import rlenhance.cli as cli
+import rlenhance.cli.batch as batch
+import rlenhance.cli.denoise as denoise
 
 if __name__ == "__main__":
-    cli._denoiser = helper.build
+    denoise.build = helper.build
     if os.environ.get("HELPER_BARRIER"):
-        plan = cli.plan_outputs
+        plan = batch.plan_outputs
         def planned_together(*args, **kwargs):
             result = plan(*args, **kwargs)
             folder = Path(os.environ["HELPER_DIR"])
@@ -665,7 +664,7 @@ if __name__ == "__main__":
             while len(list(folder.glob("planned-*"))) < 2 and time.monotonic() < deadline:
                 time.sleep(0.01)
             return result
-        cli.plan_outputs = planned_together
+        batch.plan_outputs = planned_together
     sys.exit(cli.main(sys.argv[1:]))
 '''
 
