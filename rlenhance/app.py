@@ -9,7 +9,7 @@ reference). A thin page: widgets -> one call to :mod:`rlenhance.app_support` or 
 images. Models are loaded once per server (``st.cache_resource``); results are cached per upload
 and setting (``st.cache_data``, in memory, a few dozen entries each), so a slider moved back is
 instant and a new position costs one enhancement of the preview. Work sizes (preview, crop) and the
-import of ``agents`` for the RL rollouts are explained in :mod:`rlenhance.app_support`.
+methods (:mod:`rlenhance.registry`'s) are explained in :mod:`rlenhance.app_support`.
 """
 
 from __future__ import annotations

@@ -226,8 +226,7 @@ class PolicyDenoiser(_PlanesDenoiser):
     (``denoise_train --predictor``: action 9 takes the supervised denoiser's pixel) runs it too
     (:class:`DenoisePredictor`, the checkpoint its spec records, or one of that name beside
     ``checkpoint`` or in ``rlenhance/weights/``: :func:`find_predictor`), once, on the whole noisy image.
-    The output, clamped to [0, 1],
-    equals ``agents.rollout.load_rollout_policy(path).restore(image)`` (which steps the env); a
+    The output, clamped to [0, 1], equals a greedy rollout of the env built from the checkpoint; a
     policy trained with ``clip`` sees its noisy input clamped to [0, 1], as it was trained.
 
     Large images run in tiles: each tile's window runs the whole rollout and only its core is kept;

@@ -56,9 +56,7 @@ def find_predictor(recorded: str | os.PathLike[str], checkpoint: str | os.PathLi
         tried = ", ".join(map(str, dict.fromkeys(places)))
         raise CheckpointError(f"predictor {recorded.name}: no such file at {tried}; "
                               f"{model} was trained with this supervised model (its spec's predictor) and takes "
-                              "its output: put the file beside the model's checkpoint (or in rlenhance/weights/), or, "
-                              "for a policy, pass the predictor: agents.rollout.load_rollout_policy(..., "
-                              "predictor=agents.rollout.load_predictor(PATH, ...))")
+                              "its output: put the file beside the model's checkpoint (or in rlenhance/weights/)")
     return found
 
 

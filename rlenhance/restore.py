@@ -3,19 +3,21 @@
 
 A restorer takes one image, float (H, W, C) in [0, 1] (channels last, RGB, checked by
 :func:`rlenhance.io.as_unit_float`), and the hole mask where its task has one, and returns the
-restored image, float32 (H, W, C) in [0, 1]. The implementations:
+restored image, float32 (H, W, C) in [0, 1]: ``restore(image, *, mask=None, **settings)``. Every
+method of :mod:`rlenhance.registry` loads as one (``registry.load(task, name)``):
 
-=============================================  ===================================================================
-restorer                                       what restores the image
-=============================================  ===================================================================
-:class:`rlenhance.Enhancer`                    a low-light RL policy (LE curves; ``restore(image)``)
-:class:`SupervisedRestorer`                    a supervised checkpoint (MRPNet, PixelRNN, gated PixelRNN, FFDNet, U-Net)
-``agents.rollout.RolloutPolicy``               an RL denoising / completion policy, through its env's
-                                               transition (``agents.rollout.load_rollout_policy``)
-:class:`rlenhance.denoisers.PolicyDenoiser`    an A3C / SAC denoising policy without the env (the same
-                                               filter-bank transition, tiled)
-:class:`rlenhance.denoisers.RSERestorer`       an RSE-RL denoiser (``experiments.rse_train``)
-=============================================  ===================================================================
+===============================================  =================================================================
+restorer                                         what restores the image
+===============================================  =================================================================
+:class:`rlenhance.Enhancer`                      a low-light RL policy (LE curves; the setting as ``**settings``)
+:class:`SupervisedRestorer`                      a supervised checkpoint (MRPNet, PixelRNN, gated PixelRNN, FFDNet,
+                                                 U-Net)
+:class:`rlenhance.denoisers.NoiseLevelDenoiser`  a noise-map denoiser (FFDNet) given the map of a level
+:class:`rlenhance.denoisers.PolicyDenoiser`      an A3C / SAC filter-bank denoising policy (tiled)
+:class:`rlenhance.denoisers.RSERestorer`         an RSE-RL denoiser (``experiments.rse_train``)
+:class:`rlenhance.completion.PolicyCompleter`    an RL fill-action completion policy
+:class:`rlenhance.registry.ClassicalRestorer`    a classical method of :mod:`rlenhance.baselines`
+===============================================  =================================================================
 
 :func:`rlenhance.load_denoiser` picks any denoiser (``mrpnet``, ``ffdnet``, ``a3c``, ``sac``, ``rse``) and
 its default checkpoint for gray or colour images (:mod:`rlenhance.denoisers`).
@@ -148,7 +150,7 @@ class Restorer(Protocol):
     @property
     def takes_mask(self) -> bool: ...
 
-    def restore(self, image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    def restore(self, image: np.ndarray, *, mask: np.ndarray | None = None, **settings: Any) -> np.ndarray:
         """Restore one image.
 
         Args:
@@ -157,6 +159,8 @@ class Restorer(Protocol):
                 or uint8 / uint16 samples scaled by their range (:func:`rlenhance.io.as_unit_float`).
             mask: (H, W) or (H, W, 1), bool or numbers, values above :data:`MASK_THRESHOLD`
                 (True) mark missing pixels; required when :attr:`takes_mask`, else refused.
+            **settings: the method's own (its registry entry's ``restore_settings``: a denoiser's
+                ``per_channel``, the low-light policy's setting, a classical denoiser's ``sigma``).
 
         Returns:
             float32 (H, W, C_out) in [0, 1], the input's height and width (times the
