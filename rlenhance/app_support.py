@@ -61,9 +61,9 @@ from rlenhance.restore import (
 )
 
 __all__ = [
-    "APP_MAX_PIXELS", "APP_SCRIPT", "COMPLETE_SIDE", "DENOISE_CROP", "EnhanceKnobs", "EnhanceView", "INSTALL_HINT",
-    "Knob", "METHODS", "Method", "PREVIEW_SIDE", "TASKS", "UPLOAD_TYPES", "alpha_pictures", "centre_crop",
-    "decode_image", "enhance_knobs", "enhance_view", "find_method", "full_size_refused", "load_model",
+    "APP_MAX_PIXELS", "APP_SCRIPT", "COMPLETE_SIDE", "DENOISE_CROP", "ENHANCE_METHOD", "EnhanceKnobs", "EnhanceView",
+    "INSTALL_HINT", "Knob", "METHODS", "Method", "PREVIEW_SIDE", "TASKS", "UPLOAD_TYPES", "alpha_pictures",
+    "centre_crop", "decode_image", "enhance_knobs", "enhance_view", "find_method", "full_size_refused", "load_model",
     "mask_overlay", "method_missing", "methods_for", "noisy_copy", "page_options", "png_bytes", "quality",
     "read_mask", "restore", "sample_photo", "serve", "split_view", "step_pictures", "streamlit_command",
     "streamlit_missing", "to_channels", "to_uint8", "training_args", "work_image",
@@ -473,6 +473,8 @@ def enhance_view(enhancer: Enhancer, image: np.ndarray, setting: Mapping[str, fl
 Method = registry.Method
 #: Every method the app offers, per task, in the order the page lists them.
 METHODS: tuple[Method, ...] = registry.METHODS
+#: The method of the Enhance tab (the one that takes the app's ``--checkpoint``).
+ENHANCE_METHOD = ("lowlight", registry.DEFAULTS["lowlight"])
 
 
 def methods_for(task: str, family: str | None = None) -> list[Method]:
@@ -499,7 +501,8 @@ def load_model(method: Method, *, device: str = "auto", checkpoint: str | os.Pat
     Args:
         method: one of :data:`METHODS`.
         device: "auto", "cpu", "cuda" or "cuda:N".
-        checkpoint: the low-light RL method: the policy to load (None: the shipped one).
+        checkpoint: the low-light RL method (the Enhance tab's): the policy to load (None: the
+            shipped one); the other methods load their shipped weights.
         ensemble: one of ``method.ensembles``: the self-ensemble of a network (or of an RL
             policy's predictor), ``ensemble`` times the time.
 
@@ -508,13 +511,11 @@ def load_model(method: Method, *, device: str = "auto", checkpoint: str | os.Pat
     """
     if ensemble not in method.ensembles:
         raise ValueError(f"ensemble: {method.label} offers {method.ensembles}, got {ensemble!r}")
-    if method.family == "Classical":
-        return registry.load(method.task, method.name)
     settings = {"ensemble": ensemble} if len(method.ensembles) > 1 else {}
     gray = method.weights.get(1)
     planes = 1 if gray is not None and (registry.WEIGHTS / gray).is_file() else 3
-    return registry.load(method.task, method.name, checkpoint if method.task == "lowlight" else None, planes=planes,
-                         device=device, **settings)
+    given = checkpoint if (method.task, method.name) == ENHANCE_METHOD else None
+    return registry.load(method.task, method.name, given, planes=planes, device=device, **settings)
 
 
 def restore(method: Method, model: Any, image: np.ndarray, *, mask: np.ndarray | None = None,
