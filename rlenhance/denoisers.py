@@ -126,6 +126,8 @@ def default_denoiser(model: str, channels: int, *, option: str = "checkpoint=PAT
     """
     if model not in DENOISER_MODELS:
         raise ValueError(f"model: expected one of {DENOISER_MODELS}, got {model!r}")
+    if channels not in (_GRAY, _RGB):
+        raise ValueError(f"channels: expected 1 (gray) or 3 (RGB), got {channels!r}")
     try:
         return registry.default_weights(registry.find("denoise", model), channels, option=option)
     except CheckpointError as exc:

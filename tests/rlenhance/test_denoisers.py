@@ -254,7 +254,7 @@ def test_load_denoiser_picks_the_restorer_of_each_model(ckpts):
         restorer = load_denoiser(model, ckpts[f"{model}_color"], device="cpu", tile=64)
         assert isinstance(restorer, PolicyDenoiser) and restorer.agent == model and restorer.tile == 64
     assert isinstance(load_denoiser("rse", ckpts["rse_gray"], device="cpu"), RSERestorer)
-    with pytest.raises(ValueError, match="model.*'mrpnet', 'a3c', 'sac', 'rse'"):
+    with pytest.raises(ValueError, match="model.*'a3c', 'sac', 'ffdnet', 'mrpnet', 'rse'"):
         load_denoiser("bm3d", ckpts["mrpnet_gray"])
 
 
@@ -580,4 +580,4 @@ def test_find_predictor_tries_the_recorded_path_then_beside_the_policy_then_the_
     message = str(caught.value)
     for place in (trainer / "denoiser.pt", shipped / "denoiser.pt", WEIGHTS / "denoiser.pt"):
         assert str(place) in message
-    assert str(policy) in message and "load_rollout_policy(..., predictor=" in message
+    assert str(policy) in message and "beside the model's checkpoint" in message and "agents" not in message
