@@ -546,7 +546,7 @@ def restore(method: Method, model: Any, image: np.ndarray, *, mask: np.ndarray |
         image = np.clip(image, 0.0, 1.0)
     elif "per_channel" in settings and is_gray(image):
         image = image[..., :1]  # a gray image once
-    out = model.restore(image, mask=mask, **settings)
+    out = model.restore(image, mask=mask if method.task == "completion" else None, **settings)
     out = np.clip(np.asarray(out, dtype=np.float32), 0.0, 1.0)
     return np.repeat(out, 3, axis=2) if out.shape[2] == 1 else out
 

@@ -71,7 +71,7 @@ _NOUNS = MappingProxyType({"lowlight": "low-light model", "denoise": "denoiser",
 _LOWLIGHT_SETTING = ("exposure", "w_exposure", "w_color", "w_spatial", "w_smooth")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Method:
     """One method of one task (module table).
 
@@ -106,6 +106,13 @@ class Method:
     train: Mapping[int, str] = field(default_factory=dict)
     gray_on_colour: str = ""
     note: str = ""
+
+    def __reduce__(self) -> tuple[Callable[[str, str], Method], tuple[str, str]]:
+        """Pickled (and copied) as its key: the registry's own entry comes back."""
+        return find, (self.task, self.name)
+
+    def __deepcopy__(self, memo: dict) -> Method:
+        return self
 
     @property
     def key(self) -> str:
