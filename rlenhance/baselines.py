@@ -29,7 +29,6 @@ from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
-from scipy import special
 
 from rlenhance.errors import ImageError
 from rlenhance.io import MASK_THRESHOLD
@@ -316,6 +315,8 @@ def _plane_noise_sigma(plane: np.ndarray) -> float:
     # pure noise of level s gives a texture ~ s^2 Gamma(n / 2, 2 tr / n) (n pixels, tr = the
     # difference operators' trace, Liu et al. 2012); this is its quantile at _NOISE_CONFIDENCE over s^2
     n, trace = p * p, 4 * p * (p - 1)
+    from scipy import special  # noqa: PLC0415 - half a second of imports, for this estimate only
+
     threshold = 2 * trace / n * float(special.gammaincinv(n / 2, _NOISE_CONFIDENCE))
     centres = np.abs(diagonal[p // 2:p // 2 + h, p // 2:p // 2 + w])
     unclipped = _box_sum(clipped, p, p)[:h, :w] == 0
