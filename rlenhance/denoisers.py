@@ -22,11 +22,13 @@ An ``ffdnet`` reads a noise-level map: :class:`NoiseLevelDenoiser` gives it the 
 ``sigma`` when one is given (``load_denoiser("ffdnet", sigma=25)``, ``rlenhance denoise --model
 ffdnet --sigma 25``), else of the level :func:`rlenhance.baselines.estimate_noise_sigma` finds in
 each image (blind). An ``rse`` checkpoint is rebuilt by :func:`load_rse` (the network, in eval mode,
-with its predictor, and its spec), which :class:`RSERestorer` runs.
+with its predictor, and its spec), which :class:`RSERestorer` runs. The supervised denoisers the RL
+models build on (:class:`NoiseLevelDenoiser`, :class:`DenoisePredictor`, :func:`find_predictor`) live
+in :mod:`rlenhance.predictors`.
 
-The defaults live in ``rlenhance/weights/`` (:data:`DENOISER_CHECKPOINTS`); the gray ``mrpnet``,
-``ffdnet``, ``a3c`` and ``sac`` ones are shipped, the others are installed there once trained (a
-missing one is a :class:`~rlenhance.errors.CheckpointError` that says how to train it). :func:`load_denoiser`
+The models, their loaders and their defaults are the ``denoise`` entries of :mod:`rlenhance.registry`;
+the defaults live in ``rlenhance/weights/`` (:data:`DENOISER_CHECKPOINTS`); a missing one is a
+:class:`~rlenhance.errors.CheckpointError` that says how to train it. :func:`load_denoiser`
 takes the default with the images' planes (``channels``); a checkpoint of another kind than
 ``model`` asks for (a low-light or completion policy, an RSE-RL model for ``"a3c"`` ...) is refused
 with a message that says what the file is and which ``model`` loads it.
