@@ -13,6 +13,8 @@ from rlenhance.submission import DEFAULT_STRIDE
 
 
 def add_common(parser: argparse.ArgumentParser, checkpoint_help: str) -> None:
+    """The options of every image command: inputs, output folder, checkpoint, device, outputs kept or
+    replaced, the size guard, ``--jobs`` and ``--shard``."""
     parser.add_argument("images", nargs="+", type=Path,
                         help="input image files (PNG/JPEG/BMP/TIFF), or folders of them (the images directly inside)")
     parser.add_argument("-o", "--out", type=Path, required=True, help="output folder (created if missing)")
@@ -34,11 +36,13 @@ def add_common(parser: argparse.ArgumentParser, checkpoint_help: str) -> None:
 
 
 def add_tile(parser: argparse.ArgumentParser, models: str = "supervised models") -> None:
+    """``--tile``, for the ``models`` named."""
     parser.add_argument("--tile", type=int, default=512,
                         help=f"{models}: tile side in pixels (bounds memory on large images)")
 
 
 def add_ensemble(parser: argparse.ArgumentParser, models: str) -> None:
+    """``--ensemble`` (:data:`rlenhance.registry.ENSEMBLES`), for the ``models`` named."""
     parser.add_argument("--ensemble", type=int, choices=tuple(registry.ENSEMBLES), default=1,
                         help="geometric self-ensemble: the mean of the network over this many flips and quarter "
                              f"turns of the image, at that many times the time ({models}); 1: none")
