@@ -552,7 +552,11 @@ class SupervisedRestorer:
             got = tuple(noise_map.shape) if torch.is_tensor(noise_map) else type(noise_map).__name__
             raise ImageError(f"noise_map: {got} does not fit the image {tuple(x.shape)}; expected a float tensor "
                              f"({x.shape[0]} or 1, {x.shape[1]} or 1, {x.shape[-2]}, {x.shape[-1]})")
-        if not bool(torch.isfinite(noise_map).all()) or bool((noise_map < 0).any()):
+        values = noise_map  # each value once: a map expanded from one level per image is checked as that level
+        for dim in range(values.dim()):
+            if values.stride(dim) == 0:
+                values = values.narrow(dim, 0, 1)
+        if not bool(torch.isfinite(values).all()) or bool((values < 0).any()):
             raise ImageError("noise_map: expected finite noise levels >= 0 (standard deviations in image units)")
         return noise_map.to(device=x.device, dtype=torch.float32).expand(x.shape[0], -1, -1, -1)
 

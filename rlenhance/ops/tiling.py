@@ -94,8 +94,8 @@ def tiled(fn: Callable[..., Tensor], x: Tensor, *aligned: Tensor, tile: int, ove
             if out is None:
                 # channels last: the planes of a pixel side by side, so that an (H, W, C) image of the
                 # result (permute(1, 2, 0) of one item) is a view, not a copy
-                out = pred.new_empty((pred.shape[0], pred.shape[1], height * scale, width * scale), device=x.device)
-                out = out.contiguous(memory_format=torch.channels_last)
+                out = torch.empty((pred.shape[0], pred.shape[1], height * scale, width * scale), dtype=pred.dtype,
+                                  device=x.device, memory_format=torch.channels_last)
             bottom, right = min(bottom, height), min(right, width)
             out[..., top * s:bottom * s, left * s:right * s] = \
                 pred[..., (top - y0) * s:(bottom - y0) * s, (left - x0) * s:(right - x0) * s]
