@@ -101,13 +101,14 @@ import numpy as np
 
 from experiments.compare.config import Args, check_args, given_checkpoints, ignored_flags, requested_methods
 from experiments.compare.methods import TASK_METHODS, Method, build_methods
-from experiments.compare.report import labelled_grid, write_csv, write_report
+from experiments.compare.report import LABELS, labelled_grid, write_csv, write_report
 from experiments.compare.samples import Sample, load_samples
 from experiments.compare.scoring import (
+    LOWER_BETTER,
     TIMING_FIELD,
     evaluate,
     paired_differences,
-    paired_field,
+    paired_fields,
     score_fields,
     summarize,
 )
@@ -140,29 +141,39 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         print(f"note: {note}")
     for name, why in missing.items():
         print(f"{name}: missing: {why}", flush=True)
+    if not methods:
+        raise ValueError(f"no method can run: {'; '.join(f'{name}: {why}' for name, why in missing.items())}")
     for name, method in methods.items():
         if method.note:
             print(f"{name}: {method.note}", flush=True)
-    fields = score_fields(args.task)
+    reference = samples[0].reference is not None
+    fields = score_fields(args.task, reference=reference)
+    main_field = paired_fields(args.task, reference=reference)[0]
     keep = min(args.samples, len(samples))
     rows: list[dict[str, Any]] = []
     outputs: dict[str, list[np.ndarray]] = {}
     for name, method in methods.items():
-        method_rows, outputs[name] = evaluate(method, samples, warmup=args.warmup, keep=keep)
+        method_rows, outputs[name] = evaluate(method, samples, warmup=args.warmup, keep=keep, psnr_on=args.psnr_on,
+                                              gt_mean=args.gt_mean, no_reference=args.task == "lowlight")
         rows += method_rows
-        print(f"{name}: {len(samples)} image(s), PSNR {np.mean([r['psnr'] for r in method_rows]):.2f} dB, "
+        print(f"{name}: {len(samples)} image(s), {LABELS[main_field]} "
+              f"{np.nanmean([r[main_field] for r in method_rows]):.3f}, "
               f"{np.mean([r[TIMING_FIELD] for r in method_rows]):.1f} ms/image", flush=True)
 
     summary = summarize(rows, methods, fields)
-    paired = (paired_differences(rows, args.paired_against, paired_field(args.task))
-              if args.paired_against in methods else ())  # a method missing its checkpoint is listed as such
+    paired = [entry for field in paired_fields(args.task, reference=reference)
+              for entry in paired_differences(rows, args.paired_against, field)
+              ] if args.paired_against in methods else []  # a method missing its checkpoint is listed as such
     report = write_report(out / "report.md", args=args, argv=argv, summary=summary, fields=fields, samples=samples,
                           missing=missing, notes=notes, device=device, paired=paired)
     write_csv(out / "results.csv", rows, fields)
-    save_figure(quality_vs_time([(e["method"], e[TIMING_FIELD], e["psnr"]) for e in summary if e["method"] != "input"],
-                                title=f"{args.task}: quality vs time"), out / "quality_vs_time.png")
+    save_figure(quality_vs_time([(e["method"], e[TIMING_FIELD], e[main_field]) for e in summary
+                                 if e["method"] != "input"], title=f"{args.task}: quality vs time",
+                                ylabel=LABELS[main_field] + (" (lower is better)" if main_field in LOWER_BETTER
+                                                             else "")), out / "quality_vs_time.png")
     shown = [name for name in methods if name != "input"]  # the input has its own column
-    grid = [[s.input, *(outputs[name][i] for name in shown), s.reference] for i, s in enumerate(samples[:keep])]
-    save_image(out / "samples.png", labelled_grid(grid, ["input", *shown, "reference"]))
+    grid = [[s.input, *(outputs[name][i] for name in shown), *([s.reference] if reference else [])]
+            for i, s in enumerate(samples[:keep])]
+    save_image(out / "samples.png", labelled_grid(grid, ["input", *shown, *(["reference"] if reference else [])]))
     print("\n" + report)
     return summary
