@@ -101,10 +101,17 @@ def as_unit_float(image: np.ndarray | torch.Tensor, *, name: str = "image", allo
 
 def _extremes(values: np.ndarray | torch.Tensor) -> tuple[float, float]:
     """Smallest and largest value of a float32 array or tensor (NaN when it holds one)."""
+    # the axes in memory order: a transposed view (an (H, W, C) view of a (C, H, W) image) is then
+    # read in place, not copied; the extremes do not depend on the order
+    order = sorted(range(values.ndim), key=lambda axis: -values.strides[axis] if isinstance(values, np.ndarray)
+                   else -values.stride(axis))
     if isinstance(values, np.ndarray):
+        values = np.transpose(values, order)
         if not values.flags.writeable:  # torch would warn that it cannot protect it: numpy's two passes
             return float(values.min()), float(values.max())
         values = torch.from_numpy(np.ascontiguousarray(values))
+    else:
+        values = values.permute(*order)
     # one pass and no temporary (torch.isfinite makes two of the image's size)
     low, high = torch.aminmax(values)
     return float(low), float(high)
