@@ -173,7 +173,7 @@ def test_a_policy_shipped_with_its_predictor_beside_it_loads_anywhere(data, tmp_
     torch.testing.assert_close(ensembled[mask.expand_as(occluded) == 0], occluded[mask.expand_as(occluded) == 0])
     (shipped / "gated.pt").unlink()
     with pytest.raises(CheckpointError, match=r"predictor gated.pt: no such file at .*trainer/gated.pt, "
-                                              r".*shipped/gated.pt, .*weights/gated.pt; .*predictor="):
+                                              r".*shipped/gated.pt, .*weights/gated.pt; .*its spec.s predictor"):
         load_rollout_policy(policy)
 
 
