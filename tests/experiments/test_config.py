@@ -163,3 +163,46 @@ def test_print_config_of_a_trainer_answers_without_training(tmp_path):
     printed = json.loads(proc.stdout)
     assert printed["task"]["channel_coupling"] == 0.9 and printed["task"]["alpha_min"] == -0.3
     assert not (tmp_path / "run").exists()
+
+
+#: Flat settings recorded by the trainers that wrote the shipped weights -> this config's paths.
+RECORDED = {
+    "episodes": "run.episodes", "batch": "run.batch", "eval_every": "run.eval_every", "seed": "run.seed",
+    "split_seed": "run.split_seed", "keep_evals": "run.keep_evals", "crop": "task.crop", "steps": "task.steps",
+    "data": "task.data", "width": "model.width", "downscale": "model.downscale", "agent": "agent",
+}
+LOWLIGHT = {**{k: f"reward.{k}" for k in ("w_exposure", "w_color", "w_spatial", "w_smooth", "exposure_target",
+                                         "exposure_patch", "exposure_mean", "exposure_relative", "smooth_on_mean",
+                                         "conditioned")},
+            **{f"{k}_range": f"ranges.{k}" for k in ("w_exposure", "w_color", "w_spatial", "w_smooth")},
+            "exposure_range": "ranges.exposure", "gamma": "a3c.gamma", "lr": "a3c.lr", "entropy": "a3c.entropy",
+            "lr_decay": "a3c.lr_decay", **{k: f"task.{k}" for k in ("min_steps", "alpha_channels", "alpha_min",
+                                                                   "channel_coupling", "damping", "policy_side",
+                                                                   "exposure_gap")}}
+DENOISE = {"sigma": "task.sigma", "predictor": "task.predictor", "observe_prediction": "task.observe_prediction",
+           "eval_images": "task.eval_images", "gray": "task.gray"}
+
+
+@pytest.mark.parametrize("module, preset, weights, names", [
+    (lol_train, "shipped", "lowlight_a3c.pt", LOWLIGHT),
+    (denoise_train, "shipped", "a3c_denoise.pt", {**DENOISE, "lr_decay": "a3c.lr_decay", "gamma": "a3c.gamma"}),
+    (denoise_train, "shipped-sac", "sac_denoise.pt", {**DENOISE, "sac_updates": "sac.updates",
+                                                      "sac_actor_updates": "sac.actor_updates",
+                                                      "sac_all_action_rewards": "sac.all_action_rewards"}),
+    (denoise_train, "color", "a3c_denoise_color.pt", {**DENOISE, "lr_decay": "a3c.lr_decay"}),
+    (denoise_train, "color-sac", "sac_denoise_color.pt", DENOISE),
+    (completion_train, "shipped", "a3c_completion.pt", {}),
+])
+def test_each_shipped_preset_is_the_training_settings_its_weights_record(module, preset, weights, names):
+    """The settings the shipped weights were trained with (their checkpoint's record) are their preset's."""
+    recorded = load_checkpoint(ROOT / "rlenhance" / "weights" / weights)["extra"].get("args")
+    if recorded is None:
+        pytest.skip(f"{weights} records no training settings")
+    cfg = module.check(module.PRESETS[preset]())
+    for flat, path in {**RECORDED, **names}.items():
+        if flat not in recorded or (flat == "predictor" and not str(recorded[flat]).startswith("rlenhance/")):
+            continue
+        want, have = (list(v) if isinstance(v, (list, tuple)) else v
+                      for v in (recorded[flat], config.get_path(cfg, path)))
+        want = [want] if path == "task.sigma" and not isinstance(want, list) else want  # one level: a number
+        assert have == want, (flat, path)
