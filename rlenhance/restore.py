@@ -526,9 +526,9 @@ class SupervisedRestorer:
         def window_fn(window: Tensor, levels: Tensor) -> Tensor:
             planes = torch.einsum("kc,bchw->bkhw", transform, window) + offset
             levels = torch.einsum("kc,bchw->bkhw", transform.square(), levels.expand(-1, 3, -1, -1).square()).sqrt()
-            batch, size = window.shape[0], window.shape[-2:]
-            out = self._net(planes.reshape(batch * 3, 1, *size), levels.reshape(batch * 3, 1, *size)).clamp_(0.0, 1.0)
-            out = out.reshape(batch, 3, *out.shape[-2:]) - offset.to(out.device)
+            # plane by plane: one plane's activations at a time
+            out = torch.cat([self._net(planes[:, k:k + 1], levels[:, k:k + 1]) for k in range(3)], dim=1)
+            out = out.clamp_(0.0, 1.0) - offset.to(out.device)
             return torch.einsum("ck,bkhw->bchw", inverse.to(out.device), out).clamp_(0.0, 1.0)
 
         return tiled(window_fn, x, noise_map, tile=self.tile, overlap=self.overlap, multiple=self.stride,
