@@ -27,8 +27,8 @@ each image's mean closer to the target, ``image_gap``, ``w_color`` lowers the co
 ``w_spatial`` the spatial loss, ``w_smooth`` the gain roughness); no setting darkens the image or
 takes it to white, mean > 0.9), and the exposure target is swept (``--exposures``) to show how
 closely the mean lands on it (``--tolerance``; each image's own distance is printed too). With
-``--max-overshoot`` the Enhancer's cap is set (``inf``: the policy alone), with ``--blur-sigma`` its
-blur of the result (0: the curves alone). Settings the
+``--max-overshoot`` the Enhancer's cap is set (``inf``: the policy alone), with ``--denoise`` the
+strength of its clean stage (0: the curves alone). Settings the
 checkpoint refuses (it was not trained over them) are listed as such. ``--grid`` writes a
 picture: one row per knob, one column per value, on one validation image.
 Each report ends with PSNR / SSIM at the defaults against the references.
@@ -196,7 +196,7 @@ def report(enhancer: Enhancer, images: Sequence[tuple[str, np.ndarray, np.ndarra
     input_mean = float(np.mean([low.mean() for _, low, _ in images]))
     cap = "no cap" if enhancer.max_overshoot is None else f"max_overshoot {enhancer.max_overshoot:g}" + (
         " at the default w_exposure, weighted by it" if spec.overshoot_weighted else "")
-    cap += f", blur_sigma {enhancer.blur_sigma:g}" if enhancer.blur_sigma else ""
+    cap += f", denoise {enhancer.denoise:g}"
     print(f"{enhancer.path.name} ({enhancer.steps} curve steps, {cap}): {len(images)} image(s) of {args.data} "
           f"(split {args.split}), input mean "
           f"brightness {input_mean:.3f}; defaults: " + ", ".join(f"{k} {v:g}" for k, v in defaults.items()))
@@ -303,8 +303,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--max-overshoot", type=float, default=None,
                         help="the Enhancer's cap on a step's rise of the image mean above the target (default: the "
                              "checkpoint's; inf: none, the policy alone)")
-    parser.add_argument("--blur-sigma", type=float, default=None,
-                        help="the Enhancer's blur of the result, sigma in pixels (default: the checkpoint's; 0: none)")
+    parser.add_argument("--denoise", type=float, default=None,
+                        help="the strength (0-2) of the Enhancer's clean stage (default: the Enhancer's; 0: off)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -316,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         if len(args.checkpoint) > 1:
             print(f"\n## {path}\n")
         reports.append(report(Enhancer(path, device="cpu", steps=args.steps, max_overshoot=args.max_overshoot,
-                                       blur_sigma=args.blur_sigma), images, args))
+                                       denoise=args.denoise), images, args))
     best = pick(reports)
     if len(reports) > 1:
         print("\n| checkpoint | checks passed | " + " | ".join(weights) + " | worst sweep gap | darkened | > 0.9 "

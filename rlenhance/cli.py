@@ -2,7 +2,7 @@
 
     rlenhance enhance IMAGES... -o OUTDIR [--model rl|mrpnet] [--checkpoint PATH] [--denoiser mrpnet|ffdnet|PATH]
                      [--noise-sigma S] [--steps N] [--exposure E] [--w-exposure W] [--w-color W] [--w-spatial W]
-                     [--w-smooth W] [--max-overshoot C] [--blur-sigma S] [--max-side N] [--device D]
+                     [--w-smooth W] [--max-overshoot C] [--denoise S] [--max-side N] [--device D]
     rlenhance denoise IMAGES... -o OUTDIR [--model ffdnet|mrpnet|a3c|sac|rse] [--checkpoint PATH] [--sigma S]
                      [--ensemble 1|2|4|8] [--per-channel] [--tile N] [--device D]
     rlenhance complete IMAGES... -o OUTDIR [--checkpoint PATH] [--masks DIR | --mask-threshold T]
@@ -88,14 +88,15 @@ from rlenhance.io import (
     load_image,
     save_image,
 )
-from rlenhance.ops import check_blur_sigma, check_max_overshoot
+from rlenhance.ops import check_max_overshoot
+from rlenhance.ops.clean import check_strength
 from rlenhance.restore import ENSEMBLES, HOLE_THRESHOLD, MASK_THRESHOLD, Restorer, SupervisedRestorer, hole_mask
 from rlenhance.runtime import configure_threads, flush_denormals
 from rlenhance.submission import DEFAULT_STRIDE, write_submission
 
 #: Options of ``enhance`` that only the RL policy reads (refused with ``--model mrpnet``).
 RL_ONLY = ("steps", "exposure", "w_exposure", "w_color", "w_spatial", "w_smooth", "noise_sigma", "max_overshoot",
-           "blur_sigma")
+           "denoise")
 #: 0-255 scale of the residual figure printed by ``denoise``.
 LEVELS = 255.0
 
@@ -180,10 +181,10 @@ def _build_parser() -> argparse.ArgumentParser:
                               "(the step is scaled down; with the shipped model, the cap at the default "
                               "--w-exposure, and a heavier exposure weight w tightens it by sqrt(default / w)); "
                               "inf: no cap (default: the checkpoint's)")
-    enhance.add_argument("--blur-sigma", type=float, default=None,
-                         help="rl: sigma in pixels (0-3) of a Gaussian blur of the result, for the noise the curves "
-                              "amplify; 0: none (default: the checkpoint's, 0.65 for the shipped model; not applied "
-                              "with --denoiser)")
+    enhance.add_argument("--denoise", type=float, default=None,
+                         help="rl: strength (0-2) of the clean stage after the curves: colour and light luma noise "
+                              "smoothed where the curves brightened, highlights kept from clipping; 0: off, the "
+                              "curves alone (default: 1; 0 with --denoiser, which replaces it)")
     enhance.add_argument("--max-side", type=int, default=None,
                          help="rl: working resolution of the policy (longer side; default: the checkpoint's, else 512)")
     _add_tile(enhance)
@@ -706,9 +707,10 @@ def _enhancer(args: argparse.Namespace) -> Restore:
     _check_tile(args)
     if args.model == "rl":  # named as the flags (the Enhancer checks them again, by its argument names)
         check_max_overshoot(args.max_overshoot, "--max-overshoot", inf_means_none=True)
-        check_blur_sigma(args.blur_sigma, "--blur-sigma")
-        if args.blur_sigma and args.denoiser is not None:
-            raise ValueError(f"--blur-sigma {args.blur_sigma:g} with --denoiser: the denoiser replaces the blur; "
+        if args.denoise is not None:
+            check_strength(args.denoise, "--denoise")
+        if args.denoise and args.denoiser is not None:
+            raise ValueError(f"--denoise {args.denoise:g} with --denoiser: the denoiser replaces the clean stage; "
                              "give one of them")
     # a noise-map denoiser reads the gains of the policy's curves: --model rl only
     denoiser = None
@@ -737,7 +739,7 @@ def _enhancer(args: argparse.Namespace) -> Restore:
 
     enhancer = Enhancer(args.checkpoint, device=args.device, steps=args.steps, max_side=args.max_side,
                         denoiser=denoiser, noise_sigma=args.noise_sigma, max_overshoot=args.max_overshoot,
-                        blur_sigma=args.blur_sigma)
+                        denoise=args.denoise)
     setting = {"exposure": args.exposure, "w_exposure": args.w_exposure, "w_color": args.w_color,
                "w_spatial": args.w_spatial, "w_smooth": args.w_smooth}
     enhancer.cond(**setting)  # validate the setting once, before any image

@@ -12,7 +12,9 @@ differentiable torch operations, so the metrics can also serve as training objec
 
 No-reference metrics (:mod:`rlenhance.metrics.no_reference`, numpy / scipy, re-exported here):
 :func:`niqe` of one image and :func:`loe` of an image and its enhanced version, on ``(H, W, C)``
-numpy images as the MATLAB code behind published figures computes them.
+numpy images as the MATLAB code behind published figures computes them; and
+(:mod:`rlenhance.metrics.enhancement`) :func:`dark_colour_noise` of an image and its enhanced version
+and :func:`clipped_fraction` of one image.
 
 Example:
     >>> import torch
@@ -30,9 +32,10 @@ import torch.nn.functional as F
 
 from rlenhance.errors import ImageError
 from rlenhance.io import BT601_LUMA_WEIGHTS
+from rlenhance.metrics.enhancement import clipped_fraction, dark_colour_noise
 from rlenhance.metrics.no_reference import loe, niqe
 
-__all__ = ["gt_mean_align", "loe", "niqe", "psnr", "rgb_to_y", "ssim", "uqi"]
+__all__ = ["clipped_fraction", "dark_colour_noise", "gt_mean_align", "loe", "niqe", "psnr", "rgb_to_y", "ssim", "uqi"]
 
 #: Y' of BT.601 YCbCr spans 219 of 255 levels (16-235, "studio swing").
 _Y_SPAN = 219.0 / 255.0

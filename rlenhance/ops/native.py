@@ -35,9 +35,14 @@ input, the convolutions on the small working map, the expected alpha, its upsamp
 LE step, one pass a step in one call for the whole rollout, instead of some 60 torch operations a
 step (each with torch's fixed cost: 13 ms for the shipped policy's 10 steps against about 3 ms).
 
+The clean kernel (``clean.c``, :func:`clean_prepare_native` and :func:`clean_finish_native`) does the
+per-pixel parts of :func:`rlenhance.ops.clean.clean_enhanced` (the planes to blur and the brightening
+weight; the blend, the colour conversion back, the highlight knee and the rounding), each one pass over
+the pixels, the same float32 operations as its numpy path in the same order.
+
 Build: the kernels are plain C (no torch headers) in ``rlenhance/ops/csrc/`` (``pixelrl_select.c``,
 which includes ``pixelrl_select_vector.h`` once per vector width, ``le_curves.c``,
-``area_downscale.c`` and ``lowlight_rollout.c``), shipped as package data and compiled into one
+``area_downscale.c``, ``lowlight_rollout.c`` and ``clean.c``), shipped as package data and compiled into one
 library on first use with the system C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang`` on the
 ``PATH``; GCC >= 9 or clang) with ``-O3 -ffp-contract=off`` (no fast-math, no ``-march=native``: an
 AVX2 copy of the vector code is compiled in and chosen at run time) into a shared library cached under
@@ -99,6 +104,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from rlenhance.atomic import atomic_path
@@ -106,8 +112,8 @@ from rlenhance.errors import ImageError
 from rlenhance.ops.actions import PIXELRL_ACTION_TABLE, FilterAction, _action_specs
 from rlenhance.ops.bilateral import _bilateral_exact, _colour_coeff, _disc
 
-__all__ = ["area_downscale_native", "available", "le_curves_native", "lowlight_rollout_native", "pixelrl_select_native",
-           "unavailable_reason", "vector_isa"]
+__all__ = ["area_downscale_native", "available", "clean_finish_native", "clean_prepare_native", "le_curves_native",
+           "lowlight_rollout_native", "pixelrl_select_native", "unavailable_reason", "vector_isa"]
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +123,7 @@ _FALSE_VALUES = ("0", "false", "no", "off")
 
 #: The kernels' C source: the files compiled, and every file they are built from (all part of the cache key).
 _SOURCE_DIR = Path(__file__).resolve().parent / "csrc"
-_COMPILED = ("pixelrl_select.c", "le_curves.c", "area_downscale.c", "lowlight_rollout.c")
+_COMPILED = ("pixelrl_select.c", "le_curves.c", "area_downscale.c", "lowlight_rollout.c", "clean.c")
 _SOURCES = (*_COMPILED, "pixelrl_select_vector.h", "parallel.h")
 
 #: Compiler flags. No fast-math and no FMA contraction, so that the C arithmetic is the plain
@@ -166,6 +172,7 @@ class _Library:
         curves: The entry point ``rlenhance_le_curves`` (a ctypes function).
         area: The entry point ``rlenhance_area_downscale`` (a ctypes function).
         rollout: The entry point ``rlenhance_lowlight_rollout`` (a ctypes function).
+        clean_prepare, clean_finish: The entry points ``rlenhance_clean_prepare`` / ``_finish``.
         best_isa: The vector width the kernel picks by itself: "avx2" or "baseline".
         reason: Why the kernel is unavailable.
         path: The shared library.
@@ -176,6 +183,8 @@ class _Library:
     curves: Callable[..., int] | None = None
     area: Callable[..., int] | None = None
     rollout: Callable[..., int] | None = None
+    clean_prepare: Callable[..., int] | None = None
+    clean_finish: Callable[..., int] | None = None
     best_isa: str | None = None
     reason: str | None = None
     path: Path | None = None
@@ -407,6 +416,21 @@ class _RolloutArgs(_NamedArgs):
     ]
 
 
+class _CleanArgs(_NamedArgs):
+    """The arguments of ``rlenhance_clean_prepare`` / ``rlenhance_clean_finish``: ``clean_args_t`` of
+    ``csrc/clean.c``, field by field (:func:`_bind` checks the two sizes agree). Every field but the
+    result ``brightened`` must be given by name."""
+
+    __slots__ = ()
+    _fields_ = [
+        ("x", ctypes.c_void_p), ("y", ctypes.c_void_p), ("luma", ctypes.c_void_p), ("chroma", ctypes.c_void_p),
+        ("weight", ctypes.c_void_p), ("luma_blur", ctypes.c_void_p), ("chroma_blur", ctypes.c_void_p),
+        ("out", ctypes.c_void_p), ("x_type", ctypes.c_int32), ("out_type", ctypes.c_int32), ("n", ctypes.c_int64),
+        ("eps", ctypes.c_float), ("sharpen", ctypes.c_float), ("knee", ctypes.c_float),
+        ("n_threads", ctypes.c_int32), ("brightened", ctypes.c_int64),
+    ]
+
+
 class _BindError(Exception):
     """A library that does not match this module (internal: becomes the unavailability reason)."""
 
@@ -426,6 +450,8 @@ def _bind(path: Path, load_from: Path | None = None) -> _Library:
     curves = _entry(lib, "le_curves", "curves", _CurvesArgs)
     area = _entry(lib, "area_downscale", "area", _AreaArgs)
     rollout = _entry(lib, "lowlight_rollout", "rollout", _RolloutArgs)
+    clean_prepare = _entry(lib, "clean_prepare", "clean", _CleanArgs)
+    clean_finish = _entry(lib, "clean_finish", "clean", _CleanArgs)
     ptr, i64 = ctypes.c_void_p, ctypes.c_int64
     min_max = lib.rlenhance_min_max
     min_max.argtypes = [ptr, i64, i64, ptr]
@@ -435,7 +461,7 @@ def _bind(path: Path, load_from: Path | None = None) -> _Library:
     best.restype = ctypes.c_int
     code = best()
     isa = _ISAS[code] if 0 < code < len(_ISAS) else "baseline"
-    return _Library(select, min_max, curves, area, rollout, isa, None, path)
+    return _Library(select, min_max, curves, area, rollout, clean_prepare, clean_finish, isa, None, path)
 
 
 def _entry(lib: ctypes.CDLL, name: str, struct_name: str, args: type[_NamedArgs]) -> Callable[..., int]:
@@ -1005,3 +1031,63 @@ def lowlight_rollout_native(image: torch.Tensor, layers: list[RolloutLayer], *, 
         reason = _STATUS[status] if 0 < status < len(_STATUS) else f"status {status}"
         raise RuntimeError(f"the native low-light rollout kernel failed: {reason}")
     return final, maps
+
+
+#: numpy sample types of the clean kernel, index = code (``SAMPLE_*`` of ``clean.c``).
+_NUMPY_SAMPLES = (np.dtype(np.float32), np.dtype(np.uint8), np.dtype(np.uint16))
+
+
+def _pixels(array: np.ndarray, name: str, n: int, per_pixel: int, dtypes: tuple[np.dtype, ...]) -> int:
+    """The address of a C-contiguous array of ``n * per_pixel`` values of one of ``dtypes`` (ValueError otherwise)."""
+    if not isinstance(array, np.ndarray) or array.dtype not in dtypes or not array.flags.c_contiguous \
+            or array.size != n * per_pixel:
+        got = f"{array.dtype} {array.shape}" if isinstance(array, np.ndarray) else type(array).__name__
+        raise ValueError(f"{name}: expected a C-contiguous array of {n} x {per_pixel} values of "
+                         f"{'/'.join(map(str, dtypes))}; got {got}")
+    return array.ctypes.data
+
+
+def _clean_call(entry: str, x: np.ndarray, y: np.ndarray, luma: np.ndarray, chroma: np.ndarray, weight: np.ndarray,
+                num_threads: int | None, **fields: object) -> _CleanArgs:
+    threads, library = _checked_threads_and_library(num_threads, entry)
+    n = y.size // 3
+    f32 = (_NUMPY_SAMPLES[0],)
+    args = _CleanArgs(x=_pixels(x, "x", n, 3, _NUMPY_SAMPLES), y=_pixels(y, "y", n, 3, f32),
+                      luma=_pixels(luma, "luma", n, 1, f32), chroma=_pixels(chroma, "chroma", n, 2, f32),
+                      weight=_pixels(weight, "weight", n, 1, f32), x_type=_NUMPY_SAMPLES.index(x.dtype),
+                      n=n, n_threads=max(1, min(threads, n // 65536)), **fields)
+    status = getattr(library, entry)(ctypes.byref(args))
+    if status != 0:
+        reason = _STATUS[status] if 0 < status < len(_STATUS) else f"status {status}"
+        raise RuntimeError(f"the native clean kernel failed: {reason}")
+    return args
+
+
+def clean_prepare_native(x: np.ndarray, y: np.ndarray, luma: np.ndarray, chroma: np.ndarray, weight: np.ndarray, *,
+                         eps: float, num_threads: int | None = None) -> int:
+    """The planes :func:`rlenhance.ops.clean.clean_enhanced` blurs and its brightening weight, with the
+    native kernel (``clean.c``): fills ``luma`` (H, W), ``chroma`` (H, W, 2: B - L, R - L) of ``y`` and
+    ``weight`` (H, W) ``clamp(L(y) / max(L(x), eps) - 1, 0, 1)``; returns how many weights are above 0.
+
+    ``x``: the input, (H, W, 3) float32 in [0, 1] or uint8 / uint16 samples; ``y``: the curves' output,
+    float32 (H, W, 3); all C-contiguous (ValueError otherwise). RuntimeError: the kernels are unavailable.
+    """
+    return int(_clean_call("clean_prepare", x, y, luma, chroma, weight, num_threads, luma_blur=None,
+                           chroma_blur=None, out=None, out_type=0, eps=float(eps), sharpen=0.0, knee=0.0,
+                           brightened=0).brightened)
+
+
+def clean_finish_native(x: np.ndarray, y: np.ndarray, luma: np.ndarray, chroma: np.ndarray, weight: np.ndarray,
+                        luma_blur: np.ndarray, chroma_blur: np.ndarray, out: np.ndarray, *, sharpen: float,
+                        knee: float, num_threads: int | None = None) -> np.ndarray:
+    """The blend, colour conversion, highlight knee and rounding of :func:`rlenhance.ops.clean.clean_enhanced`
+    with the native kernel (``clean.c``), from the planes of :func:`clean_prepare_native` and their blurs
+    (same shapes), into ``out`` (H, W, 3): float32, or uint8 / uint16 (``round(255 v)`` / ``(65535 v)``,
+    half to even); ``out`` may be ``y``. Returns ``out``."""
+    n = y.size // 3
+    _clean_call("clean_finish", x, y, luma, chroma, weight, num_threads,
+                luma_blur=_pixels(luma_blur, "luma_blur", n, 1, (_NUMPY_SAMPLES[0],)),
+                chroma_blur=_pixels(chroma_blur, "chroma_blur", n, 2, (_NUMPY_SAMPLES[0],)),
+                out=_pixels(out, "out", n, 3, _NUMPY_SAMPLES), out_type=_NUMPY_SAMPLES.index(out.dtype),
+                eps=0.0, sharpen=float(sharpen), knee=float(knee), brightened=0)
+    return out
