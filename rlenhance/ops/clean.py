@@ -11,9 +11,11 @@ that needs no light comes back unchanged), 1 where they at least doubled the lum
   colour detail), the luma towards its blur of sigma :data:`LUMA_SIGMA` x ``strength`` by
   ``w (1 - SHARPEN (1 - w))`` (a light smoothing where the gain is high, a touch of sharpening
   where it is small);
-* highlights are protected by a soft knee: with ``m`` the largest channel of the result, the pixel
-  is pulled back towards the input by ``smoothstep(KNEE, 1, m)``, so a pixel the curves would push
-  to white keeps its input value: clipped pixels stay those of the input, with no glow around lights.
+* highlights are protected by a soft knee: with ``m`` the largest channel of the result and
+  ``t = clip((m - KNEE) / (1 - KNEE), 0, 1)``, the pixel is pulled back towards the input until ``m``
+  has come down by ``KNEE_DROP (1 - KNEE) t^2`` (or to the input itself), so a pixel the curves
+  brightened ends below white: the clipped pixels are the input's, and no glow of white grows
+  around lights.
 
 The work is done in bands of rows, each read with the rows the blurs reach beyond it
 (:func:`halo_rows`), so a band's result equals the whole image's (the blurs are OpenCV's, a
@@ -45,7 +47,7 @@ from rlenhance.errors import ImageError
 from rlenhance.io import BT601_LUMA_WEIGHTS
 from rlenhance.ops import native
 
-__all__ = ["CHROMA_SIGMA", "DEFAULT_STRENGTH", "KNEE", "LUMA_SIGMA", "MAX_STRENGTH", "SHARPEN", "bands",
+__all__ = ["CHROMA_SIGMA", "DEFAULT_STRENGTH", "KNEE", "KNEE_DROP", "LUMA_SIGMA", "MAX_STRENGTH", "SHARPEN", "bands",
            "check_strength", "clean_band", "clean_enhanced", "halo_rows"]
 
 #: The chroma blur's sigma (pixels) at strength 1.
@@ -54,8 +56,10 @@ CHROMA_SIGMA = 3.0
 LUMA_SIGMA = 0.5
 #: How much of the luma blur is turned into sharpening where the weight is small (0: none).
 SHARPEN = 0.0
-#: Where the highlight knee starts (largest channel of the result, 0-1).
+#: Where the highlight knee starts (largest channel of the result, 0-1), and how far it lowers a largest
+#: channel of 1, in units of ``1 - KNEE``: white becomes ``1 - KNEE_DROP (1 - KNEE)``.
 KNEE = 0.7
+KNEE_DROP = 0.125
 #: The floor of the input's luma in the gain (one 8-bit level).
 GAIN_EPS = 1.0 / 255.0
 #: The default strength (``Enhancer(denoise=...)``, ``rlenhance enhance --denoise``) and the largest one.
@@ -121,7 +125,8 @@ def _prepare_numpy(x: np.ndarray, y: np.ndarray, luma: np.ndarray, chroma: np.nd
 
 
 def _finish_numpy(x: np.ndarray, y: np.ndarray, luma: np.ndarray, chroma: np.ndarray, weight: np.ndarray,
-                  luma_blur: np.ndarray, chroma_blur: np.ndarray, out: np.ndarray, sharpen: float, knee: float) -> None:
+                  luma_blur: np.ndarray, chroma_blur: np.ndarray, out: np.ndarray, sharpen: float, knee: float,
+                  knee_drop: float) -> None:
     """numpy twin of ``clean_finish`` (``csrc/clean.c``)."""
     result = y.copy()
     hit = weight > 0
@@ -133,9 +138,12 @@ def _finish_numpy(x: np.ndarray, y: np.ndarray, luma: np.ndarray, chroma: np.nda
     du = w * (chroma_blur[hit][:, 0] - chroma[hit][:, 0])
     dv = w * (chroma_blur[hit][:, 1] - chroma[hit][:, 1])
     v = np.stack([v[:, 0] + (dl + dv), v[:, 1] + (dl - (_RG * dv + _BG * du)), v[:, 2] + (dl + du)], axis=1)
-    t = np.clip((v.max(axis=1) - _F32(knee)) * (_F32(1) / (_F32(1) - _F32(knee))), _F32(0), _F32(1))
-    k = (t * t * (_F32(3) - _F32(2) * t))[:, None]
-    result[hit] = np.clip(v - k * (v - xs), _F32(0), _F32(1))
+    first = np.argmax(v, axis=1)[:, None]  # the largest channel, the first of equals
+    m, xm = np.take_along_axis(v, first, axis=1)[:, 0], np.take_along_axis(xs, first, axis=1)[:, 0]
+    t = np.clip((m - _F32(knee)) * (_F32(1) / (_F32(1) - _F32(knee))), _F32(0), _F32(1))
+    drop, gap = _F32(knee_drop) * (_F32(1) - _F32(knee)) * (t * t), m - xm
+    k = np.where(gap > drop, drop / np.where(gap > drop, gap, _F32(1)), np.where(gap > 0, _F32(1), _F32(0)))
+    result[hit] = np.clip(v - k[:, None] * (v - xs), _F32(0), _F32(1))
     _store(result, out)
 
 
@@ -179,9 +187,9 @@ def clean_band(x: np.ndarray, y: np.ndarray, strength: float, first: int, count:
     chroma_blur = cv2.GaussianBlur(chroma, (_ksize(chroma_sigma),) * 2, chroma_sigma)[keep]
     parts = [np.ascontiguousarray(a[keep]) for a in (x, y, luma, chroma, weight)]
     if fast:
-        native.clean_finish_native(*parts, luma_blur, chroma_blur, out, sharpen=SHARPEN, knee=KNEE)
+        native.clean_finish_native(*parts, luma_blur, chroma_blur, out, sharpen=SHARPEN, knee=KNEE, knee_drop=KNEE_DROP)
     else:
-        _finish_numpy(*parts, luma_blur, chroma_blur, out, SHARPEN, KNEE)
+        _finish_numpy(*parts, luma_blur, chroma_blur, out, SHARPEN, KNEE, KNEE_DROP)
 
 
 def clean_enhanced(input: np.ndarray, output: np.ndarray, strength: float = DEFAULT_STRENGTH, *,

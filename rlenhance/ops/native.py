@@ -426,7 +426,7 @@ class _CleanArgs(_NamedArgs):
         ("x", ctypes.c_void_p), ("y", ctypes.c_void_p), ("luma", ctypes.c_void_p), ("chroma", ctypes.c_void_p),
         ("weight", ctypes.c_void_p), ("luma_blur", ctypes.c_void_p), ("chroma_blur", ctypes.c_void_p),
         ("out", ctypes.c_void_p), ("x_type", ctypes.c_int32), ("out_type", ctypes.c_int32), ("n", ctypes.c_int64),
-        ("eps", ctypes.c_float), ("sharpen", ctypes.c_float), ("knee", ctypes.c_float),
+        ("eps", ctypes.c_float), ("sharpen", ctypes.c_float), ("knee", ctypes.c_float), ("knee_drop", ctypes.c_float),
         ("n_threads", ctypes.c_int32), ("brightened", ctypes.c_int64),
     ]
 
@@ -1073,13 +1073,13 @@ def clean_prepare_native(x: np.ndarray, y: np.ndarray, luma: np.ndarray, chroma:
     float32 (H, W, 3); all C-contiguous (ValueError otherwise). RuntimeError: the kernels are unavailable.
     """
     return int(_clean_call("clean_prepare", x, y, luma, chroma, weight, num_threads, luma_blur=None,
-                           chroma_blur=None, out=None, out_type=0, eps=float(eps), sharpen=0.0, knee=0.0,
+                           chroma_blur=None, out=None, out_type=0, eps=float(eps), sharpen=0.0, knee=0.0, knee_drop=0.0,
                            brightened=0).brightened)
 
 
 def clean_finish_native(x: np.ndarray, y: np.ndarray, luma: np.ndarray, chroma: np.ndarray, weight: np.ndarray,
                         luma_blur: np.ndarray, chroma_blur: np.ndarray, out: np.ndarray, *, sharpen: float,
-                        knee: float, num_threads: int | None = None) -> np.ndarray:
+                        knee: float, knee_drop: float, num_threads: int | None = None) -> np.ndarray:
     """The blend, colour conversion, highlight knee and rounding of :func:`rlenhance.ops.clean.clean_enhanced`
     with the native kernel (``clean.c``), from the planes of :func:`clean_prepare_native` and their blurs
     (same shapes), into ``out`` (H, W, 3): float32, or uint8 / uint16 (``round(255 v)`` / ``(65535 v)``,
@@ -1089,5 +1089,6 @@ def clean_finish_native(x: np.ndarray, y: np.ndarray, luma: np.ndarray, chroma: 
                 luma_blur=_pixels(luma_blur, "luma_blur", n, 1, (_NUMPY_SAMPLES[0],)),
                 chroma_blur=_pixels(chroma_blur, "chroma_blur", n, 2, (_NUMPY_SAMPLES[0],)),
                 out=_pixels(out, "out", n, 3, _NUMPY_SAMPLES), out_type=_NUMPY_SAMPLES.index(out.dtype),
-                eps=0.0, sharpen=float(sharpen), knee=float(knee), brightened=0)
+                eps=0.0, sharpen=float(sharpen), knee=float(knee), knee_drop=float(knee_drop),
+                brightened=0)
     return out

@@ -18,9 +18,12 @@
    moved towards its blurred value by c = w (1 - sharpen (1 - w)) (c < 0: away from it, sharpening),
    the chroma towards its blurred value by w; back to RGB (R = L + V, B = L + U,
    G = L - (0.299 / 0.587) V - (0.114 / 0.587) U, as changes added to y, so a pixel with w = 0 is y itself);
-   then the highlight knee: with m the largest channel, t = clamp((m - knee) (1 / (1 - knee)), 0, 1) and
-   k = t t (3 - 2 t), the pixel is pulled towards x by k; clamped to [0, 1] and written as float32, or
-   as round-half-even(255 v) / (65535 v). Pixels are split over n_threads POSIX threads. */
+   then the highlight knee: with m the largest channel (the first of equals) and t = clamp((m - knee)
+   (1 / (1 - knee)), 0, 1), m is to come down by drop = (knee_drop (1 - knee)) t^2 (a soft knee: a
+   brightened pixel ends below white), by pulling the pixel towards x by k = drop / (m - xm), xm the
+   input's value in m's channel (k = 1 where that gap is at most drop, 0 where it is not positive);
+   clamped to [0, 1] and written as float32, or as round-half-even(255 v) / (65535 v). Pixels are split
+   over n_threads POSIX threads. */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -52,7 +55,8 @@ typedef struct {
     int64_t n;                /* pixels */
     float eps;                /* the floor of the input's luma in the gain */
     float sharpen;            /* see the file's comment; 0: the luma blended by w */
-    float knee;               /* where the highlight pull-back starts, 0 <= knee < 1 */
+    float knee;               /* where the highlight knee starts, 0 <= knee < 1 */
+    float knee_drop;          /* how far the knee lowers a largest channel of 1, in units of 1 - knee */
     int32_t n_threads;        /* threads splitting the pixels (1 if < 1) */
     int64_t brightened;       /* prepare's result: pixels with w > 0 */
 } clean_args_t;
@@ -150,6 +154,7 @@ static void prepare_range(worker_t *job) {
 static inline __attribute__((always_inline)) void finish_typed(const clean_args_t *a, int64_t p0, int64_t p1,
                                                                const int x_type, const int out_type) {
     const float knee = a->knee, sharpen = a->sharpen, inv_span = 1.0f / (1.0f - a->knee);
+    const float depth = a->knee_drop * (1.0f - a->knee);
     float r[CHUNK], g[CHUNK], b[CHUNK], xr[CHUNK], xg[CHUNK], xb[CHUNK];
     for (int64_t p = p0; p < p1; p += CHUNK) {
         const int n = (int)(p1 - p < CHUNK ? p1 - p : CHUNK);
@@ -164,12 +169,14 @@ static inline __attribute__((always_inline)) void finish_typed(const clean_args_
             const float du = w * (chroma_blur[2 * i] - chroma[2 * i]);
             const float dv = w * (chroma_blur[2 * i + 1] - chroma[2 * i + 1]);
             float v0 = r[i] + (dl + dv), v1 = g[i] + (dl - (RG * dv + BG * du)), v2 = b[i] + (dl + du);
-            float m = v0 > v1 ? v0 : v1;
-            m = m > v2 ? m : v2;
+            /* the largest channel m and the input's value in that channel (the first of equals) */
+            const float m = v0 >= v1 ? (v0 >= v2 ? v0 : v2) : (v1 >= v2 ? v1 : v2);
+            const float xm = v0 >= v1 ? (v0 >= v2 ? xr[i] : xb[i]) : (v1 >= v2 ? xg[i] : xb[i]);
             float t = (m - knee) * inv_span;
             t = t > 0.0f ? t : 0.0f;
             t = t < 1.0f ? t : 1.0f;
-            const float k = t * t * (3.0f - 2.0f * t);
+            const float drop = depth * (t * t), gap = m - xm;
+            const float k = gap > drop ? drop / gap : (gap > 0.0f ? 1.0f : 0.0f);
             v0 = clamp01(v0 - k * (v0 - xr[i]));
             v1 = clamp01(v1 - k * (v1 - xg[i]));
             v2 = clamp01(v2 - k * (v2 - xb[i]));
