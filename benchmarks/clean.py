@@ -64,7 +64,7 @@ Image = tuple[str, np.ndarray, np.ndarray | None]  # name, low-light RGB float32
 
 
 def old_default(enhancer: Enhancer) -> Method:
-    """The curves, then OpenCV's Gaussian of sigma :data:`OLD_BLUR_SIGMA` (a 2 ceil(3 sigma) + 1 kernel) of the result."""
+    """The curves, then OpenCV's Gaussian of sigma :data:`OLD_BLUR_SIGMA` (a 2 ceil(3 sigma) + 1 kernel)."""
     side = 2 * math.ceil(3 * OLD_BLUR_SIGMA) + 1
 
     def run(image: np.ndarray) -> np.ndarray:
@@ -84,7 +84,8 @@ def zero_dcepp(path: Path) -> Method:
 
 def build_methods(args: argparse.Namespace) -> dict[str, Method]:
     curves = Enhancer(device="cpu", denoise=0)
-    methods: dict[str, Method] = {"input": lambda image: image, f"old default (blur {OLD_BLUR_SIGMA:g})": old_default(curves),
+    methods: dict[str, Method] = {"input": lambda image: image,
+                                  f"old default (blur {OLD_BLUR_SIGMA:g})": old_default(curves),
                                   "blur 0": curves.enhance}
     for strength in args.strengths:
         methods[f"clean denoise {strength:g}"] = Enhancer(device="cpu", denoise=strength).enhance
