@@ -3,6 +3,7 @@
     python -m benchmarks.clean [--data ../shared/data/sice_pairs/train] [--limit 40] [--val-limit 0]
                                [--zero-dcepp ../shared/weights/zero_dcepp_Epoch99.pth] [--no-mrpnet]
                                [--strengths 0.5 1 2] [--threads 1] [--sets train photos val]
+    python -m benchmarks.clean --speed [--repeats 20] [--megapixels 24] [--cli-repeats 3]
 
 One table per set of images, one row per method:
 
@@ -30,12 +31,23 @@ Sets (``--sets``):
   (:func:`rlenhance.data.synthetic_low_light` at the top of its noise ranges, a fixed seed per photo);
   PSNR / SSIM against the clean photo;
 * ``val``: the validation split of ``--data`` (``--val-limit``, 0: all): reported, never tuned on.
+
+``--speed`` prints what the clean stage costs instead, as ratios taken in one run: ``Enhancer.enhance``
+of a 600x400 float image on ``--threads`` threads with the clean stage (the default), with the curves
+alone, and with the old blur of the result, and Zero-DCE++'s forward, timed in alternation over
+``--repeats`` rounds (best and median ms, the ratios of the bests and of the medians); then the whole
+``python -m rlenhance enhance big.jpg -o OUT`` on a synthetic ``--megapixels`` JPEG
+(:func:`benchmarks.inference.dark_photo`) in a fresh process, by default and with ``--denoise 0``,
+in alternation, best wall-clock seconds of ``--cli-repeats`` runs each.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -44,6 +56,7 @@ import cv2
 import numpy as np
 import torch
 
+from benchmarks.inference import CLI_WRAPPER, load_average, ms_alternating
 from rlenhance import metrics
 from rlenhance.data import BUILTIN_IMAGES, DEFAULT_COLOR_IMAGES, open_dataset, synthetic_low_light
 from rlenhance.data.testsets import image_seed
@@ -144,6 +157,56 @@ def print_table(title: str, table: dict[str, dict[str, float]]) -> None:
         print(f"| {name} | " + " | ".join(f"{row[c]:.{digits[c]}f}" for c in columns) + " |")
 
 
+def speed(args: argparse.Namespace) -> dict[str, float]:
+    """The ``--speed`` report (see the module notes); returns the best times (ms, and s for the command)."""
+    rng = np.random.default_rng(0)
+    image = (rng.random((400, 600, 3), dtype=np.float32) * 0.15).astype(np.float32)
+    curves, clean = Enhancer(device="cpu", denoise=0), Enhancer(device="cpu")
+    old = old_default(curves)
+    fns = {"clean (default)": lambda: clean.enhance(image), "curves alone (--denoise 0)": lambda: curves.enhance(image),
+           f"old default (blur {OLD_BLUR_SIGMA:g})": lambda: old(image)}
+    if args.zero_dcepp and Path(args.zero_dcepp).is_file():
+        peer = zero_dcepp(Path(args.zero_dcepp))
+        fns["Zero-DCE++"] = lambda: peer(image)
+    times = ms_alternating(fns, args.repeats)
+    first = times["clean (default)"]
+    print(f"600x400, {args.threads} thread(s), best (median) of {args.repeats} rounds in alternation "
+          f"({load_average()}):\n\n| method | ms | clean / method |\n|---|---|---|")
+    for name, values in times.items():
+        print(f"| {name} | {values.min():.2f} ({np.median(values):.2f}) | {first.min() / values.min():.2f} "
+              f"({np.median(first) / np.median(values):.2f}) |")
+    result = {name: float(values.min()) for name, values in times.items()}
+    if args.megapixels > 0:
+        result.update(command_seconds(args))
+    return result
+
+
+def command_seconds(args: argparse.Namespace) -> dict[str, float]:
+    """Best wall-clock seconds of the whole command on a synthetic photo, by default and with --denoise 0."""
+    with tempfile.TemporaryDirectory(prefix="rlenhance-clean-") as folder:
+        photo = Path(folder) / "big.jpg"
+        subprocess.run([sys.executable, "-m", "benchmarks.inference", "--make-photo", str(photo), "--megapixels",
+                        str(args.megapixels)], check=True, cwd=ROOT)
+        base = [sys.executable, "-m", "rlenhance", "enhance", str(photo), "-o", str(Path(folder) / "out"),
+                "--overwrite"]
+        commands = {"default": base, "--denoise 0": [*base, "--denoise", "0"]}
+        walls: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(args.cli_repeats):
+            for name, command in commands.items():
+                report = subprocess.run([sys.executable, "-c", CLI_WRAPPER, *command], capture_output=True,
+                                        text=True, cwd=ROOT, check=True).stdout
+                status, wall, _ = report.split("\n", 1)[0].split()
+                if status != "0":
+                    raise SystemExit(f"{' '.join(command)} failed:\n{report}")
+                walls[name].append(float(wall))
+    print(f"\n{args.megapixels:g}-megapixel JPEG, the whole `python -m rlenhance enhance big.jpg -o OUT` in a fresh "
+          f"process, in alternation ({load_average()}):")
+    for name, values in walls.items():
+        print(f"  {name}: {min(values):.2f} s (best of {len(values)}: {', '.join(f'{v:.2f}' for v in values)})")
+    print(f"  default / --denoise 0: {min(walls['default']) / min(walls['--denoise 0']):.2f}")
+    return {f"command {name} s": min(values) for name, values in walls.items()}
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, dict[str, float]]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="paired folder (low/ + high/) of real photos")
@@ -155,8 +218,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, dict[str, flo
     parser.add_argument("--zero-dcepp", default=str(DEFAULT_ZERO_DCEPP), help="official Zero-DCE++ weights")
     parser.add_argument("--no-mrpnet", dest="mrpnet", action="store_false", help="skip --denoiser mrpnet (slow)")
     parser.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads")
+    parser.add_argument("--speed", action="store_true", help="print the speed report instead of the tables")
+    parser.add_argument("--repeats", type=int, default=20, help="--speed: rounds of the 600x400 timing")
+    parser.add_argument("--megapixels", type=float, default=24.0, help="--speed: size of the photo of the command "
+                                                                       "(0: skip it)")
+    parser.add_argument("--cli-repeats", type=int, default=3, help="--speed: runs of the command, each way")
     args = parser.parse_args(argv)
     configure_threads(args.threads)
+    if args.speed:
+        return {"speed": speed(args)}
     methods = build_methods(args)
     titles = {"train": f"SICE training split, first {args.limit or 'all'} low photos (the tuning split)",
               "photos": "scikit-image colour photos with synthetic low light and sensor noise",

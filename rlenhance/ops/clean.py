@@ -172,12 +172,12 @@ def clean_band(x: np.ndarray, y: np.ndarray, strength: float, first: int, count:
     height, width = y.shape[:2]
     luma = np.empty((height, width), _F32)
     chroma = np.empty((height, width, 2), _F32)
-    weight = np.empty((height, width), _F32)
     fast = native.available() if use_native is None else use_native
     if strength > 0:
         if fast:
-            brightened = native.clean_prepare_native(x, y, luma, chroma, weight, eps=GAIN_EPS)
+            brightened = native.clean_prepare_native(x, y, luma, chroma, eps=GAIN_EPS)
         else:
+            weight = np.empty((height, width), _F32)
             brightened = _prepare_numpy(x, y, luma, chroma, weight)
     if strength <= 0 or not brightened:
         _store(y[keep], out)
@@ -185,11 +185,12 @@ def clean_band(x: np.ndarray, y: np.ndarray, strength: float, first: int, count:
     luma_sigma, chroma_sigma = LUMA_SIGMA * strength, CHROMA_SIGMA * strength
     luma_blur = cv2.GaussianBlur(luma, (_ksize(luma_sigma),) * 2, luma_sigma)[keep]
     chroma_blur = cv2.GaussianBlur(chroma, (_ksize(chroma_sigma),) * 2, chroma_sigma)[keep]
-    parts = [np.ascontiguousarray(a[keep]) for a in (x, y, luma, chroma, weight)]
     if fast:
-        native.clean_finish_native(*parts, luma_blur, chroma_blur, out, sharpen=SHARPEN, knee=KNEE, knee_drop=KNEE_DROP)
+        native.clean_finish_native(x[keep], y[keep], luma_blur, chroma_blur, out, eps=GAIN_EPS, sharpen=SHARPEN,
+                                   knee=KNEE, knee_drop=KNEE_DROP)
     else:
-        _finish_numpy(*parts, luma_blur, chroma_blur, out, SHARPEN, KNEE, KNEE_DROP)
+        _finish_numpy(x[keep], y[keep], luma[keep], chroma[keep], weight[keep], luma_blur, chroma_blur, out,
+                      SHARPEN, KNEE, KNEE_DROP)
 
 
 def clean_enhanced(input: np.ndarray, output: np.ndarray, strength: float = DEFAULT_STRENGTH, *,

@@ -424,7 +424,7 @@ class _CleanArgs(_NamedArgs):
     __slots__ = ()
     _fields_ = [
         ("x", ctypes.c_void_p), ("y", ctypes.c_void_p), ("luma", ctypes.c_void_p), ("chroma", ctypes.c_void_p),
-        ("weight", ctypes.c_void_p), ("luma_blur", ctypes.c_void_p), ("chroma_blur", ctypes.c_void_p),
+        ("luma_blur", ctypes.c_void_p), ("chroma_blur", ctypes.c_void_p),
         ("out", ctypes.c_void_p), ("x_type", ctypes.c_int32), ("out_type", ctypes.c_int32), ("n", ctypes.c_int64),
         ("eps", ctypes.c_float), ("sharpen", ctypes.c_float), ("knee", ctypes.c_float), ("knee_drop", ctypes.c_float),
         ("n_threads", ctypes.c_int32), ("brightened", ctypes.c_int64),
@@ -1047,15 +1047,12 @@ def _pixels(array: np.ndarray, name: str, n: int, per_pixel: int, dtypes: tuple[
     return array.ctypes.data
 
 
-def _clean_call(entry: str, x: np.ndarray, y: np.ndarray, luma: np.ndarray, chroma: np.ndarray, weight: np.ndarray,
-                num_threads: int | None, **fields: object) -> _CleanArgs:
+def _clean_call(entry: str, x: np.ndarray, y: np.ndarray, num_threads: int | None, **fields: object) -> _CleanArgs:
     threads, library = _checked_threads_and_library(num_threads, entry)
     n = y.size // 3
     f32 = (_NUMPY_SAMPLES[0],)
     args = _CleanArgs(x=_pixels(x, "x", n, 3, _NUMPY_SAMPLES), y=_pixels(y, "y", n, 3, f32),
-                      luma=_pixels(luma, "luma", n, 1, f32), chroma=_pixels(chroma, "chroma", n, 2, f32),
-                      weight=_pixels(weight, "weight", n, 1, f32), x_type=_NUMPY_SAMPLES.index(x.dtype),
-                      n=n, n_threads=max(1, min(threads, n // 65536)), **fields)
+                      x_type=_NUMPY_SAMPLES.index(x.dtype), n=n, n_threads=max(1, min(threads, n // 65536)), **fields)
     status = getattr(library, entry)(ctypes.byref(args))
     if status != 0:
         reason = _STATUS[status] if 0 < status < len(_STATUS) else f"status {status}"
@@ -1063,32 +1060,35 @@ def _clean_call(entry: str, x: np.ndarray, y: np.ndarray, luma: np.ndarray, chro
     return args
 
 
-def clean_prepare_native(x: np.ndarray, y: np.ndarray, luma: np.ndarray, chroma: np.ndarray, weight: np.ndarray, *,
-                         eps: float, num_threads: int | None = None) -> int:
-    """The planes :func:`rlenhance.ops.clean.clean_enhanced` blurs and its brightening weight, with the
-    native kernel (``clean.c``): fills ``luma`` (H, W), ``chroma`` (H, W, 2: B - L, R - L) of ``y`` and
-    ``weight`` (H, W) ``clamp(L(y) / max(L(x), eps) - 1, 0, 1)``; returns how many weights are above 0.
+def clean_prepare_native(x: np.ndarray, y: np.ndarray, luma: np.ndarray, chroma: np.ndarray, *, eps: float,
+                         num_threads: int | None = None) -> int:
+    """The planes :func:`rlenhance.ops.clean.clean_enhanced` blurs, with the native kernel (``clean.c``):
+    fills ``luma`` (H, W) and ``chroma`` (H, W, 2: B - L, R - L) of ``y``; returns how many pixels have a
+    brightening weight ``clamp(L(y) / max(L(x), eps) - 1, 0, 1)`` above 0.
 
     ``x``: the input, (H, W, 3) float32 in [0, 1] or uint8 / uint16 samples; ``y``: the curves' output,
     float32 (H, W, 3); all C-contiguous (ValueError otherwise). RuntimeError: the kernels are unavailable.
     """
-    return int(_clean_call("clean_prepare", x, y, luma, chroma, weight, num_threads, luma_blur=None,
-                           chroma_blur=None, out=None, out_type=0, eps=float(eps), sharpen=0.0, knee=0.0, knee_drop=0.0,
+    n = y.size // 3
+    f32 = (_NUMPY_SAMPLES[0],)
+    return int(_clean_call("clean_prepare", x, y, num_threads, luma=_pixels(luma, "luma", n, 1, f32),
+                           chroma=_pixels(chroma, "chroma", n, 2, f32), luma_blur=None, chroma_blur=None, out=None,
+                           out_type=0, eps=float(eps), sharpen=0.0, knee=0.0, knee_drop=0.0,
                            brightened=0).brightened)
 
 
-def clean_finish_native(x: np.ndarray, y: np.ndarray, luma: np.ndarray, chroma: np.ndarray, weight: np.ndarray,
-                        luma_blur: np.ndarray, chroma_blur: np.ndarray, out: np.ndarray, *, sharpen: float,
-                        knee: float, knee_drop: float, num_threads: int | None = None) -> np.ndarray:
+def clean_finish_native(x: np.ndarray, y: np.ndarray, luma_blur: np.ndarray, chroma_blur: np.ndarray,
+                        out: np.ndarray, *, eps: float, sharpen: float, knee: float, knee_drop: float,
+                        num_threads: int | None = None) -> np.ndarray:
     """The blend, colour conversion, highlight knee and rounding of :func:`rlenhance.ops.clean.clean_enhanced`
-    with the native kernel (``clean.c``), from the planes of :func:`clean_prepare_native` and their blurs
-    (same shapes), into ``out`` (H, W, 3): float32, or uint8 / uint16 (``round(255 v)`` / ``(65535 v)``,
-    half to even); ``out`` may be ``y``. Returns ``out``."""
+    with the native kernel (``clean.c``), from ``x``, ``y`` (as in :func:`clean_prepare_native`) and the
+    blurred planes of :func:`clean_prepare_native`, into ``out`` (H, W, 3): float32, or uint8 / uint16
+    (``round(255 v)`` / ``(65535 v)``, half to even); ``out`` may be ``y``. Returns ``out``."""
     n = y.size // 3
-    _clean_call("clean_finish", x, y, luma, chroma, weight, num_threads,
-                luma_blur=_pixels(luma_blur, "luma_blur", n, 1, (_NUMPY_SAMPLES[0],)),
-                chroma_blur=_pixels(chroma_blur, "chroma_blur", n, 2, (_NUMPY_SAMPLES[0],)),
+    f32 = (_NUMPY_SAMPLES[0],)
+    _clean_call("clean_finish", x, y, num_threads, luma=None, chroma=None,
+                luma_blur=_pixels(luma_blur, "luma_blur", n, 1, f32),
+                chroma_blur=_pixels(chroma_blur, "chroma_blur", n, 2, f32),
                 out=_pixels(out, "out", n, 3, _NUMPY_SAMPLES), out_type=_NUMPY_SAMPLES.index(out.dtype),
-                eps=0.0, sharpen=float(sharpen), knee=float(knee), knee_drop=float(knee_drop),
-                brightened=0)
+                eps=float(eps), sharpen=float(sharpen), knee=float(knee), knee_drop=float(knee_drop), brightened=0)
     return out

@@ -9,21 +9,26 @@
 
    Images are n pixels of 3 interleaved channels (R, G, B), contiguous. x is the input (float32 in
    [0, 1], or uint8 / uint16 samples divided by 255 / 65535 in float), y the curves' output (float32).
-   Luma L = 0.299 R + 0.587 G + 0.114 B (BT.601), chroma U = B - L, V = R - L.
+   Luma L = 0.299 R + 0.587 G + 0.114 B (BT.601), chroma U = B - L, V = R - L; the brightening weight
+   w = clamp(L(y) / max(L(x), eps) - 1, 0, 1).
 
-   prepare: the planes the caller blurs, luma (n) and chroma (n x 2: U, V) of y, and per pixel the
-   brightening weight w = clamp(L(y) / max(L(x), eps) - 1, 0, 1) (n); counts the pixels with w > 0.
+   prepare: the planes the caller blurs, luma (n) and chroma (n x 2: U, V) of y; counts the pixels
+   with w > 0.
 
-   finish: a pixel with w = 0 is y itself. Elsewhere the luma
+   finish, from x, y and the blurred planes: a pixel with w = 0 is y itself. Elsewhere the luma is
    moved towards its blurred value by c = w (1 - sharpen (1 - w)) (c < 0: away from it, sharpening),
-   the chroma towards its blurred value by w; back to RGB (R = L + V, B = L + U,
-   G = L - (0.299 / 0.587) V - (0.114 / 0.587) U, as changes added to y, so a pixel with w = 0 is y itself);
-   then the highlight knee: with m the largest channel (the first of equals) and t = clamp((m - knee)
-   (1 / (1 - knee)), 0, 1), m is to come down by drop = (knee_drop (1 - knee)) t^2 (a soft knee: a
-   brightened pixel ends below white), by pulling the pixel towards x by k = drop / (m - xm), xm the
-   input's value in m's channel (k = 1 where that gap is at most drop, 0 where it is not positive);
-   clamped to [0, 1] and written as float32, or as round-half-even(255 v) / (65535 v). Pixels are split
-   over n_threads POSIX threads. */
+   the chroma towards its blurred value by w, and the changes are added to y in RGB (R: dL + dV,
+   B: dL + dU, G: dL - ((0.299 / 0.587) dV + (0.114 / 0.587) dU)); then the highlight knee: with m
+   the largest channel (the first of equals) and t = clamp((m - knee) (1 / (1 - knee)), 0, 1), m is
+   to come down by drop = (knee_drop (1 - knee)) t^2 (a soft knee: a brightened pixel ends below
+   white), by pulling the pixel towards x by k = drop / (m - xm), xm the input's value in m's channel
+   (k = 1 where that gap is at most drop, 0 where it is not positive); clamped to [0, 1] and written
+   as float32, or as round-half-even(255 v) / (65535 v).
+
+   Pixels are split over n_threads POSIX threads, and worked on in chunks: a chunk's channels and
+   planes are copied into local planes (zero-padded to a multiple of 4), computed 4 lanes at a time
+   with the GCC / clang vector extensions (the same IEEE operations per lane as scalar code, in the
+   same order), and copied back. */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -45,15 +50,14 @@ enum { OK = 0, ERR_ARGS = 1, ERR_MEMORY = 2 };
 typedef struct {
     const void *x;            /* the input, x_type, (n, 3) */
     const float *y;           /* the curves' output, (n, 3) */
-    float *luma;              /* prepare: L(y), (n); finish: read */
-    float *chroma;            /* prepare: U, V of y, (n, 2); finish: read */
-    float *weight;            /* prepare: w, (n); finish: read */
+    float *luma;              /* prepare: L(y), (n) */
+    float *chroma;            /* prepare: U, V of y, (n, 2) */
     const float *luma_blur;   /* finish: the blurred luma, (n) */
     const float *chroma_blur; /* finish: the blurred chroma, (n, 2) */
     void *out;                /* finish: (n, 3) of out_type; may be y itself (float32) */
     int32_t x_type, out_type; /* SAMPLE_F32, SAMPLE_U8 or SAMPLE_U16 */
     int64_t n;                /* pixels */
-    float eps;                /* the floor of the input's luma in the gain */
+    float eps;                /* the floor of the input's luma in the weight */
     float sharpen;            /* see the file's comment; 0: the luma blended by w */
     float knee;               /* where the highlight knee starts, 0 <= knee < 1 */
     float knee_drop;          /* how far the knee lowers a largest channel of 1, in units of 1 - knee */
@@ -63,30 +67,48 @@ typedef struct {
 
 typedef struct {
     const clean_args_t *a;
+    const float *table;       /* uint8 samples: the float value of each */
     int64_t p0, p1;
     int64_t brightened;
 } worker_t;
 
-/* Pixels per chunk: a chunk's channels are gathered into planes, worked on by loops the compiler
-   vectorises (no branches), and scattered back. */
+/* Pixels per chunk (see the file's comment), and lanes per vector. */
 #define CHUNK 256
+#define LANES 4
 
-static inline float luma_of(float r, float g, float b) { return (WR * r + WG * g) + WB * b; }
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
 
-static inline float clamp01(float v) { return v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v); }
+static inline v4f load4(const float *p) {
+    v4f v;
+    __builtin_memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void store4(float *p, v4f v) { __builtin_memcpy(p, &v, sizeof v); }
+
+static inline v4f splat(float f) { return (v4f){f, f, f, f}; }
+
+/* m ? a : b per lane (m: all bits set or none, as a comparison gives) */
+static inline v4f sel(v4i m, v4f a, v4f b) { return (v4f)(((v4i)a & m) | ((v4i)b & ~m)); }
+
+static inline v4f luma4(v4f r, v4f g, v4f b) { return (splat(WR) * r + splat(WG) * g) + splat(WB) * b; }
+
+/* v < 0 ? 0 : (v > 1 ? 1 : v) */
+static inline v4f clamp4(v4f v) { return sel(v < splat(0.0f), splat(0.0f), sel(v > splat(1.0f), splat(1.0f), v)); }
 
 /* Rounds to the nearest integer, ties to even, for 0 <= v < 2^22 (as le_curves.c does). */
 static inline float round_even(float v) { return (v + 12582912.0f) - 12582912.0f; }
 
 /* The channels of pixels p .. p + n - 1 of x as float planes (integer samples divided by their range). */
-static inline __attribute__((always_inline)) void gather_x(const void *x, const int type, int64_t p, int n,
-                                                           float *r, float *g, float *b) {
+static inline __attribute__((always_inline)) void gather_x(const void *x, const int type, const float *table,
+                                                           int64_t p, int n, float *r, float *g, float *b) {
     if (type == SAMPLE_U8) {
         const uint8_t *s = (const uint8_t *)x + 3 * p;
         for (int i = 0; i < n; i++) {
-            r[i] = (float)s[3 * i] / 255.0f;
-            g[i] = (float)s[3 * i + 1] / 255.0f;
-            b[i] = (float)s[3 * i + 2] / 255.0f;
+            r[i] = table[s[3 * i]];
+            g[i] = table[s[3 * i + 1]];
+            b[i] = table[s[3 * i + 2]];
         }
     } else if (type == SAMPLE_U16) {
         const uint16_t *s = (const uint16_t *)x + 3 * p;
@@ -105,9 +127,7 @@ static inline __attribute__((always_inline)) void gather_x(const void *x, const 
     }
 }
 
-static inline __attribute__((always_inline)) void gather_y(const float *y, int64_t p, int n, float *r, float *g,
-                                                           float *b) {
-    const float *s = y + 3 * p;
+static inline void gather3(const float *s, int n, float *r, float *g, float *b) {
     for (int i = 0; i < n; i++) {
         r[i] = s[3 * i];
         g[i] = s[3 * i + 1];
@@ -115,31 +135,54 @@ static inline __attribute__((always_inline)) void gather_y(const float *y, int64
     }
 }
 
+static inline void gather2(const float *s, int n, float *u, float *v) {
+    for (int i = 0; i < n; i++) {
+        u[i] = s[2 * i];
+        v[i] = s[2 * i + 1];
+    }
+}
+
+/* Zeros after the n values of each plane, up to the next multiple of LANES. */
+static inline void pad(int n, float *const *planes, int count) {
+    for (int k = 0; k < count; k++)
+        for (int i = n; i % LANES; i++) planes[k][i] = 0.0f;
+}
+
+/* The brightening weight clamp(L(y) / max(L(x), eps) - 1, 0, 1) of 4 pixels, from the luma of y and of x. */
+static inline v4f weight4(v4f l, v4f lx, v4f eps) {
+    const v4f zero = splat(0.0f), one = splat(1.0f);
+    lx = sel(lx > eps, lx, eps);
+    v4f w = l / lx - one;
+    w = sel(w > zero, w, zero);  /* (NaN: 0) */
+    return sel(w < one, w, one);
+}
+
 static inline __attribute__((always_inline)) void prepare_typed(worker_t *job, const int x_type) {
     const clean_args_t *a = job->a;
-    const float eps = a->eps;
-    float r[CHUNK], g[CHUNK], b[CHUNK], xr[CHUNK], xg[CHUNK], xb[CHUNK];
+    const v4f eps = splat(a->eps);
+    float r[CHUNK], g[CHUNK], b[CHUNK], xr[CHUNK], xg[CHUNK], xb[CHUNK], l[CHUNK], u[CHUNK], v[CHUNK], w[CHUNK];
     int64_t count = 0;
     for (int64_t p = job->p0; p < job->p1; p += CHUNK) {
         const int n = (int)(job->p1 - p < CHUNK ? job->p1 - p : CHUNK);
-        gather_y(a->y, p, n, r, g, b);
-        gather_x(a->x, x_type, p, n, xr, xg, xb);
-        float *luma = a->luma + p, *chroma = a->chroma + 2 * p, *weight = a->weight + p;
-        int hits = 0;
-        for (int i = 0; i < n; i++) {
-            const float l = luma_of(r[i], g[i], b[i]);
-            float lx = luma_of(xr[i], xg[i], xb[i]);
-            lx = lx > eps ? lx : eps;
-            float w = l / lx - 1.0f;
-            w = w > 0.0f ? w : 0.0f;  /* (NaN: 0) */
-            w = w < 1.0f ? w : 1.0f;
-            luma[i] = l;
-            chroma[2 * i] = b[i] - l;
-            chroma[2 * i + 1] = r[i] - l;
-            weight[i] = w;
-            hits += w > 0.0f;
+        gather3(a->y + 3 * p, n, r, g, b);
+        gather_x(a->x, x_type, job->table, p, n, xr, xg, xb);
+        pad(n, (float *const[]){r, g, b, xr, xg, xb}, 6);
+        for (int i = 0; i < n; i += LANES) {
+            const v4f r4 = load4(r + i), b4 = load4(b + i);
+            const v4f l4 = luma4(r4, load4(g + i), b4);
+            const v4f w4 = weight4(l4, luma4(load4(xr + i), load4(xg + i), load4(xb + i)), eps);
+            store4(l + i, l4);
+            store4(u + i, b4 - l4);
+            store4(v + i, r4 - l4);
+            store4(w + i, w4);
         }
-        count += hits;
+        float *luma = a->luma + p, *chroma = a->chroma + 2 * p;
+        for (int i = 0; i < n; i++) {
+            luma[i] = l[i];
+            chroma[2 * i] = u[i];
+            chroma[2 * i + 1] = v[i];
+            count += w[i] > 0.0f;
+        }
     }
     job->brightened = count;
 }
@@ -151,39 +194,48 @@ static void prepare_range(worker_t *job) {
 }
 
 /* finish for one input and one output sample type (constants where this is inlined). */
-static inline __attribute__((always_inline)) void finish_typed(const clean_args_t *a, int64_t p0, int64_t p1,
-                                                               const int x_type, const int out_type) {
-    const float knee = a->knee, sharpen = a->sharpen, inv_span = 1.0f / (1.0f - a->knee);
-    const float depth = a->knee_drop * (1.0f - a->knee);
-    float r[CHUNK], g[CHUNK], b[CHUNK], xr[CHUNK], xg[CHUNK], xb[CHUNK];
-    for (int64_t p = p0; p < p1; p += CHUNK) {
-        const int n = (int)(p1 - p < CHUNK ? p1 - p : CHUNK);
-        gather_y(a->y, p, n, r, g, b);
-        gather_x(a->x, x_type, p, n, xr, xg, xb);
-        const float *luma = a->luma + p, *chroma = a->chroma + 2 * p, *weight = a->weight + p;
-        const float *luma_blur = a->luma_blur + p, *chroma_blur = a->chroma_blur + 2 * p;
-        for (int i = 0; i < n; i++) {
-            const float w = weight[i];
-            const float c_luma = w * (1.0f - sharpen * (1.0f - w));
-            const float dl = c_luma * (luma_blur[i] - luma[i]);
-            const float du = w * (chroma_blur[2 * i] - chroma[2 * i]);
-            const float dv = w * (chroma_blur[2 * i + 1] - chroma[2 * i + 1]);
-            float v0 = r[i] + (dl + dv), v1 = g[i] + (dl - (RG * dv + BG * du)), v2 = b[i] + (dl + du);
+static inline __attribute__((always_inline)) void finish_typed(const worker_t *job, const int x_type,
+                                                               const int out_type) {
+    const clean_args_t *a = job->a;
+    const v4f knee = splat(a->knee), sharpen = splat(a->sharpen), inv_span = splat(1.0f / (1.0f - a->knee));
+    const v4f depth = splat(a->knee_drop * (1.0f - a->knee)), zero = splat(0.0f), one = splat(1.0f);
+    const v4f eps = splat(a->eps);
+    float r[CHUNK], g[CHUNK], b[CHUNK], xr[CHUNK], xg[CHUNK], xb[CHUNK], lb[CHUNK], ub[CHUNK], vb[CHUNK];
+    for (int64_t p = job->p0; p < job->p1; p += CHUNK) {
+        const int n = (int)(job->p1 - p < CHUNK ? job->p1 - p : CHUNK);
+        gather3(a->y + 3 * p, n, r, g, b);
+        gather_x(a->x, x_type, job->table, p, n, xr, xg, xb);
+        gather2(a->chroma_blur + 2 * p, n, ub, vb);
+        __builtin_memcpy(lb, a->luma_blur + p, (size_t)n * sizeof(float));
+        pad(n, (float *const[]){r, g, b, xr, xg, xb, lb, ub, vb}, 9);
+        for (int i = 0; i < n; i += LANES) {
+            const v4f r4 = load4(r + i), g4 = load4(g + i), b4 = load4(b + i);
+            const v4f xr4 = load4(xr + i), xg4 = load4(xg + i), xb4 = load4(xb + i);
+            const v4f l4 = luma4(r4, g4, b4);
+            const v4f w4 = weight4(l4, luma4(xr4, xg4, xb4), eps);
+            const v4f c_luma = w4 * (one - sharpen * (one - w4));
+            const v4f dl = c_luma * (load4(lb + i) - l4);
+            const v4f du = w4 * (load4(ub + i) - (b4 - l4));
+            const v4f dv = w4 * (load4(vb + i) - (r4 - l4));
+            v4f v0 = r4 + (dl + dv), v1 = g4 + (dl - (splat(RG) * dv + splat(BG) * du)), v2 = b4 + (dl + du);
             /* the largest channel m and the input's value in that channel (the first of equals) */
-            const float m = v0 >= v1 ? (v0 >= v2 ? v0 : v2) : (v1 >= v2 ? v1 : v2);
-            const float xm = v0 >= v1 ? (v0 >= v2 ? xr[i] : xb[i]) : (v1 >= v2 ? xg[i] : xb[i]);
-            float t = (m - knee) * inv_span;
-            t = t > 0.0f ? t : 0.0f;
-            t = t < 1.0f ? t : 1.0f;
-            const float drop = depth * (t * t), gap = m - xm;
-            const float k = gap > drop ? drop / gap : (gap > 0.0f ? 1.0f : 0.0f);
-            v0 = clamp01(v0 - k * (v0 - xr[i]));
-            v1 = clamp01(v1 - k * (v1 - xg[i]));
-            v2 = clamp01(v2 - k * (v2 - xb[i]));
+            const v4i c01 = v0 >= v1, c02 = v0 >= v2, c12 = v1 >= v2;
+            const v4f m = sel(c01, sel(c02, v0, v2), sel(c12, v1, v2));
+            const v4f xm = sel(c01, sel(c02, xr4, xb4), sel(c12, xg4, xb4));
+            v4f t = (m - knee) * inv_span;
+            t = sel(t > zero, t, zero);
+            t = sel(t < one, t, one);
+            const v4f drop = depth * (t * t), gap = m - xm;
+            const v4i far = gap > drop;
+            const v4f k = sel(far, drop / sel(far, gap, one), sel(gap > zero, one, zero));
+            v0 = clamp4(v0 - k * (v0 - xr4));
+            v1 = clamp4(v1 - k * (v1 - xg4));
+            v2 = clamp4(v2 - k * (v2 - xb4));
             /* a pixel with w = 0 is y itself */
-            r[i] = w > 0.0f ? v0 : r[i];
-            g[i] = w > 0.0f ? v1 : g[i];
-            b[i] = w > 0.0f ? v2 : b[i];
+            const v4i hit = w4 > zero;
+            store4(r + i, sel(hit, v0, r4));
+            store4(g + i, sel(hit, v1, g4));
+            store4(b + i, sel(hit, v2, b4));
         }
         if (out_type == SAMPLE_F32) {
             float *d = (float *)a->out + 3 * p;
@@ -192,37 +244,29 @@ static inline __attribute__((always_inline)) void finish_typed(const clean_args_
                 d[3 * i + 1] = g[i];
                 d[3 * i + 2] = b[i];
             }
-        } else {
-            const float scale = out_type == SAMPLE_U8 ? 255.0f : 65535.0f;
+        } else if (out_type == SAMPLE_U8) {
+            uint8_t *d = (uint8_t *)a->out + 3 * p;
             for (int i = 0; i < n; i++) {
-                r[i] = round_even(r[i] * scale);
-                g[i] = round_even(g[i] * scale);
-                b[i] = round_even(b[i] * scale);
+                d[3 * i] = (uint8_t)(int32_t)round_even(r[i] * 255.0f);
+                d[3 * i + 1] = (uint8_t)(int32_t)round_even(g[i] * 255.0f);
+                d[3 * i + 2] = (uint8_t)(int32_t)round_even(b[i] * 255.0f);
             }
-            if (out_type == SAMPLE_U8) {
-                uint8_t *d = (uint8_t *)a->out + 3 * p;
-                for (int i = 0; i < n; i++) {
-                    d[3 * i] = (uint8_t)(int32_t)r[i];
-                    d[3 * i + 1] = (uint8_t)(int32_t)g[i];
-                    d[3 * i + 2] = (uint8_t)(int32_t)b[i];
-                }
-            } else {
-                uint16_t *d = (uint16_t *)a->out + 3 * p;
-                for (int i = 0; i < n; i++) {
-                    d[3 * i] = (uint16_t)(int32_t)r[i];
-                    d[3 * i + 1] = (uint16_t)(int32_t)g[i];
-                    d[3 * i + 2] = (uint16_t)(int32_t)b[i];
-                }
+        } else {
+            uint16_t *d = (uint16_t *)a->out + 3 * p;
+            for (int i = 0; i < n; i++) {
+                d[3 * i] = (uint16_t)(int32_t)round_even(r[i] * 65535.0f);
+                d[3 * i + 1] = (uint16_t)(int32_t)round_even(g[i] * 65535.0f);
+                d[3 * i + 2] = (uint16_t)(int32_t)round_even(b[i] * 65535.0f);
             }
         }
     }
 }
 
-#define FINISH_OUT(X)                                                                          \
-    do {                                                                                       \
-        if (a->out_type == SAMPLE_U8) finish_typed(a, job->p0, job->p1, X, SAMPLE_U8);         \
-        else if (a->out_type == SAMPLE_U16) finish_typed(a, job->p0, job->p1, X, SAMPLE_U16);  \
-        else finish_typed(a, job->p0, job->p1, X, SAMPLE_F32);                                 \
+#define FINISH_OUT(X)                                                            \
+    do {                                                                         \
+        if (a->out_type == SAMPLE_U8) finish_typed(job, X, SAMPLE_U8);           \
+        else if (a->out_type == SAMPLE_U16) finish_typed(job, X, SAMPLE_U16);    \
+        else finish_typed(job, X, SAMPLE_F32);                                   \
     } while (0)
 
 static void finish_range(worker_t *job) {
@@ -245,14 +289,18 @@ static void *run_finish(void *arg) {
 int64_t rlenhance_clean_args_size(void) { return (int64_t)sizeof(clean_args_t); }
 
 static int run(clean_args_t *a, void *(*fn)(void *)) {
-    if (!a || !a->x || !a->y || !a->luma || !a->chroma || !a->weight || a->n < 0 || a->x_type < SAMPLE_F32 || a->x_type > SAMPLE_U16)
+    if (!a || !a->x || !a->y || a->n < 0 || a->x_type < SAMPLE_F32
+        || a->x_type > SAMPLE_U16)
         return ERR_ARGS;
     int64_t n = a->n_threads < 1 ? 1 : a->n_threads;
     if (n > a->n) n = a->n > 0 ? a->n : 1;
     worker_t *jobs = calloc((size_t)n, sizeof(worker_t));
     if (!jobs) return ERR_MEMORY;
+    float table[256];
+    for (int i = 0; i < 256; i++) table[i] = (float)i / 255.0f;
     for (int64_t i = 0; i < n; i++) {
         jobs[i].a = a;
+        jobs[i].table = table;
         jobs[i].p0 = a->n * i / n;
         jobs[i].p1 = a->n * (i + 1) / n;
     }
@@ -263,7 +311,10 @@ static int run(clean_args_t *a, void *(*fn)(void *)) {
     return status;
 }
 
-int rlenhance_clean_prepare(clean_args_t *a) { return run(a, run_prepare); }
+int rlenhance_clean_prepare(clean_args_t *a) {
+    if (!a || !a->luma || !a->chroma) return ERR_ARGS;
+    return run(a, run_prepare);
+}
 
 int rlenhance_clean_finish(clean_args_t *a) {
     if (!a || !a->luma_blur || !a->chroma_blur || !a->out || a->out_type < SAMPLE_F32 || a->out_type > SAMPLE_U16
