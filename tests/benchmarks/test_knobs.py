@@ -98,6 +98,9 @@ def test_steps_overrides_the_checkpoints_test_steps(setup, capsys):
         assert f"({steps} curve steps, no cap, denoise 1)" in capsys.readouterr().out
     assert means["1"] != means["4"]  # the rollout ran the steps asked for, not the checkpoint's 2
     assert "(2 curve steps, no cap, denoise 1)" in (knobs.main(common), capsys.readouterr().out)[1]
+    checked = knobs.main(common)["pick"]["denoise"]  # the clean stage's strength is checked as a knob
+    assert list(checked["noise"]) == [0.0, 1.0, 2.0] and checked["verdict"] in capsys.readouterr().out
+    assert checked["noise"][2.0] < checked["noise"][0.0]
     curves = knobs.main([*common, "--denoise", "0"])["pick"]["table"]  # --denoise reaches the Enhancer
     assert "(2 curve steps, no cap, denoise 0)" in capsys.readouterr().out
     assert [r["spatial"] for r in curves] != [r["spatial"] for r in knobs.main(common)["pick"]["table"]]
