@@ -47,8 +47,8 @@ from rlenhance.errors import ImageError
 from rlenhance.io import BT601_LUMA_WEIGHTS
 from rlenhance.ops import native
 
-__all__ = ["CHROMA_SIGMA", "DEFAULT_STRENGTH", "KNEE", "KNEE_DROP", "LUMA_SIGMA", "MAX_STRENGTH", "SHARPEN", "bands",
-           "check_strength", "clean_band", "clean_enhanced", "halo_rows"]
+__all__ = ["BOOST", "BOOST_SIGMA", "CHROMA_SIGMA", "DEFAULT_STRENGTH", "KNEE", "KNEE_DROP", "LUMA_SIGMA",
+           "MAX_STRENGTH", "SHARPEN", "bands", "check_strength", "clean_band", "clean_enhanced", "halo_rows"]
 
 #: The chroma blur's sigma (pixels) at strength 1.
 CHROMA_SIGMA = 3.0
@@ -56,6 +56,10 @@ CHROMA_SIGMA = 3.0
 LUMA_SIGMA = 0.5
 #: How much of the luma blur is turned into sharpening where the weight is small (0: none).
 SHARPEN = 0.0
+#: The detail between the luma blur and a wider one, of sigma :data:`BOOST_SIGMA` x strength, added back
+#: times ``BOOST w`` (a touch of sharpening of edges, not of the pixel noise the luma blur removes; 0: none).
+BOOST = 0.0
+BOOST_SIGMA = 2.0
 #: Where the highlight knee starts (largest channel of the result, 0-1), and how far it lowers a largest
 #: channel of 1, in units of ``1 - KNEE``: white becomes ``1 - KNEE_DROP (1 - KNEE)``.
 KNEE = 0.7
@@ -93,7 +97,8 @@ def _ksize(sigma: float) -> int:
 
 def halo_rows(strength: float) -> int:
     """Rows a band is read with beyond each of its edges: the widest blur's radius, ``ceil(3 sigma)``."""
-    return (_ksize(CHROMA_SIGMA * strength) - 1) // 2 if strength > 0 else 0
+    widest = max(CHROMA_SIGMA, LUMA_SIGMA, BOOST_SIGMA if BOOST else 0.0) * strength
+    return (_ksize(widest) - 1) // 2 if strength > 0 else 0
 
 
 def bands(height: int, rows: int, strength: float) -> Iterator[tuple[int, int, int, int]]:
@@ -125,8 +130,8 @@ def _prepare_numpy(x: np.ndarray, y: np.ndarray, luma: np.ndarray, chroma: np.nd
 
 
 def _finish_numpy(x: np.ndarray, y: np.ndarray, luma: np.ndarray, chroma: np.ndarray, weight: np.ndarray,
-                  luma_blur: np.ndarray, chroma_blur: np.ndarray, out: np.ndarray, sharpen: float, knee: float,
-                  knee_drop: float) -> None:
+                  luma_blur: np.ndarray, luma_wide: np.ndarray, chroma_blur: np.ndarray, out: np.ndarray,
+                  sharpen: float, boost: float, knee: float, knee_drop: float) -> None:
     """numpy twin of ``clean_finish`` (``csrc/clean.c``)."""
     result = y.copy()
     hit = weight > 0
@@ -134,7 +139,8 @@ def _finish_numpy(x: np.ndarray, y: np.ndarray, luma: np.ndarray, chroma: np.nda
     v = y[hit]
     xs = _unit(x[hit])
     c_luma = w * (_F32(1) - _F32(sharpen) * (_F32(1) - w))
-    dl = c_luma * (luma_blur[hit] - luma[hit])
+    lb = luma_blur[hit]
+    dl = c_luma * (lb - luma[hit]) + (w * _F32(boost)) * (lb - luma_wide[hit])
     du = w * (chroma_blur[hit][:, 0] - chroma[hit][:, 0])
     dv = w * (chroma_blur[hit][:, 1] - chroma[hit][:, 1])
     v = np.stack([v[:, 0] + (dl + dv), v[:, 1] + (dl - (_RG * dv + _BG * du)), v[:, 2] + (dl + du)], axis=1)
@@ -185,12 +191,14 @@ def clean_band(x: np.ndarray, y: np.ndarray, strength: float, first: int, count:
     luma_sigma, chroma_sigma = LUMA_SIGMA * strength, CHROMA_SIGMA * strength
     luma_blur = cv2.GaussianBlur(luma, (_ksize(luma_sigma),) * 2, luma_sigma)[keep]
     chroma_blur = cv2.GaussianBlur(chroma, (_ksize(chroma_sigma),) * 2, chroma_sigma)[keep]
+    wide_sigma = BOOST_SIGMA * strength
+    luma_wide = cv2.GaussianBlur(luma, (_ksize(wide_sigma),) * 2, wide_sigma)[keep] if BOOST else luma_blur
     if fast:
-        native.clean_finish_native(x[keep], y[keep], luma_blur, chroma_blur, out, eps=GAIN_EPS, sharpen=SHARPEN,
-                                   knee=KNEE, knee_drop=KNEE_DROP)
+        native.clean_finish_native(x[keep], y[keep], luma_blur, luma_wide, chroma_blur, out, eps=GAIN_EPS,
+                                   sharpen=SHARPEN, boost=BOOST, knee=KNEE, knee_drop=KNEE_DROP)
     else:
-        _finish_numpy(x[keep], y[keep], luma[keep], chroma[keep], weight[keep], luma_blur, chroma_blur, out,
-                      SHARPEN, KNEE, KNEE_DROP)
+        _finish_numpy(x[keep], y[keep], luma[keep], chroma[keep], weight[keep], luma_blur, luma_wide, chroma_blur,
+                      out, SHARPEN, BOOST, KNEE, KNEE_DROP)
 
 
 def clean_enhanced(input: np.ndarray, output: np.ndarray, strength: float = DEFAULT_STRENGTH, *,

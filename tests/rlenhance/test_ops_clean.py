@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rlenhance.errors import ImageError
-from rlenhance.ops import native
+from rlenhance.ops import clean, native
 from rlenhance.ops.clean import KNEE, KNEE_DROP, clean_enhanced, halo_rows
 
 needs_native = pytest.mark.skipif(not native.available(), reason="native kernels unavailable")
@@ -40,7 +40,10 @@ def test_band_by_band_equals_the_whole_image(use_native, strength):
 
 @needs_native
 @pytest.mark.parametrize("dtype", [np.float32, np.uint8, np.uint16])
-def test_the_native_kernel_agrees_with_numpy(dtype):
+@pytest.mark.parametrize("tuning", [{}, {"BOOST": 0.3, "SHARPEN": 0.5}])
+def test_the_native_kernel_agrees_with_numpy(dtype, tuning, monkeypatch):
+    for name, value in tuning.items():  # the terms the defaults may leave out
+        monkeypatch.setattr(clean, name, value)
     x, y = _pair(1, (70, 90))
     if dtype != np.float32:
         top = np.iinfo(dtype).max
