@@ -50,10 +50,11 @@ from rlenhance.ops import native
 __all__ = ["BOOST", "BOOST_SIGMA", "CHROMA_SIGMA", "DEFAULT_STRENGTH", "KNEE", "KNEE_DROP", "LUMA_SIGMA",
            "MAX_STRENGTH", "SHARPEN", "bands", "check_strength", "clean_band", "clean_enhanced", "halo_rows"]
 
-#: The chroma blur's sigma (pixels) at strength 1.
-CHROMA_SIGMA = 3.0
+#: The chroma blur's sigma (pixels) at strength 1 (chosen with :data:`LUMA_SIGMA` on the SICE training
+#: split by NIQE and the dark-area colour noise, ``benchmarks.clean``).
+CHROMA_SIGMA = 4.0
 #: The luma blur's sigma (pixels) at strength 1.
-LUMA_SIGMA = 0.5
+LUMA_SIGMA = 0.45
 #: How much of the luma blur is turned into sharpening where the weight is small (0: none).
 SHARPEN = 0.0
 #: The detail between the luma blur and a wider one, of sigma :data:`BOOST_SIGMA` x strength, added back
