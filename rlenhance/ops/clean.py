@@ -6,11 +6,12 @@ most as colour speckle. :func:`clean_enhanced` reads how much each pixel was bri
 0 where the curves did not brighten (those pixels are returned as they are, bit for bit, so a photo
 that needs no light comes back unchanged), 1 where they at least doubled the luma. Where ``w > 0``:
 
-* the chroma (``B - L``, ``R - L``) is moved towards its Gaussian blur of sigma
-  :data:`CHROMA_SIGMA` x ``strength`` by ``w`` (colour noise is removed where the eye sees least
-  colour detail), the luma towards its blur of sigma :data:`LUMA_SIGMA` x ``strength`` by
-  ``w (1 - SHARPEN (1 - w))`` (a light smoothing where the gain is high, a touch of sharpening
-  where it is small);
+* the opponent chroma (``B - G``, ``R - G``: 0 for gray, which stays gray) is moved towards its
+  Gaussian blur of sigma :data:`CHROMA_SIGMA` x ``strength`` by ``w`` (colour noise is removed where
+  the eye sees least colour detail), the luma towards its blur of sigma :data:`LUMA_SIGMA` x
+  ``strength`` by ``w (1 - SHARPEN (1 - w))`` (a light smoothing; with :data:`SHARPEN` above 0, a
+  touch of sharpening where the gain is small), plus ``BOOST w`` times the detail between that blur
+  and a wider one (:data:`BOOST`, off by default); the luma is unchanged by the chroma's smoothing;
 * highlights are protected by a soft knee: with ``m`` the largest channel of the result and
   ``t = clip((m - KNEE) / (1 - KNEE), 0, 1)``, the pixel is pulled back towards the input until ``m``
   has come down by ``KNEE_DROP (1 - KNEE) t^2`` (or to the input itself), so a pixel the curves
@@ -75,7 +76,6 @@ BAND_PIXELS = 2_000_000
 
 _F32 = np.float32
 _WR, _WG, _WB = (_F32(v) for v in BT601_LUMA_WEIGHTS)
-_RG, _BG = _WR / _WG, _WB / _WG  # the green change of a luma / chroma change: dl - (RG dv + BG du)
 _SAMPLE_SCALES = {np.dtype(np.uint8): _F32(255), np.dtype(np.uint16): _F32(65535)}
 
 
@@ -124,8 +124,8 @@ def _luma(v: np.ndarray) -> np.ndarray:
 def _prepare_numpy(x: np.ndarray, y: np.ndarray, luma: np.ndarray, chroma: np.ndarray, weight: np.ndarray) -> int:
     """numpy twin of ``clean_prepare`` (``csrc/clean.c``)."""
     luma[...] = _luma(y)
-    chroma[..., 0] = y[..., 2] - luma
-    chroma[..., 1] = y[..., 0] - luma
+    chroma[..., 0] = y[..., 2] - y[..., 1]
+    chroma[..., 1] = y[..., 0] - y[..., 1]
     np.clip(luma / np.maximum(_luma(_unit(x)), _F32(GAIN_EPS)) - _F32(1), _F32(0), _F32(1), out=weight)
     return int(np.count_nonzero(weight))
 
@@ -144,7 +144,8 @@ def _finish_numpy(x: np.ndarray, y: np.ndarray, luma: np.ndarray, chroma: np.nda
     dl = c_luma * (lb - luma[hit]) + (w * _F32(boost)) * (lb - luma_wide[hit])
     du = w * (chroma_blur[hit][:, 0] - chroma[hit][:, 0])
     dv = w * (chroma_blur[hit][:, 1] - chroma[hit][:, 1])
-    v = np.stack([v[:, 0] + (dl + dv), v[:, 1] + (dl - (_RG * dv + _BG * du)), v[:, 2] + (dl + du)], axis=1)
+    dg = dl - (_WR * dv + _WB * du)
+    v = np.stack([v[:, 0] + (dg + dv), v[:, 1] + dg, v[:, 2] + (dg + du)], axis=1)
     first = np.argmax(v, axis=1)[:, None]  # the largest channel, the first of equals
     m, xm = np.take_along_axis(v, first, axis=1)[:, 0], np.take_along_axis(xs, first, axis=1)[:, 0]
     t = np.clip((m - _F32(knee)) * (_F32(1) / (_F32(1) - _F32(knee))), _F32(0), _F32(1))

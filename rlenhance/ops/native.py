@@ -1064,7 +1064,7 @@ def _clean_call(entry: str, x: np.ndarray, y: np.ndarray, num_threads: int | Non
 def clean_prepare_native(x: np.ndarray, y: np.ndarray, luma: np.ndarray, chroma: np.ndarray, *, eps: float,
                          num_threads: int | None = None) -> int:
     """The planes :func:`rlenhance.ops.clean.clean_enhanced` blurs, with the native kernel (``clean.c``):
-    fills ``luma`` (H, W) and ``chroma`` (H, W, 2: B - L, R - L) of ``y``; returns how many pixels have a
+    fills ``luma`` (H, W) and ``chroma`` (H, W, 2: B - G, R - G) of ``y``; returns how many pixels have a
     brightening weight ``clamp(L(y) / max(L(x), eps) - 1, 0, 1)`` above 0.
 
     ``x``: the input, (H, W, 3) float32 in [0, 1] or uint8 / uint16 samples; ``y``: the curves' output,

@@ -113,3 +113,13 @@ def test_bad_arguments_are_refused():
         clean_enhanced(x[..., :2], y[..., :2])
     with pytest.raises(ValueError, match="rows"):
         clean_enhanced(x, y, rows=0)
+
+
+@pytest.mark.parametrize("use_native", PATHS)
+def test_a_gray_image_stays_gray(use_native):
+    x, y = _pair(4)
+    x, y = (np.repeat(a[..., 1:2], 3, axis=2) for a in (x, y))
+    out = clean_enhanced(x, y, use_native=use_native)
+    assert np.abs(out - y).max() > 1e-3  # cleaned
+    np.testing.assert_array_equal(out[..., 0], out[..., 1])
+    np.testing.assert_array_equal(out[..., 2], out[..., 1])

@@ -9,7 +9,8 @@
 
    Images are n pixels of 3 interleaved channels (R, G, B), contiguous. x is the input (float32 in
    [0, 1], or uint8 / uint16 samples divided by 255 / 65535 in float), y the curves' output (float32).
-   Luma L = 0.299 R + 0.587 G + 0.114 B (BT.601), chroma U = B - L, V = R - L; the brightening weight
+   Luma L = 0.299 R + 0.587 G + 0.114 B (BT.601), opponent chroma U = B - G, V = R - G (0 for a gray
+   pixel, exactly); the brightening weight
    w = clamp(L(y) / max(L(x), eps) - 1, 0, 1).
 
    prepare: the planes the caller blurs, luma (n) and chroma (n x 2: U, V) of y; counts the pixels
@@ -18,8 +19,8 @@
    finish, from x, y and the blurred planes: a pixel with w = 0 is y itself. Elsewhere the luma is
    moved towards its blurred value lb by c = w (1 - sharpen (1 - w)) (c < 0: away from it, sharpening)
    and the detail between that and a wider blur lw added, w boost (lb - lw) (dL = c (lb - L) + that);
-   the chroma towards its blurred value by w, and the changes are added to y in RGB (R: dL + dV,
-   B: dL + dU, G: dL - ((0.299 / 0.587) dV + (0.114 / 0.587) dU)); then the highlight knee: with m
+   the chroma towards its blurred value by w, and the changes are added to y in RGB (G: dG = dL -
+   (0.299 dV + 0.114 dU), R: dG + dV, B: dG + dU: a gray image stays gray); then the highlight knee: with m
    the largest channel (the first of equals) and t = clamp((m - knee) (1 / (1 - knee)), 0, 1), m is
    to come down by drop = (knee_drop (1 - knee)) t^2 (a soft knee: a brightened pixel ends below
    white), by pulling the pixel towards x by k = drop / (m - xm), xm the input's value in m's channel
@@ -41,9 +42,6 @@ enum { OK = 0, ERR_ARGS = 1, ERR_MEMORY = 2 };
 #define WR 0.299f
 #define WG 0.587f
 #define WB 0.114f
-/* The green change of a luma and chroma change: dl - (WR dv + WB du) / WG, as dl - (RG dv + BG du). */
-#define RG (WR / WG)
-#define BG (WB / WG)
 
 /* The arguments of rlenhance_clean_prepare / rlenhance_clean_finish. native.py mirrors this struct
    field by field (_CleanArgs) and checks its size against rlenhance_clean_args_size(): keep the two
@@ -175,8 +173,9 @@ static inline __attribute__((always_inline)) void prepare_typed(worker_t *job, c
             const v4f l4 = luma4(r4, load4(g + i), b4);
             const v4f w4 = weight4(l4, luma4(load4(xr + i), load4(xg + i), load4(xb + i)), eps);
             store4(l + i, l4);
-            store4(u + i, b4 - l4);
-            store4(v + i, r4 - l4);
+            const v4f g4 = load4(g + i);
+            store4(u + i, b4 - g4);
+            store4(v + i, r4 - g4);
             store4(w + i, w4);
         }
         float *luma = a->luma + p, *chroma = a->chroma + 2 * p;
@@ -221,9 +220,10 @@ static inline __attribute__((always_inline)) void finish_typed(const worker_t *j
             const v4f c_luma = w4 * (one - sharpen * (one - w4));
             const v4f lb4 = load4(lb + i);
             const v4f dl = c_luma * (lb4 - l4) + (w4 * boost) * (lb4 - load4(lw + i));
-            const v4f du = w4 * (load4(ub + i) - (b4 - l4));
-            const v4f dv = w4 * (load4(vb + i) - (r4 - l4));
-            v4f v0 = r4 + (dl + dv), v1 = g4 + (dl - (splat(RG) * dv + splat(BG) * du)), v2 = b4 + (dl + du);
+            const v4f du = w4 * (load4(ub + i) - (b4 - g4));
+            const v4f dv = w4 * (load4(vb + i) - (r4 - g4));
+            const v4f dg = dl - (splat(WR) * dv + splat(WB) * du);
+            v4f v0 = r4 + (dg + dv), v1 = g4 + dg, v2 = b4 + (dg + du);
             /* the largest channel m and the input's value in that channel (the first of equals) */
             const v4i c01 = v0 >= v1, c02 = v0 >= v2, c12 = v1 >= v2;
             const v4f m = sel(c01, sel(c02, v0, v2), sel(c12, v1, v2));
