@@ -3,19 +3,21 @@
 
 A restorer takes one image, float (H, W, C) in [0, 1] (channels last, RGB, checked by
 :func:`rlenhance.io.as_unit_float`), and the hole mask where its task has one, and returns the
-restored image, float32 (H, W, C) in [0, 1]. The implementations:
+restored image, float32 (H, W, C) in [0, 1]: ``restore(image, *, mask=None, **settings)``. Every
+method of :mod:`rlenhance.registry` loads as one (``registry.load(task, name)``):
 
-=============================================  ===================================================================
-restorer                                       what restores the image
-=============================================  ===================================================================
-:class:`rlenhance.Enhancer`                    a low-light RL policy (LE curves; ``restore(image)``)
-:class:`SupervisedRestorer`                    a supervised checkpoint (MRPNet, PixelRNN, gated PixelRNN, FFDNet, U-Net)
-``agents.rollout.RolloutPolicy``               an RL denoising / completion policy, through its env's
-                                               transition (``agents.rollout.load_rollout_policy``)
-:class:`rlenhance.denoisers.PolicyDenoiser`    an A3C / SAC denoising policy without the env (the same
-                                               filter-bank transition, tiled)
-:class:`rlenhance.denoisers.RSERestorer`       an RSE-RL denoiser (``experiments.rse_train``)
-=============================================  ===================================================================
+===============================================  =================================================================
+restorer                                         what restores the image
+===============================================  =================================================================
+:class:`rlenhance.Enhancer`                      a low-light RL policy (LE curves; the setting as ``**settings``)
+:class:`SupervisedRestorer`                      a supervised checkpoint (MRPNet, PixelRNN, gated PixelRNN, FFDNet,
+                                                 U-Net)
+:class:`rlenhance.denoisers.NoiseLevelDenoiser`  a noise-map denoiser (FFDNet) given the map of a level
+:class:`rlenhance.denoisers.PolicyDenoiser`      an A3C / SAC filter-bank denoising policy (tiled)
+:class:`rlenhance.denoisers.RSERestorer`         an RSE-RL denoiser (``experiments.rse_train``)
+:class:`rlenhance.completion.PolicyCompleter`    an RL fill-action completion policy
+:class:`rlenhance.registry.ClassicalRestorer`    a classical method of :mod:`rlenhance.baselines`
+===============================================  =================================================================
 
 :func:`rlenhance.load_denoiser` picks any denoiser (``mrpnet``, ``ffdnet``, ``a3c``, ``sac``, ``rse``) and
 its default checkpoint for gray or colour images (:mod:`rlenhance.denoisers`).
@@ -70,6 +72,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from rlenhance import registry
 from rlenhance.checkpoint import (
     SPEC_KEY,
     SUPERVISED_MODELS,
@@ -80,7 +83,7 @@ from rlenhance.checkpoint import (
 )
 from rlenhance.data.occluded import HOLE_THRESHOLD, hole_mask
 from rlenhance.errors import CheckpointError, ImageError
-from rlenhance.io import BT601_LUMA_WEIGHTS, as_unit_float
+from rlenhance.io import BT601_LUMA_WEIGHTS, MASK_THRESHOLD, as_unit_float
 from rlenhance.models.ffdnet import MODELS as FFDNET_MODELS
 from rlenhance.models.ffdnet import FFDNet
 from rlenhance.models.inpaint import MODELS as INPAINT_MODELS
@@ -111,30 +114,19 @@ __all__ = [
     "hole_mask",
 ]
 
-_WEIGHTS = Path(__file__).resolve().parent / "weights"
-#: The shipped gray MRPNet denoiser (used when ``rlenhance denoise`` gets no --checkpoint).
-DEFAULT_DENOISE_CHECKPOINT = _WEIGHTS / "mrpnet_denoise.pt"
-#: The shipped completion U-Net (used when ``rlenhance complete`` gets no --checkpoint; the gated
-#: PixelRNN's file until session 27).
-DEFAULT_COMPLETION_CHECKPOINT = _WEIGHTS / "unet_completion.pt"
+#: The shipped gray MRPNet denoiser (``SupervisedRestorer(task="denoise")`` without a checkpoint).
+DEFAULT_DENOISE_CHECKPOINT = registry.WEIGHTS / registry.find("denoise", "mrpnet").weights[1]
+#: The shipped completion U-Net (``SupervisedRestorer(task="completion")`` without a checkpoint).
+DEFAULT_COMPLETION_CHECKPOINT = registry.WEIGHTS / registry.find("completion", "unet").weights[3]
 #: Tasks a supervised checkpoint can be trained for (``experiments.supervised_train --task``).
 TASKS = SUPERVISED_TASKS
 #: Every class a supervised checkpoint can name (for :func:`rlenhance.checkpoint.build_model`).
 REGISTRY: Mapping[str, type[nn.Module]] = MappingProxyType({**MRPNET_MODELS, **PIXELRNN_MODELS, **FFDNET_MODELS,
                                                             **INPAINT_MODELS})
-_DEFAULTS = MappingProxyType({"denoise": DEFAULT_DENOISE_CHECKPOINT, "completion": DEFAULT_COMPLETION_CHECKPOINT})
-_TRAIN_COMMAND = MappingProxyType({
-    "denoise": "python -m experiments.supervised_train --model mrpnet --task denoise",
-    "completion": "python -m experiments.supervised_train --model unet --task completion --shift-holes",
-})
-#: Self-ensemble sizes (``SupervisedRestorer(ensemble=n)``) -> the D4 transforms
-#: (:func:`rlenhance.models.vae.d4_transform`) averaged over: the identity; and a left-right flip;
-#: and the half turn and the up-down flip; and the quarter turns with and without the flip. Each is a
-#: subgroup of D4, so the mean is equivariant to its transforms.
-ENSEMBLES: Mapping[int, tuple[int, ...]] = MappingProxyType({1: (0,), 2: (0, 4), 4: (0, 4, 2, 6),
-                                                             8: (0, 4, 2, 6, 1, 3, 5, 7)})
-#: A mask value above this marks a missing pixel (masks are binarised).
-MASK_THRESHOLD = 0.5
+#: The method of :mod:`rlenhance.registry` whose shipped weights a task's SupervisedRestorer loads by default.
+_DEFAULTS = MappingProxyType({"lowlight": "mrpnet", "denoise": "mrpnet", "completion": "unet"})
+#: Self-ensemble sizes -> the D4 transforms averaged over (:data:`rlenhance.registry.ENSEMBLES`).
+ENSEMBLES = registry.ENSEMBLES
 #: BM3D's opponent colour transform (rows: R, G, B weights of the mean and of two colour
 #: differences; orthogonal rows, so independent channel noise stays independent across planes).
 OPPONENT_COLOUR = ((1 / 3, 1 / 3, 1 / 3), (1 / 2, 0.0, -1 / 2), (1 / 4, -1 / 2, 1 / 4))
@@ -158,7 +150,7 @@ class Restorer(Protocol):
     @property
     def takes_mask(self) -> bool: ...
 
-    def restore(self, image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    def restore(self, image: np.ndarray, *, mask: np.ndarray | None = None, **settings: Any) -> np.ndarray:
         """Restore one image.
 
         Args:
@@ -167,6 +159,8 @@ class Restorer(Protocol):
                 or uint8 / uint16 samples scaled by their range (:func:`rlenhance.io.as_unit_float`).
             mask: (H, W) or (H, W, 1), bool or numbers, values above :data:`MASK_THRESHOLD`
                 (True) mark missing pixels; required when :attr:`takes_mask`, else refused.
+            **settings: the method's own (its registry entry's ``restore_settings``: a denoiser's
+                ``per_channel``, the low-light policy's setting, a classical denoiser's ``sigma``).
 
         Returns:
             float32 (H, W, C_out) in [0, 1], the input's height and width (times the
@@ -222,20 +216,15 @@ def as_mask(mask: np.ndarray, *, size: tuple[int, int] | None = None) -> np.ndar
 
 
 def default_checkpoint(task: str) -> Path:
-    """The shipped checkpoint for ``task`` (``"denoise"`` or ``"completion"``).
+    """The shipped supervised checkpoint for ``task`` (the gray one for ``"denoise"``).
 
     Raises:
-        CheckpointError: no default exists for ``task``, or its file is not installed (the
-            message says how to train one and to pass it explicitly).
+        CheckpointError: its file is not installed (the message says how to train one and to pass it).
+        ValueError: an unknown ``task``.
     """
     if task not in _DEFAULTS:
-        raise CheckpointError(f"task {task!r} has no shipped checkpoint; pass a checkpoint explicitly "
-                              f"(shipped defaults exist for: {', '.join(_DEFAULTS)})")
-    path = _DEFAULTS[task]
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint given and the default {task} model {path} is not installed; "
-                              f"pass --checkpoint PATH (a checkpoint of {_TRAIN_COMMAND[task]})")
-    return path
+        raise ValueError(f"task: expected one of {tuple(_DEFAULTS)}, got {task!r}")
+    return registry.default_weights(registry.find(task, _DEFAULTS[task]), 1)
 
 
 def _total_stride(model: nn.Module) -> int:
@@ -437,7 +426,7 @@ class SupervisedRestorer:
                 negative or not finite.
         """
         hwc = as_hwc_image(image, noisy=self.task == "denoise")
-        x = torch.from_numpy(np.ascontiguousarray(hwc.transpose(2, 0, 1), dtype=np.float32))[None]
+        x = torch.from_numpy(hwc).permute(2, 0, 1)[None]  # a view: the tiles read the image in place
         m = None
         if mask is not None:
             m = torch.from_numpy(np.ascontiguousarray(as_mask(mask), dtype=np.float32))[None, None]
@@ -517,15 +506,22 @@ class SupervisedRestorer:
         (:data:`OPPONENT_COLOUR`, shifted into [0, 1] by :data:`OPPONENT_OFFSET`), each denoised as
         a gray image at its own level, and back to RGB. Rows orthogonal: with independent noise of
         level ``sigma_c`` in channel c, plane k's noise is independent of the others' and of level
-        ``sqrt(sum_c A_kc^2 sigma_c^2)``, which its map says."""
+        ``sqrt(sum_c A_kc^2 sigma_c^2)``, which its map says. The transforms are per pixel: done
+        tile by tile (:func:`~rlenhance.ops.tiling.tiled`), on the tiles' windows only."""
         transform = torch.tensor(OPPONENT_COLOUR, dtype=torch.float32, device=x.device)
         offset = torch.tensor(OPPONENT_OFFSET, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
-        planes = torch.einsum("kc,bchw->bkhw", transform, x) + offset
-        levels = torch.einsum("kc,bchw->bkhw", transform.square(), noise_map.expand(-1, 3, -1, -1).square()).sqrt()
-        batch, size = x.shape[0], x.shape[-2:]
-        out = self._run(planes.reshape(batch * 3, 1, *size), None, levels.reshape(batch * 3, 1, *size))
-        out = out.reshape(batch, 3, *out.shape[-2:]) - offset
-        return torch.einsum("ck,bkhw->bchw", torch.linalg.inv(transform), out).clamp_(0.0, 1.0)
+        inverse = torch.linalg.inv(transform)
+
+        def window_fn(window: Tensor, levels: Tensor) -> Tensor:
+            planes = torch.einsum("kc,bchw->bkhw", transform, window) + offset
+            levels = torch.einsum("kc,bchw->bkhw", transform.square(), levels.expand(-1, 3, -1, -1).square()).sqrt()
+            batch, size = window.shape[0], window.shape[-2:]
+            out = self._net(planes.reshape(batch * 3, 1, *size), levels.reshape(batch * 3, 1, *size)).clamp_(0.0, 1.0)
+            out = out.reshape(batch, 3, *out.shape[-2:]) - offset.to(out.device)
+            return torch.einsum("ck,bkhw->bchw", inverse.to(out.device), out).clamp_(0.0, 1.0)
+
+        return tiled(window_fn, x, noise_map, tile=self.tile, overlap=self.overlap, multiple=self.stride,
+                     scale=self.upscale)
 
     def _checked_noise_map(self, noise_map: Tensor | None, x: Tensor) -> Tensor | None:
         """``noise_map`` checked against the image ``x`` and the model, as float32 (B, C or 1, H, W) on
@@ -545,20 +541,26 @@ class SupervisedRestorer:
             got = tuple(noise_map.shape) if torch.is_tensor(noise_map) else type(noise_map).__name__
             raise ImageError(f"noise_map: {got} does not fit the image {tuple(x.shape)}; expected a float tensor "
                              f"({x.shape[0]} or 1, {x.shape[1]} or 1, {x.shape[-2]}, {x.shape[-1]})")
-        if not bool(torch.isfinite(noise_map).all()) or bool((noise_map < 0).any()):
+        values = noise_map  # each value once: a map expanded from one level per image is checked as that level
+        for dim in range(values.dim()):
+            if values.stride(dim) == 0:
+                values = values.narrow(dim, 0, 1)
+        if not bool(torch.isfinite(values).all()) or bool((values < 0).any()):
             raise ImageError("noise_map: expected finite noise levels >= 0 (standard deviations in image units)")
         return noise_map.to(device=x.device, dtype=torch.float32).expand(x.shape[0], -1, -1, -1)
 
     def _run(self, x: Tensor, mask: Tensor | None, noise_map: Tensor | None = None) -> Tensor:
-        """The net on ``x`` (B, channels, H, W), tiled; clamp and composite; on ``x``'s device."""
+        """The net on ``x`` (B, channels, H, W), tiled; clamp and composite (per tile); on ``x``'s device."""
         net_in = prefill_hole(x, mask, self.prefill) if mask is not None else x
-        aligned = (mask,) if self.needs_mask else (noise_map,) if self.needs_noise_map else ()
-        out = tiled(self._net, net_in, *aligned, tile=self.tile, overlap=self.overlap, multiple=self.stride,
-                    scale=self.upscale)
-        out = out.clamp(0.0, 1.0)
-        if self.composite:
-            out = composite(x, out, mask)
-        return out
+        second = mask if self.needs_mask else noise_map if self.needs_noise_map else None
+        aligned = (() if second is None else (second,)) + ((x, mask) if self.composite else ())
+
+        def window_fn(window: Tensor, *rest: Tensor) -> Tensor:
+            out = self._net(window, *rest[:second is not None]).clamp_(0.0, 1.0)
+            return composite(rest[-2].to(out.device), out, rest[-1].to(out.device)) if self.composite else out
+
+        return tiled(window_fn, net_in, *aligned, tile=self.tile, overlap=self.overlap, multiple=self.stride,
+                     scale=self.upscale)
 
     def _net(self, window: Tensor, second: Tensor | None = None) -> Tensor:
         """The net on one window (and its mask or noise map, for nets that read one), on :attr:`device`,

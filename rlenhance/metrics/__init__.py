@@ -12,9 +12,8 @@ differentiable torch operations, so the metrics can also serve as training objec
 
 No-reference metrics (:mod:`rlenhance.metrics.no_reference`, numpy / scipy, re-exported here):
 :func:`niqe` of one image and :func:`loe` of an image and its enhanced version, on ``(H, W, C)``
-numpy images as the MATLAB code behind published figures computes them; and
-(:mod:`rlenhance.metrics.enhancement`) :func:`dark_colour_noise` of an image and its enhanced version
-and :func:`clipped_fraction` of one image.
+numpy images as the MATLAB code behind published figures computes them; :func:`clipped_fraction` (blown
+highlights) and :func:`dark_colour_noise` (colour speckle brightened out of the shadows).
 
 Example:
     >>> import torch
@@ -32,8 +31,7 @@ import torch.nn.functional as F
 
 from rlenhance.errors import ImageError
 from rlenhance.io import BT601_LUMA_WEIGHTS
-from rlenhance.metrics.enhancement import clipped_fraction, dark_colour_noise
-from rlenhance.metrics.no_reference import loe, niqe
+from rlenhance.metrics.no_reference import clipped_fraction, dark_colour_noise, loe, niqe
 
 __all__ = ["clipped_fraction", "dark_colour_noise", "gt_mean_align", "loe", "niqe", "psnr", "rgb_to_y", "ssim", "uqi"]
 

@@ -38,6 +38,7 @@ from rlenhance.ops.actions import PIXELRL_ACTION_TABLE, PIXELRL_ACTIONS, FilterA
 from rlenhance.ops.bank import FilterBank, pixelrl_filter_bank
 from rlenhance.ops.bilateral import bilateral_filter2d
 from rlenhance.ops.blur import MAX_BLUR_SIGMA, box_blur2d, check_blur_sigma, gaussian_blur2d, gaussian_kernel1d
+from rlenhance.ops.clean import clean_enhanced
 from rlenhance.ops.curves import (
     LECurve,
     LECurveIterative,
@@ -51,7 +52,6 @@ from rlenhance.ops.curves import (
     le_step,
     overshoot_limit,
 )
-from rlenhance.ops.clean import clean_enhanced
 from rlenhance.ops.median import median_blur2d
 from rlenhance.ops.select import select_per_pixel
 from rlenhance.ops.tiling import pad_to_multiple, tiled
