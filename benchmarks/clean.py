@@ -27,7 +27,7 @@ Sets (``--sets``):
 * ``train``: the first ``--limit`` low photos of the training split of ``--data`` (lol_train's split,
   seed 0), used as unpaired photos: the split on which the clean stage's constants are chosen;
   PSNR / SSIM against their references for information;
-* ``photos``: the colour photos shipped with scikit-image, darkened with synthetic sensor noise
+* ``photos``: the colour photos shipped with scikit-image (``--photos``), darkened with synthetic sensor noise
   (:func:`rlenhance.data.synthetic_low_light` at the top of its noise ranges, a fixed seed per photo);
   PSNR / SSIM against the clean photo;
 * ``val``: the validation split of ``--data`` (``--val-limit``, 0: all): reported, never tuned on.
@@ -123,7 +123,7 @@ def load_sets(args: argparse.Namespace) -> dict[str, list[Image]]:
                       for item in items]
     if "photos" in args.sets:
         photos = []
-        for name in DEFAULT_COLOR_IMAGES:
+        for name in args.photos:
             clean = torch.from_numpy(BUILTIN_IMAGES[name]()).permute(2, 0, 1).float().div(255)
             generator = torch.Generator().manual_seed(image_seed(0, name))
             low = synthetic_low_light(clean, generator=generator, shot_noise=(0.003, 0.003), read_noise=(0.004, 0.004))
@@ -213,6 +213,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, dict[str, flo
     parser.add_argument("--limit", type=int, default=40, help="photos of the training split (0: all)")
     parser.add_argument("--val-limit", type=int, default=0, help="pairs of the validation split (0: all)")
     parser.add_argument("--sets", nargs="+", default=["train", "photos", "val"], choices=("train", "photos", "val"))
+    parser.add_argument("--photos", nargs="+", default=list(DEFAULT_COLOR_IMAGES), choices=sorted(BUILTIN_IMAGES),
+                        help="scikit-image photos of the photos set (colour ones)")
     parser.add_argument("--strengths", type=float, nargs="+", default=[0.5, 1.0, 2.0],
                         help="strengths of the clean stage to compare")
     parser.add_argument("--zero-dcepp", default=str(DEFAULT_ZERO_DCEPP), help="official Zero-DCE++ weights")
