@@ -98,8 +98,6 @@ static inline v4f luma4(v4f r, v4f g, v4f b) { return (splat(WR) * r + splat(WG)
 /* v < 0 ? 0 : (v > 1 ? 1 : v) */
 static inline v4f clamp4(v4f v) { return sel(v < splat(0.0f), splat(0.0f), sel(v > splat(1.0f), splat(1.0f), v)); }
 
-/* Rounds to the nearest integer, ties to even, for 0 <= v < 2^22 (as le_curves.c does). */
-static inline float round_even(float v) { return (v + 12582912.0f) - 12582912.0f; }
 
 /* The channels of pixels p .. p + n - 1 of x as float planes (integer samples divided by their range). */
 static inline __attribute__((always_inline)) void gather_x(const void *x, const int type, const float *table,
@@ -231,12 +229,18 @@ static inline __attribute__((always_inline)) void finish_typed(const worker_t *j
             v4f t = (m - knee) * inv_span;
             t = sel(t > zero, t, zero);
             t = sel(t < one, t, one);
-            const v4f drop = depth * (t * t), gap = m - xm;
-            const v4i far = gap > drop;
-            const v4f k = sel(far, drop / sel(far, gap, one), sel(gap > zero, one, zero));
-            v0 = clamp4(v0 - k * (v0 - xr4));
-            v1 = clamp4(v1 - k * (v1 - xg4));
-            v2 = clamp4(v2 - k * (v2 - xb4));
+            const v4i above = t > zero;
+            if (above[0] | above[1] | above[2] | above[3]) {  /* else k = 0: v - 0 (v - x) is v */
+                const v4f drop = depth * (t * t), gap = m - xm;
+                const v4i far = gap > drop;
+                const v4f k = sel(far, drop / sel(far, gap, one), sel(gap > zero, one, zero));
+                v0 = v0 - k * (v0 - xr4);
+                v1 = v1 - k * (v1 - xg4);
+                v2 = v2 - k * (v2 - xb4);
+            }
+            v0 = clamp4(v0);
+            v1 = clamp4(v1);
+            v2 = clamp4(v2);
             /* a pixel with w = 0 is y itself */
             const v4i hit = w4 > zero;
             store4(r + i, sel(hit, v0, r4));
@@ -250,19 +254,32 @@ static inline __attribute__((always_inline)) void finish_typed(const worker_t *j
                 d[3 * i + 1] = g[i];
                 d[3 * i + 2] = b[i];
             }
-        } else if (out_type == SAMPLE_U8) {
-            uint8_t *d = (uint8_t *)a->out + 3 * p;
-            for (int i = 0; i < n; i++) {
-                d[3 * i] = (uint8_t)(int32_t)round_even(r[i] * 255.0f);
-                d[3 * i + 1] = (uint8_t)(int32_t)round_even(g[i] * 255.0f);
-                d[3 * i + 2] = (uint8_t)(int32_t)round_even(b[i] * 255.0f);
-            }
         } else {
-            uint16_t *d = (uint16_t *)a->out + 3 * p;
-            for (int i = 0; i < n; i++) {
-                d[3 * i] = (uint16_t)(int32_t)round_even(r[i] * 65535.0f);
-                d[3 * i + 1] = (uint16_t)(int32_t)round_even(g[i] * 65535.0f);
-                d[3 * i + 2] = (uint16_t)(int32_t)round_even(b[i] * 65535.0f);
+            /* round-half-even(scale v), 4 lanes at a time, as int32 planes (reusing the float planes' memory) */
+            const v4f scale = splat(out_type == SAMPLE_U8 ? 255.0f : 65535.0f), magic = splat(12582912.0f);
+            int32_t *ri = (int32_t *)r, *gi = (int32_t *)g, *bi = (int32_t *)b;
+            for (int i = 0; i < n; i += LANES) {
+                const v4i r4 = __builtin_convertvector((load4(r + i) * scale + magic) - magic, v4i);
+                const v4i g4 = __builtin_convertvector((load4(g + i) * scale + magic) - magic, v4i);
+                const v4i b4 = __builtin_convertvector((load4(b + i) * scale + magic) - magic, v4i);
+                __builtin_memcpy(ri + i, &r4, sizeof r4);
+                __builtin_memcpy(gi + i, &g4, sizeof g4);
+                __builtin_memcpy(bi + i, &b4, sizeof b4);
+            }
+            if (out_type == SAMPLE_U8) {
+                uint8_t *d = (uint8_t *)a->out + 3 * p;
+                for (int i = 0; i < n; i++) {
+                    d[3 * i] = (uint8_t)ri[i];
+                    d[3 * i + 1] = (uint8_t)gi[i];
+                    d[3 * i + 2] = (uint8_t)bi[i];
+                }
+            } else {
+                uint16_t *d = (uint16_t *)a->out + 3 * p;
+                for (int i = 0; i < n; i++) {
+                    d[3 * i] = (uint16_t)ri[i];
+                    d[3 * i + 1] = (uint16_t)gi[i];
+                    d[3 * i + 2] = (uint16_t)bi[i];
+                }
             }
         }
     }
