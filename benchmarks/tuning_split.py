@@ -1,7 +1,7 @@
 """Constants chosen by measurement, chosen on the training split and reported on the held-out split.
 
     python -m benchmarks.tuning_split --constant max-overshoot --values 0.03 0.04 0.05 0.06 --train-limit 40
-    python -m benchmarks.tuning_split --constant noise-sigma --values 1 2 4 8 --train-limit 20
+    python -m benchmarks.tuning_split --constant noise-sigma --values 2 4 8 --train-limit 10 --val-limit 11
 
 Every value of the constant is measured on the training split of ``--data`` (``experiments.lol_train``'s
 split, the first ``--train-limit`` images), the constant's rule picks one there, and then every value is
