@@ -81,7 +81,8 @@ def test_a_policy_shipped_with_its_predictor_beside_it_loads_anywhere(tmp_path):
     (shipped / "denoiser.pt").unlink()
     for load in (load_rollout_policy, lambda path: load_denoiser(model="a3c", checkpoint=path, device="cpu")):
         with pytest.raises(CheckpointError, match=r"predictor denoiser.pt: no such file at .*trainer/denoiser.pt, "
-                                                  r".*shipped/denoiser.pt, .*weights/denoiser.pt; .*its spec.s predictor"):
+                                                  r".*shipped/denoiser.pt, .*weights/denoiser.pt; "
+                                                  r".*its spec.s predictor"):
             load(policy)
 
 
