@@ -4,20 +4,31 @@ metrics.csv, atomic checkpoints with resume, sample grids, a progress bar and a 
 A run folder looks like::
 
     OUT/
-      config.json          the resolved arguments (written atomically)
-      metrics.csv          long format: step, wall_time, metric, value (one row per scalar)
-      tb/                  TensorBoard events (groups charts/, losses/, eval/)
+      config.json          the resolved arguments and the trainer that made the run (written atomically)
+      metrics.csv          one row per evaluation: step, wall_time, then one column per metric
+      train.csv            one row per logged training step (episode, batch): step, wall_time, one column
+                           per scalar
+      tb/                  TensorBoard events (groups charts/, losses/, eval/) and the sample grids (samples/)
       checkpoints/last.pt  written atomically after every evaluation and when SIGINT / SIGTERM stops
                            the run; ``--resume`` starts here
       checkpoints/best.pt  the best by the experiment's validation metric (written before last.pt, so
                            a kill between the two leaves a best.pt that --resume takes over)
-      samples/*.png        sample grids: input | output | reference
+      samples/*.png        sample grids, each column captioned (input | output | reference, and the
+                           alpha or action maps of an RL policy)
       summary.md           the closing table
 
 Nothing is written until the experiment logs or saves for the first time, so a start that fails
 on its arguments or data leaves ``--out`` as it was. A folder that holds the start of a run which
 never reached a checkpoint (config.json, tb/, metrics.csv) is started anew, with a line saying so,
 with or without ``--resume``; one with ``checkpoints/last.pt`` needs ``--resume``.
+
+A scalar logged under ``eval/`` or ``test/`` makes its row an evaluation's (metrics.csv, which
+also gets the other scalars logged at that step); the others go to train.csv. :func:`read_metrics`
+reads either file back, :func:`metric_series` one scalar of a run, :func:`scalar_rows` all of them.
+A run folder whose files are damaged (config.json that is not a JSON object, a metrics file that is
+not UTF-8 CSV or is a folder, a disk that fills while a checkpoint is written) is refused with a
+:class:`RunFolderError` naming the file and what to do, and so is ``--resume`` of a run made by
+another trainer.
 
 A training loop stops cleanly on SIGINT / SIGTERM with :class:`StopSignals` (a flag checked at
 an episode, batch or epoch boundary, where the loop saves last.pt and raises :class:`Interrupted`);
@@ -38,6 +49,7 @@ import csv
 import dataclasses
 import json
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -48,6 +60,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+import cv2
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -59,7 +72,18 @@ from rlenhance.errors import CheckpointError
 from rlenhance.io import save_image
 from rlenhance.runtime import configure_threads, flush_denormals, seed_everything
 
-METRICS_FIELDS = ("step", "wall_time", "metric", "value")
+#: The first columns of metrics.csv and train.csv; one column per scalar follows.
+INDEX_FIELDS = ("step", "wall_time")
+#: metrics.csv of runs made before it held one row per evaluation (read on --resume).
+LONG_FIELDS = ("step", "wall_time", "metric", "value")
+#: Scalars in these groups make their row an evaluation's (metrics.csv); the others go to train.csv.
+EVAL_GROUPS = ("eval/", "test/")
+#: The captions of a sample grid's columns unless a trainer gives others.
+GRID_CAPTIONS = ("input", "output", "reference")
+#: Sample grid columns narrower than this are enlarged (nearest, by an integer factor) so their caption fits.
+MIN_COLUMN_WIDTH = 96
+#: The caption band above a sample grid: its height and font scale (OpenCV's Hershey simplex).
+CAPTION_HEIGHT, CAPTION_SCALE = 18, 0.45
 #: The signals a training loop turns into a clean stop (:class:`StopSignals`).
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 #: A process stopped by signal ``N`` exits with ``128 + N`` (130 for SIGINT, 143 for SIGTERM), as a shell reports it.
@@ -138,6 +162,187 @@ def setup_process(*, threads: int, seed: int, device: str, ranks: Ranks | None =
     return chosen
 
 
+# --- reading a run folder back ---------------------------------------------------------------------
+class RunFolderError(ValueError):
+    """A run folder's file cannot be used: the message names the file and what to do."""
+
+
+def trainer_name(config: Any) -> str:
+    """The module of the trainer whose ``config`` dataclass this is (``experiments.lol_train``),
+    also when it runs as ``python -m`` (whose module is ``__main__``)."""
+    module = type(config).__module__
+    if module == "__main__":
+        spec = getattr(sys.modules["__main__"], "__spec__", None)
+        module = spec.name if spec is not None else module
+    return module
+
+
+def read_config(out: str | Path, trainer: str | None = None, fields: Iterable[str] | None = None) -> dict[str, Any]:
+    """The settings a run saved in ``out/config.json`` (a JSON object).
+
+    Args:
+        out: the run folder.
+        trainer: the trainer that wants to continue the run (``experiments.supervised_train``);
+            a run that config.json says another trainer made is refused, naming it.
+        fields: the trainer's settings; a config.json without a ``trainer`` entry (written before
+            runs recorded it) that holds settings the trainer has not, is refused as another's.
+
+    Raises:
+        RunFolderError: config.json is missing, a folder, unreadable, not UTF-8, not JSON, not a
+            JSON object or an empty one, or another trainer's.
+    """
+    path = Path(out) / "config.json"
+    fix = f"delete {Path(out)} to start the run anew, or restore the file"
+    if path.is_dir():
+        raise RunFolderError(f"{path} is a folder, not the run's settings file; {fix}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RunFolderError(f"{path} is missing: {Path(out)} holds no run settings to continue; start the run "
+                             "without --resume") from None
+    except UnicodeDecodeError:
+        raise RunFolderError(f"{path} is not UTF-8 text (a damaged file); {fix}") from None
+    except OSError as exc:
+        raise RunFolderError(f"{path} cannot be read ({exc.strerror or exc}); {fix}") from None
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RunFolderError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}; a file cut short?); "
+                             f"{fix}") from None
+    if not isinstance(config, dict):
+        raise RunFolderError(f"{path} holds a JSON {type(config).__name__}, not an object of the run's settings; "
+                             f"{fix}")
+    if not config:
+        raise RunFolderError(f"{path} holds no settings (an empty object); {fix}")
+    made_by = config.get("trainer")
+    if trainer is not None and made_by is not None and made_by != trainer:
+        raise RunFolderError(f"--resume: {Path(out)} is a run of {made_by}, not of {trainer}; continue it with "
+                             f"python -m {made_by} --resume --out {shlex.quote(str(out))}")
+    if trainer is not None and made_by is None and fields is not None:
+        foreign = sorted(set(config) - set(fields) - {"world_size", "trainer"})
+        if foreign:
+            raise RunFolderError(f"--resume: {Path(out)} is a run of another trainer than {trainer} (its {path.name} "
+                                 f"has settings {trainer} has not: {', '.join(foreign[:5])}"
+                                 f"{' ...' if len(foreign) > 5 else ''}); continue it with the trainer that made it")
+    return config
+
+
+def read_metrics(path: str | Path) -> list[dict[str, float]]:
+    """The rows of a run's ``metrics.csv`` or ``train.csv``: one dict per row, ``step`` and
+    ``wall_time`` included, the cells left empty (a scalar not logged at that step) omitted.
+    A last row cut short by a kill is dropped; a file that does not exist has no rows.
+
+    Raises:
+        RunFolderError: the file is a folder, unreadable, not UTF-8 or not such a table (named).
+    """
+    path = Path(path)
+    fix = f"delete or repair {path} (the run's checkpoints are not affected)"
+    if path.is_dir():
+        raise RunFolderError(f"{path} is a folder, not the run's metrics table; {fix}")
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            table = list(csv.reader(handle))
+    except FileNotFoundError:
+        return []
+    except UnicodeDecodeError:
+        raise RunFolderError(f"{path} is not UTF-8 text (a damaged file); {fix}") from None
+    except (OSError, csv.Error) as exc:
+        raise RunFolderError(f"{path} cannot be read ({getattr(exc, 'strerror', None) or exc}); {fix}") from None
+    if not table:
+        return []
+    header = table[0]
+    if tuple(header[:len(INDEX_FIELDS)]) != INDEX_FIELDS or len(set(header)) != len(header):
+        raise RunFolderError(f"{path} is not a metrics table (its header does not start with "
+                             f"{','.join(INDEX_FIELDS)}); {fix}")
+    rows = []
+    for number, cells in enumerate(table[1:], start=2):
+        try:
+            row = {name: float(cell) for name, cell in zip(header, cells) if cell != ""}
+            if len(cells) != len(header) or not float(row["step"]).is_integer():
+                raise ValueError
+        except (ValueError, KeyError):
+            if number == len(table):  # the row a kill cut short
+                break
+            raise RunFolderError(f"{path}: line {number} is not a row of numbers; {fix}") from None
+        row["step"] = int(row["step"])
+        rows.append(row)
+    return rows
+
+
+def scalar_rows(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Every scalar a run logged, one dict ``{"step", "wall_time", "metric", "value"}`` per value,
+    from its train.csv then its metrics.csv (:func:`read_metrics`), each in step order."""
+    return [{"step": row["step"], "wall_time": row["wall_time"], "metric": name, "value": value}
+            for file in ("train.csv", "metrics.csv") for row in read_metrics(Path(run_dir) / file)
+            for name, value in row.items() if name not in INDEX_FIELDS]
+
+
+def metric_series(run_dir: str | Path, name: str) -> dict[int, float]:
+    """``{step: value}`` of scalar ``name`` (``eval/psnr``, ``charts/episode_return``) in a run
+    folder's metrics.csv or train.csv; empty if never logged."""
+    return {row["step"]: row["value"] for row in scalar_rows(run_dir) if row["metric"] == name}
+
+
+class MetricsTable:
+    """A wide CSV of scalars: a header ``step, wall_time, <scalar>...`` and one row per step.
+    Scalars logged at the step of the last row join that row; a scalar seen for the first time
+    widens the table (the file is rewritten atomically, as on a merge; otherwise a row is appended)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._rows: list[dict[str, Any]] | None = None
+        self._header: list[str] = list(INDEX_FIELDS)
+
+    def _load(self) -> list[dict[str, Any]]:
+        if self._rows is None:
+            self._rows = read_metrics(self.path)
+            if self._rows and self.path.is_file():
+                with open(self.path, newline="", encoding="utf-8") as handle:
+                    self._header = next(csv.reader(handle))
+        return self._rows
+
+    def add(self, step: int, wall_time: float, values: Mapping[str, float]) -> None:
+        rows = self._load()
+        new = [name for name in values if name not in self._header]
+        self._header += new
+        if rows and rows[-1]["step"] == step:
+            rows[-1].update(values)
+            self._rewrite()
+            return
+        rows.append({"step": step, "wall_time": wall_time, **values})
+        if new or len(rows) == 1 or not self.path.exists():
+            self._rewrite()
+            return
+        with open(self.path, "a", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerow(self._cells(rows[-1]))
+
+    def truncate(self, step: int) -> None:
+        """Drop the rows logged after ``step``."""
+        rows = self._load()
+        rows[:] = [row for row in rows if row["step"] <= step]
+        if self.path.exists():
+            self._rewrite()
+
+    def _cells(self, row: Mapping[str, Any]) -> list[str]:
+        return [_cell(row[name]) if name in row else "" for name in self._header]
+
+    def _rewrite(self) -> None:
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(self._header)
+            writer.writerows(self._cells(row) for row in self._rows or [])
+
+
+def _cell(value: Any) -> str:
+    return str(value) if isinstance(value, int) else f"{float(value):.6g}"
+
+
+def usage_lines(model: str | Path, command: Sequence[str]) -> list[str]:
+    """What a trainer ends by printing: where its model is and the exact, shell-quoted
+    ``rlenhance`` command that uses it (``command``: the arguments after ``rlenhance``)."""
+    return [f"model: {model}", "use it: " + shlex.join(["rlenhance", *map(str, command)])]
+
+
 # --- the run folder ------------------------------------------------------------------------------
 class Run:
     """A run folder (see the module docstring).
@@ -163,14 +368,17 @@ class Run:
 
     Args:
         out: the folder.
-        config: the experiment's dataclass (saved as ``config.json``, with ``world_size``).
-        resume: continue the run in ``out``.
+        config: the experiment's dataclass (saved as ``config.json``, with ``world_size`` and ``trainer``).
+        resume: continue the run in ``out`` (refused, naming the trainer, where another trainer made it;
+            :func:`read_config`).
         ranks: the job's ranks (one process by default): rank 0 checks the folder (its errors are
             raised on every rank), writes it and reads its checkpoints for every rank; the other
             ranks write and print nothing.
+        trainer: the module of the trainer (default: that of ``config``'s class, :func:`trainer_name`).
     """
 
-    def __init__(self, out: str | Path, config: Any, *, resume: bool = False, ranks: Ranks | None = None):
+    def __init__(self, out: str | Path, config: Any, *, resume: bool = False, ranks: Ranks | None = None,
+                 trainer: str | None = None):
         self.dir = Path(out)
         self.last_path = self.dir / "checkpoints" / "last.pt"
         self.best_path = self.dir / "checkpoints" / "best.pt"
@@ -179,7 +387,12 @@ class Run:
         self.ranks = ranks if ranks is not None else Ranks()
         #: This process writes the folder (rank 0).
         self.writes = self.ranks.writes
-        self.config = {**dataclasses.asdict(config), "world_size": self.ranks.world_size}
+        #: The module of the trainer that makes the run (config.json's ``trainer``).
+        self.trainer = trainer or trainer_name(config)
+        settings = dataclasses.asdict(config)
+        self.config = {**settings, "world_size": self.ranks.world_size, "trainer": self.trainer}
+        self._settings = set(settings)
+        self._tables = {"metrics": MetricsTable(self.metrics_path), "train": MetricsTable(self.dir / "train.csv")}
         #: True when ``resume`` was asked and ``checkpoints/last.pt`` is there to continue from.
         self.resuming: bool
         self._anew: str | None  # the line to print when a used folder is started anew
@@ -191,6 +404,8 @@ class Run:
 
     def _check(self, resume: bool) -> tuple[bool, str | None]:
         """(resuming, the line that says the folder is started anew or None); raises as the class table says."""
+        if resume and (self.dir / "config.json").exists():
+            read_config(self.dir, self.trainer, self._settings)
         if resume and self.last_path.is_file():
             return True, None
         return False, self._check_new(resume)
@@ -225,9 +440,10 @@ class Run:
             return
         if self._anew is not None:
             print(self._anew)
-            for path in (self.metrics_path, self.summary_path, self.best_path,
+            for path in (self.metrics_path, self.dir / "train.csv", self.summary_path, self.best_path,
                          *(self.dir / "tb").glob("events.out.tfevents.*")):
                 path.unlink(missing_ok=True)
+            self._tables = {name: MetricsTable(table.path) for name, table in self._tables.items()}
         self.dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(self.dir / "config.json", json.dumps(self.config, indent=2, default=str) + "\n")
         self._opened = True
@@ -244,35 +460,59 @@ class Run:
 
     # -- scalars --
     def log(self, step: int, scalars: Mapping[str, float]) -> None:
-        """Write scalars (names like ``charts/reward``, ``eval/psnr``) to TensorBoard and metrics.csv."""
+        """Write scalars (names like ``charts/reward``, ``eval/psnr``) to TensorBoard and to one row
+        of metrics.csv (when one of them is an evaluation's, ``eval/`` or ``test/``) or train.csv."""
         if not self.writes:
             return
         writer = self.writer  # opens the folder
-        new_file = not self.metrics_path.exists()
-        wall = round(time.time() - self.start_time, 3)
-        with open(self.metrics_path, "a", newline="") as handle:
-            rows = csv.writer(handle)
-            if new_file:
-                rows.writerow(METRICS_FIELDS)
-            for name, value in scalars.items():
-                value = float(value)
-                writer.add_scalar(name, value, step)
-                rows.writerow((step, wall, name, f"{value:.6g}"))
+        values = {name: float(value) for name, value in scalars.items()}
+        for name, value in values.items():
+            writer.add_scalar(name, value, step)
+        table = "metrics" if any(name.startswith(EVAL_GROUPS) for name in values) else "train"
+        self._tables[table].add(int(step), round(time.time() - self.start_time, 3), values)
         writer.flush()
 
     def truncate_metrics(self, step: int) -> None:
-        """Drop metrics rows logged after ``step`` and hide TensorBoard events logged after it (a
-        resumed run repeats them). Call it before the first :meth:`log`. A row cut short by a
-        kill is dropped."""
+        """Drop metrics.csv and train.csv rows logged after ``step`` and hide TensorBoard events
+        logged after it (a resumed run repeats them). Call it before the first :meth:`log`. A row
+        cut short by a kill is dropped.
+
+        Raises:
+            RunFolderError: a metrics file is damaged (:func:`read_metrics`).
+        """
         self._purge_step = step + 1
-        self._open()
-        if not self.writes or not self.metrics_path.exists():
+        if not self.writes:
             return
-        with open(self.metrics_path, newline="") as handle:
-            rows = [row for row in csv.reader(handle)][1:]
-        kept = [row for row in rows if len(row) == len(METRICS_FIELDS) and row[0].isdigit() and int(row[0]) <= step]
-        with atomic_path(self.metrics_path) as tmp, open(tmp, "w", newline="") as handle:
-            csv.writer(handle).writerows([METRICS_FIELDS, *kept])
+        self._split_long_metrics()
+        for table in self._tables.values():
+            table.truncate(step)  # reads (and checks) the file before the folder is opened
+        self._open()
+
+    def _split_long_metrics(self) -> None:
+        """A metrics.csv of the long format (``step, wall_time, metric, value``: one row per scalar,
+        written before runs kept one row per evaluation) becomes metrics.csv and train.csv."""
+        try:
+            with open(self.metrics_path, newline="", encoding="utf-8") as handle:
+                table = list(csv.reader(handle))
+        except (OSError, UnicodeDecodeError, csv.Error):
+            return  # missing, or damaged: read_metrics names it
+        if not table or tuple(table[0]) != LONG_FIELDS:
+            return
+        steps: dict[int, dict[str, Any]] = {}
+        for cells in table[1:]:
+            try:
+                step, wall, name, value = int(cells[0]), float(cells[1]), cells[2], float(cells[3])
+            except (ValueError, IndexError):
+                continue  # a row cut short by a kill
+            steps.setdefault(step, {"wall_time": wall})[name] = value
+        self.metrics_path.unlink()
+        for step, row in sorted(steps.items()):
+            wall = row.pop("wall_time")
+            evaluation = {k: v for k, v in row.items() if k.startswith(EVAL_GROUPS)}
+            if evaluation:
+                self._tables["metrics"].add(step, wall, row)
+            else:
+                self._tables["train"].add(step, wall, row)
 
     # -- checkpoints --
     def save(self, name: str, *, model: torch.nn.Module, arch: Mapping[str, Any],
@@ -283,7 +523,13 @@ class Run:
         if not self.writes:
             return path
         self._open()
-        return save_checkpoint(path, model=model, arch=arch, extra=extra)
+        try:
+            return save_checkpoint(path, model=model, arch=arch, extra=extra)
+        except (OSError, RuntimeError) as exc:  # torch reports a failed write (disk full) as a RuntimeError
+            reason = getattr(exc, "strerror", None) or str(exc).strip().splitlines()[0]
+            kept = f"the previous {path.name} is intact; " if path.is_file() else ""
+            raise RunFolderError(f"could not write {path} ({reason}); {kept}free space on that disk (or choose "
+                                 f"another --out) and continue with --resume") from exc
 
     def load_last(self, expected_arch: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """``checkpoints/last.pt`` (:func:`rlenhance.checkpoint.load_checkpoint`), read by rank 0 for every rank."""
@@ -315,20 +561,39 @@ class Run:
         return on_disk
 
     # -- images --
-    def save_grid(self, name: str, rows: Iterable[Sequence[torch.Tensor]], *, gap: int = 2) -> Path:
-        """Save ``samples/<name>.png``: each row is a list of (C, H, W) images placed side by side."""
+    def save_grid(self, name: str, rows: Iterable[Sequence[torch.Tensor]], *,
+                  captions: Sequence[str] | None = GRID_CAPTIONS, step: int | None = None,
+                  tag: str = "samples", gap: int = 2) -> Path:
+        """Save ``samples/<name>.png``: each row a list of (C, H, W) images in [0, 1] placed side by
+        side, under a band with a caption per column (``captions``; None: no band); with ``step``
+        the grid also goes to TensorBoard as image ``tag`` at that step."""
         path = self.dir / "samples" / f"{name}.png"
         if not self.writes:
             return path
-        grid = make_grid(rows, gap=gap)
+        grid = make_grid(rows, gap=gap, captions=captions)
         self._open()
         save_image(path, grid)
+        if step is not None:
+            self.writer.add_image(tag, grid, int(step), dataformats="HWC")
+            self.writer.flush()
         return path
 
-    def progress(self, total: int, initial: int = 0, desc: str = "episode") -> tqdm:
-        """A progress bar (shown by rank 0 only)."""
+    def progress(self, total: int, initial: int = 0, desc: str = "episode", *, leave: bool = True) -> tqdm:
+        """A progress bar (shown by rank 0 only); ``leave=False`` clears it when it closes (an
+        evaluation's bar under the run's)."""
         return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, mininterval=1.0,
-                    disable=not self.writes)
+                    disable=not self.writes, leave=leave)
+
+    def track(self, items: Iterable[Any], total: int | None = None, desc: str = "eval") -> Iterable[Any]:
+        """``items`` with a progress bar that is cleared at the end: an evaluation's progress
+        (a trainer wraps its loop over held-out batches or images), shown by rank 0 only."""
+        bar = self.progress(total if total is not None else len(items), desc=desc, leave=False)  # type: ignore[arg-type]
+        try:
+            for item in items:
+                yield item
+                bar.update(1)
+        finally:
+            bar.close()
 
     def say(self, *lines: str) -> None:
         """Print ``lines`` (rank 0 only: one copy for the job)."""
@@ -477,20 +742,69 @@ def _exit(ranks: Ranks, code: int) -> NoReturn:
     os._exit(code)
 
 
-def make_grid(rows: Iterable[Sequence[torch.Tensor]], *, gap: int = 2) -> np.ndarray:
-    """Tile images (C, H, W) into one RGB (H, W, 3) float array; gray images are expanded."""
+def make_grid(rows: Iterable[Sequence[torch.Tensor]], *, gap: int = 2,
+              captions: Sequence[str] | None = None) -> np.ndarray:
+    """Tile images (C, H, W) into one RGB (H, W, 3) float array in [0, 1]; gray images are expanded.
+
+    With ``captions`` (one per column, at least as many as the widest row has images) a white
+    band above the images names each column in black, and images narrower than
+    :data:`MIN_COLUMN_WIDTH` are enlarged by an integer factor (nearest) so the caption fits.
+
+    Raises:
+        ValueError: no images, or fewer captions than columns.
+    """
     rows = [[t.detach().float().cpu().clamp(0, 1) for t in row] for row in rows]
     rows = [[t.expand(3, *t.shape[-2:]) if t.shape[0] == 1 else t for t in row] for row in rows]
+    if not any(rows):
+        raise ValueError("make_grid: no images")
+    columns = max(len(row) for row in rows)
+    if captions is not None and len(captions) < columns:
+        raise ValueError(f"make_grid: {len(captions)} caption(s) for {columns} columns")
+    if captions is not None:
+        zoom = max(1, -(-MIN_COLUMN_WIDTH // min(t.shape[2] for row in rows for t in row)))
+        if zoom > 1:
+            rows = [[t.repeat_interleave(zoom, 1).repeat_interleave(zoom, 2) for t in row] for row in rows]
+    widths = [max(row[c].shape[2] for row in rows if c < len(row)) for c in range(columns)]
     height = max(t.shape[1] for row in rows for t in row)
-    width = max(sum(t.shape[2] for t in row) + gap * (len(row) - 1) for row in rows)
-    canvas = torch.ones(3, len(rows) * (height + gap) - gap, width)
+    canvas = torch.ones(3, len(rows) * (height + gap) - gap, sum(widths) + gap * (columns - 1))
     for r, row in enumerate(rows):
         x = 0
-        for t in row:
+        for c, t in enumerate(row):
             y = r * (height + gap)
             canvas[:, y:y + t.shape[1], x:x + t.shape[2]] = t
-            x += t.shape[2] + gap
-    return canvas.permute(1, 2, 0).numpy()
+            x += widths[c] + gap
+    grid = canvas.permute(1, 2, 0).numpy()
+    if captions is None:
+        return grid
+    band = np.full((CAPTION_HEIGHT, grid.shape[1], 3), 255, np.uint8)
+    x = 0
+    for c in range(columns):
+        _caption(band, str(captions[c]), x, widths[c])
+        x += widths[c] + gap
+    return np.concatenate([band.astype(np.float32) / 255.0, grid])
+
+
+def _caption(band: np.ndarray, text: str, x: int, width: int) -> None:
+    """Write ``text`` centred in the caption band above the column at ``x`` of ``width`` pixels
+    (smaller, or cut with "..", where it does not fit)."""
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, CAPTION_SCALE
+    while cv2.getTextSize(text, font, scale, 1)[0][0] > width - 2 and scale > 0.3:
+        scale -= 0.05
+    while len(text) > 2 and cv2.getTextSize(text, font, scale, 1)[0][0] > width - 2:
+        text = text[:-3] + ".."
+    (w, h), _ = cv2.getTextSize(text, font, scale, 1)
+    origin = (x + max(0, (width - w) // 2), (CAPTION_HEIGHT + h) // 2)
+    cv2.putText(band, text, origin, font, scale, (0, 0, 0), 1, cv2.LINE_AA)
+
+
+def heatmap(values: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """A map (H, W) or (1, H, W) of numbers in [``low``, ``high``] as an RGB image (3, H, W) in
+    [0, 1] (the viridis colour scale: dark blue at ``low``, yellow at ``high``), for a sample
+    grid's alpha or action column."""
+    plane = values.detach().float().cpu().reshape(values.shape[-2:])
+    scaled = ((plane - low) / max(high - low, 1e-12)).clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
+    bgr = cv2.applyColorMap(scaled, cv2.COLORMAP_VIRIDIS)
+    return torch.from_numpy(bgr[..., ::-1].copy()).permute(2, 0, 1).float() / 255.0
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:

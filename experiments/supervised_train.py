@@ -131,7 +131,6 @@ process drawing the whole batch; rank 0 validates and writes the run folder (doc
 from __future__ import annotations
 
 import csv
-import json
 import math
 import sys
 import time
@@ -149,7 +148,17 @@ from torch import Tensor, nn
 from agents.distributed import Ranks, wrap
 from envs.base import episode_rows
 from experiments.plots import loss_curves, save_figure
-from experiments.runs import Run, StopSignals, arg, given_flags, parse_config, run_cli, setup_process
+from experiments.runs import (
+    Run,
+    StopSignals,
+    arg,
+    given_flags,
+    parse_config,
+    read_config,
+    run_cli,
+    setup_process,
+    trainer_name,
+)
 from experiments.sigmas import (
     SIGMA_DRAWS,
     SIGMA_HELP,
@@ -375,11 +384,11 @@ def resolve_args(args: Args, argv: Sequence[str]) -> Args:
                          "weights; --resume continues the run in --out with its own weights, optimizer and epoch)")
     if args.resume:
         out = Path(args.out)
-        if not (out / "config.json").is_file():
+        if not (out / "config.json").exists():
             raise FileNotFoundError(f"--resume: no checkpoint to resume from at {out / 'checkpoints' / 'last.pt'} "
                                     "(or no config.json next to it)")
-        saved = json.loads((out / "config.json").read_text())
         known = {f.name for f in fields(Args)}
+        saved = read_config(out, trainer_name(args), known)
         explicit = given_flags(Args, argv) & known
         if "sigma" in explicit:  # as the run recorded it (one level a number)
             args = replace(args, sigma=resolve_sigma(args.sigma))

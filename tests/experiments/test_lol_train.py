@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import envs
+from experiments.runs import scalar_rows
 from rlenhance.checkpoint import load_checkpoint
 from rlenhance.io import load_image, save_image
 
@@ -43,8 +44,7 @@ def test_run_folder_contents(tiny_run):
     out, proc = tiny_run
     config = json.loads((out / "config.json").read_text())
     assert config["episodes"] == 4 and config["conditioned"] is True
-    with open(out / "metrics.csv") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = list(scalar_rows(out))
     metrics = {r["metric"] for r in rows}
     assert {"charts/episode_return", "losses/value_loss", "eval/psnr", "eval/ssim", "eval/uqi",
             "eval/exposure_loss", "eval/brightness"} <= metrics
@@ -91,8 +91,7 @@ def test_resume_continues_to_the_same_weights(tmp_path):
     assert b["extra"]["episode"] == 4
     for key, value in a["state_dict"].items():
         assert torch.equal(value, b["state_dict"][key]), key
-    with open(split / "metrics.csv") as handle:
-        steps = [int(r["step"]) for r in csv.DictReader(handle) if r["metric"] == "charts/episode_return"]
+    steps = [int(r["step"]) for r in scalar_rows(split) if r["metric"] == "charts/episode_return"]
     assert steps == [1, 2, 3, 4]
 
 
@@ -161,8 +160,7 @@ def test_lol_eval_on_a_tiny_paired_folder(tiny_run, tmp_path):
 def test_asynchronous_hogwild_workers(tmp_path):
     out = tmp_path / "hogwild"
     run_module("experiments.lol_train", *TINY, "--workers", "2", "--out", str(out))
-    with open(out / "metrics.csv") as handle:
-        rows = [r for r in csv.DictReader(handle) if r["metric"] == "charts/episodes"]
+    rows = [r for r in scalar_rows(out) if r["metric"] == "charts/episodes"]
     assert sum(float(r["value"]) for r in rows) == 4  # the episode count is shared by the workers
     assert load_checkpoint(out / "checkpoints" / "last.pt")["extra"]["episode"] == 4
 
@@ -266,8 +264,7 @@ def test_validation_images_of_one_size_keep_their_whole_frame(monkeypatch):
 def test_lr_decay_poly_follows_pixelrl_schedule(tmp_path):
     out = tmp_path / "decay"
     run_module("experiments.lol_train", *TINY, "--lr-decay", "poly", "--lr", "0.001", "--out", str(out))
-    with open(out / "metrics.csv") as handle:
-        lrs = {int(r["step"]): float(r["value"]) for r in csv.DictReader(handle) if r["metric"] == "charts/lr"}
+    lrs = {int(r["step"]): float(r["value"]) for r in scalar_rows(out) if r["metric"] == "charts/lr"}
     assert sorted(lrs) == [1, 2, 3, 4]
     for step, lr in lrs.items():  # episode k = step - 1 of 4
         assert lr == pytest.approx(1e-3 * (1 - (step - 1) / 4) ** 0.9, rel=1e-5)  # csv: 6 digits
@@ -311,8 +308,7 @@ def test_sigint_saves_the_episode_reached_and_resume_finishes(tmp_path, signalle
     assert last["episode"] == episode >= 1 and last["eval_episode"] == 0 and "agent" in last
     lol_train.main([*argv, "--episodes", str(episode + 1), "--out", str(out), "--resume"])
     assert load_checkpoint(out / "checkpoints" / "last.pt")["extra"]["episode"] == episode + 1
-    with open(out / "metrics.csv") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = list(scalar_rows(out))
     assert [int(r["step"]) for r in rows if r["metric"] == "charts/episode_return"] == list(range(1, episode + 2))
     assert [int(r["step"]) for r in rows if r["metric"] == "eval/psnr"] == [episode + 1]
     assert "| episodes |" in (out / "summary.md").read_text()

@@ -20,7 +20,7 @@ from agents.distributed import Ranks
 from envs.base import episode_rows
 from experiments import rse_train
 from experiments.compare.methods import rse_method
-from experiments.runs import Interrupted
+from experiments.runs import Interrupted, scalar_rows
 from rlenhance.checkpoint import RSEDenoiserSpec, SupervisedSpec, load_checkpoint, save_checkpoint
 from rlenhance.denoisers import DenoisePredictor, load_denoiser, load_rse
 from rlenhance.errors import CheckpointError
@@ -156,8 +156,7 @@ def test_a_blind_denoiser_is_scored_per_level_and_records_its_levels(folders, tm
     for name in ("psnr", "ssim", "uqi"):
         pair = float(row[f"{name}_sigma10"]), float(row[f"{name}_sigma40"])
         assert float(row[name]) == pytest.approx(sum(pair) / 2, rel=1e-5)
-    with open(out / "metrics.csv") as handle:
-        at = {r["metric"]: float(r["value"]) for r in csv.DictReader(handle)}
+    at = {r["metric"]: float(r["value"]) for r in scalar_rows(out)}
     assert at["eval/input_psnr_sigma10"] > at["eval/input_psnr_sigma40"] + 8  # 12 dB apart
     assert at["eval/baseline_bilateral_psnr"] == pytest.approx(
         (at["eval/baseline_bilateral_psnr_sigma10"] + at["eval/baseline_bilateral_psnr_sigma40"]) / 2, rel=1e-5)

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 
-from experiments.runs import parse_config
+from experiments.runs import parse_config, scalar_rows
 from experiments.supervised_train import Args, main, resolve_args
 from rlenhance.checkpoint import SupervisedSpec, build_model, load_checkpoint, save_checkpoint
 from rlenhance.errors import CheckpointError
@@ -122,8 +122,7 @@ def test_each_combination_fills_its_run_folder(runs, name):
         columns += ["val_hole_psnr", "val_hole_l1"]
     assert list(rows[0]) == columns + ["seconds"]
     assert all(np.isfinite(float(r[c])) for r in rows for c in columns)
-    with open(out / "metrics.csv") as handle:
-        logged = {r["metric"] for r in csv.DictReader(handle)}
+    logged = {r["metric"] for r in scalar_rows(out)}
     assert {"charts/lr", "losses/loss", "eval/loss", "eval/psnr", "eval/ssim"} <= logged
     assert list((out / "tb").glob("events.out.tfevents.*"))
     assert load_image(out / "loss_curve.png").shape == (400, 640, 3)
@@ -160,8 +159,7 @@ def test_resume_of_a_killed_run_matches_the_uninterrupted_run(resumed):
     for key, value in straight["state_dict"].items():
         assert torch.allclose(value.float(), again["state_dict"][key].float(), atol=1e-6), key
     assert [int(r["epoch"]) for r in read_log(base / "killed" / "train_log.tsv")] == [1, 2]
-    with open(base / "killed" / "metrics.csv") as handle:
-        steps = [int(r["step"]) for r in csv.DictReader(handle) if r["metric"] == "losses/loss"]
+    steps = [int(r["step"]) for r in scalar_rows(base / "killed") if r["metric"] == "losses/loss"]
     assert steps == [1, 2]
 
 
@@ -363,8 +361,7 @@ def test_a_blind_colour_denoiser_end_to_end(tmp_path):
             pair = float(row[f"val_{name}_sigma10"]), float(row[f"val_{name}_sigma30"])
             assert float(row[f"val_{name}"]) == pytest.approx(sum(pair) / 2, rel=1e-4)
         assert float(row["val_loss_sigma10"]) < float(row["val_loss_sigma30"])  # less noise, lower loss
-    with open(out / "metrics.csv") as handle:
-        logged = {r["metric"] for r in csv.DictReader(handle)}
+    logged = {r["metric"] for r in scalar_rows(out)}
     assert {"eval/loss", "eval/psnr_sigma10", "eval/psnr_sigma30"} <= logged
     assert "val_psnr_sigma30" in (out / "summary.md").read_text()
     best = load_checkpoint(out / "checkpoints" / "best.pt")
