@@ -45,7 +45,7 @@ from typing import Any
 
 import torch
 
-from experiments.runs import Run, StopSignals
+from experiments.runs import GRID_CAPTIONS, Run, StopSignals
 from rlenhance.checkpoint import load_checkpoint
 
 __all__ = [
@@ -273,14 +273,16 @@ class Checkpoints(Callback):
 
 
 class SampleGrids(Callback):
-    """``samples/<unit>_NNNNNN.png``: the first ``count`` grid rows of each evaluation."""
+    """``samples/<unit>_NNNNNN.png``: the first ``count`` grid rows of each evaluation, each column
+    captioned (``captions``), also shown in TensorBoard at the step."""
 
-    def __init__(self, count: int):
-        self.count = count
+    def __init__(self, count: int, captions: Sequence[str] = GRID_CAPTIONS):
+        self.count, self.captions = count, captions
 
     def on_evaluation(self, loop: Loop, scores: Mapping[str, float], rows: Sequence[Sequence[torch.Tensor]]) -> None:
         if rows and self.count:
-            loop.run.save_grid(f"{loop.unit}_{loop.state.step:06d}", list(rows)[:self.count])
+            loop.run.save_grid(f"{loop.unit}_{loop.state.step:06d}", list(rows)[:self.count], captions=self.captions,
+                               step=loop.state.step)
 
 
 class Progress(Callback):
