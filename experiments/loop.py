@@ -46,7 +46,7 @@ from typing import Any
 import torch
 
 from experiments.runs import GRID_CAPTIONS, Run, StopSignals
-from rlenhance.checkpoint import load_checkpoint
+from rlenhance.checkpoint import load_checkpoint, load_state_dict_strict
 
 __all__ = [
     "Callback",
@@ -168,7 +168,9 @@ class Loop:
     def _resume(self) -> bool:
         """Restore last.pt; True when the run is already finished (nothing to do)."""
         s, u, run = self.state, self.unit, self.run
-        extra = run.load_last(expected_arch=self.model.arch())["extra"]
+        last = run.load_last(expected_arch=self.model.arch())
+        load_state_dict_strict(self.model, last["state_dict"], source=str(run.last_path))
+        extra = last["extra"]
         self.load_state(extra["state"])
         s.step, s.best = int(extra[u]), float(extra["best"])
         s.best_step = int(extra.get(f"best_{u}", 0))

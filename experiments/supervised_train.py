@@ -65,7 +65,7 @@ from agents.distributed import Ranks, wrap
 from experiments import config as configs
 from experiments.loop import Callback, Checkpoints, Loop, Progress, SampleGrids, TimeEstimate, check_resume
 from experiments.plots import loss_curves, save_figure
-from experiments.runs import Run, read_config, run_cli, setup_process, trainer_name, usage_lines
+from experiments.runs import Run, read_config, run_cli, setup_process, usage_lines
 from experiments.sigmas import noise_levels, resolve_sigma
 from experiments.supervised import (
     BATCH_SEED_BOUND,
@@ -339,14 +339,12 @@ def parse(argv: Sequence[str]) -> Config:
     """The resolved config of a command line; ``--resume`` without ``--config`` starts from the run's
     own config.json (read and checked by :func:`experiments.runs.read_config`)."""
     argv = list(argv)
-    cfg = configs.parse(Config, argv, presets=PRESETS, flags=FLAGS, prog=PROG, check=resolve)
-    if cfg.run.resume and "--config" not in argv:
-        out = Path(cfg.run.out)
+    if "--resume" in argv and "--config" not in argv and "--print-config" not in argv:
+        out = Path(configs.parse(Config, argv, presets=PRESETS, flags=FLAGS, prog=PROG).run.out)
         if (out / "config.json").exists():
-            read_config(out, trainer_name(cfg), [f.name for f in dataclasses.fields(Config)])
-            cfg = configs.parse(Config, ["--config", str(out), *argv], presets=PRESETS, flags=FLAGS, prog=PROG,
-                                check=resolve)
-    return cfg
+            read_config(out, "experiments.supervised_train", [f.name for f in dataclasses.fields(Config)])
+            argv = ["--config", str(out), *argv]
+    return configs.parse(Config, argv, presets=PRESETS, flags=FLAGS, prog=PROG, check=resolve)
 
 
 # --- the trainer ---------------------------------------------------------------------------------------

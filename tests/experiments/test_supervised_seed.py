@@ -21,7 +21,7 @@ from rlenhance.models.mrpnet import CombinedModel
 from rlenhance.restore import SupervisedRestorer
 
 TINY = ["--epochs", "1", "--steps-per-epoch", "2", "--batch", "2", "--crop", "32", "--width", "8",
-        "--val-samples", "4", "--samples", "2", "--threads", "1"]
+        "--set", "data.val_samples=4", "--set", "run.samples=2", "--threads", "1"]
 
 
 def run(*argv):
@@ -64,7 +64,7 @@ def test_init_refuses_resume_and_checkpoints_of_another_run_kind(source, tmp_pat
     with pytest.raises(CheckpointError, match=r"--init: .*architecture mismatch.*\"width\": 8.*\"width\": 16"):
         run("--init", best, "--width", "16", "--out", str(tmp_path / "wide"))
     with pytest.raises(CheckpointError, match=r"architecture mismatch.*\"upscale\": 1.*\"upscale\": 2"):
-        run("--init", best, "--upscale", "2", "--out", str(tmp_path / "sr"))
+        run("--init", best, "--set", "model.upscale=2", "--out", str(tmp_path / "sr"))
     model = CombinedModel(3, width=8)  # the same network, trained for another task
     spec = SupervisedSpec(model="mrpnet", task="completion", channels=3, prefill="diffusion")
     other = save_checkpoint(tmp_path / "completion.pt", model=model, arch=model.arch(), extra={"spec": spec})
@@ -78,14 +78,14 @@ def test_init_refuses_resume_and_checkpoints_of_another_run_kind(source, tmp_pat
 def test_upscale_trains_a_super_resolving_generator_that_inference_reproduces(tmp_path):
     """Synthetic data: targets at --crop, inputs area-downscaled 4x; the checkpoint records the
     upscale and SupervisedRestorer outputs 4x the input."""
-    argv = [*TINY, "--upscale", "4"]
+    argv = [*TINY, "--set", "model.upscale=4"]
     args = resolve_args(parse_config(Args, argv), argv)
     from experiments.supervised_train import open_datasets
 
     _, val_set = open_datasets(args)
     val = validation_set(args, val_set)
     assert val.input.shape == (4, 3, 8, 8) and val.target.shape == (4, 3, 32, 32)
-    out = run("--upscale", "4", "--out", str(tmp_path / "sr"))
+    out = run("--set", "model.upscale=4", "--out", str(tmp_path / "sr"))
     ckpt = load_checkpoint(out / "checkpoints" / "best.pt")
     assert ckpt["extra"]["spec"].upscale == 4 and ckpt["arch"]["kwargs"]["upscale"] == 4
     restorer = SupervisedRestorer(out / "checkpoints" / "best.pt", device="cpu", task="lowlight")
@@ -105,7 +105,7 @@ def _seed_folder(root, scale):
 
 def test_upscale_reads_the_seeds_layout_with_targets_4x_the_inputs(tmp_path):
     _seed_folder(tmp_path / "train", scale=4)
-    argv = [*TINY, "--upscale", "4", "--val-fraction", "0.34", "--data", str(tmp_path / "train")]
+    argv = [*TINY, "--set", "model.upscale=4", "--val-fraction", "0.34", "--data", str(tmp_path / "train")]
     args = resolve_args(parse_config(Args, argv), argv)
     pairs = PairedImages(tmp_path / "train", scale=None)
     batch = sample_batch(pairs, 2, crop=8, rng=np.random.default_rng(0))
@@ -118,13 +118,13 @@ def test_upscale_reads_the_seeds_layout_with_targets_4x_the_inputs(tmp_path):
     with pytest.raises(DatasetError, match="the files of a pair must match"):  # 4x targets need --upscale 4
         run("--val-fraction", "0.34", "--data", str(tmp_path / "train"), "--out", str(tmp_path / "plain"))
     with pytest.raises(DatasetError, match="4 times the low ones; --upscale 2"):
-        run("--upscale", "2", "--val-fraction", "0.34", "--data", str(tmp_path / "train"),
+        run("--set", "model.upscale=2", "--val-fraction", "0.34", "--data", str(tmp_path / "train"),
             "--out", str(tmp_path / "two"))
 
 
 def test_upscale_downscales_the_inputs_of_same_size_pairs(tmp_path):
     _seed_folder(tmp_path / "train", scale=1)
-    argv = [*TINY, "--upscale", "2", "--data", str(tmp_path / "train")]
+    argv = [*TINY, "--set", "model.upscale=2", "--data", str(tmp_path / "train")]
     args = resolve_args(parse_config(Args, argv), argv)
     pairs = PairedImages(tmp_path / "train", scale=None)
     batch = sample_batch(pairs, 2, crop=16, rng=np.random.default_rng(0))
@@ -134,14 +134,14 @@ def test_upscale_downscales_the_inputs_of_same_size_pairs(tmp_path):
 
 
 def test_upscale_argument_errors():
-    for bad, match in ((["--upscale", "4", "--model", "pixelrnn"], "--model mrpnet"),
-                       (["--upscale", "4", "--no-generator"], "--no-generator"),
-                       (["--upscale", "2", "--task", "denoise"], "--task denoise"),
-                       (["--upscale", "4", "--crop", "50"], "multiple of 4")):
+    for bad, match in ((["--set", "model.upscale=4", "--model", "pixelrnn"], "--model mrpnet"),
+                       (["--set", "model.upscale=4", "--set", "model.generator=false"], "--set", "model.generator=false"),
+                       (["--set", "model.upscale=2", "--task", "denoise"], "--task denoise"),
+                       (["--set", "model.upscale=4", "--crop", "50"], "multiple of 4")):
         with pytest.raises(ValueError, match=match):
             resolve_args(parse_config(Args, bad), bad)
     with pytest.raises(SystemExit):
-        parse_config(Args, ["--upscale", "3"])
+        parse_config(Args, ["--set", "model.upscale=3"])
 
 
 def test_compare_refuses_a_super_resolution_checkpoint(tmp_path):

@@ -16,7 +16,7 @@ from rlenhance.data import channel_sum_mask, estimate_occlusion_mask
 from rlenhance.models.pixelrnn import GatedPixelRNN
 from rlenhance.restore import SupervisedRestorer
 
-TINY = ["--steps-per-epoch", "2", "--batch", "2", "--width", "8", "--val-samples", "2", "--samples", "1",
+TINY = ["--steps-per-epoch", "2", "--batch", "2", "--width", "8", "--set", "data.val_samples=2", "--set", "run.samples=1",
         "--threads", "1", "--val-fraction", "0.34"]
 SIZE = (40, 44)
 HOLE = (slice(8, 24), slice(10, 30))
@@ -44,30 +44,30 @@ def resolved(*argv):
 
 
 def test_seed_variant_defaults_follow_the_model_and_can_be_overridden():
-    gated = resolved("--model", "gated-pixelrnn", "--task", "completion", "--variant", "seed")
+    gated = resolved("--model", "gated-pixelrnn", "--task", "completion", "--set", "model.variant=seed")
     assert (gated.ssim_window, gated.mask_rule, gated.crop, gated.resize) == (7, "channel-sum", 224, ())
     own = resolved("--model", "gated-pixelrnn", "--task", "completion")
     assert (own.variant, own.ssim_window, own.mask_rule) == ("default", 11, "estimate")
-    convlstm = resolved("--model", "pixelrnn", "--task", "completion", "--variant", "seed", "--resize", "256")
+    convlstm = resolved("--model", "pixelrnn", "--task", "completion", "--set", "model.variant=seed", "--set", "data.resize=256")
     assert (convlstm.ssim_window, convlstm.mask_rule, convlstm.resize, convlstm.crop) == (11, "estimate", (256,), 256)
-    mixed = resolved("--model", "gated-pixelrnn", "--task", "completion", "--variant", "seed", "--ssim-window", "11",
-                     "--mask-rule", "estimate", "--resize", "128", "96")
+    mixed = resolved("--model", "gated-pixelrnn", "--task", "completion", "--set", "model.variant=seed", "--ssim-window", "11",
+                     "--mask-rule", "estimate", "--set", "data.resize=128,96")
     assert (mixed.ssim_window, mixed.mask_rule, mixed.resize, mixed.crop) == (11, "estimate", (128, 96), 96)
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--variant", "seed"], r"--variant seed: only pixelrnn and gated-pixelrnn"),
+    (["--set", "model.variant=seed"], r"--variant seed: only pixelrnn and gated-pixelrnn"),
     (["--model", "pixelrnn", "--ssim-window", "8"], r"--ssim-window 8: expected an odd integer in 1\.\.15"),
-    (["--model", "pixelrnn", "--resize", "8"], r"--resize 8: expected H or H W, integers >= 16"),
-    (["--model", "pixelrnn", "--resize", "64", "64", "64"], r"--resize 64 64 64: expected H or H W"),
-    (["--model", "pixelrnn", "--resize", "64", "--crop", "96"], r"--crop 96 does not fit .* 64x64; .* at most 64"),
-    (["--save-every", "-1"], r"--save-every -1: expected an integer >= 0"),
+    (["--model", "pixelrnn", "--set", "data.resize=8"], r"--resize 8: expected H or H W, integers >= 16"),
+    (["--model", "pixelrnn", "--set", "data.resize=64,64", "64"], r"--resize 64 64 64: expected H or H W"),
+    (["--model", "pixelrnn", "--set", "data.resize=64", "--crop", "96"], r"--crop 96 does not fit .* 64x64; .* at most 64"),
+    (["--set", "run.save_every=-1"], r"--save-every -1: expected an integer >= 0"),
 ])
 def test_argument_errors_name_the_argument(argv, message):
     with pytest.raises(ValueError, match=message):
         resolved(*argv)
     with pytest.raises(SystemExit):  # argparse refuses an unknown variant or mask rule
-        parse_config(Args, ["--variant", "paper"])
+        parse_config(Args, ["--set", "model.variant=paper"])
     with pytest.raises(SystemExit):
         parse_config(Args, ["--mask-rule", "sum"])
 
@@ -77,17 +77,17 @@ def test_resume_of_a_run_saved_before_these_arguments_and_save_every_may_change(
                                                                     "completion")))).items()
               if k not in ("variant", "ssim_window", "mask_rule", "resize", "save_every")}
     (tmp_path / "config.json").write_text(json.dumps(config))
-    args = resolved("--resume", "--out", str(tmp_path), "--save-every", "5")
+    args = resolved("--resume", "--out", str(tmp_path), "--set", "run.save_every=5")
     assert (args.variant, args.ssim_window, args.mask_rule, args.resize, args.save_every) == \
         ("default", 11, "estimate", (), 5)
     with pytest.raises(ValueError, match=r"--variant 'seed' \(the run has None\).*--epochs, --device, --threads, "
                                          r"--save-every may change"):
-        resolved("--resume", "--out", str(tmp_path), "--variant", "seed")
+        resolved("--resume", "--out", str(tmp_path), "--set", "model.variant=seed")
 
 
 def test_training_masks_follow_the_rule_and_validation_scores_the_estimated_hole(tmp_path):
     data = _pairs(tmp_path / "pairs")
-    args = resolved("--model", "gated-pixelrnn", "--task", "completion", "--variant", "seed", "--data", str(data),
+    args = resolved("--model", "gated-pixelrnn", "--task", "completion", "--set", "model.variant=seed", "--data", str(data),
                     *TINY)
     train, val = open_datasets(args)
     item = train[0]
@@ -102,7 +102,7 @@ def test_training_masks_follow_the_rule_and_validation_scores_the_estimated_hole
 
 def test_resize_brings_training_and_validation_images_to_one_size(tmp_path):
     data = _pairs(tmp_path / "pairs")
-    args = resolved("--model", "gated-pixelrnn", "--task", "completion", "--data", str(data), "--resize", "64", "48",
+    args = resolved("--model", "gated-pixelrnn", "--task", "completion", "--data", str(data), "--set", "data.resize=64,48",
                     *TINY)
     train, val = open_datasets(args)
     for dataset in (train, val):
@@ -118,8 +118,8 @@ def test_resize_brings_training_and_validation_images_to_one_size(tmp_path):
 
 def test_seed_run_saves_periodic_checkpoints_that_load_for_inference(tmp_path):
     data = _pairs(tmp_path / "pairs")
-    out = main(["--model", "gated-pixelrnn", "--task", "completion", "--variant", "seed", "--data", str(data),
-                "--resize", "32", "--epochs", "3", "--save-every", "2", "--out", str(tmp_path / "run"), *TINY])
+    out = main(["--model", "gated-pixelrnn", "--task", "completion", "--set", "model.variant=seed", "--data", str(data),
+                "--set", "data.resize=32", "--epochs", "3", "--set", "run.save_every=2", "--out", str(tmp_path / "run"), *TINY])
     folder = out / "checkpoints"
     assert sorted(p.name for p in folder.iterdir()) == ["best.pt", "last.pt", "model_epoch2.pt"]
     snapshot = load_checkpoint(folder / "model_epoch2.pt")

@@ -30,9 +30,9 @@ from rlenhance.models.policy import PixelActorCritic
 from rlenhance.restore import SupervisedRestorer
 
 TINY = ["--epochs", "1", "--steps-per-epoch", "3", "--batch", "2", "--crop", "32", "--width", "8",
-        "--val-samples", "4", "--samples", "1", "--threads", "1"]
+        "--set", "data.val_samples=4", "--set", "run.samples=1", "--threads", "1"]
 #: FFDNet on white Gaussian noise, its map the constant level / 255 (FFDNet's own protocol).
-GAUSSIAN = ["--model", "ffdnet", "--task", "denoise", "--noise", "gaussian"]
+GAUSSIAN = ["--model", "ffdnet", "--task", "denoise", "--set", "data.noise=gaussian"]
 CPU = torch.device("cpu")
 
 
@@ -51,23 +51,23 @@ def test_defaults_follow_the_model_and_the_noise():
     assert (ffdnet.noise, ffdnet.sigma, ffdnet.depth, ffdnet.lr, ffdnet.crop) == ("amplified", 10.0, 15, 1e-3, 64)
     plain = resolved("--model", "mrpnet", "--task", "denoise")
     assert (plain.noise, plain.sigma, plain.depth) == ("gaussian", 25.0, None)
-    amplified = resolved("--model", "mrpnet", "--task", "denoise", "--noise", "amplified", "--sigma", "6")
+    amplified = resolved("--model", "mrpnet", "--task", "denoise", "--set", "data.noise=amplified", "--sigma", "6")
     assert (amplified.noise, amplified.sigma) == ("amplified", 6.0)
 
 
 @pytest.mark.parametrize("argv, match", [
     (["--model", "ffdnet"], r"--model ffdnet reads a noise-level map: it trains on --task denoise \(--noise "
                             r"amplified or gaussian, --variant default\) only \(got --task lowlight"),
-    (["--model", "ffdnet", "--task", "denoise", "--variant", "seed"], "got --task denoise --variant seed"),
-    (["--task", "denoise", "--sigma", "25", "--sigma-draw", "uniform"],
+    (["--model", "ffdnet", "--task", "denoise", "--set", "model.variant=seed"], "got --task denoise --variant seed"),
+    (["--task", "denoise", "--sigma", "25", "--set", "data.sigma_draw=uniform"],
      "--sigma-draw uniform: .* with two levels or more .*--sigma 25"),
-    (["--model", "ffdnet", "--task", "denoise", "--sigma-draw", "uniform"],
+    (["--model", "ffdnet", "--task", "denoise", "--set", "data.sigma_draw=uniform"],
      "--sigma-draw uniform: .*--noise amplified"),
-    (["--task", "lowlight", "--sigma", "5", "10", "--sigma-draw", "uniform"],
+    (["--task", "lowlight", "--sigma", "5", "10", "--set", "data.sigma_draw=uniform"],
      "--sigma-draw uniform: .*--task lowlight"),
     (["--model", "mrpnet", "--task", "denoise", "--depth", "4"], "--depth 4: an option of --model ffdnet"),
     (["--model", "ffdnet", "--task", "denoise", "--depth", "1"], "--depth 1"),
-    (["--task", "lowlight", "--noise", "amplified"], "--noise amplified: an option of --task denoise"),
+    (["--task", "lowlight", "--set", "data.noise=amplified"], "--noise amplified: an option of --task denoise"),
     (["--model", "ffdnet", "--task", "denoise", "--sigma", "0"], r"with a --sigma > 0 \(got --task denoise --sigma"),
 ])
 def test_bad_combinations_are_named(argv, match):
@@ -112,7 +112,7 @@ def test_ffdnet_run_leaves_a_checkpoint_the_enhancer_drives_with_its_map(tmp_pat
 
 
 def test_a_plain_denoiser_trained_on_amplified_noise_reads_no_map(tmp_path):
-    out = run("--model", "mrpnet", "--no-generator", "--task", "denoise", "--noise", "amplified",
+    out = run("--model", "mrpnet", "--set", "model.generator=false", "--task", "denoise", "--set", "data.noise=amplified",
               "--out", str(tmp_path / "plain"))
     spec = load_checkpoint(out / "checkpoints" / "best.pt")["extra"]["spec"]
     assert (spec.model, spec.noise, spec.sigma, spec.needs_noise_map) == ("mrpnet", "amplified", 10.0, False)
@@ -149,7 +149,7 @@ def test_gaussian_examples_carry_each_crops_level_as_its_map():
     noise_std = (listed.input - clean).flatten(1).std(dim=1) * 255
     assert bool(((noise_std / level - 1).abs() < 0.1).all())  # the map is the level of the noise added
 
-    uniform = resolved(*GAUSSIAN, "--sigma", "0", "15", "75", "--sigma-draw", "uniform")
+    uniform = resolved(*GAUSSIAN, "--sigma", "0", "15", "75", "--set", "data.sigma_draw=uniform")
     drawn = make_example(uniform, {"high": clean}, torch.Generator().manual_seed(1), CPU)
     level = _levels_of(drawn)
     assert float(level.min()) >= 0 and float(level.max()) <= 75 and len(set(level.tolist())) == len(level)
@@ -158,7 +158,7 @@ def test_gaussian_examples_carry_each_crops_level_as_its_map():
     visible = level > 5
     assert bool(((noise_std[visible] / level[visible] - 1).abs() < 0.1).all())
 
-    colour = make_example(resolved(*GAUSSIAN, "--no-gray", "--sigma", "25"), {"high": clean.expand(-1, 3, -1, -1)},
+    colour = make_example(resolved(*GAUSSIAN, "--set", "data.gray=false", "--sigma", "25"), {"high": clean.expand(-1, 3, -1, -1)},
                           torch.Generator().manual_seed(2), CPU)
     assert colour.noise_map.shape == (16, 3, 32, 32) and torch.allclose(_levels_of(colour), torch.tensor(25.0))
     plain = make_example(resolved("--task", "denoise", "--sigma", "15", "50"), {"high": clean},
@@ -167,7 +167,7 @@ def test_gaussian_examples_carry_each_crops_level_as_its_map():
 
 
 def test_validation_gives_each_level_its_true_map():
-    args = resolved(*GAUSSIAN, *TINY, "--sigma", "0", "25", "50", "--sigma-draw", "uniform")
+    args = resolved(*GAUSSIAN, *TINY, "--sigma", "0", "25", "50", "--set", "data.sigma_draw=uniform")
     vals = validation_sets(args, open_datasets(args)[1])
     assert list(vals) == [0.0, 25.0, 50.0]
     for level, val in vals.items():
@@ -180,7 +180,7 @@ def test_validation_gives_each_level_its_true_map():
 def test_a_gaussian_ffdnet_run_leaves_a_checkpoint_load_denoiser_runs(tmp_path):
     """The checkpoint records the model, the noise and its range; load_denoiser("ffdnet") gives it the
     map of a given level, or of each image's estimate (blind), through SupervisedRestorer."""
-    out = run(*GAUSSIAN, "--depth", "3", "--sigma", "0", "30", "--sigma-draw", "uniform",
+    out = run(*GAUSSIAN, "--depth", "3", "--sigma", "0", "30", "--set", "data.sigma_draw=uniform",
               "--out", str(tmp_path / "gaussian"))
     config = json.loads((out / "config.json").read_text())
     assert (config["noise"], config["sigma"], config["sigma_draw"]) == ("gaussian", [0.0, 30.0], "uniform")
@@ -218,12 +218,12 @@ def test_ffdnet_refuses_real_noisy_pairs(tmp_path):
 
 def test_cosine_decay_falls_from_lr_to_zero_over_the_run(tmp_path):
     args = resolved("--model", "ffdnet", "--task", "denoise", "--lr", "0.002", "--epochs", "4", "--steps-per-epoch",
-                    "5", "--lr-decay", "cosine")
+                    "5", "--set", "train.lr_decay=cosine")
     rates = [learning_rate(args, step) for step in range(20)]
     assert rates[0] == 0.002 and rates[10] == pytest.approx(0.001) and 0 < rates[-1] < 1e-4
     assert all(a > b for a, b in zip(rates, rates[1:]))
     assert learning_rate(resolved("--model", "ffdnet", "--task", "denoise"), 17) == 1e-3  # none: constant
-    out = run(*GAUSSIAN, "--depth", "3", "--epochs", "2", "--lr-decay", "cosine", "--out", str(tmp_path / "cosine"))
+    out = run(*GAUSSIAN, "--depth", "3", "--epochs", "2", "--set", "train.lr_decay=cosine", "--out", str(tmp_path / "cosine"))
     logged = [float(line.split("\t")[1]) for line in (out / "train_log.tsv").read_text().splitlines()[1:]]
     steps = 3  # TINY's --steps-per-epoch: each epoch logs the rate of its last batch
     assert logged == pytest.approx([1e-3 * 0.5 * (1 + np.cos(np.pi * (e * steps - 1) / (2 * steps))) for e in (1, 2)])
