@@ -357,7 +357,8 @@ def _dest(flag: str) -> str:
 def _parser(config_class: type, defaults: Any, presets: Mapping[str, Preset], flags: Mapping[str, str],
             leaves: Mapping[str, tuple[type, Any]], prog: str | None, description: str | None
             ) -> argparse.ArgumentParser:
-    preset_lines = [f"  {name}: {(doc_lines(fn) or [''])[0]}" for name, fn in presets.items()]
+    preset_lines = [textwrap.fill(f"{name}: {' '.join(doc_lines(fn))}", 100, initial_indent="  ",
+                                  subsequent_indent="    ") for name, fn in presets.items()]
     epilog = ("Every setting is in the config: --print-config shows them all with their values;\n"
               "change any with --set SECTION.KEY=VALUE, or put them in a TOML / JSON file for --config.")
     if preset_lines:

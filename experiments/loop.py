@@ -123,7 +123,7 @@ class Loop:
         unit: the name of a step (``episode``, ``epoch``): the checkpoints' keys (``episode``,
             ``best_episode``, ``eval_episode``) and the progress bar's.
         summary: ``(state) -> row`` of the closing summary table (None: no table).
-        title: the summary's title.
+        title: the summary's title (or a function of the final state that gives it).
     """
 
     def __init__(self, run: Run, *, total: int, eval_every: int,
@@ -131,7 +131,8 @@ class Loop:
                  metric: str | Callable[[Mapping[str, float]], float], model: torch.nn.Module,
                  state: Callable[[], Any], load_state: Callable[[Any], None], extra: Callable[[], Mapping[str, Any]],
                  callbacks: Sequence[Callback] = (), unit: str = "episode",
-                 summary: Callable[[LoopState], Mapping[str, Any]] | None = None, title: str | None = None):
+                 summary: Callable[[LoopState], Mapping[str, Any]] | None = None,
+                 title: str | Callable[[LoopState], str] | None = None):
         if isinstance(metric, str) and metric.startswith(f"{TEST_GROUP}/"):
             raise ValueError(f"metric {metric!r}: a test-set score never picks best.pt; give a validation score")
         self.run, self.total, self.eval_every, self.unit = run, int(total), int(eval_every), unit
@@ -180,7 +181,7 @@ class Loop:
         if s.step >= self.total and s.evaluated == s.step:
             run.say(f"{run.dir}: already finished at {u} {s.step}; nothing to do; raise the total to train on")
             if run.writes and not run.summary_path.exists() and self.summary_row is not None:
-                run.summary([self.summary_row(s)], self.title)  # killed between last.pt and summary.md
+                run.summary([self.summary_row(s)], self._title())  # killed between last.pt and summary.md
             return True
         run.truncate_metrics(s.step)
         run.say(f"resumed {run.last_path} at {u} {s.step}")
@@ -202,6 +203,7 @@ class Loop:
             s.improved = value > s.best
             if s.improved:
                 s.best, s.best_step = value, s.step
+            s.evaluated = s.step  # before the callbacks: last.pt records that its scores are this step's
             for callback in self.callbacks:
                 callback.on_evaluation(self, s.scores, rows)
             if self.bar is not None:
@@ -243,9 +245,12 @@ class Loop:
         for callback in self.callbacks:
             callback.on_end(self)
         if self.summary_row is not None:
-            run.summary([self.summary_row(s)], self.title)
+            run.summary([self.summary_row(s)], self._title())
         self._close()
         return run.dir
+
+    def _title(self) -> str:
+        return self.title(self.state) if callable(self.title) else self.title
 
     def _close(self) -> None:
         if self.bar is not None:

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("sac_critic")
-    sac = denoise_train.main(TINY + ["--agent", "sac", "--sac-learning-starts", "2", "--sac-batch", "2",
+    sac = denoise_train.main(TINY + ["--agent", "sac", "--set", "sac.learning_starts=2", "--set", "sac.batch=2",
                                      "--out", str(root / "sac")])
     a3c = denoise_train.main(TINY + ["--out", str(root / "a3c")])
     return sac / "checkpoints" / "last.pt", a3c / "checkpoints" / "last.pt"
@@ -50,7 +50,7 @@ def test_report_reads_the_envs_rewards_and_the_critics(runs):
 
 
 def test_a_run_with_a_predictor_scores_its_tenth_action(tmp_path):
-    out = denoise_train.main(TINY + ["--agent", "sac", "--sac-learning-starts", "2", "--sac-batch", "2",
+    out = denoise_train.main(TINY + ["--agent", "sac", "--set", "sac.learning_starts=2", "--set", "sac.batch=2",
                                      "--predictor", str(ROOT / "rlenhance" / "weights" / "mrpnet_denoise.pt"),
                                      "--out", str(tmp_path / "sac")])
     (report,) = sac_critic.main([str(out / "checkpoints" / "last.pt"), "--crops", "2"])

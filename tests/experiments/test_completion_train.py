@@ -135,7 +135,7 @@ def test_best_is_chosen_on_the_validation_split_never_on_the_test_pairs(data, tm
         return frozenset(item["name"] for item in dataset)
 
     val_names = names(OccludedPairs(data / "pairs", split="val", val_fraction=0.4, seed=0))  # as without --test
-    train, val, test = completion_train.open_data(resolve_args(parse_config(completion_train.Args, argv)))
+    train, val, test = completion_train.open_data(completion_train.parse_args(argv))
     assert (names(val), names(test)) == (val_names, test_names)
     assert len(val_names) == 2 and not names(train) & val_names  # held out of training
     assert calls == [val_names, test_names] * 2  # both, at each of the two evaluations
@@ -192,8 +192,8 @@ def test_resume_continues_to_the_same_weights(data, tmp_path):
 def test_pixelrnn_backbone_starts_from_the_checkpoint_and_stays_frozen(data, tmp_path):
     """--init-backbone copies the gated PixelRNN; --freeze-backbone 2 keeps it for episodes 0-1 only."""
     out = tmp_path / "backbone"
-    args = tiny_args(data, out, "--backbone", "pixelrnn", "--init-backbone", str(data / "gated.pt"),
-                     "--freeze-backbone", "2")
+    args = tiny_args(data, out, "--set", "model.backbone=pixelrnn", "--set", f"model.init_backbone={data / "gated.pt"}",
+                     "--set", "model.freeze_backbone=2")
     half = list(args)
     half[half.index("--episodes") + 1] = "2"
     completion_train.main(half)
@@ -208,8 +208,8 @@ def test_pixelrnn_backbone_starts_from_the_checkpoint_and_stays_frozen(data, tmp
 
 
 def test_sac_smoke(data, tmp_path):
-    out = completion_train.main(tiny_args(data, tmp_path / "sac", "--agent", "sac", "--sac-learning-starts", "2",
-                                          "--sac-batch", "2", "--episodes", "2"))
+    out = completion_train.main(tiny_args(data, tmp_path / "sac", "--agent", "sac", "--set", "sac.learning_starts=2",
+                                          "--set", "sac.batch=2", "--episodes", "2"))
     last = load_checkpoint(Path(out) / "checkpoints" / "last.pt")
     assert last["extra"]["algorithm"] == "sac" and "critics" in last["extra"]["agent"]
     assert np.isfinite(last["extra"]["scores"]["eval/hole_psnr"])
@@ -310,7 +310,7 @@ def test_an_interrupted_sac_run_resumes(data, tmp_path, signal_on_call):
     """SAC stops between evaluations too; its replay buffer is not saved, so the resumed run refills it."""
     from agents.sac import SAC
 
-    argv = tiny_args(data, tmp_path / "sac", "--agent", "sac", "--sac-learning-starts", "2", "--sac-batch", "2")
+    argv = tiny_args(data, tmp_path / "sac", "--agent", "sac", "--set", "sac.learning_starts=2", "--set", "sac.batch=2")
     undo = signal_on_call(SAC, "train_episode", 3)
     with pytest.raises(KeyboardInterrupt, match="interrupted at episode 3 of 4"):
         completion_train.main(argv)

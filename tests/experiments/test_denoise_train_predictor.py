@@ -96,7 +96,7 @@ def test_a_policy_that_observes_its_prediction_reads_it_in_the_env_and_in_the_li
     """--observe-prediction: the policy reads the image and the prediction (two gray planes), the
     spec records it, and the env rollout and the library's tiled denoiser give the same image."""
     out = tmp_path / agent
-    denoise_train.main([*TINY, "--agent", agent, "--sac-learning-starts", "2", "--predictor", str(MRPNET),
+    denoise_train.main([*TINY, "--agent", agent, "--set", "sac.learning_starts=2", "--predictor", str(MRPNET),
                         "--observe-prediction", "--out", str(out)])
     path = out / "checkpoints" / "best.pt"
     ckpt = load_checkpoint(path)

@@ -25,7 +25,7 @@ def a3c_run(tmp_path_factory):
 
 
 def args_of(*argv):
-    args = resolve_args(parse_config(denoise_train.Args, [*TINY, *argv]))
+    args = denoise_train.parse_args([*TINY, *argv])
     check_args(args)
     return args
 
@@ -53,7 +53,7 @@ def test_a_run_from_a_policy_trains_on_from_it(a3c_run, tmp_path):
     policy exactly: its validation score is the source run's."""
     source = load_checkpoint(a3c_run)["extra"]["scores"]["eval/psnr"]
     out = tmp_path / "sac"
-    denoise_train.main([*TINY, "--agent", "sac", "--sac-learning-starts", "1000", "--init-policy", str(a3c_run),
+    denoise_train.main([*TINY, "--agent", "sac", "--set", "sac.learning_starts=1000", "--init-policy", str(a3c_run),
                         "--out", str(out)])
     ckpt = load_checkpoint(out / "checkpoints" / "best.pt")
     assert ckpt["extra"]["algorithm"] == "sac"
@@ -84,5 +84,5 @@ def test_argument_errors(a3c_run, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"--init-policy .*missing.pt: no such file"):
         args_of("--init-policy", str(tmp_path / "missing.pt"))
     with pytest.raises(ValueError, match="--init-policy .* and --init-backbone .*: .* give one"):
-        args_of("--init-policy", str(a3c_run), "--backbone", "mrpnet", "--init-backbone",
+        args_of("--init-policy", str(a3c_run), "--set", "model.backbone=mrpnet", "--init-backbone",
                 str(ROOT / "rlenhance" / "weights" / "mrpnet_denoise.pt"))
