@@ -15,8 +15,7 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from agents.rollout import load_predictor, load_rollout_policy
 from experiments import completion_train
-from experiments.rl_common import resolve_args
-from experiments.runs import parse_config, scalar_rows
+from experiments.runs import scalar_rows
 from rlenhance.checkpoint import FORMAT_TAG, SupervisedSpec, load_checkpoint, save_checkpoint
 from rlenhance.data import OccludedPairs
 from rlenhance.errors import CheckpointError, DatasetError

@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from experiments import denoise_train
-from experiments.rl_common import check_args, init_policy, make_agent, resolve_args
-from experiments.runs import parse_config
+from experiments.rl_common import check_args, init_policy, make_agent
 from rlenhance.checkpoint import load_checkpoint
 from rlenhance.errors import CheckpointError
 from rlenhance.models.policy import PixelActorCritic

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import envs
+from experiments.runs import scalar_rows
 from rlenhance.checkpoint import load_checkpoint
 from rlenhance.io import load_image, save_image
 

@@ -66,7 +66,7 @@ def test_run_folder_per_round_table_pictures_and_the_shipped_denoiser(folders, t
     assert [r["round"] for r in rows] == ["1", "2"] and all(float(r["psnr"]) > 0 for r in rows)
     for name in ("round1_clusters", "round1_neighbours", "round1_heldout", "round2_clusters"):
         assert (out / "samples" / f"{name}.png").is_file(), name
-    metrics = {r["metric"] for r in csv.DictReader(open(out / "metrics.csv"))}
+    metrics = {r["metric"] for r in scalar_rows(out)}
     assert {"losses/vae_loss", "eval/psnr", "eval/uqi", "charts/episode_return", "eval/input_psnr"} <= metrics
     model, spec = load_rse(out / "checkpoints" / "best.pt")
     assert isinstance(spec, RSEDenoiserSpec) and spec.rounds == 2 and spec.sigma == 25.0
