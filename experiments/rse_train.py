@@ -7,6 +7,12 @@ self-enhancement rounds.
     python -m experiments.rse_train --data DIR --test DIR --baselines bilateral bm3d   # bm3d: pip install bm3d
     python -m experiments.rse_train --sigma 5 15 25 35 50                    # a blind denoiser
     python -m experiments.rse_train --predictor rlenhance/weights/ffdnet_denoise.pt   # + a supervised candidate
+    python -m experiments.rse_train --preset rse-denoise-color               # the shipped rse_denoise_color.pt
+    python -m experiments.rse_train --preset rse-rl --print-config            # every setting, as a --config file
+
+The settings form one config of four sections (``task``, ``rse``, ``sac``, ``run``): ``--print-config``
+shows them, ``--set SECTION.KEY=VALUE`` changes any, ``--config FILE`` reads a TOML / JSON file or a run
+folder's config.json, ``--preset NAME`` starts from a shipped recipe.
 
 Each round ``k`` (1 .. ``--rounds``) runs four phases, then evaluates:
 
@@ -16,14 +22,14 @@ Each round ``k`` (1 .. ``--rounds``) runs four phases, then evaluates:
    patch draws one, as each pool crop and each SAC crop does; :mod:`experiments.sigmas`), or, with
    real noisy / clean pairs (``--data`` read as ``NoisyPairs``), on the pool's real noisy crops;
    round k > 1 fine-tunes round k-1's VAE on the pool of round k-1's outputs;
-2. **bank**: ``--bank-size`` clean training patches are encoded and clustered by k-means
-   (``--clusters``); ``samples/roundK_clusters.png`` shows member patches of the largest clusters,
+2. **bank**: ``rse.bank_size`` clean training patches are encoded and clustered by k-means
+   (``rse.clusters``); ``samples/roundK_clusters.png`` shows member patches of the largest clusters,
    ``samples/roundK_neighbours.png`` degraded patches with their candidates and nearest clean patches;
-3. **sac**: pixel-wise SAC with a trust region (``--sac-trust-region-kl``) on ``rlenhance/RSE-v0``:
+3. **sac**: pixel-wise SAC with a trust region (``sac.trust_region_kl``) on ``rlenhance/RSE-v0``:
    per pixel, how far to move toward the VAE reconstruction or the decoded clean-neighbour mean,
-   rewarded by the squared-error decrease x 255 minus ``--w-deblock`` x the seam penalty; the policy
+   rewarded by the squared-error decrease x 255 minus ``sac.w_deblock`` x the seam penalty; the policy
    with the best held-out PSNR is kept (round k > 1 starts from round k-1's);
-4. **pool**: the round is applied to the pool of training crops (``--pool-crops``, noise fixed by
+4. **pool**: the round is applied to the pool of training crops (``rse.pool_crops``, noise fixed by
    ``--seed``), whose outputs are the next round's inputs (self-enhancement).
 
 ``--predictor`` (a supervised denoiser of ``experiments.supervised_train --task denoise``, run as
@@ -34,20 +40,20 @@ gets a row for the predictor alone, and the spec records its path (:func:`rlenha
 finds it again).
 
 Held-out images (``--test``, else the held-out split of ``--data``, else the embedded photo
-``chelsea``) get fixed noise (``--noise-seed``, :func:`rlenhance.data.noisy_test_set`; real pairs
+``chelsea``) get fixed noise (``task.noise_seed``, :func:`rlenhance.data.noisy_test_set`; real pairs
 keep their own noisy images); round k is
 applied to round k-1's outputs on them and scored (PSNR / SSIM / UQI of the clamped output, per
 image, averaged). With several ``--sigma`` levels the held-out images are noised at each and
 scored per level (``psnr_sigma15`` ...), the plain scores being the mean over the levels; the
 classical baselines are told each image's level. The recursion stops after a round that gains no
-more than ``--min-gain`` dB over the previous one (that round is not kept). ``summary.md`` and
+more than ``rse.min_gain`` dB over the previous one (that round is not kept). ``summary.md`` and
 ``rounds.csv`` hold the per-round table with the noisy input and the ``--baselines``;
 ``checkpoints/best.pt`` is the denoiser with the best rounds (:func:`rlenhance.denoisers.load_rse`),
 ``checkpoints/last.pt`` what ``--resume`` continues (a SAC phase restarts with an empty replay
 buffer, as in the other trainers; everything else continues exactly). Ctrl-C / SIGTERM save last.pt and stop.
 
 Under ``torchrun --nproc_per_node N`` (:mod:`agents.distributed`) the VAE steps split
-``--vae-batch`` and the SAC phase ``--batch`` and ``--sac-batch`` over the ranks (each rank its
+``rse.vae_batch`` and the SAC phase ``sac.batch`` and ``sac.update_batch`` over the ranks (each rank its
 rows of the global batch, drawn per row so that a rank draws only its own (:func:`vae_batch`, the
 envs' ``shard``); gradients averaged), which computes one process's updates; the bank
 and the pool's next inputs are computed by every rank alike; rank 0 alone scores the held-out
@@ -59,11 +65,12 @@ from __future__ import annotations
 import csv
 import io
 import math
+import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -73,11 +80,12 @@ from agents.distributed import Ranks
 from agents.sac import SAC, SACConfig
 from envs.base import EpisodeRow, episode_rows
 from envs.rse import make_rse_vec
+from experiments import config as configs
 from experiments import denoise_train
-from experiments.rl_common import config_arg, episode_scalars, episode_seed, setup
-from experiments.runs import Run, StopSignals, arg, parse_config, run_cli
+from experiments.loop import check_resume
+from experiments.rl_common import episode_scalars, episode_seed
+from experiments.runs import Run, StopSignals, read_config, run_cli, setup_process, usage_lines
 from experiments.sigmas import (
-    SIGMA_HELP,
     draw_levels,
     has_real_noise,
     level_key,
@@ -102,11 +110,10 @@ from rlenhance.models.vae import canonicalise, d4_inverse, vae_loss
 
 #: Fraction of the embedded photos held out when neither --data nor --test is given (as denoise_train).
 BUILTIN_VAL_FRACTION = 0.2
+PROG = "rse_train"
 #: The phases of a round, in order; "done" once the recursion has stopped.
 PHASES = ("vae", "bank", "sac", "pool")
 DONE = "done"
-#: Arguments --resume may change (the others must be the run's).
-RESUME_OVERRIDES = ("device", "threads", "out", "resume", "samples")
 #: Classical baselines of the summary table.
 BASELINES = {"gaussian": gaussian_denoise, "bilateral": bilateral_denoise, "bm3d": bm3d_denoise}
 #: VAE losses are logged every this many steps.
@@ -122,79 +129,281 @@ BANK_STEP = 1 << 20
 _MS_PER_S = 1000.0
 
 
-@dataclass
-class Args:
+@dataclass(frozen=True)
+class TaskSettings:
+    """The images, their noise and the held-out scoring."""
+
+    data: str | None = None
+    """clean training images (e.g. ../shared/data/sice_pairs/train/high), or real noisy/ + clean/ pairs (their
+    own noise); None: the embedded scikit-image colour photos"""
+    test: str | None = None
+    """clean held-out images, scored whole, or real pairs; None: the held-out split of data (or the photo chelsea)"""
+    sigma: tuple[float, ...] = (25.0,)
+    """Gaussian noise level(s) on the 0-255 scale (several: a blind denoiser, scored per level)"""
+    gray: bool = False
+    """gray images (default: RGB)"""
+    noise_seed: int = 0
+    """seed of the held-out noise (each image's noise is seeded by it and the file name)"""
+    eval_images: int = 0
+    """score the first N held-out images only (0: all)"""
+    baselines: tuple[str, ...] = ("bilateral",)
+    """classical baselines of the summary: gaussian, bilateral, bm3d (pip install bm3d)"""
+
+    #: Fraction of the data images (by scene) held out when no test folder is given.
+    val_fraction: ClassVar[float] = 0.1
+
+
+@dataclass(frozen=True)
+class RSESettings:
+    """The recursion, the pool, the patch VAE and the clean-latent bank."""
+
+    rounds: int = 3
+    """self-enhancement rounds at most (K)"""
+    min_gain: float = 0.05
+    """stop after a round gaining no more than this (dB of held-out PSNR); that round is not kept (negative: keep
+    every round)"""
+    pool_crops: int = 128
+    """training crops (fixed noise) whose round-k outputs are round k+1's inputs; the VAE's and the bank's clean
+    patches come from them"""
+    pool_size: int = 96
+    """side of the pool crops (at most the smallest training image)"""
+    patch: int = 16
+    """patch side (RSE-RL: 16)"""
+    stride: int = 8
+    """step between patches (8: half-overlap, the Hann windows sum to one)"""
+    latent_dim: int = 64
+    """VAE latent size"""
+    hidden: int = 512
+    """VAE hidden units per layer"""
+    depth: int = 2
+    """VAE hidden layers (encoder and decoder each)"""
+    vae_steps: int = 1500
+    """VAE training steps of round 1"""
+    vae_finetune_steps: int = 500
+    """VAE fine-tuning steps of rounds k > 1"""
+    vae_batch: int = 256
+    """patch pairs per VAE step"""
+    vae_lr: float = 1e-3
+    """VAE Adam learning rate of round 1 (cosine decay over the round's steps)"""
+    vae_finetune_lr: float = 3e-4
+    """VAE Adam learning rate of rounds k > 1 (cosine decay)"""
+    vae_beta: float = 1e-3
+    """KL weight (a Gaussian decoder of standard deviation sqrt(beta / 2))"""
+    vae_align: float = 1.0
+    """weight of the alignment of degraded latents with their clean latents"""
+    bank_size: int = 4096
+    """clean patch latents clustered per round (the neighbour search's bank)"""
+    clusters: int = 32
+    """k-means clusters of the clean latents"""
+    probe: int = 2
+    """clusters searched per query"""
+    neighbours: int = 8
+    """nearest clean latents averaged into the neighbour candidate"""
+    predictor: str | None = None
+    """a denoiser of experiments.supervised_train (e.g. rlenhance/weights/ffdnet_denoise.pt) whose output for each
+    round's input is a third candidate (and a third action)"""
+
+
+@dataclass(frozen=True)
+class SACPhaseSettings:
+    """The trust-region SAC phase of each round (rlenhance/RSE-v0)."""
+
+    episodes: int = 120
+    """SAC episodes per round (each a batch of crops, the blend steps, then the updates)"""
+    eval_every: int = 40
+    """score the policy on the held-out images every N episodes (and at the end); the best is kept"""
+    batch: int = 8
+    """crops per episode (the vector env's num_envs)"""
+    crop: int = 48
+    """crop size in pixels"""
+    steps: int = 1
+    """blend steps per round, in training and at inference"""
+    width: int = 16
+    """channels of the policy network (and of the critics)"""
+    policy_downscale: int = 2
+    """the policy and critics run on the image average-pooled by this factor (cheaper inference)"""
+    gamma: float = 0.0
+    """discount (0 with one step: every step is scored on its own)"""
+    lr: float = 3e-4
+    """Adam learning rate of the actor and critics"""
+    w_deblock: float = 1.0
+    """weight of the de-blocking penalty in the reward"""
+    trust_region_kl: float = 0.01
+    """bound on the mean per-pixel KL(pi_old || pi_new) of every actor step, by a line search (RSE-RL); 0: off"""
+    update_batch: int = 8
+    """transitions (crops) per SAC update"""
+    updates: int = 2
+    """SAC updates after each episode"""
+    learning_starts: int = 16
+    """transitions in the replay buffer before the first update"""
+    buffer_mb: float = 128.0
+    """memory bound of the replay buffer in MB"""
+    init_alpha: float = SACConfig.init_alpha
+    """initial entropy temperature"""
+    critic_warmup: int = SACConfig.critic_warmup
+    """critic-only updates before the actor's first"""
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Seeds, hardware and the run folder."""
+
+    samples: int = 2
+    """held-out images shown in each round's sample grid"""
+    seed: int = 0
+    """seed of everything (pool, noise draws, weights, SAC)"""
+    split_seed: int | None = None
+    """seed of the train/held-out split alone (None: seed)"""
+    device: str = "auto"
+    """auto, cpu, cuda or cuda:N"""
+    threads: int = 0
+    """torch CPU threads (0: every core but one)"""
+    out: str = "runs/rse_train"
+    """run folder"""
+    resume: bool = False
+    """continue the run in out from checkpoints/last.pt with its own config"""
+
+
+@dataclass(frozen=True)
+class Config:
     """Train an RSE-RL denoiser (patch VAE + latent clustering + trust-region SAC, recursive rounds)."""
 
-    data: str | None = arg(None, "folder of clean training images (e.g. ../shared/data/sice_pairs/train/high), or "
-                                 "of real noisy / clean pairs (noisy/ + clean/, or SIDD's scene folders), whose "
-                                 "noisy images are used as they are (real noise); default: the embedded "
-                                 "scikit-image colour photos")
-    test: str | None = arg(None, "folder of clean held-out images, evaluated whole, or of real noisy / clean pairs "
-                                 "(as --data: real noise); default: the held-out split of --data (or the embedded "
-                                 "photo chelsea)")
-    sigma: tuple[float, ...] = arg((25.0,), "Gaussian noise standard deviation " + SIGMA_HELP + " (the held-out PSNR)")
-    gray: bool = arg(False, "gray images (default: RGB)")
-    noise_seed: int = arg(0, "seed of the held-out noise (each image's noise is seeded by it and the file name)")
-    val_fraction: float = arg(0.1, "fraction of the --data images (by scene) held out when no --test is given")
-    eval_images: int = arg(0, "evaluate on the first N held-out images only (0: all)")
-    rounds: int = arg(3, "self-enhancement rounds at most (K)")
-    min_gain: float = arg(0.05, "stop the recursion after a round that gains no more than this (dB of held-out "
-                                "PSNR) over the previous round; that round is not kept (negative: keep every round)")
-    pool_crops: int = arg(128, "training crops (fixed noise) whose round-k outputs are round k+1's inputs; also the "
-                               "clean patches of the VAE and of the bank are drawn from them")
-    pool_size: int = arg(96, "side of the pool crops (pixels; at most the smallest training image)")
-    patch: int = arg(16, "patch side (RSE-RL: 16)")
-    stride: int = arg(8, "step between patches (8 = half-overlap: the Hann windows sum to one)")
-    latent_dim: int = arg(64, "VAE latent size")
-    hidden: int = arg(512, "VAE hidden units per layer")
-    depth: int = arg(2, "VAE hidden layers (encoder and decoder each)")
-    vae_steps: int = arg(1500, "VAE training steps of round 1")
-    vae_finetune_steps: int = arg(500, "VAE fine-tuning steps of rounds k > 1")
-    vae_batch: int = arg(256, "patch pairs per VAE step")
-    vae_lr: float = arg(1e-3, "VAE Adam learning rate of round 1 (cosine decay over the round's steps)")
-    vae_finetune_lr: float = arg(3e-4, "VAE Adam learning rate of rounds k > 1 (cosine decay)")
-    vae_beta: float = arg(1e-3, "KL weight (a Gaussian decoder of standard deviation sqrt(beta / 2))")
-    vae_align: float = arg(1.0, "weight of the alignment of degraded latents with their clean latents")
-    bank_size: int = arg(4096, "clean patch latents clustered per round (the neighbour search's bank)")
-    clusters: int = arg(32, "k-means clusters of the clean latents")
-    probe: int = arg(2, "clusters searched per query")
-    neighbours: int = arg(8, "nearest clean latents averaged into the neighbour candidate")
-    episodes: int = arg(120, "SAC episodes per round (each a batch of crops, --steps steps, then the updates)")
-    batch: int = arg(8, "crops per SAC episode (the vector env's num_envs)")
-    crop: int = arg(48, "SAC crop size in pixels")
-    steps: int = arg(1, "blend steps per round, in training and at inference")
-    width: int = arg(16, "channels of the policy network (and of the critics)")
-    policy_downscale: int = arg(2, "the policy (and critics) run on the image average-pooled by this factor; its "
-                                   "actions are upsampled (cheaper inference)")
-    gamma: float = arg(0.0, "SAC discount (0 with one step: every step is scored on its own)")
-    lr: float = arg(3e-4, "SAC Adam learning rate (actor and critics)")
-    w_deblock: float = arg(1.0, "weight of the de-blocking penalty in the reward")
-    sac_trust_region_kl: float = arg(0.01, "trust region of every actor step (RSE-RL): bound on the mean per-pixel "
-                                           "KL(pi_old || pi_new), enforced by a line search; 0: off")
-    sac_batch: int = arg(8, "transitions (crops) per SAC update")
-    sac_updates: int = arg(2, "SAC updates after each episode")
-    sac_learning_starts: int = arg(16, "transitions in the replay buffer before the first update")
-    sac_buffer_mb: float = arg(128.0, "memory bound of the replay buffer in MB")
-    sac_target_entropy: float | None = config_arg(SACConfig, "target_entropy", prefix="sac")
-    sac_init_alpha: float | None = config_arg(SACConfig, "init_alpha", prefix="sac")
-    sac_critic_warmup: int | None = config_arg(SACConfig, "critic_warmup", prefix="sac")
-    eval_every: int = arg(40, "evaluate the SAC policy on the held-out images every N episodes (and at the end)")
-    predictor: str | None = arg(None, "supervised denoiser checkpoint of experiments.supervised_train --task denoise "
-                                      "(e.g. rlenhance/weights/ffdnet_denoise.pt) whose output for each round's "
-                                      "input is a third candidate (and a third action)")
-    baselines: tuple[str, ...] = arg(("bilateral",), "classical baselines of the summary (gaussian, bilateral, bm3d; "
-                                                     "bm3d needs the optional package: pip install bm3d)")
-    samples: int = arg(2, "held-out images shown in each round's sample grid")
-    device: str = arg("auto", "auto, cpu, cuda or cuda:N")
-    threads: int = arg(0, "torch CPU threads (0: every core but one, at least 1)")
-    seed: int = arg(0, "seed of everything (pool, noise draws, weights, SAC)")
-    split_seed: int | None = arg(None, "seed of the train/held-out split alone (unset: --seed)")
-    out: str = arg("runs/rse_train", "run folder")
-    resume: bool = arg(False, "continue the run in --out from checkpoints/last.pt (same arguments)")
+    task: TaskSettings = TaskSettings()
+    rse: RSESettings = RSESettings()
+    sac: SACPhaseSettings = SACPhaseSettings()
+    run: RunSettings = RunSettings()
 
 
-def resolve(args: Args) -> Args:
+#: The named flags (the rest: ``--set``).
+FLAGS = {"data": "task.data", "test": "task.test", "sigma": "task.sigma", "eval-images": "task.eval_images",
+         "baselines": "task.baselines", "rounds": "rse.rounds", "vae-steps": "rse.vae_steps",
+         "predictor": "rse.predictor", "episodes": "sac.episodes", "eval-every": "sac.eval_every",
+         "samples": "run.samples", "seed": "run.seed", "device": "run.device", "threads": "run.threads",
+         "out": "run.out", "resume": "run.resume"}
+#: Settings a ``--resume`` may change.
+MAY_CHANGE = ("run.device", "run.threads", "run.out", "run.resume", "run.samples")
+SICE_HIGH = "../shared/data/sice_pairs/train/high"
+_SHIPPED = {"task.data": SICE_HIGH, "task.eval_images": 8, "task.baselines": ("bilateral",), "rse.vae_steps": 3000,
+            "rse.pool_crops": 256, "run.threads": 1, "run.seed": 0}
+
+
+def rse_denoise_color() -> Config:
+    """rse_denoise_color.pt: one round on the FFDNet's candidate, SICE colour, sigma 25 (~12 min on 1 CPU core).
+
+    The shipped file is this run's best.pt with its spec's predictor set to the bare name ffdnet_denoise.pt
+    (rlenhance/weights/README.md)."""
+    return configs.replace_path(Config(), {**_SHIPPED, "rse.rounds": 1, "rse.predictor":
+                                           "rlenhance/weights/ffdnet_denoise.pt", "sac.episodes": 200,
+                                           "sac.eval_every": 25, "sac.critic_warmup": 200, "sac.init_alpha": 0.01,
+                                           "sac.updates": 4, "run.out": "runs/rse_denoise_color"})
+
+
+def rse_rl() -> Config:
+    """RSE-RL's recursion alone: two rounds, no predictor, SICE colour, sigma 25 (~20 min on 1 CPU core)."""
+    return configs.replace_path(Config(), {**_SHIPPED, "rse.rounds": 2, "sac.episodes": 60, "sac.eval_every": 30,
+                                           "run.out": "runs/rse_rl"})
+
+
+PRESETS = {"rse-denoise-color": rse_denoise_color, "rse-rl": rse_rl}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A run's settings as the trainer reads them: the config's sections flattened (``sac.batch`` is
+    ``batch``, ``sac.update_batch`` ``sac_batch``, ``rse.vae_steps`` ``vae_steps`` ...)."""
+
+    data: str | None
+    test: str | None
+    sigma: float | tuple[float, ...]
+    gray: bool
+    noise_seed: int
+    eval_images: int
+    baselines: tuple[str, ...]
+    rounds: int
+    min_gain: float
+    pool_crops: int
+    pool_size: int
+    patch: int
+    stride: int
+    latent_dim: int
+    hidden: int
+    depth: int
+    vae_steps: int
+    vae_finetune_steps: int
+    vae_batch: int
+    vae_lr: float
+    vae_finetune_lr: float
+    vae_beta: float
+    vae_align: float
+    bank_size: int
+    clusters: int
+    probe: int
+    neighbours: int
+    predictor: str | None
+    episodes: int
+    eval_every: int
+    batch: int
+    crop: int
+    steps: int
+    width: int
+    policy_downscale: int
+    gamma: float
+    lr: float
+    w_deblock: float
+    sac_trust_region_kl: float
+    sac_batch: int
+    sac_updates: int
+    sac_learning_starts: int
+    sac_buffer_mb: float
+    sac_init_alpha: float
+    sac_critic_warmup: int
+    samples: int
+    seed: int
+    threads: int
+
+
+#: Where each :class:`Settings` field lives in the config (the name its errors give).
+PATHS = {**{f: f"task.{f}" for f in ("data", "test", "sigma", "gray", "noise_seed", "eval_images", "baselines")},
+         **{f.name: f"rse.{f.name}" for f in fields(RSESettings)},
+         **{f: f"sac.{f}" for f in ("episodes", "eval_every", "batch", "crop", "steps", "width", "policy_downscale",
+                                    "gamma", "lr", "w_deblock")},
+         "sac_trust_region_kl": "sac.trust_region_kl", "sac_batch": "sac.update_batch", "sac_updates": "sac.updates",
+         "sac_learning_starts": "sac.learning_starts", "sac_buffer_mb": "sac.buffer_mb",
+         "sac_init_alpha": "sac.init_alpha", "sac_critic_warmup": "sac.critic_warmup",
+         "samples": "run.samples", "seed": "run.seed", "threads": "run.threads"}
+
+
+def settings(cfg: Config) -> Settings:
+    """The flat settings of a config (not yet checked: :func:`resolve`)."""
+    values = {**asdict(cfg.task), **asdict(cfg.rse), **asdict(cfg.run)}
+    sac = asdict(cfg.sac)
+    values.update({k: sac[k] for k in ("episodes", "eval_every", "batch", "crop", "steps", "width", "policy_downscale",
+                                       "gamma", "lr", "w_deblock")})
+    values.update(sac_trust_region_kl=sac["trust_region_kl"], sac_batch=sac["update_batch"],
+                  sac_updates=sac["updates"], sac_learning_starts=sac["learning_starts"],
+                  sac_buffer_mb=sac["buffer_mb"], sac_init_alpha=sac["init_alpha"],
+                  sac_critic_warmup=sac["critic_warmup"])
+    return Settings(**{f.name: values[f.name] for f in fields(Settings)})
+
+
+def check(cfg: Config) -> Config:
+    """The config, checked (:func:`resolve`); ValueError naming the first bad setting."""
+    resolve(settings(cfg))
+    return cfg
+
+
+def parse(argv: Sequence[str]) -> Config:
+    """The config of a command line; ``--resume`` without ``--config`` starts from the run's own config.json."""
+    argv = list(argv)
+    if "--resume" in argv and "--config" not in argv and "--print-config" not in argv:
+        out = Path(configs.parse(Config, argv, presets=PRESETS, flags=FLAGS, prog=PROG).run.out)
+        if (out / "config.json").exists():
+            read_config(out, "experiments.rse_train", [f.name for f in fields(Config)])
+            argv = ["--config", str(out), *argv]
+    return configs.parse(Config, argv, presets=PRESETS, flags=FLAGS, prog=PROG, check=check)
+
+
+def resolve(args: Settings) -> Settings:
     """The arguments, checked (ValueError naming the first bad one)."""
     positive = ("rounds", "pool_crops", "pool_size", "patch", "stride", "latent_dim", "hidden", "depth", "vae_steps",
                 "vae_batch", "bank_size", "clusters", "probe", "neighbours", "episodes", "batch", "crop", "steps",
@@ -202,62 +411,59 @@ def resolve(args: Args) -> Args:
     for name in positive:
         value = getattr(args, name)
         if isinstance(value, bool) or int(value) != value or value < 1:
-            raise ValueError(f"--{name.replace('_', '-')} {value!r}: expected an integer >= 1")
+            raise ValueError(f"{PATHS[name]} {value!r}: expected an integer >= 1")
     for name in ("vae_finetune_steps", "eval_images", "noise_seed", "samples", "threads", "sac_learning_starts",
                  "seed"):
         value = getattr(args, name)
         if isinstance(value, bool) or int(value) != value or value < 0:
-            raise ValueError(f"--{name.replace('_', '-')} {value!r}: expected an integer >= 0")
+            raise ValueError(f"{PATHS[name]} {value!r}: expected an integer >= 0")
     if not (math.isfinite(args.sac_trust_region_kl) and args.sac_trust_region_kl >= 0):
-        raise ValueError(f"--sac-trust-region-kl {args.sac_trust_region_kl!r}: expected a finite number >= 0 (0: off)")
+        raise ValueError(f"sac.trust_region_kl {args.sac_trust_region_kl!r}: expected a finite number >= 0 (0: off)")
     args = replace(args, sigma=resolve_sigma(args.sigma))
     if args.stride > args.patch:
-        raise ValueError(f"--stride {args.stride}: expected at most --patch ({args.patch})")
+        raise ValueError(f"rse.stride {args.stride}: expected at most rse.patch ({args.patch})")
     if args.clusters > args.bank_size or args.neighbours > args.bank_size:
-        raise ValueError(f"--clusters {args.clusters} / --neighbours {args.neighbours}: expected at most --bank-size "
-                         f"({args.bank_size})")
+        raise ValueError(f"rse.clusters {args.clusters} / rse.neighbours {args.neighbours}: expected at most "
+                         f"rse.bank_size ({args.bank_size})")
     if args.patch > args.pool_size or args.patch > args.crop:
-        raise ValueError(f"--patch {args.patch}: expected at most --pool-size ({args.pool_size}) and --crop "
+        raise ValueError(f"rse.patch {args.patch}: expected at most rse.pool_size ({args.pool_size}) and sac.crop "
                          f"({args.crop})")
     for name in ("vae_lr", "vae_finetune_lr", "lr"):
         if not (math.isfinite(getattr(args, name)) and getattr(args, name) > 0):
-            raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)!r}: expected a finite number > 0")
+            raise ValueError(f"{PATHS[name]} {getattr(args, name)!r}: expected a finite number > 0")
     if not math.isfinite(args.min_gain):
-        raise ValueError(f"--min-gain {args.min_gain!r}: expected a finite number (negative: keep every round)")
+        raise ValueError(f"rse.min_gain {args.min_gain!r}: expected a finite number (negative: keep every round)")
     for name in ("vae_beta", "vae_align", "w_deblock"):
         if not (math.isfinite(getattr(args, name)) and getattr(args, name) >= 0):
-            raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)!r}: expected a finite number >= 0")
-    if not 0.0 < args.val_fraction < 1.0:
-        raise ValueError(f"--val-fraction {args.val_fraction}: expected a number in (0, 1)")
+            raise ValueError(f"{PATHS[name]} {getattr(args, name)!r}: expected a finite number >= 0")
     if args.predictor is not None and not Path(args.predictor).is_file():
-        raise FileNotFoundError(f"--predictor {args.predictor}: no such file (expected a denoiser checkpoint of "
+        raise FileNotFoundError(f"rse.predictor {args.predictor}: no such file (expected a denoiser checkpoint of "
                                 "experiments.supervised_train --task denoise)")
     unknown = [b for b in args.baselines if b not in BASELINES]
     if unknown:
-        raise ValueError(f"--baselines {' '.join(unknown)}: expected some of {', '.join(BASELINES)}")
-    sac_config(args)  # SACConfig checks gamma and the --sac-* values
+        raise ValueError(f"task.baselines {' '.join(unknown)}: expected some of {', '.join(BASELINES)}")
+    sac_config(args)  # SACConfig checks gamma and the sac.* values
     return args
 
 
-def sac_config(args: Args, round_index: int = 0) -> SACConfig:
+def sac_config(args: Settings, round_index: int = 0) -> SACConfig:
     """The SAC hyper-parameters of a round (seeded by --seed and the round)."""
-    given = {field: getattr(args, f"sac_{field}") for field in ("target_entropy", "init_alpha", "critic_warmup")
-             if getattr(args, f"sac_{field}") is not None}
     try:
         return SACConfig(gamma=args.gamma, actor_lr=args.lr, critic_lr=args.lr, batch_size=args.sac_batch,
                          updates_per_episode=args.sac_updates, learning_starts=args.sac_learning_starts,
                          buffer_mb=args.sac_buffer_mb, trust_region_kl=args.sac_trust_region_kl or None,
-                         seed=args.seed + round_index, **given)
+                         init_alpha=args.sac_init_alpha, critic_warmup=args.sac_critic_warmup,
+                         seed=args.seed + round_index)
     except ValueError as exc:
-        raise ValueError(f"SAC: {exc} (set by --gamma, --lr or the --sac-* flags)") from exc
+        raise ValueError(f"SAC: {exc} (the sac.* settings)") from exc
 
 
 # --- data ----------------------------------------------------------------------------------------
-def open_data(args: Args) -> tuple[Any, Any]:
-    """(training data set, held-out data set); see the ``--data`` / ``--test`` help. The same
-    rules as denoise_train (the embedded photos or ``--data`` split by seed); the held-out set is
-    ``--test`` when given, else the validation split."""
-    train_set, val_set, test_set = denoise_train.open_data(args)
+def open_data(cfg: Config) -> tuple[Any, Any]:
+    """(training data set, held-out data set); see ``task.data`` / ``task.test``. The same rules as
+    denoise_train (the embedded photos or the data split by seed); the held-out set is ``task.test``
+    when given, else the validation split."""
+    train_set, val_set, test_set = denoise_train.open_data(cfg)
     return train_set, val_set if test_set is None else test_set
 
 
@@ -275,7 +481,7 @@ class PoolPairs:
         return {"clean": self.clean[index], "noisy": self.inputs[index], "name": f"pool{index}"}
 
 
-def make_pool(train_set: Any, args: Args, device: torch.device) -> tuple[Tensor, Tensor]:
+def make_pool(train_set: Any, args: Settings, device: torch.device) -> tuple[Tensor, Tensor]:
     """(clean, noisy) pool crops (N, C, s, s), drawn and noised from --seed alone (real noisy / clean
     pairs, ``NoisyPairs``: their own noisy crops)."""
     batch = sample_batch(train_set, args.pool_crops, crop=args.pool_size, rng=np.random.default_rng(args.seed))
@@ -315,7 +521,7 @@ def phase_seed(seed: int, round_index: int, step: int) -> int:
     return int(np.random.default_rng([seed, round_index, step]).integers(2**62))
 
 
-def vae_batch(args: Args, clean: Tensor, inputs: Tensor | None, latent_dim: int, seed: int,
+def vae_batch(args: Settings, clean: Tensor, inputs: Tensor | None, latent_dim: int, seed: int,
               rows: slice) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
     """Rows ``rows`` (e.g. a rank's, :meth:`Ranks.rows`) of a VAE step's ``--vae-batch`` (input,
     clean) patch pairs of the pool (:func:`sample_patch_pairs`) and their two reparameterisation
@@ -433,7 +639,7 @@ def save_pictures(run: Run, stage: RSERound, clean_patches: Tensor, inputs: Tens
         order = (bank.latents[members] - bank.centres[cluster]).norm(dim=1).argsort()[:PICTURE_MEMBERS]
         rows.append([_zoom(p) for p in clean_patches[members[order]]])
     if rows:
-        run.save_grid(f"round{round_index + 1}_clusters", rows)
+        run.save_grid(f"round{round_index + 1}_clusters", rows, captions=None)
     code = stage.vae.analyse(inputs[:PICTURE_ROWS])
     own = stage.vae.synthesise(code.mu, code)
     index = bank.neighbours(code.mu, max(stage.k, PICTURE_NEIGHBOURS))
@@ -445,7 +651,8 @@ def save_pictures(run: Run, stage: RSERound, clean_patches: Tensor, inputs: Tens
         neighbours = [d4_inverse(clean_patches[j], g) - clean_patches[j].mean(dim=(-2, -1), keepdim=True) + dc
                       for j in index[i, :PICTURE_NEIGHBOURS].tolist()]
         rows.append([_zoom(p) for p in (inputs[i], own[i], near[i], targets[i], *neighbours)])
-    run.save_grid(f"round{round_index + 1}_neighbours", rows)
+    nearest = (f"near {k + 1}" for k in range(PICTURE_NEIGHBOURS))
+    run.save_grid(f"round{round_index + 1}_neighbours", rows, captions=("input", "VAE", "neighbours", "clean", *nearest))
 
 
 # --- the run -------------------------------------------------------------------------------------------
@@ -453,8 +660,9 @@ class RSETrainer:
     """The state of an RSE-RL run between phases: the model, the pools, the held-out inputs per
     round, the per-round table and the resumable progress (see the module docstring)."""
 
-    def __init__(self, args: Args, run: Run, device: torch.device, train_set: Any, test_set: Any):
-        self.args, self.run, self.device = args, run, device
+    def __init__(self, cfg: Config, run: Run, device: torch.device, train_set: Any, test_set: Any):
+        self.cfg, self.args, self.run, self.device = cfg, resolve(settings(cfg)), run, device
+        args = self.args
         self.ranks: Ranks = run.ranks
         self.train_set = train_set
         # the held-out images at each noise level, and flattened (level by level): test_inputs' order
@@ -493,7 +701,7 @@ class RSETrainer:
                                predictor=str(Path(self.args.predictor).resolve()) if self.args.predictor else None)
 
     def extra(self) -> dict[str, Any]:
-        return {"spec": self.spec(self.kept or self.progress["round"] + 1), "args": asdict(self.args),
+        return {"spec": self.spec(self.kept or self.progress["round"] + 1), "config": configs.to_dict(self.cfg),
                 "progress": dict(self.progress), "rows": self.rows, "baselines": self.baselines, "best": self.best,
                 "kept": self.kept, "stopped_early": self.stopped_early, "seconds": self.seconds,
                 "phase_state": self.phase_state}
@@ -503,19 +711,14 @@ class RSETrainer:
 
     def save_best(self) -> None:
         self.run.save("best", model=self.model, arch=self.model.arch(),
-                      extra={"spec": self.spec(self.kept), "args": asdict(self.args), "rows": self.rows,
+                      extra={"spec": self.spec(self.kept), "config": configs.to_dict(self.cfg), "rows": self.rows,
                              "best": self.best, "kept": self.kept})
 
     def resume(self) -> None:
+        """Continue from last.pt (its config was checked by :func:`experiments.loop.check_resume`)."""
         checkpoint = self.run.load_last()
         extra = checkpoint["extra"]
-        saved = extra.get("args", {})
-        current = asdict(self.args)
-        conflicts = [f"--{k.replace('_', '-')} {current[k]!r} (the run has {saved[k]!r})" for k in sorted(current)
-                     if k in saved and k not in RESUME_OVERRIDES and _differs(current[k], saved[k])]
-        if conflicts:
-            raise ValueError("--resume continues a run with its own arguments; these differ: " + "; ".join(conflicts))
-        # same arguments, same architecture (rank 0 checks the file for every rank)
+        # same architecture (rank 0 checks the file for every rank)
         self.ranks.on_rank0(lambda: load_checkpoint(self.run.last_path, expected_arch=self.model.arch()) and None)
         self.model.load_state_dict({k: v.to(self.device) for k, v in checkpoint["state_dict"].items()})
         self.progress = dict(extra["progress"])
@@ -715,7 +918,8 @@ class RSETrainer:
         vae_only = level_score(apply_round(stage, self.test_inputs[r], args.steps, vae_only=True)[0], self.test_sets)
         if args.samples:
             self.run.save_grid(f"round{r + 1}_heldout", [[im.noisy, out, im.clean] for im, out in
-                                                          zip(self.images[:args.samples], outputs)])
+                                                          zip(self.images[:args.samples], outputs)],
+                               captions=("noisy", "output", "clean"), step=self.progress["tick"])
         return scores, seconds, vae_only
 
     def summary(self) -> Path:
@@ -768,19 +972,16 @@ class RSETrainer:
         write_text_atomic(self.run.dir / "rounds.csv", buffer.getvalue())
 
 
-def _differs(a: Any, b: Any) -> bool:
-    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
-        return list(a) != list(b)
-    return a != b
-
-
 def main(argv: Sequence[str] | None = None) -> Path:
-    args = resolve(parse_config(Args, argv))
+    cfg = parse(sys.argv[1:] if argv is None else argv)
     ranks = Ranks.from_env()
-    device = setup(args, ranks)
-    run = Run(args.out, args, resume=args.resume, ranks=ranks)
-    train_set, test_set = open_data(args)
-    trainer = RSETrainer(args, run, device, train_set, test_set)
+    if cfg.run.resume:
+        ranks.on_rank0(lambda: check_resume(cfg.run.out, configs.to_dict(cfg), MAY_CHANGE))
+    device = setup_process(threads=cfg.run.threads, seed=cfg.run.seed, device=cfg.run.device, ranks=ranks)
+    run = Run(cfg.run.out, cfg, resume=cfg.run.resume, ranks=ranks)
+    train_set, test_set = open_data(cfg)
+    trainer = RSETrainer(cfg, run, device, train_set, test_set)
+    args = trainer.args
     if run.resuming:
         trainer.resume()
     if trainer.baselines is None and run.writes:  # rank 0 scores; the others never write them
@@ -818,8 +1019,10 @@ def main(argv: Sequence[str] | None = None) -> Path:
                 trainer.interrupt(stop)
     path = trainer.summary() if run.writes else run.dir
     run.close()
+    best = Path(path) / "checkpoints" / "best.pt"
+    run.say(*usage_lines(best, ["denoise", "noisy.png", "-o", "denoised/", "--model", "rse", "--checkpoint", best]))
     return path
 
 
 if __name__ == "__main__":
-    run_cli(main, "rse_train")
+    run_cli(main, PROG)
