@@ -652,7 +652,8 @@ def save_pictures(run: Run, stage: RSERound, clean_patches: Tensor, inputs: Tens
                       for j in index[i, :PICTURE_NEIGHBOURS].tolist()]
         rows.append([_zoom(p) for p in (inputs[i], own[i], near[i], targets[i], *neighbours)])
     nearest = (f"near {k + 1}" for k in range(PICTURE_NEIGHBOURS))
-    run.save_grid(f"round{round_index + 1}_neighbours", rows, captions=("input", "VAE", "neighbours", "clean", *nearest))
+    run.save_grid(f"round{round_index + 1}_neighbours", rows,
+                  captions=("input", "VAE", "neighbours", "clean", *nearest))
 
 
 # --- the run -------------------------------------------------------------------------------------------
