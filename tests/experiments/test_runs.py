@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from experiments import runs
+from experiments import run_files as runs
 from experiments.runs import (
     Run,
     RunFolderError,
