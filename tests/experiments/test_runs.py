@@ -221,7 +221,7 @@ def test_a_full_disk_while_saving_a_checkpoint_is_one_line(tmp_path, monkeypatch
 
 # --- the same through a trainer's command line ---------------------------------------------------------
 TINY = ["--epochs", "1", "--steps-per-epoch", "1", "--batch", "2", "--crop", "32", "--width", "8",
-        "--val-samples", "2", "--samples", "1", "--threads", "1"]
+        "--set", "data.val_samples=2", "--set", "run.samples=1", "--threads", "1"]
 
 
 @pytest.fixture(scope="module")
