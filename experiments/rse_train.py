@@ -63,6 +63,7 @@ images, runs the baselines and writes the run folder, and hands its scores to th
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import sys
@@ -128,9 +129,11 @@ VAE_LOG_EVERY = 50
 BANK_STEP = 1 << 20
 
 def check(cfg: Config) -> Config:
-    """The config, checked (:func:`resolve`); ValueError naming the first bad setting."""
-    resolve(settings(cfg))
-    return cfg
+    """The config, checked (:func:`resolve`; ValueError naming the first bad setting), its noise levels
+    in ascending order."""
+    sigma = resolve(settings(cfg)).sigma
+    return dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, sigma=sigma if isinstance(sigma, tuple)
+                                                              else (sigma,)))
 
 
 def parse(argv: Sequence[str]) -> Config:
@@ -476,7 +479,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     if cfg.run.resume:
         ranks.on_rank0(lambda: check_resume(cfg.run.out, configs.to_dict(cfg), MAY_CHANGE))
     device = setup_process(threads=cfg.run.threads, seed=cfg.run.seed, device=cfg.run.device, ranks=ranks)
-    run = Run(cfg.run.out, cfg, resume=cfg.run.resume, ranks=ranks)
+    run = Run(cfg.run.out, cfg, resume=cfg.run.resume, ranks=ranks, trainer="experiments.rse_train")
     train_set, test_set = open_data(cfg)
     trainer = RSETrainer(cfg, run, device, train_set, test_set)
     args = trainer.args
