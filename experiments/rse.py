@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -443,12 +443,13 @@ def level_score(outputs: Sequence[Tensor], test_sets: Mapping[float, Sequence[No
 
 
 @torch.no_grad()
-def apply_round(stage: RSERound, inputs: Sequence[Tensor], steps: int, *,
-                vae_only: bool = False) -> tuple[list[Tensor], float]:
+def apply_round(stage: RSERound, inputs: Sequence[Tensor], steps: int, *, vae_only: bool = False,
+                track: Callable[[Sequence[Tensor]], Iterable[Tensor]] = iter) -> tuple[list[Tensor], float]:
     """A round on each image (one at a time: sizes differ); the outputs and the mean seconds per image.
-    ``vae_only``: the VAE reconstruction alone (every pixel takes its VAE candidate)."""
+    ``vae_only``: the VAE reconstruction alone (every pixel takes its VAE candidate); ``track`` wraps
+    the loop over the images (a progress bar)."""
     outputs, seconds = [], 0.0
-    for image in inputs:
+    for image in track(inputs):
         start = time.perf_counter()
         x = image[None]
         if vae_only:

@@ -235,6 +235,10 @@ class RSETrainer:
         self.run.say(f"resumed {self.run.last_path}: round {self.progress['round'] + 1}, phase "
                      f"{self.progress['phase']}, step {self.progress['step']}")
 
+    def tracked(self, desc: str):
+        """A progress bar over a list of held-out images (:meth:`experiments.runs.Run.track`)."""
+        return lambda images: self.run.track(images, len(images), desc=desc)
+
     @property
     def finished(self) -> bool:
         return self.progress["phase"] == DONE
@@ -245,7 +249,9 @@ class RSETrainer:
         Every rank trains on the pool; rank 0 alone scores the held-out images."""
         stage = self.model.rounds[r]
         self.pool_inputs.append(apply_to_pool(stage, self.pool_inputs[r], self.args.steps))
-        self.test_inputs.append(apply_round(stage, self.test_inputs[r], self.args.steps)[0] if self.run.writes else [])
+        self.test_inputs.append(apply_round(stage, self.test_inputs[r], self.args.steps,
+                                            track=self.tracked("next inputs"))[0]
+                                if self.run.writes else [])
 
     def interrupt(self, stop: StopSignals) -> None:
         self.save_last()
@@ -332,7 +338,7 @@ class RSETrainer:
         stage = self.model.rounds[r]
         was_training = stage.policy.training
         stage.policy.eval()
-        outputs, seconds = apply_round(stage, self.test_inputs[r], self.args.steps)
+        outputs, seconds = apply_round(stage, self.test_inputs[r], self.args.steps, track=self.tracked("held-out"))
         stage.policy.train(was_training)
         return level_score(outputs, self.test_sets), outputs, seconds
 
@@ -416,7 +422,8 @@ class RSETrainer:
         round's held-out sample grid."""
         args, stage = self.args, self.model.rounds[r]
         scores, outputs, seconds = self.evaluate(r)
-        vae_only = level_score(apply_round(stage, self.test_inputs[r], args.steps, vae_only=True)[0], self.test_sets)
+        vae_only = level_score(apply_round(stage, self.test_inputs[r], args.steps, vae_only=True,
+                                           track=self.tracked("VAE alone"))[0], self.test_sets)
         if args.samples:
             self.run.save_grid(f"round{r + 1}_heldout", [[im.noisy, out, im.clean] for im, out in
                                                           zip(self.images[:args.samples], outputs)],
