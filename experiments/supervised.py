@@ -90,13 +90,13 @@ VAL_SEED = 20_240_601
 BATCH_SEED_BOUND = 2**62
 #: The smallest crop: the SSIM window (11x11) must fit.
 MIN_CROP = 16
-#: ``--lr-decay``: the learning-rate schedules (:func:`learning_rate`).
+#: ``train.lr_decay``: the learning-rate schedules (:func:`learning_rate`).
 LR_DECAYS = ("none", "cosine")
-#: ``--hole-loss``: the U-Net's loss on each image's hole MSE (:func:`compute_loss`).
+#: ``train.hole_loss``: the U-Net's loss on each image's hole MSE (:func:`compute_loss`).
 HOLE_LOSSES = ("mse", "psnr")
-#: ``--hole-loss psnr``: the floor added to each hole MSE before its log (a 50 dB hole counts as perfect).
+#: ``train.hole_loss psnr``: the floor added to each hole MSE before its log (a 50 dB hole counts as perfect).
 HOLE_MSE_FLOOR = 1e-5
-#: ``--flips``: the training crops' random flips (:func:`~rlenhance.data.random_flip`).
+#: ``data.flips``: the training crops' random flips (:func:`~rlenhance.data.random_flip`).
 FLIPS = ("both", "horizontal")
 
 
@@ -174,7 +174,7 @@ class Settings:
 class Example(NamedTuple):
     """A batch ready for a model: ``input`` and ``target`` float (B, C, H, W); ``mask`` (B, 1, H, W)
     with 1 = missing pixel (completion only, else None); ``noise_map`` (B, C, H, W), the noise
-    level of each pixel in image units (``--noise amplified``, and ``--model ffdnet`` on Gaussian
+    level of each pixel in image units (``data.noise amplified``, and ``--model ffdnet`` on Gaussian
     noise: each crop's ``sigma / 255``; else None)."""
 
     input: Tensor
@@ -251,12 +251,12 @@ def _check_sizes(args: Settings) -> None:
 
 # --- data -------------------------------------------------------------------------------------
 def image_channels(args: Settings) -> int:
-    """Planes the network reads and writes: 1 for gray denoising (``--gray``), else 3 (RGB)."""
+    """Planes the network reads and writes: 1 for gray denoising (``data.gray``), else 3 (RGB)."""
     return 1 if args.task == "denoise" and args.gray else 3
 
 
 def open_datasets(args: Settings):
-    """(train, val) datasets, resized to ``--resize`` if given; see the ``--data`` help for the layouts
+    """(train, val) datasets, resized to ``data.resize`` if given; see the ``--data`` help for the layouts
     read per task."""
     train, val = _open_datasets(args)
     if args.resize:
@@ -274,13 +274,13 @@ def _open_datasets(args: Settings):
     root = Path(args.data)
     if not root.is_dir():
         raise DatasetError(f"--data {root}: not a folder")
-    if args.task == "lowlight":  # --upscale: targets UPSCALE times the inputs (the seed's), or of their size
+    if args.task == "lowlight":  # model.upscale: targets UPSCALE times the inputs (the seed's), or of their size
         train, val = (PairedImages(root, split=split, val_fraction=VAL_FRACTION,
                                    scale=None if args.upscale > 1 else 1) for split in ("train", "val"))
         if {train.scale, val.scale} - {1, args.upscale}:
             raise DatasetError(f"--data {root}: its high images are {max(train.scale, val.scale)} times the low "
-                               f"ones; --upscale {args.upscale} reads pairs of one size (inputs area-downscaled) or "
-                               f"with targets {args.upscale} times the inputs")
+                               f"ones; model.upscale {args.upscale} reads pairs of one size (inputs area-downscaled) "
+                               f"or with targets {args.upscale} times the inputs")
         return train, val
     elif args.task == "completion":  # validation scores the estimated hole whatever the training masks
         opener = lambda split: OccludedPairs(root, split=split, val_fraction=VAL_FRACTION,  # noqa: E731
@@ -290,8 +290,8 @@ def _open_datasets(args: Settings):
                                             val_fraction=VAL_FRACTION)
     train, val = opener("train"), opener("val")
     if isinstance(train, NoisyPairs) and args.noise == "amplified":
-        raise ValueError(f"--data {root}: real noisy / clean pairs, but --noise amplified draws its own noise (and "
-                         "noise map) on clean images; give a folder of clean images, or --noise gaussian (real "
+        raise ValueError(f"--data {root}: real noisy / clean pairs, but data.noise amplified draws its own noise (and "
+                         "noise map) on clean images; give a folder of clean images, or data.noise gaussian (real "
                          "pairs are then used as they are)")
     if isinstance(train, NoisyPairs) and args.model == "ffdnet":
         raise ValueError(f"--data {root}: real noisy / clean pairs, whose noise has no known level map, which --model "
@@ -364,7 +364,7 @@ def crop_of(args: Settings, dataset) -> int:
 
 def validation_set(args: Settings, dataset) -> Example:
     """``val_samples`` fixed crops of the validation images, degraded with a fixed seed (CPU tensors;
-    occluded pairs keep their own holes, also with ``--shift-holes``):
+    occluded pairs keep their own holes, also with ``data.shift_holes``):
     the images in a fixed shuffled order, each used ``val_samples // len(dataset)`` or one more
     times (``val_samples`` >= the number of validation images covers them all)."""
     batch = sample_batch(dataset, args.val_samples, crop=crop_of(args, dataset), rng=np.random.default_rng(VAL_SEED),
@@ -384,7 +384,7 @@ def validation_sets(args: Settings, dataset) -> dict[float | None, Example]:
 
 def learning_rate(args: Settings, step: int) -> float:
     """The learning rate of training batch ``step`` (0-based, counted over the whole run): ``--lr``,
-    or with ``--lr-decay cosine`` ``lr (1 + cos(pi step / total)) / 2`` over the ``total`` =
+    or with ``train.lr_decay cosine`` ``lr (1 + cos(pi step / total)) / 2`` over the ``total`` =
     ``--epochs`` x ``--steps-per-epoch`` batches (a function of the step alone, so a resumed run
     continues the schedule; a resume that changes ``--epochs`` stretches what remains of it)."""
     if args.lr_decay == "none":
@@ -410,7 +410,8 @@ def init_weights(model: nn.Module, path: str, spec: SupervisedSpec) -> None:
             check_arch(ckpt["arch"], model.arch(), source=f"checkpoint {path}")
     except CheckpointError as exc:
         raise CheckpointError(f"--init: {exc}; --init takes a checkpoint of experiments.supervised_train with this "
-                              "run's --model, --task and shape (--width, --upscale, --generator, ...)") from None
+                              "run's --model, --task and shape (--width, model.upscale, model.generator, ...)"
+                              ) from None
     theirs = ckpt["extra"][SPEC_KEY]
     differ = [f"{f.name} {getattr(theirs, f.name)!r} (this run: {getattr(spec, f.name)!r})" for f in fields(spec)
               if getattr(theirs, f.name) != getattr(spec, f.name)]
@@ -510,7 +511,7 @@ def evaluate(model: nn.Module, args: Settings, val: Example, device: torch.devic
 
 
 def sample_rows(args: Settings, vals: Mapping[Any, Example], outputs: Mapping[Any, Tensor]) -> list[list[Tensor]]:
-    """The sample grid's first ``--samples`` rows (input | output | reference): each validation crop
+    """The sample grid's first ``run.samples`` rows (input | output | reference): each validation crop
     at every level in turn (a super-resolution input shown at the target's size, nearest)."""
     level_rows = []
     for level, val in vals.items():

@@ -116,7 +116,7 @@ def test_upscale_reads_the_seeds_layout_with_targets_4x_the_inputs(tmp_path):
     assert len(rows) == 1 and np.isfinite(rows[0]["eval/psnr"])
     with pytest.raises(DatasetError, match="the files of a pair must match"):  # 4x targets need upscale 4
         run("--data", str(tmp_path / "train"), "--out", str(tmp_path / "plain"))
-    with pytest.raises(DatasetError, match="4 times the low ones; --upscale 2"):
+    with pytest.raises(DatasetError, match="4 times the low ones; model.upscale 2"):
         run("--set", "model.upscale=2", "--data", str(tmp_path / "train"), "--out", str(tmp_path / "two"))
 
 
