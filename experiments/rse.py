@@ -407,7 +407,7 @@ def phase_seed(seed: int, round_index: int, step: int) -> int:
 
 def vae_batch(args: Settings, clean: Tensor, inputs: Tensor | None, latent_dim: int, seed: int,
               rows: slice) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
-    """Rows ``rows`` (e.g. a rank's, :meth:`Ranks.rows`) of a VAE step's ``--vae-batch`` (input,
+    """Rows ``rows`` (e.g. a rank's, :meth:`Ranks.rows`) of a VAE step's ``rse.vae_batch`` (input,
     clean) patch pairs of the pool (:func:`sample_patch_pairs`) and their two reparameterisation
     noises (N, ``latent_dim``), drawn with ``seed``: global row i's from the generators of (``seed``,
     i) alone (:func:`envs.base.episode_rows`, on the pool's device), so a rank of a data-parallel job

@@ -281,7 +281,7 @@ class RSETrainer:
         if "vae_optimizer" in self.phase_state:
             optimizer.load_state_dict(self.phase_state["vae_optimizer"])
         inputs = self.vae_inputs(r)
-        local = self.ranks.split(args.vae_batch, "--vae-batch")
+        local = self.ranks.split(args.vae_batch, "rse.vae_batch")
         stage.vae.train()
         bar = self.run.progress(total, initial=self.progress["step"], desc=f"round {r + 1} vae")
         while self.progress["step"] < total:
@@ -347,7 +347,7 @@ class RSETrainer:
         if self.progress["step"] == 0 and r > 0 and "agent" not in self.phase_state:
             stage.policy.load_state_dict(self.model.rounds[r - 1].policy.state_dict())
         data = self.train_set if r == 0 else PoolPairs(self.pool_clean, self.pool_inputs[r])
-        venv = make_rse_vec(self.ranks.split(args.batch, "--batch"), shard=self.ranks.shard, device=self.device,
+        venv = make_rse_vec(self.ranks.split(args.batch, "sac.batch"), shard=self.ranks.shard, device=self.device,
                             data=data, model=stage, crop=args.crop, max_episode_steps=args.steps, sigma=args.sigma,
                             gray=args.gray, w_deblock=args.w_deblock)
         agent = SAC(stage.policy, sac_config(args, r), device=self.device, critic_kwargs={"width": args.width},

@@ -356,7 +356,7 @@ class SupervisedTrainer:
         self.cfg, self.args, self.run, self.device, self.ranks = cfg, settings(cfg), run, device, ranks
         args = self.args
         self.use_amp = device.type == "cuda"
-        self.local_batch = ranks.split(args.batch, "--batch")
+        self.local_batch = ranks.split(args.batch, "train.batch")
         self.train_set, val_set = open_datasets(args)
         self.vals = validation_sets(args, val_set)
         self.model = build = _network(args).to(device)
