@@ -4,6 +4,7 @@ closing "use it" line, and one clear line for each damaged file of a run folder 
 
 import csv
 import json
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -268,3 +269,20 @@ def test_resume_of_a_damaged_run_says_which_file_in_one_line(finished_run, tmp_p
     line = resume_error(out, capsys)
     named = metrics if damage.startswith("metrics") else out if damage == "other-trainer" else config
     assert line.startswith("supervised_train: error: ") and str(named) in line
+
+
+def test_a_full_disk_during_training_ends_with_one_line(tmp_path, capsys, monkeypatch):
+    from experiments import supervised_train
+
+    def full(*args, **kwargs):
+        raise RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(SystemExit) as stopped:
+        run_cli(lambda _: supervised_train.main([*TINY, "--out", str(tmp_path / "run")]), "supervised_train")
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    line = err.strip().split("\n")[-1].split("\r")[-1]  # the last line, as a terminal shows it past the bars
+    line = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", line).strip()  # the closing bar's cursor moves
+    assert line.startswith("supervised_train: error: could not write ") and "Traceback" not in err
+    assert "best.pt (PytorchStreamWriter failed" in line and "free space on that disk" in line
