@@ -259,7 +259,8 @@ def _type_name(kind: Any) -> str:
 # --- files -------------------------------------------------------------------------------------
 def load_file(path: str | Path) -> dict[str, Any]:
     """The nested settings of a ``--config`` file: TOML (``.toml``) or JSON; a run folder stands
-    for its ``config.json``. A run's bookkeeping keys (:data:`RUN_METADATA`) are dropped.
+    for its ``config.json``. A run's bookkeeping keys (:data:`RUN_METADATA`) and its ``run.resume``
+    are dropped: a run's config starts a new run (``--resume`` continues one).
 
     Raises:
         FileNotFoundError: no such file (or a folder without config.json).
@@ -277,7 +278,10 @@ def load_file(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"--config {path}: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError(f"--config {path}: expected a table of sections, got {type(data).__name__}")
-    return {k: v for k, v in data.items() if k not in RUN_METADATA}
+    data = {k: v for k, v in data.items() if k not in RUN_METADATA}
+    if path.name == "config.json" and isinstance(data.get("run"), dict):  # a run's: re-run it as a new run
+        data["run"] = {k: v for k, v in data["run"].items() if k != "resume"}
+    return data
 
 
 def _toml(path: Path) -> Any:
@@ -406,5 +410,6 @@ def _unknown_hint(unknown: Sequence[str], leaves: Mapping[str, Any]) -> str:
     name = first[2:].split("=", 1)[0].replace("-", "_")
     name = name[3:] if name.startswith("no_") else name
     matches = [p for p in leaves if p.rsplit(".", 1)[-1] == name]
-    hint = f"; it is a setting now: --set {matches[0]}=VALUE" if len(matches) == 1 else ""
+    hint = f"; it is a setting: --set {matches[0]}=VALUE" if matches else ""
+    hint += "".join(f" (or {m})" for m in matches[1:])
     return f"unrecognized arguments: {' '.join(unknown)}{hint}"

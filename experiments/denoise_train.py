@@ -138,8 +138,9 @@ def _shipped_gray(**changes: Any) -> Config:
 def shipped() -> Config:
     """The shipped rlenhance/weights/a3c_denoise.pt: blind gray A3C over BSD train432 at sigma 15 / 25 / 50
     with the shipped FFDNet's pixel as a tenth action it also sees; 3,600 episodes of 32 crops, evaluated
-    every 300 (its best.pt: episode 300). About 70 s per 60 episodes on 1 core of a 2-core CPU (about 70 min
-    to its best.pt, 70 h in all)."""
+    every 300 (its best.pt: episode 300). About 70 s per 60 episodes on 1 core of a 2-core CPU (about 6 min
+    to its best.pt, 70 min in all, plus evaluations); a GPU trains this batch about 13 times faster than
+    16 CPU cores (docs/performance.md, without the predictor)."""
     return _shipped_gray(**{"a3c.lr_decay": "poly", "run.batch": 32, "run.episodes": 3600, "run.eval_every": 300})
 
 

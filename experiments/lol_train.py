@@ -192,7 +192,8 @@ class Config(RLConfig):
 def shipped() -> Config:
     """The shipped rlenhance/weights/lowlight_a3c.pt: SICE pairs, 128 px crops, 32 a batch, 4,500
     episodes, every evaluation kept (the card picks episode 3,500). About 50 min on 1 core of a 2-core
-    CPU; a GPU does not help this 32-channel policy at 8 x 8 blocks (see docs/performance.md)."""
+    CPU; on an H100 about 9 min (8.6 episodes/s at this batch, docs/performance.md), no faster than 16
+    CPU cores: the 32-channel policy at 128 px is a few small kernels."""
     return config.replace_path(Config(), {
         "task.data": "../shared/data/sice_pairs/train", "task.crop": 128, "run.batch": 32, "run.episodes": 4500,
         "run.keep_evals": True, "run.seed": 1, "run.split_seed": 0})
@@ -202,9 +203,10 @@ def rellie() -> Config:
     """ReLLIE's configuration (REFERENCES): 27 per-channel alphas from -0.3, R and G coupled 0.9 to B,
     damping 0.2, reward -(spatial + 80 exposure(16 x 16, E = 0.6) + 200 TV(alpha) + 20 colour ratio),
     entropy 0.01, gamma 1.05, Adam 5e-4, 32 crops of 70 px, 10 steps in training and 6 at test, a
-    64-channel network at full resolution taking the most probable alpha, no conditioning. 1,100 episodes
-    (ReLLIE: 30,000): about 3 s an episode on 2 CPU cores (about an hour), each evaluation a minute on the
-    embedded photos; on a GPU about 0.1 s an episode."""
+    64-channel network at full resolution taking the most probable alpha, no conditioning; 1,100 episodes
+    (ReLLIE: 30,000). Costly on a CPU: on 2 cores an episode takes minutes (4 episodes and one evaluation,
+    about 21 min and 3 GB), so 1,100 take days; train it on a GPU. Evaluations run in batches of
+    run.eval_batch images."""
     return config.replace_path(Config(), {
         "agent": "a3c", "task.action": "discrete", "task.alpha_channels": 3, "task.channel_coupling": 0.9,
         "task.damping": 0.2, "task.alpha_min": RELLIE_ALPHAS[0], "task.crop": 70, "task.steps": 10,

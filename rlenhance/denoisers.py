@@ -121,10 +121,10 @@ _TRAIN_COMMAND = MappingProxyType({
     ("ffdnet", 3): "python -m experiments.supervised_train --model ffdnet --task denoise --noise gaussian "
                    "--sigma 0 15 25 50 75 --sigma-draw uniform --no-gray",
     ("a3c", 1): "python -m experiments.denoise_train --sigma 15 25 50 --predictor rlenhance/weights/ffdnet_denoise.pt "
-                "--observe-prediction --downscale 2",
+                "--observe-prediction --set model.downscale=2",
     ("a3c", 3): "python -m experiments.denoise_train --no-gray",
     ("sac", 1): "python -m experiments.denoise_train --agent sac --sigma 15 25 50 --predictor "
-                "rlenhance/weights/ffdnet_denoise.pt --observe-prediction --downscale 2",
+                "rlenhance/weights/ffdnet_denoise.pt --observe-prediction --set model.downscale=2",
     ("sac", 3): "python -m experiments.denoise_train --agent sac --no-gray",
     ("rse", 1): "python -m experiments.rse_train --gray",
     ("rse", 3): "python -m experiments.rse_train --predictor rlenhance/weights/ffdnet_denoise.pt",

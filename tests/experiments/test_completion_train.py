@@ -73,7 +73,7 @@ def tiny_run(data, tmp_path_factory):
 
 def test_run_folder_contents(tiny_run, data):
     config = json.loads((tiny_run / "config.json").read_text())
-    assert config["predictor"] == str(data / "gated.pt") and config["episodes"] == 4
+    assert config["task"]["predictor"] == str(data / "gated.pt") and config["run"]["episodes"] == 4
     rows = list(scalar_rows(tiny_run))
     names = {r["metric"] for r in rows}
     assert {"charts/episode_return", "losses/value_loss", "eval/hole_psnr", "eval/hole_ssim", "eval/psnr",
@@ -82,7 +82,7 @@ def test_run_folder_contents(tiny_run, data):
     assert (tiny_run / "samples" / "episode_000004.png").is_file()
     best = load_checkpoint(tiny_run / "checkpoints" / "best.pt")
     last = load_checkpoint(tiny_run / "checkpoints" / "last.pt")
-    assert "agent" in last["extra"] and "agent" not in best["extra"]
+    assert "state" in last["extra"] and "state" not in best["extra"]
     spec = best["extra"]["spec"]
     restorer = load_rollout_policy(tiny_run / "checkpoints" / "best.pt")  # the predictor comes back from its path
     assert spec.task == "completion" and restorer.task.actions[-1] == "predict"
@@ -191,7 +191,7 @@ def test_resume_continues_to_the_same_weights(data, tmp_path):
 def test_pixelrnn_backbone_starts_from_the_checkpoint_and_stays_frozen(data, tmp_path):
     """--init-backbone copies the gated PixelRNN; --freeze-backbone 2 keeps it for episodes 0-1 only."""
     out = tmp_path / "backbone"
-    args = tiny_args(data, out, "--set", "model.backbone=pixelrnn", "--set", f"model.init_backbone={data / "gated.pt"}",
+    args = tiny_args(data, out, "--set", "model.backbone=pixelrnn", "--set", f"model.init_backbone={data / 'gated.pt'}",
                      "--set", "model.freeze_backbone=2")
     half = list(args)
     half[half.index("--episodes") + 1] = "2"
@@ -210,7 +210,7 @@ def test_sac_smoke(data, tmp_path):
     out = completion_train.main(tiny_args(data, tmp_path / "sac", "--agent", "sac", "--set", "sac.learning_starts=2",
                                           "--set", "sac.batch=2", "--episodes", "2"))
     last = load_checkpoint(Path(out) / "checkpoints" / "last.pt")
-    assert last["extra"]["algorithm"] == "sac" and "critics" in last["extra"]["agent"]
+    assert last["extra"]["algorithm"] == "sac" and "critics" in last["extra"]["state"]
     assert np.isfinite(last["extra"]["scores"]["eval/hole_psnr"])
 
 
@@ -228,8 +228,8 @@ def test_synthetic_holes_are_seeded_per_image():
 
 @pytest.mark.parametrize("argv, error, words", [
     (["--predictor", "/nonexistent/model.pt"], FileNotFoundError, "--predictor"),
-    (["--val-fraction", "1.5"], ValueError, "--val-fraction"),
-    (["--occlusion", "blob"], SystemExit, None),  # argparse: not a choice
+    (["--val-fraction", "1.5"], ValueError, "task.val_fraction 1.5"),
+    (["--occlusion", "blob"], ValueError, "task.occlusion: 'blob' is not one of box, stroke, mixed"),
 ])
 def test_bad_arguments_raise_clear_errors(argv, error, words, tmp_path):
     with pytest.raises(error, match=words):
@@ -309,13 +309,14 @@ def test_an_interrupted_sac_run_resumes(data, tmp_path, signal_on_call):
     """SAC stops between evaluations too; its replay buffer is not saved, so the resumed run refills it."""
     from agents.sac import SAC
 
-    argv = tiny_args(data, tmp_path / "sac", "--agent", "sac", "--set", "sac.learning_starts=2", "--set", "sac.batch=2")
+    argv = tiny_args(data, tmp_path / "sac", "--agent", "sac", "--set", "sac.learning_starts=2",
+                     "--set", "sac.batch=2")
     undo = signal_on_call(SAC, "train_episode", 3)
     with pytest.raises(KeyboardInterrupt, match="interrupted at episode 3 of 4"):
         completion_train.main(argv)
     undo()
     last = load_checkpoint(tmp_path / "sac" / "checkpoints" / "last.pt")["extra"]
-    assert (last["episode"], last["eval_episode"], last["best_episode"]) == (3, 2, 2) and "critics" in last["agent"]
+    assert (last["episode"], last["eval_episode"], last["best_episode"]) == (3, 2, 2) and "critics" in last["state"]
     completion_train.main([*argv, "--resume"])
     last = load_checkpoint(tmp_path / "sac" / "checkpoints" / "last.pt")["extra"]
     assert last["episode"] == 4 and np.isfinite(last["scores"]["eval/hole_psnr"])

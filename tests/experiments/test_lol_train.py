@@ -602,3 +602,22 @@ def test_blur_sigma_is_recorded_for_the_enhancer_and_the_rellie_preset_has_none(
     for bad in ("-1", "4", "nan"):
         with pytest.raises(ValueError, match="task.blur_sigma: expected the blur's sigma in pixels"):
             lol_train.parse_args([*args, *S(f"task.blur_sigma={bad}")])
+
+
+@pytest.mark.parametrize("preset", [[], ["--preset", "rellie"]])
+def test_validation_in_batches_scores_as_one_batch(preset):
+    """``run.eval_batch`` images a rollout (less memory at ReLLIE's full resolution): the scores of one
+    batch of every image."""
+    from experiments import lol_train
+    from experiments.rl_common import make_agent
+
+    argv = [*preset, *TINY, *S("task.policy_side=48", "model.downscale=1")]
+    one, whole = (lol_train.parse_args([*argv, *S(f"run.eval_batch={n}")]) for n in (1, 64))
+    venv = envs.make_vec(lol_train.ENV_ID, num_envs=1, **lol_train.env_kwargs(one))
+    names, low, high = lol_train.load_validation(one, torch.device("cpu"))
+    assert len(names) > 1
+    policy = make_agent(one, venv, steps=one.task.steps, keys=("image", "original", "exposure_gap"),
+                        cond_film=one.reward.conditioned).policy.eval()
+    a, b = (lol_train.evaluate(policy, venv.task, cfg, low, high)[0] for cfg in (one, whole))
+    for key in ("eval/psnr", "eval/ssim", "eval/brightness", "eval/exposure_loss"):
+        assert a[key] == pytest.approx(b[key], abs=1e-5), key
