@@ -586,3 +586,27 @@ def test_init_widens_a_narrower_completion_unet_and_refuses_a_wider_one(runs, tm
     with pytest.raises(CheckpointError, match=r"--init: .*architecture mismatch.*\"width\": 8.*\"width\": 4"):
         in_process(*tiny, "--init", str(source), "--out", str(tmp_path / "narrow"))
     assert not any((tmp_path / name).exists() for name in ("other", "broken", "narrow"))
+
+
+def test_the_model_cards_commands_run_and_equal_their_presets():
+    """Every supervised_train / rse_train command of rlenhance/weights/README.md parses, and a card's
+    command that names its preset gives the preset's config (the run folder and, for a file
+    fine-tuned from itself, the --init path aside)."""
+    import importlib
+    import shlex
+
+    from experiments import config as configs
+
+    cards = (ROOT / "rlenhance" / "weights" / "README.md").read_text()
+    commands = re.findall(r"`(python -m experiments\.(supervised_train|rse_train)[^`]*)`(?: \(`--preset ([\w-]+)`)?",
+                          cards)
+    assert len(commands) >= 15 and sum(bool(preset) for *_, preset in commands) >= 9
+    for command, trainer, preset in commands:
+        module = importlib.import_module(f"experiments.{trainer}")
+        config = configs.to_dict(module.parse(shlex.split(command)[3:]))
+        if preset:
+            expected = configs.to_dict(module.parse(["--preset", preset]))
+            for one in (config, expected):
+                one["run"].pop("out")
+                one.get("train", {}).pop("init", None)
+            assert config == expected, preset
