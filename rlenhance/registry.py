@@ -146,7 +146,7 @@ def _denoise_weights(name: str) -> Mapping[int, str]:
 _FFDNET_TRAIN = ("python -m experiments.supervised_train --model ffdnet --task denoise --set data.noise=gaussian "
                  "--sigma 0 15 25 50 75 --set data.sigma_draw=uniform")
 _POLICY_TRAIN = ("python -m experiments.denoise_train{agent} --sigma 15 25 50 --predictor "
-                 "rlenhance/weights/ffdnet_denoise.pt --observe-prediction --downscale 2")
+                 "rlenhance/weights/ffdnet_denoise.pt --observe-prediction --set model.downscale=2")
 _CLASSICAL_LABELS = {"auto-gamma": "Auto gamma", "histeq": "Histogram equalisation", "clahe": "CLAHE",
                      "gaussian": "Gaussian blur", "median": "Median filter", "bilateral": "Bilateral filter",
                      "bm3d": "BM3D", "telea": "Telea inpainting", "navier-stokes": "Navier-Stokes inpainting"}
