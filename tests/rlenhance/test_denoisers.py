@@ -300,8 +300,6 @@ def test_the_train_command_of_each_missing_default_parses_to_its_model(tmp_path,
     import importlib
     import shlex
 
-    from experiments.runs import parse_config
-
     Defaults(tmp_path, monkeypatch)
     table = denoisers.DENOISER_CHECKPOINTS
     trainers = {"mrpnet": "experiments.supervised_train", "a3c": "experiments.denoise_train",
@@ -317,12 +315,14 @@ def test_the_train_command_of_each_missing_default_parses_to_its_model(tmp_path,
             config = module.parse_args(argv[3:])  # an unknown flag: SystemExit
             assert config.task.gray == (channels == 1) and config.agent == model, argv
             continue
-        args = parse_config(module.Args, argv[3:])  # an unknown flag: SystemExit
-        assert args.gray == (channels == 1), argv
-        if model in ("mrpnet", "ffdnet"):
-            assert (args.model, args.task) == (model, "denoise")
+        config = module.parse(argv[3:])  # an unknown flag: SystemExit
+        if model == "rse":
+            assert config.task.gray == (channels == 1), argv
+            continue
+        data = config.data
+        assert data.gray == (channels == 1) and (config.model.name, data.task) == (model, "denoise"), argv
         if model == "ffdnet":  # FFDNet's protocol: Gaussian noise, any level of [0, 75]
-            assert (args.noise, min(args.sigma), max(args.sigma), args.sigma_draw) == ("gaussian", 0, 75, "uniform")
+            assert (data.noise, min(data.sigma), max(data.sigma), data.sigma_draw) == ("gaussian", 0, 75, "uniform")
 
 
 def test_the_table_names_the_documented_files():
