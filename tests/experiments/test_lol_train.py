@@ -57,7 +57,7 @@ def test_run_folder_contents(tiny_run):
             "eval/exposure_loss", "eval/brightness"} <= metrics
     assert max(int(r["step"]) for r in rows) == 4
     # a conditioned run also checks --exposure customisation; 0.4 (the default setting) is among its targets
-    last_eval = {r["metric"]: float(r["value"]) for r in rows if r["step"] == "4"}
+    last_eval = {r["metric"]: float(r["value"]) for r in rows if r["step"] == 4}
     assert config["reward"]["exposure_target"] == 0.4
     assert last_eval["eval/exposure_gap_max"] >= abs(last_eval["eval/brightness"] - 0.4) - 1e-6
     assert list((out / "tb").glob("events.out.tfevents.*"))
@@ -68,7 +68,8 @@ def test_run_folder_contents(tiny_run):
     assert last["extra"]["episode"] == 4 and "state" in last["extra"]
     best = load_checkpoint(out / "checkpoints" / "best.pt")
     assert "state" not in best["extra"] and best["extra"]["spec"].conditioned is True
-    assert {**best["extra"]["config"], "world_size": 1} == config  # the run's config travels with its checkpoints
+    # the run's config travels with its checkpoints
+    assert {**best["extra"]["config"], "world_size": 1, "trainer": "experiments.lol_train"} == config
     assert "| episodes |" in proc.stdout and (out / "summary.md").is_file()
     # the defaults are the shipped model's recipe: conditioned on the exposure target and every weight
     assert dict(best["extra"]["spec"].setting_ranges) == {
