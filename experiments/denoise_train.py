@@ -175,7 +175,9 @@ def color_sac() -> Config:
 def pixelrl() -> Config:
     """PixelRL's denoiser (REFERENCES): 64-channel network with a ConvGRU, A3C with the learned reward-map
     convolution, lr 1e-3 decayed polynomially, 64 crops of 70 px, 5 steps, gamma 0.95, sigma 25 (its
-    30,000 episodes left to --episodes). About 4 s an episode on 2 CPU cores; a GPU is the place for it."""
+    30,000 episodes left to --episodes). Costly on a CPU: an episode of 64 crops through the 64-channel
+    ConvGRU network takes more than 80 s of one core, so its 100 episodes take hours on 2 CPU cores; a GPU
+    is the place for it."""
     return config.replace_path(Config(), {
         "model.width": 64, "model.conv_gru": True, "a3c.reward_map_conv": True, "a3c.lr_decay": "poly",
         "run.batch": 64})

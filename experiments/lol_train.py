@@ -5,7 +5,7 @@
     python -m experiments.lol_train --preset rellie --data ../shared/data/sice_pairs/train   # ReLLIE's configuration
     python -m experiments.lol_train --agent sac           # continuous alphas, tanh-Gaussian actor
     python -m experiments.lol_train --print-config        # every setting; change one with --set reward.w_exposure=80
-    python -m experiments.lol_train --config runs/lol_train   # re-run a run with its saved config.json
+    python -m experiments.lol_train --config runs/lol_train --out runs/again   # re-run a run (its config.json)
 
 The defaults are the recipe of the shipped ``rlenhance/weights/lowlight_a3c.pt`` (its model card) with
 fewer episodes and smaller crops, so that a run on the embedded photos ends within minutes on two CPU

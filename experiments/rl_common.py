@@ -583,16 +583,6 @@ def usage(command: Sequence[str], best: Path) -> list[str]:
     return [f"model: {best}", "use it: " + " ".join(shlex.quote(str(part)) for part in command)]
 
 
-def flag_help(config_class: type, section: str, name: str) -> str:
-    """The docstring of setting ``section.name`` (for messages that name it)."""
-    return field_docs(type(getattr(config_class(), section))).get(name, name)
-
-
-def replace_section(cfg: Any, section: str, **changes: Any) -> Any:
-    """``cfg`` with fields of one section replaced."""
-    return dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **changes)})
-
-
 def config_arg(config_class: type, name: str, *, prefix: str) -> Any:
     """An :func:`~experiments.runs.arg` field that overrides field ``name`` of an agent's config
     dataclass (``rse_train``'s flags; the RL trainers set their agents through the config's sections)."""

@@ -205,7 +205,7 @@ METHODS: tuple[Method, ...] = (
     Method("completion", "a3c", "RL fill actions (A3C)", "RL", "rlenhance.completion:PolicyCompleter",
            MappingProxyType({_RGB: "a3c_completion.pt"}), ("ensemble",),
            train=MappingProxyType({_RGB: "python -m experiments.completion_train --predictor "
-                                         "rlenhance/weights/unet_completion.pt --downscale 2"}),
+                                         "rlenhance/weights/unet_completion.pt --set model.downscale=2"}),
            note="keep / diffuse / copy / blur / median or the U-Net's pixel per 2x2 block, 5 steps; trained on "
                 "bedroom photos"),
     _supervised("completion", "unet", "Completion U-Net", {_RGB: "unet_completion.pt"},

@@ -18,7 +18,7 @@ from rlenhance.checkpoint import load_checkpoint
 ROOT = Path(__file__).resolve().parents[2]
 TRAINERS = {"lol_train": lol_train, "denoise_train": denoise_train, "completion_train": completion_train}
 #: Words that name a run, a session or an experiment's history: help texts describe the product.
-HISTORY = re.compile(r"\bsession|\b[hk]\d+[a-z]?\d*\b|\bruns? [a-z]\d|tried in", re.IGNORECASE)
+HISTORY = re.compile(r"(?i:\bsession|tried in)|\b[hk]\d+[a-z]?\d*\b|\bruns? [a-z]\d")
 
 
 @dataclass(frozen=True)
