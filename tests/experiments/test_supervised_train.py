@@ -610,3 +610,22 @@ def test_the_model_cards_commands_run_and_equal_their_presets():
                 one["run"].pop("out")
                 one.get("train", {}).pop("init", None)
             assert config == expected, preset
+
+
+@pytest.mark.parametrize("trainer", ["supervised_train", "rse_train"])
+def test_every_setting_has_a_docstring(trainer):
+    import importlib
+
+    from experiments import config as configs
+
+    module = importlib.import_module(f"experiments.{trainer}")
+    for path, (_, holder) in configs.paths(module.Config).items():
+        assert configs.field_docs(holder).get(path.rsplit(".", 1)[-1]), path
+
+
+def test_a_runs_config_json_reruns_it_exactly(tmp_path):
+    """``--config RUN`` with another --out trains the same weights (a new run: the saved resume flag is not taken)."""
+    first = main([*TINY, "--epochs", "1", "--out", str(tmp_path / "a")])
+    again = main(["--config", str(first), "--out", str(tmp_path / "b")])
+    a, b = (load_checkpoint(Path(run) / "checkpoints" / "last.pt") for run in (first, again))
+    assert all(torch.equal(v, b["state_dict"][k]) for k, v in a["state_dict"].items())
