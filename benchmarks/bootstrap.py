@@ -24,26 +24,21 @@ run is resumed (the experiments' ``--resume``), so an interrupted benchmark cont
 from __future__ import annotations
 
 import argparse
-import csv
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from experiments.runs import markdown_table
+from experiments.runs import markdown_table, metric_series
 
 VARIANTS = ("random", "bootstrapped")
 TIE = 1e-3
 
 
 def read_metric(run_dir: Path, metric: str) -> dict[int, float]:
-    """``{episode: value}`` of one scalar in a run's metrics.csv (the last row of an episode wins)."""
-    values = {}
-    with open(run_dir / "metrics.csv", newline="") as f:
-        for row in csv.DictReader(f):
-            if row["metric"] == metric:
-                values[int(row["step"])] = float(row["value"])
+    """``{episode: value}`` of one scalar in a run's metrics.csv (:func:`experiments.runs.metric_series`)."""
+    values = metric_series(run_dir, metric)
     if not values:
         raise ValueError(f"{run_dir / 'metrics.csv'}: no {metric!r} rows; pass the experiment's evaluation metric "
                          "with --metric (e.g. eval/hole_psnr for completion_train) and an --eval-every")

@@ -61,7 +61,7 @@ __all__ = [
 ]
 
 #: Keys a run folder's config.json holds beside the config (written by ``experiments.runs.Run``).
-RUN_METADATA = ("world_size",)
+RUN_METADATA = ("world_size", "trainer")
 #: Spellings of None and of the booleans on the command line and in ``--set``.
 _NONE = ("none", "null")
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")

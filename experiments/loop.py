@@ -45,8 +45,8 @@ from typing import Any
 
 import torch
 
-from experiments.runs import Run, StopSignals
-from rlenhance.checkpoint import load_checkpoint
+from experiments.runs import GRID_CAPTIONS, Run, StopSignals
+from rlenhance.checkpoint import load_checkpoint, load_state_dict_strict
 
 __all__ = [
     "Callback",
@@ -169,7 +169,9 @@ class Loop:
     def _resume(self) -> bool:
         """Restore last.pt; True when the run is already finished (nothing to do)."""
         s, u, run = self.state, self.unit, self.run
-        extra = run.load_last(expected_arch=self.model.arch())["extra"]
+        last = run.load_last(expected_arch=self.model.arch())
+        load_state_dict_strict(self.model, last["state_dict"], source=str(run.last_path))
+        extra = last["extra"]
         self.load_state(extra["state"])
         s.step, s.best = int(extra[u]), float(extra["best"])
         s.best_step = int(extra.get(f"best_{u}", 0))
@@ -278,14 +280,16 @@ class Checkpoints(Callback):
 
 
 class SampleGrids(Callback):
-    """``samples/<unit>_NNNNNN.png``: the first ``count`` grid rows of each evaluation."""
+    """``samples/<unit>_NNNNNN.png``: the first ``count`` grid rows of each evaluation, each column
+    captioned (``captions``), also shown in TensorBoard at the step."""
 
-    def __init__(self, count: int):
-        self.count = count
+    def __init__(self, count: int, captions: Sequence[str] = GRID_CAPTIONS):
+        self.count, self.captions = count, captions
 
     def on_evaluation(self, loop: Loop, scores: Mapping[str, float], rows: Sequence[Sequence[torch.Tensor]]) -> None:
         if rows and self.count:
-            loop.run.save_grid(f"{loop.unit}_{loop.state.step:06d}", list(rows)[:self.count])
+            loop.run.save_grid(f"{loop.unit}_{loop.state.step:06d}", list(rows)[:self.count], captions=self.captions,
+                               step=loop.state.step)
 
 
 class Progress(Callback):

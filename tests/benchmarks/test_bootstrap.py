@@ -63,6 +63,6 @@ def test_a_failing_run_reports_its_log(tmp_path):
 
 
 def test_read_metric_names_the_file_when_the_metric_is_missing(tmp_path):
-    (tmp_path / "metrics.csv").write_text("step,wall_time,metric,value\n1,0.1,charts/lr,0.001\n")
+    (tmp_path / "metrics.csv").write_text("step,wall_time,charts/lr\n1,0.1,0.001\n")
     with pytest.raises(ValueError, match="metrics.csv: no 'eval/psnr' rows"):
         bootstrap.read_metric(tmp_path, "eval/psnr")

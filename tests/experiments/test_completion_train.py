@@ -2,7 +2,6 @@
 validation split (never on --test), predictor (also shipped beside the policy), backbone, resume,
 Ctrl-C between and before evaluations."""
 
-import csv
 import json
 import shutil
 import subprocess
@@ -16,6 +15,7 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from agents.rollout import load_predictor, load_rollout_policy
 from experiments import completion_train
+from experiments.runs import scalar_rows
 from rlenhance.checkpoint import FORMAT_TAG, SupervisedSpec, load_checkpoint, save_checkpoint
 from rlenhance.data import OccludedPairs
 from rlenhance.errors import CheckpointError, DatasetError
@@ -74,8 +74,7 @@ def tiny_run(data, tmp_path_factory):
 def test_run_folder_contents(tiny_run, data):
     config = json.loads((tiny_run / "config.json").read_text())
     assert config["task"]["predictor"] == str(data / "gated.pt") and config["run"]["episodes"] == 4
-    with open(tiny_run / "metrics.csv") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = list(scalar_rows(tiny_run))
     names = {r["metric"] for r in rows}
     assert {"charts/episode_return", "losses/value_loss", "eval/hole_psnr", "eval/hole_ssim", "eval/psnr",
             "eval/input_hole_psnr", "eval/predictor_hole_psnr"} <= names
@@ -139,8 +138,7 @@ def test_best_is_chosen_on_the_validation_split_never_on_the_test_pairs(data, tm
     assert (names(val), names(test)) == (val_names, test_names)
     assert len(val_names) == 2 and not names(train) & val_names  # held out of training
     assert calls == [val_names, test_names] * 2  # both, at each of the two evaluations
-    with open(out / "metrics.csv") as handle:
-        at = {(r["metric"], int(r["step"])): float(r["value"]) for r in csv.DictReader(handle)}
+    at = {(r["metric"], int(r["step"])): float(r["value"]) for r in scalar_rows(out)}
     assert [at["eval/hole_psnr", s] for s in (2, 4)] == [11.0, 12.0]
     assert [at["test/hole_psnr", s] for s in (2, 4)] == [39.0, 38.0]
     best = load_checkpoint(out / "checkpoints" / "best.pt")["extra"]
@@ -254,8 +252,7 @@ def test_cli_error_exit_code(data):
 
 # --- an interrupted run resumes where it stopped ------------------------------------------------------
 def steps_of(out, metric):
-    with open(Path(out) / "metrics.csv") as handle:
-        return [int(r["step"]) for r in csv.DictReader(handle) if r["metric"] == metric]
+    return [int(r["step"]) for r in scalar_rows(Path(out)) if r["metric"] == metric]
 
 
 @pytest.fixture(scope="module")

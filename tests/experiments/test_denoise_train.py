@@ -2,7 +2,6 @@
 validation split (never on --test), resume, SAC, a blind colour policy (several --sigma levels), bad
 arguments, SIGTERM and kills between the run folder's writes."""
 
-import csv
 import json
 import re
 import shutil
@@ -20,6 +19,7 @@ import envs
 from agents.rollout import load_rollout_policy
 from experiments import denoise_train
 from experiments.rl_common import make_agent
+from experiments.runs import scalar_rows
 from experiments.sigmas import noise_text
 from rlenhance.checkpoint import load_checkpoint
 from rlenhance.data import UnpairedImages, noisy_test_set
@@ -66,8 +66,7 @@ def test_run_folder_contents(tiny_run):
     out = Path(tiny_run)
     config = json.loads((out / "config.json").read_text())
     assert config["task"]["sigma"] == [SIGMA] and config["a3c"]["gamma"] == 0.95 and config["agent"] == "a3c"
-    with open(out / "metrics.csv") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = list(scalar_rows(out))
     names = {r["metric"] for r in rows}
     assert {"charts/episode_return", "losses/value_loss", "losses/policy_loss", "eval/psnr", "eval/ssim",
             "eval/input_psnr", "test/psnr", "test/ssim", "test/input_psnr"} <= names
@@ -111,8 +110,7 @@ def test_best_is_chosen_on_the_validation_split_never_on_the_test_images(folders
     assert train_names | val_names == {f"train{k}.png" for k in range(4)}
     assert {item["name"] for item in test_set} == TEST_NAMES
     assert calls == [frozenset(val_names), TEST_NAMES] * 2  # both, at each of the two evaluations
-    with open(out / "metrics.csv") as handle:
-        at = {(r["metric"], int(r["step"])): float(r["value"]) for r in csv.DictReader(handle)}
+    at = {(r["metric"], int(r["step"])): float(r["value"]) for r in scalar_rows(out)}
     assert [at["eval/psnr", s] for s in (2, 4)] == [11.0, 12.0] and [at["test/psnr", s] for s in (2, 4)] == [39.0, 38.0]
     best = load_checkpoint(out / "checkpoints" / "best.pt")["extra"]
     assert (best["best"], best["best_episode"], best["metric"]) == (12.0, 4, "eval/psnr")  # not the test's 39 at 2
@@ -170,8 +168,7 @@ def test_resume_continues_to_the_same_weights(folders, tmp_path):
     for key, value in a["state_dict"].items():
         assert torch.equal(value, b["state_dict"][key]), key
     assert a["extra"]["scores"]["eval/psnr"] == b["extra"]["scores"]["eval/psnr"]
-    with open(Path(split) / "metrics.csv") as handle:
-        steps = [int(r["step"]) for r in csv.DictReader(handle) if r["metric"] == "charts/episode_return"]
+    steps = [int(r["step"]) for r in scalar_rows(Path(split)) if r["metric"] == "charts/episode_return"]
     assert steps == [1, 2, 3, 4]
 
 
@@ -183,8 +180,7 @@ def test_sac_smoke(folders, tmp_path):
     assert last["arch"]["kwargs"]["n_actions"] == 9  # discrete SAC over the nine filters
     config = json.loads((Path(out) / "config.json").read_text())
     assert config["sac"]["lr"] == 3e-4 and config["sac"]["batch"] == 2
-    with open(Path(out) / "metrics.csv") as handle:
-        names = {r["metric"] for r in csv.DictReader(handle)}
+    names = {r["metric"] for r in scalar_rows(Path(out))}
     assert {"losses/value_loss", "losses/policy_loss", "charts/alpha", "eval/psnr"} <= names
 
 
@@ -271,8 +267,7 @@ def test_a_blind_colour_policy_is_scored_at_every_level(folders, tmp_path):
     out = Path(denoise_train.main(tiny_args(folders, tmp_path / "blind", "--no-gray", "--sigma", "40", "10")))
     config = json.loads((out / "config.json").read_text())
     assert config["task"]["sigma"] == [10.0, 40.0] and config["task"]["gray"] is False  # ascending
-    with open(out / "metrics.csv") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = list(scalar_rows(out))
     at = {(r["metric"], int(r["step"])): float(r["value"]) for r in rows}
     for step in (2, 4):
         for name in ("psnr", "ssim", "input_psnr"):
@@ -330,8 +325,7 @@ def test_help_names_the_common_flags_and_the_presets(capsys):
 
 # --- a run folder never dead-ends: signals, kills between writes, dead starts ---------------------
 def episode_steps(out, metric="charts/episode_return"):
-    with open(Path(out) / "metrics.csv") as handle:
-        return [int(r["step"]) for r in csv.DictReader(handle) if r["metric"] == metric]
+    return [int(r["step"]) for r in scalar_rows(Path(out)) if r["metric"] == metric]
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import envs
+from experiments.runs import scalar_rows
 from rlenhance.checkpoint import load_checkpoint
 from rlenhance.io import load_image, save_image
 
@@ -50,14 +51,13 @@ def test_run_folder_contents(tiny_run):
     out, proc = tiny_run
     config = json.loads((out / "config.json").read_text())
     assert config["run"]["episodes"] == 4 and config["reward"]["conditioned"] is True
-    with open(out / "metrics.csv") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = list(scalar_rows(out))
     metrics = {r["metric"] for r in rows}
     assert {"charts/episode_return", "losses/value_loss", "eval/psnr", "eval/ssim", "eval/uqi",
             "eval/exposure_loss", "eval/brightness"} <= metrics
     assert max(int(r["step"]) for r in rows) == 4
     # a conditioned run also checks --exposure customisation; 0.4 (the default setting) is among its targets
-    last_eval = {r["metric"]: float(r["value"]) for r in rows if r["step"] == "4"}
+    last_eval = {r["metric"]: float(r["value"]) for r in rows if r["step"] == 4}
     assert config["reward"]["exposure_target"] == 0.4
     assert last_eval["eval/exposure_gap_max"] >= abs(last_eval["eval/brightness"] - 0.4) - 1e-6
     assert list((out / "tb").glob("events.out.tfevents.*"))
@@ -68,7 +68,8 @@ def test_run_folder_contents(tiny_run):
     assert last["extra"]["episode"] == 4 and "state" in last["extra"]
     best = load_checkpoint(out / "checkpoints" / "best.pt")
     assert "state" not in best["extra"] and best["extra"]["spec"].conditioned is True
-    assert {**best["extra"]["config"], "world_size": 1} == config  # the run's config travels with its checkpoints
+    # the run's config travels with its checkpoints
+    assert {**best["extra"]["config"], "world_size": 1, "trainer": "experiments.lol_train"} == config
     assert "| episodes |" in proc.stdout and (out / "summary.md").is_file()
     # the defaults are the shipped model's recipe: conditioned on the exposure target and every weight
     assert dict(best["extra"]["spec"].setting_ranges) == {
@@ -100,8 +101,7 @@ def test_resume_continues_to_the_same_weights(tmp_path):
     assert b["extra"]["episode"] == 4
     for key, value in a["state_dict"].items():
         assert torch.equal(value, b["state_dict"][key]), key
-    with open(split / "metrics.csv") as handle:
-        steps = [int(r["step"]) for r in csv.DictReader(handle) if r["metric"] == "charts/episode_return"]
+    steps = [int(r["step"]) for r in scalar_rows(split) if r["metric"] == "charts/episode_return"]
     assert steps == [1, 2, 3, 4]
 
 
@@ -173,8 +173,7 @@ def test_lol_eval_on_a_tiny_paired_folder(tiny_run, tmp_path):
 def test_asynchronous_hogwild_workers(tmp_path):
     out = tmp_path / "hogwild"
     run_module("experiments.lol_train", *TINY, *S("a3c.workers=2"), "--out", str(out))
-    with open(out / "metrics.csv") as handle:
-        rows = [r for r in csv.DictReader(handle) if r["metric"] == "charts/episodes"]
+    rows = [r for r in scalar_rows(out) if r["metric"] == "charts/episodes"]
     assert sum(float(r["value"]) for r in rows) == 4  # the episode count is shared by the workers
     assert load_checkpoint(out / "checkpoints" / "last.pt")["extra"]["episode"] == 4
 
@@ -272,8 +271,7 @@ def test_validation_images_of_one_size_keep_their_whole_frame(monkeypatch):
 def test_lr_decay_poly_follows_pixelrl_schedule(tmp_path):
     out = tmp_path / "decay"
     run_module("experiments.lol_train", *TINY, *S("a3c.lr_decay=poly", "a3c.lr=0.001"), "--out", str(out))
-    with open(out / "metrics.csv") as handle:
-        lrs = {int(r["step"]): float(r["value"]) for r in csv.DictReader(handle) if r["metric"] == "charts/lr"}
+    lrs = {int(r["step"]): float(r["value"]) for r in scalar_rows(out) if r["metric"] == "charts/lr"}
     assert sorted(lrs) == [1, 2, 3, 4]
     for step, lr in lrs.items():  # episode k = step - 1 of 4
         assert lr == pytest.approx(1e-3 * (1 - (step - 1) / 4) ** 0.9, rel=1e-5)  # csv: 6 digits
@@ -317,8 +315,7 @@ def test_sigint_saves_the_episode_reached_and_resume_finishes(tmp_path, signalle
     assert last["episode"] == episode >= 1 and last["eval_episode"] == 0 and "state" in last
     lol_train.main([*argv, "--episodes", str(episode + 1), "--out", str(out), "--resume"])
     assert load_checkpoint(out / "checkpoints" / "last.pt")["extra"]["episode"] == episode + 1
-    with open(out / "metrics.csv") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = list(scalar_rows(out))
     assert [int(r["step"]) for r in rows if r["metric"] == "charts/episode_return"] == list(range(1, episode + 2))
     assert [int(r["step"]) for r in rows if r["metric"] == "eval/psnr"] == [episode + 1]
     assert "| episodes |" in (out / "summary.md").read_text()
