@@ -58,10 +58,10 @@ from experiments.rl_common import (
     run_cli,
     setup,
     split_seed,
-    usage,
     uses_block_actions,
     with_test_scores,
 )
+from experiments.runs import usage_lines
 from rlenhance import metrics
 from rlenhance.checkpoint import RolloutPolicySpec
 from rlenhance.data import (
@@ -274,8 +274,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
               summary={**counts, "predictor": t.predictor is not None},
               title=f"completion_train: {run.dir}")
     best = Path(out) / "checkpoints" / "best.pt"
-    run.say(*usage(["rlenhance", "complete", "occluded.png", "-o", "completed/", "--model", cfg.agent,
-                    "--checkpoint", best], best))
+    run.say(*usage_lines(best, ["complete", "occluded.png", "-o", "completed/", "--model", cfg.agent,
+                    "--checkpoint", best]))
     return out
 
 

@@ -60,10 +60,10 @@ from experiments.rl_common import (
     run_cli,
     setup,
     split_seed,
-    usage,
     uses_block_actions,
     with_test_scores,
 )
+from experiments.runs import usage_lines
 from experiments.sigmas import level_scores, noise_text, noisy_test_sets, resolve_sigma
 from rlenhance import metrics
 from rlenhance.checkpoint import RolloutPolicySpec
@@ -332,8 +332,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
                        **counts, "predictor": cfg.task.predictor is not None},
               title=f"denoise_train: {run.dir}")
     best = Path(out) / "checkpoints" / "best.pt"
-    run.say(*usage(["rlenhance", "denoise", "noisy.png", "-o", "denoised/", "--model", cfg.agent,
-                    "--checkpoint", best], best))
+    run.say(*usage_lines(best, ["denoise", "noisy.png", "-o", "denoised/", "--model", cfg.agent,
+                    "--checkpoint", best]))
     return out
 
 

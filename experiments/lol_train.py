@@ -57,8 +57,8 @@ from experiments.rl_common import (
     run_cli,
     setup,
     split_seed,
-    usage,
 )
+from experiments.runs import usage_lines
 from rlenhance import losses, metrics
 from rlenhance.checkpoint import LowLightPolicySpec
 from rlenhance.data import (
@@ -407,12 +407,12 @@ def best_score(scores: Mapping[str, float]) -> float:
     return scores.get("eval/psnr", -scores["eval/exposure_loss"])
 
 
-def usage_lines(best: Path, spec: LowLightPolicySpec) -> list[str]:
+def use_lines(best: Path, spec: LowLightPolicySpec) -> list[str]:
     """What the run ends by printing: where the model is and the ``rlenhance enhance`` command that uses it."""
     ranges = {("exposure" if k == "exposure_target" else k): v for k, v in spec.setting_ranges.items()}
     knobs = [part for k in ranges
              for part in (f"--{k.replace('_', '-')}", f"{spec.setting['exposure_target' if k == 'exposure' else k]:g}")]
-    lines = usage(["rlenhance", "enhance", "photo.jpg", "-o", "enhanced/", "--checkpoint", best, *knobs], best)
+    lines = usage_lines(best, ["enhance", "photo.jpg", "-o", "enhanced/", "--checkpoint", best, *knobs])
     if ranges:
         lines.append("settings it follows (each refused outside its range): "
                      + ", ".join(f"{k} {lo:g}..{hi:g}" for k, (lo, hi) in ranges.items()))
@@ -452,7 +452,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
               metric=best_score, spec=spec,
               summary={"val_images": len(names), "input_brightness": float(val_low.mean())},
               title=f"lol_train: {run.dir}")
-    run.say(*usage_lines(Path(out) / "checkpoints" / "best.pt", spec))
+    run.say(*use_lines(Path(out) / "checkpoints" / "best.pt", spec))
     return out
 
 

@@ -33,8 +33,7 @@ import dataclasses
 import importlib
 import inspect
 import math
-import shlex
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -83,7 +82,6 @@ __all__ = [
     "sac_config",
     "setup",
     "split_seed",
-    "usage",
     "uses_block_actions",
     "with_test_scores",
 ]
@@ -576,11 +574,6 @@ def fit(cfg: RLConfig, run: Run, agent: A3C | SAC, venv: Any, *,
                 summary=lambda state: summary_row(state, cfg.agent, metric_name, summary),
                 title=lambda state: summary_title(title or str(run.dir), state.scores))
     return loop.fit()
-
-
-def usage(command: Sequence[str], best: Path) -> list[str]:
-    """The lines a trainer ends with: where its model is and the shell-quoted command that uses it."""
-    return [f"model: {best}", "use it: " + " ".join(shlex.quote(str(part)) for part in command)]
 
 
 def config_arg(config_class: type, name: str, *, prefix: str) -> Any:
