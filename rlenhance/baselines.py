@@ -339,8 +339,8 @@ def estimate_noise_sigma(image: np.ndarray) -> float:
     (each has the noise's standard deviation and cancels smooth shading), taken only at the
     centres of the 7 x 7 patches whose gradient energy pure noise of the current estimate would
     reach with 99% probability (Liu, Tanaka and Okutomi's weak-texture patches, 2012); from the
-    whole image's estimate, refined until it settles. Over the whole image (this function until
-    session 28) texture raises it: on the 432 BSD training photos by +1.98 / +1.37 / +1.02 / +0.60
+    whole image's estimate, refined until it settles. Over the whole image instead, texture raises
+    it: on the 432 BSD training photos by +1.98 / +1.37 / +1.02 / +0.60
     on average at sigma 5 / 15 / 25 / 50; here by -0.04 to -0.19, root-mean-square error 0.19 to
     0.43 (``python -m benchmarks.noise_estimate --data ../shared/data/bsd/train432``), at about
     30 ms for 481 x 321 pixels. Per channel, averaged over the channels. Coefficients and patches

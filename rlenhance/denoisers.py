@@ -100,7 +100,7 @@ __all__ = [
 DENOISER_MODELS = ("mrpnet", "a3c", "sac", "rse", "ffdnet")
 #: The model :func:`load_denoiser` and ``rlenhance denoise`` use when none is named: the blind FFDNet
 #: (any noise level of 0-75, estimated per image; colour images in opponent planes), the best of
-#: the shipped denoisers in gray and colour (docs/results.md).
+#: the shipped denoisers in gray and colour (docs/denoising.md).
 DEFAULT_DENOISER = "ffdnet"
 #: The models run by :class:`~rlenhance.restore.SupervisedRestorer`: a gray one given a colour image
 #: without ``per_channel`` denoises its BT.601 luma (``mrpnet``) or its opponent colour planes

@@ -114,8 +114,7 @@ __all__ = [
 _WEIGHTS = Path(__file__).resolve().parent / "weights"
 #: The shipped gray MRPNet denoiser (used when ``rlenhance denoise`` gets no --checkpoint).
 DEFAULT_DENOISE_CHECKPOINT = _WEIGHTS / "mrpnet_denoise.pt"
-#: The shipped completion U-Net (used when ``rlenhance complete`` gets no --checkpoint; the gated
-#: PixelRNN's file until session 27).
+#: The shipped completion U-Net (used when ``rlenhance complete`` gets no --checkpoint).
 DEFAULT_COMPLETION_CHECKPOINT = _WEIGHTS / "unet_completion.pt"
 #: Tasks a supervised checkpoint can be trained for (``experiments.supervised_train --task``).
 TASKS = SUPERVISED_TASKS
@@ -275,7 +274,7 @@ class SupervisedRestorer:
             ``ensemble`` flips and quarter turns of each window (and of its mask or noise map), each
             turned back (:data:`ENSEMBLES`: 1, none; 2, 4 or 8; 8 is EDSR's "x8 self-ensemble").
             ``ensemble`` times the time; the shipped FFDNet on BSD68 at sigma 25: +0.06 dB with 4,
-            +0.07 with 8 (docs/results.md).
+            +0.07 with 8 (docs/denoising.md).
 
     Attributes:
         spec: the checkpoint's :class:`~rlenhance.checkpoint.SupervisedSpec` (the attributes
@@ -410,7 +409,7 @@ class SupervisedRestorer:
         (FFDNet) given an RGB image without ``per_channel`` denoises its three opponent colour
         planes (BM3D's transform, :data:`OPPONENT_COLOUR`), each at the level its map gives, and
         returns RGB: the colour-difference planes are smooth and weakly noisy, so this removes
-        more noise than R, G and B alone (about +1 dB at sigma 25, docs/results.md).
+        more noise than R, G and B alone (about +1 dB at sigma 25, docs/denoising.md).
 
         Args:
             image: array (H, W, C) with C in {1, 3} (RGB) or (H, W): float values in [0, 1] (a
