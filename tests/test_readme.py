@@ -93,6 +93,9 @@ def test_quick_start_runs_in_order_in_an_empty_folder(tmp_path, monkeypatch):
         assert any((tmp_path / folder).glob("*.png")), f"{folder} has no image"
     assert (tmp_path / "out/submission.csv").stat().st_size > 0
     assert (tmp_path / "runs/compare/report.md").is_file()
+    for block in re.findall(r"^```python\n(.*?)^```", readme_section("Quick start"), re.S | re.M):
+        exec(compile(block, "README.md", "exec"), {})  # the Python example, on the files written above
+    assert (tmp_path / "out.png").is_file()
 
 
 def settings_table() -> dict[str, tuple[float, float, float]]:
