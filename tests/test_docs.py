@@ -80,6 +80,7 @@ def help_text(module: str, sub: str | None) -> str:
 
                 main(argv)
             else:
+                sys.modules.pop(module, None)  # imported by an earlier test: run it afresh
                 runpy.run_module(module, run_name="__main__", alter_sys=True)
     finally:
         sys.argv = saved

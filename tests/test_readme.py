@@ -61,6 +61,7 @@ def run(argv: list[str]) -> int:
 
         return main(argv[1:])
     assert argv[:2] == ["python", "-m"], f"README command neither 'rlenhance' nor 'python -m': {argv}"
+    sys.modules.pop(argv[2], None)  # imported by an earlier test: run it afresh, as the shell would
     try:
         with argv_of([argv[2], *argv[3:]]):
             runpy.run_module(argv[2], run_name="__main__", alter_sys=True)
