@@ -156,3 +156,22 @@ def test_every_shipped_weight_has_a_card_and_a_recipe():
     for weight in sorted((ROOT / "rlenhance/weights").glob("*.pt")):
         assert f"`{weight.name}`" in cards, f"{weight.name} has no model card"
         assert (ROOT / "experiments/recipes" / f"{weight.stem}.sh").is_file(), f"{weight.name} has no recipe"
+
+
+def heading_anchors(page: Path) -> set[str]:
+    """GitHub's anchors of a page's headings."""
+    titles = re.findall(r"^#+ (.*)$", page.read_text(encoding="utf-8"), re.M)
+    return {re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-") for title in titles}
+
+
+def test_links_between_the_pages_resolve():
+    broken = []
+    for page in [*PAGES, ROOT / "experiments/recipes/README.md"]:
+        for link in re.findall(r"\]\(([^)\s]+)\)", page.read_text(encoding="utf-8")):
+            if link.startswith(("http://", "https://")):
+                continue
+            path, _, anchor = link.partition("#")
+            target = (page.parent / path).resolve() if path else page
+            if not target.exists() or (anchor and target.suffix == ".md" and anchor not in heading_anchors(target)):
+                broken.append(f"{page.relative_to(ROOT)}: {link}")
+    assert not broken, f"broken links: {broken}"
