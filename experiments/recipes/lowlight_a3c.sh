@@ -1,6 +1,5 @@
 #!/bin/sh
 # The low-light A3C policy: about 50 min on 1 CPU core.
-# TODO(lead): update to the new low-light default (the clean-up after the curves) once merged.
 set -e
 DATA=${DATA:-../shared/data}
 python -m experiments.lol_train --data "$DATA/sice_pairs/train" --crop 128 --batch 32 --episodes 4500 \
