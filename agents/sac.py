@@ -168,7 +168,7 @@ class SACConfig:
     trained policy (``--init-policy``) would otherwise follow fresh critics from the first update. It
     delays, and does not prevent, what the critics then teach: the shipped denoising A3C fine-tuned by
     SAC scores its own 29.64 dB on validation through a 500-update warm-up, then its predictor's 29.20,
-    as it does after the first 100 updates without one (docs/training.md, session 28)."""
+    as it does after the first 100 updates without one."""
     actor_updates: int = 0
     """Actor-only gradient steps after each episode's joint updates, against the critics as they
     stand at the episode's end (frozen) and the current alpha; 0: none (standard SAC). Where the

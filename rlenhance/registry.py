@@ -222,7 +222,7 @@ METHODS: tuple[Method, ...] = (
 )
 #: The method each task uses when none is named: the RL curve policy; the blind FFDNet (any noise
 #: level of 0-75, estimated per image; colour images in opponent planes), the best of the shipped
-#: denoisers in gray and colour (docs/results.md); the completion U-Net.
+#: denoisers in gray and colour (docs/denoising.md); the completion U-Net.
 DEFAULTS: Mapping[str, str] = MappingProxyType({"lowlight": "rl", "denoise": "ffdnet", "completion": "unet"})
 _BY_KEY: Mapping[tuple[str, str], Method] = MappingProxyType({(m.task, m.name): m for m in METHODS})
 

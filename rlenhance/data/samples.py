@@ -1,0 +1,124 @@
+"""Write small example folders in every layout the tools read, from scikit-image's photos.
+
+``python -m rlenhance.data.samples DIR`` writes, offline and the same on every run:
+
+- ``DIR/dark/``: low-light photos (:func:`rlenhance.data.synthetic_low_light`), inputs of
+  ``rlenhance enhance``;
+- ``DIR/pairs/low/`` + ``DIR/pairs/high/``: the same photos with their clean references, the
+  paired layout of ``experiments.lol_train --data`` and ``experiments.compare --task lowlight``;
+- ``DIR/noisy/`` + ``DIR/clean/``: gray photos with Gaussian noise of sigma 25 (8-bit, clipped) and
+  their clean versions, inputs of ``rlenhance denoise`` and the noisy/clean pair layout of the
+  denoising trainers and compare (``--data DIR``);
+- ``DIR/occluded/`` + ``DIR/masks/``: colour photos with a black square hole and the hole's mask
+  (white = missing), inputs of ``rlenhance complete``;
+- ``DIR/bedroom/occluded_images/occluded_NAME.png`` + ``DIR/bedroom/original_images/NAME.png``:
+  the completion pair layout of ``experiments.completion_train`` and compare.
+
+Every image is the centre square crop of its photo, resized to ``--size`` pixels, so the outputs
+of one folder share one size.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from rlenhance.data.builtin import BUILTIN_IMAGES, DEFAULT_COLOR_IMAGES
+from rlenhance.data.degrade import add_gaussian_noise, synthetic_low_light
+from rlenhance.io import save_image
+
+__all__ = ["write_samples"]
+
+#: The noise level of ``noisy/`` on the 0-255 scale.
+NOISE_SIGMA = 25.0
+#: Photos of each folder: colour (low light, completion) and gray (denoising).
+COLOR_PHOTOS = DEFAULT_COLOR_IMAGES[:4]
+GRAY_PHOTOS = ("camera", "coins", "moon", "clock")
+
+
+def _square(name: str, size: int) -> np.ndarray:
+    """The centre square of photo ``name`` resized to ``size`` x ``size``, float32 in [0, 1]."""
+    photo = BUILTIN_IMAGES[name]()
+    h, w = photo.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    crop = photo[top:top + side, left:left + side]
+    crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+    return crop.astype(np.float32) / 255.0
+
+
+def _torch(image: np.ndarray) -> torch.Tensor:
+    chw = image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
+    return torch.from_numpy(np.ascontiguousarray(chw))[None]
+
+
+def _numpy(x: torch.Tensor) -> np.ndarray:
+    out = x[0].numpy()
+    return out[0] if out.shape[0] == 1 else out.transpose(1, 2, 0)
+
+
+def write_samples(folder: str | Path, *, size: int = 256, seed: int = 0) -> list[Path]:
+    """Write the example folders (see the module docstring) under ``folder``; returns the files written.
+
+    Args:
+        folder: where to write; created if missing. Existing files of the same names are replaced.
+        size: side in pixels of every image (>= 32).
+        seed: seed of the darkening, the noise and the holes.
+    """
+    if size < 32:
+        raise ValueError(f"size: expected at least 32 pixels, got {size}")
+    root = Path(folder)
+    generator = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    written: list[Path] = []
+
+    def save(path: Path, image: np.ndarray) -> None:
+        save_image(path, image)
+        written.append(path)
+
+    for name in COLOR_PHOTOS:
+        clean = _square(name, size)
+        dark = _numpy(synthetic_low_light(_torch(clean), generator=generator))
+        save(root / "dark" / f"{name}.png", dark)
+        save(root / "pairs" / "low" / f"{name}.png", dark)
+        save(root / "pairs" / "high" / f"{name}.png", clean)
+        hole = size // 4
+        top, left = (int(v) for v in rng.integers(0, size - hole, size=2))
+        occluded, mask = clean.copy(), np.zeros((size, size), np.float32)
+        occluded[top:top + hole, left:left + hole] = 0.0
+        mask[top:top + hole, left:left + hole] = 1.0
+        save(root / "occluded" / f"{name}.png", occluded)
+        save(root / "masks" / f"{name}.png", mask)
+        save(root / "bedroom" / "occluded_images" / f"occluded_{name}.png", occluded)
+        save(root / "bedroom" / "original_images" / f"{name}.png", clean)
+    for name in GRAY_PHOTOS:
+        clean = _square(name, size)
+        noisy = _numpy(add_gaussian_noise(_torch(clean), NOISE_SIGMA, generator=generator, clip=True))
+        save(root / "noisy" / f"{name}.png", noisy)
+        save(root / "clean" / f"{name}.png", clean)
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rlenhance.data.samples", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("folder", type=Path, help="where to write the example folders")
+    parser.add_argument("--size", type=int, default=256, help="side in pixels of every image (>= 32)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the darkening, the noise and the holes")
+    args = parser.parse_args(argv)
+    try:
+        written = write_samples(args.folder, size=args.size, seed=args.seed)
+    except ValueError as exc:
+        parser.error(str(exc))
+    print(f"wrote {len(written)} images under {args.folder}/: dark/, pairs/, noisy/ + clean/, occluded/ + masks/, "
+          "bedroom/")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

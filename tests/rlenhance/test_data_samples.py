@@ -1,0 +1,34 @@
+"""python -m rlenhance.data.samples: example folders that the data sets of every task read."""
+
+import pytest
+
+from rlenhance.data import open_dataset
+from rlenhance.data.samples import main, write_samples
+from rlenhance.io import load_image
+
+
+def test_samples_are_read_by_every_task_and_share_one_size(tmp_path):
+    written = write_samples(tmp_path, size=40)
+    assert {load_image(p).shape[:2] for p in written} == {(40, 40)}
+    pairs = open_dataset(tmp_path / "pairs", kind="paired", split=None, gray=False, seed=0)
+    assert len(pairs) == 4 and pairs[0]["high"].shape == (3, 40, 40)
+    assert pairs[0]["low"].mean() < pairs[0]["high"].mean()  # darkened
+    noisy = open_dataset(tmp_path, kind="clean", split=None, gray=True, seed=0)
+    assert len(noisy) == 4 and set(noisy[0]) >= {"noisy", "clean"}
+    occluded = open_dataset(tmp_path / "bedroom", kind="occluded", split=None, gray=False, seed=0)
+    assert len(occluded) == 4 and occluded[0]["mask"].sum() == 10 * 10
+    masks = sorted(p.name for p in (tmp_path / "masks").iterdir())
+    assert masks == sorted(p.name for p in (tmp_path / "occluded").iterdir())
+
+
+def test_samples_are_the_same_on_every_run(tmp_path):
+    first = [p.read_bytes() for p in write_samples(tmp_path / "a", size=32)]
+    assert first == [p.read_bytes() for p in write_samples(tmp_path / "b", size=32)]
+
+
+def test_a_size_below_32_is_refused(tmp_path, capsys):
+    with pytest.raises(ValueError, match="size"):
+        write_samples(tmp_path, size=8)
+    with pytest.raises(SystemExit):
+        main([str(tmp_path), "--size", "8"])
+    assert "size" in capsys.readouterr().err

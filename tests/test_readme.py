@@ -1,0 +1,121 @@
+"""The README tells the truth: its quick-start block runs as written (with smaller sizes), in order,
+in an empty folder, and its table of low-light settings is the shipped model's.
+
+Edit :data:`SMALLER` when a command's size flags change; everything else is read from README.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import runpy
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+#: Flags added to a quick-start command (matched by its start) so that the block runs in seconds.
+SMALLER = {
+    "python -m rlenhance.data.samples": ["--size", "48"],
+    "python -m experiments.lol_train": ["--episodes", "2", "--eval-every", "2", "--batch", "2", "--crop", "32",
+                                        "--steps", "2", "--test-steps", "2", "--eval-size", "48", "--width", "8",
+                                        "--samples", "1", "--threads", "1"],
+    "python -m experiments.compare": ["--threads", "1", "--samples", "1", "--no-warmup"],
+}
+
+
+def readme_section(title: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## )", text, re.S | re.M)
+    assert match, f"README.md has no section '## {title}'"
+    return match.group(1)
+
+
+def quick_start_commands() -> list[list[str]]:
+    """The first fenced block of the Quick start section, one argv per command (comments dropped,
+    backslash continuations joined)."""
+    block = re.search(r"^```\n(.*?)^```", readme_section("Quick start"), re.S | re.M)
+    assert block, "the Quick start section has no fenced block"
+    lines = block.group(1).replace("\\\n", " ").splitlines()
+    return [shlex.split(line, comments=True) for line in lines if line.strip()]
+
+
+@contextlib.contextmanager
+def argv_of(argv: list[str]):
+    saved = sys.argv
+    sys.argv = argv
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+def run(argv: list[str]) -> int:
+    """Run one README command in this process, as the shell would: ``rlenhance ...`` through the CLI's
+    ``main``, ``python -m MODULE ...`` as ``__main__``. Returns the exit code."""
+    if argv[0] == "rlenhance":
+        from rlenhance.cli import main
+
+        return main(argv[1:])
+    assert argv[:2] == ["python", "-m"], f"README command neither 'rlenhance' nor 'python -m': {argv}"
+    sys.modules.pop(argv[2], None)  # imported by an earlier test: run it afresh, as the shell would
+    try:
+        with argv_of([argv[2], *argv[3:]]):
+            runpy.run_module(argv[2], run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        return 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
+    return 0
+
+
+def smaller(argv: list[str]) -> list[str]:
+    command = " ".join(argv)
+    for start, flags in SMALLER.items():
+        if command.startswith(start):
+            return [*argv, *flags]
+    return argv
+
+
+def test_quick_start_parses_into_commands():
+    commands = quick_start_commands()
+    assert len(commands) >= 5
+    assert all(c[0] in ("rlenhance", "python") for c in commands)
+
+
+@pytest.mark.slow
+def test_quick_start_runs_in_order_in_an_empty_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for argv in quick_start_commands():
+        code = run(smaller(argv))
+        assert code == 0, f"README quick start: {shlex.join(argv)} exited with {code}"
+    for folder in ("out/enhanced", "out/brighter", "out/denoised", "out/filled", "out/filled_auto", "out/mine"):
+        assert any((tmp_path / folder).glob("*.png")), f"{folder} has no image"
+    assert (tmp_path / "out/submission.csv").stat().st_size > 0
+    assert (tmp_path / "runs/compare/report.md").is_file()
+    for block in re.findall(r"^```python\n(.*?)^```", readme_section("Quick start"), re.S | re.M):
+        exec(compile(block, "README.md", "exec"), {})  # the Python example, on the files written above
+    assert (tmp_path / "out.png").is_file()
+
+
+def settings_table() -> dict[str, tuple[float, float, float]]:
+    """``{name: (low, high, default)}`` of the README's table of low-light settings."""
+    rows = {}
+    for line in readme_section("Customise the low-light look").splitlines():
+        match = re.match(r"\| `(\w+)` \| ([\d.]+) to ([\d.]+) \| ([\d.]+) \|", line)
+        if match:
+            rows[match.group(1)] = tuple(float(v) for v in match.group(2, 3, 4))
+    return rows
+
+
+def test_settings_table_is_the_shipped_models():
+    from rlenhance import Enhancer
+
+    enhancer = Enhancer(device="cpu")
+    trained = {name: ("exposure_target" if name == "exposure" else name) for name in enhancer.setting_ranges}
+    table = settings_table()
+    assert set(table) == set(trained), "README settings table: names differ from Enhancer().setting_ranges"
+    for name, (low, high, default) in table.items():
+        assert (low, high) == pytest.approx(enhancer.setting_ranges[name], rel=1e-6), name
+        assert default == pytest.approx(enhancer.spec.setting[trained[name]], rel=1e-6), name
