@@ -472,9 +472,9 @@ def test_ensemble_runs_the_completion_networks_self_ensemble_and_says_so(tiny, t
     samples = load_samples(Args(task="completion", data=str(tiny["base"] / "occluded"), split="all"))
     for sample in samples:
         assert rows[sample.name] == pytest.approx(
-            score(ensembled.restore(sample.input, sample.mask), sample)["hole_psnr"], abs=1e-9)
+            score(ensembled.restore(sample.input, mask=sample.mask), sample)["hole_psnr"], abs=1e-9)
         assert rows[sample.name] != pytest.approx(
-            score(plain.restore(sample.input, sample.mask), sample)["hole_psnr"], abs=1e-6)
+            score(plain.restore(sample.input, mask=sample.mask), sample)["hole_psnr"], abs=1e-6)
 
 
 def test_a_gray_ffdnet_denoises_colour_in_opponent_planes_and_serves_colour_runs(tmp_path, monkeypatch):
