@@ -173,7 +173,7 @@ def _diffusion_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 _BASELINES = {"lowlight": baselines.LOWLIGHT_BASELINES, "denoise": baselines.DENOISE_BASELINES,
-              "completion": {"diffusion-fill": _diffusion_fill, **baselines.COMPLETION_BASELINES}}
+              "completion": {**baselines.COMPLETION_BASELINES, "diffusion-fill": _diffusion_fill}}
 _CLASSICAL_NOTE_OF = {"diffusion-fill": "the RL completion env's starting fill, smoothed from the outside in"}
 
 

@@ -82,8 +82,8 @@ that the ``rlenhance`` command and the app read too, and two kinds of evaluation
   :data:`rlenhance.baselines.LOWLIGHT_BASELINES` (``auto-gamma``: the gamma that takes the
   mean to 0.5; ``histeq``; ``clahe``), :data:`~rlenhance.baselines.DENOISE_BASELINES`
   (parameters picked by the noise level, above; BM3D when the optional ``bm3d`` package is
-  installed, ``bm3d_rgb`` on colour), ``diffusion-fill`` (the completion env's starting fill,
-  :func:`rlenhance.ops.fill.diffusion_fill`) and :data:`~rlenhance.baselines.COMPLETION_BASELINES`.
+  installed, ``bm3d_rgb`` on colour), :data:`~rlenhance.baselines.COMPLETION_BASELINES` and
+  ``diffusion-fill`` (the completion env's starting fill, :func:`rlenhance.ops.fill.diffusion_fill`).
 
 A learned method without a checkpoint (flag not given and no default file under
 ``rlenhance/weights/``) or a baseline without its optional package is reported as

@@ -191,7 +191,7 @@ EXPECTED = {  # task: (images, methods that run, methods reported missing)
     "denoise": (4, ["input", "a3c", "ffdnet", "mrpnet", "gaussian", "median", "bilateral"]  # ffdnet: shipped
                 + ([] if baseline_missing("bm3d") else ["bm3d"]),
                 ["sac", "rse"] + (["bm3d"] if baseline_missing("bm3d") else [])),
-    "completion": (3, ["input", "a3c", "unet", "gated-pixelrnn", "diffusion-fill", "telea", "navier-stokes"],
+    "completion": (3, ["input", "a3c", "unet", "gated-pixelrnn", "telea", "navier-stokes", "diffusion-fill"],
                    ["pixelrnn"]),
 }
 
