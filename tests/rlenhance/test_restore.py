@@ -222,7 +222,7 @@ def test_mask_errors(checkpoints):
     with pytest.raises(ImageError, match=r"does not match the image"):
         completion.restore(image, mask=np.zeros((32, 31), bool))
     with pytest.raises(ImageError, match="takes no mask"):
-        denoiser.restore(image[..., :1], np.zeros((32, 32), bool))
+        denoiser.restore(image[..., :1], mask=np.zeros((32, 32), bool))
     with pytest.raises(ImageError, match="image"):
         denoiser.restore(np.zeros((32, 32, 4), np.float32))
     with pytest.raises(ImageError, match="NaN"):
