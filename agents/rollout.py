@@ -347,7 +347,7 @@ class RolloutPolicy:
         """Whether :meth:`restore` needs a hole mask (completion policies; denoisers refuse one)."""
         return self.spec.task == "completion"
 
-    def restore(self, image: np.ndarray | Sequence[Mapping[str, Any]], mask: np.ndarray | None = None, *,
+    def restore(self, image: np.ndarray | Sequence[Mapping[str, Any]], *, mask: np.ndarray | None = None,
                 batch_size: int = 1) -> np.ndarray | list[Tensor]:
         """Restore one image (the :class:`rlenhance.restore.Restorer` interface): a greedy rollout
         of the spec's steps through the task's transition, the input standing in for the reference

@@ -124,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         high = item["high"][None]
         for name, method in methods.items():
             start = time.perf_counter()
-            out = method.run(low, None)
+            out = method.run(low)
             ms = (time.perf_counter() - start) * 1000
             x = torch.from_numpy(out).permute(2, 0, 1)[None]
             rows.append({"image": item["name"], "method": name, "psnr": float(metrics.psnr(x, high)),

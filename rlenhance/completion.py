@@ -115,7 +115,7 @@ class PolicyCompleter:
         """Completion needs the hole mask."""
         return True
 
-    def restore(self, image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    def restore(self, image: np.ndarray, *, mask: np.ndarray | None = None) -> np.ndarray:
         """Complete one image.
 
         Args:

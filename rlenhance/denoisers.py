@@ -158,7 +158,7 @@ class _PlanesDenoiser:
         """Denoisers take no mask."""
         return False
 
-    def restore(self, image: np.ndarray, mask: np.ndarray | None = None, *, per_channel: bool = False) -> np.ndarray:
+    def restore(self, image: np.ndarray, *, mask: np.ndarray | None = None, per_channel: bool = False) -> np.ndarray:
         """Denoise one image.
 
         Args:

@@ -345,7 +345,7 @@ class Enhancer:
     #: Low-light enhancement reads no mask (the :class:`~rlenhance.restore.Restorer` interface).
     takes_mask = False
 
-    def restore(self, image: np.ndarray, mask: np.ndarray | None = None, **setting: float | None) -> np.ndarray:
+    def restore(self, image: np.ndarray, *, mask: np.ndarray | None = None, **setting: float | None) -> np.ndarray:
         """:meth:`enhance` as a :class:`~rlenhance.restore.Restorer`: RGB float32 (H, W, 3) in [0, 1].
 
         Raises:

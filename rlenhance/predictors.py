@@ -230,7 +230,7 @@ class NoiseLevelDenoiser:
         found = [min(max(estimate_noise_sigma(image.permute(1, 2, 0).cpu().numpy()), low), high) for image in x]
         return torch.tensor(found, dtype=torch.float32, device=x.device).view(-1, 1, 1, 1)
 
-    def restore(self, image: np.ndarray, mask: np.ndarray | None = None, *, per_channel: bool = False) -> np.ndarray:
+    def restore(self, image: np.ndarray, *, mask: np.ndarray | None = None, per_channel: bool = False) -> np.ndarray:
         """Denoise one image: the arguments, result and errors of the other denoisers' ``restore``
         (:meth:`PolicyDenoiser.restore`), the map of each image's level given; a gray model on an RGB
         image denoises R, G and B at their level with ``per_channel``, else its opponent colour

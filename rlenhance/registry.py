@@ -18,6 +18,9 @@ completion  ``a3c``             RL          ``completion.PolicyCompleter``    ``
 (each)      classical names     Classical   :class:`ClassicalRestorer`        (none: :mod:`rlenhance.baselines`)
 ==========  ==================  ==========  ================================  ================================
 
+The classical methods are those of :mod:`rlenhance.baselines` and, for completion, ``diffusion-fill``
+(:func:`rlenhance.ops.fill.diffusion_fill`, the RL completion env's starting fill).
+
 Every loader is called as ``loader(checkpoint, device=..., **settings)`` (:func:`load`) and returns a
 restorer: ``restore(image, *, mask=None, **settings)``, an RGB (or gray) float32 (H, W, C) image in
 [0, 1] in and out (:class:`rlenhance.restore.Restorer`). Importing this module imports no torch (the
@@ -149,17 +152,35 @@ _POLICY_TRAIN = ("python -m experiments.denoise_train{agent} --sigma 15 25 50 --
                  "rlenhance/weights/ffdnet_denoise.pt --observe-prediction --set model.downscale=2")
 _CLASSICAL_LABELS = {"auto-gamma": "Auto gamma", "histeq": "Histogram equalisation", "clahe": "CLAHE",
                      "gaussian": "Gaussian blur", "median": "Median filter", "bilateral": "Bilateral filter",
-                     "bm3d": "BM3D", "telea": "Telea inpainting", "navier-stokes": "Navier-Stokes inpainting"}
+                     "bm3d": "BM3D", "telea": "Telea inpainting", "navier-stokes": "Navier-Stokes inpainting",
+                     "diffusion-fill": "Diffusion fill"}
 _CLASSICAL_NOTES = {"lowlight": "global, no learning", "denoise": "tuned for the noise level σ",
                     "completion": "OpenCV inpainting"}
 _CLASSICAL_SETTINGS = {"lowlight": (), "denoise": ("sigma",), "completion": ()}
+
+
+def _diffusion_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The completion env's starting fill (:func:`rlenhance.ops.fill.diffusion_fill`) of ``image``'s
+    ``mask`` (True: missing)."""
+    import torch  # noqa: PLC0415 - this module imports no torch
+
+    from rlenhance.io import tensor_to_image  # noqa: PLC0415
+    from rlenhance.ops.fill import diffusion_fill  # noqa: PLC0415
+
+    x = torch.from_numpy(image).permute(2, 0, 1)[None]
+    hole = torch.from_numpy(mask.astype(np.float32))[None, None]
+    return tensor_to_image(diffusion_fill(x, hole)[0])
+
+
 _BASELINES = {"lowlight": baselines.LOWLIGHT_BASELINES, "denoise": baselines.DENOISE_BASELINES,
-              "completion": baselines.COMPLETION_BASELINES}
+              "completion": {**baselines.COMPLETION_BASELINES, "diffusion-fill": _diffusion_fill}}
+_CLASSICAL_NOTE_OF = {"diffusion-fill": "the RL completion env's starting fill, smoothed from the outside in"}
 
 
 def _classical(task: str) -> tuple[Method, ...]:
     return tuple(Method(task, key, _CLASSICAL_LABELS.get(key, key), "Classical", settings=_CLASSICAL_SETTINGS[task],
-                        restore_settings=_CLASSICAL_SETTINGS[task], note=_CLASSICAL_NOTES[task])
+                        restore_settings=_CLASSICAL_SETTINGS[task],
+                        note=_CLASSICAL_NOTE_OF.get(key, _CLASSICAL_NOTES[task]))
                  for key in _BASELINES[task])
 
 

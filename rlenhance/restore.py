@@ -387,7 +387,7 @@ class SupervisedRestorer:
         return self.needs_mask or self.composite
 
     # --- numpy images ----------------------------------------------------------------------------
-    def restore(self, image: np.ndarray, mask: np.ndarray | None = None, *, per_channel: bool = False,
+    def restore(self, image: np.ndarray, *, mask: np.ndarray | None = None, per_channel: bool = False,
                 noise_map: np.ndarray | None = None) -> np.ndarray:
         """Restore one image.
 

@@ -53,36 +53,41 @@ estimates' mean and range).
 Channels (``--task denoise``): gray by default (``--gray``, the PixelRL protocol, so earlier
 results reproduce), RGB with ``--no-gray``. A colour checkpoint runs on RGB directly; a gray one
 runs on R, G and B separately, a gray ``ffdnet`` on the opponent colour planes (report.md says so
-next to its checkpoint); a colour checkpoint on gray images is refused. Colour runs default to the
-colour files of :data:`~experiments.compare.methods.COLOR_CHECKPOINTS` (``<method>_denoise_color.pt``),
-``ffdnet`` without one to its gray default; gray runs to ``<method>_denoise.pt``.
+next to its checkpoint); a colour checkpoint on gray images is refused. A checkpoint not given
+defaults to the registry's file for the images' planes (:func:`rlenhance.registry.default_weights`:
+``<method>_denoise_color.pt`` on colour, ``<method>_denoise.pt`` on gray; ``ffdnet`` without a colour
+file to its gray default).
 
 Methods (``--methods a,b,...`` picks a subset; :data:`~experiments.compare.methods.TASK_METHODS`
-lists each task's; :mod:`experiments.compare.methods` builds them, for ``experiments.lol_eval`` too):
+lists each task's): every method of the task in :mod:`rlenhance.registry`, the one table of methods
+that the ``rlenhance`` command and the app read too, and two kinds of evaluation-only ones
+(:mod:`experiments.compare.methods` builds them, for ``experiments.lol_eval`` too):
 
 * ``input``: the degraded input itself (the floor every method should beat);
-* ``a3c``, ``sac``: pixel-wise RL policies. Low light through :class:`rlenhance.Enhancer` (A3C
-  defaults to the shipped model); denoise and completion through the env's own transition
-  (:func:`agents.rollout.load_rollout_policy`, checkpoints of ``experiments.denoise_train`` /
+* ``rl`` (low light): the pixel-wise RL curve policy of ``experiments.lol_train`` (A3C or SAC)
+  through :class:`rlenhance.Enhancer`, default the shipped model;
+* ``a3c``, ``sac`` (denoise), ``a3c`` (completion): pixel-wise RL policies through the env's own
+  transition (:func:`agents.rollout.load_rollout_policy`, checkpoints of ``experiments.denoise_train`` /
   ``experiments.completion_train``);
 * ``rse`` (denoise): the RSE-RL denoiser of ``experiments.rse_train``
   (:func:`rlenhance.denoisers.load_rse`, its checkpoint's rounds);
-* ``mrpnet``, ``pixelrnn``, ``gated-pixelrnn``, ``unet`` (completion): supervised checkpoints of
-  ``experiments.supervised_train`` through :class:`rlenhance.restore.SupervisedRestorer`;
+* ``mrpnet`` (low light, denoise), ``pixelrnn``, ``gated-pixelrnn``, ``unet`` (completion): supervised
+  checkpoints of ``experiments.supervised_train`` through :class:`rlenhance.restore.SupervisedRestorer`;
 * ``ffdnet`` (denoise): a noise-map denoiser of ``experiments.supervised_train --model ffdnet``
   given the map of the noise level above (:class:`rlenhance.denoisers.NoiseLevelDenoiser`);
-* ``zero-dce``, ``zero-dce++``, ``rellie`` (low light): the peers, from their official weights given by
-  path (``--zero-dce``, ``--zero-dcepp``, ``--rellie``; nothing of theirs ships), as in ``experiments.lol_eval``;
-* classical: :data:`rlenhance.baselines.LOWLIGHT_BASELINES` (``auto-gamma``: the gamma that takes the
+* ``zero-dce``, ``zero-dce++``, ``rellie`` (low light, evaluation only): the peers, from their official
+  weights given by path (``--zero-dce``, ``--zero-dcepp``, ``--rellie``; nothing of theirs ships), as in
+  ``experiments.lol_eval``;
+* classical: the registry's classical methods (:class:`rlenhance.registry.ClassicalRestorer`):
+  :data:`rlenhance.baselines.LOWLIGHT_BASELINES` (``auto-gamma``: the gamma that takes the
   mean to 0.5; ``histeq``; ``clahe``), :data:`~rlenhance.baselines.DENOISE_BASELINES`
   (parameters picked by the noise level, above; BM3D when the optional ``bm3d`` package is
-  installed, ``bm3d_rgb`` on colour),
-  :data:`~rlenhance.baselines.COMPLETION_BASELINES` and ``diffusion-fill`` (the completion env's
-  starting fill, :func:`rlenhance.ops.fill.diffusion_fill`).
+  installed, ``bm3d_rgb`` on colour), :data:`~rlenhance.baselines.COMPLETION_BASELINES` and
+  ``diffusion-fill`` (the completion env's starting fill, :func:`rlenhance.ops.fill.diffusion_fill`).
 
 A learned method without a checkpoint (flag not given and no default file under
-``rlenhance/weights/``, see :data:`~experiments.compare.methods.DEFAULT_CHECKPOINTS`) or a baseline without its optional
-package is reported as ``missing: <why>`` on stdout and in report.md, never dropped silently; a run in
+``rlenhance/weights/``) or a baseline without its optional package is reported as
+``missing: <why>`` on stdout and in report.md, never dropped silently; a run in
 which no method can run, or a checkpoint that cannot be read, is an error (exit code 2).
 
 Scores, per image (:mod:`experiments.compare.scoring`): with references, PSNR / SSIM / UQI of the
@@ -105,7 +110,7 @@ the first image before, unless ``--no-warmup``). Written to ``--out``:
   the method names as captions.
 
 The package splits the work by job: :mod:`~experiments.compare.config` (arguments),
-:mod:`~experiments.compare.methods` (the method registry), :mod:`~experiments.compare.samples`
+:mod:`~experiments.compare.methods` (the methods, from the registry), :mod:`~experiments.compare.samples`
 (the images), :mod:`~experiments.compare.scoring` and :mod:`~experiments.compare.report`;
 :func:`main` below wires them.
 """

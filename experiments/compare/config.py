@@ -42,15 +42,14 @@ class Args:
                                     "lowlight: " + ",".join(TASK_METHODS["lowlight"]) + "; denoise: "
                                     + ",".join(TASK_METHODS["denoise"]) + "; completion: "
                                     + ",".join(TASK_METHODS["completion"]))
-    a3c: str | None = arg(None, "A3C policy checkpoint (lowlight: lol_train, default the shipped model; denoise / "
-                                "completion: denoise_train / completion_train)")
-    sac: str | None = arg(None, "SAC policy checkpoint (lowlight: lol_train --agent sac; denoise / completion: "
-                                "denoise_train / completion_train --agent sac)")
+    rl: str | None = arg(None, "low-light policy checkpoint of lol_train (A3C or SAC; default the shipped model)")
+    a3c: str | None = arg(None, "A3C policy checkpoint of denoise_train / completion_train")
+    sac: str | None = arg(None, "SAC policy checkpoint of denoise_train --agent sac (denoise)")
     mrpnet: str | None = arg(None, "supervised_train --model mrpnet checkpoint of this task")
     ffdnet: str | None = arg(None, "supervised_train --model ffdnet checkpoint (denoise; a noise-map denoiser, given "
                                    "the map of --sigma, or with --sigma-estimate and on real noise of each image's "
                                    "estimated level)")
-    pixelrnn: str | None = arg(None, "supervised_train --model pixelrnn checkpoint of this task")
+    pixelrnn: str | None = arg(None, "supervised_train --model pixelrnn checkpoint (completion)")
     gated_pixelrnn: str | None = arg(None, "supervised_train --model gated-pixelrnn checkpoint (completion)")
     unet: str | None = arg(None, "supervised_train --model unet checkpoint (completion; the coarse completion U-Net)")
     rse: str | None = arg(None, "RSE-RL denoiser checkpoint of experiments.rse_train (denoise)")

@@ -1,23 +1,23 @@
-"""The method registry of the comparisons (``experiments.compare`` and ``experiments.lol_eval``):
-the methods of each task, where a learned method's checkpoint comes from, and one builder per
-kind of method that turns it into a :class:`Method`, ready to run on an image. The learned methods
-of rlenhance are :class:`rlenhance.restore.Restorer` objects, run through their one ``restore(image,
-mask)``:
+"""The methods of the comparisons (``experiments.compare`` and ``experiments.lol_eval``): each task's
+methods are those of :mod:`rlenhance.registry` (learned and classical, with their default weights) and
+the evaluation-only ones kept here: ``input`` (the degraded input itself) and the low-light peers
+``zero-dce``, ``zero-dce++`` and ``rellie`` from their official weights given by path (:data:`PEERS`;
+nothing of theirs ships). One builder per kind of method turns it into a :class:`Method`, ready to
+run on an image; the learned methods of rlenhance are :class:`rlenhance.restore.Restorer` objects,
+run through their one ``restore(image, *, mask=None)``:
 
-- :func:`enhancer_method`: low-light policies (``a3c``, ``sac``; lol_eval's ours), a
-  :class:`rlenhance.Enhancer`;
+- :func:`enhancer_method`: the low-light policy (``rl``; lol_eval's ours), a :class:`rlenhance.Enhancer`;
 - :func:`rollout_method`: denoising and completion policies (``a3c``, ``sac``), an
   :class:`agents.rollout.RolloutPolicy` (:func:`agents.rollout.load_rollout_policy`);
-- :func:`supervised_method`: ``mrpnet``, ``pixelrnn``, ``gated-pixelrnn``, ``unet`` (and lol_eval's
-  ``--combined``), a :class:`rlenhance.restore.SupervisedRestorer`;
+- :func:`supervised_method`: the registry's supervised methods (``mrpnet``, ``pixelrnn``,
+  ``gated-pixelrnn``, ``unet``; lol_eval's ``--combined``), a :class:`rlenhance.restore.SupervisedRestorer`;
 - :func:`ffdnet_method`: ``ffdnet``, a noise-map denoiser given the map of the noise level, a
   :class:`rlenhance.denoisers.NoiseLevelDenoiser`;
 - :func:`rse_method`: ``rse``, the RSE-RL denoiser of ``experiments.rse_train``
   (:func:`rlenhance.denoisers.load_rse`);
-- :func:`peer_method`: ``zero-dce``, ``zero-dce++`` and ``rellie`` from their official weights,
-  :data:`PEERS` (networks on tensors, adapted here);
-- :func:`baseline_method`: ``input``, the classical methods of :mod:`rlenhance.baselines` and
-  ``diffusion-fill`` (:func:`rlenhance.ops.fill.diffusion_fill`).
+- :func:`peer_method`: ``zero-dce``, ``zero-dce++`` and ``rellie`` (networks on tensors, adapted here);
+- :func:`baseline_method`: ``input`` and the registry's classical methods
+  (:class:`rlenhance.registry.ClassicalRestorer`).
 
 :func:`build_methods` builds the methods of one task for ``experiments.compare``, reporting those
 without a checkpoint or optional package as missing.
@@ -25,8 +25,9 @@ without a checkpoint or optional package as missing.
 Channels: a learned model runs directly on images of its own planes, and a gray model (one plane)
 on RGB images restores R, G and B separately, a gray ``ffdnet`` the opponent colour planes (the
 :class:`Method`'s ``note`` says so); a colour model on gray images is refused (:func:`channel_note`).
-Colour denoising defaults to the colour checkpoints of :data:`COLOR_CHECKPOINTS` (``ffdnet`` without
-one to its gray default), gray denoising to those of :data:`DEFAULT_CHECKPOINTS`.
+A checkpoint not given defaults to the registry's file for the images' planes
+(:func:`rlenhance.registry.default_weights`: the colour file of a denoiser on RGB images; ``ffdnet``
+without one to its gray default).
 """
 
 from __future__ import annotations
@@ -43,38 +44,29 @@ import torch
 from torch import nn
 
 from agents.rollout import load_rollout_policy
-from rlenhance.baselines import (
-    COMPLETION_BASELINES,
-    DENOISE_BASELINES,
-    LOWLIGHT_BASELINES,
-    baseline_missing,
-    estimate_noise_sigma,
-)
+from rlenhance import registry
+from rlenhance.baselines import estimate_noise_sigma
 from rlenhance.denoisers import load_denoiser, load_rse
-from rlenhance.enhance import DEFAULT_CHECKPOINT as DEFAULT_LOWLIGHT_CHECKPOINT
 from rlenhance.enhance import Enhancer
 from rlenhance.errors import CheckpointError
 from rlenhance.io import tensor_to_image
 from rlenhance.models.peers import load_rellie, load_zero_dce, load_zero_dcepp, rellie_enhance
-from rlenhance.ops.fill import diffusion_fill
-from rlenhance.restore import DEFAULT_COMPLETION_CHECKPOINT, DEFAULT_DENOISE_CHECKPOINT, SupervisedRestorer
+from rlenhance.restore import SupervisedRestorer
 
-TASKS = ("lowlight", "denoise", "completion")
+TASKS = registry.TASKS
 #: Tasks whose learned networks ``--ensemble`` self-ensembles (:func:`build_methods`).
 ENSEMBLE_TASKS = ("denoise", "completion")
 #: Peer low-light networks, run from their official weights given by path (nothing of theirs ships).
 PEER_METHODS = ("zero-dce", "zero-dce++", "rellie")
-#: Methods that need a checkpoint (or weights file), each with its command-line flag.
-LEARNED_METHODS = ("a3c", "sac", "rse", "mrpnet", "ffdnet", "pixelrnn", "gated-pixelrnn", "unet", *PEER_METHODS)
-#: Every method of each task, in report order.
+#: Methods that need a checkpoint (or weights file), each with its command-line flag: the registry's
+#: learned methods of every task, and the peers.
+LEARNED_METHODS = (*dict.fromkeys(name for task in TASKS for name in registry.names(task)), *PEER_METHODS)
+#: Every method of each task, in report order: the input, the registry's learned methods, the peers
+#: (low light), the registry's classical methods.
 TASK_METHODS: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "lowlight": ("input", "a3c", "sac", "mrpnet", "pixelrnn", *PEER_METHODS, *LOWLIGHT_BASELINES),
-    "denoise": ("input", "a3c", "sac", "rse", "mrpnet", "ffdnet", "pixelrnn", *DENOISE_BASELINES),
-    "completion": ("input", "a3c", "sac", "mrpnet", "pixelrnn", "gated-pixelrnn", "unet", "diffusion-fill",
-                   *COMPLETION_BASELINES),
-})
-#: Where the package keeps its shipped weights.
-WEIGHTS_DIR = DEFAULT_LOWLIGHT_CHECKPOINT.parent
+    task: ("input", *registry.names(task), *(PEER_METHODS if task == "lowlight" else ()),
+           *(m.name for m in registry.methods(task, family="Classical")))
+    for task in TASKS})
 #: Display names of supervised low-light checkpoints by network class (lol_eval's ``--combined``).
 COMBINED_LABELS: Mapping[str, str] = MappingProxyType({"CombinedModel": "MRPNet+Generator"})
 #: ``(net, x) -> output`` of a peer network on a (1, 3, H, W) batch in [0, 1].
@@ -85,41 +77,18 @@ PEERS: Mapping[str, tuple[Callable[[str], nn.Module], Enhance]] = MappingProxyTy
     "zero-dce++": (load_zero_dcepp, lambda net, x: net(x)[0]),
     "rellie": (load_rellie, lambda net, x: rellie_enhance(net, x, steps=6)),  # ReLLIE's test setting
 })
-
-
-#: The official weights files of the peers, by their release names (looked for under WEIGHTS_DIR).
+#: The official weights files of the peers, by their release names (looked for in the registry's folder).
 PEER_FILES: Mapping[str, str] = MappingProxyType({
     "zero-dce": "zero_dce_Epoch99.pth", "zero-dce++": "zero_dcepp_Epoch99.pth", "rellie": "rellie_model.npz"})
+#: What :attr:`Method.note` says of a gray model on RGB images.
+PER_CHANNEL_NOTE = "gray model, run on R, G and B separately"
+#: How a gray noise-map denoiser (``ffdnet``) runs on RGB images (SupervisedRestorer's opponent route).
+OPPONENT_NOTE = "gray model, run on the opponent colour planes (BM3D's transform), each at its level"
 
 
 def method_flag(method: str) -> str:
     """The command-line flag of a learned method, without the dashes: ``zero-dce++`` -> ``zero-dcepp``."""
     return method.replace("++", "pp")
-
-
-def _default_checkpoint(task: str, method: str) -> Path:
-    """The shipped file of a learned method (those of Enhancer / SupervisedRestorer where they exist)."""
-    shipped = {("lowlight", "a3c"): DEFAULT_LOWLIGHT_CHECKPOINT, ("denoise", "mrpnet"): DEFAULT_DENOISE_CHECKPOINT,
-               ("completion", "unet"): DEFAULT_COMPLETION_CHECKPOINT}
-    if (task, method) in shipped:
-        return shipped[task, method]
-    if method in PEER_FILES:
-        return WEIGHTS_DIR / PEER_FILES[method]
-    return WEIGHTS_DIR / f"{method.replace('-', '_')}_{task}.pt"
-
-
-#: (task, learned method) -> the file used when its flag is not given (reported missing if absent).
-DEFAULT_CHECKPOINTS: Mapping[tuple[str, str], Path] = MappingProxyType({
-    (task, method): _default_checkpoint(task, method)
-    for task in TASKS for method in TASK_METHODS[task] if method in LEARNED_METHODS})
-#: Denoising method -> its default file for colour images (``--no-gray``): ``<method>_denoise_color.pt``.
-COLOR_CHECKPOINTS: Mapping[str, Path] = MappingProxyType({
-    method: WEIGHTS_DIR / f"{method.replace('-', '_')}_denoise_color.pt"
-    for method in TASK_METHODS["denoise"] if method in LEARNED_METHODS})
-#: What :attr:`Method.note` says of a gray model on RGB images.
-PER_CHANNEL_NOTE = "gray model, run on R, G and B separately"
-#: How a gray noise-map denoiser (``ffdnet``) runs on RGB images (SupervisedRestorer's opponent route).
-OPPONENT_NOTE = "gray model, run on the opponent colour planes (BM3D's transform), each at its level"
 
 
 @dataclass(frozen=True)
@@ -128,7 +97,7 @@ class Method:
 
     Attributes:
         name: the method's name (a name of :data:`TASK_METHODS`, or lol_eval's label).
-        run: ``(input, mask) -> output``: float32 (H, W, C) and the bool (H, W) mask (None but for
+        run: ``(input, *, mask) -> output``: float32 (H, W, C) and the bool (H, W) mask (None but for
             completion) to an output of the input's shape (clipped to [0, 1] before scoring): a
             :class:`rlenhance.restore.Restorer`'s ``restore``, or a function of the same kind.
         params: number of learned parameters; None for methods that learn nothing.
@@ -137,7 +106,7 @@ class Method:
     """
 
     name: str
-    run: Callable[[np.ndarray, np.ndarray | None], np.ndarray]
+    run: Callable[..., np.ndarray]
     params: int | None = None
     source: str = ""
     note: str = ""
@@ -148,22 +117,27 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def checkpoint_path(task: str, method: str, given: str | None, *, color: bool = False) -> tuple[Path | None, str]:
+def checkpoint_path(task: str, method: str, given: str | None, *, planes: int = 3) -> tuple[Path | None, str]:
     """(the file of a learned method, "") or (None, why it is missing): ``given`` (its flag's
-    value) when set, else the default if it exists: :data:`COLOR_CHECKPOINTS` for colour
-    denoising (``color``; the reason then names the gray default, which runs per channel, when
-    that one exists), :data:`DEFAULT_CHECKPOINTS` otherwise."""
+    value) when set, else its default for images of ``planes`` planes if installed: a peer's
+    official file (:data:`PEER_FILES`) in the registry's folder, or
+    :func:`rlenhance.registry.default_weights` (the reason then names the gray default of a colour
+    denoiser, which runs per channel, when that one is installed)."""
+    flag = method_flag(method)
     if given is not None:
         path = Path(given)
-        return (path, "") if path.is_file() else (None, f"--{method_flag(method)} {path}: no such file")
-    color = color and task == "denoise"
-    path = COLOR_CHECKPOINTS[method] if color else DEFAULT_CHECKPOINTS[task, method]
-    if path.is_file():
-        return path, ""
-    why = f"no checkpoint: --{method_flag(method)} not given and no default {path}"
-    gray = DEFAULT_CHECKPOINTS[task, method]
-    if color and gray.is_file():
-        why += f" (colour); a gray checkpoint runs per channel: --{method} {gray}"
+        return (path, "") if path.is_file() else (None, f"--{flag} {path}: no such file")
+    if method in PEER_FILES:
+        path = registry.WEIGHTS / PEER_FILES[method]
+        return (path, "") if path.is_file() else (None, f"no checkpoint: --{flag} not given and no default {path}")
+    entry = registry.find(task, method)
+    try:
+        return registry.default_weights(entry, planes, option=f"--{flag} PATH"), ""
+    except CheckpointError as exc:
+        why = str(exc)
+    gray = registry.WEIGHTS / entry.weights.get(1, "")
+    if planes == 3 and 3 in entry.weights and 1 in entry.weights and gray.is_file():
+        why += f"; a gray checkpoint runs per channel: --{flag} {gray}"
     return None, why
 
 
@@ -234,7 +208,7 @@ def rse_method(name: str, path: str | Path, device: torch.device, *, channels: i
     model, spec = load_rse(path, device=device, ensemble=ensemble)
     note = channel_note(name, path, spec.channels, channels)
 
-    def run(image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    def run(image: np.ndarray, *, mask: np.ndarray | None = None) -> np.ndarray:
         planes = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).to(device)
         batch = planes[:, None] if spec.channels == 1 else planes[None]  # gray: one image per plane
         with torch.no_grad():
@@ -307,7 +281,7 @@ def peer_method(name: str, kind: str, path: str | Path, device: torch.device) ->
     load, enhance = PEERS[kind]
     net = load(path).to(device).eval()
 
-    def run(image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    def run(image: np.ndarray, *, mask: np.ndarray | None = None) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].to(device)
         with torch.no_grad():
             return tensor_to_image(enhance(net, x)[0].clamp(0, 1))
@@ -316,31 +290,21 @@ def peer_method(name: str, kind: str, path: str | Path, device: torch.device) ->
 
 
 def baseline_method(task: str, name: str, *, sigma: float = 25.0, sigma_estimate: bool = False) -> Method:
-    """A method that learns nothing: ``input`` (the degraded input itself), a classical method of
-    the task (:mod:`rlenhance.baselines`; denoisers get ``sigma``, 0-255 scale, or with
-    ``sigma_estimate`` each image's own level, :func:`rlenhance.baselines.estimate_noise_sigma`,
-    estimated inside the timed run) or (completion) ``diffusion-fill``, the completion env's
-    starting fill."""
+    """A method that learns nothing: ``input`` (the degraded input itself) or a classical method of
+    the task (:class:`rlenhance.registry.ClassicalRestorer`; denoisers get ``sigma``, 0-255 scale,
+    or with ``sigma_estimate`` each image's own level, :func:`rlenhance.baselines.estimate_noise_sigma`,
+    estimated inside the timed run)."""
     if name == "input":
-        return Method(name, lambda image, mask: image.copy())
-    if task == "lowlight" and name in LOWLIGHT_BASELINES:
-        return Method(name, lambda image, mask, fn=LOWLIGHT_BASELINES[name]: fn(image))
-    if task == "denoise" and name in DENOISE_BASELINES:
-        fn = DENOISE_BASELINES[name]
-        if sigma_estimate:
-            return Method(name, lambda image, mask: fn(image, sigma=estimate_noise_sigma(image)))
-        return Method(name, lambda image, mask: fn(image, sigma=sigma))
-    if task == "completion" and name in COMPLETION_BASELINES:
-        return Method(name, lambda image, mask, fn=COMPLETION_BASELINES[name]: fn(image, mask))
-    if task == "completion" and name == "diffusion-fill":
-        return Method(name, _diffusion_fill)
-    raise ValueError(f"{name!r}: not a method of task {task} without learned parameters")
-
-
-def _diffusion_fill(image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-    x = torch.from_numpy(image).permute(2, 0, 1)[None]
-    hole = torch.from_numpy(mask.astype(np.float32))[None, None]
-    return tensor_to_image(diffusion_fill(x, hole)[0])
+        return Method(name, lambda image, *, mask=None: image.copy())
+    entry = registry.find(task, name)
+    if entry.family != "Classical":
+        raise ValueError(f"{name!r}: not a method of task {task} without learned parameters")
+    restorer = registry.load(task, name)
+    if sigma_estimate and "sigma" in entry.restore_settings:
+        return Method(name, lambda image, *, mask=None: restorer.restore(image, mask=mask,
+                                                                          sigma=estimate_noise_sigma(image)))
+    given = {"sigma": sigma} if "sigma" in entry.restore_settings else {}
+    return Method(name, partial(restorer.restore, **given))
 
 
 # --- one task's methods ----------------------------------------------------------------------------------
@@ -354,9 +318,8 @@ def build_methods(task: str, wanted: Sequence[str], device: torch.device, *, che
         task: one of :data:`TASKS`.
         wanted: the methods to build, in report order.
         device: where learned methods run.
-        checkpoints: learned method -> the file given for it (its flag; None or absent: the
-            default of :data:`DEFAULT_CHECKPOINTS`, or for colour denoising of
-            :data:`COLOR_CHECKPOINTS`).
+        checkpoints: learned method -> the file given for it (its flag; None or absent: its
+            default for the images' planes, :func:`checkpoint_path`).
         sigma: noise level of the denoising baselines and of ``ffdnet``'s map (0-255 scale).
         channels: planes of the images (1 gray, 3 RGB): picks the colour defaults for denoising
             and runs gray models per channel on RGB (:func:`channel_note`); None: not checked.
@@ -378,18 +341,23 @@ def build_methods(task: str, wanted: Sequence[str], device: torch.device, *, che
     methods: dict[str, Method] = {}
     missing: dict[str, str] = {}
     ensemble = ensemble if task in ENSEMBLE_TASKS else 1
+    planes = 3 if channels == 3 else 1
     ensembled = f"x{ensemble} self-ensemble" if ensemble != 1 else ""
     for name in wanted:
         if name in LEARNED_METHODS:
-            path, why = checkpoint_path(task, name, checkpoints.get(name), color=channels == 3)
+            path, why = checkpoint_path(task, name, checkpoints.get(name), planes=planes)
             if path is None and name == "ffdnet" and checkpoints.get(name) is None:
-                path = checkpoint_path(task, name, None)[0]  # colour: the gray default, on the opponent planes
+                path = checkpoint_path(task, name, None, planes=1)[0]  # colour: the gray default, opponent planes
+            loader = "" if name in PEER_METHODS else registry.find(task, name).loader
             if path is None:
                 missing[name] = why
-            elif name in ("a3c", "sac") and task == "lowlight":
+            elif loader == "rlenhance.enhance:Enhancer":
                 methods[name] = enhancer_method(name, path, device)
-            elif name in ("a3c", "sac", "rse"):  # the self-ensemble of their predictor
-                build = partial(rse_method, name, path, device, channels=channels) if name == "rse" else \
+            elif name in PEER_METHODS:
+                methods[name] = peer_method(name, name, path, device)
+            elif registry.find(task, name).family == "RL":  # the self-ensemble of their predictor
+                build = partial(rse_method, name, path, device, channels=channels) \
+                    if loader == "rlenhance.denoisers:RSERestorer" else \
                     partial(rollout_method, name, path, device, task=task, channels=channels)
                 try:
                     methods[name] = _noted(build(ensemble=ensemble), ensembled and f"its predictor's {ensembled}")
@@ -397,9 +365,7 @@ def build_methods(task: str, wanted: Sequence[str], device: torch.device, *, che
                     raise
                 except ValueError:  # a model without a predictor: nothing to ensemble
                     methods[name] = _noted(build(), ensembled and "runs once (no predictor to self-ensemble)")
-            elif name in PEER_METHODS:
-                methods[name] = peer_method(name, name, path, device)
-            elif name == "ffdnet":
+            elif loader == "rlenhance.denoisers:NoiseLevelDenoiser":
                 try:
                     methods[name] = _noted(ffdnet_method(name, path, device, sigma=None if sigma_estimate else sigma,
                                                          channels=channels, ensemble=ensemble), ensembled)
@@ -410,8 +376,8 @@ def build_methods(task: str, wanted: Sequence[str], device: torch.device, *, che
             else:
                 methods[name] = _noted(supervised_method(name, path, device, task=task, model=name, channels=channels,
                                                          ensemble=ensemble), ensembled)
-        elif baseline_missing(name) is not None:
-            missing[name] = str(baseline_missing(name))
+        elif name != "input" and registry.missing(registry.find(task, name)) is not None:
+            missing[name] = str(registry.missing(registry.find(task, name)))
         else:
             methods[name] = baseline_method(task, name, sigma=sigma, sigma_estimate=sigma_estimate)
     return methods, missing

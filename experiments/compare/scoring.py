@@ -88,11 +88,11 @@ def evaluate(method: Method, samples: Sequence[Sample], *, warmup: bool, keep: i
     """Run a method on every sample; per-image rows (:func:`score` with the keywords ``scoring``, and
     ms) and the first ``keep`` outputs."""
     if warmup:
-        method.run(samples[0].input, samples[0].mask)
+        method.run(samples[0].input, mask=samples[0].mask)
     rows, kept = [], []
     for i, sample in enumerate(samples):
         start = time.perf_counter()
-        output = method.run(sample.input, sample.mask)
+        output = method.run(sample.input, mask=sample.mask)
         ms = (time.perf_counter() - start) * 1000.0
         expected = sample.input.shape if sample.reference is None else sample.reference.shape
         if output.shape != expected:

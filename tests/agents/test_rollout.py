@@ -276,7 +276,7 @@ def test_rollout_policy_is_a_restorer_of_hwc_images(tmp_path):
     for c in range(3):
         np.testing.assert_array_equal(per_channel[..., c:c + 1], restorer.restore(rgb[..., c:c + 1]))
     with pytest.raises(ImageError, match="takes no mask"):
-        restorer.restore(image, np.zeros((21, 13), bool))
+        restorer.restore(image, mask=np.zeros((21, 13), bool))
     with pytest.raises(ImageError, match="image"):
         restorer.restore(np.zeros((8, 8, 4), np.float32))
 
@@ -290,11 +290,12 @@ def test_completion_rollout_policy_needs_the_mask(tmp_path):
     hole = torch.zeros(1, 18, 15)
     hole[:, 4:11, 3:9] = 1
     occluded = torch.rand(3, 18, 15, generator=g) * (1 - hole)
-    out = restorer.restore(occluded.permute(1, 2, 0).numpy(), hole[0].numpy() > 0.5)
+    out = restorer.restore(occluded.permute(1, 2, 0).numpy(), mask=hole[0].numpy() > 0.5)
     expected = policy_rollout(policy, venv, {"occluded": occluded, "original": occluded, "mask": hole}, steps=2)[0]
     np.testing.assert_array_equal(out, expected.clamp(0, 1).permute(1, 2, 0).numpy())
-    np.testing.assert_array_equal(restorer.restore(occluded.permute(1, 2, 0).numpy(), hole[0].numpy()[..., None]), out)
+    np.testing.assert_array_equal(
+        restorer.restore(occluded.permute(1, 2, 0).numpy(), mask=hole[0].numpy()[..., None]), out)
     with pytest.raises(ImageError, match="mask: required"):
         restorer.restore(occluded.permute(1, 2, 0).numpy())
     with pytest.raises(ImageError, match="does not match the image"):
-        restorer.restore(occluded.permute(1, 2, 0).numpy(), np.zeros((18, 14), bool))
+        restorer.restore(occluded.permute(1, 2, 0).numpy(), mask=np.zeros((18, 14), bool))

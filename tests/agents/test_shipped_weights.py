@@ -96,7 +96,7 @@ def _supervised(task: str):
         restorer = SupervisedRestorer(path, device="cpu", task=task)
         if task == "completion":
             occluded, mask = _with_hole(_image(3, 0.3, 0.7))
-            out = restorer.restore(occluded, mask)
+            out = restorer.restore(occluded, mask=mask)
             np.testing.assert_array_equal(out[~mask], occluded[~mask])  # only the hole changes
             return out
         return restorer.restore(_image(restorer.channels, 0.05, 0.6))

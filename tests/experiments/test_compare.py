@@ -24,11 +24,12 @@ from skimage.metrics import structural_similarity
 import envs
 from agents.a3c import policy_kwargs_from_env
 from experiments.compare import TASK_METHODS, Args, labelled_grid, load_samples, main, paired_differences
-from experiments.compare import methods as registry
+from experiments.compare import methods as compare_methods
 from experiments.compare.config import EMBEDDED_DATA, data_label, ignored_flags, resolved_split
 from experiments.compare.samples import Sample
 from experiments.compare.scoring import NO_REFERENCE_FIELDS, score
 from experiments.plots import quality_vs_time, save_figure
+from rlenhance import registry
 from rlenhance.baselines import baseline_missing, estimate_noise_sigma, gaussian_denoise
 from rlenhance.checkpoint import (
     LowLightPolicySpec,
@@ -38,6 +39,7 @@ from rlenhance.checkpoint import (
     save_checkpoint,
 )
 from rlenhance.denoisers import load_denoiser
+from rlenhance.enhance import Enhancer
 from rlenhance.errors import CheckpointError
 from rlenhance.io import load_image, save_image
 from rlenhance.metrics import dark_colour_noise, gt_mean_align, loe, niqe, psnr, rgb_to_y, ssim
@@ -158,24 +160,23 @@ def runs(tiny):
     base = tiny["base"]
     denoise = ["--task", "denoise", "--data", str(base / "clean"), "--split", "all", "--sigma", "25", "--seed", "3",
                "--a3c", str(tiny["a3c-denoise"]), "--mrpnet", str(tiny["mrpnet-denoise"]),
-               "--sac", str(base / "absent.pt"), "--pixelrnn", str(base / "absent.pt"), "--samples", "2"]
+               "--sac", str(base / "absent.pt"), "--samples", "2"]
     proc = subprocess.Popen([sys.executable, "-m", "experiments.compare", *denoise, "--threads", "1", "--device", "cpu",
                              "--out", str(base / "denoise_cli")], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     results = {
         "lowlight": in_process(
             "--task", "lowlight", "--data", str(base / "lowlight"), "--split", "all",
-            "--methods", "input,a3c,sac,mrpnet,pixelrnn,zero-dce,auto-gamma,clahe",
-            "--a3c", str(tiny["a3c-lowlight"]), "--sac", str(tiny["sac-lowlight"]),
-            "--mrpnet", str(tiny["mrpnet-lowlight"]), "--zero-dce", str(tiny["zero-dce"]),
-            "--pixelrnn", str(base / "absent.pt"), "--out", str(base / "lowlight_out")),
+            "--methods", "input,rl,mrpnet,zero-dce,zero-dce++,auto-gamma,clahe",
+            "--rl", str(tiny["sac-lowlight"]), "--mrpnet", str(tiny["mrpnet-lowlight"]),
+            "--zero-dce", str(tiny["zero-dce"]), "--out", str(base / "lowlight_out")),
         "denoise": in_process(*denoise, "--out", str(base / "denoise_out")),
         "completion": in_process(
             "--task", "completion", "--data", str(base / "occluded"), "--split", "all", "--no-warmup",
             "--a3c", str(tiny["a3c-completion"]), "--gated-pixelrnn", str(tiny["gated-completion"]),
             "--unet", str(tiny["unet-completion"]),
-            "--methods", "input,a3c,sac,gated-pixelrnn,unet,diffusion-fill,telea,navier-stokes",
-            "--zero-dce", str(tiny["zero-dce"]), "--sac", str(base / "absent.pt"),
+            "--methods", "input,a3c,unet,gated-pixelrnn,pixelrnn,diffusion-fill,telea,navier-stokes",
+            "--zero-dce", str(tiny["zero-dce"]), "--pixelrnn", str(base / "absent.pt"),
             "--paired-against", "telea", "--out", str(base / "completion_out")),
     }
     out, err = proc.communicate(timeout=300)
@@ -186,12 +187,12 @@ def runs(tiny):
 
 # --- end to end --------------------------------------------------------------------------------------------
 EXPECTED = {  # task: (images, methods that run, methods reported missing)
-    "lowlight": (3, ["input", "a3c", "sac", "mrpnet", "zero-dce", "auto-gamma", "clahe"], ["pixelrnn"]),
-    "denoise": (4, ["input", "a3c", "mrpnet", "ffdnet", "gaussian", "median", "bilateral"]  # ffdnet: shipped
+    "lowlight": (3, ["input", "rl", "mrpnet", "zero-dce", "auto-gamma", "clahe"], ["zero-dce++"]),
+    "denoise": (4, ["input", "a3c", "ffdnet", "mrpnet", "gaussian", "median", "bilateral"]  # ffdnet: shipped
                 + ([] if baseline_missing("bm3d") else ["bm3d"]),
-                ["sac", "rse", "pixelrnn"] + (["bm3d"] if baseline_missing("bm3d") else [])),
-    "completion": (3, ["input", "a3c", "gated-pixelrnn", "unet", "diffusion-fill", "telea", "navier-stokes"],
-                   ["sac"]),
+                ["sac", "rse"] + (["bm3d"] if baseline_missing("bm3d") else [])),
+    "completion": (3, ["input", "a3c", "unet", "gated-pixelrnn", "telea", "navier-stokes", "diffusion-fill"],
+                   ["pixelrnn"]),
 }
 
 
@@ -224,11 +225,12 @@ def test_each_task_writes_the_four_files_with_a_row_per_image_and_method(tiny, r
 
 
 @pytest.mark.slow
-def test_learned_methods_report_their_parameter_count(runs):
+def test_learned_methods_report_their_parameter_count(tiny, runs):
     summary = {entry["method"]: entry for entry in runs["lowlight"][0]}
     assert summary["zero-dce"]["params"] == 79_416  # the published count
     assert summary["mrpnet"]["params"] == sum(p.numel() for p in CombinedModel(3, width=8).parameters())
-    assert summary["a3c"]["params"] > 0 and summary["sac"]["params"] > 0
+    sac = sum(p.numel() for p in Enhancer(tiny["sac-lowlight"], device="cpu").policy.parameters())
+    assert summary["rl"]["params"] == sac > 0  # the SAC low-light policy, through rlenhance.Enhancer
     assert summary["clahe"]["params"] is None and summary["input"]["params"] is None
 
 
@@ -293,10 +295,11 @@ def test_colour_denoise_end_to_end_with_colour_and_per_channel_gray_checkpoints(
     out = tiny["base"] / "colour_out"
     summary, stdout = in_process(
         "--task", "denoise", "--no-gray", "--data", str(tiny["base"] / "clean_rgb"), "--split", "all", "--seed", "2",
-        "--methods", "input,a3c,rse,mrpnet,pixelrnn,bilateral,median", "--a3c", str(tiny["a3c-denoise"]),
+        "--methods", "input,a3c,rse,mrpnet,sac,bilateral,median", "--a3c", str(tiny["a3c-denoise"]),
+        "--sac", str(tiny["base"] / "absent.pt"),
         "--rse", str(colour["rse-color"]), "--mrpnet", str(colour["mrpnet-color"]), "--samples", "1",
         "--out", str(out))
-    ran = ["input", "a3c", "rse", "mrpnet", "median", "bilateral"]
+    ran = ["input", "a3c", "mrpnet", "rse", "median", "bilateral"]
     assert [entry["method"] for entry in summary] == ran
     rows = read_rows(out)
     assert len(rows) == 3 * len(ran)
@@ -304,11 +307,11 @@ def test_colour_denoise_end_to_end_with_colour_and_per_channel_gray_checkpoints(
     assert by["bilateral"]["psnr"] > by["input"]["psnr"] + 3  # RGB noise of sigma 25, smooth scenes
     report = (out / "report.md").read_text()
     assert "RGB, Gaussian noise sigma 25 on every channel" in report and "classical denoisers given sigma 25" in report
-    per_channel = registry.PER_CHANNEL_NOTE
+    per_channel = compare_methods.PER_CHANNEL_NOTE
     assert f"- a3c: `{tiny['a3c-denoise']}` ({per_channel})" in report  # the gray policy, per channel
     assert f"- mrpnet: `{colour['mrpnet-color']}`\n" in report and f"- rse: `{colour['rse-color']}`\n" in report
     assert f"a3c: {per_channel}" in stdout and f"mrpnet: {per_channel}" not in stdout
-    assert "- pixelrnn: missing: " in report and "pixelrnn_denoise_color.pt" in report  # the colour default
+    assert f"- sac: missing: --sac {tiny['base'] / 'absent.pt'}: no such file" in report
     assert by["rse"]["params"] == sum(p.numel() for p in RSEDenoiser(
         channels=3, patch=8, stride=4, latent_dim=4, hidden=16, bank_size=32, clusters=4, neighbours=2, width=8,
         max_rounds=1).parameters())  # the round applied, not every round held
@@ -320,35 +323,48 @@ def test_gray_models_run_per_channel_on_colour_and_colour_models_refuse_gray(tin
     image = _scene(50) + np.random.default_rng(0).normal(0, 0.1, (SIZE, SIZE, 3)).astype(np.float32)
     cpu = torch.device("cpu")
     given = {"mrpnet": str(tiny["mrpnet-denoise"]), "a3c": str(tiny["a3c-denoise"]), "rse": str(colour["rse-gray"])}
-    on_rgb, _ = registry.build_methods("denoise", list(given), cpu, checkpoints=given, sigma=25.0, channels=3)
-    on_gray, _ = registry.build_methods("denoise", list(given), cpu, checkpoints=given, sigma=25.0, channels=1)
+    on_rgb, _ = compare_methods.build_methods("denoise", list(given), cpu, checkpoints=given, sigma=25.0, channels=3)
+    on_gray, _ = compare_methods.build_methods("denoise", list(given), cpu, checkpoints=given, sigma=25.0, channels=1)
     for name in given:
-        assert on_rgb[name].note == registry.PER_CHANNEL_NOTE and on_gray[name].note == ""
-        planes = [on_gray[name].run(np.ascontiguousarray(image[..., c:c + 1]), None) for c in range(3)]
-        np.testing.assert_allclose(on_rgb[name].run(image, None), np.concatenate(planes, axis=-1), atol=1e-5)
+        assert on_rgb[name].note == compare_methods.PER_CHANNEL_NOTE and on_gray[name].note == ""
+        planes = [on_gray[name].run(np.ascontiguousarray(image[..., c:c + 1])) for c in range(3)]
+        np.testing.assert_allclose(on_rgb[name].run(image), np.concatenate(planes, axis=-1), atol=1e-5)
     for name, path in (("mrpnet", colour["mrpnet-color"]), ("rse", colour["rse-color"])):
         with pytest.raises(CheckpointError, match=r"colour\) model, but the images are gray.*--no-gray"):
-            registry.build_methods("denoise", [name], cpu, checkpoints={name: str(path)}, sigma=25.0, channels=1)
+            compare_methods.build_methods("denoise", [name], cpu, checkpoints={name: str(path)}, sigma=25.0, channels=1)
 
 
 def test_colour_runs_default_to_the_colour_checkpoints(tmp_path, monkeypatch):
+    """Defaults are the registry's files for the images' planes: the colour one of a denoiser on RGB."""
+    monkeypatch.setattr(registry, "WEIGHTS", tmp_path)
     gray, color = tmp_path / "mrpnet_denoise.pt", tmp_path / "mrpnet_denoise_color.pt"
-    monkeypatch.setattr(registry, "DEFAULT_CHECKPOINTS", {**registry.DEFAULT_CHECKPOINTS, ("denoise", "mrpnet"): gray})
-    monkeypatch.setattr(registry, "COLOR_CHECKPOINTS", {**registry.COLOR_CHECKPOINTS, "mrpnet": color})
-    path, why = registry.checkpoint_path("denoise", "mrpnet", None, color=True)
-    assert path is None and str(color) in why and "gray checkpoint" not in why
+    path, why = compare_methods.checkpoint_path("denoise", "mrpnet", None, planes=3)
+    assert path is None and str(color) in why and "--mrpnet PATH" in why and "gray checkpoint" not in why
     gray.touch()
-    path, why = registry.checkpoint_path("denoise", "mrpnet", None, color=True)
+    path, why = compare_methods.checkpoint_path("denoise", "mrpnet", None, planes=3)
     assert path is None and f"a gray checkpoint runs per channel: --mrpnet {gray}" in why
-    assert registry.checkpoint_path("denoise", "mrpnet", None) == (gray, "")
+    assert compare_methods.checkpoint_path("denoise", "mrpnet", None, planes=1) == (gray, "")
     color.touch()
-    assert registry.checkpoint_path("denoise", "mrpnet", None, color=True) == (color, "")
-    assert registry.checkpoint_path("lowlight", "mrpnet", None, color=True)[0] != color  # colour is denoise's
-    assert set(registry.COLOR_CHECKPOINTS) == {"a3c", "sac", "rse", "mrpnet", "ffdnet", "pixelrnn"}
-    assert all(p.name.endswith("_denoise_color.pt") for p in registry.COLOR_CHECKPOINTS.values())
+    assert compare_methods.checkpoint_path("denoise", "mrpnet", None, planes=3) == (color, "")
+    (tmp_path / "mrpnet_lowlight.pt").touch()
+    assert compare_methods.checkpoint_path("lowlight", "mrpnet", None, planes=3) == (
+        tmp_path / "mrpnet_lowlight.pt", "")  # colour is denoise's
+    _, missing = compare_methods.build_methods("denoise", ["a3c", "rse"], torch.device("cpu"), checkpoints={},
+                                               sigma=25.0, channels=3)
+    assert set(missing) == {"a3c", "rse"} and "a3c_denoise_color.pt" in missing["a3c"]
 
 
-@pytest.mark.slow
+def test_compare_methods_are_the_registry_methods_of_each_task():
+    """compare runs every registry method of a task, and besides them only the input and the peers."""
+    for task in registry.TASKS:
+        ours = compare_methods.TASK_METHODS[task]
+        assert [m.name for m in registry.methods(task)] == [
+            name for name in ours if name not in ("input", *compare_methods.PEER_METHODS)]
+        assert ours[0] == "input" and (set(compare_methods.PEER_METHODS) <= set(ours)) == (task == "lowlight")
+    for name in compare_methods.LEARNED_METHODS:  # a flag for every learned method
+        assert getattr(Args(), compare_methods.method_flag(name).replace("-", "_")) is None
+
+
 @pytest.mark.skipif(baseline_missing("bm3d") is not None, reason="bm3d is not installed (optional)")
 def test_bm3d_denoises_colour_images(tiny, colour):
     out = tiny["base"] / "bm3d_out"
@@ -472,9 +488,9 @@ def test_ensemble_runs_the_completion_networks_self_ensemble_and_says_so(tiny, t
     samples = load_samples(Args(task="completion", data=str(tiny["base"] / "occluded"), split="all"))
     for sample in samples:
         assert rows[sample.name] == pytest.approx(
-            score(ensembled.restore(sample.input, sample.mask), sample)["hole_psnr"], abs=1e-9)
+            score(ensembled.restore(sample.input, mask=sample.mask), sample)["hole_psnr"], abs=1e-9)
         assert rows[sample.name] != pytest.approx(
-            score(plain.restore(sample.input, sample.mask), sample)["hole_psnr"], abs=1e-6)
+            score(plain.restore(sample.input, mask=sample.mask), sample)["hole_psnr"], abs=1e-6)
 
 
 def test_a_gray_ffdnet_denoises_colour_in_opponent_planes_and_serves_colour_runs(tmp_path, monkeypatch):
@@ -486,15 +502,15 @@ def test_a_gray_ffdnet_denoises_colour_in_opponent_planes_and_serves_colour_runs
     path = save_checkpoint(tmp_path / "ffdnet.pt", model=net, arch=net.arch(), extra={"spec": spec})
     image = _scene(50) + np.random.default_rng(0).normal(0, 0.1, (SIZE, SIZE, 3)).astype(np.float32)
     cpu = torch.device("cpu")
-    given, _ = registry.build_methods("denoise", ["ffdnet"], cpu, checkpoints={"ffdnet": str(path)}, sigma=25.0,
-                                      channels=3)
-    assert given["ffdnet"].note == f"noise map of sigma 25; {registry.OPPONENT_NOTE}"
+    given, _ = compare_methods.build_methods("denoise", ["ffdnet"], cpu, checkpoints={"ffdnet": str(path)},
+                                             sigma=25.0, channels=3)
+    assert given["ffdnet"].note == f"noise map of sigma 25; {compare_methods.OPPONENT_NOTE}"
     expected = load_denoiser("ffdnet", path, device="cpu", sigma=25).restore(image)
     assert expected.shape == image.shape
-    np.testing.assert_allclose(given["ffdnet"].run(image, None), expected, atol=1e-6)
-    monkeypatch.setattr(registry, "COLOR_CHECKPOINTS", {**registry.COLOR_CHECKPOINTS, "ffdnet": tmp_path / "no.pt"})
-    monkeypatch.setattr(registry, "DEFAULT_CHECKPOINTS", {**registry.DEFAULT_CHECKPOINTS, ("denoise", "ffdnet"): path})
-    default, missing = registry.build_methods("denoise", ["ffdnet"], cpu, checkpoints={}, sigma=25.0, channels=3)
+    np.testing.assert_allclose(given["ffdnet"].run(image), expected, atol=1e-6)
+    monkeypatch.setattr(registry, "WEIGHTS", tmp_path)  # no colour ffdnet_denoise_color.pt: the gray one
+    path = path.rename(tmp_path / "ffdnet_denoise.pt")
+    default, missing = compare_methods.build_methods("denoise", ["ffdnet"], cpu, checkpoints={}, sigma=25.0, channels=3)
     assert missing == {} and default["ffdnet"].source == str(path)
 
 
@@ -572,20 +588,20 @@ def test_checkpoint_of_another_task_is_refused(tiny):
 
 # --- pieces ------------------------------------------------------------------------------------------------
 def test_lol_eval_builds_its_methods_from_the_compare_registry(tiny):
-    """lol_eval's ours / Zero-DCE / classical methods are compare's a3c / zero-dce / baselines."""
+    """lol_eval's ours / Zero-DCE / classical methods are compare's rl / zero-dce / baselines."""
     from experiments import lol_eval
     from experiments.compare.methods import Method, build_methods
 
     args = lol_eval.Args(checkpoint=str(tiny["a3c-lowlight"]), zero_dce=str(tiny["zero-dce"]), device="cpu")
     ours = lol_eval.build_methods(args, torch.device("cpu"))
-    names = ["a3c", "zero-dce", "auto-gamma", "histeq", "clahe"]
+    names = ["rl", "zero-dce", "auto-gamma", "histeq", "clahe"]
     theirs, missing = build_methods("lowlight", names, torch.device("cpu"), sigma=25.0,
-                                    checkpoints={"a3c": str(tiny["a3c-lowlight"]), "zero-dce": str(tiny["zero-dce"])})
+                                    checkpoints={"rl": str(tiny["a3c-lowlight"]), "zero-dce": str(tiny["zero-dce"])})
     assert not missing and all(isinstance(method, Method) for method in ours.values())
     assert list(ours) == ["rlenhance (ours)", "auto-gamma", "histeq", "clahe", "Zero-DCE"]
     image = _scene(5) * 0.3
     for mine, name in zip(["rlenhance (ours)", "Zero-DCE", "auto-gamma", "histeq", "clahe"], names):
-        np.testing.assert_array_equal(ours[mine].run(image, None), theirs[name].run(image, None))
+        np.testing.assert_array_equal(ours[mine].run(image), theirs[name].run(image))
         assert ours[mine].params == theirs[name].params
 
 
@@ -601,7 +617,7 @@ def test_lol_eval_noise_sigma_reaches_a_noise_map_denoiser(tiny):
     for level in (None, 1.0, DARK_NOISE_SIGMA):
         args = lol_eval.Args(checkpoint=str(tiny["a3c-lowlight"]), denoiser=ffdnet, noise_sigma=level, classical=False,
                              device="cpu")
-        outs[level] = lol_eval.build_methods(args, torch.device("cpu"))["rlenhance (ours) + denoiser"].run(image, None)
+        outs[level] = lol_eval.build_methods(args, torch.device("cpu"))["rlenhance (ours) + denoiser"].run(image)
     np.testing.assert_array_equal(outs[None], outs[DARK_NOISE_SIGMA])  # the default
     assert np.abs(outs[1.0] - outs[None]).max() > 1e-4
 
@@ -634,13 +650,12 @@ def test_lol_eval_alpha_mode_reaches_our_enhancer(tiny):
     """--alpha-mode argmax runs our policy with its most probable alphas: the same as an Enhancer built
     with alpha_mode="argmax", not what the checkpoint's own "mean" gives."""
     from experiments import lol_eval
-    from rlenhance.enhance import Enhancer
 
     image = _scene(5) * 0.3
     outputs = {}
     for mode in ("mean", "argmax"):
         args = lol_eval.Args(checkpoint=str(tiny["a3c-lowlight"]), classical=False, device="cpu", alpha_mode=mode)
-        outputs[mode] = lol_eval.build_methods(args, torch.device("cpu"))["rlenhance (ours)"].run(image, None)
+        outputs[mode] = lol_eval.build_methods(args, torch.device("cpu"))["rlenhance (ours)"].run(image)
         direct = Enhancer(tiny["a3c-lowlight"], device="cpu", alpha_mode=mode).enhance(image)
         np.testing.assert_array_equal(outputs[mode], direct)
     assert np.abs(outputs["mean"] - outputs["argmax"]).max() > 1e-3

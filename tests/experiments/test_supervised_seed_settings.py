@@ -125,7 +125,7 @@ def test_seed_run_saves_periodic_checkpoints_that_load_for_inference(tmp_path):
     image = np.random.default_rng(1).uniform(0, 1, (24, 28, 3)).astype(np.float32)
     mask = np.zeros((24, 28), bool)
     mask[5:15, 6:16] = True
-    restored = restorer.restore(image, mask)
+    restored = restorer.restore(image, mask=mask)
     assert restored.shape == image.shape and np.array_equal(restored[~mask], image[~mask])
     config = json.loads((out / "config.json").read_text())
     assert (config["model"]["variant"], config["data"]["resize"], config["train"]["crop"]) == ("seed", [32], 32)

@@ -161,8 +161,8 @@ def test_complete_ensemble_is_the_models_self_ensemble(ckpts, images, tmp_path):
     assert main(["complete", str(a), "-o", str(out), "--checkpoint", str(checkpoint), "--masks", str(masks),
                  "--device", "cpu", "--ensemble", "4"]) == 0
     restorer = partial(SupervisedRestorer, checkpoint, device="cpu", task="completion")
-    expected = restorer(ensemble=4).restore(load_image(a), hole > 0)
-    plain = restorer().restore(load_image(a), hole > 0)
+    expected = restorer(ensemble=4).restore(load_image(a), mask=hole > 0)
+    plain = restorer().restore(load_image(a), mask=hole > 0)
     assert np.abs(expected - plain).max() > 4 * LEVEL
     np.testing.assert_allclose(load_image(out / "occluded_a.png"), expected, atol=LEVEL / 2 + 1e-6)
 

@@ -213,7 +213,7 @@ def test_policy_channel_rules_and_bad_inputs(ckpts):
     np.testing.assert_array_equal(colour.restore(plane), colour.restore(np.repeat(plane, 3, axis=2)))
     np.testing.assert_array_equal(gray.restore(plane[..., 0]), gray.restore(plane))  # (H, W) accepted
     with pytest.raises(ImageError, match="takes no mask"):
-        gray.restore(plane, np.zeros((12, 14), bool))
+        gray.restore(plane, mask=np.zeros((12, 14), bool))
     with pytest.raises(ImageError, match="image"):
         gray.restore(np.zeros((8, 8, 4), np.float32))
     with pytest.raises(ValueError, match="tile"):
@@ -364,7 +364,7 @@ def test_ffdnet_gets_the_constant_map_of_the_level_given_or_estimated(ckpts):
     colour = load_denoiser("ffdnet", ckpts["ffdnet_color"], device="cpu", sigma=10)
     assert colour.channels == 3 and colour.restore(rgb).shape == rgb.shape
     with pytest.raises(ImageError, match="takes no mask"):
-        known.restore(image, np.zeros((21, 26), bool))
+        known.restore(image, mask=np.zeros((21, 26), bool))
 
 
 def test_ffdnet_sigma_must_be_within_the_trained_levels(ckpts):

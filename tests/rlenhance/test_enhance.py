@@ -250,11 +250,11 @@ def test_enhancer_is_a_restorer(checkpoint):
     assert isinstance(enhancer, Restorer) and not enhancer.takes_mask
     image = np.random.default_rng(2).uniform(0.0, 0.3, (12, 17, 3)).astype(np.float32)
     np.testing.assert_array_equal(enhancer.restore(image), enhancer.enhance(image))
-    np.testing.assert_array_equal(enhancer.restore(image, None, exposure=None), enhancer.enhance(image))
+    np.testing.assert_array_equal(enhancer.restore(image, mask=None, exposure=None), enhancer.enhance(image))
     with pytest.raises(ValueError, match="w_nothing"):  # the setting goes to enhance (cond)
         enhancer.restore(image, w_nothing=1.0)
     with pytest.raises(ImageError, match="takes no mask"):
-        enhancer.restore(image, np.zeros((12, 17), bool))
+        enhancer.restore(image, mask=np.zeros((12, 17), bool))
 
 
 # --- setting ranges: what a checkpoint accepts, and refusal of the rest ------------------------------

@@ -110,5 +110,5 @@ def test_the_rl_completion_policy_equals_the_envs_greedy_rollout():
     mask[10:22, 14:30] = True
     occluded = image * ~mask[..., None]
     ours = registry.load("completion", "a3c", device="cpu").restore(occluded, mask=mask)
-    theirs = rollout.load_rollout_policy(path, device="cpu").restore(occluded, mask)
+    theirs = rollout.load_rollout_policy(path, device="cpu").restore(occluded, mask=mask)
     np.testing.assert_array_equal(ours, theirs)

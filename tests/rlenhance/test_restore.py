@@ -103,7 +103,7 @@ def test_output_equals_the_network_and_has_the_documented_form(checkpoints, kind
     assert (restorer.task, restorer.channels, restorer.model_name) == (task, channels, model_name)
     image = _image(37, 45, channels)  # not a multiple of any stride: exercises the reflect padding
     mask = _square_mask(37, 45) if task == "completion" else None
-    out = restorer.restore(image, mask)
+    out = restorer.restore(image, mask=mask)
     assert out.shape == (37, 45, channels) and out.dtype == np.float32
     assert out.min() >= 0.0 and out.max() <= 1.0
     np.testing.assert_allclose(out, _direct(restorer, image, mask), atol=1e-5)
@@ -116,7 +116,7 @@ def test_completion_keeps_known_pixels_bit_exact(checkpoints, kind):
     image = _image(40, 48, seed=3)
     mask = _square_mask(40, 48)
     image[mask] = 0.0  # the hole is black, as in the bedroom data
-    out = restorer.restore(image, mask.astype(np.float32)[..., None])  # (H, W, 1) float mask accepted
+    out = restorer.restore(image, mask=mask.astype(np.float32)[..., None])  # (H, W, 1) float mask accepted
     assert np.array_equal(out[~mask], image[~mask])
     assert not np.array_equal(out[mask], image[mask])  # the hole was filled
 
@@ -126,10 +126,10 @@ def test_tiled_equals_whole_image(checkpoints, kind):
     _, _, task, channels, *_ = KINDS[kind]
     image = _image(70, 90, channels, seed=4)
     mask = _square_mask(70, 90, top=20, left=30, size=20) if task == "completion" else None
-    whole = SupervisedRestorer(checkpoints[kind], device="cpu", tile=4096).restore(image, mask)
+    whole = SupervisedRestorer(checkpoints[kind], device="cpu", tile=4096).restore(image, mask=mask)
     tiled_restorer = SupervisedRestorer(checkpoints[kind], device="cpu", tile=16, overlap=48)
     assert tiled_restorer.tile < 70  # many tiles
-    np.testing.assert_allclose(tiled_restorer.restore(image, mask), whole, atol=1e-5)
+    np.testing.assert_allclose(tiled_restorer.restore(image, mask=mask), whole, atol=1e-5)
 
 
 def test_tiles_without_overlap_show_seams(checkpoints):
@@ -170,7 +170,7 @@ def test_restore_tensor_batches(checkpoints):
     out = restorer.restore_tensor(x, mask)
     assert out.shape == (2, 3, 24, 24) and out.device == x.device
     for i in range(2):
-        single = restorer.restore(x[i].permute(1, 2, 0).numpy(), mask[i, 0].numpy())
+        single = restorer.restore(x[i].permute(1, 2, 0).numpy(), mask=mask[i, 0].numpy())
         np.testing.assert_allclose(out[i].permute(1, 2, 0).numpy(), single, atol=1e-6)
 
 
@@ -220,9 +220,9 @@ def test_mask_errors(checkpoints):
     with pytest.raises(ImageError, match="mask: required"):
         completion.restore(image)
     with pytest.raises(ImageError, match=r"does not match the image"):
-        completion.restore(image, np.zeros((32, 31), bool))
+        completion.restore(image, mask=np.zeros((32, 31), bool))
     with pytest.raises(ImageError, match="takes no mask"):
-        denoiser.restore(image[..., :1], np.zeros((32, 32), bool))
+        denoiser.restore(image[..., :1], mask=np.zeros((32, 32), bool))
     with pytest.raises(ImageError, match="image"):
         denoiser.restore(np.zeros((32, 32, 4), np.float32))
     with pytest.raises(ImageError, match="NaN"):
