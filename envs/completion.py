@@ -17,10 +17,8 @@ from rlenhance.ops import FilterAction, gaussian_blur2d, median_blur2d
 from rlenhance.ops.fill import diffusion_fill, neighbour_mean
 from rlenhance.ops.select import group_pixels
 from rlenhance.ops.sparse import filters_at
+from rlenhance.transitions import CompletionTransition
 
-#: Per-pixel actions; "predict" exists only when a predictor (a supervised completion model) is given.
-COMPLETION_ACTIONS = ("keep", "diffuse", "copy_left", "copy_right", "copy_up", "copy_down",
-                      "gaussian", "median", "predict")
 REWARDS = ("mse", "ssim")
 #: The filters of actions 6 and 7, as :meth:`CompletionTask.candidates` applies them.
 GAUSSIAN_FILL = FilterAction("gaussian", gaussian_blur2d, (("ksize", 5), ("sigma", 1.5)))
@@ -49,10 +47,14 @@ class CompletionTask(PixelTask):
             raise ValueError(f"reward: expected one of {REWARDS}, got {reward!r}")
         self.occlusion = occlusion
         self.predictor = predictor
-        self.smooth_iters = int(smooth_iters)
+        #: The step (the fill actions, the predictor's pixel, the pre-fill): what a checkpoint of a
+        #: policy trained here records.
+        self.transition = CompletionTransition(predict=predictor is not None, smooth_iters=int(smooth_iters),
+                                               steps=self.max_episode_steps)
+        self.smooth_iters = self.transition.smooth_iters
         self.reward = reward
         self.reward_scale = float(reward_scale)
-        self.actions = COMPLETION_ACTIONS if predictor is not None else COMPLETION_ACTIONS[:-1]
+        self.actions = self.transition.actions
         self.n_actions = len(self.actions)
         h, w = self.image_size
         self.single_observation_space = spaces.Dict({

@@ -10,16 +10,11 @@ from gymnasium import spaces
 
 from envs.base import EpisodeRow, PixelEnv, PixelTask, PixelVectorEnv
 from rlenhance import losses, metrics
-from rlenhance.checkpoint import COND_ENCODINGS
 from rlenhance.data import synthetic_low_light
-from rlenhance.enhance import decode_setting, encode_setting
-from rlenhance.ops import check_max_overshoot, couple_channels, le_step, overshoot_limit
+from rlenhance.ops import check_max_overshoot
+from rlenhance.transitions import COND_ENCODINGS, COND_FIELDS, RELLIE_ALPHAS, LowLightTransition
 
-#: ReLLIE's alpha table: a = 0..26 -> alpha = (a - 6) / 20, i.e. -0.30 .. +1.00 in steps of 0.05.
-RELLIE_ALPHAS = tuple(round((a - 6) / 20, 2) for a in range(27))
 REWARDS = ("nonref", "ssim", "psnr", "mse")
-#: Order of the values in the conditioning vector ``obs["cond"]``.
-COND_FIELDS = ("exposure_target", "w_exposure", "w_color", "w_spatial", "w_smooth")
 #: The reward weights among them (each may get its own sampling range, ``weight_ranges``).
 WEIGHT_FIELDS = COND_FIELDS[1:]
 #: How a conditioned env draws the reward weights: "joint" (each from its range, independently) or
@@ -152,6 +147,14 @@ class LowLightTask(PixelTask):
                              f"and exposure weights > 0, got max_overshoot={max_overshoot!r}, lowest w_exposure "
                              f"{lowest_w!r}")
         self.overshoot_weighted = bool(overshoot_weighted)
+        #: The step (actions, coupling, damping, cap, setting encoding): what a checkpoint of a policy
+        #: trained here records, and what the Enhancer runs it with.
+        self.transition = LowLightTransition(
+            action_type=action_type, alpha_table=tuple(alpha_table), alpha_channels=alpha_channels,
+            channel_coupling=self.channel_coupling, damping=self.damping, max_overshoot=self.max_overshoot,
+            overshoot_reference=float(w_exposure) if self.overshoot_weighted else None, cond_fields=COND_FIELDS,
+            cond_scale=cond_scale, cond_offset=cond_offset, cond_encodings=self.cond_encodings,
+            observe_exposure_gap=self.observe_exposure_gap, steps=self.max_episode_steps)
 
         h, w = self.image_size
         image = spaces.Box(0.0, 1.0, (3, h, w), np.float32)
@@ -182,7 +185,7 @@ class LowLightTask(PixelTask):
                              "use reward='nonref' for unpaired images")
         self.image = self.original.clone()
         self.cond = batch["cond"] if "cond" in batch else self._encode_cond(self._sample_setting(rng, self.num_envs))
-        setting = decode_setting(self.cond, self.cond_offset, self.cond_scale, self.cond_log)
+        setting = self.transition.decode(self.cond)
         self.target, *self.w = (c.view(-1, 1, 1, 1) for c in setting.unbind(1))
         self.state_loss = self._state_loss(self.image)
 
@@ -208,9 +211,8 @@ class LowLightTask(PixelTask):
 
     def _encode_cond(self, values: np.ndarray) -> torch.Tensor:
         """Setting values (B, 5) in ``COND_FIELDS`` order -> the cond the policy sees, (B, 5) float32
-        (:func:`rlenhance.enhance.encode_setting`, as the Enhancer encodes)."""
-        cond = torch.as_tensor(values, dtype=torch.float32, device=self.device)
-        return encode_setting(cond, self.cond_offset, self.cond_scale, self.cond_log)
+        (the transition's encoding, as the Enhancer encodes)."""
+        return self.transition.encode(torch.as_tensor(values, dtype=torch.float32, device=self.device))
 
     @property
     def setting_ranges(self) -> dict[str, tuple[float, float]]:
@@ -255,19 +257,12 @@ class LowLightTask(PixelTask):
 
     def alpha(self, actions: torch.Tensor) -> torch.Tensor:
         """Curve parameters (B, alpha_channels, H, W) for a batch of actions (one channel broadcasts to RGB)."""
-        if self.action_type == "discrete":
-            return self.alpha_table[actions]
-        return actions
+        return self.transition.alpha(actions)
 
     def _transition(self, actions: torch.Tensor) -> torch.Tensor:
-        # (1-d) LE(s) + d s == LE_{(1-d) alpha}(s); ReLLIE's coupling pulls R and G towards B's alpha
-        alpha = couple_channels(self.alpha(actions), self.channel_coupling) * (1.0 - self.damping)
-        # with max_overshoot, a step that would end too bright is cut short
-        weighted = self.overshoot_weighted
-        limit = overshoot_limit(self.target.view(-1), self.max_overshoot, self.w[0].view(-1) if weighted else None,
-                                self.weights["w_exposure"] if weighted else None)
-        alpha, stepped = le_step(self.image, alpha, limit)
-        previous, self.image = self.image, stepped.clamp(0.0, 1.0)
+        previous = self.image
+        alpha, self.image = self.transition.step(previous, self.alpha(actions),
+                                                 self.transition.limit(self.target.view(-1), self.w[0].view(-1)))
         if self.reward == "nonref":
             loss = self._state_loss(self.image)
             reward_map = self.state_loss - loss

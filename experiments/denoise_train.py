@@ -52,6 +52,7 @@ import torch
 import envs
 from agents.distributed import Ranks
 from agents.rollout import rollout_images
+from envs.checkpoints import rollout_policy_spec
 from experiments.rl_common import (
     RLArgs,
     env_batch,
@@ -175,9 +176,8 @@ def env_kwargs(args: Args) -> dict[str, Any]:
 
 def inference_spec(args: Args) -> RolloutPolicySpec:
     """What :func:`agents.rollout.load_rollout_policy` needs to restore images (saved in the checkpoints)."""
-    return RolloutPolicySpec(task="denoise", env_id=ENV_ID, env_kwargs=env_kwargs(args), steps=args.steps,
-                             block_actions=uses_block_actions(args),
-                             predictor=str(Path(args.predictor).resolve()) if args.predictor else None)
+    return rollout_policy_spec("denoise", env_kwargs(args), block_actions=uses_block_actions(args),
+                               predictor=str(Path(args.predictor).resolve()) if args.predictor else None)
 
 
 @torch.no_grad()

@@ -49,7 +49,8 @@ import envs
 from agents.a3c import A3CConfig
 from agents.distributed import Ranks
 from agents.sac import SACConfig
-from envs.lowlight import COND_FIELDS, RELLIE_ALPHAS, REWARDS, WEIGHT_DRAWS, WEIGHT_FIELDS, LowLightTask
+from envs.checkpoints import lowlight_policy_spec
+from envs.lowlight import RELLIE_ALPHAS, REWARDS, WEIGHT_DRAWS, WEIGHT_FIELDS, LowLightTask
 from experiments.rl_common import (
     RLArgs,
     env_batch,
@@ -75,7 +76,7 @@ from rlenhance.data import (
 )
 from rlenhance.enhance import greedy_rollout
 from rlenhance.models.policy import PixelActorCritic
-from rlenhance.ops import check_blur_sigma, check_max_overshoot, overshoot_limit
+from rlenhance.ops import check_blur_sigma, check_max_overshoot
 
 ENV_ID = "rlenhance/LowLight-v0"
 #: Exposure targets at which a conditioned policy's brightness is checked in every evaluation.
@@ -330,29 +331,9 @@ def env_kwargs(args: Args) -> dict:
 
 def inference_spec(args: Args, task: LowLightTask) -> LowLightPolicySpec:
     """What the checkpoints carry for ``rlenhance.Enhancer``: how the training env ran the policy."""
-    return LowLightPolicySpec(
-        alpha_table=[float(a) for a in task.alpha_table.cpu()],
-        damping=args.damping,
-        action_type=args.action,
-        test_steps=args.test_steps,
-        alpha_mode=args.alpha_mode,
-        cond_fields=list(COND_FIELDS),
-        cond_scale=[float(c) for c in task.cond_scale.cpu()],
-        cond_offset=[float(c) for c in task.cond_offset.cpu()],
-        cond_encodings=list(task.cond_encodings),
-        # the env's own setting, which the policy saw as cond in training (with --smooth-on-mean too: the
-        # env keeps w_smooth as a setting and hands it to the A3C loss instead of its reward)
-        setting={"exposure_target": task.exposure_target, **{k: float(v) for k, v in task.weights.items()}},
-        observe_exposure_gap=args.exposure_gap,
-        max_side=args.policy_side or None,
-        conditioned=args.conditioned,
-        # the settings the policy learnt to follow, in the ranges it saw (an unvaried weight is left out)
-        setting_ranges=task.setting_ranges,
-        channel_coupling=args.channel_coupling,
-        max_overshoot=args.max_overshoot,
-        overshoot_weighted=args.overshoot_weighted,
-        blur_sigma=args.blur_sigma,
-    )
+    return lowlight_policy_spec(task, env_kwargs(args), steps=args.test_steps, alpha_mode=args.alpha_mode,
+                                max_side=args.policy_side or None, max_overshoot=args.max_overshoot,
+                                overshoot_weighted=args.overshoot_weighted, blur_sigma=args.blur_sigma)
 
 
 def rollout_at(policy: PixelActorCritic, task: LowLightTask, args: Args, low: torch.Tensor,
@@ -362,11 +343,9 @@ def rollout_at(policy: PixelActorCritic, task: LowLightTask, args: Args, low: to
     is the one a weighted cap (``--overshoot-weighted``) is set for, so the cap is ``--max-overshoot``."""
     target = args.exposure_target if exposure_target is None else exposure_target
     cond = task.setting_cond(low.shape[0], target) if policy.cond_dim else None
-    return greedy_rollout(policy, low, cond, steps=args.test_steps, alpha_table=task.alpha_table,
-                          damping=args.damping, alpha_mode=args.alpha_mode,
-                          exposure_target=target if args.exposure_gap else None,
-                          channel_coupling=args.channel_coupling,
-                          mean_limit=overshoot_limit(target, args.max_overshoot))
+    transition = inference_spec(args, task).transition
+    return greedy_rollout(policy, low, cond, transition=transition, alpha_mode=args.alpha_mode,
+                          exposure_target=target, mean_limit=transition.limit(target, args.w_exposure))
 
 
 @torch.no_grad()
