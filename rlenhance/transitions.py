@@ -230,8 +230,9 @@ class LowLightTransition(Transition):
                             "finite, scales non-zero)")
         if not set(self.cond_encodings) <= set(COND_ENCODINGS):
             problems.append(f"cond_encodings {list(self.cond_encodings)} (accepted: {COND_ENCODINGS})")
-        if (self.observe_exposure_gap or self.max_overshoot is not None) and "exposure_target" not in self.cond_fields:
-            problems.append("observe_exposure_gap and max_overshoot need 'exposure_target' among cond_fields")
+        if self.observe_exposure_gap and "exposure_target" not in self.cond_fields:
+            problems.append("observe_exposure_gap needs 'exposure_target' among cond_fields (the gap's target is "
+                            "decoded from the cond)")
         return problems
 
     @property

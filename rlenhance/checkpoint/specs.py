@@ -318,6 +318,9 @@ class LowLightPolicySpec(CheckpointSpec):
         missing = [name for name in fields_ if name not in self.setting]
         if missing:
             problems.append(f"setting lacks the cond_fields {missing}")
+        if transition.max_overshoot is not None and "exposure_target" not in self.setting:
+            problems.append("transition: max_overshoot needs an 'exposure_target' in setting (the target it caps the "
+                            "mean above)")
         if self.alpha_mode not in ALPHA_MODES:
             problems.append(f"alpha_mode {self.alpha_mode!r} (accepted: {ALPHA_MODES})")
         if self.max_side is not None and self.max_side < MIN_MAX_SIDE:

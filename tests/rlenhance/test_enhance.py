@@ -431,7 +431,7 @@ def test_max_overshoot_of_the_spec_caps_the_brightening_and_can_be_overridden(tm
             Enhancer(paths[0.05], device="cpu", max_overshoot=bad)
     with pytest.raises(ValueError, match="max_overshoot"):
         _spec(max_overshoot=-1.0)
-    with pytest.raises(ValueError, match="max_overshoot need 'exposure_target'"):
+    with pytest.raises(CheckpointError, match="max_overshoot needs an 'exposure_target'"):
         _spec(cond_fields=[], cond_scale=[], cond_offset=[], setting={"w_exposure": 10.0}, max_overshoot=0.05)
 
 
