@@ -8,7 +8,6 @@ import torch
 import envs
 from envs.lowlight import COND_FIELDS, LowLightEnv, LowLightTask
 from rlenhance import losses
-from rlenhance.enhance import decode_setting
 from rlenhance.ops import couple_channels, le_curve
 
 ENV_ID = "rlenhance/LowLight-v0"
@@ -226,7 +225,7 @@ def test_log_encoding_maps_the_log_of_each_weight_range_onto_minus_one_to_one():
     log.reset(seed=0)
     linear.reset(seed=0)
     # the same settings drawn; log-uniform samples spread evenly under the log, bunch near -1 linearly
-    setting = decode_setting(log.task.cond, log.cond_offset, log.cond_scale, log.task.cond_log)
+    setting = log.task.transition.decode(log.task.cond)
     assert torch.allclose(setting, torch.from_numpy(decoded_cond(linear)), rtol=1e-5)
     w_exposure_log, w_exposure_linear = log.task.cond[:, 1], linear.task.cond[:, 1]
     assert abs(float(w_exposure_log.mean())) < 0.1 and float(w_exposure_linear.median()) < -0.7
@@ -242,7 +241,7 @@ def test_one_at_a_time_draw_varies_at_most_one_weight_per_image_and_each_of_them
                   weight_ranges=ranges, exposure_range=(0.3, 0.8), cond_encoding="log")
     venv = make(weight_draw="one", **kwargs)
     venv.reset(seed=0)
-    setting = decode_setting(venv.task.cond, venv.cond_offset, venv.cond_scale, venv.task.cond_log).numpy()
+    setting = venv.task.transition.decode(venv.task.cond).numpy()
     defaults = np.array([10.0, 5.0, 1.0, 100.0])  # w_exposure (the env default 10) has no range: kept
     off = ~np.isclose(setting[:, 1:], defaults, rtol=1e-4)
     assert off.sum(axis=1).max() == 1  # never two weights off their defaults in one image
@@ -257,7 +256,7 @@ def test_one_at_a_time_draw_varies_at_most_one_weight_per_image_and_each_of_them
     # the default joint draw varies every ranged weight in almost every image
     joint = make(**kwargs)
     joint.reset(seed=0)
-    joint_setting = decode_setting(joint.task.cond, joint.cond_offset, joint.cond_scale, joint.task.cond_log).numpy()
+    joint_setting = joint.task.transition.decode(joint.task.cond).numpy()
     assert (~np.isclose(joint_setting[:, 2:], defaults[1:], rtol=1e-4)).all(axis=1).mean() > 0.9
     with pytest.raises(ValueError, match="weight_draw: expected one of"):
         make(weight_draw="each")

@@ -78,7 +78,7 @@ def test_run_folder_contents(tiny_run):
     best = load_checkpoint(out / "checkpoints" / "best.pt")
     assert last["extra"]["episode"] == 4 and "agent" in last["extra"] and "agent" not in best["extra"]
     spec = best["extra"]["spec"]
-    assert spec.task == "denoise" and spec.steps == 2 and spec.env_kwargs["sigma"] == SIGMA
+    assert spec.task == "denoise" and spec.transition.steps == 2 and spec.env_kwargs["sigma"] == SIGMA
     assert (spec.channels, spec.sigmas) == (1, (SIGMA,))  # one level: gray, not blind
     assert not any("_sigma" in name for name in names)  # one level: no per-level columns
     logged = [float(r["value"]) for r in rows if r["metric"] == "eval/psnr"]

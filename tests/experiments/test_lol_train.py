@@ -392,7 +392,8 @@ def test_rellie_preset_run_records_the_coupling_the_enhancer_applies(tmp_path):
     args[args.index("--episodes") + 1] = "2"
     out = lol_train.main(["--preset", "rellie", *args, "--crop", "24", "--out", str(tmp_path / "rellie")])
     spec = load_checkpoint(out / "checkpoints" / "best.pt")["extra"]["spec"]
-    assert (spec.channel_coupling, spec.damping, spec.alpha_mode, spec.conditioned) == (0.9, 0.2, "argmax", False)
+    assert (spec.transition.channel_coupling, spec.transition.damping, spec.alpha_mode, spec.conditioned) == \
+        (0.9, 0.2, "argmax", False)
     enhancer = Enhancer(out / "checkpoints" / "best.pt", device="cpu")
     image = torch.rand(1, 3, 16, 16) * 0.3
     for alpha in enhancer.alpha_maps(image, enhancer.cond()):
@@ -481,7 +482,7 @@ def test_log_encoded_checkpoint_encodes_settings_as_its_env(tmp_path):
     out = lol_train.main([*args, "--exposure-range", "0.3", "0.8", *flags, "--cond-encoding", "log",
                           "--weight-draw", "one", "--exposure-mean", "2", "--out", str(tmp_path / "log")])
     spec = load_checkpoint(out / "checkpoints" / "best.pt")["extra"]["spec"]
-    assert spec.cond_encodings == ("linear", "log", "log", "log", "log")
+    assert spec.transition.cond_encodings == ("linear", "log", "log", "log", "log")
     enhancer = Enhancer(out / "checkpoints" / "best.pt", device="cpu")
     assert enhancer.setting_ranges == {"exposure": (0.3, 0.8), **ranges}
     run_args = lol_train.Args(**{k: v for k, v in json.loads((out / "config.json").read_text()).items()
@@ -536,7 +537,7 @@ def test_alpha_min_zero_trains_a_model_that_never_darkens_a_pixel(tmp_path, alph
     out = lol_train.main([*TINY, "--conditioned", *extra, "--out", str(tmp_path / "run")])
     # the curves alone: the default blur of the result (blur_sigma) averages a pixel with its neighbours
     enhancer = Enhancer(out / "checkpoints" / "last.pt", device="cpu", blur_sigma=0)
-    assert min(enhancer.spec.alpha_table) == pytest.approx(0.0 if alpha_min is None else -0.3)
+    assert min(enhancer.transition.alpha_table) == pytest.approx(0.0 if alpha_min is None else -0.3)
     with torch.no_grad():  # the policy's most darkening choice everywhere: its lowest alpha, always
         head = enhancer.policy.policy_head
         head.weight.zero_()
@@ -577,7 +578,7 @@ def test_min_steps_trains_on_episodes_of_drawn_lengths():
     assert isinstance(agent, A3C)
     steps = [agent.train_episode(venv, seed=0 if e == 0 else None)["steps"] for e in range(12)]
     assert set(steps) == {1.0, 2.0, 3.0, 4.0}  # the episode's drawn length, one update at its end
-    assert lol_train.inference_spec(args, venv.task).test_steps == 3
+    assert lol_train.inference_spec(args, venv.task).transition.steps == 3
 
 
 def test_the_cap_is_the_shipped_models_recorded_for_inference_and_trained_with_only_when_asked(tmp_path):
@@ -588,20 +589,21 @@ def test_the_cap_is_the_shipped_models_recorded_for_inference_and_trained_with_o
 
     args = list(TINY)
     args[args.index("--episodes") + 1] = "2"
-    shipped = Enhancer(device="cpu").spec
+    shipped = Enhancer(device="cpu").spec.transition
     default = lol_train.parse_args(args)
-    assert (default.max_overshoot, default.overshoot_weighted) == (shipped.max_overshoot, shipped.overshoot_weighted)
+    assert (default.max_overshoot, default.overshoot_weighted) == (shipped.max_overshoot, True)
+    assert shipped.overshoot_reference == default.w_exposure
     assert lol_train.env_kwargs(default)["max_overshoot"] is None  # the shipped policy was trained without it
     assert not lol_train.env_kwargs(default)["overshoot_weighted"]
     trained = lol_train.env_kwargs(lol_train.parse_args([*args, "--cap-in-training"]))
     assert (trained["max_overshoot"], trained["overshoot_weighted"]) == (shipped.max_overshoot, True)
     path = lol_train.main([*args, "--out", str(tmp_path / "d")]) / "checkpoints" / "best.pt"
-    spec = load_checkpoint(path)["extra"]["spec"]
-    assert (spec.max_overshoot, spec.overshoot_weighted) == (shipped.max_overshoot, True)
+    spec = load_checkpoint(path)["extra"]["spec"].transition
+    assert (spec.max_overshoot, spec.overshoot_reference) == (shipped.max_overshoot, default.w_exposure)
     fixed = [*args, "--max-overshoot", "0.05", "--no-overshoot-weighted"]
     path = lol_train.main([*fixed, "--out", str(tmp_path / "cap")]) / "checkpoints" / "best.pt"
-    assert load_checkpoint(path)["extra"]["spec"].max_overshoot == 0.05
-    assert not load_checkpoint(path)["extra"]["spec"].overshoot_weighted
+    assert load_checkpoint(path)["extra"]["spec"].transition.max_overshoot == 0.05
+    assert load_checkpoint(path)["extra"]["spec"].transition.overshoot_reference is None
     assert Enhancer(path, device="cpu").max_overshoot == 0.05
     assert lol_train.env_kwargs(lol_train.parse_args([*fixed, "--cap-in-training"]))["max_overshoot"] == 0.05
     none = lol_train.parse_args([*args, "--max-overshoot", "inf"])  # no cap: the weighting has nothing to weight
