@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -15,6 +17,11 @@ from rlenhance.ops import check_max_overshoot
 from rlenhance.transitions import COND_ENCODINGS, COND_FIELDS, RELLIE_ALPHAS, LowLightTransition
 
 REWARDS = ("nonref", "ssim", "psnr", "mse")
+#: ReLLIE's alphas from 0 up: the brightening-only actions of the shipped policy (the default table).
+BRIGHTENING_ALPHAS = tuple(a for a in RELLIE_ALPHAS if a >= 0.0)
+#: The default sampling range of each reward weight of a conditioned env (the shipped policy's).
+DEFAULT_WEIGHT_RANGES: Mapping[str, tuple[float, float]] = MappingProxyType({
+    "w_exposure": (100.0, 1000.0), "w_color": (20.0, 10000.0), "w_spatial": (1.0, 1000.0), "w_smooth": (0.1, 100.0)})
 #: The reward weights among them (each may get its own sampling range, ``weight_ranges``).
 WEIGHT_FIELDS = COND_FIELDS[1:]
 #: How a conditioned env draws the reward weights: "joint" (each from its range, independently) or
@@ -30,39 +37,40 @@ class LowLightTask(PixelTask):
         num_envs: int,
         *,
         max_episode_steps: int = 10,
+        crop: int | tuple[int, int] | None = 128,
         action_type: str = "discrete",
-        alpha_channels: int = 3,
-        alpha_table: tuple[float, ...] = RELLIE_ALPHAS,
+        alpha_channels: int = 1,
+        alpha_table: tuple[float, ...] = BRIGHTENING_ALPHAS,
         damping: float = 0.0,
         reward: str = "nonref",
-        w_exposure: float = 10.0,
-        w_color: float = 5.0,
+        w_exposure: float = 300.0,
+        w_color: float = 20.0,
         w_spatial: float = 1.0,
-        w_smooth: float = 20.0,
-        exposure_target: float = 0.6,
-        exposure_patch: int = 16,
-        exposure_mean: float = 0.0,
+        w_smooth: float = 10.0,
+        exposure_target: float = 0.4,
+        exposure_patch: int = 32,
+        exposure_mean: float = 4.0,
         exposure_over: float = 0.0,
-        exposure_relative: bool = False,
+        exposure_relative: bool = True,
         exposure_relative_floor: float = 0.0,
-        conditioned: bool = False,
-        exposure_range: tuple[float, float] = (0.4, 0.7),
-        weight_range: tuple[float, float] = (0.5, 2.0),
-        weight_ranges: dict[str, tuple[float, float]] | None = None,
+        conditioned: bool = True,
+        exposure_range: tuple[float, float] = (0.3, 0.8),
+        weight_range: tuple[float, float] = (1.0, 1.0),
+        weight_ranges: Mapping[str, tuple[float, float]] | None = DEFAULT_WEIGHT_RANGES,
         channel_coupling: float = 0.0,
         w_color_ratio: float = 0.0,
         cond_scale: tuple[float, ...] | None = None,
         cond_offset: tuple[float, ...] | None = None,
         reward_scale: float = 255.0,
-        observe_exposure_gap: bool = False,
-        smooth_in_reward: bool = True,
-        cond_encoding: str = "linear",
-        weight_draw: str = "joint",
-        max_overshoot: float | None = None,
-        overshoot_weighted: bool = False,
+        observe_exposure_gap: bool = True,
+        smooth_in_reward: bool = False,
+        cond_encoding: str = "log",
+        weight_draw: str = "one",
+        max_overshoot: float | None = 0.04,
+        overshoot_weighted: bool = True,
         **common: Any,
     ):
-        super().__init__(num_envs, max_episode_steps=max_episode_steps, data_kind="paired", **common)
+        super().__init__(num_envs, max_episode_steps=max_episode_steps, crop=crop, data_kind="paired", **common)
         if reward not in REWARDS:
             raise ValueError(f"reward: expected one of {REWARDS}, got {reward!r}")
         if weight_draw not in WEIGHT_DRAWS:

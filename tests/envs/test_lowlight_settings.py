@@ -9,12 +9,15 @@ import envs
 from envs.lowlight import COND_FIELDS, LowLightEnv, LowLightTask
 from rlenhance import losses
 from rlenhance.ops import couple_channels, le_curve
+from tests.specs import RELLIE_LOWLIGHT
 
 ENV_ID = "rlenhance/LowLight-v0"
 
 
 def make(**kwargs):
-    return envs.make_vec(ENV_ID, num_envs=kwargs.pop("num_envs", 2), crop=16, max_episode_steps=2, **kwargs)
+    """A small ReLLIE-style env with ``kwargs`` (the tests' own settings on the mechanics' test bed)."""
+    return envs.make_vec(ENV_ID, num_envs=kwargs.pop("num_envs", 2), crop=16, max_episode_steps=2,
+                         **{**RELLIE_LOWLIGHT, **kwargs})
 
 
 def decoded_cond(venv) -> np.ndarray:
@@ -67,7 +70,7 @@ def test_weight_range_factor_applies_to_weights_without_their_own():
 ])
 def test_bad_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        LowLightTask(1, crop=16, conditioned=True, **kwargs)
+        LowLightTask(1, crop=16, **{**RELLIE_LOWLIGHT, "conditioned": True, **kwargs})
 
 
 def test_couple_channels_pulls_red_and_green_towards_blue():
@@ -205,7 +208,7 @@ def test_smoothness_left_to_the_agent_is_a_setting_and_no_reward_term():
             for rank in range(2)]
     assert torch.equal(torch.cat(rows), info["action_tv_weight"])
     # the one-image env tells it as a float; given as cond, the weight is the one the cond encodes
-    single = LowLightEnv(crop=16, smooth_in_reward=False, **kwargs)
+    single = LowLightEnv(crop=16, **{**RELLIE_LOWLIGHT, **kwargs, "smooth_in_reward": False})
     cond = venv.task.cond[2].numpy()
     low = np.full((3, 16, 16), 0.1, np.float32)
     _, single_info = single.reset(seed=0, options={"low": low, "cond": cond})
