@@ -33,7 +33,6 @@ register(
     entry_point="envs.denoise:DenoiseEnv",
     vector_entry_point="envs.denoise:DenoiseVectorEnv",
     max_episode_steps=5,
-    kwargs={"sigma": 25.0},
 )
 register(
     id="rlenhance/Completion-v0",

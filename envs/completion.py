@@ -33,6 +33,7 @@ class CompletionTask(PixelTask):
         num_envs: int,
         *,
         data: Any = None,
+        crop: int | tuple[int, int] | None = 224,
         max_episode_steps: int = 5,
         occlusion: str = "box",
         predictor: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
@@ -41,7 +42,7 @@ class CompletionTask(PixelTask):
         reward_scale: float = 255.0,
         **common: Any,
     ):
-        super().__init__(num_envs, data=data, max_episode_steps=max_episode_steps,
+        super().__init__(num_envs, data=data, crop=crop, max_episode_steps=max_episode_steps,
                          data_kind="occluded" if data is not None else "clean", **common)
         if reward not in REWARDS:
             raise ValueError(f"reward: expected one of {REWARDS}, got {reward!r}")
@@ -232,7 +233,7 @@ class CompletionEnv(PixelEnv):
     env (``envs.make_vec(id, max_episode_steps=N)``) truncates its B episodes itself.
 
     ## Arguments
-    Those of :class:`envs.base.PixelTask` (``split``, ``split_seed``, ``crop`` (64), ``device``,
+    Those of :class:`envs.base.PixelTask` (``split``, ``split_seed``, ``crop`` (224: the bedroom images'), ``device``,
     ``validate_actions``), ``data``, ``occlusion``, ``predictor``, ``smooth_iters``, ``reward``,
     ``reward_scale``; ``max_episode_steps`` for the vector env only. ``render_mode``: None or
     ``"rgb_array"`` (``render()`` returns the current image as uint8 (H, W, 3), RGB).

@@ -83,7 +83,7 @@ class DenoiseTask(PixelTask):
         *,
         crop: int | tuple[int, int] | None = 70,
         max_episode_steps: int = 5,
-        sigma: float | tuple[float, ...] = 25.0,
+        sigma: float | tuple[float, ...] = (15.0, 25.0, 50.0),
         gray: bool = True,
         clip: bool = False,
         reward_scale: float = 255.0,

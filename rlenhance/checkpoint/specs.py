@@ -60,7 +60,7 @@ SUPERVISED_UPSCALES = (1, 2, 4)
 MIN_MAX_SIDE = 16
 #: ``rlenhance/Denoise-v0``'s own ``gray`` and ``sigma``: what a denoising policy whose
 #: ``env_kwargs`` leave them out was trained with.
-DENOISE_ENV_DEFAULTS: Mapping[str, Any] = MappingProxyType({"gray": True, "sigma": 25.0})
+DENOISE_ENV_DEFAULTS: Mapping[str, Any] = MappingProxyType({"gray": True, "sigma": (15.0, 25.0, 50.0)})
 
 
 def noise_levels(sigma: Any) -> tuple[float, ...]:
