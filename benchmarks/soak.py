@@ -1,6 +1,7 @@
-"""Soak test of the command line: one ``rlenhance enhance`` process over many images with some bad files.
+"""Soak tests of the command line: many images in one process, and single large images.
 
     python -m benchmarks.soak [--images 500] [--corrupt 0.05] [--seed 0] [--keep DIR]
+    python -m benchmarks.soak --megapixels 2 6 12 [--commands denoise complete] [--seed 0]
 
 Writes ``--images`` files of mixed sizes (PNG and JPEG, 64x48 up to 1600x1200) into a temporary
 folder, a ``--corrupt`` fraction of them broken in different ways (truncated, random bytes, a text
@@ -8,11 +9,20 @@ file, empty), runs one ``rlenhance enhance`` process over all of them while samp
 memory (``VmRSS`` from ``/proc``, Linux) against the number of images it has finished, and prints:
 every good image written or not, every bad one listed or not, the exit code (1 expected), and the
 memory after the first 50 images vs the peak after that (growth). ``--keep DIR`` keeps the files.
+
+``--megapixels`` instead writes one synthetic 3:2 photo per size (noisy for ``denoise``, with a black
+square hole of 1% of its area for ``complete``), runs each ``--commands`` process on it alone with its
+defaults (``--device cpu``), and prints the seconds and the peak resident memory (``ru_maxrss`` of the
+process) per size, then a least-squares line through them (seconds and MB per megapixel, the fixed
+part) and what it gives at 50 megapixels: time linear in the pixels and memory bounded by the tiles
+show as a constant seconds per megapixel and a small memory slope.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import re
 import shutil
 import subprocess
@@ -71,13 +81,86 @@ def rss_mb(pid: int) -> float | None:
     return int(match.group(1)) / 1024 if match else None
 
 
+def large_photo(path: Path, megapixels: float, command: str, seed: int) -> tuple[int, int]:
+    """Write a synthetic 3:2 RGB photo of ``megapixels`` for ``command`` (``denoise``: Gaussian noise
+    of 15/255; ``complete``: a black square hole of 1% of the area); returns (width, height)."""
+    height = int(round(math.sqrt(megapixels * 1e6 / 1.5)))
+    width = int(round(height * 1.5))
+    rng = np.random.default_rng(seed)
+    rows = []
+    for top in range(0, height, 512):  # in strips: the float image is never whole
+        y, x = np.mgrid[top:min(height, top + 512), 0:width].astype(np.float32) / max(width, height)
+        base = 0.45 + 0.25 * np.sin(9 * x + 5 * y)[..., None] * np.array([1.0, 0.8, 0.6], np.float32)
+        if command == "denoise":
+            base = base + rng.normal(0, 15 / 255, base.shape).astype(np.float32)
+        rows.append(np.round(np.clip(base, 0, 1) * 255).astype(np.uint8))
+    image = np.concatenate(rows)
+    if command == "complete":
+        side = int(math.sqrt(0.01 * width * height))
+        image[height // 3:height // 3 + side, width // 3:width // 3 + side] = 0
+    save_image(path, image)
+    return width, height
+
+
+def run_measured(cmd: list[str]) -> tuple[int, float, float, str]:
+    """Run ``cmd``; returns (exit code, seconds, peak resident memory in MB, stderr's tail)."""
+    start = time.perf_counter()
+    process = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    stderr = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, seconds, usage.ru_maxrss / 1024, stderr[-400:]
+
+
+def large_images(sizes: list[float], commands: list[str], seed: int) -> None:
+    """The ``--megapixels`` benchmark (module docstring)."""
+    work = Path(tempfile.mkdtemp(prefix="rlenhance_large_"))
+    try:
+        for command in commands:
+            print("| command | megapixels | size | seconds | s / MP | peak RSS MB |\n|---|---|---|---|---|---|")
+            rows = []
+            for megapixels in sizes:
+                photo = work / f"{command}_{megapixels:g}mp.png"
+                width, height = large_photo(photo, megapixels, command, seed)
+                code, seconds, peak, stderr = run_measured(
+                    [sys.executable, "-m", "rlenhance", command, str(photo), "-o", str(work / "out"),
+                     "--device", "cpu", "--overwrite"])
+                if code != 0:
+                    print(f"{command} on {photo.name} failed (exit code {code}): {stderr}")
+                    continue
+                pixels = width * height / 1e6
+                rows.append((pixels, seconds, peak))
+                print(f"| {command} | {pixels:.2f} | {width}x{height} | {seconds:.1f} | {seconds / pixels:.1f} | "
+                      f"{peak:.0f} |", flush=True)
+                photo.unlink()
+            if len(rows) >= 2:
+                mp, sec, mem = (np.array(column) for column in zip(*rows))
+                time_slope, time_fixed = np.polyfit(mp, sec, 1)
+                mem_slope, mem_fixed = np.polyfit(mp, mem, 1)
+                print(f"{command}: {time_slope:.1f} s per megapixel + {time_fixed:.1f} s, {mem_slope:.1f} MB per "
+                      f"megapixel + {mem_fixed:.0f} MB; at 50 megapixels about {time_fixed + 50 * time_slope:.0f} s "
+                      f"and {mem_fixed + 50 * mem_slope:.0f} MB\n")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=500, help="number of files")
     parser.add_argument("--corrupt", type=float, default=0.05, help="fraction of broken files")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sizes, pixels and corruptions")
     parser.add_argument("--keep", type=Path, default=None, help="keep the inputs and outputs in this folder")
+    parser.add_argument("--megapixels", type=float, nargs="+", default=None,
+                        help="instead: one photo of each of these sizes per command, timed and its peak memory read")
+    parser.add_argument("--commands", nargs="+", choices=("denoise", "complete"), default=["denoise", "complete"],
+                        help="the commands of --megapixels")
     args = parser.parse_args(argv)
+    if args.megapixels is not None:
+        if min(args.megapixels) <= 0:
+            parser.error(f"--megapixels {args.megapixels}: expected sizes > 0")
+        large_images(args.megapixels, args.commands, args.seed)
+        return
     if args.images <= SETTLE_AFTER:
         parser.error(f"--images {args.images}: expected more than {SETTLE_AFTER}")
     if not 0 <= args.corrupt < 1:

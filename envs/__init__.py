@@ -10,6 +10,11 @@ its id and keyword arguments); without keyword arguments each id is the MDP of t
 ``max_episode_steps`` is each id's episode length: ``gym.make`` gives it to gymnasium's ``TimeLimit``
 wrapper (the one-image env never ends an episode by itself, as CartPole), ``make_vec`` to the vector
 env, which truncates its episodes itself. Either call overrides it with ``max_episode_steps=N``.
+
+The vector envs speak torch; :class:`envs.numpy_vector.NumpyVectorEnv` gives them a numpy face for
+Gymnasium's numpy vector wrappers (``RecordEpisodeStatistics``, ``NormalizeReward``):
+
+>>> venv = envs.NumpyVectorEnv(envs.make_vec("rlenhance/Denoise-v0", num_envs=8))   # numpy in and out
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import torch
 from gymnasium.envs.registration import register
 
 from envs.checkpoints import env_kwargs_for_checkpoint, make_for_checkpoint
+from envs.numpy_vector import NumpyVectorEnv
 
 register(
     id="rlenhance/LowLight-v0",
@@ -42,15 +48,17 @@ register(
 )
 # RSE-RL: observations hold the image and its candidates; the agents see them stacked through
 # envs.rse.make_rse_vec (StackObservation). Its contract tests are in tests/envs/test_rse_env.py.
+# No registered length: the vector env's default is RSETask's one step (one blend per round), and
+# gym.make applies no TimeLimit (a one-step limit is an episode gymnasium's check_env refuses), so
+# the one-image env refines until the caller stops or gives max_episode_steps=N.
 register(
     id="rlenhance/RSE-v0",
     entry_point="envs.rse:RSEEnv",
     vector_entry_point="envs.rse:RSEVectorEnv",
-    max_episode_steps=1,
     kwargs={"sigma": 25.0},
 )
 
-__all__ = ["ENV_IDS", "env_kwargs_for_checkpoint", "make_for_checkpoint", "make_vec"]
+__all__ = ["ENV_IDS", "NumpyVectorEnv", "env_kwargs_for_checkpoint", "make_for_checkpoint", "make_vec"]
 
 ENV_IDS = ("rlenhance/LowLight-v0", "rlenhance/Denoise-v0", "rlenhance/Completion-v0")
 

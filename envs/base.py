@@ -36,9 +36,11 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from envs.validation import check_count, check_crop, check_crop_fits
 from rlenhance.data import open_dataset, sample_batch
 from rlenhance.errors import ImageError
 from rlenhance.io import as_unit_float
+from rlenhance.runtime import select_device
 
 #: Seeds drawn for the episode's torch generator come from [0, 2**62).
 _SEED_BOUND = 2**62
@@ -49,13 +51,8 @@ _FRAME_MAX = 255.0
 
 
 def parse_crop(crop: int | tuple[int, int] | None) -> tuple[int, int] | None:
-    """Normalise a crop argument to ``(h, w)`` (or None), rejecting non-positive sizes."""
-    if crop is None:
-        return None
-    size = (crop, crop) if isinstance(crop, (int, np.integer)) else tuple(crop)
-    if len(size) != 2 or any(int(s) <= 0 for s in size):
-        raise ValueError(f"crop: expected a positive int, a (height, width) pair or None; got {crop!r}")
-    return int(size[0]), int(size[1])
+    """Normalise a crop argument to ``(h, w)`` (or None); see :func:`envs.validation.check_crop`."""
+    return check_crop(crop)
 
 
 def common_size(dataset) -> tuple[int, int]:
@@ -178,8 +175,7 @@ class PixelTask:
                  gray: bool = False, split: str | None = "train",
                  split_seed: int = 0, crop: int | tuple[int, int] | None = 64, validate_actions: bool = True,
                  shard: tuple[int, int] | None = None):
-        if int(num_envs) < 1:
-            raise ValueError(f"num_envs: expected an int >= 1, got {num_envs!r}")
+        num_envs = check_count("num_envs", num_envs)
         if shard is not None and not (len(shard) == 2 and 0 <= int(shard[0]) < int(shard[1])):
             raise ValueError(f"shard: expected None or (rank, world_size) with 0 <= rank < world_size, got {shard!r}")
         #: ``(rank, world_size)`` of a data-parallel job, or None (see the class docstring).
@@ -187,7 +183,7 @@ class PixelTask:
         if max_episode_steps is not None and int(max_episode_steps) < 1:
             raise ValueError(f"max_episode_steps: expected an int >= 1 (or None: no limit), got {max_episode_steps!r}")
         self.num_envs = int(num_envs)
-        self.device = torch.device(device)
+        self.device = select_device(device)
         self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
         if min_episode_steps is not None and not (
                 self.max_episode_steps is not None and 1 <= int(min_episode_steps) <= self.max_episode_steps):
@@ -213,6 +209,7 @@ class PixelTask:
         if len(self.dataset) == 0:
             raise ValueError("data: the dataset is empty")
         self.crop = parse_crop(crop)
+        check_crop_fits(self.crop, self.dataset)
         #: (H, W) of every image of an episode: the crop, or the common size of the data.
         self.image_size = self.crop if self.crop is not None else common_size(self.dataset)
         self.single_observation_space: gym.spaces.Dict

@@ -162,8 +162,11 @@ class RSEEnv(PixelEnv):
     ``"noisy"`` (and ``"clean"`` next to it) may leave [0, 1] but must be finite.
 
     ## Episode End
-    Truncation after ``max_episode_steps`` (1 by default: one blend per round, the recursion does the
-    rest); never terminates. The one-image env leaves the length to gymnasium's ``TimeLimit``.
+    The vector env truncates after ``max_episode_steps`` (1 by default: one blend per round, the
+    recursion does the rest); never terminates. The one-image env leaves the length to gymnasium's
+    ``TimeLimit``, and the id registers none (a one-step episode is one gymnasium's ``check_env``
+    refuses): ``gym.make(id)`` refines until the caller stops, ``gym.make(id, max_episode_steps=N)``
+    truncates after N steps.
 
     ## Arguments
     Those of :class:`envs.base.PixelTask` (``data``, ``split``, ``split_seed``, ``device``,
@@ -175,7 +178,8 @@ class RSEEnv(PixelEnv):
     ## Version History
     * v0: initial version. Since then, the episodes a seed gives changed once: each env of a batch draws its
       start from generators of its own (``envs.base.episode_rows``), so env i's start no longer depends on
-      ``num_envs``.
+      ``num_envs``; and ``gym.make(id)`` no longer applies a one-step ``TimeLimit`` (the vector env's
+      default length is unchanged).
     """
 
     task_class = RSETask

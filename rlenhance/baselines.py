@@ -110,8 +110,9 @@ MEDIAN_FLOAT_KSIZES = (3, 5)
 NOISE_SCALE = 255.0
 
 
-def _check_image(image: Any, who: str) -> np.ndarray:
-    """Validate a float image (H, W), (H, W, 1) or (H, W, 3); return it as float32.
+def _check_image(image: Any, who: str, *, copy: bool = True) -> np.ndarray:
+    """Validate a float image (H, W), (H, W, 1) or (H, W, 3); return it as contiguous float32
+    (``copy=False``: the image itself, any float dtype and strides).
 
     Raises:
         ImageError: not a non-empty floating numpy array of one of those shapes.
@@ -120,7 +121,7 @@ def _check_image(image: Any, who: str) -> np.ndarray:
             or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3)):
         raise ImageError(f"{who}: image must be a float array (H, W), (H, W, 1) or (H, W, 3) (gray or RGB); got "
                          f"{getattr(image, 'shape', type(image).__name__)} {getattr(image, 'dtype', '')}")
-    return np.ascontiguousarray(image, dtype=np.float32)
+    return np.ascontiguousarray(image, dtype=np.float32) if copy else image
 
 
 def _check_sigma(sigma: Any, who: str) -> float:
@@ -287,6 +288,11 @@ _GAUSSIAN_MAD = 0.6744897501960817
 _NOISE_PATCH, _NOISE_CONFIDENCE = 7, 0.99
 #: Refinements of the estimate at most (it settles in 3-5 on photos).
 _NOISE_ITERATIONS = 10
+#: A plane of more pixels than this is measured on a sample of it (:func:`_noise_blocks`): the
+#: estimate's memory and time stay those of a 4-megapixel plane however large the photo.
+_NOISE_SAMPLE_PIXELS = 2**22
+#: Side of the square blocks of that sample.
+_NOISE_BLOCK = 256
 
 
 def _box_sum(a: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -296,30 +302,65 @@ def _box_sum(a: np.ndarray, height: int, width: int) -> np.ndarray:
     return c[height:, width:] - c[:-height, width:] - c[height:, :-width] + c[:-height, :-width]
 
 
-def _plane_noise_sigma(plane: np.ndarray) -> float:
-    """:func:`estimate_noise_sigma` of one (H, W) float64 plane, in the image's units."""
+def _noise_blocks(height: int, width: int) -> list[tuple[slice, slice]]:
+    """The parts of a ``height`` x ``width`` plane :func:`estimate_noise_sigma` measures: the whole
+    plane up to :data:`_NOISE_SAMPLE_PIXELS` pixels; beyond, a regular grid of
+    :data:`_NOISE_BLOCK`-pixel square blocks spread evenly over it (corners included), as many as
+    fit in that many pixels. The noise level is one number for the whole image: millions of
+    coefficients from all over it measure it as well as all of them."""
+    if height * width <= _NOISE_SAMPLE_PIXELS or min(height, width) < _NOISE_BLOCK:
+        return [(slice(0, height), slice(0, width))]
+    count = _NOISE_SAMPLE_PIXELS // _NOISE_BLOCK**2
+    rows = min(height // _NOISE_BLOCK, max(1, round(math.sqrt(count * height / width))))
+    cols = min(width // _NOISE_BLOCK, max(1, count // rows))
+    tops = np.linspace(0, height - _NOISE_BLOCK, rows).round().astype(int)
+    lefts = np.linspace(0, width - _NOISE_BLOCK, cols).round().astype(int)
+    return [(slice(int(y), int(y) + _NOISE_BLOCK), slice(int(x), int(x) + _NOISE_BLOCK)) for y in tops for x in lefts]
+
+
+def _block_noise_statistics(block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What :func:`_plane_noise_sigma` reads of one float64 (h, w) block: the absolute diagonal Haar
+    coefficients, those that touch no clipped pixel, and the texture and the absolute centre
+    coefficient of each 7 x 7 patch that touches none (empty below 8 x 8 pixels), all flat."""
     p = _NOISE_PATCH
-    diagonal = (plane[:-1, :-1] - plane[:-1, 1:] - plane[1:, :-1] + plane[1:, 1:]) / 2
+    diagonal = np.abs(block[:-1, :-1] - block[:-1, 1:] - block[1:, :-1] + block[1:, 1:]) / 2
     # a coefficient or a patch that touches a clipped pixel (at 0 or 1, as in any noisy image saved
     # to a file) measures the clipping, not the noise: saturated regions are flat, so the weakest
     # texture of all; they are left out (all of the image only when nothing else is left)
-    clipped = ((plane == 0.0) | (plane == 1.0)).astype(np.float64)
-    free = _box_sum(clipped, 2, 2) == 0
-    sigma = float(np.median(np.abs(diagonal[free] if free.any() else diagonal))) / _GAUSSIAN_MAD
+    clipped = ((block == 0.0) | (block == 1.0)).astype(np.float64)
+    free = diagonal[_box_sum(clipped, 2, 2) == 0]
+    if min(block.shape) <= p:
+        return diagonal.ravel(), free, np.empty(0), np.empty(0)
+    # texture of each p x p patch: its squared horizontal and vertical differences, summed
+    h, w = block.shape[0] - p + 1, block.shape[1] - p + 1
+    texture = (_box_sum(np.square(np.diff(block, axis=1)), p, p - 1)[:h, :w]
+               + _box_sum(np.square(np.diff(block, axis=0)), p - 1, p)[:h, :w])
+    unclipped = _box_sum(clipped, p, p)[:h, :w] == 0
+    return diagonal.ravel(), free, texture[unclipped], diagonal[p // 2:p // 2 + h, p // 2:p // 2 + w][unclipped]
+
+
+def _plane_noise_sigma(plane: np.ndarray) -> float:
+    """:func:`estimate_noise_sigma` of one (H, W) float plane, in the image's units: measured in
+    float64 (of the float32 values) on the parts :func:`_noise_blocks` picks."""
+    p = _NOISE_PATCH
+    parts = [_block_noise_statistics(plane[rows, cols].astype(np.float32).astype(np.float64))
+             for rows, cols in _noise_blocks(*plane.shape)]
+    free = np.concatenate([part[1] for part in parts])
+    if not free.size:
+        free = np.concatenate([part[0] for part in parts])
+    sigma = float(np.median(free)) / _GAUSSIAN_MAD
+    del free
     if min(plane.shape) <= p:
         return sigma
-    # texture of each p x p patch: its squared horizontal and vertical differences, summed
-    h, w = plane.shape[0] - p + 1, plane.shape[1] - p + 1
-    texture = (_box_sum(np.square(np.diff(plane, axis=1)), p, p - 1)[:h, :w]
-               + _box_sum(np.square(np.diff(plane, axis=0)), p - 1, p)[:h, :w])
+    texture = np.concatenate([part[2] for part in parts])
+    centres = np.concatenate([part[3] for part in parts])
+    del parts
     # pure noise of level s gives a texture ~ s^2 Gamma(n / 2, 2 tr / n) (n pixels, tr = the
     # difference operators' trace, Liu et al. 2012); this is its quantile at _NOISE_CONFIDENCE over s^2
     n, trace = p * p, 4 * p * (p - 1)
     threshold = 2 * trace / n * float(special.gammaincinv(n / 2, _NOISE_CONFIDENCE))
-    centres = np.abs(diagonal[p // 2:p // 2 + h, p // 2:p // 2 + w])
-    unclipped = _box_sum(clipped, p, p)[:h, :w] == 0
     for _ in range(_NOISE_ITERATIONS):
-        weak = (texture < sigma * sigma * threshold) & unclipped
+        weak = texture < sigma * sigma * threshold
         if np.count_nonzero(weak) < n:
             break
         refined = float(np.median(centres[weak])) / _GAUSSIAN_MAD
@@ -339,15 +380,18 @@ def estimate_noise_sigma(image: np.ndarray) -> float:
     (each has the noise's standard deviation and cancels smooth shading), taken only at the
     centres of the 7 x 7 patches whose gradient energy pure noise of the current estimate would
     reach with 99% probability (Liu, Tanaka and Okutomi's weak-texture patches, 2012); from the
-    whole image's estimate, refined until it settles. Over the whole image (this function until
-    session 28) texture raises it: on the 432 BSD training photos by +1.98 / +1.37 / +1.02 / +0.60
-    on average at sigma 5 / 15 / 25 / 50; here by -0.04 to -0.19, root-mean-square error 0.19 to
+    whole image's estimate, refined until it settles. Over the whole image texture raises it: on
+    the 432 BSD training photos by +1.98 / +1.37 / +1.02 / +0.60 on average at sigma 5 / 15 / 25 /
+    50; here by -0.04 to -0.19, root-mean-square error 0.19 to
     0.43 (``python -m benchmarks.noise_estimate --data ../shared/data/bsd/train432``), at about
     30 ms for 481 x 321 pixels. Per channel, averaged over the channels. Coefficients and patches
     that touch a pixel at 0 or 1 are left out: noise clipped to [0, 1] (a noisy photo saved to a
     file) is flat where the image saturates, which the texture rule would take for the cleanest
     patches (on 80 BSD training photos, sigma 25 clipped and saved to 8 bits: root-mean-square
     error 0.58, 3.10 before, worst image off by 14.6; ``benchmarks.noise_estimate --clip``).
+    A plane of more than 4 megapixels is measured on 64 blocks of 256 x 256 pixels spread evenly
+    over it (:func:`_noise_blocks`), so that a 50-megapixel photo costs what a 4-megapixel one does
+    (memory and time); the image is read in place, never copied whole.
 
     Args:
         image: noisy image, float (H, W), (H, W, 1) or (H, W, 3), nominally in [0, 1] (unclipped
@@ -365,11 +409,11 @@ def estimate_noise_sigma(image: np.ndarray) -> float:
         >>> abs(estimate_noise_sigma(noisy) - 25) < 1
         True
     """
-    image = _check_image(image, "estimate_noise_sigma")
+    image = _check_image(image, "estimate_noise_sigma", copy=False)
     if min(image.shape[:2]) < 2:
         raise ImageError(f"estimate_noise_sigma: image of {image.shape[0]}x{image.shape[1]} pixels; the wavelet "
                          "estimate needs at least 2x2")
-    x = image.reshape(*image.shape[:2], -1).astype(np.float64)
+    x = image.reshape(*image.shape[:2], -1)
     return float(np.mean([_plane_noise_sigma(x[..., c]) for c in range(x.shape[2])])) * NOISE_SCALE
 
 

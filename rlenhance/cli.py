@@ -797,12 +797,25 @@ def _denoiser(args: argparse.Namespace) -> Restore:
         elif model is None:
             model = models[1]  # mrpnet / ffdnet without its colour default: the luma / the opponent planes
         out = model.restore(planes, per_channel=args.per_channel)
-        # what the model was given: the image, or its BT.601 luma for a gray supervised model without --per-channel
-        reference = planes @ np.asarray(BT601_LUMA_WEIGHTS, np.float32)[:, None] \
-            if out.shape[-1] < planes.shape[-1] else planes
-        residual = float(np.std(reference - out)) * LEVELS
+        residual = _removed_std(planes, out) * LEVELS
         return out, f"removed noise std {residual:.1f}/255"
     return restore
+
+
+def _removed_std(planes: np.ndarray, out: np.ndarray, band: int = 256) -> float:
+    """The standard deviation of what a denoiser removed: ``out`` (H, W, C_out) from what it was
+    given, ``planes`` (H, W, C), or their BT.601 luma for a gray supervised model without
+    --per-channel (C_out < C). Computed ``band`` rows at a time (two passes, float64 sums): no
+    difference image of the photo's size is made."""
+    weights = np.asarray(BT601_LUMA_WEIGHTS, np.float32)[:, None]
+
+    def differences():
+        for top in range(0, out.shape[0], band):
+            given = planes[top:top + band]
+            yield (given @ weights if out.shape[-1] < planes.shape[-1] else given) - out[top:top + band]
+
+    mean = sum(float(d.sum(dtype=np.float64)) for d in differences()) / out.size
+    return math.sqrt(sum(float(np.square(d - mean, dtype=np.float64).sum()) for d in differences()) / out.size)
 
 
 def _mask_lookup(folder: Path) -> Callable[[Path], Path]:

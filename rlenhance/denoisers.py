@@ -737,7 +737,7 @@ def _restore_one(denoiser: _PlanesDenoiser | NoiseLevelDenoiser, image: np.ndarr
     if mask is not None:
         raise ImageError(f"mask: given, but {denoiser.path} is a denoiser, which takes no mask")
     hwc = as_hwc_image(image, noisy=True)
-    x = torch.from_numpy(np.ascontiguousarray(hwc.transpose(2, 0, 1)))[None]
+    x = torch.from_numpy(hwc).permute(2, 0, 1)[None]  # a view: the tiles read the image in place
     out = denoiser.restore_tensor(x, per_channel=per_channel)
     return np.ascontiguousarray(out[0].permute(1, 2, 0).cpu().numpy(), dtype=np.float32)
 

@@ -545,6 +545,10 @@ def save_image(
         tmp.write_bytes(data)
 
 
+#: Rows of a float image converted to samples at a time when saving.
+_SAVE_BAND = 256
+
+
 def _to_samples(path: Path, img: np.ndarray | torch.Tensor, bit_depth: int) -> np.ndarray:
     """Validate ``img`` and convert it to uint8/uint16 samples, ``(H, W)`` or ``(H, W, 3)`` RGB."""
 
@@ -584,11 +588,17 @@ def _to_samples(path: Path, img: np.ndarray | torch.Tensor, bit_depth: int) -> n
     max_value = (1 << bit_depth) - 1
     out_dtype = np.uint8 if bit_depth == 8 else np.uint16
     if np.issubdtype(array.dtype, np.floating):
-        work = array.astype(np.promote_types(array.dtype, np.float32), copy=False)
-        bad = int(np.count_nonzero(~np.isfinite(work)))
+        # a band of rows at a time: a large photo costs its samples, not float copies of its size
+        samples = np.empty(array.shape, out_dtype)
+        bad = 0
+        for top in range(0, array.shape[0], _SAVE_BAND):
+            work = array[top:top + _SAVE_BAND].astype(np.promote_types(array.dtype, np.float32), copy=False)
+            bad += int(np.count_nonzero(~np.isfinite(work)))
+            if not bad:  # the bad values are only counted (casting them would warn)
+                samples[top:top + _SAVE_BAND] = np.rint(np.clip(work, 0.0, 1.0) * max_value)
         if bad:
             raise fail(f"{bad} NaN or infinite value(s); values must be finite")
-        return np.rint(np.clip(work, 0.0, 1.0) * max_value).astype(out_dtype)
+        return samples
     if array.dtype == np.uint8:
         return array if bit_depth == 8 else array.astype(np.uint16) * np.uint16(257)
     if array.dtype == np.uint16:
@@ -790,10 +800,17 @@ def as_unit_float(image: np.ndarray | torch.Tensor, *, name: str = "image", allo
 
 def _extremes(values: np.ndarray | torch.Tensor) -> tuple[float, float]:
     """Smallest and largest value of a float32 array or tensor (NaN when it holds one)."""
+    # the axes in memory order: a transposed view (an (H, W, C) view of a (C, H, W) image) is then
+    # read in place, not copied; the extremes do not depend on the order
+    order = sorted(range(values.ndim), key=lambda axis: -values.strides[axis] if isinstance(values, np.ndarray)
+                   else -values.stride(axis))
     if isinstance(values, np.ndarray):
+        values = np.transpose(values, order)
         if not values.flags.writeable:  # torch would warn that it cannot protect it: numpy's two passes
             return float(values.min()), float(values.max())
         values = torch.from_numpy(np.ascontiguousarray(values))
+    else:
+        values = values.permute(*order)
     # one pass and no temporary (torch.isfinite makes two of the image's size)
     low, high = torch.aminmax(values)
     return float(low), float(high)

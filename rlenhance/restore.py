@@ -437,7 +437,7 @@ class SupervisedRestorer:
                 negative or not finite.
         """
         hwc = as_hwc_image(image, noisy=self.task == "denoise")
-        x = torch.from_numpy(np.ascontiguousarray(hwc.transpose(2, 0, 1), dtype=np.float32))[None]
+        x = torch.from_numpy(hwc).permute(2, 0, 1)[None]  # a view: the tiles read the image in place
         m = None
         if mask is not None:
             m = torch.from_numpy(np.ascontiguousarray(as_mask(mask), dtype=np.float32))[None, None]
@@ -517,15 +517,22 @@ class SupervisedRestorer:
         (:data:`OPPONENT_COLOUR`, shifted into [0, 1] by :data:`OPPONENT_OFFSET`), each denoised as
         a gray image at its own level, and back to RGB. Rows orthogonal: with independent noise of
         level ``sigma_c`` in channel c, plane k's noise is independent of the others' and of level
-        ``sqrt(sum_c A_kc^2 sigma_c^2)``, which its map says."""
+        ``sqrt(sum_c A_kc^2 sigma_c^2)``, which its map says. The transforms are per pixel: done
+        tile by tile (:func:`~rlenhance.ops.tiling.tiled`), on the tiles' windows only."""
         transform = torch.tensor(OPPONENT_COLOUR, dtype=torch.float32, device=x.device)
         offset = torch.tensor(OPPONENT_OFFSET, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
-        planes = torch.einsum("kc,bchw->bkhw", transform, x) + offset
-        levels = torch.einsum("kc,bchw->bkhw", transform.square(), noise_map.expand(-1, 3, -1, -1).square()).sqrt()
-        batch, size = x.shape[0], x.shape[-2:]
-        out = self._run(planes.reshape(batch * 3, 1, *size), None, levels.reshape(batch * 3, 1, *size))
-        out = out.reshape(batch, 3, *out.shape[-2:]) - offset
-        return torch.einsum("ck,bkhw->bchw", torch.linalg.inv(transform), out).clamp_(0.0, 1.0)
+        inverse = torch.linalg.inv(transform)
+
+        def window_fn(window: Tensor, levels: Tensor) -> Tensor:
+            planes = torch.einsum("kc,bchw->bkhw", transform, window) + offset
+            levels = torch.einsum("kc,bchw->bkhw", transform.square(), levels.expand(-1, 3, -1, -1).square()).sqrt()
+            batch, size = window.shape[0], window.shape[-2:]
+            out = self._net(planes.reshape(batch * 3, 1, *size), levels.reshape(batch * 3, 1, *size)).clamp_(0.0, 1.0)
+            out = out.reshape(batch, 3, *out.shape[-2:]) - offset.to(out.device)
+            return torch.einsum("ck,bkhw->bchw", inverse.to(out.device), out).clamp_(0.0, 1.0)
+
+        return tiled(window_fn, x, noise_map, tile=self.tile, overlap=self.overlap, multiple=self.stride,
+                     scale=self.upscale)
 
     def _checked_noise_map(self, noise_map: Tensor | None, x: Tensor) -> Tensor | None:
         """``noise_map`` checked against the image ``x`` and the model, as float32 (B, C or 1, H, W) on
@@ -545,20 +552,26 @@ class SupervisedRestorer:
             got = tuple(noise_map.shape) if torch.is_tensor(noise_map) else type(noise_map).__name__
             raise ImageError(f"noise_map: {got} does not fit the image {tuple(x.shape)}; expected a float tensor "
                              f"({x.shape[0]} or 1, {x.shape[1]} or 1, {x.shape[-2]}, {x.shape[-1]})")
-        if not bool(torch.isfinite(noise_map).all()) or bool((noise_map < 0).any()):
+        values = noise_map  # each value once: a map expanded from one level per image is checked as that level
+        for dim in range(values.dim()):
+            if values.stride(dim) == 0:
+                values = values.narrow(dim, 0, 1)
+        if not bool(torch.isfinite(values).all()) or bool((values < 0).any()):
             raise ImageError("noise_map: expected finite noise levels >= 0 (standard deviations in image units)")
         return noise_map.to(device=x.device, dtype=torch.float32).expand(x.shape[0], -1, -1, -1)
 
     def _run(self, x: Tensor, mask: Tensor | None, noise_map: Tensor | None = None) -> Tensor:
-        """The net on ``x`` (B, channels, H, W), tiled; clamp and composite; on ``x``'s device."""
+        """The net on ``x`` (B, channels, H, W), tiled; clamp and composite (per tile); on ``x``'s device."""
         net_in = prefill_hole(x, mask, self.prefill) if mask is not None else x
-        aligned = (mask,) if self.needs_mask else (noise_map,) if self.needs_noise_map else ()
-        out = tiled(self._net, net_in, *aligned, tile=self.tile, overlap=self.overlap, multiple=self.stride,
-                    scale=self.upscale)
-        out = out.clamp(0.0, 1.0)
-        if self.composite:
-            out = composite(x, out, mask)
-        return out
+        second = mask if self.needs_mask else noise_map if self.needs_noise_map else None
+        aligned = (() if second is None else (second,)) + ((x, mask) if self.composite else ())
+
+        def window_fn(window: Tensor, *rest: Tensor) -> Tensor:
+            out = self._net(window, *rest[:second is not None]).clamp_(0.0, 1.0)
+            return composite(rest[-2].to(out.device), out, rest[-1].to(out.device)) if self.composite else out
+
+        return tiled(window_fn, net_in, *aligned, tile=self.tile, overlap=self.overlap, multiple=self.stride,
+                     scale=self.upscale)
 
     def _net(self, window: Tensor, second: Tensor | None = None) -> Tensor:
         """The net on one window (and its mask or noise map, for nets that read one), on :attr:`device`,

@@ -1,31 +1,42 @@
 """RL vs supervised vs classical methods on the same images, with the same metrics.
 
-    python -m experiments.compare --task lowlight --data ../shared/data/sice_pairs/train \\
-        --zero-dce ../shared/weights/zero_dce_Epoch99.pth --out runs/compare_lowlight
-    python -m experiments.compare --task denoise --data ../shared/data/bsd/BSD68 --split all --sigma 25 \\
-        --a3c runs/denoise_train/checkpoints/best.pt --mrpnet runs/supervised_denoise/checkpoints/best.pt \\
+    python -m experiments.compare --task lowlight                      # the embedded photos, darkened
+    python -m experiments.compare --task lowlight --data ../shared/data/sice_pairs/train --split val \
+        --zero-dce ../shared/weights/zero_dce_Epoch99.pth --zero-dcepp ../shared/weights/zero_dcepp_Epoch99.pth \
+        --psnr-on y --gt-mean --out runs/compare_lowlight
+    python -m experiments.compare --task lowlight --data PHOTOS --paired-against input \
+        --out runs/compare_photos                            # real photos without references: no-reference scores
+    python -m experiments.compare --task denoise --data ../shared/data/bsd/BSD68 --split all --sigma 25 \
+        --a3c runs/denoise_train/checkpoints/best.pt --mrpnet runs/supervised_denoise/checkpoints/best.pt \
         --out runs/compare_denoise
-    python -m experiments.compare --task denoise --no-gray --rse runs/rse/checkpoints/best.pt \\
+    python -m experiments.compare --task denoise --no-gray --rse runs/rse/checkpoints/best.pt \
         --out runs/compare_denoise_color                     # colour: the embedded photos, sigma 25 per channel
-    python -m experiments.compare --task denoise --no-gray --data SIDD_Small_sRGB_Only --split val \\
+    python -m experiments.compare --task denoise --no-gray --data SIDD_Small_sRGB_Only --split val \
         --out runs/compare_sidd                              # real noise: noisy/ + clean/ or SIDD's folders
-    python -m experiments.compare --task completion --data ../shared/data/bedroom/train \\
+    python -m experiments.compare --task completion --data ../shared/data/bedroom/train \
         --gated-pixelrnn runs/supervised_completion/checkpoints/best.pt --out runs/compare_completion
 
 The images of each task (``--split val``: the held-out split the trainers never see, the same
 scene-level split for the same ``--split-seed``; ``--split all``: every image; ``--limit N``: the
-first N):
+first N). Without ``--data`` every task runs on the embedded scikit-image photos, degraded
+synthetically from ``--seed`` (no download needed; all of them, no split):
 
 ==========  ===========================================  =============================================
 task        ``--data``                                   input -> reference
 ==========  ===========================================  =============================================
 lowlight    ``low/`` + ``high/`` (or a LOL parent)        ``low`` -> ``high``, RGB (as experiments.lol_eval)
+lowlight    a folder of photos without references         the photo -> none: no-reference scores only
+            (default ``--split all``)
+lowlight    unset: the embedded colour photos             :func:`rlenhance.data.synthetic_low_light` of
+                                                         the photo (seeded by ``--seed`` and its name)
+                                                         -> the photo
 denoise     a folder of clean images, gray unless        clean + N(0, (sigma/255)^2) noise on every
-            ``--no-gray`` (unset with ``--no-gray``:     channel, not clipped (DnCNN / PixelRL
-            the embedded scikit-image colour photos)     protocol) -> clean
+            ``--no-gray`` (unset: the embedded photos)   channel, not clipped (DnCNN / PixelRL
+                                                         protocol) -> clean
 denoise     real noisy / clean pairs: ``noisy/`` +       ``noisy`` -> ``clean`` (real noise;
             ``clean/``, or SIDD's folders (NoisyPairs)   ``--sigma`` unused)
 completion  ``occluded_images/`` + ``original_images/``  occluded + the mask from the pair -> original
+            (unset: the embedded photos, synthetic holes)
 ==========  ===========================================  =============================================
 
 The synthetic noise of each image is drawn from a generator seeded by ``--seed`` and the file name
@@ -60,8 +71,10 @@ lists each task's; :mod:`experiments.compare.methods` builds them, for ``experim
   ``experiments.supervised_train`` through :class:`rlenhance.restore.SupervisedRestorer`;
 * ``ffdnet`` (denoise): a noise-map denoiser of ``experiments.supervised_train --model ffdnet``
   given the map of the noise level above (:class:`rlenhance.denoisers.NoiseLevelDenoiser`);
-* ``zero-dce`` (low light): the official Zero-DCE weights, as in ``experiments.lol_eval``;
-* classical: :data:`rlenhance.baselines.LOWLIGHT_BASELINES`, :data:`~rlenhance.baselines.DENOISE_BASELINES`
+* ``zero-dce``, ``zero-dce++``, ``rellie`` (low light): the peers, from their official weights given by
+  path (``--zero-dce``, ``--zero-dcepp``, ``--rellie``; nothing of theirs ships), as in ``experiments.lol_eval``;
+* classical: :data:`rlenhance.baselines.LOWLIGHT_BASELINES` (``auto-gamma``: the gamma that takes the
+  mean to 0.5; ``histeq``; ``clahe``), :data:`~rlenhance.baselines.DENOISE_BASELINES`
   (parameters picked by the noise level, above; BM3D when the optional ``bm3d`` package is
   installed, ``bm3d_rgb`` on colour),
   :data:`~rlenhance.baselines.COMPLETION_BASELINES` and ``diffusion-fill`` (the completion env's
@@ -69,20 +82,27 @@ lists each task's; :mod:`experiments.compare.methods` builds them, for ``experim
 
 A learned method without a checkpoint (flag not given and no default file under
 ``rlenhance/weights/``, see :data:`~experiments.compare.methods.DEFAULT_CHECKPOINTS`) or a baseline without its optional
-package is reported as ``missing: <why>`` on stdout and in report.md, never dropped silently.
+package is reported as ``missing: <why>`` on stdout and in report.md, never dropped silently; a run in
+which no method can run, or a checkpoint that cannot be read, is an error (exit code 2).
 
-Scores, per image: PSNR / SSIM / UQI of the output clipped to [0, 1] against the reference at full
-resolution (:mod:`rlenhance.metrics`); completion adds the hole-only PSNR and SSIM; ``ms``: wall
-time of the method alone on that image (no file I/O; each method runs once untimed on the first
-image before, unless ``--no-warmup``). Written to ``--out``:
+Scores, per image (:mod:`experiments.compare.scoring`): with references, PSNR / SSIM / UQI of the
+output clipped to [0, 1] against the reference at full resolution (:mod:`rlenhance.metrics`), on the
+RGB channels or on Y (``--psnr-on y``), optionally after GT-mean alignment (``--gt-mean``,
+:func:`rlenhance.metrics.gt_mean_align`; report.md says which); completion adds the hole-only PSNR
+and SSIM; low light adds, with or without references, NIQE, LOE against the input, mean brightness,
+the clipped fraction and the dark-area colour noise (:func:`~experiments.compare.scoring.no_reference_scores`);
+``ms``: wall time of the method alone on that image (no file I/O; each method runs once untimed on
+the first image before, unless ``--no-warmup``). Written to ``--out``:
 
-* ``report.md``: mean and standard deviation over images per metric and method, ms/image,
-  learned parameters, the command line, the data, missing methods;
-* ``results.csv``: one row per image and method (identical across runs with the same arguments,
-  the ``ms`` column aside);
-* ``quality_vs_time.png``: mean PSNR against ms/image (log scale), one labelled point per method
-  (:func:`experiments.plots.quality_vs_time`);
-* ``samples.png``: input | every method | reference for the first ``--samples`` images, labelled.
+* ``report.md``: "mean ± std" over images per metric and method, ms/image, learned parameters, the
+  command line, the data, the protocol, missing methods; with ``--paired-against M``, per method the
+  mean ± standard error of its per-image difference to M and "better on k of n" images;
+* ``results.csv``: one row per image and method, ``image`` and ``method`` columns first (identical
+  across runs with the same arguments, the ``ms`` column aside);
+* ``quality_vs_time.png``: mean PSNR (NIQE without references) against ms/image (log scale), one
+  labelled point per method (:func:`experiments.plots.quality_vs_time`);
+* ``samples.png``: input | every method | reference (if any) for the first ``--samples`` images,
+  the method names as captions.
 
 The package splits the work by job: :mod:`~experiments.compare.config` (arguments),
 :mod:`~experiments.compare.methods` (the method registry), :mod:`~experiments.compare.samples`
@@ -101,13 +121,14 @@ import numpy as np
 
 from experiments.compare.config import Args, check_args, given_checkpoints, ignored_flags, requested_methods
 from experiments.compare.methods import TASK_METHODS, Method, build_methods
-from experiments.compare.report import labelled_grid, write_csv, write_report
+from experiments.compare.report import LABELS, labelled_grid, write_csv, write_report
 from experiments.compare.samples import Sample, load_samples
 from experiments.compare.scoring import (
+    LOWER_BETTER,
     TIMING_FIELD,
     evaluate,
     paired_differences,
-    paired_field,
+    paired_fields,
     score_fields,
     summarize,
 )
@@ -140,29 +161,39 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         print(f"note: {note}")
     for name, why in missing.items():
         print(f"{name}: missing: {why}", flush=True)
+    if not methods:
+        raise ValueError(f"no method can run: {'; '.join(f'{name}: {why}' for name, why in missing.items())}")
     for name, method in methods.items():
         if method.note:
             print(f"{name}: {method.note}", flush=True)
-    fields = score_fields(args.task)
+    reference = samples[0].reference is not None
+    fields = score_fields(args.task, reference=reference)
+    main_field = paired_fields(args.task, reference=reference)[0]
     keep = min(args.samples, len(samples))
     rows: list[dict[str, Any]] = []
     outputs: dict[str, list[np.ndarray]] = {}
     for name, method in methods.items():
-        method_rows, outputs[name] = evaluate(method, samples, warmup=args.warmup, keep=keep)
+        method_rows, outputs[name] = evaluate(method, samples, warmup=args.warmup, keep=keep, psnr_on=args.psnr_on,
+                                              gt_mean=args.gt_mean, no_reference=args.task == "lowlight")
         rows += method_rows
-        print(f"{name}: {len(samples)} image(s), PSNR {np.mean([r['psnr'] for r in method_rows]):.2f} dB, "
+        print(f"{name}: {len(samples)} image(s), {LABELS[main_field]} "
+              f"{np.nanmean([r[main_field] for r in method_rows]):.3f}, "
               f"{np.mean([r[TIMING_FIELD] for r in method_rows]):.1f} ms/image", flush=True)
 
     summary = summarize(rows, methods, fields)
-    paired = (paired_differences(rows, args.paired_against, paired_field(args.task))
-              if args.paired_against in methods else ())  # a method missing its checkpoint is listed as such
+    paired = [entry for field in paired_fields(args.task, reference=reference)
+              for entry in paired_differences(rows, args.paired_against, field)
+              ] if args.paired_against in methods else []  # a method missing its checkpoint is listed as such
     report = write_report(out / "report.md", args=args, argv=argv, summary=summary, fields=fields, samples=samples,
                           missing=missing, notes=notes, device=device, paired=paired)
     write_csv(out / "results.csv", rows, fields)
-    save_figure(quality_vs_time([(e["method"], e[TIMING_FIELD], e["psnr"]) for e in summary if e["method"] != "input"],
-                                title=f"{args.task}: quality vs time"), out / "quality_vs_time.png")
+    save_figure(quality_vs_time([(e["method"], e[TIMING_FIELD], e[main_field]) for e in summary
+                                 if e["method"] != "input"], title=f"{args.task}: quality vs time",
+                                ylabel=LABELS[main_field] + (" (lower is better)" if main_field in LOWER_BETTER
+                                                             else "")), out / "quality_vs_time.png")
     shown = [name for name in methods if name != "input"]  # the input has its own column
-    grid = [[s.input, *(outputs[name][i] for name in shown), s.reference] for i, s in enumerate(samples[:keep])]
-    save_image(out / "samples.png", labelled_grid(grid, ["input", *shown, "reference"]))
+    grid = [[s.input, *(outputs[name][i] for name in shown), *([s.reference] if reference else [])]
+            for i, s in enumerate(samples[:keep])]
+    save_image(out / "samples.png", labelled_grid(grid, ["input", *shown, *(["reference"] if reference else [])]))
     print("\n" + report)
     return summary

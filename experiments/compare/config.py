@@ -5,21 +5,25 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 
-from experiments.compare.methods import ENSEMBLE_TASKS, LEARNED_METHODS, TASK_METHODS, TASKS
+from experiments.compare.methods import ENSEMBLE_TASKS, LEARNED_METHODS, TASK_METHODS, TASKS, method_flag
 from experiments.runs import arg
 from rlenhance.restore import ENSEMBLES
 
-#: ``--data`` when it is not given (relative to the working directory, as experiments.lol_eval);
-#: colour denoising (``--no-gray``) reads the embedded photos instead (BSD68 is gray).
-DEFAULT_DATA: Mapping[str, str] = MappingProxyType({
-    "lowlight": "../shared/data/sice_pairs/train",
-    "denoise": "../shared/data/bsd/BSD68",
-    "completion": "../shared/data/bedroom/train",
+#: What report.md calls the embedded data (``--data`` unset), per task: scikit-image's photos, degraded
+#: synthetically from a fixed seed, so that every comparison runs without any download.
+EMBEDDED_DATA: Mapping[str, str] = MappingProxyType({
+    "lowlight": "the embedded scikit-image colour photos (rlenhance.data.DEFAULT_COLOR_IMAGES) darkened by "
+                "rlenhance.data.synthetic_low_light (image seeds from --seed and the photo's name)",
+    "denoise": "the embedded scikit-image photos (rlenhance.data.DEFAULT_GRAY_IMAGES, or DEFAULT_COLOR_IMAGES "
+               "with --no-gray)",
+    "completion": "the embedded scikit-image colour photos (rlenhance.data.DEFAULT_COLOR_IMAGES) with synthetic "
+                  "holes (rlenhance.data.occluded_test_set)",
 })
-#: What the report calls the embedded data (``--data`` unset with ``--task denoise --no-gray``).
-EMBEDDED_COLOR_DATA = "the embedded scikit-image colour photos (rlenhance.data.DEFAULT_COLOR_IMAGES)"
+#: Where the full-reference scores are taken (``--psnr-on``).
+PSNR_PLANES = ("rgb", "y")
 
 
 @dataclass
@@ -27,10 +31,11 @@ class Args:
     """Compare RL, supervised and classical methods on the same images (PSNR / SSIM / UQI / ms / params)."""
 
     task: str = arg("lowlight", "what to restore", choices=TASKS)
-    data: str | None = arg(None, "lowlight: low/+high/ pairs; denoise: clean images, or real noisy/clean pairs "
+    data: str | None = arg(None, "lowlight: low/+high/ pairs, or a folder of photos without references (scored "
+                                 "by the no-reference metrics); denoise: clean images, or real noisy/clean pairs "
                                  "(noisy/+clean/ or SIDD's scene folders), gray unless --no-gray; completion: "
-                                 "occluded_images/+original_images/. Default: the task's folder under ../shared/data "
-                                 "(denoise --no-gray: the embedded scikit-image colour photos)")
+                                 "occluded_images/+original_images/. Default: the embedded scikit-image photos, "
+                                 "degraded synthetically")
     gray: bool = arg(True, "denoise: gray images (the PixelRL protocol); --no-gray denoises RGB (noise of --sigma on "
                            "every channel)")
     methods: str | None = arg(None, "comma-separated subset of the task's methods (default: all of them); "
@@ -50,6 +55,13 @@ class Args:
     unet: str | None = arg(None, "supervised_train --model unet checkpoint (completion; the coarse completion U-Net)")
     rse: str | None = arg(None, "RSE-RL denoiser checkpoint of experiments.rse_train (denoise)")
     zero_dce: str | None = arg(None, "official Zero-DCE weights, zero_dce_Epoch99.pth (lowlight)")
+    zero_dcepp: str | None = arg(None, "official Zero-DCE++ weights, zero_dcepp_Epoch99.pth (lowlight; method "
+                                       "zero-dce++)")
+    rellie: str | None = arg(None, "official ReLLIE weights converted to rellie_model.npz (lowlight)")
+    psnr_on: str = arg("rgb", "full-reference scores (PSNR, SSIM, UQI) on the RGB channels or on Y (BT.601 "
+                              "YCbCr, studio swing, as MATLAB's rgb2ycbcr; RGB images only)", choices=PSNR_PLANES)
+    gt_mean: bool = arg(False, "scale each output so that its mean gray equals its reference's before the "
+                               "full-reference scores (the GT-mean protocol, rlenhance.metrics.gt_mean_align)")
     sigma: float = arg(25.0, "denoise: standard deviation of the synthetic noise on the 0-255 scale, and the noise "
                              "level the classical denoisers and ffdnet get (unused with real noisy pairs)")
     sigma_estimate: bool = arg(False, "denoise: give the classical denoisers and ffdnet each image's noise level "
@@ -60,20 +72,23 @@ class Args:
                            "quarter turns of each image (a3c / sac / rse: of their predictor's), at that "
                            "many times the time; 1: none",
                         choices=tuple(ENSEMBLES))
-    split: str | None = arg(None, "which images: the trainers' held-out split, or all (unset: all for denoise, "
-                                  "whose default data is the BSD68 test set; val otherwise)", choices=("val", "all"))
+    split: str | None = arg(None, "which images: the trainers' held-out split, or all (unset: all for the embedded "
+                                  "photos, denoise and low-light photos without references; val otherwise)",
+                            choices=("val", "all"))
     split_seed: int = arg(0, "seed of the train/validation split (the trainers' default split)")
     limit: int = arg(0, "evaluate at most this many images (0: all)")
     seed: int = arg(0, "seed of the denoise noise (each image's from this seed and its file name, exactly as "
                        "experiments.denoise_train evaluates) and of torch")
     samples: int = arg(3, "images shown in samples.png")
     paired_against: str | None = arg(None, "also report, for every other method, the per-image difference of the "
-                                           "main score (hole PSNR for completion, else PSNR) to this method: "
-                                           "mean, standard error and how many images it is higher on")
+                                           "main scores to this method (hole PSNR for completion, PSNR for "
+                                           "pairs, and NIQE and dark-area colour noise for lowlight): mean, "
+                                           "standard error and on how many of the images it is better")
     warmup: bool = arg(True, "run every method once on the first image before timing it (not recorded)")
     device: str = arg("auto", "auto, cpu, cuda or cuda:N")
     threads: int = arg(0, "torch CPU threads (0: every core but one, at least 1)")
-    out: str = arg("runs/compare", "folder for report.md, results.csv, quality_vs_time.png and samples.png")
+    out: str = arg("runs/compare", "folder for report.md, results.csv (one row per image and method), "
+                                   "quality_vs_time.png and samples.png")
 
 
 def requested_methods(args: Args) -> list[str]:
@@ -103,19 +118,22 @@ def check_args(args: Args) -> None:
     for name in ("limit", "threads"):
         if getattr(args, name) < 0:
             raise ValueError(f"--{name} {getattr(args, name)}: expected an integer >= 0")
+    if args.psnr_on == "y" and args.task == "denoise" and args.gray:
+        raise ValueError("--psnr-on y: Y is the luma of RGB images; gray images are scored as they are (drop it, or "
+                         "--no-gray)")
     if args.samples < 1:
         raise ValueError(f"--samples {args.samples}: expected an integer >= 1 (images in samples.png)")
 
 
 def given_checkpoints(args: Args) -> dict[str, str | None]:
     """Learned method -> the file its flag names (None: not given)."""
-    return {method: getattr(args, method.replace("-", "_")) for method in LEARNED_METHODS}
+    return {method: getattr(args, method_flag(method).replace("-", "_")) for method in LEARNED_METHODS}
 
 
 def ignored_flags(args: Args) -> list[str]:
-    """Notes for checkpoint flags given for methods the task does not have, and for denoising
-    options given to another task."""
-    notes = [f"--{method} is ignored: --task {args.task} has no method {method}"
+    """Notes for checkpoint flags given for methods the task does not have, for denoising options
+    given to another task, and for ``--split val`` on the embedded photos."""
+    notes = [f"--{method_flag(method)} is ignored: --task {args.task} has no method {method}"
              for method, given in given_checkpoints(args).items()
              if given is not None and method not in TASK_METHODS[args.task]]
     if args.task not in ENSEMBLE_TASKS and args.ensemble != 1:
@@ -123,25 +141,25 @@ def ignored_flags(args: Args) -> list[str]:
     if args.task != "denoise":
         notes += [f"{flag} is ignored: it is a --task denoise option"
                   for flag, given in (("--no-gray", not args.gray), ("--sigma-estimate", args.sigma_estimate)) if given]
-    elif resolved_data(args) is None and args.split == "val":
+    if args.data is None and args.split == "val":
         notes.append("--split val is ignored: the embedded photos have no held-out split (all are evaluated)")
     return notes
 
 
-def resolved_data(args: Args) -> str | None:
-    """``--data``, or the task's default folder; None: the embedded colour photos (denoise
-    ``--no-gray`` without ``--data``)."""
-    if args.data is not None:
-        return args.data
-    return None if args.task == "denoise" and not args.gray else DEFAULT_DATA[args.task]
-
-
 def data_label(args: Args) -> str:
-    """The data as report.md names it: the folder in backquotes, or :data:`EMBEDDED_COLOR_DATA`."""
-    data = resolved_data(args)
-    return EMBEDDED_COLOR_DATA if data is None else f"`{data}`"
+    """The data as report.md names it: the folder in backquotes, or the task's :data:`EMBEDDED_DATA`."""
+    return EMBEDDED_DATA[args.task] if args.data is None else f"`{args.data}`"
 
 
 def resolved_split(args: Args) -> str:
-    """``--split``, or its task default: "all" for denoise (its default data is a test set), else "val"."""
-    return args.split or ("all" if args.task == "denoise" else "val")
+    """``--split``, or its default: "all" for the embedded photos, for denoise (its data are usually a
+    test set) and for low-light photos without references (a folder without ``high/``), else "val"
+    (the trainers' held-out split)."""
+    if args.data is None:
+        return "all"
+    if args.split is not None:
+        return args.split
+    if args.task == "lowlight":
+        root = Path(args.data)
+        return "val" if any((root / sub).is_dir() for sub in ("high", "our485", "eval15")) else "all"
+    return "all" if args.task == "denoise" else "val"

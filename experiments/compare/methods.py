@@ -14,7 +14,7 @@ mask)``:
   :class:`rlenhance.denoisers.NoiseLevelDenoiser`;
 - :func:`rse_method`: ``rse``, the RSE-RL denoiser of ``experiments.rse_train``
   (:func:`rlenhance.denoisers.load_rse`);
-- :func:`peer_method`: ``zero-dce`` (and lol_eval's Zero-DCE++ and ReLLIE) from official weights,
+- :func:`peer_method`: ``zero-dce``, ``zero-dce++`` and ``rellie`` from their official weights,
   :data:`PEERS` (networks on tensors, adapted here);
 - :func:`baseline_method`: ``input``, the classical methods of :mod:`rlenhance.baselines` and
   ``diffusion-fill`` (:func:`rlenhance.ops.fill.diffusion_fill`).
@@ -62,11 +62,13 @@ from rlenhance.restore import DEFAULT_COMPLETION_CHECKPOINT, DEFAULT_DENOISE_CHE
 TASKS = ("lowlight", "denoise", "completion")
 #: Tasks whose learned networks ``--ensemble`` self-ensembles (:func:`build_methods`).
 ENSEMBLE_TASKS = ("denoise", "completion")
+#: Peer low-light networks, run from their official weights given by path (nothing of theirs ships).
+PEER_METHODS = ("zero-dce", "zero-dce++", "rellie")
 #: Methods that need a checkpoint (or weights file), each with its command-line flag.
-LEARNED_METHODS = ("a3c", "sac", "rse", "mrpnet", "ffdnet", "pixelrnn", "gated-pixelrnn", "unet", "zero-dce")
+LEARNED_METHODS = ("a3c", "sac", "rse", "mrpnet", "ffdnet", "pixelrnn", "gated-pixelrnn", "unet", *PEER_METHODS)
 #: Every method of each task, in report order.
 TASK_METHODS: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "lowlight": ("input", "a3c", "sac", "mrpnet", "pixelrnn", "zero-dce", *LOWLIGHT_BASELINES),
+    "lowlight": ("input", "a3c", "sac", "mrpnet", "pixelrnn", *PEER_METHODS, *LOWLIGHT_BASELINES),
     "denoise": ("input", "a3c", "sac", "rse", "mrpnet", "ffdnet", "pixelrnn", *DENOISE_BASELINES),
     "completion": ("input", "a3c", "sac", "mrpnet", "pixelrnn", "gated-pixelrnn", "unet", "diffusion-fill",
                    *COMPLETION_BASELINES),
@@ -85,14 +87,24 @@ PEERS: Mapping[str, tuple[Callable[[str], nn.Module], Enhance]] = MappingProxyTy
 })
 
 
+#: The official weights files of the peers, by their release names (looked for under WEIGHTS_DIR).
+PEER_FILES: Mapping[str, str] = MappingProxyType({
+    "zero-dce": "zero_dce_Epoch99.pth", "zero-dce++": "zero_dcepp_Epoch99.pth", "rellie": "rellie_model.npz"})
+
+
+def method_flag(method: str) -> str:
+    """The command-line flag of a learned method, without the dashes: ``zero-dce++`` -> ``zero-dcepp``."""
+    return method.replace("++", "pp")
+
+
 def _default_checkpoint(task: str, method: str) -> Path:
     """The shipped file of a learned method (those of Enhancer / SupervisedRestorer where they exist)."""
     shipped = {("lowlight", "a3c"): DEFAULT_LOWLIGHT_CHECKPOINT, ("denoise", "mrpnet"): DEFAULT_DENOISE_CHECKPOINT,
                ("completion", "unet"): DEFAULT_COMPLETION_CHECKPOINT}
     if (task, method) in shipped:
         return shipped[task, method]
-    if method == "zero-dce":
-        return WEIGHTS_DIR / "zero_dce_Epoch99.pth"
+    if method in PEER_FILES:
+        return WEIGHTS_DIR / PEER_FILES[method]
     return WEIGHTS_DIR / f"{method.replace('-', '_')}_{task}.pt"
 
 
@@ -143,12 +155,12 @@ def checkpoint_path(task: str, method: str, given: str | None, *, color: bool = 
     that one exists), :data:`DEFAULT_CHECKPOINTS` otherwise."""
     if given is not None:
         path = Path(given)
-        return (path, "") if path.is_file() else (None, f"--{method} {path}: no such file")
+        return (path, "") if path.is_file() else (None, f"--{method_flag(method)} {path}: no such file")
     color = color and task == "denoise"
     path = COLOR_CHECKPOINTS[method] if color else DEFAULT_CHECKPOINTS[task, method]
     if path.is_file():
         return path, ""
-    why = f"no checkpoint: --{method} not given and no default {path}"
+    why = f"no checkpoint: --{method_flag(method)} not given and no default {path}"
     gray = DEFAULT_CHECKPOINTS[task, method]
     if color and gray.is_file():
         why += f" (colour); a gray checkpoint runs per channel: --{method} {gray}"
@@ -384,12 +396,14 @@ def build_methods(task: str, wanted: Sequence[str], device: torch.device, *, che
                     raise
                 except ValueError:  # a model without a predictor: nothing to ensemble
                     methods[name] = _noted(build(), ensembled and "runs once (no predictor to self-ensemble)")
-            elif name == "zero-dce":
-                methods[name] = peer_method(name, "zero-dce", path, device)
+            elif name in PEER_METHODS:
+                methods[name] = peer_method(name, name, path, device)
             elif name == "ffdnet":
                 try:
                     methods[name] = _noted(ffdnet_method(name, path, device, sigma=None if sigma_estimate else sigma,
                                                          channels=channels, ensemble=ensemble), ensembled)
+                except CheckpointError:  # a broken file or another model: an error, as for every checkpoint
+                    raise
                 except ValueError as exc:  # --sigma outside its trained levels
                     missing[name] = f"{path}: {exc}"
             else:

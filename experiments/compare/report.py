@@ -18,29 +18,42 @@ import torch
 
 from experiments.compare.config import Args, data_label, resolved_split
 from experiments.compare.samples import Sample
-from experiments.compare.scoring import TIMING_FIELD, paired_field
+from experiments.compare.scoring import TIMING_FIELD
 from experiments.runs import markdown_table
 from rlenhance.atomic import atomic_path, write_text_atomic
 
 #: Labels of the score columns in report.md.
-LABELS: Mapping[str, str] = MappingProxyType({"psnr": "PSNR", "ssim": "SSIM", "uqi": "UQI",
-                                              "hole_psnr": "hole PSNR", "hole_ssim": "hole SSIM"})
+LABELS: Mapping[str, str] = MappingProxyType({
+    "psnr": "PSNR (dB)", "ssim": "SSIM", "uqi": "UQI", "hole_psnr": "hole PSNR (dB)", "hole_ssim": "hole SSIM",
+    "niqe": "NIQE", "loe": "LOE", "brightness": "brightness", "clipped": "clipped %",
+    "dark_noise": "dark colour noise"})
+#: Decimals of each score in report.md (4 for the others); clipped is shown in percent.
+DIGITS: Mapping[str, int] = MappingProxyType({"psnr": 2, "hole_psnr": 2, "niqe": 3, "loe": 1, "brightness": 3,
+                                              "clipped": 2, "dark_noise": 2, TIMING_FIELD: 1})
+#: Scores report.md shows multiplied by 100.
+PERCENT = frozenset({"clipped"})
 
 
 def _fmt(value: float, digits: int) -> str:
     return f"{value:.{digits}f}" if math.isfinite(value) else str(value)
 
 
+def mean_std(entry: Mapping[str, Any], field: str) -> str:
+    """``"mean ± std"`` of a summary entry's score, with the score's decimals (:data:`DIGITS`)."""
+    scale = 100.0 if field in PERCENT else 1.0
+    digits = DIGITS.get(field, 4)
+    return f"{_fmt(entry[field] * scale, digits)} ± {_fmt(entry[f'{field}_std'] * scale, digits)}"
+
+
 def report_table(summary: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> str:
-    """The markdown table of report.md (dB with 2 decimals, indices with 4, ms with 1)."""
+    """The markdown table of report.md: per method, every score as "mean ± std" over images, ms/image
+    ("mean ± std" too) and the learned parameters."""
     rows = []
     for entry in summary:
         row = {"method": entry["method"], "images": str(entry["images"])}
         for field in fields:
-            digits = 2 if "psnr" in field else 4
-            row[LABELS[field]] = _fmt(entry[field], digits)
-            row[f"{LABELS[field]} std"] = _fmt(entry[f"{field}_std"], digits)
-        row["ms/image"] = _fmt(entry[TIMING_FIELD], 1)
+            row[LABELS[field]] = mean_std(entry, field)
+        row["ms/image"] = mean_std(entry, TIMING_FIELD)
         row["params"] = f"{entry['params']:,}" if entry["params"] is not None else "-"
         rows.append(row)
     return markdown_table(rows)
@@ -67,11 +80,34 @@ def denoise_data(args: Args, samples: Sequence[Sample]) -> str:
 
 
 def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> None:
-    """results.csv (atomically): image, method, the scores (full precision), ms."""
+    """results.csv (atomically): one row per image and method: image, method, the scores (full
+    precision), ms."""
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["image", "method", *fields, TIMING_FIELD], lineterminator="\n")
         writer.writeheader()
         writer.writerows({k: (repr(v) if isinstance(v, float) else v) for k, v in row.items()} for row in rows)
+
+
+def protocol(args: Args, fields: Sequence[str]) -> str:
+    """How the scores of report.md were taken: the full-reference protocol (RGB or Y, GT-mean or not),
+    the no-reference metrics, the timing."""
+    parts = []
+    if "psnr" in fields:
+        planes = "on Y (BT.601 YCbCr, studio swing)" if args.psnr_on == "y" else "on the RGB channels"
+        aligned = ("after scaling each output so that its mean gray equals its reference's (GT-mean)" if args.gt_mean
+                   else "without GT-mean alignment")
+        parts.append(f"PSNR / SSIM / UQI of the output clipped to [0, 1] against the reference at full resolution, "
+                     f"{planes}, {aligned}" + (" (hole: inside the mask only, on RGB)" if args.task == "completion"
+                                              else ""))
+    elif "hole_psnr" in fields:
+        parts.append("hole scores inside the mask only")
+    if "niqe" in fields:
+        parts.append("No reference: NIQE (the MATLAB release's pristine model; nan under 96 px), LOE (grid of 50 px "
+                     "short side, against the input), brightness (mean BT.601 luma, 0-1), clipped % (pixels with a "
+                     "channel at 255), dark colour noise (chroma noise in the input's darkest 30%, flat areas, 0-255 "
+                     "scale); lower is better for NIQE, LOE and dark colour noise")
+    timing = "ms/image: the method alone, no file I/O" + (", after one untimed warm-up run" if args.warmup else "")
+    return "; ".join([*parts, timing]) + "."
 
 
 def write_report(path: Path, *, args: Args, argv: Sequence[str], summary: Sequence[Mapping[str, Any]],
@@ -82,23 +118,22 @@ def write_report(path: Path, *, args: Args, argv: Sequence[str], summary: Sequen
            f"{args.split_seed})"
     if args.task == "denoise":
         what += ", " + denoise_data(args, samples)
+    if samples[0].reference is None:
+        what += ", without references"
     lines = [f"# Comparison: {args.task}", "",
              "Command: `" + shlex.join(["python", "-m", "experiments.compare", *argv]) + "`",
              "", f"Data: {what}. Device: {device}, {torch.get_num_threads()} CPU thread(s).", "",
              report_table(summary, fields), "",
-             "Means and population standard deviations over images. Scores of the output clipped to [0, 1] "
-             "against the reference at full resolution" + (" (hole: inside the mask only)" if args.task ==
-                                                           "completion" else "")
-             + "; ms/image: the method alone, no file I/O" + (", after one untimed warm-up run" if args.warmup else "")
-             + "; params: learned parameters (- for methods that learn nothing).", ""]
+             "Mean ± population standard deviation over images. " + protocol(args, fields)
+             + " Params: learned parameters (- for methods that learn nothing).", ""]
     if paired:
-        field = paired_field(args.task)
         lines += [f"## Paired with {args.paired_against}", "",
-                  f"Per image, {LABELS[field]} of the method minus that of {args.paired_against}: mean, standard "
-                  "error of the mean, and the images where the method scores higher.", "",
-                  "| method | images | mean difference (dB) | s.e. | higher on |", "|---|---|---|---|---|",
-                  *[f"| {e['method']} | {e['images']} | {e['mean']:+.3f} | {_fmt(e['sem'], 3)} | {e['higher']} |"
-                    for e in paired], ""]
+                  f"Per image, the score of the method minus that of {args.paired_against}: mean ± standard error "
+                  "of the mean, and on how many of the images the method is better (strictly; lower is better for "
+                  "NIQE and dark colour noise).", "",
+                  "| method | score | mean difference | better on |", "|---|---|---|---|",
+                  *[f"| {e['method']} | {LABELS[e['field']]} | {e['mean']:+.3f} ± {_fmt(e['sem'], 3)} | "
+                    f"{e['better']} of {e['images']} |" for e in paired], ""]
     sources = [f"- {entry['method']}: `{entry['source']}`" + (f" ({entry['note']})" if entry.get("note") else "")
                for entry in summary if entry.get("source")]
     if sources:

@@ -6,10 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
-from experiments.compare.config import Args, data_label, resolved_data, resolved_split
+from experiments.compare.config import Args, data_label, resolved_split
 from rlenhance.baselines import estimate_noise_sigma
-from rlenhance.data import NoisyPairs, noisy_test_set, occluded_test_set, open_dataset
+from rlenhance.data import (
+    NoisyPairs,
+    image_seed,
+    noisy_test_set,
+    occluded_test_set,
+    open_dataset,
+    synthetic_low_light,
+)
 from rlenhance.errors import DatasetError
 from rlenhance.io import tensor_to_image
 from rlenhance.restore import MASK_THRESHOLD
@@ -26,7 +34,8 @@ class Sample:
         name: the image's name in the data set.
         input: what every method gets, float32 (H, W, C) (C = 3, RGB, or for denoise 1 unless
             ``--no-gray``); in [0, 1] except synthetic noisy images, which are not clipped.
-        reference: the target, float32 (H, W, C) in [0, 1].
+        reference: the target, float32 (H, W, C) in [0, 1]; None for low-light photos without one (scored
+            by the no-reference metrics only).
         mask: completion: bool (H, W), True = missing pixel; else None.
         real_noise: denoise: the input is the data's own noisy image (real noise), not the
             reference with synthetic noise.
@@ -37,7 +46,7 @@ class Sample:
 
     name: str
     input: np.ndarray
-    reference: np.ndarray
+    reference: np.ndarray | None
     mask: np.ndarray | None = None
     real_noise: bool = False
     sigma: float | None = None
@@ -49,13 +58,16 @@ def load_samples(args: Args) -> list[Sample]:
     Denoise: :func:`rlenhance.data.noisy_test_set` (each image's noise seeded by ``--seed`` and its
     name, as ``experiments.denoise_train`` evaluates; real noisy / clean pairs,
     :class:`rlenhance.data.NoisyPairs`, as they are), gray or RGB (``--gray``); completion:
-    :func:`rlenhance.data.occluded_test_set` (the pairs' own masks); low light: the pairs as they are.
+    :func:`rlenhance.data.occluded_test_set` (the pairs' own masks, or synthetic holes in the embedded
+    photos); low light: the pairs as they are, photos without references as they are (no reference),
+    or the embedded photos darkened by :func:`rlenhance.data.synthetic_low_light` (each from a
+    generator seeded by ``--seed`` and its name).
 
     Raises:
-        DatasetError: the folder is missing or not of the task's layout, or (lowlight) a pair
-            lacks its reference.
+        DatasetError: the folder is missing or not of the task's layout, or (lowlight) some photos
+            have a reference and others not.
     """
-    data = resolved_data(args)
+    data = args.data
     split = None if resolved_split(args) == "all" else "val"
     dataset = open_dataset(data, kind=DATA_KINDS[args.task], split=split, gray=args.task == "denoise" and args.gray,
                            seed=args.split_seed)
@@ -70,14 +82,25 @@ def load_samples(args: Args) -> list[Sample]:
     elif args.task == "completion":
         samples = [Sample(item.name, tensor_to_image(item.occluded), tensor_to_image(item.original),
                           item.mask[0].numpy() > MASK_THRESHOLD)
-                   for item in occluded_test_set(dataset, limit=args.limit)]
+                   for item in occluded_test_set(dataset, limit=args.limit, seed=args.seed)]
     else:
-        samples = []
-        for index in range(len(dataset) if not args.limit else min(args.limit, len(dataset))):
-            item = dataset[index]
-            if "high" not in item:
-                raise DatasetError(f"--data {data}: {item['name']} has no reference (high/); compare needs pairs")
-            samples.append(Sample(item["name"], tensor_to_image(item["low"]), tensor_to_image(item["high"])))
+        samples = [_lowlight_sample(dataset[index], embedded=data is None, seed=args.seed)
+                   for index in range(len(dataset) if not args.limit else min(args.limit, len(dataset)))]
+        with_reference = [s.name for s in samples if s.reference is not None]
+        if 0 < len(with_reference) < len(samples):
+            lacking = next(s.name for s in samples if s.reference is None)
+            raise DatasetError(f"--data {data}: {lacking} has no reference (high/) but {with_reference[0]} has one; "
+                               "compare pairs, or photos without references, not both at once")
     if not samples:
         raise DatasetError(f"--data {data_label(args)}: no images to evaluate (split {resolved_split(args)})")
     return samples
+
+
+def _lowlight_sample(item: dict, *, embedded: bool, seed: int) -> Sample:
+    """A low-light sample: a pair, a photo without reference, or an embedded photo darkened synthetically."""
+    if embedded:
+        generator = torch.Generator().manual_seed(image_seed(seed, item["name"]))
+        low = synthetic_low_light(item["high"][None], generator=generator)[0]
+        return Sample(item["name"], tensor_to_image(low), tensor_to_image(item["high"]))
+    reference = tensor_to_image(item["high"]) if "high" in item else None
+    return Sample(item["name"], tensor_to_image(item["low"]), reference)

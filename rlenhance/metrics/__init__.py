@@ -12,7 +12,8 @@ differentiable torch operations, so the metrics can also serve as training objec
 
 No-reference metrics (:mod:`rlenhance.metrics.no_reference`, numpy / scipy, re-exported here):
 :func:`niqe` of one image and :func:`loe` of an image and its enhanced version, on ``(H, W, C)``
-numpy images as the MATLAB code behind published figures computes them.
+numpy images as the MATLAB code behind published figures computes them; :func:`clipped_fraction` (blown
+highlights) and :func:`dark_colour_noise` (colour speckle brightened out of the shadows).
 
 Example:
     >>> import torch
@@ -30,9 +31,9 @@ import torch.nn.functional as F
 
 from rlenhance.errors import ImageError
 from rlenhance.io import BT601_LUMA_WEIGHTS
-from rlenhance.metrics.no_reference import loe, niqe
+from rlenhance.metrics.no_reference import clipped_fraction, dark_colour_noise, loe, niqe
 
-__all__ = ["gt_mean_align", "loe", "niqe", "psnr", "rgb_to_y", "ssim", "uqi"]
+__all__ = ["clipped_fraction", "dark_colour_noise", "gt_mean_align", "loe", "niqe", "psnr", "rgb_to_y", "ssim", "uqi"]
 
 #: Y' of BT.601 YCbCr spans 219 of 255 levels (16-235, "studio swing").
 _Y_SPAN = 219.0 / 255.0

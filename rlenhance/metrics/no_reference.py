@@ -1,4 +1,6 @@
-"""Quality metrics that need no ground truth: NIQE (one image) and LOE (an image and its enhanced version).
+"""Quality metrics that need no ground truth: NIQE (one image) and LOE (an image and its enhanced version),
+and two plain measures of what low-light enhancement gets wrong, :func:`clipped_fraction` (blown
+highlights) and :func:`dark_colour_noise` (colour speckle brightened out of the shadows).
 
 Both follow the MATLAB code behind published figures, on 8-bit images, in numpy / scipy:
 
@@ -35,14 +37,14 @@ import functools
 from pathlib import Path
 
 import numpy as np
-from scipy.ndimage import correlate1d
+from scipy.ndimage import correlate1d, gaussian_filter, uniform_filter
 from scipy.special import gamma
 
 from rlenhance.errors import ImageError
-from rlenhance.io import as_unit_float
+from rlenhance.io import BT601_LUMA_WEIGHTS, as_unit_float
 from rlenhance.metrics.matlab_resize import imresize
 
-__all__ = ["NIQE_BLOCK", "loe", "niqe"]
+__all__ = ["NIQE_BLOCK", "clipped_fraction", "dark_colour_noise", "loe", "niqe"]
 
 #: Side of NIQE's square blocks at full resolution (the pristine model was fitted on 96 x 96 blocks).
 NIQE_BLOCK = 96
@@ -58,6 +60,15 @@ _SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))
 #: ``|I - mu|`` below this (on the 0-255 scale) is floating-point residue of an exact zero (see ``_mscn``).
 _ROUNDING_RESIDUE = 1e-10
 _PARAMS_FILE = Path(__file__).with_name("niqe_pris_params.npz")
+
+#: dark_colour_noise: the input's darkest fraction of pixels (by luma) that it looks at.
+DARK_FRACTION = 0.3
+#: dark_colour_noise: the Gaussian blur (pixels) of the output luma before its gradient is taken.
+FLATNESS_SIGMA = 2.0
+#: dark_colour_noise: side of the square window of the local chroma variances.
+CHROMA_WINDOW = 5
+#: JFIF (full-range BT.601) chroma rows: Cb and Cr of 0-255 RGB, offsets dropped (variances ignore them).
+_RGB2CBCR = np.array([[-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
 
 #: LOE's default grid: images are resized so that their shorter side has this many pixels.
 LOE_SIDE = 50
@@ -305,3 +316,99 @@ def loe(image: np.ndarray, enhanced: np.ndarray, *, side: int | None = LOE_SIDE)
     below = counts.cumsum(axis=0).cumsum(axis=1)  # below[a, b] = #{L <= a and Le <= b}
     flips = below[before, 255] + below[255, after] - 2 * below[before, after]
     return float(flips.mean())
+
+
+# --------------------------------------------------------------------------- clipping, dark-area colour noise
+
+
+def clipped_fraction(image: np.ndarray, level: float = 1.0) -> float:
+    """Fraction of the pixels with a channel at or above ``level``: blown highlights.
+
+    The image is scored as its 8-bit samples (a float image quantised as
+    :func:`rlenhance.io.save_image` writes it); a pixel counts when its largest channel sample is at
+    least ``level * 255`` (``level=1.0``: a channel at 255).
+
+    Args:
+        image: RGB ``(H, W, 3)`` or gray ``(H, W)`` / ``(H, W, 1)``, ``uint8`` samples or floats in [0, 1].
+        level: the threshold, in (0, 1] of white.
+
+    Returns:
+        A float in [0, 1].
+
+    Raises:
+        ImageError: a bad image (see :func:`niqe`).
+        ValueError: ``level`` not in (0, 1].
+
+    Example:
+        >>> clipped_fraction(np.array([[0.2, 1.0], [0.999, 1.0]]))
+        0.75
+    """
+    samples = _samples(image, "clipped_fraction: image")
+    if not (isinstance(level, (int, float, np.floating)) and 0 < level <= 1):
+        raise ValueError(f"clipped_fraction: level must be a number in (0, 1], got {level!r}")
+    peak = samples.max(axis=2) if samples.ndim == 3 else samples
+    threshold = np.ceil(level * 255 - 1e-6)
+    return float(np.mean(peak >= threshold))
+
+
+def _luma(samples: np.ndarray) -> np.ndarray:
+    """Full-range BT.601 luma ``0.299 R + 0.587 G + 0.114 B`` of 8-bit RGB samples, float64 on 0-255."""
+    return samples.astype(np.float64) @ np.asarray(BT601_LUMA_WEIGHTS)
+
+
+def dark_colour_noise(input: np.ndarray, output: np.ndarray) -> float:  # noqa: A002 - the measure's own terms
+    """Colour noise of an enhancement in the input's dark, flat areas (lower is better).
+
+    Brightening the shadows of a real photo multiplies its sensor noise, which shows as magenta / green
+    speckle; this measures it where it shows most:
+
+    1. The dark pixels: the input's darkest :data:`DARK_FRACTION` (30%) by full-range BT.601 luma (those at
+       or below its 30th percentile).
+    2. The flat pixels: the flatter half of the output, where the gradient magnitude (central
+       differences) of the output luma after a Gaussian blur of sigma :data:`FLATNESS_SIGMA` (2 px) is at
+       or below its median over the image. Texture is not noise.
+    3. On the output's chroma (JFIF Cb and Cr, 0-255 scale), the variances over :data:`CHROMA_WINDOW` x
+       :data:`CHROMA_WINDOW` windows (5 x 5, mirrored borders), and per pixel
+       ``sqrt((var Cb + var Cr) / 2)``.
+    4. The score: the median of step 3 over the pixels both dark and flat.
+
+    Both images are scored as their 8-bit samples (floats quantised as :func:`rlenhance.io.save_image`
+    writes them). Scoring the input against itself gives its own noise, the baseline an enhancement is
+    compared with. NIQE rewards sharpness and noise alike; read the two together.
+
+    Args:
+        input: the photo before enhancement, RGB ``(H, W, 3)``, ``uint8`` samples or floats in [0, 1].
+        output: the enhanced photo, same shape.
+
+    Returns:
+        A float >= 0 (0-255 chroma scale), NaN when no pixel is both dark and flat.
+
+    Raises:
+        ImageError: a bad image (see :func:`niqe`), a gray image, or images of different shapes.
+
+    Example:
+        >>> flat = np.full((16, 16, 3), 0.25)
+        >>> dark_colour_noise(flat, flat)
+        0.0
+    """
+    before = _samples(input, "dark_colour_noise: input")
+    after = _samples(output, "dark_colour_noise: output")
+    if before.ndim != 3 or after.ndim != 3:
+        raise ImageError("dark_colour_noise: expected RGB images (H, W, 3); colour noise is undefined for gray")
+    if before.shape != after.shape:
+        raise ImageError(f"dark_colour_noise: input and output must have the same shape, got {before.shape} "
+                         f"and {after.shape}")
+    luma_in = _luma(before)
+    dark = luma_in <= np.percentile(luma_in, 100 * DARK_FRACTION)
+    smooth = gaussian_filter(_luma(after), FLATNESS_SIGMA, mode="reflect")
+    rows, cols = np.gradient(smooth) if min(smooth.shape) > 1 else (np.zeros_like(smooth),) * 2
+    gradient = np.hypot(rows, cols)
+    flat = gradient <= np.median(gradient)
+    chroma = after.astype(np.float64) @ _RGB2CBCR.T  # (H, W, 2)
+    mean = uniform_filter(chroma, size=(CHROMA_WINDOW, CHROMA_WINDOW, 1), mode="reflect")
+    mean_sq = uniform_filter(chroma * chroma, size=(CHROMA_WINDOW, CHROMA_WINDOW, 1), mode="reflect")
+    variance = mean_sq - mean * mean
+    variance[variance < _ROUNDING_RESIDUE] = 0.0  # a flat window's floating-point residue
+    noise = np.sqrt(variance.mean(axis=2))
+    selected = noise[dark & flat]
+    return float(np.median(selected)) if selected.size else float("nan")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -52,7 +53,10 @@ def tiled(fn: Callable[..., Tensor], x: Tensor, *aligned: Tensor, tile: int, ove
             margins and cores are cut from the output at ``scale`` times their input position.
 
     Returns:
-        (B, C_out, scale H, scale W) on ``x``'s device, in ``fn``'s output dtype.
+        (B, C_out, scale H, scale W) on ``x``'s device, in ``fn``'s output dtype, in channels-last
+        memory format (``out[i].permute(1, 2, 0)`` is a contiguous (H, W, C) view). The memory
+        used beyond the output is one window's (and what ``fn`` needs for it): nothing of the size
+        of ``x`` is made, padded or not.
 
     Raises:
         ValueError: ``tile`` < 1, ``overlap`` < 0, ``multiple`` < 1, ``scale`` < 1, an aligned
@@ -73,22 +77,51 @@ def tiled(fn: Callable[..., Tensor], x: Tensor, *aligned: Tensor, tile: int, ove
         if other.shape[-2:] != x.shape[-2:]:
             raise ValueError(f"tiled: an aligned tensor of shape {tuple(other.shape)} for x of shape {tuple(x.shape)}; "
                              "expected the same height and width")
-    xp = pad_to_multiple(x, multiple)
-    others = [pad_to_multiple(other, multiple) for other in aligned]
-    full_h, full_w = xp.shape[-2:]
+    # the padded image of pad_to_multiple is never made: each window is cut from it virtually
+    full_h, full_w = height - height % -multiple, width - width % -multiple
+    reflect = full_h - height < height and full_w - width < width
     out: Tensor | None = None  # allocated at the first tile (fn's output planes and dtype)
-    for top in range(0, full_h, tile):
-        for left in range(0, full_w, tile):
+    s = scale
+    for top in range(0, height, tile):
+        for left in range(0, width, tile):
             bottom, right = min(full_h, top + tile), min(full_w, left + tile)
             y0, x0 = max(0, top - overlap), max(0, left - overlap)
             y1, x1 = min(full_h, bottom + overlap), min(full_w, right + overlap)
-            pred = fn(xp[..., y0:y1, x0:x1], *(other[..., y0:y1, x0:x1] for other in others))
+            pred = fn(*(_padded_window(t, y0, y1, x0, x1, reflect) for t in (x, *aligned)))
             if tuple(pred.shape[-2:]) != ((y1 - y0) * scale, (x1 - x0) * scale):
                 raise ValueError(f"tiled: fn gave {tuple(pred.shape[-2:])} for a window of {(y1 - y0, x1 - x0)}; "
                                  f"expected scale={scale} times its height and width")
             if out is None:
-                out = pred.new_empty((pred.shape[0], pred.shape[1], full_h * scale, full_w * scale), device=x.device)
-            s = scale
+                # channels last: the planes of a pixel side by side, so that an (H, W, C) image of the
+                # result (permute(1, 2, 0) of one item) is a view, not a copy
+                out = torch.empty((pred.shape[0], pred.shape[1], height * scale, width * scale), dtype=pred.dtype,
+                                  device=x.device, memory_format=torch.channels_last)
+            bottom, right = min(bottom, height), min(right, width)
             out[..., top * s:bottom * s, left * s:right * s] = \
                 pred[..., (top - y0) * s:(bottom - y0) * s, (left - x0) * s:(right - x0) * s]
-    return out[..., :height * scale, :width * scale]
+            del pred
+    return out
+
+
+def _padded_window(t: Tensor, y0: int, y1: int, x0: int, x1: int, reflect: bool) -> Tensor:
+    """Rows ``y0:y1`` and columns ``x0:x1`` of ``t`` padded on the bottom / right as
+    :func:`pad_to_multiple` pads it (reflected, or replicated), without padding the rest: a view of
+    ``t`` when the window is inside it, else a copy of the window alone."""
+    height, width = t.shape[-2:]
+    if y1 <= height and x1 <= width:
+        return t[..., y0:y1, x0:x1]
+
+    def source(start: int, stop: int, size: int) -> Tensor:
+        """The rows (columns) of ``t`` that rows ``start:stop`` of the padded tensor repeat."""
+        index = torch.arange(start, stop)
+        mirror = 2 * (size - 1) - index if reflect else torch.full_like(index, size - 1)
+        return torch.where(index >= size, mirror, index)
+
+    rows, cols = source(y0, y1, height), source(x0, x1, width)
+    top, left = int(rows.min()), int(cols.min())
+    window = t[..., top:int(rows.max()) + 1, left:int(cols.max()) + 1]
+    if y1 > height:
+        window = window.index_select(-2, (rows - top).to(t.device))
+    if x1 > width:
+        window = window.index_select(-1, (cols - left).to(t.device))
+    return window

@@ -1,5 +1,6 @@
 """experiments.compare on tiny data: every task end to end, missing methods, determinism, errors;
-colour denoising (--no-gray: colour, gray-per-channel and RSE-RL checkpoints, BM3D), real noisy
+low-light photos without references, PSNR on RGB / Y with or without GT-mean, the peers; colour
+denoising (--no-gray: colour, gray-per-channel and RSE-RL checkpoints, BM3D), real noisy
 pairs with estimated noise levels, and FFDNet given the true or the estimated noise level.
 
 Tiny untrained checkpoints are saved the way the trainers save them (lol_train's LowLightPolicySpec
@@ -24,8 +25,9 @@ import envs
 from agents.a3c import policy_kwargs_from_env
 from experiments.compare import TASK_METHODS, Args, labelled_grid, load_samples, main, paired_differences
 from experiments.compare import methods as registry
-from experiments.compare.config import EMBEDDED_COLOR_DATA, ignored_flags, resolved_data
-from experiments.compare.scoring import score
+from experiments.compare.config import EMBEDDED_DATA, data_label, ignored_flags, resolved_split
+from experiments.compare.samples import Sample
+from experiments.compare.scoring import NO_REFERENCE_FIELDS, score
 from experiments.plots import quality_vs_time, save_figure
 from rlenhance.baselines import baseline_missing, estimate_noise_sigma, gaussian_denoise
 from rlenhance.checkpoint import (
@@ -37,10 +39,11 @@ from rlenhance.checkpoint import (
 from rlenhance.denoisers import load_denoiser
 from rlenhance.errors import CheckpointError
 from rlenhance.io import load_image, save_image
+from rlenhance.metrics import dark_colour_noise, gt_mean_align, loe, niqe, psnr, rgb_to_y, ssim
 from rlenhance.models.ffdnet import FFDNet
 from rlenhance.models.inpaint import CompletionUNet
 from rlenhance.models.mrpnet import CombinedModel, MRPNet
-from rlenhance.models.peers import ZeroDCE
+from rlenhance.models.peers import ZeroDCE, ZeroDCEPP
 from rlenhance.models.pixelrnn import GatedPixelRNN, hole_ssim
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.models.rse import RSEDenoiser
@@ -387,16 +390,17 @@ def test_sigma_estimate_on_synthetic_noise_and_the_colour_defaults(tiny, colour)
     estimated = load_samples(Args(**{**vars(args), "sigma_estimate": True}))
     assert all(s.sigma == pytest.approx(25.0, rel=0.2) for s in estimated)
     assert all(s.input.shape == (SIZE, SIZE, 3) for s in estimated)
-    # no --data: gray reads BSD68 as before, colour the embedded colour photos
-    assert resolved_data(Args(task="denoise")) == "../shared/data/bsd/BSD68"
-    assert resolved_data(Args(task="denoise", gray=False)) is None
+    # no --data: the embedded photos, gray or colour
+    assert data_label(Args(task="denoise")) == EMBEDDED_DATA["denoise"] and resolved_split(Args()) == "all"
     (first,) = load_samples(Args(task="denoise", gray=False, limit=1))
     assert first.name == "astronaut" and first.input.shape[2] == 3
+    (first,) = load_samples(Args(task="denoise", limit=1))
+    assert first.name == "camera" and first.input.shape[2] == 1
     assert ignored_flags(Args(task="lowlight", gray=False, sigma_estimate=True)) == [
         "--no-gray is ignored: it is a --task denoise option", "--sigma-estimate is ignored: it is a --task denoise "
         "option"]
     assert "no held-out split" in ignored_flags(Args(task="denoise", gray=False, split="val"))[0]
-    assert EMBEDDED_COLOR_DATA.startswith("the embedded")
+    assert all(EMBEDDED_DATA[task].startswith("the embedded") for task in TASK_METHODS)
 
 
 def test_ffdnet_gets_the_map_of_the_true_level_or_of_each_images_estimate(tiny, tmp_path):
@@ -531,8 +535,8 @@ def test_paired_section_matches_the_per_image_rows(tiny, runs):
         diffs = np.array([float(r["hole_psnr"]) - telea[r["image"]] for r in rows if r["method"] == method])
         line = next(row for row in section.splitlines() if row.startswith(f"| {method} |"))
         cells = [c.strip() for c in line.strip("|").split("|")]
-        assert cells[1] == str(len(diffs)) and float(cells[2]) == pytest.approx(diffs.mean(), abs=6e-4)
-        assert cells[4] == str(int((diffs > 0).sum()))
+        assert cells[1] == "hole PSNR (dB)" and float(cells[2].split(" ± ")[0]) == pytest.approx(diffs.mean(), abs=6e-4)
+        assert cells[3] == f"{int((diffs > 0).sum())} of {len(diffs)}"
     assert "| telea |" not in section
 
 
@@ -541,7 +545,10 @@ def test_paired_differences_skip_nan_and_count_strict_wins():
         ("a", "base", 10.0), ("b", "base", 20.0), ("c", "base", 30.0),
         ("a", "x", 11.0), ("b", "x", 20.0), ("c", "x", float("nan"))]]
     (entry,) = paired_differences(rows, "base", "psnr")
-    assert entry == {"method": "x", "images": 2, "mean": 0.5, "sem": pytest.approx(0.5), "higher": 1}
+    assert entry == {"method": "x", "field": "psnr", "images": 2, "mean": 0.5, "sem": pytest.approx(0.5), "better": 1}
+    lower = [{**row, "niqe": row.pop("psnr")} for row in rows]
+    (entry,) = paired_differences(lower, "base", "niqe")  # lower is better: x is better on no image
+    assert entry["better"] == 0 and entry["mean"] == 0.5
     with pytest.raises(ValueError, match="--paired-against 'clahe'"):
         in_process("--task", "denoise", "--data", str(Path("/nonexistent")), "--methods", "median",
                    "--paired-against", "clahe", "--out", "/nonexistent/out")
@@ -636,3 +643,117 @@ def test_lol_eval_alpha_mode_reaches_our_enhancer(tiny):
         direct = Enhancer(tiny["a3c-lowlight"], device="cpu", alpha_mode=mode).enhance(image)
         np.testing.assert_array_equal(outputs[mode], direct)
     assert np.abs(outputs["mean"] - outputs["argmax"]).max() > 1e-3
+
+
+# --- low light: photos without references, full-reference options, peers, the embedded default ----------
+PHOTO_SHAPE = (100, 128)  # NIQE needs 96 x 96 pixels
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """A flat folder of three dark colour photos without references (crops of scikit-image's photos)."""
+    from skimage import data as skdata
+
+    folder = tmp_path_factory.mktemp("photos")
+    for name in ("chelsea", "coffee", "astronaut"):
+        photo = getattr(skdata, name)()[:PHOTO_SHAPE[0] * 2:2, :PHOTO_SHAPE[1] * 2:2] / 255.0
+        save_image(folder / f"{name}.png", (0.3 * photo ** 2).astype(np.float32))
+    return folder
+
+
+def test_photos_without_references_get_the_no_reference_scores_per_image(photos, tmp_path):
+    out = tmp_path / "photos_out"
+    summary, stdout = in_process("--task", "lowlight", "--data", str(photos), "--methods", "input,auto-gamma,histeq",
+                                 "--paired-against", "input", "--no-warmup", "--out", str(out))
+    rows = read_rows(out)
+    assert list(rows[0]) == ["image", "method", *NO_REFERENCE_FIELDS, "ms"]  # no PSNR without references
+    assert len(rows) == 9 and {r["method"] for r in rows} == {"input", "auto-gamma", "histeq"}  # split: all
+    low = load_image(photos / "coffee.png")
+    by = {(r["method"], r["image"]): r for r in rows}
+    assert float(by["input", "coffee.png"]["loe"]) == 0.0
+    assert float(by["input", "coffee.png"]["niqe"]) == pytest.approx(niqe(low))
+    assert float(by["input", "coffee.png"]["dark_noise"]) == pytest.approx(dark_colour_noise(low, low))
+    brightened = {name: float(by["histeq", name]["brightness"]) - float(by["input", name]["brightness"])
+                  for name in ("chelsea.png", "coffee.png", "astronaut.png")}
+    assert min(brightened.values()) > 0.1
+    report = (out / "report.md").read_text()
+    assert "without references" in report and "| input | 3 |" in report and " ± " in report
+    assert "| histeq | NIQE |" in report and " of 3 |" in report and "| histeq | dark colour noise |" in report
+    assert "PSNR" not in report.split("## Paired")[0]
+    grid = load_image(out / "samples.png")
+    assert grid.shape[1] == 3 * 160 + 2 * 4  # input | auto-gamma | histeq: no reference column
+    assert {e["method"]: e["images"] for e in summary} == {"input": 3, "auto-gamma": 3, "histeq": 3}
+
+
+def test_pairs_get_full_reference_and_no_reference_scores_on_rgb_or_y_with_or_without_gt_mean(tiny, tmp_path):
+    data = tiny["base"] / "lowlight"
+    common = ("--task", "lowlight", "--data", str(data), "--split", "all", "--methods", "input,clahe", "--no-warmup")
+    runs = {}
+    for options in ((), ("--psnr-on", "y"), ("--gt-mean",), ("--psnr-on", "y", "--gt-mean")):
+        out = tmp_path / ("_".join(options) or "plain")
+        in_process(*common, *options, "--out", str(out))
+        runs[options] = ({(r["method"], r["image"]): r for r in read_rows(out)}, (out / "report.md").read_text())
+    low, high = load_image(data / "low" / "001.png"), load_image(data / "high" / "001.png")
+    x, y = (torch.from_numpy(a).permute(2, 0, 1)[None] for a in (low, high))
+    aligned = gt_mean_align(x, y)
+    expected = {(): psnr(x, y), ("--psnr-on", "y"): psnr(rgb_to_y(x), rgb_to_y(y)), ("--gt-mean",): psnr(aligned, y),
+                ("--psnr-on", "y", "--gt-mean"): psnr(rgb_to_y(aligned), rgb_to_y(y))}
+    for options, value in expected.items():
+        rows, report = runs[options]
+        row = rows["input", "001.png"]
+        assert float(row["psnr"]) == pytest.approx(float(value[0]), abs=1e-4), options
+        assert {"niqe", "loe", "dark_noise", "clipped", "brightness"} <= set(row)  # (nan niqe: 40 px images)
+        assert ("on Y (BT.601" in report) == ("y" in options) and ("(GT-mean)" in report) == ("--gt-mean" in options)
+    assert float(runs[("--gt-mean",)][0]["input", "001.png"]["ssim"]) == pytest.approx(float(ssim(aligned, y)[0]),
+                                                                                      abs=1e-5)
+    assert len({float(runs[o][0]["input", "001.png"]["psnr"]) for o in expected}) == 4
+    with pytest.raises(ValueError, match="--psnr-on y"):
+        in_process("--task", "denoise", "--data", str(tiny["base"] / "clean"), "--psnr-on", "y",
+                   "--out", str(tmp_path / "gray_y"))
+
+
+def test_peers_run_from_the_weights_given_by_path(tiny, tmp_path, shared_dir):
+    zero_dcepp = tmp_path / "zero_dcepp.pth"
+    torch.manual_seed(0)
+    torch.save(ZeroDCEPP().state_dict(), zero_dcepp)
+    out = tmp_path / "peers"
+    summary, stdout = in_process("--task", "lowlight", "--data", str(tiny["base"] / "lowlight"), "--split", "all",
+                                 "--methods", "input,zero-dce,zero-dce++,rellie", "--no-warmup", "--limit", "1",
+                                 "--zero-dce", str(tiny["zero-dce"]), "--zero-dcepp", str(zero_dcepp),
+                                 "--rellie", str(shared_dir / "weights" / "rellie_model.npz"), "--out", str(out))
+    assert [e["method"] for e in summary] == ["input", "zero-dce", "zero-dce++", "rellie"]
+    assert {e["method"]: e["params"] for e in summary}["zero-dce++"] == 10_561  # the published count
+    assert f"- zero-dce++: `{zero_dcepp}`" in (out / "report.md").read_text()
+    _, stdout = in_process("--task", "lowlight", "--data", str(tiny["base"] / "lowlight"), "--split", "all",
+                           "--methods", "input,zero-dce++", "--out", str(tmp_path / "absent"))
+    assert "zero-dce++: missing: no checkpoint: --zero-dcepp not given" in stdout
+
+
+def test_a_bad_ffdnet_file_is_an_error_not_an_empty_report(tiny, tmp_path):
+    garbage = tmp_path / "bad.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    common = ["--task", "denoise", "--data", str(tiny["base"] / "clean"), "--methods", "ffdnet"]
+    with pytest.raises(CheckpointError, match="bad.pt"):
+        in_process(*common, "--ffdnet", str(garbage), "--out", str(tmp_path / "out"))
+    with pytest.raises(ValueError, match="no method can run: ffdnet: --ffdnet .*absent.pt: no such file"):
+        in_process(*common, "--ffdnet", str(tmp_path / "absent.pt"), "--out", str(tmp_path / "out"))
+    proc = subprocess.run([sys.executable, "-m", "experiments.compare", *common, "--ffdnet", str(garbage),
+                           "--out", str(tmp_path / "cli")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "bad.pt" in proc.stderr and not (tmp_path / "cli").exists()
+
+
+def test_the_embedded_default_is_darkened_synthetically_from_the_seed():
+    (first,) = load_samples(Args(task="lowlight", limit=1))
+    (again,) = load_samples(Args(task="lowlight", limit=1))
+    (other,) = load_samples(Args(task="lowlight", limit=1, seed=1))
+    assert first.name == "astronaut" and first.reference.shape == first.input.shape
+    assert first.input.mean() < 0.5 * first.reference.mean()
+    assert np.array_equal(first.input, again.input) and not np.array_equal(first.input, other.input)
+    assert "--split val is ignored" in ignored_flags(Args(task="lowlight", split="val"))[0]
+
+
+def test_no_reference_scores_of_a_tiny_output_leave_niqe_undefined():
+    image = np.full((40, 40, 3), 0.1, np.float32)
+    scores = score(np.clip(image * 3, 0, 1), Sample("x", image, None), no_reference=True)
+    assert set(scores) == set(NO_REFERENCE_FIELDS) and np.isnan(scores["niqe"])
+    assert scores["loe"] == loe(image, image * 3) and scores["brightness"] == pytest.approx(0.3)

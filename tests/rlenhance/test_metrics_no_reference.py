@@ -132,3 +132,59 @@ def test_loe_bad_input_raises_named_errors():
         loe(image, image, side=True)
     with pytest.raises(ImageError, match="loe: enhanced"):
         loe(image, np.full(image.shape, 2.0, np.float32))
+
+
+# --------------------------------------------------------------------------- clipped_fraction, dark_colour_noise
+
+
+def test_clipped_fraction_counts_pixels_with_a_saturated_channel():
+    from rlenhance.metrics import clipped_fraction
+
+    image = np.zeros((4, 5, 3), np.uint8)
+    image[0, 0, 1] = 255  # one channel at white is a clipped pixel
+    image[1, :, :] = 250
+    assert clipped_fraction(image) == pytest.approx(1 / 20)
+    assert clipped_fraction(image, level=250 / 255) == pytest.approx(6 / 20)
+    assert clipped_fraction(image.astype(np.float32) / 255) == clipped_fraction(image)  # floats as 8-bit samples
+    assert clipped_fraction(image[..., 1]) == pytest.approx(1 / 20)  # gray
+    for bad in (0, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="level"):
+            clipped_fraction(image, level=bad)
+
+
+def _dark_scene(seed: int = 0) -> np.ndarray:
+    """A 64 x 96 float RGB scene: a dark flat left half and a bright textured right half."""
+    rng = np.random.default_rng(seed)
+    image = np.full((64, 96, 3), 0.05)
+    image[:, 48:] = 0.6 + 0.3 * rng.random((64, 48, 1))
+    return image
+
+
+def test_dark_colour_noise_measures_chroma_noise_in_dark_flat_areas():
+    from rlenhance.metrics import dark_colour_noise
+
+    scene = _dark_scene()
+    rng = np.random.default_rng(1)
+    brightened = np.clip(scene * 4, 0, 1)
+    assert dark_colour_noise(scene, brightened) == 0.0  # a clean brightening adds no colour noise
+    chroma_speckle = rng.normal(0, 0.02, scene.shape)  # independent per channel: colour noise
+    noisy = np.clip(brightened + chroma_speckle * (scene < 0.1), 0, 1)
+    gray_speckle = np.clip(brightened + chroma_speckle[..., :1] * (scene < 0.1), 0, 1)  # luma noise only
+    score = dark_colour_noise(scene, noisy)
+    assert score > 1.0  # about 0.02 * 255 * (chroma gain) per channel
+    assert dark_colour_noise(scene, gray_speckle) < score / 10  # luma noise is not colour noise
+    louder = np.clip(brightened + 2 * chroma_speckle * (scene < 0.1), 0, 1)
+    assert dark_colour_noise(scene, louder) == pytest.approx(2 * score, rel=0.1)
+    # the noise only counts in the input's dark pixels: the same speckle on the bright half is ignored
+    bright_speckle = np.clip(brightened + chroma_speckle * (scene > 0.1), 0, 1)
+    assert dark_colour_noise(scene, bright_speckle) < score / 10
+
+
+def test_dark_colour_noise_rejects_gray_and_mismatched_images():
+    from rlenhance.metrics import dark_colour_noise
+
+    scene = _dark_scene()
+    with pytest.raises(ImageError, match="RGB"):
+        dark_colour_noise(scene[..., 0], scene[..., 0])
+    with pytest.raises(ImageError, match="same shape"):
+        dark_colour_noise(scene, scene[:32])

@@ -91,3 +91,41 @@ def test_scale_tiles_a_super_resolving_function():
     torch.testing.assert_close(out, upscale(x), atol=1e-6, rtol=1e-6)
     with pytest.raises(ValueError, match="scale=2 times"):
         tiled(blur, x, tile=4, overlap=1, scale=2)
+
+
+def _padded_then_tiled(fn, x, *aligned, tile, overlap, multiple):
+    """The windows of a tiling of the padded batch (pad_to_multiple of everything, then cut)."""
+    xp, others = pad_to_multiple(x, multiple), [pad_to_multiple(a, multiple) for a in aligned]
+    out = torch.zeros(x.shape[0], 1, *xp.shape[-2:])
+    for top in range(0, xp.shape[-2], tile):
+        for left in range(0, xp.shape[-1], tile):
+            bottom, right = min(xp.shape[-2], top + tile), min(xp.shape[-1], left + tile)
+            y0, x0 = max(0, top - overlap), max(0, left - overlap)
+            y1, x1 = min(xp.shape[-2], bottom + overlap), min(xp.shape[-1], right + overlap)
+            pred = fn(xp[..., y0:y1, x0:x1], *(a[..., y0:y1, x0:x1] for a in others))
+            out[..., top:bottom, left:right] = pred[..., top - y0:bottom - y0, left - x0:right - x0]
+    return out[..., :x.shape[-2], :x.shape[-1]]
+
+
+@pytest.mark.parametrize("size", [(13, 11), (3, 9), (2, 2), (31, 6), (1, 5)])
+@pytest.mark.parametrize("tile, overlap, multiple", [(4, 0, 4), (4, 2, 8), (5, 3, 4), (8, 8, 8), (3, 1, 2)])
+def test_windows_are_those_of_the_padded_batch_without_padding_it(size, tile, overlap, multiple):
+    """Each window (cut from the virtually padded batch, reflected or replicated) is exactly the one
+    cut from the padded batch: ``fn`` sees the whole window (its sum and its corner)."""
+    def fn(window, aligned):
+        return (window.sum(dim=(1, 2, 3), keepdim=True) + 10 * window[:, :1, -1:, -1:] + aligned[:, :1, :1, :1]) \
+            * torch.ones_like(window[:, :1])
+    g = torch.Generator().manual_seed(sum(size) + tile)
+    x, aligned = torch.rand(2, 3, *size, generator=g), torch.rand(2, 1, *size, generator=g)
+    expected = _padded_then_tiled(fn, x, aligned, tile=tile, overlap=overlap, multiple=multiple)
+    torch.testing.assert_close(tiled(fn, x, aligned, tile=tile, overlap=overlap, multiple=multiple), expected)
+
+
+def test_windows_inside_the_batch_are_views_and_the_output_is_channels_last():
+    x = torch.rand(1, 3, 40, 40)
+    seen = []
+    out = tiled(lambda w: seen.append(w) or w * 2, x, tile=16, overlap=4, multiple=8)
+    inside = [w for w in seen if w.shape[-2:] == (24, 24) or w.shape[-2:] == (20, 20)]
+    assert inside and all(w.untyped_storage().data_ptr() == x.untyped_storage().data_ptr() for w in inside)
+    assert out.is_contiguous(memory_format=torch.channels_last) and out[0].permute(1, 2, 0).is_contiguous()
+    torch.testing.assert_close(out, x * 2)

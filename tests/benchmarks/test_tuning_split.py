@@ -1,0 +1,40 @@
+"""benchmarks.tuning_split on a tiny paired folder: every value is measured on both splits, the pick is the
+rule's best on the training split, and the validation figures are of the held-out images."""
+
+import numpy as np
+import pytest
+
+from benchmarks import tuning_split
+from rlenhance.data import open_dataset
+from rlenhance.io import save_image
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory):
+    """Twelve 32 x 32 scenes: lol_train's split holds one or two out."""
+    folder = tmp_path_factory.mktemp("pairs")
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        high = rng.uniform(0.2, 0.8, (32, 32, 3)).astype(np.float32)
+        save_image(folder / "high" / f"{i:03d}_1.png", high)
+        save_image(folder / "low" / f"{i:03d}_1.png", high * 0.15)
+    return folder
+
+
+def test_the_pick_is_the_best_on_the_training_split_and_reported_on_validation(pairs, capsys):
+    result = tuning_split.main(["--constant", "noise-sigma", "--values", "0", "8", "--data", str(pairs),
+                                "--train-limit", "2"])
+    assert set(result["train"]) == set(result["val"]) == {0.0, 8.0}
+    assert result["pick"] == max((0.0, 8.0), key=lambda v: result["train"][v]["psnr"])
+    assert result["val_pick"] == max((0.0, 8.0), key=lambda v: result["val"][v]["psnr"])
+    assert result["train"][0.0]["psnr"] != result["train"][8.0]["psnr"]  # the level changes the output
+    val = open_dataset(str(pairs), kind="paired", split="val", gray=False, seed=0)
+    out = capsys.readouterr().out
+    assert "train split" in out and f"val split of {pairs} (split seed 0): {len(val)} image(s)" in out
+    assert f"chosen on the training split: noise-sigma {result['pick']:g}" in out
+
+
+def test_the_cap_rule_takes_the_most_checks_then_the_smallest_cap():
+    key = tuning_split.CONSTANTS["max-overshoot"].key
+    measured = {0.03: {"passed": 5}, 0.04: {"passed": 6}, 0.06: {"passed": 6}, float("inf"): {"passed": 6}}
+    assert max(measured, key=lambda v: key(v, measured[v])) == 0.04

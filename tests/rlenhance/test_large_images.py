@@ -1,0 +1,103 @@
+"""Large photos: the memory of a restore is the image, its result and one tile's work, not copies of
+the photo's size; the noise estimate of a large plane reads a bounded sample of it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rlenhance import baselines
+from rlenhance.io import load_image, save_image
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _noisy_ramp(height: int, width: int, sigma: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(0.2, 0.8, width, dtype=np.float32)[None, :].repeat(height, axis=0)
+    return ramp + rng.normal(0, sigma / 255, (height, width)).astype(np.float32)
+
+
+def test_a_large_plane_is_measured_on_a_sample_that_agrees_with_the_whole(monkeypatch):
+    image = _noisy_ramp(1024, 1536, 20.0)
+    whole = baselines.estimate_noise_sigma(image)
+    monkeypatch.setattr(baselines, "_NOISE_SAMPLE_PIXELS", 2**15)
+    monkeypatch.setattr(baselines, "_NOISE_BLOCK", 64)
+    blocks = baselines._noise_blocks(*image.shape)
+    assert len(blocks) >= 6 and sum((r.stop - r.start) * (c.stop - c.start) for r, c in blocks) <= 2**15
+    assert {(r.start, c.start) for r, c in blocks} >= {(0, 0), (1024 - 64, 1536 - 64)}  # corners included
+    tracemalloc.start()
+    try:
+        sampled = baselines.estimate_noise_sigma(image)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert abs(sampled - whole) < 0.03 * whole and abs(sampled - 20.0) < 1.0
+    # the sample's work only: no float64 (or float32) copy of the image
+    assert peak < image.nbytes / 2, f"{peak / 1e6:.1f} MB traced for a {image.nbytes / 1e6:.1f} MB image"
+
+
+def test_a_plane_below_the_sample_size_is_measured_whole():
+    assert baselines._noise_blocks(300, 400) == [(slice(0, 300), slice(0, 400))]
+    image = _noisy_ramp(300, 400, 10.0)
+    strided = np.asfortranarray(np.repeat(image[..., None], 3, axis=2))  # any strides, read in place
+    assert baselines.estimate_noise_sigma(strided) == pytest.approx(baselines.estimate_noise_sigma(image), rel=1e-12)
+
+
+_CHILD = textwrap.dedent("""
+    import json, re, sys
+    from pathlib import Path
+    import numpy as np
+    from rlenhance.denoisers import load_denoiser
+
+    def status(key):
+        return int(re.search(key + r":\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1)) * 1024
+
+    denoiser = load_denoiser("ffdnet", channels=1, device="cpu", sigma=25.0)
+    denoiser.restorer.model = lambda planes, levels: planes  # the tiling, not the network, is measured
+    denoiser.restore(np.full((64, 64, 3), 0.5, np.float32))  # warm up
+    image = np.random.default_rng(0).random((int(sys.argv[1]), int(sys.argv[2]), 3), dtype=np.float32)
+    Path("/proc/self/clear_refs").write_text("5")  # the peak from here on
+    before = status("VmRSS")
+    out = denoiser.restore(image)
+    print(json.dumps({"growth": status("VmHWM") - before, "image": image.nbytes,
+                      "max_error": float(np.abs(out - np.clip(image, 0, 1)).max())}))
+""")
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="reads the peak memory from /proc (Linux)")
+def test_restoring_a_large_photo_adds_its_result_and_one_tile_not_copies_of_it():
+    """A 6-megapixel colour photo through the blind FFDNet's opponent-colour path (the network
+    replaced by the identity, so the result is the input): the peak adds the float32 result and
+    one tile's work (and what the allocator keeps of the freed windows), under 2.5 times the
+    image's size; photo-size copies of the input, the opponent planes, their noise levels and the
+    output made it more than five times."""
+    result = subprocess.run([sys.executable, "-c", _CHILD, "2000", "3000"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found["max_error"] < 1e-5
+    growth, size = found["growth"] / 1e6, found["image"] / 1e6
+    assert growth < 2.5 * size, f"{growth:.0f} MB over a {size:.0f} MB photo"
+
+
+def test_saving_a_large_float_image_converts_it_a_band_at_a_time(tmp_path):
+    ramp = np.linspace(-0.1, 1.1, 1000, dtype=np.float32)  # clipped at both ends; a small PNG file
+    image = np.repeat(np.repeat(ramp[None, :, None], 1500, axis=0), 3, axis=2)
+    tracemalloc.start()
+    try:
+        save_image(tmp_path / "big.png", image)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    expected = np.rint(np.clip(image, 0, 1) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(load_image(tmp_path / "big.png", samples=True), expected)
+    # the uint8 samples (4.5 MB) and the PNG encoder's bands, less than one float copy of the image (18 MB)
+    assert peak < image.nbytes, f"{peak / 1e6:.1f} MB traced for a {image.nbytes / 1e6:.1f} MB image"
