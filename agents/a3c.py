@@ -64,27 +64,21 @@ from agents.common import (
     reward_map,
 )
 from agents.distributed import Ranks, sync_batch_norm
+from envs.base import ACTION_PENALTY_WEIGHT
 from rlenhance.errors import CheckpointError
-from rlenhance.losses import illumination_smoothness_loss
 from rlenhance.models.policy import POLICY_INPUT_KEYS, PixelActorCritic, PolicyOutput, build_policy_input
 
 __all__ = [
-    "ACTION_TV_WEIGHT",
     "A3C",
     "A3CConfig",
     "RewardMapConv",
     "SharedAdam",
     "a3c_loss",
-    "action_tv_penalty",
-    "action_tv_weights",
+    "action_penalty_loss",
+    "action_penalty_weights",
     "nstep_returns",
     "policy_kwargs_from_env",
 ]
-
-#: The key of a reset's info under which an env hands the agent one smoothness weight per row, float
-#: (B,) >= 0, for ``A3CConfig.mean_action_tv`` (an env that leaves the smoothness out of its reward).
-ACTION_TV_WEIGHT = "action_tv_weight"
-
 
 # --------------------------------------------------------------------------------------------
 # Configuration
@@ -130,19 +124,14 @@ class A3CConfig:
     values and reward maps averaged per block. Far fewer independent samples, so less action
     noise and lower-variance credit assignment than sampling every pixel from upsampled logits."""
 
-    action_values: tuple[float, ...] | None = None
-    """Value of each discrete action (e.g. LowLight's alpha table), for ``mean_action_tv``."""
-    mean_action_tv: float = 0.0
-    """Weight of a differentiable smoothness penalty on the policy's *expected* action map
-    ``sum_a p(a) value_a`` (Zero-DCE's illumination smoothness loss, per step, at the policy's
-    working resolution). Unlike a smoothness reward on sampled actions, which penalises exploration
-    noise and pushes every pixel to one shared action, it smooths what the policy means to do.
-    When the env's reset info holds per-row weights (:data:`ACTION_TV_WEIGHT`, e.g. a setting the
-    policy is conditioned on), row ``b`` is charged ``mean_action_tv * weight_b * TV_b`` and this is
-    a multiplier of the env's weights (1: as they are); see :func:`action_tv_penalty`."""
-    mean_action_tv_power: int = 2
-    """The penalty's differences squared (2, Zero-DCE) or absolute (1: its pull towards a flat map
-    does not fade as the map flattens, so a large weight flattens it; ``illumination_smoothness_loss``)."""
+    action_penalty: float = 0.0
+    """Multiplier of the task's differentiable penalty on the policy's *expected* action map
+    ``sum_a p(a) value_a`` (the task's ``action_values`` and ``action_penalty``, per step, at the
+    policy's working resolution; LowLight: the smoothness its reward leaves out). Unlike a penalty in
+    the reward on sampled actions, which charges exploration noise and pushes every pixel to one
+    shared action, it shapes what the policy means to do. Row ``b`` is charged the task's penalty
+    times its weight in the reset's info (:data:`envs.base.ACTION_PENALTY_WEIGHT`, 1 without one);
+    see :func:`action_penalty_loss`. 0: none."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -157,10 +146,7 @@ class A3CConfig:
             (self.lr_decay == "none" or (self.total_episodes or 0) >= 1, "total_episodes",
              "an integer >= 1 when lr_decay='poly'"),
             (self.action_clip is None or self.action_clip > 0, "action_clip", "None or > 0"),
-            (self.mean_action_tv >= 0, "mean_action_tv", "a number >= 0"),
-            (self.mean_action_tv_power in (1, 2), "mean_action_tv_power", "1 or 2"),
-            (self.mean_action_tv == 0 or self.action_values is not None, "action_values",
-             "the value of each discrete action when mean_action_tv > 0"),
+            (self.action_penalty >= 0, "action_penalty", "a number >= 0"),
         ]
         for ok, name, accepted in checks:
             if not ok:
@@ -281,28 +267,23 @@ def a3c_loss(
     return loss, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy}
 
 
-def action_tv_penalty(tv: Tensor, alive: Tensor, coef: float, weights: Tensor | None = None) -> Tensor:
-    """The smoothness penalty of :attr:`A3CConfig.mean_action_tv`, a scalar.
-
-    ``coef * mean(TV)`` over the live steps and rows; with per-row ``weights``,
-    ``coef * mean(weights_b * TV_b)`` over the same entries, so a row of weight 0 adds nothing
-    (nor any gradient) and equal weights ``w`` give ``coef * w * mean(TV)``.
+def action_penalty_loss(penalty: Tensor, alive: Tensor, coef: float) -> Tensor:
+    """The loss of :attr:`A3CConfig.action_penalty`: ``coef`` times the mean of the task's penalty
+    (:meth:`envs.base.PixelTask.action_penalty`, each row's weighted) over the live steps and rows, a scalar.
 
     Args:
-        tv: float (T, B), the smoothness of each step's expected action map (with graph).
+        penalty: float (T, B), the penalty of each step's expected action map (with graph).
         alive: float/bool (T, B), 1 where the step belongs to a running episode.
-        coef: ``mean_action_tv``.
-        weights: float (B,) >= 0, each row's weight (an env's :data:`ACTION_TV_WEIGHT`); None: 1.
+        coef: ``action_penalty``.
     """
-    if weights is None:
-        return coef * _masked_mean(tv, alive)
-    return coef * _masked_mean(tv * weights.view(1, -1).to(tv.dtype), alive)
+    return coef * _masked_mean(penalty, alive)
 
 
-def action_tv_weights(info: Mapping[str, Any] | None, batch: int, device: torch.device,
-                      refusal: str | None = None) -> Tensor | None:
-    """The per-row smoothness weights an env hands in its reset ``info`` (:data:`ACTION_TV_WEIGHT`),
-    float32 (B,) on ``device``, or None when it gives none (it keeps the smoothness in its reward).
+def action_penalty_weights(info: Mapping[str, Any] | None, batch: int, device: torch.device,
+                           refusal: str | None = None) -> Tensor | None:
+    """The per-row weights of the task's action penalty an env hands in its reset ``info``
+    (:data:`envs.base.ACTION_PENALTY_WEIGHT`), float32 (B,) on ``device``, or None when it gives none
+    (it keeps the term in its reward).
 
     Args:
         info: the reset's info.
@@ -314,14 +295,14 @@ def action_tv_weights(info: Mapping[str, Any] | None, batch: int, device: torch.
     Raises:
         ValueError: weights the agent cannot charge (``refusal``), or not B finite values >= 0.
     """
-    if not info or ACTION_TV_WEIGHT not in info:
+    if not info or ACTION_PENALTY_WEIGHT not in info:
         return None
     if refusal:
-        raise ValueError(f"the env's reset info holds {ACTION_TV_WEIGHT!r} (it leaves the smoothness of the actions "
-                         f"out of its reward, for the agent to penalise), but {refusal}")
-    weights = torch.as_tensor(info[ACTION_TV_WEIGHT]).to(device, torch.float32).reshape(-1)
+        raise ValueError(f"the env's reset info holds {ACTION_PENALTY_WEIGHT!r} (it leaves a penalty on the actions "
+                         f"out of its reward, for the agent to charge), but {refusal}")
+    weights = torch.as_tensor(info[ACTION_PENALTY_WEIGHT]).to(device, torch.float32).reshape(-1)
     if weights.shape != (batch,) or not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()):
-        raise ValueError(f"info[{ACTION_TV_WEIGHT!r}] of the env's reset: expected {batch} finite weights >= 0 "
+        raise ValueError(f"info[{ACTION_PENALTY_WEIGHT!r}] of the env's reset: expected {batch} finite weights >= 0 "
                          f"(one per env), got {weights.tolist() if weights.numel() <= 16 else weights.shape}")
     return weights
 
@@ -428,7 +409,7 @@ class _Rollout:
     dones: list[Tensor] = field(default_factory=list)       # (B,) bool
     alive: list[Tensor] = field(default_factory=list)       # (B,) float, before the step
     scalar_rewards: list[Tensor] = field(default_factory=list)  # (B,)
-    action_tv: list[Tensor] = field(default_factory=list)   # (B,), with graph (mean_action_tv > 0)
+    action_penalty: list[Tensor] = field(default_factory=list)   # (B,), with graph (action_penalty > 0)
 
 
 class _EpisodeRunner:
@@ -446,14 +427,15 @@ class _EpisodeRunner:
     def run(self, venv: Any, seed: int | None,
             update: Callable[[Tensor], dict[str, float]]) -> dict[str, float]:
         """Reset ``venv``, then collect rollouts and call ``update(loss)`` until the episode ends.
-        The reset's info may hold per-row smoothness weights (:data:`ACTION_TV_WEIGHT`): those of
+        The reset's info may hold per-row weights of the task's action penalty (:data:`ACTION_PENALTY_WEIGHT`): those of
         the rows this env steps (a rank's shard, a worker's own env)."""
         obs, info = venv.reset(seed=seed)
         env_device = device_of(obs)
         obs = obs_to(obs, self.device)
         episode_len = episode_length(venv)
         batch = next(iter(obs.values())).shape[0]
-        tv_weights = self._action_tv_weights(info, batch)
+        self.task = getattr(venv, "task", None)  # its action values and penalty (A3CConfig.action_penalty)
+        self.penalty_weights = self._action_penalty_weights(info, batch)
         alive = torch.ones(batch, device=self.device)
         hidden: Tensor | None = None
         steps, updates = 0, 0
@@ -463,7 +445,7 @@ class _EpisodeRunner:
             roll, obs, hidden, alive = self._collect(venv, obs, hidden, alive, steps, episode_len,
                                                      env_device)
             steps += len(roll.rewards)
-            for k, v in self._learn(roll, obs, hidden, alive, update, tv_weights).items():
+            for k, v in self._learn(roll, obs, hidden, alive, update).items():
                 totals[k] = totals.get(k, 0.0) + v
             updates += 1
             returns_sum += (torch.stack(roll.scalar_rewards) * torch.stack(roll.alive)).sum(dim=0)
@@ -487,8 +469,8 @@ class _EpisodeRunner:
             roll.log_probs.append(dist.log_prob(actions))
             roll.entropies.append(dist.entropy())
             roll.values.append(out.value)
-            if cfg.mean_action_tv:
-                roll.action_tv.append(self._mean_action_tv(out))
+            if cfg.action_penalty:
+                roll.action_penalty.append(self._expected_action_penalty(out, self.penalty_weights))
             env_actions = self._to_pixels(actions, x.shape[-2:])
             obs, reward, terminated, truncated, info = venv.step(
                 self.policy.clip_actions(env_actions, cfg.action_clip).to(env_device))
@@ -506,22 +488,23 @@ class _EpisodeRunner:
                     or (episode_len is not None and steps + n >= episode_len)):
                 return roll, obs, hidden, alive
 
-    def _action_tv_weights(self, info: Mapping[str, Any] | None, batch: int) -> Tensor | None:
-        """The per-row smoothness weights of a reset's ``info`` (:func:`action_tv_weights`)."""
-        refusal = None if self.config.mean_action_tv else (
-            "A3CConfig.mean_action_tv is 0; set it (1: the env's weights as they are) and action_values")
-        return action_tv_weights(info, batch, self.device, refusal)
+    def _action_penalty_weights(self, info: Mapping[str, Any] | None, batch: int) -> Tensor | None:
+        """The per-row weights of the task's action penalty in a reset's ``info`` (:func:`action_penalty_weights`)."""
+        refusal = None if self.config.action_penalty else (
+            "A3CConfig.action_penalty is 0; set it (1: the env's weights as they are)")
+        return action_penalty_weights(info, batch, self.device, refusal)
 
-    def _mean_action_tv(self, out: PolicyOutput) -> Tensor:
-        """Smoothness (B,) of the expected action map of a discrete policy output."""
-        if out.logits is None:
-            raise ValueError("A3CConfig.mean_action_tv needs a discrete (categorical) policy")
-        table = torch.as_tensor(self.config.action_values, dtype=out.logits.dtype, device=out.logits.device)
+    def _expected_action_penalty(self, out: PolicyOutput, weights: Tensor | None) -> Tensor:
+        """The task's penalty (B,) of the expected action map of a discrete policy output."""
+        values = getattr(self.task, "action_values", None)
+        if out.logits is None or values is None:
+            raise ValueError("A3CConfig.action_penalty needs a discrete (categorical) policy and a task whose actions "
+                             f"are values (task.action_values); got {type(self.task).__name__}")
+        table = torch.as_tensor(values, dtype=out.logits.dtype, device=out.logits.device)
         if table.numel() != out.logits.shape[2]:
-            raise ValueError(f"A3CConfig.action_values has {table.numel()} values; the policy has "
+            raise ValueError(f"the task's action_values has {table.numel()} values; the policy has "
                              f"{out.logits.shape[2]} actions")
-        alpha = self.policy.action_values(out, table)
-        return illumination_smoothness_loss(alpha, power=self.config.mean_action_tv_power)
+        return self.task.action_penalty(self.policy.action_values(out, table), weights)
 
     @property
     def _blocks(self) -> bool:
@@ -538,9 +521,8 @@ class _EpisodeRunner:
         return F.avg_pool2d(reward_map, self.policy.downscale, ceil_mode=True)
 
     def _learn(self, roll: _Rollout, obs: dict[str, Tensor], hidden: Tensor | None, alive: Tensor,
-               update: Callable[[Tensor], dict[str, float]], tv_weights: Tensor | None = None) -> dict[str, float]:
-        """Returns, loss and one ``update``; the value of the last state bootstraps running envs;
-        ``tv_weights``: per-row weights of the smoothness penalty (:func:`action_tv_penalty`)."""
+               update: Callable[[Tensor], dict[str, float]]) -> dict[str, float]:
+        """Returns, loss and one ``update``; the value of the last state bootstraps running envs."""
         cfg = self.config
         with torch.no_grad():
             x, cond = build_policy_input(obs)
@@ -552,10 +534,10 @@ class _EpisodeRunner:
         values = torch.stack(roll.values)
         loss, parts = a3c_loss(torch.stack(roll.log_probs), torch.stack(roll.entropies), values,
                                returns, cfg.value_coef, cfg.entropy_coef, alive_t)
-        if roll.action_tv:
-            tv = torch.stack(roll.action_tv)
-            loss = loss + action_tv_penalty(tv, alive_t, cfg.mean_action_tv, tv_weights)
-            parts["action_tv"] = _masked_mean(tv, alive_t)
+        if roll.action_penalty:
+            penalty = torch.stack(roll.action_penalty)
+            loss = loss + action_penalty_loss(penalty, alive_t, cfg.action_penalty)
+            parts["action_penalty"] = _masked_mean(penalty, alive_t)
         stats = update(loss)
         rewards = torch.stack(roll.scalar_rewards)
         stats.update({k: float(v.detach()) for k, v in parts.items()})

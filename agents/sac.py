@@ -20,13 +20,13 @@ A downscaled continuous actor (``downscale`` s > 1, ``SACConfig.block_actions``)
 s x s block at its working resolution and upsamples it bilinearly (as ``greedy_rollout`` applies
 alphas): log pi, the entropy and its target are then per block.
 
-An env that leaves the smoothness of the actions out of its reward hands each row's weight in
-its reset info (``ACTION_TV_WEIGHT``, LowLight's ``smooth_in_reward=False``): a continuous actor
-then adds A3C's smooth-on-mean penalty (:func:`agents.a3c.action_tv_penalty`) to its loss,
-``mean_action_tv`` times the mean over rows b of ``w_b * TV(tanh(mu_b))``, with ``mu_b`` row b's
-pre-tanh mean and TV Zero-DCE's illumination smoothness of that greedy action map at the working
-resolution (``SACConfig.mean_action_tv``). The weights travel
-with the transitions in the buffer (an observation entry of their own).
+An env that leaves a penalty on the actions out of its reward hands each row's weight in its
+reset info (``envs.base.ACTION_PENALTY_WEIGHT``; LowLight's ``smooth_in_reward=False``: the
+smoothness of the alpha maps): a continuous actor then adds the task's penalty
+(``task.action_penalty``, :func:`agents.a3c.action_penalty_loss`) to its loss, ``action_penalty``
+times the mean over rows b of the penalty of its greedy action map ``tanh(mu_b)`` at the working
+resolution, weighted by ``w_b`` (``SACConfig.action_penalty``). The weights travel with the
+transitions in the buffer (an observation entry of their own).
 
 Discrete actions (Denoise, Completion, LowLight's alpha table; discrete SAC, Christodoulou 2019):
 each action map c of each pixel is an agent with ``Q_c(s, .)`` over its K actions (critic output
@@ -80,13 +80,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from agents.a3c import ACTION_TV_WEIGHT, action_tv_penalty, action_tv_weights
+from agents.a3c import action_penalty_loss, action_penalty_weights
 from agents.buffers import STORAGES, PixelReplayBuffer, ReplaySample
 from agents.common import as_bool, device_of, episode_length, evaluate_policy, obs_to, resolve_device, reward_map
 from agents.distributed import Ranks, sync_batch_norm
 from agents.distributions import PixelGaussian
+from envs.base import ACTION_PENALTY_WEIGHT
 from rlenhance.errors import CheckpointError
-from rlenhance.losses import illumination_smoothness_loss
 from rlenhance.models.critic import PixelQNetwork
 from rlenhance.models.policy import PixelActorCritic, PolicyOutput, build_policy_input
 
@@ -153,14 +153,15 @@ class SACConfig:
     ``rlenhance.enhance.greedy_rollout`` applies a policy's alphas); log pi and the entropy target
     are per block. False draws every pixel from the upsampled Gaussian: pixel-scale noise that the
     block-pooled critic cannot see and a smoothness reward punishes (docs/training.md)."""
-    mean_action_tv: float = 1.0
-    """Continuous actor, with an env that leaves the smoothness out of its reward and hands its
-    per-row weights ``w_b`` in the reset info (``ACTION_TV_WEIGHT``): multiplier of the actor's
-    penalty ``w_b * TV`` on its greedy action map ``tanh(mean)`` at the working resolution
-    (:func:`agents.a3c.action_tv_penalty`, A3C's ``mean_action_tv``; 1: the env's weights as they
-    are). The smoothness reward of the sampled actions upsampled bilinearly to the pixels, where a
-    step d between blocks becomes a ramp of slope about d / s, is 1/s^2 of the same TV at block
-    resolution or less: too weak to stop the actor from flattening the brightness block by block
+    action_penalty: float = 1.0
+    """Continuous actor, with an env that leaves a penalty on the actions out of its reward and hands
+    its per-row weights ``w_b`` in the reset info (``envs.base.ACTION_PENALTY_WEIGHT``): multiplier of
+    the task's penalty (``task.action_penalty``, weighted by ``w_b``) on the actor's greedy action
+    map ``tanh(mean)`` at the working resolution (:func:`agents.a3c.action_penalty_loss`, A3C's
+    ``action_penalty``; 1: the env's weights as they are). LowLight's smoothness reward of the sampled
+    actions upsampled bilinearly to the pixels, where a step d between blocks becomes a ramp of slope
+    about d / s, is 1/s^2 of the same TV at block resolution or less: too weak to stop the actor from
+    flattening the brightness block by block
     (docs/training.md)."""
     critic_warmup: int = 0
     """Updates, counted from the agent's first, in which only the critics (and their targets) learn;
@@ -213,7 +214,7 @@ class SACConfig:
             (int(self.trust_region_steps) == self.trust_region_steps and self.trust_region_steps >= 1,
              "trust_region_steps", "an integer >= 1"),
             (self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm", "None or > 0"),
-            (self.mean_action_tv >= 0, "mean_action_tv", "a number >= 0"),
+            (self.action_penalty >= 0, "action_penalty", "a number >= 0"),
         ]
         for ok, name, accepted in checks:
             if not ok:
@@ -355,6 +356,8 @@ class SAC:
                  critic_kwargs: Mapping[str, Any] | None = None, ranks: Ranks | None = None):
         self.config = config if config is not None else SACConfig()
         self.ranks = ranks if ranks is not None else Ranks()
+        #: The task of the env last trained on (its ``action_penalty``; set by :meth:`train_episode`).
+        self.task: Any = None
         #: transitions of each update's minibatch on this rank (``batch_size`` for one process)
         self.local_batch = self.ranks.split(self.config.batch_size, "SAC batch_size (--sac-batch)")
         if getattr(policy, "gru", None) is not None:
@@ -454,14 +457,15 @@ class SAC:
         actions, else every pixel (the value head, unused by SAC, is skipped)."""
         return self.policy(x, cond, full_resolution=not self.blocks, with_value=False)
 
-    def _action_tv_weights(self, info: Mapping[str, Any] | None, batch: int) -> Tensor | None:
-        """The per-row smoothness weights of a reset's ``info`` (:func:`agents.a3c.action_tv_weights`)."""
+    def _action_penalty_weights(self, info: Mapping[str, Any] | None, batch: int) -> Tensor | None:
+        """The per-row weights of the task's action penalty in a reset's ``info``
+        (:func:`agents.a3c.action_penalty_weights`)."""
         refusal = None
-        if self.discrete or not self.config.mean_action_tv:
-            refusal = ("SAC charges it only on a continuous actor with SACConfig.mean_action_tv > 0; got "
-                       f"{'a discrete actor' if self.discrete else 'mean_action_tv=0'} (LowLight: "
+        if self.discrete or not self.config.action_penalty:
+            refusal = ("SAC charges it only on a continuous actor with SACConfig.action_penalty > 0; got "
+                       f"{'a discrete actor' if self.discrete else 'action_penalty=0'} (LowLight: "
                        "smooth_in_reward=True keeps the term in the reward)")
-        return action_tv_weights(info, batch, self.device, refusal)
+        return action_penalty_weights(info, batch, self.device, refusal)
 
     def _to_pixels(self, t: Tensor, size: torch.Size | tuple[int, int]) -> Tensor:
         """Block actions (or per-block maps) upsampled bilinearly to the pixels ``size`` = (H, W),
@@ -529,9 +533,9 @@ class SAC:
             entropy = -logp
         tv = None
         if tv_weights is not None:
-            tv = illumination_smoothness_loss(self.policy.action_values(out, mode="argmax"))  # tanh(mean), per block
-            loss = loss + action_tv_penalty(tv.view(1, -1), torch.ones_like(tv).view(1, -1),
-                                            self.config.mean_action_tv, tv_weights)
+            tv = self.task.action_penalty(self.policy.action_values(out, mode="argmax"), tv_weights)  # tanh(mean)
+            loss = loss + action_penalty_loss(tv.view(1, -1), torch.ones_like(tv).view(1, -1),
+                                              self.config.action_penalty)
         return loss, entropy.detach(), out, tv
 
     @torch.no_grad()
@@ -565,7 +569,7 @@ class SAC:
         x, cond = build_policy_input(batch.obs)
         self.critics.requires_grad_(False)
         try:
-            tv_weights = batch.obs.get(ACTION_TV_WEIGHT)
+            tv_weights = batch.obs.get(ACTION_PENALTY_WEIGHT)
             tv_weights = tv_weights.reshape(-1) if tv_weights is not None else None
             actor_loss, entropy, out, tv = self._actor_loss(x, cond, alpha, tv_weights)
             actor_params = list(self.policy.parameters())
@@ -575,7 +579,7 @@ class SAC:
             self.critics.requires_grad_(True)
         stats = {"policy_loss": actor_loss.detach(), "entropy": entropy.mean(), "actor_grad_norm": actor_norm}
         if tv is not None:
-            stats["action_tv"] = tv.detach().mean()
+            stats["action_penalty"] = tv.detach().mean()
         if before is not None:
             old = PolicyOutput(*(t.detach() if torch.is_tensor(t) else t for t in out))
             stats["kl"] = self._trust_region(x, cond, old, before)
@@ -611,7 +615,7 @@ class SAC:
             ``-log pi(a~|s)``), ``alpha`` (used in this update), ``alpha_loss``, ``q_mean``,
             ``critic_grad_norm``, ``actor_grad_norm``, with a trust region ``kl`` (the mean
             per-pixel KL of the accepted actor step) and, with smoothness weights from the env,
-            ``action_tv`` (the mean TV of the greedy action maps, before the step). In the critics'
+            ``action_penalty`` (the mean weighted penalty of the greedy action maps, before the step). In the critics'
             warm-up (:attr:`SACConfig.critic_warmup`) only ``value_loss``, ``q_mean``,
             ``critic_grad_norm`` and ``alpha``.
         """
@@ -649,7 +653,7 @@ class SAC:
             dict of floats: ``episode_return`` (sum of the mean rewards, mean over envs),
             ``reward_mean``, the means over this episode's updates of the :meth:`update` stats
             (NaN before ``learning_starts`` transitions were collected, the actor's in the critics'
-            warm-up; each stat averaged over the updates that gave it; ``action_tv`` only when the
+            warm-up; each stat averaged over the updates that gave it; ``action_penalty`` only when the
             env hands smoothness weights), ``alpha`` (after the updates), ``buffer_mb`` (MB held),
             ``buffer_size``, ``steps``, ``updates``, ``actor_updates`` (the actor-only steps after them:
             ``SACConfig.actor_updates``, 0 before the first update), ``episode``.
@@ -660,9 +664,10 @@ class SAC:
         obs = obs_to(obs, self.device)
         max_steps = episode_length(venv)
         batch = next(iter(obs.values())).shape[0]
-        tv_weights = self._action_tv_weights(info, batch)
+        self.task = getattr(venv, "task", None)  # its action penalty (SACConfig.action_penalty)
+        tv_weights = self._action_penalty_weights(info, batch)
         # the weights ride with the transitions, an observation entry (D = 1) the policy input ignores
-        with_weights = (lambda o: {**o, ACTION_TV_WEIGHT: tv_weights.view(-1, 1)}) if tv_weights is not None \
+        with_weights = (lambda o: {**o, ACTION_PENALTY_WEIGHT: tv_weights.view(-1, 1)}) if tv_weights is not None \
             else (lambda o: o)
         alive = torch.ones(batch, dtype=torch.bool, device=self.device)
         returns = torch.zeros(batch, device=self.device)
@@ -705,7 +710,7 @@ class SAC:
         nan = float("nan")
         keys = ("loss", "policy_loss", "value_loss", "entropy", "alpha_loss", "q_mean",
                 "critic_grad_norm", "actor_grad_norm") + (("kl",) if cfg.trust_region_kl else ()) \
-            + (("action_tv",) if tv_weights is not None else ())
+            + (("action_penalty",) if tv_weights is not None else ())
         stats = {k: float(totals[k]) / counts[k] if k in totals else nan for k in keys}
         stats.update(
             episode_return=float(returns.mean()),

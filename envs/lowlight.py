@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from envs.base import EpisodeRow, PixelEnv, PixelTask, PixelVectorEnv
+from envs.base import ACTION_PENALTY_WEIGHT, EpisodeRow, PixelEnv, PixelTask, PixelVectorEnv
 from rlenhance import losses, metrics
 from rlenhance.data import synthetic_low_light
 from rlenhance.ops import check_max_overshoot
@@ -64,6 +64,7 @@ class LowLightTask(PixelTask):
         reward_scale: float = 255.0,
         observe_exposure_gap: bool = True,
         smooth_in_reward: bool = False,
+        smooth_power: int = 1,
         cond_encoding: str = "log",
         weight_draw: str = "one",
         max_overshoot: float | None = 0.04,
@@ -148,6 +149,11 @@ class LowLightTask(PixelTask):
         self.reward_scale = float(reward_scale)
         self.observe_exposure_gap = bool(observe_exposure_gap)
         self.smooth_in_reward = bool(smooth_in_reward)
+        if smooth_power not in (1, 2):
+            raise ValueError(f"smooth_power: expected 1 (absolute alpha differences) or 2 (squared, Zero-DCE's), "
+                             f"got {smooth_power!r}")
+        #: The power of the alpha differences in :meth:`action_penalty`.
+        self.smooth_power = int(smooth_power)
         self.max_overshoot = check_max_overshoot(max_overshoot)
         lowest_w = ranges["w_exposure"][0] if conditioned else w_exposure  # the lowest exposure weight of an episode
         if overshoot_weighted and (self.max_overshoot is None or not lowest_w > 0):
@@ -205,11 +211,22 @@ class LowLightTask(PixelTask):
         return batch
 
     def reset_info(self) -> dict[str, torch.Tensor]:
-        """With ``smooth_in_reward=False``,
-        ``{"action_tv_weight": w_smooth}``, float32 (B,) on the device, each row's smoothness
-        weight (its sampled setting, or the one given as cond), which the reward leaves to the
-        agent; ``{}`` otherwise."""
-        return {} if self.smooth_in_reward else {"action_tv_weight": self.w[3].reshape(-1).clone()}
+        """With ``smooth_in_reward=False``, ``{ACTION_PENALTY_WEIGHT: w_smooth}``, float32 (B,) on the
+        device, each row's smoothness weight (its sampled setting, or the one given as cond), which
+        the reward leaves to the agent (:meth:`action_penalty`); ``{}`` otherwise."""
+        return {} if self.smooth_in_reward else {ACTION_PENALTY_WEIGHT: self.w[3].reshape(-1).clone()}
+
+    @property
+    def action_values(self) -> tuple[float, ...] | None:
+        """The alpha of each discrete action (the transition's table); None for continuous actions."""
+        return self.transition.alpha_table if self.transition.action_type == "discrete" else None
+
+    def action_penalty(self, actions: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """The smoothness the reward leaves out (``smooth_in_reward=False``), (B,): each row's weight
+        times Zero-DCE's illumination smoothness of its alpha maps ``actions`` (B, C, h, w), with
+        differences to the power ``smooth_power`` (:func:`rlenhance.losses.illumination_smoothness_loss`)."""
+        tv = losses.illumination_smoothness_loss(actions, power=self.smooth_power)
+        return tv if weights is None else tv * weights.view(-1).to(tv.dtype)
 
     def setting_cond(self, n: int, exposure_target: float | None = None) -> torch.Tensor:
         """The encoded conditioning vector of the env's fixed setting (``exposure_target``, or the
@@ -401,9 +418,10 @@ class LowLightEnv(PixelEnv):
     alpha map). With ``smooth_in_reward=False`` the
     smoothness term is left out of ``r_t``: ``w_smooth`` stays a setting (sampled and encoded in
     ``"cond"`` like the other weights) and the reset's info hands it to the agent as
-    ``info["action_tv_weight"]`` (a float; float32 (B,) from the vector env), for a penalty of its
-    own on the smoothness of the alpha map it means to take (A3C's ``mean_action_tv``, on the
-    expected alpha of its policy, which does not charge exploration noise). With references (paired data):
+    ``info["action_penalty_weight"]`` (a float; float32 (B,) from the vector env), for the penalty
+    ``action_penalty`` (``w_smooth * TV`` with differences to the power ``smooth_power``, default 1) on the
+    alpha map it means to take (A3C's ``action_penalty``, on the expected alpha of its policy, which
+    does not charge exploration noise). With references (paired data):
     ``"ssim"`` (SSIM-map gain), ``"psnr"`` (per-image PSNR gain, constant over the image) or
     ``"mse"`` (decrease of squared error x ``reward_scale``, per channel). The scalar reward is the
     mean of ``info["reward_map"]``; the identity action (alpha = 0) earns exactly 0.
@@ -468,9 +486,9 @@ class LowLightVectorEnv(PixelVectorEnv):
     """Batched torch twin of :class:`LowLightEnv` (same task, B images on ``device``).
 
     ``max_episode_steps`` (default 10) is the vector env's own: it truncates the B episodes itself.
-    With ``smooth_in_reward=False`` the reset's info holds ``"action_tv_weight"``, float32 (B,) on
-    ``device``: each row's ``w_smooth``, for the agent's own smoothness penalty (a sharded env's
-    rows are those it steps).
+    With ``smooth_in_reward=False`` the reset's info holds ``"action_penalty_weight"``, float32 (B,) on
+    ``device``: each row's ``w_smooth``, for the task's ``action_penalty`` (a sharded env's rows are
+    those it steps).
     """
 
     task_class = LowLightTask

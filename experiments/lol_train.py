@@ -88,8 +88,8 @@ A3C_GAMMA = 1.0
 #: ``--exposure-mean``: the image mean's error weighs 1 + 4 against the patch means' spread, enough for a
 #: heavier ``--w-exposure`` to pull the mean itself to the target (docs/customisation.md, runs k13b-i).
 EXPOSURE_MEAN = 4.0
-#: ``A3CConfig.mean_action_tv`` with ``--smooth-on-mean``: a pure multiplier, the env's per-row ``w_smooth``
-#: (``info["action_tv_weight"]``) carries the magnitude, so the number has one owner, the env's setting.
+#: ``A3CConfig.action_penalty`` with ``--smooth-on-mean``: a pure multiplier, the env's per-row ``w_smooth``
+#: (``info["action_penalty_weight"]``) carries the magnitude, so the number has one owner, the env's setting.
 SMOOTH_ON_MEAN_COEF = 1.0
 #: ``--preset NAME`` -> the flags it stands for (given before the command line's own, which override them).
 #: rellie: ReLLIE's configuration (REFERENCES: 27 alphas, R/G coupled 0.9 / 0.1 to B, damping 0.2, reward
@@ -193,7 +193,7 @@ class Args(RLArgs):
                                      "weighted by its own w_smooth, a setting the policy is conditioned on like the "
                                      "other weights) instead of a reward on the sampled one (which penalises "
                                      "exploration noise); sac, continuous: the same penalty on the greedy alpha map "
-                                     "tanh(mean) in the actor loss (SACConfig.mean_action_tv); off by itself for "
+                                     "tanh(mean) in the actor loss (SACConfig.action_penalty); off by itself for "
                                      "other combinations")
     smooth_power: int = arg(1, "a3c with --smooth-on-mean: the penalty's alpha differences squared (2, Zero-DCE's "
                                "illumination smoothness) or absolute (1: its pull does not fade as the map "
@@ -317,7 +317,8 @@ def env_kwargs(args: Args) -> dict:
                 alpha_table=alpha_table(args),
                 alpha_channels=args.alpha_channels, damping=args.damping, channel_coupling=args.channel_coupling,
                 reward=args.reward, w_exposure=args.w_exposure, w_color=args.w_color, w_spatial=args.w_spatial,
-                w_smooth=args.w_smooth, smooth_in_reward=not args.smooth_on_mean, w_color_ratio=args.w_color_ratio,
+                w_smooth=args.w_smooth, smooth_in_reward=not args.smooth_on_mean, smooth_power=args.smooth_power,
+                w_color_ratio=args.w_color_ratio,
                 exposure_target=args.exposure_target, exposure_patch=args.exposure_patch,
                 exposure_mean=args.exposure_mean, exposure_over=args.exposure_over,
                 exposure_relative=args.exposure_relative, exposure_relative_floor=args.exposure_relative_floor,
@@ -477,9 +478,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
     venv = make_venv()
     names, val_low, val_high = load_validation(args, device)
-    a3c_extra = ({"mean_action_tv": SMOOTH_ON_MEAN_COEF, "mean_action_tv_power": args.smooth_power,
-                  "action_values": tuple(venv.task.alpha_table.tolist())}
-                 if args.smooth_on_mean else None)
+    a3c_extra = {"action_penalty": SMOOTH_ON_MEAN_COEF} if args.smooth_on_mean else None
     agent = make_agent(args, venv, a3c_extra=a3c_extra, resume=run.resuming, ranks=ranks,
                        keys=("image", "original", "exposure_gap"), cond_film=args.cond_film)
     spec = inference_spec(args, venv.task)

@@ -514,7 +514,7 @@ def make_agent(args: RLArgs, venv: Any, a3c_extra: Mapping[str, Any] | None = No
     """An A3C or SAC agent (``--agent``) with a fresh policy (:func:`make_policy`) on ``venv``'s
     device, data-parallel over ``ranks`` (``venv`` then holds this rank's rows: :func:`env_batch`).
 
-    ``a3c_extra`` holds task-specific :class:`agents.a3c.A3CConfig` fields (e.g. ``mean_action_tv``).
+    ``a3c_extra`` holds task-specific :class:`agents.a3c.A3CConfig` fields (e.g. ``action_penalty``).
 
     A new run with ``--init-backbone`` copies the supervised weights into the backbone
     (:func:`rlenhance.models.backbones.load_backbone`), unless ``--random-backbone``; one with

@@ -36,11 +36,11 @@ def rollout_spec(task: str, env_kwargs: dict[str, Any], *, steps: int, block_act
 
 
 #: A ReLLIE-style LowLight-v0 (27 alphas on each RGB channel, one fixed setting with ReLLIE-scale weights,
-#: the smoothness term in the reward, no cap): the test bed of the env's mechanics, whose defaults are the
-#: shipped policy's env.
+#: the smoothness term in the reward, Zero-DCE's squared smoothness, no cap): the test bed of the env's
+#: mechanics, whose defaults are the shipped policy's env.
 RELLIE_LOWLIGHT = {
     "alpha_channels": 3, "alpha_table": tuple(round((a - 6) / 20, 2) for a in range(27)), "w_exposure": 10.0,
     "w_color": 5.0, "w_smooth": 20.0, "exposure_target": 0.6, "exposure_patch": 16, "exposure_mean": 0.0,
     "exposure_relative": False, "conditioned": False, "exposure_range": (0.4, 0.7), "weight_range": (0.5, 2.0),
     "weight_ranges": None, "observe_exposure_gap": False, "smooth_in_reward": True, "cond_encoding": "linear",
-    "weight_draw": "joint", "max_overshoot": None, "overshoot_weighted": False}
+    "weight_draw": "joint", "max_overshoot": None, "overshoot_weighted": False, "smooth_power": 2}

@@ -195,24 +195,24 @@ def test_smoothness_left_to_the_agent_is_a_setting_and_no_reward_term():
     assert reference.reset(seed=1)[1] == {}
     assert venv.task.setting_ranges["w_smooth"] == (10.0, 400.0)
     assert torch.equal(venv.task.cond, reference.task.cond)  # the same settings drawn and encoded
-    assert torch.allclose(info["action_tv_weight"], torch.from_numpy(decoded_cond(venv)[:, 4]))
-    assert info["action_tv_weight"].std() > 0  # one weight per row
+    assert torch.allclose(info["action_penalty_weight"], torch.from_numpy(decoded_cond(venv)[:, 4]))
+    assert info["action_penalty_weight"].std() > 0  # one weight per row
     rough = torch.randint(0, 27, (4, 3, 16, 16), generator=torch.Generator().manual_seed(0))
     reward, ref_reward = venv.step(rough)[1], reference.step(rough)[1]
     assert torch.all(reward > ref_reward)  # the sampled alpha map's roughness costs nothing here
     alpha = venv.task.alpha(rough)
     smooth = losses.illumination_smoothness_loss(alpha, return_map=True)[1].mean(dim=(1, 2, 3))
-    assert torch.allclose(reward - ref_reward, info["action_tv_weight"] * smooth, rtol=1e-4)
+    assert torch.allclose(reward - ref_reward, info["action_penalty_weight"] * smooth, rtol=1e-4)
     # a rank of a data-parallel job is told the weights of its own rows of the global batch
-    rows = [make(num_envs=2, smooth_in_reward=False, shard=(rank, 2), **kwargs).reset(seed=1)[1]["action_tv_weight"]
-            for rank in range(2)]
-    assert torch.equal(torch.cat(rows), info["action_tv_weight"])
+    rows = [make(num_envs=2, smooth_in_reward=False, shard=(rank, 2), **kwargs).reset(seed=1)[1][
+        "action_penalty_weight"] for rank in range(2)]
+    assert torch.equal(torch.cat(rows), info["action_penalty_weight"])
     # the one-image env tells it as a float; given as cond, the weight is the one the cond encodes
     single = LowLightEnv(crop=16, **{**RELLIE_LOWLIGHT, **kwargs, "smooth_in_reward": False})
     cond = venv.task.cond[2].numpy()
     low = np.full((3, 16, 16), 0.1, np.float32)
     _, single_info = single.reset(seed=0, options={"low": low, "cond": cond})
-    assert single_info["action_tv_weight"] == pytest.approx(float(info["action_tv_weight"][2]))
+    assert single_info["action_penalty_weight"] == pytest.approx(float(info["action_penalty_weight"][2]))
 
 
 def test_log_encoding_maps_the_log_of_each_weight_range_onto_minus_one_to_one():

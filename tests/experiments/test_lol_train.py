@@ -428,7 +428,7 @@ def test_per_knob_ranges_reach_the_checkpoint_and_the_enhancer_refuses_outside_t
 
 def test_smoothness_weight_on_the_mean_is_a_setting_of_the_model(tmp_path):
     """--smooth-on-mean --w-smooth-range: the policy is conditioned on w_smooth, which weights each crop's
-    penalty in the A3C loss (mean_action_tv 1); the Enhancer takes w_smooth over the range, and so does
+    penalty in the A3C loss (action_penalty 1); the Enhancer takes w_smooth over the range, and so does
     benchmarks.knobs."""
     from benchmarks import knobs
     from experiments import lol_train
@@ -439,13 +439,13 @@ def test_smoothness_weight_on_the_mean_is_a_setting_of_the_model(tmp_path):
     out = lol_train.main([*args, "--smooth-on-mean", "--w-smooth", "100", "--w-smooth-range", "20", "500",
                           *FIXED_WEIGHTS, "--out", str(tmp_path / "smooth")])
     last = load_checkpoint(out / "checkpoints" / "last.pt")
-    assert last["extra"]["agent"]["config"]["mean_action_tv"] == lol_train.SMOOTH_ON_MEAN_COEF == 1.0
+    assert last["extra"]["agent"]["config"]["action_penalty"] == lol_train.SMOOTH_ON_MEAN_COEF == 1.0
     spec = last["extra"]["spec"]
     assert spec.setting["w_smooth"] == 100.0 and dict(spec.setting_ranges)["w_smooth"] == (20.0, 500.0)
     run_args = lol_train.Args(**{k: v for k, v in json.loads((out / "config.json").read_text()).items()
                                  if k in {f.name for f in dataclasses.fields(lol_train.Args)}})
     venv = envs.make_vec(lol_train.ENV_ID, num_envs=2, **lol_train.env_kwargs(run_args))
-    assert venv.reset(seed=0)[1]["action_tv_weight"].shape == (2,)  # the weights the A3C loss got
+    assert venv.reset(seed=0)[1]["action_penalty_weight"].shape == (2,)  # the weights the A3C loss got
     enhancer = Enhancer(out / "checkpoints" / "best.pt", device="cpu")
     assert enhancer.setting_ranges == {"exposure": (0.3, 0.8), "w_smooth": (20.0, 500.0)}
     assert float(enhancer.cond(w_smooth=20.0)[0, 4]) == pytest.approx(-1.0)
