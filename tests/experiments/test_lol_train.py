@@ -176,7 +176,7 @@ def test_sac_agent_trains_continuous_alphas_the_enhancer_applies(tmp_path):
     out = lol_train.main([*args, "--agent", "sac", "--sac-learning-starts", "2", "--sac-batch", "2",
                           "--out", str(tmp_path / "sac")])
     best = load_checkpoint(out / "checkpoints" / "best.pt")
-    assert best["extra"]["algorithm"] == "sac" and best["extra"]["spec"].action_type == "continuous"
+    assert best["extra"]["algorithm"] == "sac" and best["extra"]["spec"].transition.action_type == "continuous"
     assert best["arch"]["kwargs"]["bounded_mean"] is False and best["arch"]["kwargs"]["n_actions"] is None
     config = json.loads((out / "config.json").read_text())
     assert config["action"] == "continuous" and config["gamma"] < 1
@@ -194,7 +194,7 @@ def test_exposure_gap_and_smooth_on_mean_reach_the_checkpoint_and_the_enhancer(t
     out = lol_train.main([*args, "--conditioned", "--exposure-gap", "--smooth-on-mean", "--alpha-channels", "1",
                           "--policy-side", "48", "--downscale", "4", "--out", str(tmp_path / "gap")])
     best = load_checkpoint(out / "checkpoints" / "best.pt")
-    assert best["extra"]["spec"].observe_exposure_gap is True
+    assert best["extra"]["spec"].transition.observe_exposure_gap is True
     assert best["arch"]["kwargs"]["in_channels"] == 7  # image, original, exposure gap
     assert best["arch"]["kwargs"]["out_channels"] == 1  # one alpha map for R, G and B
     enhancer = Enhancer(out / "checkpoints" / "best.pt", device="cpu")
