@@ -239,7 +239,8 @@ class CompletionEnv(PixelEnv):
     ``"rgb_array"`` (``render()`` returns the current image as uint8 (H, W, 3), RGB).
 
     ## Version History
-    * v0: initial version. Since then, under the same id (episodes of the registered length and valid
+    * v0: initial version. Since then, under the same id: the default crop is the bedroom images' 224
+      (the shipped policy's; before: 64); and (episodes of the registered length and valid
       float images are unchanged): the one-image env no longer truncates by itself, so ``gym.make(id,
       max_episode_steps=N)`` gives N steps (before, an N above 5 still stopped at step 5);
       ``render_mode="rgb_array"``; ``reset(options=...)`` refuses images of another layout, channel

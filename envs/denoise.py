@@ -219,7 +219,8 @@ class DenoiseEnv(PixelEnv):
     ## Starting State
     A random crop (and flips) of a clean image of ``data`` (None = the embedded scikit-image photos
     in gray) plus Gaussian noise of standard deviation ``sigma`` / 255, where ``sigma`` is one value
-    or a sequence sampled per episode; or ``reset(options={"clean": ..., "noisy": ...})``.
+    or a sequence sampled per episode (default 15, 25 and 50: the shipped policy's, a blind denoiser);
+    or ``reset(options={"clean": ..., "noisy": ...})``.
     ``predictor(noisy)``, when given, is run once per episode on the observed noisy images (B, C, H, W)
     and must return a tensor of their shape (clamped to [0, 1]), offered as action 9 (e.g.
     :class:`rlenhance.denoisers.DenoisePredictor`, a checkpoint of ``experiments.supervised_train``).
@@ -244,7 +245,8 @@ class DenoiseEnv(PixelEnv):
     in three equal channels).
 
     ## Version History
-    * v0: initial version. Since then, under the same id (episodes of the registered length and valid
+    * v0: initial version. Since then, under the same id: the default ``sigma`` is the shipped blind
+      policy's 15 / 25 / 50 (before: 25); and (episodes of the registered length and valid
       float images are unchanged): the one-image env no longer truncates by itself, so ``gym.make(id,
       max_episode_steps=N)`` gives N steps (before, an N above 5 still stopped at step 5);
       ``render_mode="rgb_array"``; ``reset(options=...)`` refuses images of another layout, channel

@@ -360,19 +360,19 @@ class LowLightEnv(PixelEnv):
     alpha scaled by ``1 - d``.
 
     ## Action Space
-    ``action_type="discrete"`` (default): ``MultiDiscrete(np.full((3, H, W), n))``, an index per
-    pixel and channel into ``alpha_table`` (default ReLLIE's 27 values, index a -> (a - 6) / 20):
+    ``action_type="discrete"`` (default): ``MultiDiscrete(np.full((C, H, W), n))``, an index per
+    pixel and alpha channel into ``alpha_table`` (default ``BRIGHTENING_ALPHAS``, ReLLIE's alphas from
+    0 up, the shipped policy's; ReLLIE's 27 values ``RELLIE_ALPHAS``, index a -> (a - 6) / 20, also darken):
 
-    | index | alpha | effect            |
-    |-------|-------|-------------------|
-    | 0..5  | -0.30..-0.05 | darken     |
-    | 6     | 0.00  | keep (identity)   |
-    | 7..26 | 0.05..1.00 | brighten     |
+    | index (default table) | alpha | effect          |
+    |-----------------------|-------|-----------------|
+    | 0                     | 0.00  | keep (identity) |
+    | 1..20                 | 0.05..1.00 | brighten   |
 
-    ``action_type="continuous"``: ``Box(-1, 1, (3, H, W), float32)``, the action is alpha itself.
-    With ``alpha_channels=1`` the action spaces are ``(1, H, W)``: one alpha per pixel, applied to
-    all three channels, so a step changes brightness but not hue (the channel ratios move only
-    through the curve's non-linearity).
+    ``action_type="continuous"``: ``Box(-1, 1, (C, H, W), float32)``, the action is alpha itself.
+    With ``alpha_channels=1`` (default, C = 1) one alpha per pixel is applied to all three channels,
+    so a step changes brightness but not hue (the channel ratios move only through the curve's
+    non-linearity); with 3, one per RGB channel (ReLLIE).
 
     ## Observation Space
     ``Dict`` with ``"image"``: the current image, ``Box(0, 1, (3, H, W), float32)``, RGB;
@@ -445,7 +445,14 @@ class LowLightEnv(PixelEnv):
     (``envs.make_vec(id, max_episode_steps=N)``) truncates its B episodes itself.
 
     ## Arguments
-    Those of :class:`envs.base.PixelTask` (``data``, ``split``, ``split_seed``, ``crop`` (64),
+    Without arguments the env is the shipped policy's (``rlenhance/weights/lowlight_a3c.pt``, whose
+    checkpoint holds the same transition and arguments: ``envs.make_for_checkpoint``): the default table
+    on one alpha channel, conditioned on exposure 0.3-0.8 and each weight over its ``DEFAULT_WEIGHT_RANGES``
+    (log-encoded, one drawn per image), defaults exposure 0.4, ``w_exposure`` 300, ``w_color`` 20,
+    ``w_spatial`` 1, ``w_smooth`` 10, 32-px exposure patches with the image mean weighted 4 and relative
+    errors, the exposure-gap plane observed, the smoothness left to the agent (power 1) and the 0.04 cap
+    weighted by the exposure weight. Those of :class:`envs.base.PixelTask` (``data``, ``split``,
+    ``split_seed``, ``crop`` (128),
     ``device``, ``validate_actions``), ``action_type``, ``alpha_channels``, ``alpha_table``,
     ``damping``, ``reward``, ``w_exposure``, ``w_color``, ``w_spatial``, ``w_smooth``,
     ``exposure_target``, ``exposure_patch``, ``exposure_mean``, ``exposure_over``, ``exposure_relative``
@@ -455,8 +462,9 @@ class LowLightEnv(PixelEnv):
     alpha_B + (1 - c) alpha_own``, with ``alpha_channels=3``), ``w_color_ratio`` (ReLLIE's 20: the
     colour-ratio change ``rlenhance.losses.color_ratio_loss`` joins ``L(s)``; never conditioned),
     ``cond_scale``, ``cond_offset``, ``reward_scale``, ``observe_exposure_gap``, ``smooth_in_reward``
-    (default True; False: see Rewards), ``cond_encoding`` (``"linear"``, default, or ``"log"``: see
-    Observation Space), ``weight_draw`` (``"joint"``, default: every ranged weight drawn for every
+    (False: see Rewards), ``smooth_power`` (the power of the alpha differences of the penalty the agent
+    is handed, 1 or 2), ``cond_encoding`` (``"linear"`` or ``"log"``: see Observation Space),
+    ``weight_draw`` (``"joint"``: every ranged weight drawn for every
     image; ``"one"``: per image one ranged weight, or none, each equally likely, the others at their
     defaults, so the defaults and each knob's line through them, which users and ``benchmarks.knobs``
     vary one at a time, are trained often), ``max_overshoot`` and ``overshoot_weighted`` (see Transition);
@@ -465,9 +473,12 @@ class LowLightEnv(PixelEnv):
     RGB).
 
     ## Version History
-    * v0: initial version. Since then, under the same id (episodes of the registered length and valid
-      float images are unchanged): the one-image env no longer truncates by itself, so ``gym.make(id,
-      max_episode_steps=N)`` gives N steps (before, an N above 10 still stopped at step 10);
+    * v0: initial version. Since then, under the same id: the defaults became the shipped policy's env
+      (before: ReLLIE's 27 alphas on three channels, unconditioned, ``w_exposure`` 10, ``w_color`` 5,
+      ``w_smooth`` 20 in the reward, exposure 0.6, 16-px patches, crop 64, no cap); and (episodes of
+      the registered length and valid float images are unchanged): the one-image env no longer
+      truncates by itself, so ``gym.make(id, max_episode_steps=N)`` gives N steps (before, an N above
+      10 still stopped at step 10);
       ``render_mode="rgb_array"``; ``reset(options=...)`` refuses images of another layout, channel
       count, size or values (NaN, 0-255 floats) with an ``ImageError`` and scales uint8 / uint16 images
       by their range (they were read as 0-255 floats before); ``options["cond"]`` is (5,) or (B, 5);
