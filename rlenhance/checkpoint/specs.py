@@ -38,12 +38,8 @@ ROLLOUT_TASKS = ("denoise", "completion")
 SUPERVISED_TASKS = ("lowlight", "denoise", "completion")
 #: The ``model`` names of a supervised checkpoint and the network classes each may build.
 SUPERVISED_MODELS: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "mrpnet": ("MRPNet", "CombinedModel", "Generator"),
-    "pixelrnn": ("PixelRNN",),
-    "gated-pixelrnn": ("GatedPixelRNN",),
-    "ffdnet": ("FFDNet",),
-    "unet": ("CompletionUNet",),
-})
+    "mrpnet": ("MRPNet", "CombinedModel", "Generator"), "pixelrnn": ("PixelRNN",),
+    "gated-pixelrnn": ("GatedPixelRNN",), "ffdnet": ("FFDNet",), "unet": ("CompletionUNet",)})
 #: Supervised models that read the hole mask next to the image (completion only).
 MASKED_MODELS = ("gated-pixelrnn", "unet")
 #: How ``experiments.supervised_train --noise`` makes a denoiser's noisy inputs: white Gaussian
@@ -245,13 +241,11 @@ class LowLightPolicySpec(CheckpointSpec):
     """What :class:`rlenhance.Enhancer` needs to run a low-light policy of ``experiments.lol_train``.
 
     Attributes:
-        transition: the step the policy runs in (:class:`rlenhance.transitions.LowLightTransition`:
-            actions, coupling, damping, cap, setting encoding, and its ``steps``, the Enhancer's
-            default curve steps, >= 1): the training env's, with the cap the policy was given
-            afterwards, if any.
-        alpha_mode: the test-time alpha that training validated with, ``"mean"`` (the stochastic
-            policy's expected alpha) or ``"argmax"`` (its most probable one; a continuous policy's
-            ``tanh`` of the Gaussian's mean) (the Enhancer's default ``alpha_mode``).
+        transition: the step the policy runs in (:class:`rlenhance.transitions.LowLightTransition`;
+            its ``steps``, >= 1, are the Enhancer's default): the training env's, with the cap the
+            policy was given afterwards, if any.
+        alpha_mode: the test-time alpha training validated with (the Enhancer's default), ``"mean"``
+            (the expected alpha) or ``"argmax"`` (the most probable; continuous: ``tanh`` of the mean).
         setting: the env's own setting in training (``exposure_target`` and the reward weights):
             the cond the Enhancer feeds by default. Holds every name of the transition's ``cond_fields``.
         max_side: the working resolution (longer side) trained at (``lol_train --policy-side``),
@@ -261,8 +255,8 @@ class LowLightPolicySpec(CheckpointSpec):
         setting_ranges: ``{name: (low, high)}``: the settings (``cond_fields`` names) the policy
             was trained to follow and the range each was drawn from; any other setting was fixed
             at its ``setting`` value. Empty when not ``conditioned``.
-        blur_sigma: the sigma, in pixels, of the Gaussian the Enhancer applies to the enhanced image by
-            default (the noise the curves amplify; chosen after training, never trained with); None or 0: none.
+        blur_sigma: the sigma (px) of the Enhancer's default Gaussian blur of its result (chosen after
+            training); None or 0: none.
         env_kwargs: the rest of the training env's keyword arguments (the reward's, the crop, the
             episode lengths; JSON-able): :func:`envs.env_kwargs_for_checkpoint` rebuilds the env
             from them, the transition and the setting.
