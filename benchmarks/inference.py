@@ -171,7 +171,7 @@ def png_levels(path: Path) -> None:
     """Encode the enhanced photo with rlenhance's PNG writer and with OpenCV's at several levels."""
     import cv2
 
-    import rlenhance.io as rio
+    import rlenhance.io.png as rio_png
 
     bgr = cv2.imread(str(path))
     rgb = np.ascontiguousarray(bgr[..., ::-1])
@@ -180,9 +180,9 @@ def png_levels(path: Path) -> None:
         return lambda: len(cv2.imencode(".png", bgr, params)[1])
 
     def ours(threads: int | None):
-        return lambda: len(rio._png(rgb, threads))
+        return lambda: len(rio_png.encode_png(rgb, threads))
 
-    deflate = "zlib 1, RLE" if rio._deflate is zlib else "ISA-L 1"
+    deflate = "zlib 1, RLE" if rio_png._deflate is zlib else "ISA-L 1"
     cases = {f"rlenhance (Up, {deflate}), {os.cpu_count()} threads": ours(None),
              "rlenhance, 1 thread": ours(1),
              "OpenCV default (Sub, level 1, RLE)": opencv([]),

@@ -7,14 +7,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from gymnasium import spaces
 
 from envs.base import EpisodeRow, PixelEnv, PixelTask, PixelVectorEnv
 from rlenhance import metrics
 from rlenhance.data import random_occlusion
 from rlenhance.ops import FilterAction, gaussian_blur2d, median_blur2d
-from rlenhance.ops.fill import diffusion_fill, neighbour_mean
 from rlenhance.ops.select import group_pixels
 from rlenhance.ops.sparse import filters_at
 from rlenhance.transitions import CompletionTransition
@@ -76,7 +74,7 @@ class CompletionTask(PixelTask):
         self.mask = (batch["mask"] > 0.5).float()
         #: flat indices b * H * W + y * W + x of the hole's pixels, the only ones a step changes
         self._hole = torch.nonzero(self.mask.reshape(-1) > 0).squeeze(1)
-        self.image = diffusion_fill(batch["occluded"], self.mask, smooth_iters=self.smooth_iters)
+        self.image = self.transition.start(batch["occluded"], self.mask)
         self.prediction = None
         if self.predictor is not None:
             with torch.no_grad():
@@ -94,22 +92,9 @@ class CompletionTask(PixelTask):
         return {"image": self.image, "mask": self.mask}
 
     def candidates(self, image: torch.Tensor) -> torch.Tensor:
-        """All per-pixel action results for a batch: (B, n_actions, 3, H, W), order ``self.actions``."""
-        padded = F.pad(image, (1, 1, 1, 1), mode="replicate")
-        h, w = image.shape[-2:]
-        results = [
-            image,
-            neighbour_mean(image)[0],
-            padded[..., 1:h + 1, 0:w],      # value of the left neighbour
-            padded[..., 1:h + 1, 2:w + 2],  # right
-            padded[..., 0:h, 1:w + 1],      # up
-            padded[..., 2:h + 2, 1:w + 1],  # down
-            gaussian_blur2d(image, 5, 1.5),
-            median_blur2d(image, 5),
-        ]
-        if self.prediction is not None:
-            results.append(self.prediction)
-        return torch.stack(results, dim=1)
+        """All per-pixel action results for a batch: (B, n_actions, 3, H, W), order ``self.actions``
+        (the transition's, :meth:`rlenhance.transitions.CompletionTransition.candidates`)."""
+        return self.transition.candidates(image, self.prediction)
 
     def _transition(self, actions: torch.Tensor) -> torch.Tensor:
         # Only hole pixels change: each action is computed at the hole pixels that chose it, which

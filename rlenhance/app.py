@@ -9,7 +9,7 @@ reference). A thin page: widgets -> one call to :mod:`rlenhance.app_support` or 
 images. Models are loaded once per server (``st.cache_resource``); results are cached per upload
 and setting (``st.cache_data``, in memory, a few dozen entries each), so a slider moved back is
 instant and a new position costs one enhancement of the preview. Work sizes (preview, crop) and the
-import of ``agents`` for the RL rollouts are explained in :mod:`rlenhance.app_support`.
+methods (:mod:`rlenhance.registry`'s) are explained in :mod:`rlenhance.app_support`.
 """
 
 from __future__ import annotations
@@ -84,10 +84,9 @@ def _knobs(checkpoint: str | None, device: str) -> kit.EnhanceKnobs:
 
 @st.cache_resource(show_spinner="Loading the model…")
 def _model(task: str, key: str, device: str, checkpoint: str | None, ensemble: int = 1) -> Any:
-    method = kit.find_method(task, key)
-    if task == "lowlight" and method.family == "RL":
+    if (task, key) == kit.ENHANCE_METHOD:  # the Enhance tab's policy, loaded once
         return _enhancer(checkpoint, device, None)
-    return kit.load_model(method, device=device, ensemble=ensemble)
+    return kit.load_model(kit.find_method(task, key), device=device, ensemble=ensemble)
 
 
 @st.cache_resource(show_spinner=False)
@@ -120,7 +119,7 @@ def _restored(task: str, key: str, device: str, checkpoint: str | None, inputs: 
               ensemble: int = 1) -> tuple[np.ndarray, float]:
     """One method on one work image; ``inputs`` identifies ``_image`` and ``_mask`` (the cache key)."""
     method = kit.find_method(task, key)
-    model = _model(task, key, device, checkpoint if task == "lowlight" and method.family == "RL" else None, ensemble)
+    model = _model(task, key, device, checkpoint if (task, key) == kit.ENHANCE_METHOD else None, ensemble)
     start = time.perf_counter()
     out = kit.restore(method, model, _image, mask=_mask, sigma=sigma, setting=dict(setting))
     return out, time.perf_counter() - start

@@ -14,14 +14,10 @@ download is computed at full size on request:
   resolution; a downscaled photo has less noise than the original).
 * Complete: the photo area-downscaled to :data:`COMPLETE_SIDE` (the hole is found on it).
 
-Import direction. Every learned denoiser is the library's own (:func:`rlenhance.load_denoiser`,
-as ``rlenhance denoise``). RL completion runs a policy through its environment's transition
-(:func:`agents.rollout.load_rollout_policy`), which lives above ``rlenhance``. The page stays here
-(``rlenhance app`` is a command of this package, and the DESIGN puts ``app.py`` next to
-``cli.py``); ``agents.rollout`` is imported lazily, in :func:`_agents_rollout` only, when the RL
-completion method is asked for. Importing any ``rlenhance`` module never imports ``agents`` or
-``envs``, the rest of the app works without them, and the RL completion method is offered only
-when that import succeeds (:func:`method_missing` says why not).
+Methods. Every method of a tab is an entry of :mod:`rlenhance.registry`, loaded by it and run through
+its restorer's one ``restore(image, *, mask=None, **settings)``; the RL completion policy is the
+library's own (:class:`rlenhance.completion.PolicyCompleter`), so the app never imports ``agents`` or
+``envs``.
 
 Nothing is written outside a temporary folder: uploads are decoded from a file in a
 :class:`tempfile.TemporaryDirectory` (removed at once), results are encoded in memory.
@@ -29,21 +25,11 @@ Nothing is written outside a temporary folder: uploads are decoded from a file i
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import importlib.util
 import io
 import math
 import os
-import signal
-import subprocess
-import sys
 import tempfile
-import threading
-import time
-import urllib.request
-import webbrowser
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,39 +38,37 @@ import numpy as np
 import torch
 from PIL import Image
 
-from rlenhance import baselines, metrics
+from rlenhance import metrics, registry
+from rlenhance.app_serve import (
+    APP_MAX_PIXELS,
+    APP_SCRIPT,
+    INSTALL_HINT,
+    page_options,
+    serve,
+    streamlit_command,
+    streamlit_missing,
+)
 from rlenhance.checkpoint import load_checkpoint
 from rlenhance.data.builtin import BUILTIN_IMAGES
 from rlenhance.data.degrade import add_gaussian_noise, synthetic_low_light
 from rlenhance.data.transforms import fit_longer_side
-from rlenhance.denoisers import NoiseLevelDenoiser, load_denoiser
-from rlenhance.enhance import DEFAULT_CHECKPOINT, Enhancer
+from rlenhance.enhance import Enhancer
 from rlenhance.errors import ImageError
 from rlenhance.io import IMAGE_EXTENSIONS, is_gray, load_image
 from rlenhance.ops import le_curve
 from rlenhance.restore import (
-    DEFAULT_COMPLETION_CHECKPOINT,
-    DEFAULT_DENOISE_CHECKPOINT,
-    ENSEMBLES,
     MASK_THRESHOLD,
-    SupervisedRestorer,
 )
-from rlenhance.runtime import select_device
 
 __all__ = [
-    "APP_MAX_PIXELS", "APP_SCRIPT", "COMPLETE_SIDE", "DENOISE_CROP", "EnhanceKnobs", "EnhanceView", "INSTALL_HINT",
-    "Knob", "METHODS", "Method", "PREVIEW_SIDE", "TASKS", "UPLOAD_TYPES", "alpha_pictures", "centre_crop",
-    "decode_image", "enhance_knobs", "enhance_view", "find_method", "full_size_refused", "load_model",
+    "APP_MAX_PIXELS", "APP_SCRIPT", "COMPLETE_SIDE", "DENOISE_CROP", "ENHANCE_METHOD", "EnhanceKnobs", "EnhanceView",
+    "INSTALL_HINT", "Knob", "METHODS", "Method", "PREVIEW_SIDE", "TASKS", "UPLOAD_TYPES", "alpha_pictures",
+    "centre_crop", "decode_image", "enhance_knobs", "enhance_view", "find_method", "full_size_refused", "load_model",
     "mask_overlay", "method_missing", "methods_for", "noisy_copy", "page_options", "png_bytes", "quality",
     "read_mask", "restore", "sample_photo", "serve", "split_view", "step_pictures", "streamlit_command",
     "streamlit_missing", "to_channels", "to_uint8", "training_args", "work_image",
 ]
 
-#: The page Streamlit runs (``streamlit run``).
-APP_SCRIPT = Path(__file__).resolve().parent / "app.py"
-#: Largest upload accepted, width x height (``rlenhance app --max-pixels``): a 40 MP image is 480 MB
-#: as float32, the largest the app decodes while staying responsive on a laptop.
-APP_MAX_PIXELS = 40_000_000
 #: Longer side of the Enhance tab's live preview, in pixels.
 PREVIEW_SIDE = 1280
 #: Side of the Denoise tab's 100% centre crop, in pixels (RL rollouts take seconds per megapixel on a CPU).
@@ -95,19 +79,12 @@ COMPLETE_SIDE = 512
 RL_FULL_SIZE_PIXELS = 1_000_000
 #: File types the uploaders accept (the decoder reads the content, whatever the name says).
 UPLOAD_TYPES = tuple(ext.lstrip(".") for ext in IMAGE_EXTENSIONS)
-#: How to install the app's dependencies.
-INSTALL_HINT = "pip install 'rlenhance[app]'"
 #: The tasks of the Denoise / Complete / Compare tabs, with the work-size rule of each (see module doc).
 TASKS = ("lowlight", "denoise", "completion")
-#: Default Streamlit port.
-DEFAULT_PORT = 8501
-_WEIGHTS = Path(__file__).resolve().parent / "weights"
 #: Noise level (0-255) at which the shipped denoisers were trained.
 TRAINED_SIGMA = 25.0
 #: Seed of the synthetic noise and sample darkening (the same picture on every rerun).
 SEED = 0
-#: Seconds ``serve`` waits for the server before giving up on opening a browser.
-_STARTUP_SECONDS = 60.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -494,138 +471,54 @@ def enhance_view(enhancer: Enhancer, image: np.ndarray, setting: Mapping[str, fl
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Method:
-    """One way to restore an image in the Denoise / Complete / Compare tabs.
-
-    Attributes:
-        key: short name, unique within its task.
-        label: what the page shows.
-        family: ``"RL"``, ``"Supervised"`` or ``"Classical"``.
-        task: one of :data:`TASKS`.
-        checkpoint: the model file (None for classical methods and the default low-light policy).
-        note: one line on what it was trained for.
-    """
-
-    key: str
-    label: str
-    family: str
-    task: str
-    checkpoint: Path | None = None
-    note: str = ""
-
-    @property
-    def ensembles(self) -> tuple[int, ...]:
-        """The geometric self-ensemble sizes it offers (:data:`rlenhance.restore.ENSEMBLES`): every
-        learned denoiser and completion model (a network's flips and turns, or an RL policy's
-        predictor's: each shipped policy has one); (1,), none, for classical and low-light methods."""
-        return tuple(ENSEMBLES) if self.family != "Classical" and self.task != "lowlight" else (1,)
-
-
-#: Page labels of the classical baselines (:mod:`rlenhance.baselines` registry keys).
-_CLASSICAL_LABELS = {"auto-gamma": "Auto gamma", "histeq": "Histogram equalisation", "clahe": "CLAHE",
-                     "gaussian": "Gaussian blur", "median": "Median filter", "bilateral": "Bilateral filter",
-                     "bm3d": "BM3D", "telea": "Telea inpainting", "navier-stokes": "Navier-Stokes inpainting"}
-
+#: A method of a tab: an entry of :mod:`rlenhance.registry` (``key``, ``label``, ``family``, ``task``,
+#: ``checkpoint``, ``note``, ``ensembles``).
+Method = registry.Method
 #: Every method the app offers, per task, in the order the page lists them.
-METHODS: tuple[Method, ...] = (
-    Method("rl", "RL curve policy (A3C)", "RL", "lowlight", None, "the low-light policy of the Enhance tab"),
-    Method("mrpnet", "MRPNet + Generator", "Supervised", "lowlight", _WEIGHTS / "mrpnet_lowlight.pt",
-           "trained on SICE pairs"),
-    *(Method(key, _CLASSICAL_LABELS.get(key, key), "Classical", "lowlight", None, "global, no learning")
-      for key in baselines.LOWLIGHT_BASELINES),
-    Method("a3c", "PixelRL (A3C)", "RL", "denoise", _WEIGHTS / "a3c_denoise.pt",
-           "9 filters or the blind FFDNet's pixel per 2x2 block, 5 steps (it takes FFDNet's everywhere); "
-           "trained on gray images, sigma 15-50"),
-    Method("sac", "PixelRL (SAC)", "RL", "denoise", _WEIGHTS / "sac_denoise.pt",
-           "9 filters or the blind FFDNet's pixel per pixel, 5 steps (it takes FFDNet's everywhere); "
-           "trained on gray images, sigma 15-50"),
-    Method("ffdnet", "FFDNet (blind)", "Supervised", "denoise", _WEIGHTS / "ffdnet_denoise.pt",
-           "reads the noise level it estimates in each image; trained on gray images, sigma 0-75"),
-    Method("mrpnet", "MRPNet", "Supervised", "denoise", DEFAULT_DENOISE_CHECKPOINT,
-           "trained on gray images, sigma 25"),
-    *(Method(key, _CLASSICAL_LABELS.get(key, key), "Classical", "denoise", None, "tuned for the noise level σ")
-      for key in baselines.DENOISE_BASELINES),
-    Method("a3c", "RL fill actions (A3C)", "RL", "completion", _WEIGHTS / "a3c_completion.pt",
-           "keep / diffuse / copy / blur / median or the U-Net's pixel per 2x2 block, 5 steps; trained on bedroom "
-           "photos"),
-    Method("unet", "Completion U-Net", "Supervised", "completion", DEFAULT_COMPLETION_CHECKPOINT,
-           "corrects the diffusion fill on a 4x coarser grid that sees the whole photo; trained on bedroom photos"),
-    Method("gated-pixelrnn", "Gated PixelRNN", "Supervised", "completion", _WEIGHTS / "gated_pixelrnn_completion.pt",
-           "trained on bedroom photos"),
-    Method("pixelrnn", "PixelRNN (ConvLSTM)", "Supervised", "completion", _WEIGHTS / "pixelrnn_completion.pt",
-           "trained on bedroom photos"),
-    *(Method(key, _CLASSICAL_LABELS.get(key, key), "Classical", "completion", None, "OpenCV inpainting")
-      for key in baselines.COMPLETION_BASELINES),
-)
+METHODS: tuple[Method, ...] = registry.METHODS
+#: The method of the Enhance tab (the one that takes the app's ``--checkpoint``).
+ENHANCE_METHOD = ("lowlight", registry.DEFAULTS["lowlight"])
 
 
 def methods_for(task: str, family: str | None = None) -> list[Method]:
     """The methods of ``task`` (one of :data:`TASKS`), optionally of one family only."""
-    if task not in TASKS:
-        raise ValueError(f"task: expected one of {TASKS}, got {task!r}")
-    return [m for m in METHODS if m.task == task and (family is None or m.family == family)]
+    return registry.methods(task, family=family)
 
 
 def method_missing(method: Method) -> str | None:
-    """Why ``method`` cannot run here (a file, a package, the ``agents`` package), or None if it can."""
-    if method.family == "Classical":
-        return baselines.baseline_missing(method.key)
-    if method.checkpoint is not None and not method.checkpoint.is_file():
-        return f"its checkpoint {method.checkpoint.name} is not installed"
-    if method.family == "RL" and method.task == "completion":
-        try:
-            _agents_rollout()
-        except Exception as exc:  # noqa: BLE001 - any failure to import means "not offered", with the reason
-            return f"RL rollouts need the agents package, which did not import ({type(exc).__name__}: {exc})"
-    return None
+    """Why ``method`` cannot run here (a file, a package), or None if it can."""
+    return registry.missing(method)
 
 
 def find_method(task: str, key: str) -> Method:
     """The method ``key`` of ``task``; ValueError naming the accepted keys when there is none."""
-    for method in methods_for(task):
-        if method.key == key:
-            return method
-    raise ValueError(f"{task}: no method {key!r}; accepted: {', '.join(m.key for m in methods_for(task))}")
+    return registry.find(task, key)
 
 
 def load_model(method: Method, *, device: str = "auto", checkpoint: str | os.PathLike[str] | None = None,
                ensemble: int = 1) -> Any:
-    """The model behind ``method`` (None for classical methods); load it once and reuse it.
+    """The restorer behind ``method`` (:func:`rlenhance.registry.load`); load it once and reuse it.
+    A denoiser is its gray model when that is installed (a colour image is restored channel by
+    channel, or in the opponent colour planes: :func:`restore`), else its colour one.
 
     Args:
         method: one of :data:`METHODS`.
         device: "auto", "cpu", "cuda" or "cuda:N".
-        checkpoint: the low-light RL method: the policy to load (None: the shipped one).
+        checkpoint: the low-light RL method (the Enhance tab's): the policy to load (None: the
+            shipped one); the other methods load their shipped weights.
         ensemble: one of ``method.ensembles``: the self-ensemble of a network (or of an RL
             policy's predictor), ``ensemble`` times the time.
 
     Raises:
-        CheckpointError: a bad checkpoint. ImportError: the RL completion method without ``agents``.
-        ValueError: an ``ensemble`` the method does not offer.
+        CheckpointError: a bad checkpoint. ValueError: an ``ensemble`` the method does not offer.
     """
     if ensemble not in method.ensembles:
         raise ValueError(f"ensemble: {method.label} offers {method.ensembles}, got {ensemble!r}")
-    if method.family == "Classical":
-        return None
-    if method.task == "lowlight" and method.family == "RL":
-        return Enhancer(checkpoint if checkpoint is not None else DEFAULT_CHECKPOINT, device=device)
-    if method.task == "denoise":
-        return load_denoiser(method.key, method.checkpoint, device=device, ensemble=ensemble)
-    if method.family == "Supervised":
-        return SupervisedRestorer(method.checkpoint, device=device, task=method.task, ensemble=ensemble)
-    return _load_rollout_policy(method.checkpoint, device, ensemble)
-
-
-def _agents_rollout() -> Any:
-    """The module ``agents.rollout``: the only import of ``agents`` under ``rlenhance``, lazy on
-    purpose (see the module doc): nothing imports it until the RL completion method is asked for."""
-    return importlib.import_module("agents.rollout")
-
-
-def _load_rollout_policy(path: Path, device: str, ensemble: int) -> Any:
-    """An RL completion policy with its task's transition (``agents.rollout.RolloutPolicy``)."""
-    return _agents_rollout().load_rollout_policy(path, device=select_device(device), ensemble=ensemble)
+    settings = {"ensemble": ensemble} if len(method.ensembles) > 1 else {}
+    gray = method.weights.get(1)
+    planes = 1 if gray is not None and (registry.WEIGHTS / gray).is_file() else 3
+    given = checkpoint if (method.task, method.name) == ENHANCE_METHOD else None
+    return registry.load(method.task, method.name, given, planes=planes, device=device, **settings)
 
 
 def restore(method: Method, model: Any, image: np.ndarray, *, mask: np.ndarray | None = None,
@@ -650,37 +543,15 @@ def restore(method: Method, model: Any, image: np.ndarray, *, mask: np.ndarray |
     if method.task == "completion" and (mask is None or mask.shape != image.shape[:2]):
         raise ImageError(f"{method.label}: needs a hole mask of the image's size {image.shape[:2]}, got "
                          f"{None if mask is None else mask.shape}")
-    if method.task == "lowlight":
-        if method.family == "RL":
-            out = model.enhance(image, **dict(setting or {}))
-        elif method.family == "Supervised":
-            out = model.restore(np.clip(image, 0.0, 1.0))
-        else:
-            out = baselines.LOWLIGHT_BASELINES[method.key](np.clip(image, 0.0, 1.0))
-    elif method.task == "denoise":
-        if method.family == "Classical":
-            out = baselines.DENOISE_BASELINES[method.key](image, sigma=sigma)
-        else:  # a gray image once; a colour one channel by channel with a gray model (FFDNet: opponent planes)
-            out = model.restore(image[..., :1] if is_gray(image) else image,
-                                per_channel=not isinstance(model, NoiseLevelDenoiser))
-    else:
-        if method.family == "Classical":
-            out = baselines.COMPLETION_BASELINES[method.key](image, mask)
-        elif method.family == "Supervised":
-            out = model.restore(image, mask)
-        else:
-            hole = mask.astype(np.float32)[..., None]
-            occluded = image * (1.0 - hole)
-            out = _rollout(model, [{"occluded": occluded, "original": occluded, "mask": hole}])[0]
+    offered = {"sigma": sigma, "per_channel": method.gray_on_colour != "opponent", **dict(setting or {})}
+    settings = {name: value for name, value in offered.items() if name in method.restore_settings}
+    if method.task != "denoise":
+        image = np.clip(image, 0.0, 1.0)
+    elif "per_channel" in settings and is_gray(image):
+        image = image[..., :1]  # a gray image once
+    out = model.restore(image, mask=mask if method.task == "completion" else None, **settings)
     out = np.clip(np.asarray(out, dtype=np.float32), 0.0, 1.0)
     return np.repeat(out, 3, axis=2) if out.shape[2] == 1 else out
-
-
-def _rollout(policy: Any, items: Sequence[Mapping[str, np.ndarray]]) -> list[np.ndarray]:
-    """:meth:`agents.rollout.RolloutPolicy.restore` on (H, W, C) arrays; outputs (H, W, C) float32."""
-    options = [{k: torch.from_numpy(np.ascontiguousarray(v.transpose(2, 0, 1), dtype=np.float32))
-                for k, v in item.items()} for item in items]
-    return [out.clamp(0.0, 1.0).permute(1, 2, 0).cpu().numpy() for out in policy.restore(options)]
 
 
 def full_size_refused(method: Method, pixels: int) -> str | None:
@@ -716,116 +587,3 @@ def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
     if image.shape[2] == channels:
         return image
     return np.repeat(image[..., :1], channels, axis=2)
-
-
-# --------------------------------------------------------------------------------------------
-# Serving: what `rlenhance app` runs
-# --------------------------------------------------------------------------------------------
-
-
-def page_options(argv: Sequence[str]) -> argparse.Namespace:
-    """The page's options (given by :func:`serve` after ``--``); arguments it does not know are ignored."""
-    parser = argparse.ArgumentParser(prog="rlenhance app", add_help=False, allow_abbrev=False)
-    parser.add_argument("--checkpoint", default=None)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--max-pixels", type=int, default=APP_MAX_PIXELS)
-    return parser.parse_known_args(list(argv))[0]
-
-
-def streamlit_command(*, port: int = DEFAULT_PORT, host: str = "localhost",
-                      checkpoint: str | os.PathLike[str] | None = None, device: str = "auto",
-                      max_pixels: int = APP_MAX_PIXELS) -> list[str]:
-    """The ``python -m streamlit run`` command line that serves the page.
-
-    Headless (no e-mail prompt, no file in the home folder), no usage statistics, no file watcher
-    (the page is not edited while it is served).
-    """
-    command = [sys.executable, "-m", "streamlit", "run", str(APP_SCRIPT),
-               "--server.port", str(port), "--server.address", host, "--server.headless", "true",
-               "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-               "--global.developmentMode", "false",
-               "--client.toolbarMode", "minimal", "--",
-               "--device", device, "--max-pixels", str(max_pixels)]
-    if checkpoint is not None:
-        command += ["--checkpoint", str(Path(checkpoint).resolve())]
-    return command
-
-
-def _display_available() -> bool:
-    """Whether a browser window can open here (on Linux: a graphical session)."""
-    if sys.platform.startswith("linux"):
-        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    return True
-
-
-def _open_when_ready(url: str, health: str, process: subprocess.Popen) -> None:
-    """Open ``url`` in the user's browser once the server answers ``health`` (or give up)."""
-    deadline = time.monotonic() + _STARTUP_SECONDS
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            with urllib.request.urlopen(health, timeout=1.0):
-                webbrowser.open(url)
-                return
-        except OSError:
-            time.sleep(0.25)
-
-
-def streamlit_missing() -> str | None:
-    """Why the app cannot be served (Streamlit is not installed, with how to install it), or None."""
-    if importlib.util.find_spec("streamlit") is None:
-        return f"the web app needs Streamlit, which is not installed; install it with: {INSTALL_HINT}"
-    return None
-
-
-def serve(*, port: int = DEFAULT_PORT, host: str = "localhost", checkpoint: str | os.PathLike[str] | None = None,
-          device: str = "auto", max_pixels: int = APP_MAX_PIXELS, open_browser: bool = True,
-          run: Callable[..., subprocess.Popen] = subprocess.Popen) -> int:
-    """Serve the app until Ctrl-C (what ``rlenhance app`` runs); returns the exit code.
-
-    Runs :func:`streamlit_command` as a child process and, with ``open_browser`` and a display,
-    opens the page once the server answers. Without Streamlit it prints how to install it and
-    returns 2, starting nothing.
-
-    Raises:
-        ValueError: ``port`` is not in 1..65535.
-    """
-    missing = streamlit_missing()
-    if missing:
-        print(f"rlenhance app: {missing}", file=sys.stderr)
-        return 2
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise ValueError(f"port: expected a port number in 1..65535, got {port!r}")
-    shown = "localhost" if host in ("0.0.0.0", "::", "127.0.0.1") else host
-    url = f"http://{shown}:{port}"
-    local = "127.0.0.1" if host in ("0.0.0.0", "localhost") else ("::1" if host == "::" else host)
-    health = f"http://{'[' + local + ']' if ':' in local else local}:{port}/_stcore/health"
-    print(f"rlenhance app: serving {url} (Ctrl-C stops it)", flush=True)
-    process = run(streamlit_command(port=port, host=host, checkpoint=checkpoint, device=device,
-                                    max_pixels=max_pixels))
-    if open_browser and _display_available():
-        threading.Thread(target=_open_when_ready, args=(url, health, process), daemon=True).start()
-    if threading.current_thread() is threading.main_thread():  # a plain kill stops the server too
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    try:
-        return process.wait()
-    except KeyboardInterrupt:  # Ctrl-C reached Streamlit too (same process group): let it finish
-        _stop(process, grace=10.0)
-        return 0
-    finally:
-        _stop(process, grace=0.0)  # SIGTERM or an error here: end the server now
-
-
-def _stop(process: subprocess.Popen, *, grace: float) -> None:
-    """Give a running server ``grace`` seconds to finish, then terminate it (kill after 10 s more)."""
-    if process.poll() is None and grace > 0:
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()

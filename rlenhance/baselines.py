@@ -29,9 +29,9 @@ from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
-from scipy import special
 
 from rlenhance.errors import ImageError
+from rlenhance.io import MASK_THRESHOLD
 
 
 def auto_gamma(image: np.ndarray, *, target: float = 0.5, eps: float = 1e-4) -> np.ndarray:
@@ -358,6 +358,8 @@ def _plane_noise_sigma(plane: np.ndarray) -> float:
     # pure noise of level s gives a texture ~ s^2 Gamma(n / 2, 2 tr / n) (n pixels, tr = the
     # difference operators' trace, Liu et al. 2012); this is its quantile at _NOISE_CONFIDENCE over s^2
     n, trace = p * p, 4 * p * (p - 1)
+    from scipy import special  # noqa: PLC0415 - half a second of imports, for this estimate only
+
     threshold = 2 * trace / n * float(special.gammaincinv(n / 2, _NOISE_CONFIDENCE))
     for _ in range(_NOISE_ITERATIONS):
         weak = texture < sigma * sigma * threshold
@@ -425,8 +427,6 @@ def estimate_noise_sigma(image: np.ndarray) -> float:
 #: checkerboard; opencv/opencv#25404): the whole range of a [0, 1] image. Images are therefore
 #: inpainted in float32 on the 0-65535 scale, where that error is one 16-bit level (1.5e-5).
 INPAINT_SCALE = 65535.0
-#: A mask value above this marks a missing pixel.
-MASK_THRESHOLD = 0.5
 
 
 def _check_mask(mask: Any, image: np.ndarray, who: str) -> np.ndarray:

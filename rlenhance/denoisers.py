@@ -22,11 +22,13 @@ An ``ffdnet`` reads a noise-level map: :class:`NoiseLevelDenoiser` gives it the 
 ``sigma`` when one is given (``load_denoiser("ffdnet", sigma=25)``, ``rlenhance denoise --model
 ffdnet --sigma 25``), else of the level :func:`rlenhance.baselines.estimate_noise_sigma` finds in
 each image (blind). An ``rse`` checkpoint is rebuilt by :func:`load_rse` (the network, in eval mode,
-with its predictor, and its spec), which :class:`RSERestorer` runs.
+with its predictor, and its spec), which :class:`RSERestorer` runs. The supervised denoisers the RL
+models build on (:class:`NoiseLevelDenoiser`, :class:`DenoisePredictor`, :func:`find_predictor`) live
+in :mod:`rlenhance.predictors`.
 
-The defaults live in ``rlenhance/weights/`` (:data:`DENOISER_CHECKPOINTS`); the gray ``mrpnet``,
-``ffdnet``, ``a3c`` and ``sac`` ones are shipped, the others are installed there once trained (a
-missing one is a :class:`~rlenhance.errors.CheckpointError` that says how to train it). :func:`load_denoiser`
+The models, their loaders and their defaults are the ``denoise`` entries of :mod:`rlenhance.registry`;
+the defaults live in ``rlenhance/weights/`` (:data:`DENOISER_CHECKPOINTS`); a missing one is a
+:class:`~rlenhance.errors.CheckpointError` that says how to train it. :func:`load_denoiser`
 takes the default with the images' planes (``channels``); a checkpoint of another kind than
 ``model`` asks for (a low-light or completion policy, an RSE-RL model for ``"a3c"`` ...) is refused
 with a message that says what the file is and which ``model`` loads it.
@@ -47,34 +49,30 @@ Example:
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rlenhance.baselines import estimate_noise_sigma
-from rlenhance.checkpoint import (
-    SPEC_KEY,
-    RolloutPolicySpec,
-    RSEDenoiserSpec,
-    SupervisedSpec,
-    build_model,
-    load_checkpoint,
-)
-from rlenhance.data import noise_level_map
+from rlenhance import registry
+from rlenhance.checkpoint import SPEC_KEY, RolloutPolicySpec, RSEDenoiserSpec, build_model, load_checkpoint
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import as_unit_float
 from rlenhance.models.policy import PixelActorCritic, blocks_to_pixels, build_policy_input
 from rlenhance.models.rse import RSEDenoiser
 from rlenhance.ops.actions import PIXELRL_ACTION_TABLE
 from rlenhance.ops.tiling import tiled
-from rlenhance.restore import DEFAULT_DENOISE_CHECKPOINT, Restorer, SupervisedRestorer, as_hwc_image, check_ensemble
+from rlenhance.predictors import (
+    DenoisePredictor,
+    NoiseLevelDenoiser,
+    check_predictor_ensemble,
+    find_predictor,
+    restore_one,
+)
+from rlenhance.restore import Restorer, check_ensemble
 from rlenhance.runtime import flush_denormals, select_device
 from rlenhance.transitions import DenoiseTransition
 
@@ -87,8 +85,8 @@ __all__ = [
     "PolicyDenoiser",
     "RSERestorer",
     "SUPERVISED_DENOISERS",
-    "default_denoiser",
     "check_predictor_ensemble",
+    "default_denoiser",
     "denoiser_kind",
     "find_predictor",
     "load_denoiser",
@@ -96,38 +94,19 @@ __all__ = [
     "rollout_radius",
 ]
 
-#: The ``model`` names :func:`load_denoiser` accepts.
-DENOISER_MODELS = ("mrpnet", "a3c", "sac", "rse", "ffdnet")
-#: The model :func:`load_denoiser` and ``rlenhance denoise`` use when none is named: the blind FFDNet
-#: (any noise level of 0-75, estimated per image; colour images in opponent planes), the best of
-#: the shipped denoisers in gray and colour (docs/results.md).
-DEFAULT_DENOISER = "ffdnet"
-#: The models run by :class:`~rlenhance.restore.SupervisedRestorer`: a gray one given a colour image
-#: without ``per_channel`` denoises its BT.601 luma (``mrpnet``) or its opponent colour planes
-#: (``ffdnet``); the RL models refuse the image.
-SUPERVISED_DENOISERS = ("mrpnet", "ffdnet")
-_WEIGHTS = DEFAULT_DENOISE_CHECKPOINT.parent
+#: The ``model`` names :func:`load_denoiser` accepts (:mod:`rlenhance.registry`'s denoise methods).
+DENOISER_MODELS = registry.names("denoise")
+#: The model :func:`load_denoiser` and ``rlenhance denoise`` use when none is named
+#: (:data:`rlenhance.registry.DEFAULTS`).
+DEFAULT_DENOISER = registry.DEFAULTS["denoise"]
+#: The models that serve a colour image with a gray checkpoint without ``per_channel``: ``mrpnet``
+#: denoises its BT.601 luma, ``ffdnet`` its opponent colour planes; the RL models refuse the image.
+SUPERVISED_DENOISERS = tuple(m.name for m in registry.methods("denoise", learned=True)
+                             if m.gray_on_colour not in ("", "refuse"))
 #: The default checkpoint of each ``(model, channels)``: gray (1) and colour (3) files in ``rlenhance/weights/``.
 DENOISER_CHECKPOINTS = MappingProxyType({
-    (model, channels): _WEIGHTS / f"{model}_denoise{'_color' if channels == 3 else ''}.pt"
-    for model in DENOISER_MODELS for channels in (1, 3)
-})  # ("mrpnet", 1) is rlenhance.restore.DEFAULT_DENOISE_CHECKPOINT
-#: How to train each default (the colour ones: ``--no-gray``, or rse_train's own RGB default).
-_TRAIN_COMMAND = MappingProxyType({
-    ("mrpnet", 1): "python -m experiments.supervised_train --model mrpnet --task denoise",
-    ("mrpnet", 3): "python -m experiments.supervised_train --model mrpnet --task denoise --no-gray",
-    ("ffdnet", 1): "python -m experiments.supervised_train --model ffdnet --task denoise --noise gaussian "
-                   "--sigma 0 15 25 50 75 --sigma-draw uniform",
-    ("ffdnet", 3): "python -m experiments.supervised_train --model ffdnet --task denoise --noise gaussian "
-                   "--sigma 0 15 25 50 75 --sigma-draw uniform --no-gray",
-    ("a3c", 1): "python -m experiments.denoise_train --sigma 15 25 50 --predictor rlenhance/weights/ffdnet_denoise.pt "
-                "--observe-prediction --downscale 2",
-    ("a3c", 3): "python -m experiments.denoise_train --no-gray",
-    ("sac", 1): "python -m experiments.denoise_train --agent sac --sigma 15 25 50 --predictor "
-                "rlenhance/weights/ffdnet_denoise.pt --observe-prediction --downscale 2",
-    ("sac", 3): "python -m experiments.denoise_train --agent sac --no-gray",
-    ("rse", 1): "python -m experiments.rse_train --gray",
-    ("rse", 3): "python -m experiments.rse_train --predictor rlenhance/weights/ffdnet_denoise.pt",
+    (m.name, planes): registry.WEIGHTS / name for m in registry.methods("denoise", learned=True)
+    for planes, name in m.weights.items()
 })
 #: The env whose transition a filter-bank denoising policy was trained in (its spec's ``env_id``).
 _DENOISE_ENV_ID = "rlenhance/Denoise-v0"
@@ -137,10 +116,10 @@ _FILTER_RADIUS = max(int(dict(action.params).get("ksize", dict(action.params).ge
 _GRAY, _RGB = 1, 3
 
 
-def default_denoiser(model: str, channels: int, *, option: str = "--checkpoint") -> Path:
+def default_denoiser(model: str, channels: int, *, option: str = "checkpoint=PATH") -> Path:
     """The default checkpoint of ``model`` for images of ``channels`` planes (:data:`DENOISER_CHECKPOINTS`).
-    ``option``: the command-line option that takes a checkpoint instead, named in the error (the
-    per-channel hint is given only for ``--checkpoint``, the ``denoise`` command's).
+    ``option``: how the caller gives a checkpoint instead, named in the error (``"--checkpoint PATH"``
+    for the ``denoise`` command, which also hears of ``--per-channel``).
 
     Raises:
         ValueError: an unknown ``model`` or ``channels`` not 1 or 3.
@@ -151,16 +130,15 @@ def default_denoiser(model: str, channels: int, *, option: str = "--checkpoint")
         raise ValueError(f"model: expected one of {DENOISER_MODELS}, got {model!r}")
     if channels not in (_GRAY, _RGB):
         raise ValueError(f"channels: expected 1 (gray) or 3 (RGB), got {channels!r}")
-    path = DENOISER_CHECKPOINTS[model, channels]
-    if not path.is_file():
-        kind = "gray" if channels == _GRAY else "colour"
-        other = ("" if channels == _GRAY or option != "--checkpoint" else
-                 "; or denoise R, G and B separately with the gray model (--per-channel, channels=1 and "
-                 "restore(..., per_channel=True))")
-        train = _TRAIN_COMMAND[model, channels]
-        raise CheckpointError(f"no checkpoint given and the default {kind} {model} denoiser {path} is not installed; "
-                              f"pass {option} PATH (a checkpoint of {train}){other}")
-    return path
+    try:
+        return registry.default_weights(registry.find("denoise", model), channels, option=option)
+    except CheckpointError as exc:
+        hints = {"--checkpoint PATH": "--per-channel",
+                 "checkpoint=PATH": "channels=1 and restore(..., per_channel=True)"}
+        if channels == _GRAY or option not in hints:
+            raise
+        gray = hints[option]
+        raise CheckpointError(f"{exc}; or denoise R, G and B separately with the gray model ({gray})") from None
 
 
 # --- the channel rules shared by the RL denoisers -------------------------------------------------
@@ -196,7 +174,7 @@ class _PlanesDenoiser:
         Raises:
             ImageError: a bad image, a mask, or an RGB image for a gray model without ``per_channel``.
         """
-        return _restore_one(self, image, mask, per_channel)
+        return restore_one(self, image, mask, per_channel)
 
     @torch.inference_mode()
     def restore_tensor(self, x: Tensor, *, per_channel: bool = False) -> Tensor:
@@ -252,8 +230,7 @@ class PolicyDenoiser(_PlanesDenoiser):
     (``denoise_train --predictor``: action 9 takes the supervised denoiser's pixel) runs it too
     (:class:`DenoisePredictor`, the checkpoint its spec records, or one of that name beside
     ``checkpoint`` or in ``rlenhance/weights/``: :func:`find_predictor`), once, on the whole noisy image.
-    The output, clamped to [0, 1],
-    equals ``agents.rollout.load_rollout_policy(path).restore(image)`` (which steps the env); a
+    The output, clamped to [0, 1], equals a greedy rollout of the env built from the checkpoint; a
     policy trained with ``clip`` sees its noisy input clamped to [0, 1], as it was trained.
 
     Large images run in tiles: each tile's window runs the whole rollout and only its core is kept;
@@ -361,144 +338,6 @@ class PolicyDenoiser(_PlanesDenoiser):
         return image.clamp(0.0, 1.0)
 
 
-def find_predictor(recorded: str | os.PathLike[str], checkpoint: str | os.PathLike[str] | None = None) -> Path:
-    """The predictor file of a policy trained with one (a :class:`~rlenhance.checkpoint.RolloutPolicySpec`'s
-    ``predictor``: the absolute path the trainer resolved, on its machine, or a bare file name, as the
-    shipped policies record), looked for in turn at:
-
-    1. ``recorded`` itself, when it is an absolute path (the trainers record the path they resolved);
-    2. a file of the same name beside the policy's ``checkpoint`` (a policy shipped in one folder
-       with its predictor; skipped when ``checkpoint`` is None);
-    3. a file of the same name in ``rlenhance/weights/`` (the shipped models).
-
-    A bare name (``mrpnet_denoise.pt``: what the shipped policies record, so that no path of the
-    machine that trained them is ever opened) is only looked for in 2 and 3, never in the working
-    directory.
-
-    Raises:
-        CheckpointError: none of them exists; the message names every place tried and how to pass
-            a predictor instead.
-    """
-    recorded = Path(recorded)
-    itself = None if checkpoint is None else Path(checkpoint).resolve()
-    # never the policy's own file (a predictor named best.pt, like the policy, recorded on another machine)
-    places = [place for place in (*([recorded] if recorded.is_absolute() else []),
-                                  *([Path(checkpoint).parent / recorded.name] if checkpoint is not None else []),
-                                  _WEIGHTS / recorded.name) if place.resolve() != itself]
-    found = next((place for place in places if place.is_file()), None)
-    if found is None:
-        model = f"the model {checkpoint}" if checkpoint is not None else "the model"
-        tried = ", ".join(map(str, dict.fromkeys(places)))
-        raise CheckpointError(f"predictor {recorded.name}: no such file at {tried}; "
-                              f"{model} was trained with this supervised model (its spec's predictor) and takes "
-                              "its output: put the file beside the model's checkpoint (or in rlenhance/weights/), or, "
-                              "for a policy, pass the predictor: agents.rollout.load_rollout_policy(..., "
-                              "predictor=agents.rollout.load_predictor(PATH, ...))")
-    return found
-
-
-def check_predictor_ensemble(ensemble: int, predictor: str | None, *, owner: str, this: str, trainer: str) -> None:
-    """Raise ValueError for a self-``ensemble`` other than 1 asked of the predictor of a model that
-    has none (its spec's ``predictor`` None): ``owner`` names the kind of model ("a policy"),
-    ``this`` the model itself, ``trainer`` the command that trains it."""
-    if ensemble != 1 and predictor is None:
-        raise ValueError(f"ensemble: {ensemble!r} is the self-ensemble of {owner}'s predictor, and {this} has none "
-                         f"({trainer} without --predictor); use ensemble=1")
-
-
-class DenoisePredictor:
-    """A supervised denoiser of ``experiments.supervised_train --task denoise`` as a denoising
-    policy's predictor (``experiments.denoise_train --predictor``; the ``predictor`` of
-    ``rlenhance/Denoise-v0``, whose action 9 takes its pixel): ``predictor(noisy) -> prediction``.
-
-    The checkpoint runs as :func:`load_denoiser` runs it (``mrpnet``: a plain denoiser;
-    ``ffdnet``: a :class:`NoiseLevelDenoiser`, given the map of ``sigma``, or of each image's
-    estimated level when ``sigma`` is None).
-
-    Args:
-        checkpoint: a supervised denoiser (:class:`~rlenhance.checkpoint.SupervisedSpec`, task
-            ``"denoise"``).
-        channels: the planes of the policy's images, 1 (gray) or 3 (RGB); the denoiser's must match,
-            except that a gray noise-map denoiser (FFDNet) serves RGB images through the opponent colour
-            planes, as :func:`load_denoiser` runs it on colour images.
-        sigma: the known noise level (0-255 scale) given to a noise-map denoiser (``ffdnet``); None:
-            estimated per image. A plain denoiser reads none (ignored).
-        device: where the denoiser runs: "auto", "cpu", "cuda" or "cuda:N".
-        ensemble: the denoiser's geometric self-ensemble (1: none; 2, 4 or 8: :func:`load_denoiser`).
-
-    Attributes:
-        restorer: the denoiser (:func:`load_denoiser`); path, channels, sigma: as given.
-
-    Raises:
-        CheckpointError: the file is missing or broken, not a supervised denoiser (the message says
-            what it is), or one of other planes than ``channels`` (but a gray FFDNet for RGB).
-        ValueError: ``channels`` not 1 or 3, a ``sigma`` outside an ``ffdnet``'s trained levels, a bad
-            ``ensemble``.
-    """
-
-    def __init__(self, checkpoint: str | os.PathLike[str], *, channels: int, sigma: float | None = None,
-                 device: str | torch.device = "auto", ensemble: int = 1):
-        if channels not in (_GRAY, _RGB):
-            raise ValueError(f"channels: expected 1 (gray) or 3 (RGB), got {channels!r}")
-        self.path = Path(checkpoint)
-        spec = (load_checkpoint(self.path)["extra"] or {}).get(SPEC_KEY)
-        if not (isinstance(spec, SupervisedSpec) and spec.task == "denoise"):
-            what = (f"a {spec.model} trained for task {spec.task!r}" if isinstance(spec, SupervisedSpec) else
-                    f"a {spec.title} checkpoint" if spec is not None else "a checkpoint without a spec")
-            raise CheckpointError(f"predictor {self.path}: {what}; the predictor of a denoising policy or of an "
-                                  "RSE-RL model is a supervised denoiser (python -m experiments.supervised_train "
-                                  "--task denoise, --model mrpnet or ffdnet)")
-        model = _supervised_model(spec)
-        self.restorer = load_denoiser(model, self.path, device=device, ensemble=ensemble,
-                                      **({"sigma": sigma} if model == "ffdnet" else {}))
-        if self.restorer.channels != channels and not (model == "ffdnet" and channels == _RGB):
-            names = {_GRAY: "gray (1-plane)", _RGB: "RGB (3-plane)"}
-            raise CheckpointError(f"predictor {self.path}: a {names[self.restorer.channels]} denoiser; the model "
-                                  f"denoises {names[channels]} images: give a {names[channels]} one (supervised_train "
-                                  f"--task denoise{' --no-gray' if channels == _RGB else ''}; a gray FFDNet also "
-                                  "serves RGB images, through the opponent colour planes)")
-        self.channels: int = channels
-        self.sigma: float | None = None if sigma is None else float(sigma)
-
-    @classmethod
-    def for_policy(cls, spec: RolloutPolicySpec, *, checkpoint: str | os.PathLike[str] | None = None,
-                   device: str | torch.device = "auto", ensemble: int = 1) -> DenoisePredictor | None:
-        """The predictor a denoising policy was trained with (its spec's ``predictor``, found by
-        :func:`find_predictor` from the policy's ``checkpoint`` path; None without one), for the
-        spec's planes, with the policy's noise level as ``sigma`` when it was trained on one
-        (several: estimated per image), and the self-``ensemble`` given.
-
-        Raises:
-            CheckpointError: the predictor file is found nowhere (see :func:`find_predictor`), or
-                is not a denoiser of the spec's planes.
-            ValueError: an ``ensemble`` other than 1 for a policy without a predictor, or a bad one.
-        """
-        check_predictor_ensemble(ensemble, spec.predictor, owner="a policy", this="this policy",
-                                 trainer="denoise_train")
-        if spec.predictor is None:
-            return None
-        sigmas = spec.sigmas
-        return cls(find_predictor(spec.predictor, checkpoint), channels=spec.channels,
-                   sigma=sigmas[0] if len(sigmas) == 1 else None, device=device, ensemble=ensemble)
-
-    @property
-    def model(self) -> nn.Module:
-        """The predictor's network."""
-        return self.restorer.model
-
-    def __call__(self, noisy: Tensor) -> Tensor:
-        """The prediction of noisy images, float (B, channels, H, W) (unclipped noisy values
-        allowed): float32 (B, channels, H, W) in [0, 1] on ``noisy``'s device.
-
-        Raises:
-            ImageError: not a float tensor of the predictor's planes (or bad values).
-        """
-        if not torch.is_tensor(noisy) or noisy.dim() != 4 or noisy.shape[1] != self.channels:
-            raise ImageError(f"noisy: expected a float tensor (B, {self.channels}, H, W) for {self.path}; got "
-                             f"{tuple(noisy.shape) if torch.is_tensor(noisy) else type(noisy).__name__}")
-        return self.restorer.restore_tensor(noisy)
-
-
 # --- RSE-RL ------------------------------------------------------------------------------------------
 def load_rse(path: str | os.PathLike, *, device: str | torch.device = "cpu",
              ensemble: int = 1) -> tuple[RSEDenoiser, RSEDenoiserSpec]:
@@ -571,96 +410,10 @@ class RSERestorer(_PlanesDenoiser):
         return self.model(x, rounds=self.spec.rounds).clamp(0.0, 1.0)
 
 
-# --- FFDNet: a noise-map denoiser given a level's map ---------------------------------------------------
-class NoiseLevelDenoiser:
-    """A noise-map denoiser (FFDNet, ``experiments.supervised_train --model ffdnet``) on noisy images
-    of one noise level: a :class:`~rlenhance.restore.Restorer` that gives the network the constant
-    map of that level, ``sigma / 255`` (:func:`rlenhance.data.noise_level_map` of a unit gain),
-    through :class:`~rlenhance.restore.SupervisedRestorer`'s noise-map path (tiling, channel rules).
-
-    The level is ``sigma`` when given (known noise, e.g. a synthetic test set); else each image's
-    own, estimated from it (:func:`rlenhance.baselines.estimate_noise_sigma`, blind; real noise)
-    and clipped to the levels the checkpoint was trained over (:attr:`sigma_range`).
-
-    Args:
-        checkpoint: a noise-map denoiser of ``experiments.supervised_train`` (``--model ffdnet``,
-            trained on ``--noise gaussian`` or ``amplified``).
-        sigma: the noise level on the 0-255 scale, in :attr:`sigma_range`; None: estimated per image.
-        device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
-        tile: side of the tiles' core in pixels (:class:`~rlenhance.restore.SupervisedRestorer`).
-        ensemble: the network's geometric self-ensemble, 1 (none), 2, 4 or 8 flips and quarter
-            turns averaged over (:class:`~rlenhance.restore.SupervisedRestorer`).
-
-    Attributes:
-        restorer: the :class:`~rlenhance.restore.SupervisedRestorer` (``noise_map=True``);
-            ``spec``, ``channels``, ``model``, ``device`` and ``path`` repeat its own.
-        sigma: the level given, or None (estimated per image).
-        sigma_range: ``(low, high)``, the levels trained over (0-255 scale): Gaussian noise: the
-            spec's ``sigmas[0]`` and ``sigmas[-1]``; amplified noise: 0 and ``sigma``.
-
-    Raises:
-        CheckpointError: not a noise-map denoiser (the message says what it is).
-        ValueError: a ``sigma`` that is not a finite number in :attr:`sigma_range`, bad ``device``,
-            ``tile`` or ``ensemble``.
-
-    Example:
-        >>> denoiser = NoiseLevelDenoiser("runs/ffdnet/checkpoints/best.pt", sigma=25)   # doctest: +SKIP
-        >>> clean = denoiser.restore(noisy_gray)                                        # doctest: +SKIP
-    """
-
-    def __init__(self, checkpoint: str | os.PathLike[str], *, sigma: float | None = None,
-                 device: str | torch.device = "auto", tile: int = 512, ensemble: int = 1):
-        self.restorer = SupervisedRestorer(checkpoint, device=device, task="denoise", tile=tile, noise_map=True,
-                                           ensemble=ensemble)
-        self.spec, self.channels, self.model = self.restorer.spec, self.restorer.channels, self.restorer.model
-        self.device, self.path = self.restorer.device, self.restorer.path
-        levels = self.spec.sigmas or (self.spec.sigma,)
-        self.sigma_range: tuple[float, float] = (0.0, float(levels[-1])) if self.spec.noise == "amplified" \
-            else (float(levels[0]), float(levels[-1]))
-        low, high = self.sigma_range
-        number = not isinstance(sigma, bool) and isinstance(sigma, (int, float, np.integer, np.floating))
-        if sigma is not None and not (number and math.isfinite(sigma) and low <= sigma <= high):
-            raise ValueError(f"sigma: expected a noise level in [{low:g}, {high:g}] (0-255 scale: the levels "
-                             f"{self.path} was trained over), got {sigma!r}")
-        self.sigma: float | None = None if sigma is None else float(sigma)
-
-    @property
-    def takes_mask(self) -> bool:
-        """Denoisers take no mask."""
-        return False
-
-    def levels(self, x: Tensor) -> Tensor:
-        """The noise level of each image of the batch ``x`` (float (B, C, H, W)), 0-255 scale, as
-        float32 (B, 1, 1, 1) on ``x``'s device: :attr:`sigma`, or each image's estimate clipped to
-        :attr:`sigma_range`."""
-        if self.sigma is not None:
-            return torch.full((x.shape[0], 1, 1, 1), self.sigma, device=x.device)
-        low, high = self.sigma_range
-        found = [min(max(estimate_noise_sigma(image.permute(1, 2, 0).cpu().numpy()), low), high) for image in x]
-        return torch.tensor(found, dtype=torch.float32, device=x.device).view(-1, 1, 1, 1)
-
-    def restore(self, image: np.ndarray, mask: np.ndarray | None = None, *, per_channel: bool = False) -> np.ndarray:
-        """Denoise one image: the arguments, result and errors of the other denoisers' ``restore``
-        (:meth:`PolicyDenoiser.restore`), the map of each image's level given; a gray model on an RGB
-        image denoises R, G and B at their level with ``per_channel``, else its opponent colour
-        planes, each at its own level (:class:`~rlenhance.restore.SupervisedRestorer`; RGB out)."""
-        return _restore_one(self, image, mask, per_channel)
-
-    def restore_tensor(self, x: Tensor, *, per_channel: bool = False) -> Tensor:
-        """Batched :meth:`restore` on tensors: float (B, C, H, W), C in {1, 3}, RGB -> float32
-        (B, C_out, H, W) in [0, 1] on ``x``'s device, each image at its level (:meth:`levels`)."""
-        if not torch.is_tensor(x) or x.dim() != 4 or x.numel() == 0:
-            raise ImageError(f"image: expected a float tensor (B, C, H, W) with C in {{1, 3}}; got "
-                             f"{tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}")
-        levels = noise_level_map(torch.ones(1, 1, 1, 1, device=x.device), self.levels(x))
-        return self.restorer.restore_tensor(x, per_channel=per_channel,
-                                            noise_map=levels.expand(-1, -1, *x.shape[-2:]))
-
-
 # --- one entry point ---------------------------------------------------------------------------------
 def load_denoiser(model: str = DEFAULT_DENOISER, checkpoint: str | os.PathLike[str] | None = None, *, channels: int = 3,
                   device: str | torch.device = "auto", tile: int = 512, sigma: float | None = None,
-                  ensemble: int = 1) -> Restorer:
+                  ensemble: int = 1, option: str = "checkpoint=PATH") -> Restorer:
     """The denoiser ``model`` (module table) as a :class:`~rlenhance.restore.Restorer`:
     ``restore(image, per_channel=False)`` on (H, W, C) images in [0, 1] (noisy values allowed).
 
@@ -681,6 +434,8 @@ def load_denoiser(model: str = DEFAULT_DENOISER, checkpoint: str | os.PathLike[s
             of the network over 1 (none), 2, 4 or 8 flips and quarter turns of the image, at that
             many times the time; ``mrpnet`` and ``ffdnet`` themselves, ``a3c`` / ``sac`` / ``rse``
             their predictor (a model without one takes 1 only).
+        option: how the caller gives a checkpoint, named when the default is not installed (the
+            ``denoise`` command: ``"--checkpoint PATH"``).
 
     Raises:
         ValueError: an unknown ``model``, bad ``channels``, ``device``, ``tile`` or ``ensemble``, a
@@ -695,16 +450,12 @@ def load_denoiser(model: str = DEFAULT_DENOISER, checkpoint: str | os.PathLike[s
         raise ValueError(f"sigma: the noise level of a noise-map denoiser's map (model 'ffdnet'); model {model!r} "
                          f"reads none (got sigma={sigma!r})")
     check_ensemble(ensemble)
-    path = Path(checkpoint) if checkpoint is not None else default_denoiser(model, channels)
-    loaders: dict[str, Callable[[], Any]] = {
-        "mrpnet": lambda: SupervisedRestorer(path, device=device, task="denoise", tile=tile, ensemble=ensemble),
-        "ffdnet": lambda: NoiseLevelDenoiser(path, sigma=sigma, device=device, tile=tile, ensemble=ensemble),
-        "a3c": lambda: PolicyDenoiser(path, device=device, tile=tile, agent="a3c", ensemble=ensemble),
-        "sac": lambda: PolicyDenoiser(path, device=device, tile=tile, agent="sac", ensemble=ensemble),
-        "rse": lambda: RSERestorer(path, device=device, ensemble=ensemble),
-    }
+    path = Path(checkpoint) if checkpoint is not None else default_denoiser(model, channels, option=option)
+    method = registry.find("denoise", model)
+    given = {"tile": tile, "ensemble": ensemble, "sigma": sigma}
     try:
-        return loaders[model]()
+        return registry.load("denoise", model, path, device=device,
+                             **{name: value for name, value in given.items() if name in method.settings})
     except CheckpointError as exc:
         other = denoiser_kind(path)
         if other is None or other == model:
@@ -715,33 +466,5 @@ def load_denoiser(model: str = DEFAULT_DENOISER, checkpoint: str | os.PathLike[s
 
 def denoiser_kind(path: str | os.PathLike[str]) -> str | None:
     """The :data:`DENOISER_MODELS` name that loads the checkpoint ``path``, or None (not a denoiser,
-    or not readable)."""
-    try:
-        extra = load_checkpoint(path)["extra"] or {}
-    except CheckpointError:
-        return None
-    spec = extra.get(SPEC_KEY)
-    if isinstance(spec, SupervisedSpec) and spec.task == "denoise":
-        return _supervised_model(spec)
-    if isinstance(spec, RolloutPolicySpec) and spec.task == "denoise":
-        return extra.get("algorithm") if extra.get("algorithm") in ("a3c", "sac") else "a3c"
-    if isinstance(spec, RSEDenoiserSpec):
-        return "rse"
-    return None
-
-
-def _restore_one(denoiser: _PlanesDenoiser | NoiseLevelDenoiser, image: np.ndarray, mask: np.ndarray | None,
-                 per_channel: bool) -> np.ndarray:
-    """``denoiser.restore(image, mask, per_channel=...)``: one (H, W[, C]) image through its batched
-    ``restore_tensor``, as float32 (H, W, C_out)."""
-    if mask is not None:
-        raise ImageError(f"mask: given, but {denoiser.path} is a denoiser, which takes no mask")
-    hwc = as_hwc_image(image, noisy=True)
-    x = torch.from_numpy(hwc).permute(2, 0, 1)[None]  # a view: the tiles read the image in place
-    out = denoiser.restore_tensor(x, per_channel=per_channel)
-    return np.ascontiguousarray(out[0].permute(1, 2, 0).cpu().numpy(), dtype=np.float32)
-
-
-def _supervised_model(spec: SupervisedSpec) -> str:
-    """The :data:`SUPERVISED_DENOISERS` name that loads a supervised denoiser of ``spec``."""
-    return "ffdnet" if spec.needs_noise_map else "mrpnet"
+    or not readable): :func:`rlenhance.registry.kind_of`."""
+    return registry.kind_of("denoise", path)

@@ -3,19 +3,21 @@
 
 A restorer takes one image, float (H, W, C) in [0, 1] (channels last, RGB, checked by
 :func:`rlenhance.io.as_unit_float`), and the hole mask where its task has one, and returns the
-restored image, float32 (H, W, C) in [0, 1]. The implementations:
+restored image, float32 (H, W, C) in [0, 1]: ``restore(image, *, mask=None, **settings)``. Every
+method of :mod:`rlenhance.registry` loads as one (``registry.load(task, name)``):
 
-=============================================  ===================================================================
-restorer                                       what restores the image
-=============================================  ===================================================================
-:class:`rlenhance.Enhancer`                    a low-light RL policy (LE curves; ``restore(image)``)
-:class:`SupervisedRestorer`                    a supervised checkpoint (MRPNet, PixelRNN, gated PixelRNN, FFDNet, U-Net)
-``agents.rollout.RolloutPolicy``               an RL denoising / completion policy, through its env's
-                                               transition (``agents.rollout.load_rollout_policy``)
-:class:`rlenhance.denoisers.PolicyDenoiser`    an A3C / SAC denoising policy without the env (the same
-                                               filter-bank transition, tiled)
-:class:`rlenhance.denoisers.RSERestorer`       an RSE-RL denoiser (``experiments.rse_train``)
-=============================================  ===================================================================
+===============================================  =================================================================
+restorer                                         what restores the image
+===============================================  =================================================================
+:class:`rlenhance.Enhancer`                      a low-light RL policy (LE curves; the setting as ``**settings``)
+:class:`SupervisedRestorer`                      a supervised checkpoint (MRPNet, PixelRNN, gated PixelRNN, FFDNet,
+                                                 U-Net)
+:class:`rlenhance.denoisers.NoiseLevelDenoiser`  a noise-map denoiser (FFDNet) given the map of a level
+:class:`rlenhance.denoisers.PolicyDenoiser`      an A3C / SAC filter-bank denoising policy (tiled)
+:class:`rlenhance.denoisers.RSERestorer`         an RSE-RL denoiser (``experiments.rse_train``)
+:class:`rlenhance.completion.PolicyCompleter`    an RL fill-action completion policy
+:class:`rlenhance.registry.ClassicalRestorer`    a classical method of :mod:`rlenhance.baselines`
+===============================================  =================================================================
 
 :func:`rlenhance.load_denoiser` picks any denoiser (``mrpnet``, ``ffdnet``, ``a3c``, ``sac``, ``rse``) and
 its default checkpoint for gray or colour images (:mod:`rlenhance.denoisers`).
@@ -70,6 +72,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from rlenhance import registry
 from rlenhance.checkpoint import (
     SPEC_KEY,
     SUPERVISED_MODELS,
@@ -80,7 +83,7 @@ from rlenhance.checkpoint import (
 )
 from rlenhance.data.occluded import HOLE_THRESHOLD, hole_mask
 from rlenhance.errors import CheckpointError, ImageError
-from rlenhance.io import BT601_LUMA_WEIGHTS, as_unit_float
+from rlenhance.io import BT601_LUMA_WEIGHTS, MASK_THRESHOLD, as_unit_float
 from rlenhance.models.ffdnet import MODELS as FFDNET_MODELS
 from rlenhance.models.ffdnet import FFDNet
 from rlenhance.models.inpaint import MODELS as INPAINT_MODELS
@@ -111,30 +114,19 @@ __all__ = [
     "hole_mask",
 ]
 
-_WEIGHTS = Path(__file__).resolve().parent / "weights"
-#: The shipped gray MRPNet denoiser (used when ``rlenhance denoise`` gets no --checkpoint).
-DEFAULT_DENOISE_CHECKPOINT = _WEIGHTS / "mrpnet_denoise.pt"
-#: The shipped completion U-Net (used when ``rlenhance complete`` gets no --checkpoint; the gated
-#: PixelRNN's file until session 27).
-DEFAULT_COMPLETION_CHECKPOINT = _WEIGHTS / "unet_completion.pt"
+#: The shipped gray MRPNet denoiser (``SupervisedRestorer(task="denoise")`` without a checkpoint).
+DEFAULT_DENOISE_CHECKPOINT = registry.WEIGHTS / registry.find("denoise", "mrpnet").weights[1]
+#: The shipped completion U-Net (``SupervisedRestorer(task="completion")`` without a checkpoint).
+DEFAULT_COMPLETION_CHECKPOINT = registry.WEIGHTS / registry.find("completion", "unet").weights[3]
 #: Tasks a supervised checkpoint can be trained for (``experiments.supervised_train --task``).
 TASKS = SUPERVISED_TASKS
 #: Every class a supervised checkpoint can name (for :func:`rlenhance.checkpoint.build_model`).
 REGISTRY: Mapping[str, type[nn.Module]] = MappingProxyType({**MRPNET_MODELS, **PIXELRNN_MODELS, **FFDNET_MODELS,
                                                             **INPAINT_MODELS})
-_DEFAULTS = MappingProxyType({"denoise": DEFAULT_DENOISE_CHECKPOINT, "completion": DEFAULT_COMPLETION_CHECKPOINT})
-_TRAIN_COMMAND = MappingProxyType({
-    "denoise": "python -m experiments.supervised_train --model mrpnet --task denoise",
-    "completion": "python -m experiments.supervised_train --model unet --task completion --shift-holes",
-})
-#: Self-ensemble sizes (``SupervisedRestorer(ensemble=n)``) -> the D4 transforms
-#: (:func:`rlenhance.models.vae.d4_transform`) averaged over: the identity; and a left-right flip;
-#: and the half turn and the up-down flip; and the quarter turns with and without the flip. Each is a
-#: subgroup of D4, so the mean is equivariant to its transforms.
-ENSEMBLES: Mapping[int, tuple[int, ...]] = MappingProxyType({1: (0,), 2: (0, 4), 4: (0, 4, 2, 6),
-                                                             8: (0, 4, 2, 6, 1, 3, 5, 7)})
-#: A mask value above this marks a missing pixel (masks are binarised).
-MASK_THRESHOLD = 0.5
+#: The method of :mod:`rlenhance.registry` whose shipped weights a task's SupervisedRestorer loads by default.
+_DEFAULTS = MappingProxyType({"lowlight": "mrpnet", "denoise": "mrpnet", "completion": "unet"})
+#: Self-ensemble sizes -> the D4 transforms averaged over (:data:`rlenhance.registry.ENSEMBLES`).
+ENSEMBLES = registry.ENSEMBLES
 #: BM3D's opponent colour transform (rows: R, G, B weights of the mean and of two colour
 #: differences; orthogonal rows, so independent channel noise stays independent across planes).
 OPPONENT_COLOUR = ((1 / 3, 1 / 3, 1 / 3), (1 / 2, 0.0, -1 / 2), (1 / 4, -1 / 2, 1 / 4))
@@ -158,7 +150,7 @@ class Restorer(Protocol):
     @property
     def takes_mask(self) -> bool: ...
 
-    def restore(self, image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    def restore(self, image: np.ndarray, *, mask: np.ndarray | None = None, **settings: Any) -> np.ndarray:
         """Restore one image.
 
         Args:
@@ -167,6 +159,8 @@ class Restorer(Protocol):
                 or uint8 / uint16 samples scaled by their range (:func:`rlenhance.io.as_unit_float`).
             mask: (H, W) or (H, W, 1), bool or numbers, values above :data:`MASK_THRESHOLD`
                 (True) mark missing pixels; required when :attr:`takes_mask`, else refused.
+            **settings: the method's own (its registry entry's ``restore_settings``: a denoiser's
+                ``per_channel``, the low-light policy's setting, a classical denoiser's ``sigma``).
 
         Returns:
             float32 (H, W, C_out) in [0, 1], the input's height and width (times the
@@ -222,20 +216,15 @@ def as_mask(mask: np.ndarray, *, size: tuple[int, int] | None = None) -> np.ndar
 
 
 def default_checkpoint(task: str) -> Path:
-    """The shipped checkpoint for ``task`` (``"denoise"`` or ``"completion"``).
+    """The shipped supervised checkpoint for ``task`` (the gray one for ``"denoise"``).
 
     Raises:
-        CheckpointError: no default exists for ``task``, or its file is not installed (the
-            message says how to train one and to pass it explicitly).
+        CheckpointError: its file is not installed (the message says how to train one and to pass it).
+        ValueError: an unknown ``task``.
     """
     if task not in _DEFAULTS:
-        raise CheckpointError(f"task {task!r} has no shipped checkpoint; pass a checkpoint explicitly "
-                              f"(shipped defaults exist for: {', '.join(_DEFAULTS)})")
-    path = _DEFAULTS[task]
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint given and the default {task} model {path} is not installed; "
-                              f"pass --checkpoint PATH (a checkpoint of {_TRAIN_COMMAND[task]})")
-    return path
+        raise ValueError(f"task: expected one of {tuple(_DEFAULTS)}, got {task!r}")
+    return registry.default_weights(registry.find(task, _DEFAULTS[task]), 1)
 
 
 def _total_stride(model: nn.Module) -> int:

@@ -34,10 +34,15 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 
 from rlenhance.ops.actions import PIXELRL_ACTIONS
 from rlenhance.ops.bank import pixelrl_filter_select
+from rlenhance.ops.blur import gaussian_blur2d
 from rlenhance.ops.curves import check_max_overshoot, couple_channels, le_step, overshoot_limit
+from rlenhance.ops.fill import diffusion_fill, neighbour_mean
+from rlenhance.ops.median import median_blur2d
+from rlenhance.ops.select import select_per_pixel
 
 __all__ = [
     "ACTION_TYPES",
@@ -348,6 +353,31 @@ class CompletionTransition(Transition):
     def actions(self) -> tuple[str, ...]:
         """The action names, index = action id."""
         return COMPLETION_ACTIONS + ((PREDICT_ACTION,) if self.predict else ())
+
+    def start(self, occluded: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The first state: the hole (``mask`` (B, 1, H, W), 1 = missing) of ``occluded`` (B, 3, H, W)
+        filled by ``smooth_iters`` iterations of the diffusion fill."""
+        return diffusion_fill(occluded, mask, smooth_iters=self.smooth_iters)
+
+    @staticmethod
+    def candidates(image: torch.Tensor, prediction: torch.Tensor | None = None) -> torch.Tensor:
+        """Every action's value at every pixel of ``image`` (B, C, H, W): (B, n_actions, C, H, W) in the
+        order of :attr:`actions` (the predictor's ``prediction`` last, when given)."""
+        padded = F.pad(image, (1, 1, 1, 1), mode="replicate")
+        h, w = image.shape[-2:]
+        results = [image, neighbour_mean(image)[0], padded[..., 1:h + 1, 0:w], padded[..., 1:h + 1, 2:w + 2],
+                   padded[..., 0:h, 1:w + 1], padded[..., 2:h + 2, 1:w + 1], gaussian_blur2d(image, 5, 1.5),
+                   median_blur2d(image, 5)]
+        if prediction is not None:
+            results.append(prediction)
+        return torch.stack(results, dim=1)
+
+    def step(self, image: torch.Tensor, actions: torch.Tensor, mask: torch.Tensor,
+             prediction: torch.Tensor | None = None) -> torch.Tensor:
+        """The next state: each hole pixel (``mask`` > 0) takes its action's value (:meth:`candidates`),
+        the others keep theirs. ``actions``: integer (B, 1, H, W)."""
+        chosen = select_per_pixel(self.candidates(image, prediction), actions.long(), validate=False)
+        return torch.where(mask > 0, chosen, image)
 
     def _problems(self) -> list[str]:
         problems = super()._problems()

@@ -25,7 +25,7 @@ import torch
 from rlenhance.data.base import ImageDataset, Record, check_split, image_files, partner_error, resolve_split
 from rlenhance.data.transforms import to_float
 from rlenhance.errors import DatasetError, ImageError
-from rlenhance.io import DEFAULT_MAX_PIXELS
+from rlenhance.io import DEFAULT_MAX_PIXELS, HOLE_THRESHOLD, MASK_THRESHOLD, OCCLUDED_PREFIX
 
 __all__ = ["CHANNEL_SUM_THRESHOLD", "HOLE_THRESHOLD", "MASK_RULES", "MASK_SHAPES", "OccludedPairs", "channel_sum_mask",
            "drop_small_regions", "estimate_occlusion_mask", "hole_mask", "regions_to_mask"]
@@ -39,13 +39,8 @@ MASK_RULES = ("estimate", "channel-sum")
 CHANNEL_SUM_THRESHOLD = 0.03
 #: The default ``threshold`` of :func:`estimate_occlusion_mask` (max over channels).
 _ESTIMATE_THRESHOLD = 0.1
-#: File-name prefix of the occluded images.
-OCCLUDED_PREFIX = "occluded_"
 #: A mask file pixel above this (in [0, 1]) marks a missing pixel.
-_MASK_FILE_THRESHOLD = 0.5
-#: Default largest distance from the fill colour of a hole pixel in :func:`hole_mask` (tuned on the
-#: bedroom data: 0.03 misses JPEG-brightened hole pixels, 0.05+ merges dark furniture into the hole).
-HOLE_THRESHOLD = 0.04
+_MASK_FILE_THRESHOLD = MASK_THRESHOLD
 
 
 def _square(size: int) -> np.ndarray:

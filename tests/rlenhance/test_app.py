@@ -246,7 +246,7 @@ def test_every_method_restores_an_image(method):
 @pytest.mark.parametrize("task", ["denoise", "completion"])
 def test_rl_rollout_methods_restore_an_image(task):
     method = kit.methods_for(task, "RL")[0]
-    assert kit.method_missing(method) is None  # agents is installed with the package
+    assert kit.method_missing(method) is None  # the library runs every shipped policy
     image = kit.noisy_copy(photo(24, 24, low=0.2, high=0.8), 25) if task == "denoise" else photo(24, 24)
     mask = np.zeros((24, 24), bool)
     mask[8:14, 8:14] = True
@@ -274,7 +274,7 @@ def test_learned_restorers_offer_the_self_ensemble_of_the_command_line():
     """A network (or an RL policy's predictor) offers --ensemble's sizes, and the page's x2 result is
     `rlenhance denoise --model KEY --ensemble 2`'s; the classical and low-light methods offer none."""
     offered = {(m.task, m.key) for m in kit.METHODS if m.ensembles == (1, 2, 4, 8)}
-    assert offered == {("denoise", k) for k in ("a3c", "sac", "ffdnet", "mrpnet")} | {
+    assert offered == {("denoise", k) for k in ("a3c", "sac", "ffdnet", "mrpnet", "rse")} | {
         ("completion", k) for k in ("a3c", "unet", "gated-pixelrnn", "pixelrnn")}
     assert all(m.ensembles == (1,) for m in kit.METHODS if (m.task, m.key) not in offered)
     method = kit.find_method("denoise", "ffdnet")

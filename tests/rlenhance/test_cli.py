@@ -191,8 +191,6 @@ def test_bad_arguments_exit_2(ckpts, images, tmp_path, capsys):
     assert main(["complete", str(a), "-o", out, "--checkpoint", str(ckpts["completion"]),
                  "--mask-threshold", "-1"]) == 2
     assert "--mask-threshold" in capsys.readouterr().err
-    assert main(["enhance", str(a), "-o", out, "--model", "mrpnet"]) == 2
-    assert "--checkpoint" in capsys.readouterr().err
     assert main(["enhance", str(a), "-o", out, "--model", "mrpnet", "--checkpoint", str(ckpts["lowlight"]),
                  "--exposure", "0.5"]) == 2
     assert "--exposure" in capsys.readouterr().err
@@ -218,18 +216,16 @@ def test_bad_arguments_exit_2(ckpts, images, tmp_path, capsys):
 
 
 def test_missing_default_weights_ask_for_a_checkpoint(images, tmp_path, capsys, monkeypatch):
-    import rlenhance.denoisers as denoisers
-    import rlenhance.restore as restore
+    from rlenhance import registry
 
-    monkeypatch.setattr(restore, "_DEFAULTS", {task: tmp_path / "not_installed" / path.name
-                                               for task, path in restore._DEFAULTS.items()})
-    monkeypatch.setattr(denoisers, "DENOISER_CHECKPOINTS", {key: tmp_path / "not_installed" / path.name
-                                                            for key, path in denoisers.DENOISER_CHECKPOINTS.items()})
+    monkeypatch.setattr(registry, "WEIGHTS", tmp_path / "not_installed")
     (a, _), _ = images
-    for command, name in (("denoise", "ffdnet_denoise.pt"), ("complete", "unet_completion.pt")):
-        assert main([command, str(a), "-o", str(tmp_path / "out")]) == 2
+    for argv, name in ((["denoise"], "ffdnet_denoise.pt"), (["complete"], "unet_completion.pt"),
+                       (["complete", "--model", "a3c"], "a3c_completion.pt"),
+                       (["enhance", "--model", "mrpnet"], "mrpnet_lowlight.pt")):
+        assert main([*argv, str(a), "-o", str(tmp_path / "out")]) == 2
         err = capsys.readouterr().err
-        assert name in err and "--checkpoint" in err
+        assert name in err and "pass --checkpoint PATH" in err
 
 
 def test_enhance_with_the_supervised_model(ckpts, images, tmp_path, capsys):
@@ -303,11 +299,10 @@ def test_enhance_denoiser_changes_the_output_and_equals_denoise_of_enhance(ckpts
 
 def test_enhance_denoiser_named_with_neither_default_installed_is_refused_naming_the_colour_one(
         ckpts, images, tmp_path, monkeypatch, capsys):
-    import rlenhance.denoisers as denoisers
+    from rlenhance import registry
 
     (_, b), _ = images
-    monkeypatch.setattr(denoisers, "DENOISER_CHECKPOINTS", {k: tmp_path / "none" / v.name
-                                                            for k, v in DENOISER_CHECKPOINTS.items()})
+    monkeypatch.setattr(registry, "WEIGHTS", tmp_path / "none")
     assert main(["enhance", str(b), "-o", str(tmp_path / "f"), "--checkpoint", str(ckpts["policy"]), "--device", "cpu",
                  "--denoiser", "ffdnet"]) == 2
     err = capsys.readouterr().err
@@ -653,11 +648,13 @@ import os, sys, time
 from pathlib import Path
 import helper
 import rlenhance.cli as cli
+import rlenhance.cli.batch as batch
+import rlenhance.cli.denoise as denoise
 
 if __name__ == "__main__":
-    cli._denoiser = helper.build
+    denoise.build = helper.build
     if os.environ.get("HELPER_BARRIER"):
-        plan = cli.plan_outputs
+        plan = batch.plan_outputs
         def planned_together(*args, **kwargs):
             result = plan(*args, **kwargs)
             folder = Path(os.environ["HELPER_DIR"])
@@ -666,7 +663,7 @@ if __name__ == "__main__":
             while len(list(folder.glob("planned-*"))) < 2 and time.monotonic() < deadline:
                 time.sleep(0.01)
             return result
-        cli.plan_outputs = planned_together
+        batch.plan_outputs = planned_together
     sys.exit(cli.main(sys.argv[1:]))
 '''
 
@@ -743,3 +740,60 @@ def test_a_killed_jobs_worker_fails_its_image_and_the_run_finishes(tmp_path):
     dead = Path(failed[0].split()[1].rstrip(":"))
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{p.stem}.png" for p in paths if p != dead)
     assert len([line for line in stdout.splitlines() if " -> " in line]) == 11
+
+
+# --- every shipped model, by name -----------------------------------------------------------------------
+def _shipped(method) -> bool:
+    from rlenhance import registry
+
+    return registry.missing(method) is None
+
+
+def _learned_methods():
+    from rlenhance import registry
+
+    return [m for m in registry.methods(learned=True) if _shipped(m)]
+
+
+@pytest.mark.parametrize("method", _learned_methods(), ids=lambda m: f"{m.task}-{m.name}")
+def test_every_shipped_model_runs_by_name(method, tmp_path):
+    """``rlenhance enhance|denoise|complete --model NAME`` runs the registry's shipped weights of NAME (the RL
+    policies included): the output is the registry restorer's on the same image."""
+    from rlenhance import registry
+    from rlenhance.data.occluded import hole_mask
+
+    rng = np.random.default_rng(0)
+    image = np.clip(0.2 + 0.5 * rng.random((24, 28, 3)), 0, 1).astype(np.float32)
+    if method.task == "denoise":  # a gray photo: the gray default where there is one
+        image = np.repeat(image[..., :1], 3, axis=2)
+    if method.task == "completion":
+        image[8:14, 10:16] = 0.0
+    path = tmp_path / "in.png"
+    save_image(path, image)
+    image = load_image(path)
+    command = {"lowlight": "enhance", "denoise": "denoise", "completion": "complete"}[method.task]
+    assert main([command, str(path), "-o", str(tmp_path / "out"), "--model", method.name, "--device", "cpu"]) == 0
+    gray = method.weights.get(1)
+    planes = 1 if gray is not None and (registry.WEIGHTS / gray).is_file() else 3
+    restorer = registry.load(method.task, method.name, planes=planes, device="cpu")
+    if method.task == "denoise":
+        expected = restorer.restore(image[..., :1])
+    else:
+        expected = restorer.restore(image, mask=hole_mask(image) if method.task == "completion" else None)
+    written = load_image(tmp_path / "out" / "in.png")
+    np.testing.assert_allclose(written[..., :expected.shape[-1]], np.clip(expected, 0, 1), atol=LEVEL * 1.01)
+
+
+def test_complete_refuses_a_checkpoint_of_another_model(tmp_path, capsys):
+    from rlenhance import registry
+
+    policy = registry.WEIGHTS / "a3c_completion.pt"
+    if not policy.is_file():
+        pytest.skip("the RL completion policy is not installed")
+    image = np.full((16, 16, 3), 0.5, np.float32)
+    image[4:8, 4:8] = 0.0
+    save_image(tmp_path / "in.png", image)
+    assert main(["complete", str(tmp_path / "in.png"), "-o", str(tmp_path / "out"), "--model", "unet",
+                 "--checkpoint", str(policy)]) == 2
+    assert "a3c completion model; load it with --model a3c" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -13,6 +13,7 @@ import torch
 
 import rlenhance.denoisers as denoisers
 from envs.checkpoints import rollout_policy_spec
+from rlenhance import registry
 from rlenhance.baselines import estimate_noise_sigma
 from rlenhance.checkpoint import (
     LowLightPolicySpec,
@@ -41,6 +42,24 @@ from rlenhance.transitions import LowLightTransition
 ROOT = Path(__file__).resolve().parents[2]
 WEIGHTS = ROOT / "rlenhance" / "weights"
 LEVEL = 1 / 255  # outputs are 8-bit PNGs
+
+
+class Defaults:
+    """The denoisers' default weights in a folder of their own (``registry.WEIGHTS`` pointed at it):
+    ``defaults[model, planes] = path`` installs ``path`` as that default, ``del`` removes it."""
+
+    def __init__(self, folder: Path, monkeypatch):
+        folder.mkdir(parents=True, exist_ok=True)
+        monkeypatch.setattr(registry, "WEIGHTS", folder)
+        self.folder = folder
+
+    def __setitem__(self, key, path):
+        target = self.folder / denoisers.DENOISER_CHECKPOINTS[key].name
+        target.unlink(missing_ok=True)
+        target.symlink_to(Path(path).resolve())
+
+    def __delitem__(self, key):
+        (self.folder / denoisers.DENOISER_CHECKPOINTS[key].name).unlink(missing_ok=True)
 RSE_TINY = dict(patch=8, stride=4, latent_dim=4, hidden=16, bank_size=64, clusters=4, neighbours=3, width=8,
                 max_rounds=2)
 
@@ -237,7 +256,7 @@ def test_load_denoiser_picks_the_restorer_of_each_model(ckpts):
         restorer = load_denoiser(model, ckpts[f"{model}_color"], device="cpu", tile=64)
         assert isinstance(restorer, PolicyDenoiser) and restorer.agent == model and restorer.tile == 64
     assert isinstance(load_denoiser("rse", ckpts["rse_gray"], device="cpu"), RSERestorer)
-    with pytest.raises(ValueError, match="model.*'mrpnet', 'a3c', 'sac', 'rse'"):
+    with pytest.raises(ValueError, match="model.*'a3c', 'sac', 'ffdnet', 'mrpnet', 'rse'"):
         load_denoiser("bm3d", ckpts["mrpnet_gray"])
 
 
@@ -260,13 +279,13 @@ def test_a_checkpoint_of_another_kind_is_refused_saying_what_it_is(ckpts, model,
 
 
 def test_defaults_follow_the_channels_and_missing_ones_say_how_to_train(ckpts, tmp_path, monkeypatch):
-    table = {key: tmp_path / "weights" / path.name for key, path in denoisers.DENOISER_CHECKPOINTS.items()}
-    monkeypatch.setattr(denoisers, "DENOISER_CHECKPOINTS", table)
+    table = Defaults(tmp_path / "weights", monkeypatch)
     with pytest.raises(CheckpointError) as info:
         load_denoiser("sac", channels=3)
     text = str(info.value)
     assert "sac_denoise_color.pt" in text and "denoise_train --agent sac --no-gray" in text
-    assert "--checkpoint" in text and "--per-channel" in text
+    assert "pass checkpoint=PATH" in text and "per_channel=True" in text  # a Python caller's words
+    assert "--checkpoint" not in text and "--per-channel" not in text
     with pytest.raises(CheckpointError, match=r"rse_denoise\.pt.*rse_train --gray") as info:
         default_denoiser("rse", 1)
     assert "--per-channel" not in str(info.value)
@@ -285,8 +304,8 @@ def test_the_train_command_of_each_missing_default_parses_to_its_model(tmp_path,
 
     from experiments.runs import parse_config
 
-    table = {key: tmp_path / path.name for key, path in denoisers.DENOISER_CHECKPOINTS.items()}
-    monkeypatch.setattr(denoisers, "DENOISER_CHECKPOINTS", table)
+    Defaults(tmp_path, monkeypatch)
+    table = denoisers.DENOISER_CHECKPOINTS
     trainers = {"mrpnet": "experiments.supervised_train", "a3c": "experiments.denoise_train",
                 "sac": "experiments.denoise_train", "rse": "experiments.rse_train",
                 "ffdnet": "experiments.supervised_train"}
@@ -417,9 +436,8 @@ def test_cli_gray_rl_model_on_colour_needs_per_channel(ckpts, files, tmp_path, m
 
 
 def test_cli_defaults_by_image_planes(ckpts, files, tmp_path, monkeypatch, capsys):
-    table = {key: tmp_path / "weights" / path.name for key, path in denoisers.DENOISER_CHECKPOINTS.items()}
+    table = Defaults(tmp_path / "weights", monkeypatch)
     table[("a3c", 1)], table[("a3c", 3)] = ckpts["a3c_gray"], ckpts["a3c_color"]
-    monkeypatch.setattr(denoisers, "DENOISER_CHECKPOINTS", table)
     gray_file, colour_file = files
     out = tmp_path / "both"
     assert _denoise(files, out, "--model", "a3c") == 0
@@ -433,8 +451,7 @@ def test_cli_defaults_by_image_planes(ckpts, files, tmp_path, monkeypatch, capsy
     np.testing.assert_allclose(load_image(out / "colour.png"),
                                gray_model.restore(load_image(colour_file), per_channel=True), atol=LEVEL / 2 + 1e-6)
 
-    del table[("a3c", 3)]
-    table[("a3c", 3)] = tmp_path / "weights" / "a3c_denoise_color.pt"  # the colour default not installed
+    del table[("a3c", 3)]  # the colour default not installed
     capsys.readouterr()
     assert _denoise(files, tmp_path / "no_colour", "--model", "a3c") == 1
     err = capsys.readouterr().err
@@ -469,18 +486,20 @@ def test_cli_refuses_a_checkpoint_of_another_kind(ckpts, files, tmp_path, capsys
 
 @pytest.mark.slow
 def test_cli_jobs_workers_build_the_rl_denoiser_themselves(ckpts, files, tmp_path, capsys):
-    """--jobs workers are spawned processes that rebuild the restorer from the arguments (cli._init_worker):
+    """--jobs workers are spawned processes that rebuild the restorer from the arguments (cli.jobs._init_worker):
     one such worker writes what one process writes."""
     import multiprocessing
 
-    from rlenhance.cli import _build_parser, _denoiser, _init_worker, _worker_restore
+    from rlenhance.cli import build_parser
+    from rlenhance.cli.denoise import build
+    from rlenhance.cli.jobs import _init_worker, _worker_restore
 
     options = ["--model", "sac", "--checkpoint", str(ckpts["sac_gray"]), "--per-channel"]
     assert _denoise(files, tmp_path / "one", *options) == 0
-    args = _build_parser().parse_args(["denoise", *map(str, files), "-o", str(tmp_path / "two"), "--device", "cpu",
+    args = build_parser().parse_args(["denoise", *map(str, files), "-o", str(tmp_path / "two"), "--device", "cpu",
                                        *options])
     (tmp_path / "two").mkdir()
-    with multiprocessing.get_context("spawn").Pool(1, initializer=_init_worker, initargs=(_denoiser, args, 1)) as pool:
+    with multiprocessing.get_context("spawn").Pool(1, initializer=_init_worker, initargs=(build, args, 1)) as pool:
         for path in files:
             item = (path, tmp_path / "two" / f"{path.stem}.png", "fail", 10**8)
             _, error, _, _ = pool.apply(_worker_restore, (item,))
@@ -495,8 +514,7 @@ def test_cli_ffdnet_needs_a_checkpoint_until_its_default_is_installed(ckpts, fil
     --checkpoint is refused (exit 2, nothing written) saying where the default goes and how to train
     it; a file installed there becomes the default (a gray one serving colour images through their
     opponent colour planes)."""
-    table = {key: tmp_path / "weights" / path.name for key, path in denoisers.DENOISER_CHECKPOINTS.items()}
-    monkeypatch.setattr(denoisers, "DENOISER_CHECKPOINTS", table)
+    table = Defaults(tmp_path / "weights", monkeypatch)
     gray_file, colour_file = files
     assert _denoise(files, tmp_path / "refused", "--model", "ffdnet") == 2
     err = capsys.readouterr().err
@@ -564,4 +582,4 @@ def test_find_predictor_tries_the_recorded_path_then_beside_the_policy_then_the_
     message = str(caught.value)
     for place in (trainer / "denoiser.pt", shipped / "denoiser.pt", WEIGHTS / "denoiser.pt"):
         assert str(place) in message
-    assert str(policy) in message and "load_rollout_policy(..., predictor=" in message
+    assert str(policy) in message and "beside the model's checkpoint" in message and "agents" not in message

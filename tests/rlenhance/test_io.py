@@ -19,6 +19,9 @@ import torch
 from PIL import Image, ImageFile, ImageOps
 
 import rlenhance.io as rio
+import rlenhance.io.png as rio_png
+import rlenhance.io.read as rio_read
+import rlenhance.io.write as rio_write
 from rlenhance.errors import ImageError
 from rlenhance.io import (
     DEFAULT_MAX_PIXELS,
@@ -384,7 +387,7 @@ def test_orientation_helper_matches_pillow_on_all_tags(rng):
     src = rgb8(rng, (5, 7))
     for orientation in range(1, 9):
         np.testing.assert_array_equal(
-            rio._apply_orientation(src, orientation), orientation_reference(src, orientation)
+            rio_read._apply_orientation(src, orientation), orientation_reference(src, orientation)
         )
 
 
@@ -546,7 +549,7 @@ def test_too_many_pixels_checked_from_header(tmp_path, monkeypatch):
         raise AssertionError("pixel data was decoded")
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
-    monkeypatch.setattr(rio.cv2, "imdecode", no_decoding)
+    monkeypatch.setattr(rio_read.cv2, "imdecode", no_decoding)
     with pytest.raises(ImageError) as exc_info:
         load_image(path)
     assert_names(exc_info, path, "max_pixels=100000000", "200000 x 100000")
@@ -617,11 +620,11 @@ def test_png_bands_decode_to_the_samples(tmp_path, rng, monkeypatch, shape, dtyp
     """PNGs deflated in parallel bands (a few rows each here) are one valid zlib stream: Pillow, OpenCV
     (libpng) and zlib read the samples back exactly, checksums included; with ISA-L and with zlib."""
     if deflate == "zlib":
-        monkeypatch.setattr(rio, "_deflate", zlib)
-        monkeypatch.setattr(rio, "_DEFLATE_ARGS", (1, zlib.DEFLATED, -15, 9, zlib.Z_RLE))
-    elif rio._deflate is zlib:
+        monkeypatch.setattr(rio_png, "_deflate", zlib)
+        monkeypatch.setattr(rio_png, "_DEFLATE_ARGS", (1, zlib.DEFLATED, -15, 9, zlib.Z_RLE))
+    elif rio_png._deflate is zlib:
         pytest.skip("the isal package is not installed")
-    monkeypatch.setattr(rio, "_PNG_BAND_BYTES", 200)
+    monkeypatch.setattr(rio_png, "_PNG_BAND_BYTES", 200)
     samples = rng.integers(0, np.iinfo(dtype).max + 1, shape).astype(dtype)
     path = tmp_path / "bands.png"
     save_image(path, samples, bit_depth=samples.itemsize * 8)
@@ -638,7 +641,7 @@ def test_adler32_of_bands_combine_to_that_of_the_whole():
     pieces = [b"", b"a", bytes(range(256)) * 300, b"\xff" * 70000, b"rlenhance"]
     whole, adler = b"", 1
     for piece in pieces:
-        adler = rio._adler32_combine(adler, zlib.adler32(piece), len(piece))
+        adler = rio_png._adler32_combine(adler, zlib.adler32(piece), len(piece))
         whole += piece
         assert adler == zlib.adler32(whole)
 
@@ -793,7 +796,7 @@ def test_atomic_save_encoder_failure(existing, monkeypatch, rng):
     def broken_encoder(*args, **kwargs):
         raise RuntimeError("encoder exploded")
 
-    monkeypatch.setattr(rio, "_encode", broken_encoder)
+    monkeypatch.setattr(rio_write, "_encode", broken_encoder)
     with pytest.raises(RuntimeError, match="encoder exploded"):
         save_image(path, rgb8(rng))
     assert_untouched(path, original)
@@ -823,7 +826,7 @@ def test_atomic_save_replace_failure(existing, monkeypatch, rng):
     def refuse(*args, **kwargs):
         raise PermissionError("replace refused")
 
-    monkeypatch.setattr(rio.os, "replace", refuse)
+    monkeypatch.setattr(rio_write.os, "replace", refuse)
     with pytest.raises(PermissionError):
         save_image(path, rgb8(rng))
     assert_untouched(path, original)
@@ -837,13 +840,13 @@ def test_save_without_overwrite_never_replaces_a_file(existing, monkeypatch, rng
         save_image(path, rgb8(rng), overwrite=False)
     assert_untouched(path, original)
     fresh = path.with_name("fresh.png")
-    real_encode = rio._encode
+    real_encode = rio_write._encode
 
     def encode_while_another_writes(*args, **kwargs):
         fresh.write_bytes(b"the other process's image")
         return real_encode(*args, **kwargs)
 
-    monkeypatch.setattr(rio, "_encode", encode_while_another_writes)
+    monkeypatch.setattr(rio_write, "_encode", encode_while_another_writes)
     with pytest.raises(FileExistsError, match="appeared"):
         save_image(fresh, rgb8(rng), overwrite=False)
     assert fresh.read_bytes() == b"the other process's image"

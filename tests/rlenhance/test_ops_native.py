@@ -26,7 +26,7 @@ from rlenhance.atomic import atomic_path
 from rlenhance.enhance import greedy_rollout
 from rlenhance.errors import ImageError
 from rlenhance.models.policy import PixelActorCritic
-from rlenhance.ops import _sorting, bilateral, native
+from rlenhance.ops import _sorting, bilateral, native, native_build
 from rlenhance.ops.actions import PIXELRL_ACTION_TABLE
 from rlenhance.ops.bank import pixelrl_filter_bank, pixelrl_filter_select
 from rlenhance.ops.select import select_per_pixel
@@ -52,9 +52,9 @@ needs_native = pytest.mark.usefixtures("native_kernel")
 @pytest.fixture
 def fresh_library():
     """Forget the process's loaded kernel before and after the test (the env may change in between)."""
-    native._library.cache_clear()
+    native_build._library.cache_clear()
     yield
-    native._library.cache_clear()
+    native_build._library.cache_clear()
 
 
 def torch_select(x, actions, monkeypatch):
@@ -149,7 +149,7 @@ def test_value_ranges_as_filters_computes_them():
     x = noisy((4, 3, 9, 37), seed=8)
     x[2] = 0.5  # flat: counts as range 1
     lo_hi = torch.empty(4, 2)
-    native._library().min_max(x.data_ptr(), 4, x[0].numel(), lo_hi.data_ptr())
+    native_build._library().min_max(x.data_ptr(), 4, x[0].numel(), lo_hi.data_ptr())
     assert torch.equal(lo_hi, torch.stack(torch.aminmax(x.view(4, -1), dim=1), 1))
     assert native._ranges(*lo_hi.t().tolist()) == bilateral._value_ranges(x)
 
@@ -275,13 +275,13 @@ def test_missing_compiler_gives_a_reason(monkeypatch, tmp_path, fresh_library):
 
 @needs_native
 def test_cached_library_is_loaded_without_compiling(monkeypatch, tmp_path, fresh_library):
-    built = native._library().path
+    built = native_build._library().path
     monkeypatch.setenv("RLENHANCE_CACHE", str(tmp_path))
     (tmp_path / "native").mkdir()
     shutil.copy(built, tmp_path / "native" / built.name)  # same source, flags and compiler: same name
-    native._library.cache_clear()
-    monkeypatch.setattr(native, "_compile", lambda *args: pytest.fail("compiled although the library was cached"))
-    assert native.available() and native._library().path == tmp_path / "native" / built.name
+    native_build._library.cache_clear()
+    monkeypatch.setattr(native_build, "_compile", lambda *args: pytest.fail("compiled although the library was cached"))
+    assert native.available() and native_build._library().path == tmp_path / "native" / built.name
 
 
 # ---------------------------------------------------------------- a private cache: no one else's code is loaded
@@ -295,7 +295,7 @@ __attribute__((constructor)) static void planted(void) {
 }
 """
 NOBODY = 65534
-REAL_COMPILE = native._compile
+REAL_COMPILE = native_build._compile
 
 
 @pytest.fixture
@@ -305,24 +305,24 @@ def planted(tmp_path, monkeypatch, fresh_library):
     "compiled" by a copy of the one built for this process (the real compiler in the first test)."""
     if not native.available():
         pytest.skip(f"native kernel unavailable: {native.unavailable_reason()}")
-    good = native._library().path
+    good = native_build._library().path
     name = good.name  # the file name a build with this compiler looks for
     source = tmp_path / "planted.c"
     source.write_text(PLANTED_C)
     built = tmp_path / "planted.so"
-    subprocess.run([*native._find_compiler(), "-shared", "-fPIC", "-o", str(built), str(source)], check=True,
+    subprocess.run([*native_build._find_compiler(), "-shared", "-fPIC", "-o", str(built), str(source)], check=True,
                    capture_output=True)
     monkeypatch.setenv("PLANTED_MARKER", str(tmp_path / "ran"))
     monkeypatch.setenv("RLENHANCE_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv(native.ENV_SWITCH, raising=False)
-    native._library.cache_clear()
+    native_build._library.cache_clear()
 
     def copy_compile(compiler, target):  # a compiler of the same library, in no time
         with atomic_path(target) as tmp:
             shutil.copy(good, tmp)
             tmp.chmod(0o700)
 
-    monkeypatch.setattr(native, "_compile", copy_compile)
+    monkeypatch.setattr(native_build, "_compile", copy_compile)
 
     def plant(path):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -345,7 +345,7 @@ def root_only():
 
 def test_the_folders_created_for_the_cache_are_private(planted, monkeypatch):
     cache, name, _ = planted
-    monkeypatch.setattr(native, "_compile", REAL_COMPILE)  # the linker's file mode follows the umask
+    monkeypatch.setattr(native_build, "_compile", REAL_COMPILE)  # the linker's file mode follows the umask
     umask = os.umask(0o002)  # a group-writable default
     try:
         assert native.available()
@@ -365,7 +365,7 @@ def test_a_library_of_another_user_in_the_cache_is_not_loaded_but_rebuilt(plante
     with caplog.at_level(logging.INFO, logger=native.__name__):
         assert native.available()
     assert not (cache.parent / "ran").exists(), "the planted library was loaded"
-    assert native._library().path == target
+    assert native_build._library().path == target
     private_kernel(target)
     assert any("belongs to user id 65534" in r.getMessage() for r in native_records(caplog))
 
@@ -387,7 +387,7 @@ def test_a_library_others_could_have_written_is_not_loaded_but_rebuilt(planted, 
         os.link(plant(cache.parent / "planted-copy.so"), target)
     assert native.available()
     assert not (cache.parent / "ran").exists(), "the planted library was loaded"
-    assert native._library().path == target and not target.is_symlink()
+    assert native_build._library().path == target and not target.is_symlink()
     private_kernel(target)
 
 
@@ -402,7 +402,7 @@ def test_a_cache_folder_of_another_user_is_not_used(planted, caplog):
     with caplog.at_level(logging.INFO, logger=native.__name__):
         assert native.available()  # compiled for this process in a private temporary folder
     assert not (cache.parent / "ran").exists(), "the planted library was loaded"
-    assert native._library().path.parent != folder and folder.stat().st_uid == NOBODY
+    assert native_build._library().path.parent != folder and folder.stat().st_uid == NOBODY
     warning = [r.getMessage() for r in native_records(caplog) if r.levelno == logging.WARNING]
     assert len(warning) == 1 and str(folder) in warning[0] and "user id 65534" in warning[0]
     assert "RLENHANCE_CACHE" in warning[0]
@@ -452,7 +452,7 @@ def test_missing_compiler_is_logged(monkeypatch, tmp_path, fresh_library, caplog
 
 
 def test_env_switch_is_logged_once(monkeypatch, caplog):
-    native._log_disabled.cache_clear()
+    native_build._log_disabled.cache_clear()
     monkeypatch.setenv(native.ENV_SWITCH, "0")
     with caplog.at_level(logging.DEBUG, logger=native.__name__):
         x, actions = noisy((1, 1, 8, 9), seed=5), random_actions(1, 8, 9, seed=5)
@@ -465,11 +465,11 @@ def test_env_switch_is_logged_once(monkeypatch, caplog):
 
 @needs_native
 def test_cached_library_load_is_logged(monkeypatch, tmp_path, fresh_library, caplog):
-    built = native._library().path
+    built = native_build._library().path
     monkeypatch.setenv("RLENHANCE_CACHE", str(tmp_path))
     (tmp_path / "native").mkdir()
     shutil.copy(built, tmp_path / "native" / built.name)
-    native._library.cache_clear()
+    native_build._library.cache_clear()
     with caplog.at_level(logging.DEBUG, logger=native.__name__):
         assert native.available()
     (record,) = native_records(caplog)
@@ -479,7 +479,7 @@ def test_cached_library_load_is_logged(monkeypatch, tmp_path, fresh_library, cap
 def test_c_median_network_is_the_pruned_sorting_network():
     """The 5x5 median of csrc/ is written out comparator by comparator: it must be the network the
     torch median is built from (Batcher's odd-even merge sort of 25 values pruned to wire 12)."""
-    source = (native._SOURCE_DIR / "pixelrl_select_vector.h").read_text(encoding="utf-8")
+    source = (native_build._SOURCE_DIR / "pixelrl_select_vector.h").read_text(encoding="utf-8")
     body = source.split("static inline vf median25(vf v[WIN * WIN]) {")[1].split("(void)t;")[0]
     network = []
     for line in body.strip().splitlines()[1:]:  # after "vf t;"

@@ -1,0 +1,68 @@
+"""``rlenhance complete``: fill the holes of occluded images with a completion method of
+:mod:`rlenhance.registry` (``--model``, or the ``--checkpoint``'s own kind); each image's mask comes
+from ``--masks DIR`` or is estimated (:func:`rlenhance.data.occluded.hole_mask`)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from rlenhance import registry
+from rlenhance.cli.batch import check_tile
+from rlenhance.cli.jobs import Restore
+from rlenhance.data.occluded import hole_mask
+from rlenhance.errors import CheckpointError, ImageError
+from rlenhance.io import MASK_THRESHOLD, OCCLUDED_PREFIX, list_images, load_image
+
+
+def build(args: argparse.Namespace) -> Restore:
+    """``complete``'s restore function (raises ValueError / CheckpointError for bad arguments)."""
+    check_tile(args)
+    if args.masks is not None and not args.masks.is_dir():
+        raise ValueError(f"--masks {args.masks}: not a folder")
+    if not (math.isfinite(args.mask_threshold) and args.mask_threshold >= 0):
+        raise ValueError(f"--mask-threshold {args.mask_threshold}: expected a finite number >= 0 (distance "
+                         "from black, in [0, 1])")
+    find_mask = _mask_lookup(args.masks) if args.masks is not None else None
+    kind = None if args.checkpoint is None else registry.kind_of("completion", args.checkpoint)
+    name = args.model or kind or registry.DEFAULTS["completion"]
+    if args.model is not None and kind is not None and kind != args.model:
+        raise CheckpointError(f"--checkpoint {args.checkpoint}: a {kind} completion model; load it with --model {kind}")
+    method = registry.find("completion", name)
+    settings = {"tile": args.tile, "ensemble": args.ensemble}
+    model = registry.load("completion", name, args.checkpoint, device=args.device, option="--checkpoint PATH",
+                          **{key: value for key, value in settings.items() if key in method.settings})
+
+    def restore(path: Path, image: np.ndarray) -> tuple[np.ndarray, str]:
+        if find_mask is not None:
+            mask = load_image(find_mask(path), gray=True)[..., 0] > MASK_THRESHOLD
+        else:
+            mask = hole_mask(image, threshold=args.mask_threshold)
+        out = model.restore(image, mask=mask)
+        return out, f"hole {100.0 * float(mask.mean()):.1f}% ({int(mask.sum())} px)"
+    return restore
+
+
+def _mask_lookup(folder: Path) -> Callable[[Path], Path]:
+    """Image path -> its mask file in ``folder`` (same stem, or the stem without ``occluded_``)."""
+    by_stem: dict[str, list[Path]] = {}
+    for mask in list_images(folder):
+        by_stem.setdefault(mask.stem, []).append(mask)
+
+    def find(path: Path) -> Path:
+        stems = [path.stem] + ([path.stem[len(OCCLUDED_PREFIX):]] if path.stem.startswith(OCCLUDED_PREFIX) else [])
+        for stem in stems:
+            found = by_stem.get(stem, [])
+            if len(found) > 1:
+                raise ImageError(f"{path}: several masks in {folder} share the stem {stem!r}: "
+                                 f"{', '.join(p.name for p in found)}")
+            if found:
+                return found[0]
+        raise ImageError(f"{path}: no mask in {folder} (looked for the stem(s) {', '.join(stems)}, any image "
+                         "extension)")
+
+    return find

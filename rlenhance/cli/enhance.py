@@ -1,0 +1,87 @@
+"""``rlenhance enhance``: brighten low-light images with a method of :mod:`rlenhance.registry`
+(``--model rl``, the RL curve policy, :class:`rlenhance.Enhancer`; ``--model mrpnet``, a supervised
+MRPNet + Generator), optionally followed by a denoiser (``--denoiser``)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from rlenhance import registry
+from rlenhance.cli.batch import check_tile
+from rlenhance.cli.jobs import Restore
+from rlenhance.denoisers import SUPERVISED_DENOISERS, default_denoiser
+from rlenhance.errors import CheckpointError
+from rlenhance.ops import check_blur_sigma, check_max_overshoot
+from rlenhance.restore import SupervisedRestorer
+
+#: Options of ``enhance`` that only the RL policy reads (refused with ``--model mrpnet``).
+RL_ONLY = ("steps", "exposure", "w_exposure", "w_color", "w_spatial", "w_smooth", "noise_sigma", "max_overshoot",
+           "blur_sigma")
+
+
+def build(args: argparse.Namespace) -> Restore:
+    """``enhance``'s restore function (raises ValueError / CheckpointError for bad arguments)."""
+    check_tile(args)
+    if args.model == "rl":  # named as the flags (the Enhancer checks them again, by its argument names)
+        check_max_overshoot(args.max_overshoot, "--max-overshoot", inf_means_none=True)
+        check_blur_sigma(args.blur_sigma, "--blur-sigma")
+        if args.blur_sigma and args.denoiser is not None:
+            raise ValueError(f"--blur-sigma {args.blur_sigma:g} with --denoiser: the denoiser replaces the blur; "
+                             "give one of them")
+    # a noise-map denoiser reads the gains of the policy's curves: --model rl only
+    denoiser = None
+    if args.denoiser is not None:
+        # a model name, exactly as typed, with no such file here: the shipped colour checkpoint of that model
+        path = Path(args.denoiser)
+        if args.denoiser in SUPERVISED_DENOISERS and not path.is_file():
+            path = _colour_default(args.denoiser)
+        denoiser = SupervisedRestorer(path, device=args.device, task="denoise", tile=args.tile,
+                                      noise_map=None if args.model == "rl" else False)
+    if args.model != "rl":
+        given = [f"--{name.replace('_', '-')}" for name in RL_ONLY if getattr(args, name) is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: option(s) of --model rl; --model {args.model} takes none")
+        model = registry.load("lowlight", args.model, args.checkpoint, device=args.device, tile=args.tile,
+                              option="--checkpoint PATH")
+
+        def restore(path: Path, image: np.ndarray) -> tuple[np.ndarray, str]:
+            out = model.restore(image)
+            if denoiser is not None:
+                out = denoiser.restore(out, per_channel=True)
+            return out, _means_text(float(image.mean()), float(out.mean()))
+        return restore
+
+    enhancer = registry.load("lowlight", "rl", args.checkpoint, device=args.device, option="--checkpoint PATH",
+                             steps=args.steps, max_side=args.max_side, denoiser=denoiser, noise_sigma=args.noise_sigma,
+                             max_overshoot=args.max_overshoot, blur_sigma=args.blur_sigma)
+    setting = {"exposure": args.exposure, "w_exposure": args.w_exposure, "w_color": args.w_color,
+               "w_spatial": args.w_spatial, "w_smooth": args.w_smooth}
+    enhancer.cond(**setting)  # validate the setting once, before any image
+
+    def restore(path: Path, image: np.ndarray) -> tuple[np.ndarray, str]:
+        # uint8 samples in and out: no float copy of a large photo (the PNG gets the same levels)
+        result = enhancer.enhance_array(image, dtype=np.uint8, **setting)
+        return result.image, _means_text(result.mean_before, result.mean_after)
+    restore.reads_samples = True
+    return restore
+
+
+def _means_text(before: float, after: float) -> str:
+    """The figure of a low-light command: the mean value (on the [0, 1] scale) before and after."""
+    return f"mean {before:.3f} -> {after:.3f}"
+
+
+def _colour_default(model: str) -> Path:
+    """``enhance --denoiser mrpnet|ffdnet``: the model's shipped colour checkpoint, else its gray one,
+    which the Enhancer runs on R, G and B (mrpnet) or on the opponent colour planes (ffdnet); the
+    colour default's error when neither is installed."""
+    try:
+        return default_denoiser(model, 3, option="--denoiser PATH")
+    except CheckpointError as missing:
+        try:
+            return default_denoiser(model, 1, option="--denoiser PATH")
+        except CheckpointError:
+            raise missing from None

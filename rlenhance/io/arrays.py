@@ -1,0 +1,182 @@
+"""Images handed in by callers (numpy arrays, torch tensors): checks, scaling, layout."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from rlenhance.errors import ImageError
+from rlenhance.io.read import _native_byte_order
+
+# --------------------------------------------------------------------------- arrays from callers
+
+UNIT_RANGE_TOLERANCE = 1e-4
+"""Float images may stray this far outside [0, 1] (rounding); such values are clipped, larger ones refused."""
+
+NOISY_RANGE = (-1.0, 2.0)
+"""What a noisy image (``noisy=True``) may span: an image in [0, 1] plus unclipped Gaussian noise, as in
+the DnCNN / PixelRL protocol (sigma 50/255 is about 0.2, so this is five sigmas or more). Not clipped."""
+
+_INTEGER_SCALES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, torch.uint8: 255.0,
+                   **({torch.uint16: 65535.0} if hasattr(torch, "uint16") else {})}
+_ACCEPTED_IMAGE_TEXT = (f"float values in [0, 1] (within {UNIT_RANGE_TOLERANCE:g}), or uint8 / uint16 samples, "
+                        "which are divided by 255 / 65535")
+
+
+def as_unit_float(image: np.ndarray | torch.Tensor, *, name: str = "image", allow_tensor: bool = False,
+                  noisy: bool = False) -> np.ndarray | torch.Tensor:
+    """Check an image handed in by a caller and return it as float32 in [0, 1].
+
+    The one input check of the public entry points (``Enhancer``, ``SupervisedRestorer``, the RL
+    rollouts, the environments' ``reset(options=...)``): what ``cv2.imread`` or
+    ``np.asarray(PIL.Image)`` give (uint8, 0-255) is scaled by its dtype's range instead of being
+    read as if it were in [0, 1]. Shapes are the caller's to check; channel order is not changed
+    (``cv2.imread`` gives BGR: convert it to RGB before passing it in).
+
+    Accepted:
+        * floats (any precision) that are finite and in [0, 1]; values within
+          :data:`UNIT_RANGE_TOLERANCE` outside it are clipped; with ``noisy=True`` (a denoiser's
+          input) finite floats in :data:`NOISY_RANGE`, kept as they are;
+        * ``uint8`` (divided by 255) and ``uint16`` (divided by 65535), in either byte order.
+
+    Args:
+        image: a numpy array (or, with ``allow_tensor=True``, a torch tensor) of any shape.
+        name: what the caller calls it, for the message (``"image"``, ``"options['noisy']"``).
+        allow_tensor: accept torch tensors (returned as float32 tensors on their device).
+        noisy: the image may carry unclipped noise (see above).
+
+    Returns:
+        float32 numpy array (a tensor for a tensor input), same shape, values in [0, 1] (in
+        :data:`NOISY_RANGE` with ``noisy=True``). A float32 input already in range is returned as
+        it is (no copy).
+
+    Raises:
+        ImageError: another type (a torch tensor when not allowed: the message says how to
+            convert it), bool or other integer dtypes, an empty array, NaN / infinite values, or
+            values outside [0, 1]; the message says what was found and what is accepted.
+
+    Example:
+        >>> as_unit_float(np.array([[0, 255]], dtype=np.uint8)).tolist()
+        [[0.0, 1.0]]
+    """
+    if isinstance(image, torch.Tensor) and not allow_tensor:
+        raise ImageError(f"{name}: got a torch.Tensor of shape {tuple(image.shape)}; pass a numpy array "
+                         "(H, W, C), e.g. tensor.permute(1, 2, 0).cpu().numpy() for a (C, H, W) tensor")
+    if not isinstance(image, (np.ndarray, torch.Tensor)):
+        raise ImageError(f"{name}: expected a numpy array, got {type(image).__name__}")
+    if isinstance(image, np.ndarray):
+        image = _native_byte_order(image)
+    if image.dtype in _INTEGER_SCALES:
+        scale = _INTEGER_SCALES[image.dtype]
+        if isinstance(image, torch.Tensor):
+            return image.to(torch.float32) / scale
+        return image.astype(np.float32) / np.float32(scale)
+    floating = image.is_floating_point() if isinstance(image, torch.Tensor) else np.issubdtype(image.dtype,
+                                                                                                np.floating)
+    if not floating:
+        raise ImageError(f"{name}: unsupported dtype {image.dtype}; accepted: {_ACCEPTED_IMAGE_TEXT} "
+                         "(convert other integer or bool images to float in [0, 1] yourself)")
+    if image.numel() == 0 if isinstance(image, torch.Tensor) else image.size == 0:
+        raise ImageError(f"{name}: empty image (shape {tuple(image.shape)})")
+    values = image.to(torch.float32) if isinstance(image, torch.Tensor) else image.astype(np.float32, copy=False)
+    accepted = (f"finite float values in [{NOISY_RANGE[0]:g}, {NOISY_RANGE[1]:g}] (an image in [0, 1] with "
+                "unclipped noise), or uint8 / uint16 samples" if noisy else _ACCEPTED_IMAGE_TEXT)
+    # a NaN makes both extremes NaN, an infinity is one of them; only then are the bad values counted
+    low, high = _extremes(values)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        tensor = isinstance(values, torch.Tensor)
+        bad = int((~(torch.isfinite(values) if tensor else np.isfinite(values))).sum())
+        count = values.numel() if tensor else values.size
+        raise ImageError(f"{name}: {bad} NaN or infinite value(s) of {count}; accepted: {accepted}")
+    lowest, highest = NOISY_RANGE if noisy else (-UNIT_RANGE_TOLERANCE, 1.0 + UNIT_RANGE_TOLERANCE)
+    if low < lowest or high > highest:
+        hint = " (0-255 values in a float array? divide by 255)" if high > max(highest, 2.0) else ""
+        raise ImageError(f"{name}: values span [{low:.6g}, {high:.6g}]{hint}; accepted: {accepted}")
+    if not noisy and (low < 0.0 or high > 1.0):
+        return values.clamp(0.0, 1.0) if isinstance(values, torch.Tensor) else np.clip(values, 0.0, 1.0)
+    return values
+
+
+def _extremes(values: np.ndarray | torch.Tensor) -> tuple[float, float]:
+    """Smallest and largest value of a float32 array or tensor (NaN when it holds one)."""
+    # the axes in memory order: a transposed view (an (H, W, C) view of a (C, H, W) image) is then
+    # read in place, not copied; the extremes do not depend on the order
+    order = sorted(range(values.ndim), key=lambda axis: -values.strides[axis] if isinstance(values, np.ndarray)
+                   else -values.stride(axis))
+    if isinstance(values, np.ndarray):
+        values = np.transpose(values, order)
+        if not values.flags.writeable:  # torch would warn that it cannot protect it: numpy's two passes
+            return float(values.min()), float(values.max())
+        values = torch.from_numpy(np.ascontiguousarray(values))
+    else:
+        values = values.permute(*order)
+    # one pass and no temporary (torch.isfinite makes two of the image's size)
+    low, high = torch.aminmax(values)
+    return float(low), float(high)
+
+
+
+
+def is_gray(image: np.ndarray) -> bool:
+    """Whether an ``(H, W, C)`` (or ``(H, W)``) image is gray: one plane, or three equal ones (how
+    :func:`load_image` returns a grayscale file)."""
+    if image.ndim == 2 or image.shape[2] == 1:
+        return True
+    return bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]))
+
+
+# --------------------------------------------------------------------------- tensors
+
+
+def image_to_tensor(img: np.ndarray) -> torch.Tensor:
+    """Convert an ``(H, W, C)`` image array to a ``(C, H, W)`` float32 tensor (a copy).
+
+    Args:
+        img: float array, shape ``(H, W, C)`` (or ``(H, W)``, treated as one channel).
+            Channel order is kept (RGB stays RGB); values are not rescaled.
+
+    Returns:
+        CPU ``float32`` tensor of shape ``(C, H, W)``.
+
+    Raises:
+        ImageError: ``img`` is not a float numpy array of 2 or 3 dimensions.
+    """
+    if not isinstance(img, np.ndarray) or not np.issubdtype(img.dtype, np.floating):
+        kind = img.dtype if isinstance(img, np.ndarray) else type(img).__name__
+        raise ImageError(f"image_to_tensor: expected a float numpy array (H, W, C), got {kind}")
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.ndim != 3:
+        raise ImageError(f"image_to_tensor: expected shape (H, W, C) or (H, W), got {img.shape}")
+    chw = np.array(np.moveaxis(img, 2, 0), dtype=np.float32, order="C", copy=True)
+    return torch.from_numpy(chw)
+
+
+def tensor_to_image(t: torch.Tensor) -> np.ndarray:
+    """Convert a ``(C, H, W)`` or ``(1, C, H, W)`` tensor to an ``(H, W, C)`` float32 array.
+
+    The tensor may live on any device and may require grad; the result is a detached CPU
+    copy. Channel order is kept; values are not clipped.
+
+    Args:
+        t: floating tensor, shape ``(C, H, W)`` or ``(1, C, H, W)``.
+
+    Returns:
+        ``float32`` array of shape ``(H, W, C)``.
+
+    Raises:
+        ImageError: ``t`` is not a floating tensor of one of those shapes.
+    """
+    if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+        kind = t.dtype if isinstance(t, torch.Tensor) else type(t).__name__
+        raise ImageError(f"tensor_to_image: expected a floating torch tensor, got {kind}")
+    if t.ndim == 4 and t.shape[0] == 1:
+        t = t[0]
+    if t.ndim != 3:
+        raise ImageError(
+            f"tensor_to_image: expected shape (C, H, W) or (1, C, H, W), got {tuple(t.shape)}"
+        )
+    hwc = t.detach().to(device="cpu", dtype=torch.float32).permute(1, 2, 0)
+    return np.array(hwc.numpy(), dtype=np.float32, order="C", copy=True)

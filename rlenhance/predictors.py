@@ -1,0 +1,265 @@
+"""The supervised denoisers the RL denoisers build on: :class:`NoiseLevelDenoiser` (a noise-map
+denoiser, FFDNet, given the map of a level, known or estimated per image: ``load_denoiser("ffdnet")``)
+and :class:`DenoisePredictor` (a supervised denoiser as the predictor of a denoising policy or an
+RSE-RL model), with :func:`find_predictor`, which finds the predictor file a model's spec records.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from rlenhance import registry
+from rlenhance.baselines import estimate_noise_sigma
+from rlenhance.checkpoint import SPEC_KEY, RolloutPolicySpec, SupervisedSpec, load_checkpoint
+from rlenhance.data import noise_level_map
+from rlenhance.errors import CheckpointError, ImageError
+from rlenhance.restore import SupervisedRestorer, as_hwc_image
+
+__all__ = ["DenoisePredictor", "NoiseLevelDenoiser", "check_predictor_ensemble", "find_predictor"]
+
+_GRAY, _RGB = 1, 3
+
+
+def find_predictor(recorded: str | os.PathLike[str], checkpoint: str | os.PathLike[str] | None = None) -> Path:
+    """The predictor file of a policy trained with one (a :class:`~rlenhance.checkpoint.RolloutPolicySpec`'s
+    ``predictor``: the absolute path the trainer resolved, on its machine, or a bare file name, as the
+    shipped policies record), looked for in turn at:
+
+    1. ``recorded`` itself, when it is an absolute path (the trainers record the path they resolved);
+    2. a file of the same name beside the policy's ``checkpoint`` (a policy shipped in one folder
+       with its predictor; skipped when ``checkpoint`` is None);
+    3. a file of the same name in ``rlenhance/weights/`` (the shipped models).
+
+    A bare name (``mrpnet_denoise.pt``: what the shipped policies record, so that no path of the
+    machine that trained them is ever opened) is only looked for in 2 and 3, never in the working
+    directory.
+
+    Raises:
+        CheckpointError: none of them exists; the message names every place tried and how to pass
+            a predictor instead.
+    """
+    recorded = Path(recorded)
+    itself = None if checkpoint is None else Path(checkpoint).resolve()
+    # never the policy's own file (a predictor named best.pt, like the policy, recorded on another machine)
+    places = [place for place in (*([recorded] if recorded.is_absolute() else []),
+                                  *([Path(checkpoint).parent / recorded.name] if checkpoint is not None else []),
+                                  registry.WEIGHTS / recorded.name) if place.resolve() != itself]
+    found = next((place for place in places if place.is_file()), None)
+    if found is None:
+        model = f"the model {checkpoint}" if checkpoint is not None else "the model"
+        tried = ", ".join(map(str, dict.fromkeys(places)))
+        raise CheckpointError(f"predictor {recorded.name}: no such file at {tried}; "
+                              f"{model} was trained with this supervised model (its spec's predictor) and takes "
+                              "its output: put the file beside the model's checkpoint (or in rlenhance/weights/)")
+    return found
+
+
+def check_predictor_ensemble(ensemble: int, predictor: str | None, *, owner: str, this: str, trainer: str) -> None:
+    """Raise ValueError for a self-``ensemble`` other than 1 asked of the predictor of a model that
+    has none (its spec's ``predictor`` None): ``owner`` names the kind of model ("a policy"),
+    ``this`` the model itself, ``trainer`` the command that trains it."""
+    if ensemble != 1 and predictor is None:
+        raise ValueError(f"ensemble: {ensemble!r} is the self-ensemble of {owner}'s predictor, and {this} has none "
+                         f"({trainer} without --predictor); use ensemble=1")
+
+
+class DenoisePredictor:
+    """A supervised denoiser of ``experiments.supervised_train --task denoise`` as a denoising
+    policy's predictor (``experiments.denoise_train --predictor``; the ``predictor`` of
+    ``rlenhance/Denoise-v0``, whose action 9 takes its pixel): ``predictor(noisy) -> prediction``.
+
+    The checkpoint runs as :func:`load_denoiser` runs it (``mrpnet``: a plain denoiser;
+    ``ffdnet``: a :class:`NoiseLevelDenoiser`, given the map of ``sigma``, or of each image's
+    estimated level when ``sigma`` is None).
+
+    Args:
+        checkpoint: a supervised denoiser (:class:`~rlenhance.checkpoint.SupervisedSpec`, task
+            ``"denoise"``).
+        channels: the planes of the policy's images, 1 (gray) or 3 (RGB); the denoiser's must match,
+            except that a gray noise-map denoiser (FFDNet) serves RGB images through the opponent colour
+            planes, as :func:`load_denoiser` runs it on colour images.
+        sigma: the known noise level (0-255 scale) given to a noise-map denoiser (``ffdnet``); None:
+            estimated per image. A plain denoiser reads none (ignored).
+        device: where the denoiser runs: "auto", "cpu", "cuda" or "cuda:N".
+        ensemble: the denoiser's geometric self-ensemble (1: none; 2, 4 or 8: :func:`load_denoiser`).
+
+    Attributes:
+        restorer: the denoiser (:func:`load_denoiser`); path, channels, sigma: as given.
+
+    Raises:
+        CheckpointError: the file is missing or broken, not a supervised denoiser (the message says
+            what it is), or one of other planes than ``channels`` (but a gray FFDNet for RGB).
+        ValueError: ``channels`` not 1 or 3, a ``sigma`` outside an ``ffdnet``'s trained levels, a bad
+            ``ensemble``.
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike[str], *, channels: int, sigma: float | None = None,
+                 device: str | torch.device = "auto", ensemble: int = 1):
+        if channels not in (_GRAY, _RGB):
+            raise ValueError(f"channels: expected 1 (gray) or 3 (RGB), got {channels!r}")
+        self.path = Path(checkpoint)
+        spec = (load_checkpoint(self.path)["extra"] or {}).get(SPEC_KEY)
+        if not (isinstance(spec, SupervisedSpec) and spec.task == "denoise"):
+            what = (f"a {spec.model} trained for task {spec.task!r}" if isinstance(spec, SupervisedSpec) else
+                    f"a {spec.title} checkpoint" if spec is not None else "a checkpoint without a spec")
+            raise CheckpointError(f"predictor {self.path}: {what}; the predictor of a denoising policy or of an "
+                                  "RSE-RL model is a supervised denoiser (python -m experiments.supervised_train "
+                                  "--task denoise, --model mrpnet or ffdnet)")
+        model = _supervised_model(spec)
+        self.restorer = registry.load("denoise", model, self.path, device=device, ensemble=ensemble,
+                                      **({"sigma": sigma} if model == "ffdnet" else {}))
+        if self.restorer.channels != channels and not (model == "ffdnet" and channels == _RGB):
+            names = {_GRAY: "gray (1-plane)", _RGB: "RGB (3-plane)"}
+            raise CheckpointError(f"predictor {self.path}: a {names[self.restorer.channels]} denoiser; the model "
+                                  f"denoises {names[channels]} images: give a {names[channels]} one (supervised_train "
+                                  f"--task denoise{' --no-gray' if channels == _RGB else ''}; a gray FFDNet also "
+                                  "serves RGB images, through the opponent colour planes)")
+        self.channels: int = channels
+        self.sigma: float | None = None if sigma is None else float(sigma)
+
+    @classmethod
+    def for_policy(cls, spec: RolloutPolicySpec, *, checkpoint: str | os.PathLike[str] | None = None,
+                   device: str | torch.device = "auto", ensemble: int = 1) -> DenoisePredictor | None:
+        """The predictor a denoising policy was trained with (its spec's ``predictor``, found by
+        :func:`find_predictor` from the policy's ``checkpoint`` path; None without one), for the
+        spec's planes, with the policy's noise level as ``sigma`` when it was trained on one
+        (several: estimated per image), and the self-``ensemble`` given.
+
+        Raises:
+            CheckpointError: the predictor file is found nowhere (see :func:`find_predictor`), or
+                is not a denoiser of the spec's planes.
+            ValueError: an ``ensemble`` other than 1 for a policy without a predictor, or a bad one.
+        """
+        check_predictor_ensemble(ensemble, spec.predictor, owner="a policy", this="this policy",
+                                 trainer="denoise_train")
+        if spec.predictor is None:
+            return None
+        sigmas = spec.sigmas
+        return cls(find_predictor(spec.predictor, checkpoint), channels=spec.channels,
+                   sigma=sigmas[0] if len(sigmas) == 1 else None, device=device, ensemble=ensemble)
+
+    @property
+    def model(self) -> nn.Module:
+        """The predictor's network."""
+        return self.restorer.model
+
+    def __call__(self, noisy: Tensor) -> Tensor:
+        """The prediction of noisy images, float (B, channels, H, W) (unclipped noisy values
+        allowed): float32 (B, channels, H, W) in [0, 1] on ``noisy``'s device.
+
+        Raises:
+            ImageError: not a float tensor of the predictor's planes (or bad values).
+        """
+        if not torch.is_tensor(noisy) or noisy.dim() != 4 or noisy.shape[1] != self.channels:
+            raise ImageError(f"noisy: expected a float tensor (B, {self.channels}, H, W) for {self.path}; got "
+                             f"{tuple(noisy.shape) if torch.is_tensor(noisy) else type(noisy).__name__}")
+        return self.restorer.restore_tensor(noisy)
+
+
+# --- FFDNet: a noise-map denoiser given a level's map ---------------------------------------------------
+class NoiseLevelDenoiser:
+    """A noise-map denoiser (FFDNet, ``experiments.supervised_train --model ffdnet``) on noisy images
+    of one noise level: a :class:`~rlenhance.restore.Restorer` that gives the network the constant
+    map of that level, ``sigma / 255`` (:func:`rlenhance.data.noise_level_map` of a unit gain),
+    through :class:`~rlenhance.restore.SupervisedRestorer`'s noise-map path (tiling, channel rules).
+
+    The level is ``sigma`` when given (known noise, e.g. a synthetic test set); else each image's
+    own, estimated from it (:func:`rlenhance.baselines.estimate_noise_sigma`, blind; real noise)
+    and clipped to the levels the checkpoint was trained over (:attr:`sigma_range`).
+
+    Args:
+        checkpoint: a noise-map denoiser of ``experiments.supervised_train`` (``--model ffdnet``,
+            trained on ``--noise gaussian`` or ``amplified``).
+        sigma: the noise level on the 0-255 scale, in :attr:`sigma_range`; None: estimated per image.
+        device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
+        tile: side of the tiles' core in pixels (:class:`~rlenhance.restore.SupervisedRestorer`).
+        ensemble: the network's geometric self-ensemble, 1 (none), 2, 4 or 8 flips and quarter
+            turns averaged over (:class:`~rlenhance.restore.SupervisedRestorer`).
+
+    Attributes:
+        restorer: the :class:`~rlenhance.restore.SupervisedRestorer` (``noise_map=True``);
+            ``spec``, ``channels``, ``model``, ``device`` and ``path`` repeat its own.
+        sigma: the level given, or None (estimated per image).
+        sigma_range: ``(low, high)``, the levels trained over (0-255 scale): Gaussian noise: the
+            spec's ``sigmas[0]`` and ``sigmas[-1]``; amplified noise: 0 and ``sigma``.
+
+    Raises:
+        CheckpointError: not a noise-map denoiser (the message says what it is).
+        ValueError: a ``sigma`` that is not a finite number in :attr:`sigma_range`, bad ``device``,
+            ``tile`` or ``ensemble``.
+
+    Example:
+        >>> denoiser = NoiseLevelDenoiser("runs/ffdnet/checkpoints/best.pt", sigma=25)   # doctest: +SKIP
+        >>> clean = denoiser.restore(noisy_gray)                                        # doctest: +SKIP
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike[str], *, sigma: float | None = None,
+                 device: str | torch.device = "auto", tile: int = 512, ensemble: int = 1):
+        self.restorer = SupervisedRestorer(checkpoint, device=device, task="denoise", tile=tile, noise_map=True,
+                                           ensemble=ensemble)
+        self.spec, self.channels, self.model = self.restorer.spec, self.restorer.channels, self.restorer.model
+        self.device, self.path = self.restorer.device, self.restorer.path
+        levels = self.spec.sigmas or (self.spec.sigma,)
+        self.sigma_range: tuple[float, float] = (0.0, float(levels[-1])) if self.spec.noise == "amplified" \
+            else (float(levels[0]), float(levels[-1]))
+        low, high = self.sigma_range
+        number = not isinstance(sigma, bool) and isinstance(sigma, (int, float, np.integer, np.floating))
+        if sigma is not None and not (number and math.isfinite(sigma) and low <= sigma <= high):
+            raise ValueError(f"sigma: expected a noise level in [{low:g}, {high:g}] (0-255 scale: the levels "
+                             f"{self.path} was trained over), got {sigma!r}")
+        self.sigma: float | None = None if sigma is None else float(sigma)
+
+    @property
+    def takes_mask(self) -> bool:
+        """Denoisers take no mask."""
+        return False
+
+    def levels(self, x: Tensor) -> Tensor:
+        """The noise level of each image of the batch ``x`` (float (B, C, H, W)), 0-255 scale, as
+        float32 (B, 1, 1, 1) on ``x``'s device: :attr:`sigma`, or each image's estimate clipped to
+        :attr:`sigma_range`."""
+        if self.sigma is not None:
+            return torch.full((x.shape[0], 1, 1, 1), self.sigma, device=x.device)
+        low, high = self.sigma_range
+        found = [min(max(estimate_noise_sigma(image.permute(1, 2, 0).cpu().numpy()), low), high) for image in x]
+        return torch.tensor(found, dtype=torch.float32, device=x.device).view(-1, 1, 1, 1)
+
+    def restore(self, image: np.ndarray, mask: np.ndarray | None = None, *, per_channel: bool = False) -> np.ndarray:
+        """Denoise one image: the arguments, result and errors of the other denoisers' ``restore``
+        (:meth:`PolicyDenoiser.restore`), the map of each image's level given; a gray model on an RGB
+        image denoises R, G and B at their level with ``per_channel``, else its opponent colour
+        planes, each at its own level (:class:`~rlenhance.restore.SupervisedRestorer`; RGB out)."""
+        return restore_one(self, image, mask, per_channel)
+
+    def restore_tensor(self, x: Tensor, *, per_channel: bool = False) -> Tensor:
+        """Batched :meth:`restore` on tensors: float (B, C, H, W), C in {1, 3}, RGB -> float32
+        (B, C_out, H, W) in [0, 1] on ``x``'s device, each image at its level (:meth:`levels`)."""
+        if not torch.is_tensor(x) or x.dim() != 4 or x.numel() == 0:
+            raise ImageError(f"image: expected a float tensor (B, C, H, W) with C in {{1, 3}}; got "
+                             f"{tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}")
+        levels = noise_level_map(torch.ones(1, 1, 1, 1, device=x.device), self.levels(x))
+        return self.restorer.restore_tensor(x, per_channel=per_channel,
+                                            noise_map=levels.expand(-1, -1, *x.shape[-2:]))
+
+
+def restore_one(denoiser, image: np.ndarray, mask: np.ndarray | None,
+                 per_channel: bool) -> np.ndarray:
+    """``denoiser.restore(image, mask, per_channel=...)``: one (H, W[, C]) image through its batched
+    ``restore_tensor``, as float32 (H, W, C_out)."""
+    if mask is not None:
+        raise ImageError(f"mask: given, but {denoiser.path} is a denoiser, which takes no mask")
+    hwc = as_hwc_image(image, noisy=True)
+    x = torch.from_numpy(hwc).permute(2, 0, 1)[None]  # a view: the tiles read the image in place
+    out = denoiser.restore_tensor(x, per_channel=per_channel)
+    return np.ascontiguousarray(out[0].permute(1, 2, 0).cpu().numpy(), dtype=np.float32)
+
+
+def _supervised_model(spec: SupervisedSpec) -> str:
+    """The :data:`SUPERVISED_DENOISERS` name that loads a supervised denoiser of ``spec``."""
+    return "ffdnet" if spec.needs_noise_map else "mrpnet"

@@ -1,0 +1,400 @@
+"""Every method of every task in one table, keyed by ``(task, name)``: what loads it, its default
+weights, its family and the settings it accepts. The command line (``rlenhance enhance|denoise|complete
+--model NAME``), the web app, :func:`rlenhance.load_denoiser` and ``experiments.compare`` read it.
+
+==========  ==================  ==========  ================================  ================================
+task        name                family      restorer                          default weights (gray; RGB)
+==========  ==================  ==========  ================================  ================================
+lowlight    ``rl``              RL          ``rlenhance.Enhancer``            ``lowlight_a3c.pt``
+lowlight    ``mrpnet``          Supervised  ``restore.SupervisedRestorer``    ``mrpnet_lowlight.pt``
+denoise     ``ffdnet``          Supervised  ``denoisers.NoiseLevelDenoiser``  ``ffdnet_denoise[_color].pt``
+denoise     ``mrpnet``          Supervised  ``restore.SupervisedRestorer``    ``mrpnet_denoise[_color].pt``
+denoise     ``a3c``, ``sac``    RL          ``denoisers.PolicyDenoiser``      ``<name>_denoise[_color].pt``
+denoise     ``rse``             RL          ``denoisers.RSERestorer``         ``rse_denoise[_color].pt``
+completion  ``unet``            Supervised  ``restore.SupervisedRestorer``    ``unet_completion.pt``
+completion  ``gated-pixelrnn``  Supervised  ``restore.SupervisedRestorer``    ``gated_pixelrnn_completion.pt``
+completion  ``pixelrnn``        Supervised  ``restore.SupervisedRestorer``    ``pixelrnn_completion.pt``
+completion  ``a3c``             RL          ``completion.PolicyCompleter``    ``a3c_completion.pt``
+(each)      classical names     Classical   :class:`ClassicalRestorer`        (none: :mod:`rlenhance.baselines`)
+==========  ==================  ==========  ================================  ================================
+
+Every loader is called as ``loader(checkpoint, device=..., **settings)`` (:func:`load`) and returns a
+restorer: ``restore(image, *, mask=None, **settings)``, an RGB (or gray) float32 (H, W, C) image in
+[0, 1] in and out (:class:`rlenhance.restore.Restorer`). Importing this module imports no torch (the
+``rlenhance`` command builds its ``--help`` from it); :func:`load` imports the loader on first use.
+
+Example:
+    >>> from rlenhance import registry
+    >>> [m.name for m in registry.methods("completion", family="Supervised")]
+    ['unet', 'gated-pixelrnn', 'pixelrnn']
+    >>> restorer = registry.load("denoise", "a3c", planes=1)                  # doctest: +SKIP
+    >>> clean = restorer.restore(noisy, per_channel=True)                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from rlenhance import baselines
+from rlenhance.errors import CheckpointError, ImageError
+
+__all__ = ["ENSEMBLES", "FAMILIES", "METHODS", "TASKS", "WEIGHTS", "ClassicalRestorer", "Method", "default_weights",
+           "find", "kind_of", "load", "methods", "missing"]
+
+#: The tasks, in the order the app's tabs and the docs list them.
+TASKS = ("lowlight", "denoise", "completion")
+#: The families of methods.
+FAMILIES = ("RL", "Supervised", "Classical")
+#: The folder of the shipped weights.
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+#: Self-ensemble sizes (``ensemble=n``) -> the D4 transforms (:func:`rlenhance.models.vae.d4_transform`)
+#: averaged over: the identity; and a left-right flip; and the half turn and the up-down flip; and the
+#: quarter turns with and without the flip. Each is a subgroup of D4, so the mean is equivariant to its
+#: transforms.
+ENSEMBLES: Mapping[int, tuple[int, ...]] = MappingProxyType({1: (0,), 2: (0, 4), 4: (0, 4, 2, 6),
+                                                             8: (0, 4, 2, 6, 1, 3, 5, 7)})
+_GRAY, _RGB = 1, 3
+#: What ``restore`` of a learned model of each task accepts besides the image and the mask: a denoiser,
+#: ``per_channel`` (a gray model on a colour image); the RL low-light policy, its setting
+#: (:meth:`rlenhance.Enhancer.cond`).
+_RESTORE_SETTINGS = MappingProxyType({"lowlight": (), "denoise": ("per_channel",), "completion": ()})
+#: How messages name a model of each task.
+_NOUNS = MappingProxyType({"lowlight": "low-light model", "denoise": "denoiser", "completion": "completion model"})
+_LOWLIGHT_SETTING = ("exposure", "w_exposure", "w_color", "w_spatial", "w_smooth")
+
+
+@dataclass(frozen=True, eq=False)
+class Method:
+    """One method of one task (module table).
+
+    Attributes:
+        task: one of :data:`TASKS`.
+        name: its name within the task (``--model NAME``).
+        label: how the app names it.
+        family: one of :data:`FAMILIES`.
+        loader: ``"module:callable"``, called as ``loader(checkpoint, device=..., **settings)``; ``""`` for a
+            classical method (:class:`ClassicalRestorer`).
+        weights: ``{planes: file name}`` of its default checkpoints in :data:`WEIGHTS` (1 gray, 3 RGB), in
+            order of preference; empty for a classical method.
+        settings: the keyword settings its loader accepts (besides ``device``).
+        restore_settings: the keyword settings its restorer's ``restore`` accepts (besides ``mask``).
+        loader_kwargs: fixed keywords its loader is given (e.g. the task a supervised checkpoint must have).
+        train: ``{planes: command}`` that trains each default checkpoint.
+        gray_on_colour: what a gray model does with a colour image without ``per_channel``: ``"luma"``
+            (restores the BT.601 luma, one plane out), ``"opponent"`` (the opponent colour planes, RGB out),
+            ``"refuse"`` (an error naming ``per_channel``), or ``""`` (not a gray model).
+        note: one line on what the shipped model was trained for.
+    """
+
+    task: str
+    name: str
+    label: str
+    family: str
+    loader: str = ""
+    weights: Mapping[int, str] = field(default_factory=dict)
+    settings: tuple[str, ...] = ()
+    restore_settings: tuple[str, ...] = ()
+    loader_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    train: Mapping[int, str] = field(default_factory=dict)
+    gray_on_colour: str = ""
+    note: str = ""
+
+    def __reduce__(self) -> tuple[Callable[[str, str], Method], tuple[str, str]]:
+        """Pickled (and copied) as its key: the registry's own entry comes back."""
+        return find, (self.task, self.name)
+
+    def __deepcopy__(self, memo: dict) -> Method:
+        return self
+
+    @property
+    def key(self) -> str:
+        """:attr:`name` (the app's word for it)."""
+        return self.name
+
+    @property
+    def checkpoint(self) -> Path | None:
+        """Its first default checkpoint (the gray one of a denoiser), or None (a classical method)."""
+        return WEIGHTS / next(iter(self.weights.values())) if self.weights else None
+
+    @property
+    def ensembles(self) -> tuple[int, ...]:
+        """The geometric self-ensemble sizes the app offers (:data:`ENSEMBLES`): every learned denoiser and
+        completion model (a network's flips and turns, or an RL policy's predictor's); (1,), none, for
+        classical and low-light methods (the live preview runs them once)."""
+        return tuple(ENSEMBLES) if "ensemble" in self.settings and self.task != "lowlight" else (1,)
+
+
+def _supervised(task: str, name: str, label: str, weights: Mapping[int, str], train: Mapping[int, str], note: str,
+                **extra: Any) -> Method:
+    return Method(task, name, label, "Supervised", "rlenhance.restore:SupervisedRestorer", MappingProxyType(weights),
+                  ("tile", "ensemble"), _RESTORE_SETTINGS[task], MappingProxyType({"task": task}),
+                  MappingProxyType(train), note=note, **extra)
+
+
+def _denoise_weights(name: str) -> Mapping[int, str]:
+    return MappingProxyType({_GRAY: f"{name}_denoise.pt", _RGB: f"{name}_denoise_color.pt"})
+
+
+_FFDNET_TRAIN = ("python -m experiments.supervised_train --model ffdnet --task denoise --noise gaussian "
+                 "--sigma 0 15 25 50 75 --sigma-draw uniform")
+_POLICY_TRAIN = ("python -m experiments.denoise_train{agent} --sigma 15 25 50 --predictor "
+                 "rlenhance/weights/ffdnet_denoise.pt --observe-prediction --downscale 2")
+_CLASSICAL_LABELS = {"auto-gamma": "Auto gamma", "histeq": "Histogram equalisation", "clahe": "CLAHE",
+                     "gaussian": "Gaussian blur", "median": "Median filter", "bilateral": "Bilateral filter",
+                     "bm3d": "BM3D", "telea": "Telea inpainting", "navier-stokes": "Navier-Stokes inpainting"}
+_CLASSICAL_NOTES = {"lowlight": "global, no learning", "denoise": "tuned for the noise level σ",
+                    "completion": "OpenCV inpainting"}
+_CLASSICAL_SETTINGS = {"lowlight": (), "denoise": ("sigma",), "completion": ()}
+_BASELINES = {"lowlight": baselines.LOWLIGHT_BASELINES, "denoise": baselines.DENOISE_BASELINES,
+              "completion": baselines.COMPLETION_BASELINES}
+
+
+def _classical(task: str) -> tuple[Method, ...]:
+    return tuple(Method(task, key, _CLASSICAL_LABELS.get(key, key), "Classical", settings=_CLASSICAL_SETTINGS[task],
+                        restore_settings=_CLASSICAL_SETTINGS[task], note=_CLASSICAL_NOTES[task])
+                 for key in _BASELINES[task])
+
+
+#: Every method, per task, in the order the app lists them (the first learned one of a task is not
+#: necessarily its default: :data:`DEFAULTS`).
+METHODS: tuple[Method, ...] = (
+    Method("lowlight", "rl", "RL curve policy (A3C)", "RL", "rlenhance.enhance:Enhancer",
+           MappingProxyType({_RGB: "lowlight_a3c.pt"}),
+           ("steps", "max_side", "denoiser", "noise_sigma", "max_overshoot", "blur_sigma"), _LOWLIGHT_SETTING,
+           train=MappingProxyType({_RGB: "python -m experiments.lol_train"}),
+           note="the low-light policy of the Enhance tab"),
+    _supervised("lowlight", "mrpnet", "MRPNet + Generator", {_RGB: "mrpnet_lowlight.pt"},
+                {_RGB: "python -m experiments.supervised_train --model mrpnet --task lowlight"},
+                "trained on SICE pairs"),
+    *_classical("lowlight"),
+    Method("denoise", "a3c", "PixelRL (A3C)", "RL", "rlenhance.denoisers:PolicyDenoiser", _denoise_weights("a3c"),
+           ("tile", "ensemble"), ("per_channel",), MappingProxyType({"agent": "a3c"}),
+           MappingProxyType({_GRAY: _POLICY_TRAIN.format(agent=""),
+                             _RGB: "python -m experiments.denoise_train --no-gray"}),
+           "refuse", "9 filters or the blind FFDNet's pixel per 2x2 block, 5 steps (it takes FFDNet's everywhere); "
+           "trained on gray images, sigma 15-50"),
+    Method("denoise", "sac", "PixelRL (SAC)", "RL", "rlenhance.denoisers:PolicyDenoiser", _denoise_weights("sac"),
+           ("tile", "ensemble"), ("per_channel",), MappingProxyType({"agent": "sac"}),
+           MappingProxyType({_GRAY: _POLICY_TRAIN.format(agent=" --agent sac"),
+                             _RGB: "python -m experiments.denoise_train --agent sac --no-gray"}),
+           "refuse", "9 filters or the blind FFDNet's pixel per pixel, 5 steps (it takes FFDNet's everywhere); "
+           "trained on gray images, sigma 15-50"),
+    Method("denoise", "ffdnet", "FFDNet (blind)", "Supervised", "rlenhance.denoisers:NoiseLevelDenoiser",
+           _denoise_weights("ffdnet"), ("tile", "ensemble", "sigma"), ("per_channel",), MappingProxyType({}),
+           MappingProxyType({_GRAY: _FFDNET_TRAIN, _RGB: _FFDNET_TRAIN + " --no-gray"}), "opponent",
+           "reads the noise level it estimates in each image; trained on gray images, sigma 0-75"),
+    _supervised("denoise", "mrpnet", "MRPNet", _denoise_weights("mrpnet"),
+                {_GRAY: "python -m experiments.supervised_train --model mrpnet --task denoise",
+                 _RGB: "python -m experiments.supervised_train --model mrpnet --task denoise --no-gray"},
+                "trained on gray images, sigma 25", gray_on_colour="luma"),
+    Method("denoise", "rse", "RSE-RL", "RL", "rlenhance.denoisers:RSERestorer", _denoise_weights("rse"), ("ensemble",),
+           ("per_channel",), MappingProxyType({}),
+           MappingProxyType({_GRAY: "python -m experiments.rse_train --gray",
+                             _RGB: "python -m experiments.rse_train --predictor rlenhance/weights/ffdnet_denoise.pt"}),
+           "refuse", "patch latents refined by RL rounds, with the blind FFDNet's candidate; trained on colour "
+           "images, sigma 25"),
+    *_classical("denoise"),
+    Method("completion", "a3c", "RL fill actions (A3C)", "RL", "rlenhance.completion:PolicyCompleter",
+           MappingProxyType({_RGB: "a3c_completion.pt"}), ("ensemble",),
+           train=MappingProxyType({_RGB: "python -m experiments.completion_train --predictor "
+                                         "rlenhance/weights/unet_completion.pt --downscale 2"}),
+           note="keep / diffuse / copy / blur / median or the U-Net's pixel per 2x2 block, 5 steps; trained on "
+                "bedroom photos"),
+    _supervised("completion", "unet", "Completion U-Net", {_RGB: "unet_completion.pt"},
+                {_RGB: "python -m experiments.supervised_train --model unet --task completion --shift-holes"},
+                "corrects the diffusion fill on a 4x coarser grid that sees the whole photo; trained on bedroom "
+                "photos"),
+    _supervised("completion", "gated-pixelrnn", "Gated PixelRNN", {_RGB: "gated_pixelrnn_completion.pt"},
+                {_RGB: "python -m experiments.supervised_train --model gated-pixelrnn --task completion"},
+                "trained on bedroom photos"),
+    _supervised("completion", "pixelrnn", "PixelRNN (ConvLSTM)", {_RGB: "pixelrnn_completion.pt"},
+                {_RGB: "python -m experiments.supervised_train --model pixelrnn --task completion"},
+                "trained on bedroom photos"),
+    *_classical("completion"),
+)
+#: The method each task uses when none is named: the RL curve policy; the blind FFDNet (any noise
+#: level of 0-75, estimated per image; colour images in opponent planes), the best of the shipped
+#: denoisers in gray and colour (docs/results.md); the completion U-Net.
+DEFAULTS: Mapping[str, str] = MappingProxyType({"lowlight": "rl", "denoise": "ffdnet", "completion": "unet"})
+_BY_KEY: Mapping[tuple[str, str], Method] = MappingProxyType({(m.task, m.name): m for m in METHODS})
+
+
+def methods(task: str | None = None, *, family: str | None = None, learned: bool = False) -> list[Method]:
+    """The methods of ``task`` (None: every task), optionally of one ``family`` or ``learned`` ones
+    only (not classical), in the order of :data:`METHODS`.
+
+    Raises:
+        ValueError: an unknown ``task`` or ``family``.
+    """
+    if task is not None and task not in TASKS:
+        raise ValueError(f"task: expected one of {TASKS}, got {task!r}")
+    if family is not None and family not in FAMILIES:
+        raise ValueError(f"family: expected one of {FAMILIES}, got {family!r}")
+    return [m for m in METHODS if (task is None or m.task == task) and (family is None or m.family == family)
+            and not (learned and m.family == "Classical")]
+
+
+def names(task: str, *, learned: bool = True) -> tuple[str, ...]:
+    """The names of :func:`methods` of ``task`` (learned ones only by default: the ``--model`` choices)."""
+    return tuple(m.name for m in methods(task, learned=learned))
+
+
+def find(task: str, name: str) -> Method:
+    """The method ``name`` of ``task``.
+
+    Raises:
+        ValueError: no such method (the accepted names are listed).
+    """
+    method = _BY_KEY.get((task, name))
+    if method is None:
+        raise ValueError(f"{task}: no method {name!r}; accepted: {', '.join(m.name for m in methods(task))}")
+    return method
+
+
+def default_weights(method: Method, planes: int = _RGB, *, option: str = "checkpoint=PATH") -> Path:
+    """The default checkpoint of ``method`` for images of ``planes`` planes (1 gray, 3 RGB): its file in
+    :data:`WEIGHTS` for those planes, else (a method with one default) its only one.
+
+    Args:
+        option: how the caller gives a checkpoint instead, named in the error (``"--checkpoint PATH"`` on
+            the command line; a Python caller's keyword by default).
+
+    Raises:
+        ValueError: ``planes`` not 1 or 3, or a classical method (no weights).
+        CheckpointError: the file is not installed (the message says how to train one and to pass it).
+    """
+    if planes not in (_GRAY, _RGB):
+        raise ValueError(f"planes: expected 1 (gray) or 3 (RGB), got {planes!r}")
+    if not method.weights:
+        raise ValueError(f"{method.task} method {method.name!r} is classical: it has no weights")
+    chosen = planes if planes in method.weights else next(iter(method.weights))
+    path = WEIGHTS / method.weights[chosen]
+    if not path.is_file():
+        kind = "" if len(method.weights) == 1 else "gray " if chosen == _GRAY else "colour "
+        train = method.train.get(chosen, "")
+        noun = _NOUNS[method.task]
+        raise CheckpointError(f"no checkpoint given and the default {kind}{method.name} {noun} {path} is not "
+                              f"installed; pass {option} (a checkpoint of {train})")
+    return path
+
+
+def missing(method: Method) -> str | None:
+    """Why ``method`` cannot run here (its default checkpoint is not installed, or a classical method's
+    optional package is absent), or None if it can."""
+    if method.family == "Classical":
+        return baselines.baseline_missing(method.name)
+    if not any((WEIGHTS / name).is_file() for name in method.weights.values()):
+        return f"its checkpoint {next(iter(method.weights.values()))} is not installed"
+    return None
+
+
+def loader(method: Method) -> Callable[..., Any]:
+    """The callable behind ``method.loader`` (imported now)."""
+    module, _, attribute = method.loader.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def load(task: str, name: str, checkpoint: str | os.PathLike[str] | None = None, *, planes: int = _RGB,
+         device: Any = "auto", option: str = "checkpoint=PATH", **settings: Any) -> Any:
+    """The restorer of the method ``(task, name)``: ``restore(image, *, mask=None, **settings)``.
+
+    Args:
+        checkpoint: its file; None: its default for images of ``planes`` planes (:func:`default_weights`).
+        planes: 1 (gray) or 3 (RGB), the images' planes: picks a default checkpoint.
+        device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
+        option: how the caller gives a checkpoint, named when the default is not installed.
+        **settings: the method's loader settings (``method.settings``, e.g. ``tile``, ``ensemble``, ``sigma``).
+
+    Raises:
+        ValueError: an unknown method, a setting it does not accept (the accepted ones are named) or a
+            bad value.
+        CheckpointError: the default is not installed, or the file is not a checkpoint of the method.
+    """
+    method = find(task, name)
+    unknown = sorted(set(settings) - set(method.settings))
+    if unknown:
+        accepted = ", ".join(method.settings) or "none"
+        raise ValueError(f"{task} method {name!r} takes no setting {', '.join(map(repr, unknown))} (accepted: "
+                         f"{accepted})")
+    if method.family == "Classical":
+        if checkpoint is not None:
+            raise ValueError(f"{task} method {name!r} is classical: it takes no checkpoint")
+        return ClassicalRestorer(method, **settings)
+    path = Path(checkpoint) if checkpoint is not None else default_weights(method, planes, option=option)
+    return loader(method)(path, device=device, **method.loader_kwargs, **settings)
+
+
+def kind_of(task: str, checkpoint: str | os.PathLike[str]) -> str | None:
+    """The name of the method of ``task`` that loads ``checkpoint``, read from its spec, or None (not a
+    checkpoint of ``task``, or not readable)."""
+    from rlenhance.checkpoint import (  # noqa: PLC0415 - torch, for a checkpoint only
+        SPEC_KEY,
+        LowLightPolicySpec,
+        RolloutPolicySpec,
+        RSEDenoiserSpec,
+        SupervisedSpec,
+        load_checkpoint,
+    )
+
+    try:
+        extra = load_checkpoint(checkpoint)["extra"] or {}
+    except CheckpointError:
+        return None
+    spec = extra.get(SPEC_KEY)
+    if isinstance(spec, SupervisedSpec) and spec.task == task:
+        if task == "denoise":
+            return "ffdnet" if spec.needs_noise_map else "mrpnet"
+        return spec.model if (task, spec.model) in _BY_KEY else "mrpnet" if task == "lowlight" else None
+    if isinstance(spec, RolloutPolicySpec) and spec.task == task:
+        return extra.get("algorithm") if extra.get("algorithm") in ("a3c", "sac") and task == "denoise" else "a3c"
+    if isinstance(spec, RSEDenoiserSpec) and task == "denoise":
+        return "rse"
+    if isinstance(spec, LowLightPolicySpec) and task == "lowlight":
+        return "rl"
+    return None
+
+
+class ClassicalRestorer:
+    """A classical method of :mod:`rlenhance.baselines` behind the restorer interface.
+
+    Args:
+        method: a classical :class:`Method`.
+        sigma: denoising: the noise level (0-255 scale) the filter is tuned for by default.
+
+    Attributes:
+        method: as given; takes_mask: whether :meth:`restore` needs a mask (completion).
+    """
+
+    def __init__(self, method: Method, *, sigma: float = 25.0):
+        self.method = method
+        self.sigma = sigma
+        self._fn = _BASELINES[method.task][method.name]
+
+    @property
+    def takes_mask(self) -> bool:
+        """Inpainting needs the hole mask; the other methods refuse one."""
+        return self.method.task == "completion"
+
+    def restore(self, image: np.ndarray, *, mask: np.ndarray | None = None, sigma: float | None = None) -> np.ndarray:
+        """The method on one image (float32 (H, W, C) in [0, 1]; a denoiser takes noisy values): the
+        output has the image's shape. ``sigma``: denoising, this call's noise level (None: the one given).
+
+        Raises:
+            ImageError: a mask missing for inpainting or given to another method, a bad image.
+        """
+        if self.takes_mask != (mask is not None):
+            raise ImageError(f"mask: {'required by' if self.takes_mask else 'given, but'} the {self.method.label} "
+                             f"({self.method.task}){'' if self.takes_mask else ' takes none'}")
+        if self.method.task == "completion":
+            return self._fn(image, mask)
+        if self.method.task == "denoise":
+            return self._fn(image, sigma=self.sigma if sigma is None else sigma)
+        return self._fn(image)

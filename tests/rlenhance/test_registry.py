@@ -1,0 +1,114 @@
+"""The registry of methods: one entry per (task, name), found, loaded and checked by it alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rlenhance import registry
+from rlenhance.errors import CheckpointError, ImageError
+from rlenhance.restore import Restorer
+
+SHIPPED = [m for m in registry.methods(learned=True) if registry.missing(m) is None]
+
+
+def test_every_method_has_one_entry_and_a_known_task_and_family():
+    keys = [(m.task, m.name) for m in registry.METHODS]
+    assert len(keys) == len(set(keys))
+    assert {m.task for m in registry.METHODS} == set(registry.TASKS)
+    assert {m.family for m in registry.METHODS} <= set(registry.FAMILIES)
+    for task, name in registry.DEFAULTS.items():
+        assert registry.find(task, name).family != "Classical"
+    for method in registry.methods(learned=True):
+        assert method.loader and method.weights and set(method.train) == set(method.weights), method
+
+
+def test_an_unknown_method_or_setting_is_refused_naming_the_accepted_ones():
+    with pytest.raises(ValueError, match="completion: no method 'dncnn'; accepted: a3c, unet"):
+        registry.find("completion", "dncnn")
+    with pytest.raises(ValueError, match=r"takes no setting 'sigma' \(accepted: tile, ensemble\)"):
+        registry.load("completion", "unet", sigma=25)
+    with pytest.raises(ValueError, match="task: expected one of"):
+        registry.methods("inpaint")
+    with pytest.raises(ValueError, match="classical: it takes no checkpoint"):
+        registry.load("completion", "telea", "some.pt")
+
+
+def test_a_missing_default_names_the_callers_option_and_the_training_command(tmp_path, monkeypatch):
+    monkeypatch.setattr(registry, "WEIGHTS", tmp_path)
+    method = registry.find("completion", "a3c")
+    with pytest.raises(CheckpointError) as python_caller:
+        registry.load("completion", "a3c")
+    assert "pass checkpoint=PATH" in str(python_caller.value) and "--checkpoint" not in str(python_caller.value)
+    assert "experiments.completion_train" in str(python_caller.value)
+    with pytest.raises(CheckpointError, match=r"pass --checkpoint PATH"):
+        registry.default_weights(method, option="--checkpoint PATH")
+    assert registry.missing(method) == "its checkpoint a3c_completion.pt is not installed"
+
+
+@pytest.mark.parametrize("method", SHIPPED, ids=lambda m: f"{m.task}-{m.name}")
+def test_each_shipped_weight_is_recognised_as_its_method(method):
+    for name in method.weights.values():
+        path = registry.WEIGHTS / name
+        if path.is_file():
+            assert registry.kind_of(method.task, path) == method.name
+            others = [task for task in registry.TASKS if task != method.task]
+            assert all(registry.kind_of(task, path) is None for task in others)
+
+
+@pytest.mark.parametrize("method", SHIPPED, ids=lambda m: f"{m.task}-{m.name}")
+def test_each_shipped_model_loads_as_a_restorer_of_one_signature(method):
+    planes = 3 if (registry.WEIGHTS / method.weights.get(3, "")).is_file() else 1
+    restorer = registry.load(method.task, method.name, planes=planes, device="cpu")
+    assert isinstance(restorer, Restorer)
+    image = np.full((20, 24, planes), 0.4, np.float32)
+    image[::2] = 0.6
+    mask = None
+    if method.task == "completion":
+        mask = np.zeros((20, 24), bool)
+        mask[6:12, 8:14] = True
+        image[mask] = 0.0
+    out = restorer.restore(image, mask=mask)
+    assert out.dtype == np.float32 and out.shape[:2] == image.shape[:2] and 0 <= out.min() and out.max() <= 1
+    if mask is not None:
+        np.testing.assert_array_equal(out[~mask], image[~mask])
+        with pytest.raises(ImageError, match="mask"):
+            restorer.restore(image)
+
+
+def test_classical_methods_take_the_mask_only_where_their_task_has_one():
+    telea = registry.load("completion", "telea")
+    image = np.full((16, 16, 3), 0.5, np.float32)
+    mask = np.zeros((16, 16), bool)
+    mask[4:8, 4:8] = True
+    assert telea.restore(image, mask=mask).shape == image.shape
+    with pytest.raises(ImageError, match="required"):
+        telea.restore(image)
+    median = registry.load("denoise", "median", sigma=15)
+    with pytest.raises(ImageError, match="takes none"):
+        median.restore(image, mask=mask)
+    assert median.restore(image).shape == image.shape
+
+
+def test_methods_copy_and_pickle_as_their_entry():
+    import copy
+    import pickle
+
+    method = registry.find("denoise", "ffdnet")
+    assert copy.deepcopy(method) is method and pickle.loads(pickle.dumps(method)) is method
+
+
+def test_the_rl_completion_policy_equals_the_envs_greedy_rollout():
+    """The library's PolicyCompleter (no env) gives the output of the env's own transition."""
+    rollout = pytest.importorskip("agents.rollout")
+    path = registry.WEIGHTS / "a3c_completion.pt"
+    if not path.is_file():
+        pytest.skip("the RL completion policy is not installed")
+    rng = np.random.default_rng(1)
+    image = rng.random((40, 48, 3)).astype(np.float32)
+    mask = np.zeros((40, 48), bool)
+    mask[10:22, 14:30] = True
+    occluded = image * ~mask[..., None]
+    ours = registry.load("completion", "a3c", device="cpu").restore(occluded, mask=mask)
+    theirs = rollout.load_rollout_policy(path, device="cpu").restore(occluded, mask)
+    np.testing.assert_array_equal(ours, theirs)
