@@ -102,7 +102,7 @@ def small_image_table(args: argparse.Namespace) -> None:
     print(header + ("  ratio rlenhance / Zero-DCE++: best (median)  rounds rlenhance was faster"
                     if "Zero-DCE++" in peers else ""))
     for threads in args.threads:
-        configure_threads(threads)  # torch's and OpenCV's (the result's blur, Enhancer.blur_sigma)
+        configure_threads(threads)  # torch's and OpenCV's (the clean stage of the result, Enhancer.denoise)
         fns = {"rlenhance": lambda: enhancer.enhance(image)}
         for name, net in peers.items():
             fns[name] = lambda net=net: net(x)

@@ -27,8 +27,10 @@ each image's mean closer to the target, ``image_gap``, ``w_color`` lowers the co
 ``w_spatial`` the spatial loss, ``w_smooth`` the gain roughness); no setting darkens the image or
 takes it to white, mean > 0.9), and the exposure target is swept (``--exposures``) to show how
 closely the mean lands on it (``--tolerance``; each image's own distance is printed too). With
-``--max-overshoot`` the Enhancer's cap is set (``inf``: the policy alone), with ``--blur-sigma`` its
-blur of the result (0: the curves alone). Settings the
+``--max-overshoot`` the Enhancer's cap is set (``inf``: the policy alone), with ``--denoise`` the
+strength of its clean stage (0: the curves alone). The clean stage's strength is a knob too: the
+dark-area colour noise (``rlenhance.metrics.dark_colour_noise``) at ``denoise`` 0, 1 and 2 must fall
+from each to the next (printed with the verdicts, not counted among the checks). Settings the
 checkpoint refuses (it was not trained over them) are listed as such. ``--grid`` writes a
 picture: one row per knob, one column per value, on one validation image.
 Each report ends with PSNR / SSIM at the defaults against the references.
@@ -72,6 +74,8 @@ EXPECTED = {
 QUANTITIES = ("mean", "|mean-E|", "image_gap", "color", "spatial", "gain_tv", "psnr")
 #: Above this mean brightness an output counts as pushed towards white.
 WHITE = 0.9
+#: The strengths of the Enhancer's clean stage the denoise check compares (0: off, 1: the default).
+DENOISE_VALUES = (0.0, 1.0, 2.0)
 
 
 def load_images(data: str, split: str, split_seed: int, limit: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -196,7 +200,7 @@ def report(enhancer: Enhancer, images: Sequence[tuple[str, np.ndarray, np.ndarra
     input_mean = float(np.mean([low.mean() for _, low, _ in images]))
     cap = "no cap" if enhancer.max_overshoot is None else f"max_overshoot {enhancer.max_overshoot:g}" + (
         " at the default w_exposure, weighted by it" if transition.overshoot_reference is not None else "")
-    cap += f", blur_sigma {enhancer.blur_sigma:g}" if enhancer.blur_sigma else ""
+    cap += f", denoise {enhancer.denoise:g}"
     print(f"{enhancer.path.name} ({enhancer.steps} curve steps, {cap}): {len(images)} image(s) of {args.data} "
           f"(split {args.split}), input mean "
           f"brightness {input_mean:.3f}; defaults: " + ", ".join(f"{k} {v:g}" for k, v in defaults.items()))
@@ -239,6 +243,9 @@ def report(enhancer: Enhancer, images: Sequence[tuple[str, np.ndarray, np.ndarra
               f"{args.tolerance:g})")
         print("  each image's |mean - target|, averaged: "
               + ", ".join(f"{t:g}: {g:.3f}" for t, g in image_gaps.items()))
+    denoise = denoise_sweep(enhancer, images, args.min_effect)
+    print(f"  denoise (the clean stage's strength), raising it should give lower dark-area colour noise: "
+          f"{denoise['verdict']} (" + ", ".join(f"{s:g}: {v:.3f}" for s, v in denoise["noise"].items()) + ")")
     darkened = sum(row["darkened"] for row in table)
     white = sum(row["white"] for row in table)
     print(f"  no setting darkens an image or takes it above {WHITE:g}: "
@@ -253,7 +260,31 @@ def report(enhancer: Enhancer, images: Sequence[tuple[str, np.ndarray, np.ndarra
     return {"checkpoint": str(enhancer.path), "table": table, "verdicts": verdicts, "exposure_gaps": gaps,
             "image_gaps": image_gaps,
             "worst_gap": worst_gap, "refused": refused, "darkened": darkened, "white": white, **quality,
-            "checks_passed": int(passed), "checks": len(verdicts) + bool(gaps) + 1, "cells": cells}
+            "checks_passed": int(passed), "checks": len(verdicts) + bool(gaps) + 1, "cells": cells,
+            "denoise": denoise}
+
+
+def denoise_sweep(enhancer: Enhancer, images: Sequence[tuple[str, np.ndarray, np.ndarray]],
+                  min_effect: float) -> dict:
+    """The dark-area colour noise (:func:`rlenhance.metrics.dark_colour_noise`, mean over the images) at
+    each of :data:`DENOISE_VALUES` (the enhancer's clean stage at that strength, the setting at its
+    defaults), and whether it falls from each to the next by ``min_effect`` over the range."""
+    kept = enhancer.denoise
+    noise = {}
+    try:
+        for strength in DENOISE_VALUES:
+            enhancer.denoise = strength
+            noise[strength] = float(np.mean([metrics.dark_colour_noise(low, enhancer.enhance(low))
+                                             for _, low, _ in images]))
+    finally:
+        enhancer.denoise = kept
+    values = list(noise.values())
+    if not all(b < a for a, b in zip(values, values[1:])):
+        result = "NOT MONOTONE"
+    else:
+        effect = (values[0] - values[-1]) / max(values[0], 1e-12)
+        result = "ok" if effect >= min_effect else f"too weak ({100 * effect:.1f}% < {100 * min_effect:g}%)"
+    return {"noise": noise, "verdict": result}
 
 
 def write_files(result: dict, images: Sequence[tuple[str, np.ndarray, np.ndarray]], args: argparse.Namespace) -> None:
@@ -303,8 +334,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--max-overshoot", type=float, default=None,
                         help="the Enhancer's cap on a step's rise of the image mean above the target (default: the "
                              "checkpoint's; inf: none, the policy alone)")
-    parser.add_argument("--blur-sigma", type=float, default=None,
-                        help="the Enhancer's blur of the result, sigma in pixels (default: the checkpoint's; 0: none)")
+    parser.add_argument("--denoise", type=float, default=None,
+                        help="the strength (0-2) of the Enhancer's clean stage (default: the Enhancer's; 0: off)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -316,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         if len(args.checkpoint) > 1:
             print(f"\n## {path}\n")
         reports.append(report(Enhancer(path, device="cpu", steps=args.steps, max_overshoot=args.max_overshoot,
-                                       blur_sigma=args.blur_sigma), images, args))
+                                       denoise=args.denoise), images, args))
     best = pick(reports)
     if len(reports) > 1:
         print("\n| checkpoint | checks passed | " + " | ".join(weights) + " | worst sweep gap | darkened | > 0.9 "

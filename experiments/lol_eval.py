@@ -62,8 +62,8 @@ class Args:
     alpha_mode: str | None = arg(None, "our model's test-time alpha: mean (the stochastic policy's expected alpha) or "
                                        "argmax (its most probable one; continuous: tanh of the Gaussian's mean); "
                                        "default: the checkpoint's", choices=("mean", "argmax"))
-    blur_sigma: float | None = arg(None, "our model's blur of its result, sigma in pixels (0: none, the policy's "
-                                         "curves alone); default: the checkpoint's")
+    denoise: float | None = arg(None, "the strength (0-2) of our model's clean stage (0: off, the policy's curves "
+                                      "alone); default: the Enhancer's")
     zero_dce: str | None = arg(None, "official Zero-DCE weights (zero_dce_Epoch99.pth)")
     zero_dcepp: str | None = arg(None, "official Zero-DCE++ weights (zero_dcepp_Epoch99.pth)")
     rellie: str | None = arg(None, "ReLLIE's released policy (rellie_model.npz)")
@@ -87,7 +87,7 @@ class Args:
 def build_methods(args: Args, device: torch.device) -> dict[str, Method]:
     """Name -> :class:`~experiments.compare.methods.Method` (RGB float32 (H, W, 3) -> same) for every
     requested method, built by the comparison's registry (:mod:`experiments.compare.methods`)."""
-    ours = dict(steps=args.steps, exposure=args.exposure, alpha_mode=args.alpha_mode, blur_sigma=args.blur_sigma)
+    ours = dict(steps=args.steps, exposure=args.exposure, alpha_mode=args.alpha_mode, denoise=args.denoise)
     methods = [enhancer_method(OURS, args.checkpoint, device, **ours)]
     if args.denoiser:
         # plain or noise-map (FFDNet, fed the map of our curve steps at its default noise level)

@@ -25,9 +25,12 @@ plain denoiser is applied to R, G and B separately, a gray noise-map one to the 
   with the input floored at 3/255 and min-max rescales it per image, so its map has no absolute
   scale.)
 
-Without a denoiser, a checkpoint's ``blur_sigma`` (0.65 px for the shipped model; ``Enhancer(blur_sigma=0)``
-turns it off) softens that noise cheaply: a Gaussian blur of the result, in bands of rows (docs/results.md
-has what it buys on the SICE validation split).
+Without a denoiser, the clean stage (:func:`rlenhance.ops.clean.clean_enhanced`, ``Enhancer(denoise=1)``
+by default, 0-2, 0: off) removes that noise where it was made: weighted by how much the curves brightened
+each pixel, it smooths the chroma (and lightly the luma) and pulls would-be-clipped highlights back
+towards the input; pixels the curves did not brighten are returned as the curves left them, so a photo
+that needs no light comes back unchanged. The curves and the clean stage run together band by band of
+rows (each band with the rows its blurs reach), so a large photo needs no float copy of itself.
 """
 
 from __future__ import annotations
@@ -50,7 +53,8 @@ from rlenhance.data.transforms import _fitted_size, fit_longer_side
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import _INTEGER_SCALES, as_unit_float
 from rlenhance.models.policy import PixelActorCritic, build_policy_input
-from rlenhance.ops import check_blur_sigma, check_max_overshoot, le_curves_upsampled, native
+from rlenhance.ops import check_max_overshoot, le_curves_upsampled, native
+from rlenhance.ops.clean import DEFAULT_STRENGTH, bands, check_strength, clean_band
 from rlenhance.restore import SupervisedRestorer
 from rlenhance.runtime import flush_denormals, select_device
 from rlenhance.transitions import LowLightTransition
@@ -115,11 +119,10 @@ class Enhancer:
             shipped model) it is the cap at the checkpoint's default ``w_exposure``, and a heavier
             exposure weight tightens it: ``max_overshoot * sqrt(default / w_exposure)``
             (:func:`rlenhance.ops.overshoot_limit`).
-        blur_sigma: the sigma, in pixels, of a Gaussian blur of the enhanced image, for the noise the
-            curves amplify in dark regions (``0 <= blur_sigma <= 3``, :func:`rlenhance.ops.check_blur_sigma`;
-            0: none); not applied with a ``denoiser``, which does that job (a ``blur_sigma`` above 0
-            given with one is refused). None: the checkpoint's ``blur_sigma`` (0.65 for the shipped
-            model; none for files that record none).
+        denoise: the strength of the clean stage after the curves (:func:`rlenhance.ops.clean.clean_enhanced`:
+            chroma and luma smoothing weighted by how much each pixel was brightened, and the highlight
+            knee), ``0 <= denoise <= 2``; 0: off, the curves alone. None: 1 without a ``denoiser``; with
+            one, which replaces it, 0 (a ``denoise`` above 0 given with one is refused).
 
     Attributes:
         spec: the checkpoint's :class:`~rlenhance.checkpoint.LowLightPolicySpec`.
@@ -131,7 +134,7 @@ class Enhancer:
             not describe its network), or a ``denoiser`` checkpoint that is not a denoising one
             (the message names the file, its task and the accepted one).
         ValueError: bad ``steps``, ``max_side``, ``strip_pixels``, ``alpha_mode``, ``max_overshoot``,
-            ``blur_sigma``, or a
+            ``denoise``, or a
             ``noise_sigma`` without a noise-map denoiser or outside its trained range.
 
     Example:
@@ -142,7 +145,7 @@ class Enhancer:
     def __init__(self, checkpoint: str | Path | None = None, *, device: str = "auto", steps: int | None = None,
                  max_side: int | None = None, strip_pixels: int = 2_000_000, alpha_mode: str | None = None,
                  denoiser: str | Path | SupervisedRestorer | None = None, noise_sigma: float | None = None,
-                 max_overshoot: float | None = None, blur_sigma: float | None = None):
+                 max_overshoot: float | None = None, denoise: float | None = None):
         flush_denormals()
         self.device = select_device(device)
         path = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
@@ -168,10 +171,12 @@ class Enhancer:
         if self.max_overshoot is not None and "exposure_target" not in spec.setting:  # (it holds every cond field)
             raise ValueError(f"max_overshoot: {path} was trained without an exposure target, so there is no "
                              f"target to cap the mean above; accepted for it: None or math.inf (no cap)")
-        #: The sigma (pixels) of the Gaussian blur of the result; 0: none (see :meth:`enhance_array`).
-        self.blur_sigma = check_blur_sigma(spec.blur_sigma if blur_sigma is None else blur_sigma) or 0.0
-        if denoiser is not None and blur_sigma:
-            raise ValueError(f"blur_sigma {blur_sigma!r} with a denoiser: the denoiser replaces the blur; give one")
+        #: The strength of the clean stage (:func:`rlenhance.ops.clean.clean_enhanced`); 0: off.
+        self.denoise = check_strength(denoise) if denoise is not None else 0.0 if denoiser is not None \
+            else DEFAULT_STRENGTH
+        if denoiser is not None and self.denoise:
+            raise ValueError(f"denoise {denoise!r} with a denoiser: the denoiser replaces the clean stage; give one "
+                             "(or denoise=0)")
         #: The step the policy runs in: the checkpoint's, with this Enhancer's ``steps`` and cap.
         self.transition: LowLightTransition = dataclasses.replace(spec.transition, steps=self.steps,
                                                                   max_overshoot=self.max_overshoot)
@@ -278,9 +283,8 @@ class Enhancer:
         float result; with the native kernel no float copy of the result is made either). With a
         :attr:`denoiser`, it runs on the result of the last curve step (timed with it); a
         noise-map denoiser reads the noise level of the curve steps' brightening. Without one, a
-        :attr:`blur_sigma` above 0 blurs the result (OpenCV's Gaussian, a 2 ceil(3 sigma) + 1 kernel,
-        reflect-101 border), on the levels returned: the uint8 result is then within one level of the
-        float result's, not equal to its rounding."""
+        :attr:`denoise` above 0 runs the clean stage on the curves' float result, band by band with
+        them; the uint8 result is the rounding of the float one either way."""
         if np.dtype(dtype) not in (np.float32, np.uint8):
             raise ValueError(f"dtype: expected np.float32 or np.uint8, got {dtype!r}")
         if not (isinstance(image, np.ndarray) and image.dtype in (np.uint8, np.uint16)):
@@ -303,18 +307,24 @@ class Enhancer:
         source, target = _as_batch(image), _as_batch(out)
         gains = None if gain is None else _as_batch(gain)
         rows = max(1, self.strip_pixels // width)
-        for top in range(0, height, rows):
-            band = slice(top, min(height, top + rows))
-            le_curves_upsampled(source[..., band, :].to(self.device), maps, top=top, height=height,
-                                out=target[..., band, :], gain=None if gains is None else gains[..., band, :])
+        if self.denoise > 0:  # the curves of each band and its halo rows in floats, then the clean stage
+            for top, bottom, lo, hi in bands(height, rows, self.denoise):
+                curved = np.empty((hi - lo, width, 3), dtype=np.float32)
+                le_curves_upsampled(source[..., lo:hi, :].to(self.device), maps, top=lo, height=height,
+                                    out=_as_batch(curved))
+                clean_band(image[lo:hi], curved, self.denoise, top - lo, bottom - top, out[top:bottom])
+        else:
+            for top in range(0, height, rows):
+                band = slice(top, min(height, top + rows))
+                le_curves_upsampled(source[..., band, :].to(self.device), maps, top=top, height=height,
+                                    out=target[..., band, :],
+                                    gain=None if gains is None else gains[..., band, :])
         if self.denoiser is not None:
             levels = None if gain is None else noise_level_map(torch.from_numpy(gain), self.noise_sigma).numpy()
             # a gray plain denoiser: R, G and B separately; a gray noise-map one: the opponent colour planes
             out = self.denoiser.restore(out, per_channel=not self.denoiser.needs_noise_map, noise_map=levels)
             if np.dtype(dtype) == np.uint8:
                 out = np.rint(np.clip(out, 0.0, 1.0) * 255).astype(np.uint8)
-        elif self.blur_sigma > 0:
-            _blur_in_bands(out, self.blur_sigma, rows)
         return EnhanceResult(out, time.perf_counter() - start, _unit_mean(image), _unit_mean(out))
 
     def enhance(self, image: np.ndarray, **setting: float | None) -> np.ndarray:
@@ -335,23 +345,6 @@ class Enhancer:
         return self.enhance(image, **setting)
 
 
-def _blur_in_bands(image: np.ndarray, sigma: float, rows: int) -> None:
-    """Blur ``image`` (H, W, C) in place with OpenCV's Gaussian (a 2 ceil(3 sigma) + 1 kernel, reflect-101
-    border), ``rows`` rows at a time: the same values as one ``cv2.GaussianBlur`` of the whole image,
-    without its copy of the image (a 24-megapixel float result is 288 MB)."""
-    radius = math.ceil(3 * sigma)
-    side, height = 2 * radius + 1, image.shape[0]
-    above = image[:0].copy()  # the unblurred rows just above the band, up to ``radius`` of them
-    for top in range(0, height, rows):
-        bottom = min(height, top + rows)
-        # the band with ``radius`` unblurred rows on each side (fewer at the image's edges, where
-        # OpenCV's border takes over as it does for the whole image)
-        source, first = np.concatenate([above, image[top:min(height, bottom + radius)]]), len(above)
-        above = np.concatenate([above, image[top:bottom]])[-radius:].copy()  # not a view of the whole band
-        band = cv2.GaussianBlur(source, (side, side), sigma)[first:first + bottom - top]
-        if band.dtype != np.uint8:  # OpenCV's float taps sum to 1 only up to rounding
-            np.clip(band, 0.0, 1.0, out=band)
-        image[top:bottom] = band
 
 
 @torch.no_grad()

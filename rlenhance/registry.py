@@ -168,7 +168,7 @@ def _classical(task: str) -> tuple[Method, ...]:
 METHODS: tuple[Method, ...] = (
     Method("lowlight", "rl", "RL curve policy (A3C)", "RL", "rlenhance.enhance:Enhancer",
            MappingProxyType({_RGB: "lowlight_a3c.pt"}),
-           ("steps", "max_side", "denoiser", "noise_sigma", "max_overshoot", "blur_sigma"), _LOWLIGHT_SETTING,
+           ("steps", "max_side", "denoiser", "noise_sigma", "max_overshoot", "denoise"), _LOWLIGHT_SETTING,
            train=MappingProxyType({_RGB: "python -m experiments.lol_train"}),
            note="the low-light policy of the Enhance tab"),
     _supervised("lowlight", "mrpnet", "MRPNet + Generator", {_RGB: "mrpnet_lowlight.pt"},

@@ -91,8 +91,8 @@ from rlenhance.models.mrpnet import MODELS as MRPNET_MODELS
 from rlenhance.models.pixelrnn import MODELS as PIXELRNN_MODELS
 from rlenhance.models.pixelrnn import composite
 from rlenhance.models.vae import d4_inverse, d4_transform
-from rlenhance.ops.fill import prefill_hole
-from rlenhance.ops.tiling import tiled
+from rlenhance.ops.fill import prefill_patches
+from rlenhance.ops.tiling import paste, tiled
 from rlenhance.runtime import flush_denormals, select_device
 
 __all__ = [
@@ -515,9 +515,9 @@ class SupervisedRestorer:
         def window_fn(window: Tensor, levels: Tensor) -> Tensor:
             planes = torch.einsum("kc,bchw->bkhw", transform, window) + offset
             levels = torch.einsum("kc,bchw->bkhw", transform.square(), levels.expand(-1, 3, -1, -1).square()).sqrt()
-            batch, size = window.shape[0], window.shape[-2:]
-            out = self._net(planes.reshape(batch * 3, 1, *size), levels.reshape(batch * 3, 1, *size)).clamp_(0.0, 1.0)
-            out = out.reshape(batch, 3, *out.shape[-2:]) - offset.to(out.device)
+            # plane by plane: one plane's activations at a time
+            out = torch.cat([self._net(planes[:, k:k + 1], levels[:, k:k + 1]) for k in range(3)], dim=1)
+            out = out.clamp_(0.0, 1.0) - offset.to(out.device)
             return torch.einsum("ck,bkhw->bchw", inverse.to(out.device), out).clamp_(0.0, 1.0)
 
         return tiled(window_fn, x, noise_map, tile=self.tile, overlap=self.overlap, multiple=self.stride,
@@ -550,17 +550,19 @@ class SupervisedRestorer:
         return noise_map.to(device=x.device, dtype=torch.float32).expand(x.shape[0], -1, -1, -1)
 
     def _run(self, x: Tensor, mask: Tensor | None, noise_map: Tensor | None = None) -> Tensor:
-        """The net on ``x`` (B, channels, H, W), tiled; clamp and composite (per tile); on ``x``'s device."""
-        net_in = prefill_hole(x, mask, self.prefill) if mask is not None else x
+        """The net on ``x`` (B, channels, H, W), tiled; clamp and composite; on ``x``'s device. Tile
+        by tile: the pre-filled hole (:func:`~rlenhance.ops.fill.prefill_patches`, computed on its
+        box) is pasted into the windows that hold it, and no copy of ``x``'s size is made."""
+        patches = prefill_patches(x, mask, self.prefill) if mask is not None else []
         second = mask if self.needs_mask else noise_map if self.needs_noise_map else None
-        aligned = (() if second is None else (second,)) + ((x, mask) if self.composite else ())
+        aligned = (() if second is None else (second,)) + ((mask,) if self.composite else ())
 
-        def window_fn(window: Tensor, *rest: Tensor) -> Tensor:
-            out = self._net(window, *rest[:second is not None]).clamp_(0.0, 1.0)
-            return composite(rest[-2].to(out.device), out, rest[-1].to(out.device)) if self.composite else out
+        def window_fn(window: Tensor, *rest: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+            out = self._net(paste(window, patches, rows, cols), *rest[:second is not None]).clamp_(0.0, 1.0)
+            return composite(window.to(out.device), out, rest[-1].to(out.device)) if self.composite else out
 
-        return tiled(window_fn, net_in, *aligned, tile=self.tile, overlap=self.overlap, multiple=self.stride,
-                     scale=self.upscale)
+        return tiled(window_fn, x, *aligned, tile=self.tile, overlap=self.overlap, multiple=self.stride,
+                     scale=self.upscale, positions=True)
 
     def _net(self, window: Tensor, second: Tensor | None = None) -> Tensor:
         """The net on one window (and its mask or noise map, for nets that read one), on :attr:`device`,

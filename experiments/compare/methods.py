@@ -186,14 +186,15 @@ def channel_note(flag: str, path: str | Path, model_channels: int, channels: int
 # --- builders ------------------------------------------------------------------------------------------
 def enhancer_method(name: str, path: str | Path | None, device: torch.device, *, steps: int | None = None,
                     exposure: float | None = None, denoiser: SupervisedRestorer | None = None,
-                    alpha_mode: str | None = None, blur_sigma: float | None = None,
+                    alpha_mode: str | None = None, denoise: float | None = None,
                     noise_sigma: float | None = None) -> Method:
     """A low-light policy of ``experiments.lol_train`` through :class:`rlenhance.Enhancer`
     (``path`` None: the shipped model), at ``exposure`` (None: its training setting), with
-    ``alpha_mode`` and ``blur_sigma`` (None: the checkpoint's), optionally followed by a supervised
-    ``denoiser`` (a noise-map one given the dark level ``noise_sigma``; None: the Enhancer's default)."""
+    ``alpha_mode`` (None: the checkpoint's) and the clean stage's strength ``denoise`` (None: the
+    Enhancer's), or followed by a supervised ``denoiser`` instead (a noise-map one given the dark level
+    ``noise_sigma``; None: the Enhancer's default)."""
     enhancer = Enhancer(path, device=str(device), steps=steps, denoiser=denoiser, alpha_mode=alpha_mode,
-                        blur_sigma=blur_sigma, noise_sigma=noise_sigma)
+                        denoise=denoise, noise_sigma=noise_sigma)
     return Method(name, partial(enhancer.restore, exposure=exposure), count_parameters(enhancer.policy),
                   str(path) if path is not None else "")
 

@@ -2,7 +2,7 @@
 
     rlenhance enhance IMAGES... -o OUTDIR [--model rl|mrpnet] [--checkpoint PATH] [--denoiser mrpnet|ffdnet|PATH]
                      [--noise-sigma S] [--steps N] [--exposure E] [--w-exposure W] [--w-color W] [--w-spatial W]
-                     [--w-smooth W] [--max-overshoot C] [--blur-sigma S] [--max-side N] [--device D]
+                     [--w-smooth W] [--max-overshoot C] [--denoise S] [--max-side N] [--device D]
     rlenhance denoise IMAGES... -o OUTDIR [--model ffdnet|mrpnet|a3c|sac|rse] [--checkpoint PATH] [--sigma S]
                      [--ensemble 1|2|4|8] [--per-channel] [--tile N] [--device D]
     rlenhance complete IMAGES... -o OUTDIR [--model unet|gated-pixelrnn|pixelrnn|a3c] [--checkpoint PATH]

@@ -14,12 +14,13 @@ from rlenhance.cli.batch import check_tile
 from rlenhance.cli.jobs import Restore
 from rlenhance.denoisers import SUPERVISED_DENOISERS, default_denoiser
 from rlenhance.errors import CheckpointError
-from rlenhance.ops import check_blur_sigma, check_max_overshoot
+from rlenhance.ops import check_max_overshoot
+from rlenhance.ops.clean import check_strength
 from rlenhance.restore import SupervisedRestorer
 
 #: Options of ``enhance`` that only the RL policy reads (refused with ``--model mrpnet``).
 RL_ONLY = ("steps", "exposure", "w_exposure", "w_color", "w_spatial", "w_smooth", "noise_sigma", "max_overshoot",
-           "blur_sigma")
+           "denoise")
 
 
 def build(args: argparse.Namespace) -> Restore:
@@ -27,9 +28,10 @@ def build(args: argparse.Namespace) -> Restore:
     check_tile(args)
     if args.model == "rl":  # named as the flags (the Enhancer checks them again, by its argument names)
         check_max_overshoot(args.max_overshoot, "--max-overshoot", inf_means_none=True)
-        check_blur_sigma(args.blur_sigma, "--blur-sigma")
-        if args.blur_sigma and args.denoiser is not None:
-            raise ValueError(f"--blur-sigma {args.blur_sigma:g} with --denoiser: the denoiser replaces the blur; "
+        if args.denoise is not None:
+            check_strength(args.denoise, "--denoise")
+        if args.denoise and args.denoiser is not None:
+            raise ValueError(f"--denoise {args.denoise:g} with --denoiser: the denoiser replaces the clean stage; "
                              "give one of them")
     # a noise-map denoiser reads the gains of the policy's curves: --model rl only
     denoiser = None
@@ -56,7 +58,7 @@ def build(args: argparse.Namespace) -> Restore:
 
     enhancer = registry.load("lowlight", "rl", args.checkpoint, device=args.device, option="--checkpoint PATH",
                              steps=args.steps, max_side=args.max_side, denoiser=denoiser, noise_sigma=args.noise_sigma,
-                             max_overshoot=args.max_overshoot, blur_sigma=args.blur_sigma)
+                             max_overshoot=args.max_overshoot, denoise=args.denoise)
     setting = {"exposure": args.exposure, "w_exposure": args.w_exposure, "w_color": args.w_color,
                "w_spatial": args.w_spatial, "w_smooth": args.w_smooth}
     enhancer.cond(**setting)  # validate the setting once, before any image

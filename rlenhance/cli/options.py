@@ -89,10 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
                               "(the step is scaled down; with the shipped model, the cap at the default "
                               "--w-exposure, and a heavier exposure weight w tightens it by sqrt(default / w)); "
                               "inf: no cap (default: the checkpoint's)")
-    enhance.add_argument("--blur-sigma", type=float, default=None,
-                         help="rl: sigma in pixels (0-3) of a Gaussian blur of the result, for the noise the curves "
-                              "amplify; 0: none (default: the checkpoint's, 0.65 for the shipped model; not applied "
-                              "with --denoiser)")
+    enhance.add_argument("--denoise", type=float, default=None,
+                         help="rl: strength (0-2) of the clean stage after the curves: colour and light luma noise "
+                              "smoothed where the curves brightened, highlights kept from clipping; 0: off, the "
+                              "curves alone (default: 1; 0 with --denoiser, which replaces it)")
     enhance.add_argument("--max-side", type=int, default=None,
                          help="rl: working resolution of the policy (longer side; default: the checkpoint's, else 512)")
     add_tile(enhance)

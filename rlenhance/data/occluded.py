@@ -218,6 +218,10 @@ def regions_to_mask(regions: np.ndarray, candidates: np.ndarray, *, shape: str =
     return ndimage.binary_fill_holes(mask)
 
 
+#: Rows of an image :func:`hole_mask` compares with the fill colour at a time.
+_BAND = 256
+
+
 def hole_mask(occluded: np.ndarray, *, threshold: float = HOLE_THRESHOLD, fill: float = 0.0, shape: str = "box",
               open_size: int = 7, min_area: int = 16, close_size: int = 5) -> np.ndarray:
     """Estimate the hole of an occluded image that comes without a mask file.
@@ -261,7 +265,10 @@ def hole_mask(occluded: np.ndarray, *, threshold: float = HOLE_THRESHOLD, fill: 
     if shape not in MASK_SHAPES:
         raise ValueError(f"hole_mask: shape must be one of {MASK_SHAPES}, got {shape!r}")
     image = occluded if occluded.ndim == 3 else occluded[..., None]
-    candidates = np.abs(image.astype(np.float32) - np.float32(fill)).max(axis=-1) <= threshold
+    candidates = np.empty(image.shape[:2], dtype=bool)
+    for top in range(0, image.shape[0], _BAND):  # a band of rows at a time: no float copy of a large photo
+        band = image[top:top + _BAND].astype(np.float32, copy=False)
+        candidates[top:top + _BAND] = np.abs(band - np.float32(fill)).max(axis=-1) <= threshold
     regions = drop_small_regions(candidates, open_size=open_size, min_area=min_area)
     if shape == "box" and regions.any():
         from scipy import ndimage  # here: see drop_small_regions

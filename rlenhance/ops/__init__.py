@@ -29,13 +29,16 @@ it so):
   kernels (``csrc/``), compiled on first use;
 * ``curves``: LE curves (:func:`le_curves_upsampled` runs the ``native`` kernel where it can);
 * ``bank``: :func:`pixelrl_filter_bank`, ``pixelrl_filter_select`` (native kernel or torch path)
-  and :class:`FilterBank`.
+  and :class:`FilterBank`;
+* ``clean``: :func:`clean_enhanced`, the Enhancer's clean stage (noise removed where the curves
+  brightened, highlights protected; native kernel or numpy).
 """
 
 from rlenhance.ops.actions import PIXELRL_ACTION_TABLE, PIXELRL_ACTIONS, FilterAction, shift_intensity
 from rlenhance.ops.bank import FilterBank, pixelrl_filter_bank
 from rlenhance.ops.bilateral import bilateral_filter2d
 from rlenhance.ops.blur import MAX_BLUR_SIGMA, box_blur2d, check_blur_sigma, gaussian_blur2d, gaussian_kernel1d
+from rlenhance.ops.clean import clean_enhanced
 from rlenhance.ops.curves import (
     LECurve,
     LECurveIterative,
@@ -66,6 +69,7 @@ __all__ = [
     "cap_mean",
     "check_blur_sigma",
     "check_max_overshoot",
+    "clean_enhanced",
     "couple_channels",
     "gaussian_blur2d",
     "gaussian_kernel1d",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["PREFILLS", "diffusion_fill", "hole_box", "neighbour_mean", "prefill_hole"]
+__all__ = ["PREFILLS", "diffusion_fill", "hole_box", "neighbour_mean", "prefill_hole", "prefill_patches"]
 
 #: What a supervised completion model sees in the hole (:func:`prefill_hole`).
 PREFILLS = ("diffusion", "none")
@@ -76,6 +76,38 @@ def diffusion_fill(image: torch.Tensor, mask: torch.Tensor, *, smooth_iters: int
     for k, w in enumerate(windows):
         filled[w] = stack[k:k + 1]
     return filled
+
+
+def prefill_patches(image: torch.Tensor, mask: torch.Tensor, how: str) -> list[tuple[int, int, int, torch.Tensor]]:
+    """:func:`prefill_hole` as patches, for an image too large to copy whole: ``(b, top, left,
+    values)`` with ``values`` (C, h, w) the pre-filled pixels of image ``b``'s hole box at (top,
+    left). Outside the boxes ``prefill_hole`` gives the image itself (its mask is 0 there), so the
+    image with these patches written over it (:func:`rlenhance.ops.tiling.paste`) is
+    ``prefill_hole(image, mask, how)``. Each box is filled in its own window (box and margin), as
+    :func:`diffusion_fill` fills it; ``how="none"``: no patches (the image unchanged).
+
+    Args:
+        image: (B, C, H, W) float, the occluded image.
+        mask: (B, 1, H, W) float in {0, 1}, 1 = missing.
+        how: one of :data:`PREFILLS`.
+    """
+    if how not in PREFILLS:
+        raise ValueError(f"prefill: expected one of {PREFILLS}, got {how!r}")
+    if how == "none":
+        return []
+    height, width = image.shape[-2:]
+    patches = []
+    for b in range(image.shape[0]):
+        box = hole_box(mask[b, 0])
+        if box is None:
+            continue
+        top, left, bottom, right = box
+        rows = _span(top, min(bottom - top + 2, height), height)
+        cols = _span(left, min(right - left + 2, width), width)
+        filled = diffusion_fill(image[b:b + 1, :, rows, cols], mask[b:b + 1, :, rows, cols])
+        patches.append((b, top, left, filled[0, :, top - rows.start:bottom - rows.start,
+                                             left - cols.start:right - cols.start]))
+    return patches
 
 
 def _span(start: int, size: int, length: int) -> slice:

@@ -2,7 +2,7 @@
 
 Build: the kernels are plain C (no torch headers) in ``rlenhance/ops/csrc/`` (``pixelrl_select.c``,
 which includes ``pixelrl_select_vector.h`` once per vector width, ``le_curves.c``,
-``area_downscale.c`` and ``lowlight_rollout.c``), shipped as package data and compiled into one
+``area_downscale.c``, ``lowlight_rollout.c`` and ``clean.c``), shipped as package data and compiled into one
 library on first use with the system C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang`` on the
 ``PATH``; GCC >= 9 or clang) with ``-O3 -ffp-contract=off`` (no fast-math, no ``-march=native``: an
 AVX2 copy of the vector code is compiled in and chosen at run time) into a shared library cached under
@@ -55,7 +55,7 @@ _FALSE_VALUES = ("0", "false", "no", "off")
 
 #: The kernels' C source: the files compiled, and every file they are built from (all part of the cache key).
 _SOURCE_DIR = Path(__file__).resolve().parent / "csrc"
-_COMPILED = ("pixelrl_select.c", "le_curves.c", "area_downscale.c", "lowlight_rollout.c")
+_COMPILED = ("pixelrl_select.c", "le_curves.c", "area_downscale.c", "lowlight_rollout.c", "clean.c")
 _SOURCES = (*_COMPILED, "pixelrl_select_vector.h", "parallel.h")
 
 #: Compiler flags. No fast-math and no FMA contraction, so that the C arithmetic is the plain
@@ -89,6 +89,7 @@ class _Library:
         curves: The entry point ``rlenhance_le_curves`` (a ctypes function).
         area: The entry point ``rlenhance_area_downscale`` (a ctypes function).
         rollout: The entry point ``rlenhance_lowlight_rollout`` (a ctypes function).
+        clean_prepare, clean_finish: The entry points ``rlenhance_clean_prepare`` / ``_finish``.
         best_isa: The vector width the kernel picks by itself: "avx2" or "baseline".
         reason: Why the kernel is unavailable.
         path: The shared library.
@@ -99,6 +100,8 @@ class _Library:
     curves: Callable[..., int] | None = None
     area: Callable[..., int] | None = None
     rollout: Callable[..., int] | None = None
+    clean_prepare: Callable[..., int] | None = None
+    clean_finish: Callable[..., int] | None = None
     best_isa: str | None = None
     reason: str | None = None
     path: Path | None = None
@@ -330,6 +333,21 @@ class _RolloutArgs(_NamedArgs):
     ]
 
 
+class _CleanArgs(_NamedArgs):
+    """The arguments of ``rlenhance_clean_prepare`` / ``rlenhance_clean_finish``: ``clean_args_t`` of
+    ``csrc/clean.c``, field by field (:func:`_bind` checks the two sizes agree). Every field must be
+    given by name (``brightened``, prepare's result, as 0)."""
+
+    __slots__ = ()
+    _fields_ = [
+        ("x", ctypes.c_void_p), ("y", ctypes.c_void_p), ("luma", ctypes.c_void_p), ("chroma", ctypes.c_void_p),
+        ("luma_blur", ctypes.c_void_p), ("luma_wide", ctypes.c_void_p), ("chroma_blur", ctypes.c_void_p),
+        ("out", ctypes.c_void_p), ("x_type", ctypes.c_int32), ("out_type", ctypes.c_int32), ("n", ctypes.c_int64),
+        ("eps", ctypes.c_float), ("sharpen", ctypes.c_float), ("boost", ctypes.c_float), ("knee", ctypes.c_float),
+        ("knee_drop", ctypes.c_float), ("n_threads", ctypes.c_int32), ("brightened", ctypes.c_int64),
+    ]
+
+
 class _BindError(Exception):
     """A library that does not match this module (internal: becomes the unavailability reason)."""
 
@@ -349,6 +367,8 @@ def _bind(path: Path, load_from: Path | None = None) -> _Library:
     curves = _entry(lib, "le_curves", "curves", _CurvesArgs)
     area = _entry(lib, "area_downscale", "area", _AreaArgs)
     rollout = _entry(lib, "lowlight_rollout", "rollout", _RolloutArgs)
+    clean_prepare = _entry(lib, "clean_prepare", "clean", _CleanArgs)
+    clean_finish = _entry(lib, "clean_finish", "clean", _CleanArgs)
     ptr, i64 = ctypes.c_void_p, ctypes.c_int64
     min_max = lib.rlenhance_min_max
     min_max.argtypes = [ptr, i64, i64, ptr]
@@ -358,7 +378,7 @@ def _bind(path: Path, load_from: Path | None = None) -> _Library:
     best.restype = ctypes.c_int
     code = best()
     isa = _ISAS[code] if 0 < code < len(_ISAS) else "baseline"
-    return _Library(select, min_max, curves, area, rollout, isa, None, path)
+    return _Library(select, min_max, curves, area, rollout, clean_prepare, clean_finish, isa, None, path)
 
 
 def _entry(lib: ctypes.CDLL, name: str, struct_name: str, args: type[_NamedArgs]) -> Callable[..., int]:

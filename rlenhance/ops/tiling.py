@@ -10,13 +10,13 @@ whole-image pass of the same function should see the same padding for an exact m
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["pad_to_multiple", "tiled"]
+__all__ = ["pad_to_multiple", "paste", "tiled"]
 
 
 def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
@@ -30,7 +30,7 @@ def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
 
 
 def tiled(fn: Callable[..., Tensor], x: Tensor, *aligned: Tensor, tile: int, overlap: int,
-          multiple: int = 1, scale: int = 1) -> Tensor:
+          multiple: int = 1, scale: int = 1, positions: bool = False) -> Tensor:
     """``fn(x, *aligned)`` evaluated tile by tile.
 
     Each tile's core (``tile`` x ``tile`` pixels) is computed from a window that reads ``overlap``
@@ -51,6 +51,9 @@ def tiled(fn: Callable[..., Tensor], x: Tensor, *aligned: Tensor, tile: int, ove
             tiling, and crop the output back to (H, W).
         scale: ``fn``'s output size over its input size (a super-resolution network: 2, 4);
             margins and cores are cut from the output at ``scale`` times their input position.
+        positions: also give ``fn`` the keyword arguments ``rows`` and ``cols``: int64 tensors
+            (CPU) of the rows and columns of ``x`` that the window's rows and columns hold (a
+            padded row holds the row it reflects or repeats); see :func:`paste`.
 
     Returns:
         (B, C_out, scale H, scale W) on ``x``'s device, in ``fn``'s output dtype, in channels-last
@@ -87,7 +90,9 @@ def tiled(fn: Callable[..., Tensor], x: Tensor, *aligned: Tensor, tile: int, ove
             bottom, right = min(full_h, top + tile), min(full_w, left + tile)
             y0, x0 = max(0, top - overlap), max(0, left - overlap)
             y1, x1 = min(full_h, bottom + overlap), min(full_w, right + overlap)
-            pred = fn(*(_padded_window(t, y0, y1, x0, x1, reflect) for t in (x, *aligned)))
+            where = {"rows": _sources(y0, y1, height, reflect), "cols": _sources(x0, x1, width, reflect)} \
+                if positions else {}
+            pred = fn(*(_padded_window(t, y0, y1, x0, x1, reflect) for t in (x, *aligned)), **where)
             if tuple(pred.shape[-2:]) != ((y1 - y0) * scale, (x1 - x0) * scale):
                 raise ValueError(f"tiled: fn gave {tuple(pred.shape[-2:])} for a window of {(y1 - y0, x1 - x0)}; "
                                  f"expected scale={scale} times its height and width")
@@ -103,6 +108,16 @@ def tiled(fn: Callable[..., Tensor], x: Tensor, *aligned: Tensor, tile: int, ove
     return out
 
 
+def _sources(start: int, stop: int, size: int, reflect: bool) -> Tensor:
+    """The rows (columns) of a tensor of ``size`` rows that rows ``start:stop`` of its padding to
+    a multiple (:func:`pad_to_multiple`: reflected, or replicated) hold."""
+    index = torch.arange(start, stop)
+    if stop <= size:
+        return index
+    mirror = 2 * (size - 1) - index if reflect else torch.full_like(index, size - 1)
+    return torch.where(index >= size, mirror, index)
+
+
 def _padded_window(t: Tensor, y0: int, y1: int, x0: int, x1: int, reflect: bool) -> Tensor:
     """Rows ``y0:y1`` and columns ``x0:x1`` of ``t`` padded on the bottom / right as
     :func:`pad_to_multiple` pads it (reflected, or replicated), without padding the rest: a view of
@@ -110,14 +125,7 @@ def _padded_window(t: Tensor, y0: int, y1: int, x0: int, x1: int, reflect: bool)
     height, width = t.shape[-2:]
     if y1 <= height and x1 <= width:
         return t[..., y0:y1, x0:x1]
-
-    def source(start: int, stop: int, size: int) -> Tensor:
-        """The rows (columns) of ``t`` that rows ``start:stop`` of the padded tensor repeat."""
-        index = torch.arange(start, stop)
-        mirror = 2 * (size - 1) - index if reflect else torch.full_like(index, size - 1)
-        return torch.where(index >= size, mirror, index)
-
-    rows, cols = source(y0, y1, height), source(x0, x1, width)
+    rows, cols = _sources(y0, y1, height, reflect), _sources(x0, x1, width, reflect)
     top, left = int(rows.min()), int(cols.min())
     window = t[..., top:int(rows.max()) + 1, left:int(cols.max()) + 1]
     if y1 > height:
@@ -125,3 +133,23 @@ def _padded_window(t: Tensor, y0: int, y1: int, x0: int, x1: int, reflect: bool)
     if x1 > width:
         window = window.index_select(-1, (cols - left).to(t.device))
     return window
+
+
+def paste(window: Tensor, patches: Sequence[tuple[int, int, int, Tensor]], rows: Tensor, cols: Tensor) -> Tensor:
+    """``window`` (B, C, h, w), a window of a batch whose rows and columns are ``rows`` and ``cols``
+    (:func:`tiled`'s ``positions``), with ``patches`` written over it: each ``(b, top, left,
+    values)`` puts ``values`` (C, ph, pw) at rows ``top:top + ph`` and columns ``left:left + pw`` of
+    image ``b`` of the batch, wherever the window holds them. A copy where a patch falls in the
+    window (``window`` itself is left alone: it may be a view of the batch), else ``window``."""
+    out = window
+    for b, top, left, values in patches:
+        inside_rows = torch.nonzero((rows >= top) & (rows < top + values.shape[-2])).flatten()
+        inside_cols = torch.nonzero((cols >= left) & (cols < left + values.shape[-1])).flatten()
+        if inside_rows.numel() == 0 or inside_cols.numel() == 0:
+            continue
+        if out is window:
+            out = window.clone()
+        source = values[:, rows[inside_rows] - top][:, :, cols[inside_cols] - left]
+        device_rows, device_cols = inside_rows.to(out.device), inside_cols.to(out.device)
+        out[b, :, device_rows[:, None], device_cols[None, :]] = source.to(out.device, out.dtype)
+    return out

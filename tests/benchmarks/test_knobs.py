@@ -96,16 +96,19 @@ def test_steps_overrides_the_checkpoints_test_steps(setup, capsys):
     for steps in ("1", "4"):
         result = knobs.main([*common, "--steps", steps])["pick"]
         means[steps] = [r["mean"] for r in result["table"]]
-        assert f"({steps} curve steps, no cap)" in capsys.readouterr().out
+        assert f"({steps} curve steps, no cap, denoise 1)" in capsys.readouterr().out
     assert means["1"] != means["4"]  # the rollout ran the steps asked for, not the checkpoint's 2
-    assert "(2 curve steps, no cap)" in (knobs.main(common), capsys.readouterr().out)[1]
-    blurred = knobs.main([*common, "--blur-sigma", "1"])["pick"]["table"]  # --blur-sigma reaches the Enhancer
-    assert "(2 curve steps, no cap, blur_sigma 1)" in capsys.readouterr().out
-    assert [r["spatial"] for r in blurred] != [r["spatial"] for r in knobs.main(common)["pick"]["table"]]
+    assert "(2 curve steps, no cap, denoise 1)" in (knobs.main(common), capsys.readouterr().out)[1]
+    checked = knobs.main(common)["pick"]["denoise"]  # the clean stage's strength is checked as a knob
+    assert list(checked["noise"]) == [0.0, 1.0, 2.0] and checked["verdict"] in capsys.readouterr().out
+    assert checked["noise"][2.0] < checked["noise"][0.0]
+    curves = knobs.main([*common, "--denoise", "0"])["pick"]["table"]  # --denoise reaches the Enhancer
+    assert "(2 curve steps, no cap, denoise 0)" in capsys.readouterr().out
+    assert [r["spatial"] for r in curves] != [r["spatial"] for r in knobs.main(common)["pick"]["table"]]
     # --max-overshoot caps every image: none ends more than 0.02 above the target in use
     free = [r["mean"] for r in knobs.main([*common, "--steps", "12"])["pick"]["table"]]
     result = knobs.main([*common, "--steps", "12", "--max-overshoot", "0.02"])["pick"]
-    assert "(12 curve steps, max_overshoot 0.02)" in capsys.readouterr().out
+    assert "(12 curve steps, max_overshoot 0.02, denoise 1)" in capsys.readouterr().out
     assert max(free) > 0.3 + 0.03  # the policy alone passes the lowest target
     for row in result["table"]:
         target = row["value"] if row["knob"] == "exposure" else 0.5

@@ -34,7 +34,8 @@ def test_the_pick_is_the_best_on_the_training_split_and_reported_on_validation(p
     assert f"chosen on the training split: noise-sigma {result['pick']:g}" in out
 
 
-def test_the_cap_rule_takes_the_most_checks_then_the_smallest_cap():
+def test_the_cap_rule_takes_the_most_checks_then_the_highest_psnr():
     key = tuning_split.CONSTANTS["max-overshoot"].key
-    measured = {0.03: {"passed": 5}, 0.04: {"passed": 6}, 0.06: {"passed": 6}, float("inf"): {"passed": 6}}
+    measured = {0.03: {"passed": 5, "psnr": 23.0}, 0.04: {"passed": 6, "psnr": 22.2}, 0.06: {"passed": 6, "psnr": 22.1},
+                float("inf"): {"passed": 5, "psnr": 22.5}}
     assert max(measured, key=lambda v: key(v, measured[v])) == 0.04

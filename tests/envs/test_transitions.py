@@ -30,7 +30,7 @@ def smooth(batch, channels, size, seed):
 
 @pytest.fixture(scope="module")
 def lowlight():
-    return Enhancer(WEIGHTS / "lowlight_a3c.pt", device="cpu", alpha_mode="argmax", blur_sigma=0)
+    return Enhancer(WEIGHTS / "lowlight_a3c.pt", device="cpu", alpha_mode="argmax", denoise=0)
 
 
 def test_lowlight_inference_is_a_greedy_rollout_of_the_checkpoints_env(lowlight):

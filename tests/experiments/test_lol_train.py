@@ -535,8 +535,8 @@ def test_alpha_min_zero_trains_a_model_that_never_darkens_a_pixel(tmp_path, alph
 
     extra = [] if alpha_min is None else ["--alpha-min", str(alpha_min)]
     out = lol_train.main([*TINY, "--conditioned", *extra, "--out", str(tmp_path / "run")])
-    # the curves alone: the default blur of the result (blur_sigma) averages a pixel with its neighbours
-    enhancer = Enhancer(out / "checkpoints" / "last.pt", device="cpu", blur_sigma=0)
+    # the curves alone: the default clean stage smooths a brightened pixel with its neighbours
+    enhancer = Enhancer(out / "checkpoints" / "last.pt", device="cpu", denoise=0)
     assert min(enhancer.transition.alpha_table) == pytest.approx(0.0 if alpha_min is None else -0.3)
     with torch.no_grad():  # the policy's most darkening choice everywhere: its lowest alpha, always
         head = enhancer.policy.policy_head
@@ -621,14 +621,13 @@ def test_the_cap_is_the_shipped_models_recorded_for_inference_and_trained_with_o
 
 def test_blur_sigma_is_recorded_for_the_enhancer_and_the_rellie_preset_has_none(tmp_path):
     from experiments import lol_train
-    from rlenhance.enhance import Enhancer
 
     args = list(TINY)
     args[args.index("--episodes") + 1] = "1"
     parsed = lol_train.parse_args(args)
     assert parsed.blur_sigma == 0.65  # the shipped model's, by default
     path = lol_train.main([*args, "--blur-sigma", "1.2", "--out", str(tmp_path / "b")]) / "checkpoints" / "best.pt"
-    assert load_checkpoint(path)["extra"]["spec"].blur_sigma == 1.2 and Enhancer(path, device="cpu").blur_sigma == 1.2
+    assert load_checkpoint(path)["extra"]["spec"].blur_sigma == 1.2
     assert lol_train.parse_args(["--preset", "rellie"]).blur_sigma == 0.0
     for bad in ("-1", "4", "nan"):
         with pytest.raises(ValueError, match="--blur-sigma: expected the blur's sigma in pixels"):

@@ -200,10 +200,10 @@ def test_bad_arguments_exit_2(ckpts, images, tmp_path, capsys):
     assert main(["enhance", str(a), "-o", out, "--checkpoint", str(ckpts["policy"]), "--max-overshoot", "-1"]) == 2
     assert "--max-overshoot: expected" in capsys.readouterr().err
     assert main(["enhance", str(a), "-o", out, "--model", "mrpnet", "--checkpoint", str(ckpts["lowlight"]),
-                 "--blur-sigma", "1"]) == 2
-    assert "--blur-sigma" in capsys.readouterr().err
-    assert main(["enhance", str(a), "-o", out, "--checkpoint", str(ckpts["policy"]), "--blur-sigma", "9"]) == 2
-    assert "--blur-sigma: expected the blur's sigma in pixels, 0 <= --blur-sigma <= 3" in capsys.readouterr().err
+                 "--denoise", "1"]) == 2
+    assert "--denoise" in capsys.readouterr().err
+    assert main(["enhance", str(a), "-o", out, "--checkpoint", str(ckpts["policy"]), "--denoise", "3"]) == 2
+    assert "--denoise: expected the denoising strength, a number 0 <= --denoise <= 2" in capsys.readouterr().err
     assert main(["enhance", str(a), "-o", out, "--checkpoint", str(ckpts["policy"]), "--max-overshoot", "1"]) == 2
     assert "--max-overshoot: expected a number with 0 <= --max-overshoot < 1" in capsys.readouterr().err
     assert main(["enhance", str(a), "-o", out, "--checkpoint", str(ckpts["policy"]),
@@ -256,12 +256,13 @@ def test_enhance_writes_the_levels_of_the_float_api(ckpts, images, tmp_path, cap
     capped = Enhancer(ckpts["policy"], device="cpu", steps=6, max_overshoot=0.0).enhance(load_image(a))
     assert free.mean() > 0.61 and capped.mean() < 0.601
     np.testing.assert_allclose(load_image(tmp_path / "cap" / a.name), capped, atol=LEVEL / 2 + 1e-6)
-    # --blur-sigma reaches it too (the blur on the saved levels: within one level of the float result)
-    assert main(["enhance", str(b), "-o", str(tmp_path / "blur"), "--checkpoint", str(ckpts["policy"]), "--device",
-                 "cpu", "--blur-sigma", "1.5"]) == 0
-    blurred = Enhancer(ckpts["policy"], device="cpu", blur_sigma=1.5).enhance(load_image(b))
-    assert np.abs(blurred - enhanced).max() > 2 * LEVEL
-    np.testing.assert_allclose(load_image(tmp_path / "blur" / "b.png"), blurred, atol=LEVEL * 1.5 + 1e-6)
+    # --denoise reaches it too (0: the curves alone)
+    for strength in ("0", "2"):
+        assert main(["enhance", str(b), "-o", str(tmp_path / strength), "--checkpoint", str(ckpts["policy"]),
+                     "--device", "cpu", "--denoise", strength]) == 0
+        other = Enhancer(ckpts["policy"], device="cpu", denoise=float(strength)).enhance(load_image(b))
+        assert np.abs(other - enhanced).max() > 2 * LEVEL
+        np.testing.assert_allclose(load_image(tmp_path / strength / "b.png"), other, atol=LEVEL / 2 + 1e-6)
 
 
 def test_enhance_denoiser_changes_the_output_and_equals_denoise_of_enhance(ckpts, images, tmp_path, capsys):
@@ -272,19 +273,19 @@ def test_enhance_denoiser_changes_the_output_and_equals_denoise_of_enhance(ckpts
     assert main(["enhance", str(b), common[0], str(denoised), *common[1:], "--denoiser", str(ckpts["denoise"])]) == 0
     a, d = load_image(plain / "b.png"), load_image(denoised / "b.png")
     assert np.abs(a - d).max() > 2 * LEVEL
-    enhanced = Enhancer(ckpts["policy"], device="cpu").enhance(load_image(b))
+    enhanced = Enhancer(ckpts["policy"], device="cpu", denoise=0).enhance(load_image(b))
     manual = SupervisedRestorer(ckpts["denoise"], device="cpu").restore(enhanced, per_channel=True)
     np.testing.assert_allclose(d, manual, atol=LEVEL / 2 + 1e-6)
-    # the denoiser replaces the blur: a --blur-sigma beside it is refused, 0 is fine
+    # the denoiser replaces the clean stage: a --denoise beside it is refused, 0 is fine
     assert main(["enhance", str(b), common[0], str(tmp_path / "db"), *common[1:], "--denoiser", str(ckpts["denoise"]),
-                 "--blur-sigma", "2"]) == 2
-    assert "--blur-sigma 2 with --denoiser: the denoiser replaces the blur" in capsys.readouterr().err
+                 "--denoise", "2"]) == 2
+    assert "--denoise 2 with --denoiser: the denoiser replaces the clean stage" in capsys.readouterr().err
     assert not (tmp_path / "db").exists()
     assert main(["enhance", str(b), common[0], str(tmp_path / "d0"), *common[1:], "--denoiser", str(ckpts["denoise"]),
-                 "--blur-sigma", "0"]) == 0
+                 "--denoise", "0"]) == 0
     np.testing.assert_array_equal(load_image(tmp_path / "d0" / "b.png"), d)
-    with pytest.raises(ValueError, match="blur_sigma 1 with a denoiser"):
-        Enhancer(ckpts["policy"], device="cpu", denoiser=ckpts["denoise"], blur_sigma=1)
+    with pytest.raises(ValueError, match="denoise 1 with a denoiser"):
+        Enhancer(ckpts["policy"], device="cpu", denoiser=ckpts["denoise"], denoise=1)
     # a model name: the shipped colour checkpoint of that model (a file of that name would win)
     named = tmp_path / "named"
     assert main(["enhance", str(b), common[0], str(named), *common[1:], "--denoiser", "mrpnet"]) == 0
@@ -323,7 +324,7 @@ def test_enhance_denoiser_a_file_named_like_a_model_wins_and_dot_slash_is_a_path
     assert "mrpnet" in capsys.readouterr().err and not (work / "missing").exists()
     (work / "mrpnet").write_bytes(ckpts["denoise"].read_bytes())  # a file called mrpnet: it is used
     assert main(["enhance", str(b), "-o", "file", *common, "--denoiser", "mrpnet"]) == 0
-    enhanced = Enhancer(ckpts["policy"], device="cpu").enhance(load_image(b))
+    enhanced = Enhancer(ckpts["policy"], device="cpu", denoise=0).enhance(load_image(b))
     own = SupervisedRestorer(ckpts["denoise"], device="cpu").restore(enhanced, per_channel=True)
     np.testing.assert_allclose(load_image(work / "file" / "b.png"), own, atol=LEVEL / 2 + 1e-6)
 

@@ -60,7 +60,7 @@ def checkpoint(tmp_path):
 def test_strips_equal_whole_image_upsampling(checkpoint):
     rng = np.random.default_rng(0)
     image = rng.uniform(0.0, 0.3, (37, 53, 3)).astype(np.float32)
-    enhancer = Enhancer(checkpoint, device="cpu", max_side=20, strip_pixels=7 * 53)
+    enhancer = Enhancer(checkpoint, device="cpu", max_side=20, strip_pixels=7 * 53, denoise=0)
     result = enhancer.enhance_array(image, exposure=0.5)
     full = torch.from_numpy(image).permute(2, 0, 1)[None]
     maps = enhancer.alpha_maps(full, enhancer.cond(exposure=0.5))
@@ -171,7 +171,7 @@ def test_denoiser_runs_after_the_last_curve_step(checkpoint, tmp_path):
     denoiser_path = _save_denoiser(tmp_path / "denoise.pt")
     rng = np.random.default_rng(2)
     image = rng.uniform(0.0, 0.3, (40, 52, 3)).astype(np.float32)
-    plain = Enhancer(checkpoint, device="cpu", max_side=24).enhance(image, exposure=0.5)
+    plain = Enhancer(checkpoint, device="cpu", max_side=24, denoise=0).enhance(image, exposure=0.5)
     with_path = Enhancer(checkpoint, device="cpu", max_side=24, denoiser=denoiser_path)
     result = with_path.enhance_array(image, exposure=0.5)
     manual = SupervisedRestorer(denoiser_path, device="cpu").restore(plain, per_channel=True)
@@ -500,35 +500,34 @@ def test_greedy_rollout_caps_each_image_of_a_mixed_batch_as_if_alone(checkpoint)
         run(x, cond, torch.full((3,), 0.5))
 
 
-def test_blur_sigma_blurs_the_result_by_default_from_the_spec_and_can_be_turned_off(tmp_path):
-    import cv2
+def test_the_clean_stage_runs_by_default_with_the_curves_band_by_band_and_can_be_turned_off(tmp_path):
+    from rlenhance.ops.clean import clean_enhanced
 
     torch.manual_seed(0)
     policy = PixelActorCritic(in_channels=6, out_channels=3, n_actions=27, width=8, downscale=2, cond_dim=5)
-    paths = {s: save_checkpoint(tmp_path / f"blur{s}.pt", model=policy, arch=policy.arch(),
-                                extra={"spec": _spec(blur_sigma=s)}) for s in (None, 0.8)}
+    # a checkpoint recording a blur: no longer applied at inference
+    path = save_checkpoint(tmp_path / "p.pt", model=policy, arch=policy.arch(), extra={"spec": _spec(blur_sigma=0.8)})
     samples = np.random.default_rng(3).integers(0, 60, (33, 47, 3), dtype=np.uint8)
-    plain = Enhancer(paths[None], device="cpu")
-    assert plain.blur_sigma == 0.0
-    sharp = plain.enhance(samples)
-    blurred = Enhancer(paths[0.8], device="cpu")
-    assert blurred.blur_sigma == 0.8
-    np.testing.assert_allclose(blurred.enhance(samples), cv2.GaussianBlur(sharp, (7, 7), 0.8), atol=1e-6)
-    assert np.abs(blurred.enhance(samples) - sharp).max() > 0.01  # the noise-like input is visibly smoothed
-    for rows in (1, 2, 5):  # blurred in bands of rows (here narrower than the kernel): the same values
-        banded = Enhancer(paths[0.8], device="cpu", strip_pixels=rows * 47)
-        np.testing.assert_array_equal(banded.enhance(samples), blurred.enhance(samples))
+    default = Enhancer(path, device="cpu")
+    assert default.denoise == 1.0
+    curves = Enhancer(path, device="cpu", denoise=0).enhance(samples)
+    cleaned = default.enhance(samples)
+    assert np.abs(cleaned - curves).max() > 0.01  # the noise-like input is visibly smoothed
+    np.testing.assert_allclose(cleaned, clean_enhanced(samples, curves), atol=1e-6)
+    strong = Enhancer(path, device="cpu", denoise=2).enhance(samples)
+    np.testing.assert_allclose(strong, clean_enhanced(samples, curves, 2.0), atol=1e-6)
+    # uint8 out: the rounding of the float result
+    np.testing.assert_array_equal(default.enhance_array(samples, dtype=np.uint8).image, np.rint(cleaned * 255))
+    for rows in (1, 2, 5):  # curves and clean stage in bands of rows narrower than the blurs: the same values
+        banded = Enhancer(path, device="cpu", strip_pixels=rows * 47)
+        np.testing.assert_array_equal(banded.enhance(samples), cleaned)
         np.testing.assert_array_equal(banded.enhance_array(samples, dtype=np.uint8).image,
-                                      blurred.enhance_array(samples, dtype=np.uint8).image)
-    # uint8 out: the same blur on the levels, within one level of the float result's rounding
-    levels = blurred.enhance_array(samples, dtype=np.uint8).image
-    assert np.abs(levels.astype(int) - np.rint(blurred.enhance(samples) * 255)).max() <= 1
-    # the caller's value wins: 0 turns the checkpoint's blur off, and any value in range applies to any file
-    np.testing.assert_array_equal(Enhancer(paths[0.8], device="cpu", blur_sigma=0).enhance(samples), sharp)
-    np.testing.assert_allclose(Enhancer(paths[None], device="cpu", blur_sigma=0.8).enhance(samples),
-                               blurred.enhance(samples), atol=1e-6)
-    for bad in (-0.5, 3.5, math.nan, True, "1"):
-        with pytest.raises(ValueError, match=r"blur_sigma: expected the blur's sigma in pixels, 0 <= blur_sigma <= 3"):
-            Enhancer(paths[None], device="cpu", blur_sigma=bad)
+                                      default.enhance_array(samples, dtype=np.uint8).image)
+    for bad in (-0.5, 2.5, math.nan, True, "1"):
+        with pytest.raises(ValueError, match=r"denoise: expected the denoising strength, a number 0 <= denoise <= 2"):
+            Enhancer(path, device="cpu", denoise=bad)
+
+
+def test_the_spec_checks_its_blur_sigma():
     with pytest.raises(CheckpointError, match="blur_sigma"):
         _spec(blur_sigma=5.0)

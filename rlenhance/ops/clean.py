@@ -1,0 +1,248 @@
+"""The clean stage of an enhanced low-light image: noise handled where the curves amplified it.
+
+Brightening a dark photo multiplies its sensor noise by the brightening gain, and the noise shows
+most as colour speckle. :func:`clean_enhanced` reads how much each pixel was brightened,
+``gain = L(output) / max(L(input), eps)`` (L: BT.601 luma), as a weight ``w = clip(gain - 1, 0, 1)``:
+0 where the curves did not brighten (those pixels are returned as they are, bit for bit, so a photo
+that needs no light comes back unchanged), 1 where they at least doubled the luma. Where ``w > 0``:
+
+* the opponent chroma (``B - G``, ``R - G``: 0 for gray, which stays gray) is moved towards its
+  Gaussian blur of sigma :data:`CHROMA_SIGMA` x ``strength`` by ``w`` (colour noise is removed where
+  the eye sees least colour detail), the luma towards its blur of sigma :data:`LUMA_SIGMA` x
+  ``strength`` by ``w (1 - SHARPEN (1 - w))`` (a light smoothing; with :data:`SHARPEN` above 0, a
+  touch of sharpening where the gain is small), plus ``BOOST w`` times the detail between that blur
+  and a wider one (:data:`BOOST`, off by default); the luma is unchanged by the chroma's smoothing;
+* highlights are protected by a soft knee: with ``m`` the largest channel of the result and
+  ``t = clip((m - KNEE) / (1 - KNEE), 0, 1)``, the pixel is pulled back towards the input until ``m``
+  has come down by ``KNEE_DROP (1 - KNEE) t^2`` (or to the input itself), so a pixel the curves
+  brightened ends below white: the clipped pixels are the input's, and no glow of white grows
+  around lights.
+
+The work is done in bands of rows, each read with the rows the blurs reach beyond it
+(:func:`halo_rows`), so a band's result equals the whole image's (the blurs are OpenCV's, a
+``2 ceil(3 sigma) + 1`` kernel, reflect-101 border). The per-pixel parts run in the native kernel
+``csrc/clean.c`` (:func:`rlenhance.ops.native.clean_prepare_native`, ``clean_finish_native``) when it
+is available, else in numpy; the two agree to float rounding (the same float32 operations in the same
+order). :class:`rlenhance.Enhancer` runs it after its curves (``Enhancer(denoise=...)``).
+
+Example:
+    >>> import numpy as np
+    >>> dark = np.full((8, 8, 3), 0.1, np.float32)
+    >>> bright = clean_enhanced(dark, dark * 3)
+    >>> bright.shape, bool(np.allclose(bright, 0.3))
+    ((8, 8, 3), True)
+    >>> bool((clean_enhanced(dark, dark) == dark).all())  # nothing brightened: unchanged
+    True
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterator
+
+import cv2
+import numpy as np
+
+from rlenhance.errors import ImageError
+from rlenhance.io import BT601_LUMA_WEIGHTS
+from rlenhance.ops import native
+
+__all__ = ["BOOST", "BOOST_SIGMA", "CHROMA_SIGMA", "DEFAULT_STRENGTH", "KNEE", "KNEE_DROP", "LUMA_SIGMA",
+           "MAX_STRENGTH", "SHARPEN", "bands", "check_strength", "clean_band", "clean_enhanced", "halo_rows"]
+
+#: The chroma blur's sigma (pixels) at strength 1 (chosen with :data:`LUMA_SIGMA` on the SICE training
+#: split by NIQE and the dark-area colour noise, ``benchmarks.clean``).
+CHROMA_SIGMA = 4.0
+#: The luma blur's sigma (pixels) at strength 1.
+LUMA_SIGMA = 0.45
+#: How much of the luma blur is turned into sharpening where the weight is small (0: none).
+SHARPEN = 0.0
+#: The detail between the luma blur and a wider one, of sigma :data:`BOOST_SIGMA` x strength, added back
+#: times ``BOOST w`` (a touch of sharpening of edges, not of the pixel noise the luma blur removes; 0: none).
+BOOST = 0.0
+BOOST_SIGMA = 2.0
+#: Where the highlight knee starts (largest channel of the result, 0-1), and how far it lowers a largest
+#: channel of 1, in units of ``1 - KNEE``: white becomes ``1 - KNEE_DROP (1 - KNEE)``.
+KNEE = 0.7
+KNEE_DROP = 0.125
+#: The floor of the input's luma in the gain (one 8-bit level).
+GAIN_EPS = 1.0 / 255.0
+#: The default strength (``Enhancer(denoise=...)``, ``rlenhance enhance --denoise``) and the largest one.
+DEFAULT_STRENGTH = 1.0
+MAX_STRENGTH = 2.0
+#: Pixels per band of rows of :func:`clean_enhanced` (about 2 megapixels).
+BAND_PIXELS = 2_000_000
+
+_F32 = np.float32
+_WR, _WG, _WB = (_F32(v) for v in BT601_LUMA_WEIGHTS)
+_SAMPLE_SCALES = {np.dtype(np.uint8): _F32(255), np.dtype(np.uint16): _F32(65535)}
+
+
+def check_strength(value: float, name: str = "denoise") -> float:
+    """The one rule for the clean stage's strength: a number ``0 <= value <= MAX_STRENGTH`` (0: off).
+
+    Raises:
+        ValueError: naming ``name``, what it got and what is accepted.
+    """
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value)
+            or not 0.0 <= float(value) <= MAX_STRENGTH):
+        raise ValueError(f"{name}: expected the denoising strength, a number 0 <= {name} <= {MAX_STRENGTH:g} "
+                         f"(0: off, 1: the default); got {value!r}")
+    return float(value)
+
+
+def _ksize(sigma: float) -> int:
+    return 2 * math.ceil(3 * sigma) + 1
+
+
+def halo_rows(strength: float) -> int:
+    """Rows a band is read with beyond each of its edges: the widest blur's radius, ``ceil(3 sigma)``."""
+    widest = max(CHROMA_SIGMA, LUMA_SIGMA, BOOST_SIGMA if BOOST else 0.0) * strength
+    return (_ksize(widest) - 1) // 2 if strength > 0 else 0
+
+
+def bands(height: int, rows: int, strength: float) -> Iterator[tuple[int, int, int, int]]:
+    """``(top, bottom, lo, hi)`` per band of at most ``rows`` rows of an image of ``height`` rows: the
+    band is rows ``top .. bottom - 1``, read with rows ``lo .. hi - 1`` (its halo, within the image)."""
+    halo = halo_rows(strength)
+    for top in range(0, height, max(1, rows)):
+        bottom = min(height, top + max(1, rows))
+        yield top, bottom, max(0, top - halo), min(height, bottom + halo)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    """Input samples as float32 in [0, 1] (integer samples divided by their range, as the curve kernel does)."""
+    scale = _SAMPLE_SCALES.get(x.dtype)
+    return x if scale is None else x.astype(_F32) / scale
+
+
+def _luma(v: np.ndarray) -> np.ndarray:
+    return (_WR * v[..., 0] + _WG * v[..., 1]) + _WB * v[..., 2]
+
+
+def _prepare_numpy(x: np.ndarray, y: np.ndarray, luma: np.ndarray, chroma: np.ndarray, weight: np.ndarray) -> int:
+    """numpy twin of ``clean_prepare`` (``csrc/clean.c``)."""
+    luma[...] = _luma(y)
+    chroma[..., 0] = y[..., 2] - y[..., 1]
+    chroma[..., 1] = y[..., 0] - y[..., 1]
+    np.clip(luma / np.maximum(_luma(_unit(x)), _F32(GAIN_EPS)) - _F32(1), _F32(0), _F32(1), out=weight)
+    return int(np.count_nonzero(weight))
+
+
+def _finish_numpy(x: np.ndarray, y: np.ndarray, luma: np.ndarray, chroma: np.ndarray, weight: np.ndarray,
+                  luma_blur: np.ndarray, luma_wide: np.ndarray, chroma_blur: np.ndarray, out: np.ndarray,
+                  sharpen: float, boost: float, knee: float, knee_drop: float) -> None:
+    """numpy twin of ``clean_finish`` (``csrc/clean.c``)."""
+    result = y.copy()
+    hit = weight > 0
+    w = weight[hit]
+    v = y[hit]
+    xs = _unit(x[hit])
+    c_luma = w * (_F32(1) - _F32(sharpen) * (_F32(1) - w))
+    lb = luma_blur[hit]
+    dl = c_luma * (lb - luma[hit]) + (w * _F32(boost)) * (lb - luma_wide[hit])
+    du = w * (chroma_blur[hit][:, 0] - chroma[hit][:, 0])
+    dv = w * (chroma_blur[hit][:, 1] - chroma[hit][:, 1])
+    dg = dl - (_WR * dv + _WB * du)
+    v = np.stack([v[:, 0] + (dg + dv), v[:, 1] + dg, v[:, 2] + (dg + du)], axis=1)
+    first = np.argmax(v, axis=1)[:, None]  # the largest channel, the first of equals
+    m, xm = np.take_along_axis(v, first, axis=1)[:, 0], np.take_along_axis(xs, first, axis=1)[:, 0]
+    t = np.clip((m - _F32(knee)) * (_F32(1) / (_F32(1) - _F32(knee))), _F32(0), _F32(1))
+    drop, gap = _F32(knee_drop) * (_F32(1) - _F32(knee)) * (t * t), m - xm
+    k = np.where(gap > drop, drop / np.where(gap > drop, gap, _F32(1)), np.where(gap > 0, _F32(1), _F32(0)))
+    result[hit] = np.clip(v - k[:, None] * (v - xs), _F32(0), _F32(1))
+    _store(result, out)
+
+
+def _store(values: np.ndarray, out: np.ndarray) -> None:
+    """Float values in [0, 1] into ``out``: as they are, or rounded (half to even) to its integer levels."""
+    scale = _SAMPLE_SCALES.get(out.dtype)
+    if scale is None:
+        out[...] = values
+    else:
+        out[...] = np.rint(values * scale).astype(out.dtype)
+
+
+def clean_band(x: np.ndarray, y: np.ndarray, strength: float, first: int, count: int, out: np.ndarray, *,
+               use_native: bool | None = None) -> None:
+    """The clean stage of rows ``first .. first + count - 1`` of a band read with its halo.
+
+    Args:
+        x: the input's rows (h, W, 3): float32 in [0, 1], or uint8 / uint16 samples; C-contiguous.
+        y: the curves' output of the same rows, float32 (h, W, 3) in [0, 1], C-contiguous.
+        strength: 0-:data:`MAX_STRENGTH` (0: ``y`` is stored as it is).
+        first, count: the rows of ``x`` / ``y`` whose result is wanted.
+        out: (count, W, 3), float32 or uint8 / uint16 (rounded half to even), C-contiguous.
+        use_native: the native kernel (True), numpy (False), or the kernel when available (None).
+    """
+    keep = slice(first, first + count)
+    height, width = y.shape[:2]
+    luma = np.empty((height, width), _F32)
+    chroma = np.empty((height, width, 2), _F32)
+    fast = native.available() if use_native is None else use_native
+    if strength > 0:
+        if fast:
+            brightened = native.clean_prepare_native(x, y, luma, chroma, eps=GAIN_EPS)
+        else:
+            weight = np.empty((height, width), _F32)
+            brightened = _prepare_numpy(x, y, luma, chroma, weight)
+    if strength <= 0 or not brightened:
+        _store(y[keep], out)
+        return
+    luma_sigma, chroma_sigma = LUMA_SIGMA * strength, CHROMA_SIGMA * strength
+    luma_blur = cv2.GaussianBlur(luma, (_ksize(luma_sigma),) * 2, luma_sigma)[keep]
+    chroma_blur = cv2.GaussianBlur(chroma, (_ksize(chroma_sigma),) * 2, chroma_sigma)[keep]
+    wide_sigma = BOOST_SIGMA * strength
+    luma_wide = cv2.GaussianBlur(luma, (_ksize(wide_sigma),) * 2, wide_sigma)[keep] if BOOST else luma_blur
+    if fast:
+        native.clean_finish_native(x[keep], y[keep], luma_blur, luma_wide, chroma_blur, out, eps=GAIN_EPS,
+                                   sharpen=SHARPEN, boost=BOOST, knee=KNEE, knee_drop=KNEE_DROP)
+    else:
+        _finish_numpy(x[keep], y[keep], luma[keep], chroma[keep], weight[keep], luma_blur, luma_wide, chroma_blur,
+                      out, SHARPEN, BOOST, KNEE, KNEE_DROP)
+
+
+def clean_enhanced(input: np.ndarray, output: np.ndarray, strength: float = DEFAULT_STRENGTH, *,
+                   rows: int | None = None, out: np.ndarray | None = None,
+                   use_native: bool | None = None) -> np.ndarray:
+    """The clean stage (see the module notes) of an enhanced image ``output`` of ``input``.
+
+    Args:
+        input: the image before enhancement, RGB (H, W, 3): float32 in [0, 1], or uint8 / uint16 samples.
+        output: the enhancement's result, float32 (H, W, 3) in [0, 1].
+        strength: 0-:data:`MAX_STRENGTH`, scaling both blurs' sigmas (0: ``output`` unchanged).
+        rows: rows per band (None: about :data:`BAND_PIXELS` pixels a band); the result does not depend on it.
+        out: where to write the result, (H, W, 3) float32 or uint8 / uint16 (rounded half to even);
+            None: a new float32 array.
+        use_native: the native kernel (True), numpy (False), or the kernel when available (None).
+
+    Returns:
+        ``out``.
+
+    Raises:
+        ImageError: arrays of other shapes or types; ValueError: a bad ``strength`` or ``rows``.
+    """
+    strength = check_strength(strength, "strength")
+    if not (isinstance(input, np.ndarray) and isinstance(output, np.ndarray)) or input.ndim != 3 \
+            or input.shape[2] != 3 or output.shape != input.shape or output.dtype != _F32 \
+            or input.dtype not in (_F32, np.uint8, np.uint16):
+        raise ImageError("clean_enhanced: expected an input (H, W, 3) of float32, uint8 or uint16 and a float32 "
+                         f"output of its shape; got {getattr(input, 'dtype', type(input).__name__)} "
+                         f"{getattr(input, 'shape', '')} and {getattr(output, 'dtype', type(output).__name__)} "
+                         f"{getattr(output, 'shape', '')}")
+    height, width = input.shape[:2]
+    if rows is None:
+        rows = max(1, BAND_PIXELS // max(1, width))
+    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+        raise ValueError(f"rows: expected an int >= 1, got {rows!r}")
+    if out is None:
+        out = np.empty(input.shape, _F32)
+    x, y = np.ascontiguousarray(input), np.ascontiguousarray(output)
+    for top, bottom, lo, hi in bands(height, rows, strength):
+        target = out[top:bottom]
+        band = target if target.flags.c_contiguous else np.empty(target.shape, out.dtype)
+        clean_band(x[lo:hi], y[lo:hi], strength, top - lo, bottom - top, band, use_native=use_native)
+        if band is not target:
+            target[...] = band
+    return out

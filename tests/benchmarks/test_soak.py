@@ -1,0 +1,34 @@
+"""benchmarks.soak --megapixels: one synthetic photo per size through the command, its time and peak memory."""
+
+import numpy as np
+import pytest
+
+from benchmarks import soak
+from rlenhance.io import load_image
+
+
+@pytest.mark.parametrize("command", ["denoise", "complete"])
+def test_large_photo_has_the_size_and_what_the_command_needs(tmp_path, command):
+    path = tmp_path / "photo.png"
+    width, height = soak.large_photo(path, 0.06, command, seed=0)
+    image = load_image(path, samples=True)
+    assert image.shape == (height, width, 3) and abs(width * height - 60_000) < 600 and width == round(1.5 * height)
+    black = (image.max(axis=-1) == 0).mean()
+    if command == "complete":
+        assert 0.008 < black < 0.012  # the square hole, 1% of the area
+    else:
+        assert black < 0.001 and np.diff(image.astype(int), axis=1).std() > 5  # noisy, no hole
+
+
+def test_megapixels_prints_a_row_per_size_and_the_line_through_them(capsys):
+    soak.main(["--megapixels", "0.01", "0.02", "--commands", "complete"])
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| complete |")]
+    assert len(rows) == 2, out
+    assert all(float(row.split("|")[-2]) > 50 for row in rows)  # a peak RSS in MB
+    assert "CPU s per megapixel" in out and "at 50 megapixels" in out
+
+
+def test_megapixels_must_be_positive():
+    with pytest.raises(SystemExit):
+        soak.main(["--megapixels", "0"])
