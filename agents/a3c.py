@@ -38,12 +38,11 @@ with the agent's generator in training) and decoding
 from __future__ import annotations
 
 import copy
-import math
 import multiprocessing as _std_mp
 import queue as _queue
 import traceback
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any
 
@@ -56,7 +55,9 @@ from torch import Tensor, nn
 from agents.a3c_update import (
     RewardMapConv,
     SharedAdam,
+    _apply_update,
     _masked_mean,
+    _Rollout,
     a3c_loss,
     action_penalty_loss,
     action_penalty_weights,
@@ -69,12 +70,13 @@ from agents.common import (
     episode_length,
     evaluate_policy,
     obs_to,
+    policy_kwargs_from_env,
     resolve_device,
     reward_map,
 )
 from agents.distributed import Ranks, sync_batch_norm
 from rlenhance.errors import CheckpointError
-from rlenhance.models.policy import POLICY_INPUT_KEYS, PixelActorCritic, PolicyOutput, build_policy_input
+from rlenhance.models.policy import PixelActorCritic, PolicyOutput, build_policy_input
 
 __all__ = [
     "A3C",
@@ -167,62 +169,6 @@ class A3CConfig:
             return self.lr
         frac = min(max(episode, 0) / float(self.total_episodes), 1.0)
         return self.lr * (1.0 - frac) ** self.lr_decay_power
-
-
-def policy_kwargs_from_env(venv: Any, keys: Iterable[str] = POLICY_INPUT_KEYS,
-                           **overrides: Any) -> dict[str, Any]:
-    """``PixelActorCritic`` kwargs that fit a vector env's spaces.
-
-    Reads ``venv.single_observation_space`` (a gymnasium ``Dict`` of (C, H, W) Boxes plus an
-    optional ``cond`` Box of shape (cond_dim,)) and ``venv.single_action_space``
-    (``MultiDiscrete`` or ``Box`` of shape (C, H, W)).
-
-    Args:
-        venv: the vector env.
-        keys: the image keys the policy sees (as in ``build_policy_input``).
-        **overrides: extra / overriding kwargs (``width``, ``conv_gru``, ``downscale`` ...).
-
-    Returns:
-        dict of kwargs for ``PixelActorCritic``.
-    """
-    import gymnasium as gym
-
-    obs_space = venv.single_observation_space
-    act_space = venv.single_action_space
-    in_channels = sum(int(obs_space[k].shape[0]) for k in keys if k in obs_space.spaces)
-    cond_dim = int(obs_space["cond"].shape[0]) if "cond" in obs_space.spaces else 0
-    if len(act_space.shape) != 3:
-        raise ValueError(f"policy_kwargs_from_env: action space shape {act_space.shape}; "
-                         "expected (C, H, W)")
-    out_channels = int(act_space.shape[0])
-    if isinstance(act_space, gym.spaces.MultiDiscrete):
-        n_actions = int(getattr(venv, "n_actions", int(np.max(act_space.nvec))))
-    elif isinstance(act_space, gym.spaces.Box):
-        n_actions = None
-    else:
-        raise ValueError(f"policy_kwargs_from_env: action space {act_space!r}; "
-                         "expected MultiDiscrete or Box")
-    kwargs: dict[str, Any] = dict(in_channels=in_channels, out_channels=out_channels,
-                                  n_actions=n_actions, cond_dim=cond_dim)
-    kwargs.update(overrides)
-    return kwargs
-
-
-# --------------------------------------------------------------------------------------------
-# Rollouts
-# --------------------------------------------------------------------------------------------
-@dataclass
-class _Rollout:
-    """What one rollout of up to n_steps keeps for the update (lists over steps)."""
-
-    log_probs: list[Tensor] = field(default_factory=list)   # (B, C, H, W), with graph
-    entropies: list[Tensor] = field(default_factory=list)   # (B, C, H, W), with graph
-    values: list[Tensor] = field(default_factory=list)      # (B, 1, H, W), with graph
-    rewards: list[Tensor] = field(default_factory=list)     # (B, C_r, H_r, W_r)
-    dones: list[Tensor] = field(default_factory=list)       # (B,) bool
-    alive: list[Tensor] = field(default_factory=list)       # (B,) float, before the step
-    scalar_rewards: list[Tensor] = field(default_factory=list)  # (B,)
-    action_penalty: list[Tensor] = field(default_factory=list)   # (B,), with graph (action_penalty > 0)
 
 
 class _EpisodeRunner:
@@ -357,27 +303,6 @@ class _EpisodeRunner:
         stats.update(loss=float(loss.detach()), value_mean=float(values.detach().mean()),
                      reward_mean=float((rewards * alive_t).sum() / alive_t.sum().clamp_min(1)))
         return stats
-
-
-def _apply_update(loss: Tensor, local_params: list[Tensor], shared_params: list[Tensor],
-                  optimizer: torch.optim.Optimizer, lr: float,
-                  max_grad_norm: float | None, ranks: Ranks | None = None) -> dict[str, float]:
-    """Backward on the local params (gradients averaged over ``ranks``), hand their gradients to
-    the shared params, one optimiser step."""
-    for p in local_params:
-        p.grad = None
-    loss.backward()
-    if ranks is not None:
-        ranks.average_gradients(local_params)
-    max_norm = max_grad_norm if max_grad_norm is not None else math.inf  # inf: measure only
-    norm = torch.nn.utils.clip_grad_norm_(local_params, max_norm)
-    if local_params is not shared_params:
-        for lp, sp in zip(local_params, shared_params):
-            sp.grad = lp.grad  # process-local attribute: workers never share gradients
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    optimizer.step()
-    return {"grad_norm": float(norm), "lr": lr}
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from agents.distributed import Ranks
 from envs.base import ACTION_PENALTY_WEIGHT
 
 __all__ = ["RewardMapConv", "SharedAdam", "a3c_loss", "action_penalty_loss", "action_penalty_weights",
@@ -207,3 +209,38 @@ class SharedAdam(torch.optim.Optimizer):
                 denom = (v.sqrt() / math.sqrt(1 - beta2 ** t)).add_(group["eps"])
                 p.addcdiv_(m, denom, value=-group["lr"] / (1 - beta1 ** t))
         return loss
+
+
+def _apply_update(loss: Tensor, local_params: list[Tensor], shared_params: list[Tensor],
+                  optimizer: torch.optim.Optimizer, lr: float,
+                  max_grad_norm: float | None, ranks: Ranks | None = None) -> dict[str, float]:
+    """Backward on the local params (gradients averaged over ``ranks``), hand their gradients to
+    the shared params, one optimiser step."""
+    for p in local_params:
+        p.grad = None
+    loss.backward()
+    if ranks is not None:
+        ranks.average_gradients(local_params)
+    max_norm = max_grad_norm if max_grad_norm is not None else math.inf  # inf: measure only
+    norm = torch.nn.utils.clip_grad_norm_(local_params, max_norm)
+    if local_params is not shared_params:
+        for lp, sp in zip(local_params, shared_params):
+            sp.grad = lp.grad  # process-local attribute: workers never share gradients
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.step()
+    return {"grad_norm": float(norm), "lr": lr}
+
+
+@dataclass
+class _Rollout:
+    """What one rollout of up to n_steps keeps for the update (lists over steps)."""
+
+    log_probs: list[Tensor] = field(default_factory=list)   # (B, C, H, W), with graph
+    entropies: list[Tensor] = field(default_factory=list)   # (B, C, H, W), with graph
+    values: list[Tensor] = field(default_factory=list)      # (B, 1, H, W), with graph
+    rewards: list[Tensor] = field(default_factory=list)     # (B, C_r, H_r, W_r)
+    dones: list[Tensor] = field(default_factory=list)       # (B,) bool
+    alive: list[Tensor] = field(default_factory=list)       # (B,) float, before the step
+    scalar_rewards: list[Tensor] = field(default_factory=list)  # (B,)
+    action_penalty: list[Tensor] = field(default_factory=list)   # (B,), with graph (action_penalty > 0)
