@@ -4,8 +4,8 @@
         [--metric eval/psnr] [--out runs/bench_bootstrap] -- TRAINING ARGUMENTS
 
 For each seed the training experiment runs twice with the same arguments and ``--seed``: as
-given (they must name ``--backbone`` and ``--init-backbone``: the bootstrapped agent) and with
-``--random-backbone`` (the checkpoint's backbone architecture, randomly initialised). Prints, for every evaluation
+given (they must set ``model.backbone`` and ``model.init_backbone``: the bootstrapped agent) and with
+``model.random_backbone`` (the checkpoint's backbone architecture, randomly initialised). Prints, for every evaluation
 episode, each seed's two scores (``--metric``, read from the runs' metrics.csv) and how many seeds
 the bootstrapped agent is higher, equal (within 1e-3) or lower on. Numbers only; nothing is
 asserted. Whether a trained trunk helps is a property of learning speed: it shows after enough
@@ -13,7 +13,7 @@ updates that the policy makes per-pixel choices (see the README), so give it a r
 PixelRL's denoising protocol on a GPU::
 
     python -m benchmarks.bootstrap --seeds 0 1 2 3 4 5 6 7 --jobs 16 --out runs/bench_bootstrap -- \\
-        --backbone mrpnet --init-backbone rlenhance/weights/mrpnet_denoise.pt \\
+        --set model.backbone=mrpnet --set model.init_backbone=rlenhance/weights/mrpnet_denoise.pt \\
         --data ../shared/data/bsd/train432 --test ../shared/data/bsd/BSD68 --sigma 25 --crop 70 --batch 32 \\
         --episodes 400 --eval-every 100 --eval-images 16 --device cuda --threads 1
 
@@ -24,26 +24,21 @@ run is resumed (the experiments' ``--resume``), so an interrupted benchmark cont
 from __future__ import annotations
 
 import argparse
-import csv
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from experiments.runs import markdown_table
+from experiments.runs import markdown_table, metric_series
 
 VARIANTS = ("random", "bootstrapped")
 TIE = 1e-3
 
 
 def read_metric(run_dir: Path, metric: str) -> dict[int, float]:
-    """``{episode: value}`` of one scalar in a run's metrics.csv (the last row of an episode wins)."""
-    values = {}
-    with open(run_dir / "metrics.csv", newline="") as f:
-        for row in csv.DictReader(f):
-            if row["metric"] == metric:
-                values[int(row["step"])] = float(row["value"])
+    """``{episode: value}`` of one scalar in a run's metrics.csv (:func:`experiments.runs.metric_series`)."""
+    values = metric_series(run_dir, metric)
     if not values:
         raise ValueError(f"{run_dir / 'metrics.csv'}: no {metric!r} rows; pass the experiment's evaluation metric "
                          "with --metric (e.g. eval/hole_psnr for completion_train) and an --eval-every")
@@ -89,9 +84,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     parser.add_argument("--metric", default="eval/psnr", help="evaluation scalar compared (metrics.csv name)")
     parser.add_argument("--out", default="runs/bench_bootstrap", help="folder of the runs and their logs")
     args = parser.parse_args(own)
-    if not any(a == "--init-backbone" or a.startswith("--init-backbone=") for a in train_args):
-        parser.error("the training arguments (after --) must name --init-backbone CHECKPOINT "
-                     "(and --backbone mrpnet|pixelrnn): that is the bootstrapped agent")
+    if not any(a.startswith("model.init_backbone=") for a in train_args):
+        parser.error("the training arguments (after --) must name --set model.init_backbone=CHECKPOINT "
+                     "(and --set model.backbone=mrpnet|pixelrnn): that is the bootstrapped agent")
     if any(a == "--seed" or a.startswith("--seed=") or a == "--out" or a.startswith("--out=") for a in train_args):
         parser.error("--seed and --out are set by the benchmark; leave them out of the training arguments")
     if args.jobs < 1:
@@ -99,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     out = Path(args.out)
     jobs, dirs = [], {}
     for seed in args.seeds:
-        for variant, given in zip(VARIANTS, (train_args + ["--random-backbone"], train_args)):
+        for variant, given in zip(VARIANTS, (train_args + ["--set", "model.random_backbone=true"], train_args)):
             run_dir = out / f"{variant}_seed{seed}"
             dirs[variant, seed] = run_dir
             cmd = [sys.executable, "-m", f"experiments.{args.experiment}", *given, "--seed", str(seed),

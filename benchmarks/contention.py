@@ -6,7 +6,7 @@ Runs, in fresh subprocesses (so that each entry point sets up its own threading,
 command would):
 
 * the main job, ``python -m experiments.lol_train`` on the embedded default data, for
-  ``--episodes`` episodes (episodes/s from its metrics.csv, the first ``--warmup`` episodes left out);
+  ``--episodes`` episodes (episodes/s from its train.csv, the first ``--warmup`` episodes left out);
 * ``rlenhance enhance`` of a 600x400 image, 10 times in one process (best ms per image);
 
 first alone, then while ``--busy`` neighbour processes keep the CPU busy (``--neighbour torch``:
@@ -20,7 +20,6 @@ to the jobs' environment (e.g. ``--env OMP_WAIT_POLICY=PASSIVE``); each run's th
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import shlex
 import signal
@@ -30,6 +29,8 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from experiments.runs import scalar_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 #: How long a timed-out trainer run (torchrun and its ranks) gets to stop after SIGTERM before it is killed.
@@ -93,7 +94,7 @@ def episodes_per_second(episodes: int, warmup: int, env: dict[str, str], threads
                         module: str = "experiments.lol_train", launcher: Sequence[str] = (),
                         extra: Sequence[str] = (), timeout: float | None = None) -> float:
     """Episodes/s of the trainer ``module`` over episodes ``warmup`` .. ``episodes`` (its
-    metrics.csv), run in a fresh process (:func:`trainer_command`) in a temporary folder.
+    train.csv), run in a fresh process (:func:`trainer_command`) in a temporary folder.
 
     Raises:
         RuntimeError: the run failed (its command, exit status and last line of stderr are said)
@@ -121,11 +122,9 @@ def episodes_per_second(episodes: int, warmup: int, env: dict[str, str], threads
         if proc.returncode:
             last = next((line.strip() for line in reversed(stderr.splitlines()) if line.strip()), "no stderr")
             raise RuntimeError(f"{shlex.join(cmd)} exited with {proc.returncode}: {last}")
-        with open(out / "metrics.csv", newline="") as handle:
-            walls = {int(row["step"]): float(row["wall_time"]) for row in csv.DictReader(handle)
-                     if row["metric"] == "charts/episode_return"}
+        walls = {row["step"]: row["wall_time"] for row in scalar_rows(out) if row["metric"] == "charts/episode_return"}
     if warmup not in walls or episodes not in walls:
-        raise RuntimeError(f"{shlex.join(cmd)}: metrics.csv lacks episode {warmup} or {episodes} "
+        raise RuntimeError(f"{shlex.join(cmd)}: train.csv lacks episode {warmup} or {episodes} "
                            f"(logged: {min(walls, default=None)}..{max(walls, default=None)})")
     return (episodes - warmup) / (walls[episodes] - walls[warmup])
 

@@ -6,7 +6,7 @@ For each global ``--batch``, runs ``python -m experiments.lol_train`` (the shipp
 embedded default data, CPU, the entry point's default threads) in fresh subprocesses, alternately
 as one process and as ``torchrun --standalone --nproc_per_node RANKS`` (each rank stepping
 ``batch / RANKS`` envs, with the same updates as the one process), and prints episodes/s from
-metrics.csv (the first ``--warmup`` episodes left out) as the median and range over ``--repeats``,
+train.csv (the first ``--warmup`` episodes left out) as the median and range over ``--repeats``,
 with the machine's 1-minute load average over the measurement: on a shared machine the neighbours
 move these figures more than the number of ranks does (docs/performance.md).
 """

@@ -10,7 +10,7 @@ Prints three markdown tables, each as soon as it is measured, with the commands 
    shipped recipes on the embedded default data, or on ``--lol-data`` / ``--denoise-data``) at each
    global ``--lol-batch`` / ``--denoise-batch``, with ``--device cpu`` and ``--device cuda``, each in
    a fresh process with the entry point's default threads (every core but one); episodes/s from
-   its metrics.csv, the first ``--warmup`` episodes left out (start-up, the first use of CUDA and of
+   its train.csv, the first ``--warmup`` episodes left out (start-up, the first use of CUDA and of
    the native kernels), and the ratio CUDA / CPU;
 2. **data-parallel**: lol_train at the global ``--ddp-batch`` under ``torchrun --standalone
    --nproc_per_node N`` against one process at the same global batch (the training table's run):

@@ -54,25 +54,25 @@ import envs
 from agents.common import episode_length
 from agents.sac import SAC, SACConfig, polyak_update
 from experiments import denoise_train
+from experiments.config import from_dict
 from experiments.sigmas import noisy_test_sets
 from rlenhance.checkpoint import load_checkpoint
 from rlenhance.denoisers import DenoisePredictor
 from rlenhance.models.policy import PixelActorCritic, build_policy_input
 
 
-def load_agent(path: str | Path) -> tuple[SAC, denoise_train.Args]:
-    """The SAC agent of a denoise_train ``last.pt`` (its own loader checks it) and the run's arguments."""
+def load_agent(path: str | Path) -> tuple[SAC, denoise_train.Config]:
+    """The SAC agent of a denoise_train ``last.pt`` (its own loader checks it) and the run's config."""
     extra = load_checkpoint(path)["extra"]
-    if "agent" not in extra or extra.get("algorithm") != "sac":
+    if "state" not in extra or "config" not in extra or extra.get("algorithm") != "sac":
         raise ValueError(f"{path}: not the last.pt of a denoise_train --agent sac run (it holds no SAC agent state)")
-    state = extra["agent"]
+    state = extra["state"]
     agent = SAC(PixelActorCritic(**state["arch"]["kwargs"]), SACConfig(**state["config"]), device="cpu")
     agent.load_state_dict(state)
-    recorded = {k: tuple(v) if isinstance(v, list) else v for k, v in extra["args"].items()}
-    return agent, denoise_train.Args(**recorded)
+    return agent, from_dict(denoise_train.Config, extra["config"])
 
 
-def run_env(run: denoise_train.Args, crops: int, checkpoint: str | Path, split: str = "val"):
+def run_env(run: denoise_train.Config, crops: int, checkpoint: str | Path, split: str = "val"):
     """The run's env (its Denoise-v0 arguments and, for a ``--predictor`` run, its predictor, found as
     the policy's is from ``checkpoint``) on ``crops`` crops of its validation split (``split="train"``: of
     its training split)."""
@@ -156,11 +156,12 @@ class CriticGreedy(torch.nn.Module):
 
 
 @torch.no_grad()
-def validation_psnr(agent: SAC, run: denoise_train.Args, checkpoint: str | Path) -> dict[str, float]:
+def validation_psnr(agent: SAC, run: denoise_train.Config, checkpoint: str | Path) -> dict[str, float]:
     """Whole-image PSNR on the run's validation images (its ``--eval-images``, noise and episode
     length, as its trainer scores them) of the actor's greedy rollout and of :class:`CriticGreedy`'s."""
     _, val_set, _ = denoise_train.open_data(run)
-    images = noisy_test_sets(val_set, run.sigma, seed=run.noise_seed, device="cpu", limit=run.eval_images)
+    images = noisy_test_sets(val_set, denoise_train.sigma_value(run), seed=run.task.noise_seed, device="cpu",
+                             limit=run.task.eval_images)
     task = run_env(run, 1, checkpoint).task
     return {name: denoise_train.evaluate(policy, task, images, run)[0]["eval/psnr"]
             for name, policy in (("actor", agent.policy), ("critic_greedy", CriticGreedy(agent)))}
@@ -264,7 +265,8 @@ def main(argv=None) -> list[dict[str, object]]:
               f"{math.log(len(report['q_per_action'])):.2f}), greedy = critic's best {report['follows_q']:.3f}, "
               f"greedy reward {report['greedy_reward']:.3f}")
         if args.validate:
-            print(f"  validation PSNR ({run.eval_images or 'all'} images): actor {report['val_psnr_actor']:.2f} dB, "
+            shown = run.task.eval_images or "all"
+            print(f"  validation PSNR ({shown} images): actor {report['val_psnr_actor']:.2f} dB, "
                   f"critics' greedy choice {report['val_psnr_critic_greedy']:.2f} dB")
     return reports
 

@@ -2,42 +2,42 @@
 
     python -m experiments.completion_train                                # embedded photos, synthetic holes
     python -m experiments.completion_train --data ../shared/data/bedroom/train
+    python -m experiments.completion_train --preset shipped               # the shipped a3c_completion.pt
     python -m experiments.completion_train --data ../shared/data/bedroom/train \\
-        --predictor runs/supervised_train/checkpoints/best.pt            # + "take the gated PixelRNN's pixel"
-    python -m experiments.completion_train --data ../shared/data/bedroom/train \\
-        --backbone pixelrnn --init-backbone runs/supervised_train/checkpoints/best.pt --freeze-backbone 100
+        --predictor rlenhance/weights/unet_completion.pt                  # + "take the U-Net's pixel"
+    python -m experiments.completion_train --data ../shared/data/bedroom/train --set model.backbone=pixelrnn \\
+        --set model.init_backbone=runs/supervised_train/checkpoints/best.pt --set model.freeze_backbone=100
 
-``rlenhance/Completion-v0``: the hole (mask = 1) is pre-filled by diffusion, then for ``--steps``
-steps every hole pixel picks a fill action (keep, diffuse, copy a neighbour, Gaussian, median, and
-with ``--predictor`` the supervised model's prediction; see :mod:`envs.completion`); the reward is
-the decrease of squared error to the original inside the hole (or the SSIM gain).
+``rlenhance/Completion-v0`` (its defaults are the task's): the hole (mask = 1) is pre-filled by
+diffusion, then for ``task.steps`` steps every hole pixel picks a fill action (keep, diffuse, copy a
+neighbour, Gaussian, median, and with ``--predictor`` the supervised model's prediction; see
+:mod:`envs.completion`); the reward is the decrease of squared error to the original inside the hole.
 
 Data: ``--data`` in the occluded-bedroom layout (``occluded_images/occluded_NAME`` +
 ``original_images/NAME``, the mask estimated from the pair), split deterministically
-(``--val-fraction``, ``--split-seed``): training on ``split="train"``, validation on the held-out
-``split="val"``, which picks best.pt. ``--test`` (same layout) adds a test set, scored at the same
-evaluations for reporting only (``test/hole_psnr`` ..., the summary's ``test_*`` columns beside
-``val_*``); it never picks a checkpoint. Without ``--data``: the embedded scikit-image photos, split
-alike, with synthetic ``--occlusion`` holes; the evaluation holes are seeded by
-``--occlusion-seed`` and the image name, so every run sees the same (the photos are first
-area-downscaled to ``--eval-size``).
+(``task.val_fraction``, the split seed): training on the train split, validation on the held-out
+split, which picks best.pt. ``--test`` (same layout) adds a test set scored at the same evaluations
+for reporting only (``test/hole_psnr`` ...); it never picks a checkpoint. Without ``--data``: the
+embedded scikit-image photos, split alike, with synthetic ``task.occlusion`` holes; the evaluation
+holes are seeded by ``task.occlusion_seed`` and the image name, so every run sees the same (the
+photos are first area-downscaled to ``task.eval_size``).
 
-Evaluation is on whole images: hole-only PSNR (:func:`rlenhance.models.pixelrnn.hole_psnr`),
-hole-only SSIM (the SSIM map averaged over the hole) and whole-image PSNR / SSIM, per image then
+Evaluation is on whole images: hole-only PSNR / SSIM and whole-image PSNR / SSIM, per image then
 averaged (images without a hole are left out of the hole metrics), for the policy's output, the
 starting diffusion fill (``eval/input_*``) and, with ``--predictor``, the predictor's composite
-(``eval/predictor_*``). best.pt has the highest validation ``eval/hole_psnr``. The loop, run folder and
-``--resume`` are those of :func:`experiments.rl_common.train`.
+(``eval/predictor_*``). best.pt has the highest validation ``eval/hole_psnr``.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Literal
 
 import torch
 
@@ -45,21 +45,24 @@ import envs
 from agents.distributed import Ranks
 from agents.rollout import load_predictor, rollout_images
 from envs.checkpoints import rollout_policy_spec
-from envs.completion import REWARDS
+from experiments import config
 from experiments.rl_common import (
-    RLArgs,
+    RL_FLAGS,
+    RLConfig,
+    RLRunSettings,
+    check_rl,
     env_batch,
+    env_defaults,
+    fit,
     make_agent,
     open_run,
-    resolve_args,
     run_cli,
     setup,
     split_seed,
-    train,
     uses_block_actions,
     with_test_scores,
 )
-from experiments.runs import arg, parse_config
+from experiments.runs import usage_lines
 from rlenhance import metrics
 from rlenhance.checkpoint import RolloutPolicySpec
 from rlenhance.data import (
@@ -76,86 +79,124 @@ from rlenhance.models.policy import PixelActorCritic
 from rlenhance.ops.fill import diffusion_fill
 
 ENV_ID = "rlenhance/Completion-v0"
-OCCLUSIONS = ("box", "stroke", "mixed")
-#: Fraction of the embedded photos held out for evaluation when neither --data nor --test is given.
+#: Completion-v0's defaults: the task settings' defaults (one source).
+ENV = MappingProxyType(env_defaults(ENV_ID))
+#: Fraction of the embedded photos held out for evaluation when no --data is given.
 BUILTIN_VAL_FRACTION = 0.34
 _MS_PER_S = 1000.0
 
 
-@dataclass
-class Args(RLArgs):
+@dataclass(frozen=True)
+class TaskSettings:
+    """Data, holes and the MDP (envs.completion; its defaults are Completion-v0's)."""
+
+    data: str | None = None
+    """occluded/original pair folder (occluded_images/ + original_images/, e.g. ../shared/data/bedroom/train)
+    (none: the embedded scikit-image photos with synthetic holes)"""
+    test: str | None = None
+    """pair folder (same layout) scored whole at every evaluation for reporting only"""
+    occlusion: Literal["box", "stroke", "mixed"] = ENV["occlusion"]
+    """shape of the synthetic holes (embedded photos only)"""
+    occlusion_seed: int = 0
+    """seed of the synthetic evaluation holes (per image: this and the image name)"""
+    predictor: str | None = None
+    """completion checkpoint of experiments.supervised_train (e.g. rlenhance/weights/unet_completion.pt) whose
+    prediction becomes an extra action"""
+    crop: int = 48
+    """crop size in pixels (the bedroom photos are 224x224 with a 67x67 hole)"""
+    steps: int = ENV["max_episode_steps"]
+    """fill steps per episode, in training and evaluation"""
+    val_fraction: float = 0.1
+    """fraction of the data pairs held out for validation (it picks best.pt)"""
+    eval_images: int = 0
+    """evaluate on the first N validation images (and N test images) only (0: all)"""
+    eval_size: int = 256
+    """embedded photos are area-downscaled to this longer side before their evaluation holes are cut (0: full
+    size); pair folders are evaluated at full size"""
+
+
+@dataclass(frozen=True)
+class Config(RLConfig):
     """Train a pixel-wise image-completion policy (per-pixel fill actions in the hole) with A3C or SAC."""
 
-    data: str | None = arg(None, "occluded/original pair folder (occluded_images/ + original_images/, e.g. "
-                                 "../shared/data/bedroom/train); default: scikit-image photos with synthetic holes")
-    test: str | None = arg(None, "pair folder (same layout) scored whole at every evaluation for reporting only "
-                                 "(test/hole_psnr ...); best.pt is still chosen on the validation split of --data; "
-                                 "default: no test set")
-    occlusion: str = arg("box", "shape of the synthetic holes (embedded photos only)", choices=OCCLUSIONS)
-    occlusion_seed: int = arg(0, "seed of the synthetic evaluation holes (per image: this and the image name)")
-    predictor: str | None = arg(None, "completion checkpoint of experiments.supervised_train (e.g. --model "
-                                      "gated-pixelrnn --task completion) whose prediction becomes an extra action")
-    reward: str = arg("mse", "reward: decrease of squared error in the hole, or the SSIM gain", choices=REWARDS)
-    smooth_iters: int = arg(20, "diffusion rounds of the starting fill inside the hole")
-    val_fraction: float = arg(0.1, "fraction of the --data pairs held out for validation (it picks best.pt)")
-    eval_images: int = arg(0, "evaluate on the first N validation images (and N --test images) only (0: all)")
-    eval_size: int = arg(256, "embedded photos are area-downscaled to this longer side before their evaluation "
-                              "holes are cut (0: full size); pair folders are evaluated at full size")
-    episodes: int = arg(100, "training episodes (each a batch of crops for --steps steps, then the agent's updates); "
-                             "the defaults finish in minutes on 2 CPU cores")
-    batch: int = arg(8, "crops per episode (the vector env's num_envs)")
-    crop: int = arg(48, "crop size in pixels (the bedroom photos are 224x224 with a 67x67 hole)")
-    steps: int = arg(5, "fill steps per episode, in training and evaluation")
-    eval_every: int = arg(50, "evaluate on the validation (and --test) images every N episodes (and at the end)")
-    out: str = arg("runs/completion_train", "run folder")
+    task: TaskSettings = TaskSettings()
+    run: RLRunSettings = RLRunSettings(episodes=100, batch=8, eval_every=50, out="runs/completion_train")
 
 
-def open_data(args: Args) -> tuple[Any, Any, Any | None]:
-    """(training, validation, test) data sets; see the ``--data`` / ``--test`` help. The
-    validation split is held out of ``--data`` (of the embedded photos without it) by
-    ``split_seed`` whether or not ``--test`` is given; the test set is None without ``--test``."""
+def shipped() -> Config:
+    """The shipped rlenhance/weights/a3c_completion.pt: A3C over the bedroom pairs' whole 224 px images
+    with the shipped completion U-Net's pixel as an extra action, 8 crops an episode at half-resolution
+    actions, 150 episodes evaluated every 50 (its best.pt: episode 100). About 13 min on 2 CPU cores."""
+    return config.replace_path(Config(), {
+        "task.data": "../shared/data/bedroom/train", "task.predictor": "rlenhance/weights/unet_completion.pt",
+        "task.crop": 224, "model.downscale": 2, "run.episodes": 150, "run.eval_every": 50})
+
+
+#: ``--preset NAME`` -> the config it names (its docstring says what it reproduces and costs).
+PRESETS: Mapping[str, Callable[[], Config]] = MappingProxyType({"shipped": shipped})
+#: The named flags (everything else: ``--set SECTION.KEY=VALUE``).
+FLAGS: Mapping[str, str] = MappingProxyType({
+    **RL_FLAGS, "data": "task.data", "test": "task.test", "occlusion": "task.occlusion",
+    "predictor": "task.predictor", "crop": "task.crop", "steps": "task.steps", "val-fraction": "task.val_fraction",
+    "eval-images": "task.eval_images"})
+
+
+def check(cfg: Config) -> Config:
+    """Raise ValueError (FileNotFoundError for a missing predictor) naming a bad setting or one that
+    does not apply."""
+    check_rl(cfg)
+    t = cfg.task
+    if not 0.0 < t.val_fraction < 1.0:
+        raise ValueError(f"task.val_fraction {t.val_fraction}: expected a number in (0, 1)")
+    for name in ("eval_images", "eval_size", "occlusion_seed"):
+        if getattr(t, name) < 0:
+            raise ValueError(f"task.{name} {getattr(t, name)}: expected an integer >= 0")
+    if t.crop < 1 or t.steps < 1:
+        raise ValueError(f"task.crop {t.crop} / task.steps {t.steps}: expected integers >= 1")
+    if t.data is not None and t.occlusion != ENV["occlusion"]:
+        raise ValueError(f"task.occlusion {t.occlusion}: shapes the synthetic holes of the embedded photos; "
+                         f"--data {t.data} brings its own holes")
+    if t.predictor is not None and not Path(t.predictor).is_file():
+        raise FileNotFoundError(f"--predictor {t.predictor}: no such file (expected a completion checkpoint of "
+                                "experiments.supervised_train)")
+    return cfg
+
+
+def open_data(cfg: Config) -> tuple[Any, Any, Any | None]:
+    """(training, validation, test) data sets; see ``task.data`` / ``task.test``."""
+    t = cfg.task
     try:
-        if args.data is None:
+        if t.data is None:
             train_names, val_names = split_names(DEFAULT_COLOR_IMAGES, val_fraction=BUILTIN_VAL_FRACTION,
-                                                 seed=split_seed(args), group=None)
+                                                 seed=split_seed(cfg), group=None)
             train_set, val_set = BuiltinImages(names=train_names), BuiltinImages(names=val_names)
         else:
-            split = dict(val_fraction=args.val_fraction, seed=split_seed(args))
-            train_set, val_set = (OccludedPairs(args.data, split=part, **split) for part in ("train", "val"))
+            split = dict(val_fraction=t.val_fraction, seed=split_seed(cfg))
+            train_set, val_set = (OccludedPairs(t.data, split=part, **split) for part in ("train", "val"))
     except DatasetError as exc:
-        raise DatasetError(f"--data {args.data}: {exc}") from exc
+        raise DatasetError(f"--data {t.data}: {exc}") from exc
     test_set = None
-    if args.test is not None:
+    if t.test is not None:
         try:
-            test_set = OccludedPairs(args.test)
+            test_set = OccludedPairs(t.test)
         except DatasetError as exc:
-            raise DatasetError(f"--test {args.test}: {exc}") from exc
+            raise DatasetError(f"--test {t.test}: {exc}") from exc
     return train_set, val_set, test_set
 
 
-def check_task_args(args: Args) -> None:
-    """Raise ValueError (FileNotFoundError for a missing predictor) naming the first bad argument."""
-    if not 0.0 < args.val_fraction < 1.0:
-        raise ValueError(f"--val-fraction {args.val_fraction}: expected a number in (0, 1)")
-    for name in ("smooth_iters", "eval_images", "eval_size", "occlusion_seed"):
-        if getattr(args, name) < 0:
-            raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)}: expected an integer >= 0")
-    if args.predictor is not None and not Path(args.predictor).is_file():
-        raise FileNotFoundError(f"--predictor {args.predictor}: no such file (expected a completion checkpoint of "
-                                "experiments.supervised_train)")
+def env_kwargs(cfg: Config) -> dict[str, Any]:
+    """The Completion-v0 arguments of the run (JSON-able; saved in the checkpoints' spec; the predictor is
+    saved as its path)."""
+    t = cfg.task
+    return {"crop": t.crop, "max_episode_steps": t.steps, "occlusion": t.occlusion,
+            "smooth_iters": ENV["smooth_iters"], "reward": ENV["reward"]}
 
 
-def env_kwargs(args: Args) -> dict[str, Any]:
-    """The Completion-v0 arguments of the run (JSON-able; saved in the checkpoints' spec; the
-    predictor is saved as its path)."""
-    return {"crop": args.crop, "max_episode_steps": args.steps, "occlusion": args.occlusion,
-            "smooth_iters": args.smooth_iters, "reward": args.reward}
-
-
-def inference_spec(args: Args) -> RolloutPolicySpec:
+def inference_spec(cfg: Config) -> RolloutPolicySpec:
     """What :func:`agents.rollout.load_rollout_policy` needs to restore images (saved in the checkpoints)."""
-    return rollout_policy_spec("completion", env_kwargs(args), block_actions=uses_block_actions(args),
-                               predictor=str(Path(args.predictor).resolve()) if args.predictor else None)
+    predictor = cfg.task.predictor
+    return rollout_policy_spec("completion", env_kwargs(cfg), block_actions=uses_block_actions(cfg),
+                               predictor=str(Path(predictor).resolve()) if predictor else None)
 
 
 def completion_scores(output: torch.Tensor, image: OccludedImage) -> dict[str, float]:
@@ -172,7 +213,7 @@ def _mean_finite(values: list[float]) -> float:
 
 
 @torch.no_grad()
-def evaluate(policy: PixelActorCritic, task: Any, images: Sequence[OccludedImage], args: Args,
+def evaluate(policy: PixelActorCritic, task: Any, images: Sequence[OccludedImage], cfg: Config,
              predictor: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
              ) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
     """Greedy rollouts on the whole held-out images; scores of the output, of the starting fill
@@ -181,12 +222,13 @@ def evaluate(policy: PixelActorCritic, task: Any, images: Sequence[OccludedImage
     start = time.perf_counter()
     outputs = rollout_images(policy, task, [{"occluded": im.occluded, "original": im.original, "mask": im.mask}
                                             for im in images],
-                             batch_size=args.eval_batch, steps=args.steps, block_actions=uses_block_actions(args))
+                             batch_size=cfg.run.eval_batch, steps=cfg.task.steps,
+                             block_actions=uses_block_actions(cfg))
     ms = (time.perf_counter() - start) * _MS_PER_S / len(images)
     per_image: dict[str, list[float]] = {}
     for image, output in zip(images, outputs):
         occluded, mask = image.occluded[None], image.mask[None]
-        candidates = {"": output, "input_": diffusion_fill(occluded, mask, smooth_iters=args.smooth_iters)[0]}
+        candidates = {"": output, "input_": diffusion_fill(occluded, mask, smooth_iters=ENV["smooth_iters"])[0]}
         if predictor is not None:
             candidates["predictor_"] = composite(occluded, predictor(occluded, mask), mask)[0]
         for prefix, result in candidates.items():
@@ -198,33 +240,43 @@ def evaluate(policy: PixelActorCritic, task: Any, images: Sequence[OccludedImage
     return scores, rows
 
 
+def parse_args(argv: Sequence[str] | None = None) -> Config:
+    """The command line as the run takes it: preset, config file, flags and ``--set`` resolved and checked."""
+    return config.parse(Config, sys.argv[1:] if argv is None else argv, presets=PRESETS, flags=FLAGS,
+                        prog="completion_train", description=__doc__.split("\n\n")[0], check=check)
+
+
 def main(argv: Sequence[str] | None = None) -> Path:
-    args = resolve_args(parse_config(Args, argv))
-    check_task_args(args)
+    cfg = parse_args(argv)
     ranks = Ranks.from_env()
-    device = setup(args, ranks)
-    train_set, val_set, test_set = open_data(args)
-    predictor = load_predictor(args.predictor, device=device) if args.predictor else None
-    run = open_run(args, ranks)
+    device = setup(cfg, ranks)
+    train_set, val_set, test_set = open_data(cfg)
+    predictor = load_predictor(cfg.task.predictor, device=device) if cfg.task.predictor else None
+    run = open_run(cfg, ranks)
 
     def make_venv():
-        return envs.make_vec(ENV_ID, device=device, **env_batch(args, ranks), data=train_set, predictor=predictor,
-                             **env_kwargs(args))
+        return envs.make_vec(ENV_ID, device=device, **env_batch(cfg, ranks), data=train_set, predictor=predictor,
+                             **env_kwargs(cfg))
 
     venv = make_venv()
+    t = cfg.task
     val_images, test_images = (None if data is None else
-                               occluded_test_set(data, occlusion=args.occlusion, seed=args.occlusion_seed,
-                                                 device=device, limit=args.eval_images, max_side=args.eval_size)
+                               occluded_test_set(data, occlusion=t.occlusion, seed=t.occlusion_seed,
+                                                 device=device, limit=t.eval_images, max_side=t.eval_size)
                                for data in (val_set, test_set))
     counts = {f"{name}_images": len(images) for name, images in (("val", val_images), ("test", test_images))
               if images is not None}
-    agent = make_agent(args, venv, resume=run.resuming, ranks=ranks)
-    return train(args, run, agent, venv, make_venv=make_venv,
-                 evaluate=with_test_scores(lambda policy, images: evaluate(policy, venv.task, images, args, predictor),
-                                           val_images, test_images),
-                 metric="eval/hole_psnr", spec=inference_spec(args),
-                 summary={**counts, "predictor": args.predictor is not None},
-                 title=f"completion_train: {run.dir}")
+    agent = make_agent(cfg, venv, steps=t.steps, resume=run.resuming, ranks=ranks)
+    out = fit(cfg, run, agent, venv, make_venv=make_venv,
+              evaluate=with_test_scores(lambda policy, images: evaluate(policy, venv.task, images, cfg, predictor),
+                                        val_images, test_images),
+              metric="eval/hole_psnr", spec=inference_spec(cfg),
+              summary={**counts, "predictor": t.predictor is not None},
+              title=f"completion_train: {run.dir}")
+    best = Path(out) / "checkpoints" / "best.pt"
+    run.say(*usage_lines(best, ["complete", "occluded.png", "-o", "completed/", "--model", cfg.agent,
+                    "--checkpoint", best]))
+    return out
 
 
 if __name__ == "__main__":

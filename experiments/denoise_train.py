@@ -2,50 +2,44 @@
 
     python -m experiments.denoise_train                                   # embedded photos, a few minutes on CPU
     python -m experiments.denoise_train --data ../shared/data/bsd/train432 --test ../shared/data/bsd/BSD68
-    python -m experiments.denoise_train --sigma 50 --width 64 --conv-gru --reward-map-conv   # PixelRL's network
+    python -m experiments.denoise_train --preset pixelrl --data ../shared/data/bsd/train432   # PixelRL's network
+    python -m experiments.denoise_train --preset shipped                  # the shipped a3c_denoise.pt
     python -m experiments.denoise_train --agent sac                        # discrete pixel-wise SAC
     python -m experiments.denoise_train --no-gray --sigma 5 15 25 35 50    # a blind colour denoiser
     python -m experiments.denoise_train --predictor rlenhance/weights/mrpnet_denoise.pt   # + "take MRPNet's pixel"
-    python -m experiments.denoise_train --predictor rlenhance/weights/ffdnet_denoise.pt --observe-prediction
 
-The PixelRL protocol: gray images, ``rlenhance/Denoise-v0`` (Gaussian noise of ``--sigma`` on the
+The PixelRL protocol: gray images, ``rlenhance/Denoise-v0`` (Gaussian noise of ``task.sigma`` on the
 0-255 scale, not clipped; reward = decrease of squared error x 255), 70x70 crops, 5 steps, gamma
-0.95. ``--width 64 --conv-gru --reward-map-conv`` is PixelRL's network and A3C; the defaults are
-sized for a CPU (width 32, 16 crops per episode). Several ``--sigma`` levels train a blind policy:
-each crop of an episode draws one of them (:mod:`experiments.sigmas`); ``--no-gray`` denoises RGB.
-``--predictor`` (a supervised denoiser of ``experiments.supervised_train --task denoise``: MRPNet,
-or FFDNet given the map of the one ``--sigma`` level, else of each image's estimated level; see
+0.95; the env's defaults are the task's. The defaults are sized for a CPU (width 32, 8 crops per
+episode); ``--preset pixelrl`` is PixelRL's network and A3C. Several ``--sigma`` levels train a
+blind policy: each crop of an episode draws one of them (:mod:`experiments.sigmas`). ``--predictor``
+(a supervised denoiser of ``experiments.supervised_train --task denoise``; see
 :class:`rlenhance.denoisers.DenoisePredictor`) adds a tenth action, "take the predictor's pixel",
 its prediction computed once per episode on the noisy image (``--observe-prediction``: the policy,
-and SAC's critics, also read it); the checkpoints record its path, so the policy restores images
-with it (:func:`agents.rollout.load_rollout_policy`, ``rlenhance.load_denoiser("a3c", checkpoint=...)``).
+and SAC's critics, also read it); the checkpoints record its path.
 
-Evaluation is on WHOLE images. The validation split of ``--data`` (``--val-fraction`` of it,
-held out by ``--split-seed``; of the embedded photos without ``--data``) is always held out of
-training and picks best.pt. ``--test`` (e.g. BSD68, 321x481 and 481x321) adds a test set, scored
-at the same evaluations for reporting only: its scores are ``test/psnr``, ``test/ssim``,
-``test/input_psnr`` ... (``test/predictor_psnr`` with ``--predictor``), the summary's ``test_*``
-columns (beside ``val_*``); it never picks a checkpoint. Each image's noise is drawn from a
-generator seeded by ``--noise-seed`` and the file name (:func:`rlenhance.data.noisy_test_set`), so
-every method and run sees the same noisy images. A folder of real noisy / clean pairs (``noisy/`` +
-``clean/``, or SIDD's scene folders: :class:`rlenhance.data.NoisyPairs`) carries its own noise: its
-noisy images are trained on and scored as they are, and the summary's ``noise`` says "real noise".
-Outputs are clamped to [0, 1] before scoring; PSNR and SSIM are per image, then averaged;
-``eval/input_psnr`` is the noisy input's PSNR for reference, ``eval/predictor_psnr`` (and
-``_ssim``) the predictor's, with ``--predictor``. With several ``--sigma`` levels every image is
-scored at each (``eval/psnr_sigma15`` ...) and ``eval/psnr`` is the mean over the levels. best.pt
-is the checkpoint of the highest validation ``eval/psnr``. The loop, run folder and ``--resume``
-are those of :func:`experiments.rl_common.train`; restore images with a checkpoint through
-:func:`agents.rollout.load_rollout_policy`.
+Evaluation is on WHOLE images. The validation split of ``--data`` (``task.val_fraction`` of it,
+held out by the split seed; of the embedded photos without ``--data``) picks best.pt. ``--test``
+(e.g. BSD68) adds a test set scored at the same evaluations for reporting only (``test/psnr`` ...,
+the summary's ``test_*`` columns); it never picks a checkpoint. Each image's noise is drawn from a
+generator seeded by ``task.noise_seed`` and the file name (:func:`rlenhance.data.noisy_test_set`),
+so every method and run sees the same noisy images. A folder of real noisy / clean pairs
+(``noisy/`` + ``clean/``, or SIDD's scene folders) carries its own noise. PSNR and SSIM are per
+image of the clamped output, then averaged; ``eval/input_psnr`` is the noisy input's,
+``eval/predictor_psnr`` the predictor's. With several levels every image is scored at each
+(``eval/psnr_sigma15`` ...) and ``eval/psnr`` is their mean. Restore images with a checkpoint
+through ``rlenhance denoise --model a3c --checkpoint PATH``.
 """
 
 from __future__ import annotations
 
+import sys
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from types import MappingProxyType
+from typing import Any
 
 import torch
 
@@ -53,21 +47,25 @@ import envs
 from agents.distributed import Ranks
 from agents.rollout import rollout_images
 from envs.checkpoints import rollout_policy_spec
+from experiments import config
 from experiments.rl_common import (
-    RLArgs,
+    RL_FLAGS,
+    RLConfig,
+    RLRunSettings,
+    check_rl,
     env_batch,
+    env_defaults,
+    fit,
     make_agent,
     open_run,
-    resolve_args,
     run_cli,
     setup,
     split_seed,
-    train,
     uses_block_actions,
     with_test_scores,
 )
-from experiments.runs import arg, parse_config
-from experiments.sigmas import SIGMA_HELP, level_scores, noise_text, noisy_test_sets, resolve_sigma
+from experiments.runs import usage_lines
+from experiments.sigmas import level_scores, noise_text, noisy_test_sets, resolve_sigma
 from rlenhance import metrics
 from rlenhance.checkpoint import RolloutPolicySpec
 from rlenhance.data import (
@@ -83,106 +81,190 @@ from rlenhance.errors import DatasetError
 from rlenhance.models.policy import PixelActorCritic
 
 ENV_ID = "rlenhance/Denoise-v0"
-#: Fraction of the embedded photos held out for evaluation when neither --data nor --test is given.
+#: Denoise-v0's defaults: the task settings' defaults (one source).
+ENV = MappingProxyType(env_defaults(ENV_ID))
+#: Fraction of the embedded photos held out for evaluation when no --data is given.
 BUILTIN_VAL_FRACTION = 0.2
 _MS_PER_S = 1000.0
 
 
-@dataclass
-class Args(RLArgs):
+@dataclass(frozen=True)
+class TaskSettings:
+    """Data, noise and the MDP (envs.denoise; its defaults are Denoise-v0's)."""
+
+    data: str | None = None
+    """folder of clean training images (e.g. ../shared/data/bsd/train432), or of real noisy / clean pairs
+    (noisy/ + clean/, or SIDD's scene folders) used as they are (none: the embedded scikit-image photos)"""
+    test: str | None = None
+    """folder of test images (clean, or noisy / clean pairs) scored at every evaluation for reporting only"""
+    sigma: tuple[float, ...] = (float(ENV["sigma"]),)
+    """Gaussian noise standard deviation on the 0-255 scale; several train a blind denoiser (each crop draws
+    one; evaluation scores each and their mean picks best.pt)"""
+    gray: bool = ENV["gray"]
+    """gray images (the PixelRL protocol); false denoises RGB"""
+    crop: int = ENV["crop"]
+    """crop size in pixels (PixelRL: 70)"""
+    steps: int = ENV["max_episode_steps"]
+    """filter steps per episode, in training and evaluation (PixelRL: 5)"""
+    predictor: str | None = None
+    """supervised denoiser checkpoint (MRPNet, FFDNet; of the run's planes) whose prediction becomes a tenth
+    action, e.g. rlenhance/weights/mrpnet_denoise.pt"""
+    observe_prediction: bool = ENV["observe_prediction"]
+    """with a predictor: the policy (and SAC's critics) also see its output"""
+    noise_seed: int = 0
+    """seed of the evaluation noise (each image's noise is seeded by it and the file name)"""
+    val_fraction: float = 0.1
+    """fraction of the data images held out for validation (it picks best.pt)"""
+    eval_images: int = 0
+    """evaluate on the first N validation images (and N test images) only (0: all)"""
+
+
+@dataclass(frozen=True)
+class Config(RLConfig):
     """Train a pixel-wise denoiser (PixelRL: per-pixel choice among nine filters) with A3C or SAC."""
 
-    data: str | None = arg(None, "folder of clean training images, read as gray (--no-gray: RGB; e.g. "
-                                 "../shared/data/bsd/train432), or of real noisy / clean pairs (noisy/ + clean/, or "
-                                 "SIDD's scene folders), whose noisy images are used as they are (real noise); "
-                                 "default: the embedded scikit-image photos")
-    test: str | None = arg(None, "folder of clean test images (e.g. ../shared/data/bsd/BSD68), or of real noisy / "
-                                 "clean pairs (as --data: real noise), scored whole at every evaluation for reporting "
-                                 "only (test/psnr ...); best.pt is still chosen on the validation split of --data; "
-                                 "default: no test set")
-    sigma: tuple[float, ...] = arg((25.0,), "Gaussian noise standard deviation (PixelRL / DnCNN: 15, 25, 50) "
-                                             + SIGMA_HELP)
-    gray: bool = arg(True, "gray images (the PixelRL protocol); --no-gray denoises RGB")
-    noise_seed: int = arg(0, "seed of the evaluation noise (each image's noise is seeded by it and the file name)")
-    val_fraction: float = arg(0.1, "fraction of the --data images held out for validation (it picks best.pt)")
-    eval_images: int = arg(0, "evaluate on the first N validation images (and N --test images) only (0: all)")
-    predictor: str | None = arg(None, "supervised denoiser checkpoint of experiments.supervised_train --task denoise "
-                                      "(MRPNet, FFDNet; of the run's planes) whose prediction becomes a tenth action, "
-                                      "e.g. rlenhance/weights/mrpnet_denoise.pt")
-    observe_prediction: bool = arg(False, "with --predictor: the policy (and SAC's critics) also see the predictor's "
-                                           "output, so they can judge its pixel against the filters' (Denoise-v0's "
-                                           "observe_prediction); recorded in the checkpoints' spec")
-    episodes: int = arg(100, "training episodes (each a batch of crops for --steps steps, then the agent's updates); "
-                             "the defaults finish in minutes on 2 CPU cores")
-    batch: int = arg(8, "crops per episode (the vector env's num_envs)")
-    crop: int = arg(70, "crop size in pixels (PixelRL: 70)")
-    steps: int = arg(5, "filter steps per episode, in training and evaluation (PixelRL: 5)")
-    eval_every: int = arg(50, "evaluate on the validation (and --test) images every N episodes (and at the end)")
-    out: str = arg("runs/denoise_train", "run folder")
+    task: TaskSettings = TaskSettings()
+    run: RLRunSettings = RLRunSettings(episodes=100, batch=8, eval_every=50, out="runs/denoise_train")
 
-    ACTION_REWARDS: ClassVar[bool] = True
+    ACTION_REWARDS = True
 
 
-def open_data(args: Args) -> tuple[Any, Any, Any | None]:
-    """(training, validation, test) data sets; see the ``--data`` / ``--test`` help. The
-    validation split is held out of ``--data`` (of the embedded photos without it) by
-    ``split_seed`` whether or not ``--test`` is given; the test set is None without ``--test``. A
-    folder is read by :func:`rlenhance.data.open_dataset`: real noisy / clean pairs (``noisy/`` +
-    ``clean/``, SIDD) as ``NoisyPairs``, whose noisy images are used as they are, else clean images."""
+def _shipped_gray(**changes: Any) -> Config:
+    return config.replace_path(Config(), {
+        "task.data": "../shared/data/bsd/train432", "task.sigma": (15.0, 25.0, 50.0),
+        "task.predictor": "rlenhance/weights/ffdnet_denoise.pt", "task.observe_prediction": True,
+        "task.eval_images": 16, "model.downscale": 2, **changes})
+
+
+def shipped() -> Config:
+    """The shipped rlenhance/weights/a3c_denoise.pt: blind gray A3C over BSD train432 at sigma 15 / 25 / 50
+    with the shipped FFDNet's pixel as a tenth action it also sees; 3,600 episodes of 32 crops, evaluated
+    every 300 (its best.pt: episode 300). About 70 s per 60 episodes on 1 core of a 2-core CPU (about 6 min
+    to its best.pt, 70 min in all, plus evaluations); a GPU trains this batch about 13 times faster than
+    16 CPU cores (docs/performance.md, without the predictor)."""
+    return _shipped_gray(**{"a3c.lr_decay": "poly", "run.batch": 32, "run.episodes": 3600, "run.eval_every": 300})
+
+
+def shipped_sac() -> Config:
+    """The shipped rlenhance/weights/sac_denoise.pt: the same task as ``shipped`` with pixel-wise SAC,
+    100 critic and 100 actor updates per episode of 16 crops, every action's reward; 150 episodes
+    evaluated every 25 (its best.pt: episode 25). About 16 min per 25 episodes on 1 core of a 2-core CPU."""
+    return _shipped_gray(**{"agent": "sac", "sac.updates": 100, "sac.actor_updates": 100,
+                            "sac.all_action_rewards": True, "run.batch": 16, "run.episodes": 150,
+                            "run.eval_every": 25})
+
+
+def _shipped_color(**changes: Any) -> Config:
+    return config.replace_path(Config(), {
+        "task.data": "../shared/data/sice_pairs/train/high", "task.gray": False, "task.eval_images": 6,
+        "run.batch": 16, **changes})
+
+
+def color() -> Config:
+    """The shipped rlenhance/weights/a3c_denoise_color.pt: RGB A3C at sigma 25 on SICE's normal-light
+    images, 400 episodes of 16 crops evaluated every 100 (its best.pt: episode 400). About 45 min on 1
+    core of a 2-core CPU."""
+    return _shipped_color(**{"a3c.lr_decay": "poly", "run.episodes": 400, "run.eval_every": 100})
+
+
+def color_sac() -> Config:
+    """The shipped rlenhance/weights/sac_denoise_color.pt: the task of ``color`` with pixel-wise SAC, 60
+    episodes evaluated every 30. About 21 min on 1 core of a 2-core CPU."""
+    return _shipped_color(**{"agent": "sac", "run.episodes": 60, "run.eval_every": 30})
+
+
+def pixelrl() -> Config:
+    """PixelRL's denoiser (REFERENCES): 64-channel network with a ConvGRU, A3C with the learned reward-map
+    convolution, lr 1e-3 decayed polynomially, 64 crops of 70 px, 5 steps, gamma 0.95, sigma 25 (its
+    30,000 episodes left to --episodes). Costly on a CPU: an episode of 64 crops through the 64-channel
+    ConvGRU network takes more than 80 s of one core, so its 100 episodes take hours on 2 CPU cores; a GPU
+    is the place for it."""
+    return config.replace_path(Config(), {
+        "model.width": 64, "model.conv_gru": True, "a3c.reward_map_conv": True, "a3c.lr_decay": "poly",
+        "run.batch": 64})
+
+
+#: ``--preset NAME`` -> the config it names (each function's docstring says what it reproduces and costs).
+PRESETS: Mapping[str, Callable[[], Config]] = MappingProxyType({
+    "shipped": shipped, "shipped-sac": shipped_sac, "color": color, "color-sac": color_sac, "pixelrl": pixelrl})
+#: The named flags (everything else: ``--set SECTION.KEY=VALUE``).
+FLAGS: Mapping[str, str] = MappingProxyType({
+    **RL_FLAGS, "data": "task.data", "test": "task.test", "sigma": "task.sigma", "gray": "task.gray",
+    "predictor": "task.predictor", "observe-prediction": "task.observe_prediction", "crop": "task.crop",
+    "steps": "task.steps", "eval-images": "task.eval_images"})
+
+
+def check(cfg: Config) -> Config:
+    """Raise ValueError (FileNotFoundError for a missing predictor) naming a bad setting or one that does
+    not apply; the config returned records one noise level as a one-level tuple, several ascending."""
+    check_rl(cfg)
+    t = cfg.task
+    levels = resolve_sigma(t.sigma)
+    cfg = config.replace_path(cfg, {"task.sigma": levels if isinstance(levels, tuple) else (levels,)})
+    if not 0.0 < t.val_fraction < 1.0:
+        raise ValueError(f"task.val_fraction {t.val_fraction}: expected a number in (0, 1)")
+    if t.eval_images < 0 or t.noise_seed < 0:
+        raise ValueError(f"task.eval_images {t.eval_images} / task.noise_seed {t.noise_seed}: expected integers >= 0")
+    if t.crop < 1 or t.steps < 1:
+        raise ValueError(f"task.crop {t.crop} / task.steps {t.steps}: expected integers >= 1")
+    if t.observe_prediction and t.predictor is None:
+        raise ValueError("--observe-prediction: the policy would see the --predictor's output; give --predictor")
+    if t.predictor is not None and not Path(t.predictor).is_file():
+        raise FileNotFoundError(f"--predictor {t.predictor}: no such file (expected a denoiser checkpoint of "
+                                "experiments.supervised_train --task denoise)")
+    return cfg
+
+
+def open_data(cfg: Config) -> tuple[Any, Any, Any | None]:
+    """(training, validation, test) data sets; see ``task.data`` / ``task.test``. The validation split
+    is held out of the data (of the embedded photos without it) by the split seed; the test set is None
+    without ``task.test``. A folder is read by :func:`rlenhance.data.open_dataset`."""
+    t = cfg.task
     try:
-        if args.data is None:
-            names = DEFAULT_GRAY_IMAGES if args.gray else DEFAULT_COLOR_IMAGES
-            train_names, val_names = split_names(names, val_fraction=BUILTIN_VAL_FRACTION, seed=split_seed(args),
+        if t.data is None:
+            names = DEFAULT_GRAY_IMAGES if t.gray else DEFAULT_COLOR_IMAGES
+            train_names, val_names = split_names(names, val_fraction=BUILTIN_VAL_FRACTION, seed=split_seed(cfg),
                                                  group=None)
-            train_set, val_set = (BuiltinImages(names=train_names, gray=args.gray),
-                                  BuiltinImages(names=val_names, gray=args.gray))
+            train_set, val_set = (BuiltinImages(names=train_names, gray=t.gray),
+                                  BuiltinImages(names=val_names, gray=t.gray))
         else:
-            split = dict(kind="clean", val_fraction=args.val_fraction, seed=split_seed(args), gray=args.gray)
-            train_set, val_set = (open_dataset(args.data, split=part, **split) for part in ("train", "val"))
+            split = dict(kind="clean", val_fraction=t.val_fraction, seed=split_seed(cfg), gray=t.gray)
+            train_set, val_set = (open_dataset(t.data, split=part, **split) for part in ("train", "val"))
     except DatasetError as exc:
-        raise DatasetError(f"--data {args.data}: {exc}") from exc
+        raise DatasetError(f"--data {t.data}: {exc}") from exc
     test_set = None
-    if args.test is not None:
+    if t.test is not None:
         try:
-            test_set = open_dataset(args.test, kind="clean", split=None, gray=args.gray, seed=split_seed(args))
+            test_set = open_dataset(t.test, kind="clean", split=None, gray=t.gray, seed=split_seed(cfg))
         except DatasetError as exc:
-            raise DatasetError(f"--test {args.test}: {exc}") from exc
+            raise DatasetError(f"--test {t.test}: {exc}") from exc
     return train_set, val_set, test_set
 
 
-def resolve_task_args(args: Args) -> Args:
-    """The denoising arguments checked (ValueError naming the first out of range), ``--sigma`` as
-    the run records it (:func:`experiments.sigmas.resolve_sigma`: one level a number)."""
-    args = replace(args, sigma=resolve_sigma(args.sigma))
-    if not 0.0 < args.val_fraction < 1.0:
-        raise ValueError(f"--val-fraction {args.val_fraction}: expected a number in (0, 1)")
-    if args.eval_images < 0 or args.noise_seed < 0:
-        raise ValueError(f"--eval-images {args.eval_images} / --noise-seed {args.noise_seed}: expected integers >= 0")
-    if args.observe_prediction and args.predictor is None:
-        raise ValueError("--observe-prediction: the policy would see the --predictor's output; give --predictor")
-    if args.predictor is not None and not Path(args.predictor).is_file():
-        raise FileNotFoundError(f"--predictor {args.predictor}: no such file (expected a denoiser checkpoint of "
-                                "experiments.supervised_train --task denoise)")
-    return args
+def sigma_value(cfg: Config) -> float | list[float]:
+    """The noise level(s) as the env and the spec take them: one level a number, several a list."""
+    levels = resolve_sigma(cfg.task.sigma)
+    return list(levels) if isinstance(levels, tuple) else levels
 
 
-def env_kwargs(args: Args) -> dict[str, Any]:
-    """The Denoise-v0 arguments of the run (JSON-able; saved in the checkpoints' spec; several
-    ``sigma`` levels as a list; the predictor is saved as its path, in the spec's ``predictor``)."""
-    sigma = list(args.sigma) if isinstance(args.sigma, tuple) else args.sigma
-    kwargs = {"sigma": sigma, "gray": args.gray, "crop": args.crop, "max_episode_steps": args.steps}
-    return {**kwargs, "observe_prediction": True} if args.observe_prediction else kwargs
+def env_kwargs(cfg: Config) -> dict[str, Any]:
+    """The Denoise-v0 arguments of the run (JSON-able; saved in the checkpoints' spec; the predictor is
+    saved as its path, in the spec's ``predictor``)."""
+    t = cfg.task
+    kwargs = {"sigma": sigma_value(cfg), "gray": t.gray, "crop": t.crop, "max_episode_steps": t.steps}
+    return {**kwargs, "observe_prediction": True} if t.observe_prediction else kwargs
 
 
-def inference_spec(args: Args) -> RolloutPolicySpec:
+def inference_spec(cfg: Config) -> RolloutPolicySpec:
     """What :func:`agents.rollout.load_rollout_policy` needs to restore images (saved in the checkpoints)."""
-    return rollout_policy_spec("denoise", env_kwargs(args), block_actions=uses_block_actions(args),
-                               predictor=str(Path(args.predictor).resolve()) if args.predictor else None)
+    predictor = cfg.task.predictor
+    return rollout_policy_spec("denoise", env_kwargs(cfg), block_actions=uses_block_actions(cfg),
+                               predictor=str(Path(predictor).resolve()) if predictor else None)
 
 
 @torch.no_grad()
 def evaluate(policy: PixelActorCritic, task: Any, images: Mapping[float, Sequence[NoisyImage]],
-             args: Args, predictor: DenoisePredictor | None = None,
+             cfg: Config, predictor: DenoisePredictor | None = None,
              ) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
     """Greedy rollouts on the whole noisy images of each noise level (``{sigma: images}``);
     per-image PSNR / SSIM of the clamped output (and of the noisy input, and of the ``predictor``'s
@@ -192,7 +274,8 @@ def evaluate(policy: PixelActorCritic, task: Any, images: Mapping[float, Sequenc
     flat = [im for level in images.values() for im in level]
     start = time.perf_counter()
     outputs = rollout_images(policy, task, [{"clean": im.clean, "noisy": im.noisy} for im in flat],
-                             batch_size=args.eval_batch, steps=args.steps, block_actions=uses_block_actions(args))
+                             batch_size=cfg.run.eval_batch, steps=cfg.task.steps,
+                             block_actions=uses_block_actions(cfg))
     ms = (time.perf_counter() - start) * _MS_PER_S / len(flat)
     by_level, level_rows, done = {}, [], 0
     for sigma, level in images.items():
@@ -213,35 +296,45 @@ def evaluate(policy: PixelActorCritic, task: Any, images: Mapping[float, Sequenc
     return scores, [row for rows in zip(*level_rows) for row in rows]
 
 
-def main(argv: Sequence[str] | None = None) -> Path:
-    args = resolve_task_args(resolve_args(parse_config(Args, argv)))
-    ranks = Ranks.from_env()
-    device = setup(args, ranks)
-    train_set, val_set, test_set = open_data(args)
-    # the predictor as the trained policy will run it (the spec's path and noise level)
-    predictor = DenoisePredictor.for_policy(inference_spec(args), device=device)
-    run = open_run(args, ranks)
+def parse_args(argv: Sequence[str] | None = None) -> Config:
+    """The command line as the run takes it: preset, config file, flags and ``--set`` resolved and checked."""
+    return config.parse(Config, sys.argv[1:] if argv is None else argv, presets=PRESETS, flags=FLAGS,
+                        prog="denoise_train", description=__doc__.split("\n\n")[0], check=check)
 
-    action_rewards = args.agent == "sac" and bool(args.sac_all_action_rewards)  # A3C would not read them
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    cfg = parse_args(argv)
+    ranks = Ranks.from_env()
+    device = setup(cfg, ranks)
+    train_set, val_set, test_set = open_data(cfg)
+    # the predictor as the trained policy will run it (the spec's path and noise level)
+    predictor = DenoisePredictor.for_policy(inference_spec(cfg), device=device)
+    run = open_run(cfg, ranks)
+    action_rewards = cfg.agent == "sac" and cfg.sac.all_action_rewards  # A3C would not read them
 
     def make_venv():
-        return envs.make_vec(ENV_ID, device=device, **env_batch(args, ranks), data=train_set, predictor=predictor,
-                             action_rewards=action_rewards, **env_kwargs(args))
+        return envs.make_vec(ENV_ID, device=device, **env_batch(cfg, ranks), data=train_set, predictor=predictor,
+                             action_rewards=action_rewards, **env_kwargs(cfg))
 
     venv = make_venv()
-    val_images, test_images = (None if data is None else noisy_test_sets(data, args.sigma, seed=args.noise_seed,
-                                                                         device=device, limit=args.eval_images)
+    sigma = sigma_value(cfg)
+    val_images, test_images = (None if data is None else noisy_test_sets(data, sigma, seed=cfg.task.noise_seed,
+                                                                         device=device, limit=cfg.task.eval_images)
                                for data in (val_set, test_set))
     counts = {f"{name}_images": len(next(iter(images.values())))
               for name, images in (("val", val_images), ("test", test_images)) if images is not None}
-    agent = make_agent(args, venv, resume=run.resuming, ranks=ranks)
-    return train(args, run, agent, venv, make_venv=make_venv,
-                 evaluate=with_test_scores(lambda policy, images: evaluate(policy, venv.task, images, args, predictor),
-                                           val_images, test_images),
-                 metric="eval/psnr", spec=inference_spec(args),
-                 summary={"noise": noise_text(args.sigma, train_set, val_set if test_set is None else test_set),
-                          **counts, "predictor": args.predictor is not None},
-                 title=f"denoise_train: {run.dir}")
+    agent = make_agent(cfg, venv, steps=cfg.task.steps, resume=run.resuming, ranks=ranks)
+    out = fit(cfg, run, agent, venv, make_venv=make_venv,
+              evaluate=with_test_scores(lambda policy, images: evaluate(policy, venv.task, images, cfg, predictor),
+                                        val_images, test_images),
+              metric="eval/psnr", spec=inference_spec(cfg),
+              summary={"noise": noise_text(sigma, train_set, val_set if test_set is None else test_set),
+                       **counts, "predictor": cfg.task.predictor is not None},
+              title=f"denoise_train: {run.dir}")
+    best = Path(out) / "checkpoints" / "best.pt"
+    run.say(*usage_lines(best, ["denoise", "noisy.png", "-o", "denoised/", "--model", cfg.agent,
+                    "--checkpoint", best]))
+    return out
 
 
 if __name__ == "__main__":

@@ -7,6 +7,12 @@ self-enhancement rounds.
     python -m experiments.rse_train --data DIR --test DIR --baselines bilateral bm3d   # bm3d: pip install bm3d
     python -m experiments.rse_train --sigma 5 15 25 35 50                    # a blind denoiser
     python -m experiments.rse_train --predictor rlenhance/weights/ffdnet_denoise.pt   # + a supervised candidate
+    python -m experiments.rse_train --preset rse-denoise-color               # the shipped rse_denoise_color.pt
+    python -m experiments.rse_train --preset rse-rl --print-config            # every setting, as a --config file
+
+The settings form one config of four sections (``task``, ``rse``, ``sac``, ``run``): ``--print-config``
+shows them, ``--set SECTION.KEY=VALUE`` changes any, ``--config FILE`` reads a TOML / JSON file or a run
+folder's config.json, ``--preset NAME`` starts from a shipped recipe.
 
 Each round ``k`` (1 .. ``--rounds``) runs four phases, then evaluates:
 
@@ -16,14 +22,14 @@ Each round ``k`` (1 .. ``--rounds``) runs four phases, then evaluates:
    patch draws one, as each pool crop and each SAC crop does; :mod:`experiments.sigmas`), or, with
    real noisy / clean pairs (``--data`` read as ``NoisyPairs``), on the pool's real noisy crops;
    round k > 1 fine-tunes round k-1's VAE on the pool of round k-1's outputs;
-2. **bank**: ``--bank-size`` clean training patches are encoded and clustered by k-means
-   (``--clusters``); ``samples/roundK_clusters.png`` shows member patches of the largest clusters,
+2. **bank**: ``rse.bank_size`` clean training patches are encoded and clustered by k-means
+   (``rse.clusters``); ``samples/roundK_clusters.png`` shows member patches of the largest clusters,
    ``samples/roundK_neighbours.png`` degraded patches with their candidates and nearest clean patches;
-3. **sac**: pixel-wise SAC with a trust region (``--sac-trust-region-kl``) on ``rlenhance/RSE-v0``:
+3. **sac**: pixel-wise SAC with a trust region (``sac.trust_region_kl``) on ``rlenhance/RSE-v0``:
    per pixel, how far to move toward the VAE reconstruction or the decoded clean-neighbour mean,
-   rewarded by the squared-error decrease x 255 minus ``--w-deblock`` x the seam penalty; the policy
+   rewarded by the squared-error decrease x 255 minus ``sac.w_deblock`` x the seam penalty; the policy
    with the best held-out PSNR is kept (round k > 1 starts from round k-1's);
-4. **pool**: the round is applied to the pool of training crops (``--pool-crops``, noise fixed by
+4. **pool**: the round is applied to the pool of training crops (``rse.pool_crops``, noise fixed by
    ``--seed``), whose outputs are the next round's inputs (self-enhancement).
 
 ``--predictor`` (a supervised denoiser of ``experiments.supervised_train --task denoise``, run as
@@ -34,20 +40,20 @@ gets a row for the predictor alone, and the spec records its path (:func:`rlenha
 finds it again).
 
 Held-out images (``--test``, else the held-out split of ``--data``, else the embedded photo
-``chelsea``) get fixed noise (``--noise-seed``, :func:`rlenhance.data.noisy_test_set`; real pairs
+``chelsea``) get fixed noise (``task.noise_seed``, :func:`rlenhance.data.noisy_test_set`; real pairs
 keep their own noisy images); round k is
 applied to round k-1's outputs on them and scored (PSNR / SSIM / UQI of the clamped output, per
 image, averaged). With several ``--sigma`` levels the held-out images are noised at each and
 scored per level (``psnr_sigma15`` ...), the plain scores being the mean over the levels; the
 classical baselines are told each image's level. The recursion stops after a round that gains no
-more than ``--min-gain`` dB over the previous one (that round is not kept). ``summary.md`` and
+more than ``rse.min_gain`` dB over the previous one (that round is not kept). ``summary.md`` and
 ``rounds.csv`` hold the per-round table with the noisy input and the ``--baselines``;
 ``checkpoints/best.pt`` is the denoiser with the best rounds (:func:`rlenhance.denoisers.load_rse`),
 ``checkpoints/last.pt`` what ``--resume`` continues (a SAC phase restarts with an empty replay
 buffer, as in the other trainers; everything else continues exactly). Ctrl-C / SIGTERM save last.pt and stop.
 
 Under ``torchrun --nproc_per_node N`` (:mod:`agents.distributed`) the VAE steps split
-``--vae-batch`` and the SAC phase ``--batch`` and ``--sac-batch`` over the ranks (each rank its
+``rse.vae_batch`` and the SAC phase ``sac.batch`` and ``sac.update_batch`` over the ranks (each rank its
 rows of the global batch, drawn per row so that a rank draws only its own (:func:`vae_batch`, the
 envs' ``shard``); gradients averaged), which computes one process's updates; the bank
 and the pool's next inputs are computed by every rank alike; rank 0 alone scores the held-out
@@ -57,395 +63,97 @@ images, runs the baselines and writes the run folder, and hands its scores to th
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
-import time
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+import sys
+from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from agents.distributed import Ranks
-from agents.sac import SAC, SACConfig
-from envs.base import EpisodeRow, episode_rows
+from agents.sac import SAC
+from envs.base import episode_rows
 from envs.rse import make_rse_vec
+from experiments import config as configs
 from experiments import denoise_train
-from experiments.rl_common import config_arg, episode_scalars, episode_seed, setup
-from experiments.runs import Run, StopSignals, arg, parse_config, run_cli
+from experiments.loop import check_resume
+from experiments.rl_common import episode_scalars, episode_seed
+from experiments.rse import (
+    FLAGS,
+    MAY_CHANGE,
+    MS_PER_S,
+    PICTURE_ROWS,
+    PRESETS,
+    Config,
+    PoolPairs,
+    apply_round,
+    apply_to_pool,
+    baseline_scores,
+    level_score,
+    make_pool,
+    phase_seed,
+    predictor_scores,
+    resolve,
+    sac_config,
+    sample_patch_pairs,
+    save_pictures,
+    settings,
+    vae_batch,
+)
+from experiments.runs import Run, StopSignals, read_config, run_cli, setup_process, usage_lines
 from experiments.sigmas import (
-    SIGMA_HELP,
-    draw_levels,
     has_real_noise,
     level_key,
-    level_scores,
     noise_levels,
     noise_text,
     noisy_test_sets,
-    resolve_sigma,
 )
-from rlenhance import metrics
 from rlenhance.atomic import write_text_atomic
-from rlenhance.baselines import baseline_missing, bilateral_denoise, bm3d_denoise, gaussian_denoise
 from rlenhance.checkpoint import RSEDenoiserSpec, load_checkpoint
-from rlenhance.data import (
-    NoisyImage,
-    add_gaussian_noise,
-    sample_batch,
-)
 from rlenhance.denoisers import DenoisePredictor
-from rlenhance.models.rse import RSEDenoiser, RSERound
-from rlenhance.models.vae import canonicalise, d4_inverse, vae_loss
+from rlenhance.models.rse import RSEDenoiser
+from rlenhance.models.vae import canonicalise, vae_loss
 
-#: Fraction of the embedded photos held out when neither --data nor --test is given (as denoise_train).
-BUILTIN_VAL_FRACTION = 0.2
+PROG = "rse_train"
 #: The phases of a round, in order; "done" once the recursion has stopped.
 PHASES = ("vae", "bank", "sac", "pool")
 DONE = "done"
-#: Arguments --resume may change (the others must be the run's).
-RESUME_OVERRIDES = ("device", "threads", "out", "resume", "samples")
-#: Classical baselines of the summary table.
-BASELINES = {"gaussian": gaussian_denoise, "bilateral": bilateral_denoise, "bm3d": bm3d_denoise}
 #: VAE losses are logged every this many steps.
 VAE_LOG_EVERY = 50
-#: Cluster picture: clusters shown (largest first) and patches per cluster; neighbour picture: rows.
-PICTURE_CLUSTERS, PICTURE_MEMBERS, PICTURE_ROWS, PICTURE_NEIGHBOURS = 8, 10, 6, 5
-#: Patches are shown enlarged by this factor (nearest neighbour) in the pictures.
-PICTURE_ZOOM = 3
-#: Crops per batch when a round is applied to the pool.
-POOL_BATCH = 32
 #: The step of a round's bank draw in :func:`phase_seed` (past any VAE step).
 BANK_STEP = 1 << 20
-_MS_PER_S = 1000.0
+
+def check(cfg: Config) -> Config:
+    """The config, checked (:func:`resolve`; ValueError naming the first bad setting), its noise levels
+    in ascending order."""
+    sigma = resolve(settings(cfg)).sigma
+    return dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, sigma=sigma if isinstance(sigma, tuple)
+                                                              else (sigma,)))
 
 
-@dataclass
-class Args:
-    """Train an RSE-RL denoiser (patch VAE + latent clustering + trust-region SAC, recursive rounds)."""
-
-    data: str | None = arg(None, "folder of clean training images (e.g. ../shared/data/sice_pairs/train/high), or "
-                                 "of real noisy / clean pairs (noisy/ + clean/, or SIDD's scene folders), whose "
-                                 "noisy images are used as they are (real noise); default: the embedded "
-                                 "scikit-image colour photos")
-    test: str | None = arg(None, "folder of clean held-out images, evaluated whole, or of real noisy / clean pairs "
-                                 "(as --data: real noise); default: the held-out split of --data (or the embedded "
-                                 "photo chelsea)")
-    sigma: tuple[float, ...] = arg((25.0,), "Gaussian noise standard deviation " + SIGMA_HELP + " (the held-out PSNR)")
-    gray: bool = arg(False, "gray images (default: RGB)")
-    noise_seed: int = arg(0, "seed of the held-out noise (each image's noise is seeded by it and the file name)")
-    val_fraction: float = arg(0.1, "fraction of the --data images (by scene) held out when no --test is given")
-    eval_images: int = arg(0, "evaluate on the first N held-out images only (0: all)")
-    rounds: int = arg(3, "self-enhancement rounds at most (K)")
-    min_gain: float = arg(0.05, "stop the recursion after a round that gains no more than this (dB of held-out "
-                                "PSNR) over the previous round; that round is not kept (negative: keep every round)")
-    pool_crops: int = arg(128, "training crops (fixed noise) whose round-k outputs are round k+1's inputs; also the "
-                               "clean patches of the VAE and of the bank are drawn from them")
-    pool_size: int = arg(96, "side of the pool crops (pixels; at most the smallest training image)")
-    patch: int = arg(16, "patch side (RSE-RL: 16)")
-    stride: int = arg(8, "step between patches (8 = half-overlap: the Hann windows sum to one)")
-    latent_dim: int = arg(64, "VAE latent size")
-    hidden: int = arg(512, "VAE hidden units per layer")
-    depth: int = arg(2, "VAE hidden layers (encoder and decoder each)")
-    vae_steps: int = arg(1500, "VAE training steps of round 1")
-    vae_finetune_steps: int = arg(500, "VAE fine-tuning steps of rounds k > 1")
-    vae_batch: int = arg(256, "patch pairs per VAE step")
-    vae_lr: float = arg(1e-3, "VAE Adam learning rate of round 1 (cosine decay over the round's steps)")
-    vae_finetune_lr: float = arg(3e-4, "VAE Adam learning rate of rounds k > 1 (cosine decay)")
-    vae_beta: float = arg(1e-3, "KL weight (a Gaussian decoder of standard deviation sqrt(beta / 2))")
-    vae_align: float = arg(1.0, "weight of the alignment of degraded latents with their clean latents")
-    bank_size: int = arg(4096, "clean patch latents clustered per round (the neighbour search's bank)")
-    clusters: int = arg(32, "k-means clusters of the clean latents")
-    probe: int = arg(2, "clusters searched per query")
-    neighbours: int = arg(8, "nearest clean latents averaged into the neighbour candidate")
-    episodes: int = arg(120, "SAC episodes per round (each a batch of crops, --steps steps, then the updates)")
-    batch: int = arg(8, "crops per SAC episode (the vector env's num_envs)")
-    crop: int = arg(48, "SAC crop size in pixels")
-    steps: int = arg(1, "blend steps per round, in training and at inference")
-    width: int = arg(16, "channels of the policy network (and of the critics)")
-    policy_downscale: int = arg(2, "the policy (and critics) run on the image average-pooled by this factor; its "
-                                   "actions are upsampled (cheaper inference)")
-    gamma: float = arg(0.0, "SAC discount (0 with one step: every step is scored on its own)")
-    lr: float = arg(3e-4, "SAC Adam learning rate (actor and critics)")
-    w_deblock: float = arg(1.0, "weight of the de-blocking penalty in the reward")
-    sac_trust_region_kl: float = arg(0.01, "trust region of every actor step (RSE-RL): bound on the mean per-pixel "
-                                           "KL(pi_old || pi_new), enforced by a line search; 0: off")
-    sac_batch: int = arg(8, "transitions (crops) per SAC update")
-    sac_updates: int = arg(2, "SAC updates after each episode")
-    sac_learning_starts: int = arg(16, "transitions in the replay buffer before the first update")
-    sac_buffer_mb: float = arg(128.0, "memory bound of the replay buffer in MB")
-    sac_target_entropy: float | None = config_arg(SACConfig, "target_entropy", prefix="sac")
-    sac_init_alpha: float | None = config_arg(SACConfig, "init_alpha", prefix="sac")
-    sac_critic_warmup: int | None = config_arg(SACConfig, "critic_warmup", prefix="sac")
-    eval_every: int = arg(40, "evaluate the SAC policy on the held-out images every N episodes (and at the end)")
-    predictor: str | None = arg(None, "supervised denoiser checkpoint of experiments.supervised_train --task denoise "
-                                      "(e.g. rlenhance/weights/ffdnet_denoise.pt) whose output for each round's "
-                                      "input is a third candidate (and a third action)")
-    baselines: tuple[str, ...] = arg(("bilateral",), "classical baselines of the summary (gaussian, bilateral, bm3d; "
-                                                     "bm3d needs the optional package: pip install bm3d)")
-    samples: int = arg(2, "held-out images shown in each round's sample grid")
-    device: str = arg("auto", "auto, cpu, cuda or cuda:N")
-    threads: int = arg(0, "torch CPU threads (0: every core but one, at least 1)")
-    seed: int = arg(0, "seed of everything (pool, noise draws, weights, SAC)")
-    split_seed: int | None = arg(None, "seed of the train/held-out split alone (unset: --seed)")
-    out: str = arg("runs/rse_train", "run folder")
-    resume: bool = arg(False, "continue the run in --out from checkpoints/last.pt (same arguments)")
-
-
-def resolve(args: Args) -> Args:
-    """The arguments, checked (ValueError naming the first bad one)."""
-    positive = ("rounds", "pool_crops", "pool_size", "patch", "stride", "latent_dim", "hidden", "depth", "vae_steps",
-                "vae_batch", "bank_size", "clusters", "probe", "neighbours", "episodes", "batch", "crop", "steps",
-                "width", "policy_downscale", "eval_every", "sac_batch", "sac_updates")
-    for name in positive:
-        value = getattr(args, name)
-        if isinstance(value, bool) or int(value) != value or value < 1:
-            raise ValueError(f"--{name.replace('_', '-')} {value!r}: expected an integer >= 1")
-    for name in ("vae_finetune_steps", "eval_images", "noise_seed", "samples", "threads", "sac_learning_starts",
-                 "seed"):
-        value = getattr(args, name)
-        if isinstance(value, bool) or int(value) != value or value < 0:
-            raise ValueError(f"--{name.replace('_', '-')} {value!r}: expected an integer >= 0")
-    if not (math.isfinite(args.sac_trust_region_kl) and args.sac_trust_region_kl >= 0):
-        raise ValueError(f"--sac-trust-region-kl {args.sac_trust_region_kl!r}: expected a finite number >= 0 (0: off)")
-    args = replace(args, sigma=resolve_sigma(args.sigma))
-    if args.stride > args.patch:
-        raise ValueError(f"--stride {args.stride}: expected at most --patch ({args.patch})")
-    if args.clusters > args.bank_size or args.neighbours > args.bank_size:
-        raise ValueError(f"--clusters {args.clusters} / --neighbours {args.neighbours}: expected at most --bank-size "
-                         f"({args.bank_size})")
-    if args.patch > args.pool_size or args.patch > args.crop:
-        raise ValueError(f"--patch {args.patch}: expected at most --pool-size ({args.pool_size}) and --crop "
-                         f"({args.crop})")
-    for name in ("vae_lr", "vae_finetune_lr", "lr"):
-        if not (math.isfinite(getattr(args, name)) and getattr(args, name) > 0):
-            raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)!r}: expected a finite number > 0")
-    if not math.isfinite(args.min_gain):
-        raise ValueError(f"--min-gain {args.min_gain!r}: expected a finite number (negative: keep every round)")
-    for name in ("vae_beta", "vae_align", "w_deblock"):
-        if not (math.isfinite(getattr(args, name)) and getattr(args, name) >= 0):
-            raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)!r}: expected a finite number >= 0")
-    if not 0.0 < args.val_fraction < 1.0:
-        raise ValueError(f"--val-fraction {args.val_fraction}: expected a number in (0, 1)")
-    if args.predictor is not None and not Path(args.predictor).is_file():
-        raise FileNotFoundError(f"--predictor {args.predictor}: no such file (expected a denoiser checkpoint of "
-                                "experiments.supervised_train --task denoise)")
-    unknown = [b for b in args.baselines if b not in BASELINES]
-    if unknown:
-        raise ValueError(f"--baselines {' '.join(unknown)}: expected some of {', '.join(BASELINES)}")
-    sac_config(args)  # SACConfig checks gamma and the --sac-* values
-    return args
-
-
-def sac_config(args: Args, round_index: int = 0) -> SACConfig:
-    """The SAC hyper-parameters of a round (seeded by --seed and the round)."""
-    given = {field: getattr(args, f"sac_{field}") for field in ("target_entropy", "init_alpha", "critic_warmup")
-             if getattr(args, f"sac_{field}") is not None}
-    try:
-        return SACConfig(gamma=args.gamma, actor_lr=args.lr, critic_lr=args.lr, batch_size=args.sac_batch,
-                         updates_per_episode=args.sac_updates, learning_starts=args.sac_learning_starts,
-                         buffer_mb=args.sac_buffer_mb, trust_region_kl=args.sac_trust_region_kl or None,
-                         seed=args.seed + round_index, **given)
-    except ValueError as exc:
-        raise ValueError(f"SAC: {exc} (set by --gamma, --lr or the --sac-* flags)") from exc
+def parse(argv: Sequence[str]) -> Config:
+    """The config of a command line; ``--resume`` without ``--config`` starts from the run's own config.json."""
+    argv = list(argv)
+    if "--resume" in argv and "--config" not in argv and "--print-config" not in argv:
+        out = Path(configs.parse(Config, argv, presets=PRESETS, flags=FLAGS, prog=PROG).run.out)
+        if (out / "config.json").exists():
+            read_config(out, "experiments.rse_train", [f.name for f in fields(Config)])
+            argv = ["--config", str(out), *argv]
+    return configs.parse(Config, argv, presets=PRESETS, flags=FLAGS, prog=PROG, check=check)
 
 
 # --- data ----------------------------------------------------------------------------------------
-def open_data(args: Args) -> tuple[Any, Any]:
-    """(training data set, held-out data set); see the ``--data`` / ``--test`` help. The same
-    rules as denoise_train (the embedded photos or ``--data`` split by seed); the held-out set is
-    ``--test`` when given, else the validation split."""
-    train_set, val_set, test_set = denoise_train.open_data(args)
+def open_data(cfg: Config) -> tuple[Any, Any]:
+    """(training data set, held-out data set); see ``task.data`` / ``task.test``. The same rules as
+    denoise_train (the embedded photos or the data split by seed); the held-out set is ``task.test``
+    when given, else the validation split."""
+    train_set, val_set, test_set = denoise_train.open_data(cfg)
     return train_set, val_set if test_set is None else test_set
-
-
-class PoolPairs:
-    """The pool of a round as a data set for ``rlenhance/RSE-v0``: items ``{"clean", "noisy", "name"}``
-    (the round's inputs in ``"noisy"``), (C, s, s) tensors."""
-
-    def __init__(self, clean: Tensor, inputs: Tensor):
-        self.clean, self.inputs = clean, inputs
-
-    def __len__(self) -> int:
-        return self.clean.shape[0]
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return {"clean": self.clean[index], "noisy": self.inputs[index], "name": f"pool{index}"}
-
-
-def make_pool(train_set: Any, args: Args, device: torch.device) -> tuple[Tensor, Tensor]:
-    """(clean, noisy) pool crops (N, C, s, s), drawn and noised from --seed alone (real noisy / clean
-    pairs, ``NoisyPairs``: their own noisy crops)."""
-    batch = sample_batch(train_set, args.pool_crops, crop=args.pool_size, rng=np.random.default_rng(args.seed))
-    if "noisy" in batch:
-        return batch["clean"].to(device), batch["noisy"].to(device)
-    clean = (batch["high"] if "high" in batch else batch["low"]).to(device)
-    generator = torch.Generator(device=device).manual_seed(args.seed)
-    return clean, add_gaussian_noise(clean, draw_levels(args.sigma, clean.shape[0], generator), generator=generator)
-
-
-def sample_patch_pairs(clean: Tensor, inputs: Tensor | None, rows: Sequence[EpisodeRow], patch: int,
-                       sigma: float | tuple[float, ...]) -> tuple[Tensor, Tensor]:
-    """Random (input, clean) patch pairs (N, C, P, P) of the pool, one per row of ``rows``: the
-    pool's inputs, or (``inputs`` None) fresh Gaussian noise of ``sigma`` on the clean patches
-    (several levels: one drawn per patch). Row k's pool image and window come from ``rows[k].rng``,
-    its noise level and values from ``rows[k].generator``
-    (:func:`envs.base.episode_rows`): a patch does not depend on the other rows."""
-    n, _, h, w = clean.shape
-    picks = np.array([row.rng.integers(0, (n, h - patch + 1, w - patch + 1)) for row in rows]).reshape(-1, 3)
-    idx, ys, xs = torch.as_tensor(picks.T, device=clean.device)
-    offsets = torch.arange(patch, device=clean.device)
-    ys, xs = (ys[:, None] + offsets)[:, :, None], (xs[:, None] + offsets)[:, None, :]
-
-    def cut(images: Tensor) -> Tensor:
-        return images[idx[:, None, None], :, ys, xs].permute(0, 3, 1, 2).contiguous()
-
-    target = cut(clean)
-    if inputs is not None:
-        return cut(inputs), target
-    generators = [row.generator for row in rows]
-    return add_gaussian_noise(target, draw_levels(sigma, len(rows), generators), generator=generators), target
-
-
-def phase_seed(seed: int, round_index: int, step: int) -> int:
-    """The seed of the draws of a round's VAE step ``step`` (the bank's: :data:`BANK_STEP`), from
-    ``--seed`` alone: the same on every rank, and after a resume."""
-    return int(np.random.default_rng([seed, round_index, step]).integers(2**62))
-
-
-def vae_batch(args: Args, clean: Tensor, inputs: Tensor | None, latent_dim: int, seed: int,
-              rows: slice) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
-    """Rows ``rows`` (e.g. a rank's, :meth:`Ranks.rows`) of a VAE step's ``--vae-batch`` (input,
-    clean) patch pairs of the pool (:func:`sample_patch_pairs`) and their two reparameterisation
-    noises (N, ``latent_dim``), drawn with ``seed``: global row i's from the generators of (``seed``,
-    i) alone (:func:`envs.base.episode_rows`, on the pool's device), so a rank of a data-parallel job
-    draws only its own rows and gets what one process drawing the whole batch gives them."""
-    parts = episode_rows(seed, range(rows.start, rows.stop), clean.device)
-    source, target = sample_patch_pairs(clean, inputs, parts, args.patch, args.sigma)
-    noise = torch.stack([torch.randn(2, latent_dim, generator=row.generator, device=clean.device) for row in parts],
-                        dim=1)
-    return source, target, (noise[0], noise[1])
-
-
-# --- evaluation ------------------------------------------------------------------------------------
-def score(outputs: Sequence[Tensor], images: Sequence[NoisyImage]) -> dict[str, float]:
-    """Per-image PSNR / SSIM / UQI of the clamped outputs, averaged."""
-    values: dict[str, list[float]] = {"psnr": [], "ssim": [], "uqi": []}
-    for out, image in zip(outputs, images):
-        x, y = out.clamp(0.0, 1.0)[None].float(), image.clean[None].float()
-        values["psnr"].append(float(metrics.psnr(x, y)[0]))
-        values["ssim"].append(float(metrics.ssim(x, y)[0]))
-        values["uqi"].append(float(metrics.uqi(x, y)[0]))
-    return {k: sum(v) / len(v) for k, v in values.items()}
-
-
-def level_score(outputs: Sequence[Tensor], test_sets: Mapping[float, Sequence[NoisyImage]]) -> dict[str, float]:
-    """:func:`score` of the outputs of the held-out images of every level (``test_sets`` flattened
-    in order), per level (several levels: per-level columns and their mean,
-    :func:`experiments.sigmas.level_scores`)."""
-    by_level, done = {}, 0
-    for sigma, images in test_sets.items():
-        by_level[sigma] = score(outputs[done:done + len(images)], images)
-        done += len(images)
-    return level_scores(by_level)
-
-
-@torch.no_grad()
-def apply_round(stage: RSERound, inputs: Sequence[Tensor], steps: int, *,
-                vae_only: bool = False) -> tuple[list[Tensor], float]:
-    """A round on each image (one at a time: sizes differ); the outputs and the mean seconds per image.
-    ``vae_only``: the VAE reconstruction alone (every pixel takes its VAE candidate)."""
-    outputs, seconds = [], 0.0
-    for image in inputs:
-        start = time.perf_counter()
-        x = image[None]
-        if vae_only:
-            x = stage.candidates(x)[:, :stage.channels]
-        else:
-            x = stage(x, steps)
-        if x.is_cuda:
-            torch.cuda.synchronize(x.device)
-        seconds += time.perf_counter() - start
-        outputs.append(x[0])
-    return outputs, seconds / max(1, len(inputs))
-
-
-@torch.no_grad()
-def apply_to_pool(stage: RSERound, inputs: Tensor, steps: int) -> Tensor:
-    return torch.cat([stage(part, steps) for part in inputs.split(POOL_BATCH)])
-
-
-def baseline_scores(names: Sequence[str], test_sets: Mapping[float, Sequence[NoisyImage]]) -> list[dict[str, Any]]:
-    """Rows of the classical baselines on the held-out images of each noise level, each told its
-    level (bm3d skipped, with a line, when missing)."""
-    images = [im for level in test_sets.values() for im in level]
-    sigmas = [sigma for sigma, level in test_sets.items() for _ in level]
-    rows = []
-    for name in names:
-        missing = baseline_missing(name) if name == "bm3d" else None
-        if missing:
-            print(f"--baselines bm3d skipped: {missing}")
-            continue
-        outputs, start = [], time.perf_counter()
-        for image, sigma in zip(images, sigmas):
-            hwc = image.noisy.detach().cpu().permute(1, 2, 0).numpy()
-            out = BASELINES[name](hwc, sigma=sigma)
-            out = out.reshape(*out.shape[:2], -1)
-            outputs.append(torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1).to(image.clean.device))
-        seconds = (time.perf_counter() - start) / max(1, len(images))
-        rows.append({"method": name, **level_score(outputs, test_sets), "ms_per_image": seconds * _MS_PER_S})
-    return rows
-
-
-@torch.no_grad()
-def predictor_scores(predictor: DenoisePredictor, test_sets: Mapping[float, Sequence[NoisyImage]]) -> dict[str, Any]:
-    """The summary row of the ``--predictor`` alone on the held-out images (what round 1 adds to it)."""
-    images = [im for level in test_sets.values() for im in level]
-    outputs, start = [], time.perf_counter()
-    for image in images:
-        outputs.append(predictor(image.noisy[None])[0].to(image.clean.device))
-    seconds = (time.perf_counter() - start) / max(1, len(images))
-    return {"method": "predictor", **level_score(outputs, test_sets), "ms_per_image": seconds * _MS_PER_S}
-
-
-# --- pictures ----------------------------------------------------------------------------------------
-def _zoom(patch: Tensor) -> Tensor:
-    return patch.repeat_interleave(PICTURE_ZOOM, dim=-2).repeat_interleave(PICTURE_ZOOM, dim=-1)
-
-
-@torch.no_grad()
-def save_pictures(run: Run, stage: RSERound, clean_patches: Tensor, inputs: Tensor, targets: Tensor,
-                  round_index: int) -> None:
-    """``samples/roundK_clusters.png``: for the largest clusters (one row each), the clean bank
-    patches nearest to the centre, in canonical orientation (``clean_patches``: the bank's patches,
-    canonical); ``samples/roundK_neighbours.png``: rows of degraded patch | VAE candidate |
-    neighbour candidate | clean patch | its nearest clean bank patches (turned to its orientation, shown
-    with its mean colour: latents describe structure, the mean colour bypasses them)."""
-    bank = stage.bank
-    sizes = bank.cluster_sizes()
-    rows = []
-    for cluster in sizes.argsort(descending=True)[:PICTURE_CLUSTERS].tolist():
-        members = (bank.assignment == cluster).nonzero().view(-1)
-        if members.numel() == 0:
-            continue
-        order = (bank.latents[members] - bank.centres[cluster]).norm(dim=1).argsort()[:PICTURE_MEMBERS]
-        rows.append([_zoom(p) for p in clean_patches[members[order]]])
-    if rows:
-        run.save_grid(f"round{round_index + 1}_clusters", rows)
-    code = stage.vae.analyse(inputs[:PICTURE_ROWS])
-    own = stage.vae.synthesise(code.mu, code)
-    index = bank.neighbours(code.mu, max(stage.k, PICTURE_NEIGHBOURS))
-    near = stage.vae.synthesise(bank.latents[index[:, :stage.k]].mean(dim=1), code)
-    rows = []
-    for i in range(code.mu.shape[0]):
-        g = int(code.orientation[i])
-        dc = inputs[i].mean(dim=(-2, -1), keepdim=True)  # the latent holds structure: show it in the patch's colour
-        neighbours = [d4_inverse(clean_patches[j], g) - clean_patches[j].mean(dim=(-2, -1), keepdim=True) + dc
-                      for j in index[i, :PICTURE_NEIGHBOURS].tolist()]
-        rows.append([_zoom(p) for p in (inputs[i], own[i], near[i], targets[i], *neighbours)])
-    run.save_grid(f"round{round_index + 1}_neighbours", rows)
 
 
 # --- the run -------------------------------------------------------------------------------------------
@@ -453,8 +161,9 @@ class RSETrainer:
     """The state of an RSE-RL run between phases: the model, the pools, the held-out inputs per
     round, the per-round table and the resumable progress (see the module docstring)."""
 
-    def __init__(self, args: Args, run: Run, device: torch.device, train_set: Any, test_set: Any):
-        self.args, self.run, self.device = args, run, device
+    def __init__(self, cfg: Config, run: Run, device: torch.device, train_set: Any, test_set: Any):
+        self.cfg, self.args, self.run, self.device = cfg, resolve(settings(cfg)), run, device
+        args = self.args
         self.ranks: Ranks = run.ranks
         self.train_set = train_set
         # the held-out images at each noise level, and flattened (level by level): test_inputs' order
@@ -493,7 +202,7 @@ class RSETrainer:
                                predictor=str(Path(self.args.predictor).resolve()) if self.args.predictor else None)
 
     def extra(self) -> dict[str, Any]:
-        return {"spec": self.spec(self.kept or self.progress["round"] + 1), "args": asdict(self.args),
+        return {"spec": self.spec(self.kept or self.progress["round"] + 1), "config": configs.to_dict(self.cfg),
                 "progress": dict(self.progress), "rows": self.rows, "baselines": self.baselines, "best": self.best,
                 "kept": self.kept, "stopped_early": self.stopped_early, "seconds": self.seconds,
                 "phase_state": self.phase_state}
@@ -503,19 +212,14 @@ class RSETrainer:
 
     def save_best(self) -> None:
         self.run.save("best", model=self.model, arch=self.model.arch(),
-                      extra={"spec": self.spec(self.kept), "args": asdict(self.args), "rows": self.rows,
+                      extra={"spec": self.spec(self.kept), "config": configs.to_dict(self.cfg), "rows": self.rows,
                              "best": self.best, "kept": self.kept})
 
     def resume(self) -> None:
+        """Continue from last.pt (its config was checked by :func:`experiments.loop.check_resume`)."""
         checkpoint = self.run.load_last()
         extra = checkpoint["extra"]
-        saved = extra.get("args", {})
-        current = asdict(self.args)
-        conflicts = [f"--{k.replace('_', '-')} {current[k]!r} (the run has {saved[k]!r})" for k in sorted(current)
-                     if k in saved and k not in RESUME_OVERRIDES and _differs(current[k], saved[k])]
-        if conflicts:
-            raise ValueError("--resume continues a run with its own arguments; these differ: " + "; ".join(conflicts))
-        # same arguments, same architecture (rank 0 checks the file for every rank)
+        # same architecture (rank 0 checks the file for every rank)
         self.ranks.on_rank0(lambda: load_checkpoint(self.run.last_path, expected_arch=self.model.arch()) and None)
         self.model.load_state_dict({k: v.to(self.device) for k, v in checkpoint["state_dict"].items()})
         self.progress = dict(extra["progress"])
@@ -531,6 +235,10 @@ class RSETrainer:
         self.run.say(f"resumed {self.run.last_path}: round {self.progress['round'] + 1}, phase "
                      f"{self.progress['phase']}, step {self.progress['step']}")
 
+    def tracked(self, desc: str):
+        """A progress bar over a list of held-out images (:meth:`experiments.runs.Run.track`)."""
+        return lambda images: self.run.track(images, len(images), desc=desc)
+
     @property
     def finished(self) -> bool:
         return self.progress["phase"] == DONE
@@ -541,7 +249,9 @@ class RSETrainer:
         Every rank trains on the pool; rank 0 alone scores the held-out images."""
         stage = self.model.rounds[r]
         self.pool_inputs.append(apply_to_pool(stage, self.pool_inputs[r], self.args.steps))
-        self.test_inputs.append(apply_round(stage, self.test_inputs[r], self.args.steps)[0] if self.run.writes else [])
+        self.test_inputs.append(apply_round(stage, self.test_inputs[r], self.args.steps,
+                                            track=self.tracked("next inputs"))[0]
+                                if self.run.writes else [])
 
     def interrupt(self, stop: StopSignals) -> None:
         self.save_last()
@@ -571,7 +281,7 @@ class RSETrainer:
         if "vae_optimizer" in self.phase_state:
             optimizer.load_state_dict(self.phase_state["vae_optimizer"])
         inputs = self.vae_inputs(r)
-        local = self.ranks.split(args.vae_batch, "--vae-batch")
+        local = self.ranks.split(args.vae_batch, "rse.vae_batch")
         stage.vae.train()
         bar = self.run.progress(total, initial=self.progress["step"], desc=f"round {r + 1} vae")
         while self.progress["step"] < total:
@@ -628,7 +338,7 @@ class RSETrainer:
         stage = self.model.rounds[r]
         was_training = stage.policy.training
         stage.policy.eval()
-        outputs, seconds = apply_round(stage, self.test_inputs[r], self.args.steps)
+        outputs, seconds = apply_round(stage, self.test_inputs[r], self.args.steps, track=self.tracked("held-out"))
         stage.policy.train(was_training)
         return level_score(outputs, self.test_sets), outputs, seconds
 
@@ -637,7 +347,7 @@ class RSETrainer:
         if self.progress["step"] == 0 and r > 0 and "agent" not in self.phase_state:
             stage.policy.load_state_dict(self.model.rounds[r - 1].policy.state_dict())
         data = self.train_set if r == 0 else PoolPairs(self.pool_clean, self.pool_inputs[r])
-        venv = make_rse_vec(self.ranks.split(args.batch, "--batch"), shard=self.ranks.shard, device=self.device,
+        venv = make_rse_vec(self.ranks.split(args.batch, "sac.batch"), shard=self.ranks.shard, device=self.device,
                             data=data, model=stage, crop=args.crop, max_episode_steps=args.steps, sigma=args.sigma,
                             gray=args.gray, w_deblock=args.w_deblock)
         agent = SAC(stage.policy, sac_config(args, r), device=self.device, critic_kwargs={"width": args.width},
@@ -664,7 +374,7 @@ class RSETrainer:
                 scores, seconds = self.ranks.on_rank0(lambda: self.evaluate(r)[::2])  # rank 0 scores
                 evaluated = episode
                 self.run.log(self.progress["tick"], {f"eval/{k}": v for k, v in scores.items()}
-                             | {"eval/ms_per_image": seconds * _MS_PER_S, "charts/round": r + 1})
+                             | {"eval/ms_per_image": seconds * MS_PER_S, "charts/round": r + 1})
                 if scores["psnr"] > best_score:
                     best_score = scores["psnr"]
                     best_policy = {k: v.detach().cpu().clone() for k, v in stage.policy.state_dict().items()}
@@ -693,7 +403,7 @@ class RSETrainer:
         gain = scores["psnr"] - previous
         keep = r == 0 or gain > args.min_gain
         row = {"round": r + 1, **scores, "gain_db": gain, "vae_only_psnr": vae_only["psnr"],
-               "ms_per_image": sum(self.seconds) * _MS_PER_S, "kept": "yes" if keep else "no (stop)"}
+               "ms_per_image": sum(self.seconds) * MS_PER_S, "kept": "yes" if keep else "no (stop)"}
         self.rows.append(row)
         self.run.say(f"round {r + 1}: held-out PSNR {scores['psnr']:.3f} dB (gain {gain:+.3f}, VAE alone "
                      f"{vae_only['psnr']:.3f}), SSIM {scores['ssim']:.4f}, UQI {scores['uqi']:.4f}, "
@@ -712,10 +422,12 @@ class RSETrainer:
         round's held-out sample grid."""
         args, stage = self.args, self.model.rounds[r]
         scores, outputs, seconds = self.evaluate(r)
-        vae_only = level_score(apply_round(stage, self.test_inputs[r], args.steps, vae_only=True)[0], self.test_sets)
+        vae_only = level_score(apply_round(stage, self.test_inputs[r], args.steps, vae_only=True,
+                                           track=self.tracked("VAE alone"))[0], self.test_sets)
         if args.samples:
             self.run.save_grid(f"round{r + 1}_heldout", [[im.noisy, out, im.clean] for im, out in
-                                                          zip(self.images[:args.samples], outputs)])
+                                                          zip(self.images[:args.samples], outputs)],
+                               captions=("noisy", "output", "clean"), step=self.progress["tick"])
         return scores, seconds, vae_only
 
     def summary(self) -> Path:
@@ -768,19 +480,16 @@ class RSETrainer:
         write_text_atomic(self.run.dir / "rounds.csv", buffer.getvalue())
 
 
-def _differs(a: Any, b: Any) -> bool:
-    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
-        return list(a) != list(b)
-    return a != b
-
-
 def main(argv: Sequence[str] | None = None) -> Path:
-    args = resolve(parse_config(Args, argv))
+    cfg = parse(sys.argv[1:] if argv is None else argv)
     ranks = Ranks.from_env()
-    device = setup(args, ranks)
-    run = Run(args.out, args, resume=args.resume, ranks=ranks)
-    train_set, test_set = open_data(args)
-    trainer = RSETrainer(args, run, device, train_set, test_set)
+    if cfg.run.resume:
+        ranks.on_rank0(lambda: check_resume(cfg.run.out, configs.to_dict(cfg), MAY_CHANGE))
+    device = setup_process(threads=cfg.run.threads, seed=cfg.run.seed, device=cfg.run.device, ranks=ranks)
+    run = Run(cfg.run.out, cfg, resume=cfg.run.resume, ranks=ranks, trainer="experiments.rse_train")
+    train_set, test_set = open_data(cfg)
+    trainer = RSETrainer(cfg, run, device, train_set, test_set)
+    args = trainer.args
     if run.resuming:
         trainer.resume()
     if trainer.baselines is None and run.writes:  # rank 0 scores; the others never write them
@@ -818,8 +527,10 @@ def main(argv: Sequence[str] | None = None) -> Path:
                 trainer.interrupt(stop)
     path = trainer.summary() if run.writes else run.dir
     run.close()
+    best = Path(path) / "checkpoints" / "best.pt"
+    run.say(*usage_lines(best, ["denoise", "noisy.png", "-o", "denoised/", "--model", "rse", "--checkpoint", best]))
     return path
 
 
 if __name__ == "__main__":
-    run_cli(main, "rse_train")
+    run_cli(main, PROG)

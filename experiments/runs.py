@@ -4,20 +4,32 @@ metrics.csv, atomic checkpoints with resume, sample grids, a progress bar and a 
 A run folder looks like::
 
     OUT/
-      config.json          the resolved arguments (written atomically)
-      metrics.csv          long format: step, wall_time, metric, value (one row per scalar)
-      tb/                  TensorBoard events (groups charts/, losses/, eval/)
+      config.json          the resolved arguments and the trainer that made the run (written atomically)
+      metrics.csv          one row per evaluation: step, wall_time, then one column per metric
+      train.csv            one row per logged training step (episode, batch): step, wall_time, one column
+                           per scalar
+      tb/                  TensorBoard events (groups charts/, losses/, eval/) and the sample grids (samples/)
       checkpoints/last.pt  written atomically after every evaluation and when SIGINT / SIGTERM stops
                            the run; ``--resume`` starts here
       checkpoints/best.pt  the best by the experiment's validation metric (written before last.pt, so
                            a kill between the two leaves a best.pt that --resume takes over)
-      samples/*.png        sample grids: input | output | reference
+      samples/*.png        sample grids, each column captioned (input | output | reference, and the
+                           alpha or action maps of an RL policy)
       summary.md           the closing table
 
 Nothing is written until the experiment logs or saves for the first time, so a start that fails
 on its arguments or data leaves ``--out`` as it was. A folder that holds the start of a run which
 never reached a checkpoint (config.json, tb/, metrics.csv) is started anew, with a line saying so,
 with or without ``--resume``; one with ``checkpoints/last.pt`` needs ``--resume``.
+
+A scalar logged under ``eval/`` or ``test/`` makes its row an evaluation's (metrics.csv, which
+also gets the other scalars logged at that step); the others go to train.csv. :func:`read_metrics`
+reads either file back, :func:`metric_series` one scalar of a run, :func:`scalar_rows` all of them
+(:mod:`experiments.run_files`, the files of a run folder).
+A run folder whose files are damaged (config.json that is not a JSON object, a metrics file that is
+not UTF-8 CSV or is a folder, a disk that fills while a checkpoint is written) is refused with a
+:class:`RunFolderError` naming the file and what to do, and so is ``--resume`` of a run made by
+another trainer.
 
 A training loop stops cleanly on SIGINT / SIGTERM with :class:`StopSignals` (a flag checked at
 an episode, batch or epoch boundary, where the loop saves last.pt and raises :class:`Interrupted`);
@@ -32,6 +44,12 @@ last.pt written by rank 0 and the same exit code everywhere.
 """
 
 from __future__ import annotations
+
+__all__ = [
+    "GRID_CAPTIONS", "Interrupted", "Run", "RunFolderError", "StopSignals", "arg", "given_flags", "heatmap",
+    "make_grid", "markdown_table", "metric_series", "parse_config", "read_config", "read_metrics", "run_cli",
+    "scalar_rows", "setup_process", "trainer_name", "usage_lines",
+]
 
 import argparse
 import csv
@@ -48,18 +66,32 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from agents.distributed import Ranks, init_process_group, rank_device, shutdown
-from rlenhance.atomic import atomic_path, write_text_atomic
+from experiments.run_files import (
+    EVAL_GROUPS,
+    GRID_CAPTIONS,
+    LONG_FIELDS,
+    MetricsTable,
+    RunFolderError,
+    heatmap,
+    make_grid,
+    markdown_table,
+    metric_series,
+    read_config,
+    read_metrics,
+    scalar_rows,
+    trainer_name,
+    usage_lines,
+)
+from rlenhance.atomic import write_text_atomic
 from rlenhance.checkpoint import load_checkpoint, save_checkpoint
 from rlenhance.errors import CheckpointError
 from rlenhance.io import save_image
 from rlenhance.runtime import configure_threads, flush_denormals, seed_everything
 
-METRICS_FIELDS = ("step", "wall_time", "metric", "value")
 #: The signals a training loop turns into a clean stop (:class:`StopSignals`).
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 #: A process stopped by signal ``N`` exits with ``128 + N`` (130 for SIGINT, 143 for SIGTERM), as a shell reports it.
@@ -163,14 +195,17 @@ class Run:
 
     Args:
         out: the folder.
-        config: the experiment's dataclass (saved as ``config.json``, with ``world_size``).
-        resume: continue the run in ``out``.
+        config: the experiment's dataclass (saved as ``config.json``, with ``world_size`` and ``trainer``).
+        resume: continue the run in ``out`` (refused, naming the trainer, where another trainer made it;
+            :func:`read_config`).
         ranks: the job's ranks (one process by default): rank 0 checks the folder (its errors are
             raised on every rank), writes it and reads its checkpoints for every rank; the other
             ranks write and print nothing.
+        trainer: the module of the trainer (default: that of ``config``'s class, :func:`trainer_name`).
     """
 
-    def __init__(self, out: str | Path, config: Any, *, resume: bool = False, ranks: Ranks | None = None):
+    def __init__(self, out: str | Path, config: Any, *, resume: bool = False, ranks: Ranks | None = None,
+                 trainer: str | None = None):
         self.dir = Path(out)
         self.last_path = self.dir / "checkpoints" / "last.pt"
         self.best_path = self.dir / "checkpoints" / "best.pt"
@@ -179,7 +214,12 @@ class Run:
         self.ranks = ranks if ranks is not None else Ranks()
         #: This process writes the folder (rank 0).
         self.writes = self.ranks.writes
-        self.config = {**dataclasses.asdict(config), "world_size": self.ranks.world_size}
+        #: The module of the trainer that makes the run (config.json's ``trainer``).
+        self.trainer = trainer or trainer_name(config)
+        settings = dataclasses.asdict(config)
+        self.config = {**settings, "world_size": self.ranks.world_size, "trainer": self.trainer}
+        self._settings = set(settings)
+        self._tables = {"metrics": MetricsTable(self.metrics_path), "train": MetricsTable(self.dir / "train.csv")}
         #: True when ``resume`` was asked and ``checkpoints/last.pt`` is there to continue from.
         self.resuming: bool
         self._anew: str | None  # the line to print when a used folder is started anew
@@ -191,6 +231,8 @@ class Run:
 
     def _check(self, resume: bool) -> tuple[bool, str | None]:
         """(resuming, the line that says the folder is started anew or None); raises as the class table says."""
+        if resume and (self.dir / "config.json").exists():
+            read_config(self.dir, self.trainer, self._settings)
         if resume and self.last_path.is_file():
             return True, None
         return False, self._check_new(resume)
@@ -225,9 +267,10 @@ class Run:
             return
         if self._anew is not None:
             print(self._anew)
-            for path in (self.metrics_path, self.summary_path, self.best_path,
+            for path in (self.metrics_path, self.dir / "train.csv", self.summary_path, self.best_path,
                          *(self.dir / "tb").glob("events.out.tfevents.*")):
                 path.unlink(missing_ok=True)
+            self._tables = {name: MetricsTable(table.path) for name, table in self._tables.items()}
         self.dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(self.dir / "config.json", json.dumps(self.config, indent=2, default=str) + "\n")
         self._opened = True
@@ -244,35 +287,59 @@ class Run:
 
     # -- scalars --
     def log(self, step: int, scalars: Mapping[str, float]) -> None:
-        """Write scalars (names like ``charts/reward``, ``eval/psnr``) to TensorBoard and metrics.csv."""
+        """Write scalars (names like ``charts/reward``, ``eval/psnr``) to TensorBoard and to one row
+        of metrics.csv (when one of them is an evaluation's, ``eval/`` or ``test/``) or train.csv."""
         if not self.writes:
             return
         writer = self.writer  # opens the folder
-        new_file = not self.metrics_path.exists()
-        wall = round(time.time() - self.start_time, 3)
-        with open(self.metrics_path, "a", newline="") as handle:
-            rows = csv.writer(handle)
-            if new_file:
-                rows.writerow(METRICS_FIELDS)
-            for name, value in scalars.items():
-                value = float(value)
-                writer.add_scalar(name, value, step)
-                rows.writerow((step, wall, name, f"{value:.6g}"))
+        values = {name: float(value) for name, value in scalars.items()}
+        for name, value in values.items():
+            writer.add_scalar(name, value, step)
+        table = "metrics" if any(name.startswith(EVAL_GROUPS) for name in values) else "train"
+        self._tables[table].add(int(step), round(time.time() - self.start_time, 3), values)
         writer.flush()
 
     def truncate_metrics(self, step: int) -> None:
-        """Drop metrics rows logged after ``step`` and hide TensorBoard events logged after it (a
-        resumed run repeats them). Call it before the first :meth:`log`. A row cut short by a
-        kill is dropped."""
+        """Drop metrics.csv and train.csv rows logged after ``step`` and hide TensorBoard events
+        logged after it (a resumed run repeats them). Call it before the first :meth:`log`. A row
+        cut short by a kill is dropped.
+
+        Raises:
+            RunFolderError: a metrics file is damaged (:func:`read_metrics`).
+        """
         self._purge_step = step + 1
-        self._open()
-        if not self.writes or not self.metrics_path.exists():
+        if not self.writes:
             return
-        with open(self.metrics_path, newline="") as handle:
-            rows = [row for row in csv.reader(handle)][1:]
-        kept = [row for row in rows if len(row) == len(METRICS_FIELDS) and row[0].isdigit() and int(row[0]) <= step]
-        with atomic_path(self.metrics_path) as tmp, open(tmp, "w", newline="") as handle:
-            csv.writer(handle).writerows([METRICS_FIELDS, *kept])
+        self._split_long_metrics()
+        for table in self._tables.values():
+            table.truncate(step)  # reads (and checks) the file before the folder is opened
+        self._open()
+
+    def _split_long_metrics(self) -> None:
+        """A metrics.csv of the long format (``step, wall_time, metric, value``: one row per scalar,
+        written before runs kept one row per evaluation) becomes metrics.csv and train.csv."""
+        try:
+            with open(self.metrics_path, newline="", encoding="utf-8") as handle:
+                table = list(csv.reader(handle))
+        except (OSError, UnicodeDecodeError, csv.Error):
+            return  # missing, or damaged: read_metrics names it
+        if not table or tuple(table[0]) != LONG_FIELDS:
+            return
+        steps: dict[int, dict[str, Any]] = {}
+        for cells in table[1:]:
+            try:
+                step, wall, name, value = int(cells[0]), float(cells[1]), cells[2], float(cells[3])
+            except (ValueError, IndexError):
+                continue  # a row cut short by a kill
+            steps.setdefault(step, {"wall_time": wall})[name] = value
+        self.metrics_path.unlink()
+        for step, row in sorted(steps.items()):
+            wall = row.pop("wall_time")
+            evaluation = {k: v for k, v in row.items() if k.startswith(EVAL_GROUPS)}
+            if evaluation:
+                self._tables["metrics"].add(step, wall, row)
+            else:
+                self._tables["train"].add(step, wall, row)
 
     # -- checkpoints --
     def save(self, name: str, *, model: torch.nn.Module, arch: Mapping[str, Any],
@@ -283,7 +350,13 @@ class Run:
         if not self.writes:
             return path
         self._open()
-        return save_checkpoint(path, model=model, arch=arch, extra=extra)
+        try:
+            return save_checkpoint(path, model=model, arch=arch, extra=extra)
+        except (OSError, RuntimeError) as exc:  # torch reports a failed write (disk full) as a RuntimeError
+            reason = getattr(exc, "strerror", None) or str(exc).strip().splitlines()[0]
+            kept = f"the previous {path.name} is intact; " if path.is_file() else ""
+            raise RunFolderError(f"could not write {path} ({reason}); {kept}free space on that disk (or choose "
+                                 f"another --out) and continue with --resume") from exc
 
     def load_last(self, expected_arch: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """``checkpoints/last.pt`` (:func:`rlenhance.checkpoint.load_checkpoint`), read by rank 0 for every rank."""
@@ -315,20 +388,39 @@ class Run:
         return on_disk
 
     # -- images --
-    def save_grid(self, name: str, rows: Iterable[Sequence[torch.Tensor]], *, gap: int = 2) -> Path:
-        """Save ``samples/<name>.png``: each row is a list of (C, H, W) images placed side by side."""
+    def save_grid(self, name: str, rows: Iterable[Sequence[torch.Tensor]], *,
+                  captions: Sequence[str] | None = GRID_CAPTIONS, step: int | None = None,
+                  tag: str = "samples", gap: int = 2) -> Path:
+        """Save ``samples/<name>.png``: each row a list of (C, H, W) images in [0, 1] placed side by
+        side, under a band with a caption per column (``captions``; None: no band); with ``step``
+        the grid also goes to TensorBoard as image ``tag`` at that step."""
         path = self.dir / "samples" / f"{name}.png"
         if not self.writes:
             return path
-        grid = make_grid(rows, gap=gap)
+        grid = make_grid(rows, gap=gap, captions=captions)
         self._open()
         save_image(path, grid)
+        if step is not None:
+            self.writer.add_image(tag, grid, int(step), dataformats="HWC")
+            self.writer.flush()
         return path
 
-    def progress(self, total: int, initial: int = 0, desc: str = "episode") -> tqdm:
-        """A progress bar (shown by rank 0 only)."""
+    def progress(self, total: int, initial: int = 0, desc: str = "episode", *, leave: bool = True) -> tqdm:
+        """A progress bar (shown by rank 0 only); ``leave=False`` clears it when it closes (an
+        evaluation's bar under the run's)."""
         return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, mininterval=1.0,
-                    disable=not self.writes)
+                    disable=not self.writes, leave=leave)
+
+    def track(self, items: Iterable[Any], total: int | None = None, desc: str = "eval") -> Iterable[Any]:
+        """``items`` with a progress bar that is cleared at the end: an evaluation's progress
+        (a trainer wraps its loop over held-out batches or images), shown by rank 0 only."""
+        bar = self.progress(total if total is not None else len(items), desc=desc, leave=False)  # type: ignore[arg-type]
+        try:
+            for item in items:
+                yield item
+                bar.update(1)
+        finally:
+            bar.close()
 
     def say(self, *lines: str) -> None:
         """Print ``lines`` (rank 0 only: one copy for the job)."""
@@ -475,32 +567,3 @@ def _exit(ranks: Ranks, code: int) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
-
-
-def make_grid(rows: Iterable[Sequence[torch.Tensor]], *, gap: int = 2) -> np.ndarray:
-    """Tile images (C, H, W) into one RGB (H, W, 3) float array; gray images are expanded."""
-    rows = [[t.detach().float().cpu().clamp(0, 1) for t in row] for row in rows]
-    rows = [[t.expand(3, *t.shape[-2:]) if t.shape[0] == 1 else t for t in row] for row in rows]
-    height = max(t.shape[1] for row in rows for t in row)
-    width = max(sum(t.shape[2] for t in row) + gap * (len(row) - 1) for row in rows)
-    canvas = torch.ones(3, len(rows) * (height + gap) - gap, width)
-    for r, row in enumerate(rows):
-        x = 0
-        for t in row:
-            y = r * (height + gap)
-            canvas[:, y:y + t.shape[1], x:x + t.shape[2]] = t
-            x += t.shape[2] + gap
-    return canvas.permute(1, 2, 0).numpy()
-
-
-def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    if not rows:
-        return "(no rows)"
-    keys = list(rows[0])
-
-    def fmt(v: Any) -> str:  # a "|" inside a cell is escaped, so it does not end the cell
-        return (f"{v:.4g}" if isinstance(v, float) else str(v)).replace("|", "\\|")
-
-    lines = ["| " + " | ".join(fmt(k) for k in keys) + " |", "|" + "|".join("---" for _ in keys) + "|"]
-    lines += ["| " + " | ".join(fmt(row.get(k, "")) for k in keys) + " |" for row in rows]
-    return "\n".join(lines)

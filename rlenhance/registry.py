@@ -143,10 +143,10 @@ def _denoise_weights(name: str) -> Mapping[int, str]:
     return MappingProxyType({_GRAY: f"{name}_denoise.pt", _RGB: f"{name}_denoise_color.pt"})
 
 
-_FFDNET_TRAIN = ("python -m experiments.supervised_train --model ffdnet --task denoise --noise gaussian "
-                 "--sigma 0 15 25 50 75 --sigma-draw uniform")
+_FFDNET_TRAIN = ("python -m experiments.supervised_train --model ffdnet --task denoise --set data.noise=gaussian "
+                 "--sigma 0 15 25 50 75 --set data.sigma_draw=uniform")
 _POLICY_TRAIN = ("python -m experiments.denoise_train{agent} --sigma 15 25 50 --predictor "
-                 "rlenhance/weights/ffdnet_denoise.pt --observe-prediction --downscale 2")
+                 "rlenhance/weights/ffdnet_denoise.pt --observe-prediction --set model.downscale=2")
 _CLASSICAL_LABELS = {"auto-gamma": "Auto gamma", "histeq": "Histogram equalisation", "clahe": "CLAHE",
                      "gaussian": "Gaussian blur", "median": "Median filter", "bilateral": "Bilateral filter",
                      "bm3d": "BM3D", "telea": "Telea inpainting", "navier-stokes": "Navier-Stokes inpainting"}
@@ -172,7 +172,7 @@ METHODS: tuple[Method, ...] = (
            train=MappingProxyType({_RGB: "python -m experiments.lol_train"}),
            note="the low-light policy of the Enhance tab"),
     _supervised("lowlight", "mrpnet", "MRPNet + Generator", {_RGB: "mrpnet_lowlight.pt"},
-                {_RGB: "python -m experiments.supervised_train --model mrpnet --task lowlight"},
+                {_RGB: "python -m experiments.supervised_train --preset mrpnet-lowlight"},
                 "trained on SICE pairs"),
     *_classical("lowlight"),
     Method("denoise", "a3c", "PixelRL (A3C)", "RL", "rlenhance.denoisers:PolicyDenoiser", _denoise_weights("a3c"),
@@ -189,34 +189,34 @@ METHODS: tuple[Method, ...] = (
            "trained on gray images, sigma 15-50"),
     Method("denoise", "ffdnet", "FFDNet (blind)", "Supervised", "rlenhance.denoisers:NoiseLevelDenoiser",
            _denoise_weights("ffdnet"), ("tile", "ensemble", "sigma"), ("per_channel",), MappingProxyType({}),
-           MappingProxyType({_GRAY: _FFDNET_TRAIN, _RGB: _FFDNET_TRAIN + " --no-gray"}), "opponent",
+           MappingProxyType({_GRAY: _FFDNET_TRAIN, _RGB: _FFDNET_TRAIN + " --set data.gray=false"}), "opponent",
            "reads the noise level it estimates in each image; trained on gray images, sigma 0-75"),
     _supervised("denoise", "mrpnet", "MRPNet", _denoise_weights("mrpnet"),
-                {_GRAY: "python -m experiments.supervised_train --model mrpnet --task denoise",
-                 _RGB: "python -m experiments.supervised_train --model mrpnet --task denoise --no-gray"},
+                {_GRAY: "python -m experiments.supervised_train --preset mrpnet-denoise",
+                 _RGB: "python -m experiments.supervised_train --preset mrpnet-denoise-color"},
                 "trained on gray images, sigma 25", gray_on_colour="luma"),
     Method("denoise", "rse", "RSE-RL", "RL", "rlenhance.denoisers:RSERestorer", _denoise_weights("rse"), ("ensemble",),
            ("per_channel",), MappingProxyType({}),
-           MappingProxyType({_GRAY: "python -m experiments.rse_train --gray",
-                             _RGB: "python -m experiments.rse_train --predictor rlenhance/weights/ffdnet_denoise.pt"}),
+           MappingProxyType({_GRAY: "python -m experiments.rse_train --set task.gray=true",
+                             _RGB: "python -m experiments.rse_train --preset rse-denoise-color"}),
            "refuse", "patch latents refined by RL rounds, with the blind FFDNet's candidate; trained on colour "
            "images, sigma 25"),
     *_classical("denoise"),
     Method("completion", "a3c", "RL fill actions (A3C)", "RL", "rlenhance.completion:PolicyCompleter",
            MappingProxyType({_RGB: "a3c_completion.pt"}), ("ensemble",),
            train=MappingProxyType({_RGB: "python -m experiments.completion_train --predictor "
-                                         "rlenhance/weights/unet_completion.pt --downscale 2"}),
+                                         "rlenhance/weights/unet_completion.pt --set model.downscale=2"}),
            note="keep / diffuse / copy / blur / median or the U-Net's pixel per 2x2 block, 5 steps; trained on "
                 "bedroom photos"),
     _supervised("completion", "unet", "Completion U-Net", {_RGB: "unet_completion.pt"},
-                {_RGB: "python -m experiments.supervised_train --model unet --task completion --shift-holes"},
+                {_RGB: "python -m experiments.supervised_train --preset unet-completion --set train.init=none"},
                 "corrects the diffusion fill on a 4x coarser grid that sees the whole photo; trained on bedroom "
                 "photos"),
     _supervised("completion", "gated-pixelrnn", "Gated PixelRNN", {_RGB: "gated_pixelrnn_completion.pt"},
-                {_RGB: "python -m experiments.supervised_train --model gated-pixelrnn --task completion"},
+                {_RGB: "python -m experiments.supervised_train --preset gated-pixelrnn-completion"},
                 "trained on bedroom photos"),
     _supervised("completion", "pixelrnn", "PixelRNN (ConvLSTM)", {_RGB: "pixelrnn_completion.pt"},
-                {_RGB: "python -m experiments.supervised_train --model pixelrnn --task completion"},
+                {_RGB: "python -m experiments.supervised_train --preset pixelrnn-completion"},
                 "trained on bedroom photos"),
     *_classical("completion"),
 )

@@ -34,7 +34,8 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUD
 ROOT = Path(__file__).resolve().parents[1]
 #: Two-episode runs on the embedded photos, one evaluation at the end.
 LOL_TINY = ["--episodes", "2", "--eval-every", "2", "--batch", "2", "--crop", "32", "--steps", "2", "--test-steps", "2",
-            "--eval-size", "48", "--width", "8", "--samples", "0", "--threads", "1", "--device", "cuda"]
+            "--eval-size", "48", "--width", "8", "--samples", "0", "--threads", "1", "--device", "cuda",
+            "--set", "task.min_steps=none"]
 DENOISE_TINY = ["--episodes", "2", "--eval-every", "2", "--batch", "2", "--crop", "16", "--steps", "2", "--width", "8",
                 "--eval-images", "1", "--samples", "0", "--threads", "1", "--device", "cuda"]
 
@@ -128,7 +129,7 @@ def test_a3c_loss_and_gradients_on_cuda_match_cpu(full_float32):
 
 def test_lol_train_on_cuda_writes_a_checkpoint_the_cpu_enhancer_loads(tmp_path, full_float32):
     out = Path(lol_train.main([*LOL_TINY, "--out", str(tmp_path / "run")]))
-    assert json.loads((out / "config.json").read_text())["device"] == "cuda"
+    assert json.loads((out / "config.json").read_text())["run"]["device"] == "cuda"
     best = out / "checkpoints" / "best.pt"
     assert load_checkpoint(best)["extra"]["episode"] == 2
     image = np.random.default_rng(0).uniform(0.0, 0.2, (40, 60, 3)).astype(np.float32)
@@ -139,7 +140,7 @@ def test_lol_train_on_cuda_writes_a_checkpoint_the_cpu_enhancer_loads(tmp_path, 
 
 def test_denoise_train_on_cuda_writes_a_checkpoint_the_cpu_denoiser_loads(tmp_path):
     out = Path(denoise_train.main([*DENOISE_TINY, "--out", str(tmp_path / "run")]))
-    assert json.loads((out / "config.json").read_text())["device"] == "cuda"
+    assert json.loads((out / "config.json").read_text())["run"]["device"] == "cuda"
     best = out / "checkpoints" / "best.pt"
     assert load_checkpoint(best)["extra"]["episode"] == 2
     clean, noisy = noisy_camera(24, 32)
@@ -157,5 +158,5 @@ def test_lol_train_under_torchrun_on_cuda(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     config = json.loads((out / "config.json").read_text())
-    assert config["world_size"] == 1 and config["device"] == "cuda"
+    assert config["world_size"] == 1 and config["run"]["device"] == "cuda"
     assert load_checkpoint(out / "checkpoints" / "last.pt")["extra"]["episode"] == 2

@@ -35,6 +35,8 @@ def restore_one(restore: Restore, path: Path, target: Path, on_exists: str, max_
         start = time.perf_counter()
         result, figure = restore(path, image)
         seconds = time.perf_counter() - start
+        height, width = image.shape[:2]
+        del image  # not needed to save the result: a large photo's input is freed first
         save_image(target, result, overwrite=on_exists == "replace")
     except FileExistsError:
         if on_exists == "skip":
@@ -44,9 +46,8 @@ def restore_one(restore: Restore, path: Path, target: Path, on_exists: str, max_
         return path, error, f"FAILED {path}: {error}", False
     except (ImageError, OSError) as exc:
         return path, str(exc), f"FAILED {path}: {exc}", False
-    height, width = image.shape[:2]
     size = f"{width}x{height}"
-    if result.shape[:2] != image.shape[:2]:  # a super-resolution model
+    if result.shape[:2] != (height, width):  # a super-resolution model
         size += f" -> {result.shape[1]}x{result.shape[0]}"
     return path, None, f"{path} -> {target}  {size}  {seconds * 1000:.0f} ms  {figure}", False
 

@@ -27,7 +27,7 @@ SAC_BATCH = 4
 BN_BATCH, BN_CHANNELS = 6, 3
 #: supervised_train's arguments (the global --batch is 4); ``--out`` is added.
 SUPERVISED_ARGS = ["--epochs", "1", "--steps-per-epoch", "3", "--batch", "4", "--crop", "32", "--width", "8",
-                   "--samples", "1", "--val-samples", "2", "--device", "cpu", "--threads", "1"]
+                   "--set", "run.samples=1", "--set", "data.val_samples=2", "--device", "cpu", "--threads", "1"]
 
 
 def a3c_weights(ranks: Ranks, episodes: int = EPISODES) -> dict[str, torch.Tensor]:

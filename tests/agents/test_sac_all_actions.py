@@ -8,8 +8,6 @@ import envs
 from agents.a3c import policy_kwargs_from_env
 from agents.sac import SAC, SACConfig
 from experiments import denoise_train, lol_train
-from experiments.rl_common import check_args, resolve_args
-from experiments.runs import parse_config
 from rlenhance.models.policy import PixelActorCritic, build_policy_input
 
 TINY_NET = dict(width=8, dilations=(1, 2), branch_dilations=(2,))
@@ -83,9 +81,8 @@ def test_refusals_name_what_is_wrong():
         agent.train_episode(venv, seed=0)
     with pytest.raises(ValueError, match="all_action_rewards: needs a discrete policy"):
         SAC(PixelActorCritic(6, 3, None, width=4, bounded_mean=False), SACConfig(all_action_rewards=True))
-    with pytest.raises(ValueError, match="--sac-all-action-rewards: this task's env"):
-        check_args(resolve_args(parse_config(lol_train.Args, ["--agent", "sac", "--sac-all-action-rewards"])))
-    args = resolve_args(parse_config(denoise_train.Args, ["--agent", "sac", "--sac-all-action-rewards"]))
-    check_args(args)
-    assert args.sac_all_action_rewards is True
+    with pytest.raises(ValueError, match="sac.all_action_rewards: this task's env"):
+        lol_train.parse_args(["--agent", "sac", "--set", "sac.all_action_rewards=true"])
+    args = denoise_train.parse_args(["--agent", "sac", "--set", "sac.all_action_rewards=true"])
+    assert args.sac.all_action_rewards is True
 

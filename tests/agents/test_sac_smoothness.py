@@ -106,10 +106,10 @@ def test_lol_train_keeps_smooth_on_mean_for_continuous_sac():
     from experiments.lol_train import parse_args
 
     def checked(*flags):
-        return parse_args(flags)
+        return parse_args(flags).reward
 
-    assert checked("--agent", "sac").smooth_on_mean
-    assert not checked("--agent", "sac", "--action", "discrete").smooth_on_mean
-    assert not checked("--agent", "sac", "--no-smooth-on-mean").smooth_on_mean
-    with pytest.raises(ValueError, match="--smooth-on-mean"):
-        checked("--agent", "sac", "--action", "discrete", "--smooth-on-mean")
+    assert checked("--agent", "sac").smooth_on_mean  # continuous by default: the greedy alpha map
+    assert not checked("--agent", "sac", "--set", "task.action=discrete", "--set",
+                       "reward.smooth_on_mean=false").smooth_on_mean
+    with pytest.raises(ValueError, match="reward.smooth_on_mean: needs a3c with discrete actions"):
+        checked("--agent", "sac", "--set", "task.action=discrete")  # refused, never silently switched off

@@ -16,7 +16,8 @@ def denoiser(tmp_path_factory):
 
 
 def tiny(path):
-    return ["--backbone", "mrpnet", "--init-backbone", str(path), "--episodes", "2", "--eval-every", "1",
+    return ["--set", "model.backbone=mrpnet", "--set", f"model.init_backbone={path}", "--episodes", "2",
+            "--eval-every", "1",
             "--batch", "1", "--crop", "16", "--steps", "2", "--width", "4", "--eval-images", "1", "--threads", "1"]
 
 
@@ -28,7 +29,7 @@ def test_runs_both_agents_per_seed_and_compares_every_evaluation(denoiser, tmp_p
         assert row["higher"] + row["equal"] + row["lower"] == 2
     for seed in (0, 3):
         logs = {v: (out / f"{v}_seed{seed}.log").read_text() for v in bootstrap.VARIANTS}
-        assert "--random-backbone" in logs["random"] and "copied into the mrpnet backbone" not in logs["random"]
+        assert "model.random_backbone" in logs["random"] and "copied into the mrpnet backbone" not in logs["random"]
         assert "copied into the mrpnet backbone" in logs["bootstrapped"]
         for v in bootstrap.VARIANTS:
             config = (out / f"{v}_seed{seed}" / "config.json").read_text()
@@ -43,9 +44,9 @@ def test_runs_both_agents_per_seed_and_compares_every_evaluation(denoiser, tmp_p
 
 
 @pytest.mark.parametrize("extra, words", [
-    (["--", "--backbone", "mrpnet"], "--init-backbone"),
-    (["--seeds", "0", "--", "--init-backbone", "x.pt", "--seed", "1"], "--seed and --out"),
-    (["--jobs", "0", "--", "--init-backbone", "x.pt"], "--jobs 0"),
+    (["--", "--set", "model.backbone=mrpnet"], "model.init_backbone"),
+    (["--seeds", "0", "--", "--set", "model.init_backbone=x.pt", "--seed", "1"], "--seed and --out"),
+    (["--jobs", "0", "--", "--set", "model.init_backbone=x.pt"], "--jobs 0"),
 ])
 def test_bad_arguments_are_refused_before_any_run(extra, words, tmp_path, capsys):
     with pytest.raises(SystemExit):
@@ -58,10 +59,10 @@ def test_a_failing_run_reports_its_log(tmp_path):
     failed = "(?s)(random|bootstrapped)_seed0: the run failed .*_seed0.log ends:.*no such file"
     with pytest.raises(RuntimeError, match=failed):
         bootstrap.main(["--seeds", "0", "--out", str(tmp_path / "bench"), "--",
-                        "--backbone", "mrpnet", "--init-backbone", str(tmp_path / "missing.pt")])
+                        "--set", "model.backbone=mrpnet", "--set", f"model.init_backbone={tmp_path / 'missing.pt'}"])
 
 
 def test_read_metric_names_the_file_when_the_metric_is_missing(tmp_path):
-    (tmp_path / "metrics.csv").write_text("step,wall_time,metric,value\n1,0.1,charts/lr,0.001\n")
+    (tmp_path / "metrics.csv").write_text("step,wall_time,charts/lr\n1,0.1,0.001\n")
     with pytest.raises(ValueError, match="metrics.csv: no 'eval/psnr' rows"):
         bootstrap.read_metric(tmp_path, "eval/psnr")

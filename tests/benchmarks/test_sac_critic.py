@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("sac_critic")
-    sac = denoise_train.main(TINY + ["--agent", "sac", "--sac-learning-starts", "2", "--sac-batch", "2",
+    sac = denoise_train.main(TINY + ["--agent", "sac", "--set", "sac.learning_starts=2", "--set", "sac.batch=2",
                                      "--out", str(root / "sac")])
     a3c = denoise_train.main(TINY + ["--out", str(root / "a3c")])
     return sac / "checkpoints" / "last.pt", a3c / "checkpoints" / "last.pt"
@@ -50,7 +50,7 @@ def test_report_reads_the_envs_rewards_and_the_critics(runs):
 
 
 def test_a_run_with_a_predictor_scores_its_tenth_action(tmp_path):
-    out = denoise_train.main(TINY + ["--agent", "sac", "--sac-learning-starts", "2", "--sac-batch", "2",
+    out = denoise_train.main(TINY + ["--agent", "sac", "--set", "sac.learning_starts=2", "--set", "sac.batch=2",
                                      "--predictor", str(ROOT / "rlenhance" / "weights" / "mrpnet_denoise.pt"),
                                      "--out", str(tmp_path / "sac")])
     (report,) = sac_critic.main([str(out / "checkpoints" / "last.pt"), "--crops", "2"])
@@ -75,7 +75,7 @@ def test_fit_trains_one_part_alone(runs, capsys, part):
     fit = (sac_critic.fit_critics(agent, venv, 3, episodes=2, seed=SEED, lr=1e-2) if part == "critic"
            else sac_critic.fit_actor(agent, venv, 3, episodes=2, seed=SEED))
     assert list(fit) == [1, 2, 3] and agent.alpha == alpha
-    assert agent.config.gamma == (0.0 if part == "critic" else args.gamma)
+    assert agent.config.gamma == (0.0 if part == "critic" else args.sac.gamma)
     assert len(agent.buffer) == 2 * CROPS * 2  # 2 episodes of --steps 2 on CROPS crops, nothing of the run's own
     for name, module in (("actor", agent.policy), ("critic", agent.critics)):
         same = all(torch.equal(a, b) for a, b in zip(before[name], module.parameters()))
@@ -121,11 +121,11 @@ def test_critic_greedy_takes_the_action_of_the_highest_lower_q(runs):
     venv = sac_critic.run_env(args, 2, runs[0])
     obs, _ = venv.reset(seed=SEED)
     options = {"clean": venv.task.clean.clone(), "noisy": obs["image"].clone()}
-    output = policy_rollout(sac_critic.CriticGreedy(agent), venv.task, options, steps=args.steps)
+    output = policy_rollout(sac_critic.CriticGreedy(agent), venv.task, options, steps=args.task.steps)
     venv.reset(seed=SEED, options=options)
     w = obs["image"].shape[-1]
     actions = torch.full_like(obs["image"], 6, dtype=torch.long)
     actions[..., w // 2:] = 3
-    for _ in range(args.steps):
+    for _ in range(args.task.steps):
         expected, *_ = venv.step(actions)
     torch.testing.assert_close(output, expected["image"])

@@ -16,15 +16,15 @@ _POLL_S = 0.02
 
 
 def _has_logged(out: Path) -> bool:
-    """metrics.csv holds a row below its header."""
-    metrics = out / "metrics.csv"
-    return metrics.is_file() and len(metrics.read_text().splitlines()) > 1
+    """metrics.csv or train.csv holds a row below its header."""
+    tables = (out / "metrics.csv", out / "train.csv")
+    return any(table.is_file() and len(table.read_text().splitlines()) > 1 for table in tables)
 
 
 @pytest.fixture
 def signalled_run():
     """``signalled_run(module, argv, out, signum) -> CompletedProcess``: run ``python -m module
-    *argv --out out``, send ``signum`` once its metrics.csv holds a row (so the training loop is
+    *argv --out out``, send ``signum`` once its metrics.csv or train.csv holds a row (so the training loop is
     running) and wait for it to exit. ``.message`` is the last line of its stderr as a terminal
     shows it (progress bars redraw with carriage returns)."""
 

@@ -2,7 +2,6 @@
 validation split (never on --test), predictor (also shipped beside the policy), backbone, resume,
 Ctrl-C between and before evaluations."""
 
-import csv
 import json
 import shutil
 import subprocess
@@ -16,8 +15,7 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from agents.rollout import load_predictor, load_rollout_policy
 from experiments import completion_train
-from experiments.rl_common import resolve_args
-from experiments.runs import parse_config
+from experiments.runs import scalar_rows
 from rlenhance.checkpoint import SupervisedSpec, load_checkpoint, save_checkpoint
 from rlenhance.data import OccludedPairs
 from rlenhance.errors import CheckpointError, DatasetError
@@ -73,9 +71,8 @@ def tiny_run(data, tmp_path_factory):
 
 def test_run_folder_contents(tiny_run, data):
     config = json.loads((tiny_run / "config.json").read_text())
-    assert config["predictor"] == str(data / "gated.pt") and config["episodes"] == 4
-    with open(tiny_run / "metrics.csv") as handle:
-        rows = list(csv.DictReader(handle))
+    assert config["task"]["predictor"] == str(data / "gated.pt") and config["run"]["episodes"] == 4
+    rows = list(scalar_rows(tiny_run))
     names = {r["metric"] for r in rows}
     assert {"charts/episode_return", "losses/value_loss", "eval/hole_psnr", "eval/hole_ssim", "eval/psnr",
             "eval/input_hole_psnr", "eval/predictor_hole_psnr"} <= names
@@ -83,7 +80,7 @@ def test_run_folder_contents(tiny_run, data):
     assert (tiny_run / "samples" / "episode_000004.png").is_file()
     best = load_checkpoint(tiny_run / "checkpoints" / "best.pt")
     last = load_checkpoint(tiny_run / "checkpoints" / "last.pt")
-    assert "agent" in last["extra"] and "agent" not in best["extra"]
+    assert "state" in last["extra"] and "state" not in best["extra"]
     spec = best["extra"]["spec"]
     restorer = load_rollout_policy(tiny_run / "checkpoints" / "best.pt")  # the predictor comes back from its path
     assert spec.task == "completion" and restorer.task.actions[-1] == "predict"
@@ -135,12 +132,11 @@ def test_best_is_chosen_on_the_validation_split_never_on_the_test_pairs(data, tm
         return frozenset(item["name"] for item in dataset)
 
     val_names = names(OccludedPairs(data / "pairs", split="val", val_fraction=0.4, seed=0))  # as without --test
-    train, val, test = completion_train.open_data(resolve_args(parse_config(completion_train.Args, argv)))
+    train, val, test = completion_train.open_data(completion_train.parse_args(argv))
     assert (names(val), names(test)) == (val_names, test_names)
     assert len(val_names) == 2 and not names(train) & val_names  # held out of training
     assert calls == [val_names, test_names] * 2  # both, at each of the two evaluations
-    with open(out / "metrics.csv") as handle:
-        at = {(r["metric"], int(r["step"])): float(r["value"]) for r in csv.DictReader(handle)}
+    at = {(r["metric"], int(r["step"])): float(r["value"]) for r in scalar_rows(out)}
     assert [at["eval/hole_psnr", s] for s in (2, 4)] == [11.0, 12.0]
     assert [at["test/hole_psnr", s] for s in (2, 4)] == [39.0, 38.0]
     best = load_checkpoint(out / "checkpoints" / "best.pt")["extra"]
@@ -173,7 +169,7 @@ def test_a_policy_shipped_with_its_predictor_beside_it_loads_anywhere(data, tmp_
     torch.testing.assert_close(ensembled[mask.expand_as(occluded) == 0], occluded[mask.expand_as(occluded) == 0])
     (shipped / "gated.pt").unlink()
     with pytest.raises(CheckpointError, match=r"predictor gated.pt: no such file at .*trainer/gated.pt, "
-                                              r".*shipped/gated.pt, .*weights/gated.pt; .*predictor="):
+                                              r".*shipped/gated.pt, .*weights/gated.pt; .*its spec.s predictor"):
         load_rollout_policy(policy)
 
 
@@ -193,8 +189,8 @@ def test_resume_continues_to_the_same_weights(data, tmp_path):
 def test_pixelrnn_backbone_starts_from_the_checkpoint_and_stays_frozen(data, tmp_path):
     """--init-backbone copies the gated PixelRNN; --freeze-backbone 2 keeps it for episodes 0-1 only."""
     out = tmp_path / "backbone"
-    args = tiny_args(data, out, "--backbone", "pixelrnn", "--init-backbone", str(data / "gated.pt"),
-                     "--freeze-backbone", "2")
+    args = tiny_args(data, out, "--set", "model.backbone=pixelrnn", "--set", f"model.init_backbone={data / 'gated.pt'}",
+                     "--set", "model.freeze_backbone=2")
     half = list(args)
     half[half.index("--episodes") + 1] = "2"
     completion_train.main(half)
@@ -209,10 +205,10 @@ def test_pixelrnn_backbone_starts_from_the_checkpoint_and_stays_frozen(data, tmp
 
 
 def test_sac_smoke(data, tmp_path):
-    out = completion_train.main(tiny_args(data, tmp_path / "sac", "--agent", "sac", "--sac-learning-starts", "2",
-                                          "--sac-batch", "2", "--episodes", "2"))
+    out = completion_train.main(tiny_args(data, tmp_path / "sac", "--agent", "sac", "--set", "sac.learning_starts=2",
+                                          "--set", "sac.batch=2", "--episodes", "2"))
     last = load_checkpoint(Path(out) / "checkpoints" / "last.pt")
-    assert last["extra"]["algorithm"] == "sac" and "critics" in last["extra"]["agent"]
+    assert last["extra"]["algorithm"] == "sac" and "critics" in last["extra"]["state"]
     assert np.isfinite(last["extra"]["scores"]["eval/hole_psnr"])
 
 
@@ -230,8 +226,8 @@ def test_synthetic_holes_are_seeded_per_image():
 
 @pytest.mark.parametrize("argv, error, words", [
     (["--predictor", "/nonexistent/model.pt"], FileNotFoundError, "--predictor"),
-    (["--val-fraction", "1.5"], ValueError, "--val-fraction"),
-    (["--occlusion", "blob"], SystemExit, None),  # argparse: not a choice
+    (["--val-fraction", "1.5"], ValueError, "task.val_fraction 1.5"),
+    (["--occlusion", "blob"], ValueError, "task.occlusion: 'blob' is not one of box, stroke, mixed"),
 ])
 def test_bad_arguments_raise_clear_errors(argv, error, words, tmp_path):
     with pytest.raises(error, match=words):
@@ -254,8 +250,7 @@ def test_cli_error_exit_code(data):
 
 # --- an interrupted run resumes where it stopped ------------------------------------------------------
 def steps_of(out, metric):
-    with open(Path(out) / "metrics.csv") as handle:
-        return [int(r["step"]) for r in csv.DictReader(handle) if r["metric"] == metric]
+    return [int(r["step"]) for r in scalar_rows(Path(out)) if r["metric"] == metric]
 
 
 @pytest.fixture(scope="module")
@@ -312,13 +307,14 @@ def test_an_interrupted_sac_run_resumes(data, tmp_path, signal_on_call):
     """SAC stops between evaluations too; its replay buffer is not saved, so the resumed run refills it."""
     from agents.sac import SAC
 
-    argv = tiny_args(data, tmp_path / "sac", "--agent", "sac", "--sac-learning-starts", "2", "--sac-batch", "2")
+    argv = tiny_args(data, tmp_path / "sac", "--agent", "sac", "--set", "sac.learning_starts=2",
+                     "--set", "sac.batch=2")
     undo = signal_on_call(SAC, "train_episode", 3)
     with pytest.raises(KeyboardInterrupt, match="interrupted at episode 3 of 4"):
         completion_train.main(argv)
     undo()
     last = load_checkpoint(tmp_path / "sac" / "checkpoints" / "last.pt")["extra"]
-    assert (last["episode"], last["eval_episode"], last["best_episode"]) == (3, 2, 2) and "critics" in last["agent"]
+    assert (last["episode"], last["eval_episode"], last["best_episode"]) == (3, 2, 2) and "critics" in last["state"]
     completion_train.main([*argv, "--resume"])
     last = load_checkpoint(tmp_path / "sac" / "checkpoints" / "last.pt")["extra"]
     assert last["episode"] == 4 and np.isfinite(last["scores"]["eval/hole_psnr"])

@@ -2,7 +2,6 @@
 validation split (never on --test), resume, SAC, a blind colour policy (several --sigma levels), bad
 arguments, SIGTERM and kills between the run folder's writes."""
 
-import csv
 import json
 import re
 import shutil
@@ -19,8 +18,8 @@ from skimage.metrics import peak_signal_noise_ratio
 import envs
 from agents.rollout import load_rollout_policy
 from experiments import denoise_train
-from experiments.rl_common import make_agent, resolve_args
-from experiments.runs import parse_config
+from experiments.rl_common import make_agent
+from experiments.runs import scalar_rows
 from experiments.sigmas import noise_text
 from rlenhance.checkpoint import load_checkpoint
 from rlenhance.data import UnpairedImages, noisy_test_set
@@ -66,9 +65,8 @@ def tiny_run(folders, tmp_path_factory):
 def test_run_folder_contents(tiny_run):
     out = Path(tiny_run)
     config = json.loads((out / "config.json").read_text())
-    assert config["sigma"] == SIGMA and config["gamma"] == 0.95 and config["agent"] == "a3c"
-    with open(out / "metrics.csv") as handle:
-        rows = list(csv.DictReader(handle))
+    assert config["task"]["sigma"] == [SIGMA] and config["a3c"]["gamma"] == 0.95 and config["agent"] == "a3c"
+    rows = list(scalar_rows(out))
     names = {r["metric"] for r in rows}
     assert {"charts/episode_return", "losses/value_loss", "losses/policy_loss", "eval/psnr", "eval/ssim",
             "eval/input_psnr", "test/psnr", "test/ssim", "test/input_psnr"} <= names
@@ -76,7 +74,7 @@ def test_run_folder_contents(tiny_run):
     assert (out / "samples" / "episode_000002.png").is_file() and (out / "samples" / "episode_000004.png").is_file()
     last = load_checkpoint(out / "checkpoints" / "last.pt")
     best = load_checkpoint(out / "checkpoints" / "best.pt")
-    assert last["extra"]["episode"] == 4 and "agent" in last["extra"] and "agent" not in best["extra"]
+    assert last["extra"]["episode"] == 4 and "state" in last["extra"] and "state" not in best["extra"]
     spec = best["extra"]["spec"]
     assert spec.task == "denoise" and spec.transition.steps == 2 and spec.env_kwargs["sigma"] == SIGMA
     assert (spec.channels, spec.sigmas) == (1, (SIGMA,))  # one level: gray, not blind
@@ -105,22 +103,21 @@ def test_best_is_chosen_on_the_validation_split_never_on_the_test_images(folders
 
     monkeypatch.setattr(denoise_train, "evaluate", rigged)
     out = Path(denoise_train.main(tiny_args(folders, tmp_path / "run")))
-    args = resolve_args(parse_config(denoise_train.Args, tiny_args(folders, tmp_path / "x")))
+    args = denoise_train.parse_args(tiny_args(folders, tmp_path / "x"))
     train_set, val_set, test_set = denoise_train.open_data(args)
     train_names, val_names = {item["name"] for item in train_set}, {item["name"] for item in val_set}
     assert val_names and not train_names & val_names  # held out of training
     assert train_names | val_names == {f"train{k}.png" for k in range(4)}
     assert {item["name"] for item in test_set} == TEST_NAMES
     assert calls == [frozenset(val_names), TEST_NAMES] * 2  # both, at each of the two evaluations
-    with open(out / "metrics.csv") as handle:
-        at = {(r["metric"], int(r["step"])): float(r["value"]) for r in csv.DictReader(handle)}
+    at = {(r["metric"], int(r["step"])): float(r["value"]) for r in scalar_rows(out)}
     assert [at["eval/psnr", s] for s in (2, 4)] == [11.0, 12.0] and [at["test/psnr", s] for s in (2, 4)] == [39.0, 38.0]
     best = load_checkpoint(out / "checkpoints" / "best.pt")["extra"]
     assert (best["best"], best["best_episode"], best["metric"]) == (12.0, 4, "eval/psnr")  # not the test's 39 at 2
     assert best["scores"]["test/psnr"] == 38.0 and best["scores"]["eval/psnr"] == 12.0
     # without --test: the same validation split, no test scores
     no_test = [a for a in tiny_args(folders, tmp_path / "y") if a != str(folders / "test") and a != "--test"]
-    args = resolve_args(parse_config(denoise_train.Args, no_test))
+    args = denoise_train.parse_args(no_test)
     _, same_val, no_test_set = denoise_train.open_data(args)
     assert no_test_set is None and {item["name"] for item in same_val} == val_names
 
@@ -171,31 +168,29 @@ def test_resume_continues_to_the_same_weights(folders, tmp_path):
     for key, value in a["state_dict"].items():
         assert torch.equal(value, b["state_dict"][key]), key
     assert a["extra"]["scores"]["eval/psnr"] == b["extra"]["scores"]["eval/psnr"]
-    with open(Path(split) / "metrics.csv") as handle:
-        steps = [int(r["step"]) for r in csv.DictReader(handle) if r["metric"] == "charts/episode_return"]
+    steps = [int(r["step"]) for r in scalar_rows(Path(split)) if r["metric"] == "charts/episode_return"]
     assert steps == [1, 2, 3, 4]
 
 
 def test_sac_smoke(folders, tmp_path):
-    out = denoise_train.main(tiny_args(folders, tmp_path / "sac", "--agent", "sac", "--sac-learning-starts", "2",
-                                       "--sac-batch", "2", "--episodes", "2", "--eval-every", "2"))
+    out = denoise_train.main(tiny_args(folders, tmp_path / "sac", "--agent", "sac", "--set", "sac.learning_starts=2",
+                                       "--set", "sac.batch=2", "--episodes", "2", "--eval-every", "2"))
     last = load_checkpoint(Path(out) / "checkpoints" / "last.pt")
-    assert last["extra"]["algorithm"] == "sac" and "critics" in last["extra"]["agent"]
+    assert last["extra"]["algorithm"] == "sac" and "critics" in last["extra"]["state"]
     assert last["arch"]["kwargs"]["n_actions"] == 9  # discrete SAC over the nine filters
     config = json.loads((Path(out) / "config.json").read_text())
-    assert config["lr"] == 3e-4 and config["sac_batch"] == 2
-    with open(Path(out) / "metrics.csv") as handle:
-        names = {r["metric"] for r in csv.DictReader(handle)}
+    assert config["sac"]["lr"] == 3e-4 and config["sac"]["batch"] == 2
+    names = {r["metric"] for r in scalar_rows(Path(out))}
     assert {"losses/value_loss", "losses/policy_loss", "charts/alpha", "eval/psnr"} <= names
 
 
 def test_pixelrl_network_options(folders):
-    args = denoise_train.resolve_task_args(resolve_args(parse_config(
-        denoise_train.Args, ["--width", "8", "--conv-gru", "--reward-map-conv", "--crop", "16", "--batch", "1"])))
-    assert (args.crop, args.steps, args.gamma, args.sigma, args.gray) == (16, 5, 0.95, 25.0, True)
+    args = denoise_train.parse_args(["--preset", "pixelrl", "--width", "8", "--crop", "16", "--batch", "1"])
+    t = args.task
+    assert (t.crop, t.steps, args.a3c.gamma, t.sigma, t.gray) == (16, 5, 0.95, (25.0,), True)
     venv = envs.make_vec(denoise_train.ENV_ID, num_envs=1, data=UnpairedImages(folders / "train", gray=True),
                          **denoise_train.env_kwargs(args))
-    agent = make_agent(args, venv)
+    agent = make_agent(args, venv, steps=t.steps)
     assert agent.policy.gru is not None and agent.rmc is not None and agent.policy.in_channels == 1
 
 
@@ -208,11 +203,12 @@ def test_init_backbone_reads_the_shape_from_the_checkpoint(model, folders, tmp_p
     torch.manual_seed(1)
     net = MRPNet(1, width=4) if model == "MRPNet" else CombinedModel(1, width=4)
     path = save_checkpoint(tmp_path / "sup.pt", model=net, arch=net.arch(), extra={})
-    argv = ["--width", "8", "--crop", "16", "--batch", "1", "--backbone", "mrpnet", "--init-backbone", str(path)]
-    args = resolve_args(parse_config(denoise_train.Args, argv))
+    argv = ["--width", "8", "--crop", "16", "--batch", "1", "--set", "model.backbone=mrpnet",
+            "--set", f"model.init_backbone={path}"]
+    args = denoise_train.parse_args(argv)
     venv = envs.make_vec(denoise_train.ENV_ID, num_envs=1, data=UnpairedImages(folders / "train", gray=True),
                          **denoise_train.env_kwargs(args))
-    policy = make_agent(args, venv).policy
+    policy = make_agent(args, venv, steps=5).policy
     assert policy.arch()["kwargs"]["backbone_width"] == 4
     source = net if model == "MRPNet" else net.denoiser
     for name, value in source.state_dict().items():
@@ -221,9 +217,10 @@ def test_init_backbone_reads_the_shape_from_the_checkpoint(model, folders, tmp_p
     # --random-backbone: the same shape, none of the file's weights; on the same seed the policy is
     # the bootstrapped one with the random trunk it had before the copy (the control of a comparison)
     torch.manual_seed(0)
-    control = make_agent(resolve_args(parse_config(denoise_train.Args, [*argv, "--random-backbone"])), venv).policy
+    control = make_agent(denoise_train.parse_args([*argv, "--set", "model.random_backbone=true"]), venv,
+                         steps=5).policy
     torch.manual_seed(0)
-    fresh = make_agent(resolve_args(parse_config(denoise_train.Args, argv)), venv).policy
+    fresh = make_agent(denoise_train.parse_args(argv), venv, steps=5).policy
     assert control.arch() == fresh.arch() == policy.arch()
     control_state, fresh_state = control.state_dict(), fresh.state_dict()
     conv = [name for name in source.state_dict() if name.endswith("weight") and not name.startswith("head.")]
@@ -237,13 +234,16 @@ def test_init_backbone_reads_the_shape_from_the_checkpoint(model, folders, tmp_p
     (["--sigma", "nan"], ValueError, "--sigma nan: expected noise levels that are finite numbers >= 0"),
     (["--sigma", "15", "inf"], ValueError, "--sigma 15.0 inf: expected noise levels that are finite"),
     (["--sigma", "15", "15"], ValueError, "--sigma 15.0 15.0: .*repeated"),
-    (["--eval-every", "0"], ValueError, "--eval-every"),
-    (["--agent", "sac", "--conv-gru"], ValueError, "--conv-gru"),
-    (["--agent", "sac", "--lr-decay", "poly"], ValueError, "--lr-decay poly"),
-    (["--agent", "sac", "--gamma", "1.0"], ValueError, "gamma"),
-    (["--init-backbone", "model.pt"], ValueError, "--backbone"),
-    (["--backbone", "mrpnet", "--init-backbone", "/nonexistent/model.pt"], FileNotFoundError, "--init-backbone"),
-    (["--backbone", "mrpnet", "--random-backbone"], ValueError, "--random-backbone .* --init-backbone"),
+    (["--eval-every", "0"], ValueError, "run.eval_every 0: expected an integer >= 1"),
+    (["--agent", "sac", "--set", "model.conv_gru=true"], ValueError, "model.conv_gru: an A3C option"),
+    (["--agent", "sac", "--set", "a3c.lr_decay=poly"], ValueError, "a3c.lr_decay: the agent is sac"),
+    (["--agent", "sac", "--set", "sac.gamma=1.0"], ValueError, "gamma"),
+    (["--set", "sac.batch=4"], ValueError, "sac.batch: the agent is a3c"),
+    (["--set", "model.init_backbone=model.pt"], ValueError, "set model.backbone"),
+    (["--set", "model.backbone=mrpnet", "--set", "model.init_backbone=/nonexistent/model.pt"], FileNotFoundError,
+     "model.init_backbone"),
+    (["--set", "model.backbone=mrpnet", "--set", "model.random_backbone=true"], ValueError,
+     "model.random_backbone .* model.init_backbone"),
     (["--data", "/nonexistent/folder"], DatasetError, "--data"),
 ])
 def test_bad_arguments_raise_clear_errors(argv, error, words, tmp_path):
@@ -254,10 +254,10 @@ def test_bad_arguments_raise_clear_errors(argv, error, words, tmp_path):
 
 def test_an_empty_sigma_is_refused_by_name(capsys):
     with pytest.raises(SystemExit):
-        parse_config(denoise_train.Args, ["--sigma"])
+        denoise_train.parse_args(["--sigma"])
     assert "argument --sigma: expected at least one argument" in capsys.readouterr().err
     with pytest.raises(ValueError, match="--sigma : expected one noise level or more"):
-        denoise_train.resolve_task_args(denoise_train.Args(sigma=()))
+        denoise_train.parse_args(["--set", "task.sigma=[]"])
 
 
 def test_a_blind_colour_policy_is_scored_at_every_level(folders, tmp_path):
@@ -266,9 +266,8 @@ def test_a_blind_colour_policy_is_scored_at_every_level(folders, tmp_path):
     the spec records both levels and three channels, and the policy restores colour images."""
     out = Path(denoise_train.main(tiny_args(folders, tmp_path / "blind", "--no-gray", "--sigma", "40", "10")))
     config = json.loads((out / "config.json").read_text())
-    assert config["sigma"] == [10.0, 40.0] and config["gray"] is False  # ascending
-    with open(out / "metrics.csv") as handle:
-        rows = list(csv.DictReader(handle))
+    assert config["task"]["sigma"] == [10.0, 40.0] and config["task"]["gray"] is False  # ascending
+    rows = list(scalar_rows(out))
     at = {(r["metric"], int(r["step"])): float(r["value"]) for r in rows}
     for step in (2, 4):
         for name in ("psnr", "ssim", "input_psnr"):
@@ -292,7 +291,7 @@ def test_a_blind_colour_policy_is_scored_at_every_level(folders, tmp_path):
     summary = (out / "summary.md").read_text()
     assert "| sigma 10 40 |" in summary and "psnr_sigma10" in summary and "input_psnr_sigma40" in summary
     denoise_train.main(tiny_args(folders, out, "--no-gray", "--sigma", "10", "40", "--resume"))  # the same levels
-    with pytest.raises(ValueError, match=r"--sigma 25.0 \(the run has \(10.0, 40.0\)\)"):
+    with pytest.raises(ValueError, match=r"task.sigma \[25.0\] \(the run has \[10.0, 40.0\]\)"):
         denoise_train.main(tiny_args(folders, out, "--no-gray", "--resume"))
 
 
@@ -300,7 +299,7 @@ def test_used_folder_needs_resume_and_resume_keeps_the_arguments(tiny_run, folde
     with pytest.raises(FileExistsError, match="--resume"):
         denoise_train.main(tiny_args(folders, tiny_run))
     config = (Path(tiny_run) / "config.json").read_text()
-    with pytest.raises(ValueError, match="--sigma 50.0 .the run has 25.0"):
+    with pytest.raises(ValueError, match=r"task.sigma \[50.0\] .the run has \[25.0\]"):
         denoise_train.main(tiny_args(folders, tiny_run, "--resume", "--sigma", "50"))
     assert (Path(tiny_run) / "config.json").read_text() == config
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
@@ -314,21 +313,19 @@ def test_cli_help_and_errors():
     assert proc.returncode == 2 and "denoise_train: error: --sigma" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_help_documents_every_argument(capsys):
+def test_help_names_the_common_flags_and_the_presets(capsys):
     with pytest.raises(SystemExit):
-        parse_config(denoise_train.Args, ["--help"])
+        denoise_train.parse_args(["--help"])
     text = capsys.readouterr().out
-    for flag in ("--data", "--test", "--sigma", "--agent", "--episodes", "--crop", "--steps", "--gamma", "--width",
-                 "--conv-gru", "--reward-map-conv", "--backbone", "--init-backbone", "--random-backbone",
-                 "--freeze-backbone",
-                 "--sac-buffer-mb", "--sac-tau", "--sac-batch", "--sac-updates", "--eval-every", "--resume"):
+    for flag in ("--data", "--test", "--sigma", "--agent", "--episodes", "--crop", "--steps", "--width",
+                 "--predictor", "--observe-prediction", "--eval-every", "--resume", "--set", "--config",
+                 "shipped:", "shipped-sac:", "color:", "color-sac:", "pixelrl:"):
         assert flag in text, flag
 
 
 # --- a run folder never dead-ends: signals, kills between writes, dead starts ---------------------
 def episode_steps(out, metric="charts/episode_return"):
-    with open(Path(out) / "metrics.csv") as handle:
-        return [int(r["step"]) for r in csv.DictReader(handle) if r["metric"] == metric]
+    return [int(r["step"]) for r in scalar_rows(Path(out)) if r["metric"] == metric]
 
 
 @pytest.mark.slow
@@ -342,7 +339,7 @@ def test_sigterm_saves_the_episode_reached_and_resume_finishes(folders, tmp_path
     assert proc.returncode == 143, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr and proc.stderr.count("interrupted") == 1
     match = re.fullmatch(r"denoise_train: interrupted at episode (\d+) of 1000 \(SIGTERM\); \S+last\.pt saved; "
-                         r"continue with the same arguments and --resume", proc.message)
+                         r"continue with the same settings and --resume", proc.message)
     assert match, proc.message
     episode = int(match[1])
     assert load_checkpoint(out / "checkpoints" / "last.pt")["extra"]["episode"] == episode >= 1
@@ -425,7 +422,7 @@ def test_a_kill_before_the_summary_is_recoverable(folders, tmp_path, capsys):
     assert "already finished at episode 4" in capsys.readouterr().out
     assert (out / "summary.md").read_bytes() == summary
     assert {path: path.read_bytes() for path in others} == others
-    assert json.loads((out / "config.json").read_text()) == {**config, "resume": True}
+    assert json.loads((out / "config.json").read_text()) == {**config, "run": {**config["run"], "resume": True}}
 
 
 def test_real_pairs_are_reported_as_real_noise(tmp_path):

@@ -3,7 +3,6 @@ checkpoints record its path, the run reports the predictor's own scores, and the
 runs with its predictor through the env and in the library alike, also shipped to another folder
 with its predictor beside it."""
 
-import csv
 import shutil
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import torch
 from agents.rollout import load_rollout_policy
 from experiments import denoise_train
 from experiments.compare.methods import rollout_method
+from experiments.runs import scalar_rows
 from rlenhance import load_denoiser
 from rlenhance.checkpoint import load_checkpoint
 from rlenhance.errors import CheckpointError
@@ -34,8 +34,7 @@ def predictor_run(tmp_path_factory):
 def test_the_run_records_the_predictor_and_scores_it(predictor_run):
     spec = load_checkpoint(predictor_run / "checkpoints" / "best.pt")["extra"]["spec"]
     assert Path(spec.predictor) == MRPNET.resolve() and "predictor" not in spec.env_kwargs
-    with open(predictor_run / "metrics.csv") as handle:
-        scores = {row["metric"]: float(row["value"]) for row in csv.DictReader(handle)}
+    scores = {row["metric"]: float(row["value"]) for row in scalar_rows(predictor_run)}
     # MRPNet, trained for sigma 25, denoises far above the noisy input
     assert scores["eval/predictor_psnr"] > scores["eval/input_psnr"] + 5
     assert 0 < scores["eval/predictor_ssim"] <= 1
@@ -65,8 +64,7 @@ def test_a_policy_shipped_with_its_predictor_beside_it_loads_anywhere(tmp_path):
     shutil.copy(MRPNET, trainer / "denoiser.pt")  # a name rlenhance/weights/ does not hold
     run = Path(denoise_train.main([*TINY, "--predictor", str(trainer / "denoiser.pt"), "--test", str(trainer / "test"),
                                    "--out", str(trainer / "run")]))
-    with open(run / "metrics.csv") as handle:
-        names = {row["metric"] for row in csv.DictReader(handle)}
+    names = {row["metric"] for row in scalar_rows(run)}
     assert {"eval/predictor_psnr", "test/predictor_psnr", "test/predictor_ssim"} <= names
     shipped = tmp_path / "shipped"
     shipped.mkdir()
@@ -81,7 +79,8 @@ def test_a_policy_shipped_with_its_predictor_beside_it_loads_anywhere(tmp_path):
     (shipped / "denoiser.pt").unlink()
     for load in (load_rollout_policy, lambda path: load_denoiser(model="a3c", checkpoint=path, device="cpu")):
         with pytest.raises(CheckpointError, match=r"predictor denoiser.pt: no such file at .*trainer/denoiser.pt, "
-                                                  r".*shipped/denoiser.pt, .*weights/denoiser.pt; .*predictor="):
+                                                  r".*shipped/denoiser.pt, .*weights/denoiser.pt; "
+                                                  r".*its spec.s predictor"):
             load(policy)
 
 
@@ -98,8 +97,9 @@ def test_a_policy_that_observes_its_prediction_reads_it_in_the_env_and_in_the_li
     """--observe-prediction: the policy reads the image and the prediction (two gray planes), the
     spec records it, and the env rollout and the library's tiled denoiser give the same image."""
     out = tmp_path / agent
-    denoise_train.main([*TINY, "--agent", agent, "--sac-learning-starts", "2", "--predictor", str(MRPNET),
-                        "--observe-prediction", "--out", str(out)])
+    sac = ["--set", "sac.learning_starts=2"] if agent == "sac" else []
+    denoise_train.main([*TINY, "--agent", agent, *sac, "--predictor", str(MRPNET), "--observe-prediction",
+                        "--out", str(out)])
     path = out / "checkpoints" / "best.pt"
     ckpt = load_checkpoint(path)
     assert ckpt["extra"]["spec"].env_kwargs["observe_prediction"] is True

@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from experiments import denoise_train
-from experiments.rl_common import check_args, init_policy, make_agent, resolve_args
-from experiments.runs import parse_config
+from experiments.rl_common import init_policy, make_agent
 from rlenhance.checkpoint import load_checkpoint
 from rlenhance.errors import CheckpointError
 from rlenhance.models.policy import PixelActorCritic
@@ -25,9 +24,7 @@ def a3c_run(tmp_path_factory):
 
 
 def args_of(*argv):
-    args = resolve_args(parse_config(denoise_train.Args, [*TINY, *argv]))
-    check_args(args)
-    return args
+    return denoise_train.parse_args([*TINY, *argv])
 
 
 def fresh_policy(width=8):
@@ -39,12 +36,12 @@ def fresh_policy(width=8):
 def test_the_agent_starts_from_every_weight_of_the_checkpoint(a3c_run, agent):
     args = args_of("--agent", agent, "--init-policy", str(a3c_run))
     venv = denoise_train.envs.make_vec(denoise_train.ENV_ID, device="cpu", num_envs=2, crop=16)
-    built = make_agent(args, venv)
+    built = make_agent(args, venv, steps=2)
     saved = load_checkpoint(a3c_run)["state_dict"]
     mine = built.policy.state_dict()
     assert set(mine) == set(saved)
     assert all(torch.equal(mine[k], saved[k]) for k in saved)
-    fresh = make_agent(args_of("--agent", agent), venv).policy.state_dict()  # without it: a new policy
+    fresh = make_agent(args_of("--agent", agent), venv, steps=2).policy.state_dict()  # without it: a new policy
     assert not all(torch.equal(fresh[k], saved[k]) for k in saved)
 
 
@@ -53,7 +50,7 @@ def test_a_run_from_a_policy_trains_on_from_it(a3c_run, tmp_path):
     policy exactly: its validation score is the source run's."""
     source = load_checkpoint(a3c_run)["extra"]["scores"]["eval/psnr"]
     out = tmp_path / "sac"
-    denoise_train.main([*TINY, "--agent", "sac", "--sac-learning-starts", "1000", "--init-policy", str(a3c_run),
+    denoise_train.main([*TINY, "--agent", "sac", "--set", "sac.learning_starts=1000", "--init-policy", str(a3c_run),
                         "--out", str(out)])
     ckpt = load_checkpoint(out / "checkpoints" / "best.pt")
     assert ckpt["extra"]["algorithm"] == "sac"
@@ -62,14 +59,14 @@ def test_a_run_from_a_policy_trains_on_from_it(a3c_run, tmp_path):
 
 def test_another_architecture_is_refused_naming_what_differs(a3c_run):
     with pytest.raises(CheckpointError, match=r"--init-policy .*best.pt: the policy's architecture differs from this "
-                                              r"run's: width: the file's 8, this run's 16 \(set by --width\)"):
+                                              r"run's: width: the file's 8, this run's 16 \(set by model.width\)"):
         init_policy(fresh_policy(width=16), a3c_run)
     with pytest.raises(CheckpointError, match=r"n_actions: the file's 9, this run's 10 \(set by the task's actions"):
         init_policy(PixelActorCritic(1, 1, 10, width=8), a3c_run)
 
 
 def test_a_supervised_model_or_a_bad_file_is_refused(tmp_path):
-    with pytest.raises(CheckpointError, match=r"a supervised-model checkpoint, not an RL policy .*--init-backbone"):
+    with pytest.raises(CheckpointError, match=r"a supervised-model checkpoint, not an RL policy .*model.init_backbone"):
         init_policy(fresh_policy(), ROOT / "rlenhance" / "weights" / "mrpnet_denoise.pt")
     bad = tmp_path / "bad.pt"
     bad.write_text("not a checkpoint")
@@ -83,6 +80,6 @@ def test_a_supervised_model_or_a_bad_file_is_refused(tmp_path):
 def test_argument_errors(a3c_run, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"--init-policy .*missing.pt: no such file"):
         args_of("--init-policy", str(tmp_path / "missing.pt"))
-    with pytest.raises(ValueError, match="--init-policy .* and --init-backbone .*: .* give one"):
-        args_of("--init-policy", str(a3c_run), "--backbone", "mrpnet", "--init-backbone",
-                str(ROOT / "rlenhance" / "weights" / "mrpnet_denoise.pt"))
+    with pytest.raises(ValueError, match="model.init_policy .* and model.init_backbone .*: .* give one"):
+        args_of("--init-policy", str(a3c_run), "--set", "model.backbone=mrpnet", "--set",
+                f"model.init_backbone={ROOT / 'rlenhance' / 'weights' / 'mrpnet_denoise.pt'}")

@@ -2,7 +2,6 @@
 start, Ctrl-C and --resume of a finished run."""
 
 import csv
-import dataclasses
 import json
 import re
 import signal
@@ -15,14 +14,23 @@ import pytest
 import torch
 
 import envs
+from experiments.runs import scalar_rows
 from rlenhance.checkpoint import load_checkpoint
 from rlenhance.io import load_image, save_image
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def S(*pairs: str) -> list[str]:
+    """``--set`` arguments: S("a.b=1", "c.d=2") -> ["--set", "a.b=1", "--set", "c.d=2"]."""
+    return [x for pair in pairs for x in ("--set", pair)]
+
+
 #: The defaults vary every reward weight; one-value ranges fix the ones a test does not vary.
-FIXED_WEIGHTS = ["--w-exposure-range", "300", "300", "--w-color-range", "20", "20", "--w-spatial-range", "1", "1"]
+FIXED_WEIGHTS = S("ranges.w_exposure=300,300", "ranges.w_color=20,20", "ranges.w_spatial=1,1")
 TINY = ["--episodes", "4", "--eval-every", "2", "--batch", "2", "--crop", "32", "--steps", "2",
-        "--test-steps", "2", "--eval-size", "48", "--width", "8", "--samples", "2", "--threads", "1"]
+        "--test-steps", "2", "--eval-size", "48", "--width", "8", "--samples", "2", "--threads", "1",
+        *S("task.min_steps=none")]
 
 
 def run_module(*args, check=True):
@@ -35,51 +43,53 @@ def run_module(*args, check=True):
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("lol") / "run"
-    proc = run_module("experiments.lol_train", *TINY, "--conditioned", "--out", str(out))
+    proc = run_module("experiments.lol_train", *TINY, "--out", str(out))
     return out, proc
 
 
 def test_run_folder_contents(tiny_run):
     out, proc = tiny_run
     config = json.loads((out / "config.json").read_text())
-    assert config["episodes"] == 4 and config["conditioned"] is True
-    with open(out / "metrics.csv") as handle:
-        rows = list(csv.DictReader(handle))
+    assert config["run"]["episodes"] == 4 and config["reward"]["conditioned"] is True
+    rows = list(scalar_rows(out))
     metrics = {r["metric"] for r in rows}
     assert {"charts/episode_return", "losses/value_loss", "eval/psnr", "eval/ssim", "eval/uqi",
             "eval/exposure_loss", "eval/brightness"} <= metrics
     assert max(int(r["step"]) for r in rows) == 4
     # a conditioned run also checks --exposure customisation; 0.4 (the default setting) is among its targets
-    last_eval = {r["metric"]: float(r["value"]) for r in rows if r["step"] == "4"}
-    assert config["exposure_target"] == 0.4
+    last_eval = {r["metric"]: float(r["value"]) for r in rows if r["step"] == 4}
+    assert config["reward"]["exposure_target"] == 0.4
     assert last_eval["eval/exposure_gap_max"] >= abs(last_eval["eval/brightness"] - 0.4) - 1e-6
     assert list((out / "tb").glob("events.out.tfevents.*"))
     assert (out / "samples" / "episode_000002.png").is_file() and (out / "samples" / "episode_000004.png").is_file()
     grid = load_image(out / "samples" / "episode_000004.png")
     assert grid.shape[1] > 3 * 48  # input | output | reference side by side
     last = load_checkpoint(out / "checkpoints" / "last.pt")
-    assert last["extra"]["episode"] == 4 and "agent" in last["extra"]
+    assert last["extra"]["episode"] == 4 and "state" in last["extra"]
     best = load_checkpoint(out / "checkpoints" / "best.pt")
-    assert "agent" not in best["extra"] and best["extra"]["spec"].conditioned is True
+    assert "state" not in best["extra"] and best["extra"]["spec"].conditioned is True
+    # the run's config travels with its checkpoints
+    assert {**best["extra"]["config"], "world_size": 1, "trainer": "experiments.lol_train"} == config
     assert "| episodes |" in proc.stdout and (out / "summary.md").is_file()
     # the defaults are the shipped model's recipe: conditioned on the exposure target and every weight
     assert dict(best["extra"]["spec"].setting_ranges) == {
         "exposure_target": (0.3, 0.8), "w_exposure": (100.0, 1000.0), "w_color": (20.0, 10000.0),
         "w_spatial": (1.0, 1000.0), "w_smooth": (0.1, 100.0)}
-    assert config["alpha_channels"] == 1 and config["exposure_gap"] and config["smooth_on_mean"]
-    assert config["cond_film"] and config["weight_draw"] == "one" and config["alpha_min"] == 0
-    assert config["exposure_mean"] > 0 and config["exposure_relative"]
+    task, reward = config["task"], config["reward"]
+    assert task["alpha_channels"] == 1 and task["exposure_gap"] and reward["smooth_on_mean"]
+    assert task["alpha_min"] == 0 and task["action"] == "discrete"  # resolved for the agent, and recorded
+    assert reward["exposure_mean"] > 0 and reward["exposure_relative"]
     # it ends by saying where the model is and how to use it
     best_path = out / "checkpoints" / "best.pt"
     assert f"model: {best_path}" in proc.stdout
-    assert f"rlenhance enhance photo.jpg -o enhanced/ --checkpoint {best_path} [--exposure 0.4]" in proc.stdout
+    assert f"use it: rlenhance enhance photo.jpg -o enhanced/ --checkpoint {best_path} --exposure 0.4" in proc.stdout
     assert "exposure 0.3..0.8, w_exposure 100..1000, w_color 20..10000" in proc.stdout
 
 
 @pytest.mark.slow
 def test_resume_continues_to_the_same_weights(tmp_path):
     straight, split = tmp_path / "straight", tmp_path / "split"
-    constant = [*TINY, "--lr-decay", "none"]  # the poly schedule follows --episodes, which the first half shortens
+    constant = [*TINY, *S("a3c.lr_decay=none")]  # the poly schedule follows --episodes, which the first half shortens
     run_module("experiments.lol_train", *constant, "--out", str(straight))
     half = list(constant)
     half[half.index("--episodes") + 1] = "2"
@@ -91,8 +101,7 @@ def test_resume_continues_to_the_same_weights(tmp_path):
     assert b["extra"]["episode"] == 4
     for key, value in a["state_dict"].items():
         assert torch.equal(value, b["state_dict"][key]), key
-    with open(split / "metrics.csv") as handle:
-        steps = [int(r["step"]) for r in csv.DictReader(handle) if r["metric"] == "charts/episode_return"]
+    steps = [int(r["step"]) for r in scalar_rows(split) if r["metric"] == "charts/episode_return"]
     assert steps == [1, 2, 3, 4]
 
 
@@ -106,12 +115,15 @@ def test_new_run_refuses_a_used_folder_and_resume_needs_a_checkpoint(tiny_run, t
 
 
 @pytest.mark.slow
-def test_help_documents_every_argument():
+def test_help_names_the_common_flags_and_every_setting_is_in_print_config():
     proc = run_module("experiments.lol_train", "--help")
-    for flag in ("--data", "--reward", "--w-exposure", "--w-color", "--w-spatial", "--w-smooth",
-                 "--exposure-target", "--conditioned", "--episodes", "--crop", "--batch", "--steps",
-                 "--gamma", "--lr", "--downscale", "--device", "--seed", "--out", "--resume", "--workers"):
+    for flag in ("--data", "--episodes", "--crop", "--batch", "--steps", "--device", "--seed", "--out", "--resume",
+                 "--preset", "--config", "--set", "--print-config", "shipped:", "rellie:"):
         assert flag in proc.stdout, flag
+    printed = json.loads(run_module("experiments.lol_train", "--print-config").stdout)
+    for section, key in (("reward", "w_exposure"), ("reward", "conditioned"), ("a3c", "gamma"), ("a3c", "lr"),
+                         ("model", "downscale"), ("a3c", "workers"), ("ranges", "w_smooth")):
+        assert key in printed[section], (section, key)
 
 
 @pytest.mark.slow
@@ -160,9 +172,8 @@ def test_lol_eval_on_a_tiny_paired_folder(tiny_run, tmp_path):
 @pytest.mark.slow
 def test_asynchronous_hogwild_workers(tmp_path):
     out = tmp_path / "hogwild"
-    run_module("experiments.lol_train", *TINY, "--workers", "2", "--out", str(out))
-    with open(out / "metrics.csv") as handle:
-        rows = [r for r in csv.DictReader(handle) if r["metric"] == "charts/episodes"]
+    run_module("experiments.lol_train", *TINY, *S("a3c.workers=2"), "--out", str(out))
+    rows = [r for r in scalar_rows(out) if r["metric"] == "charts/episodes"]
     assert sum(float(r["value"]) for r in rows) == 4  # the episode count is shared by the workers
     assert load_checkpoint(out / "checkpoints" / "last.pt")["extra"]["episode"] == 4
 
@@ -173,13 +184,13 @@ def test_sac_agent_trains_continuous_alphas_the_enhancer_applies(tmp_path):
 
     args = list(TINY)
     args[args.index("--episodes") + 1] = "2"
-    out = lol_train.main([*args, "--agent", "sac", "--sac-learning-starts", "2", "--sac-batch", "2",
+    out = lol_train.main([*args, "--agent", "sac", *S("sac.learning_starts=2", "sac.batch=2"),
                           "--out", str(tmp_path / "sac")])
     best = load_checkpoint(out / "checkpoints" / "best.pt")
     assert best["extra"]["algorithm"] == "sac" and best["extra"]["spec"].transition.action_type == "continuous"
     assert best["arch"]["kwargs"]["bounded_mean"] is False and best["arch"]["kwargs"]["n_actions"] is None
     config = json.loads((out / "config.json").read_text())
-    assert config["action"] == "continuous" and config["gamma"] < 1
+    assert config["task"]["action"] == "continuous" and config["sac"]["gamma"] < 1
     dark = np.full((24, 40, 3), 0.1, np.float32)
     result = Enhancer(out / "checkpoints" / "best.pt", device="cpu").enhance(dark)
     assert result.shape == dark.shape and np.isfinite(result).all()
@@ -191,8 +202,7 @@ def test_exposure_gap_and_smooth_on_mean_reach_the_checkpoint_and_the_enhancer(t
 
     args = list(TINY)
     args[args.index("--episodes") + 1] = "2"
-    out = lol_train.main([*args, "--conditioned", "--exposure-gap", "--smooth-on-mean", "--alpha-channels", "1",
-                          "--policy-side", "48", "--downscale", "4", "--out", str(tmp_path / "gap")])
+    out = lol_train.main([*args, *S("task.policy_side=48", "model.downscale=4"), "--out", str(tmp_path / "gap")])
     best = load_checkpoint(out / "checkpoints" / "best.pt")
     assert best["extra"]["spec"].transition.observe_exposure_gap is True
     assert best["arch"]["kwargs"]["in_channels"] == 7  # image, original, exposure gap
@@ -201,9 +211,8 @@ def test_exposure_gap_and_smooth_on_mean_reach_the_checkpoint_and_the_enhancer(t
     assert best["extra"]["spec"].max_side == enhancer.max_side == 48  # trained at 48 px, runs at 48 px
     # the default setting reaches the policy as the cond it was evaluated with in training (with
     # --smooth-on-mean the env keeps w_smooth as a setting and hands it to the A3C loss)
-    run_args = lol_train.Args(**{k: v for k, v in json.loads((out / "config.json").read_text()).items()
-                                 if k in {f.name for f in dataclasses.fields(lol_train.Args)}})
-    task = envs.make_vec(lol_train.ENV_ID, num_envs=1, **lol_train.env_kwargs(run_args)).task
+    run_cfg = lol_train.parse_args(["--config", str(out)])
+    task = envs.make_vec(lol_train.ENV_ID, num_envs=1, **lol_train.env_kwargs(run_cfg)).task
     assert torch.allclose(enhancer.cond(), task.setting_cond(1))
     dark = np.random.default_rng(0).uniform(0.02, 0.2, (24, 40, 3)).astype(np.float32)
     low, high = enhancer.enhance(dark, exposure=0.4), enhancer.enhance(dark, exposure=0.7)
@@ -211,25 +220,23 @@ def test_exposure_gap_and_smooth_on_mean_reach_the_checkpoint_and_the_enhancer(t
     gray = np.repeat(dark[..., :1], 3, axis=2)
     out_gray = enhancer.enhance(gray)  # one curve for all channels: a gray picture stays gray
     assert np.array_equal(out_gray[..., 0], out_gray[..., 1]) and np.array_equal(out_gray[..., 1], out_gray[..., 2])
-    with pytest.raises(ValueError, match="smooth-on-mean"):
-        lol_train.main([*args, "--agent", "sac", "--action", "discrete", "--smooth-on-mean",
-                        "--out", str(tmp_path / "sac")])
+    with pytest.raises(ValueError, match="reward.smooth_on_mean: needs a3c with discrete actions"):
+        lol_train.main([*args, "--agent", "sac", *S("task.action=discrete"), "--out", str(tmp_path / "sac")])
     assert not (tmp_path / "sac").exists()
 
 
 def test_split_seed_holds_out_the_same_images_across_seeds():
     from experiments import lol_train
-    from experiments.rl_common import resolve_args
 
-    def val_names(**kw):
-        args = resolve_args(lol_train.Args(threads=1, eval_size=32, **kw))
-        return lol_train.load_validation(args, torch.device("cpu"))[0]
+    def val_names(*argv):
+        cfg = lol_train.parse_args(["--threads", "1", "--eval-size", "32", *argv])
+        return lol_train.load_validation(cfg, torch.device("cpu"))[0]
 
-    base = val_names(seed=0)
-    other = next(s for s in range(1, 20) if val_names(seed=s) != base)  # a seed whose own split differs
-    assert val_names(seed=other, split_seed=0) == base
-    with pytest.raises(ValueError, match="--split-seed -1"):
-        resolve_args(lol_train.Args(split_seed=-1))
+    base = val_names("--seed", "0")
+    other = next(s for s in range(1, 20) if val_names("--seed", str(s)) != base)  # a seed whose own split differs
+    assert val_names("--seed", str(other), "--split-seed", "0") == base
+    with pytest.raises(ValueError, match="run.split_seed -1"):
+        lol_train.parse_args(["--split-seed", "-1"])
 
 
 @pytest.mark.parametrize("policy_side", [0, 96])
@@ -237,10 +244,9 @@ def test_validation_images_of_other_aspect_ratios_batch(policy_side):
     """Each split of the embedded photos (aspect ratios 1.0-1.5) stacks, also when --policy-side
     makes them smaller than --eval-size (64x96 next to 65x96 used to fail to stack)."""
     from experiments import lol_train
-    from experiments.rl_common import resolve_args
 
     for seed in range(4):
-        args = resolve_args(lol_train.Args(threads=1, seed=seed, policy_side=policy_side))
+        args = lol_train.parse_args(["--threads", "1", "--seed", str(seed), *S(f"task.policy_side={policy_side}")])
         names, low, high = lol_train.load_validation(args, torch.device("cpu"))
         assert low.shape == high.shape and low.shape[:2] == (len(names), 3)
         if policy_side:  # never upscaled: the longer side is the policy's
@@ -252,9 +258,8 @@ def test_validation_images_of_other_aspect_ratios_batch(policy_side):
 def test_validation_images_of_one_size_keep_their_whole_frame(monkeypatch):
     """Paired images all of one size (e.g. SICE at --policy-side 128: 85x128) are not cropped."""
     from experiments import lol_train
-    from experiments.rl_common import resolve_args
 
-    args = resolve_args(lol_train.Args(threads=1, data=str(ROOT / "tests" / "no_such_folder")))
+    args = lol_train.parse_args(["--threads", "1", "--data", str(ROOT / "tests" / "no_such_folder")])
     images = [{"name": f"im{i}", "low": torch.rand(3, 85, 128), "high": torch.rand(3, 85, 128)} for i in range(3)]
     monkeypatch.setattr(lol_train, "open_dataset", lambda *a, **kw: images)
     names, low, high = lol_train.load_validation(args, torch.device("cpu"))
@@ -265,9 +270,8 @@ def test_validation_images_of_one_size_keep_their_whole_frame(monkeypatch):
 @pytest.mark.slow
 def test_lr_decay_poly_follows_pixelrl_schedule(tmp_path):
     out = tmp_path / "decay"
-    run_module("experiments.lol_train", *TINY, "--lr-decay", "poly", "--lr", "0.001", "--out", str(out))
-    with open(out / "metrics.csv") as handle:
-        lrs = {int(r["step"]): float(r["value"]) for r in csv.DictReader(handle) if r["metric"] == "charts/lr"}
+    run_module("experiments.lol_train", *TINY, *S("a3c.lr_decay=poly", "a3c.lr=0.001"), "--out", str(out))
+    lrs = {int(r["step"]): float(r["value"]) for r in scalar_rows(out) if r["metric"] == "charts/lr"}
     assert sorted(lrs) == [1, 2, 3, 4]
     for step, lr in lrs.items():  # episode k = step - 1 of 4
         assert lr == pytest.approx(1e-3 * (1 - (step - 1) / 4) ** 0.9, rel=1e-5)  # csv: 6 digits
@@ -304,15 +308,14 @@ def test_sigint_saves_the_episode_reached_and_resume_finishes(tmp_path, signalle
     assert proc.returncode == 130, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr and proc.stderr.count("interrupted") == 1
     match = re.fullmatch(r"lol_train: interrupted at episode (\d+) of 1000 \(SIGINT\); \S+last\.pt saved; "
-                         r"continue with the same arguments and --resume", proc.message)
+                         r"continue with the same settings and --resume", proc.message)
     assert match, proc.message
     episode = int(match[1])
     last = load_checkpoint(out / "checkpoints" / "last.pt")["extra"]
-    assert last["episode"] == episode >= 1 and last["eval_episode"] == 0 and "agent" in last
+    assert last["episode"] == episode >= 1 and last["eval_episode"] == 0 and "state" in last
     lol_train.main([*argv, "--episodes", str(episode + 1), "--out", str(out), "--resume"])
     assert load_checkpoint(out / "checkpoints" / "last.pt")["extra"]["episode"] == episode + 1
-    with open(out / "metrics.csv") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = list(scalar_rows(out))
     assert [int(r["step"]) for r in rows if r["metric"] == "charts/episode_return"] == list(range(1, episode + 2))
     assert [int(r["step"]) for r in rows if r["metric"] == "eval/psnr"] == [episode + 1]
     assert "| episodes |" in (out / "summary.md").read_text()
@@ -324,64 +327,41 @@ def test_resume_of_a_finished_run_changes_nothing(tiny_run, capsys):
 
     out, _ = tiny_run
     before = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
-    assert lol_train.main([*TINY, "--conditioned", "--out", str(out), "--resume"]) == out
+    assert lol_train.main([*TINY, "--out", str(out), "--resume"]) == out
     assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
-    assert "already finished at episode 4; nothing to do; raise --episodes" in capsys.readouterr().out
+    assert "already finished at episode 4; nothing to do; raise the total to train on" in capsys.readouterr().out
 
 
-def test_resume_of_a_run_saved_before_the_cap_flags_keeps_its_cap_or_says_how(tiny_run, tmp_path):
-    """A run saved before --overshoot-weighted / --cap-in-training existed: one with a cap had it fixed and in
-    training, so resuming it with today's defaults is refused, naming both; one without a cap is told to give
-    --max-overshoot inf. With its own settings spelled out it resumes."""
-    import shutil
-
+def test_resume_refuses_settings_that_differ_and_names_them(tiny_run):
+    """--resume continues a run with its own settings: another reward weight is refused, naming it and the
+    run's value; the episode total may change."""
     from experiments import lol_train
 
     out, _ = tiny_run
-    for cap in (0.05, None):
-        run = tmp_path / f"old{cap}"
-        shutil.copytree(out, run)
-        last = run / "checkpoints" / "last.pt"
-        payload = torch.load(last, weights_only=False)
-        args = payload["extra"]["args"]
-        del args["overshoot_weighted"], args["cap_in_training"]
-        args["max_overshoot"] = cap
-        torch.save(payload, last)
-        argv = [*TINY, "--conditioned", "--out", str(run), "--resume"]
-        if cap is None:
-            with pytest.raises(ValueError, match=r"--max-overshoot 0.04 \(the run has None: --max-overshoot inf\)"):
-                lol_train.main(argv)
-            assert lol_train.main([*argv, "--max-overshoot", "inf"]) == run
-        else:
-            with pytest.raises(ValueError, match=r"--cap-in-training False \(the run has True\).*"
-                                                 r"--overshoot-weighted True \(the run has False\)"):
-                lol_train.main([*argv, "--max-overshoot", "0.05"])
-            assert lol_train.main([*argv, "--max-overshoot", "0.05", "--cap-in-training",
-                                   "--no-overshoot-weighted"]) == run
+    with pytest.raises(ValueError, match=r"reward.w_exposure 200.0 \(the run has 300.0\)"):
+        lol_train.main([*TINY, *S("reward.w_exposure=200"), "--out", str(out), "--resume"])
 
 
 # --- presets, per-knob ranges -------------------------------------------------------------------------
 def test_rellie_preset_sets_rellies_configuration_and_later_flags_override_it():
     from experiments import lol_train
-    from experiments.rl_common import resolve_args
-    from experiments.runs import parse_config
 
-    def parsed(*argv):
-        return resolve_args(parse_config(lol_train.Args, lol_train.expand_preset(argv)))
-
-    args = parsed("--preset", "rellie")
-    assert (args.channel_coupling, args.damping, args.gamma, args.w_color_ratio) == (0.9, 0.2, 1.05, 20.0)
-    assert (args.w_exposure, args.w_smooth, args.w_spatial, args.w_color, args.exposure_target) == (80, 200, 1, 0, 0.6)
-    assert (args.alpha_channels, args.steps, args.test_steps, args.alpha_mode) == (3, 10, 6, "argmax")
-    assert not args.conditioned and not args.smooth_on_mean and args.preset == "rellie"
+    cfg = lol_train.parse_args(["--preset", "rellie"])
+    t, r, a3c = cfg.task, cfg.reward, cfg.a3c
+    assert (t.channel_coupling, t.damping, a3c.gamma, r.w_color_ratio) == (0.9, 0.2, 1.05, 20.0)
+    assert (r.w_exposure, r.w_smooth, r.w_spatial, r.w_color, r.exposure_target) == (80, 200, 1, 0, 0.6)
+    assert (t.alpha_channels, t.steps, t.test_steps, t.alpha_mode) == (3, 10, 6, "argmax")
+    assert not r.conditioned and not r.smooth_on_mean
     # ReLLIE's full alpha table and plain patch exposure term, whatever our recipe's defaults are
-    assert (args.alpha_min, args.exposure_mean, args.exposure_relative) == (-0.3, 0.0, False)
-    # the recipe's conditioning defaults do not apply to an unconditioned policy: set neutral, not refused
-    checked = lol_train.check_lowlight_args(args, ["--preset", "rellie"])
-    assert not checked.cond_film and lol_train.weight_ranges(checked) == {} and checked.smooth_power == 2
-    assert parsed("--damping", "0.1", "--preset", "rellie").damping == 0.1  # given flags win, before or after
-    assert parsed("--preset=rellie", "--episodes", "7").episodes == 7
-    assert parsed().channel_coupling == 0.0 and parsed().preset is None
+    assert (t.alpha_min, r.exposure_mean, r.exposure_relative) == (-0.3, 0.0, False)
+    assert lol_train.env_kwargs(cfg)["weight_ranges"] == {}  # an unconditioned policy draws no weights
+    assert lol_train.parse_args(["--preset", "rellie", *S("task.damping=0.1")]).task.damping == 0.1
+    assert lol_train.parse_args(["--preset=rellie", "--episodes", "7"]).run.episodes == 7
+    assert lol_train.parse_args([]).task.channel_coupling == 0.0
+    with pytest.raises(ValueError, match=r"ranges.w_color: reward.conditioned is false"):
+        lol_train.parse_args(["--preset", "rellie", *S("ranges.w_color=1,10")])  # refused, not ignored
+    with pytest.raises(ValueError, match=r"a3c.gamma, a3c.lr, a3c.entropy, a3c.lr_decay: the agent is sac"):
+        lol_train.parse_args(["--preset", "rellie", "--agent", "sac"])  # ReLLIE is an A3C recipe
 
 
 def test_rellie_preset_run_records_the_coupling_the_enhancer_applies(tmp_path):
@@ -390,7 +370,8 @@ def test_rellie_preset_run_records_the_coupling_the_enhancer_applies(tmp_path):
 
     args = list(TINY)
     args[args.index("--episodes") + 1] = "2"
-    out = lol_train.main(["--preset", "rellie", *args, "--crop", "24", "--out", str(tmp_path / "rellie")])
+    out = lol_train.main(["--preset", "rellie", *args, "--crop", "24", *S("task.min_steps=none"),
+                          "--out", str(tmp_path / "rellie")])
     spec = load_checkpoint(out / "checkpoints" / "best.pt")["extra"]["spec"]
     assert (spec.transition.channel_coupling, spec.transition.damping, spec.alpha_mode, spec.conditioned) == \
         (0.9, 0.2, "argmax", False)
@@ -411,9 +392,9 @@ def test_per_knob_ranges_reach_the_checkpoint_and_the_enhancer_refuses_outside_t
     args = list(TINY)
     args[args.index("--episodes") + 1] = "2"
     # a one-value range fixes a weight the defaults vary (w_exposure, w_spatial)
-    out = lol_train.main([*args, "--no-smooth-on-mean", "--w-color", "20", "--w-color-range", "5", "50",
-                          "--w-smooth", "40", "--w-smooth-range", "10", "400", "--w-exposure-range", "300", "300",
-                          "--w-spatial-range", "1", "1", "--out", str(tmp_path / "knobs")])
+    out = lol_train.main([*args, *S("reward.smooth_on_mean=false", "reward.w_color=20", "ranges.w_color=5,50",
+                                    "reward.w_smooth=40", "ranges.w_smooth=10,400", "ranges.w_exposure=300,300",
+                                    "ranges.w_spatial=1,1"), "--out", str(tmp_path / "knobs")])
     spec = load_checkpoint(out / "checkpoints" / "best.pt")["extra"]["spec"]
     assert dict(spec.setting_ranges) == {"exposure_target": (0.3, 0.8), "w_color": (5.0, 50.0),
                                          "w_smooth": (10.0, 400.0)}
@@ -436,15 +417,14 @@ def test_smoothness_weight_on_the_mean_is_a_setting_of_the_model(tmp_path):
 
     args = list(TINY)
     args[args.index("--episodes") + 1] = "2"
-    out = lol_train.main([*args, "--smooth-on-mean", "--w-smooth", "100", "--w-smooth-range", "20", "500",
-                          *FIXED_WEIGHTS, "--out", str(tmp_path / "smooth")])
+    out = lol_train.main([*args, *S("reward.w_smooth=100", "ranges.w_smooth=20,500"), *FIXED_WEIGHTS,
+                          "--out", str(tmp_path / "smooth")])
     last = load_checkpoint(out / "checkpoints" / "last.pt")
-    assert last["extra"]["agent"]["config"]["action_penalty"] == lol_train.SMOOTH_ON_MEAN_COEF == 1.0
+    assert last["extra"]["state"]["config"]["action_penalty"] == lol_train.SMOOTH_ON_MEAN["action_penalty"] == 1.0
     spec = last["extra"]["spec"]
     assert spec.setting["w_smooth"] == 100.0 and dict(spec.setting_ranges)["w_smooth"] == (20.0, 500.0)
-    run_args = lol_train.Args(**{k: v for k, v in json.loads((out / "config.json").read_text()).items()
-                                 if k in {f.name for f in dataclasses.fields(lol_train.Args)}})
-    venv = envs.make_vec(lol_train.ENV_ID, num_envs=2, **lol_train.env_kwargs(run_args))
+    run_cfg = lol_train.parse_args(["--config", str(out)])
+    venv = envs.make_vec(lol_train.ENV_ID, num_envs=2, **lol_train.env_kwargs(run_cfg))
     assert venv.reset(seed=0)[1]["action_penalty_weight"].shape == (2,)  # the weights the A3C loss got
     enhancer = Enhancer(out / "checkpoints" / "best.pt", device="cpu")
     assert enhancer.setting_ranges == {"exposure": (0.3, 0.8), "w_smooth": (20.0, 500.0)}
@@ -468,7 +448,7 @@ def test_smoothness_weight_on_the_mean_is_a_setting_of_the_model(tmp_path):
 
 
 def test_log_encoded_checkpoint_encodes_settings_as_its_env(tmp_path):
-    """--cond-encoding log: the checkpoint records which fields are log-encoded, and the Enhancer encodes
+    """The weights are log-encoded: the checkpoint records which fields are, and the Enhancer encodes
     any setting in the ranges exactly as the training env did; each range's ends are -1 and +1."""
     from experiments import lol_train
     from rlenhance.enhance import Enhancer
@@ -478,16 +458,15 @@ def test_log_encoded_checkpoint_encodes_settings_as_its_env(tmp_path):
     args[args.index("--eval-every") + 1] = "1"
     ranges = {"w_exposure": (100.0, 600.0), "w_color": (1.0, 100.0), "w_spatial": (0.5, 20.0),
               "w_smooth": (2.0, 500.0)}
-    flags = [x for name, (lo, hi) in ranges.items() for x in (f"--{name.replace('_', '-')}-range", str(lo), str(hi))]
-    out = lol_train.main([*args, "--exposure-range", "0.3", "0.8", *flags, "--cond-encoding", "log",
-                          "--weight-draw", "one", "--exposure-mean", "2", "--out", str(tmp_path / "log")])
+    flags = S(*(f"ranges.{name}={lo},{hi}" for name, (lo, hi) in ranges.items()))
+    out = lol_train.main([*args, *S("ranges.exposure=0.3,0.8", "reward.exposure_mean=2", "reward.w_color=10"), *flags,
+                          "--out", str(tmp_path / "log")])
     spec = load_checkpoint(out / "checkpoints" / "best.pt")["extra"]["spec"]
     assert spec.transition.cond_encodings == ("linear", "log", "log", "log", "log")
     enhancer = Enhancer(out / "checkpoints" / "best.pt", device="cpu")
     assert enhancer.setting_ranges == {"exposure": (0.3, 0.8), **ranges}
-    run_args = lol_train.Args(**{k: v for k, v in json.loads((out / "config.json").read_text()).items()
-                                 if k in {f.name for f in dataclasses.fields(lol_train.Args)}})
-    task = envs.make_vec(lol_train.ENV_ID, num_envs=1, **lol_train.env_kwargs(run_args)).task
+    task = envs.make_vec(lol_train.ENV_ID, num_envs=1,
+                         **lol_train.env_kwargs(lol_train.parse_args(["--config", str(out)]))).task
     assert task.weight_draw == "one"  # the run's draw reaches the env (and its config, so a resume keeps it)
     assert task.exposure_mean == 2.0
     rng = np.random.default_rng(0)
@@ -507,17 +486,18 @@ def test_log_encoded_checkpoint_encodes_settings_as_its_env(tmp_path):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--no-conditioned", "--w-color-range", "1", "10"], "only with --conditioned"),
-    (["--w-color-range", "1", "2", "3"], "two numbers"),
-    (["--w-color-range", "30", "40"], r"weight_ranges\['w_color'\]"),  # must hold --w-color (20)
-    (["--channel-coupling", "0.9"], "--alpha-channels 3"),
-    (["--alpha-min", "1.0"], "--alpha-min: expected a value in"),
-    (["--alpha-min", "0", "--agent", "sac"], "continuous actions"),
-    (["--smooth-power", "1", "--agent", "sac"], "--smooth-power 1: shapes A3C"),
-    (["--smooth-power", "1", "--no-smooth-on-mean"], "--smooth-power 1: shapes A3C"),
-    (["--cond-film", "--no-conditioned"], "--cond-film: .* needs --conditioned"),
-    (["--min-steps", "3"], r"--min-steps 3: expected an int from 1 to --steps \(2\)"),
-    (["--min-steps", "0"], r"--min-steps 0: expected an int from 1 to --steps \(2\)"),
+    (["--preset", "rellie", *S("ranges.w_color=1,10")], "ranges.w_color: reward.conditioned is false"),
+    (S("ranges.w_color=1,2,3"), "ranges.w_color: expected 2 values"),
+    (S("ranges.w_color=30,40"), r"ranges.w_color 30 40: must hold reward.w_color 20"),
+    (S("task.channel_coupling=0.9"), "task.alpha_channels 3"),
+    (S("task.alpha_min=1.0"), "task.alpha_min 1: expected a value in"),
+    (["--agent", "sac", *S("task.alpha_min=0")], "continuous actions"),
+    (["--agent", "sac", *S("a3c.entropy=0.5")], "a3c.entropy: the agent is sac"),
+    (S("sac.batch=4"), "sac.batch: the agent is a3c"),
+    (S("task.min_steps=3"), r"task.min_steps 3: expected an integer from 1 to task.steps \(2\)"),
+    (S("task.min_steps=0"), r"task.min_steps 0: expected an integer from 1 to task.steps \(2\)"),
+    (S("reward.w_expo=3"), "unknown setting 'reward.w_expo'"),
+    (S("task.alpha_mode=best"), "task.alpha_mode: 'best' is not one of mean, argmax"),
 ])
 def test_bad_knob_arguments_are_refused_before_anything_is_written(tmp_path, extra, message):
     from experiments import lol_train
@@ -533,8 +513,8 @@ def test_alpha_min_zero_trains_a_model_that_never_darkens_a_pixel(tmp_path, alph
     from experiments import lol_train
     from rlenhance.enhance import Enhancer
 
-    extra = [] if alpha_min is None else ["--alpha-min", str(alpha_min)]
-    out = lol_train.main([*TINY, "--conditioned", *extra, "--out", str(tmp_path / "run")])
+    extra = [] if alpha_min is None else S(f"task.alpha_min={alpha_min}")
+    out = lol_train.main([*TINY, *extra, "--out", str(tmp_path / "run")])
     # the curves alone: the default clean stage smooths a brightened pixel with its neighbours
     enhancer = Enhancer(out / "checkpoints" / "last.pt", device="cpu", denoise=0)
     assert min(enhancer.transition.alpha_table) == pytest.approx(0.0 if alpha_min is None else -0.3)
@@ -554,7 +534,7 @@ def test_keep_evals_keeps_each_evaluations_policy(tmp_path):
     from experiments import lol_train
     from rlenhance.enhance import Enhancer
 
-    out = lol_train.main([*TINY, "--conditioned", "--keep-evals", "--out", str(tmp_path / "run")])
+    out = lol_train.main([*TINY, "--keep-evals", "--out", str(tmp_path / "run")])
     kept = sorted(p.name for p in (out / "checkpoints").glob("episode_*.pt"))
     assert kept == ["episode_000002.pt", "episode_000004.pt"]  # --eval-every 2 of 4 episodes
     last = Enhancer(out / "checkpoints" / "last.pt", device="cpu")
@@ -571,19 +551,21 @@ def test_min_steps_trains_on_episodes_of_drawn_lengths():
     from experiments import lol_train
     from experiments.rl_common import make_agent
 
-    args = lol_train.parse_args([*TINY, "--no-smooth-on-mean", "--min-steps", "1", "--steps", "4", "--test-steps", "3"])
+    args = lol_train.parse_args([*TINY, *S("reward.smooth_on_mean=false", "task.min_steps=1"), "--steps", "4",
+                                 "--test-steps", "3"])
     venv = envs.make_vec(lol_train.ENV_ID, num_envs=2, **lol_train.env_kwargs(args))
     assert (venv.task.min_episode_steps, venv.max_episode_steps) == (1, 4)
-    agent = make_agent(args, venv, keys=("image", "original", "exposure_gap"), cond_film=args.cond_film)
+    agent = make_agent(args, venv, steps=args.task.steps, keys=("image", "original", "exposure_gap"),
+                       cond_film=True)
     assert isinstance(agent, A3C)
     steps = [agent.train_episode(venv, seed=0 if e == 0 else None)["steps"] for e in range(12)]
     assert set(steps) == {1.0, 2.0, 3.0, 4.0}  # the episode's drawn length, one update at its end
     assert lol_train.inference_spec(args, venv.task).transition.steps == 3
 
 
-def test_the_cap_is_the_shipped_models_recorded_for_inference_and_trained_with_only_when_asked(tmp_path):
+def test_the_cap_is_the_shipped_models_recorded_for_inference_never_in_training(tmp_path):
     """By default the checkpoint carries the shipped model's cap (weighted by w_exposure) and the training env runs
-    without it; --cap-in-training puts it in the env; inf: none."""
+    without it; none (or inf): no cap."""
     from experiments import lol_train
     from rlenhance.enhance import Enhancer
 
@@ -591,32 +573,21 @@ def test_the_cap_is_the_shipped_models_recorded_for_inference_and_trained_with_o
     args[args.index("--episodes") + 1] = "2"
     shipped = Enhancer(device="cpu").spec.transition
     default = lol_train.parse_args(args)
-    assert (default.max_overshoot, default.overshoot_weighted) == (shipped.max_overshoot, True)
-    assert shipped.overshoot_reference == default.w_exposure
-    assert lol_train.env_kwargs(default)["max_overshoot"] is None  # the shipped policy was trained without it
-    assert not lol_train.env_kwargs(default)["overshoot_weighted"]
-    trained = lol_train.env_kwargs(lol_train.parse_args([*args, "--cap-in-training"]))
-    assert (trained["max_overshoot"], trained["overshoot_weighted"]) == (shipped.max_overshoot, True)
-    path = lol_train.main([*args, "--out", str(tmp_path / "d")]) / "checkpoints" / "best.pt"
+    assert default.task.max_overshoot == shipped.max_overshoot and shipped.overshoot_reference is not None
+    assert "max_overshoot" not in lol_train.env_kwargs(default)  # the shipped policy was trained without it
+    out = lol_train.main([*args, *S("task.max_overshoot=0.05"), "--out", str(tmp_path / "cap")])
+    path = out / "checkpoints" / "best.pt"
     spec = load_checkpoint(path)["extra"]["spec"].transition
-    assert (spec.max_overshoot, spec.overshoot_reference) == (shipped.max_overshoot, default.w_exposure)
-    fixed = [*args, "--max-overshoot", "0.05", "--no-overshoot-weighted"]
-    path = lol_train.main([*fixed, "--out", str(tmp_path / "cap")]) / "checkpoints" / "best.pt"
-    assert load_checkpoint(path)["extra"]["spec"].transition.max_overshoot == 0.05
-    assert load_checkpoint(path)["extra"]["spec"].transition.overshoot_reference is None
+    assert (spec.max_overshoot, spec.overshoot_reference is not None) == (0.05, True)
     assert Enhancer(path, device="cpu").max_overshoot == 0.05
-    assert lol_train.env_kwargs(lol_train.parse_args([*fixed, "--cap-in-training"]))["max_overshoot"] == 0.05
-    none = lol_train.parse_args([*args, "--max-overshoot", "inf"])  # no cap: the weighting has nothing to weight
-    assert none.max_overshoot is None and not none.overshoot_weighted
-    assert lol_train.parse_args(["--preset", "rellie"]).max_overshoot is None  # ReLLIE has no cap
+    for spelling in ("inf", "none"):
+        assert lol_train.parse_args([*args, *S(f"task.max_overshoot={spelling}")]).task.max_overshoot is None
+    assert lol_train.parse_args(["--preset", "rellie"]).task.max_overshoot is None  # ReLLIE has no cap
     for bad in ("1.5", "-0.1", "nan"):  # refused while parsing, before any training or file
-        with pytest.raises(ValueError, match="--max-overshoot: expected a number with 0 <= --max-overshoot < 1"):
-            lol_train.parse_args([*args, "--max-overshoot", bad])
-    zero = lol_train.parse_args([*args, "--cond-encoding", "linear", "--w-exposure-range", "0", "1000"])
-    assert not zero.overshoot_weighted and zero.max_overshoot == shipped.max_overshoot  # no weight to scale by: fixed
-    for flag in ("--overshoot-weighted", "--cap-in-training"):
-        with pytest.raises(ValueError, match=f"{flag}: .*needs --max-overshoot"):
-            lol_train.parse_args([*args, "--max-overshoot", "inf", flag])
+        with pytest.raises(ValueError, match="task.max_overshoot: expected a number with 0 <= task.max_overshoot < 1"):
+            lol_train.parse_args([*args, *S(f"task.max_overshoot={bad}")])
+    with pytest.raises(ValueError, match="task.max_overshoot: the cap is weighted by the exposure weight"):
+        lol_train.parse_args([*args, *S("ranges.w_exposure=0,1000")])
 
 
 def test_blur_sigma_is_recorded_for_the_enhancer_and_the_rellie_preset_has_none(tmp_path):
@@ -625,10 +596,29 @@ def test_blur_sigma_is_recorded_for_the_enhancer_and_the_rellie_preset_has_none(
     args = list(TINY)
     args[args.index("--episodes") + 1] = "1"
     parsed = lol_train.parse_args(args)
-    assert parsed.blur_sigma == 0.65  # the shipped model's, by default
-    path = lol_train.main([*args, "--blur-sigma", "1.2", "--out", str(tmp_path / "b")]) / "checkpoints" / "best.pt"
+    assert parsed.task.blur_sigma == 0.65  # the shipped model's, by default
+    path = lol_train.main([*args, *S("task.blur_sigma=1.2"), "--out", str(tmp_path / "b")]) / "checkpoints" / "best.pt"
     assert load_checkpoint(path)["extra"]["spec"].blur_sigma == 1.2
-    assert lol_train.parse_args(["--preset", "rellie"]).blur_sigma == 0.0
+    assert lol_train.parse_args(["--preset", "rellie"]).task.blur_sigma == 0.0
     for bad in ("-1", "4", "nan"):
-        with pytest.raises(ValueError, match="--blur-sigma: expected the blur's sigma in pixels"):
-            lol_train.parse_args([*args, "--blur-sigma", bad])
+        with pytest.raises(ValueError, match="task.blur_sigma: expected the blur's sigma in pixels"):
+            lol_train.parse_args([*args, *S(f"task.blur_sigma={bad}")])
+
+
+@pytest.mark.parametrize("preset", [[], ["--preset", "rellie"]])
+def test_validation_in_batches_scores_as_one_batch(preset):
+    """``run.eval_batch`` images a rollout (less memory at ReLLIE's full resolution): the scores of one
+    batch of every image."""
+    from experiments import lol_train
+    from experiments.rl_common import make_agent
+
+    argv = [*preset, *TINY, *S("task.policy_side=48", "model.downscale=1")]
+    one, whole = (lol_train.parse_args([*argv, *S(f"run.eval_batch={n}")]) for n in (1, 64))
+    venv = envs.make_vec(lol_train.ENV_ID, num_envs=1, **lol_train.env_kwargs(one))
+    names, low, high = lol_train.load_validation(one, torch.device("cpu"))
+    assert len(names) > 1
+    policy = make_agent(one, venv, steps=one.task.steps, keys=("image", "original", "exposure_gap"),
+                        cond_film=one.reward.conditioned).policy.eval()
+    a, b = (lol_train.evaluate(policy, venv.task, cfg, low, high)[0] for cfg in (one, whole))
+    for key in ("eval/psnr", "eval/ssim", "eval/brightness", "eval/exposure_loss"):
+        assert a[key] == pytest.approx(b[key], abs=1e-5), key

@@ -18,9 +18,9 @@ import torch
 
 from agents.distributed import Ranks
 from envs.base import episode_rows
-from experiments import rse_train
+from experiments import rse, rse_train
 from experiments.compare.methods import rse_method
-from experiments.runs import Interrupted
+from experiments.runs import Interrupted, scalar_rows
 from rlenhance.checkpoint import RSEDenoiserSpec, SupervisedSpec, load_checkpoint, save_checkpoint
 from rlenhance.denoisers import DenoisePredictor, load_denoiser, load_rse
 from rlenhance.errors import CheckpointError
@@ -29,11 +29,12 @@ from rlenhance.models.ffdnet import FFDNet
 from rlenhance.models.rse import rse_blend
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ["--rounds", "2", "--vae-steps", "6", "--vae-finetune-steps", "3", "--vae-batch", "16", "--hidden", "16",
-        "--latent-dim", "4", "--patch", "8", "--stride", "4", "--bank-size", "64", "--clusters", "4",
-        "--neighbours", "2", "--pool-crops", "4", "--pool-size", "24", "--episodes", "2", "--eval-every", "1",
-        "--batch", "2", "--crop", "16", "--width", "4", "--sac-batch", "2", "--sac-learning-starts", "0",
-        "--sac-updates", "1", "--samples", "1", "--threads", "1", "--device", "cpu", "--min-gain", "-100"]
+TINY = ["--rounds", "2", "--vae-steps", "6", "--episodes", "2", "--eval-every", "1", "--samples", "1",
+        "--threads", "1", "--device", "cpu", *(item for setting in (
+            "rse.vae_finetune_steps=3", "rse.vae_batch=16", "rse.hidden=16", "rse.latent_dim=4", "rse.patch=8",
+            "rse.stride=4", "rse.bank_size=64", "rse.clusters=4", "rse.neighbours=2", "rse.pool_crops=4",
+            "rse.pool_size=24", "sac.batch=2", "sac.crop=16", "sac.width=4", "sac.update_batch=2",
+            "sac.learning_starts=0", "sac.updates=1", "rse.min_gain=-100") for item in ("--set", setting))]
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +47,11 @@ def folders(tmp_path_factory):
         save_image(root / "train" / f"train{k}.png", img.astype(np.float32))
     save_image(root / "test" / "held.png", np.stack([0.6 - 0.4 * x, 0.2 + 0.6 * y, 0.4 + 0 * x], -1).astype(np.float32))
     return root
+
+
+def resolved(argv):
+    """The checked flat settings of a command line."""
+    return rse.resolve(rse.settings(rse_train.parse(list(argv))))
 
 
 def tiny(folders, out, *extra):
@@ -66,7 +72,7 @@ def test_run_folder_per_round_table_pictures_and_the_shipped_denoiser(folders, t
     assert [r["round"] for r in rows] == ["1", "2"] and all(float(r["psnr"]) > 0 for r in rows)
     for name in ("round1_clusters", "round1_neighbours", "round1_heldout", "round2_clusters"):
         assert (out / "samples" / f"{name}.png").is_file(), name
-    metrics = {r["metric"] for r in csv.DictReader(open(out / "metrics.csv"))}
+    metrics = {r["metric"] for r in scalar_rows(out)}
     assert {"losses/vae_loss", "eval/psnr", "eval/uqi", "charts/episode_return", "eval/input_psnr"} <= metrics
     model, spec = load_rse(out / "checkpoints" / "best.pt")
     assert isinstance(spec, RSEDenoiserSpec) and spec.rounds == 2 and spec.sigma == 25.0
@@ -99,15 +105,15 @@ def test_resume_refuses_other_arguments(folders, tmp_path, signal_on_call):
     signal_on_call(rse_train, "vae_loss", 2)
     with pytest.raises(Interrupted):
         rse_train.main(tiny(folders, out, "--rounds", "1"))
-    with pytest.raises(ValueError, match="--hidden"):
-        rse_train.main(tiny(folders, out, "--rounds", "1", "--resume", "--hidden", "8"))
+    with pytest.raises(ValueError, match="rse.hidden"):
+        rse_train.main(tiny(folders, out, "--rounds", "1", "--resume", "--set", "rse.hidden=8"))
 
 
 @pytest.mark.parametrize("extra,match", [
-    (["--stride", "9"], "--stride"),
-    (["--clusters", "100"], "--clusters"),
-    (["--baselines", "nlm"], "--baselines"),
-    (["--gamma", "1.0"], "gamma"),
+    (["--set", "rse.stride=9"], "rse.stride"),
+    (["--set", "rse.clusters=100"], "rse.clusters"),
+    (["--baselines", "nlm"], "task.baselines"),
+    (["--set", "sac.gamma=1.0"], "gamma"),
     (["--sigma", "-1"], "--sigma"),
     (["--sigma", "nan"], "--sigma nan: expected noise levels that are finite numbers >= 0"),
     (["--sigma", "10", "inf"], "--sigma 10.0 inf"),
@@ -121,28 +127,41 @@ def test_bad_arguments_are_refused_before_anything_is_written(folders, tmp_path,
 
 
 def test_trust_region_reaches_the_agent():
-    args = rse_train.resolve(rse_train.parse_config(rse_train.Args, ["--sac-trust-region-kl", "0.02"]))
-    assert rse_train.sac_config(args).trust_region_kl == 0.02
-    default = rse_train.resolve(rse_train.parse_config(rse_train.Args, []))
-    assert rse_train.sac_config(default).trust_region_kl == 0.01
-    off = rse_train.resolve(rse_train.parse_config(rse_train.Args, ["--sac-trust-region-kl", "0"]))
-    assert rse_train.sac_config(off).trust_region_kl is None
-    given = rse_train.resolve(rse_train.parse_config(rse_train.Args, [
-        "--sac-target-entropy", "-20", "--sac-init-alpha", "0.05", "--sac-critic-warmup", "30"]))
-    config = rse_train.sac_config(given)
-    assert (config.target_entropy, config.init_alpha, config.critic_warmup) == (-20.0, 0.05, 30)
-    unset = rse_train.sac_config(default)
+    args = resolved(["--set", "sac.trust_region_kl=0.02"])
+    assert rse.sac_config(args).trust_region_kl == 0.02
+    default = resolved([])
+    assert rse.sac_config(default).trust_region_kl == 0.01
+    off = resolved(["--set", "sac.trust_region_kl=0"])
+    assert rse.sac_config(off).trust_region_kl is None
+    config = rse.sac_config(resolved(["--set", "sac.init_alpha=0.05", "--set", "sac.critic_warmup=30"]))
+    assert (config.init_alpha, config.critic_warmup) == (0.05, 30)
+    unset = rse.sac_config(default)
     assert (unset.target_entropy, unset.init_alpha, unset.critic_warmup) == (None, 1.0, 0)  # SACConfig's own
-    with pytest.raises(ValueError, match="SAC: .*--sac-"):
-        rse_train.resolve(rse_train.parse_config(rse_train.Args, ["--sac-critic-warmup", "-1"]))
+    with pytest.raises(ValueError, match="SAC: .*sac"):
+        resolved(["--set", "sac.critic_warmup=-1"])
 
 
 def test_an_empty_sigma_is_refused_by_name(capsys):
     with pytest.raises(SystemExit):
-        rse_train.parse_config(rse_train.Args, ["--sigma"])
+        rse_train.parse(["--sigma"])
     assert "argument --sigma: expected at least one argument" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="--sigma : expected one noise level or more"):
-        rse_train.resolve(rse_train.Args(sigma=()))
+    with pytest.raises(ValueError, match="sigma : expected one noise level or more"):
+        resolved(["--set", "task.sigma=[]"])
+
+
+def test_help_is_short_and_every_preset_resolves(capsys):
+    import re
+
+    with pytest.raises(SystemExit):
+        rse_train.parse(["--help"])
+    text = capsys.readouterr().out
+    assert len(text.splitlines()) <= 120 and len(re.findall(r"^  (-[-\w]+)", text, re.M)) <= 30
+    assert not re.search(r"session|runs/rse_color", text, re.I)
+    shipped = resolved(["--preset", "rse-denoise-color"])
+    assert (shipped.rounds, shipped.vae_steps, shipped.episodes, shipped.eval_every, shipped.pool_crops,
+            shipped.sac_critic_warmup, shipped.sac_init_alpha, shipped.sac_updates) == (1, 3000, 200, 25, 256, 200,
+                                                                                       0.01, 4)
+    assert resolved(["--preset", "rse-rl"]).rounds == 2
 
 
 def test_a_blind_denoiser_is_scored_per_level_and_records_its_levels(folders, tmp_path):
@@ -150,14 +169,13 @@ def test_a_blind_denoiser_is_scored_per_level_and_records_its_levels(folders, tm
     metrics.csv and the summary, the plain scores their mean); the spec records both levels."""
     with contextlib.redirect_stdout(io.StringIO()):
         out = Path(rse_train.main(tiny(folders, tmp_path / "blind", "--rounds", "1", "--sigma", "40", "10")))
-    assert json.loads((out / "config.json").read_text())["sigma"] == [10.0, 40.0]
+    assert json.loads((out / "config.json").read_text())["task"]["sigma"] == [10.0, 40.0]
     with open(out / "rounds.csv") as handle:
         (row,) = list(csv.DictReader(handle))
     for name in ("psnr", "ssim", "uqi"):
         pair = float(row[f"{name}_sigma10"]), float(row[f"{name}_sigma40"])
         assert float(row[name]) == pytest.approx(sum(pair) / 2, rel=1e-5)
-    with open(out / "metrics.csv") as handle:
-        at = {r["metric"]: float(r["value"]) for r in csv.DictReader(handle)}
+    at = {r["metric"]: float(r["value"]) for r in scalar_rows(out)}
     assert at["eval/input_psnr_sigma10"] > at["eval/input_psnr_sigma40"] + 8  # 12 dB apart
     assert at["eval/baseline_bilateral_psnr"] == pytest.approx(
         (at["eval/baseline_bilateral_psnr_sigma10"] + at["eval/baseline_bilateral_psnr_sigma40"]) / 2, rel=1e-5)
@@ -217,7 +235,7 @@ def test_a_predictor_is_every_rounds_third_candidate_and_the_model_finds_it_agai
 
 def test_patch_pairs_draw_one_level_per_patch():
     clean = torch.full((2, 3, 24, 24), 0.5)
-    source, target = rse_train.sample_patch_pairs(clean, None, episode_rows(0, range(64), "cpu"), 8, (5.0, 60.0))
+    source, target = rse.sample_patch_pairs(clean, None, episode_rows(0, range(64), "cpu"), 8, (5.0, 60.0))
     std = (source - target).flatten(1).std(dim=1) * 255
     low, high = std < 20, std > 40
     assert bool((low | high).all()) and 8 < int(low.sum()) < 56  # each patch at 5 or at 60, both drawn
@@ -228,8 +246,7 @@ def test_patch_pairs_draw_one_level_per_patch():
 def test_a_rank_draws_only_its_rows_of_the_vae_batch_one_process_draws(monkeypatch, pool_inputs, world):
     """vae_batch: rank r of n draws the rows r B / n .. of the --vae-batch (B) alone, and gets what one
     process drawing the batch gives them: patches, noise levels and values, reparameterisation noise."""
-    args = rse_train.resolve(rse_train.parse_config(rse_train.Args, ["--patch", "8", "--vae-batch", "6",
-                                                                     "--sigma", "5", "60"]))
+    args = resolved(["--set", "rse.patch=8", "--set", "rse.vae_batch=6", "--sigma", "5", "60"])
     clean = torch.rand(3, 3, 20, 20, generator=torch.Generator().manual_seed(0))
     inputs = (clean + 0.1 * torch.rand(clean.shape, generator=torch.Generator().manual_seed(1))) if pool_inputs \
         else None
@@ -240,13 +257,13 @@ def test_a_rank_draws_only_its_rows_of_the_vae_batch_one_process_draws(monkeypat
         drawn.extend(indices)
         return episode_rows(seed, indices, device)
 
-    monkeypatch.setattr(rse_train, "episode_rows", counted)
-    one = rse_train.vae_batch(args, clean, inputs, 4, 11, Ranks().rows(6))
+    monkeypatch.setattr(rse, "episode_rows", counted)
+    one = rse.vae_batch(args, clean, inputs, 4, 11, Ranks().rows(6))
     parts = []
     for rank in range(world):
         ranks = Ranks(rank=rank, world_size=world)
         drawn.clear()
-        parts.append(rse_train.vae_batch(args, clean, inputs, 4, 11, ranks.rows(ranks.split(6))))
+        parts.append(rse.vae_batch(args, clean, inputs, 4, 11, ranks.rows(ranks.split(6))))
         local = 6 // world
         assert drawn == list(range(rank * local, (rank + 1) * local)) and parts[-1][0].shape[0] == local
     source, target, noise = one
@@ -255,7 +272,7 @@ def test_a_rank_draws_only_its_rows_of_the_vae_batch_one_process_draws(monkeypat
     for k in range(2):
         assert torch.equal(torch.cat([part[2][k] for part in parts]), noise[k])
     assert source.shape == (6, 3, 8, 8) and noise[0].shape == (6, 4) and not torch.equal(source, target)
-    assert not torch.equal(rse_train.vae_batch(args, clean, inputs, 4, 12, Ranks().rows(6))[0], source)
+    assert not torch.equal(rse.vae_batch(args, clean, inputs, 4, 12, Ranks().rows(6))[0], source)
 
 
 def test_a_checkpoint_of_one_level_written_before_sigmas_still_loads(folders, tmp_path):

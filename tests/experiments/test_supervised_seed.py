@@ -1,5 +1,5 @@
 """experiments.supervised_train with the MRPNet + Generator seed's settings: fine-tuning from
-another run's weights (``--init``), the Generator's super-resolution (``--upscale``) on synthetic
+another run's weights (``--init``), the Generator's super-resolution (``model.upscale``) on synthetic
 data, on same-size pairs and on the seed's own layout (``train/`` inputs + ``gt/`` targets 4x
 larger), and their argument errors. Tiny runs in this process (``main(argv)``)."""
 
@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from experiments.runs import parse_config
-from experiments.supervised_train import Args, main, make_example, resolve_args, validation_set
+from experiments.runs import read_metrics
+from experiments.supervised import make_example, open_datasets, validation_set
+from experiments.supervised_train import main, parse, settings
 from rlenhance.checkpoint import SupervisedSpec, load_checkpoint, save_checkpoint
 from rlenhance.data import PairedImages, sample_batch
 from rlenhance.errors import CheckpointError, DatasetError
@@ -21,7 +22,11 @@ from rlenhance.models.mrpnet import CombinedModel
 from rlenhance.restore import SupervisedRestorer
 
 TINY = ["--epochs", "1", "--steps-per-epoch", "2", "--batch", "2", "--crop", "32", "--width", "8",
-        "--val-samples", "4", "--samples", "2", "--threads", "1"]
+        "--set", "data.val_samples=4", "--set", "run.samples=2", "--threads", "1"]
+
+
+def resolved(argv):
+    return settings(parse(list(argv)))
 
 
 def run(*argv):
@@ -53,18 +58,15 @@ def test_init_starts_from_the_checkpoint_weights_with_a_fresh_run(source, tmp_pa
     assert max(float((end[k] - start[k]).abs().max()) for k in start) < 1e-6
     assert max(float((scratch[k] - start[k]).abs().max()) for k in start) > 1e-3
     assert load_checkpoint(tuned / "checkpoints" / "last.pt")["extra"]["epoch"] == 1
-    assert json.loads((tuned / "config.json").read_text())["init"] == str(source / "checkpoints" / "best.pt")
+    assert json.loads((tuned / "config.json").read_text())["train"]["init"] == str(source / "checkpoints" / "best.pt")
 
 
-def test_init_refuses_resume_and_checkpoints_of_another_run_kind(source, tmp_path):
+def test_init_refuses_checkpoints_of_another_run_kind(source, tmp_path):
     best = str(source / "checkpoints" / "best.pt")
-    argv = ["--init", best, "--resume", "--out", str(source)]
-    with pytest.raises(ValueError, match="--init .* and --resume: choose one"):
-        resolve_args(parse_config(Args, argv), argv)
     with pytest.raises(CheckpointError, match=r"--init: .*architecture mismatch.*\"width\": 8.*\"width\": 16"):
         run("--init", best, "--width", "16", "--out", str(tmp_path / "wide"))
     with pytest.raises(CheckpointError, match=r"architecture mismatch.*\"upscale\": 1.*\"upscale\": 2"):
-        run("--init", best, "--upscale", "2", "--out", str(tmp_path / "sr"))
+        run("--init", best, "--set", "model.upscale=2", "--out", str(tmp_path / "sr"))
     model = CombinedModel(3, width=8)  # the same network, trained for another task
     spec = SupervisedSpec(model="mrpnet", task="completion", channels=3, prefill="diffusion")
     other = save_checkpoint(tmp_path / "completion.pt", model=model, arch=model.arch(), extra={"spec": spec})
@@ -78,14 +80,11 @@ def test_init_refuses_resume_and_checkpoints_of_another_run_kind(source, tmp_pat
 def test_upscale_trains_a_super_resolving_generator_that_inference_reproduces(tmp_path):
     """Synthetic data: targets at --crop, inputs area-downscaled 4x; the checkpoint records the
     upscale and SupervisedRestorer outputs 4x the input."""
-    argv = [*TINY, "--upscale", "4"]
-    args = resolve_args(parse_config(Args, argv), argv)
-    from experiments.supervised_train import open_datasets
-
+    args = resolved([*TINY, "--set", "model.upscale=4"])
     _, val_set = open_datasets(args)
     val = validation_set(args, val_set)
     assert val.input.shape == (4, 3, 8, 8) and val.target.shape == (4, 3, 32, 32)
-    out = run("--upscale", "4", "--out", str(tmp_path / "sr"))
+    out = run("--set", "model.upscale=4", "--out", str(tmp_path / "sr"))
     ckpt = load_checkpoint(out / "checkpoints" / "best.pt")
     assert ckpt["extra"]["spec"].upscale == 4 and ckpt["arch"]["kwargs"]["upscale"] == 4
     restorer = SupervisedRestorer(out / "checkpoints" / "best.pt", device="cpu", task="lowlight")
@@ -105,27 +104,25 @@ def _seed_folder(root, scale):
 
 def test_upscale_reads_the_seeds_layout_with_targets_4x_the_inputs(tmp_path):
     _seed_folder(tmp_path / "train", scale=4)
-    argv = [*TINY, "--upscale", "4", "--val-fraction", "0.34", "--data", str(tmp_path / "train")]
-    args = resolve_args(parse_config(Args, argv), argv)
+    argv = [*TINY, "--set", "model.upscale=4", "--data", str(tmp_path / "train")]
+    args = resolved(argv)
     pairs = PairedImages(tmp_path / "train", scale=None)
     batch = sample_batch(pairs, 2, crop=8, rng=np.random.default_rng(0))
     example = make_example(args, batch, torch.Generator().manual_seed(0), torch.device("cpu"))
     assert example.input.shape == (2, 3, 8, 8) and example.target.shape == (2, 3, 32, 32)
     torch.testing.assert_close(example.input, batch["low"])  # the seed's inputs are used as they are
     out = run(*argv[len(TINY):], "--out", str(tmp_path / "run"))
-    row = (out / "train_log.tsv").read_text().splitlines()
-    assert len(row) == 2 and np.isfinite(float(row[1].split("\t")[row[0].split("\t").index("val_psnr")]))
-    with pytest.raises(DatasetError, match="the files of a pair must match"):  # 4x targets need --upscale 4
-        run("--val-fraction", "0.34", "--data", str(tmp_path / "train"), "--out", str(tmp_path / "plain"))
-    with pytest.raises(DatasetError, match="4 times the low ones; --upscale 2"):
-        run("--upscale", "2", "--val-fraction", "0.34", "--data", str(tmp_path / "train"),
-            "--out", str(tmp_path / "two"))
+    rows = read_metrics(out / "metrics.csv")
+    assert len(rows) == 1 and np.isfinite(rows[0]["eval/psnr"])
+    with pytest.raises(DatasetError, match="the files of a pair must match"):  # 4x targets need upscale 4
+        run("--data", str(tmp_path / "train"), "--out", str(tmp_path / "plain"))
+    with pytest.raises(DatasetError, match="4 times the low ones; model.upscale 2"):
+        run("--set", "model.upscale=2", "--data", str(tmp_path / "train"), "--out", str(tmp_path / "two"))
 
 
 def test_upscale_downscales_the_inputs_of_same_size_pairs(tmp_path):
     _seed_folder(tmp_path / "train", scale=1)
-    argv = [*TINY, "--upscale", "2", "--data", str(tmp_path / "train")]
-    args = resolve_args(parse_config(Args, argv), argv)
+    args = resolved([*TINY, "--set", "model.upscale=2", "--data", str(tmp_path / "train")])
     pairs = PairedImages(tmp_path / "train", scale=None)
     batch = sample_batch(pairs, 2, crop=16, rng=np.random.default_rng(0))
     example = make_example(args, batch, torch.Generator().manual_seed(0), torch.device("cpu"))
@@ -134,14 +131,13 @@ def test_upscale_downscales_the_inputs_of_same_size_pairs(tmp_path):
 
 
 def test_upscale_argument_errors():
-    for bad, match in ((["--upscale", "4", "--model", "pixelrnn"], "--model mrpnet"),
-                       (["--upscale", "4", "--no-generator"], "--no-generator"),
-                       (["--upscale", "2", "--task", "denoise"], "--task denoise"),
-                       (["--upscale", "4", "--crop", "50"], "multiple of 4")):
+    for bad, match in ((["--set", "model.upscale=4", "--model", "pixelrnn"], "model.name mrpnet"),
+                       (["--set", "model.upscale=4", "--set", "model.generator=false"], "model.generator False"),
+                       (["--set", "model.upscale=2", "--task", "denoise"], "data.task denoise"),
+                       (["--set", "model.upscale=4", "--crop", "50"], "multiple of 4"),
+                       (["--set", "model.upscale=3"], "model.upscale: '3' is not one of 1, 2, 4")):
         with pytest.raises(ValueError, match=match):
-            resolve_args(parse_config(Args, bad), bad)
-    with pytest.raises(SystemExit):
-        parse_config(Args, ["--upscale", "3"])
+            resolved(bad)
 
 
 def test_compare_refuses_a_super_resolution_checkpoint(tmp_path):

@@ -1,6 +1,5 @@
-"""experiments.supervised_train's seed settings: --variant seed, --ssim-window, --mask-rule, --resize and
---save-every (issue 20). Tiny in-process runs on generated JPEG pairs; argument handling through
-resolve_args."""
+"""experiments.supervised_train's seed settings: model.variant seed (with the gated seed's SSIM window and
+mask rule), data.resize and run.save_every. Tiny in-process runs on generated JPEG pairs."""
 
 import json
 
@@ -9,15 +8,15 @@ import pytest
 import torch
 from PIL import Image
 
-from experiments.runs import parse_config
-from experiments.supervised_train import Args, main, open_datasets, resolve_args, validation_set
+from experiments.supervised import open_datasets, validation_set
+from experiments.supervised_train import main, parse, settings
 from rlenhance.checkpoint import load_checkpoint
 from rlenhance.data import channel_sum_mask, estimate_occlusion_mask
 from rlenhance.models.pixelrnn import GatedPixelRNN
 from rlenhance.restore import SupervisedRestorer
 
-TINY = ["--steps-per-epoch", "2", "--batch", "2", "--width", "8", "--val-samples", "2", "--samples", "1",
-        "--threads", "1", "--val-fraction", "0.34"]
+TINY = ["--steps-per-epoch", "2", "--batch", "2", "--width", "8", "--set", "data.val_samples=2",
+        "--set", "run.samples=1", "--threads", "1"]
 SIZE = (40, 44)
 HOLE = (slice(8, 24), slice(10, 30))
 
@@ -40,55 +39,47 @@ def _pairs(root):
 
 
 def resolved(*argv):
-    return resolve_args(parse_config(Args, list(argv)), list(argv))
+    return settings(parse(list(argv)))
 
 
-def test_seed_variant_defaults_follow_the_model_and_can_be_overridden():
-    gated = resolved("--model", "gated-pixelrnn", "--task", "completion", "--variant", "seed")
+def test_seed_variant_settings_follow_the_model():
+    gated = resolved("--model", "gated-pixelrnn", "--task", "completion", "--set", "model.variant=seed")
     assert (gated.ssim_window, gated.mask_rule, gated.crop, gated.resize) == (7, "channel-sum", 224, ())
     own = resolved("--model", "gated-pixelrnn", "--task", "completion")
     assert (own.variant, own.ssim_window, own.mask_rule) == ("default", 11, "estimate")
-    convlstm = resolved("--model", "pixelrnn", "--task", "completion", "--variant", "seed", "--resize", "256")
+    convlstm = resolved("--model", "pixelrnn", "--task", "completion", "--set", "model.variant=seed",
+                        "--set", "data.resize=256")
     assert (convlstm.ssim_window, convlstm.mask_rule, convlstm.resize, convlstm.crop) == (11, "estimate", (256,), 256)
-    mixed = resolved("--model", "gated-pixelrnn", "--task", "completion", "--variant", "seed", "--ssim-window", "11",
-                     "--mask-rule", "estimate", "--resize", "128", "96")
-    assert (mixed.ssim_window, mixed.mask_rule, mixed.resize, mixed.crop) == (11, "estimate", (128, 96), 96)
+    sized = resolved("--model", "gated-pixelrnn", "--task", "completion", "--set", "data.resize=128,96")
+    assert (sized.resize, sized.crop) == ((128, 96), 96)
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--variant", "seed"], r"--variant seed: only pixelrnn and gated-pixelrnn"),
-    (["--model", "pixelrnn", "--ssim-window", "8"], r"--ssim-window 8: expected an odd integer in 1\.\.15"),
-    (["--model", "pixelrnn", "--resize", "8"], r"--resize 8: expected H or H W, integers >= 16"),
-    (["--model", "pixelrnn", "--resize", "64", "64", "64"], r"--resize 64 64 64: expected H or H W"),
-    (["--model", "pixelrnn", "--resize", "64", "--crop", "96"], r"--crop 96 does not fit .* 64x64; .* at most 64"),
-    (["--save-every", "-1"], r"--save-every -1: expected an integer >= 0"),
+    (["--set", "model.variant=seed"], r"model.variant seed: only pixelrnn and gated-pixelrnn"),
+    (["--model", "pixelrnn", "--set", "data.resize=8"], r"data.resize 8: expected H or H W, integers >= 16"),
+    (["--model", "pixelrnn", "--set", "data.resize=64,64,64"], r"data.resize 64 64 64: expected H or H W"),
+    (["--model", "pixelrnn", "--set", "data.resize=64", "--crop", "96"], r"train.crop 96 does not fit .* 64x64"),
+    (["--set", "run.save_every=-1"], r"run.save_every -1: expected an integer >= 0"),
+    (["--set", "model.variant=paper"], r"model.variant: 'paper' is not one of default, seed"),
 ])
-def test_argument_errors_name_the_argument(argv, message):
+def test_setting_errors_name_the_setting(argv, message):
     with pytest.raises(ValueError, match=message):
         resolved(*argv)
-    with pytest.raises(SystemExit):  # argparse refuses an unknown variant or mask rule
-        parse_config(Args, ["--variant", "paper"])
-    with pytest.raises(SystemExit):
-        parse_config(Args, ["--mask-rule", "sum"])
 
 
-def test_resume_of_a_run_saved_before_these_arguments_and_save_every_may_change(tmp_path):
-    config = {k: v for k, v in json.loads(json.dumps(vars(resolved("--model", "gated-pixelrnn", "--task",
-                                                                    "completion")))).items()
-              if k not in ("variant", "ssim_window", "mask_rule", "resize", "save_every")}
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    args = resolved("--resume", "--out", str(tmp_path), "--save-every", "5")
-    assert (args.variant, args.ssim_window, args.mask_rule, args.resize, args.save_every) == \
-        ("default", 11, "estimate", (), 5)
-    with pytest.raises(ValueError, match=r"--variant 'seed' \(the run has None\).*--epochs, --device, --threads, "
-                                         r"--save-every may change"):
-        resolved("--resume", "--out", str(tmp_path), "--variant", "seed")
+def test_resume_may_change_save_every_but_not_the_variant(tmp_path):
+    out = main(["--model", "gated-pixelrnn", "--task", "completion", "--crop", "32", "--epochs", "1",
+                "--out", str(tmp_path / "run"), *TINY])
+    main(["--resume", "--out", str(out), "--epochs", "2", "--set", "run.save_every=2"])
+    assert (out / "checkpoints" / "model_epoch2.pt").is_file()
+    with pytest.raises(ValueError, match=r"model.variant 'seed' \(the run has 'default'\).*train.epochs"):
+        main(["--resume", "--out", str(out), "--set", "model.variant=seed"])
 
 
 def test_training_masks_follow_the_rule_and_validation_scores_the_estimated_hole(tmp_path):
     data = _pairs(tmp_path / "pairs")
-    args = resolved("--model", "gated-pixelrnn", "--task", "completion", "--variant", "seed", "--data", str(data),
-                    *TINY)
+    args = resolved("--model", "gated-pixelrnn", "--task", "completion", "--set", "model.variant=seed",
+                    "--data", str(data), *TINY)
     train, val = open_datasets(args)
     item = train[0]
     occ, orig = (item[k].permute(1, 2, 0).numpy() for k in ("occluded", "original"))
@@ -102,8 +93,8 @@ def test_training_masks_follow_the_rule_and_validation_scores_the_estimated_hole
 
 def test_resize_brings_training_and_validation_images_to_one_size(tmp_path):
     data = _pairs(tmp_path / "pairs")
-    args = resolved("--model", "gated-pixelrnn", "--task", "completion", "--data", str(data), "--resize", "64", "48",
-                    *TINY)
+    args = resolved("--model", "gated-pixelrnn", "--task", "completion", "--data", str(data),
+                    "--set", "data.resize=64,48", *TINY)
     train, val = open_datasets(args)
     for dataset in (train, val):
         item = dataset[0]
@@ -118,15 +109,16 @@ def test_resize_brings_training_and_validation_images_to_one_size(tmp_path):
 
 def test_seed_run_saves_periodic_checkpoints_that_load_for_inference(tmp_path):
     data = _pairs(tmp_path / "pairs")
-    out = main(["--model", "gated-pixelrnn", "--task", "completion", "--variant", "seed", "--data", str(data),
-                "--resize", "32", "--epochs", "3", "--save-every", "2", "--out", str(tmp_path / "run"), *TINY])
+    out = main(["--model", "gated-pixelrnn", "--task", "completion", "--set", "model.variant=seed", "--data",
+                str(data), "--set", "data.resize=32", "--epochs", "3", "--set", "run.save_every=2",
+                "--out", str(tmp_path / "run"), *TINY])
     folder = out / "checkpoints"
     assert sorted(p.name for p in folder.iterdir()) == ["best.pt", "last.pt", "model_epoch2.pt"]
     snapshot = load_checkpoint(folder / "model_epoch2.pt")
     last = load_checkpoint(folder / "last.pt")
     assert snapshot["extra"]["epoch"] == 2 and last["extra"]["epoch"] == 3
     assert snapshot["arch"] == last["arch"] and snapshot["arch"]["kwargs"]["variant"] == "seed"
-    assert snapshot["extra"]["args"]["ssim_window"] == 7 and snapshot["extra"]["spec"].variant == "seed"
+    assert snapshot["extra"]["spec"].variant == "seed"
     assert not all(torch.equal(v, last["state_dict"][k]) for k, v in snapshot["state_dict"].items())
     restorer = SupervisedRestorer(folder / "model_epoch2.pt", device="cpu", task="completion")
     assert isinstance(restorer.model, GatedPixelRNN) and restorer.model.variant == "seed"
@@ -136,5 +128,4 @@ def test_seed_run_saves_periodic_checkpoints_that_load_for_inference(tmp_path):
     restored = restorer.restore(image, mask)
     assert restored.shape == image.shape and np.array_equal(restored[~mask], image[~mask])
     config = json.loads((out / "config.json").read_text())
-    assert (config["variant"], config["mask_rule"], config["resize"], config["crop"]) == \
-        ("seed", "channel-sum", [32], 32)
+    assert (config["model"]["variant"], config["data"]["resize"], config["train"]["crop"]) == ("seed", [32], 32)

@@ -1,13 +1,11 @@
-"""Smoke tests of experiments.supervised_train on tiny settings: every model/task pair, --resume of a
-killed, an extended and a finished run, Ctrl-C within an epoch, a failed start, --data folders of each task,
-a blind colour denoiser (--no-gray, several --sigma levels), checkpoints of one level, and argument errors.
+"""experiments.supervised_train on tiny settings: every model/task pair, its run folder, --resume of a
+stopped, an extended and a finished run, Ctrl-C, the config (presets, --set, settings that do not apply,
+--help), --data folders of each task, a blind colour denoiser, and the pieces of experiments.supervised.
 
-One run and one rejected combination go through the command line as subprocesses (started first, so
-they overlap the rest); the other runs call ``main(argv)`` in this process, which skips the ~3 s of
-interpreter and torch start-up that each subprocess costs."""
+One run goes through the command line as a subprocess (started first, so it overlaps the rest); the
+others call ``main(argv)`` in this process."""
 
 import contextlib
-import csv
 import io
 import json
 import re
@@ -22,8 +20,10 @@ import numpy as np
 import pytest
 import torch
 
-from experiments.runs import parse_config
-from experiments.supervised_train import Args, main, resolve_args
+from experiments import supervised_train
+from experiments.runs import metric_series, read_metrics
+from experiments.supervised import Example, compute_loss, draw_example, make_example, open_datasets, validation_set
+from experiments.supervised_train import PRESETS, main, parse, settings
 from rlenhance.checkpoint import SupervisedSpec, build_model, load_checkpoint, save_checkpoint
 from rlenhance.errors import CheckpointError
 from rlenhance.io import load_image, save_image
@@ -32,21 +32,26 @@ from rlenhance.restore import REGISTRY, SupervisedRestorer
 ROOT = Path(__file__).resolve().parents[2]
 CROP = 32
 TINY = ["--epochs", "2", "--steps-per-epoch", "2", "--batch", "2", "--crop", str(CROP), "--width", "8",
-        "--val-samples", "4", "--samples", "2", "--threads", "1"]
-COMBOS = {  # name -> extra arguments; every --model/--task pair the experiment accepts
+        "--set", "data.val_samples=4", "--set", "run.samples=2", "--threads", "1"]
+COMBOS = {  # name -> extra arguments; every model/task pair the experiment accepts
     "gated-completion": ["--model", "gated-pixelrnn", "--task", "completion"],  # the subprocess run
     "mrpnet-lowlight": ["--model", "mrpnet", "--task", "lowlight"],
     "mrpnet-denoise": ["--model", "mrpnet", "--task", "denoise", "--sigma", "15"],
-    "mrpnet-completion": ["--model", "mrpnet", "--task", "completion", "--no-generator", "--occlusion", "stroke"],
+    "mrpnet-completion": ["--model", "mrpnet", "--task", "completion", "--set", "model.generator=false"],
     "pixelrnn-lowlight": ["--model", "pixelrnn", "--task", "lowlight"],
     "pixelrnn-denoise": ["--model", "pixelrnn", "--task", "denoise"],
-    "pixelrnn-completion": ["--model", "pixelrnn", "--task", "completion", "--prefill", "none"],
+    "pixelrnn-completion": ["--model", "pixelrnn", "--task", "completion", "--set", "data.prefill=none"],
     "unet-completion": ["--model", "unet", "--task", "completion"],
 }
 SUBPROCESS = "gated-completion"
-TERMS = {"mrpnet": ["train_mse"], "pixelrnn": ["train_mse", "train_ssim_loss"],
-         "gated-pixelrnn": ["train_hole_l1", "train_ssim_loss"], "unet": ["train_hole_mse"]}
+TERMS = {"mrpnet": ["mse"], "pixelrnn": ["mse", "ssim_loss"], "gated-pixelrnn": ["hole_l1", "ssim_loss"],
+         "unet": ["hole_mse"]}
 CLASSES = {"mrpnet-completion": "MRPNet", "gated-completion": "GatedPixelRNN", "unet-completion": "CompletionUNet"}
+
+
+def resolved(argv):
+    """The flat settings of a command line."""
+    return settings(parse(list(argv)))
 
 
 def launch(*args):
@@ -100,11 +105,6 @@ def resumed(runs):
                   "finished": in_process("--out", str(finished), "--resume")}
 
 
-def read_log(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle, delimiter="\t"))
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(COMBOS))
 def test_each_combination_fills_its_run_folder(runs, name):
@@ -112,35 +112,36 @@ def test_each_combination_fills_its_run_folder(runs, name):
     stdout = check_ok(results[name], name)
     out = base / name
     config = json.loads((out / "config.json").read_text())
-    model = config["model"]
+    model = config["model"]["name"]
     defaults = {"mrpnet": 1e-4, "pixelrnn": 1e-3, "gated-pixelrnn": 1e-4, "unet": 1e-3}
-    assert config["lr"] == defaults[model] and config["width"] == 8 and config["crop"] == CROP  # resolved
-    rows = read_log(out / "train_log.tsv")
-    assert [int(r["epoch"]) for r in rows] == [1, 2]
-    columns = ["epoch", "lr", *TERMS[model], "train_loss", "val_loss", "val_psnr", "val_ssim"]
-    if config["task"] == "completion":
-        columns += ["val_hole_psnr", "val_hole_l1"]
-    assert list(rows[0]) == columns + ["seconds"]
-    assert all(np.isfinite(float(r[c])) for r in rows for c in columns)
-    with open(out / "metrics.csv") as handle:
-        logged = {r["metric"] for r in csv.DictReader(handle)}
-    assert {"charts/lr", "losses/loss", "eval/loss", "eval/psnr", "eval/ssim"} <= logged
+    assert config["train"]["lr"] == defaults[model] and config["model"]["width"] == 8  # resolved
+    assert config["trainer"] == "experiments.supervised_train"
+    evaluations = read_metrics(out / "metrics.csv")
+    assert [r["step"] for r in evaluations] == [1, 2]
+    columns = ["eval/loss", "eval/psnr", "eval/ssim"] + (["eval/hole_psnr", "eval/hole_l1"]
+                                                         if config["data"]["task"] == "completion" else [])
+    assert all(np.isfinite(r[c]) for r in evaluations for c in columns)
+    training = read_metrics(out / "train.csv")
+    assert [r["step"] for r in training] == [1, 2]
+    assert {"charts/lr", "losses/loss", *(f"losses/{t}" for t in TERMS[model])} <= set(training[0])
     assert list((out / "tb").glob("events.out.tfevents.*"))
     assert load_image(out / "loss_curve.png").shape == (400, 640, 3)
-    grid = load_image(out / "samples" / "epoch_0002.png")
-    assert grid.shape == (2 * CROP + 2, 3 * CROP + 2 * 2, 3)  # 2 rows of input | output | reference
+    grid = load_image(out / "samples" / "epoch_000002.png")  # 2 rows of input | output | reference, captioned
+    zoom = -(-96 // CROP)
+    assert grid.shape == (18 + 2 * CROP * zoom + 2, 3 * CROP * zoom + 2 * 2, 3)
     best = load_checkpoint(out / "checkpoints" / "best.pt")
-    val_losses = [float(r["val_loss"]) for r in rows]
-    assert best["extra"]["epoch"] == 1 + int(np.argmin(val_losses))
-    assert best["extra"]["spec"].task == config["task"]
+    assert best["extra"]["epoch"] == 1 + int(np.argmin([r["eval/loss"] for r in evaluations]))
+    assert best["extra"]["spec"].task == config["data"]["task"]
     prefill = {"pixelrnn-completion": "none", "gated-completion": "diffusion", "mrpnet-completion": "diffusion",
                "unet-completion": "diffusion"}
     assert best["extra"]["spec"].prefill == prefill.get(name, "none")  # the restorer applies it
     net = build_model(best, REGISTRY)
     assert type(net).__name__ == CLASSES.get(name, {"mrpnet": "CombinedModel", "pixelrnn": "PixelRNN"}.get(model))
     last = load_checkpoint(out / "checkpoints" / "last.pt")
-    assert last["extra"]["epoch"] == 2 and "optimizer" in last["extra"]
+    assert last["extra"]["epoch"] == 2 and "optimizer" in last["extra"]["state"]
     assert "| params |" in stdout and (out / "summary.md").is_file()
+    command = re.search(r"^use it: (rlenhance .*)$", stdout, re.M)[1]
+    assert command.endswith(f"--checkpoint {out / 'checkpoints' / 'best.pt'}")
 
 
 @pytest.mark.slow
@@ -153,16 +154,14 @@ def test_a_rejected_combination_exits_with_a_message(runs):
 def test_resume_of_a_killed_run_matches_the_uninterrupted_run(resumed):
     base, results = resumed
     stdout = check_ok(results["killed"], "killed")
-    assert "resumed" in stdout and "epoch 1 of 2" in stdout
+    assert "resumed" in stdout and "epoch 1" in stdout
     straight = load_checkpoint(base / SUBPROCESS / "checkpoints" / "last.pt")
     again = load_checkpoint(base / "killed" / "checkpoints" / "last.pt")
     assert again["extra"]["epoch"] == 2
     for key, value in straight["state_dict"].items():
         assert torch.allclose(value.float(), again["state_dict"][key].float(), atol=1e-6), key
-    assert [int(r["epoch"]) for r in read_log(base / "killed" / "train_log.tsv")] == [1, 2]
-    with open(base / "killed" / "metrics.csv") as handle:
-        steps = [int(r["step"]) for r in csv.DictReader(handle) if r["metric"] == "losses/loss"]
-    assert steps == [1, 2]
+    assert [r["step"] for r in read_metrics(base / "killed" / "metrics.csv")] == [1, 2]
+    assert sorted(metric_series(base / "killed", "losses/loss")) == [1, 2]
 
 
 def test_resume_can_extend_a_run_and_a_finished_run_stays_finished(resumed):
@@ -170,43 +169,81 @@ def test_resume_can_extend_a_run_and_a_finished_run_stays_finished(resumed):
     check_ok(results["extended"], "extended")
     straight = load_checkpoint(base / SUBPROCESS / "checkpoints" / "last.pt")
     extended = load_checkpoint(base / "half" / "checkpoints" / "last.pt")
-    assert extended["extra"]["epoch"] == 2 and json.loads((base / "half" / "config.json").read_text())["epochs"] == 2
+    assert extended["extra"]["epoch"] == 2
+    assert json.loads((base / "half" / "config.json").read_text())["train"]["epochs"] == 2
     for key, value in straight["state_dict"].items():
         assert torch.allclose(value.float(), extended["state_dict"][key].float(), atol=1e-6), key
     stdout = check_ok(results["finished"], "finished")
-    assert "epoch 2 of 2" in stdout
-    finished = load_checkpoint(base / "finished" / "checkpoints" / "last.pt")
+    assert "already finished at epoch 2; nothing to do" in stdout
+    finished = base / "finished"
+    assert (finished / "summary.md").read_bytes() == (base / SUBPROCESS / "summary.md").read_bytes()
     for key, value in straight["state_dict"].items():
-        assert torch.equal(value, finished["state_dict"][key]), key
+        assert torch.equal(value, load_checkpoint(finished / "checkpoints" / "last.pt")["state_dict"][key]), key
 
 
 @pytest.mark.slow
-def test_argument_errors(tmp_path, runs):
+def test_resume_refuses_a_changed_setting_and_a_used_folder(tmp_path, runs):
     base, _ = runs
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         main([*TINY, "--out", str(tmp_path / "none"), "--resume"])
     with pytest.raises(FileExistsError, match="--resume"):
         main([*TINY, "--out", str(base / "mrpnet-lowlight")])
-    argv = ["--out", str(base / "mrpnet-lowlight"), "--resume", "--lr", "0.5"]
-    with pytest.raises(ValueError, match="--lr"):
-        resolve_args(parse_config(Args, argv), argv)
-    for bad, match in ((["--crop", "8"], "--crop"), (["--val-fraction", "1.5"], "--val-fraction"),
-                       (["--model", "gated-pixelrnn"], "completion only"), (["--model", "unet"], "completion only"),
-                       (["--task", "completion", "--shift-holes"], "--shift-holes .* with --data"),
-                       (["--task", "completion", "--hole-loss", "psnr"], "--hole-loss psnr: .* --model unet"),
-                       (["--model", "unet", "--task", "completion", "--variant", "seed"],
-                        "unet takes --variant default")):
-        with pytest.raises(ValueError, match=match):
-            resolve_args(parse_config(Args, bad), bad)
+    with pytest.raises(ValueError, match=r"train\.lr 0\.5 \(the run has 0\.0001\)"):
+        main(["--out", str(base / "mrpnet-lowlight"), "--resume", "--lr", "0.5"])
 
 
-def test_help_documents_every_argument(capsys):
+@pytest.mark.parametrize("bad, match", [
+    (["--crop", "8"], "train.crop 8"),
+    (["--model", "gated-pixelrnn"], "completion only"), (["--model", "unet"], "completion only"),
+    (["--task", "completion", "--set", "data.shift_holes=true"], "data.shift_holes .* with data.data"),
+    (["--task", "completion", "--set", "train.hole_loss=psnr"], "train.hole_loss psnr: .* model.name unet"),
+    (["--model", "unet", "--task", "completion", "--set", "model.variant=seed"], "unet takes model.variant default"),
+    (["--sigma", "25"], r"data\.sigma: settings of data\.task denoise \(got data\.task lowlight\)"),
+    (["--task", "completion", "--set", "data.gray=false"], "data.gray: settings of data.task denoise"),
+    (["--set", "data.prefill=none"], "settings of data.task completion"),
+    (["--model", "pixelrnn", "--set", "model.generator=false"], "the Generator follows MRPNet only"),
+    (["--set", "model.upscale=4", "--set", "model.generator=false"], "model.upscale 4: the Generator"),
+    (["--set", "data.occlusion=stroke"], "unknown setting 'data.occlusion'"),
+])
+def test_a_setting_that_does_not_apply_is_an_error(bad, match):
+    with pytest.raises(ValueError, match=match):
+        parse(bad)
+
+
+def test_a_flag_that_became_a_setting_names_its_key(capsys):
     with pytest.raises(SystemExit):
-        parse_config(Args, ["--help"])
+        parse(["--hole-loss", "psnr"])
+    assert "--set train.hole_loss=VALUE" in capsys.readouterr().err
+
+
+def test_help_is_short_and_names_no_run(capsys):
+    with pytest.raises(SystemExit):
+        parse(["--help"])
     text = capsys.readouterr().out
-    for flag in ("--model", "--task", "--data", "--sigma", "--epochs", "--batch", "--crop", "--lr",
-                 "--val-fraction", "--device", "--seed", "--out", "--resume", "--amp", "--width"):
-        assert flag in text, flag
+    options = re.findall(r"^  (-[-\w]+)", text, re.M)
+    assert len(text.splitlines()) <= 120 and 10 <= len(options) <= 30, (len(text.splitlines()), options)
+    assert not re.search(r"session|\bh\d+\b|runs/s\d", text, re.I)
+    for name in PRESETS:
+        assert f"  {name}: " in text
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_resolves(name, capsys):
+    """Each preset is a valid config whose resolved settings print as a --config file that gives it back."""
+    with pytest.raises(SystemExit):
+        parse(["--preset", name, "--print-config"])
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads(json.dumps(__import__("dataclasses").asdict(parse(["--preset", name])), default=list))
+    assert supervised_train.PRESETS[name].__doc__.strip()
+
+
+def test_a_preset_gives_the_model_card_s_settings():
+    args = resolved(["--preset", "mrpnet-denoise"])
+    assert (args.model, args.task, args.generator, args.sigma, args.crop, args.batch, args.lr, args.epochs,
+            args.steps_per_epoch) == ("mrpnet", "denoise", False, 25.0, 64, 16, 1e-3, 30, 40)
+    unet = resolved(["--preset", "unet-completion"])
+    assert (unet.hole_loss, unet.flips, unet.shift_holes, unet.save_every, unet.lr_decay) == \
+        ("psnr", "horizontal", True, 16, "cosine")
 
 
 def _folders(root):
@@ -225,23 +262,22 @@ def _folders(root):
 
 @pytest.mark.parametrize("task, folder, model, extra", [
     ("lowlight", "pairs", "mrpnet", []), ("denoise", "clean", "mrpnet", []),
-    ("completion", "occ", "gated-pixelrnn", []), ("completion", "occ", "unet", ["--shift-holes"])])
+    ("completion", "occ", "gated-pixelrnn", []), ("completion", "occ", "unet", ["--set", "data.shift_holes=true"])])
 def test_data_folders_of_each_task(tmp_path, task, folder, model, extra):
     _folders(tmp_path)
-    argv = [*TINY, "--epochs", "1", "--val-fraction", "0.34", "--task", task, "--model", model, *extra,
+    argv = [*TINY, "--epochs", "1", "--task", task, "--model", model, *extra,
             "--data", str(tmp_path / folder), "--out", str(tmp_path / "run")]
     out = main(argv)
-    rows = read_log(out / "train_log.tsv")
-    assert len(rows) == 1 and np.isfinite(float(rows[0]["val_psnr"]))
+    rows = read_metrics(out / "metrics.csv")
+    assert len(rows) == 1 and np.isfinite(rows[0]["eval/psnr"])
     if task == "completion":  # every 32x32 crop of these 40x44 images holds most of the 16x20 hole
-        assert np.isfinite(float(rows[0]["val_hole_l1"]))
+        assert np.isfinite(rows[0]["eval/hole_l1"])
     channels = load_checkpoint(out / "checkpoints" / "best.pt")["extra"]["spec"].channels
     assert channels == (1 if task == "denoise" else 3)
 
 
 def test_validation_set_scores_every_held_out_image_once():
-    """--val-samples = the number of validation images: each is in the fixed validation set once."""
-    from experiments.supervised_train import validation_set
+    """data.val_samples = the number of validation images: each is in the fixed validation set once."""
 
     class Images(torch.utils.data.Dataset):  # image i is flat at (i + 1) / 10
         def __len__(self):
@@ -250,8 +286,8 @@ def test_validation_set_scores_every_held_out_image_once():
         def __getitem__(self, i):
             return {"high": torch.full((1, 20, 20), (i + 1) / 10), "name": f"{i}.png"}
 
-    argv = ["--model", "mrpnet", "--task", "denoise", "--no-generator", "--crop", "16", "--val-samples", "6"]
-    args = resolve_args(parse_config(Args, argv), argv)
+    args = resolved(["--model", "mrpnet", "--task", "denoise", "--set", "model.generator=false", "--crop", "16",
+                     "--set", "data.val_samples=6"])
     val = validation_set(args, Images())
     levels = sorted(round(float(t.mean()) * 10) for t in val.target)
     assert levels == [1, 2, 3, 4, 5, 6]
@@ -259,22 +295,10 @@ def test_validation_set_scores_every_held_out_image_once():
     assert torch.equal(again.input, val.input) and torch.equal(again.target, val.target)  # fixed across runs
 
 
-# --- a run folder never dead-ends: failed starts, signals, finished runs ---------------------------
-def test_resume_of_a_finished_run_changes_nothing(resumed):
-    """The finished copy of the straight run keeps its summary.md (with the straight run's title)
-    and gets no new TensorBoard file."""
-    base, results = resumed
-    assert "already finished at epoch 2 of 2; nothing to do" in check_ok(results["finished"], "finished")
-    straight, finished = base / SUBPROCESS, base / "finished"
-    assert (finished / "summary.md").read_bytes() == (straight / "summary.md").read_bytes()
-    assert sorted(p.name for p in (finished / "tb").iterdir()) == sorted(p.name for p in (straight / "tb").iterdir())
-
-
+# --- a run folder never dead-ends: failed starts, signals ---------------------------------------------
 def test_a_start_that_fails_before_its_first_checkpoint_leaves_nothing(tmp_path, monkeypatch):
-    """A failure in the first epoch (here: the validation) leaves --out absent, so the same command
-    runs again without --resume."""
-    from experiments import supervised_train
-
+    """A failure in the first epoch (here: the validation) leaves no checkpoint, so the same command
+    runs again without --resume (starting the run anew)."""
     def broken(*args, **kwargs):
         raise RuntimeError("validation failed")
 
@@ -283,11 +307,11 @@ def test_a_start_that_fails_before_its_first_checkpoint_leaves_nothing(tmp_path,
         patch.setattr(supervised_train, "evaluate", broken)
         with pytest.raises(RuntimeError, match="validation failed"):
             main(argv)
-    assert not (tmp_path / "run").exists()
+    assert not (tmp_path / "run" / "checkpoints").exists()
     assert load_checkpoint(main(argv) / "checkpoints" / "last.pt")["extra"]["epoch"] == 1
 
 
-def test_resume_without_a_checkpoint_starts_anew_with_the_saved_arguments(tmp_path, capsys):
+def test_resume_without_a_checkpoint_starts_anew_with_the_saved_config(tmp_path, capsys):
     out = tmp_path / "run"
     main([*TINY, "--epochs", "1", "--out", str(out)])
     for name in ("checkpoints", "samples"):  # a start killed in its first epoch, after config.json
@@ -297,39 +321,12 @@ def test_resume_without_a_checkpoint_starts_anew_with_the_saved_arguments(tmp_pa
     assert "holds no checkpoints/last.pt (the run stopped before its first checkpoint); starting it anew" \
         in capsys.readouterr().out
     last = load_checkpoint(out / "checkpoints" / "last.pt")["extra"]
-    assert last["epoch"] == 1 and last["args"]["crop"] == CROP
-    assert [int(r["epoch"]) for r in read_log(out / "train_log.tsv")] == [1]
+    assert last["epoch"] == 1 and last["config"]["train"]["crop"] == CROP
+    assert [r["step"] for r in read_metrics(out / "metrics.csv")] == [1]
 
 
 @pytest.mark.slow
-def test_an_interrupted_epoch_resumes_to_the_weights_of_an_uninterrupted_run(runs, tmp_path, signal_on_call):
-    """Ctrl-C in the first batch of epoch 2: last.pt holds that batch (RNG states, partial loss
-    sums), and the resumed run ends with the uninterrupted run's weights and logs."""
-    from experiments import supervised_train
-
-    base, results = runs
-    check_ok(results["mrpnet-lowlight"], "mrpnet-lowlight")
-    out = tmp_path / "run"
-    argv = [*TINY, *COMBOS["mrpnet-lowlight"], "--out", str(out)]
-    undo = signal_on_call(supervised_train, "sample_batch", 3, counts=lambda *a, **kw: "spread" not in kw)
-    with pytest.raises(KeyboardInterrupt) as stopped:  # training batches only: the validation set is spread
-        main(argv)
-    undo()
-    assert str(stopped.value).startswith("interrupted in epoch 2 of 2, after batch 1 of 2 (SIGINT)")
-    assert stopped.value.exit_code == 130
-    last = load_checkpoint(out / "checkpoints" / "last.pt")["extra"]
-    assert (last["epoch"], last["batch"]) == (1, 1)
-    main(["--out", str(out), "--resume"])
-    straight = load_checkpoint(base / "mrpnet-lowlight" / "checkpoints" / "last.pt")
-    again = load_checkpoint(out / "checkpoints" / "last.pt")
-    for key, value in straight["state_dict"].items():
-        assert torch.allclose(value.float(), again["state_dict"][key].float(), atol=1e-6), key
-    straight_log, log = read_log(base / "mrpnet-lowlight" / "train_log.tsv"), read_log(out / "train_log.tsv")
-    assert [r["train_loss"] for r in log] == [r["train_loss"] for r in straight_log]
-
-
-@pytest.mark.slow
-def test_sigint_saves_the_batch_reached_and_resume_finishes(tmp_path, signalled_run):
+def test_sigint_saves_the_epoch_reached_and_resume_finishes(tmp_path, signalled_run):
     """Ctrl-C in a real run: exit code 130, one line on stderr (no traceback); --resume continues
     (to a shortened total, to keep the test short)."""
     out = tmp_path / "run"
@@ -337,38 +334,35 @@ def test_sigint_saves_the_batch_reached_and_resume_finishes(tmp_path, signalled_
     proc = signalled_run("experiments.supervised_train", argv, out, signal.SIGINT)
     assert proc.returncode == 130, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr and proc.stderr.count("interrupted") == 1
-    match = re.fullmatch(r"supervised_train: interrupted in epoch (\d+) of 1000, (after batch 1 of 2|at its start) "
-                         r"\(SIGINT\); \S+last\.pt saved; continue with --resume --out \S+", proc.message)
+    match = re.fullmatch(r"supervised_train: interrupted at epoch (\d+) of 1000 \(SIGINT\); \S+last\.pt saved; "
+                         r"continue with the same settings and --resume", proc.message)
     assert match, proc.message
     epoch = int(match[1])
-    assert load_checkpoint(out / "checkpoints" / "last.pt")["extra"]["epoch"] == epoch - 1 >= 1
-    main(["--out", str(out), "--resume", "--epochs", str(epoch)])
-    assert load_checkpoint(out / "checkpoints" / "last.pt")["extra"]["epoch"] == epoch
-    assert [int(r["epoch"]) for r in read_log(out / "train_log.tsv")] == list(range(1, epoch + 1))
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["extra"]["epoch"] == epoch >= 1
+    main(["--out", str(out), "--resume", "--epochs", str(epoch + 1)])
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["extra"]["epoch"] == epoch + 1
+    assert [r["step"] for r in read_metrics(out / "metrics.csv")] == list(range(1, epoch + 2))
     assert (out / "summary.md").is_file()
 
 
 # --- colour and blind denoisers ---------------------------------------------------------------------
 def test_a_blind_colour_denoiser_end_to_end(tmp_path):
-    """--task denoise --no-gray --sigma 30 10: an RGB network (3 planes in and out) trained on both
-    levels; the validation crops are scored at each level, val_loss is their mean and picks best.pt;
-    the spec records three channels and both levels; the checkpoint restores colour images."""
-    out = main([*TINY, "--model", "mrpnet", "--no-generator", "--task", "denoise", "--no-gray", "--sigma", "30", "10",
-                "--out", str(tmp_path / "blind")])
+    """A gray=false denoiser over sigma 30 and 10: an RGB network trained on both levels; the
+    validation crops are scored at each level, eval/loss is their mean and picks best.pt; the spec
+    records three channels and both levels; the checkpoint restores colour images."""
+    out = main([*TINY, "--model", "mrpnet", "--set", "model.generator=false", "--task", "denoise",
+                "--set", "data.gray=false", "--sigma", "30", "10", "--out", str(tmp_path / "blind")])
     config = json.loads((out / "config.json").read_text())
-    assert config["sigma"] == [10.0, 30.0] and config["gray"] is False
-    rows = read_log(out / "train_log.tsv")
+    assert config["data"]["sigma"] == [10.0, 30.0] and config["data"]["gray"] is False
+    rows = read_metrics(out / "metrics.csv")
     for row in rows:
         for name in ("loss", "psnr", "ssim"):
-            pair = float(row[f"val_{name}_sigma10"]), float(row[f"val_{name}_sigma30"])
-            assert float(row[f"val_{name}"]) == pytest.approx(sum(pair) / 2, rel=1e-4)
-        assert float(row["val_loss_sigma10"]) < float(row["val_loss_sigma30"])  # less noise, lower loss
-    with open(out / "metrics.csv") as handle:
-        logged = {r["metric"] for r in csv.DictReader(handle)}
-    assert {"eval/loss", "eval/psnr_sigma10", "eval/psnr_sigma30"} <= logged
+            pair = row[f"eval/{name}_sigma10"], row[f"eval/{name}_sigma30"]
+            assert row[f"eval/{name}"] == pytest.approx(sum(pair) / 2, rel=1e-4)
+        assert row["eval/loss_sigma10"] < row["eval/loss_sigma30"]  # less noise, lower loss
     assert "val_psnr_sigma30" in (out / "summary.md").read_text()
     best = load_checkpoint(out / "checkpoints" / "best.pt")
-    assert best["extra"]["epoch"] == 1 + int(np.argmin([float(r["val_loss"]) for r in rows]))
+    assert best["extra"]["epoch"] == 1 + int(np.argmin([r["eval/loss"] for r in rows]))
     spec = best["extra"]["spec"]
     assert (spec.channels, spec.noise, spec.sigma, spec.sigmas) == (3, "gaussian", 30.0, (10.0, 30.0))
     assert best["arch"]["kwargs"]["in_channels"] == 3
@@ -377,14 +371,11 @@ def test_a_blind_colour_denoiser_end_to_end(tmp_path):
     image = np.random.default_rng(0).uniform(0.2, 0.8, (20, 24, 3)).astype(np.float32)
     restored = restorer.restore(image)
     assert restored.shape == image.shape and not np.allclose(restored[..., 0], restored[..., 1])  # colour out
-    grid = load_image(out / "samples" / "epoch_0002.png")  # crop 0 at each level
-    assert grid.shape == (2 * CROP + 2, 3 * CROP + 2 * 2, 3)
 
 
 def test_blind_examples_draw_one_level_per_crop():
     argv = ["--task", "denoise", "--sigma", "5", "60"]
-    args = resolve_args(parse_config(Args, argv), argv)
-    from experiments.supervised_train import make_example
+    args = resolved(argv)
 
     clean = torch.full((32, 1, 24, 24), 0.5)
     example = make_example(args, {"high": clean}, torch.Generator().manual_seed(0), torch.device("cpu"))
@@ -414,20 +405,19 @@ class CountingImages:
 @pytest.mark.parametrize("argv", [
     ["--task", "lowlight"],                                          # synthetic darkening
     ["--task", "denoise", "--sigma", "5", "60"],                     # a level and noise per crop
-    ["--task", "denoise", "--noise", "amplified", "--sigma", "10"],  # darkening, noise, curves and the map
-    ["--model", "ffdnet", "--task", "denoise", "--noise", "gaussian", "--sigma", "0", "50",
-     "--sigma-draw", "uniform"],                                     # a level of the range per crop, its map
-    ["--task", "completion", "--occlusion", "mixed"],                # occlusion masks
+    ["--task", "denoise", "--set", "data.noise=amplified", "--sigma", "10"],  # darkening, noise, curves and the map
+    ["--model", "ffdnet", "--task", "denoise", "--set", "data.noise=gaussian", "--sigma", "0", "50",
+     "--set", "data.sigma_draw=uniform"],                                     # a level of the range per crop, its map
+    ["--task", "completion"],                                        # occlusion masks
 ])
 @pytest.mark.parametrize("world", [2, 4])
 def test_a_rank_draws_only_its_rows_of_the_batch_one_process_draws(argv, world):
     """draw_example: rank r of n reads B / n items and gets rows r B / n .. of one process's batch
     (item, crop, flips and degradation all per row); the ranks' rows together are that batch."""
     from agents.distributed import Ranks
-    from experiments.supervised_train import draw_example
 
     argv = [*argv, "--crop", "16", "--batch", "4"]
-    args = resolve_args(parse_config(Args, argv), argv)
+    args = resolved(argv)
     data = CountingImages(channels=1 if args.task == "denoise" else 3)
     one = draw_example(args, data, 7, Ranks().rows(4), torch.device("cpu"))
     assert data.reads == 4
@@ -448,10 +438,9 @@ def test_a_rank_draws_only_its_rows_of_the_batch_one_process_draws(argv, world):
 @pytest.mark.parametrize("flips, up_down_seen", [("both", True), ("horizontal", False)])
 def test_flips_horizontal_never_turns_a_training_crop_upside_down(flips, up_down_seen):
     """--flips horizontal: training crops are flipped left-right only; the default flips up-down too."""
-    from experiments.supervised_train import draw_example
 
-    argv = ["--task", "denoise", "--sigma", "0", "--crop", "24", "--batch", "8", "--flips", flips]
-    args = resolve_args(parse_config(Args, argv), argv)
+    argv = ["--task", "denoise", "--sigma", "0", "--crop", "24", "--batch", "8", "--set", f"data.flips={flips}"]
+    args = resolved(argv)
     data = CountingImages(channels=1)
     data.images = torch.linspace(0, 1, 24).view(1, 1, 24, 1).expand(5, 1, 24, 24).clone()  # darker at the top
     targets = torch.cat([draw_example(args, data, seed, slice(0, 8), torch.device("cpu")).target
@@ -463,15 +452,15 @@ def test_flips_horizontal_never_turns_a_training_crop_upside_down(flips, up_down
 
 def resolved_denoise(*argv):
     argv = ["--task", "denoise", *argv]
-    return resolve_args(parse_config(Args, argv), argv)
+    return resolved(argv)
 
 
 @pytest.mark.parametrize("argv, match", [
     (["--sigma", "-5"], "--sigma -5.0: expected noise levels that are finite numbers >= 0"),
     (["--sigma", "nan"], "--sigma nan: expected noise levels that are finite"),
-    (["--sigma", "10", "inf"], "--sigma 10.0 inf: expected noise levels that are finite"),
-    (["--sigma", "10", "10"], "--sigma 10.0 10.0: .*repeated"),
-    (["--noise", "amplified", "--sigma", "5", "10"], "--sigma 5 10: --noise amplified draws each image's level"),
+    (["--sigma", "10", "inf"], "10.0 inf: expected noise levels that are finite"),
+    (["--sigma", "10", "10"], "10.0 10.0: .*repeated"),
+    (["--set", "data.noise=amplified", "--sigma", "5", "10"], "data.sigma 5 10: data.noise amplified draws"),
 ])
 def test_bad_sigma_is_refused_by_name(argv, match):
     with pytest.raises(ValueError, match=match):
@@ -480,17 +469,16 @@ def test_bad_sigma_is_refused_by_name(argv, match):
 
 def test_an_empty_sigma_is_refused_by_name(capsys):
     with pytest.raises(SystemExit):
-        parse_config(Args, ["--sigma"])
+        parse(["--sigma"])
     assert "argument --sigma: expected at least one argument" in capsys.readouterr().err
 
 
 def test_one_level_checkpoints_and_runs_still_load(tmp_path):
-    """A one-level run records its level as a number (as before levels were lists); a checkpoint
-    written before the spec had ``sigmas`` reads as that one level; an old run resumes with an
-    equal --sigma."""
-    out = main([*TINY, "--epochs", "1", "--model", "mrpnet", "--no-generator", "--task", "denoise", "--sigma", "15",
-                "--out", str(tmp_path / "one")])
-    assert json.loads((out / "config.json").read_text())["sigma"] == 15.0
+    """A checkpoint written before the spec had ``sigmas`` reads as its one level; a run resumes
+    with an equal --sigma and refuses another."""
+    out = main([*TINY, "--epochs", "1", "--model", "mrpnet", "--set", "model.generator=false", "--task", "denoise",
+                "--sigma", "15", "--out", str(tmp_path / "one")])
+    assert json.loads((out / "config.json").read_text())["data"]["sigma"] == [15.0]
     path = out / "checkpoints" / "best.pt"
     spec = load_checkpoint(path)["extra"]["spec"]
     assert (spec.channels, spec.sigma, spec.sigmas) == (1, 15.0, (15.0,))
@@ -507,22 +495,20 @@ def test_one_level_checkpoints_and_runs_still_load(tmp_path):
     with pytest.raises(CheckpointError, match="sigma 10.0 is not the largest of sigmas"):
         load_checkpoint(old)
     argv = ["--out", str(out), "--resume", "--sigma", "15"]  # an equal level: no conflict
-    assert resolve_args(parse_config(Args, argv), argv).sigma == 15.0
-    argv = ["--out", str(out), "--resume", "--sigma", "15", "25"]
-    with pytest.raises(ValueError, match=r"--sigma \(15.0, 25.0\) \(the run has 15.0\)"):
-        resolve_args(parse_config(Args, argv), argv)
+    assert resolved(argv).sigma == 15.0
+    with pytest.raises(ValueError, match=r"data.sigma \[15.0, 25.0\] \(the run has \[15.0\]\)"):
+        main(["--out", str(out), "--resume", "--sigma", "15", "25"])
     assert SupervisedSpec(model="mrpnet", task="denoise", channels=3, prefill="none", noise="gaussian",
                           sigma=25.0).sigmas == (25.0,)
 
 
 def test_shift_holes_moves_each_pair_s_hole_onto_its_original():
-    from experiments.supervised_train import make_example
 
     original = torch.rand(3, 3, 40, 44, generator=torch.Generator().manual_seed(0))
     mask = torch.zeros(3, 1, 40, 44)
     mask[:, :, 8:24, 10:30] = 1
     batch = {"occluded": original * (1 - mask), "original": original, "mask": mask}
-    args = resolve_args(parse_config(Args, ["--task", "completion", "--data", "x", "--shift-holes"]), [])
+    args = resolved(["--task", "completion", "--data", "x", "--set", "data.shift_holes=true"])
     generators = [torch.Generator().manual_seed(k) for k in range(3)]
     example = make_example(args, batch, generators, torch.device("cpu"))
     assert torch.equal(example.target, original)
@@ -539,7 +525,6 @@ def test_shift_holes_moves_each_pair_s_hole_onto_its_original():
 def test_hole_loss_psnr_is_minus_each_hole_s_psnr_and_weighs_images_by_their_relative_error():
     """--hole-loss psnr: 10 log10(hole MSE + floor) per image, so an image with a small hole error gets
     the larger gradient (the mean hole PSNR's weighting), where plain MSE gives it the smaller one."""
-    from experiments.supervised_train import Example, compute_loss
 
     target = torch.full((2, 3, 16, 16), 0.5)
     mask = torch.zeros(2, 1, 16, 16)
@@ -548,8 +533,7 @@ def test_hole_loss_psnr_is_minus_each_hole_s_psnr_and_weighs_images_by_their_rel
     example = Example(input=target * (1 - mask), target=target, mask=mask)
     gradients = {}
     for loss_name in ("mse", "psnr"):
-        args = resolve_args(parse_config(Args, ["--model", "unet", "--task", "completion", "--hole-loss", loss_name]),
-                            [])
+        args = resolved(["--model", "unet", "--task", "completion", "--set", f"train.hole_loss={loss_name}"])
         pred = (target + errors * mask).requires_grad_(True)
         loss, terms = compute_loss(args, pred, example)
         assert torch.allclose(terms["hole_mse"], errors.flatten() ** 2)
@@ -562,13 +546,12 @@ def test_hole_loss_psnr_is_minus_each_hole_s_psnr_and_weighs_images_by_their_rel
 
 
 def test_validation_keeps_the_pairs_own_holes_with_shift_holes(tmp_path):
-    from experiments.supervised_train import open_datasets, validation_set
 
     _folders(tmp_path)
     argv = ["--task", "completion", "--model", "unet", "--data", str(tmp_path / "occ"), "--crop", "32",
-            "--val-fraction", "0.34", "--val-samples", "2"]
-    shifted = resolve_args(parse_config(Args, [*argv, "--shift-holes"]), [])
-    plain = resolve_args(parse_config(Args, argv), [])
+            "--set", "data.val_samples=2"]
+    shifted = resolved([*argv, "--set", "data.shift_holes=true"])
+    plain = resolved(argv)
     val = open_datasets(plain)[1]
     a, b = validation_set(shifted, val), validation_set(plain, val)
     assert torch.equal(a.mask, b.mask) and torch.equal(a.input, b.input)
@@ -592,7 +575,7 @@ def test_init_widens_a_narrower_completion_unet_and_refuses_a_wider_one(runs, tm
         assert float((narrow(image, mask) - image).abs().amax()) > 1e-4  # trained: it corrects the hole
         assert torch.allclose(wide(image, mask), narrow(image, mask), atol=1e-6)
     with pytest.raises(CheckpointError, match=r"--init .*: a checkpoint of another kind of run: prefill 'diffusion'"):
-        in_process(*tiny, "--prefill", "none", "--init", str(source), "--out", str(tmp_path / "other"))
+        in_process(*tiny, "--set", "data.prefill=none", "--init", str(source), "--out", str(tmp_path / "other"))
     ckpt = load_checkpoint(source)  # a narrower U-Net by its arch, whose weights do not fit it
     broken = build_model(ckpt, REGISTRY)
     broken.head.bias = torch.nn.Parameter(torch.zeros(5))
@@ -603,3 +586,46 @@ def test_init_widens_a_narrower_completion_unet_and_refuses_a_wider_one(runs, tm
     with pytest.raises(CheckpointError, match=r"--init: .*architecture mismatch.*\"width\": 8.*\"width\": 4"):
         in_process(*tiny, "--init", str(source), "--out", str(tmp_path / "narrow"))
     assert not any((tmp_path / name).exists() for name in ("other", "broken", "narrow"))
+
+
+def test_the_model_cards_commands_run_and_equal_their_presets():
+    """Every supervised_train / rse_train command of rlenhance/weights/README.md parses, and a card's
+    command that names its preset gives the preset's config (the run folder and, for a file
+    fine-tuned from itself, the --init path aside)."""
+    import importlib
+    import shlex
+
+    from experiments import config as configs
+
+    cards = (ROOT / "rlenhance" / "weights" / "README.md").read_text()
+    commands = re.findall(r"`(python -m experiments\.(supervised_train|rse_train)[^`]*)`(?: \(`--preset ([\w-]+)`)?",
+                          cards)
+    assert len(commands) >= 15 and sum(bool(preset) for *_, preset in commands) >= 9
+    for command, trainer, preset in commands:
+        module = importlib.import_module(f"experiments.{trainer}")
+        config = configs.to_dict(module.parse(shlex.split(command)[3:]))
+        if preset:
+            expected = configs.to_dict(module.parse(["--preset", preset]))
+            for one in (config, expected):
+                one["run"].pop("out")
+                one.get("train", {}).pop("init", None)
+            assert config == expected, preset
+
+
+@pytest.mark.parametrize("trainer", ["supervised_train", "rse_train"])
+def test_every_setting_has_a_docstring(trainer):
+    import importlib
+
+    from experiments import config as configs
+
+    module = importlib.import_module(f"experiments.{trainer}")
+    for path, (_, holder) in configs.paths(module.Config).items():
+        assert configs.field_docs(holder).get(path.rsplit(".", 1)[-1]), path
+
+
+def test_a_runs_config_json_reruns_it_exactly(tmp_path):
+    """``--config RUN`` with another --out trains the same weights (a new run: the saved resume flag is not taken)."""
+    first = main([*TINY, "--epochs", "1", "--out", str(tmp_path / "a")])
+    again = main(["--config", str(first), "--out", str(tmp_path / "b")])
+    a, b = (load_checkpoint(Path(run) / "checkpoints" / "last.pt") for run in (first, again))
+    assert all(torch.equal(v, b["state_dict"][k]) for k, v in a["state_dict"].items())

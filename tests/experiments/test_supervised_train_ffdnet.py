@@ -1,6 +1,6 @@
-"""experiments.supervised_train --model ffdnet (ReLLIE's noise-map denoiser) and --noise amplified:
-defaults, the run and the checkpoint it leaves (its spec drives the Enhancer), a resumed run, argument
-errors; FFDNet on Gaussian noise (--noise gaussian, levels drawn from a list or a range): each crop's
+"""experiments.supervised_train --model ffdnet (ReLLIE's noise-map denoiser) and data.noise amplified:
+defaults, the run and the checkpoint it leaves (its spec drives the Enhancer), setting errors; FFDNet on
+Gaussian noise (data.noise gaussian, levels drawn from a list or a range): each crop's
 map is its level, validation gives the true level's map, and load_denoiser runs the checkpoint."""
 
 import contextlib
@@ -11,16 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from experiments.runs import parse_config
-from experiments.supervised_train import (
-    Args,
-    learning_rate,
-    main,
-    make_example,
-    open_datasets,
-    resolve_args,
-    validation_sets,
-)
+from experiments.runs import read_metrics
+from experiments.supervised import learning_rate, make_example, open_datasets, validation_sets
+from experiments.supervised_train import main, parse, settings
 from rlenhance.baselines import estimate_noise_sigma
 from rlenhance.checkpoint import load_checkpoint, save_checkpoint
 from rlenhance.denoisers import NoiseLevelDenoiser, load_denoiser
@@ -31,15 +24,14 @@ from rlenhance.restore import SupervisedRestorer
 from tests.specs import lowlight_spec
 
 TINY = ["--epochs", "1", "--steps-per-epoch", "3", "--batch", "2", "--crop", "32", "--width", "8",
-        "--val-samples", "4", "--samples", "1", "--threads", "1"]
+        "--set", "data.val_samples=4", "--set", "run.samples=1", "--threads", "1"]
 #: FFDNet on white Gaussian noise, its map the constant level / 255 (FFDNet's own protocol).
-GAUSSIAN = ["--model", "ffdnet", "--task", "denoise", "--noise", "gaussian"]
+GAUSSIAN = ["--model", "ffdnet", "--task", "denoise", "--set", "data.noise=gaussian"]
 CPU = torch.device("cpu")
 
 
 def resolved(*argv):
-    argv = list(argv)
-    return resolve_args(parse_config(Args, argv), argv)
+    return settings(parse(list(argv)))
 
 
 def run(*argv):
@@ -49,27 +41,26 @@ def run(*argv):
 
 def test_defaults_follow_the_model_and_the_noise():
     ffdnet = resolved("--model", "ffdnet", "--task", "denoise")
-    assert (ffdnet.noise, ffdnet.sigma, ffdnet.depth, ffdnet.lr, ffdnet.crop) == ("amplified", 10.0, 15, 1e-3, 64)
+    assert (ffdnet.noise, ffdnet.sigma, ffdnet.lr, ffdnet.crop) == ("amplified", 10.0, 1e-3, 64)
     plain = resolved("--model", "mrpnet", "--task", "denoise")
-    assert (plain.noise, plain.sigma, plain.depth) == ("gaussian", 25.0, None)
-    amplified = resolved("--model", "mrpnet", "--task", "denoise", "--noise", "amplified", "--sigma", "6")
+    assert (plain.noise, plain.sigma) == ("gaussian", 25.0)
+    amplified = resolved("--model", "mrpnet", "--task", "denoise", "--set", "data.noise=amplified", "--sigma", "6")
     assert (amplified.noise, amplified.sigma) == ("amplified", 6.0)
 
 
 @pytest.mark.parametrize("argv, match", [
-    (["--model", "ffdnet"], r"--model ffdnet reads a noise-level map: it trains on --task denoise \(--noise "
-                            r"amplified or gaussian, --variant default\) only \(got --task lowlight"),
-    (["--model", "ffdnet", "--task", "denoise", "--variant", "seed"], "got --task denoise --variant seed"),
-    (["--task", "denoise", "--sigma", "25", "--sigma-draw", "uniform"],
-     "--sigma-draw uniform: .* with two levels or more .*--sigma 25"),
-    (["--model", "ffdnet", "--task", "denoise", "--sigma-draw", "uniform"],
-     "--sigma-draw uniform: .*--noise amplified"),
-    (["--task", "lowlight", "--sigma", "5", "10", "--sigma-draw", "uniform"],
-     "--sigma-draw uniform: .*--task lowlight"),
-    (["--model", "mrpnet", "--task", "denoise", "--depth", "4"], "--depth 4: an option of --model ffdnet"),
-    (["--model", "ffdnet", "--task", "denoise", "--depth", "1"], "--depth 1"),
-    (["--task", "lowlight", "--noise", "amplified"], "--noise amplified: an option of --task denoise"),
-    (["--model", "ffdnet", "--task", "denoise", "--sigma", "0"], r"with a --sigma > 0 \(got --task denoise --sigma"),
+    (["--model", "ffdnet"], r"model.name ffdnet reads a noise-level map: it trains on data.task denoise with "
+                            r"model.variant default only \(got data.task lowlight"),
+    (["--model", "ffdnet", "--task", "denoise", "--set", "model.variant=seed"], "model.variant seed"),
+    (["--task", "denoise", "--sigma", "25", "--set", "data.sigma_draw=uniform"],
+     "data.sigma_draw uniform: .* with two levels or more .*data.sigma 25"),
+    (["--model", "ffdnet", "--task", "denoise", "--set", "data.sigma_draw=uniform"],
+     "data.sigma_draw uniform: .*data.noise amplified"),
+    (["--task", "lowlight", "--sigma", "5", "10", "--set", "data.sigma_draw=uniform"],
+     "data.sigma, data.sigma_draw: settings of data.task denoise"),
+    (["--task", "lowlight", "--set", "data.noise=amplified"], "data.noise: settings of data.task denoise"),
+    (["--model", "ffdnet", "--task", "denoise", "--sigma", "0"], r"data.noise amplified: needs a data.sigma > 0"),
+    (["--set", "model.depth=3"], "unknown setting 'model.depth'"),
 ])
 def test_bad_combinations_are_named(argv, match):
     with pytest.raises(ValueError, match=match):
@@ -88,13 +79,13 @@ def test_amplified_examples_carry_the_map_the_network_reads():
 
 
 def test_ffdnet_run_leaves_a_checkpoint_the_enhancer_drives_with_its_map(tmp_path):
-    out = run("--model", "ffdnet", "--task", "denoise", "--depth", "3", "--sigma", "8", "--out", str(tmp_path / "ffd"))
+    out = run("--model", "ffdnet", "--task", "denoise", "--sigma", "8", "--out", str(tmp_path / "ffd"))
     config = json.loads((out / "config.json").read_text())
-    assert (config["noise"], config["sigma"], config["depth"]) == ("amplified", 8.0, 3)
+    assert (config["data"]["noise"], config["data"]["sigma"]) == ("amplified", [8.0])
     best = load_checkpoint(out / "checkpoints" / "best.pt")
     spec = best["extra"]["spec"]
     assert (spec.model, spec.noise, spec.sigma, spec.needs_noise_map) == ("ffdnet", "amplified", 8.0, True)
-    assert best["arch"] == {"class": "FFDNet", "kwargs": {"in_channels": 1, "width": 8, "depth": 3, "residual": True}}
+    assert best["arch"] == {"class": "FFDNet", "kwargs": {"in_channels": 1, "width": 8, "depth": 15, "residual": True}}
     restorer = SupervisedRestorer(out / "checkpoints" / "best.pt", device="cpu", noise_map=True)
     torch.manual_seed(0)
     policy = PixelActorCritic(in_channels=6, out_channels=3, n_actions=27, width=8, downscale=2)
@@ -113,21 +104,11 @@ def test_ffdnet_run_leaves_a_checkpoint_the_enhancer_drives_with_its_map(tmp_pat
 
 
 def test_a_plain_denoiser_trained_on_amplified_noise_reads_no_map(tmp_path):
-    out = run("--model", "mrpnet", "--no-generator", "--task", "denoise", "--noise", "amplified",
-              "--out", str(tmp_path / "plain"))
+    out = run("--model", "mrpnet", "--set", "model.generator=false", "--task", "denoise",
+              "--set", "data.noise=amplified", "--out", str(tmp_path / "plain"))
     spec = load_checkpoint(out / "checkpoints" / "best.pt")["extra"]["spec"]
     assert (spec.model, spec.noise, spec.sigma, spec.needs_noise_map) == ("mrpnet", "amplified", 10.0, False)
     assert not SupervisedRestorer(out / "checkpoints" / "best.pt", device="cpu").needs_noise_map
-
-
-def test_a_run_saved_before_the_noise_options_resumes_with_gaussian_noise(tmp_path):
-    out = tmp_path / "old"
-    out.mkdir()
-    saved = {k: v for k, v in vars(resolved("--task", "denoise", *TINY)).items()
-             if k not in ("noise", "depth", "sigma_draw")}
-    (out / "config.json").write_text(json.dumps({**saved, "sigma": 15.0}))
-    args = resolved("--out", str(out), "--resume")
-    assert (args.noise, args.sigma, args.depth, args.sigma_draw) == ("gaussian", 15.0, None, "levels")
 
 
 # --- FFDNet on Gaussian noise ------------------------------------------------------------------------
@@ -150,7 +131,7 @@ def test_gaussian_examples_carry_each_crops_level_as_its_map():
     noise_std = (listed.input - clean).flatten(1).std(dim=1) * 255
     assert bool(((noise_std / level - 1).abs() < 0.1).all())  # the map is the level of the noise added
 
-    uniform = resolved(*GAUSSIAN, "--sigma", "0", "15", "75", "--sigma-draw", "uniform")
+    uniform = resolved(*GAUSSIAN, "--sigma", "0", "15", "75", "--set", "data.sigma_draw=uniform")
     drawn = make_example(uniform, {"high": clean}, torch.Generator().manual_seed(1), CPU)
     level = _levels_of(drawn)
     assert float(level.min()) >= 0 and float(level.max()) <= 75 and len(set(level.tolist())) == len(level)
@@ -159,8 +140,8 @@ def test_gaussian_examples_carry_each_crops_level_as_its_map():
     visible = level > 5
     assert bool(((noise_std[visible] / level[visible] - 1).abs() < 0.1).all())
 
-    colour = make_example(resolved(*GAUSSIAN, "--no-gray", "--sigma", "25"), {"high": clean.expand(-1, 3, -1, -1)},
-                          torch.Generator().manual_seed(2), CPU)
+    colour = make_example(resolved(*GAUSSIAN, "--set", "data.gray=false", "--sigma", "25"),
+                          {"high": clean.expand(-1, 3, -1, -1)}, torch.Generator().manual_seed(2), CPU)
     assert colour.noise_map.shape == (16, 3, 32, 32) and torch.allclose(_levels_of(colour), torch.tensor(25.0))
     plain = make_example(resolved("--task", "denoise", "--sigma", "15", "50"), {"high": clean},
                          torch.Generator().manual_seed(0), CPU)
@@ -168,7 +149,7 @@ def test_gaussian_examples_carry_each_crops_level_as_its_map():
 
 
 def test_validation_gives_each_level_its_true_map():
-    args = resolved(*GAUSSIAN, *TINY, "--sigma", "0", "25", "50", "--sigma-draw", "uniform")
+    args = resolved(*GAUSSIAN, *TINY, "--sigma", "0", "25", "50", "--set", "data.sigma_draw=uniform")
     vals = validation_sets(args, open_datasets(args)[1])
     assert list(vals) == [0.0, 25.0, 50.0]
     for level, val in vals.items():
@@ -181,12 +162,10 @@ def test_validation_gives_each_level_its_true_map():
 def test_a_gaussian_ffdnet_run_leaves_a_checkpoint_load_denoiser_runs(tmp_path):
     """The checkpoint records the model, the noise and its range; load_denoiser("ffdnet") gives it the
     map of a given level, or of each image's estimate (blind), through SupervisedRestorer."""
-    out = run(*GAUSSIAN, "--depth", "3", "--sigma", "0", "30", "--sigma-draw", "uniform",
-              "--out", str(tmp_path / "gaussian"))
-    config = json.loads((out / "config.json").read_text())
+    out = run(*GAUSSIAN, "--sigma", "0", "30", "--set", "data.sigma_draw=uniform", "--out", str(tmp_path / "gaussian"))
+    config = json.loads((out / "config.json").read_text())["data"]
     assert (config["noise"], config["sigma"], config["sigma_draw"]) == ("gaussian", [0.0, 30.0], "uniform")
-    log = (out / "train_log.tsv").read_text().splitlines()[0].split("\t")
-    assert {"val_psnr_sigma0", "val_psnr_sigma30", "val_psnr"} <= set(log)
+    assert {"eval/psnr_sigma0", "eval/psnr_sigma30", "eval/psnr"} <= set(read_metrics(out / "metrics.csv")[0])
     best = out / "checkpoints" / "best.pt"
     spec = load_checkpoint(best)["extra"]["spec"]
     assert (spec.model, spec.noise, spec.sigmas, spec.sigma, spec.channels, spec.needs_noise_map) == \
@@ -212,19 +191,19 @@ def test_ffdnet_refuses_real_noisy_pairs(tmp_path):
         clean = rng.uniform(0.2, 0.8, (40, 40)).astype(np.float32)
         save_image(tmp_path / "pairs" / "clean" / f"{i}.png", clean)
         save_image(tmp_path / "pairs" / "noisy" / f"{i}.png", np.clip(clean + rng.normal(0, 0.05, clean.shape), 0, 1))
-    args = resolved(*GAUSSIAN, "--data", str(tmp_path / "pairs"), "--val-fraction", "0.34")
+    args = resolved(*GAUSSIAN, "--data", str(tmp_path / "pairs"))
     with pytest.raises(ValueError, match=r"pairs: real noisy / clean pairs, whose noise has no known level map"):
         open_datasets(args)
 
 
 def test_cosine_decay_falls_from_lr_to_zero_over_the_run(tmp_path):
     args = resolved("--model", "ffdnet", "--task", "denoise", "--lr", "0.002", "--epochs", "4", "--steps-per-epoch",
-                    "5", "--lr-decay", "cosine")
+                    "5", "--set", "train.lr_decay=cosine")
     rates = [learning_rate(args, step) for step in range(20)]
     assert rates[0] == 0.002 and rates[10] == pytest.approx(0.001) and 0 < rates[-1] < 1e-4
     assert all(a > b for a, b in zip(rates, rates[1:]))
     assert learning_rate(resolved("--model", "ffdnet", "--task", "denoise"), 17) == 1e-3  # none: constant
-    out = run(*GAUSSIAN, "--depth", "3", "--epochs", "2", "--lr-decay", "cosine", "--out", str(tmp_path / "cosine"))
-    logged = [float(line.split("\t")[1]) for line in (out / "train_log.tsv").read_text().splitlines()[1:]]
+    out = run(*GAUSSIAN, "--epochs", "2", "--set", "train.lr_decay=cosine", "--out", str(tmp_path / "cosine"))
+    logged = [row["charts/lr"] for row in read_metrics(out / "train.csv")]
     steps = 3  # TINY's --steps-per-epoch: each epoch logs the rate of its last batch
     assert logged == pytest.approx([1e-3 * 0.5 * (1 + np.cos(np.pi * (e * steps - 1) / (2 * steps))) for e in (1, 2)])

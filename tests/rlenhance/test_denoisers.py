@@ -286,7 +286,7 @@ def test_defaults_follow_the_channels_and_missing_ones_say_how_to_train(ckpts, t
     assert "sac_denoise_color.pt" in text and "denoise_train --agent sac --no-gray" in text
     assert "pass checkpoint=PATH" in text and "per_channel=True" in text  # a Python caller's words
     assert "--checkpoint" not in text and "--per-channel" not in text
-    with pytest.raises(CheckpointError, match=r"rse_denoise\.pt.*rse_train --gray") as info:
+    with pytest.raises(CheckpointError, match=r"rse_denoise\.pt.*rse_train --set task\.gray=true") as info:
         default_denoiser("rse", 1)
     assert "--per-channel" not in str(info.value)
     table[("a3c", 1)], table[("a3c", 3)] = ckpts["a3c_gray"], ckpts["a3c_color"]
@@ -302,8 +302,6 @@ def test_the_train_command_of_each_missing_default_parses_to_its_model(tmp_path,
     import importlib
     import shlex
 
-    from experiments.runs import parse_config
-
     Defaults(tmp_path, monkeypatch)
     table = denoisers.DENOISER_CHECKPOINTS
     trainers = {"mrpnet": "experiments.supervised_train", "a3c": "experiments.denoise_train",
@@ -314,14 +312,19 @@ def test_the_train_command_of_each_missing_default_parses_to_its_model(tmp_path,
             default_denoiser(model, channels)
         argv = shlex.split(str(info.value).split("a checkpoint of ", 1)[1].split(")", 1)[0])
         assert argv[:3] == ["python", "-m", trainers[model]], argv
-        args = parse_config(importlib.import_module(argv[2]).Args, argv[3:])  # an unknown flag: SystemExit
-        assert args.gray == (channels == 1), argv
-        if model in ("a3c", "sac"):
-            assert args.agent == model
-        if model in ("mrpnet", "ffdnet"):
-            assert (args.model, args.task) == (model, "denoise")
+        module = importlib.import_module(argv[2])
+        if model in ("a3c", "sac"):  # a trainer of one nested config
+            config = module.parse_args(argv[3:])  # an unknown flag: SystemExit
+            assert config.task.gray == (channels == 1) and config.agent == model, argv
+            continue
+        config = module.parse(argv[3:])  # an unknown flag: SystemExit
+        if model == "rse":
+            assert config.task.gray == (channels == 1), argv
+            continue
+        data = config.data
+        assert data.gray == (channels == 1) and (config.model.name, data.task) == (model, "denoise"), argv
         if model == "ffdnet":  # FFDNet's protocol: Gaussian noise, any level of [0, 75]
-            assert (args.noise, min(args.sigma), max(args.sigma), args.sigma_draw) == ("gaussian", 0, 75, "uniform")
+            assert (data.noise, min(data.sigma), max(data.sigma), data.sigma_draw) == ("gaussian", 0, 75, "uniform")
 
 
 def test_the_table_names_the_documented_files():
@@ -519,7 +522,7 @@ def test_cli_ffdnet_needs_a_checkpoint_until_its_default_is_installed(ckpts, fil
     assert _denoise(files, tmp_path / "refused", "--model", "ffdnet") == 2
     err = capsys.readouterr().err
     assert "ffdnet_denoise.pt is not installed" in err and "pass --checkpoint PATH" in err
-    assert "supervised_train --model ffdnet --task denoise --noise gaussian" in err
+    assert "supervised_train --model ffdnet --task denoise --set data.noise=gaussian" in err
     assert not (tmp_path / "refused").exists()
     table[("ffdnet", 1)] = ckpts["ffdnet_gray"]  # the gray default installed
     out = tmp_path / "default"

@@ -43,7 +43,7 @@ def test_explicit_count_and_bad_values(restore_threads):
 
 def test_the_command_line_and_the_trainers_use_it(restore_threads, monkeypatch, tmp_path):
     """`rlenhance enhance` and the trainers' --threads 0 leave a core free (the busy-neighbour fix)."""
-    from experiments.lol_train import Args
+    from experiments.lol_train import parse_args
     from experiments.rl_common import setup
     from rlenhance.cli import main
 
@@ -52,5 +52,5 @@ def test_the_command_line_and_the_trainers_use_it(restore_threads, monkeypatch, 
     assert main(["enhance", str(tmp_path / "missing.png"), "-o", str(tmp_path / "out"), "--device", "cpu"]) == 1
     assert torch.get_num_threads() == 3
     torch.set_num_threads(1)
-    setup(Args(out=str(tmp_path / "run")))
+    setup(parse_args(["--out", str(tmp_path / "run")]))
     assert torch.get_num_threads() == 3

@@ -1,0 +1,415 @@
+"""One config per run: nested dataclasses, named presets, config files and ``--set`` overrides.
+
+A trainer describes everything it can be told as one frozen dataclass of sections (each a frozen
+dataclass whose fields carry a one-line docstring, as in CleanRL), and reads its command line with
+:func:`parse`::
+
+    @dataclass(frozen=True)
+    class Config:
+        task: TaskConfig = TaskConfig()
+        run: RunConfig = RunConfig()
+
+    def small() -> Config:
+        '''What it reproduces; its cost on 2 CPU cores and on a GPU.'''
+        return replace_path(Config(), {"run.episodes": 50})
+
+    cfg = parse(Config, argv, presets={"small": small}, flags={"episodes": "run.episodes"}, prog="x_train")
+
+The command line resolves in this order, later winning:
+
+1. the dataclass defaults (a trainer reads an env's own defaults for its env fields, so a default
+   has one source);
+2. ``--preset NAME``: a named config, a function returning the whole config (its docstring says
+   what it reproduces and what it costs);
+3. ``--config FILE``: a TOML or JSON file of nested sections (any subset of the keys), or a run
+   folder / its ``config.json`` (the resolved config a run saved: re-runs it exactly);
+4. the trainer's few named flags (``flags``: ``--episodes`` -> ``run.episodes``);
+5. ``--set KEY=VALUE`` (repeatable) for any nested setting, e.g. ``--set reward.w_exposure=80``.
+
+``--print-config`` prints the resolved config as JSON (a valid ``--config`` file) and exits. An
+unknown key, a value of the wrong type or a choice outside a ``Literal`` is a ValueError naming
+the key. A section whose fields all keep their defaults and that does not apply (for example the
+``sac`` section of an A3C run) is checked by the trainer with :func:`unused_section`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import json
+import textwrap
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "Preset",
+    "doc_lines",
+    "field_docs",
+    "from_dict",
+    "get_path",
+    "load_file",
+    "parse",
+    "paths",
+    "replace_path",
+    "to_dict",
+    "unused_section",
+]
+
+#: Keys a run folder's config.json holds beside the config (written by ``experiments.runs.Run``).
+RUN_METADATA = ("world_size", "trainer")
+#: Spellings of None and of the booleans on the command line and in ``--set``.
+_NONE = ("none", "null")
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+#: ``name -> function returning the config``; the function's docstring documents the preset.
+Preset = Callable[[], Any]
+
+
+# --- docs --------------------------------------------------------------------------------------
+def field_docs(config_class: type) -> dict[str, str]:
+    """The attribute docstrings of a dataclass (the string literal under each field), by field
+    name, on one line each ({} when its source cannot be read)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(config_class.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError):
+            continue
+        body = tree.body[0].body
+        docs.update({node.target.id: " ".join(after.value.value.split()) for node, after in zip(body, body[1:])
+                     if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                     and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+                     and isinstance(after.value.value, str)})
+    return docs
+
+
+def doc_lines(obj: Any) -> list[str]:
+    """The docstring of ``obj`` as lines, common indentation removed ([] without one)."""
+    return inspect.cleandoc(obj.__doc__).splitlines() if obj.__doc__ else []
+
+
+# --- dict <-> dataclass ------------------------------------------------------------------------
+def to_dict(config: Any) -> dict[str, Any]:
+    """The config as nested dicts of JSON values (tuples as lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config), default=list))
+
+
+def paths(config_class: type, prefix: str = "") -> dict[str, tuple[type, Any]]:
+    """Every leaf setting of a config class: dotted path -> (its type, the dataclass holding it)."""
+    hints = typing.get_type_hints(config_class)
+    out: dict[str, tuple[type, Any]] = {}
+    for f in dataclasses.fields(config_class):
+        kind = hints[f.name]
+        if dataclasses.is_dataclass(kind):
+            out.update(paths(kind, f"{prefix}{f.name}."))
+        else:
+            out[prefix + f.name] = (kind, config_class)
+    return out
+
+
+def get_path(config: Any, path: str) -> Any:
+    """The value at a dotted path (``"run.episodes"``)."""
+    for name in path.split("."):
+        config = getattr(config, name)
+    return config
+
+
+def replace_path(config: Any, changes: Mapping[str, Any]) -> Any:
+    """A copy of ``config`` with the dotted paths of ``changes`` set (values coerced to the field types).
+
+    Raises:
+        ValueError: an unknown key or a value of the wrong type.
+    """
+    nested: dict[str, Any] = {}
+    for path, value in changes.items():
+        node = nested
+        *parents, leaf = path.split(".")
+        for name in parents:
+            node = node.setdefault(name, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"{path}: {name} is a setting, not a section")
+        node[leaf] = value
+    return from_dict(type(config), nested, base=config)
+
+
+def from_dict(config_class: type, data: Mapping[str, Any], *, base: Any = None, where: str = "") -> Any:
+    """The config ``base`` (default: the class's defaults) with the nested values of ``data`` set.
+
+    Raises:
+        ValueError: an unknown key (the known ones are named) or a value of the wrong type.
+    """
+    base = config_class() if base is None else base
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{where.rstrip('.') or 'config'}: expected a section (a table of settings), "
+                         f"got {data!r}")
+    hints = typing.get_type_hints(config_class)
+    known = {f.name for f in dataclasses.fields(config_class)}
+    changes = {}
+    for key, value in data.items():
+        path = f"{where}{key}"
+        if key not in known:
+            raise ValueError(f"unknown setting {path!r}; {where.rstrip('.') or 'the config'} has: "
+                             f"{', '.join(sorted(known))}")
+        kind = hints[key]
+        if dataclasses.is_dataclass(kind):
+            changes[key] = from_dict(kind, value, base=getattr(base, key), where=f"{path}.")
+        else:
+            changes[key] = coerce(value, kind, path)
+    return dataclasses.replace(base, **changes)
+
+
+def coerce(value: Any, kind: Any, path: str) -> Any:
+    """``value`` (from JSON, TOML or a ``--set`` string) as a value of type ``kind``.
+
+    Raises:
+        ValueError: naming ``path``, the value and the expected type.
+    """
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    text = value.strip() if isinstance(value, str) else None
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (text is not None and text.lower() in _NONE and str not in args):
+            if type(None) in args:
+                return None
+        inner = [a for a in args if a is not type(None)]
+        errors = []
+        for option in inner:
+            try:
+                return coerce(value, option, path)
+            except ValueError as exc:
+                errors.append(str(exc))
+        raise ValueError(errors[0] if len(errors) == 1 else f"{path}: {value!r} is none of {_type_name(kind)}")
+    if origin is typing.Literal:
+        for choice in args:
+            try:
+                if coerce(value, type(choice), path) == choice:
+                    return choice
+            except ValueError:
+                continue
+        raise ValueError(f"{path}: {value!r} is not one of {', '.join(map(str, args))}")
+    if origin is tuple:
+        items = _items(value, path)
+        if args and args[-1] is Ellipsis:
+            return tuple(coerce(v, args[0], path) for v in items)
+        if len(items) != len(args):
+            raise ValueError(f"{path}: expected {len(args)} values, got {list(items)}")
+        return tuple(coerce(v, a, path) for v, a in zip(items, args))
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if text is not None and text.lower() in _TRUE + _FALSE:
+            return text.lower() in _TRUE
+        raise ValueError(f"{path}: expected true or false, got {value!r}")
+    if kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        try:
+            return int(text) if text is not None else _fail()
+        except ValueError:
+            raise ValueError(f"{path}: expected an integer, got {value!r}") from None
+    if kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        try:
+            return float(text) if text is not None else _fail()
+        except ValueError:
+            raise ValueError(f"{path}: expected a number, got {value!r}") from None
+    if kind is str:
+        if isinstance(value, str):
+            return value
+        raise ValueError(f"{path}: expected a string, got {value!r}")
+    raise TypeError(f"{path}: unsupported setting type {kind!r}")
+
+
+def _fail() -> Any:
+    raise ValueError
+
+
+def _items(value: Any, path: str) -> list[Any]:
+    """A list value: a JSON / TOML list, or a string of items separated by commas or spaces."""
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return list(json.loads(text))
+            except json.JSONDecodeError:
+                raise ValueError(f"{path}: {value!r} is not a JSON list") from None
+        return [v for v in text.replace(",", " ").split() if v]
+    if isinstance(value, (int, float)):
+        return [value]
+    raise ValueError(f"{path}: expected a list, got {value!r}")
+
+
+def _type_name(kind: Any) -> str:
+    if typing.get_origin(kind) is typing.Literal:
+        return " | ".join(map(str, typing.get_args(kind)))
+    return str(kind).replace("typing.", "") if not isinstance(kind, type) else kind.__name__
+
+
+# --- files -------------------------------------------------------------------------------------
+def load_file(path: str | Path) -> dict[str, Any]:
+    """The nested settings of a ``--config`` file: TOML (``.toml``) or JSON; a run folder stands
+    for its ``config.json``. A run's bookkeeping keys (:data:`RUN_METADATA`) and its ``run.resume``
+    are dropped: a run's config starts a new run (``--resume`` continues one).
+
+    Raises:
+        FileNotFoundError: no such file (or a folder without config.json).
+        ValueError: the file does not parse.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"--config {path}: no such file (expected a .toml or .json config, or a run folder)")
+    text = path.read_text()
+    try:
+        data = _toml(path).loads(text) if path.suffix == ".toml" else json.loads(text)
+    except ValueError as exc:  # TOMLDecodeError and JSONDecodeError are ValueErrors
+        raise ValueError(f"--config {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"--config {path}: expected a table of sections, got {type(data).__name__}")
+    data = {k: v for k, v in data.items() if k not in RUN_METADATA}
+    if path.name == "config.json" and isinstance(data.get("run"), dict):  # a run's: re-run it as a new run
+        data["run"] = {k: v for k, v in data["run"].items() if k != "resume"}
+    return data
+
+
+def _toml(path: Path) -> Any:
+    """The standard library's TOML reader (Python >= 3.11)."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        raise ValueError(f"--config {path}: reading TOML needs Python 3.11 or later; give a JSON file") from None
+    return tomllib
+
+
+# --- checks ------------------------------------------------------------------------------------
+def unused_section(config: Any, name: str, why: str) -> None:
+    """Raise ValueError when section ``name`` of ``config`` differs from its defaults: a section
+    that does not apply to this run (``why`` says why) must not be set, as its values would be ignored."""
+    section = getattr(config, name)
+    default = getattr(type(config)(), name)
+    changed = [f"{name}.{f.name}" for f in dataclasses.fields(section)
+               if getattr(section, f.name) != getattr(default, f.name)]
+    if changed:
+        raise ValueError(f"{', '.join(changed)}: {why}; these settings would be ignored")
+
+
+# --- the command line --------------------------------------------------------------------------
+def parse(config_class: type, argv: Sequence[str] | None = None, *, presets: Mapping[str, Preset] | None = None,
+          flags: Mapping[str, str] | None = None, prog: str | None = None, description: str | None = None,
+          check: Callable[[Any], Any] | None = None) -> Any:
+    """Read a trainer's command line into its config (see the module docstring).
+
+    Args:
+        config_class: the trainer's frozen config dataclass (sections of settings).
+        argv: the arguments (default ``sys.argv[1:]``).
+        presets: ``--preset`` names -> functions returning a whole config.
+        flags: the named flags: flag name (``"episodes"``: ``--episodes``) -> dotted setting path.
+        prog: the program name in usage and errors.
+        description: the ``--help`` text above the options.
+        check: called on the resolved config (raises ValueError naming a bad setting); its result
+            is the config returned (and printed by ``--print-config``).
+
+    Raises:
+        ValueError: an unknown key, a bad value or a preset that does not exist.
+        FileNotFoundError: a ``--config`` file that does not exist.
+    """
+    presets = dict(presets or {})
+    flags = dict(flags or {})
+    leaves = paths(config_class)
+    defaults = config_class()
+    parser = _parser(config_class, defaults, presets, flags, leaves, prog, description)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        parser.error(_unknown_hint(unknown, leaves))
+    config = defaults
+    if args.preset is not None:
+        config = presets[args.preset]()
+    if args.config is not None:
+        config = from_dict(config_class, load_file(args.config), base=config)
+    given = {path: getattr(args, _dest(name)) for name, path in flags.items()
+             if getattr(args, _dest(name)) is not None}
+    config = replace_path(config, given)
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. --set run.episodes=100")
+        config = replace_path(config, {key.strip(): value})
+    if check is not None:
+        config = check(config)
+    if args.print_config:
+        print(json.dumps(to_dict(config), indent=2))
+        raise SystemExit(0)
+    return config
+
+
+def _dest(flag: str) -> str:
+    return "flag_" + flag.replace("-", "_")
+
+
+def _parser(config_class: type, defaults: Any, presets: Mapping[str, Preset], flags: Mapping[str, str],
+            leaves: Mapping[str, tuple[type, Any]], prog: str | None, description: str | None
+            ) -> argparse.ArgumentParser:
+    preset_lines = [textwrap.fill(f"{name}: {' '.join(doc_lines(fn))}", 100, initial_indent="  ",
+                                  subsequent_indent="    ") for name, fn in presets.items()]
+    epilog = ("Every setting is in the config: --print-config shows them all with their values;\n"
+              "change any with --set SECTION.KEY=VALUE, or put them in a TOML / JSON file for --config.")
+    if preset_lines:
+        epilog = "presets:\n" + "\n".join(preset_lines) + "\n\n" + epilog
+    parser = argparse.ArgumentParser(prog=prog, description=description or (doc_lines(config_class) or [""])[0],
+                                     epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
+    parser.add_argument("--preset", choices=tuple(presets) or None, metavar="NAME",
+                        help=f"start from a named config ({', '.join(presets) or 'none'}; listed below)")
+    parser.add_argument("--config", metavar="FILE", help="TOML or JSON settings (any subset), or a run folder / "
+                                                         "its config.json to re-run it")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="set any nested setting, e.g. run.seed=1 (repeatable; applied last)")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
+    for name, path in flags.items():
+        kind, holder = leaves[path]
+        leaf = path.rsplit(".", 1)[-1]
+        doc = field_docs(holder).get(leaf, leaf.replace("_", " ")).rstrip(".")
+        default = get_path(defaults, path)
+        shown = "none" if default is None else (" ".join(map(_short, default)) if isinstance(default, tuple)
+                                                else _short(default))
+        options: dict[str, Any] = {"dest": _dest(name), "default": None,
+                                   "help": f"{doc} [{path}; {shown}]".replace("%", "%%")}
+        inner = [a for a in typing.get_args(kind) if a is not type(None)] \
+            if typing.get_origin(kind) in (typing.Union, types.UnionType) else [kind]
+        base = inner[0] if len(inner) == 1 else str
+        if base is bool:
+            options["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(base) is tuple:
+            options.update(nargs="+", metavar="V")
+        else:
+            options["metavar"] = leaf.upper() if typing.get_origin(base) is not typing.Literal else \
+                "{" + ",".join(map(str, typing.get_args(base))) + "}"
+        parser.add_argument("--" + name, **options)
+    return parser
+
+
+def _short(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _unknown_hint(unknown: Sequence[str], leaves: Mapping[str, Any]) -> str:
+    """The error for unrecognised arguments, naming the ``--set`` key of a flag that became a setting."""
+    first = next((u for u in unknown if u.startswith("--")), unknown[0])
+    name = first[2:].split("=", 1)[0].replace("-", "_")
+    name = name[3:] if name.startswith("no_") else name
+    matches = [p for p in leaves if p.rsplit(".", 1)[-1] == name]
+    hint = f"; it is a setting: --set {matches[0]}=VALUE" if matches else ""
+    hint += "".join(f" (or {m})" for m in matches[1:])
+    return f"unrecognized arguments: {' '.join(unknown)}{hint}"

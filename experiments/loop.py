@@ -1,0 +1,386 @@
+"""The one training loop: train in steps, evaluate on a schedule, checkpoint, resume, stop on signals.
+
+A trainer (RL: an episode a step; supervised: an epoch) hands :class:`Loop` four functions and a
+list of callbacks::
+
+    loop = Loop(run, total=cfg.run.episodes, eval_every=cfg.run.eval_every, unit="episode",
+                train=lambda step, until: (new_step, scalars),   # trains step .. at most until
+                evaluate=lambda: (scores, grid_rows),            # on held-out images, model in eval mode
+                metric="eval/psnr",                              # picks best.pt (higher is better)
+                model=policy, state=agent.state_dict, load_state=agent.load_state_dict,
+                extra=lambda: {"spec": spec, "config": to_dict(cfg)},
+                callbacks=standard_callbacks(cfg.run.samples, keep_evals=cfg.run.keep_evals))
+    loop.fit()
+
+What the loop does (written once; every trainer gets it):
+
+* **resume**: with ``run.resuming`` it reads ``checkpoints/last.pt`` (the model's weights,
+  ``extra["state"]`` handed to ``load_state``, the step, the best score and its step), cuts the
+  metrics logged after that step, and continues; a run already finished says so and returns.
+  :func:`check_resume` refuses a ``--resume`` whose config differs from the run's (except the
+  settings that may change, such as the step total);
+* **schedule**: ``train(step, until)`` is called until ``total`` (``until`` is the next evaluation
+  step, so a chunk of Hogwild episodes never straddles one); every ``eval_every`` steps and at the
+  end, ``evaluate()`` runs on rank 0 in eval mode without gradients, its scores are logged and the
+  callbacks' ``on_evaluation`` run (checkpoints, sample grids);
+* **signals**: SIGINT / SIGTERM (:class:`experiments.runs.StopSignals`) stop the loop before the
+  next step (or due evaluation) on every rank; ``on_stop`` callbacks run (last.pt is saved with the
+  step of its scores, so ``--resume`` runs a skipped evaluation first) and
+  :class:`experiments.runs.Interrupted` ends the run (exit 130 / 143 with ``run_cli``);
+* **ranks**: under torchrun rank 0 evaluates and writes; the others wait at a barrier.
+
+Callbacks (:class:`Callback`) see the loop and its :class:`LoopState`; :class:`Checkpoints`,
+:class:`SampleGrids`, :class:`Progress` and :class:`TimeEstimate` are the standard ones.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from experiments.runs import GRID_CAPTIONS, Run, StopSignals
+from rlenhance.checkpoint import load_checkpoint, load_state_dict_strict
+
+__all__ = [
+    "Callback",
+    "Checkpoints",
+    "Loop",
+    "LoopState",
+    "Progress",
+    "SampleGrids",
+    "TimeEstimate",
+    "check_resume",
+    "standard_callbacks",
+]
+
+#: ``evaluate() -> (scores, grid_rows)``: scores named ``eval/...``; grid rows are lists of (C, H, W)
+#: images shown side by side (input | output | reference).
+Evaluate = Callable[[], "tuple[dict[str, float], list[list[torch.Tensor]]]"]
+#: Score group of a ``--test`` set: logged and summarised, never used to pick best.pt.
+TEST_GROUP = "test"
+#: A run whose estimated time is longer than this says so before it goes on (:class:`TimeEstimate`).
+LONG_RUN_S = 300.0
+
+
+@dataclass
+class LoopState:
+    """Where the loop is: ``step`` units trained, ``evaluated`` the step of ``scores``, ``best`` the
+    best metric so far (at ``best_step``), ``saved`` the step of last.pt (None before one)."""
+
+    step: int = 0
+    evaluated: int = 0
+    best: float = -math.inf
+    best_step: int = 0
+    scores: dict[str, float] = field(default_factory=dict)
+    saved: int | None = None
+    improved: bool = False
+
+
+class Callback:
+    """Hooks of :class:`Loop`; override the ones you need (each gets the loop: ``loop.state``, ``loop.run``)."""
+
+    def on_start(self, loop: Loop) -> None:
+        """Before the first step (after a resume has restored the state)."""
+
+    def on_train(self, loop: Loop, scalars: Mapping[str, float], steps: int) -> None:
+        """After ``train`` advanced ``steps`` units (``scalars`` already logged)."""
+
+    def on_evaluation(self, loop: Loop, scores: Mapping[str, float], rows: Sequence[Sequence[torch.Tensor]]) -> None:
+        """After an evaluation on rank 0 (``loop.state.improved``: ``scores`` beat the best so far)."""
+
+    def on_stop(self, loop: Loop) -> None:
+        """A signal stops the run at ``loop.state.step`` (rank 0 saves here)."""
+
+    def on_end(self, loop: Loop) -> None:
+        """The run finished its ``total`` steps and its last evaluation."""
+
+
+class Loop:
+    """The training loop (see the module docstring).
+
+    Args:
+        run: the run folder (closed when :meth:`fit` returns or raises).
+        total: steps to train (episodes, epochs).
+        eval_every: evaluate every this many steps, and at ``total``.
+        train: ``train(step, until) -> (new_step, scalars)``: trains from ``step`` up to at most
+            ``until`` (usually one step), returns the new step and per-step scalars to log
+            (``charts/...``, ``losses/...``), already averaged over the ranks.
+        evaluate: ``() -> (scores, grid_rows)``, run on rank 0 in eval mode without gradients.
+        metric: the score that picks best.pt (higher is better): a key of the scores (not a
+            ``test/...`` one) or a function of them.
+        model: the network whose weights the checkpoints hold.
+        state: the trainer's full state for last.pt (optimisers, counters, generators).
+        load_state: restores ``state()``'s value on resume.
+        extra: what every checkpoint carries beside the loop's bookkeeping (``spec``, ``config`` ...).
+        callbacks: run in order at each event.
+        unit: the name of a step (``episode``, ``epoch``): the checkpoints' keys (``episode``,
+            ``best_episode``, ``eval_episode``) and the progress bar's.
+        summary: ``(state) -> row`` of the closing summary table (None: no table).
+        title: the summary's title (or a function of the final state that gives it).
+    """
+
+    def __init__(self, run: Run, *, total: int, eval_every: int,
+                 train: Callable[[int, int], tuple[int, Mapping[str, float]]], evaluate: Evaluate,
+                 metric: str | Callable[[Mapping[str, float]], float], model: torch.nn.Module,
+                 state: Callable[[], Any], load_state: Callable[[Any], None], extra: Callable[[], Mapping[str, Any]],
+                 callbacks: Sequence[Callback] = (), unit: str = "episode",
+                 summary: Callable[[LoopState], Mapping[str, Any]] | None = None,
+                 title: str | Callable[[LoopState], str] | None = None):
+        if isinstance(metric, str) and metric.startswith(f"{TEST_GROUP}/"):
+            raise ValueError(f"metric {metric!r}: a test-set score never picks best.pt; give a validation score")
+        self.run, self.total, self.eval_every, self.unit = run, int(total), int(eval_every), unit
+        self.train, self.evaluate, self.model = train, evaluate, model
+        self.state_fn, self.load_state, self.extra_fn = state, load_state, extra
+        self.metric_name = metric if isinstance(metric, str) else "metric"
+        self.score_of = (lambda s: s[metric]) if isinstance(metric, str) else metric
+        self.callbacks = list(callbacks)
+        self.summary_row, self.title = summary, title or str(run.dir)
+        self.state = LoopState()
+        self.bar = None
+
+    # -- checkpoint contents --
+    def checkpoint_extra(self, *, with_state: bool = False) -> dict[str, Any]:
+        """What a checkpoint of the current state carries; last.pt (``with_state``) adds the
+        trainer's state and the step of its scores."""
+        s, u = self.state, self.unit
+        extra = {**self.extra_fn(), u: s.step, "scores": s.scores, "metric": self.metric_name, "best": s.best,
+                 f"best_{u}": s.best_step}
+        if with_state:
+            extra.update({f"eval_{u}": s.evaluated, "state": self.state_fn()})
+        return extra
+
+    def save(self, name: str, *, with_state: bool = False) -> Path:
+        """Write ``checkpoints/<name>.pt`` of the current state (rank 0)."""
+        return self.run.save(name, model=self.model, arch=self.model.arch(),
+                             extra=self.checkpoint_extra(with_state=with_state))
+
+    # -- the loop --
+    def _due(self) -> bool:
+        s = self.state
+        return s.evaluated < s.step and (s.step >= self.total or s.step % self.eval_every == 0)
+
+    def _resume(self) -> bool:
+        """Restore last.pt; True when the run is already finished (nothing to do)."""
+        s, u, run = self.state, self.unit, self.run
+        last = run.load_last(expected_arch=self.model.arch())
+        load_state_dict_strict(self.model, last["state_dict"], source=str(run.last_path))
+        extra = last["extra"]
+        self.load_state(extra["state"])
+        s.step, s.best = int(extra[u]), float(extra["best"])
+        s.best_step = int(extra.get(f"best_{u}", 0))
+        s.evaluated = int(extra.get(f"eval_{u}", s.step))
+        s.scores, s.saved = dict(extra.get("scores") or {}), s.step
+        s.best, s.best_step = run.best_so_far(s.best, s.best_step, step_key=f"best_{u}")
+        if s.step >= self.total and s.evaluated == s.step:
+            run.say(f"{run.dir}: already finished at {u} {s.step}; nothing to do; raise the total to train on")
+            if run.writes and not run.summary_path.exists() and self.summary_row is not None:
+                run.summary([self.summary_row(s)], self._title())  # killed between last.pt and summary.md
+            return True
+        run.truncate_metrics(s.step)
+        run.say(f"resumed {run.last_path} at {u} {s.step}")
+        return False
+
+    def _evaluate(self) -> None:
+        s, run = self.state, self.run
+        if run.writes:
+            if self.bar is not None:
+                self.bar.set_description_str("evaluating", refresh=True)
+            start = time.perf_counter()
+            self.model.eval()
+            with torch.no_grad():
+                scores, rows = self.evaluate()
+            self.model.train()
+            s.scores = {**scores, "eval/seconds": time.perf_counter() - start}
+            run.log(s.step, s.scores)
+            value = float(self.score_of(s.scores))
+            s.improved = value > s.best
+            if s.improved:
+                s.best, s.best_step = value, s.step
+            s.evaluated = s.step  # before the callbacks: last.pt records that its scores are this step's
+            for callback in self.callbacks:
+                callback.on_evaluation(self, s.scores, rows)
+            if self.bar is not None:
+                self.bar.set_description_str(self.unit, refresh=True)
+        s.evaluated = s.saved = s.step
+        run.ranks.barrier()
+
+    def fit(self) -> Path:
+        """Train to ``total`` steps (see the module docstring); returns the run folder.
+
+        Raises:
+            experiments.runs.Interrupted: SIGINT or SIGTERM stopped the run (last.pt saved).
+        """
+        s, run = self.state, self.run
+        if run.resuming and self._resume():
+            run.close()
+            return run.dir
+        for callback in self.callbacks:
+            callback.on_start(self)
+        with StopSignals(run.ranks) as stop:
+            while self._due() or s.step < self.total:
+                if stop.check():  # any rank's signal, agreed at this boundary
+                    if run.writes:
+                        for callback in self.callbacks:
+                            callback.on_stop(self)
+                    run.ranks.barrier()  # no rank ends (and has torchrun stop the others) before last.pt is written
+                    self._close()
+                    raise stop.interrupted(f"interrupted at {self.unit} {s.step} of {self.total} ({stop.name}); "
+                                           f"{run.last_path} saved; continue with the same settings and --resume")
+                if self._due():
+                    self._evaluate()
+                    continue
+                until = min(self.total, (s.step // self.eval_every + 1) * self.eval_every)
+                before = s.step
+                s.step, scalars = self.train(s.step, until)
+                run.log(s.step, scalars)
+                for callback in self.callbacks:
+                    callback.on_train(self, scalars, s.step - before)
+        for callback in self.callbacks:
+            callback.on_end(self)
+        if self.summary_row is not None:
+            run.summary([self.summary_row(s)], self._title())
+        self._close()
+        return run.dir
+
+    def _title(self) -> str:
+        return self.title(self.state) if callable(self.title) else self.title
+
+    def _close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.run.close()
+
+
+# --- the standard callbacks -------------------------------------------------------------------------
+class Checkpoints(Callback):
+    """``best.pt`` when the metric improved (written before last.pt: a kill between the two leaves a
+    best.pt that --resume takes over), ``episode_NNNNNN.pt`` of every evaluation with ``keep``, and
+    ``last.pt`` (with the trainer's state) after every evaluation and when a signal stops the run."""
+
+    def __init__(self, keep: bool = False):
+        self.keep = keep
+
+    def on_evaluation(self, loop: Loop, scores: Mapping[str, float], rows: Sequence[Sequence[torch.Tensor]]) -> None:
+        if loop.state.improved:
+            loop.save("best")
+        if self.keep:
+            loop.save(f"{loop.unit}_{loop.state.step:06d}")
+        loop.save("last", with_state=True)
+
+    def on_stop(self, loop: Loop) -> None:
+        if loop.state.saved != loop.state.step:
+            loop.save("last", with_state=True)
+
+
+class SampleGrids(Callback):
+    """``samples/<unit>_NNNNNN.png``: the first ``count`` grid rows of each evaluation, each column
+    captioned (``captions``), also shown in TensorBoard at the step."""
+
+    def __init__(self, count: int, captions: Sequence[str] = GRID_CAPTIONS):
+        self.count, self.captions = count, captions
+
+    def on_evaluation(self, loop: Loop, scores: Mapping[str, float], rows: Sequence[Sequence[torch.Tensor]]) -> None:
+        if rows and self.count:
+            loop.run.save_grid(f"{loop.unit}_{loop.state.step:06d}", list(rows)[:self.count], captions=self.captions,
+                               step=loop.state.step)
+
+
+class Progress(Callback):
+    """A progress bar over the steps (rank 0), showing ``shown`` scalar (e.g. the episode return) and
+    the best score; it reads "evaluating" while an evaluation runs."""
+
+    def __init__(self, shown: str | None = None, label: str = "ret"):
+        self.shown, self.label = shown, label
+
+    def on_start(self, loop: Loop) -> None:
+        loop.bar = loop.run.progress(loop.total, initial=loop.state.step, desc=loop.unit)
+
+    def on_train(self, loop: Loop, scalars: Mapping[str, float], steps: int) -> None:
+        loop.bar.update(steps)
+        best = loop.state.best
+        postfix = {"best": f"{best:.4g}" if math.isfinite(best) else "-"}
+        if self.shown in scalars:
+            postfix = {self.label: f"{scalars[self.shown]:.3f}", **postfix}
+        loop.bar.set_postfix(postfix)
+
+
+class TimeEstimate(Callback):
+    """Say, once ``warmup`` steps have run, how long the whole run will take at their speed (plus the
+    evaluations at the first one's duration) when that is longer than ``threshold_s``."""
+
+    def __init__(self, warmup: int = 10, threshold_s: float = LONG_RUN_S):
+        self.warmup, self.threshold_s = warmup, threshold_s
+        self.start: float | None = None
+        self.first = 0
+        self.told = False
+
+    def on_start(self, loop: Loop) -> None:
+        self.start, self.first = time.perf_counter(), loop.state.step
+
+    def on_train(self, loop: Loop, scalars: Mapping[str, float], steps: int) -> None:
+        done = loop.state.step - self.first
+        if self.told or done < self.warmup or self.start is None:
+            return
+        self.told = True
+        per_step = (time.perf_counter() - self.start) / done
+        left = (loop.total - loop.state.step) * per_step
+        if left > self.threshold_s:
+            loop.run.say(f"\nestimated time left: {_duration(left)} of training at {per_step:.2f} s per {loop.unit} "
+                         f"(evaluations every {loop.eval_every} {loop.unit}s extra)")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
+
+
+def standard_callbacks(samples: int, *, keep_evals: bool = False, shown: str | None = None) -> list[Callback]:
+    """Checkpoints, sample grids of ``samples`` rows, a progress bar (showing scalar ``shown``) and a
+    time estimate: what every trainer uses."""
+    return [Checkpoints(keep_evals), SampleGrids(samples), Progress(shown), TimeEstimate()]
+
+
+# --- resume ---------------------------------------------------------------------------------------
+def check_resume(out: str | Path, config: Mapping[str, Any], may_change: Sequence[str]) -> None:
+    """Raise ValueError when ``--resume`` would continue the run in ``out`` with a config that differs
+    from the run's (last.pt's ``extra["config"]``, else config.json) other than at the dotted
+    paths of ``may_change``: the continued run would not be the run it continues.
+
+    Args:
+        out: the run folder.
+        config: this invocation's resolved config, as nested dicts (:func:`experiments.config.to_dict`).
+        may_change: dotted settings that may differ (the step total, the device, the threads ...).
+    """
+    out = Path(out)
+    last, saved_config = out / "checkpoints" / "last.pt", out / "config.json"
+    if last.is_file():
+        saved = (load_checkpoint(last)["extra"] or {}).get("config")
+        if saved is None:
+            raise ValueError(f"--resume: {last} records no config (a checkpoint of another trainer or format); "
+                             "start a new run")
+    elif saved_config.is_file():
+        saved = json.loads(saved_config.read_text())
+    else:
+        return
+    mine, theirs = _flatten(config), _flatten(saved)
+    differ = [f"{k} {mine.get(k)!r} (the run has {theirs.get(k)!r})" for k in sorted({*mine, *theirs})
+              if k in mine and k in theirs and k not in may_change and mine[k] != theirs[k]]
+    if differ:
+        raise ValueError("--resume continues a run with its own settings; these differ: " + "; ".join(differ)
+                         + f". Only {', '.join(may_change)} may change")
+
+
+def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = list(value) if isinstance(value, tuple) else value
+    return out

@@ -1,0 +1,208 @@
+"""experiments.config (nested dataclasses, presets, files, --set, --print-config) and the trainers' command
+lines built on it: short help, documented presets, errors that name the setting, a run's config re-runs it."""
+
+import json
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pytest
+import torch
+
+from experiments import completion_train, config, denoise_train, lol_train
+from rlenhance.checkpoint import load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+TRAINERS = {"lol_train": lol_train, "denoise_train": denoise_train, "completion_train": completion_train}
+#: Words that name a run, a session or an experiment's history: help texts describe the product.
+HISTORY = re.compile(r"(?i:\bsession|tried in)|\b[hk]\d+[a-z]?\d*\b|\bruns? [a-z]\d")
+
+
+@dataclass(frozen=True)
+class Inner:
+    """A section."""
+
+    count: int = 3
+    """how many"""
+    span: tuple[float, float] = (0.5, 2.0)
+    """a range"""
+    cap: float | None = 0.1
+    """a cap (none: no cap)"""
+    mode: Literal["a", "b"] = "a"
+    """a choice"""
+    on: bool = True
+    """a switch"""
+
+
+@dataclass(frozen=True)
+class Outer:
+    """A config of one section."""
+
+    name: str = "x"
+    """a name"""
+    inner: Inner = Inner()
+
+
+def big() -> Outer:
+    """A preset."""
+    return config.replace_path(Outer(), {"inner.count": 10, "name": "big"})
+
+
+def parse(*argv, **kw):
+    return config.parse(Outer, list(argv), presets={"big": big}, flags={"count": "inner.count", "on": "inner.on"},
+                        prog="t", **kw)
+
+
+def test_defaults_then_preset_then_file_then_flags_then_set(tmp_path):
+    assert parse() == Outer()
+    assert parse("--preset", "big") == Outer("big", Inner(count=10))
+    path = tmp_path / "c.toml"
+    path.write_text('name = "file"\n[inner]\ncount = 4\nspan = [1, 3]\n')
+    assert parse("--preset", "big", "--config", str(path)) == Outer("file", Inner(count=4, span=(1.0, 3.0)))
+    assert parse("--config", str(path), "--count", "5").inner.count == 5
+    assert parse("--config", str(path), "--count", "5", "--set", "inner.count=6").inner.count == 6
+    assert parse("--no-on").inner.on is False
+
+
+@pytest.mark.parametrize("text, value", [("inner.cap=none", None), ("inner.cap=inf", float("inf")),
+                                         ("inner.span=0.1,0.2", (0.1, 0.2)), ("inner.span=[1, 2]", (1.0, 2.0)),
+                                         ("inner.on=false", False), ("inner.mode=b", "b"), ("name=none", "none")])
+def test_set_reads_each_type(text, value):
+    key = text.split("=")[0]
+    assert config.get_path(parse("--set", text), key) == value
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--set", "inner.cout=1"], "unknown setting 'inner.cout'; inner has: cap, count, mode, on, span"),
+    (["--set", "inner.count=1.5"], r"inner.count: expected an integer, got '1.5'"),
+    (["--set", "inner.span=1,2,3"], "inner.span: expected 2 values"),
+    (["--set", "inner.mode=c"], "inner.mode: 'c' is not one of a, b"),
+    (["--set", "inner.on=maybe"], "inner.on: expected true or false"),
+    (["--set", "inner"], "--set 'inner': expected KEY=VALUE"),
+    (["--set", "inner=3"], "inner: expected a section"),
+])
+def test_bad_settings_name_the_key(argv, message):
+    with pytest.raises(ValueError, match=message):
+        parse(*argv)
+
+
+def test_print_config_is_a_config_file_that_gives_the_same_config(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        parse("--preset", "big", "--set", "inner.cap=none", "--print-config")
+    assert stop.value.code == 0
+    printed = capsys.readouterr().out
+    path = tmp_path / "c.json"
+    path.write_text(printed)
+    assert parse("--config", str(path)) == parse("--preset", "big", "--set", "inner.cap=none")
+    assert json.loads(printed)["inner"] == {"count": 10, "span": [0.5, 2.0], "cap": None, "mode": "a", "on": True}
+
+
+def test_a_missing_or_broken_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="--config .*nope.toml: no such file"):
+        parse("--config", str(tmp_path / "nope.toml"))
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ValueError, match="--config .*bad.json"):
+        parse("--config", str(tmp_path / "bad.json"))
+
+
+def test_a_flag_that_became_a_setting_says_which(capsys):
+    with pytest.raises(SystemExit):
+        lol_train.parse_args(["--w-exposure", "80"])
+    assert "--set reward.w_exposure=VALUE" in capsys.readouterr().err
+
+
+def test_unused_section_refuses_a_changed_section():
+    cfg = config.replace_path(lol_train.Config(), {"sac.batch": 2})
+    with pytest.raises(ValueError, match="sac.batch: the agent is a3c; these settings would be ignored"):
+        config.unused_section(cfg, "sac", "the agent is a3c")
+    config.unused_section(lol_train.Config(), "sac", "the agent is a3c")  # defaults: nothing set
+
+
+# --- the trainers' command lines ----------------------------------------------------------------------
+@pytest.mark.parametrize("name", TRAINERS)
+def test_help_is_short_names_no_run_and_every_preset_says_its_cost(name, capsys):
+    module = TRAINERS[name]
+    with pytest.raises(SystemExit):
+        module.parse_args(["--help"])
+    text = capsys.readouterr().out
+    options = [line for line in text.splitlines() if re.match(r"\s{2}-", line)]
+    assert len(options) <= 30 and len(text.splitlines()) <= 120, (len(options), len(text.splitlines()))
+    assert not HISTORY.search(text), HISTORY.search(text)
+    for preset_name, preset in module.PRESETS.items():
+        doc = " ".join(config.doc_lines(preset))
+        assert f"{preset_name}:" in text and re.search(r"\d+ (s|min|h)\b", doc), (preset_name, doc)
+        module.check(preset())  # every preset is a valid config
+
+
+@pytest.mark.parametrize("name", TRAINERS)
+def test_every_setting_has_a_docstring(name):
+    module = TRAINERS[name]
+    for path, (_, holder) in config.paths(module.Config).items():
+        assert config.field_docs(holder).get(path.rsplit(".", 1)[-1]), path
+
+
+def test_a_runs_config_json_reruns_it_exactly(tmp_path):
+    """``--config RUN`` (its config.json) with another --out trains the same weights."""
+    tiny = ["--episodes", "2", "--eval-every", "2", "--batch", "2", "--crop", "16", "--steps", "2", "--width", "8",
+            "--samples", "0", "--threads", "1", "--eval-images", "1", "--set", "model.downscale=2"]
+    first = denoise_train.main([*tiny, "--out", str(tmp_path / "a")])
+    again = denoise_train.main(["--config", str(first), "--out", str(tmp_path / "b")])
+    a, b = (load_checkpoint(Path(run) / "checkpoints" / "last.pt") for run in (first, again))
+    assert all(torch.equal(v, b["state_dict"][k]) for k, v in a["state_dict"].items())
+    assert {**a["extra"]["config"]["run"], "out": ""} == {**b["extra"]["config"]["run"], "out": ""}
+
+
+@pytest.mark.slow
+def test_print_config_of_a_trainer_answers_without_training(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "experiments.lol_train", "--preset", "rellie", "--print-config",
+                           "--out", str(tmp_path / "run")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    printed = json.loads(proc.stdout)
+    assert printed["task"]["channel_coupling"] == 0.9 and printed["task"]["alpha_min"] == -0.3
+    assert not (tmp_path / "run").exists()
+
+
+#: Flat settings recorded by the trainers that wrote the shipped weights -> this config's paths.
+RECORDED = {
+    "episodes": "run.episodes", "batch": "run.batch", "eval_every": "run.eval_every", "seed": "run.seed",
+    "split_seed": "run.split_seed", "keep_evals": "run.keep_evals", "crop": "task.crop", "steps": "task.steps",
+    "data": "task.data", "width": "model.width", "downscale": "model.downscale", "agent": "agent",
+}
+LOWLIGHT = {**{k: f"reward.{k}" for k in ("w_exposure", "w_color", "w_spatial", "w_smooth", "exposure_target",
+                                         "exposure_patch", "exposure_mean", "exposure_relative", "smooth_on_mean",
+                                         "conditioned")},
+            **{f"{k}_range": f"ranges.{k}" for k in ("w_exposure", "w_color", "w_spatial", "w_smooth")},
+            "exposure_range": "ranges.exposure", "gamma": "a3c.gamma", "lr": "a3c.lr", "entropy": "a3c.entropy",
+            "lr_decay": "a3c.lr_decay", **{k: f"task.{k}" for k in ("min_steps", "alpha_channels", "alpha_min",
+                                                                   "channel_coupling", "damping", "policy_side",
+                                                                   "exposure_gap")}}
+DENOISE = {"sigma": "task.sigma", "predictor": "task.predictor", "observe_prediction": "task.observe_prediction",
+           "eval_images": "task.eval_images", "gray": "task.gray"}
+
+
+@pytest.mark.parametrize("module, preset, weights, names", [
+    (lol_train, "shipped", "lowlight_a3c.pt", LOWLIGHT),
+    (denoise_train, "shipped", "a3c_denoise.pt", {**DENOISE, "lr_decay": "a3c.lr_decay", "gamma": "a3c.gamma"}),
+    (denoise_train, "shipped-sac", "sac_denoise.pt", {**DENOISE, "sac_updates": "sac.updates",
+                                                      "sac_actor_updates": "sac.actor_updates",
+                                                      "sac_all_action_rewards": "sac.all_action_rewards"}),
+    (denoise_train, "color", "a3c_denoise_color.pt", {**DENOISE, "lr_decay": "a3c.lr_decay"}),
+    (denoise_train, "color-sac", "sac_denoise_color.pt", DENOISE),
+    (completion_train, "shipped", "a3c_completion.pt", {}),
+])
+def test_each_shipped_preset_is_the_training_settings_its_weights_record(module, preset, weights, names):
+    """The settings the shipped weights were trained with (their checkpoint's record) are their preset's."""
+    recorded = load_checkpoint(ROOT / "rlenhance" / "weights" / weights)["extra"].get("args")
+    if recorded is None:
+        pytest.skip(f"{weights} records no training settings")
+    cfg = module.check(module.PRESETS[preset]())
+    for flat, path in {**RECORDED, **names}.items():
+        if flat not in recorded or (flat == "predictor" and not str(recorded[flat]).startswith("rlenhance/")):
+            continue
+        want, have = (list(v) if isinstance(v, (list, tuple)) else v
+                      for v in (recorded[flat], config.get_path(cfg, path)))
+        want = [want] if path == "task.sigma" and not isinstance(want, list) else want  # one level: a number
+        assert have == want, (flat, path)
