@@ -97,7 +97,7 @@ class TaskSettings:
     (noisy/ + clean/, or SIDD's scene folders) used as they are (none: the embedded scikit-image photos)"""
     test: str | None = None
     """folder of test images (clean, or noisy / clean pairs) scored at every evaluation for reporting only"""
-    sigma: tuple[float, ...] = (float(ENV["sigma"]),)
+    sigma: tuple[float, ...] = tuple(float(v) for v in ENV["sigma"])
     """Gaussian noise standard deviation on the 0-255 scale; several train a blind denoiser (each crop draws
     one; evaluation scores each and their mean picks best.pt)"""
     gray: bool = ENV["gray"]
@@ -181,7 +181,7 @@ def pixelrl() -> Config:
     is the place for it."""
     return config.replace_path(Config(), {
         "model.width": 64, "model.conv_gru": True, "a3c.reward_map_conv": True, "a3c.lr_decay": "poly",
-        "run.batch": 64})
+        "run.batch": 64, "task.sigma": (25.0,)})
 
 
 #: ``--preset NAME`` -> the config it names (each function's docstring says what it reproduces and costs).
