@@ -38,12 +38,11 @@ with the agent's generator in training) and decoding
 from __future__ import annotations
 
 import copy
-import math
 import multiprocessing as _std_mp
 import queue as _queue
 import traceback
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any
 
@@ -53,6 +52,17 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from agents.a3c_update import (
+    RewardMapConv,
+    SharedAdam,
+    _apply_update,
+    _masked_mean,
+    _Rollout,
+    a3c_loss,
+    action_penalty_loss,
+    action_penalty_weights,
+    nstep_returns,
+)
 from agents.common import (
     as_bool,
     blocks_to_pixels,
@@ -60,31 +70,25 @@ from agents.common import (
     episode_length,
     evaluate_policy,
     obs_to,
+    policy_kwargs_from_env,
     resolve_device,
     reward_map,
 )
 from agents.distributed import Ranks, sync_batch_norm
 from rlenhance.errors import CheckpointError
-from rlenhance.losses import illumination_smoothness_loss
-from rlenhance.models.policy import POLICY_INPUT_KEYS, PixelActorCritic, PolicyOutput, build_policy_input
+from rlenhance.models.policy import PixelActorCritic, PolicyOutput, build_policy_input
 
 __all__ = [
-    "ACTION_TV_WEIGHT",
     "A3C",
     "A3CConfig",
     "RewardMapConv",
     "SharedAdam",
     "a3c_loss",
-    "action_tv_penalty",
-    "action_tv_weights",
+    "action_penalty_loss",
+    "action_penalty_weights",
     "nstep_returns",
     "policy_kwargs_from_env",
 ]
-
-#: The key of a reset's info under which an env hands the agent one smoothness weight per row, float
-#: (B,) >= 0, for ``A3CConfig.mean_action_tv`` (an env that leaves the smoothness out of its reward).
-ACTION_TV_WEIGHT = "action_tv_weight"
-
 
 # --------------------------------------------------------------------------------------------
 # Configuration
@@ -130,19 +134,14 @@ class A3CConfig:
     values and reward maps averaged per block. Far fewer independent samples, so less action
     noise and lower-variance credit assignment than sampling every pixel from upsampled logits."""
 
-    action_values: tuple[float, ...] | None = None
-    """Value of each discrete action (e.g. LowLight's alpha table), for ``mean_action_tv``."""
-    mean_action_tv: float = 0.0
-    """Weight of a differentiable smoothness penalty on the policy's *expected* action map
-    ``sum_a p(a) value_a`` (Zero-DCE's illumination smoothness loss, per step, at the policy's
-    working resolution). Unlike a smoothness reward on sampled actions, which penalises exploration
-    noise and pushes every pixel to one shared action, it smooths what the policy means to do.
-    When the env's reset info holds per-row weights (:data:`ACTION_TV_WEIGHT`, e.g. a setting the
-    policy is conditioned on), row ``b`` is charged ``mean_action_tv * weight_b * TV_b`` and this is
-    a multiplier of the env's weights (1: as they are); see :func:`action_tv_penalty`."""
-    mean_action_tv_power: int = 2
-    """The penalty's differences squared (2, Zero-DCE) or absolute (1: its pull towards a flat map
-    does not fade as the map flattens, so a large weight flattens it; ``illumination_smoothness_loss``)."""
+    action_penalty: float = 0.0
+    """Multiplier of the task's differentiable penalty on the policy's *expected* action map
+    ``sum_a p(a) value_a`` (the task's ``action_values`` and ``action_penalty``, per step, at the
+    policy's working resolution; LowLight: the smoothness its reward leaves out). Unlike a penalty in
+    the reward on sampled actions, which charges exploration noise and pushes every pixel to one
+    shared action, it shapes what the policy means to do. Row ``b`` is charged the task's penalty
+    times its weight in the reset's info (:data:`envs.base.ACTION_PENALTY_WEIGHT`, 1 without one);
+    see :func:`action_penalty_loss`. 0: none."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -157,10 +156,7 @@ class A3CConfig:
             (self.lr_decay == "none" or (self.total_episodes or 0) >= 1, "total_episodes",
              "an integer >= 1 when lr_decay='poly'"),
             (self.action_clip is None or self.action_clip > 0, "action_clip", "None or > 0"),
-            (self.mean_action_tv >= 0, "mean_action_tv", "a number >= 0"),
-            (self.mean_action_tv_power in (1, 2), "mean_action_tv_power", "1 or 2"),
-            (self.mean_action_tv == 0 or self.action_values is not None, "action_values",
-             "the value of each discrete action when mean_action_tv > 0"),
+            (self.action_penalty >= 0, "action_penalty", "a number >= 0"),
         ]
         for ok, name, accepted in checks:
             if not ok:
@@ -173,262 +169,6 @@ class A3CConfig:
             return self.lr
         frac = min(max(episode, 0) / float(self.total_episodes), 1.0)
         return self.lr * (1.0 - frac) ** self.lr_decay_power
-
-
-# --------------------------------------------------------------------------------------------
-# Pieces of the update math
-# --------------------------------------------------------------------------------------------
-class RewardMapConv(nn.Module):
-    """PixelRL's reward map convolution: one learned ``size`` x ``size`` filter, delta-initialised.
-
-    Applied to every channel of a return map independently with zero padding, so at
-    initialisation it is exactly the identity.
-
-    Args:
-        size: odd kernel size (PixelRL: 33).
-
-    Shape:
-        (B, C, H, W) -> (B, C, H, W).
-    """
-
-    def __init__(self, size: int = 33):
-        super().__init__()
-        if size < 1 or size % 2 != 1:
-            raise ValueError(f"RewardMapConv: size={size!r}; expected an odd integer >= 1")
-        self.size = size
-        weight = torch.zeros(1, 1, size, size)
-        weight[0, 0, size // 2, size // 2] = 1.0
-        self.weight = nn.Parameter(weight)
-
-    def forward(self, x: Tensor) -> Tensor:
-        b, c, h, w = x.shape
-        y = nn.functional.conv2d(x.reshape(b * c, 1, h, w), self.weight.to(x.dtype), padding=self.size // 2)
-        return y.view(b, c, h, w)
-
-
-def nstep_returns(
-    rewards: Tensor,
-    dones: Tensor,
-    bootstrap: Tensor,
-    gamma: float,
-    rmc: Callable[[Tensor], Tensor] | None = None,
-) -> Tensor:
-    """Per-pixel n-step discounted returns, ``R_t = r_t + gamma * (1 - done_t) * rmc(R_{t+1})``.
-
-    Args:
-        rewards: float, shape (T, B, C_r, H_r, W_r): reward maps (C_r, H_r, W_r broadcastable
-            against ``bootstrap``; (T, B, 1, 1, 1) for scalar rewards).
-        dones: bool, shape (T, B): the episode ended with step t (no bootstrapping past it).
-        bootstrap: float, shape (B, 1, H, W): V(s_T), the value after the last step (pass zeros
-            when the rollout ends the episode).
-        gamma: discount factor.
-        rmc: optional map applied to the discounted return before adding r_t (identity if None).
-
-    Returns:
-        float, shape (T, B, C, H, W) with (C, H, W) the broadcast of reward and value shapes.
-    """
-    t_len = rewards.shape[0]
-    shape = torch.broadcast_shapes(rewards.shape[1:], bootstrap.shape)
-    ret = bootstrap.expand(shape)
-    not_done = (~dones.bool()).to(rewards.dtype)
-    out: list[Tensor] = [ret] * t_len
-    for t in reversed(range(t_len)):
-        nxt = ret if rmc is None else rmc(ret)
-        ret = rewards[t] + gamma * not_done[t].view(-1, 1, 1, 1) * nxt
-        ret = ret.expand(shape)
-        out[t] = ret
-    return torch.stack(out)
-
-
-def _masked_mean(x: Tensor, alive: Tensor) -> Tensor:
-    """Mean of (T, B, ...) ``x`` over the entries whose ``alive[t, b]`` is 1."""
-    w = alive.view(alive.shape + (1,) * (x.dim() - 2)).to(x.dtype)
-    return (x * w).sum() / (w.expand_as(x).sum()).clamp_min(1.0)
-
-
-def a3c_loss(
-    log_probs: Tensor,
-    entropies: Tensor,
-    values: Tensor,
-    returns: Tensor,
-    value_coef: float,
-    entropy_coef: float,
-    alive: Tensor | None = None,
-) -> tuple[Tensor, dict[str, Tensor]]:
-    """Pixel-wise actor-critic loss.
-
-    ``-mean(log_probs * A.detach()) + value_coef * mean(A^2) - entropy_coef * mean(entropies)``
-    with ``A = returns - values``; means run over the steps and envs marked ``alive``.
-
-    Args:
-        log_probs: float (T, B, C, H, W), log-probability of the taken actions.
-        entropies: float (T, B, C, H, W), per-pixel policy entropy.
-        values: float (T, B, 1, H, W), V(s_t).
-        returns: float (T, B, C_r, H, W), n-step returns (C_r = 1 or C).
-        value_coef, entropy_coef: loss weights.
-        alive: float/bool (T, B), 1 where the step belongs to a running episode; None = all.
-
-    Returns:
-        ``(loss, parts)`` with scalar tensors ``parts["policy_loss"|"value_loss"|"entropy"]``.
-    """
-    if alive is None:
-        alive = torch.ones(log_probs.shape[:2], device=log_probs.device)
-    adv = returns - values
-    policy_loss = -_masked_mean(log_probs * adv.detach(), alive)
-    value_loss = _masked_mean(adv.pow(2), alive)
-    entropy = _masked_mean(entropies, alive)
-    loss = policy_loss + value_coef * value_loss - entropy_coef * entropy
-    return loss, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy}
-
-
-def action_tv_penalty(tv: Tensor, alive: Tensor, coef: float, weights: Tensor | None = None) -> Tensor:
-    """The smoothness penalty of :attr:`A3CConfig.mean_action_tv`, a scalar.
-
-    ``coef * mean(TV)`` over the live steps and rows; with per-row ``weights``,
-    ``coef * mean(weights_b * TV_b)`` over the same entries, so a row of weight 0 adds nothing
-    (nor any gradient) and equal weights ``w`` give ``coef * w * mean(TV)``.
-
-    Args:
-        tv: float (T, B), the smoothness of each step's expected action map (with graph).
-        alive: float/bool (T, B), 1 where the step belongs to a running episode.
-        coef: ``mean_action_tv``.
-        weights: float (B,) >= 0, each row's weight (an env's :data:`ACTION_TV_WEIGHT`); None: 1.
-    """
-    if weights is None:
-        return coef * _masked_mean(tv, alive)
-    return coef * _masked_mean(tv * weights.view(1, -1).to(tv.dtype), alive)
-
-
-def action_tv_weights(info: Mapping[str, Any] | None, batch: int, device: torch.device,
-                      refusal: str | None = None) -> Tensor | None:
-    """The per-row smoothness weights an env hands in its reset ``info`` (:data:`ACTION_TV_WEIGHT`),
-    float32 (B,) on ``device``, or None when it gives none (it keeps the smoothness in its reward).
-
-    Args:
-        info: the reset's info.
-        batch: the number of envs B.
-        device: where the weights go.
-        refusal: why the calling agent cannot charge the penalty (None: it can); given, weights in
-            ``info`` are refused with it.
-
-    Raises:
-        ValueError: weights the agent cannot charge (``refusal``), or not B finite values >= 0.
-    """
-    if not info or ACTION_TV_WEIGHT not in info:
-        return None
-    if refusal:
-        raise ValueError(f"the env's reset info holds {ACTION_TV_WEIGHT!r} (it leaves the smoothness of the actions "
-                         f"out of its reward, for the agent to penalise), but {refusal}")
-    weights = torch.as_tensor(info[ACTION_TV_WEIGHT]).to(device, torch.float32).reshape(-1)
-    if weights.shape != (batch,) or not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()):
-        raise ValueError(f"info[{ACTION_TV_WEIGHT!r}] of the env's reset: expected {batch} finite weights >= 0 "
-                         f"(one per env), got {weights.tolist() if weights.numel() <= 16 else weights.shape}")
-    return weights
-
-
-class SharedAdam(torch.optim.Optimizer):
-    """Adam whose state is created eagerly so it can live in shared memory (Hogwild A3C).
-
-    Same update as ``torch.optim.Adam`` (no amsgrad): ``m = b1 m + (1 - b1) g``,
-    ``v = b2 v + (1 - b2) g^2``, ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``.
-    Call :meth:`share_memory` before handing it to worker processes; the step counter is a
-    per-parameter float64 CPU tensor that is shared too.
-    """
-
-    def __init__(self, params: Iterable[Tensor], lr: float = 1e-3,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps))
-        for group in self.param_groups:
-            for p in group["params"]:
-                self.state[p] = {
-                    "step": torch.zeros((), dtype=torch.float64),
-                    "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
-                    "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format),
-                }
-
-    def share_memory(self) -> SharedAdam:
-        """Move every state tensor into shared memory (a no-op for CUDA tensors); returns self."""
-        for state in self.state.values():
-            for t in state.values():
-                t.share_memory_()
-        return self
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                state["step"] += 1
-                t = float(state["step"])
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.mul_(beta1).add_(p.grad, alpha=1 - beta1)
-                v.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
-                denom = (v.sqrt() / math.sqrt(1 - beta2 ** t)).add_(group["eps"])
-                p.addcdiv_(m, denom, value=-group["lr"] / (1 - beta1 ** t))
-        return loss
-
-
-def policy_kwargs_from_env(venv: Any, keys: Iterable[str] = POLICY_INPUT_KEYS,
-                           **overrides: Any) -> dict[str, Any]:
-    """``PixelActorCritic`` kwargs that fit a vector env's spaces.
-
-    Reads ``venv.single_observation_space`` (a gymnasium ``Dict`` of (C, H, W) Boxes plus an
-    optional ``cond`` Box of shape (cond_dim,)) and ``venv.single_action_space``
-    (``MultiDiscrete`` or ``Box`` of shape (C, H, W)).
-
-    Args:
-        venv: the vector env.
-        keys: the image keys the policy sees (as in ``build_policy_input``).
-        **overrides: extra / overriding kwargs (``width``, ``conv_gru``, ``downscale`` ...).
-
-    Returns:
-        dict of kwargs for ``PixelActorCritic``.
-    """
-    import gymnasium as gym
-
-    obs_space = venv.single_observation_space
-    act_space = venv.single_action_space
-    in_channels = sum(int(obs_space[k].shape[0]) for k in keys if k in obs_space.spaces)
-    cond_dim = int(obs_space["cond"].shape[0]) if "cond" in obs_space.spaces else 0
-    if len(act_space.shape) != 3:
-        raise ValueError(f"policy_kwargs_from_env: action space shape {act_space.shape}; "
-                         "expected (C, H, W)")
-    out_channels = int(act_space.shape[0])
-    if isinstance(act_space, gym.spaces.MultiDiscrete):
-        n_actions = int(getattr(venv, "n_actions", int(np.max(act_space.nvec))))
-    elif isinstance(act_space, gym.spaces.Box):
-        n_actions = None
-    else:
-        raise ValueError(f"policy_kwargs_from_env: action space {act_space!r}; "
-                         "expected MultiDiscrete or Box")
-    kwargs: dict[str, Any] = dict(in_channels=in_channels, out_channels=out_channels,
-                                  n_actions=n_actions, cond_dim=cond_dim)
-    kwargs.update(overrides)
-    return kwargs
-
-
-# --------------------------------------------------------------------------------------------
-# Rollouts
-# --------------------------------------------------------------------------------------------
-@dataclass
-class _Rollout:
-    """What one rollout of up to n_steps keeps for the update (lists over steps)."""
-
-    log_probs: list[Tensor] = field(default_factory=list)   # (B, C, H, W), with graph
-    entropies: list[Tensor] = field(default_factory=list)   # (B, C, H, W), with graph
-    values: list[Tensor] = field(default_factory=list)      # (B, 1, H, W), with graph
-    rewards: list[Tensor] = field(default_factory=list)     # (B, C_r, H_r, W_r)
-    dones: list[Tensor] = field(default_factory=list)       # (B,) bool
-    alive: list[Tensor] = field(default_factory=list)       # (B,) float, before the step
-    scalar_rewards: list[Tensor] = field(default_factory=list)  # (B,)
-    action_tv: list[Tensor] = field(default_factory=list)   # (B,), with graph (mean_action_tv > 0)
 
 
 class _EpisodeRunner:
@@ -446,14 +186,15 @@ class _EpisodeRunner:
     def run(self, venv: Any, seed: int | None,
             update: Callable[[Tensor], dict[str, float]]) -> dict[str, float]:
         """Reset ``venv``, then collect rollouts and call ``update(loss)`` until the episode ends.
-        The reset's info may hold per-row smoothness weights (:data:`ACTION_TV_WEIGHT`): those of
+        The reset's info may hold per-row weights of the task's action penalty (:data:`ACTION_PENALTY_WEIGHT`): those of
         the rows this env steps (a rank's shard, a worker's own env)."""
         obs, info = venv.reset(seed=seed)
         env_device = device_of(obs)
         obs = obs_to(obs, self.device)
         episode_len = episode_length(venv)
         batch = next(iter(obs.values())).shape[0]
-        tv_weights = self._action_tv_weights(info, batch)
+        self.task = getattr(venv, "task", None)  # its action values and penalty (A3CConfig.action_penalty)
+        self.penalty_weights = self._action_penalty_weights(info, batch)
         alive = torch.ones(batch, device=self.device)
         hidden: Tensor | None = None
         steps, updates = 0, 0
@@ -463,7 +204,7 @@ class _EpisodeRunner:
             roll, obs, hidden, alive = self._collect(venv, obs, hidden, alive, steps, episode_len,
                                                      env_device)
             steps += len(roll.rewards)
-            for k, v in self._learn(roll, obs, hidden, alive, update, tv_weights).items():
+            for k, v in self._learn(roll, obs, hidden, alive, update).items():
                 totals[k] = totals.get(k, 0.0) + v
             updates += 1
             returns_sum += (torch.stack(roll.scalar_rewards) * torch.stack(roll.alive)).sum(dim=0)
@@ -487,8 +228,8 @@ class _EpisodeRunner:
             roll.log_probs.append(dist.log_prob(actions))
             roll.entropies.append(dist.entropy())
             roll.values.append(out.value)
-            if cfg.mean_action_tv:
-                roll.action_tv.append(self._mean_action_tv(out))
+            if cfg.action_penalty:
+                roll.action_penalty.append(self._expected_action_penalty(out, self.penalty_weights))
             env_actions = self._to_pixels(actions, x.shape[-2:])
             obs, reward, terminated, truncated, info = venv.step(
                 self.policy.clip_actions(env_actions, cfg.action_clip).to(env_device))
@@ -506,22 +247,23 @@ class _EpisodeRunner:
                     or (episode_len is not None and steps + n >= episode_len)):
                 return roll, obs, hidden, alive
 
-    def _action_tv_weights(self, info: Mapping[str, Any] | None, batch: int) -> Tensor | None:
-        """The per-row smoothness weights of a reset's ``info`` (:func:`action_tv_weights`)."""
-        refusal = None if self.config.mean_action_tv else (
-            "A3CConfig.mean_action_tv is 0; set it (1: the env's weights as they are) and action_values")
-        return action_tv_weights(info, batch, self.device, refusal)
+    def _action_penalty_weights(self, info: Mapping[str, Any] | None, batch: int) -> Tensor | None:
+        """The per-row weights of the task's action penalty in a reset's ``info`` (:func:`action_penalty_weights`)."""
+        refusal = None if self.config.action_penalty else (
+            "A3CConfig.action_penalty is 0; set it (1: the env's weights as they are)")
+        return action_penalty_weights(info, batch, self.device, refusal)
 
-    def _mean_action_tv(self, out: PolicyOutput) -> Tensor:
-        """Smoothness (B,) of the expected action map of a discrete policy output."""
-        if out.logits is None:
-            raise ValueError("A3CConfig.mean_action_tv needs a discrete (categorical) policy")
-        table = torch.as_tensor(self.config.action_values, dtype=out.logits.dtype, device=out.logits.device)
+    def _expected_action_penalty(self, out: PolicyOutput, weights: Tensor | None) -> Tensor:
+        """The task's penalty (B,) of the expected action map of a discrete policy output."""
+        values = getattr(self.task, "action_values", None)
+        if out.logits is None or values is None:
+            raise ValueError("A3CConfig.action_penalty needs a discrete (categorical) policy and a task whose actions "
+                             f"are values (task.action_values); got {type(self.task).__name__}")
+        table = torch.as_tensor(values, dtype=out.logits.dtype, device=out.logits.device)
         if table.numel() != out.logits.shape[2]:
-            raise ValueError(f"A3CConfig.action_values has {table.numel()} values; the policy has "
+            raise ValueError(f"the task's action_values has {table.numel()} values; the policy has "
                              f"{out.logits.shape[2]} actions")
-        alpha = self.policy.action_values(out, table)
-        return illumination_smoothness_loss(alpha, power=self.config.mean_action_tv_power)
+        return self.task.action_penalty(self.policy.action_values(out, table), weights)
 
     @property
     def _blocks(self) -> bool:
@@ -538,9 +280,8 @@ class _EpisodeRunner:
         return F.avg_pool2d(reward_map, self.policy.downscale, ceil_mode=True)
 
     def _learn(self, roll: _Rollout, obs: dict[str, Tensor], hidden: Tensor | None, alive: Tensor,
-               update: Callable[[Tensor], dict[str, float]], tv_weights: Tensor | None = None) -> dict[str, float]:
-        """Returns, loss and one ``update``; the value of the last state bootstraps running envs;
-        ``tv_weights``: per-row weights of the smoothness penalty (:func:`action_tv_penalty`)."""
+               update: Callable[[Tensor], dict[str, float]]) -> dict[str, float]:
+        """Returns, loss and one ``update``; the value of the last state bootstraps running envs."""
         cfg = self.config
         with torch.no_grad():
             x, cond = build_policy_input(obs)
@@ -552,37 +293,16 @@ class _EpisodeRunner:
         values = torch.stack(roll.values)
         loss, parts = a3c_loss(torch.stack(roll.log_probs), torch.stack(roll.entropies), values,
                                returns, cfg.value_coef, cfg.entropy_coef, alive_t)
-        if roll.action_tv:
-            tv = torch.stack(roll.action_tv)
-            loss = loss + action_tv_penalty(tv, alive_t, cfg.mean_action_tv, tv_weights)
-            parts["action_tv"] = _masked_mean(tv, alive_t)
+        if roll.action_penalty:
+            penalty = torch.stack(roll.action_penalty)
+            loss = loss + action_penalty_loss(penalty, alive_t, cfg.action_penalty)
+            parts["action_penalty"] = _masked_mean(penalty, alive_t)
         stats = update(loss)
         rewards = torch.stack(roll.scalar_rewards)
         stats.update({k: float(v.detach()) for k, v in parts.items()})
         stats.update(loss=float(loss.detach()), value_mean=float(values.detach().mean()),
                      reward_mean=float((rewards * alive_t).sum() / alive_t.sum().clamp_min(1)))
         return stats
-
-
-def _apply_update(loss: Tensor, local_params: list[Tensor], shared_params: list[Tensor],
-                  optimizer: torch.optim.Optimizer, lr: float,
-                  max_grad_norm: float | None, ranks: Ranks | None = None) -> dict[str, float]:
-    """Backward on the local params (gradients averaged over ``ranks``), hand their gradients to
-    the shared params, one optimiser step."""
-    for p in local_params:
-        p.grad = None
-    loss.backward()
-    if ranks is not None:
-        ranks.average_gradients(local_params)
-    max_norm = max_grad_norm if max_grad_norm is not None else math.inf  # inf: measure only
-    norm = torch.nn.utils.clip_grad_norm_(local_params, max_norm)
-    if local_params is not shared_params:
-        for lp, sp in zip(local_params, shared_params):
-            sp.grad = lp.grad  # process-local attribute: workers never share gradients
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    optimizer.step()
-    return {"grad_norm": float(norm), "lr": lr}
 
 
 # --------------------------------------------------------------------------------------------

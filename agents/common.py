@@ -3,16 +3,20 @@ greedy evaluation loop over a batched vector env."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rlenhance.models.policy import blocks_to_pixels  # re-exported: the agents' block decoding lives with the policy
+from rlenhance.models.policy import (
+    POLICY_INPUT_KEYS,
+    blocks_to_pixels,  # re-exported: the agents' block decoding lives with the policy
+)
 
-__all__ = ["as_bool", "blocks_to_pixels", "device_of", "episode_length", "evaluate_policy", "obs_to", "resolve_device",
-           "reward_map"]
+__all__ = ["as_bool", "blocks_to_pixels", "device_of", "episode_length", "evaluate_policy", "obs_to",
+           "policy_kwargs_from_env", "resolve_device", "reward_map"]
 
 
 def reward_map(reward: Tensor, info: Mapping[str, Any], device: torch.device) -> Tensor:
@@ -104,3 +108,42 @@ def evaluate_policy(agent: Any, venv: Any, episodes: int = 1, seed: int | None =
     return {"return_mean": float(r.mean()), "return_std": float(r.std(unbiased=False)),
             "reward_mean": float(torch.cat(step_rewards).mean()) if step_rewards else 0.0,
             "final_reward_mean": float(torch.cat(finals).mean()), "episodes": float(episodes)}
+
+
+def policy_kwargs_from_env(venv: Any, keys: Iterable[str] = POLICY_INPUT_KEYS,
+                           **overrides: Any) -> dict[str, Any]:
+    """``PixelActorCritic`` kwargs that fit a vector env's spaces.
+
+    Reads ``venv.single_observation_space`` (a gymnasium ``Dict`` of (C, H, W) Boxes plus an
+    optional ``cond`` Box of shape (cond_dim,)) and ``venv.single_action_space``
+    (``MultiDiscrete`` or ``Box`` of shape (C, H, W)).
+
+    Args:
+        venv: the vector env.
+        keys: the image keys the policy sees (as in ``build_policy_input``).
+        **overrides: extra / overriding kwargs (``width``, ``conv_gru``, ``downscale`` ...).
+
+    Returns:
+        dict of kwargs for ``PixelActorCritic``.
+    """
+    import gymnasium as gym
+
+    obs_space = venv.single_observation_space
+    act_space = venv.single_action_space
+    in_channels = sum(int(obs_space[k].shape[0]) for k in keys if k in obs_space.spaces)
+    cond_dim = int(obs_space["cond"].shape[0]) if "cond" in obs_space.spaces else 0
+    if len(act_space.shape) != 3:
+        raise ValueError(f"policy_kwargs_from_env: action space shape {act_space.shape}; "
+                         "expected (C, H, W)")
+    out_channels = int(act_space.shape[0])
+    if isinstance(act_space, gym.spaces.MultiDiscrete):
+        n_actions = int(getattr(venv, "n_actions", int(np.max(act_space.nvec))))
+    elif isinstance(act_space, gym.spaces.Box):
+        n_actions = None
+    else:
+        raise ValueError(f"policy_kwargs_from_env: action space {act_space!r}; "
+                         "expected MultiDiscrete or Box")
+    kwargs: dict[str, Any] = dict(in_channels=in_channels, out_channels=out_channels,
+                                  n_actions=n_actions, cond_dim=cond_dim)
+    kwargs.update(overrides)
+    return kwargs

@@ -62,6 +62,7 @@ import torch
 from torch import Tensor, nn
 
 from envs.base import PixelTask
+from envs.checkpoints import rollout_env_kwargs
 from rlenhance.checkpoint import SPEC_KEY, RolloutPolicySpec, build_model, load_checkpoint
 from rlenhance.denoisers import DenoisePredictor, check_predictor_ensemble, find_predictor
 from rlenhance.errors import CheckpointError, ImageError
@@ -317,8 +318,8 @@ class RolloutPolicy:
 
     @property
     def steps(self) -> int:
-        """Steps per rollout (the spec's)."""
-        return self.spec.steps
+        """Steps per rollout (the spec's transition's)."""
+        return self.spec.transition.steps
 
     @property
     def block_actions(self) -> bool:
@@ -410,7 +411,8 @@ def load_rollout_policy(path: str | Path, *, device: str | torch.device = "cpu",
     """Load a checkpoint of ``experiments.denoise_train`` / ``experiments.completion_train``.
 
     The task is rebuilt from the checkpoint's :class:`~rlenhance.checkpoint.RolloutPolicySpec`
-    (``env_id`` and ``env_kwargs``) on the embedded default data (only its transition is used).
+    (``env_id``, ``env_kwargs`` and its transition: :func:`envs.checkpoints.rollout_env_kwargs`) on the
+    embedded default data (only its transition is used).
     A policy trained with ``--predictor`` needs the predictor back: ``predictor`` if given, else
     the checkpoint its spec's ``predictor`` records, found by
     :func:`rlenhance.denoisers.find_predictor` (the recorded path when it is absolute, else a file
@@ -434,7 +436,7 @@ def load_rollout_policy(path: str | Path, *, device: str | torch.device = "cpu",
     ckpt = load_checkpoint(path, spec=RolloutPolicySpec)
     spec: RolloutPolicySpec = ckpt["extra"][SPEC_KEY]
     policy = build_model(ckpt, {"PixelActorCritic": PixelActorCritic}).to(device).eval()
-    env_kwargs = dict(spec.env_kwargs)
+    env_kwargs = rollout_env_kwargs(spec)
     if ensemble != 1 and predictor is not None:
         raise ValueError(f"ensemble: {ensemble!r} is the self-ensemble of the predictor a policy loads here, and a "
                          "predictor was given: use 1 (or give it ensembled)")
@@ -447,4 +449,7 @@ def load_rollout_policy(path: str | Path, *, device: str | torch.device = "cpu",
             predictor = load_predictor(find_predictor(spec.predictor, path), device=device, ensemble=ensemble)
         env_kwargs["predictor"] = predictor
     venv = envs.make_vec(spec.env_id, num_envs=1, device=device, **env_kwargs)
+    if venv.task.transition != spec.transition:
+        raise CheckpointError(f"checkpoint {path}: its env steps {venv.task.transition}, not the checkpoint's "
+                              f"transition {spec.transition}")
     return RolloutPolicy(policy=policy, task=venv.task, spec=spec, path=Path(path))

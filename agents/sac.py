@@ -20,13 +20,13 @@ A downscaled continuous actor (``downscale`` s > 1, ``SACConfig.block_actions``)
 s x s block at its working resolution and upsamples it bilinearly (as ``greedy_rollout`` applies
 alphas): log pi, the entropy and its target are then per block.
 
-An env that leaves the smoothness of the actions out of its reward hands each row's weight in
-its reset info (``ACTION_TV_WEIGHT``, LowLight's ``smooth_in_reward=False``): a continuous actor
-then adds A3C's smooth-on-mean penalty (:func:`agents.a3c.action_tv_penalty`) to its loss,
-``mean_action_tv`` times the mean over rows b of ``w_b * TV(tanh(mu_b))``, with ``mu_b`` row b's
-pre-tanh mean and TV Zero-DCE's illumination smoothness of that greedy action map at the working
-resolution (``SACConfig.mean_action_tv``). The weights travel
-with the transitions in the buffer (an observation entry of their own).
+An env that leaves a penalty on the actions out of its reward hands each row's weight in its
+reset info (``envs.base.ACTION_PENALTY_WEIGHT``; LowLight's ``smooth_in_reward=False``: the
+smoothness of the alpha maps): a continuous actor then adds the task's penalty
+(``task.action_penalty``, :func:`agents.a3c.action_penalty_loss`) to its loss, ``action_penalty``
+times the mean over rows b of the penalty of its greedy action map ``tanh(mu_b)`` at the working
+resolution, weighted by ``w_b`` (``SACConfig.action_penalty``). The weights travel with the
+transitions in the buffer (an observation entry of their own).
 
 Discrete actions (Denoise, Completion, LowLight's alpha table; discrete SAC, Christodoulou 2019):
 each action map c of each pixel is an agent with ``Q_c(s, .)`` over its K actions (critic output
@@ -71,8 +71,8 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict
 from functools import partial
 from typing import Any
 
@@ -80,13 +80,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from agents.a3c import ACTION_TV_WEIGHT, action_tv_penalty, action_tv_weights
-from agents.buffers import STORAGES, PixelReplayBuffer, ReplaySample
+from agents.a3c import action_penalty_loss, action_penalty_weights
+from agents.buffers import PixelReplayBuffer, ReplaySample
 from agents.common import as_bool, device_of, episode_length, evaluate_policy, obs_to, resolve_device, reward_map
 from agents.distributed import Ranks, sync_batch_norm
-from agents.distributions import PixelGaussian
+from agents.sac_update import (
+    SACConfig,
+    discrete_soft_value,
+    pixel_kl,
+    polyak_update,
+    soft_td_target,
+    squashed_gaussian_sample,
+)
+from envs.base import ACTION_PENALTY_WEIGHT
 from rlenhance.errors import CheckpointError
-from rlenhance.losses import illumination_smoothness_loss
 from rlenhance.models.critic import PixelQNetwork
 from rlenhance.models.policy import PixelActorCritic, PolicyOutput, build_policy_input
 
@@ -99,222 +106,6 @@ __all__ = [
     "soft_td_target",
     "squashed_gaussian_sample",
 ]
-
-
-# --------------------------------------------------------------------------------------------
-# Configuration
-# --------------------------------------------------------------------------------------------
-@dataclass
-class SACConfig:
-    """Hyper-parameters of pixel-wise SAC."""
-
-    gamma: float = 0.95
-    """Discount factor, in [0, 1) (truncated episodes bootstrap, so gamma >= 1 diverges)."""
-    actor_lr: float = 3e-4
-    """Adam learning rate of the actor."""
-    critic_lr: float = 3e-4
-    """Adam learning rate of the twin critics."""
-    alpha_lr: float = 1e-2
-    """Adam learning rate of log(alpha), the entropy temperature. Adam moves log(alpha) by about
-    this much per update, so it must let alpha span the reward's scale within a run's few thousand
-    updates (at 3e-4 alpha stayed within 0.1-0.16 over a 1,800-update LowLight run while the
-    entropy sat 4.5 nats below its target: docs/training.md)."""
-    tau: float = 0.005
-    """Polyak factor of the target critics: target <- (1 - tau) target + tau critic."""
-    batch_size: int = 16
-    """Transitions (images) per update."""
-    buffer_mb: float = 256.0
-    """Memory bound of the replay buffer in MB (2**20 bytes)."""
-    storage: str = "uint8"
-    """Observation storage in the buffer: 'uint8' (quantised, error <= range/510) or 'float16'."""
-    learning_starts: int = 64
-    """Transitions in the buffer before the first update."""
-    updates_per_episode: int | None = None
-    """Gradient updates after each collected episode; None = one per environment step."""
-    init_alpha: float = 1.0
-    """Initial entropy temperature."""
-    autotune_alpha: bool = True
-    """Tune alpha towards the target entropy; False keeps alpha = init_alpha."""
-    target_entropy: float | None = None
-    """Entropy target; None = -C nats per pixel (continuous, C action maps) or
-    ``target_entropy_ratio * log K`` per pixel and action map (discrete)."""
-    target_entropy_ratio: float = 0.5
-    """Discrete actions: fraction of the uniform policy's entropy log K used as target (the paper's
-    0.98 keeps the per-pixel policies nearly uniform)."""
-    trust_region_kl: float | None = None
-    """Bound on the mean per-pixel KL(pi_old || pi_new) of an actor step (line search); None = off."""
-    trust_region_steps: int = 10
-    """Halvings of the actor step tried by the line search before the step is dropped."""
-    max_grad_norm: float | None = None
-    """Clip the gradient norm of the actor and of the critics to this value; None = no clipping."""
-    block_actions: bool = True
-    """Continuous policy with ``downscale`` s > 1: one tanh-Gaussian draw per s x s block at the
-    policy's working resolution, upsampled bilinearly to the pixels (as
-    ``rlenhance.enhance.greedy_rollout`` applies a policy's alphas); log pi and the entropy target
-    are per block. False draws every pixel from the upsampled Gaussian: pixel-scale noise that the
-    block-pooled critic cannot see and a smoothness reward punishes (docs/training.md)."""
-    mean_action_tv: float = 1.0
-    """Continuous actor, with an env that leaves the smoothness out of its reward and hands its
-    per-row weights ``w_b`` in the reset info (``ACTION_TV_WEIGHT``): multiplier of the actor's
-    penalty ``w_b * TV`` on its greedy action map ``tanh(mean)`` at the working resolution
-    (:func:`agents.a3c.action_tv_penalty`, A3C's ``mean_action_tv``; 1: the env's weights as they
-    are). The smoothness reward of the sampled actions upsampled bilinearly to the pixels, where a
-    step d between blocks becomes a ramp of slope about d / s, is 1/s^2 of the same TV at block
-    resolution or less: too weak to stop the actor from flattening the brightness block by block
-    (docs/training.md)."""
-    critic_warmup: int = 0
-    """Updates, counted from the agent's first, in which only the critics (and their targets) learn;
-    the actor and the temperature start after them. 0: none (standard SAC). An actor started from a
-    trained policy (``--init-policy``) would otherwise follow fresh critics from the first update. It
-    delays, and does not prevent, what the critics then teach: the shipped denoising A3C fine-tuned by
-    SAC scores its own 29.64 dB on validation through a 500-update warm-up, then its predictor's 29.20,
-    as it does after the first 100 updates without one."""
-    actor_updates: int = 0
-    """Actor-only gradient steps after each episode's joint updates, against the critics as they
-    stand at the episode's end (frozen) and the current alpha; 0: none (standard SAC). Where the
-    critics' per-pixel ranking of close actions moves faster than one actor step per update can
-    follow (denoising's nine filters), the actor lags its own critics: this lets it catch up
-    (docs/training.md)."""
-    all_action_rewards: bool = False
-    """Discrete actions: regress every action's Q value at every pixel, not only the taken action's,
-    on ``r_k + gamma * V(s')``, with ``r_k`` the reward action k would have earned there (the env's
-    step info ``action_reward_maps`` (B, K, H, W), e.g. Denoise's ``action_rewards=True``) and s'
-    the state the taken actions reached. K targets per pixel instead of one: the critics learn which
-    filter suits which pixel from every transition (docs/training.md)."""
-    seed: int = 0
-    """Seed of the agent's generator (actions, replay sampling, reparameterisation noise) and of
-    the critics' initial weights (the env is seeded through reset)."""
-
-    def __post_init__(self) -> None:
-        checks = [
-            (0 <= self.gamma < 1, "gamma", "a number in [0, 1)"),
-            (math.isfinite(self.actor_lr) and self.actor_lr > 0, "actor_lr", "a finite number > 0"),
-            (math.isfinite(self.critic_lr) and self.critic_lr > 0, "critic_lr", "a finite number > 0"),
-            (math.isfinite(self.alpha_lr) and self.alpha_lr > 0, "alpha_lr", "a finite number > 0"),
-            (0 < self.tau <= 1, "tau", "a number in (0, 1]"),
-            (int(self.batch_size) == self.batch_size and self.batch_size >= 1, "batch_size",
-             "an integer >= 1"),
-            (self.buffer_mb > 0, "buffer_mb", "a number > 0"),
-            (self.storage in STORAGES, "storage", f"one of {STORAGES}"),
-            (int(self.learning_starts) == self.learning_starts and self.learning_starts >= 0,
-             "learning_starts", "an integer >= 0"),
-            (self.updates_per_episode is None or (int(self.updates_per_episode) == self.updates_per_episode
-                                                  and self.updates_per_episode >= 1),
-             "updates_per_episode", "None or an integer >= 1"),
-            (int(self.actor_updates) == self.actor_updates and self.actor_updates >= 0, "actor_updates",
-             "an integer >= 0"),
-            (int(self.critic_warmup) == self.critic_warmup and self.critic_warmup >= 0, "critic_warmup",
-             "an integer >= 0"),
-            (self.init_alpha > 0, "init_alpha", "a number > 0"),
-            (self.target_entropy is None or math.isfinite(self.target_entropy), "target_entropy",
-             "None or a finite number"),
-            (0 < self.target_entropy_ratio <= 1, "target_entropy_ratio", "a number in (0, 1]"),
-            (self.trust_region_kl is None or self.trust_region_kl > 0, "trust_region_kl", "None or > 0"),
-            (int(self.trust_region_steps) == self.trust_region_steps and self.trust_region_steps >= 1,
-             "trust_region_steps", "an integer >= 1"),
-            (self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm", "None or > 0"),
-            (self.mean_action_tv >= 0, "mean_action_tv", "a number >= 0"),
-        ]
-        for ok, name, accepted in checks:
-            if not ok:
-                raise ValueError(f"SACConfig: {name}={getattr(self, name)!r}; expected {accepted}")
-
-
-# --------------------------------------------------------------------------------------------
-# Pieces of the update math
-# --------------------------------------------------------------------------------------------
-@torch.no_grad()
-def polyak_update(params: Iterable[Tensor], target_params: Iterable[Tensor], tau: float) -> None:
-    """In place ``target <- (1 - tau) * target + tau * param`` for paired tensors.
-
-    Args:
-        params: the online parameters.
-        target_params: the target parameters, same shapes, same order.
-        tau: interpolation factor in [0, 1] (1 copies the parameters).
-    """
-    params, target_params = list(params), list(target_params)
-    if len(params) != len(target_params):
-        raise ValueError(f"polyak_update: {len(params)} parameters but {len(target_params)} targets")
-    for p, t in zip(params, target_params):
-        t.lerp_(p.detach(), tau)
-
-
-def squashed_gaussian_sample(mean: Tensor, log_std: Tensor, generator: torch.Generator | None = None,
-                             noise: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """Reparameterised tanh-Gaussian actions and the log-density of each pixel's action vector.
-
-    ``a = tanh(u)``, ``u = mean + exp(log_std) * eps``, ``eps ~ N(0, 1)``;
-    ``log pi(a) = sum_c [log N(u_c; mean_c, std_c) - log(1 - tanh(u_c)^2)]``.
-
-    Args:
-        mean, log_std: float (B, C, H, W), the pre-tanh Gaussian per pixel and action map.
-        generator: torch Generator on ``mean``'s device for the noise (None = global RNG).
-        noise: the standard normal ``eps`` (B, C, H, W) to use instead of drawing it.
-
-    Returns:
-        ``(actions, log_prob)``: float (B, C, H, W) in (-1, 1) and float (B, 1, H, W), both
-        differentiable with respect to ``mean`` and ``log_std``.
-    """
-    actions, log_prob = PixelGaussian(mean, log_std, squash=True).rsample_with_log_prob(generator, noise)
-    return actions, log_prob.sum(dim=1, keepdim=True)
-
-
-def discrete_soft_value(log_probs: Tensor, q: Tensor, alpha: Tensor | float) -> Tensor:
-    """Exact soft state value of per-pixel categorical policies.
-
-    ``V = sum_k pi(k) * (Q(k) - alpha * log pi(k))`` at every pixel and action map.
-
-    Args:
-        log_probs: float (B, C, K, H, W), normalised log-probabilities of the K actions.
-        q: float (B, C, K, H, W), action values.
-        alpha: entropy temperature (scalar tensor or float).
-
-    Returns:
-        float (B, C, H, W); actions of probability 0 contribute nothing.
-    """
-    probs = log_probs.exp()
-    p_log_p = torch.where(probs > 0, probs * log_probs, torch.zeros_like(probs))  # 0 log 0 = 0
-    return (probs * q - alpha * p_log_p).sum(dim=2)
-
-
-def soft_td_target(reward_map: Tensor, terminal: Tensor, next_value: Tensor, gamma: float) -> Tensor:
-    """Per-pixel TD target ``r + gamma * (1 - terminal) * V(s')``.
-
-    Args:
-        reward_map: float (B, C_r, H_r, W_r), broadcastable against ``next_value``.
-        terminal: float/bool (B,), 1 where the episode terminated (a truncation is not terminal).
-        next_value: float (B, C, H, W), the soft value of the next state (or (B, C, 1, H, W) against
-            per-action rewards (B, C, K, H, W)).
-        gamma: discount factor.
-
-    Returns:
-        float with the broadcast shape of ``reward_map`` and ``next_value``.
-    """
-    not_done = 1.0 - terminal.to(next_value.dtype).view(-1, *(1,) * (next_value.dim() - 1))
-    return reward_map + gamma * not_done * next_value
-
-
-def pixel_kl(old: PolicyOutput, new: PolicyOutput) -> Tensor:
-    """Per-pixel ``KL(pi_old || pi_new)`` of the joint action of each pixel (summed over action maps).
-
-    For Gaussian heads the KL of the pre-tanh Gaussians is returned; tanh is a bijection, so it
-    equals the KL of the squashed distributions.
-
-    Args:
-        old, new: outputs of the same policy (categorical: ``logits`` (B, C, K, H, W); Gaussian:
-            ``mean``, ``log_std`` (B, C, H, W)).
-
-    Returns:
-        float (B, 1, H, W), >= 0.
-    """
-    if old.logits is not None:
-        lp_old = F.log_softmax(old.logits, dim=2)
-        lp_new = F.log_softmax(new.logits, dim=2)
-        kl = (lp_old.exp() * (lp_old - lp_new)).sum(dim=2)
-    else:
-        var_old, var_new = (2 * old.log_std).exp(), (2 * new.log_std).exp()
-        kl = new.log_std - old.log_std + (var_old + (old.mean - new.mean) ** 2) / (2 * var_new) - 0.5
-    return kl.sum(dim=1, keepdim=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -355,6 +146,8 @@ class SAC:
                  critic_kwargs: Mapping[str, Any] | None = None, ranks: Ranks | None = None):
         self.config = config if config is not None else SACConfig()
         self.ranks = ranks if ranks is not None else Ranks()
+        #: The task of the env last trained on (its ``action_penalty``; set by :meth:`train_episode`).
+        self.task: Any = None
         #: transitions of each update's minibatch on this rank (``batch_size`` for one process)
         self.local_batch = self.ranks.split(self.config.batch_size, "SAC batch_size (--sac-batch)")
         if getattr(policy, "gru", None) is not None:
@@ -454,14 +247,15 @@ class SAC:
         actions, else every pixel (the value head, unused by SAC, is skipped)."""
         return self.policy(x, cond, full_resolution=not self.blocks, with_value=False)
 
-    def _action_tv_weights(self, info: Mapping[str, Any] | None, batch: int) -> Tensor | None:
-        """The per-row smoothness weights of a reset's ``info`` (:func:`agents.a3c.action_tv_weights`)."""
+    def _action_penalty_weights(self, info: Mapping[str, Any] | None, batch: int) -> Tensor | None:
+        """The per-row weights of the task's action penalty in a reset's ``info``
+        (:func:`agents.a3c.action_penalty_weights`)."""
         refusal = None
-        if self.discrete or not self.config.mean_action_tv:
-            refusal = ("SAC charges it only on a continuous actor with SACConfig.mean_action_tv > 0; got "
-                       f"{'a discrete actor' if self.discrete else 'mean_action_tv=0'} (LowLight: "
+        if self.discrete or not self.config.action_penalty:
+            refusal = ("SAC charges it only on a continuous actor with SACConfig.action_penalty > 0; got "
+                       f"{'a discrete actor' if self.discrete else 'action_penalty=0'} (LowLight: "
                        "smooth_in_reward=True keeps the term in the reward)")
-        return action_tv_weights(info, batch, self.device, refusal)
+        return action_penalty_weights(info, batch, self.device, refusal)
 
     def _to_pixels(self, t: Tensor, size: torch.Size | tuple[int, int]) -> Tensor:
         """Block actions (or per-block maps) upsampled bilinearly to the pixels ``size`` = (H, W),
@@ -529,9 +323,9 @@ class SAC:
             entropy = -logp
         tv = None
         if tv_weights is not None:
-            tv = illumination_smoothness_loss(self.policy.action_values(out, mode="argmax"))  # tanh(mean), per block
-            loss = loss + action_tv_penalty(tv.view(1, -1), torch.ones_like(tv).view(1, -1),
-                                            self.config.mean_action_tv, tv_weights)
+            tv = self.task.action_penalty(self.policy.action_values(out, mode="argmax"), tv_weights)  # tanh(mean)
+            loss = loss + action_penalty_loss(tv.view(1, -1), torch.ones_like(tv).view(1, -1),
+                                              self.config.action_penalty)
         return loss, entropy.detach(), out, tv
 
     @torch.no_grad()
@@ -565,7 +359,7 @@ class SAC:
         x, cond = build_policy_input(batch.obs)
         self.critics.requires_grad_(False)
         try:
-            tv_weights = batch.obs.get(ACTION_TV_WEIGHT)
+            tv_weights = batch.obs.get(ACTION_PENALTY_WEIGHT)
             tv_weights = tv_weights.reshape(-1) if tv_weights is not None else None
             actor_loss, entropy, out, tv = self._actor_loss(x, cond, alpha, tv_weights)
             actor_params = list(self.policy.parameters())
@@ -575,7 +369,7 @@ class SAC:
             self.critics.requires_grad_(True)
         stats = {"policy_loss": actor_loss.detach(), "entropy": entropy.mean(), "actor_grad_norm": actor_norm}
         if tv is not None:
-            stats["action_tv"] = tv.detach().mean()
+            stats["action_penalty"] = tv.detach().mean()
         if before is not None:
             old = PolicyOutput(*(t.detach() if torch.is_tensor(t) else t for t in out))
             stats["kl"] = self._trust_region(x, cond, old, before)
@@ -611,7 +405,7 @@ class SAC:
             ``-log pi(a~|s)``), ``alpha`` (used in this update), ``alpha_loss``, ``q_mean``,
             ``critic_grad_norm``, ``actor_grad_norm``, with a trust region ``kl`` (the mean
             per-pixel KL of the accepted actor step) and, with smoothness weights from the env,
-            ``action_tv`` (the mean TV of the greedy action maps, before the step). In the critics'
+            ``action_penalty`` (the mean weighted penalty of the greedy action maps, before the step). In the critics'
             warm-up (:attr:`SACConfig.critic_warmup`) only ``value_loss``, ``q_mean``,
             ``critic_grad_norm`` and ``alpha``.
         """
@@ -649,7 +443,7 @@ class SAC:
             dict of floats: ``episode_return`` (sum of the mean rewards, mean over envs),
             ``reward_mean``, the means over this episode's updates of the :meth:`update` stats
             (NaN before ``learning_starts`` transitions were collected, the actor's in the critics'
-            warm-up; each stat averaged over the updates that gave it; ``action_tv`` only when the
+            warm-up; each stat averaged over the updates that gave it; ``action_penalty`` only when the
             env hands smoothness weights), ``alpha`` (after the updates), ``buffer_mb`` (MB held),
             ``buffer_size``, ``steps``, ``updates``, ``actor_updates`` (the actor-only steps after them:
             ``SACConfig.actor_updates``, 0 before the first update), ``episode``.
@@ -660,9 +454,10 @@ class SAC:
         obs = obs_to(obs, self.device)
         max_steps = episode_length(venv)
         batch = next(iter(obs.values())).shape[0]
-        tv_weights = self._action_tv_weights(info, batch)
+        self.task = getattr(venv, "task", None)  # its action penalty (SACConfig.action_penalty)
+        tv_weights = self._action_penalty_weights(info, batch)
         # the weights ride with the transitions, an observation entry (D = 1) the policy input ignores
-        with_weights = (lambda o: {**o, ACTION_TV_WEIGHT: tv_weights.view(-1, 1)}) if tv_weights is not None \
+        with_weights = (lambda o: {**o, ACTION_PENALTY_WEIGHT: tv_weights.view(-1, 1)}) if tv_weights is not None \
             else (lambda o: o)
         alive = torch.ones(batch, dtype=torch.bool, device=self.device)
         returns = torch.zeros(batch, device=self.device)
@@ -705,7 +500,7 @@ class SAC:
         nan = float("nan")
         keys = ("loss", "policy_loss", "value_loss", "entropy", "alpha_loss", "q_mean",
                 "critic_grad_norm", "actor_grad_norm") + (("kl",) if cfg.trust_region_kl else ()) \
-            + (("action_tv",) if tv_weights is not None else ())
+            + (("action_penalty",) if tv_weights is not None else ())
         stats = {k: float(totals[k]) / counts[k] if k in totals else nan for k in keys}
         stats.update(
             episode_return=float(returns.mean()),

@@ -194,12 +194,12 @@ def verdict(knob: str, results: list[dict], min_effect: float) -> str:
 def report(enhancer: Enhancer, images: Sequence[tuple[str, np.ndarray, np.ndarray]], args: argparse.Namespace) -> dict:
     """Measure one policy and print it: the table, the verdicts, the exposure sweep, PSNR / SSIM at the defaults."""
     ranges = enhancer.setting_ranges
-    spec = enhancer.spec
+    spec, transition = enhancer.spec, enhancer.transition
     defaults = {("exposure" if k == "exposure_target" else k): v for k, v in spec.setting.items()}
-    log_knobs = {name for name, encoding in zip(spec.cond_fields, spec.cond_encodings) if encoding == "log"}
+    log_knobs = {name for name, encoding in zip(transition.cond_fields, transition.cond_encodings) if encoding == "log"}
     input_mean = float(np.mean([low.mean() for _, low, _ in images]))
     cap = "no cap" if enhancer.max_overshoot is None else f"max_overshoot {enhancer.max_overshoot:g}" + (
-        " at the default w_exposure, weighted by it" if spec.overshoot_weighted else "")
+        " at the default w_exposure, weighted by it" if transition.overshoot_reference is not None else "")
     cap += f", denoise {enhancer.denoise:g}"
     print(f"{enhancer.path.name} ({enhancer.steps} curve steps, {cap}): {len(images)} image(s) of {args.data} "
           f"(split {args.split}), input mean "

@@ -4,6 +4,9 @@
 >>> env = gym.make("rlenhance/LowLight-v0", crop=32)        # one image, numpy
 >>> venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=8, device="cpu")  # batched torch
 
+:func:`make_for_checkpoint` gives the env a policy checkpoint was trained in (:func:`env_kwargs_for_checkpoint`
+its id and keyword arguments); without keyword arguments each id is the MDP of the shipped policy of its task.
+
 ``max_episode_steps`` is each id's episode length: ``gym.make`` gives it to gymnasium's ``TimeLimit``
 wrapper (the one-image env never ends an episode by itself, as CartPole), ``make_vec`` to the vector
 env, which truncates its episodes itself. Either call overrides it with ``max_episode_steps=N``.
@@ -22,9 +25,8 @@ import gymnasium as gym
 import torch
 from gymnasium.envs.registration import register
 
+from envs.checkpoints import env_kwargs_for_checkpoint, make_for_checkpoint
 from envs.numpy_vector import NumpyVectorEnv
-
-__all__ = ["ENV_IDS", "NumpyVectorEnv", "make_vec"]
 
 register(
     id="rlenhance/LowLight-v0",
@@ -37,7 +39,6 @@ register(
     entry_point="envs.denoise:DenoiseEnv",
     vector_entry_point="envs.denoise:DenoiseVectorEnv",
     max_episode_steps=5,
-    kwargs={"sigma": 25.0},
 )
 register(
     id="rlenhance/Completion-v0",
@@ -56,6 +57,8 @@ register(
     vector_entry_point="envs.rse:RSEVectorEnv",
     kwargs={"sigma": 25.0},
 )
+
+__all__ = ["ENV_IDS", "NumpyVectorEnv", "env_kwargs_for_checkpoint", "make_for_checkpoint", "make_vec"]
 
 ENV_IDS = ("rlenhance/LowLight-v0", "rlenhance/Denoise-v0", "rlenhance/Completion-v0")
 

@@ -89,6 +89,11 @@ def render_frames(image: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(frames.permute(0, 2, 3, 1).cpu().numpy())
 
 
+#: The key of a reset's info holding each row's weight of the task's action penalty, float32 (B,) >= 0
+#: (:meth:`PixelTask.action_penalty`): a term the task leaves out of its reward for the agent to charge
+#: on the actions its policy means to take.
+ACTION_PENALTY_WEIGHT = "action_penalty_weight"
+
 class EpisodeRow(NamedTuple):
     """The random source of one row of a reset's global batch (:func:`episode_rows`).
 
@@ -236,8 +241,25 @@ class PixelTask:
     def reset_info(self) -> dict[str, torch.Tensor]:
         """What a reset tells the agent besides the observation, each value a tensor (B,) on the
         device (the vector env's reset info; the one-image env gives each as a float): ``{}``
-        unless a task has something to say."""
+        unless a task has something to say (e.g. :data:`ACTION_PENALTY_WEIGHT`)."""
         return {}
+
+    #: The value each discrete action stands for (e.g. LowLight's alphas), for an agent's penalty on
+    #: its policy's expected action (:meth:`action_penalty`); None: the actions are not values.
+    action_values: tuple[float, ...] | None = None
+
+    def action_penalty(self, actions: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """The penalty (B,) a task asks the agent to add to its loss for the action maps it means to
+        take (``actions`` (B, C, h, w): a discrete policy's expected :attr:`action_values`, a
+        continuous one's greedy actions, with graph), each row's times its weight in ``weights`` (B,)
+        (the reset's :data:`ACTION_PENALTY_WEIGHT`; None: 1). A task that hands such weights in its
+        reset info defines it (LowLight: the smoothness its reward leaves out); others have none.
+
+        Raises:
+            NotImplementedError: a task without an action penalty.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no action penalty (its reset info hands no "
+                                  f"{ACTION_PENALTY_WEIGHT!r})")
 
     def _transition(self, actions: torch.Tensor) -> torch.Tensor:
         """Apply a batch of per-pixel actions; return the reward map (B, 1 or C, H, W)."""

@@ -7,20 +7,16 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from gymnasium import spaces
 
 from envs.base import EpisodeRow, PixelEnv, PixelTask, PixelVectorEnv
 from rlenhance import metrics
 from rlenhance.data import random_occlusion
 from rlenhance.ops import FilterAction, gaussian_blur2d, median_blur2d
-from rlenhance.ops.fill import diffusion_fill, neighbour_mean
 from rlenhance.ops.select import group_pixels
 from rlenhance.ops.sparse import filters_at
+from rlenhance.transitions import CompletionTransition
 
-#: Per-pixel actions; "predict" exists only when a predictor (a supervised completion model) is given.
-COMPLETION_ACTIONS = ("keep", "diffuse", "copy_left", "copy_right", "copy_up", "copy_down",
-                      "gaussian", "median", "predict")
 REWARDS = ("mse", "ssim")
 #: The filters of actions 6 and 7, as :meth:`CompletionTask.candidates` applies them.
 GAUSSIAN_FILL = FilterAction("gaussian", gaussian_blur2d, (("ksize", 5), ("sigma", 1.5)))
@@ -35,6 +31,7 @@ class CompletionTask(PixelTask):
         num_envs: int,
         *,
         data: Any = None,
+        crop: int | tuple[int, int] | None = 224,
         max_episode_steps: int = 5,
         occlusion: str = "box",
         predictor: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
@@ -43,16 +40,20 @@ class CompletionTask(PixelTask):
         reward_scale: float = 255.0,
         **common: Any,
     ):
-        super().__init__(num_envs, data=data, max_episode_steps=max_episode_steps,
+        super().__init__(num_envs, data=data, crop=crop, max_episode_steps=max_episode_steps,
                          data_kind="occluded" if data is not None else "clean", **common)
         if reward not in REWARDS:
             raise ValueError(f"reward: expected one of {REWARDS}, got {reward!r}")
         self.occlusion = occlusion
         self.predictor = predictor
-        self.smooth_iters = int(smooth_iters)
+        #: The step (the fill actions, the predictor's pixel, the pre-fill): what a checkpoint of a
+        #: policy trained here records.
+        self.transition = CompletionTransition(predict=predictor is not None, smooth_iters=int(smooth_iters),
+                                               steps=self.max_episode_steps)
+        self.smooth_iters = self.transition.smooth_iters
         self.reward = reward
         self.reward_scale = float(reward_scale)
-        self.actions = COMPLETION_ACTIONS if predictor is not None else COMPLETION_ACTIONS[:-1]
+        self.actions = self.transition.actions
         self.n_actions = len(self.actions)
         h, w = self.image_size
         self.single_observation_space = spaces.Dict({
@@ -73,7 +74,7 @@ class CompletionTask(PixelTask):
         self.mask = (batch["mask"] > 0.5).float()
         #: flat indices b * H * W + y * W + x of the hole's pixels, the only ones a step changes
         self._hole = torch.nonzero(self.mask.reshape(-1) > 0).squeeze(1)
-        self.image = diffusion_fill(batch["occluded"], self.mask, smooth_iters=self.smooth_iters)
+        self.image = self.transition.start(batch["occluded"], self.mask)
         self.prediction = None
         if self.predictor is not None:
             with torch.no_grad():
@@ -91,22 +92,9 @@ class CompletionTask(PixelTask):
         return {"image": self.image, "mask": self.mask}
 
     def candidates(self, image: torch.Tensor) -> torch.Tensor:
-        """All per-pixel action results for a batch: (B, n_actions, 3, H, W), order ``self.actions``."""
-        padded = F.pad(image, (1, 1, 1, 1), mode="replicate")
-        h, w = image.shape[-2:]
-        results = [
-            image,
-            neighbour_mean(image)[0],
-            padded[..., 1:h + 1, 0:w],      # value of the left neighbour
-            padded[..., 1:h + 1, 2:w + 2],  # right
-            padded[..., 0:h, 1:w + 1],      # up
-            padded[..., 2:h + 2, 1:w + 1],  # down
-            gaussian_blur2d(image, 5, 1.5),
-            median_blur2d(image, 5),
-        ]
-        if self.prediction is not None:
-            results.append(self.prediction)
-        return torch.stack(results, dim=1)
+        """All per-pixel action results for a batch: (B, n_actions, 3, H, W), order ``self.actions``
+        (the transition's, :meth:`rlenhance.transitions.CompletionTransition.candidates`)."""
+        return self.transition.candidates(image, self.prediction)
 
     def _transition(self, actions: torch.Tensor) -> torch.Tensor:
         # Only hole pixels change: each action is computed at the hole pixels that chose it, which
@@ -230,13 +218,14 @@ class CompletionEnv(PixelEnv):
     env (``envs.make_vec(id, max_episode_steps=N)``) truncates its B episodes itself.
 
     ## Arguments
-    Those of :class:`envs.base.PixelTask` (``split``, ``split_seed``, ``crop`` (64), ``device``,
+    Those of :class:`envs.base.PixelTask` (``split``, ``split_seed``, ``crop`` (224: the bedroom images'), ``device``,
     ``validate_actions``), ``data``, ``occlusion``, ``predictor``, ``smooth_iters``, ``reward``,
     ``reward_scale``; ``max_episode_steps`` for the vector env only. ``render_mode``: None or
     ``"rgb_array"`` (``render()`` returns the current image as uint8 (H, W, 3), RGB).
 
     ## Version History
-    * v0: initial version. Since then, under the same id (episodes of the registered length and valid
+    * v0: initial version. Since then, under the same id: the default crop is the bedroom images' 224
+      (the shipped policy's; before: 64); and (episodes of the registered length and valid
       float images are unchanged): the one-image env no longer truncates by itself, so ``gym.make(id,
       max_episode_steps=N)`` gives N steps (before, an N above 5 still stopped at step 5);
       ``render_mode="rgb_array"``; ``reset(options=...)`` refuses images of another layout, channel

@@ -11,11 +11,10 @@ from gymnasium import spaces
 
 from envs.base import EpisodeRow, PixelEnv, PixelTask, PixelVectorEnv
 from rlenhance.data import add_gaussian_noise
-from rlenhance.ops import PIXELRL_ACTIONS
-from rlenhance.ops.bank import pixelrl_filter_bank, pixelrl_filter_select
+from rlenhance.ops.bank import pixelrl_filter_bank
+from rlenhance.transitions import PREDICT_ACTION, DenoiseTransition
 
-#: The name of the predictor's action (index 9, after PixelRL's filters), present only with a predictor.
-PREDICT_ACTION = "predict"
+__all__ = ["PREDICT_ACTION", "DenoiseEnv", "DenoiseTask", "DenoiseVectorEnv", "draw_noisy", "start_noisy"]
 
 
 def start_noisy(task: PixelTask, rng: np.random.Generator, options: dict[str, Any] | None, *,
@@ -84,7 +83,7 @@ class DenoiseTask(PixelTask):
         *,
         crop: int | tuple[int, int] | None = 70,
         max_episode_steps: int = 5,
-        sigma: float | tuple[float, ...] = 25.0,
+        sigma: float | tuple[float, ...] = (15.0, 25.0, 50.0),
         gray: bool = True,
         clip: bool = False,
         reward_scale: float = 255.0,
@@ -113,8 +112,12 @@ class DenoiseTask(PixelTask):
         self.action_rewards = bool(action_rewards)
         #: with ``action_rewards``, the last step's reward of every action at every pixel (B, K, H, W)
         self.action_reward_maps: torch.Tensor | None = None
+        #: The step (PixelRL's filters, the predictor's pixel, clipping): what a checkpoint of a policy
+        #: trained here records, and what PolicyDenoiser runs it with.
+        self.transition = DenoiseTransition(predict=predictor is not None, clip=bool(clip),
+                                            steps=self.max_episode_steps)
         #: the action names, index = action id: PixelRL's nine, then "predict" with a predictor
-        self.actions = PIXELRL_ACTIONS + ((PREDICT_ACTION,) if predictor is not None else ())
+        self.actions = self.transition.actions
         self.n_actions = len(self.actions)
         self.channels = 1 if gray else 3
         #: the predictor's output for the current episodes (B, C, H, W) in [0, 1], or None
@@ -151,11 +154,7 @@ class DenoiseTask(PixelTask):
         previous = self.image
         if self.action_rewards:
             self.action_reward_maps = self._action_reward_maps(previous)
-        # == select_per_pixel(pixelrl_filter_bank(previous), actions), each filter computed only
-        # at the pixels that chose it (and the prediction's pixel at those that chose "predict")
-        self.image = pixelrl_filter_select(previous, actions, validate=False, prediction=self.prediction)
-        if self.clip:
-            self.image = self.image.clamp_(0.0, 1.0)
+        self.image = self.transition.step(previous, actions, self.prediction)
         error_before = torch.sub(self.clean, previous).square_()
         error_after = torch.sub(self.clean, self.image).square_()
         if self.channels > 1:
@@ -220,7 +219,8 @@ class DenoiseEnv(PixelEnv):
     ## Starting State
     A random crop (and flips) of a clean image of ``data`` (None = the embedded scikit-image photos
     in gray) plus Gaussian noise of standard deviation ``sigma`` / 255, where ``sigma`` is one value
-    or a sequence sampled per episode; or ``reset(options={"clean": ..., "noisy": ...})``.
+    or a sequence sampled per episode (default 15, 25 and 50: the shipped policy's, a blind denoiser);
+    or ``reset(options={"clean": ..., "noisy": ...})``.
     ``predictor(noisy)``, when given, is run once per episode on the observed noisy images (B, C, H, W)
     and must return a tensor of their shape (clamped to [0, 1]), offered as action 9 (e.g.
     :class:`rlenhance.denoisers.DenoisePredictor`, a checkpoint of ``experiments.supervised_train``).
@@ -245,7 +245,8 @@ class DenoiseEnv(PixelEnv):
     in three equal channels).
 
     ## Version History
-    * v0: initial version. Since then, under the same id (episodes of the registered length and valid
+    * v0: initial version. Since then, under the same id: the default ``sigma`` is the shipped blind
+      policy's 15 / 25 / 50 (before: 25); and (episodes of the registered length and valid
       float images are unchanged): the one-image env no longer truncates by itself, so ``gym.make(id,
       max_episode_steps=N)`` gives N steps (before, an N above 5 still stopped at step 5);
       ``render_mode="rgb_array"``; ``reset(options=...)`` refuses images of another layout, channel

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 import torch
 from gymnasium import spaces
 
-from envs.base import EpisodeRow, PixelEnv, PixelTask, PixelVectorEnv
+from envs.base import ACTION_PENALTY_WEIGHT, EpisodeRow, PixelEnv, PixelTask, PixelVectorEnv
 from rlenhance import losses, metrics
-from rlenhance.checkpoint import COND_ENCODINGS
 from rlenhance.data import synthetic_low_light
-from rlenhance.enhance import decode_setting, encode_setting
-from rlenhance.ops import check_max_overshoot, couple_channels, le_step, overshoot_limit
+from rlenhance.ops import check_max_overshoot
+from rlenhance.transitions import COND_ENCODINGS, COND_FIELDS, RELLIE_ALPHAS, LowLightTransition
 
-#: ReLLIE's alpha table: a = 0..26 -> alpha = (a - 6) / 20, i.e. -0.30 .. +1.00 in steps of 0.05.
-RELLIE_ALPHAS = tuple(round((a - 6) / 20, 2) for a in range(27))
 REWARDS = ("nonref", "ssim", "psnr", "mse")
-#: Order of the values in the conditioning vector ``obs["cond"]``.
-COND_FIELDS = ("exposure_target", "w_exposure", "w_color", "w_spatial", "w_smooth")
+#: ReLLIE's alphas from 0 up: the brightening-only actions of the shipped policy (the default table).
+BRIGHTENING_ALPHAS = tuple(a for a in RELLIE_ALPHAS if a >= 0.0)
+#: The default sampling range of each reward weight of a conditioned env (the shipped policy's).
+DEFAULT_WEIGHT_RANGES: Mapping[str, tuple[float, float]] = MappingProxyType({
+    "w_exposure": (100.0, 1000.0), "w_color": (20.0, 10000.0), "w_spatial": (1.0, 1000.0), "w_smooth": (0.1, 100.0)})
 #: The reward weights among them (each may get its own sampling range, ``weight_ranges``).
 WEIGHT_FIELDS = COND_FIELDS[1:]
 #: How a conditioned env draws the reward weights: "joint" (each from its range, independently) or
@@ -35,39 +37,41 @@ class LowLightTask(PixelTask):
         num_envs: int,
         *,
         max_episode_steps: int = 10,
+        crop: int | tuple[int, int] | None = 128,
         action_type: str = "discrete",
-        alpha_channels: int = 3,
-        alpha_table: tuple[float, ...] = RELLIE_ALPHAS,
+        alpha_channels: int = 1,
+        alpha_table: tuple[float, ...] = BRIGHTENING_ALPHAS,
         damping: float = 0.0,
         reward: str = "nonref",
-        w_exposure: float = 10.0,
-        w_color: float = 5.0,
+        w_exposure: float = 300.0,
+        w_color: float = 20.0,
         w_spatial: float = 1.0,
-        w_smooth: float = 20.0,
-        exposure_target: float = 0.6,
-        exposure_patch: int = 16,
-        exposure_mean: float = 0.0,
+        w_smooth: float = 10.0,
+        exposure_target: float = 0.4,
+        exposure_patch: int = 32,
+        exposure_mean: float = 4.0,
         exposure_over: float = 0.0,
-        exposure_relative: bool = False,
+        exposure_relative: bool = True,
         exposure_relative_floor: float = 0.0,
-        conditioned: bool = False,
-        exposure_range: tuple[float, float] = (0.4, 0.7),
-        weight_range: tuple[float, float] = (0.5, 2.0),
-        weight_ranges: dict[str, tuple[float, float]] | None = None,
+        conditioned: bool = True,
+        exposure_range: tuple[float, float] = (0.3, 0.8),
+        weight_range: tuple[float, float] = (1.0, 1.0),
+        weight_ranges: Mapping[str, tuple[float, float]] | None = DEFAULT_WEIGHT_RANGES,
         channel_coupling: float = 0.0,
         w_color_ratio: float = 0.0,
         cond_scale: tuple[float, ...] | None = None,
         cond_offset: tuple[float, ...] | None = None,
         reward_scale: float = 255.0,
-        observe_exposure_gap: bool = False,
-        smooth_in_reward: bool = True,
-        cond_encoding: str = "linear",
-        weight_draw: str = "joint",
-        max_overshoot: float | None = None,
-        overshoot_weighted: bool = False,
+        observe_exposure_gap: bool = True,
+        smooth_in_reward: bool = False,
+        smooth_power: int = 1,
+        cond_encoding: str = "log",
+        weight_draw: str = "one",
+        max_overshoot: float | None = 0.04,
+        overshoot_weighted: bool = True,
         **common: Any,
     ):
-        super().__init__(num_envs, max_episode_steps=max_episode_steps, data_kind="paired", **common)
+        super().__init__(num_envs, max_episode_steps=max_episode_steps, crop=crop, data_kind="paired", **common)
         if reward not in REWARDS:
             raise ValueError(f"reward: expected one of {REWARDS}, got {reward!r}")
         if weight_draw not in WEIGHT_DRAWS:
@@ -145,6 +149,11 @@ class LowLightTask(PixelTask):
         self.reward_scale = float(reward_scale)
         self.observe_exposure_gap = bool(observe_exposure_gap)
         self.smooth_in_reward = bool(smooth_in_reward)
+        if smooth_power not in (1, 2):
+            raise ValueError(f"smooth_power: expected 1 (absolute alpha differences) or 2 (squared, Zero-DCE's), "
+                             f"got {smooth_power!r}")
+        #: The power of the alpha differences in :meth:`action_penalty`.
+        self.smooth_power = int(smooth_power)
         self.max_overshoot = check_max_overshoot(max_overshoot)
         lowest_w = ranges["w_exposure"][0] if conditioned else w_exposure  # the lowest exposure weight of an episode
         if overshoot_weighted and (self.max_overshoot is None or not lowest_w > 0):
@@ -152,6 +161,14 @@ class LowLightTask(PixelTask):
                              f"and exposure weights > 0, got max_overshoot={max_overshoot!r}, lowest w_exposure "
                              f"{lowest_w!r}")
         self.overshoot_weighted = bool(overshoot_weighted)
+        #: The step (actions, coupling, damping, cap, setting encoding): what a checkpoint of a policy
+        #: trained here records, and what the Enhancer runs it with.
+        self.transition = LowLightTransition(
+            action_type=action_type, alpha_table=tuple(alpha_table), alpha_channels=alpha_channels,
+            channel_coupling=self.channel_coupling, damping=self.damping, max_overshoot=self.max_overshoot,
+            overshoot_reference=float(w_exposure) if self.overshoot_weighted else None, cond_fields=COND_FIELDS,
+            cond_scale=cond_scale, cond_offset=cond_offset, cond_encodings=self.cond_encodings,
+            observe_exposure_gap=self.observe_exposure_gap, steps=self.max_episode_steps)
 
         h, w = self.image_size
         image = spaces.Box(0.0, 1.0, (3, h, w), np.float32)
@@ -182,7 +199,7 @@ class LowLightTask(PixelTask):
                              "use reward='nonref' for unpaired images")
         self.image = self.original.clone()
         self.cond = batch["cond"] if "cond" in batch else self._encode_cond(self._sample_setting(rng, self.num_envs))
-        setting = decode_setting(self.cond, self.cond_offset, self.cond_scale, self.cond_log)
+        setting = self.transition.decode(self.cond)
         self.target, *self.w = (c.view(-1, 1, 1, 1) for c in setting.unbind(1))
         self.state_loss = self._state_loss(self.image)
 
@@ -194,11 +211,22 @@ class LowLightTask(PixelTask):
         return batch
 
     def reset_info(self) -> dict[str, torch.Tensor]:
-        """With ``smooth_in_reward=False``,
-        ``{"action_tv_weight": w_smooth}``, float32 (B,) on the device, each row's smoothness
-        weight (its sampled setting, or the one given as cond), which the reward leaves to the
-        agent; ``{}`` otherwise."""
-        return {} if self.smooth_in_reward else {"action_tv_weight": self.w[3].reshape(-1).clone()}
+        """With ``smooth_in_reward=False``, ``{ACTION_PENALTY_WEIGHT: w_smooth}``, float32 (B,) on the
+        device, each row's smoothness weight (its sampled setting, or the one given as cond), which
+        the reward leaves to the agent (:meth:`action_penalty`); ``{}`` otherwise."""
+        return {} if self.smooth_in_reward else {ACTION_PENALTY_WEIGHT: self.w[3].reshape(-1).clone()}
+
+    @property
+    def action_values(self) -> tuple[float, ...] | None:
+        """The alpha of each discrete action (the transition's table); None for continuous actions."""
+        return self.transition.alpha_table if self.transition.action_type == "discrete" else None
+
+    def action_penalty(self, actions: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """The smoothness the reward leaves out (``smooth_in_reward=False``), (B,): each row's weight
+        times Zero-DCE's illumination smoothness of its alpha maps ``actions`` (B, C, h, w), with
+        differences to the power ``smooth_power`` (:func:`rlenhance.losses.illumination_smoothness_loss`)."""
+        tv = losses.illumination_smoothness_loss(actions, power=self.smooth_power)
+        return tv if weights is None else tv * weights.view(-1).to(tv.dtype)
 
     def setting_cond(self, n: int, exposure_target: float | None = None) -> torch.Tensor:
         """The encoded conditioning vector of the env's fixed setting (``exposure_target``, or the
@@ -208,9 +236,8 @@ class LowLightTask(PixelTask):
 
     def _encode_cond(self, values: np.ndarray) -> torch.Tensor:
         """Setting values (B, 5) in ``COND_FIELDS`` order -> the cond the policy sees, (B, 5) float32
-        (:func:`rlenhance.enhance.encode_setting`, as the Enhancer encodes)."""
-        cond = torch.as_tensor(values, dtype=torch.float32, device=self.device)
-        return encode_setting(cond, self.cond_offset, self.cond_scale, self.cond_log)
+        (the transition's encoding, as the Enhancer encodes)."""
+        return self.transition.encode(torch.as_tensor(values, dtype=torch.float32, device=self.device))
 
     @property
     def setting_ranges(self) -> dict[str, tuple[float, float]]:
@@ -255,19 +282,12 @@ class LowLightTask(PixelTask):
 
     def alpha(self, actions: torch.Tensor) -> torch.Tensor:
         """Curve parameters (B, alpha_channels, H, W) for a batch of actions (one channel broadcasts to RGB)."""
-        if self.action_type == "discrete":
-            return self.alpha_table[actions]
-        return actions
+        return self.transition.alpha(actions)
 
     def _transition(self, actions: torch.Tensor) -> torch.Tensor:
-        # (1-d) LE(s) + d s == LE_{(1-d) alpha}(s); ReLLIE's coupling pulls R and G towards B's alpha
-        alpha = couple_channels(self.alpha(actions), self.channel_coupling) * (1.0 - self.damping)
-        # with max_overshoot, a step that would end too bright is cut short
-        weighted = self.overshoot_weighted
-        limit = overshoot_limit(self.target.view(-1), self.max_overshoot, self.w[0].view(-1) if weighted else None,
-                                self.weights["w_exposure"] if weighted else None)
-        alpha, stepped = le_step(self.image, alpha, limit)
-        previous, self.image = self.image, stepped.clamp(0.0, 1.0)
+        previous = self.image
+        alpha, self.image = self.transition.step(previous, self.alpha(actions),
+                                                 self.transition.limit(self.target.view(-1), self.w[0].view(-1)))
         if self.reward == "nonref":
             loss = self._state_loss(self.image)
             reward_map = self.state_loss - loss
@@ -340,19 +360,19 @@ class LowLightEnv(PixelEnv):
     alpha scaled by ``1 - d``.
 
     ## Action Space
-    ``action_type="discrete"`` (default): ``MultiDiscrete(np.full((3, H, W), n))``, an index per
-    pixel and channel into ``alpha_table`` (default ReLLIE's 27 values, index a -> (a - 6) / 20):
+    ``action_type="discrete"`` (default): ``MultiDiscrete(np.full((C, H, W), n))``, an index per
+    pixel and alpha channel into ``alpha_table`` (default ``BRIGHTENING_ALPHAS``, ReLLIE's alphas from
+    0 up, the shipped policy's; ReLLIE's 27 values ``RELLIE_ALPHAS``, index a -> (a - 6) / 20, also darken):
 
-    | index | alpha | effect            |
-    |-------|-------|-------------------|
-    | 0..5  | -0.30..-0.05 | darken     |
-    | 6     | 0.00  | keep (identity)   |
-    | 7..26 | 0.05..1.00 | brighten     |
+    | index (default table) | alpha | effect          |
+    |-----------------------|-------|-----------------|
+    | 0                     | 0.00  | keep (identity) |
+    | 1..20                 | 0.05..1.00 | brighten   |
 
-    ``action_type="continuous"``: ``Box(-1, 1, (3, H, W), float32)``, the action is alpha itself.
-    With ``alpha_channels=1`` the action spaces are ``(1, H, W)``: one alpha per pixel, applied to
-    all three channels, so a step changes brightness but not hue (the channel ratios move only
-    through the curve's non-linearity).
+    ``action_type="continuous"``: ``Box(-1, 1, (C, H, W), float32)``, the action is alpha itself.
+    With ``alpha_channels=1`` (default, C = 1) one alpha per pixel is applied to all three channels,
+    so a step changes brightness but not hue (the channel ratios move only through the curve's
+    non-linearity); with 3, one per RGB channel (ReLLIE).
 
     ## Observation Space
     ``Dict`` with ``"image"``: the current image, ``Box(0, 1, (3, H, W), float32)``, RGB;
@@ -398,9 +418,10 @@ class LowLightEnv(PixelEnv):
     alpha map). With ``smooth_in_reward=False`` the
     smoothness term is left out of ``r_t``: ``w_smooth`` stays a setting (sampled and encoded in
     ``"cond"`` like the other weights) and the reset's info hands it to the agent as
-    ``info["action_tv_weight"]`` (a float; float32 (B,) from the vector env), for a penalty of its
-    own on the smoothness of the alpha map it means to take (A3C's ``mean_action_tv``, on the
-    expected alpha of its policy, which does not charge exploration noise). With references (paired data):
+    ``info["action_penalty_weight"]`` (a float; float32 (B,) from the vector env), for the penalty
+    ``action_penalty`` (``w_smooth * TV`` with differences to the power ``smooth_power``, default 1) on the
+    alpha map it means to take (A3C's ``action_penalty``, on the expected alpha of its policy, which
+    does not charge exploration noise). With references (paired data):
     ``"ssim"`` (SSIM-map gain), ``"psnr"`` (per-image PSNR gain, constant over the image) or
     ``"mse"`` (decrease of squared error x ``reward_scale``, per channel). The scalar reward is the
     mean of ``info["reward_map"]``; the identity action (alpha = 0) earns exactly 0.
@@ -424,7 +445,14 @@ class LowLightEnv(PixelEnv):
     (``envs.make_vec(id, max_episode_steps=N)``) truncates its B episodes itself.
 
     ## Arguments
-    Those of :class:`envs.base.PixelTask` (``data``, ``split``, ``split_seed``, ``crop`` (64),
+    Without arguments the env is the shipped policy's (``rlenhance/weights/lowlight_a3c.pt``, whose
+    checkpoint holds the same transition and arguments: ``envs.make_for_checkpoint``): the default table
+    on one alpha channel, conditioned on exposure 0.3-0.8 and each weight over its ``DEFAULT_WEIGHT_RANGES``
+    (log-encoded, one drawn per image), defaults exposure 0.4, ``w_exposure`` 300, ``w_color`` 20,
+    ``w_spatial`` 1, ``w_smooth`` 10, 32-px exposure patches with the image mean weighted 4 and relative
+    errors, the exposure-gap plane observed, the smoothness left to the agent (power 1) and the 0.04 cap
+    weighted by the exposure weight. Those of :class:`envs.base.PixelTask` (``data``, ``split``,
+    ``split_seed``, ``crop`` (128),
     ``device``, ``validate_actions``), ``action_type``, ``alpha_channels``, ``alpha_table``,
     ``damping``, ``reward``, ``w_exposure``, ``w_color``, ``w_spatial``, ``w_smooth``,
     ``exposure_target``, ``exposure_patch``, ``exposure_mean``, ``exposure_over``, ``exposure_relative``
@@ -434,8 +462,9 @@ class LowLightEnv(PixelEnv):
     alpha_B + (1 - c) alpha_own``, with ``alpha_channels=3``), ``w_color_ratio`` (ReLLIE's 20: the
     colour-ratio change ``rlenhance.losses.color_ratio_loss`` joins ``L(s)``; never conditioned),
     ``cond_scale``, ``cond_offset``, ``reward_scale``, ``observe_exposure_gap``, ``smooth_in_reward``
-    (default True; False: see Rewards), ``cond_encoding`` (``"linear"``, default, or ``"log"``: see
-    Observation Space), ``weight_draw`` (``"joint"``, default: every ranged weight drawn for every
+    (False: see Rewards), ``smooth_power`` (the power of the alpha differences of the penalty the agent
+    is handed, 1 or 2), ``cond_encoding`` (``"linear"`` or ``"log"``: see Observation Space),
+    ``weight_draw`` (``"joint"``: every ranged weight drawn for every
     image; ``"one"``: per image one ranged weight, or none, each equally likely, the others at their
     defaults, so the defaults and each knob's line through them, which users and ``benchmarks.knobs``
     vary one at a time, are trained often), ``max_overshoot`` and ``overshoot_weighted`` (see Transition);
@@ -444,9 +473,12 @@ class LowLightEnv(PixelEnv):
     RGB).
 
     ## Version History
-    * v0: initial version. Since then, under the same id (episodes of the registered length and valid
-      float images are unchanged): the one-image env no longer truncates by itself, so ``gym.make(id,
-      max_episode_steps=N)`` gives N steps (before, an N above 10 still stopped at step 10);
+    * v0: initial version. Since then, under the same id: the defaults became the shipped policy's env
+      (before: ReLLIE's 27 alphas on three channels, unconditioned, ``w_exposure`` 10, ``w_color`` 5,
+      ``w_smooth`` 20 in the reward, exposure 0.6, 16-px patches, crop 64, no cap); and (episodes of
+      the registered length and valid float images are unchanged): the one-image env no longer
+      truncates by itself, so ``gym.make(id, max_episode_steps=N)`` gives N steps (before, an N above
+      10 still stopped at step 10);
       ``render_mode="rgb_array"``; ``reset(options=...)`` refuses images of another layout, channel
       count, size or values (NaN, 0-255 floats) with an ``ImageError`` and scales uint8 / uint16 images
       by their range (they were read as 0-255 floats before); ``options["cond"]`` is (5,) or (B, 5);
@@ -465,9 +497,9 @@ class LowLightVectorEnv(PixelVectorEnv):
     """Batched torch twin of :class:`LowLightEnv` (same task, B images on ``device``).
 
     ``max_episode_steps`` (default 10) is the vector env's own: it truncates the B episodes itself.
-    With ``smooth_in_reward=False`` the reset's info holds ``"action_tv_weight"``, float32 (B,) on
-    ``device``: each row's ``w_smooth``, for the agent's own smoothness penalty (a sharded env's
-    rows are those it steps).
+    With ``smooth_in_reward=False`` the reset's info holds ``"action_penalty_weight"``, float32 (B,) on
+    ``device``: each row's ``w_smooth``, for the task's ``action_penalty`` (a sharded env's rows are
+    those it steps).
     """
 
     task_class = LowLightTask

@@ -44,6 +44,7 @@ import torch
 import envs
 from agents.distributed import Ranks
 from agents.rollout import load_predictor, rollout_images
+from envs.checkpoints import rollout_policy_spec
 from experiments import config
 from experiments.rl_common import (
     RL_FLAGS,
@@ -194,9 +195,8 @@ def env_kwargs(cfg: Config) -> dict[str, Any]:
 def inference_spec(cfg: Config) -> RolloutPolicySpec:
     """What :func:`agents.rollout.load_rollout_policy` needs to restore images (saved in the checkpoints)."""
     predictor = cfg.task.predictor
-    return RolloutPolicySpec(task="completion", env_id=ENV_ID, env_kwargs=env_kwargs(cfg), steps=cfg.task.steps,
-                             block_actions=uses_block_actions(cfg),
-                             predictor=str(Path(predictor).resolve()) if predictor else None)
+    return rollout_policy_spec("completion", env_kwargs(cfg), block_actions=uses_block_actions(cfg),
+                               predictor=str(Path(predictor).resolve()) if predictor else None)
 
 
 def completion_scores(output: torch.Tensor, image: OccludedImage) -> dict[str, float]:

@@ -46,6 +46,7 @@ import torch
 import envs
 from agents.distributed import Ranks
 from agents.rollout import rollout_images
+from envs.checkpoints import rollout_policy_spec
 from experiments import config
 from experiments.rl_common import (
     RL_FLAGS,
@@ -96,7 +97,7 @@ class TaskSettings:
     (noisy/ + clean/, or SIDD's scene folders) used as they are (none: the embedded scikit-image photos)"""
     test: str | None = None
     """folder of test images (clean, or noisy / clean pairs) scored at every evaluation for reporting only"""
-    sigma: tuple[float, ...] = (float(ENV["sigma"]),)
+    sigma: tuple[float, ...] = tuple(float(v) for v in ENV["sigma"])
     """Gaussian noise standard deviation on the 0-255 scale; several train a blind denoiser (each crop draws
     one; evaluation scores each and their mean picks best.pt)"""
     gray: bool = ENV["gray"]
@@ -180,7 +181,7 @@ def pixelrl() -> Config:
     is the place for it."""
     return config.replace_path(Config(), {
         "model.width": 64, "model.conv_gru": True, "a3c.reward_map_conv": True, "a3c.lr_decay": "poly",
-        "run.batch": 64})
+        "run.batch": 64, "task.sigma": (25.0,)})
 
 
 #: ``--preset NAME`` -> the config it names (each function's docstring says what it reproduces and costs).
@@ -257,9 +258,8 @@ def env_kwargs(cfg: Config) -> dict[str, Any]:
 def inference_spec(cfg: Config) -> RolloutPolicySpec:
     """What :func:`agents.rollout.load_rollout_policy` needs to restore images (saved in the checkpoints)."""
     predictor = cfg.task.predictor
-    return RolloutPolicySpec(task="denoise", env_id=ENV_ID, env_kwargs=env_kwargs(cfg), steps=cfg.task.steps,
-                             block_actions=uses_block_actions(cfg),
-                             predictor=str(Path(predictor).resolve()) if predictor else None)
+    return rollout_policy_spec("denoise", env_kwargs(cfg), block_actions=uses_block_actions(cfg),
+                               predictor=str(Path(predictor).resolve()) if predictor else None)
 
 
 @torch.no_grad()

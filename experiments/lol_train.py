@@ -41,7 +41,8 @@ import torch
 
 import envs
 from agents.distributed import Ranks
-from envs.lowlight import COND_FIELDS, RELLIE_ALPHAS, REWARDS, WEIGHT_FIELDS, LowLightTask
+from envs.checkpoints import lowlight_policy_spec
+from envs.lowlight import RELLIE_ALPHAS, REWARDS, WEIGHT_FIELDS, LowLightTask
 from experiments import config
 from experiments.rl_common import (
     RL_FLAGS,
@@ -72,7 +73,7 @@ from rlenhance.data import (
 )
 from rlenhance.enhance import greedy_rollout
 from rlenhance.models.policy import PixelActorCritic
-from rlenhance.ops import check_blur_sigma, check_max_overshoot, overshoot_limit
+from rlenhance.ops import check_blur_sigma, check_max_overshoot
 
 ENV_ID = "rlenhance/LowLight-v0"
 #: Exposure targets at which a conditioned policy's brightness is checked in every evaluation.
@@ -82,8 +83,11 @@ BUILTIN_VAL_FRACTION = 0.34
 #: The env's draws of a conditioned run: one weight varied per crop, each log-encoded, the others fixed.
 WEIGHT_DRAW, COND_ENCODING, WEIGHT_RANGE = "one", "log", (1.0, 1.0)
 #: ``A3CConfig`` fields of ``reward.smooth_on_mean``: the env's per-row ``w_smooth`` carries the
-#: magnitude (a multiplier of 1), absolute alpha differences (power 1: the pull does not fade as the map flattens).
-SMOOTH_ON_MEAN = MappingProxyType({"mean_action_tv": 1.0, "mean_action_tv_power": 1})
+#: magnitude (a multiplier of 1 of the task's ``action_penalty``).
+SMOOTH_ON_MEAN = MappingProxyType({"action_penalty": 1.0})
+#: The env's ``smooth_power`` for each agent's smooth-on-mean penalty: A3C's absolute alpha differences (1:
+#: the pull does not fade as the map flattens), SAC's squared ones (Zero-DCE's).
+SMOOTH_POWER = MappingProxyType({"a3c": 1, "sac": 2})
 
 
 @dataclass(frozen=True)
@@ -317,6 +321,7 @@ def env_kwargs(cfg: Config) -> dict:
                 alpha_table=alpha_table(cfg), alpha_channels=t.alpha_channels, damping=t.damping,
                 channel_coupling=t.channel_coupling, reward=r.reward, w_exposure=r.w_exposure, w_color=r.w_color,
                 w_spatial=r.w_spatial, w_smooth=r.w_smooth, smooth_in_reward=not r.smooth_on_mean,
+                smooth_power=SMOOTH_POWER[cfg.agent],
                 w_color_ratio=r.w_color_ratio, exposure_target=r.exposure_target, exposure_patch=r.exposure_patch,
                 exposure_mean=r.exposure_mean, exposure_relative=r.exposure_relative, conditioned=r.conditioned,
                 exposure_range=ranges.exposure, weight_range=WEIGHT_RANGE, weight_ranges=weight_ranges,
@@ -327,27 +332,9 @@ def env_kwargs(cfg: Config) -> dict:
 def inference_spec(cfg: Config, task: LowLightTask) -> LowLightPolicySpec:
     """What the checkpoints carry for ``rlenhance.Enhancer``: how the training env ran the policy."""
     t = cfg.task
-    return LowLightPolicySpec(
-        alpha_table=[float(a) for a in task.alpha_table.cpu()],
-        damping=t.damping,
-        action_type=t.action,
-        test_steps=t.test_steps,
-        alpha_mode=t.alpha_mode,
-        cond_fields=list(COND_FIELDS),
-        cond_scale=[float(c) for c in task.cond_scale.cpu()],
-        cond_offset=[float(c) for c in task.cond_offset.cpu()],
-        cond_encodings=list(task.cond_encodings),
-        # the env's own setting, which the policy saw as cond in training
-        setting={"exposure_target": task.exposure_target, **{k: float(v) for k, v in task.weights.items()}},
-        observe_exposure_gap=t.exposure_gap,
-        max_side=t.policy_side or None,
-        conditioned=cfg.reward.conditioned,
-        setting_ranges=task.setting_ranges,
-        channel_coupling=t.channel_coupling,
-        max_overshoot=t.max_overshoot,
-        overshoot_weighted=t.max_overshoot is not None,
-        blur_sigma=t.blur_sigma,
-    )
+    return lowlight_policy_spec(task, env_kwargs(cfg), steps=t.test_steps, alpha_mode=t.alpha_mode,
+                                max_side=t.policy_side or None, max_overshoot=t.max_overshoot,
+                                overshoot_weighted=t.max_overshoot is not None, blur_sigma=t.blur_sigma)
 
 
 def rollout_at(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: torch.Tensor,
@@ -355,16 +342,14 @@ def rollout_at(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: t
     """Greedy rollout (``rlenhance.enhance.greedy_rollout``, as at inference) at the fixed setting, or
     with its exposure target replaced, in batches of ``run.eval_batch`` images (each image's result
     does not depend on the others in its batch)."""
-    t = cfg.task
     target = cfg.reward.exposure_target if exposure_target is None else exposure_target
+    transition = inference_spec(cfg, task).transition
     outs, maps = [], []
     for chunk in low.split(cfg.run.eval_batch):
         cond = task.setting_cond(chunk.shape[0], target) if policy.cond_dim else None
-        out, chunk_maps = greedy_rollout(policy, chunk, cond, steps=t.test_steps, alpha_table=task.alpha_table,
-                                         damping=t.damping, alpha_mode=t.alpha_mode,
-                                         exposure_target=target if t.exposure_gap else None,
-                                         channel_coupling=t.channel_coupling,
-                                         mean_limit=overshoot_limit(target, t.max_overshoot))
+        out, chunk_maps = greedy_rollout(policy, chunk, cond, transition=transition, alpha_mode=cfg.task.alpha_mode,
+                                         exposure_target=target,
+                                         mean_limit=transition.limit(target, cfg.reward.w_exposure))
         outs.append(out)
         maps.append(chunk_maps)
     return torch.cat(outs), [torch.cat(step_maps) for step_maps in zip(*maps)]
@@ -442,8 +427,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
     venv = make_venv()
     names, val_low, val_high = load_validation(cfg, device)
-    a3c_extra = ({**SMOOTH_ON_MEAN, "action_values": tuple(venv.task.alpha_table.tolist())}
-                 if cfg.reward.smooth_on_mean else None)
+    a3c_extra = dict(SMOOTH_ON_MEAN) if cfg.reward.smooth_on_mean else None
     agent = make_agent(cfg, venv, a3c_extra=a3c_extra, steps=cfg.task.steps, resume=run.resuming, ranks=ranks,
                        keys=("image", "original", "exposure_gap"), cond_film=cfg.reward.conditioned)
     spec = inference_spec(cfg, venv.task)

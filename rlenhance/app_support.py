@@ -392,7 +392,10 @@ def _policy_description(enhancer: Enhancer) -> dict[str, Any]:
         return dict(getattr(enhancer, "env", {}))
     names = ("setting", "cond_fields", "cond_scale", "cond_offset", "cond_encodings", "conditioned", "test_steps",
              "action_type")
-    return {name: getattr(spec, name) for name in names if hasattr(spec, name)}
+    transition = getattr(spec, "transition", None)  # the step's fields (a checkpoint's transition)
+    description = {name: getattr(source, name) for source in (spec, transition) if source is not None
+                   for name in names if hasattr(source, name)}
+    return description if transition is None else {**description, "test_steps": transition.steps}
 
 
 def _recorded_ranges(env: Mapping[str, Any], setting: Mapping[str, float],

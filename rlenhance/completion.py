@@ -1,9 +1,9 @@
 """An RL completion policy (``experiments.completion_train``) run in the library, no env or agent:
 :class:`PolicyCompleter`, a :class:`rlenhance.restore.Restorer` (``rlenhance complete --model a3c``).
 
-The policy fills the hole by per-pixel actions over ``steps`` greedy steps of
-``rlenhance/Completion-v0``'s transition, started from the diffusion fill of the hole
-(:func:`rlenhance.ops.fill.diffusion_fill`); only hole pixels change:
+The policy fills the hole by per-pixel actions over ``steps`` greedy steps of its checkpoint's
+transition (:class:`rlenhance.transitions.CompletionTransition`, ``rlenhance/Completion-v0``'s step),
+started from the diffusion fill of the hole; only hole pixels change:
 
 =====  ==============  ===========================================================
 code   action          the pixel's new value
@@ -24,38 +24,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from rlenhance.checkpoint import SPEC_KEY, RolloutPolicySpec, build_model, load_checkpoint
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.models.policy import PixelActorCritic, blocks_to_pixels, build_policy_input
-from rlenhance.ops import gaussian_blur2d, median_blur2d
-from rlenhance.ops.fill import diffusion_fill, neighbour_mean
-from rlenhance.ops.select import select_per_pixel
 from rlenhance.predictors import check_predictor_ensemble, find_predictor
 from rlenhance.restore import SupervisedRestorer, as_hwc_image, as_mask
 from rlenhance.runtime import flush_denormals, select_device
+from rlenhance.transitions import CompletionTransition
 
-__all__ = ["FILL_ACTIONS", "PolicyCompleter", "fill_candidates"]
+__all__ = ["PolicyCompleter"]
 
-#: The per-pixel actions of the completion transition (module table); ``predict`` only with a predictor.
-FILL_ACTIONS = ("keep", "diffuse", "copy_left", "copy_right", "copy_up", "copy_down", "gaussian", "median", "predict")
 #: The env whose transition a completion policy was trained in (its spec's ``env_id``).
 _COMPLETION_ENV_ID = "rlenhance/Completion-v0"
-
-
-def fill_candidates(image: Tensor, prediction: Tensor | None = None) -> Tensor:
-    """Every action's value at every pixel of ``image`` (B, C, H, W): (B, n_actions, C, H, W) in the
-    order of :data:`FILL_ACTIONS` (without ``predict`` when ``prediction`` is None)."""
-    padded = F.pad(image, (1, 1, 1, 1), mode="replicate")
-    h, w = image.shape[-2:]
-    results = [image, neighbour_mean(image)[0], padded[..., 1:h + 1, 0:w], padded[..., 1:h + 1, 2:w + 2],
-               padded[..., 0:h, 1:w + 1], padded[..., 2:h + 2, 1:w + 1], gaussian_blur2d(image, 5, 1.5),
-               median_blur2d(image, 5)]
-    if prediction is not None:
-        results.append(prediction)
-    return torch.stack(results, dim=1)
 
 
 class PolicyCompleter:
@@ -102,13 +84,14 @@ class PolicyCompleter:
             if self.predictor.channels != self.channels:
                 raise CheckpointError(f"predictor {found}: a {self.predictor.channels}-channel model; completion "
                                       "is RGB")
-        n_actions = len(FILL_ACTIONS) - (spec.predictor is None)
+        #: The step the policy runs in (the checkpoint's :class:`~rlenhance.transitions.CompletionTransition`).
+        self.transition: CompletionTransition = spec.transition
+        n_actions = len(self.transition.actions)
         if self.policy.n_actions != n_actions or self.policy.cond_dim or self.policy.in_channels != self.channels + 1:
             raise CheckpointError(f"checkpoint {self.path}: a PixelActorCritic({ckpt['arch']['kwargs']}) is not a "
                                   f"policy over the {n_actions} fill actions on the image and its mask (4 planes)")
-        self.steps: int = spec.steps
+        self.steps: int = self.transition.steps
         self.block_actions: bool = spec.block_actions and self.policy.downscale > 1
-        self.smooth_iters = int(spec.env_kwargs.get("smooth_iters", 20))
 
     @property
     def takes_mask(self) -> bool:
@@ -144,7 +127,7 @@ class PolicyCompleter:
         with 1 = missing pixel -> float32 (B, 3, H, W) in [0, 1] on :attr:`device`."""
         occluded = occluded.to(self.device, torch.float32)
         mask = (mask.to(self.device, torch.float32) > 0.5).float()
-        image = diffusion_fill(occluded, mask, smooth_iters=self.smooth_iters)
+        image = self.transition.start(occluded, mask)
         prediction = None if self.predictor is None else self.predictor.restore_tensor(occluded, mask).clamp(0.0, 1.0)
         size = image.shape[-2:]
         hidden = None
@@ -154,7 +137,6 @@ class PolicyCompleter:
             actions = self.policy.predict(out)
             if self.block_actions:
                 actions = blocks_to_pixels(actions, self.policy.downscale, size)
-            chosen = select_per_pixel(fill_candidates(image, prediction), actions.long(), validate=False)
-            image = torch.where(mask > 0, chosen, image)
+            image = self.transition.step(image, actions, mask, prediction)
             hidden = out.hidden
         return image.clamp(0.0, 1.0)

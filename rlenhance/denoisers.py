@@ -64,7 +64,6 @@ from rlenhance.io import as_unit_float
 from rlenhance.models.policy import PixelActorCritic, blocks_to_pixels, build_policy_input
 from rlenhance.models.rse import RSEDenoiser
 from rlenhance.ops.actions import PIXELRL_ACTION_TABLE
-from rlenhance.ops.bank import pixelrl_filter_select
 from rlenhance.ops.tiling import tiled
 from rlenhance.predictors import (
     DenoisePredictor,
@@ -75,6 +74,7 @@ from rlenhance.predictors import (
 )
 from rlenhance.restore import Restorer, check_ensemble
 from rlenhance.runtime import flush_denormals, select_device
+from rlenhance.transitions import DenoiseTransition
 
 __all__ = [
     "DEFAULT_DENOISER",
@@ -225,8 +225,8 @@ class PolicyDenoiser(_PlanesDenoiser):
     transition: at each step the policy picks one of PixelRL's nine filters per pixel
     (:meth:`~rlenhance.models.policy.PixelActorCritic.predict`, deterministic; per ``downscale``
     block, :func:`~rlenhance.models.policy.blocks_to_pixels`, when trained with ``block_actions``),
-    :func:`~rlenhance.ops.bank.pixelrl_filter_select` applies them (clamped to [0, 1] when trained
-    with ``clip``), and the ConvGRU state, if any, is carried. A policy trained with a predictor
+    the checkpoint's :class:`~rlenhance.transitions.DenoiseTransition` steps the image (clamped to
+    [0, 1] when trained with ``clip``), and the ConvGRU state, if any, is carried. A policy trained with a predictor
     (``denoise_train --predictor``: action 9 takes the supervised denoiser's pixel) runs it too
     (:class:`DenoisePredictor`, the checkpoint its spec records, or one of that name beside
     ``checkpoint`` or in ``rlenhance/weights/``: :func:`find_predictor`), once, on the whole noisy image.
@@ -284,8 +284,10 @@ class PolicyDenoiser(_PlanesDenoiser):
                                   f"(denoise_train --agent {self.agent}); an {agent.upper()} one was asked for")
         self.policy = build_model(ckpt, {"PixelActorCritic": PixelActorCritic}).to(self.device).eval()
         self.spec = spec
+        #: The step the policy runs in (the checkpoint's :class:`~rlenhance.transitions.DenoiseTransition`).
+        self.transition: DenoiseTransition = spec.transition
         self.channels: int = spec.channels
-        n_actions = len(PIXELRL_ACTION_TABLE) + (spec.predictor is not None)
+        n_actions = len(self.transition.actions)
         #: whether the policy reads the predictor's output next to the image (denoise_train --observe-prediction)
         self.observe_prediction: bool = bool(spec.env_kwargs.get("observe_prediction", False))
         planes = self.channels * (2 if self.observe_prediction else 1)
@@ -296,12 +298,12 @@ class PolicyDenoiser(_PlanesDenoiser):
                                   f"the {'gray' if self.channels == _GRAY else 'RGB'} image"
                                   f"{' and the prediction' if self.observe_prediction else ' alone'} ({planes} "
                                   "input plane(s))")
-        self.steps: int = spec.steps
+        self.steps: int = self.transition.steps
         self.block_actions: bool = spec.block_actions and self.policy.downscale > 1
         #: the supervised denoiser whose pixel action 9 takes (denoise_train --predictor), or None
         self.predictor: DenoisePredictor | None = DenoisePredictor.for_policy(spec, checkpoint=self.path,
                                                                               device=self.device, ensemble=ensemble)
-        self.clip: bool = bool(spec.env_kwargs.get("clip", False))
+        self.clip: bool = self.transition.clip
         self.label = f"{self.agent or 'RL'} denoising policy"
         radius = rollout_radius(self.policy, self.steps)
         scale = self.policy.downscale
@@ -310,7 +312,7 @@ class PolicyDenoiser(_PlanesDenoiser):
 
     def _denoise(self, x: Tensor) -> Tensor:
         # the prediction of the whole image (as the env's, once per episode), cut into the tiles
-        aligned = () if self.predictor is None else (self.predictor(x.clamp(0.0, 1.0) if self.clip else x),)
+        aligned = () if self.predictor is None else (self.predictor(self.transition.start(x)),)
         if self.overlap is None:
             return self.rollout(x, *aligned)
         return tiled(self.rollout, x, *aligned, tile=self.tile, overlap=self.overlap)
@@ -319,7 +321,7 @@ class PolicyDenoiser(_PlanesDenoiser):
         """The greedy rollout of one batch (B, channels, H, W) on :attr:`device` (module docstring),
         whole: float32, clamped to [0, 1]. ``prediction``: the predictor's output for ``x`` (same
         shape; None: computed here when the policy has a predictor)."""
-        image = x.clamp(0.0, 1.0) if self.clip else x
+        image = self.transition.start(x)
         if prediction is None and self.predictor is not None:
             prediction = self.predictor(image)
         size = image.shape[-2:]
@@ -331,9 +333,7 @@ class PolicyDenoiser(_PlanesDenoiser):
             actions = self.policy.predict(out)
             if self.block_actions:
                 actions = blocks_to_pixels(actions, self.policy.downscale, size)
-            image = pixelrl_filter_select(image, actions, validate=False, prediction=prediction)
-            if self.clip:
-                image = image.clamp_(0.0, 1.0)
+            image = self.transition.step(image, actions, prediction)
             hidden = out.hidden
         return image.clamp(0.0, 1.0)
 

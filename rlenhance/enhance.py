@@ -35,6 +35,7 @@ rows (each band with the rows its blurs reach), so a large photo needs no float 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -52,17 +53,11 @@ from rlenhance.data.transforms import _fitted_size, fit_longer_side
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import _INTEGER_SCALES, as_unit_float
 from rlenhance.models.policy import PixelActorCritic, build_policy_input
-from rlenhance.ops import (
-    check_max_overshoot,
-    couple_channels,
-    le_curves_upsampled,
-    le_step,
-    native,
-    overshoot_limit,
-)
+from rlenhance.ops import check_max_overshoot, le_curves_upsampled, native
 from rlenhance.ops.clean import DEFAULT_STRENGTH, bands, check_strength, clean_band
 from rlenhance.restore import SupervisedRestorer
 from rlenhance.runtime import flush_denormals, select_device
+from rlenhance.transitions import LowLightTransition
 
 #: The low-light model shipped with the package (trained by experiments.lol_train; see README).
 #: Working resolution (longer side) of a policy whose checkpoint does not name one.
@@ -95,7 +90,7 @@ class Enhancer:
         checkpoint: a checkpoint written by ``experiments.lol_train`` (None: the shipped model);
             its :class:`~rlenhance.checkpoint.LowLightPolicySpec` says how to run it.
         device: "auto", "cpu", "cuda" or "cuda:N".
-        steps: curve steps at test time (None: the checkpoint's ``test_steps``).
+        steps: curve steps at test time (None: the checkpoint transition's ``steps``).
         max_side: longer side of the working resolution at which the policy runs (None: the one
             the checkpoint was trained at, its ``max_side`` from ``lol_train --policy-side``,
             else 512).
@@ -120,7 +115,7 @@ class Enhancer:
             ``0 <= max_overshoot < 1`` (:func:`rlenhance.ops.check_max_overshoot`), or ``math.inf``: no
             cap (the policy alone). None: the checkpoint's ``max_overshoot``, the cap it was trained
             with or given (none for files that record none). A cap needs a checkpoint that has an
-            exposure target. With a checkpoint whose cap is weighted (``spec.overshoot_weighted``, the
+            exposure target. With a checkpoint whose cap is weighted (``spec.transition.overshoot_reference``, the
             shipped model) it is the cap at the checkpoint's default ``w_exposure``, and a heavier
             exposure weight tightens it: ``max_overshoot * sqrt(default / w_exposure)``
             (:func:`rlenhance.ops.overshoot_limit`).
@@ -160,13 +155,7 @@ class Enhancer:
         _check_policy(self.policy, spec, path)
         self.spec = spec
         self.path = path
-        self.alpha_table = torch.tensor(spec.alpha_table, dtype=torch.float32, device=self.device)
-        #: How the setting is encoded as cond (:func:`encode_setting`): (value - cond_offset) / cond_scale,
-        #: or (log(value) - cond_offset) / cond_scale for the fields whose ``cond_log`` is set.
-        self.cond_scale = torch.tensor(spec.cond_scale, dtype=torch.float32, device=self.device)
-        self.cond_offset = torch.tensor(spec.cond_offset, dtype=torch.float32, device=self.device)
-        self.cond_log = torch.tensor([e == "log" for e in spec.cond_encodings], dtype=torch.bool, device=self.device)
-        self.steps = int(steps if steps is not None else spec.test_steps)
+        self.steps = int(steps if steps is not None else spec.transition.steps)
         if self.steps < 1:
             raise ValueError(f"steps: expected an int >= 1, got {steps!r}")
         max_side = int(max_side if max_side is not None else spec.max_side or DEFAULT_MAX_SIDE)
@@ -177,7 +166,7 @@ class Enhancer:
             raise ValueError(f"alpha_mode: expected one of {ALPHA_MODES}, got {alpha_mode!r}")
         self.alpha_mode = alpha_mode
         #: The cap on each step's rise of the image mean above the exposure target; None: no cap.
-        self.max_overshoot = (spec.max_overshoot if max_overshoot is None
+        self.max_overshoot = (spec.transition.max_overshoot if max_overshoot is None
                               else check_max_overshoot(max_overshoot, inf_means_none=True))
         if self.max_overshoot is not None and "exposure_target" not in spec.setting:  # (it holds every cond field)
             raise ValueError(f"max_overshoot: {path} was trained without an exposure target, so there is no "
@@ -188,6 +177,9 @@ class Enhancer:
         if denoiser is not None and self.denoise:
             raise ValueError(f"denoise {denoise!r} with a denoiser: the denoiser replaces the clean stage; give one "
                              "(or denoise=0)")
+        #: The step the policy runs in: the checkpoint's, with this Enhancer's ``steps`` and cap.
+        self.transition: LowLightTransition = dataclasses.replace(spec.transition, steps=self.steps,
+                                                                  max_overshoot=self.max_overshoot)
         self.max_side = int(max_side)
         self.strip_pixels = int(strip_pixels)
         if denoiser is None or isinstance(denoiser, SupervisedRestorer):
@@ -212,7 +204,7 @@ class Enhancer:
     def cond(self, **setting: float | None) -> torch.Tensor:
         """Conditioning vector (1, 5) from the training setting overridden by ``setting``
         (``exposure``, ``w_exposure``, ``w_color``, ``w_spatial``, ``w_smooth``; None: the
-        training value), encoded as the env encoded it in training (:func:`encode_setting`: ``(value -
+        training value), encoded as the env encoded it in training (the transition's encoding: ``(value -
         cond_offset) / cond_scale``, of ``log(value)`` for a log-encoded field).
 
         Raises:
@@ -242,8 +234,9 @@ class Enhancer:
                 raise ValueError(f"{key}: {value:g} is outside the range this model was trained over, "
                                  f"[{bounds[0]:g}, {bounds[1]:g}] ({self.path.name})")
             values[name] = value
-        raw = torch.tensor([[values[k] for k in self.spec.cond_fields]], dtype=torch.float32, device=self.device)
-        return encode_setting(raw, self.cond_offset, self.cond_scale, self.cond_log)
+        raw = torch.tensor([[values[k] for k in self.transition.cond_fields]], dtype=torch.float32,
+                           device=self.device)
+        return self.transition.encode(raw)
 
     def _untrained(self, name: str) -> str:
         """Why the setting ``name`` (not in the spec's ranges) is refused."""
@@ -266,20 +259,16 @@ class Enhancer:
 
     def _rollout(self, small: torch.Tensor, cond: torch.Tensor) -> list[torch.Tensor]:
         """:meth:`alpha_maps` of the image at the working resolution, ``small``."""
-        fields = self.spec.cond_fields
-        decoded = decode_setting(cond, self.cond_offset, self.cond_scale, self.cond_log) if fields else None
+        transition = self.transition
+        fields = transition.cond_fields
+        decoded = transition.decode(cond) if fields else None
 
         def setting(name: str) -> torch.Tensor | float | None:  # (B,) decoded from cond, or the fixed value
             return decoded[:, fields.index(name)] if name in fields else self.spec.setting.get(name)
 
         target = setting("exposure_target")
-        weighted = self.spec.overshoot_weighted
-        limit = overshoot_limit(target, self.max_overshoot, setting("w_exposure") if weighted else None,
-                                self.spec.setting["w_exposure"] if weighted else None)
-        return greedy_rollout(self.policy, small, cond, steps=self.steps, alpha_table=self.alpha_table,
-                              damping=self.spec.damping, alpha_mode=self.alpha_mode,
-                              exposure_target=target if self.spec.observe_exposure_gap else None,
-                              channel_coupling=self.spec.channel_coupling, mean_limit=limit)[1]
+        return greedy_rollout(self.policy, small, cond, transition=transition, alpha_mode=self.alpha_mode,
+                              exposure_target=target, mean_limit=transition.limit(target, setting("w_exposure")))[1]
 
     @torch.no_grad()
     def enhance_array(self, image: np.ndarray, *, dtype: type | np.dtype = np.float32,
@@ -356,68 +345,42 @@ class Enhancer:
         return self.enhance(image, **setting)
 
 
-def encode_setting(values: torch.Tensor, offset: torch.Tensor, scale: torch.Tensor,
-                   log: torch.Tensor) -> torch.Tensor:
-    """Setting values -> the conditioning vector a low-light policy reads: per field
-    ``(value - offset) / scale``, or ``(log(value) - offset) / scale`` where ``log`` is set (values
-    > 0). The one encoding of the training env (``envs.lowlight``) and :class:`Enhancer`.
-
-    Args:
-        values: float (B, n), in the order of the fields (``COND_FIELDS``).
-        offset, scale: float (n,), the encoding of each field (scale non-zero).
-        log: bool (n,), the log-encoded fields.
-
-    Returns:
-        float (B, n), the dtype of ``values``.
-    """
-    return (torch.where(log, values.log(), values) - offset) / scale
-
-
-def decode_setting(cond: torch.Tensor, offset: torch.Tensor, scale: torch.Tensor, log: torch.Tensor) -> torch.Tensor:
-    """The setting values (B, n) of conditioning vectors (B, n): the inverse of :func:`encode_setting`."""
-    values = cond * scale + offset
-    return torch.where(log, values.exp(), values)
 
 
 @torch.no_grad()
-def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Tensor | None, *, steps: int,
-                   alpha_table: torch.Tensor, damping: float = 0.0, alpha_mode: str = "mean",
+def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Tensor | None, *,
+                   transition: LowLightTransition, alpha_mode: str = "mean",
                    exposure_target: float | torch.Tensor | None = None,
-                   channel_coupling: float = 0.0,
                    mean_limit: float | torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Run a low-light policy deterministically for ``steps`` steps.
+    """Run a low-light policy deterministically for ``transition.steps`` steps of ``transition``.
 
     A discrete policy's alpha is, with ``alpha_mode="mean"`` (default), the expectation
     ``sum_a p(a) alpha_a``: the LE step is linear in alpha, so this gives exactly the expected next
     image of the stochastic policy that was trained; ``"argmax"`` takes the most probable alpha
-    (ReLLIE's test-time rule). A continuous policy's is likewise its expected action with "mean"
-    (``E[tanh(u)]`` for SAC's squashed Gaussian, the expected clipped sample for A3C's), and
-    ``tanh`` of the Gaussian's mean (A3C: the clipped mean) with "argmax". Alphas are chosen at
-    the policy's working resolution (1 / ``downscale``, where block actions are trained) and the
-    alpha map is upsampled bilinearly, as Zero-DCE++ does.
+    (ReLLIE's test-time rule), the env's step of the greedy action. A continuous policy's is likewise
+    its expected action with "mean" (``E[tanh(u)]`` for SAC's squashed Gaussian, the expected clipped
+    sample for A3C's), and ``tanh`` of the Gaussian's mean (A3C: the clipped mean) with "argmax".
+    Alphas are chosen at the policy's working resolution (1 / ``downscale``, where block actions are
+    trained) and the alpha map is upsampled bilinearly, as Zero-DCE++ does.
 
-    The same transition as ``envs.lowlight`` (one LE step per action, alpha scaled by
-    ``1 - damping``), without rewards. Used by :class:`Enhancer` and by training-time validation.
-    On the CPU, a discrete float32 policy in "mean" mode whose network is a chain of convolutions, on
-    a working map of at most :data:`NATIVE_ROLLOUT_MAX_BLOCKS` blocks, runs in one native kernel call
-    (:func:`rlenhance.ops.native.lowlight_rollout_native`, within float rounding of these torch ops;
-    ``RLENHANCE_NATIVE=0`` turns it off).
+    Each step is :meth:`LowLightTransition.step <rlenhance.transitions.LowLightTransition.step>`, the
+    env's (``envs.lowlight``), without rewards. Used by :class:`Enhancer` and by training-time
+    validation. On the CPU, a discrete float32 policy in "mean" mode whose network is a chain of
+    convolutions, on a working map of at most :data:`NATIVE_ROLLOUT_MAX_BLOCKS` blocks, runs in one
+    native kernel call fed with the same transition (:func:`rlenhance.ops.native.lowlight_rollout_native`,
+    within float rounding of these torch ops; ``RLENHANCE_NATIVE=0`` turns it off).
 
     Args:
         policy: the per-pixel actor-critic.
         image: low-light batch, float (B, 3, H, W) in [0, 1], RGB.
         cond: conditioning (B, cond_dim) or None (ignored when the policy has no cond planes).
-        steps: number of curve steps.
-        alpha_table: (n_actions,) alpha per discrete action.
-        damping: ReLLIE's damping d in s <- (1 - d) LE(s) + d s.
-        channel_coupling: ReLLIE's coupling of the R and G alphas to the B one
-            (:func:`rlenhance.ops.couple_channels`); 0: none.
+        transition: the step (its alpha table, coupling, damping, ``steps``, ``observe_exposure_gap``).
         alpha_mode: "mean" or "argmax".
-        exposure_target: for a policy trained with the env's ``observe_exposure_gap``: the target
-            E (float or (B,)) from which its ``exposure_gap`` input plane is computed; None otherwise.
-        mean_limit: the env's ``max_overshoot`` cap: the highest image mean a step may reach (float or
-            (B,), the target plus the cap), each step scaled down to stay at or below it
-            (:func:`rlenhance.ops.cap_mean`); None: no cap.
+        exposure_target: the target E (float or (B,)) from which the ``exposure_gap`` input plane of a
+            transition with ``observe_exposure_gap`` is computed (unused otherwise).
+        mean_limit: the cap: the highest image mean a step may reach (float or (B,),
+            :meth:`~rlenhance.transitions.LowLightTransition.limit`), each step scaled down to stay at
+            or below it (:func:`rlenhance.ops.cap_mean`); None: no cap.
 
     Returns:
         ``(enhanced, maps)``: the enhanced batch and the list of (B, C, H, W) alpha maps applied (C = 3,
@@ -425,13 +388,14 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
     """
     if alpha_mode not in ALPHA_MODES:
         raise ValueError(f"alpha_mode: expected one of {ALPHA_MODES}, got {alpha_mode!r}")
-    fused = _native_rollout(policy, image, cond, steps=steps, alpha_table=alpha_table, damping=damping,
-                            alpha_mode=alpha_mode, exposure_target=exposure_target,
-                            channel_coupling=channel_coupling, mean_limit=mean_limit)
+    exposure_target = exposure_target if transition.observe_exposure_gap else None
+    alpha_table = transition.table(image.device)
+    fused = _native_rollout(policy, image, cond, transition=transition, alpha_table=alpha_table,
+                            alpha_mode=alpha_mode, exposure_target=exposure_target, mean_limit=mean_limit)
     if fused is not None:
         return fused
     original, current, hidden, maps = image, image, None, []
-    for _ in range(steps):
+    for _ in range(transition.steps):
         obs = {"image": current, "original": original}
         if exposure_target is not None:
             obs["exposure_gap"] = losses.exposure_gap(current, exposure_target)
@@ -444,9 +408,7 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
         alpha = policy.action_values(out, alpha_table, mode=alpha_mode)
         if policy.downscale > 1:
             alpha = policy.upsample(alpha, *current.shape[-2:])
-        alpha = couple_channels(alpha, channel_coupling) * (1.0 - damping)
-        alpha, stepped = le_step(current, alpha, mean_limit)
-        current = stepped.clamp(0.0, 1.0)
+        alpha, current = transition.step(current, alpha, mean_limit)
         maps.append(alpha)
     return current, maps
 
@@ -458,9 +420,9 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
 NATIVE_ROLLOUT_MAX_BLOCKS = 256
 
 
-def _native_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Tensor | None, *, steps: int,
-                    alpha_table: torch.Tensor, damping: float, alpha_mode: str,
-                    exposure_target: float | torch.Tensor | None, channel_coupling: float,
+def _native_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Tensor | None, *,
+                    transition: LowLightTransition, alpha_table: torch.Tensor, alpha_mode: str,
+                    exposure_target: float | torch.Tensor | None,
                     mean_limit: float | torch.Tensor | None) -> tuple[torch.Tensor, list[torch.Tensor]] | None:
     """:func:`greedy_rollout` with the native kernel (:func:`rlenhance.ops.native.lowlight_rollout_native`,
     one C call for the whole rollout instead of some 60 torch ops a step), or None where that kernel does
@@ -469,7 +431,7 @@ def _native_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.T
     working map above :data:`NATIVE_ROLLOUT_MAX_BLOCKS`, the kernels unavailable (``RLENHANCE_NATIVE=0``,
     no compiler), or arguments the torch path refuses (it then raises, naming what is wrong)."""
     if image.device.type != "cpu" or image.dtype != torch.float32 or image.dim() != 4 or image.shape[1] != 3 \
-            or image.numel() == 0 or policy.n_actions is None or alpha_mode != "mean" or steps < 1 \
+            or image.numel() == 0 or policy.n_actions is None or alpha_mode != "mean" or transition.steps < 1 \
             or math.prod(policy.working_size(*image.shape[-2:])) > NATIVE_ROLLOUT_MAX_BLOCKS \
             or not native.available():
         return None
@@ -481,7 +443,6 @@ def _native_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.T
         policy.in_channels != 6 + (exposure_target is not None)
         or (policy.cond_dim and (cond is None or tuple(cond.shape) != (batch, policy.cond_dim)))
         or alpha_table.dim() != 1 or len(alpha_table) != policy.n_actions
-        or not 0.0 <= channel_coupling <= 1.0
         or any(v is not None and (v.shape not in ((), (batch,)) or bool(v.isnan().any())) for v in values))
     if refused or any(t.device.type != "cpu" for t in tensors) \
             or any(p.device.type != "cpu" or p.dtype != torch.float32 for p in policy.parameters()):
@@ -492,8 +453,8 @@ def _native_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.T
     target, limit = (None if v is None else v.expand(batch) for v in values)
     final, maps = native.lowlight_rollout_native(
         image, [(conv.weight, conv.bias, conv.dilation[0], relu, film) for conv, relu, film in layers],
-        steps=steps, scale=policy.downscale, table=alpha_table, cond=cond, target=target, limit=limit,
-        damping=damping, coupling=channel_coupling)
+        steps=transition.steps, scale=policy.downscale, table=alpha_table, cond=cond, target=target, limit=limit,
+        damping=transition.damping, coupling=transition.channel_coupling)
     return final, list(maps.unbind(0))
 
 
@@ -502,12 +463,15 @@ def _check_policy(policy: PixelActorCritic, spec: LowLightPolicySpec, path: Path
     policy has one logit per ``alpha_table`` entry) and its conditioning width (none, or one per
     ``cond_fields`` name)."""
     problems = []
-    if (policy.n_actions is not None) != (spec.action_type == "discrete"):
-        problems.append(f"action_type {spec.action_type!r} for a network with n_actions={policy.n_actions}")
-    elif policy.n_actions is not None and policy.n_actions != len(spec.alpha_table):
-        problems.append(f"{len(spec.alpha_table)} alpha_table values for n_actions={policy.n_actions}")
-    if policy.cond_dim not in (0, len(spec.cond_fields)):
-        problems.append(f"{len(spec.cond_fields)} cond_fields for cond_dim={policy.cond_dim}")
+    transition = spec.transition
+    if policy.n_actions != transition.n_actions:
+        problems.append(f"action_type {transition.action_type!r} with {len(transition.alpha_table)} alpha_table "
+                        f"values for a network with n_actions={policy.n_actions}")
+    if policy.out_channels != transition.alpha_channels:
+        problems.append(f"alpha_channels {transition.alpha_channels} for a network with out_channels="
+                        f"{policy.out_channels}")
+    if policy.cond_dim not in (0, len(transition.cond_fields)):
+        problems.append(f"{len(transition.cond_fields)} cond_fields for cond_dim={policy.cond_dim}")
     if problems:
         raise CheckpointError(f"checkpoint {path}: its LowLightPolicySpec does not describe its network: "
                               + "; ".join(problems))

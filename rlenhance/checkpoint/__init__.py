@@ -1,10 +1,10 @@
 """Checkpoints: atomic saving and validated loading of model weights and their typed metadata.
 
-A checkpoint file (format version 2) is a ``torch.save`` of the dict::
+A checkpoint file (format version 3) is a ``torch.save`` of the dict::
 
     {
         "format": "rlenhance-checkpoint",
-        "version": 2,
+        "version": 3,
         "arch": {"class": "PixelActorCritic", "kwargs": {...}},   # JSON-able
         "state_dict": {name: tensor, ...},                        # CPU tensors
         "extra": {"spec": {"kind": ..., ...}, ...} or None,       # the spec + the trainer's own data
@@ -38,10 +38,7 @@ validated (a missing, unknown or ill-typed key is refused, naming the file and t
 with ``spec=SpecClass`` refuses a checkpoint of another kind. The rest of ``extra`` (step
 counters, arguments, scores, optimiser state) belongs to the trainer that wrote it.
 
-Version 1 kept the metadata as untyped dicts, ``extra["env"]`` (RL policies) or
-``extra["inference"]`` (supervised models); such files, the shipped weights among them, are
-upgraded on load by :func:`upgrade_v1_extra`, the one place that reads them. A later version
-is refused.
+A file of another format version (an older one, or a newer one) is refused, the message saying which.
 
 Without torch, :func:`read_metadata` reads a file's dict with its tensors as :class:`TensorStub`
 placeholders (:mod:`rlenhance.checkpoint.metadata`: a restricted unpickler, as safe as
@@ -78,9 +75,7 @@ if TYPE_CHECKING:
     )
     from rlenhance.checkpoint.metadata import TensorStub, read_metadata
     from rlenhance.checkpoint.specs import (
-        ACTION_TYPES,
         ALPHA_MODES,
-        COND_ENCODINGS,
         FORMAT_TAG,
         FORMAT_VERSION,
         MASKED_MODELS,
@@ -97,21 +92,20 @@ if TYPE_CHECKING:
         RolloutPolicySpec,
         RSEDenoiserSpec,
         SupervisedSpec,
-        encoded_setting_ranges,
     )
-    from rlenhance.checkpoint.upgrade import upgrade_v1_extra
+    from rlenhance.transitions import ACTION_TYPES, COND_ENCODINGS
 
 #: The module of each public name, imported on first use (PEP 562): the files and specs need torch.
 _MODULES = {
     **dict.fromkeys(("build_model", "check_arch", "check_finite", "load_checkpoint", "load_state_dict_strict",
                      "read_torch_file", "save_checkpoint"), "rlenhance.checkpoint.files"),
     **dict.fromkeys(("TensorStub", "read_metadata"), "rlenhance.checkpoint.metadata"),
-    **dict.fromkeys(("ACTION_TYPES", "ALPHA_MODES", "COND_ENCODINGS", "FORMAT_TAG", "FORMAT_VERSION", "MASKED_MODELS",
+    **dict.fromkeys(("ACTION_TYPES", "COND_ENCODINGS"), "rlenhance.transitions"),
+    **dict.fromkeys(("ALPHA_MODES", "FORMAT_TAG", "FORMAT_VERSION", "MASKED_MODELS",
                      "NOISE_KINDS", "ROLLOUT_TASKS", "SPEC_KEY", "SPECS", "SUPERVISED_MODELS", "SUPERVISED_TASKS",
                      "SUPERVISED_UPSCALES", "SUPERVISED_VARIANTS", "CheckpointSpec", "LowLightPolicySpec",
-                     "RSEDenoiserSpec", "RolloutPolicySpec", "SupervisedSpec", "encoded_setting_ranges"),
+                     "RSEDenoiserSpec", "RolloutPolicySpec", "SupervisedSpec"),
                     "rlenhance.checkpoint.specs"),
-    "upgrade_v1_extra": "rlenhance.checkpoint.upgrade",
 }
 
 __all__ = [
@@ -138,13 +132,11 @@ __all__ = [
     "build_model",
     "check_arch",
     "check_finite",
-    "encoded_setting_ranges",
     "load_checkpoint",
     "load_state_dict_strict",
     "read_metadata",
     "read_torch_file",
     "save_checkpoint",
-    "upgrade_v1_extra",
 ]
 
 

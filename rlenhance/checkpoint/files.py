@@ -15,8 +15,7 @@ from torch import nn
 
 from rlenhance.atomic import atomic_path
 from rlenhance.checkpoint.metadata import check_torch_file
-from rlenhance.checkpoint.specs import _READABLE_VERSIONS, FORMAT_TAG, FORMAT_VERSION, SPEC_KEY, SPECS, CheckpointSpec
-from rlenhance.checkpoint.upgrade import _V1_BLOCKS, _check_spec_kind, _read_spec, upgrade_v1_extra
+from rlenhance.checkpoint.specs import FORMAT_TAG, FORMAT_VERSION, SPEC_KEY, SPECS, CheckpointSpec
 from rlenhance.errors import CheckpointError
 
 _REQUIRED_KEYS = ("format", "version", "arch", "state_dict", "extra")
@@ -114,7 +113,7 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, Any], *, s
 # --- files ----------------------------------------------------------------------------------------------
 def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, arch: Mapping[str, Any],
                     extra: Mapping[str, Any] | None = None) -> Path:
-    """Save ``model``'s weights with its architecture and metadata, atomically (format version 2).
+    """Save ``model``'s weights with its architecture and metadata, atomically (format version 3).
 
     The file is written to a temporary file in the destination folder, read back with
     ``torch.load(weights_only=True)`` to prove it loads, flushed with ``fsync`` and only then
@@ -145,10 +144,6 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, arch: Mapping[
     if extra is not None and not isinstance(extra, Mapping):
         raise CheckpointError(f"save_checkpoint({path}): extra must be a dict or None; got {type(extra).__name__}")
     if extra is not None:
-        stale = [k for k in _V1_BLOCKS if k in extra]
-        if stale:
-            raise CheckpointError(f"save_checkpoint({path}): extra{stale} is version 1's untyped metadata; put the "
-                                  f"model's spec ({', '.join(c.__name__ for c in SPECS.values())}) in extra['spec']")
         if SPEC_KEY in extra:
             if not isinstance(extra[SPEC_KEY], CheckpointSpec):
                 raise CheckpointError(f"save_checkpoint({path}): extra['spec'] must be a spec object "
@@ -202,15 +197,14 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu",
         The checkpoint dict (``format``, ``version`` as in the file, ``arch``, ``state_dict``,
         ``extra``) plus ``"path"``: the file it came from, as a string (used in
         :func:`build_model`'s messages). ``extra["spec"]``, when present, is the validated spec
-        object; a version-1 file's ``extra`` comes upgraded (:func:`upgrade_v1_extra`).
+        object.
 
     Raises:
         CheckpointError: (message names the file) missing file; not a torch file, truncated or
             corrupt; not an rlenhance checkpoint (wrong or missing ``format`` tag, missing keys,
-            unsupported version, malformed ``arch``, ``state_dict`` or spec, a version-1
-            file that cannot be upgraded); a floating tensor with NaN/inf values (the first one
-            is named); ``arch`` differs from ``expected_arch`` (both are shown); no spec of
-            class ``spec`` (what the file is instead is said).
+            another format version, malformed ``arch``, ``state_dict`` or spec); a floating tensor
+            with NaN/inf values (the first one is named); ``arch`` differs from ``expected_arch``
+            (both are shown); no spec of class ``spec`` (what the file is instead is said).
     """
     path = Path(path)
     source = f"checkpoint {path}"
@@ -226,9 +220,11 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu",
         raise CheckpointError(f"{source}: missing key(s) {missing}; an rlenhance checkpoint has "
                               f"{list(_REQUIRED_KEYS)}")
     version = obj["version"]
-    if isinstance(version, bool) or version not in _READABLE_VERSIONS:
-        raise CheckpointError(f"{source}: format version {version!r} is not supported; this rlenhance reads "
-                              f"versions {' and '.join(map(str, _READABLE_VERSIONS))} (a newer rlenhance wrote it?)")
+    if isinstance(version, bool) or version != FORMAT_VERSION:
+        older = isinstance(version, int) and not isinstance(version, bool) and version < FORMAT_VERSION
+        raise CheckpointError(f"{source}: format version {version!r}, " + (
+            "an older format" if older else "not one this rlenhance knows (a newer rlenhance wrote it?)")
+            + f"; this rlenhance reads version {FORMAT_VERSION}")
     _check_arch(obj["arch"], source)
     state_dict = obj["state_dict"]
     if not isinstance(state_dict, Mapping) or not all(
@@ -240,9 +236,7 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu",
     extra = obj["extra"]
     if extra is not None and not isinstance(extra, Mapping):
         raise CheckpointError(f"{source}: extra must be a dict or None; got {type(extra).__name__}")
-    if version == 1:
-        obj["extra"] = upgrade_v1_extra(extra, source=source)
-    elif extra is not None:
+    if extra is not None:
         obj["extra"] = _read_spec(extra, source)
     if spec is not None:
         _check_spec_kind(obj["extra"], spec, source)
@@ -282,3 +276,27 @@ def build_model(checkpoint: Mapping[str, Any], registry: Mapping[str, type]) -> 
     load_state_dict_strict(model, checkpoint.get("state_dict", {}), source=source)
     return model
 
+
+
+def _read_spec(extra: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """``extra`` with its spec (if any) parsed into the spec object."""
+    extra = dict(extra)
+    if SPEC_KEY in extra:
+        data = extra[SPEC_KEY]
+        kind = data.get("kind") if isinstance(data, Mapping) else None
+        if kind not in SPECS:
+            raise CheckpointError(f"{source}: extra['spec'] has kind {kind!r}; known kinds: {sorted(SPECS)}")
+        extra[SPEC_KEY] = SPECS[kind].from_dict(data, source=f"{source}: extra['spec']")
+    return extra
+
+
+def _check_spec_kind(extra: Mapping[str, Any] | None, spec: type[CheckpointSpec], source: str) -> None:
+    """Raise unless ``extra`` holds a spec of class ``spec`` (the message says what it holds instead)."""
+    found = (extra or {}).get(SPEC_KEY)
+    if isinstance(found, spec):
+        return
+    if found is None:
+        holds = "holds no model metadata (no extra['spec'])"
+    else:
+        holds = f"is a {found.title} checkpoint (for {found.reader})"
+    raise CheckpointError(f"{source} {holds}, so it is not a {spec.title} checkpoint (written by {spec.writer})")

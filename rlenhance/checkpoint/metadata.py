@@ -10,10 +10,9 @@ it: the only globals it may name are those of tensors and containers (:data:`_AL
 classes, a few builtins), each mapped to a stand-in defined here, so nothing is imported and no
 code from the file is run; any other global is refused with a :class:`CheckpointError`.
 
-:func:`read_metadata` returns the dict as it is in the file: a version-1 file keeps its untyped
-``extra`` and a version-2 file its spec as a plain dict; parsing them into spec objects is
-:func:`rlenhance.checkpoint.load_checkpoint`'s (:func:`rlenhance.checkpoint.upgrade_v1_extra`,
-:meth:`rlenhance.checkpoint.CheckpointSpec.from_dict`). Checking that a path is a torch file at all
+:func:`read_metadata` returns the dict as it is in the file, its spec as a plain dict; parsing it
+into the spec object is :func:`rlenhance.checkpoint.load_checkpoint`'s
+(:meth:`rlenhance.checkpoint.CheckpointSpec.from_dict`). Checking that a path is a torch file at all
 (:func:`check_torch_file`) is shared with :func:`rlenhance.checkpoint.read_torch_file`.
 
 Example:

@@ -16,36 +16,30 @@ from typing import Any, ClassVar, TypeVar, Union, get_args, get_origin, get_type
 
 from rlenhance.errors import CheckpointError
 from rlenhance.ops.blur import check_blur_sigma
-from rlenhance.ops.curves import check_max_overshoot
 from rlenhance.ops.fill import PREFILLS
+from rlenhance.transitions import (
+    LowLightTransition,
+    Transition,
+    TransitionError,
+)
 
 FORMAT_TAG = "rlenhance-checkpoint"
-#: The version written. 2: typed metadata in ``extra["spec"]`` (1: untyped ``extra["env"]`` /
-#: ``extra["inference"]``, still read through :func:`upgrade_v1_extra`).
-FORMAT_VERSION = 2
-_READABLE_VERSIONS = (1, FORMAT_VERSION)
+#: The version written and read: typed metadata in ``extra["spec"]``, a policy's step as its
+#: :mod:`rlenhance.transitions` object. Older versions are refused, saying so.
+FORMAT_VERSION = 3
 #: The key of ``extra`` that holds the checkpoint's spec (the one key of ``extra`` this module owns).
 SPEC_KEY = "spec"
 
-#: Per-pixel actions of a low-light policy.
-ACTION_TYPES = ("discrete", "continuous")
 #: How a low-light policy's alpha is chosen at test time (see rlenhance.enhance.greedy_rollout).
 ALPHA_MODES = ("mean", "argmax")
-#: How a low-light policy's conditioning vector encodes a setting value v (LowLightPolicySpec.cond_encodings):
-#: ``(v - offset) / scale``, or ``(log(v) - offset) / scale`` (a weight sampled log-uniform over a wide range).
-COND_ENCODINGS = ("linear", "log")
 #: Tasks of RL policies restored by rollouts through their env.
 ROLLOUT_TASKS = ("denoise", "completion")
 #: Tasks a supervised checkpoint can be trained for (``experiments.supervised_train --task``).
 SUPERVISED_TASKS = ("lowlight", "denoise", "completion")
 #: The ``model`` names of a supervised checkpoint and the network classes each may build.
 SUPERVISED_MODELS: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "mrpnet": ("MRPNet", "CombinedModel", "Generator"),
-    "pixelrnn": ("PixelRNN",),
-    "gated-pixelrnn": ("GatedPixelRNN",),
-    "ffdnet": ("FFDNet",),
-    "unet": ("CompletionUNet",),
-})
+    "mrpnet": ("MRPNet", "CombinedModel", "Generator"), "pixelrnn": ("PixelRNN",),
+    "gated-pixelrnn": ("GatedPixelRNN",), "ffdnet": ("FFDNet",), "unet": ("CompletionUNet",)})
 #: Supervised models that read the hole mask next to the image (completion only).
 MASKED_MODELS = ("gated-pixelrnn", "unet")
 #: How ``experiments.supervised_train --noise`` makes a denoiser's noisy inputs: white Gaussian
@@ -62,7 +56,7 @@ SUPERVISED_UPSCALES = (1, 2, 4)
 MIN_MAX_SIDE = 16
 #: ``rlenhance/Denoise-v0``'s own ``gray`` and ``sigma``: what a denoising policy whose
 #: ``env_kwargs`` leave them out was trained with.
-DENOISE_ENV_DEFAULTS: Mapping[str, Any] = MappingProxyType({"gray": True, "sigma": 25.0})
+DENOISE_ENV_DEFAULTS: Mapping[str, Any] = MappingProxyType({"gray": True, "sigma": (15.0, 25.0, 50.0)})
 
 
 def noise_levels(sigma: Any) -> tuple[float, ...]:
@@ -111,6 +105,8 @@ def _type_name(hint: Any) -> str:
         return f"a list of {args[0].__name__}"
     if origin is Mapping:
         return f"a dict of str -> {'JSON-able values' if args[1] is Any else args[1].__name__}"
+    if isinstance(hint, type) and issubclass(hint, Transition):
+        return f"a {hint.__name__} dict"
     return "None" if hint is type(None) else f"a{'n' if hint is int else ''} {hint.__name__}"
 
 
@@ -140,6 +136,14 @@ def _checked(value: Any, hint: Any, key: str) -> Any:
     elif hint is str:
         if isinstance(value, str):
             return value
+    elif isinstance(hint, type) and issubclass(hint, Transition):
+        if isinstance(value, Mapping):
+            try:
+                value = hint.from_dict(value)
+            except TransitionError as exc:
+                raise _Problem(f"key {key!r}: {exc}") from None
+        if isinstance(value, hint):
+            return value
     elif origin is tuple:  # tuple[X, ...]
         if isinstance(value, (list, tuple)):
             return tuple(_checked(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
@@ -157,7 +161,9 @@ def _checked(value: Any, hint: Any, key: str) -> Any:
 
 
 def _plain(value: Any) -> Any:
-    """A field value as plain JSON-able data (tuples -> lists, read-only dicts -> dicts)."""
+    """A field value as plain JSON-able data (tuples -> lists, read-only dicts -> dicts, transitions -> dicts)."""
+    if isinstance(value, Transition):
+        return value.to_dict()
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -175,7 +181,7 @@ class CheckpointSpec:
     A spec validates itself when built (types, then the kind's own rules), so a spec object is
     always valid: a bad value raises :class:`CheckpointError` naming the spec class and the key.
     :meth:`to_dict` is what :func:`save_checkpoint` writes, :meth:`from_dict` what
-    :func:`load_checkpoint` reads back (every key required but those of :attr:`added_later`, none unknown).
+    :func:`load_checkpoint` reads back (every key required, none unknown).
     """
 
     #: The ``kind`` tag stored with the fields.
@@ -184,9 +190,6 @@ class CheckpointSpec:
     title: ClassVar[str] = ""
     writer: ClassVar[str] = ""
     reader: ClassVar[str] = ""
-    #: Fields added after format version 2 was first written -> the value :meth:`from_dict` gives
-    #: files that predate them (the behaviour those files were read with).
-    added_later: ClassVar[Mapping[str, Any]] = MappingProxyType({})
 
     def __post_init__(self) -> None:
         hints = get_type_hints(type(self))
@@ -221,7 +224,6 @@ class CheckpointSpec:
         if data.get("kind") != cls.kind:
             got = f"kind {data['kind']!r}" if "kind" in data else "no key 'kind'"
             raise CheckpointError(f"{source}: a {cls.__name__} has kind {cls.kind!r}, got {got}")
-        data = {**cls.added_later, **data}
         unknown = sorted(str(k) for k in data if k != "kind" and k not in names)
         missing = [k for k in names if k not in data]
         if unknown or missing:
@@ -234,126 +236,55 @@ class CheckpointSpec:
             raise CheckpointError(f"{source}: {exc}") from None
 
 
-def _in_range(value: float, bounds: tuple[float, ...]) -> bool:
-    """``low <= value <= high``, forgiving float32 round-off at the ends."""
-    slack = 1e-6 * max(1.0, abs(bounds[0]), abs(bounds[1]))
-    return bounds[0] - slack <= value <= bounds[1] + slack
-
-
-def encoded_setting_ranges(cond_fields: Any, cond_scale: Any, cond_offset: Any, setting: Any,
-                           conditioned: Any) -> dict[str, tuple[float, float]]:
-    """The setting ranges a conditioning encoding implies, for files that did not record them.
-
-    ``lol_train`` encodes each conditioned value as ``(value - offset) / scale`` with its sampling
-    range mapped onto [-1, 1], so the range is ``offset -+ scale``; a value that was never varied
-    has the neutral encoding ``offset = setting value, scale = 1`` and is left out. Not
-    conditioned: ``{}``. Values that are not a well-formed encoding give ``{}`` (the spec's own
-    checks then name what is wrong). Ends are rounded to 6 significant digits (float32 storage).
-    """
-    try:
-        if conditioned is not True:
-            return {}
-        ranges = {}
-        for name, scale, offset in zip(cond_fields, cond_scale, cond_offset, strict=True):
-            scale, offset, value = float(scale), float(offset), float(setting[name])
-            if math.isclose(scale, 1.0) and math.isclose(offset, value, rel_tol=1e-6, abs_tol=1e-9):
-                continue
-            low, high = float(f"{offset - scale:.6g}"), float(f"{offset + scale:.6g}")
-            valid = 0.0 < low < high < 1.0 if name == "exposure_target" else 0.0 <= low < high
-            if valid and _in_range(value, (low, high)):  # else not a range encoding (e.g. cond = value / scale)
-                ranges[str(name)] = (low, high)
-        return ranges
-    except (TypeError, ValueError, KeyError):
-        return {}
-
-
 @dataclass(frozen=True)
 class LowLightPolicySpec(CheckpointSpec):
     """What :class:`rlenhance.Enhancer` needs to run a low-light policy of ``experiments.lol_train``.
 
     Attributes:
-        alpha_table: the alpha of each discrete action (the env's table).
-        damping: ReLLIE's damping ``d`` of each curve step, in [0, 1).
-        action_type: ``"discrete"`` (the network has ``n_actions`` = ``len(alpha_table)``) or
-            ``"continuous"`` (alpha in [-1, 1]; ``alpha_table`` is not used).
-        test_steps: curve steps at inference (the Enhancer's default ``steps``), >= 1.
-        alpha_mode: the test-time alpha that training validated with, ``"mean"`` (the stochastic
-            policy's expected alpha) or ``"argmax"`` (its most probable one; a continuous policy's
-            ``tanh`` of the Gaussian's mean) (the Enhancer's default ``alpha_mode``).
-        cond_fields: the setting names, in the order of the conditioning vector.
-        cond_scale: the env's encoding ``cond = (value - cond_offset) / cond_scale``, one
-            non-zero value per field.
-        cond_offset: as above, one per field.
-        setting: the env's own setting in training (``exposure_target`` and the reward weights,
-            e.g. ``w_smooth`` 0 with ``--smooth-on-mean``): the cond the Enhancer feeds by default.
-            Holds every name of ``cond_fields``.
-        observe_exposure_gap: the policy reads the exposure-gap plane (needs ``"exposure_target"``
-            among ``cond_fields``, from which the gap's target is decoded).
+        transition: the step the policy runs in (:class:`rlenhance.transitions.LowLightTransition`;
+            its ``steps``, >= 1, are the Enhancer's default): the training env's, with the cap the
+            policy was given afterwards, if any.
+        alpha_mode: the test-time alpha training validated with (the Enhancer's default), ``"mean"``
+            (the expected alpha) or ``"argmax"`` (the most probable; continuous: ``tanh`` of the mean).
+        setting: the env's own setting in training (``exposure_target`` and the reward weights):
+            the cond the Enhancer feeds by default. Holds every name of the transition's ``cond_fields``.
         max_side: the working resolution (longer side) trained at (``lol_train --policy-side``),
             >= 16; None: not fixed (the Enhancer uses its default).
         conditioned: trained over random settings (``setting_ranges``); False: trained at
             ``setting`` only.
         setting_ranges: ``{name: (low, high)}``: the settings (``cond_fields`` names) the policy
             was trained to follow and the range each was drawn from; any other setting was fixed
-            at its ``setting`` value. Empty when not ``conditioned``. Files written before the
-            field get the ranges their encoding implies (:func:`encoded_setting_ranges`).
-        channel_coupling: ReLLIE's coupling ``c`` of the red and green alphas to the blue one
-            (``c alpha_b + (1 - c) alpha_own``), in [0, 1]; 0: independent channels.
-        cond_encodings: per ``cond_fields`` name, ``"linear"`` (``cond = (value - cond_offset) /
-            cond_scale``) or ``"log"`` (``cond = (log(value) - cond_offset) / cond_scale``, for a
-            setting whose values are > 0); files that predate the field: all ``"linear"``.
-        max_overshoot: the cap the policy was trained with (``envs.lowlight``'s ``max_overshoot``) or was
-            given afterwards: no curve step lifts an image's mean more than this above the exposure target;
-            None: no cap (also files that predate the field). The Enhancer's default cap.
-        overshoot_weighted: ``max_overshoot`` is the cap at the setting's ``w_exposure``; at another
-            exposure weight ``w`` the cap is ``max_overshoot * sqrt(setting['w_exposure'] / w)``
-            (:func:`rlenhance.ops.overshoot_limit`), so a heavier exposure weight holds the target more
-            tightly. False: the same cap at every weight (also files that predate the field).
-        blur_sigma: the sigma, in pixels, of the Gaussian the Enhancer applies to the enhanced image by
-            default (the noise the curves amplify; chosen after training, never trained with); None or 0:
-            none (also files that predate the field).
+            at its ``setting`` value. Empty when not ``conditioned``.
+        blur_sigma: the sigma (px) of the Enhancer's default Gaussian blur of its result (chosen after
+            training); None or 0: none.
+        env_kwargs: the rest of the training env's keyword arguments (the reward's, the crop, the
+            episode lengths; JSON-able): :func:`envs.env_kwargs_for_checkpoint` rebuilds the env
+            from them, the transition and the setting.
     """
 
     kind: ClassVar[str] = "lowlight-policy"
     title: ClassVar[str] = "low-light policy"
     writer: ClassVar[str] = "experiments.lol_train"
     reader: ClassVar[str] = "rlenhance.Enhancer"
-    added_later: ClassVar[Mapping[str, Any]] = MappingProxyType({"setting_ranges": None, "channel_coupling": 0.0,
-                                                                 "cond_encodings": None, "max_overshoot": None,
-                                                                 "blur_sigma": None, "overshoot_weighted": False})
 
-    alpha_table: tuple[float, ...]
-    damping: float
-    action_type: str
-    test_steps: int
+    transition: LowLightTransition
     alpha_mode: str
-    cond_fields: tuple[str, ...]
-    cond_scale: tuple[float, ...]
-    cond_offset: tuple[float, ...]
     setting: Mapping[str, float]
-    observe_exposure_gap: bool
     max_side: int | None
     conditioned: bool
-    setting_ranges: Mapping[str, tuple[float, ...]] = None  # type: ignore[assignment]  # None: derived
-    channel_coupling: float = 0.0
-    cond_encodings: tuple[str, ...] = None  # type: ignore[assignment]  # None: all linear
-    max_overshoot: float | None = None
-    blur_sigma: float | None = None
-    overshoot_weighted: bool = False
-
-    def __post_init__(self) -> None:
-        if self.setting_ranges is None:  # a file that predates the field: the ranges of its encoding
-            object.__setattr__(self, "setting_ranges", encoded_setting_ranges(
-                self.cond_fields, self.cond_scale, self.cond_offset, self.setting, self.conditioned))
-        if self.cond_encodings is None and isinstance(self.cond_fields, (list, tuple)):  # before the log encoding
-            object.__setattr__(self, "cond_encodings", ("linear",) * len(self.cond_fields))
-        super().__post_init__()
+    setting_ranges: Mapping[str, tuple[float, ...]]
+    blur_sigma: float | None
+    env_kwargs: Mapping[str, Any]
 
     def _problems(self) -> list[str]:
         problems = []
+        transition = self.transition
+        fields_ = transition.cond_fields
+        if transition.steps is None:
+            problems.append("transition: steps is None (accepted: the curve steps at inference, >= 1)")
         for name, bounds in self.setting_ranges.items():
-            if name not in self.cond_fields:
-                problems.append(f"setting_ranges names {name!r}, not one of cond_fields {list(self.cond_fields)}")
+            if name not in fields_:
+                problems.append(f"setting_ranges names {name!r}, not one of cond_fields {list(fields_)}")
             elif len(bounds) != 2 or not bounds[0] < bounds[1]:
                 problems.append(f"setting_ranges[{name!r}] {list(bounds)} (accepted: [low, high] with low < high)")
             elif name == "exposure_target" and not 0.0 < bounds[0] < bounds[1] < 1.0:
@@ -365,52 +296,36 @@ class LowLightPolicySpec(CheckpointSpec):
                                 f"{list(bounds)}")
         if self.setting_ranges and not self.conditioned:
             problems.append("setting_ranges must be empty when not conditioned")
-        for check, value in ((check_max_overshoot, self.max_overshoot), (check_blur_sigma, self.blur_sigma)):
-            try:
-                check(value)
-            except ValueError as error:
-                problems.append(str(error))
-        if self.max_overshoot is not None and "exposure_target" not in self.setting:
-            problems.append("max_overshoot needs an 'exposure_target' in setting (the target it caps the mean above)")
+        try:
+            check_blur_sigma(self.blur_sigma)
+        except ValueError as error:
+            problems.append(str(error))
         lowest_w = min((self.setting.get("w_exposure", 0), *self.setting_ranges.get("w_exposure", ())))
-        if self.overshoot_weighted and (self.max_overshoot is None or not lowest_w > 0):
-            problems.append("overshoot_weighted needs a max_overshoot and a 'w_exposure' > 0 in setting and "
-                            "setting_ranges (the weight the cap is set for, and the ones it is scaled to)")
-        if not 0.0 <= self.channel_coupling <= 1.0:
-            problems.append(f"channel_coupling {self.channel_coupling!r} (accepted: 0 <= channel_coupling <= 1)")
-        if self.action_type not in ACTION_TYPES:
-            problems.append(f"action_type {self.action_type!r} (accepted: {ACTION_TYPES})")
-        if self.action_type == "discrete" and not self.alpha_table:
-            problems.append("alpha_table is empty for discrete actions")
-        if not 0.0 <= self.damping < 1.0:
-            problems.append(f"damping {self.damping!r} (accepted: 0 <= damping < 1)")
-        if self.test_steps < 1:
-            problems.append(f"test_steps {self.test_steps!r} (accepted: >= 1)")
-        if self.alpha_mode not in ALPHA_MODES:
-            problems.append(f"alpha_mode {self.alpha_mode!r} (accepted: {ALPHA_MODES})")
-        if len(set(self.cond_fields)) != len(self.cond_fields):
-            problems.append(f"cond_fields {list(self.cond_fields)} repeat a name")
-        if not len(self.cond_scale) == len(self.cond_offset) == len(self.cond_fields):
-            problems.append(f"cond_scale ({len(self.cond_scale)} values) and cond_offset ({len(self.cond_offset)}) "
-                            f"must have one value per cond_fields name ({len(self.cond_fields)})")
-        if 0.0 in self.cond_scale:
-            problems.append(f"cond_scale {list(self.cond_scale)} holds 0")
-        if len(self.cond_encodings) != len(self.cond_fields) or not set(self.cond_encodings) <= set(COND_ENCODINGS):
-            problems.append(f"cond_encodings {list(self.cond_encodings)} (accepted: one of {COND_ENCODINGS} per "
-                            f"cond_fields name, {len(self.cond_fields)})")
-        for name, encoding in zip(self.cond_fields, self.cond_encodings):
+        if transition.overshoot_reference is not None and not lowest_w > 0:
+            problems.append("transition: a cap weighted by the exposure weight (overshoot_reference) needs a "
+                            "'w_exposure' > 0 in setting and setting_ranges")
+        for name, encoding in zip(fields_, transition.cond_encodings):
             values = [self.setting.get(name, 1.0), *self.setting_ranges.get(name, ())]
             if encoding == "log" and min(values) <= 0:
                 problems.append(f"cond_encodings: {name!r} is log-encoded, but its setting or range reaches "
                                 f"{min(values)!r} (accepted: values > 0)")
-        missing = [name for name in self.cond_fields if name not in self.setting]
+        missing = [name for name in fields_ if name not in self.setting]
         if missing:
             problems.append(f"setting lacks the cond_fields {missing}")
-        if self.observe_exposure_gap and "exposure_target" not in self.cond_fields:
-            problems.append("observe_exposure_gap needs 'exposure_target' among cond_fields")
+        if transition.max_overshoot is not None and "exposure_target" not in self.setting:
+            problems.append("transition: max_overshoot needs an 'exposure_target' in setting (the target it caps the "
+                            "mean above)")
+        if self.alpha_mode not in ALPHA_MODES:
+            problems.append(f"alpha_mode {self.alpha_mode!r} (accepted: {ALPHA_MODES})")
         if self.max_side is not None and self.max_side < MIN_MAX_SIDE:
             problems.append(f"max_side {self.max_side!r} (accepted: None or >= {MIN_MAX_SIDE})")
         return problems
+
+
+def _in_range(value: float, bounds: tuple[float, ...]) -> bool:
+    """``low <= value <= high``, forgiving float32 round-off at the ends."""
+    slack = 1e-6 * max(1.0, abs(bounds[0]), abs(bounds[1]))
+    return bounds[0] - slack <= value <= bounds[1] + slack
 
 
 @dataclass(frozen=True)
@@ -422,8 +337,11 @@ class RolloutPolicySpec(CheckpointSpec):
         task: ``"denoise"`` or ``"completion"``.
         env_id: the registered env whose transition the policy was trained in (e.g.
             ``"rlenhance/Denoise-v0"``).
-        env_kwargs: the env's keyword arguments in training (JSON-able), without ``predictor``.
-        steps: steps per rollout, >= 1.
+        env_kwargs: the env's keyword arguments in training (JSON-able), without ``predictor`` and
+            the transition's (``clip``, ``smooth_iters``, ``max_episode_steps``).
+        transition: the step the policy runs in (:class:`rlenhance.transitions.DenoiseTransition`
+            or :class:`~rlenhance.transitions.CompletionTransition`, of ``task``); its ``steps`` are
+            the steps per rollout, >= 1; it has the "predict" action exactly when ``predictor`` is set.
         block_actions: actions chosen per ``downscale`` block, as A3C trained them.
         predictor: the supervised checkpoint (of the policy's task: a completion model, or a
             denoiser) whose prediction is the policy's "predict" action: the absolute path the
@@ -444,7 +362,7 @@ class RolloutPolicySpec(CheckpointSpec):
     task: str
     env_id: str
     env_kwargs: Mapping[str, Any]
-    steps: int
+    transition: Transition
     block_actions: bool
     predictor: str | None
 
@@ -455,10 +373,16 @@ class RolloutPolicySpec(CheckpointSpec):
                             "LowLightPolicySpec)")
         if not self.env_id:
             problems.append("env_id is empty")
-        if "predictor" in self.env_kwargs:
-            problems.append("env_kwargs holds 'predictor' (it is the predictor key)")
-        if self.steps < 1:
-            problems.append(f"steps {self.steps!r} (accepted: >= 1)")
+        inside = [k for k in ("predictor", "clip", "smooth_iters", "max_episode_steps") if k in self.env_kwargs]
+        if inside:
+            problems.append(f"env_kwargs holds {inside} (the predictor key and the transition hold them)")
+        if self.transition.task != self.task:
+            problems.append(f"transition of task {self.transition.task!r} for task {self.task!r}")
+        if self.transition.steps is None:
+            problems.append("transition: steps is None (accepted: the steps per rollout, >= 1)")
+        if getattr(self.transition, "predict", False) != (self.predictor is not None):
+            problems.append(f"transition: predict {getattr(self.transition, 'predict', None)!r} with predictor "
+                            f"{self.predictor!r} (the predict action exists exactly when there is a predictor)")
         problems += _predictor_problems(self.predictor)
         if self.env_kwargs.get("observe_prediction") and self.predictor is None:
             problems.append("env_kwargs['observe_prediction'] is set without a predictor (the observation's "
@@ -501,9 +425,9 @@ class SupervisedSpec(CheckpointSpec):
             ``"none"`` unless the task is completion.
         variant: the architecture variant (:data:`SUPERVISED_VARIANTS`): ``"default"``, or
             ``"seed"`` (pixelrnn / gated-pixelrnn: the seed's code exactly, see
-            :mod:`rlenhance.models.pixelrnn`); files that predate the field read as ``"default"``.
+            :mod:`rlenhance.models.pixelrnn`).
         noise: denoise only: the noise trained on (:data:`NOISE_KINDS`): ``"gaussian"`` or
-            ``"amplified"``; None for other tasks and for files that predate the field.
+            ``"amplified"``; None for other tasks.
         sigma: denoise only: on the 0-255 scale, the largest of ``sigmas`` (one level: that level,
             the Gaussian's standard deviation), or (amplified) the largest dark-level noise level,
             each image drawing one from [0, sigma]; None as ``noise``.
@@ -511,11 +435,11 @@ class SupervisedSpec(CheckpointSpec):
             distinct): gaussian: each training image drew one of them (or, ``--sigma-draw
             uniform``, a level of their range), so several make a blind denoiser, given no level
             at inference (an ``"ffdnet"`` reads the level's map: it was trained over
-            ``[sigmas[0], sigmas[-1]]``); amplified: ``(sigma,)``. None as ``noise``;
-            files that predate the field read as ``(sigma,)``.
+            ``[sigmas[0], sigmas[-1]]``); amplified: ``(sigma,)``. None as ``noise``; not given:
+            ``(sigma,)``.
         upscale: output size over input size, 1 (restoration at the input's size) or, for
             ``mrpnet`` low-light models with the Generator, 2 or 4 (super-resolution, the seed's
-            Generator: 4); files that predate the field read as 1.
+            Generator: 4).
 
     ``needs_mask``, ``composite`` and ``needs_noise_map`` follow from ``model`` and ``task``: an
     ``"ffdnet"`` denoiser reads a per-pixel noise-level map (:class:`rlenhance.Enhancer` feeds the
@@ -528,8 +452,6 @@ class SupervisedSpec(CheckpointSpec):
     title: ClassVar[str] = "supervised-model"
     writer: ClassVar[str] = "experiments.supervised_train"
     reader: ClassVar[str] = "rlenhance.restore.SupervisedRestorer"
-    added_later: ClassVar[Mapping[str, Any]] = MappingProxyType({"variant": "default", "noise": None, "sigma": None,
-                                                                 "upscale": 1, "sigmas": None})
 
     model: str
     task: str
@@ -542,7 +464,7 @@ class SupervisedSpec(CheckpointSpec):
     sigmas: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
-        if self.sigmas is None and self.sigma is not None:  # one level (files that predate the field)
+        if self.sigmas is None and self.sigma is not None:  # one level
             object.__setattr__(self, "sigmas", (self.sigma,))
         super().__post_init__()
 
@@ -623,19 +545,17 @@ class RSEDenoiserSpec(CheckpointSpec):
         rounds: self-enhancement rounds to apply, >= 1 (the recursion's stopping point; the
             model may hold more).
         sigmas: the noise levels trained on (:func:`noise_levels`: ascending, distinct; several:
-            a blind denoiser, each training crop drawing one of them); files that predate the
-            field read as ``(sigma,)``.
+            a blind denoiser, each training crop drawing one of them); not given: ``(sigma,)``.
         predictor: the supervised denoiser whose output is every round's third candidate
             (``rse_train --predictor``), as :class:`RolloutPolicySpec`'s ``predictor`` (the absolute
             path the trainer resolved, or a bare file name looked for beside the model and in
-            ``rlenhance/weights/``); None: trained without one (files that predate the field).
+            ``rlenhance/weights/``); None: trained without one.
     """
 
     kind: ClassVar[str] = "rse-denoiser"
     title: ClassVar[str] = "RSE-RL denoiser"
     writer: ClassVar[str] = "experiments.rse_train"
     reader: ClassVar[str] = "rlenhance.denoisers.load_rse"
-    added_later: ClassVar[Mapping[str, Any]] = MappingProxyType({"sigmas": None, "predictor": None})
 
     sigma: float
     channels: int
@@ -644,7 +564,7 @@ class RSEDenoiserSpec(CheckpointSpec):
     predictor: str | None = None
 
     def __post_init__(self) -> None:
-        if self.sigmas is None:  # one level (files that predate the field)
+        if self.sigmas is None:  # one level
             object.__setattr__(self, "sigmas", (self.sigma,))
         super().__post_init__()
 

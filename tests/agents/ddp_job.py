@@ -45,13 +45,13 @@ def a3c_weights(ranks: Ranks, episodes: int = EPISODES) -> dict[str, torch.Tenso
 
 def a3c_smooth_weights(ranks: Ranks, episodes: int = EPISODES) -> dict[str, torch.Tensor]:
     """A3C (categorical) on LowLight-v0 with the smoothness left to the agent: each row's sampled w_smooth
-    (the reset info's ``action_tv_weight``, a rank's own rows) weights its penalty on the expected alpha map."""
+    (the reset info's ``action_penalty_weight``, a rank's own rows) weights its penalty on the expected alpha map."""
     torch.manual_seed(0)
     venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=ranks.split(ENV_BATCH), crop=CROP, max_episode_steps=2,
                          shard=ranks.shard, conditioned=True, w_smooth=50.0, weight_ranges={"w_smooth": (1.0, 1000.0)},
                          smooth_in_reward=False)
     policy = PixelActorCritic(**policy_kwargs_from_env(venv, width=4, policy_head_gain=3.0))
-    config = A3CConfig(seed=1, mean_action_tv=1.0, action_values=tuple(venv.task.alpha_table.tolist()))
+    config = A3CConfig(seed=1, action_penalty=1.0)
     agent = A3C(policy, config, ranks=ranks)
     for episode in range(episodes):
         agent.train_episode(venv, seed=300 + episode)

@@ -8,6 +8,7 @@ import torch
 import envs
 from agents.a3c import A3C, A3CConfig, policy_kwargs_from_env
 from rlenhance.models.policy import PixelActorCritic
+from tests.specs import RELLIE_LOWLIGHT as RELLIE
 
 TINY_NET = dict(width=8, dilations=(1, 2), branch_dilations=(2,))
 
@@ -21,8 +22,8 @@ def params(agent):
 
 
 @pytest.mark.parametrize("env_id,env_kwargs,net_kwargs,expect", [
-    ("rlenhance/LowLight-v0", {}, {}, dict(in_channels=6, out_channels=3, n_actions=27)),
-    ("rlenhance/LowLight-v0", {"action_type": "continuous", "conditioned": True}, {"downscale": 2},
+    ("rlenhance/LowLight-v0", RELLIE, {}, dict(in_channels=6, out_channels=3, n_actions=27)),
+    ("rlenhance/LowLight-v0", {**RELLIE, "action_type": "continuous", "conditioned": True}, {"downscale": 2},
      dict(in_channels=6, out_channels=3, n_actions=None, cond_dim=5)),
     ("rlenhance/Denoise-v0", {}, {"conv_gru": True}, dict(in_channels=1, out_channels=1, n_actions=9)),
 ])
@@ -60,7 +61,8 @@ class RecordingEnv:
 
 
 def test_block_actions_are_constant_over_each_block():
-    venv = RecordingEnv(envs.make_vec("rlenhance/LowLight-v0", num_envs=2, crop=(22, 26), max_episode_steps=2))
+    venv = RecordingEnv(envs.make_vec("rlenhance/LowLight-v0", **RELLIE, num_envs=2, crop=(22, 26),
+                                      max_episode_steps=2))
     torch.manual_seed(0)
     policy = PixelActorCritic(**policy_kwargs_from_env(venv, **TINY_NET, downscale=4))
     agent = A3C(policy, A3CConfig(block_actions=True))
@@ -78,36 +80,36 @@ def test_block_actions_are_constant_over_each_block():
     assert not torch.equal(first, first[..., ::4, ::4].repeat_interleave(4, -2).repeat_interleave(4, -1)[..., :22, :26])
 
 
-def test_mean_action_tv_smooths_the_expected_alpha_map_and_is_validated():
+def test_the_tasks_action_penalty_smooths_the_expected_alpha_map_and_is_validated():
     from rlenhance.losses import illumination_smoothness_loss
 
-    with pytest.raises(ValueError, match="action_values"):
-        A3CConfig(mean_action_tv=1.0)
-    with pytest.raises(ValueError, match="mean_action_tv"):
-        A3CConfig(mean_action_tv=-1.0, action_values=(0.0, 1.0))
-    with pytest.raises(ValueError, match="mean_action_tv_power"):
-        A3CConfig(mean_action_tv=1.0, mean_action_tv_power=3, action_values=(0.0, 1.0))
+    with pytest.raises(ValueError, match="action_penalty"):
+        A3CConfig(action_penalty=-1.0)
+    denoise = make_vec("rlenhance/Denoise-v0")
+    policy = PixelActorCritic(**policy_kwargs_from_env(denoise, width=8))
+    with pytest.raises(ValueError, match="task whose actions are values.*DenoiseTask"):
+        A3C(policy, A3CConfig(action_penalty=1.0)).train_episode(denoise, seed=0)
 
     @torch.no_grad()
     def expected_tv(agent, venv):
         obs, _ = venv.reset(seed=5)
         x = torch.cat([obs["image"], obs["original"]], dim=1)
         logits = agent.policy(x, obs["cond"]).logits
-        alpha = torch.einsum("bcahw,a->bchw", logits.softmax(dim=2), venv.task.alpha_table)
+        alpha = torch.einsum("bcahw,a->bchw", logits.softmax(dim=2), torch.tensor(venv.task.action_values))
         return float(illumination_smoothness_loss(alpha).mean())
 
     results = {}
     for coef, power in ((0.0, 2), (50.0, 2), (50.0, 1)):
         torch.manual_seed(0)
-        venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=2, crop=24, max_episode_steps=2, w_smooth=0.0)
+        venv = envs.make_vec("rlenhance/LowLight-v0", **{**RELLIE, "w_smooth": 0.0, "smooth_power": power},
+                             num_envs=2, crop=24, max_episode_steps=2)
         policy = PixelActorCritic(**policy_kwargs_from_env(venv, keys=("image", "original"), width=8,
                                                            policy_head_gain=3.0))
-        agent = A3C(policy, A3CConfig(lr=3e-3, entropy_coef=0.0, mean_action_tv=coef, mean_action_tv_power=power,
-                                      action_values=tuple(venv.task.alpha_table.tolist())))
+        agent = A3C(policy, A3CConfig(lr=3e-3, entropy_coef=0.0, action_penalty=coef))
         before = expected_tv(agent, venv)
         for episode in range(8):
             stats = agent.train_episode(venv, seed=episode)
-        assert ("action_tv" in stats) == (coef > 0)
+        assert ("action_penalty" in stats) == (coef > 0)
         results[coef, power] = (before, expected_tv(agent, venv))
     assert results[0.0, 2][0] == pytest.approx(results[50.0, 2][0])  # same start
     for power in (1, 2):  # either form of the penalty smooths the mean map
@@ -115,18 +117,21 @@ def test_mean_action_tv_smooths_the_expected_alpha_map_and_is_validated():
         assert results[50.0, power][1] < results[0.0, 2][1]
 
 
-def test_action_tv_penalty_weights_each_row_and_keeps_the_unweighted_math():
-    from agents.a3c import _masked_mean, action_tv_penalty
+def test_the_weighted_action_penalty_weights_each_row_and_keeps_the_unweighted_math():
+    from agents.a3c import _masked_mean, action_penalty_loss
 
+    task = envs.make_vec("rlenhance/LowLight-v0", crop=16).task
+    alpha = torch.rand(4, 1, 5, 6, dtype=torch.float64)
     tv = torch.rand(3, 4, dtype=torch.float64).requires_grad_(True)
     alive = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0], [1, 1, 0, 0]], dtype=torch.float64)
-    # no per-row weights: exactly the old penalty, coef * masked mean
-    assert torch.equal(action_tv_penalty(tv, alive, 7.0), 7.0 * _masked_mean(tv, alive))
-    # equal weights w: the old penalty with coef * w
-    same = action_tv_penalty(tv, alive, 1.0, torch.full((4,), 7.0))
-    assert torch.allclose(same, 7.0 * _masked_mean(tv, alive))
+    # no per-row weights: the task's penalty is the smoothness itself; the loss, coef * masked mean
+    assert torch.equal(task.action_penalty(alpha), task.action_penalty(alpha, torch.ones(4)))
+    assert torch.equal(action_penalty_loss(tv, alive, 7.0), 7.0 * _masked_mean(tv, alive))
+    # equal weights w: the penalty with coef * w
+    same = action_penalty_loss(task.action_penalty(alpha, torch.full((4,), 7.0)).expand(3, 4), alive, 1.0)
+    assert torch.allclose(same, 7.0 * _masked_mean(task.action_penalty(alpha).expand(3, 4), alive))
     weights = torch.tensor([0.0, 1.0, 3.0, 2.0])
-    action_tv_penalty(tv, alive, 2.0, weights).backward()
+    action_penalty_loss(tv * weights.double(), alive, 2.0).backward()
     live = alive.sum()
     # row b's gradient is coef * w_b / (live entries) where alive; a weight-0 row contributes none
     assert torch.all(tv.grad[:, 0] == 0) and torch.all(tv.grad[alive == 0] == 0)
@@ -138,19 +143,19 @@ def _smooth_agent(venv, coef, seed=0):
     torch.manual_seed(seed)
     policy = PixelActorCritic(**policy_kwargs_from_env(venv, keys=("image", "original"), width=8,
                                                        policy_head_gain=3.0))
-    return A3C(policy, A3CConfig(lr=3e-3, entropy_coef=0.0, mean_action_tv=coef,
-                                 action_values=tuple(venv.task.alpha_table.tolist())))
+    return A3C(policy, A3CConfig(lr=3e-3, entropy_coef=0.0, action_penalty=coef))
 
 
 def test_env_weights_in_the_reset_info_reproduce_the_fixed_penalty():
-    """An env that hands w_smooth to the agent (smooth_in_reward=False) with mean_action_tv 1 trains as
-    the old recipe, env w_smooth 0 and mean_action_tv = w_smooth: same rewards, same penalty."""
+    """An env that hands w_smooth to the agent (smooth_in_reward=False) with action_penalty 1 trains as
+    the fixed recipe, env w_smooth 0 and action_penalty = w_smooth: same rewards, same penalty."""
     w = 40.0
-    common = dict(num_envs=2, crop=24, max_episode_steps=2, weight_range=(1.0, 1.0), conditioned=True)
-    per_row = envs.make_vec("rlenhance/LowLight-v0", w_smooth=w, smooth_in_reward=False, **common)
-    fixed = envs.make_vec("rlenhance/LowLight-v0", w_smooth=0.0, **common)
+    common = dict(num_envs=2, crop=24, max_episode_steps=2)
+    rellie = {**RELLIE, "weight_range": (1.0, 1.0), "conditioned": True}
+    per_row = envs.make_vec("rlenhance/LowLight-v0", **{**rellie, "w_smooth": w, "smooth_in_reward": False}, **common)
+    fixed = envs.make_vec("rlenhance/LowLight-v0", **{**rellie, "w_smooth": 0.0}, **common)
     _, info = per_row.reset(seed=0)
-    assert torch.equal(info["action_tv_weight"], torch.full((2,), w))
+    assert torch.equal(info["action_penalty_weight"], torch.full((2,), w))
     assert fixed.reset(seed=0)[1] == {}  # a reward with its smoothness term hands the agent nothing
     new, old = _smooth_agent(per_row, 1.0), _smooth_agent(fixed, w)
     assert torch.equal(params(new), params(old))
@@ -171,14 +176,16 @@ class ScaledTVWeights(RecordingEnv):
 
     def reset(self, **kwargs):
         obs, info = self.venv.reset(**kwargs)
-        return obs, {**info, "action_tv_weight": info["action_tv_weight"] * self.scale}
+        return obs, {**info, "action_penalty_weight": info["action_penalty_weight"] * self.scale}
 
 
 def test_a_zero_weight_row_adds_no_penalty_and_bad_weights_are_refused():
-    venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=2, crop=24, max_episode_steps=2, conditioned=True,
-                         weight_ranges={"w_smooth": (10.0, 1000.0)}, w_smooth=100.0, smooth_in_reward=False)
+    venv = envs.make_vec("rlenhance/LowLight-v0", **{**RELLIE, "conditioned": True, "w_smooth": 100.0,
+                                                     "weight_ranges": {"w_smooth": (10.0, 1000.0)},
+                                                     "smooth_in_reward": False},
+                         num_envs=2, crop=24, max_episode_steps=2)
     _, info = venv.reset(seed=0)
-    weights = info["action_tv_weight"]
+    weights = info["action_penalty_weight"]
     assert weights.shape == (2,) and weights.dtype == torch.float32 and weights[0] != weights[1]
     # the weights are the settings the policy sees in its cond
     decoded = venv.task.cond[:, 4] * venv.cond_scale[4] + venv.cond_offset[4]
@@ -193,7 +200,7 @@ def test_a_zero_weight_row_adds_no_penalty_and_bad_weights_are_refused():
         penalty(torch.tensor([0.0, 0.0]))
     assert none < first_only < both
     assert penalty(torch.tensor([0.0, 5.0])) > penalty(torch.tensor([0.0, 1.0])) > none
-    with pytest.raises(ValueError, match="mean_action_tv"):
+    with pytest.raises(ValueError, match="action_penalty is 0"):
         _smooth_agent(venv, 0.0).train_episode(venv, seed=0)  # the env left the smoothness to the agent
-    with pytest.raises(ValueError, match="action_tv_weight.*2 finite weights >= 0"):
+    with pytest.raises(ValueError, match="action_penalty_weight.*2 finite weights >= 0"):
         _smooth_agent(venv, 1.0).train_episode(ScaledTVWeights(venv, torch.tensor([1.0, -1.0])), seed=0)

@@ -12,13 +12,14 @@ import torch
 from agents.rollout import load_predictor, load_rollout_policy
 from envs.denoise import DenoiseVectorEnv
 from rlenhance import load_denoiser
-from rlenhance.checkpoint import RolloutPolicySpec, RSEDenoiserSpec, SupervisedSpec, save_checkpoint
+from rlenhance.checkpoint import RSEDenoiserSpec, SupervisedSpec, save_checkpoint
 from rlenhance.denoisers import DenoisePredictor, NoiseLevelDenoiser, PolicyDenoiser
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.models.ffdnet import FFDNet
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.models.rse import RSEDenoiser
 from rlenhance.restore import SupervisedRestorer
+from tests.specs import rollout_spec
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "rlenhance" / "weights"
 MRPNET = WEIGHTS / "mrpnet_denoise.pt"  # gray, shipped
@@ -46,9 +47,7 @@ def predictor_policy(path, predictor, *, n_actions=10, sigma=25.0, steps=3):
     policy = PixelActorCritic(in_channels=1, out_channels=1, n_actions=n_actions, width=8)
     with torch.no_grad():  # a non-trivial policy: the near-uniform init would pick one action everywhere
         policy.policy_head.weight.normal_(0, 2.0)
-    spec = RolloutPolicySpec(task="denoise", env_id="rlenhance/Denoise-v0",
-                             env_kwargs={"sigma": sigma, "gray": True, "crop": 16, "max_episode_steps": steps},
-                             steps=steps, block_actions=False, predictor=str(predictor))
+    spec = rollout_spec("denoise", {"sigma": sigma, "gray": True, "crop": 16}, steps=steps, predictor=str(predictor))
     return save_checkpoint(path, model=policy, arch=policy.arch(), extra={"spec": spec, "algorithm": "a3c"})
 
 
@@ -83,15 +82,13 @@ def test_wrong_predictor_files_and_arguments_are_named(tmp_path):
 def test_an_ffdnet_predictor_reads_the_policys_noise_level_or_estimates_it(tmp_path):
     ffdnet = ffdnet_checkpoint(tmp_path / "ffdnet.pt")
     noisy = noisy_batch(seed=3)
-    one_level = DenoisePredictor.for_policy(RolloutPolicySpec(
-        task="denoise", env_id="rlenhance/Denoise-v0", env_kwargs={"sigma": 25.0}, steps=1, block_actions=False,
-        predictor=str(ffdnet)), device="cpu")
+    one_level = DenoisePredictor.for_policy(rollout_spec("denoise", {"sigma": 25.0}, steps=1, predictor=str(ffdnet)),
+                                            device="cpu")
     assert one_level.sigma == 25.0
     torch.testing.assert_close(one_level(noisy), NoiseLevelDenoiser(ffdnet, sigma=25.0, device="cpu")
                                .restore_tensor(noisy))
-    blind = DenoisePredictor.for_policy(RolloutPolicySpec(
-        task="denoise", env_id="rlenhance/Denoise-v0", env_kwargs={"sigma": [15.0, 40.0]}, steps=1,
-        block_actions=False, predictor=str(ffdnet)), device="cpu")
+    blind = DenoisePredictor.for_policy(rollout_spec("denoise", {"sigma": [15.0, 40.0]}, steps=1,
+                                                     predictor=str(ffdnet)), device="cpu")
     assert blind.sigma is None
     torch.testing.assert_close(blind(noisy), NoiseLevelDenoiser(ffdnet, device="cpu").restore_tensor(noisy))
     assert not torch.allclose(blind(noisy), NoiseLevelDenoiser(ffdnet, sigma=50.0, device="cpu").restore_tensor(noisy))
@@ -137,8 +134,7 @@ def test_a_policys_self_ensemble_is_its_predictors_through_the_env_and_in_the_li
     np.testing.assert_allclose(library.restore(image), rollout.restore(image), atol=1e-5, rtol=0)
     torch.manual_seed(1)
     nine = PixelActorCritic(in_channels=1, out_channels=1, n_actions=9, width=8)
-    spec = RolloutPolicySpec(task="denoise", env_id="rlenhance/Denoise-v0", env_kwargs={"sigma": 25.0, "gray": True},
-                             steps=2, block_actions=False, predictor=None)
+    spec = rollout_spec("denoise", {"sigma": 25.0, "gray": True}, steps=2)
     alone = save_checkpoint(tmp_path / "nine.pt", model=nine, arch=nine.arch(), extra={"spec": spec})
     for load in (lambda: load_denoiser("a3c", checkpoint=alone, ensemble=2),
                  lambda: load_rollout_policy(alone, ensemble=2)):

@@ -8,11 +8,12 @@ from agents.rollout import RolloutPolicy, load_predictor, load_rollout_policy, p
 from envs.completion import CompletionVectorEnv
 from envs.denoise import DenoiseVectorEnv
 from envs.lowlight import LowLightVectorEnv
-from rlenhance.checkpoint import FORMAT_TAG, LowLightPolicySpec, save_checkpoint
+from rlenhance.checkpoint import SupervisedSpec, save_checkpoint
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.models.pixelrnn import GatedPixelRNN
 from rlenhance.models.policy import PixelActorCritic, build_policy_input
 from rlenhance.ops.fill import diffusion_fill
+from tests.specs import lowlight_spec, rollout_spec
 
 
 def tiny_data(channels, size=32, n=2, seed=0):
@@ -189,52 +190,44 @@ def test_bad_inputs_raise_clear_errors():
         task_view(object(), 1, (4, 4))
 
 
-def save_v1(path, model, extra):
-    """Write a checkpoint of format version 1 (untyped ``extra["env"]`` / ``extra["inference"]``), as older
-    rlenhance did: the loaders read it through the upgrade."""
-    torch.save({"format": FORMAT_TAG, "version": 1, "arch": model.arch(), "state_dict": model.state_dict(),
-                "extra": extra}, path)
-    return path
+def save_supervised(path, net, **spec):
+    """Save ``net`` with the SupervisedSpec of ``spec``, as experiments.supervised_train does."""
+    return save_checkpoint(path, model=net, arch=net.arch(), extra={"spec": SupervisedSpec(**spec)})
 
 
 def test_checkpoint_loaders_reject_the_wrong_files(tmp_path):
     venv = DenoiseVectorEnv(num_envs=1, crop=16, max_episode_steps=2, data=tiny_data(1))
     policy = policy_for(venv)
-    lowlight = LowLightPolicySpec(alpha_table=[0.0], damping=0.0, action_type="discrete", test_steps=1,
-                                  alpha_mode="mean", cond_fields=[], cond_scale=[], cond_offset=[],
-                                  setting={"exposure_target": 0.5}, observe_exposure_gap=False, max_side=None,
-                                  conditioned=False)
+    lowlight = lowlight_spec(alpha_table=[0.0], action_type="discrete", test_steps=1, cond_fields=[],
+                             cond_scale=[], setting={"exposure_target": 0.5})
     path = save_checkpoint(tmp_path / "lowlight.pt", model=policy, arch=policy.arch(), extra={"spec": lowlight})
     with pytest.raises(CheckpointError, match="Enhancer"):
         load_rollout_policy(path)
     net = GatedPixelRNN(3, width=4, n_gated=1, n_res=0)
-    wrong = save_v1(tmp_path / "gated.pt", net, {"inference": {"task": "denoise", "channels": 3,
-                                                               "model": "gated-pixelrnn"}})
+    wrong = save_supervised(tmp_path / "gated.pt", net, task="completion", channels=1, model="gated-pixelrnn",
+                            prefill="none")
     with pytest.raises(CheckpointError, match="completion"):
         load_predictor(wrong)
-    good = save_v1(tmp_path / "gated_ok.pt", net, {"inference": {"model": "gated-pixelrnn", "task": "completion",
-                                                                 "channels": 3, "needs_mask": True}})
+    good = save_supervised(tmp_path / "gated_ok.pt", net, model="gated-pixelrnn", task="completion", channels=3,
+                           prefill="none")
     predictor = load_predictor(good)
     occluded, mask = torch.rand(1, 3, 12, 12), torch.ones(1, 1, 12, 12)
     torch.testing.assert_close(predictor(occluded, mask), net.eval()(occluded, mask))
-    prefilled = save_v1(tmp_path / "gated_pf.pt", net, {"inference": {
-        "model": "gated-pixelrnn", "task": "completion", "channels": 3, "needs_mask": True, "prefill": "diffusion"}})
+    prefilled = save_supervised(tmp_path / "gated_pf.pt", net, model="gated-pixelrnn", task="completion", channels=3,
+                                prefill="diffusion")
     mask = torch.zeros(1, 1, 12, 12)
     mask[..., 3:8, 4:9] = 1.0
     expected = torch.where(mask > 0, net(diffusion_fill(occluded, mask), mask).clamp(0, 1), occluded)
     torch.testing.assert_close(load_predictor(prefilled)(occluded, mask), expected)  # the hole as it was trained
-    bad = save_v1(tmp_path / "gated_bad.pt", net, {"inference": {
-        "model": "gated-pixelrnn", "task": "completion", "channels": 3, "needs_mask": True, "prefill": "telea"}})
     with pytest.raises(CheckpointError, match="prefill 'telea'"):
-        load_predictor(bad)
+        SupervisedSpec(model="gated-pixelrnn", task="completion", channels=3, prefill="telea")
 
 
 def test_load_rollout_policy_restores_like_policy_rollout(tmp_path):
     venv = DenoiseVectorEnv(num_envs=1, crop=16, max_episode_steps=3, sigma=25.0, data=tiny_data(1))
     policy = policy_for(venv)
-    config = {"task": "denoise", "env_id": "rlenhance/Denoise-v0", "steps": 2, "block_actions": False,
-              "env_kwargs": {"sigma": 25.0, "gray": True, "crop": 16, "max_episode_steps": 3}}
-    path = save_v1(tmp_path / "denoise.pt", policy, {"env": config})  # an old (version 1) file
+    spec = rollout_spec("denoise", {"sigma": 25.0, "gray": True, "crop": 16}, steps=2)
+    path = save_checkpoint(tmp_path / "denoise.pt", model=policy, arch=policy.arch(), extra={"spec": spec})
     restorer = load_rollout_policy(path)
     assert isinstance(restorer, RolloutPolicy) and restorer.steps == 2
     clean, noisy = noisy_pair((1, 21, 13), seed=11)
@@ -243,14 +236,9 @@ def test_load_rollout_policy_restores_like_policy_rollout(tmp_path):
 
 
 def _rollout_checkpoint(tmp_path, task, venv, **policy_kwargs):
-    from rlenhance.checkpoint import RolloutPolicySpec
-
     policy = policy_for(venv, **policy_kwargs)
-    env_id = {"denoise": "rlenhance/Denoise-v0", "completion": "rlenhance/Completion-v0"}[task]
-    env_kwargs = {"crop": 16, "max_episode_steps": 2} if task == "completion" else \
-        {"sigma": 25.0, "gray": True, "crop": 16, "max_episode_steps": 2}
-    spec = RolloutPolicySpec(task=task, env_id=env_id, env_kwargs=env_kwargs, steps=2, block_actions=False,
-                             predictor=None)
+    env_kwargs = {"crop": 16} if task == "completion" else {"sigma": 25.0, "gray": True, "crop": 16}
+    spec = rollout_spec(task, env_kwargs, steps=2)
     return policy, save_checkpoint(tmp_path / f"{task}.pt", model=policy, arch=policy.arch(), extra={"spec": spec})
 
 

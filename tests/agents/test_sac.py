@@ -22,6 +22,7 @@ from agents.sac import (
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.models.critic import PixelQNetwork
 from rlenhance.models.policy import PixelActorCritic, PolicyOutput, build_policy_input
+from tests.specs import RELLIE_LOWLIGHT
 
 TINY_NET = dict(width=8, dilations=(1, 2), branch_dilations=(2,))
 LOWLIGHT_C = ("rlenhance/LowLight-v0", {"action_type": "continuous", "reward": "mse"})
@@ -30,8 +31,10 @@ EVAL_KEYS = {"return_mean", "return_std", "reward_mean", "final_reward_mean", "e
 
 
 def make_vec(env_id, env_kwargs, num_envs=8, crop=16, steps=2):
+    """A small env of ``env_id``; LowLight on the ReLLIE-style test bed, with ``env_kwargs``."""
+    base = RELLIE_LOWLIGHT if env_id == "rlenhance/LowLight-v0" else {}
     return envs.make_vec(env_id, num_envs=num_envs, device="cpu", crop=crop, max_episode_steps=steps,
-                         **env_kwargs)
+                         **{**base, **env_kwargs})
 
 
 def make_agent(venv, seed=0, net=TINY_NET, **cfg):

@@ -8,14 +8,16 @@ import pytest
 import torch
 
 import envs
-from agents.a3c import ACTION_TV_WEIGHT, policy_kwargs_from_env
+from agents.a3c import policy_kwargs_from_env
 from agents.sac import SAC, SACConfig
+from envs.base import ACTION_PENALTY_WEIGHT
 from rlenhance.losses import illumination_smoothness_loss
 from rlenhance.models.policy import PixelActorCritic, build_policy_input
+from tests.specs import RELLIE_LOWLIGHT
 
 TINY_NET = dict(width=8, dilations=(1, 2), branch_dilations=(2,), downscale=4)
-LOWLIGHT = {"action_type": "continuous", "alpha_channels": 1, "w_exposure": 300.0, "w_smooth": 100.0,
-            "exposure_patch": 8}
+LOWLIGHT = {**RELLIE_LOWLIGHT, "action_type": "continuous", "alpha_channels": 1, "w_exposure": 300.0,
+            "w_smooth": 100.0, "exposure_patch": 8}
 
 
 def make_vec(num_envs=4, crop=32, steps=2, **kwargs):
@@ -44,22 +46,23 @@ def test_the_env_weights_ride_with_the_transitions_and_are_reported():
     agent = make_agent(venv, updates_per_episode=1)
     stats = agent.train_episode(venv, seed=0)
     sample = agent.buffer.get(torch.arange(4))
-    torch.testing.assert_close(sample.obs[ACTION_TV_WEIGHT], torch.full((4, 1), 7.0))
-    torch.testing.assert_close(sample.next_obs[ACTION_TV_WEIGHT], torch.full((4, 1), 7.0))
-    assert math.isfinite(stats["action_tv"]) and stats["action_tv"] > 0, stats
+    torch.testing.assert_close(sample.obs[ACTION_PENALTY_WEIGHT], torch.full((4, 1), 7.0))
+    torch.testing.assert_close(sample.next_obs[ACTION_PENALTY_WEIGHT], torch.full((4, 1), 7.0))
+    assert math.isfinite(stats["action_penalty"]) and stats["action_penalty"] > 0, stats
     # an env that keeps the smoothness in its reward hands no weights: no penalty, no extra entry
     venv = make_vec()
     agent = make_agent(venv, updates_per_episode=1)
-    assert "action_tv" not in agent.train_episode(venv, seed=0)
-    assert ACTION_TV_WEIGHT not in agent.buffer.get(torch.arange(2)).obs
+    assert "action_penalty" not in agent.train_episode(venv, seed=0)
+    assert ACTION_PENALTY_WEIGHT not in agent.buffer.get(torch.arange(2)).obs
 
 
 def test_the_penalty_is_the_weighted_tv_of_the_greedy_map():
-    """The actor loss with weights w is the loss without them plus mean_action_tv * mean_b(w_b TV_b),
+    """The actor loss with weights w is the loss without them plus action_penalty * mean_b(w_b TV_b),
     TV of tanh(mean) at block resolution; a row of weight 0 adds nothing."""
     venv = make_vec(smooth_in_reward=False)
     obs, _ = venv.reset(seed=0)
-    agent = make_agent(venv, head_gain=3.0, mean_action_tv=0.5)
+    agent = make_agent(venv, head_gain=3.0, action_penalty=0.5)
+    agent.task = venv.task  # what train_episode sets: the task whose penalty the actor is charged
     x, cond = build_policy_input(obs)
     weights = torch.tensor([0.0, 1.0, 10.0, 100.0])
     state = agent.generator.get_state()
@@ -67,7 +70,7 @@ def test_the_penalty_is_the_weighted_tv_of_the_greedy_map():
     agent.generator.set_state(state)
     charged, _, out, tv = agent._actor_loss(x, cond, torch.tensor(0.2), weights)
     expected_tv = illumination_smoothness_loss(torch.tanh(out.mean))
-    torch.testing.assert_close(tv, expected_tv)
+    torch.testing.assert_close(tv, weights * expected_tv)  # each row's weighted penalty
     assert out.mean.shape[-2:] == (8, 8)  # per block
     torch.testing.assert_close(charged - plain, 0.5 * (weights * expected_tv).mean())
 
@@ -90,13 +93,13 @@ def test_the_penalty_smooths_what_a_reward_on_upsampled_samples_does_not():
 
 def test_weights_need_a_continuous_actor_and_a_positive_multiplier():
     venv = make_vec(smooth_in_reward=False)
-    with pytest.raises(ValueError, match="mean_action_tv=0"):
-        make_agent(venv, mean_action_tv=0.0).train_episode(venv, seed=0)
+    with pytest.raises(ValueError, match="action_penalty=0"):
+        make_agent(venv, action_penalty=0.0).train_episode(venv, seed=0)
     dvenv = make_vec(smooth_in_reward=False, action_type="discrete")
     with pytest.raises(ValueError, match="discrete actor"):
         make_agent(dvenv, discrete=True).train_episode(dvenv, seed=0)
-    with pytest.raises(ValueError, match="mean_action_tv"):
-        SACConfig(mean_action_tv=-1.0)
+    with pytest.raises(ValueError, match="action_penalty"):
+        SACConfig(action_penalty=-1.0)
 
 
 def test_lol_train_keeps_smooth_on_mean_for_continuous_sac():

@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from benchmarks import knobs
-from rlenhance.checkpoint import LowLightPolicySpec, load_checkpoint, save_checkpoint
+from rlenhance.checkpoint import load_checkpoint, save_checkpoint
 from rlenhance.io import load_image, save_image
 from rlenhance.models.policy import PixelActorCritic
+from tests.specs import lowlight_spec
 
 FIELDS = ["exposure_target", "w_exposure", "w_color", "w_spatial", "w_smooth"]
 
@@ -24,7 +25,7 @@ def setup(tmp_path, request):
     torch.manual_seed(0)
     policy = PixelActorCritic(in_channels=6, out_channels=3, n_actions=27, width=8, downscale=2, cond_dim=5,
                               policy_head_gain=3.0)
-    spec = LowLightPolicySpec(
+    spec = lowlight_spec(
         alpha_table=[round((a - 6) / 20, 2) for a in range(27)], damping=0.0, action_type="discrete", test_steps=2,
         alpha_mode="mean", cond_fields=FIELDS, cond_scale=[0.2, 1.0, 4.5, 1.0, 1.0],
         cond_offset=[0.5, 10.0, 1.151 if log_color else 5.5, 1.0, 20.0],

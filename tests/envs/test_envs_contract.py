@@ -9,14 +9,15 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 import envs
-from envs.lowlight import RELLIE_ALPHAS
+from envs.lowlight import BRIGHTENING_ALPHAS, RELLIE_ALPHAS
+from tests.specs import RELLIE_LOWLIGHT as RELLIE
 
 SMALL = {
     "rlenhance/LowLight-v0": {"crop": 24},
     "rlenhance/Denoise-v0": {"crop": 24},
     "rlenhance/Completion-v0": {"crop": 32},
 }
-IDENTITY_ACTION = {"rlenhance/LowLight-v0": RELLIE_ALPHAS.index(0.0), "rlenhance/Denoise-v0": 1,
+IDENTITY_ACTION = {"rlenhance/LowLight-v0": BRIGHTENING_ALPHAS.index(0.0), "rlenhance/Denoise-v0": 1,
                    "rlenhance/Completion-v0": 0}
 # Warnings check_env may raise for these envs, each for a documented reason:
 ALLOWED_WARNINGS = (
@@ -70,7 +71,8 @@ def _options(env_id, rng):
     h = w = SMALL[env_id]["crop"]
     if env_id == "rlenhance/LowLight-v0":
         high = rng.uniform(0.2, 0.9, (2, 3, h, w)).astype(np.float32)
-        return {"low": high * 0.2, "high": high}
+        cond = rng.uniform(-1, 1, (2, 5)).astype(np.float32)  # each image's setting (else drawn per env row)
+        return {"low": high * 0.2, "high": high, "cond": cond}
     if env_id == "rlenhance/Denoise-v0":
         clean = rng.uniform(0, 1, (2, 1, h, w)).astype(np.float32)
         return {"clean": clean, "noisy": clean + rng.normal(0, 0.1, clean.shape).astype(np.float32)}
@@ -129,13 +131,13 @@ def test_episode_length_and_step_after_end():
 def test_lowlight_brightening_toward_reference_is_rewarded():
     rng = np.random.default_rng(1)
     high = rng.uniform(0.3, 0.8, (1, 3, 16, 16)).astype(np.float32)
-    venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=1, crop=16, reward="mse")
+    venv = envs.make_vec("rlenhance/LowLight-v0", **RELLIE, num_envs=1, crop=16, reward="mse")
     venv.reset(seed=0, options={"low": high * 0.3, "high": high})
     brighten = torch.full(venv.action_space.shape, RELLIE_ALPHAS.index(0.5))
     _, reward, _, _, info = venv.step(brighten)
     assert float(reward) > 0 and bool((info["reward_map"] > 0).all())
     for name in ("ssim", "psnr"):
-        venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=1, crop=16, reward=name)
+        venv = envs.make_vec("rlenhance/LowLight-v0", **RELLIE, num_envs=1, crop=16, reward=name)
         venv.reset(seed=0, options={"low": high * 0.3, "high": high})
         assert float(venv.step(brighten)[1]) > 0, name
 
@@ -143,8 +145,8 @@ def test_lowlight_brightening_toward_reference_is_rewarded():
 @pytest.mark.parametrize("target,expected_sign", [(0.6, 1), (0.05, -1)])
 def test_exposure_reward_prefers_the_target_brightness(target, expected_sign):
     low = torch.full((1, 3, 32, 32), 0.1)
-    venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=1, crop=32, w_color=0, w_spatial=0,
-                         w_smooth=0, exposure_target=target)
+    venv = envs.make_vec("rlenhance/LowLight-v0", **{**RELLIE, "w_color": 0, "w_spatial": 0, "w_smooth": 0,
+                                                     "exposure_target": target}, num_envs=1, crop=32)
     venv.reset(seed=0, options={"low": low})
     brighten = torch.full(venv.action_space.shape, RELLIE_ALPHAS.index(1.0))
     reward = float(venv.step(brighten)[1])
@@ -152,7 +154,7 @@ def test_exposure_reward_prefers_the_target_brightness(target, expected_sign):
 
 
 def test_lowlight_conditioned_cond_vector_varies_and_drives_reward():
-    venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=16, crop=16, conditioned=True)
+    venv = envs.make_vec("rlenhance/LowLight-v0", **{**RELLIE, "conditioned": True}, num_envs=16, crop=16)
     obs, _ = venv.reset(seed=0)
     target = obs["cond"][:, 0] * venv.cond_scale[0] + venv.cond_offset[0]
     assert obs["cond"].shape == (16, 5)
@@ -160,10 +162,10 @@ def test_lowlight_conditioned_cond_vector_varies_and_drives_reward():
     # the default encoding maps every sampling range onto [-1, 1]
     assert float(obs["cond"].abs().max()) <= 1.0 + 1e-6 and float(obs["cond"].min()) < -0.3
     assert torch.allclose(venv.task.target.flatten(), target)
-    fixed = envs.make_vec("rlenhance/LowLight-v0", num_envs=2, crop=16, exposure_target=0.5)
+    fixed = envs.make_vec("rlenhance/LowLight-v0", **{**RELLIE, "exposure_target": 0.5}, num_envs=2, crop=16)
     obs, _ = fixed.reset(seed=0)
     assert torch.allclose(obs["cond"][:, 0] * fixed.cond_scale[0] + fixed.cond_offset[0], torch.tensor(0.5))
-    legacy = envs.make_vec("rlenhance/LowLight-v0", num_envs=2, crop=16, exposure_target=0.5,
+    legacy = envs.make_vec("rlenhance/LowLight-v0", **{**RELLIE, "exposure_target": 0.5}, num_envs=2, crop=16,
                            cond_scale=(1.0, 10.0, 5.0, 1.0, 20.0), cond_offset=(0.0,) * 5)
     obs, _ = legacy.reset(seed=0)
     assert torch.allclose(obs["cond"][:, 0], torch.tensor(0.5))
@@ -172,7 +174,7 @@ def test_lowlight_conditioned_cond_vector_varies_and_drives_reward():
 def test_lowlight_damping_and_continuous_actions():
     low = torch.full((1, 3, 8, 8), 0.2)
     for damping, expected in ((0.0, 0.2 + 0.5 * 0.2 * 0.8), (0.2, 0.2 + 0.8 * 0.5 * 0.2 * 0.8)):
-        venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=1, crop=8, action_type="continuous",
+        venv = envs.make_vec("rlenhance/LowLight-v0", **RELLIE, num_envs=1, crop=8, action_type="continuous",
                              damping=damping)
         venv.reset(seed=0, options={"low": low})
         obs, *_ = venv.step(torch.full((1, 3, 8, 8), 0.5))
@@ -182,7 +184,8 @@ def test_lowlight_damping_and_continuous_actions():
 @pytest.mark.parametrize("action_type", ["discrete", "continuous"])
 def test_lowlight_one_alpha_channel_moves_rgb_together(action_type):
     low = torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1).expand(1, 3, 8, 8).contiguous()
-    venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=1, crop=8, action_type=action_type, alpha_channels=1)
+    venv = envs.make_vec("rlenhance/LowLight-v0", **{**RELLIE, "alpha_channels": 1}, num_envs=1, crop=8,
+                         action_type=action_type)
     assert venv.single_action_space.shape == (1, 8, 8)
     venv.reset(seed=0, options={"low": low})
     action = torch.full((1, 1, 8, 8), 16 if action_type == "discrete" else 0.5)  # table index 16 = alpha 0.5
@@ -258,7 +261,8 @@ def test_bad_actions_are_named():
 
 
 def test_lowlight_exposure_gap_observation_is_the_signed_distance_to_each_target():
-    venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=4, crop=16, conditioned=True, observe_exposure_gap=True)
+    venv = envs.make_vec("rlenhance/LowLight-v0", **{**RELLIE, "conditioned": True, "observe_exposure_gap": True},
+                         num_envs=4, crop=16)
     obs, _ = venv.reset(seed=3)
     assert "exposure_gap" in venv.single_observation_space.spaces
     target = obs["cond"][:, 0] * venv.cond_scale[0] + venv.cond_offset[0]
@@ -268,7 +272,7 @@ def test_lowlight_exposure_gap_observation_is_the_signed_distance_to_each_target
     assert torch.allclose(obs["exposure_gap"], target.view(-1, 1, 1, 1) - obs["image"].mean(dim=1, keepdim=True),
                           atol=1e-6)
     assert float(obs["exposure_gap"].mean()) < float(expected.mean())
-    plain = envs.make_vec("rlenhance/LowLight-v0", num_envs=1, crop=16)
+    plain = envs.make_vec("rlenhance/LowLight-v0", **RELLIE, num_envs=1, crop=16)
     assert "exposure_gap" not in plain.reset(seed=0)[0]
 
 

@@ -8,14 +8,16 @@ import torch
 import envs
 from envs.lowlight import COND_FIELDS, LowLightEnv, LowLightTask
 from rlenhance import losses
-from rlenhance.enhance import decode_setting
 from rlenhance.ops import couple_channels, le_curve
+from tests.specs import RELLIE_LOWLIGHT
 
 ENV_ID = "rlenhance/LowLight-v0"
 
 
 def make(**kwargs):
-    return envs.make_vec(ENV_ID, num_envs=kwargs.pop("num_envs", 2), crop=16, max_episode_steps=2, **kwargs)
+    """A small ReLLIE-style env with ``kwargs`` (the tests' own settings on the mechanics' test bed)."""
+    return envs.make_vec(ENV_ID, num_envs=kwargs.pop("num_envs", 2), crop=16, max_episode_steps=2,
+                         **{**RELLIE_LOWLIGHT, **kwargs})
 
 
 def decoded_cond(venv) -> np.ndarray:
@@ -68,7 +70,7 @@ def test_weight_range_factor_applies_to_weights_without_their_own():
 ])
 def test_bad_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        LowLightTask(1, crop=16, conditioned=True, **kwargs)
+        LowLightTask(1, crop=16, **{**RELLIE_LOWLIGHT, "conditioned": True, **kwargs})
 
 
 def test_couple_channels_pulls_red_and_green_towards_blue():
@@ -193,24 +195,24 @@ def test_smoothness_left_to_the_agent_is_a_setting_and_no_reward_term():
     assert reference.reset(seed=1)[1] == {}
     assert venv.task.setting_ranges["w_smooth"] == (10.0, 400.0)
     assert torch.equal(venv.task.cond, reference.task.cond)  # the same settings drawn and encoded
-    assert torch.allclose(info["action_tv_weight"], torch.from_numpy(decoded_cond(venv)[:, 4]))
-    assert info["action_tv_weight"].std() > 0  # one weight per row
+    assert torch.allclose(info["action_penalty_weight"], torch.from_numpy(decoded_cond(venv)[:, 4]))
+    assert info["action_penalty_weight"].std() > 0  # one weight per row
     rough = torch.randint(0, 27, (4, 3, 16, 16), generator=torch.Generator().manual_seed(0))
     reward, ref_reward = venv.step(rough)[1], reference.step(rough)[1]
     assert torch.all(reward > ref_reward)  # the sampled alpha map's roughness costs nothing here
     alpha = venv.task.alpha(rough)
     smooth = losses.illumination_smoothness_loss(alpha, return_map=True)[1].mean(dim=(1, 2, 3))
-    assert torch.allclose(reward - ref_reward, info["action_tv_weight"] * smooth, rtol=1e-4)
+    assert torch.allclose(reward - ref_reward, info["action_penalty_weight"] * smooth, rtol=1e-4)
     # a rank of a data-parallel job is told the weights of its own rows of the global batch
-    rows = [make(num_envs=2, smooth_in_reward=False, shard=(rank, 2), **kwargs).reset(seed=1)[1]["action_tv_weight"]
-            for rank in range(2)]
-    assert torch.equal(torch.cat(rows), info["action_tv_weight"])
+    rows = [make(num_envs=2, smooth_in_reward=False, shard=(rank, 2), **kwargs).reset(seed=1)[1][
+        "action_penalty_weight"] for rank in range(2)]
+    assert torch.equal(torch.cat(rows), info["action_penalty_weight"])
     # the one-image env tells it as a float; given as cond, the weight is the one the cond encodes
-    single = LowLightEnv(crop=16, smooth_in_reward=False, **kwargs)
+    single = LowLightEnv(crop=16, **{**RELLIE_LOWLIGHT, **kwargs, "smooth_in_reward": False})
     cond = venv.task.cond[2].numpy()
     low = np.full((3, 16, 16), 0.1, np.float32)
     _, single_info = single.reset(seed=0, options={"low": low, "cond": cond})
-    assert single_info["action_tv_weight"] == pytest.approx(float(info["action_tv_weight"][2]))
+    assert single_info["action_penalty_weight"] == pytest.approx(float(info["action_penalty_weight"][2]))
 
 
 def test_log_encoding_maps_the_log_of_each_weight_range_onto_minus_one_to_one():
@@ -226,7 +228,7 @@ def test_log_encoding_maps_the_log_of_each_weight_range_onto_minus_one_to_one():
     log.reset(seed=0)
     linear.reset(seed=0)
     # the same settings drawn; log-uniform samples spread evenly under the log, bunch near -1 linearly
-    setting = decode_setting(log.task.cond, log.cond_offset, log.cond_scale, log.task.cond_log)
+    setting = log.task.transition.decode(log.task.cond)
     assert torch.allclose(setting, torch.from_numpy(decoded_cond(linear)), rtol=1e-5)
     w_exposure_log, w_exposure_linear = log.task.cond[:, 1], linear.task.cond[:, 1]
     assert abs(float(w_exposure_log.mean())) < 0.1 and float(w_exposure_linear.median()) < -0.7
@@ -242,7 +244,7 @@ def test_one_at_a_time_draw_varies_at_most_one_weight_per_image_and_each_of_them
                   weight_ranges=ranges, exposure_range=(0.3, 0.8), cond_encoding="log")
     venv = make(weight_draw="one", **kwargs)
     venv.reset(seed=0)
-    setting = decode_setting(venv.task.cond, venv.cond_offset, venv.cond_scale, venv.task.cond_log).numpy()
+    setting = venv.task.transition.decode(venv.task.cond).numpy()
     defaults = np.array([10.0, 5.0, 1.0, 100.0])  # w_exposure (the env default 10) has no range: kept
     off = ~np.isclose(setting[:, 1:], defaults, rtol=1e-4)
     assert off.sum(axis=1).max() == 1  # never two weights off their defaults in one image
@@ -257,7 +259,7 @@ def test_one_at_a_time_draw_varies_at_most_one_weight_per_image_and_each_of_them
     # the default joint draw varies every ranged weight in almost every image
     joint = make(**kwargs)
     joint.reset(seed=0)
-    joint_setting = decode_setting(joint.task.cond, joint.cond_offset, joint.cond_scale, joint.task.cond_log).numpy()
+    joint_setting = joint.task.transition.decode(joint.task.cond).numpy()
     assert (~np.isclose(joint_setting[:, 2:], defaults[1:], rtol=1e-4)).all(axis=1).mean() > 0.9
     with pytest.raises(ValueError, match="weight_draw: expected one of"):
         make(weight_draw="each")

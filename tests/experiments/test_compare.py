@@ -33,7 +33,6 @@ from rlenhance import registry
 from rlenhance.baselines import baseline_missing, estimate_noise_sigma, gaussian_denoise
 from rlenhance.checkpoint import (
     LowLightPolicySpec,
-    RolloutPolicySpec,
     RSEDenoiserSpec,
     SupervisedSpec,
     save_checkpoint,
@@ -51,6 +50,7 @@ from rlenhance.models.pixelrnn import GatedPixelRNN, hole_ssim
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.models.rse import RSEDenoiser
 from rlenhance.restore import SupervisedRestorer
+from tests.specs import lowlight_spec, rollout_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = 40
@@ -72,15 +72,14 @@ def _scene(seed: int, channels: int = 3) -> np.ndarray:
 
 
 def _lowlight_spec(env: dict) -> LowLightPolicySpec:
-    return LowLightPolicySpec(**env, alpha_mode="mean", cond_offset=[0.0] * 5, observe_exposure_gap=False,
-                              max_side=None, conditioned=False)
+    return lowlight_spec(**env, alpha_mode="mean", cond_offset=[0.0] * 5, observe_exposure_gap=False,
+                         max_side=None, conditioned=False)
 
 
 def _save_rollout_policy(path: Path, env_id: str, task: str, env_kwargs: dict) -> Path:
     venv = envs.make_vec(env_id, num_envs=1, crop=32, **env_kwargs)
     policy = PixelActorCritic(**policy_kwargs_from_env(venv, width=8))
-    spec = RolloutPolicySpec(task=task, env_id=env_id, env_kwargs=env_kwargs, steps=2, block_actions=False,
-                             predictor=None)
+    spec = rollout_spec(task, env_kwargs, steps=2)
     return save_checkpoint(path, model=policy, arch=policy.arch(), extra={"spec": spec, "algorithm": "a3c"})
 
 

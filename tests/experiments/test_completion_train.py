@@ -16,7 +16,7 @@ from skimage.metrics import peak_signal_noise_ratio
 from agents.rollout import load_predictor, load_rollout_policy
 from experiments import completion_train
 from experiments.runs import scalar_rows
-from rlenhance.checkpoint import FORMAT_TAG, SupervisedSpec, load_checkpoint, save_checkpoint
+from rlenhance.checkpoint import SupervisedSpec, load_checkpoint, save_checkpoint
 from rlenhance.data import OccludedPairs
 from rlenhance.errors import CheckpointError, DatasetError
 from rlenhance.io import save_image
@@ -51,10 +51,8 @@ def data(tmp_path_factory):
         save_image(root / folder / "occluded_images" / f"occluded_{name}.png", occluded)
     torch.manual_seed(0)
     gated = GatedPixelRNN(3, **GATED)
-    # an old (format version 1) predictor file: read through the upgrade
-    torch.save({"format": FORMAT_TAG, "version": 1, "arch": gated.arch(), "state_dict": gated.state_dict(),
-                "extra": {"inference": {"model": "gated-pixelrnn", "task": "completion", "channels": 3,
-                                        "needs_mask": True, "composite": True}}}, root / "gated.pt")
+    save_checkpoint(root / "gated.pt", model=gated, arch=gated.arch(), extra={
+        "spec": SupervisedSpec(model="gated-pixelrnn", task="completion", channels=3, prefill="none")})
     mrpnet = MRPNet(1, width=4)
     save_checkpoint(root / "denoiser.pt", model=mrpnet, arch=mrpnet.arch(), extra={
         "spec": SupervisedSpec(model="mrpnet", task="denoise", channels=1, prefill="none")})

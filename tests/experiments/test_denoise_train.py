@@ -28,7 +28,7 @@ from rlenhance.io import save_image
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--episodes", "4", "--eval-every", "2", "--batch", "2", "--crop", "16", "--steps", "2", "--width", "8",
-        "--samples", "2", "--threads", "1"]
+        "--samples", "2", "--threads", "1", "--sigma", "25"]  # one level (the default is the shipped blind three)
 SIGMA = 25.0
 TEST_NAMES = frozenset({"wide.png", "tall.png"})  # the --test images of `folders`
 
@@ -76,7 +76,7 @@ def test_run_folder_contents(tiny_run):
     best = load_checkpoint(out / "checkpoints" / "best.pt")
     assert last["extra"]["episode"] == 4 and "state" in last["extra"] and "state" not in best["extra"]
     spec = best["extra"]["spec"]
-    assert spec.task == "denoise" and spec.steps == 2 and spec.env_kwargs["sigma"] == SIGMA
+    assert spec.task == "denoise" and spec.transition.steps == 2 and spec.env_kwargs["sigma"] == SIGMA
     assert (spec.channels, spec.sigmas) == (1, (SIGMA,))  # one level: gray, not blind
     assert not any("_sigma" in name for name in names)  # one level: no per-level columns
     logged = [float(r["value"]) for r in rows if r["metric"] == "eval/psnr"]

@@ -187,7 +187,7 @@ def test_sac_agent_trains_continuous_alphas_the_enhancer_applies(tmp_path):
     out = lol_train.main([*args, "--agent", "sac", *S("sac.learning_starts=2", "sac.batch=2"),
                           "--out", str(tmp_path / "sac")])
     best = load_checkpoint(out / "checkpoints" / "best.pt")
-    assert best["extra"]["algorithm"] == "sac" and best["extra"]["spec"].action_type == "continuous"
+    assert best["extra"]["algorithm"] == "sac" and best["extra"]["spec"].transition.action_type == "continuous"
     assert best["arch"]["kwargs"]["bounded_mean"] is False and best["arch"]["kwargs"]["n_actions"] is None
     config = json.loads((out / "config.json").read_text())
     assert config["task"]["action"] == "continuous" and config["sac"]["gamma"] < 1
@@ -204,7 +204,7 @@ def test_exposure_gap_and_smooth_on_mean_reach_the_checkpoint_and_the_enhancer(t
     args[args.index("--episodes") + 1] = "2"
     out = lol_train.main([*args, *S("task.policy_side=48", "model.downscale=4"), "--out", str(tmp_path / "gap")])
     best = load_checkpoint(out / "checkpoints" / "best.pt")
-    assert best["extra"]["spec"].observe_exposure_gap is True
+    assert best["extra"]["spec"].transition.observe_exposure_gap is True
     assert best["arch"]["kwargs"]["in_channels"] == 7  # image, original, exposure gap
     assert best["arch"]["kwargs"]["out_channels"] == 1  # one alpha map for R, G and B
     enhancer = Enhancer(out / "checkpoints" / "best.pt", device="cpu")
@@ -373,7 +373,8 @@ def test_rellie_preset_run_records_the_coupling_the_enhancer_applies(tmp_path):
     out = lol_train.main(["--preset", "rellie", *args, "--crop", "24", *S("task.min_steps=none"),
                           "--out", str(tmp_path / "rellie")])
     spec = load_checkpoint(out / "checkpoints" / "best.pt")["extra"]["spec"]
-    assert (spec.channel_coupling, spec.damping, spec.alpha_mode, spec.conditioned) == (0.9, 0.2, "argmax", False)
+    assert (spec.transition.channel_coupling, spec.transition.damping, spec.alpha_mode, spec.conditioned) == \
+        (0.9, 0.2, "argmax", False)
     enhancer = Enhancer(out / "checkpoints" / "best.pt", device="cpu")
     image = torch.rand(1, 3, 16, 16) * 0.3
     for alpha in enhancer.alpha_maps(image, enhancer.cond()):
@@ -408,7 +409,7 @@ def test_per_knob_ranges_reach_the_checkpoint_and_the_enhancer_refuses_outside_t
 
 def test_smoothness_weight_on_the_mean_is_a_setting_of_the_model(tmp_path):
     """--smooth-on-mean --w-smooth-range: the policy is conditioned on w_smooth, which weights each crop's
-    penalty in the A3C loss (mean_action_tv 1); the Enhancer takes w_smooth over the range, and so does
+    penalty in the A3C loss (action_penalty 1); the Enhancer takes w_smooth over the range, and so does
     benchmarks.knobs."""
     from benchmarks import knobs
     from experiments import lol_train
@@ -419,12 +420,12 @@ def test_smoothness_weight_on_the_mean_is_a_setting_of_the_model(tmp_path):
     out = lol_train.main([*args, *S("reward.w_smooth=100", "ranges.w_smooth=20,500"), *FIXED_WEIGHTS,
                           "--out", str(tmp_path / "smooth")])
     last = load_checkpoint(out / "checkpoints" / "last.pt")
-    assert last["extra"]["state"]["config"]["mean_action_tv"] == lol_train.SMOOTH_ON_MEAN["mean_action_tv"] == 1.0
+    assert last["extra"]["state"]["config"]["action_penalty"] == lol_train.SMOOTH_ON_MEAN["action_penalty"] == 1.0
     spec = last["extra"]["spec"]
     assert spec.setting["w_smooth"] == 100.0 and dict(spec.setting_ranges)["w_smooth"] == (20.0, 500.0)
     run_cfg = lol_train.parse_args(["--config", str(out)])
     venv = envs.make_vec(lol_train.ENV_ID, num_envs=2, **lol_train.env_kwargs(run_cfg))
-    assert venv.reset(seed=0)[1]["action_tv_weight"].shape == (2,)  # the weights the A3C loss got
+    assert venv.reset(seed=0)[1]["action_penalty_weight"].shape == (2,)  # the weights the A3C loss got
     enhancer = Enhancer(out / "checkpoints" / "best.pt", device="cpu")
     assert enhancer.setting_ranges == {"exposure": (0.3, 0.8), "w_smooth": (20.0, 500.0)}
     assert float(enhancer.cond(w_smooth=20.0)[0, 4]) == pytest.approx(-1.0)
@@ -461,7 +462,7 @@ def test_log_encoded_checkpoint_encodes_settings_as_its_env(tmp_path):
     out = lol_train.main([*args, *S("ranges.exposure=0.3,0.8", "reward.exposure_mean=2", "reward.w_color=10"), *flags,
                           "--out", str(tmp_path / "log")])
     spec = load_checkpoint(out / "checkpoints" / "best.pt")["extra"]["spec"]
-    assert spec.cond_encodings == ("linear", "log", "log", "log", "log")
+    assert spec.transition.cond_encodings == ("linear", "log", "log", "log", "log")
     enhancer = Enhancer(out / "checkpoints" / "best.pt", device="cpu")
     assert enhancer.setting_ranges == {"exposure": (0.3, 0.8), **ranges}
     task = envs.make_vec(lol_train.ENV_ID, num_envs=1,
@@ -516,7 +517,7 @@ def test_alpha_min_zero_trains_a_model_that_never_darkens_a_pixel(tmp_path, alph
     out = lol_train.main([*TINY, *extra, "--out", str(tmp_path / "run")])
     # the curves alone: the default clean stage smooths a brightened pixel with its neighbours
     enhancer = Enhancer(out / "checkpoints" / "last.pt", device="cpu", denoise=0)
-    assert min(enhancer.spec.alpha_table) == pytest.approx(0.0 if alpha_min is None else -0.3)
+    assert min(enhancer.transition.alpha_table) == pytest.approx(0.0 if alpha_min is None else -0.3)
     with torch.no_grad():  # the policy's most darkening choice everywhere: its lowest alpha, always
         head = enhancer.policy.policy_head
         head.weight.zero_()
@@ -559,7 +560,7 @@ def test_min_steps_trains_on_episodes_of_drawn_lengths():
     assert isinstance(agent, A3C)
     steps = [agent.train_episode(venv, seed=0 if e == 0 else None)["steps"] for e in range(12)]
     assert set(steps) == {1.0, 2.0, 3.0, 4.0}  # the episode's drawn length, one update at its end
-    assert lol_train.inference_spec(args, venv.task).test_steps == 3
+    assert lol_train.inference_spec(args, venv.task).transition.steps == 3
 
 
 def test_the_cap_is_the_shipped_models_recorded_for_inference_never_in_training(tmp_path):
@@ -570,14 +571,14 @@ def test_the_cap_is_the_shipped_models_recorded_for_inference_never_in_training(
 
     args = list(TINY)
     args[args.index("--episodes") + 1] = "2"
-    shipped = Enhancer(device="cpu").spec
+    shipped = Enhancer(device="cpu").spec.transition
     default = lol_train.parse_args(args)
-    assert default.task.max_overshoot == shipped.max_overshoot and shipped.overshoot_weighted
+    assert default.task.max_overshoot == shipped.max_overshoot and shipped.overshoot_reference is not None
     assert "max_overshoot" not in lol_train.env_kwargs(default)  # the shipped policy was trained without it
     out = lol_train.main([*args, *S("task.max_overshoot=0.05"), "--out", str(tmp_path / "cap")])
     path = out / "checkpoints" / "best.pt"
-    spec = load_checkpoint(path)["extra"]["spec"]
-    assert (spec.max_overshoot, spec.overshoot_weighted) == (0.05, True)
+    spec = load_checkpoint(path)["extra"]["spec"].transition
+    assert (spec.max_overshoot, spec.overshoot_reference is not None) == (0.05, True)
     assert Enhancer(path, device="cpu").max_overshoot == 0.05
     for spelling in ("inf", "none"):
         assert lol_train.parse_args([*args, *S(f"task.max_overshoot={spelling}")]).task.max_overshoot is None

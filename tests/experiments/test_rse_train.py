@@ -275,19 +275,6 @@ def test_a_rank_draws_only_its_rows_of_the_vae_batch_one_process_draws(monkeypat
     assert not torch.equal(rse.vae_batch(args, clean, inputs, 4, 12, Ranks().rows(6))[0], source)
 
 
-def test_a_checkpoint_of_one_level_written_before_sigmas_still_loads(folders, tmp_path):
-    with contextlib.redirect_stdout(io.StringIO()):
-        out = Path(rse_train.main(tiny(folders, tmp_path / "one", "--rounds", "1", "--sigma", "20")))
-    path = out / "checkpoints" / "best.pt"
-    assert load_checkpoint(path)["extra"]["spec"].sigmas == (20.0,)
-    raw = torch.load(path, weights_only=True)
-    del raw["extra"]["spec"]["sigmas"]  # as written before the field
-    old = tmp_path / "old.pt"
-    torch.save(raw, old)
-    _, spec = load_rse(old)
-    assert (spec.sigma, spec.sigmas) == (20.0, (20.0,))
-
-
 @pytest.fixture(scope="module")
 def real_pairs(tmp_path_factory):
     """noisy/ + clean/ folders (real pairs) whose degradation is a constant +0.1: no Gaussian draw gives it."""

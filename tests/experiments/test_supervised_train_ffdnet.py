@@ -15,12 +15,13 @@ from experiments.runs import read_metrics
 from experiments.supervised import learning_rate, make_example, open_datasets, validation_sets
 from experiments.supervised_train import main, parse, settings
 from rlenhance.baselines import estimate_noise_sigma
-from rlenhance.checkpoint import LowLightPolicySpec, load_checkpoint, save_checkpoint
+from rlenhance.checkpoint import load_checkpoint, save_checkpoint
 from rlenhance.denoisers import NoiseLevelDenoiser, load_denoiser
 from rlenhance.enhance import Enhancer
 from rlenhance.io import save_image
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.restore import SupervisedRestorer
+from tests.specs import lowlight_spec
 
 TINY = ["--epochs", "1", "--steps-per-epoch", "3", "--batch", "2", "--crop", "32", "--width", "8",
         "--set", "data.val_samples=4", "--set", "run.samples=1", "--threads", "1"]
@@ -88,7 +89,7 @@ def test_ffdnet_run_leaves_a_checkpoint_the_enhancer_drives_with_its_map(tmp_pat
     restorer = SupervisedRestorer(out / "checkpoints" / "best.pt", device="cpu", noise_map=True)
     torch.manual_seed(0)
     policy = PixelActorCritic(in_channels=6, out_channels=3, n_actions=27, width=8, downscale=2)
-    policy_spec = LowLightPolicySpec(
+    policy_spec = lowlight_spec(
         alpha_table=[round((a - 6) / 20, 2) for a in range(27)], damping=0.2, action_type="discrete", test_steps=2,
         alpha_mode="mean", cond_fields=[], cond_scale=[], cond_offset=[],
         setting={"exposure_target": 0.6, "w_exposure": 10.0, "w_color": 5.0, "w_spatial": 1.0, "w_smooth": 20.0},

@@ -183,7 +183,7 @@ def test_the_shipped_model_has_a_slider_for_every_knob_in_its_trained_range():
         ("w_spatial", 1.0, 1000.0, 1.0), ("w_smooth", 0.1, 100.0, 10.0)]
     assert knobs.fixed == {} and knobs.conditioned
     assert [k.log for k in knobs.sliders] == [False, True, True, True, True]  # the weights: log-uniform in training
-    steps = enhancer.spec.test_steps  # the shipped model's (10): the slider offers up to twice as many
+    steps = enhancer.spec.transition.steps  # the shipped model's (10): the slider offers up to twice as many
     assert steps == 10 and (knobs.steps.low, knobs.steps.high, knobs.steps.default) == (1, 2 * steps, steps)
     # the same ranges from the conditioning encoding alone (a checkpoint without training options)
     assert kit.enhance_knobs(enhancer).sliders == knobs.sliders

@@ -1,5 +1,5 @@
 """Tests for rlenhance.checkpoint: round trip, atomic saving, every refusal on load, strict build, the
-typed metadata specs and the upgrade of version-1 files."""
+typed metadata specs, and the one-line refusal of files of another format version."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from rlenhance.checkpoint import (
 )
 from rlenhance.checkpoint import files as ckpt_mod
 from rlenhance.errors import CheckpointError
+from rlenhance.transitions import CompletionTransition, DenoiseTransition, LowLightTransition
 
 
 class TinyNet(nn.Module):
@@ -262,8 +263,8 @@ def test_load_bare_state_dict_is_refused(tmp_path):
 
 @pytest.mark.parametrize("overrides, pattern", [
     ({"format": "someone-else"}, "format tag is 'someone-else'"),
-    ({"version": FORMAT_VERSION + 1}, f"version {FORMAT_VERSION + 1} is not supported"),  # a later rlenhance's
-    ({"version": 0}, "version 0 is not supported"),
+    ({"version": FORMAT_VERSION + 1}, f"version {FORMAT_VERSION + 1}, not one this rlenhance knows"),  # a later one
+    ({"version": 0}, "version 0, an older format; this rlenhance reads version 3"),
     ({"arch": "TinyNet"}, "arch must be a dict"),
     ({"state_dict": [1, 2]}, "state_dict must map"),
     ({"state_dict": {"w": [1.0]}}, "state_dict must map"),
@@ -375,15 +376,21 @@ def test_build_detects_arch_that_does_not_fit_weights(tmp_path):
 # ---------------------------------------------------------------- typed metadata (specs)
 
 COND_FIELDS = ["exposure_target", "w_exposure", "w_color", "w_spatial", "w_smooth"]
+DENOISE = DenoiseTransition(predict=True, clip=False, steps=5)
 SETTING = {"exposure_target": 0.5, "w_exposure": 30.0, "w_color": 5.0, "w_spatial": 1.0, "w_smooth": 5.0}
 #: One spec of each kind, as the trainers write them.
 SPEC_EXAMPLES = {
     "lowlight-policy": LowLightPolicySpec(
-        alpha_table=[-0.1, 0.0, 0.5], damping=0.2, action_type="discrete", test_steps=4, alpha_mode="argmax",
-        cond_fields=COND_FIELDS, cond_scale=[0.3, 1.0, 1.0, 1.0, 1.0], cond_offset=[0.5, 30.0, 5.0, 1.0, 5.0],
-        setting=SETTING, observe_exposure_gap=True, max_side=128, conditioned=True),
+        transition=LowLightTransition(
+            action_type="discrete", alpha_table=[-0.1, 0.0, 0.5], alpha_channels=3, channel_coupling=0.0, damping=0.2,
+            max_overshoot=None, overshoot_reference=None, cond_fields=COND_FIELDS,
+            cond_scale=[0.3, 1.0, 1.0, 1.0, 1.0], cond_offset=[0.5, 30.0, 5.0, 1.0, 5.0], cond_encodings=["linear"] * 5,
+            observe_exposure_gap=True, steps=4),
+        alpha_mode="argmax", setting=SETTING, max_side=128, conditioned=True,
+        setting_ranges={"exposure_target": (0.2, 0.8)}, blur_sigma=None, env_kwargs={"crop": 64}),
     "rollout-policy": RolloutPolicySpec(
-        task="completion", env_id="rlenhance/Completion-v0", env_kwargs={"crop": 64, "occlusion": "box"}, steps=5,
+        task="completion", env_id="rlenhance/Completion-v0", env_kwargs={"crop": 64, "occlusion": "box"},
+        transition=CompletionTransition(predict=True, smooth_iters=20, steps=5),
         block_actions=True, predictor="/models/gated.pt"),
     "supervised": SupervisedSpec(model="gated-pixelrnn", task="completion", channels=3, prefill="diffusion"),
 }
@@ -397,7 +404,7 @@ def test_spec_round_trips_through_a_file(tmp_path, kind):
     assert type(spec).from_dict(data) == spec and SPECS[kind] is type(spec)
     path = save_checkpoint(tmp_path / "m.pt", model=_model(), arch=_arch(), extra={"spec": spec, "step": 3})
     raw = torch.load(path, weights_only=True)
-    assert raw["version"] == FORMAT_VERSION == 2 and raw["extra"]["spec"] == data  # stored as the dict
+    assert raw["version"] == FORMAT_VERSION == 3 and raw["extra"]["spec"] == data  # stored as the dict
     loaded = load_checkpoint(path, spec=type(spec))
     assert loaded["extra"]["spec"] == spec and type(loaded["extra"]["spec"]) is type(spec)
     assert loaded["extra"]["step"] == 3  # the trainer's own data is left alone
@@ -411,14 +418,15 @@ def test_supervised_spec_derives_mask_and_composite():
 
 
 @pytest.mark.parametrize("edit, pattern", [
-    (lambda d: d.pop("damping"), r"missing key\(s\) \['damping'\]"),
+    (lambda d: d.pop("alpha_mode"), r"missing key\(s\) \['alpha_mode'\]"),
+    (lambda d: d["transition"].pop("damping"), r"key 'transition': .*missing key\(s\) \['damping'\]"),
     (lambda d: d.update(greedy=True), r"unknown key\(s\) \['greedy'\]"),
-    (lambda d: d.update(test_steps="4"), "key 'test_steps' must be an int, got str '4'"),
     (lambda d: d.update(conditioned=1), "key 'conditioned' must be a bool, got int 1"),
-    (lambda d: d.update(alpha_table=[0.1, "x"]), r"key 'alpha_table\[1\]' must be a float"),
-    (lambda d: d.update(damping=float("nan")), "key 'damping' must be finite"),
+    (lambda d: d.update(transition=[1]), "key 'transition' must be a LowLightTransition dict"),
+    (lambda d: d["transition"].update(damping=1.5), "damping 1.5"),
+    (lambda d: d["transition"].update(steps=None), "steps is None"),
     (lambda d: d.update(setting={"exposure_target": 0.5}), r"setting lacks the cond_fields \['w_exposure'"),
-    (lambda d: d.update(action_type="binary"), "action_type 'binary'"),
+    (lambda d: d["transition"].update(action_type="binary"), "action_type 'binary'"),
     (lambda d: d.update(max_side=8), "max_side 8"),
     (lambda d: d.update(kind="nope"), r"kind 'nope'; known kinds"),
     (lambda d: d.pop("kind"), r"kind None; known kinds"),
@@ -446,126 +454,43 @@ def test_load_refuses_a_checkpoint_of_another_kind(tmp_path):
 
 
 def test_metadata_is_written_only_as_a_spec(tmp_path):
-    for extra, pattern in (({"env": {"steps": 5}}, r"extra\['env'\] is version 1's untyped metadata"),
-                           ({"inference": {}}, "version 1's untyped metadata"),
-                           ({"spec": SPEC_EXAMPLES["supervised"].to_dict()}, "must be a spec object.*got dict")):
+    for extra, pattern in (({"spec": SPEC_EXAMPLES["supervised"].to_dict()}, "must be a spec object.*got dict"),):
         with pytest.raises(CheckpointError, match=pattern):
             save_checkpoint(tmp_path / "x.pt", model=_model(), arch=_arch(), extra=extra)
     assert not (tmp_path / "x.pt").exists()
     with pytest.raises(CheckpointError, match=r"^SupervisedSpec: channels 2 \(accepted: 1, 3\)"):
         SupervisedSpec(model="mrpnet", task="denoise", channels=2, prefill="none")
     with pytest.raises(CheckpointError, match="predictor is empty"):  # a denoising policy may have one (a path)
-        RolloutPolicySpec(task="denoise", env_id="rlenhance/Denoise-v0", env_kwargs={}, steps=5, block_actions=False,
-                          predictor="")
+        RolloutPolicySpec(task="denoise", env_id="rlenhance/Denoise-v0", env_kwargs={}, transition=DENOISE,
+                          block_actions=False, predictor="")
     with pytest.raises(CheckpointError, match="predictor 'weights/mrpnet.pt' is a relative path.*or a bare file name"):
-        RolloutPolicySpec(task="denoise", env_id="rlenhance/Denoise-v0", env_kwargs={}, steps=5, block_actions=False,
-                          predictor="weights/mrpnet.pt")
+        RolloutPolicySpec(task="denoise", env_id="rlenhance/Denoise-v0", env_kwargs={}, transition=DENOISE,
+                          block_actions=False, predictor="weights/mrpnet.pt")
     with pytest.raises(CheckpointError, match="observe_prediction'] is set without a predictor"):
         RolloutPolicySpec(task="denoise", env_id="rlenhance/Denoise-v0", env_kwargs={"observe_prediction": True},
-                          steps=5, block_actions=False, predictor=None)
+                          transition=DENOISE, block_actions=False, predictor=None)
     for accepted in ("/runs/sup/checkpoints/best.pt", "mrpnet_denoise.pt"):  # what trainers and shipped files record
-        RolloutPolicySpec(task="denoise", env_id="rlenhance/Denoise-v0", env_kwargs={}, steps=5, block_actions=False,
-                          predictor=accepted)
-    path = tmp_path / "stale.pt"  # a version-2 file carrying a version-1 block was not written by rlenhance
-    torch.save(_raw_payload(_model(), extra={"env": {"steps": 5}}), path)
-    with pytest.raises(CheckpointError, match=r"stale\.pt.*version-1 metadata"):
-        load_checkpoint(path)
+        RolloutPolicySpec(task="denoise", env_id="rlenhance/Denoise-v0", env_kwargs={}, transition=DENOISE,
+                          block_actions=False, predictor=accepted)
+    with pytest.raises(CheckpointError, match="predict False with predictor"):
+        RolloutPolicySpec(task="denoise", env_id="rlenhance/Denoise-v0", env_kwargs={},
+                          transition=DenoiseTransition(predict=False, clip=False, steps=5), block_actions=False,
+                          predictor="mrpnet_denoise.pt")
+    with pytest.raises(CheckpointError, match=r"env_kwargs holds \['clip'\].*transition of task 'completion'"):
+        RolloutPolicySpec(task="denoise", env_id="rlenhance/Denoise-v0", env_kwargs={"clip": True},
+                          transition=SPEC_EXAMPLES["rollout-policy"].transition, block_actions=False, predictor="a.pt")
 
 
-# ---------------------------------------------------------------- version 1 files
-
-def _save_v1(path: Path, extra: dict | None) -> Path:
-    """A checkpoint as rlenhance wrote it in format version 1 (untyped extra["env"] / extra["inference"])."""
-    torch.save(_raw_payload(_model(), version=1, extra=extra), path)
-    return path
-
-
-#: The last version-1 blocks of each trainer, with every key they held.
-LOWLIGHT_V1 = {"task": "lowlight", "env_id": "rlenhance/LowLight-v0", "alpha_table": [-0.1, 0.0, 0.5], "damping": 0.2,
-               "action_type": "discrete", "test_steps": 4, "alpha_mode": "argmax", "cond_fields": COND_FIELDS,
-               "cond_scale": [0.3, 1.0, 1.0, 1.0, 1.0], "cond_offset": [0.5, 30.0, 5.0, 1.0, 5.0],
-               "observe_exposure_gap": True, "max_side": 128, "setting": SETTING, "conditioned": True}
-COMPLETION_V1 = {"task": "completion", "env_id": "rlenhance/Completion-v0",
-                 "env_kwargs": {"crop": 64, "occlusion": "box"}, "steps": 5, "block_actions": True, "greedy": True,
-                 "actions": ["keep", "diffuse", "predict"], "predictor": "/models/gated.pt", "occlusion_seed": 0}
-DENOISE_V1 = {"task": "denoise", "env_id": "rlenhance/Denoise-v0", "env_kwargs": {"sigma": 25.0, "gray": True},
-              "steps": 5, "block_actions": False, "greedy": True, "actions": ["keep"], "sigma": 25.0, "gray": True,
-              "noise_seed": 0, "clip_output": True}
-SUPERVISED_V1 = {"model": "gated-pixelrnn", "task": "completion", "channels": 3, "needs_mask": True,
-                 "composite": True, "prefill": "diffusion"}
-#: Keys lol_train's block gained after its first version, and what a first-version file upgrades to.
-LOWLIGHT_LATER = ("task", "env_id", "alpha_mode", "cond_offset", "observe_exposure_gap", "max_side")
-FIRST_LOWLIGHT = LowLightPolicySpec(**{k: v for k, v in LOWLIGHT_V1.items() if k not in ("task", "env_id")}
-                                    | {"alpha_mode": "mean", "cond_offset": [0.0] * 5, "observe_exposure_gap": False,
-                                       "max_side": None})
+def test_an_older_format_gets_one_line(tmp_path):
+    """Files of format versions 1 and 2 (untyped metadata, specs without transitions) are refused in one line."""
+    for version, extra in ((1, {"inference": {"model": "mrpnet", "task": "denoise", "channels": 1}}),
+                           (2, {"spec": {"kind": "rollout-policy", "steps": 5}})):
+        path = tmp_path / f"v{version}.pt"
+        torch.save(_raw_payload(_model(), version=version, extra=extra), path)
+        with pytest.raises(CheckpointError) as info:
+            load_checkpoint(path)
+        message = str(info.value)
+        assert "\n" not in message and message.startswith(f"checkpoint {path}: format version {version}, an older "
+                                                           "format; this rlenhance reads version 3")
 
 
-@pytest.mark.parametrize("block, expected", [
-    ({"env": LOWLIGHT_V1}, SPEC_EXAMPLES["lowlight-policy"]),
-    ({"env": COMPLETION_V1}, SPEC_EXAMPLES["rollout-policy"]),
-    ({"env": DENOISE_V1}, RolloutPolicySpec(task="denoise", env_id="rlenhance/Denoise-v0",
-                                            env_kwargs={"sigma": 25.0, "gray": True}, steps=5, block_actions=False,
-                                            predictor=None)),
-    ({"inference": SUPERVISED_V1}, SPEC_EXAMPLES["supervised"]),
-    # the first versions' blocks: keys added later get the values those files were read with
-    ({"env": {k: v for k, v in LOWLIGHT_V1.items() if k not in LOWLIGHT_LATER}}, FIRST_LOWLIGHT),
-    ({"inference": {"model": "mrpnet", "task": "denoise", "channels": 1, "needs_mask": False, "composite": False}},
-     SupervisedSpec(model="mrpnet", task="denoise", channels=1, prefill="none")),
-])
-def test_version_1_files_are_upgraded_on_load(tmp_path, block, expected):
-    path = _save_v1(tmp_path / "old.pt", {**block, "episode": 7, "args": {"seed": 1}})
-    loaded = load_checkpoint(path, spec=type(expected))
-    assert loaded["version"] == 1 and loaded["extra"]["spec"] == expected
-    assert loaded["extra"]["episode"] == 7 and loaded["extra"]["args"] == {"seed": 1}  # the trainer's data kept
-    assert "env" not in loaded["extra"] and "inference" not in loaded["extra"]
-    assert load_checkpoint(_save_v1(tmp_path / "plain.pt", {"step": 2}))["extra"] == {"step": 2}
-    assert load_checkpoint(_save_v1(tmp_path / "none.pt", None))["extra"] is None
-
-
-def test_version_1_smooth_on_mean_policy_gets_the_setting_its_env_used(tmp_path):
-    """lol_train --smooth-on-mean trains its env with w_smooth 0 (the weight goes to the A3C loss); version-1
-    files written before that was recorded hold --w-smooth in their setting. The upgrade gives the
-    Enhancer the cond the policy saw in training."""
-    import envs
-    from envs.lowlight import COND_FIELDS as LOWLIGHT_COND_FIELDS
-    from rlenhance.enhance import Enhancer
-    from rlenhance.models.policy import PixelActorCritic
-
-    w_smooth = 5.0
-    task = envs.make_vec("rlenhance/LowLight-v0", num_envs=1, crop=16, conditioned=True, w_exposure=30.0,
-                         w_smooth=0.0).task  # the env of a --smooth-on-mean run
-    old_setting = {"exposure_target": task.exposure_target, **{k: float(v) for k, v in task.weights.items()},
-                   "w_smooth": w_smooth}  # what lol_train recorded before the fix: the --w-smooth argument
-    env = {"alpha_table": task.alpha_table.tolist(), "damping": 0.0, "action_type": "discrete", "test_steps": 2,
-           "alpha_mode": "mean", "cond_fields": list(LOWLIGHT_COND_FIELDS), "cond_scale": task.cond_scale.tolist(),
-           "cond_offset": task.cond_offset.tolist(), "setting": old_setting, "conditioned": True}
-    policy = PixelActorCritic(in_channels=6, out_channels=3, n_actions=len(env["alpha_table"]), width=4, cond_dim=5)
-    for smooth_on_mean, feeds in ((True, task.setting_cond(1)), (False, None)):
-        path = tmp_path / f"lol_{smooth_on_mean}.pt"
-        torch.save({"format": FORMAT_TAG, "version": 1, "arch": policy.arch(), "state_dict": policy.state_dict(),
-                    "extra": {"env": env, "args": {"smooth_on_mean": smooth_on_mean, "w_smooth": w_smooth}}}, path)
-        spec = load_checkpoint(path, spec=LowLightPolicySpec)["extra"]["spec"]
-        enhancer = Enhancer(path, device="cpu")
-        if smooth_on_mean:
-            assert spec.setting["w_smooth"] == 0.0
-            assert torch.allclose(enhancer.cond(), feeds)  # the env's own cond, w_smooth 0 included
-        else:  # without --smooth-on-mean the env did use --w-smooth
-            assert spec.setting == old_setting
-
-
-@pytest.mark.parametrize("extra, pattern", [
-    ({"env": {"alpha_table": [0.0]}}, r"missing key\(s\) \['damping', 'action_type'"),
-    ({"inference": {**SUPERVISED_V1, "colour": True}}, r"unknown key\(s\) \['colour'\] \(no rlenhance version"),
-    ({"inference": {**SUPERVISED_V1, "channels": "3"}}, "key 'channels' must be an int"),
-    ({"inference": {**SUPERVISED_V1, "prefill": "telea"}}, "prefill 'telea'"),
-    ({"env": {**DENOISE_V1, "steps": 0}}, "steps 0"),
-    ({"env": [1, 2]}, "it is a list, not a dict"),
-    ({"env": DENOISE_V1, "inference": SUPERVISED_V1}, r"extra also holds \['inference'\]"),
-])
-def test_version_1_file_that_cannot_be_upgraded_gets_one_line(tmp_path, extra, pattern):
-    path = _save_v1(tmp_path / "old.pt", extra)
-    with pytest.raises(CheckpointError, match=pattern) as info:
-        load_checkpoint(path)
-    message = str(info.value)
-    assert "\n" not in message and message.startswith(f"checkpoint {path}: version-1 extra[")
-    assert "cannot be upgraded to format version 2" in message

@@ -20,9 +20,8 @@ from rlenhance.checkpoint import (
     load_checkpoint,
     read_metadata,
     save_checkpoint,
-    upgrade_v1_extra,
 )
-from rlenhance.checkpoint.upgrade import _read_spec
+from rlenhance.checkpoint.files import _read_spec
 from rlenhance.errors import CheckpointError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,8 +58,7 @@ def test_every_shipped_file_reads_as_load_checkpoint_reads_it(path):
     assert {k: meta[k] for k in ("format", "version", "arch")} == {k: loaded[k] for k in ("format", "version", "arch")}
     assert meta["state_dict"] == {name: stub_of(t) for name, t in loaded["state_dict"].items()}
     source = f"checkpoint {path}"
-    parse = upgrade_v1_extra if meta["version"] == 1 else _read_spec
-    parsed = parse(meta["extra"], source=source)
+    parsed = _read_spec(meta["extra"], source)
     assert parsed["spec"] == loaded["extra"]["spec"]
     assert parsed == loaded["extra"]
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlenhance.checkpoint import LowLightPolicySpec, RSEDenoiserSpec, SupervisedSpec, save_checkpoint
+from rlenhance.checkpoint import RSEDenoiserSpec, SupervisedSpec, save_checkpoint
 from rlenhance.cli import main
 from rlenhance.denoisers import DENOISER_CHECKPOINTS, load_denoiser
 from rlenhance.enhance import Enhancer
@@ -23,10 +23,11 @@ from rlenhance.models.pixelrnn import GatedPixelRNN
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.models.rse import RSEDenoiser
 from rlenhance.restore import SupervisedRestorer
+from tests.specs import lowlight_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 LEVEL = 1 / 255  # outputs are 8-bit PNGs
-SPEC = LowLightPolicySpec(
+SPEC = lowlight_spec(
     alpha_table=[round((a - 6) / 20, 2) for a in range(27)], damping=0.2, action_type="discrete", test_steps=2,
     alpha_mode="mean", cond_fields=[], cond_scale=[], cond_offset=[],
     setting={"exposure_target": 0.6, "w_exposure": 10.0, "w_color": 5.0, "w_spatial": 1.0, "w_smooth": 20.0},

@@ -12,11 +12,11 @@ import pytest
 import torch
 
 import rlenhance.denoisers as denoisers
+from envs.checkpoints import rollout_policy_spec
 from rlenhance import registry
 from rlenhance.baselines import estimate_noise_sigma
 from rlenhance.checkpoint import (
     LowLightPolicySpec,
-    RolloutPolicySpec,
     RSEDenoiserSpec,
     SupervisedSpec,
     save_checkpoint,
@@ -37,6 +37,7 @@ from rlenhance.models.mrpnet import MRPNet
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.models.rse import RSEDenoiser
 from rlenhance.restore import Restorer, SupervisedRestorer
+from rlenhance.transitions import LowLightTransition
 
 ROOT = Path(__file__).resolve().parents[2]
 WEIGHTS = ROOT / "rlenhance" / "weights"
@@ -77,9 +78,7 @@ def policy_checkpoint(path, channels, *, downscale=1, block_actions=False, conv_
         env_kwargs["clip"] = True
     if task == "completion":
         env_kwargs = {"crop": 16, "max_episode_steps": steps}
-    env_id = {"denoise": "rlenhance/Denoise-v0", "completion": "rlenhance/Completion-v0"}[task]
-    spec = RolloutPolicySpec(task=task, env_id=env_id, env_kwargs=env_kwargs, steps=steps,
-                             block_actions=block_actions, predictor=None)
+    spec = rollout_policy_spec(task, env_kwargs, block_actions=block_actions, predictor=None)
     return save_checkpoint(path, model=policy, arch=policy.arch(), extra={"spec": spec, "algorithm": algorithm})
 
 
@@ -117,9 +116,12 @@ def ckpts(tmp_path_factory):
     mrpnet = MRPNet(1, width=8)
     lowlight = PixelActorCritic(in_channels=6, out_channels=3, n_actions=3, width=8)
     lowlight_spec = LowLightPolicySpec(
-        alpha_table=[-0.1, 0.0, 0.1], damping=0.0, action_type="discrete", test_steps=1, alpha_mode="mean",
-        cond_fields=[], cond_scale=[], cond_offset=[], setting={"exposure_target": 0.5}, observe_exposure_gap=False,
-        max_side=None, conditioned=False)
+        transition=LowLightTransition(
+            action_type="discrete", alpha_table=[-0.1, 0.0, 0.1], alpha_channels=3, channel_coupling=0.0, damping=0.0,
+            max_overshoot=None, overshoot_reference=None, cond_fields=[], cond_scale=[], cond_offset=[],
+            cond_encodings=[], observe_exposure_gap=False, steps=1),
+        alpha_mode="mean", setting={"exposure_target": 0.5}, max_side=None, conditioned=False, setting_ranges={},
+        blur_sigma=None, env_kwargs={})
     return {
         "a3c_gray": policy_checkpoint(folder / "a3c_gray.pt", 1),
         "a3c_color": policy_checkpoint(folder / "a3c_color.pt", 3),

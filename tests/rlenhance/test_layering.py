@@ -102,7 +102,7 @@ PACKAGE = ROOT / "rlenhance"
 #: rlenhance's layers, lowest first: a module may import its own layer and those below, never one above.
 LAYERS = (
     ("core", ("rlenhance.errors", "rlenhance.io", "rlenhance.atomic", "rlenhance.runtime", "rlenhance.ops",
-              "rlenhance.metrics", "rlenhance.losses", "rlenhance.data", "rlenhance.baselines",
+              "rlenhance.metrics", "rlenhance.losses", "rlenhance.data", "rlenhance.baselines", "rlenhance.transitions",
               "rlenhance.submission")),
     ("checkpoint", ("rlenhance.checkpoint",)),  # files and typed specs; owns no network
     ("models", ("rlenhance.models",)),  # architectures

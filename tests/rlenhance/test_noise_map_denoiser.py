@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rlenhance.checkpoint import LowLightPolicySpec, SupervisedSpec, save_checkpoint
+from rlenhance.checkpoint import SupervisedSpec, save_checkpoint
 from rlenhance.cli import main
 from rlenhance.data import BuiltinImages, noise_level_map
 from rlenhance.denoisers import DENOISER_CHECKPOINTS, load_denoiser
@@ -20,9 +20,10 @@ from rlenhance.models.policy import PixelActorCritic
 from rlenhance.models.vae import d4_inverse, d4_transform
 from rlenhance.ops import le_curve, le_gain
 from rlenhance.restore import ENSEMBLES, OPPONENT_COLOUR, OPPONENT_OFFSET, SupervisedRestorer
+from tests.specs import lowlight_spec
 
 SIGMA = 12.0  # the denoiser's trained largest dark-level noise
-POLICY_SPEC = LowLightPolicySpec(
+POLICY_SPEC = lowlight_spec(
     alpha_table=[round((a - 6) / 20, 2) for a in range(27)], damping=0.2, action_type="discrete", test_steps=3,
     alpha_mode="mean", cond_fields=[], cond_scale=[], cond_offset=[],
     setting={"exposure_target": 0.6, "w_exposure": 10.0, "w_color": 5.0, "w_spatial": 1.0, "w_smooth": 20.0},
@@ -54,13 +55,16 @@ def _image(height=37, width=53, channels=3, seed=0, high=0.3):
 
 
 # --- the spec -------------------------------------------------------------------------------------------
-def test_the_spec_records_the_noise_and_files_that_predate_it_read_as_plain():
+def test_the_spec_records_the_noise_and_a_plain_denoiser_none():
     spec = SupervisedSpec(model="ffdnet", task="denoise", channels=1, prefill="none", noise="amplified", sigma=10.0)
     assert spec.needs_noise_map and SupervisedSpec.from_dict(spec.to_dict()) == spec
-    old = SupervisedSpec(model="mrpnet", task="denoise", channels=1, prefill="none").to_dict()
-    del old["noise"], old["sigma"]
-    read = SupervisedSpec.from_dict(old)
-    assert (read.noise, read.sigma, read.needs_noise_map) == (None, None, False)
+    plain = SupervisedSpec(model="mrpnet", task="denoise", channels=1, prefill="none")
+    assert SupervisedSpec.from_dict(plain.to_dict()) == plain
+    assert (plain.noise, plain.sigma, plain.needs_noise_map) == (None, None, False)
+    without = plain.to_dict()
+    del without["noise"]
+    with pytest.raises(CheckpointError, match=r"missing key\(s\) \['noise'\]"):
+        SupervisedSpec.from_dict(without)
 
 
 def test_the_spec_of_an_ffdnet_on_gaussian_noise_records_its_levels():

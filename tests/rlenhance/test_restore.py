@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rlenhance.checkpoint import FORMAT_TAG, RolloutPolicySpec, SupervisedSpec, save_checkpoint
+from rlenhance.checkpoint import FORMAT_TAG, FORMAT_VERSION, SupervisedSpec, save_checkpoint
 from rlenhance.data.occluded import estimate_occlusion_mask
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import BT601_LUMA_WEIGHTS, load_image
@@ -22,6 +22,7 @@ from rlenhance.restore import (
     default_checkpoint,
     hole_mask,
 )
+from tests.specs import rollout_spec
 
 
 def save_supervised(path: Path, model: torch.nn.Module, model_name: str, task: str, channels: int,
@@ -33,10 +34,11 @@ def save_supervised(path: Path, model: torch.nn.Module, model_name: str, task: s
                            extra={"epoch": 1, "scores": {"loss": 0.1}, "spec": spec})
 
 
-def save_v1(path: Path, model: torch.nn.Module, extra: dict) -> Path:
-    """Write a checkpoint of format version 1 (untyped ``extra["inference"]``), as older rlenhance did."""
-    torch.save({"format": FORMAT_TAG, "version": 1, "arch": model.arch(), "state_dict": model.state_dict(),
-                "extra": extra}, path)
+def save_raw(path: Path, model: torch.nn.Module, spec: dict) -> Path:
+    """Write a checkpoint whose spec dict was written by hand (not validated on the way out)."""
+    torch.save({"format": FORMAT_TAG, "version": FORMAT_VERSION, "arch": model.arch(), "state_dict": model.state_dict(),
+                "extra": {"spec": {"kind": "supervised", "prefill": "none", "variant": "default", "noise": None,
+                                   "sigma": None, "upscale": 1, "sigmas": None, **spec}}}, path)
     return path
 
 
@@ -188,27 +190,25 @@ def test_wrong_task_is_refused_with_file_task_and_accepted(checkpoints):
 
 def test_policy_checkpoint_is_not_a_supervised_one(tmp_path):
     policy = PixelActorCritic(in_channels=6, out_channels=3, n_actions=27, width=4)
-    spec = RolloutPolicySpec(task="denoise", env_id="rlenhance/Denoise-v0", env_kwargs={}, steps=5,
-                             block_actions=False, predictor=None)
+    spec = rollout_spec("denoise", {}, steps=5)
     path = save_checkpoint(tmp_path / "policy.pt", model=policy, arch=policy.arch(), extra={"spec": spec})
     with pytest.raises(CheckpointError, match=r"policy\.pt.*not a supervised"):
         SupervisedRestorer(path, device="cpu")
 
 
 def test_inconsistent_inference_record_is_refused(tmp_path):
-    """Old (version 1) records, written by hand: the upgrade or the restorer refuses each."""
+    """Specs written by hand: loading or the restorer refuses each."""
     model = MRPNet(1, width=4)
-    bad = {"model": "gated-pixelrnn", "task": "denoise", "channels": 1, "needs_mask": False, "composite": False}
-    path = save_v1(tmp_path / "bad.pt", model, {"inference": bad})
+    bad = {"model": "gated-pixelrnn", "task": "denoise", "channels": 1}
+    path = save_raw(tmp_path / "bad.pt", model, bad)
     with pytest.raises(CheckpointError, match=r"bad\.pt.*'gated-pixelrnn' for task 'denoise'.*completion only"):
         SupervisedRestorer(path, device="cpu")
     for prefill, task in (("telea", "completion"), ("diffusion", "denoise")):
-        record = dict(bad, model="mrpnet", task=task, composite=task == "completion", prefill=prefill)
-        path = save_v1(tmp_path / f"bad_{prefill}.pt", model, {"inference": record})
+        path = save_raw(tmp_path / f"bad_{prefill}.pt", model, dict(bad, model="mrpnet", task=task, prefill=prefill))
         with pytest.raises(CheckpointError, match=rf"bad_{prefill}\.pt.*prefill '{prefill}'"):
             SupervisedRestorer(path, device="cpu")
     wrong_channels = dict(bad, model="mrpnet", channels=3)
-    path = save_v1(tmp_path / "bad3.pt", model, {"inference": wrong_channels})
+    path = save_raw(tmp_path / "bad3.pt", model, wrong_channels)
     with pytest.raises(CheckpointError, match=r"bad3\.pt"):
         SupervisedRestorer(path, device="cpu")
 

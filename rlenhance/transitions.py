@@ -1,0 +1,391 @@
+"""One frozen description of each task's MDP step, shared by the env, the inference paths and the
+native kernels, and stored as part of a policy checkpoint's spec.
+
+* :class:`LowLightTransition` (``envs.lowlight``, :class:`rlenhance.Enhancer`'s torch and native
+  rollouts): per pixel an alpha (a table entry, or the action itself), R and G coupled to B, damped,
+  one LE curve step capped above the exposure target; and the setting encoding the policy reads.
+* :class:`DenoiseTransition` (``envs.denoise``, :class:`rlenhance.denoisers.PolicyDenoiser`): per
+  pixel one of PixelRL's filters, or the predictor's pixel.
+* :class:`CompletionTransition` (``envs.completion``): per hole pixel one fill action, or the
+  predictor's pixel.
+
+A policy checkpoint stores its transition in its spec (:class:`rlenhance.checkpoint.LowLightPolicySpec`,
+:class:`~rlenhance.checkpoint.RolloutPolicySpec`, through :meth:`Transition.to_dict` /
+:meth:`Transition.from_dict`). Changing the curve, an action or a table is an edit here (or in the
+op it names): the env that trains a policy and every path that applies it read the same object, so
+a policy always runs in the MDP it was trained in.
+
+Example:
+    >>> import torch
+    >>> t = LowLightTransition("discrete", RELLIE_ALPHAS, 1, 0.0, 0.0, None, None, COND_FIELDS, (1.0,) * 5,
+    ...                        (0.0,) * 5, ("linear",) * 5, False, 10)
+    >>> t.alpha(torch.tensor([[[[6, 26]]]])).tolist()  # index 6 keeps, 26 is alpha 1
+    [[[[0.0, 1.0]]]]
+    >>> LowLightTransition.from_dict(t.to_dict()) == t
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from rlenhance.ops.actions import PIXELRL_ACTIONS
+from rlenhance.ops.bank import pixelrl_filter_select
+from rlenhance.ops.blur import gaussian_blur2d
+from rlenhance.ops.curves import check_max_overshoot, couple_channels, le_step, overshoot_limit
+from rlenhance.ops.fill import diffusion_fill, neighbour_mean
+from rlenhance.ops.median import median_blur2d
+from rlenhance.ops.select import select_per_pixel
+
+__all__ = [
+    "ACTION_TYPES",
+    "COMPLETION_ACTIONS",
+    "COND_ENCODINGS",
+    "COND_FIELDS",
+    "PREDICT_ACTION",
+    "RELLIE_ALPHAS",
+    "TRANSITIONS",
+    "Transition",
+    "TransitionError",
+    "CompletionTransition",
+    "DenoiseTransition",
+    "LowLightTransition",
+    "decode_setting",
+    "encode_setting",
+]
+
+#: ReLLIE's alpha table: a = 0..26 -> alpha = (a - 6) / 20, i.e. -0.30 .. +1.00 in steps of 0.05.
+RELLIE_ALPHAS = tuple(round((a - 6) / 20, 2) for a in range(27))
+#: Per-pixel actions of a low-light policy: an index into the alpha table, or alpha itself in [-1, 1].
+ACTION_TYPES = ("discrete", "continuous")
+#: Order of the setting values in a low-light policy's conditioning vector.
+COND_FIELDS = ("exposure_target", "w_exposure", "w_color", "w_spatial", "w_smooth")
+#: How the conditioning vector encodes a setting value v: ``(v - offset) / scale``, or
+#: ``(log(v) - offset) / scale`` (a weight sampled log-uniform over a wide range).
+COND_ENCODINGS = ("linear", "log")
+#: The name of the action that takes the predictor's pixel (the last one, present only with a predictor).
+PREDICT_ACTION = "predict"
+#: The fill actions of completion, in action-id order ("predict" follows with a predictor).
+COMPLETION_ACTIONS = ("keep", "diffuse", "copy_left", "copy_right", "copy_up", "copy_down", "gaussian", "median")
+
+
+class TransitionError(ValueError):
+    """A transition's fields that do not describe a step (the message names the class and the field)."""
+
+
+def encode_setting(values: torch.Tensor, offset: torch.Tensor, scale: torch.Tensor,
+                   log: torch.Tensor) -> torch.Tensor:
+    """Setting values -> the conditioning vector a low-light policy reads: per field
+    ``(value - offset) / scale``, or ``(log(value) - offset) / scale`` where ``log`` is set (values > 0).
+
+    Args:
+        values: float (B, n), in the order of the fields.
+        offset, scale: float (n,), the encoding of each field (scale non-zero).
+        log: bool (n,), the log-encoded fields.
+
+    Returns:
+        float (B, n), the dtype of ``values``.
+    """
+    return (torch.where(log, values.log(), values) - offset) / scale
+
+
+def decode_setting(cond: torch.Tensor, offset: torch.Tensor, scale: torch.Tensor, log: torch.Tensor) -> torch.Tensor:
+    """The setting values (B, n) of conditioning vectors (B, n): the inverse of :func:`encode_setting`."""
+    values = cond * scale + offset
+    return torch.where(log, values.exp(), values)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """Base of the transitions: frozen, validated when built, and serialised as plain data."""
+
+    #: The task the transition steps (the ``task`` key of :meth:`to_dict`).
+    task: ClassVar[str] = ""
+    #: Fields only ever read as float32 tensors: kept as their float32 values, so a transition
+    #: built from python floats equals the one read back from a checkpoint.
+    _float32_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, list):
+                object.__setattr__(self, field.name, tuple(value))
+            if field.name in self._float32_fields:  # read as float32 tensors only: stored as those values
+                object.__setattr__(self, field.name, tuple(float(v) for v in torch.tensor(value, dtype=torch.float32)))
+        problems = self._problems()
+        if problems:
+            raise TransitionError(f"{type(self).__name__}: " + "; ".join(problems))
+
+    def _problems(self) -> list[str]:
+        return [] if self.steps is None or self.steps >= 1 else [f"steps {self.steps!r} (accepted: >= 1, or None)"]
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"task": ..., <field>: <value>, ...}``, JSON-able (tuples as lists)."""
+        return {"task": self.task, **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Transition:
+        """The transition of ``data`` (a :meth:`to_dict` of this class or of :data:`TRANSITIONS`' ones).
+
+        Raises:
+            TransitionError: not a dict, another task, a missing or unknown key, or a bad value.
+        """
+        if not isinstance(data, Mapping):
+            raise TransitionError(f"a transition must be a dict, got {type(data).__name__}")
+        target = TRANSITIONS.get(data.get("task")) if cls is Transition else cls
+        if target is None or data.get("task") != target.task:
+            raise TransitionError(f"a {cls.__name__} has task {getattr(target, 'task', sorted(TRANSITIONS))!r}, got "
+                                  f"{data.get('task')!r}")
+        names = [f.name for f in fields(target)]
+        unknown = sorted(str(k) for k in data if k != "task" and k not in names)
+        missing = [k for k in names if k not in data]
+        if unknown or missing:
+            raise TransitionError(f"{target.__name__}: unknown key(s) {unknown}, missing key(s) {missing} "
+                                  f"(its keys: task, {', '.join(names)})")
+        try:
+            return target(**{k: data[k] for k in names})
+        except TypeError as exc:
+            raise TransitionError(f"{target.__name__}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class LowLightTransition(Transition):
+    """One step of ``rlenhance/LowLight-v0`` (ReLLIE's curve estimation).
+
+    Per pixel the action gives an alpha (:meth:`alpha`); R and G are coupled to B
+    (:func:`rlenhance.ops.couple_channels`), the result damped by ``1 - damping`` (ReLLIE's
+    ``s <- (1 - d) LE(s) + d s``), and the image takes one LE curve step ``x + alpha x (1 - x)``,
+    scaled down so the image mean does not rise above the exposure target plus the cap
+    (:meth:`limit`, :func:`rlenhance.ops.le_step`), then clamped to [0, 1] (:meth:`step`).
+
+    Attributes:
+        action_type: ``"discrete"`` (an index into ``alpha_table``) or ``"continuous"`` (alpha in [-1, 1]).
+        alpha_table: the alpha of each discrete action (ReLLIE's 27 by default).
+        alpha_channels: 3 (one alpha per RGB channel) or 1 (one for all three).
+        channel_coupling: ReLLIE's coupling ``c`` of R and G to B (``c alpha_b + (1 - c) alpha_own``), in [0, 1].
+        damping: ReLLIE's damping ``d``, in [0, 1).
+        max_overshoot: no step lifts an image's mean more than this above the exposure target;
+            None: no cap (:func:`rlenhance.ops.check_max_overshoot`).
+        overshoot_reference: the exposure weight ``w_0`` at which the cap is ``max_overshoot``; at
+            another weight ``w`` it is ``max_overshoot sqrt(w_0 / w)`` (:func:`rlenhance.ops.overshoot_limit`).
+            None: the same cap at every weight. Unused without a cap.
+        cond_fields: the setting names, in the order of the conditioning vector.
+        cond_scale, cond_offset: per field, ``cond = (value - offset) / scale``.
+        cond_encodings: per field, ``"linear"`` or ``"log"`` (``cond = (log(value) - offset) / scale``).
+        observe_exposure_gap: the policy also reads the plane ``E - mean_c(image)``
+            (:func:`rlenhance.losses.exposure_gap`).
+        steps: curve steps of an episode (the env's length; a policy's steps at inference); None:
+            not fixed here (a one-image env, whose length gymnasium's ``TimeLimit`` sets).
+    """
+
+    task: ClassVar[str] = "lowlight"
+    _float32_fields: ClassVar[tuple[str, ...]] = ("alpha_table", "cond_scale", "cond_offset")
+
+    action_type: str
+    alpha_table: tuple[float, ...]
+    alpha_channels: int
+    channel_coupling: float
+    damping: float
+    max_overshoot: float | None
+    overshoot_reference: float | None
+    cond_fields: tuple[str, ...]
+    cond_scale: tuple[float, ...]
+    cond_offset: tuple[float, ...]
+    cond_encodings: tuple[str, ...]
+    observe_exposure_gap: bool
+    steps: int | None
+
+    def _problems(self) -> list[str]:
+        problems = super()._problems()
+        if self.action_type not in ACTION_TYPES:
+            problems.append(f"action_type {self.action_type!r} (accepted: {ACTION_TYPES})")
+        if self.action_type == "discrete" and not self.alpha_table:
+            problems.append("alpha_table is empty for discrete actions")
+        if self.alpha_channels not in (1, 3):
+            problems.append(f"alpha_channels {self.alpha_channels!r} (accepted: 3, one curve per RGB channel, or 1, "
+                            "one for all three)")
+        if not 0.0 <= self.channel_coupling <= 1.0:
+            problems.append(f"channel_coupling {self.channel_coupling!r} (accepted: 0 <= channel_coupling <= 1)")
+        if self.channel_coupling and self.alpha_channels != 3:
+            problems.append("channel_coupling couples per-channel alphas; it needs alpha_channels 3")
+        if not 0.0 <= self.damping < 1.0:
+            problems.append(f"damping {self.damping!r} (accepted: 0 <= damping < 1)")
+        try:
+            check_max_overshoot(self.max_overshoot)
+        except ValueError as error:
+            problems.append(str(error))
+        if self.overshoot_reference is not None and not self.overshoot_reference > 0:
+            problems.append(f"overshoot_reference {self.overshoot_reference!r} (accepted: an exposure weight > 0, "
+                            "or None)")
+        n = len(self.cond_fields)
+        if len(set(self.cond_fields)) != n:
+            problems.append(f"cond_fields {list(self.cond_fields)} repeat a name")
+        if not len(self.cond_scale) == len(self.cond_offset) == len(self.cond_encodings) == n:
+            problems.append(f"cond_scale, cond_offset and cond_encodings need one value per cond_fields name ({n})")
+        if any(not math.isfinite(v) or v == 0 for v in self.cond_scale) \
+                or not all(math.isfinite(v) for v in self.cond_offset):
+            problems.append(f"cond_scale {list(self.cond_scale)} / cond_offset {list(self.cond_offset)} (accepted: "
+                            "finite, scales non-zero)")
+        if not set(self.cond_encodings) <= set(COND_ENCODINGS):
+            problems.append(f"cond_encodings {list(self.cond_encodings)} (accepted: {COND_ENCODINGS})")
+        if self.observe_exposure_gap and "exposure_target" not in self.cond_fields:
+            problems.append("observe_exposure_gap needs 'exposure_target' among cond_fields (the gap's target is "
+                            "decoded from the cond)")
+        return problems
+
+    @property
+    def n_actions(self) -> int | None:
+        """Discrete actions per pixel and alpha channel; None for continuous actions."""
+        return len(self.alpha_table) if self.action_type == "discrete" else None
+
+    def table(self, device: torch.device | str | None = None) -> torch.Tensor:
+        """``alpha_table`` as float32 (n,) on ``device``."""
+        return torch.tensor(self.alpha_table, dtype=torch.float32, device=device)
+
+    def alpha(self, actions: torch.Tensor) -> torch.Tensor:
+        """The alpha of each action, (B, alpha_channels, H, W): the table's entry of a discrete
+        action, a continuous action itself."""
+        return self.table(actions.device)[actions] if self.action_type == "discrete" else actions
+
+    # --- the setting encoding ---------------------------------------------------------------
+    def _encoding(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        offset = torch.tensor(self.cond_offset, dtype=torch.float32, device=device)
+        scale = torch.tensor(self.cond_scale, dtype=torch.float32, device=device)
+        log = torch.tensor([e == "log" for e in self.cond_encodings], dtype=torch.bool, device=device)
+        return offset, scale, log
+
+    def encode(self, values: torch.Tensor) -> torch.Tensor:
+        """Setting values (B, n) in ``cond_fields`` order -> the conditioning vector (B, n) (:func:`encode_setting`)."""
+        return encode_setting(values, *self._encoding(values.device))
+
+    def decode(self, cond: torch.Tensor) -> torch.Tensor:
+        """The setting values (B, n) of a conditioning vector (B, n) (:func:`decode_setting`)."""
+        return decode_setting(cond, *self._encoding(cond.device))
+
+    # --- the step -----------------------------------------------------------------------------
+    def limit(self, target: float | torch.Tensor | None,
+              w_exposure: float | torch.Tensor | None = None) -> float | torch.Tensor | None:
+        """The highest image mean a step may reach for the exposure ``target`` (a number or (B,))
+        and, with an ``overshoot_reference``, the exposure weight ``w_exposure`` in use; None: no cap."""
+        if self.max_overshoot is None:
+            return None
+        weighted = self.overshoot_reference is not None
+        return overshoot_limit(target, self.max_overshoot, w_exposure if weighted else None,
+                               self.overshoot_reference if weighted else None)
+
+    def step(self, image: torch.Tensor, alpha: torch.Tensor,
+             limit: float | torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step of ``image`` (B, 3, H, W) in [0, 1] with the alpha maps of the actions
+        (:meth:`alpha`, (B, 1 or 3, H, W)), capped at ``limit`` (:meth:`limit`).
+
+        Returns:
+            ``(alpha, image)``: the alpha map applied (coupled, damped, capped) and the next image,
+            clamped to [0, 1].
+        """
+        alpha = couple_channels(alpha, self.channel_coupling) * (1.0 - self.damping)
+        alpha, stepped = le_step(image, alpha, limit)
+        return alpha, stepped.clamp(0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class DenoiseTransition(Transition):
+    """One step of ``rlenhance/Denoise-v0`` (PixelRL): per pixel one of ``actions``, PixelRL's
+    filters (:data:`rlenhance.ops.PIXELRL_ACTION_TABLE`) and, with a predictor, ``"predict"``
+    (the predictor's pixel), computed only where chosen (:func:`rlenhance.ops.bank.pixelrl_filter_select`).
+
+    Attributes:
+        predict: the last action takes the predictor's pixel (a supervised denoiser run once per
+            episode on the noisy image).
+        clip: every state is clamped to [0, 1] (the noisy start included); False: the DnCNN /
+            PixelRL protocol, unclipped.
+        steps: steps of an episode (None: as :class:`LowLightTransition`'s).
+    """
+
+    task: ClassVar[str] = "denoise"
+
+    predict: bool
+    clip: bool
+    steps: int | None
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        """The action names, index = action id."""
+        return PIXELRL_ACTIONS + ((PREDICT_ACTION,) if self.predict else ())
+
+    def start(self, noisy: torch.Tensor) -> torch.Tensor:
+        """The first state of a noisy image (clamped with ``clip``)."""
+        return noisy.clamp(0.0, 1.0) if self.clip else noisy
+
+    def step(self, image: torch.Tensor, actions: torch.Tensor, prediction: torch.Tensor | None = None) -> torch.Tensor:
+        """The next state of ``image`` (B, C, H, W) for per-pixel ``actions`` (B, 1, H, W) (or (B, H, W));
+        ``prediction``: the predictor's output (B, C, H, W) when ``predict``."""
+        image = pixelrl_filter_select(image, actions, validate=False, prediction=prediction)
+        return image.clamp_(0.0, 1.0) if self.clip else image
+
+
+@dataclass(frozen=True)
+class CompletionTransition(Transition):
+    """One step of ``rlenhance/Completion-v0``: per hole pixel one fill action of
+    :data:`COMPLETION_ACTIONS` (keep, the 4-neighbour mean, a neighbour's value, a 5 x 5 Gaussian
+    or median) or, with a predictor, ``"predict"``; pixels outside the hole never change. The hole
+    starts filled by ``smooth_iters`` iterations of the diffusion fill (:func:`rlenhance.ops.fill.diffusion_fill`).
+
+    Attributes:
+        predict: the last action takes the predictor's pixel (a supervised completion model).
+        smooth_iters: iterations of the diffusion fill of the starting state.
+        steps: steps of an episode (None: as :class:`LowLightTransition`'s).
+    """
+
+    task: ClassVar[str] = "completion"
+
+    predict: bool
+    smooth_iters: int
+    steps: int | None
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        """The action names, index = action id."""
+        return COMPLETION_ACTIONS + ((PREDICT_ACTION,) if self.predict else ())
+
+    def start(self, occluded: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The first state: the hole (``mask`` (B, 1, H, W), 1 = missing) of ``occluded`` (B, 3, H, W)
+        filled by ``smooth_iters`` iterations of the diffusion fill."""
+        return diffusion_fill(occluded, mask, smooth_iters=self.smooth_iters)
+
+    @staticmethod
+    def candidates(image: torch.Tensor, prediction: torch.Tensor | None = None) -> torch.Tensor:
+        """Every action's value at every pixel of ``image`` (B, C, H, W): (B, n_actions, C, H, W) in the
+        order of :attr:`actions` (the predictor's ``prediction`` last, when given)."""
+        padded = F.pad(image, (1, 1, 1, 1), mode="replicate")
+        h, w = image.shape[-2:]
+        results = [image, neighbour_mean(image)[0], padded[..., 1:h + 1, 0:w], padded[..., 1:h + 1, 2:w + 2],
+                   padded[..., 0:h, 1:w + 1], padded[..., 2:h + 2, 1:w + 1], gaussian_blur2d(image, 5, 1.5),
+                   median_blur2d(image, 5)]
+        if prediction is not None:
+            results.append(prediction)
+        return torch.stack(results, dim=1)
+
+    def step(self, image: torch.Tensor, actions: torch.Tensor, mask: torch.Tensor,
+             prediction: torch.Tensor | None = None) -> torch.Tensor:
+        """The next state: each hole pixel (``mask`` > 0) takes its action's value (:meth:`candidates`),
+        the others keep theirs. ``actions``: integer (B, 1, H, W)."""
+        chosen = select_per_pixel(self.candidates(image, prediction), actions.long(), validate=False)
+        return torch.where(mask > 0, chosen, image)
+
+    def _problems(self) -> list[str]:
+        problems = super()._problems()
+        if self.smooth_iters < 0:
+            problems.append(f"smooth_iters {self.smooth_iters!r} (accepted: >= 0)")
+        return problems
+
+
+#: Every transition class by its task.
+TRANSITIONS: Mapping[str, type[Transition]] = MappingProxyType({
+    cls.task: cls for cls in (LowLightTransition, DenoiseTransition, CompletionTransition)})
