@@ -91,7 +91,7 @@ def test_tables_and_json_with_stubbed_runs(monkeypatch, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_a_failed_trainer_run_says_why():
-    with pytest.raises(RuntimeError, match=r"exited with 2: .*--batch 0"):
+    with pytest.raises(RuntimeError, match=r"exited with 2: .*batch 0: expected an integer"):
         episodes_per_second(4, 1, dict(os.environ), 1, extra=("--batch", "0"))
 
 
