@@ -4,13 +4,12 @@ the docs stay reference (no development diary) and small."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import importlib.util
-import io
+import os
 import re
-import runpy
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -69,22 +68,13 @@ def target(argv: list[str]) -> tuple[str, str | None]:
 
 @functools.cache
 def help_text(module: str, sub: str | None) -> str:
-    argv = [sub, "--help"] if sub else ["--help"]
-    out = io.StringIO()
-    saved = sys.argv
-    sys.argv = [module, *argv]
-    try:
-        with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
-            if module == "rlenhance":
-                from rlenhance.cli import main
-
-                main(argv)
-            else:
-                sys.modules.pop(module, None)  # imported by an earlier test: run it afresh
-                runpy.run_module(module, run_name="__main__", alter_sys=True)
-    finally:
-        sys.argv = saved
-    return out.getvalue()
+    """The ``--help`` of a command, from a fresh interpreter (running a trainer's ``__main__`` in this one
+    would leave its config classes defined in ``__main__`` for the tests that follow)."""
+    argv = [sys.executable, "-m", module, *([sub] if sub else []), "--help"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"{shlex.join(argv[1:])}: {proc.stderr[-2000:]}"
+    return proc.stdout
 
 
 def all_commands() -> list[tuple[str, list[str]]]:
