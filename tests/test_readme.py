@@ -21,7 +21,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 SMALLER = {
     "python -m rlenhance.data.samples": ["--size", "48"],
     "python -m experiments.lol_train": ["--episodes", "2", "--eval-every", "2", "--batch", "2", "--crop", "32",
-                                        "--steps", "2", "--test-steps", "2", "--eval-size", "48", "--width", "8",
+                                        "--steps", "4", "--test-steps", "2", "--eval-size", "48", "--width", "8",
                                         "--samples", "1", "--threads", "1"],
     "python -m experiments.compare": ["--threads", "1", "--samples", "1", "--no-warmup"],
 }
