@@ -265,19 +265,19 @@ def unet_completion() -> Config:
 
 
 def mrpnet_seed() -> Config:
-    """The MRPNet seed's setting: the Generator super-resolves 4x (docs/seeds.md; ~2 min on 2 CPU cores)."""
+    """The MRPNet seed's setting: the Generator super-resolves 4x, ``train/`` + ``gt/`` data (~2 min on 2 CPU cores)."""
     return _preset(**{"model.upscale": 4, "run.out": "runs/mrpnet_seed"})
 
 
 def pixelrnn_seed() -> Config:
-    """The ConvLSTM PixelRNN seed's setting: 5x5 first conv, 256 x 256 images, black holes (docs/seeds.md)."""
+    """The ConvLSTM PixelRNN seed's setting: 5x5 first conv, 256 x 256 images, black holes."""
     return _preset(**{"data.task": "completion", "data.data": BEDROOM, "data.resize": (256,), "data.prefill": "none",
                       "model.name": "pixelrnn", "model.variant": "seed", "train.epochs": 20,
                       "train.steps_per_epoch": 57, "run.out": "runs/pixelrnn_seed"})
 
 
 def gated_pixelrnn_seed() -> Config:
-    """The gated PixelRNN seed's setting: its net, SSIM and masks at 128 x 128 (docs/seeds.md; hours on a CPU).
+    """The gated PixelRNN seed's setting: its net, SSIM and masks at 128 x 128 (hours on a CPU).
 
     Black holes, a snapshot every 5 epochs."""
     return _preset(**{"data.task": "completion", "data.data": BEDROOM, "data.resize": (128,), "data.prefill": "none",

@@ -65,7 +65,8 @@ DEFAULT_MAX_SIDE = 512
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "lowlight_a3c.pt"
 #: The dark input's noise level (0-255) a noise-map denoiser trained on Gaussian noise is given by
 #: default (``Enhancer(noise_sigma=None)``): its map is this times the curves' per-pixel gain. Chosen
-#: on the SICE validation split among 1 / 2 / 4 / 8 with the shipped blind FFDNet (docs/results.md);
+#: on the SICE validation and training splits with the shipped blind FFDNet (docs/evaluation.md,
+#: ``python -m benchmarks.tuning_split --constant noise-sigma``);
 #: the noise estimate reads about 0 on those dark photos.
 DARK_NOISE_SIGMA = 4.0
 # ALPHA_MODES (how a discrete policy's alpha is chosen at test time, see greedy_rollout) comes

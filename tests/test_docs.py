@@ -1,16 +1,16 @@
 """The docs cannot drift from the code: every command in README.md, docs/*.md and the recipes of the
-shipped weights names a module or subcommand that exists and only options its ``--help`` lists;
+shipped weights names a module or subcommand that exists, only options its ``--help`` lists and only
+``--set`` keys its config has;
 the docs stay reference (no development diary) and small."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import importlib.util
-import io
+import os
 import re
-import runpy
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -69,22 +69,29 @@ def target(argv: list[str]) -> tuple[str, str | None]:
 
 @functools.cache
 def help_text(module: str, sub: str | None) -> str:
-    argv = [sub, "--help"] if sub else ["--help"]
-    out = io.StringIO()
-    saved = sys.argv
-    sys.argv = [module, *argv]
-    try:
-        with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
-            if module == "rlenhance":
-                from rlenhance.cli import main
+    """The ``--help`` of a command, from a fresh interpreter (running a trainer's ``__main__`` in this one
+    would leave its config classes defined in ``__main__`` for the tests that follow)."""
+    argv = [sys.executable, "-m", module, *([sub] if sub else []), "--help"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"{shlex.join(argv[1:])}: {proc.stderr[-2000:]}"
+    return proc.stdout
 
-                main(argv)
-            else:
-                sys.modules.pop(module, None)  # imported by an earlier test: run it afresh
-                runpy.run_module(module, run_name="__main__", alter_sys=True)
-    finally:
-        sys.argv = saved
-    return out.getvalue()
+
+@functools.cache
+def setting_keys(module: str) -> frozenset[str]:
+    """The dotted keys of a trainer's config (its ``--print-config``), which ``--set`` takes."""
+    import json
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-m", module, "--print-config"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+    def flat(d, prefix=""):
+        for key, value in d.items():
+            yield from flat(value, f"{prefix}{key}.") if isinstance(value, dict) else [prefix + key]
+    return frozenset(flat(json.loads(proc.stdout)))
 
 
 def all_commands() -> list[tuple[str, list[str]]]:
@@ -112,6 +119,11 @@ def test_every_documented_command_exists_with_its_options():
         missing = [f for f in FLAG.findall(" ".join(rest)) if not re.search(rf"(?<![\w-]){f}(?![\w-])", text)]
         if missing:
             problems.append(f"{where}: {shlex.join(argv)}: not in its --help: {', '.join(missing)}")
+        if "--set" in rest:
+            keys = [rest[i + 1].split("=", 1)[0] for i, word in enumerate(rest[:-1]) if word == "--set"]
+            unknown = [k for k in keys if k not in setting_keys(module)]
+            if unknown:
+                problems.append(f"{where}: {shlex.join(argv)}: no such setting: {', '.join(unknown)}")
     assert not problems, "\n".join(problems)
 
 

@@ -6,22 +6,23 @@ Edit :data:`SMALLER` when a command's size flags change; everything else is read
 
 from __future__ import annotations
 
-import contextlib
+import os
 import re
-import runpy
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
 
 #: Flags added to a quick-start command (matched by its start) so that the block runs in seconds.
 SMALLER = {
     "python -m rlenhance.data.samples": ["--size", "48"],
     "python -m experiments.lol_train": ["--episodes", "2", "--eval-every", "2", "--batch", "2", "--crop", "32",
-                                        "--steps", "2", "--test-steps", "2", "--eval-size", "48", "--width", "8",
+                                        "--steps", "4", "--test-steps", "2", "--eval-size", "48", "--width", "8",
                                         "--samples", "1", "--threads", "1"],
     "python -m experiments.compare": ["--threads", "1", "--samples", "1", "--no-warmup"],
 }
@@ -43,31 +44,20 @@ def quick_start_commands() -> list[list[str]]:
     return [shlex.split(line, comments=True) for line in lines if line.strip()]
 
 
-@contextlib.contextmanager
-def argv_of(argv: list[str]):
-    saved = sys.argv
-    sys.argv = argv
-    try:
-        yield
-    finally:
-        sys.argv = saved
-
-
 def run(argv: list[str]) -> int:
-    """Run one README command in this process, as the shell would: ``rlenhance ...`` through the CLI's
-    ``main``, ``python -m MODULE ...`` as ``__main__``. Returns the exit code."""
+    """Run one README command as the shell would: ``rlenhance ...`` through the CLI's ``main``,
+    ``python -m MODULE ...`` in a fresh interpreter (running a trainer's ``__main__`` in this one would
+    leave its config classes defined in ``__main__`` for the tests that follow). Returns the exit code."""
     if argv[0] == "rlenhance":
         from rlenhance.cli import main
 
         return main(argv[1:])
     assert argv[:2] == ["python", "-m"], f"README command neither 'rlenhance' nor 'python -m': {argv}"
-    sys.modules.pop(argv[2], None)  # imported by an earlier test: run it afresh, as the shell would
-    try:
-        with argv_of([argv[2], *argv[3:]]):
-            runpy.run_module(argv[2], run_name="__main__", alter_sys=True)
-    except SystemExit as exc:
-        return 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
-    return 0
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, *argv[1:]], env=env, capture_output=True, text=True, timeout=600)
+    if proc.returncode:
+        print(proc.stdout[-3000:], proc.stderr[-3000:], sep="\n")
+    return proc.returncode
 
 
 def smaller(argv: list[str]) -> list[str]:

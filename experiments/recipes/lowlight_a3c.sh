@@ -2,8 +2,7 @@
 # The low-light A3C policy: about 50 min on 1 CPU core.
 set -e
 DATA=${DATA:-../shared/data}
-python -m experiments.lol_train --data "$DATA/sice_pairs/train" --crop 128 --batch 32 --episodes 4500 \
-    --eval-every 500 --keep-evals --threads 1 --seed 1 --split-seed 0 --out runs/lowlight_a3c
+python -m experiments.lol_train --preset shipped --data "$DATA/sice_pairs/train" --threads 1 --out runs/lowlight_a3c
 # pick the evaluation that passes the most knob checks (the shipped file: episode 3500)
 python -m benchmarks.knobs --data "$DATA/sice_pairs/train" --checkpoint runs/lowlight_a3c/checkpoints/episode_*.pt
 cp runs/lowlight_a3c/checkpoints/episode_003500.pt rlenhance/weights/lowlight_a3c.pt
