@@ -156,8 +156,8 @@ def shipped_sac() -> Config:
 
 def _shipped_color(**changes: Any) -> Config:
     return config.replace_path(Config(), {
-        "task.data": "../shared/data/sice_pairs/train/high", "task.gray": False, "task.eval_images": 6,
-        "run.batch": 16, **changes})
+        "task.data": "../shared/data/sice_pairs/train/high", "task.gray": False, "task.sigma": (25.0,),
+        "task.eval_images": 6, "run.batch": 16, **changes})
 
 
 def color() -> Config:

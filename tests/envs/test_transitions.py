@@ -88,7 +88,7 @@ def test_completion_inference_is_a_greedy_rollout_of_the_checkpoints_env():
         stepped = policy_rollout(restorer.policy, venv, options, steps=steps, block_actions=restorer.block_actions)
         restorer.spec = dataclasses.replace(restorer.spec, transition=dataclasses.replace(
             restorer.spec.transition, steps=steps))
-        restored = restorer.restore(image, mask[0, 0].numpy() > 0)
+        restored = restorer.restore(image, mask=mask[0, 0].numpy() > 0)
         np.testing.assert_allclose(restored, stepped[0].clamp(0, 1).permute(1, 2, 0).numpy(), atol=1e-6)
 
 

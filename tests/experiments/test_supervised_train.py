@@ -473,9 +473,9 @@ def test_an_empty_sigma_is_refused_by_name(capsys):
     assert "argument --sigma: expected at least one argument" in capsys.readouterr().err
 
 
-def test_one_level_checkpoints_and_runs_still_load(tmp_path):
-    """A checkpoint written before the spec had ``sigmas`` reads as its one level; a run resumes
-    with an equal --sigma and refuses another."""
+def test_one_level_checkpoints_load_and_a_spec_without_sigmas_is_refused(tmp_path):
+    """A one-level checkpoint records that level in ``sigmas``; a spec without the field (an older
+    format) is refused naming it; a run resumes with an equal --sigma and refuses another."""
     out = main([*TINY, "--epochs", "1", "--model", "mrpnet", "--set", "model.generator=false", "--task", "denoise",
                 "--sigma", "15", "--out", str(tmp_path / "one")])
     assert json.loads((out / "config.json").read_text())["data"]["sigma"] == [15.0]
@@ -483,11 +483,12 @@ def test_one_level_checkpoints_and_runs_still_load(tmp_path):
     spec = load_checkpoint(path)["extra"]["spec"]
     assert (spec.channels, spec.sigma, spec.sigmas) == (1, 15.0, (15.0,))
     raw = torch.load(path, weights_only=True)
-    del raw["extra"]["spec"]["sigmas"]  # as written before the field
+    del raw["extra"]["spec"]["sigmas"]  # as written by an older format
     old = tmp_path / "old.pt"
     torch.save(raw, old)
-    assert load_checkpoint(old)["extra"]["spec"] == spec
-    restorer = SupervisedRestorer(old, device="cpu", task="denoise")
+    with pytest.raises(CheckpointError, match=r"missing key\(s\) \['sigmas'\]"):
+        load_checkpoint(old)
+    restorer = SupervisedRestorer(path, device="cpu", task="denoise")
     assert restorer.spec.sigmas == (15.0,) and restorer.channels == 1
     raw["extra"]["spec"]["sigmas"] = [10.0, 15.0]  # a spec whose sigma is not its largest level is refused
     raw["extra"]["spec"]["sigma"] = 10.0

@@ -428,12 +428,14 @@ def test_seed_variant_checkpoint_round_trip_through_the_restorer(cls, model_name
         SupervisedRestorer(path, device="cpu")
 
 
-def test_supervised_spec_variant_reads_old_files_as_default_and_is_checked():
+def test_supervised_spec_variant_is_required_and_checked():
     old = {"kind": "supervised", "model": "gated-pixelrnn", "task": "completion", "channels": 3, "prefill": "none"}
-    assert SupervisedSpec.from_dict(old).variant == "default"
-    assert SupervisedSpec.from_dict({**old, "variant": "seed"}).variant == "seed"
+    with pytest.raises(CheckpointError, match=r"missing key\(s\) \[.*'variant'"):
+        SupervisedSpec.from_dict(old)  # an older format
+    full = SupervisedSpec(model="gated-pixelrnn", task="completion", channels=3, prefill="none").to_dict()
+    assert SupervisedSpec.from_dict({**full, "variant": "seed"}).variant == "seed"
     with pytest.raises(CheckpointError, match=r"variant 'paper'"):
-        SupervisedSpec.from_dict({**old, "variant": "paper"})
+        SupervisedSpec.from_dict({**full, "variant": "paper"})
     with pytest.raises(CheckpointError, match=r"variant 'seed' for model 'mrpnet'"):
         SupervisedSpec(model="mrpnet", task="denoise", channels=1, prefill="none", variant="seed")
 
