@@ -33,17 +33,15 @@ from rlenhance.data.builtin import BUILTIN_IMAGES, DEFAULT_COLOR_IMAGES, DEFAULT
 from rlenhance.data.degrade import (
     AddGaussianNoise,
     AmplifiedNoise,
-    RandomOcclusion,
     SyntheticLowLight,
     add_gaussian_noise,
     amplified_noise,
-    moved_occlusion,
     noise_level_map,
-    random_occlusion,
     synthetic_low_light,
 )
 from rlenhance.data.noisy import NoisyPairs
 from rlenhance.data.occluded import OccludedPairs, channel_sum_mask, estimate_occlusion_mask, hole_mask
+from rlenhance.data.occlusion import RandomOcclusion, moved_occlusion, random_occlusion
 from rlenhance.data.paired import PairedImages, UnpairedImages
 from rlenhance.data.resolve import open_dataset
 from rlenhance.data.testsets import (

@@ -28,7 +28,8 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn.functional as F
 
-from rlenhance.data.degrade import add_gaussian_noise, random_occlusion, synthetic_low_light
+from rlenhance.data.degrade import add_gaussian_noise, synthetic_low_light
+from rlenhance.data.occlusion import random_occlusion
 from rlenhance.data.transforms import fit_longer_side
 
 __all__ = [

@@ -21,7 +21,7 @@ that needs no light comes back unchanged), 1 where they at least doubled the lum
 The work is done in bands of rows, each read with the rows the blurs reach beyond it
 (:func:`halo_rows`), so a band's result equals the whole image's (the blurs are OpenCV's, a
 ``2 ceil(3 sigma) + 1`` kernel, reflect-101 border). The per-pixel parts run in the native kernel
-``csrc/clean.c`` (:func:`rlenhance.ops.native.clean_prepare_native`, ``clean_finish_native``) when it
+``csrc/clean.c`` (:func:`rlenhance.ops.native_clean.clean_prepare_native`, ``clean_finish_native``) when it
 is available, else in numpy; the two agree to float rounding (the same float32 operations in the same
 order). :class:`rlenhance.Enhancer` runs it after its curves (``Enhancer(denoise=...)``).
 
@@ -46,7 +46,7 @@ import numpy as np
 
 from rlenhance.errors import ImageError
 from rlenhance.io import BT601_LUMA_WEIGHTS
-from rlenhance.ops import native
+from rlenhance.ops import native, native_clean
 
 __all__ = ["BOOST", "BOOST_SIGMA", "CHROMA_SIGMA", "DEFAULT_STRENGTH", "KNEE", "KNEE_DROP", "LUMA_SIGMA",
            "MAX_STRENGTH", "SHARPEN", "bands", "check_strength", "clean_band", "clean_enhanced", "halo_rows"]
@@ -183,7 +183,7 @@ def clean_band(x: np.ndarray, y: np.ndarray, strength: float, first: int, count:
     fast = native.available() if use_native is None else use_native
     if strength > 0:
         if fast:
-            brightened = native.clean_prepare_native(x, y, luma, chroma, eps=GAIN_EPS)
+            brightened = native_clean.clean_prepare_native(x, y, luma, chroma, eps=GAIN_EPS)
         else:
             weight = np.empty((height, width), _F32)
             brightened = _prepare_numpy(x, y, luma, chroma, weight)
@@ -196,7 +196,7 @@ def clean_band(x: np.ndarray, y: np.ndarray, strength: float, first: int, count:
     wide_sigma = BOOST_SIGMA * strength
     luma_wide = cv2.GaussianBlur(luma, (_ksize(wide_sigma),) * 2, wide_sigma)[keep] if BOOST else luma_blur
     if fast:
-        native.clean_finish_native(x[keep], y[keep], luma_blur, luma_wide, chroma_blur, out, eps=GAIN_EPS,
+        native_clean.clean_finish_native(x[keep], y[keep], luma_blur, luma_wide, chroma_blur, out, eps=GAIN_EPS,
                                    sharpen=SHARPEN, boost=BOOST, knee=KNEE, knee_drop=KNEE_DROP)
     else:
         _finish_numpy(x[keep], y[keep], luma[keep], chroma[keep], weight[keep], luma_blur, luma_wide, chroma_blur,

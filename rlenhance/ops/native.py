@@ -35,7 +35,7 @@ input, the convolutions on the small working map, the expected alpha, its upsamp
 LE step, one pass a step in one call for the whole rollout, instead of some 60 torch operations a
 step (each with torch's fixed cost: 13 ms for the shipped policy's 10 steps against about 3 ms).
 
-The clean kernel (``clean.c``, :func:`clean_prepare_native` and :func:`clean_finish_native`) does the
+The clean kernel (``clean.c``, :mod:`rlenhance.ops.native_clean`) does the
 per-pixel parts of :func:`rlenhance.ops.clean.clean_enhanced` (the planes to blur; the weights, the
 blend, the colour conversion back, the highlight knee and the rounding), each one pass over the pixels,
 the same float32 operations as its numpy path in the same order.
@@ -77,7 +77,6 @@ import functools
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from rlenhance.errors import ImageError
@@ -87,7 +86,6 @@ from rlenhance.ops.native_build import (
     _ISAS,
     ENV_SWITCH,
     _AreaArgs,
-    _CleanArgs,
     _CurvesArgs,
     _disabled,
     _Library,
@@ -99,8 +97,8 @@ from rlenhance.ops.native_build import (
     vector_isa,
 )
 
-__all__ = ["ENV_SWITCH", "area_downscale_native", "available", "clean_finish_native", "clean_prepare_native",
-           "le_curves_native", "lowlight_rollout_native", "pixelrl_select_native", "unavailable_reason", "vector_isa"]
+__all__ = ["ENV_SWITCH", "area_downscale_native", "available", "le_curves_native", "lowlight_rollout_native",
+           "pixelrl_select_native", "unavailable_reason", "vector_isa"]
 
 # The kernel's action kinds (the order of the ``kind`` codes in the C source).
 _KIND_KEEP, _KIND_SHIFT, _KIND_LINEAR, _KIND_MEDIAN, _KIND_BILATERAL = range(5)
@@ -548,65 +546,3 @@ def lowlight_rollout_native(image: torch.Tensor, layers: list[RolloutLayer], *, 
     return final, maps
 
 #: numpy sample types of the clean kernel, index = code (``SAMPLE_*`` of ``clean.c``).
-_NUMPY_SAMPLES = (np.dtype(np.float32), np.dtype(np.uint8), np.dtype(np.uint16))
-
-
-def _pixels(array: np.ndarray, name: str, n: int, per_pixel: int, dtypes: tuple[np.dtype, ...]) -> int:
-    """The address of a C-contiguous array of ``n * per_pixel`` values of one of ``dtypes`` (ValueError otherwise)."""
-    if not isinstance(array, np.ndarray) or array.dtype not in dtypes or not array.flags.c_contiguous \
-            or array.size != n * per_pixel:
-        got = f"{array.dtype} {array.shape}" if isinstance(array, np.ndarray) else type(array).__name__
-        raise ValueError(f"{name}: expected a C-contiguous array of {n} x {per_pixel} values of "
-                         f"{'/'.join(map(str, dtypes))}; got {got}")
-    return array.ctypes.data
-
-
-def _clean_call(entry: str, x: np.ndarray, y: np.ndarray, num_threads: int | None, **fields: object) -> _CleanArgs:
-    threads, library = _checked_threads_and_library(num_threads, entry)
-    n = y.size // 3
-    f32 = (_NUMPY_SAMPLES[0],)
-    args = _CleanArgs(x=_pixels(x, "x", n, 3, _NUMPY_SAMPLES), y=_pixels(y, "y", n, 3, f32),
-                      x_type=_NUMPY_SAMPLES.index(x.dtype), n=n, n_threads=max(1, min(threads, n // 65536)), **fields)
-    status = getattr(library, entry)(ctypes.byref(args))
-    if status != 0:
-        reason = _STATUS[status] if 0 < status < len(_STATUS) else f"status {status}"
-        raise RuntimeError(f"the native clean kernel failed: {reason}")
-    return args
-
-
-def clean_prepare_native(x: np.ndarray, y: np.ndarray, luma: np.ndarray, chroma: np.ndarray, *, eps: float,
-                         num_threads: int | None = None) -> int:
-    """The planes :func:`rlenhance.ops.clean.clean_enhanced` blurs, with the native kernel (``clean.c``):
-    fills ``luma`` (H, W) and ``chroma`` (H, W, 2: B - G, R - G) of ``y``; returns how many pixels have a
-    brightening weight ``clamp(L(y) / max(L(x), eps) - 1, 0, 1)`` above 0.
-
-    ``x``: the input, (H, W, 3) float32 in [0, 1] or uint8 / uint16 samples; ``y``: the curves' output,
-    float32 (H, W, 3); all C-contiguous (ValueError otherwise). RuntimeError: the kernels are unavailable.
-    """
-    n = y.size // 3
-    f32 = (_NUMPY_SAMPLES[0],)
-    return int(_clean_call("clean_prepare", x, y, num_threads, luma=_pixels(luma, "luma", n, 1, f32),
-                           chroma=_pixels(chroma, "chroma", n, 2, f32), luma_blur=None, luma_wide=None,
-                           chroma_blur=None, out=None, out_type=0, eps=float(eps), sharpen=0.0, boost=0.0, knee=0.0,
-                           knee_drop=0.0,
-                           brightened=0).brightened)
-
-
-def clean_finish_native(x: np.ndarray, y: np.ndarray, luma_blur: np.ndarray, luma_wide: np.ndarray,
-                        chroma_blur: np.ndarray, out: np.ndarray, *, eps: float, sharpen: float, boost: float,
-                        knee: float, knee_drop: float, num_threads: int | None = None) -> np.ndarray:
-    """The blend, colour conversion, highlight knee and rounding of :func:`rlenhance.ops.clean.clean_enhanced`
-    with the native kernel (``clean.c``), from ``x``, ``y`` (as in :func:`clean_prepare_native`) and the
-    blurred planes of :func:`clean_prepare_native` (the luma at two widths), into ``out`` (H, W, 3):
-    float32, or uint8 / uint16 (``round(255 v)`` / ``(65535 v)``, half to even); ``out`` may be ``y``.
-    Returns ``out``."""
-    n = y.size // 3
-    f32 = (_NUMPY_SAMPLES[0],)
-    _clean_call("clean_finish", x, y, num_threads, luma=None, chroma=None,
-                luma_blur=_pixels(luma_blur, "luma_blur", n, 1, f32),
-                luma_wide=_pixels(luma_wide, "luma_wide", n, 1, f32),
-                chroma_blur=_pixels(chroma_blur, "chroma_blur", n, 2, f32),
-                out=_pixels(out, "out", n, 3, _NUMPY_SAMPLES), out_type=_NUMPY_SAMPLES.index(out.dtype),
-                eps=float(eps), sharpen=float(sharpen), boost=float(boost), knee=float(knee),
-                knee_drop=float(knee_drop), brightened=0)
-    return out
