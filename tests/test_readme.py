@@ -109,3 +109,14 @@ def test_settings_table_is_the_shipped_models():
     for name, (low, high, default) in table.items():
         assert (low, high) == pytest.approx(enhancer.setting_ranges[name], rel=1e-6), name
         assert default == pytest.approx(enhancer.spec.setting[trained[name]], rel=1e-6), name
+
+
+def test_the_readme_opens_with_the_main_job_and_the_test_command():
+    """The first lines install and run the main job on the embedded default, then install and run the
+    tests; CI (.ci/run) runs the first line that starts a venv and ends in pytest."""
+    commands = [line for line in README.read_text(encoding="utf-8").splitlines()[:20] if line.startswith("python3 -m venv")]
+    assert len(commands) == 2, commands
+    assert commands[0].endswith("-m experiments.lol_train")
+    assert re.match(r"^python3 -m venv .* pytest", commands[1]) and commands[1].endswith(" tests")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "grep -m1 -E '^python3 -m venv .* pytest' README.md" in ci
