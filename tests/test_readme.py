@@ -114,7 +114,8 @@ def test_settings_table_is_the_shipped_models():
 def test_the_readme_opens_with_the_main_job_and_the_test_command():
     """The first lines install and run the main job on the embedded default, then install and run the
     tests; CI (.ci/run) runs the first line that starts a venv and ends in pytest."""
-    commands = [line for line in README.read_text(encoding="utf-8").splitlines()[:20] if line.startswith("python3 -m venv")]
+    head = README.read_text(encoding="utf-8").splitlines()[:20]
+    commands = [line for line in head if line.startswith("python3 -m venv")]
     assert len(commands) == 2, commands
     assert commands[0].endswith("-m experiments.lol_train")
     assert re.match(r"^python3 -m venv .* pytest", commands[1]) and commands[1].endswith(" tests")
