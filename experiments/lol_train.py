@@ -16,7 +16,8 @@ image mean to the target relative to the target (``reward.exposure_mean``, ``rew
 the smoothness weight applied as a penalty on the policy's expected alpha map (``reward.smooth_on_mean``).
 The checkpoint also carries what the Enhancer applies after the policy: a cap on how far a step may lift
 the mean above the target (``task.max_overshoot``, weighted by the exposure weight; validation applies it
-too) and a light blur of the result (``task.blur_sigma``). The presets (:data:`PRESETS`) say what they
+too); ``task.blur_sigma`` is recorded in the spec but no longer applied (the Enhancer's clean stage,
+``--denoise``, follows the curves). The presets (:data:`PRESETS`) say what they
 reproduce and what they cost.
 
 The run folder (``run.out``) gets config.json, TensorBoard events, metrics.csv, checkpoints (last.pt
@@ -130,7 +131,7 @@ class TaskSettings:
     (scaled by sqrt(w_exposure / w) for another weight w); applied in validation and by the Enhancer, not in
     training (none: no cap)"""
     blur_sigma: float = 0.65
-    """recorded blur (pixels) the Enhancer applies to its results (not used in training or validation)"""
+    """blur (pixels) recorded in the checkpoint's spec; not applied anywhere (the Enhancer's clean stage replaced it)"""
 
 
 @dataclass(frozen=True)
