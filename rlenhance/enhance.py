@@ -510,17 +510,6 @@ def _in_range(value: float, bounds: tuple[float, ...]) -> bool:
     return bounds[0] - slack <= value <= bounds[1] + slack
 
 
-def checkpoint_setting_ranges(checkpoint: str | Path | None = None) -> dict[str, tuple[float, float]] | None:
-    """:attr:`Enhancer.setting_ranges` of a checkpoint (None: the shipped model) without building
-    its network; None when the file cannot be read as a low-light policy (e.g. for ``--help``)."""
-    try:
-        spec = load_checkpoint(checkpoint or DEFAULT_CHECKPOINT, map_location="cpu",
-                               spec=LowLightPolicySpec)["extra"][SPEC_KEY]
-    except (CheckpointError, OSError):
-        return None
-    return {_setting_keyword(k): (float(lo), float(hi)) for k, (lo, hi) in spec.setting_ranges.items()}
-
-
 def _area_downscale(image: np.ndarray, max_side: int, band_pixels: int) -> torch.Tensor:
     """:func:`~rlenhance.data.transforms.fit_longer_side` of an RGB array (H, W, 3) (float32 in [0, 1],
     or uint8 / uint16 samples) as a float32 CPU tensor (1, 3, h, w), the same values, without a
