@@ -29,7 +29,6 @@ number of processes (the global batch stays). Hogwild workers stay on one machin
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import inspect
 import math
@@ -46,9 +45,9 @@ from torch import Tensor
 from agents.a3c import A3C, A3CConfig, policy_kwargs_from_env
 from agents.distributed import Ranks
 from agents.sac import SAC, SACConfig
-from experiments.config import field_docs, to_dict, unused_section
+from experiments.config import to_dict, unused_section
 from experiments.loop import TEST_GROUP, Loop, LoopState, check_resume, standard_callbacks
-from experiments.runs import Run, arg, run_cli, setup_process
+from experiments.runs import Run, run_cli, setup_process
 from rlenhance.checkpoint import (
     CheckpointSpec,
     LowLightPolicySpec,
@@ -574,13 +573,3 @@ def fit(cfg: RLConfig, run: Run, agent: A3C | SAC, venv: Any, *,
                 summary=lambda state: summary_row(state, cfg.agent, metric_name, summary),
                 title=lambda state: summary_title(title or str(run.dir), state.scores))
     return loop.fit()
-
-
-def config_arg(config_class: type, name: str, *, prefix: str) -> Any:
-    """An :func:`~experiments.runs.arg` field that overrides field ``name`` of an agent's config
-    dataclass (``rse_train``'s flags; the RL trainers set their agents through the config's sections)."""
-    default = next(f.default for f in dataclasses.fields(config_class) if f.name == name)
-    doc = field_docs(config_class).get(name, name.replace("_", " ")).rstrip(".")
-    shown = f"{default:g}" if isinstance(default, float) else default
-    unset = "" if default is None else f" (unset: {shown})"
-    return arg(None, f"{prefix}: {doc}{unset}".replace("%", "%%"), config=(config_class, name))
