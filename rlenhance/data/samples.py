@@ -62,13 +62,20 @@ def _numpy(x: torch.Tensor) -> np.ndarray:
     return out[0] if out.shape[0] == 1 else out.transpose(1, 2, 0)
 
 
-def write_samples(folder: str | Path, *, size: int = 256, seed: int = 0) -> list[Path]:
+def write_samples(folder: str | Path, *, size: int = 256, seed: int = 0, overwrite: bool = False) -> list[Path]:
     """Write the example folders (see the module docstring) under ``folder``; returns the files written.
 
     Args:
-        folder: where to write; created if missing. Existing files of the same names are replaced.
+        folder: where to write; created if missing.
         size: side in pixels of every image (>= 32).
         seed: seed of the darkening, the noise and the holes.
+        overwrite: replace existing files of the same names (False: such a file is kept, and
+            FileExistsError names it).
+
+    Raises:
+        ValueError: ``size`` below 32.
+        FileExistsError: a file to write exists and ``overwrite`` is False (the files before it in
+            the order written are written, that one and the rest are not).
     """
     if size < 32:
         raise ValueError(f"size: expected at least 32 pixels, got {size}")
@@ -78,7 +85,7 @@ def write_samples(folder: str | Path, *, size: int = 256, seed: int = 0) -> list
     written: list[Path] = []
 
     def save(path: Path, image: np.ndarray) -> None:
-        save_image(path, image)
+        save_image(path, image, overwrite=overwrite)
         written.append(path)
 
     for name in COLOR_PHOTOS:
@@ -110,11 +117,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("folder", type=Path, help="where to write the example folders")
     parser.add_argument("--size", type=int, default=256, help="side in pixels of every image (>= 32)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the darkening, the noise and the holes")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing files of the same names")
     args = parser.parse_args(argv)
     try:
-        written = write_samples(args.folder, size=args.size, seed=args.seed)
+        written = write_samples(args.folder, size=args.size, seed=args.seed, overwrite=args.overwrite)
     except ValueError as exc:
         parser.error(str(exc))
+    except FileExistsError as exc:
+        parser.exit(2, f"{parser.prog}: {exc.filename} exists; it was kept (--overwrite replaces it)\n")
     print(f"wrote {len(written)} images under {args.folder}/: dark/, pairs/, noisy/ + clean/, occluded/ + masks/, "
           "bedroom/")
     return 0

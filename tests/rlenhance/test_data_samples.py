@@ -32,3 +32,17 @@ def test_a_size_below_32_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([str(tmp_path), "--size", "8"])
     assert "size" in capsys.readouterr().err
+
+
+def test_existing_files_are_kept_unless_overwrite(tmp_path, capsys):
+    mine = tmp_path / "dark" / "astronaut.png"
+    mine.parent.mkdir(parents=True)
+    mine.write_bytes(b"my own file")
+    with pytest.raises(FileExistsError):
+        write_samples(tmp_path, size=32)
+    with pytest.raises(SystemExit) as info:
+        main([str(tmp_path), "--size", "32"])
+    assert info.value.code == 2 and "astronaut.png exists; it was kept" in capsys.readouterr().err
+    assert mine.read_bytes() == b"my own file"
+    written = write_samples(tmp_path, size=32, overwrite=True)
+    assert mine in written and mine.read_bytes() != b"my own file"
