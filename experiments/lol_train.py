@@ -327,6 +327,7 @@ def env_kwargs(cfg: Config) -> dict:
                 exposure_mean=r.exposure_mean, exposure_relative=r.exposure_relative, conditioned=r.conditioned,
                 exposure_range=ranges.exposure, weight_range=WEIGHT_RANGE, weight_ranges=weight_ranges,
                 observe_exposure_gap=t.exposure_gap, cond_encoding=COND_ENCODING, weight_draw=WEIGHT_DRAW,
+                max_overshoot=None, overshoot_weighted=False,  # task.max_overshoot is inference's, never training's
                 split="train", split_seed=split_seed(cfg))
 
 

@@ -574,7 +574,8 @@ def test_the_cap_is_the_shipped_models_recorded_for_inference_never_in_training(
     shipped = Enhancer(device="cpu").spec.transition
     default = lol_train.parse_args(args)
     assert default.task.max_overshoot == shipped.max_overshoot and shipped.overshoot_reference is not None
-    assert "max_overshoot" not in lol_train.env_kwargs(default)  # the shipped policy was trained without it
+    training = envs.make_vec(lol_train.ENV_ID, num_envs=1, device="cpu", **lol_train.env_kwargs(default))
+    assert training.task.transition.max_overshoot is None  # the shipped policy was trained without it
     out = lol_train.main([*args, *S("task.max_overshoot=0.05"), "--out", str(tmp_path / "cap")])
     path = out / "checkpoints" / "best.pt"
     spec = load_checkpoint(path)["extra"]["spec"].transition
@@ -588,6 +589,27 @@ def test_the_cap_is_the_shipped_models_recorded_for_inference_never_in_training(
             lol_train.parse_args([*args, *S(f"task.max_overshoot={bad}")])
     with pytest.raises(ValueError, match="task.max_overshoot: the cap is weighted by the exposure weight"):
         lol_train.parse_args([*args, *S("ranges.w_exposure=0,1000")])
+
+
+def test_a_training_step_lifts_by_the_uncapped_curve_and_earns_the_drop_of_the_loss():
+    """One step of the default run's training env with a fixed action map on a grey crop at the default setting:
+    the curve LE(s) = s + alpha s (1 - s) with alpha 1 lifts 0.3 to 0.51, past the cap's 0.44 (0.4 + 0.04), which
+    training never applies; the reward is the drop of the loss, here its exposure terms alone (a grey, flat image
+    has no colour or spatial loss): w_exposure (1 + exposure_mean) ((0.3 - 0.4)^2 - (0.51 - 0.4)^2)."""
+    from experiments import lol_train
+
+    cfg = lol_train.parse_args([])
+    r = cfg.reward
+    venv = envs.make_vec(lol_train.ENV_ID, num_envs=2, device="cpu", **{**lol_train.env_kwargs(cfg), "crop": 16})
+    venv.reset(seed=0, options={"low": torch.full((2, 3, 16, 16), 0.3), "cond": venv.task.setting_cond(2)})
+    top = len(venv.task.action_values) - 1
+    assert venv.task.action_values[top] == 1.0
+    obs, reward, *_, info = venv.step(torch.full((2, 1, 16, 16), top))
+    assert torch.allclose(obs["image"], torch.full_like(obs["image"], 0.51), atol=1e-6)
+    e = r.exposure_target
+    expected = r.w_exposure * (1.0 + r.exposure_mean) * ((0.3 - e) ** 2 - (0.51 - e) ** 2)
+    assert torch.allclose(info["reward_map"], torch.full_like(info["reward_map"], expected), atol=1e-3)
+    assert torch.allclose(torch.as_tensor(reward, dtype=torch.float32), torch.full((2,), expected), atol=1e-3)
 
 
 def test_blur_sigma_is_recorded_for_the_enhancer_and_the_rellie_preset_has_none(tmp_path):
