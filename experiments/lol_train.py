@@ -16,9 +16,7 @@ image mean to the target relative to the target (``reward.exposure_mean``, ``rew
 the smoothness weight applied as a penalty on the policy's expected alpha map (``reward.smooth_on_mean``).
 The checkpoint also carries what the Enhancer applies after the policy: a cap on how far a step may lift
 the mean above the target (``task.max_overshoot``, weighted by the exposure weight; validation applies it
-too); ``task.blur_sigma`` is recorded in the spec but no longer applied (the Enhancer's clean stage,
-``--denoise``, follows the curves). The presets (:data:`PRESETS`) say what they
-reproduce and what they cost.
+too). The presets (:data:`PRESETS`) say what they reproduce and what they cost.
 
 The run folder (``run.out``) gets config.json, TensorBoard events, metrics.csv, checkpoints (last.pt
 every evaluation, best.pt by validation PSNR, or by the exposure loss without references), sample grids
@@ -74,7 +72,7 @@ from rlenhance.data import (
 )
 from rlenhance.enhance import greedy_rollout
 from rlenhance.models.policy import PixelActorCritic
-from rlenhance.ops import check_blur_sigma, check_max_overshoot
+from rlenhance.ops import check_max_overshoot
 
 ENV_ID = "rlenhance/LowLight-v0"
 #: Exposure targets at which a conditioned policy's brightness is checked in every evaluation.
@@ -130,8 +128,6 @@ class TaskSettings:
     """recorded cap on how far a step lifts the image mean above the target, at the default exposure weight
     (scaled by sqrt(w_exposure / w) for another weight w); applied in validation and by the Enhancer, not in
     training (none: no cap)"""
-    blur_sigma: float = 0.65
-    """blur (pixels) recorded in the checkpoint's spec; not applied anywhere (the Enhancer's clean stage replaced it)"""
 
 
 @dataclass(frozen=True)
@@ -216,7 +212,7 @@ def rellie() -> Config:
         "agent": "a3c", "task.action": "discrete", "task.alpha_channels": 3, "task.channel_coupling": 0.9,
         "task.damping": 0.2, "task.alpha_min": RELLIE_ALPHAS[0], "task.crop": 70, "task.steps": 10,
         "task.min_steps": 10, "task.test_steps": 6, "task.alpha_mode": "argmax", "task.policy_side": 0,
-        "task.blur_sigma": 0.0, "task.max_overshoot": None, "task.exposure_gap": False,
+        "task.max_overshoot": None, "task.exposure_gap": False,
         "reward.reward": "nonref", "reward.w_exposure": 80.0, "reward.exposure_target": 0.6,
         "reward.exposure_patch": 16, "reward.exposure_mean": 0.0, "reward.exposure_relative": False,
         "reward.w_color": 0.0, "reward.w_spatial": 1.0, "reward.w_smooth": 200.0, "reward.w_color_ratio": 20.0,
@@ -275,7 +271,6 @@ def check(cfg: Config) -> Config:
     if t.max_overshoot is not None and min(r.w_exposure, *(cfg.ranges.w_exposure if r.conditioned else ())) <= 0:
         raise ValueError("task.max_overshoot: the cap is weighted by the exposure weight; needs exposure weights > 0 "
                          "(reward.w_exposure, ranges.w_exposure), or task.max_overshoot=none")
-    check_blur_sigma(t.blur_sigma, "task.blur_sigma", none_ok=False)
     return cfg
 
 
@@ -335,7 +330,7 @@ def inference_spec(cfg: Config, task: LowLightTask) -> LowLightPolicySpec:
     t = cfg.task
     return lowlight_policy_spec(task, env_kwargs(cfg), steps=t.test_steps, alpha_mode=t.alpha_mode,
                                 max_side=t.policy_side or None, max_overshoot=t.max_overshoot,
-                                overshoot_weighted=t.max_overshoot is not None, blur_sigma=t.blur_sigma)
+                                overshoot_weighted=t.max_overshoot is not None)
 
 
 def rollout_at(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: torch.Tensor,
