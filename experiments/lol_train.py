@@ -53,10 +53,12 @@ from experiments.rl_common import (
     env_batch,
     fit,
     make_agent,
+    map_captions,
     open_run,
     run_cli,
     setup,
     split_seed,
+    with_maps,
 )
 from experiments.runs import usage_lines
 from rlenhance import losses, metrics
@@ -73,6 +75,7 @@ from rlenhance.data import (
 from rlenhance.enhance import greedy_rollout
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.ops import check_max_overshoot
+from rlenhance.transitions import LowLightTransition
 
 ENV_ID = "rlenhance/LowLight-v0"
 #: Exposure targets at which a conditioned policy's brightness is checked in every evaluation.
@@ -357,7 +360,7 @@ def evaluate(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: tor
     """Greedy rollout on the validation images at the fixed setting; metrics are per-image means.
     A conditioned policy is also run at each exposure target of :data:`EXPOSURE_SWEEP`:
     ``eval/exposure_gap_max`` is the largest |mean output brightness - target|. Returns the scores
-    and the sample grid rows (input | output | reference)."""
+    and the sample grid's rows (:func:`grid_captions`: input | output | reference | the alphas)."""
     target = cfg.reward.exposure_target
     start = time.perf_counter()
     out, maps = rollout_at(policy, task, cfg, low)
@@ -379,8 +382,23 @@ def evaluate(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: tor
         gaps = [float((out if e == target else rollout_at(policy, task, cfg, low, e)[0]).mean()) - e
                 for e in EXPOSURE_SWEEP]
         scores["eval/exposure_gap_max"] = max(abs(g) for g in gaps)
-    rows = [[low[i], out[i]] + ([high[i]] if high is not None else []) for i in range(low.shape[0])]
-    return scores, rows
+    shown = range(min(cfg.run.samples, low.shape[0]))
+    rows = [[low[i], out[i]] + ([high[i]] if high is not None else []) for i in shown]
+    return scores, with_maps(rows, [torch.stack([m[i] for m in maps]) for i in shown],
+                             alpha_range=alpha_range(inference_spec(cfg, task).transition))
+
+
+def alpha_range(transition: LowLightTransition) -> tuple[float, float]:
+    """The lowest and highest alpha of a transition's actions (a sample grid's alpha scale)."""
+    if transition.action_type == "discrete":
+        return min(transition.alpha_table), max(transition.alpha_table)
+    return -1.0, 1.0
+
+
+def grid_captions(cfg: Config, references: bool = True) -> tuple[str, ...]:
+    """The columns of the sample grids: input | output | reference (without ``references``: none),
+    the alpha maps (mean over RGB) of the first and last test step, their key."""
+    return map_captions(("input", "output", "reference")[:3 if references else 2], "alpha", cfg.task.test_steps)
 
 
 def best_score(scores: Mapping[str, float]) -> float:
@@ -431,7 +449,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
               evaluate=lambda policy: evaluate(policy, venv.task, cfg, val_low, val_high),
               metric=best_score, spec=spec,
               summary={"val_images": len(names), "input_brightness": float(val_low.mean())},
-              title=f"lol_train: {run.dir}")
+              title=f"lol_train: {run.dir}", captions=grid_captions(cfg, val_high is not None))
     run.say(*use_lines(Path(out) / "checkpoints" / "best.pt", spec))
     return out
 

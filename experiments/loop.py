@@ -393,10 +393,11 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
 
 
-def standard_callbacks(samples: int, *, keep_evals: bool = False, shown: str | None = None) -> list[Callback]:
-    """Checkpoints, sample grids of ``samples`` rows, a progress bar (showing scalar ``shown``) and a
-    time estimate: what every trainer uses."""
-    return [Checkpoints(keep_evals), SampleGrids(samples), Progress(shown), TimeEstimate()]
+def standard_callbacks(samples: int, *, keep_evals: bool = False, shown: str | None = None,
+                       captions: Sequence[str] = GRID_CAPTIONS) -> list[Callback]:
+    """Checkpoints, sample grids of ``samples`` rows (columns ``captions``), a progress bar (showing
+    scalar ``shown``) and a time estimate: what every trainer uses."""
+    return [Checkpoints(keep_evals), SampleGrids(samples, captions), Progress(shown), TimeEstimate()]
 
 
 # --- resume ---------------------------------------------------------------------------------------

@@ -598,6 +598,27 @@ def test_the_blur_is_no_setting():
         lol_train.parse_args([*TINY, *S("task.blur_sigma=0.65")])
 
 
+def test_the_sample_grid_shows_the_alpha_maps_of_the_first_and_last_step():
+    from experiments import lol_train
+    from experiments.rl_common import make_agent
+    from experiments.run_files import heatmap
+
+    cfg = lol_train.parse_args([*TINY, "--preset", "rellie", *S("task.policy_side=48")])
+    venv = envs.make_vec(lol_train.ENV_ID, num_envs=1, **lol_train.env_kwargs(cfg))
+    _, low, high = lol_train.load_validation(cfg, torch.device("cpu"))
+    policy = make_agent(cfg, venv, steps=cfg.task.steps, keys=("image", "original", "exposure_gap"),
+                        cond_film=cfg.reward.conditioned).policy.eval()
+    _, rows = lol_train.evaluate(policy, venv.task, cfg, low, high)
+    assert lol_train.grid_captions(cfg) == ("input", "output", "reference", "alpha, step 1", "alpha, step 2", "key")
+    assert lol_train.grid_captions(cfg, references=False)[:3] == ("input", "output", "alpha, step 1")
+    assert [len(row) for row in rows] == [6, 5]  # --samples 2; the key after the first row
+    _, maps = lol_train.rollout_at(policy, venv.task, cfg, low[:1])
+    low_alpha, high_alpha = lol_train.alpha_range(lol_train.inference_spec(cfg, venv.task).transition)
+    assert (low_alpha, high_alpha) == pytest.approx((-0.3, 1.0))  # ReLLIE's table
+    torch.testing.assert_close(rows[0][3], heatmap(maps[0][0].mean(0), low_alpha, high_alpha))
+    torch.testing.assert_close(rows[0][4], heatmap(maps[-1][0].mean(0), low_alpha, high_alpha))
+
+
 @pytest.mark.parametrize("preset", [[], ["--preset", "rellie"]])
 def test_validation_in_batches_scores_as_one_batch(preset):
     """``run.eval_batch`` images a rollout (less memory at ReLLIE's full resolution): the scores of one
