@@ -51,7 +51,7 @@ For low-light images prefer :class:`rlenhance.Enhancer` (expected alphas, any im
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -211,7 +211,8 @@ def policy_rollout(policy: PixelActorCritic, task: Any, options: Mapping[str, An
 
 @torch.no_grad()
 def rollout_images(policy: PixelActorCritic, task: Any, items: Sequence[Mapping[str, Any]], *,
-                   batch_size: int = 1, **rollout_kwargs: Any) -> list[Tensor] | list[tuple[Tensor, Tensor]]:
+                   batch_size: int = 1, track: Callable[[Sequence[Any]], Iterable[Any]] | None = None,
+                   **rollout_kwargs: Any) -> list[Tensor] | list[tuple[Tensor, Tensor]]:
     """:func:`policy_rollout` over whole images of any sizes, in batches of images of one size.
 
     Args:
@@ -219,6 +220,7 @@ def rollout_images(policy: PixelActorCritic, task: Any, items: Sequence[Mapping[
         task: the task (or vector env) whose transition restores the images.
         items: one ``options`` dict per image, entries (C, H, W).
         batch_size: images per rollout (only images of one size share a batch; 1 = one at a time).
+        track: wraps the loop over the rollouts (a list of batches; e.g. a progress bar).
         **rollout_kwargs: ``greedy``, ``steps``, ``block_actions``, ``seed``, ``generator``,
             ``with_actions``.
 
@@ -235,14 +237,13 @@ def rollout_images(policy: PixelActorCritic, task: Any, items: Sequence[Mapping[
             raise ImageError(f"items[{index}]: expected one image per item, entries (C, H, W)")
         groups.setdefault(size, []).append(index)
     outputs: list[Any] = [None] * len(items)
-    for indices in groups.values():
-        for start in range(0, len(indices), batch_size):
-            chunk = indices[start:start + batch_size]
-            options = {key: torch.stack([torch.as_tensor(items[i][key]) for i in chunk])
-                       for key in items[chunk[0]]}
-            result = policy_rollout(policy, task, options, **rollout_kwargs)
-            for i, output in zip(chunk, zip(*result) if rollout_kwargs.get("with_actions") else result):
-                outputs[i] = output
+    chunks = [indices[start:start + batch_size] for indices in groups.values()
+              for start in range(0, len(indices), batch_size)]
+    for chunk in (track or iter)(chunks):
+        options = {key: torch.stack([torch.as_tensor(items[i][key]) for i in chunk]) for key in items[chunk[0]]}
+        result = policy_rollout(policy, task, options, **rollout_kwargs)
+        for i, output in zip(chunk, zip(*result) if rollout_kwargs.get("with_actions") else result):
+            outputs[i] = output
     return outputs
 
 

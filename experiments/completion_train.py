@@ -50,6 +50,7 @@ from experiments.rl_common import (
     RL_FLAGS,
     RLConfig,
     RLRunSettings,
+    Track,
     check_rl,
     env_batch,
     env_defaults,
@@ -60,6 +61,7 @@ from experiments.rl_common import (
     run_cli,
     setup,
     split_seed,
+    untracked,
     uses_block_actions,
     with_maps,
     with_test_scores,
@@ -217,19 +219,21 @@ def _mean_finite(values: list[float]) -> float:
 @torch.no_grad()
 def evaluate(policy: PixelActorCritic, task: Any, images: Sequence[OccludedImage], cfg: Config,
              predictor: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-             ) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
+             track: Track = untracked) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
     """Greedy rollouts on the whole held-out images; scores of the output, of the starting fill
     (``input_``) and of the predictor (``predictor_``), per image then averaged. Returns the scores
-    and the sample grid's rows (:func:`grid_captions`: occluded | output | original | the actions)."""
+    and the sample grid's rows (:func:`grid_captions`: occluded | output | original | the actions);
+    ``track`` shows the progress of the rollouts and of the scoring."""
     start = time.perf_counter()
     results = rollout_images(policy, task, [{"occluded": im.occluded, "original": im.original, "mask": im.mask}
                                             for im in images],
                              batch_size=cfg.run.eval_batch, steps=cfg.task.steps,
-                             block_actions=uses_block_actions(cfg), with_actions=True)
+                             block_actions=uses_block_actions(cfg), with_actions=True,
+                             track=lambda batches: track(batches, "rollouts"))
     ms = (time.perf_counter() - start) * _MS_PER_S / len(images)
     outputs = [out for out, _ in results]
     per_image: dict[str, list[float]] = {}
-    for image, output in zip(images, outputs):
+    for image, output in track(list(zip(images, outputs)), "scores"):
         occluded, mask = image.occluded[None], image.mask[None]
         candidates = {"": output, "input_": diffusion_fill(occluded, mask, smooth_iters=ENV["smooth_iters"])[0]}
         if predictor is not None:
@@ -278,7 +282,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
               if images is not None}
     agent = make_agent(cfg, venv, steps=t.steps, resume=run.resuming, ranks=ranks)
     out = fit(cfg, run, agent, venv, make_venv=make_venv,
-              evaluate=with_test_scores(lambda policy, images: evaluate(policy, venv.task, images, cfg, predictor),
+              evaluate=with_test_scores(lambda policy, images: evaluate(policy, venv.task, images, cfg, predictor,
+                                                                        run.track),
                                         val_images, test_images),
               metric="eval/hole_psnr", spec=inference_spec(cfg),
               summary={**counts, "predictor": t.predictor is not None},

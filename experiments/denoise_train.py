@@ -52,6 +52,7 @@ from experiments.rl_common import (
     RL_FLAGS,
     RLConfig,
     RLRunSettings,
+    Track,
     check_rl,
     env_batch,
     env_defaults,
@@ -62,6 +63,7 @@ from experiments.rl_common import (
     run_cli,
     setup,
     split_seed,
+    untracked,
     uses_block_actions,
     with_maps,
     with_test_scores,
@@ -266,25 +268,27 @@ def inference_spec(cfg: Config) -> RolloutPolicySpec:
 
 @torch.no_grad()
 def evaluate(policy: PixelActorCritic, task: Any, images: Mapping[float, Sequence[NoisyImage]],
-             cfg: Config, predictor: DenoisePredictor | None = None,
+             cfg: Config, predictor: DenoisePredictor | None = None, track: Track = untracked,
              ) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
     """Greedy rollouts on the whole noisy images of each noise level (``{sigma: images}``);
     per-image PSNR / SSIM of the clamped output (and of the noisy input, and of the ``predictor``'s
     output: ``predictor_``), averaged per level (several levels: per-level columns and their
     mean, :func:`experiments.sigmas.level_scores`). Returns the scores and the sample grid's rows
-    (:func:`grid_captions`: noisy | output | clean | the actions; each image at every level in turn)."""
+    (:func:`grid_captions`: noisy | output | clean | the actions; each image at every level in turn).
+    ``track`` shows the progress of the rollouts and of the scoring."""
     flat = [im for level in images.values() for im in level]
     start = time.perf_counter()
     results = rollout_images(policy, task, [{"clean": im.clean, "noisy": im.noisy} for im in flat],
                              batch_size=cfg.run.eval_batch, steps=cfg.task.steps,
-                             block_actions=uses_block_actions(cfg), with_actions=True)
+                             block_actions=uses_block_actions(cfg), with_actions=True,
+                             track=lambda batches: track(batches, "rollouts"))
     ms = (time.perf_counter() - start) * _MS_PER_S / len(flat)
     outputs, actions = [out for out, _ in results], [taken for _, taken in results]
     by_level, level_rows, done = {}, [], 0
     for sigma, level in images.items():
         level_outputs, done = outputs[done:done + len(level)], done + len(level)
         per_image: dict[str, list[float]] = {}
-        for image, output in zip(level, level_outputs):
+        for image, output in track(list(zip(level, level_outputs)), f"scores at sigma {sigma:g}"):
             clean = image.clean[None]
             candidates = {"": output.clamp(0.0, 1.0)[None], "input_": image.noisy.clamp(0.0, 1.0)[None]}
             if predictor is not None:
@@ -335,7 +339,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
               for name, images in (("val", val_images), ("test", test_images)) if images is not None}
     agent = make_agent(cfg, venv, steps=cfg.task.steps, resume=run.resuming, ranks=ranks)
     out = fit(cfg, run, agent, venv, make_venv=make_venv,
-              evaluate=with_test_scores(lambda policy, images: evaluate(policy, venv.task, images, cfg, predictor),
+              evaluate=with_test_scores(lambda policy, images: evaluate(policy, venv.task, images, cfg, predictor,
+                                                                        run.track),
                                         val_images, test_images),
               metric="eval/psnr", spec=inference_spec(cfg),
               summary={"noise": noise_text(sigma, train_set, val_set if test_set is None else test_set),

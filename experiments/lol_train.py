@@ -49,6 +49,7 @@ from experiments.rl_common import (
     ModelSettings,
     RLConfig,
     RLRunSettings,
+    Track,
     check_rl,
     env_batch,
     fit,
@@ -58,6 +59,7 @@ from experiments.rl_common import (
     run_cli,
     setup,
     split_seed,
+    untracked,
     with_maps,
 )
 from experiments.runs import usage_lines
@@ -337,14 +339,16 @@ def inference_spec(cfg: Config, task: LowLightTask) -> LowLightPolicySpec:
 
 
 def rollout_at(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: torch.Tensor,
-               exposure_target: float | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+               exposure_target: float | None = None, track: Track = untracked
+               ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Greedy rollout (``rlenhance.enhance.greedy_rollout``, as at inference) at the fixed setting, or
     with its exposure target replaced, in batches of ``run.eval_batch`` images (each image's result
-    does not depend on the others in its batch)."""
+    does not depend on the others in its batch; ``track`` shows the batches' progress)."""
     target = cfg.reward.exposure_target if exposure_target is None else exposure_target
     transition = inference_spec(cfg, task).transition
     outs, maps = [], []
-    for chunk in low.split(cfg.run.eval_batch):
+    desc = "validation" if exposure_target is None else f"validation at exposure {target:g}"
+    for chunk in track(low.split(cfg.run.eval_batch), desc):
         cond = task.setting_cond(chunk.shape[0], target) if policy.cond_dim else None
         out, chunk_maps = greedy_rollout(policy, chunk, cond, transition=transition, alpha_mode=cfg.task.alpha_mode,
                                          exposure_target=target,
@@ -356,14 +360,15 @@ def rollout_at(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: t
 
 @torch.no_grad()
 def evaluate(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: torch.Tensor,
-             high: torch.Tensor | None) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
+             high: torch.Tensor | None, track: Track = untracked) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
     """Greedy rollout on the validation images at the fixed setting; metrics are per-image means.
     A conditioned policy is also run at each exposure target of :data:`EXPOSURE_SWEEP`:
     ``eval/exposure_gap_max`` is the largest |mean output brightness - target|. Returns the scores
-    and the sample grid's rows (:func:`grid_captions`: input | output | reference | the alphas)."""
+    and the sample grid's rows (:func:`grid_captions`: input | output | reference | the alphas);
+    ``track`` shows the progress of the rollouts."""
     target = cfg.reward.exposure_target
     start = time.perf_counter()
-    out, maps = rollout_at(policy, task, cfg, low)
+    out, maps = rollout_at(policy, task, cfg, low, track=track)
     ms = (time.perf_counter() - start) * 1000 / low.shape[0]
     scores = {
         "eval/brightness": float(out.mean()),
@@ -379,7 +384,7 @@ def evaluate(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: tor
         scores["eval/uqi"] = float(metrics.uqi(out, high).mean())
     if cfg.reward.conditioned and policy.cond_dim:
         # the fixed setting's target, when in the sweep, reuses the rollout above
-        gaps = [float((out if e == target else rollout_at(policy, task, cfg, low, e)[0]).mean()) - e
+        gaps = [float((out if e == target else rollout_at(policy, task, cfg, low, e, track)[0]).mean()) - e
                 for e in EXPOSURE_SWEEP]
         scores["eval/exposure_gap_max"] = max(abs(g) for g in gaps)
     shown = range(min(cfg.run.samples, low.shape[0]))
@@ -446,7 +451,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
                        keys=("image", "original", "exposure_gap"), cond_film=cfg.reward.conditioned)
     spec = inference_spec(cfg, venv.task)
     out = fit(cfg, run, agent, venv, make_venv=make_venv,
-              evaluate=lambda policy: evaluate(policy, venv.task, cfg, val_low, val_high),
+              evaluate=lambda policy: evaluate(policy, venv.task, cfg, val_low, val_high, track=run.track),
               metric=best_score, spec=spec,
               summary={"val_images": len(names), "input_brightness": float(val_low.mean())},
               title=f"lol_train: {run.dir}", captions=grid_captions(cfg, val_high is not None))

@@ -32,7 +32,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -68,6 +68,7 @@ __all__ = [
     "RLConfig",
     "RLRunSettings",
     "SACSettings",
+    "Track",
     "check_rl",
     "env_batch",
     "env_defaults",
@@ -83,11 +84,15 @@ __all__ = [
     "sac_config",
     "setup",
     "split_seed",
+    "untracked",
     "uses_block_actions",
     "with_maps",
     "with_test_scores",
 ]
 
+#: ``track(items, desc)``: the items of an evaluation's loop, under a progress bar named ``desc``
+#: (:meth:`experiments.runs.Run.track`, which clears it at the end); :func:`untracked` shows none.
+Track = Callable[[Sequence[Any], str], Iterable[Any]]
 #: Episode ``k`` of a run with seed ``s`` resets its env with ``s * EPISODE_SEED_STRIDE + k``.
 EPISODE_SEED_STRIDE = 1_000_003
 #: Largest ``run.seed`` (NumPy's global seed limit).
@@ -308,6 +313,11 @@ def env_defaults(env_id: str) -> dict[str, Any]:
 def split_seed(cfg: RLConfig) -> int:
     """The seed of the run's train/validation split: ``run.split_seed``, else ``run.seed``."""
     return cfg.run.seed if cfg.run.split_seed is None else cfg.run.split_seed
+
+
+def untracked(items: Sequence[Any], desc: str = "") -> Sequence[Any]:
+    """The :data:`Track` that shows no progress."""
+    return items
 
 
 def episode_seed(seed: int, episode: int) -> int:

@@ -89,7 +89,8 @@ def test_run_folder_contents(tiny_run, data):
     assert "| episodes |" in (tiny_run / "summary.md").read_text()
 
 
-def test_the_sample_grid_shows_each_images_actions_at_the_first_and_last_step(data):
+def test_the_sample_grid_shows_each_images_actions_at_the_first_and_last_step_and_evaluation_shows_progress(
+        data):
     import envs
     from agents.rollout import policy_rollout
     from experiments.rl_common import make_agent
@@ -105,7 +106,10 @@ def test_the_sample_grid_shows_each_images_actions_at_the_first_and_last_step(da
     policy = make_agent(cfg, venv, steps=cfg.task.steps).policy.eval()
     with torch.no_grad():  # a policy whose actions vary over the image
         policy.policy_head.weight.normal_(0, 2.0)
-    _, rows = completion_train.evaluate(policy, venv.task, images, cfg)
+    shown = []  # the evaluation's progress: the rollouts' batches and the scored images under bars
+    _, rows = completion_train.evaluate(policy, venv.task, images, cfg,
+                                        track=lambda items, desc: shown.append((desc, len(items))) or items)
+    assert shown == [("rollouts", -(-len(images) // cfg.run.eval_batch)), ("scores", len(images))]
     assert completion_train.grid_captions(cfg) == ("occluded", "output", "original", "actions, step 1",
                                                    "actions, step 2", "key")
     assert [len(row) for row in rows] == [6, 5]  # --samples 2; the key after the first row

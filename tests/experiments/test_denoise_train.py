@@ -87,7 +87,8 @@ def test_run_folder_contents(tiny_run):
     assert "best.pt picked on the validation split" in summary
 
 
-def test_the_sample_grid_shows_each_images_actions_at_the_first_and_last_step(folders):
+def test_the_sample_grid_shows_each_images_actions_at_the_first_and_last_step_and_evaluation_shows_progress(
+        folders):
     from agents.rollout import policy_rollout
     from experiments.run_files import action_map
     from experiments.sigmas import noisy_test_sets
@@ -100,7 +101,11 @@ def test_the_sample_grid_shows_each_images_actions_at_the_first_and_last_step(fo
     policy = make_agent(cfg, venv, steps=cfg.task.steps).policy.eval()
     with torch.no_grad():  # a policy whose actions vary over the image
         policy.policy_head.weight.normal_(0, 2.0)
-    _, rows = denoise_train.evaluate(policy, venv.task, images, cfg)
+    shown = []  # the evaluation's progress: the rollouts' batches and the scored images under bars
+    _, rows = denoise_train.evaluate(policy, venv.task, images, cfg,
+                                     track=lambda items, desc: shown.append((desc, len(items))) or items)
+    count = len(next(iter(images.values())))
+    assert [desc for desc, _ in shown] == ["rollouts", "scores at sigma 25"] and shown[1][1] == count
     assert denoise_train.grid_captions(cfg) == ("noisy", "output", "clean", "actions, step 1", "actions, step 2",
                                                 "key")
     assert len(rows[0]) == 6 and all(len(row) == 5 for row in rows[1:])  # the key after the first row

@@ -598,7 +598,7 @@ def test_the_blur_is_no_setting():
         lol_train.parse_args([*TINY, *S("task.blur_sigma=0.65")])
 
 
-def test_the_sample_grid_shows_the_alpha_maps_of_the_first_and_last_step():
+def test_the_sample_grid_shows_the_alpha_maps_of_the_first_and_last_step_and_evaluation_shows_progress():
     from experiments import lol_train
     from experiments.rl_common import make_agent
     from experiments.run_files import heatmap
@@ -608,7 +608,10 @@ def test_the_sample_grid_shows_the_alpha_maps_of_the_first_and_last_step():
     _, low, high = lol_train.load_validation(cfg, torch.device("cpu"))
     policy = make_agent(cfg, venv, steps=cfg.task.steps, keys=("image", "original", "exposure_gap"),
                         cond_film=cfg.reward.conditioned).policy.eval()
-    _, rows = lol_train.evaluate(policy, venv.task, cfg, low, high)
+    shown = []  # the evaluation's progress: every batch of images under a bar
+    _, rows = lol_train.evaluate(policy, venv.task, cfg, low, high,
+                                 track=lambda items, desc: shown.append((desc, len(items))) or items)
+    assert shown == [("validation", -(-low.shape[0] // cfg.run.eval_batch))]
     assert lol_train.grid_captions(cfg) == ("input", "output", "reference", "alpha, step 1", "alpha, step 2", "key")
     assert lol_train.grid_captions(cfg, references=False)[:3] == ("input", "output", "alpha, step 1")
     assert [len(row) for row in rows] == [6, 5]  # --samples 2; the key after the first row
