@@ -272,7 +272,7 @@ class RSETrainer(Callback):
 
     def tracked(self, desc: str):
         """A progress bar over a list of held-out images (:meth:`experiments.runs.Run.track`)."""
-        return lambda images: self.run.track(images, len(images), desc=desc)
+        return lambda images: self.run.track(images, desc, total=len(images))
 
     @property
     def finished(self) -> bool:
