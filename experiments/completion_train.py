@@ -287,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     agent = make_agent(cfg, venv, steps=t.steps, resume=run.resuming, ranks=ranks)
     out = fit(cfg, run, agent, venv, make_venv=make_venv,
               evaluate=with_test_scores(lambda policy, images: evaluate(policy, venv.task, images, cfg, predictor,
-                                                                        run.track),
+                                                                        track=run.track),
                                         val_images, test_images),
               metric="eval/hole_psnr", spec=inference_spec(cfg),
               summary={**counts, "predictor": t.predictor is not None},

@@ -342,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     agent = make_agent(cfg, venv, steps=cfg.task.steps, resume=run.resuming, ranks=ranks)
     out = fit(cfg, run, agent, venv, make_venv=make_venv,
               evaluate=with_test_scores(lambda policy, images: evaluate(policy, venv.task, images, cfg, predictor,
-                                                                        run.track),
+                                                                        track=run.track),
                                         val_images, test_images),
               metric="eval/psnr", spec=inference_spec(cfg),
               summary={"noise": noise_text(sigma, train_set, val_set if test_set is None else test_set),

@@ -56,8 +56,8 @@ def big() -> Outer:
 
 
 def parse(*argv, **kw):
-    return config.parse(Outer, list(argv), presets={"big": config.Preset(big)}, flags={"count": "inner.count", "on": "inner.on"},
-                        prog="t", **kw)
+    return config.parse(Outer, list(argv), presets={"big": config.Preset(big)},
+                        flags={"count": "inner.count", "on": "inner.on"}, prog="t", **kw)
 
 
 def test_defaults_then_preset_then_file_then_flags_then_set(tmp_path):
