@@ -248,12 +248,13 @@ def evaluate(policy: PixelActorCritic, task: Any, images: Sequence[OccludedImage
     scores["eval/ms_per_image"] = ms
     shown = range(min(cfg.run.samples, len(images)))
     return scores, with_maps([[images[i].occluded, outputs[i], images[i].original] for i in shown],
-                             [results[i][1] for i in shown], actions=task.actions)
+                             [results[i][1] for i in shown], actions=task.actions,
+                             where=[images[i].mask for i in shown])
 
 
 def grid_captions(cfg: Config) -> tuple[str, ...]:
     """The columns of the sample grids: occluded | output | original, the actions of the first and last
-    step (the hole's pixels act on them), their key."""
+    step in the hole (white outside it, where no action applies), their key."""
     return map_captions(("occluded", "output", "original"), "actions", cfg.task.steps)
 
 

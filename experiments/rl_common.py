@@ -547,7 +547,8 @@ def map_captions(captions: Sequence[str], kind: str, steps: int) -> tuple[str, .
 
 
 def with_maps(rows: Sequence[Sequence[Tensor]], maps: Sequence[Tensor], *, actions: Sequence[str] | None = None,
-              alpha_range: tuple[float, float] | None = None) -> list[list[Tensor]]:
+              alpha_range: tuple[float, float] | None = None, where: Sequence[Tensor] | None = None
+              ) -> list[list[Tensor]]:
     """Sample-grid rows (input | output | reference) with each image's per-pixel maps after them
     (:func:`map_captions`), colour-mapped, and the colour key after the first row's.
 
@@ -556,14 +557,19 @@ def with_maps(rows: Sequence[Sequence[Tensor]], maps: Sequence[Tensor], *, actio
         maps: per image, its maps of every step (steps, C', H, W): action indices with ``actions``
             (their names; :func:`experiments.run_files.action_map`), or alphas in ``alpha_range``
             (averaged over C'; :func:`experiments.run_files.heatmap`).
+        where: per image, a (1, H, W) mask of the pixels whose maps count (completion: the hole); the
+            others are shown white.
     """
     if (actions is None) == (alpha_range is None):
         raise ValueError("with_maps: give the action names or the alpha range")
     out = []
-    for row, steps in zip(rows, maps):
-        shown = [steps[s] for s in map_steps(steps.shape[0])]
-        out.append([*row, *(action_map(m[:1], len(actions)) if actions is not None
-                            else heatmap(m.float().mean(0), *alpha_range) for m in shown)])
+    for i, (row, steps) in enumerate(zip(rows, maps)):
+        shown = [action_map(steps[s][:1], len(actions)) if actions is not None
+                 else heatmap(steps[s].float().mean(0), *alpha_range) for s in map_steps(steps.shape[0])]
+        if where is not None:
+            counts = where[i].detach().cpu().reshape(1, *steps.shape[-2:]) > 0
+            shown = [torch.where(counts, image, torch.ones_like(image)) for image in shown]
+        out.append([*row, *shown])
     if out:
         height = out[0][0].shape[-2]
         out[0].append(action_key(actions, height) if actions is not None else heatmap_key(*alpha_range, height))
