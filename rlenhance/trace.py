@@ -187,36 +187,36 @@ def action_map_image(trace: ActionTrace, step: int, plane: int = 0, *,
     return np.ascontiguousarray(picture)
 
 
-def legend_image(traces: Sequence[ActionTrace], *, width: int = 320, row: int = 18,
-                 columns: int | None = None) -> np.ndarray:
-    """The legend of the traces' maps: a colour swatch, the name and the share of pixel-steps
-    (:func:`usage`) of each action taken, in action-id order.
+def legend_image(traces: Sequence[ActionTrace], *, width: int = 480, row: int = 18) -> np.ndarray:
+    """The legend of the traces' maps and how often each action was taken: per action taken, in
+    action-id order, its colour, its name, a bar as long as its share of the pixel-steps (:func:`usage`)
+    and that share in percent.
 
     Args:
-        traces: the traces of one restorer (one or several images).
-        width: of the picture, in pixels.
+        traces: the traces of one restorer (one image or several).
+        width: of the picture, in pixels (at least 200).
         row: height of a line.
-        columns: entries per line (None: as many as fit in ``width``, at least one).
 
     Returns:
-        uint8 RGB (h, width, 3), white background.
+        uint8 RGB (4 + row x actions taken, width, 3), white background.
     """
+    width = max(200, int(width))
     shares = usage(traces)
     colours = action_colours(traces[0])
     shown = [i for i in range(len(shares)) if shares[i] > 0]
-    columns = max(1, columns or width // 150)
-    lines = -(-len(shown) // columns) or 1
-    canvas = np.full((lines * row + 4, width, 3), 255, np.uint8)
-    cell = width // columns
+    canvas = np.full((4 + row * max(1, len(shown)), width, 3), 255, np.uint8)
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.4
+    label = min(150, width // 3)  # the names' column
+    bar = width - label - 64  # the bars' column; the percentages after it
     for k, index in enumerate(shown):
-        y, x = 2 + (k // columns) * row, (k % columns) * cell
-        cv2.rectangle(canvas, (x + 2, y + 3), (x + row - 4, y + row - 3), tuple(int(c) for c in colours[index]), -1)
-        text = f"{traces[0].names[index]} {100 * shares[index]:.1f}%"
-        scale = 0.38
-        room = cell - row - 2
-        text_width = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0]
-        if text_width > room:
-            scale *= room / text_width
-        cv2.putText(canvas, text, (x + row, y + row - 5), cv2.FONT_HERSHEY_SIMPLEX, scale, (40, 40, 40), 1,
-                    cv2.LINE_AA)
+        y = 2 + k * row
+        colour = tuple(int(c) for c in colours[index])
+        cv2.rectangle(canvas, (2, y + 3), (row - 4, y + row - 3), colour, -1)
+        name = traces[0].names[index]
+        fit = min(scale, scale * (label - row - 4) / max(1, cv2.getTextSize(name, font, scale, 1)[0][0]))
+        cv2.putText(canvas, name, (row, y + row - 5), font, fit, (40, 40, 40), 1, cv2.LINE_AA)
+        length = max(1, round(bar * float(shares[index])))
+        cv2.rectangle(canvas, (label, y + 3), (label + length, y + row - 3), colour, -1)
+        cv2.putText(canvas, f"{100 * shares[index]:.1f}%", (label + bar + 4, y + row - 5), font, scale,
+                    (40, 40, 40), 1, cv2.LINE_AA)
     return canvas

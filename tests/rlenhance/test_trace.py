@@ -96,13 +96,13 @@ def test_action_map_image_colours_each_pixel_and_fades_outside_the_region():
         action_map_image(trace, 2)
 
 
-def test_the_legend_shows_the_actions_taken_only():
-    trace = ActionTrace(("keep", "blur", "predict"), np.array([[[[0, 2]]]], np.int16))
-    legend = legend_image([trace], width=300)
-    assert legend.dtype == np.uint8 and legend.shape[1] == 300 and legend.shape[2] == 3
-    found = {tuple(p) for p in legend.reshape(-1, 3)}
+def test_the_legend_shows_the_actions_taken_with_bars_as_long_as_their_shares():
+    trace = ActionTrace(("keep", "blur", "predict"), np.array([[[[0, 2, 2, 2]]]], np.int16))
+    legend = legend_image([trace], width=480)
+    assert legend.dtype == np.uint8 and legend.shape[1] == 480 and legend.shape[2] == 3
     colours = action_colours(trace)
-    assert tuple(colours[0]) in found and tuple(colours[2]) in found and tuple(colours[1]) not in found
+    pixels = [int((legend == colour).all(axis=-1).sum()) for colour in colours]
+    assert pixels[1] == 0 and pixels[2] > 2 * pixels[0] > 0  # blur never taken; predict 75%, keep 25%
 
 
 # --- the restorers ---------------------------------------------------------------------------------------
