@@ -355,15 +355,19 @@ class Enhancer:
         a continuous one, :data:`CONTINUOUS_ALPHAS`."""
         return self.transition.alpha_table if self.transition.action_type == "discrete" else CONTINUOUS_ALPHAS
 
-    @torch.no_grad()
     def restore_traced(self, image: np.ndarray, *, mask: np.ndarray | None = None,
                        **setting: float | None) -> tuple[np.ndarray, ActionTrace]:
-        """:meth:`restore` and what the policy did (:class:`~rlenhance.trace.ActionTrace`): at each step,
-        the alpha it chose for each block of its working resolution (per alpha channel), before the
-        channel coupling, damping and cap of the step, as the nearest of :attr:`action_values` (a
-        discrete policy's "mean" alpha is an expectation over its table). The trace comes from the
-        torch rollout (:func:`greedy_rollout`), which the output's equals within float rounding."""
-        out = self.restore(image, mask=mask, **setting)
+        """:meth:`restore` and what the policy did (:meth:`action_trace`)."""
+        return self.restore(image, mask=mask, **setting), self.action_trace(image, **setting)
+
+    @torch.no_grad()
+    def action_trace(self, image: np.ndarray, **setting: float | None) -> ActionTrace:
+        """What the policy does on ``image`` (as in :meth:`enhance_array`) with ``setting``
+        (:class:`~rlenhance.trace.ActionTrace`): at each step, the alpha it chooses for each block of its
+        working resolution (per alpha channel), before the channel coupling, damping and cap of the
+        step, as the nearest of :attr:`action_values` (a discrete policy's "mean" alpha is an
+        expectation over its table). From the torch rollout (:func:`greedy_rollout`), which
+        :meth:`enhance`'s equals within float rounding."""
         if not (isinstance(image, np.ndarray) and image.dtype in (np.uint8, np.uint16)):
             image = as_unit_float(image)
         chosen: list[torch.Tensor] = []
@@ -372,7 +376,7 @@ class Enhancer:
         values = torch.tensor(self.action_values, dtype=torch.float32, device=self.device)
         ids = [(alpha[0, ..., None] - values).abs().argmin(dim=-1) for alpha in chosen]  # (C, h, w) each
         names = tuple(f"α {v:+.2f}" for v in self.action_values)
-        return out, ActionTrace(names, torch.stack(ids).cpu().numpy().astype(np.int16), values=self.action_values)
+        return ActionTrace(names, torch.stack(ids).cpu().numpy().astype(np.int16), values=self.action_values)
 
 
 #: The alphas a continuous low-light policy's choices are shown as (:meth:`Enhancer.restore_traced`).

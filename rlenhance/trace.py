@@ -40,7 +40,8 @@ import numpy as np
 
 from rlenhance.transitions import PREDICT_ACTION
 
-__all__ = ["ActionTrace", "TracedRestorer", "action_colours", "action_map_image", "legend_image", "usage"]
+__all__ = ["ActionTrace", "TracedRestorer", "action_colours", "action_map_image", "legend_image", "step_pictures",
+           "usage"]
 
 #: The colour of the action that takes the predictor's pixel, and of the one that keeps the pixel (RGB).
 PREDICT_COLOUR = (214, 39, 40)
@@ -185,6 +186,19 @@ def action_map_image(trace: ActionTrace, step: int, plane: int = 0, *,
     if size is not None and tuple(size) != picture.shape[:2]:
         picture = cv2.resize(picture, (int(size[1]), int(size[0])), interpolation=cv2.INTER_NEAREST)
     return np.ascontiguousarray(picture)
+
+
+def step_pictures(trace: ActionTrace, size: tuple[int, int], plane: int = 0) -> tuple[list[np.ndarray], list[str]]:
+    """Every step's :func:`action_map_image` at ``size`` (H, W), and its caption: the step and its most
+    taken action with its share, e.g. ``"actions at step 1: predict 100.0%"``."""
+    per_step = trace.usage(per_step=True)
+    pictures = [action_map_image(trace, k, plane, size=size) for k in range(trace.steps)]
+    captions = []
+    for k, shares in enumerate(per_step):
+        top = int(np.nanargmax(shares)) if not np.isnan(shares).all() else None
+        captions.append(f"actions at step {k + 1}: " + ("none in the region" if top is None else
+                                                         f"{trace.names[top]} {100 * shares[top]:.1f}%"))
+    return pictures, captions
 
 
 def legend_image(traces: Sequence[ActionTrace], *, width: int = 480, row: int = 18) -> np.ndarray:

@@ -21,6 +21,7 @@ from rlenhance.trace import (
     action_colours,
     action_map_image,
     legend_image,
+    step_pictures,
     usage,
 )
 from tests.rlenhance.test_denoisers import noisy_image, policy_checkpoint, rse_checkpoint
@@ -103,6 +104,14 @@ def test_the_legend_shows_the_actions_taken_with_bars_as_long_as_their_shares():
     colours = action_colours(trace)
     pixels = [int((legend == colour).all(axis=-1).sum()) for colour in colours]
     assert pixels[1] == 0 and pixels[2] > 2 * pixels[0] > 0  # blur never taken; predict 75%, keep 25%
+
+
+def test_step_pictures_caption_each_steps_most_taken_action():
+    pictures, captions = step_pictures(_trace(), (4, 6))
+    assert [p.shape for p in pictures] == [(4, 6, 3)] * 2
+    assert captions == ["actions at step 1: keep 50.0%", "actions at step 2: predict 100.0%"]
+    _, outside = step_pictures(_trace(region=np.zeros((2, 2), bool)), (2, 2))
+    assert outside == ["actions at step 1: none in the region", "actions at step 2: none in the region"]
 
 
 # --- the restorers ---------------------------------------------------------------------------------------
