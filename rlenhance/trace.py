@@ -147,12 +147,13 @@ def usage(traces: Sequence[ActionTrace], *, per_step: bool = False) -> np.ndarra
 
 def action_colours(trace: ActionTrace) -> np.ndarray:
     """uint8 (n_actions, 3) RGB: the colour of each action. Valued actions (:attr:`ActionTrace.values`)
-    on a scale, white at 0, blue below, orange above (the extremes at the largest magnitude); categories
+    on a scale, white at 0, blue below, orange above (by the square root of the value over the largest
+    magnitude, which spreads the small values); categories
     from :data:`PALETTE`, ``keep`` grey and ``predict`` red."""
     if trace.values is not None:
         values = np.asarray(trace.values, dtype=np.float64)
         reach = float(np.abs(values).max()) or 1.0
-        t = (values / reach)[:, None]
+        t = (np.sign(values) * np.sqrt(np.abs(values) / reach))[:, None]  # the square root spreads small values
         zero, low, high = (np.asarray(_SCALE[k], np.float64) for k in ("zero", "low", "high"))
         colours = np.where(t < 0, zero + (low - zero) * -t, zero + (high - zero) * t)
         return np.rint(colours).astype(np.uint8)

@@ -28,7 +28,10 @@ from rlenhance.transitions import PREDICT_ACTION
 
 __all__ = ["action_figure", "actions_section", "trace_methods", "write_actions_csv"]
 
-#: How many planes' maps actions.png shows (the first; report.md counts them all).
+#: The widest legend of actions.png, in pixels.
+LEGEND_WIDTH = 640
+#: What actions.png's titles say of the plane shown, by the traces' planes (the first is shown; report.md
+#: counts them all).
 _PLANE_NAMES = {1: "", 3: " (plane 1 of 3: R)"}
 
 
@@ -106,7 +109,7 @@ def action_figure(traces: Mapping[str, Sequence[ActionTrace]], samples: Sequence
         grid = labelled_grid(rows, ["input", *(f"step {k + 1}" for k in range(steps))], tile=tile)
         title = labelled_grid([], [f"{name}: actions{_PLANE_NAMES.get(found[0].maps.shape[1], '')}"],
                               tile=grid.shape[1])
-        legend = legend_image(found, width=grid.shape[1]).astype(np.float32) / 255.0
+        legend = legend_image(found, width=min(grid.shape[1], LEGEND_WIDTH)).astype(np.float32) / 255.0
         blocks += [title, grid, legend, np.ones((12, grid.shape[1], 3), np.float32)]
     width = max(b.shape[1] for b in blocks)
     padded = [np.pad(b, ((0, 0), (0, width - b.shape[1]), (0, 0)), constant_values=1.0) for b in blocks]
