@@ -49,8 +49,8 @@ KEEP_COLOUR = (190, 190, 190)
 #: The colours of the other actions, in action-id order (Tableau's, red and grey left out).
 PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (148, 103, 189), (140, 86, 75), (227, 119, 194),
            (188, 189, 34), (23, 190, 207), (0, 0, 128), (128, 128, 0), (0, 128, 128), (255, 215, 0))
-#: Pixels outside a trace's region are shown as this share of their action's colour on white.
-OUTSIDE_REGION = 0.2
+#: The colour of the pixels outside a trace's region, whose actions change nothing (RGB).
+OUTSIDE_REGION = (238, 238, 238)
 #: Ends of the scale of valued actions: below zero (blue), zero (white), above zero (orange).
 _SCALE = {"low": (33, 102, 172), "zero": (247, 247, 247), "high": (230, 97, 1)}
 
@@ -166,7 +166,7 @@ def action_colours(trace: ActionTrace) -> np.ndarray:
 def action_map_image(trace: ActionTrace, step: int, plane: int = 0, *,
                      size: tuple[int, int] | None = None) -> np.ndarray:
     """The actions of one step as a picture: each pixel in its action's colour (:func:`action_colours`),
-    pixels outside the region faded towards white.
+    pixels outside the region in :data:`OUTSIDE_REGION`.
 
     Args:
         trace: the trace.
@@ -182,8 +182,7 @@ def action_map_image(trace: ActionTrace, step: int, plane: int = 0, *,
                          f"{trace.maps.shape[1]} plane(s) (0-based)")
     picture = action_colours(trace)[trace.maps[step, plane]]
     if trace.region is not None:
-        faded = OUTSIDE_REGION * picture + (1 - OUTSIDE_REGION) * 255.0
-        picture = np.where(trace.region[..., None], picture, np.rint(faded).astype(np.uint8))
+        picture = np.where(trace.region[..., None], picture, np.asarray(OUTSIDE_REGION, np.uint8))
     if size is not None and tuple(size) != picture.shape[:2]:
         picture = cv2.resize(picture, (int(size[1]), int(size[0])), interpolation=cv2.INTER_NEAREST)
     return np.ascontiguousarray(picture)
