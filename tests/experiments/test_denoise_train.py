@@ -145,7 +145,8 @@ def test_test_noise_depends_on_the_image_name_only(folders):
 
 
 def test_best_checkpoint_restores_the_whole_test_images(tiny_run, folders):
-    """agents.rollout.load_rollout_policy (what experiments.compare uses) reproduces the logged PSNR."""
+    """agents.rollout.load_rollout_policy (the env's rollout, which the library's PolicyDenoiser equals)
+    reproduces the logged PSNR."""
     best = load_checkpoint(Path(tiny_run) / "checkpoints" / "best.pt")
     restorer = load_rollout_policy(Path(tiny_run) / "checkpoints" / "best.pt")
     images = noisy_test_set(UnpairedImages(folders / "test", gray=True), SIGMA, seed=0)
