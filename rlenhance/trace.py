@@ -61,8 +61,9 @@ class ActionTrace:
 
     Attributes:
         names: the action names, index = action id.
-        maps: integer (steps, P, H, W) action ids; P: planes that act separately (1: one action for all
-            the channels of a pixel; 3: R, G and B, a gray model on a colour image, or per-channel alphas).
+        maps: integer (steps, P, H, W) action ids (kept as uint8 for up to 256 actions); P: planes that act
+            separately (1: one action for all the channels of a pixel; 3: R, G and B, a gray model on a
+            colour image, or per-channel alphas).
         region: bool (H, W), the pixels the actions act on (completion: the hole); None: every pixel.
         values: the number each action stands for (an alpha, a noise level): their colours follow a
             scale; None: the actions are categories.
@@ -89,7 +90,7 @@ class ActionTrace:
             raise ValueError(f"region: shape {np.shape(self.region)}, expected the maps' (H, W) {maps.shape[-2:]}")
         if self.values is not None and len(self.values) != len(self.names):
             raise ValueError(f"values: {len(self.values)} for {len(self.names)} names")
-        object.__setattr__(self, "maps", maps)
+        object.__setattr__(self, "maps", maps.astype(np.uint8 if len(self.names) <= 256 else np.int32, copy=False))
         if self.region is not None:
             object.__setattr__(self, "region", np.asarray(self.region, dtype=bool))
 
