@@ -259,6 +259,17 @@ def test_rl_methods_report_the_share_of_each_action_over_all_pixel_steps(tiny, r
     assert picture.shape[1] == (len(steps) + 1) * 160 + len(steps) * 4  # input | one map per step
 
 
+def test_the_actions_section_never_rounds_a_share_to_all_or_nothing():
+    from experiments.compare.actions import actions_section
+    from rlenhance.trace import ActionTrace
+
+    maps = np.full((1, 1, 100, 100), 1, np.int16)
+    maps[0, 0, 0, 0] = 0  # one pixel of 10,000 keeps: predict 99.99%, not 100.0%
+    section = actions_section({"a3c": [ActionTrace(("keep", "predict"), maps)]})
+    assert "| a3c | 2 | 1 | 10,000 | 99.9900% | predict (99.9900%) |" in section
+    assert "| keep | 0.0100% | 0.0100% |" in section and actions_section({}) == ""
+
+
 @pytest.mark.slow
 def test_learned_methods_report_their_parameter_count(tiny, runs):
     summary = {entry["method"]: entry for entry in runs["lowlight"][0]}
