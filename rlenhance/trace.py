@@ -46,9 +46,12 @@ __all__ = ["ActionTrace", "TracedRestorer", "action_colours", "action_map_image"
 #: The colour of the action that takes the predictor's pixel, and of the one that keeps the pixel (RGB).
 PREDICT_COLOUR = (214, 39, 40)
 KEEP_COLOUR = (190, 190, 190)
-#: The colours of the other actions, in action-id order (Tableau's, red and grey left out).
+#: The colours of the other actions, in action-id order: Tableau's 20 without its reds and greys, then
+#: navy, olive, teal and gold (20 told apart).
 PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (148, 103, 189), (140, 86, 75), (227, 119, 194),
-           (188, 189, 34), (23, 190, 207), (0, 0, 128), (128, 128, 0), (0, 128, 128), (255, 215, 0))
+           (188, 189, 34), (23, 190, 207), (174, 199, 232), (255, 187, 120), (152, 223, 138), (197, 176, 213),
+           (196, 156, 148), (247, 182, 210), (219, 219, 141), (158, 218, 229), (0, 0, 128), (128, 128, 0),
+           (0, 128, 128), (255, 215, 0))
 #: The colour of the pixels outside a trace's region, whose actions change nothing (RGB).
 OUTSIDE_REGION = (238, 238, 238)
 #: Ends of the scale of valued actions: below zero (blue), zero (white), above zero (orange).
@@ -146,20 +149,20 @@ def usage(traces: Sequence[ActionTrace], *, per_step: bool = False) -> np.ndarra
         return np.where(total > 0, counts / np.where(total > 0, total, 1), np.nan)
 
 
-def action_colours(trace: ActionTrace) -> np.ndarray:
-    """uint8 (n_actions, 3) RGB: the colour of each action. Valued actions (:attr:`ActionTrace.values`)
-    on a scale, white at 0, blue below, orange above (by the square root of the value over the largest
-    magnitude, which spreads the small values); categories
-    from :data:`PALETTE`, ``keep`` grey and ``predict`` red."""
-    if trace.values is not None:
-        values = np.asarray(trace.values, dtype=np.float64)
+def action_colours(names: Sequence[str], values: Sequence[float] | None = None) -> np.ndarray:
+    """uint8 (n, 3) RGB: the colour of each action of ``names`` (the trainers' sample grids use them too).
+    Valued actions (``values``, :attr:`ActionTrace.values`) on a scale, white at 0, blue below, orange
+    above (by the square root of the value over the largest magnitude, which spreads the small values);
+    categories from :data:`PALETTE` in id order (repeated past its end), ``keep`` grey and ``predict`` red."""
+    if values is not None:
+        values = np.asarray(values, dtype=np.float64)
         reach = float(np.abs(values).max()) or 1.0
         t = (np.sign(values) * np.sqrt(np.abs(values) / reach))[:, None]  # the square root spreads small values
         zero, low, high = (np.asarray(_SCALE[k], np.float64) for k in ("zero", "low", "high"))
         colours = np.where(t < 0, zero + (low - zero) * -t, zero + (high - zero) * t)
         return np.rint(colours).astype(np.uint8)
-    colours, others = [], iter(PALETTE * (1 + len(trace.names) // len(PALETTE)))
-    for name in trace.names:
+    colours, others = [], iter(PALETTE * (1 + len(names) // len(PALETTE)))
+    for name in names:
         colours.append(PREDICT_COLOUR if name == PREDICT_ACTION else KEEP_COLOUR if name == "keep" else next(others))
     return np.asarray(colours, dtype=np.uint8)
 
@@ -181,7 +184,7 @@ def action_map_image(trace: ActionTrace, step: int, plane: int = 0, *,
     if not (0 <= step < trace.steps and 0 <= plane < trace.maps.shape[1]):
         raise ValueError(f"step {step}, plane {plane}: the trace has {trace.steps} step(s) and "
                          f"{trace.maps.shape[1]} plane(s) (0-based)")
-    picture = action_colours(trace)[trace.maps[step, plane]]
+    picture = action_colours(trace.names, trace.values)[trace.maps[step, plane]]
     if trace.region is not None:
         picture = np.where(trace.region[..., None], picture, np.asarray(OUTSIDE_REGION, np.uint8))
     if size is not None and tuple(size) != picture.shape[:2]:
@@ -217,7 +220,7 @@ def legend_image(traces: Sequence[ActionTrace], *, width: int = 480, row: int = 
     """
     width = max(200, int(width))
     shares = usage(traces)
-    colours = action_colours(traces[0])
+    colours = action_colours(traces[0].names, traces[0].values)
     shown = [i for i in range(len(shares)) if shares[i] > 0]
     canvas = np.full((4 + row * max(1, len(shown)), width, 3), 255, np.uint8)
     font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.4

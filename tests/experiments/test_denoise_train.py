@@ -112,8 +112,8 @@ def test_the_sample_grid_shows_each_images_actions_at_the_first_and_last_step_an
     first = next(iter(images.values()))[0]
     _, actions = policy_rollout(policy, venv.task, {"clean": first.clean, "noisy": first.noisy}, steps=2,
                                 with_actions=True)
-    assert torch.equal(rows[0][3], action_map(actions[0, 0], venv.task.n_actions))
-    assert torch.equal(rows[0][4], action_map(actions[0, 1], venv.task.n_actions))
+    assert torch.equal(rows[0][3], action_map(actions[0, 0], venv.task.actions))
+    assert torch.equal(rows[0][4], action_map(actions[0, 1], venv.task.actions))
     assert len(rows[0][3].flatten(1).unique(dim=1).T) > 1  # several actions, several colours
     assert rows[0][5].shape[1] <= first.noisy.shape[1]  # the key fits beside the image
 

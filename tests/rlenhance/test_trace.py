@@ -72,11 +72,13 @@ def test_a_trace_that_does_not_describe_actions_is_refused(bad, match):
 
 # --- the pictures ----------------------------------------------------------------------------------------
 def test_action_colours_keep_grey_predict_red_and_values_on_a_scale():
-    colours = action_colours(_trace())
+    colours = action_colours(_trace().names)
     assert tuple(colours[0]) == KEEP_COLOUR and tuple(colours[2]) == PREDICT_COLOUR
     assert len({tuple(c) for c in colours}) == 3
-    valued = action_colours(ActionTrace(("-0.3", "0", "+1"), np.zeros((1, 1, 1, 1), np.int16),
-                                        values=(-0.3, 0.0, 1.0)))
+    many = [f"a{i}" for i in range(18)] + ["keep", "predict"]  # 20 actions, 20 colours
+    plain = [f"a{i}" for i in range(20)]
+    assert len({tuple(c) for c in action_colours(many)}) == 20 == len({tuple(c) for c in action_colours(plain)})
+    valued = action_colours(("-0.3", "0", "+1"), (-0.3, 0.0, 1.0))
     assert tuple(valued[1]) == (247, 247, 247)  # zero: white
     assert valued[0][2] > valued[0][0] and valued[2][0] > valued[2][2]  # below zero bluish, above orange
     assert valued[0].sum() > valued[2].sum()  # -0.3 is paler than the largest magnitude
@@ -86,7 +88,7 @@ def test_action_map_image_colours_each_pixel_and_greys_out_the_rest():
     region = np.array([[True, False], [True, True]])
     trace = _trace(region=region)
     picture = action_map_image(trace, 0)
-    colours = action_colours(trace)
+    colours = action_colours(trace.names)
     assert picture.dtype == np.uint8 and picture.shape == (2, 2, 3)
     assert (picture[0, 0] == colours[0]).all() and (picture[1, 1] == colours[2]).all()
     assert tuple(picture[0, 1]) == OUTSIDE_REGION
@@ -100,7 +102,7 @@ def test_the_legend_shows_the_actions_taken_with_bars_as_long_as_their_shares():
     trace = ActionTrace(("keep", "blur", "predict"), np.array([[[[0, 2, 2, 2]]]], np.int16))
     legend = legend_image([trace], width=480)
     assert legend.dtype == np.uint8 and legend.shape[1] == 480 and legend.shape[2] == 3
-    colours = action_colours(trace)
+    colours = action_colours(trace.names)
     pixels = [int((legend == colour).all(axis=-1).sum()) for colour in colours]
     assert pixels[1] == 0 and pixels[2] > 2 * pixels[0] > 0  # blur never taken; predict 75%, keep 25%
 
