@@ -564,7 +564,7 @@ def with_maps(rows: Sequence[Sequence[Tensor]], maps: Sequence[Tensor], *, actio
         raise ValueError("with_maps: give the action names or the alpha range")
     out = []
     for i, (row, steps) in enumerate(zip(rows, maps)):
-        shown = [action_map(steps[s][:1], len(actions)) if actions is not None
+        shown = [action_map(steps[s][:1], actions) if actions is not None
                  else heatmap(steps[s].float().mean(0), *alpha_range) for s in map_steps(steps.shape[0])]
         if where is not None:
             counts = where[i].detach().cpu().reshape(1, *steps.shape[-2:]) > 0

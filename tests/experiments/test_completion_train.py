@@ -118,7 +118,7 @@ def test_the_sample_grid_shows_each_images_actions_at_the_first_and_last_step_an
                                                     "mask": first.mask}, steps=2, with_actions=True)
     hole = first.mask.bool().expand(3, -1, -1)  # the actions show in the hole, white around it
     for column, step in ((3, 0), (4, 1)):
-        expected = action_map(actions[0, step], venv.task.n_actions)
+        expected = action_map(actions[0, step], venv.task.actions)
         assert torch.equal(rows[0][column][hole], expected[hole]) and bool((rows[0][column][~hole] == 1).all())
     assert bool(hole.any()) and not bool(hole.all())
 
