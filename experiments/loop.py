@@ -239,9 +239,9 @@ class Loop:
 
     def _evaluate(self) -> None:
         s, run = self.state, self.run
-        shown = self.bar is not None and not self.bar.disable  # rank 0's bar
-        description = self.bar.desc if shown else None
-        if shown:
+        # a rank other than 0 holds a disabled bar, which has no description
+        description = getattr(self.bar, "desc", None)
+        if description is not None:
             self.bar.set_description_str("evaluating", refresh=True)
         rows: list[list[torch.Tensor]] = []
 
@@ -259,7 +259,7 @@ class Loop:
         s.evaluated = s.step  # before the callbacks: last.pt records that its scores are this step's
         for callback in self.callbacks:
             callback.on_evaluation(self, s.scores, rows)
-        if shown:
+        if description is not None:
             self.bar.set_description_str(description, refresh=True)
         s.saved = s.step
         run.ranks.barrier()
