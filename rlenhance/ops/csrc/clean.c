@@ -17,9 +17,9 @@
    with w > 0.
 
    finish, from x, y and the blurred planes: a pixel with w = 0 is y itself. Elsewhere the luma is
-   moved towards its blurred value lb by c = w (1 - sharpen (1 - w)) (c < 0: away from it, sharpening)
-   and the detail between that and a wider blur lw added, w boost (lb - lw) (dL = c (lb - L) + that);
-   the chroma towards its blurred value by w, and the changes are added to y in RGB (G: dG = dL -
+   moved by w towards lb + s (ld - lb): lb and ld its blurs for small and for large gains, s =
+   clamp((gain - 1 - ramp_start) ramp_scale, 0, 1) (dL = w ((lb + s (ld - lb)) - L)); the chroma
+   towards its blurred value by w, and the changes are added to y in RGB (G: dG = dL -
    (0.299 dV + 0.114 dU), R: dG + dV, B: dG + dU: a gray image stays gray); then the highlight knee: with m
    the largest channel (the first of equals) and t = clamp((m - knee) (1 / (1 - knee)), 0, 1), m is
    to come down by drop = (knee_drop (1 - knee)) t^2 (a soft knee: a brightened pixel ends below
@@ -61,14 +61,14 @@ typedef struct {
     float *luma;              /* prepare: L(y), (n) */
     float *chroma;            /* prepare: U, V of y, (n, 2) */
     const float *luma_blur;   /* finish: the blurred luma, (n) */
-    const float *luma_wide;   /* finish: the luma blurred wider, (n): detail lb - lw boosted by boost */
+    const float *luma_dark;   /* finish: the luma blurred for large gains, (n) */
     const float *chroma_blur; /* finish: the blurred chroma, (n, 2) */
     void *out;                /* finish: (n, 3) of out_type; may be y itself (float32) */
     int32_t x_type, out_type; /* SAMPLE_F32, SAMPLE_U8 or SAMPLE_U16 */
     int64_t n;                /* pixels */
     float eps;                /* the floor of the input's luma in the weight */
-    float sharpen;            /* see the file's comment; 0: the luma blended by w */
-    float boost;              /* see the file's comment; 0: none */
+    float ramp_start;         /* the gain minus 1 from which luma_dark is blended in (see the file's comment) */
+    float ramp_scale;         /* 1 / the span of gains over which it is blended in */
     float knee;               /* where the highlight knee starts, 0 <= knee < 1 */
     float knee_drop;          /* how far the knee lowers a largest channel of 1, in units of 1 - knee */
     int32_t n_threads;        /* threads splitting the pixels (1 if < 1) */
@@ -157,13 +157,17 @@ static inline void pad(int n, float *const *planes, int count) {
         for (int i = n; i % LANES; i++) planes[k][i] = 0.0f;
 }
 
-/* The brightening weight clamp(L(y) / max(L(x), eps) - 1, 0, 1) of 4 pixels, from the luma of y and of x. */
-static inline v4f weight4(v4f l, v4f lx, v4f eps) {
-    const v4f zero = splat(0.0f), one = splat(1.0f);
+/* The gain minus 1, L(y) / max(L(x), eps) - 1, of 4 pixels, from the luma of y and of x. */
+static inline v4f excess4(v4f l, v4f lx, v4f eps) {
     lx = sel(lx > eps, lx, eps);
-    v4f w = l / lx - one;
-    w = sel(w > zero, w, zero);  /* (NaN: 0) */
-    return sel(w < one, w, one);
+    return l / lx - splat(1.0f);
+}
+
+/* clamp(v, 0, 1) with NaN: 0 */
+static inline v4f unit4(v4f v) {
+    const v4f zero = splat(0.0f), one = splat(1.0f);
+    v = sel(v > zero, v, zero);
+    return sel(v < one, v, one);
 }
 
 static inline __attribute__((always_inline)) void prepare_typed(worker_t *job, const int x_type) {
@@ -179,7 +183,7 @@ static inline __attribute__((always_inline)) void prepare_typed(worker_t *job, c
         for (int i = 0; i < n; i += LANES) {
             const v4f r4 = load4(r + i), b4 = load4(b + i);
             const v4f l4 = luma4(r4, load4(g + i), b4);
-            const v4f w4 = weight4(l4, luma4(load4(xr + i), load4(xg + i), load4(xb + i)), eps);
+            const v4f w4 = unit4(excess4(l4, luma4(load4(xr + i), load4(xg + i), load4(xb + i)), eps));
             store4(l + i, l4);
             const v4f g4 = load4(g + i);
             store4(u + i, b4 - g4);
@@ -224,27 +228,28 @@ static void prepare_range(worker_t *job) {
 static inline __attribute__((always_inline)) void finish_typed(const worker_t *job, const int x_type,
                                                                const int out_type) {
     const clean_args_t *a = job->a;
-    const v4f knee = splat(a->knee), sharpen = splat(a->sharpen), inv_span = splat(1.0f / (1.0f - a->knee));
+    const v4f knee = splat(a->knee), inv_span = splat(1.0f / (1.0f - a->knee));
+    const v4f ramp_start = splat(a->ramp_start), ramp_scale = splat(a->ramp_scale);
     const v4f depth = splat(a->knee_drop * (1.0f - a->knee)), zero = splat(0.0f), one = splat(1.0f);
     const v4f eps = splat(a->eps);
-    const v4f boost = splat(a->boost);
-    float r[CHUNK], g[CHUNK], b[CHUNK], xr[CHUNK], xg[CHUNK], xb[CHUNK], lb[CHUNK], lw[CHUNK], ub[CHUNK], vb[CHUNK];
+    float r[CHUNK], g[CHUNK], b[CHUNK], xr[CHUNK], xg[CHUNK], xb[CHUNK], lb[CHUNK], ld[CHUNK], ub[CHUNK], vb[CHUNK];
     for (int64_t p = job->p0; p < job->p1; p += CHUNK) {
         const int n = (int)(job->p1 - p < CHUNK ? job->p1 - p : CHUNK);
         gather3(a->y + 3 * p, n, r, g, b);
         gather_x(a->x, x_type, job->table, p, n, xr, xg, xb);
         gather2(a->chroma_blur + 2 * p, n, ub, vb);
         __builtin_memcpy(lb, a->luma_blur + p, (size_t)n * sizeof(float));
-        __builtin_memcpy(lw, a->luma_wide + p, (size_t)n * sizeof(float));
-        pad(n, (float *const[]){r, g, b, xr, xg, xb, lb, lw, ub, vb}, 10);
+        __builtin_memcpy(ld, a->luma_dark + p, (size_t)n * sizeof(float));
+        pad(n, (float *const[]){r, g, b, xr, xg, xb, lb, ld, ub, vb}, 10);
         for (int i = 0; i < n; i += LANES) {
             const v4f r4 = load4(r + i), g4 = load4(g + i), b4 = load4(b + i);
             const v4f xr4 = load4(xr + i), xg4 = load4(xg + i), xb4 = load4(xb + i);
             const v4f l4 = luma4(r4, g4, b4);
-            const v4f w4 = weight4(l4, luma4(xr4, xg4, xb4), eps);
-            const v4f c_luma = w4 * (one - sharpen * (one - w4));
+            const v4f q4 = excess4(l4, luma4(xr4, xg4, xb4), eps);
+            const v4f w4 = unit4(q4);
+            const v4f s4 = unit4((q4 - ramp_start) * ramp_scale);
             const v4f lb4 = load4(lb + i);
-            const v4f dl = c_luma * (lb4 - l4) + (w4 * boost) * (lb4 - load4(lw + i));
+            const v4f dl = w4 * ((lb4 + s4 * (load4(ld + i) - lb4)) - l4);
             const v4f du = w4 * (load4(ub + i) - (b4 - g4));
             const v4f dv = w4 * (load4(vb + i) - (r4 - g4));
             const v4f dg = dl - (splat(WR) * dv + splat(WB) * du);
@@ -385,7 +390,7 @@ int rlenhance_clean_prepare(clean_args_t *a) {
 }
 
 int rlenhance_clean_finish(clean_args_t *a) {
-    if (!a || !a->luma_blur || !a->luma_wide || !a->chroma_blur || !a->out || a->out_type < SAMPLE_F32 || a->out_type > SAMPLE_U16
+    if (!a || !a->luma_blur || !a->luma_dark || !a->chroma_blur || !a->out || a->out_type < SAMPLE_F32 || a->out_type > SAMPLE_U16
         || !(a->knee >= 0.0f && a->knee < 1.0f))
         return ERR_ARGS;
     return run(a, run_finish);
