@@ -8,9 +8,7 @@ that needs no light comes back unchanged), 1 where they at least doubled the lum
 
 * the opponent chroma (``B - G``, ``R - G``: 0 for gray, which stays gray) is moved towards its
   Gaussian blur of sigma :data:`CHROMA_SIGMA` x ``strength`` by ``w`` (colour noise is removed where
-  the eye sees least colour detail); that blur is taken at a coarser grid (:func:`chroma_factor`:
-  the plane area-averaged over ``f x f`` blocks, blurred with sigma / ``f``, upsampled bilinearly),
-  which costs a fraction of the full-resolution blur for the same smoothing;
+  the eye sees least colour detail);
 * the luma is moved by ``w`` towards its Gaussian blur of sigma :data:`LUMA_SIGMA` x ``strength``
   where the gain is at most :data:`GAIN_LOW`, of :data:`LUMA_SIGMA_DARK` x ``strength`` where it is
   :data:`GAIN_HIGH` or more, and towards the mix of the two in between (the more a pixel was
@@ -53,8 +51,8 @@ from rlenhance.io import BT601_LUMA_WEIGHTS
 from rlenhance.ops import native, native_clean
 
 __all__ = ["CHROMA_SIGMA", "DEFAULT_STRENGTH", "GAIN_HIGH", "GAIN_LOW", "KNEE", "KNEE_DROP", "LUMA_SIGMA",
-           "LUMA_SIGMA_DARK", "MAX_STRENGTH", "bands", "check_strength", "chroma_factor", "clean_band",
-           "clean_enhanced", "halo_rows"]
+           "LUMA_SIGMA_DARK", "MAX_STRENGTH", "bands", "check_strength", "clean_band", "clean_enhanced",
+           "halo_rows"]
 
 # The constants below were chosen on the tuning split (the first 40 photos of the SICE training split,
 # ``python -m benchmarks.clean --sets train``): the lowest NIQE among the settings whose dark-area colour
@@ -104,33 +102,18 @@ def _ksize(sigma: float) -> int:
     return 2 * math.ceil(3 * sigma) + 1
 
 
-def chroma_factor(strength: float) -> int:
-    """The coarser grid of the chroma blur at ``strength``: blocks of ``f x f`` pixels, ``f`` the largest
-    power of 2 at most the blur's sigma (1: the blur at full resolution), so the coarse blur's sigma is 1-2."""
-    sigma = CHROMA_SIGMA * strength
-    return 1 << int(math.floor(math.log2(sigma))) if sigma >= 2 else 1
-
-
 def halo_rows(strength: float) -> int:
-    """Rows a band is read with beyond each of its edges, a multiple of :func:`chroma_factor`: the luma
-    blurs' radius ``ceil(3 sigma)``, and ``f`` times the coarse chroma blur's radius plus 2 (a block
-    that straddles, and the bilinear upsampling's neighbour)."""
-    if strength <= 0:
-        return 0
-    f = chroma_factor(strength)
-    luma = (_ksize(max(LUMA_SIGMA, LUMA_SIGMA_DARK) * strength) - 1) // 2
-    chroma = f * ((_ksize(CHROMA_SIGMA * strength / f) - 1) // 2 + (2 if f > 1 else 0))
-    return -(-max(luma, chroma) // f) * f
+    """Rows a band is read with beyond each of its edges: the widest blur's radius, ``ceil(3 sigma)``."""
+    widest = max(CHROMA_SIGMA, LUMA_SIGMA, LUMA_SIGMA_DARK) * strength
+    return (_ksize(widest) - 1) // 2 if strength > 0 else 0
 
 
 def bands(height: int, rows: int, strength: float) -> Iterator[tuple[int, int, int, int]]:
-    """``(top, bottom, lo, hi)`` per band of at most ``rows`` rows (rounded up to a multiple of
-    :func:`chroma_factor`) of an image of ``height`` rows: the band is rows ``top .. bottom - 1``, read
-    with rows ``lo .. hi - 1`` (its halo, within the image). A band's result equals the whole image's."""
-    halo, f = halo_rows(strength), chroma_factor(strength) if strength > 0 else 1
-    step = -(-max(1, rows) // f) * f
-    for top in range(0, height, step):
-        bottom = min(height, top + step)
+    """``(top, bottom, lo, hi)`` per band of at most ``rows`` rows of an image of ``height`` rows: the
+    band is rows ``top .. bottom - 1``, read with rows ``lo .. hi - 1`` (its halo, within the image)."""
+    halo = halo_rows(strength)
+    for top in range(0, height, max(1, rows)):
+        bottom = min(height, top + max(1, rows))
         yield top, bottom, max(0, top - halo), min(height, bottom + halo)
 
 
@@ -193,24 +176,9 @@ def _blur(plane: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(plane, (_ksize(sigma),) * 2, sigma)
 
 
-def _coarse_blur(plane: np.ndarray, sigma: float, factor: int) -> np.ndarray:
-    """The Gaussian of ``sigma`` of ``plane`` (h, w, c) taken on a grid ``factor`` times coarser: the plane
-    (its last row and column repeated up to a multiple of ``factor``) area-averaged over blocks, blurred
-    with ``sigma / factor`` and upsampled bilinearly. Blocks start at row 0 of ``plane``: a band's rows
-    equal the whole image's where the band starts at a multiple of ``factor`` and reaches
-    :func:`halo_rows` beyond them."""
-    if factor == 1:
-        return _blur(plane, sigma)
-    height, width = plane.shape[:2]
-    padded = cv2.copyMakeBorder(plane, 0, -height % factor, 0, -width % factor, cv2.BORDER_REPLICATE)
-    size = (padded.shape[1] // factor, padded.shape[0] // factor)
-    coarse = _blur(cv2.resize(padded, size, interpolation=cv2.INTER_AREA), sigma / factor)
-    return cv2.resize(coarse, padded.shape[1::-1], interpolation=cv2.INTER_LINEAR)[:height, :width]
-
-
 def clean_band(x: np.ndarray, y: np.ndarray, strength: float, first: int, count: int, out: np.ndarray, *,
                use_native: bool | None = None) -> None:
-    """The clean stage of rows ``first .. first + count - 1`` of a band read with its halo (:func:`bands`).
+    """The clean stage of rows ``first .. first + count - 1`` of a band read with its halo.
 
     Args:
         x: the input's rows (h, W, 3): float32 in [0, 1], or uint8 / uint16 samples; C-contiguous.
@@ -236,7 +204,7 @@ def clean_band(x: np.ndarray, y: np.ndarray, strength: float, first: int, count:
         return
     luma_blur = _blur(luma, LUMA_SIGMA * strength)[keep]
     luma_dark = _blur(luma, LUMA_SIGMA_DARK * strength)[keep]
-    chroma_blur = np.ascontiguousarray(_coarse_blur(chroma, CHROMA_SIGMA * strength, chroma_factor(strength))[keep])
+    chroma_blur = _blur(chroma, CHROMA_SIGMA * strength)[keep]
     ramp = {"ramp_start": GAIN_LOW - 1.0, "ramp_scale": 1.0 / (GAIN_HIGH - GAIN_LOW), "knee": KNEE,
             "knee_drop": KNEE_DROP}
     if fast:
