@@ -52,7 +52,7 @@ from rlenhance.ops import native, native_clean
 
 __all__ = ["CHROMA_SIGMA", "DEFAULT_STRENGTH", "GAIN_HIGH", "GAIN_LOW", "KNEE", "KNEE_DROP", "LUMA_SIGMA",
            "LUMA_SIGMA_DARK", "MAX_STRENGTH", "bands", "check_strength", "clean_band", "clean_enhanced",
-           "halo_rows"]
+           "halo_rows", "scratch_plane"]
 
 # The constants below were chosen on the tuning split (the first 40 photos of the SICE training split,
 # ``python -m benchmarks.clean --sets train``): the lowest NIQE among the settings whose dark-area colour
@@ -171,13 +171,25 @@ def _store(values: np.ndarray, out: np.ndarray) -> None:
         out[...] = np.rint(values * scale).astype(out.dtype)
 
 
-def _blur(plane: np.ndarray, sigma: float) -> np.ndarray:
-    """OpenCV's Gaussian of ``sigma`` (a ``2 ceil(3 sigma) + 1`` kernel, reflect-101 border)."""
-    return cv2.GaussianBlur(plane, (_ksize(sigma),) * 2, sigma)
+def scratch_plane(scratch: dict | None, name: str, shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
+    """An uninitialised array of ``shape``: new, or with a ``scratch`` dict, the first rows of the array
+    kept there under ``name`` (made, or made again larger, as needed), so that the bands of an image
+    reuse their planes instead of paging in new ones."""
+    if scratch is None:
+        return np.empty(shape, dtype)
+    kept = scratch.get(name)
+    if kept is None or kept.shape[1:] != tuple(shape[1:]) or kept.shape[0] < shape[0] or kept.dtype != dtype:
+        kept = scratch[name] = np.empty(shape, dtype)
+    return kept[: shape[0]]
+
+
+def _blur(plane: np.ndarray, sigma: float, dst: np.ndarray) -> np.ndarray:
+    """OpenCV's Gaussian of ``sigma`` (a ``2 ceil(3 sigma) + 1`` kernel, reflect-101 border) into ``dst``."""
+    return cv2.GaussianBlur(plane, (_ksize(sigma),) * 2, sigma, dst=dst)
 
 
 def clean_band(x: np.ndarray, y: np.ndarray, strength: float, first: int, count: int, out: np.ndarray, *,
-               use_native: bool | None = None) -> None:
+               use_native: bool | None = None, scratch: dict | None = None) -> None:
     """The clean stage of rows ``first .. first + count - 1`` of a band read with its halo.
 
     Args:
@@ -187,11 +199,13 @@ def clean_band(x: np.ndarray, y: np.ndarray, strength: float, first: int, count:
         first, count: the rows of ``x`` / ``y`` whose result is wanted.
         out: (count, W, 3), float32 or uint8 / uint16 (rounded half to even), C-contiguous.
         use_native: the native kernel (True), numpy (False), or the kernel when available (None).
+        scratch: a dict to keep the working planes in (:func:`scratch_plane`), the same for every band of
+            an image; None: new planes.
     """
     keep = slice(first, first + count)
     height, width = y.shape[:2]
-    luma = np.empty((height, width), _F32)
-    chroma = np.empty((height, width, 2), _F32)
+    luma = scratch_plane(scratch, "luma", (height, width))
+    chroma = scratch_plane(scratch, "chroma", (height, width, 2))
     fast = native.available() if use_native is None else use_native
     if strength > 0:
         if fast:
@@ -202,9 +216,9 @@ def clean_band(x: np.ndarray, y: np.ndarray, strength: float, first: int, count:
     if strength <= 0 or not brightened:
         _store(y[keep], out)
         return
-    luma_blur = _blur(luma, LUMA_SIGMA * strength)[keep]
-    luma_dark = _blur(luma, LUMA_SIGMA_DARK * strength)[keep]
-    chroma_blur = _blur(chroma, CHROMA_SIGMA * strength)[keep]
+    luma_blur = _blur(luma, LUMA_SIGMA * strength, scratch_plane(scratch, "luma_blur", luma.shape))[keep]
+    luma_dark = _blur(luma, LUMA_SIGMA_DARK * strength, scratch_plane(scratch, "luma_dark", luma.shape))[keep]
+    chroma_blur = _blur(chroma, CHROMA_SIGMA * strength, scratch_plane(scratch, "chroma_blur", chroma.shape))[keep]
     ramp = {"ramp_start": GAIN_LOW - 1.0, "ramp_scale": 1.0 / (GAIN_HIGH - GAIN_LOW), "knee": KNEE,
             "knee_drop": KNEE_DROP}
     if fast:
@@ -251,10 +265,12 @@ def clean_enhanced(input: np.ndarray, output: np.ndarray, strength: float = DEFA
     if out is None:
         out = np.empty(input.shape, _F32)
     x, y = np.ascontiguousarray(input), np.ascontiguousarray(output)
+    scratch: dict = {}
     for top, bottom, lo, hi in bands(height, rows, strength):
         target = out[top:bottom]
         band = target if target.flags.c_contiguous else np.empty(target.shape, out.dtype)
-        clean_band(x[lo:hi], y[lo:hi], strength, top - lo, bottom - top, band, use_native=use_native)
+        clean_band(x[lo:hi], y[lo:hi], strength, top - lo, bottom - top, band, use_native=use_native,
+                   scratch=scratch)
         if band is not target:
             target[...] = band
     return out

@@ -136,3 +136,14 @@ def test_the_luma_of_pixels_brightened_more_is_smoothed_more(use_native):
     def kept(columns: slice) -> float:  # the luma noise left, relative to the curves'
         return float(out[8:-8, columns, 1].std() / y[8:-8, columns, 1].std())
     assert kept(slice(80, 120)) < 0.9 * kept(slice(8, 48)) < 0.9  # (the seam at column 64 left out)
+
+
+def test_scratch_planes_are_reused_across_bands_and_grown_when_too_small():
+    scratch: dict = {}
+    first = clean.scratch_plane(scratch, "luma", (10, 8))
+    smaller = clean.scratch_plane(scratch, "luma", (6, 8))
+    assert smaller.shape == (6, 8) and smaller.flags.c_contiguous and np.shares_memory(first, smaller)
+    larger = clean.scratch_plane(scratch, "luma", (12, 8))
+    assert larger.shape == (12, 8) and not np.shares_memory(first, larger)
+    assert not np.shares_memory(clean.scratch_plane(scratch, "chroma", (12, 8)), larger)
+    assert clean.scratch_plane(None, "luma", (3, 4)).shape == (3, 4)
