@@ -21,8 +21,9 @@ Three entry points:
 * :func:`load_rollout_policy` - a checkpoint of ``experiments.denoise_train`` /
   ``experiments.completion_train`` (its :class:`rlenhance.checkpoint.RolloutPolicySpec`) as a
   ready :class:`RolloutPolicy`, a :class:`rlenhance.restore.Restorer` (one (H, W, C) image in
-  [0, 1] and the optional hole mask in, the restored image out, as ``experiments.compare`` runs
-  every method)::
+  [0, 1] and the optional hole mask in, the restored image out; the library's
+  :class:`rlenhance.denoisers.PolicyDenoiser` and :class:`rlenhance.completion.PolicyCompleter`,
+  which ``experiments.compare`` and the CLI run, restore the same)::
 
       restorer = load_rollout_policy("runs/denoise_train/checkpoints/best.pt", device="cpu")
       denoised = restorer.restore(noisy)                      # float32 (H, W, C) in [0, 1]

@@ -551,7 +551,7 @@ def with_maps(rows: Sequence[Sequence[Tensor]], maps: Sequence[Tensor], *, actio
     out = []
     for row, steps in zip(rows, maps):
         shown = [steps[s] for s in map_steps(steps.shape[0])]
-        out.append([*row, *(action_map(m[:1], len(actions)) if actions is not None
+        out.append([*row, *(action_map(m[:1], actions) if actions is not None
                             else heatmap(m.float().mean(0), *alpha_range) for m in shown)])
     if out:
         height = out[0][0].shape[-2]

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from rlenhance.atomic import atomic_path
+from rlenhance.trace import action_colours as trace_colours
 
 #: The first columns of metrics.csv and train.csv; one column per scalar follows.
 INDEX_FIELDS = ("step", "wall_time")
@@ -284,26 +285,24 @@ def heatmap(values: torch.Tensor, low: float, high: float) -> torch.Tensor:
     return torch.from_numpy(bgr[..., ::-1].copy()).permute(2, 0, 1).float() / 255.0
 
 
-def action_colours(n: int) -> torch.Tensor:
-    """One RGB colour in [0, 1] per discrete action, (n, 3): matplotlib's categorical tab10 (tab20
-    for 11 to 20 actions), so that neighbouring indices look different.
+def action_colours(names: Sequence[str]) -> torch.Tensor:
+    """One RGB colour in [0, 1] per discrete action of ``names``, (n, 3): the colours ``experiments.compare``
+    and the app give them (:func:`rlenhance.trace.action_colours`: ``keep`` grey, ``predict`` red, the
+    others Tableau's categorical colours), so that neighbouring indices look different.
 
     Raises:
-        ValueError: ``n`` outside 1 .. 20.
+        ValueError: more than :data:`MAX_KEY_ACTIONS` actions, or none.
     """
-    if not 1 <= n <= MAX_KEY_ACTIONS:
-        raise ValueError(f"action_colours: {n} actions (expected 1 .. {MAX_KEY_ACTIONS})")
-    from matplotlib import colormaps  # imported late: only sample grids of discrete actions need it
-
-    cmap = colormaps["tab10" if n <= 10 else "tab20"]
-    return torch.tensor([cmap(i)[:3] for i in range(n)], dtype=torch.float32)
+    if not 1 <= len(names) <= MAX_KEY_ACTIONS:
+        raise ValueError(f"action_colours: {len(names)} actions (expected 1 .. {MAX_KEY_ACTIONS})")
+    return torch.from_numpy(trace_colours(names)).float() / 255.0
 
 
-def action_map(actions: torch.Tensor, n: int) -> torch.Tensor:
-    """A per-pixel action map (H, W) or (1, H, W) of indices in [0, ``n``) as an RGB image (3, H, W)
+def action_map(actions: torch.Tensor, names: Sequence[str]) -> torch.Tensor:
+    """A per-pixel action map (H, W) or (1, H, W) of indices into ``names`` as an RGB image (3, H, W)
     in [0, 1], each action in its :func:`action_colours` colour, for a sample grid's action column."""
-    plane = actions.detach().long().cpu().reshape(actions.shape[-2:]).clamp(0, n - 1)
-    return action_colours(n)[plane].permute(2, 0, 1).contiguous()
+    plane = actions.detach().long().cpu().reshape(actions.shape[-2:]).clamp(0, len(names) - 1)
+    return action_colours(names)[plane].permute(2, 0, 1).contiguous()
 
 
 def colour_key(entries: Sequence[tuple[torch.Tensor, str]], *, height: int | None = None,
@@ -326,7 +325,7 @@ def colour_key(entries: Sequence[tuple[torch.Tensor, str]], *, height: int | Non
 
 def action_key(names: Sequence[str], height: int | None = None) -> torch.Tensor:
     """The :func:`colour_key` of :func:`action_map`'s colours, one line per action name."""
-    return colour_key(list(zip(action_colours(len(names)), names)), height=height)
+    return colour_key(list(zip(action_colours(names), names)), height=height)
 
 
 def heatmap_key(low: float, high: float, height: int | None = None, steps: int = 5) -> torch.Tensor:

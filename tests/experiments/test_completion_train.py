@@ -116,8 +116,8 @@ def test_the_sample_grid_shows_each_images_actions_at_the_first_and_last_step_an
     first = images[0]
     _, actions = policy_rollout(policy, venv.task, {"occluded": first.occluded, "original": first.original,
                                                     "mask": first.mask}, steps=2, with_actions=True)
-    assert torch.equal(rows[0][3], action_map(actions[0, 0], venv.task.n_actions))
-    assert torch.equal(rows[0][4], action_map(actions[0, 1], venv.task.n_actions))
+    assert torch.equal(rows[0][3], action_map(actions[0, 0], venv.task.actions))
+    assert torch.equal(rows[0][4], action_map(actions[0, 1], venv.task.actions))
 
 
 def test_hole_metrics_match_a_reference(tiny_run, data):

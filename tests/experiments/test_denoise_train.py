@@ -112,8 +112,8 @@ def test_the_sample_grid_shows_each_images_actions_at_the_first_and_last_step_an
     first = next(iter(images.values()))[0]
     _, actions = policy_rollout(policy, venv.task, {"clean": first.clean, "noisy": first.noisy}, steps=2,
                                 with_actions=True)
-    assert torch.equal(rows[0][3], action_map(actions[0, 0], venv.task.n_actions))
-    assert torch.equal(rows[0][4], action_map(actions[0, 1], venv.task.n_actions))
+    assert torch.equal(rows[0][3], action_map(actions[0, 0], venv.task.actions))
+    assert torch.equal(rows[0][4], action_map(actions[0, 1], venv.task.actions))
     assert len(rows[0][3].flatten(1).unique(dim=1).T) > 1  # several actions, several colours
     assert rows[0][5].shape[1] <= first.noisy.shape[1]  # the key fits beside the image
 
@@ -176,7 +176,8 @@ def test_test_noise_depends_on_the_image_name_only(folders):
 
 
 def test_best_checkpoint_restores_the_whole_test_images(tiny_run, folders):
-    """agents.rollout.load_rollout_policy (what experiments.compare uses) reproduces the logged PSNR."""
+    """agents.rollout.load_rollout_policy (the env's rollout, which the library's PolicyDenoiser equals)
+    reproduces the logged PSNR."""
     best = load_checkpoint(Path(tiny_run) / "checkpoints" / "best.pt")
     restorer = load_rollout_policy(Path(tiny_run) / "checkpoints" / "best.pt")
     images = noisy_test_set(UnpairedImages(folders / "test", gray=True), SIGMA, seed=0)
