@@ -14,7 +14,7 @@ that size. The candidates, built on the U-Net's output ``u`` (hole composited in
 - ``transition``: the actions of :class:`rlenhance.transitions.CompletionTransition` one step after
   taking the U-Net's pixel everywhere (``keep`` is ``u``; the 4-neighbour mean, the 4 neighbour
   copies, Gaussian 5x5 and median 5x5 of ``u``): what the shipped action set can do;
-- ``filters``: ``u``; ``u`` blurred (Gaussian 5x5, sigma 1.5); ``u`` sharpened (``2u - blur(u)``);
+- ``filters``: ``u``; ``u`` blurred (the transition's Gaussian); ``u`` sharpened (``2u - blur(u)``);
 - ``shifts``: ``u``; ``u`` plus / minus ``--shift`` (all channels); ``u`` with each channel's mean
   on the hole's inner ring moved to the known pixels' on the outer ring (4 px each);
 - ``models``: ``u``; the gated PixelRNN; Telea's and Navier-Stokes inpainting (OpenCV, radius 3,
@@ -48,7 +48,7 @@ RING = 4
 #: The action sets, by name: the candidates each offers (``unet`` first).
 SETS: dict[str, tuple[str, ...]] = {
     "transition": ("unet", *COMPLETION_ACTIONS[1:]),
-    "filters": ("unet", "blur", "sharpen"),
+    "filters": ("unet", "gaussian", "sharpen"),
     "shifts": ("unet", "brighter", "darker", "border_shift"),
     "models": ("unet", "pixelrnn", "telea", "ns", "diffusion", "unet_pixelrnn_mean"),
     "refine": ("unet", "second_pass"),
@@ -86,7 +86,7 @@ def candidates_of(unet: SupervisedRestorer, pixelrnn: SupervisedRestorer, occlud
     with torch.inference_mode():
         second = unet.model(u.to(unet.device), mask.to(unet.device)).float().cpu()
     telea, ns = _telea_ns(occluded, mask)
-    raw = {"unet": u, "blur": blur, "sharpen": 2.0 * u - blur, "brighter": u + shift, "darker": u - shift,
+    raw = {"unet": u, "sharpen": 2.0 * u - blur, "brighter": u + shift, "darker": u - shift,
            "border_shift": u + offset, "pixelrnn": p, "telea": telea, "ns": ns,
            "diffusion": diffusion_fill(occluded, mask), "unet_pixelrnn_mean": 0.5 * (u + p), "second_pass": second}
     raw.update(zip(COMPLETION_ACTIONS[1:], CompletionTransition(False, 0, 1).candidates(u)[0, 1:, None]))

@@ -14,6 +14,8 @@ code   action          the pixel's new value
 6      ``gaussian``    5x5 Gaussian blur, sigma 1.5
 7      ``median``      5x5 median
 8      ``predict``     the predictor's pixel (a supervised completion model; policies trained with one)
+last   ``brighter``,   its value + / - the transition's ``shift`` in every channel, clipped to [0, 1]
+two    ``darker``      (policies trained with ``task.shift`` > 0)
 =====  ==============  ===========================================================
 """
 
