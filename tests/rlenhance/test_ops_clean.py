@@ -52,6 +52,9 @@ def test_the_native_kernel_agrees_with_numpy(dtype, tuning, monkeypatch):
         fast = clean_enhanced(x, y, strength, use_native=True)
         slow = clean_enhanced(x, y, strength, use_native=False)
         assert np.abs(fast - slow).max() <= 1e-6
+        for target in (0.3, 0.8):  # the knee placed lower and higher
+            fast = clean_enhanced(x, y, strength, target=target, use_native=True)
+            assert np.abs(fast - clean_enhanced(x, y, strength, target=target, use_native=False)).max() <= 1e-6
         levels = [clean_enhanced(x, y, strength, out=np.empty(x.shape, dtype), use_native=flag)
                   for flag in (True, False)]
         assert np.abs(levels[0].astype(np.int64) - levels[1]).max() <= 1  # (a tie may round either way)
