@@ -167,8 +167,10 @@ def policy_rollout(policy: PixelActorCritic, task: Any, options: Mapping[str, An
         generator: sampling generator on the policy's device (``greedy=False`` only).
 
     Returns:
-        float32 (B, C, H, W) on the task's device: the observation ``image`` after the last step
-        (denoised / completed / enhanced; Denoise outputs are not clipped, clamp before scoring).
+        float32 (B, C, H, W) on the task's device: the task's ``image`` after the last step
+        (denoised / completed / enhanced; Denoise outputs are not clipped, clamp before scoring),
+        what the observation's ``image`` shows (but for Denoise's noise-level map, whose policy sees
+        the noisy image).
 
     Raises:
         ImageError: no image entry in ``options``, entries of different sizes, or images the
@@ -198,7 +200,7 @@ def policy_rollout(policy: PixelActorCritic, task: Any, options: Mapping[str, An
             hidden = out.hidden
     finally:
         policy.train(was_training)
-    return obs["image"]
+    return view.image
 
 
 @torch.no_grad()

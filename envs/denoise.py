@@ -10,7 +10,7 @@ import torch
 from gymnasium import spaces
 
 from envs.base import EpisodeRow, PixelEnv, PixelTask, PixelVectorEnv
-from rlenhance.data import add_gaussian_noise
+from rlenhance.data import add_gaussian_noise, noise_ramp
 from rlenhance.ops.bank import pixelrl_filter_bank
 from rlenhance.transitions import PREDICT_ACTION, DenoiseTransition
 
@@ -39,7 +39,11 @@ def start_noisy(task: PixelTask, rng: np.random.Generator, options: dict[str, An
     clean = _checked_clean(task, batch)
     if "noisy" in batch:
         return clean, batch["noisy"]
-    return clean, _add_noise(task, clean, rng.choice(task.sigmas, size=clean.shape[0]), task.generator, clip=clip)
+    if getattr(task, "noise_ramp", False):
+        levels = _ramps(task, [rng] * clean.shape[0], tuple(clean.shape[-2:]))
+    else:
+        levels = rng.choice(task.sigmas, size=clean.shape[0])
+    return clean, _add_noise(task, clean, levels, task.generator, clip=clip)
 
 
 def draw_noisy(task: PixelTask, rows: list[EpisodeRow], *, clip: bool = False) -> dict[str, torch.Tensor]:
@@ -53,8 +57,21 @@ def draw_noisy(task: PixelTask, rows: list[EpisodeRow], *, clip: bool = False) -
     clean = _checked_clean(task, batch)
     if "noisy" in batch:
         return {"clean": clean, "noisy": batch["noisy"]}
-    levels = [task.sigmas[row.rng.integers(task.sigmas.size)] for row in rows]
+    if getattr(task, "noise_ramp", False):
+        levels = _ramps(task, [row.rng for row in rows], tuple(clean.shape[-2:]))
+    else:
+        levels = [task.sigmas[row.rng.integers(task.sigmas.size)] for row in rows]
     return {"clean": clean, "noisy": _add_noise(task, clean, levels, [row.generator for row in rows], clip=clip)}
+
+
+def _ramps(task: PixelTask, rngs: Sequence[np.random.Generator], size: tuple[int, int]) -> torch.Tensor:
+    """A noise level that varies across each image (:func:`rlenhance.data.noise_ramp`): per image
+    two levels drawn uniformly from the range of ``task.sigmas`` and a direction, from its rng;
+    float32 (B, 1, H, W), 0-255 scale."""
+    low, high = float(task.sigmas.min()), float(task.sigmas.max())
+    draws = np.array([[*rng.uniform(low, high, 2), rng.uniform(0.0, 2.0 * np.pi)] for rng in rngs])
+    ends = torch.as_tensor(draws, dtype=torch.float32, device=task.device)
+    return noise_ramp(size, ends[:, 0], ends[:, 1], ends[:, 2])
 
 
 def _checked_clean(task: PixelTask, batch: dict[str, Any]) -> torch.Tensor:
@@ -66,10 +83,12 @@ def _checked_clean(task: PixelTask, batch: dict[str, Any]) -> torch.Tensor:
     return clean
 
 
-def _add_noise(task: PixelTask, clean: torch.Tensor, levels: Sequence[float],
+def _add_noise(task: PixelTask, clean: torch.Tensor, levels: Sequence[float] | torch.Tensor,
                generator: torch.Generator | Sequence[torch.Generator], *, clip: bool) -> torch.Tensor:
-    """``clean`` with Gaussian noise of its level in ``levels`` (0-255 scale, one per image), the
-    noise values from ``generator`` (one, or one per image)."""
+    """``clean`` with Gaussian noise of its level in ``levels`` (0-255 scale, one per image, or a
+    level map (B, 1, H, W)), the noise values from ``generator`` (one, or one per image)."""
+    if torch.is_tensor(levels):
+        return add_gaussian_noise(clean, levels, generator=generator, clip=clip)
     sigma = torch.as_tensor(np.asarray(levels), dtype=torch.float32, device=task.device).view(-1, 1, 1, 1)
     return add_gaussian_noise(clean, sigma, generator=generator, clip=clip)
 
@@ -90,6 +109,8 @@ class DenoiseTask(PixelTask):
         predictor: Callable[[torch.Tensor], torch.Tensor] | None = None,
         observe_prediction: bool = False,
         action_rewards: bool = False,
+        level_scales: Sequence[float] = (),
+        noise_ramp: bool = False,
         **common: Any,
     ):
         super().__init__(num_envs, crop=crop, max_episode_steps=max_episode_steps, data_kind="clean", gray=gray,
@@ -100,10 +121,18 @@ class DenoiseTask(PixelTask):
         if observe_prediction and predictor is None:
             raise ValueError("observe_prediction: the observation's 'prediction' is the predictor's output; "
                              "give a predictor, or observe_prediction=False")
+        if level_scales and not getattr(predictor, "reads_level", False):
+            raise ValueError("level_scales: the actions set the noise-level map of a noise-map denoiser; give one "
+                             "as predictor (a DenoisePredictor of an FFDNet)")
+        if level_scales and (observe_prediction or action_rewards):
+            raise ValueError("level_scales: the policy sees the noisy image and the map; observe_prediction and "
+                             "action_rewards are for PixelRL's filters")
         sigmas = np.atleast_1d(np.asarray(sigma, dtype=np.float64))
         if sigmas.size == 0 or not np.all(np.isfinite(sigmas)) or np.any(sigmas < 0):
             raise ValueError(f"sigma: expected a noise level >= 0 (0-255 scale) or a sequence of them, got {sigma!r}")
         self.sigmas = sigmas
+        #: each episode's noise level varies across its image (:func:`rlenhance.data.noise_ramp`)
+        self.noise_ramp = bool(noise_ramp)
         self.clip = clip
         self.reward_scale = float(reward_scale)
         self.predictor = predictor
@@ -115,24 +144,37 @@ class DenoiseTask(PixelTask):
         #: The step (PixelRL's filters, the predictor's pixel, clipping): what a checkpoint of a policy
         #: trained here records, and what PolicyDenoiser runs it with.
         self.transition = DenoiseTransition(predict=predictor is not None, clip=bool(clip),
-                                            steps=self.max_episode_steps)
+                                            steps=self.max_episode_steps, level_scales=tuple(level_scales))
         #: the action names, index = action id: PixelRL's nine, then "predict" with a predictor
         self.actions = self.transition.actions
         self.n_actions = len(self.actions)
         self.channels = 1 if gray else 3
         #: the predictor's output for the current episodes (B, C, H, W) in [0, 1], or None
         self.prediction: torch.Tensor | None = None
+        #: noise-level map actions: the noisy images and the current map (B, 1, H, W), 0-255 scale
+        self.noisy: torch.Tensor | None = None
+        self.level: torch.Tensor | None = None
         h, w = self.image_size
         low, high = (0.0, 1.0) if clip else (-np.inf, np.inf)
         observed = {"image": spaces.Box(low, high, (self.channels, h, w), np.float32)}
         if self.observe_prediction:
             observed["prediction"] = spaces.Box(0.0, 1.0, (self.channels, h, w), np.float32)
+        if self.transition.sets_level:
+            top = self.transition.max_level / self.transition.LEVEL_PLANE_SCALE
+            observed["level"] = spaces.Box(0.0, top, (1, h, w), np.float32)
         self.single_observation_space = spaces.Dict(observed)
         self.single_action_space = spaces.MultiDiscrete(np.full((1, h, w), self.n_actions))
 
     def _start(self, rng: np.random.Generator, options: dict[str, Any] | None) -> None:
         self.clean, self.image = start_noisy(self, rng, options, clip=self.clip)
         self.prediction = None
+        if self.transition.sets_level:  # the map starts at the image's level, the image at its output
+            with torch.no_grad():
+                self.noisy = self.transition.start(self.image)
+                level = self.predictor.levels(self.noisy).to(self.device)
+                self.level = level.expand(-1, 1, *self.noisy.shape[-2:]).clamp(0.0, self.transition.max_level)
+                self.image = self.prediction = self.predictor.with_level(self.noisy, self.level)
+            return
         if self.predictor is not None:
             with torch.no_grad():
                 prediction = self.predictor(self.image)
@@ -146,6 +188,8 @@ class DenoiseTask(PixelTask):
         return draw_noisy(self, rows, clip=self.clip)
 
     def observe(self) -> dict[str, torch.Tensor]:
+        if self.transition.sets_level:
+            return {"image": self.noisy, "level": self.transition.level_plane(self.level)}
         if self.observe_prediction:
             return {"image": self.image, "prediction": self.prediction}
         return {"image": self.image}
@@ -154,7 +198,12 @@ class DenoiseTask(PixelTask):
         previous = self.image
         if self.action_rewards:
             self.action_reward_maps = self._action_reward_maps(previous)
-        self.image = self.transition.step(previous, actions, self.prediction)
+        if self.transition.sets_level:
+            self.level = self.transition.next_level(self.level, actions)
+            with torch.no_grad():
+                self.image = self.predictor.with_level(self.noisy, self.level)
+        else:
+            self.image = self.transition.step(previous, actions, self.prediction)
         error_before = torch.sub(self.clean, previous).square_()
         error_after = torch.sub(self.clean, self.image).square_()
         if self.channels > 1:

@@ -111,6 +111,12 @@ class TaskSettings:
     action, e.g. rlenhance/weights/mrpnet_denoise.pt"""
     observe_prediction: bool = ENV["observe_prediction"]
     """with a predictor: the policy (and SAC's critics) also see its output"""
+    level_scales: tuple[float, ...] = tuple(ENV["level_scales"])
+    """the actions set the noise-level map of the predictor (a noise-map denoiser, FFDNet): per pixel a scale
+    of the map, which starts at the image's level (empty: PixelRL's filters)"""
+    noise_ramp: bool = ENV["noise_ramp"]
+    """each crop's noise level varies across it, linear between two levels of the --sigma range, in a random
+    direction; the held-out images: from the lowest level at the left edge to the highest at the right"""
     noise_seed: int = 0
     """seed of the evaluation noise (each image's noise is seeded by it and the file name)"""
     val_fraction: float = 0.1
@@ -184,9 +190,23 @@ def pixelrl() -> Config:
         "run.batch": 64, "task.sigma": (25.0,)})
 
 
+def noise_map() -> Config:
+    """The noise-level map policy (ReLLIE's map for FFDNet): A3C over BSD train432 sets, per 2 x 2 block and
+    in 3 steps, a scale of the shipped FFDNet's noise-level map (x0.5 .. x2, starting at the estimated level),
+    on noise whose level varies across each crop between 10 and 50; 64 x 64 crops, 16 per episode."""
+    return config.replace_path(Config(), {
+        "task.data": "../shared/data/bsd/train432", "task.sigma": (10.0, 50.0), "task.noise_ramp": True,
+        "task.predictor": "rlenhance/weights/ffdnet_denoise.pt", "task.level_scales": LEVEL_SCALES,
+        "task.steps": 3, "task.crop": 64, "task.eval_images": 8, "model.downscale": 2, "a3c.lr_decay": "poly",
+        "run.batch": 16, "run.episodes": 300, "run.eval_every": 50})
+
+
+#: The noise-level map's scales of the ``noise-map`` preset.
+LEVEL_SCALES = (0.5, 0.7, 0.85, 1.0, 1.2, 1.4, 2.0)
 #: ``--preset NAME`` -> the config it names (each function's docstring says what it reproduces and costs).
 PRESETS: Mapping[str, Callable[[], Config]] = MappingProxyType({
-    "shipped": shipped, "shipped-sac": shipped_sac, "color": color, "color-sac": color_sac, "pixelrl": pixelrl})
+    "shipped": shipped, "shipped-sac": shipped_sac, "color": color, "color-sac": color_sac, "pixelrl": pixelrl,
+    "noise-map": noise_map})
 #: The named flags (everything else: ``--set SECTION.KEY=VALUE``).
 FLAGS: Mapping[str, str] = MappingProxyType({
     **RL_FLAGS, "data": "task.data", "test": "task.test", "sigma": "task.sigma", "gray": "task.gray",
@@ -209,6 +229,11 @@ def check(cfg: Config) -> Config:
         raise ValueError(f"task.crop {t.crop} / task.steps {t.steps}: expected integers >= 1")
     if t.observe_prediction and t.predictor is None:
         raise ValueError("--observe-prediction: the policy would see the --predictor's output; give --predictor")
+    if t.level_scales and (t.predictor is None or t.observe_prediction or cfg.agent != "a3c"):
+        raise ValueError("task.level_scales: the actions set a --predictor's noise-level map (an FFDNet), for A3C; "
+                         "give --predictor, without --observe-prediction")
+    if t.noise_ramp and len(cfg.task.sigma) < 2:
+        raise ValueError("task.noise_ramp: the level varies within the --sigma range; give two levels or more")
     if t.predictor is not None and not Path(t.predictor).is_file():
         raise FileNotFoundError(f"--predictor {t.predictor}: no such file (expected a denoiser checkpoint of "
                                 "experiments.supervised_train --task denoise)")
@@ -252,7 +277,9 @@ def env_kwargs(cfg: Config) -> dict[str, Any]:
     saved as its path, in the spec's ``predictor``)."""
     t = cfg.task
     kwargs = {"sigma": sigma_value(cfg), "gray": t.gray, "crop": t.crop, "max_episode_steps": t.steps}
-    return {**kwargs, "observe_prediction": True} if t.observe_prediction else kwargs
+    optional = {"observe_prediction": t.observe_prediction, "level_scales": list(t.level_scales),
+                "noise_ramp": t.noise_ramp}
+    return {**kwargs, **{k: v for k, v in optional.items() if v}}
 
 
 def inference_spec(cfg: Config) -> RolloutPolicySpec:
@@ -319,7 +346,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
     venv = make_venv()
     sigma = sigma_value(cfg)
     val_images, test_images = (None if data is None else noisy_test_sets(data, sigma, seed=cfg.task.noise_seed,
-                                                                         device=device, limit=cfg.task.eval_images)
+                                                                         device=device, limit=cfg.task.eval_images,
+                                                                         ramp=cfg.task.noise_ramp)
                                for data in (val_set, test_set))
     counts = {f"{name}_images": len(next(iter(images.values())))
               for name, images in (("val", val_images), ("test", test_images)) if images is not None}

@@ -134,12 +134,16 @@ def level_scores(by_level: Mapping[float, Mapping[str, float]]) -> dict[str, flo
 
 
 def noisy_test_sets(dataset: Any, sigma: Any, *, seed: int, device: Any = "cpu",
-                    limit: int = 0) -> dict[float, list[NoisyImage]]:
+                    limit: int = 0, ramp: bool = False) -> dict[float, list[NoisyImage]]:
     """The held-out images with fixed noise at each level of ``sigma``, ``{level: images}``
     (:func:`rlenhance.data.noisy_test_set`: each image's noise seeded by ``seed`` and its name, so
     the levels share one noise pattern, scaled). Real noisy / clean pairs carry their own noise:
-    they are scored once, under the first level."""
+    they are scored once, under the first level. ``ramp``: one set, under the lowest level, whose
+    level goes from the lowest at each image's left edge to the highest at its right edge."""
     levels = noise_levels(sigma)
+    if ramp:
+        return {levels[0]: noisy_test_set(dataset, levels[0], seed=seed, device=device, limit=limit,
+                                          sigma_to=levels[-1])}
     first = noisy_test_set(dataset, levels[0], seed=seed, device=device, limit=limit)
     if len(levels) == 1 or not first or has_real_noise(dataset):
         return {levels[0]: first}
