@@ -160,8 +160,7 @@ class DenoiseTask(PixelTask):
         if self.observe_prediction:
             observed["prediction"] = spaces.Box(0.0, 1.0, (self.channels, h, w), np.float32)
         if self.transition.sets_level:
-            top = self.transition.max_level / self.transition.LEVEL_PLANE_SCALE
-            observed["level"] = spaces.Box(0.0, top, (1, h, w), np.float32)
+            observed["level"] = spaces.Box(0.0, np.inf, (2, h, w), np.float32)
         self.single_observation_space = spaces.Dict(observed)
         self.single_action_space = spaces.MultiDiscrete(np.full((1, h, w), self.n_actions))
 
@@ -189,7 +188,7 @@ class DenoiseTask(PixelTask):
 
     def observe(self) -> dict[str, torch.Tensor]:
         if self.transition.sets_level:
-            return {"image": self.noisy, "level": self.transition.level_plane(self.level)}
+            return {"image": self.noisy, "level": self.transition.level_observation(self.noisy, self.level)}
         if self.observe_prediction:
             return {"image": self.image, "prediction": self.prediction}
         return {"image": self.image}

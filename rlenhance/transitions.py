@@ -306,9 +306,9 @@ class DenoiseTransition(Transition):
       image and a per-pixel noise-level map that starts at the level of the image (given, or
       estimated); per pixel the action multiplies the map by one of ``level_scales``
       (:meth:`next_level`, clamped to ``[0, max_level]``), and the image is the noise-map
-      denoiser's output for the noisy image and that map. The policy sees the noisy image and the
-      map (:meth:`level_plane`), not the output, so a rollout runs the denoiser once, after its
-      last step.
+      denoiser's output for the noisy image and that map. The policy sees the noisy image, the
+      map and the noise's local strength (:meth:`level_observation`), not the output, so a rollout
+      runs the denoiser once, after its last step.
 
     Attributes:
         predict: the last action takes the predictor's pixel (a supervised denoiser run once per
@@ -323,7 +323,7 @@ class DenoiseTransition(Transition):
 
     task: ClassVar[str] = "denoise"
     _float32_fields: ClassVar[tuple[str, ...]] = ("level_scales",)
-    #: The map as the policy reads it: the level (0-255 scale) divided by this.
+    #: The map and the noise's strength as the policy reads them: levels (0-255 scale) divided by this.
     LEVEL_PLANE_SCALE: ClassVar[float] = 50.0
 
     predict: bool
@@ -372,9 +372,20 @@ class DenoiseTransition(Transition):
         scales = torch.tensor(self.level_scales, dtype=level.dtype, device=level.device)
         return (level * scales[actions.long()]).clamp_(0.0, self.max_level)
 
-    def level_plane(self, level: torch.Tensor) -> torch.Tensor:
-        """The map (0-255 scale) as the policy reads it: ``level / LEVEL_PLANE_SCALE``."""
-        return level / self.LEVEL_PLANE_SCALE
+    def level_observation(self, noisy: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        """What a noise-level map policy reads besides the noisy image (B, C, H, W): float32
+        (B, 2, H, W), the map ``level`` (B, 1, H, W) (0-255 scale) and the noise's local strength,
+        the absolute finest diagonal Haar coefficient ``|x00 - x01 - x10 + x11| / 2`` at each pixel
+        (its 2 x 2 neighbourhood to the lower right, edges replicated; mean over the channels),
+        whose mean is ``0.8 sigma`` on flat areas (Donoho's noise estimator reads it); both on the
+        0-255 scale over :data:`LEVEL_PLANE_SCALE`. A downscaled policy's average pooling turns
+        the second plane into a local noise estimate, where the noisy image alone would be averaged
+        flat."""
+        x = F.pad(noisy, (0, 1, 0, 1), mode="replicate")
+        diagonal = (x[..., :-1, :-1] - x[..., :-1, 1:] - x[..., 1:, :-1] + x[..., 1:, 1:]).abs()
+        diagonal = diagonal.mean(dim=1, keepdim=True)
+        scale = 255.0 / self.LEVEL_PLANE_SCALE
+        return torch.cat([level / self.LEVEL_PLANE_SCALE, diagonal * (scale / 2)], dim=1)
 
 
 @dataclass(frozen=True)
