@@ -110,6 +110,7 @@ class DenoiseTask(PixelTask):
         observe_prediction: bool = False,
         action_rewards: bool = False,
         level_scales: Sequence[float] = (),
+        level_error: float = 1.0,
         noise_ramp: bool = False,
         **common: Any,
     ):
@@ -127,12 +128,17 @@ class DenoiseTask(PixelTask):
         if level_scales and (observe_prediction or action_rewards):
             raise ValueError("level_scales: the policy sees the noisy image and the map; observe_prediction and "
                              "action_rewards are for PixelRL's filters")
+        if not (np.isfinite(level_error) and level_error >= 1.0):
+            raise ValueError(f"level_error: expected a factor >= 1 (1: the map starts at the image's level), got "
+                             f"{level_error!r}")
         sigmas = np.atleast_1d(np.asarray(sigma, dtype=np.float64))
         if sigmas.size == 0 or not np.all(np.isfinite(sigmas)) or np.any(sigmas < 0):
             raise ValueError(f"sigma: expected a noise level >= 0 (0-255 scale) or a sequence of them, got {sigma!r}")
         self.sigmas = sigmas
         #: each episode's noise level varies across its image (:func:`rlenhance.data.noise_ramp`)
         self.noise_ramp = bool(noise_ramp)
+        #: drawn episodes start the map at the image's level times a factor in [1 / level_error, level_error]
+        self.level_error = float(level_error)
         self.clip = clip
         self.reward_scale = float(reward_scale)
         self.predictor = predictor
@@ -171,6 +177,10 @@ class DenoiseTask(PixelTask):
             with torch.no_grad():
                 self.noisy = self.transition.start(self.image)
                 level = self.predictor.levels(self.noisy).to(self.device)
+                if not options and self.level_error > 1.0:  # a mis-estimated level, log-uniform
+                    spread = np.log(self.level_error)
+                    factor = np.exp(rng.uniform(-spread, spread, size=level.shape[0]))
+                    level = level * torch.as_tensor(factor, dtype=level.dtype, device=level.device).view(-1, 1, 1, 1)
                 self.level = level.expand(-1, 1, *self.noisy.shape[-2:]).clamp(0.0, self.transition.max_level)
                 self.image = self.prediction = self.predictor.with_level(self.noisy, self.level)
             return
@@ -227,7 +237,7 @@ class DenoiseTask(PixelTask):
 
 
 class DenoiseEnv(PixelEnv):
-    """Gaussian denoising by per-pixel filter choice (PixelRL).
+    """Gaussian denoising by per-pixel filter choice (PixelRL), or by a per-pixel noise-level map.
 
     ## Description
     The state is a noisy image (gray by default). At every step each pixel picks one of nine
@@ -252,23 +262,39 @@ class DenoiseEnv(PixelEnv):
     | 8     | box 5x5                                                    |
     | 9     | take the predictor's pixel (only when ``predictor`` given) |
 
+    With ``level_scales`` (a noise-map ``predictor``, FFDNet: :class:`rlenhance.denoisers.DenoisePredictor`),
+    the actions set the predictor's noise-level map instead (ReLLIE's map): action k multiplies the
+    pixel's level by ``level_scales[k]`` (clamped to the transition's ``max_level``), and the image
+    becomes the predictor's output for the noisy image and the map
+    (:meth:`rlenhance.transitions.DenoiseTransition.next_level`).
+
     ## Observation Space
     ``Dict`` with ``"image"``: ``Box(-inf, inf, (C, H, W), float32)`` (C = 1 gray, 3 colour). The
     noisy start is not clipped (DnCNN / PixelRL protocol) unless ``clip=True`` (then ``Box(0, 1)``).
     With ``observe_prediction=True`` (a ``predictor`` required) also ``"prediction"``: ``Box(0, 1,
     (C, H, W), float32)``, the predictor's output of the episode, so that the policy sees the pixel
     action 9 would take, and where it differs from the image (without it, a policy has to guess it).
+    With ``level_scales``, ``"image"`` stays the noisy image and ``"level"``: ``Box(0, inf, (2, H, W),
+    float32)`` holds the map and the noise's local strength
+    (:meth:`rlenhance.transitions.DenoiseTransition.level_observation`).
 
     ## Rewards
     Per pixel, the decrease of squared error to the clean image, x ``reward_scale`` (255, as
     PixelRL): ``((clean - previous)^2 - (clean - current)^2) * 255``, averaged over channels. The
-    scalar reward is the mean of ``info["reward_map"]`` (shape (1, H, W)); "keep" earns 0.
+    scalar reward is the mean of ``info["reward_map"]`` (shape (1, H, W)); "keep" earns 0
+    (with ``level_scales``, so does x1 everywhere).
 
     ## Starting State
     A random crop (and flips) of a clean image of ``data`` (None = the embedded scikit-image photos
     in gray) plus Gaussian noise of standard deviation ``sigma`` / 255, where ``sigma`` is one value
     or a sequence sampled per episode (default 15, 25 and 50: the shipped policy's, a blind denoiser);
     or ``reset(options={"clean": ..., "noisy": ...})``.
+    With ``noise_ramp`` the level varies across each crop: linear between two levels drawn uniformly
+    from the range of ``sigma``, in a random direction (:func:`rlenhance.data.noise_ramp`).
+    With ``level_scales`` the map starts at each image's level (the predictor's ``sigma``, or its
+    estimate) and the image at the predictor's output; ``level_error`` > 1 multiplies a drawn
+    episode's starting level by a factor drawn log-uniformly from [1 / level_error, level_error]
+    (a mis-estimated level to correct; episodes started through ``reset(options=...)`` start at the level).
     ``predictor(noisy)``, when given, is run once per episode on the observed noisy images (B, C, H, W)
     and must return a tensor of their shape (clamped to [0, 1]), offered as action 9 (e.g.
     :class:`rlenhance.denoisers.DenoisePredictor`, a checkpoint of ``experiments.supervised_train``).
@@ -287,7 +313,7 @@ class DenoiseEnv(PixelEnv):
     ## Arguments
     Those of :class:`envs.base.PixelTask` (``data``, ``split``, ``split_seed``, ``device``,
     ``validate_actions``), ``crop`` (70, PixelRL), ``sigma``, ``gray``, ``clip``, ``reward_scale``,
-    ``predictor``, ``observe_prediction``;
+    ``predictor``, ``observe_prediction``, ``level_scales``, ``level_error``, ``noise_ramp``;
     ``action_rewards`` and ``max_episode_steps`` for the vector env only. ``render_mode``: None or ``"rgb_array"``
     (``render()`` returns the current image, clipped to [0, 1], as uint8 (H, W, 3): a gray image
     in three equal channels).
@@ -303,7 +329,8 @@ class DenoiseEnv(PixelEnv):
       of a batch draws its start from generators of its own (``envs.base.episode_rows``), so env i's start no
       longer depends on ``num_envs``; the optional ``predictor`` adds action 9 (without it, actions and
       rewards are unchanged); the optional ``observe_prediction`` adds the observation's ``"prediction"``
-      (without it, the observation is unchanged).
+      (without it, the observation is unchanged); the optional ``level_scales`` (noise-level map
+      actions), ``level_error`` and ``noise_ramp`` (without them, the episodes are unchanged).
     """
 
     task_class = DenoiseTask

@@ -114,6 +114,10 @@ class TaskSettings:
     level_scales: tuple[float, ...] = tuple(ENV["level_scales"])
     """the actions set the noise-level map of the predictor (a noise-map denoiser, FFDNet): per pixel a scale
     of the map, which starts at the image's level (empty: PixelRL's filters)"""
+    level_error: float = ENV["level_error"]
+    """with --level-scales: each training episode's map starts at the estimated level times a factor drawn
+    log-uniformly from [1 / level_error, level_error] (a mis-estimated level; 1: the estimate itself);
+    evaluation and inference start at the estimate"""
     noise_ramp: bool = ENV["noise_ramp"]
     """each crop's noise level varies across it, linear between two levels of the --sigma range, in a random
     direction; the held-out images: from the lowest level at the left edge to the highest at the right"""
@@ -193,11 +197,13 @@ def pixelrl() -> Config:
 def noise_map() -> Config:
     """The noise-level map policy (ReLLIE's map for FFDNet): A3C over BSD train432 sets, per 4 x 4 block and
     in 3 steps, a scale of the shipped FFDNet's noise-level map (x0.5 .. x2, starting at the estimated level),
-    on noise whose level varies across each crop between 10 and 50; 64 x 64 crops, 16 per episode, entropy
-    bonus 0.001 (the rewards, FFDNet's gains, are small)."""
+    on noise whose level varies across each crop between 10 and 50, the map starting at the estimate times a
+    factor in [0.5, 2] (a mis-estimate to correct); 64 x 64 crops, 16 per episode, entropy bonus 0.001 (the
+    rewards, FFDNet's gains, are small)."""
     return config.replace_path(Config(), {
         "task.data": "../shared/data/bsd/train432", "task.sigma": (10.0, 50.0), "task.noise_ramp": True,
         "task.predictor": "rlenhance/weights/ffdnet_denoise.pt", "task.level_scales": LEVEL_SCALES,
+        "task.level_error": 2.0,
         "task.steps": 3, "task.crop": 64, "task.eval_images": 8, "model.downscale": 4, "a3c.entropy": 0.001,
         "a3c.lr_decay": "poly",
         "run.batch": 16, "run.episodes": 300, "run.eval_every": 50})
@@ -214,7 +220,7 @@ FLAGS: Mapping[str, str] = MappingProxyType({
     **RL_FLAGS, "data": "task.data", "test": "task.test", "sigma": "task.sigma", "gray": "task.gray",
     "predictor": "task.predictor", "observe-prediction": "task.observe_prediction", "crop": "task.crop",
     "steps": "task.steps", "eval-images": "task.eval_images", "level-scales": "task.level_scales",
-    "noise-ramp": "task.noise_ramp"})
+    "noise-ramp": "task.noise_ramp", "level-error": "task.level_error"})
 
 
 def check(cfg: Config) -> Config:
@@ -235,6 +241,8 @@ def check(cfg: Config) -> Config:
     if t.level_scales and (t.predictor is None or t.observe_prediction or cfg.agent != "a3c"):
         raise ValueError("task.level_scales: the actions set a --predictor's noise-level map (an FFDNet), for A3C; "
                          "give --predictor, without --observe-prediction")
+    if t.level_error != ENV["level_error"] and not t.level_scales:
+        raise ValueError("task.level_error: the error of the noise-level map's start; it needs --level-scales")
     if t.noise_ramp and len(cfg.task.sigma) < 2:
         raise ValueError("task.noise_ramp: the level varies within the --sigma range; give two levels or more")
     if t.predictor is not None and not Path(t.predictor).is_file():
@@ -281,6 +289,7 @@ def env_kwargs(cfg: Config) -> dict[str, Any]:
     t = cfg.task
     kwargs = {"sigma": sigma_value(cfg), "gray": t.gray, "crop": t.crop, "max_episode_steps": t.steps}
     optional = {"observe_prediction": t.observe_prediction, "level_scales": list(t.level_scales),
+                "level_error": t.level_error if t.level_error != ENV["level_error"] else None,
                 "noise_ramp": t.noise_ramp}
     return {**kwargs, **{k: v for k, v in optional.items() if v}}
 

@@ -12,7 +12,8 @@
 # Writes to "$OUT/": best.pt (the policy), metrics.csv (validation scores per evaluation), train.csv,
 # config.json, compare_ramp.md / compare_s25.md / compare_s50.md (+ their results_*.csv) and log.txt.
 # Settings (environment): TRAIN_SECONDS (270: training is stopped then; the best checkpoint so far is kept),
-# EPISODES (3000), EVAL_EVERY (150), BATCH (64), DEVICE (cuda), COMPARE_LIMIT (0: all 68 images).
+# EPISODES (3000), EVAL_EVERY (150), BATCH (64), DEVICE (cuda), COMPARE_LIMIT (0: all 68 images),
+# TRAIN_ARGS (more denoise_train arguments, e.g. "--set a3c.entropy=0.005").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:?set OUT to the folder for the results}
@@ -22,6 +23,7 @@ EVAL_EVERY=${EVAL_EVERY:-150}
 BATCH=${BATCH:-64}
 DEVICE=${DEVICE:-cuda}
 COMPARE_LIMIT=${COMPARE_LIMIT:-0}
+TRAIN_ARGS=${TRAIN_ARGS:-}
 PY=${PYTHON:-python3}
 mkdir -p "$OUT"
 exec > >(tee "$OUT/log.txt") 2>&1
@@ -35,12 +37,11 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 for folder in gpu_data/train gpu_data/BSD68; do
     [ -d "$folder" ] || { echo "missing $folder (see the head of gpu/run.sh)"; exit 1; }
 done
-RUN=/tmp/rl57_run
-rm -rf "$RUN"
+RUN=$(mktemp -d /tmp/rl57_run.XXXX)
 echo "== training, at most ${TRAIN_SECONDS}s"
 timeout --signal=INT "$TRAIN_SECONDS" "$PY" -m experiments.denoise_train --preset noise-map --data gpu_data/train \
     --device "$DEVICE" --batch "$BATCH" --episodes "$EPISODES" --eval-every "$EVAL_EVERY" --threads 4 \
-    --samples 1 --out "$RUN"
+    --samples 1 $TRAIN_ARGS --out "$RUN"
 echo "== training exit $?"
 for f in checkpoints/best.pt metrics.csv train.csv config.json; do
     [ -f "$RUN/$f" ] && cp "$RUN/$f" "$OUT/"
@@ -51,8 +52,8 @@ for setting in "ramp:--sigma 10 --sigma-to 50" "s25:--sigma 25" "s50:--sigma 50"
     echo "== compare $name"
     timeout 60 "$PY" -m experiments.compare --task denoise --data gpu_data/BSD68 --split all ${setting#*:} \
         --sigma-estimate --methods ffdnet,a3c --a3c "$OUT/best.pt" --paired-against ffdnet --device "$DEVICE" --limit "$COMPARE_LIMIT" \
-        --threads 4 --out "/tmp/rl57_compare_$name" \
-        && cp "/tmp/rl57_compare_$name/report.md" "$OUT/compare_$name.md" \
-        && cp "/tmp/rl57_compare_$name/results.csv" "$OUT/results_$name.csv"
+        --threads 4 --out "$RUN/compare_$name" \
+        && cp "$RUN/compare_$name/report.md" "$OUT/compare_$name.md" \
+        && cp "$RUN/compare_$name/results.csv" "$OUT/results_$name.csv"
 done
 echo "== done"
