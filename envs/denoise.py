@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from gymnasium import spaces
 
 from envs.base import EpisodeRow, PixelEnv, PixelTask, PixelVectorEnv
@@ -111,6 +112,7 @@ class DenoiseTask(PixelTask):
         action_rewards: bool = False,
         level_scales: Sequence[float] = (),
         level_error: float = 1.0,
+        reward_blur: int = 1,
         noise_ramp: bool = False,
         **common: Any,
     ):
@@ -131,6 +133,10 @@ class DenoiseTask(PixelTask):
         if not (np.isfinite(level_error) and level_error >= 1.0):
             raise ValueError(f"level_error: expected a factor >= 1 (1: the map starts at the image's level), got "
                              f"{level_error!r}")
+        if isinstance(reward_blur, bool) or not isinstance(reward_blur, (int, np.integer)) or reward_blur < 1 \
+                or reward_blur % 2 == 0:
+            raise ValueError(f"reward_blur: expected an odd box size >= 1 (1: each pixel's own gain), got "
+                             f"{reward_blur!r}")
         sigmas = np.atleast_1d(np.asarray(sigma, dtype=np.float64))
         if sigmas.size == 0 or not np.all(np.isfinite(sigmas)) or np.any(sigmas < 0):
             raise ValueError(f"sigma: expected a noise level >= 0 (0-255 scale) or a sequence of them, got {sigma!r}")
@@ -139,6 +145,8 @@ class DenoiseTask(PixelTask):
         self.noise_ramp = bool(noise_ramp)
         #: drawn episodes start the map at the image's level times a factor in [1 / level_error, level_error]
         self.level_error = float(level_error)
+        #: the reward map is the gain averaged over this box around each pixel (1: the pixel's own)
+        self.reward_blur = int(reward_blur)
         self.clip = clip
         self.reward_scale = float(reward_scale)
         self.predictor = predictor
@@ -218,7 +226,11 @@ class DenoiseTask(PixelTask):
         if self.channels > 1:
             error_before = error_before.mean(dim=1, keepdim=True)
             error_after = error_after.mean(dim=1, keepdim=True)
-        return error_before.sub_(error_after).mul_(self.reward_scale)
+        gain = error_before.sub_(error_after).mul_(self.reward_scale)
+        if self.reward_blur > 1:  # credit each pixel with its neighbourhood's gain (the map's effect spreads)
+            gain = F.avg_pool2d(gain, self.reward_blur, stride=1, padding=self.reward_blur // 2,
+                                count_include_pad=False)
+        return gain
 
     def _action_reward_maps(self, previous: torch.Tensor) -> torch.Tensor:
         """The reward each action would earn at each pixel from ``previous`` (B, K, H, W): the
@@ -282,7 +294,9 @@ class DenoiseEnv(PixelEnv):
     Per pixel, the decrease of squared error to the clean image, x ``reward_scale`` (255, as
     PixelRL): ``((clean - previous)^2 - (clean - current)^2) * 255``, averaged over channels. The
     scalar reward is the mean of ``info["reward_map"]`` (shape (1, H, W)); "keep" earns 0
-    (with ``level_scales``, so does x1 everywhere).
+    (with ``level_scales``, so does x1 everywhere). With ``reward_blur`` k > 1 each pixel's reward is
+    the gain averaged over the k x k box around it (a noise-level map's change at a pixel changes the
+    output around it: the credit goes where the effect is).
 
     ## Starting State
     A random crop (and flips) of a clean image of ``data`` (None = the embedded scikit-image photos
@@ -313,7 +327,7 @@ class DenoiseEnv(PixelEnv):
     ## Arguments
     Those of :class:`envs.base.PixelTask` (``data``, ``split``, ``split_seed``, ``device``,
     ``validate_actions``), ``crop`` (70, PixelRL), ``sigma``, ``gray``, ``clip``, ``reward_scale``,
-    ``predictor``, ``observe_prediction``, ``level_scales``, ``level_error``, ``noise_ramp``;
+    ``predictor``, ``observe_prediction``, ``level_scales``, ``level_error``, ``reward_blur``, ``noise_ramp``;
     ``action_rewards`` and ``max_episode_steps`` for the vector env only. ``render_mode``: None or ``"rgb_array"``
     (``render()`` returns the current image, clipped to [0, 1], as uint8 (H, W, 3): a gray image
     in three equal channels).
@@ -330,7 +344,7 @@ class DenoiseEnv(PixelEnv):
       longer depends on ``num_envs``; the optional ``predictor`` adds action 9 (without it, actions and
       rewards are unchanged); the optional ``observe_prediction`` adds the observation's ``"prediction"``
       (without it, the observation is unchanged); the optional ``level_scales`` (noise-level map
-      actions), ``level_error`` and ``noise_ramp`` (without them, the episodes are unchanged).
+      actions), ``level_error``, ``reward_blur`` and ``noise_ramp`` (without them, the episodes are unchanged).
     """
 
     task_class = DenoiseTask

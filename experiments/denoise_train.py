@@ -118,6 +118,8 @@ class TaskSettings:
     """with --level-scales: each training episode's map starts at the estimated level times a factor drawn
     log-uniformly from [1 / level_error, level_error] (a mis-estimated level; 1: the estimate itself);
     evaluation and inference start at the estimate"""
+    reward_blur: int = ENV["reward_blur"]
+    """each pixel's reward is the gain averaged over this box (odd, pixels) around it (1: its own gain)"""
     noise_ramp: bool = ENV["noise_ramp"]
     """each crop's noise level varies across it, linear between two levels of the --sigma range, in a random
     direction; the held-out images: from the lowest level at the left edge to the highest at the right"""
@@ -290,6 +292,7 @@ def env_kwargs(cfg: Config) -> dict[str, Any]:
     kwargs = {"sigma": sigma_value(cfg), "gray": t.gray, "crop": t.crop, "max_episode_steps": t.steps}
     optional = {"observe_prediction": t.observe_prediction, "level_scales": list(t.level_scales),
                 "level_error": t.level_error if t.level_error != ENV["level_error"] else None,
+                "reward_blur": t.reward_blur if t.reward_blur != ENV["reward_blur"] else None,
                 "noise_ramp": t.noise_ramp}
     return {**kwargs, **{k: v for k, v in optional.items() if v}}
 

@@ -10,14 +10,15 @@
 #   gpu_data/wheels/   gymnasium-1.4.0-py3-none-any.whl and farama_notifications-0.0.6-py3-none-any.whl
 #                      (installed only when the machine's python lacks gymnasium)
 # Writes to "$OUT/": best.pt (the policy), metrics.csv (validation scores per evaluation), train.csv,
-# config.json, compare_ramp.md / compare_s25.md / compare_s50.md (+ their results_*.csv) and log.txt.
-# Settings (environment): TRAIN_SECONDS (270: training is stopped then; the best checkpoint so far is kept),
+# config.json, compare_ramp.md / compare_s25.md / compare_s50.md (BSD68, paired against FFDNet) and log.txt:
+# 8 files.
+# Settings (environment): TRAIN_SECONDS (240: training is stopped then; the best checkpoint so far is kept),
 # EPISODES (3000), EVAL_EVERY (150), BATCH (64), DEVICE (cuda), COMPARE_LIMIT (0: all 68 images),
 # TRAIN_ARGS (more denoise_train arguments, e.g. "--set a3c.entropy=0.005").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:?set OUT to the folder for the results}
-TRAIN_SECONDS=${TRAIN_SECONDS:-270}
+TRAIN_SECONDS=${TRAIN_SECONDS:-240}
 EPISODES=${EPISODES:-3000}
 EVAL_EVERY=${EVAL_EVERY:-150}
 BATCH=${BATCH:-64}
@@ -50,10 +51,9 @@ done
 for setting in "ramp:--sigma 10 --sigma-to 50" "s25:--sigma 25" "s50:--sigma 50"; do
     name=${setting%%:*}
     echo "== compare $name"
-    timeout 60 "$PY" -m experiments.compare --task denoise --data gpu_data/BSD68 --split all ${setting#*:} \
+    timeout 45 "$PY" -m experiments.compare --task denoise --data gpu_data/BSD68 --split all ${setting#*:} \
         --sigma-estimate --methods ffdnet,a3c --a3c "$OUT/best.pt" --paired-against ffdnet --device "$DEVICE" --limit "$COMPARE_LIMIT" \
         --threads 4 --out "$RUN/compare_$name" \
-        && cp "$RUN/compare_$name/report.md" "$OUT/compare_$name.md" \
-        && cp "$RUN/compare_$name/results.csv" "$OUT/results_$name.csv"
+        && cp "$RUN/compare_$name/report.md" "$OUT/compare_$name.md"
 done
 echo "== done"

@@ -122,3 +122,29 @@ def test_noise_ramp_goes_linearly_between_its_levels():
                                generator=torch.Generator().manual_seed(0))
     left, right = (float(noisy[..., :, cols].std() * 255) for cols in (slice(0, 40), slice(360, 400)))
     assert 10 < left < 16 and 44 < right < 50
+
+
+def test_reward_blur_credits_each_pixel_with_its_neighbourhoods_gain(ffdnet):
+    plain, blurred = level_env(ffdnet), level_env(ffdnet, reward_blur=5)
+    actions = torch.randint(0, 3, (2, 1, SIZE, SIZE), generator=torch.Generator().manual_seed(0))
+    maps = []
+    for venv in (plain, blurred):
+        venv.reset(seed=4)
+        maps.append(venv.step(actions)[-1]["reward_map"])
+    expected = torch.nn.functional.avg_pool2d(maps[0], 5, stride=1, padding=2, count_include_pad=False)
+    torch.testing.assert_close(maps[1], expected)
+    with pytest.raises(ValueError, match="reward_blur: expected an odd box size"):
+        level_env(ffdnet, reward_blur=4)
+
+
+def test_level_error_starts_drawn_episodes_off_the_estimate_and_given_ones_on_it(ffdnet):
+    venv = level_env(ffdnet, level_error=2.0)
+    obs, _ = venv.reset(seed=6)
+    ratio = venv.task.level[:, 0, 0, 0] / ffdnet.levels(obs["image"])[:, 0, 0, 0]
+    assert bool(((ratio >= 0.5 - 1e-4) & (ratio <= 2.0 + 1e-4)).all()) and float((ratio - 1).abs().max()) > 1e-3
+    torch.testing.assert_close(venv.task.image, ffdnet.with_level(obs["image"], venv.task.level))
+    given = {"clean": venv.task.clean, "noisy": obs["image"]}
+    venv.reset(seed=7, options=given)
+    torch.testing.assert_close(venv.task.level, ffdnet.levels(obs["image"]).expand_as(venv.task.level))
+    with pytest.raises(ValueError, match="level_error: expected a factor >= 1"):
+        level_env(ffdnet, level_error=0.5)
