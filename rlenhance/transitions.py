@@ -323,8 +323,10 @@ class DenoiseTransition(Transition):
 
     task: ClassVar[str] = "denoise"
     _float32_fields: ClassVar[tuple[str, ...]] = ("level_scales",)
-    #: The map and the noise's strength as the policy reads them: levels (0-255 scale) divided by this.
+    #: The map as the policy reads it: the level (0-255 scale) divided by this.
     LEVEL_PLANE_SCALE: ClassVar[float] = 50.0
+    #: Side (pixels, odd) of the square over which the policy's noise strength is averaged.
+    STRENGTH_BOX: ClassVar[int] = 9
 
     predict: bool
     clip: bool
@@ -374,18 +376,19 @@ class DenoiseTransition(Transition):
 
     def level_observation(self, noisy: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
         """What a noise-level map policy reads besides the noisy image (B, C, H, W): float32
-        (B, 2, H, W), the map ``level`` (B, 1, H, W) (0-255 scale) and the noise's local strength,
-        the absolute finest diagonal Haar coefficient ``|x00 - x01 - x10 + x11| / 2`` at each pixel
-        (its 2 x 2 neighbourhood to the lower right, edges replicated; mean over the channels),
-        whose mean is ``0.8 sigma`` on flat areas (Donoho's noise estimator reads it); both on the
-        0-255 scale over :data:`LEVEL_PLANE_SCALE`. A downscaled policy's average pooling turns
-        the second plane into a local noise estimate, where the noisy image alone would be averaged
-        flat."""
+        (B, 2, H, W), the map ``level`` (B, 1, H, W) (0-255 scale) over :data:`LEVEL_PLANE_SCALE`,
+        and the log ratio of the noise's local strength to the map, ``log((s + 1) / (level + 1))``:
+        ``s`` is the mean absolute finest diagonal Haar coefficient ``|x00 - x01 - x10 + x11| / 2``
+        (each pixel's 2 x 2 neighbourhood to the lower right, edges replicated; mean over the
+        channels) over the :data:`STRENGTH_BOX` square around the pixel, over ``sqrt(2 / pi)``: on flat
+        areas the noise's level there (Donoho's estimator reads these coefficients), above it on
+        texture. Positive where the map is below the noise, negative above it."""
         x = F.pad(noisy, (0, 1, 0, 1), mode="replicate")
         diagonal = (x[..., :-1, :-1] - x[..., :-1, 1:] - x[..., 1:, :-1] + x[..., 1:, 1:]).abs()
-        diagonal = diagonal.mean(dim=1, keepdim=True)
-        scale = 255.0 / self.LEVEL_PLANE_SCALE
-        return torch.cat([level / self.LEVEL_PLANE_SCALE, diagonal * (scale / 2)], dim=1)
+        diagonal = diagonal.mean(dim=1, keepdim=True) * (255.0 / 2 / math.sqrt(2 / math.pi))
+        box = self.STRENGTH_BOX
+        strength = F.avg_pool2d(F.pad(diagonal, (box // 2,) * 4, mode="replicate"), box, stride=1)
+        return torch.cat([level / self.LEVEL_PLANE_SCALE, torch.log((strength + 1) / (level + 1))], dim=1)
 
 
 @dataclass(frozen=True)

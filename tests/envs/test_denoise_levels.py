@@ -103,14 +103,14 @@ def test_the_noise_ramp_varies_the_level_across_each_crop(ffdnet):
     torch.testing.assert_close(same.task.noisy, venv.task.noisy)  # seeded
 
 
-def test_the_policy_reads_the_noises_local_strength():
+def test_the_policy_reads_the_noises_local_strength_against_the_map():
     t = DenoiseTransition(predict=True, clip=False, steps=1, level_scales=SCALES)
     clean = torch.linspace(0, 1, 200).expand(1, 1, 200, 200)  # smooth shading: no diagonal detail
     level = torch.full((1, 1, 200, 200), 30.0)
-    assert float(t.level_observation(clean, level)[:, 1].abs().max()) < 1e-5
+    assert float((t.level_observation(clean, level)[:, 1] - math.log(1 / 31)).abs().max()) < 1e-3
     noisy = add_gaussian_noise(clean, 40.0, generator=torch.Generator().manual_seed(0))
-    strength = t.level_observation(noisy, level)[:, 1].mean() * DenoiseTransition.LEVEL_PLANE_SCALE
-    assert abs(float(strength) - 40.0 * math.sqrt(2 / math.pi)) < 1.0  # E|N(0, s)| = 0.8 s
+    ratio = t.level_observation(noisy, level)[:, 1].mean()
+    assert abs(float(ratio.exp()) * 31 - 1 - 40.0) < 2.0  # the local noise level, read against the map's
 
 
 def test_noise_ramp_goes_linearly_between_its_levels():
