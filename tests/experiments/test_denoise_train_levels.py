@@ -34,6 +34,9 @@ def test_the_run_records_the_map_transition_and_scores_ffdnet(levels_run):
     assert spec.env_kwargs["noise_ramp"] is True and ckpt["arch"]["kwargs"]["in_channels"] == 3
     scores = {row["metric"]: float(row["value"]) for row in scalar_rows(levels_run)}
     assert scores["eval/predictor_psnr"] > scores["eval/input_psnr"]
+    # scored on the ramp and at each level; their mean picks best.pt
+    parts = [scores[f"eval/psnr_{part}"] for part in ("ramp", "sigma10", "sigma50")]
+    assert scores["eval/psnr"] == pytest.approx(sum(parts) / 3, abs=1e-3)  # the csv rounds
 
 
 def test_the_policy_runs_alike_in_the_env_and_in_the_library(levels_run):
@@ -65,5 +68,5 @@ def test_a_noise_map_policy_needs_ffdnet_and_a3c(tmp_path):
 def test_the_noise_map_preset_is_the_documented_recipe():
     cfg = denoise_train.parse_args(["--preset", "noise-map"])
     assert cfg.task.level_scales == denoise_train.LEVEL_SCALES and cfg.task.noise_ramp
-    assert cfg.task.predictor.endswith("ffdnet_denoise.pt") and cfg.task.sigma == (10.0, 50.0)
+    assert cfg.task.predictor.endswith("ffdnet_denoise.pt") and cfg.task.sigma == (10.0, 25.0, 50.0)
     assert 1.0 in cfg.task.level_scales  # the map can stay as it is
