@@ -183,6 +183,7 @@ def policy_rollout(policy: PixelActorCritic, task: Any, options: Mapping[str, An
     if n_steps < 1:
         raise ValueError(f"steps: expected an int >= 1 (or None for the task's episode length), got {steps!r}")
     view.max_episode_steps = n_steps
+    view.score_rewards = False  # the rewards are discarded
     device = next(policy.parameters()).device
     blocks = block_actions and policy.downscale > 1
     was_training = policy.training

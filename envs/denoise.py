@@ -190,7 +190,8 @@ class DenoiseTask(PixelTask):
                     factor = np.exp(rng.uniform(-spread, spread, size=level.shape[0]))
                     level = level * torch.as_tensor(factor, dtype=level.dtype, device=level.device).view(-1, 1, 1, 1)
                 self.level = level.expand(-1, 1, *self.noisy.shape[-2:]).clamp(0.0, self.transition.max_level)
-                self.image = self.prediction = self.predictor.with_level(self.noisy, self.level)
+            self.prediction = None
+            self._level_pending = True  # the image: the predictor's output for the map, when first read
             return
         if self.predictor is not None:
             with torch.no_grad():
@@ -211,14 +212,32 @@ class DenoiseTask(PixelTask):
             return {"image": self.image, "prediction": self.prediction}
         return {"image": self.image}
 
+    @property
+    def image(self) -> torch.Tensor | None:
+        """The current images (B, C, H, W); with ``level_scales``, the predictor's output for the
+        current map, computed when first read after the map changed (a rollout that does not score
+        rewards runs the predictor once, at the end)."""
+        if getattr(self, "_level_pending", False):
+            with torch.no_grad():
+                self._image = self.predictor.with_level(self.noisy, self.level)
+            self._level_pending = False
+        return self._image
+
+    @image.setter
+    def image(self, value: torch.Tensor | None) -> None:
+        self._image, self._level_pending = value, False
+
     def _transition(self, actions: torch.Tensor) -> torch.Tensor:
+        if self.transition.sets_level and not self.score_rewards:
+            self.level = self.transition.next_level(self.level, actions)
+            self._level_pending = True
+            return torch.zeros_like(self.level)
         previous = self.image
         if self.action_rewards:
             self.action_reward_maps = self._action_reward_maps(previous)
         if self.transition.sets_level:
             self.level = self.transition.next_level(self.level, actions)
-            with torch.no_grad():
-                self.image = self.predictor.with_level(self.noisy, self.level)
+            self._level_pending = True
         else:
             self.image = self.transition.step(previous, actions, self.prediction)
         error_before = torch.sub(self.clean, previous).square_()

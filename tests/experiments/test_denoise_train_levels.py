@@ -50,6 +50,11 @@ def test_the_policy_runs_alike_in_the_env_and_in_the_library(levels_run):
     noisy = clean + np.random.default_rng(0).normal(0, 1, clean.shape).astype(np.float32) * sigma
     out = library.restore(noisy)
     np.testing.assert_allclose(out, rollout.restore(noisy), atol=1e-5, rtol=0)
+    # a rollout that scores no rewards runs FFDNet once, on the final map, as the library does
+    calls, with_level = [], rollout.task.predictor.with_level
+    rollout.task.predictor.with_level = lambda *args: calls.append(1) or with_level(*args)
+    np.testing.assert_allclose(rollout.restore(noisy), out, atol=1e-5, rtol=0)
+    assert len(calls) == 1
     # the map's policy is FFDNet's map set per pixel: its output is FFDNet's for some map
     ffdnet = load_denoiser("ffdnet", FFDNET, channels=1, device="cpu")
     assert np.abs(out - ffdnet.restore(noisy)).max() < 0.5
