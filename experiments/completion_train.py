@@ -46,20 +46,26 @@ from agents.distributed import Ranks
 from agents.rollout import load_predictor, rollout_images
 from envs.checkpoints import rollout_policy_spec
 from experiments import config
+from experiments.config import Cost, Preset
 from experiments.rl_common import (
     RL_FLAGS,
     RLConfig,
     RLRunSettings,
+    Track,
     check_rl,
     env_batch,
     env_defaults,
+    estimate_seconds,
     fit,
     make_agent,
+    map_captions,
     open_run,
     run_cli,
     setup,
     split_seed,
+    untracked,
     uses_block_actions,
+    with_maps,
     with_test_scores,
 )
 from experiments.runs import usage_lines
@@ -126,14 +132,16 @@ class Config(RLConfig):
 def shipped() -> Config:
     """The shipped rlenhance/weights/a3c_completion.pt: A3C over the bedroom pairs' whole 224 px images
     with the shipped completion U-Net's pixel as an extra action, 8 crops an episode at half-resolution
-    actions, 150 episodes evaluated every 50 (its best.pt: episode 100). About 13 min on 2 CPU cores."""
+    actions, 150 episodes evaluated every 50 (its best.pt: episode 100)."""
     return config.replace_path(Config(), {
         "task.data": "../shared/data/bedroom/train", "task.predictor": "rlenhance/weights/unet_completion.pt",
         "task.crop": 224, "model.downscale": 2, "run.episodes": 150, "run.eval_every": 50})
 
 
-#: ``--preset NAME`` -> the config it names (its docstring says what it reproduces and costs).
-PRESETS: Mapping[str, Callable[[], Config]] = MappingProxyType({"shipped": shipped})
+#: ``--preset NAME`` -> the config it names (its docstring says what it reproduces) and its cost: seconds per
+#: episode (evaluations included) on 2 CPU cores; on a GPU not measured (the U-Net predictor, 43 MB, did not fit the
+#: transfer to the GPU machine).
+PRESETS: Mapping[str, Preset] = MappingProxyType({"shipped": Preset(shipped, cpu=Cost(5.2))})
 #: The named flags (everything else: ``--set SECTION.KEY=VALUE``).
 FLAGS: Mapping[str, str] = MappingProxyType({
     **RL_FLAGS, "data": "task.data", "test": "task.test", "occlusion": "task.occlusion",
@@ -215,18 +223,21 @@ def _mean_finite(values: list[float]) -> float:
 @torch.no_grad()
 def evaluate(policy: PixelActorCritic, task: Any, images: Sequence[OccludedImage], cfg: Config,
              predictor: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-             ) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
+             track: Track = untracked) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
     """Greedy rollouts on the whole held-out images; scores of the output, of the starting fill
     (``input_``) and of the predictor (``predictor_``), per image then averaged. Returns the scores
-    and grid rows (occluded | output | original)."""
+    and the sample grid's rows (:func:`grid_captions`: occluded | output | original | the actions);
+    ``track`` shows the progress of the rollouts and of the scoring."""
     start = time.perf_counter()
-    outputs = rollout_images(policy, task, [{"occluded": im.occluded, "original": im.original, "mask": im.mask}
+    results = rollout_images(policy, task, [{"occluded": im.occluded, "original": im.original, "mask": im.mask}
                                             for im in images],
                              batch_size=cfg.run.eval_batch, steps=cfg.task.steps,
-                             block_actions=uses_block_actions(cfg))
+                             block_actions=uses_block_actions(cfg), with_actions=True,
+                             track=lambda batches: track(batches, "rollouts"))
     ms = (time.perf_counter() - start) * _MS_PER_S / len(images)
+    outputs = [out for out, _ in results]
     per_image: dict[str, list[float]] = {}
-    for image, output in zip(images, outputs):
+    for image, output in track(list(zip(images, outputs)), "scores"):
         occluded, mask = image.occluded[None], image.mask[None]
         candidates = {"": output, "input_": diffusion_fill(occluded, mask, smooth_iters=ENV["smooth_iters"])[0]}
         if predictor is not None:
@@ -236,14 +247,23 @@ def evaluate(policy: PixelActorCritic, task: Any, images: Sequence[OccludedImage
                 per_image.setdefault(prefix + name, []).append(value)
     scores = {f"eval/{k}": _mean_finite(v) for k, v in per_image.items()}
     scores["eval/ms_per_image"] = ms
-    rows = [[im.occluded, out, im.original] for im, out in zip(images, outputs)]
-    return scores, rows
+    shown = range(min(cfg.run.samples, len(images)))
+    return scores, with_maps([[images[i].occluded, outputs[i], images[i].original] for i in shown],
+                             [results[i][1] for i in shown], actions=task.actions,
+                             where=[images[i].mask for i in shown])
+
+
+def grid_captions(cfg: Config) -> tuple[str, ...]:
+    """The columns of the sample grids: occluded | output | original, the actions of the first and last
+    step in the hole (white outside it, where no action applies), their key."""
+    return map_captions(("occluded", "output", "original"), "actions", cfg.task.steps)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Config:
     """The command line as the run takes it: preset, config file, flags and ``--set`` resolved and checked."""
     return config.parse(Config, sys.argv[1:] if argv is None else argv, presets=PRESETS, flags=FLAGS,
-                        prog="completion_train", description=__doc__.split("\n\n")[0], check=check)
+                        prog="completion_train", description=__doc__.split("\n\n")[0], check=check,
+                        estimate=estimate_seconds)
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
@@ -268,11 +288,13 @@ def main(argv: Sequence[str] | None = None) -> Path:
               if images is not None}
     agent = make_agent(cfg, venv, steps=t.steps, resume=run.resuming, ranks=ranks)
     out = fit(cfg, run, agent, venv, make_venv=make_venv,
-              evaluate=with_test_scores(lambda policy, images: evaluate(policy, venv.task, images, cfg, predictor),
+              evaluate=with_test_scores(lambda policy, images: evaluate(policy, venv.task, images, cfg, predictor,
+                                                                        track=run.track),
                                         val_images, test_images),
               metric="eval/hole_psnr", spec=inference_spec(cfg),
               summary={**counts, "predictor": t.predictor is not None},
-              title=f"completion_train: {run.dir}")
+              title=f"completion_train: {run.dir}", captions=grid_captions(cfg), presets=PRESETS,
+              check=check)
     best = Path(out) / "checkpoints" / "best.pt"
     run.say(*usage_lines(best, ["complete", "occluded.png", "-o", "completed/", "--model", cfg.agent,
                     "--checkpoint", best]))

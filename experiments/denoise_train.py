@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -48,24 +48,30 @@ from agents.distributed import Ranks
 from agents.rollout import rollout_images
 from envs.checkpoints import rollout_policy_spec
 from experiments import config
+from experiments.config import Cost, Preset
 from experiments.rl_common import (
     RL_FLAGS,
     RLConfig,
     RLRunSettings,
+    Track,
     check_rl,
     env_batch,
     env_defaults,
+    estimate_seconds,
     fit,
     make_agent,
+    map_captions,
     open_run,
     run_cli,
     setup,
     split_seed,
+    untracked,
     uses_block_actions,
+    with_maps,
     with_test_scores,
 )
 from experiments.runs import usage_lines
-from experiments.sigmas import level_scores, noise_text, noisy_test_sets, resolve_sigma
+from experiments.sigmas import RAMP, level_scores, noise_text, noisy_test_sets, resolve_sigma
 from rlenhance import metrics
 from rlenhance.checkpoint import RolloutPolicySpec
 from rlenhance.data import (
@@ -152,16 +158,14 @@ def _shipped_gray(**changes: Any) -> Config:
 def shipped() -> Config:
     """The shipped rlenhance/weights/a3c_denoise.pt: blind gray A3C over BSD train432 at sigma 15 / 25 / 50
     with the shipped FFDNet's pixel as a tenth action it also sees; 3,600 episodes of 32 crops, evaluated
-    every 300 (its best.pt: episode 300). About 70 s per 60 episodes on 1 core of a 2-core CPU (about 6 min
-    to its best.pt, 70 min in all, plus evaluations); a GPU trains this batch about 13 times faster than
-    16 CPU cores (docs/performance.md, without the predictor)."""
+    every 300 (its best.pt: episode 300)."""
     return _shipped_gray(**{"a3c.lr_decay": "poly", "run.batch": 32, "run.episodes": 3600, "run.eval_every": 300})
 
 
 def shipped_sac() -> Config:
     """The shipped rlenhance/weights/sac_denoise.pt: the same task as ``shipped`` with pixel-wise SAC,
     100 critic and 100 actor updates per episode of 16 crops, every action's reward; 150 episodes
-    evaluated every 25 (its best.pt: episode 25). About 16 min per 25 episodes on 1 core of a 2-core CPU."""
+    evaluated every 25 (its best.pt: episode 25)."""
     return _shipped_gray(**{"agent": "sac", "sac.updates": 100, "sac.actor_updates": 100,
                             "sac.all_action_rewards": True, "run.batch": 16, "run.episodes": 150,
                             "run.eval_every": 25})
@@ -175,23 +179,21 @@ def _shipped_color(**changes: Any) -> Config:
 
 def color() -> Config:
     """The shipped rlenhance/weights/a3c_denoise_color.pt: RGB A3C at sigma 25 on SICE's normal-light
-    images, 400 episodes of 16 crops evaluated every 100 (its best.pt: episode 400). About 45 min on 1
-    core of a 2-core CPU."""
+    images, 400 episodes of 16 crops evaluated every 100 (its best.pt: episode 400)."""
     return _shipped_color(**{"a3c.lr_decay": "poly", "run.episodes": 400, "run.eval_every": 100})
 
 
 def color_sac() -> Config:
     """The shipped rlenhance/weights/sac_denoise_color.pt: the task of ``color`` with pixel-wise SAC, 60
-    episodes evaluated every 30. About 21 min on 1 core of a 2-core CPU."""
+    episodes evaluated every 30."""
     return _shipped_color(**{"agent": "sac", "run.episodes": 60, "run.eval_every": 30})
 
 
 def pixelrl() -> Config:
     """PixelRL's denoiser (REFERENCES): 64-channel network with a ConvGRU, A3C with the learned reward-map
     convolution, lr 1e-3 decayed polynomially, 64 crops of 70 px, 5 steps, gamma 0.95, sigma 25 (its
-    30,000 episodes left to --episodes). Costly on a CPU: an episode of 64 crops through the 64-channel
-    ConvGRU network takes more than 80 s of one core, so its 100 episodes take hours on 2 CPU cores; a GPU
-    is the place for it."""
+    30,000 episodes left to --episodes). Costly on a CPU (64 crops through the 64-channel ConvGRU network
+    an episode): a GPU is the place for it."""
     return config.replace_path(Config(), {
         "model.width": 64, "model.conv_gru": True, "a3c.reward_map_conv": True, "a3c.lr_decay": "poly",
         "run.batch": 64, "task.sigma": (25.0,)})
@@ -217,10 +219,16 @@ def noise_map() -> Config:
 
 #: The noise-level map's scales of the ``noise-map`` preset.
 LEVEL_SCALES = (0.5, 0.7, 0.85, 1.0, 1.2, 1.4, 2.0)
-#: ``--preset NAME`` -> the config it names (each function's docstring says what it reproduces and costs).
-PRESETS: Mapping[str, Callable[[], Config]] = MappingProxyType({
-    "shipped": shipped, "shipped-sac": shipped_sac, "color": color, "color-sac": color_sac, "pixelrl": pixelrl,
-    "noise-map": noise_map})
+#: ``--preset NAME`` -> the config it names (each function's docstring says what it reproduces) and its cost:
+#: seconds per episode (evaluations included) on 2 CPU cores; per episode and per evaluation
+#: on one H100 GPU as ``python -m benchmarks.preset_cost --device cuda`` measured it.
+PRESETS: Mapping[str, Preset] = MappingProxyType({
+    "shipped": Preset(shipped, cpu=Cost(1.2), cuda=Cost(0.084, eval_s=3.45)),
+    "shipped-sac": Preset(shipped_sac, cpu=Cost(38.0), cuda=Cost(2.13, eval_s=5.36)),
+    "color": Preset(color, cpu=Cost(6.8), cuda=Cost(0.053, eval_s=0.2)),
+    "color-sac": Preset(color_sac, cpu=Cost(21.0), cuda=Cost(0.117, eval_s=0.3)),
+    "pixelrl": Preset(pixelrl, cpu=Cost(80.0), cuda=Cost(0.162, eval_s=0.17)),
+    "noise-map": Preset(noise_map, cpu=Cost(4.9))})
 #: The named flags (everything else: ``--set SECTION.KEY=VALUE``).
 FLAGS: Mapping[str, str] = MappingProxyType({
     **RL_FLAGS, "data": "task.data", "test": "task.test", "sigma": "task.sigma", "gray": "task.gray",
@@ -310,24 +318,28 @@ def inference_spec(cfg: Config) -> RolloutPolicySpec:
 
 @torch.no_grad()
 def evaluate(policy: PixelActorCritic, task: Any, images: Mapping[float, Sequence[NoisyImage]],
-             cfg: Config, predictor: DenoisePredictor | None = None,
+             cfg: Config, predictor: DenoisePredictor | None = None, track: Track = untracked,
              ) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
     """Greedy rollouts on the whole noisy images of each noise level (``{sigma: images}``);
     per-image PSNR / SSIM of the clamped output (and of the noisy input, and of the ``predictor``'s
     output: ``predictor_``), averaged per level (several levels: per-level columns and their
-    mean, :func:`experiments.sigmas.level_scores`). Returns the scores and grid rows (noisy |
-    output | clean; each image at every level in turn)."""
+    mean, :func:`experiments.sigmas.level_scores`). Returns the scores and the sample grid's rows
+    (:func:`grid_captions`: noisy | output | clean | the actions; each image at every level in turn).
+    ``track`` shows the progress of the rollouts and of the scoring."""
     flat = [im for level in images.values() for im in level]
     start = time.perf_counter()
-    outputs = rollout_images(policy, task, [{"clean": im.clean, "noisy": im.noisy} for im in flat],
+    results = rollout_images(policy, task, [{"clean": im.clean, "noisy": im.noisy} for im in flat],
                              batch_size=cfg.run.eval_batch, steps=cfg.task.steps,
-                             block_actions=uses_block_actions(cfg))
+                             block_actions=uses_block_actions(cfg), with_actions=True,
+                             track=lambda batches: track(batches, "rollouts"))
     ms = (time.perf_counter() - start) * _MS_PER_S / len(flat)
+    outputs, actions = [out for out, _ in results], [taken for _, taken in results]
     by_level, level_rows, done = {}, [], 0
     for sigma, level in images.items():
         level_outputs, done = outputs[done:done + len(level)], done + len(level)
         per_image: dict[str, list[float]] = {}
-        for image, output in zip(level, level_outputs):
+        where = "on the noise ramp" if sigma == RAMP else f"at sigma {sigma:g}"
+        for image, output in track(list(zip(level, level_outputs)), f"scores {where}"):
             clean = image.clean[None]
             candidates = {"": output.clamp(0.0, 1.0)[None], "input_": image.noisy.clamp(0.0, 1.0)[None]}
             if predictor is not None:
@@ -336,16 +348,24 @@ def evaluate(policy: PixelActorCritic, task: Any, images: Mapping[float, Sequenc
                 per_image.setdefault(f"{prefix}psnr", []).append(float(metrics.psnr(result, clean)[0]))
                 per_image.setdefault(f"{prefix}ssim", []).append(float(metrics.ssim(result, clean)[0]))
         by_level[sigma] = {f"eval/{k}": sum(v) / len(v) for k, v in per_image.items()}
-        level_rows.append([[im.noisy, out, im.clean] for im, out in zip(level, level_outputs)])
+        level_rows.append([([im.noisy, out, im.clean], taken) for im, out, taken in
+                           zip(level, level_outputs, actions[done - len(level):done])])
     scores = level_scores(by_level)
     scores["eval/ms_per_image"] = ms
-    return scores, [row for rows in zip(*level_rows) for row in rows]
+    shown = [row for rows in zip(*level_rows) for row in rows][:cfg.run.samples]
+    return scores, with_maps([row for row, _ in shown], [taken for _, taken in shown], actions=task.actions)
+
+
+def grid_captions(cfg: Config) -> tuple[str, ...]:
+    """The columns of the sample grids: noisy | output | clean, the actions of the first and last step, their key."""
+    return map_captions(("noisy", "output", "clean"), "actions", cfg.task.steps)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Config:
     """The command line as the run takes it: preset, config file, flags and ``--set`` resolved and checked."""
     return config.parse(Config, sys.argv[1:] if argv is None else argv, presets=PRESETS, flags=FLAGS,
-                        prog="denoise_train", description=__doc__.split("\n\n")[0], check=check)
+                        prog="denoise_train", description=__doc__.split("\n\n")[0], check=check,
+                        estimate=estimate_seconds)
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
@@ -372,12 +392,14 @@ def main(argv: Sequence[str] | None = None) -> Path:
               for name, images in (("val", val_images), ("test", test_images)) if images is not None}
     agent = make_agent(cfg, venv, steps=cfg.task.steps, resume=run.resuming, ranks=ranks)
     out = fit(cfg, run, agent, venv, make_venv=make_venv,
-              evaluate=with_test_scores(lambda policy, images: evaluate(policy, venv.task, images, cfg, predictor),
+              evaluate=with_test_scores(lambda policy, images: evaluate(policy, venv.task, images, cfg, predictor,
+                                                                        track=run.track),
                                         val_images, test_images),
               metric="eval/psnr", spec=inference_spec(cfg),
               summary={"noise": noise_text(sigma, train_set, val_set if test_set is None else test_set),
                        **counts, "predictor": cfg.task.predictor is not None},
-              title=f"denoise_train: {run.dir}")
+              title=f"denoise_train: {run.dir}", captions=grid_captions(cfg), presets=PRESETS,
+              check=check)
     best = Path(out) / "checkpoints" / "best.pt"
     run.say(*usage_lines(best, ["denoise", "noisy.png", "-o", "denoised/", "--model", cfg.agent,
                     "--checkpoint", best]))

@@ -20,9 +20,11 @@ What the loop does (written once; every trainer gets it):
   :func:`check_resume` refuses a ``--resume`` whose config differs from the run's (except the
   settings that may change, such as the step total);
 * **schedule**: ``train(step, until)`` is called until ``total`` (``until`` is the next evaluation
-  step, so a chunk of Hogwild episodes never straddles one); every ``eval_every`` steps and at the
-  end, ``evaluate()`` runs on rank 0 in eval mode without gradients, its scores are logged and the
-  callbacks' ``on_evaluation`` run (checkpoints, sample grids);
+  step, so a chunk of Hogwild episodes never straddles one); every ``eval_every`` steps (or at the
+  steps a schedule function picks) and at the end, ``evaluate()`` runs on rank 0 in eval mode
+  without gradients, its scores are logged, handed to every rank, and the callbacks'
+  ``on_evaluation`` run (checkpoints, sample grids); a callback may end the run early there
+  (:meth:`Loop.end`, as SB3's callbacks stop training);
 * **signals**: SIGINT / SIGTERM (:class:`experiments.runs.StopSignals`) stop the loop before the
   next step (or due evaluation) on every rank; ``on_stop`` callbacks run (last.pt is saved with the
   step of its scores, so ``--resume`` runs a skipped evaluation first) and
@@ -45,6 +47,7 @@ from typing import Any
 
 import torch
 
+from experiments.config import Cost, Preset, duration, flatten, preset_of
 from experiments.runs import GRID_CAPTIONS, Run, StopSignals
 from rlenhance.checkpoint import load_checkpoint, load_state_dict_strict
 
@@ -57,6 +60,9 @@ __all__ = [
     "SampleGrids",
     "TimeEstimate",
     "check_resume",
+    "evaluations_left",
+    "preset_estimate",
+    "run_seconds",
     "standard_callbacks",
 ]
 
@@ -66,13 +72,14 @@ Evaluate = Callable[[], "tuple[dict[str, float], list[list[torch.Tensor]]]"]
 #: Score group of a ``--test`` set: logged and summarised, never used to pick best.pt.
 TEST_GROUP = "test"
 #: A run whose estimated time is longer than this says so before it goes on (:class:`TimeEstimate`).
-LONG_RUN_S = 300.0
+LONG_RUN_S = 1800.0
 
 
 @dataclass
 class LoopState:
     """Where the loop is: ``step`` units trained, ``evaluated`` the step of ``scores``, ``best`` the
-    best metric so far (at ``best_step``), ``saved`` the step of last.pt (None before one)."""
+    best metric so far (at ``best_step``), ``saved`` the step of last.pt (None before one),
+    ``improved`` whether the last evaluation beat the best before it."""
 
     step: int = 0
     evaluated: int = 0
@@ -81,6 +88,8 @@ class LoopState:
     scores: dict[str, float] = field(default_factory=dict)
     saved: int | None = None
     improved: bool = False
+    ended: bool = False
+    """a callback ended the run before ``total`` (:meth:`Loop.end`)"""
 
 
 class Callback:
@@ -93,7 +102,8 @@ class Callback:
         """After ``train`` advanced ``steps`` units (``scalars`` already logged)."""
 
     def on_evaluation(self, loop: Loop, scores: Mapping[str, float], rows: Sequence[Sequence[torch.Tensor]]) -> None:
-        """After an evaluation on rank 0 (``loop.state.improved``: ``scores`` beat the best so far)."""
+        """After an evaluation, on every rank (``loop.state.improved``: ``scores`` beat the best so far;
+        ``rows``: rank 0's grid rows, empty on the other ranks)."""
 
     def on_stop(self, loop: Loop) -> None:
         """A signal stops the run at ``loop.state.step`` (rank 0 saves here)."""
@@ -108,12 +118,13 @@ class Loop:
     Args:
         run: the run folder (closed when :meth:`fit` returns or raises).
         total: steps to train (episodes, epochs).
-        eval_every: evaluate every this many steps, and at ``total``.
+        eval_every: evaluate every this many steps, and at ``total``; or a function ``step -> bool``
+            that picks the evaluation steps (``train`` is then asked for one step at a time).
         train: ``train(step, until) -> (new_step, scalars)``: trains from ``step`` up to at most
             ``until`` (usually one step), returns the new step and per-step scalars to log
             (``charts/...``, ``losses/...``), already averaged over the ranks.
         evaluate: ``() -> (scores, grid_rows)``, run on rank 0 in eval mode without gradients.
-        metric: the score that picks best.pt (higher is better): a key of the scores (not a
+        metric: the score that picks best.pt (higher is better; see :class:`Checkpoints`): a key of the scores (not a
             ``test/...`` one) or a function of them.
         model: the network whose weights the checkpoints hold.
         state: the trainer's full state for last.pt (optimisers, counters, generators).
@@ -126,7 +137,7 @@ class Loop:
         title: the summary's title (or a function of the final state that gives it).
     """
 
-    def __init__(self, run: Run, *, total: int, eval_every: int,
+    def __init__(self, run: Run, *, total: int, eval_every: int | Callable[[int], bool],
                  train: Callable[[int, int], tuple[int, Mapping[str, float]]], evaluate: Evaluate,
                  metric: str | Callable[[Mapping[str, float]], float], model: torch.nn.Module,
                  state: Callable[[], Any], load_state: Callable[[Any], None], extra: Callable[[], Mapping[str, Any]],
@@ -135,7 +146,8 @@ class Loop:
                  title: str | Callable[[LoopState], str] | None = None):
         if isinstance(metric, str) and metric.startswith(f"{TEST_GROUP}/"):
             raise ValueError(f"metric {metric!r}: a test-set score never picks best.pt; give a validation score")
-        self.run, self.total, self.eval_every, self.unit = run, int(total), int(eval_every), unit
+        self.run, self.total, self.unit = run, int(total), unit
+        self.eval_every = eval_every if callable(eval_every) else int(eval_every)
         self.train, self.evaluate, self.model = train, evaluate, model
         self.state_fn, self.load_state, self.extra_fn = state, load_state, extra
         self.metric_name = metric if isinstance(metric, str) else "metric"
@@ -151,20 +163,42 @@ class Loop:
         trainer's state and the step of its scores."""
         s, u = self.state, self.unit
         extra = {**self.extra_fn(), u: s.step, "scores": s.scores, "metric": self.metric_name, "best": s.best,
-                 f"best_{u}": s.best_step}
+                 f"best_{u}": s.best_step, "ended": s.ended}
         if with_state:
             extra.update({f"eval_{u}": s.evaluated, "state": self.state_fn()})
         return extra
 
     def save(self, name: str, *, with_state: bool = False) -> Path:
-        """Write ``checkpoints/<name>.pt`` of the current state (rank 0)."""
+        """Write ``checkpoints/<name>.pt`` of the current state (rank 0; the other ranks get its path)."""
+        if not self.run.writes:
+            return self.run.dir / "checkpoints" / f"{name}.pt"
         return self.run.save(name, model=self.model, arch=self.model.arch(),
                              extra=self.checkpoint_extra(with_state=with_state))
+
+    def end(self) -> None:
+        """End the run after the evaluation in progress (called by a callback's ``on_evaluation`` on
+        every rank: e.g. a recursion that stopped gaining); last.pt records it, so ``--resume`` of the
+        run finds it finished."""
+        self.state.ended = True
+
+    @property
+    def finished(self) -> bool:
+        """The run trained its steps (or was ended) and evaluated the last."""
+        s = self.state
+        return (s.ended or s.step >= self.total) and s.evaluated == s.step
 
     # -- the loop --
     def _due(self) -> bool:
         s = self.state
-        return s.evaluated < s.step and (s.step >= self.total or s.step % self.eval_every == 0)
+        scheduled = self.eval_every(s.step) if callable(self.eval_every) else s.step % self.eval_every == 0
+        return s.evaluated < s.step and (s.step >= self.total or scheduled)
+
+    def _until(self) -> int:
+        """The step the next ``train`` call may reach: the next evaluation (or the total)."""
+        step = self.state.step
+        if callable(self.eval_every):
+            return step + 1
+        return min(self.total, (step // self.eval_every + 1) * self.eval_every)
 
     def _resume(self) -> bool:
         """Restore last.pt; True when the run is already finished (nothing to do)."""
@@ -177,38 +211,57 @@ class Loop:
         s.best_step = int(extra.get(f"best_{u}", 0))
         s.evaluated = int(extra.get(f"eval_{u}", s.step))
         s.scores, s.saved = dict(extra.get("scores") or {}), s.step
+        s.ended = bool(extra.get("ended", False))
         s.best, s.best_step = run.best_so_far(s.best, s.best_step, step_key=f"best_{u}")
-        if s.step >= self.total and s.evaluated == s.step:
-            run.say(f"{run.dir}: already finished at {u} {s.step}; nothing to do; raise the total to train on")
-            if run.writes and not run.summary_path.exists() and self.summary_row is not None:
-                run.summary([self.summary_row(s)], self._title())  # killed between last.pt and summary.md
+        if self.finished:
+            how = "it ended early" if s.ended else "raise the total to train on"
+            run.say(f"{run.dir}: already finished at {u} {s.step}; nothing to do; {how}")
+            if run.writes and not run.summary_path.exists():
+                self._finish()  # killed between last.pt and summary.md
             return True
         run.truncate_metrics(s.step)
         run.say(f"resumed {run.last_path} at {u} {s.step}")
         return False
 
-    def _evaluate(self) -> None:
-        s, run = self.state, self.run
-        if run.writes:
-            if self.bar is not None:
-                self.bar.set_description_str("evaluating", refresh=True)
-            start = time.perf_counter()
-            self.model.eval()
+    def _scored(self) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
+        """``evaluate()`` in eval mode without gradients (each module's mode restored after it),
+        with its duration as ``eval/seconds``."""
+        modes = [(module, module.training) for module in self.model.modules()]
+        start = time.perf_counter()
+        self.model.eval()
+        try:
             with torch.no_grad():
                 scores, rows = self.evaluate()
-            self.model.train()
-            s.scores = {**scores, "eval/seconds": time.perf_counter() - start}
-            run.log(s.step, s.scores)
-            value = float(self.score_of(s.scores))
-            s.improved = value > s.best
-            if s.improved:
-                s.best, s.best_step = value, s.step
-            s.evaluated = s.step  # before the callbacks: last.pt records that its scores are this step's
-            for callback in self.callbacks:
-                callback.on_evaluation(self, s.scores, rows)
-            if self.bar is not None:
-                self.bar.set_description_str(self.unit, refresh=True)
-        s.evaluated = s.saved = s.step
+        finally:
+            for module, training in modes:
+                module.training = training
+        return {**scores, "eval/seconds": time.perf_counter() - start}, rows
+
+    def _evaluate(self) -> None:
+        s, run = self.state, self.run
+        # a rank other than 0 holds a disabled bar, which has no description
+        description = getattr(self.bar, "desc", None)
+        if description is not None:
+            self.bar.set_description_str("evaluating", refresh=True)
+        rows: list[list[torch.Tensor]] = []
+
+        def on_rank0() -> dict[str, float]:
+            nonlocal rows
+            scores, rows = self._scored()
+            return scores
+
+        s.scores = run.ranks.on_rank0(on_rank0)  # rank 0 evaluates; every rank gets the scores
+        run.log(s.step, s.scores)
+        value = float(self.score_of(s.scores))
+        s.improved = value > s.best
+        if s.improved:
+            s.best, s.best_step = value, s.step
+        s.evaluated = s.step  # before the callbacks: last.pt records that its scores are this step's
+        for callback in self.callbacks:
+            callback.on_evaluation(self, s.scores, rows)
+        if description is not None:
+            self.bar.set_description_str(description, refresh=True)
+        s.saved = s.step
         run.ranks.barrier()
 
     def fit(self) -> Path:
@@ -224,7 +277,7 @@ class Loop:
         for callback in self.callbacks:
             callback.on_start(self)
         with StopSignals(run.ranks) as stop:
-            while self._due() or s.step < self.total:
+            while not s.ended and (self._due() or s.step < self.total):
                 if stop.check():  # any rank's signal, agreed at this boundary
                     if run.writes:
                         for callback in self.callbacks:
@@ -236,18 +289,22 @@ class Loop:
                 if self._due():
                     self._evaluate()
                     continue
-                until = min(self.total, (s.step // self.eval_every + 1) * self.eval_every)
                 before = s.step
-                s.step, scalars = self.train(s.step, until)
-                run.log(s.step, scalars)
+                s.step, scalars = self.train(s.step, self._until())
+                if scalars:
+                    run.log(s.step, scalars)
                 for callback in self.callbacks:
                     callback.on_train(self, scalars, s.step - before)
+        self._finish()
+        self._close()
+        return run.dir
+
+    def _finish(self) -> None:
+        """The callbacks' ``on_end`` and the summary table."""
         for callback in self.callbacks:
             callback.on_end(self)
         if self.summary_row is not None:
-            run.summary([self.summary_row(s)], self._title())
-        self._close()
-        return run.dir
+            self.run.summary([self.summary_row(self.state)], self._title())
 
     def _title(self) -> str:
         return self.title(self.state) if callable(self.title) else self.title
@@ -261,14 +318,15 @@ class Loop:
 # --- the standard callbacks -------------------------------------------------------------------------
 class Checkpoints(Callback):
     """``best.pt`` when the metric improved (written before last.pt: a kill between the two leaves a
-    best.pt that --resume takes over), ``episode_NNNNNN.pt`` of every evaluation with ``keep``, and
-    ``last.pt`` (with the trainer's state) after every evaluation and when a signal stops the run."""
+    best.pt that --resume takes over; ``best=False``: the trainer writes its own), ``episode_NNNNNN.pt``
+    of every evaluation with ``keep``, and ``last.pt`` (with the trainer's state) after every
+    evaluation and when a signal stops the run."""
 
-    def __init__(self, keep: bool = False):
-        self.keep = keep
+    def __init__(self, keep: bool = False, *, best: bool = True):
+        self.keep, self.best = keep, best
 
     def on_evaluation(self, loop: Loop, scores: Mapping[str, float], rows: Sequence[Sequence[torch.Tensor]]) -> None:
-        if loop.state.improved:
+        if self.best and loop.state.improved:
             loop.save("best")
         if self.keep:
             loop.save(f"{loop.unit}_{loop.state.step:06d}")
@@ -312,38 +370,78 @@ class Progress(Callback):
 
 
 class TimeEstimate(Callback):
-    """Say, once ``warmup`` steps have run, how long the whole run will take at their speed (plus the
-    evaluations at the first one's duration) when that is longer than ``threshold_s``."""
+    """Say in one line how long the rest of the run will take when that is longer than ``threshold_s``:
+    before the first step from ``cost`` (seconds per step and per evaluation, a preset's measured
+    cost on this device: ``source`` names it), else once ``warmup`` steps have run, at their speed
+    (evaluations extra; ``warmup`` None: steps too unlike each other to measure so)."""
 
-    def __init__(self, warmup: int = 10, threshold_s: float = LONG_RUN_S):
-        self.warmup, self.threshold_s = warmup, threshold_s
+    def __init__(self, warmup: int | None = 10, threshold_s: float = LONG_RUN_S, *,
+                 cost: tuple[float, float] | None = None, source: str = ""):
+        self.warmup, self.threshold_s, self.cost, self.source = warmup, threshold_s, cost, source
         self.start: float | None = None
         self.first = 0
         self.told = False
 
     def on_start(self, loop: Loop) -> None:
         self.start, self.first = time.perf_counter(), loop.state.step
+        if self.cost is None:
+            return
+        self.told = True
+        per_step, per_eval = self.cost
+        steps = loop.total - loop.state.step
+        evaluations = evaluations_left(loop.state.step, loop.total, loop.eval_every)
+        left = steps * per_step + evaluations * per_eval
+        if left > self.threshold_s:
+            loop.run.say(f"estimated time: {duration(left)} ({steps} {loop.unit}s at {per_step:.3g} s and "
+                         f"{evaluations} evaluations at {per_eval:.3g} s: {self.source})")
 
     def on_train(self, loop: Loop, scalars: Mapping[str, float], steps: int) -> None:
         done = loop.state.step - self.first
-        if self.told or done < self.warmup or self.start is None:
+        if self.told or self.warmup is None or done < self.warmup or self.start is None:
             return
         self.told = True
         per_step = (time.perf_counter() - self.start) / done
         left = (loop.total - loop.state.step) * per_step
         if left > self.threshold_s:
-            loop.run.say(f"\nestimated time left: {_duration(left)} of training at {per_step:.2f} s per {loop.unit} "
-                         f"(evaluations every {loop.eval_every} {loop.unit}s extra)")
+            loop.run.say(f"\nestimated time left: {duration(left)} of training at {per_step:.2f} s per {loop.unit} "
+                         "(evaluations extra)")
 
 
-def _duration(seconds: float) -> str:
-    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
+def evaluations_left(step: int, total: int, eval_every: int | Callable[[int], bool]) -> int:
+    """How many evaluations a loop at ``step`` of ``total`` has still to run (the last step's included)."""
+    if step >= total:
+        return 0
+    if callable(eval_every):
+        return sum(1 for s in range(step + 1, total + 1) if s == total or eval_every(s))
+    return total // eval_every - step // eval_every + (1 if total % eval_every else 0)
 
 
-def standard_callbacks(samples: int, *, keep_evals: bool = False, shown: str | None = None) -> list[Callback]:
-    """Checkpoints, sample grids of ``samples`` rows, a progress bar (showing scalar ``shown``) and a
-    time estimate: what every trainer uses."""
-    return [Checkpoints(keep_evals), SampleGrids(samples), Progress(shown), TimeEstimate()]
+def preset_estimate(config: Any, presets: Mapping[str, Preset], device: str, *, ignore: Sequence[str],
+                    check: Callable[[Any], Any], per_step: Callable[[Cost], tuple[float, float]],
+                    warmup: int | None = 10) -> TimeEstimate:
+    """The :class:`TimeEstimate` of a run of ``config`` on a ``device`` type: from the measured cost of the
+    preset ``config`` is (:func:`experiments.config.preset_of`, but for the settings ``ignore``; ``check``:
+    the trainer's) where there is one, ``per_step(cost)`` giving the seconds per loop step and per
+    evaluation; else measured after ``warmup`` steps."""
+    name = preset_of(config, presets, ignore, check)
+    cost = presets[name].cost(device) if name is not None else None
+    if cost is None:
+        return TimeEstimate(warmup)
+    return TimeEstimate(warmup, cost=per_step(cost), source=f"the measured cost of --preset {name} on {device}")
+
+
+def run_seconds(total: int, eval_every: int, cost: tuple[float, float]) -> float:
+    """The seconds of a whole run of ``total`` steps evaluated every ``eval_every`` at ``cost`` (seconds
+    per step, per evaluation)."""
+    return total * cost[0] + evaluations_left(0, total, eval_every) * cost[1]
+
+
+def standard_callbacks(samples: int, *, keep_evals: bool = False, shown: str | None = None,
+                       captions: Sequence[str] = GRID_CAPTIONS, estimate: TimeEstimate | None = None
+                       ) -> list[Callback]:
+    """Checkpoints, sample grids of ``samples`` rows (columns ``captions``), a progress bar (showing
+    scalar ``shown``) and a time estimate (``estimate``, else one measured): what every trainer uses."""
+    return [Checkpoints(keep_evals), SampleGrids(samples, captions), Progress(shown), estimate or TimeEstimate()]
 
 
 # --- resume ---------------------------------------------------------------------------------------
@@ -368,19 +466,9 @@ def check_resume(out: str | Path, config: Mapping[str, Any], may_change: Sequenc
         saved = json.loads(saved_config.read_text())
     else:
         return
-    mine, theirs = _flatten(config), _flatten(saved)
+    mine, theirs = flatten(config), flatten(saved)
     differ = [f"{k} {mine.get(k)!r} (the run has {theirs.get(k)!r})" for k in sorted({*mine, *theirs})
               if k in mine and k in theirs and k not in may_change and mine[k] != theirs[k]]
     if differ:
         raise ValueError("--resume continues a run with its own settings; these differ: " + "; ".join(differ)
                          + f". Only {', '.join(may_change)} may change")
-
-
-def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, Mapping):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[prefix + key] = list(value) if isinstance(value, tuple) else value
-    return out

@@ -4,7 +4,8 @@
 A restorer takes one image, float (H, W, C) in [0, 1] (channels last, RGB, checked by
 :func:`rlenhance.io.as_unit_float`), and the hole mask where its task has one, and returns the
 restored image, float32 (H, W, C) in [0, 1]: ``restore(image, *, mask=None, **settings)``. Every
-method of :mod:`rlenhance.registry` loads as one (``registry.load(task, name)``):
+method of :mod:`rlenhance.registry` loads as one (``registry.load(task, name)``); the RL ones also say
+what their agent did, ``restore_traced(image, ...) -> (output, trace)`` (:mod:`rlenhance.trace`):
 
 ===============================================  =================================================================
 restorer                                         what restores the image

@@ -12,13 +12,13 @@ from typing import Literal
 import pytest
 import torch
 
-from experiments import completion_train, config, denoise_train, lol_train
+from experiments import completion_train, config, denoise_train, lol_train, rse_train, supervised_train
 from rlenhance.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINERS = {"lol_train": lol_train, "denoise_train": denoise_train, "completion_train": completion_train}
 #: Words that name a run, a session or an experiment's history: help texts describe the product.
-HISTORY = re.compile(r"(?i:\bsession|tried in)|\b[hk]\d+[a-z]?\d*\b|\bruns? [a-z]\d")
+HISTORY = re.compile(r"(?i:\bsession|tried in)|\b[hk]\d+[a-z]?\d*\b|\bruns? [a-z]\d|\bruns/[a-z]+\d")
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,10 @@ class Inner:
     """a choice"""
     on: bool = True
     """a switch"""
+    path: str | None = "file.pt"
+    """a file (none: no file)"""
+    limit: int | None = 5
+    """a limit (none: no limit)"""
 
 
 @dataclass(frozen=True)
@@ -52,8 +56,8 @@ def big() -> Outer:
 
 
 def parse(*argv, **kw):
-    return config.parse(Outer, list(argv), presets={"big": big}, flags={"count": "inner.count", "on": "inner.on"},
-                        prog="t", **kw)
+    return config.parse(Outer, list(argv), presets={"big": config.Preset(big)},
+                        flags={"count": "inner.count", "on": "inner.on"}, prog="t", **kw)
 
 
 def test_defaults_then_preset_then_file_then_flags_then_set(tmp_path):
@@ -75,8 +79,18 @@ def test_set_reads_each_type(text, value):
     assert config.get_path(parse("--set", text), key) == value
 
 
+@pytest.mark.parametrize("key", ["inner.path", "inner.limit", "inner.cap"])
+@pytest.mark.parametrize("spelling", ["none", "None", "NULL", " null "])
+def test_none_sets_an_optional_setting_of_any_type_to_none(key, spelling):
+    assert config.get_path(parse("--set", f"{key}={spelling}"), key) is None
+    flags = {"path": "inner.path", "limit": "inner.limit", "cap": "inner.cap"}
+    flagged = config.parse(Outer, [f"--{key.split('.')[1]}", spelling], flags=flags)
+    assert config.get_path(flagged, key) is None
+    assert parse("--set", f"name={spelling}").name.strip() == spelling.strip()  # a plain str keeps the word
+
+
 @pytest.mark.parametrize("argv, message", [
-    (["--set", "inner.cout=1"], "unknown setting 'inner.cout'; inner has: cap, count, mode, on, span"),
+    (["--set", "inner.cout=1"], "unknown setting 'inner.cout'; inner has: cap, count, limit, mode, on, path, span"),
     (["--set", "inner.count=1.5"], r"inner.count: expected an integer, got '1.5'"),
     (["--set", "inner.span=1,2,3"], "inner.span: expected 2 values"),
     (["--set", "inner.mode=c"], "inner.mode: 'c' is not one of a, b"),
@@ -97,7 +111,8 @@ def test_print_config_is_a_config_file_that_gives_the_same_config(tmp_path, caps
     path = tmp_path / "c.json"
     path.write_text(printed)
     assert parse("--config", str(path)) == parse("--preset", "big", "--set", "inner.cap=none")
-    assert json.loads(printed)["inner"] == {"count": 10, "span": [0.5, 2.0], "cap": None, "mode": "a", "on": True}
+    assert json.loads(printed)["inner"] == {"count": 10, "span": [0.5, 2.0], "cap": None, "mode": "a", "on": True,
+                                            "path": "file.pt", "limit": 5}
 
 
 def test_a_missing_or_broken_file_is_named(tmp_path):
@@ -122,19 +137,29 @@ def test_unused_section_refuses_a_changed_section():
 
 
 # --- the trainers' command lines ----------------------------------------------------------------------
-@pytest.mark.parametrize("name", TRAINERS)
-def test_help_is_short_names_no_run_and_every_preset_says_its_cost(name, capsys):
-    module = TRAINERS[name]
+#: Every trainer: its module, the function that reads its command line, the one that checks a config.
+ALL_TRAINERS = {**{name: (m, m.parse_args, m.check) for name, m in TRAINERS.items()},
+                "rse_train": (rse_train, rse_train.parse, rse_train.check),
+                "supervised_train": (supervised_train, supervised_train.parse, supervised_train.resolve)}
+
+
+@pytest.mark.parametrize("name", ALL_TRAINERS)
+def test_help_is_short_names_no_run_and_every_preset_says_its_time(name, capsys):
+    module, parse_args, check = ALL_TRAINERS[name]
     with pytest.raises(SystemExit):
-        module.parse_args(["--help"])
+        parse_args(["--help"])
     text = capsys.readouterr().out
     options = [line for line in text.splitlines() if re.match(r"\s{2}-", line)]
     assert len(options) <= 30 and len(text.splitlines()) <= 120, (len(options), len(text.splitlines()))
     assert not HISTORY.search(text), HISTORY.search(text)
+    flat = " ".join(text.split())
     for preset_name, preset in module.PRESETS.items():
-        doc = " ".join(config.doc_lines(preset))
-        assert f"{preset_name}:" in text and re.search(r"\d+ (s|min|h)\b", doc), (preset_name, doc)
-        module.check(preset())  # every preset is a valid config
+        assert isinstance(preset, config.Preset) and preset.doc, preset_name
+        doc = " ".join(preset.doc)
+        assert not re.search(r"\d+ (s|min|h)\b", doc), doc  # a cost is stated once: in the Preset's fields
+        assert re.search(rf"{re.escape(preset_name)}: .*?Time: (about \S+ \S+|not measured) on 2 CPU cores; "
+                         r"(about \S+ \S+|not measured) on one H100 GPU\.", flat), preset_name
+        check(preset())  # every preset is a valid config
 
 
 @pytest.mark.parametrize("name", TRAINERS)

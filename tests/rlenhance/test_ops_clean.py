@@ -40,9 +40,9 @@ def test_band_by_band_equals_the_whole_image(use_native, strength):
 
 @needs_native
 @pytest.mark.parametrize("dtype", [np.float32, np.uint8, np.uint16])
-@pytest.mark.parametrize("tuning", [{}, {"BOOST": 0.3, "SHARPEN": 0.5}])
+@pytest.mark.parametrize("tuning", [{}, {"GAIN_LOW": 1.5, "GAIN_HIGH": 2.5}])
 def test_the_native_kernel_agrees_with_numpy(dtype, tuning, monkeypatch):
-    for name, value in tuning.items():  # the terms the defaults may leave out
+    for name, value in tuning.items():  # the luma's ramp over most of the pixels
         monkeypatch.setattr(clean, name, value)
     x, y = _pair(1, (70, 90))
     if dtype != np.float32:
@@ -123,3 +123,27 @@ def test_a_gray_image_stays_gray(use_native):
     assert np.abs(out - y).max() > 1e-3  # cleaned
     np.testing.assert_array_equal(out[..., 0], out[..., 1])
     np.testing.assert_array_equal(out[..., 2], out[..., 1])
+
+
+@pytest.mark.parametrize("use_native", PATHS)
+def test_the_luma_of_pixels_brightened_more_is_smoothed_more(use_native):
+    rng = np.random.default_rng(5)
+    x = np.clip(0.02 + 0.004 * rng.standard_normal((64, 128, 1)), 0.005, 1).repeat(3, axis=2).astype(np.float32)
+    gain = np.where(np.arange(128) < 64, clean.GAIN_LOW, clean.GAIN_HIGH).astype(np.float32)[None, :, None]
+    y = np.clip(x * gain, 0, 1).astype(np.float32)
+    out = clean_enhanced(x, y, use_native=use_native)
+
+    def kept(columns: slice) -> float:  # the luma noise left, relative to the curves'
+        return float(out[8:-8, columns, 1].std() / y[8:-8, columns, 1].std())
+    assert kept(slice(80, 120)) < 0.9 * kept(slice(8, 48)) < 0.9  # (the seam at column 64 left out)
+
+
+def test_scratch_planes_are_reused_across_bands_and_grown_when_too_small():
+    scratch: dict = {}
+    first = clean.scratch_plane(scratch, "luma", (10, 8))
+    smaller = clean.scratch_plane(scratch, "luma", (6, 8))
+    assert smaller.shape == (6, 8) and smaller.flags.c_contiguous and np.shares_memory(first, smaller)
+    larger = clean.scratch_plane(scratch, "luma", (12, 8))
+    assert larger.shape == (12, 8) and not np.shares_memory(first, larger)
+    assert not np.shares_memory(clean.scratch_plane(scratch, "chroma", (12, 8)), larger)
+    assert clean.scratch_plane(None, "luma", (3, 4)).shape == (3, 4)
