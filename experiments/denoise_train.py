@@ -7,6 +7,7 @@
     python -m experiments.denoise_train --agent sac                        # discrete pixel-wise SAC
     python -m experiments.denoise_train --no-gray --sigma 5 15 25 35 50    # a blind colour denoiser
     python -m experiments.denoise_train --predictor rlenhance/weights/mrpnet_denoise.pt   # + "take MRPNet's pixel"
+    python -m experiments.denoise_train --preset noise-map      # A3C sets FFDNet's noise-level map per 4 x 4 block
 
 The PixelRL protocol: gray images, ``rlenhance/Denoise-v0`` (Gaussian noise of ``task.sigma`` on the
 0-255 scale, not clipped; reward = decrease of squared error x 255), 70x70 crops, 5 steps, gamma
