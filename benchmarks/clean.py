@@ -220,18 +220,21 @@ def command_seconds(args: argparse.Namespace) -> dict[str, float]:
                 "--overwrite"]
         commands = {"default": base, "--denoise 0": [*base, "--denoise", "0"]}
         walls: dict[str, list[float]] = {name: [] for name in commands}
+        cpus: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.cli_repeats):
             for name, command in commands.items():
                 report = subprocess.run([sys.executable, "-c", CLI_WRAPPER, *command], capture_output=True,
                                         text=True, cwd=ROOT, check=True).stdout
-                status, wall, _ = report.split("\n", 1)[0].split()
+                status, wall, _, cpu = report.split("\n", 1)[0].split()
                 if status != "0":
                     raise SystemExit(f"{' '.join(command)} failed:\n{report}")
                 walls[name].append(float(wall))
+                cpus[name].append(float(cpu))
     print(f"\n{args.megapixels:g}-megapixel JPEG, the whole `python -m rlenhance enhance big.jpg -o OUT` in a fresh "
           f"process, in alternation ({load_average()}):")
     for name, values in walls.items():
-        print(f"  {name}: {min(values):.2f} s (best of {len(values)}: {', '.join(f'{v:.2f}' for v in values)})")
+        print(f"  {name}: {min(values):.2f} s (best of {len(values)}: {', '.join(f'{v:.2f}' for v in values)}), "
+              f"CPU (user + sys) {min(cpus[name]):.2f} s (best)")
     print(f"  default / --denoise 0: {min(walls['default']) / min(walls['--denoise 0']):.2f}")
     return {f"command {name} s": min(values) for name, values in walls.items()}
 

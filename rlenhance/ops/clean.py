@@ -14,11 +14,14 @@ that needs no light comes back unchanged), 1 where they at least doubled the lum
   :data:`GAIN_HIGH` or more, and towards the mix of the two in between (the more a pixel was
   brightened, the more its sensor noise was amplified); the luma is unchanged by the chroma's
   smoothing;
-* highlights are protected by a soft knee: with ``m`` the largest channel of the result and
-  ``t = clip((m - KNEE) / (1 - KNEE), 0, 1)``, the pixel is pulled back towards the input until ``m``
-  has come down by ``KNEE_DROP (1 - KNEE) t^2`` (or to the input itself), so a pixel the curves
+* highlights are protected by a soft knee from ``knee``: with ``m`` the largest channel of the result
+  and ``t = clip((m - knee) / (1 - knee), 0, 1)``, the pixel is pulled back towards the input until
+  ``m`` has come down by ``KNEE_DROP (1 - knee) t^2`` (or to the input itself), so a pixel the curves
   brightened ends below white: the clipped pixels are the input's, and no glow of white grows
-  around lights.
+  around lights. The knee spans a fixed share of the headroom above the exposure target the curves
+  brightened towards (:func:`knee_start`: :data:`KNEE` at :data:`KNEE_TARGET`, higher for brighter
+  targets), so it compresses only what lies well above the brightness the user asked for and does
+  not pull the image's mean away from a bright target.
 
 The work is done in bands of rows, each read with the rows the blurs reach beyond it
 (:func:`halo_rows`), so a band's result equals the whole image's (the blurs are OpenCV's, a
@@ -50,9 +53,9 @@ from rlenhance.errors import ImageError
 from rlenhance.io import BT601_LUMA_WEIGHTS
 from rlenhance.ops import native, native_clean
 
-__all__ = ["CHROMA_SIGMA", "DEFAULT_STRENGTH", "GAIN_HIGH", "GAIN_LOW", "KNEE", "KNEE_DROP", "LUMA_SIGMA",
-           "LUMA_SIGMA_DARK", "MAX_STRENGTH", "bands", "check_strength", "clean_band", "clean_enhanced",
-           "halo_rows", "scratch_plane"]
+__all__ = ["CHROMA_SIGMA", "DEFAULT_STRENGTH", "GAIN_HIGH", "GAIN_LOW", "KNEE", "KNEE_DROP", "KNEE_TARGET",
+           "LUMA_SIGMA", "LUMA_SIGMA_DARK", "MAX_STRENGTH", "bands", "check_strength", "clean_band", "clean_enhanced",
+           "halo_rows", "knee_start", "scratch_plane"]
 
 # The constants below were chosen on the tuning split (the first 40 photos of the SICE training split,
 # ``python -m benchmarks.clean --sets train``): the lowest NIQE among the settings whose dark-area colour
@@ -68,9 +71,12 @@ LUMA_SIGMA_DARK = 0.6
 #: The gains between which the luma's blur goes from :data:`LUMA_SIGMA` to :data:`LUMA_SIGMA_DARK`.
 GAIN_LOW = 4.0
 GAIN_HIGH = 12.0
-#: Where the highlight knee starts (largest channel of the result, 0-1), and how far it lowers a largest
-#: channel of 1, in units of ``1 - KNEE``: white becomes ``1 - KNEE_DROP (1 - KNEE)``.
+#: Where the highlight knee starts (largest channel of the result, 0-1) for the exposure target
+#: :data:`KNEE_TARGET` (the shipped model's default, at which it was tuned; :func:`knee_start` for others),
+#: and how far it lowers a largest channel of 1, in units of ``1 - knee``: white becomes
+#: ``1 - KNEE_DROP (1 - knee)``.
 KNEE = 0.85
+KNEE_TARGET = 0.4
 KNEE_DROP = 0.125
 #: The floor of the input's luma in the gain (one 8-bit level).
 GAIN_EPS = 1.0 / 255.0
@@ -96,6 +102,22 @@ def check_strength(value: float, name: str = "denoise") -> float:
         raise ValueError(f"{name}: expected the denoising strength, a number 0 <= {name} <= {MAX_STRENGTH:g} "
                          f"(0: off, 1: the default); got {value!r}")
     return float(value)
+
+
+def knee_start(target: float | None = None) -> float:
+    """Where the highlight knee starts for an image brightened towards the mean brightness ``target``
+    (0-1): the same share of the headroom above the target as :data:`KNEE` at :data:`KNEE_TARGET`,
+    ``1 - (1 - KNEE) (1 - target) / (1 - KNEE_TARGET)``; None (no target known): :data:`KNEE`.
+
+    Example:
+        >>> round(knee_start(0.4), 6), round(knee_start(0.8), 6)
+        (0.85, 0.95)
+    """
+    if target is None:
+        return KNEE
+    if isinstance(target, bool) or not isinstance(target, numbers.Real) or not 0.0 < float(target) < 1.0:
+        raise ValueError(f"target: expected the exposure target, a number 0 < target < 1; got {target!r}")
+    return 1.0 - (1.0 - KNEE) * (1.0 - float(target)) / (1.0 - KNEE_TARGET)
 
 
 def _ksize(sigma: float) -> int:
@@ -189,7 +211,7 @@ def _blur(plane: np.ndarray, sigma: float, dst: np.ndarray) -> np.ndarray:
 
 
 def clean_band(x: np.ndarray, y: np.ndarray, strength: float, first: int, count: int, out: np.ndarray, *,
-               use_native: bool | None = None, scratch: dict | None = None) -> None:
+               knee: float, use_native: bool | None = None, scratch: dict | None = None) -> None:
     """The clean stage of rows ``first .. first + count - 1`` of a band read with its halo.
 
     Args:
@@ -198,6 +220,7 @@ def clean_band(x: np.ndarray, y: np.ndarray, strength: float, first: int, count:
         strength: 0-:data:`MAX_STRENGTH` (0: ``y`` is stored as it is).
         first, count: the rows of ``x`` / ``y`` whose result is wanted.
         out: (count, W, 3), float32 or uint8 / uint16 (rounded half to even), C-contiguous.
+        knee: where the highlight knee starts, 0 <= knee < 1 (:func:`knee_start`).
         use_native: the native kernel (True), numpy (False), or the kernel when available (None).
         scratch: a dict to keep the working planes in (:func:`scratch_plane`), the same for every band of
             an image; None: new planes.
@@ -219,7 +242,7 @@ def clean_band(x: np.ndarray, y: np.ndarray, strength: float, first: int, count:
     luma_blur = _blur(luma, LUMA_SIGMA * strength, scratch_plane(scratch, "luma_blur", luma.shape))[keep]
     luma_dark = _blur(luma, LUMA_SIGMA_DARK * strength, scratch_plane(scratch, "luma_dark", luma.shape))[keep]
     chroma_blur = _blur(chroma, CHROMA_SIGMA * strength, scratch_plane(scratch, "chroma_blur", chroma.shape))[keep]
-    ramp = {"ramp_start": GAIN_LOW - 1.0, "ramp_scale": 1.0 / (GAIN_HIGH - GAIN_LOW), "knee": KNEE,
+    ramp = {"ramp_start": GAIN_LOW - 1.0, "ramp_scale": 1.0 / (GAIN_HIGH - GAIN_LOW), "knee": knee,
             "knee_drop": KNEE_DROP}
     if fast:
         native_clean.clean_finish_native(x[keep], y[keep], luma_blur, luma_dark, chroma_blur, out, eps=GAIN_EPS,
@@ -230,7 +253,7 @@ def clean_band(x: np.ndarray, y: np.ndarray, strength: float, first: int, count:
 
 
 def clean_enhanced(input: np.ndarray, output: np.ndarray, strength: float = DEFAULT_STRENGTH, *,
-                   rows: int | None = None, out: np.ndarray | None = None,
+                   target: float | None = None, rows: int | None = None, out: np.ndarray | None = None,
                    use_native: bool | None = None) -> np.ndarray:
     """The clean stage (see the module notes) of an enhanced image ``output`` of ``input``.
 
@@ -238,6 +261,8 @@ def clean_enhanced(input: np.ndarray, output: np.ndarray, strength: float = DEFA
         input: the image before enhancement, RGB (H, W, 3): float32 in [0, 1], or uint8 / uint16 samples.
         output: the enhancement's result, float32 (H, W, 3) in [0, 1].
         strength: 0-:data:`MAX_STRENGTH`, scaling the blurs' sigmas (0: ``output`` unchanged).
+        target: the exposure target (mean brightness, 0-1) ``output`` was brightened towards, which places
+            the highlight knee (:func:`knee_start`; None: :data:`KNEE`).
         rows: rows per band (None: about :data:`BAND_PIXELS` pixels a band); the result does not depend on it.
         out: where to write the result, (H, W, 3) float32 or uint8 / uint16 (rounded half to even);
             None: a new float32 array.
@@ -247,9 +272,10 @@ def clean_enhanced(input: np.ndarray, output: np.ndarray, strength: float = DEFA
         ``out``.
 
     Raises:
-        ImageError: arrays of other shapes or types; ValueError: a bad ``strength`` or ``rows``.
+        ImageError: arrays of other shapes or types; ValueError: a bad ``strength``, ``target`` or ``rows``.
     """
     strength = check_strength(strength, "strength")
+    knee = knee_start(target)
     if not (isinstance(input, np.ndarray) and isinstance(output, np.ndarray)) or input.ndim != 3 \
             or input.shape[2] != 3 or output.shape != input.shape or output.dtype != _F32 \
             or input.dtype not in (_F32, np.uint8, np.uint16):
@@ -269,7 +295,7 @@ def clean_enhanced(input: np.ndarray, output: np.ndarray, strength: float = DEFA
     for top, bottom, lo, hi in bands(height, rows, strength):
         target = out[top:bottom]
         band = target if target.flags.c_contiguous else np.empty(target.shape, out.dtype)
-        clean_band(x[lo:hi], y[lo:hi], strength, top - lo, bottom - top, band, use_native=use_native,
+        clean_band(x[lo:hi], y[lo:hi], strength, top - lo, bottom - top, band, knee=knee, use_native=use_native,
                    scratch=scratch)
         if band is not target:
             target[...] = band

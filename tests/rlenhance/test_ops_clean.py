@@ -9,7 +9,7 @@ import pytest
 
 from rlenhance.errors import ImageError
 from rlenhance.ops import clean, native
-from rlenhance.ops.clean import KNEE, KNEE_DROP, clean_enhanced, halo_rows
+from rlenhance.ops.clean import KNEE, KNEE_DROP, KNEE_TARGET, clean_enhanced, halo_rows, knee_start
 
 needs_native = pytest.mark.skipif(not native.available(), reason="native kernels unavailable")
 PATHS = [False, pytest.param(True, marks=needs_native)]
@@ -52,6 +52,9 @@ def test_the_native_kernel_agrees_with_numpy(dtype, tuning, monkeypatch):
         fast = clean_enhanced(x, y, strength, use_native=True)
         slow = clean_enhanced(x, y, strength, use_native=False)
         assert np.abs(fast - slow).max() <= 1e-6
+        for target in (0.3, 0.8):  # the knee placed lower and higher
+            fast = clean_enhanced(x, y, strength, target=target, use_native=True)
+            assert np.abs(fast - clean_enhanced(x, y, strength, target=target, use_native=False)).max() <= 1e-6
         levels = [clean_enhanced(x, y, strength, out=np.empty(x.shape, dtype), use_native=flag)
                   for flag in (True, False)]
         assert np.abs(levels[0].astype(np.int64) - levels[1]).max() <= 1  # (a tie may round either way)
@@ -100,6 +103,26 @@ def test_the_knee_keeps_brightened_pixels_below_white_and_clipped_inputs_clipped
     np.testing.assert_allclose(out[:, 55:65], 1 - KNEE_DROP * (1 - KNEE), atol=1e-6)
     assert (np.rint(out[:, 40:80] * 255) < 255).all()
     np.testing.assert_array_equal(out[:, 80:], 1.0)  # the input's white stays (not brightened: untouched)
+
+
+@pytest.mark.parametrize("use_native", PATHS)
+def test_a_brighter_exposure_target_moves_the_knee_up(use_native):
+    assert knee_start() == KNEE
+    assert knee_start(KNEE_TARGET) == pytest.approx(KNEE)
+    assert knee_start(0.3) < KNEE < knee_start(0.6) < knee_start(0.8) < 1
+    x = np.full((8, 60, 3), 0.3, np.float32)
+    y = np.full_like(x, 0.9)  # above the knee at the tuning target, below it at a target of 0.8
+    y[:, 30:] = 1.0
+    at_tuning = clean_enhanced(x, y, target=KNEE_TARGET, use_native=use_native)
+    bright = clean_enhanced(x, y, target=0.8, use_native=use_native)
+    np.testing.assert_array_equal(clean_enhanced(x, y, use_native=use_native), at_tuning)
+    assert (at_tuning[:, 5:25] < 0.9 - 1e-4).all()
+    np.testing.assert_allclose(bright[:, 5:25], 0.9, atol=1e-6)  # flat areas: the blurs change nothing
+    np.testing.assert_allclose(bright[:, 40:55], 1 - KNEE_DROP * (1 - knee_start(0.8)), atol=1e-6)
+    assert bright.mean() > at_tuning.mean()
+    for bad in (0.0, 1.0, math.nan, True, "0.5"):
+        with pytest.raises(ValueError, match="target: expected the exposure target"):
+            clean_enhanced(x, y, target=bad)
 
 
 def test_bad_arguments_are_refused():
