@@ -122,7 +122,7 @@ class TaskSettings:
     """the actions set the noise-level map of the predictor (a noise-map denoiser, FFDNet): per pixel a scale
     of the map, which starts at the image's level (empty: PixelRL's filters)"""
     level_error: float = ENV["level_error"]
-    """with --level-scales: each training episode's map starts at the estimated level times a factor drawn
+    """with task.level_scales: each training episode's map starts at the estimated level times a factor drawn
     log-uniformly from [1 / level_error, level_error] (a mis-estimated level; 1: the estimate itself);
     evaluation and inference start at the estimate"""
     reward_blur: int = ENV["reward_blur"]
@@ -201,14 +201,9 @@ def pixelrl() -> Config:
 
 
 def noise_map() -> Config:
-    """The noise-level map policy (ReLLIE's map for FFDNet): A3C over BSD train432 sets, per 4 x 4 block and
-    in 3 steps, a scale of the shipped FFDNet's noise-level map (x0.5 .. x2, starting at the estimated level),
-    reading the noisy image, the map and the log ratio of the local noise strength to it. Training noise
-    varies across each crop between two levels of 10-50 and the map starts at the estimate times a factor
-    in [0.5, 2] (a mis-estimate to correct); each pixel is credited with its 9 x 9 neighbourhood's gain (a
-    block's map changes FFDNet's output around it); gamma 0 (each step is scored by its own gain); entropy
-    bonus 0.003; 64 x 64 crops, 16 per episode. best.pt: the mean PSNR over the validation images with a
-    ramp of 10-50 and at 10, 25 and 50. About 2.5 s per episode on 1 core of a 2-core CPU."""
+    """The noise-level map policy (docs/denoising.md): A3C scales the shipped FFDNet's noise-level map per 4 x 4
+    block in 3 steps (x0.5 .. x2 from the estimated level), on BSD train432 with noise ramps of 10-50 and a
+    mis-estimated starting map; best.pt by the mean PSNR over the ramp and the levels 10, 25, 50."""
     return config.replace_path(Config(), {
         "task.data": "../shared/data/bsd/train432", "task.sigma": (10.0, 25.0, 50.0), "task.noise_ramp": True,
         "task.predictor": "rlenhance/weights/ffdnet_denoise.pt", "task.level_scales": LEVEL_SCALES,
@@ -234,8 +229,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({
 FLAGS: Mapping[str, str] = MappingProxyType({
     **RL_FLAGS, "data": "task.data", "test": "task.test", "sigma": "task.sigma", "gray": "task.gray",
     "predictor": "task.predictor", "observe-prediction": "task.observe_prediction", "crop": "task.crop",
-    "steps": "task.steps", "eval-images": "task.eval_images", "level-scales": "task.level_scales",
-    "noise-ramp": "task.noise_ramp", "level-error": "task.level_error"})
+    "steps": "task.steps", "eval-images": "task.eval_images"})
 
 
 def check(cfg: Config) -> Config:
@@ -257,7 +251,7 @@ def check(cfg: Config) -> Config:
         raise ValueError("task.level_scales: the actions set a --predictor's noise-level map (an FFDNet), for A3C; "
                          "give --predictor, without --observe-prediction")
     if t.level_error != ENV["level_error"] and not t.level_scales:
-        raise ValueError("task.level_error: the error of the noise-level map's start; it needs --level-scales")
+        raise ValueError("task.level_error: the error of the noise-level map's start; it needs task.level_scales")
     if t.noise_ramp and len(cfg.task.sigma) < 2:
         raise ValueError("task.noise_ramp: the level varies within the --sigma range; give two levels or more")
     if t.predictor is not None and not Path(t.predictor).is_file():

@@ -1,4 +1,4 @@
-"""experiments.denoise_train --level-scales (the ``noise-map`` preset's actions): the policy scales
+"""experiments.denoise_train task.level_scales (the ``noise-map`` preset's actions): the policy scales
 the predictor FFDNet's noise-level map; the spec records the transition; the env rollout, the
 library's denoiser and compare's method give the same image; bad settings are named."""
 
@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 FFDNET = ROOT / "rlenhance" / "weights" / "ffdnet_denoise.pt"
 TINY = ["--episodes", "2", "--eval-every", "2", "--batch", "2", "--crop", "16", "--steps", "2", "--width", "8",
         "--samples", "1", "--threads", "1", "--eval-images", "1"]
-LEVELS = ["--predictor", str(FFDNET), "--level-scales", "0.5", "1", "2", "--sigma", "10", "50", "--noise-ramp"]
+LEVELS = ["--predictor", str(FFDNET), "--set", "task.level_scales=0.5,1,2", "--sigma", "10", "50",
+          "--set", "task.noise_ramp=true"]
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +63,11 @@ def test_the_policy_runs_alike_in_the_env_and_in_the_library(levels_run):
 
 def test_a_noise_map_policy_needs_ffdnet_and_a3c(tmp_path):
     with pytest.raises(ValueError, match="task.level_scales: .*give --predictor"):
-        denoise_train.main([*TINY, "--level-scales", "0.5", "1", "--out", str(tmp_path / "a")])
+        denoise_train.main([*TINY, "--set", "task.level_scales=0.5,1", "--out", str(tmp_path / "a")])
     with pytest.raises(ValueError, match="task.level_scales: .*for A3C"):
         denoise_train.main([*TINY, *LEVELS, "--agent", "sac", "--out", str(tmp_path / "b")])
     with pytest.raises(ValueError, match="task.noise_ramp: .*two levels"):
-        denoise_train.main([*TINY, "--noise-ramp", "--sigma", "25", "--out", str(tmp_path / "c")])
+        denoise_train.main([*TINY, "--set", "task.noise_ramp=true", "--sigma", "25", "--out", str(tmp_path / "c")])
     assert not any(tmp_path.iterdir())
 
 
