@@ -72,7 +72,7 @@ from rlenhance.predictors import (
     find_predictor,
     restore_one,
 )
-from rlenhance.restore import Restorer, check_ensemble
+from rlenhance.restore import RESULT_DTYPES, Restorer, as_result, check_ensemble, unit_window
 from rlenhance.runtime import flush_denormals, select_device
 from rlenhance.transitions import DenoiseTransition
 
@@ -158,7 +158,8 @@ class _PlanesDenoiser:
         """Denoisers take no mask."""
         return False
 
-    def restore(self, image: np.ndarray, *, mask: np.ndarray | None = None, per_channel: bool = False) -> np.ndarray:
+    def restore(self, image: np.ndarray, *, mask: np.ndarray | None = None, per_channel: bool = False,
+                dtype: type | np.dtype = np.float32) -> np.ndarray:
         """Denoise one image.
 
         Args:
@@ -167,24 +168,32 @@ class _PlanesDenoiser:
                 scaled by their range (:func:`rlenhance.io.as_unit_float`).
             mask: refused (denoisers take none).
             per_channel: a gray model on an RGB image: denoise R, G and B separately (required there).
+            dtype: of the result, ``np.float32`` or ``np.uint8`` (its levels,
+                :func:`rlenhance.io.float_to_levels`; a tiled policy reads samples and writes levels a
+                tile at a time).
 
         Returns:
-            float32 (H, W, C_out) in [0, 1], C_out = max(C, the model's channels).
+            (H, W, C_out) of ``dtype``, float32 in [0, 1], C_out = max(C, the model's channels).
 
         Raises:
             ImageError: a bad image, a mask, or an RGB image for a gray model without ``per_channel``.
+            ValueError: another ``dtype``.
         """
-        return restore_one(self, image, mask, per_channel)
+        return restore_one(self, image, mask, per_channel, dtype)
 
     @torch.inference_mode()
-    def restore_tensor(self, x: Tensor, *, per_channel: bool = False) -> Tensor:
-        """Batched :meth:`restore` on tensors: float (B, C, H, W), C in {1, 3}, RGB -> float32
-        (B, C_out, H, W) in [0, 1] on ``x``'s device (the model runs on :attr:`device`)."""
-        if not torch.is_tensor(x) or x.dim() != 4 or x.shape[1] not in (_GRAY, _RGB) or not x.is_floating_point() \
-                or x.numel() == 0:
-            raise ImageError(f"image: expected a float tensor (B, C, H, W) with C in {{1, 3}}; got "
+    def restore_tensor(self, x: Tensor, *, per_channel: bool = False, dtype: torch.dtype = torch.float32) -> Tensor:
+        """Batched :meth:`restore` on tensors: float (B, C, H, W) (or uint8 / uint16 samples), C in
+        {1, 3}, RGB -> (B, C_out, H, W) on ``x``'s device (the model runs on :attr:`device`), float32
+        in [0, 1] or its uint8 levels (``dtype``)."""
+        if not torch.is_tensor(x) or x.dim() != 4 or x.shape[1] not in (_GRAY, _RGB) or x.numel() == 0 \
+                or not (x.is_floating_point() or x.dtype in (torch.uint8, torch.uint16)):
+            raise ImageError(f"image: expected a float (or uint8 / uint16) tensor (B, C, H, W) with C in {{1, 3}}; got "
                              f"{tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}")
-        x = as_unit_float(x, allow_tensor=True, noisy=True).float()
+        if dtype not in RESULT_DTYPES.values():
+            raise ValueError(f"dtype: expected torch.float32 or torch.uint8, got {dtype!r}")
+        if x.is_floating_point():  # samples are converted where they are read (a window at a time when tiled)
+            x = as_unit_float(x, allow_tensor=True, noisy=True).float()
         batch, planes = x.shape[:2]
         if self.channels == _RGB and planes == _GRAY:
             x = x.expand(-1, _RGB, -1, -1)
@@ -194,10 +203,11 @@ class _PlanesDenoiser:
                                  "R, G and B separately with it (per_channel=True, rlenhance denoise --per-channel) "
                                  "or give a colour (3-channel) checkpoint")
             x = x.reshape(batch * _RGB, 1, *x.shape[-2:])
-        out = self._denoise(x.to(self.device)).to(x.device)
+        out = self._denoise(x.to(self.device), dtype).to(x.device)
         return out.reshape(batch, -1, *out.shape[-2:])
 
-    def _denoise(self, x: Tensor) -> Tensor:
+    def _denoise(self, x: Tensor, dtype: torch.dtype) -> Tensor:
+        """The denoised batch ``x`` (float32, or samples), clamped to [0, 1], as ``dtype`` (:func:`as_result`)."""
         raise NotImplementedError
 
 
@@ -310,12 +320,15 @@ class PolicyDenoiser(_PlanesDenoiser):
         self.overlap: int | None = None if radius is None else -(-radius // scale) * scale
         self.tile: int = -(-tile // scale) * scale
 
-    def _denoise(self, x: Tensor) -> Tensor:
+    def _denoise(self, x: Tensor, dtype: torch.dtype) -> Tensor:
+        if self.predictor is not None or self.overlap is None:
+            x = unit_window(x)  # read whole: by the predictor, or by a rollout that is not tiled
         # the prediction of the whole image (as the env's, once per episode), cut into the tiles
         aligned = () if self.predictor is None else (self.predictor(self.transition.start(x)),)
         if self.overlap is None:
-            return self.rollout(x, *aligned)
-        return tiled(self.rollout, x, *aligned, tile=self.tile, overlap=self.overlap)
+            return as_result(self.rollout(x, *aligned), dtype)
+        return tiled(lambda window, *rest: as_result(self.rollout(unit_window(window), *rest), dtype), x, *aligned,
+                     tile=self.tile, overlap=self.overlap)
 
     def rollout(self, x: Tensor, prediction: Tensor | None = None) -> Tensor:
         """The greedy rollout of one batch (B, channels, H, W) on :attr:`device` (module docstring),
@@ -406,8 +419,8 @@ class RSERestorer(_PlanesDenoiser):
         self.channels: int = self.spec.channels
         self.label = "RSE-RL denoiser"
 
-    def _denoise(self, x: Tensor) -> Tensor:
-        return self.model(x, rounds=self.spec.rounds).clamp(0.0, 1.0)
+    def _denoise(self, x: Tensor, dtype: torch.dtype) -> Tensor:
+        return as_result(self.model(unit_window(x), rounds=self.spec.rounds).clamp(0.0, 1.0), dtype)
 
 
 # --- one entry point ---------------------------------------------------------------------------------
