@@ -21,8 +21,9 @@ Three entry points:
 * :func:`load_rollout_policy` - a checkpoint of ``experiments.denoise_train`` /
   ``experiments.completion_train`` (its :class:`rlenhance.checkpoint.RolloutPolicySpec`) as a
   ready :class:`RolloutPolicy`, a :class:`rlenhance.restore.Restorer` (one (H, W, C) image in
-  [0, 1] and the optional hole mask in, the restored image out, as ``experiments.compare`` runs
-  every method)::
+  [0, 1] and the optional hole mask in, the restored image out; the library's
+  :class:`rlenhance.denoisers.PolicyDenoiser` and :class:`rlenhance.completion.PolicyCompleter`,
+  which ``experiments.compare`` and the CLI run, restore the same)::
 
       restorer = load_rollout_policy("runs/denoise_train/checkpoints/best.pt", device="cpu")
       denoised = restorer.restore(noisy)                      # float32 (H, W, C) in [0, 1]
@@ -51,7 +52,7 @@ For low-light images prefer :class:`rlenhance.Enhancer` (expected alphas, any im
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,8 +148,10 @@ def _batch_shape(options: Mapping[str, Any]) -> tuple[int, tuple[int, int]]:
 @torch.no_grad()
 def policy_rollout(policy: PixelActorCritic, task: Any, options: Mapping[str, Any], *, greedy: bool = True,
                    steps: int | None = None, block_actions: bool = False, seed: int = 0,
-                   generator: torch.Generator | None = None) -> Tensor:
-    """Run a pixel policy on given images through a task's transition; return the final images.
+                   generator: torch.Generator | None = None, with_actions: bool = False
+                   ) -> Tensor | tuple[Tensor, Tensor]:
+    """Run a pixel policy on given images through a task's transition; return the final images
+    (and, ``with_actions``, the per-pixel actions of every step).
 
     Equivalent to ``reset(options=options)`` on an env of the task sized to the images, then
     ``steps`` steps with the policy's greedy (or sampled) actions, carrying the ConvGRU state.
@@ -165,10 +168,13 @@ def policy_rollout(policy: PixelActorCritic, task: Any, options: Mapping[str, An
         block_actions: choose actions per ``policy.downscale`` block (as A3C's ``block_actions``).
         seed: seeds the task's own draws at reset (e.g. Denoise noise when ``noisy`` is absent).
         generator: sampling generator on the policy's device (``greedy=False`` only).
+        with_actions: also return the actions the images took at each step.
 
     Returns:
         float32 (B, C, H, W) on the task's device: the observation ``image`` after the last step
-        (denoised / completed / enhanced; Denoise outputs are not clipped, clamp before scoring).
+        (denoised / completed / enhanced; Denoise outputs are not clipped, clamp before scoring);
+        ``with_actions``: ``(image, actions)``, actions (B, steps, *action map) on the CPU, per pixel
+        (uint8 action indices of a discrete task).
 
     Raises:
         ImageError: no image entry in ``options``, entries of different sizes, or images the
@@ -185,6 +191,7 @@ def policy_rollout(policy: PixelActorCritic, task: Any, options: Mapping[str, An
     blocks = block_actions and policy.downscale > 1
     was_training = policy.training
     policy.eval()
+    taken = []
     try:
         obs = view.reset(np.random.default_rng(seed), dict(options))
         hidden = None
@@ -194,16 +201,19 @@ def policy_rollout(policy: PixelActorCritic, task: Any, options: Mapping[str, An
             actions = policy.predict(out, deterministic=greedy, generator=generator)
             if blocks:
                 actions = blocks_to_pixels(actions, policy.downscale, size)
+            if with_actions:
+                taken.append(actions.cpu() if actions.is_floating_point() else actions.to("cpu", torch.uint8))
             obs, *_ = view.step(actions.to(view.device))
             hidden = out.hidden
     finally:
         policy.train(was_training)
-    return obs["image"]
+    return (obs["image"], torch.stack(taken, 1)) if with_actions else obs["image"]
 
 
 @torch.no_grad()
 def rollout_images(policy: PixelActorCritic, task: Any, items: Sequence[Mapping[str, Any]], *,
-                   batch_size: int = 1, **rollout_kwargs: Any) -> list[Tensor]:
+                   batch_size: int = 1, track: Callable[[Sequence[Any]], Iterable[Any]] | None = None,
+                   **rollout_kwargs: Any) -> list[Tensor] | list[tuple[Tensor, Tensor]]:
     """:func:`policy_rollout` over whole images of any sizes, in batches of images of one size.
 
     Args:
@@ -211,10 +221,13 @@ def rollout_images(policy: PixelActorCritic, task: Any, items: Sequence[Mapping[
         task: the task (or vector env) whose transition restores the images.
         items: one ``options`` dict per image, entries (C, H, W).
         batch_size: images per rollout (only images of one size share a batch; 1 = one at a time).
-        **rollout_kwargs: ``greedy``, ``steps``, ``block_actions``, ``seed``, ``generator``.
+        track: wraps the loop over the rollouts (a list of batches; e.g. a progress bar).
+        **rollout_kwargs: ``greedy``, ``steps``, ``block_actions``, ``seed``, ``generator``,
+            ``with_actions``.
 
     Returns:
-        One (C, H, W) output per item, in the order of ``items``, on the task's device.
+        One (C, H, W) output per item, in the order of ``items``, on the task's device (with
+        ``with_actions``: ``(output, actions)``, actions (steps, *action map) on the CPU).
     """
     if int(batch_size) < 1:
         raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
@@ -224,16 +237,15 @@ def rollout_images(policy: PixelActorCritic, task: Any, items: Sequence[Mapping[
         if count != 1 or any(len(np.shape(v)) == _IMAGE_DIMS[1] for v in item.values()):
             raise ImageError(f"items[{index}]: expected one image per item, entries (C, H, W)")
         groups.setdefault(size, []).append(index)
-    outputs: list[Tensor | None] = [None] * len(items)
-    for indices in groups.values():
-        for start in range(0, len(indices), batch_size):
-            chunk = indices[start:start + batch_size]
-            options = {key: torch.stack([torch.as_tensor(items[i][key]) for i in chunk])
-                       for key in items[chunk[0]]}
-            result = policy_rollout(policy, task, options, **rollout_kwargs)
-            for i, image in zip(chunk, result):
-                outputs[i] = image
-    return outputs  # type: ignore[return-value]
+    outputs: list[Any] = [None] * len(items)
+    chunks = [indices[start:start + batch_size] for indices in groups.values()
+              for start in range(0, len(indices), batch_size)]
+    for chunk in (track or iter)(chunks):
+        options = {key: torch.stack([torch.as_tensor(items[i][key]) for i in chunk]) for key in items[chunk[0]]}
+        result = policy_rollout(policy, task, options, **rollout_kwargs)
+        for i, output in zip(chunk, zip(*result) if rollout_kwargs.get("with_actions") else result):
+            outputs[i] = output
+    return outputs
 
 
 # --- predictors: a supervised model's output as a per-pixel action --------------------------------------

@@ -68,8 +68,8 @@ _LOWLIGHT_NOT_RECORDED = (
 
 
 def lowlight_policy_spec(task: Any, env_kwargs: Mapping[str, Any], *, steps: int, alpha_mode: str,
-                         max_side: int | None, max_overshoot: float | None, overshoot_weighted: bool,
-                         blur_sigma: float | None) -> LowLightPolicySpec:
+                         max_side: int | None, max_overshoot: float | None, overshoot_weighted: bool
+                         ) -> LowLightPolicySpec:
     """The spec of a low-light policy trained in ``task`` (a ``LowLightTask``, built with ``env_kwargs``):
     its transition with the inference ``steps`` and cap (``max_overshoot``, weighted by the exposure
     weight at the task's ``w_exposure`` with ``overshoot_weighted``), its setting and ranges, and the
@@ -80,7 +80,7 @@ def lowlight_policy_spec(task: Any, env_kwargs: Mapping[str, Any], *, steps: int
     return LowLightPolicySpec(
         transition=transition, alpha_mode=alpha_mode,
         setting={"exposure_target": task.exposure_target, **{k: float(v) for k, v in task.weights.items()}},
-        max_side=max_side, conditioned=task.conditioned, setting_ranges=task.setting_ranges, blur_sigma=blur_sigma,
+        max_side=max_side, conditioned=task.conditioned, setting_ranges=task.setting_ranges, blur_sigma=None,
         env_kwargs={k: v for k, v in env_kwargs.items() if k not in _LOWLIGHT_NOT_RECORDED})
 
 

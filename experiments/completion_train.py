@@ -50,16 +50,20 @@ from experiments.rl_common import (
     RL_FLAGS,
     RLConfig,
     RLRunSettings,
+    Track,
     check_rl,
     env_batch,
     env_defaults,
     fit,
     make_agent,
+    map_captions,
     open_run,
     run_cli,
     setup,
     split_seed,
+    untracked,
     uses_block_actions,
+    with_maps,
     with_test_scores,
 )
 from experiments.runs import usage_lines
@@ -215,18 +219,21 @@ def _mean_finite(values: list[float]) -> float:
 @torch.no_grad()
 def evaluate(policy: PixelActorCritic, task: Any, images: Sequence[OccludedImage], cfg: Config,
              predictor: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-             ) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
+             track: Track = untracked) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
     """Greedy rollouts on the whole held-out images; scores of the output, of the starting fill
     (``input_``) and of the predictor (``predictor_``), per image then averaged. Returns the scores
-    and grid rows (occluded | output | original)."""
+    and the sample grid's rows (:func:`grid_captions`: occluded | output | original | the actions);
+    ``track`` shows the progress of the rollouts and of the scoring."""
     start = time.perf_counter()
-    outputs = rollout_images(policy, task, [{"occluded": im.occluded, "original": im.original, "mask": im.mask}
+    results = rollout_images(policy, task, [{"occluded": im.occluded, "original": im.original, "mask": im.mask}
                                             for im in images],
                              batch_size=cfg.run.eval_batch, steps=cfg.task.steps,
-                             block_actions=uses_block_actions(cfg))
+                             block_actions=uses_block_actions(cfg), with_actions=True,
+                             track=lambda batches: track(batches, "rollouts"))
     ms = (time.perf_counter() - start) * _MS_PER_S / len(images)
+    outputs = [out for out, _ in results]
     per_image: dict[str, list[float]] = {}
-    for image, output in zip(images, outputs):
+    for image, output in track(list(zip(images, outputs)), "scores"):
         occluded, mask = image.occluded[None], image.mask[None]
         candidates = {"": output, "input_": diffusion_fill(occluded, mask, smooth_iters=ENV["smooth_iters"])[0]}
         if predictor is not None:
@@ -236,8 +243,15 @@ def evaluate(policy: PixelActorCritic, task: Any, images: Sequence[OccludedImage
                 per_image.setdefault(prefix + name, []).append(value)
     scores = {f"eval/{k}": _mean_finite(v) for k, v in per_image.items()}
     scores["eval/ms_per_image"] = ms
-    rows = [[im.occluded, out, im.original] for im, out in zip(images, outputs)]
-    return scores, rows
+    shown = range(min(cfg.run.samples, len(images)))
+    return scores, with_maps([[images[i].occluded, outputs[i], images[i].original] for i in shown],
+                             [results[i][1] for i in shown], actions=task.actions)
+
+
+def grid_captions(cfg: Config) -> tuple[str, ...]:
+    """The columns of the sample grids: occluded | output | original, the actions of the first and last
+    step (the hole's pixels act on them), their key."""
+    return map_captions(("occluded", "output", "original"), "actions", cfg.task.steps)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Config:
@@ -268,11 +282,12 @@ def main(argv: Sequence[str] | None = None) -> Path:
               if images is not None}
     agent = make_agent(cfg, venv, steps=t.steps, resume=run.resuming, ranks=ranks)
     out = fit(cfg, run, agent, venv, make_venv=make_venv,
-              evaluate=with_test_scores(lambda policy, images: evaluate(policy, venv.task, images, cfg, predictor),
+              evaluate=with_test_scores(lambda policy, images: evaluate(policy, venv.task, images, cfg, predictor,
+                                                                        run.track),
                                         val_images, test_images),
               metric="eval/hole_psnr", spec=inference_spec(cfg),
               summary={**counts, "predictor": t.predictor is not None},
-              title=f"completion_train: {run.dir}")
+              title=f"completion_train: {run.dir}", captions=grid_captions(cfg))
     best = Path(out) / "checkpoints" / "best.pt"
     run.say(*usage_lines(best, ["complete", "occluded.png", "-o", "completed/", "--model", cfg.agent,
                     "--checkpoint", best]))

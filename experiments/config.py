@@ -174,9 +174,8 @@ def coerce(value: Any, kind: Any, path: str) -> Any:
     origin, args = typing.get_origin(kind), typing.get_args(kind)
     text = value.strip() if isinstance(value, str) else None
     if origin in (typing.Union, types.UnionType):
-        if value is None or (text is not None and text.lower() in _NONE and str not in args):
-            if type(None) in args:
-                return None
+        if type(None) in args and (value is None or (text is not None and text.lower() in _NONE)):
+            return None  # "none" / "null" is None for every optional setting, a str | None one too
         inner = [a for a in args if a is not type(None)]
         errors = []
         for option in inner:

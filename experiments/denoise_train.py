@@ -52,16 +52,20 @@ from experiments.rl_common import (
     RL_FLAGS,
     RLConfig,
     RLRunSettings,
+    Track,
     check_rl,
     env_batch,
     env_defaults,
     fit,
     make_agent,
+    map_captions,
     open_run,
     run_cli,
     setup,
     split_seed,
+    untracked,
     uses_block_actions,
+    with_maps,
     with_test_scores,
 )
 from experiments.runs import usage_lines
@@ -264,24 +268,27 @@ def inference_spec(cfg: Config) -> RolloutPolicySpec:
 
 @torch.no_grad()
 def evaluate(policy: PixelActorCritic, task: Any, images: Mapping[float, Sequence[NoisyImage]],
-             cfg: Config, predictor: DenoisePredictor | None = None,
+             cfg: Config, predictor: DenoisePredictor | None = None, track: Track = untracked,
              ) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
     """Greedy rollouts on the whole noisy images of each noise level (``{sigma: images}``);
     per-image PSNR / SSIM of the clamped output (and of the noisy input, and of the ``predictor``'s
     output: ``predictor_``), averaged per level (several levels: per-level columns and their
-    mean, :func:`experiments.sigmas.level_scores`). Returns the scores and grid rows (noisy |
-    output | clean; each image at every level in turn)."""
+    mean, :func:`experiments.sigmas.level_scores`). Returns the scores and the sample grid's rows
+    (:func:`grid_captions`: noisy | output | clean | the actions; each image at every level in turn).
+    ``track`` shows the progress of the rollouts and of the scoring."""
     flat = [im for level in images.values() for im in level]
     start = time.perf_counter()
-    outputs = rollout_images(policy, task, [{"clean": im.clean, "noisy": im.noisy} for im in flat],
+    results = rollout_images(policy, task, [{"clean": im.clean, "noisy": im.noisy} for im in flat],
                              batch_size=cfg.run.eval_batch, steps=cfg.task.steps,
-                             block_actions=uses_block_actions(cfg))
+                             block_actions=uses_block_actions(cfg), with_actions=True,
+                             track=lambda batches: track(batches, "rollouts"))
     ms = (time.perf_counter() - start) * _MS_PER_S / len(flat)
+    outputs, actions = [out for out, _ in results], [taken for _, taken in results]
     by_level, level_rows, done = {}, [], 0
     for sigma, level in images.items():
         level_outputs, done = outputs[done:done + len(level)], done + len(level)
         per_image: dict[str, list[float]] = {}
-        for image, output in zip(level, level_outputs):
+        for image, output in track(list(zip(level, level_outputs)), f"scores at sigma {sigma:g}"):
             clean = image.clean[None]
             candidates = {"": output.clamp(0.0, 1.0)[None], "input_": image.noisy.clamp(0.0, 1.0)[None]}
             if predictor is not None:
@@ -290,10 +297,17 @@ def evaluate(policy: PixelActorCritic, task: Any, images: Mapping[float, Sequenc
                 per_image.setdefault(f"{prefix}psnr", []).append(float(metrics.psnr(result, clean)[0]))
                 per_image.setdefault(f"{prefix}ssim", []).append(float(metrics.ssim(result, clean)[0]))
         by_level[sigma] = {f"eval/{k}": sum(v) / len(v) for k, v in per_image.items()}
-        level_rows.append([[im.noisy, out, im.clean] for im, out in zip(level, level_outputs)])
+        level_rows.append([([im.noisy, out, im.clean], taken) for im, out, taken in
+                           zip(level, level_outputs, actions[done - len(level):done])])
     scores = level_scores(by_level)
     scores["eval/ms_per_image"] = ms
-    return scores, [row for rows in zip(*level_rows) for row in rows]
+    shown = [row for rows in zip(*level_rows) for row in rows][:cfg.run.samples]
+    return scores, with_maps([row for row, _ in shown], [taken for _, taken in shown], actions=task.actions)
+
+
+def grid_captions(cfg: Config) -> tuple[str, ...]:
+    """The columns of the sample grids: noisy | output | clean, the actions of the first and last step, their key."""
+    return map_captions(("noisy", "output", "clean"), "actions", cfg.task.steps)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Config:
@@ -325,12 +339,13 @@ def main(argv: Sequence[str] | None = None) -> Path:
               for name, images in (("val", val_images), ("test", test_images)) if images is not None}
     agent = make_agent(cfg, venv, steps=cfg.task.steps, resume=run.resuming, ranks=ranks)
     out = fit(cfg, run, agent, venv, make_venv=make_venv,
-              evaluate=with_test_scores(lambda policy, images: evaluate(policy, venv.task, images, cfg, predictor),
+              evaluate=with_test_scores(lambda policy, images: evaluate(policy, venv.task, images, cfg, predictor,
+                                                                        run.track),
                                         val_images, test_images),
               metric="eval/psnr", spec=inference_spec(cfg),
               summary={"noise": noise_text(sigma, train_set, val_set if test_set is None else test_set),
                        **counts, "predictor": cfg.task.predictor is not None},
-              title=f"denoise_train: {run.dir}")
+              title=f"denoise_train: {run.dir}", captions=grid_captions(cfg))
     best = Path(out) / "checkpoints" / "best.pt"
     run.say(*usage_lines(best, ["denoise", "noisy.png", "-o", "denoised/", "--model", cfg.agent,
                     "--checkpoint", best]))

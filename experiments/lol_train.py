@@ -16,9 +16,7 @@ image mean to the target relative to the target (``reward.exposure_mean``, ``rew
 the smoothness weight applied as a penalty on the policy's expected alpha map (``reward.smooth_on_mean``).
 The checkpoint also carries what the Enhancer applies after the policy: a cap on how far a step may lift
 the mean above the target (``task.max_overshoot``, weighted by the exposure weight; validation applies it
-too); ``task.blur_sigma`` is recorded in the spec but no longer applied (the Enhancer's clean stage,
-``--denoise``, follows the curves). The presets (:data:`PRESETS`) say what they
-reproduce and what they cost.
+too). The presets (:data:`PRESETS`) say what they reproduce and what they cost.
 
 The run folder (``run.out``) gets config.json, TensorBoard events, metrics.csv, checkpoints (last.pt
 every evaluation, best.pt by validation PSNR, or by the exposure loss without references), sample grids
@@ -51,14 +49,18 @@ from experiments.rl_common import (
     ModelSettings,
     RLConfig,
     RLRunSettings,
+    Track,
     check_rl,
     env_batch,
     fit,
     make_agent,
+    map_captions,
     open_run,
     run_cli,
     setup,
     split_seed,
+    untracked,
+    with_maps,
 )
 from experiments.runs import usage_lines
 from rlenhance import losses, metrics
@@ -74,7 +76,8 @@ from rlenhance.data import (
 )
 from rlenhance.enhance import greedy_rollout
 from rlenhance.models.policy import PixelActorCritic
-from rlenhance.ops import check_blur_sigma, check_max_overshoot
+from rlenhance.ops import check_max_overshoot
+from rlenhance.transitions import LowLightTransition
 
 ENV_ID = "rlenhance/LowLight-v0"
 #: Exposure targets at which a conditioned policy's brightness is checked in every evaluation.
@@ -130,8 +133,6 @@ class TaskSettings:
     """recorded cap on how far a step lifts the image mean above the target, at the default exposure weight
     (scaled by sqrt(w_exposure / w) for another weight w); applied in validation and by the Enhancer, not in
     training (none: no cap)"""
-    blur_sigma: float = 0.65
-    """blur (pixels) recorded in the checkpoint's spec; not applied anywhere (the Enhancer's clean stage replaced it)"""
 
 
 @dataclass(frozen=True)
@@ -216,7 +217,7 @@ def rellie() -> Config:
         "agent": "a3c", "task.action": "discrete", "task.alpha_channels": 3, "task.channel_coupling": 0.9,
         "task.damping": 0.2, "task.alpha_min": RELLIE_ALPHAS[0], "task.crop": 70, "task.steps": 10,
         "task.min_steps": 10, "task.test_steps": 6, "task.alpha_mode": "argmax", "task.policy_side": 0,
-        "task.blur_sigma": 0.0, "task.max_overshoot": None, "task.exposure_gap": False,
+        "task.max_overshoot": None, "task.exposure_gap": False,
         "reward.reward": "nonref", "reward.w_exposure": 80.0, "reward.exposure_target": 0.6,
         "reward.exposure_patch": 16, "reward.exposure_mean": 0.0, "reward.exposure_relative": False,
         "reward.w_color": 0.0, "reward.w_spatial": 1.0, "reward.w_smooth": 200.0, "reward.w_color_ratio": 20.0,
@@ -275,7 +276,6 @@ def check(cfg: Config) -> Config:
     if t.max_overshoot is not None and min(r.w_exposure, *(cfg.ranges.w_exposure if r.conditioned else ())) <= 0:
         raise ValueError("task.max_overshoot: the cap is weighted by the exposure weight; needs exposure weights > 0 "
                          "(reward.w_exposure, ranges.w_exposure), or task.max_overshoot=none")
-    check_blur_sigma(t.blur_sigma, "task.blur_sigma", none_ok=False)
     return cfg
 
 
@@ -327,6 +327,7 @@ def env_kwargs(cfg: Config) -> dict:
                 exposure_mean=r.exposure_mean, exposure_relative=r.exposure_relative, conditioned=r.conditioned,
                 exposure_range=ranges.exposure, weight_range=WEIGHT_RANGE, weight_ranges=weight_ranges,
                 observe_exposure_gap=t.exposure_gap, cond_encoding=COND_ENCODING, weight_draw=WEIGHT_DRAW,
+                max_overshoot=None, overshoot_weighted=False,  # task.max_overshoot is inference's, never training's
                 split="train", split_seed=split_seed(cfg))
 
 
@@ -335,18 +336,20 @@ def inference_spec(cfg: Config, task: LowLightTask) -> LowLightPolicySpec:
     t = cfg.task
     return lowlight_policy_spec(task, env_kwargs(cfg), steps=t.test_steps, alpha_mode=t.alpha_mode,
                                 max_side=t.policy_side or None, max_overshoot=t.max_overshoot,
-                                overshoot_weighted=t.max_overshoot is not None, blur_sigma=t.blur_sigma)
+                                overshoot_weighted=t.max_overshoot is not None)
 
 
 def rollout_at(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: torch.Tensor,
-               exposure_target: float | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+               exposure_target: float | None = None, track: Track = untracked
+               ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Greedy rollout (``rlenhance.enhance.greedy_rollout``, as at inference) at the fixed setting, or
     with its exposure target replaced, in batches of ``run.eval_batch`` images (each image's result
-    does not depend on the others in its batch)."""
+    does not depend on the others in its batch; ``track`` shows the batches' progress)."""
     target = cfg.reward.exposure_target if exposure_target is None else exposure_target
     transition = inference_spec(cfg, task).transition
     outs, maps = [], []
-    for chunk in low.split(cfg.run.eval_batch):
+    desc = "validation" if exposure_target is None else f"validation at exposure {target:g}"
+    for chunk in track(low.split(cfg.run.eval_batch), desc):
         cond = task.setting_cond(chunk.shape[0], target) if policy.cond_dim else None
         out, chunk_maps = greedy_rollout(policy, chunk, cond, transition=transition, alpha_mode=cfg.task.alpha_mode,
                                          exposure_target=target,
@@ -358,14 +361,15 @@ def rollout_at(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: t
 
 @torch.no_grad()
 def evaluate(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: torch.Tensor,
-             high: torch.Tensor | None) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
+             high: torch.Tensor | None, track: Track = untracked) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
     """Greedy rollout on the validation images at the fixed setting; metrics are per-image means.
     A conditioned policy is also run at each exposure target of :data:`EXPOSURE_SWEEP`:
     ``eval/exposure_gap_max`` is the largest |mean output brightness - target|. Returns the scores
-    and the sample grid rows (input | output | reference)."""
+    and the sample grid's rows (:func:`grid_captions`: input | output | reference | the alphas);
+    ``track`` shows the progress of the rollouts."""
     target = cfg.reward.exposure_target
     start = time.perf_counter()
-    out, maps = rollout_at(policy, task, cfg, low)
+    out, maps = rollout_at(policy, task, cfg, low, track=track)
     ms = (time.perf_counter() - start) * 1000 / low.shape[0]
     scores = {
         "eval/brightness": float(out.mean()),
@@ -381,11 +385,26 @@ def evaluate(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: tor
         scores["eval/uqi"] = float(metrics.uqi(out, high).mean())
     if cfg.reward.conditioned and policy.cond_dim:
         # the fixed setting's target, when in the sweep, reuses the rollout above
-        gaps = [float((out if e == target else rollout_at(policy, task, cfg, low, e)[0]).mean()) - e
+        gaps = [float((out if e == target else rollout_at(policy, task, cfg, low, e, track)[0]).mean()) - e
                 for e in EXPOSURE_SWEEP]
         scores["eval/exposure_gap_max"] = max(abs(g) for g in gaps)
-    rows = [[low[i], out[i]] + ([high[i]] if high is not None else []) for i in range(low.shape[0])]
-    return scores, rows
+    shown = range(min(cfg.run.samples, low.shape[0]))
+    rows = [[low[i], out[i]] + ([high[i]] if high is not None else []) for i in shown]
+    return scores, with_maps(rows, [torch.stack([m[i] for m in maps]) for i in shown],
+                             alpha_range=alpha_range(inference_spec(cfg, task).transition))
+
+
+def alpha_range(transition: LowLightTransition) -> tuple[float, float]:
+    """The lowest and highest alpha of a transition's actions (a sample grid's alpha scale)."""
+    if transition.action_type == "discrete":
+        return min(transition.alpha_table), max(transition.alpha_table)
+    return -1.0, 1.0
+
+
+def grid_captions(cfg: Config, references: bool = True) -> tuple[str, ...]:
+    """The columns of the sample grids: input | output | reference (without ``references``: none),
+    the alpha maps (mean over RGB) of the first and last test step, their key."""
+    return map_captions(("input", "output", "reference")[:3 if references else 2], "alpha", cfg.task.test_steps)
 
 
 def best_score(scores: Mapping[str, float]) -> float:
@@ -433,10 +452,10 @@ def main(argv: Sequence[str] | None = None) -> Path:
                        keys=("image", "original", "exposure_gap"), cond_film=cfg.reward.conditioned)
     spec = inference_spec(cfg, venv.task)
     out = fit(cfg, run, agent, venv, make_venv=make_venv,
-              evaluate=lambda policy: evaluate(policy, venv.task, cfg, val_low, val_high),
+              evaluate=lambda policy: evaluate(policy, venv.task, cfg, val_low, val_high, track=run.track),
               metric=best_score, spec=spec,
               summary={"val_images": len(names), "input_brightness": float(val_low.mean())},
-              title=f"lol_train: {run.dir}")
+              title=f"lol_train: {run.dir}", captions=grid_captions(cfg, val_high is not None))
     run.say(*use_lines(Path(out) / "checkpoints" / "best.pt", spec))
     return out
 

@@ -20,9 +20,11 @@ What the loop does (written once; every trainer gets it):
   :func:`check_resume` refuses a ``--resume`` whose config differs from the run's (except the
   settings that may change, such as the step total);
 * **schedule**: ``train(step, until)`` is called until ``total`` (``until`` is the next evaluation
-  step, so a chunk of Hogwild episodes never straddles one); every ``eval_every`` steps and at the
-  end, ``evaluate()`` runs on rank 0 in eval mode without gradients, its scores are logged and the
-  callbacks' ``on_evaluation`` run (checkpoints, sample grids);
+  step, so a chunk of Hogwild episodes never straddles one); every ``eval_every`` steps (or at the
+  steps a schedule function picks) and at the end, ``evaluate()`` runs on rank 0 in eval mode
+  without gradients, its scores are logged, handed to every rank, and the callbacks'
+  ``on_evaluation`` run (checkpoints, sample grids); a callback may end the run early there
+  (:meth:`Loop.end`, as SB3's callbacks stop training);
 * **signals**: SIGINT / SIGTERM (:class:`experiments.runs.StopSignals`) stop the loop before the
   next step (or due evaluation) on every rank; ``on_stop`` callbacks run (last.pt is saved with the
   step of its scores, so ``--resume`` runs a skipped evaluation first) and
@@ -72,7 +74,8 @@ LONG_RUN_S = 300.0
 @dataclass
 class LoopState:
     """Where the loop is: ``step`` units trained, ``evaluated`` the step of ``scores``, ``best`` the
-    best metric so far (at ``best_step``), ``saved`` the step of last.pt (None before one)."""
+    best metric so far (at ``best_step``), ``saved`` the step of last.pt (None before one),
+    ``improved`` whether the last evaluation beat the best before it."""
 
     step: int = 0
     evaluated: int = 0
@@ -81,6 +84,8 @@ class LoopState:
     scores: dict[str, float] = field(default_factory=dict)
     saved: int | None = None
     improved: bool = False
+    ended: bool = False
+    """a callback ended the run before ``total`` (:meth:`Loop.end`)"""
 
 
 class Callback:
@@ -93,7 +98,8 @@ class Callback:
         """After ``train`` advanced ``steps`` units (``scalars`` already logged)."""
 
     def on_evaluation(self, loop: Loop, scores: Mapping[str, float], rows: Sequence[Sequence[torch.Tensor]]) -> None:
-        """After an evaluation on rank 0 (``loop.state.improved``: ``scores`` beat the best so far)."""
+        """After an evaluation, on every rank (``loop.state.improved``: ``scores`` beat the best so far;
+        ``rows``: rank 0's grid rows, empty on the other ranks)."""
 
     def on_stop(self, loop: Loop) -> None:
         """A signal stops the run at ``loop.state.step`` (rank 0 saves here)."""
@@ -108,12 +114,13 @@ class Loop:
     Args:
         run: the run folder (closed when :meth:`fit` returns or raises).
         total: steps to train (episodes, epochs).
-        eval_every: evaluate every this many steps, and at ``total``.
+        eval_every: evaluate every this many steps, and at ``total``; or a function ``step -> bool``
+            that picks the evaluation steps (``train`` is then asked for one step at a time).
         train: ``train(step, until) -> (new_step, scalars)``: trains from ``step`` up to at most
             ``until`` (usually one step), returns the new step and per-step scalars to log
             (``charts/...``, ``losses/...``), already averaged over the ranks.
         evaluate: ``() -> (scores, grid_rows)``, run on rank 0 in eval mode without gradients.
-        metric: the score that picks best.pt (higher is better): a key of the scores (not a
+        metric: the score that picks best.pt (higher is better; see :class:`Checkpoints`): a key of the scores (not a
             ``test/...`` one) or a function of them.
         model: the network whose weights the checkpoints hold.
         state: the trainer's full state for last.pt (optimisers, counters, generators).
@@ -126,7 +133,7 @@ class Loop:
         title: the summary's title (or a function of the final state that gives it).
     """
 
-    def __init__(self, run: Run, *, total: int, eval_every: int,
+    def __init__(self, run: Run, *, total: int, eval_every: int | Callable[[int], bool],
                  train: Callable[[int, int], tuple[int, Mapping[str, float]]], evaluate: Evaluate,
                  metric: str | Callable[[Mapping[str, float]], float], model: torch.nn.Module,
                  state: Callable[[], Any], load_state: Callable[[Any], None], extra: Callable[[], Mapping[str, Any]],
@@ -135,7 +142,8 @@ class Loop:
                  title: str | Callable[[LoopState], str] | None = None):
         if isinstance(metric, str) and metric.startswith(f"{TEST_GROUP}/"):
             raise ValueError(f"metric {metric!r}: a test-set score never picks best.pt; give a validation score")
-        self.run, self.total, self.eval_every, self.unit = run, int(total), int(eval_every), unit
+        self.run, self.total, self.unit = run, int(total), unit
+        self.eval_every = eval_every if callable(eval_every) else int(eval_every)
         self.train, self.evaluate, self.model = train, evaluate, model
         self.state_fn, self.load_state, self.extra_fn = state, load_state, extra
         self.metric_name = metric if isinstance(metric, str) else "metric"
@@ -151,20 +159,42 @@ class Loop:
         trainer's state and the step of its scores."""
         s, u = self.state, self.unit
         extra = {**self.extra_fn(), u: s.step, "scores": s.scores, "metric": self.metric_name, "best": s.best,
-                 f"best_{u}": s.best_step}
+                 f"best_{u}": s.best_step, "ended": s.ended}
         if with_state:
             extra.update({f"eval_{u}": s.evaluated, "state": self.state_fn()})
         return extra
 
     def save(self, name: str, *, with_state: bool = False) -> Path:
-        """Write ``checkpoints/<name>.pt`` of the current state (rank 0)."""
+        """Write ``checkpoints/<name>.pt`` of the current state (rank 0; the other ranks get its path)."""
+        if not self.run.writes:
+            return self.run.dir / "checkpoints" / f"{name}.pt"
         return self.run.save(name, model=self.model, arch=self.model.arch(),
                              extra=self.checkpoint_extra(with_state=with_state))
+
+    def end(self) -> None:
+        """End the run after the evaluation in progress (called by a callback's ``on_evaluation`` on
+        every rank: e.g. a recursion that stopped gaining); last.pt records it, so ``--resume`` of the
+        run finds it finished."""
+        self.state.ended = True
+
+    @property
+    def finished(self) -> bool:
+        """The run trained its steps (or was ended) and evaluated the last."""
+        s = self.state
+        return (s.ended or s.step >= self.total) and s.evaluated == s.step
 
     # -- the loop --
     def _due(self) -> bool:
         s = self.state
-        return s.evaluated < s.step and (s.step >= self.total or s.step % self.eval_every == 0)
+        scheduled = self.eval_every(s.step) if callable(self.eval_every) else s.step % self.eval_every == 0
+        return s.evaluated < s.step and (s.step >= self.total or scheduled)
+
+    def _until(self) -> int:
+        """The step the next ``train`` call may reach: the next evaluation (or the total)."""
+        step = self.state.step
+        if callable(self.eval_every):
+            return step + 1
+        return min(self.total, (step // self.eval_every + 1) * self.eval_every)
 
     def _resume(self) -> bool:
         """Restore last.pt; True when the run is already finished (nothing to do)."""
@@ -177,38 +207,56 @@ class Loop:
         s.best_step = int(extra.get(f"best_{u}", 0))
         s.evaluated = int(extra.get(f"eval_{u}", s.step))
         s.scores, s.saved = dict(extra.get("scores") or {}), s.step
+        s.ended = bool(extra.get("ended", False))
         s.best, s.best_step = run.best_so_far(s.best, s.best_step, step_key=f"best_{u}")
-        if s.step >= self.total and s.evaluated == s.step:
-            run.say(f"{run.dir}: already finished at {u} {s.step}; nothing to do; raise the total to train on")
-            if run.writes and not run.summary_path.exists() and self.summary_row is not None:
-                run.summary([self.summary_row(s)], self._title())  # killed between last.pt and summary.md
+        if self.finished:
+            how = "it ended early" if s.ended else "raise the total to train on"
+            run.say(f"{run.dir}: already finished at {u} {s.step}; nothing to do; {how}")
+            if run.writes and not run.summary_path.exists():
+                self._finish()  # killed between last.pt and summary.md
             return True
         run.truncate_metrics(s.step)
         run.say(f"resumed {run.last_path} at {u} {s.step}")
         return False
 
-    def _evaluate(self) -> None:
-        s, run = self.state, self.run
-        if run.writes:
-            if self.bar is not None:
-                self.bar.set_description_str("evaluating", refresh=True)
-            start = time.perf_counter()
-            self.model.eval()
+    def _scored(self) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
+        """``evaluate()`` in eval mode without gradients (each module's mode restored after it),
+        with its duration as ``eval/seconds``."""
+        modes = [(module, module.training) for module in self.model.modules()]
+        start = time.perf_counter()
+        self.model.eval()
+        try:
             with torch.no_grad():
                 scores, rows = self.evaluate()
-            self.model.train()
-            s.scores = {**scores, "eval/seconds": time.perf_counter() - start}
-            run.log(s.step, s.scores)
-            value = float(self.score_of(s.scores))
-            s.improved = value > s.best
-            if s.improved:
-                s.best, s.best_step = value, s.step
-            s.evaluated = s.step  # before the callbacks: last.pt records that its scores are this step's
-            for callback in self.callbacks:
-                callback.on_evaluation(self, s.scores, rows)
-            if self.bar is not None:
-                self.bar.set_description_str(self.unit, refresh=True)
-        s.evaluated = s.saved = s.step
+        finally:
+            for module, training in modes:
+                module.training = training
+        return {**scores, "eval/seconds": time.perf_counter() - start}, rows
+
+    def _evaluate(self) -> None:
+        s, run = self.state, self.run
+        description = self.bar.desc if self.bar is not None else None
+        if self.bar is not None:
+            self.bar.set_description_str("evaluating", refresh=True)
+        rows: list[list[torch.Tensor]] = []
+
+        def on_rank0() -> dict[str, float]:
+            nonlocal rows
+            scores, rows = self._scored()
+            return scores
+
+        s.scores = run.ranks.on_rank0(on_rank0)  # rank 0 evaluates; every rank gets the scores
+        run.log(s.step, s.scores)
+        value = float(self.score_of(s.scores))
+        s.improved = value > s.best
+        if s.improved:
+            s.best, s.best_step = value, s.step
+        s.evaluated = s.step  # before the callbacks: last.pt records that its scores are this step's
+        for callback in self.callbacks:
+            callback.on_evaluation(self, s.scores, rows)
+        if self.bar is not None:
+            self.bar.set_description_str(description, refresh=True)
+        s.saved = s.step
         run.ranks.barrier()
 
     def fit(self) -> Path:
@@ -225,7 +273,7 @@ class Loop:
             callback.on_start(self)
         try:
             with StopSignals(run.ranks) as stop:
-                while self._due() or s.step < self.total:
+                while not s.ended and (self._due() or s.step < self.total):
                     if stop.check():  # any rank's signal, agreed at this boundary
                         if run.writes:
                             for callback in self.callbacks:
@@ -237,21 +285,25 @@ class Loop:
                     if self._due():
                         self._evaluate()
                         continue
-                    until = min(self.total, (s.step // self.eval_every + 1) * self.eval_every)
                     before = s.step
-                    s.step, scalars = self.train(s.step, until)
-                    run.log(s.step, scalars)
+                    s.step, scalars = self.train(s.step, self._until())
+                    if scalars:
+                        run.log(s.step, scalars)
                     for callback in self.callbacks:
                         callback.on_train(self, scalars, s.step - before)
         except BaseException:
             self._close()  # the run folder's lock too: a run stopped in this process can be resumed in it
             raise
+        self._finish()
+        self._close()
+        return run.dir
+
+    def _finish(self) -> None:
+        """The callbacks' ``on_end`` and the summary table."""
         for callback in self.callbacks:
             callback.on_end(self)
         if self.summary_row is not None:
-            run.summary([self.summary_row(s)], self._title())
-        self._close()
-        return run.dir
+            self.run.summary([self.summary_row(self.state)], self._title())
 
     def _title(self) -> str:
         return self.title(self.state) if callable(self.title) else self.title
@@ -265,14 +317,15 @@ class Loop:
 # --- the standard callbacks -------------------------------------------------------------------------
 class Checkpoints(Callback):
     """``best.pt`` when the metric improved (written before last.pt: a kill between the two leaves a
-    best.pt that --resume takes over), ``episode_NNNNNN.pt`` of every evaluation with ``keep``, and
-    ``last.pt`` (with the trainer's state) after every evaluation and when a signal stops the run."""
+    best.pt that --resume takes over; ``best=False``: the trainer writes its own), ``episode_NNNNNN.pt``
+    of every evaluation with ``keep``, and ``last.pt`` (with the trainer's state) after every
+    evaluation and when a signal stops the run."""
 
-    def __init__(self, keep: bool = False):
-        self.keep = keep
+    def __init__(self, keep: bool = False, *, best: bool = True):
+        self.keep, self.best = keep, best
 
     def on_evaluation(self, loop: Loop, scores: Mapping[str, float], rows: Sequence[Sequence[torch.Tensor]]) -> None:
-        if loop.state.improved:
+        if self.best and loop.state.improved:
             loop.save("best")
         if self.keep:
             loop.save(f"{loop.unit}_{loop.state.step:06d}")
@@ -344,10 +397,11 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
 
 
-def standard_callbacks(samples: int, *, keep_evals: bool = False, shown: str | None = None) -> list[Callback]:
-    """Checkpoints, sample grids of ``samples`` rows, a progress bar (showing scalar ``shown``) and a
-    time estimate: what every trainer uses."""
-    return [Checkpoints(keep_evals), SampleGrids(samples), Progress(shown), TimeEstimate()]
+def standard_callbacks(samples: int, *, keep_evals: bool = False, shown: str | None = None,
+                       captions: Sequence[str] = GRID_CAPTIONS) -> list[Callback]:
+    """Checkpoints, sample grids of ``samples`` rows (columns ``captions``), a progress bar (showing
+    scalar ``shown``) and a time estimate: what every trainer uses."""
+    return [Checkpoints(keep_evals), SampleGrids(samples, captions), Progress(shown), TimeEstimate()]
 
 
 # --- resume ---------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -47,7 +47,8 @@ from agents.distributed import Ranks
 from agents.sac import SAC, SACConfig
 from experiments.config import to_dict, unused_section
 from experiments.loop import TEST_GROUP, Loop, LoopState, check_resume, standard_callbacks
-from experiments.runs import Run, run_cli, setup_process
+from experiments.run_files import action_key, action_map, heatmap, heatmap_key
+from experiments.runs import GRID_CAPTIONS, Run, run_cli, setup_process
 from rlenhance.checkpoint import (
     CheckpointSpec,
     LowLightPolicySpec,
@@ -67,6 +68,7 @@ __all__ = [
     "RLConfig",
     "RLRunSettings",
     "SACSettings",
+    "Track",
     "check_rl",
     "env_batch",
     "env_defaults",
@@ -76,15 +78,21 @@ __all__ = [
     "init_policy",
     "make_agent",
     "make_policy",
+    "map_captions",
     "open_run",
     "run_cli",
     "sac_config",
     "setup",
     "split_seed",
+    "untracked",
     "uses_block_actions",
+    "with_maps",
     "with_test_scores",
 ]
 
+#: ``track(items, desc)``: the items of an evaluation's loop, under a progress bar named ``desc``
+#: (:meth:`experiments.runs.Run.track`, which clears it at the end); :func:`untracked` shows none.
+Track = Callable[[Sequence[Any], str], Iterable[Any]]
 #: Episode ``k`` of a run with seed ``s`` resets its env with ``s * EPISODE_SEED_STRIDE + k``.
 EPISODE_SEED_STRIDE = 1_000_003
 #: Largest ``run.seed`` (NumPy's global seed limit).
@@ -307,6 +315,11 @@ def split_seed(cfg: RLConfig) -> int:
     return cfg.run.seed if cfg.run.split_seed is None else cfg.run.split_seed
 
 
+def untracked(items: Sequence[Any], desc: str = "") -> Sequence[Any]:
+    """The :data:`Track` that shows no progress."""
+    return items
+
+
 def episode_seed(seed: int, episode: int) -> int:
     """The env seed of episode ``episode`` (0-based) of a run seeded ``seed``."""
     return seed * EPISODE_SEED_STRIDE + episode
@@ -511,6 +524,41 @@ def with_test_scores(evaluate: Callable[[PixelActorCritic, Any], tuple[dict[str,
     return scores_and_rows
 
 
+def map_steps(steps: int) -> list[int]:
+    """The steps whose per-pixel maps a sample grid shows: the first and the last."""
+    return [0] if steps == 1 else [0, steps - 1]
+
+
+def map_captions(captions: Sequence[str], kind: str, steps: int) -> tuple[str, ...]:
+    """A sample grid's captions: ``captions`` (input | output | reference), then the ``kind`` map
+    ("actions", "alpha") of the first and the last of ``steps`` steps, then their colour key."""
+    return (*captions, *(f"{kind}, step {s + 1}" for s in map_steps(steps)), "key")
+
+
+def with_maps(rows: Sequence[Sequence[Tensor]], maps: Sequence[Tensor], *, actions: Sequence[str] | None = None,
+              alpha_range: tuple[float, float] | None = None) -> list[list[Tensor]]:
+    """Sample-grid rows (input | output | reference) with each image's per-pixel maps after them
+    (:func:`map_captions`), colour-mapped, and the colour key after the first row's.
+
+    Args:
+        rows: one list of (C, H, W) images per image.
+        maps: per image, its maps of every step (steps, C', H, W): action indices with ``actions``
+            (their names; :func:`experiments.run_files.action_map`), or alphas in ``alpha_range``
+            (averaged over C'; :func:`experiments.run_files.heatmap`).
+    """
+    if (actions is None) == (alpha_range is None):
+        raise ValueError("with_maps: give the action names or the alpha range")
+    out = []
+    for row, steps in zip(rows, maps):
+        shown = [steps[s] for s in map_steps(steps.shape[0])]
+        out.append([*row, *(action_map(m[:1], actions) if actions is not None
+                            else heatmap(m.float().mean(0), *alpha_range) for m in shown)])
+    if out:
+        height = out[0][0].shape[-2]
+        out[0].append(action_key(actions, height) if actions is not None else heatmap_key(*alpha_range, height))
+    return out
+
+
 def summary_row(state: LoopState, agent: str, metric_name: str, columns: Mapping[str, Any] | None = None
                 ) -> dict[str, Any]:
     """The closing summary's row: the task's columns, the last evaluation (``eval/psnr`` -> ``psnr``;
@@ -538,9 +586,10 @@ def fit(cfg: RLConfig, run: Run, agent: A3C | SAC, venv: Any, *,
         evaluate: Callable[[PixelActorCritic], tuple[dict[str, float], list[list[Tensor]]]],
         metric: str | Callable[[Mapping[str, float]], float], spec: CheckpointSpec,
         make_venv: Callable[[], Any] | None = None, summary: Mapping[str, Any] | None = None,
-        title: str | None = None) -> Path:
+        title: str | None = None, captions: Sequence[str] = GRID_CAPTIONS) -> Path:
     """Train ``agent`` on ``venv`` for ``run.episodes`` episodes with :class:`experiments.loop.Loop`
-    (evaluations, checkpoints with ``spec``, sample grids, resume, signals); returns the run folder.
+    (evaluations, checkpoints with ``spec``, sample grids whose columns are ``captions``, resume,
+    signals); returns the run folder.
 
     Raises:
         experiments.runs.Interrupted: SIGINT or SIGTERM stopped the run (last.pt saved).
@@ -569,7 +618,8 @@ def fit(cfg: RLConfig, run: Run, agent: A3C | SAC, venv: Any, *,
                 evaluate=lambda: evaluate(policy), metric=metric, model=policy,
                 state=agent.state_dict, load_state=agent.load_state_dict,
                 extra=lambda: {"spec": spec, "config": to_dict(cfg), "algorithm": cfg.agent},
-                callbacks=standard_callbacks(r.samples, keep_evals=r.keep_evals, shown="charts/episode_return"),
+                callbacks=standard_callbacks(r.samples, keep_evals=r.keep_evals, shown="charts/episode_return",
+                                             captions=captions),
                 summary=lambda state: summary_row(state, cfg.agent, metric_name, summary),
                 title=lambda state: summary_title(title or str(run.dir), state.scores))
     return loop.fit()

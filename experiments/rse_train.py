@@ -48,9 +48,13 @@ scored per level (``psnr_sigma15`` ...), the plain scores being the mean over th
 classical baselines are told each image's level. The recursion stops after a round that gains no
 more than ``rse.min_gain`` dB over the previous one (that round is not kept). ``summary.md`` and
 ``rounds.csv`` hold the per-round table with the noisy input and the ``--baselines``;
-``checkpoints/best.pt`` is the denoiser with the best rounds (:func:`rlenhance.denoisers.load_rse`),
-``checkpoints/last.pt`` what ``--resume`` continues (a SAC phase restarts with an empty replay
-buffer, as in the other trainers; everything else continues exactly). Ctrl-C / SIGTERM save last.pt and stop.
+``checkpoints/best.pt`` is the denoiser with the best rounds (:func:`rlenhance.denoisers.load_rse`).
+
+The rounds run on the one training loop (:class:`experiments.loop.Loop`), whose steps are the VAE
+steps and SAC episodes of the rounds in turn (the logged step of every scalar); it evaluates in
+the SAC phases, writes ``checkpoints/last.pt`` after each evaluation and when Ctrl-C / SIGTERM stops
+the run, and ``--resume`` continues from it (a SAC phase restarts with an empty replay buffer, as in
+the other trainers; everything else continues exactly).
 
 Under ``torchrun --nproc_per_node N`` (:mod:`agents.distributed`) the VAE steps split
 ``rse.vae_batch`` and the SAC phase ``sac.batch`` and ``sac.update_batch`` over the ranks (each rank its
@@ -67,7 +71,7 @@ import dataclasses
 import io
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -81,7 +85,7 @@ from envs.base import episode_rows
 from envs.rse import make_rse_vec
 from experiments import config as configs
 from experiments import denoise_train
-from experiments.loop import check_resume
+from experiments.loop import Callback, Checkpoints, Loop, Progress, check_resume
 from experiments.rl_common import episode_scalars, episode_seed
 from experiments.rse import (
     FLAGS,
@@ -105,7 +109,7 @@ from experiments.rse import (
     settings,
     vae_batch,
 )
-from experiments.runs import Run, StopSignals, read_config, run_cli, setup_process, usage_lines
+from experiments.runs import Run, read_config, run_cli, setup_process, usage_lines
 from experiments.sigmas import (
     has_real_noise,
     level_key,
@@ -114,7 +118,7 @@ from experiments.sigmas import (
     noisy_test_sets,
 )
 from rlenhance.atomic import write_text_atomic
-from rlenhance.checkpoint import RSEDenoiserSpec, load_checkpoint
+from rlenhance.checkpoint import RSEDenoiserSpec
 from rlenhance.denoisers import DenoisePredictor
 from rlenhance.models.rse import RSEDenoiser
 from rlenhance.models.vae import canonicalise, vae_loss
@@ -157,9 +161,12 @@ def open_data(cfg: Config) -> tuple[Any, Any]:
 
 
 # --- the run -------------------------------------------------------------------------------------------
-class RSETrainer:
-    """The state of an RSE-RL run between phases: the model, the pools, the held-out inputs per
-    round, the per-round table and the resumable progress (see the module docstring)."""
+class RSETrainer(Callback):
+    """The state of an RSE-RL run: the model, the pools, the held-out inputs per round, the per-round
+    table and the phase in progress (see the module docstring). It hands :class:`experiments.loop.Loop`
+    one step at a time (a VAE step or a SAC episode; the bank and the pool run at the phase
+    boundaries) and is the loop's callback that ends each SAC phase: it keeps the phase's best policy,
+    scores the round and decides whether the recursion goes on."""
 
     def __init__(self, cfg: Config, run: Run, device: torch.device, train_set: Any, test_set: Any):
         self.cfg, self.args, self.run, self.device = cfg, resolve(settings(cfg)), run, device
@@ -186,14 +193,39 @@ class RSETrainer:
         self.real_noise = has_real_noise(train_set)  # real pairs: round 1's VAE learns their noisy crops
         self.noise = noise_text(args.sigma, train_set, test_set)  # as the summary says it
         self.test_inputs = [[im.noisy for im in self.images]]
-        self.progress = {"round": 0, "phase": PHASES[0], "step": 0, "tick": 0}
+        self.progress = {"round": 0, "phase": PHASES[0], "step": 0}
         self.rows: list[dict[str, Any]] = []        # one per finished round
         self.baselines: list[dict[str, Any]] | None = None
         self.best = -math.inf                       # held-out PSNR of best.pt
         self.kept = 0                               # rounds best.pt applies
         self.stopped_early = False
-        self.phase_state: dict[str, Any] = {}       # optimiser / agent state of the phase in progress
         self.seconds: list[float] = []              # seconds per held-out image, per round
+        self.phase_state: dict[str, Any] = {}       # the restored state of the phase in progress
+        # the phase in progress: the VAE's optimiser, or the SAC env, agent and best policy so far
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.venv: Any = None
+        self.agent: SAC | None = None
+        self.best_score, self.best_policy = -math.inf, None
+
+    # -- the loop's step schedule: round k's VAE steps, then its SAC episodes --
+    def sac_spans(self) -> list[tuple[int, int]]:
+        """The loop steps (first, last) of each round's SAC phase; its evaluations fall in them."""
+        spans, step = [], 0
+        for r in range(self.args.rounds):
+            step += self.vae_total(r)
+            spans.append((step, step + self.args.episodes))
+            step += self.args.episodes
+        return spans
+
+    def evaluates_at(self, step: int) -> bool:
+        """Whether the loop evaluates at ``step``: every ``sac.eval_every`` episodes of a SAC phase,
+        at its start (the policy it starts from) and at its end."""
+        every = self.args.eval_every
+        return any(first <= step <= last and ((step - first) % every == 0 or step == last)
+                   for first, last in self.sac_spans())
+
+    def vae_total(self, r: int) -> int:
+        return self.args.vae_steps if r == 0 else self.args.vae_finetune_steps
 
     # -- checkpoints --
     def spec(self, rounds: int) -> RSEDenoiserSpec:
@@ -202,46 +234,199 @@ class RSETrainer:
                                predictor=str(Path(self.args.predictor).resolve()) if self.args.predictor else None)
 
     def extra(self) -> dict[str, Any]:
-        return {"spec": self.spec(self.kept or self.progress["round"] + 1), "config": configs.to_dict(self.cfg),
-                "progress": dict(self.progress), "rows": self.rows, "baselines": self.baselines, "best": self.best,
-                "kept": self.kept, "stopped_early": self.stopped_early, "seconds": self.seconds,
-                "phase_state": self.phase_state}
+        """What every checkpoint carries (:class:`experiments.loop.Loop`'s ``extra``)."""
+        return {"spec": self.spec(self.kept or self.progress["round"] + 1), "config": configs.to_dict(self.cfg)}
 
-    def save_last(self) -> None:
-        self.run.save("last", model=self.model, arch=self.model.arch(), extra=self.extra())
+    def state_dict(self) -> dict[str, Any]:
+        """The resumable state (last.pt's ``extra["state"]``): progress, table, and the phase in progress."""
+        if self.progress["phase"] == "vae" and self.optimizer is not None:
+            phase = {"vae_optimizer": self.optimizer.state_dict()}
+        elif self.progress["phase"] == "sac" and self.agent is not None:
+            phase = {"agent": self.agent.state_dict(), "best_score": self.best_score,
+                     "best_policy": self.best_policy}
+        else:
+            phase = {}
+        return {"progress": dict(self.progress), "rows": self.rows, "baselines": self.baselines, "best": self.best,
+                "kept": self.kept, "stopped_early": self.stopped_early, "seconds": self.seconds, "phase_state": phase}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from last.pt's state (the loop restored the weights; its config was checked by
+        :func:`experiments.loop.check_resume`): the held-out and pool inputs of the rounds done are
+        computed again."""
+        self.progress = dict(state["progress"])
+        self.rows, self.baselines = list(state["rows"]), state["baselines"]
+        self.best, self.kept = float(state["best"]), int(state["kept"])
+        self.stopped_early, self.seconds = bool(state["stopped_early"]), list(state["seconds"])
+        self.phase_state = dict(state.get("phase_state") or {})
+        if self.finished:
+            return
+        for k in range(self.progress["round"]):  # the inputs of the round in progress
+            self.next_inputs(k)
+        self.run.say(f"round {self.progress['round'] + 1}, phase {self.progress['phase']}, step "
+                     f"{self.progress['step']}")
 
     def save_best(self) -> None:
         self.run.save("best", model=self.model, arch=self.model.arch(),
                       extra={"spec": self.spec(self.kept), "config": configs.to_dict(self.cfg), "rows": self.rows,
                              "best": self.best, "kept": self.kept})
 
-    def resume(self) -> None:
-        """Continue from last.pt (its config was checked by :func:`experiments.loop.check_resume`)."""
-        checkpoint = self.run.load_last()
-        extra = checkpoint["extra"]
-        # same architecture (rank 0 checks the file for every rank)
-        self.ranks.on_rank0(lambda: load_checkpoint(self.run.last_path, expected_arch=self.model.arch()) and None)
-        self.model.load_state_dict({k: v.to(self.device) for k, v in checkpoint["state_dict"].items()})
-        self.progress = dict(extra["progress"])
-        self.rows, self.baselines = list(extra["rows"]), extra["baselines"]
-        self.best, self.kept = float(extra["best"]), int(extra["kept"])
-        self.stopped_early, self.seconds = bool(extra["stopped_early"]), list(extra["seconds"])
-        self.phase_state = dict(extra.get("phase_state") or {})
-        if self.finished:
-            return
-        self.run.truncate_metrics(int(self.progress["tick"]))
-        for k in range(self.progress["round"]):  # the inputs of the round in progress
-            self.next_inputs(k)
-        self.run.say(f"resumed {self.run.last_path}: round {self.progress['round'] + 1}, phase "
-                     f"{self.progress['phase']}, step {self.progress['step']}")
-
     def tracked(self, desc: str):
         """A progress bar over a list of held-out images (:meth:`experiments.runs.Run.track`)."""
-        return lambda images: self.run.track(images, len(images), desc=desc)
+        return lambda images: self.run.track(images, desc, total=len(images))
 
     @property
     def finished(self) -> bool:
         return self.progress["phase"] == DONE
+
+    # -- the loop's callbacks --
+    def on_start(self, loop: Loop) -> None:
+        """The baselines' scores (once per run, rank 0), then the phase in progress is set up."""
+        if self.baselines is None and self.run.writes:  # rank 0 scores; the others never write them
+            self.baselines = baseline_scores(self.args.baselines, self.test_sets)
+            if self.predictor is not None:
+                self.baselines.append(predictor_scores(self.predictor, self.test_sets))
+            noisy = level_score(self.test_inputs[0], self.test_sets)
+            self.run.log(loop.state.step,  # psnr (and ssim), and psnr_sigmaS ... with several levels
+                         {f"eval/input_{k}": v for k, v in noisy.items() if k.startswith(("psnr", "ssim"))}
+                         | {f"eval/baseline_{row['method']}_{k}": v for row in self.baselines for k, v in row.items()
+                            if k.startswith("psnr")})
+        self.start_phase()
+        self.describe(loop)
+
+    def on_train(self, loop: Loop, scalars: Mapping[str, float], steps: int) -> None:
+        self.describe(loop)
+
+    def on_evaluation(self, loop: Loop, scores: Mapping[str, float], rows: Sequence[Sequence[Tensor]]) -> None:
+        """Keep the SAC phase's best policy; at the phase's end, score the round and go on to the pool
+        (or end the run: the last round, or one that gained too little)."""
+        r, stage = self.progress["round"], self.model.rounds[self.progress["round"]]
+        if scores["eval/psnr"] > self.best_score:
+            self.best_score = scores["eval/psnr"]
+            self.best_policy = {k: v.detach().cpu().clone() for k, v in stage.policy.state_dict().items()}
+        if self.progress["step"] < self.args.episodes:
+            return
+        if self.best_policy is not None:
+            stage.policy.load_state_dict({k: v.to(self.device) for k, v in self.best_policy.items()})
+        stage.policy.eval()
+        keep = self.finish_round(r, loop.state.step)
+        self.advance("pool" if keep and r + 1 < self.args.rounds else DONE)
+        if self.finished:
+            loop.end()
+
+    def on_end(self, loop: Loop) -> None:
+        if self.run.writes:
+            self.summary()
+
+    def describe(self, loop: Loop) -> None:
+        if loop.bar is not None:
+            loop.bar.set_description_str(f"round {self.progress['round'] + 1} {self.progress['phase']}")
+
+    # -- phases --
+    def advance(self, phase: str | None) -> None:
+        """Move to the next phase (the next round's first: ``phase`` None) and set it up."""
+        if phase is None:
+            self.progress.update(round=self.progress["round"] + 1, phase=PHASES[0], step=0)
+        else:
+            self.progress.update(phase=phase, step=0)
+        self.phase_state = {}
+        self.start_phase()
+
+    def start_phase(self) -> None:
+        """Set up the phase in progress (from :attr:`phase_state` on resume): the VAE's optimiser, or
+        the SAC env and agent (a later round's policy starts from the round before's)."""
+        r, phase, args = self.progress["round"], self.progress["phase"], self.args
+        state = self.phase_state
+        self.optimizer = self.venv = self.agent = None
+        if phase == "vae":
+            stage = self.model.rounds[r]
+            if self.progress["step"] == 0 and r > 0:
+                stage.vae.load_state_dict(self.model.rounds[r - 1].vae.state_dict())
+            lr = args.vae_lr if r == 0 else args.vae_finetune_lr
+            self.optimizer = torch.optim.Adam(stage.vae.parameters(), lr=lr)
+            if "vae_optimizer" in state:
+                self.optimizer.load_state_dict(state["vae_optimizer"])
+            stage.vae.train()
+        elif phase == "sac":
+            stage = self.model.rounds[r]
+            if self.progress["step"] == 0 and r > 0 and "agent" not in state:
+                stage.policy.load_state_dict(self.model.rounds[r - 1].policy.state_dict())
+            data = self.train_set if r == 0 else PoolPairs(self.pool_clean, self.pool_inputs[r])
+            self.venv = make_rse_vec(self.ranks.split(args.batch, "sac.batch"), shard=self.ranks.shard,
+                                     device=self.device, data=data, model=stage, crop=args.crop,
+                                     max_episode_steps=args.steps, sigma=args.sigma, gray=args.gray,
+                                     w_deblock=args.w_deblock)
+            self.agent = SAC(stage.policy, sac_config(args, r), device=self.device,
+                             critic_kwargs={"width": args.width}, ranks=self.ranks)
+            if "agent" in state:
+                self.agent.load_state_dict(state["agent"])
+            self.best_score = float(state.get("best_score", -math.inf))
+            self.best_policy = state.get("best_policy")
+
+    def train(self, step: int, until: int) -> tuple[int, dict[str, float]]:
+        """One loop step: a VAE step (the last one followed by the bank) or a SAC episode; a round's
+        pool runs before the next round's first step."""
+        if self.progress["phase"] == "pool":
+            self.next_inputs(self.progress["round"])
+            self.advance(None)
+        if self.progress["phase"] == "vae":
+            scalars = self.vae_step()
+            if self.progress["step"] == self.vae_total(self.progress["round"]):
+                self.model.rounds[self.progress["round"]].vae.eval()
+                self.advance("bank")
+                scalars |= self.fit_bank(self.progress["round"])
+                self.advance("sac")
+            return step + 1, scalars
+        r = self.progress["round"]
+        seed = episode_seed(self.args.seed * (self.args.rounds + 1) + r, self.progress["step"])
+        stats = self.ranks.mean_stats(self.agent.train_episode(self.venv, seed=seed))
+        self.progress["step"] += 1
+        return step + 1, episode_scalars(stats)
+
+    def vae_step(self) -> dict[str, float]:
+        """One step of the round's VAE (cosine learning-rate decay over the phase); its losses every
+        :data:`VAE_LOG_EVERY` steps and at the last."""
+        args, r, step = self.args, self.progress["round"], self.progress["step"]
+        stage, total = self.model.rounds[r], self.vae_total(r)
+        lr = args.vae_lr if r == 0 else args.vae_finetune_lr
+        local = self.ranks.split(args.vae_batch, "rse.vae_batch")
+        source, target, noise = vae_batch(args, self.pool_clean, self.vae_inputs(r), stage.vae.latent_dim,
+                                          phase_seed(args.seed, r, step), self.ranks.rows(local))
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
+        losses = vae_loss(stage.vae, source, target, beta=args.vae_beta, align=args.vae_align, noise=noise)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        self.ranks.average_gradients(stage.vae.parameters())
+        self.optimizer.step()
+        self.progress["step"] += 1
+        if step % VAE_LOG_EVERY and self.progress["step"] != total:
+            return {}
+        losses = self.ranks.mean_stats({k: float(v.detach()) for k, v in losses.items()})
+        return {"losses/vae_loss": losses["loss"], "losses/vae_kl": losses["kl"], "losses/vae_align": losses["align"],
+                "charts/vae_psnr": -10.0 * math.log10(losses["mse"]), "charts/round": r + 1}
+
+    def vae_inputs(self, r: int) -> Tensor | None:
+        """The degraded pool crops whose patches round r's VAE learns: the pool's inputs of round r,
+        or None (round 1 on clean images: fresh Gaussian noise of ``--sigma`` at each step; with real
+        pairs round 1 takes their noisy crops, as the SAC phase does)."""
+        return None if r == 0 and not self.real_noise else self.pool_inputs[r]
+
+    @torch.no_grad()
+    def fit_bank(self, r: int) -> dict[str, float]:
+        """Cluster the round's clean patch latents (and draw its pictures); the bank's scalars."""
+        args, stage = self.args, self.model.rounds[r]
+        rows = episode_rows(phase_seed(args.seed, r, BANK_STEP), range(args.bank_size + PICTURE_ROWS), self.device)
+        _, clean = sample_patch_pairs(self.pool_clean, None, rows[:args.bank_size], args.patch, args.sigma)
+        code = stage.vae.analyse(clean)
+        stage.bank.fit(code.mu, seed=args.seed + r)
+        canonical = canonicalise(clean, code.orientation)[0]  # as the bank's latents describe them
+        sizes = stage.bank.cluster_sizes()
+        source, target = sample_patch_pairs(self.pool_clean, self.vae_inputs(r), rows[args.bank_size:], args.patch,
+                                            args.sigma)
+        if self.run.writes:
+            save_pictures(self.run, stage, canonical, source, target, r)
+        return {"charts/bank_clusters_used": float((sizes > 0).sum()),
+                "charts/bank_largest_cluster": float(sizes.max())}
 
     @torch.no_grad()
     def next_inputs(self, r: int) -> None:
@@ -253,88 +438,8 @@ class RSETrainer:
                                             track=self.tracked("next inputs"))[0]
                                 if self.run.writes else [])
 
-    def interrupt(self, stop: StopSignals) -> None:
-        self.save_last()
-        self.ranks.barrier()  # no rank ends (and has torchrun stop the others) before last.pt is written
-        self.run.close()
-        where = f"round {self.progress['round'] + 1}, phase {self.progress['phase']}, step {self.progress['step']}"
-        raise stop.interrupted(f"interrupted at {where} ({stop.name}); {self.run.last_path} saved; continue with the "
-                               "same arguments and --resume")
-
-    def advance(self, phase: str | None) -> None:
-        """Move to the next phase (the next round's first: ``phase`` None) and save last.pt."""
-        if phase is None:
-            self.progress.update(round=self.progress["round"] + 1, phase=PHASES[0], step=0)
-        else:
-            self.progress.update(phase=phase, step=0)
-        self.phase_state = {}
-        self.save_last()
-
-    # -- phases --
-    def train_vae(self, r: int, stop: StopSignals) -> None:
-        args, stage = self.args, self.model.rounds[r]
-        total = args.vae_steps if r == 0 else args.vae_finetune_steps
-        lr = args.vae_lr if r == 0 else args.vae_finetune_lr
-        if self.progress["step"] == 0 and r > 0:
-            stage.vae.load_state_dict(self.model.rounds[r - 1].vae.state_dict())
-        optimizer = torch.optim.Adam(stage.vae.parameters(), lr=lr)
-        if "vae_optimizer" in self.phase_state:
-            optimizer.load_state_dict(self.phase_state["vae_optimizer"])
-        inputs = self.vae_inputs(r)
-        local = self.ranks.split(args.vae_batch, "rse.vae_batch")
-        stage.vae.train()
-        bar = self.run.progress(total, initial=self.progress["step"], desc=f"round {r + 1} vae")
-        while self.progress["step"] < total:
-            if stop.check():
-                self.phase_state = {"vae_optimizer": optimizer.state_dict()}
-                bar.close()
-                self.interrupt(stop)
-            step = self.progress["step"]
-            source, target, noise = vae_batch(args, self.pool_clean, inputs, stage.vae.latent_dim,
-                                              phase_seed(args.seed, r, step), self.ranks.rows(local))
-            for group in optimizer.param_groups:
-                group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
-            losses = vae_loss(stage.vae, source, target, beta=args.vae_beta, align=args.vae_align, noise=noise)
-            optimizer.zero_grad(set_to_none=True)
-            losses["loss"].backward()
-            self.ranks.average_gradients(stage.vae.parameters())
-            optimizer.step()
-            self.progress["step"] += 1
-            self.progress["tick"] += 1
-            bar.update(1)
-            if step % VAE_LOG_EVERY == 0 or self.progress["step"] == total:
-                losses = self.ranks.mean_stats({k: float(v.detach()) for k, v in losses.items()})
-                self.run.log(self.progress["tick"], {"losses/vae_loss": losses["loss"],
-                                                     "losses/vae_kl": losses["kl"],
-                                                     "losses/vae_align": losses["align"],
-                                                     "charts/vae_psnr": -10.0 * math.log10(losses["mse"]),
-                                                     "charts/round": r + 1})
-        bar.close()
-        stage.vae.eval()
-
-    def vae_inputs(self, r: int) -> Tensor | None:
-        """The degraded pool crops whose patches round r's VAE learns: the pool's inputs of round r,
-        or None (round 1 on clean images: fresh Gaussian noise of ``--sigma`` at each step; with real
-        pairs round 1 takes their noisy crops, as the SAC phase does)."""
-        return None if r == 0 and not self.real_noise else self.pool_inputs[r]
-
-    @torch.no_grad()
-    def fit_bank(self, r: int) -> None:
-        args, stage = self.args, self.model.rounds[r]
-        rows = episode_rows(phase_seed(args.seed, r, BANK_STEP), range(args.bank_size + PICTURE_ROWS), self.device)
-        _, clean = sample_patch_pairs(self.pool_clean, None, rows[:args.bank_size], args.patch, args.sigma)
-        code = stage.vae.analyse(clean)
-        stage.bank.fit(code.mu, seed=args.seed + r)
-        canonical = canonicalise(clean, code.orientation)[0]  # as the bank's latents describe them
-        sizes = stage.bank.cluster_sizes()
-        self.run.log(self.progress["tick"], {"charts/bank_clusters_used": float((sizes > 0).sum()),
-                                             "charts/bank_largest_cluster": float(sizes.max())})
-        source, target = sample_patch_pairs(self.pool_clean, self.vae_inputs(r), rows[args.bank_size:], args.patch,
-                                            args.sigma)
-        if self.run.writes:
-            save_pictures(self.run, stage, canonical, source, target, r)
-
-    def evaluate(self, r: int) -> tuple[dict[str, float], list[Tensor], float]:
+    def score(self, r: int) -> tuple[dict[str, float], list[Tensor], float]:
+        """Round r on its held-out inputs: scores, outputs, seconds per image (policy in eval mode)."""
         stage = self.model.rounds[r]
         was_training = stage.policy.training
         stage.policy.eval()
@@ -342,62 +447,17 @@ class RSETrainer:
         stage.policy.train(was_training)
         return level_score(outputs, self.test_sets), outputs, seconds
 
-    def train_sac(self, r: int, stop: StopSignals) -> None:
-        args, stage = self.args, self.model.rounds[r]
-        if self.progress["step"] == 0 and r > 0 and "agent" not in self.phase_state:
-            stage.policy.load_state_dict(self.model.rounds[r - 1].policy.state_dict())
-        data = self.train_set if r == 0 else PoolPairs(self.pool_clean, self.pool_inputs[r])
-        venv = make_rse_vec(self.ranks.split(args.batch, "sac.batch"), shard=self.ranks.shard, device=self.device,
-                            data=data, model=stage, crop=args.crop, max_episode_steps=args.steps, sigma=args.sigma,
-                            gray=args.gray, w_deblock=args.w_deblock)
-        agent = SAC(stage.policy, sac_config(args, r), device=self.device, critic_kwargs={"width": args.width},
-                    ranks=self.ranks)
-        state = self.phase_state
-        if "agent" in state:
-            agent.load_state_dict(state["agent"])
-        best_score = float(state.get("best_score", -math.inf))
-        best_policy = state.get("best_policy")
-        evaluated = int(state.get("evaluated", -1))
-        bar = self.run.progress(args.episodes, initial=self.progress["step"], desc=f"round {r + 1} sac")
+    def evaluate(self) -> tuple[dict[str, float], list[list[Tensor]]]:
+        """The loop's evaluation (rank 0): the SAC phase's policy on the held-out images."""
+        r = self.progress["round"]
+        scores, _, seconds = self.score(r)
+        return ({f"eval/{k}": v for k, v in scores.items()}
+                | {"eval/ms_per_image": seconds * MS_PER_S, "charts/round": r + 1}), []
 
-        def snapshot() -> None:
-            self.phase_state = {"agent": agent.state_dict(), "best_score": best_score, "best_policy": best_policy,
-                                "evaluated": evaluated}
-
-        while True:
-            episode = self.progress["step"]
-            if stop.check():
-                snapshot()
-                bar.close()
-                self.interrupt(stop)
-            if evaluated < episode and (episode % args.eval_every == 0 or episode >= args.episodes):
-                scores, seconds = self.ranks.on_rank0(lambda: self.evaluate(r)[::2])  # rank 0 scores
-                evaluated = episode
-                self.run.log(self.progress["tick"], {f"eval/{k}": v for k, v in scores.items()}
-                             | {"eval/ms_per_image": seconds * MS_PER_S, "charts/round": r + 1})
-                if scores["psnr"] > best_score:
-                    best_score = scores["psnr"]
-                    best_policy = {k: v.detach().cpu().clone() for k, v in stage.policy.state_dict().items()}
-                snapshot()
-                self.save_last()
-                continue
-            if episode >= args.episodes:
-                break
-            stats = self.ranks.mean_stats(agent.train_episode(venv, seed=episode_seed(args.seed * (args.rounds + 1) + r,
-                                                                                      episode)))
-            self.progress["step"] += 1
-            self.progress["tick"] += 1
-            bar.update(1)
-            self.run.log(self.progress["tick"], episode_scalars(stats))
-        bar.close()
-        if best_policy is not None:
-            stage.policy.load_state_dict({k: v.to(self.device) for k, v in best_policy.items()})
-        stage.policy.eval()
-
-    def finish_round(self, r: int) -> bool:
+    def finish_round(self, r: int, step: int) -> bool:
         """Score round r, add its table row and picture, decide whether the recursion goes on."""
         args = self.args
-        scores, seconds, vae_only = self.ranks.on_rank0(lambda: self._score_round(r))  # rank 0 scores
+        scores, seconds, vae_only = self.ranks.on_rank0(lambda: self._score_round(r, step))  # rank 0 scores
         self.seconds = self.seconds[:r] + [seconds]
         previous = self.rows[-1]["psnr"] if self.rows else level_score(self.test_inputs[0], self.test_sets)["psnr"]
         gain = scores["psnr"] - previous
@@ -408,7 +468,7 @@ class RSETrainer:
         self.run.say(f"round {r + 1}: held-out PSNR {scores['psnr']:.3f} dB (gain {gain:+.3f}, VAE alone "
                      f"{vae_only['psnr']:.3f}), SSIM {scores['ssim']:.4f}, UQI {scores['uqi']:.4f}, "
                      f"{row['ms_per_image']:.0f} ms per image; kept: {row['kept']}")
-        self.run.log(self.progress["tick"], {f"eval/round_{k}": v for k, v in row.items() if isinstance(v, float)})
+        self.run.log(step, {f"eval/round_{k}": v for k, v in row.items() if isinstance(v, float)})
         if keep:
             self.kept = r + 1
             self.best = scores["psnr"]
@@ -417,17 +477,17 @@ class RSETrainer:
             self.stopped_early = True
         return keep
 
-    def _score_round(self, r: int) -> tuple[dict[str, float], float, dict[str, float]]:
+    def _score_round(self, r: int, step: int) -> tuple[dict[str, float], float, dict[str, float]]:
         """Round r's held-out scores, seconds per image and scores of its VAE alone; saves the
         round's held-out sample grid."""
         args, stage = self.args, self.model.rounds[r]
-        scores, outputs, seconds = self.evaluate(r)
+        scores, outputs, seconds = self.score(r)
         vae_only = level_score(apply_round(stage, self.test_inputs[r], args.steps, vae_only=True,
                                            track=self.tracked("VAE alone"))[0], self.test_sets)
         if args.samples:
             self.run.save_grid(f"round{r + 1}_heldout", [[im.noisy, out, im.clean] for im, out in
                                                           zip(self.images[:args.samples], outputs)],
-                               captions=("noisy", "output", "clean"), step=self.progress["tick"])
+                               captions=("noisy", "output", "clean"), step=step)
         return scores, seconds, vae_only
 
     def summary(self) -> Path:
@@ -489,44 +549,11 @@ def main(argv: Sequence[str] | None = None) -> Path:
     run = Run(cfg.run.out, cfg, resume=cfg.run.resume, ranks=ranks, trainer="experiments.rse_train")
     train_set, test_set = open_data(cfg)
     trainer = RSETrainer(cfg, run, device, train_set, test_set)
-    args = trainer.args
-    if run.resuming:
-        trainer.resume()
-    if trainer.baselines is None and run.writes:  # rank 0 scores; the others never write them
-        trainer.baselines = baseline_scores(args.baselines, trainer.test_sets)
-        if trainer.predictor is not None:
-            trainer.baselines.append(predictor_scores(trainer.predictor, trainer.test_sets))
-        noisy = level_score(trainer.test_inputs[0], trainer.test_sets)
-        run.log(trainer.progress["tick"],  # psnr (and ssim), and psnr_sigmaS ... with several levels
-                {f"eval/input_{k}": v for k, v in noisy.items() if k.startswith(("psnr", "ssim"))}
-                | {f"eval/baseline_{row['method']}_{k}": v for row in trainer.baselines for k, v in row.items()
-                   if k.startswith("psnr")})
-    progress = trainer.progress
-    if run.resuming and trainer.finished:
-        run.say(f"{run.dir}: already finished ({trainer.kept} round(s) kept); nothing to do")
-        if ranks.on_rank0(run.summary_path.exists):
-            run.close()
-            return run.dir
-    with StopSignals(ranks) as stop:
-        while not trainer.finished:
-            r, phase = progress["round"], progress["phase"]
-            if phase == "vae":
-                trainer.train_vae(r, stop)
-                trainer.advance("bank")
-            elif phase == "bank":
-                trainer.fit_bank(r)
-                trainer.advance("sac")
-            elif phase == "sac":
-                trainer.train_sac(r, stop)
-                keep = trainer.finish_round(r)
-                trainer.advance("pool" if keep and r + 1 < args.rounds else DONE)
-            else:  # "pool"
-                trainer.next_inputs(r)
-                trainer.advance(None)
-            if stop.check() and not trainer.finished:
-                trainer.interrupt(stop)
-    path = trainer.summary() if run.writes else run.dir
-    run.close()
+    loop = Loop(run, total=trainer.sac_spans()[-1][1], eval_every=trainer.evaluates_at, train=trainer.train,
+                evaluate=trainer.evaluate, metric="eval/psnr", model=trainer.model, state=trainer.state_dict,
+                load_state=trainer.load_state_dict, extra=trainer.extra, unit="step",
+                callbacks=[trainer, Checkpoints(best=False), Progress("charts/episode_return")])
+    path = loop.fit()
     best = Path(path) / "checkpoints" / "best.pt"
     run.say(*usage_lines(best, ["denoise", "noisy.png", "-o", "denoised/", "--model", "rse", "--checkpoint", best]))
     return path

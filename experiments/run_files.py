@@ -1,9 +1,10 @@
 """The files of a run folder, written and read back: config.json (:func:`read_config`), the wide
 metrics tables metrics.csv and train.csv (:class:`MetricsTable`, :func:`read_metrics`,
-:func:`metric_series`, :func:`scalar_rows`), captioned sample grids (:func:`make_grid`,
-:func:`heatmap`), markdown tables and the closing "use it" line (:func:`usage_lines`).
-:class:`experiments.runs.Run` writes them; benchmarks and tests read them. A damaged file is
-refused with a :class:`RunFolderError` that names it and says what to do.
+:func:`metric_series`, :func:`scalar_rows`), captioned sample grids (:func:`make_grid`; the colour
+maps of alphas and actions with their keys: :func:`heatmap`, :func:`action_map`), markdown tables
+and the closing "use it" line (:func:`usage_lines`). :class:`experiments.runs.Run` writes them;
+benchmarks and tests read them. A damaged file is refused with a :class:`RunFolderError` that names
+it and says what to do.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 
 from rlenhance.atomic import atomic_path
+from rlenhance.trace import action_colours as trace_colours
 
 #: The first columns of metrics.csv and train.csv; one column per scalar follows.
 INDEX_FIELDS = ("step", "wall_time")
@@ -34,6 +36,8 @@ GRID_CAPTIONS = ("input", "output", "reference")
 MIN_COLUMN_WIDTH = 96
 #: The caption band above a sample grid: its height and font scale (OpenCV's Hershey simplex).
 CAPTION_HEIGHT, CAPTION_SCALE = 18, 0.45
+#: A colour key's line height and font scale (:func:`colour_key`); the most actions a key tells apart.
+KEY_ROW_HEIGHT, KEY_SCALE, MAX_KEY_ACTIONS = 12, 0.35, 20
 
 # --- reading a run folder back ---------------------------------------------------------------------
 class RunFolderError(ValueError):
@@ -279,6 +283,56 @@ def heatmap(values: torch.Tensor, low: float, high: float) -> torch.Tensor:
     scaled = ((plane - low) / max(high - low, 1e-12)).clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
     bgr = cv2.applyColorMap(scaled, cv2.COLORMAP_VIRIDIS)
     return torch.from_numpy(bgr[..., ::-1].copy()).permute(2, 0, 1).float() / 255.0
+
+
+def action_colours(names: Sequence[str]) -> torch.Tensor:
+    """One RGB colour in [0, 1] per discrete action of ``names``, (n, 3): the colours ``experiments.compare``
+    and the app give them (:func:`rlenhance.trace.action_colours`: ``keep`` grey, ``predict`` red, the
+    others Tableau's categorical colours), so that neighbouring indices look different.
+
+    Raises:
+        ValueError: more than :data:`MAX_KEY_ACTIONS` actions, or none.
+    """
+    if not 1 <= len(names) <= MAX_KEY_ACTIONS:
+        raise ValueError(f"action_colours: {len(names)} actions (expected 1 .. {MAX_KEY_ACTIONS})")
+    return torch.from_numpy(trace_colours(names)).float() / 255.0
+
+
+def action_map(actions: torch.Tensor, names: Sequence[str]) -> torch.Tensor:
+    """A per-pixel action map (H, W) or (1, H, W) of indices into ``names`` as an RGB image (3, H, W)
+    in [0, 1], each action in its :func:`action_colours` colour, for a sample grid's action column."""
+    plane = actions.detach().long().cpu().reshape(actions.shape[-2:]).clamp(0, len(names) - 1)
+    return action_colours(names)[plane].permute(2, 0, 1).contiguous()
+
+
+def colour_key(entries: Sequence[tuple[torch.Tensor, str]], *, height: int | None = None,
+               row_height: int = KEY_ROW_HEIGHT, width: int = MIN_COLUMN_WIDTH) -> torch.Tensor:
+    """A key to a colour-mapped column (3, H, W) in [0, 1]: one line per ``(colour (3,), label)``, a
+    swatch then the label, on white, in columns of ``width`` pixels no taller than ``height`` (None:
+    one column); a sample grid shows it beside its action or alpha columns."""
+    per_column = len(entries) if height is None else max(1, (height - 2) // row_height)
+    columns = -(-len(entries) // per_column)
+    tile = np.full((row_height * min(per_column, len(entries)) + 2, width * columns, 3), 255, np.uint8)
+    swatch = row_height - 4
+    for i, (colour, label) in enumerate(entries):
+        left, top = width * (i // per_column) + 2, 2 + (i % per_column) * row_height
+        rgb = tuple(int(round(float(c) * 255)) for c in colour)
+        cv2.rectangle(tile, (left, top), (left + swatch, top + swatch), rgb, thickness=-1)
+        cv2.putText(tile, str(label), (left + swatch + 4, top + swatch - 1), cv2.FONT_HERSHEY_SIMPLEX, KEY_SCALE,
+                    (0, 0, 0), 1, cv2.LINE_AA)
+    return torch.from_numpy(tile).permute(2, 0, 1).float() / 255.0
+
+
+def action_key(names: Sequence[str], height: int | None = None) -> torch.Tensor:
+    """The :func:`colour_key` of :func:`action_map`'s colours, one line per action name."""
+    return colour_key(list(zip(action_colours(names), names)), height=height)
+
+
+def heatmap_key(low: float, high: float, height: int | None = None, steps: int = 5) -> torch.Tensor:
+    """The :func:`colour_key` of :func:`heatmap`'s scale: ``steps`` values from ``high`` down to ``low``."""
+    values = np.linspace(high, low, steps)
+    colours = heatmap(torch.tensor(values, dtype=torch.float32)[None], low, high)[:, 0].T
+    return colour_key([(c, f"{v:.2g}") for c, v in zip(colours, values)], height=height)
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:

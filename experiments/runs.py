@@ -420,7 +420,7 @@ class Run:
         return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, mininterval=1.0,
                     disable=not self.writes, leave=leave)
 
-    def track(self, items: Iterable[Any], total: int | None = None, desc: str = "eval") -> Iterable[Any]:
+    def track(self, items: Iterable[Any], desc: str = "eval", *, total: int | None = None) -> Iterable[Any]:
         """``items`` with a progress bar that is cleared at the end: an evaluation's progress
         (a trainer wraps its loop over held-out batches or images), shown by rank 0 only."""
         bar = self.progress(total if total is not None else len(items), desc=desc, leave=False)  # type: ignore[arg-type]

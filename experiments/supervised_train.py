@@ -403,7 +403,7 @@ class SupervisedTrainer:
         from experiments.sigmas import level_scores
 
         results = {level: evaluate(self.model, self.args, val, self.device, self.use_amp,
-                                   track=lambda starts, total: self.run.track(starts, total, desc="validation"))
+                                   track=lambda starts, total: self.run.track(starts, "validation", total=total))
                    for level, val in self.vals.items()}
         scores = level_scores({level: result[0] for level, result in results.items()})
         rows = sample_rows(self.args, self.vals, {level: result[1] for level, result in results.items()})

@@ -5,7 +5,9 @@ rlenhance/app.py -- [--checkpoint PATH] [--device D] [--max-pixels N]`` runs the
 
 Four tabs: Enhance (low light, with the loaded policy's own knobs, the per-step alpha maps and a
 split view), Denoise, Complete, Compare (RL vs supervised vs classical, PSNR / SSIM against a
-reference). A thin page: widgets -> one call to :mod:`rlenhance.app_support` or the library ->
+reference). After an RL method, "What the agent did" shows its action at every pixel and step and
+how often it took each action (:mod:`rlenhance.trace`: the pictures of ``experiments.compare``'s
+actions.png). A thin page: widgets -> one call to :mod:`rlenhance.app_support` or the library ->
 images. Models are loaded once per server (``st.cache_resource``); results are cached per upload
 and setting (``st.cache_data``, in memory, a few dozen entries each), so a slider moved back is
 instant and a new position costs one enhancement of the preview. Work sizes (preview, crop) and the
@@ -31,6 +33,8 @@ from rlenhance.enhance import Enhancer
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.restore import HOLE_THRESHOLD, hole_mask
 from rlenhance.runtime import flush_denormals
+from rlenhance.trace import ActionTrace, legend_image, step_pictures
+from rlenhance.transitions import PREDICT_ACTION
 
 flush_denormals()  # each run of the page, before its torch ops (runtime.flush_denormals)
 
@@ -40,6 +44,8 @@ FAMILIES = ("RL", "Supervised", "Classical")
 USER_ERRORS = (ImageError, CheckpointError, ValueError)
 _TASK_LABELS = {"lowlight": "Low light", "denoise": "Denoise", "completion": "Complete"}
 _HOLE_SHAPES = {"One rectangle": "box", "Any shape (several holes)": "free"}
+#: Width of the action maps of "What the agent did", in pixels.
+_ACTION_WIDTH = 192
 
 
 @dataclass(frozen=True)
@@ -113,16 +119,23 @@ def _enhanced(digest: str, checkpoint: str | None, device: str, steps: int, sett
     return kit.enhance_view(_enhancer(checkpoint, device, steps), _image, dict(setting))
 
 
+@st.cache_data(max_entries=48, show_spinner=False)
+def _enhance_actions(digest: str, checkpoint: str | None, device: str, steps: int, setting: tuple,
+                     _image: np.ndarray) -> ActionTrace:
+    return _enhancer(checkpoint, device, steps).action_trace(_image, **dict(setting))
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def _restored(task: str, key: str, device: str, checkpoint: str | None, inputs: tuple, sigma: float,
               setting: tuple, _image: np.ndarray, _mask: np.ndarray | None,
-              ensemble: int = 1) -> tuple[np.ndarray, float]:
-    """One method on one work image; ``inputs`` identifies ``_image`` and ``_mask`` (the cache key)."""
+              ensemble: int = 1) -> tuple[np.ndarray, ActionTrace | None, float]:
+    """One method on one work image, what its agent did (RL methods; else None) and the time;
+    ``inputs`` identifies ``_image`` and ``_mask`` (the cache key)."""
     method = kit.find_method(task, key)
     model = _model(task, key, device, checkpoint if (task, key) == kit.ENHANCE_METHOD else None, ensemble)
     start = time.perf_counter()
-    out = kit.restore(method, model, _image, mask=_mask, sigma=sigma, setting=dict(setting))
-    return out, time.perf_counter() - start
+    out, trace = kit.restore_traced(method, model, _image, mask=_mask, sigma=sigma, setting=dict(setting))
+    return out, trace, time.perf_counter() - start
 
 
 @st.cache_data(max_entries=2, show_spinner=False)
@@ -254,6 +267,20 @@ def _hole(image: np.ndarray, source: str, threshold: float, shape: str, mask_upl
     return kit.read_mask(mask_upload.data, mask_upload.name, image.shape[:2], max_pixels=max_pixels)
 
 
+def _actions(trace: ActionTrace | None, size: tuple[int, int], label: str) -> None:
+    """What an RL method's agent did (nothing for other methods): its action at every pixel and step,
+    colour-coded, and how often it took each one."""
+    if trace is None:
+        return
+    where = "the hole's pixels" if trace.region is not None else "the pixels"
+    predict = " 'predict' takes the supervised predictor's pixel." if PREDICT_ACTION in trace.names else ""
+    with st.expander(f"What the agent of {label} did: its action at every pixel and step"):
+        pictures, captions = step_pictures(trace, (round(_ACTION_WIDTH * size[0] / size[1]), _ACTION_WIDTH))
+        st.image(pictures, caption=captions)
+        st.caption(f"How often it took each action (share of {where} over all steps).{predict}")
+        st.image(legend_image([trace]), output_format="PNG")
+
+
 # --------------------------------------------------------------------------------------------
 # Tabs
 # --------------------------------------------------------------------------------------------
@@ -327,6 +354,8 @@ def enhance_tab(opts: Any) -> None:
             st.image(result.alpha, caption=result.alpha_captions)
             st.caption("The photo after each step, at the resolution the policy works at:")
             st.image(result.steps, caption=[f"after step {k}" for k in range(1, len(result.steps) + 1)])
+        _actions(_enhance_actions(upload.digest, opts.checkpoint, opts.device, steps, key_setting, work),
+                 work.shape[:2], "the RL curve policy")
 
         def make_full(upload: Upload = upload) -> np.ndarray:
             image = kit.decode_image(upload.data, upload.name, max_pixels=opts.max_pixels)
@@ -370,9 +399,9 @@ def denoise_tab(opts: Any) -> None:
         return
     try:
         with st.spinner(f"Denoising with {method.label}…"):
-            out, seconds = _restored("denoise", method.key, opts.device, None,
-                                     (upload.digest, add_noise, sigma if add_noise else None), sigma, (), noisy, None,
-                                     ensemble)
+            out, trace, seconds = _restored("denoise", method.key, opts.device, None,
+                                            (upload.digest, add_noise, sigma if add_noise else None), sigma, (), noisy,
+                                            None, ensemble)
     except USER_ERRORS as exc:
         st.error(_literal(str(exc)))
         return
@@ -383,6 +412,7 @@ def denoise_tab(opts: Any) -> None:
                caption=_caption(shown, _work_note(work, full_hw, how), scores=noisy_scores))
     right.image(kit.to_uint8(out), output_format="PNG",
                 caption=_caption(f"{_named(method, ensemble)} ({seconds:.1f} s)", scores=out_scores))
+    _actions(trace, work.shape[:2], method.label)
 
     def make_full() -> np.ndarray:
         image = kit.decode_image(upload.data, upload.name, max_pixels=opts.max_pixels)
@@ -433,8 +463,8 @@ def complete_tab(opts: Any) -> None:
     mask_key = hashlib.sha256(np.packbits(mask).tobytes()).hexdigest()
     try:
         with st.spinner(f"Filling the hole with {method.label}…"):
-            out, seconds = _restored("completion", method.key, opts.device, None, (upload.digest, mask_key), 25.0, (),
-                                     work, mask, ensemble)
+            out, trace, seconds = _restored("completion", method.key, opts.device, None, (upload.digest, mask_key),
+                                            25.0, (), work, mask, ensemble)
     except USER_ERRORS as exc:
         st.error(_literal(str(exc)))
         return
@@ -442,6 +472,7 @@ def complete_tab(opts: Any) -> None:
     left.image(kit.mask_overlay(work, mask), output_format="PNG",
                caption=f"The hole in red · {hole} · {_work_note(work, full_hw, how)}")
     right.image(kit.to_uint8(out), output_format="PNG", caption=f"{_named(method, ensemble)} ({seconds:.1f} s)")
+    _actions(trace, work.shape[:2], method.label)
 
     def make_full() -> np.ndarray:
         image = kit.decode_image(upload.data, upload.name, max_pixels=opts.max_pixels)
@@ -522,17 +553,19 @@ def compare_tab(opts: Any) -> None:
     shown = kit.mask_overlay(image, mask) if mask is not None else kit.to_uint8(image)
     rows = [{"method": "input", "kind": "", "seconds": 0.0, **_scores(image, reference)}]
     pictures = [(shown, _caption("Input", _work_note(work, full_hw, how), scores=_scores(image, reference)))]
+    traces: list[tuple[ActionTrace, str]] = []
     progress = st.progress(0.0, text="Running the methods…")
     for done, method in enumerate(chosen, start=1):
         progress.progress(done / max(1, len(chosen)), text=f"Running {method.label}…")
         try:
-            out, seconds = _restored(task, method.key, opts.device, opts.checkpoint, inputs, sigma,
-                                     tuple(sorted(setting.items())), image, mask)
+            out, trace, seconds = _restored(task, method.key, opts.device, opts.checkpoint, inputs, sigma,
+                                            tuple(sorted(setting.items())), image, mask)
             scores = _scores(out, reference)
         except USER_ERRORS as exc:
             st.error(f"{method.label}: {_literal(str(exc))}")
             continue
         rows.append({"method": method.label, "kind": method.family, "seconds": round(seconds, 2), **scores})
+        traces += [(trace, method.label)] if trace is not None else []
         pictures.append((kit.to_uint8(out), _caption(f"{method.family}: {method.label}", f"{seconds:.1f} s",
                                                      scores=scores)))
     progress.empty()
@@ -540,6 +573,8 @@ def compare_tab(opts: Any) -> None:
         columns = st.columns(3)
         for column, (picture, caption) in zip(columns, pictures[start:start + 3]):
             column.image(picture, caption=caption, output_format="PNG")
+    for trace, label in traces:
+        _actions(trace, image.shape[:2], label)
     if reference is not None:
         ranked = [rows[0]] + sorted(rows[1:], key=lambda r: -r.get("PSNR", -np.inf))
         st.table([{k: (f"{v:.2f}" if isinstance(v, float) else v) for k, v in r.items()} for r in ranked])

@@ -56,17 +56,16 @@ from rlenhance.enhance import Enhancer
 from rlenhance.errors import ImageError
 from rlenhance.io import IMAGE_EXTENSIONS, is_gray, load_image
 from rlenhance.ops import le_curve
-from rlenhance.restore import (
-    MASK_THRESHOLD,
-)
+from rlenhance.restore import MASK_THRESHOLD
+from rlenhance.trace import ActionTrace, TracedRestorer
 
 __all__ = [
     "APP_MAX_PIXELS", "APP_SCRIPT", "COMPLETE_SIDE", "DENOISE_CROP", "ENHANCE_METHOD", "EnhanceKnobs", "EnhanceView",
     "INSTALL_HINT", "Knob", "METHODS", "Method", "PREVIEW_SIDE", "TASKS", "UPLOAD_TYPES", "alpha_pictures",
     "centre_crop", "decode_image", "enhance_knobs", "enhance_view", "find_method", "full_size_refused", "load_model",
     "mask_overlay", "method_missing", "methods_for", "noisy_copy", "page_options", "png_bytes", "quality",
-    "read_mask", "restore", "sample_photo", "serve", "split_view", "step_pictures", "streamlit_command",
-    "streamlit_missing", "to_channels", "to_uint8", "training_args", "work_image",
+    "read_mask", "restore", "restore_traced", "sample_photo", "serve", "split_view", "step_pictures",
+    "streamlit_command", "streamlit_missing", "to_channels", "to_uint8", "training_args", "work_image",
 ]
 
 #: Longer side of the Enhance tab's live preview, in pixels.
@@ -540,6 +539,18 @@ def restore(method: Method, model: Any, image: np.ndarray, *, mask: np.ndarray |
     Raises:
         ImageError: a bad image or mask.
     """
+    return _run(method, model, image, mask, sigma, setting, traced=False)[0]
+
+
+def restore_traced(method: Method, model: Any, image: np.ndarray, *, mask: np.ndarray | None = None,
+                   sigma: float = TRAINED_SIGMA, setting: Mapping[str, float] | None = None
+                   ) -> tuple[np.ndarray, ActionTrace | None]:
+    """:func:`restore` and what an RL method's agent did (:mod:`rlenhance.trace`; None for other methods)."""
+    return _run(method, model, image, mask, sigma, setting, traced=True)
+
+
+def _run(method: Method, model: Any, image: np.ndarray, mask: np.ndarray | None, sigma: float,
+         setting: Mapping[str, float] | None, traced: bool) -> tuple[np.ndarray, ActionTrace | None]:
     if method.task == "completion" and (mask is None or mask.shape != image.shape[:2]):
         raise ImageError(f"{method.label}: needs a hole mask of the image's size {image.shape[:2]}, got "
                          f"{None if mask is None else mask.shape}")
@@ -549,9 +560,11 @@ def restore(method: Method, model: Any, image: np.ndarray, *, mask: np.ndarray |
         image = np.clip(image, 0.0, 1.0)
     elif "per_channel" in settings and is_gray(image):
         image = image[..., :1]  # a gray image once
-    out = model.restore(image, mask=mask if method.task == "completion" else None, **settings)
+    given = {"mask": mask if method.task == "completion" else None, **settings}
+    out, trace = model.restore_traced(image, **given) if traced and isinstance(model, TracedRestorer) \
+        else (model.restore(image, **given), None)
     out = np.clip(np.asarray(out, dtype=np.float32), 0.0, 1.0)
-    return np.repeat(out, 3, axis=2) if out.shape[2] == 1 else out
+    return (np.repeat(out, 3, axis=2) if out.shape[2] == 1 else out), trace
 
 
 def full_size_refused(method: Method, pixels: int) -> str | None:

@@ -32,6 +32,7 @@ from rlenhance.models.policy import PixelActorCritic, blocks_to_pixels, build_po
 from rlenhance.predictors import check_predictor_ensemble, find_predictor
 from rlenhance.restore import SupervisedRestorer, as_hwc_image, as_mask, as_result, result_dtype
 from rlenhance.runtime import flush_denormals, select_device
+from rlenhance.trace import ActionTrace
 from rlenhance.transitions import CompletionTransition
 
 __all__ = ["PolicyCompleter"]
@@ -116,19 +117,32 @@ class PolicyCompleter:
             ValueError: another ``dtype``.
         """
         out_dtype = result_dtype(dtype)
+        return np.ascontiguousarray(as_result(self._restore(image, mask), out_dtype))
+
+    def restore_traced(self, image: np.ndarray, *, mask: np.ndarray | None = None) -> tuple[np.ndarray, ActionTrace]:
+        """:meth:`restore` and what the policy did (:class:`~rlenhance.trace.ActionTrace`): the fill
+        action of every pixel at every step, its region the hole (the only pixels the actions change)."""
+        actions: list[Tensor] = []
+        out = self._restore(image, mask, actions)
+        hole = as_mask(mask, size=out.shape[:2])
+        maps = torch.cat(actions, dim=1)[0, :, None].cpu().numpy().astype(np.int16)  # (steps, 1, H, W)
+        return out, ActionTrace(self.transition.actions, maps, region=hole)
+
+    def _restore(self, image: np.ndarray, mask: np.ndarray | None, actions: list[Tensor] | None = None) -> np.ndarray:
         hwc = as_hwc_image(image)
         if mask is None:
             raise ImageError(f"mask: required by {self.path} (a completion policy); give the hole mask "
                              "(1 = missing pixel), e.g. from a mask file or rlenhance.restore.hole_mask")
         hole = torch.from_numpy(as_mask(mask, size=hwc.shape[:2]).astype(np.float32))[None, None]
         x = torch.from_numpy(np.ascontiguousarray(hwc.transpose(2, 0, 1)))[None].expand(-1, self.channels, -1, -1)
-        out = self.restore_tensor(x * (1.0 - hole), hole)
-        return np.ascontiguousarray(as_result(out[0].permute(1, 2, 0).cpu(), out_dtype).numpy())
+        out = self.restore_tensor(x * (1.0 - hole), hole, actions=actions)
+        return np.ascontiguousarray(out[0].permute(1, 2, 0).cpu().numpy(), dtype=np.float32)
 
     @torch.inference_mode()
-    def restore_tensor(self, occluded: Tensor, mask: Tensor) -> Tensor:
+    def restore_tensor(self, occluded: Tensor, mask: Tensor, *, actions: list[Tensor] | None = None) -> Tensor:
         """The greedy rollout on a batch: ``occluded`` float (B, 3, H, W) in [0, 1], ``mask`` (B, 1, H, W)
-        with 1 = missing pixel -> float32 (B, 3, H, W) in [0, 1] on :attr:`device`."""
+        with 1 = missing pixel -> float32 (B, 3, H, W) in [0, 1] on :attr:`device`. ``actions``: a list
+        that gets each step's action ids, int64 (B, 1, H, W)."""
         occluded = occluded.to(self.device, torch.float32)
         mask = (mask.to(self.device, torch.float32) > 0.5).float()
         image = self.transition.start(occluded, mask)
@@ -138,9 +152,11 @@ class PolicyCompleter:
         for _ in range(self.steps):
             out = self.policy(build_policy_input({"image": image, "mask": mask})[0], None, hidden,
                               full_resolution=not self.block_actions)
-            actions = self.policy.predict(out)
+            chosen = self.policy.predict(out)
             if self.block_actions:
-                actions = blocks_to_pixels(actions, self.policy.downscale, size)
-            image = self.transition.step(image, actions, mask, prediction)
+                chosen = blocks_to_pixels(chosen, self.policy.downscale, size)
+            if actions is not None:
+                actions.append(chosen)
+            image = self.transition.step(image, chosen, mask, prediction)
             hidden = out.hidden
         return image.clamp(0.0, 1.0)

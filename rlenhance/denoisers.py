@@ -50,6 +50,7 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
 
@@ -62,7 +63,7 @@ from rlenhance.checkpoint import SPEC_KEY, RolloutPolicySpec, RSEDenoiserSpec, b
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import as_unit_float
 from rlenhance.models.policy import PixelActorCritic, blocks_to_pixels, build_policy_input
-from rlenhance.models.rse import RSEDenoiser
+from rlenhance.models.rse import SOURCES, RSEDenoiser, dominant_source
 from rlenhance.ops.actions import PIXELRL_ACTION_TABLE
 from rlenhance.ops.tiling import tiled
 from rlenhance.predictors import (
@@ -72,8 +73,9 @@ from rlenhance.predictors import (
     find_predictor,
     restore_one,
 )
-from rlenhance.restore import RESULT_DTYPES, Restorer, as_result, check_ensemble, unit_window
+from rlenhance.restore import RESULT_DTYPES, Restorer, as_hwc_image, as_result, check_ensemble, unit_window
 from rlenhance.runtime import flush_denormals, select_device
+from rlenhance.trace import ActionTrace
 from rlenhance.transitions import DenoiseTransition
 
 __all__ = [
@@ -181,11 +183,30 @@ class _PlanesDenoiser:
         """
         return restore_one(self, image, mask, per_channel, dtype)
 
+    def restore_traced(self, image: np.ndarray, *, mask: np.ndarray | None = None,
+                       per_channel: bool = False) -> tuple[np.ndarray, ActionTrace]:
+        """:meth:`restore` and what the model did (:class:`~rlenhance.trace.ActionTrace`): the action of
+        every pixel at every step, one plane per denoised plane (3 for a gray model on an RGB image)."""
+        if mask is not None:
+            raise ImageError(f"mask: given, but {self.path} is a denoiser, which takes no mask")
+        x = torch.from_numpy(as_hwc_image(image, noisy=True)).permute(2, 0, 1)[None]
+        with torch.inference_mode():
+            out, maps = self._restore(x, per_channel, traced=True)
+        # one image: maps (planes, steps, H, W) -> the trace's (steps, planes, H, W)
+        trace = ActionTrace(self.action_names, maps.permute(1, 0, 2, 3).cpu().numpy().astype(np.int16))
+        return np.ascontiguousarray(out[0].permute(1, 2, 0).cpu().numpy(), dtype=np.float32), trace
+
     @torch.inference_mode()
     def restore_tensor(self, x: Tensor, *, per_channel: bool = False, dtype: torch.dtype = torch.float32) -> Tensor:
         """Batched :meth:`restore` on tensors: float (B, C, H, W) (or uint8 / uint16 samples), C in
         {1, 3}, RGB -> (B, C_out, H, W) on ``x``'s device (the model runs on :attr:`device`), float32
         in [0, 1] or its uint8 levels (``dtype``)."""
+        return self._restore(x, per_channel, dtype=dtype)[0]
+
+    def _restore(self, x: Tensor, per_channel: bool, traced: bool = False,
+                 dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor | None]:
+        """:meth:`restore_tensor`, and with ``traced`` (float32 results) the action ids (B * planes,
+        steps, H, W) of :meth:`_denoise_traced` (else None)."""
         if not torch.is_tensor(x) or x.dim() != 4 or x.shape[1] not in (_GRAY, _RGB) or x.numel() == 0 \
                 or not (x.is_floating_point() or x.dtype in (torch.uint8, torch.uint16)):
             raise ImageError(f"image: expected a float (or uint8 / uint16) tensor (B, C, H, W) with C in {{1, 3}}; got "
@@ -203,11 +224,23 @@ class _PlanesDenoiser:
                                  "R, G and B separately with it (per_channel=True, rlenhance denoise --per-channel) "
                                  "or give a colour (3-channel) checkpoint")
             x = x.reshape(batch * _RGB, 1, *x.shape[-2:])
-        out = self._denoise(x.to(self.device), dtype).to(x.device)
-        return out.reshape(batch, -1, *out.shape[-2:])
+        maps = None
+        if traced:
+            out, maps = self._denoise_traced(unit_window(x.to(self.device)))
+        else:
+            out = self._denoise(x.to(self.device), dtype)
+        out = out.to(x.device)
+        return out.reshape(batch, -1, *out.shape[-2:]), maps
+
+    #: The names of the actions :meth:`_denoise_traced` reports, index = id.
+    action_names: tuple[str, ...]
 
     def _denoise(self, x: Tensor, dtype: torch.dtype) -> Tensor:
         """The denoised batch ``x`` (float32, or samples), clamped to [0, 1], as ``dtype`` (:func:`as_result`)."""
+        raise NotImplementedError
+
+    def _denoise_traced(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`_denoise` and the action ids, int64 (B, steps, H, W), of every pixel at every step."""
         raise NotImplementedError
 
 
@@ -320,20 +353,41 @@ class PolicyDenoiser(_PlanesDenoiser):
         self.overlap: int | None = None if radius is None else -(-radius // scale) * scale
         self.tile: int = -(-tile // scale) * scale
 
+    @property
+    def action_names(self) -> tuple[str, ...]:
+        """The actions of its transition (PixelRL's filters and, with a predictor, ``predict``)."""
+        return self.transition.actions
+
     def _denoise(self, x: Tensor, dtype: torch.dtype) -> Tensor:
+        return self._tiled(lambda window, *prediction: as_result(self.rollout(window, *prediction), dtype), x)
+
+    def _denoise_traced(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        def traced(window: Tensor, *prediction: Tensor) -> Tensor:  # the image and its actions, tiled as one
+            actions: list[Tensor] = []
+            image = self.rollout(window, *prediction, actions=actions)
+            return torch.cat([image, *(a.to(image.dtype) for a in actions)], dim=1)
+
+        both = self._tiled(traced, x)
+        return both[:, :x.shape[1]], both[:, x.shape[1]:].round().long()
+
+    def _tiled(self, rollout: Callable[..., Tensor], x: Tensor) -> Tensor:
+        """``rollout(window, prediction)`` over the tiles of ``x`` (whole without a tile margin), given
+        float32 windows: samples are converted a window at a time, or whole where the predictor or an
+        untiled rollout reads the whole image."""
         if self.predictor is not None or self.overlap is None:
-            x = unit_window(x)  # read whole: by the predictor, or by a rollout that is not tiled
+            x = unit_window(x)
         # the prediction of the whole image (as the env's, once per episode), cut into the tiles
         aligned = () if self.predictor is None else (self.predictor(self.transition.start(x)),)
         if self.overlap is None:
-            return as_result(self.rollout(x, *aligned), dtype)
-        return tiled(lambda window, *rest: as_result(self.rollout(unit_window(window), *rest), dtype), x, *aligned,
-                     tile=self.tile, overlap=self.overlap)
+            return rollout(x, *aligned)
+        return tiled(lambda window, *rest: rollout(unit_window(window), *rest), x, *aligned, tile=self.tile,
+                     overlap=self.overlap)
 
-    def rollout(self, x: Tensor, prediction: Tensor | None = None) -> Tensor:
+    def rollout(self, x: Tensor, prediction: Tensor | None = None, *, actions: list[Tensor] | None = None) -> Tensor:
         """The greedy rollout of one batch (B, channels, H, W) on :attr:`device` (module docstring),
         whole: float32, clamped to [0, 1]. ``prediction``: the predictor's output for ``x`` (same
-        shape; None: computed here when the policy has a predictor)."""
+        shape; None: computed here when the policy has a predictor). ``actions``: a list that gets
+        each step's action ids, int64 (B, 1, H, W) (per pixel, block actions repeated over the block)."""
         image = self.transition.start(x)
         if prediction is None and self.predictor is not None:
             prediction = self.predictor(image)
@@ -343,10 +397,12 @@ class PolicyDenoiser(_PlanesDenoiser):
             seen = {"image": image, "prediction": prediction} if self.observe_prediction else {"image": image}
             out = self.policy(build_policy_input(seen)[0], None, hidden, full_resolution=not self.block_actions,
                               with_value=False)
-            actions = self.policy.predict(out)
+            chosen = self.policy.predict(out)
             if self.block_actions:
-                actions = blocks_to_pixels(actions, self.policy.downscale, size)
-            image = self.transition.step(image, actions, prediction)
+                chosen = blocks_to_pixels(chosen, self.policy.downscale, size)
+            if actions is not None:
+                actions.append(chosen)
+            image = self.transition.step(image, chosen, prediction)
             hidden = out.hidden
         return image.clamp(0.0, 1.0)
 
@@ -419,8 +475,19 @@ class RSERestorer(_PlanesDenoiser):
         self.channels: int = self.spec.channels
         self.label = "RSE-RL denoiser"
 
+    @property
+    def action_names(self) -> tuple[str, ...]:
+        """The sources a pixel can take most of (:data:`rlenhance.models.rse.SOURCES`; ``predict`` with a
+        predictor)."""
+        return SOURCES if self.model.predicted else SOURCES[:-1]
+
     def _denoise(self, x: Tensor, dtype: torch.dtype) -> Tensor:
         return as_result(self.model(unit_window(x), rounds=self.spec.rounds).clamp(0.0, 1.0), dtype)
+
+    def _denoise_traced(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        actions: list[Tensor] = []
+        out = self.model(x, rounds=self.spec.rounds, actions=actions).clamp(0.0, 1.0)
+        return out, torch.cat([dominant_source(a) for a in actions], dim=1)
 
 
 # --- one entry point ---------------------------------------------------------------------------------

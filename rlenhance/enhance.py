@@ -57,6 +57,7 @@ from rlenhance.ops import check_max_overshoot, le_curves_upsampled, native
 from rlenhance.ops.clean import DEFAULT_STRENGTH, bands, check_strength, clean_band
 from rlenhance.restore import SupervisedRestorer
 from rlenhance.runtime import flush_denormals, select_device
+from rlenhance.trace import ActionTrace
 from rlenhance.transitions import LowLightTransition
 
 #: The low-light model shipped with the package (trained by experiments.lol_train; see README).
@@ -258,8 +259,10 @@ class Enhancer:
         policy's 3 or 1 alpha channels). ``image``: float (1, 3, H, W) in [0, 1]."""
         return self._rollout(fit_longer_side(image, self.max_side), cond)
 
-    def _rollout(self, small: torch.Tensor, cond: torch.Tensor) -> list[torch.Tensor]:
-        """:meth:`alpha_maps` of the image at the working resolution, ``small``."""
+    def _rollout(self, small: torch.Tensor, cond: torch.Tensor, chosen: list[torch.Tensor] | None = None
+                 ) -> list[torch.Tensor]:
+        """:meth:`alpha_maps` of the image at the working resolution, ``small`` (``chosen``: as
+        :func:`greedy_rollout`'s)."""
         transition = self.transition
         fields = transition.cond_fields
         decoded = transition.decode(cond) if fields else None
@@ -269,7 +272,8 @@ class Enhancer:
 
         target = setting("exposure_target")
         return greedy_rollout(self.policy, small, cond, transition=transition, alpha_mode=self.alpha_mode,
-                              exposure_target=target, mean_limit=transition.limit(target, setting("w_exposure")))[1]
+                              exposure_target=target, mean_limit=transition.limit(target, setting("w_exposure")),
+                              chosen=chosen)[1]
 
     @torch.no_grad()
     def enhance_array(self, image: np.ndarray, *, dtype: type | np.dtype = np.float32,
@@ -348,14 +352,46 @@ class Enhancer:
             raise ImageError(f"mask: given, but {self.path} is a low-light policy that takes no mask")
         return self.enhance_array(image, dtype=dtype, **setting).image
 
+    @property
+    def action_values(self) -> tuple[float, ...]:
+        """The alphas a trace names (:meth:`restore_traced`): the alpha table of a discrete policy; for
+        a continuous one, :data:`CONTINUOUS_ALPHAS`."""
+        return self.transition.alpha_table if self.transition.action_type == "discrete" else CONTINUOUS_ALPHAS
 
+    def restore_traced(self, image: np.ndarray, *, mask: np.ndarray | None = None,
+                       **setting: float | None) -> tuple[np.ndarray, ActionTrace]:
+        """:meth:`restore` and what the policy did (:meth:`action_trace`)."""
+        return self.restore(image, mask=mask, **setting), self.action_trace(image, **setting)
+
+    @torch.no_grad()
+    def action_trace(self, image: np.ndarray, **setting: float | None) -> ActionTrace:
+        """What the policy does on ``image`` (as in :meth:`enhance_array`) with ``setting``
+        (:class:`~rlenhance.trace.ActionTrace`): at each step, the alpha it chooses for each block of its
+        working resolution (per alpha channel), before the channel coupling, damping and cap of the
+        step, as the nearest of :attr:`action_values` (a discrete policy's "mean" alpha is an
+        expectation over its table). From the torch rollout (:func:`greedy_rollout`), which
+        :meth:`enhance`'s equals within float rounding."""
+        if not (isinstance(image, np.ndarray) and image.dtype in (np.uint8, np.uint16)):
+            image = as_unit_float(image)
+        chosen: list[torch.Tensor] = []
+        small = _area_downscale(np.ascontiguousarray(image), self.max_side, self.strip_pixels)
+        self._rollout(small.to(self.device), self.cond(**setting), chosen=chosen)
+        values = torch.tensor(self.action_values, dtype=torch.float32, device=self.device)
+        ids = [(alpha[0, ..., None] - values).abs().argmin(dim=-1) for alpha in chosen]  # (C, h, w) each
+        names = tuple(f"α {v:+.2f}" for v in self.action_values)
+        return ActionTrace(names, torch.stack(ids).cpu().numpy().astype(np.int16), values=self.action_values)
+
+
+#: The alphas a continuous low-light policy's choices are shown as (:meth:`Enhancer.restore_traced`).
+CONTINUOUS_ALPHAS = tuple(round(a / 10, 1) for a in range(-10, 11))
 
 
 @torch.no_grad()
 def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Tensor | None, *,
                    transition: LowLightTransition, alpha_mode: str = "mean",
                    exposure_target: float | torch.Tensor | None = None,
-                   mean_limit: float | torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+                   mean_limit: float | torch.Tensor | None = None,
+                   chosen: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Run a low-light policy deterministically for ``transition.steps`` steps of ``transition``.
 
     A discrete policy's alpha is, with ``alpha_mode="mean"`` (default), the expectation
@@ -385,6 +421,8 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
         mean_limit: the cap: the highest image mean a step may reach (float or (B,),
             :meth:`~rlenhance.transitions.LowLightTransition.limit`), each step scaled down to stay at
             or below it (:func:`rlenhance.ops.cap_mean`); None: no cap.
+        chosen: a list that gets each step's alphas as the policy chose them, (B, C, h, w) at its
+            working resolution, before coupling, damping and the cap (the rollout then runs in torch).
 
     Returns:
         ``(enhanced, maps)``: the enhanced batch and the list of (B, C, H, W) alpha maps applied (C = 3,
@@ -394,8 +432,9 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
         raise ValueError(f"alpha_mode: expected one of {ALPHA_MODES}, got {alpha_mode!r}")
     exposure_target = exposure_target if transition.observe_exposure_gap else None
     alpha_table = transition.table(image.device)
-    fused = _native_rollout(policy, image, cond, transition=transition, alpha_table=alpha_table,
-                            alpha_mode=alpha_mode, exposure_target=exposure_target, mean_limit=mean_limit)
+    fused = None if chosen is not None else _native_rollout(
+        policy, image, cond, transition=transition, alpha_table=alpha_table, alpha_mode=alpha_mode,
+        exposure_target=exposure_target, mean_limit=mean_limit)
     if fused is not None:
         return fused
     original, current, hidden, maps = image, image, None, []
@@ -410,6 +449,8 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
         hidden = out.hidden
         # the policy's own decoding (PixelActorCritic.action_values); continuous actions are alpha in [-1, 1]
         alpha = policy.action_values(out, alpha_table, mode=alpha_mode)
+        if chosen is not None:
+            chosen.append(alpha)
         if policy.downscale > 1:
             alpha = policy.upsample(alpha, *current.shape[-2:])
         alpha, current = transition.step(current, alpha, mean_limit)

@@ -5,7 +5,9 @@ A restorer takes one image, float (H, W, C) in [0, 1] or uint8 / uint16 samples 
 RGB, checked by :func:`rlenhance.io.as_unit_float`), and the hole mask where its task has one, and
 returns the restored image, float32 (H, W, C) in [0, 1], or with ``dtype=np.uint8`` the levels
 :func:`rlenhance.io.save_image` writes of it: ``restore(image, *, mask=None, dtype=np.float32,
-**settings)``. Every method of :mod:`rlenhance.registry` loads as one (``registry.load(task, name)``):
+**settings)``. Every method of :mod:`rlenhance.registry` loads as one (``registry.load(task, name)``);
+the RL ones also say what their agent did, ``restore_traced(image, ...) -> (output, trace)``
+(:mod:`rlenhance.trace`):
 
 ===============================================  =================================================================
 restorer                                         what restores the image

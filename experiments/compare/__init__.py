@@ -66,11 +66,12 @@ that the ``rlenhance`` command and the app read too, and two kinds of evaluation
 * ``input``: the degraded input itself (the floor every method should beat);
 * ``rl`` (low light): the pixel-wise RL curve policy of ``experiments.lol_train`` (A3C or SAC)
   through :class:`rlenhance.Enhancer`, default the shipped model;
-* ``a3c``, ``sac`` (denoise), ``a3c`` (completion): pixel-wise RL policies through the env's own
-  transition (:func:`agents.rollout.load_rollout_policy`, checkpoints of ``experiments.denoise_train`` /
+* ``a3c``, ``sac`` (denoise), ``a3c`` (completion): pixel-wise RL policies through the library
+  (:class:`rlenhance.denoisers.PolicyDenoiser`, :class:`rlenhance.completion.PolicyCompleter`: the
+  checkpoint's transition, the env's step; checkpoints of ``experiments.denoise_train`` /
   ``experiments.completion_train``);
 * ``rse`` (denoise): the RSE-RL denoiser of ``experiments.rse_train``
-  (:func:`rlenhance.denoisers.load_rse`, its checkpoint's rounds);
+  (:class:`rlenhance.denoisers.RSERestorer`, its checkpoint's rounds);
 * ``mrpnet`` (low light, denoise), ``pixelrnn``, ``gated-pixelrnn``, ``unet`` (completion): supervised
   checkpoints of ``experiments.supervised_train`` through :class:`rlenhance.restore.SupervisedRestorer`;
 * ``ffdnet`` (denoise): a noise-map denoiser of ``experiments.supervised_train --model ffdnet``
@@ -107,11 +108,18 @@ the first image before, unless ``--no-warmup``). Written to ``--out``:
 * ``quality_vs_time.png``: mean PSNR (NIQE without references) against ms/image (log scale), one
   labelled point per method (:func:`experiments.plots.quality_vs_time`);
 * ``samples.png``: input | every method | reference (if any) for the first ``--samples`` images,
-  the method names as captions.
+  the method names as captions;
+* with RL methods (:mod:`experiments.compare.actions`): what their agents did, from each one's
+  :class:`rlenhance.trace.ActionTrace` of every image (run after, and apart from, the timed run):
+  ``actions.csv`` (per method, step and action: the share of pixel-steps that took it), report.md's
+  "Actions of the RL methods" (the share that took the predictor's pixel, and of each action taken)
+  and ``actions.png`` (every step's action map of the first ``--samples`` images, colour-coded, with
+  the legend of the actions and their shares).
 
 The package splits the work by job: :mod:`~experiments.compare.config` (arguments),
 :mod:`~experiments.compare.methods` (the methods, from the registry), :mod:`~experiments.compare.samples`
-(the images), :mod:`~experiments.compare.scoring` and :mod:`~experiments.compare.report`;
+(the images), :mod:`~experiments.compare.scoring`, :mod:`~experiments.compare.report` and
+:mod:`~experiments.compare.actions`;
 :func:`main` below wires them.
 """
 
@@ -124,6 +132,7 @@ from typing import Any
 
 import numpy as np
 
+from experiments.compare.actions import action_figure, actions_section, trace_methods, write_actions_csv
 from experiments.compare.config import Args, check_args, given_checkpoints, ignored_flags, requested_methods
 from experiments.compare.methods import TASK_METHODS, Method, build_methods
 from experiments.compare.report import LABELS, labelled_grid, write_csv, write_report
@@ -185,13 +194,17 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
               f"{np.nanmean([r[main_field] for r in method_rows]):.3f}, "
               f"{np.mean([r[TIMING_FIELD] for r in method_rows]):.1f} ms/image", flush=True)
 
+    traces = trace_methods(methods, samples)  # what the RL methods' agents did, after their timed runs
     summary = summarize(rows, methods, fields)
     paired = [entry for field in paired_fields(args.task, reference=reference)
               for entry in paired_differences(rows, args.paired_against, field)
               ] if args.paired_against in methods else []  # a method missing its checkpoint is listed as such
     report = write_report(out / "report.md", args=args, argv=argv, summary=summary, fields=fields, samples=samples,
-                          missing=missing, notes=notes, device=device, paired=paired)
+                          missing=missing, notes=notes, device=device, paired=paired, actions=actions_section(traces))
     write_csv(out / "results.csv", rows, fields)
+    if traces:
+        write_actions_csv(out / "actions.csv", traces)
+        save_image(out / "actions.png", action_figure(traces, samples, keep=keep))
     save_figure(quality_vs_time([(e["method"], e[TIMING_FIELD], e[main_field]) for e in summary
                                  if e["method"] != "input"], title=f"{args.task}: quality vs time",
                                 ylabel=LABELS[main_field] + (" (lower is better)" if main_field in LOWER_BETTER

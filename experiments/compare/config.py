@@ -78,7 +78,7 @@ class Args:
     limit: int = arg(0, "evaluate at most this many images (0: all)")
     seed: int = arg(0, "seed of the denoise noise (each image's from this seed and its file name, exactly as "
                        "experiments.denoise_train evaluates) and of torch")
-    samples: int = arg(3, "images shown in samples.png")
+    samples: int = arg(3, "images shown in samples.png (and actions.png)")
     paired_against: str | None = arg(None, "also report, for every other method, the per-image difference of the "
                                            "main scores to this method (hole PSNR for completion, PSNR for "
                                            "pairs, and NIQE and dark-area colour noise for lowlight): mean, "

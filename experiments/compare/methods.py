@@ -7,20 +7,24 @@ run on an image; the learned methods of rlenhance are :class:`rlenhance.restore.
 run through their one ``restore(image, *, mask=None)``:
 
 - :func:`enhancer_method`: the low-light policy (``rl``; lol_eval's ours), a :class:`rlenhance.Enhancer`;
-- :func:`rollout_method`: denoising and completion policies (``a3c``, ``sac``), an
-  :class:`agents.rollout.RolloutPolicy` (:func:`agents.rollout.load_rollout_policy`);
+- :func:`rollout_method`: denoising and completion policies (``a3c``, ``sac``), a
+  :class:`rlenhance.denoisers.PolicyDenoiser` or :class:`rlenhance.completion.PolicyCompleter` (the
+  checkpoint's transition, the env's step);
 - :func:`supervised_method`: the registry's supervised methods (``mrpnet``, ``pixelrnn``,
   ``gated-pixelrnn``, ``unet``; lol_eval's ``--combined``), a :class:`rlenhance.restore.SupervisedRestorer`;
 - :func:`ffdnet_method`: ``ffdnet``, a noise-map denoiser given the map of the noise level, a
   :class:`rlenhance.denoisers.NoiseLevelDenoiser`;
 - :func:`rse_method`: ``rse``, the RSE-RL denoiser of ``experiments.rse_train``
-  (:func:`rlenhance.denoisers.load_rse`);
+  (:class:`rlenhance.denoisers.RSERestorer`);
 - :func:`peer_method`: ``zero-dce``, ``zero-dce++`` and ``rellie`` (networks on tensors, adapted here);
 - :func:`baseline_method`: ``input`` and the registry's classical methods
   (:class:`rlenhance.registry.ClassicalRestorer`).
 
 :func:`build_methods` builds the methods of one task for ``experiments.compare``, reporting those
 without a checkpoint or optional package as missing.
+
+The RL methods also say what their agent did: :attr:`Method.trace`, their restorer's ``restore_traced``
+(:mod:`rlenhance.trace`), which :mod:`experiments.compare.actions` runs and reports.
 
 Channels: a learned model runs directly on images of its own planes, and a gray model (one plane)
 on RGB images restores R, G and B separately, a gray ``ffdnet`` the opponent colour planes (the
@@ -43,15 +47,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.rollout import load_rollout_policy
 from rlenhance import registry
 from rlenhance.baselines import estimate_noise_sigma
-from rlenhance.denoisers import load_denoiser, load_rse
+from rlenhance.completion import PolicyCompleter
+from rlenhance.denoisers import PolicyDenoiser, RSERestorer, load_denoiser
 from rlenhance.enhance import Enhancer
 from rlenhance.errors import CheckpointError
 from rlenhance.io import tensor_to_image
 from rlenhance.models.peers import load_rellie, load_zero_dce, load_zero_dcepp, rellie_enhance
 from rlenhance.restore import SupervisedRestorer
+from rlenhance.trace import ActionTrace
 
 TASKS = registry.TASKS
 #: Tasks whose learned networks ``--ensemble`` self-ensembles (:func:`build_methods`).
@@ -103,6 +108,8 @@ class Method:
         params: number of learned parameters; None for methods that learn nothing.
         source: the checkpoint it was loaded from ("" for classical methods and shipped models).
         note: how it runs where that is not plain (:data:`PER_CHANNEL_NOTE`), shown in the report.
+        trace: an RL method's ``run`` that also returns what its agent did, ``(input, *, mask) ->
+            (output, trace)`` (:class:`rlenhance.trace.ActionTrace`); None for other methods.
     """
 
     name: str
@@ -110,6 +117,7 @@ class Method:
     params: int | None = None
     source: str = ""
     note: str = ""
+    trace: Callable[..., tuple[np.ndarray, ActionTrace]] | None = None
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -170,33 +178,37 @@ def enhancer_method(name: str, path: str | Path | None, device: torch.device, *,
     enhancer = Enhancer(path, device=str(device), steps=steps, denoiser=denoiser, alpha_mode=alpha_mode,
                         denoise=denoise, noise_sigma=noise_sigma)
     return Method(name, partial(enhancer.restore, exposure=exposure), count_parameters(enhancer.policy),
-                  str(path) if path is not None else "")
+                  str(path) if path is not None else "", trace=partial(enhancer.restore_traced, exposure=exposure))
 
 
 def rollout_method(name: str, path: Path, device: torch.device, *, task: str, channels: int | None = None,
                    ensemble: int = 1) -> Method:
-    """A denoising / completion policy of ``experiments.denoise_train`` / ``completion_train``, run
-    through its env's own transition (:meth:`agents.rollout.RolloutPolicy.restore`: the reference
-    slot of the env gets the input; methods never see the reference), on images of ``channels``
-    planes (:func:`channel_note`; None: not checked), its predictor with the self-``ensemble``
-    given (:func:`agents.rollout.load_rollout_policy`).
+    """A denoising / completion policy of ``experiments.denoise_train`` / ``completion_train`` through
+    the library (:class:`rlenhance.denoisers.PolicyDenoiser`, :class:`rlenhance.completion.PolicyCompleter`:
+    greedy steps of the checkpoint's transition, the env's own step), on images of ``channels``
+    planes (:func:`channel_note`; a gray policy denoises R, G and B separately), its predictor with
+    the self-``ensemble`` given. Its size counts the predictor's network with the policy's.
 
     Raises:
         CheckpointError: a policy of another task, or a colour policy for gray images.
         ValueError: an ``ensemble`` other than 1 for a policy without a predictor.
     """
-    policy = load_rollout_policy(path, device=device, ensemble=ensemble)
-    trained_for = policy.spec.task
-    if trained_for != task:
-        raise CheckpointError(f"--{name} {path}: a policy of task {trained_for!r}; this needs a {task} policy")
-    note = channel_note(name, path, policy.channels, channels)
-    return Method(name, policy.restore, sum(count_parameters(net) for net in policy.networks), str(path), note)
+    if task == "completion":
+        restorer = PolicyCompleter(path, device=device, ensemble=ensemble)
+        run, trace = restorer.restore, restorer.restore_traced
+    else:
+        restorer = PolicyDenoiser(path, device=device, ensemble=ensemble)
+        run, trace = partial(restorer.restore, per_channel=True), partial(restorer.restore_traced, per_channel=True)
+    note = channel_note(name, path, restorer.channels, channels)
+    predictor = restorer.predictor
+    params = count_parameters(restorer.policy) + (count_parameters(predictor.model) if predictor is not None else 0)
+    return Method(name, run, params, str(path), note, trace)
 
 
 def rse_method(name: str, path: str | Path, device: torch.device, *, channels: int | None = None,
                ensemble: int = 1) -> Method:
     """The RSE-RL denoiser of an ``experiments.rse_train`` checkpoint
-    (:func:`rlenhance.denoisers.load_rse`, with its predictor if it was trained with one), its
+    (:class:`rlenhance.denoisers.RSERestorer`, with its predictor if it was trained with one), its
     spec's rounds applied to the whole image (its predictor with the self-``ensemble`` given), on
     images of ``channels`` planes (:func:`channel_note`; a gray model denoises R, G and B as a
     batch of three gray images).
@@ -205,20 +217,14 @@ def rse_method(name: str, path: str | Path, device: torch.device, *, channels: i
         CheckpointError: not an RSE-RL checkpoint, or a colour model for gray images.
         ValueError: an ``ensemble`` other than 1 for a model without a predictor.
     """
-    model, spec = load_rse(path, device=device, ensemble=ensemble)
+    restorer = RSERestorer(path, device=device, ensemble=ensemble)
+    model, spec = restorer.model, restorer.spec
     note = channel_note(name, path, spec.channels, channels)
-
-    def run(image: np.ndarray, *, mask: np.ndarray | None = None) -> np.ndarray:
-        planes = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).to(device)
-        batch = planes[:, None] if spec.channels == 1 else planes[None]  # gray: one image per plane
-        with torch.no_grad():
-            out = model(batch, rounds=spec.rounds).clamp(0.0, 1.0)
-        return tensor_to_image(out[:, 0] if spec.channels == 1 else out[0])
-
     predictor = model.rounds[0].predictor  # rse_train --predictor: counted with the rounds, as a policy's is
     used = sum(count_parameters(stage) for stage in model.rounds[:spec.rounds]) \
         + (count_parameters(predictor.model) if predictor is not None else 0)
-    return Method(name, run, used, str(path), note)
+    return Method(name, partial(restorer.restore, per_channel=True), used, str(path), note,
+                  partial(restorer.restore_traced, per_channel=True))
 
 
 def supervised_method(name: str | None, path: str | Path, device: torch.device, *, task: str,

@@ -112,8 +112,10 @@ def protocol(args: Args, fields: Sequence[str]) -> str:
 
 def write_report(path: Path, *, args: Args, argv: Sequence[str], summary: Sequence[Mapping[str, Any]],
                  fields: Sequence[str], samples: Sequence[Sample], missing: Mapping[str, str],
-                 notes: Sequence[str], device: torch.device, paired: Sequence[Mapping[str, Any]] = ()) -> str:
-    """report.md (atomically); returns its text."""
+                 notes: Sequence[str], device: torch.device, paired: Sequence[Mapping[str, Any]] = (),
+                 actions: str = "") -> str:
+    """report.md (atomically); returns its text. ``actions``: the section on the RL methods' actions
+    (:func:`experiments.compare.actions.actions_section`), after the paired one."""
     what = f"{len(samples)} image(s) of {data_label(args)} (split {resolved_split(args)}, split seed " \
            f"{args.split_seed})"
     if args.task == "denoise":
@@ -134,6 +136,8 @@ def write_report(path: Path, *, args: Args, argv: Sequence[str], summary: Sequen
                   "| method | score | mean difference | better on |", "|---|---|---|---|",
                   *[f"| {e['method']} | {LABELS[e['field']]} | {e['mean']:+.3f} ± {_fmt(e['sem'], 3)} | "
                     f"{e['better']} of {e['images']} |" for e in paired], ""]
+    if actions:
+        lines += [actions]
     sources = [f"- {entry['method']}: `{entry['source']}`" + (f" ({entry['note']})" if entry.get("note") else "")
                for entry in summary if entry.get("source")]
     if sources:

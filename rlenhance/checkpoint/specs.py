@@ -255,8 +255,8 @@ class LowLightPolicySpec(CheckpointSpec):
         setting_ranges: ``{name: (low, high)}``: the settings (``cond_fields`` names) the policy
             was trained to follow and the range each was drawn from; any other setting was fixed
             at its ``setting`` value. Empty when not ``conditioned``.
-        blur_sigma: the sigma (px) of the Enhancer's default Gaussian blur of its result (chosen after
-            training); None or 0: none.
+        blur_sigma: a blur (px) the file records; nothing applies it (``experiments.lol_train`` writes
+            None).
         env_kwargs: the rest of the training env's keyword arguments (the reward's, the crop, the
             episode lengths; JSON-able): :func:`envs.env_kwargs_for_checkpoint` rebuilds the env
             from them, the transition and the setting.

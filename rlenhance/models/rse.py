@@ -51,10 +51,12 @@ Predictor = Callable[[Tensor], Tensor]
 __all__ = [
     "ACTION_MAPS",
     "BLEND_ACTIONS",
+    "SOURCES",
     "LatentBank",
     "RSEBlend",
     "RSEDenoiser",
     "RSERound",
+    "dominant_source",
     "rse_blend",
 ]
 
@@ -64,6 +66,9 @@ BLEND_ACTIONS = (
     (1, "mix", "target = the VAE's reconstruction .. the decoded clean-neighbour mean"),
     (2, "predict", "target = that mix .. the predictor's output (rounds with a predictor only)"),
 )
+#: Where the new pixel of a blend comes from (:func:`dominant_source`): the pixel itself, the VAE's
+#: reconstruction, the decoded clean-neighbour mean, the predictor's output (with a predictor).
+SOURCES = ("keep", "vae", "neighbours", "predict")
 #: Action maps per pixel (shared by the colour channels), without a predictor: one per candidate.
 ACTION_MAPS = 2
 #: Candidate images a round computes: the VAE reconstruction and the clean-neighbour decoding
@@ -115,6 +120,25 @@ def rse_blend(image: Tensor, candidates: Tensor, actions: Tensor) -> Tensor:
     if n > CANDIDATES:
         target = torch.lerp(target, parts[2], weights[2])
     return torch.lerp(image, target, weights[0])
+
+
+def dominant_source(actions: Tensor) -> Tensor:
+    """The source of most of each new pixel of :func:`rse_blend` (an index of :data:`SOURCES`): the
+    largest of the weights ``1 - t`` (keep), ``t (1 - m) (1 - p)`` (vae), ``t m (1 - p)`` (neighbours)
+    and ``t p`` (predict; ``p = 0`` without a predictor's action).
+
+    Args:
+        actions: float (B, n, H, W) in [-1, 1], n = 2 or 3.
+
+    Returns:
+        int64 (B, 1, H, W).
+    """
+    weights = ((actions + 1.0) * 0.5).clamp(0.0, 1.0)
+    t, m = weights[:, 0:1], weights[:, 1:2]
+    p = weights[:, 2:3] if actions.shape[1] > CANDIDATES else torch.zeros_like(t)
+    shares = [1.0 - t, t * (1.0 - m) * (1.0 - p), t * m * (1.0 - p)] + ([t * p] if actions.shape[1] > CANDIDATES
+                                                                         else [])
+    return torch.cat(shares, dim=1).argmax(dim=1, keepdim=True)
 
 
 class RSEBlend(nn.Module):
@@ -312,11 +336,15 @@ class RSERound(nn.Module):
         return torch.tanh(self.policy(self.policy_input(images, candidates)).mean)
 
     @torch.no_grad()
-    def forward(self, images: Tensor, steps: int = 1) -> Tensor:
-        """Enhance a batch: ``steps`` greedy blend steps, the candidates recomputed before each."""
+    def forward(self, images: Tensor, steps: int = 1, actions: list[Tensor] | None = None) -> Tensor:
+        """Enhance a batch: ``steps`` greedy blend steps, the candidates recomputed before each.
+        ``actions``: a list that gets each step's actions (B, n, H, W)."""
         for _ in range(int(steps)):
             candidates = self.candidates(images)
-            images = rse_blend(images, candidates, self.act(images, candidates))
+            chosen = self.act(images, candidates)
+            if actions is not None:
+                actions.append(chosen)
+            images = rse_blend(images, candidates, chosen)
         return images
 
 
@@ -368,11 +396,12 @@ class RSEDenoiser(ArchMixin, nn.Module):
             object.__setattr__(stage, "predictor", predictor)
 
     @torch.no_grad()
-    def forward(self, images: Tensor, rounds: int | None = None) -> Tensor:
-        """Apply the first ``rounds`` rounds (None: all held) to a batch (B, C, H, W)."""
+    def forward(self, images: Tensor, rounds: int | None = None, actions: list[Tensor] | None = None) -> Tensor:
+        """Apply the first ``rounds`` rounds (None: all held) to a batch (B, C, H, W). ``actions``: a
+        list that gets the actions (B, n, H, W) of every step of every round, in order."""
         rounds = self.max_rounds if rounds is None else int(rounds)
         if not 1 <= rounds <= self.max_rounds:
             raise ValueError(f"RSEDenoiser: rounds={rounds!r}; expected 1..{self.max_rounds}")
         for stage in self.rounds[:rounds]:
-            images = stage(images, self.steps)
+            images = stage(images, self.steps, actions)
         return images

@@ -69,6 +69,23 @@ def test_denoise_rollout_equals_stepping_the_env_by_hand():
                        by_hand(policy, venv, options, 1, argmax))
 
 
+def test_the_actions_of_each_step_come_with_the_images():
+    """with_actions: the images are the same and each step's actions are the greedy ones stepped by hand."""
+    venv = DenoiseVectorEnv(num_envs=2, crop=16, max_episode_steps=3, data=tiny_data(1))
+    policy = policy_for(venv)
+    clean, noisy = noisy_pair((2, 1, 16, 16), seed=1)
+    options = {"clean": clean, "noisy": noisy}
+    taken = []
+    expected = by_hand(policy, venv, options, 3, lambda out: taken.append(argmax(out)) or taken[-1])
+    image, actions = policy_rollout(policy, venv.task, options, with_actions=True)
+    assert torch.equal(image, expected) and actions.dtype == torch.uint8 and actions.shape == (2, 3, 1, 16, 16)
+    assert torch.equal(actions.long(), torch.stack(taken, 1))
+    assert len(set(actions.flatten().tolist())) > 1  # a policy that varies its actions
+    items = [{"clean": clean[i], "noisy": noisy[i]} for i in range(2)]
+    for (out, acts), i in zip(rollout_images(policy, venv, items, with_actions=True), range(2)):
+        assert torch.equal(acts, actions[i]) and out.shape == (1, 16, 16)
+
+
 def test_other_image_sizes_and_the_task_is_left_untouched():
     train_env = DenoiseVectorEnv(num_envs=3, crop=16, max_episode_steps=2, data=tiny_data(1))
     obs, _ = train_env.reset(seed=5)

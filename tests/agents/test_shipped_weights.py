@@ -106,9 +106,9 @@ def _supervised(task: str):
 #: file name -> the loader it is shipped for (what the CLI, compare and the docs use).
 LOADERS = {
     "lowlight_a3c.pt": _enhancer,                      # Enhancer, `rlenhance enhance`
-    "a3c_denoise.pt": _rollout_denoiser,               # agents.rollout.load_rollout_policy, compare's a3c
-    "sac_denoise.pt": _rollout_denoiser,               # compare's sac
-    "a3c_completion.pt": _rollout_completer,           # compare's a3c (completion)
+    "a3c_denoise.pt": _rollout_denoiser,               # agents.rollout.load_rollout_policy (the env's rollout)
+    "sac_denoise.pt": _rollout_denoiser,
+    "a3c_completion.pt": _rollout_completer,
     "mrpnet_denoise.pt": _supervised("denoise"),       # SupervisedRestorer, `rlenhance denoise`
     "mrpnet_lowlight.pt": _supervised("lowlight"),     # `rlenhance enhance --model mrpnet`, --init-backbone
     "pixelrnn_completion.pt": _supervised("completion"),

@@ -223,6 +223,53 @@ def test_each_task_writes_the_four_files_with_a_row_per_image_and_method(tiny, r
     assert grid.shape[1] == shown * 160 + (shown - 1) * 4
 
 
+RL_METHODS = {"lowlight": "rl", "denoise": "a3c", "completion": "a3c"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", sorted(EXPECTED))
+def test_rl_methods_report_the_share_of_each_action_over_all_pixel_steps(tiny, runs, task):
+    """actions.csv: per RL method, step and action, the pixel-steps that took it, pooled over the images
+    (completion: the hole's pixels only); report.md's section says the same; actions.png shows the maps."""
+    folder = tiny["base"] / f"{task}_out"
+    name = RL_METHODS[task]
+    with open(folder / "actions.csv", newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["method"] == name]
+    assert {row["method"] for row in rows} == {name}
+    steps = sorted({row["step"] for row in rows} - {"all"}, key=int)
+    assert steps == [str(k) for k in range(1, len(steps) + 1)] and steps
+    for step in ["all", *steps]:
+        mine = [row for row in rows if row["step"] == step]
+        assert sum(float(row["share"]) for row in mine) == pytest.approx(1.0)
+        total = sum(int(row["pixel_steps"]) for row in mine)
+        for row in mine:
+            assert float(row["share"]) == pytest.approx(int(row["pixel_steps"]) / total)
+    samples = load_samples(Args(task=task, data=str(tiny["base"] / {"lowlight": "lowlight", "denoise": "clean",
+                                                                     "completion": "occluded"}[task]), split="all"))
+    pixel_steps = sum(int(row["pixel_steps"]) for row in rows if row["step"] == "all")
+    if task == "completion":  # the hole's pixels, at every step
+        assert pixel_steps == len(steps) * sum(int(s.mask.sum()) for s in samples)
+    elif task == "denoise":  # every pixel of the gray images
+        assert pixel_steps == len(steps) * sum(s.input.shape[0] * s.input.shape[1] for s in samples)
+    report = (folder / "report.md").read_text()
+    assert "## Actions of the RL methods" in report and f"### {name}" in report
+    top = max((row for row in rows if row["step"] == "all"), key=lambda row: float(row["share"]))
+    assert f"| {top['action']} | {100 * float(top['share']):.1f}%" in report
+    picture = load_image(folder / "actions.png")
+    assert picture.shape[1] == (len(steps) + 1) * 160 + len(steps) * 4  # input | one map per step
+
+
+def test_the_actions_section_never_rounds_a_share_to_all_or_nothing():
+    from experiments.compare.actions import actions_section
+    from rlenhance.trace import ActionTrace
+
+    maps = np.full((1, 1, 100, 100), 1, np.int16)
+    maps[0, 0, 0, 0] = 0  # one pixel of 10,000 keeps: predict 99.99%, not 100.0%
+    section = actions_section({"a3c": [ActionTrace(("keep", "predict"), maps)]})
+    assert "| a3c | 2 | 1 | 10,000 | 99.9900% | predict (99.9900%) |" in section
+    assert "| keep | 0.0100% | 0.0100% |" in section and actions_section({}) == ""
+
+
 @pytest.mark.slow
 def test_learned_methods_report_their_parameter_count(tiny, runs):
     summary = {entry["method"]: entry for entry in runs["lowlight"][0]}

@@ -89,6 +89,37 @@ def test_run_folder_contents(tiny_run, data):
     assert "| episodes |" in (tiny_run / "summary.md").read_text()
 
 
+def test_the_sample_grid_shows_each_images_actions_at_the_first_and_last_step_and_evaluation_shows_progress(
+        data):
+    import envs
+    from agents.rollout import policy_rollout
+    from experiments.rl_common import make_agent
+    from experiments.run_files import action_map
+    from rlenhance.data import occluded_test_set
+
+    cfg = completion_train.parse_args(tiny_args(data, "unused"))
+    _, val_set, _ = completion_train.open_data(cfg)
+    images = occluded_test_set(val_set, occlusion=cfg.task.occlusion, seed=cfg.task.occlusion_seed,
+                               device=torch.device("cpu"), limit=0, max_side=cfg.task.eval_size)
+    venv = envs.make_vec(completion_train.ENV_ID, num_envs=1, **completion_train.env_kwargs(cfg))
+    torch.manual_seed(0)
+    policy = make_agent(cfg, venv, steps=cfg.task.steps).policy.eval()
+    with torch.no_grad():  # a policy whose actions vary over the image
+        policy.policy_head.weight.normal_(0, 2.0)
+    shown = []  # the evaluation's progress: the rollouts' batches and the scored images under bars
+    _, rows = completion_train.evaluate(policy, venv.task, images, cfg,
+                                        track=lambda items, desc: shown.append((desc, len(items))) or items)
+    assert shown == [("rollouts", -(-len(images) // cfg.run.eval_batch)), ("scores", len(images))]
+    assert completion_train.grid_captions(cfg) == ("occluded", "output", "original", "actions, step 1",
+                                                   "actions, step 2", "key")
+    assert [len(row) for row in rows] == [6, 5]  # --samples 2; the key after the first row
+    first = images[0]
+    _, actions = policy_rollout(policy, venv.task, {"occluded": first.occluded, "original": first.original,
+                                                    "mask": first.mask}, steps=2, with_actions=True)
+    assert torch.equal(rows[0][3], action_map(actions[0, 0], venv.task.actions))
+    assert torch.equal(rows[0][4], action_map(actions[0, 1], venv.task.actions))
+
+
 def test_hole_metrics_match_a_reference(tiny_run, data):
     """The starting fill's hole PSNR against a numpy / skimage computation on the held-out pairs."""
     from rlenhance.ops.fill import diffusion_fill

@@ -35,6 +35,10 @@ class Inner:
     """a choice"""
     on: bool = True
     """a switch"""
+    path: str | None = "file.pt"
+    """a file (none: no file)"""
+    limit: int | None = 5
+    """a limit (none: no limit)"""
 
 
 @dataclass(frozen=True)
@@ -75,8 +79,18 @@ def test_set_reads_each_type(text, value):
     assert config.get_path(parse("--set", text), key) == value
 
 
+@pytest.mark.parametrize("key", ["inner.path", "inner.limit", "inner.cap"])
+@pytest.mark.parametrize("spelling", ["none", "None", "NULL", " null "])
+def test_none_sets_an_optional_setting_of_any_type_to_none(key, spelling):
+    assert config.get_path(parse("--set", f"{key}={spelling}"), key) is None
+    flags = {"path": "inner.path", "limit": "inner.limit", "cap": "inner.cap"}
+    flagged = config.parse(Outer, [f"--{key.split('.')[1]}", spelling], flags=flags)
+    assert config.get_path(flagged, key) is None
+    assert parse("--set", f"name={spelling}").name.strip() == spelling.strip()  # a plain str keeps the word
+
+
 @pytest.mark.parametrize("argv, message", [
-    (["--set", "inner.cout=1"], "unknown setting 'inner.cout'; inner has: cap, count, mode, on, span"),
+    (["--set", "inner.cout=1"], "unknown setting 'inner.cout'; inner has: cap, count, limit, mode, on, path, span"),
     (["--set", "inner.count=1.5"], r"inner.count: expected an integer, got '1.5'"),
     (["--set", "inner.span=1,2,3"], "inner.span: expected 2 values"),
     (["--set", "inner.mode=c"], "inner.mode: 'c' is not one of a, b"),
@@ -97,7 +111,8 @@ def test_print_config_is_a_config_file_that_gives_the_same_config(tmp_path, caps
     path = tmp_path / "c.json"
     path.write_text(printed)
     assert parse("--config", str(path)) == parse("--preset", "big", "--set", "inner.cap=none")
-    assert json.loads(printed)["inner"] == {"count": 10, "span": [0.5, 2.0], "cap": None, "mode": "a", "on": True}
+    assert json.loads(printed)["inner"] == {"count": 10, "span": [0.5, 2.0], "cap": None, "mode": "a", "on": True,
+                                            "path": "file.pt", "limit": 5}
 
 
 def test_a_missing_or_broken_file_is_named(tmp_path):

@@ -87,6 +87,37 @@ def test_run_folder_contents(tiny_run):
     assert "best.pt picked on the validation split" in summary
 
 
+def test_the_sample_grid_shows_each_images_actions_at_the_first_and_last_step_and_evaluation_shows_progress(
+        folders):
+    from agents.rollout import policy_rollout
+    from experiments.run_files import action_map
+    from experiments.sigmas import noisy_test_sets
+
+    cfg = denoise_train.parse_args(tiny_args(folders, "unused"))
+    _, val_set, _ = denoise_train.open_data(cfg)
+    images = noisy_test_sets(val_set, denoise_train.sigma_value(cfg), seed=0, device=torch.device("cpu"), limit=0)
+    venv = envs.make_vec(denoise_train.ENV_ID, num_envs=1, **denoise_train.env_kwargs(cfg))
+    torch.manual_seed(0)
+    policy = make_agent(cfg, venv, steps=cfg.task.steps).policy.eval()
+    with torch.no_grad():  # a policy whose actions vary over the image
+        policy.policy_head.weight.normal_(0, 2.0)
+    shown = []  # the evaluation's progress: the rollouts' batches and the scored images under bars
+    _, rows = denoise_train.evaluate(policy, venv.task, images, cfg,
+                                     track=lambda items, desc: shown.append((desc, len(items))) or items)
+    count = len(next(iter(images.values())))
+    assert [desc for desc, _ in shown] == ["rollouts", "scores at sigma 25"] and shown[1][1] == count
+    assert denoise_train.grid_captions(cfg) == ("noisy", "output", "clean", "actions, step 1", "actions, step 2",
+                                                "key")
+    assert len(rows[0]) == 6 and all(len(row) == 5 for row in rows[1:])  # the key after the first row
+    first = next(iter(images.values()))[0]
+    _, actions = policy_rollout(policy, venv.task, {"clean": first.clean, "noisy": first.noisy}, steps=2,
+                                with_actions=True)
+    assert torch.equal(rows[0][3], action_map(actions[0, 0], venv.task.actions))
+    assert torch.equal(rows[0][4], action_map(actions[0, 1], venv.task.actions))
+    assert len(rows[0][3].flatten(1).unique(dim=1).T) > 1  # several actions, several colours
+    assert rows[0][5].shape[1] <= first.noisy.shape[1]  # the key fits beside the image
+
+
 def test_best_is_chosen_on_the_validation_split_never_on_the_test_images(folders, tmp_path, monkeypatch):
     """With --test, a validation split of --data is still held out and picks best.pt; the --test
     images are scored at the same evaluations under test/... only. Rigged scores make the two
@@ -145,7 +176,8 @@ def test_test_noise_depends_on_the_image_name_only(folders):
 
 
 def test_best_checkpoint_restores_the_whole_test_images(tiny_run, folders):
-    """agents.rollout.load_rollout_policy (what experiments.compare uses) reproduces the logged PSNR."""
+    """agents.rollout.load_rollout_policy (the env's rollout, which the library's PolicyDenoiser equals)
+    reproduces the logged PSNR."""
     best = load_checkpoint(Path(tiny_run) / "checkpoints" / "best.pt")
     restorer = load_rollout_policy(Path(tiny_run) / "checkpoints" / "best.pt")
     images = noisy_test_set(UnpairedImages(folders / "test", gray=True), SIGMA, seed=0)

@@ -574,7 +574,8 @@ def test_the_cap_is_the_shipped_models_recorded_for_inference_never_in_training(
     shipped = Enhancer(device="cpu").spec.transition
     default = lol_train.parse_args(args)
     assert default.task.max_overshoot == shipped.max_overshoot and shipped.overshoot_reference is not None
-    assert "max_overshoot" not in lol_train.env_kwargs(default)  # the shipped policy was trained without it
+    training = envs.make_vec(lol_train.ENV_ID, num_envs=1, device="cpu", **lol_train.env_kwargs(default))
+    assert training.task.transition.max_overshoot is None  # the shipped policy was trained without it
     out = lol_train.main([*args, *S("task.max_overshoot=0.05"), "--out", str(tmp_path / "cap")])
     path = out / "checkpoints" / "best.pt"
     spec = load_checkpoint(path)["extra"]["spec"].transition
@@ -590,19 +591,57 @@ def test_the_cap_is_the_shipped_models_recorded_for_inference_never_in_training(
         lol_train.parse_args([*args, *S("ranges.w_exposure=0,1000")])
 
 
-def test_blur_sigma_is_recorded_for_the_enhancer_and_the_rellie_preset_has_none(tmp_path):
+def test_a_training_step_lifts_by_the_uncapped_curve_and_earns_the_drop_of_the_loss():
+    """One step of the default run's training env with a fixed action map on a grey crop at the default setting:
+    the curve LE(s) = s + alpha s (1 - s) with alpha 1 lifts 0.3 to 0.51, past the cap's 0.44 (0.4 + 0.04), which
+    training never applies; the reward is the drop of the loss, here its exposure terms alone (a grey, flat image
+    has no colour or spatial loss): w_exposure (1 + exposure_mean) ((0.3 - 0.4)^2 - (0.51 - 0.4)^2)."""
     from experiments import lol_train
 
-    args = list(TINY)
-    args[args.index("--episodes") + 1] = "1"
-    parsed = lol_train.parse_args(args)
-    assert parsed.task.blur_sigma == 0.65  # the shipped model's, by default
-    path = lol_train.main([*args, *S("task.blur_sigma=1.2"), "--out", str(tmp_path / "b")]) / "checkpoints" / "best.pt"
-    assert load_checkpoint(path)["extra"]["spec"].blur_sigma == 1.2
-    assert lol_train.parse_args(["--preset", "rellie"]).task.blur_sigma == 0.0
-    for bad in ("-1", "4", "nan"):
-        with pytest.raises(ValueError, match="task.blur_sigma: expected the blur's sigma in pixels"):
-            lol_train.parse_args([*args, *S(f"task.blur_sigma={bad}")])
+    cfg = lol_train.parse_args([])
+    r = cfg.reward
+    venv = envs.make_vec(lol_train.ENV_ID, num_envs=2, device="cpu", **{**lol_train.env_kwargs(cfg), "crop": 16})
+    venv.reset(seed=0, options={"low": torch.full((2, 3, 16, 16), 0.3), "cond": venv.task.setting_cond(2)})
+    top = len(venv.task.action_values) - 1
+    assert venv.task.action_values[top] == 1.0
+    obs, reward, *_, info = venv.step(torch.full((2, 1, 16, 16), top))
+    assert torch.allclose(obs["image"], torch.full_like(obs["image"], 0.51), atol=1e-6)
+    e = r.exposure_target
+    expected = r.w_exposure * (1.0 + r.exposure_mean) * ((0.3 - e) ** 2 - (0.51 - e) ** 2)
+    assert torch.allclose(info["reward_map"], torch.full_like(info["reward_map"], expected), atol=1e-3)
+    assert torch.allclose(torch.as_tensor(reward, dtype=torch.float32), torch.full((2,), expected), atol=1e-3)
+
+
+def test_the_blur_is_no_setting():
+    """Nothing blurs an enhanced image: no setting records a blur."""
+    from experiments import lol_train
+
+    with pytest.raises(ValueError, match="blur_sigma"):
+        lol_train.parse_args([*TINY, *S("task.blur_sigma=0.65")])
+
+
+def test_the_sample_grid_shows_the_alpha_maps_of_the_first_and_last_step_and_evaluation_shows_progress():
+    from experiments import lol_train
+    from experiments.rl_common import make_agent
+    from experiments.run_files import heatmap
+
+    cfg = lol_train.parse_args([*TINY, "--preset", "rellie", *S("task.policy_side=48")])
+    venv = envs.make_vec(lol_train.ENV_ID, num_envs=1, **lol_train.env_kwargs(cfg))
+    _, low, high = lol_train.load_validation(cfg, torch.device("cpu"))
+    policy = make_agent(cfg, venv, steps=cfg.task.steps, keys=("image", "original", "exposure_gap"),
+                        cond_film=cfg.reward.conditioned).policy.eval()
+    shown = []  # the evaluation's progress: every batch of images under a bar
+    _, rows = lol_train.evaluate(policy, venv.task, cfg, low, high,
+                                 track=lambda items, desc: shown.append((desc, len(items))) or items)
+    assert shown == [("validation", -(-low.shape[0] // cfg.run.eval_batch))]
+    assert lol_train.grid_captions(cfg) == ("input", "output", "reference", "alpha, step 1", "alpha, step 2", "key")
+    assert lol_train.grid_captions(cfg, references=False)[:3] == ("input", "output", "alpha, step 1")
+    assert [len(row) for row in rows] == [6, 5]  # --samples 2; the key after the first row
+    _, maps = lol_train.rollout_at(policy, venv.task, cfg, low[:1])
+    low_alpha, high_alpha = lol_train.alpha_range(lol_train.inference_spec(cfg, venv.task).transition)
+    assert (low_alpha, high_alpha) == pytest.approx((-0.3, 1.0))  # ReLLIE's table
+    torch.testing.assert_close(rows[0][3], heatmap(maps[0][0].mean(0), low_alpha, high_alpha))
+    torch.testing.assert_close(rows[0][4], heatmap(maps[-1][0].mean(0), low_alpha, high_alpha))
 
 
 @pytest.mark.parametrize("preset", [[], ["--preset", "rellie"]])

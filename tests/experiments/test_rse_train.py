@@ -91,13 +91,38 @@ def test_ctrl_c_saves_and_resume_continues_the_vae_exactly(folders, tmp_path, si
         rse_train.main(tiny(folders, tmp_path / "stopped", *args_one_round))
     undo()
     last = load_checkpoint(tmp_path / "stopped" / "checkpoints" / "last.pt")
-    assert last["extra"]["progress"]["phase"] == "vae" and last["extra"]["progress"]["step"] == 3
+    progress = last["extra"]["state"]["progress"]
+    assert progress["phase"] == "vae" and progress["step"] == 3
     resumed = rse_train.main(tiny(folders, tmp_path / "stopped", *args_one_round, "--resume"))
     a = load_checkpoint(Path(straight) / "checkpoints" / "best.pt")["state_dict"]
     b = load_checkpoint(Path(resumed) / "checkpoints" / "best.pt")["state_dict"]
     for key in (k for k in a if ".vae." in k or ".bank." in k):
         assert torch.equal(a[key], b[key]), key
     assert (Path(resumed) / "summary.md").is_file()
+
+
+def _values(path: Path) -> list[dict[str, str]]:
+    """A metrics file's rows without the wall-clock columns."""
+    with open(path) as handle:
+        return [{k: v for k, v in row.items() if v and not k.endswith(("wall_time", "seconds", "ms_per_image"))}
+                for row in csv.DictReader(handle)]
+
+
+def test_a_run_stopped_in_its_second_round_resumes_to_the_same_metrics(folders, tmp_path, signal_on_call):
+    """Ctrl-C during round 2's VAE: --resume recomputes round 1's outputs (round 2's inputs) and goes on
+    through the one loop's resume; metrics.csv and train.csv end as an uninterrupted run's."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        straight = Path(rse_train.main(tiny(folders, tmp_path / "straight")))
+        undo = signal_on_call(rse_train, "vae_loss", 8)  # round 1: 6 VAE steps; round 2's second
+        with pytest.raises(Interrupted, match="--resume"):
+            rse_train.main(tiny(folders, tmp_path / "stopped"))
+        undo()
+        progress = load_checkpoint(tmp_path / "stopped" / "checkpoints" / "last.pt")["extra"]["state"]["progress"]
+        assert (progress["round"], progress["phase"], progress["step"]) == (1, "vae", 2)
+        resumed = Path(rse_train.main(tiny(folders, tmp_path / "stopped", "--resume")))
+    for name in ("metrics.csv", "train.csv"):
+        assert _values(resumed / name) == _values(straight / name), name
+    assert [r["round"] for r in csv.DictReader(open(resumed / "rounds.csv"))] == ["1", "2"]
 
 
 def test_resume_refuses_other_arguments(folders, tmp_path, signal_on_call):
@@ -322,7 +347,7 @@ def test_real_pairs_train_the_first_vae_on_their_noisy_crops_and_the_summary_say
     summary = (out / "summary.md").read_text()
     assert "(real noise, 1 held-out image(s);" in summary and "sigma 25" not in summary
     rows = table_rows(summary)
-    (baseline,) = load_checkpoint(out / "checkpoints" / "last.pt")["extra"]["baselines"]
+    (baseline,) = load_checkpoint(out / "checkpoints" / "last.pt")["extra"]["state"]["baselines"]
     assert rows["bilateral"] == {"method": "bilateral", **{k: f"{baseline[k]:.4g}" for k in ("psnr", "ssim", "uqi")},
                                  "gain_db": "", "ms_per_image": f"{baseline['ms_per_image']:.4g}",
                                  "vae_only_psnr": ""}

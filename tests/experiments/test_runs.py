@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from experiments import run_files as runs
+from experiments.run_files import action_colours, action_key, action_map
 from experiments.runs import (
     Run,
     RunFolderError,
@@ -27,6 +28,7 @@ from experiments.runs import (
     usage_lines,
 )
 from rlenhance.io import load_image
+from rlenhance.trace import PREDICT_COLOUR
 
 
 @dataclass
@@ -141,6 +143,27 @@ def test_a_saved_grid_is_captioned_and_shown_in_tensorboard(tmp_path):
     assert "samples" in events.Tags()["images"]
     shown = events.Images("samples")[0]
     assert shown.step == 10 and (shown.height, shown.width) == saved.shape[:2]
+
+
+def test_an_action_map_gives_each_action_its_own_colour_and_the_key_lists_them():
+    names = [f"a{i}" for i in range(8)] + ["predict"]
+    colours = action_colours(names)
+    assert colours.shape == (9, 3) and len({tuple(c.tolist()) for c in colours}) == 9
+    # the colours of compare's and the app's action maps: predict red
+    assert tuple(round(float(c) * 255) for c in colours[8]) == PREDICT_COLOUR
+    actions = torch.tensor([[[0, 8], [3, 0]]])
+    image = action_map(actions, names)
+    assert image.shape == (3, 2, 2)
+    assert torch.equal(image[:, 0, 0], colours[0]) and torch.equal(image[:, 0, 1], colours[8])
+    assert torch.equal(image[:, 1, 1], image[:, 0, 0]) and not torch.equal(image[:, 1, 0], image[:, 0, 0])
+    key = action_key([f"a{i}" for i in range(9)])
+    assert key.shape == (3, runs.KEY_ROW_HEIGHT * 9 + 2, runs.MIN_COLUMN_WIDTH)
+    swatch = key[:, 2 + runs.KEY_ROW_HEIGHT * 4 + 3, 5]  # the fifth line's swatch
+    torch.testing.assert_close(swatch, colours[4], atol=1 / 255, rtol=0)
+    wrapped = action_key([f"a{i}" for i in range(9)], height=40)  # three lines a column
+    assert wrapped.shape[1] <= 40 and wrapped.shape[2] == 3 * runs.MIN_COLUMN_WIDTH
+    with pytest.raises(ValueError, match="21 actions"):
+        action_colours([f"a{i}" for i in range(21)])
 
 
 def test_a_heatmap_runs_from_dark_blue_at_low_to_yellow_at_high():

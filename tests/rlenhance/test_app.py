@@ -254,6 +254,28 @@ def test_rl_rollout_methods_restore_an_image(task):
     assert out.shape == (24, 24, 3) and 0 <= out.min() and out.max() <= 1
 
 
+@pytest.mark.parametrize("task", kit.TASKS)
+def test_rl_methods_say_what_their_agent_did_and_the_others_nothing(task):
+    """restore_traced: restore's output and, for an RL method, its restorer's trace (the Denoise and
+    Complete tabs' "What the agent did"); None for a supervised or classical method."""
+    image = kit.noisy_copy(photo(24, 24, low=0.2, high=0.8), 25) if task == "denoise" else photo(24, 24)
+    mask = np.zeros((24, 24), bool)
+    mask[8:14, 8:14] = True
+    setting = {"exposure": 0.5} if task == "lowlight" else None
+    for method in (kit.methods_for(task, "RL")[0], kit.methods_for(task, "Supervised")[0],
+                   kit.methods_for(task, "Classical")[0]):
+        model = kit.load_model(method, device="cpu")
+        out, trace = kit.restore_traced(method, model, image, mask=mask, setting=setting)
+        np.testing.assert_array_equal(out, kit.restore(method, model, image, mask=mask, setting=setting))
+        assert (trace is not None) == (method.family == "RL")
+    assert trace is None and out.shape == (24, 24, 3)
+    rl = kit.methods_for(task, "RL")[0]
+    _, trace = kit.restore_traced(rl, kit.load_model(rl, device="cpu"), image, mask=mask, setting=setting)
+    assert trace.steps >= 1 and np.isclose(trace.usage().sum(), 1.0)
+    if task == "completion":
+        assert (trace.region == mask).all()
+
+
 @pytest.mark.parametrize("key", ["a3c", "ffdnet"])
 def test_learned_denoisers_are_the_command_lines_own(key):
     """The page's result is `rlenhance denoise --model KEY`'s: the library denoiser, a colour photo
@@ -411,6 +433,8 @@ def test_enhance_tab_live_knobs_steps_split_and_download(app):
     after = [c for c in captions(app) if c.startswith("After")]
     steps = Enhancer(device="cpu").steps  # one caption per curve step the shipped model runs
     assert len(after) == 1 and len([c for c in captions(app) if c.startswith("step ")]) == steps
+    assert len([c for c in captions(app) if c.startswith("actions at step ")]) == steps  # what the agent did
+    assert any(e.label.startswith("What the agent of the RL curve policy did") for e in app.expander)
     app.slider(key="enhance_exposure").set_value(0.7)
     run(app)
     brighter = [c for c in captions(app) if c.startswith("After")]
@@ -463,6 +487,10 @@ def test_denoise_tab_scores_against_the_clean_upload(app):
         noisy, out = [c for c in captions(app) if c.startswith(("Noisy", method))]
         assert "PSNR" in noisy and "PSNR" in out and out.startswith(method)
         assert float(out.split("PSNR ")[1].split()[0]) > float(noisy.split("PSNR ")[1].split()[0])
+        agent = [e for e in app.expander if e.label.startswith(f"What the agent of {method} did")]
+        assert len(agent) == (family == "RL")  # the A3C's action maps and usage; nothing for the others
+    steps = kit.load_model(kit.find_method("denoise", "a3c"), device="cpu").steps
+    assert len([c for c in captions(app) if c.startswith("actions at step ")]) == steps
     app.select_slider(key="denoise_ensemble").set_value(2)  # the A3C's FFDNet over 2 flips
     run(app)
     noisy, out = [c for c in captions(app) if c.startswith(("Noisy", "PixelRL (A3C)"))]
@@ -477,9 +505,11 @@ def test_complete_tab_finds_or_reads_the_hole_and_explains_a_wrong_mask(app):
     app.file_uploader(key="complete_files").set_value(("occluded.png", png(image), "image/png"))
     run(app)
     assert any("hole: 256 px" in c for c in captions(app))
+    assert any(c.startswith("actions at step ") for c in captions(app))  # the RL fill policy's, in the hole
     app.radio(key="complete_family").set_value("Classical")
     run(app)
     assert any(c.startswith("Telea inpainting") for c in captions(app))
+    assert not any(c.startswith("actions at step ") for c in captions(app))
     app.radio(key="complete_mask_source").set_value("Upload a mask (white = missing)")
     run(app)
     assert any("Upload the mask" in i.value for i in app.info)
@@ -522,6 +552,9 @@ def test_compare_tab_ranks_the_methods_against_a_reference(app):
     rows = table.value
     assert list(rows["method"])[0] == "input" and {"RL", "Supervised", "Classical"} <= set(rows["kind"])
     assert "PSNR" in rows.columns and "SSIM" in rows.columns
+    rl = kit.methods_for("lowlight", "RL")[0].label  # what the RL policy's agent did, under the pictures
+    assert [e.label for e in app.expander if e.label.startswith("What the agent of")] == [
+        f"What the agent of {rl} did: its action at every pixel and step"]
     app.file_uploader(key="compare_lowlight_reference").set_value(("other.png", png(reference[:20]), "image/png"))
     run(app)
     assert any("the reference 'other.png' is 64×20 but the image is 64×48" in shown(e.value) for e in app.error)
