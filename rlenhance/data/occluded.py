@@ -170,11 +170,20 @@ def drop_small_regions(candidates: np.ndarray, *, open_size: int = 3, min_area: 
         mask = ndimage.binary_opening(mask, structure=_square(open_size))
     labels, count = ndimage.label(mask)
     if count:
-        areas = np.bincount(labels.ravel(), minlength=count + 1)
+        areas = _region_areas(labels, count)
         keep = areas >= min_area
         keep[0] = False
         mask = keep[labels]
     return mask
+
+
+def _region_areas(labels: np.ndarray, count: int, band: int = 256) -> np.ndarray:
+    """The pixel count of each label 0 .. ``count`` of a label image (H, W), ``band`` rows at a time
+    (``np.bincount`` of the whole image would make an int64 copy of it: 8 bytes a pixel)."""
+    areas = np.zeros(count + 1, dtype=np.int64)
+    for top in range(0, labels.shape[0], band):
+        areas += np.bincount(labels[top:top + band].ravel(), minlength=count + 1)
+    return areas
 
 
 def regions_to_mask(regions: np.ndarray, candidates: np.ndarray, *, shape: str = "box",
@@ -275,8 +284,8 @@ def hole_mask(occluded: np.ndarray, *, threshold: float = HOLE_THRESHOLD, fill: 
     if shape == "box" and regions.any():
         from scipy import ndimage  # here: see drop_small_regions
 
-        labels, _ = ndimage.label(regions)
-        areas = np.bincount(labels.ravel())
+        labels, count = ndimage.label(regions)
+        areas = _region_areas(labels, count)
         areas[0] = 0
         regions = labels == int(areas.argmax())
     return regions_to_mask(regions, candidates, shape=shape, close_size=close_size)
