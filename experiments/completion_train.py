@@ -46,6 +46,7 @@ from agents.distributed import Ranks
 from agents.rollout import load_predictor, rollout_images
 from envs.checkpoints import rollout_policy_spec
 from experiments import config
+from experiments.config import Cost, Preset
 from experiments.rl_common import (
     RL_FLAGS,
     RLConfig,
@@ -54,6 +55,7 @@ from experiments.rl_common import (
     check_rl,
     env_batch,
     env_defaults,
+    estimate_seconds,
     fit,
     make_agent,
     map_captions,
@@ -130,14 +132,15 @@ class Config(RLConfig):
 def shipped() -> Config:
     """The shipped rlenhance/weights/a3c_completion.pt: A3C over the bedroom pairs' whole 224 px images
     with the shipped completion U-Net's pixel as an extra action, 8 crops an episode at half-resolution
-    actions, 150 episodes evaluated every 50 (its best.pt: episode 100). About 13 min on 2 CPU cores."""
+    actions, 150 episodes evaluated every 50 (its best.pt: episode 100)."""
     return config.replace_path(Config(), {
         "task.data": "../shared/data/bedroom/train", "task.predictor": "rlenhance/weights/unet_completion.pt",
         "task.crop": 224, "model.downscale": 2, "run.episodes": 150, "run.eval_every": 50})
 
 
-#: ``--preset NAME`` -> the config it names (its docstring says what it reproduces and costs).
-PRESETS: Mapping[str, Callable[[], Config]] = MappingProxyType({"shipped": shipped})
+#: ``--preset NAME`` -> the config it names (its docstring says what it reproduces) and its cost: seconds per
+#: episode (evaluations included) on 2 CPU cores; on a GPU not measured.
+PRESETS: Mapping[str, Preset] = MappingProxyType({"shipped": Preset(shipped, cpu=Cost(5.2))})
 #: The named flags (everything else: ``--set SECTION.KEY=VALUE``).
 FLAGS: Mapping[str, str] = MappingProxyType({
     **RL_FLAGS, "data": "task.data", "test": "task.test", "occlusion": "task.occlusion",
@@ -245,19 +248,21 @@ def evaluate(policy: PixelActorCritic, task: Any, images: Sequence[OccludedImage
     scores["eval/ms_per_image"] = ms
     shown = range(min(cfg.run.samples, len(images)))
     return scores, with_maps([[images[i].occluded, outputs[i], images[i].original] for i in shown],
-                             [results[i][1] for i in shown], actions=task.actions)
+                             [results[i][1] for i in shown], actions=task.actions,
+                             where=[images[i].mask for i in shown])
 
 
 def grid_captions(cfg: Config) -> tuple[str, ...]:
     """The columns of the sample grids: occluded | output | original, the actions of the first and last
-    step (the hole's pixels act on them), their key."""
+    step in the hole (white outside it, where no action applies), their key."""
     return map_captions(("occluded", "output", "original"), "actions", cfg.task.steps)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Config:
     """The command line as the run takes it: preset, config file, flags and ``--set`` resolved and checked."""
     return config.parse(Config, sys.argv[1:] if argv is None else argv, presets=PRESETS, flags=FLAGS,
-                        prog="completion_train", description=__doc__.split("\n\n")[0], check=check)
+                        prog="completion_train", description=__doc__.split("\n\n")[0], check=check,
+                        estimate=estimate_seconds)
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
@@ -283,11 +288,12 @@ def main(argv: Sequence[str] | None = None) -> Path:
     agent = make_agent(cfg, venv, steps=t.steps, resume=run.resuming, ranks=ranks)
     out = fit(cfg, run, agent, venv, make_venv=make_venv,
               evaluate=with_test_scores(lambda policy, images: evaluate(policy, venv.task, images, cfg, predictor,
-                                                                        run.track),
+                                                                        track=run.track),
                                         val_images, test_images),
               metric="eval/hole_psnr", spec=inference_spec(cfg),
               summary={**counts, "predictor": t.predictor is not None},
-              title=f"completion_train: {run.dir}", captions=grid_captions(cfg))
+              title=f"completion_train: {run.dir}", captions=grid_captions(cfg), presets=PRESETS,
+              check=check)
     best = Path(out) / "checkpoints" / "best.pt"
     run.say(*usage_lines(best, ["complete", "occluded.png", "-o", "completed/", "--model", cfg.agent,
                     "--checkpoint", best]))

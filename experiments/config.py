@@ -19,8 +19,8 @@ The command line resolves in this order, later winning:
 
 1. the dataclass defaults (a trainer reads an env's own defaults for its env fields, so a default
    has one source);
-2. ``--preset NAME``: a named config, a function returning the whole config (its docstring says
-   what it reproduces and what it costs);
+2. ``--preset NAME``: a named config (:class:`Preset`: a function returning the whole config, whose
+   docstring says what it reproduces, and its measured cost on a CPU and on a GPU);
 3. ``--config FILE``: a TOML or JSON file of nested sections (any subset of the keys), or a run
    folder / its ``config.json`` (the resolved config a run saved: re-runs it exactly);
 4. the trainer's few named flags (``flags``: ``--episodes`` -> ``run.episodes``);
@@ -43,18 +43,22 @@ import textwrap
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "Cost",
     "Preset",
     "doc_lines",
     "field_docs",
+    "flatten",
     "from_dict",
     "get_path",
     "load_file",
     "parse",
     "paths",
+    "preset_of",
     "replace_path",
     "to_dict",
     "unused_section",
@@ -66,8 +70,40 @@ RUN_METADATA = ("world_size", "trainer")
 _NONE = ("none", "null")
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
-#: ``name -> function returning the config``; the function's docstring documents the preset.
-Preset = Callable[[], Any]
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What a preset costs on one kind of device, as ``benchmarks.preset_cost`` measures it."""
+
+    step_s: float
+    """seconds per training unit: an RL episode, a supervised step"""
+    eval_s: float = 0.0
+    """seconds per evaluation"""
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named config: ``build()`` (called as ``preset()``) returns it and its docstring says what it
+    reproduces; ``cpu`` / ``cuda``: what it costs on the CPU (2 cores) and on one GPU, None where not
+    measured. The one place of a preset's cost: ``--help`` shows it and a run of the preset's config
+    says beforehand how long it will take when that is long."""
+
+    build: Callable[[], Any]
+    cpu: Cost | None = None
+    cuda: Cost | None = None
+
+    def __call__(self) -> Any:
+        return self.build()
+
+    @property
+    def doc(self) -> list[str]:
+        """The lines of ``build``'s docstring."""
+        return doc_lines(self.build)
+
+    def cost(self, device: str) -> Cost | None:
+        """The cost on a device type (``"cpu"``, ``"cuda"``); None where not measured."""
+        return self.cuda if device == "cuda" else self.cpu if device == "cpu" else None
 
 
 # --- docs --------------------------------------------------------------------------------------
@@ -112,6 +148,30 @@ def paths(config_class: type, prefix: str = "") -> dict[str, tuple[type, Any]]:
         else:
             out[prefix + f.name] = (kind, config_class)
     return out
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts (:func:`to_dict`) as one dict of dotted paths (tuples as lists)."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def preset_of(config: Any, presets: Mapping[str, Preset], ignore: Sequence[str] = (),
+              check: Callable[[Any], Any] | None = None) -> str | None:
+    """The name of the preset whose config ``config`` is, but for the dotted settings ``ignore``
+    (those that do not change a step's cost: the run's length, seeds, hardware, folder); None if none.
+    ``check``: the trainer's, which ``config`` went through (it fills in derived settings)."""
+    mine = flatten(to_dict(config))
+    for name, preset in presets.items():
+        theirs = flatten(to_dict(preset() if check is None else check(preset())))
+        if all(theirs.get(k) == v for k, v in mine.items() if k not in ignore):
+            return name
+    return None
 
 
 def get_path(config: Any, path: str) -> Any:
@@ -307,18 +367,19 @@ def unused_section(config: Any, name: str, why: str) -> None:
 # --- the command line --------------------------------------------------------------------------
 def parse(config_class: type, argv: Sequence[str] | None = None, *, presets: Mapping[str, Preset] | None = None,
           flags: Mapping[str, str] | None = None, prog: str | None = None, description: str | None = None,
-          check: Callable[[Any], Any] | None = None) -> Any:
+          check: Callable[[Any], Any] | None = None, estimate: Callable[[Any, Cost], float] | None = None) -> Any:
     """Read a trainer's command line into its config (see the module docstring).
 
     Args:
         config_class: the trainer's frozen config dataclass (sections of settings).
         argv: the arguments (default ``sys.argv[1:]``).
-        presets: ``--preset`` names -> functions returning a whole config.
+        presets: ``--preset`` names -> :class:`Preset`.
         flags: the named flags: flag name (``"episodes"``: ``--episodes``) -> dotted setting path.
         prog: the program name in usage and errors.
         description: the ``--help`` text above the options.
         check: called on the resolved config (raises ValueError naming a bad setting); its result
             is the config returned (and printed by ``--print-config``).
+        estimate: ``(config, cost) -> seconds`` of a whole run: ``--help`` shows each preset's time.
 
     Raises:
         ValueError: an unknown key, a bad value or a preset that does not exist.
@@ -328,7 +389,7 @@ def parse(config_class: type, argv: Sequence[str] | None = None, *, presets: Map
     flags = dict(flags or {})
     leaves = paths(config_class)
     defaults = config_class()
-    parser = _parser(config_class, defaults, presets, flags, leaves, prog, description)
+    parser = _parser(config_class, defaults, presets, flags, leaves, prog, description, estimate)
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         parser.error(_unknown_hint(unknown, leaves))
@@ -358,10 +419,10 @@ def _dest(flag: str) -> str:
 
 
 def _parser(config_class: type, defaults: Any, presets: Mapping[str, Preset], flags: Mapping[str, str],
-            leaves: Mapping[str, tuple[type, Any]], prog: str | None, description: str | None
-            ) -> argparse.ArgumentParser:
-    preset_lines = [textwrap.fill(f"{name}: {' '.join(doc_lines(fn))}", 100, initial_indent="  ",
-                                  subsequent_indent="    ") for name, fn in presets.items()]
+            leaves: Mapping[str, tuple[type, Any]], prog: str | None, description: str | None,
+            estimate: Callable[[Any, Cost], float] | None) -> argparse.ArgumentParser:
+    preset_lines = [textwrap.fill(f"{name}: {' '.join(preset.doc)} {_cost_text(preset, estimate)}", 100,
+                                  initial_indent="  ", subsequent_indent="    ") for name, preset in presets.items()]
     epilog = ("Every setting is in the config: --print-config shows them all with their values;\n"
               "change any with --set SECTION.KEY=VALUE, or put them in a TOML / JSON file for --config.")
     if preset_lines:
@@ -397,6 +458,25 @@ def _parser(config_class: type, defaults: Any, presets: Mapping[str, Preset], fl
                 "{" + ",".join(map(str, typing.get_args(base))) + "}"
         parser.add_argument("--" + name, **options)
     return parser
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` as people say it: "40 s", "12 min", "3.5 h", "2.1 days"."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h" if seconds < 2 * 86400 else f"{seconds / 86400:.1f} days"
+
+
+def _cost_text(preset: Preset, estimate: Callable[[Any, Cost], float] | None) -> str:
+    """"Time: about 50 min on 2 CPU cores; about 9 min on a GPU." (a device without a cost: "not measured")."""
+    if estimate is None:
+        return ""
+    config = preset()
+    times = [f"about {duration(estimate(config, cost))} {where}" if cost is not None else f"not measured {where}"
+             for cost, where in ((preset.cpu, "on 2 CPU cores"), (preset.cuda, "on a GPU"))]
+    return f"Time: {times[0]}; {times[1]}."
 
 
 def _short(value: Any) -> str:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -48,6 +48,7 @@ from agents.distributed import Ranks
 from agents.rollout import rollout_images
 from envs.checkpoints import rollout_policy_spec
 from experiments import config
+from experiments.config import Cost, Preset
 from experiments.rl_common import (
     RL_FLAGS,
     RLConfig,
@@ -56,6 +57,7 @@ from experiments.rl_common import (
     check_rl,
     env_batch,
     env_defaults,
+    estimate_seconds,
     fit,
     make_agent,
     map_captions,
@@ -143,16 +145,14 @@ def _shipped_gray(**changes: Any) -> Config:
 def shipped() -> Config:
     """The shipped rlenhance/weights/a3c_denoise.pt: blind gray A3C over BSD train432 at sigma 15 / 25 / 50
     with the shipped FFDNet's pixel as a tenth action it also sees; 3,600 episodes of 32 crops, evaluated
-    every 300 (its best.pt: episode 300). About 70 s per 60 episodes on 1 core of a 2-core CPU (about 6 min
-    to its best.pt, 70 min in all, plus evaluations); a GPU trains this batch about 13 times faster than
-    16 CPU cores (docs/performance.md, without the predictor)."""
+    every 300 (its best.pt: episode 300)."""
     return _shipped_gray(**{"a3c.lr_decay": "poly", "run.batch": 32, "run.episodes": 3600, "run.eval_every": 300})
 
 
 def shipped_sac() -> Config:
     """The shipped rlenhance/weights/sac_denoise.pt: the same task as ``shipped`` with pixel-wise SAC,
     100 critic and 100 actor updates per episode of 16 crops, every action's reward; 150 episodes
-    evaluated every 25 (its best.pt: episode 25). About 16 min per 25 episodes on 1 core of a 2-core CPU."""
+    evaluated every 25 (its best.pt: episode 25)."""
     return _shipped_gray(**{"agent": "sac", "sac.updates": 100, "sac.actor_updates": 100,
                             "sac.all_action_rewards": True, "run.batch": 16, "run.episodes": 150,
                             "run.eval_every": 25})
@@ -166,31 +166,32 @@ def _shipped_color(**changes: Any) -> Config:
 
 def color() -> Config:
     """The shipped rlenhance/weights/a3c_denoise_color.pt: RGB A3C at sigma 25 on SICE's normal-light
-    images, 400 episodes of 16 crops evaluated every 100 (its best.pt: episode 400). About 45 min on 1
-    core of a 2-core CPU."""
+    images, 400 episodes of 16 crops evaluated every 100 (its best.pt: episode 400)."""
     return _shipped_color(**{"a3c.lr_decay": "poly", "run.episodes": 400, "run.eval_every": 100})
 
 
 def color_sac() -> Config:
     """The shipped rlenhance/weights/sac_denoise_color.pt: the task of ``color`` with pixel-wise SAC, 60
-    episodes evaluated every 30. About 21 min on 1 core of a 2-core CPU."""
+    episodes evaluated every 30."""
     return _shipped_color(**{"agent": "sac", "run.episodes": 60, "run.eval_every": 30})
 
 
 def pixelrl() -> Config:
     """PixelRL's denoiser (REFERENCES): 64-channel network with a ConvGRU, A3C with the learned reward-map
     convolution, lr 1e-3 decayed polynomially, 64 crops of 70 px, 5 steps, gamma 0.95, sigma 25 (its
-    30,000 episodes left to --episodes). Costly on a CPU: an episode of 64 crops through the 64-channel
-    ConvGRU network takes more than 80 s of one core, so its 100 episodes take hours on 2 CPU cores; a GPU
-    is the place for it."""
+    30,000 episodes left to --episodes). Costly on a CPU (64 crops through the 64-channel ConvGRU network
+    an episode): a GPU is the place for it."""
     return config.replace_path(Config(), {
         "model.width": 64, "model.conv_gru": True, "a3c.reward_map_conv": True, "a3c.lr_decay": "poly",
         "run.batch": 64, "task.sigma": (25.0,)})
 
 
-#: ``--preset NAME`` -> the config it names (each function's docstring says what it reproduces and costs).
-PRESETS: Mapping[str, Callable[[], Config]] = MappingProxyType({
-    "shipped": shipped, "shipped-sac": shipped_sac, "color": color, "color-sac": color_sac, "pixelrl": pixelrl})
+#: ``--preset NAME`` -> the config it names (each function's docstring says what it reproduces) and its cost:
+#: seconds per episode (evaluations included) on 2 CPU cores; on a GPU not measured.
+PRESETS: Mapping[str, Preset] = MappingProxyType({
+    "shipped": Preset(shipped, cpu=Cost(1.2)), "shipped-sac": Preset(shipped_sac, cpu=Cost(38.0)),
+    "color": Preset(color, cpu=Cost(6.8)), "color-sac": Preset(color_sac, cpu=Cost(21.0)),
+    "pixelrl": Preset(pixelrl, cpu=Cost(80.0))})
 #: The named flags (everything else: ``--set SECTION.KEY=VALUE``).
 FLAGS: Mapping[str, str] = MappingProxyType({
     **RL_FLAGS, "data": "task.data", "test": "task.test", "sigma": "task.sigma", "gray": "task.gray",
@@ -313,7 +314,8 @@ def grid_captions(cfg: Config) -> tuple[str, ...]:
 def parse_args(argv: Sequence[str] | None = None) -> Config:
     """The command line as the run takes it: preset, config file, flags and ``--set`` resolved and checked."""
     return config.parse(Config, sys.argv[1:] if argv is None else argv, presets=PRESETS, flags=FLAGS,
-                        prog="denoise_train", description=__doc__.split("\n\n")[0], check=check)
+                        prog="denoise_train", description=__doc__.split("\n\n")[0], check=check,
+                        estimate=estimate_seconds)
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
@@ -340,12 +342,13 @@ def main(argv: Sequence[str] | None = None) -> Path:
     agent = make_agent(cfg, venv, steps=cfg.task.steps, resume=run.resuming, ranks=ranks)
     out = fit(cfg, run, agent, venv, make_venv=make_venv,
               evaluate=with_test_scores(lambda policy, images: evaluate(policy, venv.task, images, cfg, predictor,
-                                                                        run.track),
+                                                                        track=run.track),
                                         val_images, test_images),
               metric="eval/psnr", spec=inference_spec(cfg),
               summary={"noise": noise_text(sigma, train_set, val_set if test_set is None else test_set),
                        **counts, "predictor": cfg.task.predictor is not None},
-              title=f"denoise_train: {run.dir}", captions=grid_captions(cfg))
+              title=f"denoise_train: {run.dir}", captions=grid_captions(cfg), presets=PRESETS,
+              check=check)
     best = Path(out) / "checkpoints" / "best.pt"
     run.say(*usage_lines(best, ["denoise", "noisy.png", "-o", "denoised/", "--model", cfg.agent,
                     "--checkpoint", best]))

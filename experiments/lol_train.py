@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -43,6 +43,7 @@ from agents.distributed import Ranks
 from envs.checkpoints import lowlight_policy_spec
 from envs.lowlight import RELLIE_ALPHAS, REWARDS, WEIGHT_FIELDS, LowLightTask
 from experiments import config
+from experiments.config import Cost, Preset
 from experiments.rl_common import (
     RL_FLAGS,
     A3CSettings,
@@ -52,6 +53,7 @@ from experiments.rl_common import (
     Track,
     check_rl,
     env_batch,
+    estimate_seconds,
     fit,
     make_agent,
     map_captions,
@@ -197,9 +199,8 @@ class Config(RLConfig):
 
 def shipped() -> Config:
     """The shipped rlenhance/weights/lowlight_a3c.pt: SICE pairs, 128 px crops, 32 a batch, 4,500
-    episodes, every evaluation kept (the card picks episode 3,500). About 50 min on 1 core of a 2-core
-    CPU; on an H100 about 9 min (8.6 episodes/s at this batch, docs/performance.md), no faster than 16
-    CPU cores: the 32-channel policy at 128 px is a few small kernels."""
+    episodes, every evaluation kept (the card picks episode 3,500). A GPU is no faster than 16 CPU cores
+    here: the 32-channel policy at 128 px is a few small kernels (docs/performance.md)."""
     return config.replace_path(Config(), {
         "task.data": "../shared/data/sice_pairs/train", "task.crop": 128, "run.batch": 32, "run.episodes": 4500,
         "run.keep_evals": True, "run.seed": 1, "run.split_seed": 0})
@@ -210,9 +211,8 @@ def rellie() -> Config:
     damping 0.2, reward -(spatial + 80 exposure(16 x 16, E = 0.6) + 200 TV(alpha) + 20 colour ratio),
     entropy 0.01, gamma 1.05, Adam 5e-4, 32 crops of 70 px, 10 steps in training and 6 at test, a
     64-channel network at full resolution taking the most probable alpha, no conditioning; 1,100 episodes
-    (ReLLIE: 30,000). Costly on a CPU: on 2 cores an episode takes minutes (4 episodes and one evaluation,
-    about 21 min and 3 GB), so 1,100 take days; train it on a GPU. Evaluations run in batches of
-    run.eval_batch images."""
+    (ReLLIE: 30,000). Costly on a CPU (and 3 GB): train it on a GPU. Evaluations roll out one image at a
+    time, the fastest way on a CPU (the scores of any run.eval_batch are the same)."""
     return config.replace_path(Config(), {
         "agent": "a3c", "task.action": "discrete", "task.alpha_channels": 3, "task.channel_coupling": 0.9,
         "task.damping": 0.2, "task.alpha_min": RELLIE_ALPHAS[0], "task.crop": 70, "task.steps": 10,
@@ -223,11 +223,14 @@ def rellie() -> Config:
         "reward.w_color": 0.0, "reward.w_spatial": 1.0, "reward.w_smooth": 200.0, "reward.w_color_ratio": 20.0,
         "reward.smooth_on_mean": False, "reward.conditioned": False,
         "a3c.entropy": 0.01, "a3c.gamma": 1.05, "a3c.lr": 5e-4, "a3c.lr_decay": "none",
-        "model.width": 64, "model.downscale": 1, "run.batch": 32})
+        "model.width": 64, "model.downscale": 1, "run.batch": 32, "run.eval_batch": 1})
 
 
-#: ``--preset NAME`` -> the config it names (each function's docstring says what it reproduces and costs).
-PRESETS: Mapping[str, Callable[[], Config]] = MappingProxyType({"shipped": shipped, "rellie": rellie})
+#: ``--preset NAME`` -> the config it names (each function's docstring says what it reproduces) and its cost:
+#: seconds per episode (evaluations included where no s per evaluation is given) on 2 CPU cores and on a GPU.
+PRESETS: Mapping[str, Preset] = MappingProxyType({
+    "shipped": Preset(shipped, cpu=Cost(0.67), cuda=Cost(0.12)),
+    "rellie": Preset(rellie, cpu=Cost(240.0, eval_s=300.0))})
 #: The named flags (everything else: ``--set SECTION.KEY=VALUE``).
 FLAGS: Mapping[str, str] = MappingProxyType({
     **RL_FLAGS, "data": "task.data", "crop": "task.crop", "steps": "task.steps", "test-steps": "task.test_steps",
@@ -432,7 +435,7 @@ def use_lines(best: Path, spec: LowLightPolicySpec) -> list[str]:
 def parse_args(argv: Sequence[str] | None = None) -> Config:
     """The command line as the run takes it: preset, config file, flags and ``--set`` resolved and checked."""
     return config.parse(Config, sys.argv[1:] if argv is None else argv, presets=PRESETS, flags=FLAGS,
-                        prog="lol_train", description=__doc__.split("\n\n")[0], check=check)
+                        prog="lol_train", description=__doc__.split("\n\n")[0], check=check, estimate=estimate_seconds)
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
@@ -455,7 +458,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
               evaluate=lambda policy: evaluate(policy, venv.task, cfg, val_low, val_high, track=run.track),
               metric=best_score, spec=spec,
               summary={"val_images": len(names), "input_brightness": float(val_low.mean())},
-              title=f"lol_train: {run.dir}", captions=grid_captions(cfg, val_high is not None))
+              title=f"lol_train: {run.dir}", captions=grid_captions(cfg, val_high is not None), presets=PRESETS,
+              check=check)
     run.say(*use_lines(Path(out) / "checkpoints" / "best.pt", spec))
     return out
 

@@ -47,6 +47,7 @@ from typing import Any
 
 import torch
 
+from experiments.config import Cost, Preset, duration, flatten, preset_of
 from experiments.runs import GRID_CAPTIONS, Run, StopSignals
 from rlenhance.checkpoint import load_checkpoint, load_state_dict_strict
 
@@ -59,6 +60,9 @@ __all__ = [
     "SampleGrids",
     "TimeEstimate",
     "check_resume",
+    "evaluations_left",
+    "preset_estimate",
+    "run_seconds",
     "standard_callbacks",
 ]
 
@@ -68,7 +72,7 @@ Evaluate = Callable[[], "tuple[dict[str, float], list[list[torch.Tensor]]]"]
 #: Score group of a ``--test`` set: logged and summarised, never used to pick best.pt.
 TEST_GROUP = "test"
 #: A run whose estimated time is longer than this says so before it goes on (:class:`TimeEstimate`).
-LONG_RUN_S = 300.0
+LONG_RUN_S = 1800.0
 
 
 @dataclass
@@ -235,8 +239,9 @@ class Loop:
 
     def _evaluate(self) -> None:
         s, run = self.state, self.run
-        description = self.bar.desc if self.bar is not None else None
-        if self.bar is not None:
+        # a rank other than 0 holds a disabled bar, which has no description
+        description = getattr(self.bar, "desc", None)
+        if description is not None:
             self.bar.set_description_str("evaluating", refresh=True)
         rows: list[list[torch.Tensor]] = []
 
@@ -254,7 +259,7 @@ class Loop:
         s.evaluated = s.step  # before the callbacks: last.pt records that its scores are this step's
         for callback in self.callbacks:
             callback.on_evaluation(self, s.scores, rows)
-        if self.bar is not None:
+        if description is not None:
             self.bar.set_description_str(description, refresh=True)
         s.saved = s.step
         run.ranks.barrier()
@@ -369,39 +374,78 @@ class Progress(Callback):
 
 
 class TimeEstimate(Callback):
-    """Say, once ``warmup`` steps have run, how long the whole run will take at their speed (plus the
-    evaluations at the first one's duration) when that is longer than ``threshold_s``."""
+    """Say in one line how long the rest of the run will take when that is longer than ``threshold_s``:
+    before the first step from ``cost`` (seconds per step and per evaluation, a preset's measured
+    cost on this device: ``source`` names it), else once ``warmup`` steps have run, at their speed
+    (evaluations extra; ``warmup`` None: steps too unlike each other to measure so)."""
 
-    def __init__(self, warmup: int = 10, threshold_s: float = LONG_RUN_S):
-        self.warmup, self.threshold_s = warmup, threshold_s
+    def __init__(self, warmup: int | None = 10, threshold_s: float = LONG_RUN_S, *,
+                 cost: tuple[float, float] | None = None, source: str = ""):
+        self.warmup, self.threshold_s, self.cost, self.source = warmup, threshold_s, cost, source
         self.start: float | None = None
         self.first = 0
         self.told = False
 
     def on_start(self, loop: Loop) -> None:
         self.start, self.first = time.perf_counter(), loop.state.step
+        if self.cost is None:
+            return
+        self.told = True
+        per_step, per_eval = self.cost
+        steps = loop.total - loop.state.step
+        evaluations = evaluations_left(loop.state.step, loop.total, loop.eval_every)
+        left = steps * per_step + evaluations * per_eval
+        if left > self.threshold_s:
+            loop.run.say(f"estimated time: {duration(left)} ({steps} {loop.unit}s at {per_step:.3g} s and "
+                         f"{evaluations} evaluations at {per_eval:.3g} s: {self.source})")
 
     def on_train(self, loop: Loop, scalars: Mapping[str, float], steps: int) -> None:
         done = loop.state.step - self.first
-        if self.told or done < self.warmup or self.start is None:
+        if self.told or self.warmup is None or done < self.warmup or self.start is None:
             return
         self.told = True
         per_step = (time.perf_counter() - self.start) / done
         left = (loop.total - loop.state.step) * per_step
         if left > self.threshold_s:
-            loop.run.say(f"\nestimated time left: {_duration(left)} of training at {per_step:.2f} s per {loop.unit} "
-                         f"(evaluations every {loop.eval_every} {loop.unit}s extra)")
+            loop.run.say(f"\nestimated time left: {duration(left)} of training at {per_step:.2f} s per {loop.unit} "
+                         "(evaluations extra)")
 
 
-def _duration(seconds: float) -> str:
-    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
+def evaluations_left(step: int, total: int, eval_every: int | Callable[[int], bool]) -> int:
+    """How many evaluations a loop at ``step`` of ``total`` has still to run (the last step's included)."""
+    if step >= total:
+        return 0
+    if callable(eval_every):
+        return sum(1 for s in range(step + 1, total + 1) if s == total or eval_every(s))
+    return total // eval_every - step // eval_every + (1 if total % eval_every else 0)
+
+
+def preset_estimate(config: Any, presets: Mapping[str, Preset], device: str, *, ignore: Sequence[str],
+                    check: Callable[[Any], Any], per_step: Callable[[Cost], tuple[float, float]],
+                    warmup: int | None = 10) -> TimeEstimate:
+    """The :class:`TimeEstimate` of a run of ``config`` on a ``device`` type: from the measured cost of the
+    preset ``config`` is (:func:`experiments.config.preset_of`, but for the settings ``ignore``; ``check``:
+    the trainer's) where there is one, ``per_step(cost)`` giving the seconds per loop step and per
+    evaluation; else measured after ``warmup`` steps."""
+    name = preset_of(config, presets, ignore, check)
+    cost = presets[name].cost(device) if name is not None else None
+    if cost is None:
+        return TimeEstimate(warmup)
+    return TimeEstimate(warmup, cost=per_step(cost), source=f"the measured cost of --preset {name} on {device}")
+
+
+def run_seconds(total: int, eval_every: int, cost: tuple[float, float]) -> float:
+    """The seconds of a whole run of ``total`` steps evaluated every ``eval_every`` at ``cost`` (seconds
+    per step, per evaluation)."""
+    return total * cost[0] + evaluations_left(0, total, eval_every) * cost[1]
 
 
 def standard_callbacks(samples: int, *, keep_evals: bool = False, shown: str | None = None,
-                       captions: Sequence[str] = GRID_CAPTIONS) -> list[Callback]:
+                       captions: Sequence[str] = GRID_CAPTIONS, estimate: TimeEstimate | None = None
+                       ) -> list[Callback]:
     """Checkpoints, sample grids of ``samples`` rows (columns ``captions``), a progress bar (showing
-    scalar ``shown``) and a time estimate: what every trainer uses."""
-    return [Checkpoints(keep_evals), SampleGrids(samples, captions), Progress(shown), TimeEstimate()]
+    scalar ``shown``) and a time estimate (``estimate``, else one measured): what every trainer uses."""
+    return [Checkpoints(keep_evals), SampleGrids(samples, captions), Progress(shown), estimate or TimeEstimate()]
 
 
 # --- resume ---------------------------------------------------------------------------------------
@@ -426,19 +470,9 @@ def check_resume(out: str | Path, config: Mapping[str, Any], may_change: Sequenc
         saved = json.loads(saved_config.read_text())
     else:
         return
-    mine, theirs = _flatten(config), _flatten(saved)
+    mine, theirs = flatten(config), flatten(saved)
     differ = [f"{k} {mine.get(k)!r} (the run has {theirs.get(k)!r})" for k in sorted({*mine, *theirs})
               if k in mine and k in theirs and k not in may_change and mine[k] != theirs[k]]
     if differ:
         raise ValueError("--resume continues a run with its own settings; these differ: " + "; ".join(differ)
                          + f". Only {', '.join(may_change)} may change")
-
-
-def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, Mapping):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[prefix + key] = list(value) if isinstance(value, tuple) else value
-    return out

@@ -45,8 +45,8 @@ from torch import Tensor
 from agents.a3c import A3C, A3CConfig, policy_kwargs_from_env
 from agents.distributed import Ranks
 from agents.sac import SAC, SACConfig
-from experiments.config import to_dict, unused_section
-from experiments.loop import TEST_GROUP, Loop, LoopState, check_resume, standard_callbacks
+from experiments.config import Cost, Preset, to_dict, unused_section
+from experiments.loop import TEST_GROUP, Loop, LoopState, check_resume, preset_estimate, run_seconds, standard_callbacks
 from experiments.run_files import action_key, action_map, heatmap, heatmap_key
 from experiments.runs import GRID_CAPTIONS, Run, run_cli, setup_process
 from rlenhance.checkpoint import (
@@ -62,6 +62,7 @@ from rlenhance.models.policy import PixelActorCritic
 
 __all__ = [
     "A3CSettings",
+    "COST_FREE",
     "EPISODE_SEED_STRIDE",
     "ModelSettings",
     "RESUME_MAY_CHANGE",
@@ -74,6 +75,7 @@ __all__ = [
     "env_defaults",
     "episode_scalars",
     "episode_seed",
+    "estimate_seconds",
     "fit",
     "init_policy",
     "make_agent",
@@ -100,6 +102,10 @@ MAX_SEED = 2**32 - 1
 #: Settings ``--resume`` may change (any other would make the continued run differ from an uninterrupted one).
 RESUME_MAY_CHANGE = ("run.episodes", "run.eval_every", "run.eval_batch", "run.samples", "run.device", "run.threads",
                      "run.out", "run.resume")
+#: Settings that change how many episodes and evaluations a run has, its seeds, hardware or folder, but not
+#: what an episode costs: a config that differs from a preset only in them runs at the preset's cost.
+COST_FREE = ("run.episodes", "run.eval_every", "run.samples", "run.keep_evals", "run.seed", "run.split_seed",
+             "run.device", "run.threads", "run.out", "run.resume")
 #: Episode stats that are counters, not curves (not logged per episode).
 _COUNTER_STATS = ("episode", "steps", "updates", "actor_updates", "worker")
 #: Supervised-checkpoint constructor arguments that :func:`backbone_kwargs_from_checkpoint` maps to
@@ -313,6 +319,11 @@ def env_defaults(env_id: str) -> dict[str, Any]:
 def split_seed(cfg: RLConfig) -> int:
     """The seed of the run's train/validation split: ``run.split_seed``, else ``run.seed``."""
     return cfg.run.seed if cfg.run.split_seed is None else cfg.run.split_seed
+
+
+def estimate_seconds(cfg: RLConfig, cost: Cost) -> float:
+    """The seconds of a whole run of ``cfg`` at ``cost`` (per episode, per evaluation)."""
+    return run_seconds(cfg.run.episodes, cfg.run.eval_every, (cost.step_s, cost.eval_s))
 
 
 def untracked(items: Sequence[Any], desc: str = "") -> Sequence[Any]:
@@ -536,7 +547,8 @@ def map_captions(captions: Sequence[str], kind: str, steps: int) -> tuple[str, .
 
 
 def with_maps(rows: Sequence[Sequence[Tensor]], maps: Sequence[Tensor], *, actions: Sequence[str] | None = None,
-              alpha_range: tuple[float, float] | None = None) -> list[list[Tensor]]:
+              alpha_range: tuple[float, float] | None = None, where: Sequence[Tensor] | None = None
+              ) -> list[list[Tensor]]:
     """Sample-grid rows (input | output | reference) with each image's per-pixel maps after them
     (:func:`map_captions`), colour-mapped, and the colour key after the first row's.
 
@@ -545,14 +557,19 @@ def with_maps(rows: Sequence[Sequence[Tensor]], maps: Sequence[Tensor], *, actio
         maps: per image, its maps of every step (steps, C', H, W): action indices with ``actions``
             (their names; :func:`experiments.run_files.action_map`), or alphas in ``alpha_range``
             (averaged over C'; :func:`experiments.run_files.heatmap`).
+        where: per image, a (1, H, W) mask of the pixels whose maps count (completion: the hole); the
+            others are shown white.
     """
     if (actions is None) == (alpha_range is None):
         raise ValueError("with_maps: give the action names or the alpha range")
     out = []
-    for row, steps in zip(rows, maps):
-        shown = [steps[s] for s in map_steps(steps.shape[0])]
-        out.append([*row, *(action_map(m[:1], actions) if actions is not None
-                            else heatmap(m.float().mean(0), *alpha_range) for m in shown)])
+    for i, (row, steps) in enumerate(zip(rows, maps)):
+        shown = [action_map(steps[s][:1], actions) if actions is not None
+                 else heatmap(steps[s].float().mean(0), *alpha_range) for s in map_steps(steps.shape[0])]
+        if where is not None:
+            counts = where[i].detach().cpu().reshape(1, *steps.shape[-2:]) > 0
+            shown = [torch.where(counts, image, torch.ones_like(image)) for image in shown]
+        out.append([*row, *shown])
     if out:
         height = out[0][0].shape[-2]
         out[0].append(action_key(actions, height) if actions is not None else heatmap_key(*alpha_range, height))
@@ -586,10 +603,12 @@ def fit(cfg: RLConfig, run: Run, agent: A3C | SAC, venv: Any, *,
         evaluate: Callable[[PixelActorCritic], tuple[dict[str, float], list[list[Tensor]]]],
         metric: str | Callable[[Mapping[str, float]], float], spec: CheckpointSpec,
         make_venv: Callable[[], Any] | None = None, summary: Mapping[str, Any] | None = None,
-        title: str | None = None, captions: Sequence[str] = GRID_CAPTIONS) -> Path:
+        title: str | None = None, captions: Sequence[str] = GRID_CAPTIONS,
+        presets: Mapping[str, Preset] | None = None, check: Callable[[Any], Any] | None = None) -> Path:
     """Train ``agent`` on ``venv`` for ``run.episodes`` episodes with :class:`experiments.loop.Loop`
     (evaluations, checkpoints with ``spec``, sample grids whose columns are ``captions``, resume,
-    signals); returns the run folder.
+    signals, the time it will take where ``cfg`` is one of the ``presets``, as the trainer's ``check``
+    resolves them); returns the run folder.
 
     Raises:
         experiments.runs.Interrupted: SIGINT or SIGTERM stopped the run (last.pt saved).
@@ -614,12 +633,14 @@ def fit(cfg: RLConfig, run: Run, agent: A3C | SAC, venv: Any, *,
         return episode + 1, episode_scalars(stats)
 
     metric_name = metric if isinstance(metric, str) else "metric"
+    estimate = preset_estimate(cfg, presets or {}, torch.device(venv.device).type, ignore=COST_FREE,
+                               check=check or (lambda c: c), per_step=lambda cost: (cost.step_s, cost.eval_s))
     loop = Loop(run, total=r.episodes, eval_every=r.eval_every, train=train, unit="episode",
                 evaluate=lambda: evaluate(policy), metric=metric, model=policy,
                 state=agent.state_dict, load_state=agent.load_state_dict,
                 extra=lambda: {"spec": spec, "config": to_dict(cfg), "algorithm": cfg.agent},
                 callbacks=standard_callbacks(r.samples, keep_evals=r.keep_evals, shown="charts/episode_return",
-                                             captions=captions),
+                                             captions=captions, estimate=estimate),
                 summary=lambda state: summary_row(state, cfg.agent, metric_name, summary),
                 title=lambda state: summary_title(title or str(run.dir), state.scores))
     return loop.fit()

@@ -198,7 +198,7 @@ _SHIPPED = {"task.data": SICE_HIGH, "task.eval_images": 8, "task.baselines": ("b
 
 
 def rse_denoise_color() -> Config:
-    """rse_denoise_color.pt: one round on the FFDNet's candidate, SICE colour, sigma 25 (~12 min on 1 CPU core).
+    """rse_denoise_color.pt: one round on the FFDNet's candidate, SICE colour, sigma 25.
 
     The shipped file is this run's best.pt (experiments/recipes/rse_denoise_color.sh); its predictor is
     found by its name, ffdnet_denoise.pt, in rlenhance/weights/ on any checkout."""
@@ -209,12 +209,16 @@ def rse_denoise_color() -> Config:
 
 
 def rse_rl() -> Config:
-    """RSE-RL's recursion alone: two rounds, no predictor, SICE colour, sigma 25 (~20 min on 1 CPU core)."""
+    """RSE-RL's recursion alone: two rounds, no predictor, SICE colour, sigma 25."""
     return configs.replace_path(Config(), {**_SHIPPED, "rse.rounds": 2, "sac.episodes": 60, "sac.eval_every": 30,
                                            "run.out": "runs/rse_rl"})
 
 
-PRESETS = {"rse-denoise-color": rse_denoise_color, "rse-rl": rse_rl}
+#: ``--preset NAME`` -> the config it names (its docstring says what it reproduces) and its cost: seconds per
+#: step of the loop (a VAE step or a SAC episode; the rounds' scoring included) on 2 CPU cores; on a GPU not
+#: measured.
+PRESETS = {"rse-denoise-color": configs.Preset(rse_denoise_color, cpu=configs.Cost(0.23)),
+           "rse-rl": configs.Preset(rse_rl, cpu=configs.Cost(0.33))}
 
 
 @dataclass(frozen=True)
@@ -281,6 +285,22 @@ PATHS = {**{f: f"task.{f}" for f in ("data", "test", "sigma", "gray", "noise_see
          "sac_learning_starts": "sac.learning_starts", "sac_buffer_mb": "sac.buffer_mb",
          "sac_init_alpha": "sac.init_alpha", "sac_critic_warmup": "sac.critic_warmup",
          "samples": "run.samples", "seed": "run.seed", "threads": "run.threads"}
+
+
+def sac_spans(args: Settings) -> list[tuple[int, int]]:
+    """The training loop's steps (first, last) of each round's SAC phase: the loop runs round 1's VAE
+    steps, its SAC episodes, round 2's VAE steps ... (its evaluations fall in these spans)."""
+    spans, step = [], 0
+    for r in range(args.rounds):
+        step += args.vae_steps if r == 0 else args.vae_finetune_steps
+        spans.append((step, step + args.episodes))
+        step += args.episodes
+    return spans
+
+
+def estimate_seconds(cfg: Config, cost: configs.Cost) -> float:
+    """The seconds of a whole run of ``cfg`` (all its rounds) at ``cost`` (per loop step)."""
+    return sac_spans(settings(cfg))[-1][1] * cost.step_s
 
 
 def settings(cfg: Config) -> Settings:

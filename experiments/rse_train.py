@@ -85,7 +85,7 @@ from envs.base import episode_rows
 from envs.rse import make_rse_vec
 from experiments import config as configs
 from experiments import denoise_train
-from experiments.loop import Callback, Checkpoints, Loop, Progress, check_resume
+from experiments.loop import Callback, Checkpoints, Loop, Progress, check_resume, preset_estimate
 from experiments.rl_common import episode_scalars, episode_seed
 from experiments.rse import (
     FLAGS,
@@ -98,12 +98,14 @@ from experiments.rse import (
     apply_round,
     apply_to_pool,
     baseline_scores,
+    estimate_seconds,
     level_score,
     make_pool,
     phase_seed,
     predictor_scores,
     resolve,
     sac_config,
+    sac_spans,
     sample_patch_pairs,
     save_pictures,
     settings,
@@ -148,7 +150,8 @@ def parse(argv: Sequence[str]) -> Config:
         if (out / "config.json").exists():
             read_config(out, "experiments.rse_train", [f.name for f in fields(Config)])
             argv = ["--config", str(out), *argv]
-    return configs.parse(Config, argv, presets=PRESETS, flags=FLAGS, prog=PROG, check=check)
+    return configs.parse(Config, argv, presets=PRESETS, flags=FLAGS, prog=PROG, check=check,
+                         estimate=estimate_seconds)
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -208,21 +211,12 @@ class RSETrainer(Callback):
         self.best_score, self.best_policy = -math.inf, None
 
     # -- the loop's step schedule: round k's VAE steps, then its SAC episodes --
-    def sac_spans(self) -> list[tuple[int, int]]:
-        """The loop steps (first, last) of each round's SAC phase; its evaluations fall in them."""
-        spans, step = [], 0
-        for r in range(self.args.rounds):
-            step += self.vae_total(r)
-            spans.append((step, step + self.args.episodes))
-            step += self.args.episodes
-        return spans
-
     def evaluates_at(self, step: int) -> bool:
         """Whether the loop evaluates at ``step``: every ``sac.eval_every`` episodes of a SAC phase,
         at its start (the policy it starts from) and at its end."""
         every = self.args.eval_every
         return any(first <= step <= last and ((step - first) % every == 0 or step == last)
-                   for first, last in self.sac_spans())
+                   for first, last in sac_spans(self.args))
 
     def vae_total(self, r: int) -> int:
         return self.args.vae_steps if r == 0 else self.args.vae_finetune_steps
@@ -549,10 +543,12 @@ def main(argv: Sequence[str] | None = None) -> Path:
     run = Run(cfg.run.out, cfg, resume=cfg.run.resume, ranks=ranks, trainer="experiments.rse_train")
     train_set, test_set = open_data(cfg)
     trainer = RSETrainer(cfg, run, device, train_set, test_set)
-    loop = Loop(run, total=trainer.sac_spans()[-1][1], eval_every=trainer.evaluates_at, train=trainer.train,
+    loop = Loop(run, total=sac_spans(trainer.args)[-1][1], eval_every=trainer.evaluates_at, train=trainer.train,
                 evaluate=trainer.evaluate, metric="eval/psnr", model=trainer.model, state=trainer.state_dict,
                 load_state=trainer.load_state_dict, extra=trainer.extra, unit="step",
-                callbacks=[trainer, Checkpoints(best=False), Progress("charts/episode_return")])
+                callbacks=[trainer, Checkpoints(best=False), Progress("charts/episode_return"),
+                           preset_estimate(cfg, PRESETS, device.type, ignore=(*MAY_CHANGE, "run.seed"), check=check,
+                                           per_step=lambda cost: (cost.step_s, 0.0), warmup=None)])
     path = loop.fit()
     best = Path(path) / "checkpoints" / "best.pt"
     run.say(*usage_lines(best, ["denoise", "noisy.png", "-o", "denoised/", "--model", "rse", "--checkpoint", best]))

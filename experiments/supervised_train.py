@@ -63,7 +63,17 @@ import torch
 
 from agents.distributed import Ranks, wrap
 from experiments import config as configs
-from experiments.loop import Callback, Checkpoints, Loop, Progress, SampleGrids, TimeEstimate, check_resume
+from experiments.config import Cost, Preset
+from experiments.loop import (
+    Callback,
+    Checkpoints,
+    Loop,
+    Progress,
+    SampleGrids,
+    check_resume,
+    preset_estimate,
+    run_seconds,
+)
 from experiments.plots import loss_curves, save_figure
 from experiments.runs import Run, read_config, run_cli, setup_process, usage_lines
 from experiments.sigmas import noise_levels, resolve_sigma
@@ -205,28 +215,28 @@ def _preset(**changes: Any) -> Config:
 
 
 def mrpnet_lowlight() -> Config:
-    """mrpnet_lowlight.pt: MRPNet + Generator on the SICE pairs (~15 min on 1 CPU core)."""
+    """mrpnet_lowlight.pt: MRPNet + Generator on the SICE pairs."""
     return _preset(**{"data.data": SICE, "model.width": 32, "train.crop": 96, "train.batch": 8, "train.lr": 5e-4,
                       "train.epochs": 8, "train.steps_per_epoch": 30, "run.threads": 1,
                       "run.out": "runs/mrpnet_lowlight"})
 
 
 def mrpnet_denoise() -> Config:
-    """mrpnet_denoise.pt: MRPNet alone, gray, sigma 25 on BSD (~20 min on 1 CPU core)."""
+    """mrpnet_denoise.pt: MRPNet alone, gray, sigma 25 on BSD."""
     return _preset(**{"data.task": "denoise", "data.data": BSD, "data.sigma": (25.0,), "model.generator": False,
                       "train.crop": 64, "train.batch": 16, "train.lr": 1e-3, "train.epochs": 30,
                       "train.steps_per_epoch": 40, "run.threads": 1, "run.out": "runs/mrpnet_denoise"})
 
 
 def mrpnet_denoise_color() -> Config:
-    """mrpnet_denoise_color.pt: MRPNet alone, RGB, blind over sigma 5-50 on SICE (~16 min on 1 CPU core)."""
+    """mrpnet_denoise_color.pt: MRPNet alone, RGB, blind over sigma 5-50 on SICE."""
     return configs.replace_path(mrpnet_denoise(), {"data.gray": False, "data.data": SICE_HIGH,
                                                    "data.sigma": (5.0, 15.0, 25.0, 35.0, 50.0),
                                                    "run.out": "runs/mrpnet_denoise_color"})
 
 
 def ffdnet_denoise() -> Config:
-    """ffdnet_denoise.pt's last stage: FFDNet fine-tuned blind over sigma 0-75 (~97 min on 2 CPU cores).
+    """ffdnet_denoise.pt's last stage: FFDNet fine-tuned blind over sigma 0-75.
 
     The shipped file itself fine-tuned with a cosine schedule over 28,000 steps; four such stages, each from the
     previous one's best.pt (the first from scratch, lr 1e-3, 50 epochs), made the shipped file."""
@@ -239,21 +249,21 @@ def ffdnet_denoise() -> Config:
 
 
 def pixelrnn_completion() -> Config:
-    """pixelrnn_completion.pt: ConvLSTM PixelRNN of width 24 on the bedroom pairs (~35 min on 1 CPU core)."""
+    """pixelrnn_completion.pt: ConvLSTM PixelRNN of width 24 on the bedroom pairs."""
     return _preset(**{"data.task": "completion", "data.data": BEDROOM, "model.name": "pixelrnn", "model.width": 24,
                       "train.crop": 224, "train.batch": 8, "train.lr": 1e-3, "train.epochs": 30,
                       "train.steps_per_epoch": 30, "run.threads": 1, "run.out": "runs/pixelrnn_completion"})
 
 
 def gated_pixelrnn_completion() -> Config:
-    """gated_pixelrnn_completion.pt: gated PixelRNN, width 16, bedroom pairs (~50 min on 1 CPU core)."""
+    """gated_pixelrnn_completion.pt: gated PixelRNN, width 16, bedroom pairs."""
     return _preset(**{"data.task": "completion", "data.data": BEDROOM, "model.name": "gated-pixelrnn",
                       "model.width": 16, "train.crop": 224, "train.batch": 4, "train.lr": 5e-4, "train.epochs": 30,
                       "train.steps_per_epoch": 30, "run.threads": 1, "run.out": "runs/gated_pixelrnn_completion"})
 
 
 def unet_completion() -> Config:
-    """unet_completion.pt's last stage: the U-Net fine-tuned on minus the hole PSNR (~104 min on 2 CPU cores).
+    """unet_completion.pt's last stage: the U-Net fine-tuned on minus the hole PSNR.
 
     The shipped width-64 file itself, holes moved, left-right flips only; the shipped file is that run's
     checkpoints/model_epoch64.pt (the last epoch)."""
@@ -265,7 +275,7 @@ def unet_completion() -> Config:
 
 
 def mrpnet_seed() -> Config:
-    """The MRPNet seed's setting: the Generator super-resolves 4x, ``train/`` + ``gt/`` data (~2 min on 2 CPU cores)."""
+    """The MRPNet seed's setting: the Generator super-resolves 4x, ``train/`` + ``gt/`` data."""
     return _preset(**{"model.upscale": 4, "run.out": "runs/mrpnet_seed"})
 
 
@@ -277,7 +287,7 @@ def pixelrnn_seed() -> Config:
 
 
 def gated_pixelrnn_seed() -> Config:
-    """The gated PixelRNN seed's setting: its net, SSIM and masks at 128 x 128 (hours on a CPU).
+    """The gated PixelRNN seed's setting: its net, SSIM and masks at 128 x 128.
 
     Black holes, a snapshot every 5 epochs."""
     return _preset(**{"data.task": "completion", "data.data": BEDROOM, "data.resize": (128,), "data.prefill": "none",
@@ -285,11 +295,31 @@ def gated_pixelrnn_seed() -> Config:
                       "train.steps_per_epoch": 225, "run.save_every": 5, "run.out": "runs/gated_pixelrnn_seed"})
 
 
-PRESETS = {"mrpnet-lowlight": mrpnet_lowlight, "mrpnet-denoise": mrpnet_denoise,
-           "mrpnet-denoise-color": mrpnet_denoise_color, "ffdnet-denoise": ffdnet_denoise,
-           "pixelrnn-completion": pixelrnn_completion, "gated-pixelrnn-completion": gated_pixelrnn_completion,
-           "unet-completion": unet_completion, "mrpnet-seed": mrpnet_seed, "pixelrnn-seed": pixelrnn_seed,
-           "gated-pixelrnn-seed": gated_pixelrnn_seed}
+#: ``--preset NAME`` -> the config it names (its docstring says what it reproduces) and its cost: seconds per
+#: training step (the epochs' validation included) on 2 CPU cores; on a GPU not measured.
+PRESETS = {"mrpnet-lowlight": Preset(mrpnet_lowlight, cpu=Cost(3.75)),
+           "mrpnet-denoise": Preset(mrpnet_denoise, cpu=Cost(1.0)),
+           "mrpnet-denoise-color": Preset(mrpnet_denoise_color, cpu=Cost(0.8)),
+           "ffdnet-denoise": Preset(ffdnet_denoise, cpu=Cost(0.21)),
+           "pixelrnn-completion": Preset(pixelrnn_completion, cpu=Cost(2.33)),
+           "gated-pixelrnn-completion": Preset(gated_pixelrnn_completion, cpu=Cost(3.33)),
+           "unet-completion": Preset(unet_completion, cpu=Cost(0.98)),
+           "mrpnet-seed": Preset(mrpnet_seed, cpu=Cost(0.12)),
+           "pixelrnn-seed": Preset(pixelrnn_seed),
+           "gated-pixelrnn-seed": Preset(gated_pixelrnn_seed)}
+#: Settings that change how long a run is, its seeds, hardware or folder, but not what a step costs.
+COST_FREE = ("train.epochs", "train.steps_per_epoch", "run.out", "run.resume", "run.device", "run.threads",
+             "run.seed", "run.samples", "run.save_every")
+
+
+def estimate_seconds(cfg: Config, cost: Cost) -> float:
+    """The seconds of a whole run of ``cfg`` at ``cost`` (per step, per validation)."""
+    return run_seconds(cfg.train.epochs, 1, epoch_cost(cfg, cost))
+
+
+def epoch_cost(cfg: Config, cost: Cost) -> tuple[float, float]:
+    """Seconds per epoch and per validation at ``cost``."""
+    return cfg.train.steps_per_epoch * cost.step_s, cost.eval_s
 
 
 # --- the config, resolved --------------------------------------------------------------------------------
@@ -344,7 +374,8 @@ def parse(argv: Sequence[str]) -> Config:
         if (out / "config.json").exists():
             read_config(out, "experiments.supervised_train", [f.name for f in dataclasses.fields(Config)])
             argv = ["--config", str(out), *argv]
-    return configs.parse(Config, argv, presets=PRESETS, flags=FLAGS, prog=PROG, check=resolve)
+    return configs.parse(Config, argv, presets=PRESETS, flags=FLAGS, prog=PROG, check=resolve,
+                         estimate=estimate_seconds)
 
 
 # --- the trainer ---------------------------------------------------------------------------------------
@@ -488,7 +519,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
                 state=trainer.state, load_state=trainer.load_state,
                 extra=lambda: {"spec": trainer.spec, "config": configs.to_dict(cfg)},
                 callbacks=[Snapshots(cfg.run.save_every), Checkpoints(), SampleGrids(cfg.run.samples),
-                           LossCurve(f"{args.model} / {args.task}"), Progress("losses/loss", "loss"), TimeEstimate(2)],
+                           LossCurve(f"{args.model} / {args.task}"), Progress("losses/loss", "loss"),
+                           preset_estimate(cfg, PRESETS, device.type, ignore=COST_FREE, check=resolve,
+                                           per_step=lambda cost: epoch_cost(cfg, cost), warmup=2)],
                 summary=summary, title=f"{PROG}: {run.dir}")
     out = loop.fit()
     best = Path(out) / "checkpoints" / "best.pt"

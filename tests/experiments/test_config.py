@@ -12,13 +12,13 @@ from typing import Literal
 import pytest
 import torch
 
-from experiments import completion_train, config, denoise_train, lol_train
+from experiments import completion_train, config, denoise_train, lol_train, rse_train, supervised_train
 from rlenhance.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINERS = {"lol_train": lol_train, "denoise_train": denoise_train, "completion_train": completion_train}
 #: Words that name a run, a session or an experiment's history: help texts describe the product.
-HISTORY = re.compile(r"(?i:\bsession|tried in)|\b[hk]\d+[a-z]?\d*\b|\bruns? [a-z]\d")
+HISTORY = re.compile(r"(?i:\bsession|tried in)|\b[hk]\d+[a-z]?\d*\b|\bruns? [a-z]\d|\bruns/[a-z]+\d")
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,8 @@ def big() -> Outer:
 
 
 def parse(*argv, **kw):
-    return config.parse(Outer, list(argv), presets={"big": big}, flags={"count": "inner.count", "on": "inner.on"},
-                        prog="t", **kw)
+    return config.parse(Outer, list(argv), presets={"big": config.Preset(big)},
+                        flags={"count": "inner.count", "on": "inner.on"}, prog="t", **kw)
 
 
 def test_defaults_then_preset_then_file_then_flags_then_set(tmp_path):
@@ -137,19 +137,29 @@ def test_unused_section_refuses_a_changed_section():
 
 
 # --- the trainers' command lines ----------------------------------------------------------------------
-@pytest.mark.parametrize("name", TRAINERS)
-def test_help_is_short_names_no_run_and_every_preset_says_its_cost(name, capsys):
-    module = TRAINERS[name]
+#: Every trainer: its module, the function that reads its command line, the one that checks a config.
+ALL_TRAINERS = {**{name: (m, m.parse_args, m.check) for name, m in TRAINERS.items()},
+                "rse_train": (rse_train, rse_train.parse, rse_train.check),
+                "supervised_train": (supervised_train, supervised_train.parse, supervised_train.resolve)}
+
+
+@pytest.mark.parametrize("name", ALL_TRAINERS)
+def test_help_is_short_names_no_run_and_every_preset_says_its_time(name, capsys):
+    module, parse_args, check = ALL_TRAINERS[name]
     with pytest.raises(SystemExit):
-        module.parse_args(["--help"])
+        parse_args(["--help"])
     text = capsys.readouterr().out
     options = [line for line in text.splitlines() if re.match(r"\s{2}-", line)]
     assert len(options) <= 30 and len(text.splitlines()) <= 120, (len(options), len(text.splitlines()))
     assert not HISTORY.search(text), HISTORY.search(text)
+    flat = " ".join(text.split())
     for preset_name, preset in module.PRESETS.items():
-        doc = " ".join(config.doc_lines(preset))
-        assert f"{preset_name}:" in text and re.search(r"\d+ (s|min|h)\b", doc), (preset_name, doc)
-        module.check(preset())  # every preset is a valid config
+        assert isinstance(preset, config.Preset) and preset.doc, preset_name
+        doc = " ".join(preset.doc)
+        assert not re.search(r"\d+ (s|min|h)\b", doc), doc  # a cost is stated once: in the Preset's fields
+        assert re.search(rf"{re.escape(preset_name)}: .*?Time: (about \S+ \S+|not measured) on 2 CPU cores; "
+                         r"(about \S+ \S+|not measured) on a GPU\.", flat), preset_name
+        check(preset())  # every preset is a valid config
 
 
 @pytest.mark.parametrize("name", TRAINERS)

@@ -644,6 +644,30 @@ def test_the_sample_grid_shows_the_alpha_maps_of_the_first_and_last_step_and_eva
     torch.testing.assert_close(rows[0][4], heatmap(maps[-1][0].mean(0), low_alpha, high_alpha))
 
 
+def test_rellie_evaluates_one_image_a_rollout_with_the_scores_of_one_batch():
+    """--preset rellie rolls out one image at a time (the fastest on a CPU, less memory at full
+    resolution): its outputs and scores are exactly those of all the images in one batch."""
+    from experiments import lol_train
+    from experiments.rl_common import make_agent
+
+    fast = lol_train.parse_args(["--preset", "rellie", *TINY])
+    assert fast.run.eval_batch == 1
+    whole = lol_train.parse_args(["--preset", "rellie", *TINY, *S("run.eval_batch=64")])
+    venv = envs.make_vec(lol_train.ENV_ID, num_envs=1, **lol_train.env_kwargs(fast))
+    _, low, high = lol_train.load_validation(fast, torch.device("cpu"))
+    assert low.shape[0] > 1
+    torch.manual_seed(0)
+    policy = make_agent(fast, venv, steps=fast.task.steps, keys=("image", "original", "exposure_gap"),
+                        cond_film=fast.reward.conditioned).policy.eval()
+    with torch.no_grad():  # alphas that differ over the image and between the images
+        policy.policy_head.weight.normal_(0, 1.0)
+        outputs = [lol_train.rollout_at(policy, venv.task, cfg, low)[0] for cfg in (fast, whole)]
+    assert torch.equal(*outputs) and not torch.equal(outputs[0], low)
+    scores = [lol_train.evaluate(policy, venv.task, cfg, low, high)[0] for cfg in (fast, whole)]
+    assert {k: v for k, v in scores[0].items() if k != "eval/ms_per_image"} == \
+        {k: v for k, v in scores[1].items() if k != "eval/ms_per_image"}
+
+
 @pytest.mark.parametrize("preset", [[], ["--preset", "rellie"]])
 def test_validation_in_batches_scores_as_one_batch(preset):
     """``run.eval_batch`` images a rollout (less memory at ReLLIE's full resolution): the scores of one

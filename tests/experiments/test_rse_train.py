@@ -174,14 +174,7 @@ def test_an_empty_sigma_is_refused_by_name(capsys):
         resolved(["--set", "task.sigma=[]"])
 
 
-def test_help_is_short_and_every_preset_resolves(capsys):
-    import re
-
-    with pytest.raises(SystemExit):
-        rse_train.parse(["--help"])
-    text = capsys.readouterr().out
-    assert len(text.splitlines()) <= 120 and len(re.findall(r"^  (-[-\w]+)", text, re.M)) <= 30
-    assert not re.search(r"session|runs/rse_color", text, re.I)
+def test_every_preset_resolves():
     shipped = resolved(["--preset", "rse-denoise-color"])
     assert (shipped.rounds, shipped.vae_steps, shipped.episodes, shipped.eval_every, shipped.pool_crops,
             shipped.sac_critic_warmup, shipped.sac_init_alpha, shipped.sac_updates) == (1, 3000, 200, 25, 256, 200,

@@ -216,17 +216,6 @@ def test_a_flag_that_became_a_setting_names_its_key(capsys):
     assert "--set train.hole_loss=VALUE" in capsys.readouterr().err
 
 
-def test_help_is_short_and_names_no_run(capsys):
-    with pytest.raises(SystemExit):
-        parse(["--help"])
-    text = capsys.readouterr().out
-    options = re.findall(r"^  (-[-\w]+)", text, re.M)
-    assert len(text.splitlines()) <= 120 and 10 <= len(options) <= 30, (len(text.splitlines()), options)
-    assert not re.search(r"session|\bh\d+\b|runs/s\d", text, re.I)
-    for name in PRESETS:
-        assert f"  {name}: " in text
-
-
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_every_preset_resolves(name, capsys):
     """Each preset is a valid config whose resolved settings print as a --config file that gives it back."""
@@ -234,7 +223,7 @@ def test_every_preset_resolves(name, capsys):
         parse(["--preset", name, "--print-config"])
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads(json.dumps(__import__("dataclasses").asdict(parse(["--preset", name])), default=list))
-    assert supervised_train.PRESETS[name].__doc__.strip()
+    assert supervised_train.PRESETS[name].doc
 
 
 def test_a_preset_gives_the_model_card_s_settings():
@@ -607,7 +596,7 @@ def test_the_model_cards_commands_parse_and_name_every_shipped_preset():
     for trainer in ("supervised_train", "rse_train"):
         module = importlib.import_module(f"experiments.{trainer}")
         for name, preset in module.PRESETS.items():
-            shipped = re.search(r"\b(\w+\.pt)\b", preset.__doc__ or "")
+            shipped = re.search(r"\b(\w+\.pt)\b", " ".join(preset.doc))
             if shipped and (ROOT / "rlenhance" / "weights" / shipped.group(1)).exists():
                 assert (trainer, name) in named, f"{trainer} --preset {name} makes {shipped.group(1)}: not in its card"
                 card = re.split(r"^## ", cards, flags=re.M)

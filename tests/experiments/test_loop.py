@@ -1,0 +1,63 @@
+"""experiments.loop's time estimate: a run says beforehand how long it will take, from the measured cost
+of the preset it is, when that is long; the evaluations a schedule still has to run."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from experiments import lol_train, supervised_train
+from experiments.loop import LONG_RUN_S, LoopState, TimeEstimate, evaluations_left, preset_estimate, run_seconds
+from experiments.rl_common import COST_FREE
+
+
+def fake_loop(total, step=0, eval_every=10):
+    said = []
+    loop = SimpleNamespace(total=total, eval_every=eval_every, unit="episode", state=LoopState(step=step),
+                           run=SimpleNamespace(say=said.append))
+    return loop, said
+
+
+@pytest.mark.parametrize("step, total, every, left", [(0, 10, 5, 2), (0, 11, 5, 3), (5, 11, 5, 2), (10, 11, 5, 1),
+                                                      (11, 11, 5, 0), (3, 9, 1, 6)])
+def test_evaluations_left_counts_the_scheduled_ones_and_the_last(step, total, every, left):
+    assert evaluations_left(step, total, every) == left
+    assert evaluations_left(step, total, lambda s: s % every == 0) == left  # a schedule function, the same
+
+
+def test_a_long_run_says_its_time_before_the_first_step_and_a_short_one_says_nothing():
+    loop, said = fake_loop(total=100, step=20)
+    TimeEstimate(cost=(30.0, 60.0), source="a preset").on_start(loop)  # 80 x 30 + 8 x 60 = 2880 s
+    assert said == ["estimated time: 48 min (80 episodes at 30 s and 8 evaluations at 60 s: a preset)"]
+    loop, said = fake_loop(total=100)
+    TimeEstimate(cost=(1.0, 1.0)).on_start(loop)
+    assert said == [] and run_seconds(100, 10, (1.0, 1.0)) == 110 < LONG_RUN_S
+
+
+def test_a_config_has_the_cost_of_the_preset_it_is_on_that_device():
+    """The run's length, seed and hardware may differ from the preset's; any other setting makes another
+    config, whose time is measured once it runs. A preset without a GPU figure gives none on a GPU."""
+    per_step = lambda cost: (cost.step_s, cost.eval_s)  # noqa: E731
+    rellie = lol_train.parse_args(["--preset", "rellie", "--episodes", "40", "--seed", "3", "--threads", "1"])
+    estimate = preset_estimate(rellie, lol_train.PRESETS, "cpu", ignore=COST_FREE, check=lol_train.check,
+                               per_step=per_step)
+    preset = lol_train.PRESETS["rellie"]
+    assert estimate.cost == (preset.cpu.step_s, preset.cpu.eval_s) and "--preset rellie on cpu" in estimate.source
+    loop, said = fake_loop(total=40, eval_every=rellie.run.eval_every)
+    estimate.on_start(loop)
+    assert len(said) == 1 and said[0].startswith("estimated time: ") and "40 episodes" in said[0]
+    assert preset_estimate(rellie, lol_train.PRESETS, "cuda", ignore=COST_FREE, check=lol_train.check,
+                               per_step=per_step).cost is None
+    other = lol_train.parse_args(["--preset", "rellie", "--width", "32"])
+    assert preset_estimate(other, lol_train.PRESETS, "cpu", ignore=COST_FREE, check=lol_train.check,
+                               per_step=per_step).cost is None
+    shipped = lol_train.parse_args(["--preset", "shipped"])
+    assert preset_estimate(shipped, lol_train.PRESETS, "cuda", ignore=COST_FREE, check=lol_train.check,
+                               per_step=per_step).cost == (
+        lol_train.PRESETS["shipped"].cuda.step_s, 0.0)
+
+
+def test_a_supervised_epoch_costs_its_steps():
+    cfg = supervised_train.parse(["--preset", "mrpnet-denoise", "--epochs", "3"])
+    cost = supervised_train.PRESETS["mrpnet-denoise"].cpu
+    assert supervised_train.epoch_cost(cfg, cost) == (cfg.train.steps_per_epoch * cost.step_s, cost.eval_s)
+    assert supervised_train.estimate_seconds(cfg, cost) == pytest.approx(3 * cfg.train.steps_per_epoch * cost.step_s)
