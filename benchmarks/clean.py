@@ -3,6 +3,7 @@
     python -m benchmarks.clean [--data ../shared/data/sice_pairs/train] [--limit 40] [--val-limit 0]
                                [--zero-dcepp ../shared/weights/zero_dcepp_Epoch99.pth] [--no-mrpnet]
                                [--strengths 0.5 1 2] [--threads 1] [--sets train photos val]
+                               [--variant "KNEE=0.7 LUMA_SIGMA_DARK=0.4" ...]
     python -m benchmarks.clean --speed [--repeats 20] [--megapixels 24] [--cli-repeats 3]
 
 One table per set of images, one row per method:
@@ -13,6 +14,8 @@ One table per set of images, one row per method:
 * ``blur 0``: the curves alone (``Enhancer(denoise=0)``);
 * ``clean denoise S``: the curves and the clean stage at strength S (:mod:`rlenhance.ops.clean`;
   1 is the default);
+* ``variant NAME=VALUE ...``: the default with constants of :mod:`rlenhance.ops.clean` replaced during
+  its call (``--variant``, repeatable): the alternatives the defaults were chosen against;
 * ``Zero-DCE++``: the official weights (``--zero-dcepp``) through :mod:`rlenhance.models.peers`;
 * ``--denoiser mrpnet``: the curves, then the shipped colour MRPNet denoiser (``--no-mrpnet``: skipped).
 
@@ -63,6 +66,7 @@ from rlenhance.data.testsets import image_seed
 from rlenhance.denoisers import default_denoiser
 from rlenhance.enhance import Enhancer
 from rlenhance.models.peers import load_zero_dcepp
+from rlenhance.ops import clean
 from rlenhance.runtime import configure_threads
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,6 +89,29 @@ def old_default(enhancer: Enhancer) -> Method:
     return run
 
 
+def variant(spec: str) -> Method:
+    """The default Enhancer with the constants of :mod:`rlenhance.ops.clean` that ``spec`` names
+    (``"NAME=VALUE NAME=VALUE"``) replaced while it runs."""
+    values = {}
+    for item in spec.split():
+        name, _, value = item.partition("=")
+        if not name.isupper() or not isinstance(getattr(clean, name, None), float):
+            raise SystemExit(f"--variant {spec!r}: {name!r} is not a float constant of rlenhance.ops.clean")
+        values[name] = float(value)
+    enhancer = Enhancer(device="cpu")
+
+    def run(image: np.ndarray) -> np.ndarray:
+        saved = {name: getattr(clean, name) for name in values}
+        try:
+            for name, value in values.items():
+                setattr(clean, name, value)
+            return enhancer.enhance(image)
+        finally:
+            for name, value in saved.items():
+                setattr(clean, name, value)
+    return run
+
+
 def zero_dcepp(path: Path) -> Method:
     net = load_zero_dcepp(path).eval()
 
@@ -102,6 +129,8 @@ def build_methods(args: argparse.Namespace) -> dict[str, Method]:
                                   "blur 0": curves.enhance}
     for strength in args.strengths:
         methods[f"clean denoise {strength:g}"] = Enhancer(device="cpu", denoise=strength).enhance
+    for spec in args.variant:
+        methods[f"variant {spec}"] = variant(spec)
     if args.zero_dcepp and Path(args.zero_dcepp).is_file():
         methods["Zero-DCE++"] = zero_dcepp(Path(args.zero_dcepp))
     else:
@@ -191,18 +220,21 @@ def command_seconds(args: argparse.Namespace) -> dict[str, float]:
                 "--overwrite"]
         commands = {"default": base, "--denoise 0": [*base, "--denoise", "0"]}
         walls: dict[str, list[float]] = {name: [] for name in commands}
+        cpus: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.cli_repeats):
             for name, command in commands.items():
                 report = subprocess.run([sys.executable, "-c", CLI_WRAPPER, *command], capture_output=True,
                                         text=True, cwd=ROOT, check=True).stdout
-                status, wall, _ = report.split("\n", 1)[0].split()
+                status, wall, _, cpu = report.split("\n", 1)[0].split()
                 if status != "0":
                     raise SystemExit(f"{' '.join(command)} failed:\n{report}")
                 walls[name].append(float(wall))
+                cpus[name].append(float(cpu))
     print(f"\n{args.megapixels:g}-megapixel JPEG, the whole `python -m rlenhance enhance big.jpg -o OUT` in a fresh "
           f"process, in alternation ({load_average()}):")
     for name, values in walls.items():
-        print(f"  {name}: {min(values):.2f} s (best of {len(values)}: {', '.join(f'{v:.2f}' for v in values)})")
+        print(f"  {name}: {min(values):.2f} s (best of {len(values)}: {', '.join(f'{v:.2f}' for v in values)}), "
+              f"CPU (user + sys) {min(cpus[name]):.2f} s (best)")
     print(f"  default / --denoise 0: {min(walls['default']) / min(walls['--denoise 0']):.2f}")
     return {f"command {name} s": min(values) for name, values in walls.items()}
 
@@ -217,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, dict[str, flo
                         help="scikit-image photos of the photos set (colour ones)")
     parser.add_argument("--strengths", type=float, nargs="+", default=[0.5, 1.0, 2.0],
                         help="strengths of the clean stage to compare")
+    parser.add_argument("--variant", action="append", default=[], metavar="SPEC",
+                        help='the default with constants of rlenhance.ops.clean replaced, "NAME=VALUE ..."')
     parser.add_argument("--zero-dcepp", default=str(DEFAULT_ZERO_DCEPP), help="official Zero-DCE++ weights")
     parser.add_argument("--no-mrpnet", dest="mrpnet", action="store_false", help="skip --denoiser mrpnet (slow)")
     parser.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads")

@@ -52,13 +52,15 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ZERO_DCEPP = ROOT.parent / "shared" / "weights" / "zero_dcepp_Epoch99.pth"
 
-#: Runs the command given as its arguments; prints its exit status, wall seconds, peak RSS (KiB) and output.
+#: Runs the command given as its arguments; prints its exit status, wall seconds, peak RSS (KiB), CPU
+#: seconds (user + system, all its threads: what a loaded machine's wall clock hides) and output.
 CLI_WRAPPER = """
 import resource, subprocess, sys, time
 start = time.perf_counter()
 result = subprocess.run(sys.argv[1:], capture_output=True, text=True)
 wall = time.perf_counter() - start
-print(result.returncode, wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(result.returncode, wall, usage.ru_maxrss, usage.ru_utime + usage.ru_stime)
 print(result.stdout.strip() if result.returncode == 0 else result.stderr, end="")
 """
 
@@ -145,14 +147,15 @@ def cli_call(args: argparse.Namespace, folder: Path) -> None:
     command = [sys.executable, "-m", "rlenhance", "enhance", str(photo), "-o", str(folder / "out"), "--overwrite"]
     if args.checkpoint:
         command += ["--checkpoint", args.checkpoint]
-    walls, peaks, lines = [], [], []
+    walls, cpus, peaks, lines = [], [], [], []
     for _ in range(args.cli_repeats):
         report = subprocess.run([sys.executable, "-c", CLI_WRAPPER, *command], capture_output=True, text=True,
                                 cwd=ROOT, check=True).stdout
-        status, wall, peak_kib = report.split("\n", 1)[0].split()
+        status, wall, peak_kib, cpu = report.split("\n", 1)[0].split()
         if status != "0":
             raise SystemExit(f"{' '.join(command)} failed:\n{report}")
         walls.append(float(wall))
+        cpus.append(float(cpu))
         peaks.append(int(peak_kib) / 1024)
         lines.append(report.split("\n", 1)[1])
     peak_mb = max(peaks)
@@ -162,7 +165,8 @@ def cli_call(args: argparse.Namespace, folder: Path) -> None:
           f"`python -m rlenhance enhance big.jpg -o OUT` in a fresh process ({load_average()}):")
     png_mb = (folder / "out" / "big.png").stat().st_size / 1e6
     print(f"  wall {walls[best]:.2f} s (best of {len(walls)}: {', '.join(f'{w:.2f}' for w in walls)}), "
-          f"its enhance step {enhance_ms}, peak RSS {peak_mb:.0f} MB, PNG {png_mb:.1f} MB")
+          f"CPU (user + sys) {min(cpus):.2f} s (best), its enhance step {enhance_ms}, peak RSS {peak_mb:.0f} MB, "
+          f"PNG {png_mb:.1f} MB")
     if args.png_levels:
         png_levels(folder / "out" / "big.png")
 

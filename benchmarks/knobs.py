@@ -40,7 +40,8 @@ and prints a table of them, then names the one that passes the most checks (each
 verdict, the exposure sweep within the tolerance, nothing darkened or white), with the best PSNR
 at the defaults among those: the knobs and the quality at the defaults can peak at different
 episodes, which best.pt (validation PSNR alone) does not see. ``--grid`` and ``--csv`` are of that
-one. Pick on the validation split, then report on held-out images.
+one. Pick on a split disjoint from the one you report (`--split train --limit 40`, the tuning split), then
+report on the validation split.
 The verdicts are printed, never asserted: a benchmark reports.
 """
 

@@ -139,7 +139,8 @@ def shipped() -> Config:
 
 
 #: ``--preset NAME`` -> the config it names (its docstring says what it reproduces) and its cost: seconds per
-#: episode (evaluations included) on 2 CPU cores; on a GPU not measured.
+#: episode (evaluations included) on 2 CPU cores; on a GPU not measured (the U-Net predictor, 43 MB, did not fit the
+#: transfer to the GPU machine).
 PRESETS: Mapping[str, Preset] = MappingProxyType({"shipped": Preset(shipped, cpu=Cost(5.2))})
 #: The named flags (everything else: ``--set SECTION.KEY=VALUE``).
 FLAGS: Mapping[str, str] = MappingProxyType({

@@ -470,12 +470,12 @@ def duration(seconds: float) -> str:
 
 
 def _cost_text(preset: Preset, estimate: Callable[[Any, Cost], float] | None) -> str:
-    """"Time: about 50 min on 2 CPU cores; about 9 min on a GPU." (a device without a cost: "not measured")."""
+    """"Time: about 50 min on 2 CPU cores; about 11 min on one H100 GPU." (a device without a cost: "not measured")."""
     if estimate is None:
         return ""
     config = preset()
     times = [f"about {duration(estimate(config, cost))} {where}" if cost is not None else f"not measured {where}"
-             for cost, where in ((preset.cpu, "on 2 CPU cores"), (preset.cuda, "on a GPU"))]
+             for cost, where in ((preset.cpu, "on 2 CPU cores"), (preset.cuda, "on one H100 GPU"))]
     return f"Time: {times[0]}; {times[1]}."
 
 

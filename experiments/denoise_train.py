@@ -187,11 +187,14 @@ def pixelrl() -> Config:
 
 
 #: ``--preset NAME`` -> the config it names (each function's docstring says what it reproduces) and its cost:
-#: seconds per episode (evaluations included) on 2 CPU cores; on a GPU not measured.
+#: seconds per episode (evaluations included) on 2 CPU cores; per episode and per evaluation
+#: on one H100 GPU as ``python -m benchmarks.preset_cost --device cuda`` measured it.
 PRESETS: Mapping[str, Preset] = MappingProxyType({
-    "shipped": Preset(shipped, cpu=Cost(1.2)), "shipped-sac": Preset(shipped_sac, cpu=Cost(38.0)),
-    "color": Preset(color, cpu=Cost(6.8)), "color-sac": Preset(color_sac, cpu=Cost(21.0)),
-    "pixelrl": Preset(pixelrl, cpu=Cost(80.0))})
+    "shipped": Preset(shipped, cpu=Cost(1.2), cuda=Cost(0.084, eval_s=3.45)),
+    "shipped-sac": Preset(shipped_sac, cpu=Cost(38.0), cuda=Cost(2.13, eval_s=5.36)),
+    "color": Preset(color, cpu=Cost(6.8), cuda=Cost(0.053, eval_s=0.2)),
+    "color-sac": Preset(color_sac, cpu=Cost(21.0), cuda=Cost(0.117, eval_s=0.3)),
+    "pixelrl": Preset(pixelrl, cpu=Cost(80.0), cuda=Cost(0.162, eval_s=0.17))})
 #: The named flags (everything else: ``--set SECTION.KEY=VALUE``).
 FLAGS: Mapping[str, str] = MappingProxyType({
     **RL_FLAGS, "data": "task.data", "test": "task.test", "sigma": "task.sigma", "gray": "task.gray",

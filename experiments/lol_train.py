@@ -227,10 +227,11 @@ def rellie() -> Config:
 
 
 #: ``--preset NAME`` -> the config it names (each function's docstring says what it reproduces) and its cost:
-#: seconds per episode (evaluations included where no s per evaluation is given) on 2 CPU cores and on a GPU.
+#: seconds per episode (evaluations included where no s per evaluation is given) on 2 CPU cores and
+#: on one H100 GPU as ``python -m benchmarks.preset_cost --device cuda`` measured it.
 PRESETS: Mapping[str, Preset] = MappingProxyType({
-    "shipped": Preset(shipped, cpu=Cost(0.67), cuda=Cost(0.12)),
-    "rellie": Preset(rellie, cpu=Cost(240.0, eval_s=300.0))})
+    "shipped": Preset(shipped, cpu=Cost(0.67), cuda=Cost(0.144, eval_s=0.39)),
+    "rellie": Preset(rellie, cpu=Cost(240.0, eval_s=300.0), cuda=Cost(0.127, eval_s=0.09))})
 #: The named flags (everything else: ``--set SECTION.KEY=VALUE``).
 FLAGS: Mapping[str, str] = MappingProxyType({
     **RL_FLAGS, "data": "task.data", "crop": "task.crop", "steps": "task.steps", "test-steps": "task.test_steps",

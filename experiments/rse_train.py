@@ -312,7 +312,7 @@ class RSETrainer(Callback):
             self.summary()
 
     def describe(self, loop: Loop) -> None:
-        if loop.bar is not None:
+        if loop.bar is not None and self.run.writes:
             loop.bar.set_description_str(f"round {self.progress['round'] + 1} {self.progress['phase']}")
 
     # -- phases --

@@ -54,7 +54,7 @@ from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import _INTEGER_SCALES, as_unit_float
 from rlenhance.models.policy import PixelActorCritic, build_policy_input
 from rlenhance.ops import check_max_overshoot, le_curves_upsampled, native
-from rlenhance.ops.clean import DEFAULT_STRENGTH, bands, check_strength, clean_band
+from rlenhance.ops.clean import DEFAULT_STRENGTH, bands, check_strength, clean_band, knee_start, scratch_plane
 from rlenhance.restore import SupervisedRestorer
 from rlenhance.runtime import flush_denormals, select_device
 from rlenhance.trace import ActionTrace
@@ -123,8 +123,9 @@ class Enhancer:
             (:func:`rlenhance.ops.overshoot_limit`).
         denoise: the strength of the clean stage after the curves (:func:`rlenhance.ops.clean.clean_enhanced`:
             chroma and luma smoothing weighted by how much each pixel was brightened, and the highlight
-            knee), ``0 <= denoise <= 2``; 0: off, the curves alone. None: 1 without a ``denoiser``; with
-            one, which replaces it, 0 (a ``denoise`` above 0 given with one is refused).
+            knee, placed by the exposure target in use), ``0 <= denoise <= 2``; 0: off, the curves alone.
+            None: 1 without a ``denoiser``; with one, which replaces it, 0 (a ``denoise`` above 0
+            given with one is refused).
 
     Attributes:
         spec: the checkpoint's :class:`~rlenhance.checkpoint.LowLightPolicySpec`.
@@ -313,11 +314,15 @@ class Enhancer:
         gains = None if gain is None else _as_batch(gain)
         rows = max(1, self.strip_pixels // width)
         if self.denoise > 0:  # the curves of each band and its halo rows in floats, then the clean stage
+            scratch: dict = {}  # the bands' planes, reused
+            target = setting.get("exposure")
+            knee = knee_start(self.spec.setting.get("exposure_target") if target is None else target)
             for top, bottom, lo, hi in bands(height, rows, self.denoise):
-                curved = np.empty((hi - lo, width, 3), dtype=np.float32)
+                curved = scratch_plane(scratch, "curved", (hi - lo, width, 3))
                 le_curves_upsampled(source[..., lo:hi, :].to(self.device), maps, top=lo, height=height,
                                     out=_as_batch(curved))
-                clean_band(image[lo:hi], curved, self.denoise, top - lo, bottom - top, out[top:bottom])
+                clean_band(image[lo:hi], curved, self.denoise, top - lo, bottom - top, out[top:bottom], knee=knee,
+                           scratch=scratch)
         else:
             for top in range(0, height, rows):
                 band = slice(top, min(height, top + rows))

@@ -10,7 +10,8 @@ convention; the metrics themselves are order-independent). The computations are 
 differentiable torch operations, so the metrics can also serve as training objectives (see
 :mod:`rlenhance.losses`).
 
-No-reference metrics (:mod:`rlenhance.metrics.no_reference`, numpy / scipy, re-exported here):
+No-reference metrics (:mod:`rlenhance.metrics.no_reference`, numpy / scipy, re-exported here and
+imported on first use, so that importing this module costs no scipy):
 :func:`niqe` of one image and :func:`loe` of an image and its enhanced version, on ``(H, W, C)``
 numpy images as the MATLAB code behind published figures computes them; :func:`clipped_fraction` (blown
 highlights) and :func:`dark_colour_noise` (colour speckle brightened out of the shadows).
@@ -31,9 +32,19 @@ import torch.nn.functional as F
 
 from rlenhance.errors import ImageError
 from rlenhance.io import BT601_LUMA_WEIGHTS
-from rlenhance.metrics.no_reference import clipped_fraction, dark_colour_noise, loe, niqe
 
 __all__ = ["clipped_fraction", "dark_colour_noise", "gt_mean_align", "loe", "niqe", "psnr", "rgb_to_y", "ssim", "uqi"]
+
+_NO_REFERENCE = ("clipped_fraction", "dark_colour_noise", "loe", "niqe")
+
+
+def __getattr__(name: str) -> object:
+    if name in _NO_REFERENCE:
+        from rlenhance.metrics import no_reference  # noqa: PLC0415 - scipy, on first use
+
+        return getattr(no_reference, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: Y' of BT.601 YCbCr spans 219 of 255 levels (16-235, "studio swing").
 _Y_SPAN = 219.0 / 255.0

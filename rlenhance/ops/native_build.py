@@ -341,9 +341,10 @@ class _CleanArgs(_NamedArgs):
     __slots__ = ()
     _fields_ = [
         ("x", ctypes.c_void_p), ("y", ctypes.c_void_p), ("luma", ctypes.c_void_p), ("chroma", ctypes.c_void_p),
-        ("luma_blur", ctypes.c_void_p), ("luma_wide", ctypes.c_void_p), ("chroma_blur", ctypes.c_void_p),
+        ("luma_blur", ctypes.c_void_p), ("luma_dark", ctypes.c_void_p), ("chroma_blur", ctypes.c_void_p),
         ("out", ctypes.c_void_p), ("x_type", ctypes.c_int32), ("out_type", ctypes.c_int32), ("n", ctypes.c_int64),
-        ("eps", ctypes.c_float), ("sharpen", ctypes.c_float), ("boost", ctypes.c_float), ("knee", ctypes.c_float),
+        ("eps", ctypes.c_float), ("ramp_start", ctypes.c_float), ("ramp_scale", ctypes.c_float),
+        ("knee", ctypes.c_float),
         ("knee_drop", ctypes.c_float), ("n_threads", ctypes.c_int32), ("brightened", ctypes.c_int64),
     ]
 

@@ -51,27 +51,26 @@ def clean_prepare_native(x: np.ndarray, y: np.ndarray, luma: np.ndarray, chroma:
     n = y.size // 3
     f32 = (_NUMPY_SAMPLES[0],)
     return int(_clean_call("clean_prepare", x, y, num_threads, luma=_pixels(luma, "luma", n, 1, f32),
-                           chroma=_pixels(chroma, "chroma", n, 2, f32), luma_blur=None, luma_wide=None,
-                           chroma_blur=None, out=None, out_type=0, eps=float(eps), sharpen=0.0, boost=0.0, knee=0.0,
-                           knee_drop=0.0,
-                           brightened=0).brightened)
+                           chroma=_pixels(chroma, "chroma", n, 2, f32), luma_blur=None, luma_dark=None,
+                           chroma_blur=None, out=None, out_type=0, eps=float(eps), ramp_start=0.0, ramp_scale=0.0,
+                           knee=0.0, knee_drop=0.0, brightened=0).brightened)
 
 
-def clean_finish_native(x: np.ndarray, y: np.ndarray, luma_blur: np.ndarray, luma_wide: np.ndarray,
-                        chroma_blur: np.ndarray, out: np.ndarray, *, eps: float, sharpen: float, boost: float,
+def clean_finish_native(x: np.ndarray, y: np.ndarray, luma_blur: np.ndarray, luma_dark: np.ndarray,
+                        chroma_blur: np.ndarray, out: np.ndarray, *, eps: float, ramp_start: float, ramp_scale: float,
                         knee: float, knee_drop: float, num_threads: int | None = None) -> np.ndarray:
     """The blend, colour conversion, highlight knee and rounding of :func:`rlenhance.ops.clean.clean_enhanced`
     with the native kernel (``clean.c``), from ``x``, ``y`` (as in :func:`clean_prepare_native`) and the
-    blurred planes of :func:`clean_prepare_native` (the luma at two widths), into ``out`` (H, W, 3):
-    float32, or uint8 / uint16 (``round(255 v)`` / ``(65535 v)``, half to even); ``out`` may be ``y``.
-    Returns ``out``."""
+    blurred planes of :func:`clean_prepare_native` (the luma at two widths: ``luma_dark`` is blended in
+    by ``clamp((gain - 1 - ramp_start) ramp_scale, 0, 1)``), into ``out`` (H, W, 3): float32, or uint8 /
+    uint16 (``round(255 v)`` / ``(65535 v)``, half to even); ``out`` may be ``y``. Returns ``out``."""
     n = y.size // 3
     f32 = (_NUMPY_SAMPLES[0],)
     _clean_call("clean_finish", x, y, num_threads, luma=None, chroma=None,
                 luma_blur=_pixels(luma_blur, "luma_blur", n, 1, f32),
-                luma_wide=_pixels(luma_wide, "luma_wide", n, 1, f32),
+                luma_dark=_pixels(luma_dark, "luma_dark", n, 1, f32),
                 chroma_blur=_pixels(chroma_blur, "chroma_blur", n, 2, f32),
                 out=_pixels(out, "out", n, 3, _NUMPY_SAMPLES), out_type=_NUMPY_SAMPLES.index(out.dtype),
-                eps=float(eps), sharpen=float(sharpen), boost=float(boost), knee=float(knee),
+                eps=float(eps), ramp_start=float(ramp_start), ramp_scale=float(ramp_scale), knee=float(knee),
                 knee_drop=float(knee_drop), brightened=0)
     return out

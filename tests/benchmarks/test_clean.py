@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from benchmarks import clean
 
 
@@ -18,3 +20,13 @@ def test_the_table_compares_the_clean_stage_with_the_curves_alone(capsys):
     assert results["clean denoise 1"]["dark noise"] < 0.8 * results["blur 0"]["dark noise"]
     assert results["clean denoise 2"]["dark noise"] < results["clean denoise 1"]["dark noise"]
     assert results["input"]["ms"] == 0 and results["clean denoise 1"]["ms"] > 0
+
+
+def test_a_variant_replaces_constants_of_the_clean_stage_only_while_it_runs(capsys):
+    before = clean.clean.KNEE
+    results = clean.main(["--sets", "photos", "--photos", "coffee", "--strengths", "1", "--no-mrpnet",
+                          "--zero-dcepp", "", "--variant", "CHROMA_SIGMA=0.5 KNEE=0.7"])["photos"]
+    assert clean.clean.KNEE == before
+    assert results["variant CHROMA_SIGMA=0.5 KNEE=0.7"]["dark noise"] > results["clean denoise 1"]["dark noise"]
+    with pytest.raises(SystemExit, match="not a float constant"):
+        clean.main(["--sets", "photos", "--variant", "BAND_PIXELS=5"])

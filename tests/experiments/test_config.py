@@ -158,7 +158,7 @@ def test_help_is_short_names_no_run_and_every_preset_says_its_time(name, capsys)
         doc = " ".join(preset.doc)
         assert not re.search(r"\d+ (s|min|h)\b", doc), doc  # a cost is stated once: in the Preset's fields
         assert re.search(rf"{re.escape(preset_name)}: .*?Time: (about \S+ \S+|not measured) on 2 CPU cores; "
-                         r"(about \S+ \S+|not measured) on a GPU\.", flat), preset_name
+                         r"(about \S+ \S+|not measured) on one H100 GPU\.", flat), preset_name
         check(preset())  # every preset is a valid config
 
 

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from experiments import lol_train, supervised_train
+from experiments.config import Preset
 from experiments.loop import LONG_RUN_S, LoopState, TimeEstimate, evaluations_left, preset_estimate, run_seconds
 from experiments.rl_common import COST_FREE
 
@@ -46,14 +47,17 @@ def test_a_config_has_the_cost_of_the_preset_it_is_on_that_device():
     estimate.on_start(loop)
     assert len(said) == 1 and said[0].startswith("estimated time: ") and "40 episodes" in said[0]
     assert preset_estimate(rellie, lol_train.PRESETS, "cuda", ignore=COST_FREE, check=lol_train.check,
-                               per_step=per_step).cost is None
+                           per_step=per_step).cost == (preset.cuda.step_s, preset.cuda.eval_s)
+    unmeasured = {"rellie": Preset(lol_train.rellie, cpu=preset.cpu)}
+    assert preset_estimate(rellie, unmeasured, "cuda", ignore=COST_FREE, check=lol_train.check,
+                           per_step=per_step).cost is None
     other = lol_train.parse_args(["--preset", "rellie", "--width", "32"])
     assert preset_estimate(other, lol_train.PRESETS, "cpu", ignore=COST_FREE, check=lol_train.check,
                                per_step=per_step).cost is None
     shipped = lol_train.parse_args(["--preset", "shipped"])
     assert preset_estimate(shipped, lol_train.PRESETS, "cuda", ignore=COST_FREE, check=lol_train.check,
                                per_step=per_step).cost == (
-        lol_train.PRESETS["shipped"].cuda.step_s, 0.0)
+        lol_train.PRESETS["shipped"].cuda.step_s, lol_train.PRESETS["shipped"].cuda.eval_s)
 
 
 def test_a_supervised_epoch_costs_its_steps():

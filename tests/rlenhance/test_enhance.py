@@ -512,9 +512,10 @@ def test_the_clean_stage_runs_by_default_with_the_curves_band_by_band_and_can_be
     curves = Enhancer(path, device="cpu", denoise=0).enhance(samples)
     cleaned = default.enhance(samples)
     assert np.abs(cleaned - curves).max() > 0.01  # the noise-like input is visibly smoothed
-    np.testing.assert_allclose(cleaned, clean_enhanced(samples, curves), atol=1e-6)
+    target = ENV["setting"]["exposure_target"]  # the knee is placed by the exposure target in use
+    np.testing.assert_allclose(cleaned, clean_enhanced(samples, curves, target=target), atol=1e-6)
     strong = Enhancer(path, device="cpu", denoise=2).enhance(samples)
-    np.testing.assert_allclose(strong, clean_enhanced(samples, curves, 2.0), atol=1e-6)
+    np.testing.assert_allclose(strong, clean_enhanced(samples, curves, 2.0, target=target), atol=1e-6)
     # uint8 out: the rounding of the float result
     np.testing.assert_array_equal(default.enhance_array(samples, dtype=np.uint8).image, np.rint(cleaned * 255))
     for rows in (1, 2, 5):  # curves and clean stage in bands of rows narrower than the blurs: the same values
@@ -525,6 +526,16 @@ def test_the_clean_stage_runs_by_default_with_the_curves_band_by_band_and_can_be
     for bad in (-0.5, 2.5, math.nan, True, "1"):
         with pytest.raises(ValueError, match=r"denoise: expected the denoising strength, a number 0 <= denoise <= 2"):
             Enhancer(path, device="cpu", denoise=bad)
+
+
+def test_the_clean_stage_places_its_knee_by_the_exposure_target_asked_for(checkpoint):
+    from rlenhance.ops.clean import clean_enhanced
+
+    samples = np.random.default_rng(4).integers(0, 200, (24, 32, 3), dtype=np.uint8)
+    for exposure in (0.3, 0.8):
+        curves = Enhancer(checkpoint, device="cpu", denoise=0).enhance(samples, exposure=exposure)
+        cleaned = Enhancer(checkpoint, device="cpu").enhance(samples, exposure=exposure)
+        np.testing.assert_allclose(cleaned, clean_enhanced(samples, curves, target=exposure), atol=1e-6)
 
 
 def test_the_spec_checks_its_blur_sigma():

@@ -1000,3 +1000,20 @@ load_denoiser("mrpnet", channels=1, device="cpu").restore(read_only((12, 10)))
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_a_colour_jpeg_decodes_as_pillow_decodes_it_and_one_with_trailing_data_too(tmp_path, orientation):
+    src = (smooth_rgb() * 255).round().astype(np.uint8)
+    path = tmp_path / "photo.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(src).save(path, quality=90, exif=exif)
+    with Image.open(path) as im:
+        reference = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    out = load_image(path, samples=True)
+    assert out.flags.writeable and out.flags.c_contiguous
+    np.testing.assert_array_equal(out, reference)
+    trailing = tmp_path / "trailing.jpg"
+    trailing.write_bytes(path.read_bytes() + b"maker notes after the image")
+    np.testing.assert_array_equal(load_image(trailing, samples=True), reference)

@@ -9,7 +9,7 @@ import pytest
 
 from rlenhance.errors import ImageError
 from rlenhance.ops import clean, native
-from rlenhance.ops.clean import KNEE, KNEE_DROP, clean_enhanced, halo_rows
+from rlenhance.ops.clean import KNEE, KNEE_DROP, KNEE_TARGET, clean_enhanced, halo_rows, knee_start
 
 needs_native = pytest.mark.skipif(not native.available(), reason="native kernels unavailable")
 PATHS = [False, pytest.param(True, marks=needs_native)]
@@ -40,9 +40,9 @@ def test_band_by_band_equals_the_whole_image(use_native, strength):
 
 @needs_native
 @pytest.mark.parametrize("dtype", [np.float32, np.uint8, np.uint16])
-@pytest.mark.parametrize("tuning", [{}, {"BOOST": 0.3, "SHARPEN": 0.5}])
+@pytest.mark.parametrize("tuning", [{}, {"GAIN_LOW": 1.5, "GAIN_HIGH": 2.5}])
 def test_the_native_kernel_agrees_with_numpy(dtype, tuning, monkeypatch):
-    for name, value in tuning.items():  # the terms the defaults may leave out
+    for name, value in tuning.items():  # the luma's ramp over most of the pixels
         monkeypatch.setattr(clean, name, value)
     x, y = _pair(1, (70, 90))
     if dtype != np.float32:
@@ -52,6 +52,9 @@ def test_the_native_kernel_agrees_with_numpy(dtype, tuning, monkeypatch):
         fast = clean_enhanced(x, y, strength, use_native=True)
         slow = clean_enhanced(x, y, strength, use_native=False)
         assert np.abs(fast - slow).max() <= 1e-6
+        for target in (0.3, 0.8):  # the knee placed lower and higher
+            fast = clean_enhanced(x, y, strength, target=target, use_native=True)
+            assert np.abs(fast - clean_enhanced(x, y, strength, target=target, use_native=False)).max() <= 1e-6
         levels = [clean_enhanced(x, y, strength, out=np.empty(x.shape, dtype), use_native=flag)
                   for flag in (True, False)]
         assert np.abs(levels[0].astype(np.int64) - levels[1]).max() <= 1  # (a tie may round either way)
@@ -102,6 +105,26 @@ def test_the_knee_keeps_brightened_pixels_below_white_and_clipped_inputs_clipped
     np.testing.assert_array_equal(out[:, 80:], 1.0)  # the input's white stays (not brightened: untouched)
 
 
+@pytest.mark.parametrize("use_native", PATHS)
+def test_a_brighter_exposure_target_moves_the_knee_up(use_native):
+    assert knee_start() == KNEE
+    assert knee_start(KNEE_TARGET) == pytest.approx(KNEE)
+    assert knee_start(0.3) < KNEE < knee_start(0.6) < knee_start(0.8) < 1
+    x = np.full((8, 60, 3), 0.3, np.float32)
+    y = np.full_like(x, 0.9)  # above the knee at the tuning target, below it at a target of 0.8
+    y[:, 30:] = 1.0
+    at_tuning = clean_enhanced(x, y, target=KNEE_TARGET, use_native=use_native)
+    bright = clean_enhanced(x, y, target=0.8, use_native=use_native)
+    np.testing.assert_array_equal(clean_enhanced(x, y, use_native=use_native), at_tuning)
+    assert (at_tuning[:, 5:25] < 0.9 - 1e-4).all()
+    np.testing.assert_allclose(bright[:, 5:25], 0.9, atol=1e-6)  # flat areas: the blurs change nothing
+    np.testing.assert_allclose(bright[:, 40:55], 1 - KNEE_DROP * (1 - knee_start(0.8)), atol=1e-6)
+    assert bright.mean() > at_tuning.mean()
+    for bad in (0.0, 1.0, math.nan, True, "0.5"):
+        with pytest.raises(ValueError, match="target: expected the exposure target"):
+            clean_enhanced(x, y, target=bad)
+
+
 def test_bad_arguments_are_refused():
     x, y = _pair()
     for bad in (-0.1, 2.5, math.nan, True, "1"):
@@ -123,3 +146,27 @@ def test_a_gray_image_stays_gray(use_native):
     assert np.abs(out - y).max() > 1e-3  # cleaned
     np.testing.assert_array_equal(out[..., 0], out[..., 1])
     np.testing.assert_array_equal(out[..., 2], out[..., 1])
+
+
+@pytest.mark.parametrize("use_native", PATHS)
+def test_the_luma_of_pixels_brightened_more_is_smoothed_more(use_native):
+    rng = np.random.default_rng(5)
+    x = np.clip(0.02 + 0.004 * rng.standard_normal((64, 128, 1)), 0.005, 1).repeat(3, axis=2).astype(np.float32)
+    gain = np.where(np.arange(128) < 64, clean.GAIN_LOW, clean.GAIN_HIGH).astype(np.float32)[None, :, None]
+    y = np.clip(x * gain, 0, 1).astype(np.float32)
+    out = clean_enhanced(x, y, use_native=use_native)
+
+    def kept(columns: slice) -> float:  # the luma noise left, relative to the curves'
+        return float(out[8:-8, columns, 1].std() / y[8:-8, columns, 1].std())
+    assert kept(slice(80, 120)) < 0.9 * kept(slice(8, 48)) < 0.9  # (the seam at column 64 left out)
+
+
+def test_scratch_planes_are_reused_across_bands_and_grown_when_too_small():
+    scratch: dict = {}
+    first = clean.scratch_plane(scratch, "luma", (10, 8))
+    smaller = clean.scratch_plane(scratch, "luma", (6, 8))
+    assert smaller.shape == (6, 8) and smaller.flags.c_contiguous and np.shares_memory(first, smaller)
+    larger = clean.scratch_plane(scratch, "luma", (12, 8))
+    assert larger.shape == (12, 8) and not np.shares_memory(first, larger)
+    assert not np.shares_memory(clean.scratch_plane(scratch, "chroma", (12, 8)), larger)
+    assert clean.scratch_plane(None, "luma", (3, 4)).shape == (3, 4)

@@ -17,9 +17,9 @@
    with w > 0.
 
    finish, from x, y and the blurred planes: a pixel with w = 0 is y itself. Elsewhere the luma is
-   moved towards its blurred value lb by c = w (1 - sharpen (1 - w)) (c < 0: away from it, sharpening)
-   and the detail between that and a wider blur lw added, w boost (lb - lw) (dL = c (lb - L) + that);
-   the chroma towards its blurred value by w, and the changes are added to y in RGB (G: dG = dL -
+   moved by w towards lb + s (ld - lb): lb and ld its blurs for small and for large gains, s =
+   clamp((gain - 1 - ramp_start) ramp_scale, 0, 1) (dL = w ((lb + s (ld - lb)) - L)); the chroma
+   towards its blurred value by w, and the changes are added to y in RGB (G: dG = dL -
    (0.299 dV + 0.114 dU), R: dG + dV, B: dG + dU: a gray image stays gray); then the highlight knee: with m
    the largest channel (the first of equals) and t = clamp((m - knee) (1 / (1 - knee)), 0, 1), m is
    to come down by drop = (knee_drop (1 - knee)) t^2 (a soft knee: a brightened pixel ends below
@@ -28,7 +28,7 @@
    as float32, or as round-half-even(255 v) / (65535 v).
 
    Pixels are split over n_threads POSIX threads, and worked on in chunks: a chunk's channels and
-   planes are copied into local planes (zero-padded to a multiple of 4), computed 4 lanes at a time
+   planes are copied into local planes (zero-padded to a multiple of 8), computed 8 lanes at a time
    with the GCC / clang vector extensions (the same IEEE operations per lane as scalar code, in the
    same order), and copied back; where GCC builds it, a copy compiled for AVX2 (the same operations,
    VEX-encoded) runs on CPUs that have it. */
@@ -61,14 +61,14 @@ typedef struct {
     float *luma;              /* prepare: L(y), (n) */
     float *chroma;            /* prepare: U, V of y, (n, 2) */
     const float *luma_blur;   /* finish: the blurred luma, (n) */
-    const float *luma_wide;   /* finish: the luma blurred wider, (n): detail lb - lw boosted by boost */
+    const float *luma_dark;   /* finish: the luma blurred for large gains, (n) */
     const float *chroma_blur; /* finish: the blurred chroma, (n, 2) */
     void *out;                /* finish: (n, 3) of out_type; may be y itself (float32) */
     int32_t x_type, out_type; /* SAMPLE_F32, SAMPLE_U8 or SAMPLE_U16 */
     int64_t n;                /* pixels */
     float eps;                /* the floor of the input's luma in the weight */
-    float sharpen;            /* see the file's comment; 0: the luma blended by w */
-    float boost;              /* see the file's comment; 0: none */
+    float ramp_start;         /* the gain minus 1 from which luma_dark is blended in (see the file's comment) */
+    float ramp_scale;         /* 1 / the span of gains over which it is blended in */
     float knee;               /* where the highlight knee starts, 0 <= knee < 1 */
     float knee_drop;          /* how far the knee lowers a largest channel of 1, in units of 1 - knee */
     int32_t n_threads;        /* threads splitting the pixels (1 if < 1) */
@@ -85,28 +85,28 @@ typedef struct {
 
 /* Pixels per chunk (see the file's comment), and lanes per vector. */
 #define CHUNK 256
-#define LANES 4
+#define LANES 8
 
-typedef float v4f __attribute__((vector_size(16)));
-typedef int32_t v4i __attribute__((vector_size(16)));
+typedef float vf __attribute__((vector_size(32)));
+typedef int32_t vi __attribute__((vector_size(32)));
 
-static inline v4f load4(const float *p) {
-    v4f v;
+static inline vf loadv(const float *p) {
+    vf v;
     __builtin_memcpy(&v, p, sizeof v);
     return v;
 }
 
-static inline void store4(float *p, v4f v) { __builtin_memcpy(p, &v, sizeof v); }
+static inline void storev(float *p, vf v) { __builtin_memcpy(p, &v, sizeof v); }
 
-static inline v4f splat(float f) { return (v4f){f, f, f, f}; }
+static inline vf splat(float f) { return (vf){f, f, f, f, f, f, f, f}; }
 
 /* m ? a : b per lane (m: all bits set or none, as a comparison gives) */
-static inline v4f sel(v4i m, v4f a, v4f b) { return (v4f)(((v4i)a & m) | ((v4i)b & ~m)); }
+static inline vf sel(vi m, vf a, vf b) { return (vf)(((vi)a & m) | ((vi)b & ~m)); }
 
-static inline v4f luma4(v4f r, v4f g, v4f b) { return (splat(WR) * r + splat(WG) * g) + splat(WB) * b; }
+static inline vf lumav(vf r, vf g, vf b) { return (splat(WR) * r + splat(WG) * g) + splat(WB) * b; }
 
 /* v < 0 ? 0 : (v > 1 ? 1 : v) */
-static inline v4f clamp4(v4f v) { return sel(v < splat(0.0f), splat(0.0f), sel(v > splat(1.0f), splat(1.0f), v)); }
+static inline vf clampv(vf v) { return sel(v < splat(0.0f), splat(0.0f), sel(v > splat(1.0f), splat(1.0f), v)); }
 
 
 /* The channels of pixels p .. p + n - 1 of x as float planes (integer samples divided by their range). */
@@ -157,18 +157,22 @@ static inline void pad(int n, float *const *planes, int count) {
         for (int i = n; i % LANES; i++) planes[k][i] = 0.0f;
 }
 
-/* The brightening weight clamp(L(y) / max(L(x), eps) - 1, 0, 1) of 4 pixels, from the luma of y and of x. */
-static inline v4f weight4(v4f l, v4f lx, v4f eps) {
-    const v4f zero = splat(0.0f), one = splat(1.0f);
+/* The gain minus 1, L(y) / max(L(x), eps) - 1, of LANES pixels, from the luma of y and of x. */
+static inline vf excessv(vf l, vf lx, vf eps) {
     lx = sel(lx > eps, lx, eps);
-    v4f w = l / lx - one;
-    w = sel(w > zero, w, zero);  /* (NaN: 0) */
-    return sel(w < one, w, one);
+    return l / lx - splat(1.0f);
+}
+
+/* clamp(v, 0, 1) with NaN: 0 */
+static inline vf unitv(vf v) {
+    const vf zero = splat(0.0f), one = splat(1.0f);
+    v = sel(v > zero, v, zero);
+    return sel(v < one, v, one);
 }
 
 static inline __attribute__((always_inline)) void prepare_typed(worker_t *job, const int x_type) {
     const clean_args_t *a = job->a;
-    const v4f eps = splat(a->eps);
+    const vf eps = splat(a->eps);
     float r[CHUNK], g[CHUNK], b[CHUNK], xr[CHUNK], xg[CHUNK], xb[CHUNK], l[CHUNK], u[CHUNK], v[CHUNK], w[CHUNK];
     int64_t count = 0;
     for (int64_t p = job->p0; p < job->p1; p += CHUNK) {
@@ -177,14 +181,14 @@ static inline __attribute__((always_inline)) void prepare_typed(worker_t *job, c
         gather_x(a->x, x_type, job->table, p, n, xr, xg, xb);
         pad(n, (float *const[]){r, g, b, xr, xg, xb}, 6);
         for (int i = 0; i < n; i += LANES) {
-            const v4f r4 = load4(r + i), b4 = load4(b + i);
-            const v4f l4 = luma4(r4, load4(g + i), b4);
-            const v4f w4 = weight4(l4, luma4(load4(xr + i), load4(xg + i), load4(xb + i)), eps);
-            store4(l + i, l4);
-            const v4f g4 = load4(g + i);
-            store4(u + i, b4 - g4);
-            store4(v + i, r4 - g4);
-            store4(w + i, w4);
+            const vf r4 = loadv(r + i), b4 = loadv(b + i);
+            const vf l4 = lumav(r4, loadv(g + i), b4);
+            const vf w4 = unitv(excessv(l4, lumav(loadv(xr + i), loadv(xg + i), loadv(xb + i)), eps));
+            storev(l + i, l4);
+            const vf g4 = loadv(g + i);
+            storev(u + i, b4 - g4);
+            storev(v + i, r4 - g4);
+            storev(w + i, w4);
         }
         float *luma = a->luma + p, *chroma = a->chroma + 2 * p;
         for (int i = 0; i < n; i++) {
@@ -224,55 +228,58 @@ static void prepare_range(worker_t *job) {
 static inline __attribute__((always_inline)) void finish_typed(const worker_t *job, const int x_type,
                                                                const int out_type) {
     const clean_args_t *a = job->a;
-    const v4f knee = splat(a->knee), sharpen = splat(a->sharpen), inv_span = splat(1.0f / (1.0f - a->knee));
-    const v4f depth = splat(a->knee_drop * (1.0f - a->knee)), zero = splat(0.0f), one = splat(1.0f);
-    const v4f eps = splat(a->eps);
-    const v4f boost = splat(a->boost);
-    float r[CHUNK], g[CHUNK], b[CHUNK], xr[CHUNK], xg[CHUNK], xb[CHUNK], lb[CHUNK], lw[CHUNK], ub[CHUNK], vb[CHUNK];
+    const vf knee = splat(a->knee), inv_span = splat(1.0f / (1.0f - a->knee));
+    const vf ramp_start = splat(a->ramp_start), ramp_scale = splat(a->ramp_scale);
+    const vf depth = splat(a->knee_drop * (1.0f - a->knee)), zero = splat(0.0f), one = splat(1.0f);
+    const vf eps = splat(a->eps);
+    float r[CHUNK], g[CHUNK], b[CHUNK], xr[CHUNK], xg[CHUNK], xb[CHUNK], lb[CHUNK], ld[CHUNK], ub[CHUNK], vb[CHUNK];
     for (int64_t p = job->p0; p < job->p1; p += CHUNK) {
         const int n = (int)(job->p1 - p < CHUNK ? job->p1 - p : CHUNK);
         gather3(a->y + 3 * p, n, r, g, b);
         gather_x(a->x, x_type, job->table, p, n, xr, xg, xb);
         gather2(a->chroma_blur + 2 * p, n, ub, vb);
         __builtin_memcpy(lb, a->luma_blur + p, (size_t)n * sizeof(float));
-        __builtin_memcpy(lw, a->luma_wide + p, (size_t)n * sizeof(float));
-        pad(n, (float *const[]){r, g, b, xr, xg, xb, lb, lw, ub, vb}, 10);
+        __builtin_memcpy(ld, a->luma_dark + p, (size_t)n * sizeof(float));
+        pad(n, (float *const[]){r, g, b, xr, xg, xb, lb, ld, ub, vb}, 10);
         for (int i = 0; i < n; i += LANES) {
-            const v4f r4 = load4(r + i), g4 = load4(g + i), b4 = load4(b + i);
-            const v4f xr4 = load4(xr + i), xg4 = load4(xg + i), xb4 = load4(xb + i);
-            const v4f l4 = luma4(r4, g4, b4);
-            const v4f w4 = weight4(l4, luma4(xr4, xg4, xb4), eps);
-            const v4f c_luma = w4 * (one - sharpen * (one - w4));
-            const v4f lb4 = load4(lb + i);
-            const v4f dl = c_luma * (lb4 - l4) + (w4 * boost) * (lb4 - load4(lw + i));
-            const v4f du = w4 * (load4(ub + i) - (b4 - g4));
-            const v4f dv = w4 * (load4(vb + i) - (r4 - g4));
-            const v4f dg = dl - (splat(WR) * dv + splat(WB) * du);
-            v4f v0 = r4 + (dg + dv), v1 = g4 + dg, v2 = b4 + (dg + du);
+            const vf r4 = loadv(r + i), g4 = loadv(g + i), b4 = loadv(b + i);
+            const vf xr4 = loadv(xr + i), xg4 = loadv(xg + i), xb4 = loadv(xb + i);
+            const vf l4 = lumav(r4, g4, b4);
+            const vf q4 = excessv(l4, lumav(xr4, xg4, xb4), eps);
+            const vf w4 = unitv(q4);
+            const vf s4 = unitv((q4 - ramp_start) * ramp_scale);
+            const vf lb4 = loadv(lb + i);
+            const vf dl = w4 * ((lb4 + s4 * (loadv(ld + i) - lb4)) - l4);
+            const vf du = w4 * (loadv(ub + i) - (b4 - g4));
+            const vf dv = w4 * (loadv(vb + i) - (r4 - g4));
+            const vf dg = dl - (splat(WR) * dv + splat(WB) * du);
+            vf v0 = r4 + (dg + dv), v1 = g4 + dg, v2 = b4 + (dg + du);
             /* the largest channel m and the input's value in that channel (the first of equals) */
-            const v4i c01 = v0 >= v1, c02 = v0 >= v2, c12 = v1 >= v2;
-            const v4f m = sel(c01, sel(c02, v0, v2), sel(c12, v1, v2));
-            const v4f xm = sel(c01, sel(c02, xr4, xb4), sel(c12, xg4, xb4));
-            v4f t = (m - knee) * inv_span;
+            const vi c01 = v0 >= v1, c02 = v0 >= v2, c12 = v1 >= v2;
+            const vf m = sel(c01, sel(c02, v0, v2), sel(c12, v1, v2));
+            const vf xm = sel(c01, sel(c02, xr4, xb4), sel(c12, xg4, xb4));
+            vf t = (m - knee) * inv_span;
             t = sel(t > zero, t, zero);
             t = sel(t < one, t, one);
-            const v4i above = t > zero;
-            if (above[0] | above[1] | above[2] | above[3]) {  /* else k = 0: v - 0 (v - x) is v */
-                const v4f drop = depth * (t * t), gap = m - xm;
-                const v4i far = gap > drop;
-                const v4f k = sel(far, drop / sel(far, gap, one), sel(gap > zero, one, zero));
+            const vi above = t > zero;
+            int past_knee = 0;
+            for (int j = 0; j < LANES; j++) past_knee |= above[j];
+            if (past_knee) {  /* else k = 0: v - 0 (v - x) is v */
+                const vf drop = depth * (t * t), gap = m - xm;
+                const vi far = gap > drop;
+                const vf k = sel(far, drop / sel(far, gap, one), sel(gap > zero, one, zero));
                 v0 = v0 - k * (v0 - xr4);
                 v1 = v1 - k * (v1 - xg4);
                 v2 = v2 - k * (v2 - xb4);
             }
-            v0 = clamp4(v0);
-            v1 = clamp4(v1);
-            v2 = clamp4(v2);
+            v0 = clampv(v0);
+            v1 = clampv(v1);
+            v2 = clampv(v2);
             /* a pixel with w = 0 is y itself */
-            const v4i hit = w4 > zero;
-            store4(r + i, sel(hit, v0, r4));
-            store4(g + i, sel(hit, v1, g4));
-            store4(b + i, sel(hit, v2, b4));
+            const vi hit = w4 > zero;
+            storev(r + i, sel(hit, v0, r4));
+            storev(g + i, sel(hit, v1, g4));
+            storev(b + i, sel(hit, v2, b4));
         }
         if (out_type == SAMPLE_F32) {
             float *d = (float *)a->out + 3 * p;
@@ -282,13 +289,13 @@ static inline __attribute__((always_inline)) void finish_typed(const worker_t *j
                 d[3 * i + 2] = b[i];
             }
         } else {
-            /* round-half-even(scale v), 4 lanes at a time, as int32 planes (reusing the float planes' memory) */
-            const v4f scale = splat(out_type == SAMPLE_U8 ? 255.0f : 65535.0f), magic = splat(12582912.0f);
+            /* round-half-even(scale v), LANES at a time, as int32 planes (reusing the float planes' memory) */
+            const vf scale = splat(out_type == SAMPLE_U8 ? 255.0f : 65535.0f), magic = splat(12582912.0f);
             int32_t *ri = (int32_t *)r, *gi = (int32_t *)g, *bi = (int32_t *)b;
             for (int i = 0; i < n; i += LANES) {
-                const v4i r4 = __builtin_convertvector((load4(r + i) * scale + magic) - magic, v4i);
-                const v4i g4 = __builtin_convertvector((load4(g + i) * scale + magic) - magic, v4i);
-                const v4i b4 = __builtin_convertvector((load4(b + i) * scale + magic) - magic, v4i);
+                const vi r4 = __builtin_convertvector((loadv(r + i) * scale + magic) - magic, vi);
+                const vi g4 = __builtin_convertvector((loadv(g + i) * scale + magic) - magic, vi);
+                const vi b4 = __builtin_convertvector((loadv(b + i) * scale + magic) - magic, vi);
                 __builtin_memcpy(ri + i, &r4, sizeof r4);
                 __builtin_memcpy(gi + i, &g4, sizeof g4);
                 __builtin_memcpy(bi + i, &b4, sizeof b4);
@@ -385,7 +392,7 @@ int rlenhance_clean_prepare(clean_args_t *a) {
 }
 
 int rlenhance_clean_finish(clean_args_t *a) {
-    if (!a || !a->luma_blur || !a->luma_wide || !a->chroma_blur || !a->out || a->out_type < SAMPLE_F32 || a->out_type > SAMPLE_U16
+    if (!a || !a->luma_blur || !a->luma_dark || !a->chroma_blur || !a->out || a->out_type < SAMPLE_F32 || a->out_type > SAMPLE_U16
         || !(a->knee >= 0.0f && a->knee < 1.0f))
         return ERR_ARGS;
     return run(a, run_finish);
