@@ -171,10 +171,11 @@ def policy_rollout(policy: PixelActorCritic, task: Any, options: Mapping[str, An
         with_actions: also return the actions the images took at each step.
 
     Returns:
-        float32 (B, C, H, W) on the task's device: the observation ``image`` after the last step
-        (denoised / completed / enhanced; Denoise outputs are not clipped, clamp before scoring);
-        ``with_actions``: ``(image, actions)``, actions (B, steps, *action map) on the CPU, per pixel
-        (uint8 action indices of a discrete task).
+        float32 (B, C, H, W) on the task's device: the task's ``image`` after the last step
+        (denoised / completed / enhanced; Denoise outputs are not clipped, clamp before scoring),
+        what the observation's ``image`` shows (but for Denoise's noise-level map, whose policy sees
+        the noisy image); ``with_actions``: ``(image, actions)``, actions (B, steps, *action map) on
+        the CPU, per pixel (uint8 action indices of a discrete task).
 
     Raises:
         ImageError: no image entry in ``options``, entries of different sizes, or images the
@@ -187,6 +188,7 @@ def policy_rollout(policy: PixelActorCritic, task: Any, options: Mapping[str, An
     if n_steps < 1:
         raise ValueError(f"steps: expected an int >= 1 (or None for the task's episode length), got {steps!r}")
     view.max_episode_steps = n_steps
+    view.score_rewards = False  # the rewards are discarded
     device = next(policy.parameters()).device
     blocks = block_actions and policy.downscale > 1
     was_training = policy.training
@@ -207,7 +209,7 @@ def policy_rollout(policy: PixelActorCritic, task: Any, options: Mapping[str, An
             hidden = out.hidden
     finally:
         policy.train(was_training)
-    return (obs["image"], torch.stack(taken, 1)) if with_actions else obs["image"]
+    return (view.image, torch.stack(taken, 1)) if with_actions else view.image
 
 
 @torch.no_grad()

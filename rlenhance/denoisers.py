@@ -281,6 +281,11 @@ class PolicyDenoiser(_PlanesDenoiser):
     policies), so the result equals a whole-image pass up to float rounding of the network (which
     can, on a near-tie, change one pixel's filter). Policies with a supervised backbone run whole.
 
+    A noise-level map policy (``denoise_train --preset noise-map``: the transition's ``level_scales``)
+    scales the predictor's (FFDNet's) noise-level map per pixel at each step, starting from the
+    image's level, seeing the noisy image and the map; the predictor then runs once on the final
+    map (its own tiles). The policy runs on the whole image.
+
     Args:
         checkpoint: a checkpoint of ``experiments.denoise_train`` (its
             :class:`~rlenhance.checkpoint.RolloutPolicySpec`, task ``denoise``).
@@ -333,14 +338,17 @@ class PolicyDenoiser(_PlanesDenoiser):
         n_actions = len(self.transition.actions)
         #: whether the policy reads the predictor's output next to the image (denoise_train --observe-prediction)
         self.observe_prediction: bool = bool(spec.env_kwargs.get("observe_prediction", False))
-        planes = self.channels * (2 if self.observe_prediction else 1)
+        sets_level = self.transition.sets_level
+        planes = self.channels * (2 if self.observe_prediction else 1) + (2 if sets_level else 0)
         if self.policy.n_actions != n_actions or self.policy.cond_dim or self.policy.in_channels != planes:
+            actions = (f"{n_actions} scales of the predictor's noise-level map" if sets_level else
+                       f"PixelRL's {len(PIXELRL_ACTION_TABLE)} filters{' and the predictor' if spec.predictor else ''} "
+                       f"({n_actions} actions)")
+            seen = (" and the map" if sets_level else " and the prediction" if self.observe_prediction else " alone")
             raise CheckpointError(f"checkpoint {self.path}: a PixelActorCritic({ckpt['arch']['kwargs']}) with env "
-                                  f"{dict(spec.env_kwargs)} is not a policy over PixelRL's {len(PIXELRL_ACTION_TABLE)} "
-                                  f"filters{' and the predictor' if spec.predictor else ''} ({n_actions} actions) on "
-                                  f"the {'gray' if self.channels == _GRAY else 'RGB'} image"
-                                  f"{' and the prediction' if self.observe_prediction else ' alone'} ({planes} "
-                                  "input plane(s))")
+                                  f"{dict(spec.env_kwargs)} is not a policy over {actions} on the "
+                                  f"{'gray' if self.channels == _GRAY else 'RGB'} image{seen} ({planes} input "
+                                  "plane(s))")
         self.steps: int = self.transition.steps
         self.block_actions: bool = spec.block_actions and self.policy.downscale > 1
         #: the supervised denoiser whose pixel action 9 takes (denoise_train --predictor), or None
@@ -348,14 +356,15 @@ class PolicyDenoiser(_PlanesDenoiser):
                                                                               device=self.device, ensemble=ensemble)
         self.clip: bool = self.transition.clip
         self.label = f"{self.agent or 'RL'} denoising policy"
-        radius = rollout_radius(self.policy, self.steps)
+        radius = None if sets_level else rollout_radius(self.policy, self.steps)
         scale = self.policy.downscale
         self.overlap: int | None = None if radius is None else -(-radius // scale) * scale
         self.tile: int = -(-tile // scale) * scale
 
     @property
     def action_names(self) -> tuple[str, ...]:
-        """The actions of its transition (PixelRL's filters and, with a predictor, ``predict``)."""
+        """The actions of its transition (PixelRL's filters and, with a predictor, ``predict``; or the scales
+        of the noise-level map)."""
         return self.transition.actions
 
     def _denoise(self, x: Tensor, dtype: torch.dtype) -> Tensor:
@@ -377,7 +386,8 @@ class PolicyDenoiser(_PlanesDenoiser):
         if self.predictor is not None or self.overlap is None:
             x = unit_window(x)
         # the prediction of the whole image (as the env's, once per episode), cut into the tiles
-        aligned = () if self.predictor is None else (self.predictor(self.transition.start(x)),)
+        aligned = () if self.predictor is None or self.transition.sets_level else \
+            (self.predictor(self.transition.start(x)),)
         if self.overlap is None:
             return rollout(x, *aligned)
         return tiled(lambda window, *rest: rollout(unit_window(window), *rest), x, *aligned, tile=self.tile,
@@ -389,6 +399,8 @@ class PolicyDenoiser(_PlanesDenoiser):
         shape; None: computed here when the policy has a predictor). ``actions``: a list that gets
         each step's action ids, int64 (B, 1, H, W) (per pixel, block actions repeated over the block)."""
         image = self.transition.start(x)
+        if self.transition.sets_level:
+            return self._level_rollout(image, actions)
         if prediction is None and self.predictor is not None:
             prediction = self.predictor(image)
         size = image.shape[-2:]
@@ -405,6 +417,24 @@ class PolicyDenoiser(_PlanesDenoiser):
             image = self.transition.step(image, chosen, prediction)
             hidden = out.hidden
         return image.clamp(0.0, 1.0)
+
+    def _level_rollout(self, noisy: Tensor, actions: list[Tensor] | None = None) -> Tensor:
+        """A noise-level map policy's rollout: the map starts at the image's level (the predictor's
+        ``sigma`` or estimate), each step scales it per pixel, and the noise-map denoiser runs once
+        on the last map (the policy sees the noisy image and the map, never the output)."""
+        size = noisy.shape[-2:]
+        level = self.predictor.levels(noisy).expand(-1, 1, *size).clamp(0.0, self.transition.max_level)
+        for _ in range(self.steps):
+            seen = {"image": noisy, "level": self.transition.level_observation(noisy, level)}
+            out = self.policy(build_policy_input(seen)[0], None, None, full_resolution=not self.block_actions,
+                              with_value=False)
+            chosen = self.policy.predict(out)
+            if self.block_actions:
+                chosen = blocks_to_pixels(chosen, self.policy.downscale, size)
+            if actions is not None:
+                actions.append(chosen.long())
+            level = self.transition.next_level(level, chosen)
+        return self.predictor.with_level(noisy, level)
 
 
 # --- RSE-RL ------------------------------------------------------------------------------------------

@@ -156,10 +156,48 @@ class DenoisePredictor:
         Raises:
             ImageError: not a float tensor of the predictor's planes (or bad values).
         """
+        return self.restorer.restore_tensor(self._checked(noisy))
+
+    def _checked(self, noisy: Tensor) -> Tensor:
         if not torch.is_tensor(noisy) or noisy.dim() != 4 or noisy.shape[1] != self.channels:
             raise ImageError(f"noisy: expected a float tensor (B, {self.channels}, H, W) for {self.path}; got "
                              f"{tuple(noisy.shape) if torch.is_tensor(noisy) else type(noisy).__name__}")
-        return self.restorer.restore_tensor(noisy)
+        return noisy
+
+    @property
+    def reads_level(self) -> bool:
+        """Whether the predictor is a noise-map denoiser (FFDNet), which :meth:`levels` and
+        :meth:`with_level` serve."""
+        return isinstance(self.restorer, NoiseLevelDenoiser)
+
+    def _noise_map_denoiser(self) -> NoiseLevelDenoiser:
+        if not isinstance(self.restorer, NoiseLevelDenoiser):
+            raise CheckpointError(f"predictor {self.path}: reads no noise-level map; a noise-level map policy needs a "
+                                  "noise-map denoiser (supervised_train --model ffdnet)")
+        return self.restorer
+
+    def levels(self, noisy: Tensor) -> Tensor:
+        """The level of each noisy image (B, channels, H, W), 0-255 scale, float32 (B, 1, 1, 1) on its
+        device: the predictor's ``sigma``, or each image's estimate (:meth:`NoiseLevelDenoiser.levels`).
+        The prediction (:meth:`__call__`) is :meth:`with_level` of this level.
+
+        Raises:
+            CheckpointError: the predictor reads no noise-level map.
+        """
+        return self._noise_map_denoiser().levels(self._checked(noisy))
+
+    def with_level(self, noisy: Tensor, level: Tensor) -> Tensor:
+        """The noise-map denoiser's output for noisy images (B, channels, H, W) and a per-pixel level
+        map ``level`` (float >= 0, 0-255 scale, (B, 1, H, W): the level of every plane there):
+        float32 (B, channels, H, W) in [0, 1] on ``noisy``'s device.
+
+        Raises:
+            CheckpointError: the predictor reads no noise-level map.
+            ImageError: bad shapes.
+        """
+        denoiser = self._noise_map_denoiser()
+        noisy = self._checked(noisy)
+        return denoiser.restorer.restore_tensor(noisy, noise_map=noise_level_map(torch.ones_like(level), level))
 
 
 # --- FFDNet: a noise-map denoiser given a level's map ---------------------------------------------------
