@@ -19,7 +19,7 @@ from rlenhance.baselines import estimate_noise_sigma
 from rlenhance.checkpoint import SPEC_KEY, RolloutPolicySpec, SupervisedSpec, load_checkpoint
 from rlenhance.data import noise_level_map
 from rlenhance.errors import CheckpointError, ImageError
-from rlenhance.restore import SupervisedRestorer, as_hwc_image
+from rlenhance.restore import SupervisedRestorer, as_hwc_image, result_dtype
 
 __all__ = ["DenoisePredictor", "NoiseLevelDenoiser", "check_predictor_ensemble", "find_predictor"]
 
@@ -259,7 +259,8 @@ class NoiseLevelDenoiser:
         return False
 
     def levels(self, x: Tensor) -> Tensor:
-        """The noise level of each image of the batch ``x`` (float (B, C, H, W)), 0-255 scale, as
+        """The noise level of each image of the batch ``x`` (float (B, C, H, W), or uint8 / uint16
+        samples, :func:`rlenhance.baselines.estimate_noise_sigma`), 0-255 scale, as
         float32 (B, 1, 1, 1) on ``x``'s device: :attr:`sigma`, or each image's estimate clipped to
         :attr:`sigma_range`."""
         if self.sigma is not None:
@@ -268,34 +269,39 @@ class NoiseLevelDenoiser:
         found = [min(max(estimate_noise_sigma(image.permute(1, 2, 0).cpu().numpy()), low), high) for image in x]
         return torch.tensor(found, dtype=torch.float32, device=x.device).view(-1, 1, 1, 1)
 
-    def restore(self, image: np.ndarray, *, mask: np.ndarray | None = None, per_channel: bool = False) -> np.ndarray:
+    def restore(self, image: np.ndarray, *, mask: np.ndarray | None = None, per_channel: bool = False,
+                dtype: type | np.dtype = np.float32) -> np.ndarray:
         """Denoise one image: the arguments, result and errors of the other denoisers' ``restore``
         (:meth:`PolicyDenoiser.restore`), the map of each image's level given; a gray model on an RGB
         image denoises R, G and B at their level with ``per_channel``, else its opponent colour
-        planes, each at its own level (:class:`~rlenhance.restore.SupervisedRestorer`; RGB out)."""
-        return restore_one(self, image, mask, per_channel)
+        planes, each at its own level (:class:`~rlenhance.restore.SupervisedRestorer`; RGB out).
+        Samples in and ``dtype=np.uint8`` out: the image is read, and its result written, a tile at a time."""
+        return restore_one(self, image, mask, per_channel, dtype)
 
-    def restore_tensor(self, x: Tensor, *, per_channel: bool = False) -> Tensor:
-        """Batched :meth:`restore` on tensors: float (B, C, H, W), C in {1, 3}, RGB -> float32
-        (B, C_out, H, W) in [0, 1] on ``x``'s device, each image at its level (:meth:`levels`)."""
+    def restore_tensor(self, x: Tensor, *, per_channel: bool = False, dtype: torch.dtype = torch.float32) -> Tensor:
+        """Batched :meth:`restore` on tensors: float (B, C, H, W) (or uint8 / uint16 samples), C in
+        {1, 3}, RGB -> (B, C_out, H, W) on ``x``'s device, float32 in [0, 1] or the uint8 levels
+        of it (``dtype``), each image at its level (:meth:`levels`)."""
         if not torch.is_tensor(x) or x.dim() != 4 or x.numel() == 0:
             raise ImageError(f"image: expected a float tensor (B, C, H, W) with C in {{1, 3}}; got "
                              f"{tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}")
         levels = noise_level_map(torch.ones(1, 1, 1, 1, device=x.device), self.levels(x))
         return self.restorer.restore_tensor(x, per_channel=per_channel,
-                                            noise_map=levels.expand(-1, -1, *x.shape[-2:]))
+                                            noise_map=levels.expand(-1, -1, *x.shape[-2:]), dtype=dtype)
 
 
-def restore_one(denoiser, image: np.ndarray, mask: np.ndarray | None,
-                 per_channel: bool) -> np.ndarray:
-    """``denoiser.restore(image, mask, per_channel=...)``: one (H, W[, C]) image through its batched
-    ``restore_tensor``, as float32 (H, W, C_out)."""
+def restore_one(denoiser, image: np.ndarray, mask: np.ndarray | None, per_channel: bool,
+                dtype: type | np.dtype = np.float32) -> np.ndarray:
+    """``denoiser.restore(image, mask, per_channel=..., dtype=...)``: one (H, W[, C]) image through
+    its batched ``restore_tensor``, as (H, W, C_out) of ``dtype`` (float32 or uint8,
+    :data:`rlenhance.restore.RESULT_DTYPES`). uint8 / uint16 samples are handed on as they are."""
+    out_dtype = result_dtype(dtype)
     if mask is not None:
         raise ImageError(f"mask: given, but {denoiser.path} is a denoiser, which takes no mask")
-    hwc = as_hwc_image(image, noisy=True)
+    hwc = as_hwc_image(image, noisy=True, samples=True)
     x = torch.from_numpy(hwc).permute(2, 0, 1)[None]  # a view: the tiles read the image in place
-    out = denoiser.restore_tensor(x, per_channel=per_channel)
-    return np.ascontiguousarray(out[0].permute(1, 2, 0).cpu().numpy(), dtype=np.float32)
+    out = denoiser.restore_tensor(x, per_channel=per_channel, dtype=out_dtype)
+    return np.ascontiguousarray(out[0].permute(1, 2, 0).cpu().numpy())
 
 
 def _supervised_model(spec: SupervisedSpec) -> str:
