@@ -68,7 +68,7 @@ from rlenhance.checkpoint import SPEC_KEY, RolloutPolicySpec, build_model, load_
 from rlenhance.denoisers import DenoisePredictor, check_predictor_ensemble, find_predictor
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.models.policy import PixelActorCritic, blocks_to_pixels, build_policy_input
-from rlenhance.restore import SupervisedRestorer, as_hwc_image, as_mask, check_ensemble
+from rlenhance.restore import SupervisedRestorer, as_hwc_image, as_mask, as_result, check_ensemble, result_dtype
 
 __all__ = [
     "CompletionPredictor",
@@ -171,10 +171,11 @@ def policy_rollout(policy: PixelActorCritic, task: Any, options: Mapping[str, An
         with_actions: also return the actions the images took at each step.
 
     Returns:
-        float32 (B, C, H, W) on the task's device: the observation ``image`` after the last step
-        (denoised / completed / enhanced; Denoise outputs are not clipped, clamp before scoring);
-        ``with_actions``: ``(image, actions)``, actions (B, steps, *action map) on the CPU, per pixel
-        (uint8 action indices of a discrete task).
+        float32 (B, C, H, W) on the task's device: the task's ``image`` after the last step
+        (denoised / completed / enhanced; Denoise outputs are not clipped, clamp before scoring),
+        what the observation's ``image`` shows (but for Denoise's noise-level map, whose policy sees
+        the noisy image); ``with_actions``: ``(image, actions)``, actions (B, steps, *action map) on
+        the CPU, per pixel (uint8 action indices of a discrete task).
 
     Raises:
         ImageError: no image entry in ``options``, entries of different sizes, or images the
@@ -187,6 +188,7 @@ def policy_rollout(policy: PixelActorCritic, task: Any, options: Mapping[str, An
     if n_steps < 1:
         raise ValueError(f"steps: expected an int >= 1 (or None for the task's episode length), got {steps!r}")
     view.max_episode_steps = n_steps
+    view.score_rewards = False  # the rewards are discarded
     device = next(policy.parameters()).device
     blocks = block_actions and policy.downscale > 1
     was_training = policy.training
@@ -207,7 +209,7 @@ def policy_rollout(policy: PixelActorCritic, task: Any, options: Mapping[str, An
             hidden = out.hidden
     finally:
         policy.train(was_training)
-    return (obs["image"], torch.stack(taken, 1)) if with_actions else obs["image"]
+    return (view.image, torch.stack(taken, 1)) if with_actions else view.image
 
 
 @torch.no_grad()
@@ -361,7 +363,7 @@ class RolloutPolicy:
         return self.spec.task == "completion"
 
     def restore(self, image: np.ndarray | Sequence[Mapping[str, Any]], *, mask: np.ndarray | None = None,
-                batch_size: int = 1) -> np.ndarray | list[Tensor]:
+                batch_size: int = 1, dtype: type | np.dtype = np.float32) -> np.ndarray | list[Tensor]:
         """Restore one image (the :class:`rlenhance.restore.Restorer` interface): a greedy rollout
         of the spec's steps through the task's transition, the input standing in for the reference
         the env would score rewards against (the output never depends on it).
@@ -378,9 +380,10 @@ class RolloutPolicy:
             mask: completion (required there): (H, W) or (H, W, 1), bool or numbers; values above
                 :data:`rlenhance.restore.MASK_THRESHOLD` (True) mark missing pixels. Denoising: refused.
             batch_size: rollouts per batch (the channels of a gray policy on RGB input).
+            dtype: of the result, ``np.float32`` or ``np.uint8`` (its levels, :func:`rlenhance.io.float_to_levels`).
 
         Returns:
-            float32 (H, W, C_out) in [0, 1] (clamped), C_out = max(C, the policy's channels).
+            (H, W, C_out) of ``dtype``, float32 in [0, 1] (clamped), C_out = max(C, the policy's channels).
 
         Raises:
             ImageError: bad image or mask shape / dtype / values, a mask of another size, a mask
@@ -390,6 +393,7 @@ class RolloutPolicy:
             if mask is not None:
                 raise TypeError("restore: a list of options dicts carries its masks; give mask=None")
             return self.restore_items(image, batch_size=batch_size)
+        out_dtype = result_dtype(dtype)
         denoise = self.spec.task == "denoise"
         hwc = as_hwc_image(image, noisy=denoise)
         if mask is None and self.takes_mask:
@@ -408,7 +412,7 @@ class RolloutPolicy:
             hole = torch.from_numpy(as_mask(mask, size=hwc.shape[:2]).astype(np.float32))[None]
             items = [{"occluded": p, "original": p, "mask": hole} for p in planes]
         out = torch.cat(self.restore_items(items, batch_size=batch_size)).clamp(0.0, 1.0)
-        return np.ascontiguousarray(out.permute(1, 2, 0).cpu().numpy(), dtype=np.float32)
+        return np.ascontiguousarray(as_result(out.permute(1, 2, 0).cpu().float(), out_dtype).numpy())
 
     def restore_items(self, items: Sequence[Mapping[str, Any]], *, batch_size: int = 1) -> list[Tensor]:
         """Greedy rollouts on whole images given as the task's ``reset`` options (one dict per image,

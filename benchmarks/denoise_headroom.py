@@ -14,6 +14,10 @@ policy acting per block of that size; at small blocks it also fits the noise), f
 - ``levels`` (a noise-map denoiser such as the shipped blind FFDNet only): the denoiser given the
   image's estimated level times each of ``--level-scales`` (and 1).
 
+``--sigma-to S2`` makes the level vary across each image, linear from ``--sigma`` at the left edge to
+``S2`` at the right one (:func:`rlenhance.data.noise_ramp`); a noise-map denoiser is then also scored
+given the true level of every pixel (``known map``: what a policy that sets the map could reach).
+
 ``single`` is the best one action for all images. Mean PSNR over images, outputs clipped to [0, 1],
 the noise seeded per image; numbers are printed, never asserted. Use validation images, not a test set.
 """
@@ -28,6 +32,7 @@ import torch
 
 from benchmarks.noise_estimate import gray_images
 from rlenhance.baselines import estimate_noise_sigma
+from rlenhance.data import noise_ramp
 from rlenhance.denoisers import NoiseLevelDenoiser, denoiser_kind, load_denoiser
 from rlenhance.ops import PIXELRL_ACTIONS, pixelrl_filter_bank
 from rlenhance.restore import Restorer
@@ -74,6 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=None, help="folder of clean images (default: built-in photos)")
     parser.add_argument("--limit", type=int, default=None, help="first N images (by name) only")
     parser.add_argument("--sigma", type=float, default=25.0, help="Gaussian noise level, 0-255 scale")
+    parser.add_argument("--sigma-to", type=float, default=None,
+                        help="a level that varies across each image: --sigma at the left edge to this at the right")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise (image i uses seed + i)")
     parser.add_argument("--checkpoint", type=Path, default=WEIGHTS / "ffdnet_denoise.pt",
                         help="a gray denoiser of rlenhance.load_denoiser (a noise-map one, such as the default "
@@ -93,16 +100,31 @@ def main(argv: list[str] | None = None) -> None:
     denoiser = load_denoiser(kind, args.checkpoint, channels=1, device="cpu")
     sets = ["filters"] + (["levels"] if isinstance(denoiser, NoiseLevelDenoiser) else [])
     images = gray_images(args.data, args.limit)
-    print(f"{len(images)} gray images from {args.data or 'the built-in photos'}, sigma {args.sigma:g}, "
+    level = f"{args.sigma:g}" if args.sigma_to is None else f"{args.sigma:g} (left) to {args.sigma_to:g} (right)"
+    print(f"{len(images)} gray images from {args.data or 'the built-in photos'}, sigma {level}, "
           f"denoiser {args.checkpoint}")
     print("| action set | candidates | denoiser | single (best action) | "
           + " | ".join(f"oracle {b}x{b}" for b in args.blocks) + " |")
     print("|---|---|---|---|" + "---|" * len(args.blocks))
+    def sigma_map(clean: np.ndarray) -> np.ndarray:
+        if args.sigma_to is None:
+            return np.full(clean.shape, args.sigma)
+        return noise_ramp(clean.shape, args.sigma, args.sigma_to)[0, 0].double().numpy()
+
+    def noisy_of(i: int, clean: np.ndarray) -> np.ndarray:
+        unit = np.random.default_rng(args.seed + i).normal(0.0, 1.0, clean.shape)
+        return (clean + unit * sigma_map(clean) / 255.0).astype(np.float32)
+
+    known = []
     for action_set in sets:
         own, per_action, oracle = [], [], {b: [] for b in args.blocks}
         for i, (_name, clean) in enumerate(images):
-            noisy = clean + np.random.default_rng(args.seed + i).normal(0.0, args.sigma / 255.0, clean.shape)
-            cands = candidates_of(denoiser, noisy.astype(np.float32), action_set, args.level_scales)
+            noisy = noisy_of(i, clean)
+            cands = candidates_of(denoiser, noisy, action_set, args.level_scales)
+            if action_set == "levels" and args.sigma_to is not None:
+                truth = torch.from_numpy(sigma_map(clean) / 255.0).float()[None, None]
+                out = denoiser.restorer.restore_tensor(torch.from_numpy(noisy)[None, None], noise_map=truth)
+                known.append(psnr(((out[0, 0].double().numpy() - clean) ** 2).mean()))
             pixels = clean.size
             for b in args.blocks:
                 oracle[b].append(psnr(block_errors(cands, clean, b).min(axis=0).sum() / pixels))
@@ -117,6 +139,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {action_set} | {len(names)} | {base:.2f} | {single:.2f} ({names[best]}, {single - base:+.3f}) | "
               + " | ".join(f"{np.mean(oracle[b]):.2f} ({np.mean(oracle[b]) - base:+.2f})" for b in args.blocks)
               + " |", flush=True)
+    if known:
+        print(f"known map (the true level at every pixel): {np.mean(known):.2f} dB ({np.mean(known) - base:+.2f} over "
+              "the denoiser at its estimated level)")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Soak tests of the command line: many images in one process, and single large images.
 
     python -m benchmarks.soak [--images 500] [--corrupt 0.05] [--seed 0] [--keep DIR]
-    python -m benchmarks.soak --megapixels 2 6 12 [--commands denoise complete] [--seed 0]
+    python -m benchmarks.soak --megapixels 2 12 50 [--commands denoise complete] [--models ffdnet mrpnet a3c sac]
 
 Writes ``--images`` files of mixed sizes (PNG and JPEG, 64x48 up to 1600x1200) into a temporary
 folder, a ``--corrupt`` fraction of them broken in different ways (truncated, random bytes, a text
@@ -12,11 +12,13 @@ memory after the first 50 images vs the peak after that (growth). ``--keep DIR``
 
 ``--megapixels`` instead writes one synthetic 3:2 photo per size (noisy for ``denoise``, with a black
 square hole of 1% of its area for ``complete``), runs each ``--commands`` process on it alone with its
-defaults (``--device cpu``), and prints the wall-clock and CPU seconds and the peak resident memory
-(``ru_maxrss`` of the process) per size, then a least-squares line through them (CPU seconds and MB
-per megapixel, the fixed part) and what it gives at 50 megapixels: time linear in the pixels shows as
-a constant CPU seconds per megapixel, memory bounded by the tiles as a slope of the image and its
-result (24 MB per megapixel for float32 RGB in and out) over a fixed part.
+defaults (``--device cpu``; ``denoise`` once per ``--models`` name, default: its default model), and
+prints the wall-clock and CPU seconds and the peak resident memory (``ru_maxrss`` of the process) per
+size, then a least-squares line through them (CPU seconds and MB per megapixel, the fixed part) and
+what it gives at 50 megapixels: time linear in the pixels shows as a constant CPU seconds per
+megapixel, memory bounded by the tiles as a small slope (the photo's samples in and out, 6 MB per
+megapixel for 8-bit RGB, and its PNG file) over a fixed part (the interpreter, torch, the model and
+one tile's work).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rlenhance import registry
 from rlenhance.io import save_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,12 +119,17 @@ def run_measured(cmd: list[str]) -> tuple[int, float, float, float, str]:
     return process.returncode, seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, stderr[-400:]
 
 
-def large_images(sizes: list[float], commands: list[str], seed: int) -> None:
+def large_images(sizes: list[float], commands: list[str], seed: int, models: list[str] | None = None) -> None:
     """The ``--megapixels`` benchmark (module docstring)."""
     work = Path(tempfile.mkdtemp(prefix="rlenhance_large_"))
+    runs = [(command, model) for command in commands
+            for model in (models or [None] if command == "denoise" else [None])]
     try:
-        for command in commands:
-            print("| command | megapixels | size | seconds | CPU seconds | CPU s / MP | peak RSS MB |\n"
+        for command, model in runs:
+            options = [] if model is None else ["--model", model]
+            label = " ".join(["rlenhance", command, *options])
+            print(f"`{label} PHOTO -o OUT --device cpu`\n\n"
+                  "| command | megapixels | size | seconds | CPU seconds | CPU s / MP | peak RSS MB |\n"
                   "|---|---|---|---|---|---|---|")
             rows = []
             for megapixels in sizes:
@@ -129,22 +137,23 @@ def large_images(sizes: list[float], commands: list[str], seed: int) -> None:
                 width, height = large_photo(photo, megapixels, command, seed)
                 code, seconds, cpu, peak, stderr = run_measured(
                     [sys.executable, "-m", "rlenhance", command, str(photo), "-o", str(work / "out"),
-                     "--device", "cpu", "--overwrite"])
+                     "--device", "cpu", "--overwrite", *options])
                 if code != 0:
-                    print(f"{command} on {photo.name} failed (exit code {code}): {stderr}")
+                    print(f"{label} on {photo.name} failed (exit code {code}): {stderr}")
                     continue
                 pixels = width * height / 1e6
                 rows.append((pixels, cpu, peak))
-                print(f"| {command} | {pixels:.2f} | {width}x{height} | {seconds:.1f} | {cpu:.1f} | "
-                      f"{cpu / pixels:.1f} | {peak:.0f} |", flush=True)
+                print(f"| {' '.join([command, *options])} | {pixels:.2f} | {width}x{height} | {seconds:.1f} | "
+                      f"{cpu:.1f} | {cpu / pixels:.1f} | {peak:.0f} |", flush=True)
                 photo.unlink()
             if len(rows) >= 2:
                 mp, sec, mem = (np.array(column) for column in zip(*rows))
                 time_slope, time_fixed = np.polyfit(mp, sec, 1)
                 mem_slope, mem_fixed = np.polyfit(mp, mem, 1)
-                print(f"{command}: {time_slope:.1f} CPU s per megapixel + {time_fixed:.1f} s, {mem_slope:.1f} MB "
+                print(f"{label}: {time_slope:.1f} CPU s per megapixel + {time_fixed:.1f} s, {mem_slope:.1f} MB "
                       f"per megapixel + {mem_fixed:.0f} MB; at 50 megapixels about "
-                      f"{time_fixed + 50 * time_slope:.0f} CPU s and {mem_fixed + 50 * mem_slope:.0f} MB\n")
+                      f"{time_fixed + 50 * time_slope:.0f} CPU s and {mem_fixed + 50 * mem_slope:.0f} MB")
+            print()
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -159,11 +168,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="instead: one photo of each of these sizes per command, timed and its peak memory read")
     parser.add_argument("--commands", nargs="+", choices=("denoise", "complete"), default=["denoise", "complete"],
                         help="the commands of --megapixels")
+    parser.add_argument("--models", nargs="+", choices=registry.names("denoise"), default=None,
+                        help="--megapixels: run denoise once with each of these --model (default: its default)")
     args = parser.parse_args(argv)
     if args.megapixels is not None:
         if min(args.megapixels) <= 0:
             parser.error(f"--megapixels {args.megapixels}: expected sizes > 0")
-        large_images(args.megapixels, args.commands, args.seed)
+        large_images(args.megapixels, args.commands, args.seed, args.models)
         return
     if args.images <= SETTLE_AFTER:
         parser.error(f"--images {args.images}: expected more than {SETTLE_AFTER}")

@@ -207,9 +207,12 @@ class PixelTask:
         self.done = True
         #: number of discrete actions per pixel; None for continuous actions (set by the task).
         self.n_actions: int | None = None
-        #: the current images (B, C, H, W) float32, what ``observe()["image"]`` shows; None before
-        #: the first reset.
+        #: the current images (B, C, H, W) float32, what ``observe()["image"]`` shows (Denoise's
+        #: noise-level map shows the noisy image instead); None before the first reset.
         self.image: torch.Tensor | None = None
+        #: False: the caller discards the rewards (a rollout that wants the final images only); a task
+        #: may then skip the work only its rewards need (the reward maps are zeros).
+        self.score_rewards = True
         self.dataset = open_dataset(data, kind=data_kind, split=split, gray=gray, seed=split_seed)
         if len(self.dataset) == 0:
             raise ValueError("data: the dataset is empty")

@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from gymnasium import spaces
 
 from envs.base import EpisodeRow, PixelEnv, PixelTask, PixelVectorEnv
-from rlenhance.data import add_gaussian_noise
+from rlenhance.data import add_gaussian_noise, noise_ramp
 from rlenhance.ops.bank import pixelrl_filter_bank
 from rlenhance.transitions import PREDICT_ACTION, DenoiseTransition
 
@@ -39,7 +40,11 @@ def start_noisy(task: PixelTask, rng: np.random.Generator, options: dict[str, An
     clean = _checked_clean(task, batch)
     if "noisy" in batch:
         return clean, batch["noisy"]
-    return clean, _add_noise(task, clean, rng.choice(task.sigmas, size=clean.shape[0]), task.generator, clip=clip)
+    if getattr(task, "noise_ramp", False):
+        levels = _ramps(task, [rng] * clean.shape[0], tuple(clean.shape[-2:]))
+    else:
+        levels = rng.choice(task.sigmas, size=clean.shape[0])
+    return clean, _add_noise(task, clean, levels, task.generator, clip=clip)
 
 
 def draw_noisy(task: PixelTask, rows: list[EpisodeRow], *, clip: bool = False) -> dict[str, torch.Tensor]:
@@ -53,8 +58,21 @@ def draw_noisy(task: PixelTask, rows: list[EpisodeRow], *, clip: bool = False) -
     clean = _checked_clean(task, batch)
     if "noisy" in batch:
         return {"clean": clean, "noisy": batch["noisy"]}
-    levels = [task.sigmas[row.rng.integers(task.sigmas.size)] for row in rows]
+    if getattr(task, "noise_ramp", False):
+        levels = _ramps(task, [row.rng for row in rows], tuple(clean.shape[-2:]))
+    else:
+        levels = [task.sigmas[row.rng.integers(task.sigmas.size)] for row in rows]
     return {"clean": clean, "noisy": _add_noise(task, clean, levels, [row.generator for row in rows], clip=clip)}
+
+
+def _ramps(task: PixelTask, rngs: Sequence[np.random.Generator], size: tuple[int, int]) -> torch.Tensor:
+    """A noise level that varies across each image (:func:`rlenhance.data.noise_ramp`): per image
+    two levels drawn uniformly from the range of ``task.sigmas`` and a direction, from its rng;
+    float32 (B, 1, H, W), 0-255 scale."""
+    low, high = float(task.sigmas.min()), float(task.sigmas.max())
+    draws = np.array([[*rng.uniform(low, high, 2), rng.uniform(0.0, 2.0 * np.pi)] for rng in rngs])
+    ends = torch.as_tensor(draws, dtype=torch.float32, device=task.device)
+    return noise_ramp(size, ends[:, 0], ends[:, 1], ends[:, 2])
 
 
 def _checked_clean(task: PixelTask, batch: dict[str, Any]) -> torch.Tensor:
@@ -66,10 +84,12 @@ def _checked_clean(task: PixelTask, batch: dict[str, Any]) -> torch.Tensor:
     return clean
 
 
-def _add_noise(task: PixelTask, clean: torch.Tensor, levels: Sequence[float],
+def _add_noise(task: PixelTask, clean: torch.Tensor, levels: Sequence[float] | torch.Tensor,
                generator: torch.Generator | Sequence[torch.Generator], *, clip: bool) -> torch.Tensor:
-    """``clean`` with Gaussian noise of its level in ``levels`` (0-255 scale, one per image), the
-    noise values from ``generator`` (one, or one per image)."""
+    """``clean`` with Gaussian noise of its level in ``levels`` (0-255 scale, one per image, or a
+    level map (B, 1, H, W)), the noise values from ``generator`` (one, or one per image)."""
+    if torch.is_tensor(levels):
+        return add_gaussian_noise(clean, levels, generator=generator, clip=clip)
     sigma = torch.as_tensor(np.asarray(levels), dtype=torch.float32, device=task.device).view(-1, 1, 1, 1)
     return add_gaussian_noise(clean, sigma, generator=generator, clip=clip)
 
@@ -90,6 +110,10 @@ class DenoiseTask(PixelTask):
         predictor: Callable[[torch.Tensor], torch.Tensor] | None = None,
         observe_prediction: bool = False,
         action_rewards: bool = False,
+        level_scales: Sequence[float] = (),
+        level_error: float = 1.0,
+        reward_blur: int = 1,
+        noise_ramp: bool = False,
         **common: Any,
     ):
         super().__init__(num_envs, crop=crop, max_episode_steps=max_episode_steps, data_kind="clean", gray=gray,
@@ -100,10 +124,29 @@ class DenoiseTask(PixelTask):
         if observe_prediction and predictor is None:
             raise ValueError("observe_prediction: the observation's 'prediction' is the predictor's output; "
                              "give a predictor, or observe_prediction=False")
+        if level_scales and not getattr(predictor, "reads_level", False):
+            raise ValueError("level_scales: the actions set the noise-level map of a noise-map denoiser; give one "
+                             "as predictor (a DenoisePredictor of an FFDNet)")
+        if level_scales and (observe_prediction or action_rewards):
+            raise ValueError("level_scales: the policy sees the noisy image and the map; observe_prediction and "
+                             "action_rewards are for PixelRL's filters")
+        if not (np.isfinite(level_error) and level_error >= 1.0):
+            raise ValueError(f"level_error: expected a factor >= 1 (1: the map starts at the image's level), got "
+                             f"{level_error!r}")
+        if isinstance(reward_blur, bool) or not isinstance(reward_blur, (int, np.integer)) or reward_blur < 1 \
+                or reward_blur % 2 == 0:
+            raise ValueError(f"reward_blur: expected an odd box size >= 1 (1: each pixel's own gain), got "
+                             f"{reward_blur!r}")
         sigmas = np.atleast_1d(np.asarray(sigma, dtype=np.float64))
         if sigmas.size == 0 or not np.all(np.isfinite(sigmas)) or np.any(sigmas < 0):
             raise ValueError(f"sigma: expected a noise level >= 0 (0-255 scale) or a sequence of them, got {sigma!r}")
         self.sigmas = sigmas
+        #: each episode's noise level varies across its image (:func:`rlenhance.data.noise_ramp`)
+        self.noise_ramp = bool(noise_ramp)
+        #: drawn episodes start the map at the image's level times a factor in [1 / level_error, level_error]
+        self.level_error = float(level_error)
+        #: the reward map is the gain averaged over this box around each pixel (1: the pixel's own)
+        self.reward_blur = int(reward_blur)
         self.clip = clip
         self.reward_scale = float(reward_scale)
         self.predictor = predictor
@@ -115,24 +158,41 @@ class DenoiseTask(PixelTask):
         #: The step (PixelRL's filters, the predictor's pixel, clipping): what a checkpoint of a policy
         #: trained here records, and what PolicyDenoiser runs it with.
         self.transition = DenoiseTransition(predict=predictor is not None, clip=bool(clip),
-                                            steps=self.max_episode_steps)
+                                            steps=self.max_episode_steps, level_scales=tuple(level_scales))
         #: the action names, index = action id: PixelRL's nine, then "predict" with a predictor
         self.actions = self.transition.actions
         self.n_actions = len(self.actions)
         self.channels = 1 if gray else 3
         #: the predictor's output for the current episodes (B, C, H, W) in [0, 1], or None
         self.prediction: torch.Tensor | None = None
+        #: noise-level map actions: the noisy images and the current map (B, 1, H, W), 0-255 scale
+        self.noisy: torch.Tensor | None = None
+        self.level: torch.Tensor | None = None
         h, w = self.image_size
         low, high = (0.0, 1.0) if clip else (-np.inf, np.inf)
         observed = {"image": spaces.Box(low, high, (self.channels, h, w), np.float32)}
         if self.observe_prediction:
             observed["prediction"] = spaces.Box(0.0, 1.0, (self.channels, h, w), np.float32)
+        if self.transition.sets_level:
+            observed["level"] = spaces.Box(0.0, np.inf, (2, h, w), np.float32)
         self.single_observation_space = spaces.Dict(observed)
         self.single_action_space = spaces.MultiDiscrete(np.full((1, h, w), self.n_actions))
 
     def _start(self, rng: np.random.Generator, options: dict[str, Any] | None) -> None:
         self.clean, self.image = start_noisy(self, rng, options, clip=self.clip)
         self.prediction = None
+        if self.transition.sets_level:  # the map starts at the image's level, the image at its output
+            with torch.no_grad():
+                self.noisy = self.transition.start(self.image)
+                level = self.predictor.levels(self.noisy).to(self.device)
+                if not options and self.level_error > 1.0:  # a mis-estimated level, log-uniform
+                    spread = np.log(self.level_error)
+                    factor = np.exp(rng.uniform(-spread, spread, size=level.shape[0]))
+                    level = level * torch.as_tensor(factor, dtype=level.dtype, device=level.device).view(-1, 1, 1, 1)
+                self.level = level.expand(-1, 1, *self.noisy.shape[-2:]).clamp(0.0, self.transition.max_level)
+            self.prediction = None
+            self._level_pending = True  # the image: the predictor's output for the map, when first read
+            return
         if self.predictor is not None:
             with torch.no_grad():
                 prediction = self.predictor(self.image)
@@ -146,21 +206,50 @@ class DenoiseTask(PixelTask):
         return draw_noisy(self, rows, clip=self.clip)
 
     def observe(self) -> dict[str, torch.Tensor]:
+        if self.transition.sets_level:
+            return {"image": self.noisy, "level": self.transition.level_observation(self.noisy, self.level)}
         if self.observe_prediction:
             return {"image": self.image, "prediction": self.prediction}
         return {"image": self.image}
 
+    @property
+    def image(self) -> torch.Tensor | None:
+        """The current images (B, C, H, W); with ``level_scales``, the predictor's output for the
+        current map, computed when first read after the map changed (a rollout that does not score
+        rewards runs the predictor once, at the end)."""
+        if getattr(self, "_level_pending", False):
+            with torch.no_grad():
+                self._image = self.predictor.with_level(self.noisy, self.level)
+            self._level_pending = False
+        return self._image
+
+    @image.setter
+    def image(self, value: torch.Tensor | None) -> None:
+        self._image, self._level_pending = value, False
+
     def _transition(self, actions: torch.Tensor) -> torch.Tensor:
+        if self.transition.sets_level and not self.score_rewards:
+            self.level = self.transition.next_level(self.level, actions)
+            self._level_pending = True
+            return torch.zeros_like(self.level)
         previous = self.image
         if self.action_rewards:
             self.action_reward_maps = self._action_reward_maps(previous)
-        self.image = self.transition.step(previous, actions, self.prediction)
+        if self.transition.sets_level:
+            self.level = self.transition.next_level(self.level, actions)
+            self._level_pending = True
+        else:
+            self.image = self.transition.step(previous, actions, self.prediction)
         error_before = torch.sub(self.clean, previous).square_()
         error_after = torch.sub(self.clean, self.image).square_()
         if self.channels > 1:
             error_before = error_before.mean(dim=1, keepdim=True)
             error_after = error_after.mean(dim=1, keepdim=True)
-        return error_before.sub_(error_after).mul_(self.reward_scale)
+        gain = error_before.sub_(error_after).mul_(self.reward_scale)
+        if self.reward_blur > 1:  # credit each pixel with its neighbourhood's gain (the map's effect spreads)
+            gain = F.avg_pool2d(gain, self.reward_blur, stride=1, padding=self.reward_blur // 2,
+                                count_include_pad=False)
+        return gain
 
     def _action_reward_maps(self, previous: torch.Tensor) -> torch.Tensor:
         """The reward each action would earn at each pixel from ``previous`` (B, K, H, W): the
@@ -179,7 +268,7 @@ class DenoiseTask(PixelTask):
 
 
 class DenoiseEnv(PixelEnv):
-    """Gaussian denoising by per-pixel filter choice (PixelRL).
+    """Gaussian denoising by per-pixel filter choice (PixelRL), or by a per-pixel noise-level map.
 
     ## Description
     The state is a noisy image (gray by default). At every step each pixel picks one of nine
@@ -204,23 +293,41 @@ class DenoiseEnv(PixelEnv):
     | 8     | box 5x5                                                    |
     | 9     | take the predictor's pixel (only when ``predictor`` given) |
 
+    With ``level_scales`` (a noise-map ``predictor``, FFDNet: :class:`rlenhance.denoisers.DenoisePredictor`),
+    the actions set the predictor's noise-level map instead (ReLLIE's map): action k multiplies the
+    pixel's level by ``level_scales[k]`` (clamped to the transition's ``max_level``), and the image
+    becomes the predictor's output for the noisy image and the map
+    (:meth:`rlenhance.transitions.DenoiseTransition.next_level`).
+
     ## Observation Space
     ``Dict`` with ``"image"``: ``Box(-inf, inf, (C, H, W), float32)`` (C = 1 gray, 3 colour). The
     noisy start is not clipped (DnCNN / PixelRL protocol) unless ``clip=True`` (then ``Box(0, 1)``).
     With ``observe_prediction=True`` (a ``predictor`` required) also ``"prediction"``: ``Box(0, 1,
     (C, H, W), float32)``, the predictor's output of the episode, so that the policy sees the pixel
     action 9 would take, and where it differs from the image (without it, a policy has to guess it).
+    With ``level_scales``, ``"image"`` stays the noisy image and ``"level"``: ``Box(0, inf, (2, H, W),
+    float32)`` holds the map and the noise's local strength
+    (:meth:`rlenhance.transitions.DenoiseTransition.level_observation`).
 
     ## Rewards
     Per pixel, the decrease of squared error to the clean image, x ``reward_scale`` (255, as
     PixelRL): ``((clean - previous)^2 - (clean - current)^2) * 255``, averaged over channels. The
-    scalar reward is the mean of ``info["reward_map"]`` (shape (1, H, W)); "keep" earns 0.
+    scalar reward is the mean of ``info["reward_map"]`` (shape (1, H, W)); "keep" earns 0
+    (with ``level_scales``, so does x1 everywhere). With ``reward_blur`` k > 1 each pixel's reward is
+    the gain averaged over the k x k box around it (a noise-level map's change at a pixel changes the
+    output around it: the credit goes where the effect is).
 
     ## Starting State
     A random crop (and flips) of a clean image of ``data`` (None = the embedded scikit-image photos
     in gray) plus Gaussian noise of standard deviation ``sigma`` / 255, where ``sigma`` is one value
     or a sequence sampled per episode (default 15, 25 and 50: the shipped policy's, a blind denoiser);
     or ``reset(options={"clean": ..., "noisy": ...})``.
+    With ``noise_ramp`` the level varies across each crop: linear between two levels drawn uniformly
+    from the range of ``sigma``, in a random direction (:func:`rlenhance.data.noise_ramp`).
+    With ``level_scales`` the map starts at each image's level (the predictor's ``sigma``, or its
+    estimate) and the image at the predictor's output; ``level_error`` > 1 multiplies a drawn
+    episode's starting level by a factor drawn log-uniformly from [1 / level_error, level_error]
+    (a mis-estimated level to correct; episodes started through ``reset(options=...)`` start at the level).
     ``predictor(noisy)``, when given, is run once per episode on the observed noisy images (B, C, H, W)
     and must return a tensor of their shape (clamped to [0, 1]), offered as action 9 (e.g.
     :class:`rlenhance.denoisers.DenoisePredictor`, a checkpoint of ``experiments.supervised_train``).
@@ -239,7 +346,7 @@ class DenoiseEnv(PixelEnv):
     ## Arguments
     Those of :class:`envs.base.PixelTask` (``data``, ``split``, ``split_seed``, ``device``,
     ``validate_actions``), ``crop`` (70, PixelRL), ``sigma``, ``gray``, ``clip``, ``reward_scale``,
-    ``predictor``, ``observe_prediction``;
+    ``predictor``, ``observe_prediction``, ``level_scales``, ``level_error``, ``reward_blur``, ``noise_ramp``;
     ``action_rewards`` and ``max_episode_steps`` for the vector env only. ``render_mode``: None or ``"rgb_array"``
     (``render()`` returns the current image, clipped to [0, 1], as uint8 (H, W, 3): a gray image
     in three equal channels).
@@ -255,7 +362,8 @@ class DenoiseEnv(PixelEnv):
       of a batch draws its start from generators of its own (``envs.base.episode_rows``), so env i's start no
       longer depends on ``num_envs``; the optional ``predictor`` adds action 9 (without it, actions and
       rewards are unchanged); the optional ``observe_prediction`` adds the observation's ``"prediction"``
-      (without it, the observation is unchanged).
+      (without it, the observation is unchanged); the optional ``level_scales`` (noise-level map
+      actions), ``level_error``, ``reward_blur`` and ``noise_ramp`` (without them, the episodes are unchanged).
     """
 
     task_class = DenoiseTask

@@ -7,6 +7,7 @@
     python -m experiments.denoise_train --agent sac                        # discrete pixel-wise SAC
     python -m experiments.denoise_train --no-gray --sigma 5 15 25 35 50    # a blind colour denoiser
     python -m experiments.denoise_train --predictor rlenhance/weights/mrpnet_denoise.pt   # + "take MRPNet's pixel"
+    python -m experiments.denoise_train --preset noise-map      # A3C sets FFDNet's noise-level map per 4 x 4 block
 
 The PixelRL protocol: gray images, ``rlenhance/Denoise-v0`` (Gaussian noise of ``task.sigma`` on the
 0-255 scale, not clipped; reward = decrease of squared error x 255), 70x70 crops, 5 steps, gamma
@@ -71,7 +72,7 @@ from experiments.rl_common import (
     with_test_scores,
 )
 from experiments.runs import usage_lines
-from experiments.sigmas import level_scores, noise_text, noisy_test_sets, resolve_sigma
+from experiments.sigmas import RAMP, level_scores, noise_text, noisy_test_sets, resolve_sigma
 from rlenhance import metrics
 from rlenhance.checkpoint import RolloutPolicySpec
 from rlenhance.data import (
@@ -117,6 +118,19 @@ class TaskSettings:
     action, e.g. rlenhance/weights/mrpnet_denoise.pt"""
     observe_prediction: bool = ENV["observe_prediction"]
     """with a predictor: the policy (and SAC's critics) also see its output"""
+    level_scales: tuple[float, ...] = tuple(ENV["level_scales"])
+    """the actions set the noise-level map of the predictor (a noise-map denoiser, FFDNet): per pixel a scale
+    of the map, which starts at the image's level (empty: PixelRL's filters)"""
+    level_error: float = ENV["level_error"]
+    """with task.level_scales: each training episode's map starts at the estimated level times a factor drawn
+    log-uniformly from [1 / level_error, level_error] (a mis-estimated level; 1: the estimate itself);
+    evaluation and inference start at the estimate"""
+    reward_blur: int = ENV["reward_blur"]
+    """each pixel's reward is the gain averaged over this box (odd, pixels) around it (1: its own gain)"""
+    noise_ramp: bool = ENV["noise_ramp"]
+    """each crop's noise level varies across it, linear between two levels of the --sigma range, in a random
+    direction; the held-out images are also scored with a level from the lowest at the left edge to the
+    highest at the right (eval/psnr_ramp), and that score counts in the mean that picks best.pt"""
     noise_seed: int = 0
     """seed of the evaluation noise (each image's noise is seeded by it and the file name)"""
     val_fraction: float = 0.1
@@ -186,6 +200,21 @@ def pixelrl() -> Config:
         "run.batch": 64, "task.sigma": (25.0,)})
 
 
+def noise_map() -> Config:
+    """The noise-level map policy (docs/denoising.md): A3C scales the shipped FFDNet's noise-level map per 4 x 4
+    block in 3 steps (x0.5 .. x2 from the estimated level), on BSD train432 with noise ramps of 10-50 and a
+    mis-estimated starting map; best.pt by the mean PSNR over the ramp and the levels 10, 25, 50."""
+    return config.replace_path(Config(), {
+        "task.data": "../shared/data/bsd/train432", "task.sigma": (10.0, 25.0, 50.0), "task.noise_ramp": True,
+        "task.predictor": "rlenhance/weights/ffdnet_denoise.pt", "task.level_scales": LEVEL_SCALES,
+        "task.level_error": 2.0,
+        "task.steps": 3, "task.crop": 64, "task.reward_blur": 9, "task.eval_images": 8, "model.downscale": 4,
+        "a3c.gamma": 0.0, "a3c.entropy": 0.003, "a3c.lr_decay": "poly",
+        "run.batch": 16, "run.episodes": 300, "run.eval_every": 50})
+
+
+#: The noise-level map's scales of the ``noise-map`` preset.
+LEVEL_SCALES = (0.5, 0.7, 0.85, 1.0, 1.2, 1.4, 2.0)
 #: ``--preset NAME`` -> the config it names (each function's docstring says what it reproduces) and its cost:
 #: seconds per episode (evaluations included) on 2 CPU cores; per episode and per evaluation
 #: on one H100 GPU as ``python -m benchmarks.preset_cost --device cuda`` measured it.
@@ -194,7 +223,8 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({
     "shipped-sac": Preset(shipped_sac, cpu=Cost(38.0), cuda=Cost(2.13, eval_s=5.36)),
     "color": Preset(color, cpu=Cost(6.8), cuda=Cost(0.053, eval_s=0.2)),
     "color-sac": Preset(color_sac, cpu=Cost(21.0), cuda=Cost(0.117, eval_s=0.3)),
-    "pixelrl": Preset(pixelrl, cpu=Cost(80.0), cuda=Cost(0.162, eval_s=0.17))})
+    "pixelrl": Preset(pixelrl, cpu=Cost(80.0), cuda=Cost(0.162, eval_s=0.17)),
+    "noise-map": Preset(noise_map, cpu=Cost(4.9))})
 #: The named flags (everything else: ``--set SECTION.KEY=VALUE``).
 FLAGS: Mapping[str, str] = MappingProxyType({
     **RL_FLAGS, "data": "task.data", "test": "task.test", "sigma": "task.sigma", "gray": "task.gray",
@@ -217,6 +247,13 @@ def check(cfg: Config) -> Config:
         raise ValueError(f"task.crop {t.crop} / task.steps {t.steps}: expected integers >= 1")
     if t.observe_prediction and t.predictor is None:
         raise ValueError("--observe-prediction: the policy would see the --predictor's output; give --predictor")
+    if t.level_scales and (t.predictor is None or t.observe_prediction or cfg.agent != "a3c"):
+        raise ValueError("task.level_scales: the actions set a --predictor's noise-level map (an FFDNet), for A3C; "
+                         "give --predictor, without --observe-prediction")
+    if t.level_error != ENV["level_error"] and not t.level_scales:
+        raise ValueError("task.level_error: the error of the noise-level map's start; it needs task.level_scales")
+    if t.noise_ramp and len(cfg.task.sigma) < 2:
+        raise ValueError("task.noise_ramp: the level varies within the --sigma range; give two levels or more")
     if t.predictor is not None and not Path(t.predictor).is_file():
         raise FileNotFoundError(f"--predictor {t.predictor}: no such file (expected a denoiser checkpoint of "
                                 "experiments.supervised_train --task denoise)")
@@ -260,7 +297,11 @@ def env_kwargs(cfg: Config) -> dict[str, Any]:
     saved as its path, in the spec's ``predictor``)."""
     t = cfg.task
     kwargs = {"sigma": sigma_value(cfg), "gray": t.gray, "crop": t.crop, "max_episode_steps": t.steps}
-    return {**kwargs, "observe_prediction": True} if t.observe_prediction else kwargs
+    optional = {"observe_prediction": t.observe_prediction, "level_scales": list(t.level_scales),
+                "level_error": t.level_error if t.level_error != ENV["level_error"] else None,
+                "reward_blur": t.reward_blur if t.reward_blur != ENV["reward_blur"] else None,
+                "noise_ramp": t.noise_ramp}
+    return {**kwargs, **{k: v for k, v in optional.items() if v}}
 
 
 def inference_spec(cfg: Config) -> RolloutPolicySpec:
@@ -292,7 +333,8 @@ def evaluate(policy: PixelActorCritic, task: Any, images: Mapping[float, Sequenc
     for sigma, level in images.items():
         level_outputs, done = outputs[done:done + len(level)], done + len(level)
         per_image: dict[str, list[float]] = {}
-        for image, output in track(list(zip(level, level_outputs)), f"scores at sigma {sigma:g}"):
+        where = "on the noise ramp" if sigma == RAMP else f"at sigma {sigma:g}"
+        for image, output in track(list(zip(level, level_outputs)), f"scores {where}"):
             clean = image.clean[None]
             candidates = {"": output.clamp(0.0, 1.0)[None], "input_": image.noisy.clamp(0.0, 1.0)[None]}
             if predictor is not None:
@@ -338,7 +380,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
     venv = make_venv()
     sigma = sigma_value(cfg)
     val_images, test_images = (None if data is None else noisy_test_sets(data, sigma, seed=cfg.task.noise_seed,
-                                                                         device=device, limit=cfg.task.eval_images)
+                                                                         device=device, limit=cfg.task.eval_images,
+                                                                         ramp=cfg.task.noise_ramp)
                                for data in (val_set, test_set))
     counts = {f"{name}_images": len(next(iter(images.values())))
               for name, images in (("val", val_images), ("test", test_images)) if images is not None}

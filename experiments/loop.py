@@ -276,25 +276,29 @@ class Loop:
             return run.dir
         for callback in self.callbacks:
             callback.on_start(self)
-        with StopSignals(run.ranks) as stop:
-            while not s.ended and (self._due() or s.step < self.total):
-                if stop.check():  # any rank's signal, agreed at this boundary
-                    if run.writes:
-                        for callback in self.callbacks:
-                            callback.on_stop(self)
-                    run.ranks.barrier()  # no rank ends (and has torchrun stop the others) before last.pt is written
-                    self._close()
-                    raise stop.interrupted(f"interrupted at {self.unit} {s.step} of {self.total} ({stop.name}); "
-                                           f"{run.last_path} saved; continue with the same settings and --resume")
-                if self._due():
-                    self._evaluate()
-                    continue
-                before = s.step
-                s.step, scalars = self.train(s.step, self._until())
-                if scalars:
-                    run.log(s.step, scalars)
-                for callback in self.callbacks:
-                    callback.on_train(self, scalars, s.step - before)
+        try:
+            with StopSignals(run.ranks) as stop:
+                while not s.ended and (self._due() or s.step < self.total):
+                    if stop.check():  # any rank's signal, agreed at this boundary
+                        if run.writes:
+                            for callback in self.callbacks:
+                                callback.on_stop(self)
+                        run.ranks.barrier()  # no rank ends (and has torchrun stop the others) before last.pt is written
+                        self._close()
+                        raise stop.interrupted(f"interrupted at {self.unit} {s.step} of {self.total} ({stop.name}); "
+                                               f"{run.last_path} saved; continue with the same settings and --resume")
+                    if self._due():
+                        self._evaluate()
+                        continue
+                    before = s.step
+                    s.step, scalars = self.train(s.step, self._until())
+                    if scalars:
+                        run.log(s.step, scalars)
+                    for callback in self.callbacks:
+                        callback.on_train(self, scalars, s.step - before)
+        except BaseException:
+            self._close()  # the run folder's lock too: a run stopped in this process can be resumed in it
+            raise
         self._finish()
         self._close()
         return run.dir

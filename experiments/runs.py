@@ -26,6 +26,10 @@ A scalar logged under ``eval/`` or ``test/`` makes its row an evaluation's (metr
 also gets the other scalars logged at that step); the others go to train.csv. :func:`read_metrics`
 reads either file back, :func:`metric_series` one scalar of a run, :func:`scalar_rows` all of them
 (:mod:`experiments.run_files`, the files of a run folder).
+A run folder belongs to one run at a time: the run that writes it holds a lock on it (``flock`` of
+the folder, released when the process ends, however it ends), and a run that finds the folder held,
+or written by another run since it checked it, is refused with one line before it writes anything.
+
 A run folder whose files are damaged (config.json that is not a JSON object, a metrics file that is
 not UTF-8 CSV or is a folder, a disk that fills while a checkpoint is written) is refused with a
 :class:`RunFolderError` naming the file and what to do, and so is ``--resume`` of a run made by
@@ -223,6 +227,8 @@ class Run:
         #: True when ``resume`` was asked and ``checkpoints/last.pt`` is there to continue from.
         self.resuming: bool
         self._anew: str | None  # the line to print when a used folder is started anew
+        self._seen: tuple = ()  # the folder as the check saw it (rank 0): what another run's writes would change
+        self._lock: _FolderLock | None = None  # held by rank 0 once it writes the folder
         self.resuming, self._anew = self.ranks.on_rank0(lambda: self._check(resume))
         self._opened = False
         self._writer = None
@@ -231,6 +237,7 @@ class Run:
 
     def _check(self, resume: bool) -> tuple[bool, str | None]:
         """(resuming, the line that says the folder is started anew or None); raises as the class table says."""
+        self._seen = _state(self.dir)
         if resume and (self.dir / "config.json").exists():
             read_config(self.dir, self.trainer, self._settings)
         if resume and self.last_path.is_file():
@@ -265,6 +272,7 @@ class Run:
         """Create the folder and write config.json (once); clear a dead start's files first. Rank 0 only."""
         if self._opened or not self.writes:
             return
+        self._hold()
         if self._anew is not None:
             print(self._anew)
             for path in (self.metrics_path, self.dir / "train.csv", self.summary_path, self.best_path,
@@ -310,6 +318,7 @@ class Run:
         self._purge_step = step + 1
         if not self.writes:
             return
+        self._hold()  # before this run rewrites any file
         self._split_long_metrics()
         for table in self._tables.values():
             table.truncate(step)  # reads (and checks) the file before the folder is opened
@@ -436,9 +445,68 @@ class Run:
             print(text)
         return text
 
+    def _hold(self) -> None:
+        """Create the folder and take this run's lock on it (``flock``, where the system has it), once,
+        and check that no other run wrote the folder since :meth:`_check` saw it; FileExistsError naming
+        the folder otherwise. Two starts on one folder: the second is refused when it first writes."""
+        if self._lock is not None:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        lock = _FolderLock(self.dir)
+        if not lock.held:
+            raise FileExistsError(f"--out {self.dir} is in use by another run (a process writing it now); wait for it "
+                                  "to end, or choose another folder")
+        if _state(self.dir) != self._seen:
+            raise FileExistsError(f"--out {self.dir} was written by another run since this one started; look at it, "
+                                  "then --resume it or choose another folder")
+        self._lock = lock
+
     def close(self) -> None:
+        """Close the TensorBoard writer and release the folder's lock (again: nothing more)."""
         if self._writer is not None:
             self._writer.close()
+            self._writer = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+
+class _FolderLock:
+    """An exclusive ``flock`` of a folder, taken without waiting (``held`` says whether it was), released
+    by :meth:`release`, when this object is collected, or when the process ends, however it ends.
+    Where the system has no ``flock`` (Windows) it is always held."""
+
+    def __init__(self, folder: Path) -> None:
+        self._fd: int | None = None
+        self.held = True
+        try:
+            import fcntl  # noqa: PLC0415 - POSIX only
+        except ImportError:
+            return
+        self._fd = os.open(folder, os.O_RDONLY)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.held = False
+            self.release()
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # the lock goes with it
+            self._fd = None
+
+    def __del__(self) -> None:
+        self.release()
+
+
+def _state(folder: Path) -> tuple:
+    """What a run's writes change in ``folder``: the name, size and modification time of each entry
+    and of each checkpoint (atomic writes replace files, so a rewritten one has a new time)."""
+    found = []
+    for entry in (*_entries(folder), *_entries(folder / "checkpoints")):
+        info = entry.stat()
+        found.append((str(entry), info.st_size, info.st_mtime_ns))
+    return tuple(sorted(found))
 
 
 def _entries(folder: Path) -> list[Path]:

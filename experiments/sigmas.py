@@ -27,7 +27,8 @@ import torch
 from rlenhance.checkpoint.specs import noise_levels
 from rlenhance.data import NoisyImage, noisy_test_set
 
-__all__ = ["SIGMA_DRAWS", "SIGMA_HELP", "draw_levels", "has_real_noise", "level_key", "level_scores", "levels_text",
+__all__ = ["RAMP", "SIGMA_DRAWS", "SIGMA_HELP", "draw_levels", "has_real_noise", "level_key", "level_scores",
+           "levels_text",
            "noise_levels", "noise_text", "noisy_test_sets", "resolve_sigma"]
 
 #: The ``--help`` of ``--sigma`` after each trainer's first words (what the level is).
@@ -112,9 +113,14 @@ def noise_text(sigma: Any, train_set: Any, test_set: Any) -> str:
     return train if train == test else f"{train} (training), {test} (held-out)"
 
 
-def level_key(name: str, sigma: float) -> str:
-    """The column of score ``name`` at noise level ``sigma``: ``eval/psnr`` -> ``eval/psnr_sigma25``."""
-    return f"{name}_sigma{sigma:g}"
+#: The key of :func:`noisy_test_sets`' images whose level varies across them (``ramp=True``).
+RAMP = "ramp"
+
+
+def level_key(name: str, sigma: float | str) -> str:
+    """The column of score ``name`` at noise level ``sigma``: ``eval/psnr`` -> ``eval/psnr_sigma25``
+    (the noise ramp's, :data:`RAMP`: ``eval/psnr_ramp``)."""
+    return f"{name}_{RAMP}" if sigma == RAMP else f"{name}_sigma{sigma:g}"
 
 
 def level_scores(by_level: Mapping[float, Mapping[str, float]]) -> dict[str, float]:
@@ -134,12 +140,16 @@ def level_scores(by_level: Mapping[float, Mapping[str, float]]) -> dict[str, flo
 
 
 def noisy_test_sets(dataset: Any, sigma: Any, *, seed: int, device: Any = "cpu",
-                    limit: int = 0) -> dict[float, list[NoisyImage]]:
+                    limit: int = 0, ramp: bool = False) -> dict[float | str, list[NoisyImage]]:
     """The held-out images with fixed noise at each level of ``sigma``, ``{level: images}``
     (:func:`rlenhance.data.noisy_test_set`: each image's noise seeded by ``seed`` and its name, so
     the levels share one noise pattern, scaled). Real noisy / clean pairs carry their own noise:
-    they are scored once, under the first level."""
+    they are scored once, under the first level. ``ramp``: a set more, first, under :data:`RAMP`, whose
+    level goes from the lowest at each image's left edge to the highest at its right edge."""
     levels = noise_levels(sigma)
+    if ramp and not has_real_noise(dataset):
+        ramped = noisy_test_set(dataset, levels[0], seed=seed, device=device, limit=limit, sigma_to=levels[-1])
+        return {RAMP: ramped, **noisy_test_sets(dataset, sigma, seed=seed, device=device, limit=limit)}
     first = noisy_test_set(dataset, levels[0], seed=seed, device=device, limit=limit)
     if len(levels) == 1 or not first or has_real_noise(dataset):
         return {levels[0]: first}

@@ -110,18 +110,21 @@ MEDIAN_FLOAT_KSIZES = (3, 5)
 NOISE_SCALE = 255.0
 
 
-def _check_image(image: Any, who: str, *, copy: bool = True) -> np.ndarray:
+def _check_image(image: Any, who: str, *, copy: bool = True, samples: bool = False) -> np.ndarray:
     """Validate a float image (H, W), (H, W, 1) or (H, W, 3); return it as contiguous float32
-    (``copy=False``: the image itself, any float dtype and strides).
+    (``copy=False``: the image itself, any float dtype and strides; with ``samples``, uint8 / uint16
+    samples too, returned as they are).
 
     Raises:
         ImageError: not a non-empty floating numpy array of one of those shapes.
     """
-    if not isinstance(image, np.ndarray) or not np.issubdtype(image.dtype, np.floating) or image.size == 0 \
-            or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3)):
-        raise ImageError(f"{who}: image must be a float array (H, W), (H, W, 1) or (H, W, 3) (gray or RGB); got "
+    integer = samples and isinstance(image, np.ndarray) and image.dtype in (np.uint8, np.uint16)
+    if not isinstance(image, np.ndarray) or not (integer or np.issubdtype(image.dtype, np.floating)) \
+            or image.size == 0 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3)):
+        raise ImageError(f"{who}: image must be a float{' (or uint8 / uint16)' if samples else ''} array (H, W), "
+                         "(H, W, 1) or (H, W, 3) (gray or RGB); got "
                          f"{getattr(image, 'shape', type(image).__name__)} {getattr(image, 'dtype', '')}")
-    return np.ascontiguousarray(image, dtype=np.float32) if copy else image
+    return np.ascontiguousarray(image, dtype=np.float32) if copy and not integer else image
 
 
 def _check_sigma(sigma: Any, who: str) -> float:
@@ -339,11 +342,21 @@ def _block_noise_statistics(block: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     return diagonal.ravel(), free, texture[unclipped], diagonal[p // 2:p // 2 + h, p // 2:p // 2 + w][unclipped]
 
 
+def _unit_block(block: np.ndarray) -> np.ndarray:
+    """A block of a plane as float32: uint8 / uint16 samples scaled by their range (as
+    :func:`rlenhance.io.as_unit_float` scales a whole image), floats as they are."""
+    if block.dtype in (np.uint8, np.uint16):
+        from rlenhance.io import as_unit_float  # noqa: PLC0415 - imports torch
+
+        return as_unit_float(block)
+    return block.astype(np.float32)
+
+
 def _plane_noise_sigma(plane: np.ndarray) -> float:
-    """:func:`estimate_noise_sigma` of one (H, W) float plane, in the image's units: measured in
-    float64 (of the float32 values) on the parts :func:`_noise_blocks` picks."""
+    """:func:`estimate_noise_sigma` of one (H, W) float (or uint8 / uint16) plane, in the image's
+    units: measured in float64 (of the float32 values) on the parts :func:`_noise_blocks` picks."""
     p = _NOISE_PATCH
-    parts = [_block_noise_statistics(plane[rows, cols].astype(np.float32).astype(np.float64))
+    parts = [_block_noise_statistics(_unit_block(plane[rows, cols]).astype(np.float64))
              for rows, cols in _noise_blocks(*plane.shape)]
     free = np.concatenate([part[1] for part in parts])
     if not free.size:
@@ -397,7 +410,8 @@ def estimate_noise_sigma(image: np.ndarray) -> float:
 
     Args:
         image: noisy image, float (H, W), (H, W, 1) or (H, W, 3), nominally in [0, 1] (unclipped
-            values accepted), at least 2 x 2 pixels (below 8 x 8 the whole image's estimate).
+            values accepted), or its uint8 / uint16 samples (scaled by their range a block at a
+            time: the same estimate), at least 2 x 2 pixels (below 8 x 8 the whole image's estimate).
 
     Returns:
         the estimated sigma, >= 0, 0-255 scale (:data:`NOISE_SCALE`).
@@ -411,7 +425,7 @@ def estimate_noise_sigma(image: np.ndarray) -> float:
         >>> abs(estimate_noise_sigma(noisy) - 25) < 1
         True
     """
-    image = _check_image(image, "estimate_noise_sigma", copy=False)
+    image = _check_image(image, "estimate_noise_sigma", copy=False, samples=True)
     if min(image.shape[:2]) < 2:
         raise ImageError(f"estimate_noise_sigma: image of {image.shape[0]}x{image.shape[1]} pixels; the wavelet "
                          "estimate needs at least 2x2")

@@ -32,7 +32,7 @@ from rlenhance.checkpoint import SPEC_KEY, RolloutPolicySpec, build_model, load_
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.models.policy import PixelActorCritic, blocks_to_pixels, build_policy_input
 from rlenhance.predictors import check_predictor_ensemble, find_predictor
-from rlenhance.restore import SupervisedRestorer, as_hwc_image, as_mask
+from rlenhance.restore import SupervisedRestorer, as_hwc_image, as_mask, as_result, result_dtype
 from rlenhance.runtime import flush_denormals, select_device
 from rlenhance.trace import ActionTrace
 from rlenhance.transitions import CompletionTransition
@@ -101,21 +101,25 @@ class PolicyCompleter:
         """Completion needs the hole mask."""
         return True
 
-    def restore(self, image: np.ndarray, *, mask: np.ndarray | None = None) -> np.ndarray:
+    def restore(self, image: np.ndarray, *, mask: np.ndarray | None = None,
+                dtype: type | np.dtype = np.float32) -> np.ndarray:
         """Complete one image.
 
         Args:
             image: array (H, W, C) with C in {1, 3} (RGB; gray is replicated) or (H, W): float in
                 [0, 1], or uint8 / uint16 samples. The pixels in the hole are not read.
             mask: (H, W) or (H, W, 1), bool or numbers, values above 0.5 (True) mark missing pixels.
+            dtype: of the result, ``np.float32`` or ``np.uint8`` (its levels, :func:`rlenhance.io.float_to_levels`).
 
         Returns:
-            float32 (H, W, 3) in [0, 1]: the pixels outside the hole are the input's.
+            (H, W, 3) of ``dtype``, float32 in [0, 1]: the pixels outside the hole are the input's.
 
         Raises:
             ImageError: a bad image or mask, a mask missing or of another size.
+            ValueError: another ``dtype``.
         """
-        return self._restore(image, mask)
+        out_dtype = result_dtype(dtype)
+        return np.ascontiguousarray(as_result(self._restore(image, mask), out_dtype))
 
     def restore_traced(self, image: np.ndarray, *, mask: np.ndarray | None = None) -> tuple[np.ndarray, ActionTrace]:
         """:meth:`restore` and what the policy did (:class:`~rlenhance.trace.ActionTrace`): the fill

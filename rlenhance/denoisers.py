@@ -73,7 +73,7 @@ from rlenhance.predictors import (
     find_predictor,
     restore_one,
 )
-from rlenhance.restore import Restorer, as_hwc_image, check_ensemble
+from rlenhance.restore import RESULT_DTYPES, Restorer, as_hwc_image, as_result, check_ensemble, unit_window
 from rlenhance.runtime import flush_denormals, select_device
 from rlenhance.trace import ActionTrace
 from rlenhance.transitions import DenoiseTransition
@@ -160,7 +160,8 @@ class _PlanesDenoiser:
         """Denoisers take no mask."""
         return False
 
-    def restore(self, image: np.ndarray, *, mask: np.ndarray | None = None, per_channel: bool = False) -> np.ndarray:
+    def restore(self, image: np.ndarray, *, mask: np.ndarray | None = None, per_channel: bool = False,
+                dtype: type | np.dtype = np.float32) -> np.ndarray:
         """Denoise one image.
 
         Args:
@@ -169,14 +170,18 @@ class _PlanesDenoiser:
                 scaled by their range (:func:`rlenhance.io.as_unit_float`).
             mask: refused (denoisers take none).
             per_channel: a gray model on an RGB image: denoise R, G and B separately (required there).
+            dtype: of the result, ``np.float32`` or ``np.uint8`` (its levels,
+                :func:`rlenhance.io.float_to_levels`; a tiled policy reads samples and writes levels a
+                tile at a time).
 
         Returns:
-            float32 (H, W, C_out) in [0, 1], C_out = max(C, the model's channels).
+            (H, W, C_out) of ``dtype``, float32 in [0, 1], C_out = max(C, the model's channels).
 
         Raises:
             ImageError: a bad image, a mask, or an RGB image for a gray model without ``per_channel``.
+            ValueError: another ``dtype``.
         """
-        return restore_one(self, image, mask, per_channel)
+        return restore_one(self, image, mask, per_channel, dtype)
 
     def restore_traced(self, image: np.ndarray, *, mask: np.ndarray | None = None,
                        per_channel: bool = False) -> tuple[np.ndarray, ActionTrace]:
@@ -192,19 +197,24 @@ class _PlanesDenoiser:
         return np.ascontiguousarray(out[0].permute(1, 2, 0).cpu().numpy(), dtype=np.float32), trace
 
     @torch.inference_mode()
-    def restore_tensor(self, x: Tensor, *, per_channel: bool = False) -> Tensor:
-        """Batched :meth:`restore` on tensors: float (B, C, H, W), C in {1, 3}, RGB -> float32
-        (B, C_out, H, W) in [0, 1] on ``x``'s device (the model runs on :attr:`device`)."""
-        return self._restore(x, per_channel)[0]
+    def restore_tensor(self, x: Tensor, *, per_channel: bool = False, dtype: torch.dtype = torch.float32) -> Tensor:
+        """Batched :meth:`restore` on tensors: float (B, C, H, W) (or uint8 / uint16 samples), C in
+        {1, 3}, RGB -> (B, C_out, H, W) on ``x``'s device (the model runs on :attr:`device`), float32
+        in [0, 1] or its uint8 levels (``dtype``)."""
+        return self._restore(x, per_channel, dtype=dtype)[0]
 
-    def _restore(self, x: Tensor, per_channel: bool, traced: bool = False) -> tuple[Tensor, Tensor | None]:
-        """:meth:`restore_tensor`, and with ``traced`` the action ids (B * planes, steps, H, W) of
-        :meth:`_denoise_traced` (else None)."""
-        if not torch.is_tensor(x) or x.dim() != 4 or x.shape[1] not in (_GRAY, _RGB) or not x.is_floating_point() \
-                or x.numel() == 0:
-            raise ImageError(f"image: expected a float tensor (B, C, H, W) with C in {{1, 3}}; got "
+    def _restore(self, x: Tensor, per_channel: bool, traced: bool = False,
+                 dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor | None]:
+        """:meth:`restore_tensor`, and with ``traced`` (float32 results) the action ids (B * planes,
+        steps, H, W) of :meth:`_denoise_traced` (else None)."""
+        if not torch.is_tensor(x) or x.dim() != 4 or x.shape[1] not in (_GRAY, _RGB) or x.numel() == 0 \
+                or not (x.is_floating_point() or x.dtype in (torch.uint8, torch.uint16)):
+            raise ImageError(f"image: expected a float (or uint8 / uint16) tensor (B, C, H, W) with C in {{1, 3}}; got "
                              f"{tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}")
-        x = as_unit_float(x, allow_tensor=True, noisy=True).float()
+        if dtype not in RESULT_DTYPES.values():
+            raise ValueError(f"dtype: expected torch.float32 or torch.uint8, got {dtype!r}")
+        if x.is_floating_point():  # samples are converted where they are read (a window at a time when tiled)
+            x = as_unit_float(x, allow_tensor=True, noisy=True).float()
         batch, planes = x.shape[:2]
         if self.channels == _RGB and planes == _GRAY:
             x = x.expand(-1, _RGB, -1, -1)
@@ -216,16 +226,17 @@ class _PlanesDenoiser:
             x = x.reshape(batch * _RGB, 1, *x.shape[-2:])
         maps = None
         if traced:
-            out, maps = self._denoise_traced(x.to(self.device))
+            out, maps = self._denoise_traced(unit_window(x.to(self.device)))
         else:
-            out = self._denoise(x.to(self.device))
+            out = self._denoise(x.to(self.device), dtype)
         out = out.to(x.device)
         return out.reshape(batch, -1, *out.shape[-2:]), maps
 
     #: The names of the actions :meth:`_denoise_traced` reports, index = id.
     action_names: tuple[str, ...]
 
-    def _denoise(self, x: Tensor) -> Tensor:
+    def _denoise(self, x: Tensor, dtype: torch.dtype) -> Tensor:
+        """The denoised batch ``x`` (float32, or samples), clamped to [0, 1], as ``dtype`` (:func:`as_result`)."""
         raise NotImplementedError
 
     def _denoise_traced(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -269,6 +280,11 @@ class PolicyDenoiser(_PlanesDenoiser):
     the margin is the rollout's receptive radius (:func:`rollout_radius`: 100 px for the shipped
     policies), so the result equals a whole-image pass up to float rounding of the network (which
     can, on a near-tie, change one pixel's filter). Policies with a supervised backbone run whole.
+
+    A noise-level map policy (``denoise_train --preset noise-map``: the transition's ``level_scales``)
+    scales the predictor's (FFDNet's) noise-level map per pixel at each step, starting from the
+    image's level, seeing the noisy image and the map; the predictor then runs once on the final
+    map (its own tiles). The policy runs on the whole image.
 
     Args:
         checkpoint: a checkpoint of ``experiments.denoise_train`` (its
@@ -322,14 +338,17 @@ class PolicyDenoiser(_PlanesDenoiser):
         n_actions = len(self.transition.actions)
         #: whether the policy reads the predictor's output next to the image (denoise_train --observe-prediction)
         self.observe_prediction: bool = bool(spec.env_kwargs.get("observe_prediction", False))
-        planes = self.channels * (2 if self.observe_prediction else 1)
+        sets_level = self.transition.sets_level
+        planes = self.channels * (2 if self.observe_prediction else 1) + (2 if sets_level else 0)
         if self.policy.n_actions != n_actions or self.policy.cond_dim or self.policy.in_channels != planes:
+            actions = (f"{n_actions} scales of the predictor's noise-level map" if sets_level else
+                       f"PixelRL's {len(PIXELRL_ACTION_TABLE)} filters{' and the predictor' if spec.predictor else ''} "
+                       f"({n_actions} actions)")
+            seen = (" and the map" if sets_level else " and the prediction" if self.observe_prediction else " alone")
             raise CheckpointError(f"checkpoint {self.path}: a PixelActorCritic({ckpt['arch']['kwargs']}) with env "
-                                  f"{dict(spec.env_kwargs)} is not a policy over PixelRL's {len(PIXELRL_ACTION_TABLE)} "
-                                  f"filters{' and the predictor' if spec.predictor else ''} ({n_actions} actions) on "
-                                  f"the {'gray' if self.channels == _GRAY else 'RGB'} image"
-                                  f"{' and the prediction' if self.observe_prediction else ' alone'} ({planes} "
-                                  "input plane(s))")
+                                  f"{dict(spec.env_kwargs)} is not a policy over {actions} on the "
+                                  f"{'gray' if self.channels == _GRAY else 'RGB'} image{seen} ({planes} input "
+                                  "plane(s))")
         self.steps: int = self.transition.steps
         self.block_actions: bool = spec.block_actions and self.policy.downscale > 1
         #: the supervised denoiser whose pixel action 9 takes (denoise_train --predictor), or None
@@ -337,18 +356,19 @@ class PolicyDenoiser(_PlanesDenoiser):
                                                                               device=self.device, ensemble=ensemble)
         self.clip: bool = self.transition.clip
         self.label = f"{self.agent or 'RL'} denoising policy"
-        radius = rollout_radius(self.policy, self.steps)
+        radius = None if sets_level else rollout_radius(self.policy, self.steps)
         scale = self.policy.downscale
         self.overlap: int | None = None if radius is None else -(-radius // scale) * scale
         self.tile: int = -(-tile // scale) * scale
 
     @property
     def action_names(self) -> tuple[str, ...]:
-        """The actions of its transition (PixelRL's filters and, with a predictor, ``predict``)."""
+        """The actions of its transition (PixelRL's filters and, with a predictor, ``predict``; or the scales
+        of the noise-level map)."""
         return self.transition.actions
 
-    def _denoise(self, x: Tensor) -> Tensor:
-        return self._tiled(self.rollout, x)
+    def _denoise(self, x: Tensor, dtype: torch.dtype) -> Tensor:
+        return self._tiled(lambda window, *prediction: as_result(self.rollout(window, *prediction), dtype), x)
 
     def _denoise_traced(self, x: Tensor) -> tuple[Tensor, Tensor]:
         def traced(window: Tensor, *prediction: Tensor) -> Tensor:  # the image and its actions, tiled as one
@@ -360,12 +380,18 @@ class PolicyDenoiser(_PlanesDenoiser):
         return both[:, :x.shape[1]], both[:, x.shape[1]:].round().long()
 
     def _tiled(self, rollout: Callable[..., Tensor], x: Tensor) -> Tensor:
-        """``rollout(window, prediction)`` over the tiles of ``x`` (whole without a tile margin)."""
+        """``rollout(window, prediction)`` over the tiles of ``x`` (whole without a tile margin), given
+        float32 windows: samples are converted a window at a time, or whole where the predictor or an
+        untiled rollout reads the whole image."""
+        if self.predictor is not None or self.overlap is None:
+            x = unit_window(x)
         # the prediction of the whole image (as the env's, once per episode), cut into the tiles
-        aligned = () if self.predictor is None else (self.predictor(self.transition.start(x)),)
+        aligned = () if self.predictor is None or self.transition.sets_level else \
+            (self.predictor(self.transition.start(x)),)
         if self.overlap is None:
             return rollout(x, *aligned)
-        return tiled(rollout, x, *aligned, tile=self.tile, overlap=self.overlap)
+        return tiled(lambda window, *rest: rollout(unit_window(window), *rest), x, *aligned, tile=self.tile,
+                     overlap=self.overlap)
 
     def rollout(self, x: Tensor, prediction: Tensor | None = None, *, actions: list[Tensor] | None = None) -> Tensor:
         """The greedy rollout of one batch (B, channels, H, W) on :attr:`device` (module docstring),
@@ -373,6 +399,8 @@ class PolicyDenoiser(_PlanesDenoiser):
         shape; None: computed here when the policy has a predictor). ``actions``: a list that gets
         each step's action ids, int64 (B, 1, H, W) (per pixel, block actions repeated over the block)."""
         image = self.transition.start(x)
+        if self.transition.sets_level:
+            return self._level_rollout(image, actions)
         if prediction is None and self.predictor is not None:
             prediction = self.predictor(image)
         size = image.shape[-2:]
@@ -389,6 +417,24 @@ class PolicyDenoiser(_PlanesDenoiser):
             image = self.transition.step(image, chosen, prediction)
             hidden = out.hidden
         return image.clamp(0.0, 1.0)
+
+    def _level_rollout(self, noisy: Tensor, actions: list[Tensor] | None = None) -> Tensor:
+        """A noise-level map policy's rollout: the map starts at the image's level (the predictor's
+        ``sigma`` or estimate), each step scales it per pixel, and the noise-map denoiser runs once
+        on the last map (the policy sees the noisy image and the map, never the output)."""
+        size = noisy.shape[-2:]
+        level = self.predictor.levels(noisy).expand(-1, 1, *size).clamp(0.0, self.transition.max_level)
+        for _ in range(self.steps):
+            seen = {"image": noisy, "level": self.transition.level_observation(noisy, level)}
+            out = self.policy(build_policy_input(seen)[0], None, None, full_resolution=not self.block_actions,
+                              with_value=False)
+            chosen = self.policy.predict(out)
+            if self.block_actions:
+                chosen = blocks_to_pixels(chosen, self.policy.downscale, size)
+            if actions is not None:
+                actions.append(chosen.long())
+            level = self.transition.next_level(level, chosen)
+        return self.predictor.with_level(noisy, level)
 
 
 # --- RSE-RL ------------------------------------------------------------------------------------------
@@ -465,8 +511,8 @@ class RSERestorer(_PlanesDenoiser):
         predictor)."""
         return SOURCES if self.model.predicted else SOURCES[:-1]
 
-    def _denoise(self, x: Tensor) -> Tensor:
-        return self.model(x, rounds=self.spec.rounds).clamp(0.0, 1.0)
+    def _denoise(self, x: Tensor, dtype: torch.dtype) -> Tensor:
+        return as_result(self.model(unit_window(x), rounds=self.spec.rounds).clamp(0.0, 1.0), dtype)
 
     def _denoise_traced(self, x: Tensor) -> tuple[Tensor, Tensor]:
         actions: list[Tensor] = []

@@ -344,15 +344,18 @@ class Enhancer:
     #: Low-light enhancement reads no mask (the :class:`~rlenhance.restore.Restorer` interface).
     takes_mask = False
 
-    def restore(self, image: np.ndarray, *, mask: np.ndarray | None = None, **setting: float | None) -> np.ndarray:
-        """:meth:`enhance` as a :class:`~rlenhance.restore.Restorer`: RGB float32 (H, W, 3) in [0, 1].
+    def restore(self, image: np.ndarray, *, mask: np.ndarray | None = None, dtype: type | np.dtype = np.float32,
+                **setting: float | None) -> np.ndarray:
+        """:meth:`enhance_array` as a :class:`~rlenhance.restore.Restorer`: RGB (H, W, 3), float32 in
+        [0, 1] or its uint8 levels (``dtype``).
 
         Raises:
             ImageError: a bad image (as in :meth:`enhance_array`), or a ``mask`` (none is read).
+            ValueError: another ``dtype``.
         """
         if mask is not None:
             raise ImageError(f"mask: given, but {self.path} is a low-light policy that takes no mask")
-        return self.enhance(image, **setting)
+        return self.enhance_array(image, dtype=dtype, **setting).image
 
     @property
     def action_values(self) -> tuple[float, ...]:

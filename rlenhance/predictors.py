@@ -19,7 +19,7 @@ from rlenhance.baselines import estimate_noise_sigma
 from rlenhance.checkpoint import SPEC_KEY, RolloutPolicySpec, SupervisedSpec, load_checkpoint
 from rlenhance.data import noise_level_map
 from rlenhance.errors import CheckpointError, ImageError
-from rlenhance.restore import SupervisedRestorer, as_hwc_image
+from rlenhance.restore import SupervisedRestorer, as_hwc_image, result_dtype
 
 __all__ = ["DenoisePredictor", "NoiseLevelDenoiser", "check_predictor_ensemble", "find_predictor"]
 
@@ -156,10 +156,48 @@ class DenoisePredictor:
         Raises:
             ImageError: not a float tensor of the predictor's planes (or bad values).
         """
+        return self.restorer.restore_tensor(self._checked(noisy))
+
+    def _checked(self, noisy: Tensor) -> Tensor:
         if not torch.is_tensor(noisy) or noisy.dim() != 4 or noisy.shape[1] != self.channels:
             raise ImageError(f"noisy: expected a float tensor (B, {self.channels}, H, W) for {self.path}; got "
                              f"{tuple(noisy.shape) if torch.is_tensor(noisy) else type(noisy).__name__}")
-        return self.restorer.restore_tensor(noisy)
+        return noisy
+
+    @property
+    def reads_level(self) -> bool:
+        """Whether the predictor is a noise-map denoiser (FFDNet), which :meth:`levels` and
+        :meth:`with_level` serve."""
+        return isinstance(self.restorer, NoiseLevelDenoiser)
+
+    def _noise_map_denoiser(self) -> NoiseLevelDenoiser:
+        if not isinstance(self.restorer, NoiseLevelDenoiser):
+            raise CheckpointError(f"predictor {self.path}: reads no noise-level map; a noise-level map policy needs a "
+                                  "noise-map denoiser (supervised_train --model ffdnet)")
+        return self.restorer
+
+    def levels(self, noisy: Tensor) -> Tensor:
+        """The level of each noisy image (B, channels, H, W), 0-255 scale, float32 (B, 1, 1, 1) on its
+        device: the predictor's ``sigma``, or each image's estimate (:meth:`NoiseLevelDenoiser.levels`).
+        The prediction (:meth:`__call__`) is :meth:`with_level` of this level.
+
+        Raises:
+            CheckpointError: the predictor reads no noise-level map.
+        """
+        return self._noise_map_denoiser().levels(self._checked(noisy))
+
+    def with_level(self, noisy: Tensor, level: Tensor) -> Tensor:
+        """The noise-map denoiser's output for noisy images (B, channels, H, W) and a per-pixel level
+        map ``level`` (float >= 0, 0-255 scale, (B, 1, H, W): the level of every plane there):
+        float32 (B, channels, H, W) in [0, 1] on ``noisy``'s device.
+
+        Raises:
+            CheckpointError: the predictor reads no noise-level map.
+            ImageError: bad shapes.
+        """
+        denoiser = self._noise_map_denoiser()
+        noisy = self._checked(noisy)
+        return denoiser.restorer.restore_tensor(noisy, noise_map=noise_level_map(torch.ones_like(level), level))
 
 
 # --- FFDNet: a noise-map denoiser given a level's map ---------------------------------------------------
@@ -221,7 +259,8 @@ class NoiseLevelDenoiser:
         return False
 
     def levels(self, x: Tensor) -> Tensor:
-        """The noise level of each image of the batch ``x`` (float (B, C, H, W)), 0-255 scale, as
+        """The noise level of each image of the batch ``x`` (float (B, C, H, W), or uint8 / uint16
+        samples, :func:`rlenhance.baselines.estimate_noise_sigma`), 0-255 scale, as
         float32 (B, 1, 1, 1) on ``x``'s device: :attr:`sigma`, or each image's estimate clipped to
         :attr:`sigma_range`."""
         if self.sigma is not None:
@@ -230,34 +269,39 @@ class NoiseLevelDenoiser:
         found = [min(max(estimate_noise_sigma(image.permute(1, 2, 0).cpu().numpy()), low), high) for image in x]
         return torch.tensor(found, dtype=torch.float32, device=x.device).view(-1, 1, 1, 1)
 
-    def restore(self, image: np.ndarray, *, mask: np.ndarray | None = None, per_channel: bool = False) -> np.ndarray:
+    def restore(self, image: np.ndarray, *, mask: np.ndarray | None = None, per_channel: bool = False,
+                dtype: type | np.dtype = np.float32) -> np.ndarray:
         """Denoise one image: the arguments, result and errors of the other denoisers' ``restore``
         (:meth:`PolicyDenoiser.restore`), the map of each image's level given; a gray model on an RGB
         image denoises R, G and B at their level with ``per_channel``, else its opponent colour
-        planes, each at its own level (:class:`~rlenhance.restore.SupervisedRestorer`; RGB out)."""
-        return restore_one(self, image, mask, per_channel)
+        planes, each at its own level (:class:`~rlenhance.restore.SupervisedRestorer`; RGB out).
+        Samples in and ``dtype=np.uint8`` out: the image is read, and its result written, a tile at a time."""
+        return restore_one(self, image, mask, per_channel, dtype)
 
-    def restore_tensor(self, x: Tensor, *, per_channel: bool = False) -> Tensor:
-        """Batched :meth:`restore` on tensors: float (B, C, H, W), C in {1, 3}, RGB -> float32
-        (B, C_out, H, W) in [0, 1] on ``x``'s device, each image at its level (:meth:`levels`)."""
+    def restore_tensor(self, x: Tensor, *, per_channel: bool = False, dtype: torch.dtype = torch.float32) -> Tensor:
+        """Batched :meth:`restore` on tensors: float (B, C, H, W) (or uint8 / uint16 samples), C in
+        {1, 3}, RGB -> (B, C_out, H, W) on ``x``'s device, float32 in [0, 1] or the uint8 levels
+        of it (``dtype``), each image at its level (:meth:`levels`)."""
         if not torch.is_tensor(x) or x.dim() != 4 or x.numel() == 0:
             raise ImageError(f"image: expected a float tensor (B, C, H, W) with C in {{1, 3}}; got "
                              f"{tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}")
         levels = noise_level_map(torch.ones(1, 1, 1, 1, device=x.device), self.levels(x))
         return self.restorer.restore_tensor(x, per_channel=per_channel,
-                                            noise_map=levels.expand(-1, -1, *x.shape[-2:]))
+                                            noise_map=levels.expand(-1, -1, *x.shape[-2:]), dtype=dtype)
 
 
-def restore_one(denoiser, image: np.ndarray, mask: np.ndarray | None,
-                 per_channel: bool) -> np.ndarray:
-    """``denoiser.restore(image, mask, per_channel=...)``: one (H, W[, C]) image through its batched
-    ``restore_tensor``, as float32 (H, W, C_out)."""
+def restore_one(denoiser, image: np.ndarray, mask: np.ndarray | None, per_channel: bool,
+                dtype: type | np.dtype = np.float32) -> np.ndarray:
+    """``denoiser.restore(image, mask, per_channel=..., dtype=...)``: one (H, W[, C]) image through
+    its batched ``restore_tensor``, as (H, W, C_out) of ``dtype`` (float32 or uint8,
+    :data:`rlenhance.restore.RESULT_DTYPES`). uint8 / uint16 samples are handed on as they are."""
+    out_dtype = result_dtype(dtype)
     if mask is not None:
         raise ImageError(f"mask: given, but {denoiser.path} is a denoiser, which takes no mask")
-    hwc = as_hwc_image(image, noisy=True)
+    hwc = as_hwc_image(image, noisy=True, samples=True)
     x = torch.from_numpy(hwc).permute(2, 0, 1)[None]  # a view: the tiles read the image in place
-    out = denoiser.restore_tensor(x, per_channel=per_channel)
-    return np.ascontiguousarray(out[0].permute(1, 2, 0).cpu().numpy(), dtype=np.float32)
+    out = denoiser.restore_tensor(x, per_channel=per_channel, dtype=out_dtype)
+    return np.ascontiguousarray(out[0].permute(1, 2, 0).cpu().numpy())
 
 
 def _supervised_model(spec: SupervisedSpec) -> str:

@@ -404,18 +404,28 @@ class ClassicalRestorer:
         """Inpainting needs the hole mask; the other methods refuse one."""
         return self.method.task == "completion"
 
-    def restore(self, image: np.ndarray, *, mask: np.ndarray | None = None, sigma: float | None = None) -> np.ndarray:
-        """The method on one image (float32 (H, W, C) in [0, 1]; a denoiser takes noisy values): the
-        output has the image's shape. ``sigma``: denoising, this call's noise level (None: the one given).
+    def restore(self, image: np.ndarray, *, mask: np.ndarray | None = None, sigma: float | None = None,
+                dtype: type | np.dtype = np.float32) -> np.ndarray:
+        """The method on one image (float32 (H, W, C) in [0, 1], a denoiser's with noisy values, or
+        uint8 / uint16 samples, converted whole): the output has the image's shape, float32 or its
+        uint8 levels (``dtype``, :data:`rlenhance.restore.RESULT_DTYPES`). ``sigma``: denoising, this
+        call's noise level (None: the one given).
 
         Raises:
             ImageError: a mask missing for inpainting or given to another method, a bad image.
+            ValueError: another ``dtype``.
         """
+        from rlenhance.io import as_unit_float  # noqa: PLC0415 - torch: not on importing the registry
+        from rlenhance.restore import as_result, result_dtype  # noqa: PLC0415
+
+        out_dtype = result_dtype(dtype)
         if self.takes_mask != (mask is not None):
             raise ImageError(f"mask: {'required by' if self.takes_mask else 'given, but'} the {self.method.label} "
                              f"({self.method.task}){'' if self.takes_mask else ' takes none'}")
+        if isinstance(image, np.ndarray) and image.dtype in (np.uint8, np.uint16):
+            image = as_unit_float(image)
         if self.method.task == "completion":
-            return self._fn(image, mask)
+            return as_result(self._fn(image, mask), out_dtype)
         if self.method.task == "denoise":
-            return self._fn(image, sigma=self.sigma if sigma is None else sigma)
-        return self._fn(image)
+            return as_result(self._fn(image, sigma=self.sigma if sigma is None else sigma), out_dtype)
+        return as_result(self._fn(image), out_dtype)

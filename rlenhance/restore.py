@@ -1,11 +1,13 @@
 """One interface for every restorer, :class:`Restorer`, and the supervised baselines behind it:
 :class:`SupervisedRestorer`.
 
-A restorer takes one image, float (H, W, C) in [0, 1] (channels last, RGB, checked by
-:func:`rlenhance.io.as_unit_float`), and the hole mask where its task has one, and returns the
-restored image, float32 (H, W, C) in [0, 1]: ``restore(image, *, mask=None, **settings)``. Every
-method of :mod:`rlenhance.registry` loads as one (``registry.load(task, name)``); the RL ones also say
-what their agent did, ``restore_traced(image, ...) -> (output, trace)`` (:mod:`rlenhance.trace`):
+A restorer takes one image, float (H, W, C) in [0, 1] or uint8 / uint16 samples (channels last,
+RGB, checked by :func:`rlenhance.io.as_unit_float`), and the hole mask where its task has one, and
+returns the restored image, float32 (H, W, C) in [0, 1], or with ``dtype=np.uint8`` the levels
+:func:`rlenhance.io.save_image` writes of it: ``restore(image, *, mask=None, dtype=np.float32,
+**settings)``. Every method of :mod:`rlenhance.registry` loads as one (``registry.load(task, name)``);
+the RL ones also say what their agent did, ``restore_traced(image, ...) -> (output, trace)``
+(:mod:`rlenhance.trace`):
 
 ===============================================  =================================================================
 restorer                                         what restores the image
@@ -47,12 +49,15 @@ one only by a caller that does not (the default).
 Large images are processed in tiles (:func:`rlenhance.ops.tiling.tiled`) whose margins cover the
 networks' receptive fields (at most 37 pixels for the published layouts, measured; one more with
 the ConvLSTM seed's 5x5 first conv), so memory is bounded and the result matches a whole-image
-pass to float rounding. The completion U-Net reads the whole frame: on images larger than a tile it
-sees each tile and its margin only, so its output there differs from a whole-image pass. Images are
-padded by reflection on the bottom / right to a multiple of the network's total stride (tiled and
-untiled passes see the same padded image). A super-resolving MRPNet + Generator (the seed's
-Generator, ``supervised_train --upscale 4``; the spec's ``upscale``) returns images that many times
-larger.
+pass to float rounding. The completion U-Net reads the whole frame: on images larger than a tile
+it sees each tile and its margin only, so its output there differs from a whole-image pass. Images
+are padded by reflection on the bottom / right to a multiple of the network's total stride (tiled
+and untiled passes see the same padded image). Given uint8 / uint16 samples and asked for
+``dtype=np.uint8``, a restorer that tiles keeps both the image and its result in samples: each
+window is converted to float, and each tile's result to levels, on its own (a 50-megapixel photo
+costs its 150 MB of samples twice and one window's work, not 1.2 GB of float copies). A
+super-resolving MRPNet + Generator (the seed's Generator, ``supervised_train --upscale 4``; the
+spec's ``upscale``) returns images that many times larger.
 
 Example:
     >>> restorer = SupervisedRestorer("runs/supervised_train/checkpoints/best.pt")     # doctest: +SKIP
@@ -84,7 +89,7 @@ from rlenhance.checkpoint import (
 )
 from rlenhance.data.occluded import HOLE_THRESHOLD, hole_mask
 from rlenhance.errors import CheckpointError, ImageError
-from rlenhance.io import BT601_LUMA_WEIGHTS, MASK_THRESHOLD, as_unit_float
+from rlenhance.io import BT601_LUMA_WEIGHTS, MASK_THRESHOLD, as_unit_float, float_to_levels
 from rlenhance.models.ffdnet import MODELS as FFDNET_MODELS
 from rlenhance.models.ffdnet import FFDNet
 from rlenhance.models.inpaint import MODELS as INPAINT_MODELS
@@ -105,14 +110,18 @@ __all__ = [
     "OPPONENT_COLOUR",
     "OPPONENT_OFFSET",
     "REGISTRY",
+    "RESULT_DTYPES",
     "Restorer",
     "SupervisedRestorer",
     "TASKS",
     "as_hwc_image",
     "as_mask",
+    "as_result",
     "check_ensemble",
     "default_checkpoint",
     "hole_mask",
+    "result_dtype",
+    "unit_window",
 ]
 
 #: The shipped gray MRPNet denoiser (``SupervisedRestorer(task="denoise")`` without a checkpoint).
@@ -136,6 +145,10 @@ OPPONENT_COLOUR = ((1 / 3, 1 / 3, 1 / 3), (1 / 2, 0.0, -1 / 2), (1 / 4, -1 / 2, 
 OPPONENT_OFFSET = (0.0, 0.5, 0.5)
 #: Image planes a restorer reads: gray or RGB.
 _PLANES = (1, 3)
+#: What a restorer's result can be (``restore(..., dtype=...)``) -> its torch dtype: float32 values in [0, 1],
+#: or the uint8 levels :func:`rlenhance.io.save_image` writes of them (:func:`rlenhance.io.float_to_levels`).
+RESULT_DTYPES: Mapping[np.dtype, torch.dtype] = MappingProxyType({np.dtype(np.float32): torch.float32,
+                                                                 np.dtype(np.uint8): torch.uint8})
 
 
 # --- the interface -------------------------------------------------------------------------------
@@ -151,7 +164,8 @@ class Restorer(Protocol):
     @property
     def takes_mask(self) -> bool: ...
 
-    def restore(self, image: np.ndarray, *, mask: np.ndarray | None = None, **settings: Any) -> np.ndarray:
+    def restore(self, image: np.ndarray, *, mask: np.ndarray | None = None, dtype: type | np.dtype = np.float32,
+                **settings: Any) -> np.ndarray:
         """Restore one image.
 
         Args:
@@ -160,34 +174,43 @@ class Restorer(Protocol):
                 or uint8 / uint16 samples scaled by their range (:func:`rlenhance.io.as_unit_float`).
             mask: (H, W) or (H, W, 1), bool or numbers, values above :data:`MASK_THRESHOLD`
                 (True) mark missing pixels; required when :attr:`takes_mask`, else refused.
+            dtype: of the result, one of :data:`RESULT_DTYPES`: ``np.float32`` (values in [0, 1]) or
+                ``np.uint8`` (:func:`rlenhance.io.float_to_levels` of the float result).
             **settings: the method's own (its registry entry's ``restore_settings``: a denoiser's
                 ``per_channel``, the low-light policy's setting, a classical denoiser's ``sigma``).
 
         Returns:
-            float32 (H, W, C_out) in [0, 1], the input's height and width (times the
-            ``upscale`` of a super-resolution model).
+            (H, W, C_out) of ``dtype``, the input's height and width (times the ``upscale`` of a
+            super-resolution model).
 
         Raises:
             ImageError: a bad image or mask (shape, dtype, values), a mask missing or refused.
+            ValueError: another ``dtype``.
         """
         ...
 
 
-def as_hwc_image(image: np.ndarray, *, noisy: bool = False) -> np.ndarray:
+def as_hwc_image(image: np.ndarray, *, noisy: bool = False, samples: bool = False) -> np.ndarray:
     """A restorer's ``image`` checked (:func:`rlenhance.io.as_unit_float`) and as float32 (H, W, C).
 
     Args:
         image: (H, W, C) with C in {1, 3}, or (H, W).
         noisy: a denoiser's input: unclipped noisy values are accepted.
+        samples: uint8 / uint16 samples are kept as they are (in the machine's byte order), for a
+            restorer that converts them a window at a time (:func:`unit_window`).
 
     Returns:
-        float32 (H, W, C), writable: a read-only input (``np.asarray`` of a PIL image) is copied,
-        since the restorers wrap it in tensors, which torch warns it cannot protect.
+        float32 (or with ``samples``, the samples') (H, W, C), writable: a read-only input
+        (``np.asarray`` of a PIL image) is copied, since the restorers wrap it in tensors, which
+        torch warns it cannot protect.
 
     Raises:
         ImageError: another shape, dtype or range.
     """
-    image = as_unit_float(image, noisy=noisy)
+    if samples and isinstance(image, np.ndarray) and image.dtype.kind == "u" and image.dtype.itemsize in (1, 2):
+        image = image.astype(image.dtype.newbyteorder("="), copy=False)
+    else:
+        image = as_unit_float(image, noisy=noisy)
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in _PLANES):
         raise ImageError(f"image: expected an array (H, W, C) with C in {{1, 3}}, or (H, W); got shape "
                          f"{image.shape}")
@@ -214,6 +237,36 @@ def as_mask(mask: np.ndarray, *, size: tuple[int, int] | None = None) -> np.ndar
         raise ImageError(f"mask: size {plane.shape} does not match the image {tuple(size)}; expected the same "
                          "height and width")
     return plane > MASK_THRESHOLD
+
+
+def result_dtype(dtype: type | np.dtype) -> torch.dtype:
+    """The torch dtype of a restorer's result ``dtype`` (:data:`RESULT_DTYPES`); ValueError for another."""
+    try:
+        return RESULT_DTYPES[np.dtype(dtype)]
+    except (TypeError, KeyError):
+        raise ValueError(f"dtype: expected np.float32 or np.uint8 (the levels save_image writes), got {dtype!r}") \
+            from None
+
+
+def unit_window(window: Tensor) -> Tensor:
+    """A window cut from an image kept in samples, as float32 in [0, 1]: uint8 / uint16 divided by
+    their range (:func:`rlenhance.io.as_unit_float`, the same values as converting the whole image),
+    floats as float32."""
+    return window.float() if window.is_floating_point() else as_unit_float(window, allow_tensor=True)
+
+
+def as_result(out: Tensor | np.ndarray, dtype: torch.dtype) -> Tensor | np.ndarray:
+    """A restorer's float result ``out`` (or a tile of it; a tensor or a numpy array) as ``dtype``
+    (:data:`RESULT_DTYPES`'s torch dtypes): itself, or its levels (:func:`rlenhance.io.float_to_levels`).
+
+    Raises:
+        ImageError: levels asked of a result that holds NaN or infinite values.
+    """
+    if dtype == torch.float32:
+        return out
+    if not bool(torch.isfinite(out).all() if torch.is_tensor(out) else np.isfinite(out).all()):
+        raise ImageError("the model's result holds NaN or infinite values; it cannot be written as image levels")
+    return float_to_levels(out)
 
 
 def default_checkpoint(task: str) -> Path:
@@ -389,7 +442,7 @@ class SupervisedRestorer:
 
     # --- numpy images ----------------------------------------------------------------------------
     def restore(self, image: np.ndarray, *, mask: np.ndarray | None = None, per_channel: bool = False,
-                noise_map: np.ndarray | None = None) -> np.ndarray:
+                noise_map: np.ndarray | None = None, dtype: type | np.dtype = np.float32) -> np.ndarray:
         """Restore one image.
 
         Channels: a colour model (3 planes) given a gray image replicates it to RGB. A gray model
@@ -413,9 +466,13 @@ class SupervisedRestorer:
                 noise standard deviation at each pixel in image units (``sigma / 255``), float
                 >= 0, (H, W, C) with the image's C (one level per plane) or (H, W) / (H, W, 1)
                 (one for every plane); e.g. :func:`rlenhance.data.noise_level_map`.
+            dtype: of the result (:data:`RESULT_DTYPES`): ``np.float32``, or ``np.uint8``, the levels
+                of the float result (:func:`rlenhance.io.float_to_levels`), computed a tile at a time.
+                uint8 / uint16 samples are read a window at a time too: with both, no float copy of
+                the image or of its result is made.
 
         Returns:
-            float32 (H, W, C_out) in [0, 1] (for input in [0, 1]), or (:attr:`upscale` H,
+            (H, W, C_out) of ``dtype``, float32 in [0, 1] (for input in [0, 1]), or (:attr:`upscale` H,
             :attr:`upscale` W, C_out) for a super-resolution model; C_out is the model's planes,
             or 3 for a gray model on RGB input with ``per_channel=True`` or a noise map. For completion, the
             pixels outside the mask equal the input's exactly.
@@ -425,12 +482,14 @@ class SupervisedRestorer:
                 missing for a completion checkpoint or given to another one, a noise map
                 missing for a noise-map denoiser, given to another model, or of another size,
                 negative or not finite.
+            ValueError: another ``dtype``.
         """
-        hwc = as_hwc_image(image, noisy=self.task == "denoise")
+        out_dtype = result_dtype(dtype)
+        hwc = as_hwc_image(image, noisy=self.task == "denoise", samples=True)
         x = torch.from_numpy(hwc).permute(2, 0, 1)[None]  # a view: the tiles read the image in place
         m = None
         if mask is not None:
-            m = torch.from_numpy(np.ascontiguousarray(as_mask(mask), dtype=np.float32))[None, None]
+            m = torch.from_numpy(as_mask(mask))[None, None]  # bool: each window is converted on its own
         levels = None
         if noise_map is not None:
             if not isinstance(noise_map, np.ndarray) or noise_map.ndim not in (2, 3):
@@ -438,27 +497,30 @@ class SupervisedRestorer:
                                  f"{getattr(noise_map, 'shape', type(noise_map).__name__)}")
             planes = noise_map if noise_map.ndim == 3 else noise_map[..., None]
             levels = torch.from_numpy(np.ascontiguousarray(planes.transpose(2, 0, 1), dtype=np.float32))[None]
-        out = self.restore_tensor(x, m, per_channel=per_channel, noise_map=levels)
-        return np.ascontiguousarray(out[0].permute(1, 2, 0).cpu().numpy(), dtype=np.float32)
+        out = self.restore_tensor(x, m, per_channel=per_channel, noise_map=levels, dtype=out_dtype)
+        return np.ascontiguousarray(out[0].permute(1, 2, 0).cpu().numpy())
 
     # --- tensors ---------------------------------------------------------------------------------
     @torch.inference_mode()
     def restore_tensor(self, x: Tensor, mask: Tensor | None = None, *, per_channel: bool = False,
-                       noise_map: Tensor | None = None) -> Tensor:
+                       noise_map: Tensor | None = None, dtype: torch.dtype = torch.float32) -> Tensor:
         """Batched :meth:`restore` on tensors (any device; the net runs on :attr:`device`).
 
         Args:
-            x: float (B, C, H, W), C in {1, 3}, RGB, in [0, 1].
+            x: float (B, C, H, W), C in {1, 3}, RGB, in [0, 1], or uint8 / uint16 samples (converted
+                a window at a time, :func:`unit_window`).
             mask: completion only (required there): (B, 1, H, W) or (1, 1, H, W), 1 = missing
-                pixel (binary; soft values blend).
+                pixel (binary, or bool; soft values blend).
             per_channel: gray models on RGB input: restore each channel separately.
             noise_map: noise-map denoisers only (required there): per-pixel noise standard
                 deviation in image units, float >= 0, (B or 1, C or 1, H, W). A gray model on RGB
                 input reads each channel's level (``per_channel``) or, in the opponent colour
                 planes, each plane's (``sqrt(sum_c A_kc^2 sigma_c^2)``).
+            dtype: ``torch.float32``, or ``torch.uint8`` for the levels of the result, a tile at a
+                time (:func:`as_result`).
 
         Returns:
-            float32 (B, C_out, H, W) on ``x``'s device ((B, C_out, upscale H, upscale W) for a
+            (B, C_out, H, W) of ``dtype`` on ``x``'s device ((B, C_out, upscale H, upscale W) for a
             super-resolution model), clamped to [0, 1] except, for completion, the pixels outside
             the hole, which are ``x``'s exactly.
 
@@ -466,11 +528,13 @@ class SupervisedRestorer:
             ImageError: bad shapes, non-finite or out-of-range values (as in :meth:`restore`), mask
                 or noise map missing / unexpected / of another size.
         """
-        if not torch.is_tensor(x) or x.dim() != 4 or x.shape[1] not in (1, 3) or not x.is_floating_point() \
-                or x.numel() == 0:
-            raise ImageError(f"image: expected a float tensor (B, C, H, W) with C in {{1, 3}}; got "
-                             f"{tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}")
-        x = as_unit_float(x, allow_tensor=True, noisy=self.task == "denoise")
+        if not torch.is_tensor(x) or x.dim() != 4 or x.shape[1] not in (1, 3) or x.numel() == 0 \
+                or not (x.is_floating_point() or x.dtype in (torch.uint8, torch.uint16)):
+            raise ImageError(f"image: expected a float (or uint8 / uint16) tensor (B, C, H, W) with C in {{1, 3}}; got "
+                             f"{tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}"
+                             f"{f' {x.dtype}' if torch.is_tensor(x) else ''}")
+        if x.is_floating_point():  # samples are converted a window at a time
+            x = as_unit_float(x, allow_tensor=True, noisy=self.task == "denoise").float()
         if mask is None and self.takes_mask:
             raise ImageError(f"mask: required by {self.path} (a {self.task} model, {self.arch_class}); give the "
                              "hole mask (1 = missing pixel), e.g. from a mask file or rlenhance.restore.hole_mask")
@@ -482,9 +546,10 @@ class SupervisedRestorer:
                 got = tuple(mask.shape) if torch.is_tensor(mask) else type(mask).__name__
                 raise ImageError(f"mask: size {got} does not match the image {tuple(x.shape)}; expected "
                                  f"({x.shape[0]} or 1, 1, {x.shape[-2]}, {x.shape[-1]}), same height and width")
-            mask = mask.to(device=x.device, dtype=torch.float32).expand(x.shape[0], -1, -1, -1)
+            mask = mask.to(device=x.device).expand(x.shape[0], -1, -1, -1)  # its dtype: windows are converted
         noise_map = self._checked_noise_map(noise_map, x)
-        x = x.float()
+        if dtype not in RESULT_DTYPES.values():
+            raise ValueError(f"dtype: expected torch.float32 or torch.uint8, got {dtype!r}")
         if self.channels == 3 and x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         if self.channels == 1 and x.shape[1] == 3:
@@ -494,15 +559,14 @@ class SupervisedRestorer:
                 planes_mask = mask.repeat_interleave(3, dim=0) if mask is not None else None
                 planes_map = noise_map.expand(-1, 3, -1, -1).reshape(batch * 3, 1, *x.shape[-2:]) \
                     if noise_map is not None else None
-                out = self._run(planes, planes_mask, planes_map)
+                out = self._run(planes, planes_mask, planes_map, dtype=dtype)
                 return out.reshape(batch, 3, *out.shape[-2:])
             if noise_map is not None:
-                return self._run_opponent(x, noise_map)
-            weights = torch.tensor(BT601_LUMA_WEIGHTS, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-            x = (x * weights).sum(dim=1, keepdim=True)
-        return self._run(x, mask, noise_map)
+                return self._run_opponent(x, noise_map, dtype)
+            return self._run(x, mask, noise_map, luma=True, dtype=dtype)
+        return self._run(x, mask, noise_map, dtype=dtype)
 
-    def _run_opponent(self, x: Tensor, noise_map: Tensor) -> Tensor:
+    def _run_opponent(self, x: Tensor, noise_map: Tensor, dtype: torch.dtype) -> Tensor:
         """A gray noise-map denoiser on RGB ``x`` (B, 3, H, W): BM3D's opponent colour planes
         (:data:`OPPONENT_COLOUR`, shifted into [0, 1] by :data:`OPPONENT_OFFSET`), each denoised as
         a gray image at its own level, and back to RGB. Rows orthogonal: with independent noise of
@@ -514,12 +578,12 @@ class SupervisedRestorer:
         inverse = torch.linalg.inv(transform)
 
         def window_fn(window: Tensor, levels: Tensor) -> Tensor:
-            planes = torch.einsum("kc,bchw->bkhw", transform, window) + offset
+            planes = torch.einsum("kc,bchw->bkhw", transform, unit_window(window)) + offset
             levels = torch.einsum("kc,bchw->bkhw", transform.square(), levels.expand(-1, 3, -1, -1).square()).sqrt()
             # plane by plane: one plane's activations at a time
             out = torch.cat([self._net(planes[:, k:k + 1], levels[:, k:k + 1]) for k in range(3)], dim=1)
             out = out.clamp_(0.0, 1.0) - offset.to(out.device)
-            return torch.einsum("ck,bkhw->bchw", inverse.to(out.device), out).clamp_(0.0, 1.0)
+            return as_result(torch.einsum("ck,bkhw->bchw", inverse.to(out.device), out).clamp_(0.0, 1.0), dtype)
 
         return tiled(window_fn, x, noise_map, tile=self.tile, overlap=self.overlap, multiple=self.stride,
                      scale=self.upscale)
@@ -550,17 +614,29 @@ class SupervisedRestorer:
             raise ImageError("noise_map: expected finite noise levels >= 0 (standard deviations in image units)")
         return noise_map.to(device=x.device, dtype=torch.float32).expand(x.shape[0], -1, -1, -1)
 
-    def _run(self, x: Tensor, mask: Tensor | None, noise_map: Tensor | None = None) -> Tensor:
-        """The net on ``x`` (B, channels, H, W), tiled; clamp and composite; on ``x``'s device. Tile
-        by tile: the pre-filled hole (:func:`~rlenhance.ops.fill.prefill_patches`, computed on its
-        box) is pasted into the windows that hold it, and no copy of ``x``'s size is made."""
-        patches = prefill_patches(x, mask, self.prefill) if mask is not None else []
+    def _run(self, x: Tensor, mask: Tensor | None, noise_map: Tensor | None = None, *, luma: bool = False,
+             dtype: torch.dtype = torch.float32) -> Tensor:
+        """The net on ``x`` (B, channels, H, W; with ``luma``, B, 3, H, W, whose BT.601 luma it reads),
+        tiled; clamp and composite; the result as ``dtype`` (:func:`as_result`); on ``x``'s device. Tile
+        by tile: the windows converted to float (:func:`unit_window`; masks 0 / 1), the luma taken,
+        the pre-filled hole (:func:`~rlenhance.ops.fill.prefill_patches`, computed on its box) pasted
+        into the windows that hold it: no copy of ``x``'s size is made."""
+        weights = torch.tensor(BT601_LUMA_WEIGHTS, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+
+        def planes(window: Tensor) -> Tensor:  # what the net reads of a window of x
+            window = unit_window(window)
+            return (window * weights).sum(dim=1, keepdim=True) if luma else window
+
+        patches = prefill_patches(x, mask, self.prefill, convert=planes) if mask is not None else []
         second = mask if self.needs_mask else noise_map if self.needs_noise_map else None
         aligned = (() if second is None else (second,)) + ((mask,) if self.composite else ())
 
         def window_fn(window: Tensor, *rest: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+            window = planes(window)
+            rest = tuple(r.float() for r in rest)
             out = self._net(paste(window, patches, rows, cols), *rest[:second is not None]).clamp_(0.0, 1.0)
-            return composite(window.to(out.device), out, rest[-1].to(out.device)) if self.composite else out
+            out = composite(window.to(out.device), out, rest[-1].to(out.device)) if self.composite else out
+            return as_result(out, dtype)
 
         return tiled(window_fn, x, *aligned, tile=self.tile, overlap=self.overlap, multiple=self.stride,
                      scale=self.upscale, positions=True)

@@ -5,7 +5,8 @@ native kernels, and stored as part of a policy checkpoint's spec.
   rollouts): per pixel an alpha (a table entry, or the action itself), R and G coupled to B, damped,
   one LE curve step capped above the exposure target; and the setting encoding the policy reads.
 * :class:`DenoiseTransition` (``envs.denoise``, :class:`rlenhance.denoisers.PolicyDenoiser`): per
-  pixel one of PixelRL's filters, or the predictor's pixel.
+  pixel one of PixelRL's filters, or the predictor's pixel; or a scale of the noise-level map a
+  noise-map denoiser (FFDNet) reads.
 * :class:`CompletionTransition` (``envs.completion``): per hole pixel one fill action, or the
   predictor's pixel.
 
@@ -71,7 +72,7 @@ COND_FIELDS = ("exposure_target", "w_exposure", "w_color", "w_spatial", "w_smoot
 #: How the conditioning vector encodes a setting value v: ``(v - offset) / scale``, or
 #: ``(log(v) - offset) / scale`` (a weight sampled log-uniform over a wide range).
 COND_ENCODINGS = ("linear", "log")
-#: The name of the action that takes the predictor's pixel (the last one, present only with a predictor).
+#: The name of the action that takes the predictor's pixel (after the task's own actions; only with a predictor).
 PREDICT_ACTION = "predict"
 #: The fill actions of completion, in action-id order ("predict" follows with a predictor, then
 #: :data:`SHIFT_ACTIONS` with a shift).
@@ -149,7 +150,6 @@ class Transition:
                                   f"{data.get('task')!r}")
         names = [f.name for f in fields(target)]
         unknown = sorted(str(k) for k in data if k != "task" and k not in names)
-        # a field with a default (one added after checkpoints were written) may be absent: it takes the default
         missing = [f.name for f in fields(target) if f.name not in data and f.default is MISSING]
         if unknown or missing:
             raise TransitionError(f"{target.__name__}: unknown key(s) {unknown}, missing key(s) {missing} "
@@ -301,27 +301,65 @@ class LowLightTransition(Transition):
 
 @dataclass(frozen=True)
 class DenoiseTransition(Transition):
-    """One step of ``rlenhance/Denoise-v0`` (PixelRL): per pixel one of ``actions``, PixelRL's
-    filters (:data:`rlenhance.ops.PIXELRL_ACTION_TABLE`) and, with a predictor, ``"predict"``
-    (the predictor's pixel), computed only where chosen (:func:`rlenhance.ops.bank.pixelrl_filter_select`).
+    """One step of ``rlenhance/Denoise-v0``, of one of two kinds.
+
+    * Filters (PixelRL; ``level_scales`` empty): per pixel one of ``actions``, PixelRL's filters
+      (:data:`rlenhance.ops.PIXELRL_ACTION_TABLE`) and, with a predictor, ``"predict"`` (the
+      predictor's pixel), computed only where chosen (:func:`rlenhance.ops.bank.pixelrl_filter_select`).
+    * Noise-level map (ReLLIE's map for FFDNet; ``level_scales`` given): the state is the noisy
+      image and a per-pixel noise-level map that starts at the level of the image (given, or
+      estimated); per pixel the action multiplies the map by one of ``level_scales``
+      (:meth:`next_level`, clamped to ``[0, max_level]``), and the image is the noise-map
+      denoiser's output for the noisy image and that map. The policy sees the noisy image, the
+      map and the noise's local strength (:meth:`level_observation`), not the output, so a rollout
+      runs the denoiser once, after its last step.
 
     Attributes:
         predict: the last action takes the predictor's pixel (a supervised denoiser run once per
-            episode on the noisy image).
+            episode on the noisy image); required by the noise-level map (its predictor is the
+            noise-map denoiser).
         clip: every state is clamped to [0, 1] (the noisy start included); False: the DnCNN /
             PixelRL protocol, unclipped.
         steps: steps of an episode (None: as :class:`LowLightTransition`'s).
+        level_scales: the map's multipliers, index = action id (empty: PixelRL's filters).
+        max_level: the highest level of the map, 0-255 scale (the levels the denoiser was trained over).
     """
 
     task: ClassVar[str] = "denoise"
+    _float32_fields: ClassVar[tuple[str, ...]] = ("level_scales",)
+    #: The map as the policy reads it: the level (0-255 scale) divided by this.
+    LEVEL_PLANE_SCALE: ClassVar[float] = 50.0
+    #: Side (pixels, odd) of the square over which the policy's noise strength is averaged.
+    STRENGTH_BOX: ClassVar[int] = 9
 
     predict: bool
     clip: bool
     steps: int | None
+    level_scales: tuple[float, ...] = ()
+    max_level: float = 75.0
+
+    def _problems(self) -> list[str]:
+        problems = super()._problems()
+        if self.level_scales:
+            if not all(math.isfinite(s) and s > 0 for s in self.level_scales):
+                problems.append(f"level_scales {list(self.level_scales)} (accepted: finite numbers > 0)")
+            if not self.predict:
+                problems.append("level_scales: the noise-level map needs predict (its predictor is the noise-map "
+                                "denoiser)")
+        if not (math.isfinite(self.max_level) and self.max_level > 0):
+            problems.append(f"max_level {self.max_level!r} (accepted: a level > 0, 0-255 scale)")
+        return problems
+
+    @property
+    def sets_level(self) -> bool:
+        """Whether the actions set the noise-level map (else they pick PixelRL's filters)."""
+        return bool(self.level_scales)
 
     @property
     def actions(self) -> tuple[str, ...]:
         """The action names, index = action id."""
+        if self.sets_level:
+            return tuple(f"level x{s:g}" for s in self.level_scales)
         return PIXELRL_ACTIONS + ((PREDICT_ACTION,) if self.predict else ())
 
     def start(self, noisy: torch.Tensor) -> torch.Tensor:
@@ -330,9 +368,31 @@ class DenoiseTransition(Transition):
 
     def step(self, image: torch.Tensor, actions: torch.Tensor, prediction: torch.Tensor | None = None) -> torch.Tensor:
         """The next state of ``image`` (B, C, H, W) for per-pixel ``actions`` (B, 1, H, W) (or (B, H, W));
-        ``prediction``: the predictor's output (B, C, H, W) when ``predict``."""
+        ``prediction``: the predictor's output (B, C, H, W) when ``predict``. Filters only."""
         image = pixelrl_filter_select(image, actions, validate=False, prediction=prediction)
         return image.clamp_(0.0, 1.0) if self.clip else image
+
+    def next_level(self, level: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """The map after per-pixel ``actions`` (integer (B, 1, H, W)): ``level`` (float (B, 1, H, W),
+        0-255 scale) times each pixel's scale, clamped to ``[0, max_level]``. Noise-level map only."""
+        scales = torch.tensor(self.level_scales, dtype=level.dtype, device=level.device)
+        return (level * scales[actions.long()]).clamp_(0.0, self.max_level)
+
+    def level_observation(self, noisy: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        """What a noise-level map policy reads besides the noisy image (B, C, H, W): float32
+        (B, 2, H, W), the map ``level`` (B, 1, H, W) (0-255 scale) over :data:`LEVEL_PLANE_SCALE`,
+        and the log ratio of the noise's local strength to the map, ``log((s + 1) / (level + 1))``:
+        ``s`` is the mean absolute finest diagonal Haar coefficient ``|x00 - x01 - x10 + x11| / 2``
+        (each pixel's 2 x 2 neighbourhood to the lower right, edges replicated; mean over the
+        channels) over the :data:`STRENGTH_BOX` square around the pixel, over ``sqrt(2 / pi)``: on flat
+        areas the noise's level there (Donoho's estimator reads these coefficients), above it on
+        texture. Positive where the map is below the noise, negative above it."""
+        x = F.pad(noisy, (0, 1, 0, 1), mode="replicate")
+        diagonal = (x[..., :-1, :-1] - x[..., :-1, 1:] - x[..., 1:, :-1] + x[..., 1:, 1:]).abs()
+        diagonal = diagonal.mean(dim=1, keepdim=True) * (255.0 / 2 / math.sqrt(2 / math.pi))
+        box = self.STRENGTH_BOX
+        strength = F.avg_pool2d(F.pad(diagonal, (box // 2,) * 4, mode="replicate"), box, stride=1)
+        return torch.cat([level / self.LEVEL_PLANE_SCALE, torch.log((strength + 1) / (level + 1))], dim=1)
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,9 @@ class Args:
                                "full-reference scores (the GT-mean protocol, rlenhance.metrics.gt_mean_align)")
     sigma: float = arg(25.0, "denoise: standard deviation of the synthetic noise on the 0-255 scale, and the noise "
                              "level the classical denoisers and ffdnet get (unused with real noisy pairs)")
+    sigma_to: float | None = arg(None, "denoise: a noise level that varies across each image: linear from --sigma at "
+                                       "the left edge to this level at the right edge (0-255 scale); use with "
+                                       "--sigma-estimate (no single level to give)")
     sigma_estimate: bool = arg(False, "denoise: give the classical denoisers and ffdnet each image's noise level "
                                       "estimated from the noisy image (rlenhance.baselines.estimate_noise_sigma) "
                                       "instead of --sigma; always so for real noisy pairs")
@@ -114,6 +117,8 @@ def check_args(args: Args) -> None:
                          f"{', '.join(requested_methods(args))}")
     if not (math.isfinite(args.sigma) and args.sigma >= 0):
         raise ValueError(f"--sigma {args.sigma}: expected a finite noise level >= 0 (0-255 scale)")
+    if args.sigma_to is not None and not (math.isfinite(args.sigma_to) and args.sigma_to >= 0):
+        raise ValueError(f"--sigma-to {args.sigma_to}: expected a finite noise level >= 0 (0-255 scale)")
     for name in ("limit", "threads"):
         if getattr(args, name) < 0:
             raise ValueError(f"--{name} {getattr(args, name)}: expected an integer >= 0")
@@ -139,7 +144,8 @@ def ignored_flags(args: Args) -> list[str]:
         notes.append(f"--ensemble is ignored: it is a --task {' / '.join(ENSEMBLE_TASKS)} option")
     if args.task != "denoise":
         notes += [f"{flag} is ignored: it is a --task denoise option"
-                  for flag, given in (("--no-gray", not args.gray), ("--sigma-estimate", args.sigma_estimate)) if given]
+                  for flag, given in (("--no-gray", not args.gray), ("--sigma-estimate", args.sigma_estimate),
+                                      ("--sigma-to", args.sigma_to is not None)) if given]
     if args.data is None and args.split == "val":
         notes.append("--split val is ignored: the embedded photos have no held-out split (all are evaluated)")
     return notes

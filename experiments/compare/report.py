@@ -67,7 +67,9 @@ def denoise_data(args: Args, samples: Sequence[Sample]) -> str:
     if samples[0].real_noise:
         noise = "real noise (the data's own noisy images; --sigma and --seed unused)"
     else:
-        noise = (f"Gaussian noise sigma {args.sigma:g}{' on every channel' if planes == 'RGB' else ''} (0-255 "
+        level = f"{args.sigma:g}" if args.sigma_to is None else \
+            f"{args.sigma:g} (left edge) to {args.sigma_to:g} (right edge), linear"
+        noise = (f"Gaussian noise sigma {level}{' on every channel' if planes == 'RGB' else ''} (0-255 "
                  f"scale, not clipped), noise seed {args.seed}")
     estimates = np.array([s.sigma for s in samples if s.sigma is not None])
     if estimates.size:

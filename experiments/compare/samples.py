@@ -75,7 +75,7 @@ def load_samples(args: Args) -> list[Sample]:
         real = isinstance(dataset, NoisyPairs)
         estimate = real or args.sigma_estimate
         samples = []
-        for item in noisy_test_set(dataset, args.sigma, seed=args.seed, limit=args.limit):
+        for item in noisy_test_set(dataset, args.sigma, seed=args.seed, limit=args.limit, sigma_to=args.sigma_to):
             noisy = tensor_to_image(item.noisy)
             samples.append(Sample(item.name, noisy, tensor_to_image(item.clean), real_noise=real,
                                   sigma=estimate_noise_sigma(noisy) if estimate else None))

@@ -38,12 +38,14 @@ def build(args: argparse.Namespace) -> Restore:
                           **{key: value for key, value in settings.items() if key in method.settings})
 
     def restore(path: Path, image: np.ndarray) -> tuple[np.ndarray, str]:
+        # the file's samples in, the levels of the PNG out: a tiled model converts a window at a time
         if find_mask is not None:
             mask = load_image(find_mask(path), gray=True)[..., 0] > MASK_THRESHOLD
         else:
             mask = hole_mask(image, threshold=args.mask_threshold)
-        out = model.restore(image, mask=mask)
+        out = model.restore(image, mask=mask, dtype=np.uint8)
         return out, f"hole {100.0 * float(mask.mean()):.1f}% ({int(mask.sum())} px)"
+    restore.reads_samples = True
     return restore
 
 

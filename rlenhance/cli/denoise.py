@@ -16,7 +16,7 @@ from rlenhance.cli.batch import check_tile
 from rlenhance.cli.jobs import Restore
 from rlenhance.denoisers import SUPERVISED_DENOISERS, default_denoiser, denoiser_kind, load_denoiser
 from rlenhance.errors import CheckpointError, ImageError
-from rlenhance.io import BT601_LUMA_WEIGHTS, is_gray
+from rlenhance.io import BT601_LUMA_WEIGHTS, as_unit_float, is_gray
 from rlenhance.restore import Restorer
 
 #: 0-255 scale of the residual figure printed by ``denoise``.
@@ -50,6 +50,7 @@ def build(args: argparse.Namespace) -> Restore:
             raise missing[1] if args.per_channel or kind in SUPERVISED_DENOISERS else missing[3]
 
     def restore(path: Path, image: np.ndarray) -> tuple[np.ndarray, str]:
+        # the file's samples in, the levels of the PNG out: a tiled model converts a window at a time
         gray = is_gray(image)
         planes = image[..., :1] if gray else image  # a gray file is read as three equal channels
         model = models.get(1 if gray or args.per_channel else 3)
@@ -59,23 +60,26 @@ def build(args: argparse.Namespace) -> Restore:
             raise ImageError(f"a colour image, and {missing[3]}")
         elif model is None:
             model = models[1]  # mrpnet / ffdnet without its colour default: the luma / the opponent planes
-        out = model.restore(planes, per_channel=args.per_channel)
+        out = model.restore(planes, per_channel=args.per_channel, dtype=np.uint8)
         residual = _removed_std(planes, out) * LEVELS
         return out, f"removed noise std {residual:.1f}/255"
+    restore.reads_samples = True
     return restore
 
 
 def _removed_std(planes: np.ndarray, out: np.ndarray, band: int = 256) -> float:
-    """The standard deviation of what a denoiser removed: ``out`` (H, W, C_out) from what it was
-    given, ``planes`` (H, W, C), or their BT.601 luma for a gray supervised model without
-    --per-channel (C_out < C). Computed ``band`` rows at a time (two passes, float64 sums): no
-    difference image of the photo's size is made."""
+    """The standard deviation, on the [0, 1] scale, of what a denoiser removed: ``out`` (H, W, C_out)
+    from what it was given, ``planes`` (H, W, C), or their BT.601 luma for a gray supervised model
+    without --per-channel (C_out < C); either may be floats or samples (scaled by their range,
+    :func:`rlenhance.io.as_unit_float`). Computed ``band`` rows at a time (two passes, float64 sums):
+    no difference image of the photo's size is made."""
     weights = np.asarray(BT601_LUMA_WEIGHTS, np.float32)[:, None]
 
     def differences():
         for top in range(0, out.shape[0], band):
-            given = planes[top:top + band]
-            yield (given @ weights if out.shape[-1] < planes.shape[-1] else given) - out[top:top + band]
+            given = as_unit_float(planes[top:top + band], noisy=True)
+            given = given @ weights if out.shape[-1] < planes.shape[-1] else given
+            yield given - as_unit_float(out[top:top + band])
 
     mean = sum(float(d.sum(dtype=np.float64)) for d in differences()) / out.size
     return math.sqrt(sum(float(np.square(d - mean, dtype=np.float64).sum()) for d in differences()) / out.size)

@@ -22,7 +22,8 @@ Degradations (batched torch, randomness from a ``torch.Generator``):
 :func:`synthetic_low_light`, :func:`add_gaussian_noise`, :func:`random_occlusion` and their
 modules; :func:`moved_occlusion` (a pair's hole moved elsewhere on its original);
 :func:`amplified_noise` (dark-level noise amplified by known LE curves, with its
-:func:`noise_level_map`: the data of ReLLIE's noise-map denoiser).
+:func:`noise_level_map`: the data of ReLLIE's noise-map denoiser); :func:`noise_ramp` (a noise
+level that varies across the image).
 
 Fixed evaluation sets (each image's degradation seeded by :func:`image_seed` of a seed and its
 name): :func:`noisy_test_set`, :func:`occluded_test_set`, :func:`lowlight_test_set`.
@@ -37,6 +38,7 @@ from rlenhance.data.degrade import (
     add_gaussian_noise,
     amplified_noise,
     noise_level_map,
+    noise_ramp,
     synthetic_low_light,
 )
 from rlenhance.data.noisy import NoisyPairs
@@ -87,6 +89,7 @@ __all__ = [
     "add_gaussian_noise",
     "amplified_noise",
     "noise_level_map",
+    "noise_ramp",
     "channel_sum_mask",
     "estimate_occlusion_mask",
     "hole_mask",

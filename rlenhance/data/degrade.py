@@ -37,6 +37,7 @@ __all__ = [
     "add_gaussian_noise",
     "amplified_noise",
     "noise_level_map",
+    "noise_ramp",
     "SyntheticLowLight",
     "AddGaussianNoise",
     "AmplifiedNoise",
@@ -320,6 +321,40 @@ def noise_level_map(gain: torch.Tensor, sigma: float | torch.Tensor) -> torch.Te
     if not bool(torch.isfinite(sigma_t).all()) or bool((sigma_t < 0).any()):
         raise ValueError(f"sigma: expected finite values >= 0 on the 0-255 scale, got {sigma!r}")
     return gain * (sigma_t / _PIXEL_SCALE)
+
+
+def noise_ramp(size: tuple[int, int], low: float | torch.Tensor, high: float | torch.Tensor,
+               angle: float | torch.Tensor = 0.0, *, device: torch.device | str | None = None) -> torch.Tensor:
+    """A noise level that varies across the image: linear from ``low`` at one edge to ``high`` at the
+    opposite one, along the direction ``angle`` (radians; 0: left to right, pi / 2: top to bottom).
+    The level map :func:`add_gaussian_noise` takes as ``sigma`` for noise whose strength varies
+    smoothly (a sensor's vignetting, a brightened shadow).
+
+    Args:
+        size: ``(H, W)`` of the images.
+        low, high: the levels at the two ends, 0-255 scale: numbers, or float tensors (B,), one per image.
+        angle: the direction: a number, or a float tensor (B,).
+        device: where the map is made (default: the tensors' device, else the CPU).
+
+    Returns:
+        float32 (B, 1, H, W) levels, 0-255 scale (B = 1 for numbers).
+
+    Example:
+        >>> ramp = noise_ramp((2, 5), 10.0, 50.0)
+        >>> ramp[0, 0, 0].tolist()
+        [10.0, 20.0, 30.0, 40.0, 50.0]
+    """
+    tensors = [v for v in (low, high, angle) if torch.is_tensor(v)]
+    device = device if device is not None else (tensors[0].device if tensors else None)
+    low, high, angle = (torch.as_tensor(v, dtype=torch.float32, device=device).reshape(-1, 1, 1, 1)
+                        for v in (low, high, angle))
+    h, w = size
+    y = torch.arange(h, dtype=torch.float32, device=device).view(1, 1, h, 1)
+    x = torch.arange(w, dtype=torch.float32, device=device).view(1, 1, 1, w)
+    along = x * angle.cos() + y * angle.sin()
+    lo = along.amin(dim=(-2, -1), keepdim=True)
+    span = (along.amax(dim=(-2, -1), keepdim=True) - lo).clamp_min(1e-6)
+    return low + (high - low) * (along - lo) / span
 
 
 class AmplifiedNoise(NamedTuple):

@@ -25,7 +25,7 @@ import torch
 from rlenhance.data.base import ImageDataset, Record, check_split, image_files, partner_error, resolve_split
 from rlenhance.data.transforms import to_float
 from rlenhance.errors import DatasetError, ImageError
-from rlenhance.io import DEFAULT_MAX_PIXELS, HOLE_THRESHOLD, MASK_THRESHOLD, OCCLUDED_PREFIX
+from rlenhance.io import DEFAULT_MAX_PIXELS, HOLE_THRESHOLD, MASK_THRESHOLD, OCCLUDED_PREFIX, as_unit_float
 
 __all__ = ["CHANNEL_SUM_THRESHOLD", "HOLE_THRESHOLD", "MASK_RULES", "MASK_SHAPES", "OccludedPairs", "channel_sum_mask",
            "drop_small_regions", "estimate_occlusion_mask", "hole_mask", "regions_to_mask"]
@@ -170,11 +170,20 @@ def drop_small_regions(candidates: np.ndarray, *, open_size: int = 3, min_area: 
         mask = ndimage.binary_opening(mask, structure=_square(open_size))
     labels, count = ndimage.label(mask)
     if count:
-        areas = np.bincount(labels.ravel(), minlength=count + 1)
+        areas = _region_areas(labels, count)
         keep = areas >= min_area
         keep[0] = False
         mask = keep[labels]
     return mask
+
+
+def _region_areas(labels: np.ndarray, count: int, band: int = 256) -> np.ndarray:
+    """The pixel count of each label 0 .. ``count`` of a label image (H, W), ``band`` rows at a time
+    (``np.bincount`` of the whole image would make an int64 copy of it: 8 bytes a pixel)."""
+    areas = np.zeros(count + 1, dtype=np.int64)
+    for top in range(0, labels.shape[0], band):
+        areas += np.bincount(labels[top:top + band].ravel(), minlength=count + 1)
+    return areas
 
 
 def regions_to_mask(regions: np.ndarray, candidates: np.ndarray, *, shape: str = "box",
@@ -240,7 +249,8 @@ def hole_mask(occluded: np.ndarray, *, threshold: float = HOLE_THRESHOLD, fill: 
     hand.
 
     Args:
-        occluded: the occluded image, float (H, W, C) or (H, W), in [0, 1].
+        occluded: the occluded image, float (H, W, C) or (H, W), in [0, 1], or its uint8 / uint16
+            samples (scaled by their range, :func:`rlenhance.io.as_unit_float`, a band at a time).
         threshold: largest distance from ``fill`` (max over channels) of a hole pixel.
         fill: the colour of the hole (0 = black).
         shape: ``"box"`` or ``"free"``.
@@ -252,12 +262,12 @@ def hole_mask(occluded: np.ndarray, *, threshold: float = HOLE_THRESHOLD, fill: 
         bool array (H, W), True = missing pixel (all False when nothing looks like a hole).
 
     Raises:
-        ImageError: ``occluded`` is not a float array (H, W) or (H, W, C).
+        ImageError: ``occluded`` is not a float or uint8 / uint16 array (H, W) or (H, W, C).
         ValueError: ``threshold`` is not a finite number >= 0, or ``shape`` is unknown.
     """
     if not isinstance(occluded, np.ndarray) or occluded.ndim not in (2, 3) or occluded.size == 0 \
-            or not np.issubdtype(occluded.dtype, np.floating):
-        raise ImageError(f"hole_mask: occluded must be a float array (H, W, C) or (H, W); got "
+            or not (np.issubdtype(occluded.dtype, np.floating) or occluded.dtype in (np.uint8, np.uint16)):
+        raise ImageError(f"hole_mask: occluded must be a float or uint8 / uint16 array (H, W, C) or (H, W); got "
                          f"{getattr(occluded, 'shape', type(occluded).__name__)} "
                          f"{getattr(occluded, 'dtype', '')}")
     if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold >= 0):
@@ -267,14 +277,15 @@ def hole_mask(occluded: np.ndarray, *, threshold: float = HOLE_THRESHOLD, fill: 
     image = occluded if occluded.ndim == 3 else occluded[..., None]
     candidates = np.empty(image.shape[:2], dtype=bool)
     for top in range(0, image.shape[0], _BAND):  # a band of rows at a time: no float copy of a large photo
-        band = image[top:top + _BAND].astype(np.float32, copy=False)
+        band = image[top:top + _BAND]
+        band = band.astype(np.float32, copy=False) if np.issubdtype(band.dtype, np.floating) else as_unit_float(band)
         candidates[top:top + _BAND] = np.abs(band - np.float32(fill)).max(axis=-1) <= threshold
     regions = drop_small_regions(candidates, open_size=open_size, min_area=min_area)
     if shape == "box" and regions.any():
         from scipy import ndimage  # here: see drop_small_regions
 
-        labels, _ = ndimage.label(regions)
-        areas = np.bincount(labels.ravel())
+        labels, count = ndimage.label(regions)
+        areas = _region_areas(labels, count)
         areas[0] = 0
         regions = labels == int(areas.argmax())
     return regions_to_mask(regions, candidates, shape=shape, close_size=close_size)

@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn.functional as F
 
-from rlenhance.data.degrade import add_gaussian_noise, synthetic_low_light
+from rlenhance.data.degrade import add_gaussian_noise, noise_ramp, synthetic_low_light
 from rlenhance.data.occlusion import random_occlusion
 from rlenhance.data.transforms import fit_longer_side
 
@@ -72,7 +72,7 @@ class NoisyImage(NamedTuple):
 
 
 def noisy_test_set(dataset: Any, sigma: float, *, seed: int = 0, device: str | torch.device = "cpu",
-                   limit: int = 0) -> list[NoisyImage]:
+                   limit: int = 0, sigma_to: float | None = None) -> list[NoisyImage]:
     """The evaluation images of a data set with fixed Gaussian noise, or its real noisy images.
 
     An item with its own ``"noisy"`` image (real noise: ``NoisyPairs``) is taken as it is, with
@@ -87,6 +87,8 @@ def noisy_test_set(dataset: Any, sigma: float, *, seed: int = 0, device: str | t
             ``UnpairedImages``, ``PairedImages``).
         sigma: noise standard deviation on the 0-255 scale (>= 0) of the Gaussian noise.
         seed: the noise seed.
+        sigma_to: a level that varies across each image: linear from ``sigma`` at the left edge to
+            ``sigma_to`` at the right one (:func:`rlenhance.data.noise_ramp`); None: ``sigma`` everywhere.
         device: where the returned tensors live.
         limit: keep the first ``limit`` images (0: all).
 
@@ -101,7 +103,8 @@ def noisy_test_set(dataset: Any, sigma: float, *, seed: int = 0, device: str | t
         else:
             clean = item["high"] if "high" in item else item["low"]
             generator = torch.Generator().manual_seed(image_seed(seed, item["name"]))
-            noisy = add_gaussian_noise(clean[None], sigma, generator=generator)[0]
+            level = sigma if sigma_to is None else noise_ramp(tuple(clean.shape[-2:]), sigma, sigma_to)
+            noisy = add_gaussian_noise(clean[None], level, generator=generator)[0]
         out.append(NoisyImage(item["name"], clean.to(device), noisy.to(device)))
     return out
 

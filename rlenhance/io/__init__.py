@@ -42,7 +42,7 @@ from rlenhance.io.read import (
     list_images,
     load_image,
 )
-from rlenhance.io.write import DEFAULT_JPEG_QUALITY, save_image
+from rlenhance.io.write import DEFAULT_JPEG_QUALITY, float_to_levels, save_image
 
 if TYPE_CHECKING:
     from rlenhance.io.arrays import (
@@ -65,6 +65,7 @@ __all__ = [
     "OCCLUDED_PREFIX",
     "UNIT_RANGE_TOLERANCE",
     "as_unit_float",
+    "float_to_levels",
     "image_to_tensor",
     "is_gray",
     "list_images",

@@ -105,6 +105,23 @@ def save_image(
 _SAVE_BAND = 256
 
 
+def float_to_levels(values: np.ndarray | torch.Tensor, bit_depth: int = 8) -> np.ndarray | torch.Tensor:
+    """The integer levels :func:`save_image` writes of float values: ``round(clip(v, 0, 1) * (2**bit_depth - 1))``,
+    rounding half to even, for a numpy array or a torch tensor (on its device), as uint8 (``bit_depth`` 8) or
+    uint16 (16). A restorer that writes its result a tile at a time in samples (``restore(..., dtype=np.uint8)``)
+    quantises each tile with it, so its result equals the saved file of its float result. NaN are not checked.
+
+    Example:
+        >>> float_to_levels(np.array([0.0, 0.5, 1.2], np.float32)).tolist()
+        [0, 128, 255]
+    """
+    max_value = (1 << bit_depth) - 1
+    torch = sys.modules.get("torch")  # a tensor exists only once torch is imported
+    if torch is not None and isinstance(values, torch.Tensor):
+        return values.clamp(0.0, 1.0).mul(max_value).round().to(torch.uint8 if bit_depth == 8 else torch.uint16)
+    return np.rint(np.clip(values, 0.0, 1.0) * max_value).astype(np.uint8 if bit_depth == 8 else np.uint16)
+
+
 def _to_samples(path: Path, img: np.ndarray | torch.Tensor, bit_depth: int) -> np.ndarray:
     """Validate ``img`` and convert it to uint8/uint16 samples, ``(H, W)`` or ``(H, W, 3)`` RGB."""
 
@@ -142,7 +159,6 @@ def _to_samples(path: Path, img: np.ndarray | torch.Tensor, bit_depth: int) -> n
     if array.size == 0:
         raise fail(f"zero-size image (shape {array.shape})")
 
-    max_value = (1 << bit_depth) - 1
     out_dtype = np.uint8 if bit_depth == 8 else np.uint16
     if np.issubdtype(array.dtype, np.floating):
         # a band of rows at a time: a large photo costs its samples, not float copies of its size
@@ -152,7 +168,7 @@ def _to_samples(path: Path, img: np.ndarray | torch.Tensor, bit_depth: int) -> n
             work = array[top:top + _SAVE_BAND].astype(np.promote_types(array.dtype, np.float32), copy=False)
             bad += int(np.count_nonzero(~np.isfinite(work)))
             if not bad:  # the bad values are only counted (casting them would warn)
-                samples[top:top + _SAVE_BAND] = np.rint(np.clip(work, 0.0, 1.0) * max_value)
+                samples[top:top + _SAVE_BAND] = float_to_levels(work, bit_depth)
         if bad:
             raise fail(f"{bad} NaN or infinite value(s); values must be finite")
         return samples

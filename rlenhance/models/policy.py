@@ -92,7 +92,7 @@ __all__ = ["ACTION_BOUND", "ArchMixin", "append_cond_planes", "expected_value", 
 
 
 #: Observation keys concatenated (in this order) into the policy input; see build_policy_input.
-POLICY_INPUT_KEYS: tuple[str, ...] = ("image", "original", "exposure_gap", "mask", "prediction")
+POLICY_INPUT_KEYS: tuple[str, ...] = ("image", "original", "exposure_gap", "mask", "prediction", "level")
 #: Continuous actions live in the envs' Box [-ACTION_BOUND, ACTION_BOUND] (predict's default ``clip``).
 ACTION_BOUND = 1.0
 #: Image planes a supervised backbone reads by default: RGB when the input holds that many, else gray.
@@ -133,7 +133,8 @@ def build_policy_input(
     inference code call it alike. For LowLight the input is ``image`` then ``original``
     (6 channels; 7 with the env's ``observe_exposure_gap``, the signed per-pixel distance to the
     exposure target) plus ``cond`` (B, 5); for Denoise ``image`` (1 or 3 channels), then
-    ``prediction`` with the env's ``observe_prediction``; for Completion ``image`` then ``mask``.
+    ``prediction`` with the env's ``observe_prediction``, or ``level`` (the noise-level map) with its
+    ``level_scales``; for Completion ``image`` then ``mask``.
 
     Args:
         obs: observation dict of tensors. Image entries are float, shape (B, C_k, H, W);

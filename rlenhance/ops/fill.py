@@ -7,6 +7,8 @@ guess in the hole instead of black). Batched torch ops on (B, C, H, W), on the i
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -14,6 +16,8 @@ __all__ = ["PREFILLS", "diffusion_fill", "hole_box", "neighbour_mean", "prefill_
 
 #: What a supervised completion model sees in the hole (:func:`prefill_hole`).
 PREFILLS = ("diffusion", "none")
+#: One pre-filled hole box of :func:`prefill_patches`: ``(b, top, left, values)``.
+Patch = tuple[int, int, int, torch.Tensor]
 
 
 def neighbour_mean(x: torch.Tensor, weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,7 +82,8 @@ def diffusion_fill(image: torch.Tensor, mask: torch.Tensor, *, smooth_iters: int
     return filled
 
 
-def prefill_patches(image: torch.Tensor, mask: torch.Tensor, how: str) -> list[tuple[int, int, int, torch.Tensor]]:
+def prefill_patches(image: torch.Tensor, mask: torch.Tensor, how: str, *,
+                    convert: Callable[[torch.Tensor], torch.Tensor] | None = None) -> list[Patch]:
     """:func:`prefill_hole` as patches, for an image too large to copy whole: ``(b, top, left,
     values)`` with ``values`` (C, h, w) the pre-filled pixels of image ``b``'s hole box at (top,
     left). Outside the boxes ``prefill_hole`` gives the image itself (its mask is 0 there), so the
@@ -87,9 +92,11 @@ def prefill_patches(image: torch.Tensor, mask: torch.Tensor, how: str) -> list[t
     :func:`diffusion_fill` fills it; ``how="none"``: no patches (the image unchanged).
 
     Args:
-        image: (B, C, H, W) float, the occluded image.
-        mask: (B, 1, H, W) float in {0, 1}, 1 = missing.
+        image: (B, C, H, W) float, the occluded image (any dtype with ``convert``).
+        mask: (B, 1, H, W) in {0, 1} (float or bool), 1 = missing.
         how: one of :data:`PREFILLS`.
+        convert: what is filled of each box's window of ``image`` (e.g. integer samples as float, or
+            their luma): the image itself is never converted whole; None: the window as it is.
     """
     if how not in PREFILLS:
         raise ValueError(f"prefill: expected one of {PREFILLS}, got {how!r}")
@@ -104,7 +111,9 @@ def prefill_patches(image: torch.Tensor, mask: torch.Tensor, how: str) -> list[t
         top, left, bottom, right = box
         rows = _span(top, min(bottom - top + 2, height), height)
         cols = _span(left, min(right - left + 2, width), width)
-        filled = diffusion_fill(image[b:b + 1, :, rows, cols], mask[b:b + 1, :, rows, cols])
+        window = image[b:b + 1, :, rows, cols]
+        window = window if convert is None else convert(window)
+        filled = diffusion_fill(window, mask[b:b + 1, :, rows, cols].to(window.dtype))
         patches.append((b, top, left, filled[0, :, top - rows.start:bottom - rows.start,
                                              left - cols.start:right - cols.start]))
     return patches

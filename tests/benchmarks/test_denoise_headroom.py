@@ -49,3 +49,15 @@ def test_a_plain_denoiser_has_no_levels_and_a_non_denoiser_is_refused(tmp_path, 
     with pytest.raises(SystemExit):
         denoise_headroom.main(["--data", str(tmp_path), "--checkpoint", str(WEIGHTS / "unet_completion.pt")])
     assert "not a denoiser checkpoint" in capsys.readouterr().err
+
+
+def test_a_noise_ramp_scores_ffdnet_given_the_true_map(tmp_path, capsys):
+    ramp = np.tile(np.linspace(0.2, 0.8, 64, dtype=np.float32), (48, 1))
+    save_image(tmp_path / "a.png", ramp[..., None].repeat(3, axis=2))
+    denoise_headroom.main(["--data", str(tmp_path), "--sigma", "5", "--sigma-to", "60", "--blocks", "8"])
+    out = capsys.readouterr().out
+    assert "sigma 5 (left) to 60 (right)" in out
+    known = [line for line in out.splitlines() if line.startswith("known map")]
+    base = float(_rows(out)["levels"][1])
+    # given the level of every pixel, FFDNet does better than at one level for the whole image
+    assert len(known) == 1 and float(known[0].split(": ")[1].split()[0]) > base

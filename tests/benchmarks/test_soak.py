@@ -32,3 +32,11 @@ def test_megapixels_prints_a_row_per_size_and_the_line_through_them(capsys):
 def test_megapixels_must_be_positive():
     with pytest.raises(SystemExit):
         soak.main(["--megapixels", "0"])
+
+
+def test_models_gives_denoise_a_row_per_model_with_its_command(capsys):
+    soak.main(["--megapixels", "0.01", "--commands", "denoise", "--models", "mrpnet"])
+    out = capsys.readouterr().out
+    assert "`rlenhance denoise --model mrpnet PHOTO -o OUT --device cpu`" in out
+    rows = [line for line in out.splitlines() if line.startswith("| denoise --model mrpnet |")]
+    assert len(rows) == 1 and float(rows[0].split("|")[-2]) > 50, out

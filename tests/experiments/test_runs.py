@@ -243,6 +243,64 @@ def test_a_full_disk_while_saving_a_checkpoint_is_one_line(tmp_path, monkeypatch
         run.save("last", model=model, arch=arch, extra={})
 
 
+# --- one run per folder ---------------------------------------------------------------------------
+def test_a_folder_another_run_writes_is_refused_before_anything_is_written(tmp_path):
+    first, second = Run(tmp_path / "run", Config()), Run(tmp_path / "run", Config())  # both find it empty
+    first.log(1, {"eval/psnr": 20.0})  # holds the folder from its first write
+    with pytest.raises(FileExistsError, match="in use by another run"):
+        second.log(1, {"eval/psnr": 30.0})
+    first.close()
+    with pytest.raises(FileExistsError, match="written by another run since this one started"):
+        second.log(1, {"eval/psnr": 30.0})  # the first has ended: its files are not taken over either
+    assert [row["eval/psnr"] for row in table(tmp_path / "run" / "metrics.csv")] == ["20"]
+    third = Run(tmp_path / "run", Config(), resume=True)  # checked after the first ended: it may go on
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        Run(checkpointed(tmp_path / "run"), Config())
+    third.close()
+
+
+_HOLDER = """
+import sys
+from dataclasses import dataclass
+from experiments.runs import Run
+
+@dataclass
+class Config:
+    lr: float = 0.1
+
+run = Run(sys.argv[1], Config())
+run.log(1, {"eval/psnr": 1.0})
+print("holding", flush=True)
+sys.stdin.read()  # until the test closes it
+run.close()
+"""
+
+
+@pytest.mark.slow
+def test_a_second_trainer_on_a_folder_a_running_one_holds_is_refused_in_one_line(tmp_path):
+    """Two processes: one holds ``--out`` (a run that has written it and is still running); a trainer
+    started on the same folder exits 2 with one line and writes nothing into it."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(out)], cwd=root, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        before = sorted(p.name for p in out.iterdir())
+        second = subprocess.run([sys.executable, "-m", "experiments.supervised_train", *TINY, "--out", str(out)],
+                                cwd=root, capture_output=True, text=True, timeout=300)
+        assert second.returncode == 2, second.stderr[-2000:]
+        lines = [line for line in second.stderr.splitlines() if "error" in line]
+        assert len(lines) == 1 and f"--out {out} is in use by another run" in lines[0], second.stderr[-2000:]
+        assert sorted(p.name for p in out.iterdir()) == before
+    finally:
+        holder.communicate("", timeout=60)
+    assert holder.returncode == 0
+
+
 # --- the same through a trainer's command line ---------------------------------------------------------
 TINY = ["--epochs", "1", "--steps-per-epoch", "1", "--batch", "2", "--crop", "32", "--width", "8",
         "--set", "data.val_samples=2", "--set", "run.samples=1", "--threads", "1"]

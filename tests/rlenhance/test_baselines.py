@@ -206,11 +206,22 @@ def test_noise_estimate_averages_the_channels():
     assert estimate_noise_sigma(noisy[..., :1]) == pytest.approx(each[0])  # (H, W, 1) == (H, W)
 
 
-@pytest.mark.parametrize("image", [np.zeros((8, 8), np.uint8), np.zeros((8, 8, 4), np.float32),
+@pytest.mark.parametrize("image", [np.zeros((8, 8), np.int32), np.zeros((8, 8, 4), np.float32),
                                    np.zeros((1, 8), np.float32)])
 def test_noise_estimate_refuses_bad_images(image):
     with pytest.raises(ImageError, match="estimate_noise_sigma: image"):
         estimate_noise_sigma(image)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_noise_estimate_of_samples_is_that_of_their_float_image(dtype):
+    """A file's samples (what the commands read) give the estimate of the float image they stand for."""
+    scale = np.iinfo(dtype).max
+    rng = np.random.default_rng(3)
+    noisy = np.clip(0.5 + rng.normal(0, 20 / 255, (48, 64, 3)), 0, 1)
+    samples = np.rint(noisy * scale).astype(dtype)
+    expected = estimate_noise_sigma(samples.astype(np.float32) / np.float32(scale))
+    assert estimate_noise_sigma(samples) == expected and abs(expected - 20) < 3
 
 
 # --- completion --------------------------------------------------------------------------------------------

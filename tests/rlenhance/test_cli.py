@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 import torch
 
+from rlenhance import registry
 from rlenhance.checkpoint import RSEDenoiserSpec, SupervisedSpec, save_checkpoint
 from rlenhance.cli import main
+from rlenhance.data.occluded import hole_mask
 from rlenhance.denoisers import DENOISER_CHECKPOINTS, load_denoiser
 from rlenhance.enhance import Enhancer
-from rlenhance.io import load_image, save_image
+from rlenhance.io import float_to_levels, load_image, save_image
 from rlenhance.models.inpaint import CompletionUNet
 from rlenhance.models.mrpnet import CombinedModel, MRPNet
 from rlenhance.models.pixelrnn import GatedPixelRNN
@@ -92,6 +94,26 @@ def test_denoise_end_to_end_with_a_corrupt_file(ckpts, images, tmp_path, capsys)
         assert written.shape == expected.shape
         np.testing.assert_allclose(written, expected, atol=LEVEL / 2 + 1e-6)
     assert not (out / "broken.png").exists()
+
+
+@pytest.mark.parametrize("command, model", [("denoise", "ffdnet"), ("denoise", "mrpnet"), ("denoise", "a3c"),
+                                            ("complete", "unet")])
+def test_denoise_and_complete_write_exactly_the_levels_of_the_float_api(images, tmp_path, command, model):
+    """The commands read the file's samples and ask the shipped model for uint8 levels (tiled: a window
+    converted, a tile quantised at a time; no float copy of the photo or its result): the PNG is
+    bit for bit what save_image writes of the float API's result on the float image."""
+    (a, b), _ = images
+    out = tmp_path / "out"
+    assert main([command, str(a), str(b), "-o", str(out), "--model", model, "--device", "cpu", "--tile", "16"]) == 0
+    task = "denoise" if command == "denoise" else "completion"
+    method = registry.find(task, model)  # the colour weights, else the gray ones, as the commands pick
+    planes = 3 if (registry.WEIGHTS / method.weights.get(3, "")).is_file() else 1
+    restorer = registry.load(task, model, planes=planes, device="cpu", tile=16)
+    for path in (a, b):
+        image = load_image(path)
+        mask = hole_mask(image) if command == "complete" else None
+        expected = float_to_levels(restorer.restore(image, mask=mask))
+        np.testing.assert_array_equal(load_image(out / f"{path.stem}.png", samples=True), expected)
 
 
 def test_denoise_converts_colour_to_gray_without_per_channel(ckpts, images, tmp_path, capsys):

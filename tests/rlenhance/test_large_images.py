@@ -63,15 +63,19 @@ _CHILD = textwrap.dedent("""
     def status(key):
         return int(re.search(key + r":\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1)) * 1024
 
-    denoiser = load_denoiser("ffdnet", channels=1, device="cpu", sigma=25.0)
+    denoiser = load_denoiser("ffdnet", channels=1, device="cpu", sigma=25.0, tile=int(sys.argv[4]))
     denoiser.restorer.model = lambda planes, levels: planes  # the tiling, not the network, is measured
-    denoiser.restore(np.full((64, 64, 3), 0.5, np.float32))  # warm up
+    samples = sys.argv[3] == "samples"  # uint8 in, uint8 out, as the commands run it
+    dtype = np.uint8 if samples else np.float32
+    denoiser.restore(np.full((64, 64, 3), 128 if samples else 0.5, dtype), dtype=dtype)  # warm up
     image = np.random.default_rng(0).random((int(sys.argv[1]), int(sys.argv[2]), 3), dtype=np.float32)
+    if samples:
+        image = np.rint(image * 255).astype(np.uint8)
     Path("/proc/self/clear_refs").write_text("5")  # the peak from here on
     before = status("VmRSS")
-    out = denoiser.restore(image)
+    out = denoiser.restore(image, dtype=dtype)
     print(json.dumps({"growth": status("VmHWM") - before, "image": image.nbytes,
-                      "max_error": float(np.abs(out - np.clip(image, 0, 1)).max())}))
+                      "max_error": float(np.abs(out.astype(np.float32) - image).max())}))
 """)
 
 
@@ -82,13 +86,29 @@ def test_restoring_a_large_photo_adds_its_result_and_one_tile_not_copies_of_it()
     one tile's work (and what the allocator keeps of the freed windows), under 2.5 times the
     image's size; photo-size copies of the input, the opponent planes, their noise levels and the
     output made it more than five times."""
-    result = subprocess.run([sys.executable, "-c", _CHILD, "2000", "3000"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run([sys.executable, "-c", _CHILD, "2000", "3000", "floats", "512"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     found = json.loads(result.stdout.strip().splitlines()[-1])
     assert found["max_error"] < 1e-5
     growth, size = found["growth"] / 1e6, found["image"] / 1e6
     assert growth < 2.5 * size, f"{growth:.0f} MB over a {size:.0f} MB photo"
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="reads the peak memory from /proc (Linux)")
+def test_restoring_a_large_photo_in_samples_makes_no_float_copy_of_it_or_of_its_result():
+    """The same 6-megapixel photo as uint8 samples, its result asked as uint8 (what ``rlenhance
+    denoise`` runs), in tiles of 128 pixels: each window is converted to float and each tile's
+    result to levels on its own, so the peak adds the uint8 result (18 MB) and one small tile's
+    work (24 MB measured): under half a float32 copy of the photo (72 MB), which converting the
+    input or returning a float result would each make."""
+    result = subprocess.run([sys.executable, "-c", _CHILD, "2000", "3000", "samples", "128"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found["max_error"] == 0  # the identity network: the same levels back
+    growth, floats = found["growth"] / 1e6, 4 * found["image"] / 1e6
+    assert growth < 0.5 * floats, f"{growth:.0f} MB over a photo of {floats:.0f} MB in float32"
 
 
 def test_saving_a_large_float_image_converts_it_a_band_at_a_time(tmp_path):

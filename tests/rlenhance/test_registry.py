@@ -7,9 +7,11 @@ import pytest
 
 from rlenhance import registry
 from rlenhance.errors import CheckpointError, ImageError
+from rlenhance.io import float_to_levels
 from rlenhance.restore import Restorer
 
 SHIPPED = [m for m in registry.methods(learned=True) if registry.missing(m) is None]
+CLASSICAL = [m for m in registry.methods(family="Classical") if registry.missing(m) is None]
 
 
 def test_every_method_has_one_entry_and_a_known_task_and_family():
@@ -74,6 +76,31 @@ def test_each_shipped_model_loads_as_a_restorer_of_one_signature(method):
         np.testing.assert_array_equal(out[~mask], image[~mask])
         with pytest.raises(ImageError, match="mask"):
             restorer.restore(image)
+
+
+@pytest.mark.parametrize("method", SHIPPED + CLASSICAL, ids=lambda m: f"{m.task}-{m.name}")
+def test_each_method_takes_samples_and_gives_the_levels_of_its_float_result(method):
+    """restore(uint8 samples, dtype=np.uint8) (what the commands run: the tiled models then read and
+    write a tile at a time) is exactly the saved file of restore(float image): the levels
+    save_image writes of the float result. On 3 x 2 tiles where the method tiles."""
+    planes = 3 if method.family == "Classical" or (registry.WEIGHTS / method.weights.get(3, "")).is_file() else 1
+    settings = {"tile": 32} if "tile" in method.settings else {}
+    restorer = registry.load(method.task, method.name, planes=planes, device="cpu", **settings)
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:70, 0:90] / 90.0
+    clean = 0.3 + 0.4 * np.sin(5 * x + 3 * y)[..., None] * np.linspace(1.0, 0.6, planes)
+    samples = np.rint(np.clip(clean + rng.normal(0, 0.06, clean.shape), 0, 1) * 255).astype(np.uint8)
+    mask = None
+    if method.task == "completion":
+        mask = np.zeros(samples.shape[:2], bool)
+        mask[20:41, 30:52] = True
+        samples[mask] = 0
+    expected = float_to_levels(restorer.restore(samples.astype(np.float32) / np.float32(255), mask=mask))
+    out = restorer.restore(samples, mask=mask, dtype=np.uint8)
+    assert out.dtype == np.uint8
+    np.testing.assert_array_equal(out, expected)
+    with pytest.raises(ValueError, match="dtype"):
+        restorer.restore(samples, mask=mask, dtype=np.float64)
 
 
 def test_classical_methods_take_the_mask_only_where_their_task_has_one():

@@ -285,8 +285,10 @@ def test_hole_mask_finds_a_black_square_next_to_dark_content(tmp_path):
     assert not hole_mask(np.full((32, 32, 3), 0.5, np.float32)).any()
     with pytest.raises(ValueError, match="threshold"):
         hole_mask(image, threshold=-0.1)
-    with pytest.raises(ImageError, match="float array"):
-        hole_mask(np.zeros((8, 8, 3), np.uint8))
+    samples = np.rint(image * 255).astype(np.uint8)  # a file's samples, read a band at a time: the same mask
+    assert np.array_equal(hole_mask(samples), hole_mask(samples.astype(np.float32) / np.float32(255)))
+    with pytest.raises(ImageError, match="float or uint8 / uint16 array"):
+        hole_mask(np.zeros((8, 8, 3), np.int32))
 
 
 def test_hole_mask_on_real_bedroom_images(shared_dir):
