@@ -34,7 +34,7 @@ LOWLIGHT_ENV_ID = "rlenhance/LowLight-v0"
 #: The env of each task of :class:`~rlenhance.checkpoint.RolloutPolicySpec`.
 ROLLOUT_ENV_IDS = MappingProxyType({"denoise": "rlenhance/Denoise-v0", "completion": "rlenhance/Completion-v0"})
 #: The env keyword arguments of each rollout task's transition beyond the episode length (``max_episode_steps``).
-_TRANSITION_KWARGS = MappingProxyType({"denoise": ("clip", "level_scales"), "completion": ("smooth_iters", "shift")})
+_TRANSITION_KWARGS = MappingProxyType({"denoise": ("clip", "level_scales"), "completion": ("smooth_iters",)})
 
 
 def lowlight_env_kwargs(spec: LowLightPolicySpec) -> dict[str, Any]:
@@ -89,7 +89,7 @@ def rollout_env_kwargs(spec: RolloutPolicySpec) -> dict[str, Any]:
     ``predictor`` (a callable: :func:`agents.rollout.load_rollout_policy` loads the one the spec names)."""
     t = spec.transition
     own = ({"clip": t.clip, **({"level_scales": list(t.level_scales)} if t.level_scales else {})}
-           if spec.task == "denoise" else {"smooth_iters": t.smooth_iters, **({"shift": t.shift} if t.shift else {})})
+           if spec.task == "denoise" else {"smooth_iters": t.smooth_iters})
     return {**spec.env_kwargs, **own, "max_episode_steps": t.steps}
 
 

@@ -15,7 +15,7 @@ from rlenhance.data import random_occlusion
 from rlenhance.ops import FilterAction, gaussian_blur2d, median_blur2d
 from rlenhance.ops.select import group_pixels
 from rlenhance.ops.sparse import filters_at
-from rlenhance.transitions import SHIFT_ACTIONS, CompletionTransition
+from rlenhance.transitions import CompletionTransition
 
 REWARDS = ("mse", "ssim")
 #: The filters of actions 6 and 7, as :meth:`CompletionTask.candidates` applies them.
@@ -36,7 +36,6 @@ class CompletionTask(PixelTask):
         occlusion: str = "box",
         predictor: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         smooth_iters: int = 20,
-        shift: float = 0.0,
         reward: str = "mse",
         reward_scale: float = 255.0,
         **common: Any,
@@ -50,7 +49,7 @@ class CompletionTask(PixelTask):
         #: The step (the fill actions, the predictor's pixel, the pre-fill): what a checkpoint of a
         #: policy trained here records.
         self.transition = CompletionTransition(predict=predictor is not None, smooth_iters=int(smooth_iters),
-                                               steps=self.max_episode_steps, shift=float(shift))
+                                               steps=self.max_episode_steps)
         self.smooth_iters = self.transition.smooth_iters
         self.reward = reward
         self.reward_scale = float(reward_scale)
@@ -118,9 +117,6 @@ class CompletionTask(PixelTask):
         if "predict" in slices:
             after[:, slices["predict"]] = self.prediction.reshape(-1).index_select(
                 0, index[:, slices["predict"]].reshape(-1)).view(c, -1)
-        for sign, name in zip((1, -1), SHIFT_ACTIONS):
-            if name in slices:
-                after[:, slices[name]] = self.transition.shifted(before[:, slices[name]], sign)
         self._neighbour_fill(previous, order, index, slices, after)
         self.image = previous.clone()
         self.image.view(-1).index_copy_(0, index.view(-1), after.view(-1))
@@ -186,16 +182,14 @@ class CompletionEnv(PixelEnv):
     ## Action Space
     ``MultiDiscrete(np.full((1, H, W), n))``, one action per pixel (ignored outside the mask):
 
-    | index | action                                                                |
-    |-------|-----------------------------------------------------------------------|
-    | 0     | keep                                                                  |
-    | 1     | diffuse: mean of the 4 neighbours (those inside the image)            |
-    | 2..5  | copy the left / right / up / down neighbour                           |
-    | 6     | Gaussian 5x5, sigma 1.5                                               |
-    | 7     | median 5x5                                                            |
-    | 8     | take the predictor's output (only when ``predictor`` given)           |
-    | last 2| brighter / darker: + / - ``shift`` in every channel, clipped to [0, 1] |
-    |       | (only when ``shift`` > 0)                                             |
+    | index | action                                                      |
+    |-------|-------------------------------------------------------------|
+    | 0     | keep                                                        |
+    | 1     | diffuse: mean of the 4 neighbours (those inside the image)  |
+    | 2..5  | copy the left / right / up / down neighbour                 |
+    | 6     | Gaussian 5x5, sigma 1.5                                     |
+    | 7     | median 5x5                                                  |
+    | 8     | take the predictor's output (only when ``predictor`` given) |
 
     ## Observation Space
     ``Dict`` with ``"image"``: ``Box(0, 1, (3, H, W), float32)`` RGB and ``"mask"``:
@@ -211,8 +205,7 @@ class CompletionEnv(PixelEnv):
     pairs) or, with ``data=None``, an embedded scikit-image photo with random ``occlusion``
     ("box", "stroke" or "mixed") holes. The hole is pre-filled by :func:`diffusion_fill` (onion
     peel from the border plus ``smooth_iters`` diffusion rounds). ``predictor(occluded, mask)``,
-    when given, is run once per episode and offered as action 8. ``shift`` > 0 adds the brighter /
-    darker actions (ids after the others). Or the images given as
+    when given, is run once per episode and offered as action 8. Or the images given as
     ``reset(options={"occluded": ..., "original": ..., "mask": ...})`` (all three required;
     ``"occluded"`` and ``"original"`` (3, H, W) RGB, ``"mask"`` (1, H, W), 1 on missing pixels, bool
     accepted). Images given through ``reset(options=...)`` are numpy arrays or torch tensors, channels
@@ -226,7 +219,7 @@ class CompletionEnv(PixelEnv):
 
     ## Arguments
     Those of :class:`envs.base.PixelTask` (``split``, ``split_seed``, ``crop`` (224: the bedroom images'), ``device``,
-    ``validate_actions``), ``data``, ``occlusion``, ``predictor``, ``smooth_iters``, ``shift``, ``reward``,
+    ``validate_actions``), ``data``, ``occlusion``, ``predictor``, ``smooth_iters``, ``reward``,
     ``reward_scale``; ``max_episode_steps`` for the vector env only. ``render_mode``: None or
     ``"rgb_array"`` (``render()`` returns the current image as uint8 (H, W, 3), RGB).
 
@@ -239,7 +232,7 @@ class CompletionEnv(PixelEnv):
       count, size or values (NaN, 0-255 floats) with an ``ImageError`` and scales uint8 / uint16 images
       by their range (they were read as 0-255 floats before); the episodes a seed gives changed once: each env
       of a batch draws its start from generators of its own (``envs.base.episode_rows``), so env i's start no
-      longer depends on ``num_envs``; ``shift`` (default 0, no new actions) adds the brighter / darker actions.
+      longer depends on ``num_envs``.
     """
 
     task_class = CompletionTask

@@ -112,8 +112,6 @@ class TaskSettings:
     """crop size in pixels (the bedroom photos are 224x224 with a 67x67 hole)"""
     steps: int = ENV["max_episode_steps"]
     """fill steps per episode, in training and evaluation"""
-    shift: float = ENV["shift"]
-    """step of the brighter / darker actions (+ / - this in every channel of a hole pixel; 0: no such actions)"""
     val_fraction: float = 0.1
     """fraction of the data pairs held out for validation (it picks best.pt)"""
     eval_images: int = 0
@@ -199,7 +197,7 @@ def env_kwargs(cfg: Config) -> dict[str, Any]:
     saved as its path)."""
     t = cfg.task
     return {"crop": t.crop, "max_episode_steps": t.steps, "occlusion": t.occlusion,
-            "smooth_iters": ENV["smooth_iters"], "shift": t.shift, "reward": ENV["reward"]}
+            "smooth_iters": ENV["smooth_iters"], "reward": ENV["reward"]}
 
 
 def inference_spec(cfg: Config) -> RolloutPolicySpec:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -52,7 +52,6 @@ __all__ = [
     "COND_FIELDS",
     "PREDICT_ACTION",
     "RELLIE_ALPHAS",
-    "SHIFT_ACTIONS",
     "TRANSITIONS",
     "Transition",
     "TransitionError",
@@ -74,11 +73,8 @@ COND_FIELDS = ("exposure_target", "w_exposure", "w_color", "w_spatial", "w_smoot
 COND_ENCODINGS = ("linear", "log")
 #: The name of the action that takes the predictor's pixel (after the task's own actions; only with a predictor).
 PREDICT_ACTION = "predict"
-#: The fill actions of completion, in action-id order ("predict" follows with a predictor, then
-#: :data:`SHIFT_ACTIONS` with a shift).
+#: The fill actions of completion, in action-id order ("predict" follows with a predictor).
 COMPLETION_ACTIONS = ("keep", "diffuse", "copy_left", "copy_right", "copy_up", "copy_down", "gaussian", "median")
-#: The completion actions that add / subtract the transition's ``shift`` to / from a pixel's channels.
-SHIFT_ACTIONS = ("brighter", "darker")
 
 
 class TransitionError(ValueError):
@@ -155,7 +151,7 @@ class Transition:
             raise TransitionError(f"{target.__name__}: unknown key(s) {unknown}, missing key(s) {missing} "
                                   f"(its keys: task, {', '.join(names)})")
         try:
-            return target(**{k: data[k] for k in names if k in data})
+            return target(**{k: data[k] for k in names})
         except TypeError as exc:
             raise TransitionError(f"{target.__name__}: {exc}") from None
 
@@ -399,16 +395,13 @@ class DenoiseTransition(Transition):
 class CompletionTransition(Transition):
     """One step of ``rlenhance/Completion-v0``: per hole pixel one fill action of
     :data:`COMPLETION_ACTIONS` (keep, the 4-neighbour mean, a neighbour's value, a 5 x 5 Gaussian
-    or median), with a predictor ``"predict"``, and with a ``shift`` :data:`SHIFT_ACTIONS` (the
-    pixel plus / minus ``shift`` in every channel, clipped to [0, 1]); pixels outside the hole never
-    change. The hole starts filled by ``smooth_iters`` iterations of the diffusion fill
-    (:func:`rlenhance.ops.fill.diffusion_fill`).
+    or median) or, with a predictor, ``"predict"``; pixels outside the hole never change. The hole
+    starts filled by ``smooth_iters`` iterations of the diffusion fill (:func:`rlenhance.ops.fill.diffusion_fill`).
 
     Attributes:
-        predict: the action after the fill actions takes the predictor's pixel (a supervised completion model).
+        predict: the last action takes the predictor's pixel (a supervised completion model).
         smooth_iters: iterations of the diffusion fill of the starting state.
         steps: steps of an episode (None: as :class:`LowLightTransition`'s).
-        shift: the step of the brighter / darker actions, in (0, 1); 0: no such actions.
     """
 
     task: ClassVar[str] = "completion"
@@ -416,21 +409,21 @@ class CompletionTransition(Transition):
     predict: bool
     smooth_iters: int
     steps: int | None
-    shift: float = 0.0
 
     @property
     def actions(self) -> tuple[str, ...]:
         """The action names, index = action id."""
-        return COMPLETION_ACTIONS + ((PREDICT_ACTION,) if self.predict else ()) + (SHIFT_ACTIONS if self.shift else ())
+        return COMPLETION_ACTIONS + ((PREDICT_ACTION,) if self.predict else ())
 
     def start(self, occluded: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The first state: the hole (``mask`` (B, 1, H, W), 1 = missing) of ``occluded`` (B, 3, H, W)
         filled by ``smooth_iters`` iterations of the diffusion fill."""
         return diffusion_fill(occluded, mask, smooth_iters=self.smooth_iters)
 
-    def candidates(self, image: torch.Tensor, prediction: torch.Tensor | None = None) -> torch.Tensor:
+    @staticmethod
+    def candidates(image: torch.Tensor, prediction: torch.Tensor | None = None) -> torch.Tensor:
         """Every action's value at every pixel of ``image`` (B, C, H, W): (B, n_actions, C, H, W) in the
-        order of :attr:`actions` (the predictor's ``prediction`` after the fill actions, when given)."""
+        order of :attr:`actions` (the predictor's ``prediction`` last, when given)."""
         padded = F.pad(image, (1, 1, 1, 1), mode="replicate")
         h, w = image.shape[-2:]
         results = [image, neighbour_mean(image)[0], padded[..., 1:h + 1, 0:w], padded[..., 1:h + 1, 2:w + 2],
@@ -438,13 +431,7 @@ class CompletionTransition(Transition):
                    median_blur2d(image, 5)]
         if prediction is not None:
             results.append(prediction)
-        if self.shift:
-            results += [self.shifted(image, 1), self.shifted(image, -1)]
         return torch.stack(results, dim=1)
-
-    def shifted(self, values: torch.Tensor, sign: int) -> torch.Tensor:
-        """``values`` plus ``sign`` x ``shift``, clipped to [0, 1] (the brighter / darker actions)."""
-        return (values + sign * self.shift).clamp_(0.0, 1.0)
 
     def step(self, image: torch.Tensor, actions: torch.Tensor, mask: torch.Tensor,
              prediction: torch.Tensor | None = None) -> torch.Tensor:
@@ -457,8 +444,6 @@ class CompletionTransition(Transition):
         problems = super()._problems()
         if self.smooth_iters < 0:
             problems.append(f"smooth_iters {self.smooth_iters!r} (accepted: >= 0)")
-        if not (isinstance(self.shift, (int, float)) and 0.0 <= self.shift < 1.0):
-            problems.append(f"shift {self.shift!r} (accepted: a number in [0, 1); 0: no brighter / darker actions)")
         return problems
 
 

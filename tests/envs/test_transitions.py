@@ -16,7 +16,7 @@ from envs.checkpoints import env_kwargs_for_checkpoint, lowlight_env_kwargs, mak
 from rlenhance.checkpoint import SPEC_KEY, load_checkpoint
 from rlenhance.denoisers import PolicyDenoiser
 from rlenhance.enhance import Enhancer, greedy_rollout
-from rlenhance.transitions import CompletionTransition, DenoiseTransition, LowLightTransition, Transition
+from rlenhance.transitions import DenoiseTransition, LowLightTransition, Transition
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "rlenhance" / "weights"
 
@@ -156,19 +156,3 @@ def test_transitions_round_trip_and_refuse_what_is_not_a_step():
         DenoiseTransition.from_dict({"task": "denoise", "predict": False, "clip": False})
     with pytest.raises(ValueError, match="has task 'lowlight', got 'denoise'"):
         LowLightTransition.from_dict({"task": "denoise"})
-
-
-def test_completion_shift_actions_move_the_pixel_and_specs_without_them_still_load():
-    plain = CompletionTransition(predict=True, smooth_iters=0, steps=2)
-    shifted = dataclasses.replace(plain, shift=0.25)
-    assert shifted.actions == plain.actions + ("brighter", "darker")
-    image, mask = torch.tensor([0.1, 0.5, 0.9]).view(1, 3, 1, 1), torch.ones(1, 1, 1, 1)
-    ids = {name: torch.full((1, 1, 1, 1), k) for k, name in enumerate(shifted.actions)}
-    assert shifted.step(image, ids["brighter"], mask, image).flatten().tolist() == pytest.approx([0.35, 0.75, 1.0])
-    assert shifted.step(image, ids["darker"], mask, image).flatten().tolist() == pytest.approx([0.0, 0.25, 0.65])
-    assert torch.equal(shifted.step(image, ids["darker"], torch.zeros_like(mask), image), image)  # outside the hole
-    # a spec written before the field existed reads as no shift; a bad shift names itself
-    old = {k: v for k, v in plain.to_dict().items() if k != "shift"}
-    assert Transition.from_dict(old) == plain
-    with pytest.raises(ValueError, match="shift 1.5"):
-        dataclasses.replace(plain, shift=1.5)
