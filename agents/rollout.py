@@ -67,8 +67,9 @@ from envs.checkpoints import rollout_env_kwargs
 from rlenhance.checkpoint import SPEC_KEY, RolloutPolicySpec, build_model, load_checkpoint
 from rlenhance.denoisers import DenoisePredictor, check_predictor_ensemble, find_predictor
 from rlenhance.errors import CheckpointError, ImageError
+from rlenhance.io.arrays import as_result, result_dtype
 from rlenhance.models.policy import PixelActorCritic, blocks_to_pixels, build_policy_input
-from rlenhance.restore import SupervisedRestorer, as_hwc_image, as_mask, as_result, check_ensemble, result_dtype
+from rlenhance.restore import SupervisedRestorer, as_hwc_image, as_mask, check_ensemble
 
 __all__ = [
     "CompletionPredictor",

@@ -30,9 +30,10 @@ from torch import Tensor
 
 from rlenhance.checkpoint import SPEC_KEY, RolloutPolicySpec, build_model, load_checkpoint
 from rlenhance.errors import CheckpointError, ImageError
+from rlenhance.io.arrays import as_result, result_dtype
 from rlenhance.models.policy import PixelActorCritic, blocks_to_pixels, build_policy_input
 from rlenhance.predictors import check_predictor_ensemble, find_predictor
-from rlenhance.restore import SupervisedRestorer, as_hwc_image, as_mask, as_result, result_dtype
+from rlenhance.restore import SupervisedRestorer, as_hwc_image, as_mask
 from rlenhance.runtime import flush_denormals, select_device
 from rlenhance.trace import ActionTrace
 from rlenhance.transitions import CompletionTransition

@@ -62,6 +62,7 @@ from rlenhance import registry
 from rlenhance.checkpoint import SPEC_KEY, RolloutPolicySpec, RSEDenoiserSpec, build_model, load_checkpoint
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import as_unit_float
+from rlenhance.io.arrays import RESULT_DTYPES, as_result, unit_window
 from rlenhance.models.policy import PixelActorCritic, blocks_to_pixels, build_policy_input
 from rlenhance.models.rse import SOURCES, RSEDenoiser, dominant_source
 from rlenhance.ops.actions import PIXELRL_ACTION_TABLE
@@ -73,7 +74,7 @@ from rlenhance.predictors import (
     find_predictor,
     restore_one,
 )
-from rlenhance.restore import RESULT_DTYPES, Restorer, as_hwc_image, as_result, check_ensemble, unit_window
+from rlenhance.restore import Restorer, as_hwc_image, check_ensemble
 from rlenhance.runtime import flush_denormals, select_device
 from rlenhance.trace import ActionTrace
 from rlenhance.transitions import DenoiseTransition

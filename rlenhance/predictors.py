@@ -19,7 +19,8 @@ from rlenhance.baselines import estimate_noise_sigma
 from rlenhance.checkpoint import SPEC_KEY, RolloutPolicySpec, SupervisedSpec, load_checkpoint
 from rlenhance.data import noise_level_map
 from rlenhance.errors import CheckpointError, ImageError
-from rlenhance.restore import SupervisedRestorer, as_hwc_image, result_dtype
+from rlenhance.io.arrays import result_dtype
+from rlenhance.restore import SupervisedRestorer, as_hwc_image
 
 __all__ = ["DenoisePredictor", "NoiseLevelDenoiser", "check_predictor_ensemble", "find_predictor"]
 
@@ -294,7 +295,7 @@ def restore_one(denoiser, image: np.ndarray, mask: np.ndarray | None, per_channe
                 dtype: type | np.dtype = np.float32) -> np.ndarray:
     """``denoiser.restore(image, mask, per_channel=..., dtype=...)``: one (H, W[, C]) image through
     its batched ``restore_tensor``, as (H, W, C_out) of ``dtype`` (float32 or uint8,
-    :data:`rlenhance.restore.RESULT_DTYPES`). uint8 / uint16 samples are handed on as they are."""
+    :data:`rlenhance.io.arrays.RESULT_DTYPES`). uint8 / uint16 samples are handed on as they are."""
     out_dtype = result_dtype(dtype)
     if mask is not None:
         raise ImageError(f"mask: given, but {denoiser.path} is a denoiser, which takes no mask")

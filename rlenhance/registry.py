@@ -408,7 +408,7 @@ class ClassicalRestorer:
                 dtype: type | np.dtype = np.float32) -> np.ndarray:
         """The method on one image (float32 (H, W, C) in [0, 1], a denoiser's with noisy values, or
         uint8 / uint16 samples, converted whole): the output has the image's shape, float32 or its
-        uint8 levels (``dtype``, :data:`rlenhance.restore.RESULT_DTYPES`). ``sigma``: denoising, this
+        uint8 levels (``dtype``, :data:`rlenhance.io.arrays.RESULT_DTYPES`). ``sigma``: denoising, this
         call's noise level (None: the one given).
 
         Raises:
@@ -416,7 +416,7 @@ class ClassicalRestorer:
             ValueError: another ``dtype``.
         """
         from rlenhance.io import as_unit_float  # noqa: PLC0415 - torch: not on importing the registry
-        from rlenhance.restore import as_result, result_dtype  # noqa: PLC0415
+        from rlenhance.io.arrays import as_result, result_dtype  # noqa: PLC0415
 
         out_dtype = result_dtype(dtype)
         if self.takes_mask != (mask is not None):

@@ -89,7 +89,8 @@ from rlenhance.checkpoint import (
 )
 from rlenhance.data.occluded import HOLE_THRESHOLD, hole_mask
 from rlenhance.errors import CheckpointError, ImageError
-from rlenhance.io import BT601_LUMA_WEIGHTS, MASK_THRESHOLD, as_unit_float, float_to_levels
+from rlenhance.io import BT601_LUMA_WEIGHTS, MASK_THRESHOLD, as_unit_float
+from rlenhance.io.arrays import RESULT_DTYPES, as_result, result_dtype, unit_window
 from rlenhance.models.ffdnet import MODELS as FFDNET_MODELS
 from rlenhance.models.ffdnet import FFDNet
 from rlenhance.models.inpaint import MODELS as INPAINT_MODELS
@@ -110,18 +111,14 @@ __all__ = [
     "OPPONENT_COLOUR",
     "OPPONENT_OFFSET",
     "REGISTRY",
-    "RESULT_DTYPES",
     "Restorer",
     "SupervisedRestorer",
     "TASKS",
     "as_hwc_image",
     "as_mask",
-    "as_result",
     "check_ensemble",
     "default_checkpoint",
     "hole_mask",
-    "result_dtype",
-    "unit_window",
 ]
 
 #: The shipped gray MRPNet denoiser (``SupervisedRestorer(task="denoise")`` without a checkpoint).
@@ -145,10 +142,7 @@ OPPONENT_COLOUR = ((1 / 3, 1 / 3, 1 / 3), (1 / 2, 0.0, -1 / 2), (1 / 4, -1 / 2, 
 OPPONENT_OFFSET = (0.0, 0.5, 0.5)
 #: Image planes a restorer reads: gray or RGB.
 _PLANES = (1, 3)
-#: What a restorer's result can be (``restore(..., dtype=...)``) -> its torch dtype: float32 values in [0, 1],
-#: or the uint8 levels :func:`rlenhance.io.save_image` writes of them (:func:`rlenhance.io.float_to_levels`).
-RESULT_DTYPES: Mapping[np.dtype, torch.dtype] = MappingProxyType({np.dtype(np.float32): torch.float32,
-                                                                 np.dtype(np.uint8): torch.uint8})
+
 
 
 # --- the interface -------------------------------------------------------------------------------
@@ -237,36 +231,6 @@ def as_mask(mask: np.ndarray, *, size: tuple[int, int] | None = None) -> np.ndar
         raise ImageError(f"mask: size {plane.shape} does not match the image {tuple(size)}; expected the same "
                          "height and width")
     return plane > MASK_THRESHOLD
-
-
-def result_dtype(dtype: type | np.dtype) -> torch.dtype:
-    """The torch dtype of a restorer's result ``dtype`` (:data:`RESULT_DTYPES`); ValueError for another."""
-    try:
-        return RESULT_DTYPES[np.dtype(dtype)]
-    except (TypeError, KeyError):
-        raise ValueError(f"dtype: expected np.float32 or np.uint8 (the levels save_image writes), got {dtype!r}") \
-            from None
-
-
-def unit_window(window: Tensor) -> Tensor:
-    """A window cut from an image kept in samples, as float32 in [0, 1]: uint8 / uint16 divided by
-    their range (:func:`rlenhance.io.as_unit_float`, the same values as converting the whole image),
-    floats as float32."""
-    return window.float() if window.is_floating_point() else as_unit_float(window, allow_tensor=True)
-
-
-def as_result(out: Tensor | np.ndarray, dtype: torch.dtype) -> Tensor | np.ndarray:
-    """A restorer's float result ``out`` (or a tile of it; a tensor or a numpy array) as ``dtype``
-    (:data:`RESULT_DTYPES`'s torch dtypes): itself, or its levels (:func:`rlenhance.io.float_to_levels`).
-
-    Raises:
-        ImageError: levels asked of a result that holds NaN or infinite values.
-    """
-    if dtype == torch.float32:
-        return out
-    if not bool(torch.isfinite(out).all() if torch.is_tensor(out) else np.isfinite(out).all()):
-        raise ImageError("the model's result holds NaN or infinite values; it cannot be written as image levels")
-    return float_to_levels(out)
 
 
 def default_checkpoint(task: str) -> Path:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from rlenhance.errors import ImageError
 from rlenhance.io.read import _native_byte_order
+from rlenhance.io.write import float_to_levels
 
 # --------------------------------------------------------------------------- arrays from callers
 
@@ -180,3 +184,39 @@ def tensor_to_image(t: torch.Tensor) -> np.ndarray:
         )
     hwc = t.detach().to(device="cpu", dtype=torch.float32).permute(1, 2, 0)
     return np.array(hwc.numpy(), dtype=np.float32, order="C", copy=True)
+
+
+#: What a restorer's result can be (``restore(..., dtype=...)``) -> its torch dtype: float32 values in [0, 1],
+#: or the uint8 levels :func:`rlenhance.io.save_image` writes of them (:func:`rlenhance.io.float_to_levels`).
+RESULT_DTYPES: Mapping[np.dtype, torch.dtype] = MappingProxyType({np.dtype(np.float32): torch.float32,
+                                                                 np.dtype(np.uint8): torch.uint8})
+
+
+def result_dtype(dtype: type | np.dtype) -> torch.dtype:
+    """The torch dtype of a restorer's result ``dtype`` (:data:`RESULT_DTYPES`); ValueError for another."""
+    try:
+        return RESULT_DTYPES[np.dtype(dtype)]
+    except (TypeError, KeyError):
+        raise ValueError(f"dtype: expected np.float32 or np.uint8 (the levels save_image writes), got {dtype!r}") \
+            from None
+
+
+def unit_window(window: Tensor) -> Tensor:
+    """A window cut from an image kept in samples, as float32 in [0, 1]: uint8 / uint16 divided by
+    their range (:func:`rlenhance.io.as_unit_float`, the same values as converting the whole image),
+    floats as float32."""
+    return window.float() if window.is_floating_point() else as_unit_float(window, allow_tensor=True)
+
+
+def as_result(out: Tensor | np.ndarray, dtype: torch.dtype) -> Tensor | np.ndarray:
+    """A restorer's float result ``out`` (or a tile of it; a tensor or a numpy array) as ``dtype``
+    (:data:`RESULT_DTYPES`'s torch dtypes): itself, or its levels (:func:`rlenhance.io.float_to_levels`).
+
+    Raises:
+        ImageError: levels asked of a result that holds NaN or infinite values.
+    """
+    if dtype == torch.float32:
+        return out
+    if not bool(torch.isfinite(out).all() if torch.is_tensor(out) else np.isfinite(out).all()):
+        raise ImageError("the model's result holds NaN or infinite values; it cannot be written as image levels")
+    return float_to_levels(out)
