@@ -151,7 +151,7 @@ class Transition:
             raise TransitionError(f"{target.__name__}: unknown key(s) {unknown}, missing key(s) {missing} "
                                   f"(its keys: task, {', '.join(names)})")
         try:
-            return target(**{k: data[k] for k in names})
+            return target(**{k: data[k] for k in names if k in data})
         except TypeError as exc:
             raise TransitionError(f"{target.__name__}: {exc}") from None
 
