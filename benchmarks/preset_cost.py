@@ -11,11 +11,12 @@ of, and prints the estimate of the whole preset, with the command of the timed r
 * RL trainers (``lol_train``, ``denoise_train``, ``completion_train``): ``--warmup`` +
   ``--episodes`` episodes and one evaluation at the end; seconds per episode from the run's
   train.csv (the warm-up episodes left out: start-up and first use of CUDA), seconds per
-  evaluation from its metrics.csv (``eval/seconds``); the preset's estimate is
-  ``episodes x s/episode + (episodes // eval_every) x s/evaluation``;
+  evaluation from its metrics.csv (``eval/seconds``);
 * ``supervised_train``: 2 epochs of ``--steps`` steps each; seconds per step from the second
-  epoch's ``charts/epoch_seconds``, one evaluation's ``eval/seconds``; the estimate is
-  ``epochs x (steps_per_epoch x s/step + s/evaluation)``.
+  epoch's ``charts/epoch_seconds``, one evaluation's ``eval/seconds``.
+
+The whole preset's estimate is the trainer's own ``estimate_seconds`` at that cost (what its
+``--help`` prints from a preset's :class:`experiments.config.Cost`).
 
 The presets read their data where they name it (``../shared/data``); start-up is not counted.
 A run that fails or passes ``--timeout`` seconds is reported in its row and the benchmark goes
@@ -35,16 +36,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from experiments.config import Cost, duration
 from experiments.run_files import markdown_table, read_metrics
 from rlenhance.atomic import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 RL_TRAINERS = ("lol_train", "denoise_train", "completion_train")
 TRAINERS = (*RL_TRAINERS, "supervised_train")
-
-
-def _minutes(seconds: float) -> str:
-    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 def _run(cmd: list[str], timeout: float) -> tuple[float, str]:
@@ -90,17 +88,15 @@ def measure(trainer: str, preset: str, args: argparse.Namespace) -> dict[str, An
                 row["error"] = f"train.csv lacks episode {first} or {last}"
                 return row
             s_unit = (float(train[last]["wall_time"]) - float(train[first]["wall_time"])) / args.episodes
-            episodes, every = cfg.run.episodes, cfg.run.eval_every
-            estimate = episodes * s_unit + (episodes // every if every else 0) * s_eval
             row.update({"unit": "episode", "s_per_unit": round(s_unit, 4)})
         else:
             if 2 not in train:
                 row["error"] = "train.csv lacks epoch 2"
                 return row
             s_unit = float(train[2]["charts/epoch_seconds"]) / args.steps
-            estimate = cfg.train.epochs * (cfg.train.steps_per_epoch * s_unit + s_eval)
             row.update({"unit": "step", "s_per_unit": round(s_unit, 4)})
-        row.update({"s_per_eval": round(s_eval, 2), "estimate_s": round(estimate), "estimate": _minutes(estimate)})
+        estimate = module.estimate_seconds(cfg, Cost(s_unit, s_eval))
+        row.update({"s_per_eval": round(s_eval, 2), "estimate_s": round(estimate), "estimate": duration(estimate)})
     return row
 
 
