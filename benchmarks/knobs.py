@@ -315,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
                              "episode_*.pt of lol_train --keep-evals), each is measured and the one passing the most "
                              "checks, the best PSNR at the defaults among those, is named")
     parser.add_argument("--data", default="../shared/data/sice_pairs/train", help="low/ + high/ pair folder")
-    parser.add_argument("--split", default="val", choices=("val", "train", "all"),
+    parser.add_argument("--split", default="tune", choices=("tune", "val", "train", "all"),
                         help="which pairs: lol_train's validation split (held out), its training split, or all")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the split (lol_train's --seed)")
     parser.add_argument("--limit", type=int, default=0, help="at most this many images (0: all)")

@@ -86,6 +86,7 @@ ENV_ID = "rlenhance/LowLight-v0"
 EXPOSURE_SWEEP = (0.4, 0.5, 0.6, 0.7)
 #: Fraction of the embedded photos held out for validation when no data folder is given.
 BUILTIN_VAL_FRACTION = 0.34
+BUILTIN_TUNE_FRACTION = 0.17  # of the 6 embedded photos: 2 validation, 1 tuning, 3 training
 #: The env's draws of a conditioned run: one weight varied per crop, each log-encoded, the others fixed.
 WEIGHT_DRAW, COND_ENCODING, WEIGHT_RANGE = "one", "log", (1.0, 1.0)
 #: ``A3CConfig`` fields of ``reward.smooth_on_mean``: the env's per-row ``w_smooth`` carries the
@@ -283,27 +284,32 @@ def check(cfg: Config) -> Config:
     return cfg
 
 
-def load_validation(cfg: Config, device: torch.device) -> LowLightTestSet:
-    """Validation images (names, low (N, 3, h, w), high or None), area-downscaled to ``task.eval_size``
-    and centre-cropped to a common size (:func:`rlenhance.data.lowlight_test_set`). Synthetic lows use
+def builtin_split(cfg: Config):
+    """The embedded photos' names split into train, tune and val (:func:`rlenhance.data.split_names`)."""
+    return split_names(DEFAULT_COLOR_IMAGES, val_fraction=BUILTIN_VAL_FRACTION, tune_fraction=BUILTIN_TUNE_FRACTION,
+                       seed=split_seed(cfg))
+
+
+def load_validation(cfg: Config, device: torch.device, split: str = "tune") -> LowLightTestSet:
+    """The evaluation images of ``split`` (names, low (N, 3, h, w), high or None): the tuning split
+    picks best.pt, the validation split is reported. Area-downscaled to ``task.eval_size`` and
+    centre-cropped to a common size (:func:`rlenhance.data.lowlight_test_set`). Synthetic lows use
     the fixed seed ``run.seed``."""
     t = cfg.task
     if t.data is None:
-        _, val_names = split_names(DEFAULT_COLOR_IMAGES, val_fraction=BUILTIN_VAL_FRACTION, seed=split_seed(cfg))
-        dataset = BuiltinImages(names=val_names)
+        dataset = BuiltinImages(names=getattr(builtin_split(cfg), split))
     else:
-        dataset = open_dataset(t.data, kind="paired", split="val", gray=False, seed=split_seed(cfg))
+        dataset = open_dataset(t.data, kind="paired", split=split, gray=False, seed=split_seed(cfg))
     if t.policy_side:
         dataset = ResizedImages(dataset, t.policy_side)
     return lowlight_test_set(dataset, t.eval_size, seed=cfg.run.seed, device=device)
 
 
 def training_data(cfg: Config):
-    """What the training env draws from (the embedded photos minus the validation ones by default)."""
+    """What the training env draws from (the embedded photos minus the tuning and validation ones by default)."""
     t = cfg.task
     if t.data is None:
-        train_names, _ = split_names(DEFAULT_COLOR_IMAGES, val_fraction=BUILTIN_VAL_FRACTION, seed=split_seed(cfg))
-        data = BuiltinImages(names=train_names)
+        data = BuiltinImages(names=builtin_split(cfg).train)
     elif t.policy_side:  # resized below, so the split is taken here rather than by the env
         data = open_dataset(t.data, kind="paired", split="train", gray=False, seed=split_seed(cfg))
     else:

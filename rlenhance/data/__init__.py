@@ -65,6 +65,8 @@ from rlenhance.data.transforms import (
     scene_key,
     split_names,
     to_float,
+    Split,
+    TUNE_FRACTION,
 )
 
 __all__ = [
@@ -106,6 +108,8 @@ __all__ = [
     "sample_batch",
     "scene_key",
     "split_names",
+    "Split",
     "synthetic_low_light",
+    "TUNE_FRACTION",
     "to_float",
 ]
