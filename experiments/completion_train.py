@@ -175,8 +175,8 @@ def open_data(cfg: Config) -> tuple[Any, Any, Any | None]:
     t = cfg.task
     try:
         if t.data is None:
-            train_names, val_names = split_names(DEFAULT_COLOR_IMAGES, val_fraction=BUILTIN_VAL_FRACTION,
-                                                 seed=split_seed(cfg), group=None)
+            train_names, _, val_names = split_names(DEFAULT_COLOR_IMAGES, val_fraction=BUILTIN_VAL_FRACTION,
+                                                    tune_fraction=0, seed=split_seed(cfg), group=None)
             train_set, val_set = BuiltinImages(names=train_names), BuiltinImages(names=val_names)
         else:
             split = dict(val_fraction=t.val_fraction, seed=split_seed(cfg))

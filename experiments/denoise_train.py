@@ -268,8 +268,8 @@ def open_data(cfg: Config) -> tuple[Any, Any, Any | None]:
     try:
         if t.data is None:
             names = DEFAULT_GRAY_IMAGES if t.gray else DEFAULT_COLOR_IMAGES
-            train_names, val_names = split_names(names, val_fraction=BUILTIN_VAL_FRACTION, seed=split_seed(cfg),
-                                                 group=None)
+            train_names, _, val_names = split_names(names, val_fraction=BUILTIN_VAL_FRACTION, tune_fraction=0,
+                                                    seed=split_seed(cfg), group=None)
             train_set, val_set = (BuiltinImages(names=train_names, gray=t.gray),
                                   BuiltinImages(names=val_names, gray=t.gray))
         else:

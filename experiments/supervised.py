@@ -269,7 +269,7 @@ def _open_datasets(args: Settings):
     gray = image_channels(args) == 1
     if args.data is None:
         names = DEFAULT_GRAY_IMAGES if gray else DEFAULT_COLOR_IMAGES
-        train_names, val_names = split_names(names, val_fraction=VAL_FRACTION, group=None)
+        train_names, _, val_names = split_names(names, val_fraction=VAL_FRACTION, tune_fraction=0, group=None)
         return BuiltinImages(names=train_names, gray=gray), BuiltinImages(names=val_names, gray=gray)
     root = Path(args.data)
     if not root.is_dir():

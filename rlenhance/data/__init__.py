@@ -56,7 +56,9 @@ from rlenhance.data.testsets import (
     occluded_test_set,
 )
 from rlenhance.data.transforms import (
+    TUNE_FRACTION,
     ResizedImages,
+    Split,
     fit_longer_side,
     random_crop,
     random_flip,
@@ -65,8 +67,6 @@ from rlenhance.data.transforms import (
     scene_key,
     split_names,
     to_float,
-    Split,
-    TUNE_FRACTION,
 )
 
 __all__ = [

@@ -159,6 +159,12 @@ class PairedImages(ImageDataset):
         what = f"PairedImages({self.root})"
         if not self.root.is_dir():
             raise DatasetError(f"{what}: root is not a folder; {_LAYOUTS_TEXT}")
+
+        def select(records: list[Record], val_fraction: float = val_fraction) -> list[Record]:
+            keep = resolve_split([r.name for r in records], split, val_fraction=val_fraction,
+                                 tune_fraction=tune_fraction, seed=seed, group=group, what=what)
+            return [r for r in records if r.name in keep]
+
         has_low, has_high = (self.root / "low").is_dir(), (self.root / "high").is_dir()
         lol = [s for s in LOL_SUBSETS[None] if (self.root / s).is_dir()]
         seed_parent = [s for s in SEED_SUBSETS[None] if (self.root / s / SEED_TARGETS).is_dir()]
@@ -172,17 +178,13 @@ class PairedImages(ImageDataset):
             records, error = _pair_folder(self.root / "low", self.root / "high", prefix="", what=what)
             if error is not None:
                 raise error
-            keep = resolve_split([r.name for r in records], split, val_fraction=val_fraction, tune_fraction=tune_fraction,
-                                 seed=seed, group=group, what=what)
-            records = [r for r in records if r.name in keep]
+            records = select(records)
         elif (self.root / SEED_TARGETS).is_dir():
             self.layout = "seed"
             records, error = _seed_pairs(self.root, prefix="", what=what)
             if error is not None:
                 raise error
-            keep = resolve_split([r.name for r in records], split, val_fraction=val_fraction, tune_fraction=tune_fraction,
-                                 seed=seed, group=group, what=what)
-            records = [r for r in records if r.name in keep]
+            records = select(records)
         elif lol:
             self.layout = "lol"
             wanted = LOL_SUBSETS[split]
@@ -223,9 +225,7 @@ class PairedImages(ImageDataset):
                 f"{_subfolders(self.root)}); {_LAYOUTS_TEXT}"
             )
         if self.layout in ("lol", "seed-parent") and split in ("train", "tune"):  # tune: held out of the train folder
-            keep = resolve_split([r.name for r in records], split, val_fraction=0.0, tune_fraction=tune_fraction,
-                                 seed=seed, group=group, what=what)
-            records = [r for r in records if r.name in keep]
+            records = select(records, val_fraction=0.0)
         self._records = records
         self.scale = scale if scale is not None else self._read_scale(what)
         self._fill_cache()
