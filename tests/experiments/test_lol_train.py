@@ -2,6 +2,7 @@
 start, Ctrl-C and --resume of a finished run."""
 
 import csv
+import itertools
 import json
 import re
 import signal
@@ -245,12 +246,12 @@ def test_validation_images_of_other_aspect_ratios_batch(policy_side):
     makes them smaller than --eval-size (64x96 next to 65x96 used to fail to stack)."""
     from experiments import lol_train
 
-    for seed in range(4):
+    for seed, split in itertools.product(range(4), ("tune", "val")):
         args = lol_train.parse_args(["--threads", "1", "--seed", str(seed), *S(f"task.policy_side={policy_side}")])
-        names, low, high = lol_train.load_validation(args, torch.device("cpu"))
+        names, low, high = lol_train.load_validation(args, torch.device("cpu"), split=split)
         assert low.shape == high.shape and low.shape[:2] == (len(names), 3)
-        if policy_side:  # never upscaled: the longer side is the policy's
-            assert max(low.shape[-2:]) == policy_side and min(low.shape[-2:]) < policy_side
+        if policy_side:  # never upscaled: the longer side is the policy's (a square photo alone: both)
+            assert max(low.shape[-2:]) == policy_side and min(low.shape[-2:]) <= policy_side
         else:
             assert low.shape[-2:] == (256, 256)
 
@@ -627,7 +628,7 @@ def test_the_sample_grid_shows_the_alpha_maps_of_the_first_and_last_step_and_eva
 
     cfg = lol_train.parse_args([*TINY, "--preset", "rellie", *S("task.policy_side=48")])
     venv = envs.make_vec(lol_train.ENV_ID, num_envs=1, **lol_train.env_kwargs(cfg))
-    _, low, high = lol_train.load_validation(cfg, torch.device("cpu"))
+    _, low, high = lol_train.load_validation(cfg, torch.device("cpu"), split="val")  # two images
     policy = make_agent(cfg, venv, steps=cfg.task.steps, keys=("image", "original", "exposure_gap"),
                         cond_film=cfg.reward.conditioned).policy.eval()
     shown = []  # the evaluation's progress: every batch of images under a bar
@@ -654,7 +655,7 @@ def test_rellie_evaluates_one_image_a_rollout_with_the_scores_of_one_batch():
     assert fast.run.eval_batch == 1
     whole = lol_train.parse_args(["--preset", "rellie", *TINY, *S("run.eval_batch=64")])
     venv = envs.make_vec(lol_train.ENV_ID, num_envs=1, **lol_train.env_kwargs(fast))
-    _, low, high = lol_train.load_validation(fast, torch.device("cpu"))
+    _, low, high = lol_train.load_validation(fast, torch.device("cpu"), split="val")  # two images
     assert low.shape[0] > 1
     torch.manual_seed(0)
     policy = make_agent(fast, venv, steps=fast.task.steps, keys=("image", "original", "exposure_gap"),
@@ -678,7 +679,7 @@ def test_validation_in_batches_scores_as_one_batch(preset):
     argv = [*preset, *TINY, *S("task.policy_side=48", "model.downscale=1")]
     one, whole = (lol_train.parse_args([*argv, *S(f"run.eval_batch={n}")]) for n in (1, 64))
     venv = envs.make_vec(lol_train.ENV_ID, num_envs=1, **lol_train.env_kwargs(one))
-    names, low, high = lol_train.load_validation(one, torch.device("cpu"))
+    names, low, high = lol_train.load_validation(one, torch.device("cpu"), split="val")  # two images
     assert len(names) > 1
     policy = make_agent(one, venv, steps=one.task.steps, keys=("image", "original", "exposure_gap"),
                         cond_film=one.reward.conditioned).policy.eval()
