@@ -165,6 +165,9 @@ def test_lol_eval_on_a_tiny_paired_folder(tiny_run, tmp_path):
     with open(tmp_path / "r.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 3 * 6
+    tuned = run_module("experiments.lol_eval", "--data", str(tmp_path / "pairs"), "--split", "tune", "--no-classical",
+                       "--checkpoint", str(out / "checkpoints" / "best.pt"), "--threads", "1")
+    assert f"1 image(s) of {tmp_path / 'pairs'} (split tune)" in tuned.stdout  # the tuning split: one of 3 scenes
     gaps = [np.mean([float(r["brightness"]) for r in rows if r["method"] == f"ours, exposure {t}"]) - t
             for t in (0.4, 0.7)]
     assert f"0.4: {gaps[0]:+.3f}, 0.7: {gaps[1]:+.3f}; largest |gap| {max(map(abs, gaps)):.3f}" in proc.stdout
