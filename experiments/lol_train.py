@@ -19,8 +19,9 @@ the mean above the target (``task.max_overshoot``, weighted by the exposure weig
 too). The presets (:data:`PRESETS`) say what they reproduce and what they cost.
 
 The run folder (``run.out``) gets config.json, TensorBoard events, metrics.csv, checkpoints (last.pt
-every evaluation, best.pt by validation PSNR, or by the exposure loss without references), sample grids
-(input | output | reference) and a summary table; the loop is :func:`experiments.rl_common.fit`. The
+every evaluation, best.pt by the tuning split's PSNR, or by its exposure loss without references),
+sample grids (input | output | reference) and a summary table, with best.pt scored once on the
+validation split after the run (``val_*``); the loop is :func:`experiments.rl_common.fit`. The
 checkpoints' :class:`~rlenhance.checkpoint.LowLightPolicySpec` (:func:`inference_spec`) is what
 :class:`rlenhance.Enhancer` needs.
 """
@@ -372,7 +373,8 @@ def rollout_at(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: t
 @torch.no_grad()
 def evaluate(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: torch.Tensor,
              high: torch.Tensor | None, track: Track = untracked) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
-    """Greedy rollout on the validation images at the fixed setting; metrics are per-image means.
+    """Greedy rollout on the evaluation images (tuning or validation) at the fixed setting; metrics are
+    per-image means.
     A conditioned policy is also run at each exposure target of :data:`EXPOSURE_SWEEP`:
     ``eval/exposure_gap_max`` is the largest |mean output brightness - target|. Returns the scores
     and the sample grid's rows (:func:`grid_captions`: input | output | reference | the alphas);
@@ -418,7 +420,7 @@ def grid_captions(cfg: Config, references: bool = True) -> tuple[str, ...]:
 
 
 def best_score(scores: Mapping[str, float]) -> float:
-    """What picks best.pt: validation PSNR with references, else minus the exposure loss."""
+    """What picks best.pt: the tuning split's PSNR with references, else minus its exposure loss."""
     return scores.get("eval/psnr", -scores["eval/exposure_loss"])
 
 
@@ -456,17 +458,20 @@ def main(argv: Sequence[str] | None = None) -> Path:
                              **env_kwargs(cfg))
 
     venv = make_venv()
-    names, val_low, val_high = load_validation(cfg, device)
+    names, tune_low, tune_high = load_validation(cfg, device)
+    _, val_low, val_high = load_validation(cfg, device, split="val")
     a3c_extra = dict(SMOOTH_ON_MEAN) if cfg.reward.smooth_on_mean else None
     agent = make_agent(cfg, venv, a3c_extra=a3c_extra, steps=cfg.task.steps, resume=run.resuming, ranks=ranks,
                        keys=("image", "original", "exposure_gap"), cond_film=cfg.reward.conditioned)
     spec = inference_spec(cfg, venv.task)
     out = fit(cfg, run, agent, venv, make_venv=make_venv,
-              evaluate=lambda policy: evaluate(policy, venv.task, cfg, val_low, val_high, track=run.track),
+              evaluate=lambda policy: evaluate(policy, venv.task, cfg, tune_low, tune_high, track=run.track),
               metric=best_score, spec=spec,
-              summary={"val_images": len(names), "input_brightness": float(val_low.mean())},
-              title=f"lol_train: {run.dir}", captions=grid_captions(cfg, val_high is not None), presets=PRESETS,
-              check=check)
+              summary={"tune_images": len(names), "val_images": val_low.shape[0],
+                       "input_brightness": float(tune_low.mean())},
+              title=f"lol_train: {run.dir}", captions=grid_captions(cfg, tune_high is not None), presets=PRESETS,
+              check=check, split="tune",
+              report=lambda policy: evaluate(policy, venv.task, cfg, val_low, val_high, track=run.track))
     run.say(*use_lines(Path(out) / "checkpoints" / "best.pt", spec))
     return out
 

@@ -61,6 +61,8 @@ class TaskSettings:
 
     #: Fraction of the data images (by scene) held out when no test folder is given.
     val_fraction: ClassVar[float] = 0.1
+    #: No tuning split: the held-out images pick each round's policy and the rounds kept (docs/evaluation.md).
+    tune_fraction: ClassVar[float] = 0.0
 
 
 @dataclass(frozen=True)

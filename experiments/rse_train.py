@@ -159,8 +159,8 @@ def open_data(cfg: Config) -> tuple[Any, Any]:
     """(training data set, held-out data set); see ``task.data`` / ``task.test``. The same rules as
     denoise_train (the embedded photos or the data split by seed); the held-out set is ``task.test``
     when given, else the validation split."""
-    train_set, val_set, test_set = denoise_train.open_data(cfg)
-    return train_set, val_set if test_set is None else test_set
+    data = denoise_train.open_data(cfg)
+    return data.train, data.val if data.test is None else data.test
 
 
 # --- the run -------------------------------------------------------------------------------------------

@@ -72,6 +72,13 @@ def test_run_folder_contents(tiny_run):
     # the run's config travels with its checkpoints
     assert {**best["extra"]["config"], "world_size": 1, "trainer": "experiments.lol_train"} == config
     assert "| episodes |" in proc.stdout and (out / "summary.md").is_file()
+    # best.pt is picked on the tuning split and reported once on the validation split
+    episode = best["extra"]["best_episode"]
+    assert f"best.pt (episode {episode}, picked on the tuning split): validation psnr " in proc.stdout
+    summary = (out / "summary.md").read_text()
+    assert "| tune_images | val_images |" in summary and "| tune_psnr |" in summary and "| val_psnr |" in summary
+    assert "best.pt picked on the tuning split: tune_*, best_*; val_*: best.pt on the validation split" in summary
+    assert len([r for r in rows if r["metric"] == "eval/psnr"]) == 2 and last["extra"]["report"]["eval/psnr"] > 0
     # the defaults are the shipped model's recipe: conditioned on the exposure target and every weight
     assert dict(best["extra"]["spec"].setting_ranges) == {
         "exposure_target": (0.3, 0.8), "w_exposure": (100.0, 1000.0), "w_color": (20.0, 10000.0),
