@@ -33,13 +33,19 @@ What the loop does (written once; every trainer gets it):
 
 Callbacks (:class:`Callback`) see the loop and its :class:`LoopState`; :class:`Checkpoints`,
 :class:`SampleGrids`, :class:`Progress` and :class:`TimeEstimate` are the standard ones.
+
+Every trainer's config has a ``run`` section: the :class:`RunSettings` it reads (its length,
+evaluation and checkpoint cadence, seeds, hardware and run folder), made by :func:`run_section`
+with the trainer's defaults, and checked by :func:`check_run`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +53,7 @@ from typing import Any
 
 import torch
 
-from experiments.config import Cost, Preset, duration, flatten, preset_of
+from experiments.config import Cost, Preset, duration, field_docs, flatten, preset_of
 from experiments.runs import GRID_CAPTIONS, Run, StopSignals
 from rlenhance.checkpoint import load_checkpoint, load_state_dict_strict
 
@@ -57,11 +63,16 @@ __all__ = [
     "Loop",
     "LoopState",
     "Progress",
+    "RESUME_MAY_CHANGE",
+    "RUN_COST_FREE",
+    "RunSettings",
     "SampleGrids",
     "TimeEstimate",
     "check_resume",
+    "check_run",
     "evaluations_left",
     "preset_estimate",
+    "run_section",
     "run_seconds",
     "standard_callbacks",
 ]
@@ -73,6 +84,8 @@ Evaluate = Callable[[], "tuple[dict[str, float], list[list[torch.Tensor]]]"]
 TEST_GROUP = "test"
 #: A run whose estimated time is longer than this says so before it goes on (:class:`TimeEstimate`).
 LONG_RUN_S = 1800.0
+#: Largest ``run.seed`` (NumPy's global seed limit).
+MAX_SEED = 2**32 - 1
 
 
 @dataclass
@@ -317,6 +330,93 @@ class Loop:
         if self.bar is not None:
             self.bar.close()
         self.run.close()
+
+
+# --- the run section ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunSettings:
+    """Length, evaluation, seeds, hardware and the run folder.
+
+    Every setting a trainer's ``run`` section may hold, each documented and defaulted here once; a
+    trainer's section (:func:`run_section`) has those it reads, with its own defaults."""
+
+    episodes: int = 100
+    """training episodes (each a batch of crops for the episode's steps, then the agent's updates)"""
+    batch: int = 8
+    """crops per episode (the vector env's num_envs; under torchrun the global batch)"""
+    eval_every: int = 50
+    """evaluate every N episodes (and at the end); checkpoints are written then"""
+    eval_batch: int = 4
+    """images per rollout batch at whole-image evaluation"""
+    samples: int = 4
+    """held-out images shown in each sample grid"""
+    keep_evals: bool = False
+    """also keep every evaluation's policy as checkpoints/episode_NNNNNN.pt"""
+    save_every: int = 0
+    """also keep checkpoints/model_epochE.pt every N-th epoch (0: never)"""
+    seed: int = 0
+    """seed of everything random in training (weights, crops, noise, actions)"""
+    split_seed: int | None = None
+    """seed of the train/validation split (none: seed)"""
+    device: str = "auto"
+    """auto, cpu, cuda or cuda:N"""
+    threads: int = 0
+    """torch CPU threads (0: every core but one, at least 1)"""
+    out: str = "runs/train"
+    """run folder"""
+    resume: bool = False
+    """continue the run in out from checkpoints/last.pt (only its length, evaluation, sample and hardware settings
+    may change)"""
+
+
+#: The run settings ``--resume`` may change: the continued run is still the run it continues.
+RESUME_MAY_CHANGE = ("run.episodes", "run.eval_every", "run.eval_batch", "run.samples", "run.keep_evals",
+                     "run.save_every", "run.device", "run.threads", "run.out", "run.resume")
+#: The run settings that change how many steps and evaluations a run has, its seeds, hardware or folder,
+#: but not what a step costs: a config that differs from a preset only in them runs at the preset's cost.
+RUN_COST_FREE = ("run.episodes", "run.eval_every", "run.samples", "run.keep_evals", "run.save_every", "run.seed",
+                 "run.split_seed", "run.device", "run.threads", "run.out", "run.resume")
+#: Run settings that are counts of at least one, and of at least zero.
+_POSITIVE, _COUNTS = ("episodes", "batch", "eval_every", "eval_batch"), ("samples", "save_every", "threads")
+
+
+def run_section(name: str, fields: Sequence[str], *, module: str, **defaults: Any) -> type:
+    """A trainer's ``run`` section: the frozen dataclass ``module.name`` of the :class:`RunSettings`
+    ``fields``, in that order, with their docs, and ``defaults`` in place of RunSettings' own.
+
+    >>> Run = run_section("Run", ("seed", "out"), module=__name__, out="runs/x")
+    >>> Run(), Run(seed=3).out
+    (Run(seed=0, out='runs/x'), 'runs/x')
+
+    Raises:
+        ValueError: a field (or a default of a field) that RunSettings has not, or a default of a field left out.
+    """
+    known = {f.name: f for f in dataclasses.fields(RunSettings)}
+    for what, names in (("field", fields), ("default", defaults)):
+        unknown = [n for n in names if n not in known or (what == "default" and n not in fields)]
+        if unknown:
+            raise ValueError(f"run_section {name}: {what} {', '.join(unknown)} is not one of its fields "
+                             f"({', '.join(fields if what == 'default' else known)})")
+    hints, docs = typing.get_type_hints(RunSettings), field_docs(RunSettings)
+    spec = [(n, hints[n], dataclasses.field(default=defaults.get(n, known[n].default), metadata={"doc": docs[n]}))
+            for n in fields]
+    return dataclasses.make_dataclass(name, spec, frozen=True,
+                                      namespace={"__module__": module, "__doc__": RunSettings.__doc__.split("\n")[0]})
+
+
+def check_run(run: Any) -> None:
+    """Raise ValueError naming the first bad setting of a ``run`` section (:func:`run_section`)."""
+    for f in dataclasses.fields(run):
+        value = getattr(run, f.name)
+        if f.name in _POSITIVE or f.name in _COUNTS:
+            low, high = (1 if f.name in _POSITIVE else 0), None
+        elif f.name in ("seed", "split_seed") and not (f.name == "split_seed" and value is None):
+            low, high = 0, MAX_SEED
+        else:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+            bound = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
+            raise ValueError(f"run.{f.name} {value!r}: expected {bound}")
 
 
 # --- the standard callbacks -------------------------------------------------------------------------

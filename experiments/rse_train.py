@@ -85,7 +85,16 @@ from envs.base import episode_rows
 from envs.rse import make_rse_vec
 from experiments import config as configs
 from experiments import denoise_train
-from experiments.loop import Callback, Checkpoints, Loop, Progress, check_resume, preset_estimate
+from experiments.loop import (
+    RUN_COST_FREE,
+    Callback,
+    Checkpoints,
+    Loop,
+    Progress,
+    check_resume,
+    check_run,
+    preset_estimate,
+)
 from experiments.rl_common import episode_scalars, episode_seed
 from experiments.rse import (
     FLAGS,
@@ -135,8 +144,9 @@ VAE_LOG_EVERY = 50
 BANK_STEP = 1 << 20
 
 def check(cfg: Config) -> Config:
-    """The config, checked (:func:`resolve`; ValueError naming the first bad setting), its noise levels
-    in ascending order."""
+    """The config, checked (:func:`experiments.loop.check_run`, :func:`resolve`; ValueError naming the first bad
+    setting), its noise levels in ascending order."""
+    check_run(cfg.run)
     sigma = resolve(settings(cfg)).sigma
     return dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, sigma=sigma if isinstance(sigma, tuple)
                                                               else (sigma,)))
@@ -547,7 +557,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
                 evaluate=trainer.evaluate, metric="eval/psnr", model=trainer.model, state=trainer.state_dict,
                 load_state=trainer.load_state_dict, extra=trainer.extra, unit="step",
                 callbacks=[trainer, Checkpoints(best=False), Progress("charts/episode_return"),
-                           preset_estimate(cfg, PRESETS, device.type, ignore=(*MAY_CHANGE, "run.seed"), check=check,
+                           preset_estimate(cfg, PRESETS, device.type, ignore=RUN_COST_FREE, check=check,
                                            per_step=lambda cost: (cost.step_s, 0.0), warmup=None)])
     path = loop.fit()
     best = Path(path) / "checkpoints" / "best.pt"

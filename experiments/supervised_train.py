@@ -65,14 +65,18 @@ from agents.distributed import Ranks, wrap
 from experiments import config as configs
 from experiments.config import Cost, Preset
 from experiments.loop import (
+    RESUME_MAY_CHANGE,
+    RUN_COST_FREE,
     Callback,
     Checkpoints,
     Loop,
     Progress,
     SampleGrids,
     check_resume,
+    check_run,
     preset_estimate,
     run_seconds,
+    run_section,
 )
 from experiments.plots import loss_curves, save_figure
 from experiments.runs import Run, read_config, run_cli, setup_process, usage_lines
@@ -167,24 +171,9 @@ class TrainConfig:
     """start from this checkpoint's weights (same model and task; a narrower unet is widened): fine-tuning"""
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """The run folder and the machine."""
-
-    out: str = "runs/supervised_train"
-    """run folder"""
-    resume: bool = False
-    """continue the run in out from its last.pt with its own config"""
-    device: str = "auto"
-    """auto, cpu, cuda or cuda:N"""
-    threads: int = 0
-    """torch CPU threads (0: every core but one)"""
-    seed: int = 0
-    """seed of the weights and of the training crops and degradations"""
-    samples: int = 4
-    """validation crops shown in each sample grid"""
-    save_every: int = 0
-    """also keep checkpoints/model_epochE.pt every N-th epoch (0: never)"""
+#: The run folder and the machine.
+RunConfig = run_section("RunConfig", ("out", "resume", "device", "threads", "seed", "samples", "save_every"),
+                        module=__name__, out="runs/supervised_train")
 
 
 @dataclass(frozen=True)
@@ -203,7 +192,7 @@ FLAGS = {"model": "model.name", "task": "data.task", "data": "data.data", "sigma
          "batch": "train.batch", "crop": "train.crop", "lr": "train.lr", "init": "train.init", "out": "run.out",
          "resume": "run.resume", "device": "run.device", "threads": "run.threads", "seed": "run.seed"}
 #: Settings a ``--resume`` may change (the rest must be the run's).
-MAY_CHANGE = ("train.epochs", "run.device", "run.threads", "run.save_every", "run.samples", "run.out", "run.resume")
+MAY_CHANGE = ("train.epochs", *RESUME_MAY_CHANGE)
 #: Held-out images of the shipped recipes.
 BSD, SICE, SICE_HIGH, BEDROOM = ("../shared/data/bsd/train432", "../shared/data/sice_pairs/train",
                                  "../shared/data/sice_pairs/train/high", "../shared/data/bedroom/train")
@@ -311,8 +300,7 @@ PRESETS = {"mrpnet-lowlight": Preset(mrpnet_lowlight, cpu=Cost(3.75), cuda=Cost(
            "pixelrnn-seed": Preset(pixelrnn_seed, cuda=Cost(0.0483, eval_s=0.03)),
            "gated-pixelrnn-seed": Preset(gated_pixelrnn_seed, cuda=Cost(0.0227, eval_s=0.05))}
 #: Settings that change how long a run is, its seeds, hardware or folder, but not what a step costs.
-COST_FREE = ("train.epochs", "train.steps_per_epoch", "run.out", "run.resume", "run.device", "run.threads",
-             "run.seed", "run.samples", "run.save_every")
+COST_FREE = ("train.epochs", "train.steps_per_epoch", *RUN_COST_FREE)
 
 
 def estimate_seconds(cfg: Config, cost: Cost) -> float:
@@ -350,8 +338,7 @@ def resolve(cfg: Config) -> Config:
                                 crop=train.crop if train.crop is not None else min(data.resize or (defaults.crop,)))
     model = dataclasses.replace(cfg.model, width=cfg.model.width if cfg.model.width is not None else defaults.width)
     cfg = dataclasses.replace(cfg, data=data, model=model, train=train)
-    if cfg.run.threads < 0:
-        raise ValueError(f"run.threads {cfg.run.threads}: expected an integer >= 0")
+    check_run(cfg.run)
     check_settings(settings(cfg))
     return cfg
 
