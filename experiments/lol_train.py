@@ -319,7 +319,9 @@ def alpha_table(cfg: Config) -> tuple[float, ...]:
 
 
 def env_kwargs(cfg: Config) -> dict:
-    """The LowLight-v0 arguments of the run's training env (the one place the config becomes the MDP)."""
+    """The LowLight-v0 arguments of the run's training env (the one place the config becomes the MDP); the
+    env's defaults give the rest, no overshoot cap among them (``task.max_overshoot`` is inference's:
+    :func:`inference_spec`)."""
     t, r, ranges = cfg.task, cfg.reward, cfg.ranges
     weight_ranges = {n: tuple(getattr(ranges, n)) for n in WEIGHT_FIELDS} if r.conditioned else {}
     return dict(crop=t.crop, max_episode_steps=t.steps, min_episode_steps=t.min_steps, action_type=t.action,
@@ -331,7 +333,6 @@ def env_kwargs(cfg: Config) -> dict:
                 exposure_mean=r.exposure_mean, exposure_relative=r.exposure_relative, conditioned=r.conditioned,
                 exposure_range=ranges.exposure, weight_range=WEIGHT_RANGE, weight_ranges=weight_ranges,
                 observe_exposure_gap=t.exposure_gap, cond_encoding=COND_ENCODING, weight_draw=WEIGHT_DRAW,
-                max_overshoot=None, overshoot_weighted=False,  # task.max_overshoot is inference's, never training's
                 split="train", split_seed=split_seed(cfg))
 
 
