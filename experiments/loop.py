@@ -36,7 +36,8 @@ Callbacks (:class:`Callback`) see the loop and its :class:`LoopState`; :class:`C
 
 Every trainer's config has a ``run`` section: the :class:`RunSettings` it reads (its length,
 evaluation and checkpoint cadence, seeds, hardware and run folder), made by :func:`run_section`
-with the trainer's defaults, and checked by :func:`check_run`.
+with the trainer's defaults, and checked by :func:`check_run`. Every trainer reads its command line
+with :func:`parse_run`: ``--resume`` continues a run with the run's own config.
 """
 
 from __future__ import annotations
@@ -53,8 +54,9 @@ from typing import Any
 
 import torch
 
+from experiments import config as configs
 from experiments.config import Cost, Preset, duration, field_docs, flatten, preset_of
-from experiments.runs import GRID_CAPTIONS, Run, StopSignals
+from experiments.runs import GRID_CAPTIONS, Run, StopSignals, read_config, trainer_name
 from rlenhance.checkpoint import load_checkpoint, load_state_dict_strict
 
 __all__ = [
@@ -71,6 +73,7 @@ __all__ = [
     "check_resume",
     "check_run",
     "evaluations_left",
+    "parse_run",
     "preset_estimate",
     "run_section",
     "run_seconds",
@@ -365,8 +368,8 @@ class RunSettings:
     out: str = "runs/train"
     """run folder"""
     resume: bool = False
-    """continue the run in out from checkpoints/last.pt (only its length, evaluation, sample and hardware settings
-    may change)"""
+    """continue the run in out from checkpoints/last.pt with its own config (its length, evaluation, samples and
+    hardware may change)"""
 
 
 #: The run settings ``--resume`` may change: the continued run is still the run it continues.
@@ -575,4 +578,27 @@ def check_resume(out: str | Path, config: Mapping[str, Any], may_change: Sequenc
               if k in mine and k in theirs and k not in may_change and mine[k] != theirs[k]]
     if differ:
         raise ValueError("--resume continues a run with its own settings; these differ: " + "; ".join(differ)
-                         + f". Only {', '.join(may_change)} may change")
+                         + f". Only {', '.join(k for k in may_change if k in mine)} may change")
+
+
+def parse_run(config_class: type, argv: Sequence[str], *, trainer: str | None = None, **options: Any) -> Any:
+    """A trainer's command line (:func:`experiments.config.parse` with ``options``), where ``--resume``
+    without ``--config`` starts from the config.json of the run in ``run.out``, under the command line's
+    flags and ``--set`` (:func:`check_resume` then refuses a change the run cannot take).
+
+    Args:
+        config_class: the trainer's config, with a ``run`` section (:func:`run_section`).
+        trainer: the module that makes the runs (default: ``config_class``'s); the run of another
+            trainer is refused (:func:`experiments.runs.read_config`).
+
+    Raises:
+        experiments.runs.RunFolderError: the run's config.json is damaged or another trainer's.
+    """
+    argv = list(argv)
+    if "--config" not in argv and "--print-config" not in argv:
+        given = configs.parse(config_class, argv, **{k: v for k, v in options.items() if k != "check"})
+        out = Path(given.run.out)
+        if given.run.resume and (out / "config.json").is_file():
+            read_config(out, trainer or trainer_name(given), [f.name for f in dataclasses.fields(config_class)])
+            argv = ["--config", str(out), *argv]
+    return configs.parse(config_class, argv, **options)

@@ -4,10 +4,10 @@ sections of their config, the policy and agent they build, and the RL step of th
 A task module (``experiments.lol_train``, ``experiments.denoise_train``,
 ``experiments.completion_train``) reads top to bottom like a CleanRL script::
 
-    cfg = config.parse(Config, argv, presets=PRESETS, flags=FLAGS, check=check)   # Config subclasses RLConfig
+    cfg = parse_run(Config, argv, presets=PRESETS, flags=FLAGS, check=check)      # Config subclasses RLConfig
     ranks = Ranks.from_env()                          # torchrun's ranks (one process without it)
     device = setup(cfg, ranks)                        # threads, denormals, seeds, device, process group
-    run = open_run(cfg, ranks)                        # --out checked; --resume must keep the run's settings
+    run = open_run(cfg, ranks)                        # --out checked; --resume keeps the run's settings
     venv = make_venv()                                # the task's batched torch vector env (**env_batch(cfg, ranks))
     agent = make_agent(cfg, venv, resume=run.resuming, ranks=ranks)
     fit(cfg, run, agent, venv, make_venv=make_venv, evaluate=..., metric="eval/psnr", spec=...)
@@ -464,7 +464,7 @@ def make_agent(cfg: RLConfig, venv: Any, a3c_extra: Mapping[str, Any] | None = N
 def open_run(cfg: RLConfig, ranks: Ranks | None = None) -> Run:
     """The run folder of ``run.out`` (:class:`experiments.runs.Run`), checked by rank 0 for every rank;
     nothing is written until the run logs its first episode. ``--resume`` must keep the run's
-    settings but those of :data:`RESUME_MAY_CHANGE` (:func:`experiments.loop.check_resume`).
+    settings but those of :data:`experiments.loop.RESUME_MAY_CHANGE` (:func:`experiments.loop.check_resume`).
 
     Raises:
         FileNotFoundError: ``--resume`` on a folder that holds no run.

@@ -72,7 +72,6 @@ import io
 import math
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +92,7 @@ from experiments.loop import (
     Progress,
     check_resume,
     check_run,
+    parse_run,
     preset_estimate,
 )
 from experiments.rl_common import episode_scalars, episode_seed
@@ -120,7 +120,7 @@ from experiments.rse import (
     settings,
     vae_batch,
 )
-from experiments.runs import Run, read_config, run_cli, setup_process, usage_lines
+from experiments.runs import Run, run_cli, setup_process, usage_lines
 from experiments.sigmas import (
     has_real_noise,
     level_key,
@@ -153,15 +153,10 @@ def check(cfg: Config) -> Config:
 
 
 def parse(argv: Sequence[str]) -> Config:
-    """The config of a command line; ``--resume`` without ``--config`` starts from the run's own config.json."""
-    argv = list(argv)
-    if "--resume" in argv and "--config" not in argv and "--print-config" not in argv:
-        out = Path(configs.parse(Config, argv, presets=PRESETS, flags=FLAGS, prog=PROG).run.out)
-        if (out / "config.json").exists():
-            read_config(out, "experiments.rse_train", [f.name for f in fields(Config)])
-            argv = ["--config", str(out), *argv]
-    return configs.parse(Config, argv, presets=PRESETS, flags=FLAGS, prog=PROG, check=check,
-                         estimate=estimate_seconds)
+    """The config of a command line (:func:`experiments.loop.parse_run`: ``--resume`` continues a run with
+    its own config)."""
+    return parse_run(Config, argv, trainer="experiments.rse_train", presets=PRESETS, flags=FLAGS, prog=PROG,
+                     check=check, estimate=estimate_seconds)
 
 
 # --- data ----------------------------------------------------------------------------------------

@@ -74,12 +74,13 @@ from experiments.loop import (
     SampleGrids,
     check_resume,
     check_run,
+    parse_run,
     preset_estimate,
     run_seconds,
     run_section,
 )
 from experiments.plots import loss_curves, save_figure
-from experiments.runs import Run, read_config, run_cli, setup_process, usage_lines
+from experiments.runs import Run, run_cli, setup_process, usage_lines
 from experiments.sigmas import noise_levels, resolve_sigma
 from experiments.supervised import (
     BATCH_SEED_BOUND,
@@ -356,16 +357,10 @@ def settings(cfg: Config) -> Settings:
 
 
 def parse(argv: Sequence[str]) -> Config:
-    """The resolved config of a command line; ``--resume`` without ``--config`` starts from the run's
-    own config.json (read and checked by :func:`experiments.runs.read_config`)."""
-    argv = list(argv)
-    if "--resume" in argv and "--config" not in argv and "--print-config" not in argv:
-        out = Path(configs.parse(Config, argv, presets=PRESETS, flags=FLAGS, prog=PROG).run.out)
-        if (out / "config.json").exists():
-            read_config(out, "experiments.supervised_train", [f.name for f in dataclasses.fields(Config)])
-            argv = ["--config", str(out), *argv]
-    return configs.parse(Config, argv, presets=PRESETS, flags=FLAGS, prog=PROG, check=resolve,
-                         estimate=estimate_seconds)
+    """The resolved config of a command line (:func:`experiments.loop.parse_run`: ``--resume`` continues
+    a run with its own config)."""
+    return parse_run(Config, argv, trainer="experiments.supervised_train", presets=PRESETS, flags=FLAGS, prog=PROG,
+                     check=resolve, estimate=estimate_seconds)
 
 
 # --- the trainer ---------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ of the preset it is, when that is long; the evaluations a schedule still has to 
 every trainer's config takes from RunSettings."""
 
 import dataclasses
+import json
 import pickle
 from types import SimpleNamespace
 
@@ -22,6 +23,7 @@ from experiments.loop import (
     run_seconds,
     run_section,
 )
+from experiments.runs import RunFolderError
 
 
 def fake_loop(total, step=0, eval_every=10):
@@ -130,3 +132,21 @@ def test_check_run_checks_the_settings_a_section_has():
     check_run(supervised_train.RunConfig(save_every=3))
     with pytest.raises(ValueError, match="run.save_every -1: expected an integer >= 0"):
         check_run(supervised_train.RunConfig(save_every=-1))
+
+
+@pytest.mark.parametrize("module, parse, trainer", [
+    (lol_train, lol_train.parse_args, "experiments.lol_train"),
+    (rse_train, rse_train.parse, "experiments.rse_train"),
+    (supervised_train, supervised_train.parse, "experiments.supervised_train")])
+def test_resume_starts_from_the_runs_own_config_under_the_command_line(tmp_path, module, parse, trainer):
+    """Every trainer: --resume reads the run's config.json, the flags given win; another trainer's run is refused."""
+    out = tmp_path / "run"
+    out.mkdir()
+    saved = config.to_dict(parse(["--set", "run.samples=1", "--seed", "7", "--out", str(out)]))
+    (out / "config.json").write_text(json.dumps({**saved, "trainer": trainer, "world_size": 1}))
+    resumed = parse(["--resume", "--out", str(out), "--threads", "1"])
+    assert (resumed.run.seed, resumed.run.samples, resumed.run.threads, resumed.run.resume) == (7, 1, 1, True)
+    assert parse(["--out", str(out)]).run.seed == 0  # a new run in a run's folder: its own settings
+    (out / "config.json").write_text(json.dumps({**saved, "trainer": "experiments.other_train"}))
+    with pytest.raises(RunFolderError, match="is a run of experiments.other_train"):
+        parse(["--resume", "--out", str(out)])
