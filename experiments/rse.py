@@ -19,7 +19,7 @@ from torch import Tensor
 from agents.sac import SACConfig
 from envs.base import EpisodeRow, episode_rows
 from experiments import config as configs
-from experiments.loop import RESUME_MAY_CHANGE, run_section
+from experiments.loop import run_section
 from experiments.runs import Run
 from experiments.sigmas import draw_levels, level_scores, resolve_sigma
 from rlenhance import metrics
@@ -176,8 +176,6 @@ FLAGS = {"data": "task.data", "test": "task.test", "sigma": "task.sigma", "eval-
          "predictor": "rse.predictor", "episodes": "sac.episodes", "eval-every": "sac.eval_every",
          "samples": "run.samples", "seed": "run.seed", "device": "run.device", "threads": "run.threads",
          "out": "run.out", "resume": "run.resume"}
-#: Settings a ``--resume`` may change.
-MAY_CHANGE = RESUME_MAY_CHANGE
 SICE_HIGH = "../shared/data/sice_pairs/train/high"
 _SHIPPED = {"task.data": SICE_HIGH, "task.eval_images": 8, "task.baselines": ("bilateral",), "rse.vae_steps": 3000,
             "rse.pool_crops": 256, "run.threads": 1, "run.seed": 0}

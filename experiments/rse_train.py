@@ -85,6 +85,7 @@ from envs.rse import make_rse_vec
 from experiments import config as configs
 from experiments import denoise_train
 from experiments.loop import (
+    RESUME_MAY_CHANGE,
     RUN_COST_FREE,
     Callback,
     Checkpoints,
@@ -98,7 +99,6 @@ from experiments.loop import (
 from experiments.rl_common import episode_scalars, episode_seed
 from experiments.rse import (
     FLAGS,
-    MAY_CHANGE,
     MS_PER_S,
     PICTURE_ROWS,
     PRESETS,
@@ -543,7 +543,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     cfg = parse(sys.argv[1:] if argv is None else argv)
     ranks = Ranks.from_env()
     if cfg.run.resume:
-        ranks.on_rank0(lambda: check_resume(cfg.run.out, configs.to_dict(cfg), MAY_CHANGE))
+        ranks.on_rank0(lambda: check_resume(cfg.run.out, configs.to_dict(cfg), RESUME_MAY_CHANGE))
     device = setup_process(threads=cfg.run.threads, seed=cfg.run.seed, device=cfg.run.device, ranks=ranks)
     run = Run(cfg.run.out, cfg, resume=cfg.run.resume, ranks=ranks, trainer="experiments.rse_train")
     train_set, test_set = open_data(cfg)
