@@ -47,7 +47,7 @@ from agents.rollout import load_predictor, rollout_images
 from envs.checkpoints import rollout_policy_spec
 from experiments import config
 from experiments.config import Cost, Preset
-from experiments.loop import parse_run
+from experiments.loop import open_run, parse_run
 from experiments.rl_common import (
     RL_FLAGS,
     RLConfig,
@@ -60,7 +60,6 @@ from experiments.rl_common import (
     fit,
     make_agent,
     map_captions,
-    open_run,
     run_cli,
     setup,
     split_seed,

@@ -50,7 +50,7 @@ from agents.rollout import rollout_images
 from envs.checkpoints import rollout_policy_spec
 from experiments import config
 from experiments.config import Cost, Preset
-from experiments.loop import parse_run
+from experiments.loop import open_run, parse_run
 from experiments.rl_common import (
     RL_FLAGS,
     RLConfig,
@@ -63,7 +63,6 @@ from experiments.rl_common import (
     fit,
     make_agent,
     map_captions,
-    open_run,
     run_cli,
     setup,
     split_seed,

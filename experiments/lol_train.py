@@ -44,7 +44,7 @@ from envs.checkpoints import lowlight_policy_spec
 from envs.lowlight import RELLIE_ALPHAS, REWARDS, WEIGHT_FIELDS, LowLightTask
 from experiments import config
 from experiments.config import Cost, Preset
-from experiments.loop import parse_run
+from experiments.loop import open_run, parse_run
 from experiments.rl_common import (
     RL_FLAGS,
     A3CSettings,
@@ -58,7 +58,6 @@ from experiments.rl_common import (
     fit,
     make_agent,
     map_captions,
-    open_run,
     run_cli,
     setup,
     split_seed,

@@ -37,7 +37,8 @@ Callbacks (:class:`Callback`) see the loop and its :class:`LoopState`; :class:`C
 Every trainer's config has a ``run`` section: the :class:`RunSettings` it reads (its length,
 evaluation and checkpoint cadence, seeds, hardware and run folder), made by :func:`run_section`
 with the trainer's defaults, and checked by :func:`check_run`. Every trainer reads its command line
-with :func:`parse_run`: ``--resume`` continues a run with the run's own config.
+with :func:`parse_run` (``--resume`` continues a run with the run's own config) and opens its run
+folder with :func:`open_run`.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from typing import Any
 
 import torch
 
+from agents.distributed import Ranks
 from experiments import config as configs
 from experiments.config import Cost, Preset, duration, field_docs, flatten, preset_of
 from experiments.runs import GRID_CAPTIONS, Run, StopSignals, read_config, trainer_name
@@ -73,6 +75,7 @@ __all__ = [
     "check_resume",
     "check_run",
     "evaluations_left",
+    "open_run",
     "parse_run",
     "preset_estimate",
     "run_section",
@@ -579,6 +582,23 @@ def check_resume(out: str | Path, config: Mapping[str, Any], may_change: Sequenc
     if differ:
         raise ValueError("--resume continues a run with its own settings; these differ: " + "; ".join(differ)
                          + f". Only {', '.join(k for k in may_change if k in mine)} may change")
+
+
+def open_run(cfg: Any, ranks: Ranks | None = None, *, may_change: Sequence[str] = RESUME_MAY_CHANGE,
+             trainer: str | None = None) -> Run:
+    """The run folder of ``cfg.run.out`` (:class:`experiments.runs.Run` of ``trainer``, default the module
+    of ``cfg``'s class), checked by rank 0 for every rank; nothing is written until the run logs. A
+    ``--resume`` must keep the run's settings but those of ``may_change`` (:func:`check_resume`).
+
+    Raises:
+        FileNotFoundError: ``--resume`` on a folder that holds no run.
+        FileExistsError: a new run in a folder that holds one with a checkpoint.
+        ValueError: ``--resume`` with settings that differ from the run's.
+    """
+    ranks = ranks if ranks is not None else Ranks()
+    if cfg.run.resume:
+        ranks.on_rank0(lambda: check_resume(cfg.run.out, configs.to_dict(cfg), may_change))
+    return Run(cfg.run.out, cfg, resume=cfg.run.resume, ranks=ranks, trainer=trainer)
 
 
 def parse_run(config_class: type, argv: Sequence[str], *, trainer: str | None = None, **options: Any) -> Any:

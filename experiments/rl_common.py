@@ -47,12 +47,10 @@ from agents.distributed import Ranks
 from agents.sac import SAC, SACConfig
 from experiments.config import Cost, Preset, to_dict, unused_section
 from experiments.loop import (
-    RESUME_MAY_CHANGE,
     RUN_COST_FREE,
     TEST_GROUP,
     Loop,
     LoopState,
-    check_resume,
     check_run,
     preset_estimate,
     run_seconds,
@@ -91,7 +89,6 @@ __all__ = [
     "make_agent",
     "make_policy",
     "map_captions",
-    "open_run",
     "run_cli",
     "sac_config",
     "setup",
@@ -458,23 +455,6 @@ def make_agent(cfg: RLConfig, venv: Any, a3c_extra: Mapping[str, Any] | None = N
                        total_episodes=cfg.run.episodes, reward_map_conv=a3c.reward_map_conv, seed=cfg.run.seed,
                        block_actions=True, **dict(a3c_extra or {}))
     return A3C(policy, config, device=venv.device, ranks=ranks)
-
-
-# --- the run --------------------------------------------------------------------------------------
-def open_run(cfg: RLConfig, ranks: Ranks | None = None) -> Run:
-    """The run folder of ``run.out`` (:class:`experiments.runs.Run`), checked by rank 0 for every rank;
-    nothing is written until the run logs its first episode. ``--resume`` must keep the run's
-    settings but those of :data:`experiments.loop.RESUME_MAY_CHANGE` (:func:`experiments.loop.check_resume`).
-
-    Raises:
-        FileNotFoundError: ``--resume`` on a folder that holds no run.
-        FileExistsError: a new run in a folder that holds one with a checkpoint.
-        ValueError: ``--resume`` with settings that differ from the run's.
-    """
-    ranks = ranks if ranks is not None else Ranks()
-    if cfg.run.resume:
-        ranks.on_rank0(lambda: check_resume(cfg.run.out, to_dict(cfg), RESUME_MAY_CHANGE))
-    return Run(cfg.run.out, cfg, resume=cfg.run.resume, ranks=ranks)
 
 
 def episode_scalars(stats: Mapping[str, Any]) -> dict[str, float]:

@@ -85,14 +85,13 @@ from envs.rse import make_rse_vec
 from experiments import config as configs
 from experiments import denoise_train
 from experiments.loop import (
-    RESUME_MAY_CHANGE,
     RUN_COST_FREE,
     Callback,
     Checkpoints,
     Loop,
     Progress,
-    check_resume,
     check_run,
+    open_run,
     parse_run,
     preset_estimate,
 )
@@ -135,6 +134,8 @@ from rlenhance.models.rse import RSEDenoiser
 from rlenhance.models.vae import canonicalise, vae_loss
 
 PROG = "rse_train"
+#: The trainer that makes the runs (its config lives in experiments.rse).
+PROG_MODULE = "experiments.rse_train"
 #: The phases of a round, in order; "done" once the recursion has stopped.
 PHASES = ("vae", "bank", "sac", "pool")
 DONE = "done"
@@ -155,7 +156,7 @@ def check(cfg: Config) -> Config:
 def parse(argv: Sequence[str]) -> Config:
     """The config of a command line (:func:`experiments.loop.parse_run`: ``--resume`` continues a run with
     its own config)."""
-    return parse_run(Config, argv, trainer="experiments.rse_train", presets=PRESETS, flags=FLAGS, prog=PROG,
+    return parse_run(Config, argv, trainer=PROG_MODULE, presets=PRESETS, flags=FLAGS, prog=PROG,
                      check=check, estimate=estimate_seconds)
 
 
@@ -542,10 +543,8 @@ class RSETrainer(Callback):
 def main(argv: Sequence[str] | None = None) -> Path:
     cfg = parse(sys.argv[1:] if argv is None else argv)
     ranks = Ranks.from_env()
-    if cfg.run.resume:
-        ranks.on_rank0(lambda: check_resume(cfg.run.out, configs.to_dict(cfg), RESUME_MAY_CHANGE))
     device = setup_process(threads=cfg.run.threads, seed=cfg.run.seed, device=cfg.run.device, ranks=ranks)
-    run = Run(cfg.run.out, cfg, resume=cfg.run.resume, ranks=ranks, trainer="experiments.rse_train")
+    run = open_run(cfg, ranks, trainer=PROG_MODULE)
     train_set, test_set = open_data(cfg)
     trainer = RSETrainer(cfg, run, device, train_set, test_set)
     loop = Loop(run, total=sac_spans(trainer.args)[-1][1], eval_every=trainer.evaluates_at, train=trainer.train,

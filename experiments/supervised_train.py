@@ -72,8 +72,8 @@ from experiments.loop import (
     Loop,
     Progress,
     SampleGrids,
-    check_resume,
     check_run,
+    open_run,
     parse_run,
     preset_estimate,
     run_seconds,
@@ -480,10 +480,8 @@ def use_command(args: Settings, model: Path) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> Path:
     cfg = parse(sys.argv[1:] if argv is None else argv)
     ranks = Ranks.from_env()  # torchrun's ranks (one process without it): data-parallel, see docs/distributed.md
-    if cfg.run.resume:
-        ranks.on_rank0(lambda: check_resume(cfg.run.out, configs.to_dict(cfg), MAY_CHANGE))
     device = setup_process(threads=cfg.run.threads, seed=cfg.run.seed, device=cfg.run.device, ranks=ranks)
-    run = Run(cfg.run.out, cfg, resume=cfg.run.resume, ranks=ranks)  # written on the first log, by rank 0
+    run = open_run(cfg, ranks, may_change=MAY_CHANGE)  # written on the first log, by rank 0
     trainer = SupervisedTrainer(cfg, run, device, ranks)
     args, model = trainer.args, trainer.model
     if not run.resuming and cfg.train.init is not None:  # a new run (or one started anew) from another's weights
