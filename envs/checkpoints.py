@@ -2,11 +2,12 @@
 
 A policy checkpoint's spec holds its transition (:mod:`rlenhance.transitions`) and the rest of its
 training env's keyword arguments; these functions turn them back into the registered env, so a
-rollout of that env is what inference computes (the shipped models' ones are the registered
-defaults: ``gym.make(id)`` is the MDP of the shipped policy of its task).
+rollout of that env is what inference computes (the registered defaults are the MDPs of each task's
+recipe: ``gym.make(id)`` is the low-light MDP of the shipped policy, the denoising and completion ones
+of the recipes over FFDNet and the U-Net).
 
 >>> import envs
->>> env_id, kwargs = envs.env_kwargs_for_checkpoint("rlenhance/weights/a3c_completion.pt")  # doctest: +SKIP
+>>> env_id, kwargs = envs.env_kwargs_for_checkpoint("runs/completion_train/checkpoints/best.pt")  # doctest: +SKIP
 >>> venv = envs.make_for_checkpoint("rlenhance/weights/lowlight_a3c.pt", num_envs=4)       # doctest: +SKIP
 """
 

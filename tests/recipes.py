@@ -19,8 +19,8 @@ from rlenhance.models.rse import RSEDenoiser
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "rlenhance" / "weights"
 #: The recipes: name -> (trainer, preset).
-RECIPES = {"a3c_denoise": (denoise_train, "shipped"), "sac_denoise": (denoise_train, "shipped-sac"),
-           "a3c_completion": (completion_train, "shipped")}
+RECIPES = {"a3c_denoise": (denoise_train, "over-ffdnet"), "sac_denoise": (denoise_train, "over-ffdnet-sac"),
+           "a3c_completion": (completion_train, "over-unet")}
 
 
 def recipe_config(name: str) -> Any:
