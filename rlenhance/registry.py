@@ -158,7 +158,7 @@ _FFDNET_TRAIN = ("python -m experiments.supervised_train --model ffdnet --task d
                  "--sigma 0 15 25 50 75 --set data.sigma_draw=uniform")
 _POLICY_TRAIN = ("python -m experiments.denoise_train{agent} --sigma 15 25 50 --predictor "
                  "rlenhance/weights/ffdnet_denoise.pt --observe-prediction --set model.downscale=2")
-#: Why the RL policies whose recipe added nothing over their predictor ship no checkpoint (docs/training.md).
+#: Why the RL policies whose recipe added nothing over their predictor ship no checkpoint (rlenhance/weights/README.md).
 _PASSENGER = "the policy of its recipe took {0}'s output at every pixel and step (the RL layer added 0.00 dB over {0})"
 _CLASSICAL_LABELS = {"auto-gamma": "Auto gamma", "histeq": "Histogram equalisation", "clahe": "CLAHE",
                      "gaussian": "Gaussian blur", "median": "Median filter", "bilateral": "Bilateral filter",
