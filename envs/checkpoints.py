@@ -6,10 +6,11 @@ registered env stepping that transition, so a rollout of that env is what infere
 denoising or completion policy that is the env it was trained in. A low-light policy's transition
 also holds what inference alone applies: the overshoot cap (``max_overshoot``, ``overshoot_weighted``;
 its training env had none, the env's default) and the test-time number of steps. Without keyword
-arguments each registered id is the env the shipped policy of its task was trained in (``gym.make(id)``).
+arguments each registered id is the MDP its task's recipe trains in (``gym.make(id)``: the low-light
+one of the shipped policy, the denoising and completion ones of the recipes over FFDNet and the U-Net).
 
 >>> import envs
->>> env_id, kwargs = envs.env_kwargs_for_checkpoint("rlenhance/weights/a3c_completion.pt")  # doctest: +SKIP
+>>> env_id, kwargs = envs.env_kwargs_for_checkpoint("runs/completion_train/checkpoints/best.pt")  # doctest: +SKIP
 >>> venv = envs.make_for_checkpoint("rlenhance/weights/lowlight_a3c.pt", num_envs=4)       # doctest: +SKIP
 """
 

@@ -2,7 +2,7 @@
 
     python -m experiments.completion_train                                # embedded photos, synthetic holes
     python -m experiments.completion_train --data ../shared/data/bedroom/train
-    python -m experiments.completion_train --preset shipped               # the shipped a3c_completion.pt
+    python -m experiments.completion_train --preset over-unet             # A3C over the shipped U-Net's pixel
     python -m experiments.completion_train --data ../shared/data/bedroom/train \\
         --predictor rlenhance/weights/unet_completion.pt                  # + "take the U-Net's pixel"
     python -m experiments.completion_train --data ../shared/data/bedroom/train --set model.backbone=pixelrnn \\
@@ -129,10 +129,10 @@ class Config(RLConfig):
     run: RLRunSettings = RLRunSettings(episodes=100, batch=8, eval_every=50, out="runs/completion_train")
 
 
-def shipped() -> Config:
-    """The shipped rlenhance/weights/a3c_completion.pt: A3C over the bedroom pairs' whole 224 px images
-    with the shipped completion U-Net's pixel as an extra action, 8 crops an episode at half-resolution
-    actions, 150 episodes evaluated every 50 (its best.pt: episode 100)."""
+def over_unet() -> Config:
+    """A3C over the bedroom pairs' whole 224 px images with the shipped completion U-Net's pixel as an
+    extra action, 8 crops an episode at half-resolution actions, 150 episodes evaluated every 50. Not
+    shipped: its best.pt took the U-Net's pixel everywhere (rlenhance/weights/README.md)."""
     return config.replace_path(Config(), {
         "task.data": "../shared/data/bedroom/train", "task.predictor": "rlenhance/weights/unet_completion.pt",
         "task.crop": 224, "model.downscale": 2, "run.episodes": 150, "run.eval_every": 50})
@@ -141,7 +141,7 @@ def shipped() -> Config:
 #: ``--preset NAME`` -> the config it names (its docstring says what it reproduces) and its cost: seconds per
 #: episode (evaluations included) on 2 CPU cores; on a GPU not measured (the U-Net predictor, 43 MB, did not fit the
 #: transfer to the GPU machine).
-PRESETS: Mapping[str, Preset] = MappingProxyType({"shipped": Preset(shipped, cpu=Cost(5.2))})
+PRESETS: Mapping[str, Preset] = MappingProxyType({"over-unet": Preset(over_unet, cpu=Cost(5.2))})
 #: The named flags (everything else: ``--set SECTION.KEY=VALUE``).
 FLAGS: Mapping[str, str] = MappingProxyType({
     **RL_FLAGS, "data": "task.data", "test": "task.test", "occlusion": "task.occlusion",

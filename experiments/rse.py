@@ -182,10 +182,9 @@ _SHIPPED = {"task.data": SICE_HIGH, "task.eval_images": 8, "task.baselines": ("b
 
 
 def rse_denoise_color() -> Config:
-    """rse_denoise_color.pt: one round on the FFDNet's candidate, SICE colour, sigma 25.
-
-    The shipped file is this run's best.pt (experiments/recipes/rse_denoise_color.sh); its predictor is
-    found by its name, ffdnet_denoise.pt, in rlenhance/weights/ on any checkout."""
+    """One round on the FFDNet's candidate, SICE colour, sigma 25. Not shipped: its best.pt took FFDNet's
+    output everywhere (rlenhance/weights/README.md); its predictor is found by its name,
+    ffdnet_denoise.pt, in rlenhance/weights/ on any checkout."""
     return configs.replace_path(Config(), {**_SHIPPED, "rse.rounds": 1, "rse.predictor":
                                            "rlenhance/weights/ffdnet_denoise.pt", "sac.episodes": 200,
                                            "sac.eval_every": 25, "sac.critic_warmup": 200, "sac.init_alpha": 0.01,

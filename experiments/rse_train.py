@@ -7,12 +7,12 @@ self-enhancement rounds.
     python -m experiments.rse_train --data DIR --test DIR --baselines bilateral bm3d   # bm3d: pip install bm3d
     python -m experiments.rse_train --sigma 5 15 25 35 50                    # a blind denoiser
     python -m experiments.rse_train --predictor rlenhance/weights/ffdnet_denoise.pt   # + a supervised candidate
-    python -m experiments.rse_train --preset rse-denoise-color               # the shipped rse_denoise_color.pt
+    python -m experiments.rse_train --preset rse-denoise-color               # one round over FFDNet's output
     python -m experiments.rse_train --preset rse-rl --print-config            # every setting, as a --config file
 
 The settings form one config of four sections (``task``, ``rse``, ``sac``, ``run``): ``--print-config``
 shows them, ``--set SECTION.KEY=VALUE`` changes any, ``--config FILE`` reads a TOML / JSON file or a run
-folder's config.json, ``--preset NAME`` starts from a shipped recipe.
+folder's config.json, ``--preset NAME`` starts from a recipe.
 
 Each round ``k`` (1 .. ``--rounds``) runs four phases, then evaluates:
 
