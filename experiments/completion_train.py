@@ -2,7 +2,7 @@
 
     python -m experiments.completion_train                                # embedded photos, synthetic holes
     python -m experiments.completion_train --data ../shared/data/bedroom/train
-    python -m experiments.completion_train --preset shipped               # the shipped a3c_completion.pt
+    python -m experiments.completion_train --preset over-unet             # A3C over the shipped U-Net's pixel
     python -m experiments.completion_train --data ../shared/data/bedroom/train \\
         --predictor rlenhance/weights/unet_completion.pt                  # + "take the U-Net's pixel"
     python -m experiments.completion_train --data ../shared/data/bedroom/train --set model.backbone=pixelrnn \\
@@ -18,7 +18,7 @@ Data: ``--data`` in the occluded-bedroom layout (``occluded_images/occluded_NAME
 split seed: training on the train split, evaluations on the tuning split (``task.tune_fraction``,
 held out of training), which picks best.pt, and best.pt scored once on the validation split
 (``task.val_fraction``) after the run (the summary's ``val_*`` columns; with ``task.tune_fraction
-0`` the validation split picks, as the shipped file's preset does). ``--test`` (same layout) adds a
+0`` the validation split picks, as the ``over-unet`` preset does). ``--test`` (same layout) adds a
 test set scored at the same evaluations for reporting only (``test/hole_psnr`` ...); it never picks
 a checkpoint. Without ``--data``: the
 embedded scikit-image photos, split alike, with synthetic ``task.occlusion`` holes; the evaluation
@@ -50,6 +50,7 @@ from agents.rollout import load_predictor, rollout_images
 from envs.checkpoints import rollout_policy_spec
 from experiments import config
 from experiments.config import Cost, Preset
+from experiments.loop import open_run, parse_run
 from experiments.rl_common import (
     RL_FLAGS,
     DataSplits,
@@ -64,7 +65,6 @@ from experiments.rl_common import (
     fit,
     make_agent,
     map_captions,
-    open_run,
     run_cli,
     setup,
     split_seed,
@@ -138,11 +138,11 @@ class Config(RLConfig):
     run: RLRunSettings = RLRunSettings(episodes=100, batch=8, eval_every=50, out="runs/completion_train")
 
 
-def shipped() -> Config:
-    """The shipped rlenhance/weights/a3c_completion.pt: A3C over the bedroom pairs' whole 224 px images
-    with the shipped completion U-Net's pixel as an extra action, 8 crops an episode at half-resolution
-    actions, 150 episodes evaluated every 50 (its best.pt: episode 100), picked on the validation split as the
-    shipped file was (no tuning split)."""
+def over_unet() -> Config:
+    """A3C over the bedroom pairs' whole 224 px images with the shipped completion U-Net's pixel as an
+    extra action, 8 crops an episode at half-resolution actions, 150 episodes evaluated every 50. Not
+    shipped: its best.pt took the U-Net's pixel everywhere (rlenhance/weights/README.md); picked on the
+    validation split as that file was (no tuning split)."""
     return config.replace_path(Config(), {
         "task.data": "../shared/data/bedroom/train", "task.tune_fraction": 0.0,
         "task.predictor": "rlenhance/weights/unet_completion.pt",
@@ -152,7 +152,7 @@ def shipped() -> Config:
 #: ``--preset NAME`` -> the config it names (its docstring says what it reproduces) and its cost: seconds per
 #: episode (evaluations included) on 2 CPU cores; on a GPU not measured (the U-Net predictor, 43 MB, did not fit the
 #: transfer to the GPU machine).
-PRESETS: Mapping[str, Preset] = MappingProxyType({"shipped": Preset(shipped, cpu=Cost(5.2))})
+PRESETS: Mapping[str, Preset] = MappingProxyType({"over-unet": Preset(over_unet, cpu=Cost(5.2))})
 #: The named flags (everything else: ``--set SECTION.KEY=VALUE``).
 FLAGS: Mapping[str, str] = MappingProxyType({
     **RL_FLAGS, "data": "task.data", "test": "task.test", "occlusion": "task.occlusion",
@@ -272,10 +272,11 @@ def grid_captions(cfg: Config) -> tuple[str, ...]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Config:
-    """The command line as the run takes it: preset, config file, flags and ``--set`` resolved and checked."""
-    return config.parse(Config, sys.argv[1:] if argv is None else argv, presets=PRESETS, flags=FLAGS,
-                        prog="completion_train", description=__doc__.split("\n\n")[0], check=check,
-                        estimate=estimate_seconds)
+    """The command line as the run takes it: preset, config file, flags and ``--set`` resolved and checked
+    (:func:`experiments.loop.parse_run`: ``--resume`` continues a run with its own config)."""
+    return parse_run(Config, sys.argv[1:] if argv is None else argv, presets=PRESETS, flags=FLAGS,
+                     prog="completion_train", description=__doc__.split("\n\n")[0], check=check,
+                     estimate=estimate_seconds)
 
 
 def main(argv: Sequence[str] | None = None) -> Path:

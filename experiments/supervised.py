@@ -245,12 +245,8 @@ def _check_sizes(args: Settings) -> None:
     if not 0.0 <= args.tune_fraction < 1.0:
         raise ValueError(f"data.tune_fraction {args.tune_fraction}: expected a number in [0, 1) (0: no tuning split; "
                          "the validation split then picks best.pt)")
-    if args.save_every < 0:
-        raise ValueError(f"run.save_every {args.save_every}: expected an integer >= 0 (0: never)")
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise ValueError(f"train.lr {args.lr}: expected a finite number > 0")
-    if args.samples < 0:
-        raise ValueError(f"run.samples {args.samples}: expected an integer >= 0")
 
 
 # --- data -------------------------------------------------------------------------------------

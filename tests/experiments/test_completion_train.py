@@ -183,7 +183,7 @@ def test_best_is_chosen_on_the_tuning_split_never_on_the_test_pairs_and_reported
     assert "| tune_images | val_images | test_images |" in summary and "| best_tune_hole_psnr |" in summary
     assert "| test_hole_psnr |" in summary and "| tune_input_hole_psnr |" in summary
     assert "| val_hole_psnr |" in summary and "best.pt picked on the tuning split" in summary
-    assert completion_train.parse_args(["--preset", "shipped"]).task.tune_fraction == 0.0  # as the file was picked
+    assert completion_train.parse_args(["--preset", "over-unet"]).task.tune_fraction == 0.0  # as its figures were
 
 
 def test_a_policy_shipped_with_its_predictor_beside_it_loads_anywhere(data, tmp_path):

@@ -176,7 +176,7 @@ def test_tune_fraction_0_picks_on_the_validation_split_as_the_shipped_presets_do
     assert untuned.tune is None and untuned.split == "val" and untuned.picking is untuned.val
     assert names(untuned.val) == names(default.val)
     assert names(untuned.train) == names(default.train) | names(default.tune)
-    for preset in ("shipped", "shipped-sac", "color", "color-sac"):
+    for preset in ("over-ffdnet", "over-ffdnet-sac", "color", "color-sac"):
         assert denoise_train.parse_args(["--preset", preset]).task.tune_fraction == 0.0, preset
     assert denoise_train.parse_args([]).task.tune_fraction == TUNE_FRACTION
     with pytest.raises(ValueError, match="task.tune_fraction"):
@@ -392,7 +392,7 @@ def test_help_names_the_common_flags_and_the_presets(capsys):
     text = capsys.readouterr().out
     for flag in ("--data", "--test", "--sigma", "--agent", "--episodes", "--crop", "--steps", "--width",
                  "--predictor", "--observe-prediction", "--eval-every", "--resume", "--set", "--config",
-                 "shipped:", "shipped-sac:", "color:", "color-sac:", "pixelrl:"):
+                 "over-ffdnet:", "over-ffdnet-sac:", "color:", "color-sac:", "pixelrl:"):
         assert flag in text, flag
 
 
