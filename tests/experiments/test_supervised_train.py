@@ -257,7 +257,7 @@ def test_best_is_picked_on_the_tuning_crops_and_reported_on_the_validation_crops
     assert f"best.pt (epoch {best['extra']['epoch']}, picked on the tuning split): validation psnr " in stdout
     summary = (out / "summary.md").read_text()
     assert "| tune_loss |" in summary and "| val_loss |" in summary and "best.pt picked on the tuning split" in summary
-    shipped = ("mrpnet-lowlight", "mrpnet-denoise", "mrpnet-denoise-color", "ffdnet-denoise", "pixelrnn-completion",
+    shipped = ("mrpnet-denoise", "mrpnet-denoise-color", "ffdnet-denoise", "pixelrnn-completion",
                "gated-pixelrnn-completion", "unet-completion")
     for name in PRESETS:
         assert parse(["--preset", name]).data.tune_fraction == (0.0 if name in shipped else TUNE_FRACTION), name
