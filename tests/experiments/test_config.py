@@ -215,10 +215,17 @@ DENOISE = {"sigma": "task.sigma", "predictor": "task.predictor", "observe_predic
 ])
 def test_each_shipped_preset_is_the_training_settings_its_weights_record(module, preset, weights, names):
     """The settings the shipped weights were trained with (their checkpoint's record) are their preset's."""
-    recorded = load_checkpoint(ROOT / "rlenhance" / "weights" / weights)["extra"].get("args")
+    extra = load_checkpoint(ROOT / "rlenhance" / "weights" / weights)["extra"]
+    cfg = module.check(module.PRESETS[preset]())
+    if "config" in extra:  # the whole resolved config: all of it but where the run went and its machine
+        machine = {"out", "threads", "device", "resume"}
+        recorded, preset_config = (config.flatten(c) for c in (extra["config"], config.to_dict(cfg)))
+        assert ({k: v for k, v in recorded.items() if k.rsplit(".", 1)[-1] not in machine}
+                == {k: v for k, v in preset_config.items() if k.rsplit(".", 1)[-1] not in machine})
+        return
+    recorded = extra.get("args")
     if recorded is None:
         pytest.skip(f"{weights} records no training settings")
-    cfg = module.check(module.PRESETS[preset]())
     for flat, path in {**RECORDED, **names}.items():
         if flat not in recorded or (flat == "predictor" and not str(recorded[flat]).startswith("rlenhance/")):
             continue
