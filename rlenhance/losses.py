@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlenhance.errors import ImageError
-from rlenhance.metrics import _as_batch, _as_batch_pair, ssim
+from rlenhance.metrics import _as_batch, _as_batch_pair, _check_size, ssim
 
 __all__ = [
     "NonReferenceLoss",
@@ -50,12 +50,6 @@ __all__ = [
 ]
 
 LossOutput = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
-
-
-def _check_size(value: int, name: str) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is a positive int."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def _patch_means(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -577,19 +571,7 @@ def mse_loss(x: torch.Tensor, y: torch.Tensor, *, return_map: bool = False) -> L
 
 
 def l1_loss(x: torch.Tensor, y: torch.Tensor, *, return_map: bool = False) -> LossOutput:
-    """Mean absolute error per image, over channels and pixels.
-
-    Args:
-        x: Prediction(s), float, shape (B, C, H, W) or (C, H, W).
-        y: Target(s), same shape.
-        return_map: Also return the per-pixel map (channel mean of the absolute error).
-
-    Returns:
-        ``values`` (B,), or ``(values, map)`` with ``map`` (B, 1, H, W) and
-        ``values == map.mean(dim=(1, 2, 3))``.
-
-    Raises:
-        ImageError: on malformed or mismatched tensors.
-    """
+    """Mean absolute error per image, over channels and pixels: :func:`mse_loss` (same arguments,
+    shapes and errors) with ``|x - y|`` in place of ``(x - y)^2``."""
     x, y = _as_batch_pair(x, y)
     return _finish((x - y).abs().mean(dim=1, keepdim=True), return_map)
