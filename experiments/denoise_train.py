@@ -50,6 +50,7 @@ from agents.rollout import rollout_images
 from envs.checkpoints import rollout_policy_spec
 from experiments import config
 from experiments.config import Cost, Preset
+from experiments.loop import open_run, parse_run
 from experiments.rl_common import (
     RL_FLAGS,
     RLConfig,
@@ -62,7 +63,6 @@ from experiments.rl_common import (
     fit,
     make_agent,
     map_captions,
-    open_run,
     run_cli,
     setup,
     split_seed,
@@ -356,10 +356,11 @@ def grid_captions(cfg: Config) -> tuple[str, ...]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Config:
-    """The command line as the run takes it: preset, config file, flags and ``--set`` resolved and checked."""
-    return config.parse(Config, sys.argv[1:] if argv is None else argv, presets=PRESETS, flags=FLAGS,
-                        prog="denoise_train", description=__doc__.split("\n\n")[0], check=check,
-                        estimate=estimate_seconds)
+    """The command line as the run takes it: preset, config file, flags and ``--set`` resolved and checked
+    (:func:`experiments.loop.parse_run`: ``--resume`` continues a run with its own config)."""
+    return parse_run(Config, sys.argv[1:] if argv is None else argv, presets=PRESETS, flags=FLAGS,
+                     prog="denoise_train", description=__doc__.split("\n\n")[0], check=check,
+                     estimate=estimate_seconds)
 
 
 def main(argv: Sequence[str] | None = None) -> Path:

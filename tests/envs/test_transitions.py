@@ -95,11 +95,13 @@ def test_completion_inference_is_a_greedy_rollout_of_the_checkpoints_env(tmp_pat
 
 
 # --- one source of defaults --------------------------------------------------------------------------
-#: Per env id: the policy whose env the id's defaults are (a shipped file, or a recipe's untrained
-#: policy: tests.recipes), and the kwargs of its env that the defaults leave out, with why.
+#: Per env id: the policy whose training env the id's defaults are (a shipped file, or a recipe's
+#: untrained policy: tests.recipes), and the kwargs of its checkpoint's env that the defaults leave out,
+#: with why.
 SHIPPED = {
-    # the episode length drawn at random in training (4-10 steps): the registered length is the fixed 10
-    "rlenhance/LowLight-v0": ("lowlight_a3c.pt", {"min_episode_steps"}),
+    # the episode length drawn at random in training (4-10 steps): the registered length is the fixed 10;
+    # the overshoot cap: inference's, the training env had none
+    "rlenhance/LowLight-v0": ("lowlight_a3c.pt", {"min_episode_steps", "max_overshoot", "overshoot_weighted"}),
     # reading the predictor's output needs the predictor (a supervised model): make_for_checkpoint loads it
     "rlenhance/Denoise-v0": ("a3c_denoise", {"observe_prediction"}),
     "rlenhance/Completion-v0": ("a3c_completion", set()),
@@ -128,7 +130,7 @@ def _plain(value):
 
 
 @pytest.mark.parametrize("env_id", sorted(SHIPPED))
-def test_the_registered_defaults_are_the_env_of_the_shipped_policy(env_id, tmp_path):
+def test_the_registered_defaults_are_the_training_env_of_each_tasks_recipe(env_id, tmp_path):
     name, left_out = SHIPPED[env_id]
     path = _policy(name, tmp_path)
     checkpoint_id, kwargs = env_kwargs_for_checkpoint(path)
@@ -141,7 +143,8 @@ def test_the_registered_defaults_are_the_env_of_the_shipped_policy(env_id, tmp_p
         assert _plain(value) == _plain(defaults[key]), key
     spec = load_checkpoint(path)["extra"][SPEC_KEY]
     default_transition = envs.make_vec(env_id).task.transition
-    expected = spec.transition if env_id.startswith("rlenhance/LowLight") else \
+    expected = dataclasses.replace(spec.transition, max_overshoot=None, overshoot_reference=None) \
+        if env_id.startswith("rlenhance/LowLight") else \
         dataclasses.replace(spec.transition, predict=False)  # the default env has no predictor
     assert default_transition == expected
     assert gym.make(env_id).unwrapped.task.transition == dataclasses.replace(expected, steps=None)
