@@ -444,19 +444,12 @@ def nonreference_loss(
 
 
 class NonReferenceLoss(nn.Module):
-    """Module form of :func:`nonreference_loss`, holding its weights and parameters.
-
-    Args:
-        w_exposure: Weight of the exposure term, >= 0.
-        w_color: Weight of the colour-constancy term, >= 0.
-        w_spatial: Weight of the spatial-consistency term, >= 0.
-        w_smooth: Weight of the illumination-smoothness term, >= 0.
-        exposure_target: Well-exposedness level E.
-        patch_size: Patch side of the exposure term.
-        region_size: Region side of the spatial-consistency term.
+    """Module form of :func:`nonreference_loss`, holding its keyword arguments (the same names and
+    defaults, checked when the module is built): :attr:`params`.
 
     Raises:
-        ValueError: naming the weight when a weight is negative or not finite.
+        ValueError: naming the argument when a weight is negative or not finite, or a size is not a
+            positive int.
 
     Example:
         >>> loss = NonReferenceLoss(w_exposure=80.0)
@@ -482,13 +475,9 @@ class NonReferenceLoss(nn.Module):
         )
         _check_size(patch_size, "patch_size")
         _check_size(region_size, "region_size")
-        self.w_exposure = w_exposure
-        self.w_color = w_color
-        self.w_spatial = w_spatial
-        self.w_smooth = w_smooth
-        self.exposure_target = exposure_target
-        self.patch_size = patch_size
-        self.region_size = region_size
+        #: The keyword arguments of :func:`nonreference_loss` the module applies.
+        self.params = dict(w_exposure=w_exposure, w_color=w_color, w_spatial=w_spatial, w_smooth=w_smooth,
+                           exposure_target=exposure_target, patch_size=patch_size, region_size=region_size)
 
     def forward(
         self,
@@ -499,26 +488,10 @@ class NonReferenceLoss(nn.Module):
         return_map: bool = False,
     ) -> LossOutput:
         """See :func:`nonreference_loss`."""
-        return nonreference_loss(
-            enhanced,
-            original,
-            alpha,
-            w_exposure=self.w_exposure,
-            w_color=self.w_color,
-            w_spatial=self.w_spatial,
-            w_smooth=self.w_smooth,
-            exposure_target=self.exposure_target,
-            patch_size=self.patch_size,
-            region_size=self.region_size,
-            return_map=return_map,
-        )
+        return nonreference_loss(enhanced, original, alpha, **self.params, return_map=return_map)
 
     def extra_repr(self) -> str:
-        return (
-            f"w_exposure={self.w_exposure}, w_color={self.w_color}, w_spatial={self.w_spatial}, "
-            f"w_smooth={self.w_smooth}, exposure_target={self.exposure_target}, "
-            f"patch_size={self.patch_size}, region_size={self.region_size}"
-        )
+        return ", ".join(f"{name}={value}" for name, value in self.params.items())
 
 
 def ssim_loss(
