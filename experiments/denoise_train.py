@@ -52,10 +52,9 @@ from agents.rollout import rollout_images
 from envs.checkpoints import rollout_policy_spec
 from experiments import config
 from experiments.config import Cost, Preset
-from experiments.loop import open_run, parse_run
+from experiments.loop import DataSplits, open_run, parse_run
 from experiments.rl_common import (
     RL_FLAGS,
-    DataSplits,
     RLConfig,
     RLRunSettings,
     Track,

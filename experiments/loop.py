@@ -60,7 +60,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -73,6 +73,7 @@ from rlenhance.checkpoint import load_checkpoint, load_state_dict_strict
 __all__ = [
     "Callback",
     "Checkpoints",
+    "DataSplits",
     "Loop",
     "LoopState",
     "Progress",
@@ -107,6 +108,32 @@ SPLIT_NAMES = MappingProxyType({"tune": "tuning", "val": "validation"})
 LONG_RUN_S = 1800.0
 #: Largest ``run.seed`` (NumPy's global seed limit).
 MAX_SEED = 2**32 - 1
+
+
+class DataSplits(NamedTuple):
+    """A trainer's data sets: it trains on ``train``, picks best.pt on ``tune`` (None: a run without a
+    tuning split picks on ``val``) and reports best.pt on ``val`` (:class:`Loop`'s ``split`` and
+    ``report``); ``test`` (None without one) is scored at every evaluation and reported only."""
+
+    train: Any
+    tune: Any | None
+    val: Any
+    test: Any | None = None
+
+    @property
+    def split(self) -> str:
+        """The split that picks best.pt: "tune", or "val" without a tuning split."""
+        return "val" if self.tune is None else "tune"
+
+    @property
+    def picking(self) -> Any:
+        """The data set whose evaluations pick best.pt."""
+        return self.val if self.tune is None else self.tune
+
+    @property
+    def reported(self) -> Any | None:
+        """The data set best.pt is reported on after the run (None: it picked on it already)."""
+        return None if self.tune is None else self.val
 
 
 @dataclass
@@ -145,7 +172,7 @@ class Callback:
         """A signal stops the run at ``loop.state.step`` (rank 0 saves here)."""
 
     def on_end(self, loop: Loop) -> None:
-        """The run finished its ``total`` steps and its last evaluation."""
+        """The run finished its ``total`` steps, its last evaluation and its report."""
 
 
 class Loop:
@@ -355,12 +382,12 @@ class Loop:
         return run.dir
 
     def _finish(self) -> None:
-        """The callbacks' ``on_end``, the report and the summary table."""
-        for callback in self.callbacks:
-            callback.on_end(self)
+        """The report, the callbacks' ``on_end`` (they may read ``state.report``) and the summary table."""
         if self.report is not None and not self.state.report:  # a finished run resumed has its report
             self._report()
             self.save("last", with_state=True)  # recorded: a resumed finished run reports the same
+        for callback in self.callbacks:
+            callback.on_end(self)
         if self.summary_row is not None:
             row = {**self.summary_row(self.state),
                    **{f"val_{k.split('/', 1)[-1]}": v for k, v in self.state.report.items() if k != "eval/seconds"}}

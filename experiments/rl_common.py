@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import gymnasium as gym
 import torch
@@ -72,7 +72,6 @@ from rlenhance.models.policy import PixelActorCritic
 
 __all__ = [
     "A3CSettings",
-    "DataSplits",
     "EPISODE_SEED_STRIDE",
     "ModelSettings",
     "RLConfig",
@@ -274,32 +273,6 @@ def check_fractions(val_fraction: float, tune_fraction: float) -> None:
     if not 0.0 <= tune_fraction < 1.0:
         raise ValueError(f"task.tune_fraction {tune_fraction}: expected a number in [0, 1) (0: no tuning split; "
                          "the validation split then picks best.pt)")
-
-
-class DataSplits(NamedTuple):
-    """A trainer's data sets: it trains on ``train``, picks best.pt on ``tune`` (None: a run without a
-    tuning split picks on ``val``) and reports best.pt on ``val``; ``test`` (None without one) is
-    scored at every evaluation and reported only."""
-
-    train: Any
-    tune: Any | None
-    val: Any
-    test: Any | None
-
-    @property
-    def split(self) -> str:
-        """The split that picks best.pt: "tune", or "val" without a tuning split."""
-        return "val" if self.tune is None else "tune"
-
-    @property
-    def picking(self) -> Any:
-        """The data set whose evaluations pick best.pt."""
-        return self.val if self.tune is None else self.tune
-
-    @property
-    def reported(self) -> Any | None:
-        """The data set best.pt is reported on after the run (None: it picked on it already)."""
-        return None if self.tune is None else self.val
 
 
 def env_defaults(env_id: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from envs.base import episode_rows
+from experiments.loop import DataSplits
 from experiments.sigmas import (
     draw_levels,
     has_real_noise,
@@ -255,34 +256,25 @@ def image_channels(args: Settings) -> int:
     return 1 if args.task == "denoise" and args.gray else 3
 
 
-class Datasets(NamedTuple):
-    """A run's images: it trains on ``train``, picks best.pt on ``tune`` (None with ``data.tune_fraction``
-    0: on ``val``) and reports best.pt on ``val``."""
-
-    train: Any
-    tune: Any | None
-    val: Any
-
-
-def open_datasets(args: Settings) -> Datasets:
+def open_datasets(args: Settings) -> DataSplits:
     """The train, tune and val datasets, resized to ``data.resize`` if given; see the ``--data`` help for
     the layouts read per task. The splits are by scene, seed 0 (:func:`rlenhance.data.split_names`)."""
     parts = _open_datasets(args)
     if args.resize:
         size = (args.resize[0], args.resize[-1])
-        parts = Datasets(*(None if part is None else ResizedImages(part, size=size) for part in parts))
+        parts = DataSplits(*(None if part is None else ResizedImages(part, size=size) for part in parts))
     return parts
 
 
-def _open_datasets(args: Settings) -> Datasets:
+def _open_datasets(args: Settings) -> DataSplits:
     gray = image_channels(args) == 1
     names = ("train", "tune", "val") if args.tune_fraction else ("train", "val")
     split = dict(val_fraction=VAL_FRACTION, tune_fraction=args.tune_fraction)
     if args.data is None:
         images = DEFAULT_GRAY_IMAGES if gray else DEFAULT_COLOR_IMAGES
         parts = split_names(images, group=None, **split)
-        return Datasets(**{name: BuiltinImages(names=getattr(parts, name), gray=gray) if name in names else None
-                           for name in Datasets._fields})
+        return DataSplits(**{name: BuiltinImages(names=getattr(parts, name), gray=gray) if name in names else None
+                             for name in ("train", "tune", "val")})
     root = Path(args.data)
     if not root.is_dir():
         raise DatasetError(f"--data {root}: not a folder")
@@ -294,7 +286,7 @@ def _open_datasets(args: Settings) -> Datasets:
                                             mask_rule=args.mask_rule if name == "train" else "estimate", **split)
     else:  # denoise: real noisy / clean pairs (NoisyPairs), else clean images; split seed 0 as the other tasks'
         opener = lambda name: open_dataset(root, kind="clean", split=name, gray=gray, seed=0, **split)  # noqa: E731
-    parts = Datasets(**{name: opener(name) if name in names else None for name in Datasets._fields})
+    parts = DataSplits(**{name: opener(name) if name in names else None for name in ("train", "tune", "val")})
     if args.task == "lowlight":
         scales = {part.scale for part in parts if part is not None}
         if scales - {1, args.upscale}:

@@ -390,9 +390,9 @@ class SupervisedTrainer:
         self.train_set = data.train
         #: the split whose crops pick best.pt ("tune", or "val" without a tuning split), its crops, and the
         #: validation crops best.pt is reported on after the run (None: it picked on them)
-        self.split = "val" if data.tune is None else "tune"
-        self.vals = validation_sets(args, data.val if data.tune is None else data.tune)
-        self.reported = None if data.tune is None else validation_sets(args, data.val)
+        self.split = data.split
+        self.vals = validation_sets(args, data.picking)
+        self.reported = None if data.reported is None else validation_sets(args, data.reported)
         self.model = build = _network(args).to(device)
         # DistributedDataParallel under torchrun; `model` stays the network that checkpoints save and validation runs
         self.trained = wrap(build, ranks, device)

@@ -405,36 +405,34 @@ class PolicyDenoiser(_PlanesDenoiser):
             return self._level_rollout(image, actions)
         if prediction is None and self.predictor is not None:
             prediction = self.predictor(image)
-        size = image.shape[-2:]
         hidden = None
         for _ in range(self.steps):
             seen = {"image": image, "prediction": prediction} if self.observe_prediction else {"image": image}
-            out = self.policy(build_policy_input(seen)[0], None, hidden, full_resolution=not self.block_actions,
-                              with_value=False)
-            chosen = self.policy.predict(out)
-            if self.block_actions:
-                chosen = blocks_to_pixels(chosen, self.policy.downscale, size)
-            if actions is not None:
-                actions.append(chosen)
+            chosen, hidden = self._act(seen, hidden, actions)
             image = self.transition.step(image, chosen, prediction)
-            hidden = out.hidden
         return image.clamp(0.0, 1.0)
+
+    def _act(self, seen: dict[str, Tensor], hidden: Tensor | None,
+             actions: list[Tensor] | None) -> tuple[Tensor, Tensor | None]:
+        """The policy's greedy step on the observation ``seen``: its action ids per pixel, int64 (B, 1, H, W)
+        (block actions repeated over the block; appended to ``actions`` when given), and its new hidden state."""
+        out = self.policy(build_policy_input(seen)[0], None, hidden, full_resolution=not self.block_actions,
+                          with_value=False)
+        chosen = self.policy.predict(out).long()
+        if self.block_actions:
+            chosen = blocks_to_pixels(chosen, self.policy.downscale, seen["image"].shape[-2:])
+        if actions is not None:
+            actions.append(chosen)
+        return chosen, out.hidden
 
     def _level_rollout(self, noisy: Tensor, actions: list[Tensor] | None = None) -> Tensor:
         """A noise-level map policy's rollout: the map starts at the image's level (the predictor's
         ``sigma`` or estimate), each step scales it per pixel, and the noise-map denoiser runs once
         on the last map (the policy sees the noisy image and the map, never the output)."""
-        size = noisy.shape[-2:]
-        level = self.predictor.levels(noisy).expand(-1, 1, *size).clamp(0.0, self.transition.max_level)
+        level = self.predictor.levels(noisy).expand(-1, 1, *noisy.shape[-2:]).clamp(0.0, self.transition.max_level)
         for _ in range(self.steps):
-            seen = {"image": noisy, "level": self.transition.level_observation(noisy, level)}
-            out = self.policy(build_policy_input(seen)[0], None, None, full_resolution=not self.block_actions,
-                              with_value=False)
-            chosen = self.policy.predict(out)
-            if self.block_actions:
-                chosen = blocks_to_pixels(chosen, self.policy.downscale, size)
-            if actions is not None:
-                actions.append(chosen.long())
+            chosen, _ = self._act({"image": noisy, "level": self.transition.level_observation(noisy, level)}, None,
+                                  actions)
             level = self.transition.next_level(level, chosen)
         return self.predictor.with_level(noisy, level)
 
