@@ -33,8 +33,8 @@ A policy trained with a predictor (``--predictor``: a supervised model's output 
 per-pixel action) needs it back: :func:`load_predictor` loads a checkpoint of
 ``experiments.supervised_train`` as a completion or a denoise predictor, and
 :func:`load_rollout_policy` the one its spec records (an absolute path, else one of that name beside
-the policy's checkpoint or in ``rlenhance/weights/``; a bare name, as the shipped policies record, only
-there: :func:`rlenhance.denoisers.find_predictor`).
+the policy's checkpoint or in ``rlenhance/weights/``; a bare name only there:
+:func:`rlenhance.denoisers.find_predictor`).
 
 The task object is never modified: the rollout runs on a shallow copy resized to the images
 (:func:`task_view`), so a training env can lend its task to evaluation between episodes.

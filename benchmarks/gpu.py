@@ -21,9 +21,9 @@ Prints three markdown tables, each as soon as it is measured, with the commands 
 3. **inference**, in this process with the threads the ``rlenhance`` command takes: ``Enhancer`` on
    a dark 600x400 and a ``--megapixels`` image (uint8 in and out, as the command), and the gray
    models of ``load_denoiser`` (``ffdnet``, the default, blind: the level estimated in the timed
-   call; ``mrpnet``; PixelRL's ``a3c``) on a noisy 481x321 crop of scikit-image's camera photo
-   (sigma 25), and the gray ``ffdnet`` on a colour 481x321 crop of the coffee photo (its opponent
-   colour planes); each model built on the device, called
+   call; ``mrpnet``) on a noisy 481x321 crop of scikit-image's camera photo (sigma 25), the gray
+   ``ffdnet`` on a colour 481x321 crop of the coffee photo (its opponent colour planes) and the
+   colour PixelRL ``a3c`` on it; each model built on the device, called
    ``--warmup-calls`` times, then timed over ``--calls`` calls (``--large-calls`` for the large
    image) with ``torch.cuda.synchronize()`` before and after each: median ms per image, images/s.
 
@@ -298,9 +298,9 @@ def inference_cases(args: argparse.Namespace) -> list[tuple[str, str, Callable[[
             return lambda: enhancer.enhance_array(image, dtype=np.uint8)
         return build
 
-    def denoise(model: str, image: np.ndarray = noisy) -> Callable[[str], Callable[[], object]]:
+    def denoise(model: str, image: np.ndarray = noisy, channels: int = 1) -> Callable[[str], Callable[[], object]]:
         def build(device: str) -> Callable[[], object]:
-            denoiser = load_denoiser(model, channels=1, device=device)
+            denoiser = load_denoiser(model, channels=channels, device=device)
             return lambda: denoiser.restore(image)
         return build
 
@@ -313,7 +313,7 @@ def inference_cases(args: argparse.Namespace) -> list[tuple[str, str, Callable[[
         ("load_denoiser('ffdnet', channels=1)", gray, denoise("ffdnet"), args.calls),
         ("load_denoiser('ffdnet', channels=1)", rgb, denoise("ffdnet", colour), args.calls),
         ("load_denoiser('mrpnet', channels=1)", gray, denoise("mrpnet"), args.calls),
-        ("load_denoiser('a3c', channels=1)", gray, denoise("a3c"), args.calls),
+        ("load_denoiser('a3c', channels=3)", rgb, denoise("a3c", colour, 3), args.calls),
     ]
 
 

@@ -4,8 +4,10 @@
 >>> env = gym.make("rlenhance/LowLight-v0", crop=32)        # one image, numpy
 >>> venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=8, device="cpu")  # batched torch
 
-:func:`make_for_checkpoint` gives the env a policy checkpoint was trained in (:func:`env_kwargs_for_checkpoint`
-its id and keyword arguments); without keyword arguments each id is the MDP of the shipped policy of its task.
+:func:`make_for_checkpoint` gives the env whose rollout is a policy checkpoint's inference (its training env;
+a low-light policy's with the overshoot cap and steps inference applies; :func:`env_kwargs_for_checkpoint` its
+id and keyword arguments); without keyword arguments each id is the MDP its task's recipe trains in (the shipped
+low-light policy's; the denoising and completion recipes over FFDNet and the U-Net).
 
 ``max_episode_steps`` is each id's episode length: ``gym.make`` gives it to gymnasium's ``TimeLimit``
 wrapper (the one-image env never ends an episode by itself, as CartPole), ``make_vec`` to the vector

@@ -1,12 +1,16 @@
-"""The env a checkpoint's policy was trained in: :func:`env_kwargs_for_checkpoint`, :func:`make_for_checkpoint`.
+"""The env of a policy checkpoint: :func:`env_kwargs_for_checkpoint`, :func:`make_for_checkpoint`.
 
-A policy checkpoint's spec holds its transition (:mod:`rlenhance.transitions`) and the rest of its
-training env's keyword arguments; these functions turn them back into the registered env, so a
-rollout of that env is what inference computes (the shipped models' ones are the registered
-defaults: ``gym.make(id)`` is the MDP of the shipped policy of its task).
+A policy checkpoint's spec holds its transition (:mod:`rlenhance.transitions`: the step inference
+takes) and the rest of its training env's keyword arguments; these functions turn them back into the
+registered env stepping that transition, so a rollout of that env is what inference computes. For a
+denoising or completion policy that is the env it was trained in. A low-light policy's transition
+also holds what inference alone applies: the overshoot cap (``max_overshoot``, ``overshoot_weighted``;
+its training env had none, the env's default) and the test-time number of steps. Without keyword
+arguments each registered id is the MDP its task's recipe trains in (``gym.make(id)``: the low-light
+one of the shipped policy, the denoising and completion ones of the recipes over FFDNet and the U-Net).
 
 >>> import envs
->>> env_id, kwargs = envs.env_kwargs_for_checkpoint("rlenhance/weights/a3c_completion.pt")  # doctest: +SKIP
+>>> env_id, kwargs = envs.env_kwargs_for_checkpoint("runs/completion_train/checkpoints/best.pt")  # doctest: +SKIP
 >>> venv = envs.make_for_checkpoint("rlenhance/weights/lowlight_a3c.pt", num_envs=4)       # doctest: +SKIP
 """
 
@@ -117,8 +121,9 @@ def rollout_policy_spec(task: str, env_kwargs: Mapping[str, Any], *, block_actio
 
 
 def env_kwargs_for_checkpoint(path: str | os.PathLike[str]) -> tuple[str, dict[str, Any]]:
-    """``(env_id, kwargs)`` of the env a policy checkpoint was trained in: ``envs.make_vec(env_id, **kwargs)``
-    (a denoising / completion policy trained with a predictor also needs ``predictor=``).
+    """``(env_id, kwargs)`` of the env that steps a policy checkpoint's transition (its training env; for a
+    low-light policy with the inference cap and steps, see the module docstring): ``envs.make_vec(env_id,
+    **kwargs)`` (a denoising / completion policy trained with a predictor also needs ``predictor=``).
 
     Raises:
         CheckpointError: not a policy checkpoint (the message says what it is).

@@ -225,7 +225,7 @@ class CompletionEnv(PixelEnv):
 
     ## Version History
     * v0: initial version. Since then, under the same id: the default crop is the bedroom images' 224
-      (the shipped policy's; before: 64); and (episodes of the registered length and valid
+      (the ``over-unet`` recipe's; before: 64); and (episodes of the registered length and valid
       float images are unchanged): the one-image env no longer truncates by itself, so ``gym.make(id,
       max_episode_steps=N)`` gives N steps (before, an N above 5 still stopped at step 5);
       ``render_mode="rgb_array"``; ``reset(options=...)`` refuses images of another layout, channel

@@ -320,7 +320,7 @@ class DenoiseEnv(PixelEnv):
     ## Starting State
     A random crop (and flips) of a clean image of ``data`` (None = the embedded scikit-image photos
     in gray) plus Gaussian noise of standard deviation ``sigma`` / 255, where ``sigma`` is one value
-    or a sequence sampled per episode (default 15, 25 and 50: the shipped policy's, a blind denoiser);
+    or a sequence sampled per episode (default 15, 25 and 50: the ``over-ffdnet`` recipe's, a blind denoiser);
     or ``reset(options={"clean": ..., "noisy": ...})``.
     With ``noise_ramp`` the level varies across each crop: linear between two levels drawn uniformly
     from the range of ``sigma``, in a random direction (:func:`rlenhance.data.noise_ramp`).
@@ -352,8 +352,8 @@ class DenoiseEnv(PixelEnv):
     in three equal channels).
 
     ## Version History
-    * v0: initial version. Since then, under the same id: the default ``sigma`` is the shipped blind
-      policy's 15 / 25 / 50 (before: 25); and (episodes of the registered length and valid
+    * v0: initial version. Since then, under the same id: the default ``sigma`` is the blind
+      ``over-ffdnet`` recipe's 15 / 25 / 50 (before: 25); and (episodes of the registered length and valid
       float images are unchanged): the one-image env no longer truncates by itself, so ``gym.make(id,
       max_episode_steps=N)`` gives N steps (before, an N above 5 still stopped at step 5);
       ``render_mode="rgb_array"``; ``reset(options=...)`` refuses images of another layout, channel

@@ -67,8 +67,8 @@ class LowLightTask(PixelTask):
         smooth_power: int = 1,
         cond_encoding: str = "log",
         weight_draw: str = "one",
-        max_overshoot: float | None = 0.04,
-        overshoot_weighted: bool = True,
+        max_overshoot: float | None = None,
+        overshoot_weighted: bool = False,
         **common: Any,
     ):
         super().__init__(num_envs, max_episode_steps=max_episode_steps, crop=crop, data_kind="paired", **common)
@@ -445,13 +445,14 @@ class LowLightEnv(PixelEnv):
     (``envs.make_vec(id, max_episode_steps=N)``) truncates its B episodes itself.
 
     ## Arguments
-    Without arguments the env is the shipped policy's (``rlenhance/weights/lowlight_a3c.pt``, whose
-    checkpoint holds the same transition and arguments: ``envs.make_for_checkpoint``): the default table
-    on one alpha channel, conditioned on exposure 0.3-0.8 and each weight over its ``DEFAULT_WEIGHT_RANGES``
-    (log-encoded, one drawn per image), defaults exposure 0.4, ``w_exposure`` 300, ``w_color`` 20,
-    ``w_spatial`` 1, ``w_smooth`` 10, 32-px exposure patches with the image mean weighted 4 and relative
-    errors, the exposure-gap plane observed, the smoothness left to the agent (power 1) and the 0.04 cap
-    weighted by the exposure weight. Those of :class:`envs.base.PixelTask` (``data``, ``split``,
+    Without arguments the env is the one the shipped policy (``rlenhance/weights/lowlight_a3c.pt``) was
+    trained in: the default table on one alpha channel, conditioned on exposure 0.3-0.8 and each weight
+    over its ``DEFAULT_WEIGHT_RANGES`` (log-encoded, one drawn per image), defaults exposure 0.4,
+    ``w_exposure`` 300, ``w_color`` 20, ``w_spatial`` 1, ``w_smooth`` 10, 32-px exposure patches with the
+    image mean weighted 4 and relative errors, the exposure-gap plane observed, the smoothness left to the
+    agent (power 1) and no cap. The cap is inference's: a policy's checkpoint records the one the
+    Enhancer applies (the shipped policy's: 0.04, weighted by the exposure weight), and
+    ``envs.make_for_checkpoint`` builds the env with it. Those of :class:`envs.base.PixelTask` (``data``, ``split``,
     ``split_seed``, ``crop`` (128),
     ``device``, ``validate_actions``), ``action_type``, ``alpha_channels``, ``alpha_table``,
     ``damping``, ``reward``, ``w_exposure``, ``w_color``, ``w_spatial``, ``w_smooth``,

@@ -2,7 +2,7 @@
 
     python -m experiments.completion_train                                # embedded photos, synthetic holes
     python -m experiments.completion_train --data ../shared/data/bedroom/train
-    python -m experiments.completion_train --preset shipped               # the shipped a3c_completion.pt
+    python -m experiments.completion_train --preset over-unet             # A3C over the shipped U-Net's pixel
     python -m experiments.completion_train --data ../shared/data/bedroom/train \\
         --predictor rlenhance/weights/unet_completion.pt                  # + "take the U-Net's pixel"
     python -m experiments.completion_train --data ../shared/data/bedroom/train --set model.backbone=pixelrnn \\
@@ -47,6 +47,7 @@ from agents.rollout import load_predictor, rollout_images
 from envs.checkpoints import rollout_policy_spec
 from experiments import config
 from experiments.config import Cost, Preset
+from experiments.loop import open_run, parse_run
 from experiments.rl_common import (
     RL_FLAGS,
     RLConfig,
@@ -59,7 +60,6 @@ from experiments.rl_common import (
     fit,
     make_agent,
     map_captions,
-    open_run,
     run_cli,
     setup,
     split_seed,
@@ -129,10 +129,10 @@ class Config(RLConfig):
     run: RLRunSettings = RLRunSettings(episodes=100, batch=8, eval_every=50, out="runs/completion_train")
 
 
-def shipped() -> Config:
-    """The shipped rlenhance/weights/a3c_completion.pt: A3C over the bedroom pairs' whole 224 px images
-    with the shipped completion U-Net's pixel as an extra action, 8 crops an episode at half-resolution
-    actions, 150 episodes evaluated every 50 (its best.pt: episode 100)."""
+def over_unet() -> Config:
+    """A3C over the bedroom pairs' whole 224 px images with the shipped completion U-Net's pixel as an
+    extra action, 8 crops an episode at half-resolution actions, 150 episodes evaluated every 50. Not
+    shipped: its best.pt took the U-Net's pixel everywhere (rlenhance/weights/README.md)."""
     return config.replace_path(Config(), {
         "task.data": "../shared/data/bedroom/train", "task.predictor": "rlenhance/weights/unet_completion.pt",
         "task.crop": 224, "model.downscale": 2, "run.episodes": 150, "run.eval_every": 50})
@@ -141,7 +141,7 @@ def shipped() -> Config:
 #: ``--preset NAME`` -> the config it names (its docstring says what it reproduces) and its cost: seconds per
 #: episode (evaluations included) on 2 CPU cores; on a GPU not measured (the U-Net predictor, 43 MB, did not fit the
 #: transfer to the GPU machine).
-PRESETS: Mapping[str, Preset] = MappingProxyType({"shipped": Preset(shipped, cpu=Cost(5.2))})
+PRESETS: Mapping[str, Preset] = MappingProxyType({"over-unet": Preset(over_unet, cpu=Cost(5.2))})
 #: The named flags (everything else: ``--set SECTION.KEY=VALUE``).
 FLAGS: Mapping[str, str] = MappingProxyType({
     **RL_FLAGS, "data": "task.data", "test": "task.test", "occlusion": "task.occlusion",
@@ -260,10 +260,11 @@ def grid_captions(cfg: Config) -> tuple[str, ...]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Config:
-    """The command line as the run takes it: preset, config file, flags and ``--set`` resolved and checked."""
-    return config.parse(Config, sys.argv[1:] if argv is None else argv, presets=PRESETS, flags=FLAGS,
-                        prog="completion_train", description=__doc__.split("\n\n")[0], check=check,
-                        estimate=estimate_seconds)
+    """The command line as the run takes it: preset, config file, flags and ``--set`` resolved and checked
+    (:func:`experiments.loop.parse_run`: ``--resume`` continues a run with its own config)."""
+    return parse_run(Config, sys.argv[1:] if argv is None else argv, presets=PRESETS, flags=FLAGS,
+                     prog="completion_train", description=__doc__.split("\n\n")[0], check=check,
+                     estimate=estimate_seconds)
 
 
 def main(argv: Sequence[str] | None = None) -> Path:

@@ -108,9 +108,9 @@ class Preset:
 
 # --- docs --------------------------------------------------------------------------------------
 def field_docs(config_class: type) -> dict[str, str]:
-    """The attribute docstrings of a dataclass (the string literal under each field), by field
-    name, on one line each ({} when its source cannot be read)."""
-    docs: dict[str, str] = {}
+    """The attribute docstrings of a dataclass (the string literal under each field, or a field's
+    ``metadata["doc"]``), by field name, on one line each ({} when there are none)."""
+    docs = {f.name: f.metadata["doc"] for f in dataclasses.fields(config_class) if "doc" in f.metadata}
     for klass in reversed(config_class.__mro__):
         if not dataclasses.is_dataclass(klass):
             continue

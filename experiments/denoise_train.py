@@ -3,7 +3,7 @@
     python -m experiments.denoise_train                                   # embedded photos, a few minutes on CPU
     python -m experiments.denoise_train --data ../shared/data/bsd/train432 --test ../shared/data/bsd/BSD68
     python -m experiments.denoise_train --preset pixelrl --data ../shared/data/bsd/train432   # PixelRL's network
-    python -m experiments.denoise_train --preset shipped                  # the shipped a3c_denoise.pt
+    python -m experiments.denoise_train --preset over-ffdnet              # blind gray A3C over FFDNet's pixel
     python -m experiments.denoise_train --agent sac                        # discrete pixel-wise SAC
     python -m experiments.denoise_train --no-gray --sigma 5 15 25 35 50    # a blind colour denoiser
     python -m experiments.denoise_train --predictor rlenhance/weights/mrpnet_denoise.pt   # + "take MRPNet's pixel"
@@ -50,6 +50,7 @@ from agents.rollout import rollout_images
 from envs.checkpoints import rollout_policy_spec
 from experiments import config
 from experiments.config import Cost, Preset
+from experiments.loop import open_run, parse_run
 from experiments.rl_common import (
     RL_FLAGS,
     RLConfig,
@@ -62,7 +63,6 @@ from experiments.rl_common import (
     fit,
     make_agent,
     map_captions,
-    open_run,
     run_cli,
     setup,
     split_seed,
@@ -149,25 +149,24 @@ class Config(RLConfig):
     ACTION_REWARDS = True
 
 
-def _shipped_gray(**changes: Any) -> Config:
+def _over_ffdnet(**changes: Any) -> Config:
     return config.replace_path(Config(), {
         "task.data": "../shared/data/bsd/train432", "task.sigma": (15.0, 25.0, 50.0),
         "task.predictor": "rlenhance/weights/ffdnet_denoise.pt", "task.observe_prediction": True,
         "task.eval_images": 16, "model.downscale": 2, **changes})
 
 
-def shipped() -> Config:
-    """The shipped rlenhance/weights/a3c_denoise.pt: blind gray A3C over BSD train432 at sigma 15 / 25 / 50
-    with the shipped FFDNet's pixel as a tenth action it also sees; 3,600 episodes of 32 crops, evaluated
-    every 300 (its best.pt: episode 300)."""
-    return _shipped_gray(**{"a3c.lr_decay": "poly", "run.batch": 32, "run.episodes": 3600, "run.eval_every": 300})
+def over_ffdnet() -> Config:
+    """Blind gray A3C over BSD train432 at sigma 15 / 25 / 50 with the shipped FFDNet's pixel as a tenth
+    action it also sees; 3,600 episodes of 32 crops, evaluated every 300. Not shipped: its best.pt took
+    FFDNet's pixel everywhere (rlenhance/weights/README.md, "RL policies not shipped")."""
+    return _over_ffdnet(**{"a3c.lr_decay": "poly", "run.batch": 32, "run.episodes": 3600, "run.eval_every": 300})
 
 
-def shipped_sac() -> Config:
-    """The shipped rlenhance/weights/sac_denoise.pt: the same task as ``shipped`` with pixel-wise SAC,
-    100 critic and 100 actor updates per episode of 16 crops, every action's reward; 150 episodes
-    evaluated every 25 (its best.pt: episode 25)."""
-    return _shipped_gray(**{"agent": "sac", "sac.updates": 100, "sac.actor_updates": 100,
+def over_ffdnet_sac() -> Config:
+    """The task of ``over-ffdnet`` with pixel-wise SAC, 100 critic and 100 actor updates per episode of 16
+    crops, every action's reward; 150 episodes evaluated every 25. Not shipped, as ``over-ffdnet``."""
+    return _over_ffdnet(**{"agent": "sac", "sac.updates": 100, "sac.actor_updates": 100,
                             "sac.all_action_rewards": True, "run.batch": 16, "run.episodes": 150,
                             "run.eval_every": 25})
 
@@ -219,8 +218,8 @@ LEVEL_SCALES = (0.5, 0.7, 0.85, 1.0, 1.2, 1.4, 2.0)
 #: seconds per episode (evaluations included) on 2 CPU cores; per episode and per evaluation
 #: on one H100 GPU as ``python -m benchmarks.preset_cost --device cuda`` measured it.
 PRESETS: Mapping[str, Preset] = MappingProxyType({
-    "shipped": Preset(shipped, cpu=Cost(1.2), cuda=Cost(0.084, eval_s=3.45)),
-    "shipped-sac": Preset(shipped_sac, cpu=Cost(38.0), cuda=Cost(2.13, eval_s=5.36)),
+    "over-ffdnet": Preset(over_ffdnet, cpu=Cost(1.2), cuda=Cost(0.084, eval_s=3.45)),
+    "over-ffdnet-sac": Preset(over_ffdnet_sac, cpu=Cost(38.0), cuda=Cost(2.13, eval_s=5.36)),
     "color": Preset(color, cpu=Cost(6.8), cuda=Cost(0.053, eval_s=0.2)),
     "color-sac": Preset(color_sac, cpu=Cost(21.0), cuda=Cost(0.117, eval_s=0.3)),
     "pixelrl": Preset(pixelrl, cpu=Cost(80.0), cuda=Cost(0.162, eval_s=0.17)),
@@ -357,10 +356,11 @@ def grid_captions(cfg: Config) -> tuple[str, ...]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Config:
-    """The command line as the run takes it: preset, config file, flags and ``--set`` resolved and checked."""
-    return config.parse(Config, sys.argv[1:] if argv is None else argv, presets=PRESETS, flags=FLAGS,
-                        prog="denoise_train", description=__doc__.split("\n\n")[0], check=check,
-                        estimate=estimate_seconds)
+    """The command line as the run takes it: preset, config file, flags and ``--set`` resolved and checked
+    (:func:`experiments.loop.parse_run`: ``--resume`` continues a run with its own config)."""
+    return parse_run(Config, sys.argv[1:] if argv is None else argv, presets=PRESETS, flags=FLAGS,
+                     prog="denoise_train", description=__doc__.split("\n\n")[0], check=check,
+                     estimate=estimate_seconds)
 
 
 def main(argv: Sequence[str] | None = None) -> Path:

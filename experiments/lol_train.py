@@ -44,6 +44,7 @@ from envs.checkpoints import lowlight_policy_spec
 from envs.lowlight import RELLIE_ALPHAS, REWARDS, WEIGHT_FIELDS, LowLightTask
 from experiments import config
 from experiments.config import Cost, Preset
+from experiments.loop import open_run, parse_run
 from experiments.rl_common import (
     RL_FLAGS,
     A3CSettings,
@@ -57,7 +58,6 @@ from experiments.rl_common import (
     fit,
     make_agent,
     map_captions,
-    open_run,
     run_cli,
     setup,
     split_seed,
@@ -319,7 +319,9 @@ def alpha_table(cfg: Config) -> tuple[float, ...]:
 
 
 def env_kwargs(cfg: Config) -> dict:
-    """The LowLight-v0 arguments of the run's training env (the one place the config becomes the MDP)."""
+    """The LowLight-v0 arguments of the run's training env (the one place the config becomes the MDP); the
+    env's defaults give the rest, no overshoot cap among them (``task.max_overshoot`` is inference's:
+    :func:`inference_spec`)."""
     t, r, ranges = cfg.task, cfg.reward, cfg.ranges
     weight_ranges = {n: tuple(getattr(ranges, n)) for n in WEIGHT_FIELDS} if r.conditioned else {}
     return dict(crop=t.crop, max_episode_steps=t.steps, min_episode_steps=t.min_steps, action_type=t.action,
@@ -331,7 +333,6 @@ def env_kwargs(cfg: Config) -> dict:
                 exposure_mean=r.exposure_mean, exposure_relative=r.exposure_relative, conditioned=r.conditioned,
                 exposure_range=ranges.exposure, weight_range=WEIGHT_RANGE, weight_ranges=weight_ranges,
                 observe_exposure_gap=t.exposure_gap, cond_encoding=COND_ENCODING, weight_draw=WEIGHT_DRAW,
-                max_overshoot=None, overshoot_weighted=False,  # task.max_overshoot is inference's, never training's
                 split="train", split_seed=split_seed(cfg))
 
 
@@ -434,9 +435,10 @@ def use_lines(best: Path, spec: LowLightPolicySpec) -> list[str]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Config:
-    """The command line as the run takes it: preset, config file, flags and ``--set`` resolved and checked."""
-    return config.parse(Config, sys.argv[1:] if argv is None else argv, presets=PRESETS, flags=FLAGS,
-                        prog="lol_train", description=__doc__.split("\n\n")[0], check=check, estimate=estimate_seconds)
+    """The command line as the run takes it: preset, config file, flags and ``--set`` resolved and checked
+    (:func:`experiments.loop.parse_run`: ``--resume`` continues a run with its own config)."""
+    return parse_run(Config, sys.argv[1:] if argv is None else argv, presets=PRESETS, flags=FLAGS,
+                     prog="lol_train", description=__doc__.split("\n\n")[0], check=check, estimate=estimate_seconds)
 
 
 def main(argv: Sequence[str] | None = None) -> Path:

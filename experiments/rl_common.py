@@ -4,10 +4,10 @@ sections of their config, the policy and agent they build, and the RL step of th
 A task module (``experiments.lol_train``, ``experiments.denoise_train``,
 ``experiments.completion_train``) reads top to bottom like a CleanRL script::
 
-    cfg = config.parse(Config, argv, presets=PRESETS, flags=FLAGS, check=check)   # Config subclasses RLConfig
+    cfg = parse_run(Config, argv, presets=PRESETS, flags=FLAGS, check=check)      # Config subclasses RLConfig
     ranks = Ranks.from_env()                          # torchrun's ranks (one process without it)
     device = setup(cfg, ranks)                        # threads, denormals, seeds, device, process group
-    run = open_run(cfg, ranks)                        # --out checked; --resume must keep the run's settings
+    run = open_run(cfg, ranks)                        # --out checked; --resume keeps the run's settings
     venv = make_venv()                                # the task's batched torch vector env (**env_batch(cfg, ranks))
     agent = make_agent(cfg, venv, resume=run.resuming, ranks=ranks)
     fit(cfg, run, agent, venv, make_venv=make_venv, evaluate=..., metric="eval/psnr", spec=...)
@@ -46,7 +46,17 @@ from agents.a3c import A3C, A3CConfig, policy_kwargs_from_env
 from agents.distributed import Ranks
 from agents.sac import SAC, SACConfig
 from experiments.config import Cost, Preset, to_dict, unused_section
-from experiments.loop import TEST_GROUP, Loop, LoopState, check_resume, preset_estimate, run_seconds, standard_callbacks
+from experiments.loop import (
+    RUN_COST_FREE,
+    TEST_GROUP,
+    Loop,
+    LoopState,
+    check_run,
+    preset_estimate,
+    run_seconds,
+    run_section,
+    standard_callbacks,
+)
 from experiments.run_files import action_key, action_map, heatmap, heatmap_key
 from experiments.runs import GRID_CAPTIONS, Run, run_cli, setup_process
 from rlenhance.checkpoint import (
@@ -62,10 +72,8 @@ from rlenhance.models.policy import PixelActorCritic
 
 __all__ = [
     "A3CSettings",
-    "COST_FREE",
     "EPISODE_SEED_STRIDE",
     "ModelSettings",
-    "RESUME_MAY_CHANGE",
     "RLConfig",
     "RLRunSettings",
     "SACSettings",
@@ -81,7 +89,6 @@ __all__ = [
     "make_agent",
     "make_policy",
     "map_captions",
-    "open_run",
     "run_cli",
     "sac_config",
     "setup",
@@ -97,15 +104,6 @@ __all__ = [
 Track = Callable[[Sequence[Any], str], Iterable[Any]]
 #: Episode ``k`` of a run with seed ``s`` resets its env with ``s * EPISODE_SEED_STRIDE + k``.
 EPISODE_SEED_STRIDE = 1_000_003
-#: Largest ``run.seed`` (NumPy's global seed limit).
-MAX_SEED = 2**32 - 1
-#: Settings ``--resume`` may change (any other would make the continued run differ from an uninterrupted one).
-RESUME_MAY_CHANGE = ("run.episodes", "run.eval_every", "run.eval_batch", "run.samples", "run.device", "run.threads",
-                     "run.out", "run.resume")
-#: Settings that change how many episodes and evaluations a run has, its seeds, hardware or folder, but not
-#: what an episode costs: a config that differs from a preset only in them runs at the preset's cost.
-COST_FREE = ("run.episodes", "run.eval_every", "run.samples", "run.keep_evals", "run.seed", "run.split_seed",
-             "run.device", "run.threads", "run.out", "run.resume")
 #: Episode stats that are counters, not curves (not logged per episode).
 _COUNTER_STATS = ("episode", "steps", "updates", "actor_updates", "worker")
 #: Supervised-checkpoint constructor arguments that :func:`backbone_kwargs_from_checkpoint` maps to
@@ -183,34 +181,10 @@ class ModelSettings:
     """a trained policy of this task (a run's best.pt or a shipped file) whose weights start the policy"""
 
 
-@dataclass(frozen=True)
-class RLRunSettings:
-    """Length, evaluation, seeds, hardware and the run folder."""
-
-    episodes: int = 100
-    """training episodes (each a batch of crops for the episode's steps, then the agent's updates)"""
-    batch: int = 8
-    """crops per episode (the vector env's num_envs; under torchrun the global batch)"""
-    eval_every: int = 50
-    """evaluate every N episodes (and at the end); checkpoints are written then"""
-    eval_batch: int = 4
-    """images per rollout batch at whole-image evaluation (denoise, completion)"""
-    samples: int = 4
-    """evaluation images shown in each sample grid"""
-    keep_evals: bool = False
-    """also keep every evaluation's policy as checkpoints/episode_NNNNNN.pt"""
-    seed: int = 0
-    """seed of everything (env draws, policy init, action sampling, train/val split)"""
-    split_seed: int | None = None
-    """seed of the train/validation split alone (none: seed)"""
-    device: str = "auto"
-    """auto, cpu, cuda or cuda:N"""
-    threads: int = 0
-    """torch CPU threads (0: every core but one, at least 1)"""
-    out: str = "runs/rl_train"
-    """run folder"""
-    resume: bool = False
-    """continue the run in out from checkpoints/last.pt (same settings)"""
+#: The run section of the RL trainers (a trainer sets its own defaults: ``RLRunSettings(episodes=1100, ...)``).
+RLRunSettings = run_section("RLRunSettings", ("episodes", "batch", "eval_every", "eval_batch", "samples", "keep_evals",
+                                              "seed", "split_seed", "device", "threads", "out", "resume"),
+                            module=__name__, out="runs/rl_train")
 
 
 @dataclass(frozen=True)
@@ -251,14 +225,8 @@ def _check_rate(name: str, value: float, *, zero: bool = False) -> None:
 def check_rl(cfg: RLConfig) -> None:
     """Raise ValueError (FileNotFoundError for a missing file) naming the first bad or inapplicable
     setting of the shared sections (a section of the other agent must keep its defaults)."""
-    run, model = cfg.run, cfg.model
-    for name in ("episodes", "batch", "eval_every", "eval_batch"):
-        _check_int(f"run.{name}", getattr(run, name), 1)
-    for name in ("samples", "threads"):
-        _check_int(f"run.{name}", getattr(run, name), 0)
-    _check_int("run.seed", run.seed, 0, MAX_SEED)
-    if run.split_seed is not None:
-        _check_int("run.split_seed", run.split_seed, 0, MAX_SEED)
+    model = cfg.model
+    check_run(cfg.run)
     for name in ("width", "downscale"):
         _check_int(f"model.{name}", getattr(model, name), 1)
     _check_int("model.freeze_backbone", model.freeze_backbone, 0)
@@ -489,23 +457,6 @@ def make_agent(cfg: RLConfig, venv: Any, a3c_extra: Mapping[str, Any] | None = N
     return A3C(policy, config, device=venv.device, ranks=ranks)
 
 
-# --- the run --------------------------------------------------------------------------------------
-def open_run(cfg: RLConfig, ranks: Ranks | None = None) -> Run:
-    """The run folder of ``run.out`` (:class:`experiments.runs.Run`), checked by rank 0 for every rank;
-    nothing is written until the run logs its first episode. ``--resume`` must keep the run's
-    settings but those of :data:`RESUME_MAY_CHANGE` (:func:`experiments.loop.check_resume`).
-
-    Raises:
-        FileNotFoundError: ``--resume`` on a folder that holds no run.
-        FileExistsError: a new run in a folder that holds one with a checkpoint.
-        ValueError: ``--resume`` with settings that differ from the run's.
-    """
-    ranks = ranks if ranks is not None else Ranks()
-    if cfg.run.resume:
-        ranks.on_rank0(lambda: check_resume(cfg.run.out, to_dict(cfg), RESUME_MAY_CHANGE))
-    return Run(cfg.run.out, cfg, resume=cfg.run.resume, ranks=ranks)
-
-
 def episode_scalars(stats: Mapping[str, Any]) -> dict[str, float]:
     """Per-episode stats as logged: ``losses/<k>`` for losses and the entropy, ``charts/<k>`` for the
     rest; counters and non-finite values (e.g. SAC before its first update) are left out."""
@@ -633,7 +584,7 @@ def fit(cfg: RLConfig, run: Run, agent: A3C | SAC, venv: Any, *,
         return episode + 1, episode_scalars(stats)
 
     metric_name = metric if isinstance(metric, str) else "metric"
-    estimate = preset_estimate(cfg, presets or {}, torch.device(venv.device).type, ignore=COST_FREE,
+    estimate = preset_estimate(cfg, presets or {}, torch.device(venv.device).type, ignore=RUN_COST_FREE,
                                check=check or (lambda c: c), per_step=lambda cost: (cost.step_s, cost.eval_s))
     loop = Loop(run, total=r.episodes, eval_every=r.eval_every, train=train, unit="episode",
                 evaluate=lambda: evaluate(policy), metric=metric, model=policy,

@@ -19,6 +19,7 @@ from torch import Tensor
 from agents.sac import SACConfig
 from envs.base import EpisodeRow, episode_rows
 from experiments import config as configs
+from experiments.loop import run_section
 from experiments.runs import Run
 from experiments.sigmas import draw_levels, level_scores, resolve_sigma
 from rlenhance import metrics
@@ -154,24 +155,9 @@ class SACPhaseSettings:
     """critic-only updates before the actor's first"""
 
 
-@dataclass(frozen=True)
-class RunSettings:
-    """Seeds, hardware and the run folder."""
-
-    samples: int = 2
-    """held-out images shown in each round's sample grid"""
-    seed: int = 0
-    """seed of everything (pool, noise draws, weights, SAC)"""
-    split_seed: int | None = None
-    """seed of the train/held-out split alone (None: seed)"""
-    device: str = "auto"
-    """auto, cpu, cuda or cuda:N"""
-    threads: int = 0
-    """torch CPU threads (0: every core but one)"""
-    out: str = "runs/rse_train"
-    """run folder"""
-    resume: bool = False
-    """continue the run in out from checkpoints/last.pt with its own config"""
+#: The run section: held-out images in each round's sample grid, seeds, hardware, the run folder.
+RunSettings = run_section("RunSettings", ("samples", "seed", "split_seed", "device", "threads", "out", "resume"),
+                          module=__name__, samples=2, out="runs/rse_train")
 
 
 @dataclass(frozen=True)
@@ -190,18 +176,15 @@ FLAGS = {"data": "task.data", "test": "task.test", "sigma": "task.sigma", "eval-
          "predictor": "rse.predictor", "episodes": "sac.episodes", "eval-every": "sac.eval_every",
          "samples": "run.samples", "seed": "run.seed", "device": "run.device", "threads": "run.threads",
          "out": "run.out", "resume": "run.resume"}
-#: Settings a ``--resume`` may change.
-MAY_CHANGE = ("run.device", "run.threads", "run.out", "run.resume", "run.samples")
 SICE_HIGH = "../shared/data/sice_pairs/train/high"
 _SHIPPED = {"task.data": SICE_HIGH, "task.eval_images": 8, "task.baselines": ("bilateral",), "rse.vae_steps": 3000,
             "rse.pool_crops": 256, "run.threads": 1, "run.seed": 0}
 
 
 def rse_denoise_color() -> Config:
-    """rse_denoise_color.pt: one round on the FFDNet's candidate, SICE colour, sigma 25.
-
-    The shipped file is this run's best.pt (experiments/recipes/rse_denoise_color.sh); its predictor is
-    found by its name, ffdnet_denoise.pt, in rlenhance/weights/ on any checkout."""
+    """One round on the FFDNet's candidate, SICE colour, sigma 25. Not shipped: its best.pt took FFDNet's
+    output everywhere (rlenhance/weights/README.md); its predictor is found by its name,
+    ffdnet_denoise.pt, in rlenhance/weights/ on any checkout."""
     return configs.replace_path(Config(), {**_SHIPPED, "rse.rounds": 1, "rse.predictor":
                                            "rlenhance/weights/ffdnet_denoise.pt", "sac.episodes": 200,
                                            "sac.eval_every": 25, "sac.critic_warmup": 200, "sac.init_alpha": 0.01,
@@ -325,8 +308,7 @@ def resolve(args: Settings) -> Settings:
         value = getattr(args, name)
         if isinstance(value, bool) or int(value) != value or value < 1:
             raise ValueError(f"{PATHS[name]} {value!r}: expected an integer >= 1")
-    for name in ("vae_finetune_steps", "eval_images", "noise_seed", "samples", "threads", "sac_learning_starts",
-                 "seed"):
+    for name in ("vae_finetune_steps", "eval_images", "noise_seed", "sac_learning_starts"):
         value = getattr(args, name)
         if isinstance(value, bool) or int(value) != value or value < 0:
             raise ValueError(f"{PATHS[name]} {value!r}: expected an integer >= 0")

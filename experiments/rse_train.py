@@ -7,12 +7,12 @@ self-enhancement rounds.
     python -m experiments.rse_train --data DIR --test DIR --baselines bilateral bm3d   # bm3d: pip install bm3d
     python -m experiments.rse_train --sigma 5 15 25 35 50                    # a blind denoiser
     python -m experiments.rse_train --predictor rlenhance/weights/ffdnet_denoise.pt   # + a supervised candidate
-    python -m experiments.rse_train --preset rse-denoise-color               # the shipped rse_denoise_color.pt
+    python -m experiments.rse_train --preset rse-denoise-color               # one round over FFDNet's output
     python -m experiments.rse_train --preset rse-rl --print-config            # every setting, as a --config file
 
 The settings form one config of four sections (``task``, ``rse``, ``sac``, ``run``): ``--print-config``
 shows them, ``--set SECTION.KEY=VALUE`` changes any, ``--config FILE`` reads a TOML / JSON file or a run
-folder's config.json, ``--preset NAME`` starts from a shipped recipe.
+folder's config.json, ``--preset NAME`` starts from a recipe.
 
 Each round ``k`` (1 .. ``--rounds``) runs four phases, then evaluates:
 
@@ -72,7 +72,6 @@ import io
 import math
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -85,11 +84,20 @@ from envs.base import episode_rows
 from envs.rse import make_rse_vec
 from experiments import config as configs
 from experiments import denoise_train
-from experiments.loop import Callback, Checkpoints, Loop, Progress, check_resume, preset_estimate
+from experiments.loop import (
+    RUN_COST_FREE,
+    Callback,
+    Checkpoints,
+    Loop,
+    Progress,
+    check_run,
+    open_run,
+    parse_run,
+    preset_estimate,
+)
 from experiments.rl_common import episode_scalars, episode_seed
 from experiments.rse import (
     FLAGS,
-    MAY_CHANGE,
     MS_PER_S,
     PICTURE_ROWS,
     PRESETS,
@@ -111,7 +119,7 @@ from experiments.rse import (
     settings,
     vae_batch,
 )
-from experiments.runs import Run, read_config, run_cli, setup_process, usage_lines
+from experiments.runs import Run, run_cli, setup_process, usage_lines
 from experiments.sigmas import (
     has_real_noise,
     level_key,
@@ -126,6 +134,8 @@ from rlenhance.models.rse import RSEDenoiser
 from rlenhance.models.vae import canonicalise, vae_loss
 
 PROG = "rse_train"
+#: The trainer that makes the runs (its config lives in experiments.rse).
+PROG_MODULE = "experiments.rse_train"
 #: The phases of a round, in order; "done" once the recursion has stopped.
 PHASES = ("vae", "bank", "sac", "pool")
 DONE = "done"
@@ -135,23 +145,19 @@ VAE_LOG_EVERY = 50
 BANK_STEP = 1 << 20
 
 def check(cfg: Config) -> Config:
-    """The config, checked (:func:`resolve`; ValueError naming the first bad setting), its noise levels
-    in ascending order."""
+    """The config, checked (:func:`experiments.loop.check_run`, :func:`resolve`; ValueError naming the first bad
+    setting), its noise levels in ascending order."""
+    check_run(cfg.run)
     sigma = resolve(settings(cfg)).sigma
     return dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, sigma=sigma if isinstance(sigma, tuple)
                                                               else (sigma,)))
 
 
 def parse(argv: Sequence[str]) -> Config:
-    """The config of a command line; ``--resume`` without ``--config`` starts from the run's own config.json."""
-    argv = list(argv)
-    if "--resume" in argv and "--config" not in argv and "--print-config" not in argv:
-        out = Path(configs.parse(Config, argv, presets=PRESETS, flags=FLAGS, prog=PROG).run.out)
-        if (out / "config.json").exists():
-            read_config(out, "experiments.rse_train", [f.name for f in fields(Config)])
-            argv = ["--config", str(out), *argv]
-    return configs.parse(Config, argv, presets=PRESETS, flags=FLAGS, prog=PROG, check=check,
-                         estimate=estimate_seconds)
+    """The config of a command line (:func:`experiments.loop.parse_run`: ``--resume`` continues a run with
+    its own config)."""
+    return parse_run(Config, argv, trainer=PROG_MODULE, presets=PRESETS, flags=FLAGS, prog=PROG,
+                     check=check, estimate=estimate_seconds)
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -537,17 +543,15 @@ class RSETrainer(Callback):
 def main(argv: Sequence[str] | None = None) -> Path:
     cfg = parse(sys.argv[1:] if argv is None else argv)
     ranks = Ranks.from_env()
-    if cfg.run.resume:
-        ranks.on_rank0(lambda: check_resume(cfg.run.out, configs.to_dict(cfg), MAY_CHANGE))
     device = setup_process(threads=cfg.run.threads, seed=cfg.run.seed, device=cfg.run.device, ranks=ranks)
-    run = Run(cfg.run.out, cfg, resume=cfg.run.resume, ranks=ranks, trainer="experiments.rse_train")
+    run = open_run(cfg, ranks, trainer=PROG_MODULE)
     train_set, test_set = open_data(cfg)
     trainer = RSETrainer(cfg, run, device, train_set, test_set)
     loop = Loop(run, total=sac_spans(trainer.args)[-1][1], eval_every=trainer.evaluates_at, train=trainer.train,
                 evaluate=trainer.evaluate, metric="eval/psnr", model=trainer.model, state=trainer.state_dict,
                 load_state=trainer.load_state_dict, extra=trainer.extra, unit="step",
                 callbacks=[trainer, Checkpoints(best=False), Progress("charts/episode_return"),
-                           preset_estimate(cfg, PRESETS, device.type, ignore=(*MAY_CHANGE, "run.seed"), check=check,
+                           preset_estimate(cfg, PRESETS, device.type, ignore=RUN_COST_FREE, check=check,
                                            per_step=lambda cost: (cost.step_s, 0.0), warmup=None)])
     path = loop.fit()
     best = Path(path) / "checkpoints" / "best.pt"

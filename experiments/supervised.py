@@ -241,12 +241,8 @@ def _check_sizes(args: Settings) -> None:
     if args.variant != "default" and args.model in ("mrpnet", "unet", "ffdnet"):
         raise ValueError(f"model.variant {args.variant}: only pixelrnn and gated-pixelrnn have a seed variant; "
                          f"{args.model} takes model.variant default")
-    if args.save_every < 0:
-        raise ValueError(f"run.save_every {args.save_every}: expected an integer >= 0 (0: never)")
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise ValueError(f"train.lr {args.lr}: expected a finite number > 0")
-    if args.samples < 0:
-        raise ValueError(f"run.samples {args.samples}: expected an integer >= 0")
 
 
 # --- data -------------------------------------------------------------------------------------

@@ -65,17 +65,22 @@ from agents.distributed import Ranks, wrap
 from experiments import config as configs
 from experiments.config import Cost, Preset
 from experiments.loop import (
+    RESUME_MAY_CHANGE,
+    RUN_COST_FREE,
     Callback,
     Checkpoints,
     Loop,
     Progress,
     SampleGrids,
-    check_resume,
+    check_run,
+    open_run,
+    parse_run,
     preset_estimate,
     run_seconds,
+    run_section,
 )
 from experiments.plots import loss_curves, save_figure
-from experiments.runs import Run, read_config, run_cli, setup_process, usage_lines
+from experiments.runs import Run, run_cli, setup_process, usage_lines
 from experiments.sigmas import noise_levels, resolve_sigma
 from experiments.supervised import (
     BATCH_SEED_BOUND,
@@ -167,24 +172,9 @@ class TrainConfig:
     """start from this checkpoint's weights (same model and task; a narrower unet is widened): fine-tuning"""
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """The run folder and the machine."""
-
-    out: str = "runs/supervised_train"
-    """run folder"""
-    resume: bool = False
-    """continue the run in out from its last.pt with its own config"""
-    device: str = "auto"
-    """auto, cpu, cuda or cuda:N"""
-    threads: int = 0
-    """torch CPU threads (0: every core but one)"""
-    seed: int = 0
-    """seed of the weights and of the training crops and degradations"""
-    samples: int = 4
-    """validation crops shown in each sample grid"""
-    save_every: int = 0
-    """also keep checkpoints/model_epochE.pt every N-th epoch (0: never)"""
+#: The run folder and the machine.
+RunConfig = run_section("RunConfig", ("out", "resume", "device", "threads", "seed", "samples", "save_every"),
+                        module=__name__, out="runs/supervised_train")
 
 
 @dataclass(frozen=True)
@@ -203,7 +193,7 @@ FLAGS = {"model": "model.name", "task": "data.task", "data": "data.data", "sigma
          "batch": "train.batch", "crop": "train.crop", "lr": "train.lr", "init": "train.init", "out": "run.out",
          "resume": "run.resume", "device": "run.device", "threads": "run.threads", "seed": "run.seed"}
 #: Settings a ``--resume`` may change (the rest must be the run's).
-MAY_CHANGE = ("train.epochs", "run.device", "run.threads", "run.save_every", "run.samples", "run.out", "run.resume")
+MAY_CHANGE = ("train.epochs", *RESUME_MAY_CHANGE)
 #: Held-out images of the shipped recipes.
 BSD, SICE, SICE_HIGH, BEDROOM = ("../shared/data/bsd/train432", "../shared/data/sice_pairs/train",
                                  "../shared/data/sice_pairs/train/high", "../shared/data/bedroom/train")
@@ -311,8 +301,7 @@ PRESETS = {"mrpnet-lowlight": Preset(mrpnet_lowlight, cpu=Cost(3.75), cuda=Cost(
            "pixelrnn-seed": Preset(pixelrnn_seed, cuda=Cost(0.0483, eval_s=0.03)),
            "gated-pixelrnn-seed": Preset(gated_pixelrnn_seed, cuda=Cost(0.0227, eval_s=0.05))}
 #: Settings that change how long a run is, its seeds, hardware or folder, but not what a step costs.
-COST_FREE = ("train.epochs", "train.steps_per_epoch", "run.out", "run.resume", "run.device", "run.threads",
-             "run.seed", "run.samples", "run.save_every")
+COST_FREE = ("train.epochs", "train.steps_per_epoch", *RUN_COST_FREE)
 
 
 def estimate_seconds(cfg: Config, cost: Cost) -> float:
@@ -350,8 +339,7 @@ def resolve(cfg: Config) -> Config:
                                 crop=train.crop if train.crop is not None else min(data.resize or (defaults.crop,)))
     model = dataclasses.replace(cfg.model, width=cfg.model.width if cfg.model.width is not None else defaults.width)
     cfg = dataclasses.replace(cfg, data=data, model=model, train=train)
-    if cfg.run.threads < 0:
-        raise ValueError(f"run.threads {cfg.run.threads}: expected an integer >= 0")
+    check_run(cfg.run)
     check_settings(settings(cfg))
     return cfg
 
@@ -369,16 +357,10 @@ def settings(cfg: Config) -> Settings:
 
 
 def parse(argv: Sequence[str]) -> Config:
-    """The resolved config of a command line; ``--resume`` without ``--config`` starts from the run's
-    own config.json (read and checked by :func:`experiments.runs.read_config`)."""
-    argv = list(argv)
-    if "--resume" in argv and "--config" not in argv and "--print-config" not in argv:
-        out = Path(configs.parse(Config, argv, presets=PRESETS, flags=FLAGS, prog=PROG).run.out)
-        if (out / "config.json").exists():
-            read_config(out, "experiments.supervised_train", [f.name for f in dataclasses.fields(Config)])
-            argv = ["--config", str(out), *argv]
-    return configs.parse(Config, argv, presets=PRESETS, flags=FLAGS, prog=PROG, check=resolve,
-                         estimate=estimate_seconds)
+    """The resolved config of a command line (:func:`experiments.loop.parse_run`: ``--resume`` continues
+    a run with its own config)."""
+    return parse_run(Config, argv, trainer="experiments.supervised_train", presets=PRESETS, flags=FLAGS, prog=PROG,
+                     check=resolve, estimate=estimate_seconds)
 
 
 # --- the trainer ---------------------------------------------------------------------------------------
@@ -498,10 +480,8 @@ def use_command(args: Settings, model: Path) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> Path:
     cfg = parse(sys.argv[1:] if argv is None else argv)
     ranks = Ranks.from_env()  # torchrun's ranks (one process without it): data-parallel, see docs/distributed.md
-    if cfg.run.resume:
-        ranks.on_rank0(lambda: check_resume(cfg.run.out, configs.to_dict(cfg), MAY_CHANGE))
     device = setup_process(threads=cfg.run.threads, seed=cfg.run.seed, device=cfg.run.device, ranks=ranks)
-    run = Run(cfg.run.out, cfg, resume=cfg.run.resume, ranks=ranks)  # written on the first log, by rank 0
+    run = open_run(cfg, ranks, may_change=MAY_CHANGE)  # written on the first log, by rank 0
     trainer = SupervisedTrainer(cfg, run, device, ranks)
     args, model = trainer.args, trainer.model
     if not run.resuming and cfg.train.init is not None:  # a new run (or one started anew) from another's weights

@@ -163,7 +163,8 @@ def _uploads(label: str, key: str, task: str, *, multiple: bool,
 
 def _method_picker(task: str, key: str) -> tuple[kit.Method, int]:
     """The method chosen, and its self-ensemble size (1 where it offers none)."""
-    family = st.radio("Kind of model", FAMILIES, horizontal=True, key=f"{key}_family")
+    family = st.radio("Kind of model", [f for f in FAMILIES if kit.methods_for(task, f)], horizontal=True,
+                      key=f"{key}_family")
     methods = kit.methods_for(task, family)
     method = st.selectbox(f"{family} method", methods, format_func=lambda m: m.label, key=f"{key}_method_{family}")
     if method.note:
@@ -172,8 +173,8 @@ def _method_picker(task: str, key: str) -> tuple[kit.Method, int]:
     if len(method.ensembles) > 1:
         ensemble = st.select_slider(
             "Self-ensemble", method.ensembles, 1, format_func="x{}".format, key=f"{key}_ensemble",
-            help="the mean of the network over this many flips and quarter turns of the photo (an RL policy: of "
-                 "its predictor): a little more quality, this many times the time")
+            help="the mean of the network over this many flips and quarter turns of the photo: a little more "
+                 "quality, this many times the time")
     return method, ensemble
 
 

@@ -473,15 +473,16 @@ def enhance_view(enhancer: Enhancer, image: np.ndarray, setting: Mapping[str, fl
 #: A method of a tab: an entry of :mod:`rlenhance.registry` (``key``, ``label``, ``family``, ``task``,
 #: ``checkpoint``, ``note``, ``ensembles``).
 Method = registry.Method
-#: Every method the app offers, per task, in the order the page lists them.
-METHODS: tuple[Method, ...] = registry.METHODS
+#: Every method the app offers (those that ship), per task, in the order the page lists them.
+METHODS: tuple[Method, ...] = tuple(m for m in registry.METHODS if registry.ships(m))
 #: The method of the Enhance tab (the one that takes the app's ``--checkpoint``).
 ENHANCE_METHOD = ("lowlight", registry.DEFAULTS["lowlight"])
 
 
 def methods_for(task: str, family: str | None = None) -> list[Method]:
-    """The methods of ``task`` (one of :data:`TASKS`), optionally of one family only."""
-    return registry.methods(task, family=family)
+    """The methods of ``task`` (one of :data:`TASKS`) that ship (:func:`rlenhance.registry.ships`: the app
+    loads no other checkpoint), optionally of one family only."""
+    return [m for m in registry.methods(task, family=family) if registry.ships(m)]
 
 
 def method_missing(method: Method) -> str | None:

@@ -10,12 +10,11 @@ restorers (no env, no agent): each is a :class:`rlenhance.restore.Restorer`.
 ``ffdnet``  ``experiments.supervised_train --model       :class:`NoiseLevel       ``ffdnet_denoise.pt``;
             ffdnet --task denoise`` (SupervisedSpec of   Denoiser` (a             ``ffdnet_denoise_color.pt``
             a noise-map denoiser)                        SupervisedRestorer)
-``a3c``     ``experiments.denoise_train``                :class:`PolicyDenoiser`  ``a3c_denoise.pt``;
+``a3c``     ``experiments.denoise_train``                :class:`PolicyDenoiser`  none;
             (RolloutPolicySpec, task ``denoise``)                                 ``a3c_denoise_color.pt``
-``sac``     ``experiments.denoise_train --agent sac``    :class:`PolicyDenoiser`  ``sac_denoise.pt``;
+``sac``     ``experiments.denoise_train --agent sac``    :class:`PolicyDenoiser`  none;
             (the same)                                                            ``sac_denoise_color.pt``
-``rse``     ``experiments.rse_train`` (RSEDenoiserSpec)  :class:`RSERestorer`     ``rse_denoise.pt``;
-                                                                                  ``rse_denoise_color.pt``
+``rse``     ``experiments.rse_train`` (RSEDenoiserSpec)  :class:`RSERestorer`     none
 ==========  ===========================================  =======================  ===========================
 
 An ``ffdnet`` reads a noise-level map: :class:`NoiseLevelDenoiser` gives it the constant map of
@@ -27,7 +26,8 @@ models build on (:class:`NoiseLevelDenoiser`, :class:`DenoisePredictor`, :func:`
 in :mod:`rlenhance.predictors`.
 
 The models, their loaders and their defaults are the ``denoise`` entries of :mod:`rlenhance.registry`;
-the defaults live in ``rlenhance/weights/`` (:data:`DENOISER_CHECKPOINTS`); a missing one is a
+the defaults live in ``rlenhance/weights/`` (:data:`DENOISER_CHECKPOINTS`); a missing one (none: no
+checkpoint ships, :attr:`rlenhance.registry.Method.unshipped`) is a
 :class:`~rlenhance.errors.CheckpointError` that says how to train it. :func:`load_denoiser`
 takes the default with the images' planes (``channels``); a checkpoint of another kind than
 ``model`` asks for (a low-light or completion policy, an RSE-RL model for ``"a3c"`` ...) is refused
@@ -43,7 +43,7 @@ per channel at sigma 25), while the RL models refuse the image (an
 :class:`~rlenhance.errors.ImageError` naming both ways out).
 
 Example:
-    >>> denoiser = load_denoiser("a3c", channels=1)                      # doctest: +SKIP
+    >>> denoiser = load_denoiser("mrpnet", channels=1)                   # doctest: +SKIP
     >>> clean = denoiser.restore(noisy_rgb, per_channel=True)            # doctest: +SKIP
 """
 
@@ -127,19 +127,20 @@ def default_denoiser(model: str, channels: int, *, option: str = "checkpoint=PAT
 
     Raises:
         ValueError: an unknown ``model`` or ``channels`` not 1 or 3.
-        CheckpointError: the file is not installed (the message says how to train one and to pass
-            it explicitly; for colour, also that the gray model can denoise R, G and B separately).
+        CheckpointError: none ships, or the file is not installed (the message says how to train one
+            and to pass it; for colour, also that a gray default can denoise R, G and B separately).
     """
     if model not in DENOISER_MODELS:
         raise ValueError(f"model: expected one of {DENOISER_MODELS}, got {model!r}")
     if channels not in (_GRAY, _RGB):
         raise ValueError(f"channels: expected 1 (gray) or 3 (RGB), got {channels!r}")
+    method = registry.find("denoise", model)
     try:
-        return registry.default_weights(registry.find("denoise", model), channels, option=option)
+        return registry.default_weights(method, channels, option=option)
     except CheckpointError as exc:
         hints = {"--checkpoint PATH": "--per-channel",
                  "checkpoint=PATH": "channels=1 and restore(..., per_channel=True)"}
-        if channels == _GRAY or option not in hints:
+        if channels == _GRAY or option not in hints or _GRAY not in method.weights:
             raise
         gray = hints[option]
         raise CheckpointError(f"{exc}; or denoise R, G and B separately with the gray model ({gray})") from None
@@ -405,37 +406,35 @@ class PolicyDenoiser(_PlanesDenoiser):
             return self._level_rollout(image, level, actions)
         if prediction is None and self.predictor is not None:
             prediction = self.predictor(image, level=level)
-        size = image.shape[-2:]
         hidden = None
         for _ in range(self.steps):
             seen = {"image": image, "prediction": prediction} if self.observe_prediction else {"image": image}
-            out = self.policy(build_policy_input(seen)[0], None, hidden, full_resolution=not self.block_actions,
-                              with_value=False)
-            chosen = self.policy.predict(out)
-            if self.block_actions:
-                chosen = blocks_to_pixels(chosen, self.policy.downscale, size)
-            if actions is not None:
-                actions.append(chosen)
+            chosen, hidden = self._act(seen, hidden, actions)
             image = self.transition.step(image, chosen, prediction)
-            hidden = out.hidden
         return image.clamp(0.0, 1.0)
+
+    def _act(self, seen: dict[str, Tensor], hidden: Tensor | None,
+             actions: list[Tensor] | None) -> tuple[Tensor, Tensor | None]:
+        """The policy's greedy step on the observation ``seen``: its action ids per pixel, int64 (B, 1, H, W)
+        (block actions repeated over the block; appended to ``actions`` when given), and its new hidden state."""
+        out = self.policy(build_policy_input(seen)[0], None, hidden, full_resolution=not self.block_actions,
+                          with_value=False)
+        chosen = self.policy.predict(out).long()
+        if self.block_actions:
+            chosen = blocks_to_pixels(chosen, self.policy.downscale, seen["image"].shape[-2:])
+        if actions is not None:
+            actions.append(chosen)
+        return chosen, out.hidden
 
     def _level_rollout(self, noisy: Tensor, level: Tensor | None = None, actions: list[Tensor] | None = None) -> Tensor:
         """A noise-level map policy's rollout: the map starts at the image's ``level`` (None: the
         predictor's ``sigma`` or estimate), each step scales it per pixel, and the noise-map denoiser
         runs once on the last map (the policy sees the noisy image and the map, never the output)."""
-        size = noisy.shape[-2:]
         level = self.predictor.levels(noisy) if level is None else level
-        level = level.expand(-1, 1, *size).clamp(0.0, self.transition.max_level)
+        level = level.expand(-1, 1, *noisy.shape[-2:]).clamp(0.0, self.transition.max_level)
         for _ in range(self.steps):
-            seen = {"image": noisy, "level": self.transition.level_observation(noisy, level)}
-            out = self.policy(build_policy_input(seen)[0], None, None, full_resolution=not self.block_actions,
-                              with_value=False)
-            chosen = self.policy.predict(out)
-            if self.block_actions:
-                chosen = blocks_to_pixels(chosen, self.policy.downscale, size)
-            if actions is not None:
-                actions.append(chosen.long())
+            chosen, _ = self._act({"image": noisy, "level": self.transition.level_observation(noisy, level)}, None,
+                                  actions)
             level = self.transition.next_level(level, chosen)
         return self.predictor.with_level(noisy, level)
 

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlenhance.errors import ImageError
-from rlenhance.metrics import _as_batch, _as_batch_pair, ssim
+from rlenhance.metrics import _as_batch, _as_batch_pair, _check_size, ssim
 
 __all__ = [
     "NonReferenceLoss",
@@ -50,12 +50,6 @@ __all__ = [
 ]
 
 LossOutput = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
-
-
-def _check_size(value: int, name: str) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is a positive int."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def _patch_means(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -450,19 +444,12 @@ def nonreference_loss(
 
 
 class NonReferenceLoss(nn.Module):
-    """Module form of :func:`nonreference_loss`, holding its weights and parameters.
-
-    Args:
-        w_exposure: Weight of the exposure term, >= 0.
-        w_color: Weight of the colour-constancy term, >= 0.
-        w_spatial: Weight of the spatial-consistency term, >= 0.
-        w_smooth: Weight of the illumination-smoothness term, >= 0.
-        exposure_target: Well-exposedness level E.
-        patch_size: Patch side of the exposure term.
-        region_size: Region side of the spatial-consistency term.
+    """Module form of :func:`nonreference_loss`, holding its keyword arguments (the same names and
+    defaults, checked when the module is built): :attr:`params`.
 
     Raises:
-        ValueError: naming the weight when a weight is negative or not finite.
+        ValueError: naming the argument when a weight is negative or not finite, or a size is not a
+            positive int.
 
     Example:
         >>> loss = NonReferenceLoss(w_exposure=80.0)
@@ -488,13 +475,9 @@ class NonReferenceLoss(nn.Module):
         )
         _check_size(patch_size, "patch_size")
         _check_size(region_size, "region_size")
-        self.w_exposure = w_exposure
-        self.w_color = w_color
-        self.w_spatial = w_spatial
-        self.w_smooth = w_smooth
-        self.exposure_target = exposure_target
-        self.patch_size = patch_size
-        self.region_size = region_size
+        #: The keyword arguments of :func:`nonreference_loss` the module applies.
+        self.params = dict(w_exposure=w_exposure, w_color=w_color, w_spatial=w_spatial, w_smooth=w_smooth,
+                           exposure_target=exposure_target, patch_size=patch_size, region_size=region_size)
 
     def forward(
         self,
@@ -505,26 +488,10 @@ class NonReferenceLoss(nn.Module):
         return_map: bool = False,
     ) -> LossOutput:
         """See :func:`nonreference_loss`."""
-        return nonreference_loss(
-            enhanced,
-            original,
-            alpha,
-            w_exposure=self.w_exposure,
-            w_color=self.w_color,
-            w_spatial=self.w_spatial,
-            w_smooth=self.w_smooth,
-            exposure_target=self.exposure_target,
-            patch_size=self.patch_size,
-            region_size=self.region_size,
-            return_map=return_map,
-        )
+        return nonreference_loss(enhanced, original, alpha, **self.params, return_map=return_map)
 
     def extra_repr(self) -> str:
-        return (
-            f"w_exposure={self.w_exposure}, w_color={self.w_color}, w_spatial={self.w_spatial}, "
-            f"w_smooth={self.w_smooth}, exposure_target={self.exposure_target}, "
-            f"patch_size={self.patch_size}, region_size={self.region_size}"
-        )
+        return ", ".join(f"{name}={value}" for name, value in self.params.items())
 
 
 def ssim_loss(
@@ -577,19 +544,7 @@ def mse_loss(x: torch.Tensor, y: torch.Tensor, *, return_map: bool = False) -> L
 
 
 def l1_loss(x: torch.Tensor, y: torch.Tensor, *, return_map: bool = False) -> LossOutput:
-    """Mean absolute error per image, over channels and pixels.
-
-    Args:
-        x: Prediction(s), float, shape (B, C, H, W) or (C, H, W).
-        y: Target(s), same shape.
-        return_map: Also return the per-pixel map (channel mean of the absolute error).
-
-    Returns:
-        ``values`` (B,), or ``(values, map)`` with ``map`` (B, 1, H, W) and
-        ``values == map.mean(dim=(1, 2, 3))``.
-
-    Raises:
-        ImageError: on malformed or mismatched tensors.
-    """
+    """Mean absolute error per image, over channels and pixels: :func:`mse_loss` (same arguments,
+    shapes and errors) with ``|x - y|`` in place of ``(x - y)^2``."""
     x, y = _as_batch_pair(x, y)
     return _finish((x - y).abs().mean(dim=1, keepdim=True), return_map)

@@ -29,17 +29,16 @@ _GRAY, _RGB = 1, 3
 
 def find_predictor(recorded: str | os.PathLike[str], checkpoint: str | os.PathLike[str] | None = None) -> Path:
     """The predictor file of a policy trained with one (a :class:`~rlenhance.checkpoint.RolloutPolicySpec`'s
-    ``predictor``: the absolute path the trainer resolved, on its machine, or a bare file name, as the
-    shipped policies record), looked for in turn at:
+    ``predictor``: the absolute path the trainer resolved, on its machine, or a bare file name), looked
+    for in turn at:
 
     1. ``recorded`` itself, when it is an absolute path (the trainers record the path they resolved);
     2. a file of the same name beside the policy's ``checkpoint`` (a policy shipped in one folder
        with its predictor; skipped when ``checkpoint`` is None);
     3. a file of the same name in ``rlenhance/weights/`` (the shipped models).
 
-    A bare name (``mrpnet_denoise.pt``: what the shipped policies record, so that no path of the
-    machine that trained them is ever opened) is only looked for in 2 and 3, never in the working
-    directory.
+    A bare name (``mrpnet_denoise.pt``: no path of the machine that trained the policy is ever
+    opened) is only looked for in 2 and 3, never in the working directory.
 
     Raises:
         CheckpointError: none of them exists; the message names every place tried and how to pass

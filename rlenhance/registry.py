@@ -9,17 +9,19 @@ lowlight    ``rl``              RL          ``rlenhance.Enhancer``            ``
 lowlight    ``mrpnet``          Supervised  ``restore.SupervisedRestorer``    ``mrpnet_lowlight.pt``
 denoise     ``ffdnet``          Supervised  ``denoisers.NoiseLevelDenoiser``  ``ffdnet_denoise[_color].pt``
 denoise     ``mrpnet``          Supervised  ``restore.SupervisedRestorer``    ``mrpnet_denoise[_color].pt``
-denoise     ``a3c``, ``sac``    RL          ``denoisers.PolicyDenoiser``      ``<name>_denoise[_color].pt``
-denoise     ``rse``             RL          ``denoisers.RSERestorer``         ``rse_denoise[_color].pt``
+denoise     ``a3c``, ``sac``    RL          ``denoisers.PolicyDenoiser``      none; ``<name>_denoise_color.pt``
+denoise     ``rse``             RL          ``denoisers.RSERestorer``         none
 completion  ``unet``            Supervised  ``restore.SupervisedRestorer``    ``unet_completion.pt``
 completion  ``gated-pixelrnn``  Supervised  ``restore.SupervisedRestorer``    ``gated_pixelrnn_completion.pt``
 completion  ``pixelrnn``        Supervised  ``restore.SupervisedRestorer``    ``pixelrnn_completion.pt``
-completion  ``a3c``             RL          ``completion.PolicyCompleter``    ``a3c_completion.pt``
+completion  ``a3c``             RL          ``completion.PolicyCompleter``    none
 (each)      classical names     Classical   :class:`ClassicalRestorer`        (none: :mod:`rlenhance.baselines`)
 ==========  ==================  ==========  ================================  ================================
 
 The classical methods are those of :mod:`rlenhance.baselines` and, for completion, ``diffusion-fill``
-(:func:`rlenhance.ops.fill.diffusion_fill`, the RL completion env's starting fill).
+(:func:`rlenhance.ops.fill.diffusion_fill`, the RL completion env's starting fill). "none": no checkpoint
+ships, because the policy of the method's recipe took its predictor's output at every pixel and step
+(:attr:`Method.unshipped`); it runs a checkpoint given, and without one says so and how to train one.
 
 Every loader is called as ``loader(checkpoint, device=..., **settings)`` (:func:`load`) and returns a
 restorer: ``restore(image, *, mask=None, **settings)``, an RGB (or gray) float32 (H, W, C) image in
@@ -30,7 +32,7 @@ Example:
     >>> from rlenhance import registry
     >>> [m.name for m in registry.methods("completion", family="Supervised")]
     ['unet', 'gated-pixelrnn', 'pixelrnn']
-    >>> restorer = registry.load("denoise", "a3c", planes=1)                  # doctest: +SKIP
+    >>> restorer = registry.load("denoise", "mrpnet", planes=1)               # doctest: +SKIP
     >>> clean = restorer.restore(noisy, per_channel=True)                     # doctest: +SKIP
 """
 
@@ -50,7 +52,7 @@ from rlenhance import baselines
 from rlenhance.errors import CheckpointError, ImageError
 
 __all__ = ["ENSEMBLES", "FAMILIES", "METHODS", "TASKS", "WEIGHTS", "ClassicalRestorer", "Method", "default_weights",
-           "find", "kind_of", "load", "methods", "missing"]
+           "find", "kind_of", "load", "methods", "missing", "ships"]
 
 #: The tasks, in the order the app's tabs and the docs list them.
 TASKS = ("lowlight", "denoise", "completion")
@@ -86,7 +88,7 @@ class Method:
         loader: ``"module:callable"``, called as ``loader(checkpoint, device=..., **settings)``; ``""`` for a
             classical method (:class:`ClassicalRestorer`).
         weights: ``{planes: file name}`` of its default checkpoints in :data:`WEIGHTS` (1 gray, 3 RGB), in
-            order of preference; empty for a classical method.
+            order of preference; empty for a classical method and where none ships (``unshipped``).
         settings: the keyword settings its loader accepts (besides ``device``).
         restore_settings: the keyword settings its restorer's ``restore`` accepts (besides ``mask``).
         loader_kwargs: fixed keywords its loader is given (e.g. the task a supervised checkpoint must have).
@@ -95,6 +97,8 @@ class Method:
             (restores the BT.601 luma, one plane out), ``"opponent"`` (the opponent colour planes, RGB out),
             ``"refuse"`` (an error naming ``per_channel``), or ``""`` (not a gray model).
         note: one line on what the shipped model was trained for.
+        unshipped: why no checkpoint ships for the planes of ``train`` that ``weights`` lacks (its recipe's
+            policy added nothing over its predictor); "": every default ships.
     """
 
     task: str
@@ -109,6 +113,7 @@ class Method:
     train: Mapping[int, str] = field(default_factory=dict)
     gray_on_colour: str = ""
     note: str = ""
+    unshipped: str = ""
 
     def __reduce__(self) -> tuple[Callable[[str, str], Method], tuple[str, str]]:
         """Pickled (and copied) as its key: the registry's own entry comes back."""
@@ -124,15 +129,18 @@ class Method:
 
     @property
     def checkpoint(self) -> Path | None:
-        """Its first default checkpoint (the gray one of a denoiser), or None (a classical method)."""
+        """Its first default checkpoint (the gray one of a denoiser), or None (a classical method, or none
+        ships)."""
         return WEIGHTS / next(iter(self.weights.values())) if self.weights else None
 
     @property
     def ensembles(self) -> tuple[int, ...]:
-        """The geometric self-ensemble sizes the app offers (:data:`ENSEMBLES`): every learned denoiser and
-        completion model (a network's flips and turns, or an RL policy's predictor's); (1,), none, for
-        classical and low-light methods (the live preview runs them once)."""
-        return tuple(ENSEMBLES) if "ensemble" in self.settings and self.task != "lowlight" else (1,)
+        """The geometric self-ensemble sizes the app offers (:data:`ENSEMBLES`): every supervised denoiser
+        and completion model (a network's flips and turns); (1,), none, for classical and low-light
+        methods (the live preview runs them once) and the RL ones, whose shipped policies have no
+        predictor to self-ensemble (``ensemble=`` still runs a user's policy's predictor)."""
+        return tuple(ENSEMBLES) if "ensemble" in self.settings and self.task != "lowlight" \
+            and self.family == "Supervised" else (1,)
 
 
 def _supervised(task: str, name: str, label: str, weights: Mapping[int, str], train: Mapping[int, str], note: str,
@@ -150,6 +158,8 @@ _FFDNET_TRAIN = ("python -m experiments.supervised_train --model ffdnet --task d
                  "--sigma 0 15 25 50 75 --set data.sigma_draw=uniform")
 _POLICY_TRAIN = ("python -m experiments.denoise_train{agent} --sigma 15 25 50 --predictor "
                  "rlenhance/weights/ffdnet_denoise.pt --observe-prediction --set model.downscale=2")
+#: Why the RL policies whose recipe added nothing over their predictor ship no checkpoint (rlenhance/weights/README.md).
+_PASSENGER = "the policy of its recipe took {0}'s output at every pixel and step (the RL layer added 0.00 dB over {0})"
 _CLASSICAL_LABELS = {"auto-gamma": "Auto gamma", "histeq": "Histogram equalisation", "clahe": "CLAHE",
                      "gaussian": "Gaussian blur", "median": "Median filter", "bilateral": "Bilateral filter",
                      "bm3d": "BM3D", "telea": "Telea inpainting", "navier-stokes": "Navier-Stokes inpainting",
@@ -196,18 +206,20 @@ METHODS: tuple[Method, ...] = (
                 {_RGB: "python -m experiments.supervised_train --preset mrpnet-lowlight"},
                 "trained on SICE pairs"),
     *_classical("lowlight"),
-    Method("denoise", "a3c", "PixelRL (A3C)", "RL", "rlenhance.denoisers:PolicyDenoiser", _denoise_weights("a3c"),
-           ("tile", "ensemble"), ("per_channel",), MappingProxyType({"agent": "a3c"}),
+    Method("denoise", "a3c", "PixelRL (A3C)", "RL", "rlenhance.denoisers:PolicyDenoiser",
+           MappingProxyType({_RGB: "a3c_denoise_color.pt"}), ("tile", "ensemble"), ("per_channel",),
+           MappingProxyType({"agent": "a3c"}),
            MappingProxyType({_GRAY: _POLICY_TRAIN.format(agent=""),
                              _RGB: "python -m experiments.denoise_train --no-gray"}),
-           "refuse", "9 filters or the blind FFDNet's pixel per 2x2 block, 5 steps (it takes FFDNet's everywhere); "
-           "trained on gray images, sigma 15-50"),
-    Method("denoise", "sac", "PixelRL (SAC)", "RL", "rlenhance.denoisers:PolicyDenoiser", _denoise_weights("sac"),
-           ("tile", "ensemble"), ("per_channel",), MappingProxyType({"agent": "sac"}),
+           "refuse", "PixelRL's 9 filters per pixel, one choice for R, G and B, 5 steps; trained on colour images, "
+           "sigma 25", _PASSENGER.format("FFDNet")),
+    Method("denoise", "sac", "PixelRL (SAC)", "RL", "rlenhance.denoisers:PolicyDenoiser",
+           MappingProxyType({_RGB: "sac_denoise_color.pt"}), ("tile", "ensemble"), ("per_channel",),
+           MappingProxyType({"agent": "sac"}),
            MappingProxyType({_GRAY: _POLICY_TRAIN.format(agent=" --agent sac"),
                              _RGB: "python -m experiments.denoise_train --agent sac --no-gray"}),
-           "refuse", "9 filters or the blind FFDNet's pixel per pixel, 5 steps (it takes FFDNet's everywhere); "
-           "trained on gray images, sigma 15-50"),
+           "refuse", "PixelRL's 9 filters per pixel, one choice for R, G and B, 5 steps; trained on colour images, "
+           "sigma 25", _PASSENGER.format("FFDNet")),
     Method("denoise", "ffdnet", "FFDNet (blind)", "Supervised", "rlenhance.denoisers:NoiseLevelDenoiser",
            _denoise_weights("ffdnet"), ("tile", "ensemble", "sigma"), ("per_channel",), MappingProxyType({}),
            MappingProxyType({_GRAY: _FFDNET_TRAIN, _RGB: _FFDNET_TRAIN + " --set data.gray=false"}), "opponent",
@@ -216,20 +228,20 @@ METHODS: tuple[Method, ...] = (
                 {_GRAY: "python -m experiments.supervised_train --preset mrpnet-denoise",
                  _RGB: "python -m experiments.supervised_train --preset mrpnet-denoise-color"},
                 "trained on gray images, sigma 25", gray_on_colour="luma"),
-    Method("denoise", "rse", "RSE-RL", "RL", "rlenhance.denoisers:RSERestorer", _denoise_weights("rse"),
+    Method("denoise", "rse", "RSE-RL", "RL", "rlenhance.denoisers:RSERestorer", MappingProxyType({}),
            ("tile", "ensemble"),
            ("per_channel",), MappingProxyType({}),
            MappingProxyType({_GRAY: "python -m experiments.rse_train --set task.gray=true",
                              _RGB: "python -m experiments.rse_train --preset rse-denoise-color"}),
-           "refuse", "patch latents refined by RL rounds, with the blind FFDNet's candidate; trained on colour "
-           "images, sigma 25"),
+           "refuse", "patch latents refined by RL rounds, with the blind FFDNet's candidate",
+           _PASSENGER.format("FFDNet")),
     *_classical("denoise"),
     Method("completion", "a3c", "RL fill actions (A3C)", "RL", "rlenhance.completion:PolicyCompleter",
-           MappingProxyType({_RGB: "a3c_completion.pt"}), ("tile", "ensemble"),
+           MappingProxyType({}), ("tile", "ensemble"),
            train=MappingProxyType({_RGB: "python -m experiments.completion_train --predictor "
                                          "rlenhance/weights/unet_completion.pt --set model.downscale=2"}),
-           note="keep / diffuse / copy / blur / median or the U-Net's pixel per 2x2 block, 5 steps; trained on "
-                "bedroom photos"),
+           note="keep / diffuse / copy / blur / median or the U-Net's pixel per 2x2 block, 5 steps",
+           unshipped=_PASSENGER.format("the U-Net")),
     _supervised("completion", "unet", "Completion U-Net", {_RGB: "unet_completion.pt"},
                 {_RGB: "python -m experiments.supervised_train --preset unet-completion --set train.init=none"},
                 "corrects the diffusion fill on a 4x coarser grid that sees the whole photo; trained on bedroom "
@@ -291,28 +303,40 @@ def default_weights(method: Method, planes: int = _RGB, *, option: str = "checkp
 
     Raises:
         ValueError: ``planes`` not 1 or 3, or a classical method (no weights).
-        CheckpointError: the file is not installed (the message says how to train one and to pass it).
+        CheckpointError: none ships for those planes (:attr:`Method.unshipped`), or the file is not
+            installed (the message says how to train one and to pass it).
     """
     if planes not in (_GRAY, _RGB):
         raise ValueError(f"planes: expected 1 (gray) or 3 (RGB), got {planes!r}")
-    if not method.weights:
+    if method.family == "Classical":
         raise ValueError(f"{method.task} method {method.name!r} is classical: it has no weights")
-    chosen = planes if planes in method.weights else next(iter(method.weights))
+    chosen = planes if planes in method.weights or method.unshipped else next(iter(method.weights))
+    kind = "" if len(method.train) == 1 or not method.weights else "gray " if chosen == _GRAY else "colour "
+    train = method.train.get(chosen) or next(iter(method.train.values()))
+    noun = _NOUNS[method.task]
+    if chosen not in method.weights:
+        raise CheckpointError(f"no {kind}{method.name} {noun} ships: {method.unshipped}; train one ({train}) and "
+                              f"pass {option}")
     path = WEIGHTS / method.weights[chosen]
     if not path.is_file():
-        kind = "" if len(method.weights) == 1 else "gray " if chosen == _GRAY else "colour "
-        train = method.train.get(chosen, "")
-        noun = _NOUNS[method.task]
         raise CheckpointError(f"no checkpoint given and the default {kind}{method.name} {noun} {path} is not "
                               f"installed; pass {option} (a checkpoint of {train})")
     return path
 
 
+def ships(method: Method) -> bool:
+    """Whether ``method`` runs without a checkpoint given: a classical method, or one with a default file
+    (installed or not)."""
+    return method.family == "Classical" or bool(method.weights)
+
+
 def missing(method: Method) -> str | None:
-    """Why ``method`` cannot run here (its default checkpoint is not installed, or a classical method's
-    optional package is absent), or None if it can."""
+    """Why ``method`` cannot run here (no checkpoint ships, its default is not installed, or a classical
+    method's optional package is absent), or None if it can."""
     if method.family == "Classical":
         return baselines.baseline_missing(method.name)
+    if not method.weights:
+        return f"no checkpoint ships: {method.unshipped}"
     if not any((WEIGHTS / name).is_file() for name in method.weights.values()):
         return f"its checkpoint {next(iter(method.weights.values()))} is not installed"
     return None

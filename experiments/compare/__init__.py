@@ -59,7 +59,8 @@ defaults to the registry's file for the images' planes (:func:`rlenhance.registr
 file to its gray default).
 
 Methods (``--methods a,b,...`` picks a subset; :data:`~experiments.compare.methods.TASK_METHODS`
-lists each task's): every method of the task in :mod:`rlenhance.registry`, the one table of methods
+lists each task's; without it, the learned methods that ship no checkpoint run only when their flag
+gives one): every method of the task in :mod:`rlenhance.registry`, the one table of methods
 that the ``rlenhance`` command and the app read too, and two kinds of evaluation-only ones
 (:mod:`experiments.compare.methods` builds them, for ``experiments.lol_eval`` too):
 

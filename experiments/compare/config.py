@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from experiments.compare.methods import ENSEMBLE_TASKS, LEARNED_METHODS, TASK_METHODS, TASKS, method_flag
+from experiments.compare.methods import ENSEMBLE_TASKS, LEARNED_METHODS, PEER_METHODS, TASK_METHODS, TASKS, method_flag
 from experiments.runs import arg
+from rlenhance import registry
 from rlenhance.restore import ENSEMBLES
 
 #: What report.md calls the embedded data (``--data`` unset), per task: scikit-image's photos, degraded
@@ -38,7 +39,8 @@ class Args:
                                  "degraded synthetically")
     gray: bool = arg(True, "denoise: gray images (the PixelRL protocol); --no-gray denoises RGB (noise of --sigma on "
                            "every channel)")
-    methods: str | None = arg(None, "comma-separated subset of the task's methods (default: all of them); "
+    methods: str | None = arg(None, "comma-separated subset of the task's methods (default: all of them but the "
+                                    "learned ones with no shipped checkpoint and none given); "
                                     "lowlight: " + ",".join(TASK_METHODS["lowlight"]) + "; denoise: "
                                     + ",".join(TASK_METHODS["denoise"]) + "; completion: "
                                     + ",".join(TASK_METHODS["completion"]))
@@ -94,14 +96,17 @@ class Args:
 
 
 def requested_methods(args: Args) -> list[str]:
-    """The methods to run, in the task's order (all of them without ``--methods``).
+    """The methods to run, in the task's order (without ``--methods``, all of them but the registry's
+    learned ones that ship no checkpoint, :func:`rlenhance.registry.ships`, unless their flag gives one).
 
     Raises:
         ValueError: an unknown name or an empty list; the message lists the task's methods.
     """
     accepted = TASK_METHODS[args.task]
     if args.methods is None:
-        return list(accepted)
+        given = given_checkpoints(args)
+        return [name for name in accepted if name in PEER_METHODS or name == "input" or given.get(name) is not None
+                or registry.ships(registry.find(args.task, name))]
     names = [name.strip() for name in args.methods.split(",") if name.strip()]
     unknown = [name for name in names if name not in accepted]
     if unknown or not names:

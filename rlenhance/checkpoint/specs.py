@@ -345,8 +345,8 @@ class RolloutPolicySpec(CheckpointSpec):
         block_actions: actions chosen per ``downscale`` block, as A3C trained them.
         predictor: the supervised checkpoint (of the policy's task: a completion model, or a
             denoiser) whose prediction is the policy's "predict" action: the absolute path the
-            trainer resolved, or a bare file name (the shipped policies: looked for beside the
-            policy and in ``rlenhance/weights/``, :func:`rlenhance.denoisers.find_predictor`);
+            trainer resolved, or a bare file name (looked for beside the policy and in
+            ``rlenhance/weights/``, :func:`rlenhance.denoisers.find_predictor`);
             None: trained without one.
 
     A denoising policy's ``env_kwargs`` hold its ``gray`` (bool) and ``sigma`` (one noise level, or

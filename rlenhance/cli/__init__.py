@@ -12,10 +12,10 @@
     rlenhance export-csv IMAGES... -o submission.csv [--stride 8] [--id-prefix OLD NEW] [--overwrite]
 
 Every ``--model NAME`` is a method of :mod:`rlenhance.registry`; without ``--checkpoint`` it runs
-its shipped weights. ``enhance --model rl`` (default) runs the trained RL policy
-(:class:`rlenhance.Enhancer`), ``--model mrpnet`` a supervised low-light checkpoint of
-``experiments.supervised_train`` (MRPNet + Generator, via :class:`rlenhance.restore.SupervisedRestorer`);
-``--denoiser`` runs a
+its shipped weights (where none ship, the error says why and how to train one). ``enhance --model
+rl`` (default) runs the trained RL policy (:class:`rlenhance.Enhancer`), ``--model mrpnet`` a
+supervised low-light checkpoint of ``experiments.supervised_train`` (MRPNet + Generator, via
+:class:`rlenhance.restore.SupervisedRestorer`); ``--denoiser`` runs a
 denoising checkpoint on the enhanced image (ReLLIE's denoiser module; ``mrpnet`` / ``ffdnet``: the
 shipped colour one of that model): a plain one (MRPNet), or
 with ``--model rl`` a noise-map one (``supervised_train --model ffdnet``), which also reads the
@@ -26,8 +26,8 @@ with one, ``--model`` defaults to the checkpoint's own kind) a noise-map checkpo
 ``experiments.supervised_train --model ffdnet``, given the map of ``--sigma``, or without it of the
 level estimated in each image, ``mrpnet`` a plain supervised one, ``a3c`` / ``sac``
 a PixelRL filter-bank policy of
-``experiments.denoise_train`` (the shipped gray ones, blind, also take the blind FFDNet's pixel), ``rse``
-an RSE-RL model of ``experiments.rse_train``; without
+``experiments.denoise_train`` (colour ones ship), ``rse`` an RSE-RL model of ``experiments.rse_train``
+(none ships); without
 ``--checkpoint``, the model's default in ``rlenhance/weights/``: the gray one for a gray image (three
 equal channels), the colour one for a colour image, the gray one for every image with
 ``--per-channel`` (R, G and B denoised separately); a gray model given a colour image without it
@@ -35,8 +35,8 @@ denoises the luma (``mrpnet``), the three opponent colour planes, each at its no
 (``ffdnet``, colour out), or refuses the image (the RL models). ``complete`` runs a completion
 model: ``--model unet`` (the default without ``--checkpoint``; with one, the checkpoint's own kind),
 ``gated-pixelrnn`` or ``pixelrnn`` (supervised, ``experiments.supervised_train``), or ``a3c``, the RL
-fill-action policy of ``experiments.completion_train`` (:class:`rlenhance.completion.PolicyCompleter`),
-and reads each image's mask from
+fill-action policy of ``experiments.completion_train`` (:class:`rlenhance.completion.PolicyCompleter`;
+none ships), and reads each image's mask from
 ``--masks DIR`` (same stem, or the stem without the ``occluded_`` prefix, any image extension,
 white = missing) or estimates the hole
 (black pixels, :func:`rlenhance.restore.hole_mask`). ``export-csv`` writes the MRPNet seed's

@@ -106,8 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "(<model>_denoise_color.pt) for colour images, when installed")
     denoise.add_argument("--model", choices=registry.names("denoise"), default=None,
                          help="ffdnet: a supervised noise-map denoiser (FFDNet; the shipped one is blind, sigma "
-                              "0-75); mrpnet: a supervised denoiser; a3c / sac: a PixelRL filter-bank policy (the "
-                              "shipped gray ones also take the blind FFDNet's pixel); rse: RSE-RL. Omitted: the "
+                              "0-75); mrpnet: a supervised denoiser; a3c / sac: a PixelRL filter-bank policy (colour "
+                              "ones ship); rse: RSE-RL (none ships: give --checkpoint). Omitted: the "
                               f"--checkpoint's own kind, or without one {registry.DEFAULTS['denoise']}")
     denoise.add_argument("--sigma", type=float, default=None,
                          help="ffdnet: the images' noise level on the 0-255 scale, within the levels the checkpoint "
@@ -127,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "rlenhance/weights/")
     complete.add_argument("--model", choices=registry.names("completion"), default=None,
                           help="unet: the completion U-Net; gated-pixelrnn, pixelrnn: supervised PixelRNNs; a3c: the "
-                               "RL fill-action policy (keep / diffuse / copy / blur / median or the U-Net's pixel). "
+                               "RL fill-action policy (keep / diffuse / copy / blur / median or the U-Net's pixel; "
+                               "none ships: give --checkpoint). "
                                "Omitted: the --checkpoint's own kind, or without one "
                                f"{registry.DEFAULTS['completion']}")
     source = complete.add_mutually_exclusive_group()

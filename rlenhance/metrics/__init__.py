@@ -97,6 +97,12 @@ def _check_positive(value: float, name: str) -> None:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
 
+def _check_size(value: int, name: str) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is a positive int."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
 def _check_window(win_size: int, height: int, width: int, *, odd: bool) -> None:
     """Validate a sliding-window size against the image size.
 
@@ -104,8 +110,7 @@ def _check_window(win_size: int, height: int, width: int, *, odd: bool) -> None:
         ValueError: when ``win_size`` is not a positive int (odd when ``odd``).
         ImageError: when the image is smaller than the window.
     """
-    if not isinstance(win_size, int) or isinstance(win_size, bool) or win_size < 1:
-        raise ValueError(f"win_size must be a positive int, got {win_size!r}")
+    _check_size(win_size, "win_size")
     if odd and win_size % 2 == 0:
         raise ValueError(f"win_size must be odd, got {win_size}")
     if height < win_size or width < win_size:

@@ -25,11 +25,18 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rlenhance.errors import ImageError
-from rlenhance.models.policy import ArchMixin, ConvTrunk, PixelActorCritic, append_cond_planes, check_net_args
+from rlenhance.models.policy import ArchMixin, PixelActorCritic
+from rlenhance.models.trunks import (
+    ConvTrunk,
+    append_cond_planes,
+    check_net_args,
+    check_planes,
+    pool_blocks,
+    upsample_blocks,
+)
 
 __all__ = ["PixelQNetwork"]
 
@@ -132,9 +139,7 @@ class PixelQNetwork(ArchMixin, nn.Module):
             ImageError: x or actions have the wrong shape.
             ValueError: cond is missing, superfluous or of the wrong shape.
         """
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ImageError(f"PixelQNetwork: x has shape {tuple(x.shape)}; expected "
-                             f"(B, {self.in_channels}, H, W)")
+        check_planes("PixelQNetwork", x, self.in_channels)
         b, _, height, width = x.shape
         parts = [x]
         if self.n_actions is None:
@@ -148,13 +153,12 @@ class PixelQNetwork(ArchMixin, nn.Module):
                              "the values of every action; pass actions=None")
         z = torch.cat(parts, dim=1) if len(parts) > 1 else x
         s = self.downscale
-        z = F.avg_pool2d(z, s, ceil_mode=True) if s > 1 else z
+        z = pool_blocks(z, s)
         h, w = z.shape[-2:]
         z = append_cond_planes("PixelQNetwork", z, cond, self.cond_dim)
         q = self.head(self.trunk(z))
         if s > 1 and full_resolution:
-            q = F.interpolate(q, size=(h * s, w * s), mode="bilinear", align_corners=False)
-            q = q[..., :height, :width]
+            q = upsample_blocks(q, s, height, width)
         else:
             height, width = h, w
         if self.n_actions is None:

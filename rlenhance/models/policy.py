@@ -68,7 +68,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rlenhance.checkpoint import ALPHA_MODES
@@ -84,6 +83,9 @@ from rlenhance.models.trunks import (
     append_cond_planes,
     backbone_class,
     check_net_args,
+    check_planes,
+    pool_blocks,
+    upsample_blocks,
 )
 
 __all__ = ["ACTION_BOUND", "ArchMixin", "append_cond_planes", "expected_value", "check_net_args", "BACKBONES",
@@ -480,12 +482,10 @@ class PixelActorCritic(ArchMixin, nn.Module):
             ImageError: x has the wrong rank or channel count.
             ValueError: cond or hidden has the wrong shape.
         """
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ImageError(f"PixelActorCritic: x has shape {tuple(x.shape)}; expected "
-                             f"(B, {self.in_channels}, H, W)")
+        check_planes("PixelActorCritic", x, self.in_channels)
         b, _, height, width = x.shape
         s = self.downscale
-        z = F.avg_pool2d(x, s, ceil_mode=True) if s > 1 else x
+        z = pool_blocks(x, s)
         h, w = z.shape[-2:]
         z = append_cond_planes("PixelActorCritic", z, cond, self.cond_dim)
 
@@ -600,6 +600,4 @@ class PixelActorCritic(ArchMixin, nn.Module):
     def upsample(self, t: Tensor, height: int, width: int) -> Tensor:
         """Bilinear upsampling of a working-resolution map by ``downscale`` (block centres kept in
         place), cropped to (H, W): how the net's own outputs reach full resolution."""
-        s = self.downscale
-        up = F.interpolate(t, size=(t.shape[-2] * s, t.shape[-1] * s), mode="bilinear", align_corners=False)
-        return up[..., :height, :width]
+        return upsample_blocks(t, self.downscale, height, width)

@@ -1,6 +1,7 @@
 """The trunks of the per-pixel policy (:class:`rlenhance.models.policy.PixelActorCritic`): the dilated
 convolution stack, a supervised network's feature extractor fused with the other planes, the ConvGRU
-cell, and the checks of the network arguments the policy and the critic share."""
+cell, and what the policy and the critic share: the checks of their arguments and input, the conditioning
+planes, the pooling to the working resolution and the upsampling back."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rlenhance.errors import ImageError
+
 __all__ = ["BACKBONES", "ConvGRUCell", "ConvTrunk", "SupervisedTrunk", "append_cond_planes", "backbone_class",
-           "check_net_args"]
+           "check_net_args", "check_planes", "pool_blocks", "upsample_blocks"]
 
 #: Trunks a PixelActorCritic can be built with (its ``backbone`` argument).
 BACKBONES: tuple[str, ...] = ("fcn", "mrpnet", "pixelrnn")
@@ -178,6 +181,25 @@ def check_net_args(owner: str, *, in_channels: int, out_channels: int, width: in
     if len(dilations) < 1 or any(int(d) != d or d < 1 for d in (*dilations, *branch_dilations)):
         raise ValueError(f"{owner}: dilations={list(dilations)}, branch_dilations={list(branch_dilations)}; "
                          "expected a non-empty list and a possibly empty list of integers >= 1")
+
+
+def check_planes(owner: str, x: Tensor, in_channels: int) -> None:
+    """Raise :class:`ImageError` naming ``owner`` unless ``x`` has shape (B, ``in_channels``, H, W)."""
+    if x.dim() != 4 or x.shape[1] != in_channels:
+        raise ImageError(f"{owner}: x has shape {tuple(x.shape)}; expected (B, {in_channels}, H, W)")
+
+
+def pool_blocks(x: Tensor, scale: int) -> Tensor:
+    """``x`` (B, C, H, W) average-pooled by ``scale`` to the working resolution (ceil(H / scale),
+    ceil(W / scale)), partial border blocks averaged over their valid pixels; ``x`` itself for 1."""
+    return F.avg_pool2d(x, scale, ceil_mode=True) if scale > 1 else x
+
+
+def upsample_blocks(t: Tensor, scale: int, height: int, width: int) -> Tensor:
+    """Bilinear upsampling of a working-resolution map by ``scale`` (block centres kept in place),
+    cropped to (``height``, ``width``): how a net's outputs reach full resolution."""
+    up = F.interpolate(t, size=(t.shape[-2] * scale, t.shape[-1] * scale), mode="bilinear", align_corners=False)
+    return up[..., :height, :width]
 
 
 def append_cond_planes(owner: str, z: Tensor, cond: Tensor | None, cond_dim: int) -> Tensor:

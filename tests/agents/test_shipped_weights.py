@@ -12,7 +12,6 @@ import pytest
 import torch
 
 import rlenhance
-from agents.rollout import load_rollout_policy
 from rlenhance.data import BuiltinImages
 from rlenhance.denoisers import DENOISER_CHECKPOINTS, load_denoiser
 from rlenhance.enhance import Enhancer
@@ -51,26 +50,6 @@ def _enhancer(path: Path) -> np.ndarray:
     return out
 
 
-def _rollout_denoiser(path: Path) -> np.ndarray:
-    policy = load_rollout_policy(path, device="cpu")
-    clean = torch.from_numpy(_image(1, 0.2, 0.8)).permute(2, 0, 1)
-    noisy = clean + 25 / 255 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
-    out = policy.restore([{"clean": clean, "noisy": noisy}])[0].clamp(0, 1)
-    assert float(((out - clean) ** 2).mean()) < float(((noisy - clean) ** 2).mean())  # it removes noise
-    return out.permute(1, 2, 0).numpy()
-
-
-def _rollout_completer(path: Path) -> np.ndarray:
-    policy = load_rollout_policy(path, device="cpu")
-    original = _image(3, 0.3, 0.7)
-    occluded, mask = _with_hole(original)
-    chw = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))  # noqa: E731
-    out = policy.restore([{"occluded": chw(occluded), "original": chw(original),
-                           "mask": torch.from_numpy(mask)[None].float()}])[0]
-    assert float(out[:, torch.from_numpy(mask)].mean()) > 0.1  # the hole is filled
-    return out.permute(1, 2, 0).numpy()
-
-
 def _photo_denoiser(model: str, channels: int = 3):
     """``load_denoiser(model, path)``: a colour (or gray, ``channels`` 1) model that denoises a photo
     at sigma 25 (PSNR up by at least :data:`MIN_PHOTO_GAIN_DB` over the noisy input, clipped; an
@@ -106,15 +85,12 @@ def _supervised(task: str):
 #: file name -> the loader it is shipped for (what the CLI, compare and the docs use).
 LOADERS = {
     "lowlight_a3c.pt": _enhancer,                      # Enhancer, `rlenhance enhance`
-    "a3c_denoise.pt": _rollout_denoiser,               # agents.rollout.load_rollout_policy (the env's rollout)
-    "sac_denoise.pt": _rollout_denoiser,
-    "a3c_completion.pt": _rollout_completer,
     "mrpnet_denoise.pt": _supervised("denoise"),       # SupervisedRestorer, `rlenhance denoise`
     "mrpnet_lowlight.pt": _supervised("lowlight"),     # `rlenhance enhance --model mrpnet`, --init-backbone
     "pixelrnn_completion.pt": _supervised("completion"),
     "gated_pixelrnn_completion.pt": _supervised("completion"),
     "unet_completion.pt": _supervised("completion"),  # `rlenhance complete`, compare's unet
-    # the colour defaults of `rlenhance denoise --model mrpnet|a3c|sac|rse` (rlenhance.denoisers)
+    # the colour defaults of `rlenhance denoise --model mrpnet|a3c|sac` (rlenhance.denoisers)
     **{path.name: _photo_denoiser(model) for (model, channels), path in DENOISER_CHECKPOINTS.items() if channels == 3},
     "ffdnet_denoise.pt": _photo_denoiser("ffdnet", channels=1),  # `rlenhance denoise`'s default, compare's ffdnet
 }
@@ -130,7 +106,7 @@ def test_every_shipped_file_has_a_loader():
 
 
 def test_the_colour_denoisers_to_be_shipped_are_the_denoisers_defaults():
-    assert TO_BE_SHIPPED == {f"{model}_denoise_color.pt" for model in ("mrpnet", "a3c", "sac", "rse", "ffdnet")}
+    assert TO_BE_SHIPPED == {f"{model}_denoise_color.pt" for model in ("mrpnet", "a3c", "sac", "ffdnet")}
 
 
 @pytest.mark.parametrize("name", sorted(LOADERS))

@@ -1,5 +1,5 @@
-"""One transition per task: the env rebuilt from a shipped checkpoint steps what inference computes, and
-``gym.make(id)`` without arguments is the env of the shipped policy of its task."""
+"""One transition per task: the env rebuilt from a policy checkpoint steps what inference computes, and
+``gym.make(id)`` without arguments is the env of the recipe of its task's policy."""
 
 import dataclasses
 import inspect
@@ -17,6 +17,7 @@ from rlenhance.checkpoint import SPEC_KEY, load_checkpoint
 from rlenhance.denoisers import PolicyDenoiser
 from rlenhance.enhance import Enhancer, greedy_rollout
 from rlenhance.transitions import DenoiseTransition, LowLightTransition, Transition
+from tests.recipes import recipe_policy, recipe_spec
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "rlenhance" / "weights"
 
@@ -58,12 +59,13 @@ def test_lowlight_inference_is_a_greedy_rollout_of_the_checkpoints_env(lowlight)
     np.testing.assert_allclose(out, stepped[1].permute(1, 2, 0).numpy(), atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["a3c_denoise.pt", "a3c_denoise_color.pt"])
-def test_denoising_inference_is_a_greedy_rollout_of_the_checkpoints_env(name):
-    """PolicyDenoiser (the library's rollout, with the predictor's pixel for a3c_denoise) equals the
-    checkpoint's env stepped with the policy's greedy actions, after every step."""
-    denoiser = PolicyDenoiser(WEIGHTS / name, device="cpu")
-    venv = make_for_checkpoint(WEIGHTS / name)
+@pytest.mark.parametrize("name", ["a3c_denoise", "a3c_denoise_color.pt"])
+def test_denoising_inference_is_a_greedy_rollout_of_the_checkpoints_env(name, tmp_path):
+    """PolicyDenoiser (the library's rollout, with the predictor's pixel for the gray recipe's policy,
+    untrained) equals the checkpoint's env stepped with the policy's greedy actions, after every step."""
+    path = WEIGHTS / name if name.endswith(".pt") else recipe_policy(tmp_path / "policy.pt", name)
+    denoiser = PolicyDenoiser(path, device="cpu")
+    venv = make_for_checkpoint(path)
     assert venv.task.transition == denoiser.transition
     clean = smooth(1, denoiser.channels, (36, 44), seed=1)
     noisy = clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(2))
@@ -74,8 +76,8 @@ def test_denoising_inference_is_a_greedy_rollout_of_the_checkpoints_env(name):
         torch.testing.assert_close(stepped.clamp(0, 1), denoiser.rollout(noisy), atol=1e-6, rtol=0)
 
 
-def test_completion_inference_is_a_greedy_rollout_of_the_checkpoints_env():
-    path = WEIGHTS / "a3c_completion.pt"
+def test_completion_inference_is_a_greedy_rollout_of_the_checkpoints_env(tmp_path):
+    path = recipe_policy(tmp_path / "policy.pt", "a3c_completion")  # untrained, over the shipped U-Net
     restorer = load_rollout_policy(path)
     venv = make_for_checkpoint(path)
     assert venv.task.transition == restorer.spec.transition == restorer.task.transition
@@ -93,15 +95,22 @@ def test_completion_inference_is_a_greedy_rollout_of_the_checkpoints_env():
 
 
 # --- one source of defaults --------------------------------------------------------------------------
-#: Per env id: the shipped policy whose env the id's defaults are, and the kwargs of its env that the
-#: defaults leave out, with why.
+#: Per env id: the policy whose training env the id's defaults are (a shipped file, or a recipe's
+#: untrained policy: tests.recipes), and the kwargs of its checkpoint's env that the defaults leave out,
+#: with why.
 SHIPPED = {
-    # the episode length drawn at random in training (4-10 steps): the registered length is the fixed 10
-    "rlenhance/LowLight-v0": ("lowlight_a3c.pt", {"min_episode_steps"}),
+    # the episode length drawn at random in training (4-10 steps): the registered length is the fixed 10;
+    # the overshoot cap: inference's, the training env had none
+    "rlenhance/LowLight-v0": ("lowlight_a3c.pt", {"min_episode_steps", "max_overshoot", "overshoot_weighted"}),
     # reading the predictor's output needs the predictor (a supervised model): make_for_checkpoint loads it
-    "rlenhance/Denoise-v0": ("a3c_denoise.pt", {"observe_prediction"}),
-    "rlenhance/Completion-v0": ("a3c_completion.pt", set()),
+    "rlenhance/Denoise-v0": ("a3c_denoise", {"observe_prediction"}),
+    "rlenhance/Completion-v0": ("a3c_completion", set()),
 }
+
+
+def _policy(name, folder):
+    """The shipped file ``name``, or an untrained policy of the recipe ``name`` saved in ``folder``."""
+    return WEIGHTS / name if name.endswith(".pt") else recipe_policy(folder / f"{name}.pt", name)
 
 
 def _defaults(env_id):
@@ -121,9 +130,10 @@ def _plain(value):
 
 
 @pytest.mark.parametrize("env_id", sorted(SHIPPED))
-def test_the_registered_defaults_are_the_env_of_the_shipped_policy(env_id):
+def test_the_registered_defaults_are_the_training_env_of_each_tasks_recipe(env_id, tmp_path):
     name, left_out = SHIPPED[env_id]
-    checkpoint_id, kwargs = env_kwargs_for_checkpoint(WEIGHTS / name)
+    path = _policy(name, tmp_path)
+    checkpoint_id, kwargs = env_kwargs_for_checkpoint(path)
     assert checkpoint_id == env_id
     defaults = _defaults(env_id)
     transition_keys = {"alpha_table", "cond_scale", "cond_offset"}  # compared as the transition below
@@ -131,9 +141,10 @@ def test_the_registered_defaults_are_the_env_of_the_shipped_policy(env_id):
         if key in left_out or key in transition_keys:
             continue
         assert _plain(value) == _plain(defaults[key]), key
-    spec = load_checkpoint(WEIGHTS / name)["extra"][SPEC_KEY]
+    spec = load_checkpoint(path)["extra"][SPEC_KEY]
     default_transition = envs.make_vec(env_id).task.transition
-    expected = spec.transition if env_id.startswith("rlenhance/LowLight") else \
+    expected = dataclasses.replace(spec.transition, max_overshoot=None, overshoot_reference=None) \
+        if env_id.startswith("rlenhance/LowLight") else \
         dataclasses.replace(spec.transition, predict=False)  # the default env has no predictor
     assert default_transition == expected
     assert gym.make(env_id).unwrapped.task.transition == dataclasses.replace(expected, steps=None)
@@ -147,8 +158,9 @@ def test_a_lowlight_spec_gives_back_the_kwargs_it_was_written_from():
 
 
 def test_transitions_round_trip_and_refuse_what_is_not_a_step():
-    for path in ("lowlight_a3c.pt", "a3c_denoise.pt", "a3c_completion.pt"):
-        transition = load_checkpoint(WEIGHTS / path)["extra"][SPEC_KEY].transition
+    transitions = [load_checkpoint(WEIGHTS / "lowlight_a3c.pt")["extra"][SPEC_KEY].transition,
+                   *(recipe_spec(name).transition for name in ("a3c_denoise", "a3c_completion"))]
+    for transition in transitions:
         assert Transition.from_dict(transition.to_dict()) == transition
     with pytest.raises(ValueError, match="damping 1.0"):
         dataclasses.replace(envs.make_vec("rlenhance/LowLight-v0").task.transition, damping=1.0)

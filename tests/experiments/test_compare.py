@@ -25,7 +25,7 @@ import envs
 from agents.a3c import policy_kwargs_from_env
 from experiments.compare import TASK_METHODS, Args, labelled_grid, load_samples, main, paired_differences
 from experiments.compare import methods as compare_methods
-from experiments.compare.config import EMBEDDED_DATA, data_label, ignored_flags, resolved_split
+from experiments.compare.config import EMBEDDED_DATA, data_label, ignored_flags, requested_methods, resolved_split
 from experiments.compare.samples import Sample
 from experiments.compare.scoring import NO_REFERENCE_FIELDS, score
 from experiments.plots import quality_vs_time, save_figure
@@ -189,7 +189,7 @@ EXPECTED = {  # task: (images, methods that run, methods reported missing)
     "lowlight": (3, ["input", "rl", "mrpnet", "zero-dce", "auto-gamma", "clahe"], ["zero-dce++"]),
     "denoise": (4, ["input", "a3c", "ffdnet", "mrpnet", "gaussian", "median", "bilateral"]  # ffdnet: shipped
                 + ([] if baseline_missing("bm3d") else ["bm3d"]),
-                ["sac", "rse"] + (["bm3d"] if baseline_missing("bm3d") else [])),
+                ["sac"] + (["bm3d"] if baseline_missing("bm3d") else [])),  # rse: none ships, not run by default
     "completion": (3, ["input", "a3c", "unet", "gated-pixelrnn", "telea", "navier-stokes", "diffusion-fill"],
                    ["pixelrnn"]),
 }
@@ -409,6 +409,19 @@ def test_compare_methods_are_the_registry_methods_of_each_task():
         assert ours[0] == "input" and (set(compare_methods.PEER_METHODS) <= set(ours)) == (task == "lowlight")
     for name in compare_methods.LEARNED_METHODS:  # a flag for every learned method
         assert getattr(Args(), compare_methods.method_flag(name).replace("-", "_")) is None
+
+
+def test_by_default_a_method_that_ships_no_checkpoint_runs_only_when_one_is_given():
+    """Without --methods, the RL policies that ship nothing (their recipe's policy took the predictor's
+    output everywhere) are left out unless their flag gives a checkpoint; --methods still names them."""
+    denoise, completion = (requested_methods(Args(task=task)) for task in ("denoise", "completion"))
+    assert "rse" not in denoise and {"a3c", "sac", "ffdnet", "input"} <= set(denoise)
+    assert "a3c" not in completion and {"unet", "telea", "input"} <= set(completion)
+    assert "rse" in requested_methods(Args(task="denoise", rse="runs/rse/checkpoints/best.pt"))
+    assert "a3c" in requested_methods(Args(task="completion", a3c="policy.pt"))
+    assert requested_methods(Args(task="completion", methods="a3c,unet")) == ["a3c", "unet"]
+    _, missing = compare_methods.build_methods("completion", ["a3c"], torch.device("cpu"), checkpoints={}, sigma=25.0)
+    assert "no a3c completion model ships" in missing["a3c"] and "0.00 dB over the U-Net" in missing["a3c"]
 
 
 @pytest.mark.skipif(baseline_missing("bm3d") is not None, reason="bm3d is not installed (optional)")

@@ -210,13 +210,8 @@ DENOISE = {"sigma": "task.sigma", "predictor": "task.predictor", "observe_predic
 
 @pytest.mark.parametrize("module, preset, weights, names", [
     (lol_train, "shipped", "lowlight_a3c.pt", LOWLIGHT),
-    (denoise_train, "shipped", "a3c_denoise.pt", {**DENOISE, "lr_decay": "a3c.lr_decay", "gamma": "a3c.gamma"}),
-    (denoise_train, "shipped-sac", "sac_denoise.pt", {**DENOISE, "sac_updates": "sac.updates",
-                                                      "sac_actor_updates": "sac.actor_updates",
-                                                      "sac_all_action_rewards": "sac.all_action_rewards"}),
     (denoise_train, "color", "a3c_denoise_color.pt", {**DENOISE, "lr_decay": "a3c.lr_decay"}),
     (denoise_train, "color-sac", "sac_denoise_color.pt", DENOISE),
-    (completion_train, "shipped", "a3c_completion.pt", {}),
 ])
 def test_each_shipped_preset_is_the_training_settings_its_weights_record(module, preset, weights, names):
     """The settings the shipped weights were trained with (their checkpoint's record) are their preset's."""

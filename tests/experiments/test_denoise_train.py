@@ -351,7 +351,7 @@ def test_help_names_the_common_flags_and_the_presets(capsys):
     text = capsys.readouterr().out
     for flag in ("--data", "--test", "--sigma", "--agent", "--episodes", "--crop", "--steps", "--width",
                  "--predictor", "--observe-prediction", "--eval-every", "--resume", "--set", "--config",
-                 "shipped:", "shipped-sac:", "color:", "color-sac:", "pixelrl:"):
+                 "over-ffdnet:", "over-ffdnet-sac:", "color:", "color-sac:", "pixelrl:"):
         assert flag in text, flag
 
 

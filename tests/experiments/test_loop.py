@@ -1,14 +1,29 @@
 """experiments.loop's time estimate: a run says beforehand how long it will take, from the measured cost
-of the preset it is, when that is long; the evaluations a schedule still has to run."""
+of the preset it is, when that is long; the evaluations a schedule still has to run; the run section
+every trainer's config takes from RunSettings."""
 
+import dataclasses
+import json
+import pickle
 from types import SimpleNamespace
 
 import pytest
 
-from experiments import lol_train, supervised_train
+from experiments import completion_train, config, denoise_train, lol_train, rse, rse_train, supervised_train
 from experiments.config import Preset
-from experiments.loop import LONG_RUN_S, LoopState, TimeEstimate, evaluations_left, preset_estimate, run_seconds
-from experiments.rl_common import COST_FREE
+from experiments.loop import (
+    LONG_RUN_S,
+    RUN_COST_FREE,
+    LoopState,
+    RunSettings,
+    TimeEstimate,
+    check_run,
+    evaluations_left,
+    preset_estimate,
+    run_seconds,
+    run_section,
+)
+from experiments.runs import RunFolderError
 
 
 def fake_loop(total, step=0, eval_every=10):
@@ -39,23 +54,23 @@ def test_a_config_has_the_cost_of_the_preset_it_is_on_that_device():
     config, whose time is measured once it runs. A preset without a GPU figure gives none on a GPU."""
     per_step = lambda cost: (cost.step_s, cost.eval_s)  # noqa: E731
     rellie = lol_train.parse_args(["--preset", "rellie", "--episodes", "40", "--seed", "3", "--threads", "1"])
-    estimate = preset_estimate(rellie, lol_train.PRESETS, "cpu", ignore=COST_FREE, check=lol_train.check,
+    estimate = preset_estimate(rellie, lol_train.PRESETS, "cpu", ignore=RUN_COST_FREE, check=lol_train.check,
                                per_step=per_step)
     preset = lol_train.PRESETS["rellie"]
     assert estimate.cost == (preset.cpu.step_s, preset.cpu.eval_s) and "--preset rellie on cpu" in estimate.source
     loop, said = fake_loop(total=40, eval_every=rellie.run.eval_every)
     estimate.on_start(loop)
     assert len(said) == 1 and said[0].startswith("estimated time: ") and "40 episodes" in said[0]
-    assert preset_estimate(rellie, lol_train.PRESETS, "cuda", ignore=COST_FREE, check=lol_train.check,
+    assert preset_estimate(rellie, lol_train.PRESETS, "cuda", ignore=RUN_COST_FREE, check=lol_train.check,
                            per_step=per_step).cost == (preset.cuda.step_s, preset.cuda.eval_s)
     unmeasured = {"rellie": Preset(lol_train.rellie, cpu=preset.cpu)}
-    assert preset_estimate(rellie, unmeasured, "cuda", ignore=COST_FREE, check=lol_train.check,
+    assert preset_estimate(rellie, unmeasured, "cuda", ignore=RUN_COST_FREE, check=lol_train.check,
                            per_step=per_step).cost is None
     other = lol_train.parse_args(["--preset", "rellie", "--width", "32"])
-    assert preset_estimate(other, lol_train.PRESETS, "cpu", ignore=COST_FREE, check=lol_train.check,
+    assert preset_estimate(other, lol_train.PRESETS, "cpu", ignore=RUN_COST_FREE, check=lol_train.check,
                                per_step=per_step).cost is None
     shipped = lol_train.parse_args(["--preset", "shipped"])
-    assert preset_estimate(shipped, lol_train.PRESETS, "cuda", ignore=COST_FREE, check=lol_train.check,
+    assert preset_estimate(shipped, lol_train.PRESETS, "cuda", ignore=RUN_COST_FREE, check=lol_train.check,
                                per_step=per_step).cost == (
         lol_train.PRESETS["shipped"].cuda.step_s, lol_train.PRESETS["shipped"].cuda.eval_s)
 
@@ -65,3 +80,73 @@ def test_a_supervised_epoch_costs_its_steps():
     cost = supervised_train.PRESETS["mrpnet-denoise"].cpu
     assert supervised_train.epoch_cost(cfg, cost) == (cfg.train.steps_per_epoch * cost.step_s, cost.eval_s)
     assert supervised_train.estimate_seconds(cfg, cost) == pytest.approx(3 * cfg.train.steps_per_epoch * cost.step_s)
+
+
+#: Each trainer's config class and the run settings it reads.
+RUN_FIELDS = {
+    lol_train.Config: ("episodes", "batch", "eval_every", "eval_batch", "samples", "keep_evals", "seed", "split_seed",
+                       "device", "threads", "out", "resume"),
+    rse.Config: ("samples", "seed", "split_seed", "device", "threads", "out", "resume"),
+    supervised_train.Config: ("out", "resume", "device", "threads", "seed", "samples", "save_every"),
+}
+
+
+@pytest.mark.parametrize("config_class", RUN_FIELDS)
+def test_every_run_section_is_run_settings_with_its_fields_and_defaults(config_class):
+    section = type(config_class().run)
+    assert tuple(f.name for f in dataclasses.fields(section)) == RUN_FIELDS[config_class]
+    docs, own = config.field_docs(RunSettings), config.field_docs(section)
+    assert own == {name: docs[name] for name in RUN_FIELDS[config_class]}  # one doc of each setting
+    cfg = config_class()
+    assert pickle.loads(pickle.dumps(cfg)) == cfg  # Hogwild and torchrun workers may get it pickled
+
+
+def test_trainers_set_their_own_run_defaults():
+    assert (lol_train.Config().run.episodes, denoise_train.Config().run.episodes) == (1100, RunSettings.episodes)
+    assert {m.Config().run.out for m in (lol_train, denoise_train, completion_train, supervised_train)} == {
+        "runs/lol_train", "runs/denoise_train", "runs/completion_train", "runs/supervised_train"}
+    assert rse.Config().run.samples == 2 != RunSettings.samples
+    with pytest.raises(AttributeError):
+        supervised_train.Config().run.episodes  # noqa: B018 (a supervised run's length is train.epochs)
+
+
+def test_run_section_refuses_a_setting_run_settings_has_not():
+    with pytest.raises(ValueError, match="field epochs is not one of its fields"):
+        run_section("Run", ("seed", "epochs"), module=__name__)
+    with pytest.raises(ValueError, match="default episodes is not one of its fields"):
+        run_section("Run", ("seed",), module=__name__, episodes=3)
+
+
+@pytest.mark.parametrize("setting, message", [("run.seed=-1", "run.seed -1: expected an integer in"),
+                                              ("run.samples=-1", "run.samples -1: expected an integer >= 0"),
+                                              ("run.threads=-2", "run.threads -2: expected an integer >= 0")])
+@pytest.mark.parametrize("parse", [lol_train.parse_args, rse_train.parse, supervised_train.parse])
+def test_every_trainer_checks_its_run_section_alike(parse, setting, message):
+    with pytest.raises(ValueError, match=message):
+        parse(["--set", setting])
+
+
+def test_check_run_checks_the_settings_a_section_has():
+    with pytest.raises(ValueError, match="run.eval_every 0: expected an integer >= 1"):
+        check_run(lol_train.RLRunSettings(eval_every=0))
+    check_run(supervised_train.RunConfig(save_every=3))
+    with pytest.raises(ValueError, match="run.save_every -1: expected an integer >= 0"):
+        check_run(supervised_train.RunConfig(save_every=-1))
+
+
+@pytest.mark.parametrize("module, parse, trainer", [
+    (lol_train, lol_train.parse_args, "experiments.lol_train"),
+    (rse_train, rse_train.parse, "experiments.rse_train"),
+    (supervised_train, supervised_train.parse, "experiments.supervised_train")])
+def test_resume_starts_from_the_runs_own_config_under_the_command_line(tmp_path, module, parse, trainer):
+    """Every trainer: --resume reads the run's config.json, the flags given win; another trainer's run is refused."""
+    out = tmp_path / "run"
+    out.mkdir()
+    saved = config.to_dict(parse(["--set", "run.samples=1", "--seed", "7", "--out", str(out)]))
+    (out / "config.json").write_text(json.dumps({**saved, "trainer": trainer, "world_size": 1}))
+    resumed = parse(["--resume", "--out", str(out), "--threads", "1"])
+    assert (resumed.run.seed, resumed.run.samples, resumed.run.threads, resumed.run.resume) == (7, 1, 1, True)
+    assert parse(["--out", str(out)]).run.seed == 0  # a new run in a run's folder: its own settings
+    (out / "config.json").write_text(json.dumps({**saved, "trainer": "experiments.other_train"}))
+    with pytest.raises(RunFolderError, match="is a run of experiments.other_train"):
+        parse(["--resume", "--out", str(out)])

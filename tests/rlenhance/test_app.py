@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from rlenhance import app_support as kit
+from rlenhance import registry
 from rlenhance.cli import main
 from rlenhance.data.builtin import BUILTIN_IMAGES
 from rlenhance.denoisers import load_denoiser
@@ -243,7 +244,16 @@ def test_every_method_restores_an_image(method):
         np.testing.assert_array_equal(out[~mask], image[~mask])
 
 
-@pytest.mark.parametrize("task", ["denoise", "completion"])
+def test_only_methods_that_ship_are_offered():
+    """The RL policies that ship no checkpoint (their recipe's policy took the predictor's output
+    everywhere) are not on the page: the Complete tab offers no RL family."""
+    assert all(registry.ships(m) for m in kit.METHODS)
+    assert {(m.task, m.key) for m in registry.METHODS} - {(m.task, m.key) for m in kit.METHODS} == {
+        ("denoise", "rse"), ("completion", "a3c")}
+    assert kit.methods_for("completion", "RL") == [] and kit.methods_for("denoise", "RL")
+
+
+@pytest.mark.parametrize("task", ["denoise"])
 def test_rl_rollout_methods_restore_an_image(task):
     method = kit.methods_for(task, "RL")[0]
     assert kit.method_missing(method) is None  # the library runs every shipped policy
@@ -254,7 +264,7 @@ def test_rl_rollout_methods_restore_an_image(task):
     assert out.shape == (24, 24, 3) and 0 <= out.min() and out.max() <= 1
 
 
-@pytest.mark.parametrize("task", kit.TASKS)
+@pytest.mark.parametrize("task", [task for task in kit.TASKS if kit.methods_for(task, "RL")])
 def test_rl_methods_say_what_their_agent_did_and_the_others_nothing(task):
     """restore_traced: restore's output and, for an RL method, its restorer's trace (the Denoise and
     Complete tabs' "What the agent did"); None for a supervised or classical method."""
@@ -278,26 +288,28 @@ def test_rl_methods_say_what_their_agent_did_and_the_others_nothing(task):
 
 @pytest.mark.parametrize("key", ["a3c", "ffdnet"])
 def test_learned_denoisers_are_the_command_lines_own(key):
-    """The page's result is `rlenhance denoise --model KEY`'s: the library denoiser, a colour photo
-    channel by channel (the blind FFDNet: its opponent colour planes), a gray one once."""
+    """The page's result is `rlenhance denoise --model KEY`'s: the library denoiser (its gray default
+    where one ships: a colour photo in its opponent colour planes; else the colour one), a gray photo
+    once."""
     method = kit.find_method("denoise", key)
     model = kit.load_model(method, device="cpu")
     colour = kit.noisy_copy(photo(24, 32, low=0.2, high=0.8), 25)
-    expected = load_denoiser(key, channels=1, device="cpu").restore(colour, per_channel=key != "ffdnet")
+    expected = load_denoiser(key, channels=min(method.weights), device="cpu").restore(colour)
     np.testing.assert_allclose(kit.restore(method, model, colour), np.clip(expected, 0, 1), atol=1e-6)
     gray = np.repeat(colour[..., :1], 3, axis=2)
     out = kit.restore(method, model, gray)
     assert np.abs(out - np.clip(gray, 0, 1)).mean() > 1e-3  # it denoised
     np.testing.assert_array_equal(out[..., 0], out[..., 2])
-    np.testing.assert_allclose(out[..., :1], model.restore(gray[..., :1]), atol=1e-6)
+    np.testing.assert_allclose(out[..., :1], model.restore(gray[..., :1])[..., :1], atol=1e-6)
 
 
 def test_learned_restorers_offer_the_self_ensemble_of_the_command_line():
-    """A network (or an RL policy's predictor) offers --ensemble's sizes, and the page's x2 result is
-    `rlenhance denoise --model KEY --ensemble 2`'s; the classical and low-light methods offer none."""
+    """A supervised network offers --ensemble's sizes, and the page's x2 result is `rlenhance denoise
+    --model KEY --ensemble 2`'s; the classical, low-light and RL methods offer none (the shipped
+    policies have no predictor)."""
     offered = {(m.task, m.key) for m in kit.METHODS if m.ensembles == (1, 2, 4, 8)}
-    assert offered == {("denoise", k) for k in ("a3c", "sac", "ffdnet", "mrpnet", "rse")} | {
-        ("completion", k) for k in ("a3c", "unet", "gated-pixelrnn", "pixelrnn")}
+    assert offered == {("denoise", k) for k in ("ffdnet", "mrpnet")} | {
+        ("completion", k) for k in ("unet", "gated-pixelrnn", "pixelrnn")}
     assert all(m.ensembles == (1,) for m in kit.METHODS if (m.task, m.key) not in offered)
     method = kit.find_method("denoise", "ffdnet")
     colour = kit.noisy_copy(photo(24, 32, low=0.2, high=0.8), 25)
@@ -491,10 +503,12 @@ def test_denoise_tab_scores_against_the_clean_upload(app):
         assert len(agent) == (family == "RL")  # the A3C's action maps and usage; nothing for the others
     steps = kit.load_model(kit.find_method("denoise", "a3c"), device="cpu").steps
     assert len([c for c in captions(app) if c.startswith("actions at step ")]) == steps
-    app.select_slider(key="denoise_ensemble").set_value(2)  # the A3C's FFDNet over 2 flips
+    app.radio(key="denoise_family").set_value("Supervised")
     run(app)
-    noisy, out = [c for c in captions(app) if c.startswith(("Noisy", "PixelRL (A3C)"))]
-    assert out.startswith("PixelRL (A3C) x2 (")
+    app.select_slider(key="denoise_ensemble").set_value(2)  # FFDNet over 2 flips
+    run(app)
+    noisy, out = [c for c in captions(app) if c.startswith(("Noisy", "FFDNet (blind)"))]
+    assert out.startswith("FFDNet (blind) x2 (")
     assert float(out.split("PSNR ")[1].split()[0]) > float(noisy.split("PSNR ")[1].split()[0])
     assert not app.error and not app.warning
 
@@ -505,7 +519,8 @@ def test_complete_tab_finds_or_reads_the_hole_and_explains_a_wrong_mask(app):
     app.file_uploader(key="complete_files").set_value(("occluded.png", png(image), "image/png"))
     run(app)
     assert any("hole: 256 px" in c for c in captions(app))
-    assert any(c.startswith("actions at step ") for c in captions(app))  # the RL fill policy's, in the hole
+    assert [o for o in app.radio(key="complete_family").options] == ["Supervised", "Classical"]  # no RL ships
+    assert any(c.startswith("Completion U-Net") for c in captions(app))
     app.radio(key="complete_family").set_value("Classical")
     run(app)
     assert any(c.startswith("Telea inpainting") for c in captions(app))

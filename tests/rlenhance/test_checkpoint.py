@@ -127,45 +127,31 @@ def _assert_old_checkpoint_intact(path: Path, old: TinyNet) -> None:
     assert os.listdir(path.parent) == [path.name], "a temporary file was left behind"
 
 
-def test_failure_while_writing_leaves_old_file_and_no_temp(saved, monkeypatch):
+def _partial_save(obj, f, *args, **kwargs):
+    """``torch.save`` that writes a few bytes, then fails as a full disk would."""
+    partial = b"PK\x03\x04 partial checkpoint bytes"
+    if hasattr(f, "write"):
+        f.write(partial)
+    else:
+        Path(f).write_bytes(partial)
+    raise OSError("disk full (simulated)")
+
+
+def _raising(error: BaseException):
+    def fail(*args, **kwargs):
+        raise error
+    return fail
+
+
+@pytest.mark.parametrize("where, name, replacement, error", [
+    (torch, "save", _partial_save, OSError),                                           # while writing
+    (ckpt_mod.os, "replace", _raising(OSError("rename failed (simulated)")), OSError),  # at the rename
+    (ckpt_mod.os, "fsync", _raising(KeyboardInterrupt()), KeyboardInterrupt),           # interrupted
+], ids=["write", "rename", "interrupt"])
+def test_failed_save_leaves_old_file_and_no_temp(saved, monkeypatch, where, name, replacement, error):
     path, old = saved
-
-    def broken_save(obj, f, *args, **kwargs):
-        partial = b"PK\x03\x04 partial checkpoint bytes"
-        if hasattr(f, "write"):
-            f.write(partial)
-        else:
-            Path(f).write_bytes(partial)
-        raise OSError("disk full (simulated)")
-
-    monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
-        save_checkpoint(path, model=_model(5), arch=_arch(), extra={"step": 4})
-    monkeypatch.undo()
-    _assert_old_checkpoint_intact(path, old)
-
-
-def test_failure_at_rename_leaves_old_file_and_no_temp(saved, monkeypatch):
-    path, old = saved
-
-    def broken_replace(src, dst):
-        raise OSError("rename failed (simulated)")
-
-    monkeypatch.setattr(ckpt_mod.os, "replace", broken_replace)
-    with pytest.raises(OSError, match="rename failed"):
-        save_checkpoint(path, model=_model(5), arch=_arch(), extra={"step": 4})
-    monkeypatch.undo()
-    _assert_old_checkpoint_intact(path, old)
-
-
-def test_interrupt_during_save_leaves_old_file_and_no_temp(saved, monkeypatch):
-    path, old = saved
-
-    def interrupted_fsync(fd):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(ckpt_mod.os, "fsync", interrupted_fsync)
-    with pytest.raises(KeyboardInterrupt):
+    monkeypatch.setattr(where, name, replacement)
+    with pytest.raises(error, match="simulated" if error is OSError else None):
         save_checkpoint(path, model=_model(5), arch=_arch(), extra={"step": 4})
     monkeypatch.undo()
     _assert_old_checkpoint_intact(path, old)

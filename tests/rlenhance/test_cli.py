@@ -25,6 +25,7 @@ from rlenhance.models.pixelrnn import GatedPixelRNN
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.models.rse import RSEDenoiser
 from rlenhance.restore import SupervisedRestorer
+from tests.recipes import recipe_policy, rse_with_predictor
 from tests.specs import lowlight_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,11 +134,12 @@ def test_denoise_ensemble_is_the_models_self_ensemble(ckpts, images, tmp_path, c
     plain = SupervisedRestorer(ckpts["denoise"], device="cpu").restore(load_image(a), per_channel=True)
     assert np.abs(expected - plain).max() > 4 * LEVEL
     np.testing.assert_allclose(load_image(out / "occluded_a.png"), expected, atol=LEVEL / 2 + 1e-6)
-    # the shipped colour RSE-RL model: its predictor's self-ensemble
-    assert main(["denoise", str(a), "-o", str(tmp_path / "s"), "--model", "rse", "--device", "cpu",
-                 "--ensemble", "2"]) == 0
-    shipped = load_denoiser("rse", device="cpu", ensemble=2).restore(load_image(a))
-    np.testing.assert_allclose(load_image(tmp_path / "s" / "occluded_a.png"), shipped, atol=LEVEL / 2 + 1e-6)
+    # a colour RSE-RL model over the shipped FFDNet: its predictor's self-ensemble
+    rse = rse_with_predictor(tmp_path / "rse_ffdnet.pt")
+    assert main(["denoise", str(a), "-o", str(tmp_path / "s"), "--model", "rse", "--checkpoint", str(rse),
+                 "--device", "cpu", "--ensemble", "2"]) == 0
+    expected = load_denoiser("rse", rse, device="cpu", ensemble=2).restore(load_image(a))
+    np.testing.assert_allclose(load_image(tmp_path / "s" / "occluded_a.png"), expected, atol=LEVEL / 2 + 1e-6)
     torch.manual_seed(0)  # one without a predictor refuses it
     pure = RSEDenoiser(channels=3, patch=8, stride=4, latent_dim=4, hidden=8, bank_size=16, clusters=2, neighbours=2,
                        width=4, max_rounds=1)
@@ -243,11 +245,26 @@ def test_missing_default_weights_ask_for_a_checkpoint(images, tmp_path, capsys, 
     monkeypatch.setattr(registry, "WEIGHTS", tmp_path / "not_installed")
     (a, _), _ = images
     for argv, name in ((["denoise"], "ffdnet_denoise.pt"), (["complete"], "unet_completion.pt"),
-                       (["complete", "--model", "a3c"], "a3c_completion.pt"),
                        (["enhance", "--model", "mrpnet"], "mrpnet_lowlight.pt")):
         assert main([*argv, str(a), "-o", str(tmp_path / "out")]) == 2
         err = capsys.readouterr().err
         assert name in err and "pass --checkpoint PATH" in err
+
+
+@pytest.mark.parametrize("argv, trainer", [
+    (["complete", "--model", "a3c"], "python -m experiments.completion_train"),
+    (["denoise", "--model", "rse"], "python -m experiments.rse_train --preset rse-denoise-color"),
+    (["denoise", "--model", "sac", "--per-channel"], "python -m experiments.denoise_train --agent sac"),
+])
+def test_a_policy_that_does_not_ship_is_one_clear_line(images, tmp_path, capsys, argv, trainer):
+    """Without --checkpoint, a model whose recipe's policy took its predictor's output everywhere (none
+    ships) fails before any image with one line: why, the figure and the command that trains one."""
+    (a, _), _ = images
+    assert main([*argv, str(a), "-o", str(tmp_path / "out"), "--device", "cpu"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and " ships: the policy of its recipe took " in lines[0], lines
+    assert "0.00 dB" in lines[0] and trainer in lines[0] and lines[0].endswith("pass --checkpoint PATH")
+    assert not (tmp_path / "out").exists()
 
 
 def test_enhance_with_the_supervised_model(ckpts, images, tmp_path, capsys):
@@ -808,11 +825,7 @@ def test_every_shipped_model_runs_by_name(method, tmp_path):
 
 
 def test_complete_refuses_a_checkpoint_of_another_model(tmp_path, capsys):
-    from rlenhance import registry
-
-    policy = registry.WEIGHTS / "a3c_completion.pt"
-    if not policy.is_file():
-        pytest.skip("the RL completion policy is not installed")
+    policy = recipe_policy(tmp_path / "policy.pt", "a3c_completion")
     image = np.full((16, 16, 3), 0.5, np.float32)
     image[4:8, 4:8] = 0.0
     save_image(tmp_path / "in.png", image)

@@ -3,6 +3,7 @@ follow one set of channel rules; load_denoiser picks models and defaults and ref
 FFDNet given the map of a known or estimated noise level (NoiseLevelDenoiser);
 ``rlenhance denoise --model mrpnet|a3c|sac|rse|ffdnet`` end to end."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -113,7 +114,7 @@ def noisy_image(height, width, channels, seed=0):
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory):
     folder = tmp_path_factory.mktemp("denoisers")
-    mrpnet = MRPNet(1, width=8)
+    mrpnet, mrpnet_color = MRPNet(1, width=8), MRPNet(3, width=8)
     lowlight = PixelActorCritic(in_channels=6, out_channels=3, n_actions=3, width=8)
     lowlight_spec = LowLightPolicySpec(
         transition=LowLightTransition(
@@ -132,6 +133,9 @@ def ckpts(tmp_path_factory):
         "rse_color": rse_checkpoint(folder / "rse_color.pt", 3),
         "mrpnet_gray": save_checkpoint(folder / "mrpnet.pt", model=mrpnet, arch=mrpnet.arch(), extra={
             "spec": SupervisedSpec(model="mrpnet", task="denoise", channels=1, prefill="none")}),
+        "mrpnet_color": save_checkpoint(folder / "mrpnet_color.pt", model=mrpnet_color, arch=mrpnet_color.arch(),
+                                        extra={"spec": SupervisedSpec(model="mrpnet", task="denoise", channels=3,
+                                                                      prefill="none")}),
         "lowlight": save_checkpoint(folder / "lowlight.pt", model=lowlight, arch=lowlight.arch(),
                                     extra={"spec": lowlight_spec}),
         "ffdnet_gray": ffdnet_checkpoint(folder / "ffdnet_gray.pt", 1),
@@ -168,21 +172,22 @@ def test_policy_denoiser_equals_the_env_rollout(tmp_path, channels, net):
                                    atol=1e-5)
 
 
-def test_shipped_rl_denoisers_equal_their_env_rollouts():
+def test_the_gray_recipes_rl_denoisers_equal_their_env_rollouts(tmp_path):
+    """Untrained policies of the gray A3C and SAC recipes (tests.recipes: their trainer's spec, network
+    and predictor) run as the env's rollout."""
     from agents.rollout import load_rollout_policy
+    from tests.recipes import recipe_policy
 
     image = noisy_image(40, 52, 1, seed=3)
     for model in ("a3c", "sac"):
-        path = WEIGHTS / f"{model}_denoise.pt"
-        if not path.is_file():
-            pytest.skip(f"{path} is not installed")
-        denoiser = load_denoiser(model, channels=1, device="cpu")
+        path = recipe_policy(tmp_path / f"{model}.pt", f"{model}_denoise", predictor_dir=tmp_path / "trainer")
+        denoiser = load_denoiser(model, path, device="cpu")
         assert isinstance(denoiser, PolicyDenoiser) and denoiser.agent == model
         # tiled with a margin of its receptive field, in whole policy pixels (large photos fit in memory)
         assert denoiser.overlap is not None and denoiser.overlap > 0
         assert denoiser.overlap % denoiser.policy.downscale == 0
-        # both take the shipped blind FFDNet's pixel as action 9 (found beside them whatever the
-        # trainer's path), given each image's estimated level, and read its output
+        # both take the shipped blind FFDNet's pixel as action 9 (found in the shipped weights whatever
+        # the trainer's path), given each image's estimated level, and read its output
         assert denoiser.predictor is not None and denoiser.predictor.path == WEIGHTS / "ffdnet_denoise.pt"
         assert denoiser.predictor.sigma is None and denoiser.observe_prediction
         np.testing.assert_allclose(denoiser.restore(image), load_rollout_policy(path).restore(image), atol=1e-5)
@@ -284,14 +289,21 @@ def test_defaults_follow_the_channels_and_missing_ones_say_how_to_train(ckpts, t
         load_denoiser("sac", channels=3)
     text = str(info.value)
     assert "sac_denoise_color.pt" in text and "denoise_train --agent sac --no-gray" in text
-    assert "pass checkpoint=PATH" in text and "per_channel=True" in text  # a Python caller's words
-    assert "--checkpoint" not in text and "--per-channel" not in text
-    with pytest.raises(CheckpointError, match=r"rse_denoise\.pt.*rse_train --set task\.gray=true") as info:
+    assert "pass checkpoint=PATH" in text and "--checkpoint" not in text  # a Python caller's words
+    assert "per_channel" not in text  # no gray sac ships to run per channel
+    with pytest.raises(CheckpointError) as info:
+        load_denoiser("mrpnet", channels=3)
+    assert "mrpnet_denoise_color.pt" in str(info.value) and "per_channel=True" in str(info.value)
+    with pytest.raises(CheckpointError, match=r"no rse denoiser ships: .*rse_train --set task\.gray=true") as info:
         default_denoiser("rse", 1)
     assert "--per-channel" not in str(info.value)
-    table[("a3c", 1)], table[("a3c", 3)] = ckpts["a3c_gray"], ckpts["a3c_color"]
-    assert load_denoiser("a3c", channels=1, device="cpu").channels == 1
+    table[("mrpnet", 1)], table[("mrpnet", 3)] = ckpts["mrpnet_gray"], ckpts["mrpnet_color"]
+    assert load_denoiser("mrpnet", channels=1, device="cpu").channels == 1
+    assert load_denoiser("mrpnet", channels=3, device="cpu").channels == 3
+    table[("a3c", 3)] = ckpts["a3c_color"]
     assert load_denoiser("a3c", channels=3, device="cpu").channels == 3
+    with pytest.raises(CheckpointError, match=r"no gray a3c denoiser ships: .* took FFDNet's output .*0\.00 dB"):
+        load_denoiser("a3c", channels=1)  # the colour file is never taken for a gray model
     with pytest.raises(ValueError, match="channels"):
         default_denoiser("a3c", 2)
 
@@ -303,14 +315,14 @@ def test_the_train_command_of_each_missing_default_parses_to_its_model(tmp_path,
     import shlex
 
     Defaults(tmp_path, monkeypatch)
-    table = denoisers.DENOISER_CHECKPOINTS
     trainers = {"mrpnet": "experiments.supervised_train", "a3c": "experiments.denoise_train",
                 "sac": "experiments.denoise_train", "rse": "experiments.rse_train",
                 "ffdnet": "experiments.supervised_train"}
-    for model, channels in table:
-        with pytest.raises(CheckpointError, match=r"a checkpoint of python -m ") as info:
-            default_denoiser(model, channels)
-        argv = shlex.split(str(info.value).split("a checkpoint of ", 1)[1].split(")", 1)[0])
+    for model, channels in ((m.name, c) for m in registry.methods("denoise", learned=True) for c in m.train):
+        with pytest.raises(CheckpointError, match=r"(a checkpoint of |train one \()python -m ") as info:
+            default_denoiser(model, channels)  # not installed, or none ships
+        command = re.search(r"(?:a checkpoint of |train one \()(python -m [^)]*)\)", str(info.value)).group(1)
+        argv = shlex.split(command)
         assert argv[:3] == ["python", "-m", trainers[model]], argv
         module = importlib.import_module(argv[2])
         if model in ("a3c", "sac"):  # a trainer of one nested config
@@ -329,8 +341,9 @@ def test_the_train_command_of_each_missing_default_parses_to_its_model(tmp_path,
 
 def test_the_table_names_the_documented_files():
     names = {key: path.name for key, path in denoisers.DENOISER_CHECKPOINTS.items()}
-    assert names[("mrpnet", 1)] == "mrpnet_denoise.pt" and names[("a3c", 1)] == "a3c_denoise.pt"
-    assert names[("sac", 3)] == "sac_denoise_color.pt" and names[("rse", 3)] == "rse_denoise_color.pt"
+    assert names[("mrpnet", 1)] == "mrpnet_denoise.pt" and names[("a3c", 3)] == "a3c_denoise_color.pt"
+    assert names[("sac", 3)] == "sac_denoise_color.pt"
+    assert not {("a3c", 1), ("sac", 1), ("rse", 1), ("rse", 3)} & set(names)  # none ships
     assert all(path.parent == WEIGHTS for path in denoisers.DENOISER_CHECKPOINTS.values())
 
 
@@ -440,36 +453,42 @@ def test_cli_gray_rl_model_on_colour_needs_per_channel(ckpts, files, tmp_path, m
 
 def test_cli_defaults_by_image_planes(ckpts, files, tmp_path, monkeypatch, capsys):
     table = Defaults(tmp_path / "weights", monkeypatch)
-    table[("a3c", 1)], table[("a3c", 3)] = ckpts["a3c_gray"], ckpts["a3c_color"]
+    table[("mrpnet", 1)], table[("mrpnet", 3)] = ckpts["mrpnet_gray"], ckpts["mrpnet_color"]
     gray_file, colour_file = files
     out = tmp_path / "both"
-    assert _denoise(files, out, "--model", "a3c") == 0
-    gray_model, colour_model = (PolicyDenoiser(ckpts[f"a3c_{kind}"], device="cpu") for kind in ("gray", "color"))
+    assert _denoise(files, out, "--model", "mrpnet") == 0
+    gray_model, colour_model = (SupervisedRestorer(ckpts[f"mrpnet_{kind}"], device="cpu") for kind in ("gray", "color"))
     np.testing.assert_allclose(load_image(out / "gray.png")[..., :1],
                                gray_model.restore(load_image(gray_file)[..., :1]), atol=LEVEL / 2 + 1e-6)
     np.testing.assert_allclose(load_image(out / "colour.png"), colour_model.restore(load_image(colour_file)),
                                atol=LEVEL / 2 + 1e-6)
     out = tmp_path / "per_channel"  # the gray default for every image
-    assert _denoise([colour_file], out, "--model", "a3c", "--per-channel") == 0
+    assert _denoise([colour_file], out, "--model", "mrpnet", "--per-channel") == 0
     np.testing.assert_allclose(load_image(out / "colour.png"),
                                gray_model.restore(load_image(colour_file), per_channel=True), atol=LEVEL / 2 + 1e-6)
 
-    del table[("a3c", 3)]  # the colour default not installed
+    table[("a3c", 3)] = ckpts["a3c_color"]  # a3c ships a colour policy only: it takes gray images replicated
+    out = tmp_path / "a3c"
+    assert _denoise(files, out, "--model", "a3c") == 0
+    colour_policy = PolicyDenoiser(ckpts["a3c_color"], device="cpu")
+    np.testing.assert_allclose(load_image(out / "gray.png"), colour_policy.restore(load_image(gray_file)[..., :1]),
+                               atol=LEVEL / 2 + 1e-6)
     capsys.readouterr()
-    assert _denoise(files, tmp_path / "no_colour", "--model", "a3c") == 1
+    assert _denoise(files, tmp_path / "a3c_gray", "--model", "a3c", "--per-channel") == 2  # no gray one ships
     err = capsys.readouterr().err
-    assert f"FAILED {colour_file}" in err and "a3c_denoise_color.pt" in err and "--no-gray" in err
-    assert (tmp_path / "no_colour" / "gray.png").exists()
+    assert "no gray a3c denoiser ships" in err and "0.00 dB over FFDNet" in err and "denoise_train --sigma" in err
+    assert not (tmp_path / "a3c_gray").exists()
 
-    table[("sac", 1)] = ckpts["sac_color"]  # only a colour model: it takes gray images replicated
-    assert _denoise([gray_file], tmp_path / "sac", "--model", "sac") == 0
-    assert load_image(tmp_path / "sac" / "gray.png").shape == (22, 26, 3)
-
-    assert _denoise(files, tmp_path / "none", "--model", "rse") == 2  # no default installed at all
+    del table[("a3c", 3)]  # the colour default not installed either
+    assert _denoise(files, tmp_path / "no_colour", "--model", "a3c") == 2
     err = capsys.readouterr().err
-    assert "rse_denoise_color.pt" in err and "--checkpoint" in err and "rse_train" in err
+    assert "a3c_denoise_color.pt" in err and "is not installed" in err and "--no-gray" in err
+
+    assert _denoise(files, tmp_path / "none", "--model", "rse") == 2  # none ships
+    err = capsys.readouterr().err
+    assert "no rse denoiser ships" in err and "--checkpoint" in err and "rse_train --preset rse-denoise-color" in err
     assert _denoise(files, tmp_path / "none", "--model", "rse", "--per-channel") == 2
-    assert "rse_denoise.pt" in capsys.readouterr().err
+    assert "rse_train --set task.gray=true" in capsys.readouterr().err
     assert not (tmp_path / "none").exists()
 
 

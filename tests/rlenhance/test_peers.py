@@ -203,17 +203,22 @@ def test_official_weights_brighten_a_real_low_light_image(shared_dir, official):
         assert out.mean() > x.mean() + 0.1, (name, x.mean().item(), out.mean().item())
 
 
-def _zero_dce_oracle(state: dict, x: torch.Tensor) -> torch.Tensor:
-    """The official Zero-DCE forward, written with functional ops on the raw state_dict."""
-    def conv(h, i):
-        return F.conv2d(h, state[f"e_conv{i}.weight"], state[f"e_conv{i}.bias"], padding=1)
+def _dce_net(conv, x: torch.Tensor) -> torch.Tensor:
+    """DCE-Net's seven convolutions ``conv(h, i)`` with the official skip connections: the curve maps, tanh."""
     x1 = F.relu(conv(x, 1))
     x2 = F.relu(conv(x1, 2))
     x3 = F.relu(conv(x2, 3))
     x4 = F.relu(conv(x3, 4))
     x5 = F.relu(conv(torch.cat([x3, x4], 1), 5))
     x6 = F.relu(conv(torch.cat([x2, x5], 1), 6))
-    r = torch.tanh(conv(torch.cat([x1, x6], 1), 7))
+    return torch.tanh(conv(torch.cat([x1, x6], 1), 7))
+
+
+def _zero_dce_oracle(state: dict, x: torch.Tensor) -> torch.Tensor:
+    """The official Zero-DCE forward, written with functional ops on the raw state_dict."""
+    def conv(h, i):
+        return F.conv2d(h, state[f"e_conv{i}.weight"], state[f"e_conv{i}.bias"], padding=1)
+    r = _dce_net(conv, x)
     for r_t in torch.split(r, 3, dim=1):
         x = x + r_t * (x * x - x)
     return x
@@ -226,13 +231,7 @@ def _zero_dcepp_oracle(state: dict, x: torch.Tensor, scale: int = 12) -> torch.T
                      padding=1, groups=h.shape[1])
         return F.conv2d(h, state[f"e_conv{i}.point_conv.weight"], state[f"e_conv{i}.point_conv.bias"])
     small = F.interpolate(x, scale_factor=1 / scale, mode="bilinear")
-    x1 = F.relu(conv(small, 1))
-    x2 = F.relu(conv(x1, 2))
-    x3 = F.relu(conv(x2, 3))
-    x4 = F.relu(conv(x3, 4))
-    x5 = F.relu(conv(torch.cat([x3, x4], 1), 5))
-    x6 = F.relu(conv(torch.cat([x2, x5], 1), 6))
-    r = torch.nn.UpsamplingBilinear2d(scale_factor=scale)(torch.tanh(conv(torch.cat([x1, x6], 1), 7)))
+    r = torch.nn.UpsamplingBilinear2d(scale_factor=scale)(_dce_net(conv, small))
     for _ in range(8):
         x = x + r * (x * x - x)
     return x

@@ -22,7 +22,8 @@ def test_every_method_has_one_entry_and_a_known_task_and_family():
     for task, name in registry.DEFAULTS.items():
         assert registry.find(task, name).family != "Classical"
     for method in registry.methods(learned=True):
-        assert method.loader and method.weights and set(method.train) == set(method.weights), method
+        assert method.loader and set(method.weights) <= set(method.train), method
+        assert bool(method.unshipped) == (set(method.weights) != set(method.train)), method  # said why, if not all
 
 
 def test_an_unknown_method_or_setting_is_refused_naming_the_accepted_ones():
@@ -38,14 +39,42 @@ def test_an_unknown_method_or_setting_is_refused_naming_the_accepted_ones():
 
 def test_a_missing_default_names_the_callers_option_and_the_training_command(tmp_path, monkeypatch):
     monkeypatch.setattr(registry, "WEIGHTS", tmp_path)
-    method = registry.find("completion", "a3c")
+    method = registry.find("completion", "unet")
     with pytest.raises(CheckpointError) as python_caller:
-        registry.load("completion", "a3c")
+        registry.load("completion", "unet")
     assert "pass checkpoint=PATH" in str(python_caller.value) and "--checkpoint" not in str(python_caller.value)
-    assert "experiments.completion_train" in str(python_caller.value)
+    assert "experiments.supervised_train --preset unet-completion" in str(python_caller.value)
     with pytest.raises(CheckpointError, match=r"pass --checkpoint PATH"):
         registry.default_weights(method, option="--checkpoint PATH")
-    assert registry.missing(method) == "its checkpoint a3c_completion.pt is not installed"
+    assert registry.missing(method) == "its checkpoint unet_completion.pt is not installed"
+
+
+@pytest.mark.parametrize("task, name, planes, predictor, trainer", [
+    ("denoise", "a3c", 1, "FFDNet", "experiments.denoise_train --sigma"),
+    ("denoise", "sac", 1, "FFDNet", "experiments.denoise_train --agent sac --sigma"),
+    ("denoise", "rse", 3, "FFDNet", "experiments.rse_train --preset rse-denoise-color"),
+    ("completion", "a3c", 3, "the U-Net", "experiments.completion_train --predictor"),
+])
+def test_a_policy_that_does_not_ship_says_why_in_one_line_with_the_command_that_trains_one(task, name, planes,
+                                                                                           predictor, trainer):
+    """The recipes whose policy took the predictor's output everywhere ship nothing: without a checkpoint
+    the error says so, with the figure, the training command and the option that passes one."""
+    method = registry.find(task, name)
+    with pytest.raises(CheckpointError) as info:
+        registry.load(task, name, planes=planes, option="--checkpoint PATH")
+    text = str(info.value)
+    assert "\n" not in text and f"{name} " in text and "ships" in text and "is not installed" not in text
+    assert f"took {predictor}'s output at every pixel and step" in text and f"0.00 dB over {predictor}" in text
+    assert f"python -m {trainer}" in text and text.endswith("pass --checkpoint PATH")
+    assert not registry.ships(method) or planes not in method.weights
+    if not registry.ships(method):
+        assert registry.missing(method).startswith("no checkpoint ships: the policy of its recipe took")
+
+
+def test_the_colour_pixelrl_policies_still_ship():
+    for name in ("a3c", "sac"):
+        method = registry.find("denoise", name)
+        assert registry.ships(method) and registry.default_weights(method, 3).name == f"{name}_denoise_color.pt"
 
 
 @pytest.mark.parametrize("method", SHIPPED, ids=lambda m: f"{m.task}-{m.name}")
@@ -125,17 +154,18 @@ def test_methods_copy_and_pickle_as_their_entry():
     assert copy.deepcopy(method) is method and pickle.loads(pickle.dumps(method)) is method
 
 
-def test_the_rl_completion_policy_equals_the_envs_greedy_rollout():
-    """The library's PolicyCompleter (no env) gives the output of the env's own transition."""
+def test_the_rl_completion_policy_equals_the_envs_greedy_rollout(tmp_path):
+    """The library's PolicyCompleter (no env) gives the output of the env's own transition (an untrained
+    policy of the completion recipe, over the shipped U-Net)."""
     rollout = pytest.importorskip("agents.rollout")
-    path = registry.WEIGHTS / "a3c_completion.pt"
-    if not path.is_file():
-        pytest.skip("the RL completion policy is not installed")
+    from tests.recipes import recipe_policy
+
+    path = recipe_policy(tmp_path / "policy.pt", "a3c_completion")
     rng = np.random.default_rng(1)
     image = rng.random((40, 48, 3)).astype(np.float32)
     mask = np.zeros((40, 48), bool)
     mask[10:22, 14:30] = True
     occluded = image * ~mask[..., None]
-    ours = registry.load("completion", "a3c", device="cpu").restore(occluded, mask=mask)
+    ours = registry.load("completion", "a3c", path, device="cpu").restore(occluded, mask=mask)
     theirs = rollout.load_rollout_policy(path, device="cpu").restore(occluded, mask=mask)
     np.testing.assert_array_equal(ours, theirs)
