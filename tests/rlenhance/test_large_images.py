@@ -182,7 +182,7 @@ def test_finding_the_hole_of_a_large_photo_makes_no_float_copy_of_it():
 
 
 # --- every learned denoiser and completion model tiles ------------------------------------------------
-def _policy(path, task, *, in_channels, n_actions, predictor=None, steps=2, **net):
+def _policy(path, task, *, in_channels, n_actions, predictor=None, steps=2, env=None, **net):
     """A random (untrained) policy saved as experiments.denoise_train / completion_train save one."""
     from rlenhance.checkpoint import save_checkpoint
     from rlenhance.models.policy import PixelActorCritic
@@ -196,6 +196,7 @@ def _policy(path, task, *, in_channels, n_actions, predictor=None, steps=2, **ne
     env_kwargs = {"sigma": [10.0, 40.0], "gray": True, "crop": 16} if task == "denoise" else {"crop": 16}
     if predictor is not None and task == "denoise":
         env_kwargs["observe_prediction"] = True
+    env_kwargs.update(env or {})
     spec = rollout_spec(task, env_kwargs, steps=steps, block_actions=net.get("downscale", 1) > 1,
                         predictor=None if predictor is None else str(predictor))
     return save_checkpoint(path, model=policy, arch=policy.arch(), extra={"spec": spec, "algorithm": "a3c"})
@@ -257,6 +258,27 @@ def test_a_policy_with_a_blind_predictor_tiles_and_equals_the_whole_image(tmp_pa
     np.testing.assert_array_equal(out, expected)
     small.overlap = 0  # without the margin the tiles' borders show
     assert np.abs(small.restore(image).astype(np.float32) - expected / 255).max() > 2 / 255
+
+
+def test_a_noise_level_map_policy_tiles_and_equals_the_whole_image(tmp_path, monkeypatch):
+    """A policy that scales the blind FFDNet's map per pixel: the map starts at the level found once
+    in the whole image, and FFDNet runs on each window's final map."""
+    from rlenhance.denoisers import PolicyDenoiser
+    from rlenhance.predictors import DenoisePredictor
+
+    ffdnet = _blind_ffdnet(tmp_path / "ffdnet.pt")
+    path = _policy(tmp_path / "levels.pt", "denoise", in_channels=3, n_actions=3, predictor=ffdnet, downscale=2,
+                   env={"level_scales": [0.5, 1.0, 2.0], "observe_prediction": False})
+    image = _noisy_samples(180, 171, 1, seed=8)
+    whole = PolicyDenoiser(path, device="cpu", tile=4096)
+    small = PolicyDenoiser(path, device="cpu", tile=16)
+    assert small.transition.sets_level and small.tile + 2 * small.overlap < 171
+    expected = whole.restore(image, dtype=np.uint8)
+    levels = _counted(monkeypatch, DenoisePredictor, "levels")
+    np.testing.assert_array_equal(small.restore(image, dtype=np.uint8), expected)
+    assert levels[0] == 1
+    small.overlap = 0
+    assert not np.array_equal(small.restore(image, dtype=np.uint8), expected)
 
 
 def test_an_rse_model_tiles_round_by_round_and_equals_the_whole_image(tmp_path, monkeypatch):
