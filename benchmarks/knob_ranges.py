@@ -62,8 +62,9 @@ def best_curves(terms: list[dict[str, torch.Tensor]], alphas: torch.Tensor, weig
 def main(argv: Sequence[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data/sice_pairs/train", help="low/ + high/ pair folder")
-    parser.add_argument("--split", default="val", choices=("val", "train", "all"),
-                        help="lol_train's validation split (held out), its training split, or all")
+    parser.add_argument("--split", default="tune", choices=("tune", "val", "train", "all"),
+                        help="lol_train's tuning split (held out of training; choose ranges on it), its validation "
+                             "split (report on it), its training split, or all")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the split (lol_train's --seed)")
     parser.add_argument("--limit", type=int, default=0, help="at most this many images (0: all)")
     parser.add_argument("--exposure", type=float, default=0.4, help="exposure target E (lol_train's default)")

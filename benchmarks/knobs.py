@@ -4,8 +4,8 @@
                                [--grid docs/knobs.png] [--csv knobs.csv]
 
 For every setting the checkpoint accepts (``Enhancer.setting_ranges``: the exposure target and the
-reward weights it was trained over), the policy enhances the validation split of a paired folder
-(``experiments.lol_eval``'s split, full resolution) at the setting's minimum, middle and maximum,
+reward weights it was trained over), the policy enhances the tuning split of a paired folder
+(``--split``: ``experiments.lol_eval``'s splits, full resolution) at the setting's minimum, middle and maximum,
 the others at their defaults (the middle of a weight the policy reads as log(value),
 ``--cond-encoding log``, is the geometric one), and the table prints knob x value x measured
 quantity (means over the images):
@@ -32,16 +32,16 @@ strength of its clean stage (0: the curves alone). The clean stage's strength is
 dark-area colour noise (``rlenhance.metrics.dark_colour_noise``) at ``denoise`` 0, 1 and 2 must fall
 from each to the next (printed with the verdicts, not counted among the checks). Settings the
 checkpoint refuses (it was not trained over them) are listed as such. ``--grid`` writes a
-picture: one row per knob, one column per value, on one validation image.
+picture: one row per knob, one column per value, on one image of the split.
 Each report ends with PSNR / SSIM at the defaults against the references.
 
 Given several checkpoints (``lol_train --keep-evals`` keeps one per evaluation), it measures each
 and prints a table of them, then names the one that passes the most checks (each weight's
 verdict, the exposure sweep within the tolerance, nothing darkened or white), with the best PSNR
 at the defaults among those: the knobs and the quality at the defaults can peak at different
-episodes, which best.pt (validation PSNR alone) does not see. ``--grid`` and ``--csv`` are of that
-one. Pick on a split disjoint from the one you report (`--split train --limit 40`, the tuning split), then
-report on the validation split.
+episodes, which best.pt (the tuning split's PSNR alone) does not see. ``--grid`` and ``--csv`` are of
+that one. Pick on the tuning split (the default ``--split tune``, held out of training and disjoint
+from the validation split), then report on the validation split (``--split val``).
 The verdicts are printed, never asserted: a benchmark reports.
 """
 
@@ -144,7 +144,7 @@ def fmt(value: float) -> str:
 def grid_image(path: Path, image: np.ndarray, cells: dict[str, list[tuple[float, np.ndarray, str]]],
                notes: dict[str, str]) -> None:
     """One row per knob: the input, then the output at each value, labelled with the value and
-    the knob's measured quantity over the validation images; a knob the model refuses gets a row
+    the knob's measured quantity over the images of the split; a knob the model refuses gets a row
     with ``notes[knob]`` instead (matplotlib, written atomically)."""
     import matplotlib
 
@@ -152,7 +152,7 @@ def grid_image(path: Path, image: np.ndarray, cells: dict[str, list[tuple[float,
     import matplotlib.pyplot as plt
 
     columns = 1 + max([len(row) for row in cells.values()] + [3])
-    notes = {**notes, "numbers": "each title's quantity is the mean over all the validation images"}
+    notes = {**notes, "numbers": "each title's quantity is the mean over all the images of the split"}
     note_inches = 0.3 * len(notes) + 0.2
     height = 2.6 * len(cells) + note_inches
     fig, axes = plt.subplots(len(cells), columns, figsize=(2.4 * columns, height), squeeze=False)
@@ -315,8 +315,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
                              "episode_*.pt of lol_train --keep-evals), each is measured and the one passing the most "
                              "checks, the best PSNR at the defaults among those, is named")
     parser.add_argument("--data", default="../shared/data/sice_pairs/train", help="low/ + high/ pair folder")
-    parser.add_argument("--split", default="val", choices=("val", "train", "all"),
-                        help="which pairs: lol_train's validation split (held out), its training split, or all")
+    parser.add_argument("--split", default="tune", choices=("tune", "val", "train", "all"),
+                        help="which pairs: lol_train's tuning split (held out of training; pick checkpoints and "
+                             "constants on it), its validation split (report on it), its training split, or all")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the split (lol_train's --seed)")
     parser.add_argument("--limit", type=int, default=0, help="at most this many images (0: all)")
     parser.add_argument("--exposures", type=float, nargs="*", default=[0.3, 0.4, 0.5, 0.6, 0.7, 0.8],

@@ -104,7 +104,7 @@ def train(seed: int, steps: int, sigma: float, train_set: BuiltinImages) -> dict
 
 def held_out(sigma: float, draws: int) -> list[tuple[str, Tensor, Tensor, Tensor]]:
     """(name, noisy, target, map) of every held-out photo, whole, per draw: each (1, 1, H, W)."""
-    _, names = split_names(DEFAULT_GRAY_IMAGES, val_fraction=VAL_FRACTION, group=None)
+    names = split_names(DEFAULT_GRAY_IMAGES, val_fraction=VAL_FRACTION, tune_fraction=0, group=None).val
     photos = BuiltinImages(names=names, gray=True)
     items = []
     for i in range(len(photos)):
@@ -130,7 +130,7 @@ def score(model: nn.Module | None, feed: Feed | None, items: Sequence[tuple[str,
 
 def compare(steps: int, sigma: float, seeds: Sequence[int], draws: int) -> list[dict[str, object]]:
     """One row per method: name, params, training seconds and scores, means over ``seeds``."""
-    train_names, _ = split_names(DEFAULT_GRAY_IMAGES, val_fraction=VAL_FRACTION, group=None)
+    train_names = split_names(DEFAULT_GRAY_IMAGES, val_fraction=VAL_FRACTION, tune_fraction=0, group=None).train
     train_set = BuiltinImages(names=train_names, gray=True)
     items = held_out(sigma, draws)
     per_seed: dict[str, list[dict[str, float]]] = {}

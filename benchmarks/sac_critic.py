@@ -76,9 +76,9 @@ def run_env(run: denoise_train.Config, crops: int, checkpoint: str | Path, split
     """The run's env (its Denoise-v0 arguments and, for a ``--predictor`` run, its predictor, found as
     the policy's is from ``checkpoint``) on ``crops`` crops of its validation split (``split="train"``: of
     its training split)."""
-    train_set, val_set, _ = denoise_train.open_data(run)
+    data = denoise_train.open_data(run)
     predictor = DenoisePredictor.for_policy(denoise_train.inference_spec(run), checkpoint=checkpoint, device="cpu")
-    return envs.make_vec(denoise_train.ENV_ID, crops, data=val_set if split == "val" else train_set,
+    return envs.make_vec(denoise_train.ENV_ID, crops, data=data.val if split == "val" else data.train,
                          predictor=predictor, **denoise_train.env_kwargs(run))
 
 
@@ -159,9 +159,8 @@ class CriticGreedy(torch.nn.Module):
 def validation_psnr(agent: SAC, run: denoise_train.Config, checkpoint: str | Path) -> dict[str, float]:
     """Whole-image PSNR on the run's validation images (its ``--eval-images``, noise and episode
     length, as its trainer scores them) of the actor's greedy rollout and of :class:`CriticGreedy`'s."""
-    _, val_set, _ = denoise_train.open_data(run)
-    images = noisy_test_sets(val_set, denoise_train.sigma_value(run), seed=run.task.noise_seed, device="cpu",
-                             limit=run.task.eval_images)
+    images = noisy_test_sets(denoise_train.open_data(run).val, denoise_train.sigma_value(run),
+                             seed=run.task.noise_seed, device="cpu", limit=run.task.eval_images)
     task = run_env(run, 1, checkpoint).task
     return {name: denoise_train.evaluate(policy, task, images, run)[0]["eval/psnr"]
             for name, policy in (("actor", agent.policy), ("critic_greedy", CriticGreedy(agent)))}

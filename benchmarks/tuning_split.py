@@ -1,13 +1,14 @@
-"""Constants chosen by measurement, chosen on the training split and reported on the held-out split.
+"""Constants chosen by measurement, chosen on the tuning split and reported on the validation split.
 
-    python -m benchmarks.tuning_split --constant max-overshoot --values 0.03 0.04 0.05 0.06 --train-limit 40
-    python -m benchmarks.tuning_split --constant noise-sigma --values 2 4 8 --train-limit 10 --val-limit 11
+    python -m benchmarks.tuning_split --constant max-overshoot --values 0.03 0.04 0.05 0.06
+    python -m benchmarks.tuning_split --constant noise-sigma --values 2 4 8 --pick-limit 10 --val-limit 11
 
-Every value of the constant is measured on the training split of ``--data`` (``experiments.lol_train``'s
-split, the first ``--train-limit`` images), the constant's rule picks one there, and then every value is
-measured on the validation split (the held-out images the documentation reports), so that the figure
-reported for the pick was not used to pick it. The last line says whether the validation split would
-have picked the same value.
+Every value of the constant is measured on the tuning split of ``--data`` (``experiments.lol_train``'s
+split, held out of training; the first ``--pick-limit`` images; ``--pick-split train``: its training
+split, also disjoint from the validation split), the constant's rule picks one there, and then every
+value is measured on the validation split (the held-out images the documentation reports), so that
+the figure reported for the pick was not used to pick it. The last line says whether the validation
+split would have picked the same value.
 
 The constants and their rules:
 
@@ -45,6 +46,8 @@ DEFAULT_DENOISER = DEFAULT_CHECKPOINT.parent / "ffdnet_denoise.pt"
 #: The exposure targets of the cap's sweep (benchmarks.knobs' default).
 EXPOSURES = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 Images = Sequence[tuple[str, np.ndarray, np.ndarray]]
+#: ``--pick-split`` -> its name in the printout.
+PICK_SPLITS = {"tune": "tuning", "train": "training"}
 
 
 @dataclass(frozen=True)
@@ -100,13 +103,16 @@ def table(constant: str, results: dict[float, dict], columns: Sequence[str]) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    """Measure every value on both splits; returns ``{"train": ..., "val": ..., "pick": ..., "val_pick": ...}``."""
+    """Measure every value on both splits; returns ``{SPLIT: ..., "val": ..., "pick": ..., "val_pick": ...}``
+    (``SPLIT``: ``--pick-split``, the measurements the pick is made on)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--constant", required=True, choices=sorted(CONSTANTS))
     parser.add_argument("--values", type=float, nargs="+", required=True, help="the candidate values")
     parser.add_argument("--data", default="../shared/data/sice_pairs/train", help="low/ + high/ pair folder")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the split (lol_train's --seed)")
-    parser.add_argument("--train-limit", type=int, default=40, help="training-split images to choose on (0: all)")
+    parser.add_argument("--pick-split", default="tune", choices=("tune", "train"),
+                        help="the split the value is chosen on: lol_train's tuning split, or its training split")
+    parser.add_argument("--pick-limit", type=int, default=0, help="images of --pick-split to choose on (0: all)")
     parser.add_argument("--val-limit", type=int, default=0, help="validation images to report on (0: all)")
     parser.add_argument("--denoiser", default=str(DEFAULT_DENOISER), help="noise-sigma: the noise-map denoiser")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -114,20 +120,21 @@ def main(argv: Sequence[str] | None = None) -> dict:
     configure_threads(args.threads)
     constant = CONSTANTS[args.constant]
     splits = {split: knobs.load_images(args.data, split, args.split_seed, limit)
-              for split, limit in (("train", args.train_limit), ("val", args.val_limit))}
+              for split, limit in ((args.pick_split, args.pick_limit), ("val", args.val_limit))}
     results: dict[str, dict[float, dict]] = {}
     for split, images in splits.items():
         results[split] = {value: constant.measure(value, images, args) for value in args.values}
         print(f"\n{split} split of {args.data} (split seed {args.split_seed}): {len(images)} image(s)\n")
         print(table(args.constant, results[split], constant.columns), flush=True)
-    pick = max(args.values, key=lambda v: constant.key(v, results["train"][v]))
+    pick = max(args.values, key=lambda v: constant.key(v, results[args.pick_split][v]))
     val_pick = max(args.values, key=lambda v: constant.key(v, results["val"][v]))
     chosen = results["val"][pick]
-    print(f"\nchosen on the training split: {args.constant} {pick:g}; on the validation split it scores "
+    print(f"\nchosen on the {PICK_SPLITS[args.pick_split]} split: {args.constant} {pick:g}; on the validation "
+          "split it scores "
           + ", ".join(f"{c} {_fmt(chosen[c])}" for c in constant.columns)
           + f"; the validation split alone would pick {val_pick:g}"
           + (" (the same)" if val_pick == pick else ""))
-    return {"train": results["train"], "val": results["val"], "pick": pick, "val_pick": val_pick}
+    return {**results, "pick": pick, "val_pick": val_pick}
 
 
 if __name__ == "__main__":

@@ -14,10 +14,13 @@ neighbour, Gaussian, median, and with ``--predictor`` the supervised model's pre
 :mod:`envs.completion`); the reward is the decrease of squared error to the original inside the hole.
 
 Data: ``--data`` in the occluded-bedroom layout (``occluded_images/occluded_NAME`` +
-``original_images/NAME``, the mask estimated from the pair), split deterministically
-(``task.val_fraction``, the split seed): training on the train split, validation on the held-out
-split, which picks best.pt. ``--test`` (same layout) adds a test set scored at the same evaluations
-for reporting only (``test/hole_psnr`` ...); it never picks a checkpoint. Without ``--data``: the
+``original_images/NAME``, the mask estimated from the pair), split deterministically with the
+split seed: training on the train split, evaluations on the tuning split (``task.tune_fraction``,
+held out of training), which picks best.pt, and best.pt scored once on the validation split
+(``task.val_fraction``) after the run (the summary's ``val_*`` columns; with ``task.tune_fraction
+0`` the validation split picks, as the ``over-unet`` preset does). ``--test`` (same layout) adds a
+test set scored at the same evaluations for reporting only (``test/hole_psnr`` ...); it never picks
+a checkpoint. Without ``--data``: the
 embedded scikit-image photos, split alike, with synthetic ``task.occlusion`` holes; the evaluation
 holes are seeded by ``task.occlusion_seed`` and the image name, so every run sees the same (the
 photos are first area-downscaled to ``task.eval_size``).
@@ -25,7 +28,7 @@ photos are first area-downscaled to ``task.eval_size``).
 Evaluation is on whole images: hole-only PSNR / SSIM and whole-image PSNR / SSIM, per image then
 averaged (images without a hole are left out of the hole metrics), for the policy's output, the
 starting diffusion fill (``eval/input_*``) and, with ``--predictor``, the predictor's composite
-(``eval/predictor_*``). best.pt has the highest validation ``eval/hole_psnr``.
+(``eval/predictor_*``). best.pt has the highest ``eval/hole_psnr`` of the tuning split.
 """
 
 from __future__ import annotations
@@ -47,12 +50,13 @@ from agents.rollout import load_predictor, rollout_images
 from envs.checkpoints import rollout_policy_spec
 from experiments import config
 from experiments.config import Cost, Preset
-from experiments.loop import open_run, parse_run
+from experiments.loop import DataSplits, open_run, parse_run
 from experiments.rl_common import (
     RL_FLAGS,
     RLConfig,
     RLRunSettings,
     Track,
+    check_fractions,
     check_rl,
     env_batch,
     env_defaults,
@@ -73,6 +77,7 @@ from rlenhance import metrics
 from rlenhance.checkpoint import RolloutPolicySpec
 from rlenhance.data import (
     DEFAULT_COLOR_IMAGES,
+    TUNE_FRACTION,
     BuiltinImages,
     OccludedImage,
     OccludedPairs,
@@ -113,9 +118,12 @@ class TaskSettings:
     steps: int = ENV["max_episode_steps"]
     """fill steps per episode, in training and evaluation"""
     val_fraction: float = 0.1
-    """fraction of the data pairs held out for validation (it picks best.pt)"""
+    """fraction of the data pairs held out for validation (best.pt is reported on it)"""
+    tune_fraction: float = TUNE_FRACTION
+    """fraction of the data pairs held out of training as the tuning split, which picks best.pt (0: none; the
+    validation split picks)"""
     eval_images: int = 0
-    """evaluate on the first N validation images (and N test images) only (0: all)"""
+    """evaluate on the first N tuning, validation (and test) images only (0: all)"""
     eval_size: int = 256
     """embedded photos are area-downscaled to this longer side before their evaluation holes are cut (0: full
     size); pair folders are evaluated at full size"""
@@ -132,9 +140,11 @@ class Config(RLConfig):
 def over_unet() -> Config:
     """A3C over the bedroom pairs' whole 224 px images with the shipped completion U-Net's pixel as an
     extra action, 8 crops an episode at half-resolution actions, 150 episodes evaluated every 50. Not
-    shipped: its best.pt took the U-Net's pixel everywhere (rlenhance/weights/README.md)."""
+    shipped: its best.pt took the U-Net's pixel everywhere (rlenhance/weights/README.md); picked on the
+    validation split as that file was (no tuning split)."""
     return config.replace_path(Config(), {
-        "task.data": "../shared/data/bedroom/train", "task.predictor": "rlenhance/weights/unet_completion.pt",
+        "task.data": "../shared/data/bedroom/train", "task.tune_fraction": 0.0,
+        "task.predictor": "rlenhance/weights/unet_completion.pt",
         "task.crop": 224, "model.downscale": 2, "run.episodes": 150, "run.eval_every": 50})
 
 
@@ -154,8 +164,7 @@ def check(cfg: Config) -> Config:
     does not apply."""
     check_rl(cfg)
     t = cfg.task
-    if not 0.0 < t.val_fraction < 1.0:
-        raise ValueError(f"task.val_fraction {t.val_fraction}: expected a number in (0, 1)")
+    check_fractions(t.val_fraction, t.tune_fraction)
     for name in ("eval_images", "eval_size", "occlusion_seed"):
         if getattr(t, name) < 0:
             raise ValueError(f"task.{name} {getattr(t, name)}: expected an integer >= 0")
@@ -170,17 +179,19 @@ def check(cfg: Config) -> Config:
     return cfg
 
 
-def open_data(cfg: Config) -> tuple[Any, Any, Any | None]:
-    """(training, validation, test) data sets; see ``task.data`` / ``task.test``."""
+def open_data(cfg: Config) -> DataSplits:
+    """The training, tuning (None with ``task.tune_fraction`` 0), validation and test (None without
+    ``task.test``) data sets; see ``task.data`` / ``task.test``."""
     t = cfg.task
+    parts = ("train", "tune", "val") if t.tune_fraction else ("train", "val")
     try:
         if t.data is None:
-            train_names, val_names = split_names(DEFAULT_COLOR_IMAGES, val_fraction=BUILTIN_VAL_FRACTION,
-                                                 seed=split_seed(cfg), group=None)
-            train_set, val_set = BuiltinImages(names=train_names), BuiltinImages(names=val_names)
+            split = split_names(DEFAULT_COLOR_IMAGES, val_fraction=BUILTIN_VAL_FRACTION, tune_fraction=t.tune_fraction,
+                                seed=split_seed(cfg), group=None)
+            sets = {part: BuiltinImages(names=getattr(split, part)) for part in parts}
         else:
-            split = dict(val_fraction=t.val_fraction, seed=split_seed(cfg))
-            train_set, val_set = (OccludedPairs(t.data, split=part, **split) for part in ("train", "val"))
+            common = dict(val_fraction=t.val_fraction, tune_fraction=t.tune_fraction, seed=split_seed(cfg))
+            sets = {part: OccludedPairs(t.data, split=part, **common) for part in parts}
     except DatasetError as exc:
         raise DatasetError(f"--data {t.data}: {exc}") from exc
     test_set = None
@@ -189,7 +200,7 @@ def open_data(cfg: Config) -> tuple[Any, Any, Any | None]:
             test_set = OccludedPairs(t.test)
         except DatasetError as exc:
             raise DatasetError(f"--test {t.test}: {exc}") from exc
-    return train_set, val_set, test_set
+    return DataSplits(sets["train"], sets.get("tune"), sets["val"], test_set)
 
 
 def env_kwargs(cfg: Config) -> dict[str, Any]:
@@ -271,31 +282,33 @@ def main(argv: Sequence[str] | None = None) -> Path:
     cfg = parse_args(argv)
     ranks = Ranks.from_env()
     device = setup(cfg, ranks)
-    train_set, val_set, test_set = open_data(cfg)
+    data = open_data(cfg)
     predictor = load_predictor(cfg.task.predictor, device=device) if cfg.task.predictor else None
     run = open_run(cfg, ranks)
 
     def make_venv():
-        return envs.make_vec(ENV_ID, device=device, **env_batch(cfg, ranks), data=train_set, predictor=predictor,
+        return envs.make_vec(ENV_ID, device=device, **env_batch(cfg, ranks), data=data.train, predictor=predictor,
                              **env_kwargs(cfg))
 
     venv = make_venv()
     t = cfg.task
-    val_images, test_images = (None if data is None else
-                               occluded_test_set(data, occlusion=t.occlusion, seed=t.occlusion_seed,
-                                                 device=device, limit=t.eval_images, max_side=t.eval_size)
-                               for data in (val_set, test_set))
-    counts = {f"{name}_images": len(images) for name, images in (("val", val_images), ("test", test_images))
-              if images is not None}
+    images = {name: occluded_test_set(part, occlusion=t.occlusion, seed=t.occlusion_seed, device=device,
+                                      limit=t.eval_images, max_side=t.eval_size)
+              for name, part in ((data.split, data.picking), ("val", data.reported), ("test", data.test))
+              if part is not None}
+    counts = {f"{name}_images": len(part) for name, part in images.items()}
     agent = make_agent(cfg, venv, steps=t.steps, resume=run.resuming, ranks=ranks)
+
+    def scored(policy: PixelActorCritic, part: Any) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
+        return evaluate(policy, venv.task, part, cfg, predictor, track=run.track)
+
     out = fit(cfg, run, agent, venv, make_venv=make_venv,
-              evaluate=with_test_scores(lambda policy, images: evaluate(policy, venv.task, images, cfg, predictor,
-                                                                        track=run.track),
-                                        val_images, test_images),
+              evaluate=with_test_scores(scored, images[data.split], images.get("test")),
               metric="eval/hole_psnr", spec=inference_spec(cfg),
               summary={**counts, "predictor": t.predictor is not None},
               title=f"completion_train: {run.dir}", captions=grid_captions(cfg), presets=PRESETS,
-              check=check)
+              check=check, split=data.split,
+              report=None if data.reported is None else lambda policy: scored(policy, images["val"]))
     best = Path(out) / "checkpoints" / "best.pt"
     run.say(*usage_lines(best, ["complete", "occluded.png", "-o", "completed/", "--model", cfg.agent,
                     "--checkpoint", best]))

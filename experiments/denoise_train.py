@@ -19,10 +19,12 @@ blind policy: each crop of an episode draws one of them (:mod:`experiments.sigma
 its prediction computed once per episode on the noisy image (``--observe-prediction``: the policy,
 and SAC's critics, also read it); the checkpoints record its path.
 
-Evaluation is on WHOLE images. The validation split of ``--data`` (``task.val_fraction`` of it,
-held out by the split seed; of the embedded photos without ``--data``) picks best.pt. ``--test``
-(e.g. BSD68) adds a test set scored at the same evaluations for reporting only (``test/psnr`` ...,
-the summary's ``test_*`` columns); it never picks a checkpoint. Each image's noise is drawn from a
+Evaluation is on WHOLE images. ``--data`` (the embedded photos without it) is split by scene with
+the split seed: the tuning split (``task.tune_fraction``, held out of training) picks best.pt, which
+is scored once on the validation split (``task.val_fraction``) after the run (the summary's ``val_*``
+columns; with ``task.tune_fraction 0`` the validation split picks, as the shipped files' presets
+do). ``--test`` (e.g. BSD68) adds a test set scored at the same evaluations for reporting only
+(``test/psnr`` ..., the summary's ``test_*`` columns); it never picks a checkpoint. Each image's noise is drawn from a
 generator seeded by ``task.noise_seed`` and the file name (:func:`rlenhance.data.noisy_test_set`),
 so every method and run sees the same noisy images. A folder of real noisy / clean pairs
 (``noisy/`` + ``clean/``, or SIDD's scene folders) carries its own noise. PSNR and SSIM are per
@@ -50,12 +52,13 @@ from agents.rollout import rollout_images
 from envs.checkpoints import rollout_policy_spec
 from experiments import config
 from experiments.config import Cost, Preset
-from experiments.loop import open_run, parse_run
+from experiments.loop import DataSplits, open_run, parse_run
 from experiments.rl_common import (
     RL_FLAGS,
     RLConfig,
     RLRunSettings,
     Track,
+    check_fractions,
     check_rl,
     env_batch,
     env_defaults,
@@ -78,6 +81,7 @@ from rlenhance.checkpoint import RolloutPolicySpec
 from rlenhance.data import (
     DEFAULT_COLOR_IMAGES,
     DEFAULT_GRAY_IMAGES,
+    TUNE_FRACTION,
     BuiltinImages,
     NoisyImage,
     open_dataset,
@@ -134,9 +138,12 @@ class TaskSettings:
     noise_seed: int = 0
     """seed of the evaluation noise (each image's noise is seeded by it and the file name)"""
     val_fraction: float = 0.1
-    """fraction of the data images held out for validation (it picks best.pt)"""
+    """fraction of the data images (scenes) held out for validation (best.pt is reported on it)"""
+    tune_fraction: float = TUNE_FRACTION
+    """fraction of the data images (scenes) held out of training as the tuning split, which picks best.pt
+    (0: none; the validation split picks)"""
     eval_images: int = 0
-    """evaluate on the first N validation images (and N test images) only (0: all)"""
+    """evaluate on the first N tuning, validation (and test) images only (0: all)"""
 
 
 @dataclass(frozen=True)
@@ -151,7 +158,7 @@ class Config(RLConfig):
 
 def _over_ffdnet(**changes: Any) -> Config:
     return config.replace_path(Config(), {
-        "task.data": "../shared/data/bsd/train432", "task.sigma": (15.0, 25.0, 50.0),
+        "task.data": "../shared/data/bsd/train432", "task.tune_fraction": 0.0, "task.sigma": (15.0, 25.0, 50.0),
         "task.predictor": "rlenhance/weights/ffdnet_denoise.pt", "task.observe_prediction": True,
         "task.eval_images": 16, "model.downscale": 2, **changes})
 
@@ -159,7 +166,8 @@ def _over_ffdnet(**changes: Any) -> Config:
 def over_ffdnet() -> Config:
     """Blind gray A3C over BSD train432 at sigma 15 / 25 / 50 with the shipped FFDNet's pixel as a tenth
     action it also sees; 3,600 episodes of 32 crops, evaluated every 300. Not shipped: its best.pt took
-    FFDNet's pixel everywhere (rlenhance/weights/README.md, "RL policies not shipped")."""
+    FFDNet's pixel everywhere (rlenhance/weights/README.md, "RL policies not shipped"). The presets of
+    the files whose figures are quoted pick on the validation split, as those files were (no tuning split)."""
     return _over_ffdnet(**{"a3c.lr_decay": "poly", "run.batch": 32, "run.episodes": 3600, "run.eval_every": 300})
 
 
@@ -173,7 +181,8 @@ def over_ffdnet_sac() -> Config:
 
 def _shipped_color(**changes: Any) -> Config:
     return config.replace_path(Config(), {
-        "task.data": "../shared/data/sice_pairs/train/high", "task.gray": False, "task.sigma": (25.0,),
+        "task.data": "../shared/data/sice_pairs/train/high", "task.tune_fraction": 0.0, "task.gray": False,
+        "task.sigma": (25.0,),
         "task.eval_images": 6, "run.batch": 16, **changes})
 
 
@@ -238,8 +247,7 @@ def check(cfg: Config) -> Config:
     t = cfg.task
     levels = resolve_sigma(t.sigma)
     cfg = config.replace_path(cfg, {"task.sigma": levels if isinstance(levels, tuple) else (levels,)})
-    if not 0.0 < t.val_fraction < 1.0:
-        raise ValueError(f"task.val_fraction {t.val_fraction}: expected a number in (0, 1)")
+    check_fractions(t.val_fraction, t.tune_fraction)
     if t.eval_images < 0 or t.noise_seed < 0:
         raise ValueError(f"task.eval_images {t.eval_images} / task.noise_seed {t.noise_seed}: expected integers >= 0")
     if t.crop < 1 or t.steps < 1:
@@ -259,21 +267,23 @@ def check(cfg: Config) -> Config:
     return cfg
 
 
-def open_data(cfg: Config) -> tuple[Any, Any, Any | None]:
-    """(training, validation, test) data sets; see ``task.data`` / ``task.test``. The validation split
-    is held out of the data (of the embedded photos without it) by the split seed; the test set is None
-    without ``task.test``. A folder is read by :func:`rlenhance.data.open_dataset`."""
+def open_data(cfg: Config) -> DataSplits:
+    """The training, tuning (None with ``task.tune_fraction`` 0), validation and test (None without
+    ``task.test``) data sets; see ``task.data`` / ``task.test``. The tuning and validation splits are
+    held out of the data (of the embedded photos without it) by the split seed. A folder is read by
+    :func:`rlenhance.data.open_dataset`."""
     t = cfg.task
+    parts = ("train", "tune", "val") if t.tune_fraction else ("train", "val")
     try:
         if t.data is None:
             names = DEFAULT_GRAY_IMAGES if t.gray else DEFAULT_COLOR_IMAGES
-            train_names, val_names = split_names(names, val_fraction=BUILTIN_VAL_FRACTION, seed=split_seed(cfg),
-                                                 group=None)
-            train_set, val_set = (BuiltinImages(names=train_names, gray=t.gray),
-                                  BuiltinImages(names=val_names, gray=t.gray))
+            split = split_names(names, val_fraction=BUILTIN_VAL_FRACTION, tune_fraction=t.tune_fraction,
+                                seed=split_seed(cfg), group=None)
+            sets = {part: BuiltinImages(names=getattr(split, part), gray=t.gray) for part in parts}
         else:
-            split = dict(kind="clean", val_fraction=t.val_fraction, seed=split_seed(cfg), gray=t.gray)
-            train_set, val_set = (open_dataset(t.data, split=part, **split) for part in ("train", "val"))
+            common = dict(kind="clean", val_fraction=t.val_fraction, tune_fraction=t.tune_fraction,
+                          seed=split_seed(cfg), gray=t.gray)
+            sets = {part: open_dataset(t.data, split=part, **common) for part in parts}
     except DatasetError as exc:
         raise DatasetError(f"--data {t.data}: {exc}") from exc
     test_set = None
@@ -282,7 +292,7 @@ def open_data(cfg: Config) -> tuple[Any, Any, Any | None]:
             test_set = open_dataset(t.test, kind="clean", split=None, gray=t.gray, seed=split_seed(cfg))
         except DatasetError as exc:
             raise DatasetError(f"--test {t.test}: {exc}") from exc
-    return train_set, val_set, test_set
+    return DataSplits(sets["train"], sets.get("tune"), sets["val"], test_set)
 
 
 def sigma_value(cfg: Config) -> float | list[float]:
@@ -367,34 +377,36 @@ def main(argv: Sequence[str] | None = None) -> Path:
     cfg = parse_args(argv)
     ranks = Ranks.from_env()
     device = setup(cfg, ranks)
-    train_set, val_set, test_set = open_data(cfg)
+    data = open_data(cfg)
     # the predictor as the trained policy will run it (the spec's path and noise level)
     predictor = DenoisePredictor.for_policy(inference_spec(cfg), device=device)
     run = open_run(cfg, ranks)
     action_rewards = cfg.agent == "sac" and cfg.sac.all_action_rewards  # A3C would not read them
 
     def make_venv():
-        return envs.make_vec(ENV_ID, device=device, **env_batch(cfg, ranks), data=train_set, predictor=predictor,
+        return envs.make_vec(ENV_ID, device=device, **env_batch(cfg, ranks), data=data.train, predictor=predictor,
                              action_rewards=action_rewards, **env_kwargs(cfg))
 
     venv = make_venv()
     sigma = sigma_value(cfg)
-    val_images, test_images = (None if data is None else noisy_test_sets(data, sigma, seed=cfg.task.noise_seed,
-                                                                         device=device, limit=cfg.task.eval_images,
-                                                                         ramp=cfg.task.noise_ramp)
-                               for data in (val_set, test_set))
-    counts = {f"{name}_images": len(next(iter(images.values())))
-              for name, images in (("val", val_images), ("test", test_images)) if images is not None}
+    images = {name: noisy_test_sets(part, sigma, seed=cfg.task.noise_seed, device=device,
+                                    limit=cfg.task.eval_images, ramp=cfg.task.noise_ramp)
+              for name, part in ((data.split, data.picking), ("val", data.reported), ("test", data.test))
+              if part is not None}
+    counts = {f"{name}_images": len(next(iter(level.values()))) for name, level in images.items()}
     agent = make_agent(cfg, venv, steps=cfg.task.steps, resume=run.resuming, ranks=ranks)
+
+    def scored(policy: PixelActorCritic, levels: Any) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
+        return evaluate(policy, venv.task, levels, cfg, predictor, track=run.track)
+
     out = fit(cfg, run, agent, venv, make_venv=make_venv,
-              evaluate=with_test_scores(lambda policy, images: evaluate(policy, venv.task, images, cfg, predictor,
-                                                                        track=run.track),
-                                        val_images, test_images),
+              evaluate=with_test_scores(scored, images[data.split], images.get("test")),
               metric="eval/psnr", spec=inference_spec(cfg),
-              summary={"noise": noise_text(sigma, train_set, val_set if test_set is None else test_set),
+              summary={"noise": noise_text(sigma, data.train, data.picking if data.test is None else data.test),
                        **counts, "predictor": cfg.task.predictor is not None},
               title=f"denoise_train: {run.dir}", captions=grid_captions(cfg), presets=PRESETS,
-              check=check)
+              check=check, split=data.split,
+              report=None if data.reported is None else lambda policy: scored(policy, images["val"]))
     best = Path(out) / "checkpoints" / "best.pt"
     run.say(*usage_lines(best, ["denoise", "noisy.png", "-o", "denoised/", "--model", cfg.agent,
                     "--checkpoint", best]))

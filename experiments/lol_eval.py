@@ -6,7 +6,8 @@
         --combined runs/supervised_train/checkpoints/best.pt
 
 For a ``low/`` + ``high/`` folder the held-out validation split of ``experiments.lol_train`` is
-used (same scene-level split for the same ``--split-seed``); ``--split all`` takes every pair.
+used (same scene-level split for the same ``--split-seed``; the split the docs report); ``--split
+tune`` takes its tuning split (where checkpoints and constants are chosen), ``--split all`` every pair.
 Prints, per method, PSNR / SSIM / UQI / mean brightness (means over images, full resolution) and
 milliseconds per image (the method alone, no file I/O), and writes per-image rows to ``--csv``.
 
@@ -53,9 +54,9 @@ class Args:
     """Evaluate low-light enhancers on a paired folder (PSNR / SSIM / UQI / brightness / ms per image)."""
 
     data: str = arg("../shared/data/sice_pairs/train", "paired folder: low/ + high/, or LOL's our485/ + eval15/")
-    split: str = arg("val", "which pairs: the validation split of lol_train, the training split, or all",
-                     choices=("val", "train", "all"))
-    split_seed: int = arg(0, "seed of the train/validation split (lol_train's --seed)")
+    split: str = arg("val", "which pairs: the validation split of lol_train (report on it), its tuning split "
+                            "(choose on it), its training split, or all", choices=("val", "tune", "train", "all"))
+    split_seed: int = arg(0, "seed of the train / tune / validation split (lol_train's --seed)")
     checkpoint: str | None = arg(None, "our policy checkpoint (default: the model shipped in the package)")
     steps: int | None = arg(None, "curve steps for our model (default: the checkpoint's)")
     exposure: float | None = arg(None, "exposure target for our (conditioned) model; default: its training setting")

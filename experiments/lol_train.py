@@ -19,8 +19,9 @@ the mean above the target (``task.max_overshoot``, weighted by the exposure weig
 too). The presets (:data:`PRESETS`) say what they reproduce and what they cost.
 
 The run folder (``run.out``) gets config.json, TensorBoard events, metrics.csv, checkpoints (last.pt
-every evaluation, best.pt by validation PSNR, or by the exposure loss without references), sample grids
-(input | output | reference) and a summary table; the loop is :func:`experiments.rl_common.fit`. The
+every evaluation, best.pt by the tuning split's PSNR, or by its exposure loss without references),
+sample grids (input | output | reference) and a summary table, with best.pt scored once on the
+validation split after the run (``val_*``); the loop is :func:`experiments.rl_common.fit`. The
 checkpoints' :class:`~rlenhance.checkpoint.LowLightPolicySpec` (:func:`inference_spec`) is what
 :class:`rlenhance.Enhancer` needs.
 """
@@ -86,6 +87,7 @@ ENV_ID = "rlenhance/LowLight-v0"
 EXPOSURE_SWEEP = (0.4, 0.5, 0.6, 0.7)
 #: Fraction of the embedded photos held out for validation when no data folder is given.
 BUILTIN_VAL_FRACTION = 0.34
+BUILTIN_TUNE_FRACTION = 0.17  # of the 6 embedded photos: 2 validation, 1 tuning, 3 training
 #: The env's draws of a conditioned run: one weight varied per crop, each log-encoded, the others fixed.
 WEIGHT_DRAW, COND_ENCODING, WEIGHT_RANGE = "one", "log", (1.0, 1.0)
 #: ``A3CConfig`` fields of ``reward.smooth_on_mean``: the env's per-row ``w_smooth`` carries the
@@ -283,27 +285,32 @@ def check(cfg: Config) -> Config:
     return cfg
 
 
-def load_validation(cfg: Config, device: torch.device) -> LowLightTestSet:
-    """Validation images (names, low (N, 3, h, w), high or None), area-downscaled to ``task.eval_size``
-    and centre-cropped to a common size (:func:`rlenhance.data.lowlight_test_set`). Synthetic lows use
+def builtin_split(cfg: Config):
+    """The embedded photos' names split into train, tune and val (:func:`rlenhance.data.split_names`)."""
+    return split_names(DEFAULT_COLOR_IMAGES, val_fraction=BUILTIN_VAL_FRACTION, tune_fraction=BUILTIN_TUNE_FRACTION,
+                       seed=split_seed(cfg))
+
+
+def load_validation(cfg: Config, device: torch.device, split: str = "tune") -> LowLightTestSet:
+    """The evaluation images of ``split`` (names, low (N, 3, h, w), high or None): the tuning split
+    picks best.pt, the validation split is reported. Area-downscaled to ``task.eval_size`` and
+    centre-cropped to a common size (:func:`rlenhance.data.lowlight_test_set`). Synthetic lows use
     the fixed seed ``run.seed``."""
     t = cfg.task
     if t.data is None:
-        _, val_names = split_names(DEFAULT_COLOR_IMAGES, val_fraction=BUILTIN_VAL_FRACTION, seed=split_seed(cfg))
-        dataset = BuiltinImages(names=val_names)
+        dataset = BuiltinImages(names=getattr(builtin_split(cfg), split))
     else:
-        dataset = open_dataset(t.data, kind="paired", split="val", gray=False, seed=split_seed(cfg))
+        dataset = open_dataset(t.data, kind="paired", split=split, gray=False, seed=split_seed(cfg))
     if t.policy_side:
         dataset = ResizedImages(dataset, t.policy_side)
     return lowlight_test_set(dataset, t.eval_size, seed=cfg.run.seed, device=device)
 
 
 def training_data(cfg: Config):
-    """What the training env draws from (the embedded photos minus the validation ones by default)."""
+    """What the training env draws from (the embedded photos minus the tuning and validation ones by default)."""
     t = cfg.task
     if t.data is None:
-        train_names, _ = split_names(DEFAULT_COLOR_IMAGES, val_fraction=BUILTIN_VAL_FRACTION, seed=split_seed(cfg))
-        data = BuiltinImages(names=train_names)
+        data = BuiltinImages(names=builtin_split(cfg).train)
     elif t.policy_side:  # resized below, so the split is taken here rather than by the env
         data = open_dataset(t.data, kind="paired", split="train", gray=False, seed=split_seed(cfg))
     else:
@@ -367,7 +374,8 @@ def rollout_at(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: t
 @torch.no_grad()
 def evaluate(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: torch.Tensor,
              high: torch.Tensor | None, track: Track = untracked) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
-    """Greedy rollout on the validation images at the fixed setting; metrics are per-image means.
+    """Greedy rollout on the evaluation images (tuning or validation) at the fixed setting; metrics are
+    per-image means.
     A conditioned policy is also run at each exposure target of :data:`EXPOSURE_SWEEP`:
     ``eval/exposure_gap_max`` is the largest |mean output brightness - target|. Returns the scores
     and the sample grid's rows (:func:`grid_captions`: input | output | reference | the alphas);
@@ -413,7 +421,7 @@ def grid_captions(cfg: Config, references: bool = True) -> tuple[str, ...]:
 
 
 def best_score(scores: Mapping[str, float]) -> float:
-    """What picks best.pt: validation PSNR with references, else minus the exposure loss."""
+    """What picks best.pt: the tuning split's PSNR with references, else minus its exposure loss."""
     return scores.get("eval/psnr", -scores["eval/exposure_loss"])
 
 
@@ -452,17 +460,20 @@ def main(argv: Sequence[str] | None = None) -> Path:
                              **env_kwargs(cfg))
 
     venv = make_venv()
-    names, val_low, val_high = load_validation(cfg, device)
+    names, tune_low, tune_high = load_validation(cfg, device)
+    _, val_low, val_high = load_validation(cfg, device, split="val")
     a3c_extra = dict(SMOOTH_ON_MEAN) if cfg.reward.smooth_on_mean else None
     agent = make_agent(cfg, venv, a3c_extra=a3c_extra, steps=cfg.task.steps, resume=run.resuming, ranks=ranks,
                        keys=("image", "original", "exposure_gap"), cond_film=cfg.reward.conditioned)
     spec = inference_spec(cfg, venv.task)
     out = fit(cfg, run, agent, venv, make_venv=make_venv,
-              evaluate=lambda policy: evaluate(policy, venv.task, cfg, val_low, val_high, track=run.track),
+              evaluate=lambda policy: evaluate(policy, venv.task, cfg, tune_low, tune_high, track=run.track),
               metric=best_score, spec=spec,
-              summary={"val_images": len(names), "input_brightness": float(val_low.mean())},
-              title=f"lol_train: {run.dir}", captions=grid_captions(cfg, val_high is not None), presets=PRESETS,
-              check=check)
+              summary={"tune_images": len(names), "val_images": val_low.shape[0],
+                       "input_brightness": float(tune_low.mean())},
+              title=f"lol_train: {run.dir}", captions=grid_captions(cfg, tune_high is not None), presets=PRESETS,
+              check=check, split="tune",
+              report=lambda policy: evaluate(policy, venv.task, cfg, val_low, val_high, track=run.track))
     run.say(*use_lines(Path(out) / "checkpoints" / "best.pt", spec))
     return out
 

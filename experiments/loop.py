@@ -5,8 +5,9 @@ list of callbacks::
 
     loop = Loop(run, total=cfg.run.episodes, eval_every=cfg.run.eval_every, unit="episode",
                 train=lambda step, until: (new_step, scalars),   # trains step .. at most until
-                evaluate=lambda: (scores, grid_rows),            # on held-out images, model in eval mode
+                evaluate=lambda: (scores, grid_rows),            # on the tuning split, model in eval mode
                 metric="eval/psnr",                              # picks best.pt (higher is better)
+                split="tune", report=lambda: (scores, grid_rows),  # best.pt scored on the validation split
                 model=policy, state=agent.state_dict, load_state=agent.load_state_dict,
                 extra=lambda: {"spec": spec, "config": to_dict(cfg)},
                 callbacks=standard_callbacks(cfg.run.samples, keep_evals=cfg.run.keep_evals))
@@ -25,6 +26,13 @@ What the loop does (written once; every trainer gets it):
   without gradients, its scores are logged, handed to every rank, and the callbacks'
   ``on_evaluation`` run (checkpoints, sample grids); a callback may end the run early there
   (:meth:`Loop.end`, as SB3's callbacks stop training);
+* **report**: the run picks best.pt on the split ``evaluate`` scores (``split``: the tuning split,
+  held out of training, or the validation split where there is none); with ``report`` (the
+  trainer's evaluation of its validation images) best.pt's weights are scored once after the last
+  evaluation, printed ("best.pt (episode N, picked on the tuning split): validation psnr X") and
+  put in the summary as ``val_*`` columns (the evaluations' are ``tune_*``, a ``--test`` set's
+  ``test_*``); metrics.csv holds the evaluations only. last.pt records the report, so a finished
+  run resumed reports the same (a summary lost to a kill is written again from it);
 * **signals**: SIGINT / SIGTERM (:class:`experiments.runs.StopSignals`) stop the loop before the
   next step (or due evaluation) on every rank; ``on_stop`` callbacks run (last.pt is saved with the
   step of its scores, so ``--resume`` runs a skipped evaluation first) and
@@ -51,7 +59,8 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 import torch
 
@@ -64,6 +73,7 @@ from rlenhance.checkpoint import load_checkpoint, load_state_dict_strict
 __all__ = [
     "Callback",
     "Checkpoints",
+    "DataSplits",
     "Loop",
     "LoopState",
     "Progress",
@@ -80,6 +90,7 @@ __all__ = [
     "preset_estimate",
     "run_section",
     "run_seconds",
+    "split_note",
     "standard_callbacks",
 ]
 
@@ -88,10 +99,41 @@ __all__ = [
 Evaluate = Callable[[], "tuple[dict[str, float], list[list[torch.Tensor]]]"]
 #: Score group of a ``--test`` set: logged and summarised, never used to pick best.pt.
 TEST_GROUP = "test"
+#: The scores the report line prints, where the evaluation has them (the summary has every score).
+REPORTED = ("psnr", "ssim", "uqi", "hole_psnr", "hole_ssim", "loss", "exposure_loss")
+#: The splits an evaluation may score: the tuning split picks best.pt where the data has one, else the
+#: validation split does (:func:`rlenhance.data.split_names`).
+SPLIT_NAMES = MappingProxyType({"tune": "tuning", "val": "validation"})
 #: A run whose estimated time is longer than this says so before it goes on (:class:`TimeEstimate`).
 LONG_RUN_S = 1800.0
 #: Largest ``run.seed`` (NumPy's global seed limit).
 MAX_SEED = 2**32 - 1
+
+
+class DataSplits(NamedTuple):
+    """A trainer's data sets: it trains on ``train``, picks best.pt on ``tune`` (None: a run without a
+    tuning split picks on ``val``) and reports best.pt on ``val`` (:class:`Loop`'s ``split`` and
+    ``report``); ``test`` (None without one) is scored at every evaluation and reported only."""
+
+    train: Any
+    tune: Any | None
+    val: Any
+    test: Any | None = None
+
+    @property
+    def split(self) -> str:
+        """The split that picks best.pt: "tune", or "val" without a tuning split."""
+        return "val" if self.tune is None else "tune"
+
+    @property
+    def picking(self) -> Any:
+        """The data set whose evaluations pick best.pt."""
+        return self.val if self.tune is None else self.tune
+
+    @property
+    def reported(self) -> Any | None:
+        """The data set best.pt is reported on after the run (None: it picked on it already)."""
+        return None if self.tune is None else self.val
 
 
 @dataclass
@@ -109,6 +151,8 @@ class LoopState:
     improved: bool = False
     ended: bool = False
     """a callback ended the run before ``total`` (:meth:`Loop.end`)"""
+    report: dict[str, float] = field(default_factory=dict)
+    """best.pt's scores on the validation split, after the run (``report``; empty without one)"""
 
 
 class Callback:
@@ -128,7 +172,7 @@ class Callback:
         """A signal stops the run at ``loop.state.step`` (rank 0 saves here)."""
 
     def on_end(self, loop: Loop) -> None:
-        """The run finished its ``total`` steps and its last evaluation."""
+        """The run finished its ``total`` steps, its last evaluation and its report."""
 
 
 class Loop:
@@ -152,8 +196,14 @@ class Loop:
         callbacks: run in order at each event.
         unit: the name of a step (``episode``, ``epoch``): the checkpoints' keys (``episode``,
             ``best_episode``, ``eval_episode``) and the progress bar's.
-        summary: ``(state) -> row`` of the closing summary table (None: no table).
-        title: the summary's title (or a function of the final state that gives it).
+        summary: ``(state) -> row`` of the closing summary table (None: no table); the loop adds the
+            report's ``val_*`` columns.
+        title: the summary's title (or a function of the final state that gives it); the loop adds
+            which split picked best.pt and what each column group is (:func:`split_note`).
+        split: the split ``evaluate`` scores: "tune" (the tuning split) or "val" (a run without one).
+        report: ``() -> (scores, grid_rows)`` as ``evaluate``, on the validation split: best.pt's
+            weights scored once after the run (rank 0; the model's weights restored after it); only
+            with ``split`` "tune".
     """
 
     def __init__(self, run: Run, *, total: int, eval_every: int | Callable[[int], bool],
@@ -162,9 +212,16 @@ class Loop:
                  state: Callable[[], Any], load_state: Callable[[Any], None], extra: Callable[[], Mapping[str, Any]],
                  callbacks: Sequence[Callback] = (), unit: str = "episode",
                  summary: Callable[[LoopState], Mapping[str, Any]] | None = None,
-                 title: str | Callable[[LoopState], str] | None = None):
+                 title: str | Callable[[LoopState], str] | None = None, split: str = "val",
+                 report: Evaluate | None = None):
         if isinstance(metric, str) and metric.startswith(f"{TEST_GROUP}/"):
-            raise ValueError(f"metric {metric!r}: a test-set score never picks best.pt; give a validation score")
+            raise ValueError(f"metric {metric!r}: a test-set score never picks best.pt; give a score of the split "
+                             "evaluate scores")
+        if split not in SPLIT_NAMES:
+            raise ValueError(f"split {split!r}: expected one of {', '.join(SPLIT_NAMES)}")
+        if report is not None and split != "tune":
+            raise ValueError("report: best.pt is reported on the validation split when the tuning split picked it; "
+                             f"this run picks on the {SPLIT_NAMES[split]} split")
         self.run, self.total, self.unit = run, int(total), unit
         self.eval_every = eval_every if callable(eval_every) else int(eval_every)
         self.train, self.evaluate, self.model = train, evaluate, model
@@ -173,6 +230,7 @@ class Loop:
         self.score_of = (lambda s: s[metric]) if isinstance(metric, str) else metric
         self.callbacks = list(callbacks)
         self.summary_row, self.title = summary, title or str(run.dir)
+        self.split, self.report = split, report
         self.state = LoopState()
         self.bar = None
 
@@ -184,7 +242,7 @@ class Loop:
         extra = {**self.extra_fn(), u: s.step, "scores": s.scores, "metric": self.metric_name, "best": s.best,
                  f"best_{u}": s.best_step, "ended": s.ended}
         if with_state:
-            extra.update({f"eval_{u}": s.evaluated, "state": self.state_fn()})
+            extra.update({f"eval_{u}": s.evaluated, "state": self.state_fn(), "report": s.report})
         return extra
 
     def save(self, name: str, *, with_state: bool = False) -> Path:
@@ -233,6 +291,7 @@ class Loop:
         s.ended = bool(extra.get("ended", False))
         s.best, s.best_step = run.best_so_far(s.best, s.best_step, step_key=f"best_{u}")
         if self.finished:
+            s.report = dict(extra.get("report") or {})  # the finished run's; a run that trains on reports anew
             how = "it ended early" if s.ended else "raise the total to train on"
             run.say(f"{run.dir}: already finished at {u} {s.step}; nothing to do; {how}")
             if run.writes and not run.summary_path.exists():
@@ -242,15 +301,15 @@ class Loop:
         run.say(f"resumed {run.last_path} at {u} {s.step}")
         return False
 
-    def _scored(self) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
-        """``evaluate()`` in eval mode without gradients (each module's mode restored after it),
-        with its duration as ``eval/seconds``."""
+    def _scored(self, evaluate: Evaluate | None = None) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
+        """``evaluate()`` (by default the loop's) in eval mode without gradients (each module's mode
+        restored after it), with its duration as ``eval/seconds``."""
         modes = [(module, module.training) for module in self.model.modules()]
         start = time.perf_counter()
         self.model.eval()
         try:
             with torch.no_grad():
-                scores, rows = self.evaluate()
+                scores, rows = (evaluate or self.evaluate)()
         finally:
             for module, training in modes:
                 module.training = training
@@ -323,14 +382,47 @@ class Loop:
         return run.dir
 
     def _finish(self) -> None:
-        """The callbacks' ``on_end`` and the summary table."""
+        """The report, the callbacks' ``on_end`` (they may read ``state.report``) and the summary table."""
+        if self.report is not None and not self.state.report:  # a finished run resumed has its report
+            self._report()
+            self.save("last", with_state=True)  # recorded: a resumed finished run reports the same
         for callback in self.callbacks:
             callback.on_end(self)
         if self.summary_row is not None:
-            self.run.summary([self.summary_row(self.state)], self._title())
+            row = {**self.summary_row(self.state),
+                   **{f"val_{k.split('/', 1)[-1]}": v for k, v in self.state.report.items() if k != "eval/seconds"}}
+            self.run.summary([row], self._title())
+
+    def _report(self) -> None:
+        """best.pt's weights scored by ``report`` on the validation split (rank 0, for every rank), printed."""
+        s, run = self.state, self.run
+        if self.report is None:
+            return
+
+        def on_rank0() -> dict[str, float]:
+            if not run.best_path.is_file():
+                return {}
+            best = load_checkpoint(run.best_path)
+            weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            load_state_dict_strict(self.model, best["state_dict"], source=str(run.best_path))
+            try:
+                return self._scored(self.report)[0]
+            finally:
+                self.model.load_state_dict(weights)
+
+        s.report = run.ranks.on_rank0(on_rank0)
+        if not s.report:
+            run.say(f"no validation report: {run.best_path} is missing (no evaluation scored a number)")
+            return
+        named = {k.split("/", 1)[-1]: v for k, v in s.report.items() if k != "eval/seconds"}
+        shown = [k for k in REPORTED if k in named] or list(named)
+        run.say(f"best.pt ({self.unit} {s.best_step}, picked on the {SPLIT_NAMES[self.split]} split): validation "
+                + ", ".join(f"{k} {named[k]:.4g}" for k in shown))
 
     def _title(self) -> str:
-        return self.title(self.state) if callable(self.title) else self.title
+        title = self.title(self.state) if callable(self.title) else self.title
+        tested = any(k.startswith(f"{TEST_GROUP}/") for k in self.state.scores)
+        return f"{title} ({split_note(self.split, reported=bool(self.state.report), tested=tested)})"
 
     def _close(self) -> None:
         if self.bar is not None:
@@ -517,6 +609,18 @@ class TimeEstimate(Callback):
                          "(evaluations extra)")
 
 
+def split_note(split: str, *, reported: bool, tested: bool) -> str:
+    """What a summary's title says of its columns: the split that picked best.pt (``split``: its
+    scores the ``tune_*`` or ``val_*`` columns and ``best_*``), best.pt's validation report
+    (``reported``: ``val_*``) and a ``--test`` set (``tested``: ``test_*``, reported only)."""
+    parts = [f"best.pt picked on the {SPLIT_NAMES[split]} split: {split}_*, best_*"]
+    if reported:
+        parts.append("val_*: best.pt on the validation split")
+    if tested:
+        parts.append("test_*: the --test images, reported only")
+    return "; ".join(parts)
+
+
 def evaluations_left(step: int, total: int, eval_every: int | Callable[[int], bool]) -> int:
     """How many evaluations a loop at ``step`` of ``total`` has still to run (the last step's included)."""
     if step >= total:
@@ -555,6 +659,11 @@ def standard_callbacks(samples: int, *, keep_evals: bool = False, shown: str | N
 
 
 # --- resume ---------------------------------------------------------------------------------------
+#: Settings a run folder written before they existed lacks, with the value such a run used: a resumed run
+#: must keep it (the tuning split: none).
+ADDED_SETTINGS: Mapping[str, Any] = MappingProxyType({"task.tune_fraction": 0.0, "data.tune_fraction": 0.0})
+
+
 def check_resume(out: str | Path, config: Mapping[str, Any], may_change: Sequence[str]) -> None:
     """Raise ValueError when ``--resume`` would continue the run in ``out`` with a config that differs
     from the run's (last.pt's ``extra["config"]``, else config.json) other than at the dotted
@@ -577,6 +686,7 @@ def check_resume(out: str | Path, config: Mapping[str, Any], may_change: Sequenc
     else:
         return
     mine, theirs = flatten(config), flatten(saved)
+    theirs = {**{k: v for k, v in ADDED_SETTINGS.items() if k in mine}, **theirs}
     differ = [f"{k} {mine.get(k)!r} (the run has {theirs.get(k)!r})" for k in sorted({*mine, *theirs})
               if k in mine and k in theirs and k not in may_change and mine[k] != theirs[k]]
     if differ:
@@ -619,6 +729,9 @@ def parse_run(config_class: type, argv: Sequence[str], *, trainer: str | None = 
         given = configs.parse(config_class, argv, **{k: v for k, v in options.items() if k != "check"})
         out = Path(given.run.out)
         if given.run.resume and (out / "config.json").is_file():
-            read_config(out, trainer or trainer_name(given), [f.name for f in dataclasses.fields(config_class)])
-            argv = ["--config", str(out), *argv]
+            saved = flatten(read_config(out, trainer or trainer_name(given),
+                                        [f.name for f in dataclasses.fields(config_class)]))
+            known = flatten(configs.to_dict(given))
+            added = [f"--set={k}={v}" for k, v in ADDED_SETTINGS.items() if k in known and k not in saved]
+            argv = ["--config", str(out), *added, *argv]
     return configs.parse(config_class, argv, **options)

@@ -78,6 +78,7 @@ __all__ = [
     "RLRunSettings",
     "SACSettings",
     "Track",
+    "check_fractions",
     "check_rl",
     "env_batch",
     "env_defaults",
@@ -263,6 +264,15 @@ def check_rl(cfg: RLConfig) -> None:
             sac_config(cfg)
         except ValueError as exc:
             raise ValueError(f"sac: {exc}") from exc
+
+
+def check_fractions(val_fraction: float, tune_fraction: float) -> None:
+    """Raise ValueError unless ``task.val_fraction`` is in (0, 1) and ``task.tune_fraction`` in [0, 1)."""
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"task.val_fraction {val_fraction}: expected a number in (0, 1)")
+    if not 0.0 <= tune_fraction < 1.0:
+        raise ValueError(f"task.tune_fraction {tune_fraction}: expected a number in [0, 1) (0: no tuning split; "
+                         "the validation split then picks best.pt)")
 
 
 def env_defaults(env_id: str) -> dict[str, Any]:
@@ -472,12 +482,13 @@ def episode_scalars(stats: Mapping[str, Any]) -> dict[str, float]:
 
 
 def with_test_scores(evaluate: Callable[[PixelActorCritic, Any], tuple[dict[str, float], list[list[Tensor]]]],
-                     val_images: Any, test_images: Any | None
+                     images: Any, test_images: Any | None
                      ) -> Callable[[PixelActorCritic], tuple[dict[str, float], list[list[Tensor]]]]:
-    """``policy -> (scores, rows)`` scoring ``val_images`` (its ``eval/...`` scores pick best.pt; its rows
-    are the sample grid) and, when given, ``test_images`` renamed ``test/...``, reported only."""
+    """``policy -> (scores, rows)`` scoring ``images`` (the tuning split, or the validation split of a run
+    without one: its ``eval/...`` scores pick best.pt; its rows are the sample grid) and, when given,
+    ``test_images`` renamed ``test/...``, reported only."""
     def scores_and_rows(policy: PixelActorCritic) -> tuple[dict[str, float], list[list[Tensor]]]:
-        scores, rows = evaluate(policy, val_images)
+        scores, rows = evaluate(policy, images)
         if test_images is not None:
             test_scores, _ = evaluate(policy, test_images)
             scores = {**scores, **{f"{TEST_GROUP}/{k.split('/', 1)[-1]}": v for k, v in test_scores.items()}}
@@ -527,15 +538,14 @@ def with_maps(rows: Sequence[Sequence[Tensor]], maps: Sequence[Tensor], *, actio
     return out
 
 
-def summary_row(state: LoopState, agent: str, metric_name: str, columns: Mapping[str, Any] | None = None
-                ) -> dict[str, Any]:
-    """The closing summary's row: the task's columns, the last evaluation (``eval/psnr`` -> ``psnr``;
-    with a test set ``val_psnr`` and ``test_psnr``) and the best (``best_psnr``, ``best_episode``)."""
-    tested = {k.split("/", 1)[-1] for k in state.scores if k.startswith(f"{TEST_GROUP}/")}
-
+def summary_row(state: LoopState, agent: str, metric_name: str, columns: Mapping[str, Any] | None = None,
+                split: str = "val") -> dict[str, Any]:
+    """The closing summary's row: the task's columns, the last evaluation named by the ``split`` it
+    scores (``eval/psnr`` -> ``tune_psnr``; a test set's ``test_psnr``) and the best (``best_tune_psnr``,
+    ``best_episode``); the loop adds best.pt's validation report (``val_psnr``)."""
     def column(key: str) -> str:
         group, _, name = key.partition("/") if "/" in key else ("", "", key)
-        return f"test_{name}" if group == TEST_GROUP else f"val_{name}" if name in tested else name
+        return f"{TEST_GROUP}_{name}" if group == TEST_GROUP else f"{split}_{name}"
 
     row = {"episodes": state.step, "agent": agent, **(columns or {})}
     row.update({column(k): v for k, v in state.scores.items()})
@@ -543,23 +553,19 @@ def summary_row(state: LoopState, agent: str, metric_name: str, columns: Mapping
     return row
 
 
-def summary_title(title: str, scores: Mapping[str, float]) -> str:
-    """The summary's title; with ``test/...`` scores it says which columns picked best.pt."""
-    if not any(k.startswith(f"{TEST_GROUP}/") for k in scores):
-        return title
-    return f"{title} (best.pt picked on the validation split: val_*, best_*; test_*: the --test images, reported only)"
-
-
 def fit(cfg: RLConfig, run: Run, agent: A3C | SAC, venv: Any, *,
         evaluate: Callable[[PixelActorCritic], tuple[dict[str, float], list[list[Tensor]]]],
         metric: str | Callable[[Mapping[str, float]], float], spec: CheckpointSpec,
         make_venv: Callable[[], Any] | None = None, summary: Mapping[str, Any] | None = None,
         title: str | None = None, captions: Sequence[str] = GRID_CAPTIONS,
-        presets: Mapping[str, Preset] | None = None, check: Callable[[Any], Any] | None = None) -> Path:
+        presets: Mapping[str, Preset] | None = None, check: Callable[[Any], Any] | None = None,
+        split: str = "val",
+        report: Callable[[PixelActorCritic], tuple[dict[str, float], list[list[Tensor]]]] | None = None) -> Path:
     """Train ``agent`` on ``venv`` for ``run.episodes`` episodes with :class:`experiments.loop.Loop`
-    (evaluations, checkpoints with ``spec``, sample grids whose columns are ``captions``, resume,
-    signals, the time it will take where ``cfg`` is one of the ``presets``, as the trainer's ``check``
-    resolves them); returns the run folder.
+    (evaluations of the ``split`` that picks best.pt, checkpoints with ``spec``, sample grids whose
+    columns are ``captions``, resume, signals, best.pt's ``report`` on the validation split, the time it
+    will take where ``cfg`` is one of the ``presets``, as the trainer's ``check`` resolves them);
+    returns the run folder.
 
     Raises:
         experiments.runs.Interrupted: SIGINT or SIGTERM stopped the run (last.pt saved).
@@ -592,6 +598,7 @@ def fit(cfg: RLConfig, run: Run, agent: A3C | SAC, venv: Any, *,
                 extra=lambda: {"spec": spec, "config": to_dict(cfg), "algorithm": cfg.agent},
                 callbacks=standard_callbacks(r.samples, keep_evals=r.keep_evals, shown="charts/episode_return",
                                              captions=captions, estimate=estimate),
-                summary=lambda state: summary_row(state, cfg.agent, metric_name, summary),
-                title=lambda state: summary_title(title or str(run.dir), state.scores))
+                summary=lambda state: summary_row(state, cfg.agent, metric_name, summary, split),
+                title=title or str(run.dir), split=split,
+                report=None if report is None else lambda: report(policy))
     return loop.fit()

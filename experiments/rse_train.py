@@ -39,16 +39,18 @@ input as a third candidate and a third action (how far the target moves toward i
 gets a row for the predictor alone, and the spec records its path (:func:`rlenhance.denoisers.load_rse`
 finds it again).
 
-Held-out images (``--test``, else the held-out split of ``--data``, else the embedded photo
-``chelsea``) get fixed noise (``task.noise_seed``, :func:`rlenhance.data.noisy_test_set`; real pairs
-keep their own noisy images); round k is
-applied to round k-1's outputs on them and scored (PSNR / SSIM / UQI of the clamped output, per
+Held-out images (``--test``, else the tuning split of ``--data`` or of the embedded photos, held out
+of training; with ``task.tune_fraction 0`` the validation split) get fixed noise
+(``task.noise_seed``, :func:`rlenhance.data.noisy_test_set`; real pairs keep their own noisy
+images); round k is applied to round k-1's outputs on them and scored (PSNR / SSIM / UQI of the clamped output, per
 image, averaged). With several ``--sigma`` levels the held-out images are noised at each and
 scored per level (``psnr_sigma15`` ...), the plain scores being the mean over the levels; the
 classical baselines are told each image's level. The recursion stops after a round that gains no
 more than ``rse.min_gain`` dB over the previous one (that round is not kept). ``summary.md`` and
 ``rounds.csv`` hold the per-round table with the noisy input and the ``--baselines``;
 ``checkpoints/best.pt`` is the denoiser with the best rounds (:func:`rlenhance.denoisers.load_rse`).
+When the tuning split picked them, best.pt is scored once on the validation split after the run
+(printed, and the summary's last row).
 
 The rounds run on the one training loop (:class:`experiments.loop.Loop`), whose steps are the VAE
 steps and SAC episodes of the rounds in turn (the logged step of every scalar); it evaluates in
@@ -95,7 +97,7 @@ from experiments.loop import (
     parse_run,
     preset_estimate,
 )
-from experiments.rl_common import episode_scalars, episode_seed
+from experiments.rl_common import check_fractions, episode_scalars, episode_seed
 from experiments.rse import (
     FLAGS,
     MS_PER_S,
@@ -148,6 +150,7 @@ def check(cfg: Config) -> Config:
     """The config, checked (:func:`experiments.loop.check_run`, :func:`resolve`; ValueError naming the first bad
     setting), its noise levels in ascending order."""
     check_run(cfg.run)
+    check_fractions(cfg.task.val_fraction, cfg.task.tune_fraction)
     sigma = resolve(settings(cfg)).sigma
     return dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, sigma=sigma if isinstance(sigma, tuple)
                                                               else (sigma,)))
@@ -161,12 +164,16 @@ def parse(argv: Sequence[str]) -> Config:
 
 
 # --- data ----------------------------------------------------------------------------------------
-def open_data(cfg: Config) -> tuple[Any, Any]:
-    """(training data set, held-out data set); see ``task.data`` / ``task.test``. The same rules as
-    denoise_train (the embedded photos or the data split by seed); the held-out set is ``task.test``
-    when given, else the validation split."""
-    train_set, val_set, test_set = denoise_train.open_data(cfg)
-    return train_set, val_set if test_set is None else test_set
+def open_data(cfg: Config) -> tuple[Any, Any, Any | None]:
+    """(training data set, held-out data set, report data set or None); see ``task.data`` /
+    ``task.test``. The same rules as denoise_train (the embedded photos or the data split by seed).
+    The held-out images pick each round's policy and the rounds kept: ``task.test`` when given (no
+    tuning split is then held out of the data), else the tuning split, else (``task.tune_fraction`` 0)
+    the validation split; the validation split is the report's when the tuning split picked."""
+    if cfg.task.test is not None:
+        cfg = configs.replace_path(cfg, {"task.tune_fraction": 0.0})
+    data = denoise_train.open_data(cfg)
+    return (data.train, data.test, None) if data.test is not None else (data.train, data.picking, data.reported)
 
 
 # --- the run -------------------------------------------------------------------------------------------
@@ -177,7 +184,8 @@ class RSETrainer(Callback):
     boundaries) and is the loop's callback that ends each SAC phase: it keeps the phase's best policy,
     scores the round and decides whether the recursion goes on."""
 
-    def __init__(self, cfg: Config, run: Run, device: torch.device, train_set: Any, test_set: Any):
+    def __init__(self, cfg: Config, run: Run, device: torch.device, train_set: Any, test_set: Any,
+                 report_set: Any | None = None):
         self.cfg, self.args, self.run, self.device = cfg, resolve(settings(cfg)), run, device
         args = self.args
         self.ranks: Ranks = run.ranks
@@ -186,6 +194,9 @@ class RSETrainer(Callback):
         self.test_sets = noisy_test_sets(test_set, args.sigma, seed=args.noise_seed, device=device,
                                          limit=args.eval_images)
         self.images = [im for level in self.test_sets.values() for im in level]
+        #: the validation images best.pt is scored on after the run (:meth:`report`; None: it picked on them)
+        self.report_sets = None if report_set is None else noisy_test_sets(
+            report_set, args.sigma, seed=args.noise_seed, device=device, limit=args.eval_images)
         self.model = RSEDenoiser(channels=1 if args.gray else 3, patch=args.patch, stride=args.stride,
                                  latent_dim=args.latent_dim, hidden=args.hidden, depth=args.depth,
                                  bank_size=args.bank_size, clusters=args.clusters, probe=args.probe,
@@ -315,7 +326,7 @@ class RSETrainer(Callback):
 
     def on_end(self, loop: Loop) -> None:
         if self.run.writes:
-            self.summary()
+            self.summary(loop.state.report)
 
     def describe(self, loop: Loop) -> None:
         if loop.bar is not None and self.run.writes:
@@ -454,6 +465,14 @@ class RSETrainer(Callback):
         return ({f"eval/{k}": v for k, v in scores.items()}
                 | {"eval/ms_per_image": seconds * MS_PER_S, "charts/round": r + 1}), []
 
+    def report(self) -> tuple[dict[str, float], list[list[Tensor]]]:
+        """The loop's report (its weights best.pt's): best.pt's rounds applied in turn to the noisy
+        validation images, scored as the held-out ones."""
+        inputs = [im.noisy for level in self.report_sets.values() for im in level]
+        for stage in self.model.rounds[:self.kept]:
+            inputs = apply_round(stage, inputs, self.args.steps, track=self.tracked("validation"))[0]
+        return {f"eval/{k}": v for k, v in level_score(inputs, self.report_sets).items()}, []
+
     def finish_round(self, r: int, step: int) -> bool:
         """Score round r, add its table row and picture, decide whether the recursion goes on."""
         args = self.args
@@ -490,7 +509,9 @@ class RSETrainer(Callback):
                                captions=("noisy", "output", "clean"), step=step)
         return scores, seconds, vae_only
 
-    def summary(self) -> Path:
+    def summary(self, report: Mapping[str, float] | None = None) -> Path:
+        """summary.md (the rounds on the held-out images, the baselines, and best.pt on the validation
+        split: ``report``, the loop's) and rounds.csv."""
         args = self.args
         noisy = level_score(self.test_inputs[0], self.test_sets)
         levels = [level_key("psnr", sigma) for sigma in self.test_sets] if len(self.test_sets) > 1 else []
@@ -503,10 +524,15 @@ class RSETrainer(Callback):
         for row in self.baselines or []:
             table.append({"method": row["method"], **{k: row[k] for k in ("psnr", "ssim", "uqi")}, "gain_db": "",
                           "ms_per_image": row["ms_per_image"], "vae_only_psnr": "", **{k: row[k] for k in levels}})
+        if report:
+            table.append({"method": f"best.pt ({self.kept} round(s)) on the validation split",
+                          **{k: report[f"eval/{k}"] for k in ("psnr", "ssim", "uqi", *levels)}, "gain_db": "",
+                          "ms_per_image": "", "vae_only_psnr": ""})
         first = self.rows[0]["psnr"] if self.rows else float("nan")
         best = self.best
+        held = "tuning-split" if self.report_sets is not None else "held-out"
         title = (f"rse_train: {self.run.dir} ({self.noise}, "
-                 f"{len(next(iter(self.test_sets.values())))} held-out image(s); "
+                 f"{len(next(iter(self.test_sets.values())))} {held} image(s); "
                  f"checkpoints/best.pt applies {self.kept} round(s))")
         text = self.run.summary(table, title=title)
         notes = [f"Recursion: {len(self.rows)} round(s) trained, {self.kept} kept; "
@@ -545,11 +571,13 @@ def main(argv: Sequence[str] | None = None) -> Path:
     ranks = Ranks.from_env()
     device = setup_process(threads=cfg.run.threads, seed=cfg.run.seed, device=cfg.run.device, ranks=ranks)
     run = open_run(cfg, ranks, trainer=PROG_MODULE)
-    train_set, test_set = open_data(cfg)
-    trainer = RSETrainer(cfg, run, device, train_set, test_set)
+    train_set, test_set, report_set = open_data(cfg)
+    trainer = RSETrainer(cfg, run, device, train_set, test_set, report_set)
+    reported = report_set is not None
     loop = Loop(run, total=sac_spans(trainer.args)[-1][1], eval_every=trainer.evaluates_at, train=trainer.train,
                 evaluate=trainer.evaluate, metric="eval/psnr", model=trainer.model, state=trainer.state_dict,
                 load_state=trainer.load_state_dict, extra=trainer.extra, unit="step",
+                split="tune" if reported else "val", report=trainer.report if reported else None,
                 callbacks=[trainer, Checkpoints(best=False), Progress("charts/episode_return"),
                            preset_estimate(cfg, PRESETS, device.type, ignore=RUN_COST_FREE, check=check,
                                            per_step=lambda cost: (cost.step_s, 0.0), warmup=None)])

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from envs.base import episode_rows
+from experiments.loop import DataSplits
 from experiments.sigmas import (
     draw_levels,
     has_real_noise,
@@ -82,7 +83,7 @@ OCCLUSION = "box"
 DEFAULT_SIGMA: Mapping[str, float] = MappingProxyType({"gaussian": 25.0, "amplified": 10.0})
 #: FFDNet's convolution layers: the published gray FFDNet's.
 FFDNET_DEPTH = 15
-#: Fraction of the images (scenes) held out for validation.
+#: Fraction of the images (scenes) held out for validation (best.pt is reported on it).
 VAL_FRACTION = 0.1
 #: Seed of the validation crops and degradations: fixed, so every run and seed scores the same set.
 VAL_SEED = 20_240_601
@@ -132,6 +133,7 @@ class Settings:
     model: str
     task: str
     data: str | None
+    tune_fraction: float
     sigma: float | tuple[float, ...]
     sigma_draw: str
     gray: bool
@@ -241,6 +243,9 @@ def _check_sizes(args: Settings) -> None:
     if args.variant != "default" and args.model in ("mrpnet", "unet", "ffdnet"):
         raise ValueError(f"model.variant {args.variant}: only pixelrnn and gated-pixelrnn have a seed variant; "
                          f"{args.model} takes model.variant default")
+    if not 0.0 <= args.tune_fraction < 1.0:
+        raise ValueError(f"data.tune_fraction {args.tune_fraction}: expected a number in [0, 1) (0: no tuning split; "
+                         "the validation split then picks best.pt)")
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise ValueError(f"train.lr {args.lr}: expected a finite number > 0")
 
@@ -251,49 +256,53 @@ def image_channels(args: Settings) -> int:
     return 1 if args.task == "denoise" and args.gray else 3
 
 
-def open_datasets(args: Settings):
-    """(train, val) datasets, resized to ``data.resize`` if given; see the ``--data`` help for the layouts
-    read per task."""
-    train, val = _open_datasets(args)
+def open_datasets(args: Settings) -> DataSplits:
+    """The train, tune and val datasets, resized to ``data.resize`` if given; see the ``--data`` help for
+    the layouts read per task. The splits are by scene, seed 0 (:func:`rlenhance.data.split_names`)."""
+    parts = _open_datasets(args)
     if args.resize:
         size = (args.resize[0], args.resize[-1])
-        train, val = ResizedImages(train, size=size), ResizedImages(val, size=size)
-    return train, val
+        parts = DataSplits(*(None if part is None else ResizedImages(part, size=size) for part in parts))
+    return parts
 
 
-def _open_datasets(args: Settings):
+def _open_datasets(args: Settings) -> DataSplits:
     gray = image_channels(args) == 1
+    names = ("train", "tune", "val") if args.tune_fraction else ("train", "val")
+    split = dict(val_fraction=VAL_FRACTION, tune_fraction=args.tune_fraction)
     if args.data is None:
-        names = DEFAULT_GRAY_IMAGES if gray else DEFAULT_COLOR_IMAGES
-        train_names, val_names = split_names(names, val_fraction=VAL_FRACTION, group=None)
-        return BuiltinImages(names=train_names, gray=gray), BuiltinImages(names=val_names, gray=gray)
+        images = DEFAULT_GRAY_IMAGES if gray else DEFAULT_COLOR_IMAGES
+        parts = split_names(images, group=None, **split)
+        return DataSplits(**{name: BuiltinImages(names=getattr(parts, name), gray=gray) if name in names else None
+                             for name in ("train", "tune", "val")})
     root = Path(args.data)
     if not root.is_dir():
         raise DatasetError(f"--data {root}: not a folder")
     if args.task == "lowlight":  # model.upscale: targets UPSCALE times the inputs (the seed's), or of their size
-        train, val = (PairedImages(root, split=split, val_fraction=VAL_FRACTION,
-                                   scale=None if args.upscale > 1 else 1) for split in ("train", "val"))
-        if {train.scale, val.scale} - {1, args.upscale}:
-            raise DatasetError(f"--data {root}: its high images are {max(train.scale, val.scale)} times the low "
-                               f"ones; model.upscale {args.upscale} reads pairs of one size (inputs area-downscaled) "
-                               f"or with targets {args.upscale} times the inputs")
-        return train, val
+        opener = lambda name: PairedImages(root, split=name, scale=None if args.upscale > 1 else 1,  # noqa: E731
+                                           **split)
     elif args.task == "completion":  # validation scores the estimated hole whatever the training masks
-        opener = lambda split: OccludedPairs(root, split=split, val_fraction=VAL_FRACTION,  # noqa: E731
-                                             mask_rule=args.mask_rule if split == "train" else "estimate")
+        opener = lambda name: OccludedPairs(root, split=name,  # noqa: E731
+                                            mask_rule=args.mask_rule if name == "train" else "estimate", **split)
     else:  # denoise: real noisy / clean pairs (NoisyPairs), else clean images; split seed 0 as the other tasks'
-        opener = lambda split: open_dataset(root, kind="clean", split=split, gray=gray, seed=0,  # noqa: E731
-                                            val_fraction=VAL_FRACTION)
-    train, val = opener("train"), opener("val")
-    if isinstance(train, NoisyPairs) and args.noise == "amplified":
+        opener = lambda name: open_dataset(root, kind="clean", split=name, gray=gray, seed=0, **split)  # noqa: E731
+    parts = DataSplits(**{name: opener(name) if name in names else None for name in ("train", "tune", "val")})
+    if args.task == "lowlight":
+        scales = {part.scale for part in parts if part is not None}
+        if scales - {1, args.upscale}:
+            raise DatasetError(f"--data {root}: its high images are {max(scales)} times the low ones; model.upscale "
+                               f"{args.upscale} reads pairs of one size (inputs area-downscaled) or with targets "
+                               f"{args.upscale} times the inputs")
+        return parts
+    if isinstance(parts.train, NoisyPairs) and args.noise == "amplified":
         raise ValueError(f"--data {root}: real noisy / clean pairs, but data.noise amplified draws its own noise (and "
                          "noise map) on clean images; give a folder of clean images, or data.noise gaussian (real "
                          "pairs are then used as they are)")
-    if isinstance(train, NoisyPairs) and args.model == "ffdnet":
+    if isinstance(parts.train, NoisyPairs) and args.model == "ffdnet":
         raise ValueError(f"--data {root}: real noisy / clean pairs, whose noise has no known level map, which --model "
                          "ffdnet reads; give a folder of clean images (synthetic noise of known level), or train "
                          "a blind model (--model mrpnet) on the pairs")
-    return train, val
+    return parts
 
 
 def make_example(args: Settings, batch: Mapping[str, Any], generator: torch.Generator | Sequence[torch.Generator],

@@ -33,14 +33,17 @@ map. A setting that does not apply to the model or task (``data.sigma`` for comp
 for MRPNet, ...) is an error. The checkpoint's :class:`~rlenhance.checkpoint.SupervisedSpec` records what
 inference needs (``rlenhance enhance|denoise|complete --checkpoint``).
 
-An epoch is ``train.steps_per_epoch`` batches of random crops, then a validation pass over
-``data.val_samples`` fixed crops of the held-out images (the same in every epoch and run). The run folder
-(:mod:`experiments.runs`) gets config.json, metrics.csv (one row per epoch's validation), train.csv (the
-epoch's training losses), TensorBoard events, ``loss_curve.png``, captioned sample grids
-``samples/epoch_NNNNNN.png`` (input | output | reference), ``checkpoints/best.pt`` (lowest validation
-loss), ``checkpoints/last.pt`` (every epoch, with the optimizer and random state), with
-``run.save_every N`` ``checkpoints/model_epochE.pt``, and summary.md; the run ends by printing the
-``rlenhance`` command that uses its model. The loop is :class:`experiments.loop.Loop`: Ctrl-C or
+An epoch is ``train.steps_per_epoch`` batches of random crops, then an evaluation pass over
+``data.val_samples`` fixed crops of the tuning split's images (held out of training,
+``data.tune_fraction``; the same crops in every epoch and run); after the last epoch best.pt is scored
+once on as many crops of the validation split's images (the summary's ``val_*`` columns; with
+``data.tune_fraction 0`` the validation split's crops pick best.pt, as the shipped files' presets
+do). The run folder (:mod:`experiments.runs`) gets config.json, metrics.csv (one row per epoch's
+evaluation), train.csv (the epoch's training losses), TensorBoard events, ``loss_curve.png``, captioned
+sample grids ``samples/epoch_NNNNNN.png`` (input | output | reference), ``checkpoints/best.pt``
+(lowest evaluation loss), ``checkpoints/last.pt`` (every epoch, with the optimizer and random state),
+with ``run.save_every N`` ``checkpoints/model_epochE.pt``, and summary.md; the run ends by printing
+the ``rlenhance`` command that uses its model. The loop is :class:`experiments.loop.Loop`: Ctrl-C or
 SIGTERM stops at the end of the epoch with last.pt saved (exit 130 / 143); ``--resume`` continues it
 with the run's own config (``--epochs``, ``--device``, ``--threads``, ``run.samples`` and
 ``run.save_every`` may change) to the result of an uninterrupted run. Mixed precision is used on
@@ -100,6 +103,7 @@ from experiments.supervised import (
     validation_sets,
 )
 from rlenhance.checkpoint import SupervisedSpec, load_checkpoint
+from rlenhance.data import TUNE_FRACTION
 
 PROG = "supervised_train"
 
@@ -130,8 +134,12 @@ class DataConfig:
     """completion: what the network sees in the hole: the diffusion fill, or the occluded input as is"""
     resize: tuple[int, ...] = ()
     """H [W]: every image resized before cropping (the PixelRNN seeds: 256, 128); empty: native size"""
+    tune_fraction: float = TUNE_FRACTION
+    """fraction of the images (scenes) held out of training as the tuning split, whose crops pick best.pt; best.pt
+    is then scored on the validation split's (0: no tuning split; the validation split picks)"""
     val_samples: int = 32
-    """validation crops, spread evenly over the held-out images (at least their number scores every one)"""
+    """evaluation crops, spread evenly over the held-out images of a split (at least their number scores every
+    one)"""
 
 
 @dataclass(frozen=True)
@@ -204,8 +212,13 @@ def _preset(**changes: Any) -> Config:
     return configs.replace_path(Config(), changes)
 
 
+def _shipped(**changes: Any) -> Config:
+    """A shipped file's recipe: no tuning split, best.pt picked on the validation split as the file was."""
+    return _preset(**{"data.tune_fraction": 0.0, **changes})
+
+
 def mrpnet_lowlight() -> Config:
-    """mrpnet_lowlight.pt: MRPNet + Generator on the SICE pairs."""
+    """mrpnet_lowlight.pt: MRPNet + Generator on the SICE pairs, best.pt picked on the tuning split."""
     return _preset(**{"data.data": SICE, "model.width": 32, "train.crop": 96, "train.batch": 8, "train.lr": 5e-4,
                       "train.epochs": 8, "train.steps_per_epoch": 30, "run.threads": 1,
                       "run.out": "runs/mrpnet_lowlight"})
@@ -213,7 +226,7 @@ def mrpnet_lowlight() -> Config:
 
 def mrpnet_denoise() -> Config:
     """mrpnet_denoise.pt: MRPNet alone, gray, sigma 25 on BSD."""
-    return _preset(**{"data.task": "denoise", "data.data": BSD, "data.sigma": (25.0,), "model.generator": False,
+    return _shipped(**{"data.task": "denoise", "data.data": BSD, "data.sigma": (25.0,), "model.generator": False,
                       "train.crop": 64, "train.batch": 16, "train.lr": 1e-3, "train.epochs": 30,
                       "train.steps_per_epoch": 40, "run.threads": 1, "run.out": "runs/mrpnet_denoise"})
 
@@ -230,7 +243,7 @@ def ffdnet_denoise() -> Config:
 
     The shipped file itself fine-tuned with a cosine schedule over 28,000 steps; four such stages, each from the
     previous one's best.pt (the first from scratch, lr 1e-3, 50 epochs), made the shipped file."""
-    return _preset(**{"data.task": "denoise", "data.data": BSD, "data.noise": "gaussian",
+    return _shipped(**{"data.task": "denoise", "data.data": BSD, "data.noise": "gaussian",
                       "data.sigma": (0.0, 15.0, 25.0, 50.0, 75.0), "data.sigma_draw": "uniform", "model.name": "ffdnet",
                       "model.width": 64, "train.crop": 64, "train.batch": 16, "train.lr": 3e-4,
                       "train.lr_decay": "cosine", "train.epochs": 280, "train.steps_per_epoch": 100,
@@ -240,14 +253,14 @@ def ffdnet_denoise() -> Config:
 
 def pixelrnn_completion() -> Config:
     """pixelrnn_completion.pt: ConvLSTM PixelRNN of width 24 on the bedroom pairs."""
-    return _preset(**{"data.task": "completion", "data.data": BEDROOM, "model.name": "pixelrnn", "model.width": 24,
+    return _shipped(**{"data.task": "completion", "data.data": BEDROOM, "model.name": "pixelrnn", "model.width": 24,
                       "train.crop": 224, "train.batch": 8, "train.lr": 1e-3, "train.epochs": 30,
                       "train.steps_per_epoch": 30, "run.threads": 1, "run.out": "runs/pixelrnn_completion"})
 
 
 def gated_pixelrnn_completion() -> Config:
     """gated_pixelrnn_completion.pt: gated PixelRNN, width 16, bedroom pairs."""
-    return _preset(**{"data.task": "completion", "data.data": BEDROOM, "model.name": "gated-pixelrnn",
+    return _shipped(**{"data.task": "completion", "data.data": BEDROOM, "model.name": "gated-pixelrnn",
                       "model.width": 16, "train.crop": 224, "train.batch": 4, "train.lr": 5e-4, "train.epochs": 30,
                       "train.steps_per_epoch": 30, "run.threads": 1, "run.out": "runs/gated_pixelrnn_completion"})
 
@@ -257,7 +270,7 @@ def unet_completion() -> Config:
 
     The shipped width-64 file itself, holes moved, left-right flips only; the shipped file is that run's
     checkpoints/model_epoch64.pt (the last epoch)."""
-    return _preset(**{"data.task": "completion", "data.data": BEDROOM, "data.shift_holes": True,
+    return _shipped(**{"data.task": "completion", "data.data": BEDROOM, "data.shift_holes": True,
                       "data.flips": "horizontal", "data.val_samples": 90, "model.name": "unet", "model.width": 64,
                       "train.hole_loss": "psnr", "train.epochs": 64, "train.steps_per_epoch": 100, "train.lr": 1e-4,
                       "train.lr_decay": "cosine", "train.init": "rlenhance/weights/unet_completion.pt",
@@ -348,12 +361,12 @@ def settings(cfg: Config) -> Settings:
     """The flat settings the training pieces read (:class:`experiments.supervised.Settings`) of a resolved config."""
     d, m, t, r = cfg.data, cfg.model, cfg.train, cfg.run
     sigma = resolve_sigma(d.sigma) if d.task == "denoise" else ()
-    return Settings(model=m.name, task=d.task, data=d.data, sigma=sigma, sigma_draw=d.sigma_draw, gray=d.gray,
-                    noise=d.noise, hole_loss=t.hole_loss, shift_holes=d.shift_holes, flips=d.flips, prefill=d.prefill,
-                    generator=m.generator, upscale=m.upscale, width=m.width, variant=m.variant,
-                    resize=tuple(d.resize), epochs=t.epochs, steps_per_epoch=t.steps_per_epoch, batch=t.batch,
-                    crop=t.crop, lr=t.lr, lr_decay=t.lr_decay, val_samples=d.val_samples, samples=r.samples,
-                    save_every=r.save_every)
+    return Settings(model=m.name, task=d.task, data=d.data, tune_fraction=d.tune_fraction, sigma=sigma,
+                    sigma_draw=d.sigma_draw, gray=d.gray, noise=d.noise, hole_loss=t.hole_loss,
+                    shift_holes=d.shift_holes, flips=d.flips, prefill=d.prefill, generator=m.generator,
+                    upscale=m.upscale, width=m.width, variant=m.variant, resize=tuple(d.resize), epochs=t.epochs,
+                    steps_per_epoch=t.steps_per_epoch, batch=t.batch, crop=t.crop, lr=t.lr, lr_decay=t.lr_decay,
+                    val_samples=d.val_samples, samples=r.samples, save_every=r.save_every)
 
 
 def parse(argv: Sequence[str]) -> Config:
@@ -373,8 +386,13 @@ class SupervisedTrainer:
         args = self.args
         self.use_amp = device.type == "cuda"
         self.local_batch = ranks.split(args.batch, "train.batch")
-        self.train_set, val_set = open_datasets(args)
-        self.vals = validation_sets(args, val_set)
+        data = open_datasets(args)
+        self.train_set = data.train
+        #: the split whose crops pick best.pt ("tune", or "val" without a tuning split), its crops, and the
+        #: validation crops best.pt is reported on after the run (None: it picked on them)
+        self.split = data.split
+        self.vals = validation_sets(args, data.picking)
+        self.reported = None if data.reported is None else validation_sets(args, data.reported)
         self.model = build = _network(args).to(device)
         # DistributedDataParallel under torchrun; `model` stays the network that checkpoints save and validation runs
         self.trained = wrap(build, ranks, device)
@@ -414,15 +432,17 @@ class SupervisedTrainer:
                            "charts/epoch_seconds": time.perf_counter() - start,
                            **{f"losses/{k}": v for k, v in means.items()}}
 
-    def evaluate(self) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
-        """The validation scores at every level (``eval/...``) and the sample grid's rows."""
+    def evaluate(self, vals: Mapping[Any, Any] | None = None) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
+        """The scores at every level (``eval/...``) of the crops that pick best.pt (or of ``vals``) and the
+        sample grid's rows."""
         from experiments.sigmas import level_scores
 
+        vals = self.vals if vals is None else vals
         results = {level: evaluate(self.model, self.args, val, self.device, self.use_amp,
-                                   track=lambda starts, total: self.run.track(starts, "validation", total=total))
-                   for level, val in self.vals.items()}
+                                   track=lambda starts, total: self.run.track(starts, "evaluation", total=total))
+                   for level, val in vals.items()}
         scores = level_scores({level: result[0] for level, result in results.items()})
-        rows = sample_rows(self.args, self.vals, {level: result[1] for level, result in results.items()})
+        rows = sample_rows(self.args, vals, {level: result[1] for level, result in results.items()})
         return {f"eval/{k}": v for k, v in scores.items()}, rows
 
     def state(self) -> dict[str, Any]:
@@ -454,7 +474,8 @@ class Snapshots(Callback):
 
 
 class LossCurve(Callback):
-    """``loss_curve.png``: the training and validation loss per epoch (from train.csv and metrics.csv)."""
+    """``loss_curve.png``: the training loss and the evaluated split's loss per epoch (from train.csv and
+    metrics.csv)."""
 
     def __init__(self, title: str):
         self.title = title
@@ -463,7 +484,7 @@ class LossCurve(Callback):
         from experiments.runs import metric_series
 
         curves = {"train loss": sorted(metric_series(loop.run.dir, "losses/loss").items()),
-                  "val loss": sorted(metric_series(loop.run.dir, "eval/loss").items())}
+                  f"{loop.split} loss": sorted(metric_series(loop.run.dir, "eval/loss").items())}
         save_figure(loss_curves(curves, title=self.title, ylabel="loss"), loop.run.dir / "loss_curve.png")
 
 
@@ -493,8 +514,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
                "params": sum(p.numel() for p in model.parameters()), "epochs": state.step,
                "best_epoch": state.best_step}
         if run.best_path.is_file():
-            row.update({k.replace("eval/", "val_"): v for k, v in load_checkpoint(run.best_path)["extra"]["scores"]
-                        .items() if k.startswith("eval/") and k != "eval/seconds"})
+            row.update({k.replace("eval/", f"{trainer.split}_"): v for k, v in
+                        load_checkpoint(run.best_path)["extra"]["scores"].items()
+                        if k.startswith("eval/") and k != "eval/seconds"})
         return row
 
     loop = Loop(run, total=cfg.train.epochs, eval_every=1, unit="epoch", train=trainer.train,
@@ -505,7 +527,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
                            LossCurve(f"{args.model} / {args.task}"), Progress("losses/loss", "loss"),
                            preset_estimate(cfg, PRESETS, device.type, ignore=COST_FREE, check=resolve,
                                            per_step=lambda cost: epoch_cost(cfg, cost), warmup=2)],
-                summary=summary, title=f"{PROG}: {run.dir}")
+                summary=summary, title=f"{PROG}: {run.dir}", split=trainer.split,
+                report=None if trainer.reported is None else lambda: trainer.evaluate(trainer.reported))
     out = loop.fit()
     best = Path(out) / "checkpoints" / "best.pt"
     run.say(*usage_lines(best, use_command(args, best)))

@@ -76,10 +76,11 @@ class Args:
                            "quarter turns of each image (a3c / sac / rse: of their predictor's), at that "
                            "many times the time; 1: none",
                         choices=tuple(ENSEMBLES))
-    split: str | None = arg(None, "which images: the trainers' held-out split, or all (unset: all for the embedded "
-                                  "photos, denoise and low-light photos without references; val otherwise)",
-                            choices=("val", "all"))
-    split_seed: int = arg(0, "seed of the train/validation split (the trainers' default split)")
+    split: str | None = arg(None, "which images: the trainers' validation split (report on it), their tuning split "
+                                  "(choose on it), or all (unset: all for the embedded photos, denoise and low-light "
+                                  "photos without references; val otherwise)",
+                            choices=("val", "tune", "all"))
+    split_seed: int = arg(0, "seed of the train / tune / validation split (the trainers' default split)")
     limit: int = arg(0, "evaluate at most this many images (0: all)")
     seed: int = arg(0, "seed of the denoise noise (each image's from this seed and its file name, exactly as "
                        "experiments.denoise_train evaluates) and of torch")
@@ -141,7 +142,7 @@ def given_checkpoints(args: Args) -> dict[str, str | None]:
 
 def ignored_flags(args: Args) -> list[str]:
     """Notes for checkpoint flags given for methods the task does not have, for denoising options
-    given to another task, and for ``--split val`` on the embedded photos."""
+    given to another task, and for ``--split val`` / ``tune`` on the embedded photos."""
     notes = [f"--{method_flag(method)} is ignored: --task {args.task} has no method {method}"
              for method, given in given_checkpoints(args).items()
              if given is not None and method not in TASK_METHODS[args.task]]
@@ -151,8 +152,9 @@ def ignored_flags(args: Args) -> list[str]:
         notes += [f"{flag} is ignored: it is a --task denoise option"
                   for flag, given in (("--no-gray", not args.gray), ("--sigma-estimate", args.sigma_estimate),
                                       ("--sigma-to", args.sigma_to is not None)) if given]
-    if args.data is None and args.split == "val":
-        notes.append("--split val is ignored: the embedded photos have no held-out split (all are evaluated)")
+    if args.data is None and args.split in ("val", "tune"):
+        notes.append(f"--split {args.split} is ignored: the embedded photos have no held-out split (all are "
+                     "evaluated)")
     return notes
 
 
@@ -164,7 +166,7 @@ def data_label(args: Args) -> str:
 def resolved_split(args: Args) -> str:
     """``--split``, or its default: "all" for the embedded photos, for denoise (its data are usually a
     test set) and for low-light photos without references (a folder without ``high/``), else "val"
-    (the trainers' held-out split)."""
+    (the trainers' validation split, which the docs report; "tune" is the split they choose on)."""
     if args.data is None:
         return "all"
     if args.split is not None:

@@ -68,7 +68,7 @@ def load_samples(args: Args) -> list[Sample]:
             have a reference and others not.
     """
     data = args.data
-    split = None if resolved_split(args) == "all" else "val"
+    split = None if resolved_split(args) == "all" else resolved_split(args)
     dataset = open_dataset(data, kind=DATA_KINDS[args.task], split=split, gray=args.task == "denoise" and args.gray,
                            seed=args.split_seed)
     if args.task == "denoise":

@@ -56,7 +56,9 @@ from rlenhance.data.testsets import (
     occluded_test_set,
 )
 from rlenhance.data.transforms import (
+    TUNE_FRACTION,
     ResizedImages,
+    Split,
     fit_longer_side,
     random_crop,
     random_flip,
@@ -106,6 +108,8 @@ __all__ = [
     "sample_batch",
     "scene_key",
     "split_names",
+    "Split",
     "synthetic_low_light",
+    "TUNE_FRACTION",
     "to_float",
 ]

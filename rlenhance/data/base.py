@@ -22,7 +22,7 @@ from rlenhance.io import IMAGE_EXTENSIONS, image_to_tensor, list_images, load_im
 __all__ = ["ImageDataset", "Record", "SPLITS", "encode_image"]
 
 #: Accepted values of a dataset's ``split`` argument.
-SPLITS = (None, "train", "val")
+SPLITS = (None, "train", "tune", "val")
 #: Largest distance from an integer level (in 1/255 units) for a decoded image to count as 8-bit.
 _UINT8_TOLERANCE = 1e-3
 _UINT8_MAX = 255.0
@@ -76,15 +76,22 @@ def partner_error(
 
 
 def resolve_split(
-    names: Sequence[str], split: str | None, *, val_fraction: float, seed: int,
-    group: Callable[[str], str] | None,
+    names: Sequence[str], split: str | None, *, val_fraction: float, tune_fraction: float, seed: int,
+    group: Callable[[str], str] | None, what: str = "the data",
 ) -> set[str]:
-    """The names kept for ``split`` ("train", "val" or None = all) by :func:`split_names`."""
+    """The names kept for ``split`` ("train", "tune", "val" or None = all) by :func:`split_names`;
+    DatasetError when ``split`` is "tune" and no scene is left for it."""
     check_split(split)
     if split is None:
         return set(names)
-    train, val = split_names(names, val_fraction=val_fraction, seed=seed, group=group)
-    return set(train if split == "train" else val)
+    parts = split_names(names, val_fraction=val_fraction, tune_fraction=tune_fraction, seed=seed, group=group)
+    kept = getattr(parts, split)
+    if split == "tune" and not kept:
+        raise DatasetError(
+            f"{what}: no scenes left for the tuning split ({len(names)} image(s), tune_fraction {tune_fraction:g}); "
+            "it needs at least 3 scenes (train, tune and val), or tune_fraction 0"
+        )
+    return set(kept)
 
 
 def encode_image(img: np.ndarray) -> torch.Tensor:

@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 
 from rlenhance.data.base import ImageDataset, Record, check_split, image_files, partner_error, resolve_split
 from rlenhance.data.paired import _subfolders
-from rlenhance.data.transforms import scene_key
+from rlenhance.data.transforms import TUNE_FRACTION, scene_key
 from rlenhance.errors import DatasetError
 from rlenhance.io import DEFAULT_MAX_PIXELS, list_images
 
@@ -122,10 +122,9 @@ class NoisyPairs(ImageDataset):
 
     Args:
         root: a folder in layout (a) or (b) (see the module docstring).
-        split: None (all pairs), ``"train"`` or ``"val"``: a deterministic split by scene,
-            SHA-256 of ``seed`` and the scene; ``val_fraction`` of the scenes (at least one) go
-            to ``"val"``.
-        val_fraction: fraction of scenes in ``"val"``.
+        split: None (all pairs), ``"train"``, ``"tune"`` or ``"val"``: a deterministic split
+            by scene (:func:`rlenhance.data.split_names`).
+        val_fraction, tune_fraction: fractions of the scenes in ``"val"`` and ``"tune"``.
         seed: seed of the split; the same seed gives the same split everywhere.
         gray: load one channel (BT.601 luma for colour files).
         cache: decode every image now and keep it in memory (uint8 for 8-bit files);
@@ -155,6 +154,7 @@ class NoisyPairs(ImageDataset):
         *,
         split: str | None = None,
         val_fraction: float = 0.1,
+        tune_fraction: float = TUNE_FRACTION,
         seed: int = 0,
         gray: bool = False,
         cache: bool = True,
@@ -177,6 +177,7 @@ class NoisyPairs(ImageDataset):
             raise DatasetError(f"{what}: no noisy/ and clean/ folders nor scene folders of {SIDD_NOISY} / "
                                f"{SIDD_CLEAN} images ({self.root} has {_subfolders(self.root)}); {_LAYOUTS_TEXT}")
         self.layout = layout
-        keep = resolve_split([r.name for r in records], split, val_fraction=val_fraction, seed=seed, group=group)
+        keep = resolve_split([r.name for r in records], split, val_fraction=val_fraction, tune_fraction=tune_fraction,
+                                 seed=seed, group=group, what=what)
         self._records = [r for r in records if r.name in keep]
         self._fill_cache()

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from rlenhance.data.base import ImageDataset, Record, check_split, image_files, partner_error, resolve_split
-from rlenhance.data.transforms import to_float
+from rlenhance.data.transforms import TUNE_FRACTION, to_float
 from rlenhance.errors import DatasetError, ImageError
 from rlenhance.io import DEFAULT_MAX_PIXELS, HOLE_THRESHOLD, MASK_THRESHOLD, OCCLUDED_PREFIX, as_unit_float
 
@@ -309,7 +309,7 @@ class OccludedPairs(ImageDataset):
             ``"free"`` (free-form holes), see :func:`estimate_occlusion_mask` (``"estimate"`` only).
         mask_dir: folder of mask files ``NAME`` (same stem, any image extension; white =
             missing). When given, masks are read, not estimated.
-        split, val_fraction, seed: a deterministic split as in
+        split, val_fraction, tune_fraction, seed: a deterministic split as in
             :class:`~rlenhance.data.PairedImages` layout (a).
         gray, cache, max_pixels: as in :class:`~rlenhance.data.PairedImages`.
         group: scene of a name for the split; None (default) = every image its own scene
@@ -334,6 +334,7 @@ class OccludedPairs(ImageDataset):
         mask_dir: str | os.PathLike[str] | None = None,
         split: str | None = None,
         val_fraction: float = 0.1,
+        tune_fraction: float = TUNE_FRACTION,
         seed: int = 0,
         gray: bool = False,
         cache: bool = True,
@@ -378,7 +379,8 @@ class OccludedPairs(ImageDataset):
         if error is not None:
             raise DatasetError(f"{error} (occluded files are named {OCCLUDED_PREFIX}NAME)")
         names = sorted(originals)
-        keep = resolve_split(names, split, val_fraction=val_fraction, seed=seed, group=group)
+        keep = resolve_split(names, split, val_fraction=val_fraction, tune_fraction=tune_fraction,
+                                 seed=seed, group=group, what=what)
         names = [n for n in names if n in keep]
         masks = self._mask_files(names, what) if self.mask_dir is not None else {}
         self._records = [

@@ -26,18 +26,18 @@ from pathlib import Path
 import torch
 
 from rlenhance.data.base import ImageDataset, Record, check_split, image_files, partner_error, resolve_split
-from rlenhance.data.transforms import scene_key
+from rlenhance.data.transforms import TUNE_FRACTION, scene_key
 from rlenhance.errors import DatasetError
 from rlenhance.io import DEFAULT_MAX_PIXELS
 
 __all__ = ["PairedImages", "UnpairedImages"]
 
 #: LOL-v1 subsets read for each split in layout (b).
-LOL_SUBSETS = {"train": ("our485",), "val": ("eval15",), None: ("our485", "eval15")}
+LOL_SUBSETS = {"train": ("our485",), "tune": ("our485",), "val": ("eval15",), None: ("our485", "eval15")}
 #: The seed's layouts: the targets' folder (c) and the inputs' folders, which are also the
 #: subsets of its parent (d) for each split.
 SEED_TARGETS = "gt"
-SEED_SUBSETS = {"train": ("train",), "val": ("val",), None: ("train", "val")}
+SEED_SUBSETS = {"train": ("train",), "tune": ("train",), "val": ("val",), None: ("train", "val")}
 
 _LAYOUTS_TEXT = (
     "accepted layouts: (a) ROOT/low/ and ROOT/high/ holding files with matching names; "
@@ -105,11 +105,12 @@ class PairedImages(ImageDataset):
 
     Args:
         root: a folder in layout (a), (b), (c) or (d) (see the module docstring).
-        split: None (all pairs), ``"train"`` or ``"val"``. Layouts (b), (d): the subsets.
-            Layouts (a), (c): a deterministic split by scene, SHA-256 of ``seed`` and
-            ``group(name)``; ``val_fraction`` of the scenes (at least one) go to ``"val"``, so
-            the SICE frames ``NNN_k`` of one scene never straddle train and val.
+        split: None (all pairs), ``"train"``, ``"tune"`` or ``"val"``. Layouts (a), (c): a
+            deterministic split by scene (:func:`rlenhance.data.split_names`), so the SICE
+            frames ``NNN_k`` of one scene never straddle two splits. Layouts (b), (d): ``"val"``
+            is the validation folder; ``"tune"`` is held out of the training folder the same way.
         val_fraction: fraction of scenes in ``"val"`` (layouts a, c).
+        tune_fraction: fraction of scenes in ``"tune"``, held out of ``"train"``.
         seed: seed of the split (layouts a, c); the same seed gives the same split everywhere.
         gray: load one channel (BT.601 luma for colour files).
         cache: decode every image now and keep it in memory (uint8 for 8-bit files);
@@ -141,6 +142,7 @@ class PairedImages(ImageDataset):
         *,
         split: str | None = None,
         val_fraction: float = 0.1,
+        tune_fraction: float = TUNE_FRACTION,
         seed: int = 0,
         gray: bool = False,
         cache: bool = True,
@@ -157,6 +159,12 @@ class PairedImages(ImageDataset):
         what = f"PairedImages({self.root})"
         if not self.root.is_dir():
             raise DatasetError(f"{what}: root is not a folder; {_LAYOUTS_TEXT}")
+
+        def select(records: list[Record], val_fraction: float = val_fraction) -> list[Record]:
+            keep = resolve_split([r.name for r in records], split, val_fraction=val_fraction,
+                                 tune_fraction=tune_fraction, seed=seed, group=group, what=what)
+            return [r for r in records if r.name in keep]
+
         has_low, has_high = (self.root / "low").is_dir(), (self.root / "high").is_dir()
         lol = [s for s in LOL_SUBSETS[None] if (self.root / s).is_dir()]
         seed_parent = [s for s in SEED_SUBSETS[None] if (self.root / s / SEED_TARGETS).is_dir()]
@@ -170,15 +178,13 @@ class PairedImages(ImageDataset):
             records, error = _pair_folder(self.root / "low", self.root / "high", prefix="", what=what)
             if error is not None:
                 raise error
-            keep = resolve_split([r.name for r in records], split, val_fraction=val_fraction, seed=seed, group=group)
-            records = [r for r in records if r.name in keep]
+            records = select(records)
         elif (self.root / SEED_TARGETS).is_dir():
             self.layout = "seed"
             records, error = _seed_pairs(self.root, prefix="", what=what)
             if error is not None:
                 raise error
-            keep = resolve_split([r.name for r in records], split, val_fraction=val_fraction, seed=seed, group=group)
-            records = [r for r in records if r.name in keep]
+            records = select(records)
         elif lol:
             self.layout = "lol"
             wanted = LOL_SUBSETS[split]
@@ -218,6 +224,8 @@ class PairedImages(ImageDataset):
                 f"{what}: no low/ and high/ folders nor another accepted layout ({self.root} has "
                 f"{_subfolders(self.root)}); {_LAYOUTS_TEXT}"
             )
+        if self.layout in ("lol", "seed-parent") and split in ("train", "tune"):  # tune: held out of the train folder
+            records = select(records, val_fraction=0.0)
         self._records = records
         self.scale = scale if scale is not None else self._read_scale(what)
         self._fill_cache()
@@ -255,7 +263,7 @@ class UnpairedImages(ImageDataset):
 
     Args:
         root: a folder holding the images directly.
-        split, val_fraction, seed, group: a deterministic split by scene, as in
+        split, val_fraction, tune_fraction, seed, group: a deterministic split by scene, as in
             :class:`PairedImages` layout (a).
         gray, cache, max_pixels: as in :class:`PairedImages`.
 
@@ -270,6 +278,7 @@ class UnpairedImages(ImageDataset):
         *,
         split: str | None = None,
         val_fraction: float = 0.1,
+        tune_fraction: float = TUNE_FRACTION,
         seed: int = 0,
         gray: bool = False,
         cache: bool = True,
@@ -280,7 +289,9 @@ class UnpairedImages(ImageDataset):
         check_split(split)
         self.root = Path(root)
         self.split = split
-        files = image_files(self.root, what=f"UnpairedImages({self.root})")
-        keep = resolve_split([p.name for p in files], split, val_fraction=val_fraction, seed=seed, group=group)
+        what = f"UnpairedImages({self.root})"
+        files = image_files(self.root, what=what)
+        keep = resolve_split([p.name for p in files], split, val_fraction=val_fraction, tune_fraction=tune_fraction,
+                                 seed=seed, group=group, what=what)
         self._records = [Record(p.name, {"low": p}) for p in files if p.name in keep]
         self._fill_cache()

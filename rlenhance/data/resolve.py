@@ -10,6 +10,7 @@ from rlenhance.data.builtin import BuiltinImages
 from rlenhance.data.noisy import NoisyPairs, noisy_layout
 from rlenhance.data.occluded import OccludedPairs
 from rlenhance.data.paired import PairedImages, UnpairedImages
+from rlenhance.data.transforms import TUNE_FRACTION
 from rlenhance.errors import DatasetError
 
 __all__ = ["KINDS", "open_dataset"]
@@ -18,7 +19,8 @@ __all__ = ["KINDS", "open_dataset"]
 KINDS = ("paired", "clean", "occluded")
 
 
-def open_dataset(data: Any, *, kind: str, split: str | None, gray: bool, seed: int, val_fraction: float = 0.1):
+def open_dataset(data: Any, *, kind: str, split: str | None, gray: bool, seed: int, val_fraction: float = 0.1,
+                 tune_fraction: float = TUNE_FRACTION):
     """Resolve a ``data`` argument (of an env, a trainer, an evaluation) to a data set.
 
     Args:
@@ -33,10 +35,12 @@ def open_dataset(data: Any, *, kind: str, split: str | None, gray: bool, seed: i
               ``our485/`` / ``eval15/``), else a flat folder of images (:class:`UnpairedImages`).
         kind: "paired" (low light, references optional), "clean" (denoising: clean images, or
             real pairs) or "occluded" (completion).
-        split: "train", "val" or None (all images).
+        split: "train", "tune", "val" or None (all images): fit on train, choose (checkpoints,
+            constants) on tune, report on val (:func:`rlenhance.data.split_names`).
         gray: load single-channel images (not for ``"occluded"``, which is RGB).
         seed: seed of the deterministic train/validation split.
         val_fraction: fraction of the scenes of a folder in ``"val"``.
+        tune_fraction: fraction of the scenes of a folder in ``"tune"``, held out of ``"train"``.
 
     Raises:
         ValueError: an unknown ``kind``.
@@ -51,7 +55,7 @@ def open_dataset(data: Any, *, kind: str, split: str | None, gray: bool, seed: i
     root = Path(data)
     if not root.is_dir():
         raise DatasetError(f"data: {root} is not a folder")
-    common = dict(split=split, seed=seed, val_fraction=val_fraction)
+    common = dict(split=split, seed=seed, val_fraction=val_fraction, tune_fraction=tune_fraction)
     if kind == "occluded":
         return OccludedPairs(root, **common)
     if kind == "clean" and noisy_layout(root) is not None:

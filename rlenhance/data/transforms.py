@@ -19,7 +19,7 @@ import hashlib
 import re
 from collections.abc import Callable, Sequence
 from pathlib import PurePath
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -27,8 +27,8 @@ import torch.nn.functional as F
 
 from rlenhance.errors import DatasetError
 
-__all__ = ["ResizedImages", "fit_longer_side", "resize_image", "scene_key", "split_names", "random_crop", "random_flip",
-           "sample_batch", "to_float"]
+__all__ = ["ResizedImages", "Split", "TUNE_FRACTION", "fit_longer_side", "resize_image", "scene_key", "split_names",
+           "random_crop", "random_flip", "sample_batch", "to_float"]
 
 #: Hash digest bytes used for the split position of a scene (64 bits -> uniform in [0, 1)).
 _HASH_BYTES = 8
@@ -65,52 +65,73 @@ def _hash_position(key: str, seed: int) -> float:
     return int.from_bytes(digest[:_HASH_BYTES], "big") / 2.0 ** (8 * _HASH_BYTES)
 
 
+TUNE_FRACTION = 0.1
+"""Default fraction of the scenes held out of training as the tuning split (checkpoint picks, constants)."""
+
+
+class Split(NamedTuple):
+    """The three disjoint parts of a split: fit on ``train``, choose on ``tune``, report on ``val``."""
+
+    train: list[str]
+    tune: list[str]
+    val: list[str]
+
+
 def split_names(
     names: Sequence[str],
     *,
     val_fraction: float = 0.1,
+    tune_fraction: float = TUNE_FRACTION,
     seed: int = 0,
     group: Callable[[str], str] | None = scene_key,
-) -> tuple[list[str], list[str]]:
-    """Split names into train and validation lists, deterministically and by scene.
+) -> Split:
+    """Split names into train, tune and validation lists, deterministically and by scene.
 
     Names are grouped by ``group(name)`` (by default :func:`scene_key`, so all frames of one
     scene stay together). Each group gets a position from SHA-256 of ``seed`` and its key (not
-    Python's salted ``hash``), groups are ordered by position and the first
-    ``max(1, round(val_fraction * n_groups))`` go to validation. The result depends only on
-    the set of names, ``val_fraction`` and ``seed``.
+    Python's salted ``hash``), groups are ordered by position, the first
+    ``max(1, round(val_fraction * n_groups))`` go to validation and the next
+    ``max(1, round(tune_fraction * n_groups))`` to tuning (none when ``tune_fraction`` is 0, or
+    when too few groups are left: training keeps at least one). Validation depends only on the
+    set of names, ``val_fraction`` and ``seed``, never on ``tune_fraction``. ``val_fraction`` 0
+    leaves validation empty (for data whose validation set is a fixed folder).
 
     Args:
         names: the names to split (file names as the datasets report them).
-        val_fraction: fraction of the groups (scenes) sent to validation, in (0, 1).
+        val_fraction: fraction of the groups (scenes) sent to validation, in [0, 1).
+        tune_fraction: fraction of the groups held out of training for tuning, in [0, 1).
         seed: mixed into the hash; a different seed gives a different split.
         group: maps a name to its group key; None puts every name in its own group.
 
     Returns:
-        ``(train_names, val_names)``, each in the order of ``names``; disjoint, both non-empty.
+        ``Split(train, tune, val)``, each in the order of ``names``; disjoint; train non-empty.
 
     Raises:
-        ValueError: ``val_fraction`` is outside (0, 1).
-        DatasetError: fewer than two groups, so one side would be empty.
+        ValueError: a fraction is outside [0, 1).
+        DatasetError: fewer than two groups with ``val_fraction`` > 0, so one side would be empty.
     """
-    if not 0.0 < float(val_fraction) < 1.0:
-        raise ValueError(f"val_fraction: expected a float in (0, 1), got {val_fraction!r}")
+    for what, fraction in (("val_fraction", val_fraction), ("tune_fraction", tune_fraction)):
+        if not 0.0 <= float(fraction) < 1.0:
+            raise ValueError(f"{what}: expected a float in [0, 1), got {fraction!r}")
     key_of = group if group is not None else (lambda name: name)
     keys = {name: key_of(name) for name in names}
     unique = sorted(set(keys.values()))
-    if len(unique) < 2:
+    if len(unique) < 2 and val_fraction > 0:
         shown = ", ".join(list(names)[:5])
         raise DatasetError(
             f"cannot split {len(names)} image(s) into train and val: they form {len(unique)} scene group(s) "
             f"({shown}{', ...' if len(names) > 5 else ''}); a split needs at least 2 groups "
             "(use split=None, or a grouping that separates the files)"
         )
-    n_val = min(max(1, round(float(val_fraction) * len(unique))), len(unique) - 1)
+
+    def count(fraction: float, room: int) -> int:
+        return min(max(1, round(float(fraction) * len(unique))), room) if fraction > 0 else 0
+
+    n_val = count(val_fraction, len(unique) - 1)
+    n_tune = count(tune_fraction, len(unique) - n_val - 1)
     ordered = sorted(unique, key=lambda key: (_hash_position(key, seed), key))
-    val_keys = set(ordered[:n_val])
-    train = [name for name in names if keys[name] not in val_keys]
-    val = [name for name in names if keys[name] in val_keys]
-    return train, val
+    part = {key: "val" if i < n_val else "tune" if i < n_val + n_tune else "train" for i, key in enumerate(ordered)}
+    return Split(*([name for name in names if part[keys[name]] == side] for side in ("train", "tune", "val")))
 
 
 def _tensor_keys(item: dict[str, Any]) -> list[str]:

@@ -37,6 +37,7 @@ from rlenhance.checkpoint import (
     SupervisedSpec,
     save_checkpoint,
 )
+from rlenhance.data import PairedImages
 from rlenhance.denoisers import load_denoiser
 from rlenhance.enhance import Enhancer
 from rlenhance.errors import CheckpointError
@@ -476,7 +477,18 @@ def test_sigma_estimate_on_synthetic_noise_and_the_colour_defaults(tiny, colour)
         "--no-gray is ignored: it is a --task denoise option", "--sigma-estimate is ignored: it is a --task denoise "
         "option"]
     assert "no held-out split" in ignored_flags(Args(task="denoise", gray=False, split="val"))[0]
+    assert "--split tune is ignored" in ignored_flags(Args(task="denoise", gray=False, split="tune"))[0]
     assert all(EMBEDDED_DATA[task].startswith("the embedded") for task in TASK_METHODS)
+
+
+def test_split_tune_is_the_trainers_tuning_split_and_val_their_validation_split(tiny):
+    """--split tune (where checkpoints and constants are chosen) and --split val (what the docs report)
+    load the trainers' two held-out splits, disjoint."""
+    folder = tiny["base"] / "lowlight"
+    names = {split: [s.name for s in load_samples(Args(task="lowlight", data=str(folder), split=split))]
+             for split in ("tune", "val")}
+    assert names == {split: [item["name"] for item in PairedImages(folder, split=split)] for split in ("tune", "val")}
+    assert names["tune"] and names["val"] and not set(names["tune"]) & set(names["val"])
 
 
 def test_ffdnet_gets_the_map_of_the_true_level_or_of_each_images_estimate(tiny, tmp_path):

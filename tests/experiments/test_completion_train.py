@@ -1,6 +1,6 @@
 """experiments.completion_train on a tiny pair folder: run folder, hole metrics, best.pt chosen on the
-validation split (never on --test), predictor (also shipped beside the policy), backbone, resume,
-Ctrl-C between and before evaluations."""
+tuning split (never on --test) and reported on the validation split, predictor (also shipped beside
+the policy), backbone, resume, Ctrl-C between and before evaluations."""
 
 import json
 import shutil
@@ -98,9 +98,9 @@ def test_the_sample_grid_shows_each_images_actions_at_the_first_and_last_step_an
     from rlenhance.data import occluded_test_set
 
     cfg = completion_train.parse_args(tiny_args(data, "unused"))
-    _, val_set, _ = completion_train.open_data(cfg)
-    images = occluded_test_set(val_set, occlusion=cfg.task.occlusion, seed=cfg.task.occlusion_seed,
-                               device=torch.device("cpu"), limit=0, max_side=cfg.task.eval_size)
+    images = occluded_test_set(completion_train.open_data(cfg).val, occlusion=cfg.task.occlusion,
+                               seed=cfg.task.occlusion_seed, device=torch.device("cpu"), limit=0,
+                               max_side=cfg.task.eval_size)
     venv = envs.make_vec(completion_train.ENV_ID, num_envs=1, **completion_train.env_kwargs(cfg))
     torch.manual_seed(0)
     policy = make_agent(cfg, venv, steps=cfg.task.steps).policy.eval()
@@ -124,12 +124,13 @@ def test_the_sample_grid_shows_each_images_actions_at_the_first_and_last_step_an
 
 
 def test_hole_metrics_match_a_reference(tiny_run, data):
-    """The starting fill's hole PSNR against a numpy / skimage computation on the held-out pairs."""
+    """The starting fill's hole PSNR against a numpy / skimage computation on the pairs evaluated (the
+    tuning split)."""
     from rlenhance.ops.fill import diffusion_fill
 
     scores = load_checkpoint(tiny_run / "checkpoints" / "last.pt")["extra"]["scores"]
-    val = OccludedPairs(data / "pairs", split="val", val_fraction=0.4, seed=0)
-    assert len(val) == 2
+    val = OccludedPairs(data / "pairs", split="tune", val_fraction=0.4, seed=0)
+    assert len(val) == 1
     hole, whole = [], []
     for i in range(len(val)):
         item = val[i]
@@ -144,10 +145,12 @@ def test_hole_metrics_match_a_reference(tiny_run, data):
     assert scores["eval/psnr"] > scores["eval/hole_psnr"]  # known pixels are exact outside the hole
 
 
-def test_best_is_chosen_on_the_validation_split_never_on_the_test_pairs(data, tmp_path, monkeypatch):
-    """With --test, the validation split of --data still picks best.pt; the --test pairs are scored
-    at the same evaluations under test/... only. Rigged scores make the two disagree: the
-    validation hole PSNR rises from one evaluation to the next, the test one falls."""
+def test_best_is_chosen_on_the_tuning_split_never_on_the_test_pairs_and_reported_on_validation(data, tmp_path,
+                                                                                                 monkeypatch):
+    """With --test, the tuning split of --data still picks best.pt; the --test pairs are scored at the
+    same evaluations under test/... only; best.pt is scored once on the validation split after the run.
+    Rigged scores make them disagree: the tuning hole PSNR rises from one evaluation to the next, the
+    test one falls."""
     real, calls = completion_train.evaluate, []
     test_names = frozenset({"held_0.png", "held_1.png"})
 
@@ -166,18 +169,21 @@ def test_best_is_chosen_on_the_validation_split_never_on_the_test_pairs(data, tm
         return frozenset(item["name"] for item in dataset)
 
     val_names = names(OccludedPairs(data / "pairs", split="val", val_fraction=0.4, seed=0))  # as without --test
-    train, val, test = completion_train.open_data(completion_train.parse_args(argv))
-    assert (names(val), names(test)) == (val_names, test_names)
-    assert len(val_names) == 2 and not names(train) & val_names  # held out of training
-    assert calls == [val_names, test_names] * 2  # both, at each of the two evaluations
+    split = completion_train.open_data(completion_train.parse_args(argv))
+    tune_names = names(split.tune)
+    assert (names(split.val), names(split.test)) == (val_names, test_names)
+    assert len(val_names) == 2 and len(tune_names) == 1 and not names(split.train) & (val_names | tune_names)
+    assert calls == [tune_names, test_names] * 2 + [val_names]  # both at each evaluation; val once at the end
     at = {(r["metric"], int(r["step"])): float(r["value"]) for r in scalar_rows(out)}
     assert [at["eval/hole_psnr", s] for s in (2, 4)] == [11.0, 12.0]
     assert [at["test/hole_psnr", s] for s in (2, 4)] == [39.0, 38.0]
     best = load_checkpoint(out / "checkpoints" / "best.pt")["extra"]
     assert (best["best"], best["best_episode"]) == (12.0, 4)  # not the test's 39 at episode 2
     summary = (out / "summary.md").read_text()
-    assert "| val_images | test_images |" in summary and "| best_val_hole_psnr |" in summary
-    assert "| test_hole_psnr |" in summary and "| val_input_hole_psnr |" in summary
+    assert "| tune_images | val_images | test_images |" in summary and "| best_tune_hole_psnr |" in summary
+    assert "| test_hole_psnr |" in summary and "| tune_input_hole_psnr |" in summary
+    assert "| val_hole_psnr |" in summary and "best.pt picked on the tuning split" in summary
+    assert completion_train.parse_args(["--preset", "over-unet"]).task.tune_fraction == 0.0  # as its figures were
 
 
 def test_a_policy_shipped_with_its_predictor_beside_it_loads_anywhere(data, tmp_path):
@@ -261,6 +267,7 @@ def test_synthetic_holes_are_seeded_per_image():
 @pytest.mark.parametrize("argv, error, words", [
     (["--predictor", "/nonexistent/model.pt"], FileNotFoundError, "--predictor"),
     (["--val-fraction", "1.5"], ValueError, "task.val_fraction 1.5"),
+    (["--set", "task.tune_fraction=-0.1"], ValueError, "task.tune_fraction -0.1"),
     (["--occlusion", "blob"], ValueError, "task.occlusion: 'blob' is not one of box, stroke, mixed"),
 ])
 def test_bad_arguments_raise_clear_errors(argv, error, words, tmp_path):

@@ -1,6 +1,6 @@
 """experiments.denoise_train on tiny folders: run folder, fixed test noise, best.pt chosen on the
-validation split (never on --test), resume, SAC, a blind colour policy (several --sigma levels), bad
-arguments, SIGTERM and kills between the run folder's writes."""
+tuning split (never on --test) and reported on the validation split, resume, SAC, a blind colour
+policy (several --sigma levels), bad arguments, SIGTERM and kills between the run folder's writes."""
 
 import json
 import re
@@ -22,7 +22,7 @@ from experiments.rl_common import make_agent
 from experiments.runs import scalar_rows
 from experiments.sigmas import noise_text
 from rlenhance.checkpoint import load_checkpoint
-from rlenhance.data import UnpairedImages, noisy_test_set
+from rlenhance.data import TUNE_FRACTION, UnpairedImages, noisy_test_set
 from rlenhance.errors import DatasetError
 from rlenhance.io import save_image
 
@@ -82,9 +82,11 @@ def test_run_folder_contents(tiny_run):
     logged = [float(r["value"]) for r in rows if r["metric"] == "eval/psnr"]
     assert best["extra"]["best"] == pytest.approx(max(logged), abs=1e-3)  # csv keeps 6 digits
     summary = (out / "summary.md").read_text()
-    assert "| episodes |" in summary and "| val_input_psnr |" in summary and "| test_input_psnr |" in summary
-    assert "| best_val_psnr |" in summary and "| val_images | test_images |" in summary
-    assert "best.pt picked on the validation split" in summary
+    assert "| episodes |" in summary and "| tune_input_psnr |" in summary and "| test_input_psnr |" in summary
+    assert "| best_tune_psnr |" in summary and "| tune_images | val_images | test_images |" in summary
+    assert "| val_psnr |" in summary and "| val_input_psnr |" in summary  # best.pt's report
+    assert "best.pt picked on the tuning split: tune_*, best_*; val_*: best.pt on the validation split" in summary
+    assert len([r for r in rows if r["metric"] == "eval/psnr"]) == 2  # one row per evaluation, none for the report
 
 
 def test_the_sample_grid_shows_each_images_actions_at_the_first_and_last_step_and_evaluation_shows_progress(
@@ -94,8 +96,8 @@ def test_the_sample_grid_shows_each_images_actions_at_the_first_and_last_step_an
     from experiments.sigmas import noisy_test_sets
 
     cfg = denoise_train.parse_args(tiny_args(folders, "unused"))
-    _, val_set, _ = denoise_train.open_data(cfg)
-    images = noisy_test_sets(val_set, denoise_train.sigma_value(cfg), seed=0, device=torch.device("cpu"), limit=0)
+    images = noisy_test_sets(denoise_train.open_data(cfg).tune, denoise_train.sigma_value(cfg), seed=0,
+                             device=torch.device("cpu"), limit=0)
     venv = envs.make_vec(denoise_train.ENV_ID, num_envs=1, **denoise_train.env_kwargs(cfg))
     torch.manual_seed(0)
     policy = make_agent(cfg, venv, steps=cfg.task.steps).policy.eval()
@@ -118,39 +120,78 @@ def test_the_sample_grid_shows_each_images_actions_at_the_first_and_last_step_an
     assert rows[0][5].shape[1] <= first.noisy.shape[1]  # the key fits beside the image
 
 
-def test_best_is_chosen_on_the_validation_split_never_on_the_test_images(folders, tmp_path, monkeypatch):
-    """With --test, a validation split of --data is still held out and picks best.pt; the --test
-    images are scored at the same evaluations under test/... only. Rigged scores make the two
-    disagree: the validation PSNR rises from one evaluation to the next, the test PSNR falls."""
+def test_best_is_picked_on_the_tuning_split_never_on_the_test_images_and_reported_on_validation(
+        folders, tmp_path, monkeypatch, capsys):
+    """--data is split into train, tune and val by scene. The tuning split picks best.pt; the --test
+    images are scored at the same evaluations under test/... only; after the run best.pt's weights (not
+    the last ones) are scored once on the validation split: printed and in the summary's val_* columns,
+    not in metrics.csv. Rigged scores make them disagree: the tuning PSNR falls from one evaluation to
+    the next, the test PSNR rises."""
     real, calls = denoise_train.evaluate, []
 
     def rigged(policy, task, images, args, predictor=None, **kwargs):
         scores, rows = real(policy, task, images, args, predictor, **kwargs)
         names = frozenset(im.name for level in images.values() for im in level)
-        calls.append(names)
-        k = calls.count(names)  # the k-th evaluation of these images
-        scores["eval/psnr"] = 40.0 - k if names == TEST_NAMES else 10.0 + k  # test falls, validation rises
+        calls.append((names, {k: v.clone() for k, v in policy.state_dict().items()}))
+        k = [called for called, _ in calls].count(names)  # the k-th evaluation of these images
+        scores["eval/psnr"] = 10.0 + k if names == TEST_NAMES else 0.0 if len(calls) == 5 else 40.0 - k  # 5: val
         return scores, rows
 
     monkeypatch.setattr(denoise_train, "evaluate", rigged)
     out = Path(denoise_train.main(tiny_args(folders, tmp_path / "run")))
-    args = denoise_train.parse_args(tiny_args(folders, tmp_path / "x"))
-    train_set, val_set, test_set = denoise_train.open_data(args)
-    train_names, val_names = {item["name"] for item in train_set}, {item["name"] for item in val_set}
-    assert val_names and not train_names & val_names  # held out of training
-    assert train_names | val_names == {f"train{k}.png" for k in range(4)}
-    assert {item["name"] for item in test_set} == TEST_NAMES
-    assert calls == [frozenset(val_names), TEST_NAMES] * 2  # both, at each of the two evaluations
+    data = denoise_train.open_data(denoise_train.parse_args(tiny_args(folders, tmp_path / "x")))
+    train, tune, val = ({item["name"] for item in part} for part in (data.train, data.tune, data.val))
+    assert tune and val and not (train & tune or train & val or tune & val)  # held out of training, disjoint
+    assert train | tune | val == {f"train{k}.png" for k in range(4)} and data.split == "tune"
+    assert {item["name"] for item in data.test} == TEST_NAMES
+    assert [names for names, _ in calls] == [tune, TEST_NAMES, tune, TEST_NAMES, val]  # val once, at the end
     at = {(r["metric"], int(r["step"])): float(r["value"]) for r in scalar_rows(out)}
-    assert [at["eval/psnr", s] for s in (2, 4)] == [11.0, 12.0] and [at["test/psnr", s] for s in (2, 4)] == [39.0, 38.0]
-    best = load_checkpoint(out / "checkpoints" / "best.pt")["extra"]
-    assert (best["best"], best["best_episode"], best["metric"]) == (12.0, 4, "eval/psnr")  # not the test's 39 at 2
-    assert best["scores"]["test/psnr"] == 38.0 and best["scores"]["eval/psnr"] == 12.0
-    # without --test: the same validation split, no test scores
+    assert [at["eval/psnr", s] for s in (2, 4)] == [39.0, 38.0] and [at["test/psnr", s] for s in (2, 4)] == [11.0, 12.0]
+    assert len([key for key in at if key[0] == "eval/psnr"]) == 2
+    best = load_checkpoint(out / "checkpoints" / "best.pt")
+    assert (best["extra"]["best"], best["extra"]["best_episode"], best["extra"]["metric"]) == (39.0, 2, "eval/psnr")
+    reported, last = calls[-1][1], load_checkpoint(out / "checkpoints" / "last.pt")
+    assert all(torch.equal(value, best["state_dict"][key]) for key, value in reported.items())  # best.pt's weights
+    assert not all(torch.equal(value, last["state_dict"][key]) for key, value in reported.items())
+    assert last["extra"]["report"]["eval/psnr"] == 0.0
+    assert "best.pt (episode 2, picked on the tuning split): validation psnr 0, ssim" in capsys.readouterr().out
+    summary = (out / "summary.md").read_text().splitlines()
+    header, cells = ([c.strip() for c in line.strip("|").split("|")] for line in (summary[2], summary[4]))
+    row = dict(zip(header, cells))
+    assert (row["val_psnr"], row["best_tune_psnr"], row["tune_psnr"], row["test_psnr"]) == ("0", "39", "38", "12")
+    # without --test: the same splits, no test scores
     no_test = [a for a in tiny_args(folders, tmp_path / "y") if a != str(folders / "test") and a != "--test"]
-    args = denoise_train.parse_args(no_test)
-    _, same_val, no_test_set = denoise_train.open_data(args)
-    assert no_test_set is None and {item["name"] for item in same_val} == val_names
+    same = denoise_train.open_data(denoise_train.parse_args(no_test))
+    assert same.test is None and {item["name"] for item in same.tune} == tune
+    assert {item["name"] for item in same.val} == val
+
+
+def test_tune_fraction_0_picks_on_the_validation_split_as_the_shipped_presets_do(folders):
+    """task.tune_fraction 0: no tuning split; the validation split is the same as with one (the tuning
+    scenes go back to training) and picks best.pt. Every preset of a shipped file has it."""
+    default = denoise_train.open_data(denoise_train.parse_args(tiny_args(folders, "unused")))
+    untuned = denoise_train.open_data(denoise_train.parse_args(tiny_args(folders, "unused", "--set",
+                                                                         "task.tune_fraction=0")))
+    names = lambda part: {item["name"] for item in part}  # noqa: E731
+    assert untuned.tune is None and untuned.split == "val" and untuned.picking is untuned.val
+    assert names(untuned.val) == names(default.val)
+    assert names(untuned.train) == names(default.train) | names(default.tune)
+    for preset in ("over-ffdnet", "over-ffdnet-sac", "color", "color-sac"):
+        assert denoise_train.parse_args(["--preset", preset]).task.tune_fraction == 0.0, preset
+    assert denoise_train.parse_args([]).task.tune_fraction == TUNE_FRACTION
+    with pytest.raises(ValueError, match="task.tune_fraction"):
+        denoise_train.parse_args(["--set", "task.tune_fraction=1"])
+
+
+def test_too_few_scenes_for_a_tuning_split_is_one_clear_error(tmp_path):
+    rng = np.random.default_rng(0)
+    for k in range(2):
+        save_image(tmp_path / "two" / f"img{k}.png", smooth_image(rng, 32, 32))
+    with pytest.raises(DatasetError, match=r"--data .*two: .*no scenes left for the tuning split"):
+        denoise_train.open_data(denoise_train.parse_args([*TINY, "--data", str(tmp_path / "two")]))
+    data = denoise_train.open_data(denoise_train.parse_args([*TINY, "--data", str(tmp_path / "two"), "--set",
+                                                             "task.tune_fraction=0"]))
+    assert len(data.train) == len(data.val) == 1
 
 
 def test_input_psnr_is_the_noisy_images_psnr_per_image_averaged(tiny_run, folders):

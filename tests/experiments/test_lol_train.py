@@ -2,6 +2,7 @@
 start, Ctrl-C and --resume of a finished run."""
 
 import csv
+import itertools
 import json
 import re
 import signal
@@ -71,6 +72,13 @@ def test_run_folder_contents(tiny_run):
     # the run's config travels with its checkpoints
     assert {**best["extra"]["config"], "world_size": 1, "trainer": "experiments.lol_train"} == config
     assert "| episodes |" in proc.stdout and (out / "summary.md").is_file()
+    # best.pt is picked on the tuning split and reported once on the validation split
+    episode = best["extra"]["best_episode"]
+    assert f"best.pt (episode {episode}, picked on the tuning split): validation psnr " in proc.stdout
+    summary = (out / "summary.md").read_text()
+    assert "| tune_images | val_images |" in summary and "| tune_psnr |" in summary and "| val_psnr |" in summary
+    assert "best.pt picked on the tuning split: tune_*, best_*; val_*: best.pt on the validation split" in summary
+    assert len([r for r in rows if r["metric"] == "eval/psnr"]) == 2 and last["extra"]["report"]["eval/psnr"] > 0
     # the defaults are the shipped model's recipe: conditioned on the exposure target and every weight
     assert dict(best["extra"]["spec"].setting_ranges) == {
         "exposure_target": (0.3, 0.8), "w_exposure": (100.0, 1000.0), "w_color": (20.0, 10000.0),
@@ -164,6 +172,9 @@ def test_lol_eval_on_a_tiny_paired_folder(tiny_run, tmp_path):
     with open(tmp_path / "r.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 3 * 6
+    tuned = run_module("experiments.lol_eval", "--data", str(tmp_path / "pairs"), "--split", "tune", "--no-classical",
+                       "--checkpoint", str(out / "checkpoints" / "best.pt"), "--threads", "1")
+    assert f"1 image(s) of {tmp_path / 'pairs'} (split tune)" in tuned.stdout  # the tuning split: one of 3 scenes
     gaps = [np.mean([float(r["brightness"]) for r in rows if r["method"] == f"ours, exposure {t}"]) - t
             for t in (0.4, 0.7)]
     assert f"0.4: {gaps[0]:+.3f}, 0.7: {gaps[1]:+.3f}; largest |gap| {max(map(abs, gaps)):.3f}" in proc.stdout
@@ -245,12 +256,12 @@ def test_validation_images_of_other_aspect_ratios_batch(policy_side):
     makes them smaller than --eval-size (64x96 next to 65x96 used to fail to stack)."""
     from experiments import lol_train
 
-    for seed in range(4):
+    for seed, split in itertools.product(range(4), ("tune", "val")):
         args = lol_train.parse_args(["--threads", "1", "--seed", str(seed), *S(f"task.policy_side={policy_side}")])
-        names, low, high = lol_train.load_validation(args, torch.device("cpu"))
+        names, low, high = lol_train.load_validation(args, torch.device("cpu"), split=split)
         assert low.shape == high.shape and low.shape[:2] == (len(names), 3)
-        if policy_side:  # never upscaled: the longer side is the policy's
-            assert max(low.shape[-2:]) == policy_side and min(low.shape[-2:]) < policy_side
+        if policy_side:  # never upscaled: the longer side is the policy's (a square photo alone: both)
+            assert max(low.shape[-2:]) == policy_side and min(low.shape[-2:]) <= policy_side
         else:
             assert low.shape[-2:] == (256, 256)
 
@@ -627,7 +638,7 @@ def test_the_sample_grid_shows_the_alpha_maps_of_the_first_and_last_step_and_eva
 
     cfg = lol_train.parse_args([*TINY, "--preset", "rellie", *S("task.policy_side=48")])
     venv = envs.make_vec(lol_train.ENV_ID, num_envs=1, **lol_train.env_kwargs(cfg))
-    _, low, high = lol_train.load_validation(cfg, torch.device("cpu"))
+    _, low, high = lol_train.load_validation(cfg, torch.device("cpu"), split="val")  # two images
     policy = make_agent(cfg, venv, steps=cfg.task.steps, keys=("image", "original", "exposure_gap"),
                         cond_film=cfg.reward.conditioned).policy.eval()
     shown = []  # the evaluation's progress: every batch of images under a bar
@@ -654,7 +665,7 @@ def test_rellie_evaluates_one_image_a_rollout_with_the_scores_of_one_batch():
     assert fast.run.eval_batch == 1
     whole = lol_train.parse_args(["--preset", "rellie", *TINY, *S("run.eval_batch=64")])
     venv = envs.make_vec(lol_train.ENV_ID, num_envs=1, **lol_train.env_kwargs(fast))
-    _, low, high = lol_train.load_validation(fast, torch.device("cpu"))
+    _, low, high = lol_train.load_validation(fast, torch.device("cpu"), split="val")  # two images
     assert low.shape[0] > 1
     torch.manual_seed(0)
     policy = make_agent(fast, venv, steps=fast.task.steps, keys=("image", "original", "exposure_gap"),
@@ -678,7 +689,7 @@ def test_validation_in_batches_scores_as_one_batch(preset):
     argv = [*preset, *TINY, *S("task.policy_side=48", "model.downscale=1")]
     one, whole = (lol_train.parse_args([*argv, *S(f"run.eval_batch={n}")]) for n in (1, 64))
     venv = envs.make_vec(lol_train.ENV_ID, num_envs=1, **lol_train.env_kwargs(one))
-    names, low, high = lol_train.load_validation(one, torch.device("cpu"))
+    names, low, high = lol_train.load_validation(one, torch.device("cpu"), split="val")  # two images
     assert len(names) > 1
     policy = make_agent(one, venv, steps=one.task.steps, keys=("image", "original", "exposure_gap"),
                         cond_film=one.reward.conditioned).policy.eval()

@@ -1,29 +1,39 @@
 """experiments.loop's time estimate: a run says beforehand how long it will take, from the measured cost
 of the preset it is, when that is long; the evaluations a schedule still has to run; the run section
-every trainer's config takes from RunSettings."""
+every trainer's config takes from RunSettings; the report of best.pt on the validation split."""
 
 import dataclasses
 import json
 import pickle
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import pytest
+import torch
 
 from experiments import completion_train, config, denoise_train, lol_train, rse, rse_train, supervised_train
 from experiments.config import Preset
 from experiments.loop import (
     LONG_RUN_S,
+    RESUME_MAY_CHANGE,
     RUN_COST_FREE,
+    Checkpoints,
+    Loop,
     LoopState,
     RunSettings,
     TimeEstimate,
+    check_resume,
     check_run,
     evaluations_left,
     preset_estimate,
     run_seconds,
     run_section,
+    split_note,
 )
-from experiments.runs import RunFolderError
+from experiments.runs import Run, RunFolderError, read_metrics
+from rlenhance.checkpoint import load_checkpoint
+from rlenhance.data import TUNE_FRACTION
+from rlenhance.models.mrpnet import MRPNet
 
 
 def fake_loop(total, step=0, eval_every=10):
@@ -150,3 +160,83 @@ def test_resume_starts_from_the_runs_own_config_under_the_command_line(tmp_path,
     (out / "config.json").write_text(json.dumps({**saved, "trainer": "experiments.other_train"}))
     with pytest.raises(RunFolderError, match="is a run of experiments.other_train"):
         parse(["--resume", "--out", str(out)])
+
+
+@pytest.mark.parametrize("module, parse, trainer, key", [
+    (denoise_train, denoise_train.parse_args, "experiments.denoise_train", "task.tune_fraction"),
+    (supervised_train, supervised_train.parse, "experiments.supervised_train", "data.tune_fraction")])
+def test_resume_of_a_run_without_a_tuning_split_keeps_training_on_all_its_data(tmp_path, module, parse, trainer, key):
+    """A run folder written before the tuning split has no tune_fraction: it resumes with none (not the
+    default 0.1, which would take scenes out of its training data), and a new value is refused."""
+    out = tmp_path / "run"
+    out.mkdir()
+    saved = config.to_dict(parse(["--out", str(out)]))
+    section, name = key.split(".")
+    del saved[section][name]
+    (out / "config.json").write_text(json.dumps({**saved, "trainer": trainer, "world_size": 1}))
+    resumed = parse(["--resume", "--out", str(out)])
+    assert getattr(getattr(resumed, section), name) == 0.0
+    assert config.to_dict(parse(["--out", str(out)]))[section][name] == TUNE_FRACTION  # a new run: the default
+    check_resume(out, config.to_dict(resumed), RESUME_MAY_CHANGE)
+    with pytest.raises(ValueError, match=f"{key} 0.1 \\(the run has 0.0\\)"):
+        check_resume(out, config.to_dict(parse(["--out", str(out), "--set", f"{key}=0.1"])), RESUME_MAY_CHANGE)
+
+
+# --- the report: best.pt scored once on the validation split ----------------------------------------
+@dataclass(frozen=True)
+class _Config:
+    steps: int = 2
+
+
+def _report_loop(out, *, resume=False, said=None):
+    """A two-step loop whose tuning score falls (best.pt: step 1) and whose report reads the weights."""
+    torch.manual_seed(0)
+    model = MRPNet(1, width=2)
+    run = Run(out, _Config(), resume=resume)
+
+    def train(step, until):
+        with torch.no_grad():
+            next(model.parameters()).add_(1.0)  # each step moves the weights
+        return step + 1, {"losses/loss": 1.0}
+
+    first = lambda: float(next(model.parameters()).detach().sum())  # noqa: E731
+    loop = Loop(run, total=2, eval_every=1, train=train, evaluate=lambda: ({"eval/psnr": 10.0 - loop.state.step}, []),
+                metric="eval/psnr", model=model, state=dict, load_state=lambda state: None, extra=dict,
+                callbacks=[Checkpoints()], summary=lambda state: {"steps": state.step}, title="tiny",
+                split="tune", report=lambda: ({"eval/psnr": first(), "eval/ssim": 0.5}, []))
+    return loop, model, first
+
+
+def test_the_report_scores_best_pt_on_the_validation_split_once(tmp_path, capsys):
+    """split "tune": the evaluations pick best.pt (here the first, the score falls); after the last one the
+    report scores best.pt's weights (not the last ones, which the model gets back): printed, the summary's
+    val_* columns, recorded in last.pt; metrics.csv keeps one row per evaluation. A finished run resumed does
+    not score it again, and writes the same summary when it was lost."""
+    loop, model, first = _report_loop(tmp_path / "run")
+    loop.fit()
+    best, last = (load_checkpoint(tmp_path / "run" / "checkpoints" / f"{name}.pt") for name in ("best", "last"))
+    best_value = float(next(iter(best["state_dict"].values())).sum())
+    assert best["extra"]["best_episode"] == 1 and first() != best_value  # the model keeps its last weights
+    assert last["extra"]["report"] == {"eval/psnr": pytest.approx(best_value), "eval/ssim": 0.5,
+                                       "eval/seconds": pytest.approx(last["extra"]["report"]["eval/seconds"])}
+    out = capsys.readouterr().out
+    assert f"best.pt (episode 1, picked on the tuning split): validation psnr {best_value:.4g}, ssim 0.5" in out
+    summary = (tmp_path / "run" / "summary.md").read_text()
+    assert "## tiny (best.pt picked on the tuning split: tune_*, best_*; val_*: best.pt on the validation split)" \
+        in summary and "| steps | val_psnr | val_ssim |" in summary and "val_seconds" not in summary
+    assert [row["step"] for row in read_metrics(tmp_path / "run" / "metrics.csv")] == [1, 2]
+    (tmp_path / "run" / "summary.md").unlink()
+    again, _, _ = _report_loop(tmp_path / "run", resume=True)
+    again.report = lambda: pytest.fail("a finished run is not reported again")
+    again.fit()
+    assert (tmp_path / "run" / "summary.md").read_text() == summary
+    with pytest.raises(ValueError, match="report: best.pt is reported on the validation split"):
+        Loop(Run(tmp_path / "other", _Config()), total=1, eval_every=1, train=None, evaluate=None, metric="eval/psnr",
+             model=model, state=dict, load_state=None, extra=dict, split="val", report=lambda: ({}, []))
+
+
+def test_split_note_names_each_column_group():
+    assert split_note("val", reported=False, tested=False) == "best.pt picked on the validation split: val_*, best_*"
+    assert split_note("tune", reported=True, tested=True) == (
+        "best.pt picked on the tuning split: tune_*, best_*; val_*: best.pt on the validation split; "
+        "test_*: the --test images, reported only")

@@ -349,3 +349,27 @@ def test_real_pairs_train_the_first_vae_on_their_noisy_crops_and_the_summary_say
     kept = rows["RSE-RL round 1 (kept: yes)"]
     for name in ("psnr", "gain_db", "ms_per_image", "vae_only_psnr"):
         assert kept[name] == f"{float(row[name]):.4g}", name
+
+
+def test_without_test_images_the_tuning_split_picks_and_best_pt_is_reported_on_validation(folders, tmp_path,
+                                                                                          capsys):
+    """No --test: the tuning split of --data is the held-out set (each round's policy, the rounds kept); after
+    the run best.pt's rounds are scored once on the validation split: printed, the summary's last row, in
+    last.pt. task.tune_fraction 0 (and --test) hold no tuning split out."""
+    argv = [a for a in tiny(folders, tmp_path / "run", "--rounds", "1") if a not in ("--test", str(folders / "test"))]
+    train, held, report = rse_train.open_data(rse_train.parse(argv))
+    names = [{item["name"] for item in part} for part in (train, held, report)]
+    assert all(names) and len(set.union(*names)) == 3 == sum(map(len, names))  # disjoint, all three images
+    out = rse_train.main(argv)
+    last = load_checkpoint(Path(out) / "checkpoints" / "last.pt")["extra"]
+    reported = last["report"]["eval/psnr"]
+    assert f"picked on the tuning split): validation psnr {reported:.4g}" in capsys.readouterr().out
+    summary = (Path(out) / "summary.md").read_text()
+    assert f"| best.pt (1 round(s)) on the validation split | {reported:.4g} |" in summary
+    assert "1 tuning-split image(s);" in summary
+    untuned = rse_train.open_data(rse_train.parse([*argv, "--set", "task.tune_fraction=0"]))
+    assert untuned[2] is None and {item["name"] for item in untuned[1]} == names[2]  # the validation split picks
+    assert rse_train.open_data(rse_train.parse(tiny(folders, tmp_path / "x")))[2] is None
+    assert rse_train.parse(["--preset", "rse-denoise-color"]).task.tune_fraction == 0.0
+    with pytest.raises(ValueError, match="task.tune_fraction 1.5"):
+        rse_train.parse(["--set", "task.tune_fraction=1.5"])

@@ -81,7 +81,7 @@ def test_upscale_trains_a_super_resolving_generator_that_inference_reproduces(tm
     """Synthetic data: targets at --crop, inputs area-downscaled 4x; the checkpoint records the
     upscale and SupervisedRestorer outputs 4x the input."""
     args = resolved([*TINY, "--set", "model.upscale=4"])
-    _, val_set = open_datasets(args)
+    val_set = open_datasets(args).val
     val = validation_set(args, val_set)
     assert val.input.shape == (4, 3, 8, 8) and val.target.shape == (4, 3, 32, 32)
     out = run("--set", "model.upscale=4", "--out", str(tmp_path / "sr"))

@@ -80,7 +80,8 @@ def test_training_masks_follow_the_rule_and_validation_scores_the_estimated_hole
     data = _pairs(tmp_path / "pairs")
     args = resolved("--model", "gated-pixelrnn", "--task", "completion", "--set", "model.variant=seed",
                     "--data", str(data), *TINY)
-    train, val = open_datasets(args)
+    data = open_datasets(args)
+    train, val = data.train, data.val
     item = train[0]
     occ, orig = (item[k].permute(1, 2, 0).numpy() for k in ("occluded", "original"))
     np.testing.assert_array_equal(item["mask"][0].numpy().astype(bool), channel_sum_mask(occ, orig))
@@ -95,7 +96,8 @@ def test_resize_brings_training_and_validation_images_to_one_size(tmp_path):
     data = _pairs(tmp_path / "pairs")
     args = resolved("--model", "gated-pixelrnn", "--task", "completion", "--data", str(data),
                     "--set", "data.resize=64,48", *TINY)
-    train, val = open_datasets(args)
+    data = open_datasets(args)
+    train, val = data.train, data.val
     for dataset in (train, val):
         item = dataset[0]
         assert all(item[k].shape[-2:] == (64, 48) for k in ("occluded", "original", "mask"))

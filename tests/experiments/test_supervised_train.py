@@ -25,6 +25,7 @@ from experiments.runs import metric_series, read_metrics
 from experiments.supervised import Example, compute_loss, draw_example, make_example, open_datasets, validation_set
 from experiments.supervised_train import PRESETS, main, parse, settings
 from rlenhance.checkpoint import SupervisedSpec, build_model, load_checkpoint, save_checkpoint
+from rlenhance.data import TUNE_FRACTION
 from rlenhance.errors import CheckpointError
 from rlenhance.io import load_image, save_image
 from rlenhance.restore import REGISTRY, SupervisedRestorer
@@ -226,6 +227,42 @@ def test_every_preset_resolves(name, capsys):
     assert supervised_train.PRESETS[name].doc
 
 
+def test_best_is_picked_on_the_tuning_crops_and_reported_on_the_validation_crops(tmp_path, monkeypatch):
+    """The photos split into train, tune and val: the tuning split's crops pick best.pt, whose weights are
+    scored once on the validation split's crops after the last epoch (printed; the summary's val_*
+    columns; metrics.csv keeps one row per epoch). data.tune_fraction 0 (the shipped files' presets):
+    the same validation split picks, and the tuning photos train."""
+    args = resolved(TINY)
+    data, untuned = open_datasets(args), open_datasets(resolved([*TINY, "--set", "data.tune_fraction=0"]))
+    names = lambda part: {item["name"] for item in part}  # noqa: E731
+    assert names(data.tune) and names(data.val) and not names(data.tune) & names(data.val)
+    assert not names(data.train) & (names(data.tune) | names(data.val))
+    assert untuned.tune is None and names(untuned.val) == names(data.val)
+    assert names(untuned.train) == names(data.train) | names(data.tune)
+    real, seen = supervised_train.evaluate, []
+
+    def spy(model, args, val, *rest, **kwargs):
+        seen.append((val.target.clone(), {k: v.clone() for k, v in model.state_dict().items()}))
+        return real(model, args, val, *rest, **kwargs)
+
+    monkeypatch.setattr(supervised_train, "evaluate", spy)
+    stdout = check_ok(in_process(*TINY, "--out", str(tmp_path / "run")), "run")
+    out = tmp_path / "run"
+    tune_crops, val_crops = (validation_set(args, part).target for part in (data.tune, data.val))
+    assert len(seen) == 3 and all(torch.equal(target, tune_crops) for target, _ in seen[:2])
+    assert torch.equal(seen[2][0], val_crops)
+    best = load_checkpoint(out / "checkpoints" / "best.pt")
+    assert all(torch.equal(value, best["state_dict"][key]) for key, value in seen[2][1].items())
+    assert [r["step"] for r in read_metrics(out / "metrics.csv")] == [1, 2]
+    assert f"best.pt (epoch {best['extra']['epoch']}, picked on the tuning split): validation psnr " in stdout
+    summary = (out / "summary.md").read_text()
+    assert "| tune_loss |" in summary and "| val_loss |" in summary and "best.pt picked on the tuning split" in summary
+    shipped = ("mrpnet-denoise", "mrpnet-denoise-color", "ffdnet-denoise", "pixelrnn-completion",
+               "gated-pixelrnn-completion", "unet-completion")
+    for name in PRESETS:
+        assert parse(["--preset", name]).data.tune_fraction == (0.0 if name in shipped else TUNE_FRACTION), name
+
+
 def test_a_preset_gives_the_model_card_s_settings():
     args = resolved(["--preset", "mrpnet-denoise"])
     assert (args.model, args.task, args.generator, args.sigma, args.crop, args.batch, args.lr, args.epochs,
@@ -349,7 +386,8 @@ def test_a_blind_colour_denoiser_end_to_end(tmp_path):
             pair = row[f"eval/{name}_sigma10"], row[f"eval/{name}_sigma30"]
             assert row[f"eval/{name}"] == pytest.approx(sum(pair) / 2, rel=1e-4)
         assert row["eval/loss_sigma10"] < row["eval/loss_sigma30"]  # less noise, lower loss
-    assert "val_psnr_sigma30" in (out / "summary.md").read_text()
+    assert "| tune_psnr_sigma30 |" in (out / "summary.md").read_text()  # best.pt's; val_*: its report
+    assert "| val_psnr_sigma30 |" in (out / "summary.md").read_text()
     best = load_checkpoint(out / "checkpoints" / "best.pt")
     assert best["extra"]["epoch"] == 1 + int(np.argmin([r["eval/loss"] for r in rows]))
     spec = best["extra"]["spec"]
@@ -542,7 +580,7 @@ def test_validation_keeps_the_pairs_own_holes_with_shift_holes(tmp_path):
             "--set", "data.val_samples=2"]
     shifted = resolved([*argv, "--set", "data.shift_holes=true"])
     plain = resolved(argv)
-    val = open_datasets(plain)[1]
+    val = open_datasets(plain).val
     a, b = validation_set(shifted, val), validation_set(plain, val)
     assert torch.equal(a.mask, b.mask) and torch.equal(a.input, b.input)
 

@@ -150,7 +150,7 @@ def test_gaussian_examples_carry_each_crops_level_as_its_map():
 
 def test_validation_gives_each_level_its_true_map():
     args = resolved(*GAUSSIAN, *TINY, "--sigma", "0", "25", "50", "--set", "data.sigma_draw=uniform")
-    vals = validation_sets(args, open_datasets(args)[1])
+    vals = validation_sets(args, open_datasets(args).val)
     assert list(vals) == [0.0, 25.0, 50.0]
     for level, val in vals.items():
         assert val.noise_map.shape == val.input.shape

@@ -99,7 +99,7 @@ def test_sidd_scene_folders_pair_noisy_with_gt(tmp_path, medium):
 
 def test_sidd_split_keeps_every_scene_on_one_side(tmp_path):
     _sidd_folder(tmp_path, np.random.default_rng(2), medium=True, frames=("010", "011"))
-    train = NoisyPairs(tmp_path, split="train", val_fraction=0.4, seed=3)
+    train = NoisyPairs(tmp_path, split="train", val_fraction=0.4, tune_fraction=0, seed=3)
     val = NoisyPairs(tmp_path, split="val", val_fraction=0.4, seed=3)
     scenes = lambda ds: {name.split("/")[0] for name in ds.names}  # noqa: E731
     assert len(val) == 4 and len(train) == 6  # 2 of 5 scenes, both frames of each

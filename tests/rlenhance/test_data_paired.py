@@ -59,7 +59,9 @@ def test_lol_parent_layout_and_splits(tmp_path):
     rng = np.random.default_rng(2)
     _make_pairs(tmp_path / "our485", ["2.png", "5.png", "7.png"], rng)
     _make_pairs(tmp_path / "eval15", ["1.png", "22.png"], rng)
-    assert PairedImages(tmp_path, split="train").names == ["our485/2.png", "our485/5.png", "our485/7.png"]
+    train, tune = (PairedImages(tmp_path, split=s, tune_fraction=0.34).names for s in ("train", "tune"))
+    assert sorted(train + tune) == ["our485/2.png", "our485/5.png", "our485/7.png"] and len(tune) == 1
+    assert PairedImages(tmp_path, split="train", tune_fraction=0).names == sorted(train + tune)
     assert PairedImages(tmp_path, split="val").names == ["eval15/1.png", "eval15/22.png"]
     both = PairedImages(tmp_path)
     assert len(both) == 5 and both[4]["name"] == "eval15/22.png"
@@ -76,9 +78,11 @@ def test_hash_split_keeps_scenes_together_and_is_repeatable(tmp_path):
     _make_pairs(tmp_path, names, np.random.default_rng(4), size=(4, 4))
     train = PairedImages(tmp_path, split="train", val_fraction=0.25, seed=1, cache=False)
     val = PairedImages(tmp_path, split="val", val_fraction=0.25, seed=1, cache=False)
-    assert sorted(train.names + val.names) == sorted(names)
-    assert {scene_key(n) for n in train.names}.isdisjoint({scene_key(n) for n in val.names})
-    assert len({scene_key(n) for n in val.names}) == 3
+    tune = PairedImages(tmp_path, split="tune", val_fraction=0.25, seed=1, cache=False)
+    assert sorted(train.names + tune.names + val.names) == sorted(names)
+    scenes = [{scene_key(n) for n in ds.names} for ds in (train, tune, val)]
+    assert scenes[0].isdisjoint(scenes[1]) and scenes[0].isdisjoint(scenes[2]) and scenes[1].isdisjoint(scenes[2])
+    assert len(scenes[2]) == 3 and len(scenes[1]) == 1  # the default tune_fraction, 0.1 of 12 scenes
     assert PairedImages(tmp_path, split="val", val_fraction=0.25, seed=1, cache=False).names == val.names
     other = [PairedImages(tmp_path, split="val", val_fraction=0.25, seed=s, cache=False).names for s in range(2, 6)]
     assert any(o != val.names for o in other)
@@ -95,8 +99,9 @@ def test_unpaired_flat_folder(tmp_path):
     torch.testing.assert_close(item["low"], torch.from_numpy(arrays["x.png"]).permute(2, 0, 1).float() / 255,
                                atol=0, rtol=0)
     train = UnpairedImages(tmp_path, split="train", val_fraction=0.3, seed=0)
+    tune = UnpairedImages(tmp_path, split="tune", val_fraction=0.3, seed=0)
     val = UnpairedImages(tmp_path, split="val", val_fraction=0.3, seed=0)
-    assert len(val) == 1 and sorted(train.names + val.names) == ds.names
+    assert len(val) == len(tune) == 1 and sorted(train.names + tune.names + val.names) == ds.names
 
 
 def test_dataset_works_with_dataloader_and_sample_batch(tmp_path):
@@ -195,7 +200,7 @@ def test_seed_layout_pairs_train_id_with_gt_id(tmp_path):
     item = ds[1]
     torch.testing.assert_close(item["low"], torch.from_numpy(low).permute(2, 0, 1).float() / 255, atol=0, rtol=0)
     torch.testing.assert_close(item["high"], torch.from_numpy(high).permute(2, 0, 1).float() / 255, atol=0, rtol=0)
-    train, val = PairedImages(tmp_path, split="train"), PairedImages(tmp_path, split="val")
+    train, val = PairedImages(tmp_path, split="train", tune_fraction=0), PairedImages(tmp_path, split="val")
     assert len(val) == 1 and sorted(train.names + val.names) == sorted(ds.names)
 
 
@@ -216,7 +221,7 @@ def test_seed_parent_layout_reads_train_and_val_subsets(tmp_path):
     rng = np.random.default_rng(21)
     _make_seed_pairs(tmp_path / "train", "train", ["1.png", "2.png"], rng)
     _make_seed_pairs(tmp_path / "val", "val", ["7.png"], rng)
-    assert PairedImages(tmp_path, split="train").names == ["train/train_1.png", "train/train_2.png"]
+    assert PairedImages(tmp_path, split="train", tune_fraction=0).names == ["train/train_1.png", "train/train_2.png"]
     val = PairedImages(tmp_path, split="val")
     assert val.layout == "seed-parent" and val.names == ["val/val_7.png"]
     assert len(PairedImages(tmp_path)) == 3
@@ -254,6 +259,13 @@ def test_no_layout_lists_every_accepted_layout(tmp_path):
         PairedImages(tmp_path)
 
 
+def test_tuning_split_without_scenes_left_is_an_error(tmp_path):
+    _make_pairs(tmp_path, ["a.png", "b.png"], np.random.default_rng(13))
+    assert len(PairedImages(tmp_path, split="train")) == 1  # train and val still work
+    with pytest.raises(DatasetError, match="tuning split.*at least 3 scenes"):
+        PairedImages(tmp_path, split="tune")
+
+
 def test_bad_split_value(tmp_path):
     _make_pairs(tmp_path, ["a.png"], np.random.default_rng(11))
     with pytest.raises(ValueError, match="split"):
@@ -266,14 +278,12 @@ def test_bad_split_value(tmp_path):
 def test_sice_pairs_split_by_scene(shared_dir):
     root = shared_dir / "data" / "sice_pairs" / "train"
     full = PairedImages(root, cache=False)
-    train = PairedImages(root, split="train", cache=False)
-    val = PairedImages(root, split="val", cache=False)
-    assert len(full) == 197
-    assert sorted(train.names + val.names) == sorted(full.names)
-    train_scenes = {scene_key(n) for n in train.names}
-    val_scenes = {scene_key(n) for n in val.names}
-    assert train_scenes.isdisjoint(val_scenes)
-    assert len(val_scenes) == round(0.1 * len(train_scenes | val_scenes))
+    train, tune, val = (PairedImages(root, split=s, cache=False) for s in ("train", "tune", "val"))
+    assert len(full) == 197 and (len(train), len(tune), len(val)) == (147, 28, 22)
+    assert sorted(train.names + tune.names + val.names) == sorted(full.names)
+    train_scenes, tune_scenes, val_scenes = ({scene_key(n) for n in ds.names} for ds in (train, tune, val))
+    assert train_scenes.isdisjoint(val_scenes) and tune_scenes.isdisjoint(train_scenes | val_scenes)
+    assert len(val_scenes) == len(tune_scenes) == round(0.1 * len(train_scenes | tune_scenes | val_scenes))
     item = val[0]
     assert item["low"].shape == item["high"].shape == (3, 512, 512)
     assert float(item["low"].mean()) < float(item["high"].mean())

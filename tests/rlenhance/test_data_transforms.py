@@ -48,14 +48,26 @@ def _sice_like_names(n_scenes=40):
 
 def test_split_names_disjoint_complete_and_grouped_by_scene():
     names = _sice_like_names()
-    train, val = split_names(names, val_fraction=0.25, seed=0)
-    assert set(train).isdisjoint(val)
-    assert sorted(train + val) == sorted(names)
-    train_scenes, val_scenes = {scene_key(n) for n in train}, {scene_key(n) for n in val}
-    assert train_scenes.isdisjoint(val_scenes)
-    assert len(val_scenes) == round(0.25 * 40)
+    train, tune, val = split_names(names, val_fraction=0.25, tune_fraction=0.1, seed=0)
+    parts = (train, tune, val)
+    assert sorted(train + tune + val) == sorted(names)
+    scenes = [{scene_key(n) for n in part} for part in parts]
+    for i in range(3):
+        for j in range(i + 1, 3):
+            assert scenes[i].isdisjoint(scenes[j])
+    assert len(scenes[2]) == round(0.25 * 40) and len(scenes[1]) == round(0.1 * 40)
     # Each list keeps the input order.
-    assert train == [n for n in names if n in set(train)]
+    for part in parts:
+        assert part == [n for n in names if n in set(part)]
+
+
+def test_split_names_val_does_not_depend_on_the_tuning_split():
+    names = _sice_like_names()
+    without = split_names(names, val_fraction=0.1, tune_fraction=0, seed=3)
+    with_tune = split_names(names, val_fraction=0.1, tune_fraction=0.2, seed=3)
+    assert with_tune.val == without.val and without.tune == []
+    assert sorted(with_tune.train + with_tune.tune) == sorted(without.train)
+    assert len({scene_key(n) for n in with_tune.tune}) == round(0.2 * 40)
 
 
 def test_split_names_matches_documented_sha256_rule_and_ignores_order():
@@ -67,26 +79,31 @@ def test_split_names_matches_documented_sha256_rule_and_ignores_order():
         digest = hashlib.sha256(f"{seed}\x00{key}".encode()).digest()
         return int.from_bytes(digest[:8], "big")
 
-    expected_val_scenes = set(sorted(scenes, key=position)[: round(0.1 * len(scenes))])
+    ordered = sorted(scenes, key=position)
+    n_val, n_tune = round(0.1 * len(scenes)), round(0.15 * len(scenes))
     shuffled = list(np.random.default_rng(0).permutation(names))
-    _, val = split_names(shuffled, val_fraction=0.1, seed=seed)
-    assert {scene_key(n) for n in val} == expected_val_scenes
+    _, tune, val = split_names(shuffled, val_fraction=0.1, tune_fraction=0.15, seed=seed)
+    assert {scene_key(n) for n in val} == set(ordered[:n_val])
+    assert {scene_key(n) for n in tune} == set(ordered[n_val:n_val + n_tune])
 
 
 def test_split_names_seed_changes_split_and_is_repeatable():
     names = _sice_like_names()
-    splits = [tuple(split_names(names, val_fraction=0.2, seed=s)[1]) for s in range(4)]
-    assert splits[0] == tuple(split_names(names, val_fraction=0.2, seed=0)[1])
+    splits = [tuple(split_names(names, val_fraction=0.2, seed=s).val) for s in range(4)]
+    assert splits[0] == tuple(split_names(names, val_fraction=0.2, seed=0).val)
     assert len(set(splits)) > 1
 
 
-def test_split_names_at_least_one_val_group_and_group_none():
+def test_split_names_at_least_one_group_each_and_training_keeps_one():
     names = ["a1_0.png", "a1_1.png", "b2_0.png", "c3_0.png"]
-    train, val = split_names(names, val_fraction=0.01, seed=0)
-    assert len({scene_key(n) for n in val}) == 1 and train
+    train, tune, val = split_names(names, val_fraction=0.01, tune_fraction=0.01, seed=0)
+    assert len({scene_key(n) for n in val}) == 1 and len({scene_key(n) for n in tune}) == 1 and train
     # group=None: every file is its own group, so the frames of a1 may be separated.
-    train, val = split_names(names, val_fraction=0.5, seed=0, group=None)
-    assert len(val) == 2 and len(train) == 2
+    train, tune, val = split_names(names, val_fraction=0.5, tune_fraction=0, seed=0, group=None)
+    assert len(val) == 2 and len(train) == 2 and not tune
+    # two groups: validation takes one, training keeps the other, no tuning split is left
+    train, tune, val = split_names(["a.png", "b.png"], val_fraction=0.5, tune_fraction=0.5, seed=0)
+    assert len(train) == 1 and len(val) == 1 and tune == []
 
 
 def test_split_names_errors():
@@ -94,6 +111,8 @@ def test_split_names_errors():
         split_names(["001_0.png", "001_1.png"], val_fraction=0.5, seed=0)
     with pytest.raises(ValueError, match="val_fraction"):
         split_names(["a.png", "b.png"], val_fraction=1.0, seed=0)
+    with pytest.raises(ValueError, match="tune_fraction"):
+        split_names(["a.png", "b.png"], tune_fraction=-0.1, seed=0)
 
 
 # ------------------------------------------------------------------ crops and flips

@@ -146,7 +146,7 @@ def _train_and_score(reads_map: bool, seed: int) -> float:
     """PSNR on held-out photos of an FFDNet (width 30, depth 4) trained on amplified noise, reading
     its noise-level map, or (``reads_map=False``) a zero map: the same network with nothing in its
     map planes, a plain denoiser of exactly the same size. Both see the same batches and noise."""
-    train_names, val_names = split_names(DEFAULT_GRAY_IMAGES, val_fraction=0.3, group=None)
+    train_names, _, val_names = split_names(DEFAULT_GRAY_IMAGES, val_fraction=0.3, tune_fraction=0, group=None)
     train, val = BuiltinImages(names=train_names, gray=True), BuiltinImages(names=val_names, gray=True)
     torch.manual_seed(seed)
     net = FFDNet(1, width=30, depth=4)
