@@ -1,7 +1,8 @@
 """Soak tests of the command line: many images in one process, and single large images.
 
     python -m benchmarks.soak [--images 500] [--corrupt 0.05] [--seed 0] [--keep DIR]
-    python -m benchmarks.soak --megapixels 2 12 50 [--commands denoise complete] [--models ffdnet mrpnet a3c sac]
+    python -m benchmarks.soak --megapixels 2 12 50 [--commands denoise complete] [--models ffdnet mrpnet a3c=PATH ...]
+                              [--complete-models unet a3c=PATH ...] [--masks]
 
 Writes ``--images`` files of mixed sizes (PNG and JPEG, 64x48 up to 1600x1200) into a temporary
 folder, a ``--corrupt`` fraction of them broken in different ways (truncated, random bytes, a text
@@ -12,13 +13,17 @@ memory after the first 50 images vs the peak after that (growth). ``--keep DIR``
 
 ``--megapixels`` instead writes one synthetic 3:2 photo per size (noisy for ``denoise``, with a black
 square hole of 1% of its area for ``complete``), runs each ``--commands`` process on it alone with its
-defaults (``--device cpu``; ``denoise`` once per ``--models`` name, default: its default model), and
-prints the wall-clock and CPU seconds and the peak resident memory (``ru_maxrss`` of the process) per
-size, then a least-squares line through them (CPU seconds and MB per megapixel, the fixed part) and
-what it gives at 50 megapixels: time linear in the pixels shows as a constant CPU seconds per
-megapixel, memory bounded by the tiles as a small slope (the photo's samples in and out, 6 MB per
-megapixel for 8-bit RGB, and its PNG file) over a fixed part (the interpreter, torch, the model and
-one tile's work).
+defaults (``--device cpu``, so one thread on a 2-core machine: every core but one), once per model
+(``denoise``: ``--models``, ``complete``: ``--complete-models``, each ``NAME`` or ``NAME=CHECKPOINT``,
+the checkpoint passed as ``--checkpoint``; default: the command's default model), and prints the
+wall-clock and CPU seconds and the peak resident memory (``ru_maxrss`` of the process) per size, then
+a least-squares line through them (CPU seconds and MB per megapixel, the fixed part) and what it
+gives at 50 megapixels: time linear in the pixels shows as a constant CPU seconds per megapixel,
+memory bounded by the tiles as a small slope (the photo's samples in and out, 6 MB per megapixel for
+8-bit RGB, and its PNG file) over a fixed part (the interpreter, torch, the model and one tile's
+work). A denoiser of gray images (a gray checkpoint) gets a gray photo. ``--masks``: the ``complete``
+photo's hole is 16 squares spread over it (1% of the area in all), given as a mask file (``--masks
+DIR``), as a user's mask of scattered scratches is.
 """
 
 from __future__ import annotations
@@ -85,9 +90,12 @@ def rss_mb(pid: int) -> float | None:
     return int(match.group(1)) / 1024 if match else None
 
 
-def large_photo(path: Path, megapixels: float, command: str, seed: int) -> tuple[int, int]:
-    """Write a synthetic 3:2 RGB photo of ``megapixels`` for ``command`` (``denoise``: Gaussian noise
-    of 15/255; ``complete``: a black square hole of 1% of the area); returns (width, height)."""
+def large_photo(path: Path, megapixels: float, command: str, seed: int, *, gray: bool = False,
+                masks: Path | None = None) -> tuple[int, int]:
+    """Write a synthetic 3:2 RGB (or ``gray``) photo of ``megapixels`` for ``command`` (``denoise``:
+    Gaussian noise of 15/255; ``complete``: a black square hole of 1% of the area, or with ``masks``
+    16 squares of 1/16 of it on a 4 x 4 grid, and their mask file, of the photo's name, in that
+    folder); returns (width, height)."""
     height = int(round(math.sqrt(megapixels * 1e6 / 1.5)))
     width = int(round(height * 1.5))
     rng = np.random.default_rng(seed)
@@ -99,10 +107,19 @@ def large_photo(path: Path, megapixels: float, command: str, seed: int) -> tuple
             base = base + rng.normal(0, 15 / 255, base.shape).astype(np.float32)
         rows.append(np.round(np.clip(base, 0, 1) * 255).astype(np.uint8))
     image = np.concatenate(rows)
-    if command == "complete":
+    if command == "complete" and masks is None:
         side = int(math.sqrt(0.01 * width * height))
         image[height // 3:height // 3 + side, width // 3:width // 3 + side] = 0
-    save_image(path, image)
+    elif command == "complete":
+        side = int(math.sqrt(0.01 * width * height / 16))
+        hole = np.zeros((height, width), np.uint8)
+        for top in np.linspace(0, height - side, 4).astype(int):
+            for left in np.linspace(0, width - side, 4).astype(int):
+                hole[top:top + side, left:left + side] = 255
+        image[hole > 0] = 0
+        masks.mkdir(parents=True, exist_ok=True)
+        save_image(masks / f"{path.stem}.png", hole)
+    save_image(path, image[..., :1] if gray else image)
     return width, height
 
 
@@ -119,22 +136,42 @@ def run_measured(cmd: list[str]) -> tuple[int, float, float, float, str]:
     return process.returncode, seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, stderr[-400:]
 
 
-def large_images(sizes: list[float], commands: list[str], seed: int, models: list[str] | None = None) -> None:
-    """The ``--megapixels`` benchmark (module docstring)."""
+def denoiser_planes(model: str, checkpoint: str | None) -> int:
+    """The planes of the images ``rlenhance denoise --model model [--checkpoint checkpoint]`` denoises
+    as they are: 1 for a gray checkpoint, else 3 (a default: the colour one)."""
+    if checkpoint is None:
+        return 3
+    from rlenhance.denoisers import load_denoiser  # noqa: PLC0415 - torch: only where a checkpoint is given
+
+    return load_denoiser(model, checkpoint, device="cpu").channels
+
+
+def large_images(sizes: list[float], commands: list[str], seed: int, models: list[str] | None = None,
+                 complete_models: list[str] | None = None, masks: bool = False) -> None:
+    """The ``--megapixels`` benchmark (module docstring); ``models`` / ``complete_models``: ``NAME`` or
+    ``NAME=CHECKPOINT`` of ``denoise`` / ``complete``."""
     work = Path(tempfile.mkdtemp(prefix="rlenhance_large_"))
-    runs = [(command, model) for command in commands
-            for model in (models or [None] if command == "denoise" else [None])]
+    chosen = {"denoise": models, "complete": complete_models}
+    runs = [(command, *(entry.split("=", 1) if entry and "=" in entry else (entry, None)))
+            for command in commands for entry in (chosen[command] or [None])]
     try:
-        for command, model in runs:
-            options = [] if model is None else ["--model", model]
-            label = " ".join(["rlenhance", command, *options])
-            print(f"`{label} PHOTO -o OUT --device cpu`\n\n"
+        for command, model, checkpoint in runs:
+            options = ([] if model is None else ["--model", model]) + \
+                ([] if checkpoint is None else ["--checkpoint", checkpoint])
+            mask_folder = work / "masks" if command == "complete" and masks else None
+            options += [] if mask_folder is None else ["--masks", str(mask_folder)]
+            gray = command == "denoise" and model is not None and denoiser_planes(model, checkpoint) == 1
+            shown = [*(["--model", model] if model else []),
+                     *(["--checkpoint", Path(checkpoint).name] if checkpoint else []),
+                     *(["--masks", "DIR"] if mask_folder else [])]
+            label = " ".join(["rlenhance", command, *shown])
+            print(f"`{label} PHOTO -o OUT --device cpu` ({'gray' if gray else 'RGB'} photo)\n\n"
                   "| command | megapixels | size | seconds | CPU seconds | CPU s / MP | peak RSS MB |\n"
                   "|---|---|---|---|---|---|---|")
             rows = []
             for megapixels in sizes:
                 photo = work / f"{command}_{megapixels:g}mp.png"
-                width, height = large_photo(photo, megapixels, command, seed)
+                width, height = large_photo(photo, megapixels, command, seed, gray=gray, masks=mask_folder)
                 code, seconds, cpu, peak, stderr = run_measured(
                     [sys.executable, "-m", "rlenhance", command, str(photo), "-o", str(work / "out"),
                      "--device", "cpu", "--overwrite", *options])
@@ -143,7 +180,7 @@ def large_images(sizes: list[float], commands: list[str], seed: int, models: lis
                     continue
                 pixels = width * height / 1e6
                 rows.append((pixels, cpu, peak))
-                print(f"| {' '.join([command, *options])} | {pixels:.2f} | {width}x{height} | {seconds:.1f} | "
+                print(f"| {' '.join([command, *shown])} | {pixels:.2f} | {width}x{height} | {seconds:.1f} | "
                       f"{cpu:.1f} | {cpu / pixels:.1f} | {peak:.0f} |", flush=True)
                 photo.unlink()
             if len(rows) >= 2:
@@ -158,6 +195,17 @@ def large_images(sizes: list[float], commands: list[str], seed: int, models: lis
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _model_entry(task: str):
+    """argparse type of ``NAME`` or ``NAME=CHECKPOINT``, NAME a model of ``task``."""
+    def parse(text: str) -> str:
+        name = text.split("=", 1)[0]
+        if name not in registry.names(task):
+            raise argparse.ArgumentTypeError(f"{text!r}: expected NAME or NAME=CHECKPOINT, NAME one of "
+                                             f"{', '.join(registry.names(task))}")
+        return text
+    return parse
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=500, help="number of files")
@@ -168,13 +216,19 @@ def main(argv: list[str] | None = None) -> None:
                         help="instead: one photo of each of these sizes per command, timed and its peak memory read")
     parser.add_argument("--commands", nargs="+", choices=("denoise", "complete"), default=["denoise", "complete"],
                         help="the commands of --megapixels")
-    parser.add_argument("--models", nargs="+", choices=registry.names("denoise"), default=None,
-                        help="--megapixels: run denoise once with each of these --model (default: its default)")
+    parser.add_argument("--models", nargs="+", type=_model_entry("denoise"), default=None,
+                        help="--megapixels: run denoise once with each of these --model, NAME or NAME=CHECKPOINT "
+                             "(default: its default)")
+    parser.add_argument("--complete-models", nargs="+", type=_model_entry("completion"), default=None,
+                        help="--megapixels: run complete once with each of these --model, NAME or NAME=CHECKPOINT "
+                             "(default: its default)")
+    parser.add_argument("--masks", action="store_true",
+                        help="--megapixels: complete reads a mask file of 16 holes spread over the photo (--masks DIR)")
     args = parser.parse_args(argv)
     if args.megapixels is not None:
         if min(args.megapixels) <= 0:
             parser.error(f"--megapixels {args.megapixels}: expected sizes > 0")
-        large_images(args.megapixels, args.commands, args.seed, args.models)
+        large_images(args.megapixels, args.commands, args.seed, args.models, args.complete_models, args.masks)
         return
     if args.images <= SETTLE_AFTER:
         parser.error(f"--images {args.images}: expected more than {SETTLE_AFTER}")

@@ -659,6 +659,11 @@ def standard_callbacks(samples: int, *, keep_evals: bool = False, shown: str | N
 
 
 # --- resume ---------------------------------------------------------------------------------------
+#: Settings a run folder written before they existed lacks, with the value such a run used: a resumed run
+#: must keep it (the tuning split: none).
+ADDED_SETTINGS: Mapping[str, Any] = MappingProxyType({"task.tune_fraction": 0.0, "data.tune_fraction": 0.0})
+
+
 def check_resume(out: str | Path, config: Mapping[str, Any], may_change: Sequence[str]) -> None:
     """Raise ValueError when ``--resume`` would continue the run in ``out`` with a config that differs
     from the run's (last.pt's ``extra["config"]``, else config.json) other than at the dotted
@@ -681,6 +686,7 @@ def check_resume(out: str | Path, config: Mapping[str, Any], may_change: Sequenc
     else:
         return
     mine, theirs = flatten(config), flatten(saved)
+    theirs = {**{k: v for k, v in ADDED_SETTINGS.items() if k in mine}, **theirs}
     differ = [f"{k} {mine.get(k)!r} (the run has {theirs.get(k)!r})" for k in sorted({*mine, *theirs})
               if k in mine and k in theirs and k not in may_change and mine[k] != theirs[k]]
     if differ:
@@ -723,6 +729,9 @@ def parse_run(config_class: type, argv: Sequence[str], *, trainer: str | None = 
         given = configs.parse(config_class, argv, **{k: v for k, v in options.items() if k != "check"})
         out = Path(given.run.out)
         if given.run.resume and (out / "config.json").is_file():
-            read_config(out, trainer or trainer_name(given), [f.name for f in dataclasses.fields(config_class)])
-            argv = ["--config", str(out), *argv]
+            saved = flatten(read_config(out, trainer or trainer_name(given),
+                                        [f.name for f in dataclasses.fields(config_class)]))
+            known = flatten(configs.to_dict(given))
+            added = [f"--set={k}={v}" for k, v in ADDED_SETTINGS.items() if k in known and k not in saved]
+            argv = ["--config", str(out), *added, *argv]
     return configs.parse(config_class, argv, **options)

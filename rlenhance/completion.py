@@ -21,7 +21,9 @@ two    ``darker``      (policies trained with ``task.shift`` > 0)
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +32,10 @@ from torch import Tensor
 
 from rlenhance.checkpoint import SPEC_KEY, RolloutPolicySpec, build_model, load_checkpoint
 from rlenhance.errors import CheckpointError, ImageError
-from rlenhance.io.arrays import as_result, result_dtype
-from rlenhance.models.policy import PixelActorCritic, blocks_to_pixels, build_policy_input
+from rlenhance.io.arrays import as_result, result_dtype, unit_window
+from rlenhance.models.policy import PixelActorCritic, acting_radius, blocks_to_pixels, build_policy_input
+from rlenhance.ops.fill import prefill_patches
+from rlenhance.ops.tiling import paste, tiled
 from rlenhance.predictors import check_predictor_ensemble, find_predictor
 from rlenhance.restore import SupervisedRestorer, as_hwc_image, as_mask
 from rlenhance.runtime import flush_denormals, select_device
@@ -42,34 +46,50 @@ __all__ = ["PolicyCompleter"]
 
 #: The env whose transition a completion policy was trained in (its spec's ``env_id``).
 _COMPLETION_ENV_ID = "rlenhance/Completion-v0"
+#: How far one fill action reads around its pixel (the 5 x 5 Gaussian and median: 2).
+_ACTION_RADIUS = 2
 
 
 class PolicyCompleter:
     """A completion policy of ``experiments.completion_train`` as a :class:`~rlenhance.restore.Restorer`:
-    the checkpoint's ``steps`` greedy steps of the fill actions (module table) on the whole image,
-    actions per ``downscale`` block when trained with ``block_actions``. A policy trained with a
-    predictor (``completion_train --predictor``) runs it once, on the occluded image, found as a
-    denoising policy's is (:func:`rlenhance.denoisers.find_predictor`).
+    the checkpoint's ``steps`` greedy steps of the fill actions (module table), actions per
+    ``downscale`` block when trained with ``block_actions``. A policy trained with a predictor
+    (``completion_train --predictor``) runs it on the occluded image, found as a denoising policy's
+    is (:func:`rlenhance.denoisers.find_predictor`).
+
+    Large images run in tiles (:func:`~rlenhance.ops.tiling.tiled`): the start state's diffusion fill
+    is made once, box by box over the holes (:func:`~rlenhance.ops.fill.prefill_patches`), and pasted
+    into each window, whose rollout (``steps`` x (the policy's
+    :func:`~rlenhance.models.policy.acting_radius` + the actions' 2 px) of margin, plus the
+    predictor's) gives its core as a whole-image rollout does, up to float rounding; a window
+    without a hole pixel is its input (the actions change hole pixels only). The predictor sees each
+    window (and its own tiles), as a supervised completion model sees its tiles: on an image larger
+    than a tile its output, and the actions that take it, may differ from a whole-image pass.
 
     Args:
         checkpoint: a checkpoint of ``experiments.completion_train``.
         device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
+        tile: side of the tiles' core in pixels (rounded up to a multiple of ``downscale``).
         ensemble: the self-ensemble of its predictor (1: none; a policy without one takes 1 only).
 
     Attributes:
         policy: the actor, in eval mode; spec: its spec; predictor: the supervised completion model
-        (a :class:`~rlenhance.restore.SupervisedRestorer`) or None; channels: 3 (RGB).
+        (a :class:`~rlenhance.restore.SupervisedRestorer`) or None; channels: 3 (RGB); tile,
+        overlap: the tiling used (None: whole images, a policy with a supervised backbone).
 
     Raises:
         CheckpointError: not a completion policy (the message says what it is), or its predictor is
             found nowhere or is not an RGB completion model.
-        ValueError: a bad ``device`` or ``ensemble``.
+        ValueError: a bad ``device``, ``tile`` or ``ensemble``.
     """
 
     channels = 3
 
-    def __init__(self, checkpoint: str | os.PathLike[str], *, device: str | torch.device = "auto", ensemble: int = 1):
+    def __init__(self, checkpoint: str | os.PathLike[str], *, device: str | torch.device = "auto", tile: int = 512,
+                 ensemble: int = 1):
         flush_denormals()
+        if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
+            raise ValueError(f"tile: expected an integer >= 1, got {tile!r}")
         self.device = select_device(device)
         self.path = Path(checkpoint)
         ckpt = load_checkpoint(self.path, map_location="cpu", spec=RolloutPolicySpec)
@@ -96,6 +116,12 @@ class PolicyCompleter:
                                   f"policy over the {n_actions} fill actions on the image and its mask (4 planes)")
         self.steps: int = self.transition.steps
         self.block_actions: bool = spec.block_actions and self.policy.downscale > 1
+        radius = acting_radius(self.policy)
+        if radius is not None:
+            radius = self.steps * (radius + _ACTION_RADIUS) + (self.predictor.overlap if self.predictor else 0)
+        multiple = math.lcm(self.policy.downscale, self.predictor.stride if self.predictor else 1)
+        self.overlap: int | None = None if radius is None else -(-radius // multiple) * multiple
+        self.tile: int = -(-tile // multiple) * multiple
 
     @property
     def takes_mask(self) -> bool:
@@ -108,9 +134,11 @@ class PolicyCompleter:
 
         Args:
             image: array (H, W, C) with C in {1, 3} (RGB; gray is replicated) or (H, W): float in
-                [0, 1], or uint8 / uint16 samples. The pixels in the hole are not read.
+                [0, 1], or uint8 / uint16 samples (read a window at a time). The pixels in the hole
+                are not read.
             mask: (H, W) or (H, W, 1), bool or numbers, values above 0.5 (True) mark missing pixels.
-            dtype: of the result, ``np.float32`` or ``np.uint8`` (its levels, :func:`rlenhance.io.float_to_levels`).
+            dtype: of the result, ``np.float32`` or ``np.uint8`` (its levels, :func:`rlenhance.io.float_to_levels`,
+                a tile at a time).
 
         Returns:
             (H, W, 3) of ``dtype``, float32 in [0, 1]: the pixels outside the hole are the input's.
@@ -120,41 +148,79 @@ class PolicyCompleter:
             ValueError: another ``dtype``.
         """
         out_dtype = result_dtype(dtype)
-        return np.ascontiguousarray(as_result(self._restore(image, mask), out_dtype))
+        x, hole = self._inputs(image, mask)
+        out = self._tiled(x, hole, lambda occluded, start, m, prediction: as_result(
+            self.rollout(occluded, start, m, prediction), out_dtype), known=lambda image: as_result(image, out_dtype))
+        return np.ascontiguousarray(out[0].permute(1, 2, 0).cpu().numpy())
 
     def restore_traced(self, image: np.ndarray, *, mask: np.ndarray | None = None) -> tuple[np.ndarray, ActionTrace]:
         """:meth:`restore` and what the policy did (:class:`~rlenhance.trace.ActionTrace`): the fill
         action of every pixel at every step, its region the hole (the only pixels the actions change)."""
-        actions: list[Tensor] = []
-        out = self._restore(image, mask, actions)
-        hole = as_mask(mask, size=out.shape[:2])
-        maps = torch.cat(actions, dim=1)[0, :, None].cpu().numpy().astype(np.int16)  # (steps, 1, H, W)
-        return out, ActionTrace(self.transition.actions, maps, region=hole)
+        x, hole = self._inputs(image, mask)
 
-    def _restore(self, image: np.ndarray, mask: np.ndarray | None, actions: list[Tensor] | None = None) -> np.ndarray:
-        hwc = as_hwc_image(image)
+        def traced(occluded: Tensor, start: Tensor, m: Tensor, prediction: Tensor | None) -> Tensor:
+            actions: list[Tensor] = []
+            image = self.rollout(occluded, start, m, prediction, actions=actions)
+            return torch.cat([image, *(a.to(image.dtype) for a in actions)], dim=1)
+
+        both = self._tiled(x, hole, traced)
+        out = np.ascontiguousarray(both[0, :self.channels].permute(1, 2, 0).cpu().numpy(), dtype=np.float32)
+        maps = both[0, self.channels:, None].round().cpu().numpy().astype(np.int16)  # (steps, 1, H, W)
+        return out, ActionTrace(self.transition.actions, maps, region=hole[0, 0].numpy())
+
+    def _inputs(self, image: np.ndarray, mask: np.ndarray | None) -> tuple[Tensor, Tensor]:
+        """The image as a (1, 3, H, W) view of its samples (or floats) and the hole, bool (1, 1, H, W)."""
+        hwc = as_hwc_image(image, samples=True)
         if mask is None:
             raise ImageError(f"mask: required by {self.path} (a completion policy); give the hole mask "
                              "(1 = missing pixel), e.g. from a mask file or rlenhance.restore.hole_mask")
-        hole = torch.from_numpy(as_mask(mask, size=hwc.shape[:2]).astype(np.float32))[None, None]
-        x = torch.from_numpy(np.ascontiguousarray(hwc.transpose(2, 0, 1)))[None].expand(-1, self.channels, -1, -1)
-        out = self.restore_tensor(x * (1.0 - hole), hole, actions=actions)
-        return np.ascontiguousarray(out[0].permute(1, 2, 0).cpu().numpy(), dtype=np.float32)
+        hole = torch.from_numpy(as_mask(mask, size=hwc.shape[:2]))[None, None]
+        return torch.from_numpy(hwc).permute(2, 0, 1)[None].expand(-1, self.channels, -1, -1), hole
+
+    def _tiled(self, x: Tensor, hole: Tensor, rollout: Callable[[Tensor, Tensor, Tensor, Tensor | None], Tensor], *,
+               known: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+        """``rollout(occluded, start, mask, prediction)`` over the tiles of ``x`` (class docstring), given
+        float32 windows on :attr:`device`; ``known(window)`` instead for a window without a hole pixel
+        (None: the rollout there too)."""
+        patches = prefill_patches(x, hole, "diffusion", convert=unit_window, smooth_iters=self.transition.smooth_iters)
+
+        @torch.inference_mode()
+        def window_fn(window: Tensor, window_hole: Tensor, *, rows: Tensor, cols: Tensor) -> Tensor:
+            image = unit_window(window).to(self.device)
+            if known is not None and not bool(window_hole.any()):
+                return known(image)
+            m = window_hole.to(self.device, torch.float32)
+            occluded = image * (1.0 - m)
+            start = paste(occluded, patches, rows, cols)
+            prediction = None if self.predictor is None else \
+                self.predictor.restore_tensor(occluded, m).clamp(0.0, 1.0)
+            return rollout(occluded, start, m, prediction)
+
+        if self.overlap is None:
+            return window_fn(x, hole, rows=torch.arange(x.shape[-2]), cols=torch.arange(x.shape[-1]))
+        return tiled(window_fn, x, hole, tile=self.tile, overlap=self.overlap, positions=True)
 
     @torch.inference_mode()
     def restore_tensor(self, occluded: Tensor, mask: Tensor, *, actions: list[Tensor] | None = None) -> Tensor:
-        """The greedy rollout on a batch: ``occluded`` float (B, 3, H, W) in [0, 1], ``mask`` (B, 1, H, W)
-        with 1 = missing pixel -> float32 (B, 3, H, W) in [0, 1] on :attr:`device`. ``actions``: a list
-        that gets each step's action ids, int64 (B, 1, H, W)."""
+        """The greedy rollout on a batch, whole: ``occluded`` float (B, 3, H, W) in [0, 1], ``mask``
+        (B, 1, H, W) with 1 = missing pixel -> float32 (B, 3, H, W) in [0, 1] on :attr:`device`.
+        ``actions``: a list that gets each step's action ids, int64 (B, 1, H, W)."""
         occluded = occluded.to(self.device, torch.float32)
         mask = (mask.to(self.device, torch.float32) > 0.5).float()
-        image = self.transition.start(occluded, mask)
         prediction = None if self.predictor is None else self.predictor.restore_tensor(occluded, mask).clamp(0.0, 1.0)
+        return self.rollout(occluded, self.transition.start(occluded, mask), mask, prediction, actions=actions)
+
+    def rollout(self, occluded: Tensor, start: Tensor, mask: Tensor, prediction: Tensor | None = None, *,
+                actions: list[Tensor] | None = None) -> Tensor:
+        """The greedy rollout from ``start`` (the transition's start state of ``occluded``, float (B, 3,
+        H, W)) over the hole ``mask`` (float (B, 1, H, W), 1 = missing), with the predictor's output
+        ``prediction``: float32 (B, 3, H, W) in [0, 1]. ``actions``: as :meth:`restore_tensor`."""
+        image = start
         size = image.shape[-2:]
         hidden = None
         for _ in range(self.steps):
             out = self.policy(build_policy_input({"image": image, "mask": mask})[0], None, hidden,
-                              full_resolution=not self.block_actions)
+                              full_resolution=not self.block_actions, with_value=False)
             chosen = self.policy.predict(out)
             if self.block_actions:
                 chosen = blocks_to_pixels(chosen, self.policy.downscale, size)

@@ -49,21 +49,23 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from rlenhance import registry
 from rlenhance.checkpoint import SPEC_KEY, RolloutPolicySpec, RSEDenoiserSpec, build_model, load_checkpoint
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import as_unit_float
 from rlenhance.io.arrays import RESULT_DTYPES, as_result, unit_window
-from rlenhance.models.policy import PixelActorCritic, blocks_to_pixels, build_policy_input
+from rlenhance.models.policy import PixelActorCritic, acting_radius, blocks_to_pixels, build_policy_input
 from rlenhance.models.rse import SOURCES, RSEDenoiser, dominant_source
 from rlenhance.ops.actions import PIXELRL_ACTION_TABLE
 from rlenhance.ops.tiling import tiled
@@ -94,7 +96,6 @@ __all__ = [
     "find_predictor",
     "load_denoiser",
     "load_rse",
-    "rollout_radius",
 ]
 
 #: The ``model`` names :func:`load_denoiser` accepts (:mod:`rlenhance.registry`'s denoise methods).
@@ -247,21 +248,6 @@ class _PlanesDenoiser:
 
 
 # --- PixelRL filter-bank policies (A3C, SAC) ------------------------------------------------------
-def rollout_radius(policy: PixelActorCritic, steps: int) -> int | None:
-    """How far (pixels) a greedy filter-bank rollout of ``steps`` steps reads around an output pixel:
-    ``steps`` x (the acting path's radius + :data:`_FILTER_RADIUS`), the acting path being the
-    trunk, the policy branch, the ConvGRU and the policy head at the working resolution, times
-    ``downscale``, plus a working pixel for the pooling block and one for the bilinear upsampling.
-    An upper bound (the ConvGRU's convolutions are all counted); None for a supervised backbone,
-    whose radius is not bounded here."""
-    if policy.backbone != "fcn":
-        return None
-    parts = (policy.trunk, policy.policy_branch, policy.gru, policy.policy_head)
-    working = sum(int(m.dilation[0]) * (int(m.kernel_size[0]) // 2)
-                  for part in parts if part is not None for m in part.modules() if isinstance(m, nn.Conv2d))
-    return int(steps) * ((working + 2) * policy.downscale + _FILTER_RADIUS)
-
-
 class PolicyDenoiser(_PlanesDenoiser):
     """A PixelRL filter-bank denoising policy (A3C or SAC, ``experiments.denoise_train``) run in the
     library: a :class:`rlenhance.restore.Restorer`, no env or agent needed.
@@ -278,15 +264,19 @@ class PolicyDenoiser(_PlanesDenoiser):
     The output, clamped to [0, 1], equals a greedy rollout of the env built from the checkpoint; a
     policy trained with ``clip`` sees its noisy input clamped to [0, 1], as it was trained.
 
-    Large images run in tiles: each tile's window runs the whole rollout and only its core is kept;
-    the margin is the rollout's receptive radius (:func:`rollout_radius`: 100 px for the shipped
-    policies), so the result equals a whole-image pass up to float rounding of the network (which
-    can, on a near-tie, change one pixel's filter). Policies with a supervised backbone run whole.
+    Large images run in tiles (:func:`~rlenhance.ops.tiling.tiled`): each tile's window runs the
+    whole rollout, its predictor included, and only its core is kept. The margin is what the rollout
+    reads around a pixel: ``steps`` x (the policy's :func:`~rlenhance.models.policy.acting_radius` +
+    the filters' 2 px; 100 px for a 5-step policy of the default layout) plus the predictor's margin
+    (:attr:`DenoisePredictor.overlap`), on the grids of the policy's blocks and of the predictor's
+    stride; a predictor that reads a noise level is given each image's, found once in the whole
+    image. The result equals a whole-image pass up to float rounding of the networks (which can, on
+    a near-tie, change one pixel's action). Policies with a supervised backbone run whole.
 
     A noise-level map policy (``denoise_train --preset noise-map``: the transition's ``level_scales``)
     scales the predictor's (FFDNet's) noise-level map per pixel at each step, starting from the
     image's level, seeing the noisy image and the map; the predictor then runs once on the final
-    map (its own tiles). The policy runs on the whole image.
+    map. It is tiled in the same way (its steps filter nothing: ``steps`` x the acting radius).
 
     Args:
         checkpoint: a checkpoint of ``experiments.denoise_train`` (its
@@ -358,10 +348,15 @@ class PolicyDenoiser(_PlanesDenoiser):
                                                                               device=self.device, ensemble=ensemble)
         self.clip: bool = self.transition.clip
         self.label = f"{self.agent or 'RL'} denoising policy"
-        radius = None if sets_level else rollout_radius(self.policy, self.steps)
-        scale = self.policy.downscale
-        self.overlap: int | None = None if radius is None else -(-radius // scale) * scale
-        self.tile: int = -(-tile // scale) * scale
+        # the margin: what the steps read (a noise-level map policy's steps filter nothing), and what the
+        # predictor reads around a pixel (it runs on each window); windows on the grids of both
+        radius = acting_radius(self.policy)
+        if radius is not None:
+            radius = self.steps * (radius + (0 if sets_level else _FILTER_RADIUS))
+            radius += self.predictor.overlap if self.predictor is not None else 0
+        multiple = math.lcm(self.policy.downscale, self.predictor.stride if self.predictor is not None else 1)
+        self.overlap: int | None = None if radius is None else -(-radius // multiple) * multiple
+        self.tile: int = -(-tile // multiple) * multiple
 
     @property
     def action_names(self) -> tuple[str, ...]:
@@ -370,41 +365,47 @@ class PolicyDenoiser(_PlanesDenoiser):
         return self.transition.actions
 
     def _denoise(self, x: Tensor, dtype: torch.dtype) -> Tensor:
-        return self._tiled(lambda window, *prediction: as_result(self.rollout(window, *prediction), dtype), x)
+        return self._tiled(lambda window, level: as_result(self.rollout(window, level=level), dtype), x)
 
     def _denoise_traced(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        def traced(window: Tensor, *prediction: Tensor) -> Tensor:  # the image and its actions, tiled as one
+        def traced(window: Tensor, level: Tensor | None) -> Tensor:  # the image and its actions, tiled as one
             actions: list[Tensor] = []
-            image = self.rollout(window, *prediction, actions=actions)
+            image = self.rollout(window, level=level, actions=actions)
             return torch.cat([image, *(a.to(image.dtype) for a in actions)], dim=1)
 
         both = self._tiled(traced, x)
         return both[:, :x.shape[1]], both[:, x.shape[1]:].round().long()
 
-    def _tiled(self, rollout: Callable[..., Tensor], x: Tensor) -> Tensor:
-        """``rollout(window, prediction)`` over the tiles of ``x`` (whole without a tile margin), given
-        float32 windows: samples are converted a window at a time, or whole where the predictor or an
-        untiled rollout reads the whole image."""
-        if self.predictor is not None or self.overlap is None:
-            x = unit_window(x)
-        # the prediction of the whole image (as the env's, once per episode), cut into the tiles
-        aligned = () if self.predictor is None or self.transition.sets_level else \
-            (self.predictor(self.transition.start(x)),)
-        if self.overlap is None:
-            return rollout(x, *aligned)
-        return tiled(lambda window, *rest: rollout(unit_window(window), *rest), x, *aligned, tile=self.tile,
-                     overlap=self.overlap)
+    def _tiled(self, rollout: Callable[[Tensor, Tensor | None], Tensor], x: Tensor) -> Tensor:
+        """``rollout(window, level)`` over the tiles of ``x`` (whole without a tile margin), given float32
+        windows (samples are converted a window at a time) and, for a predictor that reads a noise
+        level (FFDNet), each image's level, found once in the whole image (as the env's predictor finds
+        it once per episode; read a block at a time, :func:`~rlenhance.baselines.estimate_noise_sigma`):
+        the prediction itself is made on each window, whose margin covers what the predictor reads."""
+        level = None
+        if self.predictor is not None and self.predictor.reads_level:
+            level = self.predictor.levels(self.transition.start(x) if x.is_floating_point() else x)
 
-    def rollout(self, x: Tensor, prediction: Tensor | None = None, *, actions: list[Tensor] | None = None) -> Tensor:
+        def window_fn(window: Tensor) -> Tensor:
+            return rollout(unit_window(window), level)
+
+        if self.overlap is None:
+            return window_fn(x)
+        return tiled(window_fn, x, tile=self.tile, overlap=self.overlap)
+
+    def rollout(self, x: Tensor, prediction: Tensor | None = None, *, level: Tensor | None = None,
+                actions: list[Tensor] | None = None) -> Tensor:
         """The greedy rollout of one batch (B, channels, H, W) on :attr:`device` (module docstring),
         whole: float32, clamped to [0, 1]. ``prediction``: the predictor's output for ``x`` (same
-        shape; None: computed here when the policy has a predictor). ``actions``: a list that gets
-        each step's action ids, int64 (B, 1, H, W) (per pixel, block actions repeated over the block)."""
+        shape; None: computed here when the policy has a predictor). ``level``: the noise level of
+        each image (float (B, 1, 1, 1), 0-255 scale) that a predictor reading one (FFDNet) is given
+        (None: its :meth:`~DenoisePredictor.levels` of ``x``). ``actions``: a list that gets each
+        step's action ids, int64 (B, 1, H, W) (per pixel, block actions repeated over the block)."""
         image = self.transition.start(x)
         if self.transition.sets_level:
-            return self._level_rollout(image, actions)
+            return self._level_rollout(image, level, actions)
         if prediction is None and self.predictor is not None:
-            prediction = self.predictor(image)
+            prediction = self.predictor(image, level=level)
         hidden = None
         for _ in range(self.steps):
             seen = {"image": image, "prediction": prediction} if self.observe_prediction else {"image": image}
@@ -425,11 +426,12 @@ class PolicyDenoiser(_PlanesDenoiser):
             actions.append(chosen)
         return chosen, out.hidden
 
-    def _level_rollout(self, noisy: Tensor, actions: list[Tensor] | None = None) -> Tensor:
-        """A noise-level map policy's rollout: the map starts at the image's level (the predictor's
-        ``sigma`` or estimate), each step scales it per pixel, and the noise-map denoiser runs once
-        on the last map (the policy sees the noisy image and the map, never the output)."""
-        level = self.predictor.levels(noisy).expand(-1, 1, *noisy.shape[-2:]).clamp(0.0, self.transition.max_level)
+    def _level_rollout(self, noisy: Tensor, level: Tensor | None = None, actions: list[Tensor] | None = None) -> Tensor:
+        """A noise-level map policy's rollout: the map starts at the image's ``level`` (None: the
+        predictor's ``sigma`` or estimate), each step scales it per pixel, and the noise-map denoiser
+        runs once on the last map (the policy sees the noisy image and the map, never the output)."""
+        level = self.predictor.levels(noisy) if level is None else level
+        level = level.expand(-1, 1, *noisy.shape[-2:]).clamp(0.0, self.transition.max_level)
         for _ in range(self.steps):
             chosen, _ = self._act({"image": noisy, "level": self.transition.level_observation(noisy, level)}, None,
                                   actions)
@@ -478,32 +480,55 @@ def load_rse(path: str | os.PathLike, *, device: str | torch.device = "cpu",
 
 class RSERestorer(_PlanesDenoiser):
     """An RSE-RL denoiser of ``experiments.rse_train`` (:func:`load_rse`) as a
-    :class:`rlenhance.restore.Restorer`: its spec's ``rounds`` rounds on the whole image (no
-    tiling: the patch grid and the clean-latent search are laid over the whole image), clamped to
-    [0, 1].
+    :class:`rlenhance.restore.Restorer`: its spec's ``rounds`` rounds, clamped to [0, 1].
+
+    Large images run in tiles (:func:`~rlenhance.ops.tiling.tiled`), round by round: a pixel of a
+    round's output reads its patches (``patch`` px), the predictor's margin
+    (:attr:`DenoisePredictor.overlap`) and the policy's :func:`~rlenhance.models.policy.acting_radius`
+    around it, per step; the windows start on the patch grid (multiples of the patch ``stride``, of
+    the policy's blocks and of the predictor's stride), so a window's patches are the whole image's
+    and its core equals a whole-image round up to float rounding (the neighbour search's distances
+    can then, on a near-tie, pick another clean latent). A predictor that reads a noise level is given
+    the level of each round's whole input. A model of more than one round keeps its intermediate
+    images whole, as float32.
 
     Args:
         checkpoint: a checkpoint of ``experiments.rse_train``.
         device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
+        tile: side of the tiles' core in pixels (rounded up to a multiple of the windows' grid).
         ensemble: the self-ensemble of its predictor (``rse_train --predictor``; 1: none; a model
             without a predictor takes 1 only). The rounds themselves run once.
 
     Attributes:
         model: the :class:`~rlenhance.models.rse.RSEDenoiser`, in eval mode; spec: its spec;
-        channels: its planes (1 gray, 3 RGB).
+        channels: its planes (1 gray, 3 RGB); tile, overlap: the tiling used.
 
     Raises:
         CheckpointError: not a valid RSE-RL checkpoint (the message says what the file is).
-        ValueError: an ``ensemble`` other than 1 for a model without a predictor, or a bad one.
+        ValueError: an ``ensemble`` other than 1 for a model without a predictor, or a bad one, or a bad
+            ``tile``.
     """
 
-    def __init__(self, checkpoint: str | os.PathLike[str], *, device: str | torch.device = "auto", ensemble: int = 1):
+    def __init__(self, checkpoint: str | os.PathLike[str], *, device: str | torch.device = "auto", tile: int = 512,
+                 ensemble: int = 1):
         flush_denormals()
+        if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
+            raise ValueError(f"tile: expected an integer >= 1, got {tile!r}")
         self.device = select_device(device)
         self.path = Path(checkpoint)
         self.model, self.spec = load_rse(self.path, device=self.device, ensemble=ensemble)
         self.channels: int = self.spec.channels
         self.label = "RSE-RL denoiser"
+        #: the predictor every round reads (rse_train --predictor), or None
+        self.predictor: DenoisePredictor | None = getattr(self.model.rounds[0], "predictor", None)
+        stage = self.model.rounds[0]
+        reach = max(stage.patch, self.predictor.overlap if self.predictor is not None else 0)
+        radius = acting_radius(stage.policy)
+        multiple = math.lcm(stage.stride, stage.policy.downscale,
+                            self.predictor.stride if self.predictor is not None else 1)
+        self.overlap: int | None = None if radius is None else \
+            -(-(self.model.steps * (reach + radius)) // multiple) * multiple
+        self.tile: int = -(-tile // multiple) * multiple
 
     @property
     def action_names(self) -> tuple[str, ...]:
@@ -512,12 +537,43 @@ class RSERestorer(_PlanesDenoiser):
         return SOURCES if self.model.predicted else SOURCES[:-1]
 
     def _denoise(self, x: Tensor, dtype: torch.dtype) -> Tensor:
-        return as_result(self.model(unit_window(x), rounds=self.spec.rounds).clamp(0.0, 1.0), dtype)
+        return self._rounds(x, dtype)[0]
 
     def _denoise_traced(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        actions: list[Tensor] = []
-        out = self.model(x, rounds=self.spec.rounds, actions=actions).clamp(0.0, 1.0)
-        return out, torch.cat([dominant_source(a) for a in actions], dim=1)
+        out, maps = self._rounds(x, torch.float32, traced=True)
+        return out, maps
+
+    def _rounds(self, x: Tensor, dtype: torch.dtype, traced: bool = False) -> tuple[Tensor, Tensor | None]:
+        """The spec's rounds on ``x`` (float32 or samples), each tiled (class docstring); the last one's
+        output clamped, as ``dtype``; with ``traced``, also the dominant source of every pixel at every
+        step of every round, int64 (B, steps * rounds, H, W)."""
+        images, maps = x, []
+        rounds = self.model.rounds[:self.spec.rounds]
+        for index, stage in enumerate(rounds):
+            last = index == len(rounds) - 1
+            level = None
+            if self.predictor is not None and self.predictor.reads_level:
+                level = self.predictor.levels(images)  # of the whole round's input, found a block at a time
+
+            def window_fn(window: Tensor, stage=stage, last=last, level=level) -> Tensor:
+                actions: list[Tensor] | None = [] if traced else None
+                if self.predictor is not None:  # the window's prediction at the whole input's level
+                    object.__setattr__(stage, "predictor", partial(self.predictor, level=level))
+                try:
+                    out = stage(unit_window(window), self.model.steps, actions)
+                finally:
+                    if self.predictor is not None:
+                        object.__setattr__(stage, "predictor", self.predictor)
+                out = as_result(out.clamp(0.0, 1.0), dtype) if last else out
+                return torch.cat([out, *(dominant_source(a).to(out.dtype) for a in actions)], dim=1) if traced \
+                    else out
+
+            both = window_fn(images) if self.overlap is None else \
+                tiled(window_fn, images, tile=self.tile, overlap=self.overlap)
+            images = both[:, :self.channels]
+            if traced:
+                maps.append(both[:, self.channels:].round().long())
+        return images, torch.cat(maps, dim=1) if traced else None
 
 
 # --- one entry point ---------------------------------------------------------------------------------
@@ -536,8 +592,7 @@ def load_denoiser(model: str = DEFAULT_DENOISER, checkpoint: str | os.PathLike[s
             checkpoint (use 1 to run the gray model on colour images with ``per_channel=True``);
             not used with a ``checkpoint`` (whose planes its spec says: ``restorer.channels``).
         device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
-        tile: tiles' core side in pixels for large images (``mrpnet``, ``ffdnet`` and ``a3c`` /
-            ``sac``; ``rse`` runs whole images).
+        tile: tiles' core side in pixels for large images.
         sigma: ``ffdnet`` only: the noise level of its map, 0-255 scale, within the levels it was
             trained over; None: each image's estimate (blind).
         ensemble: geometric self-ensemble (:class:`~rlenhance.restore.SupervisedRestorer`): the mean

@@ -149,14 +149,35 @@ class DenoisePredictor:
         """The predictor's network."""
         return self.restorer.model
 
-    def __call__(self, noisy: Tensor) -> Tensor:
+    def __call__(self, noisy: Tensor, *, level: Tensor | None = None) -> Tensor:
         """The prediction of noisy images, float (B, channels, H, W) (unclipped noisy values
-        allowed): float32 (B, channels, H, W) in [0, 1] on ``noisy``'s device.
+        allowed): float32 (B, channels, H, W) in [0, 1] on ``noisy``'s device. ``level``: for a
+        noise-map denoiser, the level of each image (float (B, 1, 1, 1), 0-255 scale) to use instead
+        of :meth:`levels` of ``noisy`` (a window of a larger image, given the whole image's level).
 
         Raises:
             ImageError: not a float tensor of the predictor's planes (or bad values).
         """
-        return self.restorer.restore_tensor(self._checked(noisy))
+        noisy = self._checked(noisy)
+        if level is not None and self.reads_level:
+            return self.with_level(noisy, level.expand(-1, 1, *noisy.shape[-2:]))
+        return self.restorer.restore_tensor(noisy)
+
+    @property
+    def supervised(self) -> SupervisedRestorer:
+        """The :class:`~rlenhance.restore.SupervisedRestorer` that runs the network."""
+        return self.restorer.restorer if isinstance(self.restorer, NoiseLevelDenoiser) else self.restorer
+
+    @property
+    def overlap(self) -> int:
+        """How far (pixels) the prediction of a pixel reads around it, at most: the network's tile margin
+        (:attr:`~rlenhance.restore.SupervisedRestorer.overlap`, which covers its receptive radius)."""
+        return self.supervised.overlap
+
+    @property
+    def stride(self) -> int:
+        """The network's total stride: windows cut at multiples of it see the whole image's sampling grid."""
+        return self.supervised.stride
 
     def _checked(self, noisy: Tensor) -> Tensor:
         if not torch.is_tensor(noisy) or noisy.dim() != 4 or noisy.shape[1] != self.channels:

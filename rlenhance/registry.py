@@ -228,7 +228,8 @@ METHODS: tuple[Method, ...] = (
                 {_GRAY: "python -m experiments.supervised_train --preset mrpnet-denoise",
                  _RGB: "python -m experiments.supervised_train --preset mrpnet-denoise-color"},
                 "trained on gray images, sigma 25", gray_on_colour="luma"),
-    Method("denoise", "rse", "RSE-RL", "RL", "rlenhance.denoisers:RSERestorer", MappingProxyType({}), ("ensemble",),
+    Method("denoise", "rse", "RSE-RL", "RL", "rlenhance.denoisers:RSERestorer", MappingProxyType({}),
+           ("tile", "ensemble"),
            ("per_channel",), MappingProxyType({}),
            MappingProxyType({_GRAY: "python -m experiments.rse_train --set task.gray=true",
                              _RGB: "python -m experiments.rse_train --preset rse-denoise-color"}),
@@ -236,7 +237,7 @@ METHODS: tuple[Method, ...] = (
            _PASSENGER.format("FFDNet")),
     *_classical("denoise"),
     Method("completion", "a3c", "RL fill actions (A3C)", "RL", "rlenhance.completion:PolicyCompleter",
-           MappingProxyType({}), ("ensemble",),
+           MappingProxyType({}), ("tile", "ensemble"),
            train=MappingProxyType({_RGB: "python -m experiments.completion_train --predictor "
                                          "rlenhance/weights/unet_completion.pt --set model.downscale=2"}),
            note="keep / diffuse / copy / blur / median or the U-Net's pixel per 2x2 block, 5 steps",

@@ -50,7 +50,8 @@ Large images are processed in tiles (:func:`rlenhance.ops.tiling.tiled`) whose m
 networks' receptive fields (at most 37 pixels for the published layouts, measured; one more with
 the ConvLSTM seed's 5x5 first conv), so memory is bounded and the result matches a whole-image
 pass to float rounding. The completion U-Net reads the whole frame: on images larger than a tile
-it sees each tile and its margin only, so its output there differs from a whole-image pass. Images
+it sees each tile and its margin only, so its output there differs from a whole-image pass (a
+window without a hole pixel is not run: a completion model's output there is its input). Images
 are padded by reflection on the bottom / right to a multiple of the network's total stride (tiled
 and untiled passes see the same padded image). Given uint8 / uint16 samples and asked for
 ``dtype=np.uint8``, a restorer that tiles keeps both the image and its result in samples: each
@@ -597,6 +598,8 @@ class SupervisedRestorer:
 
         def window_fn(window: Tensor, *rest: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
             window = planes(window)
+            if self.composite and self.upscale == 1 and not bool(rest[-1].any()):
+                return as_result(window, dtype)  # no hole in the window: the composite is its input
             rest = tuple(r.float() for r in rest)
             out = self._net(paste(window, patches, rows, cols), *rest[:second is not None]).clamp_(0.0, 1.0)
             out = composite(window.to(out.device), out, rest[-1].to(out.device)) if self.composite else out

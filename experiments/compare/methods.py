@@ -209,9 +209,9 @@ def rse_method(name: str, path: str | Path, device: torch.device, *, channels: i
                ensemble: int = 1) -> Method:
     """The RSE-RL denoiser of an ``experiments.rse_train`` checkpoint
     (:class:`rlenhance.denoisers.RSERestorer`, with its predictor if it was trained with one), its
-    spec's rounds applied to the whole image (its predictor with the self-``ensemble`` given), on
-    images of ``channels`` planes (:func:`channel_note`; a gray model denoises R, G and B as a
-    batch of three gray images).
+    spec's rounds (tiled beyond 512 px: the whole image's result up to float rounding; its predictor
+    with the self-``ensemble`` given), on images of ``channels`` planes (:func:`channel_note`; a gray
+    model denoises R, G and B as a batch of three gray images).
 
     Raises:
         CheckpointError: not an RSE-RL checkpoint, or a colour model for gray images.

@@ -16,7 +16,7 @@ from rlenhance.cli.batch import check_tile
 from rlenhance.cli.jobs import Restore
 from rlenhance.data.occluded import hole_mask
 from rlenhance.errors import CheckpointError, ImageError
-from rlenhance.io import MASK_THRESHOLD, OCCLUDED_PREFIX, list_images, load_image
+from rlenhance.io import OCCLUDED_PREFIX, list_images, load_mask
 
 
 def build(args: argparse.Namespace) -> Restore:
@@ -40,7 +40,7 @@ def build(args: argparse.Namespace) -> Restore:
     def restore(path: Path, image: np.ndarray) -> tuple[np.ndarray, str]:
         # the file's samples in, the levels of the PNG out: a tiled model converts a window at a time
         if find_mask is not None:
-            mask = load_image(find_mask(path), gray=True)[..., 0] > MASK_THRESHOLD
+            mask = load_mask(find_mask(path), max_pixels=args.max_pixels)
         else:
             mask = hole_mask(image, threshold=args.mask_threshold)
         out = model.restore(image, mask=mask, dtype=np.uint8)

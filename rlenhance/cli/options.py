@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "--checkpoint: the gray default for every image); without it a gray model converts a "
                               "colour image to gray (mrpnet), denoises its opponent colour planes (ffdnet; better "
                               "than per channel) or refuses it (a3c, sac, rse)")
-    add_tile(denoise, "mrpnet, ffdnet, a3c, sac (rse runs whole images)")
+    add_tile(denoise, "every model")
 
     complete = commands.add_parser("complete", help="fill the holes of occluded images (completion U-Net, PixelRNNs, "
                                                     "RL fill-action policy)", formatter_class=formatter)
@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="without --masks: the hole is the largest near-black region, pixels within this "
                              "distance of black (max over channels, in [0, 1])")
     add_ensemble(complete, "the completion network; a3c: its predictor")
-    add_tile(complete, "unet, gated-pixelrnn, pixelrnn (a3c runs whole images)")
+    add_tile(complete, "every learned model")
 
     export = commands.add_parser("export-csv", help="the MRPNet seed's competition CSV of predicted images (gray, "
                                                     "every 8th pixel, one row per image)", formatter_class=formatter)

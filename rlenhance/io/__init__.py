@@ -11,7 +11,7 @@ grayscale / RGB / RGBA / LA / palette, with the EXIF orientation applied.
 =========================  =====================================================================
 module                     what
 =========================  =====================================================================
-:mod:`rlenhance.io.read`   :func:`list_images`, :func:`load_image`, the accepted files
+:mod:`rlenhance.io.read`   :func:`list_images`, :func:`load_image`, :func:`load_mask`, the accepted files
 :mod:`rlenhance.io.write`  :func:`save_image` (atomic; create-exclusive without ``overwrite``)
 :mod:`rlenhance.io.png`    the parallel PNG encoder :func:`save_image` uses
 :mod:`rlenhance.io.arrays` :func:`as_unit_float`, :func:`is_gray`, :func:`image_to_tensor`, ... (torch)
@@ -41,6 +41,7 @@ from rlenhance.io.read import (
     OCCLUDED_PREFIX,
     list_images,
     load_image,
+    load_mask,
 )
 from rlenhance.io.write import DEFAULT_JPEG_QUALITY, float_to_levels, save_image
 
@@ -70,6 +71,7 @@ __all__ = [
     "is_gray",
     "list_images",
     "load_image",
+    "load_mask",
     "save_image",
     "tensor_to_image",
 ]

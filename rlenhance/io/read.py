@@ -1,5 +1,6 @@
-"""Reading image files: :func:`list_images` and :func:`load_image` (RGB float32 in [0, 1], or the
-file's integer samples), and the constants of the accepted files. Torch-free.
+"""Reading image files: :func:`list_images`, :func:`load_image` (RGB float32 in [0, 1], or the
+file's integer samples) and :func:`load_mask` (a hole mask file as bool), and the constants of the
+accepted files. Torch-free.
 
 Decoding: Pillow reads the header (size, mode, orientation) and decodes 8-bit files and
 16-bit grayscale files (``I;16``, full precision). Pillow reduces 16-bit colour to 8 bits,
@@ -162,6 +163,29 @@ def load_image(
         # Pillow's arrays are read-only views of a bytes copy (freed here): torch refuses to wrap them
         return decoded if decoded.flags.writeable else decoded.copy()
     return _to_float(decoded, is_gray_file=is_gray_file, gray=gray)
+
+
+def load_mask(path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+              threshold: float = MASK_THRESHOLD, band: int = 256) -> np.ndarray:
+    """A hole mask file as bool (H, W), True = missing pixel: ``load_image(path, gray=True)[..., 0] >
+    threshold`` (white = missing), computed ``band`` rows at a time from the decoded samples, so that a
+    50-megapixel mask costs its samples and the bool result, not a float copy of the file.
+
+    Raises:
+        ImageError: as :func:`load_image`.
+    """
+    path = Path(path)
+    _check_readable_file(path)
+    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer))
+                                   or max_pixels < 1):
+        raise ImageError(f"max_pixels must be a positive int or None, got {max_pixels!r}")
+    with _pillow_limit_lifted():
+        decoded, is_gray_file = _decode(path, max_pixels)
+    mask = np.empty(decoded.shape[:2], dtype=bool)
+    for top in range(0, mask.shape[0], band):
+        rows = slice(top, top + band)
+        mask[rows] = _to_float(decoded[rows], is_gray_file=is_gray_file, gray=True)[..., 0] > threshold
+    return mask
 
 
 def _load_error(path: Path, cause: str) -> ImageError:

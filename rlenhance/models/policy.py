@@ -90,7 +90,7 @@ from rlenhance.models.trunks import (
 
 __all__ = ["ACTION_BOUND", "ArchMixin", "append_cond_planes", "expected_value", "check_net_args", "BACKBONES",
            "POLICY_INPUT_KEYS", "ConvGRUCell", "ConvTrunk", "PixelActorCritic", "PolicyOutput", "SupervisedTrunk",
-           "backbone_class", "blocks_to_pixels", "build_policy_input"]
+           "acting_radius", "backbone_class", "blocks_to_pixels", "build_policy_input"]
 
 
 #: Observation keys concatenated (in this order) into the policy input; see build_policy_input.
@@ -173,6 +173,21 @@ def blocks_to_pixels(actions: Tensor, scale: int, size: tuple[int, int]) -> Tens
     the actions of a downscaled policy run with ``full_resolution=False`` (one per block, as A3C's
     ``block_actions`` trains and the rollouts decode them)."""
     return actions.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)[..., :size[0], :size[1]]
+
+
+def acting_radius(policy: PixelActorCritic) -> int | None:
+    """How far (input pixels) one greedy action of ``policy`` reads around its pixel: the acting path's
+    radius (the trunk, the policy branch, the ConvGRU and the policy head, at the working resolution)
+    times ``downscale``, plus a working pixel for the pooling block and one for the bilinear
+    upsampling. An upper bound (the ConvGRU's convolutions are all counted); None for a supervised
+    backbone, whose radius is not bounded here. A rollout of ``n`` steps reads ``n`` times this plus
+    what its transition's steps read (the tiles' margin of the library's rollouts)."""
+    if policy.backbone != "fcn":
+        return None
+    parts = (policy.trunk, policy.policy_branch, policy.gru, policy.policy_head)
+    working = sum(int(m.dilation[0]) * (int(m.kernel_size[0]) // 2)
+                  for part in parts if part is not None for m in part.modules() if isinstance(m, nn.Conv2d))
+    return (working + 2) * policy.downscale
 
 
 def expected_value(logits: Tensor, values: Tensor) -> Tensor:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["PREFILLS", "diffusion_fill", "hole_box", "neighbour_mean", "prefill_hole", "prefill_patches"]
+__all__ = ["PREFILLS", "diffusion_fill", "hole_box", "hole_boxes", "neighbour_mean", "prefill_hole", "prefill_patches"]
 
 #: What a supervised completion model sees in the hole (:func:`prefill_hole`).
 PREFILLS = ("diffusion", "none")
@@ -46,6 +48,26 @@ def hole_box(mask: torch.Tensor) -> tuple[int, int, int, int] | None:
     if rows.numel() == 0:
         return None
     return int(rows.min()), int(cols.min()), int(rows.max()) + 1, int(cols.max()) + 1
+
+
+def hole_boxes(mask: torch.Tensor) -> list[tuple[int, int, int, int]]:
+    """Disjoint boxes that together hold every missing pixel of one mask (H, W) (> 0 = missing), each
+    the bounding box of whole holes (4-connected regions): ``(top, left, bottom, right)`` as
+    :func:`hole_box`, row-major. The holes' boxes are merged where they overlap, until none does:
+    the :func:`diffusion_fill` of one box (and its one-pixel margin) is the whole frame's there,
+    since a hole pixel reads only its own hole and known pixels. Scattered holes (a user's mask of
+    scratches) give many small boxes, not one box of the whole frame."""
+    canvas = (mask > 0).to(torch.uint8).cpu().numpy()
+    count = None
+    while True:
+        found, _, stats, _ = cv2.connectedComponentsWithStats(canvas, connectivity=4, ltype=cv2.CV_32S)
+        boxes = [(int(y), int(x), int(y + h), int(x + w)) for x, y, w, h, _ in stats[1:]]
+        if found == count:  # no two boxes overlapped: drawing them joined none
+            return sorted(boxes)
+        count = found
+        canvas = np.zeros_like(canvas)
+        for top, left, bottom, right in boxes:
+            canvas[top:bottom, left:right] = 1
 
 
 def diffusion_fill(image: torch.Tensor, mask: torch.Tensor, *, smooth_iters: int = 20) -> torch.Tensor:
@@ -83,13 +105,16 @@ def diffusion_fill(image: torch.Tensor, mask: torch.Tensor, *, smooth_iters: int
 
 
 def prefill_patches(image: torch.Tensor, mask: torch.Tensor, how: str, *,
-                    convert: Callable[[torch.Tensor], torch.Tensor] | None = None) -> list[Patch]:
+                    convert: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                    smooth_iters: int = 20) -> list[Patch]:
     """:func:`prefill_hole` as patches, for an image too large to copy whole: ``(b, top, left,
     values)`` with ``values`` (C, h, w) the pre-filled pixels of image ``b``'s hole box at (top,
     left). Outside the boxes ``prefill_hole`` gives the image itself (its mask is 0 there), so the
     image with these patches written over it (:func:`rlenhance.ops.tiling.paste`) is
-    ``prefill_hole(image, mask, how)``. Each box is filled in its own window (box and margin), as
-    :func:`diffusion_fill` fills it; ``how="none"``: no patches (the image unchanged).
+    ``prefill_hole(image, mask, how)``. The boxes are :func:`hole_boxes` (disjoint: the patches do not
+    overlap), each filled in its own window (box and margin), as :func:`diffusion_fill` fills it: the
+    memory is the largest box's, however the holes are spread; ``how="none"``: no patches (the image
+    unchanged).
 
     Args:
         image: (B, C, H, W) float, the occluded image (any dtype with ``convert``).
@@ -97,26 +122,27 @@ def prefill_patches(image: torch.Tensor, mask: torch.Tensor, how: str, *,
         how: one of :data:`PREFILLS`.
         convert: what is filled of each box's window of ``image`` (e.g. integer samples as float, or
             their luma): the image itself is never converted whole; None: the window as it is.
+        smooth_iters: of :func:`diffusion_fill`.
     """
     if how not in PREFILLS:
         raise ValueError(f"prefill: expected one of {PREFILLS}, got {how!r}")
     if how == "none":
         return []
+    return [_filled_box(image, mask, b, box, convert, smooth_iters)
+            for b in range(image.shape[0]) for box in hole_boxes(mask[b, 0])]
+
+
+def _filled_box(image: torch.Tensor, mask: torch.Tensor, b: int, box: tuple[int, int, int, int],
+                convert: Callable[[torch.Tensor], torch.Tensor] | None, smooth_iters: int) -> Patch:
+    """The patch of :func:`prefill_patches` of one ``box`` of image ``b``."""
+    top, left, bottom, right = box
     height, width = image.shape[-2:]
-    patches = []
-    for b in range(image.shape[0]):
-        box = hole_box(mask[b, 0])
-        if box is None:
-            continue
-        top, left, bottom, right = box
-        rows = _span(top, min(bottom - top + 2, height), height)
-        cols = _span(left, min(right - left + 2, width), width)
-        window = image[b:b + 1, :, rows, cols]
-        window = window if convert is None else convert(window)
-        filled = diffusion_fill(window, mask[b:b + 1, :, rows, cols].to(window.dtype))
-        patches.append((b, top, left, filled[0, :, top - rows.start:bottom - rows.start,
-                                             left - cols.start:right - cols.start]))
-    return patches
+    rows = _span(top, min(bottom - top + 2, height), height)
+    cols = _span(left, min(right - left + 2, width), width)
+    window = image[b:b + 1, :, rows, cols]
+    window = window if convert is None else convert(window)
+    filled = diffusion_fill(window, mask[b:b + 1, :, rows, cols].to(window.dtype), smooth_iters=smooth_iters)
+    return b, top, left, filled[0, :, top - rows.start:bottom - rows.start, left - cols.start:right - cols.start]
 
 
 def _span(start: int, size: int, length: int) -> slice:

@@ -142,7 +142,11 @@ def paste(window: Tensor, patches: Sequence[tuple[int, int, int, Tensor]], rows:
     image ``b`` of the batch, wherever the window holds them. A copy where a patch falls in the
     window (``window`` itself is left alone: it may be a view of the batch), else ``window``."""
     out = window
+    row_span, col_span = (int(rows.min()), int(rows.max())), (int(cols.min()), int(cols.max()))
     for b, top, left, values in patches:
+        if top > row_span[1] or top + values.shape[-2] <= row_span[0] \
+                or left > col_span[1] or left + values.shape[-1] <= col_span[0]:
+            continue  # outside the window (many patches of a mask of scattered holes)
         inside_rows = torch.nonzero((rows >= top) & (rows < top + values.shape[-2])).flatten()
         inside_cols = torch.nonzero((cols >= left) & (cols < left + values.shape[-1])).flatten()
         if inside_rows.numel() == 0 or inside_cols.numel() == 0:
