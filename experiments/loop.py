@@ -110,6 +110,13 @@ LONG_RUN_S = 1800.0
 MAX_SEED = 2**32 - 1
 
 
+def check_tune_fraction(value: float, key: str) -> None:
+    """Raise ValueError naming the setting ``key`` unless the tuning split's fraction is in [0, 1)."""
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{key} {value}: expected a number in [0, 1) (0: no tuning split; "
+                         "the validation split then picks best.pt)")
+
+
 class DataSplits(NamedTuple):
     """A trainer's data sets: it trains on ``train``, picks best.pt on ``tune`` (None: a run without a
     tuning split picks on ``val``) and reports best.pt on ``val`` (:class:`Loop`'s ``split`` and

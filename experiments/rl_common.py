@@ -52,6 +52,7 @@ from experiments.loop import (
     Loop,
     LoopState,
     check_run,
+    check_tune_fraction,
     preset_estimate,
     run_seconds,
     run_section,
@@ -270,9 +271,7 @@ def check_fractions(val_fraction: float, tune_fraction: float) -> None:
     """Raise ValueError unless ``task.val_fraction`` is in (0, 1) and ``task.tune_fraction`` in [0, 1)."""
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"task.val_fraction {val_fraction}: expected a number in (0, 1)")
-    if not 0.0 <= tune_fraction < 1.0:
-        raise ValueError(f"task.tune_fraction {tune_fraction}: expected a number in [0, 1) (0: no tuning split; "
-                         "the validation split then picks best.pt)")
+    check_tune_fraction(tune_fraction, "task.tune_fraction")
 
 
 def env_defaults(env_id: str) -> dict[str, Any]:

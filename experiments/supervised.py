@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from envs.base import episode_rows
-from experiments.loop import DataSplits
+from experiments.loop import DataSplits, check_tune_fraction
 from experiments.sigmas import (
     draw_levels,
     has_real_noise,
@@ -243,9 +243,7 @@ def _check_sizes(args: Settings) -> None:
     if args.variant != "default" and args.model in ("mrpnet", "unet", "ffdnet"):
         raise ValueError(f"model.variant {args.variant}: only pixelrnn and gated-pixelrnn have a seed variant; "
                          f"{args.model} takes model.variant default")
-    if not 0.0 <= args.tune_fraction < 1.0:
-        raise ValueError(f"data.tune_fraction {args.tune_fraction}: expected a number in [0, 1) (0: no tuning split; "
-                         "the validation split then picks best.pt)")
+    check_tune_fraction(args.tune_fraction, "data.tune_fraction")
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise ValueError(f"train.lr {args.lr}: expected a finite number > 0")
 
