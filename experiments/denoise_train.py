@@ -181,7 +181,7 @@ def over_ffdnet_sac() -> Config:
 
 def _shipped_color(**changes: Any) -> Config:
     return config.replace_path(Config(), {
-        "task.data": "../shared/data/sice_pairs/train/high", "task.tune_fraction": 0.0, "task.gray": False,
+        "task.data": "../shared/data/sice_pairs/train/high", "task.gray": False,
         "task.sigma": (25.0,),
         "task.eval_images": 6, "run.batch": 16, **changes})
 

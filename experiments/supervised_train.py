@@ -232,8 +232,9 @@ def mrpnet_denoise() -> Config:
 
 
 def mrpnet_denoise_color() -> Config:
-    """mrpnet_denoise_color.pt: MRPNet alone, RGB, blind over sigma 5-50 on SICE."""
+    """mrpnet_denoise_color.pt: MRPNet alone, RGB, blind over sigma 5-50 on SICE, best.pt picked on the tuning split."""
     return configs.replace_path(mrpnet_denoise(), {"data.gray": False, "data.data": SICE_HIGH,
+                                                   "data.tune_fraction": TUNE_FRACTION,
                                                    "data.sigma": (5.0, 15.0, 25.0, 35.0, 50.0),
                                                    "run.out": "runs/mrpnet_denoise_color"})
 
@@ -252,15 +253,15 @@ def ffdnet_denoise() -> Config:
 
 
 def pixelrnn_completion() -> Config:
-    """pixelrnn_completion.pt: ConvLSTM PixelRNN of width 24 on the bedroom pairs."""
-    return _shipped(**{"data.task": "completion", "data.data": BEDROOM, "model.name": "pixelrnn", "model.width": 24,
+    """pixelrnn_completion.pt: ConvLSTM PixelRNN, width 24, bedroom pairs, best.pt picked on the tuning split."""
+    return _preset(**{"data.task": "completion", "data.data": BEDROOM, "model.name": "pixelrnn", "model.width": 24,
                       "train.crop": 224, "train.batch": 8, "train.lr": 1e-3, "train.epochs": 30,
                       "train.steps_per_epoch": 30, "run.threads": 1, "run.out": "runs/pixelrnn_completion"})
 
 
 def gated_pixelrnn_completion() -> Config:
-    """gated_pixelrnn_completion.pt: gated PixelRNN, width 16, bedroom pairs."""
-    return _shipped(**{"data.task": "completion", "data.data": BEDROOM, "model.name": "gated-pixelrnn",
+    """gated_pixelrnn_completion.pt: gated PixelRNN, width 16, bedroom pairs, best.pt picked on the tuning split."""
+    return _preset(**{"data.task": "completion", "data.data": BEDROOM, "model.name": "gated-pixelrnn",
                       "model.width": 16, "train.crop": 224, "train.batch": 4, "train.lr": 5e-4, "train.epochs": 30,
                       "train.steps_per_epoch": 30, "run.threads": 1, "run.out": "runs/gated_pixelrnn_completion"})
 
