@@ -149,9 +149,9 @@ def over_unet() -> Config:
 
 
 #: ``--preset NAME`` -> the config it names (its docstring says what it reproduces) and its cost: seconds per
-#: episode (evaluations included) on 2 CPU cores; on a GPU not measured (the U-Net predictor, 43 MB, did not fit the
-#: transfer to the GPU machine).
-PRESETS: Mapping[str, Preset] = MappingProxyType({"over-unet": Preset(over_unet, cpu=Cost(5.2))})
+#: episode and per evaluation on 2 CPU cores, as ``python -m benchmarks.preset_cost --device cpu`` measured them (on a
+#: GPU: not measured).
+PRESETS: Mapping[str, Preset] = MappingProxyType({"over-unet": Preset(over_unet, cpu=Cost(3.43, eval_s=25.6))})
 #: The named flags (everything else: ``--set SECTION.KEY=VALUE``).
 FLAGS: Mapping[str, str] = MappingProxyType({
     **RL_FLAGS, "data": "task.data", "test": "task.test", "occlusion": "task.occlusion",

@@ -300,20 +300,21 @@ def gated_pixelrnn_seed() -> Config:
 
 
 #: ``--preset NAME`` -> the config it names (its docstring says what it reproduces) and its cost: seconds per
-#: training step (the epochs' validation included) on 2 CPU cores; per step and per validation
-#: on one H100 GPU as ``python -m benchmarks.preset_cost --device cuda`` measured it
-#: (unet-completion: not measured, its 43 MB file did not fit the transfer to that machine).
-PRESETS = {"mrpnet-lowlight": Preset(mrpnet_lowlight, cpu=Cost(3.75), cuda=Cost(0.0104, eval_s=0.04)),
-           "mrpnet-denoise": Preset(mrpnet_denoise, cpu=Cost(1.0), cuda=Cost(0.0069, eval_s=0.01)),
-           "mrpnet-denoise-color": Preset(mrpnet_denoise_color, cpu=Cost(0.8), cuda=Cost(0.0078, eval_s=0.03)),
-           "ffdnet-denoise": Preset(ffdnet_denoise, cpu=Cost(0.21), cuda=Cost(0.0094, eval_s=0.04)),
-           "pixelrnn-completion": Preset(pixelrnn_completion, cpu=Cost(2.33), cuda=Cost(0.0274, eval_s=0.09)),
-           "gated-pixelrnn-completion": Preset(gated_pixelrnn_completion, cpu=Cost(3.33),
-                                               cuda=Cost(0.039, eval_s=0.17)),
-           "unet-completion": Preset(unet_completion, cpu=Cost(0.98)),
-           "mrpnet-seed": Preset(mrpnet_seed, cpu=Cost(0.12), cuda=Cost(0.015, eval_s=0.01)),
-           "pixelrnn-seed": Preset(pixelrnn_seed, cuda=Cost(0.0483, eval_s=0.03)),
-           "gated-pixelrnn-seed": Preset(gated_pixelrnn_seed, cuda=Cost(0.0227, eval_s=0.05))}
+#: training step and per validation, on 2 CPU cores and on one H100 GPU, as ``python -m benchmarks.preset_cost
+#: --device cpu|cuda`` measured them (unet-completion on the GPU: not measured).
+PRESETS = {
+    "mrpnet-lowlight": Preset(mrpnet_lowlight, cpu=Cost(0.38, eval_s=0.52), cuda=Cost(0.0104, eval_s=0.04)),
+    "mrpnet-denoise": Preset(mrpnet_denoise, cpu=Cost(0.19, eval_s=0.13), cuda=Cost(0.0069, eval_s=0.01)),
+    "mrpnet-denoise-color": Preset(mrpnet_denoise_color, cpu=Cost(0.25, eval_s=1.19),
+                                   cuda=Cost(0.0078, eval_s=0.03)),
+    "ffdnet-denoise": Preset(ffdnet_denoise, cpu=Cost(0.57, eval_s=1.63), cuda=Cost(0.0094, eval_s=0.04)),
+    "pixelrnn-completion": Preset(pixelrnn_completion, cpu=Cost(0.84, eval_s=1.6), cuda=Cost(0.0274, eval_s=0.09)),
+    "gated-pixelrnn-completion": Preset(gated_pixelrnn_completion, cpu=Cost(1.73, eval_s=4.94),
+                                        cuda=Cost(0.039, eval_s=0.17)),
+    "unet-completion": Preset(unet_completion, cpu=Cost(2.21, eval_s=6.28)),
+    "mrpnet-seed": Preset(mrpnet_seed, cpu=Cost(2.52, eval_s=1.78), cuda=Cost(0.015, eval_s=0.01)),
+    "pixelrnn-seed": Preset(pixelrnn_seed, cpu=Cost(10.9, eval_s=8.75), cuda=Cost(0.0483, eval_s=0.03)),
+    "gated-pixelrnn-seed": Preset(gated_pixelrnn_seed, cpu=Cost(3.36, eval_s=8.47), cuda=Cost(0.0227, eval_s=0.05))}
 #: Settings that change how long a run is, its seeds, hardware or folder, but not what a step costs.
 COST_FREE = ("train.epochs", "train.steps_per_epoch", *RUN_COST_FREE)
 
