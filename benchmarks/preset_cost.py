@@ -1,6 +1,6 @@
 """What each trainer preset costs on this machine: a short timed run of it, scaled to the whole preset.
 
-    python -m benchmarks.preset_cost [--device cpu|cuda] [--trainers lol_train denoise_train ...]
+    python -m benchmarks.preset_cost [--device cpu|cuda] [--trainers lol_train rse_train ...]
         [--presets NAME ...] [--episodes 6] [--warmup 2] [--steps 4] [--threads 0] [--timeout 300]
         [--json PATH]
 
@@ -13,7 +13,17 @@ of, and prints the estimate of the whole preset, with the command of the timed r
   train.csv (the warm-up episodes left out: start-up and first use of CUDA), seconds per
   evaluation from its metrics.csv (``eval/seconds``);
 * ``supervised_train``: 2 epochs of ``--steps`` steps each; seconds per step from the second
-  epoch's ``charts/epoch_seconds``, one evaluation's ``eval/seconds``.
+  epoch's ``charts/epoch_seconds``, one evaluation's ``eval/seconds``;
+* ``rse_train``: one round of :data:`RSE_VAE_STEPS` VAE steps and ``--warmup`` + ``--episodes``
+  SAC episodes, evaluated at the SAC phase's start and end. Its unit is a step of its loop, a VAE
+  step or a SAC episode (:func:`experiments.rse.sac_spans`), which cost unlike amounts: seconds
+  per VAE step between the train.csv rows of the first VAE step and of the next it logs (the first
+  step and the last, which also fits the bank, left out), per SAC episode from the episodes after
+  the warm-up (the phase's first follows the evaluation of the policy it starts from), per
+  evaluation from metrics.csv; seconds per step are the preset's VAE steps and SAC episodes at
+  these costs over its loop's steps. Not counted: each round's bank, closing scoring and pool, and
+  where a preset's ``sac.critic_warmup`` (critic-only updates) covers the timed episodes, the
+  dearer episodes after it.
 
 The whole preset's estimate is the trainer's own ``estimate_seconds`` at that cost (what its
 ``--help`` prints from a preset's :class:`experiments.config.Cost`).
@@ -36,13 +46,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from experiments import rse
 from experiments.config import Cost, duration
+from experiments.rse_train import VAE_LOG_EVERY
 from experiments.run_files import markdown_table, read_metrics
 from rlenhance.atomic import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 RL_TRAINERS = ("lol_train", "denoise_train", "completion_train")
-TRAINERS = (*RL_TRAINERS, "supervised_train")
+TRAINERS = (*RL_TRAINERS, "supervised_train", "rse_train")
+#: VAE steps of a timed rse_train run: train.csv rows at steps 1, 1 + VAE_LOG_EVERY and the last.
+RSE_VAE_STEPS = VAE_LOG_EVERY + 2
 
 
 def _run(cmd: list[str], timeout: float) -> tuple[float, str]:
@@ -59,6 +73,54 @@ def _run(cmd: list[str], timeout: float) -> tuple[float, str]:
     return wall, ""
 
 
+def command(trainer: str, preset: str, args: argparse.Namespace) -> list[str]:
+    """The timed run of a preset (``--out`` left to add)."""
+    cmd = [sys.executable, "-m", f"experiments.{trainer}", "--preset", preset, "--device", args.device,
+           "--threads", str(args.threads)]
+    n = args.warmup + args.episodes
+    if trainer in RL_TRAINERS:
+        return cmd + ["--episodes", str(n), "--eval-every", str(n), "--samples", "0"]
+    if trainer == "rse_train":
+        return cmd + ["--rounds", "1", "--vae-steps", str(RSE_VAE_STEPS), "--episodes", str(n), "--eval-every",
+                      str(n), "--samples", "0"]
+    return cmd + ["--epochs", "2", "--steps-per-epoch", str(args.steps)]
+
+
+def _per_step(train: dict[int, dict[str, Any]], first: int, steps: int) -> float:
+    """Seconds per step from train.csv's row of step ``first`` to that of ``first + steps``.
+
+    Raises:
+        LookupError: either row is missing.
+    """
+    if first not in train or first + steps not in train:
+        raise LookupError(f"train.csv lacks step {first} or {first + steps}")
+    return (float(train[first + steps]["wall_time"]) - float(train[first]["wall_time"])) / steps
+
+
+def _seconds_per_unit(trainer: str, cfg: Any, train: dict[int, dict[str, Any]], args: argparse.Namespace,
+                      row: dict[str, Any]) -> float:
+    """Seconds per unit of the trainer's cost from the timed run's train.csv rows (by step); ``row``
+    gets the unit's name (and rse_train's parts).
+
+    Raises:
+        LookupError: a row of the timing is missing.
+    """
+    if trainer in RL_TRAINERS:
+        row["unit"] = "episode"
+        return _per_step(train, args.warmup, args.episodes)
+    row["unit"] = "step"
+    if trainer == "rse_train":
+        s_vae = _per_step(train, 1, VAE_LOG_EVERY)
+        s_episode = _per_step(train, RSE_VAE_STEPS + args.warmup, args.episodes)
+        row.update({"s_per_vae_step": round(s_vae, 4), "s_per_episode": round(s_episode, 4)})
+        spans = rse.sac_spans(rse.settings(cfg))
+        episodes = sum(last - first for first, last in spans)
+        return ((spans[-1][1] - episodes) * s_vae + episodes * s_episode) / spans[-1][1]
+    if 2 not in train:
+        raise LookupError("train.csv lacks epoch 2")
+    return float(train[2]["charts/epoch_seconds"]) / args.steps
+
+
 def measure(trainer: str, preset: str, args: argparse.Namespace) -> dict[str, Any]:
     """One row: the timed run's parts and the whole preset's estimate."""
     module = importlib.import_module(f"experiments.{trainer}")
@@ -66,13 +128,7 @@ def measure(trainer: str, preset: str, args: argparse.Namespace) -> dict[str, An
     row: dict[str, Any] = {"trainer": trainer, "preset": preset, "device": args.device}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
-        cmd = [sys.executable, "-m", f"experiments.{trainer}", "--preset", preset, "--device", args.device,
-               "--threads", str(args.threads)]
-        if trainer in RL_TRAINERS:
-            n = args.warmup + args.episodes
-            cmd += ["--episodes", str(n), "--eval-every", str(n), "--samples", "0"]
-        else:
-            cmd += ["--epochs", "2", "--steps-per-epoch", str(args.steps)]
+        cmd = command(trainer, preset, args)
         row["command"] = shlex.join(["python", *cmd[1:], "--out", "RUN"])
         wall, error = _run([*cmd, "--out", str(out)], args.timeout)
         row["wall_s"] = round(wall, 1)
@@ -82,21 +138,14 @@ def measure(trainer: str, preset: str, args: argparse.Namespace) -> dict[str, An
         train = {r["step"]: r for r in read_metrics(out / "train.csv")}
         evals = read_metrics(out / "metrics.csv")
         s_eval = float(evals[-1]["eval/seconds"]) if evals and "eval/seconds" in evals[-1] else 0.0
-        if trainer in RL_TRAINERS:
-            first, last = args.warmup, args.warmup + args.episodes
-            if first not in train or last not in train:
-                row["error"] = f"train.csv lacks episode {first} or {last}"
-                return row
-            s_unit = (float(train[last]["wall_time"]) - float(train[first]["wall_time"])) / args.episodes
-            row.update({"unit": "episode", "s_per_unit": round(s_unit, 4)})
-        else:
-            if 2 not in train:
-                row["error"] = "train.csv lacks epoch 2"
-                return row
-            s_unit = float(train[2]["charts/epoch_seconds"]) / args.steps
-            row.update({"unit": "step", "s_per_unit": round(s_unit, 4)})
+        try:
+            s_unit = _seconds_per_unit(trainer, cfg, train, args, row)
+        except LookupError as exc:
+            row["error"] = str(exc)
+            return row
         estimate = module.estimate_seconds(cfg, Cost(s_unit, s_eval))
-        row.update({"s_per_eval": round(s_eval, 2), "estimate_s": round(estimate), "estimate": duration(estimate)})
+        row.update({"s_per_unit": round(s_unit, 4), "s_per_eval": round(s_eval, 2), "estimate_s": round(estimate),
+                    "estimate": duration(estimate)})
     return row
 
 
@@ -105,8 +154,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--trainers", nargs="+", default=list(TRAINERS), choices=TRAINERS)
     p.add_argument("--presets", nargs="+", default=None, help="only these preset names")
-    p.add_argument("--episodes", type=int, default=6, help="timed RL episodes, after the warm-up (default 6)")
-    p.add_argument("--warmup", type=int, default=2, help="RL episodes left out of the timing (default 2)")
+    p.add_argument("--episodes", type=int, default=6,
+                   help="timed RL (and rse_train SAC) episodes, after the warm-up (default 6)")
+    p.add_argument("--warmup", type=int, default=2,
+                   help="RL (and rse_train SAC) episodes left out of the timing (default 2)")
     p.add_argument("--steps", type=int, default=4, help="supervised steps per timed epoch (default 4)")
     p.add_argument("--threads", type=int, default=0, help="torch threads of each run (0: the trainer's default)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds before one run is stopped (default 300)")

@@ -9,6 +9,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,7 +20,7 @@ from torch import Tensor
 from agents.sac import SACConfig
 from envs.base import EpisodeRow, episode_rows
 from experiments import config as configs
-from experiments.loop import run_section
+from experiments.loop import run_seconds, run_section
 from experiments.runs import Run
 from experiments.sigmas import draw_levels, level_scores, resolve_sigma
 from rlenhance import metrics
@@ -203,9 +204,9 @@ def rse_rl() -> Config:
                                            "run.out": "runs/rse_rl"})
 
 
-#: ``--preset NAME`` -> the config it names (its docstring says what it reproduces) and its cost: seconds per
-#: step of the loop (a VAE step or a SAC episode; the rounds' scoring included) on 2 CPU cores; on a GPU not
-#: measured.
+#: ``--preset NAME`` -> the config it names (its docstring says what it reproduces) and its cost on 2 CPU cores
+#: (:func:`estimate_seconds`): seconds per step of the loop (its VAE steps and SAC episodes averaged) and per
+#: evaluation; these figures fold the evaluations and the rounds' scoring into the step; on a GPU not measured.
 PRESETS = {"rse-denoise-color": configs.Preset(rse_denoise_color, cpu=configs.Cost(0.23)),
            "rse-rl": configs.Preset(rse_rl, cpu=configs.Cost(0.33))}
 
@@ -287,9 +288,18 @@ def sac_spans(args: Settings) -> list[tuple[int, int]]:
     return spans
 
 
+def evaluates_at(args: Settings, step: int) -> bool:
+    """Whether the training loop evaluates at ``step``: every ``sac.eval_every`` episodes of a SAC
+    phase, at its start (the policy it starts from) and at its end."""
+    every = args.eval_every
+    return any(first <= step <= last and ((step - first) % every == 0 or step == last)
+               for first, last in sac_spans(args))
+
+
 def estimate_seconds(cfg: Config, cost: configs.Cost) -> float:
-    """The seconds of a whole run of ``cfg`` (all its rounds) at ``cost`` (per loop step)."""
-    return sac_spans(settings(cfg))[-1][1] * cost.step_s
+    """The seconds of a whole run of ``cfg`` (all its rounds) at ``cost`` (per loop step, per evaluation)."""
+    args = settings(cfg)
+    return run_seconds(sac_spans(args)[-1][1], partial(evaluates_at, args), (cost.step_s, cost.eval_s))
 
 
 def settings(cfg: Config) -> Settings:

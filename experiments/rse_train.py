@@ -74,6 +74,7 @@ import io
 import math
 import sys
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,7 @@ from experiments.rse import (
     apply_to_pool,
     baseline_scores,
     estimate_seconds,
+    evaluates_at,
     level_score,
     make_pool,
     phase_seed,
@@ -228,13 +230,6 @@ class RSETrainer(Callback):
         self.best_score, self.best_policy = -math.inf, None
 
     # -- the loop's step schedule: round k's VAE steps, then its SAC episodes --
-    def evaluates_at(self, step: int) -> bool:
-        """Whether the loop evaluates at ``step``: every ``sac.eval_every`` episodes of a SAC phase,
-        at its start (the policy it starts from) and at its end."""
-        every = self.args.eval_every
-        return any(first <= step <= last and ((step - first) % every == 0 or step == last)
-                   for first, last in sac_spans(self.args))
-
     def vae_total(self, r: int) -> int:
         return self.args.vae_steps if r == 0 else self.args.vae_finetune_steps
 
@@ -574,13 +569,13 @@ def main(argv: Sequence[str] | None = None) -> Path:
     train_set, test_set, report_set = open_data(cfg)
     trainer = RSETrainer(cfg, run, device, train_set, test_set, report_set)
     reported = report_set is not None
-    loop = Loop(run, total=sac_spans(trainer.args)[-1][1], eval_every=trainer.evaluates_at, train=trainer.train,
-                evaluate=trainer.evaluate, metric="eval/psnr", model=trainer.model, state=trainer.state_dict,
-                load_state=trainer.load_state_dict, extra=trainer.extra, unit="step",
+    loop = Loop(run, total=sac_spans(trainer.args)[-1][1], eval_every=partial(evaluates_at, trainer.args),
+                train=trainer.train, evaluate=trainer.evaluate, metric="eval/psnr", model=trainer.model,
+                state=trainer.state_dict, load_state=trainer.load_state_dict, extra=trainer.extra, unit="step",
                 split="tune" if reported else "val", report=trainer.report if reported else None,
                 callbacks=[trainer, Checkpoints(best=False), Progress("charts/episode_return"),
                            preset_estimate(cfg, PRESETS, device.type, ignore=RUN_COST_FREE, check=check,
-                                           per_step=lambda cost: (cost.step_s, 0.0), warmup=None)])
+                                           per_step=lambda cost: (cost.step_s, cost.eval_s), warmup=None)])
     path = loop.fit()
     best = Path(path) / "checkpoints" / "best.pt"
     run.say(*usage_lines(best, ["denoise", "noisy.png", "-o", "denoised/", "--model", "rse", "--checkpoint", best]))
