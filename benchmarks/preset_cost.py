@@ -18,12 +18,13 @@ of, and prints the estimate of the whole preset, with the command of the timed r
   SAC episodes, evaluated at the SAC phase's start and end. Its unit is a step of its loop, a VAE
   step or a SAC episode (:func:`experiments.rse.sac_spans`), which cost unlike amounts: seconds
   per VAE step between the train.csv rows of the first VAE step and of the next it logs (the first
-  step and the last, which also fits the bank, left out), per SAC episode from the episodes after
-  the warm-up (the phase's first follows the evaluation of the policy it starts from), per
-  evaluation from metrics.csv; seconds per step are the preset's VAE steps and SAC episodes at
-  these costs over its loop's steps. Not counted: each round's bank, closing scoring and pool, and
-  where a preset's ``sac.critic_warmup`` (critic-only updates) covers the timed episodes, the
-  dearer episodes after it.
+  step and the last left out), per SAC episode from the episodes after the warm-up (the phase's
+  first follows the evaluation of the policy it starts from), per round its bank (the last VAE
+  step's row, less a VAE step) and closing scoring (metrics.csv's ``eval/round_seconds``), per
+  evaluation from metrics.csv; seconds per step are the preset's VAE steps, SAC episodes and
+  rounds at these costs over its loop's steps. Not counted: the pool between rounds, and where a
+  preset's ``sac.critic_warmup`` (critic-only updates) covers the timed episodes, the dearer
+  episodes after it.
 
 The whole preset's estimate is the trainer's own ``estimate_seconds`` at that cost (what its
 ``--help`` prints from a preset's :class:`experiments.config.Cost`).
@@ -97,13 +98,13 @@ def _per_step(train: dict[int, dict[str, Any]], first: int, steps: int) -> float
     return (float(train[first + steps]["wall_time"]) - float(train[first]["wall_time"])) / steps
 
 
-def _seconds_per_unit(trainer: str, cfg: Any, train: dict[int, dict[str, Any]], args: argparse.Namespace,
-                      row: dict[str, Any]) -> float:
-    """Seconds per unit of the trainer's cost from the timed run's train.csv rows (by step); ``row``
-    gets the unit's name (and rse_train's parts).
+def _seconds_per_unit(trainer: str, cfg: Any, train: dict[int, dict[str, Any]], last_eval: dict[str, Any],
+                      args: argparse.Namespace, row: dict[str, Any]) -> float:
+    """Seconds per unit of the trainer's cost from the timed run's train.csv rows (by step) and its
+    last metrics.csv row; ``row`` gets the unit's name (and rse_train's parts).
 
     Raises:
-        LookupError: a row of the timing is missing.
+        LookupError: a row or column of the timing is missing.
     """
     if trainer in RL_TRAINERS:
         row["unit"] = "episode"
@@ -112,10 +113,16 @@ def _seconds_per_unit(trainer: str, cfg: Any, train: dict[int, dict[str, Any]], 
     if trainer == "rse_train":
         s_vae = _per_step(train, 1, VAE_LOG_EVERY)
         s_episode = _per_step(train, RSE_VAE_STEPS + args.warmup, args.episodes)
-        row.update({"s_per_vae_step": round(s_vae, 4), "s_per_episode": round(s_episode, 4)})
+        if "eval/round_seconds" not in last_eval:
+            raise LookupError("metrics.csv lacks eval/round_seconds")
+        bank = _per_step(train, RSE_VAE_STEPS - 1, 1) - s_vae
+        s_round = bank + float(last_eval["eval/round_seconds"])
+        row.update({"s_per_vae_step": round(s_vae, 4), "s_per_episode": round(s_episode, 4),
+                    "s_per_round": round(s_round, 2)})
         spans = rse.sac_spans(rse.settings(cfg))
         episodes = sum(last - first for first, last in spans)
-        return ((spans[-1][1] - episodes) * s_vae + episodes * s_episode) / spans[-1][1]
+        total = spans[-1][1]
+        return ((total - episodes) * s_vae + episodes * s_episode + len(spans) * s_round) / total
     if 2 not in train:
         raise LookupError("train.csv lacks epoch 2")
     return float(train[2]["charts/epoch_seconds"]) / args.steps
@@ -136,10 +143,10 @@ def measure(trainer: str, preset: str, args: argparse.Namespace) -> dict[str, An
             row["error"] = error
             return row
         train = {r["step"]: r for r in read_metrics(out / "train.csv")}
-        evals = read_metrics(out / "metrics.csv")
-        s_eval = float(evals[-1]["eval/seconds"]) if evals and "eval/seconds" in evals[-1] else 0.0
+        last_eval = (read_metrics(out / "metrics.csv") or [{}])[-1]
+        s_eval = float(last_eval.get("eval/seconds", 0.0))
         try:
-            s_unit = _seconds_per_unit(trainer, cfg, train, args, row)
+            s_unit = _seconds_per_unit(trainer, cfg, train, last_eval, args, row)
         except LookupError as exc:
             row["error"] = str(exc)
             return row

@@ -47,7 +47,8 @@ image, averaged). With several ``--sigma`` levels the held-out images are noised
 scored per level (``psnr_sigma15`` ...), the plain scores being the mean over the levels; the
 classical baselines are told each image's level. The recursion stops after a round that gains no
 more than ``rse.min_gain`` dB over the previous one (that round is not kept). ``summary.md`` and
-``rounds.csv`` hold the per-round table with the noisy input and the ``--baselines``;
+``rounds.csv`` hold the per-round table with the noisy input and the ``--baselines`` (metrics.csv
+its rows as ``eval/round_*``, with ``eval/round_seconds``, the time the round's scoring took);
 ``checkpoints/best.pt`` is the denoiser with the best rounds (:func:`rlenhance.denoisers.load_rse`).
 When the tuning split picked them, best.pt is scored once on the validation split after the run
 (printed, and the summary's last row).
@@ -73,6 +74,7 @@ import dataclasses
 import io
 import math
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -470,8 +472,9 @@ class RSETrainer(Callback):
 
     def finish_round(self, r: int, step: int) -> bool:
         """Score round r, add its table row and picture, decide whether the recursion goes on."""
-        args = self.args
+        args, start = self.args, time.perf_counter()
         scores, seconds, vae_only = self.ranks.on_rank0(lambda: self._score_round(r, step))  # rank 0 scores
+        scoring_s = time.perf_counter() - start
         self.seconds = self.seconds[:r] + [seconds]
         previous = self.rows[-1]["psnr"] if self.rows else level_score(self.test_inputs[0], self.test_sets)["psnr"]
         gain = scores["psnr"] - previous
@@ -482,7 +485,8 @@ class RSETrainer(Callback):
         self.run.say(f"round {r + 1}: held-out PSNR {scores['psnr']:.3f} dB (gain {gain:+.3f}, VAE alone "
                      f"{vae_only['psnr']:.3f}), SSIM {scores['ssim']:.4f}, UQI {scores['uqi']:.4f}, "
                      f"{row['ms_per_image']:.0f} ms per image; kept: {row['kept']}")
-        self.run.log(step, {f"eval/round_{k}": v for k, v in row.items() if isinstance(v, float)})
+        self.run.log(step, {f"eval/round_{k}": v for k, v in row.items() if isinstance(v, float)}
+                     | {"eval/round_seconds": scoring_s})
         if keep:
             self.kept = r + 1
             self.best = scores["psnr"]

@@ -63,25 +63,34 @@ def _rse_train_csv(vae_s: float, episode_s: float, episodes: int) -> str:
 
 def test_rse_estimate_is_its_vae_steps_and_episodes_at_their_own_cost_plus_evaluations(monkeypatch):
     train = _rse_train_csv(0.1, 0.5, episodes=6)
-    monkeypatch.setattr(preset_cost, "_run", _fake_run(train, "step,wall_time,eval/seconds\n52,30,3.0\n58,35,3.0\n"))
+    metrics = "step,wall_time,eval/seconds,eval/round_seconds\n52,30,3.0,\n58,35,3.0,5.0\n"
+    monkeypatch.setattr(preset_cost, "_run", _fake_run(train, metrics))
     row = preset_cost.measure("rse_train", "rse-rl", _args(episodes=4, warmup=2))
     cfg = rse.PRESETS["rse-rl"]()
     vae_steps = cfg.rse.vae_steps + (cfg.rse.rounds - 1) * cfg.rse.vae_finetune_steps
     episodes = cfg.rse.rounds * cfg.sac.episodes
     evaluations = cfg.rse.rounds * (cfg.sac.episodes // cfg.sac.eval_every + 1)  # each phase's start, every N, end
+    rounds = cfg.rse.rounds * (2.0 + 5.0)  # each round's bank and closing scoring
     assert row["s_per_vae_step"] == pytest.approx(0.1) and row["s_per_episode"] == pytest.approx(0.5)
-    assert row["s_per_unit"] == pytest.approx((vae_steps * 0.1 + episodes * 0.5) / (vae_steps + episodes), abs=1e-4)
+    assert row["s_per_round"] == pytest.approx(7.0)
+    assert row["s_per_unit"] == pytest.approx((vae_steps * 0.1 + episodes * 0.5 + rounds) / (vae_steps + episodes),
+                                              abs=1e-4)
     assert row["s_per_eval"] == 3.0
-    assert row["estimate_s"] == round(vae_steps * 0.1 + episodes * 0.5 + evaluations * 3.0)
+    assert row["estimate_s"] == round(vae_steps * 0.1 + episodes * 0.5 + rounds + evaluations * 3.0)
     assert "--rounds 1" in row["command"] and f"--vae-steps {preset_cost.RSE_VAE_STEPS}" in row["command"]
 
 
-def test_an_rse_run_without_its_timed_episodes_is_reported_in_its_row(monkeypatch):
+def test_an_rse_run_without_its_timed_episodes_or_round_time_is_reported_in_its_row(monkeypatch):
     train = _rse_train_csv(0.1, 0.5, episodes=3)  # the warm-up and one episode: the timing needs 6
-    monkeypatch.setattr(preset_cost, "_run", _fake_run(train, "step,wall_time,eval/seconds\n55,35,3.0\n"))
+    metrics = "step,wall_time,eval/seconds,eval/round_seconds\n55,35,3.0,5.0\n"
+    monkeypatch.setattr(preset_cost, "_run", _fake_run(train, metrics))
     row = preset_cost.measure("rse_train", "rse-rl", _args(episodes=4, warmup=2))
     assert row["error"] == f"train.csv lacks step {preset_cost.RSE_VAE_STEPS + 2} or {preset_cost.RSE_VAE_STEPS + 6}"
     assert "estimate" not in row
+    monkeypatch.setattr(preset_cost, "_run", _fake_run(_rse_train_csv(0.1, 0.5, episodes=6),
+                                                       "step,wall_time,eval/seconds\n58,35,3.0\n"))
+    row = preset_cost.measure("rse_train", "rse-rl", _args(episodes=4, warmup=2))
+    assert row["error"] == "metrics.csv lacks eval/round_seconds" and "estimate" not in row
 
 
 @pytest.mark.parametrize("preset", list(rse.PRESETS))
