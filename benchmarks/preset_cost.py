@@ -14,22 +14,25 @@ of, and prints the estimate of the whole preset, with the command of the timed r
   evaluation from its metrics.csv (``eval/seconds``);
 * ``supervised_train``: 2 epochs of ``--steps`` steps each; seconds per step from the second
   epoch's ``charts/epoch_seconds``, one evaluation's ``eval/seconds``;
-* ``rse_train``: one round of :data:`RSE_VAE_STEPS` VAE steps and ``--warmup`` + ``--episodes``
-  SAC episodes, evaluated at the SAC phase's start and end. Its unit is a step of its loop, a VAE
-  step or a SAC episode (:func:`experiments.rse.sac_spans`), which cost unlike amounts: seconds
-  per VAE step between the train.csv rows of the first VAE step and of the next it logs (the first
-  step and the last left out), per SAC episode from the episodes after the warm-up (the phase's
-  first follows the evaluation of the policy it starts from), per round its bank (the last VAE
-  step's row, less a VAE step) and closing scoring (metrics.csv's ``eval/round_seconds``), per
-  evaluation from metrics.csv; seconds per step are the preset's VAE steps, SAC episodes and
-  rounds at these costs over its loop's steps. Not counted: the pool between rounds, and where a
-  preset's ``sac.critic_warmup`` (critic-only updates) covers the timed episodes, the dearer
-  episodes after it.
+* ``rse_train``: the preset's rounds (at most 2) of :data:`RSE_VAE_STEPS` VAE steps (round 2:
+  :data:`RSE_FINETUNE_STEPS`) and ``--warmup`` + ``--episodes`` SAC episodes, each SAC phase
+  evaluated at its start and end. Its unit is a step of its loop, a VAE step or a SAC episode
+  (:func:`experiments.rse.sac_spans`), which cost unlike amounts, and between them come each
+  round's bank, closing scoring and pool. From train.csv and metrics.csv: seconds per VAE step
+  between the rows of the first VAE step and of the next it logs (the first step and the last,
+  which fits the bank, left out); per SAC episode from round 1's episodes after the warm-up (the
+  phase's first follows the evaluation of the policy it starts from); per round its bank (the
+  last VAE step's row, less a VAE step) and its closing scoring (``eval/round_seconds``); per pool
+  the time from round 1's last evaluation to round 2's first VAE step, less the closing scoring and
+  a VAE step; per evaluation ``eval/seconds``. Seconds per step are the preset's VAE steps, SAC
+  episodes, rounds and pools at these costs over its loop's steps. Not counted: where a preset's
+  ``sac.critic_warmup`` (critic-only updates) covers the timed episodes, the dearer episodes after it.
 
 The whole preset's estimate is the trainer's own ``estimate_seconds`` at that cost (what its
 ``--help`` prints from a preset's :class:`experiments.config.Cost`).
 
-The presets read their data where they name it (``../shared/data``); start-up is not counted.
+The presets read their data where they name it (``../shared/data``); start-up is not counted, nor
+the report of best.pt on the validation split that ends a run picked on the tuning split.
 A run that fails or passes ``--timeout`` seconds is reported in its row and the benchmark goes
 on. Estimates are indicative: evaluation time grows with the validation images a preset reads.
 """
@@ -58,6 +61,8 @@ RL_TRAINERS = ("lol_train", "denoise_train", "completion_train")
 TRAINERS = (*RL_TRAINERS, "supervised_train", "rse_train")
 #: VAE steps of a timed rse_train run: train.csv rows at steps 1, 1 + VAE_LOG_EVERY and the last.
 RSE_VAE_STEPS = VAE_LOG_EVERY + 2
+#: VAE steps of its round 2: the first (after the pool) logged apart from the last (the bank).
+RSE_FINETUNE_STEPS = 2
 
 
 def _run(cmd: list[str], timeout: float) -> tuple[float, str]:
@@ -82,8 +87,10 @@ def command(trainer: str, preset: str, args: argparse.Namespace) -> list[str]:
     if trainer in RL_TRAINERS:
         return cmd + ["--episodes", str(n), "--eval-every", str(n), "--samples", "0"]
     if trainer == "rse_train":
-        return cmd + ["--rounds", "1", "--vae-steps", str(RSE_VAE_STEPS), "--episodes", str(n), "--eval-every",
-                      str(n), "--samples", "0"]
+        rounds = min(2, rse.PRESETS[preset]().rse.rounds)
+        cmd += ["--rounds", str(rounds), "--vae-steps", str(RSE_VAE_STEPS), "--episodes", str(n), "--eval-every",
+                str(n), "--samples", "0"]
+        return cmd + (["--set", f"rse.vae_finetune_steps={RSE_FINETUNE_STEPS}"] if rounds > 1 else [])
     return cmd + ["--epochs", "2", "--steps-per-epoch", str(args.steps)]
 
 
@@ -98,10 +105,10 @@ def _per_step(train: dict[int, dict[str, Any]], first: int, steps: int) -> float
     return (float(train[first + steps]["wall_time"]) - float(train[first]["wall_time"])) / steps
 
 
-def _seconds_per_unit(trainer: str, cfg: Any, train: dict[int, dict[str, Any]], last_eval: dict[str, Any],
+def _seconds_per_unit(trainer: str, cfg: Any, train: dict[int, dict[str, Any]], evals: dict[int, dict[str, Any]],
                       args: argparse.Namespace, row: dict[str, Any]) -> float:
-    """Seconds per unit of the trainer's cost from the timed run's train.csv rows (by step) and its
-    last metrics.csv row; ``row`` gets the unit's name (and rse_train's parts).
+    """Seconds per unit of the trainer's cost from the timed run's train.csv and metrics.csv rows (by
+    step); ``row`` gets the unit's name (and rse_train's parts).
 
     Raises:
         LookupError: a row or column of the timing is missing.
@@ -111,21 +118,36 @@ def _seconds_per_unit(trainer: str, cfg: Any, train: dict[int, dict[str, Any]], 
         return _per_step(train, args.warmup, args.episodes)
     row["unit"] = "step"
     if trainer == "rse_train":
-        s_vae = _per_step(train, 1, VAE_LOG_EVERY)
-        s_episode = _per_step(train, RSE_VAE_STEPS + args.warmup, args.episodes)
-        if "eval/round_seconds" not in last_eval:
-            raise LookupError("metrics.csv lacks eval/round_seconds")
-        bank = _per_step(train, RSE_VAE_STEPS - 1, 1) - s_vae
-        s_round = bank + float(last_eval["eval/round_seconds"])
-        row.update({"s_per_vae_step": round(s_vae, 4), "s_per_episode": round(s_episode, 4),
-                    "s_per_round": round(s_round, 2)})
-        spans = rse.sac_spans(rse.settings(cfg))
-        episodes = sum(last - first for first, last in spans)
-        total = spans[-1][1]
-        return ((total - episodes) * s_vae + episodes * s_episode + len(spans) * s_round) / total
+        return _rse_seconds_per_step(cfg, train, evals, args, row)
     if 2 not in train:
         raise LookupError("train.csv lacks epoch 2")
     return float(train[2]["charts/epoch_seconds"]) / args.steps
+
+
+def _rse_seconds_per_step(cfg: Any, train: dict[int, dict[str, Any]], evals: dict[int, dict[str, Any]],
+                          args: argparse.Namespace, row: dict[str, Any]) -> float:
+    """rse_train's seconds per loop step of the preset ``cfg``: its VAE steps, SAC episodes, rounds
+    and pools at the timed run's costs (see the module docstring), over its loop's steps."""
+    end = RSE_VAE_STEPS + args.warmup + args.episodes  # round 1's last episode, evaluation and closing
+    s_vae = _per_step(train, 1, VAE_LOG_EVERY)
+    s_episode = _per_step(train, RSE_VAE_STEPS + args.warmup, args.episodes)
+    if "eval/round_seconds" not in evals.get(end, {}):
+        raise LookupError(f"metrics.csv lacks eval/round_seconds at step {end}")
+    closing = float(evals[end]["eval/round_seconds"])
+    s_round = _per_step(train, RSE_VAE_STEPS - 1, 1) - s_vae + closing  # the bank and the closing scoring
+    row.update({"s_per_vae_step": round(s_vae, 4), "s_per_episode": round(s_episode, 4),
+                "s_per_round": round(s_round, 2)})
+    spans = rse.sac_spans(rse.settings(cfg))
+    pools = len(spans) - 1
+    s_pool = 0.0
+    if pools:  # round 2's first VAE step follows round 1's last evaluation, its closing and the pool
+        if end + 1 not in train:
+            raise LookupError(f"train.csv lacks step {end + 1}")
+        s_pool = float(train[end + 1]["wall_time"]) - float(evals[end]["wall_time"]) - closing - s_vae
+        row["s_per_pool"] = round(s_pool, 2)
+    episodes = sum(last - first for first, last in spans)
+    total = spans[-1][1]
+    return ((total - episodes) * s_vae + episodes * s_episode + len(spans) * s_round + pools * s_pool) / total
 
 
 def measure(trainer: str, preset: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -143,10 +165,10 @@ def measure(trainer: str, preset: str, args: argparse.Namespace) -> dict[str, An
             row["error"] = error
             return row
         train = {r["step"]: r for r in read_metrics(out / "train.csv")}
-        last_eval = (read_metrics(out / "metrics.csv") or [{}])[-1]
-        s_eval = float(last_eval.get("eval/seconds", 0.0))
+        evals = {r["step"]: r for r in read_metrics(out / "metrics.csv")}
+        s_eval = float(evals[max(evals)].get("eval/seconds", 0.0)) if evals else 0.0
         try:
-            s_unit = _seconds_per_unit(trainer, cfg, train, last_eval, args, row)
+            s_unit = _seconds_per_unit(trainer, cfg, train, evals, args, row)
         except LookupError as exc:
             row["error"] = str(exc)
             return row

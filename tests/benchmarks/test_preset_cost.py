@@ -50,47 +50,52 @@ def test_supervised_estimate_scales_the_second_epoch(monkeypatch):
     assert row["estimate_s"] == round(cfg.train.epochs * (cfg.train.steps_per_epoch * 2.0 + 0.5))
 
 
-def _rse_train_csv(vae_s: float, episode_s: float, episodes: int) -> str:
-    """train.csv of a timed rse_train run: VAE rows at steps 1, 51 and 52 (the bank: 2 s more), then the
-    SAC episodes (the first after an evaluation: 9 s more)."""
+def _rse_run(episodes: int = 6, *, round_seconds: bool = True, second_round: bool = True) -> tuple[str, str]:
+    """train.csv and metrics.csv of a timed 2-round rse_train run: 0.1 s a VAE step, 2 s the bank,
+    3 s an evaluation, 0.5 s a SAC episode, 5 s a round's closing scoring, 4 s the pool."""
     vae = preset_cost.RSE_VAE_STEPS
-    wall = {1: 10.0, vae - 1: 10.0 + (vae - 2) * vae_s}
-    wall[vae] = wall[vae - 1] + vae_s + 2.0
+    train = {1: 10.0, vae - 1: 10.0 + (vae - 2) * 0.1}
+    train[vae] = train[vae - 1] + 0.1 + 2.0
+    evals = {vae: train[vae] + 3.0}
     for k in range(1, episodes + 1):
-        wall[vae + k] = wall[vae] + 9.0 + k * episode_s
-    return "step,wall_time\n" + "".join(f"{step},{t}\n" for step, t in sorted(wall.items()))
+        train[vae + k] = evals[vae] + k * 0.5
+    end = vae + episodes
+    evals[end] = train[end] + 3.0
+    if second_round:
+        train[end + 1] = evals[end] + 5.0 + 4.0 + 0.1
+    closing = ",5.0" if round_seconds else ","
+    metrics = "".join(f"{step},{t},3.0{closing if step == end else ','}\n" for step, t in sorted(evals.items()))
+    return ("step,wall_time\n" + "".join(f"{step},{t}\n" for step, t in sorted(train.items())),
+            "step,wall_time,eval/seconds,eval/round_seconds\n" + metrics)
 
 
-def test_rse_estimate_is_its_vae_steps_and_episodes_at_their_own_cost_plus_evaluations(monkeypatch):
-    train = _rse_train_csv(0.1, 0.5, episodes=6)
-    metrics = "step,wall_time,eval/seconds,eval/round_seconds\n52,30,3.0,\n58,35,3.0,5.0\n"
-    monkeypatch.setattr(preset_cost, "_run", _fake_run(train, metrics))
+def test_rse_estimate_is_its_steps_rounds_and_pools_at_their_own_cost_plus_evaluations(monkeypatch):
+    monkeypatch.setattr(preset_cost, "_run", _fake_run(*_rse_run()))
     row = preset_cost.measure("rse_train", "rse-rl", _args(episodes=4, warmup=2))
     cfg = rse.PRESETS["rse-rl"]()
-    vae_steps = cfg.rse.vae_steps + (cfg.rse.rounds - 1) * cfg.rse.vae_finetune_steps
-    episodes = cfg.rse.rounds * cfg.sac.episodes
-    evaluations = cfg.rse.rounds * (cfg.sac.episodes // cfg.sac.eval_every + 1)  # each phase's start, every N, end
-    rounds = cfg.rse.rounds * (2.0 + 5.0)  # each round's bank and closing scoring
-    assert row["s_per_vae_step"] == pytest.approx(0.1) and row["s_per_episode"] == pytest.approx(0.5)
-    assert row["s_per_round"] == pytest.approx(7.0)
-    assert row["s_per_unit"] == pytest.approx((vae_steps * 0.1 + episodes * 0.5 + rounds) / (vae_steps + episodes),
+    rounds = cfg.rse.rounds
+    vae_steps = cfg.rse.vae_steps + (rounds - 1) * cfg.rse.vae_finetune_steps
+    episodes = rounds * cfg.sac.episodes
+    evaluations = rounds * (cfg.sac.episodes // cfg.sac.eval_every + 1)  # each phase's start, every N, end
+    between = rounds * (2.0 + 5.0) + (rounds - 1) * 4.0  # the banks, closing scorings and pools
+    assert (row["s_per_vae_step"], row["s_per_episode"], row["s_per_round"], row["s_per_pool"]) == pytest.approx(
+        (0.1, 0.5, 7.0, 4.0))
+    assert row["s_per_unit"] == pytest.approx((vae_steps * 0.1 + episodes * 0.5 + between) / (vae_steps + episodes),
                                               abs=1e-4)
     assert row["s_per_eval"] == 3.0
-    assert row["estimate_s"] == round(vae_steps * 0.1 + episodes * 0.5 + rounds + evaluations * 3.0)
-    assert "--rounds 1" in row["command"] and f"--vae-steps {preset_cost.RSE_VAE_STEPS}" in row["command"]
+    assert row["estimate_s"] == round(vae_steps * 0.1 + episodes * 0.5 + between + evaluations * 3.0)
+    assert "--rounds 2" in row["command"] and f"--vae-steps {preset_cost.RSE_VAE_STEPS}" in row["command"]
 
 
-def test_an_rse_run_without_its_timed_episodes_or_round_time_is_reported_in_its_row(monkeypatch):
-    train = _rse_train_csv(0.1, 0.5, episodes=3)  # the warm-up and one episode: the timing needs 6
-    metrics = "step,wall_time,eval/seconds,eval/round_seconds\n55,35,3.0,5.0\n"
-    monkeypatch.setattr(preset_cost, "_run", _fake_run(train, metrics))
+@pytest.mark.parametrize("run, error", [
+    (_rse_run(episodes=3), f"train.csv lacks step {preset_cost.RSE_VAE_STEPS + 2} or {preset_cost.RSE_VAE_STEPS + 6}"),
+    (_rse_run(round_seconds=False), f"metrics.csv lacks eval/round_seconds at step {preset_cost.RSE_VAE_STEPS + 6}"),
+    (_rse_run(second_round=False), f"train.csv lacks step {preset_cost.RSE_VAE_STEPS + 7}"),
+])
+def test_an_rse_run_without_a_part_of_its_timing_is_reported_in_its_row(monkeypatch, run, error):
+    monkeypatch.setattr(preset_cost, "_run", _fake_run(*run))
     row = preset_cost.measure("rse_train", "rse-rl", _args(episodes=4, warmup=2))
-    assert row["error"] == f"train.csv lacks step {preset_cost.RSE_VAE_STEPS + 2} or {preset_cost.RSE_VAE_STEPS + 6}"
-    assert "estimate" not in row
-    monkeypatch.setattr(preset_cost, "_run", _fake_run(_rse_train_csv(0.1, 0.5, episodes=6),
-                                                       "step,wall_time,eval/seconds\n58,35,3.0\n"))
-    row = preset_cost.measure("rse_train", "rse-rl", _args(episodes=4, warmup=2))
-    assert row["error"] == "metrics.csv lacks eval/round_seconds" and "estimate" not in row
+    assert row["error"] == error and "estimate" not in row
 
 
 @pytest.mark.parametrize("preset", list(rse.PRESETS))
@@ -102,10 +107,13 @@ def test_the_timed_rse_run_is_accepted_and_differs_from_its_preset_only_in_lengt
     assert proc.returncode == 0, proc.stderr
     timed, whole = flatten(json.loads(proc.stdout)), flatten(to_dict(rse.PRESETS[preset]()))
     changed = {k for k in whole if timed[k] != whole[k]}
-    assert changed <= {"rse.rounds", "rse.vae_steps", "sac.episodes", "sac.eval_every", "run.samples", "run.device",
-                       "run.threads", "run.out"}
+    assert changed <= {"rse.rounds", "rse.vae_steps", "rse.vae_finetune_steps", "sac.episodes", "sac.eval_every",
+                       "run.samples", "run.device", "run.threads", "run.out"}
+    rounds = min(2, whole["rse.rounds"])
     assert (timed["rse.rounds"], timed["rse.vae_steps"], timed["sac.episodes"], timed["sac.eval_every"]) == (
-        1, preset_cost.RSE_VAE_STEPS, 6, 6)
+        rounds, preset_cost.RSE_VAE_STEPS, 6, 6)
+    assert timed["rse.vae_finetune_steps"] == (preset_cost.RSE_FINETUNE_STEPS if rounds > 1
+                                               else whole["rse.vae_finetune_steps"])
 
 
 def test_a_failed_run_is_reported_in_its_row(monkeypatch):
