@@ -22,7 +22,7 @@ and SAC's critics, also read it); the checkpoints record its path.
 Evaluation is on WHOLE images. ``--data`` (the embedded photos without it) is split by scene with
 the split seed: the tuning split (``task.tune_fraction``, held out of training) picks best.pt, which
 is scored once on the validation split (``task.val_fraction``) after the run (the summary's ``val_*``
-columns; with ``task.tune_fraction 0`` the validation split picks, as the shipped files' presets
+columns; with ``task.tune_fraction 0`` the validation split picks, as the ``over-ffdnet`` presets
 do). ``--test`` (e.g. BSD68) adds a test set scored at the same evaluations for reporting only
 (``test/psnr`` ..., the summary's ``test_*`` columns); it never picks a checkpoint. Each image's noise is drawn from a
 generator seeded by ``task.noise_seed`` and the file name (:func:`rlenhance.data.noisy_test_set`),

@@ -37,8 +37,8 @@ An epoch is ``train.steps_per_epoch`` batches of random crops, then an evaluatio
 ``data.val_samples`` fixed crops of the tuning split's images (held out of training,
 ``data.tune_fraction``; the same crops in every epoch and run); after the last epoch best.pt is scored
 once on as many crops of the validation split's images (the summary's ``val_*`` columns; with
-``data.tune_fraction 0`` the validation split's crops pick best.pt, as the shipped files' presets
-do). The run folder (:mod:`experiments.runs`) gets config.json, metrics.csv (one row per epoch's
+``data.tune_fraction 0`` the validation split's crops pick best.pt, as the presets of the files picked
+on val do). The run folder (:mod:`experiments.runs`) gets config.json, metrics.csv (one row per epoch's
 evaluation), train.csv (the epoch's training losses), TensorBoard events, ``loss_curve.png``, captioned
 sample grids ``samples/epoch_NNNNNN.png`` (input | output | reference), ``checkpoints/best.pt``
 (lowest evaluation loss), ``checkpoints/last.pt`` (every epoch, with the optimizer and random state),
@@ -213,7 +213,7 @@ def _preset(**changes: Any) -> Config:
 
 
 def _shipped(**changes: Any) -> Config:
-    """A shipped file's recipe: no tuning split, best.pt picked on the validation split as the file was."""
+    """The recipe of a shipped file picked on val: no tuning split, best.pt picked on the validation split."""
     return _preset(**{"data.tune_fraction": 0.0, **changes})
 
 

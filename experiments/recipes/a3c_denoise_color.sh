@@ -1,5 +1,5 @@
 #!/bin/sh
-# The colour A3C PixelRL filter policy, sigma 25: about 45 min on 1 CPU core.
+# The colour A3C PixelRL filter policy, sigma 25: about 25 min on 1 CPU core.
 set -e
 DATA=${DATA:-../shared/data}
 python -m experiments.denoise_train --preset color --data "$DATA/sice_pairs/train/high" --threads 1 \

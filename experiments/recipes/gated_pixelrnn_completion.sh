@@ -1,5 +1,5 @@
 #!/bin/sh
-# The gated PixelRNN (width 16) on the diffusion fill: about 75 min on 1 CPU core.
+# The gated PixelRNN (width 16) on the diffusion fill: about 32 min on 1 CPU core.
 set -e
 DATA=${DATA:-../shared/data}
 python -m experiments.supervised_train --preset gated-pixelrnn-completion --data "$DATA/bedroom/train" \

@@ -1,5 +1,5 @@
 #!/bin/sh
-# The blind colour MRPNet denoiser (sigma 5-50): about 16 min on 1 CPU core.
+# The blind colour MRPNet denoiser (sigma 5-50): about 6 min on 1 CPU core.
 set -e
 DATA=${DATA:-../shared/data}
 python -m experiments.supervised_train --preset mrpnet-denoise-color --data "$DATA/sice_pairs/train/high" \

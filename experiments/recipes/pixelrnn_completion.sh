@@ -1,5 +1,5 @@
 #!/bin/sh
-# The ConvLSTM PixelRNN (width 24) on the diffusion fill: about 50 min on 1 CPU core.
+# The ConvLSTM PixelRNN (width 24) on the diffusion fill: about 20 min on 1 CPU core.
 set -e
 DATA=${DATA:-../shared/data}
 python -m experiments.supervised_train --preset pixelrnn-completion --data "$DATA/bedroom/train" \

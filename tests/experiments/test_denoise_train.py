@@ -166,9 +166,10 @@ def test_best_is_picked_on_the_tuning_split_never_on_the_test_images_and_reporte
     assert {item["name"] for item in same.val} == val
 
 
-def test_tune_fraction_0_picks_on_the_validation_split_as_the_shipped_presets_do(folders):
+def test_tune_fraction_0_picks_on_the_validation_split_as_the_unshipped_policies_presets_do(folders):
     """task.tune_fraction 0: no tuning split; the validation split is the same as with one (the tuning
-    scenes go back to training) and picks best.pt. Every preset of a shipped file has it."""
+    scenes go back to training) and picks best.pt. The presets of the unshipped policies whose figures
+    are quoted have it; the shipped files' presets pick on the tuning split."""
     default = denoise_train.open_data(denoise_train.parse_args(tiny_args(folders, "unused")))
     untuned = denoise_train.open_data(denoise_train.parse_args(tiny_args(folders, "unused", "--set",
                                                                          "task.tune_fraction=0")))
@@ -176,8 +177,10 @@ def test_tune_fraction_0_picks_on_the_validation_split_as_the_shipped_presets_do
     assert untuned.tune is None and untuned.split == "val" and untuned.picking is untuned.val
     assert names(untuned.val) == names(default.val)
     assert names(untuned.train) == names(default.train) | names(default.tune)
-    for preset in ("over-ffdnet", "over-ffdnet-sac", "color", "color-sac"):
+    for preset in ("over-ffdnet", "over-ffdnet-sac"):
         assert denoise_train.parse_args(["--preset", preset]).task.tune_fraction == 0.0, preset
+    for preset in ("color", "color-sac", "noise-map"):
+        assert denoise_train.parse_args(["--preset", preset]).task.tune_fraction == TUNE_FRACTION, preset
     assert denoise_train.parse_args([]).task.tune_fraction == TUNE_FRACTION
     with pytest.raises(ValueError, match="task.tune_fraction"):
         denoise_train.parse_args(["--set", "task.tune_fraction=1"])

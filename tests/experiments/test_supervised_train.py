@@ -230,8 +230,8 @@ def test_every_preset_resolves(name, capsys):
 def test_best_is_picked_on_the_tuning_crops_and_reported_on_the_validation_crops(tmp_path, monkeypatch):
     """The photos split into train, tune and val: the tuning split's crops pick best.pt, whose weights are
     scored once on the validation split's crops after the last epoch (printed; the summary's val_*
-    columns; metrics.csv keeps one row per epoch). data.tune_fraction 0 (the shipped files' presets):
-    the same validation split picks, and the tuning photos train."""
+    columns; metrics.csv keeps one row per epoch). data.tune_fraction 0 (the presets of the files picked on
+    val): the same validation split picks, and the tuning photos train."""
     args = resolved(TINY)
     data, untuned = open_datasets(args), open_datasets(resolved([*TINY, "--set", "data.tune_fraction=0"]))
     names = lambda part: {item["name"] for item in part}  # noqa: E731
@@ -257,10 +257,9 @@ def test_best_is_picked_on_the_tuning_crops_and_reported_on_the_validation_crops
     assert f"best.pt (epoch {best['extra']['epoch']}, picked on the tuning split): validation psnr " in stdout
     summary = (out / "summary.md").read_text()
     assert "| tune_loss |" in summary and "| val_loss |" in summary and "best.pt picked on the tuning split" in summary
-    shipped = ("mrpnet-denoise", "mrpnet-denoise-color", "ffdnet-denoise", "pixelrnn-completion",
-               "gated-pixelrnn-completion", "unet-completion")
+    picked_on_val = ("mrpnet-denoise", "ffdnet-denoise", "unet-completion")
     for name in PRESETS:
-        assert parse(["--preset", name]).data.tune_fraction == (0.0 if name in shipped else TUNE_FRACTION), name
+        assert parse(["--preset", name]).data.tune_fraction == (0.0 if name in picked_on_val else TUNE_FRACTION), name
 
 
 def test_a_preset_gives_the_model_card_s_settings():
