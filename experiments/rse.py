@@ -206,10 +206,10 @@ def rse_rl() -> Config:
 
 #: ``--preset NAME`` -> the config it names (its docstring says what it reproduces) and its cost on 2 CPU cores
 #: (:func:`estimate_seconds`): seconds per step of the loop (its VAE steps, SAC episodes and each round's bank
-#: and closing scoring, over its steps) and per evaluation; these figures fold the evaluations into the step;
-#: on a GPU not measured.
-PRESETS = {"rse-denoise-color": configs.Preset(rse_denoise_color, cpu=configs.Cost(0.23)),
-           "rse-rl": configs.Preset(rse_rl, cpu=configs.Cost(0.33))}
+#: and closing scoring, over its steps) and per evaluation, as ``python -m benchmarks.preset_cost --device cpu
+#: --trainers rse_train`` measured them; on a GPU not measured.
+PRESETS = {"rse-denoise-color": configs.Preset(rse_denoise_color, cpu=configs.Cost(0.117, eval_s=27.4)),
+           "rse-rl": configs.Preset(rse_rl, cpu=configs.Cost(0.094, eval_s=12.4))}
 
 
 @dataclass(frozen=True)
