@@ -87,9 +87,9 @@ def test_a_config_has_the_cost_of_the_preset_it_is_on_that_device():
 
 def test_a_supervised_epoch_costs_its_steps():
     cfg = supervised_train.parse(["--preset", "mrpnet-denoise", "--epochs", "3"])
-    cost = supervised_train.PRESETS["mrpnet-denoise"].cpu
-    assert supervised_train.epoch_cost(cfg, cost) == (cfg.train.steps_per_epoch * cost.step_s, cost.eval_s)
-    assert supervised_train.estimate_seconds(cfg, cost) == pytest.approx(3 * cfg.train.steps_per_epoch * cost.step_s)
+    cost = config.Cost(0.5, eval_s=2.0)
+    assert supervised_train.epoch_cost(cfg, cost) == (cfg.train.steps_per_epoch * 0.5, 2.0)
+    assert supervised_train.estimate_seconds(cfg, cost) == pytest.approx(3 * (cfg.train.steps_per_epoch * 0.5 + 2.0))
 
 
 #: Each trainer's config class and the run settings it reads.
