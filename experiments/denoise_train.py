@@ -225,14 +225,13 @@ def noise_map() -> Config:
 LEVEL_SCALES = (0.5, 0.7, 0.85, 1.0, 1.2, 1.4, 2.0)
 #: ``--preset NAME`` -> the config it names (each function's docstring says what it reproduces) and its cost:
 #: seconds per episode and per evaluation, on 2 CPU cores and on one H100 GPU, as ``python -m
-#: benchmarks.preset_cost --device cpu|cuda`` measured them (over-ffdnet-sac and pixelrl on the CPU: per episode,
-#: evaluations included).
+#: benchmarks.preset_cost --device cpu|cuda`` measured them.
 PRESETS: Mapping[str, Preset] = MappingProxyType({
     "over-ffdnet": Preset(over_ffdnet, cpu=Cost(1.49, eval_s=58.0), cuda=Cost(0.084, eval_s=3.45)),
-    "over-ffdnet-sac": Preset(over_ffdnet_sac, cpu=Cost(38.0), cuda=Cost(2.13, eval_s=5.36)),
+    "over-ffdnet-sac": Preset(over_ffdnet_sac, cpu=Cost(48.7, eval_s=70.7), cuda=Cost(2.13, eval_s=5.36)),
     "color": Preset(color, cpu=Cost(2.28, eval_s=25.9), cuda=Cost(0.053, eval_s=0.2)),
     "color-sac": Preset(color_sac, cpu=Cost(7.1, eval_s=26.2), cuda=Cost(0.117, eval_s=0.3)),
-    "pixelrl": Preset(pixelrl, cpu=Cost(80.0), cuda=Cost(0.162, eval_s=0.17)),
+    "pixelrl": Preset(pixelrl, cpu=Cost(85.1, eval_s=7.18), cuda=Cost(0.162, eval_s=0.17)),
     "noise-map": Preset(noise_map, cpu=Cost(0.90, eval_s=40.1))})
 #: The named flags (everything else: ``--set SECTION.KEY=VALUE``).
 FLAGS: Mapping[str, str] = MappingProxyType({

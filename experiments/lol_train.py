@@ -230,10 +230,10 @@ def rellie() -> Config:
 
 #: ``--preset NAME`` -> the config it names (each function's docstring says what it reproduces) and its cost:
 #: seconds per episode and per evaluation, on 2 CPU cores and on one H100 GPU, as ``python -m
-#: benchmarks.preset_cost --device cpu|cuda`` measured them (rellie on the CPU: per episode, evaluations included).
+#: benchmarks.preset_cost --device cpu|cuda`` measured them.
 PRESETS: Mapping[str, Preset] = MappingProxyType({
     "shipped": Preset(shipped, cpu=Cost(0.31, eval_s=1.39), cuda=Cost(0.144, eval_s=0.39)),
-    "rellie": Preset(rellie, cpu=Cost(240.0, eval_s=300.0), cuda=Cost(0.127, eval_s=0.09))})
+    "rellie": Preset(rellie, cpu=Cost(52.8, eval_s=2.21), cuda=Cost(0.127, eval_s=0.09))})
 #: The named flags (everything else: ``--set SECTION.KEY=VALUE``).
 FLAGS: Mapping[str, str] = MappingProxyType({
     **RL_FLAGS, "data": "task.data", "crop": "task.crop", "steps": "task.steps", "test-steps": "task.test_steps",
