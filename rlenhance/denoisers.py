@@ -551,25 +551,23 @@ class RSERestorer(_PlanesDenoiser):
         rounds = self.model.rounds[:self.spec.rounds]
         for index, stage in enumerate(rounds):
             last = index == len(rounds) - 1
-            level = None
-            if self.predictor is not None and self.predictor.reads_level:
-                level = self.predictor.levels(images)  # of the whole round's input, found a block at a time
 
-            def window_fn(window: Tensor, stage=stage, last=last, level=level) -> Tensor:
+            def window_fn(window: Tensor, stage=stage, last=last) -> Tensor:
                 actions: list[Tensor] | None = [] if traced else None
-                if self.predictor is not None:  # the window's prediction at the whole input's level
-                    object.__setattr__(stage, "predictor", partial(self.predictor, level=level))
-                try:
-                    out = stage(unit_window(window), self.model.steps, actions)
-                finally:
-                    if self.predictor is not None:
-                        object.__setattr__(stage, "predictor", self.predictor)
+                out = stage(unit_window(window), self.model.steps, actions)
                 out = as_result(out.clamp(0.0, 1.0), dtype) if last else out
                 return torch.cat([out, *(dominant_source(a).to(out.dtype) for a in actions)], dim=1) if traced \
                     else out
 
-            both = window_fn(images) if self.overlap is None else \
-                tiled(window_fn, images, tile=self.tile, overlap=self.overlap)
+            if self.predictor is not None and self.predictor.reads_level:  # each window's prediction at the
+                # level of the whole round's input (found a block at a time)
+                self.model.attach_predictor(partial(self.predictor, level=self.predictor.levels(images)))
+            try:
+                both = window_fn(images) if self.overlap is None else \
+                    tiled(window_fn, images, tile=self.tile, overlap=self.overlap)
+            finally:
+                if self.predictor is not None:
+                    self.model.attach_predictor(self.predictor)
             images = both[:, :self.channels]
             if traced:
                 maps.append(both[:, self.channels:].round().long())
