@@ -35,7 +35,7 @@ from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io.arrays import as_result, result_dtype, unit_window
 from rlenhance.models.policy import PixelActorCritic, acting_radius, blocks_to_pixels, build_policy_input
 from rlenhance.ops.fill import prefill_patches
-from rlenhance.ops.tiling import paste, tiled
+from rlenhance.ops.tiling import on_grid, paste, tiled
 from rlenhance.predictors import check_predictor_ensemble, find_predictor
 from rlenhance.restore import SupervisedRestorer, as_hwc_image, as_mask
 from rlenhance.runtime import flush_denormals, select_device
@@ -120,8 +120,7 @@ class PolicyCompleter:
         if radius is not None:
             radius = self.steps * (radius + _ACTION_RADIUS) + (self.predictor.overlap if self.predictor else 0)
         multiple = math.lcm(self.policy.downscale, self.predictor.stride if self.predictor else 1)
-        self.overlap: int | None = None if radius is None else -(-radius // multiple) * multiple
-        self.tile: int = -(-tile // multiple) * multiple
+        self.tile, self.overlap = on_grid(tile, radius, multiple)
 
     @property
     def takes_mask(self) -> bool:

@@ -68,7 +68,7 @@ from rlenhance.io.arrays import RESULT_DTYPES, as_result, unit_window
 from rlenhance.models.policy import PixelActorCritic, acting_radius, blocks_to_pixels, build_policy_input
 from rlenhance.models.rse import SOURCES, RSEDenoiser, dominant_source
 from rlenhance.ops.actions import PIXELRL_ACTION_TABLE
-from rlenhance.ops.tiling import tiled
+from rlenhance.ops.tiling import on_grid, tiled
 from rlenhance.predictors import (
     DenoisePredictor,
     NoiseLevelDenoiser,
@@ -355,8 +355,7 @@ class PolicyDenoiser(_PlanesDenoiser):
             radius = self.steps * (radius + (0 if sets_level else _FILTER_RADIUS))
             radius += self.predictor.overlap if self.predictor is not None else 0
         multiple = math.lcm(self.policy.downscale, self.predictor.stride if self.predictor is not None else 1)
-        self.overlap: int | None = None if radius is None else -(-radius // multiple) * multiple
-        self.tile: int = -(-tile // multiple) * multiple
+        self.tile, self.overlap = on_grid(tile, radius, multiple)
 
     @property
     def action_names(self) -> tuple[str, ...]:
@@ -526,9 +525,8 @@ class RSERestorer(_PlanesDenoiser):
         radius = acting_radius(stage.policy)
         multiple = math.lcm(stage.stride, stage.policy.downscale,
                             self.predictor.stride if self.predictor is not None else 1)
-        self.overlap: int | None = None if radius is None else \
-            -(-(self.model.steps * (reach + radius)) // multiple) * multiple
-        self.tile: int = -(-tile // multiple) * multiple
+        self.tile, self.overlap = on_grid(tile, None if radius is None else self.model.steps * (reach + radius),
+                                          multiple)
 
     @property
     def action_names(self) -> tuple[str, ...]:

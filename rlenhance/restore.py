@@ -100,7 +100,7 @@ from rlenhance.models.pixelrnn import MODELS as PIXELRNN_MODELS
 from rlenhance.models.pixelrnn import composite
 from rlenhance.models.vae import d4_inverse, d4_transform
 from rlenhance.ops.fill import prefill_patches
-from rlenhance.ops.tiling import paste, tiled
+from rlenhance.ops.tiling import on_grid, paste, tiled
 from rlenhance.runtime import flush_denormals, select_device
 
 __all__ = [
@@ -380,8 +380,7 @@ class SupervisedRestorer:
             raise CheckpointError(f"checkpoint {self.path}: its {spec} does not describe its network "
                                   f"{self.arch_class}({ckpt['arch']['kwargs']})")
         self.stride = _total_stride(self.model)
-        self.tile = -(-tile // self.stride) * self.stride
-        self.overlap = -(-overlap // self.stride) * self.stride
+        self.tile, self.overlap = on_grid(tile, overlap, self.stride)
         self.ensemble: int = ensemble
 
     def _check_arch(self, spec: SupervisedSpec, arch: Mapping[str, Any]) -> None:

@@ -16,7 +16,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["pad_to_multiple", "paste", "tiled"]
+__all__ = ["on_grid", "pad_to_multiple", "paste", "tiled"]
+
+
+def on_grid(tile: int, overlap: int | None, multiple: int) -> tuple[int, int | None]:
+    """A restorer's tile core side and margin (None: not tiled) rounded up to multiples of ``multiple``
+    (the grid its windows must start on: its network's stride, a policy's blocks, a patch grid)."""
+    up = lambda n: -(-int(n) // multiple) * multiple  # noqa: E731
+    return up(tile), None if overlap is None else up(overlap)
 
 
 def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:

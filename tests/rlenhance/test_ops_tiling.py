@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlenhance.ops.tiling import pad_to_multiple, tiled
+from rlenhance.ops.tiling import on_grid, pad_to_multiple, tiled
 
 
 def conv_net(radius_layers: int = 3, channels: int = 3, out: int = 2) -> nn.Module:
@@ -129,3 +129,10 @@ def test_windows_inside_the_batch_are_views_and_the_output_is_channels_last():
     assert inside and all(w.untyped_storage().data_ptr() == x.untyped_storage().data_ptr() for w in inside)
     assert out.is_contiguous(memory_format=torch.channels_last) and out[0].permute(1, 2, 0).is_contiguous()
     torch.testing.assert_close(out, x * 2)
+
+
+def test_on_grid_rounds_the_tile_and_margin_up_to_the_grid():
+    assert on_grid(512, 100, 8) == (512, 104)
+    assert on_grid(500, 37, 12) == (504, 48)
+    assert on_grid(16, None, 4) == (16, None)  # no margin: not tiled
+    assert on_grid(1, 0, 1) == (1, 0)
