@@ -145,18 +145,9 @@ def load_image(
             pixels, or uses an unsupported sample format (e.g. 32-bit or float TIFF). The
             message names the file and the cause.
     """
-    path = Path(path)
-    if max_pixels is not None and (
-        isinstance(max_pixels, bool)
-        or not isinstance(max_pixels, (int, np.integer))
-        or max_pixels < 1
-    ):
-        raise ImageError(f"max_pixels must be a positive int or None, got {max_pixels!r}")
     if samples and gray:
         raise ValueError("load_image: gray=True and samples=True: choose one (luma is computed in floats)")
-    _check_readable_file(path)
-    with _pillow_limit_lifted():
-        decoded, is_gray_file = _decode(path, max_pixels)
+    decoded, is_gray_file = _decoded(Path(path), max_pixels)
     if samples:
         if decoded.ndim == 2:
             return np.repeat(decoded[..., None], 3, axis=2)
@@ -174,18 +165,22 @@ def load_mask(path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT_
     Raises:
         ImageError: as :func:`load_image`.
     """
-    path = Path(path)
-    _check_readable_file(path)
-    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer))
-                                   or max_pixels < 1):
-        raise ImageError(f"max_pixels must be a positive int or None, got {max_pixels!r}")
-    with _pillow_limit_lifted():
-        decoded, is_gray_file = _decode(path, max_pixels)
+    decoded, is_gray_file = _decoded(Path(path), max_pixels)
     mask = np.empty(decoded.shape[:2], dtype=bool)
     for top in range(0, mask.shape[0], band):
         rows = slice(top, top + band)
         mask[rows] = _to_float(decoded[rows], is_gray_file=is_gray_file, gray=True)[..., 0] > threshold
     return mask
+
+
+def _decoded(path: Path, max_pixels: int | None) -> tuple[np.ndarray, bool]:
+    """:func:`_decode` of a readable file under ``max_pixels`` (checked first, then the file)."""
+    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer))
+                                   or max_pixels < 1):
+        raise ImageError(f"max_pixels must be a positive int or None, got {max_pixels!r}")
+    _check_readable_file(path)
+    with _pillow_limit_lifted():
+        return _decode(path, max_pixels)
 
 
 def _load_error(path: Path, cause: str) -> ImageError:
