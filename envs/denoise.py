@@ -71,10 +71,6 @@ def _ramps(task: PixelTask, rngs: Sequence[np.random.Generator], size: tuple[int
     float32 (B, 1, H, W), 0-255 scale."""
     low, high = float(task.sigmas.min()), float(task.sigmas.max())
     draws = np.array([[*rng.uniform(low, high, 2), rng.uniform(0.0, 2.0 * np.pi)] for rng in rngs])
-    share = getattr(task, "flat_share", 0.0)
-    if share > 0:  # this share of the images takes one level (the ramp's low end) everywhere
-        flat = np.array([rng.uniform() < share for rng in rngs])
-        draws[flat, 1] = draws[flat, 0]
     ends = torch.as_tensor(draws, dtype=torch.float32, device=task.device)
     return noise_ramp(size, ends[:, 0], ends[:, 1], ends[:, 2])
 
@@ -118,7 +114,6 @@ class DenoiseTask(PixelTask):
         level_error: float = 1.0,
         reward_blur: int = 1,
         noise_ramp: bool = False,
-        flat_share: float = 0.0,
         **common: Any,
     ):
         super().__init__(num_envs, crop=crop, max_episode_steps=max_episode_steps, data_kind="clean", gray=gray,
@@ -148,11 +143,6 @@ class DenoiseTask(PixelTask):
         self.sigmas = sigmas
         #: each episode's noise level varies across its image (:func:`rlenhance.data.noise_ramp`)
         self.noise_ramp = bool(noise_ramp)
-        if not (0.0 <= flat_share <= 1.0) or (flat_share and not noise_ramp):
-            raise ValueError(f"flat_share: expected a share in [0, 1] of the noise_ramp episodes drawn at one level, "
-                             f"got {flat_share!r} (noise_ramp {noise_ramp})")
-        #: with ``noise_ramp``, the share of drawn episodes at one level (drawn from the same range)
-        self.flat_share = float(flat_share)
         #: drawn episodes start the map at the image's level times a factor in [1 / level_error, level_error]
         self.level_error = float(level_error)
         #: the reward map is the gain averaged over this box around each pixel (1: the pixel's own)

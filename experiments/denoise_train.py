@@ -135,8 +135,6 @@ class TaskSettings:
     """each crop's noise level varies across it, linear between two levels of the --sigma range, in a random
     direction; the held-out images are also scored with a level from the lowest at the left edge to the
     highest at the right (eval/psnr_ramp), and that score counts in the mean that picks best.pt"""
-    flat_share: float = 0.0
-    """with task.noise_ramp: the share of training crops at one level instead of a ramp"""
     noise_seed: int = 0
     """seed of the evaluation noise (each image's noise is seeded by it and the file name)"""
     val_fraction: float = 0.1
@@ -311,7 +309,7 @@ def env_kwargs(cfg: Config) -> dict[str, Any]:
     optional = {"observe_prediction": t.observe_prediction, "level_scales": list(t.level_scales),
                 "level_error": t.level_error if t.level_error != ENV["level_error"] else None,
                 "reward_blur": t.reward_blur if t.reward_blur != ENV["reward_blur"] else None,
-                "noise_ramp": t.noise_ramp, "flat_share": t.flat_share}
+                "noise_ramp": t.noise_ramp}
     return {**kwargs, **{k: v for k, v in optional.items() if v}}
 
 
