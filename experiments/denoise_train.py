@@ -31,7 +31,7 @@ so every method and run sees the same noisy images. A folder of real noisy / cle
 image of the clamped output, then averaged; ``eval/input_psnr`` is the noisy input's,
 ``eval/predictor_psnr`` the predictor's. With several levels every image is scored at each
 (``eval/psnr_sigma15`` ...) and ``eval/psnr`` is their mean. Restore images with a checkpoint
-through ``rlenhance denoise --model a3c --checkpoint PATH``.
+through ``rlenhance denoise --model a3c --checkpoint PATH`` (``--model noise-map``: a noise-level map policy).
 """
 
 from __future__ import annotations
@@ -209,16 +209,23 @@ def pixelrl() -> Config:
 
 
 def noise_map() -> Config:
-    """The noise-level map policy (docs/denoising.md): A3C scales the shipped FFDNet's noise-level map per 4 x 4
-    block in 3 steps (x0.5 .. x2 from the estimated level), on BSD train432 with noise ramps of 10-50 and a
-    mis-estimated starting map; best.pt by the mean PSNR over the ramp and the levels 10, 25, 50."""
+    """The shipped rlenhance/weights/noise_map_denoise.pt (docs/denoising.md): A3C scales the shipped FFDNet's
+    noise-level map per 4 x 4 block in 3 steps (x0.5 .. x2 from the estimated level), on BSD train432 with noise
+    ramps of 10-50 and a mis-estimated starting map; best.pt by the mean PSNR over the ramp and the levels 10,
+    25, 50."""
     return config.replace_path(Config(), {
         "task.data": "../shared/data/bsd/train432", "task.sigma": (10.0, 25.0, 50.0), "task.noise_ramp": True,
         "task.predictor": "rlenhance/weights/ffdnet_denoise.pt", "task.level_scales": LEVEL_SCALES,
         "task.level_error": 2.0,
-        "task.steps": 3, "task.crop": 64, "task.reward_blur": 9, "task.eval_images": 8, "model.downscale": 4,
+        "task.steps": 3, "task.crop": 64, "task.reward_blur": 9, "task.eval_images": 4, "model.downscale": 4,
         "a3c.gamma": 0.0, "a3c.entropy": 0.003, "a3c.lr_decay": "poly",
         "run.batch": 16, "run.episodes": 300, "run.eval_every": 50})
+
+
+def noise_map_color() -> Config:
+    """The shipped rlenhance/weights/noise_map_denoise_color.pt: the task of ``noise-map`` on RGB images (SICE's
+    normal-light photos), FFDNet running on their opponent colour planes."""
+    return config.replace_path(noise_map(), {"task.data": "../shared/data/sice_pairs/train/high", "task.gray": False})
 
 
 #: The noise-level map's scales of the ``noise-map`` preset.
@@ -232,7 +239,8 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({
     "color": Preset(color, cpu=Cost(2.28, eval_s=25.9), cuda=Cost(0.053, eval_s=0.2)),
     "color-sac": Preset(color_sac, cpu=Cost(7.1, eval_s=26.2), cuda=Cost(0.117, eval_s=0.3)),
     "pixelrl": Preset(pixelrl, cpu=Cost(85.1, eval_s=7.18), cuda=Cost(0.162, eval_s=0.17)),
-    "noise-map": Preset(noise_map, cpu=Cost(0.90, eval_s=40.1))})
+    "noise-map": Preset(noise_map, cpu=Cost(0.90, eval_s=40.1)),
+    "noise-map-color": Preset(noise_map_color, cpu=Cost(2.6, eval_s=400.0))})
 #: The named flags (everything else: ``--set SECTION.KEY=VALUE``).
 FLAGS: Mapping[str, str] = MappingProxyType({
     **RL_FLAGS, "data": "task.data", "test": "task.test", "sigma": "task.sigma", "gray": "task.gray",
@@ -408,8 +416,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
               check=check, split=data.split,
               report=None if data.reported is None else lambda policy: scored(policy, images["val"]))
     best = Path(out) / "checkpoints" / "best.pt"
-    run.say(*usage_lines(best, ["denoise", "noisy.png", "-o", "denoised/", "--model", cfg.agent,
-                    "--checkpoint", best]))
+    model = "noise-map" if cfg.task.level_scales else cfg.agent  # rlenhance.registry's name for the policy
+    run.say(*usage_lines(best, ["denoise", "noisy.png", "-o", "denoised/", "--model", model, "--checkpoint", best]))
     return out
 
 

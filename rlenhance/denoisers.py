@@ -285,6 +285,8 @@ class PolicyDenoiser(_PlanesDenoiser):
         tile: side of the tiles' core in pixels (rounded up to a multiple of ``downscale``).
         agent: ``"a3c"`` or ``"sac"``: refuse a checkpoint that records another trainer
             (``extra["algorithm"]``); None accepts either.
+        level_map: True: refuse a filter policy (the method ``noise-map``); False: refuse a
+            noise-level map policy (``a3c``, ``sac``); None: accept either.
         ensemble: the self-ensemble of the policy's predictor (:class:`DenoisePredictor`; 1: none;
             a policy without a predictor takes 1 only). The policy itself runs once.
 
@@ -299,17 +301,19 @@ class PolicyDenoiser(_PlanesDenoiser):
     Raises:
         CheckpointError: the file is missing or broken, not a denoising policy (a low-light or a
             completion policy, another model's checkpoint: the message says what it is), a policy
-            the filter-bank transition cannot run, or one of another ``agent``.
-        ValueError: bad ``device``, ``tile``, ``agent`` or ``ensemble``.
+            the filter-bank transition cannot run, or one of another ``agent`` or kind (``level_map``).
+        ValueError: bad ``device``, ``tile``, ``agent``, ``level_map`` or ``ensemble``.
     """
 
     def __init__(self, checkpoint: str | os.PathLike[str], *, device: str | torch.device = "auto", tile: int = 512,
-                 agent: str | None = None, ensemble: int = 1):
+                 agent: str | None = None, level_map: bool | None = None, ensemble: int = 1):
         flush_denormals()
         if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
             raise ValueError(f"tile: expected an integer >= 1, got {tile!r}")
         if agent not in (None, "a3c", "sac"):
             raise ValueError(f"agent: expected 'a3c', 'sac' or None, got {agent!r}")
+        if level_map not in (None, True, False):
+            raise ValueError(f"level_map: expected True, False or None, got {level_map!r}")
         self.device = select_device(device)
         self.path = Path(checkpoint)
         ckpt = load_checkpoint(self.path, map_location="cpu", spec=RolloutPolicySpec)
@@ -322,10 +326,15 @@ class PolicyDenoiser(_PlanesDenoiser):
         if agent is not None and self.agent is not None and self.agent != agent:
             raise CheckpointError(f"checkpoint {self.path}: a denoising policy trained by {self.agent.upper()} "
                                   f"(denoise_train --agent {self.agent}); an {agent.upper()} one was asked for")
-        self.policy = build_model(ckpt, {"PixelActorCritic": PixelActorCritic}).to(self.device).eval()
         self.spec = spec
         #: The step the policy runs in (the checkpoint's :class:`~rlenhance.transitions.DenoiseTransition`).
         self.transition: DenoiseTransition = spec.transition
+        if level_map is not None and self.transition.sets_level != level_map:
+            kinds = ("a noise-level map policy (denoise_train --preset noise-map)",
+                     "a filter policy (PixelRL's filters, denoise_train)")
+            raise CheckpointError(f"checkpoint {self.path}: {kinds[not self.transition.sets_level]}; "
+                                  f"{kinds[not level_map].split(' (')[0]} was asked for")
+        self.policy = build_model(ckpt, {"PixelActorCritic": PixelActorCritic}).to(self.device).eval()
         self.channels: int = spec.channels
         n_actions = len(self.transition.actions)
         #: whether the policy reads the predictor's output next to the image (denoise_train --observe-prediction)
@@ -621,8 +630,8 @@ def load_denoiser(model: str = DEFAULT_DENOISER, checkpoint: str | os.PathLike[s
         other = denoiser_kind(path)
         if other is None or other == model:
             raise
-        raise CheckpointError(f"{exc}; it is an {other} denoiser: load it as model {other!r} (rlenhance denoise "
-                              f"--model {other})") from None
+        raise CheckpointError(f"{exc}; it is a checkpoint of model {other!r} (rlenhance denoise --model {other})") \
+            from None
 
 
 def denoiser_kind(path: str | os.PathLike[str]) -> str | None:

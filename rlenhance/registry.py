@@ -208,14 +208,14 @@ METHODS: tuple[Method, ...] = (
     *_classical("lowlight"),
     Method("denoise", "a3c", "PixelRL (A3C)", "RL", "rlenhance.denoisers:PolicyDenoiser",
            MappingProxyType({_RGB: "a3c_denoise_color.pt"}), ("tile", "ensemble"), ("per_channel",),
-           MappingProxyType({"agent": "a3c"}),
+           MappingProxyType({"agent": "a3c", "level_map": False}),
            MappingProxyType({_GRAY: _POLICY_TRAIN.format(agent=""),
                              _RGB: "python -m experiments.denoise_train --no-gray"}),
            "refuse", "PixelRL's 9 filters per pixel, one choice for R, G and B, 5 steps; trained on colour images, "
            "sigma 25", _PASSENGER.format("FFDNet")),
     Method("denoise", "sac", "PixelRL (SAC)", "RL", "rlenhance.denoisers:PolicyDenoiser",
            MappingProxyType({_RGB: "sac_denoise_color.pt"}), ("tile", "ensemble"), ("per_channel",),
-           MappingProxyType({"agent": "sac"}),
+           MappingProxyType({"agent": "sac", "level_map": False}),
            MappingProxyType({_GRAY: _POLICY_TRAIN.format(agent=" --agent sac"),
                              _RGB: "python -m experiments.denoise_train --agent sac --no-gray"}),
            "refuse", "PixelRL's 9 filters per pixel, one choice for R, G and B, 5 steps; trained on colour images, "
@@ -224,6 +224,12 @@ METHODS: tuple[Method, ...] = (
            _denoise_weights("ffdnet"), ("tile", "ensemble", "sigma"), ("per_channel",), MappingProxyType({}),
            MappingProxyType({_GRAY: _FFDNET_TRAIN, _RGB: _FFDNET_TRAIN + " --set data.gray=false"}), "opponent",
            "reads the noise level it estimates in each image; trained on gray images, sigma 0-75"),
+    Method("denoise", "noise-map", "FFDNet's noise-level map by RL (A3C)", "RL", "rlenhance.denoisers:PolicyDenoiser",
+           MappingProxyType({_GRAY: "noise_map_denoise.pt"}), ("tile", "ensemble"), ("per_channel",),
+           MappingProxyType({"agent": "a3c", "level_map": True}),
+           MappingProxyType({_GRAY: "python -m experiments.denoise_train --preset noise-map"}),
+           "refuse", "scales the blind FFDNet's noise-level map per 4 x 4 block, 3 steps: for noise whose level "
+           "varies across the photo; trained on gray images, sigma 10-50"),
     _supervised("denoise", "mrpnet", "MRPNet", _denoise_weights("mrpnet"),
                 {_GRAY: "python -m experiments.supervised_train --preset mrpnet-denoise",
                  _RGB: "python -m experiments.supervised_train --preset mrpnet-denoise-color"},
@@ -399,6 +405,8 @@ def kind_of(task: str, checkpoint: str | os.PathLike[str]) -> str | None:
         if task == "denoise":
             return "ffdnet" if spec.needs_noise_map else "mrpnet"
         return spec.model if (task, spec.model) in _BY_KEY else "mrpnet" if task == "lowlight" else None
+    if isinstance(spec, RolloutPolicySpec) and spec.task == "denoise" == task and spec.transition.sets_level:
+        return "noise-map"
     if isinstance(spec, RolloutPolicySpec) and spec.task == task:
         return extra.get("algorithm") if extra.get("algorithm") in ("a3c", "sac") and task == "denoise" else "a3c"
     if isinstance(spec, RSEDenoiserSpec) and task == "denoise":

@@ -47,6 +47,7 @@ class Args:
     rl: str | None = arg(None, "low-light policy checkpoint of lol_train (A3C or SAC; default the shipped model)")
     a3c: str | None = arg(None, "A3C policy checkpoint of denoise_train / completion_train")
     sac: str | None = arg(None, "SAC policy checkpoint of denoise_train --agent sac (denoise)")
+    noise_map: str | None = arg(None, "noise-level map policy checkpoint of denoise_train --preset noise-map (denoise)")
     mrpnet: str | None = arg(None, "supervised_train --model mrpnet checkpoint of this task")
     ffdnet: str | None = arg(None, "supervised_train --model ffdnet checkpoint (denoise; a noise-map denoiser, given "
                                    "the map of --sigma, or with --sigma-estimate and on real noise of each image's "

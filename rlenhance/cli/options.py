@@ -97,27 +97,30 @@ def build_parser() -> argparse.ArgumentParser:
                          help="rl: working resolution of the policy (longer side; default: the checkpoint's, else 512)")
     add_tile(enhance)
 
-    denoise = commands.add_parser("denoise", help="remove noise (supervised MRPNet or FFDNet, A3C / SAC filter-bank "
-                                                  "policies, RSE-RL)", formatter_class=formatter)
+    denoise = commands.add_parser("denoise", help="remove noise (supervised MRPNet or FFDNet, FFDNet's noise-level "
+                                                  "map by RL, A3C / SAC filter-bank policies, RSE-RL)",
+                                  formatter_class=formatter)
     add_common(denoise, "a checkpoint of --model (mrpnet: experiments.supervised_train --task denoise; ffdnet: "
                          "experiments.supervised_train --model ffdnet --task denoise; a3c / sac: "
-                         "experiments.denoise_train; rse: experiments.rse_train); omitted: the model's default in "
-                         "rlenhance/weights/, gray (e.g. mrpnet_denoise.pt) for gray images, colour "
-                         "(<model>_denoise_color.pt) for colour images, when installed")
+                         "experiments.denoise_train; noise-map: its --preset noise-map; rse: experiments.rse_train); "
+                         "omitted: the model's default in rlenhance/weights/, gray (e.g. mrpnet_denoise.pt) for gray "
+                         "images, colour (<model>_denoise_color.pt) for colour images, when installed")
     denoise.add_argument("--model", choices=registry.names("denoise"), default=None,
                          help="ffdnet: a supervised noise-map denoiser (FFDNet; the shipped one is blind, sigma "
-                              "0-75); mrpnet: a supervised denoiser; a3c / sac: a PixelRL filter-bank policy (colour "
-                              "ones ship); rse: RSE-RL (none ships: give --checkpoint). Omitted: the "
-                              f"--checkpoint's own kind, or without one {registry.DEFAULTS['denoise']}")
+                              "0-75); noise-map: an A3C policy setting the blind FFDNet's noise-level map per 4 x 4 "
+                              "block, for noise whose level varies across the image (gray); mrpnet: a supervised "
+                              "denoiser; a3c / sac: a PixelRL filter-bank policy (colour ones ship); rse: RSE-RL "
+                              "(none ships: give --checkpoint). Omitted: the "
+f"--checkpoint's own kind, or without one {registry.DEFAULTS['denoise']}")
     denoise.add_argument("--sigma", type=float, default=None,
                          help="ffdnet: the images' noise level on the 0-255 scale, within the levels the checkpoint "
                               "was trained over (its map is sigma / 255); omitted: estimated in each image")
-    add_ensemble(denoise, "mrpnet, ffdnet; a3c / sac / rse: their predictor")
+    add_ensemble(denoise, "mrpnet, ffdnet; a3c / sac / noise-map / rse: their predictor")
     denoise.add_argument("--per-channel", action="store_true",
                          help="gray denoiser on colour images: denoise R, G, B separately and keep colour (without "
                               "--checkpoint: the gray default for every image); without it a gray model converts a "
                               "colour image to gray (mrpnet), denoises its opponent colour planes (ffdnet; better "
-                              "than per channel) or refuses it (a3c, sac, rse)")
+                              "than per channel) or refuses it (a3c, sac, noise-map, rse)")
     add_tile(denoise, "every model")
 
     complete = commands.add_parser("complete", help="fill the holes of occluded images (completion U-Net, PixelRNNs, "

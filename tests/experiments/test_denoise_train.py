@@ -179,7 +179,7 @@ def test_tune_fraction_0_picks_on_the_validation_split_as_the_unshipped_policies
     assert names(untuned.train) == names(default.train) | names(default.tune)
     for preset in ("over-ffdnet", "over-ffdnet-sac"):
         assert denoise_train.parse_args(["--preset", preset]).task.tune_fraction == 0.0, preset
-    for preset in ("color", "color-sac", "noise-map"):
+    for preset in ("color", "color-sac", "noise-map", "noise-map-color"):
         assert denoise_train.parse_args(["--preset", preset]).task.tune_fraction == TUNE_FRACTION, preset
     assert denoise_train.parse_args([]).task.tune_fraction == TUNE_FRACTION
     with pytest.raises(ValueError, match="task.tune_fraction"):

@@ -2,13 +2,15 @@
 the predictor FFDNet's noise-level map; the spec records the transition; the env rollout, the
 library's denoiser and compare's method give the same image; bad settings are named."""
 
+import contextlib
+import io
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from agents.rollout import load_rollout_policy
-from experiments import denoise_train
+from experiments import config, denoise_train
 from experiments.runs import scalar_rows
 from rlenhance import load_denoiser
 from rlenhance.checkpoint import load_checkpoint
@@ -23,9 +25,22 @@ LEVELS = ["--predictor", str(FFDNET), "--set", "task.level_scales=0.5,1,2", "--s
 
 
 @pytest.fixture(scope="module")
-def levels_run(tmp_path_factory):
+def levels_printed(tmp_path_factory):
+    """The run folder of a tiny noise-map run and what it printed."""
     out = tmp_path_factory.mktemp("denoise_levels") / "run"  # the embedded photos
-    return Path(denoise_train.main([*TINY, *LEVELS, "--out", str(out)]))
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        folder = Path(denoise_train.main([*TINY, *LEVELS, "--out", str(out)]))
+    return folder, printed.getvalue()
+
+
+@pytest.fixture(scope="module")
+def levels_run(levels_printed):
+    return levels_printed[0]
+
+
+def test_the_run_ends_with_the_command_of_the_noise_map_model(levels_printed):
+    folder, printed = levels_printed
+    assert f"--model noise-map --checkpoint {folder / 'checkpoints' / 'best.pt'}" in printed.splitlines()[-1]
 
 
 def test_the_run_records_the_map_transition_and_scores_ffdnet(levels_run):
@@ -43,7 +58,7 @@ def test_the_run_records_the_map_transition_and_scores_ffdnet(levels_run):
 def test_the_policy_runs_alike_in_the_env_and_in_the_library(levels_run):
     path = levels_run / "checkpoints" / "best.pt"
     rollout = load_rollout_policy(path)
-    library = load_denoiser(model="a3c", checkpoint=path, device="cpu")
+    library = load_denoiser(model="noise-map", checkpoint=path, device="cpu")
     assert rollout.task.transition.sets_level and library.transition == rollout.task.transition
     assert load_checkpoint(path)["arch"]["kwargs"]["in_channels"] == 3  # the image, the map, the noise strength
     clean = np.tile(np.linspace(0.1, 0.9, 40, dtype=np.float32), (30, 1))[..., None]
@@ -76,3 +91,6 @@ def test_the_noise_map_preset_is_the_documented_recipe():
     assert cfg.task.level_scales == denoise_train.LEVEL_SCALES and cfg.task.noise_ramp
     assert cfg.task.predictor.endswith("ffdnet_denoise.pt") and cfg.task.sigma == (10.0, 25.0, 50.0)
     assert 1.0 in cfg.task.level_scales  # the map can stay as it is
+    color = denoise_train.parse_args(["--preset", "noise-map-color"])
+    assert not color.task.gray and color.task.data.endswith("sice_pairs/train/high")
+    assert config.replace_path(color, {"task.gray": True, "task.data": cfg.task.data}) == cfg  # the same task in RGB

@@ -326,7 +326,7 @@ def test_learned_restorers_offer_the_self_ensemble_of_the_command_line():
 def test_methods_are_found_by_key_and_slow_rollouts_are_not_offered_at_full_size():
     rl, supervised = kit.find_method("denoise", "a3c"), kit.find_method("denoise", "mrpnet")
     assert (rl.family, supervised.family) == ("RL", "Supervised")
-    with pytest.raises(ValueError, match="denoise: no method 'dncnn'; accepted: a3c, sac, ffdnet, mrpnet"):
+    with pytest.raises(ValueError, match="denoise: no method 'dncnn'; accepted: a3c, sac, ffdnet, noise-map, mrpnet"):
         kit.find_method("denoise", "dncnn")
     assert "up to 1 MP" in kit.full_size_refused(rl, 12_000_000)
     assert kit.full_size_refused(rl, 500_000) is None and kit.full_size_refused(supervised, 12_000_000) is None

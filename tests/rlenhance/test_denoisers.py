@@ -261,8 +261,19 @@ def test_load_denoiser_picks_the_restorer_of_each_model(ckpts):
         restorer = load_denoiser(model, ckpts[f"{model}_color"], device="cpu", tile=64)
         assert isinstance(restorer, PolicyDenoiser) and restorer.agent == model and restorer.tile == 64
     assert isinstance(load_denoiser("rse", ckpts["rse_gray"], device="cpu"), RSERestorer)
-    with pytest.raises(ValueError, match="model.*'a3c', 'sac', 'ffdnet', 'mrpnet', 'rse'"):
+    with pytest.raises(ValueError, match="model.*'a3c', 'sac', 'ffdnet', 'noise-map', 'mrpnet', 'rse'"):
         load_denoiser("bm3d", ckpts["mrpnet_gray"])
+
+
+def test_a_noise_level_map_policy_and_a_filter_policy_are_told_apart(ckpts):
+    shipped = registry.WEIGHTS / "noise_map_denoise.pt"
+    assert denoisers.denoiser_kind(shipped) == "noise-map" and denoisers.denoiser_kind(ckpts["a3c_gray"]) == "a3c"
+    restorer = load_denoiser("noise-map", channels=1, device="cpu")
+    assert restorer.path == shipped and restorer.transition.sets_level and restorer.agent == "a3c"
+    with pytest.raises(CheckpointError, match=r"map policy .*filter policy was asked for.*--model noise-map"):
+        load_denoiser("a3c", shipped, device="cpu")
+    with pytest.raises(CheckpointError, match=r"a filter policy .*a noise-level map policy was asked for.*--model a3c"):
+        load_denoiser("noise-map", ckpts["a3c_gray"], device="cpu")
 
 
 @pytest.mark.parametrize(("model", "given", "says"), [
@@ -316,7 +327,8 @@ def test_the_train_command_of_each_missing_default_parses_to_its_model(tmp_path,
 
     Defaults(tmp_path, monkeypatch)
     trainers = {"mrpnet": "experiments.supervised_train", "a3c": "experiments.denoise_train",
-                "sac": "experiments.denoise_train", "rse": "experiments.rse_train",
+                "sac": "experiments.denoise_train", "noise-map": "experiments.denoise_train",
+                "rse": "experiments.rse_train",
                 "ffdnet": "experiments.supervised_train"}
     for model, channels in ((m.name, c) for m in registry.methods("denoise", learned=True) for c in m.train):
         with pytest.raises(CheckpointError, match=r"(a checkpoint of |train one \()python -m ") as info:
@@ -325,9 +337,10 @@ def test_the_train_command_of_each_missing_default_parses_to_its_model(tmp_path,
         argv = shlex.split(command)
         assert argv[:3] == ["python", "-m", trainers[model]], argv
         module = importlib.import_module(argv[2])
-        if model in ("a3c", "sac"):  # a trainer of one nested config
+        if model in ("a3c", "sac", "noise-map"):  # a trainer of one nested config
             config = module.parse_args(argv[3:])  # an unknown flag: SystemExit
-            assert config.task.gray == (channels == 1) and config.agent == model, argv
+            assert config.task.gray == (channels == 1) and config.agent == model.replace("noise-map", "a3c"), argv
+            assert bool(config.task.level_scales) == (model == "noise-map"), argv
             continue
         config = module.parse(argv[3:])  # an unknown flag: SystemExit
         if model == "rse":
