@@ -108,10 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     denoise.add_argument("--model", choices=registry.names("denoise"), default=None,
                          help="ffdnet: a supervised noise-map denoiser (FFDNet; the shipped one is blind, sigma "
                               "0-75); noise-map: an A3C policy setting the blind FFDNet's noise-level map per 4 x 4 "
-                              "block, for noise whose level varies across the image (gray); mrpnet: a supervised "
+                              "block, for noise whose level varies across the image; mrpnet: a supervised "
                               "denoiser; a3c / sac: a PixelRL filter-bank policy (colour ones ship); rse: RSE-RL "
                               "(none ships: give --checkpoint). Omitted: the "
-f"--checkpoint's own kind, or without one {registry.DEFAULTS['denoise']}")
+                              f"--checkpoint's own kind, or without one {registry.DEFAULTS['denoise']}")
     denoise.add_argument("--sigma", type=float, default=None,
                          help="ffdnet: the images' noise level on the 0-255 scale, within the levels the checkpoint "
                               "was trained over (its map is sigma / 255); omitted: estimated in each image")
