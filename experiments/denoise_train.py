@@ -239,8 +239,8 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({
     "color": Preset(color, cpu=Cost(2.28, eval_s=25.9), cuda=Cost(0.053, eval_s=0.2)),
     "color-sac": Preset(color_sac, cpu=Cost(7.1, eval_s=26.2), cuda=Cost(0.117, eval_s=0.3)),
     "pixelrl": Preset(pixelrl, cpu=Cost(85.1, eval_s=7.18), cuda=Cost(0.162, eval_s=0.17)),
-    "noise-map": Preset(noise_map, cpu=Cost(0.90, eval_s=40.1)),
-    "noise-map-color": Preset(noise_map_color, cpu=Cost(2.6, eval_s=400.0))})
+    "noise-map": Preset(noise_map, cpu=Cost(0.86, eval_s=20.9)),
+    "noise-map-color": Preset(noise_map_color, cpu=Cost(2.59, eval_s=86.9))})
 #: The named flags (everything else: ``--set SECTION.KEY=VALUE``).
 FLAGS: Mapping[str, str] = MappingProxyType({
     **RL_FLAGS, "data": "task.data", "test": "task.test", "sigma": "task.sigma", "gray": "task.gray",
