@@ -182,7 +182,8 @@ def act(policy: PixelActorCritic, obs: Mapping[str, Tensor], hidden: Tensor | No
     ``cond`` entry only for a conditioned net), a forward pass without the value head, the actions
     (:meth:`PixelActorCritic.predict`: the mode, or a sample drawn with ``generator``) and, with
     ``block_actions``, one action per ``downscale`` block chosen at the working resolution and repeated
-    over its pixels (:func:`blocks_to_pixels`). The step of the library's greedy rollouts.
+    over its pixels (:func:`blocks_to_pixels`). The one step of every rollout of a trained policy (the
+    library's restorers, the envs' evaluation rollouts).
 
     Returns:
         ``(actions, hidden)``: int64 (B, C, H, W) action indices (float32 within the action bound
