@@ -39,12 +39,13 @@ the policy's checkpoint or in ``rlenhance/weights/``; a bare name only there:
 The task object is never modified: the rollout runs on a shallow copy resized to the images
 (:func:`task_view`), so a training env can lend its task to evaluation between episodes.
 
-Actions are the policy's own decoding, :meth:`rlenhance.models.policy.PixelActorCritic.predict`:
-``greedy=True`` (default) takes the most probable action of a categorical policy, the mean of an
-A3C Gaussian (clamped to [-1, 1]) or ``tanh(mean)`` of SAC's tanh-Gaussian
-(``bounded_mean=False``); ``greedy=False`` samples from the policy with ``generator``. With
-``block_actions=True`` and a downscaled policy, actions are chosen per ``downscale`` block at the
-policy's working resolution and repeated over the block, as A3C trains with ``block_actions``.
+Actions are the policy's own step, :func:`rlenhance.models.policy.act`, decoded by
+:meth:`~rlenhance.models.policy.PixelActorCritic.predict`: ``greedy=True`` (default) takes the
+most probable action of a categorical policy, the mean of an A3C Gaussian (clamped to [-1, 1]) or
+``tanh(mean)`` of SAC's tanh-Gaussian (``bounded_mean=False``); ``greedy=False`` samples from the
+policy with ``generator``. With ``block_actions=True`` and a downscaled policy, actions are chosen
+per ``downscale`` block at the policy's working resolution and repeated over the block, as A3C
+trains with ``block_actions``.
 For low-light images prefer :class:`rlenhance.Enhancer` (expected alphas, any image size, tiling);
 :func:`policy_rollout` on a LowLight task is the env's own discrete/continuous transition.
 """
@@ -68,7 +69,7 @@ from rlenhance.checkpoint import SPEC_KEY, RolloutPolicySpec, build_model, load_
 from rlenhance.denoisers import DenoisePredictor, check_predictor_ensemble, find_predictor
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io.arrays import as_result, result_dtype
-from rlenhance.models.policy import PixelActorCritic, blocks_to_pixels, build_policy_input
+from rlenhance.models.policy import PixelActorCritic, act
 from rlenhance.restore import SupervisedRestorer, as_hwc_image, as_mask, check_ensemble
 
 __all__ = [
@@ -199,15 +200,11 @@ def policy_rollout(policy: PixelActorCritic, task: Any, options: Mapping[str, An
         obs = view.reset(np.random.default_rng(seed), dict(options))
         hidden = None
         for _ in range(n_steps):
-            x, cond = build_policy_input({k: v.to(device) for k, v in obs.items()})
-            out = policy(x, cond if policy.cond_dim else None, hidden, full_resolution=not blocks)
-            actions = policy.predict(out, deterministic=greedy, generator=generator)
-            if blocks:
-                actions = blocks_to_pixels(actions, policy.downscale, size)
+            actions, hidden = act(policy, {k: v.to(device) for k, v in obs.items()}, hidden, block_actions=blocks,
+                                  deterministic=greedy, generator=generator)
             if with_actions:
                 taken.append(actions.cpu() if actions.is_floating_point() else actions.to("cpu", torch.uint8))
             obs, *_ = view.step(actions.to(view.device))
-            hidden = out.hidden
     finally:
         policy.train(was_training)
     return (view.image, torch.stack(taken, 1)) if with_actions else view.image

@@ -46,7 +46,7 @@ rewards alone, without the bootstrapped bias towards mild actions that leave wor
 With ``SACConfig.actor_updates`` N > 0, each episode's joint updates are followed by N actor-only
 steps (``L_pi`` on replayed states, critics frozen, alpha fixed): the actor catches up with the
 critics as they stand, where their per-pixel ranking of close actions moves too fast for one actor
-step per update (denoising with every action's reward: docs/training.md).
+step per update (:attr:`SACConfig.actor_updates`).
 
 The target critics follow the critics by Polyak averaging (``tau``). Episodes end by truncation
 (the envs never terminate), which bootstraps: only ``terminated`` stops the bootstrap.

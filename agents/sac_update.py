@@ -35,8 +35,8 @@ class SACConfig:
     alpha_lr: float = 1e-2
     """Adam learning rate of log(alpha), the entropy temperature. Adam moves log(alpha) by about
     this much per update, so it must let alpha span the reward's scale within a run's few thousand
-    updates (at 3e-4 alpha stayed within 0.1-0.16 over a 1,800-update LowLight run while the
-    entropy sat 4.5 nats below its target: docs/training.md)."""
+    updates (at 3e-4, 1,800 updates move log(alpha) by about 0.54 at most, alpha by a factor of about
+    1.7, however far the entropy stays from its target)."""
     tau: float = 0.005
     """Polyak factor of the target critics: target <- (1 - tau) target + tau critic."""
     batch_size: int = 16
@@ -70,7 +70,7 @@ class SACConfig:
     policy's working resolution, upsampled bilinearly to the pixels (as
     ``rlenhance.enhance.greedy_rollout`` applies a policy's alphas); log pi and the entropy target
     are per block. False draws every pixel from the upsampled Gaussian: pixel-scale noise that the
-    block-pooled critic cannot see and a smoothness reward punishes (docs/training.md)."""
+    block-pooled critic cannot see and a smoothness reward punishes."""
     action_penalty: float = 1.0
     """Continuous actor, with an env that leaves a penalty on the actions out of its reward and hands
     its per-row weights ``w_b`` in the reset info (``envs.base.ACTION_PENALTY_WEIGHT``): multiplier of
@@ -79,8 +79,7 @@ class SACConfig:
     ``action_penalty``; 1: the env's weights as they are). LowLight's smoothness reward of the sampled
     actions upsampled bilinearly to the pixels, where a step d between blocks becomes a ramp of slope
     about d / s, is 1/s^2 of the same TV at block resolution or less: too weak to stop the actor from
-    flattening the brightness block by block
-    (docs/training.md)."""
+    flattening the brightness block by block."""
     critic_warmup: int = 0
     """Updates, counted from the agent's first, in which only the critics (and their targets) learn;
     the actor and the temperature start after them. 0: none (standard SAC). An actor started from a
@@ -92,14 +91,13 @@ class SACConfig:
     """Actor-only gradient steps after each episode's joint updates, against the critics as they
     stand at the episode's end (frozen) and the current alpha; 0: none (standard SAC). Where the
     critics' per-pixel ranking of close actions moves faster than one actor step per update can
-    follow (denoising's nine filters), the actor lags its own critics: this lets it catch up
-    (docs/training.md)."""
+    follow (denoising's nine filters), the actor lags its own critics: this lets it catch up."""
     all_action_rewards: bool = False
     """Discrete actions: regress every action's Q value at every pixel, not only the taken action's,
     on ``r_k + gamma * V(s')``, with ``r_k`` the reward action k would have earned there (the env's
     step info ``action_reward_maps`` (B, K, H, W), e.g. Denoise's ``action_rewards=True``) and s'
     the state the taken actions reached. K targets per pixel instead of one: the critics learn which
-    filter suits which pixel from every transition (docs/training.md)."""
+    filter suits which pixel from every transition."""
     seed: int = 0
     """Seed of the agent's generator (actions, replay sampling, reparameterisation noise) and of
     the critics' initial weights (the env is seeded through reset)."""

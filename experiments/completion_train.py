@@ -38,6 +38,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
@@ -76,13 +77,11 @@ from experiments.runs import usage_lines
 from rlenhance import metrics
 from rlenhance.checkpoint import RolloutPolicySpec
 from rlenhance.data import (
-    DEFAULT_COLOR_IMAGES,
     TUNE_FRACTION,
     BuiltinImages,
     OccludedImage,
     OccludedPairs,
     occluded_test_set,
-    split_names,
 )
 from rlenhance.errors import DatasetError
 from rlenhance.models.pixelrnn import composite, hole_psnr, hole_ssim
@@ -185,13 +184,10 @@ def open_data(cfg: Config) -> DataSplits:
     t = cfg.task
     parts = ("train", "tune", "val") if t.tune_fraction else ("train", "val")
     try:
-        if t.data is None:
-            split = split_names(DEFAULT_COLOR_IMAGES, val_fraction=BUILTIN_VAL_FRACTION, tune_fraction=t.tune_fraction,
-                                seed=split_seed(cfg), group=None)
-            sets = {part: BuiltinImages(names=getattr(split, part)) for part in parts}
-        else:
-            common = dict(val_fraction=t.val_fraction, tune_fraction=t.tune_fraction, seed=split_seed(cfg))
-            sets = {part: OccludedPairs(t.data, split=part, **common) for part in parts}
+        common = dict(val_fraction=BUILTIN_VAL_FRACTION if t.data is None else t.val_fraction,
+                      tune_fraction=t.tune_fraction, seed=split_seed(cfg))
+        opener = BuiltinImages if t.data is None else partial(OccludedPairs, t.data)
+        sets = {part: opener(split=part, **common) for part in parts}
     except DatasetError as exc:
         raise DatasetError(f"--data {t.data}: {exc}") from exc
     test_set = None

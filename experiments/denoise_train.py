@@ -40,6 +40,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -79,13 +80,10 @@ from experiments.sigmas import RAMP, level_scores, noise_text, noisy_test_sets, 
 from rlenhance import metrics
 from rlenhance.checkpoint import RolloutPolicySpec
 from rlenhance.data import (
-    DEFAULT_COLOR_IMAGES,
-    DEFAULT_GRAY_IMAGES,
     TUNE_FRACTION,
     BuiltinImages,
     NoisyImage,
     open_dataset,
-    split_names,
 )
 from rlenhance.denoisers import DenoisePredictor
 from rlenhance.errors import DatasetError
@@ -283,15 +281,10 @@ def open_data(cfg: Config) -> DataSplits:
     t = cfg.task
     parts = ("train", "tune", "val") if t.tune_fraction else ("train", "val")
     try:
-        if t.data is None:
-            names = DEFAULT_GRAY_IMAGES if t.gray else DEFAULT_COLOR_IMAGES
-            split = split_names(names, val_fraction=BUILTIN_VAL_FRACTION, tune_fraction=t.tune_fraction,
-                                seed=split_seed(cfg), group=None)
-            sets = {part: BuiltinImages(names=getattr(split, part), gray=t.gray) for part in parts}
-        else:
-            common = dict(kind="clean", val_fraction=t.val_fraction, tune_fraction=t.tune_fraction,
-                          seed=split_seed(cfg), gray=t.gray)
-            sets = {part: open_dataset(t.data, split=part, **common) for part in parts}
+        common = dict(val_fraction=BUILTIN_VAL_FRACTION if t.data is None else t.val_fraction,
+                      tune_fraction=t.tune_fraction, seed=split_seed(cfg), gray=t.gray)
+        opener = BuiltinImages if t.data is None else partial(open_dataset, t.data, kind="clean")
+        sets = {part: opener(split=part, **common) for part in parts}
     except DatasetError as exc:
         raise DatasetError(f"--data {t.data}: {exc}") from exc
     test_set = None

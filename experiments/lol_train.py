@@ -69,13 +69,11 @@ from experiments.runs import usage_lines
 from rlenhance import losses, metrics
 from rlenhance.checkpoint import LowLightPolicySpec
 from rlenhance.data import (
-    DEFAULT_COLOR_IMAGES,
     BuiltinImages,
     LowLightTestSet,
     ResizedImages,
     lowlight_test_set,
     open_dataset,
-    split_names,
 )
 from rlenhance.enhance import greedy_rollout
 from rlenhance.models.policy import PixelActorCritic
@@ -285,10 +283,10 @@ def check(cfg: Config) -> Config:
     return cfg
 
 
-def builtin_split(cfg: Config):
-    """The embedded photos' names split into train, tune and val (:func:`rlenhance.data.split_names`)."""
-    return split_names(DEFAULT_COLOR_IMAGES, val_fraction=BUILTIN_VAL_FRACTION, tune_fraction=BUILTIN_TUNE_FRACTION,
-                       seed=split_seed(cfg))
+def builtin_data(cfg: Config, split: str) -> BuiltinImages:
+    """The embedded colour photos of ``split``, held out by the split seed."""
+    return BuiltinImages(split=split, val_fraction=BUILTIN_VAL_FRACTION, tune_fraction=BUILTIN_TUNE_FRACTION,
+                         seed=split_seed(cfg))
 
 
 def load_validation(cfg: Config, device: torch.device, split: str = "tune") -> LowLightTestSet:
@@ -298,7 +296,7 @@ def load_validation(cfg: Config, device: torch.device, split: str = "tune") -> L
     the fixed seed ``run.seed``."""
     t = cfg.task
     if t.data is None:
-        dataset = BuiltinImages(names=getattr(builtin_split(cfg), split))
+        dataset = builtin_data(cfg, split)
     else:
         dataset = open_dataset(t.data, kind="paired", split=split, gray=False, seed=split_seed(cfg))
     if t.policy_side:
@@ -310,7 +308,7 @@ def training_data(cfg: Config):
     """What the training env draws from (the embedded photos minus the tuning and validation ones by default)."""
     t = cfg.task
     if t.data is None:
-        data = BuiltinImages(names=builtin_split(cfg).train)
+        data = builtin_data(cfg, "train")
     elif t.policy_side:  # resized below, so the split is taken here rather than by the env
         data = open_dataset(t.data, kind="paired", split="train", gray=False, seed=split_seed(cfg))
     else:

@@ -38,8 +38,6 @@ from rlenhance.checkpoint import (
     load_state_dict_strict,
 )
 from rlenhance.data import (
-    DEFAULT_COLOR_IMAGES,
-    DEFAULT_GRAY_IMAGES,
     BuiltinImages,
     NoisyPairs,
     OccludedPairs,
@@ -52,7 +50,6 @@ from rlenhance.data import (
     open_dataset,
     random_occlusion,
     sample_batch,
-    split_names,
     synthetic_low_light,
 )
 from rlenhance.errors import CheckpointError, DatasetError
@@ -269,9 +266,7 @@ def _open_datasets(args: Settings) -> DataSplits:
     names = ("train", "tune", "val") if args.tune_fraction else ("train", "val")
     split = dict(val_fraction=VAL_FRACTION, tune_fraction=args.tune_fraction)
     if args.data is None:
-        images = DEFAULT_GRAY_IMAGES if gray else DEFAULT_COLOR_IMAGES
-        parts = split_names(images, group=None, **split)
-        return DataSplits(**{name: BuiltinImages(names=getattr(parts, name), gray=gray) if name in names else None
+        return DataSplits(**{name: BuiltinImages(split=name, gray=gray, **split) if name in names else None
                              for name in ("train", "tune", "val")})
     root = Path(args.data)
     if not root.is_dir():

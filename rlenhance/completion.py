@@ -33,7 +33,7 @@ from torch import Tensor
 from rlenhance.checkpoint import SPEC_KEY, RolloutPolicySpec, build_model, load_checkpoint
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io.arrays import as_result, result_dtype, unit_window
-from rlenhance.models.policy import PixelActorCritic, acting_radius, blocks_to_pixels, build_policy_input
+from rlenhance.models.policy import PixelActorCritic, act, acting_radius
 from rlenhance.ops.fill import prefill_patches
 from rlenhance.ops.tiling import on_grid, paste, tiled
 from rlenhance.predictors import check_predictor_ensemble, find_predictor
@@ -215,16 +215,10 @@ class PolicyCompleter:
         H, W)) over the hole ``mask`` (float (B, 1, H, W), 1 = missing), with the predictor's output
         ``prediction``: float32 (B, 3, H, W) in [0, 1]. ``actions``: as :meth:`restore_tensor`."""
         image = start
-        size = image.shape[-2:]
         hidden = None
         for _ in range(self.steps):
-            out = self.policy(build_policy_input({"image": image, "mask": mask})[0], None, hidden,
-                              full_resolution=not self.block_actions, with_value=False)
-            chosen = self.policy.predict(out)
-            if self.block_actions:
-                chosen = blocks_to_pixels(chosen, self.policy.downscale, size)
+            chosen, hidden = act(self.policy, {"image": image, "mask": mask}, hidden, block_actions=self.block_actions)
             if actions is not None:
                 actions.append(chosen)
             image = self.transition.step(image, chosen, mask, prediction)
-            hidden = out.hidden
         return image.clamp(0.0, 1.0)

@@ -65,7 +65,7 @@ from rlenhance.checkpoint import SPEC_KEY, RolloutPolicySpec, RSEDenoiserSpec, b
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import as_unit_float
 from rlenhance.io.arrays import RESULT_DTYPES, as_result, unit_window
-from rlenhance.models.policy import PixelActorCritic, acting_radius, blocks_to_pixels, build_policy_input
+from rlenhance.models.policy import PixelActorCritic, act, acting_radius
 from rlenhance.models.rse import SOURCES, RSEDenoiser, dominant_source
 from rlenhance.ops.actions import PIXELRL_ACTION_TABLE
 from rlenhance.ops.tiling import on_grid, tiled
@@ -425,14 +425,10 @@ class PolicyDenoiser(_PlanesDenoiser):
              actions: list[Tensor] | None) -> tuple[Tensor, Tensor | None]:
         """The policy's greedy step on the observation ``seen``: its action ids per pixel, int64 (B, 1, H, W)
         (block actions repeated over the block; appended to ``actions`` when given), and its new hidden state."""
-        out = self.policy(build_policy_input(seen)[0], None, hidden, full_resolution=not self.block_actions,
-                          with_value=False)
-        chosen = self.policy.predict(out).long()
-        if self.block_actions:
-            chosen = blocks_to_pixels(chosen, self.policy.downscale, seen["image"].shape[-2:])
+        chosen, hidden = act(self.policy, seen, hidden, block_actions=self.block_actions)
         if actions is not None:
             actions.append(chosen)
-        return chosen, out.hidden
+        return chosen, hidden
 
     def _level_rollout(self, noisy: Tensor, level: Tensor | None = None, actions: list[Tensor] | None = None) -> Tensor:
         """A noise-level map policy's rollout: the map starts at the image's ``level`` (None: the

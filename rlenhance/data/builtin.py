@@ -12,7 +12,9 @@ from types import MappingProxyType
 import numpy as np
 import torch
 
-from rlenhance.data.base import ImageDataset, Record, encode_image
+from rlenhance.data.base import ImageDataset, Record, encode_image, resolve_split
+from rlenhance.data.transforms import TUNE_FRACTION
+from rlenhance.errors import DatasetError
 from rlenhance.io import BT601_LUMA_WEIGHTS
 
 __all__ = ["BuiltinImages", "BUILTIN_IMAGES", "DEFAULT_COLOR_IMAGES", "DEFAULT_GRAY_IMAGES"]
@@ -82,6 +84,14 @@ class BuiltinImages(ImageDataset):
         names: photos to include, from :data:`BUILTIN_IMAGES`; None = :data:`DEFAULT_COLOR_IMAGES`
             (or :data:`DEFAULT_GRAY_IMAGES` with ``gray=True``).
         gray: one channel instead of RGB.
+        split: "train", "tune", "val" or None (all of ``names``): the part of ``names`` kept, as the
+            folder data sets split theirs (:func:`rlenhance.data.split_names`, each photo a scene
+            of its own), in the order of ``names``.
+        val_fraction, tune_fraction, seed: the split's (:func:`rlenhance.data.split_names`).
+
+    Raises:
+        ValueError: an unknown photo, no ``names``, or a bad ``split`` or fraction.
+        DatasetError: ``split`` leaves no photo (a "tune" or "val" split of fraction 0).
 
     Example:
         >>> ds = BuiltinImages(names=["astronaut", "camera"])
@@ -89,7 +99,8 @@ class BuiltinImages(ImageDataset):
         (['astronaut', 'camera'], torch.Size([3, 512, 512]))
     """
 
-    def __init__(self, *, names: Sequence[str] | None = None, gray: bool = False):
+    def __init__(self, *, names: Sequence[str] | None = None, gray: bool = False, split: str | None = None,
+                 val_fraction: float = 0.1, tune_fraction: float = TUNE_FRACTION, seed: int = 0):
         super().__init__(gray=gray, cache=True, max_pixels=None)
         if names is None:
             names = DEFAULT_GRAY_IMAGES if gray else DEFAULT_COLOR_IMAGES
@@ -99,6 +110,12 @@ class BuiltinImages(ImageDataset):
             raise ValueError(
                 f"names: unknown builtin image(s) {unknown or names}; accepted: {', '.join(BUILTIN_IMAGES)}"
             )
+        what = f"the embedded photos {', '.join(names)}"
+        kept = resolve_split(names, split, val_fraction=val_fraction, tune_fraction=tune_fraction, seed=seed,
+                             group=None, what=what)
+        names = [n for n in names if n in kept]
+        if not names:
+            raise DatasetError(f"{what}: none left for the {split} split (val_fraction {val_fraction:g})")
         self._records = [Record(n, {}) for n in names]
         self._cached = [{"high": self._photo(n)} for n in names]
 

@@ -90,7 +90,7 @@ from rlenhance.models.trunks import (
 
 __all__ = ["ACTION_BOUND", "ArchMixin", "append_cond_planes", "expected_value", "check_net_args", "BACKBONES",
            "POLICY_INPUT_KEYS", "ConvGRUCell", "ConvTrunk", "PixelActorCritic", "PolicyOutput", "SupervisedTrunk",
-           "acting_radius", "backbone_class", "blocks_to_pixels", "build_policy_input"]
+           "acting_radius", "act", "backbone_class", "blocks_to_pixels", "build_policy_input"]
 
 
 #: Observation keys concatenated (in this order) into the policy input; see build_policy_input.
@@ -173,6 +173,28 @@ def blocks_to_pixels(actions: Tensor, scale: int, size: tuple[int, int]) -> Tens
     the actions of a downscaled policy run with ``full_resolution=False`` (one per block, as A3C's
     ``block_actions`` trains and the rollouts decode them)."""
     return actions.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)[..., :size[0], :size[1]]
+
+
+def act(policy: PixelActorCritic, obs: Mapping[str, Tensor], hidden: Tensor | None = None, *,
+        block_actions: bool = False, deterministic: bool = True,
+        generator: torch.Generator | None = None) -> tuple[Tensor, Tensor | None]:
+    """One step of ``policy`` on the observation ``obs``: its input (:func:`build_policy_input`; the
+    ``cond`` entry only for a conditioned net), a forward pass without the value head, the actions
+    (:meth:`PixelActorCritic.predict`: the mode, or a sample drawn with ``generator``) and, with
+    ``block_actions``, one action per ``downscale`` block chosen at the working resolution and repeated
+    over its pixels (:func:`blocks_to_pixels`). The one step of every rollout of a trained policy (the
+    library's restorers, the envs' evaluation rollouts).
+
+    Returns:
+        ``(actions, hidden)``: int64 (B, C, H, W) action indices (float32 within the action bound
+        for a continuous net) at the observation's size, and the new ConvGRU state (None without one).
+    """
+    x, cond = build_policy_input(obs)
+    out = policy(x, cond if policy.cond_dim else None, hidden, full_resolution=not block_actions, with_value=False)
+    actions = policy.predict(out, deterministic=deterministic, generator=generator)
+    if block_actions:
+        actions = blocks_to_pixels(actions, policy.downscale, x.shape[-2:])
+    return actions, out.hidden
 
 
 def acting_radius(policy: PixelActorCritic) -> int | None:

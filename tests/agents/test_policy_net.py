@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from rlenhance.errors import CheckpointError, ImageError
-from rlenhance.models.policy import PixelActorCritic, PolicyOutput, build_policy_input
+from rlenhance.models.policy import PixelActorCritic, PolicyOutput, act, blocks_to_pixels, build_policy_input
 
 SMALL = dict(width=8, dilations=(1, 2), branch_dilations=(2,))
 
@@ -243,6 +243,39 @@ def test_action_values_expected_or_argmax_entry_of_the_table():
     clipped, out = _output(None, bounded_mean=True)  # A3C's: the expected clipped sample
     torch.testing.assert_close(clipped.action_values(out), clipped.distribution(out).expected_action(clip=1.0))
     assert torch.equal(clipped.action_values(out, mode="argmax"), out.mean.clamp(-1, 1))
+
+
+@pytest.mark.parametrize("block_actions", [False, True], ids=["per-pixel", "blocks"])
+def test_act_is_the_forward_pass_and_predict_with_block_actions_repeated_over_their_pixels(block_actions):
+    """``act``: the policy input of the observation, the ConvGRU state carried, the mode (or a
+    generator's sample) per pixel, or per 3 x 3 block cropped to an odd size."""
+    net = PixelActorCritic(4, 1, 8, downscale=3, conv_gru=True, **SMALL)
+    with torch.no_grad():  # spread the outputs: the near-uniform init picks one action everywhere
+        net.policy_head.weight.normal_(0, 2.0, generator=torch.Generator().manual_seed(0))
+    obs = {"mask": torch.rand(2, 1, 11, 7), "image": torch.rand(2, 3, 11, 7)}
+    x = torch.cat([obs["image"], obs["mask"]], dim=1)
+    hidden = None
+    for _ in range(2):
+        ref = net(x, None, hidden, full_resolution=not block_actions)
+        actions, hidden = act(net, obs, hidden, block_actions=block_actions)
+        expected = net.predict(ref)
+        if block_actions:
+            expected = blocks_to_pixels(expected, 3, (11, 7))
+            assert torch.equal(actions[..., :3, :3], actions[..., :1, :1].expand(-1, -1, 3, 3))
+        assert actions.shape == (2, 1, 11, 7) and actions.dtype == torch.int64
+        assert torch.equal(actions, expected) and len(actions.unique()) > 1
+        assert torch.equal(hidden, ref.hidden)
+    draws = [act(net, obs, block_actions=block_actions, deterministic=False,
+                 generator=torch.Generator().manual_seed(s))[0] for s in (0, 0, 1)]
+    assert torch.equal(draws[0], draws[1]) and not torch.equal(draws[0], draws[2])
+
+
+def test_act_gives_a_conditioned_net_its_cond():
+    net = PixelActorCritic(6, 3, None, cond_dim=5, **SMALL)
+    obs = {"image": torch.rand(1, 3, 8, 9), "original": torch.rand(1, 3, 8, 9), "cond": torch.rand(1, 5)}
+    actions, hidden = act(net, obs)
+    assert torch.equal(actions, net.predict(net(torch.cat([obs["image"], obs["original"]], 1), obs["cond"])))
+    assert actions.dtype == torch.float32 and hidden is None
 
 
 @pytest.mark.parametrize("n_actions, downscale", [(27, 1), (None, 4)])

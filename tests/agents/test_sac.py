@@ -375,7 +375,7 @@ def test_sac_runs_on_cuda():
         assert agent.buffer.sample(2, agent.generator).obs["image"].device.type == "cuda"
 
 
-# ---- block actions: one draw per downscale block (why SAC failed on LowLight, docs/training.md) ----
+# ---- block actions: one draw per downscale block (why: SACConfig.block_actions) ----
 SMOOTH_LOWLIGHT = ("rlenhance/LowLight-v0", {"action_type": "continuous", "alpha_channels": 1, "w_smooth": 100.0,
                                              "w_exposure": 300.0})
 

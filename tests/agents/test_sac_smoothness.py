@@ -1,6 +1,6 @@
 """SAC's smooth-on-mean penalty: an env that leaves the smoothness out of its reward hands the
-weights to the agent, which charges them on its greedy alpha map at block resolution (why SAC
-flattened the brightness block by block on LowLight: docs/training.md)."""
+weights to the agent, which charges them on its greedy alpha map at block resolution (without it SAC
+flattens the brightness block by block on LowLight: SACConfig.action_penalty)."""
 
 import math
 

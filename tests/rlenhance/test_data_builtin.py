@@ -1,11 +1,12 @@
-"""BuiltinImages: scikit-image's photos load offline as the embedded default data set."""
+"""BuiltinImages: scikit-image's photos load offline as the embedded default data set, whole or split."""
 
 import numpy as np
 import pytest
 import torch
 from skimage import data as skdata
 
-from rlenhance.data import DEFAULT_COLOR_IMAGES, BuiltinImages, sample_batch
+from rlenhance.data import DEFAULT_COLOR_IMAGES, DEFAULT_GRAY_IMAGES, BuiltinImages, sample_batch, split_names
+from rlenhance.errors import DatasetError
 
 
 def test_default_colour_set_loads_exact_rgb():
@@ -45,3 +46,29 @@ def test_batches_of_crops_are_seeded():
     a = sample_batch(ds, 3, crop=32, rng=np.random.default_rng(0))
     b = sample_batch(ds, 3, crop=32, rng=np.random.default_rng(0))
     assert a["high"].shape == (3, 3, 32, 32) and torch.equal(a["high"], b["high"])
+
+
+def test_a_split_keeps_its_part_of_the_photos_by_seed():
+    """train / tune / val partition the photos (each its own scene) as split_names does, in their order; the
+    seed moves them, the tuning fraction never moves validation; an empty part is an error."""
+    names = list(DEFAULT_COLOR_IMAGES)
+    common = dict(val_fraction=0.34, tune_fraction=0.17)
+    parts = {seed: {split: BuiltinImages(split=split, seed=seed, **common).names for split in ("train", "tune", "val")}
+             for seed in (0, 1, 2)}
+    for seed, part in parts.items():
+        assert part == split_names(names, group=None, seed=seed, **common)._asdict()
+        assert sorted(sum(part.values(), [])) == sorted(names) and len(part["val"]) == 2 and len(part["tune"]) == 1
+        assert all(part[s] == [n for n in names if n in part[s]] for s in part)  # the order of names
+        item = BuiltinImages(split="tune", seed=seed, **common)[0]
+        assert item["name"] == part["tune"][0]
+    assert len({tuple(part["val"]) for part in parts.values()}) > 1
+    assert BuiltinImages(split="val", val_fraction=0.34, tune_fraction=0.5).names == parts[0]["val"]
+    gray = BuiltinImages(split="train", gray=True, val_fraction=0.2, tune_fraction=0.1, seed=4)
+    assert gray.names == split_names(DEFAULT_GRAY_IMAGES, group=None, val_fraction=0.2, tune_fraction=0.1,
+                                     seed=4).train and gray[0]["high"].shape[0] == 1
+    with pytest.raises(DatasetError, match="tuning split"):
+        BuiltinImages(split="tune", tune_fraction=0.0)
+    with pytest.raises(DatasetError, match="none left for the val split"):
+        BuiltinImages(split="val", val_fraction=0.0)
+    with pytest.raises(ValueError, match="split"):
+        BuiltinImages(split="test")

@@ -154,18 +154,28 @@ def test_methods_copy_and_pickle_as_their_entry():
     assert copy.deepcopy(method) is method and pickle.loads(pickle.dumps(method)) is method
 
 
-def test_the_rl_completion_policy_equals_the_envs_greedy_rollout(tmp_path):
+@pytest.mark.parametrize("net", [None, dict(downscale=2, block_actions=True, conv_gru=True), dict(downscale=2)],
+                         ids=["recipe", "block-actions-gru", "downscaled-per-pixel"])
+def test_the_rl_completion_policy_equals_the_envs_greedy_rollout(tmp_path, net):
     """The library's PolicyCompleter (no env) gives the output of the env's own transition (an untrained
-    policy of the completion recipe, over the shipped U-Net)."""
+    policy of the completion recipe, over the shipped U-Net; random policies acting per pixel or per
+    block, with a ConvGRU state carried over the steps)."""
     rollout = pytest.importorskip("agents.rollout")
     from tests.recipes import recipe_policy
+    from tests.rlenhance.test_denoisers import policy_checkpoint
 
-    path = recipe_policy(tmp_path / "policy.pt", "a3c_completion")
+    if net is None:
+        path = recipe_policy(tmp_path / "policy.pt", "a3c_completion")
+    else:
+        path = policy_checkpoint(tmp_path / "policy.pt", 3, task="completion", steps=3, **net)
     rng = np.random.default_rng(1)
-    image = rng.random((40, 48, 3)).astype(np.float32)
-    mask = np.zeros((40, 48), bool)
+    image = rng.random((41, 47, 3)).astype(np.float32)  # odd sizes: blocks cropped at the border
+    mask = np.zeros((41, 47), bool)
     mask[10:22, 14:30] = True
     occluded = image * ~mask[..., None]
-    ours = registry.load("completion", "a3c", path, device="cpu").restore(occluded, mask=mask)
+    completer = registry.load("completion", "a3c", path, device="cpu")
+    if net is not None:
+        assert completer.block_actions == bool(net.get("block_actions"))
+    ours = completer.restore(occluded, mask=mask)
     theirs = rollout.load_rollout_policy(path, device="cpu").restore(occluded, mask=mask)
     np.testing.assert_array_equal(ours, theirs)
