@@ -148,7 +148,7 @@ class CriticGreedy(torch.nn.Module):
         super().__init__()
         self.critics, self.downscale, self.cond_dim = agent.critics, agent.policy.downscale, agent.policy.cond_dim
 
-    def forward(self, x, cond=None, hidden=None, full_resolution=True) -> _QOutput:
+    def forward(self, x, cond=None, hidden=None, full_resolution=True, with_value=True) -> _QOutput:
         return _QOutput(torch.minimum(*(critic(x, cond) for critic in self.critics))[:, 0])
 
     def predict(self, out: _QOutput, deterministic=True, generator=None) -> torch.Tensor:

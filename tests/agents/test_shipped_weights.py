@@ -90,9 +90,10 @@ LOADERS = {
     "pixelrnn_completion.pt": _supervised("completion"),
     "gated_pixelrnn_completion.pt": _supervised("completion"),
     "unet_completion.pt": _supervised("completion"),  # `rlenhance complete`, compare's unet
-    # the colour defaults of `rlenhance denoise --model mrpnet|a3c|sac` (rlenhance.denoisers)
+    # the colour defaults of `rlenhance denoise --model mrpnet|a3c|sac|noise-map` (rlenhance.denoisers)
     **{path.name: _photo_denoiser(model) for (model, channels), path in DENOISER_CHECKPOINTS.items() if channels == 3},
     "ffdnet_denoise.pt": _photo_denoiser("ffdnet", channels=1),  # `rlenhance denoise`'s default, compare's ffdnet
+    "noise_map_denoise.pt": _photo_denoiser("noise-map", channels=1),  # `rlenhance denoise --model noise-map`
 }
 #: Entries whose file is not shipped yet: skipped while absent, tested once there.
 TO_BE_SHIPPED = frozenset(path.name for (_, channels), path in DENOISER_CHECKPOINTS.items() if channels == 3)
@@ -106,7 +107,7 @@ def test_every_shipped_file_has_a_loader():
 
 
 def test_the_colour_denoisers_to_be_shipped_are_the_denoisers_defaults():
-    assert TO_BE_SHIPPED == {f"{model}_denoise_color.pt" for model in ("mrpnet", "a3c", "sac", "ffdnet")}
+    assert TO_BE_SHIPPED == {f"{model}_denoise_color.pt" for model in ("mrpnet", "a3c", "sac", "ffdnet", "noise_map")}
 
 
 @pytest.mark.parametrize("name", sorted(LOADERS))
