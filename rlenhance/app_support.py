@@ -569,8 +569,11 @@ def _run(method: Method, model: Any, image: np.ndarray, mask: np.ndarray | None,
 
 
 def full_size_refused(method: Method, pixels: int) -> str | None:
-    """Why ``method`` is not offered at full size for an image of ``pixels`` pixels, or None."""
-    if method.family == "RL" and method.task != "lowlight" and pixels > RL_FULL_SIZE_PIXELS:
+    """Why ``method`` is not offered at full size for an image of ``pixels`` pixels, or None: an RL
+    filter or fill policy above :data:`RL_FULL_SIZE_PIXELS` (a noise-level map policy runs FFDNet once,
+    at about its speed, and is offered as the supervised models are)."""
+    steps_filters = method.loader_kwargs.get("level_map") is not True
+    if method.family == "RL" and method.task != "lowlight" and steps_filters and pixels > RL_FULL_SIZE_PIXELS:
         return (f"RL rollouts run many filters per pixel and step (6-16 s per megapixel on one CPU thread); the "
                 f"full-size result is offered up to {RL_FULL_SIZE_PIXELS / 1e6:.0f} MP")
     return None

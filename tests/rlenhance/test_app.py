@@ -330,6 +330,7 @@ def test_methods_are_found_by_key_and_slow_rollouts_are_not_offered_at_full_size
         kit.find_method("denoise", "dncnn")
     assert "up to 1 MP" in kit.full_size_refused(rl, 12_000_000)
     assert kit.full_size_refused(rl, 500_000) is None and kit.full_size_refused(supervised, 12_000_000) is None
+    assert kit.full_size_refused(kit.find_method("denoise", "noise-map"), 12_000_000) is None  # FFDNet's speed
 
 
 def test_importing_the_app_logic_imports_no_higher_layer_nor_streamlit():
