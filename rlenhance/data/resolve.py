@@ -24,7 +24,8 @@ def open_dataset(data: Any, *, kind: str, split: str | None, gray: bool, seed: i
     """Resolve a ``data`` argument (of an env, a trainer, an evaluation) to a data set.
 
     Args:
-        data: None (the embedded scikit-image photos), a dataset object (anything with
+        data: None (the embedded scikit-image photos, every one whatever ``split``: the default data
+            of an env; their splits are :class:`BuiltinImages`' ``split``), a dataset object (anything with
             ``__len__``/``__getitem__`` returning dicts of (C, H, W) tensors, returned as it is)
             or a folder path, read as
 
