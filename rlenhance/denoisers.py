@@ -330,10 +330,10 @@ class PolicyDenoiser(_PlanesDenoiser):
         #: The step the policy runs in (the checkpoint's :class:`~rlenhance.transitions.DenoiseTransition`).
         self.transition: DenoiseTransition = spec.transition
         if level_map is not None and self.transition.sets_level != level_map:
-            kinds = ("a noise-level map policy (denoise_train --preset noise-map)",
-                     "a filter policy (PixelRL's filters, denoise_train)")
-            raise CheckpointError(f"checkpoint {self.path}: {kinds[not self.transition.sets_level]}; "
-                                  f"{kinds[not level_map].split(' (')[0]} was asked for")
+            kinds = {True: ("a noise-level map policy", "denoise_train --preset noise-map"),
+                     False: ("a filter policy", "PixelRL's filters, denoise_train")}
+            (found, trained_by), (asked, _) = kinds[self.transition.sets_level], kinds[level_map]
+            raise CheckpointError(f"checkpoint {self.path}: {found} ({trained_by}); {asked} was asked for")
         self.policy = build_model(ckpt, {"PixelActorCritic": PixelActorCritic}).to(self.device).eval()
         self.channels: int = spec.channels
         n_actions = len(self.transition.actions)
