@@ -127,8 +127,9 @@ class DenoiseTask(PixelTask):
         if level_scales and not getattr(predictor, "reads_level", False):
             raise ValueError("level_scales: the actions set the noise-level map of a noise-map denoiser; give one "
                              "as predictor (a DenoisePredictor of an FFDNet)")
-        if level_scales and action_rewards:
-            raise ValueError("level_scales: action_rewards are for PixelRL's filters")
+        if level_scales and (observe_prediction or action_rewards):
+            raise ValueError("level_scales: the policy sees the noisy image and the map; observe_prediction and "
+                             "action_rewards are for PixelRL's filters")
         if not (np.isfinite(level_error) and level_error >= 1.0):
             raise ValueError(f"level_error: expected a factor >= 1 (1: the map starts at the image's level), got "
                              f"{level_error!r}")
@@ -191,8 +192,6 @@ class DenoiseTask(PixelTask):
                 self.level = level.expand(-1, 1, *self.noisy.shape[-2:]).clamp(0.0, self.transition.max_level)
             self.prediction = None
             self._level_pending = True  # the image: the predictor's output for the map, when first read
-            if self.observe_prediction:  # the output for the starting map
-                self.prediction = self.image
             return
         if self.predictor is not None:
             with torch.no_grad():
@@ -208,8 +207,7 @@ class DenoiseTask(PixelTask):
 
     def observe(self) -> dict[str, torch.Tensor]:
         if self.transition.sets_level:
-            seen = {"image": self.noisy, "level": self.transition.level_observation(self.noisy, self.level)}
-            return {**seen, "prediction": self.prediction} if self.observe_prediction else seen
+            return {"image": self.noisy, "level": self.transition.level_observation(self.noisy, self.level)}
         if self.observe_prediction:
             return {"image": self.image, "prediction": self.prediction}
         return {"image": self.image}

@@ -260,9 +260,9 @@ def check(cfg: Config) -> Config:
         raise ValueError(f"task.crop {t.crop} / task.steps {t.steps}: expected integers >= 1")
     if t.observe_prediction and t.predictor is None:
         raise ValueError("--observe-prediction: the policy would see the --predictor's output; give --predictor")
-    if t.level_scales and (t.predictor is None or cfg.agent != "a3c"):
+    if t.level_scales and (t.predictor is None or t.observe_prediction or cfg.agent != "a3c"):
         raise ValueError("task.level_scales: the actions set a --predictor's noise-level map (an FFDNet), for A3C; "
-                         "give --predictor")
+                         "give --predictor, without --observe-prediction")
     if t.level_error != ENV["level_error"] and not t.level_scales:
         raise ValueError("task.level_error: the error of the noise-level map's start; it needs task.level_scales")
     if t.noise_ramp and len(cfg.task.sigma) < 2:

@@ -436,10 +436,9 @@ class PolicyDenoiser(_PlanesDenoiser):
         runs once on the last map (the policy sees the noisy image and the map, never the output)."""
         level = self.predictor.levels(noisy) if level is None else level
         level = level.expand(-1, 1, *noisy.shape[-2:]).clamp(0.0, self.transition.max_level)
-        seen = {"prediction": self.predictor.with_level(noisy, level)} if self.observe_prediction else {}
         for _ in range(self.steps):
-            chosen, _ = self._act({"image": noisy, "level": self.transition.level_observation(noisy, level), **seen},
-                                  None, actions)
+            chosen, _ = self._act({"image": noisy, "level": self.transition.level_observation(noisy, level)}, None,
+                                  actions)
             level = self.transition.next_level(level, chosen)
         return self.predictor.with_level(noisy, level)
 
