@@ -1,5 +1,7 @@
 """benchmarks.completion_headroom: the per-block oracle of completion action sets over the U-Net."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -64,6 +66,8 @@ def test_the_oracle_never_loses_to_the_unet_and_finer_blocks_win_more(tmp_path, 
     # more candidates, more headroom: every set's are in "all"
     assert all(float(rows["all"][3].split()[0]) >= float(cells[3].split()[0]) - 0.005 for cells in rows.values())
     assert "candidates alone: unet" in out
+    assert re.search(r"^rule \(Telea half-way in the hole's outer 2 px, no oracle\): [+-]\d+\.\d{3} dB \(s\.e\. "
+                     r"\d+\.\d{3}\), better on [012] of 2$", out, re.MULTILINE)
 
 
 def test_bad_block_sizes_are_refused(tmp_path, capsys):
