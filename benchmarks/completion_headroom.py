@@ -109,11 +109,10 @@ def block_errors(error: torch.Tensor, block: int) -> torch.Tensor:
     return padded.view(k, padded.shape[1] // block, block, padded.shape[2] // block, block).sum(dim=(2, 4))
 
 
-def _hole_error(x: torch.Tensor, original: torch.Tensor, hole: torch.Tensor, *, total: bool = True):
-    """The squared error of ``x`` (1, 3, H, W) in the ``hole`` (H, W), summed over the channels: per pixel,
-    float64 (H, W), or its sum (a float) with ``total``."""
-    error = ((x - original)[0].square().sum(dim=0) * hole).double()
-    return float(error.sum()) if total else error
+def _hole_error(x: torch.Tensor, original: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """The squared error of ``x`` (1, 3, H, W) at each pixel of the ``hole`` (H, W) (0 outside it), summed
+    over the channels: float64 (H, W)."""
+    return ((x - original)[0].square().sum(dim=0) * hole).double()
 
 
 def psnr(mse: np.ndarray | float) -> np.ndarray:
@@ -154,9 +153,10 @@ def main(argv: list[str] | None = None) -> None:
         n = float(hole.sum()) * 3
         u = cands["unet"]
         ruled = u + 0.5 * _ring(mask, RULE_RING)[1] * (cands["telea"] - u)
-        rule.append(float(psnr(_hole_error(ruled, original, hole) / n) - psnr(_hole_error(u, original, hole) / n)))
+        ruled_mse, unet_mse = (float(_hole_error(x, original, hole).sum()) / n for x in (ruled, u))
+        rule.append(float(psnr(ruled_mse) - psnr(unet_mse)))
         for name, members in SETS.items():
-            error = torch.stack([_hole_error(cands[m], original, hole, total=False) for m in members])
+            error = torch.stack([_hole_error(cands[m], original, hole) for m in members])
             scores[name]["each"].append(psnr(error.sum(dim=(1, 2)).numpy() / n))
             for b in blocks:
                 scores[name][b].append(psnr(float(block_errors(error, b).min(dim=0).values.sum()) / n))
