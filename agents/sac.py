@@ -49,7 +49,8 @@ critics as they stand, where their per-pixel ranking of close actions moves too 
 step per update (:attr:`SACConfig.actor_updates`).
 
 The target critics follow the critics by Polyak averaging (``tau``). Episodes end by truncation
-(the envs never terminate), which bootstraps: only ``terminated`` stops the bootstrap.
+(the envs never terminate), which bootstraps: only ``terminated`` stops the bootstrap, unless
+``SACConfig.end_is_terminal`` (a finite horizon, which admits ``gamma`` 1).
 
 With ``SACConfig.trust_region_kl`` set, every actor step is followed by a backtracking line
 search (RSE-RL's trust-region SAC): the step is halved until the mean per-pixel KL divergence
@@ -474,6 +475,8 @@ class SAC:
                 next_obs = obs_to(next_obs, self.device)
                 reward = torch.as_tensor(reward, device=self.device).float().view(-1)
                 terminal = as_bool(terminated, self.device)
+                if cfg.end_is_terminal:
+                    terminal = terminal | as_bool(truncated, self.device)
                 rmap = self._action_rewards(info) if cfg.all_action_rewards else reward_map(reward, info, self.device)
                 self._store(with_weights(obs), actions, rmap, with_weights(next_obs), terminal, alive)
                 returns += reward * alive

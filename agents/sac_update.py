@@ -27,7 +27,8 @@ class SACConfig:
     """Hyper-parameters of pixel-wise SAC."""
 
     gamma: float = 0.95
-    """Discount factor, in [0, 1) (truncated episodes bootstrap, so gamma >= 1 diverges)."""
+    """Discount factor, in [0, 1) (truncated episodes bootstrap, so gamma >= 1 diverges), or 1 with
+    ``end_is_terminal``."""
     actor_lr: float = 3e-4
     """Adam learning rate of the actor."""
     critic_lr: float = 3e-4
@@ -98,13 +99,19 @@ class SACConfig:
     step info ``action_reward_maps`` (B, K, H, W), e.g. Denoise's ``action_rewards=True``) and s'
     the state the taken actions reached. K targets per pixel instead of one: the critics learn which
     filter suits which pixel from every transition."""
+    end_is_terminal: bool = False
+    """An episode's truncation (its last step) stops the bootstrap as a termination does: the critics
+    learn the return to the episode's end, a finite horizon that admits ``gamma`` 1 (A3C's objective,
+    the final state's loss, with a potential-difference reward such as LowLight's). False: truncated
+    episodes bootstrap, as if they went on."""
     seed: int = 0
     """Seed of the agent's generator (actions, replay sampling, reparameterisation noise) and of
     the critics' initial weights (the env is seeded through reset)."""
 
     def __post_init__(self) -> None:
         checks = [
-            (0 <= self.gamma < 1, "gamma", "a number in [0, 1)"),
+            (0 <= self.gamma < 1 or (self.gamma == 1 and self.end_is_terminal), "gamma",
+             "a number in [0, 1), or 1 with end_is_terminal"),
             (math.isfinite(self.actor_lr) and self.actor_lr > 0, "actor_lr", "a finite number > 0"),
             (math.isfinite(self.critic_lr) and self.critic_lr > 0, "critic_lr", "a finite number > 0"),
             (math.isfinite(self.alpha_lr) and self.alpha_lr > 0, "alpha_lr", "a finite number > 0"),

@@ -143,7 +143,7 @@ class SACSettings:
     """Pixel-wise SAC (RSE-RL); the defaults are agents.sac.SACConfig's."""
 
     gamma: float = _SAC.gamma
-    """discount factor (< 1)"""
+    """discount factor (< 1, or 1 with end_is_terminal)"""
     lr: float = _SAC.actor_lr
     """Adam learning rate of the actor and the twin critics"""
     batch: int = _SAC.batch_size
@@ -158,6 +158,8 @@ class SACSettings:
     """replay buffer size in MB"""
     all_action_rewards: bool = _SAC.all_action_rewards
     """the critics learn every action's reward, which the env hands (denoising only)"""
+    end_is_terminal: bool = _SAC.end_is_terminal
+    """the episode's last step ends the critics' return (a finite horizon; admits gamma 1)"""
 
 
 @dataclass(frozen=True)
@@ -427,7 +429,8 @@ def sac_config(cfg: RLConfig) -> SACConfig:
     s = cfg.sac
     return SACConfig(gamma=s.gamma, actor_lr=s.lr, critic_lr=s.lr, seed=cfg.run.seed, batch_size=s.batch,
                      updates_per_episode=s.updates, actor_updates=s.actor_updates, learning_starts=s.learning_starts,
-                     buffer_mb=s.buffer_mb, all_action_rewards=s.all_action_rewards)
+                     buffer_mb=s.buffer_mb, all_action_rewards=s.all_action_rewards,
+                     end_is_terminal=s.end_is_terminal)
 
 
 def make_agent(cfg: RLConfig, venv: Any, a3c_extra: Mapping[str, Any] | None = None, *, steps: int,
