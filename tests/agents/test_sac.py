@@ -230,6 +230,18 @@ def test_no_updates_before_learning_starts():
     assert agent.train_episode(venv)["updates"] == 2  # one per env step by default
 
 
+@pytest.mark.parametrize("end_is_terminal", [False, True])
+def test_the_last_step_ends_the_return_only_with_end_is_terminal(end_is_terminal):
+    """Truncation bootstraps by default; with ``end_is_terminal`` the episode's last step is stored as
+    terminal (its TD target is the reward alone), which admits gamma 1."""
+    venv = make_vec(*LOWLIGHT_C, num_envs=4, steps=3)
+    agent = make_agent(venv, learning_starts=100, end_is_terminal=end_is_terminal,
+                       gamma=1.0 if end_is_terminal else 0.95)
+    agent.train_episode(venv, seed=0)
+    done = agent.buffer.get(torch.arange(len(agent.buffer))).done  # 3 steps x 4 envs, in step order
+    assert done.tolist() == [0.0] * 8 + [float(end_is_terminal)] * 4
+
+
 @pytest.mark.parametrize("env", [LOWLIGHT_C, DENOISE])
 def test_alpha_moves_toward_the_entropy_target(env):
     venv = make_vec(*env, num_envs=4)
@@ -328,7 +340,8 @@ def test_load_state_dict_rejects_bad_checkpoints():
 
 
 @pytest.mark.parametrize("bad,field", [
-    (dict(gamma=1.0), "gamma"), (dict(tau=0.0), "tau"), (dict(actor_lr=0), "actor_lr"),
+    (dict(gamma=1.0), "gamma"), (dict(gamma=1.5, end_is_terminal=True), "gamma"), (dict(tau=0.0), "tau"),
+    (dict(actor_lr=0), "actor_lr"),
     (dict(critic_lr=-1), "critic_lr"), (dict(alpha_lr=0), "alpha_lr"), (dict(batch_size=0), "batch_size"),
     (dict(buffer_mb=0), "buffer_mb"), (dict(storage="int8"), "storage"),
     (dict(learning_starts=-1), "learning_starts"), (dict(updates_per_episode=0), "updates_per_episode"),
