@@ -52,6 +52,7 @@ from experiments.rl_common import (
     ModelSettings,
     RLConfig,
     RLRunSettings,
+    SACSettings,
     Track,
     check_rl,
     env_batch,
@@ -193,6 +194,7 @@ class Config(RLConfig):
     reward: RewardSettings = RewardSettings()
     ranges: RangeSettings = RangeSettings()
     a3c: A3CSettings = A3CSettings(gamma=1.0, lr_decay="poly", entropy=0.1)
+    sac: SACSettings = SACSettings(gamma=1.0, end_is_terminal=True)
     model: ModelSettings = ModelSettings(downscale=16)
     run: RLRunSettings = RLRunSettings(episodes=1100, batch=16, eval_every=500, out="runs/lol_train")
 

@@ -201,7 +201,8 @@ def test_sac_agent_trains_continuous_alphas_the_enhancer_applies(tmp_path):
     assert best["extra"]["algorithm"] == "sac" and best["extra"]["spec"].transition.action_type == "continuous"
     assert best["arch"]["kwargs"]["bounded_mean"] is False and best["arch"]["kwargs"]["n_actions"] is None
     config = json.loads((out / "config.json").read_text())
-    assert config["task"]["action"] == "continuous" and config["sac"]["gamma"] < 1
+    assert config["task"]["action"] == "continuous"
+    assert config["sac"]["gamma"] == 1 and config["sac"]["end_is_terminal"] is True  # the return to the episode's end
     dark = np.full((24, 40, 3), 0.1, np.float32)
     result = Enhancer(out / "checkpoints" / "best.pt", device="cpu").enhance(dark)
     assert result.shape == dark.shape and np.isfinite(result).all()
