@@ -201,8 +201,7 @@ def test_sac_agent_trains_continuous_alphas_the_enhancer_applies(tmp_path):
     assert best["extra"]["algorithm"] == "sac" and best["extra"]["spec"].transition.action_type == "continuous"
     assert best["arch"]["kwargs"]["bounded_mean"] is False and best["arch"]["kwargs"]["n_actions"] is None
     config = json.loads((out / "config.json").read_text())
-    assert config["task"]["action"] == "continuous"
-    assert config["sac"]["gamma"] == 1 and config["sac"]["end_is_terminal"] is True  # the return to the episode's end
+    assert config["task"]["action"] == "continuous" and config["sac"]["gamma"] < 1
     dark = np.full((24, 40, 3), 0.1, np.float32)
     result = Enhancer(out / "checkpoints" / "best.pt", device="cpu").enhance(dark)
     assert result.shape == dark.shape and np.isfinite(result).all()
@@ -374,6 +373,20 @@ def test_rellie_preset_sets_rellies_configuration_and_later_flags_override_it():
         lol_train.parse_args(["--preset", "rellie", *S("ranges.w_color=1,10")])  # refused, not ignored
     with pytest.raises(ValueError, match=r"a3c.gamma, a3c.lr, a3c.entropy, a3c.lr_decay: the agent is sac"):
         lol_train.parse_args(["--preset", "rellie", "--agent", "sac"])  # ReLLIE is an A3C recipe
+
+
+def test_shipped_sac_preset_is_the_shipped_recipe_with_sac_to_the_episodes_end():
+    from experiments import config, lol_train
+    from experiments.rl_common import sac_config
+
+    cfg = lol_train.parse_args(["--preset", "shipped-sac"])
+    assert cfg.agent == "sac" and cfg.task.action == "continuous"
+    assert (sac_config(cfg).gamma, sac_config(cfg).end_is_terminal) == (1.0, True)
+    shipped = config.flatten(config.to_dict(lol_train.parse_args(["--preset", "shipped"])))
+    differ = {k for k, v in config.flatten(config.to_dict(cfg)).items() if shipped[k] != v}
+    assert differ == {"agent", "task.action", "task.alpha_min", "sac.gamma", "sac.end_is_terminal"}
+    with pytest.raises(ValueError, match=r"sac.gamma, sac.end_is_terminal: the agent is a3c"):
+        lol_train.parse_args(["--preset", "shipped-sac", "--agent", "a3c"])
 
 
 def test_rellie_preset_run_records_the_coupling_the_enhancer_applies(tmp_path):
