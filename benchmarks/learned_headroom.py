@@ -152,6 +152,8 @@ def denoise_samples(denoiser, images: list[np.ndarray], sigma: float, seed: int,
         rng = np.random.default_rng(seed + i)
         noisy = np.clip(clean + rng.normal(0.0, sigma / 255.0, clean.shape), -1.0, 2.0).astype(np.float32)
         h, w = clean.shape
+        if crops and min(h, w) < CROP:
+            raise ValueError(f"image {i}: {w} x {h} pixels, smaller than the {CROP} x {CROP} training crops")
         corners = [(int(rng.integers(0, h - CROP + 1)), int(rng.integers(0, w - CROP + 1))) for _ in range(crops)]
         for y, x in corners or [(0, 0)]:
             size = (CROP, CROP) if crops else (h // BLOCK * BLOCK, w // BLOCK * BLOCK)

@@ -61,3 +61,8 @@ def test_denoise_main_prints_the_tuned_margin_row(tmp_path, capsys):
     row = [line for line in out.splitlines() if line.startswith("| ") and not line.startswith("| margin")]
     assert len(row) == 1 and "15 candidates" in out
     assert float(row[0].split("|")[1]) in lh.MARGINS
+
+
+def test_a_training_image_smaller_than_the_crops_is_refused_by_size():
+    with pytest.raises(ValueError, match="50 x 40 pixels, smaller than the 96 x 96"):
+        lh.denoise_samples(None, [np.zeros((40, 50), np.float32)], 25.0, 0, lh.CROPS)
