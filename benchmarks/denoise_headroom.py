@@ -52,13 +52,17 @@ def block_errors(candidates: np.ndarray, clean: np.ndarray, block: int) -> np.nd
     return err.reshape(k, hb, block, wb, block).sum(axis=(2, 4))
 
 
+def filter_candidates(prediction: np.ndarray) -> np.ndarray:
+    """PixelRL's filters on a prediction (H, W) in [0, 1], in ``FILTER_ORDER`` (``keep`` first): float64 (9, H, W)."""
+    bank = pixelrl_filter_bank(torch.from_numpy(prediction)[None, None].float())[0, :, 0].double().clamp(0.0, 1.0)
+    return bank.numpy()[list(FILTER_ORDER)]
+
+
 def candidates_of(denoiser: Restorer, noisy: np.ndarray, action_set: str, scales: list[float]) -> np.ndarray:
     """The action set's candidates for one noisy gray image (H, W): float64 (K, H, W) in [0, 1];
     candidate 0 is the denoiser's own output."""
     if action_set == "filters":
-        prediction = torch.from_numpy(np.clip(denoiser.restore(noisy[..., None])[..., 0], 0.0, 1.0))
-        bank = pixelrl_filter_bank(prediction[None, None].float())[0, :, 0].double().clamp(0.0, 1.0).numpy()
-        return bank[list(FILTER_ORDER)]
+        return filter_candidates(np.clip(denoiser.restore(noisy[..., None])[..., 0], 0.0, 1.0))
     assert isinstance(denoiser, NoiseLevelDenoiser)
     low, high = denoiser.sigma_range
     level = estimate_noise_sigma(noisy)

@@ -140,10 +140,6 @@ def gains_at(learner: BlockLearner, samples: list[Sample], margins: tuple[float,
     return np.asarray(rows)
 
 
-def _crop8(x: Tensor) -> Tensor:
-    return x[..., : x.shape[-2] // BLOCK * BLOCK, : x.shape[-1] // BLOCK * BLOCK]
-
-
 def denoise_samples(denoiser, images: list[np.ndarray], sigma: float, seed: int, crops: int) -> list[Sample]:
     """Samples of gray ``images`` with noise seeded per image: ``crops`` random crops of each, or (0) the
     image cut to whole blocks."""
@@ -159,7 +155,7 @@ def denoise_samples(denoiser, images: list[np.ndarray], sigma: float, seed: int,
             size = (CROP, CROP) if crops else (h // BLOCK * BLOCK, w // BLOCK * BLOCK)
             n, c = noisy[y:y + size[0], x:x + size[1]], clean[y:y + size[0], x:x + size[1]]
             levels = denoise_headroom.candidates_of(denoiser, n, "levels", list(LEVEL_SCALES[1:]))
-            filters = denoise_headroom.candidates_of(denoiser, n, "filters", [])[1:]
+            filters = denoise_headroom.filter_candidates(levels[0])[1:]  # on FFDNet's output at the estimate
             cands = torch.from_numpy(np.concatenate([levels, filters])).float()[:, None]
             noisy_t = torch.from_numpy(n)[None]
             level = torch.full_like(noisy_t, estimate_noise_sigma(n) / 255.0)
@@ -220,8 +216,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         unet = SupervisedRestorer(WEIGHTS / "unet_completion.pt", device="cpu", task="completion")
         pixelrnn = SupervisedRestorer(WEIGHTS / "gated_pixelrnn_completion.pt", device="cpu", task="completion")
-        split = (lambda s: s) if args.data is not None else (lambda s: None)
-        train, tune, held = (completion_samples(unet, pixelrnn, args.data, split(s)) for s in ("train", "tune", "val"))
+        train, tune, held = (completion_samples(unet, pixelrnn, args.data, s if args.data is not None else None)
+                             for s in ("train", "tune", "val"))
         where = "hole PSNR; reported on val"
     learner, scale = fit(train, args.steps, args.seed)
     margins = tuple(m * scale for m in MARGINS)
