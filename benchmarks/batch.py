@@ -6,7 +6,7 @@ Writes ``--images`` synthetic low-light photos of ``--size`` into a folder, runs
 FOLDER`` once per ``--jobs`` value (each a fresh process, interpreter and model loading included, as a
 user's run), and prints images/s and the ratio to the first value, measured in the same run: over the
 whole command, and between its first and last output line (the folder's throughput once the
-command has started: start-up, about 2 s, is paid once per command, however large the folder).
+command has started: start-up is paid once per command, however large the folder).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ before and after: figures from a busy machine are not comparable with quiet ones
 On a machine whose cores are busy with other processes, torch's OpenMP worker threads (GNU
 libgomp's default wait policy) can stall every parallelised op by a scheduler time slice, which
 makes ``--threads 2`` runs many times slower than ``--threads 1`` (see
-:func:`rlenhance.runtime.configure_threads` and ``python -m benchmarks.contention``).
+:func:`rlenhance.runtime.configure_threads` and docs/performance.md#threads).
 """
 
 from __future__ import annotations

@@ -41,8 +41,11 @@ import json
 import os
 import platform
 import shlex
+import signal
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -53,11 +56,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.contention import episodes_per_second, trainer_command
-from experiments.runs import markdown_table
+from experiments.runs import markdown_table, scalar_rows
 from rlenhance.atomic import write_text_atomic
 from rlenhance.runtime import configure_threads
 
+ROOT = Path(__file__).resolve().parents[1]
 #: The timed trainers: name -> module.
 TRAINERS = MappingProxyType({"lol_train": "experiments.lol_train", "denoise_train": "experiments.denoise_train"})
 #: Arguments each trainer's timed runs add: its one evaluation (after the timed episodes) kept short.
@@ -141,9 +144,62 @@ def shown(command: Sequence[str]) -> str:
     return shlex.join("python" if part == sys.executable else part for part in command)
 
 
+#: How long a timed-out trainer run (torchrun and its ranks) gets to stop after SIGTERM before it is killed.
+STOP_GRACE_S = 30.0
+
+
+def trainer_command(module: str, episodes: int, threads: int, out: str | Path, *, launcher: Sequence[str] = (),
+                    extra: Sequence[str] = ()) -> list[str]:
+    """The command line of a short timed trainer run: ``module`` (e.g. ``experiments.lol_train``)
+    for ``episodes`` episodes with ``threads`` torch threads (0: its default), one evaluation (at
+    the end) and no sample grids, run by ``launcher`` (the command before ``-m``: this Python by
+    default; e.g. torchrun's) with ``extra`` arguments, into ``out``."""
+    return [*(launcher or (sys.executable,)), "-m", module, "--episodes", str(episodes), "--eval-every",
+            str(episodes), "--samples", "0", "--threads", str(threads), *extra, "--out", str(out)]
+
+
+def episodes_per_second(episodes: int, warmup: int, env: dict[str, str], threads: int, *,
+                        module: str = "experiments.lol_train", launcher: Sequence[str] = (),
+                        extra: Sequence[str] = (), timeout: float | None = None) -> float:
+    """Episodes/s of the trainer ``module`` over episodes ``warmup`` .. ``episodes`` (its
+    train.csv), run in a fresh process (:func:`trainer_command`) in a temporary folder.
+
+    Raises:
+        RuntimeError: the run failed (its command, exit status and last line of stderr are said)
+            or did not log both episodes.
+        subprocess.TimeoutExpired: it ran longer than ``timeout`` seconds (its processes, torchrun's
+            ranks included, are killed).
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "run"
+        cmd = trainer_command(module, episodes, threads, out, launcher=launcher, extra=extra)
+        # a session of its own: a timeout or Ctrl-C here stops it (and torchrun its ranks) by SIGTERM,
+        # then kills what is left of its process group
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+        try:
+            _, stderr = proc.communicate(timeout=timeout)
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.communicate(timeout=STOP_GRACE_S)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.communicate()
+        if proc.returncode:
+            last = next((line.strip() for line in reversed(stderr.splitlines()) if line.strip()), "no stderr")
+            raise RuntimeError(f"{shlex.join(cmd)} exited with {proc.returncode}: {last}")
+        walls = {row["step"]: row["wall_time"] for row in scalar_rows(out) if row["metric"] == "charts/episode_return"}
+    if warmup not in walls or episodes not in walls:
+        raise RuntimeError(f"{shlex.join(cmd)}: train.csv lacks episode {warmup} or {episodes} "
+                           f"(logged: {min(walls, default=None)}..{max(walls, default=None)})")
+    return (episodes - warmup) / (walls[episodes] - walls[warmup])
+
+
 # --- training ----------------------------------------------------------------------------------------
 class Trainings:
-    """Times trainer runs (:func:`benchmarks.contention.episodes_per_second`), each once: a run two
+    """Times trainer runs (:func:`episodes_per_second`), each once: a run two
     tables need (the one process of the data-parallel table) is measured for the first."""
 
     def __init__(self, args: argparse.Namespace, gpus: int):

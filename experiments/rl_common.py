@@ -178,7 +178,7 @@ class ModelSettings:
     init_backbone: str | None = None
     """checkpoint of experiments.supervised_train whose weights start the backbone (its shape is read from it)"""
     random_backbone: bool = False
-    """build init_backbone's backbone but keep random weights: the control run of benchmarks.bootstrap"""
+    """build init_backbone's backbone but keep random weights: the control run of a bootstrapping comparison"""
     freeze_backbone: int = 0
     """keep the backbone frozen for the first K episodes (0: never)"""
     init_policy: str | None = None

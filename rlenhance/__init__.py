@@ -8,8 +8,7 @@ Channel order is RGB everywhere inside the library; images are float32 in [0, 1]
 Enhancer``). The process-wide settings are the entry points' to make (the ``rlenhance`` command,
 ``python -m experiments.*``): denormal flushing (:func:`rlenhance.runtime.flush_denormals`, which the
 model loaders call too) and torch's CPU threads (:func:`rlenhance.runtime.configure_threads`: every
-core but one, so that a busy neighbour process costs little; ``python -m benchmarks.contention``
-measures it).
+core but one, so that a busy neighbour process costs little: docs/performance.md#threads).
 """
 
 from __future__ import annotations

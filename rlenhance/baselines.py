@@ -91,9 +91,7 @@ class DenoiseSettings(NamedTuple):
 #: 24 gray images of ``../shared/data/bsd/train432`` (every 18th file; the BSD68 test images were
 #: not used) with noise of that sigma, unclipped input, output clipped to [0, 1]. Grids: Gaussian
 #: sigma 0.3-3.0; median 3x3 or 5x5, 1-4 passes; bilateral d 5 or 9, sigma_color 0.1-2.0,
-#: sigma_space 0.5-5. Mean PSNR of the rows on those images (noisy -> Gaussian / median /
-#: bilateral): sigma 10: 28.2 -> 31.0 / 28.9 / 32.5 dB; 25: 20.4 -> 26.8 / 26.2 / 27.5 dB;
-#: 50: 14.9 -> 24.4 / 23.9 / 24.5 dB.
+#: sigma_space 0.5-5. The classical rows' scores on the test sets are in docs/denoising.md.
 DENOISE_SETTINGS: tuple[DenoiseSettings, ...] = (
     DenoiseSettings(10.0, 0.6, 3, 1, 9, 0.1, 1.0),
     DenoiseSettings(15.0, 0.75, 3, 2, 9, 0.2, 1.0),
@@ -395,15 +393,11 @@ def estimate_noise_sigma(image: np.ndarray) -> float:
     (each has the noise's standard deviation and cancels smooth shading), taken only at the
     centres of the 7 x 7 patches whose gradient energy pure noise of the current estimate would
     reach with 99% probability (Liu, Tanaka and Okutomi's weak-texture patches, 2012); from the
-    whole image's estimate, refined until it settles. Over the whole image texture raises it: on
-    the 432 BSD training photos by +1.98 / +1.37 / +1.02 / +0.60 on average at sigma 5 / 15 / 25 /
-    50; here by -0.04 to -0.19, root-mean-square error 0.19 to
-    0.43 (``python -m benchmarks.noise_estimate --data ../shared/data/bsd/train432``), at about
-    30 ms for 481 x 321 pixels. Per channel, averaged over the channels. Coefficients and patches
-    that touch a pixel at 0 or 1 are left out: noise clipped to [0, 1] (a noisy photo saved to a
-    file) is flat where the image saturates, which the texture rule would take for the cleanest
-    patches (on 80 BSD training photos, sigma 25 clipped and saved to 8 bits: root-mean-square
-    error 0.58, 3.10 before, worst image off by 14.6; ``benchmarks.noise_estimate --clip``).
+    whole image's estimate, refined until it settles: over the whole image, texture would count
+    as noise and over-estimate the level, most at low levels (its accuracy: docs/denoising.md,
+    "Use it"). Per channel, averaged over the channels. Coefficients and patches that touch a pixel
+    at 0 or 1 are left out: noise clipped to [0, 1] (a noisy photo saved to a file) is flat where
+    the image saturates, which the texture rule would take for the cleanest patches.
     A plane of more than 4 megapixels is measured on 64 blocks of 256 x 256 pixels spread evenly
     over it (:func:`_noise_blocks`), so that a 50-megapixel photo costs what a 4-megapixel one does
     (memory and time); the image is read in place, never copied whole.

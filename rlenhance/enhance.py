@@ -66,9 +66,9 @@ DEFAULT_MAX_SIDE = 512
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "lowlight_a3c.pt"
 #: The dark input's noise level (0-255) a noise-map denoiser trained on Gaussian noise is given by
 #: default (``Enhancer(noise_sigma=None)``): its map is this times the curves' per-pixel gain. Chosen
-#: on the SICE validation and training splits with the shipped blind FFDNet (docs/evaluation.md,
-#: ``python -m benchmarks.tuning_split --constant noise-sigma``);
-#: the noise estimate reads about 0 on those dark photos.
+#: on the SICE training split with the shipped blind FFDNet, reported on validation
+#: (docs/evaluation.md#constants-chosen-by-measurement); the noise estimate reads about 0 on those
+#: dark photos.
 DARK_NOISE_SIGMA = 4.0
 # ALPHA_MODES (how a discrete policy's alpha is chosen at test time, see greedy_rollout) comes
 # from rlenhance.checkpoint, with the LowLightPolicySpec that records a policy's choice.
@@ -464,9 +464,9 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
 
 
 #: The largest working map (blocks of the policy's downscale) the native rollout runs. Its convolutions
-#: are plain loops: where torch's fixed cost per op dominates they win (a 32-channel policy, 4 steps, one
-#: thread: 1.6 against 4.7 ms at 64 blocks), at 256 blocks the two take the same time (8 ms), above it
-#: torch's convolutions are faster (25 against 14 ms at 1,024). The shipped policy's map is 48 blocks.
+#: are plain loops: on small maps, where torch's fixed cost per op dominates, they win; on larger ones
+#: torch's convolutions are faster, and this is about where the two take the same time. The shipped
+#: policy's map is well below it.
 NATIVE_ROLLOUT_MAX_BLOCKS = 256
 
 
@@ -590,7 +590,7 @@ def _as_batch(image: np.ndarray) -> torch.Tensor:
 
 def _unit_mean(image: np.ndarray) -> float:
     """Mean value of an (H, W, 3) image on the [0, 1] scale (integer samples divided by their full scale)."""
-    if image.dtype in _INTEGER_SCALES:  # OpenCV's integer sums: exact, and 5x numpy's speed on a large photo
+    if image.dtype in _INTEGER_SCALES:  # OpenCV's integer sums: exact, and faster than numpy's on a large photo
         return sum(cv2.sumElems(image)) / (image.size * _INTEGER_SCALES[image.dtype])
     return float(image.mean())
 

@@ -73,11 +73,10 @@ def configure_threads(threads: int = 0, processes: int = 1) -> int:
 
     Why not torch's default (one thread per core): torch's OpenMP threads meet at a barrier after
     every parallel op, so when another busy process holds a core, each op waits for the thread that
-    lost it. On a 2-core machine with one busy neighbour (another training run, a test suite) that
-    slowed ``python -m experiments.lol_train`` 4-19x and a 600x400 enhance 2.4-2.7x; leaving a core
-    free keeps it within 1.4x, at a small cost on an idle machine (``python -m
-    benchmarks.contention`` measures both). ``OMP_WAIT_POLICY=PASSIVE`` was no cure: waiting threads
-    sleep, but every op then pays their wake-up (lol_train 2.3x slower on an idle machine).
+    lost it. With one busy neighbour (another training run, a test suite) that slows training and
+    enhancing many times over; leaving a core free keeps the slowdown small, at a small cost on an
+    idle machine (docs/performance.md#threads). ``OMP_WAIT_POLICY=PASSIVE`` is no cure: waiting
+    threads sleep, but every op then pays their wake-up, even on an idle machine.
 
     Args:
         threads: the number of threads; 0: ``max(1, (os.cpu_count() - 1) // processes)``.
@@ -107,16 +106,15 @@ def flush_denormals() -> bool:
     floating-point control register (MXCSR), and a new thread copies it from the thread that
     creates it. So it must run **before torch's intra-op CPU thread pool starts**, i.e. before the
     first parallel torch op of the process: worker threads created earlier keep denormals on and
-    only the calling thread is fixed (measured: with 2 threads, a late call flushes the half of an
+    only the calling thread is fixed (with 2 threads, a late call flushes the half of an
     elementwise op that runs on the main thread and not the half on the worker). The entry points
     call it first (the ``rlenhance`` command's ``main``, ``import experiments`` / ``benchmarks``), and
     the model loaders (:class:`rlenhance.Enhancer`, :class:`rlenhance.restore.SupervisedRestorer`, the
     denoisers) call it again; merely importing torch (or rlenhance) starts no pool.
 
-    Why it matters: 19,266 of the 79,416 official Zero-DCE weights (24%) and 685 of the 10,561
-    Zero-DCE++ weights are denormal floats. On CPUs with a denormal penalty (REFERENCES.md reports
-    ~20 s instead of ~0.75 s for a 512x512 Zero-DCE forward) every multiply by them takes a slow
-    path. Some CPUs/kernels have no measurable penalty (an AMD EPYC with torch 2.13's oneDNN
+    Why it matters: about a quarter of the official Zero-DCE weights and some of Zero-DCE++'s are
+    denormal floats. On CPUs with a denormal penalty (REFERENCES.md) every multiply by them takes a
+    slow path, many times slower. Some CPUs/kernels have no penalty (an AMD EPYC with torch 2.13's oneDNN
     convolutions showed none); calling this is harmless there. The peer loaders in
     :mod:`rlenhance.models.peers` also zero subnormal weights on load, which removes them from the
     weights whatever the thread state (activations can still become denormal; this call covers them).

@@ -79,9 +79,9 @@ def diffusion_fill(image: torch.Tensor, mask: torch.Tensor, *, smooth_iters: int
 
     The images are filled together in one window each, of the batch's largest hole box plus a
     one-pixel margin (every neighbour a hole pixel reads), placed over the box and inside the
-    frame: this gives the whole-frame result and is ~10x faster for the bedroom data's 67x67
-    holes in 224x224 images, and a batch runs as one stack, not image by image
-    (``python -m benchmarks.fill``). The cost follows the batch's largest hole box: one image with
+    frame: this gives the whole-frame result at the cost of the hole's box, not of the frame (a
+    67x67 bedroom hole in a 224x224 image), and a batch runs as one stack, not image by image
+    (torch's fixed cost per op paid once). The cost follows the batch's largest hole box: one image with
     scattered holes makes every window about its whole frame.
 
     Args:

@@ -352,11 +352,11 @@ def _train_denoiser(width, steps, crop, sigma, seed):
 def test_bootstrapped_agent_runs_from_a_trained_denoiser(tmp_path):
     """supervised denoiser -> checkpoint -> frozen "mrpnet" backbone -> A3C on Denoise-v0.
 
-    Whether the trained trunk makes the agent learn faster is measured by benchmarks.bootstrap
-    (README): it shows after a few hundred episodes of 32 70x70 crops. At a test's budget (tens of
-    episodes of 4 32x32 crops) both agents' greedy policies mostly apply the same single filter
-    everywhere and score the same (README), so this checks the pipeline and that the bootstrapped
-    backbone really is the denoiser and stays it while the heads learn.
+    Whether the trained trunk makes the agent learn faster shows only after a few hundred episodes of
+    32 70x70 crops (docs/training.md#options). At a test's budget (tens of episodes of 4 32x32 crops)
+    both agents' greedy policies mostly apply the same single filter everywhere and score the same, so
+    this checks the pipeline and that the bootstrapped backbone really is the denoiser and stays it
+    while the heads learn.
     """
     sigma, width = 25.0, 8
     sup, losses = _train_denoiser(width, steps=20, crop=32, sigma=sigma, seed=0)

@@ -1,6 +1,5 @@
 """benchmarks.gpu: its tables and JSON with the trainer runs stubbed (one of them failing, a GPU
-pretended), its arguments, its timing; and the trainer-run helper it shares with benchmarks.contention
-and benchmarks.distributed, on real runs that fail or time out."""
+pretended), its arguments, its timing; and its trainer-run helper on real runs that fail or time out."""
 
 import json
 import os
@@ -11,7 +10,7 @@ import pytest
 import torch
 
 from benchmarks import gpu
-from benchmarks.contention import episodes_per_second
+from benchmarks.gpu import episodes_per_second
 
 
 def test_figure_cells_and_ratios():

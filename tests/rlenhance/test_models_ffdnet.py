@@ -173,7 +173,7 @@ def test_the_noise_map_beats_a_plain_denoiser_of_the_same_size():
     spatially varying LE curves: rlenhance.data.amplified_noise), seeded: the FFDNet reading its
     map scores >= 0.3 dB PSNR more on held-out photos than the same network trained the same 400
     steps without it (measured: +0.7 to +0.9 dB over seeds 4-7, 30.6-31.3 dB against 29.8-30.4;
-    both far above the noisy input's 25.4 dB). benchmarks.noise_map compares with MRPNet, the plain --denoiser, too."""
+    both far above the noisy input's 25.4 dB); docs/lowlight.md compares it with MRPNet, the plain --denoiser, too."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the same sums on every machine, and fast for these tiny convolutions
     try:
