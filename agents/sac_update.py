@@ -86,8 +86,8 @@ class SACConfig:
     the actor and the temperature start after them. 0: none (standard SAC). An actor started from a
     trained policy (``--init-policy``) would otherwise follow fresh critics from the first update. It
     delays, and does not prevent, what the critics then teach: the gray denoising A3C over FFDNet fine-tuned by
-    SAC scores its own 29.64 dB on validation through a 500-update warm-up, then its predictor's 29.20,
-    as it does after the first 100 updates without one."""
+    SAC keeps its own validation score through a warm-up, then falls to its predictor's, as it does
+    after its first updates without one."""
     actor_updates: int = 0
     """Actor-only gradient steps after each episode's joint updates, against the critics as they
     stand at the episode's end (frozen) and the current alpha; 0: none (standard SAC). Where the

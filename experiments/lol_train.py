@@ -1,6 +1,6 @@
 """Train a pixel-wise low-light enhancer (ReLLIE-style curve estimation) with A3C or SAC.
 
-    python -m experiments.lol_train                       # the shipped model's recipe on the embedded photos, ~5 min
+    python -m experiments.lol_train                       # the shipped model's recipe on the embedded photos
     python -m experiments.lol_train --preset shipped      # the shipped model (SICE pairs, 4,500 episodes)
     python -m experiments.lol_train --preset rellie --data ../shared/data/sice_pairs/train   # ReLLIE's configuration
     python -m experiments.lol_train --agent sac           # continuous alphas, tanh-Gaussian actor
@@ -219,8 +219,8 @@ def rellie() -> Config:
     damping 0.2, reward -(spatial + 80 exposure(16 x 16, E = 0.6) + 200 TV(alpha) + 20 colour ratio),
     entropy 0.01, gamma 1.05, Adam 5e-4, 32 crops of 70 px, 10 steps in training and 6 at test, a
     64-channel network at full resolution taking the most probable alpha, no conditioning; 1,100 episodes
-    (ReLLIE: 30,000). Costly on a CPU (and 3 GB): train it on a GPU. Evaluations roll out one image at a
-    time, the fastest way on a CPU (the scores of any run.eval_batch are the same)."""
+    (ReLLIE: 30,000). That network at full resolution is costly on a CPU: train it on a GPU. Evaluations
+    roll out one image at a time, the fastest way on a CPU (the scores of any run.eval_batch are the same)."""
     return config.replace_path(Config(), {
         "agent": "a3c", "task.action": "discrete", "task.alpha_channels": 3, "task.channel_coupling": 0.9,
         "task.damping": 0.2, "task.alpha_min": RELLIE_ALPHAS[0], "task.crop": 70, "task.steps": 10,

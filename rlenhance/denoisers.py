@@ -38,8 +38,8 @@ image's planes denoises it as it is; a colour model given a gray image denoises 
 RGB; a gray model given an RGB image denoises R, G and B separately with ``per_channel=True`` (each
 channel carries the noise level the model was trained on), and without it ``mrpnet`` denoises the
 BT.601 luma (one plane out, :class:`~rlenhance.restore.SupervisedRestorer`), ``ffdnet`` the three
-opponent colour planes (BM3D's transform), each at its own noise level (RGB out; about 1 dB above
-per channel at sigma 25), while the RL models refuse the image (an
+opponent colour planes (BM3D's transform), each at its own noise level (RGB out; better than per
+channel: docs/denoising.md), while the RL models refuse the image (an
 :class:`~rlenhance.errors.ImageError` naming both ways out).
 
 Example:

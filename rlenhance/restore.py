@@ -282,8 +282,7 @@ class SupervisedRestorer:
         ensemble: geometric self-ensemble: the network's output is the mean of its outputs on
             ``ensemble`` flips and quarter turns of each window (and of its mask or noise map), each
             turned back (:data:`ENSEMBLES`: 1, none; 2, 4 or 8; 8 is EDSR's "x8 self-ensemble").
-            ``ensemble`` times the time; the shipped FFDNet on BSD68 at sigma 25: +0.06 dB with 4,
-            +0.07 with 8 (docs/denoising.md).
+            ``ensemble`` times the time, for a small gain (docs/denoising.md).
 
     Attributes:
         spec: the checkpoint's :class:`~rlenhance.checkpoint.SupervisedSpec` (the attributes
@@ -417,7 +416,7 @@ class SupervisedRestorer:
         (FFDNet) given an RGB image without ``per_channel`` denoises its three opponent colour
         planes (BM3D's transform, :data:`OPPONENT_COLOUR`), each at the level its map gives, and
         returns RGB: the colour-difference planes are smooth and weakly noisy, so this removes
-        more noise than R, G and B alone (about +1 dB at sigma 25, docs/denoising.md).
+        more noise than R, G and B alone (docs/denoising.md).
 
         Args:
             image: array (H, W, C) with C in {1, 3} (RGB) or (H, W): float values in [0, 1] (a

@@ -24,8 +24,8 @@ _UINT8_MAX = 255.0
 
 def _photo(name: str, index: int | None = None) -> Callable[[], np.ndarray]:
     """Loader of ``skimage.data.<name>()`` (item ``index`` of what it returns), importing
-    scikit-image on the first call: its import takes about 0.25 s, which every ``rlenhance``
-    command would otherwise pay."""
+    scikit-image on the first call: its import is slow, and every ``rlenhance`` command would
+    otherwise pay it."""
     def load() -> np.ndarray:
         from skimage import data as skdata
 

@@ -148,12 +148,11 @@ def synthetic_low_light(
     Learned Raw Denoising", CVPR 2019): ``low = y + n``, ``n ~ N(0, shot_noise * y + read_noise ** 2)``.
 
     The default ranges are calibrated on ``../shared/data/sice_pairs``: darkening its references
-    (mean 0.35-0.58) gives means of about 0.06-0.15 (10th-90th percentile, median ~0.1),
-    matching its real under-exposed frames (0.065-0.17, median 0.12); the scikit-image photos
-    land at 0.03-0.13. Gamma above MBLLEN's upper values (up to 5) makes most images nearly
-    black, which the real captures are not. The noise (std at most ~0.018 at y = 0.1, i.e.
-    ~4.5/255) is milder than Brooks' raw-domain ranges because it is added after the tone
-    curve, to 8-bit-like sRGB values.
+    gives mean brightnesses spread as those of its real under-exposed frames, and the
+    scikit-image photos land in about the same range. Gamma above MBLLEN's upper values (up to 5)
+    makes most images nearly black, which the real captures are not. The noise (its standard
+    deviation at y = 0.1 follows from the ranges' maxima) is milder than Brooks' raw-domain ranges
+    because it is added after the tone curve, to 8-bit-like sRGB values.
 
     Random draws, in order: gamma (B), gain (B), shot_noise (B), read_noise (B), then the
     noise field (B, C, H, W).

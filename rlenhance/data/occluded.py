@@ -163,7 +163,7 @@ def drop_small_regions(candidates: np.ndarray, *, open_size: int = 3, min_area: 
     Returns:
         bool array (H, W): the surviving regions.
     """
-    from scipy import ndimage  # here: importing scipy.ndimage takes 0.2-0.6 s of every `rlenhance` command
+    from scipy import ndimage  # here: importing scipy.ndimage is slow, and every `rlenhance` command would pay it
 
     mask = np.asarray(candidates, dtype=bool)
     if open_size > 1:
@@ -242,11 +242,9 @@ def hole_mask(occluded: np.ndarray, *, threshold: float = HOLE_THRESHOLD, fill: 
     as in the bedroom data) only the largest surviving region is kept, since dark parts of the
     photo are candidates too; ``shape="free"`` keeps every region (several or free-form holes).
 
-    Measured on 300 bedroom pairs (JPEG, one black 67x67 square each) against the mask estimated
-    from the pair: exact for 87% of the images, mean error 80 pixels per image (mostly one
-    row or column of JPEG ringing at the hole's edge); it fails where the photo itself is black
-    next to the hole. Prefer mask files, or :func:`estimate_occlusion_mask` when the original is at
-    hand.
+    Against the mask estimated from the pair, it is off mostly by a row or column of JPEG ringing
+    at the hole's edge, and it fails where the photo itself is black next to the hole. Prefer mask
+    files, or :func:`estimate_occlusion_mask` when the original is at hand.
 
     Args:
         occluded: the occluded image, float (H, W, C) or (H, W), in [0, 1], or its uint8 / uint16

@@ -15,8 +15,8 @@ try:  # ISA-L's deflate (the isal package, a dependency): a fifth of zlib's time
 except ImportError:  # an environment installed before isal was a dependency
     _deflate = zlib
 
-#: PNG writing: the compressobj arguments, raw deflate at level 1 (ISA-L's level 0 makes 30% larger
-#: files, its level 3 takes twice the time for 1% smaller ones; zlib: OpenCV's settings), and about
+#: PNG writing: the compressobj arguments, raw deflate at level 1 (ISA-L's level 0 makes much larger
+#: files, its level 3 takes far longer for slightly smaller ones; zlib: OpenCV's settings), and about
 #: this many filtered bytes a band.
 _DEFLATE_ARGS = (1, _deflate.DEFLATED, -15, 9, zlib.Z_RLE if _deflate is zlib else _deflate.Z_DEFAULT_STRATEGY)
 _PNG_BAND_BYTES = 1 << 21

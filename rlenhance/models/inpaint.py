@@ -3,7 +3,7 @@
 The PixelRNNs (:mod:`rlenhance.models.pixelrnn`) work at full resolution and, given the diffusion
 pre-fill of a 67x67 bedroom hole, learn to keep it. What a large hole's PSNR rewards is its
 low-frequency content (the bedroom data's true holes, area-downscaled by 4 and upscaled back, score
-23.6 dB against the fill's 16.5), and that needs context from far outside the hole. So
+far above the fill), and that needs context from far outside the hole. So
 :class:`CompletionUNet` predicts a correction to the pre-fill on a ``scale``-times smaller grid::
 
     [image, mask] -> avg_pool(scale)

@@ -57,10 +57,10 @@ __all__ = ["CHROMA_SIGMA", "DEFAULT_STRENGTH", "GAIN_HIGH", "GAIN_LOW", "KNEE", 
            "LUMA_SIGMA", "LUMA_SIGMA_DARK", "MAX_STRENGTH", "bands", "check_strength", "clean_band", "clean_enhanced",
            "halo_rows", "knee_start", "scratch_plane"]
 
-# The constants below were chosen on the tuning split (the first 40 photos of the SICE training split,
-# ``python -m benchmarks.clean --sets train``): the lowest NIQE among the settings whose dark-area colour
-# noise, PSNR and SSIM are no worse than the former 0.65 px blur's and whose clipped pixels are within
-# 1 point of the input's (docs/lowlight.md, "The clean stage").
+# The constants below were chosen on the first 40 photos of the SICE training split (``python -m
+# benchmarks.clean --sets train``): the lowest NIQE among the settings whose dark-area colour noise, PSNR
+# and SSIM are no worse than those of the curves then a 0.65 px blur, and whose clipped pixels are within
+# 1 point of the input's (docs/evaluation.md#constants-chosen-by-measurement).
 
 #: The chroma blur's sigma (pixels) at strength 1.
 CHROMA_SIGMA = 4.0

@@ -153,8 +153,8 @@ def le_step(x: torch.Tensor, alpha: torch.Tensor,
     ``envs.lowlight`` and of :func:`rlenhance.enhance.greedy_rollout`.
 
     On the CPU the cap is computed only when some image's full step would end above ``limit`` (a mean
-    and a comparison per step instead of :func:`cap_mean`'s dozen small ops, about 0.15 ms per step
-    of a 128 px image); on other devices always, since that test would wait for the device. Either
+    and a comparison per step instead of :func:`cap_mean`'s dozen small ops, whose fixed costs
+    dominate at the policy's working size); on other devices always, since that test would wait for the device. Either
     way the result is the same, :func:`cap_mean` leaving a step that ends below the limit as it is,
     except for a step that ends within rounding of the limit: the two tests (the stepped mean here,
     the rise against the room there) can then disagree, and the step is scaled by a factor within

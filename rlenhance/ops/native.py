@@ -26,14 +26,14 @@ a few per step. :func:`~rlenhance.ops.curves.le_curves_upsampled` calls it for C
 The area kernel (``area_downscale.c``, :func:`area_downscale_native`) is
 ``F.interpolate(mode="area")`` (adaptive average pooling) of an image of any strides and sample
 type, with torch's float sums in torch's order: the same values as pooling the float image, without
-making it (a 24-megapixel uint8 photo would need 288 MB of floats), a quarter of the time.
+making it (a 24-megapixel uint8 photo would need 288 MB of floats), and faster.
 
 The rollout kernel (``lowlight_rollout.c``, :func:`lowlight_rollout_native`) runs every step of
 :func:`rlenhance.enhance.greedy_rollout` for a discrete policy whose network is a chain of
 convolutions (:meth:`~rlenhance.models.policy.PixelActorCritic.action_layers`): the pooled policy
 input, the convolutions on the small working map, the expected alpha, its upsampling and the capped
 LE step, one pass a step in one call for the whole rollout, instead of some 60 torch operations a
-step (each with torch's fixed cost: 13 ms for the shipped policy's 10 steps against about 3 ms).
+step, each paying torch's fixed cost, which dominates at the working map's size.
 
 The clean kernel (``clean.c``, :mod:`rlenhance.ops.native_clean`) does the
 per-pixel parts of :func:`rlenhance.ops.clean.clean_enhanced` (the planes to blur; the weights, the

@@ -15,12 +15,12 @@ from rlenhance.ops._checks import _check_action_range, _check_pixel_actions
 
 __all__ = ["group_pixels", "select_per_pixel", "sort_by_key"]
 
-#: Actions are sorted as uint8 keys where they fit (a radix sort, ~4x faster than int64 keys).
+#: Actions are sorted as uint8 keys where they fit (a radix sort over fewer bytes than int64 keys).
 _SMALL_KEY_LIMIT = 256
 
 #: On CPU, torch sorts integer keys stably with a radix sort from this many keys on, and with a
-#: comparison sort below (torch 2.x: 0.1 ms for 32768 uint8 keys, 1.1 ms for 32767). Key arrays
-#: between _RADIX_PAD_FROM and this size are padded with the largest key to reach it.
+#: comparison sort below, which is many times slower (torch 2.x), so key arrays between
+#: _RADIX_PAD_FROM and this size are padded with the largest key to reach it.
 _RADIX_SORT_MIN = 32768
 _RADIX_PAD_FROM = 4096
 
