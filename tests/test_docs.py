@@ -157,6 +157,11 @@ def test_docs_fit_in_80_kb():
     assert size <= 80_000, f"docs/*.md hold {size} bytes; the reference fits in 80 KB"
 
 
+def test_the_changelog_fits_in_25_kb():
+    size = (ROOT / "CHANGELOG.md").stat().st_size
+    assert size <= 25_000, f"CHANGELOG.md holds {size} bytes; it lists user-facing changes in 25 KB (history: git)"
+
+
 def test_model_cards_are_short():
     cards = re.split(r"^## ", (ROOT / "rlenhance/weights/README.md").read_text(encoding="utf-8"), flags=re.M)[1:]
     long = [card.splitlines()[0] for card in cards if len(card.encode()) > 1600]
