@@ -55,10 +55,11 @@ from rlenhance.io import _INTEGER_SCALES, as_unit_float
 from rlenhance.models.policy import PixelActorCritic, build_policy_input
 from rlenhance.ops import check_max_overshoot, le_curves_upsampled, native
 from rlenhance.ops.clean import DEFAULT_STRENGTH, bands, check_strength, clean_band, knee_start, scratch_plane
+from rlenhance.ops.curves import as_unit, store_samples
 from rlenhance.restore import SupervisedRestorer
 from rlenhance.runtime import flush_denormals, select_device
 from rlenhance.trace import ActionTrace
-from rlenhance.transitions import LowLightTransition
+from rlenhance.transitions import LE, LowLightTransition
 
 #: The low-light model shipped with the package (trained by experiments.lol_train; see README).
 #: Working resolution (longer side) of a policy whose checkpoint does not name one.
@@ -319,16 +320,19 @@ class Enhancer:
             knee = knee_start(self.spec.setting.get("exposure_target") if target is None else target)
             for top, bottom, lo, hi in bands(height, rows, self.denoise):
                 curved = scratch_plane(scratch, "curved", (hi - lo, width, 3))
-                le_curves_upsampled(source[..., lo:hi, :].to(self.device), maps, top=lo, height=height,
-                                    out=_as_batch(curved))
+                self.transition.apply(source[..., lo:hi, :].to(self.device), maps, top=lo, height=height,
+                                      out=_as_batch(curved))
                 clean_band(image[lo:hi], curved, self.denoise, top - lo, bottom - top, out[top:bottom], knee=knee,
                            scratch=scratch)
         else:
             for top in range(0, height, rows):
                 band = slice(top, min(height, top + rows))
-                le_curves_upsampled(source[..., band, :].to(self.device), maps, top=top, height=height,
-                                    out=target[..., band, :],
-                                    gain=None if gains is None else gains[..., band, :])
+                if gains is None:
+                    self.transition.apply(source[..., band, :].to(self.device), maps, top=top, height=height,
+                                          out=target[..., band, :])
+                else:  # a noise-map denoiser's map: the curves' per-pixel gain
+                    _gain_steps(self.transition, source[..., band, :].to(self.device), maps, top, height,
+                                target[..., band, :], gains[..., band, :])
         if self.denoiser is not None:
             levels = None if gain is None else noise_level_map(torch.from_numpy(gain), self.noise_sigma).numpy()
             # a gray plain denoiser: R, G and B separately; a gray noise-map one: the opponent colour planes
@@ -476,12 +480,14 @@ def _native_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.T
                     mean_limit: float | torch.Tensor | None) -> tuple[torch.Tensor, list[torch.Tensor]] | None:
     """:func:`greedy_rollout` with the native kernel (:func:`rlenhance.ops.native.lowlight_rollout_native`,
     one C call for the whole rollout instead of some 60 torch ops a step), or None where that kernel does
-    not apply: not a non-empty float32 CPU batch, a continuous policy or ``alpha_mode="argmax"``, a
+    not apply: not a non-empty float32 CPU batch, another action family than LE, a continuous policy or
+    ``alpha_mode="argmax"``, a
     network that is not a chain of float32 CPU convolutions (:meth:`PixelActorCritic.action_layers`), a
     working map above :data:`NATIVE_ROLLOUT_MAX_BLOCKS`, the kernels unavailable (``RLENHANCE_NATIVE=0``,
     no compiler), or arguments the torch path refuses (it then raises, naming what is wrong)."""
     if image.device.type != "cpu" or image.dtype != torch.float32 or image.dim() != 4 or image.shape[1] != 3 \
-            or image.numel() == 0 or policy.n_actions is None or alpha_mode != "mean" or transition.steps < 1 \
+            or image.numel() == 0 or transition.curve != LE.name or policy.n_actions is None \
+            or alpha_mode != "mean" or transition.steps < 1 \
             or math.prod(policy.working_size(*image.shape[-2:])) > NATIVE_ROLLOUT_MAX_BLOCKS \
             or not native.available():
         return None
@@ -506,6 +512,19 @@ def _native_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.T
         steps=transition.steps, scale=policy.downscale, table=alpha_table, cond=cond, target=target, limit=limit,
         damping=transition.damping, coupling=transition.channel_coupling)
     return final, list(maps.unbind(0))
+
+
+def _gain_steps(transition: LowLightTransition, x: torch.Tensor, maps: list[torch.Tensor], top: int, height: int,
+                out: torch.Tensor, gain: torch.Tensor) -> None:
+    """:meth:`LowLightTransition.apply` of the rows ``top ..`` of ``x`` into ``out``, and into ``gain`` how much
+    the steps brightened each pixel and channel: the product of :func:`rlenhance.ops.le_gain` over the LE
+    steps (exact for black pixels), ``output / input`` for another action family."""
+    if transition.curve == LE.name:
+        le_curves_upsampled(x, maps, top=top, height=height, out=out, gain=gain)
+        return
+    stepped = transition.apply(x, maps, top=top, height=height)
+    gain.copy_(stepped / as_unit(x).clamp_min(1.0 / 255))
+    store_samples(stepped, out)
 
 
 def _check_policy(policy: PixelActorCritic, spec: LowLightPolicySpec, path: Path) -> None:

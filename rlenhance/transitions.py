@@ -40,13 +40,26 @@ import torch.nn.functional as F
 from rlenhance.ops.actions import PIXELRL_ACTIONS
 from rlenhance.ops.bank import pixelrl_filter_select
 from rlenhance.ops.blur import gaussian_blur2d
-from rlenhance.ops.curves import check_max_overshoot, couple_channels, le_step, overshoot_limit
+from rlenhance.ops.curves import (
+    check_max_overshoot,
+    couple_channels,
+    le_curve,
+    le_curves_upsampled,
+    le_step,
+    overshoot_limit,
+    store_samples,
+    upsample_rows,
+)
 from rlenhance.ops.fill import diffusion_fill, neighbour_mean
 from rlenhance.ops.median import median_blur2d
 from rlenhance.ops.select import select_per_pixel
+from rlenhance.plugins import Registry
 
 __all__ = [
+    "ACTION_FAMILIES",
     "ACTION_TYPES",
+    "ActionFamily",
+    "LE",
     "COMPLETION_ACTIONS",
     "COND_ENCODINGS",
     "COND_FIELDS",
@@ -79,6 +92,93 @@ COMPLETION_ACTIONS = ("keep", "diffuse", "copy_left", "copy_right", "copy_up", "
 
 class TransitionError(ValueError):
     """A transition's fields that do not describe a step (the message names the class and the field)."""
+
+
+class ActionFamily:
+    """How one low-light step moves a pixel for its action value ``alpha``: the curve family of a
+    :class:`LowLightTransition` (an extension point: subclass it in your own file and name it by import
+    path, ``task.curve=package.module:Class``; ``examples/gamma_curve.py``).
+
+    A family defines :meth:`curve`; :meth:`step` (capped, at the policy's working resolution) and
+    :meth:`apply` (alpha maps upsampled onto a full-resolution image) follow from it. ``alpha = 0`` must
+    keep the pixel; the cap needs the image mean to rise monotonically with ``alpha``.
+
+    Attributes:
+        name: the family's registered name (:data:`ACTION_FAMILIES`).
+        linear: the step's rise of the image mean is proportional to ``alpha`` (the cap then scales a
+            step exactly; otherwise it bisects).
+    """
+
+    name: ClassVar[str] = ""
+    linear: ClassVar[bool] = False
+
+    @staticmethod
+    def curve(x: torch.Tensor, alpha: torch.Tensor | float) -> torch.Tensor:
+        """One step of ``x`` (float (B, C, H, W) in [0, 1]) for ``alpha`` broadcastable to it; not clamped."""
+        raise NotImplementedError
+
+    @classmethod
+    def step(cls, x: torch.Tensor, alpha: torch.Tensor,
+             limit: float | torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(alpha applied, curve(x, alpha applied))``: ``alpha`` scaled down per image (by the largest
+        factor in [0, 1], to within 1/256) so the image mean ends at or below ``limit`` (None: no cap)."""
+        stepped = cls.curve(x, alpha)
+        if limit is None:
+            return alpha, stepped
+        limit = torch.as_tensor(limit, dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1)
+        over = stepped.mean(dim=(1, 2, 3), keepdim=True) > limit
+        if not bool(over.any()):
+            return alpha, stepped
+        low, high = torch.zeros_like(limit), torch.ones_like(limit)
+        for _ in range(8):  # the largest scale that stays at or below the limit
+            mid = (low + high) / 2
+            fits = cls.curve(x, alpha * mid).mean(dim=(1, 2, 3), keepdim=True) <= limit
+            low, high = torch.where(fits, mid, low), torch.where(fits, high, mid)
+        alpha = alpha * torch.where(over, low, torch.ones_like(low))
+        return alpha, cls.curve(x, alpha)
+
+    @classmethod
+    def apply(cls, x: torch.Tensor, maps: list[torch.Tensor], *, top: int = 0, height: int | None = None,
+              out: torch.Tensor | None = None) -> torch.Tensor:
+        """The steps of the alpha ``maps`` (each (B, 1 or C, h, w), spanning the whole image) on ``x``
+        (rows ``top ..`` of an image of ``height`` rows, float in [0, 1] or uint8 / uint16 samples), each
+        map upsampled bilinearly and every step clamped to [0, 1] (:func:`rlenhance.ops.le_curves_upsampled`'s
+        contract, in torch). ``out``: where to write (float, or the samples' dtype, rounded); None: a new
+        float tensor."""
+        current = upsample_rows(x, maps, top=top, height=height, step=lambda v, up: cls.curve(v, up).clamp(0, 1))
+        return current if out is None else store_samples(current, out)
+
+
+def _check_family(family: Any) -> None:
+    if not (isinstance(family, type) and issubclass(family, ActionFamily)):
+        raise TypeError(f"expected a subclass of rlenhance.transitions.ActionFamily, got {family!r}")
+
+
+#: The action families of low-light steps by name (``LowLightTransition.curve``); a user's own by import path.
+ACTION_FAMILIES: Registry[type[ActionFamily]] = Registry("action family", check=_check_family)
+
+
+@ACTION_FAMILIES.register()
+class LE(ActionFamily):
+    """Zero-DCE's light-enhancement curve ``x + alpha x (1 - x)`` (:func:`rlenhance.ops.le_curve`): linear in
+    alpha, brightening for alpha > 0, darkening for alpha < 0; the native kernels run it on the CPU."""
+
+    name = "le"
+    linear = True
+
+    @staticmethod
+    def curve(x: torch.Tensor, alpha: torch.Tensor | float) -> torch.Tensor:
+        return le_curve(x, alpha)
+
+    @classmethod
+    def step(cls, x: torch.Tensor, alpha: torch.Tensor,
+             limit: float | torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return le_step(x, alpha, limit)
+
+    @classmethod
+    def apply(cls, x: torch.Tensor, maps: list[torch.Tensor], *, top: int = 0, height: int | None = None,
+              out: torch.Tensor | None = None) -> torch.Tensor:
+        return le_curves_upsampled(x, maps, top=top, height=height, out=out)
 
 
 def encode_setting(values: torch.Tensor, offset: torch.Tensor, scale: torch.Tensor,
@@ -162,9 +262,10 @@ class LowLightTransition(Transition):
 
     Per pixel the action gives an alpha (:meth:`alpha`); R and G are coupled to B
     (:func:`rlenhance.ops.couple_channels`), the result damped by ``1 - damping`` (ReLLIE's
-    ``s <- (1 - d) LE(s) + d s``), and the image takes one LE curve step ``x + alpha x (1 - x)``,
-    scaled down so the image mean does not rise above the exposure target plus the cap
-    (:meth:`limit`, :func:`rlenhance.ops.le_step`), then clamped to [0, 1] (:meth:`step`).
+    ``s <- (1 - d) LE(s) + d s``), and the image takes one step of its action family (:attr:`curve`;
+    by default Zero-DCE's LE curve ``x + alpha x (1 - x)``), scaled down so the image mean does not rise
+    above the exposure target plus the cap (:meth:`limit`, :meth:`ActionFamily.step`), then clamped to
+    [0, 1] (:meth:`step`). :meth:`apply` runs a rollout's maps on the full-resolution image.
 
     Attributes:
         action_type: ``"discrete"`` (an index into ``alpha_table``) or ``"continuous"`` (alpha in [-1, 1]).
@@ -184,6 +285,8 @@ class LowLightTransition(Transition):
             (:func:`rlenhance.losses.exposure_gap`).
         steps: curve steps of an episode (the env's length; a policy's steps at inference); None:
             not fixed here (a one-image env, whose length gymnasium's ``TimeLimit`` sets).
+        curve: the action family, a name of :data:`ACTION_FAMILIES` or an import path
+            ``"package.module:Class"`` of an :class:`ActionFamily` (``"le"``: Zero-DCE's curve).
     """
 
     task: ClassVar[str] = "lowlight"
@@ -202,9 +305,14 @@ class LowLightTransition(Transition):
     cond_encodings: tuple[str, ...]
     observe_exposure_gap: bool
     steps: int | None
+    curve: str = LE.name
 
     def _problems(self) -> list[str]:
         problems = super()._problems()
+        try:
+            ACTION_FAMILIES.get(self.curve)
+        except ValueError as error:
+            problems.append(str(error))
         if self.action_type not in ACTION_TYPES:
             problems.append(f"action_type {self.action_type!r} (accepted: {ACTION_TYPES})")
         if self.action_type == "discrete" and not self.alpha_table:
@@ -240,6 +348,11 @@ class LowLightTransition(Transition):
             problems.append("observe_exposure_gap needs 'exposure_target' among cond_fields (the gap's target is "
                             "decoded from the cond)")
         return problems
+
+    @property
+    def family(self) -> type[ActionFamily]:
+        """The action family of :attr:`curve`."""
+        return ACTION_FAMILIES.get(self.curve)
 
     @property
     def n_actions(self) -> int | None:
@@ -291,8 +404,15 @@ class LowLightTransition(Transition):
             clamped to [0, 1].
         """
         alpha = couple_channels(alpha, self.channel_coupling) * (1.0 - self.damping)
-        alpha, stepped = le_step(image, alpha, limit)
+        alpha, stepped = self.family.step(image, alpha, limit)
         return alpha, stepped.clamp(0.0, 1.0)
+
+    def apply(self, image: torch.Tensor, maps: list[torch.Tensor], *, top: int = 0, height: int | None = None,
+              out: torch.Tensor | None = None) -> torch.Tensor:
+        """The steps of a rollout's applied alpha maps (:meth:`step`'s, at the working resolution) on the
+        full-resolution ``image``, each map upsampled bilinearly (:meth:`ActionFamily.apply`; the native
+        kernel for ``"le"`` on the CPU): rows ``top ..`` of an image of ``height`` rows, written to ``out``."""
+        return self.family.apply(image, maps, top=top, height=height, out=out)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -30,7 +30,8 @@ from rlenhance.errors import ImageError
 from rlenhance.ops import native
 
 __all__ = ["LECurve", "LECurveIterative", "cap_mean", "check_max_overshoot", "couple_channels", "le_curve",
-           "le_curve_iterative", "le_curves_upsampled", "le_gain", "le_step", "overshoot_limit"]
+           "le_curve_iterative", "le_curves_upsampled", "le_gain", "le_step", "overshoot_limit", "as_unit",
+           "store_samples", "upsample_rows"]
 
 _ALPHA_SHAPES = "a python float or a tensor broadcastable to x without enlarging it: per image " \
     "(B, 1, 1, 1), per channel (B, C, 1, 1), per pixel (B, 1, H, W) or per pixel and channel (B, C, H, W)"
@@ -442,24 +443,53 @@ def le_curves_upsampled(x: torch.Tensor, maps: Sequence[torch.Tensor], *, top: i
             stacked = torch.stack([alpha[i].to(torch.float32) for alpha in maps])
             native.le_curves_native(x[i], stacked, out[i], top=top, height=height)
         return out
-    scale = _SAMPLE_SCALES.get(x.dtype)
-    current = x.to(torch.float32) / scale if scale is not None else x
     product = None
-    if maps:
-        grid = _rows_grid(top, top + rows, height, width, x.device).expand(b, -1, -1, -1)
-    for alpha in maps:
-        up = F.grid_sample(alpha.to(grid.dtype), grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+    def step(current: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+        nonlocal product
         if gain is not None:
-            step = le_gain(current, up)
-            product = step if product is None else product * step
-        current = le_curve(current, up).clamp(0.0, 1.0)
+            factor = le_gain(current, up)
+            product = factor if product is None else product * factor
+        return le_curve(current, up).clamp(0.0, 1.0)
+
+    current = upsample_rows(x, maps, top=top, height=height, step=step)
     if gain is not None:
         gain.copy_(product if product is not None else torch.ones_like(gain))
     if out is None:
         return current if current is not x else x.clone()
-    out_scale = _SAMPLE_SCALES.get(out.dtype)
-    out.copy_(current if out_scale is None else (current.to(torch.float32) * out_scale).round())
-    return out
+    return store_samples(current, out)
+
+
+def store_samples(values: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Write float ``values`` in [0, 1] into ``out`` (float: as they are; uint8 / uint16: ``round(255 v)`` /
+    ``round(65535 v)``, half to even) and return ``out``."""
+    scale = _SAMPLE_SCALES.get(out.dtype)
+    return out.copy_(values if scale is None else (values.to(torch.float32) * scale).round())
+
+
+def as_unit(x: torch.Tensor) -> torch.Tensor:
+    """Float values in [0, 1] of ``x``: float as it is, uint8 / uint16 samples divided by their full scale."""
+    scale = _SAMPLE_SCALES.get(x.dtype)
+    return x.to(torch.float32) / scale if scale is not None else x
+
+
+def upsample_rows(x: torch.Tensor, maps: Sequence[torch.Tensor], *, top: int = 0, height: int | None = None,
+                  step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Steps of per-pixel maps of a lower resolution than the image, in torch: for each map in order,
+    ``x <- step(x, up(map))``, ``up`` the bilinear upsampling to the image's size
+    (``F.interpolate(mode="bilinear", align_corners=False)``, sampled at the rows ``top ..`` of an image
+    of ``height`` rows). ``x``: (B, C, H, W) floats in [0, 1], or uint8 / uint16 samples (divided by their
+    full scale). Returns the float result (``x`` itself when there are no maps)."""
+    current = as_unit(x)
+    if not maps:
+        return current
+    b, _, rows, width = x.shape
+    height = top + rows if height is None else height
+    grid = _rows_grid(top, top + rows, height, width, x.device).expand(b, -1, -1, -1)
+    for alpha in maps:
+        up = F.grid_sample(alpha.to(grid.dtype), grid, mode="bilinear", padding_mode="border", align_corners=False)
+        current = step(current, up)
+    return current
 
 
 def _native_curves_apply(x: torch.Tensor, maps: list[torch.Tensor], out: torch.Tensor | None,
