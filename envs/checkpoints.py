@@ -48,8 +48,12 @@ def lowlight_env_kwargs(spec: LowLightPolicySpec) -> dict[str, Any]:
     ``env_kwargs`` (the reward's other terms, crop, shortest episode)."""
     t, setting, ranges = spec.transition, spec.setting, spec.setting_ranges
     target = setting["exposure_target"]
+    recorded = dict(spec.env_kwargs)
+    ratio = recorded.pop("w_color_ratio", 0.0)  # the colour-ratio weight of files written before reward terms
+    if ratio:
+        recorded["terms"] = {**recorded.get("terms", {}), "color_ratio": ratio}
     return {
-        **spec.env_kwargs,
+        **recorded, "curve": t.curve,
         "action_type": t.action_type, "alpha_table": t.alpha_table, "alpha_channels": t.alpha_channels,
         "damping": t.damping, "channel_coupling": t.channel_coupling, "max_overshoot": t.max_overshoot,
         "overshoot_weighted": t.overshoot_reference is not None, "cond_scale": t.cond_scale,
@@ -65,7 +69,7 @@ def lowlight_env_kwargs(spec: LowLightPolicySpec) -> dict[str, Any]:
 #: Keys of :func:`lowlight_env_kwargs` that come from the spec's transition and setting, and the
 #: data's keys: never in a low-light spec's ``env_kwargs``.
 _LOWLIGHT_NOT_RECORDED = (
-    "action_type", "alpha_table", "alpha_channels", "damping", "channel_coupling", "max_overshoot",
+    "curve", "action_type", "alpha_table", "alpha_channels", "damping", "channel_coupling", "max_overshoot",
     "overshoot_weighted", "cond_scale", "cond_offset", "cond_encoding", "observe_exposure_gap", "max_episode_steps",
     "conditioned", "exposure_target", *COND_FIELDS[1:], "exposure_range", "weight_range", "weight_ranges",
     "data", "split", "split_seed", "device")

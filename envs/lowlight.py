@@ -11,8 +11,10 @@ import torch
 from gymnasium import spaces
 
 from envs.base import ACTION_PENALTY_WEIGHT, EpisodeRow, PixelEnv, PixelTask, PixelVectorEnv
+from envs.rewards import build_terms
 from rlenhance import losses, metrics
 from rlenhance.data import synthetic_low_light
+from rlenhance.data.illumination import uneven_low_light
 from rlenhance.ops import check_max_overshoot
 from rlenhance.transitions import COND_ENCODINGS, COND_FIELDS, RELLIE_ALPHAS, LowLightTransition
 
@@ -38,6 +40,7 @@ class LowLightTask(PixelTask):
         *,
         max_episode_steps: int = 10,
         crop: int | tuple[int, int] | None = 128,
+        curve: str = "le",
         action_type: str = "discrete",
         alpha_channels: int = 1,
         alpha_table: tuple[float, ...] = BRIGHTENING_ALPHAS,
@@ -58,7 +61,6 @@ class LowLightTask(PixelTask):
         weight_range: tuple[float, float] = (1.0, 1.0),
         weight_ranges: Mapping[str, tuple[float, float]] | None = DEFAULT_WEIGHT_RANGES,
         channel_coupling: float = 0.0,
-        w_color_ratio: float = 0.0,
         cond_scale: tuple[float, ...] | None = None,
         cond_offset: tuple[float, ...] | None = None,
         reward_scale: float = 255.0,
@@ -69,6 +71,8 @@ class LowLightTask(PixelTask):
         weight_draw: str = "one",
         max_overshoot: float | None = None,
         overshoot_weighted: bool = False,
+        uneven: float = 0.0,
+        terms: Mapping[str, float] = MappingProxyType({}),
         **common: Any,
     ):
         super().__init__(num_envs, max_episode_steps=max_episode_steps, crop=crop, data_kind="paired", **common)
@@ -82,7 +86,7 @@ class LowLightTask(PixelTask):
             raise ValueError(f"alpha_channels: expected 3 (one curve per RGB channel, ReLLIE) or 1 (one curve for "
                              f"all three, which keeps the colours), got {alpha_channels!r}")
         weights = {"w_exposure": w_exposure, "w_color": w_color, "w_spatial": w_spatial, "w_smooth": w_smooth}
-        for name, value in {**weights, "w_color_ratio": w_color_ratio}.items():
+        for name, value in weights.items():
             if not np.isfinite(value) or value < 0:
                 raise ValueError(f"{name}: reward weights must be finite and >= 0, got {value!r}")
         if not 0.0 <= channel_coupling <= 1.0:
@@ -142,7 +146,9 @@ class LowLightTask(PixelTask):
         self.sampling_ranges = ranges
         self.weight_draw = weight_draw
         self.channel_coupling = float(channel_coupling)
-        self.w_color_ratio = float(w_color_ratio)
+        #: The fixed-weight reward terms, ``{name or import path: weight}`` (:mod:`envs.rewards`).
+        self.terms = dict(terms)
+        self._terms = build_terms(terms)
         self.cond_scale = torch.tensor(cond_scale, dtype=torch.float32, device=self.device)
         self.cond_offset = torch.tensor(cond_offset, dtype=torch.float32, device=self.device)
         self.cond_log = torch.tensor([e == "log" for e in self.cond_encodings], dtype=torch.bool, device=self.device)
@@ -161,10 +167,13 @@ class LowLightTask(PixelTask):
                              f"and exposure weights > 0, got max_overshoot={max_overshoot!r}, lowest w_exposure "
                              f"{lowest_w!r}")
         self.overshoot_weighted = bool(overshoot_weighted)
+        if not 0.0 <= uneven <= 1.0:
+            raise ValueError(f"uneven: expected a fraction of episodes in [0, 1], got {uneven!r}")
+        self.uneven = float(uneven)
         #: The step (actions, coupling, damping, cap, setting encoding): what a checkpoint of a policy
         #: trained here records, and what the Enhancer runs it with.
         self.transition = LowLightTransition(
-            action_type=action_type, alpha_table=tuple(alpha_table), alpha_channels=alpha_channels,
+            curve=curve, action_type=action_type, alpha_table=tuple(alpha_table), alpha_channels=alpha_channels,
             channel_coupling=self.channel_coupling, damping=self.damping, max_overshoot=self.max_overshoot,
             overshoot_reference=float(w_exposure) if self.overshoot_weighted else None, cond_fields=COND_FIELDS,
             cond_scale=cond_scale, cond_offset=cond_offset, cond_encodings=self.cond_encodings,
@@ -201,12 +210,20 @@ class LowLightTask(PixelTask):
         self.cond = batch["cond"] if "cond" in batch else self._encode_cond(self._sample_setting(rng, self.num_envs))
         setting = self.transition.decode(self.cond)
         self.target, *self.w = (c.view(-1, 1, 1, 1) for c in setting.unbind(1))
+        for _, term in self._terms:
+            term.reset(self)
         self.state_loss = self._state_loss(self.image)
 
     def _draw(self, rows: list[EpisodeRow]) -> dict[str, Any]:
         batch = self.draw_batch(rows)
         if "low" not in batch:  # clean photos only: darken them synthetically (each row's from its generator)
             batch["low"] = synthetic_low_light(batch["high"], generator=[row.generator for row in rows])
+        if self.uneven and "high" in batch:  # some rows relit by uneven light instead
+            relit = [i for i, row in enumerate(rows) if row.rng.uniform() < self.uneven]
+            if relit:
+                batch["low"] = batch["low"].clone()
+                batch["low"][relit] = uneven_low_light(batch["high"][relit],
+                                                       generator=[rows[i].generator for i in relit])
         batch["cond"] = self._encode_cond(np.concatenate([self._sample_setting(row.rng, 1) for row in rows]))
         return batch
 
@@ -318,8 +335,8 @@ class LowLightTask(PixelTask):
         color = losses.color_constancy_loss(image, return_map=True)[1]
         spatial = losses.spatial_consistency_loss(image, self.original, return_map=True)[1]
         loss = self.w[0] * exposure + self.w[1] * color + self.w[2] * spatial
-        if self.w_color_ratio:
-            loss = loss + self.w_color_ratio * losses.color_ratio_loss(image, self.original, return_map=True)[1]
+        for weight, term in self._terms:
+            loss = loss + weight * term(image, self)
         return loss
 
 

@@ -118,6 +118,9 @@ class TaskSettings:
     target and stop (none: always steps)"""
     test_steps: int = 10
     """curve steps at evaluation and inference"""
+    curve: str = "le"
+    """the action family of each step: le (Zero-DCE's curve), or an ActionFamily of your own by import path
+    (package.module:Class; rlenhance.transitions)"""
     action: Literal["discrete", "continuous"] | None = None
     """per-pixel actions: ReLLIE's alpha table, or continuous alpha (none: discrete for a3c, continuous for sac)"""
     alpha_channels: Literal[1, 3] = 1
@@ -132,6 +135,9 @@ class TaskSettings:
     """test-time alpha: the policy's expected alpha, or the most probable one (ReLLIE)"""
     exposure_gap: bool = True
     """the policy also sees the signed per-pixel distance to the exposure target"""
+    uneven: float = 0.0
+    """fraction of training episodes whose dark image is its reference relit by uneven light
+    (rlenhance.data.uneven_low_light); 0: the data's own dark images"""
     max_overshoot: float | None = 0.04
     """recorded cap on how far a step lifts the image mean above the target, at the default exposure weight
     (scaled by sqrt(w_exposure / w) for another weight w); applied in validation and by the Enhancer, not in
@@ -152,8 +158,9 @@ class RewardSettings:
     """weight of the spatial-consistency term (gradients against the input)"""
     w_smooth: float = 10.0
     """weight of the smoothness (total variation) of each step's alpha map"""
-    w_color_ratio: float = 0.0
-    """weight of ReLLIE's colour-ratio term (ReLLIE: 20)"""
+    terms: tuple[str, ...] = ()
+    """reward terms with fixed weights, NAME=WEIGHT each (envs.rewards: reference, color_ratio, or a
+    RewardTerm of your own by import path, package.module:Class=WEIGHT)"""
     exposure_target: float = 0.4
     """target mean brightness E of the exposure term (the default setting)"""
     exposure_patch: int = 32
@@ -228,7 +235,7 @@ def rellie() -> Config:
         "task.max_overshoot": None, "task.exposure_gap": False,
         "reward.reward": "nonref", "reward.w_exposure": 80.0, "reward.exposure_target": 0.6,
         "reward.exposure_patch": 16, "reward.exposure_mean": 0.0, "reward.exposure_relative": False,
-        "reward.w_color": 0.0, "reward.w_spatial": 1.0, "reward.w_smooth": 200.0, "reward.w_color_ratio": 20.0,
+        "reward.w_color": 0.0, "reward.w_spatial": 1.0, "reward.w_smooth": 200.0, "reward.terms": ("color_ratio=20",),
         "reward.smooth_on_mean": False, "reward.conditioned": False,
         "a3c.entropy": 0.01, "a3c.gamma": 1.05, "a3c.lr": 5e-4, "a3c.lr_decay": "none",
         "model.width": 64, "model.downscale": 1, "run.batch": 32, "run.eval_batch": 1})
@@ -338,16 +345,36 @@ def env_kwargs(cfg: Config) -> dict:
     :func:`inference_spec`)."""
     t, r, ranges = cfg.task, cfg.reward, cfg.ranges
     weight_ranges = {n: tuple(getattr(ranges, n)) for n in WEIGHT_FIELDS} if r.conditioned else {}
-    return dict(crop=t.crop, max_episode_steps=t.steps, min_episode_steps=t.min_steps, action_type=t.action,
+    return dict(crop=t.crop, curve=t.curve, max_episode_steps=t.steps, min_episode_steps=t.min_steps,
+                action_type=t.action,
                 alpha_table=alpha_table(cfg), alpha_channels=t.alpha_channels, damping=t.damping,
                 channel_coupling=t.channel_coupling, reward=r.reward, w_exposure=r.w_exposure, w_color=r.w_color,
                 w_spatial=r.w_spatial, w_smooth=r.w_smooth, smooth_in_reward=not r.smooth_on_mean,
                 smooth_power=SMOOTH_POWER[cfg.agent],
-                w_color_ratio=r.w_color_ratio, exposure_target=r.exposure_target, exposure_patch=r.exposure_patch,
+                exposure_target=r.exposure_target, exposure_patch=r.exposure_patch,
                 exposure_mean=r.exposure_mean, exposure_relative=r.exposure_relative, conditioned=r.conditioned,
                 exposure_range=ranges.exposure, weight_range=WEIGHT_RANGE, weight_ranges=weight_ranges,
                 observe_exposure_gap=t.exposure_gap, cond_encoding=COND_ENCODING, weight_draw=WEIGHT_DRAW,
+                uneven=t.uneven, terms=term_weights(r.terms),
                 split="train", split_seed=split_seed(cfg))
+
+
+def term_weights(terms: Sequence[str]) -> dict[str, float]:
+    """``{name or import path: weight}`` of ``reward.terms``' NAME=WEIGHT items.
+
+    Raises:
+        ValueError: an item that is not NAME=WEIGHT with a number as its weight.
+    """
+    weights = {}
+    for item in terms:
+        name, sep, weight = item.rpartition("=")
+        try:
+            weights[name] = float(weight)
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise ValueError(f"reward.terms {item!r}: expected NAME=WEIGHT (e.g. reference=300)") from None
+    return weights
 
 
 def inference_spec(cfg: Config, task: LowLightTask) -> LowLightPolicySpec:

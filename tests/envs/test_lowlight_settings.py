@@ -64,7 +64,9 @@ def test_weight_range_factor_applies_to_weights_without_their_own():
     ({"weight_ranges": {"w_color": (-1.0, 9.0)}}, r"weight_ranges\['w_color'\]"),
     ({"channel_coupling": 1.5}, "channel_coupling"),
     ({"channel_coupling": 0.9, "alpha_channels": 1}, "alpha_channels=3"),
-    ({"w_color_ratio": -1.0}, "w_color_ratio"),
+    ({"terms": {"color_ratio": -1.0}}, r"terms\['color_ratio'\]"),
+    ({"terms": {"nope": 1.0}}, "unknown reward term 'nope'"),
+    ({"uneven": 1.5}, "uneven"),
     ({"exposure_mean": -0.5}, "exposure_mean"),
     ({"exposure_mean": float("nan")}, "exposure_mean"),
 ])
@@ -108,7 +110,7 @@ def test_color_ratio_term_penalises_hue_changes_only():
     assert float(losses.color_ratio_loss(scaled, low)) < 0.02 < float(values)
 
     def reward(w_color_ratio, action):
-        venv = make(num_envs=1, w_color_ratio=w_color_ratio, w_color=0.0, w_smooth=0.0)
+        venv = make(num_envs=1, terms={"color_ratio": w_color_ratio}, w_color=0.0, w_smooth=0.0)
         venv.reset(seed=3)
         return float(venv.step(action)[1][0])
 

@@ -359,7 +359,7 @@ def test_rellie_preset_sets_rellies_configuration_and_later_flags_override_it():
 
     cfg = lol_train.parse_args(["--preset", "rellie"])
     t, r, a3c = cfg.task, cfg.reward, cfg.a3c
-    assert (t.channel_coupling, t.damping, a3c.gamma, r.w_color_ratio) == (0.9, 0.2, 1.05, 20.0)
+    assert (t.channel_coupling, t.damping, a3c.gamma, r.terms) == (0.9, 0.2, 1.05, ("color_ratio=20",))
     assert (r.w_exposure, r.w_smooth, r.w_spatial, r.w_color, r.exposure_target) == (80, 200, 1, 0, 0.6)
     assert (t.alpha_channels, t.steps, t.test_steps, t.alpha_mode) == (3, 10, 6, "argmax")
     assert not r.conditioned and not r.smooth_on_mean
