@@ -1,4 +1,8 @@
+import contextlib
+import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -15,3 +19,21 @@ def shared_dir():
     if not SHARED.is_dir():
         pytest.skip("../shared is absent")
     return SHARED
+
+
+@contextlib.contextmanager
+def _traced_peak() -> Iterator[SimpleNamespace]:
+    peak = SimpleNamespace(bytes=0)
+    tracemalloc.start()
+    try:
+        yield peak
+    finally:
+        peak.bytes = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+
+
+@pytest.fixture
+def peak_memory():
+    """``with peak_memory() as peak: ...``: on exit ``peak.bytes`` is the most memory Python objects and numpy
+    arrays took (tracemalloc) inside the block: what a refusal allocated before it refused."""
+    return _traced_peak
