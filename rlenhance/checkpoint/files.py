@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from rlenhance.atomic import atomic_path
-from rlenhance.checkpoint.metadata import check_torch_file
+from rlenhance.checkpoint.metadata import corrupt, scan_torch_file
 from rlenhance.checkpoint.specs import FORMAT_TAG, FORMAT_VERSION, SPEC_KEY, SPECS, CheckpointSpec
 from rlenhance.errors import CheckpointError
 
@@ -63,7 +63,9 @@ def check_finite(state_dict: Mapping[str, Any], *, source: str) -> None:
 
 
 def read_torch_file(path: str | os.PathLike, *, map_location: Any = "cpu") -> Any:
-    """``torch.load(path, weights_only=True)`` with failures turned into :class:`CheckpointError`.
+    """``torch.load(path, weights_only=True)`` with failures turned into :class:`CheckpointError`,
+    once :func:`~rlenhance.checkpoint.metadata.scan_torch_file` has read the file without torch and
+    checked every size it declares against the file's (so a few bytes cannot make it allocate gigabytes).
 
     Args:
         path: File written by ``torch.save``.
@@ -74,11 +76,11 @@ def read_torch_file(path: str | os.PathLike, *, map_location: Any = "cpu") -> An
         The loaded object (only tensors, containers and primitives can be in it).
 
     Raises:
-        CheckpointError: the file is missing, not a torch file, truncated/corrupt, or holds
-            objects that ``weights_only=True`` refuses.
+        CheckpointError: the file is missing, not a torch file, truncated/corrupt, declares more
+            bytes than it holds, or holds objects that ``weights_only=True`` refuses.
     """
     path = Path(path)
-    check_torch_file(path)
+    scan_torch_file(path)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:  # weights_only refused an object: one line, no advice to turn it off
@@ -86,9 +88,7 @@ def read_torch_file(path: str | os.PathLike, *, map_location: Any = "cpu") -> An
                               "than tensors, containers and primitives (rlenhance never writes them and refuses to "
                               "unpickle them, which could run code)") from exc
     except Exception as exc:  # torch raises RuntimeError, EOFError, OSError, KeyError, ... for bad files
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise CheckpointError(f"checkpoint {path}: cannot be read as a torch weights file (truncated or corrupt): "
-                              f"{type(exc).__name__}: {first_line}") from exc
+        raise corrupt(f"checkpoint {path}", exc) from exc
 
 
 def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, Any], *, source: str) -> None:
