@@ -18,7 +18,7 @@ from collections.abc import Mapping
 import numpy as np
 from numpy.lib import format as npy
 
-from rlenhance.errors import CheckpointError
+from rlenhance.errors import CheckpointError, not_a_file
 
 __all__ = ["check_zip_sizes", "read_npz"]
 
@@ -71,10 +71,13 @@ def read_npz(path: str | os.PathLike, shapes: Mapping[str, tuple[int, ...]], *, 
         The arrays by name, each of its shape, float16, float32 or float64 as stored.
 
     Raises:
-        CheckpointError: naming ``source``: not a zip archive or corrupt; missing or unexpected
-            arrays; a member that declares more bytes than its array can take; an array of another
-            shape or element type; an array cut short.
+        CheckpointError: naming ``source``: no such file (or not a regular file); not a zip archive
+            or corrupt; missing or unexpected arrays; a member that declares more bytes than its array
+            can take; an array of another shape or element type; an array cut short.
     """
+    problem = not_a_file(path)
+    if problem:
+        raise CheckpointError(f"{source}: {problem}")
     try:
         with zipfile.ZipFile(path) as archive:
             members = {name.removesuffix(".npy"): name for name in archive.namelist()}

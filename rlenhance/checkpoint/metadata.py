@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from rlenhance.checkpoint.archives import check_zip_sizes
-from rlenhance.errors import CheckpointError
+from rlenhance.errors import CheckpointError, not_a_file
 
 __all__ = ["TensorStub", "check_torch_file", "corrupt", "read_metadata", "scan_torch_file"]
 
@@ -96,8 +96,9 @@ def check_torch_file(path: str | os.PathLike) -> bytes:
             which, e.g. a PNG image, when it can tell).
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path}: file not found" + (" (it is a folder)" if path.is_dir() else ""))
+    problem = not_a_file(path)
+    if problem:
+        raise CheckpointError(f"checkpoint {path}: {problem}")
     with open(path, "rb") as handle:
         head = handle.read(len(_ZIP_MAGIC))
     if not (head.startswith(_ZIP_MAGIC) or head[:1] == _PICKLE_PROTO):

@@ -425,8 +425,6 @@ def load_rellie(path: str | os.PathLike, *, flush_subnormals: bool = True) -> Re
             unexpected arrays, wrong shapes, NaN/inf values.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path}: file not found")
     mapping = _rellie_key_map()
     net = ReLLIENet()
     shapes = {name: tuple(tensor.shape) for name, tensor in net.state_dict().items()}

@@ -192,14 +192,16 @@ def test_save_refuses_malformed_arch(tmp_path, arch):
 
 def test_load_missing_file(tmp_path):
     path = tmp_path / "nope.pt"
-    with pytest.raises(CheckpointError, match="not found") as info:
+    with pytest.raises(CheckpointError, match="nope.pt: no such file") as info:
         load_checkpoint(path)
     assert str(path) in str(info.value)
 
 
-def test_load_folder_is_refused(tmp_path):
-    with pytest.raises(CheckpointError, match="not found"):
+def test_load_folder_or_device_is_refused(tmp_path):
+    with pytest.raises(CheckpointError, match="it is a folder"):
         load_checkpoint(tmp_path)
+    with pytest.raises(CheckpointError, match=r"/dev/zero: not a regular file \(a character device\)"):
+        load_checkpoint("/dev/zero")
 
 
 def test_load_not_a_torch_file(tmp_path):
