@@ -118,7 +118,9 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, arch: Mapping[
     The file is written to a temporary file in the destination folder, read back with
     ``torch.load(weights_only=True)`` to prove it loads, flushed with ``fsync`` and only then
     moved over ``path`` with ``os.replace`` (:func:`rlenhance.atomic.atomic_path`). On any failure the temporary file is
-    removed and an existing file at ``path`` is left untouched. Parent folders are created.
+    removed and an existing file at ``path`` is left untouched. Parent folders are created. A failed
+    write is the write's ``OSError`` naming ``path`` ("cannot write PATH: No space left on device"),
+    not ``torch.save``'s own text.
 
     Args:
         path: Destination file (conventionally ``*.pt``).
@@ -137,7 +139,7 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, arch: Mapping[
             not replace a good checkpoint), ``extra["spec"]`` is not a spec object, ``extra``
             holds version 1's ``env`` / ``inference`` blocks, or ``extra`` holds objects that
             cannot be loaded back with ``weights_only=True``.
-        OSError: the folder cannot be created or written.
+        OSError: the folder cannot be created or written (a full disk included), naming ``path``.
     """
     path = Path(path)
     _check_arch(arch, f"save_checkpoint({path})")
@@ -160,7 +162,15 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, arch: Mapping[
         "extra": dict(extra) if extra is not None else None,
     }
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        sink = _FileSink(tmp)
+        try:
+            torch.save(payload, sink)
+        except RuntimeError as exc:  # torch's own text for a failed write ("unexpected pos ..."): the OSError's
+            if sink.error is None:
+                raise
+            raise OSError(sink.error.errno, sink.error.strerror, str(tmp)) from exc
+        finally:
+            sink.close()
         try:
             torch.load(tmp, map_location="cpu", weights_only=True)
         except Exception as exc:
@@ -168,6 +178,32 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, arch: Mapping[
                                   f"weights_only=True; keep extra to tensors, containers and primitives "
                                   f"({type(exc).__name__}: {exc})") from exc
     return path
+
+
+class _FileSink:
+    """The file ``torch.save`` writes: ``write`` writes every byte (``os.write`` until done) and keeps the
+    ``OSError`` of a write that fails (:attr:`error`), which ``torch.save`` reports as a RuntimeError of
+    its own ("unexpected pos ..."), without the errno that says the disk is full."""
+
+    def __init__(self, path: Path):
+        self.fd = os.open(path, os.O_WRONLY | os.O_TRUNC | getattr(os, "O_BINARY", 0))
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data).cast("B")
+        try:
+            while view:
+                view = view[os.write(self.fd, view):]
+        except OSError as exc:
+            self.error = exc
+            raise
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 def check_arch(arch: Mapping[str, Any], expected_arch: Mapping[str, Any], *, source: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -195,6 +196,15 @@ def test_load_missing_file(tmp_path):
     with pytest.raises(CheckpointError, match="nope.pt: no such file") as info:
         load_checkpoint(path)
     assert str(path) in str(info.value)
+
+
+def test_a_full_disk_says_so_naming_the_file_and_keeps_the_previous_checkpoint(tmp_path, full_disk):
+    path = save_checkpoint(tmp_path / "last.pt", model=nn.Linear(2, 2), arch={"class": "Linear", "kwargs": {}})
+    before = path.read_bytes()
+    full_disk("last.pt")
+    with pytest.raises(OSError, match=rf"^\[Errno 28\] cannot write {re.escape(str(path))}: No space left on device$"):
+        save_checkpoint(path, model=nn.Linear(64, 64), arch={"class": "Linear", "kwargs": {}})
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
 
 
 def test_load_folder_or_device_is_refused(tmp_path):

@@ -502,20 +502,31 @@ def test_output_folder_problems_are_reported_before_any_work(ckpts, images, tmp_
     assert afile.read_text() == "keep me"
 
 
-def test_exit_code_1_when_an_output_cannot_be_written(ckpts, images, tmp_path, capsys, monkeypatch):
-    """A write failure (disk full, permissions) names the output file, not a hidden temporary one."""
+@pytest.mark.parametrize("when", ["open", "write"])
+def test_exit_code_1_when_an_output_cannot_be_written(ckpts, images, tmp_path, capsys, monkeypatch, when):
+    """A write failure (disk full, permissions) names the output file, not a hidden temporary one, whether
+    it comes when the file is made (naming the temporary file) or when its bytes are written (naming none)."""
     import errno
     import os
 
     (a, b), _ = images
-    real_open = os.open
+    real_open, real_write_bytes = os.open, Path.write_bytes
 
     def refuse(path, *args, **kwargs):
         if Path(path).name.startswith(".b.png"):
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(os, "open", refuse)
+    def half_then_full(self, data):
+        if not self.name.startswith(".b.png"):
+            return real_write_bytes(self, data)
+        real_write_bytes(self, bytes(data)[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if when == "open":
+        monkeypatch.setattr(os, "open", refuse)
+    else:
+        monkeypatch.setattr(Path, "write_bytes", half_then_full)
     out = tmp_path / "out"
     assert main(["enhance", str(a), str(b), "-o", str(out), *_commands(ckpts)["enhance"]]) == 1
     err = capsys.readouterr().err
