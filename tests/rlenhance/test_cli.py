@@ -1,6 +1,7 @@
 """The `rlenhance denoise|complete|enhance` command line and lol_eval's supervised methods, end to end."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import torch
 
 from rlenhance import registry
 from rlenhance.checkpoint import RSEDenoiserSpec, SupervisedSpec, save_checkpoint
-from rlenhance.cli import main
+from rlenhance.cli import jobs, main
 from rlenhance.data.occluded import hole_mask
 from rlenhance.denoisers import DENOISER_CHECKPOINTS, load_denoiser
 from rlenhance.enhance import Enhancer
@@ -115,6 +116,20 @@ def test_denoise_and_complete_write_exactly_the_levels_of_the_float_api(images, 
         mask = hole_mask(image) if command == "complete" else None
         expected = float_to_levels(restorer.restore(image, mask=mask))
         np.testing.assert_array_equal(load_image(out / f"{path.stem}.png", samples=True), expected)
+
+
+def test_a_long_restoration_shows_a_bar_of_its_tiles_and_a_quick_one_none(ckpts, images, tmp_path, capsys,
+                                                                            monkeypatch):
+    (a, _), _ = images  # 40 x 56: 3 x 4 tiles of 16 px
+    argv = [str(a), "-o", str(tmp_path / "o"), "--checkpoint", str(ckpts["denoise"]), "--per-channel", "--tile", "16",
+            "--overwrite"]
+    assert main(["denoise", *argv]) == 0
+    assert "tile" not in capsys.readouterr().err  # done well within jobs.PROGRESS_AFTER_S
+    monkeypatch.setattr(jobs, "PROGRESS_AFTER_S", 0.0)
+    assert main(["denoise", *argv]) == 0
+    shown = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    assert re.fullmatch(r"occluded_a\.png: +0%\|.*\| 0/12 .*tile/s\]", shown[1]), shown  # one pass of 12 tiles
+    assert not shown[-1].strip(), shown  # the bar is cleared; the image's line is printed on stdout
 
 
 def test_denoise_converts_colour_to_gray_without_per_channel(ckpts, images, tmp_path, capsys):
