@@ -36,7 +36,7 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs.validation import check_count, check_crop, check_crop_fits
+from envs.validation import check_batch_memory, check_count, check_crop, check_crop_fits
 from rlenhance.data import open_dataset, sample_batch
 from rlenhance.errors import ImageError
 from rlenhance.io import as_unit_float
@@ -469,6 +469,7 @@ class PixelVectorEnv(VectorEnv):
         self.device = self.task.device
         self.single_observation_space = self.task.single_observation_space
         self.single_action_space = self.task.single_action_space
+        check_batch_memory(self.num_envs, self.single_observation_space, self.single_action_space)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
 

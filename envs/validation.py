@@ -7,9 +7,13 @@ from __future__ import annotations
 from numbers import Integral
 from typing import Any
 
+import gymnasium as gym
+import numpy as np
 import torch
 
-__all__ = ["check_count", "check_crop", "check_crop_fits"]
+from rlenhance.runtime import check_memory
+
+__all__ = ["check_batch_memory", "check_count", "check_crop", "check_crop_fits"]
 
 
 def check_count(name: str, value: Any, *, minimum: int = 1) -> int:
@@ -58,3 +62,20 @@ def check_crop_fits(crop: tuple[int, int] | None, dataset: Any) -> None:
         raise ValueError(f"crop: {crop[0]}x{crop[1]} pixels is larger than the images of data (the first is "
                          f"{height}x{width}); use a crop no larger than the smallest image")
 
+
+def check_batch_memory(num_envs: int, *spaces: gym.Space) -> None:
+    """Refuse ``num_envs`` copies of ``spaces`` (one env's observation and action spaces) that need more
+    memory than this machine has (:func:`rlenhance.runtime.check_memory`): a vector env keeps each
+    space's arrays (a Box's bounds, a MultiDiscrete's counts) once per env before any image is drawn,
+    so they are a floor of what it needs."""
+    per_env = sum(_space_bytes(space) for space in spaces)
+    check_memory(num_envs * per_env, f"num_envs {num_envs:,}: the vector env's spaces alone ({per_env:,} bytes an env)",
+                 "use fewer envs (a trainer's run.batch) or smaller crops")
+
+
+def _space_bytes(space: gym.Space) -> int:
+    """The bytes of the arrays that describe ``space`` (and its subspaces)."""
+    if isinstance(space, (gym.spaces.Dict, gym.spaces.Tuple)):
+        parts = space.spaces.values() if isinstance(space, gym.spaces.Dict) else space.spaces
+        return sum(_space_bytes(part) for part in parts)
+    return sum(value.nbytes for value in vars(space).values() if isinstance(value, np.ndarray))

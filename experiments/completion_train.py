@@ -83,7 +83,7 @@ from rlenhance.data import (
     OccludedPairs,
     occluded_test_set,
 )
-from rlenhance.errors import DatasetError
+from rlenhance.errors import DatasetError, not_a_file
 from rlenhance.models.pixelrnn import composite, hole_psnr, hole_ssim
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.ops.fill import diffusion_fill
@@ -172,9 +172,9 @@ def check(cfg: Config) -> Config:
     if t.data is not None and t.occlusion != ENV["occlusion"]:
         raise ValueError(f"task.occlusion {t.occlusion}: shapes the synthetic holes of the embedded photos; "
                          f"--data {t.data} brings its own holes")
-    if t.predictor is not None and not Path(t.predictor).is_file():
-        raise FileNotFoundError(f"--predictor {t.predictor}: no such file (expected a completion checkpoint of "
-                                "experiments.supervised_train)")
+    if t.predictor is not None and not_a_file(t.predictor):
+        raise FileNotFoundError(f"--predictor {t.predictor}: {not_a_file(t.predictor)} (expected a completion "
+                                "checkpoint of experiments.supervised_train)")
     return cfg
 
 

@@ -39,6 +39,7 @@ import ast
 import dataclasses
 import inspect
 import json
+import math
 import textwrap
 import types
 import typing
@@ -46,6 +47,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from rlenhance.errors import NO_SUCH_FILE, not_a_file
 
 __all__ = [
     "Cost",
@@ -66,6 +69,8 @@ __all__ = [
 
 #: Keys a run folder's config.json holds beside the config (written by ``experiments.runs.Run``).
 RUN_METADATA = ("world_size", "trainer")
+#: The largest ``--config`` file read (a trainer's whole config is a few KB).
+CONFIG_BYTES_MOST = 2**20
 #: Spellings of None and of the booleans on the command line and in ``--set``.
 _NONE = ("none", "null")
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
@@ -275,12 +280,14 @@ def coerce(value: Any, kind: Any, path: str) -> Any:
         except ValueError:
             raise ValueError(f"{path}: expected an integer, got {value!r}") from None
     if kind is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
         try:
-            return float(text) if text is not None else _fail()
+            number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+                else float(text) if text is not None else _fail()
         except ValueError:
             raise ValueError(f"{path}: expected a number, got {value!r}") from None
+        if math.isnan(number):
+            raise ValueError(f"{path}: got NaN (not a number); expected a number")
+        return number
     if kind is str:
         if isinstance(value, str):
             return value
@@ -323,16 +330,30 @@ def load_file(path: str | Path) -> dict[str, Any]:
 
     Raises:
         FileNotFoundError: no such file (or a folder without config.json).
-        ValueError: the file does not parse.
+        ValueError: not a regular file, larger than :data:`CONFIG_BYTES_MOST`, not UTF-8 text, or it
+            does not parse (nesting too deep to parse included).
     """
     path = Path(path)
     if path.is_dir():
         path = path / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"--config {path}: no such file (expected a .toml or .json config, or a run folder)")
-    text = path.read_text()
+    expected = "expected a .toml or .json config, or a run folder"
+    problem = not_a_file(path)
+    if problem:
+        error = FileNotFoundError if problem == NO_SUCH_FILE else ValueError
+        raise error(f"--config {path}: {problem}; {expected}")
+    size = path.stat().st_size
+    if size > CONFIG_BYTES_MOST:
+        raise ValueError(f"--config {path}: {size:,} bytes, more than a config's {CONFIG_BYTES_MOST:,}; {expected}")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"--config {path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}; "
+                         f"{expected})") from None
     try:
         data = _toml(path).loads(text) if path.suffix == ".toml" else json.loads(text)
+    except RecursionError:
+        raise ValueError(f"--config {path}: nested too deeply to read (a config is sections of settings)") from None
     except ValueError as exc:  # TOMLDecodeError and JSONDecodeError are ValueErrors
         raise ValueError(f"--config {path}: {exc}") from None
     if not isinstance(data, dict):

@@ -86,7 +86,7 @@ from rlenhance.data import (
     open_dataset,
 )
 from rlenhance.denoisers import DenoisePredictor
-from rlenhance.errors import DatasetError
+from rlenhance.errors import DatasetError, not_a_file
 from rlenhance.models.policy import PixelActorCritic
 
 ENV_ID = "rlenhance/Denoise-v0"
@@ -267,9 +267,9 @@ def check(cfg: Config) -> Config:
         raise ValueError("task.level_error: the error of the noise-level map's start; it needs task.level_scales")
     if t.noise_ramp and len(cfg.task.sigma) < 2:
         raise ValueError("task.noise_ramp: the level varies within the --sigma range; give two levels or more")
-    if t.predictor is not None and not Path(t.predictor).is_file():
-        raise FileNotFoundError(f"--predictor {t.predictor}: no such file (expected a denoiser checkpoint of "
-                                "experiments.supervised_train --task denoise)")
+    if t.predictor is not None and not_a_file(t.predictor):
+        raise FileNotFoundError(f"--predictor {t.predictor}: {not_a_file(t.predictor)} (expected a denoiser "
+                                "checkpoint of experiments.supervised_train --task denoise)")
     return cfg
 
 

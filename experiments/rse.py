@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from functools import partial
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -27,8 +26,10 @@ from rlenhance import metrics
 from rlenhance.baselines import baseline_missing, bilateral_denoise, bm3d_denoise, gaussian_denoise
 from rlenhance.data import TUNE_FRACTION, NoisyImage, add_gaussian_noise, sample_batch
 from rlenhance.denoisers import DenoisePredictor
+from rlenhance.errors import not_a_file
 from rlenhance.models.rse import RSERound
 from rlenhance.models.vae import d4_inverse
+from rlenhance.runtime import check_memory
 
 #: Classical baselines of the summary table.
 BASELINES = {"gaussian": gaussian_denoise, "bilateral": bilateral_denoise, "bm3d": bm3d_denoise}
@@ -332,6 +333,12 @@ def resolve(args: Settings) -> Settings:
     if not (math.isfinite(args.sac_trust_region_kl) and args.sac_trust_region_kl >= 0):
         raise ValueError(f"sac.trust_region_kl {args.sac_trust_region_kl!r}: expected a finite number >= 0 (0: off)")
     args = replace(args, sigma=resolve_sigma(args.sigma))
+    planes = 1 if args.gray else 3
+    check_memory(args.pool_crops * planes * args.pool_size**2 * 4, f"rse.pool_crops {args.pool_crops:,} of "
+                 f"{args.pool_size} px crops: the pool's float32 crops alone",
+                 "a smaller rse.pool_crops or rse.pool_size")
+    check_memory(args.vae_batch * planes * args.patch**2 * 4, f"rse.vae_batch {args.vae_batch:,} of {args.patch} px "
+                 "patches: the batch's float32 patches alone", "a smaller rse.vae_batch or rse.patch")
     if args.stride > args.patch:
         raise ValueError(f"rse.stride {args.stride}: expected at most rse.patch ({args.patch})")
     if args.clusters > args.bank_size or args.neighbours > args.bank_size:
@@ -348,8 +355,9 @@ def resolve(args: Settings) -> Settings:
     for name in ("vae_beta", "vae_align", "w_deblock"):
         if not (math.isfinite(getattr(args, name)) and getattr(args, name) >= 0):
             raise ValueError(f"{PATHS[name]} {getattr(args, name)!r}: expected a finite number >= 0")
-    if args.predictor is not None and not Path(args.predictor).is_file():
-        raise FileNotFoundError(f"rse.predictor {args.predictor}: no such file (expected a denoiser checkpoint of "
+    if args.predictor is not None and not_a_file(args.predictor):
+        raise FileNotFoundError(f"rse.predictor {args.predictor}: {not_a_file(args.predictor)} (expected a denoiser "
+                                "checkpoint of "
                                 "experiments.supervised_train --task denoise)")
     unknown = [b for b in args.baselines if b not in BASELINES]
     if unknown:

@@ -361,8 +361,9 @@ class Run:
         self._open()
         try:
             return save_checkpoint(path, model=model, arch=arch, extra=extra)
-        except (OSError, RuntimeError) as exc:  # torch reports a failed write (disk full) as a RuntimeError
-            reason = getattr(exc, "strerror", None) or str(exc).strip().splitlines()[0]
+        except (OSError, RuntimeError) as exc:  # a failed write is an OSError naming path; torch's own errors
+            reason = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno \
+                else str(exc).strip().splitlines()[0]
             kept = f"the previous {path.name} is intact; " if path.is_file() else ""
             raise RunFolderError(f"could not write {path} ({reason}); {kept}free space on that disk (or choose "
                                  f"another --out) and continue with --resume") from exc

@@ -70,6 +70,7 @@ from rlenhance.models.pixelrnn import (
     mse_ssim_loss,
 )
 from rlenhance.ops.fill import prefill_hole
+from rlenhance.runtime import check_memory
 
 MODEL_CHOICES = ("mrpnet", "pixelrnn", "gated-pixelrnn", "ffdnet", "unet")
 TASKS = ("lowlight", "denoise", "completion")
@@ -215,6 +216,9 @@ def check_settings(args: Settings) -> None:
 
 
 def _check_sizes(args: Settings) -> None:
+    check_memory(args.batch * image_channels(args) * args.crop**2 * 4,
+                 f"train.batch {args.batch:,} of {args.crop} px crops: the batch's float32 targets alone",
+                 "a smaller train.batch or train.crop")
     if args.model in MASKED_MODELS and args.task != "completion":
         raise ValueError(f"model.name {args.model} reads an image and its mask; it trains on data.task completion "
                          f"only (got data.task {args.task})")

@@ -17,7 +17,8 @@ def atomic_path(path: str | os.PathLike, *, replace: bool = True) -> Iterator[Pa
     Whatever the body writes to the yielded path becomes ``path`` only when the body returns
     (``fsync``, then renamed, then the folder is synced). If the body raises, the temporary
     file is removed and an existing file at ``path`` is left untouched. Parent folders are created.
-    An ``OSError`` about the temporary file (no permission, a file in the folder's place, disk full)
+    An ``OSError`` about the temporary file (no permission, a file in the folder's place), or a
+    failed write that names no file (no space left on the device, over a quota, a file too large),
     is raised again naming ``path``, the file the caller asked for.
 
     Args:
@@ -53,12 +54,15 @@ def atomic_path(path: str | os.PathLike, *, replace: bool = True) -> Iterator[Pa
             _rename_exclusive(tmp, path)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.filename is not None and Path(exc.filename) == tmp:
+        if isinstance(exc, OSError) and (Path(exc.filename) == tmp if exc.filename is not None
+                                         else exc.errno in _WRITE_ERRNOS):
             raise _naming(exc, path) from exc
         raise
     _fsync_dir(path.parent)
 
 
+#: The errors of a write that are about the file being written, though they name no file.
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 #: What ``os.link`` raises where the file system has no hard links (FAT, some network shares).
 _NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EMLINK, errno.EXDEV})
 

@@ -66,6 +66,37 @@ def select_device(spec: str | torch.device = "auto") -> torch.device:
     return torch.device("cuda")
 
 
+def physical_memory() -> int | None:
+    """This machine's memory in bytes; None where the system does not say (``os.sysconf``)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(need: int, what: str, fix: str) -> None:
+    """Refuse settings whose memory, at least ``need`` bytes, is more than this machine has, before
+    anything is allocated (a run that would fail minutes in, or swap the machine to a halt).
+
+    Args:
+        need: a floor of the bytes (what is sure to be allocated, not an estimate of the whole).
+        what: what takes them, naming the settings (``"train.batch 1000 of 64 px crops"``).
+        fix: what to change.
+
+    Raises:
+        ValueError: ``"{what}: at least N GiB, more than this machine's M GiB of memory; {fix}"``.
+    """
+    memory = physical_memory()
+    if memory is not None and need > memory:
+        raise ValueError(f"{what}: at least {_amount(need)}, more than this machine's {_amount(memory)} of memory; "
+                         f"{fix}")
+
+
+def _amount(size: int) -> str:
+    """``size`` bytes in GiB (MiB below one GiB), for a message."""
+    return f"{size / 2**30:,.1f} GiB" if size >= 2**30 else f"{size / 2**20:,.1f} MiB"
+
+
 def configure_threads(threads: int = 0, processes: int = 1) -> int:
     """Set torch's CPU threads; ``0`` (the entry points' default): every core but one, at least one,
     shared by the ``processes`` that run on this machine (a ``torchrun --nproc_per_node N`` job's N

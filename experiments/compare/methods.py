@@ -52,7 +52,7 @@ from rlenhance.baselines import estimate_noise_sigma
 from rlenhance.completion import PolicyCompleter
 from rlenhance.denoisers import PolicyDenoiser, RSERestorer, load_denoiser
 from rlenhance.enhance import Enhancer
-from rlenhance.errors import CheckpointError
+from rlenhance.errors import CheckpointError, not_a_file
 from rlenhance.io import tensor_to_image
 from rlenhance.models.peers import load_rellie, load_zero_dce, load_zero_dcepp, rellie_enhance
 from rlenhance.restore import SupervisedRestorer
@@ -134,7 +134,8 @@ def checkpoint_path(task: str, method: str, given: str | None, *, planes: int = 
     flag = method_flag(method)
     if given is not None:
         path = Path(given)
-        return (path, "") if path.is_file() else (None, f"--{flag} {path}: no such file")
+        problem = not_a_file(path)
+        return (None, f"--{flag} {path}: {problem}") if problem else (path, "")
     if method in PEER_FILES:
         path = registry.WEIGHTS / PEER_FILES[method]
         return (path, "") if path.is_file() else (None, f"no checkpoint: --{flag} not given and no default {path}")

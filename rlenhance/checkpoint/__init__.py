@@ -45,8 +45,12 @@ placeholders (:mod:`rlenhance.checkpoint.metadata`: a restricted unpickler, as s
 ``weights_only=True``); importing this package imports neither torch nor a model: its names are
 imported from their modules on first use.
 
-The helpers :func:`read_torch_file`, :func:`check_finite` and :func:`load_state_dict_strict`
-are shared with loaders of foreign weights (see :mod:`rlenhance.models.peers`).
+Neither reader believes the sizes a file declares: a zip member's uncompressed size, a pickle's
+``bytearray`` or a storage's byte count larger than the file is refused before anything is allocated
+(:func:`rlenhance.checkpoint.metadata.scan_torch_file`, :mod:`rlenhance.checkpoint.archives`).
+
+The helpers :func:`read_torch_file`, :func:`read_npz`, :func:`check_finite` and
+:func:`load_state_dict_strict` are shared with loaders of foreign weights (see :mod:`rlenhance.models.peers`).
 :func:`check_arch` is the architecture-mismatch refusal of :func:`load_checkpoint`, for callers
 that read the architecture first (``supervised_train --init``, which widens a narrower U-Net).
 
@@ -64,6 +68,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from rlenhance.checkpoint.archives import read_npz
     from rlenhance.checkpoint.files import (
         build_model,
         check_arch,
@@ -100,6 +105,7 @@ _MODULES = {
     **dict.fromkeys(("build_model", "check_arch", "check_finite", "load_checkpoint", "load_state_dict_strict",
                      "read_torch_file", "save_checkpoint"), "rlenhance.checkpoint.files"),
     **dict.fromkeys(("TensorStub", "read_metadata"), "rlenhance.checkpoint.metadata"),
+    "read_npz": "rlenhance.checkpoint.archives",
     **dict.fromkeys(("ACTION_TYPES", "COND_ENCODINGS"), "rlenhance.transitions"),
     **dict.fromkeys(("ALPHA_MODES", "FORMAT_TAG", "FORMAT_VERSION", "MASKED_MODELS",
                      "NOISE_KINDS", "ROLLOUT_TASKS", "SPEC_KEY", "SPECS", "SUPERVISED_MODELS", "SUPERVISED_TASKS",
@@ -135,6 +141,7 @@ __all__ = [
     "load_checkpoint",
     "load_state_dict_strict",
     "read_metadata",
+    "read_npz",
     "read_torch_file",
     "save_checkpoint",
 ]

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from rlenhance.atomic import atomic_path
-from rlenhance.checkpoint.metadata import check_torch_file
+from rlenhance.checkpoint.metadata import corrupt, scan_torch_file
 from rlenhance.checkpoint.specs import FORMAT_TAG, FORMAT_VERSION, SPEC_KEY, SPECS, CheckpointSpec
 from rlenhance.errors import CheckpointError
 
@@ -63,7 +63,9 @@ def check_finite(state_dict: Mapping[str, Any], *, source: str) -> None:
 
 
 def read_torch_file(path: str | os.PathLike, *, map_location: Any = "cpu") -> Any:
-    """``torch.load(path, weights_only=True)`` with failures turned into :class:`CheckpointError`.
+    """``torch.load(path, weights_only=True)`` with failures turned into :class:`CheckpointError`,
+    once :func:`~rlenhance.checkpoint.metadata.scan_torch_file` has read the file without torch and
+    checked every size it declares against the file's (so a few bytes cannot make it allocate gigabytes).
 
     Args:
         path: File written by ``torch.save``.
@@ -74,11 +76,11 @@ def read_torch_file(path: str | os.PathLike, *, map_location: Any = "cpu") -> An
         The loaded object (only tensors, containers and primitives can be in it).
 
     Raises:
-        CheckpointError: the file is missing, not a torch file, truncated/corrupt, or holds
-            objects that ``weights_only=True`` refuses.
+        CheckpointError: the file is missing, not a torch file, truncated/corrupt, declares more
+            bytes than it holds, or holds objects that ``weights_only=True`` refuses.
     """
     path = Path(path)
-    check_torch_file(path)
+    scan_torch_file(path)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:  # weights_only refused an object: one line, no advice to turn it off
@@ -86,9 +88,7 @@ def read_torch_file(path: str | os.PathLike, *, map_location: Any = "cpu") -> An
                               "than tensors, containers and primitives (rlenhance never writes them and refuses to "
                               "unpickle them, which could run code)") from exc
     except Exception as exc:  # torch raises RuntimeError, EOFError, OSError, KeyError, ... for bad files
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise CheckpointError(f"checkpoint {path}: cannot be read as a torch weights file (truncated or corrupt): "
-                              f"{type(exc).__name__}: {first_line}") from exc
+        raise corrupt(f"checkpoint {path}", exc) from exc
 
 
 def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, Any], *, source: str) -> None:
@@ -118,7 +118,9 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, arch: Mapping[
     The file is written to a temporary file in the destination folder, read back with
     ``torch.load(weights_only=True)`` to prove it loads, flushed with ``fsync`` and only then
     moved over ``path`` with ``os.replace`` (:func:`rlenhance.atomic.atomic_path`). On any failure the temporary file is
-    removed and an existing file at ``path`` is left untouched. Parent folders are created.
+    removed and an existing file at ``path`` is left untouched. Parent folders are created. A failed
+    write is the write's ``OSError`` naming ``path`` ("cannot write PATH: No space left on device"),
+    not ``torch.save``'s own text.
 
     Args:
         path: Destination file (conventionally ``*.pt``).
@@ -137,7 +139,7 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, arch: Mapping[
             not replace a good checkpoint), ``extra["spec"]`` is not a spec object, ``extra``
             holds version 1's ``env`` / ``inference`` blocks, or ``extra`` holds objects that
             cannot be loaded back with ``weights_only=True``.
-        OSError: the folder cannot be created or written.
+        OSError: the folder cannot be created or written (a full disk included), naming ``path``.
     """
     path = Path(path)
     _check_arch(arch, f"save_checkpoint({path})")
@@ -160,7 +162,15 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, arch: Mapping[
         "extra": dict(extra) if extra is not None else None,
     }
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        sink = _FileSink(tmp)
+        try:
+            torch.save(payload, sink)
+        except RuntimeError as exc:  # torch's own text for a failed write ("unexpected pos ..."): the OSError's
+            if sink.error is None:
+                raise
+            raise OSError(sink.error.errno, sink.error.strerror, str(tmp)) from exc
+        finally:
+            sink.close()
         try:
             torch.load(tmp, map_location="cpu", weights_only=True)
         except Exception as exc:
@@ -168,6 +178,32 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, arch: Mapping[
                                   f"weights_only=True; keep extra to tensors, containers and primitives "
                                   f"({type(exc).__name__}: {exc})") from exc
     return path
+
+
+class _FileSink:
+    """The file ``torch.save`` writes: ``write`` writes every byte (``os.write`` until done) and keeps the
+    ``OSError`` of a write that fails (:attr:`error`), which ``torch.save`` reports as a RuntimeError of
+    its own ("unexpected pos ..."), without the errno that says the disk is full."""
+
+    def __init__(self, path: Path):
+        self.fd = os.open(path, os.O_WRONLY | os.O_TRUNC | getattr(os, "O_BINARY", 0))
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data).cast("B")
+        try:
+            while view:
+                view = view[os.write(self.fd, view):]
+        except OSError as exc:
+            self.error = exc
+            raise
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 def check_arch(arch: Mapping[str, Any], expected_arch: Mapping[str, Any], *, source: str) -> None:

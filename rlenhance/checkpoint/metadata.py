@@ -4,16 +4,19 @@ can be read in a process that has not imported torch (e.g. for a command's ``--h
 
 A checkpoint is a ``torch.save`` zip archive: ``<name>/data.pkl``, the pickle of the checkpoint
 dict, beside ``<name>/data/<key>``, the raw bytes of each tensor's storage, which are not read
-here. The pickle is read with a restricted unpickler, as ``torch.load(weights_only=True)`` reads
+here (torch's legacy format, a sequence of pickles followed by the storages' bytes, is read too).
+The pickle is read with a restricted unpickler, as ``torch.load(weights_only=True)`` reads
 it: the only globals it may name are those of tensors and containers (:data:`_ALLOWED`:
 ``collections.OrderedDict``, ``torch._utils._rebuild_tensor_v2`` and its kin, the typed storage
 classes, a few builtins), each mapped to a stand-in defined here, so nothing is imported and no
-code from the file is run; any other global is refused with a :class:`CheckpointError`.
+code from the file is run; any other global is refused with a :class:`CheckpointError`. No size the
+file declares is believed: before anything is allocated, each is checked against the file's size
+(:func:`scan_torch_file`), as is the shape of what the pickle builds (nesting, shared containers).
 
 :func:`read_metadata` returns the dict as it is in the file, its spec as a plain dict; parsing it
 into the spec object is :func:`rlenhance.checkpoint.load_checkpoint`'s
-(:meth:`rlenhance.checkpoint.CheckpointSpec.from_dict`). Checking that a path is a torch file at all
-(:func:`check_torch_file`) is shared with :func:`rlenhance.checkpoint.read_torch_file`.
+(:meth:`rlenhance.checkpoint.CheckpointSpec.from_dict`). :func:`scan_torch_file`, which reads any
+``torch.save`` file so, is what :func:`rlenhance.checkpoint.read_torch_file` runs before ``torch.load``.
 
 Example:
     >>> from pathlib import Path
@@ -30,15 +33,17 @@ import codecs
 import io
 import os
 import pickle
+import pickletools
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rlenhance.errors import CheckpointError
+from rlenhance.checkpoint.archives import check_zip_sizes
+from rlenhance.errors import CheckpointError, not_a_file
 
-__all__ = ["TensorStub", "check_torch_file", "read_metadata"]
+__all__ = ["TensorStub", "check_torch_file", "corrupt", "read_metadata", "scan_torch_file"]
 
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save's zip format
 _PICKLE_PROTO = b"\x80"  # torch.save's legacy format starts with a pickle protocol opcode
@@ -47,13 +52,22 @@ _FILE_SIGNATURES = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8", "a JPEG image"), 
                     (b"\x89HDF", "an HDF5 file"), (b"%PDF", "a PDF document"))
 #: The pickle inside a torch.save archive, ``<archive name>/data.pkl``.
 _DATA_PKL = "data.pkl"
-#: The element type of each of torch's typed storage classes, as torch names its dtypes.
+#: The element type of each of torch's typed storage classes, as torch names its dtypes, and its size in bytes.
 _STORAGE_DTYPES = {
-    "FloatStorage": "float32", "DoubleStorage": "float64", "HalfStorage": "float16", "BFloat16Storage": "bfloat16",
-    "LongStorage": "int64", "IntStorage": "int32", "ShortStorage": "int16", "CharStorage": "int8",
-    "ByteStorage": "uint8", "BoolStorage": "bool", "ComplexFloatStorage": "complex64",
-    "ComplexDoubleStorage": "complex128",
+    "FloatStorage": ("float32", 4), "DoubleStorage": ("float64", 8), "HalfStorage": ("float16", 2),
+    "BFloat16Storage": ("bfloat16", 2), "LongStorage": ("int64", 8), "IntStorage": ("int32", 4),
+    "ShortStorage": ("int16", 2), "CharStorage": ("int8", 1), "ByteStorage": ("uint8", 1), "BoolStorage": ("bool", 1),
+    "ComplexFloatStorage": ("complex64", 8), "ComplexDoubleStorage": ("complex128", 16),
 }
+#: The first two pickles of a file in torch's legacy (non-zip) format: a magic number and a protocol version.
+_LEGACY_MAGIC, _LEGACY_PROTOCOL = 0x1950A86A20F9469CFC6C, 1001
+#: Each storage of a legacy file is its element count (8 bytes) and then its bytes.
+_LEGACY_STORAGE_HEADER = 8
+#: The deepest nesting of containers a checkpoint may hold (its config and optimiser state nest a few levels).
+_DEPTH_MOST = 100
+#: A pickle builds each object with at least one opcode; a tree of far more objects than opcodes shares
+#: containers to grow exponentially when expanded (as ``json.dumps`` of its ``arch`` would).
+_OBJECTS_PER_OPCODE_MOST = 8
 
 
 def _describe_head(head: bytes) -> str:
@@ -82,8 +96,9 @@ def check_torch_file(path: str | os.PathLike) -> bytes:
             which, e.g. a PNG image, when it can tell).
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path}: file not found" + (" (it is a folder)" if path.is_dir() else ""))
+    problem = not_a_file(path)
+    if problem:
+        raise CheckpointError(f"checkpoint {path}: {problem}")
     with open(path, "rb") as handle:
         head = handle.read(len(_ZIP_MAGIC))
     if not (head.startswith(_ZIP_MAGIC) or head[:1] == _PICKLE_PROTO):
@@ -106,6 +121,7 @@ class _StorageType:
     """Stand-in for one of torch's typed storage classes (``torch.FloatStorage`` ...)."""
 
     dtype: str
+    itemsize: int
 
 
 @dataclass(frozen=True)
@@ -130,6 +146,8 @@ def _rebuild_parameter(data: Any, *rest: Any) -> Any:
     return data
 
 
+#: The ``bytearray`` global, as pickle protocol 2 and later name it; :class:`_MetadataUnpickler` checks its size.
+_BYTEARRAY = (("builtins", "bytearray"), ("__builtin__", "bytearray"))
 #: The globals a checkpoint's pickle may name, ``(module, name)`` -> what stands for it here.
 _ALLOWED: dict[tuple[str, str], Any] = {
     ("collections", "OrderedDict"): OrderedDict,  # state dicts, and each tensor's (empty) backward hooks
@@ -140,65 +158,138 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("torch", "Size"): tuple,
     ("_codecs", "encode"): codecs.encode,  # bytes, in pickle protocol 2
     **{(builtins, name): value for builtins in ("builtins", "__builtin__")  # protocol 2 writes __builtin__
-       for name, value in (("set", set), ("frozenset", frozenset), ("bytearray", bytearray), ("complex", complex))},
-    **{("torch", name): _StorageType(dtype) for name, dtype in _STORAGE_DTYPES.items()},
+       for name, value in (("set", set), ("frozenset", frozenset), ("complex", complex))},
+    **{("torch", name): _StorageType(*dtype) for name, dtype in _STORAGE_DTYPES.items()},
 }
 
 
 class _MetadataUnpickler(pickle.Unpickler):
-    """A ``pickle.Unpickler`` that resolves only :data:`_ALLOWED` globals (never importing a module) and
-    turns each storage (a persistent id) into a :class:`_Storage`."""
+    """A ``pickle.Unpickler`` that resolves only :data:`_ALLOWED` globals (never importing a module),
+    turns each storage (a persistent id) into a :class:`_Storage` and records the bytes it declares
+    (:attr:`storages`: key -> bytes), and refuses a ``bytearray`` larger than the file (``limit``)."""
+
+    def __init__(self, stream: Any, *, limit: int, source: str):
+        super().__init__(stream)
+        self.limit, self.source = limit, source
+        self.storages: dict[Any, int] = {}
 
     def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _BYTEARRAY:
+            return self._bytearray
         try:
             return _ALLOWED[module, name]
         except KeyError:
             raise pickle.UnpicklingError(f"it names {module}.{name}") from None
 
+    def _bytearray(self, *args: Any) -> bytearray:
+        """``bytearray(*args)``, refused where it would be ``size`` zero bytes, more than the file holds."""
+        size = args[0] if args else 0
+        if isinstance(size, int) and size > self.limit:
+            raise CheckpointError(f"{self.source}: its pickle declares a bytearray of {size:,} bytes, more than the "
+                                  f"file's {self.limit:,}; refused before allocating it")
+        return bytearray(*args)
+
     def persistent_load(self, pid: Any) -> _Storage:
         if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"
-                and isinstance(pid[1], _StorageType)):
+                and isinstance(pid[1], _StorageType) and type(pid[4]) is int and pid[4] >= 0):
             raise pickle.UnpicklingError(f"a persistent id {pid!r} that is not a tensor's storage")
+        self.storages[pid[2]] = pid[4] * pid[1].itemsize
         return _Storage(pid[1].dtype)
 
 
-def _data_pickle(archive: zipfile.ZipFile, source: str) -> bytes:
-    """The bytes of the archive's one ``<name>/data.pkl``."""
-    found = [name for name in archive.namelist() if name.count("/") == 1 and name.endswith("/" + _DATA_PKL)]
-    if len(found) != 1:
-        raise CheckpointError(f"{source}: cannot be read as a torch weights file: a zip archive with "
-                              f"{len(found) or 'no'} <name>/{_DATA_PKL} (torch.save writes one)")
-    return archive.read(found[0])
+class _Bounded:
+    """A file read up to ``size`` bytes: ``read(n)`` never asks the file for more than what is left, as
+    the readers of a pickle's length-prefixed values allocate what they ask for."""
+
+    def __init__(self, handle: Any, size: int):
+        self.handle, self.size = handle, size
+
+    def read(self, n: int = -1) -> bytes:
+        left = max(0, self.size - self.handle.tell())
+        return self.handle.read(left if n is None or n < 0 else min(n, left))
+
+    def readline(self) -> bytes:
+        return self.handle.readline()
+
+    def tell(self) -> int:
+        return self.handle.tell()
+
+    def seek(self, offset: int) -> int:
+        return self.handle.seek(offset)
 
 
-def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The checkpoint dict of ``path`` with every tensor a :class:`TensorStub`, read without torch.
+def _load_pickle(stream: Any, *, limit: int, source: str) -> tuple[Any, dict[Any, int]]:
+    """The next pickle of ``stream`` (seekable) and the bytes its storages declare (key -> bytes), read
+    by :class:`_MetadataUnpickler` once its opcodes have been walked without building anything
+    (:func:`pickletools.genops`, which refuses a value whose declared length runs past the end of the
+    data), then checked by :func:`_check_tree`."""
+    start = stream.tell()
+    opcodes = sum(1 for _ in pickletools.genops(stream))
+    stream.seek(start)
+    unpickler = _MetadataUnpickler(stream, limit=limit, source=source)
+    obj = unpickler.load()
+    _check_tree(obj, opcodes, source)
+    return obj, unpickler.storages
 
-    Args:
-        path: a checkpoint written by :func:`rlenhance.checkpoint.save_checkpoint` (any ``torch.save``
-            file of tensors, containers and primitives in torch's zip format).
 
-    Returns:
-        The dict as the file holds it (``format``, ``version``, ``arch``, ``state_dict`` of
-        :class:`TensorStub`, ``extra``), unvalidated: :func:`rlenhance.checkpoint.load_checkpoint`
-        checks it and parses ``extra`` into a spec object.
+def _check_tree(obj: Any, opcodes: int, source: str) -> None:
+    """Refuse containers nested deeper than :data:`_DEPTH_MOST`, or a tree of many more objects than the
+    pickle had opcodes (containers shared to grow exponentially when walked): checked without recursion."""
+    most = _OBJECTS_PER_OPCODE_MOST * opcodes
+    stack, seen = [(obj, 1)], 0
+    while stack:
+        value, depth = stack.pop()
+        seen += 1
+        if depth > _DEPTH_MOST:
+            raise CheckpointError(f"{source}: holds containers nested more than {_DEPTH_MOST} deep; no checkpoint "
+                                  "is, refused")
+        if seen > most:
+            raise CheckpointError(f"{source}: its pickle of {opcodes:,} opcodes builds more than {most:,} objects "
+                                  "(containers shared to grow when expanded); no checkpoint does, refused")
+        if isinstance(value, dict):
+            stack.extend((item, depth + 1) for pair in value.items() for item in pair)
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            stack.extend((item, depth + 1) for item in value)
+
+
+def corrupt(source: str, exc: BaseException) -> CheckpointError:
+    """The refusal of a file that a reader failed on (``exc``): "truncated or corrupt", with the
+    first line of ``exc``'s message, or what an exception without one means."""
+    lines = str(exc).strip().splitlines()
+    detail = lines[0] if lines else ("it asks for more memory than there is" if isinstance(exc, MemoryError)
+                                     else "no detail given")
+    return CheckpointError(f"{source}: cannot be read as a torch weights file (truncated or corrupt): "
+                           f"{type(exc).__name__}: {detail}")
+
+
+def scan_torch_file(path: str | os.PathLike) -> Any:
+    """The object a ``torch.save`` file holds, its tensors as :class:`TensorStub`, read without torch
+    and without allocating what the file only declares.
+
+    Both of torch's formats are read: the zip archive (``<name>/data.pkl`` and a record of bytes for each
+    storage) and the legacy one (a sequence of pickles, then the storages' bytes). Refused before anything
+    is allocated: a zip member that declares more bytes than the file has (torch stores its records
+    uncompressed, :func:`~rlenhance.checkpoint.archives.check_zip_sizes`); a pickle value whose declared
+    length runs past the end of the data; a ``bytearray`` of more zero bytes than the file has; storages
+    that declare more bytes than the rest of the file holds (legacy; in the zip format ``torch.load``
+    checks each storage against its record before allocating it).
+    So ``torch.load(weights_only=True)`` of a file this accepts allocates what the file holds, not what it claims.
 
     Raises:
-        CheckpointError: (names the file) the file is missing or not a torch file; it is in torch's
-            legacy (non-zip) format; it is truncated or corrupt; its pickle names a global other
+        CheckpointError: (names the file) the file is missing or not a torch file; it is truncated or
+            corrupt; a size it declares is more than the file holds; its pickle names a global other
             than those of tensors and containers (refused before anything is called, as
-            ``torch.load(weights_only=True)`` refuses it); it holds something other than a dict.
+            ``torch.load(weights_only=True)`` refuses it); it nests containers absurdly.
     """
     path = Path(path)
     source = f"checkpoint {path}"
     head = check_torch_file(path)
-    if not head.startswith(_ZIP_MAGIC):
-        raise CheckpointError(f"{source}: written in torch's legacy (non-zip) format, which only load_checkpoint "
-                              "reads (it needs torch)")
+    size = path.stat().st_size
     try:
-        with zipfile.ZipFile(path) as archive:
-            data = _data_pickle(archive, source)
-        obj = _MetadataUnpickler(io.BytesIO(data)).load()
+        if head.startswith(_ZIP_MAGIC):
+            return _scan_zip(path, size, source)
+        with open(path, "rb") as handle:
+            return _scan_legacy(_Bounded(handle, size), size, source)
     except CheckpointError:
         raise
     except pickle.UnpicklingError as exc:
@@ -206,10 +297,58 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
                               f"tensors, containers and primitives ({exc}; rlenhance never writes them and refuses "
                               "to unpickle them, which could run code)") from exc
     except Exception as exc:  # zipfile.BadZipFile, EOFError, zlib.error, ValueError, ... for a broken file
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise CheckpointError(f"{source}: cannot be read as a torch weights file (truncated or corrupt): "
-                              f"{type(exc).__name__}: {first_line}") from exc
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"{source}: not an rlenhance checkpoint (holds a {type(obj).__name__}, expected a dict)")
+        raise corrupt(source, exc) from exc
+
+
+def _scan_zip(path: Path, size: int, source: str) -> Any:
+    with zipfile.ZipFile(path) as archive:
+        check_zip_sizes(archive, size, source=source, why="torch.save stores its records uncompressed, so they "
+                                                          "hold no more than the file's size")
+        found = [name for name in archive.namelist() if name.count("/") == 1 and name.endswith("/" + _DATA_PKL)]
+        if len(found) != 1:
+            raise CheckpointError(f"{source}: cannot be read as a torch weights file: a zip archive with "
+                                  f"{len(found) or 'no'} <name>/{_DATA_PKL} (torch.save writes one)")
+        data = archive.read(found[0])
+    return _load_pickle(io.BytesIO(data), limit=size, source=source)[0]
+
+
+def _scan_legacy(stream: _Bounded, size: int, source: str) -> Any:
+    header = [_load_pickle(stream, limit=size, source=source)[0] for _ in range(2)]
+    if header != [_LEGACY_MAGIC, _LEGACY_PROTOCOL]:
+        raise CheckpointError(f"{source}: cannot be read as a torch weights file: it starts with a pickle that is "
+                              "not torch's magic number; expected a .pt file written by rlenhance's trainers")
+    _load_pickle(stream, limit=size, source=source)  # the saving system's byte order and type sizes
+    obj, storages = _load_pickle(stream, limit=size, source=source)
+    keys, _ = _load_pickle(stream, limit=size, source=source)
+    if not isinstance(keys, list) or set(keys) != set(storages):
+        raise CheckpointError(f"{source}: cannot be read as a torch weights file (truncated or corrupt): its list "
+                              "of storages does not name the storages its tensors use")
+    declared, left = sum(_LEGACY_STORAGE_HEADER + storages[key] for key in keys), size - stream.tell()
+    if declared > left:
+        raise CheckpointError(f"{source}: its storages declare {declared:,} bytes, and the file holds {left:,} after "
+                              "its pickles; refused before allocating them")
     return obj
 
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The checkpoint dict of ``path`` with every tensor a :class:`TensorStub`, read without torch
+    (:func:`scan_torch_file`).
+
+    Args:
+        path: a checkpoint written by :func:`rlenhance.checkpoint.save_checkpoint` (any ``torch.save``
+            file of tensors, containers and primitives).
+
+    Returns:
+        The dict as the file holds it (``format``, ``version``, ``arch``, ``state_dict`` of
+        :class:`TensorStub`, ``extra``), unvalidated: :func:`rlenhance.checkpoint.load_checkpoint`
+        checks it and parses ``extra`` into a spec object.
+
+    Raises:
+        CheckpointError: (names the file) what :func:`scan_torch_file` refuses; the file holds
+            something other than a dict.
+    """
+    obj = scan_torch_file(path)
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"checkpoint {Path(path)}: not an rlenhance checkpoint (holds a {type(obj).__name__}, "
+                              "expected a dict)")
+    return obj

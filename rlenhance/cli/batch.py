@@ -182,7 +182,7 @@ def process(args: argparse.Namespace, build: Callable[[argparse.Namespace], Rest
               f"{', '.join(map(str, broken[:3]))}{more}", flush=True)
     jobs = min(args.jobs, max(1, len(todo)))
     if jobs == 1:
-        results = (restore_one(restore, *item, args.max_pixels) for item in todo)
+        results = (restore_one(restore, *item, args.max_pixels, progress=True) for item in todo)
     else:
         results = parallel_results(restore, build, args, todo, jobs)
     try:

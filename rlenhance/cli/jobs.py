@@ -4,6 +4,7 @@ in N-1 spawned workers as well, an image at a time each (:func:`parallel_results
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -26,14 +27,21 @@ Result = tuple[Path, "str | None", str, bool]
 ON_EXISTS = ("replace", "skip", "fail")
 
 
-def restore_one(restore: Restore, path: Path, target: Path, on_exists: str, max_pixels: int) -> Result:
+#: A restoration that has taken this long (a large photo: minutes) shows a progress bar of its tiles.
+PROGRESS_AFTER_S = 2.0
+
+
+def restore_one(restore: Restore, path: Path, target: Path, on_exists: str, max_pixels: int, *,
+                progress: bool = False) -> Result:
     """Load, restore and save one image (see :data:`Result`). A restore function with a true
     ``reads_samples`` attribute is given the file's integer samples (``load_image(samples=True)``)
-    instead of floats. ``on_exists`` is one of :data:`ON_EXISTS`."""
+    instead of floats. ``on_exists`` is one of :data:`ON_EXISTS`. ``progress``: a restoration that
+    takes more than :data:`PROGRESS_AFTER_S` shows a bar of its tiles on stderr (:func:`tile_bar`)."""
     try:
         image = load_image(path, max_pixels=max_pixels, samples=getattr(restore, "reads_samples", False))
         start = time.perf_counter()
-        result, figure = restore(path, image)
+        with tile_bar(path.name) if progress else contextlib.nullcontext():
+            result, figure = restore(path, image)
         seconds = time.perf_counter() - start
         height, width = image.shape[:2]
         del image  # not needed to save the result: a large photo's input is freed first
@@ -50,6 +58,33 @@ def restore_one(restore: Restore, path: Path, target: Path, on_exists: str, max_
     if result.shape[:2] != (height, width):  # a super-resolution model
         size += f" -> {result.shape[1]}x{result.shape[0]}"
     return path, None, f"{path} -> {target}  {size}  {seconds * 1000:.0f} ms  {figure}", False
+
+
+@contextlib.contextmanager
+def tile_bar(name: str) -> Iterator[None]:
+    """A progress bar on stderr of the tiles restored within the block, one for each
+    :func:`rlenhance.ops.tiling.tiled` pass (a later pass is named ``pass 2`` ...), shown once the pass
+    has taken :data:`PROGRESS_AFTER_S` and cleared at its end, so that a fast image prints nothing."""
+    from tqdm import tqdm
+
+    from rlenhance.ops.tiling import reporting_windows
+
+    bars: list[tqdm] = []
+
+    def report(done: int, total: int) -> None:
+        if done == 1:
+            if bars:
+                bars[-1].close()
+            bars.append(tqdm(total=total, desc=f"{name} pass {len(bars) + 1}" if bars else name, unit="tile",
+                             delay=PROGRESS_AFTER_S, leave=False, file=sys.stderr, dynamic_ncols=True, mininterval=1.0))
+        bars[-1].update()
+
+    try:
+        with reporting_windows(report):
+            yield
+    finally:
+        if bars:
+            bars[-1].close()
 
 
 _WORKER_RESTORE: Restore | None = None

@@ -30,6 +30,7 @@ import torch
 
 from rlenhance.data.builtin import BUILTIN_IMAGES, DEFAULT_COLOR_IMAGES
 from rlenhance.data.degrade import add_gaussian_noise, synthetic_low_light
+from rlenhance.errors import path_kind
 from rlenhance.io import save_image
 
 __all__ = ["write_samples"]
@@ -39,6 +40,9 @@ NOISE_SIGMA = 25.0
 #: Photos of each folder: colour (low light, completion) and gray (denoising).
 COLOR_PHOTOS = DEFAULT_COLOR_IMAGES[:4]
 GRAY_PHOTOS = ("camera", "coins", "moon", "clock")
+#: The sides in pixels an image may have: the centre squares of the photos are 300 to 512 pixels, so
+#: 4096 is already 8x upsampled (and 200 MB a colour image in float32).
+MIN_SIZE, MAX_SIZE = 32, 4096
 
 
 def _square(name: str, size: int) -> np.ndarray:
@@ -67,19 +71,23 @@ def write_samples(folder: str | Path, *, size: int = 256, seed: int = 0, overwri
 
     Args:
         folder: where to write; created if missing.
-        size: side in pixels of every image (>= 32).
+        size: side in pixels of every image (:data:`MIN_SIZE` to :data:`MAX_SIZE`).
         seed: seed of the darkening, the noise and the holes.
         overwrite: replace existing files of the same names (False: such a file is kept, and
             FileExistsError names it).
 
     Raises:
-        ValueError: ``size`` below 32.
+        ValueError: ``size`` out of range; ``folder`` is there but not a folder.
         FileExistsError: a file to write exists and ``overwrite`` is False (the files before it in
             the order written are written, that one and the rest are not).
+        OSError: a file cannot be written (naming it: no permission, no space left, ...).
     """
-    if size < 32:
-        raise ValueError(f"size: expected at least 32 pixels, got {size}")
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise ValueError(f"size: expected {MIN_SIZE} to {MAX_SIZE} pixels (the photos are 300 to 512), got {size}")
     root = Path(folder)
+    kind = path_kind(root)
+    if kind not in (None, "a folder"):
+        raise ValueError(f"{root} is {kind}, not a folder; give a folder to write the samples in")
     generator = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     written: list[Path] = []
@@ -115,16 +123,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rlenhance.data.samples", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("folder", type=Path, help="where to write the example folders")
-    parser.add_argument("--size", type=int, default=256, help="side in pixels of every image (>= 32)")
+    parser.add_argument("--size", type=int, default=256,
+                        help=f"side in pixels of every image ({MIN_SIZE} to {MAX_SIZE})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the darkening, the noise and the holes")
     parser.add_argument("--overwrite", action="store_true", help="replace existing files of the same names")
     args = parser.parse_args(argv)
     try:
         written = write_samples(args.folder, size=args.size, seed=args.seed, overwrite=args.overwrite)
     except ValueError as exc:
-        parser.error(str(exc))
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
     except FileExistsError as exc:
         parser.exit(2, f"{parser.prog}: {exc.filename} exists; it was kept (--overwrite replaces it)\n")
+    except OSError as exc:  # atomic writes name the file: "cannot write PATH: No space left on device"
+        parser.exit(2, f"{parser.prog}: error: {exc.strerror or exc}\n")
     print(f"wrote {len(written)} images under {args.folder}/: dark/, pairs/, noisy/ + clean/, occluded/ + masks/, "
           "bedroom/")
     return 0

@@ -82,18 +82,10 @@ def as_unit_float(image: np.ndarray | torch.Tensor, *, name: str = "image", allo
     if not floating:
         raise ImageError(f"{name}: unsupported dtype {image.dtype}; accepted: {_ACCEPTED_IMAGE_TEXT} "
                          "(convert other integer or bool images to float in [0, 1] yourself)")
-    if image.numel() == 0 if isinstance(image, torch.Tensor) else image.size == 0:
-        raise ImageError(f"{name}: empty image (shape {tuple(image.shape)})")
     values = image.to(torch.float32) if isinstance(image, torch.Tensor) else image.astype(np.float32, copy=False)
     accepted = (f"finite float values in [{NOISY_RANGE[0]:g}, {NOISY_RANGE[1]:g}] (an image in [0, 1] with "
                 "unclipped noise), or uint8 / uint16 samples" if noisy else _ACCEPTED_IMAGE_TEXT)
-    # a NaN makes both extremes NaN, an infinity is one of them; only then are the bad values counted
-    low, high = _extremes(values)
-    if not (math.isfinite(low) and math.isfinite(high)):
-        tensor = isinstance(values, torch.Tensor)
-        bad = int((~(torch.isfinite(values) if tensor else np.isfinite(values))).sum())
-        count = values.numel() if tensor else values.size
-        raise ImageError(f"{name}: {bad} NaN or infinite value(s) of {count}; accepted: {accepted}")
+    low, high = finite_extremes(values, name=name, accepted=accepted)
     lowest, highest = NOISY_RANGE if noisy else (-UNIT_RANGE_TOLERANCE, 1.0 + UNIT_RANGE_TOLERANCE)
     if low < lowest or high > highest:
         hint = " (0-255 values in a float array? divide by 255)" if high > max(highest, 2.0) else ""
@@ -101,6 +93,31 @@ def as_unit_float(image: np.ndarray | torch.Tensor, *, name: str = "image", allo
     if not noisy and (low < 0.0 or high > 1.0):
         return values.clamp(0.0, 1.0) if isinstance(values, torch.Tensor) else np.clip(values, 0.0, 1.0)
     return values
+
+
+def finite_extremes(values: np.ndarray | torch.Tensor, *, name: str, accepted: str) -> tuple[float, float]:
+    """The smallest and largest value of a float image, refusing an empty one or one that holds NaN or
+    infinite values: the check of every image a caller hands in (:func:`as_unit_float`, the metrics).
+
+    Args:
+        values: a float numpy array or torch tensor of any shape (read in place, in one pass).
+        name: what the caller calls it, for the message.
+        accepted: what is accepted, for the message.
+
+    Raises:
+        ImageError: ``"{name}: empty image (shape ...)"`` or ``"{name}: N NaN or infinite value(s) of M;
+            accepted: {accepted}"``.
+    """
+    tensor = isinstance(values, torch.Tensor)
+    if values.numel() == 0 if tensor else values.size == 0:
+        raise ImageError(f"{name}: empty image (shape {tuple(values.shape)})")
+    # a NaN makes both extremes NaN, an infinity is one of them; only then are the bad values counted
+    low, high = _extremes(values.detach() if tensor else values)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        bad = int((~(torch.isfinite(values) if tensor else np.isfinite(values))).sum())
+        raise ImageError(f"{name}: {bad} NaN or infinite value(s) of {values.numel() if tensor else values.size}; "
+                         f"accepted: {accepted}")
+    return low, high
 
 
 def _extremes(values: np.ndarray | torch.Tensor) -> tuple[float, float]:

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from rlenhance.errors import ImageError
 from rlenhance.io import BT601_LUMA_WEIGHTS
+from rlenhance.io.arrays import finite_extremes
 
 __all__ = ["clipped_fraction", "dark_colour_noise", "gt_mean_align", "loe", "niqe", "psnr", "rgb_to_y", "ssim", "uqi"]
 
@@ -91,6 +92,20 @@ def _as_batch_pair(
     return xb, yb
 
 
+def _scored_pair(x: torch.Tensor, y: torch.Tensor, metric: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_as_batch_pair` of the images a metric scores, refusing empty ones and NaN or infinite values
+    (:func:`rlenhance.io.arrays.finite_extremes`, the check of the images every entry point takes), as
+    the no-reference metrics refuse them: a score of NaN or -inf would pass into averages unnoticed.
+
+    Raises:
+        ImageError: naming ``metric`` and the image (``"psnr: y: 1 NaN or infinite value(s) of 768; ..."``).
+    """
+    x, y = _as_batch_pair(x, y, f"{metric}: x", f"{metric}: y")
+    for image, name in ((x, "x"), (y, "y")):
+        finite_extremes(image, name=f"{metric}: {name}", accepted="finite float values")
+    return x, y
+
+
 def _check_positive(value: float, name: str) -> None:
     """Raise ``ValueError`` naming ``name`` unless ``value`` is a finite number > 0."""
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -140,10 +155,11 @@ def psnr(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, mse_floor
         skimage exactly.
 
     Raises:
-        ImageError: when the inputs are not float tensors of the same 3-D / 4-D shape.
+        ImageError: when the inputs are not float tensors of the same 3-D / 4-D shape, are empty,
+            or hold NaN or infinite values.
         ValueError: when ``data_range`` is not > 0.
     """
-    x, y = _as_batch_pair(x, y)
+    x, y = _scored_pair(x, y, "psnr")
     _check_positive(data_range, "data_range")
     if not mse_floor >= 0:
         raise ValueError(f"mse_floor: expected a number >= 0, got {mse_floor!r}")
@@ -324,8 +340,8 @@ def ssim(
         not the mean of the whole map.
 
     Raises:
-        ImageError: when the inputs are not float tensors of the same 3-D / 4-D shape, or are
-            smaller than ``win_size``.
+        ImageError: when the inputs are not float tensors of the same 3-D / 4-D shape, hold NaN
+            or infinite values, or are smaller than ``win_size``.
         ValueError: on a non-positive ``data_range`` / ``sigma`` or an even ``win_size``.
 
     Example:
@@ -333,7 +349,7 @@ def ssim(
         >>> float(ssim(x, x)[0])
         1.0
     """
-    x, y = _as_batch_pair(x, y)
+    x, y = _scored_pair(x, y, "ssim")
     _check_positive(data_range, "data_range")
     _check_positive(sigma, "sigma")
     height, width = x.shape[-2:]
@@ -386,11 +402,11 @@ def uqi(x: torch.Tensor, y: torch.Tensor, *, win_size: int = 8) -> torch.Tensor:
         Float tensor of shape (B,) with values in [-1, 1]; 1 for identical images.
 
     Raises:
-        ImageError: when the inputs are not float tensors of the same 3-D / 4-D shape, or are
-            smaller than ``win_size``.
+        ImageError: when the inputs are not float tensors of the same 3-D / 4-D shape, hold NaN
+            or infinite values, or are smaller than ``win_size``.
         ValueError: when ``win_size`` is not a positive int.
     """
-    x, y = _as_batch_pair(x, y)
+    x, y = _scored_pair(x, y, "uqi")
     height, width = x.shape[-2:]
     _check_window(win_size, height, width, odd=False)
     channels = x.shape[1]

@@ -27,7 +27,6 @@ very slow on some CPUs. The loaders zero them (``flush_subnormals=True``; they a
 from __future__ import annotations
 
 import os
-import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlenhance.checkpoint import check_finite, load_state_dict_strict, read_torch_file
+from rlenhance.checkpoint import check_finite, load_state_dict_strict, read_npz, read_torch_file
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.ops.curves import le_curve, le_curve_iterative
 
@@ -414,7 +413,8 @@ def load_rellie(path: str | os.PathLike, *, flush_subnormals: bool = True) -> Re
     cross-correlation, so arrays are copied as they are.
 
     Args:
-        path: The released ``.npz`` (read with ``np.load``, no pickles).
+        path: The released ``.npz`` (:func:`rlenhance.checkpoint.read_npz`: each array's name, size,
+            shape and element type checked before it is read; no pickles).
         flush_subnormals: Zero denormal weights (see :func:`load_zero_dce`).
 
     Returns:
@@ -425,29 +425,16 @@ def load_rellie(path: str | os.PathLike, *, flush_subnormals: bool = True) -> Re
             unexpected arrays, wrong shapes, NaN/inf values.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path}: file not found")
     mapping = _rellie_key_map()
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: np.array(npz[name]) for name in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise CheckpointError(f"checkpoint {path}: cannot be read as a numpy .npz archive (corrupt or "
-                              f"another format): {type(exc).__name__}: {exc}") from exc
-    missing = sorted(set(mapping) - set(arrays))
-    unexpected = sorted(set(arrays) - set(mapping))
-    if missing or unexpected:
-        raise CheckpointError(f"checkpoint {path}: not the released ReLLIE layout: missing arrays {missing}, "
-                              f"unexpected arrays {unexpected}")
-    bad_dtype = sorted(name for name, arr in arrays.items() if not np.issubdtype(arr.dtype, np.floating))
-    if bad_dtype:
-        raise CheckpointError(f"checkpoint {path}: arrays {bad_dtype} are not floating point")
+    net = ReLLIENet()
+    shapes = {name: tuple(tensor.shape) for name, tensor in net.state_dict().items()}
+    arrays = read_npz(path, {chainer: shapes[ours] for chainer, ours in mapping.items()}, source=f"checkpoint {path}",
+                      layout="the released ReLLIE layout")
     tensors = {name: torch.from_numpy(arrays[name].astype(np.float32, copy=False)) for name in sorted(arrays)}
     check_finite(tensors, source=f"checkpoint {path}")
     state_dict = {mapping[name]: tensor for name, tensor in tensors.items()}
     if flush_subnormals:
         state_dict = _zero_subnormals(state_dict)
-    net = ReLLIENet()
     load_state_dict_strict(net, state_dict, source=f"checkpoint {path}")
     return net.eval()
 

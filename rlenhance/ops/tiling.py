@@ -6,17 +6,45 @@ whole-image pass up to float rounding. For a network with strided layers, ``mult
 stride) keeps every window on the same sampling grid: the batch is reflect-padded on the bottom /
 right to a multiple of it and the tile sides and margins should be multiples of it too (a
 whole-image pass of the same function should see the same padding for an exact match).
+A caller that shows progress (``rlenhance denoise`` on a large photo) hears of each window done
+within :func:`reporting_windows`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import math
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["on_grid", "pad_to_multiple", "paste", "tiled"]
+__all__ = ["on_grid", "pad_to_multiple", "paste", "reporting_windows", "tiled"]
+
+#: Whom :func:`tiled` tells of each window done, in this context (:func:`reporting_windows`); None: nobody.
+_REPORT: ContextVar[Callable[[int, int], None] | None] = ContextVar("rlenhance_tiled_report", default=None)
+
+
+@contextlib.contextmanager
+def reporting_windows(report: Callable[[int, int], None]) -> Iterator[None]:
+    """Within the block, each :func:`tiled` pass calls ``report(done, total)`` after each of its windows:
+    ``done`` of its ``total`` windows (a restorer may make several passes over an image; a pass starts
+    at ``done == 1``).
+
+    Example:
+        >>> seen = []
+        >>> with reporting_windows(lambda done, total: seen.append((done, total))):
+        ...     _ = tiled(lambda w: w, torch.zeros(1, 1, 20, 30), tile=16, overlap=0)
+        >>> seen
+        [(1, 4), (2, 4), (3, 4), (4, 4)]
+    """
+    token = _REPORT.set(report)
+    try:
+        yield
+    finally:
+        _REPORT.reset(token)
 
 
 def on_grid(tile: int, overlap: int | None, multiple: int) -> tuple[int, int | None]:
@@ -92,6 +120,7 @@ def tiled(fn: Callable[..., Tensor], x: Tensor, *aligned: Tensor, tile: int, ove
     reflect = full_h - height < height and full_w - width < width
     out: Tensor | None = None  # allocated at the first tile (fn's output planes and dtype)
     s = scale
+    report, done, total = _REPORT.get(), 0, math.ceil(height / tile) * math.ceil(width / tile)
     for top in range(0, height, tile):
         for left in range(0, width, tile):
             bottom, right = min(full_h, top + tile), min(full_w, left + tile)
@@ -112,6 +141,9 @@ def tiled(fn: Callable[..., Tensor], x: Tensor, *aligned: Tensor, tile: int, ove
             out[..., top * s:bottom * s, left * s:right * s] = \
                 pred[..., (top - y0) * s:(bottom - y0) * s, (left - x0) * s:(right - x0) * s]
             del pred
+            done += 1
+            if report is not None:
+                report(done, total)
     return out
 
 

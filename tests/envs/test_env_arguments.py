@@ -15,6 +15,7 @@ from gymnasium.wrappers.vector import NormalizeReward, RecordEpisodeStatistics
 
 import envs
 from envs.numpy_vector import NumpyVectorEnv
+from rlenhance import runtime
 
 IDS = sorted(env_id for env_id in gym.registry if env_id.startswith("rlenhance/"))
 DENOISE = "rlenhance/Denoise-v0"
@@ -24,6 +25,15 @@ DENOISE = "rlenhance/Denoise-v0"
 def test_a_crop_of_the_wrong_type_is_a_type_error_naming_crop(crop):
     with pytest.raises(TypeError, match="crop"):
         gym.make(DENOISE, crop=crop)
+
+
+def test_a_batch_whose_spaces_alone_exceed_the_memory_is_refused_before_they_are_built(monkeypatch):
+    monkeypatch.setattr(runtime, "physical_memory", lambda: 2**17)  # a machine of 128 KiB
+    with pytest.raises(ValueError, match=r"^num_envs 2: the vector env's spaces alone \([\d,]+ bytes an env\): at "
+                                         r"least 0.2 MiB, more than this machine's 0.1 MiB of memory; use fewer"):
+        envs.make_vec(DENOISE, num_envs=2, crop=64)
+    monkeypatch.setattr(runtime, "physical_memory", lambda: None)  # a system that does not say
+    assert envs.make_vec(DENOISE, num_envs=2, crop=16).num_envs == 2
 
 
 @pytest.mark.parametrize("crop", [0, -4, (16, 0), (16, 16, 3), ()])

@@ -3,6 +3,7 @@ lines built on it: short help, documented presets, errors that name the setting,
 
 import json
 import re
+import resource
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -97,6 +98,8 @@ def test_none_sets_an_optional_setting_of_any_type_to_none(key, spelling):
     (["--set", "inner.on=maybe"], "inner.on: expected true or false"),
     (["--set", "inner"], "--set 'inner': expected KEY=VALUE"),
     (["--set", "inner=3"], "inner: expected a section"),
+    (["--set", "inner.cap=nan"], r"^inner.cap: got NaN \(not a number\); expected a number$"),
+    (["--set", "inner.span=1,NaN"], r"^inner.span: got NaN \(not a number\); expected a number$"),
 ])
 def test_bad_settings_name_the_key(argv, message):
     with pytest.raises(ValueError, match=message):
@@ -121,6 +124,43 @@ def test_a_missing_or_broken_file_is_named(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(ValueError, match="--config .*bad.json"):
         parse("--config", str(tmp_path / "bad.json"))
+
+
+def test_a_hostile_config_file_is_refused_with_one_line_naming_it(tmp_path):
+    deep = 100_000
+    (tmp_path / "deep.json").write_text('{"inner": ' + "[" * deep + "]" * deep + "}")
+    (tmp_path / "deep.toml").write_text("name = " + "[" * deep + "]" * deep + "\n")
+    for name in ("deep.json", "deep.toml"):
+        with pytest.raises(ValueError, match=rf"^--config .*{name}: nested too deeply to read"):
+            parse("--config", str(tmp_path / name))
+    (tmp_path / "binary.toml").write_bytes(b"name = 'x'\n\xff\xfe\x00")
+    with pytest.raises(ValueError, match=r"^--config .*binary\.toml: not UTF-8 text \(byte 0xff at offset 11;"):
+        parse("--config", str(tmp_path / "binary.toml"))
+    with pytest.raises(ValueError, match=r"^--config /dev/zero: not a regular file \(a character device\); expected"):
+        parse("--config", "/dev/zero")
+    (tmp_path / "huge.json").write_text("{}" + " " * config.CONFIG_BYTES_MOST)
+    with pytest.raises(ValueError, match=r"^--config .*huge\.json: 1,048,578 bytes, more than a config's 1,048,576"):
+        parse("--config", str(tmp_path / "huge.json"))
+    (tmp_path / "nan.json").write_text('{"inner": {"cap": NaN}}')
+    with pytest.raises(ValueError, match=r"^inner.cap: got NaN"):
+        parse("--config", str(tmp_path / "nan.json"))
+
+
+def test_a_trainer_refuses_a_hostile_config_or_batch_in_one_line_with_exit_code_2(tmp_path):
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    for argv, message in ((["--config", str(tmp_path / "deep.json")], "deep.json: nested too deeply to read"),
+                          (["--set", "reward.w_exposure=nan"], "reward.w_exposure: got NaN (not a number)"),
+                          (["--batch", "100000000"], "num_envs 100,000,000: the vector env's spaces alone")):
+        proc = subprocess.run([sys.executable, "-m", "experiments.lol_train", *argv, "--episodes", "1", "--out",
+                               str(tmp_path / "run")], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                              preexec_fn=_limit_memory)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
+        assert proc.stderr.startswith("lol_train: error: ") and message in proc.stderr
+
+
+def _limit_memory() -> None:
+    """At most 4 GiB of address space (torch's start needs about 2): a regression fails, not the machine."""
+    resource.setrlimit(resource.RLIMIT_AS, (2**32, 2**32))
 
 
 def test_a_flag_that_became_a_setting_says_which(capsys):

@@ -307,7 +307,7 @@ def test_init_backbone_reads_the_shape_from_the_checkpoint(model, folders, tmp_p
 
 @pytest.mark.parametrize("argv, error, words", [
     (["--sigma", "-5"], ValueError, "--sigma"),
-    (["--sigma", "nan"], ValueError, "--sigma nan: expected noise levels that are finite numbers >= 0"),
+    (["--sigma", "nan"], ValueError, r"task.sigma: got NaN \(not a number\)"),
     (["--sigma", "15", "inf"], ValueError, "--sigma 15.0 inf: expected noise levels that are finite"),
     (["--sigma", "15", "15"], ValueError, "--sigma 15.0 15.0: .*repeated"),
     (["--eval-every", "0"], ValueError, "run.eval_every 0: expected an integer >= 1"),

@@ -140,7 +140,7 @@ def test_resume_refuses_other_arguments(folders, tmp_path, signal_on_call):
     (["--baselines", "nlm"], "task.baselines"),
     (["--set", "sac.gamma=1.0"], "gamma"),
     (["--sigma", "-1"], "--sigma"),
-    (["--sigma", "nan"], "--sigma nan: expected noise levels that are finite numbers >= 0"),
+    (["--sigma", "nan"], r"task.sigma: got NaN \(not a number\)"),
     (["--sigma", "10", "inf"], "--sigma 10.0 inf"),
     (["--sigma", "10", "10"], "--sigma 10.0 10.0: .*repeated"),
 ])
@@ -149,6 +149,15 @@ def test_bad_arguments_are_refused_before_anything_is_written(folders, tmp_path,
     with pytest.raises(ValueError, match=match):
         rse_train.main(tiny(folders, out, *extra))
     assert not out.exists()
+
+
+@pytest.mark.parametrize("setting, match", [
+    ("rse.pool_crops=100000000", "rse.pool_crops 100,000,000 of 96 px crops: the pool's float32 crops alone"),
+    ("rse.vae_batch=100000000", "rse.vae_batch 100,000,000 of 16 px patches: the batch's float32 patches alone"),
+])
+def test_sizes_beyond_the_machines_memory_are_refused_before_anything_is_allocated(setting, match):
+    with pytest.raises(ValueError, match=rf"{match}: at least [\d,.]+ GiB, more than this machine's"):
+        resolved(["--set", setting])
 
 
 def test_trust_region_reaches_the_agent():

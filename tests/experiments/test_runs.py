@@ -243,6 +243,18 @@ def test_a_full_disk_while_saving_a_checkpoint_is_one_line(tmp_path, monkeypatch
         run.save("last", model=model, arch=arch, extra={})
 
 
+def test_a_full_disk_while_saving_last_pt_says_no_space_and_keeps_the_previous_one(tmp_path, full_disk):
+    run = Run(tmp_path, Config())
+    arch = {"class": "Linear", "kwargs": {}}
+    path = run.save("last", model=torch.nn.Linear(2, 2), arch=arch, extra={})
+    before = path.read_bytes()
+    full_disk("last.pt")
+    with pytest.raises(RunFolderError, match=rf"^could not write {re.escape(str(path))} \(No space left on device\); "
+                                             r"the previous last\.pt is intact; free space on that disk"):
+        run.save("last", model=torch.nn.Linear(64, 64), arch=arch, extra={})
+    assert path.read_bytes() == before
+
+
 # --- one run per folder ---------------------------------------------------------------------------
 def test_a_folder_another_run_writes_is_refused_before_anything_is_written(tmp_path):
     first, second = Run(tmp_path / "run", Config()), Run(tmp_path / "run", Config())  # both find it empty

@@ -72,7 +72,7 @@ def test_init_refuses_checkpoints_of_another_run_kind(source, tmp_path):
     other = save_checkpoint(tmp_path / "completion.pt", model=model, arch=model.arch(), extra={"spec": spec})
     with pytest.raises(CheckpointError, match=r"task 'completion' \(this run: 'lowlight'\)"):
         run("--init", str(other), "--out", str(tmp_path / "other"))
-    with pytest.raises(CheckpointError, match="file not found"):
+    with pytest.raises(CheckpointError, match="no such file"):
         run("--init", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "missing"))
     assert not any((tmp_path / name).exists() for name in ("wide", "sr", "other", "missing"))  # nothing written
 

@@ -205,6 +205,8 @@ def test_resume_refuses_a_changed_setting_and_a_used_folder(tmp_path, runs):
     (["--model", "pixelrnn", "--set", "model.generator=false"], "the Generator follows MRPNet only"),
     (["--set", "model.upscale=4", "--set", "model.generator=false"], "model.upscale 4: the Generator"),
     (["--set", "data.occlusion=stroke"], "unknown setting 'data.occlusion'"),
+    (["--batch", "100000000"], r"train.batch 100,000,000 of 128 px crops: the batch's float32 targets alone: at least "
+                               r"[\d,.]+ GiB, more than this machine's"),
 ])
 def test_a_setting_that_does_not_apply_is_an_error(bad, match):
     with pytest.raises(ValueError, match=match):
@@ -483,7 +485,7 @@ def resolved_denoise(*argv):
 
 @pytest.mark.parametrize("argv, match", [
     (["--sigma", "-5"], "--sigma -5.0: expected noise levels that are finite numbers >= 0"),
-    (["--sigma", "nan"], "--sigma nan: expected noise levels that are finite"),
+    (["--sigma", "nan"], r"data.sigma: got NaN \(not a number\)"),
     (["--sigma", "10", "inf"], "10.0 inf: expected noise levels that are finite"),
     (["--sigma", "10", "10"], "10.0 10.0: .*repeated"),
     (["--set", "data.noise=amplified", "--sigma", "5", "10"], "data.sigma 5 10: data.noise amplified draws"),

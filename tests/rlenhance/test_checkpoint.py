@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -192,14 +193,25 @@ def test_save_refuses_malformed_arch(tmp_path, arch):
 
 def test_load_missing_file(tmp_path):
     path = tmp_path / "nope.pt"
-    with pytest.raises(CheckpointError, match="not found") as info:
+    with pytest.raises(CheckpointError, match="nope.pt: no such file") as info:
         load_checkpoint(path)
     assert str(path) in str(info.value)
 
 
-def test_load_folder_is_refused(tmp_path):
-    with pytest.raises(CheckpointError, match="not found"):
+def test_a_full_disk_says_so_naming_the_file_and_keeps_the_previous_checkpoint(tmp_path, full_disk):
+    path = save_checkpoint(tmp_path / "last.pt", model=nn.Linear(2, 2), arch={"class": "Linear", "kwargs": {}})
+    before = path.read_bytes()
+    full_disk("last.pt")
+    with pytest.raises(OSError, match=rf"^\[Errno 28\] cannot write {re.escape(str(path))}: No space left on device$"):
+        save_checkpoint(path, model=nn.Linear(64, 64), arch={"class": "Linear", "kwargs": {}})
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+
+def test_load_folder_or_device_is_refused(tmp_path):
+    with pytest.raises(CheckpointError, match="it is a folder"):
         load_checkpoint(tmp_path)
+    with pytest.raises(CheckpointError, match=r"/dev/zero: not a regular file \(a character device\)"):
+        load_checkpoint("/dev/zero")
 
 
 def test_load_not_a_torch_file(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import struct
 import subprocess
 import sys
 import zipfile
@@ -19,6 +20,7 @@ from rlenhance.checkpoint import (
     TensorStub,
     load_checkpoint,
     read_metadata,
+    read_torch_file,
     save_checkpoint,
 )
 from rlenhance.checkpoint.files import _read_spec
@@ -104,7 +106,7 @@ def test_a_pickle_that_would_run_code_is_refused_and_not_run(tmp_path):
 
 @pytest.mark.parametrize("payload", [
     pickle.dumps(getattr, protocol=2),                                        # a builtin that is not a container
-    b"\x80\x02cbuiltins\neval\nX\x06\x00\x00\x001 + 1\x85R.",               # eval("1 + 1")
+    b"\x80\x02cbuiltins\neval\nX\x05\x00\x00\x001 + 1\x85R.",               # eval("1 + 1")
     b"\x80\x02ctorch\nload\n.",                                              # a torch function
     b"\x80\x02X\x03\x00\x00\x00not\x85Q.",                                    # a persistent id of no storage
 ], ids=["getattr", "eval", "torch.load", "persistent-id"])
@@ -120,7 +122,7 @@ def test_broken_files_are_refused_with_the_file_named(tmp_path):
         with pytest.raises(CheckpointError, match=r"cut\.pt: cannot be read as a torch weights file \(truncated or "
                                                   r"corrupt\): BadZipFile"):
             read_metadata(tmp_path / "cut.pt")
-    with pytest.raises(CheckpointError, match=r"missing\.pt: file not found"):
+    with pytest.raises(CheckpointError, match=r"missing\.pt: no such file"):
         read_metadata(tmp_path / "missing.pt")
     (tmp_path / "image.pt").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(20))
     with pytest.raises(CheckpointError, match=r"image\.pt: cannot be read as a torch weights file: it is a PNG image"):
@@ -129,12 +131,99 @@ def test_broken_files_are_refused_with_the_file_named(tmp_path):
         with zipfile.ZipFile(tmp_path / "empty.pt", "w") as archive:
             archive.writestr("archive/version", "3\n")
         read_metadata(tmp_path / "empty.pt")
-    torch.save({"format": "rlenhance-checkpoint"}, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
-    with pytest.raises(CheckpointError, match=r"legacy\.pt: written in torch's legacy \(non-zip\) format"):
-        read_metadata(tmp_path / "legacy.pt")
     torch.save([1, 2], tmp_path / "list.pt")
     with pytest.raises(CheckpointError, match=r"list\.pt: not an rlenhance checkpoint \(holds a list"):
         read_metadata(tmp_path / "list.pt")
+
+
+def test_a_file_in_torchs_legacy_format_reads_as_torch_load_reads_it(tmp_path):
+    net = nn.Conv2d(1, 2, 3)
+    payload = {"format": "rlenhance-checkpoint", "state_dict": net.state_dict(), "extra": {"step": 3}}
+    torch.save(payload, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    assert read_metadata(tmp_path / "legacy.pt") == stubbed(torch.load(tmp_path / "legacy.pt", weights_only=True))
+
+
+# --- hostile files: sizes declared but not held ---------------------------------------------------
+class ZeroBytes:
+    """Pickles as ``bytearray(n)``: n zero bytes built from a few bytes of pickle."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __reduce__(self):
+        return bytearray, (self.n,)
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_a_bytearray_larger_than_the_file_is_refused_before_it_is_allocated(tmp_path, legacy, peak_memory):
+    for n in (2**26, 2**40):  # 64 MiB, and 1 TiB (that no machine could allocate)
+        path = tmp_path / "bomb.pt"
+        torch.save({"format": "rlenhance-checkpoint", "x": ZeroBytes(n)}, path,
+                   _use_new_zipfile_serialization=not legacy)
+        for read in (read_metadata, load_checkpoint, read_torch_file):
+            with peak_memory() as peak, pytest.raises(
+                    CheckpointError, match=rf"bomb\.pt: its pickle declares a bytearray of {n:,} bytes, more than the "
+                                           rf"file's {path.stat().st_size:,}"):
+                read(path)
+            assert peak.bytes < 2**24
+
+
+def test_a_zip_member_that_inflates_past_the_file_is_refused_before_it_is_read(tmp_path, peak_memory):
+    path = tmp_path / "zipbomb.pt"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:  # 64 MiB of zeros in ~64 KB
+        archive.writestr("archive/data.pkl", pickle.dumps(bytes(2**26), protocol=2))
+        archive.writestr("archive/version", "3\n")
+    assert path.stat().st_size < 2**17
+    for read in (read_metadata, load_checkpoint):
+        with peak_memory() as peak, pytest.raises(
+                CheckpointError, match=r"zipbomb\.pt: member 'archive/data\.pkl' declares 67,108,9\d\d bytes "
+                                       r"uncompressed, more than the [\d,]+ it can hold \(torch\.save stores its "
+                                       r"records uncompressed"):
+            read(path)
+        assert peak.bytes < 2**24
+
+
+def test_a_pickled_length_past_the_end_of_the_data_is_refused_before_it_is_allocated(tmp_path):
+    payload = b"\x80\x05\x96" + struct.pack("<Q", 2**40) + b"abc."  # BYTEARRAY8 of 1 TiB, 3 bytes given
+    path = zip_with_pickle(tmp_path / "long.pt", payload)
+    for read in (read_metadata, load_checkpoint):
+        with pytest.raises(CheckpointError, match=r"long\.pt: cannot be read as a torch weights file \(truncated or "
+                                                  r"corrupt\): ValueError: expected 1099511627776 bytes"):
+            read(path)
+
+
+def test_legacy_storages_larger_than_the_rest_of_the_file_are_refused_before_they_are_allocated(tmp_path):
+    whole = tmp_path / "whole.pt"
+    torch.save({"w": torch.zeros(2**20)}, whole, _use_new_zipfile_serialization=False)  # 4 MiB of float32
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(whole.read_bytes()[:4096])
+    with pytest.raises(CheckpointError, match=r"cut\.pt: its storages declare 4,194,312 bytes, and the file holds "
+                                              r"[\d,]+ after its pickles"):
+        read_torch_file(cut)
+    assert read_metadata(whole) == {"w": TensorStub(shape=(2**20,), dtype="float32")}
+
+
+def test_containers_nested_absurdly_are_refused(tmp_path):
+    shared: list = [0]
+    for _ in range(40):  # 2**40 leaves once expanded, as json.dumps of arch would
+        shared = [shared, shared]
+    path = tmp_path / "shared.pt"
+    torch.save({"format": "rlenhance-checkpoint", "arch": {"class": "X", "kwargs": {"a": shared}}}, path)
+    with pytest.raises(CheckpointError, match=r"shared\.pt: its pickle of \d+ opcodes builds more than [\d,]+ objects"):
+        load_checkpoint(path)
+    deep = zip_with_pickle(tmp_path / "deep.pt", b"\x80\x02" + b"]" * 100_000 + b"a" * 99_999 + b".")
+    with pytest.raises(CheckpointError, match=r"deep\.pt: holds containers nested more than 100 deep"):
+        load_checkpoint(deep)
+
+
+def test_a_failure_without_a_message_is_still_explained(tmp_path, monkeypatch):
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(torch, "load", out_of_memory)
+    with pytest.raises(CheckpointError, match=r"\(truncated or corrupt\): MemoryError: it asks for more memory than "
+                                              r"there is$"):
+        read_torch_file(SHIPPED[0])
 
 
 def test_read_metadata_imports_no_torch():

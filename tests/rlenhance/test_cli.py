@@ -1,6 +1,7 @@
 """The `rlenhance denoise|complete|enhance` command line and lol_eval's supervised methods, end to end."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import torch
 
 from rlenhance import registry
 from rlenhance.checkpoint import RSEDenoiserSpec, SupervisedSpec, save_checkpoint
-from rlenhance.cli import main
+from rlenhance.cli import jobs, main
 from rlenhance.data.occluded import hole_mask
 from rlenhance.denoisers import DENOISER_CHECKPOINTS, load_denoiser
 from rlenhance.enhance import Enhancer
@@ -115,6 +116,20 @@ def test_denoise_and_complete_write_exactly_the_levels_of_the_float_api(images, 
         mask = hole_mask(image) if command == "complete" else None
         expected = float_to_levels(restorer.restore(image, mask=mask))
         np.testing.assert_array_equal(load_image(out / f"{path.stem}.png", samples=True), expected)
+
+
+def test_a_long_restoration_shows_a_bar_of_its_tiles_and_a_quick_one_none(ckpts, images, tmp_path, capsys,
+                                                                            monkeypatch):
+    (a, _), _ = images  # 40 x 56: 3 x 4 tiles of 16 px
+    argv = [str(a), "-o", str(tmp_path / "o"), "--checkpoint", str(ckpts["denoise"]), "--per-channel", "--tile", "16",
+            "--overwrite"]
+    assert main(["denoise", *argv]) == 0
+    assert "tile" not in capsys.readouterr().err  # done well within jobs.PROGRESS_AFTER_S
+    monkeypatch.setattr(jobs, "PROGRESS_AFTER_S", 0.0)
+    assert main(["denoise", *argv]) == 0
+    shown = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    assert re.fullmatch(r"occluded_a\.png: +0%\|.*\| 0/12 .*tile/s\]", shown[1]), shown  # one pass of 12 tiles
+    assert not shown[-1].strip(), shown  # the bar is cleared; the image's line is printed on stdout
 
 
 def test_denoise_converts_colour_to_gray_without_per_channel(ckpts, images, tmp_path, capsys):
@@ -502,20 +517,31 @@ def test_output_folder_problems_are_reported_before_any_work(ckpts, images, tmp_
     assert afile.read_text() == "keep me"
 
 
-def test_exit_code_1_when_an_output_cannot_be_written(ckpts, images, tmp_path, capsys, monkeypatch):
-    """A write failure (disk full, permissions) names the output file, not a hidden temporary one."""
+@pytest.mark.parametrize("when", ["open", "write"])
+def test_exit_code_1_when_an_output_cannot_be_written(ckpts, images, tmp_path, capsys, monkeypatch, when):
+    """A write failure (disk full, permissions) names the output file, not a hidden temporary one, whether
+    it comes when the file is made (naming the temporary file) or when its bytes are written (naming none)."""
     import errno
     import os
 
     (a, b), _ = images
-    real_open = os.open
+    real_open, real_write_bytes = os.open, Path.write_bytes
 
     def refuse(path, *args, **kwargs):
         if Path(path).name.startswith(".b.png"):
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(os, "open", refuse)
+    def half_then_full(self, data):
+        if not self.name.startswith(".b.png"):
+            return real_write_bytes(self, data)
+        real_write_bytes(self, bytes(data)[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if when == "open":
+        monkeypatch.setattr(os, "open", refuse)
+    else:
+        monkeypatch.setattr(Path, "write_bytes", half_then_full)
     out = tmp_path / "out"
     assert main(["enhance", str(a), str(b), "-o", str(out), *_commands(ckpts)["enhance"]]) == 1
     err = capsys.readouterr().err

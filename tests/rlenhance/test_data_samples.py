@@ -1,8 +1,10 @@
 """python -m rlenhance.data.samples: example folders that the data sets of every task read."""
 
+import errno
+
 import pytest
 
-from rlenhance.data import open_dataset
+from rlenhance.data import open_dataset, samples
 from rlenhance.data.samples import main, write_samples
 from rlenhance.io import load_image
 
@@ -26,12 +28,39 @@ def test_samples_are_the_same_on_every_run(tmp_path):
     assert first == [p.read_bytes() for p in write_samples(tmp_path / "b", size=32)]
 
 
-def test_a_size_below_32_is_refused(tmp_path, capsys):
+@pytest.mark.parametrize("size", [8, 100_000])
+def test_a_size_out_of_range_is_refused_in_one_line(tmp_path, capsys, size):
     with pytest.raises(ValueError, match="size"):
-        write_samples(tmp_path, size=8)
-    with pytest.raises(SystemExit):
-        main([str(tmp_path), "--size", "8"])
-    assert "size" in capsys.readouterr().err
+        write_samples(tmp_path, size=size)
+    with pytest.raises(SystemExit) as info:
+        main([str(tmp_path), "--size", str(size)])
+    assert info.value.code == 2
+    assert capsys.readouterr().err == (f"python -m rlenhance.data.samples: error: size: expected 32 to 4096 pixels "
+                                       f"(the photos are 300 to 512), got {size}\n")
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_folder_that_is_not_one_or_cannot_be_written_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
+    (tmp_path / "file").write_text("mine")
+    for folder, message in (("/dev/null", "/dev/null is a character device, not a folder"),
+                            (tmp_path / "file", f"{tmp_path / 'file'} is a file, not a folder")):
+        with pytest.raises(SystemExit) as info:
+            main([str(folder)])
+        assert info.value.code == 2
+        assert capsys.readouterr().err.splitlines() == [f"python -m rlenhance.data.samples: error: {message}; give a "
+                                                        "folder to write the samples in"]
+    assert (tmp_path / "file").read_text() == "mine"
+
+    def full(path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, f"cannot write {path}: No space left on device")
+
+    monkeypatch.setattr(samples, "save_image", full)
+    with pytest.raises(SystemExit) as info:
+        main([str(tmp_path / "out")])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [f"python -m rlenhance.data.samples: error: cannot write "
+                                                    f"{tmp_path / 'out' / 'dark' / 'astronaut.png'}: No space left "
+                                                    "on device"]
 
 
 def test_existing_files_are_kept_unless_overwrite(tmp_path, capsys):

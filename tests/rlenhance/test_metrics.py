@@ -10,7 +10,7 @@ from skimage.color import rgb2ycbcr
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from rlenhance.errors import ImageError
-from rlenhance.metrics import gt_mean_align, psnr, rgb_to_y, ssim, uqi
+from rlenhance.metrics import gt_mean_align, niqe, psnr, rgb_to_y, ssim, uqi
 
 TOL = 1e-3
 
@@ -141,6 +141,24 @@ def test_bad_inputs_raise_named_errors():
         psnr(x, x, data_range=0)
     with pytest.raises(ValueError, match="win_size"):
         ssim(x, x, win_size=10)
+
+
+@pytest.mark.parametrize("metric", [psnr, ssim, uqi], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_nan_inf_or_empty_images_are_refused_as_the_no_reference_metrics_refuse_them(metric, bad):
+    x = torch.rand(2, 3, 16, 16)
+    broken = x.clone()
+    broken[1, 2, 3, 4] = bad
+    name = metric.__name__
+    for first, second, which in ((x, broken, "y"), (broken, x, "x")):
+        with pytest.raises(ImageError, match=rf"^{name}: {which}: 1 NaN or infinite value\(s\) of 1536; accepted: "
+                                             "finite float values$"):
+            metric(first, second)
+    with pytest.raises(ImageError, match=r"niqe: image: 1 NaN or infinite value\(s\) of 768; accepted: float"):
+        niqe(broken[1].permute(1, 2, 0).numpy())
+    empty = torch.rand(1, 3, 0, 0)
+    with pytest.raises(ImageError, match=rf"^{name}: x: empty image \(shape \(1, 3, 0, 0\)\)$"):
+        metric(empty, empty)
 
 
 def test_gradients_flow():

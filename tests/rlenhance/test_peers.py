@@ -24,6 +24,7 @@ from rlenhance.models.peers import (  # noqa: E402
     ReLLIENet,
     ZeroDCE,
     ZeroDCEPP,
+    _rellie_key_map,
     load_rellie,
     load_zero_dce,
     load_zero_dcepp,
@@ -314,7 +315,7 @@ def test_truncated_and_mismatched_weights_are_refused(shared_dir, tmp_path):
     assert str(cut) in str(info.value)
     with pytest.raises(CheckpointError, match="do not fit ZeroDCE"):
         load_zero_dce(source)  # Zero-DCE++ weights into Zero-DCE
-    with pytest.raises(CheckpointError, match="not found"):
+    with pytest.raises(CheckpointError, match="absent.pth: no such file"):
         load_zero_dce(tmp_path / "absent.pth")
 
     rellie = _weights(shared_dir, RELLIE_FILE)
@@ -330,6 +331,24 @@ def test_truncated_and_mismatched_weights_are_refused(shared_dir, tmp_path):
     with pytest.raises(CheckpointError, match=r"missing arrays \['conv7_V/b'\]"):
         load_rellie(copy)
     assert len(RELLIE_NPZ_KEYS) == 24 and set(RELLIE_NPZ_KEYS) == set(np.load(rellie).files)
+
+
+def test_a_rellie_npz_is_checked_before_its_members_are_read(tmp_path, peak_memory):
+    net = ReLLIENet()
+    state = {name: tensor.numpy() for name, tensor in net.state_dict().items()}
+    arrays = {chainer: state[ours] for chainer, ours in _rellie_key_map().items()}
+    path = tmp_path / "model.npz"
+    np.savez_compressed(path, **arrays)
+    loaded = load_rellie(path, flush_subnormals=False)
+    assert all(torch.equal(loaded.state_dict()[name], tensor) for name, tensor in net.state_dict().items())
+    zeros = np.zeros(2**24, np.float32)  # 64 MiB that deflate to ~64 KB
+    for changes, message in (({"extra": zeros}, r"not the released ReLLIE layout: missing arrays \[\], unexpected "
+                                                r"arrays \['extra'\]"),
+                             ({"conv1/b": zeros}, r"member 'conv1/b\.npy' declares 67,108,9\d\d bytes uncompressed")):
+        np.savez_compressed(tmp_path / "bomb.npz", **{**arrays, **changes})
+        with peak_memory() as peak, pytest.raises(CheckpointError, match=rf"bomb\.npz: {message}"):
+            load_rellie(tmp_path / "bomb.npz")
+        assert peak.bytes < 2**24
 
 
 # ---------------------------------------------------------------- runtime
