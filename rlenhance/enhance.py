@@ -476,12 +476,14 @@ def _native_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.T
                     mean_limit: float | torch.Tensor | None) -> tuple[torch.Tensor, list[torch.Tensor]] | None:
     """:func:`greedy_rollout` with the native kernel (:func:`rlenhance.ops.native.lowlight_rollout_native`,
     one C call for the whole rollout instead of some 60 torch ops a step), or None where that kernel does
-    not apply: not a non-empty float32 CPU batch, a continuous policy or ``alpha_mode="argmax"``, a
-    network that is not a chain of float32 CPU convolutions (:meth:`PixelActorCritic.action_layers`), a
-    working map above :data:`NATIVE_ROLLOUT_MAX_BLOCKS`, the kernels unavailable (``RLENHANCE_NATIVE=0``,
-    no compiler), or arguments the torch path refuses (it then raises, naming what is wrong)."""
-    if image.device.type != "cpu" or image.dtype != torch.float32 or image.dim() != 4 or image.shape[1] != 3 \
-            or image.numel() == 0 or policy.n_actions is None or alpha_mode != "mean" or transition.steps < 1 \
+    not apply: a trace (an ONNX export records torch ops only), not a non-empty float32 CPU batch, a
+    continuous policy or ``alpha_mode="argmax"``, a network that is not a chain of float32 CPU convolutions
+    (:meth:`PixelActorCritic.action_layers`), a working map above :data:`NATIVE_ROLLOUT_MAX_BLOCKS`, the
+    kernels unavailable (``RLENHANCE_NATIVE=0``, no compiler), or arguments the torch path refuses (it then
+    raises, naming what is wrong)."""
+    if torch.jit.is_tracing() or image.device.type != "cpu" or image.dtype != torch.float32 or image.dim() != 4 \
+            or image.shape[1] != 3 or image.numel() == 0 or policy.n_actions is None or alpha_mode != "mean" \
+            or transition.steps < 1 \
             or math.prod(policy.working_size(*image.shape[-2:])) > NATIVE_ROLLOUT_MAX_BLOCKS \
             or not native.available():
         return None
