@@ -5,6 +5,7 @@ MRPNet + Generator), optionally followed by a denoiser (``--denoiser``)."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from rlenhance import registry
 from rlenhance.cli.batch import check_tile
 from rlenhance.cli.jobs import Restore
 from rlenhance.denoisers import SUPERVISED_DENOISERS, default_denoiser
-from rlenhance.enhance import Enhancer
+from rlenhance.enhance import Enhancer, TemporalSmoothing
 from rlenhance.errors import CheckpointError
 from rlenhance.ops import check_max_overshoot
 from rlenhance.ops.clean import check_strength
@@ -48,7 +49,13 @@ def build(args: argparse.Namespace) -> Restore:
         # uint8 samples in and out: no float copy of a large photo (the PNG gets the same levels)
         result = enhancer.enhance_array(image, dtype=np.uint8, **setting)
         return result.image, _means_text(result.mean_before, result.mean_after)
+
+    def clip() -> Callable[[np.ndarray], np.ndarray]:
+        """A video's frames, in order: each enhanced with the clip's temporal smoothing."""
+        temporal = TemporalSmoothing()
+        return lambda frame: enhancer.enhance_array(frame, dtype=np.uint8, temporal=temporal, **setting).image
     restore.reads_samples = True
+    restore.clip = clip
     return restore
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from rlenhance.errors import ImageError
 from rlenhance.io import load_image, save_image
+from rlenhance.io.video import is_video, transcode
 from rlenhance.runtime import configure_threads
 
 Restore = Callable[[Path, np.ndarray], "tuple[np.ndarray, str]"]
@@ -29,8 +30,12 @@ ON_EXISTS = ("replace", "skip", "fail")
 def restore_one(restore: Restore, path: Path, target: Path, on_exists: str, max_pixels: int) -> Result:
     """Load, restore and save one image (see :data:`Result`). A restore function with a true
     ``reads_samples`` attribute is given the file's integer samples (``load_image(samples=True)``)
-    instead of floats. ``on_exists`` is one of :data:`ON_EXISTS`."""
+    instead of floats. A video (:func:`rlenhance.io.video.is_video`) is streamed through the function its
+    ``clip`` attribute makes for each clip (:func:`rlenhance.io.video.transcode`; a command without one
+    takes no video). ``on_exists`` is one of :data:`ON_EXISTS`."""
     try:
+        if is_video(path):
+            return _restore_clip(restore, path, target, on_exists, max_pixels)
         image = load_image(path, max_pixels=max_pixels, samples=getattr(restore, "reads_samples", False))
         start = time.perf_counter()
         result, figure = restore(path, image)
@@ -50,6 +55,17 @@ def restore_one(restore: Restore, path: Path, target: Path, on_exists: str, max_
     if result.shape[:2] != (height, width):  # a super-resolution model
         size += f" -> {result.shape[1]}x{result.shape[0]}"
     return path, None, f"{path} -> {target}  {size}  {seconds * 1000:.0f} ms  {figure}", False
+
+
+def _restore_clip(restore: Restore, path: Path, target: Path, on_exists: str, max_pixels: int) -> Result:
+    """:func:`restore_one` of a video: its frames through ``restore.clip()``."""
+    clip = getattr(restore, "clip", None)
+    if clip is None:
+        raise ImageError(f"{path} is a video; videos are enhanced by rlenhance enhance --model rl")
+    done = transcode(path, target, clip(), overwrite=on_exists == "replace", max_pixels=max_pixels, progress=True)
+    audio = f", {done.audio_streams} audio stream(s) copied" if done.audio_streams else ""
+    return path, None, (f"{path} -> {target}  {done.width}x{done.height}, {done.frames} frames at {done.rate:g} "
+                        f"frames/s{audio}  {done.frames / done.seconds:.1f} frames/s"), False
 
 
 _WORKER_RESTORE: Restore | None = None

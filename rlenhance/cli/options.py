@@ -11,12 +11,14 @@ from rlenhance.app_serve import APP_MAX_PIXELS, DEFAULT_PORT
 from rlenhance.io import DEFAULT_MAX_PIXELS, HOLE_THRESHOLD
 from rlenhance.submission import DEFAULT_STRIDE
 
+#: The inputs of an image command.
+IMAGES_HELP = "input image files (PNG/JPEG/BMP/TIFF), or folders of them (the images directly inside)"
 
-def add_common(parser: argparse.ArgumentParser, checkpoint_help: str) -> None:
+
+def add_common(parser: argparse.ArgumentParser, checkpoint_help: str, images_help: str = IMAGES_HELP) -> None:
     """The options of every image command: inputs, output folder, checkpoint, device, outputs kept or
     replaced, the size guard, ``--jobs`` and ``--shard``."""
-    parser.add_argument("images", nargs="+", type=Path,
-                        help="input image files (PNG/JPEG/BMP/TIFF), or folders of them (the images directly inside)")
+    parser.add_argument("images", nargs="+", type=Path, help=images_help)
     parser.add_argument("-o", "--out", type=Path, required=True, help="output folder (created if missing)")
     parser.add_argument("--checkpoint", type=Path, default=None, help=checkpoint_help)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -26,7 +28,8 @@ def add_common(parser: argparse.ArgumentParser, checkpoint_help: str) -> None:
                         help="skip inputs whose output already exists and decodes (continue an interrupted run; an "
                              "empty or truncated output is redone)")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                        help="largest width x height accepted per input image (decompression-bomb guard)")
+                        help="largest width x height accepted per input image or video frame (decompression-bomb "
+                             "guard)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="processes restoring images at once (this one and N-1 spawned workers, each with "
                              "its share of the cores), an image at a time each")
@@ -99,7 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
                                   formatter_class=formatter)
     add_common(enhance, "--model rl: policy checkpoint from experiments.lol_train; --model mrpnet: a lowlight "
                         "checkpoint from experiments.supervised_train (omitted: the model's shipped one in "
-                        "rlenhance/weights/)")
+                        "rlenhance/weights/)",
+               IMAGES_HELP + "; with --model rl also videos (MP4, MOV, MKV, WebM, AVI, ...; pip install "
+               "'rlenhance[video]'): every frame enhanced, smoothed over time, audio copied, written to OUTDIR/<its "
+               "name>")
     add_lowlight(enhance)
     add_tile(enhance)
 
