@@ -4,7 +4,7 @@ first use.
 
 Every frame is decoded, handed to the function as RGB uint8 (H, W, 3) (converted with the frame's own
 colour matrix and range), and encoded again at its own timestamp, so the frame count, the frame rate
-(variable ones included) and the colour tags are those of the input; the video codec is the input's when
+(variable ones included), the colour tags and the display rotation are those of the input; the video codec is the input's when
 this FFmpeg can encode it into the container (H.264 as x264 at CRF :data:`CRF`), else the container's
 default. Audio streams are copied packet by packet (remuxed, not re-encoded); subtitle and data streams
 are left out. Frames are streamed: memory holds the frames in flight in the decoder and the encoder (a
@@ -107,7 +107,8 @@ def transcode(source: str | os.PathLike[str], target: str | os.PathLike[str],
         audio = list(container.streams.audio)
         with atomic_path(target, replace=overwrite) as tmp:
             try:
-                frames, ends = _stream(av, container, video, audio, tmp, process, progress)
+                rotation = _rotation(av, source)
+                frames, ends = _stream(av, container, video, audio, tmp, process, progress, rotation)
             except av.FFmpegError as exc:
                 raise ImageError(f"{source}: the video cannot be decoded or written: {_reason(exc)}") from None
             if frames == 0:
@@ -147,8 +148,17 @@ def _reason(exc: Exception) -> str:
     return str(text).strip() or type(exc).__name__
 
 
+def _rotation(av, source: Path) -> int:
+    """The rotation (degrees counter-clockwise) a player gives the clip's frames: its first frame's
+    display matrix (a phone's portrait clip), 0 without one."""
+    with av.open(str(source)) as container:
+        for frame in container.decode(video=0):
+            return int(round(frame.rotation or 0))
+    return 0
+
+
 def _stream(av, container, video, audio: list, path: Path, process: Callable[[np.ndarray], np.ndarray],
-            progress: bool) -> tuple[int, dict[str, float]]:
+            progress: bool, rotation: int) -> tuple[int, dict[str, float]]:
     """Decode, process, encode and mux into ``path``; the frames written, and when the packets end (seconds:
     ``"video"``, the video stream's, ``"all"``, every stream's).
 
@@ -162,6 +172,8 @@ def _stream(av, container, video, audio: list, path: Path, process: Callable[[np
                                                 desc=Path(container.name).name,
                                                 disable=None if progress else True) as bar:
         encoder = _video_stream(av, output, video)
+        if rotation:
+            encoder.set_display_rotation(rotation)
         copies = {stream.index: output.add_stream_from_template(stream) for stream in audio}
 
         def write(item) -> None:  # in the writer thread

@@ -33,11 +33,14 @@ def dark_frames(count: int, *, seed: int = 0, photo: str = "coffee", noise: floa
 
 
 def write_clip(path: Path, frames: list[np.ndarray], *, rate: int = 12, codec: str = "h264",
-               audio: bool = True) -> Path:
-    """A clip of ``frames`` at ``rate`` frames/s, with a stereo AAC tone as long as the clip when ``audio``."""
+               audio: bool = True, rotation: int = 0) -> Path:
+    """A clip of ``frames`` at ``rate`` frames/s, with a stereo AAC tone as long as the clip when ``audio``,
+    shown turned by ``rotation`` degrees."""
     with av.open(str(path), "w") as out:
         video = out.add_stream(codec, rate=rate)
         video.width, video.height, video.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        if rotation:
+            video.set_display_rotation(rotation)
         sound = out.add_stream("aac", rate=SAMPLE_RATE) if audio else None
         if sound is not None:
             sound.layout = "stereo"
@@ -95,6 +98,13 @@ def test_every_frame_the_rate_the_timestamps_and_the_audio_are_kept(tmp_path):
     for i in (0, 6):  # in order, each processed (x264 at CRF 18: within a few levels)
         assert np.abs(got[i].astype(int) - (255 - seen[i].astype(int))).mean() < 3
     assert leftovers(tmp_path / "out") == ["clip.mp4"]
+
+
+def test_a_portrait_phone_clip_keeps_its_rotation(tmp_path):
+    source = write_clip(tmp_path / "phone.mp4", dark_frames(3), rotation=90)
+    transcode(source, tmp_path / "out.mp4", lambda rgb: rgb)
+    with av.open(str(tmp_path / "out.mp4")) as clip:
+        assert next(clip.decode(video=0)).rotation == 90
 
 
 def test_a_clip_without_audio_in_another_container(tmp_path):
