@@ -28,6 +28,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
@@ -46,29 +47,36 @@ def noisy(base: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarra
     return np.rint(np.clip(base + rng.normal(0, noise, base.shape).astype(np.float32), 0, 1) * 255).astype(np.uint8)
 
 
-def write_clip(path: Path, base: np.ndarray, frames: int, noise: float) -> Path:
-    """An H.264 (CRF 18) + AAC clip of ``frames`` noisy copies of ``base`` at :data:`RATE` frames/s."""
+def write_clip(path: Path, frames: Iterable[np.ndarray], *, rate: int = RATE, codec: str = "h264",
+               audio: bool = True, rotation: int = 0, sample_rate: int = SAMPLE_RATE) -> Path:
+    """A clip of ``frames`` (RGB uint8, one size) at ``rate`` frames/s (H.264 at CRF 18), with a stereo AAC
+    tone as long as the clip when ``audio``, shown turned by ``rotation`` degrees."""
     import av
 
-    rng = np.random.default_rng(0)
     with av.open(str(path), "w") as out:
-        video = out.add_stream("h264", rate=RATE)
-        video.width, video.height, video.pix_fmt = base.shape[1], base.shape[0], "yuv420p"
-        video.options = {"crf": "18", "preset": "veryfast"}
-        sound = out.add_stream("aac", rate=SAMPLE_RATE)
-        sound.layout = "stereo"
-        chunk = SAMPLE_RATE // RATE
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(noisy(base, noise, rng), format="rgb24")
+        video = out.add_stream(codec, rate=rate)
+        sound = out.add_stream("aac", rate=sample_rate) if audio else None
+        if sound is not None:
+            sound.layout = "stereo"
+        chunk = sample_rate // rate
+        for i, rgb in enumerate(frames):
+            if i == 0:
+                video.width, video.height, video.pix_fmt = rgb.shape[1], rgb.shape[0], "yuv420p"
+                video.options = {"crf": "18", "preset": "veryfast"} if codec == "h264" else {}
+                if rotation:
+                    video.set_display_rotation(rotation)
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             frame.pts = i
             out.mux(video.encode(frame))
-            tone = (0.1 * np.sin(2 * np.pi * 220 * (np.arange(chunk) + i * chunk) / SAMPLE_RATE)).astype(np.float32)
-            samples = av.AudioFrame.from_ndarray(np.repeat(tone[None], 2, 0).reshape(1, -1), format="flt",
-                                                 layout="stereo")
-            samples.sample_rate, samples.pts = SAMPLE_RATE, i * chunk
-            out.mux(sound.encode(samples))
+            if sound is not None:
+                tone = (0.1 * np.sin(2 * np.pi * 220 * (np.arange(chunk) + i * chunk) / sample_rate)).astype(np.float32)
+                samples = av.AudioFrame.from_ndarray(np.repeat(tone[None], 2, 0).reshape(1, -1), format="flt",
+                                                     layout="stereo")
+                samples.sample_rate, samples.pts = sample_rate, i * chunk
+                out.mux(sound.encode(samples))
         out.mux(video.encode(None))
-        out.mux(sound.encode(None))
+        if sound is not None:
+            out.mux(sound.encode(None))
     return path
 
 
@@ -111,7 +119,9 @@ def main(argv: list[str] | None = None) -> None:
                   f"noise {max(args.noise):g} (load average {os.getloadavg()[0]:.2f})")
             cpu = {}
             for frames in (args.frames, 3 * args.frames):
-                clip = write_clip(Path(folder) / f"clip{frames}.mp4", scenes[0], frames, max(args.noise))
+                rng = np.random.default_rng(0)
+                clip = write_clip(Path(folder) / f"clip{frames}.mp4",
+                                  (noisy(scenes[0], max(args.noise), rng) for _ in range(frames)))
                 line, cpu[frames], peak = run_command(clip, Path(folder) / "out")
                 print(f"  {frames} frames: {line.split('  ')[-1]}, peak RSS {peak / 1024:.0f} MiB")
                 os.remove(clip)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import benchmarks.video
 from rlenhance.cli import main
 from rlenhance.data.builtin import BUILTIN_IMAGES
 from rlenhance.enhance import Enhancer, TemporalSmoothing
@@ -32,33 +33,9 @@ def dark_frames(count: int, *, seed: int = 0, photo: str = "coffee", noise: floa
             for _ in range(count)]
 
 
-def write_clip(path: Path, frames: list[np.ndarray], *, rate: int = 12, codec: str = "h264",
-               audio: bool = True, rotation: int = 0) -> Path:
-    """A clip of ``frames`` at ``rate`` frames/s, with a stereo AAC tone as long as the clip when ``audio``,
-    shown turned by ``rotation`` degrees."""
-    with av.open(str(path), "w") as out:
-        video = out.add_stream(codec, rate=rate)
-        video.width, video.height, video.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
-        if rotation:
-            video.set_display_rotation(rotation)
-        sound = out.add_stream("aac", rate=SAMPLE_RATE) if audio else None
-        if sound is not None:
-            sound.layout = "stereo"
-        for i, rgb in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts = i
-            out.mux(video.encode(frame))
-            if sound is not None:
-                n = SAMPLE_RATE // rate
-                tone = (0.2 * np.sin(2 * np.pi * 440 * (np.arange(n) + i * n) / SAMPLE_RATE)).astype(np.float32)
-                chunk = av.AudioFrame.from_ndarray(np.repeat(tone[None], 2, 0).reshape(1, -1), format="flt",
-                                                   layout="stereo")
-                chunk.sample_rate, chunk.pts = SAMPLE_RATE, i * n
-                out.mux(sound.encode(chunk))
-        out.mux(video.encode(None))
-        if sound is not None:
-            out.mux(sound.encode(None))
-    return path
+def write_clip(path: Path, frames: list[np.ndarray], **options) -> Path:
+    """:func:`benchmarks.video.write_clip` at 12 frames/s, its audio at 8 kHz."""
+    return benchmarks.video.write_clip(path, frames, **{"rate": 12, "sample_rate": SAMPLE_RATE, **options})
 
 
 def read_clip(path: Path) -> tuple[list[np.ndarray], list[int], Fraction, list[bytes]]:
