@@ -280,6 +280,11 @@ class Enhancer:
         target = setting("exposure_target")
         return target, transition.limit(target, setting("w_exposure"))
 
+    def knee(self, exposure: float | None = None) -> float:
+        """Where the clean stage's highlight knee starts for the exposure target ``exposure`` (None: the
+        checkpoint's; :func:`rlenhance.ops.clean.knee_start`)."""
+        return knee_start(self.spec.setting.get("exposure_target") if exposure is None else exposure)
+
     @torch.no_grad()
     def enhance_array(self, image: np.ndarray, *, dtype: type | np.dtype = np.float32,
                       temporal: TemporalSmoothing | None = None, **setting: float | None) -> EnhanceResult:
@@ -325,8 +330,7 @@ class Enhancer:
         rows = max(1, self.strip_pixels // width)
         if self.denoise > 0:  # the curves of each band and its halo rows in floats, then the clean stage
             scratch: dict = {}  # the bands' planes, reused
-            target = setting.get("exposure")
-            knee = knee_start(self.spec.setting.get("exposure_target") if target is None else target)
+            knee = self.knee(setting.get("exposure"))
             for top, bottom, lo, hi in bands(height, rows, self.denoise):
                 curved = scratch_plane(scratch, "curved", (hi - lo, width, 3))
                 le_curves_upsampled(source[..., lo:hi, :].to(self.device), maps, top=lo, height=height,

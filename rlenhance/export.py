@@ -37,7 +37,7 @@ from torch import nn
 
 from rlenhance.atomic import atomic_path
 from rlenhance.enhance import Enhancer
-from rlenhance.ops.clean import clean_tensor, knee_start
+from rlenhance.ops.clean import clean_tensor
 from rlenhance.ops.curves import le_curve
 
 __all__ = ["INPUT", "OPSET", "OUTPUT", "ExportError", "LowLightGraph", "area_downscale", "denoiser_refused",
@@ -119,8 +119,7 @@ class LowLightGraph(nn.Module):
         self.enhancer = enhancer
         self.policy = enhancer.policy.cpu()  # registered: its weights are the graph's
         self.register_buffer("cond", enhancer.cond(**setting).cpu())
-        target = setting.get("exposure")
-        self.knee = knee_start(enhancer.spec.setting.get("exposure_target") if target is None else target)
+        self.knee = enhancer.knee(setting.get("exposure"))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         small = area_downscale(image, working_size(torch._shape_as_tensor(image)[-2:], self.enhancer.max_side))

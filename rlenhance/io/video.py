@@ -4,13 +4,14 @@ first use.
 
 Every frame is decoded, handed to the function as RGB uint8 (H, W, 3) (converted with the frame's own
 colour matrix and range), and encoded again at its own timestamp, so the frame count, the frame rate
-(variable ones included), the colour tags and the display rotation are those of the input; the video codec is the input's when
-this FFmpeg can encode it into the container (H.264 as x264 at CRF :data:`CRF`), else the container's
-default. Audio streams are copied packet by packet (remuxed, not re-encoded); subtitle and data streams
-are left out. Frames are streamed: memory holds the frames in flight in the decoder and the encoder (a
-few, whatever the clip's length). The clip is written to a temporary file in the target's folder and
-renamed at the end (:func:`rlenhance.atomic.atomic_path`): a file that cannot be read, holds no video
-stream or no frame, or ends before the frames its header announces, leaves nothing behind.
+(variable ones included), the colour tags and the display rotation are the input's; the video codec is
+the input's when this FFmpeg can encode it into the container (H.264 as x264 at CRF :data:`CRF`), else
+the container's default. Audio streams are copied packet by packet (remuxed, not re-encoded); subtitle and
+data streams are left out. Frames are streamed, decoding, processing and encoding overlapping in three
+threads: memory holds the frames in flight (a few, whatever the clip's length). The clip is written to a
+temporary file in the target's folder and renamed at the end (:func:`rlenhance.atomic.atomic_path`): a
+file that cannot be read, holds no video stream or no frame, or ends before its header says, leaves
+nothing behind.
 
 Example:
     >>> transcode("clip.mp4", "out/clip.mp4", lambda rgb: 255 - rgb)   # doctest: +SKIP
