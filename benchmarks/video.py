@@ -1,7 +1,7 @@
 """Videos in ``rlenhance enhance``: throughput, memory against the clip's length, and flicker.
 
     python -m benchmarks.video [--photos ../shared/data/sice_pairs/train/low] [--size 1280x720] [--frames 150]
-                               [--flicker-frames 30] [--noise 0.01 0.03] [--scenes 6] [--no-throughput]
+                               [--flicker-frames 30] [--noise 0.01 0.03] [--scenes 6] [--no-throughput | --no-flicker]
 
 Prints:
 
@@ -107,7 +107,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--noise", type=float, nargs="+", default=[0.01, 0.03],
                         help="standard deviations of the frames' noise (0-1 scale)")
     parser.add_argument("--scenes", type=int, default=6, help="photos of the flicker check")
-    parser.add_argument("--no-throughput", action="store_true", help="the flicker check only")
+    parts = parser.add_mutually_exclusive_group()
+    parts.add_argument("--no-throughput", action="store_true", help="the flicker check only")
+    parts.add_argument("--no-flicker", action="store_true", help="the throughput only")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
     scenes = [cv2.resize(p, (width, height), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
@@ -128,6 +130,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  {(cpu[3 * args.frames] - cpu[args.frames]) * 1000 / (2 * args.frames):.1f} ms CPU a frame, all "
                   f"threads (load average {os.getloadavg()[0]:.2f})")
 
+    if args.no_flicker:
+        return
     from rlenhance.enhance import Enhancer, TemporalSmoothing
     from rlenhance.runtime import configure_threads, flush_denormals
 
