@@ -49,7 +49,9 @@ competition CSV of predicted images (gray, flattened, every 8th pixel, one row p
 IMAGES are files or folders (a folder stands for the images directly inside it, sorted by name,
 e.g. a test set: ``rlenhance enhance --model mrpnet --checkpoint best.pt test/ -o pred/``).
 Images are read and written in RGB order (files on disk follow their format's convention);
-outputs are PNG files named after the inputs (``OUTDIR/<input stem>.png``), written atomically.
+outputs are PNG files named after the inputs (``OUTDIR/<input stem>.png``), written atomically. ``enhance
+--model rl`` also takes videos (:func:`rlenhance.io.video.is_video`), enhanced frame by frame with temporal
+smoothing into ``OUTDIR/<input name>`` (:func:`rlenhance.io.video.transcode`).
 Before any image is processed, every output path is planned and the run is refused (exit code 2,
 nothing written) when an output would replace one of the inputs (or a ``--masks`` file), when two
 inputs would write the same output (``a/p.png b/p.png``, or ``x.png x.jpg``: the message names
