@@ -53,7 +53,7 @@ from rlenhance.data.transforms import _fitted_size, fit_longer_side
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import _INTEGER_SCALES, as_unit_float
 from rlenhance.models.policy import PixelActorCritic, build_policy_input
-from rlenhance.ops import check_max_overshoot, le_curves_upsampled, native
+from rlenhance.ops import check_max_overshoot, le_curves_upsampled, le_step, native
 from rlenhance.ops.clean import DEFAULT_STRENGTH, bands, check_strength, clean_band, knee_start, scratch_plane
 from rlenhance.ops.curves import as_unit, store_samples
 from rlenhance.restore import SupervisedRestorer
@@ -265,6 +265,12 @@ class Enhancer:
                  ) -> list[torch.Tensor]:
         """:meth:`alpha_maps` of the image at the working resolution, ``small`` (``chosen``: as
         :func:`greedy_rollout`'s)."""
+        target, limit = self._target_and_limit(cond)
+        return greedy_rollout(self.policy, small, cond, transition=self.transition, alpha_mode=self.alpha_mode,
+                              exposure_target=target, mean_limit=limit, chosen=chosen)[1]
+
+    def _target_and_limit(self, cond: torch.Tensor) -> tuple[torch.Tensor | float | None, torch.Tensor | float | None]:
+        """The exposure target of the setting ``cond`` and the cap's limit on the image mean (None: no cap)."""
         transition = self.transition
         fields = transition.cond_fields
         decoded = transition.decode(cond) if fields else None
@@ -273,13 +279,16 @@ class Enhancer:
             return decoded[:, fields.index(name)] if name in fields else self.spec.setting.get(name)
 
         target = setting("exposure_target")
-        return greedy_rollout(self.policy, small, cond, transition=transition, alpha_mode=self.alpha_mode,
-                              exposure_target=target, mean_limit=transition.limit(target, setting("w_exposure")),
-                              chosen=chosen)[1]
+        return target, transition.limit(target, setting("w_exposure"))
+
+    def knee(self, exposure: float | None = None) -> float:
+        """Where the clean stage's highlight knee starts for the exposure target ``exposure`` (None: the
+        checkpoint's; :func:`rlenhance.ops.clean.knee_start`)."""
+        return knee_start(self.spec.setting.get("exposure_target") if exposure is None else exposure)
 
     @torch.no_grad()
     def enhance_array(self, image: np.ndarray, *, dtype: type | np.dtype = np.float32,
-                      **setting: float | None) -> EnhanceResult:
+                      temporal: TemporalSmoothing | None = None, **setting: float | None) -> EnhanceResult:
         """Enhance one RGB image (H, W, 3); see :meth:`cond` for ``setting``.
 
         ``image``: float values in [0, 1], or uint8 / uint16 samples scaled by their range (checked by
@@ -291,7 +300,9 @@ class Enhancer:
         :attr:`denoiser`, it runs on the result of the last curve step (timed with it); a
         noise-map denoiser reads the noise level of the curve steps' brightening. Without one, a
         :attr:`denoise` above 0 runs the clean stage on the curves' float result, band by band with
-        them; the uint8 result is the rounding of the float one either way."""
+        them; the uint8 result is the rounding of the float one either way. ``temporal``: the state of the
+        clip ``image`` is a frame of (:class:`TemporalSmoothing`): this frame's alpha maps are blended with
+        the previous frames' before the curves, and its result scaled to the clip's smoothed brightness."""
         if np.dtype(dtype) not in (np.float32, np.uint8):
             raise ValueError(f"dtype: expected np.float32 or np.uint8, got {dtype!r}")
         if not (isinstance(image, np.ndarray) and image.dtype in (np.uint8, np.uint16)):
@@ -305,10 +316,14 @@ class Enhancer:
         image = np.ascontiguousarray(image) if image.flags.writeable else image.copy()
         height, width = image.shape[:2]
         small = _area_downscale(image, self.max_side, self.strip_pixels)
-        maps = self._rollout(small.to(self.device), self.cond(**setting))
+        cond = self.cond(**setting)
+        maps = self._rollout(small.to(self.device), cond)
+        if temporal is not None:
+            maps = temporal.blend(small.to(self.device), maps, self._target_and_limit(cond)[1])
         # the curve steps in bands of rows (the native kernel's are independent of the band; the
         # torch path's temporaries are bounded by it), from the samples straight into the result
-        out = np.empty(image.shape, dtype=np.float32 if self.denoiser is not None else dtype)
+        floats = self.denoiser is not None or temporal is not None  # work left on the float result
+        out = np.empty(image.shape, dtype=np.float32 if floats else dtype)
         # per pixel and channel: how much the curves brightened it (a noise-map denoiser's input)
         gain = np.empty(image.shape, dtype=np.float32) if self.noise_sigma is not None else None
         source, target = _as_batch(image), _as_batch(out)
@@ -316,8 +331,7 @@ class Enhancer:
         rows = max(1, self.strip_pixels // width)
         if self.denoise > 0:  # the curves of each band and its halo rows in floats, then the clean stage
             scratch: dict = {}  # the bands' planes, reused
-            target = setting.get("exposure")
-            knee = knee_start(self.spec.setting.get("exposure_target") if target is None else target)
+            knee = self.knee(setting.get("exposure"))
             for top, bottom, lo, hi in bands(height, rows, self.denoise):
                 curved = scratch_plane(scratch, "curved", (hi - lo, width, 3))
                 self.transition.apply(source[..., lo:hi, :].to(self.device), maps, top=lo, height=height,
@@ -337,8 +351,11 @@ class Enhancer:
             levels = None if gain is None else noise_level_map(torch.from_numpy(gain), self.noise_sigma).numpy()
             # a gray plain denoiser: R, G and B separately; a gray noise-map one: the opponent colour planes
             out = self.denoiser.restore(out, per_channel=not self.denoiser.needs_noise_map, noise_map=levels)
-            if np.dtype(dtype) == np.uint8:
-                out = np.rint(np.clip(out, 0.0, 1.0) * 255).astype(np.uint8)
+        factor = 1.0 if temporal is None else temporal.gain(_unit_mean(out))
+        if out.dtype != np.dtype(dtype):  # the levels of the float result (rounded half to even, as saved)
+            out = cv2.convertScaleAbs(out, alpha=255.0 * factor)
+        elif factor != 1.0:
+            np.clip(cv2.multiply(out, factor, dst=out), 0.0, 1.0, out=out)
         return EnhanceResult(out, time.perf_counter() - start, _unit_mean(image), _unit_mean(out))
 
     def enhance(self, image: np.ndarray, **setting: float | None) -> np.ndarray:
@@ -389,6 +406,99 @@ class Enhancer:
         ids = [(alpha[0, ..., None] - values).abs().argmin(dim=-1) for alpha in chosen]  # (C, h, w) each
         names = tuple(f"α {v:+.2f}" for v in self.action_values)
         return ActionTrace(names, torch.stack(ids).cpu().numpy().astype(np.int16), values=self.action_values)
+
+
+class TemporalSmoothing:
+    """What carries a clip's enhancement decisions from frame to frame (``Enhancer.enhance_array(...,
+    temporal=...)``, one object per clip, its frames in order), so that its brightness does not flicker.
+
+    * The alpha maps: each frame's (one per curve step, at the working resolution, as applied: coupled,
+      damped and capped) are blended with the blend of the frames before, an exponential moving average
+      ``m_t = (1 - w) m_(t-1) + w a_t`` with ``w = maps_weight`` (:meth:`blend`), each step of the blend
+      capped again on the frame (:func:`rlenhance.ops.le_step`: a blend does not lift the mean above the
+      cap's limit either): a decision the policy changes from one frame to the next (a discrete policy's
+      alpha that flips, a light at the edge of a block) comes in over frames.
+    * The gain: each frame's result is scaled by ``b_t / mean_t`` (:meth:`gain`), its mean brightness
+      ``mean_t`` brought to the moving average ``b_t`` of the frames' means, weight ``gain_weight``
+      (FFmpeg's ``deflicker``): on a static scene the sensor noise of each frame, which the curves
+      amplify, no longer moves the brightness from frame to frame.
+
+    A scene cut restarts both from the frame itself: the mean absolute difference of two consecutive
+    frames above ``cut`` times their mean brightness, both frames seen as their working images pooled to
+    at most ``CUT_SIDE`` pixels a side (the noise averaged out, the scene kept). The weights were chosen on
+    6 SICE scenes with fresh noise in each frame (``python -m benchmarks.video``): a lower maps weight
+    gives back more of the noise that the cap takes out of each frame's own maps.
+
+    Args:
+        maps_weight, gain_weight: the current frame's share of each average, in (0, 1] (1: each frame alone).
+        cut: the relative change of the working image taken for a cut, > 0.
+
+    Example:
+        >>> smoothing = TemporalSmoothing()
+        >>> clip = [np.full((8, 8, 3), 40, np.uint8)] * 3
+        >>> out = [Enhancer().enhance_array(frame, temporal=smoothing).image for frame in clip]  # doctest: +SKIP
+    """
+
+    #: The defaults: a frame's maps weigh a half, its brightness a quarter (a time constant of about 4
+    #: frames); a cut is a change of 30% of the brightness.
+    MAPS_WEIGHT, GAIN_WEIGHT, CUT = 0.5, 0.25, 0.3
+    #: The longer side of the images compared for a cut.
+    CUT_SIDE = 32
+
+    def __init__(self, maps_weight: float = MAPS_WEIGHT, gain_weight: float = GAIN_WEIGHT, cut: float = CUT):
+        for name, weight in (("maps_weight", maps_weight), ("gain_weight", gain_weight)):
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight <= 1:
+                raise ValueError(f"{name}: expected the current frame's share, 0 < {name} <= 1; got {weight!r}")
+        if isinstance(cut, bool) or not isinstance(cut, (int, float)) or not cut > 0:
+            raise ValueError(f"cut: expected a relative change > 0; got {cut!r}")
+        self.maps_weight, self.gain_weight, self.cut = float(maps_weight), float(gain_weight), float(cut)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the frames so far (the next one starts the averages)."""
+        self.previous: torch.Tensor | None = None
+        self.maps: list[torch.Tensor] | None = None
+        self.brightness: float | None = None
+        #: Scene cuts met (the first frame is none).
+        self.cuts = 0
+
+    def is_cut(self, small: torch.Tensor) -> bool:
+        """Whether the frame whose working image is ``small`` (1, 3, h, w) starts a new scene after the
+        previous frame (the first frame does)."""
+        current, previous = fit_longer_side(small, self.CUT_SIDE), self.previous
+        self.previous = current
+        if previous is None or previous.shape != current.shape:
+            return True
+        brightness = max(float((previous + current).mean()) / 2, 1 / 255)
+        return float((current - previous).abs().mean()) > self.cut * brightness
+
+    def blend(self, small: torch.Tensor, maps: list[torch.Tensor],
+              limit: float | torch.Tensor | None = None) -> list[torch.Tensor]:
+        """The maps to apply to the frame whose working image is ``small``, its own maps being ``maps``, capped
+        again at ``limit`` on this frame (:func:`rlenhance.ops.le_step`: a blend holds the cap of the step as
+        each frame's maps do)."""
+        first = self.previous is None
+        if self.is_cut(small) or self.maps is None or [m.shape for m in self.maps] != [m.shape for m in maps]:
+            self.cuts += not first
+            self.brightness = None
+            blended = [m.clone() for m in maps]
+        else:
+            blended = [torch.lerp(before, now, self.maps_weight) for before, now in zip(self.maps, maps)]
+        self.maps = blended
+        if limit is None:
+            return blended
+        capped, current = [], small
+        for alpha in blended:
+            alpha, current = le_step(current, alpha, limit)
+            capped.append(alpha)
+            current = current.clamp(0.0, 1.0)
+        return capped
+
+    def gain(self, mean: float) -> float:
+        """The factor the frame whose result has the mean brightness ``mean`` is scaled by (1 after a cut)."""
+        before = self.brightness
+        self.brightness = mean if before is None else before + self.gain_weight * (mean - before)
+        return self.brightness / mean if mean > 0 else 1.0
 
 
 #: The alphas a continuous low-light policy's choices are shown as (:meth:`Enhancer.restore_traced`).
@@ -480,13 +590,13 @@ def _native_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.T
                     mean_limit: float | torch.Tensor | None) -> tuple[torch.Tensor, list[torch.Tensor]] | None:
     """:func:`greedy_rollout` with the native kernel (:func:`rlenhance.ops.native.lowlight_rollout_native`,
     one C call for the whole rollout instead of some 60 torch ops a step), or None where that kernel does
-    not apply: not a non-empty float32 CPU batch, another action family than LE, a continuous policy or
-    ``alpha_mode="argmax"``, a
-    network that is not a chain of float32 CPU convolutions (:meth:`PixelActorCritic.action_layers`), a
-    working map above :data:`NATIVE_ROLLOUT_MAX_BLOCKS`, the kernels unavailable (``RLENHANCE_NATIVE=0``,
-    no compiler), or arguments the torch path refuses (it then raises, naming what is wrong)."""
-    if image.device.type != "cpu" or image.dtype != torch.float32 or image.dim() != 4 or image.shape[1] != 3 \
-            or image.numel() == 0 or transition.curve != LE.name or policy.n_actions is None \
+    not apply: a trace (an ONNX export records torch ops only), not a non-empty float32 CPU batch, another
+    action family than LE, a continuous policy or ``alpha_mode="argmax"``, a network that is not a chain of
+    float32 CPU convolutions (:meth:`PixelActorCritic.action_layers`), a working map above
+    :data:`NATIVE_ROLLOUT_MAX_BLOCKS`, the kernels unavailable (``RLENHANCE_NATIVE=0``, no compiler), or
+    arguments the torch path refuses (it then raises, naming what is wrong)."""
+    if torch.jit.is_tracing() or image.device.type != "cpu" or image.dtype != torch.float32 or image.dim() != 4 \
+            or image.shape[1] != 3 or image.numel() == 0 or transition.curve != LE.name or policy.n_actions is None \
             or alpha_mode != "mean" or transition.steps < 1 \
             or math.prod(policy.working_size(*image.shape[-2:])) > NATIVE_ROLLOUT_MAX_BLOCKS \
             or not native.available():
@@ -611,5 +721,7 @@ def _unit_mean(image: np.ndarray) -> float:
     """Mean value of an (H, W, 3) image on the [0, 1] scale (integer samples divided by their full scale)."""
     if image.dtype in _INTEGER_SCALES:  # OpenCV's integer sums: exact, and faster than numpy's on a large photo
         return sum(cv2.sumElems(image)) / (image.size * _INTEGER_SCALES[image.dtype])
+    if image.dtype == np.float32:  # OpenCV's sums in double: a video frame's brightness at a third of numpy's time
+        return sum(cv2.sumElems(image)) / image.size
     return float(image.mean())
 

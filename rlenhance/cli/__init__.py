@@ -9,6 +9,8 @@
                      [--masks DIR | --mask-threshold T]
                      [--ensemble 1|2|4|8] [--tile N] [--device D]
     rlenhance app [--port N] [--host H] [--checkpoint PATH] [--device D] [--no-browser]
+    rlenhance export -o model.onnx [--checkpoint PATH] [--steps N] [--exposure E] [--w-... W] [--max-overshoot C]
+                     [--denoise S] [--max-side N] [--overwrite]
     rlenhance export-csv IMAGES... -o submission.csv [--stride 8] [--id-prefix OLD NEW] [--overwrite]
 
 Every ``--model NAME`` is a method of :mod:`rlenhance.registry`; without ``--checkpoint`` it runs
@@ -39,14 +41,17 @@ fill-action policy of ``experiments.completion_train`` (:class:`rlenhance.comple
 none ships), and reads each image's mask from
 ``--masks DIR`` (same stem, or the stem without the ``occluded_`` prefix, any image extension,
 white = missing) or estimates the hole
-(black pixels, :func:`rlenhance.restore.hole_mask`). ``export-csv`` writes the MRPNet seed's
+(black pixels, :func:`rlenhance.restore.hole_mask`). ``export`` writes ``enhance --model rl`` with its options as
+one ONNX graph (:mod:`rlenhance.export`). ``export-csv`` writes the MRPNet seed's
 competition CSV of predicted images (gray, flattened, every 8th pixel, one row per image ID;
 :mod:`rlenhance.submission`).
 
 IMAGES are files or folders (a folder stands for the images directly inside it, sorted by name,
 e.g. a test set: ``rlenhance enhance --model mrpnet --checkpoint best.pt test/ -o pred/``).
 Images are read and written in RGB order (files on disk follow their format's convention);
-outputs are PNG files named after the inputs (``OUTDIR/<input stem>.png``), written atomically.
+outputs are PNG files named after the inputs (``OUTDIR/<input stem>.png``), written atomically. ``enhance
+--model rl`` also takes videos (:func:`rlenhance.io.video.is_video`), enhanced frame by frame with temporal
+smoothing into ``OUTDIR/<input name>`` (:func:`rlenhance.io.video.transcode`).
 Before any image is processed, every output path is planned and the run is refused (exit code 2,
 nothing written) when an output would replace one of the inputs (or a ``--masks`` file), when two
 inputs would write the same output (``a/p.png b/p.png``, or ``x.png x.jpg``: the message names
@@ -73,7 +78,8 @@ __all__ = ["build_parser", "main"]
 #: images by :func:`rlenhance.cli.batch.process`) or ``run(args)`` (the exit code). Imported once the
 #: arguments are parsed: ``--help`` imports no torch.
 COMMANDS = {"enhance": "rlenhance.cli.enhance", "denoise": "rlenhance.cli.denoise",
-            "complete": "rlenhance.cli.complete", "export-csv": "rlenhance.cli.export", "app": "rlenhance.cli.serve"}
+            "complete": "rlenhance.cli.complete", "export": "rlenhance.cli.export",
+            "export-csv": "rlenhance.cli.export_csv", "app": "rlenhance.cli.serve"}
 
 
 def _shard_values_attached(argv: Sequence[str]) -> list[str]:

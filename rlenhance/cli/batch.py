@@ -13,6 +13,7 @@ from pathlib import Path
 from rlenhance.cli.jobs import Restore, Result, parallel_results, restore_one
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import IMAGE_EXTENSIONS, list_images, load_image
+from rlenhance.io.video import is_video, video_decodes
 
 
 def fail(command: str, exc: Exception) -> int:
@@ -43,7 +44,8 @@ def expand_inputs(paths: Sequence[Path]) -> list[Path]:
 
 def plan_outputs(images: Sequence[Path], out: Path, *, overwrite: bool = False,
                  protected: Sequence[Path] = (), shard: tuple[int, int] = (0, 1)) -> list[tuple[Path, Path]]:
-    """Pair each input with its output ``out/<stem>.png``, refusing any plan that could lose a file.
+    """Pair each input with its output ``out/<stem>.png`` (a video: ``out/<its name>``, the same container),
+    refusing any plan that could lose a file.
 
     Args:
         images: the input files, in order (every shard is given the same list).
@@ -70,7 +72,7 @@ def plan_outputs(images: Sequence[Path], out: Path, *, overwrite: bool = False,
     plan, existing = [], []
     index, count = shard
     for position, path in enumerate(images):
-        target = out / f"{path.stem}.png"
+        target = out / (path.name if is_video(path) else f"{path.stem}.png")
         key = os.path.normcase(str(target.resolve())).casefold()
         if key in by_key:
             first = by_key[key]
@@ -196,7 +198,12 @@ def process(args: argparse.Namespace, build: Callable[[argparse.Namespace], Rest
 
 
 def _decodes(path: Path) -> bool:
-    """Whether the existing output ``path`` is a complete image (``--skip-existing`` keeps it)."""
+    """Whether the existing output ``path`` is a complete image or video (``--skip-existing`` keeps it)."""
+    if is_video(path):
+        try:
+            return video_decodes(path)
+        except ImageError:  # no PyAV: the input fails the same way when it is redone
+            return False
     try:
         load_image(path, max_pixels=None, samples=True)
     except ImageError:

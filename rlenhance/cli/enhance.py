@@ -5,6 +5,7 @@ MRPNet + Generator), optionally followed by a denoiser (``--denoiser``)."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from rlenhance import registry
 from rlenhance.cli.batch import check_tile
 from rlenhance.cli.jobs import Restore
 from rlenhance.denoisers import SUPERVISED_DENOISERS, default_denoiser
+from rlenhance.enhance import Enhancer, TemporalSmoothing
 from rlenhance.errors import CheckpointError
 from rlenhance.ops import check_max_overshoot
 from rlenhance.ops.clean import check_strength
@@ -26,23 +28,8 @@ RL_ONLY = ("steps", "exposure", "w_exposure", "w_color", "w_spatial", "w_smooth"
 def build(args: argparse.Namespace) -> Restore:
     """``enhance``'s restore function (raises ValueError / CheckpointError for bad arguments)."""
     check_tile(args)
-    if args.model == "rl":  # named as the flags (the Enhancer checks them again, by its argument names)
-        check_max_overshoot(args.max_overshoot, "--max-overshoot", inf_means_none=True)
-        if args.denoise is not None:
-            check_strength(args.denoise, "--denoise")
-        if args.denoise and args.denoiser is not None:
-            raise ValueError(f"--denoise {args.denoise:g} with --denoiser: the denoiser replaces the clean stage; "
-                             "give one of them")
-    # a noise-map denoiser reads the gains of the policy's curves: --model rl only
-    denoiser = None
-    if args.denoiser is not None:
-        # a model name, exactly as typed, with no such file here: the shipped colour checkpoint of that model
-        path = Path(args.denoiser)
-        if args.denoiser in SUPERVISED_DENOISERS and not path.is_file():
-            path = _colour_default(args.denoiser)
-        denoiser = SupervisedRestorer(path, device=args.device, task="denoise", tile=args.tile,
-                                      noise_map=None if args.model == "rl" else False)
     if args.model != "rl":
+        denoiser = _denoiser(args)
         given = [f"--{name.replace('_', '-')}" for name in RL_ONLY if getattr(args, name) is not None]
         if given:
             raise ValueError(f"{', '.join(given)}: option(s) of --model rl; --model {args.model} takes none")
@@ -56,19 +43,56 @@ def build(args: argparse.Namespace) -> Restore:
             return out, _means_text(float(image.mean()), float(out.mean()))
         return restore
 
-    enhancer = registry.load("lowlight", "rl", args.checkpoint, device=args.device, option="--checkpoint PATH",
-                             steps=args.steps, max_side=args.max_side, denoiser=denoiser, noise_sigma=args.noise_sigma,
-                             max_overshoot=args.max_overshoot, denoise=args.denoise)
-    setting = {"exposure": args.exposure, "w_exposure": args.w_exposure, "w_color": args.w_color,
-               "w_spatial": args.w_spatial, "w_smooth": args.w_smooth}
-    enhancer.cond(**setting)  # validate the setting once, before any image
+    enhancer, setting = rl_enhancer(args, args.device)
 
     def restore(path: Path, image: np.ndarray) -> tuple[np.ndarray, str]:
         # uint8 samples in and out: no float copy of a large photo (the PNG gets the same levels)
         result = enhancer.enhance_array(image, dtype=np.uint8, **setting)
         return result.image, _means_text(result.mean_before, result.mean_after)
+
+    def clip() -> Callable[[np.ndarray], np.ndarray]:
+        """A video's frames, in order: each enhanced with the clip's temporal smoothing."""
+        temporal = TemporalSmoothing()
+        return lambda frame: enhancer.enhance_array(frame, dtype=np.uint8, temporal=temporal, **setting).image
     restore.reads_samples = True
+    restore.clip = clip
     return restore
+
+
+def rl_enhancer(args: argparse.Namespace, device: str) -> tuple[Enhancer, dict[str, float | None]]:
+    """The :class:`~rlenhance.Enhancer` of ``--model rl`` and its options (:func:`rlenhance.cli.options.add_lowlight`)
+    on ``device``, and the setting of its flags (``exposure``, ``w_exposure``, ...), checked once.
+
+    Raises:
+        ValueError, CheckpointError: a bad option or checkpoint (named as the flag).
+    """
+    # named as the flags (the Enhancer checks them again, by its argument names)
+    check_max_overshoot(args.max_overshoot, "--max-overshoot", inf_means_none=True)
+    if args.denoise is not None:
+        check_strength(args.denoise, "--denoise")
+    if args.denoise and args.denoiser is not None:
+        raise ValueError(f"--denoise {args.denoise:g} with --denoiser: the denoiser replaces the clean stage; "
+                         "give one of them")
+    enhancer = registry.load("lowlight", "rl", args.checkpoint, device=device, option="--checkpoint PATH",
+                             steps=args.steps, max_side=args.max_side, denoiser=_denoiser(args),
+                             noise_sigma=args.noise_sigma, max_overshoot=args.max_overshoot, denoise=args.denoise)
+    setting = {"exposure": args.exposure, "w_exposure": args.w_exposure, "w_color": args.w_color,
+               "w_spatial": args.w_spatial, "w_smooth": args.w_smooth}
+    enhancer.cond(**setting)  # validate the setting once, before any image
+    return enhancer, setting
+
+
+def _denoiser(args: argparse.Namespace) -> SupervisedRestorer | None:
+    """The ``--denoiser`` (None without one): a file, or a model name exactly as typed with no such file
+    here, the shipped colour checkpoint of that model. A noise-map denoiser reads the gains of the
+    policy's curves: with ``--model rl`` only."""
+    if args.denoiser is None:
+        return None
+    path = Path(args.denoiser)
+    if args.denoiser in SUPERVISED_DENOISERS and not path.is_file():
+        path = _colour_default(args.denoiser)
+    return SupervisedRestorer(path, device=args.device, task="denoise", tile=args.tile,
+                              noise_map=None if args.model == "rl" else False)
 
 
 def _means_text(before: float, after: float) -> str:

@@ -1,29 +1,27 @@
-"""``rlenhance export-csv``: the MRPNet seed's competition CSV of predicted images
-(:func:`rlenhance.submission.write_submission`)."""
+"""``rlenhance export``: the low-light RL enhancer with its setting as one ONNX graph
+(:func:`rlenhance.export.export_lowlight`; onnx and onnxruntime: ``pip install 'rlenhance[export]'``)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 
-from rlenhance.cli.batch import expand_inputs, fail
-from rlenhance.errors import ImageError
-from rlenhance.submission import write_submission
+from rlenhance.cli.batch import fail
+from rlenhance.cli.enhance import rl_enhancer
+from rlenhance.export import INPUT, OPSET, OUTPUT, ExportError, denoiser_refused, export_lowlight
 
 
 def run(args: argparse.Namespace) -> int:
-    """``rlenhance export-csv``: the seed's competition CSV (:func:`rlenhance.submission.write_submission`)."""
+    """``rlenhance export``: write the graph (exit code 2 for what it cannot express or bad arguments)."""
     try:
-        if args.max_pixels < 1:
-            raise ValueError(f"--max-pixels {args.max_pixels}: expected an integer >= 1")
-        images = expand_inputs(args.images)
-        rows = write_submission(images, args.out, stride=args.stride, overwrite=args.overwrite,
-                                id_prefix=tuple(args.id_prefix) if args.id_prefix else None,
-                                max_pixels=args.max_pixels)
-    except ImageError as exc:  # an unreadable image or one of another size: nothing was written
-        print(f"rlenhance export-csv: {exc}; nothing written", file=sys.stderr)
-        return 1
-    except (ValueError, OSError) as exc:
-        return fail("export-csv", exc)
-    print(f"{args.out}: {rows} row(s) written (gray levels, pixel stride {args.stride})")
+        if args.model != "rl":
+            raise ExportError(f"--model {args.model}: the export writes the RL curve policy (--model rl)")
+        if args.denoiser is not None:
+            raise denoiser_refused(args.denoiser)
+        enhancer, setting = rl_enhancer(args, "cpu")
+        path, share = export_lowlight(enhancer, args.out, overwrite=args.overwrite, **setting)
+    except (ValueError, OSError, ModuleNotFoundError) as exc:  # ExportError and CheckpointError are ValueErrors
+        return fail("export", exc)
+    print(f"{path}: {path.stat().st_size / 1024:.0f} KB, ONNX opset {OPSET}: input {INPUT!r} float32 (1, 3, H, W) RGB "
+          f"in [0, 1], output {OUTPUT!r}; onnxruntime matches the enhance command on its check images "
+          f"({share:.2%} of 8-bit levels within 1)")
     return 0

@@ -15,6 +15,7 @@ import numpy as np
 
 from rlenhance.errors import ImageError
 from rlenhance.io import load_image, save_image
+from rlenhance.io.video import is_video, transcode
 from rlenhance.runtime import configure_threads
 
 Restore = Callable[[Path, np.ndarray], "tuple[np.ndarray, str]"]
@@ -35,9 +36,13 @@ def restore_one(restore: Restore, path: Path, target: Path, on_exists: str, max_
                 progress: bool = False) -> Result:
     """Load, restore and save one image (see :data:`Result`). A restore function with a true
     ``reads_samples`` attribute is given the file's integer samples (``load_image(samples=True)``)
-    instead of floats. ``on_exists`` is one of :data:`ON_EXISTS`. ``progress``: a restoration that
+    instead of floats. A video (:func:`rlenhance.io.video.is_video`) is streamed through the function its
+    ``clip`` attribute makes for each clip (:func:`rlenhance.io.video.transcode`; a command without one
+    takes no video). ``on_exists`` is one of :data:`ON_EXISTS`. ``progress``: a restoration that
     takes more than :data:`PROGRESS_AFTER_S` shows a bar of its tiles on stderr (:func:`tile_bar`)."""
     try:
+        if is_video(path):
+            return _restore_clip(restore, path, target, on_exists, max_pixels)
         image = load_image(path, max_pixels=max_pixels, samples=getattr(restore, "reads_samples", False))
         start = time.perf_counter()
         with tile_bar(path.name) if progress else contextlib.nullcontext():
@@ -85,6 +90,17 @@ def tile_bar(name: str) -> Iterator[None]:
     finally:
         if bars:
             bars[-1].close()
+
+
+def _restore_clip(restore: Restore, path: Path, target: Path, on_exists: str, max_pixels: int) -> Result:
+    """:func:`restore_one` of a video: its frames through ``restore.clip()``."""
+    clip = getattr(restore, "clip", None)
+    if clip is None:
+        raise ImageError(f"{path} is a video; videos are enhanced by rlenhance enhance --model rl")
+    done = transcode(path, target, clip(), overwrite=on_exists == "replace", max_pixels=max_pixels, progress=True)
+    audio = f", {done.audio_streams} audio stream(s) copied" if done.audio_streams else ""
+    return path, None, (f"{path} -> {target}  {done.width}x{done.height}, {done.frames} frames at {done.rate:g} "
+                        f"frames/s{audio}  {done.frames / done.seconds:.1f} frames/s"), False
 
 
 _WORKER_RESTORE: Restore | None = None

@@ -11,12 +11,14 @@ from rlenhance.app_serve import APP_MAX_PIXELS, DEFAULT_PORT
 from rlenhance.io import DEFAULT_MAX_PIXELS, HOLE_THRESHOLD
 from rlenhance.submission import DEFAULT_STRIDE
 
+#: The inputs of an image command.
+IMAGES_HELP = "input image files (PNG/JPEG/BMP/TIFF), or folders of them (the images directly inside)"
 
-def add_common(parser: argparse.ArgumentParser, checkpoint_help: str) -> None:
+
+def add_common(parser: argparse.ArgumentParser, checkpoint_help: str, images_help: str = IMAGES_HELP) -> None:
     """The options of every image command: inputs, output folder, checkpoint, device, outputs kept or
     replaced, the size guard, ``--jobs`` and ``--shard``."""
-    parser.add_argument("images", nargs="+", type=Path,
-                        help="input image files (PNG/JPEG/BMP/TIFF), or folders of them (the images directly inside)")
+    parser.add_argument("images", nargs="+", type=Path, help=images_help)
     parser.add_argument("-o", "--out", type=Path, required=True, help="output folder (created if missing)")
     parser.add_argument("--checkpoint", type=Path, default=None, help=checkpoint_help)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -26,7 +28,8 @@ def add_common(parser: argparse.ArgumentParser, checkpoint_help: str) -> None:
                         help="skip inputs whose output already exists and decodes (continue an interrupted run; an "
                              "empty or truncated output is redone)")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                        help="largest width x height accepted per input image (decompression-bomb guard)")
+                        help="largest width x height accepted per input image or video frame (decompression-bomb "
+                             "guard)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="processes restoring images at once (this one and N-1 spawned workers, each with "
                              "its share of the cores), an image at a time each")
@@ -48,6 +51,46 @@ def add_ensemble(parser: argparse.ArgumentParser, models: str) -> None:
                              f"turns of the image, at that many times the time ({models}); 1: none")
 
 
+def add_lowlight(parser: argparse.ArgumentParser) -> None:
+    """The options of the low-light methods (``enhance`` and ``export``): ``--model``, the RL policy's steps,
+    setting, cap, clean stage and working side, and ``--denoiser``."""
+    parser.add_argument("--model", choices=registry.names("lowlight"), default=registry.DEFAULTS["lowlight"],
+                        help="rl: the RL curve policy; mrpnet: a supervised MRPNet (+ Generator) model")
+    parser.add_argument("--denoiser", default=None,
+                        help="denoiser applied after enhancement (ReLLIE's denoiser module): mrpnet, the shipped "
+                             "blind colour MRPNet (slower; higher PSNR / SSIM on noisy dark photos), ffdnet, the "
+                             "colour FFDNet in rlenhance/weights/ when installed, else the shipped blind gray one on "
+                             "the opponent colour planes (a file of that name in the working directory wins; "
+                             "./mrpnet is always a path), or a "
+                             "checkpoint of experiments.supervised_train --task denoise: a plain one (--model "
+                             "mrpnet), or with --model rl a noise-map one (--model ffdnet), driven by a per-pixel "
+                             "noise-level map: --noise-sigma times how much the policy's curves brightened each "
+                             "pixel")
+    parser.add_argument("--noise-sigma", type=float, default=None,
+                        help="rl with a noise-map --denoiser: the input's noise level on the 0-255 scale, within "
+                             "the denoiser's trained range [0, sigma] (default: 4 for a denoiser trained on Gaussian "
+                             "noise, such as the shipped FFDNet; sigma / 2 for one trained on amplified noise)")
+    parser.add_argument("--steps", type=int, default=None, help="rl: curve steps (default: the checkpoint's)")
+    accepted = ("; a model takes only the settings it was trained over, in their ranges (Enhancer.setting_ranges; "
+                "a value outside them is refused, naming them)")
+    parser.add_argument("--exposure", type=float, default=None,
+                        help="rl: target mean brightness" + accepted)
+    for name in ("exposure", "color", "spatial", "smooth"):
+        parser.add_argument(f"--w-{name}", type=float, default=None,
+                             help=f"rl: reward weight of the {name} term" + accepted)
+    parser.add_argument("--max-overshoot", type=float, default=None,
+                        help="rl: no curve step lifts an image's mean more than this above the exposure target "
+                             "(the step is scaled down; with the shipped model, the cap at the default "
+                             "--w-exposure, and a heavier exposure weight w tightens it by sqrt(default / w)); "
+                             "inf: no cap (default: the checkpoint's)")
+    parser.add_argument("--denoise", type=float, default=None,
+                        help="rl: strength (0-2) of the clean stage after the curves: colour and light luma noise "
+                             "smoothed where the curves brightened, highlights kept from clipping; 0: off, the "
+                             "curves alone (default: 1; 0 with --denoiser, which replaces it)")
+    parser.add_argument("--max-side", type=int, default=None,
+                        help="rl: working resolution of the policy (longer side; default: the checkpoint's, else 512)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every command (imports no torch)."""
     parser = argparse.ArgumentParser(prog="rlenhance", description="Reinforcement-learning image enhancement.")
@@ -59,42 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
                                   formatter_class=formatter)
     add_common(enhance, "--model rl: policy checkpoint from experiments.lol_train; --model mrpnet: a lowlight "
                         "checkpoint from experiments.supervised_train (omitted: the model's shipped one in "
-                        "rlenhance/weights/)")
-    enhance.add_argument("--model", choices=registry.names("lowlight"), default=registry.DEFAULTS["lowlight"],
-                         help="rl: the RL curve policy; mrpnet: a supervised MRPNet (+ Generator) model")
-    enhance.add_argument("--denoiser", default=None,
-                         help="denoiser applied after enhancement (ReLLIE's denoiser module): mrpnet, the shipped "
-                              "blind colour MRPNet (slower; higher PSNR / SSIM on noisy dark photos), ffdnet, the "
-                              "colour FFDNet in rlenhance/weights/ when installed, else the shipped blind gray one on "
-                              "the opponent colour planes (a file of that name in the working directory wins; "
-                              "./mrpnet is always a path), or a "
-                              "checkpoint of experiments.supervised_train --task denoise: a plain one (--model "
-                              "mrpnet), or with --model rl a noise-map one (--model ffdnet), driven by a per-pixel "
-                              "noise-level map: --noise-sigma times how much the policy's curves brightened each "
-                              "pixel")
-    enhance.add_argument("--noise-sigma", type=float, default=None,
-                         help="rl with a noise-map --denoiser: the input's noise level on the 0-255 scale, within "
-                              "the denoiser's trained range [0, sigma] (default: 4 for a denoiser trained on Gaussian "
-                              "noise, such as the shipped FFDNet; sigma / 2 for one trained on amplified noise)")
-    enhance.add_argument("--steps", type=int, default=None, help="rl: curve steps (default: the checkpoint's)")
-    accepted = ("; a model takes only the settings it was trained over, in their ranges (Enhancer.setting_ranges; "
-                "a value outside them is refused, naming them)")
-    enhance.add_argument("--exposure", type=float, default=None,
-                         help="rl: target mean brightness" + accepted)
-    for name in ("exposure", "color", "spatial", "smooth"):
-        enhance.add_argument(f"--w-{name}", type=float, default=None,
-                             help=f"rl: reward weight of the {name} term" + accepted)
-    enhance.add_argument("--max-overshoot", type=float, default=None,
-                         help="rl: no curve step lifts an image's mean more than this above the exposure target "
-                              "(the step is scaled down; with the shipped model, the cap at the default "
-                              "--w-exposure, and a heavier exposure weight w tightens it by sqrt(default / w)); "
-                              "inf: no cap (default: the checkpoint's)")
-    enhance.add_argument("--denoise", type=float, default=None,
-                         help="rl: strength (0-2) of the clean stage after the curves: colour and light luma noise "
-                              "smoothed where the curves brightened, highlights kept from clipping; 0: off, the "
-                              "curves alone (default: 1; 0 with --denoiser, which replaces it)")
-    enhance.add_argument("--max-side", type=int, default=None,
-                         help="rl: working resolution of the policy (longer side; default: the checkpoint's, else 512)")
+                        "rlenhance/weights/)",
+               IMAGES_HELP + "; with --model rl also videos (MP4, MOV, MKV, WebM, AVI, ...; pip install "
+               "'rlenhance[video]'): every frame enhanced, smoothed over time, audio copied, written to OUTDIR/<its "
+               "name>")
+    add_lowlight(enhance)
     add_tile(enhance)
 
     denoise = commands.add_parser("denoise", help="remove noise (supervised MRPNet or FFDNet, FFDNet's noise-level "
@@ -143,6 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
                              "distance of black (max over channels, in [0, 1])")
     add_ensemble(complete, "the completion network; a3c: its predictor")
     add_tile(complete, "every learned model")
+
+    graph = commands.add_parser("export", help="write the low-light RL enhancer, setting included, as one ONNX graph "
+                                               "(pip install 'rlenhance[export]')", formatter_class=formatter)
+    graph.add_argument("-o", "--out", type=Path, required=True, help="the .onnx file to write")
+    graph.add_argument("--checkpoint", type=Path, default=None,
+                       help="policy checkpoint from experiments.lol_train (omitted: the shipped model)")
+    graph.add_argument("--overwrite", action="store_true", help="replace the file if it exists")
+    add_lowlight(graph)
 
     export = commands.add_parser("export-csv", help="the MRPNet seed's competition CSV of predicted images (gray, "
                                                     "every 8th pixel, one row per image)", formatter_class=formatter)

@@ -31,7 +31,7 @@ it so):
 * ``bank``: :func:`pixelrl_filter_bank`, ``pixelrl_filter_select`` (native kernel or torch path)
   and :class:`FilterBank`;
 * ``clean``: :func:`clean_enhanced`, the Enhancer's clean stage (noise removed where the curves
-  brightened, highlights protected; native kernel or numpy).
+  brightened, highlights protected; native kernel or torch).
 """
 
 from rlenhance.ops.actions import PIXELRL_ACTION_TABLE, PIXELRL_ACTIONS, FilterAction, shift_intensity

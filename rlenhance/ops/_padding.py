@@ -18,9 +18,7 @@ def _border_index(n: int, pad: int, mode: str, device: torch.device) -> torch.Te
     idx = torch.arange(-pad, n + pad, device=device)
     if mode == _REPLICATE:
         return idx.clamp(0, n - 1)
-    if n == 1:
-        return torch.zeros_like(idx)
-    period = 2 * (n - 1)
+    period = 2 * (n - 1) + (n == 1)  # 1 for a single pixel, whose every index is 0 (no branch: n may be traced)
     idx = torch.remainder(idx, period)
     return torch.where(idx >= n, period - idx, idx)
 

@@ -27,8 +27,10 @@ The work is done in bands of rows, each read with the rows the blurs reach beyon
 (:func:`halo_rows`), so a band's result equals the whole image's (the blurs are OpenCV's, a
 ``2 ceil(3 sigma) + 1`` kernel, reflect-101 border). The per-pixel parts run in the native kernel
 ``csrc/clean.c`` (:func:`rlenhance.ops.native_clean.clean_prepare_native`, ``clean_finish_native``) when it
-is available, else in numpy; the two agree to float rounding (the same float32 operations in the same
-order). :class:`rlenhance.Enhancer` runs it after its curves (``Enhancer(denoise=...)``).
+is available, else in torch (:func:`clean_prepare`, :func:`clean_finish`); the two agree to float rounding
+(the same float32 operations in the same order). :class:`rlenhance.Enhancer` runs it after its curves
+(``Enhancer(denoise=...)``); :func:`clean_tensor` is the whole stage in torch ops, blurs included, as the
+Enhancer's ONNX graph runs it (:mod:`rlenhance.export`).
 
 Example:
     >>> import numpy as np
@@ -44,14 +46,18 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import cv2
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from rlenhance.errors import ImageError
 from rlenhance.io import BT601_LUMA_WEIGHTS
 from rlenhance.ops import native, native_clean
+from rlenhance.ops._padding import _REFLECT_101, _border_index
+from rlenhance.ops.blur import gaussian_kernel1d
 
 __all__ = ["CHROMA_SIGMA", "DEFAULT_STRENGTH", "GAIN_HIGH", "GAIN_LOW", "KNEE", "KNEE_DROP", "KNEE_TARGET",
            "LUMA_SIGMA", "LUMA_SIGMA_DARK", "MAX_STRENGTH", "bands", "check_strength", "clean_band", "clean_enhanced",
@@ -87,7 +93,7 @@ MAX_STRENGTH = 2.0
 BAND_PIXELS = 2_000_000
 
 _F32 = np.float32
-_WR, _WG, _WB = (_F32(v) for v in BT601_LUMA_WEIGHTS)
+_WR, _WG, _WB = (float(_F32(v)) for v in BT601_LUMA_WEIGHTS)  # float32 values, as the kernel's
 _SAMPLE_SCALES = {np.dtype(np.uint8): _F32(255), np.dtype(np.uint16): _F32(65535)}
 
 
@@ -145,43 +151,65 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x if scale is None else x.astype(_F32) / scale
 
 
-def _luma(v: np.ndarray) -> np.ndarray:
-    return (_WR * v[..., 0] + _WG * v[..., 1]) + _WB * v[..., 2]
+def _luma(r: torch.Tensor, g: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (_WR * r + _WG * g) + _WB * b
 
 
-def _prepare_numpy(x: np.ndarray, y: np.ndarray, luma: np.ndarray, chroma: np.ndarray, excess: np.ndarray) -> int:
-    """numpy twin of ``clean_prepare`` (``csrc/clean.c``); ``excess``: the gain minus 1."""
-    luma[...] = _luma(y)
-    chroma[..., 0] = y[..., 2] - y[..., 1]
-    chroma[..., 1] = y[..., 0] - y[..., 1]
-    excess[...] = luma / np.maximum(_luma(_unit(x)), _F32(GAIN_EPS)) - _F32(1)
-    return int(np.count_nonzero(excess > 0))
+def clean_prepare(x: Sequence[torch.Tensor], y: Sequence[torch.Tensor]
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The per-pixel first half of the clean stage in torch ops, the twin of ``clean_prepare``
+    (``csrc/clean.c``: the same float32 operations in the same order).
+
+    Args:
+        x, y: the input's and the curves' output's R, G and B planes, float32 tensors of one shape
+            (the input's as values in [0, 1]).
+
+    Returns:
+        ``(luma, chroma, excess)``: the luma of ``y``, its opponent chroma ``(B - G, R - G)`` stacked
+        in a new first dim, and the gain minus 1 (the pixel was brightened where it is above 0).
+    """
+    r, g, b = y
+    luma = _luma(r, g, b)
+    return luma, torch.stack([b - g, r - g]), luma / _luma(*x).clamp(min=GAIN_EPS) - 1
 
 
-def _finish_numpy(x: np.ndarray, y: np.ndarray, luma: np.ndarray, chroma: np.ndarray, excess: np.ndarray,
-                  luma_blur: np.ndarray, luma_dark: np.ndarray, chroma_blur: np.ndarray, out: np.ndarray,
-                  ramp_start: float, ramp_scale: float, knee: float, knee_drop: float) -> None:
-    """numpy twin of ``clean_finish`` (``csrc/clean.c``)."""
-    result = y.copy()
-    hit = excess > 0
-    q = excess[hit]
-    w = np.minimum(q, _F32(1))
-    v = y[hit]
-    xs = _unit(x[hit])
-    ramp = np.clip((q - _F32(ramp_start)) * _F32(ramp_scale), _F32(0), _F32(1))
-    lb = luma_blur[hit]
-    dl = w * ((lb + ramp * (luma_dark[hit] - lb)) - luma[hit])
-    du = w * (chroma_blur[hit][:, 0] - chroma[hit][:, 0])
-    dv = w * (chroma_blur[hit][:, 1] - chroma[hit][:, 1])
+def clean_finish(x: Sequence[torch.Tensor], y: Sequence[torch.Tensor], luma: torch.Tensor, excess: torch.Tensor,
+                 luma_blur: torch.Tensor, luma_dark: torch.Tensor, chroma_blur: torch.Tensor, *, knee: float,
+                 ramp_start: float, ramp_scale: float, knee_drop: float
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The per-pixel second half of the clean stage in torch ops, the twin of ``clean_finish``
+    (``csrc/clean.c``, whose comment states the formulas; the same float32 operations in the same
+    order), on every pixel at once (no data-dependent branch: it traces into an ONNX graph).
+
+    Args:
+        x, y, luma, excess: as :func:`clean_prepare` takes and returns them.
+        luma_blur, luma_dark: the luma blurred with :data:`LUMA_SIGMA` and :data:`LUMA_SIGMA_DARK` x strength.
+        chroma_blur: the chroma blurred with :data:`CHROMA_SIGMA` x strength, (2, ...).
+        knee: where the highlight knee starts (:func:`knee_start`).
+        ramp_start, ramp_scale, knee_drop: the module's tuning (:func:`_tuning`).
+
+    Returns:
+        The R, G and B planes of the result, float32 in [0, 1] (``y`` itself where ``excess <= 0``).
+    """
+    r, g, b = y
+    xr, xg, xb = x
+    w = excess.clamp(0, 1)
+    ramp = ((excess - ramp_start) * ramp_scale).clamp(0, 1)
+    dl = w * ((luma_blur + ramp * (luma_dark - luma_blur)) - luma)
+    du = w * (chroma_blur[0] - (b - g))
+    dv = w * (chroma_blur[1] - (r - g))
     dg = dl - (_WR * dv + _WB * du)
-    v = np.stack([v[:, 0] + (dg + dv), v[:, 1] + dg, v[:, 2] + (dg + du)], axis=1)
-    first = np.argmax(v, axis=1)[:, None]  # the largest channel, the first of equals
-    m, xm = np.take_along_axis(v, first, axis=1)[:, 0], np.take_along_axis(xs, first, axis=1)[:, 0]
-    t = np.clip((m - _F32(knee)) * (_F32(1) / (_F32(1) - _F32(knee))), _F32(0), _F32(1))
-    drop, gap = _F32(knee_drop) * (_F32(1) - _F32(knee)) * (t * t), m - xm
-    k = np.where(gap > drop, drop / np.where(gap > drop, gap, _F32(1)), np.where(gap > 0, _F32(1), _F32(0)))
-    result[hit] = np.clip(v - k[:, None] * (v - xs), _F32(0), _F32(1))
-    _store(result, out)
+    v0, v1, v2 = r + (dg + dv), g + dg, b + (dg + du)
+    m = torch.maximum(torch.maximum(v0, v1), v2)  # the largest channel, and the input's there (the first of equals)
+    xm = torch.where((v0 >= v1) & (v0 >= v2), xr, torch.where(v1 >= v2, xg, xb))
+    knee32, one = _F32(knee), _F32(1)  # the kernel's float32 constants
+    t = ((m - float(knee32)) * float(one / (one - knee32))).clamp(0, 1)
+    drop, gap = float(_F32(knee_drop) * (one - knee32)) * (t * t), m - xm
+    far = gap > drop
+    k = torch.where(far, drop / torch.where(far, gap, 1.0), (gap > 0).to(gap.dtype))
+    hit = excess > 0
+    return tuple(torch.where(hit, (v - k * (v - xv)).clamp(0, 1), yv)
+                 for v, xv, yv in ((v0, xr, r), (v1, xg, g), (v2, xb, b)))
 
 
 def _store(values: np.ndarray, out: np.ndarray) -> None:
@@ -221,7 +249,7 @@ def clean_band(x: np.ndarray, y: np.ndarray, strength: float, first: int, count:
         first, count: the rows of ``x`` / ``y`` whose result is wanted.
         out: (count, W, 3), float32 or uint8 / uint16 (rounded half to even), C-contiguous.
         knee: where the highlight knee starts, 0 <= knee < 1 (:func:`knee_start`).
-        use_native: the native kernel (True), numpy (False), or the kernel when available (None).
+        use_native: the native kernel (True), torch (False), or the kernel when available (None).
         scratch: a dict to keep the working planes in (:func:`scratch_plane`), the same for every band of
             an image; None: new planes.
     """
@@ -234,22 +262,78 @@ def clean_band(x: np.ndarray, y: np.ndarray, strength: float, first: int, count:
         if fast:
             brightened = native_clean.clean_prepare_native(x, y, luma, chroma, eps=GAIN_EPS)
         else:
-            excess = np.empty((height, width), _F32)
-            brightened = _prepare_numpy(x, y, luma, chroma, excess)
+            luma_t, chroma_t, excess = clean_prepare(_planes(x), _planes(y))
+            luma[...], chroma[...] = luma_t.numpy(), chroma_t.permute(1, 2, 0).numpy()
+            brightened = int(torch.count_nonzero(excess > 0))
     if strength <= 0 or not brightened:
         _store(y[keep], out)
         return
     luma_blur = _blur(luma, LUMA_SIGMA * strength, scratch_plane(scratch, "luma_blur", luma.shape))[keep]
     luma_dark = _blur(luma, LUMA_SIGMA_DARK * strength, scratch_plane(scratch, "luma_dark", luma.shape))[keep]
     chroma_blur = _blur(chroma, CHROMA_SIGMA * strength, scratch_plane(scratch, "chroma_blur", chroma.shape))[keep]
-    ramp = {"ramp_start": GAIN_LOW - 1.0, "ramp_scale": 1.0 / (GAIN_HIGH - GAIN_LOW), "knee": knee,
-            "knee_drop": KNEE_DROP}
     if fast:
         native_clean.clean_finish_native(x[keep], y[keep], luma_blur, luma_dark, chroma_blur, out, eps=GAIN_EPS,
-                                         **ramp)
+                                         **_tuning(knee))
     else:
-        _finish_numpy(x[keep], y[keep], luma[keep], chroma[keep], excess[keep], luma_blur, luma_dark, chroma_blur,
-                      out, **ramp)
+        result = clean_finish(_planes(x[keep]), _planes(y[keep]), luma_t[keep], excess[keep],
+                              torch.from_numpy(luma_blur), torch.from_numpy(luma_dark),
+                              torch.from_numpy(chroma_blur).permute(2, 0, 1), **_tuning(knee))
+        _store(torch.stack(result, dim=-1).numpy(), out)
+
+
+def _planes(image: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The R, G and B planes of an (h, W, 3) array as float32 tensors in [0, 1] (:func:`_unit`)."""
+    return torch.from_numpy(_unit(image)).unbind(-1)
+
+
+def _tuning(knee: float) -> dict[str, float]:
+    """The constants of :func:`clean_finish` (and its kernel) besides the planes, for the knee ``knee``."""
+    return {"ramp_start": GAIN_LOW - 1.0, "ramp_scale": 1.0 / (GAIN_HIGH - GAIN_LOW), "knee": knee,
+            "knee_drop": KNEE_DROP}
+
+
+def clean_tensor(x: torch.Tensor, y: torch.Tensor, strength: float = DEFAULT_STRENGTH, *,
+                 knee: float = KNEE) -> torch.Tensor:
+    """The clean stage of a batch in torch ops alone, with no data-dependent branch: what the ONNX
+    graph of the Enhancer runs (:mod:`rlenhance.export`). :func:`clean_prepare`, the three Gaussian
+    blurs as convolutions (OpenCV's kernel and reflect-101 border, :func:`rlenhance.ops.blur.gaussian_kernel1d`),
+    :func:`clean_finish`; within float rounding of :func:`clean_enhanced`.
+
+    Args:
+        x: the input batch, float32 (B, 3, H, W) in [0, 1].
+        y: the curves' output, float32 (B, 3, H, W) in [0, 1].
+        strength: 0-:data:`MAX_STRENGTH` (0: ``y`` is returned).
+        knee: where the highlight knee starts (:func:`knee_start`).
+
+    Returns:
+        float32 (B, 3, H, W) in [0, 1].
+    """
+    strength = check_strength(strength, "strength")
+    if strength == 0:
+        return y
+    xs, ys = x.unbind(1), y.unbind(1)
+    luma, chroma, excess = clean_prepare(xs, ys)  # (B, H, W), (2, B, H, W), (B, H, W)
+    planes = torch.cat([luma[None], chroma]).transpose(0, 1)  # (B, 3, H, W): L, U, V
+    luma_blur = _gaussian(planes[:, :1], LUMA_SIGMA * strength)[:, 0]
+    luma_dark = _gaussian(planes[:, :1], LUMA_SIGMA_DARK * strength)[:, 0]
+    chroma_blur = _gaussian(planes[:, 1:], CHROMA_SIGMA * strength).transpose(0, 1)
+    return torch.stack(clean_finish(xs, ys, luma, excess, luma_blur, luma_dark, chroma_blur, **_tuning(knee)), dim=1)
+
+
+def _gaussian(planes: torch.Tensor, sigma: float) -> torch.Tensor:
+    """:func:`_blur` of each plane of ``planes`` (B, C, H, W) as two 1-D convolutions (rows, then columns,
+    OpenCV's order) of the planes padded with reflect-101 borders, for any size: the padding gathers
+    whole rows (ONNX runtimes copy those fastest), of the transposed planes for the row pass."""
+    ksize = _ksize(sigma)
+    radius = ksize // 2
+    kernel = gaussian_kernel1d(ksize, sigma).view(1, 1, ksize)
+    height, width = planes.shape[-2:]
+    flat = planes.reshape(-1, height, width)
+    padded = flat.transpose(-1, -2).index_select(-2, _border_index(width, radius, _REFLECT_101, planes.device))
+    rows = F.conv1d(padded.transpose(-1, -2).reshape(-1, 1, width + 2 * radius), kernel).reshape(flat.shape)
+    padded = rows.index_select(-2, _border_index(height, radius, _REFLECT_101, planes.device)).transpose(-1, -2)
+    columns = F.conv1d(padded.reshape(-1, 1, height + 2 * radius), kernel)  # (B C W, 1, H)
+    return columns.reshape(-1, width, height).transpose(-1, -2).reshape(planes.shape)
 
 
 def clean_enhanced(input: np.ndarray, output: np.ndarray, strength: float = DEFAULT_STRENGTH, *,
@@ -266,7 +350,7 @@ def clean_enhanced(input: np.ndarray, output: np.ndarray, strength: float = DEFA
         rows: rows per band (None: about :data:`BAND_PIXELS` pixels a band); the result does not depend on it.
         out: where to write the result, (H, W, 3) float32 or uint8 / uint16 (rounded half to even);
             None: a new float32 array.
-        use_native: the native kernel (True), numpy (False), or the kernel when available (None).
+        use_native: the native kernel (True), torch (False), or the kernel when available (None).
 
     Returns:
         ``out``.

@@ -172,7 +172,7 @@ def le_step(x: torch.Tensor, alpha: torch.Tensor,
     if limit is None:
         return alpha, le_curve(x, alpha)
     _check_limit(x, limit)
-    if x.device.type == "cpu":
+    if x.device.type == "cpu" and not torch.jit.is_tracing():  # a trace (ONNX export) keeps no branch
         stepped = le_curve(x, alpha)
         if not bool((stepped.mean(dim=(-3, -2, -1)) > limit).any()):
             return alpha, stepped

@@ -107,7 +107,7 @@ LAYERS = (
     ("checkpoint", ("rlenhance.checkpoint",)),  # files and typed specs; owns no network
     ("models", ("rlenhance.models",)),  # architectures
     ("inference", ("rlenhance.registry", "rlenhance.enhance", "rlenhance.restore", "rlenhance.predictors",
-                   "rlenhance.denoisers", "rlenhance.completion")),
+                   "rlenhance.denoisers", "rlenhance.completion", "rlenhance.export")),
     ("entry points", ("rlenhance.cli", "rlenhance.app", "rlenhance.app_support", "rlenhance.app_serve",
                       "rlenhance.__main__", "rlenhance")),
 )
@@ -217,7 +217,7 @@ def test_the_graph_reader_sees_lazy_relative_and_importlib_imports(tmp_path):
 
 
 # --- the command line answers --help without torch ----------------------------------------------------
-COMMANDS = ("enhance", "denoise", "complete", "export-csv", "app")
+COMMANDS = ("enhance", "denoise", "complete", "export", "export-csv", "app")
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["--version"], *([command, "--help"] for command in COMMANDS)],

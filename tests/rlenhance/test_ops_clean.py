@@ -6,10 +6,11 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from rlenhance.errors import ImageError
 from rlenhance.ops import clean, native
-from rlenhance.ops.clean import KNEE, KNEE_DROP, KNEE_TARGET, clean_enhanced, halo_rows, knee_start
+from rlenhance.ops.clean import KNEE, KNEE_DROP, KNEE_TARGET, clean_enhanced, clean_tensor, halo_rows, knee_start
 
 needs_native = pytest.mark.skipif(not native.available(), reason="native kernels unavailable")
 PATHS = [False, pytest.param(True, marks=needs_native)]
@@ -41,7 +42,7 @@ def test_band_by_band_equals_the_whole_image(use_native, strength):
 @needs_native
 @pytest.mark.parametrize("dtype", [np.float32, np.uint8, np.uint16])
 @pytest.mark.parametrize("tuning", [{}, {"GAIN_LOW": 1.5, "GAIN_HIGH": 2.5}])
-def test_the_native_kernel_agrees_with_numpy(dtype, tuning, monkeypatch):
+def test_the_native_kernel_agrees_with_torch(dtype, tuning, monkeypatch):
     for name, value in tuning.items():  # the luma's ramp over most of the pixels
         monkeypatch.setattr(clean, name, value)
     x, y = _pair(1, (70, 90))
@@ -58,6 +59,19 @@ def test_the_native_kernel_agrees_with_numpy(dtype, tuning, monkeypatch):
         levels = [clean_enhanced(x, y, strength, out=np.empty(x.shape, dtype), use_native=flag)
                   for flag in (True, False)]
         assert np.abs(levels[0].astype(np.int64) - levels[1]).max() <= 1  # (a tie may round either way)
+
+
+@pytest.mark.parametrize("shape", [(70, 90), (9, 4), (6, 1)])
+def test_the_tensor_form_agrees_with_the_banded_stage_at_any_size(shape):
+    """clean_tensor (the ONNX graph's: convolutions with gathered reflect-101 borders) on images smaller
+    than the blurs' kernels too."""
+    x, y = _pair(3, shape)
+    as_batch = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None]  # noqa: E731
+    for strength in (0.0, 0.5, 2.0):
+        for target in (0.3, 0.8):
+            got = clean_tensor(as_batch(x), as_batch(y), strength, knee=knee_start(target))
+            expected = clean_enhanced(x, y, strength, target=target)
+            assert np.abs(got[0].permute(1, 2, 0).numpy() - expected).max() <= 1e-6
 
 
 @pytest.mark.parametrize("use_native", PATHS)

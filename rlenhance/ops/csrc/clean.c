@@ -4,8 +4,8 @@
    Plain C, compiled with the other kernels into one shared library (-O3 -ffp-contract=off, no
    fast-math). native.py declares the C signatures of the functions exported here
    (rlenhance_clean_args_size, rlenhance_clean_prepare, rlenhance_clean_finish, whose arguments come
-   as one clean_args_t): keep the two in step. The numpy path of rlenhance/ops/clean.py does the same
-   float32 operations in the same order; keep the two in step too.
+   as one clean_args_t): keep the two in step. The torch path of rlenhance/ops/clean.py (clean_prepare,
+   clean_finish) does the same float32 operations in the same order; keep the two in step too.
 
    Images are n pixels of 3 interleaved channels (R, G, B), contiguous. x is the input (float32 in
    [0, 1], or uint8 / uint16 samples divided by 255 / 65535 in float), y the curves' output (float32).

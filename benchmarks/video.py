@@ -1,0 +1,161 @@
+"""Videos in ``rlenhance enhance``: throughput, memory against the clip's length, and flicker.
+
+    python -m benchmarks.video [--photos ../shared/data/sice_pairs/train/low] [--size 1280x720] [--frames 150]
+                               [--flicker-frames 30] [--noise 0.01 0.03] [--scenes 6] [--no-throughput | --no-flicker]
+
+Prints:
+
+1. throughput: a ``--size`` H.264 clip of ``--frames`` frames at 25 frames/s with an AAC track (a static dark
+   scene, the first photo of ``--photos`` resized, with fresh Gaussian noise of the largest ``--noise`` in
+   each frame, written at CRF 18) through the command, ``python -m rlenhance enhance clip.mp4 -o OUT``, in a
+   fresh process: the frames/s it prints (decoding, enhancing with the default model, encoding, muxing)
+   and its peak resident memory; then the same for a clip three times as long (memory independent of the
+   length: the two peaks), and the CPU milliseconds a frame costs, all threads (the difference of the two
+   runs' CPU time over the difference of their frames: what a loaded machine's wall clock hides);
+2. flicker: ``--scenes`` photos of ``--photos`` (evenly spaced; scikit-image's photos darkened without
+   it) resized to ``--size``, ``--flicker-frames`` frames each with fresh noise of each ``--noise``,
+   enhanced one by one and with the clip's :class:`rlenhance.enhance.TemporalSmoothing`: the jitter of
+   the output's mean brightness (the standard deviation of its frame-to-frame change, 0-1 scale), both
+   ways, and their ratio.
+
+The machine's load average is printed with each part: on a shared machine, compare figures of one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from benchmarks.export import DEFAULT_PHOTOS, photos
+from benchmarks.inference import CLI_WRAPPER
+
+ROOT = Path(__file__).resolve().parents[1]
+RATE = 25
+SAMPLE_RATE = 44_100
+
+
+def noisy(base: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:
+    """``base`` (float32 RGB in [0, 1]) with fresh Gaussian noise of standard deviation ``noise``, as uint8."""
+    return np.rint(np.clip(base + rng.normal(0, noise, base.shape).astype(np.float32), 0, 1) * 255).astype(np.uint8)
+
+
+def write_clip(path: Path, frames: Iterable[np.ndarray], *, rate: int = RATE, codec: str = "h264",
+               audio: bool = True, rotation: int = 0, sample_rate: int = SAMPLE_RATE) -> Path:
+    """A clip of ``frames`` (RGB uint8, one size) at ``rate`` frames/s (H.264 at CRF 18), with a stereo AAC
+    tone as long as the clip when ``audio``, shown turned by ``rotation`` degrees."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        video = out.add_stream(codec, rate=rate)
+        sound = out.add_stream("aac", rate=sample_rate) if audio else None
+        if sound is not None:
+            sound.layout = "stereo"
+        chunk = sample_rate // rate
+        for i, rgb in enumerate(frames):
+            if i == 0:
+                video.width, video.height, video.pix_fmt = rgb.shape[1], rgb.shape[0], "yuv420p"
+                video.options = {"crf": "18", "preset": "veryfast"} if codec == "h264" else {}
+                if rotation:
+                    video.set_display_rotation(rotation)
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+            if sound is not None:
+                tone = (0.1 * np.sin(2 * np.pi * 220 * (np.arange(chunk) + i * chunk) / sample_rate)).astype(np.float32)
+                samples = av.AudioFrame.from_ndarray(np.repeat(tone[None], 2, 0).reshape(1, -1), format="flt",
+                                                     layout="stereo")
+                samples.sample_rate, samples.pts = sample_rate, i * chunk
+                out.mux(sound.encode(samples))
+        out.mux(video.encode(None))
+        if sound is not None:
+            out.mux(sound.encode(None))
+    return path
+
+
+def run_command(clip: Path, out: Path) -> tuple[str, float, int]:
+    """``rlenhance enhance clip -o out`` in a fresh process: its line, CPU seconds, peak RSS (KiB)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    report = subprocess.run([sys.executable, "-c", CLI_WRAPPER, sys.executable, "-m", "rlenhance", "enhance",
+                             str(clip), "-o", str(out), "--overwrite"], capture_output=True, text=True, env=env,
+                            check=True).stdout
+    first, line = report.split("\n", 1)
+    status, _wall, peak, cpu = first.split()
+    if status != "0":
+        raise RuntimeError(f"rlenhance enhance {clip} failed: {line}")
+    return line.strip(), float(cpu), int(peak)
+
+
+def jitter(frames: list[np.ndarray]) -> float:
+    """The standard deviation of the frame-to-frame change of the mean brightness (0-1 scale)."""
+    return float(np.std(np.diff([frame.mean() / 255 for frame in frames])))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS, help="folder of real dark photos")
+    parser.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT of the clips")
+    parser.add_argument("--frames", type=int, default=150, help="frames of the throughput clip")
+    parser.add_argument("--flicker-frames", type=int, default=30, help="frames of each flicker clip")
+    parser.add_argument("--noise", type=float, nargs="+", default=[0.01, 0.03],
+                        help="standard deviations of the frames' noise (0-1 scale)")
+    parser.add_argument("--scenes", type=int, default=6, help="photos of the flicker check")
+    parts = parser.add_mutually_exclusive_group()
+    parts.add_argument("--no-throughput", action="store_true", help="the flicker check only")
+    parts.add_argument("--no-flicker", action="store_true", help="the throughput only")
+    args = parser.parse_args(argv)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    scenes = [cv2.resize(p, (width, height), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+              for p in photos(args.photos, args.scenes)]
+    source = args.photos if args.photos.is_dir() else "builtin photos x 0.15"
+    if not args.no_throughput:
+        with tempfile.TemporaryDirectory() as folder:
+            print(f"throughput: {width}x{height} H.264 + AAC at {RATE} frames/s, a static scene of {source} with "
+                  f"noise {max(args.noise):g} (load average {os.getloadavg()[0]:.2f})")
+            cpu = {}
+            for frames in (args.frames, 3 * args.frames):
+                rng = np.random.default_rng(0)
+                clip = write_clip(Path(folder) / f"clip{frames}.mp4",
+                                  (noisy(scenes[0], max(args.noise), rng) for _ in range(frames)))
+                line, cpu[frames], peak = run_command(clip, Path(folder) / "out")
+                print(f"  {frames} frames: {line.split('  ')[-1]}, peak RSS {peak / 1024:.0f} MiB")
+                os.remove(clip)
+            print(f"  {(cpu[3 * args.frames] - cpu[args.frames]) * 1000 / (2 * args.frames):.1f} ms CPU a frame, all "
+                  f"threads (load average {os.getloadavg()[0]:.2f})")
+
+    if args.no_flicker:
+        return
+    from rlenhance.enhance import Enhancer, TemporalSmoothing
+    from rlenhance.runtime import configure_threads, flush_denormals
+
+    flush_denormals()
+    configure_threads()
+    enhancer = Enhancer(device="cpu")
+    print(f"flicker: {len(scenes)} static scenes of {source} at {width}x{height}, {args.flicker_frames} frames of "
+          f"fresh noise each; jitter of the mean brightness, one by one -> smoothed (load average "
+          f"{os.getloadavg()[0]:.2f})")
+    ratios = []
+    for noise in args.noise:
+        for index, base in enumerate(scenes):
+            rng = np.random.default_rng(index)
+            clip = [noisy(base, noise, rng) for _ in range(args.flicker_frames)]
+            alone = [enhancer.enhance_array(frame, dtype=np.uint8).image for frame in clip]
+            smoothing = TemporalSmoothing()
+            smoothed = [enhancer.enhance_array(frame, dtype=np.uint8, temporal=smoothing).image for frame in clip]
+            ratio = jitter(smoothed) / jitter(alone)
+            ratios.append(ratio)
+            print(f"  scene {index}, noise {noise:g}: {jitter(alone):.2e} -> {jitter(smoothed):.2e}, ratio {ratio:.2f}"
+                  f" (mean brightness {np.mean(alone) / 255:.3f} -> {np.mean(smoothed) / 255:.3f}, cuts "
+                  f"{smoothing.cuts})")
+    print(f"  ratio: median {np.median(ratios):.2f}, largest {max(ratios):.2f}")
+
+
+if __name__ == "__main__":
+    main()
