@@ -565,6 +565,7 @@ class Progress(Callback):
 
     def __init__(self, shown: str | None = None, label: str = "ret"):
         self.shown, self.label = shown, label
+        self.value: float | None = None  # the last value of ``shown``
 
     def on_start(self, loop: Loop) -> None:
         loop.bar = loop.run.progress(loop.total, initial=loop.state.step, desc=loop.unit)
@@ -573,8 +574,9 @@ class Progress(Callback):
         loop.bar.update(steps)
         best = loop.state.best
         postfix = {"best": f"{best:.4g}" if math.isfinite(best) else "-"}
-        if self.shown in scalars:
-            postfix = {self.label: f"{scalars[self.shown]:.3f}", **postfix}
+        self.value = scalars.get(self.shown, self.value) if self.shown is not None else None
+        if self.value is not None:
+            postfix = {self.label: f"{self.value:.3f}", **postfix}
         loop.bar.set_postfix(postfix)
 
 
