@@ -77,6 +77,7 @@ from agents.common import (
 from agents.distributed import Ranks, sync_batch_norm
 from rlenhance.errors import CheckpointError
 from rlenhance.models.policy import PixelActorCritic, PolicyOutput, build_policy_input
+from rlenhance.runtime import constant_tensor
 
 __all__ = [
     "A3C",
@@ -191,7 +192,10 @@ class _EpisodeRunner:
         obs, info = venv.reset(seed=seed)
         env_device = device_of(obs)
         obs = obs_to(obs, self.device)
-        episode_len = episode_length(venv)
+        # an env whose episodes end together at a known step (envs.base.PixelVectorEnv.episode_steps) is
+        # stepped without reading its done flags back from the device
+        self.lockstep = getattr(venv, "episode_steps", None)
+        episode_len = self.lockstep if self.lockstep is not None else episode_length(venv)
         batch = next(iter(obs.values())).shape[0]
         self.task = getattr(venv, "task", None)  # its action values and penalty (A3CConfig.action_penalty)
         self.penalty_weights = self._action_penalty_weights(info, batch)
@@ -200,7 +204,7 @@ class _EpisodeRunner:
         steps, updates = 0, 0
         totals: dict[str, float] = {}
         returns_sum = torch.zeros(batch, device=self.device)
-        while alive.any() and (episode_len is None or steps < episode_len):
+        while (self.lockstep is not None or alive.any()) and (episode_len is None or steps < episode_len):
             roll, obs, hidden, alive = self._collect(venv, obs, hidden, alive, steps, episode_len,
                                                      env_device)
             steps += len(roll.rewards)
@@ -243,7 +247,7 @@ class _EpisodeRunner:
             alive = alive * (~done).float()
             hidden = out.hidden
             n = len(roll.rewards)
-            if (n == cfg.n_steps or not alive.any()
+            if (n == cfg.n_steps or (self.lockstep is None and not alive.any())
                     or (episode_len is not None and steps + n >= episode_len)):
                 return roll, obs, hidden, alive
 
@@ -259,7 +263,7 @@ class _EpisodeRunner:
         if out.logits is None or values is None:
             raise ValueError("A3CConfig.action_penalty needs a discrete (categorical) policy and a task whose actions "
                              f"are values (task.action_values); got {type(self.task).__name__}")
-        table = torch.as_tensor(values, dtype=out.logits.dtype, device=out.logits.device)
+        table = constant_tensor(tuple(values), out.logits.dtype, out.logits.device)
         if table.numel() != out.logits.shape[2]:
             raise ValueError(f"the task's action_values has {table.numel()} values; the policy has "
                              f"{out.logits.shape[2]} actions")

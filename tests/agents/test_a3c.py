@@ -183,6 +183,26 @@ def test_shared_adam_matches_torch_adam():
     assert float(ours.state[a]["step"]) == 6 and ours.state[a]["exp_avg"].is_shared()
 
 
+def test_shared_adam_steps_every_tensor_at_once_as_one_at_a_time():
+    """The multi-tensor step gives exactly the per-tensor Adam step (its formula written out here)."""
+    torch.manual_seed(0)
+    ours = [torch.randn(8, 4, 3, 3), torch.randn(8), torch.randn(5, 3)]
+    ref = [p.clone() for p in ours]
+    moments = {i: (torch.zeros_like(p), torch.zeros_like(p)) for i, p in enumerate(ref)}
+    opt = SharedAdam(ours, lr=1e-2, betas=(0.8, 0.99), eps=1e-6)
+    for t in range(1, 8):
+        grads = [torch.randn_like(p) for p in ours]
+        for p, g in zip(ours, grads):
+            p.grad = g.clone()
+        opt.step()
+        for i, (p, g) in enumerate(zip(ref, grads)):
+            m, v = moments[i]
+            m.mul_(0.8).add_(g, alpha=0.2)
+            v.mul_(0.99).addcmul_(g, g, value=0.01)
+            p.addcdiv_(m, (v.sqrt() / math.sqrt(1 - 0.99 ** t)).add_(1e-6), value=-1e-2 / (1 - 0.8 ** t))
+    assert all(torch.equal(a, b) for a, b in zip(ours, ref))
+
+
 def test_config_validation_and_poly_schedule():
     cfg = A3CConfig(lr=1e-3, lr_decay="poly", total_episodes=10, lr_decay_power=0.9)
     assert cfg.lr_at(0) == 1e-3
