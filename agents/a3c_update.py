@@ -1,5 +1,5 @@
 """The update math of pixel-wise A3C (:mod:`agents.a3c`): n-step returns through PixelRL's reward map
-convolution, the actor-critic loss, the task's action penalty, and the shared-memory Adam of Hogwild
+convolution, the actor-critic loss, the task's action penalty, and the shared-memory Adam of asynchronous
 training."""
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def action_penalty_weights(info: Mapping[str, Any] | None, batch: int, device: t
 
 
 class SharedAdam(torch.optim.Optimizer):
-    """Adam whose state is created eagerly so it can live in shared memory (Hogwild A3C).
+    """Adam whose state is created eagerly so it can live in shared memory (asynchronous A3C).
 
     Same update as ``torch.optim.Adam`` (no amsgrad): ``m = b1 m + (1 - b1) g``,
     ``v = b2 v + (1 - b2) g^2``, ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``.
@@ -218,14 +218,15 @@ class SharedAdam(torch.optim.Optimizer):
         return loss
 
 
-def _apply_update(loss: Tensor, local_params: list[Tensor], shared_params: list[Tensor],
+def _apply_update(loss: Tensor | None, local_params: list[Tensor], shared_params: list[Tensor],
                   optimizer: torch.optim.Optimizer, lr: float,
                   max_grad_norm: float | None, ranks: Ranks | None = None) -> dict[str, float]:
-    """Backward on the local params (gradients averaged over ``ranks``), hand their gradients to
-    the shared params, one optimiser step."""
-    for p in local_params:
-        p.grad = None
-    loss.backward()
+    """Backward on the local params (``loss`` None: their gradients are there already), gradients
+    averaged over ``ranks``, handed to the shared params, one optimiser step."""
+    if loss is not None:
+        for p in local_params:
+            p.grad = None
+        loss.backward()
     if ranks is not None:
         ranks.average_gradients(local_params)
     max_norm = max_grad_norm if max_grad_norm is not None else math.inf  # inf: measure only
