@@ -92,9 +92,11 @@ def trainer_command(module: str, episodes: int, threads: int, out: str | Path, *
 
 def episodes_per_second(episodes: int, warmup: int, env: dict[str, str], threads: int, *,
                         module: str = "experiments.lol_train", launcher: Sequence[str] = (),
-                        extra: Sequence[str] = (), timeout: float | None = None) -> float:
+                        extra: Sequence[str] = (), timeout: float | None = None, root: Path = ROOT) -> float:
     """Episodes/s of the trainer ``module`` over episodes ``warmup`` .. ``episodes`` (its
-    train.csv), run in a fresh process (:func:`trainer_command`) in a temporary folder.
+    train.csv), run in a fresh process (:func:`trainer_command`) in a temporary folder, from the
+    repository ``root`` (by default this one; another copy, e.g. of an earlier commit, runs its own
+    trainers: it is put first on ``PYTHONPATH``).
 
     Raises:
         RuntimeError: the run failed (its command, exit status and last line of stderr are said)
@@ -107,7 +109,9 @@ def episodes_per_second(episodes: int, warmup: int, env: dict[str, str], threads
         cmd = trainer_command(module, episodes, threads, out, launcher=launcher, extra=extra)
         # a session of its own: a timeout or Ctrl-C here stops it (and torchrun its ranks) by SIGTERM,
         # then kills what is left of its process group
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        if Path(root) != ROOT:
+            env = {**env, "PYTHONPATH": os.pathsep.join([str(root), *filter(None, [env.get("PYTHONPATH")])])}
+        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 text=True, start_new_session=True)
         try:
             _, stderr = proc.communicate(timeout=timeout)
