@@ -2,8 +2,8 @@
 presets' costs on the GPU and where a training episode's time goes.
 
     python -m benchmarks.gpu [--parts training ddp inference presets profile] [--quick] [--budget S]
-                             [--episodes 30] [--denoise-episodes 20] [--warmup 5] [--lol-batch 32 256 1024]
-                             [--denoise-batch 32 128 512] [--before DIR] [--lol-data DIR] [--denoise-data DIR]
+                             [--episodes 24] [--denoise-episodes 14] [--warmup 4] [--lol-batch 32 1024]
+                             [--denoise-batch 32 512] [--before DIR] [--no-cpu] [--lol-data DIR] [--denoise-data DIR]
                              [--presets TRAINER:NAME ...] [--profile-batch 256] [--json PATH]
 
 Prints a markdown table per part, each as soon as it is measured, with the commands behind it:
@@ -11,7 +11,8 @@ Prints a markdown table per part, each as soon as it is measured, with the comma
 1. **training**: ``python -m experiments.lol_train`` and ``python -m experiments.denoise_train`` (the
    shipped recipes on the embedded default data, or on ``--lol-data`` / ``--denoise-data``) at each
    global ``--lol-batch`` / ``--denoise-batch`` with ``--device cuda``, and at the first of them with
-   ``--device cpu`` (the trainers' default threads: every core but one), each in a fresh process;
+   ``--device cpu`` (the trainers' default threads: every core but one; ``--no-cpu``: not), each in a
+   fresh process;
    episodes/s from its train.csv, the first ``--warmup`` episodes left out (start-up, the first use of
    CUDA and of the native kernels), and crops/s (episodes/s times the batch). ``--before DIR``: the
    same trainers from another copy of the repository (e.g. the commit before a change; its
@@ -86,9 +87,9 @@ EVAL_ARGS = MappingProxyType({"lol_train": (), "denoise_train": ("--eval-images"
 #: The trainer of the data-parallel table.
 DDP_TRAINER = "lol_train"
 #: The settings of a full run and of ``--quick`` (flags given override them).
-FULL = MappingProxyType(dict(episodes=30, denoise_episodes=20, warmup=5, lol_batch=[32, 256, 1024],
-                             denoise_batch=[32, 128, 512], ddp_batch=32, ddp_ranks=[1, 2, 4], warmup_calls=2,
-                             calls=10, large_calls=3, megapixels=24.0, preset_episodes=4, preset_warmup=2,
+FULL = MappingProxyType(dict(episodes=24, denoise_episodes=14, warmup=4, lol_batch=[32, 1024],
+                             denoise_batch=[32, 512], ddp_batch=32, ddp_ranks=[1, 2, 4], warmup_calls=2,
+                             calls=10, large_calls=3, megapixels=24.0, preset_episodes=3, preset_warmup=2,
                              preset_steps=4, profile_batch=256, profile_episodes=2))
 QUICK = MappingProxyType(dict(FULL, episodes=6, denoise_episodes=4, warmup=2, lol_batch=[8], denoise_batch=[8],
                               ddp_batch=8, ddp_ranks=[1, 2], warmup_calls=1, calls=2, large_calls=1,
@@ -283,7 +284,7 @@ def training_runs(args: argparse.Namespace) -> list[Run]:
     runs = [Run(t, b, "cuda") for t, bs in batches.items() for b in bs]
     if args.before is not None:
         runs += [Run(t, b, "cuda", tree=BEFORE) for t, bs in batches.items() for b in dict.fromkeys((bs[0], bs[-1]))]
-    return runs + [Run(t, bs[0], "cpu") for t, bs in batches.items()]
+    return runs + ([] if args.no_cpu else [Run(t, bs[0], "cpu") for t, bs in batches.items()])
 
 
 def training_table(trainings: Trainings, args: argparse.Namespace) -> None:
@@ -653,6 +654,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help=f"denoise_train global batches ({FULL['denoise_batch']})")
     parser.add_argument("--before", type=Path, help="another copy of the repository whose trainers are timed too "
                                                     "(on CUDA at each trainer's first and last batch)")
+    parser.add_argument("--no-cpu", action="store_true", help="the training table times no run on the CPU")
     parser.add_argument("--ddp-batch", type=int, help=f"global batch of the data-parallel table ({FULL['ddp_batch']})")
     parser.add_argument("--ddp-ranks", type=int, nargs="+", help=f"torchrun processes ({FULL['ddp_ranks']})")
     parser.add_argument("--warmup-calls", type=int, help=f"untimed inference calls first ({FULL['warmup_calls']})")

@@ -46,6 +46,14 @@ def test_quick_sets_defaults_that_flags_override(tmp_path):
             gpu.parse_args(bad)
 
 
+def test_the_training_runs_come_most_wanted_first():
+    runs = gpu.training_runs(gpu.parse_args(["--lol-batch", "8", "64", "512", "--denoise-batch", "16"]))
+    assert [(r.trainer, r.batch, r.device) for r in runs] == [
+        ("lol_train", 8, "cuda"), ("lol_train", 64, "cuda"), ("lol_train", 512, "cuda"), ("denoise_train", 16, "cuda"),
+        ("lol_train", 8, "cpu"), ("denoise_train", 16, "cpu")]
+    assert all(r.device == "cuda" for r in gpu.training_runs(gpu.parse_args(["--no-cpu"])))
+
+
 def test_the_presets_without_a_gpu_cost_are_the_default():
     from experiments import denoise_train, lol_train
 
