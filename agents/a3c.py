@@ -17,10 +17,11 @@ Two training paths share the same code:
 
 * :meth:`A3C.train_episode` - one synchronous batched episode and update (A2C style; what
   ReLLIE and PixelRL effectively run with one worker). Deterministic for a fixed seed.
-* :meth:`A3C.train_hogwild` - asynchronous A3C: ``workers`` processes (torch.multiprocessing),
-  each with its own environment, a local copy of the network synchronised from the shared one
-  before every rollout, and lock-free (Hogwild) updates of the shared parameters through a
-  :class:`SharedAdam` whose moments live in shared memory. One machine only.
+* :meth:`A3C.train_async` - asynchronous A3C: ``workers`` processes (torch.multiprocessing) take
+  the episodes in turn, each with its own environment and a copy of the shared network taken at its
+  episode's turn, and update the shared parameters (a :class:`SharedAdam` whose moments live in
+  shared memory) in episode order: ``workers`` episodes run at once, each missing the updates of the
+  ones still running, on a fixed schedule, so a seeded run is reproducible. One machine only.
 
 Across machines, :meth:`A3C.train_episode` runs data-parallel (``ranks``, :mod:`agents.distributed`):
 each rank steps its rows of the global batch (a sharded env), samples its rows of the global
@@ -40,8 +41,9 @@ from __future__ import annotations
 import copy
 import multiprocessing as _std_mp
 import queue as _queue
+import signal
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any
@@ -77,6 +79,7 @@ from agents.common import (
 from agents.distributed import Ranks, sync_batch_norm
 from rlenhance.errors import CheckpointError
 from rlenhance.models.policy import PixelActorCritic, PolicyOutput, build_policy_input
+from rlenhance.runtime import constant_tensor
 
 __all__ = [
     "A3C",
@@ -174,7 +177,7 @@ class A3CConfig:
 class _EpisodeRunner:
     """Runs one training episode of a (local) policy and applies updates through ``update``.
 
-    Shared by the synchronous path and the Hogwild workers so both do the same math.
+    Shared by the synchronous path and the asynchronous workers so both do the same math.
     """
 
     def __init__(self, policy: PixelActorCritic, rmc: RewardMapConv | None, config: A3CConfig,
@@ -191,7 +194,10 @@ class _EpisodeRunner:
         obs, info = venv.reset(seed=seed)
         env_device = device_of(obs)
         obs = obs_to(obs, self.device)
-        episode_len = episode_length(venv)
+        # an env whose episodes end together at a known step (envs.base.PixelVectorEnv.episode_steps) is
+        # stepped without reading its done flags back from the device
+        self.lockstep = getattr(venv, "episode_steps", None)
+        episode_len = self.lockstep if self.lockstep is not None else episode_length(venv)
         batch = next(iter(obs.values())).shape[0]
         self.task = getattr(venv, "task", None)  # its action values and penalty (A3CConfig.action_penalty)
         self.penalty_weights = self._action_penalty_weights(info, batch)
@@ -200,7 +206,7 @@ class _EpisodeRunner:
         steps, updates = 0, 0
         totals: dict[str, float] = {}
         returns_sum = torch.zeros(batch, device=self.device)
-        while alive.any() and (episode_len is None or steps < episode_len):
+        while (self.lockstep is not None or alive.any()) and (episode_len is None or steps < episode_len):
             roll, obs, hidden, alive = self._collect(venv, obs, hidden, alive, steps, episode_len,
                                                      env_device)
             steps += len(roll.rewards)
@@ -243,7 +249,7 @@ class _EpisodeRunner:
             alive = alive * (~done).float()
             hidden = out.hidden
             n = len(roll.rewards)
-            if (n == cfg.n_steps or not alive.any()
+            if (n == cfg.n_steps or (self.lockstep is None and not alive.any())
                     or (episode_len is not None and steps + n >= episode_len)):
                 return roll, obs, hidden, alive
 
@@ -259,7 +265,7 @@ class _EpisodeRunner:
         if out.logits is None or values is None:
             raise ValueError("A3CConfig.action_penalty needs a discrete (categorical) policy and a task whose actions "
                              f"are values (task.action_values); got {type(self.task).__name__}")
-        table = torch.as_tensor(values, dtype=out.logits.dtype, device=out.logits.device)
+        table = constant_tensor(tuple(values), out.logits.dtype, out.logits.device)
         if table.numel() != out.logits.shape[2]:
             raise ValueError(f"the task's action_values has {table.numel()} values; the policy has "
                              f"{out.logits.shape[2]} actions")
@@ -412,43 +418,52 @@ class A3C:
         return evaluate_policy(self, venv, episodes=episodes, seed=seed, greedy=greedy)
 
     # ---- asynchronous training --------------------------------------------------------------
-    def train_hogwild(self, make_venv: Callable[[int], Any], workers: int, episodes: int,
-                      seed: int | None = None, start_method: str | None = None,
-                      threads_per_worker: int = 1, poll_s: float = 1.0,
-                      join_timeout_s: float = 10.0) -> dict[str, Any]:
-        """Asynchronous A3C: ``workers`` processes share the policy and optimiser (Hogwild).
+    def train_async(self, make_venv: Callable[[int], Any], workers: int, seeds: Sequence[int], *,
+                    start_method: str | None = None, threads_per_worker: int = 1,
+                    on_episode: Callable[[dict[str, Any]], None] | None = None,
+                    stop: Callable[[], bool] | None = None, poll_s: float = 0.2,
+                    join_timeout_s: float = 10.0) -> dict[str, Any]:
+        """Asynchronous A3C: ``workers`` processes (torch.multiprocessing) take the episodes in turn
+        and update the shared policy and optimiser in episode order.
 
-        Each worker builds its env with ``make_venv(rank)`` (inside the worker, so the env need
-        not be picklable under ``fork``; under ``spawn`` the factory itself must be), keeps a
-        local copy of the network that it refreshes from the shared one before each rollout,
-        and steps the shared :class:`SharedAdam` with its gradients, without locks.
-        Episodes are handed out from a shared counter so exactly ``episodes`` run in total and
-        the learning-rate schedule follows the global episode index.
+        Episode ``i`` of the call (the agent's episode ``self.episodes + i``) is run by worker
+        ``i % workers``, which builds its env once with ``make_venv(rank)`` (inside the worker, so the
+        env need not be picklable under ``fork``; under ``spawn`` the factory itself must be), resets it
+        with ``seeds[i]``, samples its actions from a generator seeded with (``config.seed``, episode)
+        and rolls out with a copy of the shared weights taken after update ``i - workers + 1`` (the
+        first episodes of a call: after the updates before the call): the updates of the
+        ``workers - 1`` episodes before it, still running on the other workers, are missing. Its update
+        is applied after update ``i - 1``, at the learning rate of its episode. The schedule is
+        fixed, so a call gives the same weights every time for the same seeds and worker count, and
+        the workers never wait for each other's rollouts: ``workers`` episodes run at once. One worker
+        is the synchronous update of :meth:`train_episode` (with its own sampling generator).
 
         Args:
             make_venv: ``rank -> vector env``.
             workers: number of processes (>= 1).
-            episodes: total episodes over all workers.
-            seed: base seed; worker ``rank`` resets its env with a seed derived from it by
-                ``numpy.random.SeedSequence`` (default: ``config.seed``).
+            seeds: the reset seed of each episode; its length is the number of episodes.
             start_method: multiprocessing start method; None = 'fork' on CPU where available,
                 'spawn' otherwise (CUDA needs 'spawn').
             threads_per_worker: ``torch.set_num_threads`` in each worker.
-            poll_s: how often the parent checks for dead workers while waiting.
+            on_episode: called in this process with each episode's stats, in episode order, as they
+                come.
+            stop: polled in this process while the workers run; once it returns True no update after
+                those applied is made, and the call returns (the episodes applied are counted).
+            poll_s: how often the parent checks ``stop`` and for dead workers while waiting.
             join_timeout_s: how long to wait for a worker to exit before terminating it.
 
         Returns:
-            dict: ``episodes`` (int), ``history`` (list of per-episode stats dicts, with
-            ``worker`` and ``episode``), ``episode_return_mean`` over the run.
+            dict: ``episodes`` (int, the updates applied), ``history`` (list of per-episode stats
+            dicts, with ``worker`` and ``episode``, in episode order), ``episode_return_mean``.
 
         Raises:
             RuntimeError: when a worker fails (its traceback is in the message).
         """
-        if workers < 1 or episodes < 0:
-            raise ValueError(f"train_hogwild: workers={workers}, episodes={episodes}; expected "
-                             "workers >= 1 and episodes >= 0")
+        seeds = [int(s) for s in seeds]
+        if workers < 1:
+            raise ValueError(f"train_async: workers={workers}; expected an integer >= 1")
         if self.ranks.distributed:
-            raise ValueError(f"train_hogwild: Hogwild workers share one machine's memory; this agent is rank "
+            raise ValueError(f"train_async: the workers share one machine's memory; this agent is rank "
                              f"{self.ranks.rank} of a {self.ranks.world_size}-process job (train_episode runs "
                              "data-parallel instead)")
         if start_method is None:
@@ -459,46 +474,47 @@ class A3C:
         if self.rmc is not None:
             self.rmc.share_memory()
         self.optimizer.share_memory()
-        base_seed = self.config.seed if seed is None else seed
-        seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(base_seed).spawn(workers)]
-        counter = ctx.Value("l", self.episodes)
-        stop_at = self.episodes + episodes
+        schedule = _Schedule(ctx, len(seeds), workers)
         msgs = ctx.Queue()
-        procs = [ctx.Process(target=_hogwild_worker, daemon=True,
-                             args=(rank, self.policy, self.rmc, self.optimizer, self.config,
-                                   str(self.device), make_venv, counter, stop_at, seeds[rank],
-                                   threads_per_worker, msgs))
-                 for rank in range(workers)]
+        procs = [ctx.Process(target=_async_worker, daemon=True,
+                             args=(rank, self.policy, self.rmc, self.optimizer, self.config, str(self.device),
+                                   make_venv, self.episodes, seeds, schedule, threads_per_worker, msgs))
+                 for rank in range(min(workers, len(seeds)))]
         for p in procs:
             p.start()
         history: list[dict[str, Any]] = []
+        waiting: dict[int, dict[str, Any]] = {}
         finished: set[int] = set()
         try:
-            while len(finished) < workers:
+            while len(finished) < len(procs):
+                if stop is not None and stop():
+                    schedule.stop()
                 try:
                     kind, rank, payload = msgs.get(timeout=poll_s)
                 except _queue.Empty:
                     dead = [r for r, p in enumerate(procs) if r not in finished and not p.is_alive()]
                     if dead:
-                        raise RuntimeError(f"train_hogwild: worker(s) {dead} exited with codes "
+                        raise RuntimeError(f"train_async: worker(s) {dead} exited with codes "
                                            f"{[procs[r].exitcode for r in dead]} without reporting") from None
                     continue
                 if kind == "stats":
-                    history.append(payload)
+                    waiting[payload["episode"]] = payload
+                    while self.episodes + len(history) in waiting:  # in episode order
+                        history.append(waiting.pop(self.episodes + len(history)))
+                        if on_episode is not None:
+                            on_episode(history[-1])
                 elif kind == "done":
                     finished.add(rank)
                 else:
-                    raise RuntimeError(f"train_hogwild: worker {rank} failed:\n{payload}")
+                    raise RuntimeError(f"train_async: worker {rank} failed:\n{payload}")
         finally:
-            with counter.get_lock():  # after a failure: let the other workers stop claiming episodes
-                counter.value = max(counter.value, stop_at)
+            schedule.stop()  # after a failure: the other workers stop at their next turn
             for p in procs:
                 p.join(timeout=join_timeout_s)
                 if p.is_alive():
                     p.terminate()
                     p.join()
-        history.sort(key=lambda s: s["episode"])
-        self.episodes = stop_at
+        self.episodes += len(history)
         rets = [s["episode_return"] for s in history]
         return {"episodes": len(history), "history": history,
                 "episode_return_mean": float(np.mean(rets)) if rets else float("nan")}
@@ -548,12 +564,60 @@ class A3C:
             self.generator.set_state(state["generator"])
 
 
-def _hogwild_worker(rank: int, policy: PixelActorCritic, rmc: RewardMapConv | None,
-                    optimizer: SharedAdam, config: A3CConfig, device: str,
-                    make_venv: Callable[[int], Any], counter: Any, stop_at: int, seed: int,
-                    threads: int, msgs: Any) -> None:
-    """One Hogwild A3C worker (module level so that 'spawn' can pickle it)."""
+class _Schedule:
+    """The turns of :meth:`A3C.train_async`'s workers, in shared memory: ``copied`` episodes have
+    taken their copy of the weights, ``applied`` their update; ``end`` is the number of episodes
+    (lowered by :meth:`stop`). Episode ``i`` copies once ``copied == i`` and ``applied == max(0, i - workers
+    + 1)``, and applies once ``applied == i`` and the episode ``i + workers - 1`` has copied."""
+
+    def __init__(self, ctx: Any, episodes: int, workers: int):
+        self.workers = workers
+        self.cond = ctx.Condition()
+        self.copied, self.applied, self.end = ctx.RawValue("l", 0), ctx.RawValue("l", 0), ctx.RawValue("l", episodes)
+
+    def _wait(self, ready: Callable[[], bool]) -> bool:
+        """Wait (holding the lock on return) until ``ready()`` or the schedule ended; True when ready."""
+        self.cond.wait_for(lambda: ready() or self.applied.value >= self.end.value)
+        return ready()
+
+    def copy_turn(self, i: int, copy: Callable[[], None]) -> bool:
+        """``copy()`` the weights at episode ``i``'s turn; False when the schedule ended first."""
+        with self.cond:
+            if i >= self.end.value or not self._wait(
+                    lambda: self.copied.value == i and self.applied.value == max(0, i - self.workers + 1)):
+                return False
+            copy()
+            self.copied.value = i + 1
+            self.cond.notify_all()
+            return True
+
+    def apply_turn(self, i: int, apply: Callable[[], Any]) -> Any:
+        """``apply()`` episode ``i``'s update at its turn and return its result; None when the
+        schedule ended first (the update is dropped)."""
+        with self.cond:
+            ready = self._wait(lambda: self.applied.value == i and
+                               self.copied.value >= min(i + self.workers, self.end.value))
+            if not ready or i >= self.end.value:
+                return None
+            out = apply()
+            self.applied.value = i + 1
+            self.cond.notify_all()
+            return out
+
+    def stop(self) -> None:
+        """End the schedule after the updates applied so far."""
+        with self.cond:
+            self.end.value = min(self.end.value, self.applied.value)
+            self.cond.notify_all()
+
+
+def _async_worker(rank: int, policy: PixelActorCritic, rmc: RewardMapConv | None, optimizer: SharedAdam,
+                  config: A3CConfig, device: str, make_venv: Callable[[int], Any], first_episode: int,
+                  seeds: list[int], schedule: _Schedule, threads: int, msgs: Any) -> None:
+    """One worker of :meth:`A3C.train_async` (module level so that 'spawn' can pickle it)."""
     try:
+        for signum in (signal.SIGINT, signal.SIGTERM):  # the parent stops the run, at an update
+            signal.signal(signum, signal.SIG_IGN)
         torch.set_num_threads(threads)
         dev = torch.device(device)
         local_policy = copy.deepcopy(policy)
@@ -562,30 +626,37 @@ def _hogwild_worker(rank: int, policy: PixelActorCritic, rmc: RewardMapConv | No
         local_params = list(local_policy.parameters()) + (
             list(local_rmc.parameters()) if local_rmc is not None else [])
         generator = torch.Generator(device=dev)
-        generator.manual_seed(seed)
         venv = make_venv(rank)
         runner = _EpisodeRunner(local_policy, local_rmc, config, dev, generator)
-        first = True
-        while True:
-            with counter.get_lock():
-                episode = counter.value
-                if episode >= stop_at:
-                    break
-                counter.value += 1
-            lr = config.lr_at(episode)
 
-            def update(loss: Tensor, lr: float = lr) -> dict[str, float]:
-                out = _apply_update(loss, local_params, shared_params, optimizer, lr, config.max_grad_norm)
-                with torch.no_grad():
-                    for lp, sp in zip(local_params, shared_params):
-                        lp.copy_(sp)
-                return out
-
+        def copy_weights() -> None:
             with torch.no_grad():
                 for lp, sp in zip(local_params, shared_params):
                     lp.copy_(sp)
-            stats: dict[str, Any] = runner.run(venv, seed if first else None, update)
-            first = False
+
+        for i in range(rank, len(seeds), schedule.workers):
+            episode = first_episode + i
+            if not schedule.copy_turn(i, copy_weights):
+                break
+            generator.manual_seed(int(np.random.SeedSequence([config.seed, episode]).generate_state(1)[0]))
+            lr = config.lr_at(episode)
+            applied = []
+
+            def update(loss: Tensor, i: int = i, lr: float = lr, applied: list[bool] = applied) -> dict[str, float]:
+                if applied:
+                    raise RuntimeError("train_async applies one update per episode; this episode is longer than "
+                                       f"A3CConfig.n_steps ({config.n_steps})")
+                for p in local_params:
+                    p.grad = None
+                loss.backward()
+                out = schedule.apply_turn(i, lambda: _apply_update(None, local_params, shared_params, optimizer,
+                                                                   lr, config.max_grad_norm))
+                applied.append(out is not None)
+                return out or {"grad_norm": float("nan"), "lr": lr}
+
+            stats: dict[str, Any] = runner.run(venv, seeds[i], update)
+            if not all(applied):
+                break
             stats.update(worker=rank, episode=episode)
             msgs.put(("stats", rank, stats))
         msgs.put(("done", rank, None))

@@ -1,5 +1,5 @@
 """The update math of pixel-wise A3C (:mod:`agents.a3c`): n-step returns through PixelRL's reward map
-convolution, the actor-critic loss, the task's action penalty, and the shared-memory Adam of Hogwild
+convolution, the actor-critic loss, the task's action penalty, and the shared-memory Adam of asynchronous
 training."""
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def action_penalty_weights(info: Mapping[str, Any] | None, batch: int, device: t
 
 
 class SharedAdam(torch.optim.Optimizer):
-    """Adam whose state is created eagerly so it can live in shared memory (Hogwild A3C).
+    """Adam whose state is created eagerly so it can live in shared memory (asynchronous A3C).
 
     Same update as ``torch.optim.Adam`` (no amsgrad): ``m = b1 m + (1 - b1) g``,
     ``v = b2 v + (1 - b2) g^2``, ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``.
@@ -195,30 +195,38 @@ class SharedAdam(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for group in self.param_groups:
+        for group in self.param_groups:  # each step on every tensor at once (a few kernels on a GPU)
             beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                state["step"] += 1
-                t = float(state["step"])
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.mul_(beta1).add_(p.grad, alpha=1 - beta1)
-                v.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
-                denom = (v.sqrt() / math.sqrt(1 - beta2 ** t)).add_(group["eps"])
-                p.addcdiv_(m, denom, value=-group["lr"] / (1 - beta1 ** t))
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            states = [self.state[p] for p in params]
+            grads = [p.grad for p in params]
+            m, v = [st["exp_avg"] for st in states], [st["exp_avg_sq"] for st in states]
+            steps = []
+            for st in states:
+                st["step"] += 1  # a CPU tensor: no device work
+                steps.append(float(st["step"]))
+            torch._foreach_mul_(m, beta1)
+            torch._foreach_add_(m, grads, alpha=1 - beta1)
+            torch._foreach_mul_(v, beta2)
+            torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)
+            denom = torch._foreach_sqrt(v)
+            torch._foreach_div_(denom, [math.sqrt(1 - beta2 ** t) for t in steps])
+            torch._foreach_add_(denom, group["eps"])
+            torch._foreach_addcdiv_(params, m, denom, [-group["lr"] / (1 - beta1 ** t) for t in steps])
         return loss
 
 
-def _apply_update(loss: Tensor, local_params: list[Tensor], shared_params: list[Tensor],
+def _apply_update(loss: Tensor | None, local_params: list[Tensor], shared_params: list[Tensor],
                   optimizer: torch.optim.Optimizer, lr: float,
                   max_grad_norm: float | None, ranks: Ranks | None = None) -> dict[str, float]:
-    """Backward on the local params (gradients averaged over ``ranks``), hand their gradients to
-    the shared params, one optimiser step."""
-    for p in local_params:
-        p.grad = None
-    loss.backward()
+    """Backward on the local params (``loss`` None: their gradients are there already), gradients
+    averaged over ``ranks``, handed to the shared params, one optimiser step."""
+    if loss is not None:
+        for p in local_params:
+            p.grad = None
+        loss.backward()
     if ranks is not None:
         ranks.average_gradients(local_params)
     max_norm = max_grad_norm if max_grad_norm is not None else math.inf  # inf: measure only

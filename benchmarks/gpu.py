@@ -1,17 +1,23 @@
-"""GPU against CPU, measured in one run: training episodes/s, data-parallel ranks, inference images/s.
+"""GPU against CPU, measured in one run: training crops/s, data-parallel ranks, inference images/s, the
+presets' costs on the GPU and where a training episode's time goes.
 
-    python -m benchmarks.gpu [--episodes 40] [--denoise-episodes 20] [--warmup 5] [--quick]
-                             [--lol-data DIR] [--denoise-data DIR] [--parts training ddp inference]
-                             [--json PATH]
+    python -m benchmarks.gpu [--parts training ddp inference presets profile] [--quick] [--budget S]
+                             [--episodes 24] [--denoise-episodes 14] [--warmup 4] [--lol-batch 32 1024]
+                             [--denoise-batch 32 512] [--before DIR] [--no-cpu] [--lol-data DIR] [--denoise-data DIR]
+                             [--presets TRAINER:NAME ...] [--profile-batch 256] [--json PATH]
 
-Prints three markdown tables, each as soon as it is measured, with the commands behind them:
+Prints a markdown table per part, each as soon as it is measured, with the commands behind it:
 
 1. **training**: ``python -m experiments.lol_train`` and ``python -m experiments.denoise_train`` (the
    shipped recipes on the embedded default data, or on ``--lol-data`` / ``--denoise-data``) at each
-   global ``--lol-batch`` / ``--denoise-batch``, with ``--device cpu`` and ``--device cuda``, each in
-   a fresh process with the entry point's default threads (every core but one); episodes/s from
-   its train.csv, the first ``--warmup`` episodes left out (start-up, the first use of CUDA and of
-   the native kernels), and the ratio CUDA / CPU;
+   global ``--lol-batch`` / ``--denoise-batch`` with ``--device cuda``, and at the first of them with
+   ``--device cpu`` (the trainers' default threads: every core but one; ``--no-cpu``: not), each in a
+   fresh process;
+   episodes/s from its train.csv, the first ``--warmup`` episodes left out (start-up, the first use of
+   CUDA and of the native kernels), and crops/s (episodes/s times the batch). ``--before DIR``: the
+   same trainers from another copy of the repository (e.g. the commit before a change; its
+   ``rlenhance/weights`` may be a link to ours), timed on CUDA at the first and the last batch of each
+   trainer: crops/s before and after;
 2. **data-parallel**: lol_train at the global ``--ddp-batch`` under ``torchrun --standalone
    --nproc_per_node N`` against one process at the same global batch (the training table's run):
    on CUDA for N up to the number of GPUs (:mod:`agents.distributed` gives rank r ``cuda:LOCAL_RANK``
@@ -25,19 +31,35 @@ Prints three markdown tables, each as soon as it is measured, with the commands 
    ``ffdnet`` on a colour 481x321 crop of the coffee photo (its opponent colour planes) and the
    colour PixelRL ``a3c`` on it; each model built on the device, called
    ``--warmup-calls`` times, then timed over ``--calls`` calls (``--large-calls`` for the large
-   image) with ``torch.cuda.synchronize()`` before and after each: median ms per image, images/s.
+   image) with ``torch.cuda.synchronize()`` before and after each: median ms per image, images/s;
+4. **presets**: :func:`benchmarks.preset_cost.measure` of each ``--presets`` (``TRAINER:NAME``; by
+   default every preset whose cost on a GPU is not recorded, :class:`experiments.config.Preset`) on
+   CUDA, ``--preset-warmup`` + ``--preset-episodes`` episodes (supervised: steps) and one
+   evaluation; the presets read their data where they name it (``../shared/data``: a subset of it
+   gives the same cost per episode, and evaluations as long as its validation images);
+5. **profile**: ``--profile-episodes`` episodes of each trainer at ``--profile-batch`` (after one
+   untimed) under ``torch.profiler``, in this process: per episode its steps and wall time, the
+   share of the env's resets, of its steps and of the update, and per step the GPU kernels launched
+   and the host round trips (device synchronisations, copies between host and device); on a machine
+   without CUDA, on the CPU with the torch ops per step instead.
 
 Without CUDA the CUDA cells say "unavailable" and the CPU side is measured alone. A run that fails,
 or takes longer than ``--run-timeout`` seconds, is marked in its cell, its error printed under the
-table, and the benchmark goes on. ``--json PATH`` writes every figure, command and error (rewritten
-after each table, so an interrupted run keeps what it measured). ``--quick``: a short pass to try the
-benchmark (few episodes, batch 8, one or two calls); flags given with it override its values.
+table, and the benchmark goes on; with ``--budget S`` no run starts once S seconds have passed (its
+cell says "not run: out of time"), and each run's timeout ends by then. ``--json PATH`` writes every
+figure, command and error (rewritten after each table, so an interrupted run keeps what it
+measured). ``--quick``: a short pass to try the benchmark (few episodes, batch 8, one or two calls);
+flags given with it override its values.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
+import io
 import json
+import math
 import os
 import platform
 import shlex
@@ -68,12 +90,16 @@ EVAL_ARGS = MappingProxyType({"lol_train": (), "denoise_train": ("--eval-images"
 #: The trainer of the data-parallel table.
 DDP_TRAINER = "lol_train"
 #: The settings of a full run and of ``--quick`` (flags given override them).
-FULL = MappingProxyType(dict(episodes=40, denoise_episodes=20, warmup=5, lol_batch=[8, 32], denoise_batch=[8, 32],
-                             ddp_batch=32, ddp_ranks=[1, 2, 4], warmup_calls=2, calls=10, large_calls=3,
-                             megapixels=24.0))
+FULL = MappingProxyType(dict(episodes=24, denoise_episodes=14, warmup=4, lol_batch=[32, 1024],
+                             denoise_batch=[32, 512], ddp_batch=32, ddp_ranks=[1, 2, 4], warmup_calls=2,
+                             calls=10, large_calls=3, megapixels=24.0, preset_episodes=3, preset_warmup=2,
+                             preset_steps=4, profile_batch=256, profile_episodes=2))
 QUICK = MappingProxyType(dict(FULL, episodes=6, denoise_episodes=4, warmup=2, lol_batch=[8], denoise_batch=[8],
-                              ddp_batch=8, ddp_ranks=[1, 2], warmup_calls=1, calls=2, large_calls=1))
+                              ddp_batch=8, ddp_ranks=[1, 2], warmup_calls=1, calls=2, large_calls=1,
+                              preset_episodes=1, preset_warmup=1, preset_steps=1, profile_batch=8,
+                              profile_episodes=1))
 DEVICES = ("cpu", "cuda")
+PARTS = ("training", "ddp", "inference", "presets", "profile")
 #: The Enhancer's small image, (height, width); the large one has --megapixels, 3:2.
 SMALL_IMAGE = (400, 600)
 #: The denoisers' input: a crop of scikit-image's camera (512 x 512) of BSD68's landscape size, noise sigma.
@@ -82,17 +108,23 @@ DENOISE_IMAGE, DENOISE_SIZE, DENOISE_SIGMA = "camera", (321, 481), 25.0
 COLOUR_IMAGE = "coffee"
 #: How a figure that was not measured begins: no CUDA device; a run this machine cannot make.
 UNAVAILABLE, NOT_RUN = "unavailable", "not run"
+#: With ``--budget``, a run is not started with fewer seconds than this left.
+MIN_RUN_S = 20.0
+#: The trees a trainer run may come from: this repository, or ``--before``'s copy.
+AFTER, BEFORE = "after", "before"
 
 
 @dataclass(frozen=True)
 class Run:
     """One timed trainer run: ``trainer`` (a :data:`TRAINERS` key) at the global ``batch`` on
-    ``device``, as one process (``ranks`` 0) or under ``torchrun --nproc_per_node ranks``."""
+    ``device``, as one process (``ranks`` 0) or under ``torchrun --nproc_per_node ranks``, from this
+    repository or from ``--before``'s copy (``tree``)."""
 
     trainer: str
     batch: int
     device: str
     ranks: int = 0
+    tree: str = AFTER
 
 
 @dataclass
@@ -112,6 +144,10 @@ class Figure:
     @property
     def failed(self) -> bool:
         return self.value is None and not (self.error or "").startswith((UNAVAILABLE, NOT_RUN))
+
+    def times(self, factor: float) -> Figure:
+        """This figure times ``factor`` (episodes/s -> crops/s), its error kept."""
+        return Figure(None if self.value is None else self.value * factor, self.error)
 
 
 def attempt(measure: Callable[[], float]) -> Figure:
@@ -160,9 +196,11 @@ def trainer_command(module: str, episodes: int, threads: int, out: str | Path, *
 
 def episodes_per_second(episodes: int, warmup: int, env: dict[str, str], threads: int, *,
                         module: str = "experiments.lol_train", launcher: Sequence[str] = (),
-                        extra: Sequence[str] = (), timeout: float | None = None) -> float:
+                        extra: Sequence[str] = (), timeout: float | None = None, root: Path = ROOT) -> float:
     """Episodes/s of the trainer ``module`` over episodes ``warmup`` .. ``episodes`` (its
-    train.csv), run in a fresh process (:func:`trainer_command`) in a temporary folder.
+    train.csv), run in a fresh process (:func:`trainer_command`) in a temporary folder, from the
+    repository ``root`` (by default this one; another copy, e.g. of an earlier commit, runs its own
+    trainers: it is put first on ``PYTHONPATH``).
 
     Raises:
         RuntimeError: the run failed (its command, exit status and last line of stderr are said)
@@ -175,7 +213,9 @@ def episodes_per_second(episodes: int, warmup: int, env: dict[str, str], threads
         cmd = trainer_command(module, episodes, threads, out, launcher=launcher, extra=extra)
         # a session of its own: a timeout or Ctrl-C here stops it (and torchrun its ranks) by SIGTERM,
         # then kills what is left of its process group
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        if Path(root) != ROOT:
+            env = {**env, "PYTHONPATH": os.pathsep.join([str(root), *filter(None, [env.get("PYTHONPATH")])])}
+        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 text=True, start_new_session=True)
         try:
             _, stderr = proc.communicate(timeout=timeout)
@@ -197,13 +237,29 @@ def episodes_per_second(episodes: int, warmup: int, env: dict[str, str], threads
     return (episodes - warmup) / (walls[episodes] - walls[warmup])
 
 
+class Budget:
+    """The seconds the benchmark may still take (``--budget``; None: no limit)."""
+
+    def __init__(self, seconds: float | None):
+        self.end = None if seconds is None else time.perf_counter() + seconds
+
+    def left(self) -> float:
+        return math.inf if self.end is None else self.end - time.perf_counter()
+
+    def timeout(self, limit: float) -> float | None:
+        """A run's timeout: ``limit`` or the budget's end, whichever comes first; None when too little is
+        left to start one (:data:`MIN_RUN_S`)."""
+        left = self.left()
+        return None if left < MIN_RUN_S else min(limit, left)
+
+
 # --- training ----------------------------------------------------------------------------------------
 class Trainings:
     """Times trainer runs (:func:`episodes_per_second`), each once: a run two
     tables need (the one process of the data-parallel table) is measured for the first."""
 
-    def __init__(self, args: argparse.Namespace, gpus: int):
-        self.args, self.gpus = args, gpus
+    def __init__(self, args: argparse.Namespace, gpus: int, budget: Budget):
+        self.args, self.gpus, self.budget = args, gpus, budget
         self.figures: dict[Run, Figure] = {}
         self.shown: dict[Run, str] = {}
         self.records: list[dict[str, Any]] = []
@@ -217,40 +273,54 @@ class Trainings:
                     if run.ranks else [])
         data = self.args.lol_data if run.trainer == "lol_train" else self.args.denoise_data
         extra = ["--device", run.device, "--batch", str(run.batch), *EVAL_ARGS[run.trainer]]
-        return launcher, extra + (["--data", data] if data else [])
+        return launcher, extra + (["--data", str(Path(data).resolve())] if data else [])
 
     def threads(self, run: Run) -> int:
         return default_threads(max(1, run.ranks))
+
+    def _why_not(self, run: Run) -> str | None:
+        if run.device == "cuda" and not self.gpus:
+            return f"{UNAVAILABLE}: no CUDA device"
+        if run.device == "cuda" and run.ranks > self.gpus:
+            return (f"{NOT_RUN}: {run.ranks} ranks need {run.ranks} GPUs (rank r takes cuda:LOCAL_RANK; NCCL refuses "
+                    f"two ranks on one GPU); this machine has {self.gpus}")
+        if run.tree == BEFORE and self.args.before is None:
+            return f"{NOT_RUN}: no --before"
+        return None
 
     def measure(self, run: Run) -> Figure:
         if run in self.figures:
             return self.figures[run]
         launcher, extra = self.command(run)
-        if run.device == "cuda" and not self.gpus:
-            figure = Figure(error=f"{UNAVAILABLE}: no CUDA device")
-        elif run.device == "cuda" and run.ranks > self.gpus:
-            figure = Figure(error=f"{NOT_RUN}: {run.ranks} ranks need {run.ranks} GPUs (rank r takes cuda:LOCAL_RANK; "
-                                  f"NCCL refuses two ranks on one GPU); this machine has {self.gpus}")
+        why = self._why_not(run)
+        timeout = self.budget.timeout(self.args.run_timeout)
+        if why is None and timeout is None:
+            why = f"{NOT_RUN}: out of time (--budget)"
+        if why is not None:
+            figure = Figure(error=why)
         else:
             start = time.perf_counter()
+            root = self.args.before if run.tree == BEFORE else ROOT
             figure = attempt(lambda: episodes_per_second(
                 self.episodes(run), self.args.warmup, dict(os.environ), 0, module=TRAINERS[run.trainer],
-                launcher=launcher, extra=extra, timeout=self.args.run_timeout))
+                launcher=launcher, extra=extra, timeout=timeout, root=root))
             print(f"  {run.trainer} --batch {run.batch} --device {run.device}"
                   + (f" under torchrun --nproc_per_node {run.ranks}" if run.ranks else "")
+                  + (f" (from {self.args.before})" if run.tree == BEFORE else "")
                   + f": {figure.cell} episodes/s, {time.perf_counter() - start:.0f} s", flush=True)
         self.figures[run] = figure
         self.shown[run] = shown(trainer_command(TRAINERS[run.trainer], self.episodes(run), 0, "OUT",
                                                 launcher=launcher, extra=extra))
         self.records.append({**asdict(run), "threads": self.threads(run), "episodes": self.episodes(run),
-                             "warmup": self.args.warmup, "episodes_per_s": figure.value, "error": figure.error,
-                             "command": self.shown[run]})
+                             "warmup": self.args.warmup, "episodes_per_s": figure.value,
+                             "crops_per_s": None if figure.value is None else figure.value * run.batch,
+                             "error": figure.error, "command": self.shown[run]})
         return figure
 
     def commands(self, runs: Sequence[Run]) -> list[str]:
         """The command lines of ``runs`` (measured) in order, each once; those not run left out."""
         return list(dict.fromkeys(self.shown[run] for run in runs
-                                  if not (self.figures[run].error or "").startswith(NOT_RUN)))
+                                  if not (self.figures[run].error or "").startswith((NOT_RUN, UNAVAILABLE))))
 
 
 def print_table(title: str, rows: list[dict[str, Any]], figures: Sequence[Figure], notes: Sequence[str] = (),
@@ -259,25 +329,45 @@ def print_table(title: str, rows: list[dict[str, Any]], figures: Sequence[Figure
     print(f"\n### {title}\n\n{markdown_table(rows)}\n", flush=True)
     for note in notes:
         print(note)
-    errors = list(dict.fromkeys(f.error for f in figures if f.error and not f.error.startswith(UNAVAILABLE)))
+    errors = list(dict.fromkeys(f.error for f in figures if f.error and f.failed))
     for error in errors:
         print(f"- {error}")
     if commands:
         print("\n```\n" + "\n".join(commands) + "\n```", flush=True)
 
 
+def training_runs(args: argparse.Namespace) -> list[Run]:
+    """The training table's runs in the order they are measured (the most wanted first, for a budget):
+    every batch on CUDA, then ``--before``'s at each trainer's first and last batch, then the CPU's at
+    its first."""
+    batches = {"lol_train": args.lol_batch, "denoise_train": args.denoise_batch}
+    runs = [Run(t, b, "cuda") for t, bs in batches.items() for b in bs]
+    if args.before is not None:
+        runs += [Run(t, b, "cuda", tree=BEFORE) for t, bs in batches.items() for b in dict.fromkeys((bs[0], bs[-1]))]
+    return runs + ([] if args.no_cpu else [Run(t, bs[0], "cpu") for t, bs in batches.items()])
+
+
 def training_table(trainings: Trainings, args: argparse.Namespace) -> None:
-    rows, figures, runs = [], [], []
+    runs = training_runs(args)
+    for run in runs:
+        trainings.measure(run)
+    rows, figures = [], []
     for trainer, batches in (("lol_train", args.lol_batch), ("denoise_train", args.denoise_batch)):
         for batch in batches:
-            cpu, cuda = (trainings.measure(Run(trainer, batch, device)) for device in DEVICES)
-            rows.append({"trainer": trainer, "global --batch": batch,
-                         "CPU threads": trainings.threads(Run(trainer, batch, "cpu")),
-                         "CPU episodes/s": cpu.cell, "CUDA episodes/s": cuda.cell, "CUDA / CPU": ratio(cuda, cpu)})
-            figures += [cpu, cuda]
-            runs += [Run(trainer, batch, device) for device in DEVICES]
+            cuda = trainings.figures[Run(trainer, batch, "cuda")]
+            before = trainings.figures.get(Run(trainer, batch, "cuda", tree=BEFORE), Figure(error=NOT_RUN))
+            cpu = trainings.figures.get(Run(trainer, batch, "cpu"), Figure(error=NOT_RUN))
+            crops = {name: f.times(batch) for name, f in (("cuda", cuda), ("before", before), ("cpu", cpu))}
+            rows.append({"trainer": trainer, "global --batch": batch, "CUDA episodes/s": cuda.cell,
+                         "CUDA crops/s": crops["cuda"].cell, "before: CUDA crops/s": crops["before"].cell,
+                         "after / before": ratio(cuda, before), "CPU crops/s": crops["cpu"].cell,
+                         "CUDA / CPU": ratio(cuda, cpu)})
+            figures += [cuda, before, cpu]
     episodes = f"episodes {args.warmup}..{args.episodes}, denoise_train {args.warmup}..{args.denoise_episodes}"
-    print_table(f"Training, one process (lol_train {episodes})", rows, figures, commands=trainings.commands(runs))
+    notes = [f"CPU: {default_threads()} torch threads (every core but one). crops/s: episodes/s times the global "
+             "batch."
+             + (f" before: the trainers of {args.before}." if args.before is not None else "")]
+    print_table(f"Training, one process (lol_train {episodes})", rows, figures, notes, trainings.commands(runs))
 
 
 def ddp_table(trainings: Trainings, args: argparse.Namespace) -> None:
@@ -302,6 +392,204 @@ def ddp_table(trainings: Trainings, args: argparse.Namespace) -> None:
              "Each rank steps global batch / ranks envs; the updates are one process's (docs/distributed.md)."]
     print_table(f"Data-parallel {DDP_TRAINER}, global --batch {batch} (episodes {args.warmup}..{args.episodes})",
                 rows, figures, notes, trainings.commands(runs))
+
+
+# --- the presets' costs on the GPU -----------------------------------------------------------------------
+def unmeasured_presets() -> list[str]:
+    """``TRAINER:NAME`` of every preset whose cost on a GPU is not recorded."""
+    from benchmarks.preset_cost import TRAINERS as PRESET_TRAINERS
+
+    return [f"{trainer}:{name}" for trainer in PRESET_TRAINERS
+            for name, preset in importlib.import_module(f"experiments.{trainer}").PRESETS.items()
+            if preset.cuda is None]
+
+
+def presets_table(args: argparse.Namespace, gpus: int, budget: Budget) -> list[dict[str, Any]]:
+    from benchmarks.preset_cost import measure
+
+    records, rows = [], []
+    for entry in args.presets if args.presets is not None else unmeasured_presets():
+        trainer, _, name = entry.partition(":")
+        timeout = budget.timeout(args.preset_timeout)
+        if not gpus:
+            row = {"trainer": trainer, "preset": name, "device": "cuda", "error": f"{UNAVAILABLE}: no CUDA device"}
+        elif timeout is None:
+            row = {"trainer": trainer, "preset": name, "device": "cuda", "error": f"{NOT_RUN}: out of time (--budget)"}
+        else:
+            start = time.perf_counter()
+            settings = argparse.Namespace(device="cuda", episodes=args.preset_episodes, warmup=args.preset_warmup,
+                                          steps=args.preset_steps, threads=0, timeout=timeout)
+            try:
+                row = measure(trainer, name, settings)
+            except Exception as exc:  # noqa: BLE001 - one preset's failure is reported, not fatal
+                row = {"trainer": trainer, "preset": name, "device": "cuda",
+                       "error": " ".join(f"{type(exc).__name__}: {exc}".split())}
+            print(f"  {trainer} --preset {name} --device cuda: {row.get('estimate', 'failed')}, "
+                  f"{time.perf_counter() - start:.0f} s", flush=True)
+        records.append(row)
+        rows.append({"trainer": trainer, "preset": name, "s per episode (step)": row.get("s_per_unit", "-"),
+                     "s per evaluation": row.get("s_per_eval", "-"), "whole preset": row.get("estimate", "-"),
+                     "error": str(row.get("error", "")).split(":")[0] if row.get("error") else ""})
+    print(f"\n### Presets on one GPU (benchmarks.preset_cost --device cuda)\n\n{markdown_table(rows)}\n")
+    for row in records:
+        if row.get("error") and not str(row["error"]).startswith((UNAVAILABLE, NOT_RUN)):
+            print(f"- {row['trainer']} {row['preset']}: {row['error']}")
+    commands = [row["command"] for row in records if "command" in row]
+    if commands:
+        print("\n```\n" + "\n".join(commands) + "\n```")
+    print("Each preset reads its data where it names it (../shared/data); the evaluation's time grows with its "
+          "validation images.", flush=True)
+    return records
+
+
+# --- where an episode's time goes ------------------------------------------------------------------------
+class _Labelled:
+    """Within ``with``: the env's resets and steps and A3C's update run under ``torch.profiler``
+    labels (``env.reset``, ``env.step``, ``a3c.update``) and every episode's steps are counted."""
+
+    LABELS = ("env.reset", "env.step", "a3c.update")
+
+    def __init__(self) -> None:
+        from agents import a3c
+        from envs.base import PixelVectorEnv
+
+        self.patches = [(PixelVectorEnv, "reset", "env.reset"), (PixelVectorEnv, "step", "env.step"),
+                        (a3c._EpisodeRunner, "_learn", "a3c.update")]
+        self.saved: list[tuple[type, str, Any]] = []
+        self.steps = 0
+
+    def __enter__(self) -> _Labelled:
+        for owner, name, label in self.patches:
+            original = getattr(owner, name)
+            self.saved.append((owner, name, original))
+
+            def labelled(*a: Any, _original: Any = original, _label: str = label, **k: Any) -> Any:
+                if _label == "env.step":
+                    self.steps += 1
+                with torch.profiler.record_function(_label):
+                    return _original(*a, **k)
+
+            setattr(owner, name, labelled)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for owner, name, original in self.saved:
+            setattr(owner, name, original)
+
+
+def profile_trainer(trainer: str, device: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One trainer's episodes at ``--profile-batch`` on ``device`` under ``torch.profiler`` (this
+    process; :func:`profile_table`): the first A3C episode untimed, the next ``--profile-episodes``
+    profiled."""
+    import tempfile
+
+    from torch.profiler import ProfilerActivity, profile
+
+    from agents.a3c import A3C
+
+    module = importlib.import_module(TRAINERS[trainer])
+    cuda = device == "cuda"
+    episodes = args.profile_episodes
+    seen = {"episodes": 0, "start": 0.0, "wall": 0.0}
+    original = A3C.train_episode
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    prof = profile(activities=activities)
+    labels = _Labelled()
+    active = contextlib.ExitStack()
+
+    def profiled(agent: A3C, venv: Any, seed: int | None = None) -> dict[str, float]:
+        seen["episodes"] += 1
+        if seen["episodes"] == 2:  # the profiled episodes, after one untimed
+            if cuda:
+                torch.cuda.synchronize()
+            active.enter_context(prof)
+            active.enter_context(labels)
+            seen["start"] = time.perf_counter()
+        stats = original(agent, venv, seed)
+        if seen["episodes"] == 1 + episodes:
+            if cuda:
+                torch.cuda.synchronize()
+            seen["wall"] = time.perf_counter() - seen["start"]
+            active.close()
+        return stats
+
+    data = args.lol_data if trainer == "lol_train" else args.denoise_data
+    argv = ["--episodes", str(1 + episodes), "--eval-every", str(1 + episodes), "--samples", "0", "--device", device,
+            "--batch", str(args.profile_batch), *EVAL_ARGS[trainer], *(["--data", str(data)] if data else [])]
+    A3C.train_episode = profiled
+    said = io.StringIO()  # the trainer's own lines (its summary, progress), shown only when it fails
+    try:
+        with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
+            module.main([*argv, "--out", str(Path(tmp) / "run")])
+    except Exception as exc:
+        last = next((line for line in reversed(said.getvalue().splitlines()) if line.strip()), "")
+        raise RuntimeError(f"{TRAINERS[trainer]} {shlex.join(argv)}: {exc}" + (f" ({last})" if last else "")) from exc
+    finally:
+        A3C.train_episode = original
+        active.close()
+    if seen["episodes"] < 1 + episodes:
+        raise RuntimeError(f"{trainer}: {seen['episodes']} episodes ran, {1 + episodes} expected")
+    events = prof.key_averages()
+    by_name = {e.key: e for e in events}
+    steps = max(1, labels.steps)
+    share = {label: by_name[label].cpu_time_total / 1e6 / seen["wall"] if label in by_name else 0.0
+             for label in _Labelled.LABELS}
+    record: dict[str, Any] = {
+        "trainer": trainer, "device": device, "batch": args.profile_batch, "episodes": episodes,
+        "steps_per_episode": labels.steps / episodes, "ms_per_episode": 1000 * seen["wall"] / episodes,
+        "crops_per_s": args.profile_batch * episodes / seen["wall"],
+        **{f"share_{label.replace('.', '_')}": value for label, value in share.items()}}
+    if cuda:
+        kernels = sum(e.count for e in events if getattr(e, "device_type", None) == torch.autograd.DeviceType.CUDA)
+        syncs = sum(e.count for e in events if e.key in ("cudaStreamSynchronize", "cudaDeviceSynchronize",
+                                                          "cudaEventSynchronize", "cudaMemcpy"))
+        copies = sum(e.count for e in events if e.key.startswith("Memcpy"))
+        record.update(kernels_per_step=kernels / steps, syncs_per_step=syncs / steps, copies_per_step=copies / steps)
+    else:
+        ops = sum(e.count for e in events if e.key.startswith("aten::"))
+        record.update(torch_ops_per_step=ops / steps)
+    return record
+
+
+def profile_table(args: argparse.Namespace, gpus: int, budget: Budget) -> list[dict[str, Any]]:
+    device = "cuda" if gpus else "cpu"
+    records, rows = [], []
+    for trainer in TRAINERS:
+        if budget.timeout(math.inf) is None:
+            record: dict[str, Any] = {"trainer": trainer, "device": device, "error": f"{NOT_RUN}: out of time"}
+        else:
+            start = time.perf_counter()
+            try:
+                record = profile_trainer(trainer, device, args)
+            except Exception as exc:  # noqa: BLE001 - reported, the benchmark goes on
+                record = {"trainer": trainer, "device": device,
+                          "error": " ".join(f"{type(exc).__name__}: {exc}".split())}
+            print(f"  profile {trainer} on {device}: {time.perf_counter() - start:.0f} s", flush=True)
+        records.append(record)
+        per_step = ("kernels_per_step", "syncs_per_step", "copies_per_step") if device == "cuda" \
+            else ("torch_ops_per_step",)
+        rows.append({"trainer": trainer, "device": device, "batch": args.profile_batch,
+                     "steps / episode": _cell(record.get("steps_per_episode")),
+                     "ms / episode": _cell(record.get("ms_per_episode")), "crops/s": _cell(record.get("crops_per_s")),
+                     **{f"{label} share": _cell(record.get(f"share_{label.replace('.', '_')}"), percent=True)
+                        for label in _Labelled.LABELS},
+                     **{name.replace("_per_step", "").replace("_", " ") + " / step": _cell(record.get(name))
+                        for name in per_step}})
+    print(f"\n### Where a training episode's time goes ({args.profile_episodes} episodes after one, "
+          f"torch.profiler)\n\n{markdown_table(rows)}\n")
+    for record in records:
+        if record.get("error"):
+            print(f"- {record['trainer']}: {record['error']}")
+    print("Shares: of the episode's wall time, in the env's resets, its steps and A3C's update (the policy's "
+          "forward passes are the rest); kernels: GPU kernels launched; syncs: host waits for the device; copies: "
+          "between host and device.", flush=True)
+    return records
+
+
+def _cell(value: float | None, percent: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{100 * value:.0f}%" if percent else f"{value:.4g}"
 
 
 # --- inference -----------------------------------------------------------------------------------------
@@ -412,6 +700,10 @@ def machine() -> dict[str, Any]:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a short pass to try the benchmark (see QUICK)")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=["training", "ddp", "inference"],
+                        help="the tables to measure, in this order (default: training ddp inference)")
+    parser.add_argument("--budget", type=float, help="seconds the whole benchmark may take: no run starts after "
+                                                     "them (default: no limit)")
     parser.add_argument("--episodes", type=int, help=f"lol_train episodes per run ({FULL['episodes']}; "
                                                       f"quick {QUICK['episodes']})")
     parser.add_argument("--denoise-episodes", type=int, help=f"denoise_train episodes per run "
@@ -420,23 +712,37 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--lol-batch", type=int, nargs="+", help=f"lol_train global batches ({FULL['lol_batch']})")
     parser.add_argument("--denoise-batch", type=int, nargs="+",
                         help=f"denoise_train global batches ({FULL['denoise_batch']})")
+    parser.add_argument("--before", type=Path, help="another copy of the repository whose trainers are timed too "
+                                                    "(on CUDA at each trainer's first and last batch)")
+    parser.add_argument("--no-cpu", action="store_true", help="the training table times no run on the CPU")
     parser.add_argument("--ddp-batch", type=int, help=f"global batch of the data-parallel table ({FULL['ddp_batch']})")
     parser.add_argument("--ddp-ranks", type=int, nargs="+", help=f"torchrun processes ({FULL['ddp_ranks']})")
     parser.add_argument("--warmup-calls", type=int, help=f"untimed inference calls first ({FULL['warmup_calls']})")
     parser.add_argument("--calls", type=int, help=f"timed inference calls ({FULL['calls']})")
     parser.add_argument("--large-calls", type=int, help=f"timed calls on the large image ({FULL['large_calls']})")
     parser.add_argument("--megapixels", type=float, help=f"the Enhancer's large image ({FULL['megapixels']:g}, 3:2)")
+    parser.add_argument("--presets", nargs="+", metavar="TRAINER:NAME",
+                        help="presets timed on CUDA (default: those whose GPU cost is not recorded)")
+    parser.add_argument("--preset-episodes", type=int, help=f"timed episodes (supervised: steps) of a preset "
+                                                            f"({FULL['preset_episodes']})")
+    parser.add_argument("--preset-warmup", type=int, help=f"a preset's untimed episodes ({FULL['preset_warmup']})")
+    parser.add_argument("--preset-steps", type=int, help=f"a supervised preset's steps per epoch "
+                                                         f"({FULL['preset_steps']})")
+    parser.add_argument("--preset-timeout", type=float, default=120.0, help="seconds a preset's run may take")
+    parser.add_argument("--profile-batch", type=int, help=f"global batch of the profiled episodes "
+                                                          f"({FULL['profile_batch']})")
+    parser.add_argument("--profile-episodes", type=int, help=f"profiled episodes of each trainer "
+                                                             f"({FULL['profile_episodes']})")
     parser.add_argument("--lol-data", help="lol_train --data (default: its embedded photos)")
     parser.add_argument("--denoise-data", help="denoise_train --data (default: its embedded photos)")
     parser.add_argument("--run-timeout", type=float, default=150.0, help="seconds a trainer run may take")
-    parser.add_argument("--parts", nargs="+", choices=("training", "ddp", "inference"),
-                        default=["training", "ddp", "inference"], help="the tables to measure")
     parser.add_argument("--json", type=Path, help="also write every figure, command and error to this JSON file")
     args = parser.parse_args(argv)
     for name, value in (QUICK if args.quick else FULL).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    positive = ("episodes", "denoise_episodes", "warmup", "ddp_batch", "calls", "large_calls", "megapixels")
+    positive = ("episodes", "denoise_episodes", "warmup", "ddp_batch", "calls", "large_calls", "megapixels",
+                "preset_episodes", "preset_warmup", "preset_steps", "profile_batch", "profile_episodes")
     for name in positive:
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} {getattr(args, name)}: expected a number > 0")
@@ -448,17 +754,33 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     bad = [r for r in args.ddp_ranks if args.ddp_batch % r]
     if bad:
         parser.error(f"--ddp-ranks {bad}: each must divide --ddp-batch {args.ddp_batch} (the batch is split evenly)")
-    for flag, folder in (("--lol-data", args.lol_data), ("--denoise-data", args.denoise_data)):
+    for flag, folder in (("--lol-data", args.lol_data), ("--denoise-data", args.denoise_data),
+                         ("--before", args.before)):
         if folder is not None and not Path(folder).is_dir():
             parser.error(f"{flag} {folder}: no such folder")
+    if args.before is not None:
+        args.before = args.before.resolve()
+        missing = [t for t, m in TRAINERS.items()
+                   if not (args.before / Path(*m.split("."))).with_suffix(".py").is_file()]
+        if missing:
+            parser.error(f"--before {args.before}: no {', '.join(missing)} there (expected a copy of the repository)")
+    for entry in args.presets or ():
+        trainer, _, name = entry.partition(":")
+        from benchmarks.preset_cost import TRAINERS as PRESET_TRAINERS
+
+        if trainer not in PRESET_TRAINERS or name not in importlib.import_module(f"experiments.{trainer}").PRESETS:
+            parser.error(f"--presets {entry}: expected TRAINER:NAME, a preset of one of {', '.join(PRESET_TRAINERS)}")
     if args.json is not None and args.json.is_dir():
         parser.error(f"--json {args.json}: a folder; give a file path")
+    if args.budget is not None and args.budget <= 0:
+        parser.error(f"--budget {args.budget}: expected seconds > 0")
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     start = time.perf_counter()
+    budget = Budget(args.budget)
     report: dict[str, Any] = {"machine": machine(), "settings": {k: str(v) if isinstance(v, Path) else v
                                                                for k, v in vars(args).items()}}
     info = report["machine"]
@@ -474,17 +796,25 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if args.json is not None:
             write_text_atomic(args.json, json.dumps(report, indent=2) + "\n")
 
-    trainings = Trainings(args, gpus)
-    if "training" in args.parts:
-        training_table(trainings, args)
-        report["training"] = trainings.records
-        save()
-    if "ddp" in args.parts:
-        ddp_table(trainings, args)
-        report["training"] = trainings.records
-        save()
-    if "inference" in args.parts:
-        report["inference"] = inference_table(args, gpus)
+    trainings = Trainings(args, gpus, budget)
+    for part in args.parts:
+        try:
+            if part == "training":
+                training_table(trainings, args)
+                report["training"] = trainings.records
+            elif part == "ddp":
+                ddp_table(trainings, args)
+                report["training"] = trainings.records
+            elif part == "inference":
+                report["inference"] = inference_table(args, gpus)
+            elif part == "presets":
+                report["presets"] = presets_table(args, gpus, budget)
+            else:
+                report["profile"] = profile_table(args, gpus, budget)
+        except Exception as exc:  # noqa: BLE001 - one part's failure never ends the others
+            error = " ".join(f"{type(exc).__name__}: {exc}".split())
+            report.setdefault("errors", {})[part] = error
+            print(f"\n{part}: failed: {error}", flush=True)
         save()
     print(f"\n{time.perf_counter() - start:.0f} s in all; load average {os.getloadavg()[0]:.1f}"
           + (f"; figures in {args.json}" if args.json else ""), flush=True)

@@ -163,7 +163,9 @@ class PixelTask:
         split: "train", "val" or None (all images).
         split_seed: seed of the deterministic train/validation split.
         crop: random crop per episode, int or (h, w); None uses whole images (all of one size).
-        validate_actions: check the range and shape of every action batch (one device sync).
+        validate_actions: check the shape of every action batch and the range of its values: on the
+            CPU at every step, on a GPU at an episode's first step (the check of the values waits for
+            the device: once an episode keeps the steps free of host round trips).
         shard: ``(rank, world_size)`` of a data-parallel job (:mod:`agents.distributed`): the
             episodes drawn at reset are rows ``rank * num_envs`` to ``(rank + 1) * num_envs - 1`` of
             a task of ``num_envs * world_size`` envs reset with the same seed (images, crops, noise,
@@ -309,17 +311,22 @@ class PixelTask:
             if actions.is_floating_point() or actions.is_complex():
                 raise ValueError(f"actions: expected integer action indices, got dtype {actions.dtype}")
             actions = actions.long()
-            if self.validate_actions:
+            if self._check_values():
                 n = int(space.nvec.flat[0])
                 low, high = int(actions.min()), int(actions.max())
                 if low < 0 or high >= n:
                     raise ValueError(f"actions: values must be in 0..{n - 1}, got values in {low}..{high}")
         else:
             actions = actions.float()
-            if self.validate_actions and not bool(torch.isfinite(actions).all()):
+            if self._check_values() and not bool(torch.isfinite(actions).all()):
                 raise ValueError("actions: continuous actions must be finite")
             actions = actions.clamp(float(space.low.min()), float(space.high.max()))
         return actions
+
+    def _check_values(self) -> bool:
+        """Whether this step's action values are checked (``validate_actions``: every step on the CPU, an
+        episode's first on another device)."""
+        return self.validate_actions and (self.device.type == "cpu" or self.t == 0)
 
     def draw_start(self) -> dict[str, Any]:
         """The random start of this task's B episodes of the current reset: :meth:`_draw` of its
@@ -480,9 +487,16 @@ class PixelVectorEnv(VectorEnv):
 
     @property
     def max_episode_steps(self) -> int:
-        """Steps per episode (the longest, with ``min_episode_steps``: :attr:`PixelTask.episode_steps`
-        is the current episodes' length): all B episodes are truncated together."""
+        """Steps per episode (the longest, with ``min_episode_steps``: :attr:`episode_steps` is the
+        current episodes' length): all B episodes are truncated together."""
         return self.task.max_episode_steps
+
+    @property
+    def episode_steps(self) -> int:
+        """The current episodes' length (drawn at reset with ``min_episode_steps``): all B episodes
+        end together after this many steps and never before (nothing terminates them), so an agent
+        knows when they end without reading the done flags back from the device."""
+        return self.task.episode_steps
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed, options=options)

@@ -329,7 +329,7 @@ def training_data(cfg: Config):
         data = open_dataset(t.data, kind="paired", split="train", gray=False, seed=split_seed(cfg))
     else:
         return t.data
-    return ResizedImages(data, t.policy_side) if t.policy_side else data
+    return ResizedImages(data, t.policy_side, cache=True) if t.policy_side else data
 
 
 def alpha_table(cfg: Config) -> tuple[float, ...]:

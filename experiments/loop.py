@@ -21,7 +21,8 @@ What the loop does (written once; every trainer gets it):
   :func:`check_resume` refuses a ``--resume`` whose config differs from the run's (except the
   settings that may change, such as the step total);
 * **schedule**: ``train(step, until)`` is called until ``total`` (``until`` is the next evaluation
-  step, so a chunk of Hogwild episodes never straddles one); every ``eval_every`` steps (or at the
+  step, so a chunk of asynchronous workers' episodes never straddles one; such a chunk reports each
+  step as it ends, :meth:`Loop.advance`, and ends early on a signal); every ``eval_every`` steps (or at the
   steps a schedule function picks) and at the end, ``evaluate()`` runs on rank 0 in eval mode
   without gradients, its scores are logged, handed to every rank, and the callbacks'
   ``on_evaluation`` run (checkpoints, sample grids); a callback may end the run early there
@@ -192,7 +193,9 @@ class Loop:
             that picks the evaluation steps (``train`` is then asked for one step at a time).
         train: ``train(step, until) -> (new_step, scalars)``: trains from ``step`` up to at most
             ``until`` (usually one step), returns the new step and per-step scalars to log
-            (``charts/...``, ``losses/...``), already averaged over the ranks.
+            (``charts/...``, ``losses/...``), already averaged over the ranks; one that runs several
+            steps may report them as they end (:meth:`advance`) and stop early
+            (:meth:`stop_requested`).
         evaluate: ``() -> (scores, grid_rows)``, run on rank 0 in eval mode without gradients.
         metric: the score that picks best.pt (higher is better; see :class:`Checkpoints`): a key of the scores (not a
             ``test/...`` one) or a function of them.
@@ -240,6 +243,7 @@ class Loop:
         self.split, self.report = split, report
         self.state = LoopState()
         self.bar = None
+        self.signals: StopSignals | None = None
 
     # -- checkpoint contents --
     def checkpoint_extra(self, *, with_state: bool = False) -> dict[str, Any]:
@@ -264,6 +268,23 @@ class Loop:
         every rank: e.g. a recursion that stopped gaining); last.pt records it, so ``--resume`` of the
         run finds it finished."""
         self.state.ended = True
+
+    def advance(self, step: int, scalars: Mapping[str, float]) -> None:
+        """Step ``step`` is done, from within a ``train`` call that runs several (asynchronous
+        workers' episodes, as each finishes): its ``scalars`` are logged and the callbacks'
+        ``on_train`` run now, rather than once when ``train`` returns."""
+        s = self.state
+        before, s.step = s.step, int(step)
+        if scalars:
+            self.run.log(s.step, scalars)
+        for callback in self.callbacks:
+            callback.on_train(self, scalars, s.step - before)
+
+    def stop_requested(self) -> bool:
+        """Whether this process received SIGINT / SIGTERM during :meth:`fit` (a ``train`` call that
+        runs many steps may end early at a step boundary; the loop then stops there). Not agreed
+        between torchrun's ranks: for a single process's ``train``."""
+        return self.signals is not None and self.signals.signum is not None
 
     @property
     def finished(self) -> bool:
@@ -363,6 +384,7 @@ class Loop:
             callback.on_start(self)
         try:
             with StopSignals(run.ranks) as stop:
+                self.signals = stop
                 while not s.ended and (self._due() or s.step < self.total):
                     if stop.check():  # any rank's signal, agreed at this boundary
                         if run.writes:
@@ -375,15 +397,13 @@ class Loop:
                     if self._due():
                         self._evaluate()
                         continue
-                    before = s.step
-                    s.step, scalars = self.train(s.step, self._until())
-                    if scalars:
-                        run.log(s.step, scalars)
-                    for callback in self.callbacks:
-                        callback.on_train(self, scalars, s.step - before)
+                    step, scalars = self.train(s.step, self._until())
+                    self.advance(step, scalars)  # the steps train did not advance itself
         except BaseException:
             self._close()  # the run folder's lock too: a run stopped in this process can be resumed in it
             raise
+        finally:
+            self.signals = None
         self._finish()
         self._close()
         return run.dir
@@ -565,6 +585,7 @@ class Progress(Callback):
 
     def __init__(self, shown: str | None = None, label: str = "ret"):
         self.shown, self.label = shown, label
+        self.value: float | None = None  # the last value of ``shown``
 
     def on_start(self, loop: Loop) -> None:
         loop.bar = loop.run.progress(loop.total, initial=loop.state.step, desc=loop.unit)
@@ -573,8 +594,9 @@ class Progress(Callback):
         loop.bar.update(steps)
         best = loop.state.best
         postfix = {"best": f"{best:.4g}" if math.isfinite(best) else "-"}
-        if self.shown in scalars:
-            postfix = {self.label: f"{scalars[self.shown]:.3f}", **postfix}
+        self.value = scalars.get(self.shown, self.value) if self.shown is not None else None
+        if self.value is not None:
+            postfix = {self.label: f"{self.value:.3f}", **postfix}
         loop.bar.set_postfix(postfix)
 
 

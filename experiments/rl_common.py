@@ -17,14 +17,16 @@ the env with seed ``seed * 1_000_003 + k`` (:func:`episode_seed`), so a run cont
 ``--resume`` draws the same images, noise and masks as an uninterrupted one and, for A3C, ends
 with the same weights (SAC's replay buffer is not checkpointed: a resumed SAC run refills it);
 ``model.freeze_backbone K`` keeps the policy's backbone frozen for episodes ``0 .. K-1``;
-``a3c.workers K`` trains asynchronously in K Hogwild processes, in chunks that end at each
-evaluation. Checkpoints carry ``extra["spec"]`` (what inference needs), ``extra["config"]``
-(the resolved config) and ``extra["algorithm"]``.
+``a3c.workers K`` trains asynchronously in K processes that take the episodes in turn
+(:meth:`agents.a3c.A3C.train_async`), in chunks that end at each evaluation, each episode logged as it
+ends; a chunk's first K episodes start from its weights, so a run resumed at another episode than an
+evaluation's differs from an uninterrupted one from there. Checkpoints carry ``extra["spec"]`` (what
+inference needs), ``extra["config"]`` (the resolved config) and ``extra["algorithm"]``.
 
 Under ``torchrun --nproc_per_node N`` the same script trains data-parallel
 (:mod:`agents.distributed`): each rank steps ``run.batch / N`` envs, its rows of the global batch,
 the agents average their gradients, rank 0 evaluates and writes. ``--resume`` may change the
-number of processes (the global batch stays). Hogwild workers stay on one machine.
+number of processes (the global batch stays). A3C's workers stay on one machine.
 """
 
 from __future__ import annotations
@@ -135,7 +137,7 @@ class A3CSettings:
     reward_map_conv: bool = A3CConfig.reward_map_conv
     """PixelRL's learned reward-map convolution on the returns"""
     workers: int = 0
-    """0: synchronous batched A2C; K >= 1: asynchronous A3C in K Hogwild processes (one machine)"""
+    """0: synchronous batched A2C; K >= 1: asynchronous A3C, K processes taking the episodes in turn (one machine)"""
 
 
 @dataclass(frozen=True)
@@ -257,7 +259,7 @@ def check_rl(cfg: RLConfig) -> None:
         _check_rate("a3c.gamma", cfg.a3c.gamma, zero=True)
         _check_rate("a3c.entropy", cfg.a3c.entropy, zero=True)
     else:
-        unused_section(cfg, "a3c", "the agent is sac (no entropy bonus, schedule, reward-map conv or Hogwild workers)")
+        unused_section(cfg, "a3c", "the agent is sac (no entropy bonus, schedule, reward-map conv or A3C workers)")
         if model.conv_gru:
             raise ValueError("model.conv_gru: an A3C option; sac replays single transitions (no ConvGRU state)")
         if cfg.sac.all_action_rewards and not type(cfg).ACTION_REWARDS:
@@ -320,11 +322,11 @@ def setup(cfg: RLConfig, ranks: Ranks | None = None) -> torch.device:
     """Process-wide settings (:func:`experiments.runs.setup_process`); returns the device.
 
     Raises:
-        ValueError: a bad device, or Hogwild workers under torchrun.
+        ValueError: a bad device, or A3C worker processes under torchrun.
     """
     ranks = ranks if ranks is not None else Ranks()
     if ranks.distributed and cfg.a3c.workers:
-        raise ValueError(f"a3c.workers {cfg.a3c.workers}: Hogwild worker processes share one machine's memory; under "
+        raise ValueError(f"a3c.workers {cfg.a3c.workers}: A3C's worker processes share one machine's memory; under "
                          f"torchrun ({ranks.world_size} processes) use 0: the ranks train data-parallel")
     return setup_process(threads=cfg.run.threads, seed=cfg.run.seed, device=cfg.run.device, ranks=ranks)
 
@@ -572,9 +574,10 @@ def fit(cfg: RLConfig, run: Run, agent: A3C | SAC, venv: Any, *,
     Raises:
         experiments.runs.Interrupted: SIGINT or SIGTERM stopped the run (last.pt saved).
     """
-    if cfg.a3c.workers and make_venv is None:
-        raise ValueError("a3c.workers: this experiment cannot build environments in worker processes")
     ranks, policy, r = run.ranks, agent.policy, cfg.run
+    workers = cfg.a3c.workers
+    if workers and make_venv is None:
+        raise ValueError("a3c.workers: this experiment cannot build environments in worker processes")
     freeze = cfg.model.freeze_backbone
 
     def train(episode: int, until: int) -> tuple[int, dict[str, float]]:
@@ -582,12 +585,14 @@ def fit(cfg: RLConfig, run: Run, agent: A3C | SAC, venv: Any, *,
             trainable = episode >= freeze
             if policy.backbone_trainable != trainable:
                 policy.set_backbone_trainable(trainable)
-        if cfg.a3c.workers:  # Hogwild chunks never straddle an evaluation or the end of the frozen phase
+        if workers:  # a chunk never straddles an evaluation or the end of the frozen phase
             chunk = min(until, freeze if episode < freeze else until) - episode
-            stats = agent.train_hogwild(lambda rank: make_venv(), workers=cfg.a3c.workers, episodes=chunk,
-                                        seed=episode_seed(r.seed, episode))
-            return episode + chunk, {f"charts/{k}": v for k, v in stats.items()
-                                     if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            result = agent.train_async(lambda rank: make_venv(), workers,
+                                       [episode_seed(r.seed, e) for e in range(episode, episode + chunk)],
+                                       on_episode=lambda stats: loop.advance(int(stats["episode"]) + 1,
+                                                                             episode_scalars(stats)),
+                                       stop=loop.stop_requested)
+            return episode + result["episodes"], {}
         stats = ranks.mean_stats(agent.train_episode(venv, seed=episode_seed(r.seed, episode)))
         return episode + 1, episode_scalars(stats)
 

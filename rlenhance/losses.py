@@ -33,6 +33,7 @@ from torch import nn
 
 from rlenhance.errors import ImageError
 from rlenhance.metrics import _as_batch, _as_batch_pair, _check_size, ssim
+from rlenhance.runtime import constant_tensor
 
 __all__ = [
     "NonReferenceLoss",
@@ -189,8 +190,8 @@ def color_constancy_loss(x: torch.Tensor, *, return_map: bool = False) -> LossOu
         return _finish(zeros, return_map)
 
     pairs = list(itertools.combinations(range(channels), 2))
-    first = torch.tensor([p for p, _ in pairs], device=x.device)
-    second = torch.tensor([q for _, q in pairs], device=x.device)
+    first = constant_tensor(tuple(p for p, _ in pairs), torch.long, x.device)
+    second = constant_tensor(tuple(q for _, q in pairs), torch.long, x.device)
     diff = x.index_select(1, first) - x.index_select(1, second)  # (B, P, H, W)
     mean_diff = diff.mean(dim=(2, 3), keepdim=True)  # (B, P, 1, 1)
     k = _safe_sqrt(mean_diff.pow(4).sum(dim=1, keepdim=True))  # (B, 1, 1, 1)

@@ -6,6 +6,7 @@ and benchmark packages, the model loaders) decide when to call these functions.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import re
@@ -14,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-__all__ = ["configure_threads", "flush_denormals", "seed_everything", "select_device"]
+__all__ = ["configure_threads", "constant_tensor", "flush_denormals", "seed_everything", "select_device"]
 
 _DEVICE_SPECS = '"auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N"'
 _CUDA_SPEC = re.compile(r"^cuda(?::(\d+))?$")
@@ -175,3 +176,17 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
     torch.cuda.manual_seed_all(seed)  # no-op without CUDA; explicit for older torch versions
+
+
+@functools.lru_cache(maxsize=256)
+def constant_tensor(values: tuple, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``torch.tensor(values, dtype=dtype, device=device)``, made once per (values, dtype, device): a
+    table of a loop's every step (an action table, filter taps, channel indices) built without copying it
+    from the host at every call, which on a GPU waits for the device. Shared: never modify it in place.
+
+    Args:
+        values: numbers, or tuples of numbers (hashable).
+        dtype: the tensor's dtype.
+        device: its device (a ``torch.device``).
+    """
+    return torch.tensor(values, dtype=dtype, device=device)

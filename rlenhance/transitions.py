@@ -54,6 +54,7 @@ from rlenhance.ops.fill import diffusion_fill, neighbour_mean
 from rlenhance.ops.median import median_blur2d
 from rlenhance.ops.select import select_per_pixel
 from rlenhance.plugins import Registry
+from rlenhance.runtime import constant_tensor
 
 __all__ = [
     "ACTION_FAMILIES",
@@ -360,8 +361,8 @@ class LowLightTransition(Transition):
         return len(self.alpha_table) if self.action_type == "discrete" else None
 
     def table(self, device: torch.device | str | None = None) -> torch.Tensor:
-        """``alpha_table`` as float32 (n,) on ``device``."""
-        return torch.tensor(self.alpha_table, dtype=torch.float32, device=device)
+        """``alpha_table`` as float32 (n,) on ``device`` (made once per device: not to be modified)."""
+        return constant_tensor(tuple(self.alpha_table), torch.float32, torch.device(device or "cpu"))
 
     def alpha(self, actions: torch.Tensor) -> torch.Tensor:
         """The alpha of each action, (B, alpha_channels, H, W): the table's entry of a discrete

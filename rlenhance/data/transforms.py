@@ -290,13 +290,15 @@ class ResizedImages:
         size: ``(h, w)``: every image is resized to exactly this (up or down; the completion
             seeds' preprocessing: 256x256 for the ConvLSTM model, 128x128 for the gated one).
         mask_keys: the keys that hold masks.
+        cache: keep each item once resized (its tensors' memory at the new size, for as long as the
+            dataset lives): a training set drawn from at every episode resizes each image once.
 
     Raises:
         ValueError: not exactly one of ``max_side`` and ``size``, or either out of range.
     """
 
     def __init__(self, dataset: Any, max_side: int | None = None, *, size: Sequence[int] | None = None,
-                 mask_keys: Sequence[str] = ("mask",)):
+                 mask_keys: Sequence[str] = ("mask",), cache: bool = False):
         if (max_side is None) == (size is None):
             raise ValueError(f"ResizedImages: give max_side or size (one of them), got max_side={max_side!r}, "
                              f"size={size!r}")
@@ -306,17 +308,30 @@ class ResizedImages:
         self.max_side = int(max_side) if max_side is not None else None
         self.size = _checked_size(size) if size is not None else None
         self.mask_keys = tuple(mask_keys)
+        self._cached: dict[int, dict[str, Any]] | None = {} if cache else None
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def raw_item(self, index: int) -> dict[str, Any]:
+        """Item ``index`` resized, float32 (C, H, W) tensors; with ``cache`` the cached tensors themselves
+        (not to be modified: :func:`sample_batch` crops, then copies them)."""
+        if self._cached is not None and index in self._cached:
+            return dict(self._cached[index])
         item = dict(self.dataset[index])
         for key in _tensor_keys(item):
             value = to_float(item[key])
             value = resize_image(value, self.size) if self.size is not None else fit_longer_side(value, self.max_side)
             item[key] = (value > 0).to(value.dtype) if key in self.mask_keys else value
+        if self._cached is not None:
+            self._cached[index] = dict(item)
         return item
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.raw_item(index)
+        if self._cached is None:  # resized just now: the caller's own tensors
+            return item
+        return {key: (to_float(value) if torch.is_tensor(value) else value) for key, value in item.items()}
 
 
 def to_float(value: torch.Tensor) -> torch.Tensor:

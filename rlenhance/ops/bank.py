@@ -6,7 +6,8 @@ bilateral distances and the buffers. :func:`pixelrl_filter_select` / :meth:`Filt
 apply a per-pixel choice among them, computing each filter only at the pixels that chose it (the
 hot path of the Denoise env): with the fused C kernel of :mod:`rlenhance.ops.native` on the CPU
 where it is available, else with the torch evaluation at chosen pixels of
-:mod:`rlenhance.ops.sparse` (the reference the kernel is tested against).
+:mod:`rlenhance.ops.sparse` (the reference the kernel is tested against); on a GPU the whole bank,
+then the choice, which reads nothing back to the host.
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ def pixelrl_filter_select(x: torch.Tensor, actions: torch.Tensor, table: Sequenc
     "keep" give the same values) without computing the K candidates: the pixels are grouped by
     action and each filter reads the windows of its own pixels only (see :mod:`rlenhance.ops.sparse`).
     An action nobody chose costs nothing. Per-channel actions on colour images
-    fall back to the full bank. On the CPU (float32, the default bank, actions shared by the
+    fall back to the full bank, and so does a GPU, where grouping the pixels would read their counts
+    back to the host at every call. On the CPU (float32, the default bank, actions shared by the
     channels, no autograd) the fused C kernel of :mod:`rlenhance.ops.native` computes it when it is
     available (same values; the bilateral filter within 5e-7).
 
@@ -145,6 +147,8 @@ def pixelrl_filter_select(x: torch.Tensor, actions: torch.Tensor, table: Sequenc
             and not (x.requires_grad and torch.is_grad_enabled()):
         if native.available():
             return native.pixelrl_select_native(x, actions)
+    if x.device.type != "cpu":  # a GPU: the whole bank, then the choice (grouping pixels reads counts back)
+        return select_per_pixel(pixelrl_filter_bank(x, table), actions, validate=False)
     return _select_sparse(x, actions, table)
 
 

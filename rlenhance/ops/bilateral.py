@@ -23,6 +23,7 @@ from rlenhance.ops._checks import _check_batch, _check_bilateral_params
 from rlenhance.ops._padding import _REFLECT_101, _pad2d
 from rlenhance.ops._sites import _Sites
 from rlenhance.ops._workspace import _carve, _pieces, _work_dtype
+from rlenhance.runtime import constant_tensor
 
 __all__ = ["bilateral_filter2d"]
 
@@ -67,7 +68,7 @@ def _bilateral_into(x: torch.Tensor, xp: torch.Tensor, pad: int, d: int, sigma_c
     # colour weight = exp(coeff * dist^2) = exp2(coeff * log2(e) * dist^2), coeff = -1 / (2 sigma^2)
     coeffs = [-0.5 / (s * s) / math.log(2.0) for s in sigma_colors]
     if n_exact:
-        exact_coeffs = torch.tensor(coeffs[:n_exact], dtype=dtype, device=device).view(-1, 1, 1, 1, 1)
+        exact_coeffs = constant_tensor(tuple(coeffs[:n_exact]), dtype, torch.device(device)).view(-1, 1, 1, 1, 1)
     if n_exact < n_out:  # per-image table constants, computed on the host (MPS has no float64)
         length = torch.tensor(ranges, dtype=torch.float64).to(dtype) * c
         scale = lut_bins_per_channel * c / length  # (B,) table bins per unit of colour distance

@@ -21,6 +21,7 @@ from rlenhance.ops._checks import _check_batch, _check_ksize, _check_positive
 from rlenhance.ops._padding import _REFLECT_101, _pad2d
 from rlenhance.ops._sites import _Sites, _window
 from rlenhance.ops._workspace import _carve, _pieces, _work_dtype
+from rlenhance.runtime import constant_tensor
 
 __all__ = ["MAX_BLUR_SIGMA", "box_blur2d", "check_blur_sigma", "gaussian_blur2d", "gaussian_kernel1d"]
 
@@ -67,8 +68,8 @@ def _separable_into(xp: torch.Tensor, pad: int, filters: Sequence[tuple[Sequence
     h, w = hp - 2 * pad, wp - 2 * pad
     n, r = len(filters), max(len(taps) - 1 for row, column in filters for taps in (row, column))
     # row taps per filter, zero-padded to radius r, as (n, 1, 1, 1, 1) columns for the stacked row pass
-    row_taps = torch.tensor([list(row) + [0.0] * (r + 1 - len(row)) for row, _ in filters],
-                            dtype=xp.dtype).t().reshape(r + 1, n, 1, 1, 1, 1).to(xp.device)
+    row_taps = constant_tensor(tuple(tuple(row) + (0.0,) * (r + 1 - len(row)) for row, _ in filters),
+                               xp.dtype, xp.device).t().reshape(r + 1, n, 1, 1, 1, 1)
     for b0, b1, y0, y1 in _pieces(b, h, (r + n + r * n) * c * w, xp.dtype):
         piece = xp[b0:b1, :, y0: y1 + 2 * pad]
         bp, hb = b1 - b0, y1 - y0

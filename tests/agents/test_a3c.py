@@ -183,6 +183,26 @@ def test_shared_adam_matches_torch_adam():
     assert float(ours.state[a]["step"]) == 6 and ours.state[a]["exp_avg"].is_shared()
 
 
+def test_shared_adam_steps_every_tensor_at_once_as_one_at_a_time():
+    """The multi-tensor step gives exactly the per-tensor Adam step (its formula written out here)."""
+    torch.manual_seed(0)
+    ours = [torch.randn(8, 4, 3, 3), torch.randn(8), torch.randn(5, 3)]
+    ref = [p.clone() for p in ours]
+    moments = {i: (torch.zeros_like(p), torch.zeros_like(p)) for i, p in enumerate(ref)}
+    opt = SharedAdam(ours, lr=1e-2, betas=(0.8, 0.99), eps=1e-6)
+    for t in range(1, 8):
+        grads = [torch.randn_like(p) for p in ours]
+        for p, g in zip(ours, grads):
+            p.grad = g.clone()
+        opt.step()
+        for i, (p, g) in enumerate(zip(ref, grads)):
+            m, v = moments[i]
+            m.mul_(0.8).add_(g, alpha=0.2)
+            v.mul_(0.99).addcmul_(g, g, value=0.01)
+            p.addcdiv_(m, (v.sqrt() / math.sqrt(1 - 0.99 ** t)).add_(1e-6), value=-1e-2 / (1 - 0.8 ** t))
+    assert all(torch.equal(a, b) for a, b in zip(ours, ref))
+
+
 def test_config_validation_and_poly_schedule():
     cfg = A3CConfig(lr=1e-3, lr_decay="poly", total_episodes=10, lr_decay_power=0.9)
     assert cfg.lr_at(0) == 1e-3
@@ -312,32 +332,65 @@ def test_state_dict_round_trip_resumes_exactly():
         resumed.load_state_dict({"policy": state["policy"]})
 
 
-# ---- Hogwild ------------------------------------------------------------------------------
-def test_hogwild_two_workers_update_shared_parameters():
+# ---- asynchronous workers --------------------------------------------------------------------
+def test_async_workers_take_the_episodes_in_turn_and_apply_them_in_order():
     venv = make_fake_venv(0)
     agent = make_agent(venv, lr_decay="poly", total_episodes=100)
     before = flat_params(agent)
-    result = agent.train_hogwild(make_fake_venv, workers=2, episodes=4)
-    assert result["episodes"] == 4
-    assert sorted(s["episode"] for s in result["history"]) == [0, 1, 2, 3]
-    assert {s["worker"] for s in result["history"]} <= {0, 1}
+    seen = []
+    result = agent.train_async(make_fake_venv, 2, [10, 11, 12, 13], on_episode=seen.append)
+    assert result["episodes"] == 4 and agent.episodes == 4
+    assert [s["episode"] for s in result["history"]] == [0, 1, 2, 3] == [s["episode"] for s in seen]
+    assert [s["worker"] for s in result["history"]] == [0, 1, 0, 1]
     assert all(math.isfinite(s["loss"]) for s in result["history"])
     assert not torch.equal(before, flat_params(agent))  # the parent sees the workers' updates
     first = agent.parameters()[0]
     assert float(agent.optimizer.state[first]["step"]) == 4  # one shared optimiser state
-    assert agent.episodes == 4
-    # lr follows the global episode index
-    lrs = {s["episode"]: s["lr"] for s in result["history"]}
-    assert math.isclose(lrs[3], agent.config.lr_at(3))
-    # the synchronous path still works on the shared-memory parameters
-    agent.train_episode(venv, seed=0)
+    assert [s["lr"] for s in result["history"]] == pytest.approx([agent.config.lr_at(e) for e in range(4)])
+    agent.train_async(make_fake_venv, 2, [14, 15])  # a second call goes on from the agent's episode count
+    assert agent.episodes == 6
+    agent.train_episode(venv, seed=0)  # the synchronous path still works on the shared-memory parameters
+
+
+def test_async_workers_are_reproducible_and_one_worker_is_synchronous():
+    """The schedule is fixed: the same seeds and worker count give the same weights. With one worker
+    every episode starts from the weights of all the updates before it, as in train_episode."""
+    def trained(workers, seeds=(3, 4, 5, 6, 7)):
+        agent = make_agent(make_fake_venv(0))
+        agent.train_async(make_fake_venv, workers, list(seeds))
+        return flat_params(agent)
+
+    assert torch.equal(trained(2), trained(2))
+    assert torch.equal(trained(3), trained(3))
+    assert not torch.equal(trained(1), trained(2))  # stale weights: another algorithm
+    one = make_agent(make_fake_venv(0))
+    sync = make_agent(make_fake_venv(0))
+    history = one.train_async(make_fake_venv, 1, [3, 4])["history"]
+    for episode, seed in enumerate((3, 4)):  # the same episodes with the worker's sampling seeds
+        sync.generator.manual_seed(int(np.random.SeedSequence([sync.config.seed, episode]).generate_state(1)[0]))
+        assert sync.train_episode(make_fake_venv(0), seed=seed)["loss"] == pytest.approx(history[episode]["loss"])
+    assert torch.equal(flat_params(one), flat_params(sync))
+
+
+def test_async_workers_stop_after_an_applied_update():
+    agent = make_agent(make_fake_venv(0))
+    seen = []
+    result = agent.train_async(make_fake_venv, 2, list(range(40)), on_episode=seen.append,
+                               stop=lambda: len(seen) >= 3)
+    assert 3 <= result["episodes"] < 40 and agent.episodes == result["episodes"]
+    assert [s["episode"] for s in result["history"]] == list(range(result["episodes"]))
+    first = agent.parameters()[0]
+    assert float(agent.optimizer.state[first]["step"]) == result["episodes"]  # no update beyond those reported
 
 
 def _failing_venv(rank):
     raise RuntimeError(f"no env for worker {rank}")
 
 
-def test_hogwild_reports_worker_errors():
+def test_async_workers_report_their_errors():
     agent = make_agent(make_fake_venv(0))
     with pytest.raises(RuntimeError, match="no env for worker"):
-        agent.train_hogwild(_failing_venv, workers=2, episodes=2)
+        agent.train_async(_failing_venv, 2, [0, 1])
+    longer = make_agent(make_fake_venv(0), n_steps=1)  # two updates an episode: not on the fixed schedule
+    with pytest.raises(RuntimeError, match="one update per episode"):
+        longer.train_async(make_fake_venv, 2, [0, 1])

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import envs
 from agents.a3c import A3C, A3CConfig, policy_kwargs_from_env
@@ -204,3 +205,53 @@ def test_a_zero_weight_row_adds_no_penalty_and_bad_weights_are_refused():
         _smooth_agent(venv, 0.0).train_episode(venv, seed=0)  # the env left the smoothness to the agent
     with pytest.raises(ValueError, match="action_penalty_weight.*2 finite weights >= 0"):
         _smooth_agent(venv, 1.0).train_episode(ScaledTVWeights(venv, torch.tensor([1.0, -1.0])), seed=0)
+
+
+class HostReads(TorchDispatchMode):
+    """Records, while ``counting``, the ops that read a tensor back to the host (``.item()``, ``bool()``,
+    ``int()``) or make one from host data (``torch.tensor(list)``): on a GPU each is a round trip."""
+
+    def __init__(self):
+        super().__init__()
+        self.counting, self.seen = False, []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if self.counting and func in (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.lift_fresh.default):
+            self.seen.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+def test_a3c_steps_the_lowlight_env_without_host_round_trips(monkeypatch):
+    """Between the reset and the update (both once an episode) an A3C step reads nothing back from the
+    device and copies nothing to it: the env's episodes end at a known step (its episode_steps), its
+    tables are made once per device. The range check of the actions runs on a GPU at an episode's first
+    step only (turned off here: on the CPU it runs at every step)."""
+    from agents import a3c as a3c_module
+
+    venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=2, device="cpu", crop=32, max_episode_steps=4,
+                         min_episode_steps=2, validate_actions=False)
+    torch.manual_seed(0)
+    agent = A3C(PixelActorCritic(**policy_kwargs_from_env(venv, **TINY_NET, downscale=8, cond_film=True,
+                                                          keys=("image", "original", "exposure_gap"))),
+                A3CConfig(action_penalty=1.0, block_actions=True))
+    agent.train_episode(venv, seed=0)  # the tables made once, before counting
+    probe = HostReads()
+    reset, learn = venv.reset, a3c_module._EpisodeRunner._learn
+
+    def counted_reset(*args, **kwargs):
+        out = reset(*args, **kwargs)
+        probe.counting = True
+        return out
+
+    def uncounted_learn(runner, *args, **kwargs):
+        probe.counting = False
+        return learn(runner, *args, **kwargs)
+
+    monkeypatch.setattr(venv, "reset", counted_reset)
+    monkeypatch.setattr(a3c_module._EpisodeRunner, "_learn", uncounted_learn)
+    monkeypatch.setattr(a3c_module._EpisodeRunner, "_action_penalty_weights",  # a reset's, checked once
+                        lambda runner, info, batch: info["action_penalty_weight"])
+    with probe:
+        stats = agent.train_episode(venv, seed=1)
+    assert stats["steps"] == venv.episode_steps >= 2
+    assert probe.seen == []

@@ -42,3 +42,38 @@ def test_vector_env_pickles():
     venv = envs.make_vec("rlenhance/Denoise-v0", num_envs=2, crop=8, max_episode_steps=2)
     copy = pickle.loads(pickle.dumps(venv))
     assert copy.max_episode_steps == 2 and copy.n_actions == 9
+
+
+def test_episode_steps_is_the_current_episodes_length():
+    venv = envs.make_vec("rlenhance/Denoise-v0", num_envs=2, crop=16, max_episode_steps=6, min_episode_steps=2)
+    lengths = set()
+    for seed in range(8):
+        venv.reset(seed=seed)
+        steps = 0
+        while True:
+            _, _, terminated, truncated, _ = venv.step(torch.ones(2, 1, 16, 16, dtype=torch.long))
+            steps += 1
+            assert not terminated.any()
+            if truncated.all():
+                break
+            assert not truncated.any()  # all end together, never before
+        assert steps == venv.episode_steps
+        lengths.add(steps)
+    assert len(lengths) > 1 and lengths <= set(range(2, 7))
+
+
+def test_action_values_are_checked_every_step_on_the_cpu_and_at_an_episodes_first_elsewhere():
+    task = envs.make_vec("rlenhance/Denoise-v0", num_envs=1, crop=16, max_episode_steps=3).task
+    task.t = 1
+    assert task._check_values()
+    task.device = torch.device("cuda")  # the decision only (no tensor is made)
+    assert not task._check_values()
+    task.t = 0
+    assert task._check_values()
+    task.validate_actions = False
+    assert not task._check_values()
+    venv = envs.make_vec("rlenhance/Denoise-v0", num_envs=1, crop=16, max_episode_steps=3)
+    venv.reset(seed=0)
+    venv.step(torch.ones(1, 1, 16, 16, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"values must be in 0\.\.8"):  # a later step, on the CPU
+        venv.step(torch.full((1, 1, 16, 16), 9))

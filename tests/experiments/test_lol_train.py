@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import envs
-from experiments.runs import scalar_rows
+from experiments.runs import read_metrics, scalar_rows
 from rlenhance.checkpoint import load_checkpoint
 from rlenhance.io import load_image, save_image
 
@@ -181,12 +181,16 @@ def test_lol_eval_on_a_tiny_paired_folder(tiny_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_asynchronous_hogwild_workers(tmp_path):
-    out = tmp_path / "hogwild"
-    run_module("experiments.lol_train", *TINY, *S("a3c.workers=2"), "--out", str(out))
-    rows = [r for r in scalar_rows(out) if r["metric"] == "charts/episodes"]
-    assert sum(float(r["value"]) for r in rows) == 4  # the episode count is shared by the workers
-    assert load_checkpoint(out / "checkpoints" / "last.pt")["extra"]["episode"] == 4
+def test_asynchronous_workers_log_every_episode_and_are_reproducible(tmp_path):
+    weights = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        run_module("experiments.lol_train", *TINY, *S("a3c.workers=2"), "--out", str(out))
+        assert [r["step"] for r in read_metrics(out / "train.csv")] == [1, 2, 3, 4]  # each episode as it ends
+        last = load_checkpoint(out / "checkpoints" / "last.pt")
+        assert last["extra"]["episode"] == 4
+        weights.append(last["state_dict"])
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
 def test_sac_agent_trains_continuous_alphas_the_enhancer_applies(tmp_path):

@@ -4,7 +4,9 @@ every trainer's config takes from RunSettings; the report of best.pt on the vali
 
 import dataclasses
 import json
+import os
 import pickle
+import signal
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -17,6 +19,7 @@ from experiments.loop import (
     LONG_RUN_S,
     RESUME_MAY_CHANGE,
     RUN_COST_FREE,
+    Callback,
     Checkpoints,
     Loop,
     LoopState,
@@ -30,7 +33,7 @@ from experiments.loop import (
     run_section,
     split_note,
 )
-from experiments.runs import Run, RunFolderError, read_metrics
+from experiments.runs import Interrupted, Run, RunFolderError, read_metrics
 from rlenhance.checkpoint import load_checkpoint
 from rlenhance.data import TUNE_FRACTION
 from rlenhance.models.mrpnet import MRPNet
@@ -240,3 +243,38 @@ def test_split_note_names_each_column_group():
     assert split_note("tune", reported=True, tested=True) == (
         "best.pt picked on the tuning split: tune_*, best_*; val_*: best.pt on the validation split; "
         "test_*: the --test images, reported only")
+
+
+# --- a train call that runs several steps ------------------------------------------------------------
+class _Counting(Callback):
+    def __init__(self):
+        self.steps = []
+
+    def on_train(self, loop, scalars, steps):
+        self.steps.append((loop.state.step, steps, dict(scalars)))
+
+
+def test_a_train_call_of_several_steps_reports_each_as_it_ends_and_stops_on_a_signal(tmp_path):
+    """train may run to ``until`` and report each step with Loop.advance (logged, the callbacks told);
+    a signal during it (Loop.stop_requested) ends it early, and the loop stops at the step reached."""
+    model = MRPNet(1, width=2)
+    counting = _Counting()
+
+    def train(step, until):
+        for done in range(step + 1, until + 1):
+            loop.advance(done, {"losses/loss": float(done)})
+            if done == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+            if loop.stop_requested():
+                return done, {}
+        return until, {}
+
+    loop = Loop(Run(tmp_path / "run", _Config()), total=6, eval_every=6, train=train,
+                evaluate=lambda: ({"eval/psnr": 1.0}, []), metric="eval/psnr", model=model, state=dict,
+                load_state=lambda state: None, extra=dict, callbacks=[counting, Checkpoints()])
+    with pytest.raises(Interrupted, match="interrupted at episode 3 of 6"):
+        loop.fit()
+    assert [(step, n) for step, n, _ in counting.steps] == [(1, 1), (2, 1), (3, 1), (3, 0)]
+    assert [row["step"] for row in read_metrics(tmp_path / "run" / "train.csv")] == [1, 2, 3]
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["extra"]["episode"] == 3
+    assert not loop.stop_requested()  # outside fit

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from experiments import run_files as runs
+from experiments import runs as run_folder
 from experiments.run_files import action_colours, action_key, action_map
 from experiments.runs import (
     Run,
@@ -174,10 +175,36 @@ def test_a_heatmap_runs_from_dark_blue_at_low_to_yellow_at_high():
 
 
 # --- progress and the closing lines --------------------------------------------------------------------
-def test_track_yields_every_item_under_a_bar_that_is_cleared(tmp_path, capsys):
+def test_track_yields_every_item_under_a_bar_that_is_cleared(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(run_folder, "_is_terminal", lambda stream: True)
     run = Run(tmp_path, Config())
     assert list(run.track(range(5), desc="eval")) == list(range(5))
     assert "eval" in capsys.readouterr().err
+
+
+def test_progress_off_a_terminal_is_plain_lines_now_and_then(tmp_path, capsys, monkeypatch):
+    """stderr not a terminal (a log file, a pipe): no bar redrawn with carriage returns or escape codes,
+    one line at most every PLAIN_PROGRESS_S seconds and one at the end; an evaluation's quick bar
+    (leave=False) prints nothing."""
+    run = Run(tmp_path, Config())
+    assert list(run.track(range(3), desc="eval")) == [0, 1, 2]
+    bar = run.progress(4, desc="episode")
+    bar.update(1)
+    bar.set_postfix({"ret": "1.000", "best": "-"})
+    bar.update(1)
+    assert capsys.readouterr().err == ""  # quicker than the interval
+    monkeypatch.setattr(run_folder, "PLAIN_PROGRESS_S", 0.0)
+    bar.update(1)
+    bar.set_description_str("evaluating")
+    bar.update(1)
+    bar.close()
+    bar.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and not any(c in "".join(lines) for c in "\r\x1b")
+    assert re.fullmatch(r"episode 3/4 \(75%\) \d+ s, [\d.e+-]+ episode/s, ret=1.000, best=-", lines[0])
+    assert lines[1].startswith("evaluating 4/4 (100%)")
+    assert list(run.track(range(2), desc="eval")) == [0, 1]
+    assert [line.split(" (")[0] for line in capsys.readouterr().err.splitlines()] == ["eval 1/2", "eval 2/2"]
 
 
 def test_the_use_it_line_is_shell_quoted(tmp_path):

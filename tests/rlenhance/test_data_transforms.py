@@ -321,6 +321,33 @@ def test_resized_images_keep_pairs_aligned_and_names():
         ResizedImages(Pairs(), 0)
 
 
+def test_cached_resized_images_resize_each_item_once_and_hand_out_copies():
+    """cache=True: an item is resized on its first use only; its items and the batches drawn from it equal
+    those of the uncached dataset, and changing one does not touch the cache."""
+    class Photos:
+        def __init__(self):
+            self.calls = []
+
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, index):
+            self.calls.append(index)
+            image = torch.arange(3 * 24 * 36, dtype=torch.float32).view(3, 24, 36) / (3 * 24 * 36)
+            return {"name": str(index), "high": image.roll(index, -1)}
+
+    photos = Photos()
+    cached, plain = ResizedImages(photos, 12, cache=True), ResizedImages(Photos(), 12)
+    for _ in range(2):
+        ours, theirs = (sample_batch(d, 5, crop=6, rng=np.random.default_rng(3))["high"] for d in (cached, plain))
+        assert torch.equal(ours, theirs)
+    item = cached[1]
+    assert torch.equal(item["high"], plain[1]["high"])
+    item["high"].zero_()
+    assert cached[1]["high"].abs().sum() > 0
+    assert sorted(photos.calls) == [0, 1]
+
+
 def test_resize_image_to_a_size_matches_pil_bilinear():
     from PIL import Image
 

@@ -54,3 +54,13 @@ def test_the_command_line_and_the_trainers_use_it(restore_threads, monkeypatch, 
     torch.set_num_threads(1)
     setup(parse_args(["--out", str(tmp_path / "run")]))
     assert torch.get_num_threads() == 3
+
+
+def test_constant_tensor_is_made_once_per_values_dtype_and_device():
+    from rlenhance.runtime import constant_tensor
+
+    table = constant_tensor((0.0, 0.5, 1.0), torch.float32, torch.device("cpu"))
+    assert torch.equal(table, torch.tensor([0.0, 0.5, 1.0]))
+    assert constant_tensor((0.0, 0.5, 1.0), torch.float32, torch.device("cpu")) is table
+    assert constant_tensor((0.0, 0.5, 1.0), torch.float64, torch.device("cpu")).dtype == torch.float64
+    assert constant_tensor(((1, 2), (3, 4)), torch.long, torch.device("cpu")).shape == (2, 2)
