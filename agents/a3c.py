@@ -112,6 +112,10 @@ class A3CConfig:
     """Weight of the (negative) mean per-pixel entropy in the loss."""
     value_coef: float = 0.5
     """Weight of the mean squared advantage (value loss)."""
+    normalize_advantage: bool = False
+    """Standardise the advantages of each update (zero mean, unit standard deviation over the live
+    pixels) in the policy loss, as SB3's ``normalize_advantage``: the policy's step no longer scales
+    with the reward's magnitude, so the entropy bonus keeps one meaning whatever the reward weights."""
     max_grad_norm: float | None = None
     """Clip the global gradient norm to this value; None = no clipping (PixelRL / ReLLIE)."""
     n_steps: int | None = None
@@ -298,7 +302,8 @@ class _EpisodeRunner:
         alive_t = torch.stack(roll.alive)
         values = torch.stack(roll.values)
         loss, parts = a3c_loss(torch.stack(roll.log_probs), torch.stack(roll.entropies), values,
-                               returns, cfg.value_coef, cfg.entropy_coef, alive_t)
+                               returns, cfg.value_coef, cfg.entropy_coef, alive_t,
+                               normalize_advantage=cfg.normalize_advantage)
         if roll.action_penalty:
             penalty = torch.stack(roll.action_penalty)
             loss = loss + action_penalty_loss(penalty, alive_t, cfg.action_penalty)
