@@ -84,7 +84,8 @@ from rlenhance.data import (
     occluded_test_set,
 )
 from rlenhance.errors import DatasetError
-from rlenhance.models.pixelrnn import composite, hole_psnr, hole_ssim
+from rlenhance.metrics.hole import hole_psnr, hole_ssim
+from rlenhance.models.pixelrnn import composite
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.ops.fill import diffusion_fill
 

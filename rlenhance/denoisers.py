@@ -69,6 +69,7 @@ from rlenhance.models.policy import PixelActorCritic, act, acting_radius
 from rlenhance.models.rse import SOURCES, RSEDenoiser, dominant_source
 from rlenhance.ops.actions import PIXELRL_ACTION_TABLE
 from rlenhance.ops.tiling import on_grid, tiled
+from rlenhance.plugins import is_import_path
 from rlenhance.predictors import (
     DenoisePredictor,
     NoiseLevelDenoiser,
@@ -587,7 +588,8 @@ def load_denoiser(model: str = DEFAULT_DENOISER, checkpoint: str | os.PathLike[s
     Args:
         model: ``"mrpnet"`` (supervised), ``"ffdnet"`` (supervised, reads a noise-level map:
             :class:`NoiseLevelDenoiser`), ``"a3c"``, ``"sac"`` (PixelRL filter-bank policies) or
-            ``"rse"`` (RSE-RL).
+            ``"rse"`` (RSE-RL); or a supervised network of a user's by import path
+            (:func:`rlenhance.registry.network_method`; its ``checkpoint`` is required).
         checkpoint: the file; None: the default of ``model`` for ``channels`` (:func:`default_denoiser`).
         channels: the planes of the images to denoise, 1 (gray) or 3 (RGB): picks the default
             checkpoint (use 1 to run the gray model on colour images with ``per_channel=True``);
@@ -610,8 +612,8 @@ def load_denoiser(model: str = DEFAULT_DENOISER, checkpoint: str | os.PathLike[s
             missing or broken, or it is not a checkpoint of ``model`` (what it is, and which
             ``model`` loads it when it is another denoiser, is said).
     """
-    if model not in DENOISER_MODELS:
-        raise ValueError(f"model: expected one of {DENOISER_MODELS}, got {model!r}")
+    if model not in DENOISER_MODELS and not is_import_path(model):
+        raise ValueError(f"model: expected one of {DENOISER_MODELS} or an import path, got {model!r}")
     if sigma is not None and model != "ffdnet":
         raise ValueError(f"sigma: the noise level of a noise-map denoiser's map (model 'ffdnet'); model {model!r} "
                          f"reads none (got sigma={sigma!r})")

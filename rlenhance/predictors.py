@@ -105,13 +105,13 @@ class DenoisePredictor:
             raise ValueError(f"channels: expected 1 (gray) or 3 (RGB), got {channels!r}")
         self.path = Path(checkpoint)
         spec = (load_checkpoint(self.path)["extra"] or {}).get(SPEC_KEY)
-        if not (isinstance(spec, SupervisedSpec) and spec.task == "denoise"):
+        model = registry.kind_of("denoise", self.path) if isinstance(spec, SupervisedSpec) else None
+        if model is None:
             what = (f"a {spec.model} trained for task {spec.task!r}" if isinstance(spec, SupervisedSpec) else
                     f"a {spec.title} checkpoint" if spec is not None else "a checkpoint without a spec")
             raise CheckpointError(f"predictor {self.path}: {what}; the predictor of a denoising policy or of an "
                                   "RSE-RL model is a supervised denoiser (python -m experiments.supervised_train "
                                   "--task denoise, --model mrpnet or ffdnet)")
-        model = _supervised_model(spec)
         self.restorer = registry.load("denoise", model, self.path, device=device, ensemble=ensemble,
                                       **({"sigma": sigma} if model == "ffdnet" else {}))
         if self.restorer.channels != channels and not (model == "ffdnet" and channels == _RGB):
@@ -323,8 +323,3 @@ def restore_one(denoiser, image: np.ndarray, mask: np.ndarray | None, per_channe
     x = torch.from_numpy(hwc).permute(2, 0, 1)[None]  # a view: the tiles read the image in place
     out = denoiser.restore_tensor(x, per_channel=per_channel, dtype=out_dtype)
     return np.ascontiguousarray(out[0].permute(1, 2, 0).cpu().numpy())
-
-
-def _supervised_model(spec: SupervisedSpec) -> str:
-    """The :data:`SUPERVISED_DENOISERS` name that loads a supervised denoiser of ``spec``."""
-    return "ffdnet" if spec.needs_noise_map else "mrpnet"

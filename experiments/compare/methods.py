@@ -56,9 +56,9 @@ from rlenhance.errors import CheckpointError
 from rlenhance.io import tensor_to_image
 from rlenhance.models.peers import load_rellie, load_zero_dce, load_zero_dcepp, rellie_enhance
 from rlenhance.restore import SupervisedRestorer
+from rlenhance.tasks import TASKS
 from rlenhance.trace import ActionTrace
 
-TASKS = registry.TASKS
 #: Tasks whose learned networks ``--ensemble`` self-ensembles (:func:`build_methods`).
 ENSEMBLE_TASKS = ("denoise", "completion")
 #: Peer low-light networks, run from their official weights given by path (nothing of theirs ships).

@@ -55,8 +55,8 @@ Example:
     >>> spec = SupervisedSpec(model="mrpnet", task="denoise", channels=1, prefill="none")
     >>> SupervisedSpec.from_dict(spec.to_dict()) == spec
     True
-    >>> spec.needs_mask, spec.composite
-    (False, False)
+    >>> spec.composite
+    False
 """
 
 
@@ -78,13 +78,10 @@ if TYPE_CHECKING:
         ALPHA_MODES,
         FORMAT_TAG,
         FORMAT_VERSION,
-        MASKED_MODELS,
         NOISE_KINDS,
         ROLLOUT_TASKS,
         SPEC_KEY,
         SPECS,
-        SUPERVISED_MODELS,
-        SUPERVISED_TASKS,
         SUPERVISED_UPSCALES,
         SUPERVISED_VARIANTS,
         CheckpointSpec,
@@ -101,9 +98,8 @@ _MODULES = {
                      "read_torch_file", "save_checkpoint"), "rlenhance.checkpoint.files"),
     **dict.fromkeys(("TensorStub", "read_metadata"), "rlenhance.checkpoint.metadata"),
     **dict.fromkeys(("ACTION_TYPES", "COND_ENCODINGS"), "rlenhance.transitions"),
-    **dict.fromkeys(("ALPHA_MODES", "FORMAT_TAG", "FORMAT_VERSION", "MASKED_MODELS",
-                     "NOISE_KINDS", "ROLLOUT_TASKS", "SPEC_KEY", "SPECS", "SUPERVISED_MODELS", "SUPERVISED_TASKS",
-                     "SUPERVISED_UPSCALES", "SUPERVISED_VARIANTS", "CheckpointSpec", "LowLightPolicySpec",
+    **dict.fromkeys(("ALPHA_MODES", "FORMAT_TAG", "FORMAT_VERSION", "NOISE_KINDS", "ROLLOUT_TASKS", "SPEC_KEY",
+                     "SPECS", "SUPERVISED_UPSCALES", "SUPERVISED_VARIANTS", "CheckpointSpec", "LowLightPolicySpec",
                      "RSEDenoiserSpec", "RolloutPolicySpec", "SupervisedSpec"),
                     "rlenhance.checkpoint.specs"),
 }
@@ -114,13 +110,10 @@ __all__ = [
     "COND_ENCODINGS",
     "FORMAT_TAG",
     "FORMAT_VERSION",
-    "MASKED_MODELS",
     "NOISE_KINDS",
     "ROLLOUT_TASKS",
     "SPEC_KEY",
     "SPECS",
-    "SUPERVISED_MODELS",
-    "SUPERVISED_TASKS",
     "SUPERVISED_UPSCALES",
     "SUPERVISED_VARIANTS",
     "CheckpointSpec",

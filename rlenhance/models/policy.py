@@ -72,6 +72,7 @@ from torch import Tensor, nn
 
 from rlenhance.checkpoint import ALPHA_MODES
 from rlenhance.errors import CheckpointError, ImageError
+from rlenhance.models import MODELS
 from rlenhance.models.distributions import PixelCategorical, PixelGaussian
 from rlenhance.models.trunks import (
     _RESERVED_BACKBONE_KWARGS,
@@ -253,6 +254,7 @@ class ArchMixin:
                 f"arch kwargs {arch.get('kwargs')!r} do not build a {cls.__name__}: {exc}") from exc
 
 
+@MODELS.register()
 class PixelActorCritic(ArchMixin, nn.Module):
     """Fully convolutional per-pixel actor-critic (PixelRL / ReLLIE network).
 

@@ -42,6 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from rlenhance.errors import ImageError
+from rlenhance.models import MODELS
 from rlenhance.models.policy import ArchMixin, PixelActorCritic
 from rlenhance.models.vae import PatchVAE, blend_patches, extract_patches
 
@@ -348,6 +349,7 @@ class RSERound(nn.Module):
         return images
 
 
+@MODELS.register()
 class RSEDenoiser(ArchMixin, nn.Module):
     """Up to ``max_rounds`` :class:`RSERound` of one architecture, applied in turn.
 
