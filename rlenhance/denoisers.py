@@ -78,6 +78,7 @@ from rlenhance.predictors import (
     restore_one,
 )
 from rlenhance.restore import Restorer, as_hwc_image, check_ensemble
+from rlenhance.rollouts import PolicyRollouts
 from rlenhance.runtime import flush_denormals, select_device
 from rlenhance.trace import ActionTrace
 from rlenhance.transitions import DenoiseTransition
@@ -249,7 +250,7 @@ class _PlanesDenoiser:
 
 
 # --- PixelRL filter-bank policies (A3C, SAC) ------------------------------------------------------
-class PolicyDenoiser(_PlanesDenoiser):
+class PolicyDenoiser(_PlanesDenoiser, PolicyRollouts):
     """A PixelRL filter-bank denoising policy (A3C or SAC, ``experiments.denoise_train``) run in the
     library: a :class:`rlenhance.restore.Restorer`, no env or agent needed.
 
@@ -309,62 +310,86 @@ class PolicyDenoiser(_PlanesDenoiser):
     def __init__(self, checkpoint: str | os.PathLike[str], *, device: str | torch.device = "auto", tile: int = 512,
                  agent: str | None = None, level_map: bool | None = None, ensemble: int = 1):
         flush_denormals()
-        if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
-            raise ValueError(f"tile: expected an integer >= 1, got {tile!r}")
         if agent not in (None, "a3c", "sac"):
             raise ValueError(f"agent: expected 'a3c', 'sac' or None, got {agent!r}")
         if level_map not in (None, True, False):
             raise ValueError(f"level_map: expected True, False or None, got {level_map!r}")
-        self.device = select_device(device)
-        self.path = Path(checkpoint)
-        ckpt = load_checkpoint(self.path, map_location="cpu", spec=RolloutPolicySpec)
+        device = select_device(device)
+        path = Path(checkpoint)
+        ckpt = load_checkpoint(path, map_location="cpu", spec=RolloutPolicySpec)
         spec: RolloutPolicySpec = ckpt["extra"][SPEC_KEY]
         recorded = ckpt["extra"].get("algorithm")  # experiments.rl_common writes it; older files may lack it
         self.agent: str | None = recorded if recorded in ("a3c", "sac") else None
         if spec.task != "denoise" or spec.env_id != _DENOISE_ENV_ID:
-            raise CheckpointError(f"checkpoint {self.path}: a {spec.task} policy of {spec.env_id}; a denoising policy "
+            raise CheckpointError(f"checkpoint {path}: a {spec.task} policy of {spec.env_id}; a denoising policy "
                                   f"of {_DENOISE_ENV_ID} is needed (python -m experiments.denoise_train)")
         if agent is not None and self.agent is not None and self.agent != agent:
-            raise CheckpointError(f"checkpoint {self.path}: a denoising policy trained by {self.agent.upper()} "
+            raise CheckpointError(f"checkpoint {path}: a denoising policy trained by {self.agent.upper()} "
                                   f"(denoise_train --agent {self.agent}); an {agent.upper()} one was asked for")
-        self.spec = spec
-        #: The step the policy runs in (the checkpoint's :class:`~rlenhance.transitions.DenoiseTransition`).
-        self.transition: DenoiseTransition = spec.transition
-        if level_map is not None and self.transition.sets_level != level_map:
+        if level_map is not None and spec.transition.sets_level != level_map:
             kinds = {True: ("a noise-level map policy", "denoise_train --preset noise-map"),
                      False: ("a filter policy", "PixelRL's filters, denoise_train")}
-            (found, trained_by), (asked, _) = kinds[self.transition.sets_level], kinds[level_map]
-            raise CheckpointError(f"checkpoint {self.path}: {found} ({trained_by}); {asked} was asked for")
-        self.policy = build_model(ckpt, {"PixelActorCritic": PixelActorCritic}).to(self.device).eval()
+            (found, trained_by), (asked, _) = kinds[spec.transition.sets_level], kinds[level_map]
+            raise CheckpointError(f"checkpoint {path}: {found} ({trained_by}); {asked} was asked for")
+        predictor = DenoisePredictor.for_policy(spec, checkpoint=path, device=device, ensemble=ensemble)
+        self._setup(build_model(ckpt, {"PixelActorCritic": PixelActorCritic}).to(device).eval(), spec, predictor, tile,
+                    path)
+
+    @classmethod
+    def from_policy(cls, policy: PixelActorCritic, spec: RolloutPolicySpec, *,
+                    predictor: DenoisePredictor | None = None, tile: int = 512) -> PolicyDenoiser:
+        """The restorer of a policy in memory, on its device: a trainer's, evaluated on the path users run
+        (:meth:`~rlenhance.rollouts.PolicyRollouts.rollout_images`), with the run's spec and the predictor
+        its env holds (None: none).
+
+        Raises:
+            CheckpointError: a policy, spec and predictor that do not fit (as for a checkpoint).
+        """
+        self = cls.__new__(cls)
+        self.agent = None
+        self._setup(policy, spec, predictor, tile, Path(f"<the {spec.task} policy in memory>"))
+        return self
+
+    def _setup(self, policy: PixelActorCritic, spec: RolloutPolicySpec, predictor: DenoisePredictor | None,
+               tile: int, path: Path) -> None:
+        """The policy, its spec's transition, its predictor and the tiling, checked to fit one another."""
+        if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
+            raise ValueError(f"tile: expected an integer >= 1, got {tile!r}")
+        self.path, self.spec, self.policy = path, spec, policy
+        self.device: torch.device = next(policy.parameters()).device
+        #: The step the policy runs in (the checkpoint's :class:`~rlenhance.transitions.DenoiseTransition`).
+        self.transition: DenoiseTransition = spec.transition
         self.channels: int = spec.channels
         n_actions = len(self.transition.actions)
         #: whether the policy reads the predictor's output next to the image (denoise_train --observe-prediction)
         self.observe_prediction: bool = bool(spec.env_kwargs.get("observe_prediction", False))
         sets_level = self.transition.sets_level
         planes = self.channels * (2 if self.observe_prediction else 1) + (2 if sets_level else 0)
-        if self.policy.n_actions != n_actions or self.policy.cond_dim or self.policy.in_channels != planes:
+        if policy.n_actions != n_actions or policy.cond_dim or policy.in_channels != planes:
             actions = (f"{n_actions} scales of the predictor's noise-level map" if sets_level else
                        f"PixelRL's {len(PIXELRL_ACTION_TABLE)} filters{' and the predictor' if spec.predictor else ''} "
                        f"({n_actions} actions)")
             seen = (" and the map" if sets_level else " and the prediction" if self.observe_prediction else " alone")
-            raise CheckpointError(f"checkpoint {self.path}: a PixelActorCritic({ckpt['arch']['kwargs']}) with env "
+            raise CheckpointError(f"checkpoint {path}: a PixelActorCritic({policy.arch()['kwargs']}) with env "
                                   f"{dict(spec.env_kwargs)} is not a policy over {actions} on the "
                                   f"{'gray' if self.channels == _GRAY else 'RGB'} image{seen} ({planes} input "
                                   "plane(s))")
+        if (predictor is None) != (spec.predictor is None):
+            raise CheckpointError(f"{path}: a policy trained {'with' if spec.predictor else 'without'} a predictor, "
+                                  f"given {'none' if predictor is None else 'one'}")
         self.steps: int = self.transition.steps
-        self.block_actions: bool = spec.block_actions and self.policy.downscale > 1
+        self.block_actions: bool = spec.block_actions and policy.downscale > 1
         #: the supervised denoiser whose pixel action 9 takes (denoise_train --predictor), or None
-        self.predictor: DenoisePredictor | None = DenoisePredictor.for_policy(spec, checkpoint=self.path,
-                                                                              device=self.device, ensemble=ensemble)
+        self.predictor: DenoisePredictor | None = predictor
         self.clip: bool = self.transition.clip
         self.label = f"{self.agent or 'RL'} denoising policy"
         # the margin: what the steps read (a noise-level map policy's steps filter nothing), and what the
         # predictor reads around a pixel (it runs on each window); windows on the grids of both
-        radius = acting_radius(self.policy)
+        radius = acting_radius(policy)
         if radius is not None:
             radius = self.steps * (radius + (0 if sets_level else _FILTER_RADIUS))
             radius += self.predictor.overlap if self.predictor is not None else 0
-        multiple = math.lcm(self.policy.downscale, self.predictor.stride if self.predictor is not None else 1)
+        multiple = math.lcm(policy.downscale, self.predictor.stride if self.predictor is not None else 1)
         self.tile, self.overlap = on_grid(tile, radius, multiple)
 
     @property
@@ -402,6 +427,12 @@ class PolicyDenoiser(_PlanesDenoiser):
             return window_fn(x)
         return tiled(window_fn, x, tile=self.tile, overlap=self.overlap)
 
+    def rollout_batch(self, noisy: Tensor, *, actions: list[Tensor] | None = None) -> Tensor:
+        """:meth:`rollout` of noisy images (B, channels, H, W), whole: what the env's
+        ``reset(options={"clean", "noisy"})`` and ``steps`` greedy steps give (clamped to [0, 1]; a noise-level
+        map policy's: its predictor's output)."""
+        return self.rollout(noisy.to(self.device), actions=actions)
+
     def rollout(self, x: Tensor, prediction: Tensor | None = None, *, level: Tensor | None = None,
                 actions: list[Tensor] | None = None) -> Tensor:
         """The greedy rollout of one batch (B, channels, H, W) on :attr:`device` (module docstring),
@@ -437,9 +468,10 @@ class PolicyDenoiser(_PlanesDenoiser):
         runs once on the last map (the policy sees the noisy image and the map, never the output)."""
         level = self.predictor.levels(noisy) if level is None else level
         level = level.expand(-1, 1, *noisy.shape[-2:]).clamp(0.0, self.transition.max_level)
+        hidden = None
         for _ in range(self.steps):
-            chosen, _ = self._act({"image": noisy, "level": self.transition.level_observation(noisy, level)}, None,
-                                  actions)
+            chosen, hidden = self._act({"image": noisy, "level": self.transition.level_observation(noisy, level)},
+                                       hidden, actions)
             level = self.transition.next_level(level, chosen)
         return self.predictor.with_level(noisy, level)
 

@@ -19,18 +19,18 @@ another architecture than the caller expects, with a :class:`CheckpointError` na
 What a model needs at inference beyond its weights is one typed, frozen **spec** per kind of
 checkpoint, written and read only here:
 
-===========================  ================================  ==========================================
+===========================  ================================  ================================================
 spec (``kind``)              written by                        read by
-===========================  ================================  ==========================================
+===========================  ================================  ================================================
 :class:`LowLightPolicySpec`  ``experiments.lol_train``         :class:`rlenhance.Enhancer`
 (``lowlight-policy``)
-:class:`RolloutPolicySpec`   ``experiments.denoise_train``,    :func:`agents.rollout.load_rollout_policy`
-(``rollout-policy``)         ``experiments.completion_train``
-:class:`SupervisedSpec`      ``experiments.supervised_train``  :class:`rlenhance.restore.SupervisedRestorer`,
-(``supervised``)                                               :func:`agents.rollout.load_predictor`
+:class:`RolloutPolicySpec`   ``experiments.denoise_train``,    :class:`rlenhance.denoisers.PolicyDenoiser`,
+(``rollout-policy``)         ``experiments.completion_train``  :class:`rlenhance.completion.PolicyCompleter`
+:class:`SupervisedSpec`      ``experiments.supervised_train``  :class:`rlenhance.restore.SupervisedRestorer`
+(``supervised``)                                               (the policies' predictors too)
 :class:`RSEDenoiserSpec`     ``experiments.rse_train``         :func:`rlenhance.denoisers.load_rse`
 (``rse-denoiser``)
-===========================  ================================  ==========================================
+===========================  ================================  ================================================
 
 A writer puts the spec object in ``extra["spec"]`` (:func:`save_checkpoint` stores its
 :meth:`~CheckpointSpec.to_dict`); :func:`load_checkpoint` gives it back as the spec object,

@@ -323,8 +323,9 @@ def _in_range(value: float, bounds: tuple[float, ...]) -> bool:
 
 @dataclass(frozen=True)
 class RolloutPolicySpec(CheckpointSpec):
-    """What :func:`agents.rollout.load_rollout_policy` needs to restore images with a denoising
-    or completion policy (``experiments.denoise_train`` / ``experiments.completion_train``).
+    """What :class:`rlenhance.denoisers.PolicyDenoiser` and :class:`rlenhance.completion.PolicyCompleter`
+    need to restore images with a denoising or completion policy (``experiments.denoise_train`` /
+    ``experiments.completion_train``).
 
     Attributes:
         task: ``"denoise"`` or ``"completion"``.
@@ -350,7 +351,7 @@ class RolloutPolicySpec(CheckpointSpec):
     kind: ClassVar[str] = "rollout-policy"
     title: ClassVar[str] = "denoising / completion policy"
     writer: ClassVar[str] = "experiments.denoise_train or experiments.completion_train"
-    reader: ClassVar[str] = "agents.rollout.load_rollout_policy"
+    reader: ClassVar[str] = "rlenhance.denoisers.PolicyDenoiser or rlenhance.completion.PolicyCompleter"
 
     task: str
     env_id: str
@@ -406,8 +407,8 @@ class RolloutPolicySpec(CheckpointSpec):
 
 @dataclass(frozen=True)
 class SupervisedSpec(CheckpointSpec):
-    """What :class:`rlenhance.restore.SupervisedRestorer` (and :func:`agents.rollout.load_predictor`)
-    need to apply a network of ``experiments.supervised_train``.
+    """What :class:`rlenhance.restore.SupervisedRestorer` (and the policies' predictors,
+    :mod:`rlenhance.predictors`) need to apply a network of ``experiments.supervised_train``.
 
     Attributes:
         model: the network: the name of one of the package's (``"mrpnet"``, ``"pixelrnn"``,

@@ -223,9 +223,9 @@ def test_the_rl_completion_policy_equals_the_envs_greedy_rollout(tmp_path, net):
     """The library's PolicyCompleter (no env) gives the output of the env's own transition (an untrained
     policy of the completion recipe, over the shipped U-Net; random policies acting per pixel or per
     block, with a ConvGRU state carried over the steps)."""
-    rollout = pytest.importorskip("agents.rollout")
     from tests.recipes import recipe_policy
     from tests.rlenhance.test_denoisers import policy_checkpoint
+    from tests.rollouts import env_restore
 
     if net is None:
         path = recipe_policy(tmp_path / "policy.pt", "a3c_completion")
@@ -240,5 +240,4 @@ def test_the_rl_completion_policy_equals_the_envs_greedy_rollout(tmp_path, net):
     if net is not None:
         assert completer.block_actions == bool(net.get("block_actions"))
     ours = completer.restore(occluded, mask=mask)
-    theirs = rollout.load_rollout_policy(path, device="cpu").restore(occluded, mask=mask)
-    np.testing.assert_array_equal(ours, theirs)
+    np.testing.assert_allclose(ours, env_restore(path, occluded, mask), atol=1e-6)
