@@ -86,6 +86,8 @@ that the ``rlenhance`` command and the app read too, and two kinds of evaluation
   (parameters picked by the noise level, above; BM3D when the optional ``bm3d`` package is
   installed, ``bm3d_rgb`` on colour), :data:`~rlenhance.baselines.COMPLETION_BASELINES` and
   ``diffusion-fill`` (the completion env's starting fill, :func:`rlenhance.ops.fill.diffusion_fill`).
+* a network of your own: each ``--checkpoints`` file of ``experiments.supervised_train --model
+  package.module:Class``, named by its network (``examples/supervised_baseline.py``).
 
 A learned method without a checkpoint (flag not given and no default file under
 ``rlenhance/weights/``) or a baseline without its optional package is reported as
@@ -144,7 +146,7 @@ from experiments.compare.config import (
     requested_methods,
     requested_metrics,
 )
-from experiments.compare.methods import TASK_METHODS, Method, build_methods
+from experiments.compare.methods import TASK_METHODS, Method, build_methods, own_methods
 from experiments.compare.report import labelled_grid, write_csv, write_report
 from experiments.compare.samples import Sample, load_samples
 from experiments.compare.scoring import (
@@ -181,6 +183,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     methods, missing = build_methods(args.task, wanted, device, checkpoints=given_checkpoints(args), sigma=args.sigma,
                                      channels=samples[0].input.shape[2],
                                      sigma_estimate=samples[0].sigma is not None, ensemble=args.ensemble)
+    methods.update(own_methods(args.task, args.checkpoints, device, channels=samples[0].input.shape[2],
+                               ensemble=args.ensemble))
     for note in notes:
         print(f"note: {note}")
     for name, why in missing.items():

@@ -45,6 +45,8 @@ class Args:
                                     "lowlight: " + ",".join(TASK_METHODS["lowlight"]) + "; denoise: "
                                     + ",".join(TASK_METHODS["denoise"]) + "; completion: "
                                     + ",".join(TASK_METHODS["completion"]))
+    checkpoints: tuple[str, ...] = arg((), "checkpoints of supervised networks of your own (supervised_train --model "
+                                           "package.module:Class), each a method named by its network")
     rl: str | None = arg(None, "low-light policy checkpoint of lol_train (A3C or SAC; default the shipped model)")
     a3c: str | None = arg(None, "A3C policy checkpoint of denoise_train / completion_train")
     sac: str | None = arg(None, "SAC policy checkpoint of denoise_train --agent sac (denoise)")

@@ -389,6 +389,32 @@ def build_methods(task: str, wanted: Sequence[str], device: torch.device, *, che
     return methods, missing
 
 
+def own_methods(task: str, paths: Sequence[str], device: torch.device, *, channels: int | None = None,
+                ensemble: int = 1) -> dict[str, Method]:
+    """The methods of ``--checkpoints``: each file a supervised network of one's own (its spec records the
+    network class by import path, the method's name; :func:`rlenhance.registry.network_method`), run as
+    :func:`supervised_method` runs the registry's.
+
+    Raises:
+        ValueError: a file that is not a checkpoint of a network of one's own of ``task`` (a checkpoint of a
+            registered method goes to that method's flag).
+        CheckpointError: a broken file, a colour model for gray images.
+    """
+    methods = {}
+    for path in paths:
+        if not Path(path).is_file():
+            raise ValueError(f"--checkpoints {path}: no such file")
+        name = registry.kind_of(task, path)
+        if name is None or name in registry.names(task):
+            give = f"give it to --{method_flag(name)}" if name else f"not a checkpoint of a --task {task} network"
+            raise ValueError(f"--checkpoints {path}: {give} (--checkpoints takes networks of your own, "
+                             "experiments.supervised_train --model package.module:Class)")
+        methods[name] = _noted(supervised_method(name, path, device, task=task, model=name, channels=channels,
+                                                 ensemble=ensemble if task in ENSEMBLE_TASKS else 1),
+                               f"x{ensemble} self-ensemble" if ensemble != 1 and task in ENSEMBLE_TASKS else "")
+    return methods
+
+
 def _noted(method: Method, note: str) -> Method:
     """``method`` with ``note`` added to its note (unchanged for an empty one)."""
     return dataclasses.replace(method, note="; ".join(filter(None, [method.note, note]))) if note else method
