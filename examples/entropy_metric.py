@@ -1,6 +1,6 @@
 """A no-reference metric of your own in one file: ``ENTROPY``, the Shannon entropy (bits) of the histogram
 of an output's 256 luma levels, the information content low-light papers report next to NIQE. Importing
-this module registers it in :data:`rlenhance.metrics.METRICS`; ``experiments.compare`` scores and reports
+this module registers it in :data:`rlenhance.metrics.table.METRICS`; ``experiments.compare`` scores and reports
 it, with its label and direction, when named by import path (docs/api.md, "A metric of your own"):
 
     python -m experiments.compare --task lowlight --metrics examples.entropy_metric:ENTROPY --out runs/compare
@@ -11,8 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from rlenhance.io import BT601_LUMA_WEIGHTS
-from rlenhance.metrics import Metric
-from rlenhance.metrics.table import register_metric
+from rlenhance.metrics.table import Metric, register_metric
 
 #: Levels of the luma histogram (8-bit).
 LEVELS = 256

@@ -101,30 +101,11 @@ class PolicyCompleter(PolicyRollouts):
         self._setup(build_model(ckpt, {"PixelActorCritic": PixelActorCritic}).to(device).eval(), spec, predictor, tile,
                     path)
 
-    @classmethod
-    def from_policy(cls, policy: PixelActorCritic, spec: RolloutPolicySpec, *,
-                    predictor: CompletionPredictor | None = None, tile: int = 512) -> PolicyCompleter:
-        """The restorer of a policy in memory, on its device: a trainer's, evaluated on the path users run
-        (:meth:`~rlenhance.rollouts.PolicyRollouts.rollout_images`), with the run's spec and the predictor
-        its env holds (None: none).
-
-        Raises:
-            CheckpointError: a policy, spec and predictor that do not fit (as for a checkpoint).
-        """
-        self = cls.__new__(cls)
-        self._setup(policy, spec, predictor, tile, Path(f"<the {spec.task} policy in memory>"))
-        return self
-
     def _setup(self, policy: PixelActorCritic, spec: RolloutPolicySpec, predictor: CompletionPredictor | None,
                tile: int, path: Path) -> None:
         """The policy, its spec's transition, its predictor and the tiling, checked to fit one another."""
-        if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
-            raise ValueError(f"tile: expected an integer >= 1, got {tile!r}")
-        self.path, self.spec, self.policy, self.predictor = path, spec, policy, predictor
-        self.device: torch.device = next(policy.parameters()).device
-        if (predictor is None) != (spec.predictor is None):
-            raise CheckpointError(f"{path}: a policy trained {'with' if spec.predictor else 'without'} a predictor, "
-                                  f"given {'none' if predictor is None else 'one'}")
+        self._adopt(policy, spec, predictor, tile, path)
+        self.predictor = predictor
         #: The step the policy runs in (the checkpoint's :class:`~rlenhance.transitions.CompletionTransition`).
         self.transition: CompletionTransition = spec.transition
         n_actions = len(self.transition.actions)

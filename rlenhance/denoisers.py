@@ -14,14 +14,14 @@ restorers (no env, no agent): each is a :class:`rlenhance.restore.Restorer`.
             (RolloutPolicySpec, task ``denoise``)                                 ``a3c_denoise_color.pt``
 ``sac``     ``experiments.denoise_train --agent sac``    :class:`PolicyDenoiser`  none;
             (the same)                                                            ``sac_denoise_color.pt``
-``rse``     ``experiments.rse_train`` (RSEDenoiserSpec)  :class:`RSERestorer`     none
+``rse``     ``experiments.rse_train`` (RSEDenoiserSpec)  ``rse.RSERestorer``      none
 ==========  ===========================================  =======================  ===========================
 
 An ``ffdnet`` reads a noise-level map: :class:`NoiseLevelDenoiser` gives it the constant map of
 ``sigma`` when one is given (``load_denoiser("ffdnet", sigma=25)``, ``rlenhance denoise --model
 ffdnet --sigma 25``), else of the level :func:`rlenhance.baselines.estimate_noise_sigma` finds in
-each image (blind). An ``rse`` checkpoint is rebuilt by :func:`load_rse` (the network, in eval mode,
-with its predictor, and its spec), which :class:`RSERestorer` runs. The supervised denoisers the RL
+each image (blind). An ``rse`` checkpoint is rebuilt by :func:`rlenhance.rse.load_rse` (the network, in eval
+mode, with its predictor, and its spec), which :class:`rlenhance.rse.RSERestorer` runs. The supervised denoisers the RL
 models build on (:class:`NoiseLevelDenoiser`, :class:`DenoisePredictor`, :func:`find_predictor`) live
 in :mod:`rlenhance.predictors`.
 
@@ -52,7 +52,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 
@@ -61,12 +60,11 @@ import torch
 from torch import Tensor
 
 from rlenhance import registry
-from rlenhance.checkpoint import SPEC_KEY, RolloutPolicySpec, RSEDenoiserSpec, build_model, load_checkpoint
+from rlenhance.checkpoint import SPEC_KEY, RolloutPolicySpec, build_model, load_checkpoint
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import as_unit_float
 from rlenhance.io.arrays import RESULT_DTYPES, as_result, unit_window
 from rlenhance.models.policy import PixelActorCritic, act, acting_radius
-from rlenhance.models.rse import SOURCES, RSEDenoiser, dominant_source
 from rlenhance.ops.actions import PIXELRL_ACTION_TABLE
 from rlenhance.ops.tiling import on_grid, tiled
 from rlenhance.plugins import is_import_path
@@ -89,15 +87,14 @@ __all__ = [
     "DENOISER_MODELS",
     "DenoisePredictor",
     "NoiseLevelDenoiser",
+    "PlanesDenoiser",
     "PolicyDenoiser",
-    "RSERestorer",
     "SUPERVISED_DENOISERS",
     "check_predictor_ensemble",
     "default_denoiser",
     "denoiser_kind",
     "find_predictor",
     "load_denoiser",
-    "load_rse",
 ]
 
 #: The ``model`` names :func:`load_denoiser` accepts (:mod:`rlenhance.registry`'s denoise methods).
@@ -149,8 +146,8 @@ def default_denoiser(model: str, channels: int, *, option: str = "checkpoint=PAT
 
 
 # --- the channel rules shared by the RL denoisers -------------------------------------------------
-class _PlanesDenoiser:
-    """What :class:`PolicyDenoiser` and :class:`RSERestorer` share: the Restorer interface and the
+class PlanesDenoiser:
+    """What :class:`PolicyDenoiser` and :class:`rlenhance.rse.RSERestorer` share: the Restorer interface and the
     channel rules of the module docstring around ``_denoise`` (a (B, channels, H, W) float32 batch
     on :attr:`device` -> the denoised batch, clamped to [0, 1])."""
 
@@ -250,7 +247,7 @@ class _PlanesDenoiser:
 
 
 # --- PixelRL filter-bank policies (A3C, SAC) ------------------------------------------------------
-class PolicyDenoiser(_PlanesDenoiser, PolicyRollouts):
+class PolicyDenoiser(PlanesDenoiser, PolicyRollouts):
     """A PixelRL filter-bank denoising policy (A3C or SAC, ``experiments.denoise_train``) run in the
     library: a :class:`rlenhance.restore.Restorer`, no env or agent needed.
 
@@ -307,6 +304,9 @@ class PolicyDenoiser(_PlanesDenoiser, PolicyRollouts):
         ValueError: bad ``device``, ``tile``, ``agent``, ``level_map`` or ``ensemble``.
     """
 
+    #: the trainer the checkpoint records (``"a3c"``, ``"sac"``), or None (also a policy in memory)
+    agent: str | None = None
+
     def __init__(self, checkpoint: str | os.PathLike[str], *, device: str | torch.device = "auto", tile: int = 512,
                  agent: str | None = None, level_map: bool | None = None, ensemble: int = 1):
         flush_denormals()
@@ -319,7 +319,7 @@ class PolicyDenoiser(_PlanesDenoiser, PolicyRollouts):
         ckpt = load_checkpoint(path, map_location="cpu", spec=RolloutPolicySpec)
         spec: RolloutPolicySpec = ckpt["extra"][SPEC_KEY]
         recorded = ckpt["extra"].get("algorithm")  # experiments.rl_common writes it; older files may lack it
-        self.agent: str | None = recorded if recorded in ("a3c", "sac") else None
+        self.agent = recorded if recorded in ("a3c", "sac") else None
         if spec.task != "denoise" or spec.env_id != _DENOISE_ENV_ID:
             raise CheckpointError(f"checkpoint {path}: a {spec.task} policy of {spec.env_id}; a denoising policy "
                                   f"of {_DENOISE_ENV_ID} is needed (python -m experiments.denoise_train)")
@@ -335,28 +335,10 @@ class PolicyDenoiser(_PlanesDenoiser, PolicyRollouts):
         self._setup(build_model(ckpt, {"PixelActorCritic": PixelActorCritic}).to(device).eval(), spec, predictor, tile,
                     path)
 
-    @classmethod
-    def from_policy(cls, policy: PixelActorCritic, spec: RolloutPolicySpec, *,
-                    predictor: DenoisePredictor | None = None, tile: int = 512) -> PolicyDenoiser:
-        """The restorer of a policy in memory, on its device: a trainer's, evaluated on the path users run
-        (:meth:`~rlenhance.rollouts.PolicyRollouts.rollout_images`), with the run's spec and the predictor
-        its env holds (None: none).
-
-        Raises:
-            CheckpointError: a policy, spec and predictor that do not fit (as for a checkpoint).
-        """
-        self = cls.__new__(cls)
-        self.agent = None
-        self._setup(policy, spec, predictor, tile, Path(f"<the {spec.task} policy in memory>"))
-        return self
-
     def _setup(self, policy: PixelActorCritic, spec: RolloutPolicySpec, predictor: DenoisePredictor | None,
                tile: int, path: Path) -> None:
         """The policy, its spec's transition, its predictor and the tiling, checked to fit one another."""
-        if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
-            raise ValueError(f"tile: expected an integer >= 1, got {tile!r}")
-        self.path, self.spec, self.policy = path, spec, policy
-        self.device: torch.device = next(policy.parameters()).device
+        self._adopt(policy, spec, predictor, tile, path)
         #: The step the policy runs in (the checkpoint's :class:`~rlenhance.transitions.DenoiseTransition`).
         self.transition: DenoiseTransition = spec.transition
         self.channels: int = spec.channels
@@ -374,9 +356,6 @@ class PolicyDenoiser(_PlanesDenoiser, PolicyRollouts):
                                   f"{dict(spec.env_kwargs)} is not a policy over {actions} on the "
                                   f"{'gray' if self.channels == _GRAY else 'RGB'} image{seen} ({planes} input "
                                   "plane(s))")
-        if (predictor is None) != (spec.predictor is None):
-            raise CheckpointError(f"{path}: a policy trained {'with' if spec.predictor else 'without'} a predictor, "
-                                  f"given {'none' if predictor is None else 'one'}")
         self.steps: int = self.transition.steps
         self.block_actions: bool = spec.block_actions and policy.downscale > 1
         #: the supervised denoiser whose pixel action 9 takes (denoise_train --predictor), or None
@@ -474,140 +453,6 @@ class PolicyDenoiser(_PlanesDenoiser, PolicyRollouts):
                                        hidden, actions)
             level = self.transition.next_level(level, chosen)
         return self.predictor.with_level(noisy, level)
-
-
-# --- RSE-RL ------------------------------------------------------------------------------------------
-def load_rse(path: str | os.PathLike, *, device: str | torch.device = "cpu",
-             ensemble: int = 1) -> tuple[RSEDenoiser, RSEDenoiserSpec]:
-    """The trained denoiser of an ``experiments.rse_train`` checkpoint, in eval mode, and its spec.
-
-    Denoise with ``model(noisy, rounds=spec.rounds).clamp(0, 1)`` on float (B, C, H, W) images
-    (C = ``spec.channels``) with noise of a level in ``spec.sigmas`` (0-255 scale; several:
-    a blind denoiser, trained on each and told none; ``spec.sigma`` is the largest). A model
-    trained with a predictor (``rse_train --predictor``) gets it back, found as a policy's is
-    (:func:`find_predictor`: the recorded path, else that name beside ``path``, else in
-    ``rlenhance/weights/``) and run as :class:`DenoisePredictor` runs it, given each image's
-    estimated noise level (every round's input is denoised by it), with the geometric
-    self-``ensemble`` given (1: none; 2, 4 or 8: :func:`load_denoiser`).
-
-    Raises:
-        CheckpointError: the file is not a valid RSE-RL checkpoint (wrong kind, broken or
-            non-finite weights, an architecture that does not build, more rounds than it holds, a
-            predictor in the spec and not in the architecture or the other way round), or its
-            predictor is found nowhere or is not a denoiser of its planes.
-        ValueError: an ``ensemble`` other than 1 for a model without a predictor, or a bad one.
-    """
-    check_ensemble(ensemble)
-    checkpoint = load_checkpoint(path, spec=RSEDenoiserSpec)
-    model = build_model(checkpoint, {"RSEDenoiser": RSEDenoiser})
-    spec = checkpoint["extra"]["spec"]
-    if spec.rounds > model.max_rounds or spec.channels != model.channels:
-        raise CheckpointError(f"checkpoint {path}: its spec asks for {spec.rounds} round(s) of {spec.channels} "
-                              f"channel(s); the model holds {model.max_rounds} of {model.channels}")
-    if (spec.predictor is not None) != model.predicted:
-        raise CheckpointError(f"checkpoint {path}: its spec's predictor is {spec.predictor!r} and its rounds were "
-                              f"built {'with' if model.predicted else 'without'} a predictor's candidate")
-    check_predictor_ensemble(ensemble, spec.predictor, owner="an RSE-RL model", this=str(path), trainer="rse_train")
-    model = model.to(device).eval()
-    if spec.predictor is not None:
-        model.attach_predictor(DenoisePredictor(find_predictor(spec.predictor, path), channels=spec.channels,
-                                                device=device, ensemble=ensemble))
-    return model, spec
-
-
-class RSERestorer(_PlanesDenoiser):
-    """An RSE-RL denoiser of ``experiments.rse_train`` (:func:`load_rse`) as a
-    :class:`rlenhance.restore.Restorer`: its spec's ``rounds`` rounds, clamped to [0, 1].
-
-    Large images run in tiles (:func:`~rlenhance.ops.tiling.tiled`), round by round: a pixel of a
-    round's output reads its patches (``patch`` px), the predictor's margin
-    (:attr:`DenoisePredictor.overlap`) and the policy's :func:`~rlenhance.models.policy.acting_radius`
-    around it, per step; the windows start on the patch grid (multiples of the patch ``stride``, of
-    the policy's blocks and of the predictor's stride), so a window's patches are the whole image's
-    and its core equals a whole-image round up to float rounding (the neighbour search's distances
-    can then, on a near-tie, pick another clean latent). A predictor that reads a noise level is given
-    the level of each round's whole input. A model of more than one round keeps its intermediate
-    images whole, as float32.
-
-    Args:
-        checkpoint: a checkpoint of ``experiments.rse_train``.
-        device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
-        tile: side of the tiles' core in pixels (rounded up to a multiple of the windows' grid).
-        ensemble: the self-ensemble of its predictor (``rse_train --predictor``; 1: none; a model
-            without a predictor takes 1 only). The rounds themselves run once.
-
-    Attributes:
-        model: the :class:`~rlenhance.models.rse.RSEDenoiser`, in eval mode; spec: its spec;
-        channels: its planes (1 gray, 3 RGB); tile, overlap: the tiling used.
-
-    Raises:
-        CheckpointError: not a valid RSE-RL checkpoint (the message says what the file is).
-        ValueError: an ``ensemble`` other than 1 for a model without a predictor, or a bad one, or a bad
-            ``tile``.
-    """
-
-    def __init__(self, checkpoint: str | os.PathLike[str], *, device: str | torch.device = "auto", tile: int = 512,
-                 ensemble: int = 1):
-        flush_denormals()
-        if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
-            raise ValueError(f"tile: expected an integer >= 1, got {tile!r}")
-        self.device = select_device(device)
-        self.path = Path(checkpoint)
-        self.model, self.spec = load_rse(self.path, device=self.device, ensemble=ensemble)
-        self.channels: int = self.spec.channels
-        self.label = "RSE-RL denoiser"
-        #: the predictor every round reads (rse_train --predictor), or None
-        self.predictor: DenoisePredictor | None = getattr(self.model.rounds[0], "predictor", None)
-        stage = self.model.rounds[0]
-        reach = max(stage.patch, self.predictor.overlap if self.predictor is not None else 0)
-        radius = acting_radius(stage.policy)
-        multiple = math.lcm(stage.stride, stage.policy.downscale,
-                            self.predictor.stride if self.predictor is not None else 1)
-        self.tile, self.overlap = on_grid(tile, None if radius is None else self.model.steps * (reach + radius),
-                                          multiple)
-
-    @property
-    def action_names(self) -> tuple[str, ...]:
-        """The sources a pixel can take most of (:data:`rlenhance.models.rse.SOURCES`; ``predict`` with a
-        predictor)."""
-        return SOURCES if self.model.predicted else SOURCES[:-1]
-
-    def _denoise(self, x: Tensor, dtype: torch.dtype) -> Tensor:
-        return self._rounds(x, dtype)[0]
-
-    def _denoise_traced(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        out, maps = self._rounds(x, torch.float32, traced=True)
-        return out, maps
-
-    def _rounds(self, x: Tensor, dtype: torch.dtype, traced: bool = False) -> tuple[Tensor, Tensor | None]:
-        """The spec's rounds on ``x`` (float32 or samples), each tiled (class docstring); the last one's
-        output clamped, as ``dtype``; with ``traced``, also the dominant source of every pixel at every
-        step of every round, int64 (B, steps * rounds, H, W)."""
-        images, maps = x, []
-        rounds = self.model.rounds[:self.spec.rounds]
-        for index, stage in enumerate(rounds):
-            last = index == len(rounds) - 1
-
-            def window_fn(window: Tensor, stage=stage, last=last) -> Tensor:
-                actions: list[Tensor] | None = [] if traced else None
-                out = stage(unit_window(window), self.model.steps, actions)
-                out = as_result(out.clamp(0.0, 1.0), dtype) if last else out
-                return torch.cat([out, *(dominant_source(a).to(out.dtype) for a in actions)], dim=1) if traced \
-                    else out
-
-            if self.predictor is not None and self.predictor.reads_level:  # each window's prediction at the
-                # level of the whole round's input (found a block at a time)
-                self.model.attach_predictor(partial(self.predictor, level=self.predictor.levels(images)))
-            try:
-                both = window_fn(images) if self.overlap is None else \
-                    tiled(window_fn, images, tile=self.tile, overlap=self.overlap)
-            finally:
-                if self.predictor is not None:
-                    self.model.attach_predictor(self.predictor)
-            images = both[:, :self.channels]
-            if traced:
-                maps.append(both[:, self.channels:].round().long())
-        return images, torch.cat(maps, dim=1) if traced else None
 
 
 # --- one entry point ---------------------------------------------------------------------------------

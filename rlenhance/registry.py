@@ -10,7 +10,7 @@ lowlight    ``mrpnet``          Supervised  ``restore.SupervisedRestorer``    ``
 denoise     ``ffdnet``          Supervised  ``denoisers.NoiseLevelDenoiser``  ``ffdnet_denoise[_color].pt``
 denoise     ``mrpnet``          Supervised  ``restore.SupervisedRestorer``    ``mrpnet_denoise[_color].pt``
 denoise     ``a3c``, ``sac``    RL          ``denoisers.PolicyDenoiser``      none; ``<name>_denoise_color.pt``
-denoise     ``rse``             RL          ``denoisers.RSERestorer``         none
+denoise     ``rse``             RL          ``rse.RSERestorer``               none
 completion  ``unet``            Supervised  ``restore.SupervisedRestorer``    ``unet_completion.pt``
 completion  ``gated-pixelrnn``  Supervised  ``restore.SupervisedRestorer``    ``gated_pixelrnn_completion.pt``
 completion  ``pixelrnn``        Supervised  ``restore.SupervisedRestorer``    ``pixelrnn_completion.pt``
@@ -260,7 +260,7 @@ for _method in (
                 {_GRAY: "python -m experiments.supervised_train --preset mrpnet-denoise",
                  _RGB: "python -m experiments.supervised_train --preset mrpnet-denoise-color"},
                 "trained on gray images, sigma 25", gray_on_colour="luma"),
-    Method("denoise", "rse", "RSE-RL", "RL", "rlenhance.denoisers:RSERestorer", MappingProxyType({}),
+    Method("denoise", "rse", "RSE-RL", "RL", "rlenhance.rse:RSERestorer", MappingProxyType({}),
            ("tile", "ensemble"),
            ("per_channel",), MappingProxyType({}),
            MappingProxyType({_GRAY: "python -m experiments.rse_train --set task.gray=true",

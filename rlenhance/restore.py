@@ -14,51 +14,35 @@ restorer                                         what restores the image
 ===============================================  =================================================================
 :class:`rlenhance.Enhancer`                      a low-light RL policy (LE curves; the setting as ``**settings``)
 :class:`SupervisedRestorer`                      a supervised checkpoint (MRPNet, PixelRNN, gated PixelRNN, FFDNet,
-                                                 U-Net)
+                                                 U-Net, a network of one's own)
 :class:`rlenhance.denoisers.NoiseLevelDenoiser`  a noise-map denoiser (FFDNet) given the map of a level
 :class:`rlenhance.denoisers.PolicyDenoiser`      an A3C / SAC filter-bank denoising policy (tiled)
-:class:`rlenhance.denoisers.RSERestorer`         an RSE-RL denoiser (``experiments.rse_train``)
+:class:`rlenhance.rse.RSERestorer`               an RSE-RL denoiser (``experiments.rse_train``)
 :class:`rlenhance.completion.PolicyCompleter`    an RL fill-action completion policy
 :class:`rlenhance.registry.ClassicalRestorer`    a classical method of :mod:`rlenhance.baselines`
 ===============================================  =================================================================
 
-:func:`rlenhance.load_denoiser` picks any denoiser (``mrpnet``, ``ffdnet``, ``a3c``, ``sac``, ``rse``) and
-its default checkpoint for gray or colour images (:mod:`rlenhance.denoisers`).
+:func:`rlenhance.load_denoiser` picks any denoiser and its default checkpoint for gray or colour images;
+:func:`hole_mask` (the hole of an image without a mask file, :mod:`rlenhance.data.occluded`) is importable here.
 
-:func:`hole_mask` (the hole of an occluded image that comes without a mask file) lives with the
-other mask code in :mod:`rlenhance.data.occluded`; it is importable from here too.
-
-One loader and one inference path for every checkpoint written by
-``experiments.supervised_train``: MRPNet, MRPNet + Generator (:class:`~rlenhance.models.mrpnet.CombinedModel`),
-the ConvLSTM :class:`~rlenhance.models.pixelrnn.PixelRNN`, the
-:class:`~rlenhance.models.pixelrnn.GatedPixelRNN` and the completion U-Net
-(:class:`~rlenhance.models.inpaint.CompletionUNet`), for the tasks ``lowlight``, ``denoise`` and
-``completion``. Such a checkpoint holds, next to the weights, a
-:class:`rlenhance.checkpoint.SupervisedSpec`: the ``model`` name (``"mrpnet"``, ``"pixelrnn"``,
-``"gated-pixelrnn"``, ``"unet"``), the ``task``, the ``channels`` the net reads (denoise: 1, gray, or 3 for
-``supervised_train --no-gray``; a blind denoiser's noise levels in ``sigmas``) and the
-``prefill`` of the hole; whether the net reads the mask (gated PixelRNN, U-Net) and whether the output
-keeps the input outside the hole (completion) follow from them. An ``"ffdnet"`` denoiser
-(:class:`~rlenhance.models.ffdnet.FFDNet`, ReLLIE's denoiser module) also reads a per-pixel
-noise-level map (``restore(..., noise_map=...)``); :class:`rlenhance.Enhancer` computes it from
-its curve steps, and :class:`rlenhance.denoisers.NoiseLevelDenoiser` (``load_denoiser("ffdnet")``)
-gives it the constant map of a noise level, given or estimated in each image. Such a checkpoint
-is only accepted by a caller that says it supplies the map (``noise_map=True`` or None), a plain
-one only by a caller that does not (the default).
+One loader and one inference path for every checkpoint written by ``experiments.supervised_train``:
+the package's networks (MRPNet + Generator, FFDNet, the PixelRNNs, the completion U-Net) and a user's,
+named by import path. Its :class:`rlenhance.checkpoint.SupervisedSpec` says the network (``model``), the
+``task``, the ``channels`` and the hole's ``prefill``; the network's class (:data:`rlenhance.models.MODELS`)
+says what it reads besides the image: the hole mask (``reads_mask``: gated PixelRNN, U-Net) or a per-pixel
+noise-level map (``reads_noise_map``: FFDNet, ``restore(..., noise_map=...)``, which
+:class:`rlenhance.Enhancer` computes from its curve steps and
+:class:`rlenhance.denoisers.NoiseLevelDenoiser` makes of a level). A noise-map checkpoint is only accepted
+by a caller that supplies the map (``noise_map=True`` or None), a plain one only by one that does not.
 
 Large images are processed in tiles (:func:`rlenhance.ops.tiling.tiled`) whose margins cover the
-networks' receptive fields (at most 37 pixels for the published layouts, measured; one more with
-the ConvLSTM seed's 5x5 first conv), so memory is bounded and the result matches a whole-image
-pass to float rounding. The completion U-Net reads the whole frame: on images larger than a tile
-it sees each tile and its margin only, so its output there differs from a whole-image pass (a
-window without a hole pixel is not run: a completion model's output there is its input). Images
-are padded by reflection on the bottom / right to a multiple of the network's total stride (tiled
-and untiled passes see the same padded image). Given uint8 / uint16 samples and asked for
-``dtype=np.uint8``, a restorer that tiles keeps both the image and its result in samples: each
-window is converted to float, and each tile's result to levels, on its own (a 50-megapixel photo
-costs its 150 MB of samples twice and one window's work, not 1.2 GB of float copies). A
-super-resolving MRPNet + Generator (the seed's Generator, ``supervised_train --upscale 4``; the
-spec's ``upscale``) returns images that many times larger.
+networks' receptive fields, so memory is bounded and the result matches a whole-image pass to float
+rounding; images are padded by reflection on the bottom / right to a multiple of the network's total
+stride. The completion U-Net reads the whole frame: on images larger than a tile it sees each tile and
+its margin (a window without a hole pixel is not run: its output is its input). uint8 / uint16 samples
+asked for ``dtype=np.uint8`` stay samples: each window is converted to float, each tile's result to
+levels. A super-resolving MRPNet + Generator (the spec's ``upscale``) returns images that many times
+larger.
 
 Example:
     >>> restorer = SupervisedRestorer("runs/supervised_train/checkpoints/best.pt")     # doctest: +SKIP
@@ -93,22 +77,9 @@ from rlenhance.plugins import is_import_path
 from rlenhance.runtime import flush_denormals, select_device
 from rlenhance.tasks import TASKS
 
-__all__ = [
-    "DEFAULT_COMPLETION_CHECKPOINT",
-    "DEFAULT_DENOISE_CHECKPOINT",
-    "ENSEMBLES",
-    "HOLE_THRESHOLD",
-    "MASK_THRESHOLD",
-    "OPPONENT_COLOUR",
-    "OPPONENT_OFFSET",
-    "Restorer",
-    "SupervisedRestorer",
-    "as_hwc_image",
-    "as_mask",
-    "check_ensemble",
-    "default_checkpoint",
-    "hole_mask",
-]
+__all__ = ["DEFAULT_COMPLETION_CHECKPOINT", "DEFAULT_DENOISE_CHECKPOINT", "ENSEMBLES", "HOLE_THRESHOLD",
+           "MASK_THRESHOLD", "OPPONENT_COLOUR", "OPPONENT_OFFSET", "Restorer", "SupervisedRestorer", "as_hwc_image",
+           "as_mask", "check_ensemble", "default_checkpoint", "hole_mask"]
 
 #: The shipped gray MRPNet denoiser (``SupervisedRestorer(task="denoise")`` without a checkpoint).
 DEFAULT_DENOISE_CHECKPOINT = registry.WEIGHTS / registry.find("denoise", "mrpnet").weights[1]

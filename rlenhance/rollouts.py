@@ -7,14 +7,19 @@ completion policies, which users run (``restore``: :class:`rlenhance.denoisers.P
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
 
-from rlenhance.errors import ImageError
+from rlenhance.checkpoint import RolloutPolicySpec
+from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.models.policy import PixelActorCritic
 
 __all__ = ["PolicyRollouts"]
+
+_Restorer = TypeVar("_Restorer", bound="PolicyRollouts")
 
 
 class PolicyRollouts:
@@ -22,6 +27,35 @@ class PolicyRollouts:
     images of one size (:meth:`rollout_batch`) and of many images of any sizes (:meth:`rollout_images`)."""
 
     policy: PixelActorCritic
+
+    @classmethod
+    def from_policy(cls: type[_Restorer], policy: PixelActorCritic, spec: RolloutPolicySpec, *, predictor: Any = None,
+                    tile: int = 512) -> _Restorer:
+        """The restorer of a policy in memory, on its device: a trainer's, evaluated on the path users run
+        (:meth:`rollout_images`), with the run's spec and the predictor its env holds (None: none).
+
+        Raises:
+            CheckpointError: a policy, spec and predictor that do not fit (as for a checkpoint).
+        """
+        self = cls.__new__(cls)
+        self._setup(policy, spec, predictor, tile, Path(f"<the {spec.task} policy in memory>"))
+        return self
+
+    def _setup(self, policy: PixelActorCritic, spec: RolloutPolicySpec, predictor: Any, tile: int,
+               path: Path) -> None:
+        """The policy, its spec's transition, its predictor and the tiling, checked to fit one another."""
+        raise NotImplementedError
+
+    def _adopt(self, policy: PixelActorCritic, spec: RolloutPolicySpec, predictor: Any, tile: int, path: Path) -> None:
+        """Keep ``policy`` (its device the restorer's), ``spec`` and ``path``, checking ``tile`` and that
+        ``predictor`` is given exactly when the policy was trained with one."""
+        if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
+            raise ValueError(f"tile: expected an integer >= 1, got {tile!r}")
+        if (predictor is None) != (spec.predictor is None):
+            raise CheckpointError(f"{path}: a policy trained {'with' if spec.predictor else 'without'} a predictor, "
+                                  f"given {'none' if predictor is None else 'one'}")
+        self.path, self.spec, self.policy = path, spec, policy
+        self.device: torch.device = next(policy.parameters()).device
 
     def rollout_batch(self, *images: Tensor, actions: list[Tensor] | None = None) -> Tensor:
         """The rollout of one batch of images (B, C, H, W) (the restorer's inputs: noisy images, or occluded

@@ -72,7 +72,7 @@ that the ``rlenhance`` command and the app read too, and two kinds of evaluation
   checkpoint's transition, the env's step; checkpoints of ``experiments.denoise_train`` /
   ``experiments.completion_train``);
 * ``rse`` (denoise): the RSE-RL denoiser of ``experiments.rse_train``
-  (:class:`rlenhance.denoisers.RSERestorer`, its checkpoint's rounds);
+  (:class:`rlenhance.rse.RSERestorer`, its checkpoint's rounds);
 * ``mrpnet`` (low light, denoise), ``pixelrnn``, ``gated-pixelrnn``, ``unet`` (completion): supervised
   checkpoints of ``experiments.supervised_train`` through :class:`rlenhance.restore.SupervisedRestorer`;
 * ``ffdnet`` (denoise): a noise-map denoiser of ``experiments.supervised_train --model ffdnet``

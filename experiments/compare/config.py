@@ -65,7 +65,7 @@ class Args:
     rellie: str | None = arg(None, "official ReLLIE weights converted to rellie_model.npz (lowlight)")
     metrics: str | None = arg(None, "comma-separated metrics to score besides the task's: names of "
                                     "rlenhance.metrics.table.METRICS or your own by import path (package.module:NAME, "
-                                    "a rlenhance.metrics.Metric)")
+                                    "a rlenhance.metrics.table.Metric)")
     psnr_on: str = arg("rgb", "full-reference scores (PSNR, SSIM, UQI) on the RGB channels or on Y (BT.601 "
                               "YCbCr, studio swing, as MATLAB's rgb2ycbcr; RGB images only)", choices=PSNR_PLANES)
     gt_mean: bool = arg(False, "scale each output so that its mean gray equals its reference's before the "

@@ -28,7 +28,7 @@ spec (``kind``)              written by                        read by
 (``rollout-policy``)         ``experiments.completion_train``  :class:`rlenhance.completion.PolicyCompleter`
 :class:`SupervisedSpec`      ``experiments.supervised_train``  :class:`rlenhance.restore.SupervisedRestorer`
 (``supervised``)                                               (the policies' predictors too)
-:class:`RSEDenoiserSpec`     ``experiments.rse_train``         :func:`rlenhance.denoisers.load_rse`
+:class:`RSEDenoiserSpec`     ``experiments.rse_train``         :func:`rlenhance.rse.load_rse`
 (``rse-denoiser``)
 ===========================  ================================  ================================================
 

@@ -519,7 +519,7 @@ class SupervisedSpec(CheckpointSpec):
 
 @dataclass(frozen=True)
 class RSEDenoiserSpec(CheckpointSpec):
-    """What :func:`rlenhance.denoisers.load_rse` needs to denoise with an RSE-RL model of
+    """What :func:`rlenhance.rse.load_rse` needs to denoise with an RSE-RL model of
     ``experiments.rse_train`` (its patch VAEs, clean-latent banks and blend policies are the
     weights; their shapes are the ``arch``).
 
@@ -540,7 +540,7 @@ class RSEDenoiserSpec(CheckpointSpec):
     kind: ClassVar[str] = "rse-denoiser"
     title: ClassVar[str] = "RSE-RL denoiser"
     writer: ClassVar[str] = "experiments.rse_train"
-    reader: ClassVar[str] = "rlenhance.denoisers.load_rse"
+    reader: ClassVar[str] = "rlenhance.rse.load_rse"
 
     sigma: float
     channels: int

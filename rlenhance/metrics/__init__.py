@@ -17,8 +17,7 @@ numpy images as the MATLAB code behind published figures computes them; :func:`c
 highlights) and :func:`dark_colour_noise` (colour speckle brightened out of the shadows).
 
 Scores inside a hole (completion): :mod:`rlenhance.metrics.hole`. Every metric with its label and
-direction, the table comparisons read and a user's metric joins: :data:`METRICS`
-(:mod:`rlenhance.metrics.table`, re-exported here on first use, with :class:`Metric`).
+direction, the table comparisons read and a user's metric joins: :mod:`rlenhance.metrics.table`.
 
 Example:
     >>> import torch
@@ -37,11 +36,9 @@ import torch.nn.functional as F
 from rlenhance.errors import ImageError
 from rlenhance.io import BT601_LUMA_WEIGHTS
 
-__all__ = ["METRICS", "Metric", "clipped_fraction", "dark_colour_noise", "gt_mean_align", "loe", "niqe", "psnr",
-           "rgb_to_y", "ssim", "uqi"]
+__all__ = ["clipped_fraction", "dark_colour_noise", "gt_mean_align", "loe", "niqe", "psnr", "rgb_to_y", "ssim", "uqi"]
 
 _NO_REFERENCE = ("clipped_fraction", "dark_colour_noise", "loe", "niqe")
-_TABLE = ("METRICS", "Metric")
 
 
 def __getattr__(name: str) -> object:
@@ -49,10 +46,6 @@ def __getattr__(name: str) -> object:
         from rlenhance.metrics import no_reference  # noqa: PLC0415 - scipy, on first use
 
         return getattr(no_reference, name)
-    if name in _TABLE:
-        from rlenhance.metrics import table  # noqa: PLC0415 - it imports this module
-
-        return getattr(table, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -19,7 +19,7 @@ checkpoint can name, imports them on its first lookup):
 * :mod:`rlenhance.models.vae` -- RSE-RL's patch VAE (latent invariant to flips and quarter turns),
   overlapping patches and their seamless Hann-window blending.
 * :mod:`rlenhance.models.rse` -- RSE-RL's latent clustering, per-pixel blend and recursive rounds
-  (the denoiser of ``experiments.rse_train``; :func:`rlenhance.denoisers.load_rse` loads a trained one).
+  (the denoiser of ``experiments.rse_train``; :func:`rlenhance.rse.load_rse` loads a trained one).
 
 A supervised network (what ``experiments.supervised_train`` trains and
 :class:`rlenhance.restore.SupervisedRestorer` runs; a user's own one named by import path, docs/api.md) is
@@ -30,11 +30,13 @@ spec records, :func:`model_name`), ``train_defaults`` (the trainer's ``lr``, ``b
 ``reads_noise_map`` (``forward(x, noise_map)``, denoising).
 """
 
+from collections.abc import Mapping
 from typing import Any
 
+from rlenhance.errors import CheckpointError
 from rlenhance.plugins import Registry, path_of
 
-__all__ = ["MODELS", "model_name"]
+__all__ = ["MODELS", "ArchMixin", "model_name"]
 
 
 def _check_network(entry: Any) -> None:
@@ -58,3 +60,31 @@ def model_name(network: type) -> str:
     supervised ``network`` class: the class's own ``model_name`` attribute (the package's networks:
     ``"mrpnet"``, ``"ffdnet"``, ...), else its import path (a user's network)."""
     return vars(network).get("model_name") or path_of(network)
+
+
+class ArchMixin:
+    """``arch()`` / ``from_arch()`` for networks that keep their constructor kwargs in
+    ``self._kwargs``: what checkpoints store to rebuild the exact architecture."""
+
+    _kwargs: dict[str, Any]
+
+    def arch(self) -> dict[str, Any]:
+        """The architecture as a JSON-able dict ``{"class": ..., "kwargs": {...}}`` for checkpoints."""
+        return {"class": type(self).__name__, "kwargs": {k: (list(v) if isinstance(v, (list, tuple)) else
+                                                             dict(v) if isinstance(v, dict) else v)
+                                                         for k, v in self._kwargs.items()}}
+
+    @classmethod
+    def from_arch(cls, arch: Mapping[str, Any]):
+        """Rebuild an (untrained) network from :meth:`arch` output.
+
+        Raises:
+            CheckpointError: if the class name or the kwargs do not fit.
+        """
+        if arch.get("class") != cls.__name__:
+            raise CheckpointError(f"arch class is {arch.get('class')!r}; expected {cls.__name__!r}")
+        try:
+            return cls(**dict(arch.get("kwargs", {})))
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(
+                f"arch kwargs {arch.get('kwargs')!r} do not build a {cls.__name__}: {exc}") from exc

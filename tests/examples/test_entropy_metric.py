@@ -12,7 +12,7 @@ import pytest
 
 from examples.entropy_metric import ENTROPY, luma_entropy
 from rlenhance.io import load_image, save_image
-from rlenhance.metrics import METRICS
+from rlenhance.metrics.table import METRICS
 from tests.examples.packages import ROOT, assert_plugs_in_from_outside
 
 

@@ -23,14 +23,7 @@ from rlenhance.checkpoint import (
     save_checkpoint,
 )
 from rlenhance.cli import main
-from rlenhance.denoisers import (
-    NoiseLevelDenoiser,
-    PolicyDenoiser,
-    RSERestorer,
-    default_denoiser,
-    load_denoiser,
-    load_rse,
-)
+from rlenhance.denoisers import NoiseLevelDenoiser, PolicyDenoiser, default_denoiser, load_denoiser
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import is_gray, load_image, save_image
 from rlenhance.models.ffdnet import FFDNet
@@ -38,6 +31,7 @@ from rlenhance.models.mrpnet import MRPNet
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.models.rse import RSEDenoiser
 from rlenhance.restore import Restorer, SupervisedRestorer
+from rlenhance.rse import RSERestorer, load_rse
 from rlenhance.transitions import LowLightTransition
 from tests.rollouts import env_restore
 

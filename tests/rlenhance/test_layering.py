@@ -107,7 +107,7 @@ LAYERS = (
     ("checkpoint", ("rlenhance.checkpoint",)),  # files and typed specs; owns no network
     ("models", ("rlenhance.models",)),  # architectures
     ("inference", ("rlenhance.registry", "rlenhance.enhance", "rlenhance.restore", "rlenhance.predictors",
-                   "rlenhance.rollouts", "rlenhance.denoisers", "rlenhance.completion")),
+                   "rlenhance.rollouts", "rlenhance.denoisers", "rlenhance.rse", "rlenhance.completion")),
     ("entry points", ("rlenhance.cli", "rlenhance.app", "rlenhance.app_support", "rlenhance.app_serve",
                       "rlenhance.__main__", "rlenhance")),
 )
