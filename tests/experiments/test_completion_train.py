@@ -157,8 +157,8 @@ def test_best_is_chosen_on_the_tuning_split_never_on_the_test_pairs_and_reported
     real, calls = completion_train.evaluate, []
     test_names = frozenset({"held_0.png", "held_1.png"})
 
-    def rigged(policy, task, images, args, predictor=None, **kwargs):
-        scores, rows = real(policy, task, images, args, predictor, **kwargs)
+    def rigged(policy, images, args, predictor=None, **kwargs):
+        scores, rows = real(policy, images, args, predictor, **kwargs)
         names = frozenset(im.name for im in images)
         calls.append(names)
         k = calls.count(names)  # the k-th evaluation of these images

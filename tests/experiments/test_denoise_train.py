@@ -130,8 +130,8 @@ def test_best_is_picked_on_the_tuning_split_never_on_the_test_images_and_reporte
     the next, the test PSNR rises."""
     real, calls = denoise_train.evaluate, []
 
-    def rigged(policy, task, images, args, predictor=None, **kwargs):
-        scores, rows = real(policy, task, images, args, predictor, **kwargs)
+    def rigged(policy, images, args, predictor=None, **kwargs):
+        scores, rows = real(policy, images, args, predictor, **kwargs)
         names = frozenset(im.name for level in images.values() for im in level)
         calls.append((names, {k: v.clone() for k, v in policy.state_dict().items()}))
         k = [called for called, _ in calls].count(names)  # the k-th evaluation of these images
