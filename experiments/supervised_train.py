@@ -358,7 +358,8 @@ def resolve(cfg: Config) -> Config:
         sigma = resolve_sigma(data.sigma or DEFAULT_SIGMA[noise])
         data = dataclasses.replace(data, noise=noise, sigma=sigma if isinstance(sigma, tuple) else (sigma,))
     defaults, train, model = network_defaults(cfg.model.name), cfg.train, cfg.model
-    given = {"lr": train.lr, "batch": train.batch, "crop": train.crop or (min(data.resize) if data.resize else None),
+    resized = min(data.resize) if data.resize else None
+    given = {"lr": train.lr, "batch": train.batch, "crop": train.crop if train.crop is not None else resized,
              "width": model.width}
     unset = [key for key in DEFAULT_KEYS if given[key] is None and key not in defaults]
     if unset:

@@ -9,8 +9,10 @@ import sys
 
 import numpy as np
 import pytest
+from torch import nn
 
 from examples.supervised_baseline import TinyDenoiser
+from experiments import supervised_train
 from rlenhance import registry
 from rlenhance.io import load_image, save_image
 from tests.examples.packages import ROOT, assert_plugs_in_from_outside
@@ -18,11 +20,24 @@ from tests.examples.packages import ROOT, assert_plugs_in_from_outside
 NETWORK = "examples.supervised_baseline:TinyDenoiser"
 
 
+class Bare(nn.Module):
+    """A network without train_defaults (tests.examples.test_supervised_baseline:Bare)."""
+
+
 def run(*argv: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run([sys.executable, *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     return proc
+
+
+def test_the_trainer_takes_a_networks_defaults_and_names_what_a_network_without_them_needs():
+    cfg = supervised_train.parse(["--model", NETWORK, "--task", "denoise"])
+    assert (cfg.train.lr, cfg.train.batch, cfg.train.crop, cfg.model.width) == (1e-3, 16, 48, 16)
+    assert supervised_train.parse(["--model", NETWORK, "--task", "denoise", "--width", "8"]).model.width == 8
+    with pytest.raises(ValueError, match=r"has no train_defaults for lr, batch, crop, width; set train.lr, "
+                                         r"train.batch, train.crop, model.width"):
+        supervised_train.parse(["--model", "tests.examples.test_supervised_baseline:Bare", "--task", "denoise"])
 
 
 @pytest.mark.slow
