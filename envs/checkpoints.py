@@ -94,7 +94,7 @@ def lowlight_policy_spec(task: Any, env_kwargs: Mapping[str, Any], *, steps: int
 
 def rollout_env_kwargs(spec: RolloutPolicySpec) -> dict[str, Any]:
     """The keyword arguments of a denoising / completion policy's env (``spec.env_id``), without its
-    ``predictor`` (a callable: :func:`agents.rollout.load_rollout_policy` loads the one the spec names)."""
+    ``predictor`` (a callable: :mod:`rlenhance.predictors` loads the one the spec names)."""
     t = spec.transition
     own = ({"clip": t.clip, **({"level_scales": list(t.level_scales)} if t.level_scales else {})}
            if spec.task == "denoise" else {"smooth_iters": t.smooth_iters})

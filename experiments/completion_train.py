@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -47,7 +47,6 @@ import torch
 
 import envs
 from agents.distributed import Ranks
-from agents.rollout import load_predictor, rollout_images
 from envs.checkpoints import rollout_policy_spec
 from experiments import config
 from experiments.config import Cost, Preset
@@ -76,6 +75,7 @@ from experiments.rl_common import (
 from experiments.runs import usage_lines
 from rlenhance import metrics
 from rlenhance.checkpoint import RolloutPolicySpec
+from rlenhance.completion import PolicyCompleter
 from rlenhance.data import (
     TUNE_FRACTION,
     BuiltinImages,
@@ -84,9 +84,11 @@ from rlenhance.data import (
     occluded_test_set,
 )
 from rlenhance.errors import DatasetError, not_a_file
-from rlenhance.models.pixelrnn import composite, hole_psnr, hole_ssim
+from rlenhance.metrics.hole import hole_psnr, hole_ssim
+from rlenhance.models.pixelrnn import composite
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.ops.fill import diffusion_fill
+from rlenhance.predictors import CompletionPredictor
 
 ENV_ID = "rlenhance/Completion-v0"
 #: Completion-v0's defaults: the task settings' defaults (one source).
@@ -208,7 +210,7 @@ def env_kwargs(cfg: Config) -> dict[str, Any]:
 
 
 def inference_spec(cfg: Config) -> RolloutPolicySpec:
-    """What :func:`agents.rollout.load_rollout_policy` needs to restore images (saved in the checkpoints)."""
+    """What :class:`rlenhance.completion.PolicyCompleter` needs to restore images (saved in the checkpoints)."""
     predictor = cfg.task.predictor
     return rollout_policy_spec("completion", env_kwargs(cfg), block_actions=uses_block_actions(cfg),
                                predictor=str(Path(predictor).resolve()) if predictor else None)
@@ -228,19 +230,18 @@ def _mean_finite(values: list[float]) -> float:
 
 
 @torch.no_grad()
-def evaluate(policy: PixelActorCritic, task: Any, images: Sequence[OccludedImage], cfg: Config,
-             predictor: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+def evaluate(policy: PixelActorCritic, images: Sequence[OccludedImage], cfg: Config,
+             predictor: CompletionPredictor | None = None,
              track: Track = untracked) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
-    """Greedy rollouts on the whole held-out images; scores of the output, of the starting fill
-    (``input_``) and of the predictor (``predictor_``), per image then averaged. Returns the scores
-    and the sample grid's rows (:func:`grid_captions`: occluded | output | original | the actions);
-    ``track`` shows the progress of the rollouts and of the scoring."""
+    """Greedy rollouts on the whole held-out images, on the path users run the policy
+    (:meth:`rlenhance.completion.PolicyCompleter.from_policy`, with the env's ``predictor``); scores of the
+    output, of the starting fill (``input_``) and of the predictor (``predictor_``), per image then
+    averaged. Returns the scores and the sample grid's rows (:func:`grid_captions`: occluded | output |
+    original | the actions); ``track`` shows the progress of the rollouts and of the scoring."""
     start = time.perf_counter()
-    results = rollout_images(policy, task, [{"occluded": im.occluded, "original": im.original, "mask": im.mask}
-                                            for im in images],
-                             batch_size=cfg.run.eval_batch, steps=cfg.task.steps,
-                             block_actions=uses_block_actions(cfg), with_actions=True,
-                             track=lambda batches: track(batches, "rollouts"))
+    completer = PolicyCompleter.from_policy(policy, inference_spec(cfg), predictor=predictor)
+    results = completer.rollout_images([(im.occluded, im.mask) for im in images], batch_size=cfg.run.eval_batch,
+                                       track=lambda batches: track(batches, "rollouts"))
     ms = (time.perf_counter() - start) * _MS_PER_S / len(images)
     outputs = [out for out, _ in results]
     per_image: dict[str, list[float]] = {}
@@ -256,7 +257,7 @@ def evaluate(policy: PixelActorCritic, task: Any, images: Sequence[OccludedImage
     scores["eval/ms_per_image"] = ms
     shown = range(min(cfg.run.samples, len(images)))
     return scores, with_maps([[images[i].occluded, outputs[i], images[i].original] for i in shown],
-                             [results[i][1] for i in shown], actions=task.actions,
+                             [results[i][1] for i in shown], actions=completer.transition.actions,
                              where=[images[i].mask for i in shown])
 
 
@@ -279,7 +280,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
     ranks = Ranks.from_env()
     device = setup(cfg, ranks)
     data = open_data(cfg)
-    predictor = load_predictor(cfg.task.predictor, device=device) if cfg.task.predictor else None
+    # the predictor as the trained policy will run it (the spec's path)
+    predictor = CompletionPredictor.for_policy(inference_spec(cfg), device=device)
     run = open_run(cfg, ranks)
 
     def make_venv():
@@ -296,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     agent = make_agent(cfg, venv, steps=t.steps, resume=run.resuming, ranks=ranks)
 
     def scored(policy: PixelActorCritic, part: Any) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
-        return evaluate(policy, venv.task, part, cfg, predictor, track=run.track)
+        return evaluate(policy, part, cfg, predictor, track=run.track)
 
     out = fit(cfg, run, agent, venv, make_venv=make_venv,
               evaluate=with_test_scores(scored, images[data.split], images.get("test")),

@@ -49,7 +49,6 @@ import torch
 
 import envs
 from agents.distributed import Ranks
-from agents.rollout import rollout_images
 from envs.checkpoints import rollout_policy_spec
 from experiments import config
 from experiments.config import Cost, Preset
@@ -85,7 +84,7 @@ from rlenhance.data import (
     NoisyImage,
     open_dataset,
 )
-from rlenhance.denoisers import DenoisePredictor
+from rlenhance.denoisers import DenoisePredictor, PolicyDenoiser
 from rlenhance.errors import DatasetError, not_a_file
 from rlenhance.models.policy import PixelActorCritic
 
@@ -315,17 +314,18 @@ def env_kwargs(cfg: Config) -> dict[str, Any]:
 
 
 def inference_spec(cfg: Config) -> RolloutPolicySpec:
-    """What :func:`agents.rollout.load_rollout_policy` needs to restore images (saved in the checkpoints)."""
+    """What :class:`rlenhance.denoisers.PolicyDenoiser` needs to restore images (saved in the checkpoints)."""
     predictor = cfg.task.predictor
     return rollout_policy_spec("denoise", env_kwargs(cfg), block_actions=uses_block_actions(cfg),
                                predictor=str(Path(predictor).resolve()) if predictor else None)
 
 
 @torch.no_grad()
-def evaluate(policy: PixelActorCritic, task: Any, images: Mapping[float, Sequence[NoisyImage]],
+def evaluate(policy: PixelActorCritic, images: Mapping[float, Sequence[NoisyImage]],
              cfg: Config, predictor: DenoisePredictor | None = None, track: Track = untracked,
              ) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
-    """Greedy rollouts on the whole noisy images of each noise level (``{sigma: images}``);
+    """Greedy rollouts on the whole noisy images of each noise level (``{sigma: images}``), on the path users
+    run the policy (:meth:`rlenhance.denoisers.PolicyDenoiser.from_policy`, with the env's ``predictor``);
     per-image PSNR / SSIM of the clamped output (and of the noisy input, and of the ``predictor``'s
     output: ``predictor_``), averaged per level (several levels: per-level columns and their
     mean, :func:`experiments.sigmas.level_scores`). Returns the scores and the sample grid's rows
@@ -333,10 +333,9 @@ def evaluate(policy: PixelActorCritic, task: Any, images: Mapping[float, Sequenc
     ``track`` shows the progress of the rollouts and of the scoring."""
     flat = [im for level in images.values() for im in level]
     start = time.perf_counter()
-    results = rollout_images(policy, task, [{"clean": im.clean, "noisy": im.noisy} for im in flat],
-                             batch_size=cfg.run.eval_batch, steps=cfg.task.steps,
-                             block_actions=uses_block_actions(cfg), with_actions=True,
-                             track=lambda batches: track(batches, "rollouts"))
+    denoiser = PolicyDenoiser.from_policy(policy, inference_spec(cfg), predictor=predictor)
+    results = denoiser.rollout_images([(im.noisy,) for im in flat], batch_size=cfg.run.eval_batch,
+                                      track=lambda batches: track(batches, "rollouts"))
     ms = (time.perf_counter() - start) * _MS_PER_S / len(flat)
     outputs, actions = [out for out, _ in results], [taken for _, taken in results]
     by_level, level_rows, done = {}, [], 0
@@ -358,7 +357,7 @@ def evaluate(policy: PixelActorCritic, task: Any, images: Mapping[float, Sequenc
     scores = level_scores(by_level)
     scores["eval/ms_per_image"] = ms
     shown = [row for rows in zip(*level_rows) for row in rows][:cfg.run.samples]
-    return scores, with_maps([row for row, _ in shown], [taken for _, taken in shown], actions=task.actions)
+    return scores, with_maps([row for row, _ in shown], [taken for _, taken in shown], actions=denoiser.action_names)
 
 
 def grid_captions(cfg: Config) -> tuple[str, ...]:
@@ -398,7 +397,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     agent = make_agent(cfg, venv, steps=cfg.task.steps, resume=run.resuming, ranks=ranks)
 
     def scored(policy: PixelActorCritic, levels: Any) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
-        return evaluate(policy, venv.task, levels, cfg, predictor, track=run.track)
+        return evaluate(policy, levels, cfg, predictor, track=run.track)
 
     out = fit(cfg, run, agent, venv, make_venv=make_venv,
               evaluate=with_test_scores(scored, images[data.split], images.get("test")),

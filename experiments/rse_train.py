@@ -36,7 +36,7 @@ Each round ``k`` (1 .. ``--rounds``) runs four phases, then evaluates:
 :class:`rlenhance.denoisers.DenoisePredictor` runs it, given each image's estimated noise level; a
 gray FFDNet serves colour images through the opponent planes) adds its output for each round's
 input as a third candidate and a third action (how far the target moves toward it); the summary
-gets a row for the predictor alone, and the spec records its path (:func:`rlenhance.denoisers.load_rse`
+gets a row for the predictor alone, and the spec records its path (:func:`rlenhance.rse.load_rse`
 finds it again).
 
 Held-out images (``--test``, else the tuning split of ``--data`` or of the embedded photos, held out
@@ -49,7 +49,7 @@ classical baselines are told each image's level. The recursion stops after a rou
 more than ``rse.min_gain`` dB over the previous one (that round is not kept). ``summary.md`` and
 ``rounds.csv`` hold the per-round table with the noisy input and the ``--baselines`` (metrics.csv
 its rows as ``eval/round_*``, with ``eval/round_seconds``, the time the round's scoring took);
-``checkpoints/best.pt`` is the denoiser with the best rounds (:func:`rlenhance.denoisers.load_rse`).
+``checkpoints/best.pt`` is the denoiser with the best rounds (:func:`rlenhance.rse.load_rse`).
 When the tuning split picked them, best.pt is scored once on the validation split after the run
 (printed, and the summary's last row).
 

@@ -3,7 +3,10 @@ settings it resolves, the data and their degradations, the networks, the loss, t
 the sample grid rows.
 
 :class:`Settings` is the resolved, flat view of a run's config that these pieces read (its unset
-sizes filled from :data:`MODEL_DEFAULTS`, checked by :func:`check_settings`).
+sizes filled from the network's ``train_defaults``, :func:`network_defaults`; checked by
+:func:`check_settings`). The networks are the supervised methods' of :mod:`rlenhance.registry`
+(:func:`rlenhance.registry.supervised_models`) or a user's class named by import path
+(:func:`network_class`), built as ``Network(channels, width=W)`` and trained on the MSE.
 """
 
 
@@ -28,9 +31,8 @@ from experiments.sigmas import (
     has_real_noise,
     levels_text,
 )
-from rlenhance import metrics
+from rlenhance import metrics, registry
 from rlenhance.checkpoint import (
-    MASKED_MODELS,
     SPEC_KEY,
     SupervisedSpec,
     check_arch,
@@ -54,6 +56,8 @@ from rlenhance.data import (
 )
 from rlenhance.errors import CheckpointError, DatasetError
 from rlenhance.losses import mse_loss
+from rlenhance.metrics.hole import hole_l1, hole_mse, hole_psnr
+from rlenhance.models import MODELS, model_name
 from rlenhance.models.ffdnet import FFDNet
 from rlenhance.models.inpaint import CompletionUNet
 from rlenhance.models.mrpnet import CombinedModel, MRPNet
@@ -64,16 +68,12 @@ from rlenhance.models.pixelrnn import (
     PixelRNN,
     completion_loss,
     composite,
-    hole_l1,
-    hole_mse,
-    hole_psnr,
     mse_ssim_loss,
 )
 from rlenhance.ops.fill import prefill_hole
+from rlenhance.plugins import is_import_path
 from rlenhance.runtime import check_memory
 
-MODEL_CHOICES = ("mrpnet", "pixelrnn", "gated-pixelrnn", "ffdnet", "unet")
-TASKS = ("lowlight", "denoise", "completion")
 #: Synthetic holes (completion without data): boxes.
 OCCLUSION = "box"
 #: --noise unset: FFDNet's (it reads the map of amplified noise), else the DnCNN / PixelRL protocol.
@@ -99,28 +99,35 @@ HOLE_MSE_FLOOR = 1e-5
 FLIPS = ("both", "horizontal")
 
 
-class Defaults(NamedTuple):
-    """The seeds' training settings of a model (used where an argument is left unset)."""
-
-    lr: float
-    batch: int
-    crop: int
-    width: int
+#: What a network's ``train_defaults`` give (``Settings`` names).
+DEFAULT_KEYS = ("lr", "batch", "crop", "width")
 
 
-MODEL_DEFAULTS: Mapping[str, Defaults] = MappingProxyType({
-    "mrpnet": Defaults(lr=1e-4, batch=16, crop=128, width=64),
-    # The bedroom photos are 224x224 with one 67x67 hole: the completion models take them whole
-    # (the seeds resized them to 256 and 128), so no crop misses the hole.
-    "pixelrnn": Defaults(lr=1e-3, batch=16, crop=224, width=64),
-    "gated-pixelrnn": Defaults(lr=1e-4, batch=4, crop=224, width=48),
-    # FFDNet trained with Adam at 1e-3 on small gray patches (50x50 at batch 128 in the paper).
-    "ffdnet": Defaults(lr=1e-3, batch=16, crop=64, width=64),
-    # Ours (rlenhance.models.inpaint): whole bedroom photos, as the PixelRNNs.
-    "unet": Defaults(lr=1e-3, batch=16, crop=224, width=32),
-})
+def network_class(name: str) -> type[nn.Module]:
+    """The network class of ``model.name``: a class of :data:`rlenhance.models.MODELS` whose ``model_name``
+    it is (for ``mrpnet``, MRPNet; :func:`build_network` picks MRPNet + Generator), or the class an import
+    path names.
+
+    Raises:
+        ValueError: another name (the accepted ones are listed), or a path that names no network class.
+    """
+    if is_import_path(name):
+        try:
+            return MODELS.get(name)
+        except ValueError as exc:
+            raise ValueError(f"model.name: {exc}") from None
+    names = registry.supervised_models()
+    found = [cls for _, cls in MODELS.items() if model_name(cls) == name] if name in names else []
+    if not found:
+        raise ValueError(f"model.name {name!r}: expected one of {', '.join(names)}, or a network class of your own "
+                         "by import path 'package.module:Class' (docs/api.md)")
+    return found[0]
 
 
+def network_defaults(name: str) -> Mapping[str, float]:
+    """The settings (:data:`DEFAULT_KEYS`) that ``model.name``'s class gives where a run leaves them
+    unset: its ``train_defaults`` (the seeds' settings of the package's networks)."""
+    return getattr(network_class(name), "train_defaults", {})
 
 
 @dataclass(frozen=True)
@@ -219,7 +226,7 @@ def _check_sizes(args: Settings) -> None:
     check_memory(args.batch * image_channels(args) * args.crop**2 * 4,
                  f"train.batch {args.batch:,} of {args.crop} px crops: the batch's float32 targets alone",
                  "a smaller train.batch or train.crop")
-    if args.model in MASKED_MODELS and args.task != "completion":
+    if getattr(network_class(args.model), "reads_mask", False) and args.task != "completion":
         raise ValueError(f"model.name {args.model} reads an image and its mask; it trains on data.task completion "
                          f"only (got data.task {args.task})")
     if args.task != "completion" and (args.prefill != "diffusion" or args.shift_holes):
@@ -241,7 +248,7 @@ def _check_sizes(args: Settings) -> None:
     if args.resize and args.crop > min(args.resize):
         raise ValueError(f"train.crop {args.crop} does not fit the images resized to {args.resize[0]}x"
                          f"{args.resize[-1]}; give a crop of at most {min(args.resize)}")
-    if args.variant != "default" and args.model in ("mrpnet", "unet", "ffdnet"):
+    if args.variant != "default" and args.model not in ("pixelrnn", "gated-pixelrnn"):
         raise ValueError(f"model.variant {args.variant}: only pixelrnn and gated-pixelrnn have a seed variant; "
                          f"{args.model} takes model.variant default")
     check_tune_fraction(args.tune_fraction, "data.tune_fraction")
@@ -431,6 +438,8 @@ def init_weights(model: nn.Module, path: str, spec: SupervisedSpec) -> None:
 
 def build_network(args: Settings) -> nn.Module:
     channels = image_channels(args)
+    if is_import_path(args.model):
+        return network_class(args.model)(channels, width=args.width)
     if args.model == "mrpnet":
         return CombinedModel(channels, width=args.width, upscale=args.upscale) if args.generator \
             else MRPNet(channels, width=args.width)
@@ -451,7 +460,7 @@ def predict(model: nn.Module, example: Example, prefill: str) -> Tensor:
     net = getattr(model, "module", model)  # the network inside DistributedDataParallel
     if getattr(net, "reads_mask", False):
         return model(x, example.mask)
-    if isinstance(net, FFDNet):
+    if getattr(net, "reads_noise_map", False):
         return model(x, example.noise_map)
     return model(x)
 

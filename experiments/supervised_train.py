@@ -1,5 +1,5 @@
-"""Train a supervised restorer: MRPNet (+ Generator), the ConvLSTM PixelRNN, the gated PixelRNN, FFDNet or
-the completion U-Net.
+"""Train a supervised restorer: MRPNet (+ Generator), the ConvLSTM PixelRNN, the gated PixelRNN, FFDNet,
+the completion U-Net, or a network of your own named by import path (``--model package.module:Class``).
 
     python -m experiments.supervised_train                                  # MRPNet+Generator, embedded photos
     python -m experiments.supervised_train --preset ffdnet-denoise          # the shipped ffdnet_denoise.pt recipe
@@ -10,8 +10,8 @@ the completion U-Net.
 The settings form one config of four sections (``data``, ``model``, ``train``, ``run``): ``--print-config``
 shows them all, ``--set SECTION.KEY=VALUE`` changes any, ``--config FILE`` reads a TOML / JSON file of
 them or a run folder's config.json, ``--preset NAME`` starts from a shipped model's recipe (each
-preset's docstring says what it reproduces and what it costs). Unset sizes come from the model
-(``MODEL_DEFAULTS``; the resolved values are what config.json records):
+preset's docstring says what it reproduces and what it costs). Unset sizes come from the network class's
+``train_defaults`` (the resolved values are what config.json records):
 
 ==============  ====================================  ==============================================  ====  =====  ====
 model.name      network                               loss                                            lr    batch  crop
@@ -22,6 +22,11 @@ gated-pixelrnn  GatedPixelRNN (RGB + mask)            0.8 L1 in the hole + 0.2 (
 ffdnet          FFDNet (image + noise-level map)      MSE                                             1e-3  16     64
 unet            CompletionUNet (RGB + mask, coarse)   MSE in the hole (``train.hole_loss psnr``: -PSNR)  1e-3  16  224
 ==============  ====================================  ==============================================  ====  =====  ====
+
+A network of your own (``examples/supervised_baseline.py``, docs/api.md) is built as ``Network(channels,
+width=W)`` and trained on the MSE (with the hole mask, completion, when its class ``reads_mask``); its
+checkpoints record its import path, so ``rlenhance denoise|complete --checkpoint`` and ``experiments.compare``
+load it.
 
 Without ``data.data`` the clean images are scikit-image's photos (:class:`rlenhance.data.BuiltinImages`),
 degraded on the fly (:func:`~rlenhance.data.synthetic_low_light`, :func:`~rlenhance.data.add_gaussian_noise`,
@@ -87,8 +92,8 @@ from experiments.runs import Run, run_cli, setup_process, usage_lines
 from experiments.sigmas import noise_levels, resolve_sigma
 from experiments.supervised import (
     BATCH_SEED_BOUND,
+    DEFAULT_KEYS,
     DEFAULT_SIGMA,
-    MODEL_DEFAULTS,
     Settings,
     check_settings,
     compute_loss,
@@ -97,13 +102,16 @@ from experiments.supervised import (
     image_channels,
     init_weights,
     learning_rate,
+    network_defaults,
     open_datasets,
     predict,
     sample_rows,
     validation_sets,
 )
+from rlenhance import registry
 from rlenhance.checkpoint import SupervisedSpec, load_checkpoint
 from rlenhance.data import TUNE_FRACTION
+from rlenhance.tasks import TASKS
 
 PROG = "supervised_train"
 
@@ -112,7 +120,7 @@ PROG = "supervised_train"
 class DataConfig:
     """What to restore and from which images."""
 
-    task: Literal["lowlight", "denoise", "completion"] = "lowlight"
+    task: Literal[TASKS] = "lowlight"
     """what to restore (gated-pixelrnn and unet: completion only; ffdnet: denoise only)"""
     data: str | None = None
     """lowlight: low/ + high/ pairs, a LOL parent or the MRPNet seed's train/ + gt/; denoise: clean images, or real
@@ -146,10 +154,11 @@ class DataConfig:
 class ModelConfig:
     """The network."""
 
-    name: Literal["mrpnet", "pixelrnn", "gated-pixelrnn", "ffdnet", "unet"] = "mrpnet"
-    """the network (see the table in the module docstring)"""
+    name: str = "mrpnet"
+    """the network: mrpnet, pixelrnn, gated-pixelrnn, ffdnet, unet (the table in the module docstring), or a
+    network class of your own by import path, package.module:Class"""
     width: int | None = None
-    """feature planes; None: the model's (MODEL_DEFAULTS)"""
+    """feature planes; None: the network's (its class's train_defaults)"""
     generator: bool = True
     """mrpnet: chain the Generator after MRPNet; false: MRPNet alone"""
     upscale: Literal[1, 2, 4] = 1
@@ -348,11 +357,17 @@ def resolve(cfg: Config) -> Config:
         noise = data.noise or ("amplified" if cfg.model.name == "ffdnet" else "gaussian")
         sigma = resolve_sigma(data.sigma or DEFAULT_SIGMA[noise])
         data = dataclasses.replace(data, noise=noise, sigma=sigma if isinstance(sigma, tuple) else (sigma,))
-    defaults, train = MODEL_DEFAULTS[cfg.model.name], cfg.train
-    train = dataclasses.replace(train, lr=train.lr if train.lr is not None else defaults.lr,
-                                batch=train.batch if train.batch is not None else defaults.batch,
-                                crop=train.crop if train.crop is not None else min(data.resize or (defaults.crop,)))
-    model = dataclasses.replace(cfg.model, width=cfg.model.width if cfg.model.width is not None else defaults.width)
+    defaults, train, model = network_defaults(cfg.model.name), cfg.train, cfg.model
+    resized = min(data.resize) if data.resize else None
+    given = {"lr": train.lr, "batch": train.batch, "crop": train.crop if train.crop is not None else resized,
+             "width": model.width}
+    unset = [key for key in DEFAULT_KEYS if given[key] is None and key not in defaults]
+    if unset:
+        raise ValueError(f"model.name {cfg.model.name}: its class has no train_defaults for {', '.join(unset)}; set "
+                         f"{', '.join('model.width' if key == 'width' else f'train.{key}' for key in unset)}")
+    value = {key: defaults[key] if given[key] is None else given[key] for key in DEFAULT_KEYS}
+    train = dataclasses.replace(train, lr=value["lr"], batch=value["batch"], crop=value["crop"])
+    model = dataclasses.replace(model, width=value["width"])
     cfg = dataclasses.replace(cfg, data=data, model=model, train=train)
     check_run(cfg.run)
     check_settings(settings(cfg))
@@ -491,13 +506,17 @@ class LossCurve(Callback):
 
 
 def use_command(args: Settings, model: Path) -> list[str]:
-    """The ``rlenhance`` arguments that apply the model at ``model`` to an image."""
+    """The ``rlenhance`` arguments that apply the model at ``model`` to an image: the method of its network
+    (``denoise`` and ``complete`` find it in the checkpoint when the network has none of its own; ``enhance``
+    runs every supervised low-light network as ``--model mrpnet``, which loads any)."""
     if args.task == "completion":
         return ["complete", "occluded.png", "-o", "completed/", "--checkpoint", str(model)]
+    registered = args.model in registry.names(args.task)
     if args.task == "denoise":
-        return ["denoise", "noisy.png", "-o", "denoised/", "--model", "ffdnet" if args.model == "ffdnet" else "mrpnet",
+        return ["denoise", "noisy.png", "-o", "denoised/", *(["--model", args.model] if registered else []),
                 "--checkpoint", str(model)]
-    return ["enhance", "photo.jpg", "-o", "enhanced/", "--model", "mrpnet", "--checkpoint", str(model)]
+    return ["enhance", "photo.jpg", "-o", "enhanced/", "--model", args.model if registered else "mrpnet",
+            "--checkpoint", str(model)]
 
 
 def main(argv: Sequence[str] | None = None) -> Path:

@@ -57,6 +57,7 @@ from rlenhance.errors import ImageError
 from rlenhance.io import IMAGE_EXTENSIONS, is_gray, load_image
 from rlenhance.ops import le_curve
 from rlenhance.restore import MASK_THRESHOLD
+from rlenhance.tasks import TASKS
 from rlenhance.trace import ActionTrace, TracedRestorer
 
 __all__ = [
@@ -78,8 +79,6 @@ COMPLETE_SIDE = 512
 RL_FULL_SIZE_PIXELS = 1_000_000
 #: File types the uploaders accept (the decoder reads the content, whatever the name says).
 UPLOAD_TYPES = tuple(ext.lstrip(".") for ext in IMAGE_EXTENSIONS)
-#: The tasks of the Denoise / Complete / Compare tabs, with the work-size rule of each (see module doc).
-TASKS = ("lowlight", "denoise", "completion")
 #: Noise level (0-255) at which the shipped denoisers were trained.
 TRAINED_SIGMA = 25.0
 #: Seed of the synthetic noise and sample darkening (the same picture on every rerun).
@@ -474,7 +473,7 @@ def enhance_view(enhancer: Enhancer, image: np.ndarray, setting: Mapping[str, fl
 #: ``checkpoint``, ``note``, ``ensembles``).
 Method = registry.Method
 #: Every method the app offers (those that ship), per task, in the order the page lists them.
-METHODS: tuple[Method, ...] = tuple(m for m in registry.METHODS if registry.ships(m))
+METHODS: tuple[Method, ...] = tuple(m for m in registry.methods() if registry.ships(m))
 #: The method of the Enhance tab (the one that takes the app's ``--checkpoint``).
 ENHANCE_METHOD = ("lowlight", registry.DEFAULTS["lowlight"])
 

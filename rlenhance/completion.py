@@ -1,5 +1,6 @@
 """An RL completion policy (``experiments.completion_train``) run in the library, no env or agent:
-:class:`PolicyCompleter`, a :class:`rlenhance.restore.Restorer` (``rlenhance complete --model a3c``).
+:class:`PolicyCompleter`, a :class:`rlenhance.restore.Restorer` (``rlenhance complete --model a3c``), and
+the trainer's evaluation of its policy (:meth:`PolicyCompleter.from_policy`: one inference path).
 
 The policy fills the hole by per-pixel actions over ``steps`` greedy steps of its checkpoint's
 transition (:class:`rlenhance.transitions.CompletionTransition`, ``rlenhance/Completion-v0``'s step),
@@ -36,8 +37,9 @@ from rlenhance.io.arrays import as_result, result_dtype, unit_window
 from rlenhance.models.policy import PixelActorCritic, act, acting_radius
 from rlenhance.ops.fill import prefill_patches
 from rlenhance.ops.tiling import on_grid, paste, tiled
-from rlenhance.predictors import check_predictor_ensemble, find_predictor
-from rlenhance.restore import SupervisedRestorer, as_hwc_image, as_mask
+from rlenhance.predictors import CompletionPredictor
+from rlenhance.restore import as_hwc_image, as_mask
+from rlenhance.rollouts import PolicyRollouts
 from rlenhance.runtime import flush_denormals, select_device
 from rlenhance.trace import ActionTrace
 from rlenhance.transitions import CompletionTransition
@@ -50,7 +52,7 @@ _COMPLETION_ENV_ID = "rlenhance/Completion-v0"
 _ACTION_RADIUS = 2
 
 
-class PolicyCompleter:
+class PolicyCompleter(PolicyRollouts):
     """A completion policy of ``experiments.completion_train`` as a :class:`~rlenhance.restore.Restorer`:
     the checkpoint's ``steps`` greedy steps of the fill actions (module table), actions per
     ``downscale`` block when trained with ``block_actions``. A policy trained with a predictor
@@ -74,7 +76,7 @@ class PolicyCompleter:
 
     Attributes:
         policy: the actor, in eval mode; spec: its spec; predictor: the supervised completion model
-        (a :class:`~rlenhance.restore.SupervisedRestorer`) or None; channels: 3 (RGB); tile,
+        (a :class:`~rlenhance.predictors.CompletionPredictor`, the env's) or None; channels: 3 (RGB); tile,
         overlap: the tiling used (None: whole images, a policy with a supervised backbone).
 
     Raises:
@@ -88,32 +90,28 @@ class PolicyCompleter:
     def __init__(self, checkpoint: str | os.PathLike[str], *, device: str | torch.device = "auto", tile: int = 512,
                  ensemble: int = 1):
         flush_denormals()
-        if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
-            raise ValueError(f"tile: expected an integer >= 1, got {tile!r}")
-        self.device = select_device(device)
-        self.path = Path(checkpoint)
-        ckpt = load_checkpoint(self.path, map_location="cpu", spec=RolloutPolicySpec)
+        device = select_device(device)
+        path = Path(checkpoint)
+        ckpt = load_checkpoint(path, map_location="cpu", spec=RolloutPolicySpec)
         spec: RolloutPolicySpec = ckpt["extra"][SPEC_KEY]
         if spec.task != "completion" or spec.env_id != _COMPLETION_ENV_ID:
-            raise CheckpointError(f"checkpoint {self.path}: a {spec.task} policy of {spec.env_id}; a completion "
+            raise CheckpointError(f"checkpoint {path}: a {spec.task} policy of {spec.env_id}; a completion "
                                   f"policy of {_COMPLETION_ENV_ID} is needed (python -m experiments.completion_train)")
-        check_predictor_ensemble(ensemble, spec.predictor, owner="a policy", this=str(self.path),
-                                 trainer="completion_train")
-        self.spec = spec
-        self.policy = build_model(ckpt, {"PixelActorCritic": PixelActorCritic}).to(self.device).eval()
-        self.predictor: SupervisedRestorer | None = None
-        if spec.predictor is not None:
-            found = find_predictor(spec.predictor, self.path)
-            self.predictor = SupervisedRestorer(found, device=self.device, task="completion", ensemble=ensemble)
-            if self.predictor.channels != self.channels:
-                raise CheckpointError(f"predictor {found}: a {self.predictor.channels}-channel model; completion "
-                                      "is RGB")
+        predictor = CompletionPredictor.for_policy(spec, checkpoint=path, device=device, ensemble=ensemble)
+        self._setup(build_model(ckpt, {"PixelActorCritic": PixelActorCritic}).to(device).eval(), spec, predictor, tile,
+                    path)
+
+    def _setup(self, policy: PixelActorCritic, spec: RolloutPolicySpec, predictor: CompletionPredictor | None,
+               tile: int, path: Path) -> None:
+        """The policy, its spec's transition, its predictor and the tiling, checked to fit one another."""
+        self._adopt(policy, spec, predictor, tile, path)
+        self.predictor = predictor
         #: The step the policy runs in (the checkpoint's :class:`~rlenhance.transitions.CompletionTransition`).
         self.transition: CompletionTransition = spec.transition
         n_actions = len(self.transition.actions)
-        if self.policy.n_actions != n_actions or self.policy.cond_dim or self.policy.in_channels != self.channels + 1:
-            raise CheckpointError(f"checkpoint {self.path}: a PixelActorCritic({ckpt['arch']['kwargs']}) is not a "
-                                  f"policy over the {n_actions} fill actions on the image and its mask (4 planes)")
+        if policy.n_actions != n_actions or policy.cond_dim or policy.in_channels != self.channels + 1:
+            raise CheckpointError(f"{path}: a PixelActorCritic({policy.arch()['kwargs']}) is not a policy over the "
+                                  f"{n_actions} fill actions on the image and its mask (4 planes)")
         self.steps: int = self.transition.steps
         self.block_actions: bool = spec.block_actions and self.policy.downscale > 1
         radius = acting_radius(self.policy)
@@ -191,8 +189,7 @@ class PolicyCompleter:
             m = window_hole.to(self.device, torch.float32)
             occluded = image * (1.0 - m)
             start = paste(occluded, patches, rows, cols)
-            prediction = None if self.predictor is None else \
-                self.predictor.restore_tensor(occluded, m).clamp(0.0, 1.0)
+            prediction = None if self.predictor is None else self.predictor(occluded, m).clamp(0.0, 1.0)
             return rollout(occluded, start, m, prediction)
 
         if self.overlap is None:
@@ -202,12 +199,17 @@ class PolicyCompleter:
     @torch.inference_mode()
     def restore_tensor(self, occluded: Tensor, mask: Tensor, *, actions: list[Tensor] | None = None) -> Tensor:
         """The greedy rollout on a batch, whole: ``occluded`` float (B, 3, H, W) in [0, 1], ``mask``
-        (B, 1, H, W) with 1 = missing pixel -> float32 (B, 3, H, W) in [0, 1] on :attr:`device`.
+        (B, 1, H, W) with 1 = missing pixel -> float32 (B, 3, H, W) in [0, 1] on :attr:`device`: what
+        the env's ``reset(options={"occluded", "original", "mask"})`` and ``steps`` greedy steps give.
         ``actions``: a list that gets each step's action ids, int64 (B, 1, H, W)."""
         occluded = occluded.to(self.device, torch.float32)
         mask = (mask.to(self.device, torch.float32) > 0.5).float()
-        prediction = None if self.predictor is None else self.predictor.restore_tensor(occluded, mask).clamp(0.0, 1.0)
+        prediction = None if self.predictor is None else self.predictor(occluded, mask).clamp(0.0, 1.0)
         return self.rollout(occluded, self.transition.start(occluded, mask), mask, prediction, actions=actions)
+
+    def rollout_batch(self, occluded: Tensor, mask: Tensor, *, actions: list[Tensor] | None = None) -> Tensor:
+        """:meth:`restore_tensor` (:meth:`~rlenhance.rollouts.PolicyRollouts.rollout_images` runs it)."""
+        return self.restore_tensor(occluded, mask, actions=actions)
 
     def rollout(self, occluded: Tensor, start: Tensor, mask: Tensor, prediction: Tensor | None = None, *,
                 actions: list[Tensor] | None = None) -> Tensor:

@@ -14,14 +14,14 @@ restorers (no env, no agent): each is a :class:`rlenhance.restore.Restorer`.
             (RolloutPolicySpec, task ``denoise``)                                 ``a3c_denoise_color.pt``
 ``sac``     ``experiments.denoise_train --agent sac``    :class:`PolicyDenoiser`  none;
             (the same)                                                            ``sac_denoise_color.pt``
-``rse``     ``experiments.rse_train`` (RSEDenoiserSpec)  :class:`RSERestorer`     none
+``rse``     ``experiments.rse_train`` (RSEDenoiserSpec)  ``rse.RSERestorer``      none
 ==========  ===========================================  =======================  ===========================
 
 An ``ffdnet`` reads a noise-level map: :class:`NoiseLevelDenoiser` gives it the constant map of
 ``sigma`` when one is given (``load_denoiser("ffdnet", sigma=25)``, ``rlenhance denoise --model
 ffdnet --sigma 25``), else of the level :func:`rlenhance.baselines.estimate_noise_sigma` finds in
-each image (blind). An ``rse`` checkpoint is rebuilt by :func:`load_rse` (the network, in eval mode,
-with its predictor, and its spec), which :class:`RSERestorer` runs. The supervised denoisers the RL
+each image (blind). An ``rse`` checkpoint is rebuilt by :func:`rlenhance.rse.load_rse` (the network, in eval
+mode, with its predictor, and its spec), which :class:`rlenhance.rse.RSERestorer` runs. The supervised denoisers the RL
 models build on (:class:`NoiseLevelDenoiser`, :class:`DenoisePredictor`, :func:`find_predictor`) live
 in :mod:`rlenhance.predictors`.
 
@@ -52,7 +52,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 
@@ -61,14 +60,14 @@ import torch
 from torch import Tensor
 
 from rlenhance import registry
-from rlenhance.checkpoint import SPEC_KEY, RolloutPolicySpec, RSEDenoiserSpec, build_model, load_checkpoint
+from rlenhance.checkpoint import SPEC_KEY, RolloutPolicySpec, build_model, load_checkpoint
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import as_unit_float
 from rlenhance.io.arrays import RESULT_DTYPES, as_result, unit_window
 from rlenhance.models.policy import PixelActorCritic, act, acting_radius
-from rlenhance.models.rse import SOURCES, RSEDenoiser, dominant_source
 from rlenhance.ops.actions import PIXELRL_ACTION_TABLE
 from rlenhance.ops.tiling import on_grid, tiled
+from rlenhance.plugins import is_import_path
 from rlenhance.predictors import (
     DenoisePredictor,
     NoiseLevelDenoiser,
@@ -77,6 +76,7 @@ from rlenhance.predictors import (
     restore_one,
 )
 from rlenhance.restore import Restorer, as_hwc_image, check_ensemble
+from rlenhance.rollouts import PolicyRollouts
 from rlenhance.runtime import flush_denormals, select_device
 from rlenhance.trace import ActionTrace
 from rlenhance.transitions import DenoiseTransition
@@ -87,15 +87,14 @@ __all__ = [
     "DENOISER_MODELS",
     "DenoisePredictor",
     "NoiseLevelDenoiser",
+    "PlanesDenoiser",
     "PolicyDenoiser",
-    "RSERestorer",
     "SUPERVISED_DENOISERS",
     "check_predictor_ensemble",
     "default_denoiser",
     "denoiser_kind",
     "find_predictor",
     "load_denoiser",
-    "load_rse",
 ]
 
 #: The ``model`` names :func:`load_denoiser` accepts (:mod:`rlenhance.registry`'s denoise methods).
@@ -147,8 +146,8 @@ def default_denoiser(model: str, channels: int, *, option: str = "checkpoint=PAT
 
 
 # --- the channel rules shared by the RL denoisers -------------------------------------------------
-class _PlanesDenoiser:
-    """What :class:`PolicyDenoiser` and :class:`RSERestorer` share: the Restorer interface and the
+class PlanesDenoiser:
+    """What :class:`PolicyDenoiser` and :class:`rlenhance.rse.RSERestorer` share: the Restorer interface and the
     channel rules of the module docstring around ``_denoise`` (a (B, channels, H, W) float32 batch
     on :attr:`device` -> the denoised batch, clamped to [0, 1])."""
 
@@ -248,7 +247,7 @@ class _PlanesDenoiser:
 
 
 # --- PixelRL filter-bank policies (A3C, SAC) ------------------------------------------------------
-class PolicyDenoiser(_PlanesDenoiser):
+class PolicyDenoiser(PlanesDenoiser, PolicyRollouts):
     """A PixelRL filter-bank denoising policy (A3C or SAC, ``experiments.denoise_train``) run in the
     library: a :class:`rlenhance.restore.Restorer`, no env or agent needed.
 
@@ -305,65 +304,71 @@ class PolicyDenoiser(_PlanesDenoiser):
         ValueError: bad ``device``, ``tile``, ``agent``, ``level_map`` or ``ensemble``.
     """
 
+    #: the trainer the checkpoint records (``"a3c"``, ``"sac"``), or None (also a policy in memory)
+    agent: str | None = None
+
     def __init__(self, checkpoint: str | os.PathLike[str], *, device: str | torch.device = "auto", tile: int = 512,
                  agent: str | None = None, level_map: bool | None = None, ensemble: int = 1):
         flush_denormals()
-        if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
-            raise ValueError(f"tile: expected an integer >= 1, got {tile!r}")
         if agent not in (None, "a3c", "sac"):
             raise ValueError(f"agent: expected 'a3c', 'sac' or None, got {agent!r}")
         if level_map not in (None, True, False):
             raise ValueError(f"level_map: expected True, False or None, got {level_map!r}")
-        self.device = select_device(device)
-        self.path = Path(checkpoint)
-        ckpt = load_checkpoint(self.path, map_location="cpu", spec=RolloutPolicySpec)
+        device = select_device(device)
+        path = Path(checkpoint)
+        ckpt = load_checkpoint(path, map_location="cpu", spec=RolloutPolicySpec)
         spec: RolloutPolicySpec = ckpt["extra"][SPEC_KEY]
         recorded = ckpt["extra"].get("algorithm")  # experiments.rl_common writes it; older files may lack it
-        self.agent: str | None = recorded if recorded in ("a3c", "sac") else None
+        self.agent = recorded if recorded in ("a3c", "sac") else None
         if spec.task != "denoise" or spec.env_id != _DENOISE_ENV_ID:
-            raise CheckpointError(f"checkpoint {self.path}: a {spec.task} policy of {spec.env_id}; a denoising policy "
+            raise CheckpointError(f"checkpoint {path}: a {spec.task} policy of {spec.env_id}; a denoising policy "
                                   f"of {_DENOISE_ENV_ID} is needed (python -m experiments.denoise_train)")
         if agent is not None and self.agent is not None and self.agent != agent:
-            raise CheckpointError(f"checkpoint {self.path}: a denoising policy trained by {self.agent.upper()} "
+            raise CheckpointError(f"checkpoint {path}: a denoising policy trained by {self.agent.upper()} "
                                   f"(denoise_train --agent {self.agent}); an {agent.upper()} one was asked for")
-        self.spec = spec
-        #: The step the policy runs in (the checkpoint's :class:`~rlenhance.transitions.DenoiseTransition`).
-        self.transition: DenoiseTransition = spec.transition
-        if level_map is not None and self.transition.sets_level != level_map:
+        if level_map is not None and spec.transition.sets_level != level_map:
             kinds = {True: ("a noise-level map policy", "denoise_train --preset noise-map"),
                      False: ("a filter policy", "PixelRL's filters, denoise_train")}
-            (found, trained_by), (asked, _) = kinds[self.transition.sets_level], kinds[level_map]
-            raise CheckpointError(f"checkpoint {self.path}: {found} ({trained_by}); {asked} was asked for")
-        self.policy = build_model(ckpt, {"PixelActorCritic": PixelActorCritic}).to(self.device).eval()
+            (found, trained_by), (asked, _) = kinds[spec.transition.sets_level], kinds[level_map]
+            raise CheckpointError(f"checkpoint {path}: {found} ({trained_by}); {asked} was asked for")
+        predictor = DenoisePredictor.for_policy(spec, checkpoint=path, device=device, ensemble=ensemble)
+        self._setup(build_model(ckpt, {"PixelActorCritic": PixelActorCritic}).to(device).eval(), spec, predictor, tile,
+                    path)
+
+    def _setup(self, policy: PixelActorCritic, spec: RolloutPolicySpec, predictor: DenoisePredictor | None,
+               tile: int, path: Path) -> None:
+        """The policy, its spec's transition, its predictor and the tiling, checked to fit one another."""
+        self._adopt(policy, spec, predictor, tile, path)
+        #: The step the policy runs in (the checkpoint's :class:`~rlenhance.transitions.DenoiseTransition`).
+        self.transition: DenoiseTransition = spec.transition
         self.channels: int = spec.channels
         n_actions = len(self.transition.actions)
         #: whether the policy reads the predictor's output next to the image (denoise_train --observe-prediction)
         self.observe_prediction: bool = bool(spec.env_kwargs.get("observe_prediction", False))
         sets_level = self.transition.sets_level
         planes = self.channels * (2 if self.observe_prediction else 1) + (2 if sets_level else 0)
-        if self.policy.n_actions != n_actions or self.policy.cond_dim or self.policy.in_channels != planes:
+        if policy.n_actions != n_actions or policy.cond_dim or policy.in_channels != planes:
             actions = (f"{n_actions} scales of the predictor's noise-level map" if sets_level else
                        f"PixelRL's {len(PIXELRL_ACTION_TABLE)} filters{' and the predictor' if spec.predictor else ''} "
                        f"({n_actions} actions)")
             seen = (" and the map" if sets_level else " and the prediction" if self.observe_prediction else " alone")
-            raise CheckpointError(f"checkpoint {self.path}: a PixelActorCritic({ckpt['arch']['kwargs']}) with env "
+            raise CheckpointError(f"checkpoint {path}: a PixelActorCritic({policy.arch()['kwargs']}) with env "
                                   f"{dict(spec.env_kwargs)} is not a policy over {actions} on the "
                                   f"{'gray' if self.channels == _GRAY else 'RGB'} image{seen} ({planes} input "
                                   "plane(s))")
         self.steps: int = self.transition.steps
-        self.block_actions: bool = spec.block_actions and self.policy.downscale > 1
+        self.block_actions: bool = spec.block_actions and policy.downscale > 1
         #: the supervised denoiser whose pixel action 9 takes (denoise_train --predictor), or None
-        self.predictor: DenoisePredictor | None = DenoisePredictor.for_policy(spec, checkpoint=self.path,
-                                                                              device=self.device, ensemble=ensemble)
+        self.predictor: DenoisePredictor | None = predictor
         self.clip: bool = self.transition.clip
         self.label = f"{self.agent or 'RL'} denoising policy"
         # the margin: what the steps read (a noise-level map policy's steps filter nothing), and what the
         # predictor reads around a pixel (it runs on each window); windows on the grids of both
-        radius = acting_radius(self.policy)
+        radius = acting_radius(policy)
         if radius is not None:
             radius = self.steps * (radius + (0 if sets_level else _FILTER_RADIUS))
             radius += self.predictor.overlap if self.predictor is not None else 0
-        multiple = math.lcm(self.policy.downscale, self.predictor.stride if self.predictor is not None else 1)
+        multiple = math.lcm(policy.downscale, self.predictor.stride if self.predictor is not None else 1)
         self.tile, self.overlap = on_grid(tile, radius, multiple)
 
     @property
@@ -401,6 +406,12 @@ class PolicyDenoiser(_PlanesDenoiser):
             return window_fn(x)
         return tiled(window_fn, x, tile=self.tile, overlap=self.overlap)
 
+    def rollout_batch(self, noisy: Tensor, *, actions: list[Tensor] | None = None) -> Tensor:
+        """:meth:`rollout` of noisy images (B, channels, H, W), whole: what the env's
+        ``reset(options={"clean", "noisy"})`` and ``steps`` greedy steps give (clamped to [0, 1]; a noise-level
+        map policy's: its predictor's output)."""
+        return self.rollout(noisy.to(self.device), actions=actions)
+
     def rollout(self, x: Tensor, prediction: Tensor | None = None, *, level: Tensor | None = None,
                 actions: list[Tensor] | None = None) -> Tensor:
         """The greedy rollout of one batch (B, channels, H, W) on :attr:`device` (module docstring),
@@ -436,145 +447,12 @@ class PolicyDenoiser(_PlanesDenoiser):
         runs once on the last map (the policy sees the noisy image and the map, never the output)."""
         level = self.predictor.levels(noisy) if level is None else level
         level = level.expand(-1, 1, *noisy.shape[-2:]).clamp(0.0, self.transition.max_level)
+        hidden = None
         for _ in range(self.steps):
-            chosen, _ = self._act({"image": noisy, "level": self.transition.level_observation(noisy, level)}, None,
-                                  actions)
+            chosen, hidden = self._act({"image": noisy, "level": self.transition.level_observation(noisy, level)},
+                                       hidden, actions)
             level = self.transition.next_level(level, chosen)
         return self.predictor.with_level(noisy, level)
-
-
-# --- RSE-RL ------------------------------------------------------------------------------------------
-def load_rse(path: str | os.PathLike, *, device: str | torch.device = "cpu",
-             ensemble: int = 1) -> tuple[RSEDenoiser, RSEDenoiserSpec]:
-    """The trained denoiser of an ``experiments.rse_train`` checkpoint, in eval mode, and its spec.
-
-    Denoise with ``model(noisy, rounds=spec.rounds).clamp(0, 1)`` on float (B, C, H, W) images
-    (C = ``spec.channels``) with noise of a level in ``spec.sigmas`` (0-255 scale; several:
-    a blind denoiser, trained on each and told none; ``spec.sigma`` is the largest). A model
-    trained with a predictor (``rse_train --predictor``) gets it back, found as a policy's is
-    (:func:`find_predictor`: the recorded path, else that name beside ``path``, else in
-    ``rlenhance/weights/``) and run as :class:`DenoisePredictor` runs it, given each image's
-    estimated noise level (every round's input is denoised by it), with the geometric
-    self-``ensemble`` given (1: none; 2, 4 or 8: :func:`load_denoiser`).
-
-    Raises:
-        CheckpointError: the file is not a valid RSE-RL checkpoint (wrong kind, broken or
-            non-finite weights, an architecture that does not build, more rounds than it holds, a
-            predictor in the spec and not in the architecture or the other way round), or its
-            predictor is found nowhere or is not a denoiser of its planes.
-        ValueError: an ``ensemble`` other than 1 for a model without a predictor, or a bad one.
-    """
-    check_ensemble(ensemble)
-    checkpoint = load_checkpoint(path, spec=RSEDenoiserSpec)
-    model = build_model(checkpoint, {"RSEDenoiser": RSEDenoiser})
-    spec = checkpoint["extra"]["spec"]
-    if spec.rounds > model.max_rounds or spec.channels != model.channels:
-        raise CheckpointError(f"checkpoint {path}: its spec asks for {spec.rounds} round(s) of {spec.channels} "
-                              f"channel(s); the model holds {model.max_rounds} of {model.channels}")
-    if (spec.predictor is not None) != model.predicted:
-        raise CheckpointError(f"checkpoint {path}: its spec's predictor is {spec.predictor!r} and its rounds were "
-                              f"built {'with' if model.predicted else 'without'} a predictor's candidate")
-    check_predictor_ensemble(ensemble, spec.predictor, owner="an RSE-RL model", this=str(path), trainer="rse_train")
-    model = model.to(device).eval()
-    if spec.predictor is not None:
-        model.attach_predictor(DenoisePredictor(find_predictor(spec.predictor, path), channels=spec.channels,
-                                                device=device, ensemble=ensemble))
-    return model, spec
-
-
-class RSERestorer(_PlanesDenoiser):
-    """An RSE-RL denoiser of ``experiments.rse_train`` (:func:`load_rse`) as a
-    :class:`rlenhance.restore.Restorer`: its spec's ``rounds`` rounds, clamped to [0, 1].
-
-    Large images run in tiles (:func:`~rlenhance.ops.tiling.tiled`), round by round: a pixel of a
-    round's output reads its patches (``patch`` px), the predictor's margin
-    (:attr:`DenoisePredictor.overlap`) and the policy's :func:`~rlenhance.models.policy.acting_radius`
-    around it, per step; the windows start on the patch grid (multiples of the patch ``stride``, of
-    the policy's blocks and of the predictor's stride), so a window's patches are the whole image's
-    and its core equals a whole-image round up to float rounding (the neighbour search's distances
-    can then, on a near-tie, pick another clean latent). A predictor that reads a noise level is given
-    the level of each round's whole input. A model of more than one round keeps its intermediate
-    images whole, as float32.
-
-    Args:
-        checkpoint: a checkpoint of ``experiments.rse_train``.
-        device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
-        tile: side of the tiles' core in pixels (rounded up to a multiple of the windows' grid).
-        ensemble: the self-ensemble of its predictor (``rse_train --predictor``; 1: none; a model
-            without a predictor takes 1 only). The rounds themselves run once.
-
-    Attributes:
-        model: the :class:`~rlenhance.models.rse.RSEDenoiser`, in eval mode; spec: its spec;
-        channels: its planes (1 gray, 3 RGB); tile, overlap: the tiling used.
-
-    Raises:
-        CheckpointError: not a valid RSE-RL checkpoint (the message says what the file is).
-        ValueError: an ``ensemble`` other than 1 for a model without a predictor, or a bad one, or a bad
-            ``tile``.
-    """
-
-    def __init__(self, checkpoint: str | os.PathLike[str], *, device: str | torch.device = "auto", tile: int = 512,
-                 ensemble: int = 1):
-        flush_denormals()
-        if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
-            raise ValueError(f"tile: expected an integer >= 1, got {tile!r}")
-        self.device = select_device(device)
-        self.path = Path(checkpoint)
-        self.model, self.spec = load_rse(self.path, device=self.device, ensemble=ensemble)
-        self.channels: int = self.spec.channels
-        self.label = "RSE-RL denoiser"
-        #: the predictor every round reads (rse_train --predictor), or None
-        self.predictor: DenoisePredictor | None = getattr(self.model.rounds[0], "predictor", None)
-        stage = self.model.rounds[0]
-        reach = max(stage.patch, self.predictor.overlap if self.predictor is not None else 0)
-        radius = acting_radius(stage.policy)
-        multiple = math.lcm(stage.stride, stage.policy.downscale,
-                            self.predictor.stride if self.predictor is not None else 1)
-        self.tile, self.overlap = on_grid(tile, None if radius is None else self.model.steps * (reach + radius),
-                                          multiple)
-
-    @property
-    def action_names(self) -> tuple[str, ...]:
-        """The sources a pixel can take most of (:data:`rlenhance.models.rse.SOURCES`; ``predict`` with a
-        predictor)."""
-        return SOURCES if self.model.predicted else SOURCES[:-1]
-
-    def _denoise(self, x: Tensor, dtype: torch.dtype) -> Tensor:
-        return self._rounds(x, dtype)[0]
-
-    def _denoise_traced(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        out, maps = self._rounds(x, torch.float32, traced=True)
-        return out, maps
-
-    def _rounds(self, x: Tensor, dtype: torch.dtype, traced: bool = False) -> tuple[Tensor, Tensor | None]:
-        """The spec's rounds on ``x`` (float32 or samples), each tiled (class docstring); the last one's
-        output clamped, as ``dtype``; with ``traced``, also the dominant source of every pixel at every
-        step of every round, int64 (B, steps * rounds, H, W)."""
-        images, maps = x, []
-        rounds = self.model.rounds[:self.spec.rounds]
-        for index, stage in enumerate(rounds):
-            last = index == len(rounds) - 1
-
-            def window_fn(window: Tensor, stage=stage, last=last) -> Tensor:
-                actions: list[Tensor] | None = [] if traced else None
-                out = stage(unit_window(window), self.model.steps, actions)
-                out = as_result(out.clamp(0.0, 1.0), dtype) if last else out
-                return torch.cat([out, *(dominant_source(a).to(out.dtype) for a in actions)], dim=1) if traced \
-                    else out
-
-            if self.predictor is not None and self.predictor.reads_level:  # each window's prediction at the
-                # level of the whole round's input (found a block at a time)
-                self.model.attach_predictor(partial(self.predictor, level=self.predictor.levels(images)))
-            try:
-                both = window_fn(images) if self.overlap is None else \
-                    tiled(window_fn, images, tile=self.tile, overlap=self.overlap)
-            finally:
-                if self.predictor is not None:
-                    self.model.attach_predictor(self.predictor)
-            images = both[:, :self.channels]
-            if traced:
-                maps.append(both[:, self.channels:].round().long())
-        return images, torch.cat(maps, dim=1) if traced else None
 
 
 # --- one entry point ---------------------------------------------------------------------------------
@@ -587,7 +465,8 @@ def load_denoiser(model: str = DEFAULT_DENOISER, checkpoint: str | os.PathLike[s
     Args:
         model: ``"mrpnet"`` (supervised), ``"ffdnet"`` (supervised, reads a noise-level map:
             :class:`NoiseLevelDenoiser`), ``"a3c"``, ``"sac"`` (PixelRL filter-bank policies) or
-            ``"rse"`` (RSE-RL).
+            ``"rse"`` (RSE-RL); or a supervised network of a user's by import path
+            (:func:`rlenhance.registry.network_method`; its ``checkpoint`` is required).
         checkpoint: the file; None: the default of ``model`` for ``channels`` (:func:`default_denoiser`).
         channels: the planes of the images to denoise, 1 (gray) or 3 (RGB): picks the default
             checkpoint (use 1 to run the gray model on colour images with ``per_channel=True``);
@@ -610,8 +489,8 @@ def load_denoiser(model: str = DEFAULT_DENOISER, checkpoint: str | os.PathLike[s
             missing or broken, or it is not a checkpoint of ``model`` (what it is, and which
             ``model`` loads it when it is another denoiser, is said).
     """
-    if model not in DENOISER_MODELS:
-        raise ValueError(f"model: expected one of {DENOISER_MODELS}, got {model!r}")
+    if model not in DENOISER_MODELS and not is_import_path(model):
+        raise ValueError(f"model: expected one of {DENOISER_MODELS} or an import path, got {model!r}")
     if sigma is not None and model != "ffdnet":
         raise ValueError(f"sigma: the noise level of a noise-map denoiser's map (model 'ffdnet'); model {model!r} "
                          f"reads none (got sigma={sigma!r})")

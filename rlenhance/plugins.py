@@ -24,7 +24,7 @@ Example:
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
 __all__ = ["Registry", "import_path", "is_import_path", "path_of"]
@@ -70,12 +70,16 @@ class Registry(Generic[T]):
         kind: what its entries are, for messages ("action family", "metric").
         check: called on every entry added or imported; raises ValueError (or TypeError) with what is
             wrong with it. None: anything is accepted.
+        modules: the modules whose import registers the package's own entries (their decorators), imported
+            on the first lookup (:meth:`get`, :meth:`names`, :meth:`items`, ``in``, ``len``), so that
+            creating or importing the table imports none of them.
     """
 
-    def __init__(self, kind: str, check: Callable[[Any], None] | None = None):
+    def __init__(self, kind: str, check: Callable[[Any], None] | None = None, *, modules: Sequence[str] = ()):
         self.kind = kind
         self._check = check
         self._entries: dict[str, T] = {}
+        self._modules = tuple(modules)
 
     def add(self, name: str, entry: T) -> T:
         """Add ``entry`` under ``name`` and return it.
@@ -110,24 +114,31 @@ class Registry(Generic[T]):
             entry = import_path(key, self.kind)
             self._validate(key, entry)
             return entry
-        if key not in self._entries:
+        if key not in self:
             raise ValueError(f"unknown {self.kind} {key!r}; registered: {', '.join(self._entries) or 'none'}, or "
                              "an import path 'package.module:Name'")
         return self._entries[key]
 
     def names(self) -> tuple[str, ...]:
         """The registered names, in the order added."""
-        return tuple(self._entries)
+        return tuple(self._loaded())
 
     def items(self) -> Iterator[tuple[str, T]]:
         """``(name, entry)`` pairs, in the order added."""
-        return iter(list(self._entries.items()))
+        return iter(list(self._loaded().items()))
 
     def __contains__(self, key: object) -> bool:
-        return key in self._entries
+        return key in self._loaded()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._loaded())
+
+    def _loaded(self) -> dict[str, T]:
+        """The entries, once the ``modules`` that register the package's own are imported."""
+        while self._modules:
+            module, self._modules = self._modules[0], self._modules[1:]
+            importlib.import_module(module)
+        return self._entries
 
     def _validate(self, name: str, entry: Any) -> None:
         if self._check is None:

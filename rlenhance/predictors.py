@@ -1,7 +1,9 @@
-"""The supervised denoisers the RL denoisers build on: :class:`NoiseLevelDenoiser` (a noise-map
-denoiser, FFDNet, given the map of a level, known or estimated per image: ``load_denoiser("ffdnet")``)
-and :class:`DenoisePredictor` (a supervised denoiser as the predictor of a denoising policy or an
-RSE-RL model), with :func:`find_predictor`, which finds the predictor file a model's spec records.
+"""The supervised models the RL policies build on: :class:`NoiseLevelDenoiser` (a noise-map
+denoiser, FFDNet, given the map of a level, known or estimated per image: ``load_denoiser("ffdnet")``),
+:class:`DenoisePredictor` (a supervised denoiser as the predictor of a denoising policy or an RSE-RL
+model) and :class:`CompletionPredictor` (a supervised completion model as a completion policy's), with
+:func:`find_predictor`, which finds the predictor file a model's spec records. The env of a policy and
+the policy's restorer run the same predictor object.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io.arrays import result_dtype
 from rlenhance.restore import SupervisedRestorer, as_hwc_image
 
-__all__ = ["DenoisePredictor", "NoiseLevelDenoiser", "check_predictor_ensemble", "find_predictor"]
+__all__ = ["CompletionPredictor", "DenoisePredictor", "NoiseLevelDenoiser", "check_predictor_ensemble",
+           "find_predictor"]
 
 _GRAY, _RGB = 1, 3
 
@@ -69,6 +72,69 @@ def check_predictor_ensemble(ensemble: int, predictor: str | None, *, owner: str
                          f"({trainer} without --predictor); use ensemble=1")
 
 
+class CompletionPredictor:
+    """A supervised completion model of ``experiments.supervised_train --task completion`` as a completion
+    policy's predictor (``experiments.completion_train --predictor``; the ``predictor`` of
+    ``rlenhance/Completion-v0``, whose "predict" action takes its pixel): ``predictor(occluded, mask) ->
+    prediction``, float (B, 3, H, W), the model's output in the hole and ``occluded`` elsewhere, computed
+    as :class:`~rlenhance.restore.SupervisedRestorer` computes it (the hole pre-filled as the model was
+    trained, the image tiled, the self-ensemble averaged).
+
+    Args:
+        checkpoint: a supervised completion model (RGB).
+        device: where it runs: "auto", "cpu", "cuda" or "cuda:N".
+        ensemble: its geometric self-ensemble (1: none; 2, 4 or 8).
+
+    Attributes:
+        restorer: the :class:`~rlenhance.restore.SupervisedRestorer`; path: as given.
+
+    Raises:
+        CheckpointError: not a supervised completion checkpoint, or not an RGB one.
+        ValueError: a bad ``device`` or ``ensemble``.
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike[str], *, device: str | torch.device = "auto", ensemble: int = 1):
+        self.path = Path(checkpoint)
+        self.restorer = SupervisedRestorer(self.path, device=device, task="completion", ensemble=ensemble)
+        if self.restorer.channels != _RGB:
+            raise CheckpointError(f"predictor {self.path}: a {self.restorer.channels}-channel model; completion is RGB")
+
+    @classmethod
+    def for_policy(cls, spec: RolloutPolicySpec, *, checkpoint: str | os.PathLike[str] | None = None,
+                   device: str | torch.device = "auto", ensemble: int = 1) -> CompletionPredictor | None:
+        """The predictor a completion policy was trained with (its spec's ``predictor``, found by
+        :func:`find_predictor` from the policy's ``checkpoint`` path; None without one), with the
+        self-``ensemble`` given.
+
+        Raises:
+            CheckpointError: the file is found nowhere, or is not an RGB completion model.
+            ValueError: an ``ensemble`` other than 1 for a policy without a predictor, or a bad one.
+        """
+        check_predictor_ensemble(ensemble, spec.predictor, owner="a policy", this="this policy",
+                                 trainer="completion_train")
+        if spec.predictor is None:
+            return None
+        return cls(find_predictor(spec.predictor, checkpoint), device=device, ensemble=ensemble)
+
+    @property
+    def model(self) -> nn.Module:
+        """The predictor's network."""
+        return self.restorer.model
+
+    @property
+    def overlap(self) -> int:
+        """How far (pixels) the prediction of a pixel reads around it, at most (the network's tile margin)."""
+        return self.restorer.overlap
+
+    @property
+    def stride(self) -> int:
+        """The network's total stride: windows cut at multiples of it see the whole image's sampling grid."""
+        return self.restorer.stride
+
+    def __call__(self, occluded: Tensor, mask: Tensor) -> Tensor:
+        return self.restorer.restore_tensor(occluded, mask)
+
+
 class DenoisePredictor:
     """A supervised denoiser of ``experiments.supervised_train --task denoise`` as a denoising
     policy's predictor (``experiments.denoise_train --predictor``; the ``predictor`` of
@@ -105,13 +171,13 @@ class DenoisePredictor:
             raise ValueError(f"channels: expected 1 (gray) or 3 (RGB), got {channels!r}")
         self.path = Path(checkpoint)
         spec = (load_checkpoint(self.path)["extra"] or {}).get(SPEC_KEY)
-        if not (isinstance(spec, SupervisedSpec) and spec.task == "denoise"):
+        model = registry.kind_of("denoise", self.path) if isinstance(spec, SupervisedSpec) else None
+        if model is None:
             what = (f"a {spec.model} trained for task {spec.task!r}" if isinstance(spec, SupervisedSpec) else
                     f"a {spec.title} checkpoint" if spec is not None else "a checkpoint without a spec")
             raise CheckpointError(f"predictor {self.path}: {what}; the predictor of a denoising policy or of an "
                                   "RSE-RL model is a supervised denoiser (python -m experiments.supervised_train "
                                   "--task denoise, --model mrpnet or ffdnet)")
-        model = _supervised_model(spec)
         self.restorer = registry.load("denoise", model, self.path, device=device, ensemble=ensemble,
                                       **({"sigma": sigma} if model == "ffdnet" else {}))
         if self.restorer.channels != channels and not (model == "ffdnet" and channels == _RGB):
@@ -323,8 +389,3 @@ def restore_one(denoiser, image: np.ndarray, mask: np.ndarray | None, per_channe
     x = torch.from_numpy(hwc).permute(2, 0, 1)[None]  # a view: the tiles read the image in place
     out = denoiser.restore_tensor(x, per_channel=per_channel, dtype=out_dtype)
     return np.ascontiguousarray(out[0].permute(1, 2, 0).cpu().numpy())
-
-
-def _supervised_model(spec: SupervisedSpec) -> str:
-    """The :data:`SUPERVISED_DENOISERS` name that loads a supervised denoiser of ``spec``."""
-    return "ffdnet" if spec.needs_noise_map else "mrpnet"

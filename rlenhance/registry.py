@@ -10,7 +10,7 @@ lowlight    ``mrpnet``          Supervised  ``restore.SupervisedRestorer``    ``
 denoise     ``ffdnet``          Supervised  ``denoisers.NoiseLevelDenoiser``  ``ffdnet_denoise[_color].pt``
 denoise     ``mrpnet``          Supervised  ``restore.SupervisedRestorer``    ``mrpnet_denoise[_color].pt``
 denoise     ``a3c``, ``sac``    RL          ``denoisers.PolicyDenoiser``      none; ``<name>_denoise_color.pt``
-denoise     ``rse``             RL          ``denoisers.RSERestorer``         none
+denoise     ``rse``             RL          ``rse.RSERestorer``               none
 completion  ``unet``            Supervised  ``restore.SupervisedRestorer``    ``unet_completion.pt``
 completion  ``gated-pixelrnn``  Supervised  ``restore.SupervisedRestorer``    ``gated_pixelrnn_completion.pt``
 completion  ``pixelrnn``        Supervised  ``restore.SupervisedRestorer``    ``pixelrnn_completion.pt``
@@ -38,7 +38,6 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -50,12 +49,12 @@ import numpy as np
 
 from rlenhance import baselines
 from rlenhance.errors import CheckpointError, ImageError
+from rlenhance.plugins import Registry, import_path, is_import_path
+from rlenhance.tasks import TASKS
 
 __all__ = ["ENSEMBLES", "FAMILIES", "METHODS", "TASKS", "WEIGHTS", "ClassicalRestorer", "Method", "default_weights",
-           "find", "kind_of", "load", "methods", "missing", "ships"]
+           "find", "kind_of", "load", "methods", "missing", "register_method", "ships", "supervised_models"]
 
-#: The tasks, in the order the app's tabs and the docs list them.
-TASKS = ("lowlight", "denoise", "completion")
 #: The families of methods.
 FAMILIES = ("RL", "Supervised", "Classical")
 #: The folder of the shipped weights.
@@ -99,6 +98,9 @@ class Method:
         note: one line on what the shipped model was trained for.
         unshipped: why no checkpoint ships for the planes of ``train`` that ``weights`` lacks (its recipe's
             policy added nothing over its predictor); "": every default ships.
+        loads: the kind of checkpoint its loader reads (its spec's ``kind``: ``"lowlight-policy"``,
+            ``"supervised"``, ``"rollout-policy"``, ``"rse-denoiser"``); "" for a classical method.
+            :func:`kind_of` finds a checkpoint's method by it.
     """
 
     task: str
@@ -114,6 +116,7 @@ class Method:
     gray_on_colour: str = ""
     note: str = ""
     unshipped: str = ""
+    loads: str = ""
 
     def __reduce__(self) -> tuple[Callable[[str, str], Method], tuple[str, str]]:
         """Pickled (and copied) as its key: the registry's own entry comes back."""
@@ -147,7 +150,7 @@ def _supervised(task: str, name: str, label: str, weights: Mapping[int, str], tr
                 **extra: Any) -> Method:
     return Method(task, name, label, "Supervised", "rlenhance.restore:SupervisedRestorer", MappingProxyType(weights),
                   ("tile", "ensemble"), _RESTORE_SETTINGS[task], MappingProxyType({"task": task}),
-                  MappingProxyType(train), note=note, **extra)
+                  MappingProxyType(train), note=note, loads="supervised", **extra)
 
 
 def _denoise_weights(name: str) -> Mapping[int, str]:
@@ -194,14 +197,36 @@ def _classical(task: str) -> tuple[Method, ...]:
                  for key in _BASELINES[task])
 
 
-#: Every method, per task, in the order the app lists them (the first learned one of a task is not
-#: necessarily its default: :data:`DEFAULTS`).
-METHODS: tuple[Method, ...] = (
+def _check_method(method: Any) -> None:
+    if not isinstance(method, Method):
+        raise TypeError(f"expected a rlenhance.registry.Method, got {type(method).__name__}")
+    if method.task not in TASKS or method.family not in FAMILIES:
+        raise ValueError(f"task {method.task!r} and family {method.family!r} (accepted: {TASKS}; {FAMILIES})")
+    if (method.family == "Classical") != (not method.loader) or (method.loader and not is_import_path(method.loader)):
+        raise ValueError(f"loader {method.loader!r} (accepted: 'module:callable', '' for a classical method)")
+
+
+#: Every method of every task, keyed ``"task/name"``, in the order the app lists them (the first learned
+#: one of a task is not necessarily its default: :data:`DEFAULTS`); :func:`register_method` adds one.
+METHODS: Registry[Method] = Registry("method", check=_check_method)
+
+
+def register_method(method: Method) -> Method:
+    """Add ``method`` to :data:`METHODS` (the command line, the app, compare and :func:`load` then offer
+    it) and return it.
+
+    Raises:
+        ValueError: its ``(task, name)`` is taken, or it is not a valid entry (task, family, loader).
+    """
+    return METHODS.add(f"{method.task}/{method.name}", method)
+
+
+for _method in (
     Method("lowlight", "rl", "RL curve policy (A3C)", "RL", "rlenhance.enhance:Enhancer",
            MappingProxyType({_RGB: "lowlight_a3c.pt"}),
            ("steps", "max_side", "denoiser", "noise_sigma", "max_overshoot", "denoise"), _LOWLIGHT_SETTING,
            train=MappingProxyType({_RGB: "python -m experiments.lol_train"}),
-           note="the low-light policy of the Enhance tab"),
+           note="the low-light policy of the Enhance tab", loads="lowlight-policy"),
     _supervised("lowlight", "mrpnet", "MRPNet + Generator", {_RGB: "mrpnet_lowlight.pt"},
                 {_RGB: "python -m experiments.supervised_train --preset mrpnet-lowlight"},
                 "trained on SICE pairs"),
@@ -212,43 +237,43 @@ METHODS: tuple[Method, ...] = (
            MappingProxyType({_GRAY: _POLICY_TRAIN.format(agent=""),
                              _RGB: "python -m experiments.denoise_train --no-gray"}),
            "refuse", "PixelRL's 9 filters per pixel, one choice for R, G and B, 5 steps; trained on colour images, "
-           "sigma 25", _PASSENGER.format("FFDNet")),
+           "sigma 25", _PASSENGER.format("FFDNet"), "rollout-policy"),
     Method("denoise", "sac", "PixelRL (SAC)", "RL", "rlenhance.denoisers:PolicyDenoiser",
            MappingProxyType({_RGB: "sac_denoise_color.pt"}), ("tile", "ensemble"), ("per_channel",),
            MappingProxyType({"agent": "sac", "level_map": False}),
            MappingProxyType({_GRAY: _POLICY_TRAIN.format(agent=" --agent sac"),
                              _RGB: "python -m experiments.denoise_train --agent sac --no-gray"}),
            "refuse", "PixelRL's 9 filters per pixel, one choice for R, G and B, 5 steps; trained on colour images, "
-           "sigma 25", _PASSENGER.format("FFDNet")),
+           "sigma 25", _PASSENGER.format("FFDNet"), "rollout-policy"),
     Method("denoise", "ffdnet", "FFDNet (blind)", "Supervised", "rlenhance.denoisers:NoiseLevelDenoiser",
            _denoise_weights("ffdnet"), ("tile", "ensemble", "sigma"), ("per_channel",), MappingProxyType({}),
            MappingProxyType({_GRAY: _FFDNET_TRAIN, _RGB: _FFDNET_TRAIN + " --set data.gray=false"}), "opponent",
-           "reads the noise level it estimates in each image; trained on gray images, sigma 0-75"),
+           "reads the noise level it estimates in each image; trained on gray images, sigma 0-75", loads="supervised"),
     Method("denoise", "noise-map", "FFDNet's noise-level map by RL (A3C)", "RL", "rlenhance.denoisers:PolicyDenoiser",
            _denoise_weights("noise_map"), ("tile", "ensemble"), ("per_channel",),
            MappingProxyType({"agent": "a3c", "level_map": True}),
            MappingProxyType({_GRAY: "python -m experiments.denoise_train --preset noise-map",
                              _RGB: "python -m experiments.denoise_train --preset noise-map-color"}),
            "refuse", "scales the blind FFDNet's noise-level map per 4 x 4 block, 3 steps: for noise whose level "
-           "varies across the photo, sigma 10-50"),
+           "varies across the photo, sigma 10-50", loads="rollout-policy"),
     _supervised("denoise", "mrpnet", "MRPNet", _denoise_weights("mrpnet"),
                 {_GRAY: "python -m experiments.supervised_train --preset mrpnet-denoise",
                  _RGB: "python -m experiments.supervised_train --preset mrpnet-denoise-color"},
                 "trained on gray images, sigma 25", gray_on_colour="luma"),
-    Method("denoise", "rse", "RSE-RL", "RL", "rlenhance.denoisers:RSERestorer", MappingProxyType({}),
+    Method("denoise", "rse", "RSE-RL", "RL", "rlenhance.rse:RSERestorer", MappingProxyType({}),
            ("tile", "ensemble"),
            ("per_channel",), MappingProxyType({}),
            MappingProxyType({_GRAY: "python -m experiments.rse_train --set task.gray=true",
                              _RGB: "python -m experiments.rse_train --preset rse-denoise-color"}),
            "refuse", "patch latents refined by RL rounds, with the blind FFDNet's candidate",
-           _PASSENGER.format("FFDNet")),
+           _PASSENGER.format("FFDNet"), "rse-denoiser"),
     *_classical("denoise"),
     Method("completion", "a3c", "RL fill actions (A3C)", "RL", "rlenhance.completion:PolicyCompleter",
            MappingProxyType({}), ("tile", "ensemble"),
            train=MappingProxyType({_RGB: "python -m experiments.completion_train --predictor "
                                          "rlenhance/weights/unet_completion.pt --set model.downscale=2"}),
            note="keep / diffuse / copy / blur / median or the U-Net's pixel per 2x2 block, 5 steps",
-           unshipped=_PASSENGER.format("the U-Net")),
+           unshipped=_PASSENGER.format("the U-Net"), loads="rollout-policy"),
     _supervised("completion", "unet", "Completion U-Net", {_RGB: "unet_completion.pt"},
                 {_RGB: "python -m experiments.supervised_train --preset unet-completion --set train.init=none"},
                 "corrects the diffusion fill on a 4x coarser grid that sees the whole photo; trained on bedroom "
@@ -260,12 +285,12 @@ METHODS: tuple[Method, ...] = (
                 {_RGB: "python -m experiments.supervised_train --preset pixelrnn-completion"},
                 "trained on bedroom photos"),
     *_classical("completion"),
-)
+):
+    register_method(_method)
 #: The method each task uses when none is named: the RL curve policy; the blind FFDNet (any noise
 #: level of 0-75, estimated per image; colour images in opponent planes), the best of the shipped
 #: denoisers in gray and colour (docs/denoising.md); the completion U-Net.
 DEFAULTS: Mapping[str, str] = MappingProxyType({"lowlight": "rl", "denoise": "ffdnet", "completion": "unet"})
-_BY_KEY: Mapping[tuple[str, str], Method] = MappingProxyType({(m.task, m.name): m for m in METHODS})
 
 
 def methods(task: str | None = None, *, family: str | None = None, learned: bool = False) -> list[Method]:
@@ -279,8 +304,8 @@ def methods(task: str | None = None, *, family: str | None = None, learned: bool
         raise ValueError(f"task: expected one of {TASKS}, got {task!r}")
     if family is not None and family not in FAMILIES:
         raise ValueError(f"family: expected one of {FAMILIES}, got {family!r}")
-    return [m for m in METHODS if (task is None or m.task == task) and (family is None or m.family == family)
-            and not (learned and m.family == "Classical")]
+    return [m for _, m in METHODS.items() if (task is None or m.task == task)
+            and (family is None or m.family == family) and not (learned and m.family == "Classical")]
 
 
 def names(task: str, *, learned: bool = True) -> tuple[str, ...]:
@@ -288,16 +313,34 @@ def names(task: str, *, learned: bool = True) -> tuple[str, ...]:
     return tuple(m.name for m in methods(task, learned=learned))
 
 
+def supervised_models() -> tuple[str, ...]:
+    """The networks of the supervised methods (the ``model`` their checkpoints' spec records), in table
+    order: what ``experiments.supervised_train --model`` trains by name."""
+    return tuple(dict.fromkeys(m.name for m in methods() if m.loads == "supervised"))
+
+
 def find(task: str, name: str) -> Method:
-    """The method ``name`` of ``task``.
+    """The method ``name`` of ``task``; a name that is an import path ``"package.module:Class"`` is a
+    supervised network of a user's (:func:`network_method`).
 
     Raises:
         ValueError: no such method (the accepted names are listed).
     """
-    method = _BY_KEY.get((task, name))
-    if method is None:
+    if is_import_path(name) and task in TASKS:
+        return network_method(task, name)
+    if f"{task}/{name}" not in METHODS:
         raise ValueError(f"{task}: no method {name!r}; accepted: {', '.join(m.name for m in methods(task))}")
-    return method
+    return METHODS.get(f"{task}/{name}")
+
+
+def network_method(task: str, network: str) -> Method:
+    """The method of a supervised network named by import path (a user's own network class, trained by
+    ``experiments.supervised_train --model package.module:Class``, which its checkpoints record): its
+    checkpoints load through :class:`rlenhance.restore.SupervisedRestorer`; none ships."""
+    return Method(task, network, network.rpartition(":")[2], "Supervised", "rlenhance.restore:SupervisedRestorer",
+                  MappingProxyType({}), ("tile", "ensemble"), _RESTORE_SETTINGS[task],
+                  MappingProxyType({"task": task}), gray_on_colour="luma" if task == "denoise" else "",
+                  note=f"the network {network}", loads="supervised")
 
 
 def default_weights(method: Method, planes: int = _RGB, *, option: str = "checkpoint=PATH") -> Path:
@@ -351,8 +394,7 @@ def missing(method: Method) -> str | None:
 
 def loader(method: Method) -> Callable[..., Any]:
     """The callable behind ``method.loader`` (imported now)."""
-    module, _, attribute = method.loader.partition(":")
-    return getattr(importlib.import_module(module), attribute)
+    return import_path(method.loader, f"{method.task} method {method.name!r}: loader")
 
 
 def load(task: str, name: str, checkpoint: str | os.PathLike[str] | None = None, *, planes: int = _RGB,
@@ -386,35 +428,29 @@ def load(task: str, name: str, checkpoint: str | os.PathLike[str] | None = None,
 
 
 def kind_of(task: str, checkpoint: str | os.PathLike[str]) -> str | None:
-    """The name of the method of ``task`` that loads ``checkpoint``, read from its spec, or None (not a
-    checkpoint of ``task``, or not readable)."""
-    from rlenhance.checkpoint import (  # noqa: PLC0415 - torch, for a checkpoint only
-        SPEC_KEY,
-        LowLightPolicySpec,
-        RolloutPolicySpec,
-        RSEDenoiserSpec,
-        SupervisedSpec,
-        load_checkpoint,
-    )
+    """The name of the method of ``task`` that loads ``checkpoint``, derived from what the file records:
+    the methods whose loader reads its spec's kind (:attr:`Method.loads`) and its task, and among several,
+    the one its spec's ``model`` names (supervised; a network by import path is its own method,
+    :func:`network_method`), or whose loader's ``agent`` and ``level_map`` are the trainer's recorded
+    algorithm and its transition's (denoising policies). None: not a checkpoint of a method of ``task``
+    (another task's, a network no method of ``task`` loads, not readable)."""
+    from rlenhance.checkpoint import SPEC_KEY, load_checkpoint  # noqa: PLC0415 - torch, for a checkpoint only
 
     try:
         extra = load_checkpoint(checkpoint)["extra"] or {}
     except CheckpointError:
         return None
     spec = extra.get(SPEC_KEY)
-    if isinstance(spec, SupervisedSpec) and spec.task == task:
-        if task == "denoise":
-            return "ffdnet" if spec.needs_noise_map else "mrpnet"
-        return spec.model if (task, spec.model) in _BY_KEY else "mrpnet" if task == "lowlight" else None
-    if isinstance(spec, RolloutPolicySpec) and spec.task == "denoise" == task and spec.transition.sets_level:
-        return "noise-map"
-    if isinstance(spec, RolloutPolicySpec) and spec.task == task:
-        return extra.get("algorithm") if extra.get("algorithm") in ("a3c", "sac") and task == "denoise" else "a3c"
-    if isinstance(spec, RSEDenoiserSpec) and task == "denoise":
-        return "rse"
-    if isinstance(spec, LowLightPolicySpec) and task == "lowlight":
-        return "rl"
-    return None
+    if spec is None or getattr(spec, "task", task) != task:
+        return None
+    model = getattr(spec, "model", None)
+    if model is not None and is_import_path(model):
+        return model
+    recorded = {"agent": extra.get("algorithm"),
+                "level_map": getattr(getattr(spec, "transition", None), "sets_level", None)}
+    found = [m for m in methods(task) if m.loads == spec.kind and (model is None or m.name == model)
+             and all(recorded[key] == value for key, value in m.loader_kwargs.items() if key in recorded)]
+    return found[0].name if len(found) == 1 else None
 
 
 class ClassicalRestorer:

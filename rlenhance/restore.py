@@ -14,51 +14,35 @@ restorer                                         what restores the image
 ===============================================  =================================================================
 :class:`rlenhance.Enhancer`                      a low-light RL policy (LE curves; the setting as ``**settings``)
 :class:`SupervisedRestorer`                      a supervised checkpoint (MRPNet, PixelRNN, gated PixelRNN, FFDNet,
-                                                 U-Net)
+                                                 U-Net, a network of one's own)
 :class:`rlenhance.denoisers.NoiseLevelDenoiser`  a noise-map denoiser (FFDNet) given the map of a level
 :class:`rlenhance.denoisers.PolicyDenoiser`      an A3C / SAC filter-bank denoising policy (tiled)
-:class:`rlenhance.denoisers.RSERestorer`         an RSE-RL denoiser (``experiments.rse_train``)
+:class:`rlenhance.rse.RSERestorer`               an RSE-RL denoiser (``experiments.rse_train``)
 :class:`rlenhance.completion.PolicyCompleter`    an RL fill-action completion policy
 :class:`rlenhance.registry.ClassicalRestorer`    a classical method of :mod:`rlenhance.baselines`
 ===============================================  =================================================================
 
-:func:`rlenhance.load_denoiser` picks any denoiser (``mrpnet``, ``ffdnet``, ``a3c``, ``sac``, ``rse``) and
-its default checkpoint for gray or colour images (:mod:`rlenhance.denoisers`).
+:func:`rlenhance.load_denoiser` picks any denoiser and its default checkpoint for gray or colour images;
+:func:`hole_mask` (the hole of an image without a mask file, :mod:`rlenhance.data.occluded`) is importable here.
 
-:func:`hole_mask` (the hole of an occluded image that comes without a mask file) lives with the
-other mask code in :mod:`rlenhance.data.occluded`; it is importable from here too.
-
-One loader and one inference path for every checkpoint written by
-``experiments.supervised_train``: MRPNet, MRPNet + Generator (:class:`~rlenhance.models.mrpnet.CombinedModel`),
-the ConvLSTM :class:`~rlenhance.models.pixelrnn.PixelRNN`, the
-:class:`~rlenhance.models.pixelrnn.GatedPixelRNN` and the completion U-Net
-(:class:`~rlenhance.models.inpaint.CompletionUNet`), for the tasks ``lowlight``, ``denoise`` and
-``completion``. Such a checkpoint holds, next to the weights, a
-:class:`rlenhance.checkpoint.SupervisedSpec`: the ``model`` name (``"mrpnet"``, ``"pixelrnn"``,
-``"gated-pixelrnn"``, ``"unet"``), the ``task``, the ``channels`` the net reads (denoise: 1, gray, or 3 for
-``supervised_train --no-gray``; a blind denoiser's noise levels in ``sigmas``) and the
-``prefill`` of the hole; whether the net reads the mask (gated PixelRNN, U-Net) and whether the output
-keeps the input outside the hole (completion) follow from them. An ``"ffdnet"`` denoiser
-(:class:`~rlenhance.models.ffdnet.FFDNet`, ReLLIE's denoiser module) also reads a per-pixel
-noise-level map (``restore(..., noise_map=...)``); :class:`rlenhance.Enhancer` computes it from
-its curve steps, and :class:`rlenhance.denoisers.NoiseLevelDenoiser` (``load_denoiser("ffdnet")``)
-gives it the constant map of a noise level, given or estimated in each image. Such a checkpoint
-is only accepted by a caller that says it supplies the map (``noise_map=True`` or None), a plain
-one only by a caller that does not (the default).
+One loader and one inference path for every checkpoint written by ``experiments.supervised_train``:
+the package's networks (MRPNet + Generator, FFDNet, the PixelRNNs, the completion U-Net) and a user's,
+named by import path. Its :class:`rlenhance.checkpoint.SupervisedSpec` says the network (``model``), the
+``task``, the ``channels`` and the hole's ``prefill``; the network's class (:data:`rlenhance.models.MODELS`)
+says what it reads besides the image: the hole mask (``reads_mask``: gated PixelRNN, U-Net) or a per-pixel
+noise-level map (``reads_noise_map``: FFDNet, ``restore(..., noise_map=...)``, which
+:class:`rlenhance.Enhancer` computes from its curve steps and
+:class:`rlenhance.denoisers.NoiseLevelDenoiser` makes of a level). A noise-map checkpoint is only accepted
+by a caller that supplies the map (``noise_map=True`` or None), a plain one only by one that does not.
 
 Large images are processed in tiles (:func:`rlenhance.ops.tiling.tiled`) whose margins cover the
-networks' receptive fields (at most 37 pixels for the published layouts, measured; one more with
-the ConvLSTM seed's 5x5 first conv), so memory is bounded and the result matches a whole-image
-pass to float rounding. The completion U-Net reads the whole frame: on images larger than a tile
-it sees each tile and its margin only, so its output there differs from a whole-image pass (a
-window without a hole pixel is not run: a completion model's output there is its input). Images
-are padded by reflection on the bottom / right to a multiple of the network's total stride (tiled
-and untiled passes see the same padded image). Given uint8 / uint16 samples and asked for
-``dtype=np.uint8``, a restorer that tiles keeps both the image and its result in samples: each
-window is converted to float, and each tile's result to levels, on its own (a 50-megapixel photo
-costs its 150 MB of samples twice and one window's work, not 1.2 GB of float copies). A
-super-resolving MRPNet + Generator (the seed's Generator, ``supervised_train --upscale 4``; the
-spec's ``upscale``) returns images that many times larger.
+networks' receptive fields, so memory is bounded and the result matches a whole-image pass to float
+rounding; images are padded by reflection on the bottom / right to a multiple of the network's total
+stride. The completion U-Net reads the whole frame: on images larger than a tile it sees each tile and
+its margin (a window without a hole pixel is not run: its output is its input). uint8 / uint16 samples
+asked for ``dtype=np.uint8`` stay samples: each window is converted to float, each tile's result to
+levels. A super-resolving MRPNet + Generator (the spec's ``upscale``) returns images that many times
+larger.
 
 Example:
     >>> restorer = SupervisedRestorer("runs/supervised_train/checkpoints/best.pt")     # doctest: +SKIP
@@ -72,7 +56,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -80,59 +63,28 @@ import torch
 from torch import Tensor, nn
 
 from rlenhance import registry
-from rlenhance.checkpoint import (
-    SPEC_KEY,
-    SUPERVISED_MODELS,
-    SUPERVISED_TASKS,
-    SupervisedSpec,
-    build_model,
-    load_checkpoint,
-)
+from rlenhance.checkpoint import SPEC_KEY, SupervisedSpec, build_model, load_checkpoint
 from rlenhance.data.occluded import HOLE_THRESHOLD, hole_mask
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import BT601_LUMA_WEIGHTS, MASK_THRESHOLD, as_unit_float
 from rlenhance.io.arrays import RESULT_DTYPES, as_result, result_dtype, unit_window
-from rlenhance.models.ffdnet import MODELS as FFDNET_MODELS
-from rlenhance.models.ffdnet import FFDNet
-from rlenhance.models.inpaint import MODELS as INPAINT_MODELS
-from rlenhance.models.mrpnet import MODELS as MRPNET_MODELS
-from rlenhance.models.pixelrnn import MODELS as PIXELRNN_MODELS
+from rlenhance.models import MODELS, model_name
 from rlenhance.models.pixelrnn import composite
 from rlenhance.models.vae import d4_inverse, d4_transform
 from rlenhance.ops.fill import prefill_patches
 from rlenhance.ops.tiling import on_grid, paste, tiled
+from rlenhance.plugins import is_import_path
 from rlenhance.runtime import flush_denormals, select_device
+from rlenhance.tasks import TASKS
 
-__all__ = [
-    "DEFAULT_COMPLETION_CHECKPOINT",
-    "DEFAULT_DENOISE_CHECKPOINT",
-    "ENSEMBLES",
-    "HOLE_THRESHOLD",
-    "MASK_THRESHOLD",
-    "OPPONENT_COLOUR",
-    "OPPONENT_OFFSET",
-    "REGISTRY",
-    "Restorer",
-    "SupervisedRestorer",
-    "TASKS",
-    "as_hwc_image",
-    "as_mask",
-    "check_ensemble",
-    "default_checkpoint",
-    "hole_mask",
-]
+__all__ = ["DEFAULT_COMPLETION_CHECKPOINT", "DEFAULT_DENOISE_CHECKPOINT", "ENSEMBLES", "HOLE_THRESHOLD",
+           "MASK_THRESHOLD", "OPPONENT_COLOUR", "OPPONENT_OFFSET", "Restorer", "SupervisedRestorer", "as_hwc_image",
+           "as_mask", "check_ensemble", "default_checkpoint", "hole_mask"]
 
 #: The shipped gray MRPNet denoiser (``SupervisedRestorer(task="denoise")`` without a checkpoint).
 DEFAULT_DENOISE_CHECKPOINT = registry.WEIGHTS / registry.find("denoise", "mrpnet").weights[1]
 #: The shipped completion U-Net (``SupervisedRestorer(task="completion")`` without a checkpoint).
 DEFAULT_COMPLETION_CHECKPOINT = registry.WEIGHTS / registry.find("completion", "unet").weights[3]
-#: Tasks a supervised checkpoint can be trained for (``experiments.supervised_train --task``).
-TASKS = SUPERVISED_TASKS
-#: Every class a supervised checkpoint can name (for :func:`rlenhance.checkpoint.build_model`).
-REGISTRY: Mapping[str, type[nn.Module]] = MappingProxyType({**MRPNET_MODELS, **PIXELRNN_MODELS, **FFDNET_MODELS,
-                                                            **INPAINT_MODELS})
-#: The method of :mod:`rlenhance.registry` whose shipped weights a task's SupervisedRestorer loads by default.
-_DEFAULTS = MappingProxyType({"lowlight": "mrpnet", "denoise": "mrpnet", "completion": "unet"})
 #: Self-ensemble sizes -> the D4 transforms averaged over (:data:`rlenhance.registry.ENSEMBLES`).
 ENSEMBLES = registry.ENSEMBLES
 #: BM3D's opponent colour transform (rows: R, G, B weights of the mean and of two colour
@@ -235,15 +187,16 @@ def as_mask(mask: np.ndarray, *, size: tuple[int, int] | None = None) -> np.ndar
 
 
 def default_checkpoint(task: str) -> Path:
-    """The shipped supervised checkpoint for ``task`` (the gray one for ``"denoise"``).
+    """The shipped supervised checkpoint for ``task`` (the gray one for ``"denoise"``): that of the
+    task's first method in :mod:`rlenhance.registry` that :class:`SupervisedRestorer` loads.
 
     Raises:
         CheckpointError: its file is not installed (the message says how to train one and to pass it).
         ValueError: an unknown ``task``.
     """
-    if task not in _DEFAULTS:
-        raise ValueError(f"task: expected one of {tuple(_DEFAULTS)}, got {task!r}")
-    return registry.default_weights(registry.find(task, _DEFAULTS[task]), 1)
+    loader = f"{__name__}:{SupervisedRestorer.__name__}"
+    method = next(m for m in registry.methods(task) if m.loader == loader)
+    return registry.default_weights(method, 1)
 
 
 def _total_stride(model: nn.Module) -> int:
@@ -347,56 +300,69 @@ class SupervisedRestorer:
         self.path = Path(checkpoint)
         ckpt = load_checkpoint(self.path, map_location="cpu", spec=SupervisedSpec)
         spec: SupervisedSpec = ckpt["extra"][SPEC_KEY]
-        self._check_arch(spec, ckpt["arch"])
+        network = self._network(spec, ckpt["arch"])
         if spec.task not in accepted:
             raise CheckpointError(f"checkpoint {self.path}: trained for task {spec.task!r}; this needs a "
                                   f"checkpoint of task {' or '.join(repr(t) for t in accepted)}")
-        if noise_map is False and spec.needs_noise_map:
+        self.needs_mask: bool = bool(getattr(network, "reads_mask", False))
+        self.needs_noise_map: bool = bool(getattr(network, "reads_noise_map", False))
+        if noise_map is False and self.needs_noise_map:
             raise CheckpointError(f"checkpoint {self.path}: a noise-map denoiser (model {spec.model!r}) reads a "
                                   "per-pixel noise-level map, which this use does not supply; run it after the RL "
                                   "policy's curve steps, which set the map (rlenhance.Enhancer(denoiser=...), "
                                   "rlenhance enhance --denoiser), load it with rlenhance.load_denoiser('ffdnet', ...) "
                                   "(rlenhance denoise --model ffdnet), which gives it the map of a noise level, or "
                                   "give a plain denoiser (supervised_train --model mrpnet --task denoise)")
-        if noise_map is True and not spec.needs_noise_map:
+        if noise_map is True and not self.needs_noise_map:
             raise CheckpointError(f"checkpoint {self.path}: a plain {spec.task} model (model {spec.model!r}) that "
                                   "reads no noise-level map; this needs a noise-map denoiser (supervised_train "
                                   "--model ffdnet)")
         self.spec = spec
         self.task: str = spec.task
         self.channels: int = spec.channels
-        self.needs_mask: bool = spec.needs_mask
         self.composite: bool = spec.composite
-        self.needs_noise_map: bool = spec.needs_noise_map
         self.prefill: str = spec.prefill
         self.upscale: int = spec.upscale
         self.model_name: str = spec.model
         self.arch_class: str = ckpt["arch"]["class"]
-        self.model = build_model(ckpt, REGISTRY).to(self.device).eval()
-        if getattr(self.model, "in_channels", self.channels) != self.channels \
-                or self.needs_mask != getattr(self.model, "reads_mask", False) \
-                or self.needs_noise_map != isinstance(self.model, FFDNet):
+        self.model = build_model(ckpt, MODELS).to(self.device).eval()
+        if getattr(self.model, "in_channels", self.channels) != self.channels:
             raise CheckpointError(f"checkpoint {self.path}: its {spec} does not describe its network "
                                   f"{self.arch_class}({ckpt['arch']['kwargs']})")
         self.stride = _total_stride(self.model)
         self.tile, self.overlap = on_grid(tile, overlap, self.stride)
         self.ensemble: int = ensemble
 
-    def _check_arch(self, spec: SupervisedSpec, arch: Mapping[str, Any]) -> None:
-        """Raise CheckpointError unless ``spec``'s model may build the class ``arch`` names and the
-        network's output size is the spec's ``upscale`` times its input's."""
+    def _network(self, spec: SupervisedSpec, arch: Mapping[str, Any]) -> type[nn.Module]:
+        """The network class ``arch`` names (:data:`rlenhance.models.MODELS`); raise CheckpointError
+        unless it is the ``spec``'s model, with its variant and upscale, reads a mask only for completion
+        and a noise-level map only as a denoiser of known noise (a class named by import path is imported
+        only when it is the spec's model)."""
+        source = f"checkpoint {self.path}"
+        if is_import_path(arch["class"]) and arch["class"] != spec.model:
+            raise CheckpointError(f"{source}: its SupervisedSpec does not fit its network: model {spec.model!r} "
+                                  f"with class {arch['class']!r}")
+        try:
+            network = MODELS.get(arch["class"])
+        except ValueError as exc:
+            raise CheckpointError(f"{source}: {exc}") from None
         problems = []
-        if arch["class"] not in SUPERVISED_MODELS[spec.model]:
-            problems.append(f"model {spec.model!r} with class {arch['class']!r} (accepted: {dict(SUPERVISED_MODELS)})")
+        if model_name(network) != spec.model:
+            problems.append(f"model {spec.model!r} with class {arch['class']!r} (a network of model "
+                            f"{model_name(network)!r})")
         if arch["kwargs"].get("variant", "default") != spec.variant:
             problems.append(f"variant {spec.variant!r} with a {arch['class']} of variant "
                             f"{arch['kwargs'].get('variant', 'default')!r}")
         if arch["kwargs"].get("upscale", 1) != spec.upscale:
             problems.append(f"upscale {spec.upscale} with a {arch['class']} of upscale "
                             f"{arch['kwargs'].get('upscale', 1)!r}")
+        if getattr(network, "reads_mask", False) and spec.task != "completion":
+            problems.append(f"model {spec.model!r} for task {spec.task!r} (it reads a hole mask: completion only)")
+        if getattr(network, "reads_noise_map", False):
+            problems += spec.noise_map_problems()
         if problems:
-            raise CheckpointError(f"checkpoint {self.path}: its SupervisedSpec does not fit its network: "
-                                  + "; ".join(problems))
+            raise CheckpointError(f"{source}: its SupervisedSpec does not fit its network: " + "; ".join(problems))
+        return network
 
     @property
     def takes_mask(self) -> bool:

@@ -12,7 +12,7 @@ restorer                                       its actions (:attr:`ActionTrace.n
                                                table (:attr:`ActionTrace.values`: the alphas), at the
                                                policy's working resolution
 :class:`rlenhance.denoisers.PolicyDenoiser`    PixelRL's nine filters and, with a predictor, ``predict``
-:class:`rlenhance.denoisers.RSERestorer`       the source of most of the new pixel: ``keep``, ``vae``,
+:class:`rlenhance.rse.RSERestorer`       the source of most of the new pixel: ``keep``, ``vae``,
                                                ``neighbours`` or ``predict`` (:data:`rlenhance.models.rse.SOURCES`)
 :class:`rlenhance.completion.PolicyCompleter`  the fill actions and ``predict``; :attr:`ActionTrace.region`:
                                                the hole, the only pixels the actions change

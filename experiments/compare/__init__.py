@@ -72,7 +72,7 @@ that the ``rlenhance`` command and the app read too, and two kinds of evaluation
   checkpoint's transition, the env's step; checkpoints of ``experiments.denoise_train`` /
   ``experiments.completion_train``);
 * ``rse`` (denoise): the RSE-RL denoiser of ``experiments.rse_train``
-  (:class:`rlenhance.denoisers.RSERestorer`, its checkpoint's rounds);
+  (:class:`rlenhance.rse.RSERestorer`, its checkpoint's rounds);
 * ``mrpnet`` (low light, denoise), ``pixelrnn``, ``gated-pixelrnn``, ``unet`` (completion): supervised
   checkpoints of ``experiments.supervised_train`` through :class:`rlenhance.restore.SupervisedRestorer`;
 * ``ffdnet`` (denoise): a noise-map denoiser of ``experiments.supervised_train --model ffdnet``
@@ -86,18 +86,22 @@ that the ``rlenhance`` command and the app read too, and two kinds of evaluation
   (parameters picked by the noise level, above; BM3D when the optional ``bm3d`` package is
   installed, ``bm3d_rgb`` on colour), :data:`~rlenhance.baselines.COMPLETION_BASELINES` and
   ``diffusion-fill`` (the completion env's starting fill, :func:`rlenhance.ops.fill.diffusion_fill`).
+* a network of your own: each ``--checkpoints`` file of ``experiments.supervised_train --model
+  package.module:Class``, named by its network (``examples/supervised_baseline.py``).
 
 A learned method without a checkpoint (flag not given and no default file under
 ``rlenhance/weights/``) or a baseline without its optional package is reported as
 ``missing: <why>`` on stdout and in report.md, never dropped silently; a run in
 which no method can run, or a checkpoint that cannot be read, is an error (exit code 2).
 
-Scores, per image (:mod:`experiments.compare.scoring`): with references, PSNR / SSIM / UQI of the
+Scores, per image (:mod:`experiments.compare.scoring`; the metrics, their labels and directions are
+those of :data:`rlenhance.metrics.table.METRICS`): with references, PSNR / SSIM / UQI of the
 output clipped to [0, 1] against the reference at full resolution (:mod:`rlenhance.metrics`), on the
 RGB channels or on Y (``--psnr-on y``), optionally after GT-mean alignment (``--gt-mean``,
 :func:`rlenhance.metrics.gt_mean_align`; report.md says which); completion adds the hole-only PSNR
 and SSIM; low light adds, with or without references, NIQE, LOE against the input, mean brightness,
-the clipped fraction and the dark-area colour noise (:func:`~experiments.compare.scoring.no_reference_scores`);
+the clipped fraction and the dark-area colour noise; ``--metrics`` adds more (the table's, or your own
+by import path: ``examples/entropy_metric.py``);
 ``ms``: wall time of the method alone on that image (no file I/O; each method runs once untimed on
 the first image before, unless ``--no-warmup``). Written to ``--out``:
 
@@ -134,22 +138,29 @@ from typing import Any
 import numpy as np
 
 from experiments.compare.actions import action_figure, actions_section, trace_methods, write_actions_csv
-from experiments.compare.config import Args, check_args, given_checkpoints, ignored_flags, requested_methods
-from experiments.compare.methods import TASK_METHODS, Method, build_methods
-from experiments.compare.report import LABELS, labelled_grid, write_csv, write_report
+from experiments.compare.config import (
+    Args,
+    check_args,
+    given_checkpoints,
+    ignored_flags,
+    requested_methods,
+    requested_metrics,
+)
+from experiments.compare.methods import TASK_METHODS, Method, build_methods, own_methods
+from experiments.compare.report import labelled_grid, write_csv, write_report
 from experiments.compare.samples import Sample, load_samples
 from experiments.compare.scoring import (
-    LOWER_BETTER,
     TIMING_FIELD,
     evaluate,
     paired_differences,
     paired_fields,
-    score_fields,
     summarize,
+    task_metrics,
 )
 from experiments.plots import quality_vs_time, save_figure
 from experiments.runs import parse_config
 from rlenhance.io import save_image
+from rlenhance.metrics.table import METRICS
 from rlenhance.runtime import configure_threads, flush_denormals, seed_everything, select_device
 
 __all__ = ["TASK_METHODS", "Args", "Method", "Sample", "labelled_grid", "load_samples", "main", "paired_differences"]
@@ -172,6 +183,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     methods, missing = build_methods(args.task, wanted, device, checkpoints=given_checkpoints(args), sigma=args.sigma,
                                      channels=samples[0].input.shape[2],
                                      sigma_estimate=samples[0].sigma is not None, ensemble=args.ensemble)
+    methods.update(own_methods(args.task, args.checkpoints, device, channels=samples[0].input.shape[2],
+                               ensemble=args.ensemble))
     for note in notes:
         print(f"note: {note}")
     for name, why in missing.items():
@@ -182,17 +195,18 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         if method.note:
             print(f"{name}: {method.note}", flush=True)
     reference = samples[0].reference is not None
-    fields = score_fields(args.task, reference=reference)
-    main_field = paired_fields(args.task, reference=reference)[0]
+    scored = task_metrics(args.task, reference=reference, extra=requested_metrics(args))
+    fields = [metric.name for metric in scored]
+    main = METRICS.get(paired_fields(args.task, reference=reference)[0])
     keep = min(args.samples, len(samples))
     rows: list[dict[str, Any]] = []
     outputs: dict[str, list[np.ndarray]] = {}
     for name, method in methods.items():
-        method_rows, outputs[name] = evaluate(method, samples, warmup=args.warmup, keep=keep, psnr_on=args.psnr_on,
-                                              gt_mean=args.gt_mean, no_reference=args.task == "lowlight")
+        method_rows, outputs[name] = evaluate(method, samples, scored, warmup=args.warmup, keep=keep,
+                                              psnr_on=args.psnr_on, gt_mean=args.gt_mean)
         rows += method_rows
-        print(f"{name}: {len(samples)} image(s), {LABELS[main_field]} "
-              f"{np.nanmean([r[main_field] for r in method_rows]):.3f}, "
+        print(f"{name}: {len(samples)} image(s), {main.label} "
+              f"{np.nanmean([r[main.name] for r in method_rows]):.3f}, "
               f"{np.mean([r[TIMING_FIELD] for r in method_rows]):.1f} ms/image", flush=True)
 
     traces = trace_methods(methods, samples)  # what the RL methods' agents did, after their timed runs
@@ -200,16 +214,16 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     paired = [entry for field in paired_fields(args.task, reference=reference)
               for entry in paired_differences(rows, args.paired_against, field)
               ] if args.paired_against in methods else []  # a method missing its checkpoint is listed as such
-    report = write_report(out / "report.md", args=args, argv=argv, summary=summary, fields=fields, samples=samples,
+    report = write_report(out / "report.md", args=args, argv=argv, summary=summary, scored=scored, samples=samples,
                           missing=missing, notes=notes, device=device, paired=paired, actions=actions_section(traces))
     write_csv(out / "results.csv", rows, fields)
     if traces:
         write_actions_csv(out / "actions.csv", traces)
         save_image(out / "actions.png", action_figure(traces, samples, keep=keep))
-    save_figure(quality_vs_time([(e["method"], e[TIMING_FIELD], e[main_field]) for e in summary
+    save_figure(quality_vs_time([(e["method"], e[TIMING_FIELD], e[main.name]) for e in summary
                                  if e["method"] != "input"], title=f"{args.task}: quality vs time",
-                                ylabel=LABELS[main_field] + (" (lower is better)" if main_field in LOWER_BETTER
-                                                             else "")), out / "quality_vs_time.png")
+                                ylabel=main.label + (" (lower is better)" if main.higher_is_better is False
+                                                     else "")), out / "quality_vs_time.png")
     shown = [name for name in methods if name != "input"]  # the input has its own column
     grid = [[s.input, *(outputs[name][i] for name in shown), *([s.reference] if reference else [])]
             for i, s in enumerate(samples[:keep])]

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from experiments.compare.methods import ENSEMBLE_TASKS, LEARNED_METHODS, PEER_METHODS, TASK_METHODS, TASKS, method_flag
+from experiments.compare.methods import ENSEMBLE_TASKS, LEARNED_METHODS, PEER_METHODS, TASK_METHODS, method_flag
 from experiments.runs import arg
 from rlenhance import registry
 from rlenhance.restore import ENSEMBLES
+from rlenhance.tasks import TASKS
 
 #: What report.md calls the embedded data (``--data`` unset), per task: scikit-image's photos, degraded
 #: synthetically from a fixed seed, so that every comparison runs without any download.
@@ -44,6 +45,8 @@ class Args:
                                     "lowlight: " + ",".join(TASK_METHODS["lowlight"]) + "; denoise: "
                                     + ",".join(TASK_METHODS["denoise"]) + "; completion: "
                                     + ",".join(TASK_METHODS["completion"]))
+    checkpoints: tuple[str, ...] = arg((), "checkpoints of supervised networks of your own (supervised_train --model "
+                                           "package.module:Class), each a method named by its network")
     rl: str | None = arg(None, "low-light policy checkpoint of lol_train (A3C or SAC; default the shipped model)")
     a3c: str | None = arg(None, "A3C policy checkpoint of denoise_train / completion_train")
     sac: str | None = arg(None, "SAC policy checkpoint of denoise_train --agent sac (denoise)")
@@ -60,6 +63,9 @@ class Args:
     zero_dcepp: str | None = arg(None, "official Zero-DCE++ weights, zero_dcepp_Epoch99.pth (lowlight; method "
                                        "zero-dce++)")
     rellie: str | None = arg(None, "official ReLLIE weights converted to rellie_model.npz (lowlight)")
+    metrics: str | None = arg(None, "comma-separated metrics to score besides the task's: names of "
+                                    "rlenhance.metrics.table.METRICS or your own by import path (package.module:NAME, "
+                                    "a rlenhance.metrics.table.Metric)")
     psnr_on: str = arg("rgb", "full-reference scores (PSNR, SSIM, UQI) on the RGB channels or on Y (BT.601 "
                               "YCbCr, studio swing, as MATLAB's rgb2ycbcr; RGB images only)", choices=PSNR_PLANES)
     gt_mean: bool = arg(False, "scale each output so that its mean gray equals its reference's before the "
@@ -115,6 +121,11 @@ def requested_methods(args: Args) -> list[str]:
         raise ValueError(f"--methods {args.methods!r}: unknown method(s) {unknown or '(none given)'} for --task "
                          f"{args.task}; accepted: {', '.join(accepted)}")
     return [name for name in accepted if name in names]
+
+
+def requested_metrics(args: Args) -> list[str]:
+    """The names (or import paths) of ``--metrics``, in order; empty when not given."""
+    return [] if args.metrics is None else [name.strip() for name in args.metrics.split(",") if name.strip()]
 
 
 def check_args(args: Args) -> None:

@@ -15,7 +15,7 @@ run through their one ``restore(image, *, mask=None)``:
 - :func:`ffdnet_method`: ``ffdnet``, a noise-map denoiser given the map of the noise level, a
   :class:`rlenhance.denoisers.NoiseLevelDenoiser`;
 - :func:`rse_method`: ``rse``, the RSE-RL denoiser of ``experiments.rse_train``
-  (:class:`rlenhance.denoisers.RSERestorer`);
+  (:class:`rlenhance.rse.RSERestorer`);
 - :func:`peer_method`: ``zero-dce``, ``zero-dce++`` and ``rellie`` (networks on tensors, adapted here);
 - :func:`baseline_method`: ``input`` and the registry's classical methods
   (:class:`rlenhance.registry.ClassicalRestorer`).
@@ -50,15 +50,16 @@ from torch import nn
 from rlenhance import registry
 from rlenhance.baselines import estimate_noise_sigma
 from rlenhance.completion import PolicyCompleter
-from rlenhance.denoisers import PolicyDenoiser, RSERestorer, load_denoiser
+from rlenhance.denoisers import PolicyDenoiser, load_denoiser
 from rlenhance.enhance import Enhancer
 from rlenhance.errors import CheckpointError, not_a_file
 from rlenhance.io import tensor_to_image
 from rlenhance.models.peers import load_rellie, load_zero_dce, load_zero_dcepp, rellie_enhance
 from rlenhance.restore import SupervisedRestorer
+from rlenhance.rse import RSERestorer
+from rlenhance.tasks import TASKS
 from rlenhance.trace import ActionTrace
 
-TASKS = registry.TASKS
 #: Tasks whose learned networks ``--ensemble`` self-ensembles (:func:`build_methods`).
 ENSEMBLE_TASKS = ("denoise", "completion")
 #: Peer low-light networks, run from their official weights given by path (nothing of theirs ships).
@@ -209,7 +210,7 @@ def rollout_method(name: str, path: Path, device: torch.device, *, task: str, ch
 def rse_method(name: str, path: str | Path, device: torch.device, *, channels: int | None = None,
                ensemble: int = 1) -> Method:
     """The RSE-RL denoiser of an ``experiments.rse_train`` checkpoint
-    (:class:`rlenhance.denoisers.RSERestorer`, with its predictor if it was trained with one), its
+    (:class:`rlenhance.rse.RSERestorer`, with its predictor if it was trained with one), its
     spec's rounds (tiled beyond 512 px: the whole image's result up to float rounding; its predictor
     with the self-``ensemble`` given), on images of ``channels`` planes (:func:`channel_note`; a gray
     model denoises R, G and B as a batch of three gray images).
@@ -364,7 +365,7 @@ def build_methods(task: str, wanted: Sequence[str], device: torch.device, *, che
                 methods[name] = peer_method(name, name, path, device)
             elif registry.find(task, name).family == "RL":  # the self-ensemble of their predictor
                 build = partial(rse_method, name, path, device, channels=channels) \
-                    if loader == "rlenhance.denoisers:RSERestorer" else \
+                    if loader == "rlenhance.rse:RSERestorer" else \
                     partial(rollout_method, name, path, device, task=task, channels=channels)
                 try:
                     methods[name] = _noted(build(ensemble=ensemble), ensembled and f"its predictor's {ensembled}")
@@ -388,6 +389,32 @@ def build_methods(task: str, wanted: Sequence[str], device: torch.device, *, che
         else:
             methods[name] = baseline_method(task, name, sigma=sigma, sigma_estimate=sigma_estimate)
     return methods, missing
+
+
+def own_methods(task: str, paths: Sequence[str], device: torch.device, *, channels: int | None = None,
+                ensemble: int = 1) -> dict[str, Method]:
+    """The methods of ``--checkpoints``: each file a supervised network of one's own (its spec records the
+    network class by import path, the method's name; :func:`rlenhance.registry.network_method`), run as
+    :func:`supervised_method` runs the registry's.
+
+    Raises:
+        ValueError: a file that is not a checkpoint of a network of one's own of ``task`` (a checkpoint of a
+            registered method goes to that method's flag).
+        CheckpointError: a broken file, a colour model for gray images.
+    """
+    methods = {}
+    for path in paths:
+        if not Path(path).is_file():
+            raise ValueError(f"--checkpoints {path}: no such file")
+        name = registry.kind_of(task, path)
+        if name is None or name in registry.names(task):
+            give = f"give it to --{method_flag(name)}" if name else f"not a checkpoint of a --task {task} network"
+            raise ValueError(f"--checkpoints {path}: {give} (--checkpoints takes networks of your own, "
+                             "experiments.supervised_train --model package.module:Class)")
+        methods[name] = _noted(supervised_method(name, path, device, task=task, model=name, channels=channels,
+                                                 ensemble=ensemble if task in ENSEMBLE_TASKS else 1),
+                               f"x{ensemble} self-ensemble" if ensemble != 1 and task in ENSEMBLE_TASKS else "")
+    return methods
 
 
 def _noted(method: Method, note: str) -> Method:

@@ -9,7 +9,6 @@ import math
 import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import cv2
@@ -21,39 +20,31 @@ from experiments.compare.samples import Sample
 from experiments.compare.scoring import TIMING_FIELD
 from experiments.runs import markdown_table
 from rlenhance.atomic import atomic_path, write_text_atomic
+from rlenhance.metrics.table import METRICS, Metric
 
-#: Labels of the score columns in report.md.
-LABELS: Mapping[str, str] = MappingProxyType({
-    "psnr": "PSNR (dB)", "ssim": "SSIM", "uqi": "UQI", "hole_psnr": "hole PSNR (dB)", "hole_ssim": "hole SSIM",
-    "niqe": "NIQE", "loe": "LOE", "brightness": "brightness", "clipped": "clipped %",
-    "dark_noise": "dark colour noise"})
-#: Decimals of each score in report.md (4 for the others); clipped is shown in percent.
-DIGITS: Mapping[str, int] = MappingProxyType({"psnr": 2, "hole_psnr": 2, "niqe": 3, "loe": 1, "brightness": 3,
-                                              "clipped": 2, "dark_noise": 2, TIMING_FIELD: 1})
-#: Scores report.md shows multiplied by 100.
-PERCENT = frozenset({"clipped"})
+#: Decimals of ms/image in report.md (each metric's are its own, :attr:`Metric.digits`).
+TIMING_DIGITS = 1
 
 
 def _fmt(value: float, digits: int) -> str:
     return f"{value:.{digits}f}" if math.isfinite(value) else str(value)
 
 
-def mean_std(entry: Mapping[str, Any], field: str) -> str:
-    """``"mean ± std"`` of a summary entry's score, with the score's decimals (:data:`DIGITS`)."""
-    scale = 100.0 if field in PERCENT else 1.0
-    digits = DIGITS.get(field, 4)
+def mean_std(entry: Mapping[str, Any], field: str, *, digits: int = 4, percent: bool = False) -> str:
+    """``"mean ± std"`` of a summary entry's score, with ``digits`` decimals (``percent``: times 100)."""
+    scale = 100.0 if percent else 1.0
     return f"{_fmt(entry[field] * scale, digits)} ± {_fmt(entry[f'{field}_std'] * scale, digits)}"
 
 
-def report_table(summary: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> str:
-    """The markdown table of report.md: per method, every score as "mean ± std" over images, ms/image
-    ("mean ± std" too) and the learned parameters."""
+def report_table(summary: Sequence[Mapping[str, Any]], scored: Sequence[Metric]) -> str:
+    """The markdown table of report.md: per method, every score as "mean ± std" over images (each metric's
+    label and decimals), ms/image ("mean ± std" too) and the learned parameters."""
     rows = []
     for entry in summary:
         row = {"method": entry["method"], "images": str(entry["images"])}
-        for field in fields:
-            row[LABELS[field]] = mean_std(entry, field)
-        row["ms/image"] = mean_std(entry, TIMING_FIELD)
+        for metric in scored:
+            row[metric.label] = mean_std(entry, metric.name, digits=metric.digits, percent=metric.percent)
+        row["ms/image"] = mean_std(entry, TIMING_FIELD, digits=TIMING_DIGITS)
         row["params"] = f"{entry['params']:,}" if entry["params"] is not None else "-"
         rows.append(row)
     return markdown_table(rows)
@@ -90,30 +81,44 @@ def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], fields: Sequence[st
         writer.writerows({k: (repr(v) if isinstance(v, float) else v) for k, v in row.items()} for row in rows)
 
 
-def protocol(args: Args, fields: Sequence[str]) -> str:
+def _listed(names: Sequence[str]) -> str:
+    """``"a, b and c"``."""
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
+def directions(scored: Sequence[Metric]) -> str:
+    """``"lower is better for A and B; higher is better for C"`` of the ``scored`` metrics with a better side
+    opposite to the scores' usual one (or, no-reference, any): "" when none."""
+    lower = [m.label for m in scored if m.higher_is_better is False]
+    higher = [m.label for m in scored if m.higher_is_better is True and m.reference == "none"]
+    return "; ".join([*([f"lower is better for {_listed(lower)}"] if lower else []),
+                      *([f"higher is better for {_listed(higher)}"] if higher else [])])
+
+
+def protocol(args: Args, scored: Sequence[Metric]) -> str:
     """How the scores of report.md were taken: the full-reference protocol (RGB or Y, GT-mean or not),
-    the no-reference metrics, the timing."""
+    the no-reference metrics (each one's own account, :attr:`Metric.about`, and direction), the timing."""
     parts = []
-    if "psnr" in fields:
+    full = [m.about for m in scored if m.reference == "full"]
+    if full:
         planes = "on Y (BT.601 YCbCr, studio swing)" if args.psnr_on == "y" else "on the RGB channels"
         aligned = ("after scaling each output so that its mean gray equals its reference's (GT-mean)" if args.gt_mean
                    else "without GT-mean alignment")
-        parts.append(f"PSNR / SSIM / UQI of the output clipped to [0, 1] against the reference at full resolution, "
+        parts.append(f"{' / '.join(full)} of the output clipped to [0, 1] against the reference at full resolution, "
                      f"{planes}, {aligned}" + (" (hole: inside the mask only, on RGB)" if args.task == "completion"
                                               else ""))
-    elif "hole_psnr" in fields:
+    elif any(m.reference == "hole" for m in scored):
         parts.append("hole scores inside the mask only")
-    if "niqe" in fields:
-        parts.append("No reference: NIQE (the MATLAB release's pristine model; nan under 96 px), LOE (grid of 50 px "
-                     "short side, against the input), brightness (mean BT.601 luma, 0-1), clipped % (pixels with a "
-                     "channel at 255), dark colour noise (chroma noise in the input's darkest 30%, flat areas, 0-255 "
-                     "scale); lower is better for NIQE, LOE and dark colour noise")
+    none = [m for m in scored if m.reference == "none"]
+    if none:
+        parts.append("No reference: " + ", ".join(m.about for m in none)
+                     + "".join(f"; {text}" for text in [directions(none)] if text))
     timing = "ms/image: the method alone, no file I/O" + (", after one untimed warm-up run" if args.warmup else "")
     return "; ".join([*parts, timing]) + "."
 
 
 def write_report(path: Path, *, args: Args, argv: Sequence[str], summary: Sequence[Mapping[str, Any]],
-                 fields: Sequence[str], samples: Sequence[Sample], missing: Mapping[str, str],
+                 scored: Sequence[Metric], samples: Sequence[Sample], missing: Mapping[str, str],
                  notes: Sequence[str], device: torch.device, paired: Sequence[Mapping[str, Any]] = (),
                  actions: str = "") -> str:
     """report.md (atomically); returns its text. ``actions``: the section on the RL methods' actions
@@ -127,16 +132,17 @@ def write_report(path: Path, *, args: Args, argv: Sequence[str], summary: Sequen
     lines = [f"# Comparison: {args.task}", "",
              "Command: `" + shlex.join(["python", "-m", "experiments.compare", *argv]) + "`",
              "", f"Data: {what}. Device: {device}, {torch.get_num_threads()} CPU thread(s).", "",
-             report_table(summary, fields), "",
-             "Mean ± population standard deviation over images. " + protocol(args, fields)
+             report_table(summary, scored), "",
+             "Mean ± population standard deviation over images. " + protocol(args, scored)
              + " Params: learned parameters (- for methods that learn nothing).", ""]
     if paired:
+        compared = [METRICS.get(field) for field in dict.fromkeys(e["field"] for e in paired)]
         lines += [f"## Paired with {args.paired_against}", "",
                   f"Per image, the score of the method minus that of {args.paired_against}: mean ± standard error "
-                  "of the mean, and on how many of the images the method is better (strictly; lower is better for "
-                  "NIQE and dark colour noise).", "",
+                  "of the mean, and on how many of the images the method is better (strictly"
+                  + "".join(f"; {text}" for text in [directions(compared)] if text) + ").", "",
                   "| method | score | mean difference | better on |", "|---|---|---|---|",
-                  *[f"| {e['method']} | {LABELS[e['field']]} | {e['mean']:+.3f} ± {_fmt(e['sem'], 3)} | "
+                  *[f"| {e['method']} | {METRICS.get(e['field']).label} | {e['mean']:+.3f} ± {_fmt(e['sem'], 3)} | "
                     f"{e['better']} of {e['images']} |" for e in paired], ""]
     if actions:
         lines += [actions]

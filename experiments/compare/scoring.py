@@ -14,56 +14,37 @@ import torch
 from experiments.compare.methods import Method
 from experiments.compare.samples import Sample
 from rlenhance import metrics
-from rlenhance.errors import ImageError
-from rlenhance.io import BT601_LUMA_WEIGHTS
-from rlenhance.metrics.no_reference import NIQE_BLOCK
-from rlenhance.models.pixelrnn import hole_psnr, hole_ssim
+from rlenhance.metrics.table import METRICS, Metric
 
-#: Per-image scores against a reference (completion adds HOLE_FIELDS); "ms" is the timing column.
-SCORE_FIELDS = ("psnr", "ssim", "uqi")
-HOLE_FIELDS = ("hole_psnr", "hole_ssim")
-#: Per-image scores of low-light outputs that need no reference (:func:`no_reference_scores`).
-NO_REFERENCE_FIELDS = ("niqe", "loe", "brightness", "clipped", "dark_noise")
+#: The timing column of the per-image rows.
 TIMING_FIELD = "ms"
-#: Scores where lower is better (the others higher, but brightness and clipped, which have no better side).
-LOWER_BETTER = frozenset({"niqe", "loe", "dark_noise"})
 
 
-def score_fields(task: str, *, reference: bool = True) -> tuple[str, ...]:
-    """The score columns of a task: :data:`SCORE_FIELDS` with a reference, :data:`HOLE_FIELDS` for
-    completion, and :data:`NO_REFERENCE_FIELDS` for low light."""
-    fields = SCORE_FIELDS if reference else ()
-    if task == "completion":
-        fields += HOLE_FIELDS
-    if task == "lowlight":
-        fields += NO_REFERENCE_FIELDS
-    return fields
+def task_metrics(task: str, *, reference: bool = True, extra: Sequence[str] = ()) -> list[Metric]:
+    """The metrics a comparison of ``task`` scores (:data:`rlenhance.metrics.table.METRICS`): the table's
+    metrics of the task (the full-reference and hole ones only with references), then ``extra`` (names or
+    import paths of metrics, ``--metrics``), each once.
 
-
-def no_reference_scores(image: np.ndarray, output: np.ndarray) -> dict[str, float]:
-    """The low-light scores of an output that need no reference, given the input ``image`` (RGB, [0, 1]).
-
-    ``niqe`` (:func:`rlenhance.metrics.niqe`; NaN for an image under 96 pixels high or wide, or a flat
-    one), ``loe`` (:func:`rlenhance.metrics.loe` of the input and the output), ``brightness`` (mean
-    BT.601 luma, 0-1), ``clipped`` (:func:`rlenhance.metrics.clipped_fraction`, 0-1) and ``dark_noise``
-    (:func:`rlenhance.metrics.dark_colour_noise`, 0-255 chroma scale).
+    Raises:
+        ValueError: an unknown metric, or one that needs a reference where the images have none.
     """
-    image = np.clip(image, 0.0, 1.0)
-    try:
-        niqe = metrics.niqe(output) if min(output.shape[:2]) >= NIQE_BLOCK else math.nan
-    except ImageError:  # a flat output: NIQE is undefined
-        niqe = math.nan
-    return {"niqe": niqe, "loe": metrics.loe(image, output),
-            "brightness": float((output.astype(np.float64) @ np.asarray(BT601_LUMA_WEIGHTS)).mean()),
-            "clipped": metrics.clipped_fraction(output), "dark_noise": metrics.dark_colour_noise(image, output)}
+    chosen = [m for _, m in METRICS.items() if task in m.tasks and (reference or m.reference == "none")]
+    for key in extra:
+        metric = METRICS.get(key)
+        if metric.reference != "none" and not reference:
+            raise ValueError(f"--metrics {key}: a metric against a reference ({metric.reference}); these images have "
+                             "none")
+        if metric.name not in [m.name for m in chosen]:
+            chosen.append(metric)
+    return chosen
 
 
-def score(output: np.ndarray, sample: Sample, *, psnr_on: str = "rgb", gt_mean: bool = False,
-          no_reference: bool = False) -> dict[str, float]:
-    """The scores of one output, clipped to [0, 1]: PSNR / SSIM / UQI against the sample's reference
-    (if it has one; on the Y channel with ``psnr_on="y"``, after :func:`rlenhance.metrics.gt_mean_align`
-    with ``gt_mean``), the hole scores for completion (of the output as it is), and with ``no_reference``
-    :func:`no_reference_scores`."""
+def score(output: np.ndarray, sample: Sample, scored: Sequence[Metric], *, psnr_on: str = "rgb",
+          gt_mean: bool = False) -> dict[str, float]:
+    """The ``scored`` metrics of one output, clipped to [0, 1] (:class:`~rlenhance.metrics.table.Metric`):
+    the full-reference ones against the sample's reference (on the Y channel with ``psnr_on="y"``, after
+    :func:`rlenhance.metrics.gt_mean_align` with ``gt_mean``), the hole ones of the output as it is, the
+    no-reference ones given the sample's input."""
     output = np.clip(output, 0.0, 1.0)
     scores: dict[str, float] = {}
     if sample.reference is not None:
@@ -72,21 +53,19 @@ def score(output: np.ndarray, sample: Sample, *, psnr_on: str = "rgb", gt_mean: 
         fx, fy = (metrics.gt_mean_align(x, y) if gt_mean else x), y
         if psnr_on == "y":
             fx, fy = metrics.rgb_to_y(fx), metrics.rgb_to_y(fy)
-        scores = {"psnr": float(metrics.psnr(fx, fy)[0]), "ssim": float(metrics.ssim(fx, fy)[0]),
-                  "uqi": float(metrics.uqi(fx, fy)[0])}
+        scores = {m.name: float(m.fn(fx, fy)[0]) for m in scored if m.reference == "full"}
         if sample.mask is not None:
             hole = torch.from_numpy(sample.mask.astype(np.float32))[None, None]
-            scores["hole_psnr"] = float(hole_psnr(x, y, hole)[0])
-            scores["hole_ssim"] = float(hole_ssim(x, y, hole)[0])
-    if no_reference:
-        scores.update(no_reference_scores(sample.input, output))
+            scores.update({m.name: float(m.fn(x, y, hole)[0]) for m in scored if m.reference == "hole"})
+    image = np.clip(sample.input, 0.0, 1.0)
+    scores.update({m.name: float(m.fn(output, image)) for m in scored if m.reference == "none"})
     return scores
 
 
-def evaluate(method: Method, samples: Sequence[Sample], *, warmup: bool, keep: int, **scoring: Any
-             ) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
-    """Run a method on every sample; per-image rows (:func:`score` with the keywords ``scoring``, and
-    ms) and the first ``keep`` outputs."""
+def evaluate(method: Method, samples: Sequence[Sample], scored: Sequence[Metric], *, warmup: bool, keep: int,
+             **scoring: Any) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
+    """Run a method on every sample; per-image rows (:func:`score` of the ``scored`` metrics with the
+    keywords ``scoring``, and ms) and the first ``keep`` outputs."""
     if warmup:
         method.run(samples[0].input, mask=samples[0].mask)
     rows, kept = [], []
@@ -97,7 +76,7 @@ def evaluate(method: Method, samples: Sequence[Sample], *, warmup: bool, keep: i
         expected = sample.input.shape if sample.reference is None else sample.reference.shape
         if output.shape != expected:
             raise ValueError(f"{method.name}: output of shape {output.shape} for {sample.name}, expected {expected}")
-        rows.append({"image": sample.name, "method": method.name, **score(output, sample, **scoring),
+        rows.append({"image": sample.name, "method": method.name, **score(output, sample, scored, **scoring),
                      TIMING_FIELD: ms})
         if i < keep:
             kept.append(np.clip(output, 0.0, 1.0))
@@ -137,10 +116,10 @@ def paired_fields(task: str, *, reference: bool = True) -> tuple[str, ...]:
 def paired_differences(rows: Sequence[Mapping[str, Any]], against: str, field: str) -> list[dict[str, Any]]:
     """Per method other than ``against``: mean and standard error of ``field(method) -
     field(against)`` over the images both scored (finite values), and the count of images where the
-    method is better (strictly: higher, or lower for :data:`LOWER_BETTER` scores)."""
+    method is better (strictly: higher, or lower for a metric whose ``higher_is_better`` is False)."""
     base = {row["image"]: row[field] for row in rows if row["method"] == against}
     methods = list(dict.fromkeys(row["method"] for row in rows if row["method"] != against))
-    sign = -1.0 if field in LOWER_BETTER else 1.0
+    sign = -1.0 if METRICS.get(field).higher_is_better is False else 1.0
     table = []
     for name in methods:
         diffs = np.array([row[field] - base[row["image"]] for row in rows

@@ -19,18 +19,18 @@ another architecture than the caller expects, with a :class:`CheckpointError` na
 What a model needs at inference beyond its weights is one typed, frozen **spec** per kind of
 checkpoint, written and read only here:
 
-===========================  ================================  ==========================================
+===========================  ================================  ================================================
 spec (``kind``)              written by                        read by
-===========================  ================================  ==========================================
+===========================  ================================  ================================================
 :class:`LowLightPolicySpec`  ``experiments.lol_train``         :class:`rlenhance.Enhancer`
 (``lowlight-policy``)
-:class:`RolloutPolicySpec`   ``experiments.denoise_train``,    :func:`agents.rollout.load_rollout_policy`
-(``rollout-policy``)         ``experiments.completion_train``
-:class:`SupervisedSpec`      ``experiments.supervised_train``  :class:`rlenhance.restore.SupervisedRestorer`,
-(``supervised``)                                               :func:`agents.rollout.load_predictor`
-:class:`RSEDenoiserSpec`     ``experiments.rse_train``         :func:`rlenhance.denoisers.load_rse`
+:class:`RolloutPolicySpec`   ``experiments.denoise_train``,    :class:`rlenhance.denoisers.PolicyDenoiser`,
+(``rollout-policy``)         ``experiments.completion_train``  :class:`rlenhance.completion.PolicyCompleter`
+:class:`SupervisedSpec`      ``experiments.supervised_train``  :class:`rlenhance.restore.SupervisedRestorer`
+(``supervised``)                                               (the policies' predictors too)
+:class:`RSEDenoiserSpec`     ``experiments.rse_train``         :func:`rlenhance.rse.load_rse`
 (``rse-denoiser``)
-===========================  ================================  ==========================================
+===========================  ================================  ================================================
 
 A writer puts the spec object in ``extra["spec"]`` (:func:`save_checkpoint` stores its
 :meth:`~CheckpointSpec.to_dict`); :func:`load_checkpoint` gives it back as the spec object,
@@ -59,8 +59,8 @@ Example:
     >>> spec = SupervisedSpec(model="mrpnet", task="denoise", channels=1, prefill="none")
     >>> SupervisedSpec.from_dict(spec.to_dict()) == spec
     True
-    >>> spec.needs_mask, spec.composite
-    (False, False)
+    >>> spec.composite
+    False
 """
 
 
@@ -83,13 +83,10 @@ if TYPE_CHECKING:
         ALPHA_MODES,
         FORMAT_TAG,
         FORMAT_VERSION,
-        MASKED_MODELS,
         NOISE_KINDS,
         ROLLOUT_TASKS,
         SPEC_KEY,
         SPECS,
-        SUPERVISED_MODELS,
-        SUPERVISED_TASKS,
         SUPERVISED_UPSCALES,
         SUPERVISED_VARIANTS,
         CheckpointSpec,
@@ -107,9 +104,8 @@ _MODULES = {
     **dict.fromkeys(("TensorStub", "read_metadata"), "rlenhance.checkpoint.metadata"),
     "read_npz": "rlenhance.checkpoint.archives",
     **dict.fromkeys(("ACTION_TYPES", "COND_ENCODINGS"), "rlenhance.transitions"),
-    **dict.fromkeys(("ALPHA_MODES", "FORMAT_TAG", "FORMAT_VERSION", "MASKED_MODELS",
-                     "NOISE_KINDS", "ROLLOUT_TASKS", "SPEC_KEY", "SPECS", "SUPERVISED_MODELS", "SUPERVISED_TASKS",
-                     "SUPERVISED_UPSCALES", "SUPERVISED_VARIANTS", "CheckpointSpec", "LowLightPolicySpec",
+    **dict.fromkeys(("ALPHA_MODES", "FORMAT_TAG", "FORMAT_VERSION", "NOISE_KINDS", "ROLLOUT_TASKS", "SPEC_KEY",
+                     "SPECS", "SUPERVISED_UPSCALES", "SUPERVISED_VARIANTS", "CheckpointSpec", "LowLightPolicySpec",
                      "RSEDenoiserSpec", "RolloutPolicySpec", "SupervisedSpec"),
                     "rlenhance.checkpoint.specs"),
 }
@@ -120,13 +116,10 @@ __all__ = [
     "COND_ENCODINGS",
     "FORMAT_TAG",
     "FORMAT_VERSION",
-    "MASKED_MODELS",
     "NOISE_KINDS",
     "ROLLOUT_TASKS",
     "SPEC_KEY",
     "SPECS",
-    "SUPERVISED_MODELS",
-    "SUPERVISED_TASKS",
     "SUPERVISED_UPSCALES",
     "SUPERVISED_VARIANTS",
     "CheckpointSpec",

@@ -17,6 +17,7 @@ from rlenhance.atomic import atomic_path
 from rlenhance.checkpoint.metadata import corrupt, scan_torch_file
 from rlenhance.checkpoint.specs import FORMAT_TAG, FORMAT_VERSION, SPEC_KEY, SPECS, CheckpointSpec
 from rlenhance.errors import CheckpointError
+from rlenhance.plugins import Registry
 
 _REQUIRED_KEYS = ("format", "version", "arch", "state_dict", "extra")
 
@@ -280,7 +281,7 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu",
     return obj
 
 
-def build_model(checkpoint: Mapping[str, Any], registry: Mapping[str, type]) -> nn.Module:
+def build_model(checkpoint: Mapping[str, Any], registry: Registry | Mapping[str, type]) -> nn.Module:
     """Construct the model a checkpoint describes and load its weights (strict).
 
     Builds ``registry[arch["class"]](**arch["kwargs"])`` and calls
@@ -289,7 +290,10 @@ def build_model(checkpoint: Mapping[str, Any], registry: Mapping[str, type]) -> 
 
     Args:
         checkpoint: Dict returned by :func:`load_checkpoint`.
-        registry: Class name -> ``nn.Module`` subclass, e.g. ``{"PixelActorCritic": PixelActorCritic}``.
+        registry: the classes it may build: a :class:`~rlenhance.plugins.Registry` (e.g.
+            :data:`rlenhance.models.MODELS`, which also takes a class named by import path, as a
+            checkpoint of a user's network records it; loading such a checkpoint imports that module),
+            or a mapping of class name -> ``nn.Module`` subclass, e.g. ``{"PixelActorCritic": PixelActorCritic}``.
 
     Returns:
         The model with the checkpoint's weights, on CPU (or wherever ``map_location`` put the
@@ -303,15 +307,21 @@ def build_model(checkpoint: Mapping[str, Any], registry: Mapping[str, type]) -> 
     arch = checkpoint.get("arch")
     _check_arch(arch, source)
     name = arch["class"]
-    if name not in registry:
+    if isinstance(registry, Registry):
+        try:
+            cls = registry.get(name)
+        except ValueError as exc:
+            raise CheckpointError(f"{source}: {exc}") from None
+    elif name in registry:
+        cls = registry[name]
+    else:
         raise CheckpointError(f"{source}: model class {name!r} is not in the registry; known: {sorted(registry)}")
     try:
-        model = registry[name](**dict(arch["kwargs"]))
+        model = cls(**dict(arch["kwargs"]))
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{source}: {name}(**{dict(arch['kwargs'])!r}) failed: {exc}") from exc
     load_state_dict_strict(model, checkpoint.get("state_dict", {}), source=source)
     return model
-
 
 
 def _read_spec(extra: Mapping[str, Any], source: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, TypeVar, Union, get_args, get_origin, get_type
 from rlenhance.errors import CheckpointError
 from rlenhance.ops.blur import check_blur_sigma
 from rlenhance.ops.fill import PREFILLS
+from rlenhance.tasks import TASKS
 from rlenhance.transitions import (
     LowLightTransition,
     Transition,
@@ -34,14 +35,6 @@ SPEC_KEY = "spec"
 ALPHA_MODES = ("mean", "argmax")
 #: Tasks of RL policies restored by rollouts through their env.
 ROLLOUT_TASKS = ("denoise", "completion")
-#: Tasks a supervised checkpoint can be trained for (``experiments.supervised_train --task``).
-SUPERVISED_TASKS = ("lowlight", "denoise", "completion")
-#: The ``model`` names of a supervised checkpoint and the network classes each may build.
-SUPERVISED_MODELS: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "mrpnet": ("MRPNet", "CombinedModel", "Generator"), "pixelrnn": ("PixelRNN",),
-    "gated-pixelrnn": ("GatedPixelRNN",), "ffdnet": ("FFDNet",), "unet": ("CompletionUNet",)})
-#: Supervised models that read the hole mask next to the image (completion only).
-MASKED_MODELS = ("gated-pixelrnn", "unet")
 #: How ``experiments.supervised_train --noise`` makes a denoiser's noisy inputs: white Gaussian
 #: noise on the clean image, or dark-level noise amplified by known curves
 #: (:func:`rlenhance.data.amplified_noise`, ReLLIE's setting).
@@ -330,8 +323,9 @@ def _in_range(value: float, bounds: tuple[float, ...]) -> bool:
 
 @dataclass(frozen=True)
 class RolloutPolicySpec(CheckpointSpec):
-    """What :func:`agents.rollout.load_rollout_policy` needs to restore images with a denoising
-    or completion policy (``experiments.denoise_train`` / ``experiments.completion_train``).
+    """What :class:`rlenhance.denoisers.PolicyDenoiser` and :class:`rlenhance.completion.PolicyCompleter`
+    need to restore images with a denoising or completion policy (``experiments.denoise_train`` /
+    ``experiments.completion_train``).
 
     Attributes:
         task: ``"denoise"`` or ``"completion"``.
@@ -357,7 +351,7 @@ class RolloutPolicySpec(CheckpointSpec):
     kind: ClassVar[str] = "rollout-policy"
     title: ClassVar[str] = "denoising / completion policy"
     writer: ClassVar[str] = "experiments.denoise_train or experiments.completion_train"
-    reader: ClassVar[str] = "agents.rollout.load_rollout_policy"
+    reader: ClassVar[str] = "rlenhance.denoisers.PolicyDenoiser or rlenhance.completion.PolicyCompleter"
 
     task: str
     env_id: str
@@ -413,19 +407,22 @@ class RolloutPolicySpec(CheckpointSpec):
 
 @dataclass(frozen=True)
 class SupervisedSpec(CheckpointSpec):
-    """What :class:`rlenhance.restore.SupervisedRestorer` (and :func:`agents.rollout.load_predictor`)
-    need to apply a network of ``experiments.supervised_train``.
+    """What :class:`rlenhance.restore.SupervisedRestorer` (and the policies' predictors,
+    :mod:`rlenhance.predictors`) need to apply a network of ``experiments.supervised_train``.
 
     Attributes:
-        model: ``"mrpnet"``, ``"pixelrnn"``, ``"gated-pixelrnn"``, ``"ffdnet"`` or ``"unet"``
-            (:data:`SUPERVISED_MODELS` lists the network classes each may build).
-        task: ``"lowlight"``, ``"denoise"`` or ``"completion"``.
+        model: the network: the name of one of the package's (``"mrpnet"``, ``"pixelrnn"``,
+            ``"gated-pixelrnn"``, ``"ffdnet"``, ``"unet"``: the ``model_name`` of its classes in
+            :data:`rlenhance.models.MODELS`, which :class:`~rlenhance.restore.SupervisedRestorer` checks
+            against the network the file builds), or a user's network class by import path
+            (``"package.module:Class"``).
+        task: one of :data:`rlenhance.tasks.TASKS` (``"lowlight"``, ``"denoise"``, ``"completion"``).
         channels: image planes the network reads and writes, 1 (gray) or 3 (RGB).
         prefill: what the network sees in the hole (:data:`rlenhance.ops.fill.PREFILLS`);
             ``"none"`` unless the task is completion.
         variant: the architecture variant (:data:`SUPERVISED_VARIANTS`): ``"default"``, or
             ``"seed"`` (pixelrnn / gated-pixelrnn: the seed's code exactly, see
-            :mod:`rlenhance.models.pixelrnn`).
+            :mod:`rlenhance.models.pixelrnn`); the network's own ``variant`` argument.
         noise: denoise only: the noise trained on (:data:`NOISE_KINDS`): ``"gaussian"`` or
             ``"amplified"``; None for other tasks.
         sigma: denoise only: on the 0-255 scale, the largest of ``sigmas`` (one level: that level,
@@ -438,14 +435,12 @@ class SupervisedSpec(CheckpointSpec):
             ``[sigmas[0], sigmas[-1]]``); amplified: ``(sigma,)``. None as ``noise``; not given:
             ``(sigma,)``.
         upscale: output size over input size, 1 (restoration at the input's size) or, for
-            ``mrpnet`` low-light models with the Generator, 2 or 4 (super-resolution, the seed's
-            Generator: 4).
+            low-light models (MRPNet with the Generator), 2 or 4 (super-resolution, the seed's
+            Generator: 4): the network's own ``upscale`` argument.
 
-    ``needs_mask``, ``composite`` and ``needs_noise_map`` follow from ``model`` and ``task``: an
-    ``"ffdnet"`` denoiser reads a per-pixel noise-level map (:class:`rlenhance.Enhancer` feeds the
-    map of its curve steps, :func:`rlenhance.load_denoiser` a level's constant map), trained on
-    ``"amplified"`` noise with a ``sigma`` > 0 or on ``"gaussian"`` noise (each crop with its own
-    level's map).
+    What the network reads besides the image (a hole mask, a noise-level map) is its class's
+    (``reads_mask``, ``reads_noise_map``), checked with the rest of what the spec says of the network
+    when the restorer builds it; ``composite`` follows from ``task``.
     """
 
     kind: ClassVar[str] = "supervised"
@@ -469,48 +464,33 @@ class SupervisedSpec(CheckpointSpec):
         super().__post_init__()
 
     @property
-    def needs_mask(self) -> bool:
-        """The network reads the mask as a second input (:data:`MASKED_MODELS`: the gated PixelRNN,
-        the completion U-Net)."""
-        return self.model in MASKED_MODELS
-
-    @property
     def composite(self) -> bool:
         """The output keeps the input outside the hole (completion)."""
         return self.task == "completion"
 
-    @property
-    def needs_noise_map(self) -> bool:
-        """The network reads a per-pixel noise-level map as a second input (FFDNet)."""
-        return self.model == "ffdnet"
-
     def _problems(self) -> list[str]:
         problems = []
-        if self.model not in SUPERVISED_MODELS:
-            problems.append(f"model {self.model!r} (accepted: {tuple(SUPERVISED_MODELS)})")
-        if self.task not in SUPERVISED_TASKS:
-            problems.append(f"task {self.task!r} (accepted: {SUPERVISED_TASKS})")
+        module, colon, name = self.model.partition(":")
+        if not self.model or self.model != self.model.strip() or (colon and not (module and name)):
+            problems.append(f"model {self.model!r} (accepted: a network's name, or its class's import path "
+                            "'package.module:Class')")
+        if self.task not in TASKS:
+            problems.append(f"task {self.task!r} (accepted: {TASKS})")
         if self.channels not in (1, 3):
             problems.append(f"channels {self.channels!r} (accepted: 1, 3)")
         if self.prefill not in PREFILLS or (self.task != "completion" and self.prefill != "none"):
             problems.append(f"prefill {self.prefill!r} for task {self.task!r} (accepted: {PREFILLS} for "
                             "completion, 'none' otherwise)")
-        if self.variant not in SUPERVISED_VARIANTS or (self.variant != "default" and self.model == "mrpnet"):
-            problems.append(f"variant {self.variant!r} for model {self.model!r} (accepted: {SUPERVISED_VARIANTS} "
-                            "for pixelrnn and gated-pixelrnn, 'default' for mrpnet)")
-        if self.needs_mask and self.task != "completion":
-            problems.append(f"model {self.model!r} for task {self.task!r} (it reads a hole mask: completion only)")
-        if self.variant != "default" and self.model == "unet":
-            problems.append(f"variant {self.variant!r} for model 'unet' (accepted: 'default')")
+        if self.variant not in SUPERVISED_VARIANTS:
+            problems.append(f"variant {self.variant!r} (accepted: {SUPERVISED_VARIANTS})")
         problems += self._noise_problems()
-        super_resolving = self.model == "mrpnet" and self.task == "lowlight"
-        if self.upscale not in (SUPERVISED_UPSCALES if super_resolving else (1,)):
-            problems.append(f"upscale {self.upscale!r} for model {self.model!r}, task {self.task!r} (accepted: "
-                            f"{SUPERVISED_UPSCALES} for mrpnet lowlight models, 1 otherwise)")
+        if self.upscale not in (SUPERVISED_UPSCALES if self.task == "lowlight" else (1,)):
+            problems.append(f"upscale {self.upscale!r} for task {self.task!r} (accepted: {SUPERVISED_UPSCALES} for "
+                            "lowlight models, 1 otherwise)")
         return problems
 
     def _noise_problems(self) -> list[str]:
-        """The rules of ``noise``, ``sigma`` and ``sigmas`` and of the noise-map model."""
+        """The rules of ``noise``, ``sigma`` and ``sigmas``."""
         problems = []
         if self.task != "denoise" and (self.noise is not None or self.sigma is not None or self.sigmas is not None):
             problems.append(f"noise {self.noise!r}, sigma {self.sigma!r} and sigmas {self.sigmas!r} for task "
@@ -524,17 +504,22 @@ class SupervisedSpec(CheckpointSpec):
             if self.noise == "amplified" and len(self.sigmas) > 1:
                 problems.append(f"sigmas {list(self.sigmas)} with noise 'amplified' (accepted: one level, its "
                                 "largest dark-level noise)")
-        if self.needs_noise_map and (self.task != "denoise" or self.noise not in NOISE_KINDS or self.sigma is None
-                                     or (self.noise == "amplified" and not self.sigma) or self.variant != "default"):
-            problems.append(f"model 'ffdnet' with task {self.task!r}, noise {self.noise!r}, sigma {self.sigma!r}, "
-                            f"variant {self.variant!r} (accepted: task 'denoise', noise 'gaussian' or 'amplified' "
-                            "with sigma > 0, variant 'default')")
         return problems
+
+    def noise_map_problems(self) -> list[str]:
+        """What keeps a network that reads a noise-level map (FFDNet) from this spec: the map is of the
+        noise trained on, so the task is denoise with a known noise, the variant the default."""
+        if self.task != "denoise" or self.noise not in NOISE_KINDS or self.sigma is None \
+                or (self.noise == "amplified" and not self.sigma) or self.variant != "default":
+            return [f"a noise-map network with task {self.task!r}, noise {self.noise!r}, sigma {self.sigma!r}, "
+                    f"variant {self.variant!r} (accepted: task 'denoise', noise 'gaussian' or 'amplified' with "
+                    "sigma > 0, variant 'default')"]
+        return []
 
 
 @dataclass(frozen=True)
 class RSEDenoiserSpec(CheckpointSpec):
-    """What :func:`rlenhance.denoisers.load_rse` needs to denoise with an RSE-RL model of
+    """What :func:`rlenhance.rse.load_rse` needs to denoise with an RSE-RL model of
     ``experiments.rse_train`` (its patch VAEs, clean-latent banks and blend policies are the
     weights; their shapes are the ``arch``).
 
@@ -555,7 +540,7 @@ class RSEDenoiserSpec(CheckpointSpec):
     kind: ClassVar[str] = "rse-denoiser"
     title: ClassVar[str] = "RSE-RL denoiser"
     writer: ClassVar[str] = "experiments.rse_train"
-    reader: ClassVar[str] = "rlenhance.denoisers.load_rse"
+    reader: ClassVar[str] = "rlenhance.rse.load_rse"
 
     sigma: float
     channels: int

@@ -16,6 +16,9 @@ imported on first use, so that importing this module costs no scipy):
 numpy images as the MATLAB code behind published figures computes them; :func:`clipped_fraction` (blown
 highlights) and :func:`dark_colour_noise` (colour speckle brightened out of the shadows).
 
+Scores inside a hole (completion): :mod:`rlenhance.metrics.hole`. Every metric with its label and
+direction, the table comparisons read and a user's metric joins: :mod:`rlenhance.metrics.table`.
+
 Example:
     >>> import torch
     >>> x = torch.rand(2, 3, 32, 32)

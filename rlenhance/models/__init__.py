@@ -1,7 +1,8 @@
 """Network architectures: what a trained model needs at inference time.
 
-Submodules (import them directly; importing this package runs nothing and imports no
-submodule, so loading one architecture does not pull in the others):
+Submodules (import them directly; importing this package imports no submodule and no torch, so
+loading one architecture does not pull in the others; :data:`MODELS`, the table of the network classes a
+checkpoint can name, imports them on its first lookup):
 
 * :mod:`rlenhance.models.policy` -- fully convolutional per-pixel actor-critic networks, with
   an optional supervised backbone (:mod:`rlenhance.models.backbones` loads its weights).
@@ -18,5 +19,72 @@ submodule, so loading one architecture does not pull in the others):
 * :mod:`rlenhance.models.vae` -- RSE-RL's patch VAE (latent invariant to flips and quarter turns),
   overlapping patches and their seamless Hann-window blending.
 * :mod:`rlenhance.models.rse` -- RSE-RL's latent clustering, per-pixel blend and recursive rounds
-  (the denoiser of ``experiments.rse_train``; :func:`rlenhance.denoisers.load_rse` loads a trained one).
+  (the denoiser of ``experiments.rse_train``; :func:`rlenhance.rse.load_rse` loads a trained one).
+
+A supervised network (what ``experiments.supervised_train`` trains and
+:class:`rlenhance.restore.SupervisedRestorer` runs; a user's own one named by import path, docs/api.md) is
+an ``nn.Module`` built as ``Network(channels, width=W)`` with ``arch()`` (``{"class": ..., "kwargs": ...}``
+for checkpoints) and ``forward(x)``, and these class attributes: ``model_name`` (the name its checkpoints'
+spec records, :func:`model_name`), ``train_defaults`` (the trainer's ``lr``, ``batch``, ``crop`` and
+``width`` where a run leaves them unset), ``reads_mask`` (``forward(x, mask)``, completion) or
+``reads_noise_map`` (``forward(x, noise_map)``, denoising).
 """
+
+from collections.abc import Mapping
+from typing import Any
+
+from rlenhance.errors import CheckpointError
+from rlenhance.plugins import Registry, path_of
+
+__all__ = ["MODELS", "ArchMixin", "model_name"]
+
+
+def _check_network(entry: Any) -> None:
+    from torch import nn  # noqa: PLC0415 - importing the package imports no torch
+
+    if not (isinstance(entry, type) and issubclass(entry, nn.Module)):
+        raise TypeError(f"expected a torch.nn.Module subclass, got {entry!r}")
+
+
+#: Every network class a checkpoint can name (its ``arch["class"]``, built by
+#: :func:`rlenhance.checkpoint.build_model`): the package's own, each registered under its class name by
+#: ``@MODELS.register()`` in its module (imported on the first lookup), and a user's, named by its import
+#: path ``"package.module:Class"`` (which a checkpoint of it records, so that it loads in any process).
+MODELS: Registry[Any] = Registry("network class", check=_check_network, modules=(
+    "rlenhance.models.mrpnet", "rlenhance.models.pixelrnn", "rlenhance.models.ffdnet", "rlenhance.models.inpaint",
+    "rlenhance.models.policy", "rlenhance.models.rse"))
+
+
+def model_name(network: type) -> str:
+    """The ``model`` a :class:`rlenhance.checkpoint.SupervisedSpec` records for a checkpoint of the
+    supervised ``network`` class: the class's own ``model_name`` attribute (the package's networks:
+    ``"mrpnet"``, ``"ffdnet"``, ...), else its import path (a user's network)."""
+    return vars(network).get("model_name") or path_of(network)
+
+
+class ArchMixin:
+    """``arch()`` / ``from_arch()`` for networks that keep their constructor kwargs in
+    ``self._kwargs``: what checkpoints store to rebuild the exact architecture."""
+
+    _kwargs: dict[str, Any]
+
+    def arch(self) -> dict[str, Any]:
+        """The architecture as a JSON-able dict ``{"class": ..., "kwargs": {...}}`` for checkpoints."""
+        return {"class": type(self).__name__, "kwargs": {k: (list(v) if isinstance(v, (list, tuple)) else
+                                                             dict(v) if isinstance(v, dict) else v)
+                                                         for k, v in self._kwargs.items()}}
+
+    @classmethod
+    def from_arch(cls, arch: Mapping[str, Any]):
+        """Rebuild an (untrained) network from :meth:`arch` output.
+
+        Raises:
+            CheckpointError: if the class name or the kwargs do not fit.
+        """
+        if arch.get("class") != cls.__name__:
+            raise CheckpointError(f"arch class is {arch.get('class')!r}; expected {cls.__name__!r}")
+        try:
+            return cls(**dict(arch.get("kwargs", {})))
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(
+                f"arch kwargs {arch.get('kwargs')!r} do not build a {cls.__name__}: {exc}") from exc

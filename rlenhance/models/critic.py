@@ -28,7 +28,8 @@ import torch
 from torch import Tensor, nn
 
 from rlenhance.errors import ImageError
-from rlenhance.models.policy import ArchMixin, PixelActorCritic
+from rlenhance.models import ArchMixin
+from rlenhance.models.policy import PixelActorCritic
 from rlenhance.models.trunks import (
     ConvTrunk,
     append_cond_planes,

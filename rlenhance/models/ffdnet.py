@@ -41,16 +41,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rlenhance.errors import ImageError
+from rlenhance.models import MODELS
 from rlenhance.ops.tiling import pad_to_multiple
 
-__all__ = ["FFDNet", "MODELS", "MIN_DEPTH"]
+__all__ = ["FFDNet", "MIN_DEPTH"]
 
 #: Fewest convolution layers: the input and the output convolutions.
 MIN_DEPTH = 2
@@ -58,6 +59,7 @@ MIN_DEPTH = 2
 _FACTOR = 2
 
 
+@MODELS.register()
 class FFDNet(nn.Module):
     """FFDNet-style denoiser reading the image and a per-pixel noise-level map (see the module
     docstring for the layout).
@@ -74,6 +76,14 @@ class FFDNet(nn.Module):
         or (B, 1, H, W) (one level for every plane) -> (B, in_channels, H, W), nominally in
         [0, 1] (not clamped).
     """
+
+    #: reads a per-pixel noise-level map as its second input (``forward(x, noise_map)``)
+    reads_noise_map = True
+    model_name: ClassVar[str] = "ffdnet"
+    #: ``experiments.supervised_train``'s settings where a run leaves them unset: FFDNet trained with Adam at
+    #: 1e-3 on small gray patches (50 x 50 at batch 128 in the paper)
+    train_defaults: ClassVar[Mapping[str, float]] = MappingProxyType({"lr": 1e-3, "batch": 16, "crop": 64,
+                                                                       "width": 64})
 
     def __init__(self, in_channels: int = 1, width: int = 64, depth: int = 15, residual: bool = True):
         super().__init__()
@@ -149,7 +159,3 @@ class FFDNet(nn.Module):
             z = z.contiguous(memory_format=torch.channels_last)
         y = self.shuffle(self.body(z))[..., :height, :width]
         return x - y if self.residual else y
-
-
-#: Registry for :func:`rlenhance.checkpoint.build_model`: class name -> class.
-MODELS: Mapping[str, type[nn.Module]] = MappingProxyType({"FFDNet": FFDNet})

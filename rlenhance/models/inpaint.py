@@ -21,7 +21,7 @@ learn to improve on it. 2,685,667 parameters at ``width=32``, 6,039,891 at ``wid
 out computing exactly what it did (``supervised_train --init`` at a larger ``--width``).
 
 Train it with ``experiments.supervised_train --model unet --task completion`` (hole MSE,
-:func:`rlenhance.models.pixelrnn.hole_mse`, or with ``--hole-loss psnr`` minus the hole PSNR, as the
+:func:`rlenhance.metrics.hole.hole_mse`, or with ``--hole-loss psnr`` minus the hole PSNR, as the
 shipped file was, its photos last flipped left-right only: ``--flips horizontal``), on the diffusion pre-fill.
 
 Example:
@@ -37,15 +37,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rlenhance.models.pixelrnn import _check_image, _check_mask, _check_positive_int
+from rlenhance.metrics.hole import check_mask
+from rlenhance.models import MODELS
+from rlenhance.models.pixelrnn import _check_image, _check_positive_int
 
-__all__ = ["MODELS", "CompletionUNet"]
+__all__ = ["CompletionUNet"]
 
 _DILATIONS = (1, 2, 4)
 
@@ -55,6 +57,7 @@ def _double_conv(in_planes: int, planes: int) -> nn.Sequential:
                          nn.Conv2d(planes, planes, 3, padding=1), nn.ReLU(inplace=True))
 
 
+@MODELS.register()
 class CompletionUNet(nn.Module):
     """Coarse residual U-Net completion network: pre-filled image + mask in, completed image out.
 
@@ -74,6 +77,11 @@ class CompletionUNet(nn.Module):
 
     #: reads the hole mask as its second input (``forward(image, mask)``)
     reads_mask = True
+    model_name: ClassVar[str] = "unet"
+    #: ``experiments.supervised_train``'s settings where a run leaves them unset: whole bedroom photos, as
+    #: the PixelRNNs
+    train_defaults: ClassVar[Mapping[str, float]] = MappingProxyType({"lr": 1e-3, "batch": 16, "crop": 224,
+                                                                       "width": 32})
 
     def __init__(self, in_channels: int = 3, width: int = 32, levels: int = 3, scale: int = 4):
         super().__init__()
@@ -170,7 +178,7 @@ class CompletionUNet(nn.Module):
             _check_image("CompletionUNet", image, self.in_channels + 1, "input (image and mask concatenated)")
             return image[:, :-1], image[:, -1:]
         _check_image("CompletionUNet", image, self.in_channels, "image")
-        _check_mask(image, mask)
+        check_mask(image, mask)
         return image, mask.to(image.dtype)
 
     def _coarse(self, image: Tensor, mask: Tensor) -> Tensor:
@@ -206,7 +214,3 @@ class CompletionUNet(nn.Module):
         image, mask = self._split(image, mask)
         correction = self._full(self.head(self._coarse(image, mask)), *image.shape[-2:])
         return image + correction * mask
-
-
-#: Checkpoint registry: class name -> class (for :func:`rlenhance.checkpoint.build_model`).
-MODELS: Mapping[str, type[nn.Module]] = MappingProxyType({"CompletionUNet": CompletionUNet})

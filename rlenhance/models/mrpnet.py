@@ -25,8 +25,8 @@ with an MSE loss:
 
 Every model has ``arch()`` (a JSON-able ``{"class", "kwargs"}`` for
 :func:`rlenhance.checkpoint.save_checkpoint` / :func:`~rlenhance.checkpoint.build_model` with
-:data:`MODELS` as registry) and ``features(x)``, the per-pixel feature maps its last convolution
-reads (``out_channels`` planes at the output resolution), so an RL policy can reuse the trained
+:data:`rlenhance.models.MODELS`, where each registers) and ``features(x)``, the per-pixel feature maps
+its last convolution reads (``out_channels`` planes at the output resolution), so an RL policy can reuse the trained
 trunk as a backbone.
 
 Outputs are not squashed: they are meant to be in [0, 1] (the training targets are) but can
@@ -44,7 +44,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -52,8 +52,9 @@ from torch import Tensor, nn
 
 from rlenhance.checkpoint import SUPERVISED_UPSCALES
 from rlenhance.errors import ImageError
+from rlenhance.models import MODELS
 
-__all__ = ["MODELS", "CombinedModel", "Generator", "MRPNet", "ResidualBlock"]
+__all__ = ["TRAIN_DEFAULTS", "CombinedModel", "Generator", "MRPNet", "ResidualBlock"]
 
 #: Upscale factors a :class:`Generator` accepts (powers of two up to 2 ** shuffle stages): those a
 #: supervised checkpoint may record (:data:`rlenhance.checkpoint.SUPERVISED_UPSCALES`).
@@ -61,6 +62,8 @@ UPSCALES = SUPERVISED_UPSCALES
 #: PixelShuffle(2) stages of the Generator (the published model has two).
 _SHUFFLE_STAGES = 2
 _SHUFFLE_FACTOR = 2
+#: ``experiments.supervised_train``'s settings of an ``mrpnet`` where a run leaves them unset: the seed's.
+TRAIN_DEFAULTS: Mapping[str, float] = MappingProxyType({"lr": 1e-4, "batch": 16, "crop": 128, "width": 64})
 
 
 def _check_positive_int(owner: str, **values: Any) -> None:
@@ -75,6 +78,7 @@ def _check_input(owner: str, x: Tensor, channels: int) -> None:
         raise ImageError(f"{owner}: input is {got}; expected a float tensor of shape (B, {channels}, H, W)")
 
 
+@MODELS.register()
 class MRPNet(nn.Module):
     """Compact encoder-decoder denoiser (see the module docstring for the layout).
 
@@ -90,6 +94,9 @@ class MRPNet(nn.Module):
         x: float (B, in_channels, H, W), any H, W >= 1 (odd sizes are handled by the
         transposed convolution's ``output_size``) -> (B, out_channels, H, W).
     """
+
+    model_name: ClassVar[str] = "mrpnet"
+    train_defaults: ClassVar[Mapping[str, float]] = TRAIN_DEFAULTS
 
     def __init__(self, in_channels: int = 3, out_channels: int | None = None, width: int = 64,
                  residual: bool = True):
@@ -144,6 +151,7 @@ class ResidualBlock(nn.Module):
         return x + F.relu(self.bn(self.conv(x)))
 
 
+@MODELS.register()
 class Generator(nn.Module):
     """Super-resolution-style enhancer: residual blocks and PixelShuffle upsampling.
 
@@ -163,6 +171,8 @@ class Generator(nn.Module):
         x: float (B, in_channels, H, W), any H, W >= 1 -> (B, out_channels, upscale H, upscale W).
         Sizes that are not multiples of ``4 / upscale`` are handled by cropping the trunk's output.
     """
+
+    model_name: ClassVar[str] = "mrpnet"
 
     def __init__(self, in_channels: int = 3, out_channels: int | None = None, width: int = 64,
                  n_blocks: int = 1, upscale: int = 1, residual: bool = True):
@@ -212,6 +222,7 @@ class Generator(nn.Module):
         return x + y
 
 
+@MODELS.register()
 class CombinedModel(nn.Module):
     """:class:`MRPNet` (denoise) followed by :class:`Generator` (enhance), trained end to end.
 
@@ -225,6 +236,9 @@ class CombinedModel(nn.Module):
     Shape:
         x: float (B, channels, H, W) -> (B, channels, upscale H, upscale W).
     """
+
+    model_name: ClassVar[str] = "mrpnet"
+    train_defaults: ClassVar[Mapping[str, float]] = TRAIN_DEFAULTS
 
     def __init__(self, channels: int = 3, width: int = 64, n_blocks: int = 1, upscale: int = 1,
                  residual: bool = True):
@@ -249,9 +263,3 @@ class CombinedModel(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Denoised then enhanced image, float (B, channels, upscale H, upscale W)."""
         return self.generator(self.denoiser(x))
-
-
-#: Registry for :func:`rlenhance.checkpoint.build_model`: class name -> class.
-MODELS: Mapping[str, type[nn.Module]] = MappingProxyType(
-    {"MRPNet": MRPNet, "Generator": Generator, "CombinedModel": CombinedModel}
-)

@@ -39,9 +39,9 @@ architecture; :meth:`arch` records a non-default variant, so checkpoints rebuild
 
 Masks are float (B, 1, H, W) with 1 = missing pixel (as :class:`rlenhance.data.OccludedPairs` and
 :func:`rlenhance.data.random_occlusion` give them). Report hole-only metrics
-(:func:`hole_l1`, :func:`hole_psnr`, :func:`hole_ssim`): SSIM of the composite is dominated by the known pixels.
+(:mod:`rlenhance.metrics.hole`): SSIM of the composite is dominated by the known pixels.
 
-Like :mod:`rlenhance.models.mrpnet`, every model has ``arch()`` (registry: :data:`MODELS`) and
+Like :mod:`rlenhance.models.mrpnet`, every model has ``arch()`` (registered in :data:`rlenhance.models.MODELS`) and
 ``features(...)``: the per-pixel maps its output convolution reads, ``out_channels`` planes at the
 input resolution.
 
@@ -55,10 +55,9 @@ Example:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -67,12 +66,13 @@ from torch import Tensor, nn
 from rlenhance.checkpoint import SUPERVISED_VARIANTS
 from rlenhance.errors import ImageError
 from rlenhance.losses import mse_loss, ssim_loss
-from rlenhance.metrics import _as_batch_pair, ssim
+from rlenhance.metrics import _as_batch_pair
+from rlenhance.metrics.hole import check_mask, hole_l1
+from rlenhance.models import MODELS
 
 __all__ = [
     "DEFAULT_SSIM_WINDOW",
     "GATED_SEED_SSIM_WINDOW",
-    "MODELS",
     "VARIANTS",
     "CompletionLoss",
     "ConvLSTMCell",
@@ -82,15 +82,9 @@ __all__ = [
     "PixelRNN",
     "completion_loss",
     "composite",
-    "hole_l1",
-    "hole_mse",
-    "hole_psnr",
-    "hole_ssim",
     "mse_ssim_loss",
 ]
 
-#: Smallest hole size (sum of mask values) divided by; keeps gradients finite for empty holes.
-_MIN_HOLE = 1e-8
 _SHUFFLE_FACTOR = 2
 #: Architecture variants of both models: ours, or the seed's code exactly (those a supervised
 #: checkpoint may record: :data:`rlenhance.checkpoint.SUPERVISED_VARIANTS`).
@@ -130,14 +124,6 @@ def _xavier_init(module: nn.Module) -> None:
             nn.init.xavier_uniform_(m.weight)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-
-
-def _check_mask(x: Tensor, mask: Tensor, name: str = "mask") -> None:
-    if not torch.is_tensor(mask) or mask.dim() != 4 or mask.shape[1] != 1 \
-            or mask.shape[0] != x.shape[0] or mask.shape[-2:] != x.shape[-2:]:
-        got = tuple(mask.shape) if torch.is_tensor(mask) else type(mask).__name__
-        raise ImageError(f"{name} has shape {got}; expected ({x.shape[0]}, 1, {x.shape[-2]}, {x.shape[-1]}) "
-                         "(1 = missing pixel)")
 
 
 # --- building blocks -----------------------------------------------------------------------------
@@ -219,6 +205,7 @@ class _ResidualBlock(nn.Module):
 
 
 # --- (a) encoder -> ConvLSTM -> PixelShuffle decoder ---------------------------------------------
+@MODELS.register()
 class PixelRNN(nn.Module):
     """Encoder -> one ConvLSTM step -> PixelShuffle decoder (the occluded-bedroom model).
 
@@ -233,6 +220,13 @@ class PixelRNN(nn.Module):
         x: float (B, in_channels, H, W), any H, W >= 1 (padded by edge replication to a multiple
         of ``2**levels`` and cropped back) -> (B, out_channels, H, W), values in (0, 1).
     """
+
+    model_name: ClassVar[str] = "pixelrnn"
+    #: ``experiments.supervised_train``'s settings where a run leaves them unset: the bedroom photos are
+    #: 224 x 224 with one 67 x 67 hole, taken whole (the seeds resized them to 256 and 128), so no crop
+    #: misses the hole
+    train_defaults: ClassVar[Mapping[str, float]] = MappingProxyType({"lr": 1e-3, "batch": 16, "crop": 224,
+                                                                       "width": 64})
 
     def __init__(self, in_channels: int = 3, out_channels: int | None = None, width: int = 64, levels: int = 3,
                  variant: str = "default"):
@@ -284,6 +278,7 @@ class PixelRNN(nn.Module):
 
 
 # --- (b) gated PixelRNN with mask input ----------------------------------------------------------
+@MODELS.register()
 class GatedPixelRNN(nn.Module):
     """Gated PixelRNN completion network: image + mask in, completed image out.
 
@@ -305,6 +300,10 @@ class GatedPixelRNN(nn.Module):
 
     #: reads the hole mask as its second input (``forward(image, mask)``)
     reads_mask = True
+    model_name: ClassVar[str] = "gated-pixelrnn"
+    #: ``experiments.supervised_train``'s settings where a run leaves them unset (whole bedroom photos)
+    train_defaults: ClassVar[Mapping[str, float]] = MappingProxyType({"lr": 1e-4, "batch": 4, "crop": 224,
+                                                                       "width": 48})
 
     def __init__(self, in_channels: int = 3, width: int = 48, n_gated: int = 3, n_res: int = 2,
                  variant: str = "default"):
@@ -340,7 +339,7 @@ class GatedPixelRNN(nn.Module):
             _check_image("GatedPixelRNN", image, self.in_channels + 1, "input (image and mask concatenated)")
             return image
         _check_image("GatedPixelRNN", image, self.in_channels, "image")
-        _check_mask(image, mask)
+        check_mask(image, mask)
         return torch.cat([image, mask.to(image.dtype)], dim=1)
 
     def features(self, image: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -374,84 +373,9 @@ def composite(occluded: Tensor, pred: Tensor, mask: Tensor) -> Tensor:
         float (B, C, H, W); equal to ``occluded`` wherever ``mask == 0``.
     """
     occluded, pred = _as_batch_pair(occluded, pred, "occluded", "pred")
-    _check_mask(occluded, mask)
+    check_mask(occluded, mask)
     mask = mask.to(pred.dtype)
     return occluded * (1 - mask) + pred * mask
-
-
-def _hole_mean(error: Tensor, mask: Tensor) -> Tensor:
-    """Mean of ``error`` (B, C, H, W) over the hole pixels and channels, per image (0 for no hole)."""
-    mask = mask.to(error.dtype)
-    count = mask.sum(dim=(1, 2, 3)) * error.shape[1]
-    return (error * mask).sum(dim=(1, 2, 3)) / count.clamp_min(_MIN_HOLE)
-
-
-def hole_l1(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-    """Mean absolute error inside the hole, per image.
-
-    Args:
-        pred, target: float (B, C, H, W).
-        mask: float (B, 1, H, W), 1 = missing pixel (soft masks weigh pixels).
-
-    Returns:
-        float (B,): ``sum(|pred - target| mask) / (C sum(mask))``; 0 for an image without hole.
-    """
-    pred, target = _as_batch_pair(pred, target, "pred", "target")
-    _check_mask(pred, mask)
-    return _hole_mean((pred - target).abs(), mask)
-
-
-def hole_mse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-    """Mean squared error inside the hole, per image (the loss of
-    :class:`~rlenhance.models.inpaint.CompletionUNet`; what hole PSNR scores).
-
-    Args:
-        pred, target: float (B, C, H, W).
-        mask: float (B, 1, H, W), 1 = missing pixel (soft masks weigh pixels).
-
-    Returns:
-        float (B,): ``sum((pred - target)^2 mask) / (C sum(mask))``; 0 for an image without hole.
-    """
-    pred, target = _as_batch_pair(pred, target, "pred", "target")
-    _check_mask(pred, mask)
-    return _hole_mean((pred - target).square(), mask)
-
-
-def hole_psnr(pred: Tensor, target: Tensor, mask: Tensor, *, data_range: float = 1.0) -> Tensor:
-    """PSNR inside the hole, per image, in dB: ``10 log10(data_range^2 / MSE_hole)``.
-
-    Args:
-        pred, target: float (B, C, H, W).
-        mask: float (B, 1, H, W), 1 = missing pixel.
-        data_range: distance between the smallest and largest pixel values (> 0).
-
-    Returns:
-        float (B,); ``+inf`` for a perfect hole, NaN for an image without hole.
-    """
-    if not (isinstance(data_range, (int, float)) and math.isfinite(data_range) and data_range > 0):
-        raise ValueError(f"data_range must be a finite number > 0, got {data_range!r}")
-    mse = hole_mse(pred, target, mask)
-    empty = mask.to(mse.dtype).sum(dim=(1, 2, 3)) == 0
-    value = 10.0 * torch.log10(data_range**2 / mse)
-    return torch.where(empty, torch.full_like(value, float("nan")), value)
-
-
-def hole_ssim(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-    """SSIM inside the hole, per image: the mean of the SSIM map over the missing pixels.
-
-    Args:
-        pred, target: float (B, C, H, W) (H, W >= 11).
-        mask: float (B, 1, H, W), 1 = missing pixel.
-
-    Returns:
-        float (B,); NaN for an image without hole.
-    """
-    pred, target = _as_batch_pair(pred, target, "pred", "target")
-    _check_mask(pred, mask)
-    ssim_map = ssim(pred, target, return_map=True)[1]
-    area = mask.sum(dim=(1, 2, 3))
-    value = (ssim_map * mask).sum(dim=(1, 2, 3)) / area.clamp_min(1.0)
-    return torch.where(area > 0, value, torch.full_like(value, float("nan")))
 
 
 LossTerms = Tensor | tuple[Tensor, dict[str, Tensor]]
@@ -484,7 +408,7 @@ def completion_loss(pred: Tensor, original: Tensor, occluded: Tensor, mask: Tens
                     return_terms: bool = False) -> LossTerms:
     """``w_l1 hole_l1(pred) + w_ssim (1 - SSIM(composite, original))`` per image (gated PixelRNN).
 
-    The L1 term is averaged over the hole's pixels only (:func:`hole_l1`); the seed's code
+    The L1 term is averaged over the hole's pixels only (:func:`~rlenhance.metrics.hole.hole_l1`); the seed's code
     averaged ``|pred * mask - original * mask|`` over the whole image, which is the same up to
     the factor (hole fraction). Gradients reach ``pred`` only inside the hole. The seed's SSIM
     had a 7x7 window (``ssim_window=7``) and zero padding, averaged over the whole map; this one
@@ -535,7 +459,3 @@ class CompletionLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"w_l1={self.w_l1}, w_ssim={self.w_ssim}, ssim_window={self.ssim_window}"
-
-
-#: Registry for :func:`rlenhance.checkpoint.build_model`: class name -> class.
-MODELS: Mapping[str, type[nn.Module]] = MappingProxyType({"PixelRNN": PixelRNN, "GatedPixelRNN": GatedPixelRNN})

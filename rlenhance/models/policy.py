@@ -71,7 +71,8 @@ import torch
 from torch import Tensor, nn
 
 from rlenhance.checkpoint import ALPHA_MODES
-from rlenhance.errors import CheckpointError, ImageError
+from rlenhance.errors import ImageError
+from rlenhance.models import MODELS, ArchMixin
 from rlenhance.models.distributions import PixelCategorical, PixelGaussian
 from rlenhance.models.trunks import (
     _RESERVED_BACKBONE_KWARGS,
@@ -88,7 +89,7 @@ from rlenhance.models.trunks import (
     upsample_blocks,
 )
 
-__all__ = ["ACTION_BOUND", "ArchMixin", "append_cond_planes", "expected_value", "check_net_args", "BACKBONES",
+__all__ = ["ACTION_BOUND", "append_cond_planes", "expected_value", "check_net_args", "BACKBONES",
            "POLICY_INPUT_KEYS", "ConvGRUCell", "ConvTrunk", "PixelActorCritic", "PolicyOutput", "SupervisedTrunk",
            "acting_radius", "act", "backbone_class", "blocks_to_pixels", "build_policy_input"]
 
@@ -225,34 +226,7 @@ def expected_value(logits: Tensor, values: Tensor) -> Tensor:
     return torch.einsum("bcahw,a->bchw", logits.softmax(dim=2), values.to(logits.dtype))
 
 
-class ArchMixin:
-    """``arch()`` / ``from_arch()`` for networks that keep their constructor kwargs in
-    ``self._kwargs``: what checkpoints store to rebuild the exact architecture."""
-
-    _kwargs: dict[str, Any]
-
-    def arch(self) -> dict[str, Any]:
-        """The architecture as a JSON-able dict ``{"class": ..., "kwargs": {...}}`` for checkpoints."""
-        return {"class": type(self).__name__, "kwargs": {k: (list(v) if isinstance(v, (list, tuple)) else
-                                                             dict(v) if isinstance(v, dict) else v)
-                                                         for k, v in self._kwargs.items()}}
-
-    @classmethod
-    def from_arch(cls, arch: Mapping[str, Any]):
-        """Rebuild an (untrained) network from :meth:`arch` output.
-
-        Raises:
-            CheckpointError: if the class name or the kwargs do not fit.
-        """
-        if arch.get("class") != cls.__name__:
-            raise CheckpointError(f"arch class is {arch.get('class')!r}; expected {cls.__name__!r}")
-        try:
-            return cls(**dict(arch.get("kwargs", {})))
-        except (TypeError, ValueError) as exc:
-            raise CheckpointError(
-                f"arch kwargs {arch.get('kwargs')!r} do not build a {cls.__name__}: {exc}") from exc
-
-
+@MODELS.register()
 class PixelActorCritic(ArchMixin, nn.Module):
     """Fully convolutional per-pixel actor-critic (PixelRL / ReLLIE network).
 

@@ -19,7 +19,7 @@ building: :meth:`RSEDenoiser.attach_predictor`; not part of the weights), and a 
 how far the target moves from the two VAE candidates toward it.
 
 :class:`RSEDenoiser` chains rounds: round ``k + 1`` was trained on the outputs of round ``k`` and is
-applied to them (recursive self-enhancement). :func:`rlenhance.denoisers.load_rse` rebuilds a trained
+applied to them (recursive self-enhancement). :func:`rlenhance.rse.load_rse` rebuilds a trained
 denoiser from a checkpoint of ``experiments.rse_train``; this module holds the architecture only.
 
 Example:
@@ -42,7 +42,8 @@ import torch
 from torch import Tensor, nn
 
 from rlenhance.errors import ImageError
-from rlenhance.models.policy import ArchMixin, PixelActorCritic
+from rlenhance.models import MODELS, ArchMixin
+from rlenhance.models.policy import PixelActorCritic
 from rlenhance.models.vae import PatchVAE, blend_patches, extract_patches
 
 #: A round's predictor: a supervised denoiser, ``(B, C, H, W) images -> (B, C, H, W) prediction``.
@@ -310,7 +311,7 @@ class RSERound(nn.Module):
                              f"got {tuple(images.shape)}")
         if self.n_candidates > CANDIDATES and self.predictor is None:
             raise RuntimeError("RSERound: a round trained with a predictor (rse_train --predictor) needs it back: "
-                               "load the model with rlenhance.denoisers.load_rse, or attach_predictor(...)")
+                               "load the model with rlenhance.rse.load_rse, or attach_predictor(...)")
         patches, grid = extract_patches(images, self.patch, self.stride)
         flat = patches.reshape(-1, *patches.shape[2:])
         own, near = [], []
@@ -348,6 +349,7 @@ class RSERound(nn.Module):
         return images
 
 
+@MODELS.register()
 class RSEDenoiser(ArchMixin, nn.Module):
     """Up to ``max_rounds`` :class:`RSERound` of one architecture, applied in turn.
 

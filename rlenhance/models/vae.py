@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rlenhance.errors import ImageError
-from rlenhance.models.policy import ArchMixin
+from rlenhance.models import ArchMixin
 
 __all__ = [
     "D4_ORDER",

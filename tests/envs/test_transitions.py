@@ -11,13 +11,14 @@ import pytest
 import torch
 
 import envs
-from agents.rollout import load_rollout_policy, policy_rollout
 from envs.checkpoints import env_kwargs_for_checkpoint, lowlight_env_kwargs, make_for_checkpoint
 from rlenhance.checkpoint import SPEC_KEY, load_checkpoint
+from rlenhance.completion import PolicyCompleter
 from rlenhance.denoisers import PolicyDenoiser
 from rlenhance.enhance import Enhancer, greedy_rollout
 from rlenhance.transitions import DenoiseTransition, LowLightTransition, Transition
 from tests.recipes import recipe_policy, recipe_spec
+from tests.rollouts import stepped
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "rlenhance" / "weights"
 
@@ -39,7 +40,7 @@ def test_lowlight_inference_is_a_greedy_rollout_of_the_checkpoints_env(lowlight)
     the policy's greedy actions: the same curve, cap, setting encoding and exposure-gap plane. The images
     are one block of the policy (16 px), so its bilinearly upsampled alphas are the env's block actions."""
     path = WEIGHTS / "lowlight_a3c.pt"
-    venv = make_for_checkpoint(path, num_envs=3, min_episode_steps=None)  # every episode the full 10 steps
+    venv = make_for_checkpoint(path, num_envs=3, min_episode_steps=None, crop=16)  # every episode 10 steps
     assert venv.task.transition == load_checkpoint(path)["extra"][SPEC_KEY].transition
     low = smooth(3, 3, (16, 16), seed=0) * 0.3
     cond = torch.cat([lowlight.cond(exposure=0.35), lowlight.cond(exposure=0.7, w_exposure=900.0),
@@ -50,13 +51,13 @@ def test_lowlight_inference_is_a_greedy_rollout_of_the_checkpoints_env(lowlight)
         transition = dataclasses.replace(lowlight.transition, steps=steps)
         enhanced, _ = greedy_rollout(lowlight.policy, low, cond, transition=transition, alpha_mode="argmax",
                                      exposure_target=target, mean_limit=transition.limit(target, w_exposure))
-        stepped = policy_rollout(lowlight.policy, venv, {"low": low, "cond": cond}, steps=steps, block_actions=True)
-        torch.testing.assert_close(stepped, enhanced, atol=1e-6, rtol=0)
-    assert float(stepped[1].mean()) > float(stepped[0].mean()) + 0.1  # the settings were followed
+        env_image, _ = stepped(lowlight.policy, venv, {"low": low, "cond": cond}, steps=steps, block_actions=True)
+        torch.testing.assert_close(env_image, enhanced, atol=1e-6, rtol=0)
+    assert float(env_image[1].mean()) > float(env_image[0].mean()) + 0.1  # the settings were followed
     # the whole inference path (full-resolution curves) too
     image = low[1].permute(1, 2, 0).numpy()
     out = lowlight.enhance_array(image, exposure=0.7, w_exposure=900.0).image
-    np.testing.assert_allclose(out, stepped[1].permute(1, 2, 0).numpy(), atol=1e-5)
+    np.testing.assert_allclose(out, env_image[1].permute(1, 2, 0).numpy(), atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["a3c_denoise", "a3c_denoise_color.pt"])
@@ -65,33 +66,32 @@ def test_denoising_inference_is_a_greedy_rollout_of_the_checkpoints_env(name, tm
     untrained) equals the checkpoint's env stepped with the policy's greedy actions, after every step."""
     path = WEIGHTS / name if name.endswith(".pt") else recipe_policy(tmp_path / "policy.pt", name)
     denoiser = PolicyDenoiser(path, device="cpu")
-    venv = make_for_checkpoint(path)
+    venv = make_for_checkpoint(path, crop=(36, 44))
     assert venv.task.transition == denoiser.transition
     clean = smooth(1, denoiser.channels, (36, 44), seed=1)
     noisy = clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(2))
     for steps in range(1, denoiser.transition.steps + 1):
         denoiser.steps = steps
-        stepped = policy_rollout(denoiser.policy, venv, {"clean": clean, "noisy": noisy}, steps=steps,
-                                 block_actions=denoiser.block_actions)
-        torch.testing.assert_close(stepped.clamp(0, 1), denoiser.rollout(noisy), atol=1e-6, rtol=0)
+        env_image, _ = stepped(denoiser.policy, venv, {"clean": clean, "noisy": noisy}, steps=steps,
+                               block_actions=denoiser.block_actions)
+        torch.testing.assert_close(env_image.clamp(0, 1), denoiser.rollout(noisy), atol=1e-6, rtol=0)
 
 
 def test_completion_inference_is_a_greedy_rollout_of_the_checkpoints_env(tmp_path):
     path = recipe_policy(tmp_path / "policy.pt", "a3c_completion")  # untrained, over the shipped U-Net
-    restorer = load_rollout_policy(path)
-    venv = make_for_checkpoint(path)
-    assert venv.task.transition == restorer.spec.transition == restorer.task.transition
+    restorer = PolicyCompleter(path, device="cpu")
+    venv = make_for_checkpoint(path, crop=(48, 40))
+    assert venv.task.transition == restorer.spec.transition == restorer.transition
     original = smooth(1, 3, (48, 40), seed=3)
     mask = torch.zeros(1, 1, 48, 40)
     mask[..., 12:30, 8:26] = 1.0
     options = {"occluded": original * (1 - mask), "original": original, "mask": mask}
     image = options["occluded"][0].permute(1, 2, 0).numpy()
-    for steps in range(1, restorer.steps + 1):
-        stepped = policy_rollout(restorer.policy, venv, options, steps=steps, block_actions=restorer.block_actions)
-        restorer.spec = dataclasses.replace(restorer.spec, transition=dataclasses.replace(
-            restorer.spec.transition, steps=steps))
+    for steps in range(1, restorer.transition.steps + 1):
+        env_image, _ = stepped(restorer.policy, venv, options, steps=steps, block_actions=restorer.block_actions)
+        restorer.steps = steps
         restored = restorer.restore(image, mask=mask[0, 0].numpy() > 0)
-        np.testing.assert_allclose(restored, stepped[0].clamp(0, 1).permute(1, 2, 0).numpy(), atol=1e-6)
+        np.testing.assert_allclose(restored, env_image[0].clamp(0, 1).permute(1, 2, 0).numpy(), atol=1e-6)
 
 
 # --- one source of defaults --------------------------------------------------------------------------

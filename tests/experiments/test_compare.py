@@ -27,7 +27,7 @@ from experiments.compare import TASK_METHODS, Args, labelled_grid, load_samples,
 from experiments.compare import methods as compare_methods
 from experiments.compare.config import EMBEDDED_DATA, data_label, ignored_flags, requested_methods, resolved_split
 from experiments.compare.samples import Sample
-from experiments.compare.scoring import NO_REFERENCE_FIELDS, score
+from experiments.compare.scoring import score, task_metrics
 from experiments.plots import quality_vs_time, save_figure
 from rlenhance import registry
 from rlenhance.baselines import baseline_missing, estimate_noise_sigma, gaussian_denoise
@@ -43,11 +43,12 @@ from rlenhance.enhance import Enhancer
 from rlenhance.errors import CheckpointError
 from rlenhance.io import load_image, save_image
 from rlenhance.metrics import dark_colour_noise, gt_mean_align, loe, niqe, psnr, rgb_to_y, ssim
+from rlenhance.metrics.hole import hole_ssim
 from rlenhance.models.ffdnet import FFDNet
 from rlenhance.models.inpaint import CompletionUNet
 from rlenhance.models.mrpnet import CombinedModel, MRPNet
 from rlenhance.models.peers import ZeroDCE, ZeroDCEPP
-from rlenhance.models.pixelrnn import GatedPixelRNN, hole_ssim
+from rlenhance.models.pixelrnn import GatedPixelRNN
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.models.rse import RSEDenoiser
 from rlenhance.restore import SupervisedRestorer
@@ -62,6 +63,13 @@ COND = {"cond_fields": ["exposure_target", "w_exposure", "w_color", "w_spatial",
 LOWLIGHT_ENV = {"alpha_table": [round((a - 6) / 20, 2) for a in range(27)], "damping": 0.2, "action_type": "discrete",
                 "test_steps": 2, **COND}
 SAC_ENV = {"alpha_table": [], "damping": 0.0, "action_type": "continuous", "test_steps": 2, **COND}
+#: The no-reference scores of low light, in report order.
+NO_REFERENCE = ["niqe", "loe", "brightness", "clipped", "dark_noise"]
+
+
+def scored(output: np.ndarray, sample: Sample, field: str = "psnr") -> float:
+    """One score of an output, as compare takes it (PSNR; or hole PSNR, a completion metric)."""
+    return score(output, sample, task_metrics("completion" if field.startswith("hole") else "denoise"))[field]
 
 
 # --- data and checkpoints ------------------------------------------------------------------------------
@@ -452,9 +460,9 @@ def test_real_pairs_are_scored_as_they_are_with_estimated_noise_levels(tiny, col
                             "--methods", "input,gaussian,bilateral", "--out", str(out))
     rows = {r["image"]: float(r["psnr"]) for r in read_rows(out) if r["method"] == "gaussian"}
     for s in samples:  # the classical methods got the estimate, not --sigma 5
-        estimated = score(gaussian_denoise(s.input, sigma=estimate_noise_sigma(s.input)), s)["psnr"]
+        estimated = scored(gaussian_denoise(s.input, sigma=estimate_noise_sigma(s.input)), s)
         assert rows[s.name] == pytest.approx(estimated, abs=1e-9)
-        assert rows[s.name] != pytest.approx(score(gaussian_denoise(s.input, sigma=5.0), s)["psnr"], abs=1e-3)
+        assert rows[s.name] != pytest.approx(scored(gaussian_denoise(s.input, sigma=5.0), s), abs=1e-3)
     report = (out / "report.md").read_text()
     header = next(line for line in report.splitlines() if line.startswith("Data: "))
     assert "RGB, real noise" in header and "Gaussian noise" not in header
@@ -513,7 +521,7 @@ def test_ffdnet_gets_the_map_of_the_true_level_or_of_each_images_estimate(tiny, 
         denoiser = load_denoiser("ffdnet", path, device="cpu", sigma=level)
         rows = {r["image"]: float(r["psnr"]) for r in read_rows(out) if r["method"] == "ffdnet"}
         for sample in samples:
-            assert rows[sample.name] == pytest.approx(score(denoiser.restore(sample.input), sample)["psnr"], abs=1e-9)
+            assert rows[sample.name] == pytest.approx(scored(denoiser.restore(sample.input), sample), abs=1e-9)
     summary, stdout = in_process(*base, "--sigma", "60", "--out", str(tmp_path / "beyond"))
     assert [entry["method"] for entry in summary] == ["input"]
     assert "ffdnet: missing: " in stdout and "expected a noise level in [0, 50]" in stdout
@@ -537,8 +545,8 @@ def test_ensemble_runs_the_learned_denoisers_self_ensemble_and_says_so(tiny, tmp
     rows = {r["image"]: float(r["psnr"]) for r in read_rows(out) if r["method"] == "ffdnet"}
     samples = load_samples(Args(task="denoise", data=str(tiny["base"] / "clean"), split="all", limit=2, sigma=25.0))
     for sample in samples:
-        assert rows[sample.name] == pytest.approx(score(denoiser.restore(sample.input), sample)["psnr"], abs=1e-9)
-        assert rows[sample.name] != pytest.approx(score(plain.restore(sample.input), sample)["psnr"], abs=1e-6)
+        assert rows[sample.name] == pytest.approx(scored(denoiser.restore(sample.input), sample), abs=1e-9)
+        assert rows[sample.name] != pytest.approx(scored(plain.restore(sample.input), sample), abs=1e-6)
     assert "--ensemble is ignored: it is a --task denoise / completion option" in ignored_flags(
         Args(task="lowlight", ensemble=8))
     with pytest.raises(SystemExit):
@@ -561,9 +569,9 @@ def test_ensemble_runs_the_completion_networks_self_ensemble_and_says_so(tiny, t
     samples = load_samples(Args(task="completion", data=str(tiny["base"] / "occluded"), split="all"))
     for sample in samples:
         assert rows[sample.name] == pytest.approx(
-            score(ensembled.restore(sample.input, mask=sample.mask), sample)["hole_psnr"], abs=1e-9)
+            scored(ensembled.restore(sample.input, mask=sample.mask), sample, "hole_psnr"), abs=1e-9)
         assert rows[sample.name] != pytest.approx(
-            score(plain.restore(sample.input, mask=sample.mask), sample)["hole_psnr"], abs=1e-6)
+            scored(plain.restore(sample.input, mask=sample.mask), sample, "hole_psnr"), abs=1e-6)
 
 
 def test_a_gray_ffdnet_denoises_colour_in_opponent_planes_and_serves_colour_runs(tmp_path, monkeypatch):
@@ -755,7 +763,7 @@ def test_photos_without_references_get_the_no_reference_scores_per_image(photos,
     summary, stdout = in_process("--task", "lowlight", "--data", str(photos), "--methods", "input,auto-gamma,histeq",
                                  "--paired-against", "input", "--no-warmup", "--out", str(out))
     rows = read_rows(out)
-    assert list(rows[0]) == ["image", "method", *NO_REFERENCE_FIELDS, "ms"]  # no PSNR without references
+    assert list(rows[0]) == ["image", "method", *NO_REFERENCE, "ms"]  # no PSNR without references
     assert len(rows) == 9 and {r["method"] for r in rows} == {"input", "auto-gamma", "histeq"}  # split: all
     low = load_image(photos / "coffee.png")
     by = {(r["method"], r["image"]): r for r in rows}
@@ -843,6 +851,6 @@ def test_the_embedded_default_is_darkened_synthetically_from_the_seed():
 
 def test_no_reference_scores_of_a_tiny_output_leave_niqe_undefined():
     image = np.full((40, 40, 3), 0.1, np.float32)
-    scores = score(np.clip(image * 3, 0, 1), Sample("x", image, None), no_reference=True)
-    assert set(scores) == set(NO_REFERENCE_FIELDS) and np.isnan(scores["niqe"])
+    scores = score(np.clip(image * 3, 0, 1), Sample("x", image, None), task_metrics("lowlight", reference=False))
+    assert list(scores) == NO_REFERENCE and np.isnan(scores["niqe"])
     assert scores["loe"] == loe(image, image * 3) and scores["brightness"] == pytest.approx(0.3)

@@ -13,15 +13,17 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio
 
-from agents.rollout import load_predictor, load_rollout_policy
 from experiments import completion_train
 from experiments.runs import scalar_rows
 from rlenhance.checkpoint import SupervisedSpec, load_checkpoint, save_checkpoint
+from rlenhance.completion import PolicyCompleter
 from rlenhance.data import OccludedPairs
 from rlenhance.errors import CheckpointError, DatasetError
 from rlenhance.io import save_image
 from rlenhance.models.mrpnet import MRPNet
 from rlenhance.models.pixelrnn import GatedPixelRNN
+from rlenhance.predictors import CompletionPredictor
+from tests.rollouts import stepped
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--episodes", "4", "--eval-every", "2", "--batch", "2", "--crop", "20", "--steps", "2", "--width", "8",
@@ -82,8 +84,8 @@ def test_run_folder_contents(tiny_run, data):
     last = load_checkpoint(tiny_run / "checkpoints" / "last.pt")
     assert "state" in last["extra"] and "state" not in best["extra"]
     spec = best["extra"]["spec"]
-    restorer = load_rollout_policy(tiny_run / "checkpoints" / "best.pt")  # the predictor comes back from its path
-    assert spec.task == "completion" and restorer.task.actions[-1] == "predict"
+    restorer = PolicyCompleter(tiny_run / "checkpoints" / "best.pt", device="cpu")  # its predictor from its path
+    assert spec.task == "completion" and restorer.transition.actions[-1] == "predict"
     assert Path(spec.predictor) == (data / "gated.pt").resolve()
     assert best["arch"]["kwargs"]["n_actions"] == 9 and best["arch"]["kwargs"]["in_channels"] == 4  # image + mask
     assert "| episodes |" in (tiny_run / "summary.md").read_text()
@@ -92,7 +94,6 @@ def test_run_folder_contents(tiny_run, data):
 def test_the_sample_grid_shows_each_images_actions_at_the_first_and_last_step_and_evaluation_shows_progress(
         data):
     import envs
-    from agents.rollout import policy_rollout
     from experiments.rl_common import make_agent
     from experiments.run_files import action_map
     from rlenhance.data import occluded_test_set
@@ -107,15 +108,17 @@ def test_the_sample_grid_shows_each_images_actions_at_the_first_and_last_step_an
     with torch.no_grad():  # a policy whose actions vary over the image
         policy.policy_head.weight.normal_(0, 2.0)
     shown = []  # the evaluation's progress: the rollouts' batches and the scored images under bars
-    _, rows = completion_train.evaluate(policy, venv.task, images, cfg,
+    _, rows = completion_train.evaluate(policy, images, cfg,
                                         track=lambda items, desc: shown.append((desc, len(items))) or items)
     assert shown == [("rollouts", -(-len(images) // cfg.run.eval_batch)), ("scores", len(images))]
     assert completion_train.grid_captions(cfg) == ("occluded", "output", "original", "actions, step 1",
                                                    "actions, step 2", "key")
     assert [len(row) for row in rows] == [6, 5]  # --samples 2; the key after the first row
     first = images[0]
-    _, actions = policy_rollout(policy, venv.task, {"occluded": first.occluded, "original": first.original,
-                                                    "mask": first.mask}, steps=2, with_actions=True)
+    single = envs.make_vec(completion_train.ENV_ID, num_envs=1, **{**completion_train.env_kwargs(cfg),
+                                                                     "crop": tuple(first.occluded.shape[-2:])})
+    _, actions = stepped(policy, single, {"occluded": first.occluded, "original": first.original,
+                                          "mask": first.mask}, steps=2)
     hole = first.mask.bool().expand(3, -1, -1)  # the actions show in the hole, white around it
     for column, step in ((3, 0), (4, 1)):
         expected = action_map(actions[0, step], venv.task.actions)
@@ -154,8 +157,8 @@ def test_best_is_chosen_on_the_tuning_split_never_on_the_test_pairs_and_reported
     real, calls = completion_train.evaluate, []
     test_names = frozenset({"held_0.png", "held_1.png"})
 
-    def rigged(policy, task, images, args, predictor=None, **kwargs):
-        scores, rows = real(policy, task, images, args, predictor, **kwargs)
+    def rigged(policy, images, args, predictor=None, **kwargs):
+        scores, rows = real(policy, images, args, predictor, **kwargs)
         names = frozenset(im.name for im in images)
         calls.append(names)
         k = calls.count(names)  # the k-th evaluation of these images
@@ -188,7 +191,7 @@ def test_best_is_chosen_on_the_tuning_split_never_on_the_test_pairs_and_reported
 
 def test_a_policy_shipped_with_its_predictor_beside_it_loads_anywhere(data, tmp_path):
     """The spec records the trainer's predictor path; moved with the policy into one folder, the
-    predictor is found beside it (load_rollout_policy); missing there, the error names the places."""
+    predictor is found beside it (PolicyCompleter); missing there, the error names the places."""
     trainer, shipped = tmp_path / "trainer", tmp_path / "shipped"
     trainer.mkdir()
     shipped.mkdir()
@@ -197,20 +200,20 @@ def test_a_policy_shipped_with_its_predictor_beside_it_loads_anywhere(data, tmp_
                                                "--episodes", "2")))
     policy = Path(shutil.copy(run / "checkpoints" / "best.pt", shipped / "policy.pt"))
     shutil.move(trainer / "gated.pt", shipped / "gated.pt")
-    restorer = load_rollout_policy(policy)
-    assert restorer.task.actions[-1] == "predict"
+    restorer = PolicyCompleter(policy, device="cpu")
+    assert restorer.transition.actions[-1] == "predict"
     occluded, mask = torch.rand(1, 3, 12, 12), torch.zeros(1, 1, 12, 12)
     mask[..., 3:8, 4:9] = 1.0
-    expected = load_predictor(data / "gated.pt")(occluded, mask)
-    torch.testing.assert_close(restorer.task.predictor(occluded, mask), expected)
-    ensembled = load_predictor(data / "gated.pt", ensemble=4)(occluded, mask)  # the policy's predictor, x4
-    torch.testing.assert_close(load_rollout_policy(policy, ensemble=4).task.predictor(occluded, mask), ensembled)
+    expected = CompletionPredictor(data / "gated.pt", device="cpu")(occluded, mask)
+    torch.testing.assert_close(restorer.predictor(occluded, mask), expected)
+    ensembled = CompletionPredictor(data / "gated.pt", device="cpu", ensemble=4)(occluded, mask)  # the policy's, x4
+    torch.testing.assert_close(PolicyCompleter(policy, device="cpu", ensemble=4).predictor(occluded, mask), ensembled)
     assert not torch.allclose(ensembled, expected)
     torch.testing.assert_close(ensembled[mask.expand_as(occluded) == 0], occluded[mask.expand_as(occluded) == 0])
     (shipped / "gated.pt").unlink()
     with pytest.raises(CheckpointError, match=r"predictor gated.pt: no such file at .*trainer/gated.pt, "
                                               r".*shipped/gated.pt, .*weights/gated.pt; .*its spec.s predictor"):
-        load_rollout_policy(policy)
+        PolicyCompleter(policy, device="cpu")
 
 
 def test_resume_continues_to_the_same_weights(data, tmp_path):

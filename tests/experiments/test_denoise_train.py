@@ -16,15 +16,16 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio
 
 import envs
-from agents.rollout import load_rollout_policy
 from experiments import denoise_train
 from experiments.rl_common import make_agent
 from experiments.runs import scalar_rows
 from experiments.sigmas import noise_text
 from rlenhance.checkpoint import load_checkpoint
 from rlenhance.data import TUNE_FRACTION, UnpairedImages, noisy_test_set
+from rlenhance.denoisers import PolicyDenoiser
 from rlenhance.errors import DatasetError
 from rlenhance.io import save_image
+from tests.rollouts import stepped
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--episodes", "4", "--eval-every", "2", "--batch", "2", "--crop", "16", "--steps", "2", "--width", "8",
@@ -91,7 +92,6 @@ def test_run_folder_contents(tiny_run):
 
 def test_the_sample_grid_shows_each_images_actions_at_the_first_and_last_step_and_evaluation_shows_progress(
         folders):
-    from agents.rollout import policy_rollout
     from experiments.run_files import action_map
     from experiments.sigmas import noisy_test_sets
 
@@ -104,7 +104,7 @@ def test_the_sample_grid_shows_each_images_actions_at_the_first_and_last_step_an
     with torch.no_grad():  # a policy whose actions vary over the image
         policy.policy_head.weight.normal_(0, 2.0)
     shown = []  # the evaluation's progress: the rollouts' batches and the scored images under bars
-    _, rows = denoise_train.evaluate(policy, venv.task, images, cfg,
+    _, rows = denoise_train.evaluate(policy, images, cfg,
                                      track=lambda items, desc: shown.append((desc, len(items))) or items)
     count = len(next(iter(images.values())))
     assert [desc for desc, _ in shown] == ["rollouts", "scores at sigma 25"] and shown[1][1] == count
@@ -112,8 +112,9 @@ def test_the_sample_grid_shows_each_images_actions_at_the_first_and_last_step_an
                                                 "key")
     assert len(rows[0]) == 6 and all(len(row) == 5 for row in rows[1:])  # the key after the first row
     first = next(iter(images.values()))[0]
-    _, actions = policy_rollout(policy, venv.task, {"clean": first.clean, "noisy": first.noisy}, steps=2,
-                                with_actions=True)
+    single = envs.make_vec(denoise_train.ENV_ID, num_envs=1, **{**denoise_train.env_kwargs(cfg),
+                                                                  "crop": tuple(first.noisy.shape[-2:])})
+    _, actions = stepped(policy, single, {"clean": first.clean, "noisy": first.noisy}, steps=2)
     assert torch.equal(rows[0][3], action_map(actions[0, 0], venv.task.actions))
     assert torch.equal(rows[0][4], action_map(actions[0, 1], venv.task.actions))
     assert len(rows[0][3].flatten(1).unique(dim=1).T) > 1  # several actions, several colours
@@ -129,8 +130,8 @@ def test_best_is_picked_on_the_tuning_split_never_on_the_test_images_and_reporte
     the next, the test PSNR rises."""
     real, calls = denoise_train.evaluate, []
 
-    def rigged(policy, task, images, args, predictor=None, **kwargs):
-        scores, rows = real(policy, task, images, args, predictor, **kwargs)
+    def rigged(policy, images, args, predictor=None, **kwargs):
+        scores, rows = real(policy, images, args, predictor, **kwargs)
         names = frozenset(im.name for level in images.values() for im in level)
         calls.append((names, {k: v.clone() for k, v in policy.state_dict().items()}))
         k = [called for called, _ in calls].count(names)  # the k-th evaluation of these images
@@ -220,14 +221,14 @@ def test_test_noise_depends_on_the_image_name_only(folders):
 
 
 def test_best_checkpoint_restores_the_whole_test_images(tiny_run, folders):
-    """agents.rollout.load_rollout_policy (the env's rollout, which the library's PolicyDenoiser equals)
-    reproduces the logged PSNR."""
+    """The users' path, rlenhance.denoisers.PolicyDenoiser (the trainer's evaluation runs the same
+    rollout), reproduces the logged PSNR."""
     best = load_checkpoint(Path(tiny_run) / "checkpoints" / "best.pt")
-    restorer = load_rollout_policy(Path(tiny_run) / "checkpoints" / "best.pt")
+    restorer = PolicyDenoiser(Path(tiny_run) / "checkpoints" / "best.pt", device="cpu")
     images = noisy_test_set(UnpairedImages(folders / "test", gray=True), SIGMA, seed=0)
-    outputs = restorer.restore([{"clean": im.clean, "noisy": im.noisy} for im in images])
-    assert [o.shape[-2:] for o in outputs] == [im.clean.shape[-2:] for im in images]
-    psnr = np.mean([peak_signal_noise_ratio(im.clean.numpy(), o.clamp(0, 1).numpy(), data_range=1.0)
+    outputs = [restorer.restore(im.noisy.permute(1, 2, 0).numpy()) for im in images]
+    assert [o.shape[:2] for o in outputs] == [im.clean.shape[-2:] for im in images]
+    psnr = np.mean([peak_signal_noise_ratio(im.clean.permute(1, 2, 0).numpy(), o, data_range=1.0)
                     for im, o in zip(images, outputs)])
     assert psnr == pytest.approx(best["extra"]["scores"]["test/psnr"], abs=1e-3)
 
@@ -355,13 +356,13 @@ def test_a_blind_colour_policy_is_scored_at_every_level(folders, tmp_path):
     spec = best["extra"]["spec"]
     assert (spec.channels, spec.sigmas, spec.env_kwargs["sigma"]) == (3, (10.0, 40.0), [10.0, 40.0])
     assert best["arch"]["kwargs"]["in_channels"] == 3
-    restorer = load_rollout_policy(out / "checkpoints" / "best.pt")
-    assert list(restorer.task.sigmas) == [10.0, 40.0] and restorer.task.channels == 3
+    restorer = PolicyDenoiser(out / "checkpoints" / "best.pt", device="cpu")
+    assert restorer.spec.sigmas == (10.0, 40.0) and restorer.channels == 3
     test = UnpairedImages(folders / "test", gray=False)
     for sigma in (10.0, 40.0):  # the logged per-level PSNR is what the restorer gets on those images
         images = noisy_test_set(test, sigma, seed=0)
-        outputs = restorer.restore([{"clean": im.clean, "noisy": im.noisy} for im in images])
-        psnr = np.mean([peak_signal_noise_ratio(im.clean.numpy(), o.clamp(0, 1).numpy(), data_range=1.0)
+        outputs = [restorer.restore(im.noisy.permute(1, 2, 0).numpy()) for im in images]
+        psnr = np.mean([peak_signal_noise_ratio(im.clean.permute(1, 2, 0).numpy(), o, data_range=1.0)
                         for im, o in zip(images, outputs)])
         assert psnr == pytest.approx(best["extra"]["scores"][f"test/psnr_sigma{sigma:g}"], abs=1e-3)
     summary = (out / "summary.md").read_text()

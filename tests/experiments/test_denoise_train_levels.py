@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents.rollout import load_rollout_policy
+from envs.checkpoints import make_for_checkpoint
 from experiments import config, denoise_train
 from experiments.runs import scalar_rows
 from rlenhance import load_denoiser
 from rlenhance.checkpoint import load_checkpoint
 from rlenhance.data import noise_ramp
+from tests.rollouts import env_restore
 
 ROOT = Path(__file__).resolve().parents[2]
 FFDNET = ROOT / "rlenhance" / "weights" / "ffdnet_denoise.pt"
@@ -57,19 +58,19 @@ def test_the_run_records_the_map_transition_and_scores_ffdnet(levels_run):
 
 def test_the_policy_runs_alike_in_the_env_and_in_the_library(levels_run):
     path = levels_run / "checkpoints" / "best.pt"
-    rollout = load_rollout_policy(path)
     library = load_denoiser(model="noise-map", checkpoint=path, device="cpu")
-    assert rollout.task.transition.sets_level and library.transition == rollout.task.transition
+    transition = make_for_checkpoint(path).task.transition
+    assert transition.sets_level and library.transition == transition
     assert load_checkpoint(path)["arch"]["kwargs"]["in_channels"] == 3  # the image, the map, the noise strength
     clean = np.tile(np.linspace(0.1, 0.9, 40, dtype=np.float32), (30, 1))[..., None]
     sigma = noise_ramp((30, 40), 10.0, 50.0)[0, 0, ..., None].numpy() / 255
     noisy = clean + np.random.default_rng(0).normal(0, 1, clean.shape).astype(np.float32) * sigma
     out = library.restore(noisy)
-    np.testing.assert_allclose(out, rollout.restore(noisy), atol=1e-5, rtol=0)
-    # a rollout that scores no rewards runs FFDNet once, on the final map, as the library does
-    calls, with_level = [], rollout.task.predictor.with_level
-    rollout.task.predictor.with_level = lambda *args: calls.append(1) or with_level(*args)
-    np.testing.assert_allclose(rollout.restore(noisy), out, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(out, env_restore(path, noisy), atol=1e-5, rtol=0)
+    # the library's rollout (the trainer's evaluation too) runs FFDNet once, on the final map
+    calls, with_level = [], library.predictor.with_level
+    library.predictor.with_level = lambda *args: calls.append(1) or with_level(*args)
+    np.testing.assert_allclose(library.restore(noisy), out, atol=1e-5, rtol=0)
     assert len(calls) == 1
     # the map's policy is FFDNet's map set per pixel: its output is FFDNet's for some map
     ffdnet = load_denoiser("ffdnet", FFDNET, channels=1, device="cpu")

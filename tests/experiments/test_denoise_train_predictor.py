@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from agents.rollout import load_rollout_policy
+from envs.checkpoints import make_for_checkpoint
 from experiments import denoise_train
 from experiments.compare.methods import rollout_method
 from experiments.runs import scalar_rows
@@ -18,6 +18,7 @@ from rlenhance import load_denoiser
 from rlenhance.checkpoint import load_checkpoint
 from rlenhance.errors import CheckpointError
 from rlenhance.io import save_image
+from tests.rollouts import env_restore
 
 ROOT = Path(__file__).resolve().parents[2]
 MRPNET = ROOT / "rlenhance" / "weights" / "mrpnet_denoise.pt"
@@ -42,21 +43,20 @@ def test_the_run_records_the_predictor_and_scores_it(predictor_run):
 
 def test_the_policy_runs_with_its_predictor_in_the_env_and_in_the_library(predictor_run):
     path = predictor_run / "checkpoints" / "best.pt"
-    rollout = load_rollout_policy(path)
-    assert rollout.task.n_actions == 10 and rollout.task.predictor is not None
-    # its size (compare's params) counts the predictor's network as well as the policy's
-    sizes = [sum(p.numel() for p in net.parameters()) for net in (rollout.policy, rollout.task.predictor.model)]
-    assert rollout_method("a3c", path, torch.device("cpu"), task="denoise").params == sum(sizes) > sizes[0]
     library = load_denoiser(model="a3c", checkpoint=path, device="cpu")
+    assert len(library.action_names) == 10 and library.predictor is not None
+    # its size (compare's params) counts the predictor's network as well as the policy's
+    sizes = [sum(p.numel() for p in net.parameters()) for net in (library.policy, library.predictor.model)]
+    assert rollout_method("a3c", path, torch.device("cpu"), task="denoise").params == sum(sizes) > sizes[0]
     rng = np.random.default_rng(0)
     clean = np.tile(np.linspace(0.1, 0.9, 40, dtype=np.float32), (30, 1))[..., None]
     noisy = clean + rng.normal(0, 25 / 255, clean.shape).astype(np.float32)
-    np.testing.assert_allclose(library.restore(noisy), rollout.restore(noisy), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(library.restore(noisy), env_restore(path, noisy), atol=1e-5, rtol=0)
 
 
 def test_a_policy_shipped_with_its_predictor_beside_it_loads_anywhere(tmp_path):
     """The spec records the trainer's absolute predictor path; once the policy and its predictor
-    are moved into one folder (another machine), both loaders find the predictor beside the
+    are moved into one folder (another machine), the library and the env find the predictor beside the
     policy; without it there, both name the places tried. (With --test, the predictor is scored on
     the test images too, for reporting.)"""
     trainer = tmp_path / "trainer"
@@ -71,13 +71,12 @@ def test_a_policy_shipped_with_its_predictor_beside_it_loads_anywhere(tmp_path):
     policy = Path(shutil.copy(run / "checkpoints" / "best.pt", shipped / "a3c_denoise.pt"))
     shutil.move(trainer / "denoiser.pt", shipped / "denoiser.pt")
     assert load_checkpoint(policy)["extra"]["spec"].predictor == str((trainer / "denoiser.pt").resolve())
-    rollout = load_rollout_policy(policy)
     library = load_denoiser(model="a3c", checkpoint=policy, device="cpu")
-    assert rollout.task.predictor.path == library.predictor.path == shipped / "denoiser.pt"
+    assert make_for_checkpoint(policy).task.predictor.path == library.predictor.path == shipped / "denoiser.pt"
     noisy = np.random.default_rng(1).random((20, 24, 1), dtype=np.float32)
-    np.testing.assert_allclose(library.restore(noisy), rollout.restore(noisy), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(library.restore(noisy), env_restore(policy, noisy), atol=1e-5, rtol=0)
     (shipped / "denoiser.pt").unlink()
-    for load in (load_rollout_policy, lambda path: load_denoiser(model="a3c", checkpoint=path, device="cpu")):
+    for load in (make_for_checkpoint, lambda path: load_denoiser(model="a3c", checkpoint=path, device="cpu")):
         with pytest.raises(CheckpointError, match=r"predictor denoiser.pt: no such file at .*trainer/denoiser.pt, "
                                                   r".*shipped/denoiser.pt, .*weights/denoiser.pt; "
                                                   r".*its spec.s predictor"):
@@ -104,13 +103,13 @@ def test_a_policy_that_observes_its_prediction_reads_it_in_the_env_and_in_the_li
     ckpt = load_checkpoint(path)
     assert ckpt["extra"]["spec"].env_kwargs["observe_prediction"] is True
     assert ckpt["arch"]["kwargs"]["in_channels"] == 2
-    rollout = load_rollout_policy(path)
     library = load_denoiser(model=agent, checkpoint=path, device="cpu", tile=16)
-    assert library.observe_prediction and set(rollout.task.single_observation_space.spaces) == {"image", "prediction"}
+    spaces = make_for_checkpoint(path).task.single_observation_space.spaces
+    assert library.observe_prediction and set(spaces) == {"image", "prediction"}
     rng = np.random.default_rng(1)
     clean = np.tile(np.linspace(0.1, 0.9, 40, dtype=np.float32), (30, 1))[..., None]
     noisy = clean + rng.normal(0, 25 / 255, clean.shape).astype(np.float32)
-    np.testing.assert_allclose(library.restore(noisy), rollout.restore(noisy), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(library.restore(noisy), env_restore(path, noisy), atol=1e-5, rtol=0)
 
 
 def test_observe_prediction_needs_a_predictor(tmp_path):

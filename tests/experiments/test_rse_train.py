@@ -22,11 +22,12 @@ from experiments import rse, rse_train
 from experiments.compare.methods import rse_method
 from experiments.runs import Interrupted, scalar_rows
 from rlenhance.checkpoint import RSEDenoiserSpec, SupervisedSpec, load_checkpoint, save_checkpoint
-from rlenhance.denoisers import DenoisePredictor, load_denoiser, load_rse
+from rlenhance.denoisers import DenoisePredictor, load_denoiser
 from rlenhance.errors import CheckpointError
 from rlenhance.io import save_image
 from rlenhance.models.ffdnet import FFDNet
 from rlenhance.models.rse import rse_blend
+from rlenhance.rse import load_rse
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--rounds", "2", "--vae-steps", "6", "--episodes", "2", "--eval-every", "1", "--samples", "1",

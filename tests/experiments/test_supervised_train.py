@@ -28,7 +28,8 @@ from rlenhance.checkpoint import SupervisedSpec, build_model, load_checkpoint, s
 from rlenhance.data import TUNE_FRACTION
 from rlenhance.errors import CheckpointError
 from rlenhance.io import load_image, save_image
-from rlenhance.restore import REGISTRY, SupervisedRestorer
+from rlenhance.models import MODELS as REGISTRY
+from rlenhance.restore import SupervisedRestorer
 
 ROOT = Path(__file__).resolve().parents[2]
 CROP = 32

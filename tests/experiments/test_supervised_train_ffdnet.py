@@ -84,7 +84,7 @@ def test_ffdnet_run_leaves_a_checkpoint_the_enhancer_drives_with_its_map(tmp_pat
     assert (config["data"]["noise"], config["data"]["sigma"]) == ("amplified", [8.0])
     best = load_checkpoint(out / "checkpoints" / "best.pt")
     spec = best["extra"]["spec"]
-    assert (spec.model, spec.noise, spec.sigma, spec.needs_noise_map) == ("ffdnet", "amplified", 8.0, True)
+    assert (spec.model, spec.noise, spec.sigma, spec.noise_map_problems()) == ("ffdnet", "amplified", 8.0, [])
     assert best["arch"] == {"class": "FFDNet", "kwargs": {"in_channels": 1, "width": 8, "depth": 15, "residual": True}}
     restorer = SupervisedRestorer(out / "checkpoints" / "best.pt", device="cpu", noise_map=True)
     torch.manual_seed(0)
@@ -107,7 +107,7 @@ def test_a_plain_denoiser_trained_on_amplified_noise_reads_no_map(tmp_path):
     out = run("--model", "mrpnet", "--set", "model.generator=false", "--task", "denoise",
               "--set", "data.noise=amplified", "--out", str(tmp_path / "plain"))
     spec = load_checkpoint(out / "checkpoints" / "best.pt")["extra"]["spec"]
-    assert (spec.model, spec.noise, spec.sigma, spec.needs_noise_map) == ("mrpnet", "amplified", 10.0, False)
+    assert (spec.model, spec.noise, spec.sigma) == ("mrpnet", "amplified", 10.0)
     assert not SupervisedRestorer(out / "checkpoints" / "best.pt", device="cpu").needs_noise_map
 
 
@@ -168,8 +168,8 @@ def test_a_gaussian_ffdnet_run_leaves_a_checkpoint_load_denoiser_runs(tmp_path):
     assert {"eval/psnr_sigma0", "eval/psnr_sigma30", "eval/psnr"} <= set(read_metrics(out / "metrics.csv")[0])
     best = out / "checkpoints" / "best.pt"
     spec = load_checkpoint(best)["extra"]["spec"]
-    assert (spec.model, spec.noise, spec.sigmas, spec.sigma, spec.channels, spec.needs_noise_map) == \
-        ("ffdnet", "gaussian", (0.0, 30.0), 30.0, 1, True)
+    assert (spec.model, spec.noise, spec.sigmas, spec.sigma, spec.channels) == \
+        ("ffdnet", "gaussian", (0.0, 30.0), 30.0, 1)
 
     image = (0.5 + np.random.default_rng(0).normal(0, 12 / 255, (24, 30, 1))).astype(np.float32)
     known = load_denoiser("ffdnet", best, device="cpu", sigma=20)

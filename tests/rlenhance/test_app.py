@@ -248,7 +248,7 @@ def test_only_methods_that_ship_are_offered():
     """The RL policies that ship no checkpoint (their recipe's policy took the predictor's output
     everywhere) are not on the page: the Complete tab offers no RL family."""
     assert all(registry.ships(m) for m in kit.METHODS)
-    assert {(m.task, m.key) for m in registry.METHODS} - {(m.task, m.key) for m in kit.METHODS} == {
+    assert {(m.task, m.key) for m in registry.methods()} - {(m.task, m.key) for m in kit.METHODS} == {
         ("denoise", "rse"), ("completion", "a3c")}
     assert kit.methods_for("completion", "RL") == [] and kit.methods_for("denoise", "RL")
 

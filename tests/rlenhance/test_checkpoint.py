@@ -408,11 +408,15 @@ def test_spec_round_trips_through_a_file(tmp_path, kind):
     assert loaded["extra"]["step"] == 3  # the trainer's own data is left alone
 
 
-def test_supervised_spec_derives_mask_and_composite():
+def test_supervised_spec_derives_composite_and_takes_a_network_by_name_or_import_path():
     gated = SPEC_EXAMPLES["supervised"]
-    assert gated.needs_mask and gated.composite
+    assert gated.composite
     denoiser = SupervisedSpec(model="mrpnet", task="denoise", channels=1, prefill="none")
-    assert not denoiser.needs_mask and not denoiser.composite
+    assert not denoiser.composite
+    assert SupervisedSpec(model="my.nets:Tiny", task="denoise", channels=1, prefill="none").model == "my.nets:Tiny"
+    for bad in ("", "my.nets:", ":Tiny", " mrpnet"):
+        with pytest.raises(CheckpointError, match="a network's name, or its class's import path"):
+            SupervisedSpec(model=bad, task="denoise", channels=1, prefill="none")
 
 
 @pytest.mark.parametrize("edit, pattern", [

@@ -23,14 +23,7 @@ from rlenhance.checkpoint import (
     save_checkpoint,
 )
 from rlenhance.cli import main
-from rlenhance.denoisers import (
-    NoiseLevelDenoiser,
-    PolicyDenoiser,
-    RSERestorer,
-    default_denoiser,
-    load_denoiser,
-    load_rse,
-)
+from rlenhance.denoisers import NoiseLevelDenoiser, PolicyDenoiser, default_denoiser, load_denoiser
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import is_gray, load_image, save_image
 from rlenhance.models.ffdnet import FFDNet
@@ -38,7 +31,9 @@ from rlenhance.models.mrpnet import MRPNet
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.models.rse import RSEDenoiser
 from rlenhance.restore import Restorer, SupervisedRestorer
+from rlenhance.rse import RSERestorer, load_rse
 from rlenhance.transitions import LowLightTransition
+from tests.rollouts import env_restore
 
 ROOT = Path(__file__).resolve().parents[2]
 WEIGHTS = ROOT / "rlenhance" / "weights"
@@ -150,8 +145,6 @@ def ckpts(tmp_path_factory):
                          ids=["per-pixel", "block-actions-gru", "downscaled-per-pixel", "clip"])
 @pytest.mark.parametrize("channels", [1, 3], ids=["gray", "colour"])
 def test_policy_denoiser_equals_the_env_rollout(tmp_path, channels, net):
-    from agents.rollout import load_rollout_policy
-
     path = policy_checkpoint(tmp_path / "policy.pt", channels, **net)
     image = noisy_image(21, 17, channels, seed=channels)
     if net.get("clip"):
@@ -160,7 +153,7 @@ def test_policy_denoiser_equals_the_env_rollout(tmp_path, channels, net):
     assert isinstance(denoiser, Restorer) and not denoiser.takes_mask and denoiser.channels == channels
     assert denoiser.block_actions == bool(net.get("block_actions")) and denoiser.clip == bool(net.get("clip"))
     out = denoiser.restore(image)
-    expected = load_rollout_policy(path).restore(image)
+    expected = env_restore(path, image)
     assert out.dtype == np.float32 and out.shape == image.shape
     np.testing.assert_allclose(out, expected, atol=1e-5)
     assert np.abs(out - np.clip(image, 0, 1)).max() > 0.05  # the policy did filter the image
@@ -168,14 +161,12 @@ def test_policy_denoiser_equals_the_env_rollout(tmp_path, channels, net):
         rgb = noisy_image(13, 19, 3, seed=5)
         if net.get("clip"):
             rgb = np.clip(rgb, 0.0, 1.0)
-        np.testing.assert_allclose(denoiser.restore(rgb, per_channel=True), load_rollout_policy(path).restore(rgb),
-                                   atol=1e-5)
+        np.testing.assert_allclose(denoiser.restore(rgb, per_channel=True), env_restore(path, rgb), atol=1e-5)
 
 
 def test_the_gray_recipes_rl_denoisers_equal_their_env_rollouts(tmp_path):
     """Untrained policies of the gray A3C and SAC recipes (tests.recipes: their trainer's spec, network
     and predictor) run as the env's rollout."""
-    from agents.rollout import load_rollout_policy
     from tests.recipes import recipe_policy
 
     image = noisy_image(40, 52, 1, seed=3)
@@ -190,7 +181,7 @@ def test_the_gray_recipes_rl_denoisers_equal_their_env_rollouts(tmp_path):
         # the trainer's path), given each image's estimated level, and read its output
         assert denoiser.predictor is not None and denoiser.predictor.path == WEIGHTS / "ffdnet_denoise.pt"
         assert denoiser.predictor.sigma is None and denoiser.observe_prediction
-        np.testing.assert_allclose(denoiser.restore(image), load_rollout_policy(path).restore(image), atol=1e-5)
+        np.testing.assert_allclose(denoiser.restore(image), env_restore(path, image), atol=1e-5)
 
 
 @pytest.mark.parametrize("net", [dict(), dict(downscale=2, block_actions=True, conv_gru=True)],

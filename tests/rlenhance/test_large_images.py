@@ -283,8 +283,8 @@ def test_a_noise_level_map_policy_tiles_and_equals_the_whole_image(tmp_path, mon
 
 def test_an_rse_model_tiles_round_by_round_and_equals_the_whole_image(tmp_path, monkeypatch):
     from rlenhance.checkpoint import RSEDenoiserSpec, save_checkpoint
-    from rlenhance.denoisers import RSERestorer
     from rlenhance.models.rse import RSEDenoiser, RSERound
+    from rlenhance.rse import RSERestorer
 
     torch.manual_seed(1)
     model = RSEDenoiser(channels=3, patch=8, stride=4, latent_dim=4, hidden=16, bank_size=64, clusters=4,

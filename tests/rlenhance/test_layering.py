@@ -103,11 +103,12 @@ PACKAGE = ROOT / "rlenhance"
 LAYERS = (
     ("core", ("rlenhance.errors", "rlenhance.io", "rlenhance.atomic", "rlenhance.runtime", "rlenhance.ops",
               "rlenhance.metrics", "rlenhance.losses", "rlenhance.data", "rlenhance.baselines", "rlenhance.transitions",
-              "rlenhance.trace", "rlenhance.submission", "rlenhance.plugins")),
+              "rlenhance.trace", "rlenhance.submission", "rlenhance.plugins", "rlenhance.tasks")),
     ("checkpoint", ("rlenhance.checkpoint",)),  # files and typed specs; owns no network
     ("models", ("rlenhance.models",)),  # architectures
     ("inference", ("rlenhance.registry", "rlenhance.enhance", "rlenhance.restore", "rlenhance.predictors",
-                   "rlenhance.denoisers", "rlenhance.completion", "rlenhance.export")),
+                   "rlenhance.rollouts", "rlenhance.denoisers", "rlenhance.rse", "rlenhance.completion",
+                   "rlenhance.export")),
     ("entry points", ("rlenhance.cli", "rlenhance.app", "rlenhance.app_support", "rlenhance.app_serve",
                       "rlenhance.__main__", "rlenhance")),
 )
@@ -245,7 +246,7 @@ def test_the_registry_imports_no_torch_and_names_every_shipped_weight():
     found = json.loads(run_python(
         "import json, sys\n"
         "from rlenhance import registry\n"
-        "names = sorted(n for m in registry.METHODS for n in m.weights.values())\n"
+        "names = sorted(n for m in registry.methods() for n in m.weights.values())\n"
         "print(json.dumps({'names': names, 'torch': 'torch' in sys.modules}))\n"
     ))
     assert not found["torch"]

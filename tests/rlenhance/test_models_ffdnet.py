@@ -18,7 +18,8 @@ from rlenhance.data import (
     split_names,
 )
 from rlenhance.errors import ImageError
-from rlenhance.models.ffdnet import MODELS, FFDNet
+from rlenhance.models import MODELS
+from rlenhance.models.ffdnet import FFDNet
 
 
 def _net(**kwargs) -> FFDNet:

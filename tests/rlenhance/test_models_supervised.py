@@ -14,13 +14,10 @@ from torch import nn
 from rlenhance.checkpoint import SupervisedSpec, build_model, load_checkpoint, save_checkpoint
 from rlenhance.data import random_occlusion
 from rlenhance.errors import CheckpointError, ImageError
-from rlenhance.models.inpaint import MODELS as INPAINT_MODELS
+from rlenhance.metrics.hole import hole_l1, hole_mse, hole_psnr
+from rlenhance.models import MODELS as REGISTRY
 from rlenhance.models.inpaint import CompletionUNet
-from rlenhance.models.mrpnet import MODELS as MRP_MODELS
 from rlenhance.models.mrpnet import CombinedModel, Generator, MRPNet
-from rlenhance.models.pixelrnn import (
-    MODELS as RNN_MODELS,
-)
 from rlenhance.models.pixelrnn import (
     CompletionLoss,
     ConvLSTMCell,
@@ -29,13 +26,8 @@ from rlenhance.models.pixelrnn import (
     PixelRNN,
     completion_loss,
     composite,
-    hole_l1,
-    hole_mse,
-    hole_psnr,
     mse_ssim_loss,
 )
-
-REGISTRY = {**MRP_MODELS, **RNN_MODELS, **INPAINT_MODELS}
 
 
 def n_params(model):
@@ -428,7 +420,9 @@ def test_seed_variant_checkpoint_round_trip_through_the_restorer(cls, model_name
         SupervisedRestorer(path, device="cpu")
 
 
-def test_supervised_spec_variant_is_required_and_checked():
+def test_supervised_spec_variant_is_required_and_checked(tmp_path):
+    from rlenhance.restore import SupervisedRestorer
+
     old = {"kind": "supervised", "model": "gated-pixelrnn", "task": "completion", "channels": 3, "prefill": "none"}
     with pytest.raises(CheckpointError, match=r"missing key\(s\) \[.*'variant'"):
         SupervisedSpec.from_dict(old)  # an older format
@@ -436,8 +430,11 @@ def test_supervised_spec_variant_is_required_and_checked():
     assert SupervisedSpec.from_dict({**full, "variant": "seed"}).variant == "seed"
     with pytest.raises(CheckpointError, match=r"variant 'paper'"):
         SupervisedSpec.from_dict({**full, "variant": "paper"})
-    with pytest.raises(CheckpointError, match=r"variant 'seed' for model 'mrpnet'"):
-        SupervisedSpec(model="mrpnet", task="denoise", channels=1, prefill="none", variant="seed")
+    seed = SupervisedSpec(model="mrpnet", task="denoise", channels=1, prefill="none", variant="seed")
+    net = MRPNet(1, width=4)  # a network without variants: the default only
+    path = save_checkpoint(tmp_path / "seed.pt", model=net, arch=net.arch(), extra={"spec": seed})
+    with pytest.raises(CheckpointError, match=r"variant 'seed' with a MRPNet of variant 'default'"):
+        SupervisedRestorer(path, device="cpu")
 
 
 # --- the coarse completion U-Net ---------------------------------------------------------------------

@@ -57,10 +57,10 @@ def _image(height=37, width=53, channels=3, seed=0, high=0.3):
 # --- the spec -------------------------------------------------------------------------------------------
 def test_the_spec_records_the_noise_and_a_plain_denoiser_none():
     spec = SupervisedSpec(model="ffdnet", task="denoise", channels=1, prefill="none", noise="amplified", sigma=10.0)
-    assert spec.needs_noise_map and SupervisedSpec.from_dict(spec.to_dict()) == spec
+    assert spec.noise_map_problems() == [] and SupervisedSpec.from_dict(spec.to_dict()) == spec
     plain = SupervisedSpec(model="mrpnet", task="denoise", channels=1, prefill="none")
     assert SupervisedSpec.from_dict(plain.to_dict()) == plain
-    assert (plain.noise, plain.sigma, plain.needs_noise_map) == (None, None, False)
+    assert (plain.noise, plain.sigma) == (None, None) and plain.noise_map_problems()
     without = plain.to_dict()
     del without["noise"]
     with pytest.raises(CheckpointError, match=r"missing key\(s\) \['noise'\]"):
@@ -70,23 +70,32 @@ def test_the_spec_records_the_noise_and_a_plain_denoiser_none():
 def test_the_spec_of_an_ffdnet_on_gaussian_noise_records_its_levels():
     spec = SupervisedSpec(model="ffdnet", task="denoise", channels=1, prefill="none", noise="gaussian", sigma=75.0,
                           sigmas=(0.0, 15.0, 75.0))
-    assert spec.needs_noise_map and SupervisedSpec.from_dict(spec.to_dict()) == spec
-    with pytest.raises(CheckpointError, match="model 'ffdnet' with task 'denoise', noise 'gaussian', sigma None"):
-        SupervisedSpec(model="ffdnet", task="denoise", channels=1, prefill="none", noise="gaussian")
+    assert spec.noise_map_problems() == [] and SupervisedSpec.from_dict(spec.to_dict()) == spec
+    spec = SupervisedSpec(model="ffdnet", task="denoise", channels=1, prefill="none", noise="gaussian")
+    assert "a noise-map network with task 'denoise', noise 'gaussian', sigma None" in spec.noise_map_problems()[0]
 
 
-@pytest.mark.parametrize("changes, match", [
-    ({"noise": None, "sigma": None}, "model 'ffdnet' with task 'denoise', noise None"),
-    ({"variant": "seed"}, "accepted: task 'denoise', noise 'gaussian' or 'amplified' with sigma > 0, variant"),
-    ({"sigma": 0.0}, "sigma 0.0"),
-    ({"task": "lowlight"}, "unless the task is denoise"),
-    ({"noise": "speckle"}, r"noise 'speckle' \(accepted: \('gaussian', 'amplified'\)"),
+@pytest.mark.parametrize("changes, match, where", [
+    ({"noise": None, "sigma": None}, "a noise-map network with task 'denoise', noise None", "network"),
+    ({"variant": "seed"}, "accepted: task 'denoise', noise 'gaussian' or 'amplified' with sigma > 0, variant",
+     "network"),
+    ({"sigma": 0.0}, "sigma 0.0", "network"),
+    ({"task": "lowlight"}, "unless the task is denoise", "spec"),
+    ({"noise": "speckle"}, r"noise 'speckle' \(accepted: \('gaussian', 'amplified'\)", "spec"),
 ])
-def test_spec_rules_of_the_noise_map_model(changes, match):
+def test_spec_rules_of_the_noise_map_model(changes, match, where, tmp_path):
+    """The spec's own rules refuse it when it is built; those a network that reads a noise-level map
+    (FFDNet's class) puts on it refuse the checkpoint when the restorer builds the network."""
     fields = {"model": "ffdnet", "task": "denoise", "channels": 1, "prefill": "none", "noise": "amplified",
               "sigma": 10.0, **changes}
+    if where == "spec":
+        with pytest.raises(CheckpointError, match=match):
+            SupervisedSpec(**fields)
+        return
+    net = FFDNet(1, width=4, depth=2)
+    path = save_checkpoint(tmp_path / "f.pt", model=net, arch=net.arch(), extra={"spec": SupervisedSpec(**fields)})
     with pytest.raises(CheckpointError, match=match):
-        SupervisedSpec(**fields)
+        SupervisedRestorer(path, device="cpu", noise_map=True)
 
 
 # --- SupervisedRestorer ---------------------------------------------------------------------------------------

@@ -41,3 +41,34 @@ def test_bad_names_and_paths_are_refused_with_what_is_wrong():
     with pytest.raises(ValueError, match="metric 'math:pi': not callable"):
         table.get("math:pi")
     assert is_import_path("a.b:C") and not is_import_path("le")
+
+
+def test_the_modules_that_register_the_packages_own_entries_are_imported_on_the_first_lookup(tmp_path, monkeypatch):
+    import sys
+
+    (tmp_path / "lazy_entries_mod.py").write_text(
+        "from tests.rlenhance.test_plugins import LAZY\n"
+        "@LAZY.register('triple')\n"
+        "def triple(x):\n"
+        "    return 3 * x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    table = Registry("curve", modules=("lazy_entries_mod",))
+    globals()["LAZY"] = table
+    try:
+        assert "lazy_entries_mod" not in sys.modules  # creating the table imports nothing
+        assert table.get("triple")(2) == 6 and table.names() == ("triple",)
+    finally:
+        sys.modules.pop("lazy_entries_mod", None)
+        del globals()["LAZY"]
+
+
+def test_the_models_table_imports_no_model_until_read():
+    """rlenhance.models.MODELS: the package's networks by class name, each registered by its own module."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, sys\nfrom rlenhance.models import MODELS\nbefore = 'torch' in sys.modules\n"
+            "print(json.dumps([before, 'MRPNet' in MODELS, 'PixelActorCritic' in MODELS]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == [False, True, True]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from rlenhance import registry
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import float_to_levels
+from rlenhance.plugins import path_of
 from rlenhance.restore import Restorer
 
 SHIPPED = [m for m in registry.methods(learned=True) if registry.missing(m) is None]
@@ -15,10 +17,14 @@ CLASSICAL = [m for m in registry.methods(family="Classical") if registry.missing
 
 
 def test_every_method_has_one_entry_and_a_known_task_and_family():
-    keys = [(m.task, m.name) for m in registry.METHODS]
-    assert len(keys) == len(set(keys))
-    assert {m.task for m in registry.METHODS} == set(registry.TASKS)
-    assert {m.family for m in registry.METHODS} <= set(registry.FAMILIES)
+    keys = [(m.task, m.name) for m in registry.methods()]
+    assert len(keys) == len(set(keys)) == len(registry.METHODS)
+    assert {m.task for m in registry.methods()} == set(registry.TASKS)
+    assert {m.family for m in registry.methods()} <= set(registry.FAMILIES)
+    from rlenhance.checkpoint import SPECS
+
+    assert {m.loads for m in registry.methods(learned=True)} == set(SPECS)
+    assert all(m.loads == "" for m in registry.methods(family="Classical"))
     for task, name in registry.DEFAULTS.items():
         assert registry.find(task, name).family != "Classical"
     for method in registry.methods(learned=True):
@@ -85,6 +91,63 @@ def test_each_shipped_weight_is_recognised_as_its_method(method):
             assert registry.kind_of(method.task, path) == method.name
             others = [task for task in registry.TASKS if task != method.task]
             assert all(registry.kind_of(task, path) is None for task in others)
+
+
+class TinyDenoiser(torch.nn.Module):
+    """A user's network, named by import path (``tests.rlenhance.test_registry:TinyDenoiser``)."""
+
+    def __init__(self, channels: int = 1, width: int = 4):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(channels, channels, 3, padding=1)
+        self.width = width
+
+    def arch(self) -> dict:
+        return {"class": path_of(type(self)), "kwargs": {"channels": self.conv.in_channels, "width": self.width}}
+
+    def forward(self, x):
+        return x - self.conv(x)
+
+
+def test_a_checkpoint_names_its_method_and_no_other(tmp_path):
+    """kind_of reads the method from what the file records: a network no method of the task loads has
+    none (a PixelRNN denoiser is not an "mrpnet"), a network named by import path is its own method, which
+    loads it; the import path is imported only when it is the spec's model."""
+    from rlenhance.checkpoint import SupervisedSpec, save_checkpoint
+    from rlenhance.models.pixelrnn import PixelRNN
+
+    spec = SupervisedSpec(model="pixelrnn", task="denoise", channels=1, prefill="none")
+    net = PixelRNN(1, width=4)
+    other = save_checkpoint(tmp_path / "pixelrnn.pt", model=net, arch=net.arch(), extra={"spec": spec})
+    assert [registry.kind_of(task, other) for task in registry.TASKS] == [None, None, None]
+    net, name = TinyDenoiser(), path_of(TinyDenoiser)
+    path = save_checkpoint(tmp_path / "tiny.pt", model=net, arch=net.arch(),
+                           extra={"spec": SupervisedSpec(model=name, task="denoise", channels=1, prefill="none")})
+    assert [registry.kind_of(task, path) for task in registry.TASKS] == [None, name, None]
+    method = registry.find("denoise", name)
+    assert (method.family, method.loads, registry.ships(method)) == ("Supervised", "supervised", False)
+    image = np.random.default_rng(0).uniform(0, 1, (12, 10, 1)).astype(np.float32)
+    with torch.no_grad():
+        expected = net(torch.from_numpy(image).permute(2, 0, 1)[None]).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(registry.load("denoise", name, path, device="cpu").restore(image), expected, atol=1e-6)
+    lying = save_checkpoint(tmp_path / "lying.pt", model=net, arch=net.arch(),
+                            extra={"spec": SupervisedSpec(model="mrpnet", task="denoise", channels=1, prefill="none")})
+    with pytest.raises(CheckpointError, match="model 'mrpnet' with class 'tests.rlenhance.test_registry:TinyDenoiser'"):
+        registry.load("denoise", "mrpnet", lying, device="cpu")
+
+
+def test_register_method_adds_one_entry_that_every_reader_finds():
+    method = registry.Method("denoise", "tiny-test", "Tiny", "Supervised", "rlenhance.restore:SupervisedRestorer",
+                             loads="supervised")
+    try:
+        assert registry.register_method(method) is method
+        assert registry.find("denoise", "tiny-test") is method and "tiny-test" in registry.names("denoise")
+        assert registry.kind_of("denoise", registry.WEIGHTS / "mrpnet_denoise.pt") == "mrpnet"
+        with pytest.raises(ValueError, match="method 'denoise/tiny-test' is registered already"):
+            registry.register_method(registry.Method("denoise", "tiny-test", "Other", "Supervised", "a:b"))
+    finally:
+        registry.METHODS._entries.pop("denoise/tiny-test", None)  # the table of this process only
+    with pytest.raises(ValueError, match=r"loader 'nowhere'"):
+        registry.register_method(registry.Method("denoise", "bad", "Bad", "RL", "nowhere"))
 
 
 @pytest.mark.parametrize("method", SHIPPED, ids=lambda m: f"{m.task}-{m.name}")
@@ -160,9 +223,9 @@ def test_the_rl_completion_policy_equals_the_envs_greedy_rollout(tmp_path, net):
     """The library's PolicyCompleter (no env) gives the output of the env's own transition (an untrained
     policy of the completion recipe, over the shipped U-Net; random policies acting per pixel or per
     block, with a ConvGRU state carried over the steps)."""
-    rollout = pytest.importorskip("agents.rollout")
     from tests.recipes import recipe_policy
     from tests.rlenhance.test_denoisers import policy_checkpoint
+    from tests.rollouts import env_restore
 
     if net is None:
         path = recipe_policy(tmp_path / "policy.pt", "a3c_completion")
@@ -177,5 +240,4 @@ def test_the_rl_completion_policy_equals_the_envs_greedy_rollout(tmp_path, net):
     if net is not None:
         assert completer.block_actions == bool(net.get("block_actions"))
     ours = completer.restore(occluded, mask=mask)
-    theirs = rollout.load_rollout_policy(path, device="cpu").restore(occluded, mask=mask)
-    np.testing.assert_array_equal(ours, theirs)
+    np.testing.assert_allclose(ours, env_restore(path, occluded, mask), atol=1e-6)

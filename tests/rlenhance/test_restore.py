@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from rlenhance import registry
 from rlenhance.checkpoint import FORMAT_TAG, FORMAT_VERSION, SupervisedSpec, save_checkpoint
 from rlenhance.data.occluded import estimate_occlusion_mask
 from rlenhance.errors import CheckpointError, ImageError
@@ -201,7 +202,11 @@ def test_inconsistent_inference_record_is_refused(tmp_path):
     model = MRPNet(1, width=4)
     bad = {"model": "gated-pixelrnn", "task": "denoise", "channels": 1}
     path = save_raw(tmp_path / "bad.pt", model, bad)
-    with pytest.raises(CheckpointError, match=r"bad\.pt.*'gated-pixelrnn' for task 'denoise'.*completion only"):
+    with pytest.raises(CheckpointError, match=r"bad\.pt.*model 'gated-pixelrnn' with class 'MRPNet' \(a network of "
+                                              r"model 'mrpnet'\)"):
+        SupervisedRestorer(path, device="cpu")
+    path = save_raw(tmp_path / "masked.pt", GatedPixelRNN(1, width=4), bad)
+    with pytest.raises(CheckpointError, match=r"masked\.pt.*'gated-pixelrnn' for task 'denoise'.*completion only"):
         SupervisedRestorer(path, device="cpu")
     for prefill, task in (("telea", "completion"), ("diffusion", "denoise")):
         path = save_raw(tmp_path / f"bad_{prefill}.pt", model, dict(bad, model="mrpnet", task=task, prefill=prefill))
@@ -362,12 +367,17 @@ def test_a_super_resolution_checkpoint_restores_at_its_upscale(tmp_path):
         SupervisedRestorer(tmp_path / "stale.pt", device="cpu")
 
 
-def test_every_supervised_network_reads_the_mask_exactly_when_its_model_is_a_masked_one():
-    """SupervisedSpec.needs_mask (by model name, MASKED_MODELS) and the network's ``reads_mask``
-    (what SupervisedRestorer checks and supervised_train feeds) say the same for every class."""
-    from rlenhance.checkpoint import MASKED_MODELS, SUPERVISED_MODELS
-    from rlenhance.restore import REGISTRY
+def test_the_networks_of_the_supervised_methods_are_the_registered_classes_of_their_name():
+    """Every supervised method's network (the model its checkpoints' spec records) has classes in the one
+    table of networks, rlenhance.models.MODELS, whose model_name it is; what a network reads besides the
+    image is its class's alone (the restorer takes reads_mask / reads_noise_map from it)."""
+    from rlenhance.models import MODELS, model_name
 
-    for model, classes in SUPERVISED_MODELS.items():
-        for name in classes:
-            assert getattr(REGISTRY[name], "reads_mask", False) == (model in MASKED_MODELS), (model, name)
+    classes = {}
+    for _, cls in MODELS.items():
+        classes.setdefault(model_name(cls), []).append(cls.__name__)
+    assert {name: classes.get(name) for name in registry.supervised_models()} == {
+        "mrpnet": ["MRPNet", "Generator", "CombinedModel"], "ffdnet": ["FFDNet"], "unet": ["CompletionUNet"],
+        "gated-pixelrnn": ["GatedPixelRNN"], "pixelrnn": ["PixelRNN"]}
+    assert [name for name in registry.supervised_models() if any(
+        getattr(MODELS.get(cls), "reads_mask", False) for cls in classes[name])] == ["unet", "gated-pixelrnn"]

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from rlenhance.checkpoint import RSEDenoiserSpec, SupervisedSpec, load_checkpoint, save_checkpoint
-from rlenhance.denoisers import load_rse
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.models.rse import LatentBank, RSEBlend, RSEDenoiser, RSERound, rse_blend
 from rlenhance.models.vae import d4_transform
+from rlenhance.rse import load_rse
 
 TINY = dict(channels=3, patch=8, stride=4, latent_dim=4, hidden=16, bank_size=64, clusters=4, neighbours=3, width=8,
             max_rounds=2)

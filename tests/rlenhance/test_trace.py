@@ -8,10 +8,11 @@ import torch
 
 from rlenhance.checkpoint import save_checkpoint
 from rlenhance.completion import PolicyCompleter
-from rlenhance.denoisers import PolicyDenoiser, RSERestorer
+from rlenhance.denoisers import PolicyDenoiser
 from rlenhance.enhance import Enhancer, _area_downscale
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.models.rse import SOURCES, dominant_source
+from rlenhance.rse import RSERestorer
 from rlenhance.trace import (
     KEEP_COLOUR,
     OUTSIDE_REGION,

@@ -1,7 +1,6 @@
-"""A supervised denoiser as a denoising policy's predictor: load_predictor(task="denoise") /
-DenoisePredictor check the checkpoint and the planes, give an FFDNet its noise level, and a policy
-trained with one restores the same through the env (load_rollout_policy) and in the library
-(PolicyDenoiser, tiled)."""
+"""A supervised denoiser as a denoising policy's predictor: DenoisePredictor checks the checkpoint and the
+planes and gives an FFDNet its noise level, and a policy trained with one restores the same in the library
+(PolicyDenoiser, tiled) as through its env stepped by hand."""
 
 from pathlib import Path
 
@@ -9,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from agents.rollout import load_predictor, load_rollout_policy
 from envs.denoise import DenoiseVectorEnv
 from rlenhance import load_denoiser
 from rlenhance.checkpoint import RSEDenoiserSpec, SupervisedSpec, save_checkpoint
@@ -18,7 +16,9 @@ from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.models.ffdnet import FFDNet
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.models.rse import RSEDenoiser
+from rlenhance.predictors import CompletionPredictor
 from rlenhance.restore import SupervisedRestorer
+from tests.rollouts import env_restore
 from tests.specs import rollout_spec
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "rlenhance" / "weights"
@@ -52,8 +52,8 @@ def predictor_policy(path, predictor, *, n_actions=10, sigma=25.0, steps=3):
 
 
 def test_a_supervised_denoiser_predicts_through_its_restorer():
-    predictor = load_predictor(MRPNET, task="denoise", channels=1)
-    assert isinstance(predictor, DenoisePredictor) and predictor.channels == 1
+    predictor = DenoisePredictor(MRPNET, channels=1, device="cpu")
+    assert predictor.channels == 1
     noisy = noisy_batch()
     expected = SupervisedRestorer(MRPNET, device="cpu", task="denoise").restore_tensor(noisy)
     torch.testing.assert_close(predictor(noisy), expected)
@@ -63,20 +63,18 @@ def test_a_supervised_denoiser_predicts_through_its_restorer():
 
 def test_wrong_predictor_files_and_arguments_are_named(tmp_path):
     with pytest.raises(CheckpointError, match="trained for task 'completion'.*supervised_train --task denoise"):
-        load_predictor(COMPLETION, task="denoise", channels=3)
+        DenoisePredictor(COMPLETION, channels=3)
     with pytest.raises(CheckpointError, match=r"a gray \(1-plane\) denoiser; the model denoises RGB"):
-        load_predictor(MRPNET, task="denoise", channels=3)
+        DenoisePredictor(MRPNET, channels=3)
     policy = predictor_policy(tmp_path / "policy.pt", MRPNET)
     with pytest.raises(CheckpointError, match="denoising / completion policy checkpoint"):
         DenoisePredictor(policy, channels=1)
     with pytest.raises(CheckpointError, match="missing.pt"):
         DenoisePredictor(tmp_path / "missing.pt", channels=1)
-    with pytest.raises(ValueError, match="channels: required"):
-        load_predictor(MRPNET, task="denoise")
-    with pytest.raises(ValueError, match="task: expected 'completion' or 'denoise'"):
-        load_predictor(MRPNET, task="lowlight")
-    with pytest.raises(CheckpointError, match="needs a checkpoint of task .completion."):  # the completion loader
-        load_predictor(MRPNET)
+    with pytest.raises(ValueError, match="channels: expected 1 .gray. or 3"):
+        DenoisePredictor(MRPNET, channels=2)
+    with pytest.raises(CheckpointError, match="needs a checkpoint of task .completion."):  # a completion policy's
+        CompletionPredictor(MRPNET)
 
 
 def test_an_ffdnet_predictor_reads_the_policys_noise_level_or_estimates_it(tmp_path):
@@ -98,13 +96,12 @@ def test_an_ffdnet_predictor_reads_the_policys_noise_level_or_estimates_it(tmp_p
 
 def test_a_predictor_policy_restores_alike_through_the_env_and_in_the_library(tmp_path):
     path = predictor_policy(tmp_path / "policy.pt", MRPNET)
-    rollout = load_rollout_policy(path)
-    assert rollout.task.n_actions == 10 and isinstance(rollout.task.predictor, DenoisePredictor)
     library = load_denoiser("a3c", checkpoint=path, device="cpu", tile=16)  # tiled: 16-px cores, windows of 2 + 2
     assert isinstance(library, PolicyDenoiser) and library.predictor is not None
+    assert len(library.action_names) == 10 and library.action_names[-1] == "predict"
     image = noisy_batch(height=37, width=45, seed=5)[0].permute(1, 2, 0).numpy()
     out = library.restore(image)
-    np.testing.assert_allclose(out, rollout.restore(image), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(out, env_restore(path, image), atol=1e-5, rtol=0)
     # the predictor is taken: not the output of the nine filters alone, nor the prediction alone
     prediction = library.predictor(torch.from_numpy(image).permute(2, 0, 1)[None])[0, 0].numpy()
     taken = np.isclose(out[..., 0], prediction, atol=1e-7)
@@ -120,8 +117,8 @@ def test_a_policy_without_the_predictors_action_is_refused(tmp_path):
 
 
 def test_a_policys_self_ensemble_is_its_predictors_through_the_env_and_in_the_library(tmp_path):
-    """ensemble=n reaches the policy's predictor (the policy itself runs once), alike in
-    load_denoiser and load_rollout_policy; refused for a policy or an rse model without a predictor."""
+    """ensemble=n reaches the policy's predictor (the policy itself runs once), as the env given that
+    predictor runs it; refused for a policy or an rse model without a predictor."""
     ffdnet = ffdnet_checkpoint(tmp_path / "ffdnet.pt")
     path = predictor_policy(tmp_path / "policy.pt", ffdnet)
     library = load_denoiser("a3c", checkpoint=path, device="cpu", ensemble=4)
@@ -129,21 +126,16 @@ def test_a_policys_self_ensemble_is_its_predictors_through_the_env_and_in_the_li
     expected = NoiseLevelDenoiser(ffdnet, sigma=25.0, device="cpu", ensemble=4).restore_tensor(noisy)
     torch.testing.assert_close(library.predictor(noisy), expected)
     assert not torch.allclose(load_denoiser("a3c", checkpoint=path, device="cpu").predictor(noisy), expected)
-    rollout = load_rollout_policy(path, ensemble=4)
     image = noisy[0].permute(1, 2, 0).numpy()
-    np.testing.assert_allclose(library.restore(image), rollout.restore(image), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(library.restore(image), env_restore(path, image, predictor=library.predictor),
+                               atol=1e-5, rtol=0)
     torch.manual_seed(1)
     nine = PixelActorCritic(in_channels=1, out_channels=1, n_actions=9, width=8)
     spec = rollout_spec("denoise", {"sigma": 25.0, "gray": True}, steps=2)
     alone = save_checkpoint(tmp_path / "nine.pt", model=nine, arch=nine.arch(), extra={"spec": spec})
-    for load in (lambda: load_denoiser("a3c", checkpoint=alone, ensemble=2),
-                 lambda: load_rollout_policy(alone, ensemble=2)):
-        with pytest.raises(ValueError, match="ensemble: 2 is the self-ensemble of a policy's predictor, and this "
-                                             "policy has none"):
-            load()
-    with pytest.raises(ValueError, match="ensemble: 2 is the self-ensemble of the predictor a policy loads"
-                                         ".*a predictor was given"):
-        load_rollout_policy(path, ensemble=2, predictor=library.predictor)
+    with pytest.raises(ValueError, match="ensemble: 2 is the self-ensemble of a policy's predictor, and this "
+                                         "policy has none"):
+        load_denoiser("a3c", checkpoint=alone, ensemble=2)
     torch.manual_seed(0)
     pure = RSEDenoiser(channels=1, patch=8, stride=4, latent_dim=4, hidden=8, bank_size=16, clusters=2, neighbours=2,
                        width=4, max_rounds=1)
