@@ -39,7 +39,7 @@ fill-action policy of ``experiments.completion_train`` (:class:`rlenhance.comple
 none ships), and reads each image's mask from
 ``--masks DIR`` (same stem, or the stem without the ``occluded_`` prefix, any image extension,
 white = missing) or estimates the hole
-(black pixels, :func:`rlenhance.restore.hole_mask`). ``export-csv`` writes the MRPNet seed's
+(the largest black rectangle, :func:`rlenhance.data.occluded.find_hole`; a warning when it is unsure). ``export-csv`` writes the MRPNet seed's
 competition CSV of predicted images (gray, flattened, every 8th pixel, one row per image ID;
 :mod:`rlenhance.submission`).
 

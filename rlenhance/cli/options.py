@@ -139,8 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder of mask files (same stem as the image, or without its 'occluded_' prefix; "
                              "white = missing)")
     source.add_argument("--mask-threshold", type=float, default=HOLE_THRESHOLD,
-                        help="without --masks: the hole is the largest near-black region, pixels within this "
-                             "distance of black (max over channels, in [0, 1])")
+                        help="without --masks: the hole is the largest near-black rectangle, pixels within this "
+                             "distance of black (max over channels, in [0, 1]); a warning says when it is unsure")
     add_ensemble(complete, "the completion network; a3c: its predictor")
     add_tile(complete, "every learned model")
 

@@ -206,6 +206,22 @@ def test_complete_estimates_holes_without_mask_files(ckpts, images, tmp_path, ca
     assert np.array_equal(written[known], original[known])
 
 
+def test_complete_warns_when_the_hole_it_found_may_be_wrong(ckpts, tmp_path, capsys):
+    """The example astronaut's hole touches the photo's black background: the hole is found, and a
+    warning on stderr says it may be wrong and how to pass the mask; the other photos get none."""
+    from rlenhance.data.samples import write_samples
+
+    write_samples(tmp_path / "samples", size=96)
+    out = tmp_path / "out"
+    assert main(["complete", str(tmp_path / "samples/occluded"), "-o", str(out), "--checkpoint",
+                 str(ckpts["completion"]), "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert "hole 6.2% (576 px)" in _lines(captured.out, "astronaut.png")[0]
+    warnings = [line for line in captured.err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "astronaut.png" in warnings[0], captured.err
+    assert "--masks DIR" in warnings[0] and "white = missing" in warnings[0]
+
+
 def test_bad_arguments_exit_2(ckpts, images, tmp_path, capsys):
     (a, _), _ = images
     out = str(tmp_path / "out")
