@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rlenhance import __version__, registry
 from rlenhance.app_serve import APP_MAX_PIXELS, DEFAULT_PORT
+from rlenhance.cli.parser import HintingParser
 from rlenhance.io import DEFAULT_MAX_PIXELS, HOLE_THRESHOLD
 from rlenhance.submission import DEFAULT_STRIDE
 
@@ -50,7 +51,7 @@ def add_ensemble(parser: argparse.ArgumentParser, models: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every command (imports no torch)."""
-    parser = argparse.ArgumentParser(prog="rlenhance", description="Reinforcement-learning image enhancement.")
+    parser = HintingParser(prog="rlenhance", description="Reinforcement-learning image enhancement.")
     parser.add_argument("--version", action="version", version=f"rlenhance {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     formatter = argparse.ArgumentDefaultsHelpFormatter

@@ -222,6 +222,22 @@ def test_complete_warns_when_the_hole_it_found_may_be_wrong(ckpts, tmp_path, cap
     assert "--masks DIR" in warnings[0] and "white = missing" in warnings[0]
 
 
+@pytest.mark.parametrize("argv, hint", [
+    (["enhance", "x.png", "-o", "out", "--model", "mrpnett"], "did you mean 'mrpnet'? (choose from rl, mrpnet)"),
+    (["enhanse", "x.png"], "did you mean 'enhance'?"),
+    (["enhance", "x.png", "-o", "out", "--expsure", "0.5"], "did you mean --exposure?"),
+])
+def test_a_mistyped_value_or_option_gets_one_line_and_the_closest_match(argv, hint, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage:" not in err and len(err.splitlines()) == 2, err
+    assert hint in err.splitlines()[0] and "--help" in err.splitlines()[1]
+    assert not (tmp_path / "out").exists()
+
+
 def test_bad_arguments_exit_2(ckpts, images, tmp_path, capsys):
     (a, _), _ = images
     out = str(tmp_path / "out")
