@@ -310,8 +310,8 @@ class Run:
 
     def truncate_metrics(self, step: int) -> None:
         """Drop metrics.csv and train.csv rows logged after ``step`` and hide TensorBoard events
-        logged after it (a resumed run repeats them). Call it before the first :meth:`log`. A row
-        cut short by a kill is dropped.
+        logged after it (a resumed run repeats them); the ``wall_time`` of the rows logged next goes on
+        from the last row kept. Call it before the first :meth:`log`. A row cut short by a kill is dropped.
 
         Raises:
             RunFolderError: a metrics file is damaged (:func:`read_metrics`).
@@ -323,6 +323,7 @@ class Run:
         self._split_long_metrics()
         for table in self._tables.values():
             table.truncate(step)  # reads (and checks) the file before the folder is opened
+        self.start_time = time.time() - max(table.wall_time for table in self._tables.values())
         self._open()
 
     def _split_long_metrics(self) -> None:
