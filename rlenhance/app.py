@@ -29,9 +29,9 @@ import numpy as np
 import streamlit as st
 
 from rlenhance import app_support as kit
+from rlenhance.data.occluded import find_hole
 from rlenhance.enhance import Enhancer
 from rlenhance.errors import CheckpointError, ImageError
-from rlenhance.data.occluded import find_hole
 from rlenhance.restore import HOLE_THRESHOLD
 from rlenhance.runtime import flush_denormals
 from rlenhance.trace import ActionTrace, legend_image, step_pictures

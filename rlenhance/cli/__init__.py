@@ -38,9 +38,9 @@ model: ``--model unet`` (the default without ``--checkpoint``; with one, the che
 fill-action policy of ``experiments.completion_train`` (:class:`rlenhance.completion.PolicyCompleter`;
 none ships), and reads each image's mask from
 ``--masks DIR`` (same stem, or the stem without the ``occluded_`` prefix, any image extension,
-white = missing) or estimates the hole
-(the largest black rectangle, :func:`rlenhance.data.occluded.find_hole`; a warning when it is unsure). ``export-csv`` writes the MRPNet seed's
-competition CSV of predicted images (gray, flattened, every 8th pixel, one row per image ID;
+white = missing) or estimates the hole (the largest black rectangle,
+:func:`rlenhance.data.occluded.find_hole`; a warning when it is unsure). ``export-csv`` writes the
+MRPNet seed's competition CSV of predicted images (gray, flattened, every 8th pixel, one row per image ID;
 :mod:`rlenhance.submission`).
 
 IMAGES are files or folders (a folder stands for the images directly inside it, sorted by name,
