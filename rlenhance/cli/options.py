@@ -62,7 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "checkpoint from experiments.supervised_train (omitted: the model's shipped one in "
                         "rlenhance/weights/)")
     enhance.add_argument("--model", choices=registry.names("lowlight"), default=registry.DEFAULTS["lowlight"],
-                         help="rl: the RL curve policy; mrpnet: a supervised MRPNet (+ Generator) model")
+                         help="rl: the RL curve policy; mrpnet: the supervised MRPNet + Generator baseline, for "
+                              "comparison only: trained briefly on SICE pairs, it pulls other photos towards SICE's "
+                              "colours (a washed-out, olive cast) and its stride-2 transposed convolution leaves a "
+                              "faint 2-pixel grid")
     enhance.add_argument("--denoiser", default=None,
                          help="denoiser applied after enhancement (ReLLIE's denoiser module): mrpnet, the shipped "
                               "blind colour MRPNet (slower; higher PSNR / SSIM on noisy dark photos), ffdnet, the "

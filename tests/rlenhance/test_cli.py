@@ -238,6 +238,16 @@ def test_a_mistyped_value_or_option_gets_one_line_and_the_closest_match(argv, hi
     assert not (tmp_path / "out").exists()
 
 
+def test_enhance_help_says_what_the_supervised_model_is_for(capsys):
+    """--model mrpnet is a baseline for comparison (its colours and grid are its own, not a bug): --help
+    says so, as docs/lowlight.md does."""
+    with pytest.raises(SystemExit):
+        main(["enhance", "--help"])
+    flat = " ".join(capsys.readouterr().out.split())
+    assert "mrpnet: the supervised MRPNet + Generator baseline, for comparison only" in flat
+    assert "olive cast" in flat and "grid" in flat
+
+
 def test_bad_arguments_exit_2(ckpts, images, tmp_path, capsys):
     (a, _), _ = images
     out = str(tmp_path / "out")
