@@ -203,7 +203,7 @@ class Config(RLConfig):
 
 def shipped() -> Config:
     """The shipped rlenhance/weights/lowlight_a3c.pt: SICE pairs, 128 px crops, 32 a batch, 4,500
-    episodes, every evaluation kept (the card picks episode 3,500). A GPU is no faster than 16 CPU cores
+    episodes, every evaluation kept (the card picks episode 3,000). A GPU is no faster than 16 CPU cores
     here: the 32-channel policy at 128 px is a few small kernels (docs/performance.md)."""
     return config.replace_path(Config(), {
         "task.data": "../shared/data/sice_pairs/train", "task.crop": 128, "run.batch": 32, "run.episodes": 4500,

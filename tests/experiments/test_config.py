@@ -237,6 +237,18 @@ DENOISE = {"sigma": "task.sigma", "predictor": "task.predictor", "observe_predic
            "eval_images": "task.eval_images", "gray": "task.gray"}
 
 
+@pytest.mark.parametrize("name", ALL_TRAINERS)
+def test_the_episode_a_preset_says_its_shipped_file_was_picked_at_is_the_files(name):
+    """A preset's "(the card picks episode N)" is the episode its shipped checkpoint records."""
+    module = ALL_TRAINERS[name][0]
+    for preset_name, preset in module.PRESETS.items():
+        doc = " ".join(preset.doc)
+        weights, episode = re.search(r"rlenhance/weights/(\w+\.pt)", doc), re.search(r"episode ([\d,]+)", doc)
+        if weights and episode:
+            extra = load_checkpoint(ROOT / "rlenhance" / "weights" / weights.group(1))["extra"]
+            assert int(episode.group(1).replace(",", "")) == extra["episode"], (preset_name, weights.group(1))
+
+
 @pytest.mark.parametrize("module, preset, weights, names", [
     (lol_train, "shipped", "lowlight_a3c.pt", LOWLIGHT),
     (denoise_train, "color", "a3c_denoise_color.pt", {**DENOISE, "lr_decay": "a3c.lr_decay"}),
