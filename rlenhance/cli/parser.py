@@ -2,8 +2,7 @@
 
 A mistyped value or option gets the closest accepted one and, for a value, the list of accepted ones::
 
-    rlenhance enhance: error: argument --model: invalid choice: 'mrpnett'; did you mean 'mrpnet'? (choose
-    from rl, mrpnet)
+    rlenhance: error: unrecognized arguments: --expsure 0.5; did you mean --exposure?
     (--help lists every option)
 
 Used by the ``rlenhance`` command line and the trainers (:func:`experiments.config.parse`).
