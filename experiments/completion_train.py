@@ -53,6 +53,7 @@ from experiments.config import Cost, Preset
 from experiments.loop import DataSplits, open_run, parse_run
 from experiments.rl_common import (
     RL_FLAGS,
+    TOP_ACTION_SHARE,
     RLConfig,
     RLRunSettings,
     Track,
@@ -67,6 +68,7 @@ from experiments.rl_common import (
     run_cli,
     setup,
     split_seed,
+    top_action_share,
     untracked,
     uses_block_actions,
     with_maps,
@@ -255,6 +257,7 @@ def evaluate(policy: PixelActorCritic, images: Sequence[OccludedImage], cfg: Con
                 per_image.setdefault(prefix + name, []).append(value)
     scores = {f"eval/{k}": _mean_finite(v) for k, v in per_image.items()}
     scores["eval/ms_per_image"] = ms
+    scores[TOP_ACTION_SHARE] = top_action_share([taken for _, taken in results], [im.mask for im in images])
     shown = range(min(cfg.run.samples, len(images)))
     return scores, with_maps([[images[i].occluded, outputs[i], images[i].original] for i in shown],
                              [results[i][1] for i in shown], actions=completer.transition.actions,

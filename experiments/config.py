@@ -40,6 +40,7 @@ import dataclasses
 import inspect
 import json
 import math
+import re
 import textwrap
 import types
 import typing
@@ -48,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rlenhance.cli.parser import HintingParser
 from rlenhance.errors import NO_SUCH_FILE, not_a_file
 
 __all__ = [
@@ -61,12 +63,15 @@ __all__ = [
     "load_file",
     "parse",
     "paths",
+    "preset_listing",
     "preset_of",
     "replace_path",
     "to_dict",
     "unused_section",
 ]
 
+#: ``--preset list`` prints the presets (:func:`preset_listing`) instead of starting one.
+LIST_PRESETS = "list"
 #: Keys a run folder's config.json holds beside the config (written by ``experiments.runs.Run``).
 RUN_METADATA = ("world_size", "trainer")
 #: The largest ``--config`` file read (a trainer's whole config is a few KB).
@@ -412,6 +417,9 @@ def parse(config_class: type, argv: Sequence[str] | None = None, *, presets: Map
     defaults = config_class()
     parser = _parser(config_class, defaults, presets, flags, leaves, prog, description, estimate)
     args, unknown = parser.parse_known_args(argv)
+    if args.preset == LIST_PRESETS:
+        print(preset_listing(presets, estimate))
+        raise SystemExit(0)
     if unknown:
         parser.error(_unknown_hint(unknown, leaves))
     config = defaults
@@ -448,11 +456,11 @@ def _parser(config_class: type, defaults: Any, presets: Mapping[str, Preset], fl
               "change any with --set SECTION.KEY=VALUE, or put them in a TOML / JSON file for --config.")
     if preset_lines:
         epilog = "presets:\n" + "\n".join(preset_lines) + "\n\n" + epilog
-    parser = argparse.ArgumentParser(prog=prog, description=description or (doc_lines(config_class) or [""])[0],
-                                     epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     allow_abbrev=False)
-    parser.add_argument("--preset", choices=tuple(presets) or None, metavar="NAME",
-                        help=f"start from a named config ({', '.join(presets) or 'none'}; listed below)")
+    parser = HintingParser(prog=prog, description=description or (doc_lines(config_class) or [""])[0],
+                           epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    parser.add_argument("--preset", choices=(*presets, LIST_PRESETS), metavar="NAME",
+                        help=f"start from a named config ({', '.join(presets) or 'none'}; listed below, and "
+                             f"by --preset {LIST_PRESETS})")
     parser.add_argument("--config", metavar="FILE", help="TOML or JSON settings (any subset), or a run folder / "
                                                          "its config.json to re-run it")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -479,6 +487,19 @@ def _parser(config_class: type, defaults: Any, presets: Mapping[str, Preset], fl
                 "{" + ",".join(map(str, typing.get_args(base))) + "}"
         parser.add_argument("--" + name, **options)
     return parser
+
+
+def preset_listing(presets: Mapping[str, Preset], estimate: Callable[[Any, Cost], float] | None) -> str:
+    """What ``--preset list`` prints: each preset's name, the first sentence of its docstring and its cost."""
+    if not presets:
+        return "no presets"
+    width = max(map(len, presets)) + 2
+    lines = []
+    for name, preset in presets.items():
+        first = re.split(r"(?<=[.!?])\s+(?=[A-Z])", " ".join(preset.doc), maxsplit=1)[0]
+        text = f"{first} {_cost_text(preset, estimate)}".strip()
+        lines.append(textwrap.fill(text, 100, initial_indent=name.ljust(width), subsequent_indent=" " * width))
+    return "\n".join(lines)
 
 
 def duration(seconds: float) -> str:

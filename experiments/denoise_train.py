@@ -55,6 +55,7 @@ from experiments.config import Cost, Preset
 from experiments.loop import DataSplits, open_run, parse_run
 from experiments.rl_common import (
     RL_FLAGS,
+    TOP_ACTION_SHARE,
     RLConfig,
     RLRunSettings,
     Track,
@@ -69,6 +70,7 @@ from experiments.rl_common import (
     run_cli,
     setup,
     split_seed,
+    top_action_share,
     untracked,
     uses_block_actions,
     with_maps,
@@ -356,6 +358,7 @@ def evaluate(policy: PixelActorCritic, images: Mapping[float, Sequence[NoisyImag
                            zip(level, level_outputs, actions[done - len(level):done])])
     scores = level_scores(by_level)
     scores["eval/ms_per_image"] = ms
+    scores[TOP_ACTION_SHARE] = top_action_share(actions)
     shown = [row for rows in zip(*level_rows) for row in rows][:cfg.run.samples]
     return scores, with_maps([row for row, _ in shown], [taken for _, taken in shown], actions=denoiser.action_names)
 

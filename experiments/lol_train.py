@@ -39,6 +39,7 @@ from types import MappingProxyType
 from typing import Literal
 
 import torch
+from torch.utils.data import Subset
 
 import envs
 from agents.distributed import Ranks
@@ -49,6 +50,7 @@ from experiments.config import Cost, Preset
 from experiments.loop import open_run, parse_run
 from experiments.rl_common import (
     RL_FLAGS,
+    TOP_ACTION_SHARE,
     A3CSettings,
     ModelSettings,
     RLConfig,
@@ -63,6 +65,7 @@ from experiments.rl_common import (
     run_cli,
     setup,
     split_seed,
+    top_action_share,
     untracked,
     with_maps,
 )
@@ -207,7 +210,7 @@ class Config(RLConfig):
 
 def shipped() -> Config:
     """The shipped rlenhance/weights/lowlight_a3c.pt: SICE pairs, 128 px crops, 32 a batch, 4,500
-    episodes, every evaluation kept (the card picks episode 3,500). A GPU is no faster than 16 CPU cores
+    episodes, every evaluation kept (the card picks episode 3,000). A GPU is no faster than 16 CPU cores
     here: the 32-channel policy at 128 px is a few small kernels (docs/performance.md)."""
     return config.replace_path(Config(), {
         "task.data": "../shared/data/sice_pairs/train", "task.crop": 128, "run.batch": 32, "run.episodes": 4500,
@@ -305,11 +308,12 @@ def builtin_data(cfg: Config, split: str) -> BuiltinImages:
                          seed=split_seed(cfg))
 
 
-def load_validation(cfg: Config, device: torch.device, split: str = "tune") -> LowLightTestSet:
-    """The evaluation images of ``split`` (names, low (N, 3, h, w), high or None): the tuning split
-    picks best.pt, the validation split is reported. Area-downscaled to ``task.eval_size`` and
-    centre-cropped to a common size (:func:`rlenhance.data.lowlight_test_set`). Synthetic lows use
-    the fixed seed ``run.seed``."""
+def load_validation(cfg: Config, device: torch.device, split: str = "tune", limit: int | None = None
+                    ) -> LowLightTestSet:
+    """The evaluation images of ``split`` (names, low (N, 3, h, w), high or None; the first ``limit``
+    only): the tuning split picks best.pt, the validation split is reported. Area-downscaled to
+    ``task.eval_size`` and centre-cropped to a common size (:func:`rlenhance.data.lowlight_test_set`).
+    Synthetic lows use the fixed seed ``run.seed``."""
     t = cfg.task
     if t.data is None:
         dataset = builtin_data(cfg, split)
@@ -317,7 +321,17 @@ def load_validation(cfg: Config, device: torch.device, split: str = "tune") -> L
         dataset = open_dataset(t.data, kind="paired", split=split, gray=False, seed=split_seed(cfg))
     if t.policy_side:
         dataset = ResizedImages(dataset, t.policy_side)
+    if limit is not None:
+        dataset = Subset(dataset, range(min(limit, len(dataset))))
     return lowlight_test_set(dataset, t.eval_size, seed=cfg.run.seed, device=device)
+
+
+def grid_fill(cfg: Config, device: torch.device, tuning: int) -> LowLightTestSet | None:
+    """The training images a sample grid shows after the ``tuning`` images of the tuning split when
+    that split holds fewer than ``run.samples`` (the embedded photos' holds one); None when it holds
+    enough."""
+    missing = cfg.run.samples - tuning
+    return load_validation(cfg, device, "train", limit=missing) if missing > 0 else None
 
 
 def training_data(cfg: Config):
@@ -407,12 +421,14 @@ def rollout_at(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: t
 
 @torch.no_grad()
 def evaluate(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: torch.Tensor,
-             high: torch.Tensor | None, track: Track = untracked) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
+             high: torch.Tensor | None, track: Track = untracked, fill: LowLightTestSet | None = None
+             ) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
     """Greedy rollout on the evaluation images (tuning or validation) at the fixed setting; metrics are
     per-image means.
     A conditioned policy is also run at each exposure target of :data:`EXPOSURE_SWEEP`:
     ``eval/exposure_gap_max`` is the largest |mean output brightness - target|. Returns the scores
-    and the sample grid's rows (:func:`grid_captions`: input | output | reference | the alphas);
+    and the sample grid's rows (:func:`grid_captions`: input | output | reference | the alphas), the
+    images of ``fill`` (:func:`grid_fill`) after the evaluation's, unscored;
     ``track`` shows the progress of the rollouts."""
     target = cfg.reward.exposure_target
     start = time.perf_counter()
@@ -435,9 +451,16 @@ def evaluate(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: tor
         gaps = [float((out if e == target else rollout_at(policy, task, cfg, low, e, track)[0]).mean()) - e
                 for e in EXPOSURE_SWEEP]
         scores["eval/exposure_gap_max"] = max(abs(g) for g in gaps)
-    shown = range(min(cfg.run.samples, low.shape[0]))
-    rows = [[low[i], out[i]] + ([high[i]] if high is not None else []) for i in shown]
-    return scores, with_maps(rows, [torch.stack([m[i] for m in maps]) for i in shown],
+    per_image = [torch.stack([m[i] for m in maps]) for i in range(low.shape[0])]
+    scores[TOP_ACTION_SHARE] = top_action_share(per_image)
+    rows = [[low[i], out[i]] + ([high[i]] if high is not None else []) for i in range(low.shape[0])]
+    if fill is not None:
+        fill_out, fill_maps = rollout_at(policy, task, cfg, fill.low)
+        rows += [[fill.low[i], fill_out[i]] + ([fill.high[i]] if fill.high is not None else [])
+                 for i in range(fill.low.shape[0])]
+        per_image += [torch.stack([m[i] for m in fill_maps]) for i in range(fill.low.shape[0])]
+    shown = min(cfg.run.samples, len(rows))
+    return scores, with_maps(rows[:shown], per_image[:shown],
                              alpha_range=alpha_range(inference_spec(cfg, task).transition))
 
 
@@ -496,12 +519,16 @@ def main(argv: Sequence[str] | None = None) -> Path:
     venv = make_venv()
     names, tune_low, tune_high = load_validation(cfg, device)
     _, val_low, val_high = load_validation(cfg, device, split="val")
+    fill = grid_fill(cfg, device, len(names))
+    if fill is not None:
+        run.say(f"sample grids: the {len(names)} tuning image(s), then {len(fill.names)} training image(s) "
+                f"(unscored), to show run.samples = {cfg.run.samples}")
     a3c_extra = dict(SMOOTH_ON_MEAN) if cfg.reward.smooth_on_mean else None
     agent = make_agent(cfg, venv, a3c_extra=a3c_extra, steps=cfg.task.steps, resume=run.resuming, ranks=ranks,
                        keys=("image", "original", "exposure_gap"), cond_film=cfg.reward.conditioned)
     spec = inference_spec(cfg, venv.task)
     out = fit(cfg, run, agent, venv, make_venv=make_venv,
-              evaluate=lambda policy: evaluate(policy, venv.task, cfg, tune_low, tune_high, track=run.track),
+              evaluate=lambda policy: evaluate(policy, venv.task, cfg, tune_low, tune_high, track=run.track, fill=fill),
               metric=best_score, spec=spec,
               summary={"tune_images": len(names), "val_images": val_low.shape[0],
                        "input_brightness": float(tune_low.mean())},

@@ -82,6 +82,8 @@ __all__ = [
     "RUN_COST_FREE",
     "RunSettings",
     "SampleGrids",
+    "StuckHint",
+    "TOP_ACTION_SHARE",
     "TimeEstimate",
     "check_resume",
     "check_run",
@@ -100,6 +102,13 @@ __all__ = [
 Evaluate = Callable[[], "tuple[dict[str, float], list[list[torch.Tensor]]]"]
 #: Score group of a ``--test`` set: logged and summarised, never used to pick best.pt.
 TEST_GROUP = "test"
+#: An RL evaluation's share of pixels that took their step's most common action
+#: (:func:`experiments.rl_common.top_action_share`); :class:`StuckHint` reads it.
+TOP_ACTION_SHARE = "eval/top_action_share"
+#: :class:`StuckHint` says a policy picks one action everywhere at this share.
+ONE_ACTION = 0.999
+#: What :class:`StuckHint` suggests.
+STUCK_ADVICE = "train longer (--episodes) or see docs/training.md#a-first-run"
 #: The scores the report line prints, where the evaluation has them (the summary has every score).
 REPORTED = ("psnr", "ssim", "uqi", "hole_psnr", "hole_ssim", "loss", "exposure_loss")
 #: The splits an evaluation may score: the tuning split picks best.pt where the data has one, else the
@@ -579,6 +588,29 @@ class SampleGrids(Callback):
                                step=loop.state.step)
 
 
+class StuckHint(Callback):
+    """Say once why a run's evaluations look alike: its policy picks one action at every pixel
+    (:data:`TOP_ACTION_SHARE` at least :data:`ONE_ACTION`), or an evaluation's outputs (the grid
+    rows' second image) are those of the evaluation before."""
+
+    def __init__(self) -> None:
+        self.previous: list[torch.Tensor] | None = None
+        self.said = False
+
+    def on_evaluation(self, loop: Loop, scores: Mapping[str, float], rows: Sequence[Sequence[torch.Tensor]]) -> None:
+        outputs = [row[1].detach().cpu() for row in rows if len(row) > 1]
+        why = None
+        if scores.get(TOP_ACTION_SHARE, 0.0) >= ONE_ACTION:
+            why = "the policy picks one action everywhere (a one-colour action map)"
+        elif outputs and self.previous is not None and len(outputs) == len(self.previous) \
+                and all(torch.equal(a, b) for a, b in zip(outputs, self.previous)):
+            why = f"the evaluation's outputs are those of the previous one ({loop.unit} {loop.state.step})"
+        self.previous = outputs
+        if why is not None and not self.said:
+            self.said = True
+            loop.run.say(f"\nhint: {why}; {STUCK_ADVICE}")
+
+
 class Progress(Callback):
     """A progress bar over the steps (rank 0), showing ``shown`` scalar (e.g. the episode return) and
     the best score; it reads "evaluating" while an evaluation runs."""
@@ -683,8 +715,10 @@ def standard_callbacks(samples: int, *, keep_evals: bool = False, shown: str | N
                        captions: Sequence[str] = GRID_CAPTIONS, estimate: TimeEstimate | None = None
                        ) -> list[Callback]:
     """Checkpoints, sample grids of ``samples`` rows (columns ``captions``), a progress bar (showing
-    scalar ``shown``) and a time estimate (``estimate``, else one measured): what every trainer uses."""
-    return [Checkpoints(keep_evals), SampleGrids(samples, captions), Progress(shown), estimate or TimeEstimate()]
+    scalar ``shown``), a time estimate (``estimate``, else one measured) and the hint of a run that
+    looks stuck: what every trainer uses."""
+    return [Checkpoints(keep_evals), SampleGrids(samples, captions), Progress(shown), estimate or TimeEstimate(),
+            StuckHint()]
 
 
 # --- resume ---------------------------------------------------------------------------------------

@@ -51,6 +51,7 @@ from experiments.config import Cost, Preset, to_dict, unused_section
 from experiments.loop import (
     RUN_COST_FREE,
     TEST_GROUP,
+    TOP_ACTION_SHARE,
     Loop,
     LoopState,
     check_run,
@@ -80,6 +81,7 @@ __all__ = [
     "RLConfig",
     "RLRunSettings",
     "SACSettings",
+    "TOP_ACTION_SHARE",
     "Track",
     "check_fractions",
     "check_rl",
@@ -97,6 +99,7 @@ __all__ = [
     "sac_config",
     "setup",
     "split_seed",
+    "top_action_share",
     "untracked",
     "uses_block_actions",
     "with_maps",
@@ -106,6 +109,9 @@ __all__ = [
 #: ``track(items, desc)``: the items of an evaluation's loop, under a progress bar named ``desc``
 #: (:meth:`experiments.runs.Run.track`, which clears it at the end); :func:`untracked` shows none.
 Track = Callable[[Sequence[Any], str], Iterable[Any]]
+#: Alphas this close count as one action in :func:`top_action_share` (alphas span [-1, 1]; action
+#: indices, a step of 1 apart, count only when equal).
+SAME_ALPHA = 0.01
 #: Episode ``k`` of a run with seed ``s`` resets its env with ``s * EPISODE_SEED_STRIDE + k``.
 EPISODE_SEED_STRIDE = 1_000_003
 #: Episode stats that are counters, not curves (not logged per episode).
@@ -504,6 +510,21 @@ def with_test_scores(evaluate: Callable[[PixelActorCritic, Any], tuple[dict[str,
         return scores, rows
 
     return scores_and_rows
+
+
+def top_action_share(maps: Sequence[Tensor], where: Sequence[Tensor] | None = None) -> float:
+    """The share of pixels that took their step's median action (an action index, or an alpha within
+    :data:`SAME_ALPHA` of it), averaged over the images and steps of ``maps`` (per image (steps, C, H, W),
+    as :func:`with_maps` takes them; ``where``: per image, a (1, H, W) mask of the pixels that count):
+    1 when the policy picks one action everywhere, which :class:`experiments.loop.StuckHint` says."""
+    shares = []
+    for i, steps in enumerate(maps):
+        inside = None if where is None else where[i].detach().reshape(steps.shape[-2:]) > 0
+        for step in steps:
+            values = (step[:, inside] if inside is not None else step).float()
+            if values.numel():
+                shares.append(float(((values - values.median()).abs() <= SAME_ALPHA).float().mean()))
+    return sum(shares) / len(shares) if shares else float("nan")
 
 
 def map_steps(steps: int) -> list[int]:

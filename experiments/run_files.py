@@ -193,6 +193,12 @@ class MetricsTable:
         with open(self.path, "a", newline="", encoding="utf-8") as handle:
             csv.writer(handle).writerow(self._cells(rows[-1]))
 
+    @property
+    def wall_time(self) -> float:
+        """The ``wall_time`` of the last row (0 without rows)."""
+        rows = self._load()
+        return float(rows[-1]["wall_time"]) if rows else 0.0
+
     def truncate(self, step: int) -> None:
         """Drop the rows logged after ``step``."""
         rows = self._load()

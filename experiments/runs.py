@@ -92,6 +92,7 @@ from experiments.run_files import (
 )
 from rlenhance.atomic import write_text_atomic
 from rlenhance.checkpoint import load_checkpoint, save_checkpoint
+from rlenhance.cli.parser import HintingParser
 from rlenhance.errors import CheckpointError
 from rlenhance.io import save_image
 from rlenhance.runtime import configure_threads, flush_denormals, seed_everything
@@ -106,8 +107,8 @@ SIGNAL_EXIT_BASE = 128
 def parse_config(config_class: type, argv: Sequence[str] | None = None, description: str | None = None):
     """Build an argparse parser from a dataclass (one ``--flag`` per field, help from the
     field's ``metadata["help"]``), parse ``argv`` and return an instance of the dataclass."""
-    parser = argparse.ArgumentParser(description=description or config_class.__doc__,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = HintingParser(description=description or config_class.__doc__,
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     hints = typing.get_type_hints(config_class)
     for field in dataclasses.fields(config_class):
         flag = "--" + field.name.replace("_", "-")
@@ -370,8 +371,8 @@ class Run:
 
     def truncate_metrics(self, step: int) -> None:
         """Drop metrics.csv and train.csv rows logged after ``step`` and hide TensorBoard events
-        logged after it (a resumed run repeats them). Call it before the first :meth:`log`. A row
-        cut short by a kill is dropped.
+        logged after it (a resumed run repeats them); the ``wall_time`` of the rows logged next goes on
+        from the last row kept. Call it before the first :meth:`log`. A row cut short by a kill is dropped.
 
         Raises:
             RunFolderError: a metrics file is damaged (:func:`read_metrics`).
@@ -383,6 +384,7 @@ class Run:
         self._split_long_metrics()
         for table in self._tables.values():
             table.truncate(step)  # reads (and checks) the file before the folder is opened
+        self.start_time = time.time() - max(table.wall_time for table in self._tables.values())
         self._open()
 
     def _split_long_metrics(self) -> None:

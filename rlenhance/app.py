@@ -29,9 +29,10 @@ import numpy as np
 import streamlit as st
 
 from rlenhance import app_support as kit
+from rlenhance.data.occluded import find_hole
 from rlenhance.enhance import Enhancer
 from rlenhance.errors import CheckpointError, ImageError
-from rlenhance.restore import HOLE_THRESHOLD, hole_mask
+from rlenhance.restore import HOLE_THRESHOLD
 from rlenhance.runtime import flush_denormals
 from rlenhance.trace import ActionTrace, legend_image, step_pictures
 from rlenhance.transitions import PREDICT_ACTION
@@ -259,10 +260,14 @@ def _mask_widgets(key: str) -> tuple[str, float, str, Upload | None]:
 
 
 def _hole(image: np.ndarray, source: str, threshold: float, shape: str, mask_upload: Upload | None,
-          max_pixels: int) -> np.ndarray | None:
-    """The hole of ``image`` (bool (H, W)) from the mask widgets; None when a mask is still to upload."""
+          max_pixels: int, *, warn: bool = True) -> np.ndarray | None:
+    """The hole of ``image`` (bool (H, W)) from the mask widgets; None when a mask is still to upload.
+    ``warn``: show why the finder is unsure of a hole it found."""
     if source == "auto":
-        return hole_mask(image, threshold=threshold, shape=shape)
+        hole = find_hole(image, threshold=threshold, shape=shape)
+        if warn and hole.doubt is not None and hole.mask.any():
+            st.warning(f"The hole found may be wrong: {hole.doubt}. Upload its mask to be sure.")
+        return hole.mask
     if mask_upload is None:
         return None
     return kit.read_mask(mask_upload.data, mask_upload.name, image.shape[:2], max_pixels=max_pixels)
@@ -477,7 +482,7 @@ def complete_tab(opts: Any) -> None:
 
     def make_full() -> np.ndarray:
         image = kit.decode_image(upload.data, upload.name, max_pixels=opts.max_pixels)
-        full_mask = _hole(image, source, threshold, shape, mask_upload, opts.max_pixels)
+        full_mask = _hole(image, source, threshold, shape, mask_upload, opts.max_pixels, warn=False)
         return kit.restore(method, _model("completion", method.key, opts.device, None, ensemble), image,
                            mask=full_mask)
 

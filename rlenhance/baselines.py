@@ -10,7 +10,8 @@ Three registries map method names to functions, one per task: :data:`LOWLIGHT_BA
 (``fn(image)``), :data:`DENOISE_BASELINES` (``fn(image, sigma=...)``, noise level on the 0-255
 scale) and :data:`COMPLETION_BASELINES` (``fn(image, mask)``). BM3D is optional
 (:func:`baseline_missing` says what to install). :func:`estimate_noise_sigma` estimates the
-``sigma`` of an image whose noise level is unknown (real noise).
+``sigma`` of an image whose noise level is unknown (real noise), :func:`estimate_noise_map` its level at
+each pixel where it varies.
 
 Example:
     >>> import numpy as np
@@ -282,6 +283,8 @@ def bm3d_denoise(image: np.ndarray, *, sigma: float = 25.0, threads: int = 1) ->
     return _same_shape(np.asarray(out, dtype=np.float32), image)
 
 
+#: :func:`estimate_noise_map`'s default block side in pixels.
+NOISE_WINDOW = 64
 #: Median absolute value of a standard normal variable (Donoho's MAD estimator divides by it).
 _GAUSSIAN_MAD = 0.6744897501960817
 #: Side of the patches whose texture decides where the noise is measured, and the share of
@@ -425,6 +428,36 @@ def estimate_noise_sigma(image: np.ndarray) -> float:
                          "estimate needs at least 2x2")
     x = image.reshape(*image.shape[:2], -1)
     return float(np.mean([_plane_noise_sigma(x[..., c]) for c in range(x.shape[2])])) * NOISE_SCALE
+
+
+def estimate_noise_map(image: np.ndarray, window: int = NOISE_WINDOW) -> np.ndarray:
+    """The noise level at each pixel of an image whose noise varies across it, on the 0-255 scale:
+    :func:`estimate_noise_sigma` of each block of about ``window`` x ``window`` pixels (the blocks
+    split the image evenly; an image smaller than ``window`` is one block), bilinearly interpolated
+    between the blocks' centres. What a noise-map denoiser (FFDNet) reads where one level per image is
+    wrong (a brightened shadow, vignetting); ``experiments.compare --methods ffdnet-local`` runs it.
+
+    Args:
+        image: as :func:`estimate_noise_sigma`'s.
+        window: side of the blocks in pixels (>= 8; the default was picked on BSD's training photos
+            with noise ramps of 10 to 50, docs/denoising.md).
+
+    Returns:
+        float32 (H, W), the estimated levels (>= 0, 0-255 scale).
+
+    Raises:
+        ImageError: as :func:`estimate_noise_sigma`.
+        ValueError: ``window`` is not an integer >= 8.
+    """
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 8:
+        raise ValueError(f"window: expected an integer >= 8 (pixels), got {window!r}")
+    image = _check_image(image, "estimate_noise_map", copy=False, samples=True)
+    height, width = image.shape[:2]
+    rows, cols = (np.linspace(0, size, max(1, size // window) + 1).round().astype(int) for size in (height, width))
+    levels = np.array([[estimate_noise_sigma(image[top:bottom, left:right])
+                        for left, right in zip(cols[:-1], cols[1:])] for top, bottom in zip(rows[:-1], rows[1:])],
+                      dtype=np.float32)
+    return cv2.resize(levels, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 # --------------------------------------------------------------------------------------------

@@ -145,6 +145,22 @@ def test_python_examples_of_the_docs_run(tmp_path, monkeypatch):
             exec(compile(block, str(page.relative_to(ROOT)), "exec"), {})
 
 
+@pytest.mark.slow
+def test_the_agent_example_trains_lol_trains_network():
+    """docs/api.md's A3C example runs at the trainer's speed: its network and action blocks are
+    ``lol_train``'s (PixelRL's full-resolution ones take about 20x longer, benchmarks.agent_speed)."""
+    from experiments import lol_train
+
+    text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"^```python\n(.*?)^```", text, re.S | re.M) if "A3C(" in b)
+    for big, small in SMALLER_PYTHON.items():
+        block = block.replace(big, small)
+    scope: dict = {}
+    exec(compile(block, "docs/api.md", "exec"), scope)
+    assert scope["policy"].downscale == lol_train.Config().model.downscale > 1
+    assert scope["agent"].config.block_actions
+
+
 def test_docs_are_reference_not_a_diary():
     pattern = re.compile(r"\bsessions?\b [0-9]|\bsession-[0-9]|\bthis session\b", re.I)
     found = [f"{p.relative_to(ROOT)}:{n}" for p in PAGES for n, line in

@@ -111,6 +111,13 @@ def test_settings_table_is_the_shipped_models():
         assert default == pytest.approx(enhancer.spec.setting[trained[name]], rel=1e-6), name
 
 
+def test_the_readme_fits_in_12_kb():
+    """The front page stays short: the rest is in docs/ (it opens with the main job and the tests, and
+    keeps its quick start: the tests above)."""
+    size = README.stat().st_size
+    assert size <= 12_000, f"README.md holds {size} bytes; it fits in 12 KB (move detail to docs/)"
+
+
 def test_the_readme_opens_with_the_main_job_and_the_test_command():
     """The first lines install and run the main job on the embedded default, then install and run the
     tests; CI (.ci/run) runs the first line that starts a venv and ends in pytest."""

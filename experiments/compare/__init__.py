@@ -59,9 +59,10 @@ defaults to the registry's file for the images' planes (:func:`rlenhance.registr
 file to its gray default).
 
 Methods (``--methods a,b,...`` picks a subset; :data:`~experiments.compare.methods.TASK_METHODS`
-lists each task's; without it, the learned methods that ship no checkpoint run only when their flag
-gives one): every method of the task in :mod:`rlenhance.registry`, the one table of methods
-that the ``rlenhance`` command and the app read too, and two kinds of evaluation-only ones
+lists each task's; without it, the learned methods that ship no checkpoint and the peers run only
+when their flag, or a peer's official file in ``rlenhance/weights/``, gives one): every method of
+the task in :mod:`rlenhance.registry`, the one table of methods that the ``rlenhance`` command and
+the app read too, and the evaluation-only ones
 (:mod:`experiments.compare.methods` builds them, for ``experiments.lol_eval`` too):
 
 * ``input``: the degraded input itself (the floor every method should beat);
@@ -77,6 +78,10 @@ that the ``rlenhance`` command and the app read too, and two kinds of evaluation
   checkpoints of ``experiments.supervised_train`` through :class:`rlenhance.restore.SupervisedRestorer`;
 * ``ffdnet`` (denoise): a noise-map denoiser of ``experiments.supervised_train --model ffdnet``
   given the map of the noise level above (:class:`rlenhance.denoisers.NoiseLevelDenoiser`);
+* ``ffdnet-local``, ``ffdnet-oracle`` (denoise, evaluation only): the baselines of the noise-level
+  map policy, the same ``ffdnet`` given the level estimated in each window of the image
+  (:func:`rlenhance.baselines.estimate_noise_map`), or the true level at each pixel (an oracle;
+  synthetic noise only);
 * ``zero-dce``, ``zero-dce++``, ``rellie`` (low light, evaluation only): the peers, from their official
   weights given by path (``--zero-dce``, ``--zero-dcepp``, ``--rellie``; nothing of theirs ships), as in
   ``experiments.lol_eval``;
@@ -182,7 +187,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     notes = ignored_flags(args)
     methods, missing = build_methods(args.task, wanted, device, checkpoints=given_checkpoints(args), sigma=args.sigma,
                                      channels=samples[0].input.shape[2],
-                                     sigma_estimate=samples[0].sigma is not None, ensemble=args.ensemble)
+                                     sigma_estimate=samples[0].sigma is not None, ensemble=args.ensemble,
+                                     known_level=samples[0].level is not None)
     methods.update(own_methods(args.task, args.checkpoints, device, channels=samples[0].input.shape[2],
                                ensemble=args.ensemble))
     for note in notes:

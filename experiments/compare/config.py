@@ -8,7 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from experiments.compare.methods import ENSEMBLE_TASKS, LEARNED_METHODS, PEER_METHODS, TASK_METHODS, method_flag
+from experiments.compare.methods import (
+    ENSEMBLE_TASKS,
+    LEARNED_METHODS,
+    LEVEL_MAP_METHODS,
+    PEER_METHODS,
+    TASK_METHODS,
+    checkpoint_path,
+    method_flag,
+)
 from experiments.runs import arg
 from rlenhance import registry
 from rlenhance.restore import ENSEMBLES
@@ -105,7 +113,9 @@ class Args:
 
 def requested_methods(args: Args) -> list[str]:
     """The methods to run, in the task's order (without ``--methods``, all of them but the registry's
-    learned ones that ship no checkpoint, :func:`rlenhance.registry.ships`, unless their flag gives one).
+    learned ones that ship no checkpoint, :func:`rlenhance.registry.ships`, and the peers without their
+    official file, unless their flag gives one, and FFDNet's map baselines, ``ffdnet-local`` and
+    ``ffdnet-oracle``, which run when named: only a method asked for is reported missing).
 
     Raises:
         ValueError: an unknown name or an empty list; the message lists the task's methods.
@@ -113,8 +123,10 @@ def requested_methods(args: Args) -> list[str]:
     accepted = TASK_METHODS[args.task]
     if args.methods is None:
         given = given_checkpoints(args)
-        return [name for name in accepted if name in PEER_METHODS or name == "input" or given.get(name) is not None
-                or registry.ships(registry.find(args.task, name))]
+        return [name for name in accepted if name not in LEVEL_MAP_METHODS and (
+                name == "input" or given.get(name) is not None
+                or (checkpoint_path(args.task, name, None)[0] is not None if name in PEER_METHODS
+                    else registry.ships(registry.find(args.task, name))))]
     names = [name.strip() for name in args.methods.split(",") if name.strip()]
     unknown = [name for name in names if name not in accepted]
     if unknown or not names:

@@ -1,10 +1,11 @@
 """The methods of the comparisons (``experiments.compare`` and ``experiments.lol_eval``): each task's
 methods are those of :mod:`rlenhance.registry` (learned and classical, with their default weights) and
-the evaluation-only ones kept here: ``input`` (the degraded input itself) and the low-light peers
+the evaluation-only ones kept here: ``input`` (the degraded input itself), the low-light peers
 ``zero-dce``, ``zero-dce++`` and ``rellie`` from their official weights given by path (:data:`PEERS`;
-nothing of theirs ships). One builder per kind of method turns it into a :class:`Method`, ready to
-run on an image; the learned methods of rlenhance are :class:`rlenhance.restore.Restorer` objects,
-run through their one ``restore(image, *, mask=None)``:
+nothing of theirs ships) and FFDNet's noise-map baselines (:data:`LEVEL_MAP_METHODS`). One builder
+per kind of method turns it into a :class:`Method`, ready to run on an image; the learned methods of
+rlenhance are :class:`rlenhance.restore.Restorer` objects, run through their one ``restore(image, *,
+mask=None)``:
 
 - :func:`enhancer_method`: the low-light policy (``rl``; lol_eval's ours), a :class:`rlenhance.Enhancer`;
 - :func:`rollout_method`: denoising and completion policies (``a3c``, ``sac``), a
@@ -14,6 +15,8 @@ run through their one ``restore(image, *, mask=None)``:
   ``gated-pixelrnn``, ``unet``; lol_eval's ``--combined``), a :class:`rlenhance.restore.SupervisedRestorer`;
 - :func:`ffdnet_method`: ``ffdnet``, a noise-map denoiser given the map of the noise level, a
   :class:`rlenhance.denoisers.NoiseLevelDenoiser`;
+- :func:`level_map_method`: ``ffdnet-local`` and ``ffdnet-oracle``, ``ffdnet`` given a map of the
+  level estimated per window or of the true level;
 - :func:`rse_method`: ``rse``, the RSE-RL denoiser of ``experiments.rse_train``
   (:class:`rlenhance.rse.RSERestorer`);
 - :func:`peer_method`: ``zero-dce``, ``zero-dce++`` and ``rellie`` (networks on tensors, adapted here);
@@ -48,7 +51,7 @@ import torch
 from torch import nn
 
 from rlenhance import registry
-from rlenhance.baselines import estimate_noise_sigma
+from rlenhance.baselines import NOISE_SCALE, NOISE_WINDOW, estimate_noise_map, estimate_noise_sigma
 from rlenhance.completion import PolicyCompleter
 from rlenhance.denoisers import PolicyDenoiser, load_denoiser
 from rlenhance.enhance import Enhancer
@@ -64,13 +67,17 @@ from rlenhance.trace import ActionTrace
 ENSEMBLE_TASKS = ("denoise", "completion")
 #: Peer low-light networks, run from their official weights given by path (nothing of theirs ships).
 PEER_METHODS = ("zero-dce", "zero-dce++", "rellie")
+#: The baselines of the noise-level map policy (denoise, evaluation only), the ``ffdnet`` checkpoint
+#: given a per-pixel map: of the level estimated in each window (:func:`rlenhance.baselines.estimate_noise_map`),
+#: and of the true level (an oracle: synthetic noise only).
+LEVEL_MAP_METHODS = ("ffdnet-local", "ffdnet-oracle")
 #: Methods that need a checkpoint (or weights file), each with its command-line flag: the registry's
 #: learned methods of every task, and the peers.
 LEARNED_METHODS = (*dict.fromkeys(name for task in TASKS for name in registry.names(task)), *PEER_METHODS)
 #: Every method of each task, in report order: the input, the registry's learned methods, the peers
-#: (low light), the registry's classical methods.
+#: (low light), FFDNet's map baselines (denoise), the registry's classical methods.
 TASK_METHODS: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    task: ("input", *registry.names(task), *(PEER_METHODS if task == "lowlight" else ()),
+    task: ("input", *registry.names(task), *{"lowlight": PEER_METHODS, "denoise": LEVEL_MAP_METHODS}.get(task, ()),
            *(m.name for m in registry.methods(task, family="Classical")))
     for task in TASKS})
 #: Display names of supervised low-light checkpoints by network class (lol_eval's ``--combined``).
@@ -111,6 +118,9 @@ class Method:
         note: how it runs where that is not plain (:data:`PER_CHANNEL_NOTE`), shown in the report.
         trace: an RL method's ``run`` that also returns what its agent did, ``(input, *, mask) ->
             (output, trace)`` (:class:`rlenhance.trace.ActionTrace`); None for other methods.
+        oracle: ``run`` also takes the true noise level, ``level=``
+            (:attr:`experiments.compare.samples.Sample.level`): it knows what no method is told
+            (``ffdnet-oracle``).
     """
 
     name: str
@@ -119,6 +129,7 @@ class Method:
     source: str = ""
     note: str = ""
     trace: Callable[..., tuple[np.ndarray, ActionTrace]] | None = None
+    oracle: bool = False
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -284,6 +295,31 @@ def ffdnet_method(name: str, path: str | Path, device: torch.device, *, sigma: f
     return Method(name, denoiser.restore, count_parameters(denoiser.model), str(path), note)
 
 
+def level_map_method(name: str, path: str | Path, device: torch.device, *, channels: int | None = None,
+                     ensemble: int = 1) -> Method:
+    """``ffdnet-local`` or ``ffdnet-oracle`` (:data:`LEVEL_MAP_METHODS`): the noise-map denoiser of
+    ``ffdnet`` given, at each pixel, the level :func:`rlenhance.baselines.estimate_noise_map` finds in its
+    window (estimated inside the timed run), or the true level (``level=``, an oracle), clipped to the
+    levels the checkpoint was trained over; channels and self-``ensemble`` as :func:`ffdnet_method`'s."""
+    denoiser = load_denoiser("ffdnet", path, device=device, ensemble=ensemble)
+    low, high = denoiser.sigma_range
+
+    def restore(image: np.ndarray, levels: np.ndarray) -> np.ndarray:
+        return denoiser.restorer.restore(image, noise_map=np.clip(levels, low, high) / NOISE_SCALE)
+
+    if name == "ffdnet-oracle":
+        def run(image: np.ndarray, *, mask: np.ndarray | None = None, level: np.ndarray) -> np.ndarray:
+            return restore(image, level)
+        given = "the true level (an oracle)"
+    else:
+        def run(image: np.ndarray, *, mask: np.ndarray | None = None) -> np.ndarray:
+            return restore(image, estimate_noise_map(image))
+        given = f"the level estimated in each {NOISE_WINDOW} px window"
+    route = OPPONENT_NOTE if channel_note("ffdnet", path, denoiser.channels, channels) else ""
+    return Method(name, run, count_parameters(denoiser.model), str(path),
+                  "; ".join(filter(None, [f"noise map of {given}", route])), oracle=name == "ffdnet-oracle")
+
+
 def peer_method(name: str, kind: str, path: str | Path, device: torch.device) -> Method:
     """A peer network of :data:`PEERS` (``kind``) from its official weights file, on RGB images."""
     load, enhance = PEERS[kind]
@@ -317,8 +353,8 @@ def baseline_method(task: str, name: str, *, sigma: float = 25.0, sigma_estimate
 
 # --- one task's methods ----------------------------------------------------------------------------------
 def build_methods(task: str, wanted: Sequence[str], device: torch.device, *, checkpoints: Mapping[str, str | None],
-                  sigma: float, channels: int | None = None, sigma_estimate: bool = False, ensemble: int = 1
-                  ) -> tuple[dict[str, Method], dict[str, str]]:
+                  sigma: float, channels: int | None = None, sigma_estimate: bool = False, ensemble: int = 1,
+                  known_level: bool = False) -> tuple[dict[str, Method], dict[str, str]]:
     """The methods of ``wanted`` (names of ``TASK_METHODS[task]``) that can run, and why each
     other one is missing.
 
@@ -336,6 +372,8 @@ def build_methods(task: str, wanted: Sequence[str], device: torch.device, *, che
         ensemble: denoise and completion: the geometric self-ensemble of the supervised networks
             and of the predictors of the policies and of ``rse`` (:class:`rlenhance.restore.SupervisedRestorer`);
             their notes say it (models without a predictor and low-light methods run once).
+        known_level: denoise: the images' noise is synthetic, of a known level (``ffdnet-oracle``
+            needs it).
 
     Returns:
         ``(methods, missing)``: name -> :class:`Method` in the order of ``wanted``, and
@@ -352,10 +390,18 @@ def build_methods(task: str, wanted: Sequence[str], device: torch.device, *, che
     planes = 3 if channels == 3 else 1
     ensembled = f"x{ensemble} self-ensemble" if ensemble != 1 else ""
     for name in wanted:
-        if name in LEARNED_METHODS:
-            path, why = checkpoint_path(task, name, checkpoints.get(name), planes=planes)
-            if path is None and name == "ffdnet" and checkpoints.get(name) is None:
-                path = checkpoint_path(task, name, None, planes=1)[0]  # colour: the gray default, opponent planes
+        if name in LEVEL_MAP_METHODS:
+            path, why = _ffdnet_path(task, checkpoints.get("ffdnet"), planes)
+            if path is None:
+                missing[name] = why
+            elif name == "ffdnet-oracle" and not known_level:
+                missing[name] = "the true noise level is known only for synthetic noise (clean images, --sigma)"
+            else:
+                methods[name] = _noted(level_map_method(name, path, device, channels=channels, ensemble=ensemble),
+                                       ensembled)
+        elif name in LEARNED_METHODS:
+            path, why = _ffdnet_path(task, checkpoints.get(name), planes) if name == "ffdnet" else \
+                checkpoint_path(task, name, checkpoints.get(name), planes=planes)
             loader = "" if name in PEER_METHODS else registry.find(task, name).loader
             if path is None:
                 missing[name] = why
@@ -415,6 +461,15 @@ def own_methods(task: str, paths: Sequence[str], device: torch.device, *, channe
                                                  ensemble=ensemble if task in ENSEMBLE_TASKS else 1),
                                f"x{ensemble} self-ensemble" if ensemble != 1 and task in ENSEMBLE_TASKS else "")
     return methods
+
+
+def _ffdnet_path(task: str, given: str | None, planes: int) -> tuple[Path | None, str]:
+    """:func:`checkpoint_path` of ``ffdnet``; on colour images without one given, the gray default (it
+    runs on the opponent colour planes)."""
+    path, why = checkpoint_path(task, "ffdnet", given, planes=planes)
+    if path is None and given is None:
+        path = checkpoint_path(task, "ffdnet", None, planes=1)[0]
+    return path, why
 
 
 def _noted(method: Method, note: str) -> Method:

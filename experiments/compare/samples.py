@@ -17,6 +17,7 @@ from rlenhance.data import (
     occluded_test_set,
     open_dataset,
     synthetic_low_light,
+    synthetic_noise_level,
 )
 from rlenhance.errors import DatasetError
 from rlenhance.io import tensor_to_image
@@ -42,6 +43,8 @@ class Sample:
         sigma: denoise with estimated noise levels (``--sigma-estimate``, real noise): the level
             :func:`rlenhance.baselines.estimate_noise_sigma` finds in the input (0-255 scale),
             which the classical denoisers get; else None.
+        level: denoise with synthetic noise: its true level at each pixel, float32 (H, W), 0-255
+            scale (:func:`rlenhance.data.synthetic_noise_level`; what ``ffdnet-oracle`` gets); else None.
     """
 
     name: str
@@ -50,6 +53,7 @@ class Sample:
     mask: np.ndarray | None = None
     real_noise: bool = False
     sigma: float | None = None
+    level: np.ndarray | None = None
 
 
 def load_samples(args: Args) -> list[Sample]:
@@ -77,8 +81,9 @@ def load_samples(args: Args) -> list[Sample]:
         samples = []
         for item in noisy_test_set(dataset, args.sigma, seed=args.seed, limit=args.limit, sigma_to=args.sigma_to):
             noisy = tensor_to_image(item.noisy)
+            level = None if real else _level_map(noisy.shape[:2], args.sigma, args.sigma_to)
             samples.append(Sample(item.name, noisy, tensor_to_image(item.clean), real_noise=real,
-                                  sigma=estimate_noise_sigma(noisy) if estimate else None))
+                                  sigma=estimate_noise_sigma(noisy) if estimate else None, level=level))
     elif args.task == "completion":
         samples = [Sample(item.name, tensor_to_image(item.occluded), tensor_to_image(item.original),
                           item.mask[0].numpy() > MASK_THRESHOLD)
@@ -94,6 +99,12 @@ def load_samples(args: Args) -> list[Sample]:
     if not samples:
         raise DatasetError(f"--data {data_label(args)}: no images to evaluate (split {resolved_split(args)})")
     return samples
+
+
+def _level_map(size: tuple[int, int], sigma: float, sigma_to: float | None) -> np.ndarray:
+    """The true level of the synthetic noise at each pixel, float32 (H, W), 0-255 scale."""
+    level = synthetic_noise_level(size, sigma, sigma_to)
+    return level[0, 0].numpy() if torch.is_tensor(level) else np.full(size, level, np.float32)
 
 
 def _lowlight_sample(item: dict, *, embedded: bool, seed: int) -> Sample:

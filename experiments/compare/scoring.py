@@ -66,12 +66,15 @@ def evaluate(method: Method, samples: Sequence[Sample], scored: Sequence[Metric]
              **scoring: Any) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
     """Run a method on every sample; per-image rows (:func:`score` of the ``scored`` metrics with the
     keywords ``scoring``, and ms) and the first ``keep`` outputs."""
+    def run(sample: Sample) -> np.ndarray:
+        return method.run(sample.input, mask=sample.mask, **({"level": sample.level} if method.oracle else {}))
+
     if warmup:
-        method.run(samples[0].input, mask=samples[0].mask)
+        run(samples[0])
     rows, kept = [], []
     for i, sample in enumerate(samples):
         start = time.perf_counter()
-        output = method.run(sample.input, mask=sample.mask)
+        output = run(sample)
         ms = (time.perf_counter() - start) * 1000.0
         expected = sample.input.shape if sample.reference is None else sample.reference.shape
         if output.shape != expected:

@@ -40,9 +40,9 @@ model: ``--model unet`` (the default without ``--checkpoint``; with one, the che
 fill-action policy of ``experiments.completion_train`` (:class:`rlenhance.completion.PolicyCompleter`;
 none ships), and reads each image's mask from
 ``--masks DIR`` (same stem, or the stem without the ``occluded_`` prefix, any image extension,
-white = missing) or estimates the hole
-(black pixels, :func:`rlenhance.restore.hole_mask`). ``export`` writes ``enhance --model rl`` with its options as
-one ONNX graph (:mod:`rlenhance.export`). ``export-csv`` writes the MRPNet seed's
+white = missing) or estimates the hole (the largest black rectangle,
+:func:`rlenhance.data.occluded.find_hole`; a warning when it is unsure). ``export`` writes ``enhance --model rl``
+with its options as one ONNX graph (:mod:`rlenhance.export`). ``export-csv`` writes the MRPNet seed's
 competition CSV of predicted images (gray, flattened, every 8th pixel, one row per image ID;
 :mod:`rlenhance.submission`).
 

@@ -1,11 +1,13 @@
 """``rlenhance complete``: fill the holes of occluded images with a completion method of
 :mod:`rlenhance.registry` (``--model``, or the ``--checkpoint``'s own kind); each image's mask comes
-from ``--masks DIR`` or is estimated (:func:`rlenhance.data.occluded.hole_mask`)."""
+from ``--masks DIR`` or is estimated (:func:`rlenhance.data.occluded.find_hole`; a warning line on
+stderr says when the finder is unsure, and how to pass the mask)."""
 
 from __future__ import annotations
 
 import argparse
 import math
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import numpy as np
 from rlenhance import registry
 from rlenhance.cli.batch import check_tile
 from rlenhance.cli.jobs import Restore
-from rlenhance.data.occluded import hole_mask
+from rlenhance.data.occluded import find_hole
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import OCCLUDED_PREFIX, list_images, load_mask
 
@@ -42,7 +44,11 @@ def build(args: argparse.Namespace) -> Restore:
         if find_mask is not None:
             mask = load_mask(find_mask(path), max_pixels=args.max_pixels)
         else:
-            mask = hole_mask(image, threshold=args.mask_threshold)
+            hole = find_hole(image, threshold=args.mask_threshold)
+            mask = hole.mask
+            if hole.doubt is not None:
+                print(f"warning: {path}: the hole found may be wrong: {hole.doubt}; pass the true holes with "
+                      "--masks DIR (one mask per image, same file name, white = missing)", file=sys.stderr, flush=True)
         out = model.restore(image, mask=mask, dtype=np.uint8)
         return out, f"hole {100.0 * float(mask.mean()):.1f}% ({int(mask.sum())} px)"
     restore.reads_samples = True

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rlenhance import __version__, registry
 from rlenhance.app_serve import APP_MAX_PIXELS, DEFAULT_PORT
+from rlenhance.cli.parser import HintingParser
 from rlenhance.io import DEFAULT_MAX_PIXELS, HOLE_THRESHOLD
 from rlenhance.submission import DEFAULT_STRIDE
 
@@ -55,7 +56,10 @@ def add_lowlight(parser: argparse.ArgumentParser) -> None:
     """The options of the low-light methods (``enhance`` and ``export``): ``--model``, the RL policy's steps,
     setting, cap, clean stage and working side, and ``--denoiser``."""
     parser.add_argument("--model", choices=registry.names("lowlight"), default=registry.DEFAULTS["lowlight"],
-                        help="rl: the RL curve policy; mrpnet: a supervised MRPNet (+ Generator) model")
+                        help="rl: the RL curve policy; mrpnet: the supervised MRPNet + Generator baseline, for "
+                             "comparison only: trained briefly on SICE pairs, it pulls other photos towards SICE's "
+                             "colours (a washed-out, olive cast) and its stride-2 transposed convolution leaves a "
+                             "faint 2-pixel grid")
     parser.add_argument("--denoiser", default=None,
                         help="denoiser applied after enhancement (ReLLIE's denoiser module): mrpnet, the shipped "
                              "blind colour MRPNet (slower; higher PSNR / SSIM on noisy dark photos), ffdnet, the "
@@ -93,7 +97,7 @@ def add_lowlight(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every command (imports no torch)."""
-    parser = argparse.ArgumentParser(prog="rlenhance", description="Reinforcement-learning image enhancement.")
+    parser = HintingParser(prog="rlenhance", description="Reinforcement-learning image enhancement.")
     parser.add_argument("--version", action="version", version=f"rlenhance {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     formatter = argparse.ArgumentDefaultsHelpFormatter
@@ -151,8 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder of mask files (same stem as the image, or without its 'occluded_' prefix; "
                              "white = missing)")
     source.add_argument("--mask-threshold", type=float, default=HOLE_THRESHOLD,
-                        help="without --masks: the hole is the largest near-black region, pixels within this "
-                             "distance of black (max over channels, in [0, 1])")
+                        help="without --masks: the hole is the largest near-black rectangle, pixels within this "
+                             "distance of black (max over channels, in [0, 1]); a warning says when it is unsure")
     add_ensemble(complete, "the completion network; a3c: its predictor")
     add_tile(complete, "every learned model")
 

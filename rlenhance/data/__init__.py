@@ -54,6 +54,7 @@ from rlenhance.data.testsets import (
     lowlight_test_set,
     noisy_test_set,
     occluded_test_set,
+    synthetic_noise_level,
 )
 from rlenhance.data.transforms import (
     TUNE_FRACTION,
@@ -100,6 +101,7 @@ __all__ = [
     "moved_occlusion",
     "noisy_test_set",
     "occluded_test_set",
+    "synthetic_noise_level",
     "open_dataset",
     "random_crop",
     "random_flip",

@@ -8,7 +8,8 @@ Layout (that of the occluded-bedroom data, ``../shared/data/bedroom/train``)::
 
 Without ``mask_dir`` the mask is estimated from the pair (:func:`estimate_occlusion_mask`, or
 the gated PixelRNN seed's bare threshold :func:`channel_sum_mask` with ``mask_rule="channel-sum"``);
-an occluded image that comes alone gets its hole estimated from the fill colour (:func:`hole_mask`).
+an occluded image that comes alone gets its hole estimated from the fill colour (:func:`find_hole`, which
+says when it is unsure; :func:`hole_mask`, its mask alone).
 The estimates share the cleaning steps :func:`drop_small_regions` and :func:`regions_to_mask`.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +29,9 @@ from rlenhance.data.transforms import TUNE_FRACTION, to_float
 from rlenhance.errors import DatasetError, ImageError
 from rlenhance.io import DEFAULT_MAX_PIXELS, HOLE_THRESHOLD, MASK_THRESHOLD, OCCLUDED_PREFIX, as_unit_float
 
-__all__ = ["CHANNEL_SUM_THRESHOLD", "HOLE_THRESHOLD", "MASK_RULES", "MASK_SHAPES", "OccludedPairs", "channel_sum_mask",
-           "drop_small_regions", "estimate_occlusion_mask", "hole_mask", "regions_to_mask"]
+__all__ = ["CHANNEL_SUM_THRESHOLD", "HOLE_THRESHOLD", "MASK_RULES", "MASK_SHAPES", "HoleEstimate", "OccludedPairs",
+           "channel_sum_mask", "drop_small_regions", "estimate_occlusion_mask", "find_hole", "hole_mask",
+           "regions_to_mask"]
 
 #: Accepted values of ``shape`` / ``mask_shape``.
 MASK_SHAPES = ("box", "free")
@@ -153,7 +156,7 @@ def drop_small_regions(candidates: np.ndarray, *, open_size: int = 3, min_area: 
     """Step 3 of :func:`estimate_occlusion_mask`: drop speckle from a candidate mask.
 
     Binary opening with an ``open_size`` square, then connected components smaller than
-    ``min_area`` pixels are removed. Shared with :func:`hole_mask`.
+    ``min_area`` pixels are removed. Shared with :func:`find_hole`.
 
     Args:
         candidates: bool array (H, W), True = possibly missing pixel.
@@ -193,7 +196,7 @@ def regions_to_mask(regions: np.ndarray, candidates: np.ndarray, *, shape: str =
     ``shape="box"``: the filled bounding box of ``regions``. ``shape="free"``: the regions regain
     their thin parts (reconstruction inside ``candidates``), then binary closing with a
     ``close_size`` square (edge-padded, so holes touching the border are not eroded) and hole
-    filling. Shared with :func:`hole_mask`.
+    filling. Shared with :func:`find_hole`.
 
     Args:
         regions: bool array (H, W), e.g. from :func:`drop_small_regions`.
@@ -227,24 +230,53 @@ def regions_to_mask(regions: np.ndarray, candidates: np.ndarray, *, shape: str =
     return ndimage.binary_fill_holes(mask)
 
 
-#: Rows of an image :func:`hole_mask` compares with the fill colour at a time.
+#: Rows of an image :func:`find_hole` compares with the fill colour at a time.
 _BAND = 256
+#: :func:`find_hole`'s box grows a line at a time while at least ``_GROW`` of the next line is within
+#: ``threshold`` of the fill colour, and over at most ``_LOOSE_LINES`` lines a side that are within
+#: ``_LOOSE * threshold`` of it (JPEG brightens the hole's edge rows; a dark part of the photo goes on).
+_GROW = 0.9
+_LOOSE = 3.0
+_LOOSE_LINES = 2
+#: :func:`find_hole` is unsure when at least this share of a line just outside the box is as dark as
+#: the hole (where the hole ends is then a guess), or when another region holds a square at least this
+#: fraction of the box's shorter side (which region is the hole is then a guess).
+_EDGE_DOUBT = 0.5
+_RIVAL_DOUBT = 0.5
 
 
-def hole_mask(occluded: np.ndarray, *, threshold: float = HOLE_THRESHOLD, fill: float = 0.0, shape: str = "box",
-              open_size: int = 7, min_area: int = 16, close_size: int = 5) -> np.ndarray:
-    """Estimate the hole of an occluded image that comes without a mask file.
+@dataclass(frozen=True)
+class HoleEstimate:
+    """What :func:`find_hole` found.
 
-    The pixels within ``threshold`` of the fill colour (max over channels of
-    ``|occluded - fill|``) are the candidates; then the cleaning of
-    :func:`estimate_occlusion_mask` (shared functions :func:`drop_small_regions` and
-    :func:`regions_to_mask`). With ``shape="box"`` (one rectangular hole,
-    as in the bedroom data) only the largest surviving region is kept, since dark parts of the
-    photo are candidates too; ``shape="free"`` keeps every region (several or free-form holes).
+    Attributes:
+        mask: bool array (H, W), True = missing pixel (all False when nothing looks like a hole).
+        doubt: why the finder is unsure of it (e.g. a dark part of the photo runs along the hole's edge),
+            or None when it is sure.
+    """
 
-    Against the mask estimated from the pair, it is off mostly by a row or column of JPEG ringing
-    at the hole's edge, and it fails where the photo itself is black next to the hole. Prefer mask
-    files, or :func:`estimate_occlusion_mask` when the original is at hand.
+    mask: np.ndarray
+    doubt: str | None
+
+
+def find_hole(occluded: np.ndarray, *, threshold: float = HOLE_THRESHOLD, fill: float = 0.0, shape: str = "box",
+              open_size: int = 7, min_area: int = 16, close_size: int = 5) -> HoleEstimate:
+    """Estimate the hole of an occluded image that comes without a mask file, and say when unsure.
+
+    The pixels within ``threshold`` of the fill colour (max over channels of ``|occluded - fill|``) are
+    the candidates, cleaned of speckle by :func:`drop_small_regions`. ``shape="box"`` (one rectangular
+    hole, as in the bedroom data and ``python -m rlenhance.data.samples``): the largest square inside
+    the candidates, grown a line at a time while at least 90% of the next line is a candidate, and
+    over at most two lines a side within ``3 * threshold`` of the fill (JPEG brightens the hole's
+    edges); a dark part of the photo that touches the hole is then left out, where a bounding box of
+    the region would take it in. ``shape="free"`` keeps every
+    region (several or free-form holes; :func:`regions_to_mask`).
+
+    The finder is unsure (``doubt``) when nothing looks like a hole, when half a line just outside the
+    box is as dark as the hole (where the hole ends is a guess), or when another region holds a square
+    at least half the box's shorter side (which one is the hole is a guess). ``python -m
+    benchmarks.hole_finder`` measures it against the true holes; prefer mask files, or
+    :func:`estimate_occlusion_mask` when the original is at hand.
 
     Args:
         occluded: the occluded image, float (H, W, C) or (H, W), in [0, 1], or its uint8 / uint16
@@ -255,9 +287,6 @@ def hole_mask(occluded: np.ndarray, *, threshold: float = HOLE_THRESHOLD, fill: 
         open_size: side of the opening square that drops speckle (1 = none).
         min_area: smallest region kept, in pixels.
         close_size: side of the closing square for ``shape="free"``.
-
-    Returns:
-        bool array (H, W), True = missing pixel (all False when nothing looks like a hole).
 
     Raises:
         ImageError: ``occluded`` is not a float or uint8 / uint16 array (H, W) or (H, W, C).
@@ -274,19 +303,73 @@ def hole_mask(occluded: np.ndarray, *, threshold: float = HOLE_THRESHOLD, fill: 
         raise ValueError(f"hole_mask: shape must be one of {MASK_SHAPES}, got {shape!r}")
     image = occluded if occluded.ndim == 3 else occluded[..., None]
     candidates = np.empty(image.shape[:2], dtype=bool)
+    loose = np.empty(image.shape[:2], dtype=bool)
     for top in range(0, image.shape[0], _BAND):  # a band of rows at a time: no float copy of a large photo
         band = image[top:top + _BAND]
         band = band.astype(np.float32, copy=False) if np.issubdtype(band.dtype, np.floating) else as_unit_float(band)
-        candidates[top:top + _BAND] = np.abs(band - np.float32(fill)).max(axis=-1) <= threshold
+        distance = np.abs(band - np.float32(fill)).max(axis=-1)
+        candidates[top:top + _BAND] = distance <= threshold
+        loose[top:top + _BAND] = distance <= _LOOSE * threshold
     regions = drop_small_regions(candidates, open_size=open_size, min_area=min_area)
-    if shape == "box" and regions.any():
-        from scipy import ndimage  # here: see drop_small_regions
+    if not regions.any():
+        return HoleEstimate(regions, "no region of the fill colour was found, so nothing is filled")
+    if shape == "free":
+        return HoleEstimate(regions_to_mask(regions, candidates, shape=shape, close_size=close_size), None)
+    return _box_hole(regions, candidates, loose)
 
-        labels, count = ndimage.label(regions)
-        areas = _region_areas(labels, count)
-        areas[0] = 0
-        regions = labels == int(areas.argmax())
-    return regions_to_mask(regions, candidates, shape=shape, close_size=close_size)
+
+def _box_hole(regions: np.ndarray, candidates: np.ndarray, loose: np.ndarray) -> HoleEstimate:
+    """:func:`find_hole`'s ``shape="box"``: the largest square inside ``regions``, grown over lines of
+    ``candidates``, and over at most :data:`_LOOSE_LINES` lines of ``loose`` on each side."""
+    from scipy import ndimage  # here: see drop_small_regions
+
+    squares = ndimage.distance_transform_cdt(np.pad(regions, 1), metric="chessboard")[1:-1, 1:-1]
+    y, x = np.unravel_index(int(squares.argmax()), squares.shape)
+    half = int(squares[y, x]) - 1
+    del squares
+    height, width = regions.shape
+    box = [y - half, y + half + 1, x - half, x + half + 1]  # top, bottom, left, right (exclusive ends)
+
+    def outside(pixels: np.ndarray) -> list[float]:
+        """The share of ``pixels`` on the line just outside each side of the box (top, bottom, left, right)."""
+        top, bottom, left, right = box
+        return [pixels[top - 1, left:right].mean() if top > 0 else 0.0,
+                pixels[bottom, left:right].mean() if bottom < height else 0.0,
+                pixels[top:bottom, left - 1].mean() if left > 0 else 0.0,
+                pixels[top:bottom, right].mean() if right < width else 0.0]
+
+    loose_lines = [0, 0, 0, 0]
+    while True:
+        strict, shares = outside(candidates), outside(loose)
+        growing = [share if strict[side] >= _GROW or loose_lines[side] < _LOOSE_LINES else 0.0
+                   for side, share in enumerate(shares)]
+        side = int(np.argmax(growing))
+        if growing[side] < _GROW:
+            break
+        loose_lines[side] += strict[side] < _GROW
+        box[side] += 1 if side % 2 else -1
+    top, bottom, left, right = box
+    mask = np.zeros_like(regions)
+    mask[top:bottom, left:right] = True
+    doubts = []
+    if max(shares) >= _EDGE_DOUBT:
+        doubts.append("a dark part of the photo runs along the hole's edge, so where the hole ends is a guess")
+    labels, _ = ndimage.label(regions)
+    others = regions & (labels != labels[y, x])
+    del labels
+    if others.any():
+        rival = 2 * int(ndimage.distance_transform_cdt(np.pad(others, 1), metric="chessboard").max()) - 1
+        if rival >= _RIVAL_DOUBT * min(bottom - top, right - left):
+            doubts.append("another dark region is at least half its size, so which one is the hole is a guess")
+    return HoleEstimate(mask, "; ".join(doubts) or None)
+
+
+def hole_mask(occluded: np.ndarray, *, threshold: float = HOLE_THRESHOLD, fill: float = 0.0, shape: str = "box",
+              open_size: int = 7, min_area: int = 16, close_size: int = 5) -> np.ndarray:
+    """The mask of :func:`find_hole` (same arguments), without its doubt: bool array (H, W), True =
+    missing pixel (all False when nothing looks like a hole)."""
+    return find_hole(occluded, threshold=threshold, fill=fill, shape=shape, open_size=open_size,
+                     min_area=min_area, close_size=close_size).mask
 
 
 class OccludedPairs(ImageDataset):

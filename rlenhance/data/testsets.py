@@ -40,6 +40,7 @@ __all__ = [
     "lowlight_test_set",
     "noisy_test_set",
     "occluded_test_set",
+    "synthetic_noise_level",
 ]
 
 #: Bytes of the SHA-256 digest that make a per-image seed (:func:`image_seed`).
@@ -69,6 +70,13 @@ class NoisyImage(NamedTuple):
     name: str
     clean: torch.Tensor
     noisy: torch.Tensor
+
+
+def synthetic_noise_level(size: tuple[int, int], sigma: float, sigma_to: float | None = None) -> float | torch.Tensor:
+    """The level of :func:`noisy_test_set`'s synthetic noise in an image of ``size`` (H, W), 0-255 scale:
+    ``sigma``, or with ``sigma_to`` the ramp from ``sigma`` at the left edge to ``sigma_to`` at the
+    right one, float32 (1, 1, H, W) (:func:`rlenhance.data.noise_ramp`)."""
+    return sigma if sigma_to is None else noise_ramp(size, sigma, sigma_to)
 
 
 def noisy_test_set(dataset: Any, sigma: float, *, seed: int = 0, device: str | torch.device = "cpu",
@@ -103,8 +111,8 @@ def noisy_test_set(dataset: Any, sigma: float, *, seed: int = 0, device: str | t
         else:
             clean = item["high"] if "high" in item else item["low"]
             generator = torch.Generator().manual_seed(image_seed(seed, item["name"]))
-            level = sigma if sigma_to is None else noise_ramp(tuple(clean.shape[-2:]), sigma, sigma_to)
-            noisy = add_gaussian_noise(clean[None], level, generator=generator)[0]
+            noisy = add_gaussian_noise(clean[None], synthetic_noise_level(tuple(clean.shape[-2:]), sigma, sigma_to),
+                                       generator=generator)[0]
         out.append(NoisyImage(item["name"], clean.to(device), noisy.to(device)))
     return out
 

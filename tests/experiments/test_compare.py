@@ -412,12 +412,15 @@ def test_colour_runs_default_to_the_colour_checkpoints(tmp_path, monkeypatch):
 
 
 def test_compare_methods_are_the_registry_methods_of_each_task():
-    """compare runs every registry method of a task, and besides them only the input and the peers."""
+    """compare runs every registry method of a task, and besides them only the input, the peers and
+    FFDNet's map baselines."""
     for task in registry.TASKS:
         ours = compare_methods.TASK_METHODS[task]
         assert [m.name for m in registry.methods(task)] == [
-            name for name in ours if name not in ("input", *compare_methods.PEER_METHODS)]
+            name for name in ours if name not in ("input", *compare_methods.PEER_METHODS,
+                                                  *compare_methods.LEVEL_MAP_METHODS)]
         assert ours[0] == "input" and (set(compare_methods.PEER_METHODS) <= set(ours)) == (task == "lowlight")
+        assert (set(compare_methods.LEVEL_MAP_METHODS) <= set(ours)) == (task == "denoise")
     for name in compare_methods.LEARNED_METHODS:  # a flag for every learned method
         assert getattr(Args(), compare_methods.method_flag(name).replace("-", "_")) is None
 
@@ -433,6 +436,19 @@ def test_by_default_a_method_that_ships_no_checkpoint_runs_only_when_one_is_give
     assert requested_methods(Args(task="completion", methods="a3c,unet")) == ["a3c", "unet"]
     _, missing = compare_methods.build_methods("completion", ["a3c"], torch.device("cpu"), checkpoints={}, sigma=25.0)
     assert "no a3c completion model ships" in missing["a3c"] and "0.00 dB over the U-Net" in missing["a3c"]
+
+
+def test_by_default_the_peers_run_only_from_their_files_and_are_reported_missing_only_when_asked(tmp_path,
+                                                                                             monkeypatch):
+    """Nothing of the peers ships: a default run leaves them out quietly (no "missing" line nobody asked
+    for); their flag, --methods or their official file in the weights folder brings them in."""
+    monkeypatch.setattr(registry, "WEIGHTS", tmp_path)
+    lowlight = requested_methods(Args(task="lowlight"))
+    assert not set(compare_methods.PEER_METHODS) & set(lowlight) and {"input", "rl"} <= set(lowlight)
+    assert "zero-dce" in requested_methods(Args(task="lowlight", zero_dce="Epoch99.pth"))
+    assert "rellie" in requested_methods(Args(task="lowlight", methods="rl,rellie"))
+    (tmp_path / compare_methods.PEER_FILES["zero-dce++"]).write_bytes(b"")
+    assert "zero-dce++" in requested_methods(Args(task="lowlight"))
 
 
 @pytest.mark.skipif(baseline_missing("bm3d") is not None, reason="bm3d is not installed (optional)")
@@ -525,6 +541,38 @@ def test_ffdnet_gets_the_map_of_the_true_level_or_of_each_images_estimate(tiny, 
     summary, stdout = in_process(*base, "--sigma", "60", "--out", str(tmp_path / "beyond"))
     assert [entry["method"] for entry in summary] == ["input"]
     assert "ffdnet: missing: " in stdout and "expected a noise level in [0, 50]" in stdout
+
+
+def test_ffdnets_map_baselines_get_the_level_of_each_window_or_the_true_level(tiny, tmp_path):
+    """ffdnet-local: FFDNet given estimate_noise_map's levels; ffdnet-oracle: given the true level map of
+    the synthetic noise (a ramp here), and missing on real noise, whose level nobody knows."""
+    from rlenhance.baselines import estimate_noise_map
+    from rlenhance.data import noise_ramp
+
+    net = FFDNet(1, width=8, depth=3)
+    spec = SupervisedSpec(model="ffdnet", task="denoise", channels=1, prefill="none", noise="gaussian", sigma=50.0,
+                          sigmas=(0.0, 50.0))
+    path = save_checkpoint(tmp_path / "ffdnet.pt", model=net, arch=net.arch(), extra={"spec": spec})
+    args = ["--task", "denoise", "--data", str(tiny["base"] / "clean"), "--split", "all", "--limit", "2",
+            "--sigma", "10", "--sigma-to", "40", "--sigma-estimate", "--methods", "ffdnet,ffdnet-local,ffdnet-oracle",
+            "--ffdnet", str(path), "--no-warmup", "--samples", "1", "--out", str(tmp_path / "out")]
+    summary, stdout = in_process(*args)
+    assert [entry["method"] for entry in summary] == ["ffdnet", "ffdnet-local", "ffdnet-oracle"]
+    assert "ffdnet-oracle: noise map of the true level (an oracle)" in stdout
+    denoiser = load_denoiser("ffdnet", path, device="cpu")
+    samples = load_samples(Args(task="denoise", data=str(tiny["base"] / "clean"), split="all", limit=2, sigma=10.0,
+                                sigma_to=40.0, sigma_estimate=True))
+    rows = {(r["method"], r["image"]): float(r["psnr"]) for r in read_rows(tmp_path / "out")}
+    for sample in samples:
+        truth = noise_ramp(sample.input.shape[:2], 10.0, 40.0)[0, 0].numpy()
+        np.testing.assert_allclose(sample.level, truth)
+        for method, levels in (("ffdnet-local", estimate_noise_map(sample.input)), ("ffdnet-oracle", truth)):
+            expected = denoiser.restorer.restore(sample.input, noise_map=np.clip(levels, 0, 50) / 255)
+            assert rows[method, sample.name] == pytest.approx(score(expected, sample)["psnr"], abs=1e-9)
+    _, real = compare_methods.build_methods("denoise", ["ffdnet-local", "ffdnet-oracle"], torch.device("cpu"),
+                                            checkpoints={"ffdnet": str(path)}, sigma=25.0, channels=1,
+                                            sigma_estimate=True, known_level=False)  # real noise
+    assert set(real) == {"ffdnet-oracle"} and "synthetic noise" in real["ffdnet-oracle"]
 
 
 def test_ensemble_runs_the_learned_denoisers_self_ensemble_and_says_so(tiny, tmp_path):

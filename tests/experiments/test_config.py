@@ -169,6 +169,35 @@ def test_a_flag_that_became_a_setting_says_which(capsys):
     assert "--set reward.w_exposure=VALUE" in capsys.readouterr().err
 
 
+def test_a_mistyped_value_or_option_gets_one_line_and_the_closest_match(capsys):
+    """No usage block: the error, what was meant and the accepted values."""
+    for argv, hint in ((["--preset", "shiped"], "did you mean 'shipped'? (choose from shipped, shipped-sac, rellie, "
+                                                "list)"),
+                       (["--episods", "3"], "did you mean --episodes?")):
+        with pytest.raises(SystemExit) as exit_info:
+            lol_train.parse_args(argv)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert "usage:" not in err and len(err.splitlines()) == 2, err
+        assert err.startswith("lol_train: error: ") and hint in err.splitlines()[0], err
+
+
+@pytest.mark.parametrize("name", ["lol_train", "supervised_train"])
+def test_preset_list_prints_each_preset_with_what_it_is_for_and_its_cost(name, capsys):
+    module, parse_args, _ = ALL_TRAINERS[name]
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--preset", "list"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    starts = [line.split()[0] for line in out.splitlines() if not line.startswith(" ")]
+    assert starts == list(module.PRESETS)
+    flat = " ".join(out.split())
+    for preset_name, preset in module.PRESETS.items():
+        first = " ".join(preset.doc).split(". ")[0]
+        assert re.search(rf"{re.escape(preset_name)} {re.escape(first)}.*?Time: (about|not measured) ", flat), \
+            preset_name
+
+
 def test_unused_section_refuses_a_changed_section():
     cfg = config.replace_path(lol_train.Config(), {"sac.batch": 2})
     with pytest.raises(ValueError, match="sac.batch: the agent is a3c; these settings would be ignored"):
@@ -246,6 +275,18 @@ LOWLIGHT = {**{k: f"reward.{k}" for k in ("w_exposure", "w_color", "w_spatial", 
                                                                    "exposure_gap")}}
 DENOISE = {"sigma": "task.sigma", "predictor": "task.predictor", "observe_prediction": "task.observe_prediction",
            "eval_images": "task.eval_images", "gray": "task.gray"}
+
+
+@pytest.mark.parametrize("name", ALL_TRAINERS)
+def test_the_episode_a_preset_says_its_shipped_file_was_picked_at_is_the_files(name):
+    """A preset's "(the card picks episode N)" is the episode its shipped checkpoint records."""
+    module = ALL_TRAINERS[name][0]
+    for preset_name, preset in module.PRESETS.items():
+        doc = " ".join(preset.doc)
+        weights, episode = re.search(r"rlenhance/weights/(\w+\.pt)", doc), re.search(r"episode ([\d,]+)", doc)
+        if weights and episode:
+            extra = load_checkpoint(ROOT / "rlenhance" / "weights" / weights.group(1))["extra"]
+            assert int(episode.group(1).replace(",", "")) == extra["episode"], (preset_name, weights.group(1))
 
 
 @pytest.mark.parametrize("module, preset, weights, names", [

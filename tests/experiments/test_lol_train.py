@@ -65,6 +65,9 @@ def test_run_folder_contents(tiny_run):
     assert (out / "samples" / "episode_000002.png").is_file() and (out / "samples" / "episode_000004.png").is_file()
     grid = load_image(out / "samples" / "episode_000004.png")
     assert grid.shape[1] > 3 * 48  # input | output | reference side by side
+    # the embedded photos' tuning split holds one: the grid's second row is a training photo, and says so
+    assert "sample grids: the 1 tuning image(s), then 1 training image(s) (unscored)" in proc.stdout
+    assert 0.0 < last_eval["eval/top_action_share"] <= 1.0
     last = load_checkpoint(out / "checkpoints" / "last.pt")
     assert last["extra"]["episode"] == 4 and "state" in last["extra"]
     best = load_checkpoint(out / "checkpoints" / "best.pt")
@@ -92,6 +95,26 @@ def test_run_folder_contents(tiny_run):
     assert f"model: {best_path}" in proc.stdout
     assert f"use it: rlenhance enhance photo.jpg -o enhanced/ --checkpoint {best_path} --exposure 0.4" in proc.stdout
     assert "exposure 0.3..0.8, w_exposure 100..1000, w_color 20..10000" in proc.stdout
+
+
+def test_the_sample_grid_shows_run_samples_images_when_the_tuning_split_holds_fewer():
+    from experiments import lol_train
+    from experiments.rl_common import make_agent
+
+    cfg = lol_train.parse_args([*TINY, "--samples", "3"])
+    device = torch.device("cpu")
+    venv = envs.make_vec(lol_train.ENV_ID, num_envs=1, **lol_train.env_kwargs(cfg))
+    policy = make_agent(cfg, venv, steps=cfg.task.steps, keys=("image", "original", "exposure_gap"),
+                        cond_film=cfg.reward.conditioned).policy.eval()
+    names, low, high = lol_train.load_validation(cfg, device)
+    fill = lol_train.grid_fill(cfg, device, len(names))
+    assert len(names) == 1 and len(fill.names) == 2  # the embedded photos' tuning split holds one
+    scores, rows = lol_train.evaluate(policy, venv.task, cfg, low, high, fill=fill)
+    assert len(rows) == 3 and torch.equal(rows[0][0], low[0]) and torch.equal(rows[1][0], fill.low[0])
+    alone = lol_train.evaluate(policy, venv.task, cfg, low, high)[0]
+    assert {k: v for k, v in scores.items() if k != "eval/ms_per_image"} == \
+        {k: v for k, v in alone.items() if k != "eval/ms_per_image"}  # the training photos are not scored
+    assert lol_train.grid_fill(lol_train.parse_args([*TINY, "--samples", "1"]), device, 1) is None
 
 
 @pytest.mark.slow

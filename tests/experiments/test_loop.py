@@ -24,6 +24,7 @@ from experiments.loop import (
     Loop,
     LoopState,
     RunSettings,
+    StuckHint,
     TimeEstimate,
     check_resume,
     check_run,
@@ -33,6 +34,7 @@ from experiments.loop import (
     run_section,
     split_note,
 )
+from experiments.rl_common import top_action_share
 from experiments.runs import Interrupted, Run, RunFolderError, read_metrics
 from rlenhance.checkpoint import load_checkpoint
 from rlenhance.data import TUNE_FRACTION
@@ -60,6 +62,33 @@ def test_a_long_run_says_its_time_before_the_first_step_and_a_short_one_says_not
     loop, said = fake_loop(total=100)
     TimeEstimate(cost=(1.0, 1.0)).on_start(loop)
     assert said == [] and run_seconds(100, 10, (1.0, 1.0)) == 110 < LONG_RUN_S
+
+
+def test_a_run_whose_evaluations_look_alike_says_why_once():
+    image = torch.rand(3, 8, 8)
+    loop, said = fake_loop(total=10)
+    hint = StuckHint()
+    hint.on_evaluation(loop, {"eval/psnr": 20.0}, [[image, image * 0.5]])
+    hint.on_evaluation(loop, {"eval/psnr": 21.0}, [[image, image * 0.6]])  # the outputs changed
+    assert said == []
+    hint.on_evaluation(loop, {"eval/psnr": 21.0}, [[image, image * 0.6]])  # the same outputs again
+    hint.on_evaluation(loop, {"eval/psnr": 21.0}, [[image, image * 0.6]])
+    assert len(said) == 1 and "outputs are those of the previous one" in said[0] and "--episodes" in said[0]
+    loop, said = fake_loop(total=10)
+    StuckHint().on_evaluation(loop, {"eval/top_action_share": 1.0}, [[image, image]])
+    assert len(said) == 1 and "one action everywhere" in said[0] and "docs/training.md" in said[0]
+
+
+def test_top_action_share_is_one_for_one_action_everywhere():
+    one = torch.full((2, 1, 4, 4), 3.0)  # 2 steps of action 3 everywhere
+    mixed = one.clone()
+    mixed[0, 0, :2] = 1.0  # half of step 1 takes another action
+    assert top_action_share([one, one]) == 1.0
+    assert top_action_share([mixed]) == pytest.approx(0.75)
+    assert top_action_share([one + 0.004 * torch.rand_like(one)]) == 1.0  # alphas within 0.01: one action
+    where = torch.zeros(1, 4, 4)
+    where[0, 2:] = 1  # only the rows the other action did not touch count
+    assert top_action_share([mixed], [where]) == 1.0
 
 
 def test_a_config_has_the_cost_of_the_preset_it_is_on_that_device():

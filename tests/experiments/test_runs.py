@@ -93,6 +93,20 @@ def test_a_resumed_run_drops_the_rows_after_its_checkpoint(tmp_path):
     assert [r["step"] for r in read_metrics(tmp_path / "train.csv")] == [1, 2, 3]
 
 
+def test_wall_time_goes_on_from_the_resumed_runs_time(tmp_path):
+    (tmp_path / "metrics.csv").write_text("step,wall_time,eval/psnr\n2,100.5,20\n4,250,21\n")
+    (tmp_path / "train.csv").write_text("step,wall_time,losses/loss\n3,180,0.5\n4,260.25,0.4\n5,300,0.3\n")
+    resumed = Run(checkpointed(tmp_path), Config(), resume=True)
+    resumed.truncate_metrics(4)  # the checkpoint's step: the rows after it are redone
+    resumed.log(5, {"losses/loss": 0.2})
+    resumed.log(6, {"eval/psnr": 22.0})
+    resumed.close()
+    train, metrics = read_metrics(tmp_path / "train.csv"), read_metrics(tmp_path / "metrics.csv")
+    assert [r["step"] for r in train] == [3, 4, 5] and [r["step"] for r in metrics] == [2, 4, 6]
+    assert 260.25 <= train[-1]["wall_time"] < 260.25 + 60  # from the last kept row's time, not from zero
+    assert train[-1]["wall_time"] <= metrics[-1]["wall_time"] < 260.25 + 60
+
+
 def test_a_long_format_metrics_csv_is_split_on_resume(tmp_path):
     (tmp_path / "metrics.csv").write_text("step,wall_time,metric,value\n1,0.1,charts/lr,0.001\n"
                                           "2,0.2,charts/lr,0.001\n2,0.2,eval/psnr,21.5\n3,0.3,charts/lr,0.001\n")

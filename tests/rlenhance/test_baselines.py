@@ -173,6 +173,26 @@ def test_noise_estimate_recovers_a_known_gaussian_sigma_on_a_photo(photo, sigma)
     assert estimate_noise_sigma(clean) < max(0.2 * sigma, 2.0)
 
 
+def test_the_noise_map_follows_noise_that_varies_across_the_photo():
+    """Noise ramping from 10 (left) to 50 (right): each window's estimate follows it, where one level for
+    the whole image is wrong nearly everywhere; uniform noise gives about its level everywhere."""
+    from rlenhance.data import BuiltinImages, noise_ramp
+
+    clean = BuiltinImages(names=["camera"])[0]["high"][0].numpy()[128:384, 128:384, None]
+    ramp = noise_ramp((256, 256), 10.0, 50.0)[0, 0].numpy()
+    noisy = clean + (np.random.default_rng(0).normal(0, 1, clean.shape) * ramp[..., None] / 255).astype(np.float32)
+    found = baselines.estimate_noise_map(noisy)
+    assert found.shape == (256, 256) and found.dtype == np.float32
+    assert np.median(np.abs(found - ramp) / ramp) < 0.15
+    assert np.median(np.abs(estimate_noise_sigma(noisy) - ramp) / ramp) > 0.3
+    uniform = baselines.estimate_noise_map(add_noise(clean, 25), window=128)
+    assert np.abs(uniform - 25).max() < 0.1 * 25
+    small = add_noise(clean[:20, :20], 25)
+    np.testing.assert_allclose(baselines.estimate_noise_map(small), estimate_noise_sigma(small), rtol=1e-6)  # one
+    with pytest.raises(ValueError, match="window"):
+        baselines.estimate_noise_map(noisy, window=4)
+
+
 def test_noise_estimate_ignores_strong_texture_next_to_flat_ground():
     """Half of the image a fine high-contrast texture, half flat: the noise is measured on the flat half."""
     texture = np.random.default_rng(1).uniform(0.2, 0.8, (128, 64)).astype(np.float32)

@@ -221,6 +221,48 @@ def test_complete_estimates_holes_without_mask_files(ckpts, images, tmp_path, ca
     assert np.array_equal(written[known], original[known])
 
 
+def test_complete_warns_when_the_hole_it_found_may_be_wrong(ckpts, tmp_path, capsys):
+    """The example astronaut's hole touches the photo's black background: the hole is found, and a
+    warning on stderr says it may be wrong and how to pass the mask; the other photos get none."""
+    from rlenhance.data.samples import write_samples
+
+    write_samples(tmp_path / "samples", size=96)
+    out = tmp_path / "out"
+    assert main(["complete", str(tmp_path / "samples/occluded"), "-o", str(out), "--checkpoint",
+                 str(ckpts["completion"]), "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert "hole 6.2% (576 px)" in _lines(captured.out, "astronaut.png")[0]
+    warnings = [line for line in captured.err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "astronaut.png" in warnings[0], captured.err
+    assert "--masks DIR" in warnings[0] and "white = missing" in warnings[0]
+
+
+@pytest.mark.parametrize("argv, hint", [
+    (["enhance", "x.png", "-o", "out", "--model", "mrpnett"], "did you mean 'mrpnet'? (choose from rl, mrpnet)"),
+    (["enhanse", "x.png"], "did you mean 'enhance'?"),
+    (["enhance", "x.png", "-o", "out", "--expsure", "0.5"], "did you mean --exposure?"),
+])
+def test_a_mistyped_value_or_option_gets_one_line_and_the_closest_match(argv, hint, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage:" not in err and len(err.splitlines()) == 2, err
+    assert hint in err.splitlines()[0] and "--help" in err.splitlines()[1]
+    assert not (tmp_path / "out").exists()
+
+
+def test_enhance_help_says_what_the_supervised_model_is_for(capsys):
+    """--model mrpnet is a baseline for comparison (its colours and grid are its own, not a bug): --help
+    says so, as docs/lowlight.md does."""
+    with pytest.raises(SystemExit):
+        main(["enhance", "--help"])
+    flat = " ".join(capsys.readouterr().out.split())
+    assert "mrpnet: the supervised MRPNet + Generator baseline, for comparison only" in flat
+    assert "olive cast" in flat and "grid" in flat
+
+
 def test_bad_arguments_exit_2(ckpts, images, tmp_path, capsys):
     (a, _), _ = images
     out = str(tmp_path / "out")

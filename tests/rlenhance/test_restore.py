@@ -1,4 +1,4 @@
-"""SupervisedRestorer (every supervised checkpoint kind) and hole_mask."""
+"""SupervisedRestorer (every supervised checkpoint kind) and the hole finder (find_hole, hole_mask)."""
 
 from pathlib import Path
 
@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from rlenhance import registry
 from rlenhance.checkpoint import FORMAT_TAG, FORMAT_VERSION, SupervisedSpec, save_checkpoint
-from rlenhance.data.occluded import estimate_occlusion_mask
+from rlenhance.data.occluded import estimate_occlusion_mask, find_hole
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import BT601_LUMA_WEIGHTS, load_image
 from rlenhance.models.mrpnet import CombinedModel, MRPNet
@@ -294,6 +294,40 @@ def test_hole_mask_finds_a_black_square_next_to_dark_content(tmp_path):
     assert np.array_equal(hole_mask(samples), hole_mask(samples.astype(np.float32) / np.float32(255)))
     with pytest.raises(ImageError, match="float or uint8 / uint16 array"):
         hole_mask(np.zeros((8, 8, 3), np.int32))
+
+
+def test_the_hole_of_every_example_photo_is_found(tmp_path):
+    """The example photos' holes, the astronaut's next to its black background included (a bounding box
+    of the largest dark region took in the background: 24% of the photo for a 6% hole)."""
+    from rlenhance.data.samples import COLOR_PHOTOS, write_samples
+    from rlenhance.io import load_mask
+
+    write_samples(tmp_path, size=96)
+    for name in COLOR_PHOTOS:
+        found = find_hole(load_image(tmp_path / "occluded" / f"{name}.png"))
+        assert np.array_equal(found.mask, load_mask(tmp_path / "masks" / f"{name}.png")), name
+        assert (found.doubt is not None) == (name == "astronaut"), (name, found.doubt)
+    assert "edge" in find_hole(load_image(tmp_path / "occluded" / "astronaut.png")).doubt
+
+
+def test_the_hole_finder_says_when_it_is_unsure():
+    rng = np.random.default_rng(3)
+    image = cv2.GaussianBlur(rng.uniform(0.3, 1.0, (96, 96, 3)).astype(np.float32), (5, 5), 1.5)
+    truth = _square_mask(96, 96, top=20, left=30, size=30)
+    clean = image.copy()
+    clean[truth] = 0.0
+    assert find_hole(clean).doubt is None and np.array_equal(find_hole(clean).mask, truth)
+    beside = clean.copy()
+    beside[20:50, 60:90] = 0.05  # dark content along the hole's right edge, as dark as a JPEG hole
+    found = find_hole(beside)
+    assert "edge" in found.doubt and found.mask[truth].all()
+    rival = clean.copy()
+    rival[60:85, 60:85] = 0.0  # a second black square, nearly as large
+    found = find_hole(rival)
+    assert "which one is the hole" in found.doubt and np.array_equal(found.mask, truth)
+    nothing = find_hole(np.full((32, 32, 3), 0.5, np.float32))
+    assert not nothing.mask.any() and "nothing is filled" in nothing.doubt
+    assert find_hole(rival, shape="free").doubt is None  # several regions are what "free" is for
 
 
 def test_hole_mask_on_real_bedroom_images(shared_dir):
