@@ -568,7 +568,7 @@ def test_ffdnets_map_baselines_get_the_level_of_each_window_or_the_true_level(ti
         np.testing.assert_allclose(sample.level, truth)
         for method, levels in (("ffdnet-local", estimate_noise_map(sample.input)), ("ffdnet-oracle", truth)):
             expected = denoiser.restorer.restore(sample.input, noise_map=np.clip(levels, 0, 50) / 255)
-            assert rows[method, sample.name] == pytest.approx(score(expected, sample)["psnr"], abs=1e-9)
+            assert rows[method, sample.name] == pytest.approx(scored(expected, sample), abs=1e-9)
     _, real = compare_methods.build_methods("denoise", ["ffdnet-local", "ffdnet-oracle"], torch.device("cpu"),
                                             checkpoints={"ffdnet": str(path)}, sigma=25.0, channels=1,
                                             sigma_estimate=True, known_level=False)  # real noise
