@@ -20,9 +20,12 @@ as CartPole does (``gym.make(id)`` applies the registered length, ``gym.make(id,
 max_episode_steps=N)`` N steps).
 All randomness (which images, crops, flips, noise, masks, sampled reward weights) comes from the
 env's ``np_random``, so the same seed gives the same rollout: every reset draws one episode seed
-from it, and the start of the batch's row ``i`` is drawn from generators of its own seeded from
-(episode seed, ``i``) (:func:`episode_rows`), so it does not depend on the batch size, and a
-sharded task (one rank of a data-parallel job) draws its own rows only.
+from it, and the start of the batch's row ``i`` is made of counter-based numbers of (episode seed,
+``i``) (:class:`rlenhance.data.RowDraws`, drawn for all the rows at once, the large fields on the
+device), so it does not depend on the batch size, and a sharded task (one rank of a data-parallel
+job) draws its own rows only. On a GPU the crops are cut from the data set held there
+(:class:`rlenhance.data.ImageBank`): a reset costs a fixed number of tensor operations, whatever the
+batch size.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from envs.validation import check_batch_memory, check_count, check_crop, check_crop_fits
-from rlenhance.data import open_dataset, sample_batch
+from rlenhance.data import ImageBank, RowDraws, open_dataset, sample_batch
 from rlenhance.errors import ImageError
 from rlenhance.io import as_unit_float
 from rlenhance.runtime import select_device
@@ -110,7 +113,9 @@ class EpisodeRow(NamedTuple):
 
 
 def episode_rows(seed: int, indices: Iterable[int], device: str | torch.device) -> list[EpisodeRow]:
-    """The random sources of the rows ``indices`` of an episode batch started with episode ``seed``.
+    """The random sources of the rows ``indices`` of a batch started with ``seed``, one generator
+    object per row, for a draw made row by row (the trainers' example batches and latent draws; the
+    envs draw every row at once from :class:`rlenhance.data.RowDraws`).
 
     Row ``i``'s numpy generator is ``np.random.default_rng([seed, i])`` and its torch generator is
     seeded with that generator's first draw. A row's start is thus a function of (seed, ``i``) alone:
@@ -216,6 +221,8 @@ class PixelTask:
         #: may then skip the work only its rewards need (the reward maps are zeros).
         self.score_rewards = True
         self.dataset = open_dataset(data, kind=data_kind, split=split, gray=gray, seed=split_seed)
+        #: (the data set, its ImageBank on the device or None), made at the first draw off the CPU
+        self._bank: tuple[Any, ImageBank | None] | None = None
         if len(self.dataset) == 0:
             raise ValueError("data: the dataset is empty")
         self.crop = parse_crop(crop)
@@ -231,12 +238,12 @@ class PixelTask:
         and set the state."""
         raise NotImplementedError
 
-    def _draw(self, rows: list[EpisodeRow]) -> dict[str, Any]:
+    def _draw(self, rows: RowDraws) -> dict[str, Any]:
         """The random start of the episodes of ``rows``, as tensors with ``len(rows)`` rows on the
-        device: row ``k``'s images, noise, masks and settings drawn from ``rows[k]``'s generators
-        only (:meth:`draw_batch`; the :mod:`rlenhance.data.degrade` functions take one torch
-        generator per image), never from the env's or ``self.generator``, so that a row is the same
-        whichever batch or rank draws it."""
+        device: row ``k``'s images, noise, masks and settings from the streams of ``rows``
+        (:meth:`draw_batch`; the :mod:`rlenhance.data.degrade` functions take a row stream, a
+        stream's draws take one number per row), never from the env's rng or ``self.generator``, so
+        that a row is the same whichever batch or rank draws it."""
         raise NotImplementedError
 
     def observe(self) -> dict[str, torch.Tensor]:
@@ -331,18 +338,27 @@ class PixelTask:
     def draw_start(self) -> dict[str, Any]:
         """The random start of this task's B episodes of the current reset: :meth:`_draw` of its
         global rows, 0 to B - 1, or ``rank * B`` to ``rank * B + B - 1`` for a sharded task. Each
-        row comes from generators seeded from (episode seed, row) (:func:`episode_rows`), so a rank
-        draws its B rows only, not the ``B * world_size`` of the job, and gets what one task of the
-        job's size would give these rows."""
+        row's numbers are functions of (episode seed, row) (:class:`rlenhance.data.RowDraws`), so a
+        rank draws its B rows only, not the ``B * world_size`` of the job, and gets what one task of
+        the job's size would give these rows."""
         if self.episode_seed is None:
             raise RuntimeError("draw_start() called before reset(): the episode seed is drawn at reset")
         first = 0 if self.shard is None else self.shard[0] * self.num_envs
-        return self._draw(episode_rows(self.episode_seed, range(first, first + self.num_envs), self.device))
+        return self._draw(RowDraws(self.episode_seed, range(first, first + self.num_envs)))
 
-    def draw_batch(self, rows: list[EpisodeRow]) -> dict:
-        """One random item of the data set per row (its image, crop and flips from ``row.rng``,
-        :func:`rlenhance.data.sample_batch`), stacked as tensors on the device."""
-        batch = sample_batch(self.dataset, len(rows), crop=self.crop, rng=[row.rng for row in rows])
+    def draw_batch(self, rows: RowDraws) -> dict:
+        """One random item of the data set per row, its crop and flips (stream ``"item"``,
+        :func:`rlenhance.data.sample_batch`), stacked as float32 tensors on the device. Off the CPU
+        the crops are gathered from the data set held on the device (:class:`rlenhance.data.ImageBank`,
+        when it keeps its images in memory and they fit :data:`rlenhance.data.BANK_BYTES`), the same
+        batch without a loop over the rows; on the CPU cutting the rows one by one is as fast."""
+        stream = rows.stream("item")
+        if self.device.type != "cpu":
+            if self._bank is None or self._bank[0] is not self.dataset:  # (data set, its bank or None)
+                self._bank = (self.dataset, ImageBank.of(self.dataset, self.device))
+            if self._bank[1] is not None:
+                return self._bank[1].sample(stream, self.crop)
+        batch = sample_batch(self.dataset, len(rows), crop=self.crop, rng=stream)
         return {k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
 
     def options_batch(self, options: Mapping[str, Any], images: Mapping[str, int], required: tuple[str, ...], *,
