@@ -46,16 +46,22 @@ _MAX_POSITIONS = 2**32
 _F24, _F32 = 2.0**-24, 2.0**-32
 #: Distinguishes the two keys of a (seed, row, stream).
 _SECOND_KEY = 0x9E3779B9
+#: Words a row's stream computes at least at once on the host (the next draws' are kept: a few small
+#: draws cost one hash), and the most a draw for another device takes from the host (more are computed
+#: there).
+_BLOCK = 16
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
     """A bijective mix of the 32-bit words of a numpy uint32 array, in place (its products wrap)."""
-    shifted = np.empty_like(x)
-    for multiply in (True, True, False):
-        np.right_shift(x, 16, out=shifted)
-        x ^= shifted
-        if multiply:
-            x *= _MUL
+    shifted = np.right_shift(x, 16)
+    x ^= shifted
+    x *= _MUL
+    np.right_shift(x, 16, out=shifted)
+    x ^= shifted
+    x *= _MUL
+    np.right_shift(x, 16, out=shifted)
+    x ^= shifted
     return x
 
 
@@ -112,11 +118,15 @@ class RowDraws:
         return RowDraws(self.seed, self.rows[np.asarray(which)])
 
     def keys(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """The two 32-bit keys (uint32 (B,) each) of stream ``name`` of every row."""
-        rows = self.rows.astype(np.uint32)
+        """The two 32-bit keys (uint32 (B,) each) of stream ``name`` of every row: the row mixed with the
+        seed's two halves and the stream's name, in two orders."""
         seed_lo, seed_hi, stream = self.seed & _MASK, self.seed >> 32, _stream_key(name)
-        first = _mix(_mix(_mix(rows ^ np.uint32(seed_lo)) ^ np.uint32(seed_hi)) ^ np.uint32(stream))
-        second = _mix(_mix(_mix(rows ^ np.uint32(seed_hi)) ^ np.uint32(stream)) ^ np.uint32(seed_lo ^ _SECOND_KEY))
+        salts = np.array([[seed_lo, seed_hi], [seed_hi, stream], [stream, seed_lo ^ _SECOND_KEY]], dtype=np.uint32)
+        keys = self.rows.astype(np.uint32)[None, :] ^ salts[0][:, None]
+        for salt in salts[1:]:
+            keys = _mix(keys)
+            keys ^= salt[:, None]
+        first, second = _mix(keys)
         return first, second
 
 
@@ -136,6 +146,8 @@ class RowStream:
         #: positions taken so far (the same for every row)
         self.position = 0
         self._device_keys: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+        #: (first position, words (B, k)) computed on the host ahead of the draws
+        self._ahead: tuple[int, np.ndarray] = (0, np.zeros((len(draws), 0), dtype=np.uint32))
 
     def __len__(self) -> int:
         return len(self.draws)
@@ -161,6 +173,16 @@ class RowStream:
     def bits(self, n: int) -> np.ndarray:
         """The next ``n`` 32-bit words of every row, uint32 (B, n), on the host."""
         start = self._take(n)
+        first, ahead = self._ahead
+        if start + n > first + ahead.shape[1]:  # compute from here on, at least a block
+            words = self._words(start, max(n, _BLOCK))
+            if words.shape[1] == n:
+                return words
+            first, ahead = self._ahead = start, words
+        return ahead[:, start - first: start - first + n].copy()
+
+    def _words(self, start: int, n: int) -> np.ndarray:
+        """The words of positions ``start`` .. ``start + n - 1`` of every row, uint32 (B, n)."""
         first, second = self.keys
         words = _mix(np.arange(start, start + n, dtype=np.uint32)[None, :] ^ first[:, None])
         words ^= second[:, None]
@@ -200,8 +222,8 @@ class RowStream:
     def rand(self, n: int, device: str | torch.device = "cpu") -> torch.Tensor:
         """The next ``n`` uniform numbers in [0, 1) of every row, float32 (B, n) on ``device``."""
         device = torch.device(device)
-        if device.type == "cpu":
-            return torch.from_numpy((self.bits(n) >> 8).astype(np.float32) * np.float32(_F24))
+        if device.type == "cpu" or n <= _BLOCK:  # a few numbers: from the host (one small copy)
+            return torch.from_numpy((self.bits(n) >> 8).astype(np.float32) * np.float32(_F24)).to(device)
         return (self._device_bits(n, device) >> 8).to(torch.float32) * _F24
 
     def randn(self, shape: Sequence[int], device: str | torch.device = "cpu",
