@@ -86,7 +86,7 @@ import torch
 
 from experiments.runs import markdown_table, scalar_rows
 from rlenhance.atomic import write_text_atomic
-from rlenhance.runtime import COMPILE_MODES, COMPILE_SWITCH, configure_threads
+from rlenhance.runtime import COMPILE_MODES, COMPILE_SWITCH, RUNNING_EAGERLY, configure_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The timed trainers: name -> module.
@@ -218,8 +218,8 @@ def episodes_per_second(episodes: int, warmup: int, env: dict[str, str], threads
     trainers: it is put first on ``PYTHONPATH``).
 
     Raises:
-        RuntimeError: the run failed (its command, exit status and last line of stderr are said)
-            or did not log both episodes.
+        RuntimeError: the run failed (its command, exit status and last line of stderr are said),
+            did not log both episodes, or its step was to run compiled and fell back to eager.
         subprocess.TimeoutExpired: it ran longer than ``timeout`` seconds (its processes, torchrun's
             ranks included, are killed).
     """
@@ -246,6 +246,9 @@ def episodes_per_second(episodes: int, warmup: int, env: dict[str, str], threads
             last = next((line.strip() for line in reversed(stderr.splitlines()) if line.strip()), "no stderr")
             raise RuntimeError(f"{shlex.join(cmd)} exited with {proc.returncode}: {last}")
         walls = {row["step"]: row["wall_time"] for row in scalar_rows(out) if row["metric"] == "charts/episode_return"}
+    fallback = next((line.strip() for line in stderr.splitlines() if line.strip().endswith(RUNNING_EAGERLY)), None)
+    if fallback is not None and env.get(COMPILE_SWITCH, "") != "0":
+        raise RuntimeError(f"{shlex.join(cmd)}: its compiled step ran eagerly: {fallback}")
     if warmup not in walls or episodes not in walls:
         raise RuntimeError(f"{shlex.join(cmd)}: train.csv lacks episode {warmup} or {episodes} "
                            f"(logged: {min(walls, default=None)}..{max(walls, default=None)})")

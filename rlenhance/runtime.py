@@ -10,6 +10,7 @@ import functools
 import os
 import random
 import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -17,8 +18,8 @@ import cv2
 import numpy as np
 import torch
 
-__all__ = ["COMPILE_MODES", "COMPILE_SWITCH", "Compiled", "compile_mode", "configure_threads", "constant_tensor",
-           "flush_denormals", "seed_everything", "select_device"]
+__all__ = ["COMPILE_MODES", "COMPILE_SWITCH", "RUNNING_EAGERLY", "Compiled", "compile_mode", "configure_threads",
+           "constant_tensor", "flush_denormals", "seed_everything", "select_device"]
 
 _DEVICE_SPECS = '"auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N"'
 _CUDA_SPEC = re.compile(r"^cuda(?::(\d+))?$")
@@ -207,6 +208,8 @@ def _cached_constant(values: tuple, dtype: torch.dtype, device: torch.device) ->
 COMPILE_SWITCH = "RLENHANCE_COMPILE"
 #: torch.compile's modes a training step may take; the first is the CUDA default.
 COMPILE_MODES = ("default", "reduce-overhead")
+#: How the line of a :class:`Compiled` that fell back to eager ends (on stderr).
+RUNNING_EAGERLY = "running eagerly"
 
 
 def compile_mode(device: torch.device | str) -> str | None:
@@ -228,9 +231,10 @@ def compile_mode(device: torch.device | str) -> str | None:
 class Compiled:
     """``fn`` run through ``torch.compile(fn, mode=mode)`` (mode None: eagerly).
 
-    Defensive: if compiling or running the compiled function raises, one line says so and ``fn`` runs
-    eagerly from then on (that call included); give it functions whose failed call leaves nothing
-    half done (pure ones, or methods whose state changes only once the graph has run).
+    Defensive: if compiling or running the compiled function raises, one line on stderr says so (ending
+    with :data:`RUNNING_EAGERLY`) and ``fn`` runs eagerly from then on (that call included); give it
+    functions whose failed call leaves nothing half done (pure ones, or methods whose state changes
+    only once the graph has run).
 
     Args:
         fn: the function.
@@ -260,6 +264,6 @@ class Compiled:
             except Exception as exc:  # noqa: BLE001 - any failure of the compiled path falls back to eager
                 first = next(iter(str(exc).strip().splitlines()), "")
                 print(f"{self.name}: torch.compile (mode {self.mode}) failed ({type(exc).__name__}: {first[:200]}); "
-                      "running eagerly", flush=True)
+                      f"{RUNNING_EAGERLY}", file=sys.stderr, flush=True)
                 self._compiled = None
         return self.fn(*args, **kwargs)

@@ -61,7 +61,7 @@ def test_a_failed_compile_says_so_once_and_runs_eagerly(monkeypatch, capsys):
     double = Compiled(lambda x: 2 * x, "default", "the step")
     assert double.active and double(torch.ones(2)).tolist() == [2.0, 2.0]
     assert not double.active and double(torch.ones(1)).tolist() == [2.0]
-    lines = capsys.readouterr().out.strip().splitlines()
+    lines = capsys.readouterr().err.strip().splitlines()
     assert lines == ["the step: torch.compile (mode default) failed (RuntimeError: backend compiler failed); "
                      "running eagerly"]
     assert not Compiled(lambda x: x, None, "eager").active
