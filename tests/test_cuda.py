@@ -158,7 +158,7 @@ def test_the_compiled_step_on_cuda_trains_as_the_eager_one(mode, monkeypatch, fu
         policy = PixelActorCritic(**policy_kwargs_from_env(venv, width=8, downscale=4, cond_film=True))
         agent = A3C(policy, A3CConfig(seed=3, action_penalty=1.0), device="cuda")
         assert agent.step.active == (switch != "0")
-        stats = [agent.train_episode(venv, seed=5)] + [agent.train_episode(venv) for _ in range(3)]
+        stats = [agent.train_episode(venv, seed=5)] + [agent.train_episode(venv) for _ in range(2)]
         assert agent.step.active == (switch != "0")  # no fallback to eager
         results[switch] = stats, [p.detach().cpu() for p in agent.parameters()]
     (eager, eager_params), (fast, fast_params) = results["0"], results[mode]
