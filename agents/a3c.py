@@ -199,8 +199,8 @@ def policy_step(policy: PixelActorCritic, x: Tensor, cond: Tensor | None, hidden
     out = policy(x, cond, hidden, full_resolution=full_resolution)
     dist = policy.distribution(out)
     actions = dist.sample(noise=noise)
-    penalty = expected_action_penalty(policy, task, out, penalty_weights) if penalty else None
-    return _Step(actions, dist.log_prob(actions), dist.entropy(), out.value, out.hidden, penalty)
+    charged = expected_action_penalty(policy, task, out, penalty_weights) if penalty else None
+    return _Step(actions, dist.log_prob(actions), dist.entropy(), out.value, out.hidden, charged)
 
 
 def expected_action_penalty(policy: PixelActorCritic, task: Any, out: PolicyOutput, weights: Tensor | None) -> Tensor:
