@@ -46,7 +46,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -79,7 +79,7 @@ from agents.common import (
 from agents.distributed import Ranks, sync_batch_norm
 from rlenhance.errors import CheckpointError
 from rlenhance.models.policy import PixelActorCritic, PolicyOutput, build_policy_input
-from rlenhance.runtime import constant_tensor
+from rlenhance.runtime import Compiled, compile_mode, constant_tensor
 
 __all__ = [
     "A3C",
@@ -182,17 +182,63 @@ class A3CConfig:
         return self.lr * (1.0 - frac) ** self.lr_decay_power
 
 
+class _Step(NamedTuple):
+    """What one step of the policy gives the rollout (:func:`policy_step`)."""
+
+    actions: Tensor
+    log_prob: Tensor
+    entropy: Tensor
+    value: Tensor
+    hidden: Tensor | None
+    action_penalty: Tensor | None
+
+
+def policy_step(policy: PixelActorCritic, x: Tensor, cond: Tensor | None, hidden: Tensor | None, noise: Tensor,
+                full_resolution: bool, task: Any, penalty: bool, penalty_weights: Tensor | None) -> _Step:
+    """One training step of the policy, a pure function of its arguments (what A3C compiles on CUDA,
+    :class:`rlenhance.runtime.Compiled`): the output for ``x``, the actions sampled with ``noise`` (the
+    standard draws, :meth:`PixelActorCritic.sample_noise`), their log-probability and entropy, the value,
+    the next hidden state, and with ``penalty`` the task's penalty (B,) of the expected action map
+    (:func:`expected_action_penalty`; else None)."""
+    out = policy(x, cond, hidden, full_resolution=full_resolution)
+    dist = policy.distribution(out)
+    actions = dist.sample(noise=noise)
+    charged = expected_action_penalty(policy, task, out, penalty_weights) if penalty else None
+    return _Step(actions, dist.log_prob(actions), dist.entropy(), out.value, out.hidden, charged)
+
+
+def expected_action_penalty(policy: PixelActorCritic, task: Any, out: PolicyOutput, weights: Tensor | None) -> Tensor:
+    """The task's penalty (B,) of the expected action map of a discrete policy's output ``out``
+    (:attr:`A3CConfig.action_penalty`), each row's weighted by ``weights`` (None: 1).
+
+    Raises:
+        ValueError: a continuous policy, a task whose actions are not values, or a table of another size.
+    """
+    values = getattr(task, "action_values", None)
+    if out.logits is None or values is None:
+        raise ValueError("A3CConfig.action_penalty needs a discrete (categorical) policy and a task whose actions "
+                         f"are values (task.action_values); got {type(task).__name__}")
+    table = constant_tensor(tuple(values), out.logits.dtype, out.logits.device)
+    if table.numel() != out.logits.shape[2]:
+        raise ValueError(f"the task's action_values has {table.numel()} values; the policy has "
+                         f"{out.logits.shape[2]} actions")
+    return task.action_penalty(policy.action_values(out, table), weights)
+
+
 class _EpisodeRunner:
     """Runs one training episode of a (local) policy and applies updates through ``update``.
 
-    Shared by the synchronous path and the asynchronous workers so both do the same math.
+    Shared by the synchronous path and the asynchronous workers so both do the same math; ``step`` is
+    :func:`policy_step`, or the agent's compiled twin of it.
     """
 
     def __init__(self, policy: PixelActorCritic, rmc: RewardMapConv | None, config: A3CConfig,
-                 device: torch.device, generator: torch.Generator, ranks: Ranks | None = None):
+                 device: torch.device, generator: torch.Generator, ranks: Ranks | None = None,
+                 step: Callable[..., _Step] = policy_step):
         self.policy, self.rmc, self.config = policy, rmc, config
         self.device, self.generator = device, generator
         self.ranks = ranks if ranks is not None else Ranks()
+        self.step = step
 
     def run(self, venv: Any, seed: int | None,
             update: Callable[[Tensor], dict[str, float]]) -> dict[str, float]:
@@ -235,15 +281,19 @@ class _EpisodeRunner:
         roll = _Rollout()
         while True:
             x, cond = build_policy_input(obs)
-            out = self.policy(x, cond, hidden, full_resolution=not self._blocks)
-            dist = self.policy.distribution(out)
-            # this rank's rows of the global batch's draws (all of them for one process)
-            actions = dist.sample(noise=self.ranks.draw_rows(partial(dist.noise, self.generator), x.shape[0]))
-            roll.log_probs.append(dist.log_prob(actions))
-            roll.entropies.append(dist.entropy())
-            roll.values.append(out.value)
+            # this rank's rows of the global batch's draws (all of them for one process), drawn before the step
+            height, width = x.shape[-2:] if not self._blocks else self.policy.working_size(*x.shape[-2:])
+            noise = self.ranks.draw_rows(partial(self.policy.sample_noise, height=height, width=width,
+                                                 generator=self.generator, device=self.device, dtype=x.dtype),
+                                         x.shape[0])
+            step = self.step(self.policy, x, cond, hidden, noise, not self._blocks, self.task, bool(cfg.action_penalty),
+                             self.penalty_weights)
+            actions = step.actions
+            roll.log_probs.append(step.log_prob)
+            roll.entropies.append(step.entropy)
+            roll.values.append(step.value)
             if cfg.action_penalty:
-                roll.action_penalty.append(self._expected_action_penalty(out, self.penalty_weights))
+                roll.action_penalty.append(step.action_penalty)
             env_actions = self._to_pixels(actions, x.shape[-2:])
             obs, reward, terminated, truncated, info = venv.step(
                 self.policy.clip_actions(env_actions, cfg.action_clip).to(env_device))
@@ -255,7 +305,7 @@ class _EpisodeRunner:
             roll.alive.append(alive)
             roll.scalar_rewards.append(reward)
             alive = alive * (~done).float()
-            hidden = out.hidden
+            hidden = step.hidden
             n = len(roll.rewards)
             if (n == cfg.n_steps or (self.lockstep is None and not alive.any())
                     or (episode_len is not None and steps + n >= episode_len)):
@@ -266,18 +316,6 @@ class _EpisodeRunner:
         refusal = None if self.config.action_penalty else (
             "A3CConfig.action_penalty is 0; set it (1: the env's weights as they are)")
         return action_penalty_weights(info, batch, self.device, refusal)
-
-    def _expected_action_penalty(self, out: PolicyOutput, weights: Tensor | None) -> Tensor:
-        """The task's penalty (B,) of the expected action map of a discrete policy output."""
-        values = getattr(self.task, "action_values", None)
-        if out.logits is None or values is None:
-            raise ValueError("A3CConfig.action_penalty needs a discrete (categorical) policy and a task whose actions "
-                             f"are values (task.action_values); got {type(self.task).__name__}")
-        table = constant_tensor(tuple(values), out.logits.dtype, out.logits.device)
-        if table.numel() != out.logits.shape[2]:
-            raise ValueError(f"the task's action_values has {table.numel()} values; the policy has "
-                             f"{out.logits.shape[2]} actions")
-        return self.task.action_penalty(self.policy.action_values(out, table), weights)
 
     @property
     def _blocks(self) -> bool:
@@ -368,6 +406,9 @@ class A3C:
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(self.config.seed)
         self.episodes = 0
+        #: the policy's training step, :func:`policy_step`: compiled on CUDA (and the env's transition with it,
+        #: ``venv.compile``), eager on the CPU or with ``RLENHANCE_COMPILE=0`` (:func:`rlenhance.runtime.compile_mode`)
+        self.step = Compiled(policy_step, compile_mode(self.device), "A3C's training step")
 
     def parameters(self) -> list[nn.Parameter]:
         """All trained parameters: the policy's, then the reward map convolution's."""
@@ -413,7 +454,12 @@ class A3C:
         """
         params = self.parameters()
         lr = self.config.lr_at(self.episodes)
-        runner = _EpisodeRunner(self.policy, self.rmc, self.config, self.device, self.generator, self.ranks)
+        if self.step.active:
+            self.step.new_iteration()
+            if hasattr(venv, "compile"):
+                venv.compile(self.step.mode)
+        runner = _EpisodeRunner(self.policy, self.rmc, self.config, self.device, self.generator, self.ranks,
+                                step=self.step)
         stats = runner.run(venv, seed, lambda loss: _apply_update(
             loss, params, params, self.optimizer, lr, self.config.max_grad_norm, self.ranks))
         stats["episode"] = float(self.episodes)

@@ -21,7 +21,7 @@ process with batch ``B`` computes, up to float rounding:
 * every random draw is made for the *global* batch on every rank, from the one shared seed, and
   each rank keeps its rows (:meth:`Ranks.draw_rows`); the envs' episode starts are drawn per global
   row from (episode seed, row) instead, so a sharded env (its ``shard`` argument) draws only its
-  rows (:func:`envs.base.episode_rows`). Ranks therefore hold identical generators and there is
+  rows (:class:`rlenhance.data.RowDraws`). Ranks therefore hold identical generators and there is
   nothing per-rank to seed; a job may even be resumed with another number of ranks;
 * each rank's loss is the mean over its rows; the gradients averaged over ranks (equal rows per
   rank) are the gradient of the global mean. :func:`wrap` (DistributedDataParallel) does it for

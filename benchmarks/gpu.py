@@ -1,21 +1,24 @@
 """GPU against CPU, measured in one run: training crops/s, data-parallel ranks, inference images/s, the
-presets' costs on the GPU and where a training episode's time goes.
+presets' costs on the GPU, where a training episode's time goes and what a reset costs.
 
-    python -m benchmarks.gpu [--parts training ddp inference presets profile] [--quick] [--budget S]
+    python -m benchmarks.gpu [--parts training ddp inference presets profile resets] [--quick] [--budget S]
                              [--episodes 24] [--denoise-episodes 14] [--warmup 4] [--lol-batch 32 1024]
-                             [--denoise-batch 32 512] [--before DIR] [--no-cpu] [--lol-data DIR] [--denoise-data DIR]
-                             [--presets TRAINER:NAME ...] [--profile-batch 256] [--json PATH]
+                             [--denoise-batch 32 512] [--compile 0 default] [--before DIR] [--no-cpu]
+                             [--lol-data DIR] [--denoise-data DIR] [--presets TRAINER:NAME ...]
+                             [--profile-batch 256] [--resets 5] [--json PATH]
 
 Prints a markdown table per part, each as soon as it is measured, with the commands behind it:
 
 1. **training**: ``python -m experiments.lol_train`` and ``python -m experiments.denoise_train`` (the
    shipped recipes on the embedded default data, or on ``--lol-data`` / ``--denoise-data``) at each
-   global ``--lol-batch`` / ``--denoise-batch`` with ``--device cuda``, and at the first of them with
-   ``--device cpu`` (the trainers' default threads: every core but one; ``--no-cpu``: not), each in a
-   fresh process;
+   global ``--lol-batch`` / ``--denoise-batch`` with ``--device cuda``, once for each ``--compile``
+   value of ``RLENHANCE_COMPILE`` (``0``: A3C's training step eager; ``default`` / ``reduce-overhead``:
+   compiled in that torch.compile mode, :func:`rlenhance.runtime.compile_mode`), and at the first of
+   them with ``--device cpu`` (the trainers' default threads: every core but one; ``--no-cpu``: not),
+   each in a fresh process, the largest batches first;
    episodes/s from its train.csv, the first ``--warmup`` episodes left out (start-up, the first use of
-   CUDA and of the native kernels), and crops/s (episodes/s times the batch). ``--before DIR``: the
-   same trainers from another copy of the repository (e.g. the commit before a change; its
+   CUDA and of the native kernels, compiling), and crops/s (episodes/s times the batch). ``--before
+   DIR``: the same trainers from another copy of the repository (e.g. the commit before a change; its
    ``rlenhance/weights`` may be a link to ours), timed on CUDA at the first and the last batch of each
    trainer: crops/s before and after;
 2. **data-parallel**: lol_train at the global ``--ddp-batch`` under ``torchrun --standalone
@@ -41,7 +44,10 @@ Prints a markdown table per part, each as soon as it is measured, with the comma
    untimed) under ``torch.profiler``, in this process: per episode its steps and wall time, the
    share of the env's resets, of its steps and of the update, and per step the GPU kernels launched
    and the host round trips (device synchronisations, copies between host and device); on a machine
-   without CUDA, on the CPU with the torch ops per step instead.
+   without CUDA, on the CPU with the torch ops per step instead;
+6. **resets**: :mod:`benchmarks.resets` on CUDA (the CPU without it): what a reset of each trainer's
+   training env costs per crop at each of its batches, median of ``--resets``, this tree's and
+   ``--before``'s.
 
 Without CUDA the CUDA cells say "unavailable" and the CPU side is measured alone. A run that fails,
 or takes longer than ``--run-timeout`` seconds, is marked in its cell, its error printed under the
@@ -80,7 +86,7 @@ import torch
 
 from experiments.runs import markdown_table, scalar_rows
 from rlenhance.atomic import write_text_atomic
-from rlenhance.runtime import configure_threads
+from rlenhance.runtime import COMPILE_MODES, COMPILE_SWITCH, RUNNING_EAGERLY, configure_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The timed trainers: name -> module.
@@ -91,15 +97,16 @@ EVAL_ARGS = MappingProxyType({"lol_train": (), "denoise_train": ("--eval-images"
 DDP_TRAINER = "lol_train"
 #: The settings of a full run and of ``--quick`` (flags given override them).
 FULL = MappingProxyType(dict(episodes=24, denoise_episodes=14, warmup=4, lol_batch=[32, 1024],
-                             denoise_batch=[32, 512], ddp_batch=32, ddp_ranks=[1, 2, 4], warmup_calls=2,
+                             denoise_batch=[32, 512], compile=["0", "default"], ddp_batch=32, ddp_ranks=[1, 2, 4],
+                             warmup_calls=2,
                              calls=10, large_calls=3, megapixels=24.0, preset_episodes=3, preset_warmup=2,
-                             preset_steps=4, profile_batch=256, profile_episodes=2))
+                             preset_steps=4, profile_batch=256, profile_episodes=2, resets=5))
 QUICK = MappingProxyType(dict(FULL, episodes=6, denoise_episodes=4, warmup=2, lol_batch=[8], denoise_batch=[8],
                               ddp_batch=8, ddp_ranks=[1, 2], warmup_calls=1, calls=2, large_calls=1,
                               preset_episodes=1, preset_warmup=1, preset_steps=1, profile_batch=8,
-                              profile_episodes=1))
+                              profile_episodes=1, resets=2))
 DEVICES = ("cpu", "cuda")
-PARTS = ("training", "ddp", "inference", "presets", "profile")
+PARTS = ("training", "ddp", "inference", "presets", "profile", "resets")
 #: The Enhancer's small image, (height, width); the large one has --megapixels, 3:2.
 SMALL_IMAGE = (400, 600)
 #: The denoisers' input: a crop of scikit-image's camera (512 x 512) of BSD68's landscape size, noise sigma.
@@ -118,13 +125,21 @@ AFTER, BEFORE = "after", "before"
 class Run:
     """One timed trainer run: ``trainer`` (a :data:`TRAINERS` key) at the global ``batch`` on
     ``device``, as one process (``ranks`` 0) or under ``torchrun --nproc_per_node ranks``, from this
-    repository or from ``--before``'s copy (``tree``)."""
+    repository or from ``--before``'s copy (``tree``), with ``RLENHANCE_COMPILE=compile`` (its
+    training step eager, ``0``, or compiled in that torch.compile mode; "": the variable unset, the
+    tree's default)."""
 
     trainer: str
     batch: int
     device: str
     ranks: int = 0
     tree: str = AFTER
+    compile: str = ""
+
+
+def mode_label(mode: str) -> str:
+    """How a table heads the runs of an ``RLENHANCE_COMPILE`` value."""
+    return {"0": "eager", "": "default"}.get(mode, f"compiled {mode}")
 
 
 @dataclass
@@ -203,8 +218,8 @@ def episodes_per_second(episodes: int, warmup: int, env: dict[str, str], threads
     trainers: it is put first on ``PYTHONPATH``).
 
     Raises:
-        RuntimeError: the run failed (its command, exit status and last line of stderr are said)
-            or did not log both episodes.
+        RuntimeError: the run failed (its command, exit status and last line of stderr are said),
+            did not log both episodes, or its step was to run compiled and fell back to eager.
         subprocess.TimeoutExpired: it ran longer than ``timeout`` seconds (its processes, torchrun's
             ranks included, are killed).
     """
@@ -231,6 +246,9 @@ def episodes_per_second(episodes: int, warmup: int, env: dict[str, str], threads
             last = next((line.strip() for line in reversed(stderr.splitlines()) if line.strip()), "no stderr")
             raise RuntimeError(f"{shlex.join(cmd)} exited with {proc.returncode}: {last}")
         walls = {row["step"]: row["wall_time"] for row in scalar_rows(out) if row["metric"] == "charts/episode_return"}
+    fallback = next((line.strip() for line in stderr.splitlines() if line.strip().endswith(RUNNING_EAGERLY)), None)
+    if fallback is not None and env.get(COMPILE_SWITCH, "") != "0":
+        raise RuntimeError(f"{shlex.join(cmd)}: its compiled step ran eagerly: {fallback}")
     if warmup not in walls or episodes not in walls:
         raise RuntimeError(f"{shlex.join(cmd)}: train.csv lacks episode {warmup} or {episodes} "
                            f"(logged: {min(walls, default=None)}..{max(walls, default=None)})")
@@ -301,16 +319,18 @@ class Trainings:
         else:
             start = time.perf_counter()
             root = self.args.before if run.tree == BEFORE else ROOT
+            env = {**os.environ, **({COMPILE_SWITCH: run.compile} if run.compile else {})}
             figure = attempt(lambda: episodes_per_second(
-                self.episodes(run), self.args.warmup, dict(os.environ), 0, module=TRAINERS[run.trainer],
+                self.episodes(run), self.args.warmup, env, 0, module=TRAINERS[run.trainer],
                 launcher=launcher, extra=extra, timeout=timeout, root=root))
             print(f"  {run.trainer} --batch {run.batch} --device {run.device}"
                   + (f" under torchrun --nproc_per_node {run.ranks}" if run.ranks else "")
                   + (f" (from {self.args.before})" if run.tree == BEFORE else "")
+                  + (f", {COMPILE_SWITCH}={run.compile}" if run.compile else "")
                   + f": {figure.cell} episodes/s, {time.perf_counter() - start:.0f} s", flush=True)
         self.figures[run] = figure
-        self.shown[run] = shown(trainer_command(TRAINERS[run.trainer], self.episodes(run), 0, "OUT",
-                                                launcher=launcher, extra=extra))
+        self.shown[run] = (f"{COMPILE_SWITCH}={run.compile} " if run.compile else "") + shown(trainer_command(
+            TRAINERS[run.trainer], self.episodes(run), 0, "OUT", launcher=launcher, extra=extra))
         self.records.append({**asdict(run), "threads": self.threads(run), "episodes": self.episodes(run),
                              "warmup": self.args.warmup, "episodes_per_s": figure.value,
                              "crops_per_s": None if figure.value is None else figure.value * run.batch,
@@ -338,12 +358,19 @@ def print_table(title: str, rows: list[dict[str, Any]], figures: Sequence[Figure
 
 def training_runs(args: argparse.Namespace) -> list[Run]:
     """The training table's runs in the order they are measured (the most wanted first, for a budget):
-    every batch on CUDA, then ``--before``'s at each trainer's first and last batch, then the CPU's at
-    its first."""
+    the batches from the largest down, each trainer's in turn, on CUDA in each ``--compile`` mode (the
+    compiled ones first), then ``--before``'s at each trainer's first and last batch; then the CPU's at
+    each trainer's first batch."""
     batches = {"lol_train": args.lol_batch, "denoise_train": args.denoise_batch}
-    runs = [Run(t, b, "cuda") for t, bs in batches.items() for b in bs]
-    if args.before is not None:
-        runs += [Run(t, b, "cuda", tree=BEFORE) for t, bs in batches.items() for b in dict.fromkeys((bs[0], bs[-1]))]
+    modes = sorted(args.compile, key=lambda mode: mode == "0")
+    runs = []
+    for rank in range(max(map(len, batches.values()))):
+        for trainer, sizes in batches.items():
+            if rank < len(sizes):
+                batch = sizes[-1 - rank]
+                runs += [Run(trainer, batch, "cuda", compile=mode) for mode in modes]
+                if args.before is not None and batch in (sizes[0], sizes[-1]):
+                    runs.append(Run(trainer, batch, "cuda", tree=BEFORE))
     return runs + ([] if args.no_cpu else [Run(t, bs[0], "cpu") for t, bs in batches.items()])
 
 
@@ -354,18 +381,19 @@ def training_table(trainings: Trainings, args: argparse.Namespace) -> None:
     rows, figures = [], []
     for trainer, batches in (("lol_train", args.lol_batch), ("denoise_train", args.denoise_batch)):
         for batch in batches:
-            cuda = trainings.figures[Run(trainer, batch, "cuda")]
+            cuda = {mode: trainings.figures[Run(trainer, batch, "cuda", compile=mode)] for mode in args.compile}
             before = trainings.figures.get(Run(trainer, batch, "cuda", tree=BEFORE), Figure(error=NOT_RUN))
             cpu = trainings.figures.get(Run(trainer, batch, "cpu"), Figure(error=NOT_RUN))
-            crops = {name: f.times(batch) for name, f in (("cuda", cuda), ("before", before), ("cpu", cpu))}
-            rows.append({"trainer": trainer, "global --batch": batch, "CUDA episodes/s": cuda.cell,
-                         "CUDA crops/s": crops["cuda"].cell, "before: CUDA crops/s": crops["before"].cell,
-                         "after / before": ratio(cuda, before), "CPU crops/s": crops["cpu"].cell,
-                         "CUDA / CPU": ratio(cuda, cpu)})
-            figures += [cuda, before, cpu]
+            best = max(cuda.values(), key=lambda f: -math.inf if f.value is None else f.value)
+            rows.append({"trainer": trainer, "global --batch": batch,
+                         **{f"CUDA crops/s, {mode_label(mode)}": f.times(batch).cell for mode, f in cuda.items()},
+                         "before: CUDA crops/s": before.times(batch).cell, "fastest / before": ratio(best, before),
+                         "CPU crops/s": cpu.times(batch).cell, "fastest CUDA / CPU": ratio(best, cpu)})
+            figures += [*cuda.values(), before, cpu]
     episodes = f"episodes {args.warmup}..{args.episodes}, denoise_train {args.warmup}..{args.denoise_episodes}"
     notes = [f"CPU: {default_threads()} torch threads (every core but one). crops/s: episodes/s times the global "
-             "batch."
+             f"batch. eager: {COMPILE_SWITCH}=0; compiled MODE: A3C's step and the env's transition through "
+             "torch.compile(mode=MODE) (the first episodes, which compile, are left out)."
              + (f" before: the trainers of {args.before}." if args.before is not None else "")]
     print_table(f"Training, one process (lol_train {episodes})", rows, figures, notes, trainings.commands(runs))
 
@@ -373,14 +401,15 @@ def training_table(trainings: Trainings, args: argparse.Namespace) -> None:
 def ddp_table(trainings: Trainings, args: argparse.Namespace) -> None:
     batch, rows, figures, runs = args.ddp_batch, [], [], []
     for device in DEVICES:
-        one = trainings.measure(Run(DDP_TRAINER, batch, device))
+        mode = args.compile[-1] if device == "cuda" else ""  # the training table's run, the last mode
+        one = trainings.measure(Run(DDP_TRAINER, batch, device, compile=mode))
         figures.append(one)
-        runs.append(Run(DDP_TRAINER, batch, device))
+        runs.append(Run(DDP_TRAINER, batch, device, compile=mode))
         rows.append({"device": device, "launch": "one process", "processes": 1,
                      "threads each": trainings.threads(Run(DDP_TRAINER, batch, device)),
                      "episodes/s": one.cell, "vs one process": ratio(one, one)})
         for ranks in args.ddp_ranks:
-            run = Run(DDP_TRAINER, batch, device, ranks)
+            run = Run(DDP_TRAINER, batch, device, ranks, compile=mode)
             figure = trainings.measure(run)
             figures.append(figure)
             runs.append(run)
@@ -592,6 +621,27 @@ def _cell(value: float | None, percent: bool = False) -> str:
     return f"{100 * value:.0f}%" if percent else f"{value:.4g}"
 
 
+# --- the envs' resets -------------------------------------------------------------------------------------
+def resets_table(args: argparse.Namespace, gpus: int, budget: Budget) -> list[dict[str, Any]]:
+    """:mod:`benchmarks.resets` on CUDA (the CPU without one): each trainer's reset at its batches, ms per
+    crop, this tree's and ``--before``'s."""
+    from benchmarks import resets
+
+    device = "cuda" if gpus else "cpu"
+    records = []
+    for trainer, batches in (("lol_train", args.lol_batch), ("denoise_train", args.denoise_batch)):
+        if budget.timeout(math.inf) is None:
+            print(f"  resets of {trainer}: {NOT_RUN}: out of time", flush=True)
+            continue
+        start = time.perf_counter()
+        records += resets.measure(device, batches, args.resets, 1, args.before, (trainer,),
+                                  {"lol_train": args.lol_data, "denoise_train": args.denoise_data})
+        print(f"  resets of {trainer} on {device}: {time.perf_counter() - start:.0f} s", flush=True)
+    print(f"\n### A reset of each trainer's training env (ms per crop, median of {args.resets}; benchmarks.resets)\n\n"
+          f"{resets.table(records)}\n", flush=True)
+    return records
+
+
 # --- inference -----------------------------------------------------------------------------------------
 def median_ms(call: Callable[[], object], device: str, warmup: int, calls: int) -> float:
     """Median milliseconds of ``call()`` over ``calls`` calls after ``warmup`` untimed ones; on CUDA
@@ -715,6 +765,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--before", type=Path, help="another copy of the repository whose trainers are timed too "
                                                     "(on CUDA at each trainer's first and last batch)")
     parser.add_argument("--no-cpu", action="store_true", help="the training table times no run on the CPU")
+    parser.add_argument("--compile", nargs="+", choices=("0", *COMPILE_MODES),
+                        help=f"the {COMPILE_SWITCH} values of the CUDA runs: 0 (eager) or a torch.compile mode "
+                             f"({' '.join(FULL['compile'])})")
     parser.add_argument("--ddp-batch", type=int, help=f"global batch of the data-parallel table ({FULL['ddp_batch']})")
     parser.add_argument("--ddp-ranks", type=int, nargs="+", help=f"torchrun processes ({FULL['ddp_ranks']})")
     parser.add_argument("--warmup-calls", type=int, help=f"untimed inference calls first ({FULL['warmup_calls']})")
@@ -733,6 +786,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                                           f"({FULL['profile_batch']})")
     parser.add_argument("--profile-episodes", type=int, help=f"profiled episodes of each trainer "
                                                              f"({FULL['profile_episodes']})")
+    parser.add_argument("--resets", type=int, help=f"timed resets of each trainer's env at each batch "
+                                                   f"({FULL['resets']})")
     parser.add_argument("--lol-data", help="lol_train --data (default: its embedded photos)")
     parser.add_argument("--denoise-data", help="denoise_train --data (default: its embedded photos)")
     parser.add_argument("--run-timeout", type=float, default=150.0, help="seconds a trainer run may take")
@@ -742,7 +797,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         if getattr(args, name) is None:
             setattr(args, name, value)
     positive = ("episodes", "denoise_episodes", "warmup", "ddp_batch", "calls", "large_calls", "megapixels",
-                "preset_episodes", "preset_warmup", "preset_steps", "profile_batch", "profile_episodes")
+                "preset_episodes", "preset_warmup", "preset_steps", "profile_batch", "profile_episodes", "resets")
     for name in positive:
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} {getattr(args, name)}: expected a number > 0")
@@ -809,8 +864,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 report["inference"] = inference_table(args, gpus)
             elif part == "presets":
                 report["presets"] = presets_table(args, gpus, budget)
-            else:
+            elif part == "profile":
                 report["profile"] = profile_table(args, gpus, budget)
+            else:
+                report["resets"] = resets_table(args, gpus, budget)
         except Exception as exc:  # noqa: BLE001 - one part's failure never ends the others
             error = " ".join(f"{type(exc).__name__}: {exc}".split())
             report.setdefault("errors", {})[part] = error

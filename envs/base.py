@@ -20,9 +20,12 @@ as CartPole does (``gym.make(id)`` applies the registered length, ``gym.make(id,
 max_episode_steps=N)`` N steps).
 All randomness (which images, crops, flips, noise, masks, sampled reward weights) comes from the
 env's ``np_random``, so the same seed gives the same rollout: every reset draws one episode seed
-from it, and the start of the batch's row ``i`` is drawn from generators of its own seeded from
-(episode seed, ``i``) (:func:`episode_rows`), so it does not depend on the batch size, and a
-sharded task (one rank of a data-parallel job) draws its own rows only.
+from it, and the start of the batch's row ``i`` is made of counter-based numbers of (episode seed,
+``i``) (:class:`rlenhance.data.RowDraws`, drawn for all the rows at once, the large fields on the
+device), so it does not depend on the batch size, and a sharded task (one rank of a data-parallel
+job) draws its own rows only. On a GPU the crops are cut from the data set held there
+(:class:`rlenhance.data.ImageBank`): a reset costs a fixed number of tensor operations, whatever the
+batch size.
 """
 
 from __future__ import annotations
@@ -37,10 +40,10 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from envs.validation import check_batch_memory, check_count, check_crop, check_crop_fits
-from rlenhance.data import open_dataset, sample_batch
+from rlenhance.data import ImageBank, RowDraws, open_dataset, sample_batch
 from rlenhance.errors import ImageError
 from rlenhance.io import as_unit_float
-from rlenhance.runtime import select_device
+from rlenhance.runtime import Compiled, select_device
 
 #: Seeds drawn for the episode's torch generator come from [0, 2**62).
 _SEED_BOUND = 2**62
@@ -110,7 +113,9 @@ class EpisodeRow(NamedTuple):
 
 
 def episode_rows(seed: int, indices: Iterable[int], device: str | torch.device) -> list[EpisodeRow]:
-    """The random sources of the rows ``indices`` of an episode batch started with episode ``seed``.
+    """The random sources of the rows ``indices`` of a batch started with ``seed``, one generator
+    object per row, for a draw made row by row (the trainers' example batches and latent draws; the
+    envs draw every row at once from :class:`rlenhance.data.RowDraws`).
 
     Row ``i``'s numpy generator is ``np.random.default_rng([seed, i])`` and its torch generator is
     seeded with that generator's first draw. A row's start is thus a function of (seed, ``i``) alone:
@@ -215,7 +220,11 @@ class PixelTask:
         #: False: the caller discards the rewards (a rollout that wants the final images only); a task
         #: may then skip the work only its rewards need (the reward maps are zeros).
         self.score_rewards = True
+        #: the transition's compiled twin (:meth:`compile`), or None: :meth:`_transition` runs eagerly
+        self.compiled_transition: Compiled | None = None
         self.dataset = open_dataset(data, kind=data_kind, split=split, gray=gray, seed=split_seed)
+        #: (the data set, its ImageBank on the device or None), made at the first draw off the CPU
+        self._bank: tuple[Any, ImageBank | None] | None = None
         if len(self.dataset) == 0:
             raise ValueError("data: the dataset is empty")
         self.crop = parse_crop(crop)
@@ -231,12 +240,12 @@ class PixelTask:
         and set the state."""
         raise NotImplementedError
 
-    def _draw(self, rows: list[EpisodeRow]) -> dict[str, Any]:
+    def _draw(self, rows: RowDraws) -> dict[str, Any]:
         """The random start of the episodes of ``rows``, as tensors with ``len(rows)`` rows on the
-        device: row ``k``'s images, noise, masks and settings drawn from ``rows[k]``'s generators
-        only (:meth:`draw_batch`; the :mod:`rlenhance.data.degrade` functions take one torch
-        generator per image), never from the env's or ``self.generator``, so that a row is the same
-        whichever batch or rank draws it."""
+        device: row ``k``'s images, noise, masks and settings from the streams of ``rows``
+        (:meth:`draw_batch`; the :mod:`rlenhance.data.degrade` functions take a row stream, a
+        stream's draws take one number per row), never from the env's rng or ``self.generator``, so
+        that a row is the same whichever batch or rank draws it."""
         raise NotImplementedError
 
     def observe(self) -> dict[str, torch.Tensor]:
@@ -292,13 +301,22 @@ class PixelTask:
         if self.done:
             raise RuntimeError("step() called after the episode ended (or before reset()): call reset() first")
         actions = self.check_actions(actions)
-        reward_map = self._transition(actions)
+        reward_map = (self._transition if self.compiled_transition is None else self.compiled_transition)(actions)
         self.t += 1
         self.done = self.episode_steps is not None and self.t >= self.episode_steps
         reward = reward_map.mean(dim=(1, 2, 3))
         terminated = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
         truncated = torch.full((self.num_envs,), self.done, dtype=torch.bool, device=self.device)
         return self.observe(), reward, terminated, truncated, {"reward_map": reward_map, **self.step_info()}
+
+    def compile(self, mode: str | None) -> None:
+        """Run the transition and reward of the following steps through ``torch.compile`` in ``mode``
+        (:class:`rlenhance.runtime.Compiled`: eagerly again should compiling fail), or eagerly (None). The
+        state changes of a compiled step are the eager step's, within float rounding."""
+        if mode is None:
+            self.compiled_transition = None
+        elif self.compiled_transition is None or self.compiled_transition.mode != mode:
+            self.compiled_transition = Compiled(self._transition, mode, f"{type(self).__name__}'s transition")
 
     def check_actions(self, actions: torch.Tensor) -> torch.Tensor:
         """Move actions to the device with the right dtype, checking shape (and range)."""
@@ -331,18 +349,28 @@ class PixelTask:
     def draw_start(self) -> dict[str, Any]:
         """The random start of this task's B episodes of the current reset: :meth:`_draw` of its
         global rows, 0 to B - 1, or ``rank * B`` to ``rank * B + B - 1`` for a sharded task. Each
-        row comes from generators seeded from (episode seed, row) (:func:`episode_rows`), so a rank
-        draws its B rows only, not the ``B * world_size`` of the job, and gets what one task of the
-        job's size would give these rows."""
+        row's numbers are functions of (episode seed, row) (:class:`rlenhance.data.RowDraws`), so a
+        rank draws its B rows only, not the ``B * world_size`` of the job, and gets what one task of
+        the job's size would give these rows."""
         if self.episode_seed is None:
             raise RuntimeError("draw_start() called before reset(): the episode seed is drawn at reset")
         first = 0 if self.shard is None else self.shard[0] * self.num_envs
-        return self._draw(episode_rows(self.episode_seed, range(first, first + self.num_envs), self.device))
+        return self._draw(RowDraws(self.episode_seed, range(first, first + self.num_envs)))
 
-    def draw_batch(self, rows: list[EpisodeRow]) -> dict:
-        """One random item of the data set per row (its image, crop and flips from ``row.rng``,
-        :func:`rlenhance.data.sample_batch`), stacked as tensors on the device."""
-        batch = sample_batch(self.dataset, len(rows), crop=self.crop, rng=[row.rng for row in rows])
+    def draw_batch(self, rows: RowDraws) -> dict:
+        """One random item of the data set per row, its crop and flips (stream ``"item"``,
+        :func:`rlenhance.data.sample_batch`), stacked as float32 tensors on the device. Off the CPU
+        the crops are gathered from the data set held on the device (:class:`rlenhance.data.ImageBank`,
+        when it keeps its images in memory and they fit :data:`rlenhance.data.BANK_BYTES`), the same
+        batch without a loop over the rows; on the CPU the rows are cut one by one (faster there than
+        the gather's index arithmetic)."""
+        stream = rows.stream("item")
+        if self.device.type != "cpu":
+            if self._bank is None or self._bank[0] is not self.dataset:  # (data set, its bank or None)
+                self._bank = (self.dataset, ImageBank.of(self.dataset, self.device))
+            if self._bank[1] is not None:
+                return self._bank[1].sample(stream, self.crop)
+        batch = sample_batch(self.dataset, len(rows), crop=self.crop, rng=stream)
         return {k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
 
     def options_batch(self, options: Mapping[str, Any], images: Mapping[str, int], required: tuple[str, ...], *,
@@ -504,6 +532,11 @@ class PixelVectorEnv(VectorEnv):
 
     def step(self, actions: torch.Tensor):
         return self.task.step(actions)
+
+    def compile(self, mode: str | None) -> None:
+        """Compile the task's transition and reward (a ``torch.compile`` mode, or None: eagerly again;
+        :meth:`PixelTask.compile`)."""
+        self.task.compile(mode)
 
     def render(self) -> tuple[np.ndarray, ...] | None:
         """The B current images as uint8 (H, W, 3) RGB frames (``render_mode="rgb_array"``), else None."""

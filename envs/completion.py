@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from envs.base import EpisodeRow, PixelEnv, PixelTask, PixelVectorEnv
+from envs.base import PixelEnv, PixelTask, PixelVectorEnv
 from rlenhance import metrics
-from rlenhance.data import random_occlusion
+from rlenhance.data import RowDraws, random_occlusion
 from rlenhance.ops import FilterAction, gaussian_blur2d, median_blur2d
 from rlenhance.ops.select import group_pixels
 from rlenhance.ops.sparse import filters_at
@@ -80,10 +80,10 @@ class CompletionTask(PixelTask):
             with torch.no_grad():
                 self.prediction = self.predictor(batch["occluded"], self.mask).clamp(0.0, 1.0)
 
-    def _draw(self, rows: list[EpisodeRow]) -> dict[str, Any]:
+    def _draw(self, rows: RowDraws) -> dict[str, Any]:
         batch = self.draw_batch(rows)
-        if "occluded" not in batch:  # clean photos: cut holes (each row's from its generator)
-            holes = random_occlusion(batch["high"], generator=[row.generator for row in rows], kind=self.occlusion)
+        if "occluded" not in batch:  # clean photos: cut holes (each row's from its numbers)
+            holes = random_occlusion(batch["high"], generator=rows.stream("holes"), kind=self.occlusion)
             batch["occluded"], batch["mask"] = holes
             batch["original"] = batch["high"]
         return batch
@@ -230,8 +230,8 @@ class CompletionEnv(PixelEnv):
       max_episode_steps=N)`` gives N steps (before, an N above 5 still stopped at step 5);
       ``render_mode="rgb_array"``; ``reset(options=...)`` refuses images of another layout, channel
       count, size or values (NaN, 0-255 floats) with an ``ImageError`` and scales uint8 / uint16 images
-      by their range (they were read as 0-255 floats before); the episodes a seed gives changed once: each env
-      of a batch draws its start from generators of its own (``envs.base.episode_rows``), so env i's start no
+      by their range (they were read as 0-255 floats before); the episodes a seed gives changed twice: each env
+      of a batch draws its start from numbers of its own (``rlenhance.data.RowDraws``), so env i's start no
       longer depends on ``num_envs``.
     """
 

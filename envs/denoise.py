@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 
-from envs.base import EpisodeRow, PixelEnv, PixelTask, PixelVectorEnv
-from rlenhance.data import add_gaussian_noise, noise_ramp
+from envs.base import PixelEnv, PixelTask, PixelVectorEnv
+from rlenhance.data import RowDraws, RowStream, add_gaussian_noise, noise_ramp
 from rlenhance.ops.bank import pixelrl_filter_bank
 from rlenhance.transitions import PREDICT_ACTION, DenoiseTransition
 
@@ -41,36 +41,37 @@ def start_noisy(task: PixelTask, rng: np.random.Generator, options: dict[str, An
     if "noisy" in batch:
         return clean, batch["noisy"]
     if getattr(task, "noise_ramp", False):
-        levels = _ramps(task, [rng] * clean.shape[0], tuple(clean.shape[-2:]))
+        levels = _ramps(task, rng, clean.shape[0], tuple(clean.shape[-2:]))
     else:
         levels = rng.choice(task.sigmas, size=clean.shape[0])
     return clean, _add_noise(task, clean, levels, task.generator, clip=clip)
 
 
-def draw_noisy(task: PixelTask, rows: list[EpisodeRow], *, clip: bool = False) -> dict[str, torch.Tensor]:
+def draw_noisy(task: PixelTask, rows: RowDraws, *, clip: bool = False) -> dict[str, torch.Tensor]:
     """The random start of the denoising episodes of ``rows``, ``{"clean", "noisy"}``: an item of
     the task's data set per row (its ``clean`` / ``noisy`` pair, or its image as the clean
     reference) with noise of a sigma drawn from ``task.sigmas`` (clipped to [0, 1] with ``clip``),
-    the level from the row's ``rng`` and the noise from its ``generator``."""
+    the level and the noise from the rows' stream ``"noise"``."""
     batch = task.draw_batch(rows)
     if "clean" not in batch:  # a folder or the embedded photos: the images are the clean references
         batch["clean"] = batch["high"] if "high" in batch else batch["low"]
     clean = _checked_clean(task, batch)
     if "noisy" in batch:
         return {"clean": clean, "noisy": batch["noisy"]}
+    stream = rows.stream("noise")
     if getattr(task, "noise_ramp", False):
-        levels = _ramps(task, [row.rng for row in rows], tuple(clean.shape[-2:]))
+        levels = _ramps(task, stream, len(rows), tuple(clean.shape[-2:]))
     else:
-        levels = [task.sigmas[row.rng.integers(task.sigmas.size)] for row in rows]
-    return {"clean": clean, "noisy": _add_noise(task, clean, levels, [row.generator for row in rows], clip=clip)}
+        levels = task.sigmas[stream.integers(task.sigmas.size, size=len(rows))]
+    return {"clean": clean, "noisy": _add_noise(task, clean, levels, stream, clip=clip)}
 
 
-def _ramps(task: PixelTask, rngs: Sequence[np.random.Generator], size: tuple[int, int]) -> torch.Tensor:
+def _ramps(task: PixelTask, rng: np.random.Generator | RowStream, n: int, size: tuple[int, int]) -> torch.Tensor:
     """A noise level that varies across each image (:func:`rlenhance.data.noise_ramp`): per image
-    two levels drawn uniformly from the range of ``task.sigmas`` and a direction, from its rng;
-    float32 (B, 1, H, W), 0-255 scale."""
+    two levels drawn uniformly from the range of ``task.sigmas``, then a direction, from ``rng`` (a
+    generator, or the images' row stream); float32 (n, 1, H, W), 0-255 scale."""
     low, high = float(task.sigmas.min()), float(task.sigmas.max())
-    draws = np.array([[*rng.uniform(low, high, 2), rng.uniform(0.0, 2.0 * np.pi)] for rng in rngs])
+    draws = np.concatenate([rng.uniform(low, high, (n, 2)), rng.uniform(0.0, 2.0 * np.pi, (n, 1))], axis=1)
     ends = torch.as_tensor(draws, dtype=torch.float32, device=task.device)
     return noise_ramp(size, ends[:, 0], ends[:, 1], ends[:, 2])
 
@@ -85,9 +86,9 @@ def _checked_clean(task: PixelTask, batch: dict[str, Any]) -> torch.Tensor:
 
 
 def _add_noise(task: PixelTask, clean: torch.Tensor, levels: Sequence[float] | torch.Tensor,
-               generator: torch.Generator | Sequence[torch.Generator], *, clip: bool) -> torch.Tensor:
+               generator: torch.Generator | RowStream, *, clip: bool) -> torch.Tensor:
     """``clean`` with Gaussian noise of its level in ``levels`` (0-255 scale, one per image, or a
-    level map (B, 1, H, W)), the noise values from ``generator`` (one, or one per image)."""
+    level map (B, 1, H, W)), the noise values from ``generator`` (one, or the images' row stream)."""
     if torch.is_tensor(levels):
         return add_gaussian_noise(clean, levels, generator=generator, clip=clip)
     sigma = torch.as_tensor(np.asarray(levels), dtype=torch.float32, device=task.device).view(-1, 1, 1, 1)
@@ -202,7 +203,7 @@ class DenoiseTask(PixelTask):
                                  "a tensor of the same shape")
             self.prediction = prediction.to(device=self.device, dtype=self.image.dtype).clamp(0.0, 1.0)
 
-    def _draw(self, rows: list[EpisodeRow]) -> dict[str, torch.Tensor]:
+    def _draw(self, rows: RowDraws) -> dict[str, torch.Tensor]:
         return draw_noisy(self, rows, clip=self.clip)
 
     def observe(self) -> dict[str, torch.Tensor]:
@@ -358,8 +359,8 @@ class DenoiseEnv(PixelEnv):
       max_episode_steps=N)`` gives N steps (before, an N above 5 still stopped at step 5);
       ``render_mode="rgb_array"``; ``reset(options=...)`` refuses images of another layout, channel
       count, size or values (NaN, 0-255 floats) with an ``ImageError`` and scales uint8 / uint16 images
-      by their range (they were read as 0-255 floats before); the episodes a seed gives changed once: each env
-      of a batch draws its start from generators of its own (``envs.base.episode_rows``), so env i's start no
+      by their range (they were read as 0-255 floats before); the episodes a seed gives changed twice: each env
+      of a batch draws its start from numbers of its own (``rlenhance.data.RowDraws``), so env i's start no
       longer depends on ``num_envs``; the optional ``predictor`` adds action 9 (without it, actions and
       rewards are unchanged); the optional ``observe_prediction`` adds the observation's ``"prediction"``
       (without it, the observation is unchanged); the optional ``level_scales`` (noise-level map

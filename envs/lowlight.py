@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from envs.base import ACTION_PENALTY_WEIGHT, EpisodeRow, PixelEnv, PixelTask, PixelVectorEnv
+from envs.base import ACTION_PENALTY_WEIGHT, PixelEnv, PixelTask, PixelVectorEnv
 from envs.rewards import build_terms
 from rlenhance import losses, metrics
-from rlenhance.data import synthetic_low_light
+from rlenhance.data import RowDraws, RowStream, synthetic_low_light
 from rlenhance.data.illumination import uneven_low_light
 from rlenhance.ops import check_max_overshoot
 from rlenhance.transitions import COND_ENCODINGS, COND_FIELDS, RELLIE_ALPHAS, LowLightTransition
@@ -214,17 +214,17 @@ class LowLightTask(PixelTask):
             term.reset(self)
         self.state_loss = self._state_loss(self.image)
 
-    def _draw(self, rows: list[EpisodeRow]) -> dict[str, Any]:
+    def _draw(self, rows: RowDraws) -> dict[str, Any]:
         batch = self.draw_batch(rows)
-        if "low" not in batch:  # clean photos only: darken them synthetically (each row's from its generator)
-            batch["low"] = synthetic_low_light(batch["high"], generator=[row.generator for row in rows])
+        if "low" not in batch:  # clean photos only: darken them synthetically (each row's from its numbers)
+            batch["low"] = synthetic_low_light(batch["high"], generator=rows.stream("darkening"))
         if self.uneven and "high" in batch:  # some rows relit by uneven light instead
-            relit = [i for i, row in enumerate(rows) if row.rng.uniform() < self.uneven]
-            if relit:
+            relit = np.flatnonzero(rows.stream("uneven").random(len(rows)) < self.uneven)
+            if relit.size:
+                at = torch.from_numpy(relit).to(self.device)
                 batch["low"] = batch["low"].clone()
-                batch["low"][relit] = uneven_low_light(batch["high"][relit],
-                                                       generator=[rows[i].generator for i in relit])
-        batch["cond"] = self._encode_cond(np.concatenate([self._sample_setting(row.rng, 1) for row in rows]))
+                batch["low"][at] = uneven_low_light(batch["high"][at], generator=rows.select(relit).stream("relight"))
+        batch["cond"] = self._encode_cond(self._sample_setting(rows.stream("setting"), len(rows)))
         return batch
 
     def reset_info(self) -> dict[str, torch.Tensor]:
@@ -265,11 +265,13 @@ class LowLightTask(PixelTask):
             return {}
         return {name: (lo, hi) for name, (lo, hi) in self.sampling_ranges.items() if hi > lo}
 
-    def _sample_setting(self, rng: np.random.Generator, n: int) -> np.ndarray:
+    def _sample_setting(self, rng: np.random.Generator | RowStream, n: int) -> np.ndarray:
         """Setting values (n, 5) in ``COND_FIELDS`` order, not encoded: the fixed setting, or
         per-image samples when conditioned: the exposure target uniform in its range, each weight
         log-uniform in its own (uniform when the range starts at 0); with ``weight_draw="one"`` only
-        one weight per image, or none (each equally likely), the others at their defaults."""
+        one weight per image, or none (each equally likely), the others at their defaults. ``rng``: a
+        numpy Generator, or the numbers of n rows (:class:`rlenhance.data.RowStream`: row k's setting
+        from its own)."""
         values = np.array([self.exposure_target, *self.weights.values()], dtype=np.float64)
         values = np.tile(values, (n, 1))
         if self.conditioned:
@@ -504,8 +506,8 @@ class LowLightEnv(PixelEnv):
       ``exposure_relative`` and ``exposure_relative_floor`` (their defaults change nothing) and
       ``setting_ranges`` (what a policy trained here can be asked to follow), ``smooth_in_reward`` and
       ``cond_encoding``, ``max_overshoot`` and ``overshoot_weighted`` (their defaults change nothing); the
-      episodes a seed gives changed once: each env of a batch draws its start from generators of its own
-      (``envs.base.episode_rows``), so env i's start no longer depends on ``num_envs``.
+      episodes a seed gives changed twice: each env of a batch draws its start from numbers of its own
+      (``rlenhance.data.RowDraws``), so env i's start no longer depends on ``num_envs``.
     """
 
     task_class = LowLightTask

@@ -14,8 +14,9 @@ from gymnasium import spaces
 from gymnasium.vector import VectorObservationWrapper
 from gymnasium.vector.utils import batch_space
 
-from envs.base import EpisodeRow, PixelEnv, PixelTask, PixelVectorEnv
+from envs.base import PixelEnv, PixelTask, PixelVectorEnv
 from envs.denoise import draw_noisy, start_noisy
+from rlenhance.data import RowDraws
 from rlenhance.models.rse import RSERound, rse_blend
 from rlenhance.models.vae import seam_energy
 
@@ -87,7 +88,7 @@ class RSETask(PixelTask):
         self.clean, self.image = start_noisy(self, rng, options)
         self.candidates = self.round.candidates(self.image)
 
-    def _draw(self, rows: list[EpisodeRow]) -> dict[str, torch.Tensor]:
+    def _draw(self, rows: RowDraws) -> dict[str, torch.Tensor]:
         return draw_noisy(self, rows)
 
     def observe(self) -> dict[str, torch.Tensor]:
@@ -176,8 +177,8 @@ class RSEEnv(PixelEnv):
     (255); ``max_episode_steps`` for the vector env only. ``render_mode``: None or ``"rgb_array"``.
 
     ## Version History
-    * v0: initial version. Since then, the episodes a seed gives changed once: each env of a batch draws its
-      start from generators of its own (``envs.base.episode_rows``), so env i's start no longer depends on
+    * v0: initial version. Since then, the episodes a seed gives changed twice: each env of a batch draws its
+      start from numbers of its own (``rlenhance.data.RowDraws``), so env i's start no longer depends on
       ``num_envs``; and ``gym.make(id)`` no longer applies a one-step ``TimeLimit`` (the vector env's
       default length is unchanged).
     """

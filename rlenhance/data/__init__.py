@@ -15,8 +15,10 @@ Data sets (``torch.utils.data.Dataset``; items are dicts of float32 (C, H, W) te
 :func:`open_dataset` resolves a ``data`` argument (None, a folder, a data set) of an env, a
 trainer or an evaluation to one of them, by the task's kind of data.
 
-Sampling (all randomness from a ``numpy.random.Generator``): :func:`sample_batch`,
-:func:`random_crop`, :func:`random_flip`; splits: :func:`split_names`, :func:`scene_key`.
+Sampling (all randomness from a ``numpy.random.Generator``, or counter-based draws of a batch's rows,
+:class:`RowDraws`): :func:`sample_batch`, :func:`random_crop`, :func:`random_flip`; an
+:class:`ImageBank` cuts a batch's crops on the device without a loop over its rows; splits:
+:func:`split_names`, :func:`scene_key`.
 
 Degradations (batched torch, randomness from a ``torch.Generator``):
 :func:`synthetic_low_light`, :func:`add_gaussian_noise`, :func:`random_occlusion` and their
@@ -46,6 +48,7 @@ from rlenhance.data.occluded import OccludedPairs, channel_sum_mask, estimate_oc
 from rlenhance.data.occlusion import RandomOcclusion, moved_occlusion, random_occlusion
 from rlenhance.data.paired import PairedImages, UnpairedImages
 from rlenhance.data.resolve import open_dataset
+from rlenhance.data.rows import RowDraws, RowStream
 from rlenhance.data.testsets import (
     LowLightTestSet,
     NoisyImage,
@@ -57,13 +60,16 @@ from rlenhance.data.testsets import (
     synthetic_noise_level,
 )
 from rlenhance.data.transforms import (
+    BANK_BYTES,
     TUNE_FRACTION,
+    ImageBank,
     ResizedImages,
     Split,
     fit_longer_side,
     random_crop,
     random_flip,
     resize_image,
+    row_windows,
     sample_batch,
     scene_key,
     split_names,
@@ -71,7 +77,12 @@ from rlenhance.data.transforms import (
 )
 
 __all__ = [
+    "BANK_BYTES",
+    "ImageBank",
     "ResizedImages",
+    "RowDraws",
+    "RowStream",
+    "row_windows",
     "fit_longer_side",
     "AddGaussianNoise",
     "AmplifiedNoise",

@@ -9,7 +9,9 @@ the generator's device and moved to the input's device, so a CPU generator drive
 tensors reproducibly. ``generator=None`` uses torch's global RNG (not reproducible). A sequence
 of B generators, one per image, draws every number of image k from generator k (in the order
 the function lists): an image's result then does not depend on the other images of the batch
-nor on its size, so a batch can be drawn in parts (by the ranks of a data-parallel job).
+nor on its size, so a batch can be drawn in parts (by the ranks of a data-parallel job). A
+:class:`~rlenhance.data.rows.RowStream` of B rows does the same for every image at once, on the
+images' device: image k's numbers are row k's.
 
 Ranges are given as ``(low, high)`` tuples, drawn uniformly per image; a single number means
 that fixed value.
@@ -30,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rlenhance.data.rows import RowStream
 from rlenhance.ops.curves import le_curve, le_gain
 
 __all__ = [
@@ -45,8 +48,10 @@ __all__ = [
 
 Range = float | tuple[float, float]
 IntRange = int | tuple[int, int]
-#: A ``generator`` argument: one generator for the batch, None (torch's global RNG), or one per image.
-Generators = torch.Generator | Sequence[torch.Generator] | None
+#: A ``generator`` argument: one generator for the batch, None (torch's global RNG), one per image, or
+#: a stream of counter-based numbers of each image (:class:`~rlenhance.data.rows.RowStream`: image k's
+#: numbers are row k's, drawn for every image at once, on the images' device).
+Generators = torch.Generator | Sequence[torch.Generator] | RowStream | None
 
 #: DnCNN / PixelRL express the noise level on the 0-255 scale of 8-bit images.
 _PIXEL_SCALE = 255.0
@@ -84,7 +89,10 @@ def _flatten(x: torch.Tensor, name: str = "x") -> tuple[torch.Tensor, torch.Size
 
 
 def _check_generators(generator: Generators, b: int) -> None:
-    """Refuse a sequence of generators that is not one per image (B of them)."""
+    """Refuse a sequence of generators that is not one per image (B of them), or a row stream of
+    another number of rows."""
+    if isinstance(generator, RowStream) and len(generator) != b:
+        raise ValueError(f"generator: a RowStream of {len(generator)} rows for {b} images; expected one row per image")
     if isinstance(generator, Sequence) and (len(generator) != b
                                             or not all(isinstance(g, torch.Generator) for g in generator)):
         raise ValueError(f"generator: expected a torch.Generator, None, or one torch.Generator per image ({b}); "
@@ -97,8 +105,10 @@ def _gen_device(generator: torch.Generator | None, x: torch.Tensor) -> torch.dev
 
 def _rand(n: int, generator: Generators, x: torch.Tensor) -> torch.Tensor:
     """``n`` uniform [0, 1) numbers (float32) drawn on the generator's device, moved to ``x``'s.
-    With one generator per image, ``n`` is a multiple of B and image k's block of ``n / B``
-    numbers comes from generator k."""
+    With one generator per image (or a row stream), ``n`` is a multiple of B and image k's block of
+    ``n / B`` numbers comes from generator k (row k)."""
+    if isinstance(generator, RowStream):
+        return generator.rand(n // len(generator), x.device).reshape(-1)
     if isinstance(generator, Sequence):
         per_image = n // len(generator)
         return torch.cat([torch.rand(per_image, generator=g, device=g.device, dtype=torch.float32).to(x.device)
@@ -115,7 +125,9 @@ def _uniform(bounds: tuple[float, float], n: int, generator: Generators, x: torc
 
 def _randn_like(x: torch.Tensor, generator: Generators) -> torch.Tensor:
     """Standard normal numbers of ``x``'s shape and dtype, on its device; with one generator per
-    image, image k's (its block of ``x``, images first) from generator k."""
+    image (or a row stream), image k's (its block of ``x``, images first) from generator k (row k)."""
+    if isinstance(generator, RowStream):
+        return generator.randn(x.shape[-3:], x.device, x.dtype).view(x.shape)
     if isinstance(generator, Sequence):
         per_image = x.numel() // len(generator)
         return torch.cat([torch.randn(per_image, generator=g, device=g.device, dtype=x.dtype).to(x.device)
@@ -263,7 +275,7 @@ def add_gaussian_noise(
     sigma_t = torch.as_tensor(sigma, dtype=x.dtype).to(x.device)
     if not bool(torch.isfinite(sigma_t).all()) or bool((sigma_t < 0).any()):
         raise ValueError(f"sigma: expected finite values >= 0 on the 0-255 scale, got {sigma!r}")
-    if isinstance(generator, Sequence):
+    if isinstance(generator, (Sequence, RowStream)):
         _check_generators(generator, _flatten(x)[0].shape[0])
     noisy = x + _randn_like(x, generator) * (sigma_t / _PIXEL_SCALE)
     return noisy.clamp(0.0, 1.0) if clip else noisy

@@ -13,8 +13,9 @@ captures from well-exposed photos, in the camera's linear light:
 4. returned through the response, ``low = y ** (1 / g)``.
 
 The reference of a capture is the photo itself. Every random number comes from the ``generator``
-argument as in :mod:`rlenhance.data.degrade`: one generator, None, or one per image (then image k's
-numbers come from generator k alone, so its result does not depend on the rest of the batch).
+argument as in :mod:`rlenhance.data.degrade`: one generator, None, one per image or a row stream (then
+image k's numbers come from generator k, or row k, alone, so its result does not depend on the rest of
+the batch).
 
 The fields (:data:`LIGHTS`), on coordinates where the image's longer side is 1:
 
@@ -42,6 +43,7 @@ from collections.abc import Sequence
 import torch
 
 from rlenhance.data.degrade import Generators, Range, _as_range, _check_generators, _flatten, _randn_like
+from rlenhance.data.rows import RowStream
 
 __all__ = ["LIGHTS", "illumination_field", "uneven_low_light"]
 
@@ -117,8 +119,12 @@ def _field(kind: str, x: torch.Tensor, y: torch.Tensor, u: list[float]) -> torch
     return f / f.amax().clamp(min=1e-6)
 
 
-def _per_image(generator: Generators, index: int) -> torch.Generator | None:
-    return generator[index] if isinstance(generator, Sequence) else generator
+def _image_numbers(n: int, generator: Generators, batch: int) -> list[list[float]]:
+    """``n`` uniform numbers per image (as python floats), image 0's first: from each image's own
+    generator, from a row stream (row k's for image k), or from one generator in turn."""
+    if isinstance(generator, RowStream):
+        return generator.random((batch, n)).tolist()
+    return [_numbers(n, generator[i] if isinstance(generator, Sequence) else generator) for i in range(batch)]
 
 
 def illumination_field(batch: int, height: int, width: int, *, generator: Generators,
@@ -140,8 +146,7 @@ def illumination_field(batch: int, height: int, width: int, *, generator: Genera
     _check_generators(generator, batch)
     x, y = _grid(height, width, torch.device(device))
     fields = []
-    for i in range(batch):
-        u = _numbers(18, _per_image(generator, i))
+    for u in _image_numbers(18, generator, batch):
         kind = lights[min(int(u[0] * len(lights)), len(lights) - 1)]
         floor = ambient_r[0] + (ambient_r[1] - ambient_r[0]) * u[1]
         fields.append(floor + (1 - floor) * _field(kind, x, y, u[2:]))
@@ -187,9 +192,8 @@ def uneven_low_light(
     _check_generators(generator, b)
     light = illumination_field(b, height, width, generator=generator, lights=lights, ambient=ambient,
                                device=flat.device).to(flat.dtype)
-    params = torch.tensor([[lo + (hi - lo) * v for (lo, hi), v in zip((exposure_r, response_r, shot_r, read_r),
-                                                                         _numbers(4, _per_image(generator, i)))]
-                           for i in range(b)], dtype=flat.dtype, device=flat.device)
+    params = torch.tensor([[lo + (hi - lo) * v for (lo, hi), v in zip((exposure_r, response_r, shot_r, read_r), u)]
+                           for u in _image_numbers(4, generator, b)], dtype=flat.dtype, device=flat.device)
     k, gamma, shot, read = (params[:, j].view(b, 1, 1, 1) for j in range(4))
     y = k * light * flat.clamp(0.0, 1.0).pow(gamma)
     y = (y + (shot * y + read * read).sqrt() * _randn_like(flat, generator)).clamp(0.0, 1.0)

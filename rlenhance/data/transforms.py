@@ -25,10 +25,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rlenhance.data.rows import RowStream
 from rlenhance.errors import DatasetError
 
-__all__ = ["ResizedImages", "Split", "TUNE_FRACTION", "fit_longer_side", "resize_image", "scene_key", "split_names",
-           "random_crop", "random_flip", "sample_batch", "to_float"]
+__all__ = ["BANK_BYTES", "ImageBank", "ResizedImages", "Split", "TUNE_FRACTION", "Windows", "fit_longer_side",
+           "resize_image", "scene_key", "split_names", "random_crop", "random_flip", "row_windows", "sample_batch",
+           "to_float"]
 
 #: Hash digest bytes used for the split position of a scene (64 bits -> uniform in [0, 1)).
 _HASH_BYTES = 8
@@ -186,18 +188,29 @@ def random_crop(item: dict[str, Any], size: int | Sequence[int], rng: np.random.
     """
     h, w = _crop_size(size)
     height, width, factors = _common_grid(item)
-    if h > height or w > width:
-        raise DatasetError(
-            f"item {item.get('name', '?')!r}: crop {h}x{w} is larger than the image {height}x{width}; "
-            "use a crop no larger than the smallest image"
-        )
+    _check_fits(item.get("name", "?"), (h, w), (height, width))
     top = int(rng.integers(0, height - h + 1))
     left = int(rng.integers(0, width - w + 1))
-    crops = {}
+    return _cut(item, factors, top, left, h, w)
+
+
+def _check_fits(name: str, crop: tuple[int, int], size: tuple[int, int]) -> None:
+    """Refuse a crop larger than an item's image."""
+    if crop[0] > size[0] or crop[1] > size[1]:
+        raise DatasetError(
+            f"item {name!r}: crop {crop[0]}x{crop[1]} is larger than the image {size[0]}x{size[1]}; "
+            "use a crop no larger than the smallest image"
+        )
+
+
+def _cut(item: dict[str, Any], factors: dict[str, int], top: int, left: int, h: int, w: int) -> dict[str, Any]:
+    """Every tensor of an item cut at the window (top, left, h, w) of its smallest grid (a k-times
+    tensor at the window scaled by k), as views; other values copied."""
+    cut = {}
     for key, value in item.items():
         k = factors.get(key, 1)
-        crops[key] = value[..., top * k : (top + h) * k, left * k : (left + w) * k] if torch.is_tensor(value) else value
-    return crops
+        cut[key] = value[..., top * k: (top + h) * k, left * k: (left + w) * k] if torch.is_tensor(value) else value
+    return cut
 
 
 def random_flip(item: dict[str, Any], rng: np.random.Generator, *, vertical: bool = True) -> dict[str, Any]:
@@ -217,7 +230,12 @@ def random_flip(item: dict[str, Any], rng: np.random.Generator, *, vertical: boo
         A new dict with flipped tensors.
     """
     coins = rng.random(2)
-    dims = [d for d, flip in ((-1, coins[0] < 0.5), (-2, vertical and coins[1] < 0.5)) if flip]
+    return _flipped(item, bool(coins[0] < 0.5), vertical and bool(coins[1] < 0.5))
+
+
+def _flipped(item: dict[str, Any], left_right: bool, up_down: bool) -> dict[str, Any]:
+    """Every tensor of an item flipped left-right and / or up-down; other values copied."""
+    dims = [d for d, flip in ((-1, left_right), (-2, up_down)) if flip]
     if not dims:
         return dict(item)
     return {key: (torch.flip(value, dims) if torch.is_tensor(value) else value) for key, value in item.items()}
@@ -308,6 +326,8 @@ class ResizedImages:
         self.max_side = int(max_side) if max_side is not None else None
         self.size = _checked_size(size) if size is not None else None
         self.mask_keys = tuple(mask_keys)
+        #: whether each item is kept once resized (an :class:`ImageBank` is made only of such a data set)
+        self.cache = bool(cache)
         self._cached: dict[int, dict[str, Any]] | None = {} if cache else None
 
     def __len__(self) -> int:
@@ -349,7 +369,7 @@ def sample_batch(
     batch_size: int,
     *,
     crop: int | Sequence[int] | None,
-    rng: np.random.Generator | Sequence[np.random.Generator],
+    rng: np.random.Generator | Sequence[np.random.Generator] | RowStream,
     flip: bool = True,
     vertical_flip: bool = True,
     spread: bool = False,
@@ -362,8 +382,11 @@ def sample_batch(
     crop window (:func:`random_crop`) and the flips (:func:`random_flip`). Given one generator
     per row instead, row i draws ``rng[i].integers(0, len(dataset))``, then its crop window and
     flips, from ``rng[i]`` alone: a row is then the same whatever the batch size and the other
-    rows (a data-parallel job's ranks each draw only their rows of a global batch). The same
-    generator state gives the same batch. Datasets of this package are cropped before conversion
+    rows (a data-parallel job's ranks each draw only their rows of a global batch). Given a
+    :class:`~rlenhance.data.rows.RowStream` of the rows, the same holds and every draw is made for
+    all the rows at once (:func:`row_windows`: the items, then four numbers a row); an
+    :class:`ImageBank` of the data set gives the same batch without cutting the rows one by one. The
+    same generator state gives the same batch. Datasets of this package are cropped before conversion
     to float (fast); any other dataset returning dicts of (C, H, W) tensors works through
     ``dataset[i]``.
 
@@ -375,8 +398,8 @@ def sample_batch(
             super-resolution target k times larger is cropped k times larger, see
             :func:`random_crop`), or None to keep full images (each key's images must then
             share one size).
-        rng: the source of every random choice: one generator for the batch, or a sequence of
-            ``batch_size`` generators, one per row.
+        rng: the source of every random choice: one generator for the batch, a sequence of
+            ``batch_size`` generators, one per row, or a row stream of ``batch_size`` rows.
         flip: apply random horizontal/vertical flips.
         vertical_flip: with ``flip``, allow the up-down flip too (``random_flip``'s ``vertical``).
         spread: draw the items evenly (a fixed validation set) instead of with replacement; needs
@@ -387,8 +410,8 @@ def sample_batch(
         ``"names"``: list of the B item names.
 
     Raises:
-        ValueError: ``batch_size`` below 1, or generators per row that are not ``batch_size``
-            of them or come with ``spread``.
+        ValueError: ``batch_size`` below 1, or generators per row (or a row stream) that are not
+            ``batch_size`` of them or come with ``spread``.
         DatasetError: empty dataset, crop larger than an image, or ``crop=None`` with images
             of different sizes.
     """
@@ -398,6 +421,17 @@ def sample_batch(
     if n == 0:
         raise DatasetError("sample_batch: the dataset is empty")
     raw = getattr(dataset, "raw_item", None)
+    load = raw if raw is not None else dataset.__getitem__
+    if isinstance(rng, RowStream) and not spread and len(rng) == int(batch_size):
+        items = [load(int(index)) for index in rng.integers(0, n, size=len(rng))]
+        grids = [_common_grid(item) for item in items]
+        windows = row_windows(rng, np.array([grid[:2] for grid in grids]), crop, flip=flip,
+                              vertical_flip=vertical_flip, names=[item.get("name", "?") for item in items])
+        h, w = windows.size
+        items = [_flipped(_cut(item, grid[2], int(top), int(left), h, w), bool(lr), bool(ud))
+                 for item, grid, top, left, lr, ud in zip(items, grids, windows.top, windows.left,
+                                                          windows.left_right, windows.up_down)]
+        return _stacked(items, crop)
     if isinstance(rng, np.random.Generator):
         rngs = [rng] * int(batch_size)
         indices = (rng.permutation(n)[np.arange(int(batch_size)) % n] if spread
@@ -405,24 +439,182 @@ def sample_batch(
     else:
         rngs = list(rng) if isinstance(rng, Sequence) else []
         if spread or len(rngs) != int(batch_size) or not all(isinstance(r, np.random.Generator) for r in rngs):
-            got = f"a {type(rng).__name__}" + (f" of {len(rngs)}" if isinstance(rng, Sequence) else "")
+            got = f"a {type(rng).__name__}" + (f" of {len(rng)}" if isinstance(rng, (Sequence, RowStream)) else "")
             raise ValueError(f"rng: expected a numpy Generator, or a sequence of {batch_size} of them (one per row, "
-                             f"spread=False); got {got}{' with spread=True' if spread else ''}")
+                             f"spread=False), or a RowStream of {batch_size} rows (spread=False); got {got}"
+                             f"{' with spread=True' if spread else ''}")
         indices = [row.integers(0, n) for row in rngs]
     items = []
     for index, item_rng in zip(indices, rngs):
-        item = raw(int(index)) if raw is not None else dataset[int(index)]
+        item = load(int(index))
         if crop is not None:
             item = random_crop(item, crop, item_rng)
         if flip:
             item = random_flip(item, item_rng, vertical=vertical_flip)
         items.append(item)
+    return _stacked(items, crop)
+
+
+def _one_size_error(detail: str) -> DatasetError:
+    return DatasetError(f"sample_batch: crop=None needs images of one size, got {detail}; give crop=(h, w)")
+
+
+def _stacked(items: list[dict[str, Any]], crop: int | Sequence[int] | None) -> dict[str, Any]:
+    """The cut items' tensors stacked per key as float32 (B, C, h, w), and their ``"names"``."""
     keys = _tensor_keys(items[0])
     if crop is None:  # stacked per key: each key's images must share one size
         sizes = {(item.get("name", "?"), tuple(item[key].shape[-2:])) for item in items for key in keys}
         if any(len({tuple(item[key].shape[-2:]) for item in items}) > 1 for key in keys):
-            detail = ", ".join(f"{name} {h}x{w}" for name, (h, w) in sorted(sizes))
-            raise DatasetError(f"sample_batch: crop=None needs images of one size, got {detail}; give crop=(h, w)")
+            raise _one_size_error(", ".join(f"{name} {h}x{w}" for name, (h, w) in sorted(sizes)))
     batch: dict[str, Any] = {key: torch.stack([to_float(item[key]) for item in items]) for key in keys}
     batch["names"] = [item.get("name", "") for item in items]
     return batch
+
+
+class Windows(NamedTuple):
+    """Where each row of a batch cuts its item (:func:`row_windows`): the window's corner in the
+    item's smallest grid, its size, and the flips."""
+
+    top: np.ndarray
+    """int64 (B,)"""
+    left: np.ndarray
+    """int64 (B,)"""
+    size: tuple[int, int]
+    """(h, w) of every window"""
+    left_right: np.ndarray
+    """bool (B,): flipped left-right"""
+    up_down: np.ndarray
+    """bool (B,): flipped up-down"""
+
+
+def row_windows(stream: RowStream, sizes: np.ndarray, crop: int | Sequence[int] | None, *, flip: bool = True,
+                vertical_flip: bool = True, names: Sequence[str] = ()) -> Windows:
+    """The crop windows and flips of a batch's rows whose items (drawn before) are ``sizes``, int (B, 2)
+    (H, W of each item's smallest grid): one call of ``stream`` for four numbers a row, ``u``; the
+    window's top is ``floor(u0 (H - h + 1))``, its left ``floor(u1 (W - w + 1))``, and with ``flip``
+    ``u2 < 0.5`` flips it left-right, ``u3 < 0.5`` up-down (with ``vertical_flip``). ``crop=None``:
+    the whole items, which must share one size.
+
+    Raises:
+        DatasetError: a crop larger than an item (named from ``names``), or ``crop=None`` with items
+            of several sizes.
+    """
+    sizes = np.asarray(sizes, dtype=np.int64).reshape(-1, 2)
+    u = stream.random((len(stream), 4))
+    names = list(names) or ["?"] * len(sizes)
+    if crop is None:
+        if len({tuple(size) for size in sizes.tolist()}) > 1:
+            raise _one_size_error(", ".join(f"{name} {h}x{w}" for name, (h, w) in sorted(zip(names, sizes.tolist()))))
+        h, w = (int(v) for v in sizes[0])
+        top = left = np.zeros(len(sizes), dtype=np.int64)
+    else:
+        h, w = _crop_size(crop)
+        small = np.flatnonzero((sizes[:, 0] < h) | (sizes[:, 1] < w))
+        if small.size:
+            _check_fits(names[small[0]], (h, w), tuple(int(v) for v in sizes[small[0]]))
+        top = np.floor(u[:, 0] * (sizes[:, 0] - h + 1)).astype(np.int64)
+        left = np.floor(u[:, 1] * (sizes[:, 1] - w + 1)).astype(np.int64)
+    return Windows(top, left, (h, w), flip & (u[:, 2] < 0.5), flip & vertical_flip & (u[:, 3] < 0.5))
+
+
+#: The most bytes an :class:`ImageBank` takes by default (a larger data set is cut row by row).
+BANK_BYTES = 2**30
+
+
+class ImageBank:
+    """Every image of a data set kept as tensors on one device, from which a batch of crops is
+    gathered by indexing, in a few tensor operations whatever the batch size.
+
+    Each tensor key's images are padded to the largest of them, channels last: (N, H_max, W_max, C) in
+    the data set's own dtype (uint8 for 8-bit images; float32 when an item holds another). A batch
+    (:meth:`sample`) is the one :func:`sample_batch` cuts from the data set with the same row stream.
+
+    Args:
+        items: the data set's raw items (dicts of (C, H, W) tensors plus ``"name"``), all with the
+            same tensor keys and channels.
+        device: where the images live.
+
+    Raises:
+        DatasetError: no items, items with other tensor keys, channels or scale factors than the
+            first, or tensors not integer multiples of the item's smallest.
+    """
+
+    def __init__(self, items: Sequence[dict[str, Any]], device: str | torch.device = "cpu"):
+        if not items:
+            raise DatasetError("ImageBank: the data set is empty")
+        self.device = torch.device(device)
+        self.names = [item.get("name", "") for item in items]
+        grids = [_common_grid(item) for item in items]
+        #: (H, W) of each item's smallest grid, int64 (N, 2)
+        self.sizes = np.array([grid[:2] for grid in grids], dtype=np.int64)
+        self.factors = grids[0][2]
+        self.images: dict[str, torch.Tensor] = {}
+        for key, k in self.factors.items():
+            values = [item.get(key) for item in items]
+            channels = values[0].shape[0]
+            if any(grid[2] != self.factors or value.shape[0] != channels for grid, value in zip(grids, values)):
+                raise DatasetError(f"ImageBank: the items differ in their tensors ({key!r}: channels, size factor or "
+                                   "presence); expected the first item's")
+            dtypes = {value.dtype for value in values}
+            dtype = dtypes.pop() if len(dtypes) == 1 else torch.float32
+            store = torch.zeros((len(items), int(self.sizes[:, 0].max()) * k, int(self.sizes[:, 1].max()) * k,
+                                 channels), dtype=dtype)
+            for i, value in enumerate(values):
+                store[i, :value.shape[1], :value.shape[2]] = (value if value.dtype == dtype
+                                                              else to_float(value)).permute(1, 2, 0)
+            self.images[key] = store.to(self.device)
+
+    @classmethod
+    def of(cls, dataset: Any, device: str | torch.device = "cpu", max_bytes: int = BANK_BYTES) -> ImageBank | None:
+        """The bank of ``dataset``, or None when it does not keep its images in memory (its ``cache``
+        attribute), its items differ in their tensors, or the bank would take more than ``max_bytes``."""
+        if not getattr(dataset, "cache", False) or len(dataset) == 0:
+            return None
+        raw = getattr(dataset, "raw_item", None)
+        items = [raw(i) if raw is not None else dataset[i] for i in range(len(dataset))]
+        try:
+            grids = [_common_grid(item) for item in items]
+        except DatasetError:
+            return None
+        sizes = np.array([grid[:2] for grid in grids], dtype=np.int64).max(axis=0)
+        first = items[0]
+        total = sum(len(items) * int(sizes[0] * sizes[1]) * grids[0][2][key] ** 2 * first[key].shape[0]
+                    * first[key].element_size() for key in grids[0][2])
+        if total > max_bytes:
+            return None
+        try:
+            return cls(items, device)
+        except DatasetError:
+            return None
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def sample(self, stream: RowStream, crop: int | Sequence[int] | None, *, flip: bool = True,
+               vertical_flip: bool = True) -> dict[str, Any]:
+        """One random item per row of ``stream``, cut and flipped: :func:`sample_batch` of the data set
+        with ``rng=stream``, as float32 (B, C, h, w) tensors on the bank's device, and ``"names"``."""
+        indices = stream.integers(0, len(self), size=len(stream))
+        windows = row_windows(stream, self.sizes[indices], crop, flip=flip, vertical_flip=vertical_flip,
+                              names=[self.names[i] for i in indices])
+        batch: dict[str, Any] = {}
+        for key, k in self.factors.items():
+            store = self.images[key]
+            _, height, width, channels = store.shape
+            # each row's first pixel of its window's rows, in the flattened (N * H_max * W_max, C) store,
+            # and its columns: every pixel's index is one sum, the batch one gather (indices made on the device)
+            rows = _positions(windows.top * k, windows.size[0] * k, windows.up_down) + indices[:, None] * height
+            cols = _positions(windows.left * k, windows.size[1] * k, windows.left_right)
+            rows, cols = (torch.from_numpy(a).to(self.device) for a in (rows * width, cols))
+            pixels = (rows[:, :, None] + cols[:, None, :]).view(-1)
+            cut = store.view(-1, channels).index_select(0, pixels).view(len(indices), rows.shape[1], -1, channels)
+            batch[key] = to_float(cut.permute(0, 3, 1, 2).contiguous())
+        batch["names"] = [self.names[i] for i in indices]
+        return batch
+
+
+def _positions(start: np.ndarray, length: int, flipped: np.ndarray) -> np.ndarray:
+    """int64 (B, length): the pixel positions of each row's window, ``start`` on, reversed where
+    ``flipped``."""
+    steps = np.arange(length, dtype=np.int64)
+    return start[:, None] + np.where(flipped[:, None], length - 1 - steps, steps)

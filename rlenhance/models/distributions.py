@@ -53,8 +53,15 @@ class PixelCategorical:
 
     def noise(self, generator: torch.Generator | None = None, n: int | None = None) -> Tensor:
         """The uniform numbers a sample consumes, (n, C, 1, H, W) in [0, 1) (n default B)."""
-        shape = (self.log_probs.shape[0] if n is None else n, self.log_probs.shape[1], 1, *self.log_probs.shape[3:])
-        return torch.rand(shape, generator=generator, device=self.log_probs.device, dtype=self.log_probs.dtype)
+        b, c, _, h, w = self.log_probs.shape
+        return self.draw_noise((b if n is None else n, c, h, w), generator, self.log_probs.device, self.log_probs.dtype)
+
+    @staticmethod
+    def draw_noise(shape: tuple[int, int, int, int], generator: torch.Generator | None, device: torch.device,
+                   dtype: torch.dtype) -> Tensor:
+        """:meth:`noise` of a distribution of actions of ``shape`` (n, C, H, W), drawn before it exists."""
+        n, c, h, w = shape
+        return torch.rand((n, c, 1, h, w), generator=generator, device=device, dtype=dtype)
 
     def sample(self, generator: torch.Generator | None = None, noise: Tensor | None = None) -> Tensor:
         """Draw one action per pixel (inverse-CDF, one uniform number per pixel).
@@ -145,7 +152,13 @@ class PixelGaussian:
     def noise(self, generator: torch.Generator | None = None, n: int | None = None) -> Tensor:
         """The standard normal numbers a sample consumes, (n, C, H, W) (n default B)."""
         shape = self.mean.shape if n is None else (n, *self.mean.shape[1:])
-        return torch.randn(shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
+        return self.draw_noise(tuple(shape), generator, self.mean.device, self.mean.dtype)
+
+    @staticmethod
+    def draw_noise(shape: tuple[int, int, int, int], generator: torch.Generator | None, device: torch.device,
+                   dtype: torch.dtype) -> Tensor:
+        """:meth:`noise` of a distribution of actions of ``shape`` (n, C, H, W), drawn before it exists."""
+        return torch.randn(shape, generator=generator, device=device, dtype=dtype)
 
     def rsample_with_log_prob(self, generator: torch.Generator | None = None,
                               noise: Tensor | None = None) -> tuple[Tensor, Tensor]:

@@ -532,6 +532,14 @@ class PixelActorCritic(ArchMixin, nn.Module):
             return PixelCategorical(out.logits)
         return PixelGaussian(out.mean, out.log_std, squash=not self.bounded_mean)
 
+    def sample_noise(self, n: int, height: int, width: int, *, generator: torch.Generator | None,
+                     device: torch.device, dtype: torch.dtype = torch.float32) -> Tensor:
+        """The standard draws a sample of :meth:`distribution` consumes for n rows of (height, width)
+        actions (its ``noise``), drawn before the net runs: uniform (n, C, 1, H, W) for a categorical
+        net, standard normal (n, C, H, W) for a Gaussian one."""
+        kind = PixelCategorical if self.n_actions is not None else PixelGaussian
+        return kind.draw_noise((n, self.out_channels, height, width), generator, device, dtype)
+
     def clip_actions(self, actions: Tensor, clip: float | None = ACTION_BOUND) -> Tensor:
         """Actions as an env takes them: a continuous net's clamped to [-clip, clip] (None: left as
         they are); a categorical net's indices unchanged."""
