@@ -210,7 +210,8 @@ def replace_path(config: Any, changes: Mapping[str, Any]) -> Any:
 
 
 def from_dict(config_class: type, data: Mapping[str, Any], *, base: Any = None, where: str = "") -> Any:
-    """The config ``base`` (default: the class's defaults) with the nested values of ``data`` set.
+    """The config ``base`` (default: the class's defaults) with the nested values of ``data`` set. A
+    section class with a static ``upgrade(data) -> data`` translates the settings of older files first.
 
     Raises:
         ValueError: an unknown key (the known ones are named) or a value of the wrong type.
@@ -219,6 +220,8 @@ def from_dict(config_class: type, data: Mapping[str, Any], *, base: Any = None, 
     if not isinstance(data, Mapping):
         raise ValueError(f"{where.rstrip('.') or 'config'}: expected a section (a table of settings), "
                          f"got {data!r}")
+    if hasattr(config_class, "upgrade"):  # a section that renamed settings reads its older files' names
+        data = config_class.upgrade(dict(data))
     hints = typing.get_type_hints(config_class)
     known = {f.name for f in dataclasses.fields(config_class)}
     changes = {}

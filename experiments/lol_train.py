@@ -36,7 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch.utils.data import Subset
@@ -178,6 +178,14 @@ class RewardSettings:
     conditioned: bool = True
     """draw the exposure target and one weight per crop from ranges and feed them to the policy, so one model
     serves any setting in them"""
+
+    @staticmethod
+    def upgrade(data: dict[str, Any]) -> dict[str, Any]:
+        """Older configs' ``w_color_ratio`` as the ``color_ratio`` term of ``terms``."""
+        ratio = data.pop("w_color_ratio", 0.0)
+        if ratio:
+            data["terms"] = (*data.get("terms", ()), f"color_ratio={ratio:g}")
+        return data
 
 
 @dataclass(frozen=True)

@@ -316,3 +316,11 @@ def test_each_shipped_preset_is_the_training_settings_its_weights_record(module,
                       for v in (recorded[flat], config.get_path(cfg, path)))
         want = [want] if path == "task.sigma" and not isinstance(want, list) else want  # one level: a number
         assert have == want, (flat, path)
+
+
+def test_an_older_config_s_colour_ratio_weight_reads_as_its_reward_term():
+    from experiments import lol_train
+
+    old = config.from_dict(lol_train.Config, {"reward": {"w_color_ratio": 20.0, "terms": ["reference=300"]}})
+    assert old.reward.terms == ("reference=300", "color_ratio=20")
+    assert config.from_dict(lol_train.Config, {"reward": {"w_color_ratio": 0.0}}).reward.terms == ()
