@@ -304,7 +304,7 @@ def check(cfg: Config) -> Config:
     cap = check_max_overshoot(t.max_overshoot, "task.max_overshoot", inf_means_none=True)  # inf: none
     cfg = dataclasses.replace(cfg, task=dataclasses.replace(t, max_overshoot=cap))
     t = cfg.task
-    if t.max_overshoot is not None and min(r.w_exposure, *(cfg.ranges.w_exposure if r.conditioned else ())) <= 0:
+    if t.max_overshoot is not None and min((r.w_exposure, *(cfg.ranges.w_exposure if r.conditioned else ()))) <= 0:
         raise ValueError("task.max_overshoot: the cap is weighted by the exposure weight; needs exposure weights > 0 "
                          "(reward.w_exposure, ranges.w_exposure), or task.max_overshoot=none")
     return cfg
