@@ -30,6 +30,7 @@ checkpoints' :class:`~rlenhance.checkpoint.LowLightPolicySpec` (:func:`inference
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -44,7 +45,7 @@ from torch.utils.data import Subset
 import envs
 from agents.distributed import Ranks
 from envs.checkpoints import lowlight_policy_spec
-from envs.lowlight import RELLIE_ALPHAS, REWARDS, WEIGHT_FIELDS, LowLightTask
+from envs.lowlight import DEFAULT_WEIGHT_RANGES, RELLIE_ALPHAS, REWARDS, WEIGHT_FIELDS, LowLightTask
 from experiments import config
 from experiments.config import Cost, Preset
 from experiments.loop import open_run, parse_run
@@ -100,6 +101,12 @@ SMOOTH_ON_MEAN = MappingProxyType({"action_penalty": 1.0})
 SMOOTH_POWER = MappingProxyType({"a3c": 1, "sac": 2})
 
 
+#: The env's keyword defaults: the one source of the settings below that the env also takes (the
+#: training crop and the recorded cap are the trainer's own).
+ENV_DEFAULTS = MappingProxyType({name: p.default for name, p in inspect.signature(LowLightTask).parameters.items()
+                                 if p.default is not inspect.Parameter.empty})
+
+
 @dataclass(frozen=True)
 class TaskSettings:
     """Data, curve steps and actions (envs.lowlight)."""
@@ -114,31 +121,31 @@ class TaskSettings:
     """validation images are area-downscaled to this longer side"""
     crop: int = 80
     """crop size in pixels, at policy_side (the shipped model: SICE's whole 128 px images)"""
-    steps: int = 10
+    steps: int = ENV_DEFAULTS["max_episode_steps"]
     """curve steps of the longest training episode"""
     min_steps: int | None = 4
     """each training episode's length is drawn from min_steps .. steps, so the policy learns to reach the
     target and stop (none: always steps)"""
     test_steps: int = 10
     """curve steps at evaluation and inference"""
-    curve: str = "le"
+    curve: str = ENV_DEFAULTS["curve"]
     """the action family of each step: le (Zero-DCE's curve), or an ActionFamily of your own by import path
     (package.module:Class; rlenhance.transitions)"""
     action: Literal["discrete", "continuous"] | None = None
     """per-pixel actions: ReLLIE's alpha table, or continuous alpha (none: discrete for a3c, continuous for sac)"""
-    alpha_channels: Literal[1, 3] = 1
+    alpha_channels: Literal[1, 3] = ENV_DEFAULTS["alpha_channels"]
     """alpha maps per step: one curve for R, G and B, or one per channel (ReLLIE)"""
     alpha_min: float | None = None
     """discrete actions: the smallest alpha of the table (none: 0, brightening curves only; ReLLIE: -0.3)"""
-    channel_coupling: float = 0.0
+    channel_coupling: float = ENV_DEFAULTS["channel_coupling"]
     """ReLLIE's coupling c of the R and G alphas to B's (ReLLIE: 0.9; needs alpha_channels 3)"""
-    damping: float = 0.0
+    damping: float = ENV_DEFAULTS["damping"]
     """ReLLIE's damping d in s <- (1 - d) LE(s) + d s (ReLLIE: 0.2)"""
     alpha_mode: Literal["mean", "argmax"] = "mean"
     """test-time alpha: the policy's expected alpha, or the most probable one (ReLLIE)"""
-    exposure_gap: bool = True
+    exposure_gap: bool = ENV_DEFAULTS["observe_exposure_gap"]
     """the policy also sees the signed per-pixel distance to the exposure target"""
-    uneven: float = 0.0
+    uneven: float = ENV_DEFAULTS["uneven"]
     """fraction of training episodes whose dark image is its reference relit by uneven light
     (rlenhance.data.uneven_low_light); 0: the data's own dark images"""
     max_overshoot: float | None = 0.04
@@ -151,31 +158,31 @@ class TaskSettings:
 class RewardSettings:
     """The reward (rlenhance.losses: Zero-DCE's non-reference terms, or a reference metric)."""
 
-    reward: Literal[REWARDS] = "nonref"
+    reward: Literal[REWARDS] = ENV_DEFAULTS["reward"]
     """non-reference losses, or ssim / psnr / mse against the references"""
-    w_exposure: float = 300.0
+    w_exposure: float = ENV_DEFAULTS["w_exposure"]
     """weight of the exposure term (distance of patch means to the target)"""
-    w_color: float = 20.0
+    w_color: float = ENV_DEFAULTS["w_color"]
     """weight of the colour-constancy term"""
-    w_spatial: float = 1.0
+    w_spatial: float = ENV_DEFAULTS["w_spatial"]
     """weight of the spatial-consistency term (gradients against the input)"""
-    w_smooth: float = 10.0
+    w_smooth: float = ENV_DEFAULTS["w_smooth"]
     """weight of the smoothness (total variation) of each step's alpha map"""
     terms: tuple[str, ...] = ()
     """reward terms with fixed weights, NAME=WEIGHT each (envs.rewards: reference, color_ratio, or a
     RewardTerm of your own by import path, package.module:Class=WEIGHT)"""
-    exposure_target: float = 0.4
+    exposure_target: float = ENV_DEFAULTS["exposure_target"]
     """target mean brightness E of the exposure term (the default setting)"""
-    exposure_patch: int = 32
+    exposure_patch: int = ENV_DEFAULTS["exposure_patch"]
     """patch size of the exposure term (Zero-DCE: 16)"""
-    exposure_mean: float = 4.0
+    exposure_mean: float = ENV_DEFAULTS["exposure_mean"]
     """weight, relative to the patches, of the whole image's mean in the exposure term"""
-    exposure_relative: bool = True
+    exposure_relative: bool = ENV_DEFAULTS["exposure_relative"]
     """scale the exposure term by (exposure_target / E)^2 for each episode's target E"""
     smooth_on_mean: bool = True
     """apply w_smooth as a penalty on the policy's expected alpha map in the agent's loss (a3c with discrete
     or sac with continuous actions) instead of a reward on the sampled one"""
-    conditioned: bool = True
+    conditioned: bool = ENV_DEFAULTS["conditioned"]
     """draw the exposure target and one weight per crop from ranges and feed them to the policy, so one model
     serves any setting in them"""
 
@@ -192,15 +199,15 @@ class RewardSettings:
 class RangeSettings:
     """With reward.conditioned: the ranges the settings are drawn from (the weights log-uniformly)."""
 
-    exposure: tuple[float, float] = (0.3, 0.8)
+    exposure: tuple[float, float] = ENV_DEFAULTS["exposure_range"]
     """range of the exposure target"""
-    w_exposure: tuple[float, float] = (100.0, 1000.0)
+    w_exposure: tuple[float, float] = DEFAULT_WEIGHT_RANGES["w_exposure"]
     """range of w_exposure (LO = HI fixes it)"""
-    w_color: tuple[float, float] = (20.0, 10000.0)
+    w_color: tuple[float, float] = DEFAULT_WEIGHT_RANGES["w_color"]
     """range of w_color"""
-    w_spatial: tuple[float, float] = (1.0, 1000.0)
+    w_spatial: tuple[float, float] = DEFAULT_WEIGHT_RANGES["w_spatial"]
     """range of w_spatial"""
-    w_smooth: tuple[float, float] = (0.1, 100.0)
+    w_smooth: tuple[float, float] = DEFAULT_WEIGHT_RANGES["w_smooth"]
     """range of w_smooth"""
 
 

@@ -324,3 +324,20 @@ def test_an_older_config_s_colour_ratio_weight_reads_as_its_reward_term():
     old = config.from_dict(lol_train.Config, {"reward": {"w_color_ratio": 20.0, "terms": ["reference=300"]}})
     assert old.reward.terms == ("reference=300", "color_ratio=20")
     assert config.from_dict(lol_train.Config, {"reward": {"w_color_ratio": 0.0}}).reward.terms == ()
+
+
+def test_lol_train_takes_its_defaults_from_the_env():
+    """Each env argument the default config sets is the env's own default, but for the settings the trainer
+    owns (a smaller training crop, the episode lengths it draws, its agent's smoothness penalty)."""
+    import inspect
+
+    from envs.lowlight import LowLightTask
+    from experiments import lol_train
+
+    defaults = {n: p.default for n, p in inspect.signature(LowLightTask).parameters.items()}
+    trainer_owned = {"crop", "min_episode_steps", "action_type", "smooth_power", "split", "split_seed"}
+    kwargs = lol_train.env_kwargs(lol_train.check(lol_train.Config()))
+    differs = {name for name, value in kwargs.items() if name not in trainer_owned
+               and (tuple(value.items()) if isinstance(value, dict) else value)
+               != (tuple(defaults[name].items()) if hasattr(defaults[name], "items") else defaults[name])}
+    assert not differs, {name: (kwargs[name], defaults[name]) for name in differs}
