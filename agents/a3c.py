@@ -79,7 +79,7 @@ from agents.common import (
 from agents.distributed import Ranks, sync_batch_norm
 from rlenhance.errors import CheckpointError
 from rlenhance.models.policy import PixelActorCritic, PolicyOutput, build_policy_input
-from rlenhance.runtime import Compiled, compile_mode, constant_tensor
+from rlenhance.runtime import constant_tensor
 
 __all__ = [
     "A3C",
@@ -195,11 +195,10 @@ class _Step(NamedTuple):
 
 def policy_step(policy: PixelActorCritic, x: Tensor, cond: Tensor | None, hidden: Tensor | None, noise: Tensor,
                 full_resolution: bool, task: Any, penalty: bool, penalty_weights: Tensor | None) -> _Step:
-    """One training step of the policy, a pure function of its arguments (what A3C compiles on CUDA,
-    :class:`rlenhance.runtime.Compiled`): the output for ``x``, the actions sampled with ``noise`` (the
-    standard draws, :meth:`PixelActorCritic.sample_noise`), their log-probability and entropy, the value,
-    the next hidden state, and with ``penalty`` the task's penalty (B,) of the expected action map
-    (:func:`expected_action_penalty`; else None)."""
+    """One training step of the policy, a pure function of its arguments: the output for ``x``, the
+    actions sampled with ``noise`` (the standard draws, :meth:`PixelActorCritic.sample_noise`), their
+    log-probability and entropy, the value, the next hidden state, and with ``penalty`` the task's
+    penalty (B,) of the expected action map (:func:`expected_action_penalty`; else None)."""
     out = policy(x, cond, hidden, full_resolution=full_resolution)
     dist = policy.distribution(out)
     actions = dist.sample(noise=noise)
@@ -228,17 +227,15 @@ def expected_action_penalty(policy: PixelActorCritic, task: Any, out: PolicyOutp
 class _EpisodeRunner:
     """Runs one training episode of a (local) policy and applies updates through ``update``.
 
-    Shared by the synchronous path and the asynchronous workers so both do the same math; ``step`` is
-    :func:`policy_step`, or the agent's compiled twin of it.
+    Shared by the synchronous path and the asynchronous workers so both do the same math
+    (:func:`policy_step`).
     """
 
     def __init__(self, policy: PixelActorCritic, rmc: RewardMapConv | None, config: A3CConfig,
-                 device: torch.device, generator: torch.Generator, ranks: Ranks | None = None,
-                 step: Callable[..., _Step] = policy_step):
+                 device: torch.device, generator: torch.Generator, ranks: Ranks | None = None):
         self.policy, self.rmc, self.config = policy, rmc, config
         self.device, self.generator = device, generator
         self.ranks = ranks if ranks is not None else Ranks()
-        self.step = step
 
     def run(self, venv: Any, seed: int | None,
             update: Callable[[Tensor], dict[str, float]]) -> dict[str, float]:
@@ -286,8 +283,8 @@ class _EpisodeRunner:
             noise = self.ranks.draw_rows(partial(self.policy.sample_noise, height=height, width=width,
                                                  generator=self.generator, device=self.device, dtype=x.dtype),
                                          x.shape[0])
-            step = self.step(self.policy, x, cond, hidden, noise, not self._blocks, self.task, bool(cfg.action_penalty),
-                             self.penalty_weights)
+            step = policy_step(self.policy, x, cond, hidden, noise, not self._blocks, self.task,
+                               bool(cfg.action_penalty), self.penalty_weights)
             actions = step.actions
             roll.log_probs.append(step.log_prob)
             roll.entropies.append(step.entropy)
@@ -406,9 +403,6 @@ class A3C:
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(self.config.seed)
         self.episodes = 0
-        #: the policy's training step, :func:`policy_step`: compiled on CUDA (and the env's transition with it,
-        #: ``venv.compile``), eager on the CPU or with ``RLENHANCE_COMPILE=0`` (:func:`rlenhance.runtime.compile_mode`)
-        self.step = Compiled(policy_step, compile_mode(self.device), "A3C's training step")
 
     def parameters(self) -> list[nn.Parameter]:
         """All trained parameters: the policy's, then the reward map convolution's."""
@@ -454,12 +448,7 @@ class A3C:
         """
         params = self.parameters()
         lr = self.config.lr_at(self.episodes)
-        if self.step.active:
-            self.step.new_iteration()
-            if hasattr(venv, "compile"):
-                venv.compile(self.step.mode)
-        runner = _EpisodeRunner(self.policy, self.rmc, self.config, self.device, self.generator, self.ranks,
-                                step=self.step)
+        runner = _EpisodeRunner(self.policy, self.rmc, self.config, self.device, self.generator, self.ranks)
         stats = runner.run(venv, seed, lambda loss: _apply_update(
             loss, params, params, self.optimizer, lr, self.config.max_grad_norm, self.ranks))
         stats["episode"] = float(self.episodes)

@@ -3,22 +3,20 @@ presets' costs on the GPU, where a training episode's time goes and what a reset
 
     python -m benchmarks.gpu [--parts training ddp inference presets profile resets] [--quick] [--budget S]
                              [--episodes 24] [--denoise-episodes 14] [--warmup 4] [--lol-batch 32 1024]
-                             [--denoise-batch 32 512] [--compile 0 default] [--before DIR] [--no-cpu]
-                             [--lol-data DIR] [--denoise-data DIR] [--presets TRAINER:NAME ...]
-                             [--profile-batch 256] [--resets 5] [--json PATH]
+                             [--denoise-batch 32 512] [--before DIR] [--no-cpu] [--lol-data DIR]
+                             [--denoise-data DIR] [--presets TRAINER:NAME ...] [--profile-batch 256]
+                             [--resets 5] [--json PATH]
 
 Prints a markdown table per part, each as soon as it is measured, with the commands behind it:
 
 1. **training**: ``python -m experiments.lol_train`` and ``python -m experiments.denoise_train`` (the
    shipped recipes on the embedded default data, or on ``--lol-data`` / ``--denoise-data``) at each
-   global ``--lol-batch`` / ``--denoise-batch`` with ``--device cuda``, once for each ``--compile``
-   value of ``RLENHANCE_COMPILE`` (``0``: A3C's training step eager; ``default`` / ``reduce-overhead``:
-   compiled in that torch.compile mode, :func:`rlenhance.runtime.compile_mode`), and at the first of
-   them with ``--device cpu`` (the trainers' default threads: every core but one; ``--no-cpu``: not),
-   each in a fresh process, the largest batches first;
+   global ``--lol-batch`` / ``--denoise-batch`` with ``--device cuda``, and at the first of them with
+   ``--device cpu`` (the trainers' default threads: every core but one; ``--no-cpu``: not), each in a
+   fresh process, the largest batches first;
    episodes/s from its train.csv, the first ``--warmup`` episodes left out (start-up, the first use of
-   CUDA and of the native kernels, compiling), and crops/s (episodes/s times the batch). ``--before
-   DIR``: the same trainers from another copy of the repository (e.g. the commit before a change; its
+   CUDA and of the native kernels), and crops/s (episodes/s times the batch). ``--before DIR``: the
+   same trainers from another copy of the repository (e.g. the commit before a change; its
    ``rlenhance/weights`` may be a link to ours), timed on CUDA at the first and the last batch of each
    trainer: crops/s before and after;
 2. **data-parallel**: lol_train at the global ``--ddp-batch`` under ``torchrun --standalone
@@ -86,7 +84,7 @@ import torch
 
 from experiments.runs import markdown_table, scalar_rows
 from rlenhance.atomic import write_text_atomic
-from rlenhance.runtime import COMPILE_MODES, COMPILE_SWITCH, RUNNING_EAGERLY, configure_threads
+from rlenhance.runtime import configure_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The timed trainers: name -> module.
@@ -97,8 +95,7 @@ EVAL_ARGS = MappingProxyType({"lol_train": (), "denoise_train": ("--eval-images"
 DDP_TRAINER = "lol_train"
 #: The settings of a full run and of ``--quick`` (flags given override them).
 FULL = MappingProxyType(dict(episodes=24, denoise_episodes=14, warmup=4, lol_batch=[32, 1024],
-                             denoise_batch=[32, 512], compile=["0", "default"], ddp_batch=32, ddp_ranks=[1, 2, 4],
-                             warmup_calls=2,
+                             denoise_batch=[32, 512], ddp_batch=32, ddp_ranks=[1, 2, 4], warmup_calls=2,
                              calls=10, large_calls=3, megapixels=24.0, preset_episodes=3, preset_warmup=2,
                              preset_steps=4, profile_batch=256, profile_episodes=2, resets=5))
 QUICK = MappingProxyType(dict(FULL, episodes=6, denoise_episodes=4, warmup=2, lol_batch=[8], denoise_batch=[8],
@@ -125,21 +122,13 @@ AFTER, BEFORE = "after", "before"
 class Run:
     """One timed trainer run: ``trainer`` (a :data:`TRAINERS` key) at the global ``batch`` on
     ``device``, as one process (``ranks`` 0) or under ``torchrun --nproc_per_node ranks``, from this
-    repository or from ``--before``'s copy (``tree``), with ``RLENHANCE_COMPILE=compile`` (its
-    training step eager, ``0``, or compiled in that torch.compile mode; "": the variable unset, the
-    tree's default)."""
+    repository or from ``--before``'s copy (``tree``)."""
 
     trainer: str
     batch: int
     device: str
     ranks: int = 0
     tree: str = AFTER
-    compile: str = ""
-
-
-def mode_label(mode: str) -> str:
-    """How a table heads the runs of an ``RLENHANCE_COMPILE`` value."""
-    return {"0": "eager", "": "default"}.get(mode, f"compiled {mode}")
 
 
 @dataclass
@@ -218,8 +207,8 @@ def episodes_per_second(episodes: int, warmup: int, env: dict[str, str], threads
     trainers: it is put first on ``PYTHONPATH``).
 
     Raises:
-        RuntimeError: the run failed (its command, exit status and last line of stderr are said),
-            did not log both episodes, or its step was to run compiled and fell back to eager.
+        RuntimeError: the run failed (its command, exit status and last line of stderr are said)
+            or did not log both episodes.
         subprocess.TimeoutExpired: it ran longer than ``timeout`` seconds (its processes, torchrun's
             ranks included, are killed).
     """
@@ -246,9 +235,6 @@ def episodes_per_second(episodes: int, warmup: int, env: dict[str, str], threads
             last = next((line.strip() for line in reversed(stderr.splitlines()) if line.strip()), "no stderr")
             raise RuntimeError(f"{shlex.join(cmd)} exited with {proc.returncode}: {last}")
         walls = {row["step"]: row["wall_time"] for row in scalar_rows(out) if row["metric"] == "charts/episode_return"}
-    fallback = next((line.strip() for line in stderr.splitlines() if line.strip().endswith(RUNNING_EAGERLY)), None)
-    if fallback is not None and env.get(COMPILE_SWITCH, "") != "0":
-        raise RuntimeError(f"{shlex.join(cmd)}: its compiled step ran eagerly: {fallback}")
     if warmup not in walls or episodes not in walls:
         raise RuntimeError(f"{shlex.join(cmd)}: train.csv lacks episode {warmup} or {episodes} "
                            f"(logged: {min(walls, default=None)}..{max(walls, default=None)})")
@@ -319,18 +305,16 @@ class Trainings:
         else:
             start = time.perf_counter()
             root = self.args.before if run.tree == BEFORE else ROOT
-            env = {**os.environ, **({COMPILE_SWITCH: run.compile} if run.compile else {})}
             figure = attempt(lambda: episodes_per_second(
-                self.episodes(run), self.args.warmup, env, 0, module=TRAINERS[run.trainer],
+                self.episodes(run), self.args.warmup, dict(os.environ), 0, module=TRAINERS[run.trainer],
                 launcher=launcher, extra=extra, timeout=timeout, root=root))
             print(f"  {run.trainer} --batch {run.batch} --device {run.device}"
                   + (f" under torchrun --nproc_per_node {run.ranks}" if run.ranks else "")
                   + (f" (from {self.args.before})" if run.tree == BEFORE else "")
-                  + (f", {COMPILE_SWITCH}={run.compile}" if run.compile else "")
                   + f": {figure.cell} episodes/s, {time.perf_counter() - start:.0f} s", flush=True)
         self.figures[run] = figure
-        self.shown[run] = (f"{COMPILE_SWITCH}={run.compile} " if run.compile else "") + shown(trainer_command(
-            TRAINERS[run.trainer], self.episodes(run), 0, "OUT", launcher=launcher, extra=extra))
+        self.shown[run] = shown(trainer_command(TRAINERS[run.trainer], self.episodes(run), 0, "OUT",
+                                                launcher=launcher, extra=extra))
         self.records.append({**asdict(run), "threads": self.threads(run), "episodes": self.episodes(run),
                              "warmup": self.args.warmup, "episodes_per_s": figure.value,
                              "crops_per_s": None if figure.value is None else figure.value * run.batch,
@@ -358,17 +342,15 @@ def print_table(title: str, rows: list[dict[str, Any]], figures: Sequence[Figure
 
 def training_runs(args: argparse.Namespace) -> list[Run]:
     """The training table's runs in the order they are measured (the most wanted first, for a budget):
-    the batches from the largest down, each trainer's in turn, on CUDA in each ``--compile`` mode (the
-    compiled ones first), then ``--before``'s at each trainer's first and last batch; then the CPU's at
-    each trainer's first batch."""
+    the batches from the largest down, each trainer's in turn, on CUDA, with ``--before``'s at each
+    trainer's first and last batch; then the CPU's at each trainer's first batch."""
     batches = {"lol_train": args.lol_batch, "denoise_train": args.denoise_batch}
-    modes = sorted(args.compile, key=lambda mode: mode == "0")
     runs = []
     for rank in range(max(map(len, batches.values()))):
         for trainer, sizes in batches.items():
             if rank < len(sizes):
                 batch = sizes[-1 - rank]
-                runs += [Run(trainer, batch, "cuda", compile=mode) for mode in modes]
+                runs.append(Run(trainer, batch, "cuda"))
                 if args.before is not None and batch in (sizes[0], sizes[-1]):
                     runs.append(Run(trainer, batch, "cuda", tree=BEFORE))
     return runs + ([] if args.no_cpu else [Run(t, bs[0], "cpu") for t, bs in batches.items()])
@@ -381,19 +363,16 @@ def training_table(trainings: Trainings, args: argparse.Namespace) -> None:
     rows, figures = [], []
     for trainer, batches in (("lol_train", args.lol_batch), ("denoise_train", args.denoise_batch)):
         for batch in batches:
-            cuda = {mode: trainings.figures[Run(trainer, batch, "cuda", compile=mode)] for mode in args.compile}
+            cuda = trainings.figures[Run(trainer, batch, "cuda")]
             before = trainings.figures.get(Run(trainer, batch, "cuda", tree=BEFORE), Figure(error=NOT_RUN))
             cpu = trainings.figures.get(Run(trainer, batch, "cpu"), Figure(error=NOT_RUN))
-            best = max(cuda.values(), key=lambda f: -math.inf if f.value is None else f.value)
-            rows.append({"trainer": trainer, "global --batch": batch,
-                         **{f"CUDA crops/s, {mode_label(mode)}": f.times(batch).cell for mode, f in cuda.items()},
-                         "before: CUDA crops/s": before.times(batch).cell, "fastest / before": ratio(best, before),
-                         "CPU crops/s": cpu.times(batch).cell, "fastest CUDA / CPU": ratio(best, cpu)})
-            figures += [*cuda.values(), before, cpu]
+            rows.append({"trainer": trainer, "global --batch": batch, "CUDA crops/s": cuda.times(batch).cell,
+                         "before: CUDA crops/s": before.times(batch).cell, "after / before": ratio(cuda, before),
+                         "CPU crops/s": cpu.times(batch).cell, "CUDA / CPU": ratio(cuda, cpu)})
+            figures += [cuda, before, cpu]
     episodes = f"episodes {args.warmup}..{args.episodes}, denoise_train {args.warmup}..{args.denoise_episodes}"
     notes = [f"CPU: {default_threads()} torch threads (every core but one). crops/s: episodes/s times the global "
-             f"batch. eager: {COMPILE_SWITCH}=0; compiled MODE: A3C's step and the env's transition through "
-             "torch.compile(mode=MODE) (the first episodes, which compile, are left out)."
+             "batch."
              + (f" before: the trainers of {args.before}." if args.before is not None else "")]
     print_table(f"Training, one process (lol_train {episodes})", rows, figures, notes, trainings.commands(runs))
 
@@ -401,15 +380,14 @@ def training_table(trainings: Trainings, args: argparse.Namespace) -> None:
 def ddp_table(trainings: Trainings, args: argparse.Namespace) -> None:
     batch, rows, figures, runs = args.ddp_batch, [], [], []
     for device in DEVICES:
-        mode = args.compile[-1] if device == "cuda" else ""  # the training table's run, the last mode
-        one = trainings.measure(Run(DDP_TRAINER, batch, device, compile=mode))
+        one = trainings.measure(Run(DDP_TRAINER, batch, device))
         figures.append(one)
-        runs.append(Run(DDP_TRAINER, batch, device, compile=mode))
+        runs.append(Run(DDP_TRAINER, batch, device))
         rows.append({"device": device, "launch": "one process", "processes": 1,
                      "threads each": trainings.threads(Run(DDP_TRAINER, batch, device)),
                      "episodes/s": one.cell, "vs one process": ratio(one, one)})
         for ranks in args.ddp_ranks:
-            run = Run(DDP_TRAINER, batch, device, ranks, compile=mode)
+            run = Run(DDP_TRAINER, batch, device, ranks)
             figure = trainings.measure(run)
             figures.append(figure)
             runs.append(run)
@@ -765,9 +743,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--before", type=Path, help="another copy of the repository whose trainers are timed too "
                                                     "(on CUDA at each trainer's first and last batch)")
     parser.add_argument("--no-cpu", action="store_true", help="the training table times no run on the CPU")
-    parser.add_argument("--compile", nargs="+", choices=("0", *COMPILE_MODES),
-                        help=f"the {COMPILE_SWITCH} values of the CUDA runs: 0 (eager) or a torch.compile mode "
-                             f"({' '.join(FULL['compile'])})")
     parser.add_argument("--ddp-batch", type=int, help=f"global batch of the data-parallel table ({FULL['ddp_batch']})")
     parser.add_argument("--ddp-ranks", type=int, nargs="+", help=f"torchrun processes ({FULL['ddp_ranks']})")
     parser.add_argument("--warmup-calls", type=int, help=f"untimed inference calls first ({FULL['warmup_calls']})")

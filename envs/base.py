@@ -43,7 +43,7 @@ from envs.validation import check_batch_memory, check_count, check_crop, check_c
 from rlenhance.data import ImageBank, RowDraws, open_dataset, sample_batch
 from rlenhance.errors import ImageError
 from rlenhance.io import as_unit_float
-from rlenhance.runtime import Compiled, select_device
+from rlenhance.runtime import select_device
 
 #: Seeds drawn for the episode's torch generator come from [0, 2**62).
 _SEED_BOUND = 2**62
@@ -220,8 +220,6 @@ class PixelTask:
         #: False: the caller discards the rewards (a rollout that wants the final images only); a task
         #: may then skip the work only its rewards need (the reward maps are zeros).
         self.score_rewards = True
-        #: the transition's compiled twin (:meth:`compile`), or None: :meth:`_transition` runs eagerly
-        self.compiled_transition: Compiled | None = None
         self.dataset = open_dataset(data, kind=data_kind, split=split, gray=gray, seed=split_seed)
         #: (the data set, its ImageBank on the device or None), made at the first draw off the CPU
         self._bank: tuple[Any, ImageBank | None] | None = None
@@ -301,22 +299,13 @@ class PixelTask:
         if self.done:
             raise RuntimeError("step() called after the episode ended (or before reset()): call reset() first")
         actions = self.check_actions(actions)
-        reward_map = (self._transition if self.compiled_transition is None else self.compiled_transition)(actions)
+        reward_map = self._transition(actions)
         self.t += 1
         self.done = self.episode_steps is not None and self.t >= self.episode_steps
         reward = reward_map.mean(dim=(1, 2, 3))
         terminated = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
         truncated = torch.full((self.num_envs,), self.done, dtype=torch.bool, device=self.device)
         return self.observe(), reward, terminated, truncated, {"reward_map": reward_map, **self.step_info()}
-
-    def compile(self, mode: str | None) -> None:
-        """Run the transition and reward of the following steps through ``torch.compile`` in ``mode``
-        (:class:`rlenhance.runtime.Compiled`: eagerly again should compiling fail), or eagerly (None). The
-        state changes of a compiled step are the eager step's, within float rounding."""
-        if mode is None:
-            self.compiled_transition = None
-        elif self.compiled_transition is None or self.compiled_transition.mode != mode:
-            self.compiled_transition = Compiled(self._transition, mode, f"{type(self).__name__}'s transition")
 
     def check_actions(self, actions: torch.Tensor) -> torch.Tensor:
         """Move actions to the device with the right dtype, checking shape (and range)."""
@@ -532,11 +521,6 @@ class PixelVectorEnv(VectorEnv):
 
     def step(self, actions: torch.Tensor):
         return self.task.step(actions)
-
-    def compile(self, mode: str | None) -> None:
-        """Compile the task's transition and reward (a ``torch.compile`` mode, or None: eagerly again;
-        :meth:`PixelTask.compile`)."""
-        self.task.compile(mode)
 
     def render(self) -> tuple[np.ndarray, ...] | None:
         """The B current images as uint8 (H, W, 3) RGB frames (``render_mode="rgb_array"``), else None."""

@@ -1,4 +1,4 @@
-"""Process-wide runtime settings: device choice, denormal flushing, seeding and compiled steps.
+"""Process-wide runtime settings: device choice, denormal flushing and seeding.
 
 Nothing here runs at import time; callers (the ``rlenhance`` command, the web app, the experiment
 and benchmark packages, the model loaders) decide when to call these functions.
@@ -10,16 +10,12 @@ import functools
 import os
 import random
 import re
-import sys
-from collections.abc import Callable
-from typing import Any
 
 import cv2
 import numpy as np
 import torch
 
-__all__ = ["COMPILE_MODES", "COMPILE_SWITCH", "RUNNING_EAGERLY", "Compiled", "compile_mode", "configure_threads",
-           "constant_tensor", "flush_denormals", "seed_everything", "select_device"]
+__all__ = ["configure_threads", "constant_tensor", "flush_denormals", "seed_everything", "select_device"]
 
 _DEVICE_SPECS = '"auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N"'
 _CUDA_SPEC = re.compile(r"^cuda(?::(\d+))?$")
@@ -182,88 +178,15 @@ def seed_everything(seed: int) -> None:
     torch.cuda.manual_seed_all(seed)  # no-op without CUDA; explicit for older torch versions
 
 
+@functools.lru_cache(maxsize=256)
 def constant_tensor(values: tuple, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """``torch.tensor(values, dtype=dtype, device=device)``, made once per (values, dtype, device): a
     table of a loop's every step (an action table, filter taps, channel indices) built without copying it
     from the host at every call, which on a GPU waits for the device. Shared: never modify it in place.
-    In a function being compiled (:class:`Compiled`) it is a constant of the compiled graph instead.
 
     Args:
         values: numbers, or tuples of numbers (hashable).
         dtype: the tensor's dtype.
         device: its device (a ``torch.device``).
     """
-    if torch.compiler.is_compiling():
-        return torch.tensor(values, dtype=dtype, device=device)
-    return _cached_constant(values, dtype, device)
-
-
-@functools.lru_cache(maxsize=256)
-def _cached_constant(values: tuple, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     return torch.tensor(values, dtype=dtype, device=device)
-
-
-#: The environment variable of the compiled training steps (:func:`compile_mode`): ``0`` runs them
-#: eagerly, ``default`` or ``reduce-overhead`` (CUDA graphs) names torch.compile's mode.
-COMPILE_SWITCH = "RLENHANCE_COMPILE"
-#: torch.compile's modes a training step may take; the first is the CUDA default.
-COMPILE_MODES = ("default", "reduce-overhead")
-#: How the line of a :class:`Compiled` that fell back to eager ends (on stderr).
-RUNNING_EAGERLY = "running eagerly"
-
-
-def compile_mode(device: torch.device | str) -> str | None:
-    """The torch.compile mode of a training step on ``device`` (:class:`Compiled`): None (eager) on the
-    CPU and with ``RLENHANCE_COMPILE=0``; on CUDA the mode ``RLENHANCE_COMPILE`` names, by default
-    ``COMPILE_MODES[0]``. The CPU keeps its eager steps: they are what the seeded runs' results are.
-
-    Raises:
-        ValueError: ``RLENHANCE_COMPILE`` is neither 0 nor one of :data:`COMPILE_MODES`.
-    """
-    value = os.environ.get(COMPILE_SWITCH, "").strip()
-    if value not in ("", "0", *COMPILE_MODES):
-        raise ValueError(f"{COMPILE_SWITCH}={value!r}: expected 0 (eager) or one of {COMPILE_MODES}")
-    if value == "0" or torch.device(device).type != "cuda":
-        return None
-    return value or COMPILE_MODES[0]
-
-
-class Compiled:
-    """``fn`` run through ``torch.compile(fn, mode=mode)`` (mode None: eagerly).
-
-    Defensive: if compiling or running the compiled function raises, one line on stderr says so (ending
-    with :data:`RUNNING_EAGERLY`) and ``fn`` runs eagerly from then on (that call included); give it
-    functions whose failed call leaves nothing half done (pure ones, or methods whose state changes
-    only once the graph has run).
-
-    Args:
-        fn: the function.
-        mode: a torch.compile mode (:data:`COMPILE_MODES`), or None.
-        name: what the line names.
-    """
-
-    def __init__(self, fn: Callable[..., Any], mode: str | None, name: str):
-        self.fn, self.mode, self.name = fn, mode, name
-        self._compiled = None if mode is None else torch.compile(fn, mode=mode, dynamic=False)
-
-    @property
-    def active(self) -> bool:
-        """Whether calls run the compiled function."""
-        return self._compiled is not None
-
-    def new_iteration(self) -> None:
-        """Mark the start of a training iteration (mode ``reduce-overhead``: the CUDA graphs may reuse the
-        memory of the previous iteration's outputs, which are no longer used); otherwise nothing."""
-        if self._compiled is not None and self.mode == "reduce-overhead":
-            torch.compiler.cudagraph_mark_step_begin()
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self._compiled is not None:
-            try:
-                return self._compiled(*args, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - any failure of the compiled path falls back to eager
-                first = next(iter(str(exc).strip().splitlines()), "")
-                print(f"{self.name}: torch.compile (mode {self.mode}) failed ({type(exc).__name__}: {first[:200]}); "
-                      f"{RUNNING_EAGERLY}", file=sys.stderr, flush=True)
-                self._compiled = None
-        return self.fn(*args, **kwargs)

@@ -47,21 +47,17 @@ def test_quick_sets_defaults_that_flags_override(tmp_path):
 
 def test_the_training_runs_come_most_wanted_first(tmp_path):
     runs = gpu.training_runs(gpu.parse_args(["--lol-batch", "8", "64", "512", "--denoise-batch", "16"]))
-    assert [(r.trainer, r.batch, r.device, r.compile) for r in runs] == [
-        ("lol_train", 512, "cuda", "default"), ("lol_train", 512, "cuda", "0"),
-        ("denoise_train", 16, "cuda", "default"), ("denoise_train", 16, "cuda", "0"),
-        ("lol_train", 64, "cuda", "default"), ("lol_train", 64, "cuda", "0"),
-        ("lol_train", 8, "cuda", "default"), ("lol_train", 8, "cuda", "0"),
-        ("lol_train", 8, "cpu", ""), ("denoise_train", 16, "cpu", "")]
+    assert [(r.trainer, r.batch, r.device) for r in runs] == [
+        ("lol_train", 512, "cuda"), ("denoise_train", 16, "cuda"), ("lol_train", 64, "cuda"), ("lol_train", 8, "cuda"),
+        ("lol_train", 8, "cpu"), ("denoise_train", 16, "cpu")]
     (tmp_path / "experiments").mkdir()
     for name in ("lol_train", "denoise_train"):
         (tmp_path / "experiments" / f"{name}.py").touch()
-    runs = gpu.training_runs(gpu.parse_args(["--no-cpu", "--compile", "reduce-overhead", "--lol-batch", "8", "64",
-                                             "--denoise-batch", "16", "--before", str(tmp_path)]))
-    assert [(r.trainer, r.batch, r.tree, r.compile) for r in runs] == [
-        ("lol_train", 64, "after", "reduce-overhead"), ("lol_train", 64, "before", ""),
-        ("denoise_train", 16, "after", "reduce-overhead"), ("denoise_train", 16, "before", ""),
-        ("lol_train", 8, "after", "reduce-overhead"), ("lol_train", 8, "before", "")]
+    runs = gpu.training_runs(gpu.parse_args(["--no-cpu", "--lol-batch", "8", "64", "--denoise-batch", "16",
+                                             "--before", str(tmp_path)]))
+    assert [(r.trainer, r.batch, r.tree) for r in runs] == [
+        ("lol_train", 64, "after"), ("lol_train", 64, "before"), ("denoise_train", 16, "after"),
+        ("denoise_train", 16, "before"), ("lol_train", 8, "after"), ("lol_train", 8, "before")]
     assert all(r.device == "cuda" for r in runs)
 
 
@@ -87,12 +83,11 @@ def test_tables_and_json_with_stubbed_runs(monkeypatch, tmp_path, capsys):
         path.touch()
 
     def fake_rate(episodes, warmup, env, threads, *, module, launcher, extra, timeout, root):
-        mode = env.get("RLENHANCE_COMPILE")
-        runs.append((module, tuple(launcher[-1:]), tuple(extra), root == before, mode))
+        runs.append((module, tuple(launcher[-1:]), tuple(extra), root == before))
         if module == "experiments.denoise_train" and "32" in extra and "cpu" in extra:
             raise RuntimeError("denoise_train exited with 2: out of memory")
         rate = (10.0 if "cuda" in extra else 2.0) * (int(launcher[-1]) if launcher else 1)
-        return rate / 2 if root == before else 2 * rate if mode == "default" else rate
+        return rate / 2 if root == before else rate
 
     monkeypatch.setattr(gpu, "episodes_per_second", fake_rate)
     monkeypatch.setattr(gpu, "machine", lambda: {"cores": 16, "torch": "x", "cuda": "13.0", "gpus": 1, "gpu": "G",
@@ -105,36 +100,32 @@ def test_tables_and_json_with_stubbed_runs(monkeypatch, tmp_path, capsys):
     report = gpu.main(["--episodes", "6", "--denoise-episodes", "4", "--warmup", "2", "--lol-batch", "8",
                        "--denoise-batch", "32", "64", "--ddp-batch", "8", "--ddp-ranks", "1", "2", "--calls", "2",
                        "--warmup-calls", "1", "--lol-data", str(tmp_path), "--before", str(before), "--json", str(out)])
-    # CUDA, eager and compiled: lol 8, denoise 32 and 64; before: lol 8, denoise 32 and 64; CPU: lol 8,
-    # denoise 32; torchrun: 3 (the one CUDA process is the training table's compiled run)
-    assert len(runs) == len(set(runs)) == 14
-    lol_cpu = ("experiments.lol_train", (), ("--device", "cpu", "--batch", "8", "--data", str(tmp_path)), False, None)
-    assert lol_cpu in runs and ("experiments.lol_train", ("2",), lol_cpu[2], False, None) in runs
-    assert ("experiments.denoise_train", (), ("--device", "cuda", "--batch", "64", "--eval-images", "1"), True,
-            None) in runs
-    assert ("experiments.denoise_train", (), ("--device", "cuda", "--batch", "64", "--eval-images", "1"), False,
-            "0") in runs
+    # CUDA: lol 8, denoise 32 and 64; before: lol 8, denoise 32 and 64; CPU: lol 8, denoise 32; torchrun: 3
+    # (the one CUDA process is the training table's run)
+    assert len(runs) == len(set(runs)) == 11
+    lol_cpu = ("experiments.lol_train", (), ("--device", "cpu", "--batch", "8", "--data", str(tmp_path)), False)
+    assert lol_cpu in runs and ("experiments.lol_train", ("2",), lol_cpu[2], False) in runs
+    assert ("experiments.denoise_train", (), ("--device", "cuda", "--batch", "64", "--eval-images", "1"), True) in runs
+    assert ("experiments.denoise_train", (), ("--device", "cuda", "--batch", "64", "--eval-images", "1"), False) in runs
     assert calls.count("cpu") == calls.count("cuda") == 3  # 1 warm-up + 2 timed calls each
     text = capsys.readouterr().out
-    assert "| global --batch | CUDA crops/s, eager | CUDA crops/s, compiled default | before: CUDA crops/s" in text
-    assert "| lol_train | 8 | 80.00 | 160.00 | 40.00 | 4.00x | 16.00 | 10.00x |" in text
-    assert "| denoise_train | 32 | 320.00 | 640.00 | 160.00 | 4.00x | failed | - |" in text
-    assert "| denoise_train | 64 | 640.00 | 1280.00 | 320.00 | 4.00x | not run | - |" in text
-    assert "RLENHANCE_COMPILE=0 python -m experiments.denoise_train --episodes 4" in text
+    assert "| trainer | global --batch | CUDA crops/s | before: CUDA crops/s | after / before | CPU crops/s |" in text
+    assert "| lol_train | 8 | 80.00 | 40.00 | 2.00x | 16.00 | 5.00x |" in text
+    assert "| denoise_train | 32 | 320.00 | 160.00 | 2.00x | failed | - |" in text
+    assert "| denoise_train | 64 | 640.00 | 320.00 | 2.00x | not run | - |" in text
+    assert "\npython -m experiments.denoise_train --episodes 4" in text
     assert "- RuntimeError: denoise_train exited with 2: out of memory" in text
     assert "| cpu | torchrun --nproc_per_node 2 (gloo) | 2 | " in text and "| 4.00 | 2.00x |" in text
-    assert "| cuda | one process | 1 | " in text and "| 20.00 | 1.00x |" in text  # the compiled run
+    assert "| cuda | one process | 1 | " in text and "| 10.00 | 1.00x |" in text  # the training table's run
     assert "| cuda | torchrun --nproc_per_node 2 (NCCL) | 2 | " in text and "| not run | - |" in text
     assert "python -m torch.distributed.run --standalone --nproc_per_node 2 -m experiments.lol_train" in text
     saved = json.loads(out.read_text())
     assert saved == json.loads(json.dumps(report))
-    by_run = {(r["trainer"], r["batch"], r["device"], r["ranks"], r["tree"], r["compile"]): r
-              for r in saved["training"]}
-    assert by_run["lol_train", 8, "cuda", 0, "after", "0"]["crops_per_s"] == 80.0
-    assert by_run["lol_train", 8, "cuda", 0, "after", "default"]["crops_per_s"] == 160.0
-    assert by_run["denoise_train", 64, "cuda", 0, "before", ""]["episodes_per_s"] == 5.0
-    assert by_run["denoise_train", 32, "cpu", 0, "after", ""]["error"].endswith("out of memory")
-    assert by_run["lol_train", 8, "cuda", 2, "after", "default"]["error"].startswith("not run")
+    by_run = {(r["trainer"], r["batch"], r["device"], r["ranks"], r["tree"]): r for r in saved["training"]}
+    assert by_run["lol_train", 8, "cuda", 0, "after"]["crops_per_s"] == 80.0
+    assert by_run["denoise_train", 64, "cuda", 0, "before"]["episodes_per_s"] == 5.0
+    assert by_run["denoise_train", 32, "cpu", 0, "after"]["error"].endswith("out of memory")
+    assert by_run["lol_train", 8, "cuda", 2, "after"]["error"].startswith("not run")
     assert [r["device"] for r in saved["inference"]] == ["cpu", "cuda"] and saved["inference"][0]["ms"] >= 0
 
 
