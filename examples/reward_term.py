@@ -1,8 +1,8 @@
 """A reward term of your own in one file: ``HighlightKeep``, which penalises the pixels a low-light policy
 pushes above a highlight level (0.9) that were not that bright in the dark input: lamps, windows and
-skies blown out to white while the rest is brought to the exposure target. None of the package's terms
-sees it: the exposure term reads patch means, and a few clipped pixels barely move them. Name it by
-import path in ``reward.terms`` (``envs.rewards``; no registration needed), train, and use the model:
+skies blown out to white while the rest is brought to the exposure target (the exposure term compares
+patch means with the target, whichever pixels clip inside them). Name it by import path in
+``reward.terms`` (``envs.rewards``; no registration needed), train, and use the model:
 
     python -m experiments.lol_train --set reward.terms=examples.reward_term:HighlightKeep=1000 \\
         --out runs/highlight_keep
