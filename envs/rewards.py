@@ -6,7 +6,7 @@ follow (``w_exposure``, ``w_color``, ``w_spatial``); the others are added with f
 ``terms`` argument, ``{name or import path: weight}``: :data:`REWARD_TERMS` holds the shipped ones, and a
 user's own :class:`RewardTerm` subclass is named by import path (``examples/reward_term.py``)::
 
-    python -m experiments.lol_train --set reward.terms=reference=300,examples.reward_term:Vividness=20
+    python -m experiments.lol_train --set reward.terms=reference=300,examples.reward_term:HighlightKeep=1000
 
 A term is built once per env (no arguments); :meth:`RewardTerm.reset` is called at each episode's start and
 :meth:`RewardTerm.__call__` on every state. Both read the episode from the task: ``task.original`` (the dark

@@ -5,10 +5,13 @@ Each step moves a pixel ``x`` to ``x ** (2 ** -alpha)``: alpha 0 keeps it, alpha
 
     python -m experiments.lol_train --set task.curve=examples.gamma_curve:GammaCurve --out runs/gamma
     rlenhance enhance photo.jpg -o out/ --checkpoint runs/gamma/checkpoints/best.pt
+    rlenhance export -o gamma.onnx --checkpoint runs/gamma/checkpoints/best.pt
 
 The checkpoint records ``examples.gamma_curve:GammaCurve``, so this file must be importable where the
 checkpoint is loaded (run from the folder that holds ``examples/``, or install it).
 """
+
+import math
 
 import torch
 
@@ -22,4 +25,5 @@ class GammaCurve(ActionFamily):
 
     @staticmethod
     def curve(x: torch.Tensor, alpha: torch.Tensor | float) -> torch.Tensor:
-        return x.clamp_min(0.0).pow(torch.exp2(-torch.as_tensor(alpha, dtype=x.dtype, device=x.device)))
+        alpha = torch.as_tensor(alpha, dtype=x.dtype, device=x.device)
+        return x.clamp_min(0.0).pow(torch.exp(alpha * -math.log(2.0)))  # 2 ** -alpha (ONNX has no exp2)

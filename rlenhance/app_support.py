@@ -55,10 +55,10 @@ from rlenhance.data.transforms import fit_longer_side
 from rlenhance.enhance import Enhancer
 from rlenhance.errors import ImageError
 from rlenhance.io import IMAGE_EXTENSIONS, is_gray, load_image
-from rlenhance.ops import le_curve
 from rlenhance.restore import MASK_THRESHOLD
 from rlenhance.tasks import TASKS
 from rlenhance.trace import ActionTrace, TracedRestorer
+from rlenhance.transitions import LE, ActionFamily
 
 __all__ = [
     "APP_MAX_PIXELS", "APP_SCRIPT", "COMPLETE_SIDE", "DENOISE_CROP", "ENHANCE_METHOD", "EnhanceKnobs", "EnhanceView",
@@ -274,9 +274,11 @@ def alpha_pictures(maps: Sequence[torch.Tensor], *, width: int = 128) -> tuple[l
     return pictures, captions
 
 
-def step_pictures(image: np.ndarray, maps: Sequence[torch.Tensor], *, width: int = 128) -> list[np.ndarray]:
+def step_pictures(image: np.ndarray, maps: Sequence[torch.Tensor], *, width: int = 128,
+                  family: type[ActionFamily] = LE) -> list[np.ndarray]:
     """The image after each curve step, at the alpha maps' resolution (what the agent saw): the
-    maps of :meth:`~rlenhance.Enhancer.alpha_maps` applied in turn with :func:`rlenhance.ops.le_curve`.
+    maps of :meth:`~rlenhance.Enhancer.alpha_maps` applied in turn with the curve of the policy's action
+    ``family`` (:attr:`LowLightTransition.family <rlenhance.transitions.LowLightTransition.family>`).
     Returns uint8 RGB pictures enlarged to ``width`` pixels."""
     if not maps:
         return []
@@ -285,7 +287,7 @@ def step_pictures(image: np.ndarray, maps: Sequence[torch.Tensor], *, width: int
     x = torch.nn.functional.interpolate(x, size=(height_map, width_map), mode="area")
     pictures = []
     for alpha in maps:
-        x = le_curve(x, alpha.detach().float().cpu()).clamp(0.0, 1.0)
+        x = family.curve(x, alpha.detach().float().cpu()).clamp(0.0, 1.0)
         big = torch.nn.functional.interpolate(x, size=(max(1, round(height_map * width / width_map)), width),
                                               mode="bilinear", align_corners=False)
         pictures.append(to_uint8(big[0].permute(1, 2, 0).numpy()))
@@ -461,7 +463,7 @@ def enhance_view(enhancer: Enhancer, image: np.ndarray, setting: Mapping[str, fl
     maps = [m.cpu() for m in enhancer.alpha_maps(x, enhancer.cond(**setting))]
     alpha, captions = alpha_pictures(maps)
     return EnhanceView(result.image, png_bytes(result.image), result.seconds, result.mean_before, result.mean_after,
-                       alpha, captions, step_pictures(image, maps))
+                       alpha, captions, step_pictures(image, maps, family=enhancer.transition.family))
 
 
 # --------------------------------------------------------------------------------------------

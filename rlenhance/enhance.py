@@ -53,13 +53,13 @@ from rlenhance.data.transforms import _fitted_size, fit_longer_side
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import _INTEGER_SCALES, as_unit_float
 from rlenhance.models.policy import PixelActorCritic, build_policy_input
-from rlenhance.ops import check_max_overshoot, le_curves_upsampled, le_step, native
+from rlenhance.ops import check_max_overshoot, le_curves_upsampled, native
 from rlenhance.ops.clean import DEFAULT_STRENGTH, bands, check_strength, clean_band, knee_start, scratch_plane
 from rlenhance.ops.curves import as_unit, store_samples
 from rlenhance.restore import SupervisedRestorer
 from rlenhance.runtime import flush_denormals, select_device
 from rlenhance.trace import ActionTrace
-from rlenhance.transitions import LE, LowLightTransition
+from rlenhance.transitions import LE, ActionFamily, LowLightTransition
 
 #: The low-light model shipped with the package (trained by experiments.lol_train; see README).
 #: Working resolution (longer side) of a policy whose checkpoint does not name one.
@@ -319,7 +319,8 @@ class Enhancer:
         cond = self.cond(**setting)
         maps = self._rollout(small.to(self.device), cond)
         if temporal is not None:
-            maps = temporal.blend(small.to(self.device), maps, self._target_and_limit(cond)[1])
+            maps = temporal.blend(small.to(self.device), maps, self._target_and_limit(cond)[1],
+                                  family=self.transition.family)
         # the curve steps in bands of rows (the native kernel's are independent of the band; the
         # torch path's temporaries are bounded by it), from the samples straight into the result
         floats = self.denoiser is not None or temporal is not None  # work left on the float result
@@ -415,7 +416,7 @@ class TemporalSmoothing:
     * The alpha maps: each frame's (one per curve step, at the working resolution, as applied: coupled,
       damped and capped) are blended with the blend of the frames before, an exponential moving average
       ``m_t = (1 - w) m_(t-1) + w a_t`` with ``w = maps_weight`` (:meth:`blend`), each step of the blend
-      capped again on the frame (:func:`rlenhance.ops.le_step`: a blend does not lift the mean above the
+      capped again on the frame (the action family's step: a blend does not lift the mean above the
       cap's limit either): a decision the policy changes from one frame to the next (a discrete policy's
       alpha that flips, a light at the edge of a block) comes in over frames.
     * The gain: each frame's result is scaled by ``b_t / mean_t`` (:meth:`gain`), its mean brightness
@@ -472,11 +473,11 @@ class TemporalSmoothing:
         brightness = max(float((previous + current).mean()) / 2, 1 / 255)
         return float((current - previous).abs().mean()) > self.cut * brightness
 
-    def blend(self, small: torch.Tensor, maps: list[torch.Tensor],
-              limit: float | torch.Tensor | None = None) -> list[torch.Tensor]:
+    def blend(self, small: torch.Tensor, maps: list[torch.Tensor], limit: float | torch.Tensor | None = None, *,
+              family: type[ActionFamily] = LE) -> list[torch.Tensor]:
         """The maps to apply to the frame whose working image is ``small``, its own maps being ``maps``, capped
-        again at ``limit`` on this frame (:func:`rlenhance.ops.le_step`: a blend holds the cap of the step as
-        each frame's maps do)."""
+        again at ``limit`` on this frame by the steps of the checkpoint's action ``family``
+        (:meth:`ActionFamily.step`: a blend holds the cap of the step as each frame's maps do)."""
         first = self.previous is None
         if self.is_cut(small) or self.maps is None or [m.shape for m in self.maps] != [m.shape for m in maps]:
             self.cuts += not first
@@ -489,7 +490,7 @@ class TemporalSmoothing:
             return blended
         capped, current = [], small
         for alpha in blended:
-            alpha, current = le_step(current, alpha, limit)
+            alpha, current = family.step(current, alpha, limit)
             capped.append(alpha)
             current = current.clamp(0.0, 1.0)
         return capped

@@ -10,8 +10,8 @@ TorchScript path, dynamic height and width): input ``image``, float32 (1, 3, H, 
   running sums (``F.adaptive_avg_pool2d``'s windows, within float rounding);
 * the policy's greedy rollout of the checkpoint's transition (:meth:`Enhancer._rollout`, its torch path,
   unrolled over the fixed steps), the cap of each step computed from the image's mean;
-* the curve steps at full resolution with the bilinearly upsampled alpha maps (what
-  :func:`rlenhance.ops.le_curves_upsampled` computes);
+* the curve steps at full resolution with the bilinearly upsampled alpha maps (what the transition's
+  :meth:`~rlenhance.transitions.LowLightTransition.apply` computes: the curve of its action family);
 * the clean stage, :func:`rlenhance.ops.clean.clean_tensor`.
 
 The setting (exposure, weights, steps, cap, clean strength, working side) is fixed at export time.
@@ -38,7 +38,6 @@ from torch import nn
 from rlenhance.atomic import atomic_path
 from rlenhance.enhance import Enhancer
 from rlenhance.ops.clean import clean_tensor
-from rlenhance.ops.curves import le_curve
 
 __all__ = ["INPUT", "OPSET", "OUTPUT", "ExportError", "LowLightGraph", "area_downscale", "denoiser_refused",
            "export_lowlight", "working_size"]
@@ -123,10 +122,10 @@ class LowLightGraph(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         small = area_downscale(image, working_size(torch._shape_as_tensor(image)[-2:], self.enhancer.max_side))
-        curved = image
+        curved, curve = image, self.enhancer.transition.family.curve
         for alpha in self.enhancer._rollout(small, self.cond):
             up = F.interpolate(alpha, size=image.shape[-2:], mode="bilinear", align_corners=False)
-            curved = le_curve(curved, up).clamp(0.0, 1.0)
+            curved = curve(curved, up).clamp(0.0, 1.0)
         return clean_tensor(image, curved, self.enhancer.denoise, knee=self.knee)
 
 

@@ -3,17 +3,14 @@ and reported by experiments.compare (in a fresh process) with its label and dire
 packages changed for it."""
 
 import csv
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from examples.entropy_metric import ENTROPY, luma_entropy
-from rlenhance.io import load_image, save_image
+from rlenhance.io import load_image
 from rlenhance.metrics.table import METRICS
-from tests.examples.packages import ROOT, assert_plugs_in_from_outside
+from tests.examples.packages import assert_plugs_in_from_outside, run_fresh, write_dark_pairs
 
 
 def test_the_metric_is_registered_by_its_file_with_its_direction():
@@ -27,18 +24,11 @@ def test_the_metric_is_registered_by_its_file_with_its_direction():
 
 @pytest.mark.slow
 def test_compare_scores_and_reports_a_metric_named_by_import_path(tmp_path):
-    rng = np.random.default_rng(0)
-    for k in range(2):
-        high = rng.uniform(0.2, 0.9, (40, 40, 3)).astype(np.float32)
-        save_image(tmp_path / "pairs" / "high" / f"{k}.png", high)
-        save_image(tmp_path / "pairs" / "low" / f"{k}.png", high * 0.2)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    write_dark_pairs(tmp_path / "pairs")
     out = tmp_path / "cmp"
-    proc = subprocess.run([sys.executable, "-m", "experiments.compare", "--task", "lowlight", "--data",
-                           str(tmp_path / "pairs"), "--split", "all", "--methods", "input,histeq", "--metrics",
-                           "examples.entropy_metric:ENTROPY", "--no-warmup", "--threads", "1", "--out", str(out)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
+    run_fresh("-m", "experiments.compare", "--task", "lowlight", "--data", str(tmp_path / "pairs"), "--split", "all",
+              "--methods", "input,histeq", "--metrics", "examples.entropy_metric:ENTROPY", "--no-warmup", "--threads",
+              "1", "--out", str(out))
     with open(out / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0])[-2:] == ["entropy", "ms"]  # after the task's own metrics

@@ -3,9 +3,6 @@ steps by experiments.supervised_train, loaded by `rlenhance denoise --checkpoint
 experiments.compare, each in a fresh process, with nothing inside the packages changed for it."""
 
 import csv
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,20 +12,13 @@ from examples.supervised_baseline import TinyDenoiser
 from experiments import supervised_train
 from rlenhance import registry
 from rlenhance.io import load_image, save_image
-from tests.examples.packages import ROOT, assert_plugs_in_from_outside
+from tests.examples.packages import assert_plugs_in_from_outside, run_fresh
 
 NETWORK = "examples.supervised_baseline:TinyDenoiser"
 
 
 class Bare(nn.Module):
     """A network without train_defaults (tests.examples.test_supervised_baseline:Bare)."""
-
-
-def run(*argv: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.run([sys.executable, *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    return proc
 
 
 def test_the_trainer_takes_a_networks_defaults_and_names_what_a_network_without_them_needs():
@@ -47,24 +37,24 @@ def test_a_network_of_ones_own_trains_loads_and_compares(tmp_path):
         y, x = np.mgrid[0:32, 0:32] / 32
         save_image(tmp_path / "clean" / f"img{k}.png", (0.2 + 0.6 * (x * (k + 1) % 1) * y)[..., None]
                    + 0.02 * rng.random((32, 32, 1)))
-    run("-m", "experiments.supervised_train", "--model", NETWORK, "--task", "denoise", "--data",
-        str(tmp_path / "clean"), "--epochs", "1", "--steps-per-epoch", "2", "--batch", "2", "--crop", "16",
-        "--set", "data.val_samples=2", "--set", "data.tune_fraction=0", "--threads", "1",
-        "--out", str(tmp_path / "run"))
+    run_fresh("-m", "experiments.supervised_train", "--model", NETWORK, "--task", "denoise", "--data",
+          str(tmp_path / "clean"), "--epochs", "1", "--steps-per-epoch", "2", "--batch", "2", "--crop", "16",
+          "--set", "data.val_samples=2", "--set", "data.tune_fraction=0", "--threads", "1",
+          "--out", str(tmp_path / "run"))
     best = tmp_path / "run" / "checkpoints" / "best.pt"
     assert registry.kind_of("denoise", best) == NETWORK  # the checkpoint records its network's method
 
     noisy = np.clip(load_image(tmp_path / "clean" / "img0.png") + rng.normal(0, 0.1, (32, 32, 1)), 0, 1)
     save_image(tmp_path / "noisy" / "img0.png", noisy.astype(np.float32))
-    run("-m", "rlenhance", "denoise", str(tmp_path / "noisy"), "-o", str(tmp_path / "denoised"), "--checkpoint",
-        str(best))
+    run_fresh("-m", "rlenhance", "denoise", str(tmp_path / "noisy"), "-o", str(tmp_path / "denoised"), "--checkpoint",
+          str(best))
     restorer = registry.load("denoise", NETWORK, best, device="cpu")
     assert type(restorer.model) is TinyDenoiser
     expected = restorer.restore(load_image(tmp_path / "noisy" / "img0.png")[..., :1])  # gray files: 3 equal planes
     np.testing.assert_allclose(load_image(tmp_path / "denoised" / "img0.png")[..., :1], expected, atol=0.5 / 255 + 1e-6)
 
-    run("-m", "experiments.compare", "--task", "denoise", "--data", str(tmp_path / "clean"), "--methods",
-        "input,gaussian", "--checkpoints", str(best), "--no-warmup", "--threads", "1", "--out", str(tmp_path / "cmp"))
+    run_fresh("-m", "experiments.compare", "--task", "denoise", "--data", str(tmp_path / "clean"), "--methods",
+          "input,gaussian", "--checkpoints", str(best), "--no-warmup", "--threads", "1", "--out", str(tmp_path / "cmp"))
     with open(tmp_path / "cmp" / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["method"] for r in rows if r["image"] == "img0.png"] == ["input", "gaussian", NETWORK]

@@ -3,6 +3,7 @@ path, owning the step at the working resolution (with the cap) and at full resol
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
@@ -85,3 +86,23 @@ def test_a_bad_family_is_refused_naming_what_is_wrong():
 
     ACTION_FAMILIES.add("twice-test", Twice)
     assert transition("twice-test").family is Twice
+
+
+def test_a_videos_blend_and_the_apps_step_pictures_take_the_checkpoints_family():
+    """A clip's blended maps are capped again by the family's own step, and the app shows its steps: the
+    gamma curve's, not LE's."""
+    from rlenhance.app_support import step_pictures
+    from rlenhance.enhance import TemporalSmoothing
+
+    gamma = transition(GAMMA).family
+    x = images(2, (1, 3, 8, 10))
+    alpha, limit = torch.ones(1, 1, 8, 10), torch.tensor([0.35])
+    (capped,) = TemporalSmoothing().blend(x, [alpha], limit, family=gamma)
+    torch.testing.assert_close(capped, gamma.step(x, alpha, limit)[0])
+    assert not torch.allclose(capped, LE.step(x, alpha, limit)[0])
+    image = x[0].permute(1, 2, 0).numpy()
+    (picture,) = step_pictures(image, [torch.full((1, 1, 8, 10), 0.5)], width=10, family=gamma)
+    expected = (x.pow(2 ** -0.5)[0].permute(1, 2, 0).numpy() * 255).round()
+    np.testing.assert_allclose(picture, expected, atol=1)
+    (le_picture,) = step_pictures(image, [torch.full((1, 1, 8, 10), 0.5)], width=10)
+    assert np.abs(le_picture.astype(float) - expected).max() > 5

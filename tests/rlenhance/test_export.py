@@ -125,6 +125,11 @@ POLICIES = {
                     "bounded_mean": True},
                    {"test_steps": 2, "alpha_table": [], "action_type": "continuous", "alpha_channels": 1,
                     "cond_fields": [], "cond_scale": [], "max_side": 48}),
+    # another action family than LE: a gamma curve of one's own, named by import path
+    "gamma-family": ({"in_channels": 6, "out_channels": 1, "n_actions": 6, "downscale": 2, "cond_dim": 0},
+                     {"test_steps": 3, "alpha_table": NEGATIVE_ALPHAS, "action_type": "discrete", "alpha_channels": 1,
+                      "curve": "examples.gamma_curve:GammaCurve", "cond_fields": [], "cond_scale": [],
+                      "max_side": 64}),
 }
 
 
