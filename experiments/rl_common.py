@@ -49,19 +49,17 @@ from agents.distributed import Ranks
 from agents.sac import SAC, SACConfig
 from experiments.config import Cost, Preset, to_dict, unused_section
 from experiments.loop import (
-    RUN_COST_FREE,
     TEST_GROUP,
     TOP_ACTION_SHARE,
     Loop,
     LoopState,
-    check_run,
     check_tune_fraction,
     preset_estimate,
     run_seconds,
-    run_section,
     standard_callbacks,
 )
 from experiments.run_files import action_key, action_map, heatmap, heatmap_key
+from experiments.run_settings import RUN_COST_FREE, check_int, check_run, run_section
 from experiments.runs import GRID_CAPTIONS, Run, run_cli, setup_process
 from rlenhance.checkpoint import (
     CheckpointSpec,
@@ -227,12 +225,6 @@ RL_FLAGS: Mapping[str, str] = MappingProxyType({
 })
 
 
-def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        bound = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
-        raise ValueError(f"{name} {value!r}: expected {bound}")
-
-
 def _check_rate(name: str, value: float, *, zero: bool = False) -> None:
     if not (math.isfinite(value) and (value >= 0 if zero else value > 0)):
         raise ValueError(f"{name} {value!r}: expected a finite number {'>= 0' if zero else '> 0'}")
@@ -244,9 +236,9 @@ def check_rl(cfg: RLConfig) -> None:
     model = cfg.model
     check_run(cfg.run)
     for name in ("width", "downscale"):
-        _check_int(f"model.{name}", getattr(model, name), 1)
-    _check_int("model.freeze_backbone", model.freeze_backbone, 0)
-    _check_int("a3c.workers", cfg.a3c.workers, 0)
+        check_int(f"model.{name}", getattr(model, name), 1)
+    check_int("model.freeze_backbone", model.freeze_backbone, 0)
+    check_int("a3c.workers", cfg.a3c.workers, 0)
     if model.init_backbone is not None:
         if model.backbone == "fcn":
             raise ValueError(f"model.init_backbone {model.init_backbone}: a supervised checkpoint starts a supervised "
