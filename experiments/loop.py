@@ -11,7 +11,7 @@ A trainer (RL: an episode a step; supervised: an epoch) hands :class:`Loop` its 
   validation split after the run (``val_*`` columns of the summary);
 * ``run.resuming`` restores last.pt (:meth:`Loop._resume`; best.pt as the run left it);
 * SIGINT / SIGTERM stop every rank at the next step boundary with last.pt saved
-  (:class:`experiments.runs.Interrupted`); under torchrun rank 0 evaluates and writes.
+  (:class:`experiments.process.Interrupted`); under torchrun rank 0 evaluates and writes.
 
 A trainer's ``run`` section, its command line and its run folder: :mod:`experiments.run_settings`.
 """
@@ -29,9 +29,11 @@ from typing import Any, NamedTuple
 import torch
 
 from experiments.config import Cost, Preset, duration, preset_of
+from experiments.process import StopSignals
 from experiments.run_settings import open_run, parse_run  # noqa: F401 - the trainers' entry points, also from here
-from experiments.runs import GRID_CAPTIONS, Run, StopSignals
+from experiments.runs import GRID_CAPTIONS, Run
 from rlenhance.checkpoint import load_checkpoint, load_state_dict_strict
+from rlenhance.errors import CheckpointError
 
 #: ``evaluate() -> (scores, grid_rows)``: scores named ``eval/...``; grid rows are lists of (C, H, W)
 #: images shown side by side (input | output | reference).
@@ -260,7 +262,7 @@ class Loop:
         s.evaluated = int(extra.get(f"eval_{u}", s.step))
         s.scores, s.saved = dict(extra.get("scores") or {}), s.step
         s.ended = bool(extra.get("ended", False))
-        s.best, s.best_step = run.best_so_far(s.best, s.best_step, step_key=f"best_{u}")
+        s.best, s.best_step = run.ranks.on_rank0(lambda: self._best_on_disk(s.best, s.best_step))
         if self.finished:
             s.report = dict(extra.get("report") or {})  # the finished run's; a run that trains on reports anew
             how = "it ended early" if s.ended else "raise the total to train on"
@@ -271,6 +273,27 @@ class Loop:
         run.truncate_metrics(s.step)
         run.say(f"resumed {run.last_path} at {u} {s.step}")
         return False
+
+    def _best_on_disk(self, best: float, step: int) -> tuple[float, int]:
+        """A resumed run's best score and its step as best.pt records them, where that differs from
+        last.pt's: best.pt is written first, so a kill between the two leaves it newer. Unchanged
+        without a best.pt that records its score, or with one that cannot be read (the next better
+        score replaces it)."""
+        path, key = self.run.best_path, f"best_{self.unit}"
+        if not path.is_file():
+            return best, step
+        try:
+            extra = load_checkpoint(path)["extra"] or {}
+        except CheckpointError as exc:
+            print(f"{exc}; the next better score replaces it")
+            return best, step
+        if "best" not in extra or key not in extra:
+            return best, step
+        on_disk = float(extra["best"]), int(extra[key])
+        if on_disk != (float(best), int(step)):
+            print(f"{path} (score {on_disk[0]:.4g} at {key} {on_disk[1]}) differs from last.pt's "
+                  "record (a run killed between writing the two): it counts as the best so far")
+        return on_disk
 
     def _scored(self, evaluate: Evaluate | None = None) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
         """``evaluate()`` (by default the loop's) in eval mode without gradients (each module's mode
@@ -317,7 +340,7 @@ class Loop:
         """Train to ``total`` steps (see the module docstring); returns the run folder.
 
         Raises:
-            experiments.runs.Interrupted: SIGINT or SIGTERM stopped the run (last.pt saved).
+            experiments.process.Interrupted: SIGINT or SIGTERM stopped the run (last.pt saved).
         """
         s, run = self.state, self.run
         if run.resuming and self._resume():
@@ -402,10 +425,12 @@ class Loop:
 
 # --- the standard callbacks -------------------------------------------------------------------------
 class Checkpoints(Callback):
-    """``best.pt`` when the metric improved (written before last.pt: a kill between the two leaves a
-    best.pt that --resume takes over; ``best=False``: the trainer writes its own), ``episode_NNNNNN.pt``
-    of every evaluation with ``keep``, and ``last.pt`` (with the trainer's state) after every
-    evaluation and when a signal stops the run."""
+    """Where a run's checkpoints are written: ``best.pt`` when the evaluation beat the best so far
+    (``loop.state.improved``, set by :meth:`Loop._evaluate`), before last.pt, so a kill between the two
+    leaves a best.pt that --resume takes over (:meth:`Loop._best_on_disk`); :meth:`Loop._report` scores
+    it after the run; ``best=False``: the trainer writes its own (:mod:`experiments.rse_train`).
+    ``episode_NNNNNN.pt`` of every evaluation with ``keep``; ``last.pt`` (with the trainer's state)
+    after every evaluation and when a signal stops the run."""
 
     def __init__(self, keep: bool = False, *, best: bool = True):
         self.keep, self.best = keep, best

@@ -58,9 +58,10 @@ from experiments.loop import (
     run_seconds,
     standard_callbacks,
 )
+from experiments.process import run_cli, setup_process
 from experiments.run_files import action_key, action_map, heatmap, heatmap_key
 from experiments.run_settings import RUN_COST_FREE, check_int, check_run, run_section
-from experiments.runs import GRID_CAPTIONS, Run, run_cli, setup_process
+from experiments.runs import GRID_CAPTIONS, Run
 from rlenhance.checkpoint import (
     CheckpointSpec,
     LowLightPolicySpec,
@@ -321,7 +322,7 @@ def episode_seed(seed: int, episode: int) -> int:
 
 # --- setup, policy and agent ----------------------------------------------------------------------
 def setup(cfg: RLConfig, ranks: Ranks | None = None) -> torch.device:
-    """Process-wide settings (:func:`experiments.runs.setup_process`); returns the device.
+    """Process-wide settings (:func:`experiments.process.setup_process`); returns the device.
 
     Raises:
         ValueError: a bad device, or A3C worker processes under torchrun.
@@ -590,7 +591,7 @@ def fit(cfg: RLConfig, run: Run, agent: A3C | SAC, venv: Any, *,
     returns the run folder.
 
     Raises:
-        experiments.runs.Interrupted: SIGINT or SIGTERM stopped the run (last.pt saved).
+        experiments.process.Interrupted: SIGINT or SIGTERM stopped the run (last.pt saved).
     """
     ranks, policy, r = run.ranks, agent.policy, cfg.run
     workers = cfg.a3c.workers

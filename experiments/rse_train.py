@@ -90,6 +90,7 @@ from envs.rse import make_rse_vec
 from experiments import config as configs
 from experiments import denoise_train
 from experiments.loop import Callback, Checkpoints, Loop, Progress, preset_estimate
+from experiments.process import run_cli, setup_process
 from experiments.rl_common import check_fractions, episode_scalars, episode_seed
 from experiments.rse import (
     FLAGS,
@@ -116,7 +117,7 @@ from experiments.rse import (
     vae_batch,
 )
 from experiments.run_settings import RUN_COST_FREE, check_run, open_run, parse_run
-from experiments.runs import Run, run_cli, setup_process, usage_lines
+from experiments.runs import Run, usage_lines
 from experiments.sigmas import (
     has_real_noise,
     level_key,

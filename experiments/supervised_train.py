@@ -74,8 +74,9 @@ from experiments import config as configs
 from experiments.config import Cost, Preset
 from experiments.loop import Callback, Checkpoints, Loop, Progress, SampleGrids, preset_estimate, run_seconds
 from experiments.plots import loss_curves, save_figure
+from experiments.process import run_cli, setup_process
 from experiments.run_settings import RESUME_MAY_CHANGE, RUN_COST_FREE, check_run, open_run, parse_run, run_section
-from experiments.runs import Run, run_cli, setup_process, usage_lines
+from experiments.runs import Run, usage_lines
 from experiments.sigmas import noise_levels, resolve_sigma
 from experiments.supervised import (
     BATCH_SEED_BOUND,

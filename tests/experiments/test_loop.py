@@ -28,6 +28,7 @@ from experiments.loop import (
     run_seconds,
     split_note,
 )
+from experiments.process import Interrupted
 from experiments.rl_common import top_action_share
 from experiments.run_settings import (
     RESUME_MAY_CHANGE,
@@ -37,7 +38,7 @@ from experiments.run_settings import (
     check_run,
     run_section,
 )
-from experiments.runs import Interrupted, Run, RunFolderError, read_metrics
+from experiments.runs import Run, RunFolderError, read_metrics
 from rlenhance.checkpoint import load_checkpoint
 from rlenhance.data import TUNE_FRACTION
 from rlenhance.models.mrpnet import MRPNet
