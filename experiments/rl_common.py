@@ -1,32 +1,15 @@
 """What the pixel-wise RL trainers (low light, denoising, completion) share: the agent, model and run
 sections of their config, the policy and agent they build, and the RL step of the training loop.
 
-A task module (``experiments.lol_train``, ``experiments.denoise_train``,
-``experiments.completion_train``) reads top to bottom like a CleanRL script::
-
-    cfg = parse_run(Config, argv, presets=PRESETS, flags=FLAGS, check=check)      # Config subclasses RLConfig
-    ranks = Ranks.from_env()                          # torchrun's ranks (one process without it)
-    device = setup(cfg, ranks)                        # threads, denormals, seeds, device, process group
-    run = open_run(cfg, ranks)                        # --out checked; --resume keeps the run's settings
-    venv = make_venv()                                # the task's batched torch vector env (**env_batch(cfg, ranks))
-    agent = make_agent(cfg, venv, resume=run.resuming, ranks=ranks)
-    fit(cfg, run, agent, venv, make_venv=make_venv, evaluate=..., metric="eval/psnr", spec=...)
-
-:func:`fit` runs :class:`experiments.loop.Loop` with one RL episode a step: episode ``k`` resets
-the env with seed ``seed * 1_000_003 + k`` (:func:`episode_seed`), so a run continued with
-``--resume`` draws the same images, noise and masks as an uninterrupted one and, for A3C, ends
-with the same weights (SAC's replay buffer is not checkpointed: a resumed SAC run refills it);
-``model.freeze_backbone K`` keeps the policy's backbone frozen for episodes ``0 .. K-1``;
-``a3c.workers K`` trains asynchronously in K processes that take the episodes in turn
-(:meth:`agents.a3c.A3C.train_async`), in chunks that end at each evaluation, each episode logged as it
-ends; a chunk's first K episodes start from its weights, so a run resumed at another episode than an
-evaluation's differs from an uninterrupted one from there. Checkpoints carry ``extra["spec"]`` (what
-inference needs), ``extra["config"]`` (the resolved config) and ``extra["algorithm"]``.
-
-Under ``torchrun --nproc_per_node N`` the same script trains data-parallel
-(:mod:`agents.distributed`): each rank steps ``run.batch / N`` envs, its rows of the global batch,
-the agents average their gradients, rank 0 evaluates and writes. ``--resume`` may change the
-number of processes (the global batch stays). A3C's workers stay on one machine.
+A trainer (``experiments.lol_train``, ``denoise_train``, ``completion_train``) reads like a CleanRL
+script: ``parse_run`` -> :func:`setup` -> ``open_run`` -> its vector env -> :func:`make_agent` ->
+:func:`fit`, which runs :class:`experiments.loop.Loop` with one RL episode a step. Episode ``k``
+resets the env with :func:`episode_seed`, so a run continued with ``--resume`` draws the same
+images, noise and masks as an uninterrupted one (A3C ends with the same weights; SAC refills its
+replay buffer). ``a3c.workers K`` trains asynchronously in K processes, in chunks that end at each
+evaluation. Under torchrun each rank steps its rows of the global batch, the agents average their
+gradients and rank 0 evaluates and writes. Checkpoints carry ``extra["spec"]`` (what inference
+needs), ``extra["config"]`` and ``extra["algorithm"]``.
 """
 
 from __future__ import annotations
@@ -50,7 +33,7 @@ from agents.sac import SAC, SACConfig
 from experiments.config import Cost, Preset, to_dict, unused_section
 from experiments.loop import (
     TEST_GROUP,
-    TOP_ACTION_SHARE,
+    TOP_ACTION_SHARE,  # noqa: F401 - the trainers import it from here
     Loop,
     LoopState,
     check_tune_fraction,
@@ -58,7 +41,7 @@ from experiments.loop import (
     run_seconds,
     standard_callbacks,
 )
-from experiments.process import run_cli, setup_process
+from experiments.process import run_cli, setup_process  # noqa: F401 - run_cli: the trainers import it from here
 from experiments.run_files import action_key, action_map, heatmap, heatmap_key
 from experiments.run_settings import RUN_COST_FREE, check_int, check_run, run_section
 from experiments.runs import GRID_CAPTIONS, Run
@@ -72,38 +55,6 @@ from rlenhance.checkpoint import (
 )
 from rlenhance.errors import CheckpointError
 from rlenhance.models.policy import PixelActorCritic
-
-__all__ = [
-    "A3CSettings",
-    "EPISODE_SEED_STRIDE",
-    "ModelSettings",
-    "RLConfig",
-    "RLRunSettings",
-    "SACSettings",
-    "TOP_ACTION_SHARE",
-    "Track",
-    "check_fractions",
-    "check_rl",
-    "env_batch",
-    "env_defaults",
-    "episode_scalars",
-    "episode_seed",
-    "estimate_seconds",
-    "fit",
-    "init_policy",
-    "make_agent",
-    "make_policy",
-    "map_captions",
-    "run_cli",
-    "sac_config",
-    "setup",
-    "split_seed",
-    "top_action_share",
-    "untracked",
-    "uses_block_actions",
-    "with_maps",
-    "with_test_scores",
-]
 
 #: ``track(items, desc)``: the items of an evaluation's loop, under a progress bar named ``desc``
 #: (:meth:`experiments.runs.Run.track`, which clears it at the end); :func:`untracked` shows none.
