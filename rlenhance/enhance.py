@@ -1,36 +1,17 @@
 """Inference with a trained low-light policy: ``Enhancer``.
 
 The policy runs greedily at a working resolution (the image area-downscaled so its longer side is
-at most ``max_side``, band by band of rows), producing one alpha map per step. The maps are then
-upsampled bilinearly and the LE curves applied to the full-resolution image
-(:func:`rlenhance.ops.le_curves_upsampled`; Zero-DCE++'s trick, applied per step): on the CPU in
-one pass of a native kernel that reads each sample once and writes it once, uint8 samples in and
-out included (``enhance_array(..., dtype=np.uint8)``, what the CLI uses), so a 24-megapixel photo
-needs no float copy of itself; elsewhere in strips of ``strip_pixels`` with torch ops.
+at most ``max_side``), producing one alpha map per step. The maps are upsampled bilinearly and the
+LE curves applied to the full-resolution image band by band of rows
+(:func:`rlenhance.ops.le_curves_upsampled`, Zero-DCE++'s trick, per step): on the CPU in one pass
+of a native kernel, uint8 samples in and out included, so a large photo needs no float copy of itself.
 
-ReLLIE's denoiser module: brightening amplifies the sensor noise of a dark photo, so ReLLIE runs a
-denoiser (FFDNet) on the image after the last curve step. ``Enhancer(..., denoiser=...)`` does the
-same with a supervised denoising checkpoint (:class:`rlenhance.restore.SupervisedRestorer`); a gray
-plain denoiser is applied to R, G and B separately, a gray noise-map one to the opponent colour planes
-(as :class:`~rlenhance.restore.SupervisedRestorer` does without ``per_channel``). Two kinds:
-
-* a plain denoiser (MRPNet trained by ``experiments.supervised_train --task denoise``) reads the
-  image only;
-* a noise-map denoiser (:class:`~rlenhance.models.ffdnet.FFDNet`, ``supervised_train --model
-  ffdnet``), ReLLIE's design: it also reads a per-pixel noise-level map set by how much each pixel
-  was brightened. The Enhancer multiplies :func:`rlenhance.ops.le_gain` (``LE(x) / x``) over the
-  curve steps it applies, per pixel and channel, and scales that gain by the dark input's noise
-  level ``noise_sigma`` (:func:`rlenhance.data.noise_level_map`): ``sigma / 255 * enhanced / input``,
-  exact for every pixel, black ones included. (ReLLIE's code takes ``(enhanced - input) / input``
-  with the input floored at 3/255 and min-max rescales it per image, so its map has no absolute
-  scale.)
-
-Without a denoiser, the clean stage (:func:`rlenhance.ops.clean.clean_enhanced`, ``Enhancer(denoise=1)``
-by default, 0-2, 0: off) removes that noise where it was made: weighted by how much the curves brightened
-each pixel, it smooths the chroma (and lightly the luma) and pulls would-be-clipped highlights back
-towards the input; pixels the curves did not brighten are returned as the curves left them, so a photo
-that needs no light comes back unchanged. The curves and the clean stage run together band by band of
-rows (each band with the rows its blurs reach), so a large photo needs no float copy of itself.
+The noise the curves amplify is removed after them by a supervised ``denoiser`` (ReLLIE's denoiser
+module; a noise-map one, FFDNet, reads ``noise_sigma / 255`` times the curves' per-pixel gain
+:func:`rlenhance.ops.le_gain`, exact for every pixel, where ReLLIE's code rescales
+``(enhanced - input) / input`` per image), or else by the clean stage
+(:func:`rlenhance.ops.clean.clean_enhanced`, ``denoise``), weighted by how much the curves brightened
+each pixel, so a photo that needs no light comes back unchanged.
 """
 
 from __future__ import annotations
@@ -62,9 +43,9 @@ from rlenhance.temporal import TemporalSmoothing
 from rlenhance.trace import ActionTrace
 from rlenhance.transitions import LE, LowLightTransition
 
-#: The low-light model shipped with the package (trained by experiments.lol_train; see README).
 #: Working resolution (longer side) of a policy whose checkpoint does not name one.
 DEFAULT_MAX_SIDE = 512
+#: The low-light model shipped with the package (trained by experiments.lol_train; see README).
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "lowlight_a3c.pt"
 #: The dark input's noise level (0-255) a noise-map denoiser trained on Gaussian noise is given by
 #: default (``Enhancer(noise_sigma=None)``): its map is this times the curves' per-pixel gain. Chosen
