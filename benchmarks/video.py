@@ -14,7 +14,7 @@ Prints:
    runs' CPU time over the difference of their frames: what a loaded machine's wall clock hides);
 2. flicker: ``--scenes`` photos of ``--photos`` (evenly spaced; scikit-image's photos darkened without
    it) resized to ``--size``, ``--flicker-frames`` frames each with fresh noise of each ``--noise``,
-   enhanced one by one and with the clip's :class:`rlenhance.enhance.TemporalSmoothing`: the jitter of
+   enhanced one by one and with the clip's :class:`rlenhance.temporal.TemporalSmoothing`: the jitter of
    the output's mean brightness (the standard deviation of its frame-to-frame change, 0-1 scale), both
    ways, and their ratio.
 
@@ -132,8 +132,9 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.no_flicker:
         return
-    from rlenhance.enhance import Enhancer, TemporalSmoothing
+    from rlenhance.enhance import Enhancer
     from rlenhance.runtime import configure_threads, flush_denormals
+    from rlenhance.temporal import TemporalSmoothing
 
     flush_denormals()
     configure_threads()

@@ -52,7 +52,7 @@ from agents.distributed import Ranks
 from envs.checkpoints import rollout_policy_spec
 from experiments import config
 from experiments.config import Cost, Preset
-from experiments.loop import DataSplits, open_run, parse_run
+from experiments.loop import DataSplits
 from experiments.rl_common import (
     RL_FLAGS,
     TOP_ACTION_SHARE,
@@ -76,6 +76,7 @@ from experiments.rl_common import (
     with_maps,
     with_test_scores,
 )
+from experiments.run_settings import open_run, parse_run
 from experiments.runs import usage_lines
 from experiments.sigmas import RAMP, level_scores, noise_text, noisy_test_sets, resolve_sigma
 from rlenhance import metrics
@@ -370,7 +371,7 @@ def grid_captions(cfg: Config) -> tuple[str, ...]:
 
 def parse_args(argv: Sequence[str] | None = None) -> Config:
     """The command line as the run takes it: preset, config file, flags and ``--set`` resolved and checked
-    (:func:`experiments.loop.parse_run`: ``--resume`` continues a run with its own config)."""
+    (:func:`experiments.run_settings.parse_run`: ``--resume`` continues a run with its own config)."""
     return parse_run(Config, sys.argv[1:] if argv is None else argv, presets=PRESETS, flags=FLAGS,
                      prog="denoise_train", description=__doc__.split("\n\n")[0], check=check,
                      estimate=estimate_seconds)

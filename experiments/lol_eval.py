@@ -34,7 +34,8 @@ import numpy as np
 import torch
 
 from experiments.compare.methods import Method, baseline_method, enhancer_method, peer_method, supervised_method
-from experiments.runs import arg, markdown_table, parse_config, run_cli
+from experiments.process import run_cli
+from experiments.runs import arg, markdown_table, parse_config
 from rlenhance import metrics
 from rlenhance.atomic import atomic_path
 from rlenhance.baselines import LOWLIGHT_BASELINES

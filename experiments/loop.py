@@ -1,62 +1,25 @@
 """The one training loop: train in steps, evaluate on a schedule, checkpoint, resume, stop on signals.
 
-A trainer (RL: an episode a step; supervised: an epoch) hands :class:`Loop` four functions and a
-list of callbacks::
+A trainer (RL: an episode a step; supervised: an epoch) hands :class:`Loop` its ``train`` and
+``evaluate`` functions and a list of callbacks, and calls :meth:`Loop.fit`, which is the whole loop:
 
-    loop = Loop(run, total=cfg.run.episodes, eval_every=cfg.run.eval_every, unit="episode",
-                train=lambda step, until: (new_step, scalars),   # trains step .. at most until
-                evaluate=lambda: (scores, grid_rows),            # on the tuning split, model in eval mode
-                metric="eval/psnr",                              # picks best.pt (higher is better)
-                split="tune", report=lambda: (scores, grid_rows),  # best.pt scored on the validation split
-                model=policy, state=agent.state_dict, load_state=agent.load_state_dict,
-                extra=lambda: {"spec": spec, "config": to_dict(cfg)},
-                callbacks=standard_callbacks(cfg.run.samples, keep_evals=cfg.run.keep_evals))
-    loop.fit()
+* ``train(step, until)`` runs until ``total``; every ``eval_every`` steps and at the end,
+  ``evaluate()`` runs on rank 0 in eval mode without gradients, its scores are logged and the
+  callbacks' ``on_evaluation`` run (:class:`Checkpoints` writes best.pt, then last.pt);
+* best.pt is picked on the split ``evaluate`` scores (``split``: the tuning split, or the
+  validation split where there is none); with ``report``, best.pt's weights are scored once on the
+  validation split after the run (``val_*`` columns of the summary);
+* ``run.resuming`` restores last.pt (:meth:`Loop._resume`; best.pt as the run left it);
+* SIGINT / SIGTERM stop every rank at the next step boundary with last.pt saved
+  (:class:`experiments.process.Interrupted`); under torchrun rank 0 evaluates and writes.
 
-What the loop does (written once; every trainer gets it):
-
-* **resume**: with ``run.resuming`` it reads ``checkpoints/last.pt`` (the model's weights,
-  ``extra["state"]`` handed to ``load_state``, the step, the best score and its step), cuts the
-  metrics logged after that step, and continues; a run already finished says so and returns.
-  :func:`check_resume` refuses a ``--resume`` whose config differs from the run's (except the
-  settings that may change, such as the step total);
-* **schedule**: ``train(step, until)`` is called until ``total`` (``until`` is the next evaluation
-  step, so a chunk of asynchronous workers' episodes never straddles one; such a chunk reports each
-  step as it ends, :meth:`Loop.advance`, and ends early on a signal); every ``eval_every`` steps (or at the
-  steps a schedule function picks) and at the end, ``evaluate()`` runs on rank 0 in eval mode
-  without gradients, its scores are logged, handed to every rank, and the callbacks'
-  ``on_evaluation`` run (checkpoints, sample grids); a callback may end the run early there
-  (:meth:`Loop.end`, as SB3's callbacks stop training);
-* **report**: the run picks best.pt on the split ``evaluate`` scores (``split``: the tuning split,
-  held out of training, or the validation split where there is none); with ``report`` (the
-  trainer's evaluation of its validation images) best.pt's weights are scored once after the last
-  evaluation, printed ("best.pt (episode N, picked on the tuning split): validation psnr X") and
-  put in the summary as ``val_*`` columns (the evaluations' are ``tune_*``, a ``--test`` set's
-  ``test_*``); metrics.csv holds the evaluations only. last.pt records the report, so a finished
-  run resumed reports the same (a summary lost to a kill is written again from it);
-* **signals**: SIGINT / SIGTERM (:class:`experiments.runs.StopSignals`) stop the loop before the
-  next step (or due evaluation) on every rank; ``on_stop`` callbacks run (last.pt is saved with the
-  step of its scores, so ``--resume`` runs a skipped evaluation first) and
-  :class:`experiments.runs.Interrupted` ends the run (exit 130 / 143 with ``run_cli``);
-* **ranks**: under torchrun rank 0 evaluates and writes; the others wait at a barrier.
-
-Callbacks (:class:`Callback`) see the loop and its :class:`LoopState`; :class:`Checkpoints`,
-:class:`SampleGrids`, :class:`Progress` and :class:`TimeEstimate` are the standard ones.
-
-Every trainer's config has a ``run`` section: the :class:`RunSettings` it reads (its length,
-evaluation and checkpoint cadence, seeds, hardware and run folder), made by :func:`run_section`
-with the trainer's defaults, and checked by :func:`check_run`. Every trainer reads its command line
-with :func:`parse_run` (``--resume`` continues a run with the run's own config) and opens its run
-folder with :func:`open_run`.
+A trainer's ``run`` section, its command line and its run folder: :mod:`experiments.run_settings`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 import time
-import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,37 +28,12 @@ from typing import Any, NamedTuple
 
 import torch
 
-from agents.distributed import Ranks
-from experiments import config as configs
-from experiments.config import Cost, Preset, duration, field_docs, flatten, preset_of
-from experiments.runs import GRID_CAPTIONS, Run, StopSignals, read_config, trainer_name
+from experiments.config import Cost, Preset, duration, preset_of
+from experiments.process import StopSignals
+from experiments.run_settings import open_run, parse_run  # noqa: F401 - the trainers' entry points, also from here
+from experiments.runs import GRID_CAPTIONS, Run
 from rlenhance.checkpoint import load_checkpoint, load_state_dict_strict
-
-__all__ = [
-    "Callback",
-    "Checkpoints",
-    "DataSplits",
-    "Loop",
-    "LoopState",
-    "Progress",
-    "RESUME_MAY_CHANGE",
-    "RUN_COST_FREE",
-    "RunSettings",
-    "SampleGrids",
-    "StuckHint",
-    "TOP_ACTION_SHARE",
-    "TimeEstimate",
-    "check_resume",
-    "check_run",
-    "evaluations_left",
-    "open_run",
-    "parse_run",
-    "preset_estimate",
-    "run_section",
-    "run_seconds",
-    "split_note",
-    "standard_callbacks",
-]
+from rlenhance.errors import CheckpointError
 
 #: ``evaluate() -> (scores, grid_rows)``: scores named ``eval/...``; grid rows are lists of (C, H, W)
 #: images shown side by side (input | output | reference).
@@ -116,8 +54,6 @@ REPORTED = ("psnr", "ssim", "uqi", "hole_psnr", "hole_ssim", "loss", "exposure_l
 SPLIT_NAMES = MappingProxyType({"tune": "tuning", "val": "validation"})
 #: A run whose estimated time is longer than this says so before it goes on (:class:`TimeEstimate`).
 LONG_RUN_S = 1800.0
-#: Largest ``run.seed`` (NumPy's global seed limit).
-MAX_SEED = 2**32 - 1
 
 
 def check_tune_fraction(value: float, key: str) -> None:
@@ -326,7 +262,7 @@ class Loop:
         s.evaluated = int(extra.get(f"eval_{u}", s.step))
         s.scores, s.saved = dict(extra.get("scores") or {}), s.step
         s.ended = bool(extra.get("ended", False))
-        s.best, s.best_step = run.best_so_far(s.best, s.best_step, step_key=f"best_{u}")
+        s.best, s.best_step = run.ranks.on_rank0(lambda: self._best_on_disk(s.best, s.best_step))
         if self.finished:
             s.report = dict(extra.get("report") or {})  # the finished run's; a run that trains on reports anew
             how = "it ended early" if s.ended else "raise the total to train on"
@@ -337,6 +273,27 @@ class Loop:
         run.truncate_metrics(s.step)
         run.say(f"resumed {run.last_path} at {u} {s.step}")
         return False
+
+    def _best_on_disk(self, best: float, step: int) -> tuple[float, int]:
+        """A resumed run's best score and its step as best.pt records them, where that differs from
+        last.pt's: best.pt is written first, so a kill between the two leaves it newer. Unchanged
+        without a best.pt that records its score, or with one that cannot be read (the next better
+        score replaces it)."""
+        path, key = self.run.best_path, f"best_{self.unit}"
+        if not path.is_file():
+            return best, step
+        try:
+            extra = load_checkpoint(path)["extra"] or {}
+        except CheckpointError as exc:
+            print(f"{exc}; the next better score replaces it")
+            return best, step
+        if "best" not in extra or key not in extra:
+            return best, step
+        on_disk = float(extra["best"]), int(extra[key])
+        if on_disk != (float(best), int(step)):
+            print(f"{path} (score {on_disk[0]:.4g} at {key} {on_disk[1]}) differs from last.pt's "
+                  "record (a run killed between writing the two): it counts as the best so far")
+        return on_disk
 
     def _scored(self, evaluate: Evaluate | None = None) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
         """``evaluate()`` (by default the loop's) in eval mode without gradients (each module's mode
@@ -383,7 +340,7 @@ class Loop:
         """Train to ``total`` steps (see the module docstring); returns the run folder.
 
         Raises:
-            experiments.runs.Interrupted: SIGINT or SIGTERM stopped the run (last.pt saved).
+            experiments.process.Interrupted: SIGINT or SIGTERM stopped the run (last.pt saved).
         """
         s, run = self.state, self.run
         if run.resuming and self._resume():
@@ -466,99 +423,14 @@ class Loop:
         self.run.close()
 
 
-# --- the run section ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RunSettings:
-    """Length, evaluation, seeds, hardware and the run folder.
-
-    Every setting a trainer's ``run`` section may hold, each documented and defaulted here once; a
-    trainer's section (:func:`run_section`) has those it reads, with its own defaults."""
-
-    episodes: int = 100
-    """training episodes (each a batch of crops for the episode's steps, then the agent's updates)"""
-    batch: int = 8
-    """crops per episode (the vector env's num_envs; under torchrun the global batch)"""
-    eval_every: int = 50
-    """evaluate every N episodes (and at the end); checkpoints are written then"""
-    eval_batch: int = 4
-    """images per rollout batch at whole-image evaluation"""
-    samples: int = 4
-    """held-out images shown in each sample grid"""
-    keep_evals: bool = False
-    """also keep every evaluation's policy as checkpoints/episode_NNNNNN.pt"""
-    save_every: int = 0
-    """also keep checkpoints/model_epochE.pt every N-th epoch (0: never)"""
-    seed: int = 0
-    """seed of everything random in training (weights, crops, noise, actions)"""
-    split_seed: int | None = None
-    """seed of the train/validation split (none: seed)"""
-    device: str = "auto"
-    """auto, cpu, cuda or cuda:N"""
-    threads: int = 0
-    """torch CPU threads (0: every core but one, at least 1)"""
-    out: str = "runs/train"
-    """run folder"""
-    resume: bool = False
-    """continue the run in out from checkpoints/last.pt with its own config (its length, evaluation, samples and
-    hardware may change)"""
-
-
-#: The run settings ``--resume`` may change: the continued run is still the run it continues.
-RESUME_MAY_CHANGE = ("run.episodes", "run.eval_every", "run.eval_batch", "run.samples", "run.keep_evals",
-                     "run.save_every", "run.device", "run.threads", "run.out", "run.resume")
-#: The run settings that change how many steps and evaluations a run has, its seeds, hardware or folder,
-#: but not what a step costs: a config that differs from a preset only in them runs at the preset's cost.
-RUN_COST_FREE = ("run.episodes", "run.eval_every", "run.samples", "run.keep_evals", "run.save_every", "run.seed",
-                 "run.split_seed", "run.device", "run.threads", "run.out", "run.resume")
-#: Run settings that are counts of at least one, and of at least zero.
-_POSITIVE, _COUNTS = ("episodes", "batch", "eval_every", "eval_batch"), ("samples", "save_every", "threads")
-
-
-def run_section(name: str, fields: Sequence[str], *, module: str, **defaults: Any) -> type:
-    """A trainer's ``run`` section: the frozen dataclass ``module.name`` of the :class:`RunSettings`
-    ``fields``, in that order, with their docs, and ``defaults`` in place of RunSettings' own.
-
-    >>> Run = run_section("Run", ("seed", "out"), module=__name__, out="runs/x")
-    >>> Run(), Run(seed=3).out
-    (Run(seed=0, out='runs/x'), 'runs/x')
-
-    Raises:
-        ValueError: a field (or a default of a field) that RunSettings has not, or a default of a field left out.
-    """
-    known = {f.name: f for f in dataclasses.fields(RunSettings)}
-    for what, names in (("field", fields), ("default", defaults)):
-        unknown = [n for n in names if n not in known or (what == "default" and n not in fields)]
-        if unknown:
-            raise ValueError(f"run_section {name}: {what} {', '.join(unknown)} is not one of its fields "
-                             f"({', '.join(fields if what == 'default' else known)})")
-    hints, docs = typing.get_type_hints(RunSettings), field_docs(RunSettings)
-    spec = [(n, hints[n], dataclasses.field(default=defaults.get(n, known[n].default), metadata={"doc": docs[n]}))
-            for n in fields]
-    return dataclasses.make_dataclass(name, spec, frozen=True,
-                                      namespace={"__module__": module, "__doc__": RunSettings.__doc__.split("\n")[0]})
-
-
-def check_run(run: Any) -> None:
-    """Raise ValueError naming the first bad setting of a ``run`` section (:func:`run_section`)."""
-    for f in dataclasses.fields(run):
-        value = getattr(run, f.name)
-        if f.name in _POSITIVE or f.name in _COUNTS:
-            low, high = (1 if f.name in _POSITIVE else 0), None
-        elif f.name in ("seed", "split_seed") and not (f.name == "split_seed" and value is None):
-            low, high = 0, MAX_SEED
-        else:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-            bound = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
-            raise ValueError(f"run.{f.name} {value!r}: expected {bound}")
-
-
 # --- the standard callbacks -------------------------------------------------------------------------
 class Checkpoints(Callback):
-    """``best.pt`` when the metric improved (written before last.pt: a kill between the two leaves a
-    best.pt that --resume takes over; ``best=False``: the trainer writes its own), ``episode_NNNNNN.pt``
-    of every evaluation with ``keep``, and ``last.pt`` (with the trainer's state) after every
-    evaluation and when a signal stops the run."""
+    """Where a run's checkpoints are written: ``best.pt`` when the evaluation beat the best so far
+    (``loop.state.improved``, set by :meth:`Loop._evaluate`), before last.pt, so a kill between the two
+    leaves a best.pt that --resume takes over (:meth:`Loop._best_on_disk`); :meth:`Loop._report` scores
+    it after the run; ``best=False``: the trainer writes its own (:mod:`experiments.rse_train`).
+    ``episode_NNNNNN.pt`` of every evaluation with ``keep``; ``last.pt`` (with the trainer's state)
+    after every evaluation and when a signal stops the run."""
 
     def __init__(self, keep: bool = False, *, best: bool = True):
         self.keep, self.best = keep, best
@@ -719,82 +591,3 @@ def standard_callbacks(samples: int, *, keep_evals: bool = False, shown: str | N
     looks stuck: what every trainer uses."""
     return [Checkpoints(keep_evals), SampleGrids(samples, captions), Progress(shown), estimate or TimeEstimate(),
             StuckHint()]
-
-
-# --- resume ---------------------------------------------------------------------------------------
-#: Settings a run folder written before they existed lacks, with the value such a run used: a resumed run
-#: must keep it (the tuning split: none).
-ADDED_SETTINGS: Mapping[str, Any] = MappingProxyType({"task.tune_fraction": 0.0, "data.tune_fraction": 0.0})
-
-
-def check_resume(out: str | Path, config: Mapping[str, Any], may_change: Sequence[str]) -> None:
-    """Raise ValueError when ``--resume`` would continue the run in ``out`` with a config that differs
-    from the run's (last.pt's ``extra["config"]``, else config.json) other than at the dotted
-    paths of ``may_change``: the continued run would not be the run it continues.
-
-    Args:
-        out: the run folder.
-        config: this invocation's resolved config, as nested dicts (:func:`experiments.config.to_dict`).
-        may_change: dotted settings that may differ (the step total, the device, the threads ...).
-    """
-    out = Path(out)
-    last, saved_config = out / "checkpoints" / "last.pt", out / "config.json"
-    if last.is_file():
-        saved = (load_checkpoint(last)["extra"] or {}).get("config")
-        if saved is None:
-            raise ValueError(f"--resume: {last} records no config (a checkpoint of another trainer or format); "
-                             "start a new run")
-    elif saved_config.is_file():
-        saved = json.loads(saved_config.read_text())
-    else:
-        return
-    mine, theirs = flatten(config), flatten(saved)
-    theirs = {**{k: v for k, v in ADDED_SETTINGS.items() if k in mine}, **theirs}
-    differ = [f"{k} {mine.get(k)!r} (the run has {theirs.get(k)!r})" for k in sorted({*mine, *theirs})
-              if k in mine and k in theirs and k not in may_change and mine[k] != theirs[k]]
-    if differ:
-        raise ValueError("--resume continues a run with its own settings; these differ: " + "; ".join(differ)
-                         + f". Only {', '.join(k for k in may_change if k in mine)} may change")
-
-
-def open_run(cfg: Any, ranks: Ranks | None = None, *, may_change: Sequence[str] = RESUME_MAY_CHANGE,
-             trainer: str | None = None) -> Run:
-    """The run folder of ``cfg.run.out`` (:class:`experiments.runs.Run` of ``trainer``, default the module
-    of ``cfg``'s class), checked by rank 0 for every rank; nothing is written until the run logs. A
-    ``--resume`` must keep the run's settings but those of ``may_change`` (:func:`check_resume`).
-
-    Raises:
-        FileNotFoundError: ``--resume`` on a folder that holds no run.
-        FileExistsError: a new run in a folder that holds one with a checkpoint.
-        ValueError: ``--resume`` with settings that differ from the run's.
-    """
-    ranks = ranks if ranks is not None else Ranks()
-    if cfg.run.resume:
-        ranks.on_rank0(lambda: check_resume(cfg.run.out, configs.to_dict(cfg), may_change))
-    return Run(cfg.run.out, cfg, resume=cfg.run.resume, ranks=ranks, trainer=trainer)
-
-
-def parse_run(config_class: type, argv: Sequence[str], *, trainer: str | None = None, **options: Any) -> Any:
-    """A trainer's command line (:func:`experiments.config.parse` with ``options``), where ``--resume``
-    without ``--config`` starts from the config.json of the run in ``run.out``, under the command line's
-    flags and ``--set`` (:func:`check_resume` then refuses a change the run cannot take).
-
-    Args:
-        config_class: the trainer's config, with a ``run`` section (:func:`run_section`).
-        trainer: the module that makes the runs (default: ``config_class``'s); the run of another
-            trainer is refused (:func:`experiments.runs.read_config`).
-
-    Raises:
-        experiments.runs.RunFolderError: the run's config.json is damaged or another trainer's.
-    """
-    argv = list(argv)
-    if "--config" not in argv and "--print-config" not in argv:
-        given = configs.parse(config_class, argv, **{k: v for k, v in options.items() if k != "check"})
-        out = Path(given.run.out)
-        if given.run.resume and (out / "config.json").is_file():
-            saved = flatten(read_config(out, trainer or trainer_name(given),
-                                        [f.name for f in dataclasses.fields(config_class)]))
-            known = flatten(configs.to_dict(given))
-            added = [f"--set={k}={v}" for k, v in ADDED_SETTINGS.items() if k in known and k not in saved]
-            argv = ["--config", str(out), *added, *argv]
-    return configs.parse(config_class, argv, **options)

@@ -1,32 +1,15 @@
 """What the pixel-wise RL trainers (low light, denoising, completion) share: the agent, model and run
 sections of their config, the policy and agent they build, and the RL step of the training loop.
 
-A task module (``experiments.lol_train``, ``experiments.denoise_train``,
-``experiments.completion_train``) reads top to bottom like a CleanRL script::
-
-    cfg = parse_run(Config, argv, presets=PRESETS, flags=FLAGS, check=check)      # Config subclasses RLConfig
-    ranks = Ranks.from_env()                          # torchrun's ranks (one process without it)
-    device = setup(cfg, ranks)                        # threads, denormals, seeds, device, process group
-    run = open_run(cfg, ranks)                        # --out checked; --resume keeps the run's settings
-    venv = make_venv()                                # the task's batched torch vector env (**env_batch(cfg, ranks))
-    agent = make_agent(cfg, venv, resume=run.resuming, ranks=ranks)
-    fit(cfg, run, agent, venv, make_venv=make_venv, evaluate=..., metric="eval/psnr", spec=...)
-
-:func:`fit` runs :class:`experiments.loop.Loop` with one RL episode a step: episode ``k`` resets
-the env with seed ``seed * 1_000_003 + k`` (:func:`episode_seed`), so a run continued with
-``--resume`` draws the same images, noise and masks as an uninterrupted one and, for A3C, ends
-with the same weights (SAC's replay buffer is not checkpointed: a resumed SAC run refills it);
-``model.freeze_backbone K`` keeps the policy's backbone frozen for episodes ``0 .. K-1``;
-``a3c.workers K`` trains asynchronously in K processes that take the episodes in turn
-(:meth:`agents.a3c.A3C.train_async`), in chunks that end at each evaluation, each episode logged as it
-ends; a chunk's first K episodes start from its weights, so a run resumed at another episode than an
-evaluation's differs from an uninterrupted one from there. Checkpoints carry ``extra["spec"]`` (what
-inference needs), ``extra["config"]`` (the resolved config) and ``extra["algorithm"]``.
-
-Under ``torchrun --nproc_per_node N`` the same script trains data-parallel
-(:mod:`agents.distributed`): each rank steps ``run.batch / N`` envs, its rows of the global batch,
-the agents average their gradients, rank 0 evaluates and writes. ``--resume`` may change the
-number of processes (the global batch stays). A3C's workers stay on one machine.
+A trainer (``experiments.lol_train``, ``denoise_train``, ``completion_train``) reads like a CleanRL
+script: ``parse_run`` -> :func:`setup` -> ``open_run`` -> its vector env -> :func:`make_agent` ->
+:func:`fit`, which runs :class:`experiments.loop.Loop` with one RL episode a step. Episode ``k``
+resets the env with :func:`episode_seed`, so a run continued with ``--resume`` draws the same
+images, noise and masks as an uninterrupted one (A3C ends with the same weights; SAC refills its
+replay buffer). ``a3c.workers K`` trains asynchronously in K processes, in chunks that end at each
+evaluation. Under torchrun each rank steps its rows of the global batch, the agents average their
+gradients and rank 0 evaluates and writes. Checkpoints carry ``extra["spec"]`` (what inference
+needs), ``extra["config"]`` and ``extra["algorithm"]``.
 """
 
 from __future__ import annotations
@@ -49,20 +32,19 @@ from agents.distributed import Ranks
 from agents.sac import SAC, SACConfig
 from experiments.config import Cost, Preset, to_dict, unused_section
 from experiments.loop import (
-    RUN_COST_FREE,
     TEST_GROUP,
-    TOP_ACTION_SHARE,
+    TOP_ACTION_SHARE,  # noqa: F401 - the trainers import it from here
     Loop,
     LoopState,
-    check_run,
     check_tune_fraction,
     preset_estimate,
     run_seconds,
-    run_section,
     standard_callbacks,
 )
+from experiments.process import run_cli, setup_process  # noqa: F401 - run_cli: the trainers import it from here
 from experiments.run_files import action_key, action_map, heatmap, heatmap_key
-from experiments.runs import GRID_CAPTIONS, Run, run_cli, setup_process
+from experiments.run_settings import RUN_COST_FREE, check_int, check_run, run_section
+from experiments.runs import GRID_CAPTIONS, Run
 from rlenhance.checkpoint import (
     CheckpointSpec,
     LowLightPolicySpec,
@@ -73,38 +55,6 @@ from rlenhance.checkpoint import (
 )
 from rlenhance.errors import CheckpointError
 from rlenhance.models.policy import PixelActorCritic
-
-__all__ = [
-    "A3CSettings",
-    "EPISODE_SEED_STRIDE",
-    "ModelSettings",
-    "RLConfig",
-    "RLRunSettings",
-    "SACSettings",
-    "TOP_ACTION_SHARE",
-    "Track",
-    "check_fractions",
-    "check_rl",
-    "env_batch",
-    "env_defaults",
-    "episode_scalars",
-    "episode_seed",
-    "estimate_seconds",
-    "fit",
-    "init_policy",
-    "make_agent",
-    "make_policy",
-    "map_captions",
-    "run_cli",
-    "sac_config",
-    "setup",
-    "split_seed",
-    "top_action_share",
-    "untracked",
-    "uses_block_actions",
-    "with_maps",
-    "with_test_scores",
-]
 
 #: ``track(items, desc)``: the items of an evaluation's loop, under a progress bar named ``desc``
 #: (:meth:`experiments.runs.Run.track`, which clears it at the end); :func:`untracked` shows none.
@@ -227,12 +177,6 @@ RL_FLAGS: Mapping[str, str] = MappingProxyType({
 })
 
 
-def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        bound = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
-        raise ValueError(f"{name} {value!r}: expected {bound}")
-
-
 def _check_rate(name: str, value: float, *, zero: bool = False) -> None:
     if not (math.isfinite(value) and (value >= 0 if zero else value > 0)):
         raise ValueError(f"{name} {value!r}: expected a finite number {'>= 0' if zero else '> 0'}")
@@ -244,9 +188,9 @@ def check_rl(cfg: RLConfig) -> None:
     model = cfg.model
     check_run(cfg.run)
     for name in ("width", "downscale"):
-        _check_int(f"model.{name}", getattr(model, name), 1)
-    _check_int("model.freeze_backbone", model.freeze_backbone, 0)
-    _check_int("a3c.workers", cfg.a3c.workers, 0)
+        check_int(f"model.{name}", getattr(model, name), 1)
+    check_int("model.freeze_backbone", model.freeze_backbone, 0)
+    check_int("a3c.workers", cfg.a3c.workers, 0)
     if model.init_backbone is not None:
         if model.backbone == "fcn":
             raise ValueError(f"model.init_backbone {model.init_backbone}: a supervised checkpoint starts a supervised "
@@ -329,7 +273,7 @@ def episode_seed(seed: int, episode: int) -> int:
 
 # --- setup, policy and agent ----------------------------------------------------------------------
 def setup(cfg: RLConfig, ranks: Ranks | None = None) -> torch.device:
-    """Process-wide settings (:func:`experiments.runs.setup_process`); returns the device.
+    """Process-wide settings (:func:`experiments.process.setup_process`); returns the device.
 
     Raises:
         ValueError: a bad device, or A3C worker processes under torchrun.
@@ -598,7 +542,7 @@ def fit(cfg: RLConfig, run: Run, agent: A3C | SAC, venv: Any, *,
     returns the run folder.
 
     Raises:
-        experiments.runs.Interrupted: SIGINT or SIGTERM stopped the run (last.pt saved).
+        experiments.process.Interrupted: SIGINT or SIGTERM stopped the run (last.pt saved).
     """
     ranks, policy, r = run.ranks, agent.policy, cfg.run
     workers = cfg.a3c.workers

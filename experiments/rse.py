@@ -19,7 +19,8 @@ from torch import Tensor
 from agents.sac import SACConfig
 from envs.base import EpisodeRow, episode_rows
 from experiments import config as configs
-from experiments.loop import run_seconds, run_section
+from experiments.loop import run_seconds
+from experiments.run_settings import run_section
 from experiments.runs import Run
 from experiments.sigmas import draw_levels, level_scores, resolve_sigma
 from rlenhance import metrics

@@ -89,17 +89,8 @@ from envs.base import episode_rows
 from envs.rse import make_rse_vec
 from experiments import config as configs
 from experiments import denoise_train
-from experiments.loop import (
-    RUN_COST_FREE,
-    Callback,
-    Checkpoints,
-    Loop,
-    Progress,
-    check_run,
-    open_run,
-    parse_run,
-    preset_estimate,
-)
+from experiments.loop import Callback, Checkpoints, Loop, Progress, preset_estimate
+from experiments.process import run_cli, setup_process
 from experiments.rl_common import check_fractions, episode_scalars, episode_seed
 from experiments.rse import (
     FLAGS,
@@ -125,7 +116,8 @@ from experiments.rse import (
     settings,
     vae_batch,
 )
-from experiments.runs import Run, run_cli, setup_process, usage_lines
+from experiments.run_settings import RUN_COST_FREE, check_run, open_run, parse_run
+from experiments.runs import Run, usage_lines
 from experiments.sigmas import (
     has_real_noise,
     level_key,
@@ -151,7 +143,7 @@ VAE_LOG_EVERY = 50
 BANK_STEP = 1 << 20
 
 def check(cfg: Config) -> Config:
-    """The config, checked (:func:`experiments.loop.check_run`, :func:`resolve`; ValueError naming the first bad
+    """The config, checked (:func:`experiments.run_settings.check_run`, :func:`resolve`; ValueError naming the first bad
     setting), its noise levels in ascending order."""
     check_run(cfg.run)
     check_fractions(cfg.task.val_fraction, cfg.task.tune_fraction)
@@ -161,7 +153,7 @@ def check(cfg: Config) -> Config:
 
 
 def parse(argv: Sequence[str]) -> Config:
-    """The config of a command line (:func:`experiments.loop.parse_run`: ``--resume`` continues a run with
+    """The config of a command line (:func:`experiments.run_settings.parse_run`: ``--resume`` continues a run with
     its own config)."""
     return parse_run(Config, argv, trainer=PROG_MODULE, presets=PRESETS, flags=FLAGS, prog=PROG,
                      check=check, estimate=estimate_seconds)
@@ -259,7 +251,7 @@ class RSETrainer(Callback):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue from last.pt's state (the loop restored the weights; its config was checked by
-        :func:`experiments.loop.check_resume`): the held-out and pool inputs of the rounds done are
+        :func:`experiments.run_settings.check_resume`): the held-out and pool inputs of the rounds done are
         computed again."""
         self.progress = dict(state["progress"])
         self.rows, self.baselines = list(state["rows"]), state["baselines"]

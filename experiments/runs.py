@@ -11,48 +11,26 @@ A run folder looks like::
       tb/                  TensorBoard events (groups charts/, losses/, eval/) and the sample grids (samples/)
       checkpoints/last.pt  written atomically after every evaluation and when SIGINT / SIGTERM stops
                            the run; ``--resume`` starts here
-      checkpoints/best.pt  the best by the experiment's validation metric (written before last.pt, so
-                           a kill between the two leaves a best.pt that --resume takes over)
+      checkpoints/best.pt  the best by the experiment's metric (experiments.loop.Checkpoints)
       samples/*.png        sample grids, each column captioned (input | output | reference, and the
                            alpha or action maps of an RL policy)
       summary.md           the closing table
 
-Nothing is written until the experiment logs or saves for the first time, so a start that fails
-on its arguments or data leaves ``--out`` as it was. A folder that holds the start of a run which
-never reached a checkpoint (config.json, tb/, metrics.csv) is started anew, with a line saying so,
-with or without ``--resume``; one with ``checkpoints/last.pt`` needs ``--resume``.
+Nothing is written until the experiment first logs or saves (:class:`Run`). A scalar under
+``eval/`` or ``test/`` makes its row an evaluation's (metrics.csv), the others go to train.csv
+(read back by :mod:`experiments.run_files`). The run that writes a folder holds a ``flock`` on it;
+a damaged file is refused with a :class:`RunFolderError` naming it and what to do.
 
-A scalar logged under ``eval/`` or ``test/`` makes its row an evaluation's (metrics.csv, which
-also gets the other scalars logged at that step); the others go to train.csv. :func:`read_metrics`
-reads either file back, :func:`metric_series` one scalar of a run, :func:`scalar_rows` all of them
-(:mod:`experiments.run_files`, the files of a run folder).
-A run folder belongs to one run at a time: the run that writes it holds a lock on it (``flock`` of
-the folder, released when the process ends, however it ends), and a run that finds the folder held,
-or written by another run since it checked it, is refused with one line before it writes anything.
-
-A run folder whose files are damaged (config.json that is not a JSON object, a metrics file that is
-not UTF-8 CSV or is a folder, a disk that fills while a checkpoint is written) is refused with a
-:class:`RunFolderError` naming the file and what to do, and so is ``--resume`` of a run made by
-another trainer.
-
-A training loop stops cleanly on SIGINT / SIGTERM with :class:`StopSignals` (a flag checked at
-an episode, batch or epoch boundary, where the loop saves last.pt and raises :class:`Interrupted`);
-:func:`run_cli` turns that into one line on stderr and exit code 130 / 143.
-
-Under torchrun (:mod:`agents.distributed`) every rank opens the same ``Run`` with its
-:class:`~agents.distributed.Ranks`: rank 0 checks and writes the folder (config.json records
-``world_size``) and reads its checkpoints, whose contents it hands to the other ranks, which
-write nothing (a multi-node job needs no shared file system). :meth:`StopSignals.check` agrees on
-a stop at every boundary, so a signal on any rank stops every rank at the same step, with
-last.pt written by rank 0 and the same exit code everywhere.
+Under torchrun every rank opens the same ``Run``; rank 0 checks and writes the folder and reads
+its checkpoints for the others.
 """
 
 from __future__ import annotations
 
-__all__ = [
-    "GRID_CAPTIONS", "Interrupted", "PlainProgress", "Run", "RunFolderError", "StopSignals", "arg", "given_flags",
-    "heatmap", "make_grid", "markdown_table", "metric_series", "parse_config", "read_config", "read_metrics", "run_cli",
-    "scalar_rows", "setup_process", "trainer_name", "usage_lines",
+__all__ = [  # run_files' names and run_cli too: the experiments import them from here
+    "GRID_CAPTIONS", "PlainProgress", "Run", "RunFolderError", "arg", "heatmap", "make_grid", "markdown_table",
+    "metric_series", "parse_config", "read_config", "read_metrics", "run_cli", "scalar_rows", "trainer_name",
+    "usage_lines",
 ]
 
 import argparse
@@ -60,20 +38,19 @@ import csv
 import dataclasses
 import json
 import os
-import signal
 import sys
-import threading
 import time
 import types
 import typing
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from agents.distributed import Ranks, init_process_group, rank_device, shutdown
+from agents.distributed import Ranks
+from experiments.process import run_cli
 from experiments.run_files import (
     EVAL_GROUPS,
     GRID_CAPTIONS,
@@ -93,14 +70,7 @@ from experiments.run_files import (
 from rlenhance.atomic import write_text_atomic
 from rlenhance.checkpoint import load_checkpoint, save_checkpoint
 from rlenhance.cli.parser import HintingParser
-from rlenhance.errors import CheckpointError
 from rlenhance.io import save_image
-from rlenhance.runtime import configure_threads, flush_denormals, seed_everything
-
-#: The signals a training loop turns into a clean stop (:class:`StopSignals`).
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-#: A process stopped by signal ``N`` exits with ``128 + N`` (130 for SIGINT, 143 for SIGTERM), as a shell reports it.
-SIGNAL_EXIT_BASE = 128
 
 
 # --- typed command line from a dataclass -------------------------------------------------------
@@ -137,42 +107,11 @@ def parse_config(config_class: type, argv: Sequence[str] | None = None, descript
     return config_class(**values)
 
 
-def given_flags(config_class: type, argv: Sequence[str]) -> set[str]:
-    """Names of the ``config_class`` fields set on the command line ``argv`` (``--no-amp`` counts as
-    ``amp``; ``--name=value`` as ``name``): what a user asked for, as opposed to a default."""
-    known = {f.name for f in dataclasses.fields(config_class)}
-    names = set()
-    for token in argv:
-        if token.startswith("--"):
-            name = token[2:].split("=", 1)[0].replace("-", "_")
-            names.add(name[3:] if name.startswith("no_") and name[3:] in known else name)
-    return names
-
-
 def arg(default: Any, help: str, **metadata: Any):
     """A dataclass field with a help line (and optional ``choices``) for :func:`parse_config`."""
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: default, metadata={"help": help, **metadata})
     return dataclasses.field(default=default, metadata={"help": help, **metadata})
-
-
-# --- the process ---------------------------------------------------------------------------------
-def setup_process(*, threads: int, seed: int, device: str, ranks: Ranks | None = None) -> torch.device:
-    """Process-wide settings of an experiment in one place: denormal flushing, torch's CPU threads
-    (``--threads``; 0: this node's cores but one, shared by its ranks), the seeds, and the device
-    (``cuda:LOCAL_RANK`` for a rank on a GPU node); a job of several ranks then joins its process
-    group (gloo on CPU, NCCL on CUDA; :mod:`agents.distributed`). Returns the device.
-
-    Raises:
-        ValueError: a bad ``--device`` (see :func:`agents.distributed.rank_device`).
-    """
-    ranks = ranks if ranks is not None else Ranks()
-    flush_denormals()
-    configure_threads(threads, processes=ranks.local_world_size)
-    seed_everything(seed)
-    chosen = rank_device(device, ranks)
-    init_process_group(ranks, chosen)
-    return chosen
 
 
 # --- progress ------------------------------------------------------------------------------------
@@ -435,31 +374,6 @@ class Run:
         """``checkpoints/last.pt`` (:func:`rlenhance.checkpoint.load_checkpoint`), read by rank 0 for every rank."""
         return self.ranks.on_rank0(lambda: load_checkpoint(self.last_path, expected_arch=expected_arch))
 
-    def best_so_far(self, best: float, step: int, *, step_key: str) -> tuple[float, int]:
-        """A resumed run's best score and its step, as ``checkpoints/best.pt`` records them
-        (``extra["best"]``, ``extra[step_key]``) where that differs from last.pt's ``(best, step)``:
-        best.pt is written first, so a kill between the two writes leaves it newer than last.pt's
-        record, and the run's record must name the file there. Unchanged without a best.pt that
-        records its score (or with one that cannot be read: the next improvement replaces it).
-        Read by rank 0 for every rank."""
-        return self.ranks.on_rank0(lambda: self._best_so_far(best, step, step_key=step_key))
-
-    def _best_so_far(self, best: float, step: int, *, step_key: str) -> tuple[float, int]:
-        if not self.best_path.is_file():
-            return best, step
-        try:
-            extra = load_checkpoint(self.best_path)["extra"] or {}
-        except CheckpointError as exc:
-            print(f"{exc}; the next better score replaces it")
-            return best, step
-        if "best" not in extra or step_key not in extra:
-            return best, step
-        on_disk = float(extra["best"]), int(extra[step_key])
-        if on_disk != (float(best), int(step)):
-            print(f"{self.best_path} (score {on_disk[0]:.4g} at {step_key} {on_disk[1]}) differs from last.pt's "
-                  "record (a run killed between writing the two): it counts as the best so far")
-        return on_disk
-
     # -- images --
     def save_grid(self, name: str, rows: Iterable[Sequence[torch.Tensor]], *,
                   captions: Sequence[str] | None = GRID_CAPTIONS, step: int | None = None,
@@ -582,124 +496,3 @@ def _entries(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return [p for p in folder.iterdir() if not (p.name.startswith(".") and ".tmp" in p.name)]
-
-
-# --- stopping on signals -----------------------------------------------------------------------
-class Interrupted(KeyboardInterrupt):
-    """A run stopped by SIGINT or SIGTERM. ``str(exc)`` is the line to show; :attr:`exit_code` is
-    ``128 + signum``. A KeyboardInterrupt, so no ``except Exception`` on the way swallows it."""
-
-    def __init__(self, message: str, signum: int = signal.SIGINT):
-        super().__init__(message)
-        self.signum = int(signum)
-
-    @property
-    def exit_code(self) -> int:
-        return SIGNAL_EXIT_BASE + self.signum
-
-
-class StopSignals:
-    """Within ``with StopSignals() as stop:``, SIGINT and SIGTERM only set :attr:`signum`; the
-    loop checks it at a boundary (an episode, a batch), saves a resumable checkpoint of that point
-    and raises :meth:`interrupted`. A second signal stops at once (``Interrupted`` is raised where
-    the program is; checkpoints are written atomically, so the last complete one stays). The
-    previous handlers come back on exit. Outside the main thread (where Python cannot install
-    handlers) it does nothing.
-
-    Under torchrun, pass the job's ``ranks`` and test :meth:`check` at the boundary (every rank
-    at the same one): a signal received by any rank stops them all there.
-
-    Example:
-        >>> with StopSignals() as stop:                       # doctest: +SKIP
-        ...     for step in range(start, total):
-        ...         if stop.check():
-        ...             save_checkpoint(step)
-        ...             raise stop.interrupted(f"interrupted at step {step}")
-        ...         train_step(step)
-    """
-
-    def __init__(self, ranks: Ranks | None = None) -> None:
-        #: The signal this process received (None before one).
-        self.signum: int | None = None
-        #: The signal the job stops for, as :meth:`check` agreed (None before).
-        self.stopping: int | None = None
-        self.ranks = ranks if ranks is not None else Ranks()
-        self._previous: dict[int, Any] = {}
-
-    def check(self) -> int | None:
-        """The signal that stops the run at this boundary, or None: this process's; under torchrun
-        any rank's, agreed by a collective (every rank must call it at the same boundary)."""
-        agreed = self.ranks.stop_signal(self.signum)
-        if agreed:
-            self.stopping = agreed
-        return agreed
-
-    def __enter__(self) -> StopSignals:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
-        self._previous = {}
-
-    @property
-    def name(self) -> str:
-        """The name of the signal the run stops for (``SIGINT``), or "" before one."""
-        signum = self.stopping or self.signum
-        return signal.Signals(signum).name if signum else ""
-
-    def interrupted(self, message: str) -> Interrupted:
-        """The exception that ends the run after the loop saved its checkpoint (``message``: the line to show)."""
-        return Interrupted(message, self.stopping or self.signum or signal.SIGINT)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.signum is None:
-            self.signum = signum
-            return
-        raise Interrupted(f"{signal.Signals(signum).name} again: stopped at once without saving; --resume continues "
-                          "from the last checkpoint written", signum)
-
-
-def run_cli(main: Callable[[Sequence[str] | None], Any], prog: str) -> None:
-    """Run ``main()`` as a command: bad arguments, data or checkpoints end with one line on stderr
-    and exit code 2; a run stopped by SIGINT / SIGTERM with its one line and 130 / 143.
-
-    Under torchrun every rank exits so (a stop with the code every rank agreed on, its line shown
-    by rank 0; errors by each rank that raised them, named ``prog[rank k]`` past rank 0), and a
-    finished job leaves its process group once every rank is done."""
-    ranks = Ranks.from_env()
-    name = prog if ranks.writes else f"{prog}[rank {ranks.rank}]"
-    try:
-        main(None)
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:  # ImageError, DatasetError, CheckpointError too
-        print(f"{name}: error: {exc}", file=sys.stderr)
-        _exit(ranks, 2)
-    except Interrupted as exc:
-        # Every rank stops here together. torchrun answers the first rank to exit by sending SIGTERM
-        # to the others: they have saved and are leaving, so it must not end them with another code.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if ranks.writes:
-            print(f"{prog}: {exc}", file=sys.stderr, flush=True)
-        shutdown(wait=True, ignore_errors=True)
-        _exit(ranks, exc.exit_code)
-    except KeyboardInterrupt:  # outside a training loop (loading data, writing the summary)
-        print(f"{name}: interrupted (SIGINT)", file=sys.stderr)
-        _exit(ranks, SIGNAL_EXIT_BASE + signal.SIGINT)
-    shutdown()
-    if ranks.distributed:
-        _exit(ranks, 0)
-
-
-def _exit(ranks: Ranks, code: int) -> NoReturn:
-    """End the command with exit ``code``. A rank of a torchrun job leaves at once once stdout and
-    stderr are flushed (``os._exit``): the interpreter's finalisation can destroy tensors that gloo's
-    worker threads still hold and abort the process (SIGABRT, "terminate called without an active
-    exception", seen now and then on a rank stopped by SIGTERM, whose code became -6). Nothing is lost:
-    ``main`` has returned or raised, so every file the run writes is closed and renamed into place."""
-    if not ranks.distributed:
-        sys.exit(code)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)

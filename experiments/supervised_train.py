@@ -72,23 +72,11 @@ import torch
 from agents.distributed import Ranks, wrap
 from experiments import config as configs
 from experiments.config import Cost, Preset
-from experiments.loop import (
-    RESUME_MAY_CHANGE,
-    RUN_COST_FREE,
-    Callback,
-    Checkpoints,
-    Loop,
-    Progress,
-    SampleGrids,
-    check_run,
-    open_run,
-    parse_run,
-    preset_estimate,
-    run_seconds,
-    run_section,
-)
+from experiments.loop import Callback, Checkpoints, Loop, Progress, SampleGrids, preset_estimate, run_seconds
 from experiments.plots import loss_curves, save_figure
-from experiments.runs import Run, run_cli, setup_process, usage_lines
+from experiments.process import run_cli, setup_process
+from experiments.run_settings import RESUME_MAY_CHANGE, RUN_COST_FREE, check_run, open_run, parse_run, run_section
+from experiments.runs import Run, usage_lines
 from experiments.sigmas import noise_levels, resolve_sigma
 from experiments.supervised import (
     BATCH_SEED_BOUND,
@@ -387,7 +375,7 @@ def settings(cfg: Config) -> Settings:
 
 
 def parse(argv: Sequence[str]) -> Config:
-    """The resolved config of a command line (:func:`experiments.loop.parse_run`: ``--resume`` continues
+    """The resolved config of a command line (:func:`experiments.run_settings.parse_run`: ``--resume`` continues
     a run with its own config)."""
     return parse_run(Config, argv, trainer="experiments.supervised_train", presets=PRESETS, flags=FLAGS, prog=PROG,
                      check=resolve, estimate=estimate_seconds)

@@ -1,36 +1,17 @@
 """Inference with a trained low-light policy: ``Enhancer``.
 
 The policy runs greedily at a working resolution (the image area-downscaled so its longer side is
-at most ``max_side``, band by band of rows), producing one alpha map per step. The maps are then
-upsampled bilinearly and the LE curves applied to the full-resolution image
-(:func:`rlenhance.ops.le_curves_upsampled`; Zero-DCE++'s trick, applied per step): on the CPU in
-one pass of a native kernel that reads each sample once and writes it once, uint8 samples in and
-out included (``enhance_array(..., dtype=np.uint8)``, what the CLI uses), so a 24-megapixel photo
-needs no float copy of itself; elsewhere in strips of ``strip_pixels`` with torch ops.
+at most ``max_side``), producing one alpha map per step. The maps are upsampled bilinearly and the
+LE curves applied to the full-resolution image band by band of rows
+(:func:`rlenhance.ops.le_curves_upsampled`, Zero-DCE++'s trick, per step): on the CPU in one pass
+of a native kernel, uint8 samples in and out included, so a large photo needs no float copy of itself.
 
-ReLLIE's denoiser module: brightening amplifies the sensor noise of a dark photo, so ReLLIE runs a
-denoiser (FFDNet) on the image after the last curve step. ``Enhancer(..., denoiser=...)`` does the
-same with a supervised denoising checkpoint (:class:`rlenhance.restore.SupervisedRestorer`); a gray
-plain denoiser is applied to R, G and B separately, a gray noise-map one to the opponent colour planes
-(as :class:`~rlenhance.restore.SupervisedRestorer` does without ``per_channel``). Two kinds:
-
-* a plain denoiser (MRPNet trained by ``experiments.supervised_train --task denoise``) reads the
-  image only;
-* a noise-map denoiser (:class:`~rlenhance.models.ffdnet.FFDNet`, ``supervised_train --model
-  ffdnet``), ReLLIE's design: it also reads a per-pixel noise-level map set by how much each pixel
-  was brightened. The Enhancer multiplies :func:`rlenhance.ops.le_gain` (``LE(x) / x``) over the
-  curve steps it applies, per pixel and channel, and scales that gain by the dark input's noise
-  level ``noise_sigma`` (:func:`rlenhance.data.noise_level_map`): ``sigma / 255 * enhanced / input``,
-  exact for every pixel, black ones included. (ReLLIE's code takes ``(enhanced - input) / input``
-  with the input floored at 3/255 and min-max rescales it per image, so its map has no absolute
-  scale.)
-
-Without a denoiser, the clean stage (:func:`rlenhance.ops.clean.clean_enhanced`, ``Enhancer(denoise=1)``
-by default, 0-2, 0: off) removes that noise where it was made: weighted by how much the curves brightened
-each pixel, it smooths the chroma (and lightly the luma) and pulls would-be-clipped highlights back
-towards the input; pixels the curves did not brighten are returned as the curves left them, so a photo
-that needs no light comes back unchanged. The curves and the clean stage run together band by band of
-rows (each band with the rows its blurs reach), so a large photo needs no float copy of itself.
+The noise the curves amplify is removed after them by a supervised ``denoiser`` (ReLLIE's denoiser
+module; a noise-map one, FFDNet, reads ``noise_sigma / 255`` times the curves' per-pixel gain
+:func:`rlenhance.ops.le_gain`, exact for every pixel, where ReLLIE's code rescales
+``(enhanced - input) / input`` per image), or else by the clean stage
+(:func:`rlenhance.ops.clean.clean_enhanced`, ``denoise``), weighted by how much the curves brightened
+each pixel, so a photo that needs no light comes back unchanged.
 """
 
 from __future__ import annotations
@@ -58,12 +39,13 @@ from rlenhance.ops.clean import DEFAULT_STRENGTH, bands, check_strength, clean_b
 from rlenhance.ops.curves import as_unit, store_samples
 from rlenhance.restore import SupervisedRestorer
 from rlenhance.runtime import flush_denormals, select_device
+from rlenhance.temporal import TemporalSmoothing
 from rlenhance.trace import ActionTrace
-from rlenhance.transitions import LE, ActionFamily, LowLightTransition
+from rlenhance.transitions import LE, LowLightTransition
 
-#: The low-light model shipped with the package (trained by experiments.lol_train; see README).
 #: Working resolution (longer side) of a policy whose checkpoint does not name one.
 DEFAULT_MAX_SIDE = 512
+#: The low-light model shipped with the package (trained by experiments.lol_train; see README).
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "lowlight_a3c.pt"
 #: The dark input's noise level (0-255) a noise-map denoiser trained on Gaussian noise is given by
 #: default (``Enhancer(noise_sigma=None)``): its map is this times the curves' per-pixel gain. Chosen
@@ -407,99 +389,6 @@ class Enhancer:
         ids = [(alpha[0, ..., None] - values).abs().argmin(dim=-1) for alpha in chosen]  # (C, h, w) each
         names = tuple(f"α {v:+.2f}" for v in self.action_values)
         return ActionTrace(names, torch.stack(ids).cpu().numpy().astype(np.int16), values=self.action_values)
-
-
-class TemporalSmoothing:
-    """What carries a clip's enhancement decisions from frame to frame (``Enhancer.enhance_array(...,
-    temporal=...)``, one object per clip, its frames in order), so that its brightness does not flicker.
-
-    * The alpha maps: each frame's (one per curve step, at the working resolution, as applied: coupled,
-      damped and capped) are blended with the blend of the frames before, an exponential moving average
-      ``m_t = (1 - w) m_(t-1) + w a_t`` with ``w = maps_weight`` (:meth:`blend`), each step of the blend
-      capped again on the frame (the action family's step: a blend does not lift the mean above the
-      cap's limit either): a decision the policy changes from one frame to the next (a discrete policy's
-      alpha that flips, a light at the edge of a block) comes in over frames.
-    * The gain: each frame's result is scaled by ``b_t / mean_t`` (:meth:`gain`), its mean brightness
-      ``mean_t`` brought to the moving average ``b_t`` of the frames' means, weight ``gain_weight``
-      (FFmpeg's ``deflicker``): on a static scene the sensor noise of each frame, which the curves
-      amplify, no longer moves the brightness from frame to frame.
-
-    A scene cut restarts both from the frame itself: the mean absolute difference of two consecutive
-    frames above ``cut`` times their mean brightness, both frames seen as their working images pooled to
-    at most ``CUT_SIDE`` pixels a side (the noise averaged out, the scene kept). The weights were chosen on
-    6 SICE scenes with fresh noise in each frame (``python -m benchmarks.video``): a lower maps weight
-    gives back more of the noise that the cap takes out of each frame's own maps.
-
-    Args:
-        maps_weight, gain_weight: the current frame's share of each average, in (0, 1] (1: each frame alone).
-        cut: the relative change of the working image taken for a cut, > 0.
-
-    Example:
-        >>> smoothing = TemporalSmoothing()
-        >>> clip = [np.full((8, 8, 3), 40, np.uint8)] * 3
-        >>> out = [Enhancer().enhance_array(frame, temporal=smoothing).image for frame in clip]  # doctest: +SKIP
-    """
-
-    #: The defaults: a frame's maps weigh a half, its brightness a quarter (a time constant of about 4
-    #: frames); a cut is a change of 30% of the brightness.
-    MAPS_WEIGHT, GAIN_WEIGHT, CUT = 0.5, 0.25, 0.3
-    #: The longer side of the images compared for a cut.
-    CUT_SIDE = 32
-
-    def __init__(self, maps_weight: float = MAPS_WEIGHT, gain_weight: float = GAIN_WEIGHT, cut: float = CUT):
-        for name, weight in (("maps_weight", maps_weight), ("gain_weight", gain_weight)):
-            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight <= 1:
-                raise ValueError(f"{name}: expected the current frame's share, 0 < {name} <= 1; got {weight!r}")
-        if isinstance(cut, bool) or not isinstance(cut, (int, float)) or not cut > 0:
-            raise ValueError(f"cut: expected a relative change > 0; got {cut!r}")
-        self.maps_weight, self.gain_weight, self.cut = float(maps_weight), float(gain_weight), float(cut)
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget the frames so far (the next one starts the averages)."""
-        self.previous: torch.Tensor | None = None
-        self.maps: list[torch.Tensor] | None = None
-        self.brightness: float | None = None
-        #: Scene cuts met (the first frame is none).
-        self.cuts = 0
-
-    def is_cut(self, small: torch.Tensor) -> bool:
-        """Whether the frame whose working image is ``small`` (1, 3, h, w) starts a new scene after the
-        previous frame (the first frame does)."""
-        current, previous = fit_longer_side(small, self.CUT_SIDE), self.previous
-        self.previous = current
-        if previous is None or previous.shape != current.shape:
-            return True
-        brightness = max(float((previous + current).mean()) / 2, 1 / 255)
-        return float((current - previous).abs().mean()) > self.cut * brightness
-
-    def blend(self, small: torch.Tensor, maps: list[torch.Tensor], limit: float | torch.Tensor | None = None, *,
-              family: type[ActionFamily] = LE) -> list[torch.Tensor]:
-        """The maps to apply to the frame whose working image is ``small``, its own maps being ``maps``, capped
-        again at ``limit`` on this frame by the steps of the checkpoint's action ``family``
-        (:meth:`ActionFamily.step`: a blend holds the cap of the step as each frame's maps do)."""
-        first = self.previous is None
-        if self.is_cut(small) or self.maps is None or [m.shape for m in self.maps] != [m.shape for m in maps]:
-            self.cuts += not first
-            self.brightness = None
-            blended = [m.clone() for m in maps]
-        else:
-            blended = [torch.lerp(before, now, self.maps_weight) for before, now in zip(self.maps, maps)]
-        self.maps = blended
-        if limit is None:
-            return blended
-        capped, current = [], small
-        for alpha in blended:
-            alpha, current = family.step(current, alpha, limit)
-            capped.append(alpha)
-            current = current.clamp(0.0, 1.0)
-        return capped
-
-    def gain(self, mean: float) -> float:
-        """The factor the frame whose result has the mean brightness ``mean`` is scaled by (1 after a cut)."""
-        before = self.brightness
-        self.brightness = mean if before is None else before + self.gain_weight * (mean - before)
-        return self.brightness / mean if mean > 0 else 1.0
 
 
 #: The alphas a continuous low-light policy's choices are shown as (:meth:`Enhancer.restore_traced`).

@@ -14,11 +14,12 @@ from rlenhance import registry
 from rlenhance.cli.batch import check_tile
 from rlenhance.cli.jobs import Restore
 from rlenhance.denoisers import SUPERVISED_DENOISERS, default_denoiser
-from rlenhance.enhance import Enhancer, TemporalSmoothing
+from rlenhance.enhance import Enhancer
 from rlenhance.errors import CheckpointError
 from rlenhance.ops import check_max_overshoot
 from rlenhance.ops.clean import check_strength
 from rlenhance.restore import SupervisedRestorer
+from rlenhance.temporal import TemporalSmoothing
 
 #: Options of ``enhance`` that only the RL policy reads (refused with ``--model mrpnet``).
 RL_ONLY = ("steps", "exposure", "w_exposure", "w_color", "w_spatial", "w_smooth", "noise_sigma", "max_overshoot",

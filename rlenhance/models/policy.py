@@ -451,13 +451,6 @@ class PixelActorCritic(ArchMixin, nn.Module):
         s = self.downscale
         return -(-height // s), -(-width // s)
 
-    def initial_hidden(self, batch: int, height: int, width: int, device=None, dtype=None) -> Tensor | None:
-        """Zero ConvGRU state for a (height, width) input, shape (batch, width, h, w); None without GRU."""
-        if self.gru is None:
-            return None
-        h, w = self.working_size(height, width)
-        return torch.zeros(batch, self.width, h, w, device=device, dtype=dtype)
-
     def forward(self, x: Tensor, cond: Tensor | None = None, hidden: Tensor | None = None,
                 full_resolution: bool = True, with_value: bool = True) -> PolicyOutput:
         """Per-pixel action distributions and values.

@@ -17,25 +17,28 @@ from experiments import completion_train, config, denoise_train, lol_train, rse,
 from experiments.config import Preset
 from experiments.loop import (
     LONG_RUN_S,
-    RESUME_MAY_CHANGE,
-    RUN_COST_FREE,
     Callback,
     Checkpoints,
     Loop,
     LoopState,
-    RunSettings,
     StuckHint,
     TimeEstimate,
-    check_resume,
-    check_run,
     evaluations_left,
     preset_estimate,
     run_seconds,
-    run_section,
     split_note,
 )
+from experiments.process import Interrupted
 from experiments.rl_common import top_action_share
-from experiments.runs import Interrupted, Run, RunFolderError, read_metrics
+from experiments.run_settings import (
+    RESUME_MAY_CHANGE,
+    RUN_COST_FREE,
+    RunSettings,
+    check_resume,
+    check_run,
+    run_section,
+)
+from experiments.runs import Run, RunFolderError, read_metrics
 from rlenhance.checkpoint import load_checkpoint
 from rlenhance.data import TUNE_FRACTION
 from rlenhance.models.mrpnet import MRPNet

@@ -20,7 +20,8 @@ from agents.distributed import Ranks
 from envs.base import episode_rows
 from experiments import rse, rse_train
 from experiments.compare.methods import rse_method
-from experiments.runs import Interrupted, scalar_rows
+from experiments.process import Interrupted
+from experiments.runs import scalar_rows
 from rlenhance.checkpoint import RSEDenoiserSpec, SupervisedSpec, load_checkpoint, save_checkpoint
 from rlenhance.denoisers import DenoisePredictor, load_denoiser
 from rlenhance.errors import CheckpointError

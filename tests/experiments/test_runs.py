@@ -15,6 +15,7 @@ import torch
 
 from experiments import run_files as runs
 from experiments import runs as run_folder
+from experiments.process import run_cli
 from experiments.run_files import action_colours, action_key, action_map
 from experiments.runs import (
     Run,
@@ -25,7 +26,6 @@ from experiments.runs import (
     metric_series,
     read_config,
     read_metrics,
-    run_cli,
     usage_lines,
 )
 from rlenhance.io import load_image

@@ -12,10 +12,11 @@ import pytest
 import benchmarks.video
 from rlenhance.cli import main
 from rlenhance.data.builtin import BUILTIN_IMAGES
-from rlenhance.enhance import Enhancer, TemporalSmoothing
+from rlenhance.enhance import Enhancer
 from rlenhance.errors import ImageError
 from rlenhance.io import save_image
 from rlenhance.io.video import is_video, transcode, video_decodes
+from rlenhance.temporal import TemporalSmoothing
 
 av = pytest.importorskip("av")
 

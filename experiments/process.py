@@ -1,0 +1,162 @@
+"""An experiment's process: its settings (:func:`setup_process`), a clean stop on SIGINT / SIGTERM
+at a step boundary (:class:`StopSignals`, :class:`Interrupted`) and the command's exit
+(:func:`run_cli`: one line on stderr, exit code 2 for bad input, 130 / 143 for a stop). Under
+torchrun a signal on any rank stops every rank at the same step, with the same exit code.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+import torch
+
+from agents.distributed import Ranks, init_process_group, rank_device, shutdown
+from rlenhance.runtime import configure_threads, flush_denormals, seed_everything
+
+#: The signals a training loop turns into a clean stop (:class:`StopSignals`).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: A process stopped by signal ``N`` exits with ``128 + N`` (130 for SIGINT, 143 for SIGTERM), as a shell reports it.
+SIGNAL_EXIT_BASE = 128
+
+
+def setup_process(*, threads: int, seed: int, device: str, ranks: Ranks | None = None) -> torch.device:
+    """Process-wide settings of an experiment in one place: denormal flushing, torch's CPU threads
+    (``--threads``; 0: this node's cores but one, shared by its ranks), the seeds, and the device
+    (``cuda:LOCAL_RANK`` for a rank on a GPU node); a job of several ranks then joins its process
+    group (gloo on CPU, NCCL on CUDA; :mod:`agents.distributed`). Returns the device.
+
+    Raises:
+        ValueError: a bad ``--device`` (see :func:`agents.distributed.rank_device`).
+    """
+    ranks = ranks if ranks is not None else Ranks()
+    flush_denormals()
+    configure_threads(threads, processes=ranks.local_world_size)
+    seed_everything(seed)
+    chosen = rank_device(device, ranks)
+    init_process_group(ranks, chosen)
+    return chosen
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by SIGINT or SIGTERM. ``str(exc)`` is the line to show; :attr:`exit_code` is
+    ``128 + signum``. A KeyboardInterrupt, so no ``except Exception`` on the way swallows it."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.signum = int(signum)
+
+    @property
+    def exit_code(self) -> int:
+        return SIGNAL_EXIT_BASE + self.signum
+
+
+class StopSignals:
+    """Within ``with StopSignals() as stop:``, SIGINT and SIGTERM only set :attr:`signum`; the
+    loop checks it at a boundary (an episode, a batch), saves a resumable checkpoint of that point
+    and raises :meth:`interrupted`. A second signal stops at once (``Interrupted`` is raised where
+    the program is; checkpoints are written atomically, so the last complete one stays). The
+    previous handlers come back on exit. Outside the main thread (where Python cannot install
+    handlers) it does nothing.
+
+    Under torchrun, pass the job's ``ranks`` and test :meth:`check` at the boundary (every rank
+    at the same one): a signal received by any rank stops them all there.
+
+    Example:
+        >>> with StopSignals() as stop:                       # doctest: +SKIP
+        ...     for step in range(start, total):
+        ...         if stop.check():
+        ...             save_checkpoint(step)
+        ...             raise stop.interrupted(f"interrupted at step {step}")
+        ...         train_step(step)
+    """
+
+    def __init__(self, ranks: Ranks | None = None) -> None:
+        #: The signal this process received (None before one).
+        self.signum: int | None = None
+        #: The signal the job stops for, as :meth:`check` agreed (None before).
+        self.stopping: int | None = None
+        self.ranks = ranks if ranks is not None else Ranks()
+        self._previous: dict[int, Any] = {}
+
+    def check(self) -> int | None:
+        """The signal that stops the run at this boundary, or None: this process's; under torchrun
+        any rank's, agreed by a collective (every rank must call it at the same boundary)."""
+        agreed = self.ranks.stop_signal(self.signum)
+        if agreed:
+            self.stopping = agreed
+        return agreed
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        self._previous = {}
+
+    @property
+    def name(self) -> str:
+        """The name of the signal the run stops for (``SIGINT``), or "" before one."""
+        signum = self.stopping or self.signum
+        return signal.Signals(signum).name if signum else ""
+
+    def interrupted(self, message: str) -> Interrupted:
+        """The exception that ends the run after the loop saved its checkpoint (``message``: the line to show)."""
+        return Interrupted(message, self.stopping or self.signum or signal.SIGINT)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is None:
+            self.signum = signum
+            return
+        raise Interrupted(f"{signal.Signals(signum).name} again: stopped at once without saving; --resume continues "
+                          "from the last checkpoint written", signum)
+
+
+def run_cli(main: Callable[[Sequence[str] | None], Any], prog: str) -> None:
+    """Run ``main()`` as a command: bad arguments, data or checkpoints end with one line on stderr
+    and exit code 2; a run stopped by SIGINT / SIGTERM with its one line and 130 / 143.
+
+    Under torchrun every rank exits so (a stop with the code every rank agreed on, its line shown
+    by rank 0; errors by each rank that raised them, named ``prog[rank k]`` past rank 0), and a
+    finished job leaves its process group once every rank is done."""
+    ranks = Ranks.from_env()
+    name = prog if ranks.writes else f"{prog}[rank {ranks.rank}]"
+    try:
+        main(None)
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:  # ImageError, DatasetError, CheckpointError too
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        _exit(ranks, 2)
+    except Interrupted as exc:
+        # Every rank stops here together. torchrun answers the first rank to exit by sending SIGTERM
+        # to the others: they have saved and are leaving, so it must not end them with another code.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if ranks.writes:
+            print(f"{prog}: {exc}", file=sys.stderr, flush=True)
+        shutdown(wait=True, ignore_errors=True)
+        _exit(ranks, exc.exit_code)
+    except KeyboardInterrupt:  # outside a training loop (loading data, writing the summary)
+        print(f"{name}: interrupted (SIGINT)", file=sys.stderr)
+        _exit(ranks, SIGNAL_EXIT_BASE + signal.SIGINT)
+    shutdown()
+    if ranks.distributed:
+        _exit(ranks, 0)
+
+
+def _exit(ranks: Ranks, code: int) -> NoReturn:
+    """End the command with exit ``code``. A rank of a torchrun job leaves at once once stdout and
+    stderr are flushed (``os._exit``): the interpreter's finalisation can destroy tensors that gloo's
+    worker threads still hold and abort the process (SIGABRT, "terminate called without an active
+    exception", seen now and then on a rank stopped by SIGTERM, whose code became -6). Nothing is lost:
+    ``main`` has returned or raised, so every file the run writes is closed and renamed into place."""
+    if not ranks.distributed:
+        sys.exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
