@@ -135,7 +135,7 @@ class SAC:
     Example:
         >>> import envs
         >>> from agents.a3c import policy_kwargs_from_env
-        >>> venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=2, crop=16, action_type="continuous")
+        >>> venv = envs.make_vec("rlenhance/LowLight-v1", num_envs=2, crop=16, action_type="continuous")
         >>> policy = PixelActorCritic(**policy_kwargs_from_env(venv, width=8, bounded_mean=False))
         >>> agent = SAC(policy, SACConfig(batch_size=2, learning_starts=0), critic_kwargs={"width": 8})
         >>> stats = agent.train_episode(venv, seed=0)      # first episode seeds the env

@@ -1,4 +1,4 @@
-"""Seconds per A3C episode on LowLight-v0: PixelRL's full-resolution policy against lol_train's.
+"""Seconds per A3C episode on LowLight-v1: PixelRL's full-resolution policy against lol_train's.
 
     python -m benchmarks.agent_speed [--batch 8] [--crop 64] [--repeats 5] [--threads 1]
 
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args(argv)
     configure_threads(args.threads)
-    venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=args.batch, crop=args.crop)
+    venv = envs.make_vec("rlenhance/LowLight-v1", num_envs=args.batch, crop=args.crop)
     agents = []
     for _, downscale, block in WAYS:
         torch.manual_seed(0)
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
             start = time.perf_counter()
             agent.train_episode(venv, seed=episode)
             times.append(time.perf_counter() - start)
-    print(f"A3C on rlenhance/LowLight-v0, {args.batch} crops of {args.crop} px, {args.threads} thread(s), "
+    print(f"A3C on rlenhance/LowLight-v1, {args.batch} crops of {args.crop} px, {args.threads} thread(s), "
           f"median of {args.repeats} episodes")
     print("| policy | s / episode |")
     print("|---|---|")

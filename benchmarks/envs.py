@@ -133,7 +133,7 @@ def bench(env_id, num_envs, size, steps, repeats, device):
     rng = np.random.default_rng(0)
     images = [v.permute(1, 2, 0).cpu().numpy().copy() for v in obs["image"]]
     acts = actions.cpu().numpy()
-    if env_id == "rlenhance/LowLight-v0":
+    if env_id == "rlenhance/LowLight-v1":
         alphas = np.asarray(RELLIE_ALPHAS, np.float32)
         originals = [x.copy() for x in images]
         per_image = lambda i, x: lowlight_step_numpy(x, originals[i], acts[i].transpose(1, 2, 0), alphas=alphas)[0]  # noqa: E731

@@ -1,8 +1,8 @@
 """Gymnasium environments of rlenhance: ``import envs`` registers them.
 
 >>> import gymnasium as gym, envs
->>> env = gym.make("rlenhance/LowLight-v0", crop=32)        # one image, numpy
->>> venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=8, device="cpu")  # batched torch
+>>> env = gym.make("rlenhance/LowLight-v1", crop=32)        # one image, numpy
+>>> venv = envs.make_vec("rlenhance/LowLight-v1", num_envs=8, device="cpu")  # batched torch
 
 :func:`make_for_checkpoint` gives the env whose rollout is a policy checkpoint's inference (its training env;
 a low-light policy's with the overshoot cap and steps inference applies; :func:`env_kwargs_for_checkpoint` its
@@ -31,7 +31,7 @@ from envs.checkpoints import env_kwargs_for_checkpoint, make_for_checkpoint
 from envs.numpy_vector import NumpyVectorEnv
 
 register(
-    id="rlenhance/LowLight-v0",
+    id="rlenhance/LowLight-v1",
     entry_point="envs.lowlight:LowLightEnv",
     vector_entry_point="envs.lowlight:LowLightVectorEnv",
     max_episode_steps=10,
@@ -62,7 +62,7 @@ register(
 
 __all__ = ["ENV_IDS", "NumpyVectorEnv", "env_kwargs_for_checkpoint", "make_for_checkpoint", "make_vec"]
 
-ENV_IDS = ("rlenhance/LowLight-v0", "rlenhance/Denoise-v0", "rlenhance/Completion-v0")
+ENV_IDS = ("rlenhance/LowLight-v1", "rlenhance/Denoise-v0", "rlenhance/Completion-v0")
 
 
 def make_vec(id: str, num_envs: int = 1, *, device: str | torch.device = "cpu", **kwargs: Any):

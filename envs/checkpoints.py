@@ -34,7 +34,7 @@ __all__ = ["LOWLIGHT_ENV_ID", "ROLLOUT_ENV_IDS", "env_kwargs_for_checkpoint", "l
            "lowlight_policy_spec", "make_for_checkpoint", "rollout_env_kwargs", "rollout_policy_spec"]
 
 #: The env of every low-light policy.
-LOWLIGHT_ENV_ID = "rlenhance/LowLight-v0"
+LOWLIGHT_ENV_ID = "rlenhance/LowLight-v1"
 #: The env of each task of :class:`~rlenhance.checkpoint.RolloutPolicySpec`.
 ROLLOUT_ENV_IDS = MappingProxyType({"denoise": "rlenhance/Denoise-v0", "completion": "rlenhance/Completion-v0"})
 #: The env keyword arguments of each rollout task's transition beyond the episode length (``max_episode_steps``).
@@ -42,7 +42,7 @@ _TRANSITION_KWARGS = MappingProxyType({"denoise": ("clip", "level_scales"), "com
 
 
 def lowlight_env_kwargs(spec: LowLightPolicySpec) -> dict[str, Any]:
-    """The ``rlenhance/LowLight-v0`` keyword arguments of a low-light policy's spec: its transition
+    """The ``rlenhance/LowLight-v1`` keyword arguments of a low-light policy's spec: its transition
     (actions, coupling, damping, cap, encoding, episode length), its setting and ranges (the reward
     weights and exposure target, and the ranges a conditioned policy drew them from), and its
     ``env_kwargs`` (the reward's other terms, crop, shortest episode)."""

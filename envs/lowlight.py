@@ -479,8 +479,11 @@ class LowLightEnv(PixelEnv):
     and ``exposure_relative_floor`` (see Rewards), ``conditioned``, ``exposure_range``,
     ``weight_range``, ``weight_ranges`` (a weight's own sampling range, ``{name: (low, high)}``,
     log-uniform, holding its value), ``channel_coupling`` (ReLLIE's 0.9: R and G alphas become ``c
-    alpha_B + (1 - c) alpha_own``, with ``alpha_channels=3``), ``w_color_ratio`` (ReLLIE's 20: the
-    colour-ratio change ``rlenhance.losses.color_ratio_loss`` joins ``L(s)``; never conditioned),
+    alpha_B + (1 - c) alpha_own``, with ``alpha_channels=3``), ``terms`` (fixed-weight reward terms,
+    ``{name or import path: weight}``, :mod:`envs.rewards`: ``reference`` (MSE to the reference brought
+    to the exposure target), ReLLIE's ``color_ratio`` (20); never conditioned), ``curve`` (the action
+    family, :mod:`rlenhance.transitions`), ``uneven`` (the fraction of episodes whose dark image is the
+    reference relit by :func:`rlenhance.data.uneven_low_light`),
     ``cond_scale``, ``cond_offset``, ``reward_scale``, ``observe_exposure_gap``, ``smooth_in_reward``
     (False: see Rewards), ``smooth_power`` (the power of the alpha differences of the penalty the agent
     is handed, 1 or 2), ``cond_encoding`` (``"linear"`` or ``"log"``: see Observation Space),
@@ -493,21 +496,15 @@ class LowLightEnv(PixelEnv):
     RGB).
 
     ## Version History
-    * v0: initial version. Since then, under the same id: the defaults became the shipped policy's env
-      (before: ReLLIE's 27 alphas on three channels, unconditioned, ``w_exposure`` 10, ``w_color`` 5,
-      ``w_smooth`` 20 in the reward, exposure 0.6, 16-px patches, crop 64, no cap); and (episodes of
-      the registered length and valid float images are unchanged): the one-image env no longer
-      truncates by itself, so ``gym.make(id, max_episode_steps=N)`` gives N steps (before, an N above
-      10 still stopped at step 10);
-      ``render_mode="rgb_array"``; ``reset(options=...)`` refuses images of another layout, channel
-      count, size or values (NaN, 0-255 floats) with an ``ImageError`` and scales uint8 / uint16 images
-      by their range (they were read as 0-255 floats before); ``options["cond"]`` is (5,) or (B, 5);
-      ``weight_ranges``, ``channel_coupling``, ``w_color_ratio``, ``exposure_mean``, ``exposure_over``,
-      ``exposure_relative`` and ``exposure_relative_floor`` (their defaults change nothing) and
-      ``setting_ranges`` (what a policy trained here can be asked to follow), ``smooth_in_reward`` and
-      ``cond_encoding``, ``max_overshoot`` and ``overshoot_weighted`` (their defaults change nothing); the
-      episodes a seed gives changed twice: each env of a batch draws its start from numbers of its own
-      (``rlenhance.data.RowDraws``), so env i's start no longer depends on ``num_envs``.
+    * v1: the episodes a seed gives changed (each env of a batch draws its start from numbers of its own,
+      ``rlenhance.data.RowDraws``, so env i's start no longer depends on ``num_envs``); the reward's
+      fixed-weight terms are ``terms`` (``{"color_ratio": 20}`` replaces ``w_color_ratio``; a
+      ``RewardTerm`` of one's own by import path); ``curve`` (an ``ActionFamily`` by name or import
+      path) and ``uneven`` (dark images relit by uneven light) are new, their defaults change nothing.
+    * v0: the shipped policy's env: conditioned on the exposure target and four reward weights, the
+      brightening alphas, one curve for R, G and B, a recorded inference cap, ``render_mode="rgb_array"``,
+      ``reset(options=...)`` checking the images it is given (first: ReLLIE's 27 alphas on three channels,
+      unconditioned).
     """
 
     task_class = LowLightTask

@@ -85,7 +85,7 @@ from rlenhance.models.policy import PixelActorCritic
 from rlenhance.ops import check_max_overshoot
 from rlenhance.transitions import LowLightTransition
 
-ENV_ID = "rlenhance/LowLight-v0"
+ENV_ID = "rlenhance/LowLight-v1"
 #: Exposure targets at which a conditioned policy's brightness is checked in every evaluation.
 EXPOSURE_SWEEP = (0.4, 0.5, 0.6, 0.7)
 #: Fraction of the embedded photos held out for validation when no data folder is given.
@@ -369,7 +369,7 @@ def alpha_table(cfg: Config) -> tuple[float, ...]:
 
 
 def env_kwargs(cfg: Config) -> dict:
-    """The LowLight-v0 arguments of the run's training env (the one place the config becomes the MDP); the
+    """The LowLight-v1 arguments of the run's training env (the one place the config becomes the MDP); the
     env's defaults give the rest, no overshoot cap among them (``task.max_overshoot`` is inference's:
     :func:`inference_spec`)."""
     t, r, ranges = cfg.task, cfg.reward, cfg.ranges

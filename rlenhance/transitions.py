@@ -259,7 +259,7 @@ class Transition:
 
 @dataclass(frozen=True)
 class LowLightTransition(Transition):
-    """One step of ``rlenhance/LowLight-v0`` (ReLLIE's curve estimation).
+    """One step of ``rlenhance/LowLight-v1`` (ReLLIE's curve estimation).
 
     Per pixel the action gives an alpha (:meth:`alpha`); R and G are coupled to B
     (:func:`rlenhance.ops.couple_channels`), the result damped by ``1 - damping`` (ReLLIE's

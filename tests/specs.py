@@ -35,7 +35,7 @@ def rollout_spec(task: str, env_kwargs: dict[str, Any], *, steps: int, block_act
                                predictor=predictor)
 
 
-#: A ReLLIE-style LowLight-v0 (27 alphas on each RGB channel, one fixed setting with ReLLIE-scale weights,
+#: A ReLLIE-style LowLight-v1 (27 alphas on each RGB channel, one fixed setting with ReLLIE-scale weights,
 #: the smoothness term in the reward, Zero-DCE's squared smoothness, no cap): the test bed of the env's
 #: mechanics, whose defaults are the shipped policy's env.
 RELLIE_LOWLIGHT = {

@@ -129,7 +129,7 @@ def test_a3c_loss_and_gradients_on_cuda_match_cpu(full_float32):
         torch.testing.assert_close(grad_gpu, grad_cpu, rtol=1e-3, atol=1e-5 * max(1.0, float(grad_cpu.abs().max())))
 
 
-@pytest.mark.parametrize("env_id, kwargs", [("rlenhance/LowLight-v0", {"crop": 32, "uneven": 0.5}),
+@pytest.mark.parametrize("env_id, kwargs", [("rlenhance/LowLight-v1", {"crop": 32, "uneven": 0.5}),
                                              ("rlenhance/Denoise-v0", {"crop": 24, "sigma": (15.0, 50.0)})])
 def test_cuda_resets_give_the_cpu_starts(env_id, kwargs):
     """A reset on CUDA (the crops gathered from the data set held there, the noise drawn there) starts

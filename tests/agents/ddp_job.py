@@ -44,10 +44,10 @@ def a3c_weights(ranks: Ranks, episodes: int = EPISODES) -> dict[str, torch.Tenso
 
 
 def a3c_smooth_weights(ranks: Ranks, episodes: int = EPISODES) -> dict[str, torch.Tensor]:
-    """A3C (categorical) on LowLight-v0 with the smoothness left to the agent: each row's sampled w_smooth
+    """A3C (categorical) on LowLight-v1 with the smoothness left to the agent: each row's sampled w_smooth
     (the reset info's ``action_penalty_weight``, a rank's own rows) weights its penalty on the expected alpha map."""
     torch.manual_seed(0)
-    venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=ranks.split(ENV_BATCH), crop=CROP, max_episode_steps=2,
+    venv = envs.make_vec("rlenhance/LowLight-v1", num_envs=ranks.split(ENV_BATCH), crop=CROP, max_episode_steps=2,
                          shard=ranks.shard, conditioned=True, w_smooth=50.0, weight_ranges={"w_smooth": (1.0, 1000.0)},
                          smooth_in_reward=False)
     policy = PixelActorCritic(**policy_kwargs_from_env(venv, width=4, policy_head_gain=3.0))
@@ -59,9 +59,9 @@ def a3c_smooth_weights(ranks: Ranks, episodes: int = EPISODES) -> dict[str, torc
 
 
 def sac_weights(ranks: Ranks, episodes: int = EPISODES) -> dict[str, torch.Tensor]:
-    """Continuous SAC with a trust region on LowLight-v0: replay minibatches of SAC_BATCH, alpha tuned."""
+    """Continuous SAC with a trust region on LowLight-v1: replay minibatches of SAC_BATCH, alpha tuned."""
     torch.manual_seed(0)
-    venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=ranks.split(ENV_BATCH), crop=CROP, max_episode_steps=2,
+    venv = envs.make_vec("rlenhance/LowLight-v1", num_envs=ranks.split(ENV_BATCH), crop=CROP, max_episode_steps=2,
                          action_type="continuous", shard=ranks.shard)
     policy = PixelActorCritic(**policy_kwargs_from_env(venv, width=4, bounded_mean=False))
     config = SACConfig(batch_size=SAC_BATCH, learning_starts=0, updates_per_episode=2, trust_region_kl=0.05, seed=3,

@@ -23,8 +23,8 @@ def params(agent):
 
 
 @pytest.mark.parametrize("env_id,env_kwargs,net_kwargs,expect", [
-    ("rlenhance/LowLight-v0", RELLIE, {}, dict(in_channels=6, out_channels=3, n_actions=27)),
-    ("rlenhance/LowLight-v0", {**RELLIE, "action_type": "continuous", "conditioned": True}, {"downscale": 2},
+    ("rlenhance/LowLight-v1", RELLIE, {}, dict(in_channels=6, out_channels=3, n_actions=27)),
+    ("rlenhance/LowLight-v1", {**RELLIE, "action_type": "continuous", "conditioned": True}, {"downscale": 2},
      dict(in_channels=6, out_channels=3, n_actions=None, cond_dim=5)),
     ("rlenhance/Denoise-v0", {}, {"conv_gru": True}, dict(in_channels=1, out_channels=1, n_actions=9)),
 ])
@@ -62,7 +62,7 @@ class RecordingEnv:
 
 
 def test_block_actions_are_constant_over_each_block():
-    venv = RecordingEnv(envs.make_vec("rlenhance/LowLight-v0", **RELLIE, num_envs=2, crop=(22, 26),
+    venv = RecordingEnv(envs.make_vec("rlenhance/LowLight-v1", **RELLIE, num_envs=2, crop=(22, 26),
                                       max_episode_steps=2))
     torch.manual_seed(0)
     policy = PixelActorCritic(**policy_kwargs_from_env(venv, **TINY_NET, downscale=4))
@@ -102,7 +102,7 @@ def test_the_tasks_action_penalty_smooths_the_expected_alpha_map_and_is_validate
     results = {}
     for coef, power in ((0.0, 2), (50.0, 2), (50.0, 1)):
         torch.manual_seed(0)
-        venv = envs.make_vec("rlenhance/LowLight-v0", **{**RELLIE, "w_smooth": 0.0, "smooth_power": power},
+        venv = envs.make_vec("rlenhance/LowLight-v1", **{**RELLIE, "w_smooth": 0.0, "smooth_power": power},
                              num_envs=2, crop=24, max_episode_steps=2)
         policy = PixelActorCritic(**policy_kwargs_from_env(venv, keys=("image", "original"), width=8,
                                                            policy_head_gain=3.0))
@@ -121,7 +121,7 @@ def test_the_tasks_action_penalty_smooths_the_expected_alpha_map_and_is_validate
 def test_the_weighted_action_penalty_weights_each_row_and_keeps_the_unweighted_math():
     from agents.a3c import _masked_mean, action_penalty_loss
 
-    task = envs.make_vec("rlenhance/LowLight-v0", crop=16).task
+    task = envs.make_vec("rlenhance/LowLight-v1", crop=16).task
     alpha = torch.rand(4, 1, 5, 6, dtype=torch.float64)
     tv = torch.rand(3, 4, dtype=torch.float64).requires_grad_(True)
     alive = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0], [1, 1, 0, 0]], dtype=torch.float64)
@@ -153,8 +153,8 @@ def test_env_weights_in_the_reset_info_reproduce_the_fixed_penalty():
     w = 40.0
     common = dict(num_envs=2, crop=24, max_episode_steps=2)
     rellie = {**RELLIE, "weight_range": (1.0, 1.0), "conditioned": True}
-    per_row = envs.make_vec("rlenhance/LowLight-v0", **{**rellie, "w_smooth": w, "smooth_in_reward": False}, **common)
-    fixed = envs.make_vec("rlenhance/LowLight-v0", **{**rellie, "w_smooth": 0.0}, **common)
+    per_row = envs.make_vec("rlenhance/LowLight-v1", **{**rellie, "w_smooth": w, "smooth_in_reward": False}, **common)
+    fixed = envs.make_vec("rlenhance/LowLight-v1", **{**rellie, "w_smooth": 0.0}, **common)
     _, info = per_row.reset(seed=0)
     assert torch.equal(info["action_penalty_weight"], torch.full((2,), w))
     assert fixed.reset(seed=0)[1] == {}  # a reward with its smoothness term hands the agent nothing
@@ -181,7 +181,7 @@ class ScaledTVWeights(RecordingEnv):
 
 
 def test_a_zero_weight_row_adds_no_penalty_and_bad_weights_are_refused():
-    venv = envs.make_vec("rlenhance/LowLight-v0", **{**RELLIE, "conditioned": True, "w_smooth": 100.0,
+    venv = envs.make_vec("rlenhance/LowLight-v1", **{**RELLIE, "conditioned": True, "w_smooth": 100.0,
                                                      "weight_ranges": {"w_smooth": (10.0, 1000.0)},
                                                      "smooth_in_reward": False},
                          num_envs=2, crop=24, max_episode_steps=2)
@@ -228,7 +228,7 @@ def test_a3c_steps_the_lowlight_env_without_host_round_trips(monkeypatch):
     step only (turned off here: on the CPU it runs at every step)."""
     from agents import a3c as a3c_module
 
-    venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=2, device="cpu", crop=32, max_episode_steps=4,
+    venv = envs.make_vec("rlenhance/LowLight-v1", num_envs=2, device="cpu", crop=32, max_episode_steps=4,
                          min_episode_steps=2, validate_actions=False)
     torch.manual_seed(0)
     agent = A3C(PixelActorCritic(**policy_kwargs_from_env(venv, **TINY_NET, downscale=8, cond_film=True,

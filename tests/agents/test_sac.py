@@ -25,14 +25,14 @@ from rlenhance.models.policy import PixelActorCritic, PolicyOutput, build_policy
 from tests.specs import RELLIE_LOWLIGHT
 
 TINY_NET = dict(width=8, dilations=(1, 2), branch_dilations=(2,))
-LOWLIGHT_C = ("rlenhance/LowLight-v0", {"action_type": "continuous", "reward": "mse"})
+LOWLIGHT_C = ("rlenhance/LowLight-v1", {"action_type": "continuous", "reward": "mse"})
 DENOISE = ("rlenhance/Denoise-v0", {})
 EVAL_KEYS = {"return_mean", "return_std", "reward_mean", "final_reward_mean", "episodes"}
 
 
 def make_vec(env_id, env_kwargs, num_envs=8, crop=16, steps=2):
     """A small env of ``env_id``; LowLight on the ReLLIE-style test bed, with ``env_kwargs``."""
-    base = RELLIE_LOWLIGHT if env_id == "rlenhance/LowLight-v0" else {}
+    base = RELLIE_LOWLIGHT if env_id == "rlenhance/LowLight-v1" else {}
     return envs.make_vec(env_id, num_envs=num_envs, device="cpu", crop=crop, max_episode_steps=steps,
                          **{**base, **env_kwargs})
 
@@ -194,8 +194,8 @@ def test_pixel_q_network_bad_inputs():
 
 # ---- the agent -----------------------------------------------------------------------------
 @pytest.mark.parametrize("env_id,env_kwargs,net", [
-    ("rlenhance/LowLight-v0", {"action_type": "continuous", "conditioned": True}, {"downscale": 2}),
-    ("rlenhance/LowLight-v0", {}, {}),
+    ("rlenhance/LowLight-v1", {"action_type": "continuous", "conditioned": True}, {"downscale": 2}),
+    ("rlenhance/LowLight-v1", {}, {}),
     ("rlenhance/Denoise-v0", {}, {}),
     ("rlenhance/Completion-v0", {}, {}),
 ])
@@ -389,7 +389,7 @@ def test_sac_runs_on_cuda():
 
 
 # ---- block actions: one draw per downscale block (why: SACConfig.block_actions) ----
-SMOOTH_LOWLIGHT = ("rlenhance/LowLight-v0", {"action_type": "continuous", "alpha_channels": 1, "w_smooth": 100.0,
+SMOOTH_LOWLIGHT = ("rlenhance/LowLight-v1", {"action_type": "continuous", "alpha_channels": 1, "w_smooth": 100.0,
                                              "w_exposure": 300.0})
 
 

@@ -21,7 +21,7 @@ LOWLIGHT = {**RELLIE_LOWLIGHT, "action_type": "continuous", "alpha_channels": 1,
 
 
 def make_vec(num_envs=4, crop=32, steps=2, **kwargs):
-    return envs.make_vec("rlenhance/LowLight-v0", num_envs=num_envs, device="cpu", crop=crop,
+    return envs.make_vec("rlenhance/LowLight-v1", num_envs=num_envs, device="cpu", crop=crop,
                          max_episode_steps=steps, **{**LOWLIGHT, **kwargs})
 
 

@@ -13,11 +13,11 @@ from envs.lowlight import BRIGHTENING_ALPHAS, RELLIE_ALPHAS
 from tests.specs import RELLIE_LOWLIGHT as RELLIE
 
 SMALL = {
-    "rlenhance/LowLight-v0": {"crop": 24},
+    "rlenhance/LowLight-v1": {"crop": 24},
     "rlenhance/Denoise-v0": {"crop": 24},
     "rlenhance/Completion-v0": {"crop": 32},
 }
-IDENTITY_ACTION = {"rlenhance/LowLight-v0": BRIGHTENING_ALPHAS.index(0.0), "rlenhance/Denoise-v0": 1,
+IDENTITY_ACTION = {"rlenhance/LowLight-v1": BRIGHTENING_ALPHAS.index(0.0), "rlenhance/Denoise-v0": 1,
                    "rlenhance/Completion-v0": 0}
 # Warnings check_env may raise for these envs, each for a documented reason:
 ALLOWED_WARNINGS = (
@@ -39,7 +39,7 @@ def test_check_env_passes_without_unexpected_warnings(env_id):
 
 
 def test_make_with_module_prefix():
-    env = gym.make("envs:rlenhance/LowLight-v0", crop=16)
+    env = gym.make("envs:rlenhance/LowLight-v1", crop=16)
     obs, _ = env.reset(seed=0)
     assert obs["image"].shape == (3, 16, 16) and obs["image"].dtype == np.float32
 
@@ -69,7 +69,7 @@ def test_same_seed_same_rollout(env_id):
 
 def _options(env_id, rng):
     h = w = SMALL[env_id]["crop"]
-    if env_id == "rlenhance/LowLight-v0":
+    if env_id == "rlenhance/LowLight-v1":
         high = rng.uniform(0.2, 0.9, (2, 3, h, w)).astype(np.float32)
         cond = rng.uniform(-1, 1, (2, 5)).astype(np.float32)  # each image's setting (else drawn per env row)
         return {"low": high * 0.2, "high": high, "cond": cond}
@@ -131,13 +131,13 @@ def test_episode_length_and_step_after_end():
 def test_lowlight_brightening_toward_reference_is_rewarded():
     rng = np.random.default_rng(1)
     high = rng.uniform(0.3, 0.8, (1, 3, 16, 16)).astype(np.float32)
-    venv = envs.make_vec("rlenhance/LowLight-v0", **RELLIE, num_envs=1, crop=16, reward="mse")
+    venv = envs.make_vec("rlenhance/LowLight-v1", **RELLIE, num_envs=1, crop=16, reward="mse")
     venv.reset(seed=0, options={"low": high * 0.3, "high": high})
     brighten = torch.full(venv.action_space.shape, RELLIE_ALPHAS.index(0.5))
     _, reward, _, _, info = venv.step(brighten)
     assert float(reward) > 0 and bool((info["reward_map"] > 0).all())
     for name in ("ssim", "psnr"):
-        venv = envs.make_vec("rlenhance/LowLight-v0", **RELLIE, num_envs=1, crop=16, reward=name)
+        venv = envs.make_vec("rlenhance/LowLight-v1", **RELLIE, num_envs=1, crop=16, reward=name)
         venv.reset(seed=0, options={"low": high * 0.3, "high": high})
         assert float(venv.step(brighten)[1]) > 0, name
 
@@ -145,7 +145,7 @@ def test_lowlight_brightening_toward_reference_is_rewarded():
 @pytest.mark.parametrize("target,expected_sign", [(0.6, 1), (0.05, -1)])
 def test_exposure_reward_prefers_the_target_brightness(target, expected_sign):
     low = torch.full((1, 3, 32, 32), 0.1)
-    venv = envs.make_vec("rlenhance/LowLight-v0", **{**RELLIE, "w_color": 0, "w_spatial": 0, "w_smooth": 0,
+    venv = envs.make_vec("rlenhance/LowLight-v1", **{**RELLIE, "w_color": 0, "w_spatial": 0, "w_smooth": 0,
                                                      "exposure_target": target}, num_envs=1, crop=32)
     venv.reset(seed=0, options={"low": low})
     brighten = torch.full(venv.action_space.shape, RELLIE_ALPHAS.index(1.0))
@@ -154,7 +154,7 @@ def test_exposure_reward_prefers_the_target_brightness(target, expected_sign):
 
 
 def test_lowlight_conditioned_cond_vector_varies_and_drives_reward():
-    venv = envs.make_vec("rlenhance/LowLight-v0", **{**RELLIE, "conditioned": True}, num_envs=16, crop=16)
+    venv = envs.make_vec("rlenhance/LowLight-v1", **{**RELLIE, "conditioned": True}, num_envs=16, crop=16)
     obs, _ = venv.reset(seed=0)
     target = obs["cond"][:, 0] * venv.cond_scale[0] + venv.cond_offset[0]
     assert obs["cond"].shape == (16, 5)
@@ -162,10 +162,10 @@ def test_lowlight_conditioned_cond_vector_varies_and_drives_reward():
     # the default encoding maps every sampling range onto [-1, 1]
     assert float(obs["cond"].abs().max()) <= 1.0 + 1e-6 and float(obs["cond"].min()) < -0.3
     assert torch.allclose(venv.task.target.flatten(), target)
-    fixed = envs.make_vec("rlenhance/LowLight-v0", **{**RELLIE, "exposure_target": 0.5}, num_envs=2, crop=16)
+    fixed = envs.make_vec("rlenhance/LowLight-v1", **{**RELLIE, "exposure_target": 0.5}, num_envs=2, crop=16)
     obs, _ = fixed.reset(seed=0)
     assert torch.allclose(obs["cond"][:, 0] * fixed.cond_scale[0] + fixed.cond_offset[0], torch.tensor(0.5))
-    legacy = envs.make_vec("rlenhance/LowLight-v0", **{**RELLIE, "exposure_target": 0.5}, num_envs=2, crop=16,
+    legacy = envs.make_vec("rlenhance/LowLight-v1", **{**RELLIE, "exposure_target": 0.5}, num_envs=2, crop=16,
                            cond_scale=(1.0, 10.0, 5.0, 1.0, 20.0), cond_offset=(0.0,) * 5)
     obs, _ = legacy.reset(seed=0)
     assert torch.allclose(obs["cond"][:, 0], torch.tensor(0.5))
@@ -174,7 +174,7 @@ def test_lowlight_conditioned_cond_vector_varies_and_drives_reward():
 def test_lowlight_damping_and_continuous_actions():
     low = torch.full((1, 3, 8, 8), 0.2)
     for damping, expected in ((0.0, 0.2 + 0.5 * 0.2 * 0.8), (0.2, 0.2 + 0.8 * 0.5 * 0.2 * 0.8)):
-        venv = envs.make_vec("rlenhance/LowLight-v0", **RELLIE, num_envs=1, crop=8, action_type="continuous",
+        venv = envs.make_vec("rlenhance/LowLight-v1", **RELLIE, num_envs=1, crop=8, action_type="continuous",
                              damping=damping)
         venv.reset(seed=0, options={"low": low})
         obs, *_ = venv.step(torch.full((1, 3, 8, 8), 0.5))
@@ -184,7 +184,7 @@ def test_lowlight_damping_and_continuous_actions():
 @pytest.mark.parametrize("action_type", ["discrete", "continuous"])
 def test_lowlight_one_alpha_channel_moves_rgb_together(action_type):
     low = torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1).expand(1, 3, 8, 8).contiguous()
-    venv = envs.make_vec("rlenhance/LowLight-v0", **{**RELLIE, "alpha_channels": 1}, num_envs=1, crop=8,
+    venv = envs.make_vec("rlenhance/LowLight-v1", **{**RELLIE, "alpha_channels": 1}, num_envs=1, crop=8,
                          action_type=action_type)
     assert venv.single_action_space.shape == (1, 8, 8)
     venv.reset(seed=0, options={"low": low})
@@ -224,11 +224,11 @@ def test_completion_acts_only_inside_mask_and_predictor_action():
 
 
 @pytest.mark.parametrize("env_id,kwargs,match", [
-    ("rlenhance/LowLight-v0", {"reward": "psnrr"}, "reward: expected one of"),
-    ("rlenhance/LowLight-v0", {"w_color": -1.0}, "w_color"),
-    ("rlenhance/LowLight-v0", {"action_type": "gaussian"}, "action_type"),
-    ("rlenhance/LowLight-v0", {"alpha_channels": 2}, "alpha_channels: expected 3"),
-    ("rlenhance/LowLight-v0", {"crop": 0}, "crop"),
+    ("rlenhance/LowLight-v1", {"reward": "psnrr"}, "reward: expected one of"),
+    ("rlenhance/LowLight-v1", {"w_color": -1.0}, "w_color"),
+    ("rlenhance/LowLight-v1", {"action_type": "gaussian"}, "action_type"),
+    ("rlenhance/LowLight-v1", {"alpha_channels": 2}, "alpha_channels: expected 3"),
+    ("rlenhance/LowLight-v1", {"crop": 0}, "crop"),
     ("rlenhance/Denoise-v0", {"sigma": -5}, "sigma"),
     ("rlenhance/Completion-v0", {"reward": "l1"}, "reward: expected one of"),
 ])
@@ -239,7 +239,7 @@ def test_bad_configuration_is_named(env_id, kwargs, match):
 
 def test_crop_larger_than_images_is_named():
     with pytest.raises(ValueError, match="crop"):
-        envs.make_vec("rlenhance/LowLight-v0", num_envs=1, crop=4000)
+        envs.make_vec("rlenhance/LowLight-v1", num_envs=1, crop=4000)
 
 
 def test_empty_data_folder_is_named(tmp_path):
@@ -261,7 +261,7 @@ def test_bad_actions_are_named():
 
 
 def test_lowlight_exposure_gap_observation_is_the_signed_distance_to_each_target():
-    venv = envs.make_vec("rlenhance/LowLight-v0", **{**RELLIE, "conditioned": True, "observe_exposure_gap": True},
+    venv = envs.make_vec("rlenhance/LowLight-v1", **{**RELLIE, "conditioned": True, "observe_exposure_gap": True},
                          num_envs=4, crop=16)
     obs, _ = venv.reset(seed=3)
     assert "exposure_gap" in venv.single_observation_space.spaces
@@ -272,7 +272,7 @@ def test_lowlight_exposure_gap_observation_is_the_signed_distance_to_each_target
     assert torch.allclose(obs["exposure_gap"], target.view(-1, 1, 1, 1) - obs["image"].mean(dim=1, keepdim=True),
                           atol=1e-6)
     assert float(obs["exposure_gap"].mean()) < float(expected.mean())
-    plain = envs.make_vec("rlenhance/LowLight-v0", **RELLIE, num_envs=1, crop=16)
+    plain = envs.make_vec("rlenhance/LowLight-v1", **RELLIE, num_envs=1, crop=16)
     assert "exposure_gap" not in plain.reset(seed=0)[0]
 
 
@@ -329,3 +329,10 @@ def test_completion_step_equals_candidates_reference(reward):
         obs, _, _, _, info = venv.step(actions)
         torch.testing.assert_close(obs["image"], expected, rtol=0, atol=1e-6)
         torch.testing.assert_close(info["reward_map"], reward_map, rtol=0, atol=1e-5)
+
+
+def test_the_low_light_env_of_an_older_mdp_names_its_new_version():
+    import gymnasium
+
+    with pytest.raises(gymnasium.error.DeprecatedEnv, match="LowLight-v1"):
+        gymnasium.make("rlenhance/LowLight-v0")

@@ -9,11 +9,11 @@ import envs
 from envs.denoise import DenoiseEnv, DenoiseVectorEnv
 
 SMALL = {
-    "rlenhance/LowLight-v0": {"crop": 8},
+    "rlenhance/LowLight-v1": {"crop": 8},
     "rlenhance/Denoise-v0": {"crop": 8},
     "rlenhance/Completion-v0": {"crop": 16},
 }
-REGISTERED = {"rlenhance/LowLight-v0": 10, "rlenhance/Denoise-v0": 5, "rlenhance/Completion-v0": 5}
+REGISTERED = {"rlenhance/LowLight-v1": 10, "rlenhance/Denoise-v0": 5, "rlenhance/Completion-v0": 5}
 
 
 def truncation_step(env, limit=40):
@@ -119,8 +119,8 @@ def test_min_episode_steps_draws_each_episodes_length_in_the_range_reproducibly(
 
 
 def test_the_length_is_drawn_after_the_episode_seed_and_only_with_min_episode_steps():
-    fixed = envs.make_vec("rlenhance/LowLight-v0", num_envs=2, max_episode_steps=4, crop=8)
-    ranged = envs.make_vec("rlenhance/LowLight-v0", num_envs=2, max_episode_steps=4, min_episode_steps=3, crop=8)
+    fixed = envs.make_vec("rlenhance/LowLight-v1", num_envs=2, max_episode_steps=4, crop=8)
+    ranged = envs.make_vec("rlenhance/LowLight-v1", num_envs=2, max_episode_steps=4, min_episode_steps=3, crop=8)
     # the first reset's episodes are the same: the length is drawn after the episode seed
     torch.testing.assert_close(fixed.reset(seed=5)[0]["image"], ranged.reset(seed=5)[0]["image"])
     # the draw moves the ranged env's rng on, so its next episodes differ; a fixed length draws nothing

@@ -1,4 +1,4 @@
-"""LowLight-v0's settings: per-weight sampling ranges and what a policy may be asked to follow;
+"""LowLight-v1's settings: per-weight sampling ranges and what a policy may be asked to follow;
 ReLLIE's channel coupling and colour-ratio term."""
 
 import numpy as np
@@ -11,7 +11,7 @@ from rlenhance import losses
 from rlenhance.ops import couple_channels, le_curve
 from tests.specs import RELLIE_LOWLIGHT
 
-ENV_ID = "rlenhance/LowLight-v0"
+ENV_ID = "rlenhance/LowLight-v1"
 
 
 def make(**kwargs):

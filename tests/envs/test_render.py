@@ -9,7 +9,7 @@ import envs
 from envs.lowlight import LowLightEnv, LowLightVectorEnv
 
 SMALL = {
-    "rlenhance/LowLight-v0": {"crop": 8},
+    "rlenhance/LowLight-v1": {"crop": 8},
     "rlenhance/Denoise-v0": {"crop": 8},
     "rlenhance/Completion-v0": {"crop": 16},
 }
@@ -37,7 +37,7 @@ def test_rgb_array_render_is_the_current_image(env_id):
 
 def test_frames_are_rgb_in_that_order():
     low = torch.tensor([0.2, 0.4, 0.6]).view(3, 1, 1).expand(3, 8, 8).numpy()
-    env = gym.make("rlenhance/LowLight-v0", render_mode="rgb_array", crop=8)
+    env = gym.make("rlenhance/LowLight-v1", render_mode="rgb_array", crop=8)
     env.reset(seed=0, options={"low": low})
     frame = env.render()
     assert frame[0, 0].tolist() == [51, 102, 153]

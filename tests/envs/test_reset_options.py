@@ -10,7 +10,7 @@ from rlenhance.errors import ImageError
 
 
 def lowlight(**kwargs):
-    return gym.make("rlenhance/LowLight-v0", crop=16, **kwargs).unwrapped
+    return gym.make("rlenhance/LowLight-v1", crop=16, **kwargs).unwrapped
 
 
 def denoise(**kwargs):
@@ -37,7 +37,7 @@ def test_hwc_image_is_named_with_the_transpose_that_fixes_it():
     message = raises_one_line(ImageError, r"options\['low'\]", lowlight().reset, {"low": low})
     assert "(16, 16, 3)" in message and "C=3" in message and "np.transpose(x, (2, 0, 1))" in message
     batch = np.full((2, 16, 16, 3), 0.2, np.float32)
-    venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=2, crop=16)
+    venv = envs.make_vec("rlenhance/LowLight-v1", num_envs=2, crop=16)
     message = raises_one_line(ImageError, r"options\['low'\]", venv.reset, {"low": batch})
     assert "np.transpose(x, (0, 3, 1, 2))" in message
 
@@ -133,7 +133,7 @@ def test_lowlight_cond_option_is_a_vector_per_image():
     cond = np.array([0.5, -0.5, 0.0, 0.25, 1.0], np.float32)
     obs, _ = env.reset(seed=0, options={"low": low, "cond": cond})
     np.testing.assert_array_equal(obs["cond"], cond)
-    venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=2, crop=16)
+    venv = envs.make_vec("rlenhance/LowLight-v1", num_envs=2, crop=16)
     obs, _ = venv.reset(seed=0, options={"low": np.stack([low, low]), "cond": np.stack([cond, -cond])})
     assert torch.equal(obs["cond"], torch.as_tensor(np.stack([cond, -cond])))
     raises_one_line(ValueError, r"options\['cond'\]: expected shape \(5,\)", env.reset, {"low": low, "cond": cond[:4]})

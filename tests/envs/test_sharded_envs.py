@@ -10,8 +10,8 @@ import envs
 from envs.rse import make_rse_vec
 
 CASES = [
-    ("rlenhance/LowLight-v0", {"crop": 16, "conditioned": True}),
-    ("rlenhance/LowLight-v0", {"crop": 16, "action_type": "continuous"}),
+    ("rlenhance/LowLight-v1", {"crop": 16, "conditioned": True}),
+    ("rlenhance/LowLight-v1", {"crop": 16, "action_type": "continuous"}),
     ("rlenhance/Denoise-v0", {"crop": 16, "sigma": (15.0, 50.0)}),
     ("rlenhance/Completion-v0", {"crop": 24}),
 ]

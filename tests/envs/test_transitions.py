@@ -101,7 +101,7 @@ def test_completion_inference_is_a_greedy_rollout_of_the_checkpoints_env(tmp_pat
 SHIPPED = {
     # the episode length drawn at random in training (4-10 steps): the registered length is the fixed 10;
     # the overshoot cap: inference's, the training env had none
-    "rlenhance/LowLight-v0": ("lowlight_a3c.pt", {"min_episode_steps", "max_overshoot", "overshoot_weighted"}),
+    "rlenhance/LowLight-v1": ("lowlight_a3c.pt", {"min_episode_steps", "max_overshoot", "overshoot_weighted"}),
     # reading the predictor's output needs the predictor (a supervised model): make_for_checkpoint loads it
     "rlenhance/Denoise-v0": ("a3c_denoise", {"observe_prediction"}),
     "rlenhance/Completion-v0": ("a3c_completion", set()),
@@ -152,7 +152,7 @@ def test_the_registered_defaults_are_the_training_env_of_each_tasks_recipe(env_i
 
 def test_a_lowlight_spec_gives_back_the_kwargs_it_was_written_from():
     spec = load_checkpoint(WEIGHTS / "lowlight_a3c.pt")["extra"][SPEC_KEY]
-    task = envs.make_vec("rlenhance/LowLight-v0", **lowlight_env_kwargs(spec)).task
+    task = envs.make_vec("rlenhance/LowLight-v1", **lowlight_env_kwargs(spec)).task
     assert task.transition == spec.transition and task.setting_ranges == {
         k: tuple(v) for k, v in spec.setting_ranges.items()}
 
@@ -163,7 +163,7 @@ def test_transitions_round_trip_and_refuse_what_is_not_a_step():
     for transition in transitions:
         assert Transition.from_dict(transition.to_dict()) == transition
     with pytest.raises(ValueError, match="damping 1.0"):
-        dataclasses.replace(envs.make_vec("rlenhance/LowLight-v0").task.transition, damping=1.0)
+        dataclasses.replace(envs.make_vec("rlenhance/LowLight-v1").task.transition, damping=1.0)
     with pytest.raises(ValueError, match=r"missing key\(s\) \['steps'\]"):
         DenoiseTransition.from_dict({"task": "denoise", "predict": False, "clip": False})
     with pytest.raises(ValueError, match="has task 'lowlight', got 'denoise'"):

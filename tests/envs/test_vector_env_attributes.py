@@ -10,8 +10,8 @@ from envs.base import PixelTask
 
 
 @pytest.mark.parametrize("env_id,kwargs,n_actions", [
-    ("rlenhance/LowLight-v0", {}, 21),  # the shipped policy's brightening alphas
-    ("rlenhance/LowLight-v0", {"action_type": "continuous"}, None),
+    ("rlenhance/LowLight-v1", {}, 21),  # the shipped policy's brightening alphas
+    ("rlenhance/LowLight-v1", {"action_type": "continuous"}, None),
     ("rlenhance/Denoise-v0", {}, 9),
     ("rlenhance/Completion-v0", {}, 8),
 ])
@@ -24,7 +24,7 @@ def test_what_callers_read_is_there(env_id, kwargs, n_actions):
 
 
 def test_lowlight_vector_env_exposes_the_cond_encoding():
-    venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=1, crop=16)
+    venv = envs.make_vec("rlenhance/LowLight-v1", num_envs=1, crop=16)
     assert torch.equal(venv.cond_scale, venv.task.cond_scale)
     assert torch.equal(venv.cond_offset, venv.task.cond_offset)
 
@@ -32,7 +32,7 @@ def test_lowlight_vector_env_exposes_the_cond_encoding():
 @pytest.mark.parametrize("name", ["dataset", "generator", "observe", "check_actions", "t", "alpha",
                                   "no_such_attribute"])
 def test_task_internals_and_unknown_names_are_attribute_errors(name):
-    venv = envs.make_vec("rlenhance/LowLight-v0", num_envs=1, crop=16)
+    venv = envs.make_vec("rlenhance/LowLight-v1", num_envs=1, crop=16)
     with pytest.raises(AttributeError, match=name):
         getattr(venv, name)
     assert hasattr(venv.task, name) or name == "no_such_attribute"
