@@ -25,7 +25,8 @@ Degradations (batched torch, randomness from a ``torch.Generator``):
 modules; :func:`moved_occlusion` (a pair's hole moved elsewhere on its original);
 :func:`amplified_noise` (dark-level noise amplified by known LE curves, with its
 :func:`noise_level_map`: the data of ReLLIE's noise-map denoiser); :func:`noise_ramp` (a noise
-level that varies across the image).
+level that varies across the image); :func:`uneven_low_light` (well-exposed photos relit by smooth,
+spatially varying light, :func:`illumination_field` of the kinds :data:`LIGHTS`).
 
 Fixed evaluation sets (each image's degradation seeded by :func:`image_seed` of a seed and its
 name): :func:`noisy_test_set`, :func:`occluded_test_set`, :func:`lowlight_test_set`.
@@ -43,6 +44,7 @@ from rlenhance.data.degrade import (
     noise_ramp,
     synthetic_low_light,
 )
+from rlenhance.data.illumination import LIGHTS, illumination_field, uneven_low_light
 from rlenhance.data.noisy import NoisyPairs
 from rlenhance.data.occluded import OccludedPairs, channel_sum_mask, estimate_occlusion_mask, hole_mask
 from rlenhance.data.occlusion import RandomOcclusion, moved_occlusion, random_occlusion
@@ -91,6 +93,7 @@ __all__ = [
     "DEFAULT_COLOR_IMAGES",
     "DEFAULT_GRAY_IMAGES",
     "ImageDataset",
+    "LIGHTS",
     "LowLightTestSet",
     "NoisyImage",
     "NoisyPairs",
@@ -107,6 +110,7 @@ __all__ = [
     "channel_sum_mask",
     "estimate_occlusion_mask",
     "hole_mask",
+    "illumination_field",
     "image_seed",
     "lowlight_test_set",
     "moved_occlusion",
@@ -125,4 +129,5 @@ __all__ = [
     "synthetic_low_light",
     "TUNE_FRACTION",
     "to_float",
+    "uneven_low_light",
 ]
