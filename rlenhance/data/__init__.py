@@ -29,7 +29,8 @@ level that varies across the image); :func:`uneven_low_light` (well-exposed phot
 spatially varying light, :func:`illumination_field` of the kinds :data:`LIGHTS`).
 
 Fixed evaluation sets (each image's degradation seeded by :func:`image_seed` of a seed and its
-name): :func:`noisy_test_set`, :func:`occluded_test_set`, :func:`lowlight_test_set`.
+name): :func:`noisy_test_set`, :func:`occluded_test_set`, :func:`lowlight_test_set` (its lows the data's
+or, :data:`LOWLIGHT_INPUTS` ``"uneven"``, the references relit by :func:`uneven_capture`).
 """
 
 from rlenhance.data.base import ImageDataset
@@ -52,6 +53,7 @@ from rlenhance.data.paired import PairedImages, UnpairedImages
 from rlenhance.data.resolve import open_dataset
 from rlenhance.data.rows import RowDraws, RowStream
 from rlenhance.data.testsets import (
+    LOWLIGHT_INPUTS,
     LowLightTestSet,
     NoisyImage,
     OccludedImage,
@@ -60,6 +62,7 @@ from rlenhance.data.testsets import (
     noisy_test_set,
     occluded_test_set,
     synthetic_noise_level,
+    uneven_capture,
 )
 from rlenhance.data.transforms import (
     BANK_BYTES,
@@ -94,6 +97,7 @@ __all__ = [
     "DEFAULT_GRAY_IMAGES",
     "ImageDataset",
     "LIGHTS",
+    "LOWLIGHT_INPUTS",
     "LowLightTestSet",
     "NoisyImage",
     "NoisyPairs",
@@ -129,5 +133,6 @@ __all__ = [
     "synthetic_low_light",
     "TUNE_FRACTION",
     "to_float",
+    "uneven_capture",
     "uneven_low_light",
 ]
