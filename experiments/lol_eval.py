@@ -77,7 +77,8 @@ class Args:
                                           "Enhancer's, rlenhance.enhance.DARK_NOISE_SIGMA for a Gaussian-trained one)")
     combined: str | None = arg(None, "lowlight checkpoint of experiments.supervised_train (MRPNet + Generator), "
                                      "evaluated as an extra method")
-    classical: bool = arg(True, "include auto-gamma, histogram equalisation and CLAHE")
+    classical: bool = arg(True, "include the classical methods: auto-gamma, histogram equalisation, CLAHE and the "
+                                "global LE curve")
     sweep_exposure: tuple[float, ...] = arg((), "also run our (conditioned) model at each of these exposure "
                                                 "targets and report the mean output brightness")
     limit: int = arg(0, "evaluate at most this many images (0: all)")

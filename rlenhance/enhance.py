@@ -243,6 +243,29 @@ class Enhancer:
         policy's 3 or 1 alpha channels). ``image``: float (1, 3, H, W) in [0, 1]."""
         return self._rollout(fit_longer_side(image, self.max_side), cond)
 
+    @torch.no_grad()
+    def capped_steps(self, image: np.ndarray, **setting: float | None) -> list[bool]:
+        """Per curve step of the rollout on ``image`` (as in :meth:`enhance_array`) with ``setting``, whether
+        the brightness cap (:attr:`max_overshoot`) cut it: the policy's step would have lifted the working
+        image's mean above the cap's limit, so it was scaled down to end there (to nothing where the mean
+        was above it already). Where some step was cut, the cap, not the policy, stopped the brightening.
+        All False without a cap. Each step is the transition's own, taken with and without the limit."""
+        if not (isinstance(image, np.ndarray) and image.dtype in (np.uint8, np.uint16)):
+            image = as_unit_float(image)
+        cond = self.cond(**setting)
+        limit = self._target_and_limit(cond)[1]
+        chosen: list[torch.Tensor] = []
+        current = _area_downscale(np.ascontiguousarray(image), self.max_side, self.strip_pixels).to(self.device)
+        self._rollout(current, cond, chosen=chosen)
+        cut = []
+        for alpha in chosen:  # the rollout's steps again, from the alphas the policy chose
+            if self.policy.downscale > 1:
+                alpha = self.policy.upsample(alpha, *current.shape[-2:])
+            free = self.transition.step(current, alpha)[0]
+            applied, current = self.transition.step(current, alpha, limit)
+            cut.append(not torch.equal(applied, free))
+        return cut
+
     def _rollout(self, small: torch.Tensor, cond: torch.Tensor, chosen: list[torch.Tensor] | None = None
                  ) -> list[torch.Tensor]:
         """:meth:`alpha_maps` of the image at the working resolution, ``small`` (``chosen``: as

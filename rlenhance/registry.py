@@ -164,6 +164,7 @@ _POLICY_TRAIN = ("python -m experiments.denoise_train{agent} --sigma 15 25 50 --
 #: Why the RL policies whose recipe added nothing over their predictor ship no checkpoint (rlenhance/weights/README.md).
 _PASSENGER = "the policy of its recipe took {0}'s output at every pixel and step (the RL layer added 0.00 dB over {0})"
 _CLASSICAL_LABELS = {"auto-gamma": "Auto gamma", "histeq": "Histogram equalisation", "clahe": "CLAHE",
+                     "global-curve": "Global LE curve",
                      "gaussian": "Gaussian blur", "median": "Median filter", "bilateral": "Bilateral filter",
                      "bm3d": "BM3D", "telea": "Telea inpainting", "navier-stokes": "Navier-Stokes inpainting",
                      "diffusion-fill": "Diffusion fill"}
@@ -187,7 +188,8 @@ def _diffusion_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 _BASELINES = {"lowlight": baselines.LOWLIGHT_BASELINES, "denoise": baselines.DENOISE_BASELINES,
               "completion": {**baselines.COMPLETION_BASELINES, "diffusion-fill": _diffusion_fill}}
-_CLASSICAL_NOTE_OF = {"diffusion-fill": "the RL completion env's starting fill, smoothed from the outside in"}
+_CLASSICAL_NOTE_OF = {"diffusion-fill": "the RL completion env's starting fill, smoothed from the outside in",
+                      "global-curve": "one LE curve for the whole photo, repeated to the exposure target"}
 
 
 def _classical(task: str) -> tuple[Method, ...]:

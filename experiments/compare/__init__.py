@@ -6,6 +6,8 @@
         --psnr-on y --gt-mean --out runs/compare_lowlight
     python -m experiments.compare --task lowlight --data PHOTOS --paired-against input \
         --out runs/compare_photos                            # real photos without references: no-reference scores
+    python -m experiments.compare --task lowlight --data ../shared/data/sice_pairs/train --light uneven \
+        --methods input,rl,global-curve,oracle-global --gt-mean --out runs/compare_uneven  # non-uniform light
     python -m experiments.compare --task denoise --data ../shared/data/bsd/BSD68 --split all --sigma 25 \
         --a3c runs/denoise_train/checkpoints/best.pt --mrpnet runs/supervised_denoise/checkpoints/best.pt \
         --out runs/compare_denoise
@@ -38,6 +40,11 @@ denoise     real noisy / clean pairs: ``noisy/`` +       ``noisy`` -> ``clean`` 
 completion  ``occluded_images/`` + ``original_images/``  occluded + the mask from the pair -> original
             (unset: the embedded photos, synthetic holes)
 ==========  ===========================================  =============================================
+
+Low light under non-uniform light (``--light uneven``): every reference (``high/``, or an embedded
+photo) relit by smooth, spatially varying light, :func:`rlenhance.data.uneven_capture`, from a
+generator seeded by ``--seed`` and the image's name, replaces its low frame: the light a global curve
+cannot correct (a lamp, a window, a backlit subject). A folder without references is refused.
 
 The synthetic noise of each image is drawn from a generator seeded by ``--seed`` and the file name
 (:func:`rlenhance.data.noisy_test_set`, the trainers' own test noise), so every method sees the
@@ -87,10 +94,17 @@ the app read too, and the evaluation-only ones
   ``experiments.lol_eval``;
 * classical: the registry's classical methods (:class:`rlenhance.registry.ClassicalRestorer`):
   :data:`rlenhance.baselines.LOWLIGHT_BASELINES` (``auto-gamma``: the gamma that takes the
-  mean to 0.5; ``histeq``; ``clahe``), :data:`~rlenhance.baselines.DENOISE_BASELINES`
+  mean to 0.5; ``histeq``; ``clahe``; ``global-curve``: one LE curve alpha for the whole image,
+  repeated the shipped policy's 10 steps, chosen so the mean reaches its exposure target 0.4,
+  :func:`rlenhance.baselines.global_curve`: what a curve policy that picks one alpha everywhere does),
+  :data:`~rlenhance.baselines.DENOISE_BASELINES`
   (parameters picked by the noise level, above; BM3D when the optional ``bm3d`` package is
   installed, ``bm3d_rgb`` on colour), :data:`~rlenhance.baselines.COMPLETION_BASELINES` and
   ``diffusion-fill`` (the completion env's starting fill, :func:`rlenhance.ops.fill.diffusion_fill`).
+* ``oracle-global`` (low light, evaluation only, with references): the best monotone tone curve per
+  channel fitted with each image's reference (:func:`rlenhance.baselines.oracle_global`): no method but
+  the upper bound of every global one; a method above it adapts to where the light is. Without
+  references it is left out, or, named, reported missing.
 * a network of your own: each ``--checkpoints`` file of ``experiments.supervised_train --model
   package.module:Class``, named by its network (``examples/supervised_baseline.py``).
 
@@ -151,7 +165,7 @@ from experiments.compare.config import (
     requested_methods,
     requested_metrics,
 )
-from experiments.compare.methods import TASK_METHODS, Method, build_methods, own_methods
+from experiments.compare.methods import REFERENCE_METHODS, TASK_METHODS, Method, build_methods, own_methods
 from experiments.compare.report import labelled_grid, write_csv, write_report
 from experiments.compare.samples import Sample, load_samples
 from experiments.compare.scoring import (
@@ -184,11 +198,14 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     out = Path(args.out)
 
     samples = load_samples(args)
+    reference = samples[0].reference is not None
+    if args.methods is None and not reference:  # the reference-fitted bounds, unasked, only where there are references
+        wanted = [name for name in wanted if name not in REFERENCE_METHODS]
     notes = ignored_flags(args)
     methods, missing = build_methods(args.task, wanted, device, checkpoints=given_checkpoints(args), sigma=args.sigma,
                                      channels=samples[0].input.shape[2],
                                      sigma_estimate=samples[0].sigma is not None, ensemble=args.ensemble,
-                                     known_level=samples[0].level is not None)
+                                     known_level=samples[0].level is not None, reference=reference)
     methods.update(own_methods(args.task, args.checkpoints, device, channels=samples[0].input.shape[2],
                                ensemble=args.ensemble))
     for note in notes:
@@ -200,7 +217,6 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     for name, method in methods.items():
         if method.note:
             print(f"{name}: {method.note}", flush=True)
-    reference = samples[0].reference is not None
     scored = task_metrics(args.task, reference=reference, extra=requested_metrics(args))
     fields = [metric.name for metric in scored]
     main = METRICS.get(paired_fields(args.task, reference=reference)[0])

@@ -13,12 +13,14 @@ from experiments.compare.methods import (
     LEARNED_METHODS,
     LEVEL_MAP_METHODS,
     PEER_METHODS,
+    REFERENCE_METHODS,
     TASK_METHODS,
     checkpoint_path,
     method_flag,
 )
 from experiments.runs import arg
 from rlenhance import registry
+from rlenhance.data import LOWLIGHT_INPUTS
 from rlenhance.restore import ENSEMBLES
 from rlenhance.tasks import TASKS
 
@@ -46,6 +48,10 @@ class Args:
                                  "(noisy/+clean/ or SIDD's scene folders), gray unless --no-gray; completion: "
                                  "occluded_images/+original_images/. Default: the embedded scikit-image photos, "
                                  "degraded synthetically")
+    light: str = arg("data", "lowlight: the dark inputs: the data's own (the low frames of pairs; the embedded photos "
+                             "darkened uniformly), or every reference relit by smooth non-uniform light "
+                             "(rlenhance.data.uneven_capture, each image's from --seed and its name) in place of "
+                             "its low frame", choices=LOWLIGHT_INPUTS)
     gray: bool = arg(True, "denoise: gray images (the PixelRL protocol); --no-gray denoises RGB (noise of --sigma on "
                            "every channel)")
     methods: str | None = arg(None, "comma-separated subset of the task's methods (default: all of them but the "
@@ -115,7 +121,9 @@ def requested_methods(args: Args) -> list[str]:
     """The methods to run, in the task's order (without ``--methods``, all of them but the registry's
     learned ones that ship no checkpoint, :func:`rlenhance.registry.ships`, and the peers without their
     official file, unless their flag gives one, and FFDNet's map baselines, ``ffdnet-local`` and
-    ``ffdnet-oracle``, which run when named: only a method asked for is reported missing).
+    ``ffdnet-oracle``, which run when named: only a method asked for is reported missing; so the
+    reference-fitted bounds, ``oracle-global``, are listed, and :func:`experiments.compare.main` drops
+    them where the images have no reference).
 
     Raises:
         ValueError: an unknown name or an empty list; the message lists the task's methods.
@@ -124,7 +132,7 @@ def requested_methods(args: Args) -> list[str]:
     if args.methods is None:
         given = given_checkpoints(args)
         return [name for name in accepted if name not in LEVEL_MAP_METHODS and (
-                name == "input" or given.get(name) is not None
+                name in ("input", *REFERENCE_METHODS) or given.get(name) is not None
                 or (checkpoint_path(args.task, name, None)[0] is not None if name in PEER_METHODS
                     else registry.ships(registry.find(args.task, name))))]
     names = [name.strip() for name in args.methods.split(",") if name.strip()]
@@ -166,7 +174,8 @@ def given_checkpoints(args: Args) -> dict[str, str | None]:
 
 def ignored_flags(args: Args) -> list[str]:
     """Notes for checkpoint flags given for methods the task does not have, for denoising options
-    given to another task, and for ``--split val`` / ``tune`` on the embedded photos."""
+    given to another task, for ``--light`` given to another task than low light, and for ``--split val`` /
+    ``tune`` on the embedded photos."""
     notes = [f"--{method_flag(method)} is ignored: --task {args.task} has no method {method}"
              for method, given in given_checkpoints(args).items()
              if given is not None and method not in TASK_METHODS[args.task]]
@@ -176,14 +185,26 @@ def ignored_flags(args: Args) -> list[str]:
         notes += [f"{flag} is ignored: it is a --task denoise option"
                   for flag, given in (("--no-gray", not args.gray), ("--sigma-estimate", args.sigma_estimate),
                                       ("--sigma-to", args.sigma_to is not None)) if given]
+    if args.task != "lowlight" and args.light != "data":
+        notes.append(f"--light {args.light} is ignored: it is a --task lowlight option")
     if args.data is None and args.split in ("val", "tune"):
         notes.append(f"--split {args.split} is ignored: the embedded photos have no held-out split (all are "
                      "evaluated)")
     return notes
 
 
+#: What report.md adds to the data's name with ``--light uneven`` (low light).
+UNEVEN_LABEL = ("each reference relit by non-uniform light (rlenhance.data.uneven_capture, image seeds from --seed "
+                "and the name) in place of its low frame")
+
+
 def data_label(args: Args) -> str:
-    """The data as report.md names it: the folder in backquotes, or the task's :data:`EMBEDDED_DATA`."""
+    """The data as report.md names it: the folder in backquotes, or the task's :data:`EMBEDDED_DATA`;
+    with ``--light uneven`` (low light), the photos and :data:`UNEVEN_LABEL`."""
+    if args.task == "lowlight" and args.light == "uneven":
+        photos = "the embedded scikit-image colour photos (rlenhance.data.DEFAULT_COLOR_IMAGES)" if args.data is None \
+            else f"`{args.data}`"
+        return f"{photos}, {UNEVEN_LABEL}"
     return EMBEDDED_DATA[args.task] if args.data is None else f"`{args.data}`"
 
 

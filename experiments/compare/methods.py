@@ -2,7 +2,8 @@
 methods are those of :mod:`rlenhance.registry` (learned and classical, with their default weights) and
 the evaluation-only ones kept here: ``input`` (the degraded input itself), the low-light peers
 ``zero-dce``, ``zero-dce++`` and ``rellie`` from their official weights given by path (:data:`PEERS`;
-nothing of theirs ships) and FFDNet's noise-map baselines (:data:`LEVEL_MAP_METHODS`). One builder
+nothing of theirs ships), FFDNet's noise-map baselines (:data:`LEVEL_MAP_METHODS`) and the low-light
+bound fitted with the reference (:data:`REFERENCE_METHODS`). One builder
 per kind of method turns it into a :class:`Method`, ready to run on an image; the learned methods of
 rlenhance are :class:`rlenhance.restore.Restorer` objects, run through their one ``restore(image, *,
 mask=None)``:
@@ -21,7 +22,9 @@ mask=None)``:
   (:class:`rlenhance.rse.RSERestorer`);
 - :func:`peer_method`: ``zero-dce``, ``zero-dce++`` and ``rellie`` (networks on tensors, adapted here);
 - :func:`baseline_method`: ``input`` and the registry's classical methods
-  (:class:`rlenhance.registry.ClassicalRestorer`).
+  (:class:`rlenhance.registry.ClassicalRestorer`; ``global-curve`` among them);
+- :func:`reference_method`: ``oracle-global``, the best monotone global curve fitted with each image's
+  reference (:func:`rlenhance.baselines.oracle_global`): an upper bound of the global methods, not a method.
 
 :func:`build_methods` builds the methods of one task for ``experiments.compare``, reporting those
 without a checkpoint or optional package as missing.
@@ -51,7 +54,7 @@ import torch
 from torch import nn
 
 from rlenhance import registry
-from rlenhance.baselines import NOISE_SCALE, NOISE_WINDOW, estimate_noise_map, estimate_noise_sigma
+from rlenhance.baselines import NOISE_SCALE, NOISE_WINDOW, estimate_noise_map, estimate_noise_sigma, oracle_global
 from rlenhance.completion import PolicyCompleter
 from rlenhance.denoisers import PolicyDenoiser, load_denoiser
 from rlenhance.enhance import Enhancer
@@ -71,14 +74,20 @@ PEER_METHODS = ("zero-dce", "zero-dce++", "rellie")
 #: given a per-pixel map: of the level estimated in each window (:func:`rlenhance.baselines.estimate_noise_map`),
 #: and of the true level (an oracle: synthetic noise only).
 LEVEL_MAP_METHODS = ("ffdnet-local", "ffdnet-oracle")
+#: Low-light bounds fitted with each image's reference (evaluation only; images without references have none to
+#: fit): ``oracle-global``, the best monotone tone curve per channel (:func:`rlenhance.baselines.oracle_global`),
+#: which no global method passes.
+REFERENCE_METHODS = ("oracle-global",)
 #: Methods that need a checkpoint (or weights file), each with its command-line flag: the registry's
 #: learned methods of every task, and the peers.
 LEARNED_METHODS = (*dict.fromkeys(name for task in TASKS for name in registry.names(task)), *PEER_METHODS)
 #: Every method of each task, in report order: the input, the registry's learned methods, the peers
-#: (low light), FFDNet's map baselines (denoise), the registry's classical methods.
+#: (low light), FFDNet's map baselines (denoise), the registry's classical methods, the reference-fitted
+#: bounds (low light).
 TASK_METHODS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     task: ("input", *registry.names(task), *{"lowlight": PEER_METHODS, "denoise": LEVEL_MAP_METHODS}.get(task, ()),
-           *(m.name for m in registry.methods(task, family="Classical")))
+           *(m.name for m in registry.methods(task, family="Classical")),
+           *{"lowlight": REFERENCE_METHODS}.get(task, ()))
     for task in TASKS})
 #: Display names of supervised low-light checkpoints by network class (lol_eval's ``--combined``).
 COMBINED_LABELS: Mapping[str, str] = MappingProxyType({"CombinedModel": "MRPNet+Generator"})
@@ -118,9 +127,9 @@ class Method:
         note: how it runs where that is not plain (:data:`PER_CHANNEL_NOTE`), shown in the report.
         trace: an RL method's ``run`` that also returns what its agent did, ``(input, *, mask) ->
             (output, trace)`` (:class:`rlenhance.trace.ActionTrace`); None for other methods.
-        oracle: ``run`` also takes the true noise level, ``level=``
-            (:attr:`experiments.compare.samples.Sample.level`): it knows what no method is told
-            (``ffdnet-oracle``).
+        oracle: what ``run`` also takes that no method is told, the name of a
+            :class:`~experiments.compare.samples.Sample` field passed under that name: ``"level"``, the
+            true noise level (``ffdnet-oracle``), or ``"reference"`` (``oracle-global``); "" for a method.
     """
 
     name: str
@@ -129,7 +138,7 @@ class Method:
     source: str = ""
     note: str = ""
     trace: Callable[..., tuple[np.ndarray, ActionTrace]] | None = None
-    oracle: bool = False
+    oracle: str = ""
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -317,7 +326,8 @@ def level_map_method(name: str, path: str | Path, device: torch.device, *, chann
         given = f"the level estimated in each {NOISE_WINDOW} px window"
     route = OPPONENT_NOTE if channel_note("ffdnet", path, denoiser.channels, channels) else ""
     return Method(name, run, count_parameters(denoiser.model), str(path),
-                  "; ".join(filter(None, [f"noise map of {given}", route])), oracle=name == "ffdnet-oracle")
+                  "; ".join(filter(None, [f"noise map of {given}", route])),
+                  oracle="level" if name == "ffdnet-oracle" else "")
 
 
 def peer_method(name: str, kind: str, path: str | Path, device: torch.device) -> Method:
@@ -351,10 +361,21 @@ def baseline_method(task: str, name: str, *, sigma: float = 25.0, sigma_estimate
     return Method(name, partial(restorer.restore, **given))
 
 
+def reference_method(name: str) -> Method:
+    """``oracle-global`` (:data:`REFERENCE_METHODS`): per channel, the monotone mapping of the input's values
+    closest to the reference's (:func:`rlenhance.baselines.oracle_global`), given the reference as
+    ``reference=``; its note says it is a bound, not a method."""
+    def run(image: np.ndarray, *, mask: np.ndarray | None = None, reference: np.ndarray) -> np.ndarray:
+        return oracle_global(image, reference)
+
+    return Method(name, run, note="an upper bound fitted with the reference (the best monotone curve per "
+                                  "channel), not a method", oracle="reference")
+
+
 # --- one task's methods ----------------------------------------------------------------------------------
 def build_methods(task: str, wanted: Sequence[str], device: torch.device, *, checkpoints: Mapping[str, str | None],
                   sigma: float, channels: int | None = None, sigma_estimate: bool = False, ensemble: int = 1,
-                  known_level: bool = False) -> tuple[dict[str, Method], dict[str, str]]:
+                  known_level: bool = False, reference: bool = True) -> tuple[dict[str, Method], dict[str, str]]:
     """The methods of ``wanted`` (names of ``TASK_METHODS[task]``) that can run, and why each
     other one is missing.
 
@@ -374,6 +395,7 @@ def build_methods(task: str, wanted: Sequence[str], device: torch.device, *, che
             their notes say it (models without a predictor and low-light methods run once).
         known_level: denoise: the images' noise is synthetic, of a known level (``ffdnet-oracle``
             needs it).
+        reference: the images have references (:data:`REFERENCE_METHODS` need them).
 
     Returns:
         ``(methods, missing)``: name -> :class:`Method` in the order of ``wanted``, and
@@ -390,7 +412,12 @@ def build_methods(task: str, wanted: Sequence[str], device: torch.device, *, che
     planes = 3 if channels == 3 else 1
     ensembled = f"x{ensemble} self-ensemble" if ensemble != 1 else ""
     for name in wanted:
-        if name in LEVEL_MAP_METHODS:
+        if name in REFERENCE_METHODS:
+            if reference:
+                methods[name] = reference_method(name)
+            else:
+                missing[name] = "it is fitted to each image's reference, and these images have none"
+        elif name in LEVEL_MAP_METHODS:
             path, why = _ffdnet_path(task, checkpoints.get("ffdnet"), planes)
             if path is None:
                 missing[name] = why

@@ -18,6 +18,7 @@ from rlenhance.data import (
     open_dataset,
     synthetic_low_light,
     synthetic_noise_level,
+    uneven_capture,
 )
 from rlenhance.errors import DatasetError
 from rlenhance.io import tensor_to_image
@@ -65,11 +66,12 @@ def load_samples(args: Args) -> list[Sample]:
     :func:`rlenhance.data.occluded_test_set` (the pairs' own masks, or synthetic holes in the embedded
     photos); low light: the pairs as they are, photos without references as they are (no reference),
     or the embedded photos darkened by :func:`rlenhance.data.synthetic_low_light` (each from a
-    generator seeded by ``--seed`` and its name).
+    generator seeded by ``--seed`` and its name); with ``--light uneven`` every reference relit by
+    :func:`rlenhance.data.uneven_capture` (seeded alike) in place of its low frame.
 
     Raises:
         DatasetError: the folder is missing or not of the task's layout, or (lowlight) some photos
-            have a reference and others not.
+            have a reference and others not, or ``--light uneven`` where they have none.
     """
     data = args.data
     split = None if resolved_split(args) == "all" else resolved_split(args)
@@ -89,7 +91,7 @@ def load_samples(args: Args) -> list[Sample]:
                           item.mask[0].numpy() > MASK_THRESHOLD)
                    for item in occluded_test_set(dataset, limit=args.limit, seed=args.seed)]
     else:
-        samples = [_lowlight_sample(dataset[index], embedded=data is None, seed=args.seed)
+        samples = [_lowlight_sample(dataset[index], embedded=data is None, seed=args.seed, light=args.light)
                    for index in range(len(dataset) if not args.limit else min(args.limit, len(dataset)))]
         with_reference = [s.name for s in samples if s.reference is not None]
         if 0 < len(with_reference) < len(samples):
@@ -107,8 +109,15 @@ def _level_map(size: tuple[int, int], sigma: float, sigma_to: float | None) -> n
     return level[0, 0].numpy() if torch.is_tensor(level) else np.full(size, level, np.float32)
 
 
-def _lowlight_sample(item: dict, *, embedded: bool, seed: int) -> Sample:
-    """A low-light sample: a pair, a photo without reference, or an embedded photo darkened synthetically."""
+def _lowlight_sample(item: dict, *, embedded: bool, seed: int, light: str) -> Sample:
+    """A low-light sample: a pair, a photo without reference, or an embedded photo darkened synthetically;
+    with ``light="uneven"``, the reference relit by non-uniform light and the reference."""
+    if light == "uneven":
+        if "high" not in item:
+            raise DatasetError(f"--light uneven relights each image's reference, but {item['name']} has none; give "
+                               "low/ + high/ pairs, or no --data (the embedded photos)")
+        return Sample(item["name"], tensor_to_image(uneven_capture(item["high"], item["name"], seed=seed)),
+                      tensor_to_image(item["high"]))
     if embedded:
         generator = torch.Generator().manual_seed(image_seed(seed, item["name"]))
         low = synthetic_low_light(item["high"][None], generator=generator)[0]

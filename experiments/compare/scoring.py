@@ -67,7 +67,8 @@ def evaluate(method: Method, samples: Sequence[Sample], scored: Sequence[Metric]
     """Run a method on every sample; per-image rows (:func:`score` of the ``scored`` metrics with the
     keywords ``scoring``, and ms) and the first ``keep`` outputs."""
     def run(sample: Sample) -> np.ndarray:
-        return method.run(sample.input, mask=sample.mask, **({"level": sample.level} if method.oracle else {}))
+        return method.run(sample.input, mask=sample.mask,
+                          **({method.oracle: getattr(sample, method.oracle)} if method.oracle else {}))
 
     if warmup:
         run(samples[0])

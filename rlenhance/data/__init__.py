@@ -25,10 +25,12 @@ Degradations (batched torch, randomness from a ``torch.Generator``):
 modules; :func:`moved_occlusion` (a pair's hole moved elsewhere on its original);
 :func:`amplified_noise` (dark-level noise amplified by known LE curves, with its
 :func:`noise_level_map`: the data of ReLLIE's noise-map denoiser); :func:`noise_ramp` (a noise
-level that varies across the image).
+level that varies across the image); :func:`uneven_low_light` (well-exposed photos relit by smooth,
+spatially varying light, :func:`illumination_field` of the kinds :data:`LIGHTS`).
 
 Fixed evaluation sets (each image's degradation seeded by :func:`image_seed` of a seed and its
-name): :func:`noisy_test_set`, :func:`occluded_test_set`, :func:`lowlight_test_set`.
+name): :func:`noisy_test_set`, :func:`occluded_test_set`, :func:`lowlight_test_set` (its lows the data's
+or, :data:`LOWLIGHT_INPUTS` ``"uneven"``, the references relit by :func:`uneven_capture`).
 """
 
 from rlenhance.data.base import ImageDataset
@@ -43,6 +45,7 @@ from rlenhance.data.degrade import (
     noise_ramp,
     synthetic_low_light,
 )
+from rlenhance.data.illumination import LIGHTS, illumination_field, uneven_low_light
 from rlenhance.data.noisy import NoisyPairs
 from rlenhance.data.occluded import OccludedPairs, channel_sum_mask, estimate_occlusion_mask, hole_mask
 from rlenhance.data.occlusion import RandomOcclusion, moved_occlusion, random_occlusion
@@ -50,6 +53,7 @@ from rlenhance.data.paired import PairedImages, UnpairedImages
 from rlenhance.data.resolve import open_dataset
 from rlenhance.data.rows import RowDraws, RowStream
 from rlenhance.data.testsets import (
+    LOWLIGHT_INPUTS,
     LowLightTestSet,
     NoisyImage,
     OccludedImage,
@@ -58,6 +62,7 @@ from rlenhance.data.testsets import (
     noisy_test_set,
     occluded_test_set,
     synthetic_noise_level,
+    uneven_capture,
 )
 from rlenhance.data.transforms import (
     BANK_BYTES,
@@ -91,6 +96,8 @@ __all__ = [
     "DEFAULT_COLOR_IMAGES",
     "DEFAULT_GRAY_IMAGES",
     "ImageDataset",
+    "LIGHTS",
+    "LOWLIGHT_INPUTS",
     "LowLightTestSet",
     "NoisyImage",
     "NoisyPairs",
@@ -107,6 +114,7 @@ __all__ = [
     "channel_sum_mask",
     "estimate_occlusion_mask",
     "hole_mask",
+    "illumination_field",
     "image_seed",
     "lowlight_test_set",
     "moved_occlusion",
@@ -125,4 +133,6 @@ __all__ = [
     "synthetic_low_light",
     "TUNE_FRACTION",
     "to_float",
+    "uneven_capture",
+    "uneven_low_light",
 ]

@@ -9,7 +9,8 @@ the subset, the device nor the run.
 - :func:`occluded_test_set`: occluded / original pairs as they are, or clean photos with a
   synthetic hole, as :class:`OccludedImage`.
 - :func:`lowlight_test_set`: low / high images area-downscaled and centre-cropped to one size
-  (one batch), with synthetic lows from a fixed seed for clean photos, as :class:`LowLightTestSet`.
+  (one batch), with synthetic lows from a fixed seed for clean photos, or every reference relit by
+  non-uniform light (:func:`uneven_capture`), as :class:`LowLightTestSet`.
 
 Example:
     >>> from rlenhance.data import BuiltinImages, noisy_test_set
@@ -29,10 +30,12 @@ import torch
 import torch.nn.functional as F
 
 from rlenhance.data.degrade import add_gaussian_noise, noise_ramp, synthetic_low_light
+from rlenhance.data.illumination import uneven_low_light
 from rlenhance.data.occlusion import random_occlusion
 from rlenhance.data.transforms import fit_longer_side
 
 __all__ = [
+    "LOWLIGHT_INPUTS",
     "LowLightTestSet",
     "NoisyImage",
     "OccludedImage",
@@ -41,6 +44,7 @@ __all__ = [
     "noisy_test_set",
     "occluded_test_set",
     "synthetic_noise_level",
+    "uneven_capture",
 ]
 
 #: Bytes of the SHA-256 digest that make a per-image seed (:func:`image_seed`).
@@ -158,6 +162,27 @@ def occluded_test_set(dataset: Any, *, occlusion: str = "box", seed: int = 0, de
 
 
 # --- low light ---------------------------------------------------------------------------------------
+#: The dark inputs of a low-light evaluation set (``light``): ``"data"``, the data's own (the low frames of
+#: pairs; clean photos darkened uniformly by :func:`~rlenhance.data.synthetic_low_light`), or ``"uneven"``,
+#: every reference relit by non-uniform light (:func:`uneven_capture`).
+LOWLIGHT_INPUTS = ("data", "uneven")
+
+
+def uneven_capture(reference: torch.Tensor, name: str, *, seed: int = 0) -> torch.Tensor:
+    """The dark capture of an evaluation image under non-uniform light: its ``reference`` (float32
+    (C, H, W) in [0, 1]) relit by :func:`~rlenhance.data.uneven_low_light`, every number drawn from a
+    CPU generator seeded by :func:`image_seed` of ``seed`` and ``name``, so it depends on neither the
+    order, the subset, the device nor the run. Same shape and device as ``reference``.
+
+    Example:
+        >>> photo = torch.full((3, 16, 24), 0.6)
+        >>> bool(torch.equal(uneven_capture(photo, "a.png"), uneven_capture(photo, "a.png")))
+        True
+    """
+    generator = torch.Generator().manual_seed(image_seed(seed, name))
+    return uneven_low_light(reference[None].cpu(), generator=generator)[0].to(reference.device)
+
+
 class LowLightTestSet(NamedTuple):
     """Low-light evaluation images as one batch: names, ``low`` float32 (N, 3, h, w) in [0, 1] and
     ``high`` (same shape) or None without references."""
@@ -167,23 +192,33 @@ class LowLightTestSet(NamedTuple):
     high: torch.Tensor | None
 
 
-def lowlight_test_set(dataset: Any, size: int, *, seed: int = 0,
-                      device: str | torch.device = "cpu") -> LowLightTestSet:
+def lowlight_test_set(dataset: Any, size: int, *, seed: int = 0, device: str | torch.device = "cpu",
+                      light: str = "data") -> LowLightTestSet:
     """Every image of a data set, area-downscaled so its shorter side is ``size`` and centre-cropped
     to ``size`` x ``size``, stacked into one batch.
 
     Images smaller than ``size`` are not upscaled; where their shapes then differ (other aspect
     ratios), all are centre-cropped to the smallest height and width so they stack. Clean photos
     (items with ``"high"`` alone) get synthetic lows (:func:`~rlenhance.data.synthetic_low_light`)
-    from a generator on ``device`` seeded by ``seed``.
+    from a generator on ``device`` seeded by ``seed``. With ``light="uneven"`` every low is its
+    fitted reference relit by non-uniform light (:func:`uneven_capture` of ``seed`` and its name).
 
     Args:
         dataset: items with ``"name"`` and ``"low"`` and / or ``"high"``, float32 (3, H, W) in [0, 1].
         size: side of the square the images are fitted to.
         seed: seed of the synthetic lows.
         device: where the returned tensors live.
+        light: the dark inputs, one of :data:`LOWLIGHT_INPUTS`.
+
+    Raises:
+        ValueError: an unknown ``light``, or ``"uneven"`` for an item without a reference.
     """
+    if light not in LOWLIGHT_INPUTS:
+        raise ValueError(f"light: expected one of {LOWLIGHT_INPUTS}, got {light!r}")
     items = [dataset[i] for i in range(len(dataset))]
+    if light == "uneven" and any("high" not in item for item in items):
+        lacking = next(item["name"] for item in items if "high" not in item)
+        raise ValueError(f"light 'uneven' relights references, but {lacking} has none (give pairs or clean photos)")
     lows, highs = [], []
     for item in items:
         for key, out in (("low", lows), ("high", highs)):
@@ -192,7 +227,10 @@ def lowlight_test_set(dataset: Any, size: int, *, seed: int = 0,
     h, w = (min(image.shape[-2 + i] for image in lows + highs) for i in range(2))
     lows, highs = ([_centre_crop(image, h, w) for image in images] for images in (lows, highs))
     high = torch.stack(highs).to(device) if highs else None
-    if lows:
+    if light == "uneven":
+        low = torch.stack([uneven_capture(image, item["name"], seed=seed) for image, item in zip(highs, items)]
+                          ).to(device)
+    elif lows:
         low = torch.stack(lows).to(device)
     else:
         generator = torch.Generator(device=device).manual_seed(seed)

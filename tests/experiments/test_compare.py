@@ -40,7 +40,7 @@ from rlenhance.checkpoint import (
 from rlenhance.data import PairedImages
 from rlenhance.denoisers import load_denoiser
 from rlenhance.enhance import Enhancer
-from rlenhance.errors import CheckpointError
+from rlenhance.errors import CheckpointError, DatasetError
 from rlenhance.io import load_image, save_image
 from rlenhance.metrics import dark_colour_noise, gt_mean_align, loe, niqe, psnr, rgb_to_y, ssim
 from rlenhance.metrics.hole import hole_ssim
@@ -412,14 +412,16 @@ def test_colour_runs_default_to_the_colour_checkpoints(tmp_path, monkeypatch):
 
 
 def test_compare_methods_are_the_registry_methods_of_each_task():
-    """compare runs every registry method of a task, and besides them only the input, the peers and
-    FFDNet's map baselines."""
+    """compare runs every registry method of a task, and besides them only the input, the peers,
+    FFDNet's map baselines and the reference-fitted global bound."""
     for task in registry.TASKS:
         ours = compare_methods.TASK_METHODS[task]
         assert [m.name for m in registry.methods(task)] == [
             name for name in ours if name not in ("input", *compare_methods.PEER_METHODS,
-                                                  *compare_methods.LEVEL_MAP_METHODS)]
+                                                  *compare_methods.LEVEL_MAP_METHODS,
+                                                  *compare_methods.REFERENCE_METHODS)]
         assert ours[0] == "input" and (set(compare_methods.PEER_METHODS) <= set(ours)) == (task == "lowlight")
+        assert (set(compare_methods.REFERENCE_METHODS) <= set(ours)) == (task == "lowlight")
         assert (set(compare_methods.LEVEL_MAP_METHODS) <= set(ours)) == (task == "denoise")
     for name in compare_methods.LEARNED_METHODS:  # a flag for every learned method
         assert getattr(Args(), compare_methods.method_flag(name).replace("-", "_")) is None
@@ -723,13 +725,13 @@ def test_lol_eval_builds_its_methods_from_the_compare_registry(tiny):
 
     args = lol_eval.Args(checkpoint=str(tiny["a3c-lowlight"]), zero_dce=str(tiny["zero-dce"]), device="cpu")
     ours = lol_eval.build_methods(args, torch.device("cpu"))
-    names = ["rl", "zero-dce", "auto-gamma", "histeq", "clahe"]
+    names = ["rl", "zero-dce", "auto-gamma", "histeq", "clahe", "global-curve"]
     theirs, missing = build_methods("lowlight", names, torch.device("cpu"), sigma=25.0,
                                     checkpoints={"rl": str(tiny["a3c-lowlight"]), "zero-dce": str(tiny["zero-dce"])})
     assert not missing and all(isinstance(method, Method) for method in ours.values())
-    assert list(ours) == ["rlenhance (ours)", "auto-gamma", "histeq", "clahe", "Zero-DCE"]
+    assert list(ours) == ["rlenhance (ours)", "auto-gamma", "histeq", "clahe", "global-curve", "Zero-DCE"]
     image = _scene(5) * 0.3
-    for mine, name in zip(["rlenhance (ours)", "Zero-DCE", "auto-gamma", "histeq", "clahe"], names):
+    for mine, name in zip(["rlenhance (ours)", "Zero-DCE", "auto-gamma", "histeq", "clahe", "global-curve"], names):
         np.testing.assert_array_equal(ours[mine].run(image), theirs[name].run(image))
         assert ours[mine].params == theirs[name].params
 
@@ -902,3 +904,61 @@ def test_no_reference_scores_of_a_tiny_output_leave_niqe_undefined():
     scores = score(np.clip(image * 3, 0, 1), Sample("x", image, None), task_metrics("lowlight", reference=False))
     assert list(scores) == NO_REFERENCE and np.isnan(scores["niqe"])
     assert scores["loe"] == loe(image, image * 3) and scores["brightness"] == pytest.approx(0.3)
+
+
+# --- non-uniform light and the global baselines ---------------------------------------------------------------
+def test_uneven_light_relights_each_reference_from_the_seed_and_its_name(tiny):
+    """--light uneven: every pair's low frame is replaced by its reference relit (rlenhance.data.uneven_capture
+    of --seed and the name), the same whatever the order or subset, another with another seed."""
+    folder = tiny["base"] / "lowlight"
+    common = {"task": "lowlight", "data": str(folder), "split": "all", "light": "uneven"}
+    first = load_samples(Args(**common))
+    again, other = load_samples(Args(**common)), load_samples(Args(**common, seed=1))
+    (alone,) = load_samples(Args(**common, limit=1))
+    pairs = {s.name: s for s in load_samples(Args(task="lowlight", data=str(folder), split="all"))}
+    for sample, twin, third in zip(first, again, other):
+        assert np.array_equal(sample.reference, pairs[sample.name].reference)
+        assert not np.array_equal(sample.input, pairs[sample.name].input)  # not the pair's own low frame
+        assert np.array_equal(sample.input, twin.input) and not np.array_equal(sample.input, third.input)
+        assert sample.input.mean() < 0.8 * sample.reference.mean()
+    assert alone.name == first[0].name and np.array_equal(alone.input, first[0].input)
+    (embedded,) = load_samples(Args(task="lowlight", light="uneven", limit=1))  # the embedded photos too
+    (uniform,) = load_samples(Args(task="lowlight", limit=1))
+    assert np.array_equal(embedded.reference, uniform.reference) and not np.array_equal(embedded.input, uniform.input)
+    assert "--light uneven is ignored" in ignored_flags(Args(task="denoise", light="uneven"))[0]
+    assert "relit by non-uniform light" in data_label(Args(**common))
+
+
+def test_uneven_light_needs_references(photos):
+    with pytest.raises(DatasetError, match="--light uneven relights each image's reference, but .* has none"):
+        load_samples(Args(task="lowlight", data=str(photos), light="uneven"))
+
+
+def test_the_global_oracle_beats_the_global_curve_and_the_input_under_uneven_light(tiny, tmp_path):
+    out = tmp_path / "uneven"
+    summary, stdout = in_process("--task", "lowlight", "--data", str(tiny["base"] / "lowlight"), "--split", "all",
+                                 "--light", "uneven", "--methods", "input,global-curve,oracle-global", "--gt-mean",
+                                 "--no-warmup", "--out", str(out))
+    assert [e["method"] for e in summary] == ["input", "global-curve", "oracle-global"]
+    by = {(r["method"], r["image"]): r for r in read_rows(out)}
+    for name in ("000.png", "001.png", "002.png"):
+        oracle, curve, low = (float(by[m, name]["psnr"]) for m in ("oracle-global", "global-curve", "input"))
+        assert oracle > curve and oracle > low
+        assert abs(float(by["global-curve", name]["brightness"]) - 0.4) < 0.03  # luma; the RGB mean is 0.4
+    assert "oracle-global: an upper bound fitted with the reference" in stdout
+    sample = load_samples(Args(task="lowlight", data=str(tiny["base"] / "lowlight"), split="all", light="uneven"))[0]
+    curve = compare_methods.baseline_method("lowlight", "global-curve").run(sample.input)
+    assert abs(float(curve.mean()) - 0.4) < 0.01  # the shipped policy's exposure target
+
+
+def test_a_method_fitted_to_references_is_refused_without_them(photos, tmp_path):
+    with pytest.raises(ValueError, match="no method can run: oracle-global: it is fitted to each image's reference, "
+                                         "and these images have none"):
+        in_process("--task", "lowlight", "--data", str(photos), "--methods", "oracle-global",
+                   "--out", str(tmp_path / "alone"))
+    summary, stdout = in_process("--task", "lowlight", "--data", str(photos), "--methods", "input,oracle-global",
+                                 "--no-warmup", "--limit", "1", "--out", str(tmp_path / "named"))
+    assert [e["method"] for e in summary] == ["input"] and "oracle-global: missing: it is fitted" in stdout
+    assert "oracle-global" in requested_methods(Args(task="lowlight"))  # by default where there are references
+    with pytest.raises(TypeError, match="reference"):  # its run needs the reference
+        compare_methods.reference_method("oracle-global").run(np.zeros((4, 4, 3), np.float32))

@@ -190,11 +190,12 @@ def test_lol_eval_on_a_tiny_paired_folder(tiny_run, tmp_path):
     proc = run_module("experiments.lol_eval", "--data", str(tmp_path / "pairs"), "--split", "all",
                       "--checkpoint", str(out / "checkpoints" / "best.pt"), "--csv", str(tmp_path / "r.csv"),
                       "--threads", "1", "--sweep-exposure", "0.4", "0.7")
-    for method in ("rlenhance (ours)", "auto-gamma", "histeq", "clahe", "ours, exposure 0.4", "ours, exposure 0.7"):
+    for method in ("rlenhance (ours)", "auto-gamma", "histeq", "clahe", "global-curve", "ours, exposure 0.4",
+                   "ours, exposure 0.7"):
         assert method in proc.stdout
     with open(tmp_path / "r.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 3 * 6
+    assert len(rows) == 3 * 7
     tuned = run_module("experiments.lol_eval", "--data", str(tmp_path / "pairs"), "--split", "tune", "--no-classical",
                        "--checkpoint", str(out / "checkpoints" / "best.pt"), "--threads", "1")
     assert f"1 image(s) of {tmp_path / 'pairs'} (split tune)" in tuned.stdout  # the tuning split: one of 3 scenes

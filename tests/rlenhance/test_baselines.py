@@ -1,8 +1,10 @@
 """Classical baselines: denoising filters (against SciPy references), the sigma-picked settings,
-OpenCV inpainting, the optional BM3D and the registries."""
+OpenCV inpainting, the optional BM3D, the global LE curve and the reference-fitted global bound, and the
+registries."""
 
 import numpy as np
 import pytest
+import torch
 from scipy import ndimage
 
 from rlenhance import baselines
@@ -17,11 +19,16 @@ from rlenhance.baselines import (
     denoise_settings,
     estimate_noise_sigma,
     gaussian_denoise,
+    global_curve,
     inpaint_navier_stokes,
     inpaint_telea,
     median_denoise,
+    oracle_global,
 )
+from rlenhance.data import uneven_low_light
 from rlenhance.errors import ImageError
+from rlenhance.metrics import gt_mean_align, psnr
+from rlenhance.ops import le_curve_iterative
 
 SIZE = 48
 OPENCV_DENOISERS = ("gaussian", "median", "bilateral")
@@ -296,9 +303,95 @@ def test_inpainting_input_errors():
         inpaint_telea(occluded, mask, radius=0)
 
 
+# --- global curves -----------------------------------------------------------------------------------------
+def relit_pair(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(dark capture under uneven light, its reference), RGB float32 (SIZE, SIZE, 3)."""
+    reference = smooth_image(3)
+    low = uneven_low_light(torch.from_numpy(reference).permute(2, 0, 1)[None],
+                           generator=torch.Generator().manual_seed(seed))[0]
+    return low.permute(1, 2, 0).numpy().copy(), reference
+
+
+def gt_mean_psnr(output: np.ndarray, reference: np.ndarray) -> float:
+    x, y = (torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None] for a in (output, reference))
+    return float(psnr(gt_mean_align(x, y), y)[0])
+
+
+@pytest.mark.parametrize("target", [0.3, 0.4, 0.6, 0.8])
+def test_global_curve_takes_the_mean_to_the_target_with_one_alpha_repeated(target):
+    for image in (relit_pair()[0], 0.05 * smooth_image(3), smooth_image()):  # uneven, very dark, bright (gray)
+        out = global_curve(image, target=target)
+        assert out.shape == image.shape and out.dtype == np.float32
+        assert abs(float(out.mean()) - target) < 0.01
+        assert 0.0 <= out.min() and out.max() <= 1.0
+        # one curve for the whole image: the LE curve of one alpha, 10 times (the shipped policy's steps)
+        alphas = np.linspace(-1, 1, 2001)
+        means = [float(le_curve_iterative(torch.from_numpy(image)[None], a, 10).mean()) for a in alphas[::100]]
+        assert min(means) - 0.01 <= target <= max(means) + 0.01
+        x = torch.from_numpy(image)[None].double()
+        errors = [float((le_curve_iterative(x, a, 10)[0].float() - torch.from_numpy(out)).abs().max()) for a in alphas]
+        assert min(errors) < 2e-3
+
+
+def test_global_curve_steps_and_the_unreachable_target():
+    dark = 0.05 * smooth_image(3)
+    five, ten = global_curve(dark, target=0.3, steps=5), global_curve(dark, target=0.3)
+    assert abs(float(five.mean()) - 0.3) < 0.01 and abs(float(ten.mean()) - 0.3) < 0.01
+    assert float(np.abs(five - ten).max()) > 1e-3  # fewer steps of a stronger curve: another curve
+    assert np.array_equal(global_curve(np.zeros((8, 8, 3), np.float32)), np.zeros((8, 8, 3), np.float32))
+    # three steps of alpha 1 cannot lift a near-black image to 0.9: the brightest curve, alpha = 1
+    faint = np.full((4, 4, 3), 0.01, np.float32)
+    assert np.allclose(global_curve(faint, target=0.9, steps=3), le_curve_iterative(torch.from_numpy(faint)[None],
+                                                                                    1.0, 3)[0].numpy())
+
+
+def test_global_curve_defaults_are_the_shipped_policys_target_and_steps():
+    from rlenhance.enhance import Enhancer
+
+    enhancer = Enhancer(device="cpu")
+    assert baselines.GLOBAL_CURVE_TARGET == enhancer.spec.setting["exposure_target"]
+    assert baselines.GLOBAL_CURVE_STEPS == enhancer.steps
+
+
+@pytest.mark.parametrize("kwargs, match", [({"target": 0.0}, "target must be"), ({"target": 1.2}, "target must be"),
+                                           ({"steps": 0}, "steps must be"), ({"steps": 2.5}, "steps must be")])
+def test_global_curve_names_a_bad_argument(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        global_curve(smooth_image(3), **kwargs)
+
+
+def test_oracle_global_is_exact_for_a_monotone_relation_per_channel():
+    image = smooth_image(3)
+    reference = np.stack([image[..., 0] ** 0.5, 0.2 + 0.5 * image[..., 1], image[..., 2] ** 2], axis=-1)
+    assert np.allclose(oracle_global(image, reference), reference, atol=1e-6)
+
+
+def test_oracle_global_is_the_best_monotone_curve_and_beats_the_global_curve_on_uneven_light():
+    low, reference = relit_pair()
+    fitted = oracle_global(low, reference)
+    assert fitted.shape == low.shape and fitted.dtype == np.float32
+    for c in range(3):  # a monotone function of the input value, keeping each channel's mean
+        order = np.argsort(low[..., c], axis=None, kind="stable")
+        assert np.all(np.diff(fitted[..., c].ravel()[order]) >= -1e-6)
+        assert abs(float(fitted[..., c].mean()) - float(reference[..., c].mean())) < 1e-4
+    # no monotone curve comes closer: the global LE curve and the input are monotone curves of the input
+    error = float(np.mean((fitted - reference) ** 2))
+    for other in (low, global_curve(low)):
+        assert error < float(np.mean((other - reference) ** 2))
+    assert gt_mean_psnr(fitted, reference) > gt_mean_psnr(global_curve(low), reference) > gt_mean_psnr(low, reference)
+
+
+def test_oracle_global_needs_a_reference_of_the_same_shape():
+    low, reference = relit_pair()
+    with pytest.raises(ImageError, match="oracle_global: needs the reference"):
+        oracle_global(low, None)
+    with pytest.raises(ImageError, match="shape"):
+        oracle_global(low, reference[:10])
+
+
 # --- registries --------------------------------------------------------------------------------------------
 def test_registries_are_read_only_and_follow_their_calling_convention():
-    assert set(LOWLIGHT_BASELINES) == {"auto-gamma", "histeq", "clahe"}
+    assert set(LOWLIGHT_BASELINES) == {"auto-gamma", "histeq", "clahe", "global-curve"}
     assert set(DENOISE_BASELINES) == {"gaussian", "median", "bilateral", "bm3d"}
     assert set(COMPLETION_BASELINES) == {"telea", "navier-stokes"}
     with pytest.raises(TypeError):

@@ -15,6 +15,8 @@ from rlenhance.data import (
     lowlight_test_set,
     noisy_test_set,
     occluded_test_set,
+    uneven_capture,
+    uneven_low_light,
 )
 
 SIGMA = 25.0
@@ -26,7 +28,7 @@ def _photos(n: int, shape=(3, 24, 24), key: str = "high") -> list[dict]:
 
 def test_exported_from_rlenhance_data():
     for name in ("image_seed", "noisy_test_set", "occluded_test_set", "lowlight_test_set", "NoisyImage",
-                 "OccludedImage", "LowLightTestSet"):
+                 "OccludedImage", "LowLightTestSet", "uneven_capture", "LOWLIGHT_INPUTS"):
         assert name in data.__all__
 
 
@@ -82,3 +84,26 @@ def test_lowlight_set_is_one_batch_of_fitted_images():
     assert small.low.max() < small.high.max() and torch.equal(small.low, lowlight_test_set(
         [{"name": "a", "high": small.high[0]}, {"name": "b", "high": small.high[1]}], 32, seed=7).low)
     assert isinstance(small, LowLightTestSet)
+
+
+def test_uneven_light_relights_each_fitted_reference_from_the_seed_and_its_name():
+    pairs = [{"name": f"im{i}", "low": torch.zeros(3, 40, 60), "high": 0.2 + 0.6 * torch.rand(3, 40, 60)}
+             for i in range(3)]
+    names, low, high = lowlight_test_set(pairs, 32, seed=4, light="uneven")
+    assert names == ["im0", "im1", "im2"] and low.shape == high.shape == (3, 3, 32, 32)
+    for k in range(3):  # the pairs' own lows are replaced by the fitted reference relit
+        assert torch.equal(low[k], uneven_capture(high[k], f"im{k}", seed=4))
+        assert 0 < float(low[k].mean()) < 0.8 * float(high[k].mean())
+    generator = torch.Generator().manual_seed(image_seed(4, "im1"))
+    assert torch.equal(uneven_capture(high[1], "im1", seed=4), uneven_low_light(high[1][None], generator=generator)[0])
+    backward = lowlight_test_set(pairs[::-1], 32, seed=4, light="uneven")  # not the order, not the subset
+    assert torch.equal(backward.low[2], low[0]) and torch.equal(lowlight_test_set(pairs[1:2], 32, seed=4,
+                                                                                  light="uneven").low[0], low[1])
+    assert not torch.equal(lowlight_test_set(pairs, 32, seed=5, light="uneven").low, low)
+
+
+def test_uneven_light_needs_references_and_a_known_light():
+    with pytest.raises(ValueError, match="light 'uneven' relights references, but p0 has none"):
+        lowlight_test_set(_photos(1, key="low"), 16, light="uneven")
+    with pytest.raises(ValueError, match="light: expected one of"):
+        lowlight_test_set(_photos(1), 16, light="dim")

@@ -434,6 +434,30 @@ def test_max_overshoot_of_the_spec_caps_the_brightening_and_can_be_overridden(tm
         _spec(cond_fields=[], cond_scale=[], cond_offset=[], setting={"w_exposure": 10.0}, max_overshoot=0.05)
 
 
+def test_capped_steps_say_where_the_cap_stopped_the_policy(tmp_path):
+    """The cap cuts the steps that would lift the mean past target + max_overshoot: from the one that reaches
+    it on, on a dark image; none on an image the policy leaves below it, none without a cap."""
+    torch.manual_seed(0)
+    policy = PixelActorCritic(in_channels=6, out_channels=3, n_actions=27, width=8, downscale=2, cond_dim=5,
+                              policy_head_gain=3.0)
+    setting = {**ENV["setting"], "exposure_target": 0.3}
+    path = save_checkpoint(tmp_path / "capped.pt", model=policy, arch=policy.arch(),
+                           extra={"spec": _spec(setting=setting, test_steps=10, max_overshoot=0.05)})
+    capped, free = Enhancer(path, device="cpu"), Enhancer(path, device="cpu", max_overshoot=math.inf)
+    dark = np.full((24, 32, 3), 0.1, np.float32)
+    cut = capped.capped_steps(dark)
+    assert len(cut) == 10 and not cut[0] and any(cut)  # the policy alone goes past 0.35 (the test above)
+    first = cut.index(True)
+    assert all(cut[first:])  # once at the limit, every brightening step is cut
+    assert free.capped_steps(dark) == [False] * 10
+    faint = np.full((24, 32, 3), 0.005, np.float32)  # too dark to reach the limit in 2 steps
+    assert Enhancer(path, device="cpu", steps=2).capped_steps(faint) == [False, False]
+    np.testing.assert_array_equal(Enhancer(path, device="cpu", steps=2).enhance(faint),
+                                  Enhancer(path, device="cpu", steps=2, max_overshoot=math.inf).enhance(faint))
+    assert all(capped.capped_steps(np.full((24, 32, 3), 0.6, np.float32)))  # above the limit already: held there
+    assert capped.capped_steps((dark * 255).astype(np.uint8)) == capped.capped_steps(np.round(dark * 255) / 255)
+
+
 def test_a_weighted_cap_tightens_as_the_user_raises_w_exposure(tmp_path):
     """A transition's overshoot_reference: the cap is max_overshoot at the default w_exposure and max_overshoot *
     sqrt(default / w) at another; a user's --max-overshoot is then the cap at the default."""
