@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import torch
 from torch.utils.data import Subset
@@ -72,6 +72,7 @@ from experiments.rl_common import (
 )
 from experiments.runs import usage_lines
 from rlenhance import losses, metrics
+from rlenhance.baselines import global_curve
 from rlenhance.checkpoint import LowLightPolicySpec
 from rlenhance.data import (
     BuiltinImages,
@@ -323,12 +324,13 @@ def builtin_data(cfg: Config, split: str) -> BuiltinImages:
                          seed=split_seed(cfg))
 
 
-def load_validation(cfg: Config, device: torch.device, split: str = "tune", limit: int | None = None
-                    ) -> LowLightTestSet:
+def load_validation(cfg: Config, device: torch.device, split: str = "tune", limit: int | None = None,
+                    light: str = "data") -> LowLightTestSet:
     """The evaluation images of ``split`` (names, low (N, 3, h, w), high or None; the first ``limit``
     only): the tuning split picks best.pt, the validation split is reported. Area-downscaled to
     ``task.eval_size`` and centre-cropped to a common size (:func:`rlenhance.data.lowlight_test_set`).
-    Synthetic lows use the fixed seed ``run.seed``."""
+    Synthetic lows use the fixed seed ``run.seed``; ``light="uneven"``: each reference relit by uneven
+    light, seeded by ``run.seed`` and its name."""
     t = cfg.task
     if t.data is None:
         dataset = builtin_data(cfg, split)
@@ -338,7 +340,27 @@ def load_validation(cfg: Config, device: torch.device, split: str = "tune", limi
         dataset = ResizedImages(dataset, t.policy_side)
     if limit is not None:
         dataset = Subset(dataset, range(min(limit, len(dataset))))
-    return lowlight_test_set(dataset, t.eval_size, seed=cfg.run.seed, device=device)
+    return lowlight_test_set(dataset, t.eval_size, seed=cfg.run.seed, device=device, light=light)
+
+
+class UnevenSet(NamedTuple):
+    """The relit evaluation images of a run with ``task.uneven`` and the PSNR (after GT-mean alignment) of
+    ``rlenhance.baselines.global_curve`` on them, at the run's exposure target: what a policy must beat."""
+
+    low: torch.Tensor
+    high: torch.Tensor
+    global_curve_psnr: float
+
+
+def load_uneven(cfg: Config, device: torch.device, split: str = "tune") -> UnevenSet | None:
+    """:class:`UnevenSet` of ``split``, or None when the run trains on uniform light alone."""
+    if not cfg.task.uneven:
+        return None
+    _, low, high = load_validation(cfg, device, split, light="uneven")
+    curves = torch.stack([torch.from_numpy(global_curve(image.permute(1, 2, 0).cpu().numpy(),
+                                                        target=cfg.reward.exposure_target)).permute(2, 0, 1)
+                          for image in low]).to(device)
+    return UnevenSet(low, high, float(metrics.psnr(metrics.gt_mean_align(curves, high), high).mean()))
 
 
 def grid_fill(cfg: Config, device: torch.device, tuning: int) -> LowLightTestSet | None:
@@ -436,14 +458,16 @@ def rollout_at(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: t
 
 @torch.no_grad()
 def evaluate(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: torch.Tensor,
-             high: torch.Tensor | None, track: Track = untracked, fill: LowLightTestSet | None = None
-             ) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
+             high: torch.Tensor | None, track: Track = untracked, fill: LowLightTestSet | None = None,
+             uneven: UnevenSet | None = None) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
     """Greedy rollout on the evaluation images (tuning or validation) at the fixed setting; metrics are
     per-image means.
     A conditioned policy is also run at each exposure target of :data:`EXPOSURE_SWEEP`:
     ``eval/exposure_gap_max`` is the largest |mean output brightness - target|. Returns the scores
     and the sample grid's rows (:func:`grid_captions`: input | output | reference | the alphas), the
-    images of ``fill`` (:func:`grid_fill`) after the evaluation's, unscored;
+    images of ``fill`` (:func:`grid_fill`) after the evaluation's, unscored. With ``uneven``:
+    ``eval/uneven_psnr`` (after GT-mean alignment) on its relit images, and ``eval/uneven_gain`` over
+    ``global_curve``'s;
     ``track`` shows the progress of the rollouts."""
     target = cfg.reward.exposure_target
     start = time.perf_counter()
@@ -461,6 +485,10 @@ def evaluate(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: tor
         scores["eval/psnr"] = float(metrics.psnr(out, high).mean())
         scores["eval/ssim"] = float(metrics.ssim(out, high).mean())
         scores["eval/uqi"] = float(metrics.uqi(out, high).mean())
+    if uneven is not None:
+        relit = rollout_at(policy, task, cfg, uneven.low)[0]
+        scores["eval/uneven_psnr"] = float(metrics.psnr(metrics.gt_mean_align(relit, uneven.high), uneven.high).mean())
+        scores["eval/uneven_gain"] = scores["eval/uneven_psnr"] - uneven.global_curve_psnr
     if cfg.reward.conditioned and policy.cond_dim:
         # the fixed setting's target, when in the sweep, reuses the rollout above
         gaps = [float((out if e == target else rollout_at(policy, task, cfg, low, e, track)[0]).mean()) - e
@@ -492,9 +520,11 @@ def grid_captions(cfg: Config, references: bool = True) -> tuple[str, ...]:
     return map_captions(("input", "output", "reference")[:3 if references else 2], "alpha", cfg.task.test_steps)
 
 
-def best_score(scores: Mapping[str, float]) -> float:
-    """What picks best.pt: the tuning split's PSNR with references, else minus its exposure loss."""
-    return scores.get("eval/psnr", -scores["eval/exposure_loss"])
+def best_score(scores: Mapping[str, float], uneven: float = 0.0) -> float:
+    """What picks best.pt: the tuning split's PSNR with references, else minus its exposure loss; with a
+    share ``uneven`` of relit training images, that share of the relit images' PSNR joins it."""
+    own = scores.get("eval/psnr", -scores["eval/exposure_loss"])
+    return own if "eval/uneven_psnr" not in scores else (1 - uneven) * own + uneven * scores["eval/uneven_psnr"]
 
 
 def use_lines(best: Path, spec: LowLightPolicySpec) -> list[str]:
@@ -534,6 +564,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     venv = make_venv()
     names, tune_low, tune_high = load_validation(cfg, device)
     _, val_low, val_high = load_validation(cfg, device, split="val")
+    tune_uneven, val_uneven = load_uneven(cfg, device), load_uneven(cfg, device, "val")
     fill = grid_fill(cfg, device, len(names))
     if fill is not None:
         run.say(f"sample grids: the {len(names)} tuning image(s), then {len(fill.names)} training image(s) "
@@ -543,13 +574,15 @@ def main(argv: Sequence[str] | None = None) -> Path:
                        keys=("image", "original", "exposure_gap"), cond_film=cfg.reward.conditioned)
     spec = inference_spec(cfg, venv.task)
     out = fit(cfg, run, agent, venv, make_venv=make_venv,
-              evaluate=lambda policy: evaluate(policy, venv.task, cfg, tune_low, tune_high, track=run.track, fill=fill),
-              metric=best_score, spec=spec,
+              evaluate=lambda policy: evaluate(policy, venv.task, cfg, tune_low, tune_high, track=run.track, fill=fill,
+                                               uneven=tune_uneven),
+              metric=lambda scores: best_score(scores, cfg.task.uneven), spec=spec,
               summary={"tune_images": len(names), "val_images": val_low.shape[0],
                        "input_brightness": float(tune_low.mean())},
               title=f"lol_train: {run.dir}", captions=grid_captions(cfg, tune_high is not None), presets=PRESETS,
               check=check, split="tune",
-              report=lambda policy: evaluate(policy, venv.task, cfg, val_low, val_high, track=run.track))
+              report=lambda policy: evaluate(policy, venv.task, cfg, val_low, val_high, track=run.track,
+                                             uneven=val_uneven))
     run.say(*use_lines(Path(out) / "checkpoints" / "best.pt", spec))
     return out
 

@@ -739,3 +739,27 @@ def test_validation_in_batches_scores_as_one_batch(preset):
     a, b = (lol_train.evaluate(policy, venv.task, cfg, low, high)[0] for cfg in (one, whole))
     for key in ("eval/psnr", "eval/ssim", "eval/brightness", "eval/exposure_loss"):
         assert a[key] == pytest.approx(b[key], abs=1e-5), key
+
+
+def test_a_run_with_uneven_light_validates_on_relit_images_against_the_global_curve(tmp_path):
+    """task.uneven adds the relit tuning images' PSNR (after GT-mean alignment) and its gain over
+    rlenhance.baselines.global_curve to the evaluation, and joins that share of it to what picks best.pt."""
+    from experiments import lol_train
+    from rlenhance import metrics
+
+    out = tmp_path / "run"
+    lol_train.main([*TINY, *S("task.uneven=0.5", "run.samples=0"), "--out", str(out)])
+    rows = read_metrics(out / "metrics.csv")
+    assert all("eval/uneven_psnr" in row and "eval/uneven_gain" in row for row in rows)
+    cfg = lol_train.check(lol_train.parse_args([*TINY, *S("task.uneven=0.5")]))
+    relit = lol_train.load_uneven(cfg, torch.device("cpu"))
+    assert relit.low.mean() < relit.high.mean()
+    unchanged = metrics.psnr(metrics.gt_mean_align(relit.low, relit.high), relit.high).mean()
+    assert relit.global_curve_psnr != pytest.approx(float(unchanged), abs=1e-3)  # the curve did something
+    row = rows[-1]
+    assert float(row["eval/uneven_gain"]) == pytest.approx(float(row["eval/uneven_psnr"]) - relit.global_curve_psnr,
+                                                            abs=2e-3)
+    scores = {"eval/psnr": 20.0, "eval/exposure_loss": 0.1}
+    assert lol_train.best_score({**scores, "eval/uneven_psnr": 18.0}, 0.5) == 19.0
+    assert lol_train.best_score(scores, 0.5) == 20.0
+    assert lol_train.load_uneven(lol_train.check(lol_train.parse_args(TINY)), torch.device("cpu")) is None
