@@ -221,7 +221,7 @@ class Config(RLConfig):
     ranges: RangeSettings = RangeSettings()
     a3c: A3CSettings = A3CSettings(gamma=1.0, lr_decay="poly", entropy=0.1)
     model: ModelSettings = ModelSettings(downscale=16)
-    run: RLRunSettings = RLRunSettings(episodes=1100, batch=16, eval_every=500, out="runs/lol_train")
+    run: RLRunSettings = RLRunSettings(episodes=600, batch=16, eval_every=500, out="runs/lol_train")
 
 
 def shipped() -> Config:

@@ -53,6 +53,7 @@ FIGURES = [
     Figure("docs/customisation.md", "+0.035", "python -m benchmarks.knobs --data samples/pairs --split all"),
     Figure("docs/customisation.md", "0.027-0.057", "python -m benchmarks.knobs --data samples/pairs --split all"),
     Figure("docs/api.md", "about 20x", "python -m benchmarks.agent_speed"),
+    *(Figure("docs/training.md", figure, "python -m experiments.lol_train") for figure in ("77 s", "22.9 dB")),
     *(Figure("docs/denoising.md", figure, NOISE_MAP_COMPARE) for figure in (
         "28.44** (+8.37 ± 0.48", "28.53 (+8.45 ± 0.48", "29.16 (-0.05 ± 0.01", "0.33 dB above the policy")),
     *(Figure("docs/lowlight.md", figure, LOWLIGHT_COMPARE, cheap=True, prints=f"| {method} | 4 | {figure} ±",

@@ -147,7 +147,7 @@ def test_every_run_section_is_run_settings_with_its_fields_and_defaults(config_c
 
 
 def test_trainers_set_their_own_run_defaults():
-    assert (lol_train.Config().run.episodes, denoise_train.Config().run.episodes) == (1100, RunSettings.episodes)
+    assert (lol_train.Config().run.episodes, denoise_train.Config().run.episodes) == (600, RunSettings.episodes)
     assert {m.Config().run.out for m in (lol_train, denoise_train, completion_train, supervised_train)} == {
         "runs/lol_train", "runs/denoise_train", "runs/completion_train", "runs/supervised_train"}
     assert rse.Config().run.samples == 2 != RunSettings.samples
