@@ -33,6 +33,7 @@ name): :func:`noisy_test_set`, :func:`occluded_test_set`, :func:`lowlight_test_s
 or, :data:`LOWLIGHT_INPUTS` ``"uneven"``, the references relit by :func:`uneven_capture`).
 """
 
+from rlenhance.data.bank import BANK_BYTES, ImageBank
 from rlenhance.data.base import ImageDataset
 from rlenhance.data.builtin import BUILTIN_IMAGES, DEFAULT_COLOR_IMAGES, DEFAULT_GRAY_IMAGES, BuiltinImages
 from rlenhance.data.degrade import (
@@ -65,9 +66,7 @@ from rlenhance.data.testsets import (
     uneven_capture,
 )
 from rlenhance.data.transforms import (
-    BANK_BYTES,
     TUNE_FRACTION,
-    ImageBank,
     ResizedImages,
     Split,
     fit_longer_side,
