@@ -19,7 +19,7 @@ restorers (no env, no agent): each is a :class:`rlenhance.restore.Restorer`.
 
 An ``ffdnet`` reads a noise-level map: :class:`NoiseLevelDenoiser` gives it the constant map of
 ``sigma`` when one is given (``load_denoiser("ffdnet", sigma=25)``, ``rlenhance denoise --model
-ffdnet --sigma 25``), else of the level :func:`rlenhance.baselines.estimate_noise_sigma` finds in
+ffdnet --sigma 25``), else of the level :func:`rlenhance.noise_estimate.estimate_noise_sigma` finds in
 each image (blind). An ``rse`` checkpoint is rebuilt by :func:`rlenhance.rse.load_rse` (the network, in eval
 mode, with its predictor, and its spec), which :class:`rlenhance.rse.RSERestorer` runs. The supervised denoisers the RL
 models build on (:class:`NoiseLevelDenoiser`, :class:`DenoisePredictor`, :func:`find_predictor`) live
@@ -393,7 +393,7 @@ class PolicyDenoiser(PlanesDenoiser, PolicyRollouts):
         """``rollout(window, level)`` over the tiles of ``x`` (whole without a tile margin), given float32
         windows (samples are converted a window at a time) and, for a predictor that reads a noise
         level (FFDNet), each image's level, found once in the whole image (as the env's predictor finds
-        it once per episode; read a block at a time, :func:`~rlenhance.baselines.estimate_noise_sigma`):
+        it once per episode; read a block at a time, :func:`~rlenhance.noise_estimate.estimate_noise_sigma`):
         the prediction itself is made on each window, whose margin covers what the predictor reads."""
         level = None
         if self.predictor is not None and self.predictor.reads_level:

@@ -17,11 +17,11 @@ import torch
 from torch import Tensor, nn
 
 from rlenhance import registry
-from rlenhance.baselines import estimate_noise_sigma
 from rlenhance.checkpoint import SPEC_KEY, RolloutPolicySpec, SupervisedSpec, load_checkpoint
 from rlenhance.data import noise_level_map
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io.arrays import result_dtype
+from rlenhance.noise_estimate import estimate_noise_sigma
 from rlenhance.restore import SupervisedRestorer, as_hwc_image
 
 __all__ = ["CompletionPredictor", "DenoisePredictor", "NoiseLevelDenoiser", "check_predictor_ensemble",
@@ -295,7 +295,7 @@ class NoiseLevelDenoiser:
     through :class:`~rlenhance.restore.SupervisedRestorer`'s noise-map path (tiling, channel rules).
 
     The level is ``sigma`` when given (known noise, e.g. a synthetic test set); else each image's
-    own, estimated from it (:func:`rlenhance.baselines.estimate_noise_sigma`, blind; real noise)
+    own, estimated from it (:func:`rlenhance.noise_estimate.estimate_noise_sigma`, blind; real noise)
     and clipped to the levels the checkpoint was trained over (:attr:`sigma_range`).
 
     Args:
@@ -347,7 +347,7 @@ class NoiseLevelDenoiser:
 
     def levels(self, x: Tensor) -> Tensor:
         """The noise level of each image of the batch ``x`` (float (B, C, H, W), or uint8 / uint16
-        samples, :func:`rlenhance.baselines.estimate_noise_sigma`), 0-255 scale, as
+        samples, :func:`rlenhance.noise_estimate.estimate_noise_sigma`), 0-255 scale, as
         float32 (B, 1, 1, 1) on ``x``'s device: :attr:`sigma`, or each image's estimate clipped to
         :attr:`sigma_range`."""
         if self.sigma is not None:

@@ -54,7 +54,7 @@ the input in place of the reference its env would use for rewards.
 
 Noise level of the classical denoisers and of ``ffdnet``'s map: ``--sigma``; with real noise (or ``--sigma-estimate``)
 each image's own level, estimated from the noisy image by
-:func:`rlenhance.baselines.estimate_noise_sigma` inside the method's timed run (report.md gives the
+:func:`rlenhance.noise_estimate.estimate_noise_sigma` inside the method's timed run (report.md gives the
 estimates' mean and range).
 
 Channels (``--task denoise``): gray by default (``--gray``, the PixelRL protocol, so earlier
@@ -87,7 +87,7 @@ the app read too, and the evaluation-only ones
   given the map of the noise level above (:class:`rlenhance.denoisers.NoiseLevelDenoiser`);
 * ``ffdnet-local``, ``ffdnet-oracle`` (denoise, evaluation only): the baselines of the noise-level
   map policy, the same ``ffdnet`` given the level estimated in each window of the image
-  (:func:`rlenhance.baselines.estimate_noise_map`), or the true level at each pixel (an oracle;
+  (:func:`rlenhance.noise_estimate.estimate_noise_map`), or the true level at each pixel (an oracle;
   synthetic noise only);
 * ``zero-dce``, ``zero-dce++``, ``rellie`` (low light, evaluation only): the peers, from their official
   weights given by path (``--zero-dce``, ``--zero-dcepp``, ``--rellie``; nothing of theirs ships), as in

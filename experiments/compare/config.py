@@ -90,7 +90,7 @@ class Args:
                                        "the left edge to this level at the right edge (0-255 scale); use with "
                                        "--sigma-estimate (no single level to give)")
     sigma_estimate: bool = arg(False, "denoise: give the classical denoisers and ffdnet each image's noise level "
-                                      "estimated from the noisy image (rlenhance.baselines.estimate_noise_sigma) "
+                                      "estimated from the noisy image (rlenhance.noise_estimate.estimate_noise_sigma) "
                                       "instead of --sigma; always so for real noisy pairs")
     ensemble: int = arg(1, "denoise and completion: geometric self-ensemble of the learned networks: the mean of "
                            "the supervised network (mrpnet, ffdnet, unet, pixelrnn ...) over this many flips and "

@@ -54,13 +54,14 @@ import torch
 from torch import nn
 
 from rlenhance import registry
-from rlenhance.baselines import NOISE_SCALE, NOISE_WINDOW, estimate_noise_map, estimate_noise_sigma, oracle_global
+from rlenhance.baselines import NOISE_SCALE, oracle_global
 from rlenhance.completion import PolicyCompleter
 from rlenhance.denoisers import PolicyDenoiser, load_denoiser
 from rlenhance.enhance import Enhancer
 from rlenhance.errors import CheckpointError, not_a_file
 from rlenhance.io import tensor_to_image
 from rlenhance.models.peers import load_rellie, load_zero_dce, load_zero_dcepp, rellie_enhance
+from rlenhance.noise_estimate import NOISE_WINDOW, estimate_noise_map, estimate_noise_sigma
 from rlenhance.restore import SupervisedRestorer
 from rlenhance.rse import RSERestorer
 from rlenhance.tasks import TASKS
@@ -71,7 +72,7 @@ ENSEMBLE_TASKS = ("denoise", "completion")
 #: Peer low-light networks, run from their official weights given by path (nothing of theirs ships).
 PEER_METHODS = ("zero-dce", "zero-dce++", "rellie")
 #: The baselines of the noise-level map policy (denoise, evaluation only), the ``ffdnet`` checkpoint
-#: given a per-pixel map: of the level estimated in each window (:func:`rlenhance.baselines.estimate_noise_map`),
+#: given a per-pixel map: of the level estimated in each window (:func:`rlenhance.noise_estimate.estimate_noise_map`),
 #: and of the true level (an oracle: synthetic noise only).
 LEVEL_MAP_METHODS = ("ffdnet-local", "ffdnet-oracle")
 #: Low-light bounds fitted with each image's reference (evaluation only; images without references have none to
@@ -287,7 +288,7 @@ def ffdnet_method(name: str, path: str | Path, device: torch.device, *, sigma: f
     """A noise-map denoiser of ``experiments.supervised_train --model ffdnet`` through
     :func:`rlenhance.load_denoiser` (:class:`rlenhance.denoisers.NoiseLevelDenoiser`), given the
     constant map of ``sigma`` (0-255 scale: the synthetic noise's true level), or with ``sigma``
-    None of each image's own level, :func:`rlenhance.baselines.estimate_noise_sigma`, estimated
+    None of each image's own level, :func:`rlenhance.noise_estimate.estimate_noise_sigma`, estimated
     inside the timed run (as the classical denoisers with ``--sigma-estimate`` and on real noise);
     a gray model on RGB images denoises their opponent colour planes (:data:`OPPONENT_NOTE`,
     :class:`rlenhance.restore.SupervisedRestorer`), with the self-``ensemble`` given. Its note says
@@ -307,7 +308,7 @@ def ffdnet_method(name: str, path: str | Path, device: torch.device, *, sigma: f
 def level_map_method(name: str, path: str | Path, device: torch.device, *, channels: int | None = None,
                      ensemble: int = 1) -> Method:
     """``ffdnet-local`` or ``ffdnet-oracle`` (:data:`LEVEL_MAP_METHODS`): the noise-map denoiser of
-    ``ffdnet`` given, at each pixel, the level :func:`rlenhance.baselines.estimate_noise_map` finds in its
+    ``ffdnet`` given, at each pixel, the level :func:`rlenhance.noise_estimate.estimate_noise_map` finds in its
     window (estimated inside the timed run), or the true level (``level=``, an oracle), clipped to the
     levels the checkpoint was trained over; channels and self-``ensemble`` as :func:`ffdnet_method`'s."""
     denoiser = load_denoiser("ffdnet", path, device=device, ensemble=ensemble)
@@ -346,7 +347,7 @@ def peer_method(name: str, kind: str, path: str | Path, device: torch.device) ->
 def baseline_method(task: str, name: str, *, sigma: float = 25.0, sigma_estimate: bool = False) -> Method:
     """A method that learns nothing: ``input`` (the degraded input itself) or a classical method of
     the task (:class:`rlenhance.registry.ClassicalRestorer`; denoisers get ``sigma``, 0-255 scale,
-    or with ``sigma_estimate`` each image's own level, :func:`rlenhance.baselines.estimate_noise_sigma`,
+    or with ``sigma_estimate`` each image's own level, :func:`rlenhance.noise_estimate.estimate_noise_sigma`,
     estimated inside the timed run)."""
     if name == "input":
         return Method(name, lambda image, *, mask=None: image.copy())

@@ -64,7 +64,8 @@ def denoise_data(args: Args, samples: Sequence[Sample]) -> str:
                  f"scale, not clipped), noise seed {args.seed}")
     estimates = np.array([s.sigma for s in samples if s.sigma is not None])
     if estimates.size:
-        given = (f"classical denoisers given each image's estimated sigma (rlenhance.baselines.estimate_noise_sigma, "
+        given = ("classical denoisers given each image's estimated sigma "
+                 "(rlenhance.noise_estimate.estimate_noise_sigma, "
                  f"timed with the method): mean {estimates.mean():.2f}, min {estimates.min():.2f}, max "
                  f"{estimates.max():.2f}")
     else:

@@ -9,7 +9,6 @@ import numpy as np
 import torch
 
 from experiments.compare.config import Args, data_label, resolved_split
-from rlenhance.baselines import estimate_noise_sigma
 from rlenhance.data import (
     NoisyPairs,
     image_seed,
@@ -22,6 +21,7 @@ from rlenhance.data import (
 )
 from rlenhance.errors import DatasetError
 from rlenhance.io import tensor_to_image
+from rlenhance.noise_estimate import estimate_noise_sigma
 from rlenhance.restore import MASK_THRESHOLD
 
 #: The kind of data set (:func:`rlenhance.data.open_dataset`) each task reads.
@@ -42,7 +42,7 @@ class Sample:
         real_noise: denoise: the input is the data's own noisy image (real noise), not the
             reference with synthetic noise.
         sigma: denoise with estimated noise levels (``--sigma-estimate``, real noise): the level
-            :func:`rlenhance.baselines.estimate_noise_sigma` finds in the input (0-255 scale),
+            :func:`rlenhance.noise_estimate.estimate_noise_sigma` finds in the input (0-255 scale),
             which the classical denoisers get; else None.
         level: denoise with synthetic noise: its true level at each pixel, float32 (H, W), 0-255
             scale (:func:`rlenhance.data.synthetic_noise_level`; what ``ffdnet-oracle`` gets); else None.

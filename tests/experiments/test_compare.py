@@ -30,7 +30,7 @@ from experiments.compare.samples import Sample
 from experiments.compare.scoring import score, task_metrics
 from experiments.plots import quality_vs_time, save_figure
 from rlenhance import registry
-from rlenhance.baselines import baseline_missing, estimate_noise_sigma, gaussian_denoise
+from rlenhance.baselines import baseline_missing, gaussian_denoise
 from rlenhance.checkpoint import (
     LowLightPolicySpec,
     RSEDenoiserSpec,
@@ -51,6 +51,7 @@ from rlenhance.models.peers import ZeroDCE, ZeroDCEPP
 from rlenhance.models.pixelrnn import GatedPixelRNN
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.models.rse import RSEDenoiser
+from rlenhance.noise_estimate import estimate_noise_sigma
 from rlenhance.restore import SupervisedRestorer
 from tests.specs import lowlight_spec, rollout_spec
 
@@ -548,8 +549,8 @@ def test_ffdnet_gets_the_map_of_the_true_level_or_of_each_images_estimate(tiny, 
 def test_ffdnets_map_baselines_get_the_level_of_each_window_or_the_true_level(tiny, tmp_path):
     """ffdnet-local: FFDNet given estimate_noise_map's levels; ffdnet-oracle: given the true level map of
     the synthetic noise (a ramp here), and missing on real noise, whose level nobody knows."""
-    from rlenhance.baselines import estimate_noise_map
     from rlenhance.data import noise_ramp
+    from rlenhance.noise_estimate import estimate_noise_map
 
     net = FFDNet(1, width=8, depth=3)
     spec = SupervisedSpec(model="ffdnet", task="denoise", channels=1, prefill="none", noise="gaussian", sigma=50.0,

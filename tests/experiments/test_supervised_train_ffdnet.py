@@ -14,12 +14,12 @@ import torch
 from experiments.runs import read_metrics
 from experiments.supervised import learning_rate, make_example, open_datasets, validation_sets
 from experiments.supervised_train import main, parse, settings
-from rlenhance.baselines import estimate_noise_sigma
 from rlenhance.checkpoint import load_checkpoint, save_checkpoint
 from rlenhance.denoisers import NoiseLevelDenoiser, load_denoiser
 from rlenhance.enhance import Enhancer
 from rlenhance.io import save_image
 from rlenhance.models.policy import PixelActorCritic
+from rlenhance.noise_estimate import estimate_noise_sigma
 from rlenhance.restore import SupervisedRestorer
 from tests.specs import lowlight_spec
 

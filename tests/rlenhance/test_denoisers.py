@@ -15,7 +15,6 @@ import torch
 import rlenhance.denoisers as denoisers
 from envs.checkpoints import rollout_policy_spec
 from rlenhance import registry
-from rlenhance.baselines import estimate_noise_sigma
 from rlenhance.checkpoint import (
     LowLightPolicySpec,
     RSEDenoiserSpec,
@@ -30,6 +29,7 @@ from rlenhance.models.ffdnet import FFDNet
 from rlenhance.models.mrpnet import MRPNet
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.models.rse import RSEDenoiser
+from rlenhance.noise_estimate import estimate_noise_sigma
 from rlenhance.restore import Restorer, SupervisedRestorer
 from rlenhance.rse import RSERestorer, load_rse
 from rlenhance.transitions import LowLightTransition

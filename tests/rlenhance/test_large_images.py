@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlenhance import baselines
+from rlenhance import noise_estimate
 from rlenhance.io import load_image, save_image
 from rlenhance.ops.fill import prefill_hole, prefill_patches
 from rlenhance.ops.tiling import paste, tiled
@@ -30,15 +30,15 @@ def _noisy_ramp(height: int, width: int, sigma: float, seed: int = 0) -> np.ndar
 
 def test_a_large_plane_is_measured_on_a_sample_that_agrees_with_the_whole(monkeypatch):
     image = _noisy_ramp(1024, 1536, 20.0)
-    whole = baselines.estimate_noise_sigma(image)
-    monkeypatch.setattr(baselines, "_NOISE_SAMPLE_PIXELS", 2**15)
-    monkeypatch.setattr(baselines, "_NOISE_BLOCK", 64)
-    blocks = baselines._noise_blocks(*image.shape)
+    whole = noise_estimate.estimate_noise_sigma(image)
+    monkeypatch.setattr(noise_estimate, "_NOISE_SAMPLE_PIXELS", 2**15)
+    monkeypatch.setattr(noise_estimate, "_NOISE_BLOCK", 64)
+    blocks = noise_estimate._noise_blocks(*image.shape)
     assert len(blocks) >= 6 and sum((r.stop - r.start) * (c.stop - c.start) for r, c in blocks) <= 2**15
     assert {(r.start, c.start) for r, c in blocks} >= {(0, 0), (1024 - 64, 1536 - 64)}  # corners included
     tracemalloc.start()
     try:
-        sampled = baselines.estimate_noise_sigma(image)
+        sampled = noise_estimate.estimate_noise_sigma(image)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -48,10 +48,11 @@ def test_a_large_plane_is_measured_on_a_sample_that_agrees_with_the_whole(monkey
 
 
 def test_a_plane_below_the_sample_size_is_measured_whole():
-    assert baselines._noise_blocks(300, 400) == [(slice(0, 300), slice(0, 400))]
+    assert noise_estimate._noise_blocks(300, 400) == [(slice(0, 300), slice(0, 400))]
     image = _noisy_ramp(300, 400, 10.0)
     strided = np.asfortranarray(np.repeat(image[..., None], 3, axis=2))  # any strides, read in place
-    assert baselines.estimate_noise_sigma(strided) == pytest.approx(baselines.estimate_noise_sigma(image), rel=1e-12)
+    estimate = noise_estimate.estimate_noise_sigma
+    assert estimate(strided) == pytest.approx(estimate(image), rel=1e-12)
 
 
 _CHILD = textwrap.dedent("""

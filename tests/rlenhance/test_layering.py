@@ -103,7 +103,8 @@ PACKAGE = ROOT / "rlenhance"
 LAYERS = (
     ("core", ("rlenhance.errors", "rlenhance.io", "rlenhance.atomic", "rlenhance.runtime", "rlenhance.ops",
               "rlenhance.metrics", "rlenhance.losses", "rlenhance.data", "rlenhance.baselines", "rlenhance.transitions",
-              "rlenhance.trace", "rlenhance.submission", "rlenhance.plugins", "rlenhance.tasks", "rlenhance.temporal")),
+              "rlenhance.noise_estimate", "rlenhance.trace", "rlenhance.submission", "rlenhance.plugins",
+              "rlenhance.tasks", "rlenhance.temporal")),
     ("checkpoint", ("rlenhance.checkpoint",)),  # files and typed specs; owns no network
     ("models", ("rlenhance.models",)),  # architectures
     ("inference", ("rlenhance.registry", "rlenhance.enhance", "rlenhance.restore", "rlenhance.predictors",
