@@ -69,7 +69,7 @@ class SACConfig:
     block_actions: bool = True
     """Continuous policy with ``downscale`` s > 1: one tanh-Gaussian draw per s x s block at the
     policy's working resolution, upsampled bilinearly to the pixels (as
-    ``rlenhance.enhance.greedy_rollout`` applies a policy's alphas); log pi and the entropy target
+    ``rlenhance.rollouts.greedy_rollout`` applies a policy's alphas); log pi and the entropy target
     are per block. False draws every pixel from the upsampled Gaussian: pixel-scale noise that the
     block-pooled critic cannot see and a smoothness reward punishes."""
     action_penalty: float = 1.0

@@ -27,17 +27,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rlenhance import losses
 from rlenhance.checkpoint import ALPHA_MODES, SPEC_KEY, LowLightPolicySpec, build_model, load_checkpoint
 from rlenhance.data.degrade import noise_level_map
 from rlenhance.data.transforms import _fitted_size, fit_longer_side
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import _INTEGER_SCALES, as_unit_float
-from rlenhance.models.policy import PixelActorCritic, build_policy_input
+from rlenhance.models.policy import PixelActorCritic
 from rlenhance.ops import check_max_overshoot, le_curves_upsampled, native
 from rlenhance.ops.clean import DEFAULT_STRENGTH, bands, check_strength, clean_band, knee_start, scratch_plane
 from rlenhance.ops.curves import as_unit, store_samples
 from rlenhance.restore import SupervisedRestorer
+from rlenhance.rollouts import greedy_rollout
 from rlenhance.runtime import flush_denormals, select_device
 from rlenhance.temporal import TemporalSmoothing
 from rlenhance.trace import ActionTrace
@@ -416,125 +416,6 @@ class Enhancer:
 
 #: The alphas a continuous low-light policy's choices are shown as (:meth:`Enhancer.restore_traced`).
 CONTINUOUS_ALPHAS = tuple(round(a / 10, 1) for a in range(-10, 11))
-
-
-@torch.no_grad()
-def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Tensor | None, *,
-                   transition: LowLightTransition, alpha_mode: str = "mean",
-                   exposure_target: float | torch.Tensor | None = None,
-                   mean_limit: float | torch.Tensor | None = None,
-                   chosen: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Run a low-light policy deterministically for ``transition.steps`` steps of ``transition``.
-
-    A discrete policy's alpha is, with ``alpha_mode="mean"`` (default), the expectation
-    ``sum_a p(a) alpha_a``: the LE step is linear in alpha, so this gives exactly the expected next
-    image of the stochastic policy that was trained; ``"argmax"`` takes the most probable alpha
-    (ReLLIE's test-time rule), the env's step of the greedy action. A continuous policy's is likewise
-    its expected action with "mean" (``E[tanh(u)]`` for SAC's squashed Gaussian, the expected clipped
-    sample for A3C's), and ``tanh`` of the Gaussian's mean (A3C: the clipped mean) with "argmax".
-    Alphas are chosen at the policy's working resolution (1 / ``downscale``, where block actions are
-    trained) and the alpha map is upsampled bilinearly, as Zero-DCE++ does.
-
-    Each step is :meth:`LowLightTransition.step <rlenhance.transitions.LowLightTransition.step>`, the
-    env's (``envs.lowlight``), without rewards. Used by :class:`Enhancer` and by training-time
-    validation. On the CPU, a discrete float32 policy in "mean" mode whose network is a chain of
-    convolutions, on a working map of at most :data:`NATIVE_ROLLOUT_MAX_BLOCKS` blocks, runs in one
-    native kernel call fed with the same transition (:func:`rlenhance.ops.native.lowlight_rollout_native`,
-    within float rounding of these torch ops; ``RLENHANCE_NATIVE=0`` turns it off).
-
-    Args:
-        policy: the per-pixel actor-critic.
-        image: low-light batch, float (B, 3, H, W) in [0, 1], RGB.
-        cond: conditioning (B, cond_dim) or None (ignored when the policy has no cond planes).
-        transition: the step (its alpha table, coupling, damping, ``steps``, ``observe_exposure_gap``).
-        alpha_mode: "mean" or "argmax".
-        exposure_target: the target E (float or (B,)) from which the ``exposure_gap`` input plane of a
-            transition with ``observe_exposure_gap`` is computed (unused otherwise).
-        mean_limit: the cap: the highest image mean a step may reach (float or (B,),
-            :meth:`~rlenhance.transitions.LowLightTransition.limit`), each step scaled down to stay at
-            or below it (:func:`rlenhance.ops.cap_mean`); None: no cap.
-        chosen: a list that gets each step's alphas as the policy chose them, (B, C, h, w) at its
-            working resolution, before coupling, damping and the cap (the rollout then runs in torch).
-
-    Returns:
-        ``(enhanced, maps)``: the enhanced batch and the list of (B, C, H, W) alpha maps applied (C = 3,
-        or 1 broadcast over RGB).
-    """
-    if alpha_mode not in ALPHA_MODES:
-        raise ValueError(f"alpha_mode: expected one of {ALPHA_MODES}, got {alpha_mode!r}")
-    exposure_target = exposure_target if transition.observe_exposure_gap else None
-    alpha_table = transition.table(image.device)
-    fused = None if chosen is not None else _native_rollout(
-        policy, image, cond, transition=transition, alpha_table=alpha_table, alpha_mode=alpha_mode,
-        exposure_target=exposure_target, mean_limit=mean_limit)
-    if fused is not None:
-        return fused
-    original, current, hidden, maps = image, image, None, []
-    for _ in range(transition.steps):
-        obs = {"image": current, "original": original}
-        if exposure_target is not None:
-            obs["exposure_gap"] = losses.exposure_gap(current, exposure_target)
-        x, _ = build_policy_input(obs)
-        # distributions at the policy's working resolution; only the 3-channel alpha map is upsampled
-        out = policy(x, cond=cond if policy.cond_dim else None, hidden=hidden, full_resolution=False,
-                     with_value=False)
-        hidden = out.hidden
-        # the policy's own decoding (PixelActorCritic.action_values); continuous actions are alpha in [-1, 1]
-        alpha = policy.action_values(out, alpha_table, mode=alpha_mode)
-        if chosen is not None:
-            chosen.append(alpha)
-        if policy.downscale > 1:
-            alpha = policy.upsample(alpha, *current.shape[-2:])
-        alpha, current = transition.step(current, alpha, mean_limit)
-        maps.append(alpha)
-    return current, maps
-
-
-#: The largest working map (blocks of the policy's downscale) the native rollout runs. Its convolutions
-#: are plain loops: on small maps, where torch's fixed cost per op dominates, they win; on larger ones
-#: torch's convolutions are faster, and this is about where the two take the same time. The shipped
-#: policy's map is well below it.
-NATIVE_ROLLOUT_MAX_BLOCKS = 256
-
-
-def _native_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Tensor | None, *,
-                    transition: LowLightTransition, alpha_table: torch.Tensor, alpha_mode: str,
-                    exposure_target: float | torch.Tensor | None,
-                    mean_limit: float | torch.Tensor | None) -> tuple[torch.Tensor, list[torch.Tensor]] | None:
-    """:func:`greedy_rollout` with the native kernel (:func:`rlenhance.ops.native.lowlight_rollout_native`,
-    one C call for the whole rollout instead of some 60 torch ops a step), or None where that kernel does
-    not apply: a trace (an ONNX export records torch ops only), not a non-empty float32 CPU batch, another
-    action family than LE, a continuous policy or ``alpha_mode="argmax"``, a network that is not a chain of
-    float32 CPU convolutions (:meth:`PixelActorCritic.action_layers`), a working map above
-    :data:`NATIVE_ROLLOUT_MAX_BLOCKS`, the kernels unavailable (``RLENHANCE_NATIVE=0``, no compiler), or
-    arguments the torch path refuses (it then raises, naming what is wrong)."""
-    if torch.jit.is_tracing() or image.device.type != "cpu" or image.dtype != torch.float32 or image.dim() != 4 \
-            or image.shape[1] != 3 or image.numel() == 0 or transition.curve != LE.name or policy.n_actions is None \
-            or alpha_mode != "mean" or transition.steps < 1 \
-            or math.prod(policy.working_size(*image.shape[-2:])) > NATIVE_ROLLOUT_MAX_BLOCKS \
-            or not native.available():
-        return None
-    batch = image.shape[0]
-    cond = cond if policy.cond_dim else None
-    values = [None if v is None else torch.as_tensor(v, dtype=torch.float32) for v in (exposure_target, mean_limit)]
-    tensors = [alpha_table, *(v for v in (cond, *values) if v is not None)]
-    refused = (  # each raises on the torch path, which says what is wrong
-        policy.in_channels != 6 + (exposure_target is not None)
-        or (policy.cond_dim and (cond is None or tuple(cond.shape) != (batch, policy.cond_dim)))
-        or alpha_table.dim() != 1 or len(alpha_table) != policy.n_actions
-        or any(v is not None and (v.shape not in ((), (batch,)) or bool(v.isnan().any())) for v in values))
-    if refused or any(t.device.type != "cpu" for t in tensors) \
-            or any(p.device.type != "cpu" or p.dtype != torch.float32 for p in policy.parameters()):
-        return None
-    layers = policy.action_layers(cond)
-    if layers is None:
-        return None
-    target, limit = (None if v is None else v.expand(batch) for v in values)
-    final, maps = native.lowlight_rollout_native(
-        image, [(conv.weight, conv.bias, conv.dilation[0], relu, film) for conv, relu, film in layers],
-        steps=transition.steps, scale=policy.downscale, table=alpha_table, cond=cond, target=target, limit=limit,
-        damping=transition.damping, coupling=transition.channel_coupling)
-    return final, list(maps.unbind(0))
 
 
 def _gain_steps(transition: LowLightTransition, x: torch.Tensor, maps: list[torch.Tensor], top: int, height: int,

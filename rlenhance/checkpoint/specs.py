@@ -31,7 +31,7 @@ FORMAT_VERSION = 3
 #: The key of ``extra`` that holds the checkpoint's spec (the one key of ``extra`` this module owns).
 SPEC_KEY = "spec"
 
-#: How a low-light policy's alpha is chosen at test time (see rlenhance.enhance.greedy_rollout).
+#: How a low-light policy's alpha is chosen at test time (see rlenhance.rollouts.greedy_rollout).
 ALPHA_MODES = ("mean", "argmax")
 #: Tasks of RL policies restored by rollouts through their env.
 ROLLOUT_TASKS = ("denoise", "completion")

@@ -30,7 +30,7 @@ free ``mean``     ``tanh(mean)``                              ``tanh`` of a Gaus
 
 :meth:`PixelActorCritic.action_values` gives a deterministic step's action as a value per pixel
 (a discrete action's entry in a table, e.g. LowLight's alphas; by default the expected value
-under the policy), what :func:`rlenhance.enhance.greedy_rollout` applies.
+under the policy), what :func:`rlenhance.rollouts.greedy_rollout` applies.
 
 Backbones. ``backbone="fcn"`` (the default) is the dilated-conv trunk above. ``"mrpnet"`` and
 ``"pixelrnn"`` replace it by the feature extractor of a supervised network

@@ -151,7 +151,7 @@ def _check_limit(x: torch.Tensor, limit: float | torch.Tensor) -> None:
 def le_step(x: torch.Tensor, alpha: torch.Tensor,
             limit: float | torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One LE step of a batch, capped by :func:`cap_mean` when a ``limit`` is given: the transition of
-    ``envs.lowlight`` and of :func:`rlenhance.enhance.greedy_rollout`.
+    ``envs.lowlight`` and of :func:`rlenhance.rollouts.greedy_rollout`.
 
     On the CPU the cap is computed only when some image's full step would end above ``limit`` (a mean
     and a comparison per step instead of :func:`cap_mean`'s dozen small ops, whose fixed costs

@@ -29,7 +29,7 @@ type, with torch's float sums in torch's order: the same values as pooling the f
 making it (a 24-megapixel uint8 photo would need 288 MB of floats), and faster.
 
 The rollout kernel (``lowlight_rollout.c``, :func:`lowlight_rollout_native`) runs every step of
-:func:`rlenhance.enhance.greedy_rollout` for a discrete policy whose network is a chain of
+:func:`rlenhance.rollouts.greedy_rollout` for a discrete policy whose network is a chain of
 convolutions (:meth:`~rlenhance.models.policy.PixelActorCritic.action_layers`): the pooled policy
 input, the convolutions on the small working map, the expected alpha, its upsampling and the capped
 LE step, one pass a step in one call for the whole rollout, instead of some 60 torch operations a
@@ -448,7 +448,7 @@ def lowlight_rollout_native(image: torch.Tensor, layers: list[RolloutLayer], *, 
                             isa: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
     """The greedy rollout of a discrete low-light policy with the native kernel (``lowlight_rollout.c``,
     one call for every step and image):
-    what :func:`rlenhance.enhance.greedy_rollout` computes with ``alpha_mode="mean"`` (which calls this
+    what :func:`rlenhance.rollouts.greedy_rollout` computes with ``alpha_mode="mean"`` (which calls this
     for the policies it describes when :func:`available`), up to float rounding (the kernel's notes).
 
     Args:
@@ -463,7 +463,7 @@ def lowlight_rollout_native(image: torch.Tensor, layers: list[RolloutLayer], *, 
         cond: (B, cond_dim) constant input planes, or None.
         target: (B,) exposure targets of the exposure-gap input plane, or None (no such plane).
         limit: (B,) the highest mean a step may reach (``cap_mean``), or None (no cap).
-        damping, coupling, reference: as :func:`rlenhance.enhance.greedy_rollout` and
+        damping, coupling, reference: as :func:`rlenhance.rollouts.greedy_rollout` and
             :func:`rlenhance.ops.couple_channels` take them.
         isa: the convolutions' vector width: "auto", "baseline" or "avx2" (same values).
 

@@ -15,7 +15,8 @@ from envs.checkpoints import env_kwargs_for_checkpoint, lowlight_env_kwargs, mak
 from rlenhance.checkpoint import SPEC_KEY, load_checkpoint
 from rlenhance.completion import PolicyCompleter
 from rlenhance.denoisers import PolicyDenoiser
-from rlenhance.enhance import Enhancer, greedy_rollout
+from rlenhance.enhance import Enhancer
+from rlenhance.rollouts import greedy_rollout
 from rlenhance.transitions import DenoiseTransition, LowLightTransition, Transition
 from tests.recipes import recipe_policy, recipe_spec
 from tests.rollouts import stepped

@@ -12,10 +12,11 @@ import torch.nn.functional as F
 import rlenhance
 from rlenhance import enhance as enhance_module
 from rlenhance.checkpoint import LowLightPolicySpec, SupervisedSpec, save_checkpoint
-from rlenhance.enhance import Enhancer, greedy_rollout
+from rlenhance.enhance import Enhancer
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.ops import le_curve
+from rlenhance.rollouts import greedy_rollout
 from rlenhance.transitions import LowLightTransition
 
 ALPHAS = [round((a - 6) / 20, 2) for a in range(27)]

@@ -23,13 +23,13 @@ import torch
 import torch.nn.functional as F
 
 from rlenhance.atomic import atomic_path
-from rlenhance.enhance import greedy_rollout
 from rlenhance.errors import ImageError
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.ops import _sorting, bilateral, native, native_build
 from rlenhance.ops.actions import PIXELRL_ACTION_TABLE
 from rlenhance.ops.bank import pixelrl_filter_bank, pixelrl_filter_select
 from rlenhance.ops.select import select_per_pixel
+from rlenhance.rollouts import greedy_rollout
 from rlenhance.transitions import COND_FIELDS, LowLightTransition
 
 ATOL = 1e-6
