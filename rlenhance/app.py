@@ -85,8 +85,7 @@ def _enhancer(checkpoint: str | None, device: str, steps: int | None) -> Enhance
 
 @st.cache_resource(show_spinner=False)
 def _knobs(checkpoint: str | None, device: str) -> kit.EnhanceKnobs:
-    enhancer = _enhancer(checkpoint, device, None)
-    return kit.enhance_knobs(enhancer, kit.training_args(enhancer))
+    return kit.enhance_knobs(_enhancer(checkpoint, device, None))
 
 
 @st.cache_resource(show_spinner="Loading the model…")
@@ -179,14 +178,10 @@ def _method_picker(task: str, key: str) -> tuple[kit.Method, int]:
     return method, ensemble
 
 
-def _named(method: kit.Method, ensemble: int) -> str:
-    """The method's label, with its self-ensemble size when it has one."""
-    return method.label + (f" x{ensemble}" if ensemble > 1 else "")
-
-
-def _named_key(method: kit.Method, ensemble: int) -> str:
-    """The method's key for file names, with its self-ensemble size when it has one."""
-    return method.key + (f"_x{ensemble}" if ensemble > 1 else "")
+def _named(method: kit.Method, ensemble: int, *, key: bool = False) -> str:
+    """The method's label (``key``: its key, for file names), with its self-ensemble size when it has one."""
+    name, mark = (method.key, "_x") if key else (method.label, " x")
+    return name + (f"{mark}{ensemble}" if ensemble > 1 else "")
 
 
 def _size(hw: tuple[int, int]) -> str:
@@ -233,10 +228,6 @@ def _downloads(upload: Upload, suffix: str, result: np.ndarray | bytes, how: str
                     return
             st.download_button(f"Download the full-size result (PNG, {_size(full_hw)})", data,
                                file_name=f"{stem}_{suffix}.png", mime="image/png", key=f"download_full_{widget}")
-
-
-def _scores(output: np.ndarray, reference: np.ndarray | None) -> dict[str, float]:
-    return kit.quality(output, reference) if reference is not None else {}
 
 
 def _caption(*parts: str, scores: dict[str, float] | None = None) -> str:
@@ -412,7 +403,7 @@ def denoise_tab(opts: Any) -> None:
         st.error(_literal(str(exc)))
         return
     left, right = st.columns(2)
-    noisy_scores, out_scores = _scores(noisy, clean), _scores(out, clean)
+    noisy_scores, out_scores = kit.quality(noisy, clean), kit.quality(out, clean)
     shown = f"Noisy (σ {sigma:g})" if add_noise else "Input"
     left.image(kit.to_uint8(noisy), output_format="PNG",
                caption=_caption(shown, _work_note(work, full_hw, how), scores=noisy_scores))
@@ -425,7 +416,7 @@ def denoise_tab(opts: Any) -> None:
         image = kit.noisy_copy(image, sigma) if add_noise else image
         return kit.restore(method, _model("denoise", method.key, opts.device, None, ensemble), image, sigma=sigma)
 
-    _downloads(upload, f"denoised_{_named_key(method, ensemble)}", out, how, full_hw,
+    _downloads(upload, f"denoised_{_named(method, ensemble, key=True)}", out, how, full_hw,
                ("denoise", upload.digest, method.key, add_noise, sigma, ensemble), make_full,
                refused=kit.full_size_refused(method, full_hw[0] * full_hw[1]))
 
@@ -486,7 +477,7 @@ def complete_tab(opts: Any) -> None:
         return kit.restore(method, _model("completion", method.key, opts.device, None, ensemble), image,
                            mask=full_mask)
 
-    _downloads(upload, f"completed_{_named_key(method, ensemble)}", out, how, full_hw,
+    _downloads(upload, f"completed_{_named(method, ensemble, key=True)}", out, how, full_hw,
                ("complete", upload.digest, method.key, ensemble, source, threshold, shape,
                 mask_upload.digest if mask_upload else None), make_full,
                refused=kit.full_size_refused(method, full_hw[0] * full_hw[1]))
@@ -557,8 +548,8 @@ def compare_tab(opts: Any) -> None:
     inputs = (upload.digest, add_noise, sigma if add_noise else None,
               hashlib.sha256(np.packbits(mask).tobytes()).hexdigest() if mask is not None else None)
     shown = kit.mask_overlay(image, mask) if mask is not None else kit.to_uint8(image)
-    rows = [{"method": "input", "kind": "", "seconds": 0.0, **_scores(image, reference)}]
-    pictures = [(shown, _caption("Input", _work_note(work, full_hw, how), scores=_scores(image, reference)))]
+    rows = [{"method": "input", "kind": "", "seconds": 0.0, **kit.quality(image, reference)}]
+    pictures = [(shown, _caption("Input", _work_note(work, full_hw, how), scores=kit.quality(image, reference)))]
     traces: list[tuple[ActionTrace, str]] = []
     progress = st.progress(0.0, text="Running the methods…")
     for done, method in enumerate(chosen, start=1):
@@ -566,7 +557,7 @@ def compare_tab(opts: Any) -> None:
         try:
             out, trace, seconds = _restored(task, method.key, opts.device, opts.checkpoint, inputs, sigma,
                                             tuple(sorted(setting.items())), image, mask)
-            scores = _scores(out, reference)
+            scores = kit.quality(out, reference)
         except USER_ERRORS as exc:
             st.error(f"{method.label}: {_literal(str(exc))}")
             continue

@@ -26,11 +26,10 @@ Nothing is written outside a temporary folder: uploads are decoded from a file i
 from __future__ import annotations
 
 import io
-import math
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +47,6 @@ from rlenhance.app_serve import (
     streamlit_command,
     streamlit_missing,
 )
-from rlenhance.checkpoint import load_checkpoint
 from rlenhance.data.builtin import BUILTIN_IMAGES
 from rlenhance.data.degrade import add_gaussian_noise, synthetic_low_light
 from rlenhance.data.transforms import fit_longer_side
@@ -66,7 +64,7 @@ __all__ = [
     "centre_crop", "decode_image", "enhance_knobs", "enhance_view", "find_method", "full_size_refused", "load_model",
     "mask_overlay", "method_missing", "methods_for", "noisy_copy", "page_options", "png_bytes", "quality",
     "read_mask", "restore", "restore_traced", "sample_photo", "serve", "split_view", "step_pictures",
-    "streamlit_command", "streamlit_missing", "to_channels", "to_uint8", "training_args", "work_image",
+    "streamlit_command", "streamlit_missing", "to_channels", "to_uint8", "work_image",
 ]
 
 #: Longer side of the Enhance tab's live preview, in pixels.
@@ -330,12 +328,13 @@ class EnhanceKnobs:
         sliders: the settings the model was trained to follow, each in its trained range.
         fixed: the settings it was trained with fixed values, ``{name: value}`` (shown, not changeable).
         steps: the curve-steps slider (1 to twice the trained test steps, default the checkpoint's).
+        conditioned: the model was trained over random settings (its spec's ``conditioned``).
     """
 
     sliders: tuple[Knob, ...]
     fixed: Mapping[str, float]
     steps: Knob
-    conditioned: bool = field(default=False)
+    conditioned: bool
 
 
 #: A weight range at least this wide (high / low) gets a log-scale slider (:attr:`Knob.log`).
@@ -346,90 +345,24 @@ _KNOB_LABELS = {"exposure": "Target brightness (exposure)", "w_exposure": "Expos
                 "w_smooth": "Smoothness weight"}
 
 
-def enhance_knobs(enhancer: Enhancer, training_args: Mapping[str, Any] | None = None) -> EnhanceKnobs:
-    """The sliders a low-light model accepts: the settings it was trained to vary, in their ranges.
-
-    The one place that decides it. The ranges come from, in order: ``Enhancer.setting_ranges``
-    (a mapping, or a method returning one, ``{name: (low, high)}``) when the Enhancer has it; the
-    checkpoint spec's ``setting_ranges`` (``enhancer.spec``); else, for a conditioned model
-    (``conditioned`` in its spec), the ones recorded in training: ``training_args`` (the checkpoint's ``extra["args"]``:
-    ``exposure_range``, and ``weight_range`` multiplying each trained weight), else the
-    conditioning encoding, which maps each sampling range onto [-1, 1]
-    (``cond_offset +- cond_scale``, or ``exp`` of it for a field of ``cond_encodings`` "log"; a
-    weight whose encoding is the neutral ``offset = value, scale = 1`` was fixed). A setting whose
-    range is a single value is fixed; an unconditioned model has no setting sliders.
-
-    Args:
-        enhancer: the loaded model.
-        training_args: the checkpoint's ``extra["args"]`` if it has one (None: from the encoding).
-    """
-    env = _policy_description(enhancer)
-    setting = {("exposure" if k == "exposure_target" else k): float(v) for k, v in env["setting"].items()}
-    ranges = getattr(enhancer, "setting_ranges", None)
-    ranges = ranges() if callable(ranges) else ranges
-    if ranges is None:  # recorded in the checkpoint's spec (LowLightPolicySpec.setting_ranges)
-        ranges = getattr(getattr(enhancer, "spec", None), "setting_ranges", None)
-    if ranges is None:
-        ranges = _recorded_ranges(env, setting, training_args) if env.get("conditioned") else {}
+def enhance_knobs(enhancer: Enhancer) -> EnhanceKnobs:
+    """The sliders a low-light model accepts: the settings it was trained to vary, each in the range it was
+    trained over (:attr:`Enhancer.setting_ranges`, the checkpoint spec's record); every other setting is fixed
+    at its training value, and an unconditioned model has no setting sliders. The one place that decides it."""
+    spec = enhancer.spec
+    ranges = enhancer.setting_ranges
     sliders, fixed = [], {}
-    for name, value in setting.items():
-        low, high = ranges.get(name, ranges.get("exposure_target" if name == "exposure" else name, (value, value)))
+    for key, value in spec.setting.items():
+        name, value = ("exposure" if key == "exposure_target" else key), float(value)
+        low, high = ranges.get(name, (value, value))
         if high > low:
             default = float(np.clip(value, low, high))
             sliders.append(Knob(name, _KNOB_LABELS.get(name, name), float(low), float(high), default))
         else:
             fixed[name] = value
-    trained_steps = int(env["test_steps"])
+    trained_steps = int(spec.transition.steps)
     steps = Knob("steps", "Curve steps", 1, max(2 * trained_steps, 2), trained_steps)
-    return EnhanceKnobs(tuple(sliders), fixed, steps, bool(env.get("conditioned")))
-
-
-def _policy_description(enhancer: Enhancer) -> dict[str, Any]:
-    """The enhancer's policy description as a dict: its checkpoint spec (``enhancer.spec``, a
-    :class:`~rlenhance.checkpoint.LowLightPolicySpec`) or, from older versions, ``enhancer.env``."""
-    spec = getattr(enhancer, "spec", None)
-    if spec is None:
-        return dict(getattr(enhancer, "env", {}))
-    names = ("setting", "cond_fields", "cond_scale", "cond_offset", "cond_encodings", "conditioned", "test_steps",
-             "action_type")
-    transition = getattr(spec, "transition", None)  # the step's fields (a checkpoint's transition)
-    description = {name: getattr(source, name) for source in (spec, transition) if source is not None
-                   for name in names if hasattr(source, name)}
-    return description if transition is None else {**description, "test_steps": transition.steps}
-
-
-def _recorded_ranges(env: Mapping[str, Any], setting: Mapping[str, float],
-                     args: Mapping[str, Any] | None) -> dict[str, tuple[float, float]]:
-    """Trained range of each setting of a conditioned model (see :func:`enhance_knobs`)."""
-    fields = [("exposure" if k == "exposure_target" else k) for k in env["cond_fields"]]
-    ranges: dict[str, tuple[float, float]] = {}
-    if args and "exposure_range" in args and "weight_range" in args:
-        ranges["exposure"] = tuple(float(v) for v in args["exposure_range"])
-        low, high = (float(v) for v in args["weight_range"])
-        for name in fields[1:]:
-            ranges[name] = (setting[name] * low, setting[name] * high)
-        return ranges
-    offsets = env.get("cond_offset", [0.0] * len(fields))
-    encodings = env.get("cond_encodings") or ["linear"] * len(fields)
-    for name, offset, scale, encoding in zip(fields, offsets, env["cond_scale"], encodings):
-        if encoding == "log":
-            ranges[name] = (float(f"{math.exp(offset - scale):.6g}"), float(f"{math.exp(offset + scale):.6g}"))
-            continue
-        if name != "exposure" and math.isclose(scale, 1.0) and math.isclose(offset, setting[name], abs_tol=1e-6):
-            continue  # the neutral encoding of a fixed weight
-        # float32 storage: 0.3, not 0.30000001
-        ranges[name] = (round(float(offset - scale), 6), round(float(offset + scale), 6))
-    if "exposure" in ranges:  # a target mean brightness lies in (0, 1)
-        low, high = ranges["exposure"]
-        ranges["exposure"] = (max(low, 0.01), min(high, 0.99))
-    return ranges
-
-
-def training_args(enhancer: Enhancer) -> Mapping[str, Any] | None:
-    """The ``extra["args"]`` recorded in the enhancer's checkpoint (its training options), or None."""
-    extra = load_checkpoint(enhancer.path, map_location="cpu").get("extra") or {}
-    args = extra.get("args")
-    return dict(args) if isinstance(args, Mapping) else None
+    return EnhanceKnobs(tuple(sliders), fixed, steps, bool(spec.conditioned))
 
 
 @dataclass(frozen=True)
@@ -580,14 +513,15 @@ def full_size_refused(method: Method, pixels: int) -> str | None:
     return None
 
 
-def quality(output: np.ndarray, reference: np.ndarray) -> dict[str, float]:
-    """PSNR (dB) and SSIM of ``output`` against ``reference`` (both (H, W, C) in [0, 1], data range 1).
-
-    SSIM is left out for images smaller than its 11-pixel window.
+def quality(output: np.ndarray, reference: np.ndarray | None) -> dict[str, float]:
+    """PSNR (dB) and SSIM of ``output`` against ``reference`` (both (H, W, C) in [0, 1], data range 1);
+    none without a reference. SSIM is left out for images smaller than its 11-pixel window.
 
     Raises:
         ImageError: the two differ in size.
     """
+    if reference is None:
+        return {}
     if output.shape[:2] != reference.shape[:2]:
         raise ImageError(f"the reference is {reference.shape[1]}x{reference.shape[0]} but the result is "
                          f"{output.shape[1]}x{output.shape[0]} (width x height); upload the reference of this image")

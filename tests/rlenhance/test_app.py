@@ -5,7 +5,6 @@ The real-browser test is in test_app_browser.py.
 
 import importlib.util
 import io
-import math
 import re
 import subprocess
 import sys
@@ -166,19 +165,17 @@ def test_alpha_and_step_pictures_show_what_the_agent_did():
 
 
 SETTING = {"exposure_target": 0.4, "w_exposure": 300.0, "w_color": 5.0, "w_spatial": 1.0, "w_smooth": 0.0}
-FIELDS = tuple(SETTING)
 
 
-def stand_in(*, conditioned=True, scale=(0.3, 1.0, 1.0, 1.0, 1.0), offset=(0.6, 300.0, 5.0, 1.0, 0.0), **extra):
-    """An object with what enhance_knobs reads from an Enhancer (its checkpoint spec)."""
-    spec = SimpleNamespace(setting=SETTING, cond_fields=FIELDS, cond_scale=scale, cond_offset=offset,
-                           conditioned=conditioned, test_steps=8, action_type="discrete")
-    return SimpleNamespace(spec=spec, **extra)
+def stand_in(ranges):
+    """An object with what enhance_knobs reads from an Enhancer: its spec and its ``setting_ranges``."""
+    spec = SimpleNamespace(setting=SETTING, conditioned=bool(ranges), transition=SimpleNamespace(steps=8))
+    return SimpleNamespace(spec=spec, setting_ranges=ranges)
 
 
 def test_the_shipped_model_has_a_slider_for_every_knob_in_its_trained_range():
     enhancer = Enhancer(device="cpu")
-    knobs = kit.enhance_knobs(enhancer, kit.training_args(enhancer))
+    knobs = kit.enhance_knobs(enhancer)
     assert [(k.name, k.low, k.high, k.default) for k in knobs.sliders] == [
         ("exposure", 0.3, 0.8, 0.4), ("w_exposure", 100.0, 1000.0, 300.0), ("w_color", 20.0, 10000.0, 20.0),
         ("w_spatial", 1.0, 1000.0, 1.0), ("w_smooth", 0.1, 100.0, 10.0)]
@@ -186,8 +183,6 @@ def test_the_shipped_model_has_a_slider_for_every_knob_in_its_trained_range():
     assert [k.log for k in knobs.sliders] == [False, True, True, True, True]  # the weights: log-uniform in training
     steps = enhancer.spec.transition.steps  # the shipped model's (10): the slider offers up to twice as many
     assert steps == 10 and (knobs.steps.low, knobs.steps.high, knobs.steps.default) == (1, 2 * steps, steps)
-    # the same ranges from the conditioning encoding alone (a checkpoint without training options)
-    assert kit.enhance_knobs(enhancer).sliders == knobs.sliders
 
 
 def test_a_wide_weight_range_gets_log_stops_with_its_ends_and_default():
@@ -201,27 +196,14 @@ def test_a_wide_weight_range_gets_log_stops_with_its_ends_and_default():
 
 
 def test_knobs_follow_what_the_model_was_trained_to_vary():
-    fixed = kit.enhance_knobs(stand_in(conditioned=False))
+    fixed = kit.enhance_knobs(stand_in({}))
     assert fixed.sliders == () and fixed.fixed["exposure"] == 0.4 and not fixed.conditioned
-    args = {"exposure_range": (0.4, 0.7), "weight_range": (0.5, 2.0)}
-    varied = kit.enhance_knobs(stand_in(), args)
-    assert {k.name: (k.low, k.high) for k in varied.sliders} == {
-        "exposure": (0.4, 0.7), "w_exposure": (150.0, 600.0), "w_color": (2.5, 10.0), "w_spatial": (0.5, 2.0)}
-    assert varied.fixed == {"w_smooth": 0.0}  # a zero weight times any factor stays zero
-    encoded = kit.enhance_knobs(stand_in(scale=(0.15, 225.0, 3.75, 0.75, 1.0), offset=(0.55, 375.0, 6.25, 1.25, 0.0)))
-    assert {k.name: (k.low, k.high) for k in encoded.sliders} == {k.name: (k.low, k.high) for k in varied.sliders}
-    ranges = {"exposure": (0.2, 0.8), "w_color": (1.0, 9.0)}
-    chosen = kit.enhance_knobs(stand_in(setting_ranges=lambda: ranges))  # Enhancer.setting_ranges, when it exists
-    assert {k.name: (k.low, k.high) for k in chosen.sliders} == ranges
-    # a log-encoded weight (cond_encodings "log"): its range is exp(offset -+ scale)
-    logged = stand_in(scale=(0.15, math.log(4.0) / 2, 1.0, 1.0, 1.0), offset=(0.55, math.log(300.0), 5.0, 1.0, 0.0))
-    logged.spec.cond_encodings = ("linear", "log", "linear", "linear", "linear")
-    assert {k.name: (k.low, k.high) for k in kit.enhance_knobs(logged).sliders} == {
-        "exposure": (0.4, 0.7), "w_exposure": (150.0, 600.0)}
-    recorded = stand_in()
-    recorded.spec.setting_ranges = {"exposure_target": (0.35, 0.75), "w_spatial": (0.5, 1.5)}  # the spec's record
-    assert {k.name: (k.low, k.high) for k in kit.enhance_knobs(recorded, args).sliders} == {
-        "exposure": (0.35, 0.75), "w_spatial": (0.5, 1.5)}
+    ranges = {"exposure": (0.2, 0.8), "w_color": (1.0, 9.0), "w_spatial": (2.0, 3.0)}
+    chosen = kit.enhance_knobs(stand_in(ranges))
+    assert {k.name: (k.low, k.high) for k in chosen.sliders} == ranges and chosen.conditioned
+    assert {k.name: k.default for k in chosen.sliders} == {"exposure": 0.4, "w_color": 5.0, "w_spatial": 2.0}
+    assert chosen.fixed == {"w_exposure": 300.0, "w_smooth": 0.0}
+    assert (chosen.steps.low, chosen.steps.high, chosen.steps.default) == (1, 16, 8)
 
 
 # --------------------------------------------------------------------------------------------
