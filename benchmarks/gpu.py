@@ -59,22 +59,14 @@ flags given with it override its values.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
-import io
 import json
 import math
 import os
 import platform
-import shlex
-import signal
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -82,17 +74,26 @@ from typing import Any
 import numpy as np
 import torch
 
-from experiments.runs import markdown_table, scalar_rows
+from benchmarks.episode_profile import profile_table
+from benchmarks.trainer_runs import (
+    DEVICES,
+    NOT_RUN,
+    TRAINERS,
+    UNAVAILABLE,
+    Budget,
+    Figure,
+    Trainings,
+    attempt,
+    ddp_table,
+    default_threads,
+    print_table,
+    ratio,
+    training_table,
+)
+from experiments.runs import markdown_table
 from rlenhance.atomic import write_text_atomic
 from rlenhance.runtime import configure_threads
 
-ROOT = Path(__file__).resolve().parents[1]
-#: The timed trainers: name -> module.
-TRAINERS = MappingProxyType({"lol_train": "experiments.lol_train", "denoise_train": "experiments.denoise_train"})
-#: Arguments each trainer's timed runs add: its one evaluation (after the timed episodes) kept short.
-EVAL_ARGS = MappingProxyType({"lol_train": (), "denoise_train": ("--eval-images", "1")})
-#: The trainer of the data-parallel table.
-DDP_TRAINER = "lol_train"
 #: The settings of a full run and of ``--quick`` (flags given override them).
 FULL = MappingProxyType(dict(episodes=24, denoise_episodes=14, warmup=4, lol_batch=[32, 1024],
                              denoise_batch=[32, 512], ddp_batch=32, ddp_ranks=[1, 2, 4], warmup_calls=2,
@@ -102,7 +103,6 @@ QUICK = MappingProxyType(dict(FULL, episodes=6, denoise_episodes=4, warmup=2, lo
                               ddp_batch=8, ddp_ranks=[1, 2], warmup_calls=1, calls=2, large_calls=1,
                               preset_episodes=1, preset_warmup=1, preset_steps=1, profile_batch=8,
                               profile_episodes=1, resets=2))
-DEVICES = ("cpu", "cuda")
 PARTS = ("training", "ddp", "inference", "presets", "profile", "resets")
 #: The Enhancer's small image, (height, width); the large one has --megapixels, 3:2.
 SMALL_IMAGE = (400, 600)
@@ -110,295 +110,6 @@ SMALL_IMAGE = (400, 600)
 DENOISE_IMAGE, DENOISE_SIZE, DENOISE_SIGMA = "camera", (321, 481), 25.0
 #: The colour photo of the colour denoising row (cropped to DENOISE_SIZE).
 COLOUR_IMAGE = "coffee"
-#: How a figure that was not measured begins: no CUDA device; a run this machine cannot make.
-UNAVAILABLE, NOT_RUN = "unavailable", "not run"
-#: With ``--budget``, a run is not started with fewer seconds than this left.
-MIN_RUN_S = 20.0
-#: The trees a trainer run may come from: this repository, or ``--before``'s copy.
-AFTER, BEFORE = "after", "before"
-
-
-@dataclass(frozen=True)
-class Run:
-    """One timed trainer run: ``trainer`` (a :data:`TRAINERS` key) at the global ``batch`` on
-    ``device``, as one process (``ranks`` 0) or under ``torchrun --nproc_per_node ranks``, from this
-    repository or from ``--before``'s copy (``tree``)."""
-
-    trainer: str
-    batch: int
-    device: str
-    ranks: int = 0
-    tree: str = AFTER
-
-
-@dataclass
-class Figure:
-    """One measured figure (episodes/s or ms per image), or why there is none (``error``: starts
-    with :data:`UNAVAILABLE` or :data:`NOT_RUN` for one that was not tried, else it failed)."""
-
-    value: float | None = None
-    error: str | None = None
-
-    @property
-    def cell(self) -> str:
-        if self.value is not None:
-            return f"{self.value:.2f}"
-        return "failed" if self.failed else str(self.error).split(":")[0]
-
-    @property
-    def failed(self) -> bool:
-        return self.value is None and not (self.error or "").startswith((UNAVAILABLE, NOT_RUN))
-
-    def times(self, factor: float) -> Figure:
-        """This figure times ``factor`` (episodes/s -> crops/s), its error kept."""
-        return Figure(None if self.value is None else self.value * factor, self.error)
-
-
-def attempt(measure: Callable[[], float]) -> Figure:
-    """``measure()`` as a :class:`Figure`; an exception becomes its one-line error (the benchmark goes on)."""
-    try:
-        return Figure(value=float(measure()))
-    except Exception as exc:  # noqa: BLE001 - any failure of one run is reported, not fatal
-        return Figure(error=" ".join(f"{type(exc).__name__}: {exc}".split()))
-
-
-def ratio(numerator: Figure, denominator: Figure) -> str:
-    """``numerator / denominator`` as a table cell ("2.50x"), "-" when either is missing."""
-    if numerator.value is None or denominator.value is None or denominator.value == 0:
-        return "-"
-    return f"{numerator.value / denominator.value:.2f}x"
-
-
-def default_threads(processes: int = 1) -> int:
-    """The torch threads an entry point takes by default when ``processes`` of it share this machine
-    (:func:`rlenhance.runtime.configure_threads` with 0); this process's own setting is kept."""
-    before = torch.get_num_threads()
-    try:
-        return configure_threads(0, processes=processes)
-    finally:
-        torch.set_num_threads(before)
-
-
-def shown(command: Sequence[str]) -> str:
-    """A command line as the tables print it: this interpreter as ``python``, the run folder as ``OUT``."""
-    return shlex.join("python" if part == sys.executable else part for part in command)
-
-
-#: How long a timed-out trainer run (torchrun and its ranks) gets to stop after SIGTERM before it is killed.
-STOP_GRACE_S = 30.0
-
-
-def trainer_command(module: str, episodes: int, threads: int, out: str | Path, *, launcher: Sequence[str] = (),
-                    extra: Sequence[str] = ()) -> list[str]:
-    """The command line of a short timed trainer run: ``module`` (e.g. ``experiments.lol_train``)
-    for ``episodes`` episodes with ``threads`` torch threads (0: its default), one evaluation (at
-    the end) and no sample grids, run by ``launcher`` (the command before ``-m``: this Python by
-    default; e.g. torchrun's) with ``extra`` arguments, into ``out``."""
-    return [*(launcher or (sys.executable,)), "-m", module, "--episodes", str(episodes), "--eval-every",
-            str(episodes), "--samples", "0", "--threads", str(threads), *extra, "--out", str(out)]
-
-
-def episodes_per_second(episodes: int, warmup: int, env: dict[str, str], threads: int, *,
-                        module: str = "experiments.lol_train", launcher: Sequence[str] = (),
-                        extra: Sequence[str] = (), timeout: float | None = None, root: Path = ROOT) -> float:
-    """Episodes/s of the trainer ``module`` over episodes ``warmup`` .. ``episodes`` (its
-    train.csv), run in a fresh process (:func:`trainer_command`) in a temporary folder, from the
-    repository ``root`` (by default this one; another copy, e.g. of an earlier commit, runs its own
-    trainers: it is put first on ``PYTHONPATH``).
-
-    Raises:
-        RuntimeError: the run failed (its command, exit status and last line of stderr are said)
-            or did not log both episodes.
-        subprocess.TimeoutExpired: it ran longer than ``timeout`` seconds (its processes, torchrun's
-            ranks included, are killed).
-    """
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "run"
-        cmd = trainer_command(module, episodes, threads, out, launcher=launcher, extra=extra)
-        # a session of its own: a timeout or Ctrl-C here stops it (and torchrun its ranks) by SIGTERM,
-        # then kills what is left of its process group
-        if Path(root) != ROOT:
-            env = {**env, "PYTHONPATH": os.pathsep.join([str(root), *filter(None, [env.get("PYTHONPATH")])])}
-        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                text=True, start_new_session=True)
-        try:
-            _, stderr = proc.communicate(timeout=timeout)
-        finally:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.communicate(timeout=STOP_GRACE_S)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.communicate()
-        if proc.returncode:
-            last = next((line.strip() for line in reversed(stderr.splitlines()) if line.strip()), "no stderr")
-            raise RuntimeError(f"{shlex.join(cmd)} exited with {proc.returncode}: {last}")
-        walls = {row["step"]: row["wall_time"] for row in scalar_rows(out) if row["metric"] == "charts/episode_return"}
-    if warmup not in walls or episodes not in walls:
-        raise RuntimeError(f"{shlex.join(cmd)}: train.csv lacks episode {warmup} or {episodes} "
-                           f"(logged: {min(walls, default=None)}..{max(walls, default=None)})")
-    return (episodes - warmup) / (walls[episodes] - walls[warmup])
-
-
-class Budget:
-    """The seconds the benchmark may still take (``--budget``; None: no limit)."""
-
-    def __init__(self, seconds: float | None):
-        self.end = None if seconds is None else time.perf_counter() + seconds
-
-    def left(self) -> float:
-        return math.inf if self.end is None else self.end - time.perf_counter()
-
-    def timeout(self, limit: float) -> float | None:
-        """A run's timeout: ``limit`` or the budget's end, whichever comes first; None when too little is
-        left to start one (:data:`MIN_RUN_S`)."""
-        left = self.left()
-        return None if left < MIN_RUN_S else min(limit, left)
-
-
-# --- training ----------------------------------------------------------------------------------------
-class Trainings:
-    """Times trainer runs (:func:`episodes_per_second`), each once: a run two
-    tables need (the one process of the data-parallel table) is measured for the first."""
-
-    def __init__(self, args: argparse.Namespace, gpus: int, budget: Budget):
-        self.args, self.gpus, self.budget = args, gpus, budget
-        self.figures: dict[Run, Figure] = {}
-        self.shown: dict[Run, str] = {}
-        self.records: list[dict[str, Any]] = []
-
-    def episodes(self, run: Run) -> int:
-        return self.args.denoise_episodes if run.trainer == "denoise_train" else self.args.episodes
-
-    def command(self, run: Run) -> tuple[list[str], list[str]]:
-        """(launcher, extra arguments) of ``run``."""
-        launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(run.ranks)]
-                    if run.ranks else [])
-        data = self.args.lol_data if run.trainer == "lol_train" else self.args.denoise_data
-        extra = ["--device", run.device, "--batch", str(run.batch), *EVAL_ARGS[run.trainer]]
-        return launcher, extra + (["--data", str(Path(data).resolve())] if data else [])
-
-    def threads(self, run: Run) -> int:
-        return default_threads(max(1, run.ranks))
-
-    def _why_not(self, run: Run) -> str | None:
-        if run.device == "cuda" and not self.gpus:
-            return f"{UNAVAILABLE}: no CUDA device"
-        if run.device == "cuda" and run.ranks > self.gpus:
-            return (f"{NOT_RUN}: {run.ranks} ranks need {run.ranks} GPUs (rank r takes cuda:LOCAL_RANK; NCCL refuses "
-                    f"two ranks on one GPU); this machine has {self.gpus}")
-        if run.tree == BEFORE and self.args.before is None:
-            return f"{NOT_RUN}: no --before"
-        return None
-
-    def measure(self, run: Run) -> Figure:
-        if run in self.figures:
-            return self.figures[run]
-        launcher, extra = self.command(run)
-        why = self._why_not(run)
-        timeout = self.budget.timeout(self.args.run_timeout)
-        if why is None and timeout is None:
-            why = f"{NOT_RUN}: out of time (--budget)"
-        if why is not None:
-            figure = Figure(error=why)
-        else:
-            start = time.perf_counter()
-            root = self.args.before if run.tree == BEFORE else ROOT
-            figure = attempt(lambda: episodes_per_second(
-                self.episodes(run), self.args.warmup, dict(os.environ), 0, module=TRAINERS[run.trainer],
-                launcher=launcher, extra=extra, timeout=timeout, root=root))
-            print(f"  {run.trainer} --batch {run.batch} --device {run.device}"
-                  + (f" under torchrun --nproc_per_node {run.ranks}" if run.ranks else "")
-                  + (f" (from {self.args.before})" if run.tree == BEFORE else "")
-                  + f": {figure.cell} episodes/s, {time.perf_counter() - start:.0f} s", flush=True)
-        self.figures[run] = figure
-        self.shown[run] = shown(trainer_command(TRAINERS[run.trainer], self.episodes(run), 0, "OUT",
-                                                launcher=launcher, extra=extra))
-        self.records.append({**asdict(run), "threads": self.threads(run), "episodes": self.episodes(run),
-                             "warmup": self.args.warmup, "episodes_per_s": figure.value,
-                             "crops_per_s": None if figure.value is None else figure.value * run.batch,
-                             "error": figure.error, "command": self.shown[run]})
-        return figure
-
-    def commands(self, runs: Sequence[Run]) -> list[str]:
-        """The command lines of ``runs`` (measured) in order, each once; those not run left out."""
-        return list(dict.fromkeys(self.shown[run] for run in runs
-                                  if not (self.figures[run].error or "").startswith((NOT_RUN, UNAVAILABLE))))
-
-
-def print_table(title: str, rows: list[dict[str, Any]], figures: Sequence[Figure], notes: Sequence[str] = (),
-                commands: Sequence[str] = ()) -> None:
-    """A titled markdown table, then its notes, the errors of its failed figures and its commands."""
-    print(f"\n### {title}\n\n{markdown_table(rows)}\n", flush=True)
-    for note in notes:
-        print(note)
-    errors = list(dict.fromkeys(f.error for f in figures if f.error and f.failed))
-    for error in errors:
-        print(f"- {error}")
-    if commands:
-        print("\n```\n" + "\n".join(commands) + "\n```", flush=True)
-
-
-def training_runs(args: argparse.Namespace) -> list[Run]:
-    """The training table's runs in the order they are measured (the most wanted first, for a budget):
-    the batches from the largest down, each trainer's in turn, on CUDA, with ``--before``'s at each
-    trainer's first and last batch; then the CPU's at each trainer's first batch."""
-    batches = {"lol_train": args.lol_batch, "denoise_train": args.denoise_batch}
-    runs = []
-    for rank in range(max(map(len, batches.values()))):
-        for trainer, sizes in batches.items():
-            if rank < len(sizes):
-                batch = sizes[-1 - rank]
-                runs.append(Run(trainer, batch, "cuda"))
-                if args.before is not None and batch in (sizes[0], sizes[-1]):
-                    runs.append(Run(trainer, batch, "cuda", tree=BEFORE))
-    return runs + ([] if args.no_cpu else [Run(t, bs[0], "cpu") for t, bs in batches.items()])
-
-
-def training_table(trainings: Trainings, args: argparse.Namespace) -> None:
-    runs = training_runs(args)
-    for run in runs:
-        trainings.measure(run)
-    rows, figures = [], []
-    for trainer, batches in (("lol_train", args.lol_batch), ("denoise_train", args.denoise_batch)):
-        for batch in batches:
-            cuda = trainings.figures[Run(trainer, batch, "cuda")]
-            before = trainings.figures.get(Run(trainer, batch, "cuda", tree=BEFORE), Figure(error=NOT_RUN))
-            cpu = trainings.figures.get(Run(trainer, batch, "cpu"), Figure(error=NOT_RUN))
-            rows.append({"trainer": trainer, "global --batch": batch, "CUDA crops/s": cuda.times(batch).cell,
-                         "before: CUDA crops/s": before.times(batch).cell, "after / before": ratio(cuda, before),
-                         "CPU crops/s": cpu.times(batch).cell, "CUDA / CPU": ratio(cuda, cpu)})
-            figures += [cuda, before, cpu]
-    episodes = f"episodes {args.warmup}..{args.episodes}, denoise_train {args.warmup}..{args.denoise_episodes}"
-    notes = [f"CPU: {default_threads()} torch threads (every core but one). crops/s: episodes/s times the global "
-             "batch."
-             + (f" before: the trainers of {args.before}." if args.before is not None else "")]
-    print_table(f"Training, one process (lol_train {episodes})", rows, figures, notes, trainings.commands(runs))
-
-
-def ddp_table(trainings: Trainings, args: argparse.Namespace) -> None:
-    batch, rows, figures, runs = args.ddp_batch, [], [], []
-    for device in DEVICES:
-        one = trainings.measure(Run(DDP_TRAINER, batch, device))
-        figures.append(one)
-        runs.append(Run(DDP_TRAINER, batch, device))
-        rows.append({"device": device, "launch": "one process", "processes": 1,
-                     "threads each": trainings.threads(Run(DDP_TRAINER, batch, device)),
-                     "episodes/s": one.cell, "vs one process": ratio(one, one)})
-        for ranks in args.ddp_ranks:
-            run = Run(DDP_TRAINER, batch, device, ranks)
-            figure = trainings.measure(run)
-            figures.append(figure)
-            runs.append(run)
-            backend = "no process group" if ranks == 1 else ("NCCL" if device == "cuda" else "gloo")
-            rows.append({"device": device, "launch": f"torchrun --nproc_per_node {ranks} ({backend})",
-                         "processes": ranks, "threads each": trainings.threads(run), "episodes/s": figure.cell,
-                         "vs one process": ratio(figure, one)})
-    notes = ["One rank makes no process group (a world of 1 needs no collectives): its row is torchrun's own cost. "
-             "Each rank steps global batch / ranks envs; the updates are one process's (docs/distributed.md)."]
-    print_table(f"Data-parallel {DDP_TRAINER}, global --batch {batch} (episodes {args.warmup}..{args.episodes})",
-                rows, figures, notes, trainings.commands(runs))
 
 
 # --- the presets' costs on the GPU -----------------------------------------------------------------------
@@ -447,156 +158,6 @@ def presets_table(args: argparse.Namespace, gpus: int, budget: Budget) -> list[d
     print("Each preset reads its data where it names it (../shared/data); the evaluation's time grows with its "
           "validation images.", flush=True)
     return records
-
-
-# --- where an episode's time goes ------------------------------------------------------------------------
-class _Labelled:
-    """Within ``with``: the env's resets and steps and A3C's update run under ``torch.profiler``
-    labels (``env.reset``, ``env.step``, ``a3c.update``) and every episode's steps are counted."""
-
-    LABELS = ("env.reset", "env.step", "a3c.update")
-
-    def __init__(self) -> None:
-        from agents import a3c
-        from envs.base import PixelVectorEnv
-
-        self.patches = [(PixelVectorEnv, "reset", "env.reset"), (PixelVectorEnv, "step", "env.step"),
-                        (a3c._EpisodeRunner, "_learn", "a3c.update")]
-        self.saved: list[tuple[type, str, Any]] = []
-        self.steps = 0
-
-    def __enter__(self) -> _Labelled:
-        for owner, name, label in self.patches:
-            original = getattr(owner, name)
-            self.saved.append((owner, name, original))
-
-            def labelled(*a: Any, _original: Any = original, _label: str = label, **k: Any) -> Any:
-                if _label == "env.step":
-                    self.steps += 1
-                with torch.profiler.record_function(_label):
-                    return _original(*a, **k)
-
-            setattr(owner, name, labelled)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for owner, name, original in self.saved:
-            setattr(owner, name, original)
-
-
-def profile_trainer(trainer: str, device: str, args: argparse.Namespace) -> dict[str, Any]:
-    """One trainer's episodes at ``--profile-batch`` on ``device`` under ``torch.profiler`` (this
-    process; :func:`profile_table`): the first A3C episode untimed, the next ``--profile-episodes``
-    profiled."""
-    import tempfile
-
-    from torch.profiler import ProfilerActivity, profile
-
-    from agents.a3c import A3C
-
-    module = importlib.import_module(TRAINERS[trainer])
-    cuda = device == "cuda"
-    episodes = args.profile_episodes
-    seen = {"episodes": 0, "start": 0.0, "wall": 0.0}
-    original = A3C.train_episode
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    prof = profile(activities=activities)
-    labels = _Labelled()
-    active = contextlib.ExitStack()
-
-    def profiled(agent: A3C, venv: Any, seed: int | None = None) -> dict[str, float]:
-        seen["episodes"] += 1
-        if seen["episodes"] == 2:  # the profiled episodes, after one untimed
-            if cuda:
-                torch.cuda.synchronize()
-            active.enter_context(prof)
-            active.enter_context(labels)
-            seen["start"] = time.perf_counter()
-        stats = original(agent, venv, seed)
-        if seen["episodes"] == 1 + episodes:
-            if cuda:
-                torch.cuda.synchronize()
-            seen["wall"] = time.perf_counter() - seen["start"]
-            active.close()
-        return stats
-
-    data = args.lol_data if trainer == "lol_train" else args.denoise_data
-    argv = ["--episodes", str(1 + episodes), "--eval-every", str(1 + episodes), "--samples", "0", "--device", device,
-            "--batch", str(args.profile_batch), *EVAL_ARGS[trainer], *(["--data", str(data)] if data else [])]
-    A3C.train_episode = profiled
-    said = io.StringIO()  # the trainer's own lines (its summary, progress), shown only when it fails
-    try:
-        with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
-            module.main([*argv, "--out", str(Path(tmp) / "run")])
-    except Exception as exc:
-        last = next((line for line in reversed(said.getvalue().splitlines()) if line.strip()), "")
-        raise RuntimeError(f"{TRAINERS[trainer]} {shlex.join(argv)}: {exc}" + (f" ({last})" if last else "")) from exc
-    finally:
-        A3C.train_episode = original
-        active.close()
-    if seen["episodes"] < 1 + episodes:
-        raise RuntimeError(f"{trainer}: {seen['episodes']} episodes ran, {1 + episodes} expected")
-    events = prof.key_averages()
-    by_name = {e.key: e for e in events}
-    steps = max(1, labels.steps)
-    share = {label: by_name[label].cpu_time_total / 1e6 / seen["wall"] if label in by_name else 0.0
-             for label in _Labelled.LABELS}
-    record: dict[str, Any] = {
-        "trainer": trainer, "device": device, "batch": args.profile_batch, "episodes": episodes,
-        "steps_per_episode": labels.steps / episodes, "ms_per_episode": 1000 * seen["wall"] / episodes,
-        "crops_per_s": args.profile_batch * episodes / seen["wall"],
-        **{f"share_{label.replace('.', '_')}": value for label, value in share.items()}}
-    if cuda:
-        kernels = sum(e.count for e in events if getattr(e, "device_type", None) == torch.autograd.DeviceType.CUDA)
-        syncs = sum(e.count for e in events if e.key in ("cudaStreamSynchronize", "cudaDeviceSynchronize",
-                                                          "cudaEventSynchronize", "cudaMemcpy"))
-        copies = sum(e.count for e in events if e.key.startswith("Memcpy"))
-        record.update(kernels_per_step=kernels / steps, syncs_per_step=syncs / steps, copies_per_step=copies / steps)
-    else:
-        ops = sum(e.count for e in events if e.key.startswith("aten::"))
-        record.update(torch_ops_per_step=ops / steps)
-    return record
-
-
-def profile_table(args: argparse.Namespace, gpus: int, budget: Budget) -> list[dict[str, Any]]:
-    device = "cuda" if gpus else "cpu"
-    records, rows = [], []
-    for trainer in TRAINERS:
-        if budget.timeout(math.inf) is None:
-            record: dict[str, Any] = {"trainer": trainer, "device": device, "error": f"{NOT_RUN}: out of time"}
-        else:
-            start = time.perf_counter()
-            try:
-                record = profile_trainer(trainer, device, args)
-            except Exception as exc:  # noqa: BLE001 - reported, the benchmark goes on
-                record = {"trainer": trainer, "device": device,
-                          "error": " ".join(f"{type(exc).__name__}: {exc}".split())}
-            print(f"  profile {trainer} on {device}: {time.perf_counter() - start:.0f} s", flush=True)
-        records.append(record)
-        per_step = ("kernels_per_step", "syncs_per_step", "copies_per_step") if device == "cuda" \
-            else ("torch_ops_per_step",)
-        rows.append({"trainer": trainer, "device": device, "batch": args.profile_batch,
-                     "steps / episode": _cell(record.get("steps_per_episode")),
-                     "ms / episode": _cell(record.get("ms_per_episode")), "crops/s": _cell(record.get("crops_per_s")),
-                     **{f"{label} share": _cell(record.get(f"share_{label.replace('.', '_')}"), percent=True)
-                        for label in _Labelled.LABELS},
-                     **{name.replace("_per_step", "").replace("_", " ") + " / step": _cell(record.get(name))
-                        for name in per_step}})
-    print(f"\n### Where a training episode's time goes ({args.profile_episodes} episodes after one, "
-          f"torch.profiler)\n\n{markdown_table(rows)}\n")
-    for record in records:
-        if record.get("error"):
-            print(f"- {record['trainer']}: {record['error']}")
-    print("Shares: of the episode's wall time, in the env's resets, its steps and A3C's update (the policy's "
-          "forward passes are the rest); kernels: GPU kernels launched; syncs: host waits for the device; copies: "
-          "between host and device.", flush=True)
-    return records
-
-
-def _cell(value: float | None, percent: bool = False) -> str:
-    if value is None:
-        return "-"
-    return f"{100 * value:.0f}%" if percent else f"{value:.4g}"
 
 
 # --- the envs' resets -------------------------------------------------------------------------------------

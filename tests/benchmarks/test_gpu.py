@@ -1,5 +1,6 @@
 """benchmarks.gpu: its tables and JSON with the trainer runs stubbed (one of them failing, a GPU
-pretended), its arguments, its timing; and its trainer-run helper on real runs that fail or time out."""
+pretended), its arguments, its timing; its trainer runs (benchmarks.trainer_runs) on real runs that fail or
+time out; the profile of an episode (benchmarks.episode_profile)."""
 
 import json
 import os
@@ -9,19 +10,19 @@ import time
 import pytest
 import torch
 
-from benchmarks import gpu
-from benchmarks.gpu import episodes_per_second
+from benchmarks import episode_profile, gpu, trainer_runs
+from benchmarks.trainer_runs import episodes_per_second
 
 
 def test_figure_cells_and_ratios():
-    assert gpu.Figure(12.345).cell == "12.35" and not gpu.Figure(12.345).failed
-    assert gpu.Figure(error="unavailable: no CUDA device").cell == "unavailable"
-    assert gpu.Figure(error="not run: 2 ranks need 2 GPUs").cell == "not run"
-    failed = gpu.attempt(lambda: 1 / 0)
+    assert trainer_runs.Figure(12.345).cell == "12.35" and not trainer_runs.Figure(12.345).failed
+    assert trainer_runs.Figure(error="unavailable: no CUDA device").cell == "unavailable"
+    assert trainer_runs.Figure(error="not run: 2 ranks need 2 GPUs").cell == "not run"
+    failed = trainer_runs.attempt(lambda: 1 / 0)
     assert failed.failed and failed.cell == "failed" and failed.error.startswith("ZeroDivisionError")
-    assert gpu.attempt(lambda: 4).value == 4.0
-    assert gpu.ratio(gpu.Figure(6.0), gpu.Figure(2.0)) == "3.00x"
-    assert gpu.ratio(gpu.Figure(6.0), failed) == "-"
+    assert trainer_runs.attempt(lambda: 4).value == 4.0
+    assert trainer_runs.ratio(trainer_runs.Figure(6.0), trainer_runs.Figure(2.0)) == "3.00x"
+    assert trainer_runs.ratio(trainer_runs.Figure(6.0), failed) == "-"
 
 
 def test_median_ms_times_each_call_after_the_warmup(monkeypatch):
@@ -46,15 +47,15 @@ def test_quick_sets_defaults_that_flags_override(tmp_path):
 
 
 def test_the_training_runs_come_most_wanted_first(tmp_path):
-    runs = gpu.training_runs(gpu.parse_args(["--lol-batch", "8", "64", "512", "--denoise-batch", "16"]))
+    runs = trainer_runs.training_runs(gpu.parse_args(["--lol-batch", "8", "64", "512", "--denoise-batch", "16"]))
     assert [(r.trainer, r.batch, r.device) for r in runs] == [
         ("lol_train", 512, "cuda"), ("denoise_train", 16, "cuda"), ("lol_train", 64, "cuda"), ("lol_train", 8, "cuda"),
         ("lol_train", 8, "cpu"), ("denoise_train", 16, "cpu")]
     (tmp_path / "experiments").mkdir()
     for name in ("lol_train", "denoise_train"):
         (tmp_path / "experiments" / f"{name}.py").touch()
-    runs = gpu.training_runs(gpu.parse_args(["--no-cpu", "--lol-batch", "8", "64", "--denoise-batch", "16",
-                                             "--before", str(tmp_path)]))
+    runs = trainer_runs.training_runs(gpu.parse_args(["--no-cpu", "--lol-batch", "8", "64", "--denoise-batch", "16",
+                                                      "--before", str(tmp_path)]))
     assert [(r.trainer, r.batch, r.tree) for r in runs] == [
         ("lol_train", 64, "after"), ("lol_train", 64, "before"), ("denoise_train", 16, "after"),
         ("denoise_train", 16, "before"), ("lol_train", 8, "after"), ("lol_train", 8, "before")]
@@ -89,7 +90,7 @@ def test_tables_and_json_with_stubbed_runs(monkeypatch, tmp_path, capsys):
         rate = (10.0 if "cuda" in extra else 2.0) * (int(launcher[-1]) if launcher else 1)
         return rate / 2 if root == before else rate
 
-    monkeypatch.setattr(gpu, "episodes_per_second", fake_rate)
+    monkeypatch.setattr(trainer_runs, "episodes_per_second", fake_rate)
     monkeypatch.setattr(gpu, "machine", lambda: {"cores": 16, "torch": "x", "cuda": "13.0", "gpus": 1, "gpu": "G",
                                                  "trainer_threads": 15})
     monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
@@ -137,7 +138,7 @@ def test_a_budget_stops_starting_runs_and_a_failing_part_leaves_the_others(monke
         return 1.0
 
     monkeypatch.setattr(gpu.time, "perf_counter", lambda: now[0])
-    monkeypatch.setattr(gpu, "episodes_per_second", run)
+    monkeypatch.setattr(trainer_runs, "episodes_per_second", run)
     monkeypatch.setattr(gpu, "machine", lambda: {"cores": 2, "torch": "x", "cuda": None, "gpus": 0, "gpu": None,
                                                  "trainer_threads": 1})
     monkeypatch.setattr(gpu, "inference_table", lambda args, gpus: 1 / 0)
@@ -150,7 +151,8 @@ def test_a_budget_stops_starting_runs_and_a_failing_part_leaves_the_others(monke
 
 @pytest.mark.slow
 def test_the_profile_counts_a_trainers_ops_per_step_and_where_its_time_goes(capsys):
-    record = gpu.profile_trainer("denoise_train", "cpu", gpu.parse_args(["--quick", "--profile-episodes", "1"]))
+    args = gpu.parse_args(["--quick", "--profile-episodes", "1"])
+    record = episode_profile.profile_trainer("denoise_train", "cpu", args)
     assert record["steps_per_episode"] == 5 and record["torch_ops_per_step"] > 10
     assert 0 < record["share_a3c_update"] < 1 and 0 < record["share_env_step"] < 1
     assert record["crops_per_s"] > 0 and capsys.readouterr().out == ""  # the trainer's own lines kept back
