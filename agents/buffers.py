@@ -304,8 +304,3 @@ class PixelReplayBuffer:
         actions = actions.long() if self._discrete else actions.float()
         return ReplaySample(decode("obs"), actions, self._store["reward_map"][idx].float(),
                             decode("next_obs"), self._store["done"][idx].float())
-
-    def clear(self) -> None:
-        """Forget every transition (the storage stays allocated)."""
-        self._pos = 0
-        self._size = 0

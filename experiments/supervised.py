@@ -89,14 +89,8 @@ VAL_SEED = 20_240_601
 BATCH_SEED_BOUND = 2**62
 #: The smallest crop: the SSIM window (11x11) must fit.
 MIN_CROP = 16
-#: ``train.lr_decay``: the learning-rate schedules (:func:`learning_rate`).
-LR_DECAYS = ("none", "cosine")
-#: ``train.hole_loss``: the U-Net's loss on each image's hole MSE (:func:`compute_loss`).
-HOLE_LOSSES = ("mse", "psnr")
 #: ``train.hole_loss psnr``: the floor added to each hole MSE before its log (a 50 dB hole counts as perfect).
 HOLE_MSE_FLOOR = 1e-5
-#: ``data.flips``: the training crops' random flips (:func:`~rlenhance.data.random_flip`).
-FLIPS = ("both", "horizontal")
 
 
 #: What a network's ``train_defaults`` give (``Settings`` names).

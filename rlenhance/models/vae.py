@@ -435,19 +435,6 @@ class PatchVAE(ArchMixin, nn.Module):
         code = self.analyse(patches)
         return self.synthesise(code.mu, code)
 
-    def reconstruct_images(self, images: Tensor, stride: int, *, chunk: int = 8192) -> Tensor:
-        """Reconstruct whole images patch by patch (z = mu) and blend them seamlessly.
-
-        Args:
-            images: float (B, C, H, W).
-            stride: the patch grid's step.
-            chunk: patches per encoder/decoder call (bounds memory).
-        """
-        patches, grid = extract_patches(images, self.patch, stride)
-        flat = patches.reshape(-1, *patches.shape[2:])
-        out = torch.cat([self(part) for part in flat.split(chunk)])
-        return blend_patches(out.reshape(patches.shape), grid)
-
 
 def vae_loss(vae: PatchVAE, inputs: Tensor, targets: Tensor, *, beta: float, align: float,
              generator: torch.Generator | None = None, noise: tuple[Tensor, Tensor] | None = None) -> dict[str, Tensor]:
