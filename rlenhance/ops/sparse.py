@@ -1,4 +1,4 @@
-"""A filter bank evaluated at chosen pixels only: :func:`filters_at`, :func:`filter_at`, and the
+"""A filter bank evaluated at chosen pixels only: :func:`filters_at`, and the
 torch path of :func:`rlenhance.ops.bank.pixelrl_filter_select`.
 
 A per-pixel choice needs each filter only at the pixels that chose it (PixelRL's nine candidates,
@@ -42,7 +42,7 @@ from rlenhance.ops.blur import _columns_at, _linear_at
 from rlenhance.ops.median import _median_at, _median_into, _median_programs
 from rlenhance.ops.select import sort_by_key
 
-__all__ = ["filter_at", "filters_at"]
+__all__ = ["filters_at"]
 
 
 #: A linear filter chosen by more than this fraction of the pixels gets its row pass on the whole
@@ -315,29 +315,6 @@ def filters_at(x: torch.Tensor, requests: Sequence[tuple[torch.Tensor, FilterAct
             values = by_action[k] if k in by_action else work.new_empty((c, 0))
         out.append(values.t().to(x.dtype))
     return out
-
-
-def filter_at(x: torch.Tensor, pixels: torch.Tensor, action: FilterAction) -> torch.Tensor:
-    """One action of a filter bank evaluated at the listed pixels only (see :func:`filters_at`).
-
-    Args:
-        x: Image batch, float tensor of shape (B, C, H, W), values in [0, 1], any device.
-        pixels: int64 tensor (n,) of flat pixel indices ``b * H * W + y * W + x``.
-        action: The action, e.g. ``PIXELRL_ACTION_TABLE[5]`` (the 5x5 median).
-
-    Returns:
-        ``action(x).permute(0, 2, 3, 1).reshape(-1, C)[pixels]``, shape (n, C), dtype of ``x``.
-
-    Raises:
-        ImageError / ValueError: as :func:`filters_at`.
-
-    Example:
-        >>> from rlenhance.ops import PIXELRL_ACTION_TABLE
-        >>> x = torch.rand(2, 1, 16, 16)
-        >>> filter_at(x, torch.tensor([0, 300]), PIXELRL_ACTION_TABLE[5]).shape
-        torch.Size([2, 1])
-    """
-    return filters_at(x, [(pixels, action)])[0]
 
 
 def _select_sparse(x: torch.Tensor, actions: torch.Tensor, table: tuple[FilterAction, ...]) -> torch.Tensor:

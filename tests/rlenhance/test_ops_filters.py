@@ -531,15 +531,13 @@ def test_filters_at_equals_the_op_at_the_pixels(channels):
         assert got.shape == (pixels.numel(), c) and got.dtype == x.dtype
         atol = 1e-6 if action.op is bilateral_filter2d else 0.0
         torch.testing.assert_close(got, ref, rtol=0, atol=atol, msg=action.name)
-    single = sparse.filter_at(x, requests[5][0], PIXELRL_ACTION_TABLE[5])
-    torch.testing.assert_close(single, values[5], rtol=0, atol=0)
 
 
-def test_filter_at_bad_pixels():
+def test_filters_at_bad_pixels():
     x = torch.rand(2, 1, 6, 6)
     for bad in (torch.tensor([0, 72]), torch.tensor([-1]), torch.tensor([[0, 1]]), torch.tensor([0.0]), [0, 1]):
         with pytest.raises(ValueError, match="pixels"):
-            sparse.filter_at(x, bad, PIXELRL_ACTION_TABLE[5])
+            sparse.filters_at(x, [(bad, PIXELRL_ACTION_TABLE[5])])
 
 
 def test_median_network_with_writable_inputs():
