@@ -30,10 +30,8 @@ spec records, :func:`model_name`), ``train_defaults`` (the trainer's ``lr``, ``b
 ``reads_noise_map`` (``forward(x, noise_map)``, denoising).
 """
 
-from collections.abc import Mapping
 from typing import Any
 
-from rlenhance.errors import CheckpointError
 from rlenhance.plugins import Registry, path_of
 
 __all__ = ["MODELS", "ArchMixin", "model_name"]
@@ -63,8 +61,8 @@ def model_name(network: type) -> str:
 
 
 class ArchMixin:
-    """``arch()`` / ``from_arch()`` for networks that keep their constructor kwargs in
-    ``self._kwargs``: what checkpoints store to rebuild the exact architecture."""
+    """``arch()`` for networks that keep their constructor kwargs in ``self._kwargs``: what checkpoints
+    store to rebuild the exact architecture (:func:`rlenhance.checkpoint.build_model`)."""
 
     _kwargs: dict[str, Any]
 
@@ -73,18 +71,3 @@ class ArchMixin:
         return {"class": type(self).__name__, "kwargs": {k: (list(v) if isinstance(v, (list, tuple)) else
                                                              dict(v) if isinstance(v, dict) else v)
                                                          for k, v in self._kwargs.items()}}
-
-    @classmethod
-    def from_arch(cls, arch: Mapping[str, Any]):
-        """Rebuild an (untrained) network from :meth:`arch` output.
-
-        Raises:
-            CheckpointError: if the class name or the kwargs do not fit.
-        """
-        if arch.get("class") != cls.__name__:
-            raise CheckpointError(f"arch class is {arch.get('class')!r}; expected {cls.__name__!r}")
-        try:
-            return cls(**dict(arch.get("kwargs", {})))
-        except (TypeError, ValueError) as exc:
-            raise CheckpointError(
-                f"arch kwargs {arch.get('kwargs')!r} do not build a {cls.__name__}: {exc}") from exc

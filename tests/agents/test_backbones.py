@@ -67,9 +67,8 @@ def test_arch_round_trip_rebuilds_each_backbone(kwargs, cls, tmp_path):
     net = make(kwargs).eval()
     assert isinstance(net.backbone_module, cls)
     arch = json.loads(json.dumps(net.arch()))
-    again = PixelActorCritic.from_arch(arch).eval()
+    again = build_model({"arch": arch, "state_dict": net.state_dict()}, {"PixelActorCritic": PixelActorCritic}).eval()
     assert again.arch() == net.arch()
-    again.load_state_dict(net.state_dict())
     x, cond = inputs(net)
     torch.testing.assert_close(again(x, cond).logits, net(x, cond).logits)
     # and through a checkpoint file, the way Enhancer rebuilds a policy
@@ -99,7 +98,7 @@ def test_old_arch_without_backbone_still_builds_as_fcn():
         "in_channels": 6, "out_channels": 3, "n_actions": 27, "width": 8, "dilations": [1, 2],
         "branch_dilations": [2], "kernel_size": 3, "conv_gru": False, "downscale": 2, "cond_dim": 5,
         "log_std_bounds": [-5.0, 2.0], "policy_head_gain": 0.1, "bounded_mean": True}}
-    net = PixelActorCritic.from_arch(old)
+    net = PixelActorCritic(**old["kwargs"])
     assert net.backbone == "fcn" and isinstance(net.trunk, ConvTrunk)
     # the fcn arch is unchanged, so resuming an old run (expected_arch == policy.arch()) still works
     assert net.arch() == old
@@ -122,7 +121,8 @@ def test_bad_backbone_arguments_raise():
         with pytest.raises(ValueError, match=match):
             PixelActorCritic(**base, **bad)
     with pytest.raises(CheckpointError, match="resnet"):
-        PixelActorCritic.from_arch({"class": "PixelActorCritic", "kwargs": base | {"backbone": "resnet"}})
+        build_model({"arch": {"class": "PixelActorCritic", "kwargs": base | {"backbone": "resnet"}}},
+                    {"PixelActorCritic": PixelActorCritic})
 
 
 # --- forward ----------------------------------------------------------------------------------

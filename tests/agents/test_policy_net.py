@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from rlenhance.checkpoint import build_model
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.models.policy import PixelActorCritic, PolicyOutput, act, blocks_to_pixels, build_policy_input
 
@@ -161,16 +162,16 @@ def test_arch_round_trip_is_json_and_rebuilds():
     net = PixelActorCritic(6, 3, 27, width=8, conv_gru=True, downscale=4, cond_dim=5)
     arch = json.loads(json.dumps(net.arch()))
     assert arch["class"] == "PixelActorCritic"
-    again = PixelActorCritic.from_arch(arch)
-    again.load_state_dict(net.state_dict())
+    again = build_model({"arch": arch, "state_dict": net.state_dict()}, {"PixelActorCritic": PixelActorCritic})
     x, c = torch.rand(1, 6, 9, 9), torch.rand(1, 5)
     torch.testing.assert_close(again(x, c).logits, net(x, c).logits)
     assert again.arch() == net.arch()
     assert net.trunk.out_channels == 8
     with pytest.raises(CheckpointError):
-        PixelActorCritic.from_arch({"class": "ZeroDCE", "kwargs": {}})
+        build_model({"arch": {"class": "ZeroDCE", "kwargs": {}}}, {"PixelActorCritic": PixelActorCritic})
     with pytest.raises(CheckpointError):
-        PixelActorCritic.from_arch({"class": "PixelActorCritic", "kwargs": {"bogus": 1}})
+        build_model({"arch": {"class": "PixelActorCritic", "kwargs": {"bogus": 1}}},
+                    {"PixelActorCritic": PixelActorCritic})
 
 
 def test_build_policy_input_order_and_errors():
@@ -318,8 +319,7 @@ def test_cond_film_round_trips_and_needs_cond():
     arch = json.loads(json.dumps(net.arch()))
     assert arch["kwargs"]["cond_film"] is True
     assert "cond_film" not in PixelActorCritic(6, 3, 5, cond_dim=2, **SMALL).arch()["kwargs"]
-    again = PixelActorCritic.from_arch(arch)
-    again.load_state_dict(net.state_dict())
+    again = build_model({"arch": arch, "state_dict": net.state_dict()}, {"PixelActorCritic": PixelActorCritic})
     assert again.film is not None
     with pytest.raises(ValueError, match="cond_film=True needs conditioning values"):
         PixelActorCritic(6, 3, 5, cond_film=True, **SMALL)

@@ -19,6 +19,7 @@ from agents.sac import (
     soft_td_target,
     squashed_gaussian_sample,
 )
+from rlenhance.checkpoint import build_model
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.models.critic import PixelQNetwork
 from rlenhance.models.policy import PixelActorCritic, PolicyOutput, build_policy_input
@@ -166,14 +167,14 @@ def test_pixel_q_network_arch_round_trip_and_for_policy():
     assert (q.in_channels, q.out_channels, q.n_actions, q.cond_dim, q.downscale, q.width) == (6, 3, None, 5, 2, 8)
     assert q.arch()["kwargs"]["dilations"] == [1, 2, 3]
     assert PixelQNetwork.for_policy(policy, width=4).width == 4
-    rebuilt = PixelQNetwork.from_arch(q.arch())
-    rebuilt.load_state_dict(q.state_dict())
+    rebuilt = build_model({"arch": q.arch(), "state_dict": q.state_dict()}, {"PixelQNetwork": PixelQNetwork})
     x, c, a = torch.rand(1, 6, 8, 8), torch.rand(1, 5), torch.rand(1, 3, 8, 8)
     torch.testing.assert_close(rebuilt(x, c, a), q(x, c, a))
     with pytest.raises(CheckpointError, match="PixelQNetwork"):
-        PixelQNetwork.from_arch({"class": "PixelActorCritic", "kwargs": {}})
-    with pytest.raises(CheckpointError, match="do not build"):
-        PixelQNetwork.from_arch({"class": "PixelQNetwork", "kwargs": {"in_channels": 0}})
+        build_model({"arch": {"class": "PixelActorCritic", "kwargs": {}}}, {"PixelQNetwork": PixelQNetwork})
+    with pytest.raises(CheckpointError, match="failed"):
+        build_model({"arch": {"class": "PixelQNetwork", "kwargs": {"in_channels": 0}}},
+                    {"PixelQNetwork": PixelQNetwork})
 
 
 def test_pixel_q_network_bad_inputs():

@@ -167,6 +167,6 @@ def test_bad_inputs_raise_named_errors():
 
 def test_arch_round_trip():
     vae = small_vae()
-    again = PatchVAE.from_arch(vae.arch())
+    again = PatchVAE(**vae.arch()["kwargs"])
     assert again.arch() == vae.arch() and sum(p.numel() for p in again.parameters()) == sum(
         p.numel() for p in vae.parameters())
