@@ -3,8 +3,7 @@
     python -m experiments.lol_train                       # the shipped model's recipe on the embedded photos
     python -m experiments.lol_train --preset shipped      # the shipped model (SICE pairs, 4,500 episodes)
     python -m experiments.lol_train --preset rellie --data ../shared/data/sice_pairs/train   # ReLLIE's configuration
-    python -m experiments.lol_train --agent sac           # continuous alphas, tanh-Gaussian actor
-    python -m experiments.lol_train --preset shipped-sac  # the shipped recipe with SAC (gamma 1 to the episode's end)
+    python -m experiments.lol_train --preset uneven-light # local curves for uneven light
     python -m experiments.lol_train --print-config        # every setting; change one with --set reward.w_exposure=80
     python -m experiments.lol_train --config runs/lol_train --out runs/again   # re-run a run (its config.json)
 
@@ -19,11 +18,8 @@ The checkpoint also carries what the Enhancer applies after the policy: a cap on
 the mean above the target (``task.max_overshoot``, weighted by the exposure weight; validation applies it
 too). The presets (:data:`PRESETS`) say what they reproduce and what they cost.
 
-The run folder (``run.out``) gets config.json, TensorBoard events, metrics.csv, checkpoints (last.pt
-every evaluation, best.pt by the tuning split's PSNR, or by its exposure loss without references),
-sample grids (input | output | reference) and a summary table, with best.pt scored once on the
-validation split after the run (``val_*``); the loop is :func:`experiments.rl_common.fit`. The
-checkpoints' :class:`~rlenhance.checkpoint.LowLightPolicySpec` (:func:`inference_spec`) is what
+The run folder (``run.out``): docs/training.md; best.pt by the tuning split's PSNR (:func:`best_score`).
+The checkpoints' :class:`~rlenhance.checkpoint.LowLightPolicySpec` (:func:`inference_spec`) is what
 :class:`rlenhance.Enhancer` needs.
 """
 
@@ -81,9 +77,9 @@ from rlenhance.data import (
     lowlight_test_set,
     open_dataset,
 )
-from rlenhance.enhance import greedy_rollout
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.ops import check_max_overshoot
+from rlenhance.rollouts import greedy_rollout
 from rlenhance.transitions import LowLightTransition
 
 ENV_ID = "rlenhance/LowLight-v1"
@@ -102,8 +98,7 @@ SMOOTH_ON_MEAN = MappingProxyType({"action_penalty": 1.0})
 SMOOTH_POWER = MappingProxyType({"a3c": 1, "sac": 2})
 
 
-#: The env's keyword defaults: the one source of the settings below that the env also takes (the
-#: training crop and the recorded cap are the trainer's own).
+#: The env's keyword defaults: the one source of the settings below that the env also takes.
 ENV_DEFAULTS = MappingProxyType({name: p.default for name, p in inspect.signature(LowLightTask).parameters.items()
                                  if p.default is not inspect.Parameter.empty})
 
@@ -261,10 +256,8 @@ def rellie() -> Config:
 
 
 def uneven_light() -> Config:
-    """Local curves for uneven light (docs/lowlight.md#uneven-light): in every episode a SICE reference
-    relit by uneven light (``task.uneven`` 1), rewarded by the squared distance to the reference brought to
-    the exposure target (the ``reference`` term) and a light smoothness term, at one setting; the policy
-    at 1/8 of 128 px; 3,000 episodes of 16 crops. Validated on relit images against the global curve."""
+    """Local curves for uneven light (docs/lowlight.md#uneven-light): SICE references relit by uneven light,
+    rewarded by the distance to the reference (``reference`` term), at one setting; 3,000 episodes."""
     return config.replace_path(Config(), {
         "task.data": "../shared/data/sice_pairs/train", "task.crop": 128, "task.uneven": 1.0,
         "task.max_overshoot": None, "reward.conditioned": False, "reward.w_exposure": 0.0, "reward.w_color": 0.0,
@@ -452,7 +445,7 @@ def inference_spec(cfg: Config, task: LowLightTask) -> LowLightPolicySpec:
 def rollout_at(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: torch.Tensor,
                exposure_target: float | None = None, track: Track = untracked
                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Greedy rollout (``rlenhance.enhance.greedy_rollout``, as at inference) at the fixed setting, or
+    """Greedy rollout (``rlenhance.rollouts.greedy_rollout``, as at inference) at the fixed setting, or
     with its exposure target replaced, in batches of ``run.eval_batch`` images (each image's result
     does not depend on the others in its batch; ``track`` shows the batches' progress)."""
     target = cfg.reward.exposure_target if exposure_target is None else exposure_target
