@@ -44,6 +44,9 @@ NOISE_MAP_COMPARE = ("python -m experiments.compare --task denoise --data ../sha
 #: docs/lowlight.md's comparison of the supervised baseline with the RL policy on the example photos.
 LOWLIGHT_COMPARE = ("python -m experiments.compare --task lowlight --data samples/pairs --split all "
                     "--methods input,rl,mrpnet")
+#: docs/lowlight.md's uneven-light comparison at full resolution (about 2 minutes on one core).
+UNEVEN_COMPARE = ("python -m experiments.compare --task lowlight --data ../shared/data/sice_pairs/train --light uneven "
+                  "--methods input,rl,global-curve,oracle-global --gt-mean --threads 1 --rl CHECKPOINT")
 FIGURES = [
     Figure("docs/completion.md", "0.9889", "python -m benchmarks.hole_finder --sizes 256 --data "
            "../shared/data/bedroom/train --split val", cheap=True, run="python -m benchmarks.hole_finder --sizes 256",
@@ -54,6 +57,11 @@ FIGURES = [
     Figure("docs/customisation.md", "0.027-0.057", "python -m benchmarks.knobs --data samples/pairs --split all"),
     Figure("docs/api.md", "about 20x", "python -m benchmarks.agent_speed"),
     *(Figure("docs/training.md", figure, "python -m experiments.lol_train") for figure in ("77 s", "22.9 dB")),
+    *(Figure("docs/lowlight.md", figure, "python -m benchmarks.lowlight_goals --checkpoint CHECKPOINT")
+      for figure in ("18.73", "20.17", "**20.76**", "19.03", "21.09", "1.28")),
+    *(Figure("docs/lowlight.md", figure, UNEVEN_COMPARE) for figure in ("**19.92**", "18.12", "20.27")),
+    Figure("docs/lowlight.md", "20.18 dB", "python -m experiments.lol_eval --checkpoint "
+           "runs/lol_train/checkpoints/best.pt --data ../shared/data/sice_pairs/train --no-classical --threads 1"),
     *(Figure("docs/denoising.md", figure, NOISE_MAP_COMPARE) for figure in (
         "28.44** (+8.37 ± 0.48", "28.53 (+8.45 ± 0.48", "29.16 (-0.05 ± 0.01", "0.33 dB above the policy")),
     *(Figure("docs/lowlight.md", figure, LOWLIGHT_COMPARE, cheap=True, prints=f"| {method} | 4 | {figure} ±",
