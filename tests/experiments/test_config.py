@@ -172,7 +172,7 @@ def test_a_flag_that_became_a_setting_says_which(capsys):
 def test_a_mistyped_value_or_option_gets_one_line_and_the_closest_match(capsys):
     """No usage block: the error, what was meant and the accepted values."""
     for argv, hint in ((["--preset", "shiped"], "did you mean 'shipped'? (choose from shipped, shipped-sac, rellie, "
-                                                "list)"),
+                                                "uneven-light, list)"),
                        (["--episods", "3"], "did you mean --episodes?")):
         with pytest.raises(SystemExit) as exit_info:
             lol_train.parse_args(argv)
