@@ -272,7 +272,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({
     "shipped": Preset(shipped, cpu=Cost(0.31, eval_s=1.39), cuda=Cost(0.144, eval_s=0.39)),
     "shipped-sac": Preset(shipped_sac, cpu=Cost(0.87, eval_s=1.63)),
     "rellie": Preset(rellie, cpu=Cost(52.8, eval_s=2.21), cuda=Cost(0.127, eval_s=0.09)),
-    "uneven-light": Preset(uneven_light, cpu=Cost(0.55, eval_s=3.0))})
+    "uneven-light": Preset(uneven_light, cpu=Cost(0.43, eval_s=2.36))})
 #: The named flags (everything else: ``--set SECTION.KEY=VALUE``).
 FLAGS: Mapping[str, str] = MappingProxyType({
     **RL_FLAGS, "data": "task.data", "crop": "task.crop", "steps": "task.steps", "test-steps": "task.test_steps",
