@@ -86,6 +86,8 @@ def read_config(out: str | Path, trainer: str | None = None, fields: Iterable[st
     except json.JSONDecodeError as exc:
         raise RunFolderError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}; a file cut short?); "
                              f"{fix}") from None
+    except RecursionError:
+        raise RunFolderError(f"{path} is nested too deeply to read (a run's settings are sections); {fix}") from None
     if not isinstance(config, dict):
         raise RunFolderError(f"{path} holds a JSON {type(config).__name__}, not an object of the run's settings; "
                              f"{fix}")
