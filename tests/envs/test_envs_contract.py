@@ -331,6 +331,7 @@ def test_completion_step_equals_candidates_reference(reward):
         torch.testing.assert_close(info["reward_map"], reward_map, rtol=0, atol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore:.*LowLight-v0 is out of date:DeprecationWarning")
 def test_the_low_light_env_of_an_older_mdp_names_its_new_version():
     import gymnasium
 
