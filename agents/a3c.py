@@ -102,14 +102,6 @@ class A3CConfig:
     """Weight of the (negative) mean per-pixel entropy in the loss."""
     value_coef: float = 0.5
     """Weight of the mean squared advantage (value loss)."""
-    reward_scale: float = 1.0
-    """Multiplies the env's rewards (and the action penalty, in the same units) before the returns: keeps
-    the returns, and so the value loss on the trunk the policy shares, of order one whatever the reward's
-    weights."""
-    normalize_advantage: bool = False
-    """Standardise the advantages of each update (zero mean, unit standard deviation over the live
-    pixels) in the policy loss, as SB3's ``normalize_advantage``: the policy's step no longer scales
-    with the reward's magnitude, so the entropy bonus keeps one meaning whatever the reward weights."""
     max_grad_norm: float | None = None
     """Clip the global gradient norm to this value; None = no clipping (PixelRL / ReLLIE)."""
     n_steps: int | None = None
@@ -287,7 +279,7 @@ class _EpisodeRunner:
             obs = obs_to(obs, self.device)
             reward = torch.as_tensor(reward, device=self.device).float().view(-1)
             done = as_bool(terminated, self.device) | as_bool(truncated, self.device)
-            roll.rewards.append(self._to_blocks(reward_map(reward, info, self.device)) * cfg.reward_scale)
+            roll.rewards.append(self._to_blocks(reward_map(reward, info, self.device)))
             roll.dones.append(done)
             roll.alive.append(alive)
             roll.scalar_rewards.append(reward)
@@ -331,11 +323,10 @@ class _EpisodeRunner:
         alive_t = torch.stack(roll.alive)
         values = torch.stack(roll.values)
         loss, parts = a3c_loss(torch.stack(roll.log_probs), torch.stack(roll.entropies), values,
-                               returns, cfg.value_coef, cfg.entropy_coef, alive_t,
-                               normalize_advantage=cfg.normalize_advantage)
+                               returns, cfg.value_coef, cfg.entropy_coef, alive_t)
         if roll.action_penalty:
             penalty = torch.stack(roll.action_penalty)
-            loss = loss + action_penalty_loss(penalty, alive_t, cfg.action_penalty * cfg.reward_scale)
+            loss = loss + action_penalty_loss(penalty, alive_t, cfg.action_penalty)
             parts["action_penalty"] = _masked_mean(penalty, alive_t)
         stats = update(loss)
         rewards = torch.stack(roll.scalar_rewards)

@@ -95,8 +95,6 @@ def a3c_loss(
     value_coef: float,
     entropy_coef: float,
     alive: Tensor | None = None,
-    *,
-    normalize_advantage: bool = False,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Pixel-wise actor-critic loss.
 
@@ -110,7 +108,6 @@ def a3c_loss(
         returns: float (T, B, C_r, H, W), n-step returns (C_r = 1 or C).
         value_coef, entropy_coef: loss weights.
         alive: float/bool (T, B), 1 where the step belongs to a running episode; None = all.
-        normalize_advantage: the policy loss takes ``A`` standardised over the live entries.
 
     Returns:
         ``(loss, parts)`` with scalar tensors ``parts["policy_loss"|"value_loss"|"entropy"]``.
@@ -118,11 +115,7 @@ def a3c_loss(
     if alive is None:
         alive = torch.ones(log_probs.shape[:2], device=log_probs.device)
     adv = returns - values
-    weight = adv.detach()
-    if normalize_advantage:
-        mean = _masked_mean(weight, alive)
-        weight = (weight - mean) / _masked_mean((weight - mean).pow(2), alive).sqrt().clamp_min(1e-8)
-    policy_loss = -_masked_mean(log_probs * weight, alive)
+    policy_loss = -_masked_mean(log_probs * adv.detach(), alive)
     value_loss = _masked_mean(adv.pow(2), alive)
     entropy = _masked_mean(entropies, alive)
     loss = policy_loss + value_coef * value_loss - entropy_coef * entropy

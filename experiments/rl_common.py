@@ -92,10 +92,6 @@ class A3CSettings:
     """learning-rate schedule: none (constant) or poly (PixelRL: lr (1 - episode / episodes) ** 0.9)"""
     reward_map_conv: bool = A3CConfig.reward_map_conv
     """PixelRL's learned reward-map convolution on the returns"""
-    normalize_advantage: bool = A3CConfig.normalize_advantage
-    """standardise each update's advantages in the policy loss"""
-    reward_scale: float = A3CConfig.reward_scale
-    """multiplies the rewards (and the action penalty) before the returns"""
     workers: int = 0
     """0: synchronous batched A2C; K >= 1: asynchronous A3C, K processes taking the episodes in turn (one machine)"""
 
@@ -421,7 +417,6 @@ def make_agent(cfg: RLConfig, venv: Any, a3c_extra: Mapping[str, Any] | None = N
     a3c = cfg.a3c
     config = A3CConfig(gamma=a3c.gamma, lr=a3c.lr, entropy_coef=a3c.entropy, n_steps=steps, lr_decay=a3c.lr_decay,
                        total_episodes=cfg.run.episodes, reward_map_conv=a3c.reward_map_conv, seed=cfg.run.seed,
-                       normalize_advantage=a3c.normalize_advantage, reward_scale=a3c.reward_scale,
                        block_actions=True, **dict(a3c_extra or {}))
     return A3C(policy, config, device=venv.device, ranks=ranks)
 
