@@ -494,17 +494,14 @@ class LossCurve(Callback):
 
 
 def use_command(args: Settings, model: Path) -> list[str]:
-    """The ``rlenhance`` arguments that apply the model at ``model`` to an image: the method of its network
-    (``denoise`` and ``complete`` find it in the checkpoint when the network has none of its own; ``enhance``
-    runs every supervised low-light network as ``--model mrpnet``, which loads any)."""
+    """The ``rlenhance`` arguments that apply the model at ``model`` to an image (a network of one's own has no
+    ``--model``: the command finds it in the checkpoint)."""
     if args.task == "completion":
         return ["complete", "occluded.png", "-o", "completed/", "--checkpoint", str(model)]
+    verb, example, folder = ("denoise", "noisy.png", "denoised/") if args.task == "denoise" \
+        else ("enhance", "photo.jpg", "enhanced/")
     registered = args.model in registry.names(args.task)
-    if args.task == "denoise":
-        return ["denoise", "noisy.png", "-o", "denoised/", *(["--model", args.model] if registered else []),
-                "--checkpoint", str(model)]
-    return ["enhance", "photo.jpg", "-o", "enhanced/", "--model", args.model if registered else "mrpnet",
-            "--checkpoint", str(model)]
+    return [verb, example, "-o", folder, *(["--model", args.model] if registered else []), "--checkpoint", str(model)]
 
 
 def main(argv: Sequence[str] | None = None) -> Path:

@@ -429,6 +429,20 @@ def load(task: str, name: str, checkpoint: str | os.PathLike[str] | None = None,
     return loader(method)(path, device=device, **method.loader_kwargs, **settings)
 
 
+def method_for(task: str, model: str | None, checkpoint: str | os.PathLike[str] | None) -> str:
+    """The method a command runs: ``model`` (``--model``), else the one ``checkpoint`` records
+    (:func:`kind_of`; a network of one's own by import path), else the task's default.
+
+    Raises:
+        CheckpointError: ``model`` and the method ``checkpoint`` records differ (the message says how to load it).
+    """
+    kind = None if checkpoint is None else kind_of(task, checkpoint)
+    if model is not None and kind is not None and kind != model:
+        how = "without --model" if is_import_path(kind) else f"with --model {kind}"
+        raise CheckpointError(f"--checkpoint {checkpoint}: a {kind} {_NOUNS[task]}; load it {how}")
+    return model or kind or DEFAULTS[task]
+
+
 def kind_of(task: str, checkpoint: str | os.PathLike[str]) -> str | None:
     """The name of the method of ``task`` that loads ``checkpoint``, derived from what the file records:
     the methods whose loader reads its spec's kind (:attr:`Method.loads`) and its task, and among several,

@@ -17,7 +17,7 @@ from rlenhance import registry
 from rlenhance.cli.batch import check_tile
 from rlenhance.cli.jobs import Restore
 from rlenhance.data.occluded import find_hole
-from rlenhance.errors import CheckpointError, ImageError
+from rlenhance.errors import ImageError
 from rlenhance.io import OCCLUDED_PREFIX, list_images, load_mask
 
 
@@ -30,10 +30,7 @@ def build(args: argparse.Namespace) -> Restore:
         raise ValueError(f"--mask-threshold {args.mask_threshold}: expected a finite number >= 0 (distance "
                          "from black, in [0, 1])")
     find_mask = _mask_lookup(args.masks) if args.masks is not None else None
-    kind = None if args.checkpoint is None else registry.kind_of("completion", args.checkpoint)
-    name = args.model or kind or registry.DEFAULTS["completion"]
-    if args.model is not None and kind is not None and kind != args.model:
-        raise CheckpointError(f"--checkpoint {args.checkpoint}: a {kind} completion model; load it with --model {kind}")
+    name = registry.method_for("completion", args.model, args.checkpoint)
     method = registry.find("completion", name)
     settings = {"tile": args.tile, "ensemble": args.ensemble}
     model = registry.load("completion", name, args.checkpoint, device=args.device, option="--checkpoint PATH",

@@ -29,12 +29,13 @@ RL_ONLY = ("steps", "exposure", "w_exposure", "w_color", "w_spatial", "w_smooth"
 def build(args: argparse.Namespace) -> Restore:
     """``enhance``'s restore function (raises ValueError / CheckpointError for bad arguments)."""
     check_tile(args)
-    if args.model != "rl":
-        denoiser = _denoiser(args)
-        given = [f"--{name.replace('_', '-')}" for name in RL_ONLY if getattr(args, name) is not None]
+    name = registry.method_for("lowlight", args.model, args.checkpoint)
+    if name != "rl":
+        denoiser = _denoiser(args, rl=False)
+        given = [f"--{option.replace('_', '-')}" for option in RL_ONLY if getattr(args, option) is not None]
         if given:
-            raise ValueError(f"{', '.join(given)}: option(s) of --model rl; --model {args.model} takes none")
-        model = registry.load("lowlight", args.model, args.checkpoint, device=args.device, tile=args.tile,
+            raise ValueError(f"{', '.join(given)}: option(s) of --model rl; {name} takes none")
+        model = registry.load("lowlight", name, args.checkpoint, device=args.device, tile=args.tile,
                               option="--checkpoint PATH")
 
         def restore(path: Path, image: np.ndarray) -> tuple[np.ndarray, str]:
@@ -83,17 +84,17 @@ def rl_enhancer(args: argparse.Namespace, device: str) -> tuple[Enhancer, dict[s
     return enhancer, setting
 
 
-def _denoiser(args: argparse.Namespace) -> SupervisedRestorer | None:
+def _denoiser(args: argparse.Namespace, *, rl: bool = True) -> SupervisedRestorer | None:
     """The ``--denoiser`` (None without one): a file, or a model name exactly as typed with no such file
     here, the shipped colour checkpoint of that model. A noise-map denoiser reads the gains of the
-    policy's curves: with ``--model rl`` only."""
+    policy's curves: after the RL policy (``rl``) only."""
     if args.denoiser is None:
         return None
     path = Path(args.denoiser)
     if args.denoiser in SUPERVISED_DENOISERS and not path.is_file():
         path = _colour_default(args.denoiser)
     return SupervisedRestorer(path, device=args.device, task="denoise", tile=args.tile,
-                              noise_map=None if args.model == "rl" else False)
+                              noise_map=None if rl else False)
 
 
 def _means_text(before: float, after: float) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from rlenhance import registry
 from rlenhance.cli.batch import fail
 from rlenhance.cli.enhance import rl_enhancer
 from rlenhance.export import INPUT, OPSET, OUTPUT, ExportError, denoiser_refused, export_lowlight
@@ -13,8 +14,10 @@ from rlenhance.export import INPUT, OPSET, OUTPUT, ExportError, denoiser_refused
 def run(args: argparse.Namespace) -> int:
     """``rlenhance export``: write the graph (exit code 2 for what it cannot express or bad arguments)."""
     try:
-        if args.model != "rl":
-            raise ExportError(f"--model {args.model}: the export writes the RL curve policy (--model rl)")
+        name = args.model or registry.method_for("lowlight", None, args.checkpoint)
+        if name != "rl":
+            raise ExportError(f"{name}: a low-light model the export cannot write; it writes the RL curve policy "
+                              "(--model rl)")
         if args.denoiser is not None:
             raise denoiser_refused(args.denoiser)
         enhancer, setting = rl_enhancer(args, "cpu")

@@ -55,8 +55,10 @@ def add_ensemble(parser: argparse.ArgumentParser, models: str) -> None:
 def add_lowlight(parser: argparse.ArgumentParser) -> None:
     """The options of the low-light methods (``enhance`` and ``export``): ``--model``, the RL policy's steps,
     setting, cap, clean stage and working side, and ``--denoiser``."""
-    parser.add_argument("--model", choices=registry.names("lowlight"), default=registry.DEFAULTS["lowlight"],
-                        help="rl: the RL curve policy; mrpnet: the supervised MRPNet + Generator baseline, for "
+    parser.add_argument("--model", choices=registry.names("lowlight"), default=None,
+                        help="omitted: the method --checkpoint records (a network of your own, trained by "
+                             "experiments.supervised_train --model package.module:Class, runs as itself), else rl. "
+                             "rl: the RL curve policy; mrpnet: the supervised MRPNet + Generator baseline, for "
                              "comparison only: trained briefly on SICE pairs, it pulls other photos towards SICE's "
                              "colours (a washed-out, olive cast) and its stride-2 transposed convolution leaves a "
                              "faint 2-pixel grid")

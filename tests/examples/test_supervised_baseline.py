@@ -12,7 +12,7 @@ from examples.supervised_baseline import TinyDenoiser
 from experiments import supervised_train
 from rlenhance import registry
 from rlenhance.io import load_image, save_image
-from tests.examples.packages import assert_plugs_in_from_outside, run_fresh
+from tests.examples.packages import assert_plugs_in_from_outside, run_fresh, write_dark_pairs
 
 NETWORK = "examples.supervised_baseline:TinyDenoiser"
 
@@ -61,3 +61,23 @@ def test_a_network_of_ones_own_trains_loads_and_compares(tmp_path):
     report = (tmp_path / "cmp" / "report.md").read_text()
     assert f"| {NETWORK} | 4 |" in report and f"- {NETWORK}: `{best}`" in report
     assert_plugs_in_from_outside("supervised_baseline")
+
+
+@pytest.mark.slow
+def test_a_low_light_network_of_ones_own_runs_in_enhance_from_its_checkpoint_alone(tmp_path):
+    """The same network trained on low-light pairs: `rlenhance enhance --checkpoint` runs it as itself (no
+    --model), as the trainer's closing line says; --model naming another method is refused in one line."""
+    pairs = write_dark_pairs(tmp_path / "pairs", count=4, size=32)
+    run = run_fresh("-m", "experiments.supervised_train", "--model", NETWORK, "--task", "lowlight", "--data",
+                    str(pairs), "--epochs", "1", "--steps-per-epoch", "2", "--batch", "2", "--crop", "16",
+                    "--set", "data.val_samples=2", "--set", "data.tune_fraction=0", "--threads", "1",
+                    "--out", str(tmp_path / "run"))
+    best = tmp_path / "run" / "checkpoints" / "best.pt"
+    assert registry.kind_of("lowlight", best) == NETWORK
+    assert f"use it: rlenhance enhance photo.jpg -o enhanced/ --checkpoint {best}" in run.stdout
+    run_fresh("-m", "rlenhance", "enhance", str(pairs / "low"), "-o", str(tmp_path / "out"), "--checkpoint", str(best))
+    restorer = registry.load("lowlight", NETWORK, best, device="cpu")
+    assert type(restorer.model) is TinyDenoiser
+    for name in ("0.png", "3.png"):
+        expected = restorer.restore(load_image(pairs / "low" / name))
+        np.testing.assert_allclose(load_image(tmp_path / "out" / name), expected, atol=0.5 / 255 + 1e-6)

@@ -332,6 +332,15 @@ def test_enhance_with_the_supervised_model(ckpts, images, tmp_path, capsys):
     assert "mean" in _lines(capsys.readouterr().out, "b.png")[0]
     expected = SupervisedRestorer(ckpts["lowlight"], device="cpu").restore(load_image(b))
     np.testing.assert_allclose(load_image(out / "b.png"), expected, atol=LEVEL / 2 + 1e-6)
+    # without --model the checkpoint names its method; a --model that contradicts it is one line
+    assert main(["enhance", str(b), "-o", str(tmp_path / "own"), "--checkpoint", str(ckpts["lowlight"]),
+                 "--device", "cpu"]) == 0
+    np.testing.assert_allclose(load_image(tmp_path / "own" / "b.png"), expected, atol=LEVEL / 2 + 1e-6)
+    capsys.readouterr()
+    assert main(["enhance", str(b), "-o", str(tmp_path / "rl"), "--model", "rl", "--checkpoint",
+                 str(ckpts["lowlight"])]) == 2
+    assert "a mrpnet low-light model; load it with --model mrpnet" in capsys.readouterr().err
+    assert not (tmp_path / "rl").exists()
 
 
 def test_enhance_writes_the_levels_of_the_float_api(ckpts, images, tmp_path, capsys):

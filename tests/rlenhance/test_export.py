@@ -170,7 +170,7 @@ def test_the_command_writes_the_graph_and_refuses_what_it_cannot_express(tmp_pat
     assert within_one(run_graph(out, samples), expected) >= 0.999
     assert main(["export", "--checkpoint", str(enhancer.path), "-o", str(out)]) == 2  # exists, no --overwrite
     for argv, message in [(["--denoiser", "ffdnet"], "--denoiser ffdnet: a denoising network after the curves"),
-                          (["--model", "mrpnet"], "--model mrpnet: the export writes the RL curve policy"),
+                          (["--model", "mrpnet"], "mrpnet: a low-light model the export cannot write"),
                           (["--exposure", "0.5"], "exposure: .*trained at one setting")]:
         capsys.readouterr()
         assert main(["export", "--checkpoint", str(enhancer.path), "-o", str(tmp_path / "x.onnx"), *argv]) == 2
