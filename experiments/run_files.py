@@ -26,8 +26,6 @@ from rlenhance.trace import action_colours as trace_colours
 
 #: The first columns of metrics.csv and train.csv; one column per scalar follows.
 INDEX_FIELDS = ("step", "wall_time")
-#: metrics.csv of runs made before it held one row per evaluation (read on --resume).
-LONG_FIELDS = ("step", "wall_time", "metric", "value")
 #: Scalars in these groups make their row an evaluation's (metrics.csv); the others go to train.csv.
 EVAL_GROUPS = ("eval/", "test/")
 #: The captions of a sample grid's columns unless a trainer gives others.
@@ -54,15 +52,13 @@ def trainer_name(config: Any) -> str:
     return module
 
 
-def read_config(out: str | Path, trainer: str | None = None, fields: Iterable[str] | None = None) -> dict[str, Any]:
+def read_config(out: str | Path, trainer: str | None = None) -> dict[str, Any]:
     """The settings a run saved in ``out/config.json`` (a JSON object).
 
     Args:
         out: the run folder.
         trainer: the trainer that wants to continue the run (``experiments.supervised_train``);
-            a run that config.json says another trainer made is refused, naming it.
-        fields: the trainer's settings; a config.json without a ``trainer`` entry (written before
-            runs recorded it) that holds settings the trainer has not, is refused as another's.
+            a run that config.json says another trainer made (or names none) is refused.
 
     Raises:
         RunFolderError: config.json is missing, a folder, unreadable, not UTF-8, not JSON, not a
@@ -94,15 +90,10 @@ def read_config(out: str | Path, trainer: str | None = None, fields: Iterable[st
     if not config:
         raise RunFolderError(f"{path} holds no settings (an empty object); {fix}")
     made_by = config.get("trainer")
-    if trainer is not None and made_by is not None and made_by != trainer:
-        raise RunFolderError(f"--resume: {Path(out)} is a run of {made_by}, not of {trainer}; continue it with "
-                             f"python -m {made_by} --resume --out {shlex.quote(str(out))}")
-    if trainer is not None and made_by is None and fields is not None:
-        foreign = sorted(set(config) - set(fields) - {"world_size", "trainer"})
-        if foreign:
-            raise RunFolderError(f"--resume: {Path(out)} is a run of another trainer than {trainer} (its {path.name} "
-                                 f"has settings {trainer} has not: {', '.join(foreign[:5])}"
-                                 f"{' ...' if len(foreign) > 5 else ''}); continue it with the trainer that made it")
+    if trainer is not None and made_by != trainer:
+        how = f"python -m {made_by} --resume --out {shlex.quote(str(out))}" if made_by else "the trainer that made it"
+        raise RunFolderError(f"--resume: {Path(out)} is a run of {made_by or 'another trainer or version'}, not of "
+                             f"{trainer}; continue it with {how}")
     return config
 
 

@@ -15,7 +15,6 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from agents.distributed import Ranks
@@ -117,11 +116,6 @@ def check_run(run: Any) -> None:
 
 
 # --- resume ---------------------------------------------------------------------------------------
-#: Settings a run folder written before they existed lacks, with the value such a run used: a resumed run
-#: must keep it (the tuning split: none).
-ADDED_SETTINGS: Mapping[str, Any] = MappingProxyType({"task.tune_fraction": 0.0, "data.tune_fraction": 0.0})
-
-
 def check_resume(out: str | Path, config: Mapping[str, Any], may_change: Sequence[str]) -> None:
     """Raise ValueError when ``--resume`` would continue the run in ``out`` with a config that differs
     from the run's (last.pt's ``extra["config"]``, else config.json) other than at the dotted
@@ -144,7 +138,6 @@ def check_resume(out: str | Path, config: Mapping[str, Any], may_change: Sequenc
     else:
         return
     mine, theirs = flatten(config), flatten(saved)
-    theirs = {**{k: v for k, v in ADDED_SETTINGS.items() if k in mine}, **theirs}
     differ = [f"{k} {mine.get(k)!r} (the run has {theirs.get(k)!r})" for k in sorted({*mine, *theirs})
               if k in mine and k in theirs and k not in may_change and mine[k] != theirs[k]]
     if differ:
@@ -187,9 +180,6 @@ def parse_run(config_class: type, argv: Sequence[str], *, trainer: str | None = 
         given = configs.parse(config_class, argv, **{k: v for k, v in options.items() if k != "check"})
         out = Path(given.run.out)
         if given.run.resume and (out / "config.json").is_file():
-            saved = flatten(read_config(out, trainer or trainer_name(given),
-                                        [f.name for f in dataclasses.fields(config_class)]))
-            known = flatten(configs.to_dict(given))
-            added = [f"--set={k}={v}" for k, v in ADDED_SETTINGS.items() if k in known and k not in saved]
-            argv = ["--config", str(out), *added, *argv]
+            read_config(out, trainer or trainer_name(given))
+            argv = ["--config", str(out), *argv]
     return configs.parse(config_class, argv, **options)

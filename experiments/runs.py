@@ -34,7 +34,6 @@ __all__ = [  # run_files' names and run_cli too: the experiments import them fro
 ]
 
 import argparse
-import csv
 import dataclasses
 import json
 import os
@@ -54,7 +53,6 @@ from experiments.process import run_cli
 from experiments.run_files import (
     EVAL_GROUPS,
     GRID_CAPTIONS,
-    LONG_FIELDS,
     MetricsTable,
     RunFolderError,
     heatmap,
@@ -223,7 +221,6 @@ class Run:
         self.trainer = trainer or trainer_name(config)
         settings = dataclasses.asdict(config)
         self.config = {**settings, "world_size": self.ranks.world_size, "trainer": self.trainer}
-        self._settings = set(settings)
         self._tables = {"metrics": MetricsTable(self.metrics_path), "train": MetricsTable(self.dir / "train.csv")}
         #: True when ``resume`` was asked and ``checkpoints/last.pt`` is there to continue from.
         self.resuming: bool
@@ -240,7 +237,7 @@ class Run:
         """(resuming, the line that says the folder is started anew or None); raises as the class table says."""
         self._seen = _state(self.dir)
         if resume and (self.dir / "config.json").exists():
-            read_config(self.dir, self.trainer, self._settings)
+            read_config(self.dir, self.trainer)
         if resume and self.last_path.is_file():
             return True, None
         return False, self._check_new(resume)
@@ -320,37 +317,10 @@ class Run:
         if not self.writes:
             return
         self._hold()  # before this run rewrites any file
-        self._split_long_metrics()
         for table in self._tables.values():
             table.truncate(step)  # reads (and checks) the file before the folder is opened
         self.start_time = time.time() - max(table.wall_time for table in self._tables.values())
         self._open()
-
-    def _split_long_metrics(self) -> None:
-        """A metrics.csv of the long format (``step, wall_time, metric, value``: one row per scalar,
-        written before runs kept one row per evaluation) becomes metrics.csv and train.csv."""
-        try:
-            with open(self.metrics_path, newline="", encoding="utf-8") as handle:
-                table = list(csv.reader(handle))
-        except (OSError, UnicodeDecodeError, csv.Error):
-            return  # missing, or damaged: read_metrics names it
-        if not table or tuple(table[0]) != LONG_FIELDS:
-            return
-        steps: dict[int, dict[str, Any]] = {}
-        for cells in table[1:]:
-            try:
-                step, wall, name, value = int(cells[0]), float(cells[1]), cells[2], float(cells[3])
-            except (ValueError, IndexError):
-                continue  # a row cut short by a kill
-            steps.setdefault(step, {"wall_time": wall})[name] = value
-        self.metrics_path.unlink()
-        for step, row in sorted(steps.items()):
-            wall = row.pop("wall_time")
-            evaluation = {k: v for k, v in row.items() if k.startswith(EVAL_GROUPS)}
-            if evaluation:
-                self._tables["metrics"].add(step, wall, row)
-            else:
-                self._tables["train"].add(step, wall, row)
 
     # -- checkpoints --
     def save(self, name: str, *, model: torch.nn.Module, arch: Mapping[str, Any],

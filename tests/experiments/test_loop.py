@@ -31,16 +31,13 @@ from experiments.loop import (
 from experiments.process import Interrupted
 from experiments.rl_common import top_action_share
 from experiments.run_settings import (
-    RESUME_MAY_CHANGE,
     RUN_COST_FREE,
     RunSettings,
-    check_resume,
     check_run,
     run_section,
 )
 from experiments.runs import Run, RunFolderError, read_metrics
 from rlenhance.checkpoint import load_checkpoint
-from rlenhance.data import TUNE_FRACTION
 from rlenhance.models.mrpnet import MRPNet
 
 
@@ -195,26 +192,6 @@ def test_resume_starts_from_the_runs_own_config_under_the_command_line(tmp_path,
     (out / "config.json").write_text(json.dumps({**saved, "trainer": "experiments.other_train"}))
     with pytest.raises(RunFolderError, match="is a run of experiments.other_train"):
         parse(["--resume", "--out", str(out)])
-
-
-@pytest.mark.parametrize("module, parse, trainer, key", [
-    (denoise_train, denoise_train.parse_args, "experiments.denoise_train", "task.tune_fraction"),
-    (supervised_train, supervised_train.parse, "experiments.supervised_train", "data.tune_fraction")])
-def test_resume_of_a_run_without_a_tuning_split_keeps_training_on_all_its_data(tmp_path, module, parse, trainer, key):
-    """A run folder written before the tuning split has no tune_fraction: it resumes with none (not the
-    default 0.1, which would take scenes out of its training data), and a new value is refused."""
-    out = tmp_path / "run"
-    out.mkdir()
-    saved = config.to_dict(parse(["--out", str(out)]))
-    section, name = key.split(".")
-    del saved[section][name]
-    (out / "config.json").write_text(json.dumps({**saved, "trainer": trainer, "world_size": 1}))
-    resumed = parse(["--resume", "--out", str(out)])
-    assert getattr(getattr(resumed, section), name) == 0.0
-    assert config.to_dict(parse(["--out", str(out)]))[section][name] == TUNE_FRACTION  # a new run: the default
-    check_resume(out, config.to_dict(resumed), RESUME_MAY_CHANGE)
-    with pytest.raises(ValueError, match=f"{key} 0.1 \\(the run has 0.0\\)"):
-        check_resume(out, config.to_dict(parse(["--out", str(out), "--set", f"{key}=0.1"])), RESUME_MAY_CHANGE)
 
 
 # --- the report: best.pt scored once on the validation split ----------------------------------------
