@@ -138,8 +138,8 @@ def check_resume(out: str | Path, config: Mapping[str, Any], may_change: Sequenc
     else:
         return
     mine, theirs = flatten(config), flatten(saved)
-    differ = [f"{k} {mine.get(k)!r} (the run has {theirs.get(k)!r})" for k in sorted({*mine, *theirs})
-              if k in mine and k in theirs and k not in may_change and mine[k] != theirs[k]]
+    differ = [f"{k} {mine[k]!r} (the run has {theirs.get(k)!r})" for k in sorted(mine)
+              if k not in may_change and mine[k] != theirs.get(k)]
     if differ:
         raise ValueError("--resume continues a run with its own settings; these differ: " + "; ".join(differ)
                          + f". Only {', '.join(k for k in may_change if k in mine)} may change")
