@@ -55,8 +55,10 @@ from rlenhance.errors import NO_SUCH_FILE, not_a_file
 __all__ = [
     "Cost",
     "Preset",
+    "arg",
     "doc_lines",
     "field_docs",
+    "flat_flags",
     "flatten",
     "from_dict",
     "get_path",
@@ -139,6 +141,16 @@ def field_docs(config_class: type) -> dict[str, str]:
 def doc_lines(obj: Any) -> list[str]:
     """The docstring of ``obj`` as lines, common indentation removed ([] without one)."""
     return inspect.cleandoc(obj.__doc__).splitlines() if obj.__doc__ else []
+
+
+def arg(default: Any, doc: str) -> Any:
+    """A setting whose help is ``doc``, on one line (where an attribute docstring would take two)."""
+    return dataclasses.field(default=default, metadata={"doc": doc})
+
+
+def flat_flags(config_class: type) -> dict[str, str]:
+    """A flag for each setting of a config without sections: ``--split-seed`` -> ``split_seed``."""
+    return {path.replace("_", "-"): path for path in paths(config_class)}
 
 
 # --- dict <-> dataclass ------------------------------------------------------------------------
@@ -420,14 +432,15 @@ def parse(config_class: type, argv: Sequence[str] | None = None, *, presets: Map
     defaults = config_class()
     parser = _parser(config_class, defaults, presets, flags, leaves, prog, description, estimate)
     args, unknown = parser.parse_known_args(argv)
-    if args.preset == LIST_PRESETS:
+    preset = getattr(args, "preset", None)
+    if preset == LIST_PRESETS:
         print(preset_listing(presets, estimate))
         raise SystemExit(0)
     if unknown:
         parser.error(_unknown_hint(unknown, leaves))
     config = defaults
-    if args.preset is not None:
-        config = presets[args.preset]()
+    if preset is not None:
+        config = presets[preset]()
     if args.config is not None:
         config = from_dict(config_class, load_file(args.config), base=config)
     given = {path: getattr(args, _dest(name)) for name, path in flags.items()
@@ -461,9 +474,10 @@ def _parser(config_class: type, defaults: Any, presets: Mapping[str, Preset], fl
         epilog = "presets:\n" + "\n".join(preset_lines) + "\n\n" + epilog
     parser = HintingParser(prog=prog, description=description or (doc_lines(config_class) or [""])[0],
                            epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
-    parser.add_argument("--preset", choices=(*presets, LIST_PRESETS), metavar="NAME",
-                        help=f"start from a named config ({', '.join(presets) or 'none'}; listed below, and "
-                             f"by --preset {LIST_PRESETS})")
+    if presets:
+        parser.add_argument("--preset", choices=(*presets, LIST_PRESETS), metavar="NAME",
+                            help=f"start from a named config ({', '.join(presets)}; listed below, and by --preset "
+                                 f"{LIST_PRESETS})")
     parser.add_argument("--config", metavar="FILE", help="TOML or JSON settings (any subset), or a run folder / "
                                                          "its config.json to re-run it")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE",

@@ -28,19 +28,16 @@ its checkpoints for the others.
 from __future__ import annotations
 
 __all__ = [  # run_files' names and run_cli too: the experiments import them from here
-    "GRID_CAPTIONS", "PlainProgress", "Run", "RunFolderError", "arg", "heatmap", "make_grid", "markdown_table",
-    "metric_series", "parse_config", "read_config", "read_metrics", "run_cli", "scalar_rows", "trainer_name",
+    "GRID_CAPTIONS", "PlainProgress", "Run", "RunFolderError", "heatmap", "make_grid", "markdown_table",
+    "metric_series", "read_config", "read_metrics", "run_cli", "scalar_rows", "trainer_name",
     "usage_lines",
 ]
 
-import argparse
 import dataclasses
 import json
 import os
 import sys
 import time
-import types
-import typing
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -67,50 +64,7 @@ from experiments.run_files import (
 )
 from rlenhance.atomic import write_text_atomic
 from rlenhance.checkpoint import load_checkpoint, save_checkpoint
-from rlenhance.cli.parser import HintingParser
 from rlenhance.io import save_image
-
-
-# --- typed command line from a dataclass -------------------------------------------------------
-def parse_config(config_class: type, argv: Sequence[str] | None = None, description: str | None = None):
-    """Build an argparse parser from a dataclass (one ``--flag`` per field, help from the
-    field's ``metadata["help"]``), parse ``argv`` and return an instance of the dataclass."""
-    parser = HintingParser(description=description or config_class.__doc__,
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    hints = typing.get_type_hints(config_class)
-    for field in dataclasses.fields(config_class):
-        flag = "--" + field.name.replace("_", "-")
-        kind = hints[field.name]
-        options: dict[str, Any] = {"help": field.metadata.get("help", ""), "dest": field.name}
-        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        options["default"] = default
-        origin, args = typing.get_origin(kind), typing.get_args(kind)
-        if kind is bool:
-            options["action"] = argparse.BooleanOptionalAction
-        elif origin is tuple:
-            options.update(type=args[0], nargs="+" if args[-1] is Ellipsis else len(args))
-        elif origin in (typing.Union, types.UnionType):  # Optional[X] / X | None
-            inner = next(a for a in args if a is not type(None))
-            if inner is bool:  # --flag / --no-flag, None when neither is given (type=bool reads "False" as True)
-                options["action"] = argparse.BooleanOptionalAction
-            else:
-                options["type"] = inner
-        else:
-            options["type"] = kind
-        if "choices" in field.metadata:
-            options["choices"] = field.metadata["choices"]
-        parser.add_argument(flag, **options)
-    values = vars(parser.parse_args(argv))
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    return config_class(**values)
-
-
-def arg(default: Any, help: str, **metadata: Any):
-    """A dataclass field with a help line (and optional ``choices``) for :func:`parse_config`."""
-    if isinstance(default, (list, dict, set)):
-        return dataclasses.field(default_factory=lambda: default, metadata={"help": help, **metadata})
-    return dataclasses.field(default=default, metadata={"help": help, **metadata})
-
 
 # --- progress ------------------------------------------------------------------------------------
 #: Plain progress (stderr not a terminal) prints a line at most this often, in seconds.

@@ -15,12 +15,12 @@ import torch
 
 from experiments import run_files as runs
 from experiments import runs as run_folder
+from experiments.config import arg
 from experiments.process import run_cli
 from experiments.run_files import action_colours, action_key, action_map
 from experiments.runs import (
     Run,
     RunFolderError,
-    arg,
     heatmap,
     make_grid,
     metric_series,
