@@ -11,7 +11,7 @@ A run folder looks like::
       tb/                  TensorBoard events (groups charts/, losses/, eval/) and the sample grids (samples/)
       checkpoints/last.pt  written atomically after every evaluation and when SIGINT / SIGTERM stops
                            the run; ``--resume`` starts here
-      checkpoints/best.pt  the best by the experiment's metric (experiments.loop.Checkpoints)
+      checkpoints/best.pt  the best by the experiment's metric (experiments.loop.Loop)
       samples/*.png        sample grids, each column captioned (input | output | reference, and the
                            alpha or action maps of an RL policy)
       summary.md           the closing table
@@ -63,7 +63,7 @@ from experiments.run_files import (
     usage_lines,
 )
 from rlenhance.atomic import write_text_atomic
-from rlenhance.checkpoint import load_checkpoint, save_checkpoint
+from rlenhance.checkpoint import save_checkpoint
 from rlenhance.io import save_image
 
 # --- progress ------------------------------------------------------------------------------------
@@ -293,10 +293,6 @@ class Run:
             kept = f"the previous {path.name} is intact; " if path.is_file() else ""
             raise RunFolderError(f"could not write {path} ({reason}); {kept}free space on that disk (or choose "
                                  f"another --out) and continue with --resume") from exc
-
-    def load_last(self, expected_arch: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """``checkpoints/last.pt`` (:func:`rlenhance.checkpoint.load_checkpoint`), read by rank 0 for every rank."""
-        return self.ranks.on_rank0(lambda: load_checkpoint(self.last_path, expected_arch=expected_arch))
 
     # -- images --
     def save_grid(self, name: str, rows: Iterable[Sequence[torch.Tensor]], *,

@@ -18,7 +18,6 @@ from experiments.config import Preset
 from experiments.loop import (
     LONG_RUN_S,
     Callback,
-    Checkpoints,
     Loop,
     LoopState,
     StuckHint,
@@ -214,7 +213,7 @@ def _report_loop(out, *, resume=False, said=None):
     first = lambda: float(next(model.parameters()).detach().sum())  # noqa: E731
     loop = Loop(run, total=2, eval_every=1, train=train, evaluate=lambda: ({"eval/psnr": 10.0 - loop.state.step}, []),
                 metric="eval/psnr", model=model, state=dict, load_state=lambda state: None, extra=dict,
-                callbacks=[Checkpoints()], summary=lambda state: {"steps": state.step}, title="tiny",
+                summary=lambda state: {"steps": state.step}, title="tiny",
                 split="tune", report=lambda: ({"eval/psnr": first(), "eval/ssim": 0.5}, []))
     return loop, model, first
 
@@ -242,9 +241,6 @@ def test_the_report_scores_best_pt_on_the_validation_split_once(tmp_path, capsys
     again.report = lambda: pytest.fail("a finished run is not reported again")
     again.fit()
     assert (tmp_path / "run" / "summary.md").read_text() == summary
-    with pytest.raises(ValueError, match="report: best.pt is reported on the validation split"):
-        Loop(Run(tmp_path / "other", _Config()), total=1, eval_every=1, train=None, evaluate=None, metric="eval/psnr",
-             model=model, state=dict, load_state=None, extra=dict, split="val", report=lambda: ({}, []))
 
 
 def test_split_note_names_each_column_group():
@@ -280,7 +276,7 @@ def test_a_train_call_of_several_steps_reports_each_as_it_ends_and_stops_on_a_si
 
     loop = Loop(Run(tmp_path / "run", _Config()), total=6, eval_every=6, train=train,
                 evaluate=lambda: ({"eval/psnr": 1.0}, []), metric="eval/psnr", model=model, state=dict,
-                load_state=lambda state: None, extra=dict, callbacks=[counting, Checkpoints()])
+                load_state=lambda state: None, extra=dict, callbacks=[counting])
     with pytest.raises(Interrupted, match="interrupted at episode 3 of 6"):
         loop.fit()
     assert [(step, n) for step, n, _ in counting.steps] == [(1, 1), (2, 1), (3, 1), (3, 0)]
