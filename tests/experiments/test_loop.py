@@ -33,7 +33,6 @@ from experiments.run_settings import (
     RUN_COST_FREE,
     RunSettings,
     check_run,
-    run_section,
 )
 from experiments.runs import Run, RunFolderError, read_metrics
 from rlenhance.checkpoint import load_checkpoint
@@ -149,13 +148,6 @@ def test_trainers_set_their_own_run_defaults():
     assert rse.Config().run.samples == 2 != RunSettings.samples
     with pytest.raises(AttributeError):
         supervised_train.Config().run.episodes  # noqa: B018 (a supervised run's length is train.epochs)
-
-
-def test_run_section_refuses_a_setting_run_settings_has_not():
-    with pytest.raises(ValueError, match="field epochs is not one of its fields"):
-        run_section("Run", ("seed", "epochs"), module=__name__)
-    with pytest.raises(ValueError, match="default episodes is not one of its fields"):
-        run_section("Run", ("seed",), module=__name__, episodes=3)
 
 
 @pytest.mark.parametrize("setting, message", [("run.seed=-1", "run.seed -1: expected an integer in"),
