@@ -37,7 +37,8 @@ from rlenhance.errors import NO_SUCH_FILE, not_a_file
 
 __all__ = [
     "Cost", "Preset", "arg", "doc_lines", "field_docs", "flat_flags", "flatten", "from_dict", "get_path", "load_file",
-    "parse", "paths", "preset_listing", "preset_of", "replace_path", "to_dict", "unused_section",
+    "parse", "paths", "preset_listing", "preset_of", "read_settings", "replace_path", "to_dict",
+    "unused_section",
 ]
 
 #: ``--preset list`` prints the presets instead of starting one.
@@ -288,45 +289,50 @@ def _type_name(kind: Any) -> str:
     return str(kind).replace("typing.", "") if not isinstance(kind, type) else kind.__name__
 
 
-def load_file(path: str | Path) -> dict[str, Any]:
-    """The nested settings of a ``--config`` file: TOML (``.toml``) or JSON; a run folder stands for its
-    ``config.json``, whose bookkeeping keys and ``run.resume`` are dropped (it starts a new run)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "config.json"
-    expected = "expected a .toml or .json config, or a run folder"
+def read_settings(path: Path) -> dict[str, Any]:
+    """The table of settings in a TOML (``.toml``) or JSON file; FileNotFoundError or ValueError says why it
+    cannot be read, for the caller to name the file."""
     problem = not_a_file(path)
     if problem:
-        error = FileNotFoundError if problem == NO_SUCH_FILE else ValueError
-        raise error(f"--config {path}: {problem}; {expected}")
-    size = path.stat().st_size
-    if size > CONFIG_BYTES_MOST:
-        raise ValueError(f"--config {path}: {size:,} bytes, more than a config's {CONFIG_BYTES_MOST:,}; {expected}")
-    raw = path.read_bytes()
+        raise (FileNotFoundError if problem == NO_SUCH_FILE else ValueError)(problem)
+    if path.stat().st_size > CONFIG_BYTES_MOST:
+        raise ValueError(f"{path.stat().st_size:,} bytes, more than a config's {CONFIG_BYTES_MOST:,}")
     try:
-        text = raw.decode("utf-8")
+        raw = path.read_bytes()
+        data = _toml().loads(raw.decode()) if path.suffix == ".toml" else json.loads(raw.decode())
+    except OSError as exc:
+        raise ValueError(f"cannot be read ({exc.strerror or exc})") from None
     except UnicodeDecodeError as exc:
-        raise ValueError(f"--config {path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}; "
-                         f"{expected})") from None
-    try:
-        data = _toml(path).loads(text) if path.suffix == ".toml" else json.loads(text)
+        raise ValueError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
     except RecursionError:
-        raise ValueError(f"--config {path}: nested too deeply to read (a config is sections of settings)") from None
+        raise ValueError("nested too deeply to read (a config is sections of settings)") from None
     except ValueError as exc:  # TOMLDecodeError and JSONDecodeError are ValueErrors
-        raise ValueError(f"--config {path}: {exc}") from None
+        raise ValueError(f"not valid {'TOML' if path.suffix == '.toml' else 'JSON'} ({exc})") from None
     if not isinstance(data, dict):
-        raise ValueError(f"--config {path}: expected a table of sections, got {type(data).__name__}")
+        raise ValueError(f"holds a {type(data).__name__}, not a table of settings")
+    return data
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    """The nested settings of a ``--config`` file; a run folder stands for its ``config.json``, whose
+    bookkeeping keys and ``run.resume`` are dropped (it starts a new run)."""
+    path = Path(path)
+    path = path / "config.json" if path.is_dir() else path
+    try:
+        data = read_settings(path)
+    except (FileNotFoundError, ValueError) as exc:
+        raise type(exc)(f"--config {path}: {exc}; expected a .toml or .json config, or a run folder") from None
     data = {k: v for k, v in data.items() if k not in RUN_METADATA}
     if path.name == "config.json" and isinstance(data.get("run"), dict):  # a run's: re-run it as a new run
         data["run"] = {k: v for k, v in data["run"].items() if k != "resume"}
     return data
 
 
-def _toml(path: Path) -> Any:
+def _toml() -> Any:
     try:
         import tomllib
     except ImportError:  # Python 3.10
-        raise ValueError(f"--config {path}: reading TOML needs Python 3.11 or later; give a JSON file") from None
+        raise ValueError("reading TOML needs Python 3.11 or later; give a JSON file") from None
     return tomllib
 
 

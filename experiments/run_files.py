@@ -6,7 +6,6 @@ actions and their keys), markdown tables and the closing "use it" line.
 from __future__ import annotations
 
 import csv
-import json
 import shlex
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,6 +16,7 @@ import cv2
 import numpy as np
 import torch
 
+from experiments.config import read_settings
 from rlenhance.atomic import atomic_path
 from rlenhance.trace import action_colours as trace_colours
 
@@ -48,29 +48,14 @@ def trainer_name(config: Any) -> str:
 def read_config(out: str | Path, trainer: str | None = None) -> dict[str, Any]:
     """The settings a run saved in ``out/config.json``; RunFolderError where the file is missing or damaged,
     or where ``trainer``, which would continue the run, is not the trainer config.json names."""
-    path = Path(out) / "config.json"
-    fix = f"delete {Path(out)} to start the run anew, or restore the file"
-    if path.is_dir():
-        raise RunFolderError(f"{path} is a folder, not the run's settings file; {fix}")
+    path, fix = Path(out) / "config.json", f"delete {Path(out)} to start the run anew, or restore the file"
     try:
-        text = path.read_text(encoding="utf-8")
+        config = read_settings(path)
     except FileNotFoundError:
         raise RunFolderError(f"{path} is missing: {Path(out)} holds no run settings to continue; start the run "
                              "without --resume") from None
-    except UnicodeDecodeError:
-        raise RunFolderError(f"{path} is not UTF-8 text (a damaged file); {fix}") from None
-    except OSError as exc:
-        raise RunFolderError(f"{path} cannot be read ({exc.strerror or exc}); {fix}") from None
-    try:
-        config = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RunFolderError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}; a file cut short?); "
-                             f"{fix}") from None
-    except RecursionError:
-        raise RunFolderError(f"{path} is nested too deeply to read (a run's settings are sections); {fix}") from None
-    if not isinstance(config, dict):
-        raise RunFolderError(f"{path} holds a JSON {type(config).__name__}, not an object of the run's settings; "
-                             f"{fix}")
+    except ValueError as exc:
+        raise RunFolderError(f"{path}: {exc}; {fix}") from None
     if not config:
         raise RunFolderError(f"{path} holds no settings (an empty object); {fix}")
     made_by = config.get("trainer")

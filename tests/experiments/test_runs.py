@@ -219,7 +219,7 @@ def test_the_use_it_line_is_shell_quoted(tmp_path):
 
 
 # --- damaged run folders -------------------------------------------------------------------------------
-CONFIGS = {"list": ("[]", "a JSON list"), "empty": ("{}", "no settings"), "cut": ('{"lr": 0.1, "ou', "not valid JSON"),
+CONFIGS = {"list": ("[]", "holds a list"), "empty": ("{}", "no settings"), "cut": ('{"lr": 0.1, "ou', "not valid JSON"),
            "latin1": (b'{"lr": "\xe9"}', "not UTF-8"),
            "nested": ('{"a":' * 100_000 + "1" + "}" * 100_000, "nested too deeply")}
 
