@@ -122,7 +122,8 @@ class Loop:
             ``until`` and returns the new step and the scalars to log, averaged over the ranks; one
             that runs several steps may report each as it ends (:meth:`advance`) and stop early
             (:meth:`stop_requested`).
-        evaluate: ``() -> (scores, grid_rows)``, on the ``split`` that picks best.pt.
+        evaluate: ``() -> (scores, grid_rows)`` on the split that picks best.pt: ``split`` "tune" (the
+            tuning split) or "val" (the validation split, where there is no tuning split).
         metric: the score that picks best.pt (higher is better): a key of the scores or a function of them.
         model: the network whose weights the checkpoints hold.
         state, load_state: the trainer's full state for last.pt, and its restore on ``--resume``.
