@@ -129,7 +129,7 @@ class Loop:
         state, load_state: the trainer's full state for last.pt, and its restore on ``--resume``.
         extra: what every checkpoint carries beside the loop's bookkeeping (``spec``, ``config`` ...).
         unit: the name of a step (``episode``, ``epoch``): the checkpoints' keys and the progress bar's.
-        summary: ``(state) -> row`` of the closing summary table (None: no table), titled ``title``.
+        summary: ``(state) -> row`` of the closing summary table (None: no table), titled by the trainer and folder.
         report: ``evaluate`` on the validation split, of best.pt's weights once after the run (``split`` "tune").
         progress: the scalar the progress bar shows and its label.
         save_best: False where the trainer writes best.pt itself (:mod:`experiments.rse_train`).
@@ -140,15 +140,15 @@ class Loop:
                  metric: str | Callable[[Mapping[str, float]], float], model: torch.nn.Module,
                  state: Callable[[], Any], load_state: Callable[[Any], None], extra: Callable[[], Mapping[str, Any]],
                  callbacks: Sequence[Callback] = (), unit: str = "episode",
-                 summary: Callable[[LoopState], Mapping[str, Any]] | None = None, title: str | None = None,
-                 split: str = "val", report: Evaluate | None = None,
-                 progress: tuple[str, str] = ("charts/episode_return", "ret"), save_best: bool = True):
+                 summary: Callable[[LoopState], Mapping[str, Any]] | None = None, split: str = "val",
+                 report: Evaluate | None = None, progress: tuple[str, str] = ("charts/episode_return", "ret"),
+                 save_best: bool = True):
         self.run, self.total, self.unit, self.eval_every = run, int(total), unit, eval_every
         self.train, self.evaluate, self.model = train, evaluate, model
         self.state_fn, self.load_state, self.extra_fn = state, load_state, extra
         self.metric_name = metric if isinstance(metric, str) else "metric"
         self.score_of = (lambda s: s[metric]) if isinstance(metric, str) else metric
-        self.callbacks, self.summary_row, self.title = list(callbacks), summary, title or str(run.dir)
+        self.callbacks, self.summary_row = list(callbacks), summary
         self.split, self.report, self.progress, self.save_best = split, report, progress, save_best
         self.state = LoopState()
         self.bar: Any = None
@@ -332,7 +332,8 @@ class Loop:
             row = {**self.summary_row(s),
                    **{f"val_{k.split('/', 1)[-1]}": v for k, v in s.report.items() if k != "eval/seconds"}}
             tested = any(k.startswith(f"{TEST_GROUP}/") for k in s.scores)
-            run.summary([row], f"{self.title} ({split_note(self.split, reported=bool(s.report), tested=tested)})")
+            note = split_note(self.split, reported=bool(s.report), tested=tested)
+            run.summary([row], f"{run.trainer.rsplit('.', 1)[-1]}: {run.dir} ({note})")
 
     def _report(self) -> dict[str, float]:
         """best.pt's weights scored by ``report`` (the model's own weights restored after); {} without best.pt."""
@@ -407,13 +408,12 @@ class StuckHint(Callback):
 
 
 class TimeEstimate(Callback):
-    """Say how long the rest of the run will take when that is longer than ``threshold_s``: before the
+    """Say how long the rest of the run will take when that is longer than :data:`LONG_RUN_S`: before the
     first step from ``cost`` (seconds per step and per evaluation, a preset's measured cost: ``source``),
     else once ``warmup`` steps have run, at their speed (``warmup`` None: steps too unlike each other)."""
 
-    def __init__(self, warmup: int | None = 10, threshold_s: float = LONG_RUN_S, *,
-                 cost: tuple[float, float] | None = None, source: str = ""):
-        self.warmup, self.threshold_s, self.cost, self.source = warmup, threshold_s, cost, source
+    def __init__(self, warmup: int | None = 10, *, cost: tuple[float, float] | None = None, source: str = ""):
+        self.warmup, self.cost, self.source = warmup, cost, source
         self.start, self.first, self.told = time.perf_counter(), 0, cost is not None
 
     def on_start(self, loop: Loop) -> None:
@@ -424,7 +424,7 @@ class TimeEstimate(Callback):
         steps = loop.total - loop.state.step
         evaluations = evaluations_left(loop.state.step, loop.total, loop.eval_every)
         left = steps * per_step + evaluations * per_eval
-        if left > self.threshold_s:
+        if left > LONG_RUN_S:
             loop.run.say(f"estimated time: {duration(left)} ({steps} {loop.unit}s at {per_step:.3g} s and "
                          f"{evaluations} evaluations at {per_eval:.3g} s: {self.source})")
 
@@ -435,7 +435,7 @@ class TimeEstimate(Callback):
         self.told = True
         per_step = (time.perf_counter() - self.start) / done
         left = (loop.total - loop.state.step) * per_step
-        if left > self.threshold_s:
+        if left > LONG_RUN_S:
             loop.run.say(f"\nestimated time left: {duration(left)} of training at {per_step:.2f} s per {loop.unit} "
                          "(evaluations extra)")
 

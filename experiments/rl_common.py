@@ -463,7 +463,7 @@ def with_maps(rows: Sequence[Sequence[Tensor]], maps: Sequence[Tensor], *, actio
 def fit(cfg: RLConfig, run: Run, agent: A3C | SAC, venv: Any, *,
         evaluate: Callable[[PixelActorCritic], tuple[dict[str, float], list[list[Tensor]]]],
         metric: str | Callable[[Mapping[str, float]], float], spec: CheckpointSpec, make_venv: Callable[[], Any],
-        summary: Mapping[str, Any], title: str, captions: Sequence[str], presets: Mapping[str, Preset],
+        summary: Mapping[str, Any], captions: Sequence[str], presets: Mapping[str, Preset],
         check: Callable[[Any], Any], split: str = "val",
         report: Callable[[PixelActorCritic], tuple[dict[str, float], list[list[Tensor]]]] | None = None) -> Path:
     """Train ``agent`` on ``venv`` for ``run.episodes`` episodes with :class:`experiments.loop.Loop`;
@@ -504,6 +504,6 @@ def fit(cfg: RLConfig, run: Run, agent: A3C | SAC, venv: Any, *,
                 extra=lambda: {"spec": spec, "config": to_dict(cfg), "algorithm": cfg.agent},
                 callbacks=[Snapshots(lambda e: f"episode_{e:06d}" if r.keep_evals else None),
                            SampleGrids(r.samples, captions), estimate, StuckHint()],
-                summary=summary_row, title=title, split=split,
+                summary=summary_row, split=split,
                 report=None if report is None else lambda: report(policy))
     return loop.fit()

@@ -249,18 +249,17 @@ class Run:
                                  f"another --out) and continue with --resume") from exc
 
     def save_grid(self, name: str, rows: Iterable[Sequence[torch.Tensor]], *,
-                  captions: Sequence[str] | None = GRID_CAPTIONS, step: int | None = None,
-                  tag: str = "samples", gap: int = 2) -> Path:
+                  captions: Sequence[str] | None = GRID_CAPTIONS, step: int | None = None) -> Path:
         """Save ``samples/<name>.png``: rows of (C, H, W) images in [0, 1] side by side under a caption per
-        column (None: no band; :func:`make_grid`); with ``step`` also TensorBoard's image ``tag``."""
+        column (None: no band; :func:`make_grid`); with ``step`` also TensorBoard's image ``samples``."""
         path = self.dir / "samples" / f"{name}.png"
         if not self.writes:
             return path
-        grid = make_grid(rows, gap=gap, captions=captions)
+        grid = make_grid(rows, captions=captions)
         self._open()
         save_image(path, grid)
         if step is not None:
-            self.writer.add_image(tag, grid, int(step), dataformats="HWC")
+            self.writer.add_image("samples", grid, int(step), dataformats="HWC")
             self.writer.flush()
         return path
 

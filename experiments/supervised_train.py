@@ -527,7 +527,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
                            preset_estimate(cfg, PRESETS, device.type, ignore=COST_FREE, check=resolve,
                                            per_step=lambda cost: epoch_cost(cfg, cost), warmup=2)],
                 progress=("losses/loss", "loss"),
-                summary=summary, title=f"{PROG}: {run.dir}", split=trainer.split,
+                summary=summary, split=trainer.split,
                 report=None if trainer.reported is None else lambda: trainer.evaluate(trainer.reported))
     out = loop.fit()
     best = Path(out) / "checkpoints" / "best.pt"

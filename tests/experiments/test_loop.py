@@ -205,7 +205,7 @@ def _report_loop(out, *, resume=False, said=None):
     first = lambda: float(next(model.parameters()).detach().sum())  # noqa: E731
     loop = Loop(run, total=2, eval_every=1, train=train, evaluate=lambda: ({"eval/psnr": 10.0 - loop.state.step}, []),
                 metric="eval/psnr", model=model, state=dict, load_state=lambda state: None, extra=dict,
-                summary=lambda state: {"steps": state.step}, title="tiny",
+                summary=lambda state: {"steps": state.step},
                 split="tune", report=lambda: ({"eval/psnr": first(), "eval/ssim": 0.5}, []))
     return loop, model, first
 
@@ -225,7 +225,8 @@ def test_the_report_scores_best_pt_on_the_validation_split_once(tmp_path, capsys
     out = capsys.readouterr().out
     assert f"best.pt (episode 1, picked on the tuning split): validation psnr {best_value:.4g}, ssim 0.5" in out
     summary = (tmp_path / "run" / "summary.md").read_text()
-    assert "## tiny (best.pt picked on the tuning split: tune_*, best_*; val_*: best.pt on the validation split)" \
+    assert f"test_loop: {tmp_path / 'run'} (best.pt picked on the tuning split: tune_*, best_*; val_*: best.pt on " \
+        "the validation split)" \
         in summary and "| steps | val_psnr | val_ssim |" in summary and "val_seconds" not in summary
     assert [row["step"] for row in read_metrics(tmp_path / "run" / "metrics.csv")] == [1, 2]
     (tmp_path / "run" / "summary.md").unlink()
