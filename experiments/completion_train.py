@@ -308,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
               evaluate=with_test_scores(scored, images[data.split], images.get("test")),
               metric="eval/hole_psnr", spec=inference_spec(cfg),
               summary={**counts, "predictor": t.predictor is not None},
-              title=f"completion_train: {run.dir}", captions=grid_captions(cfg), presets=PRESETS,
+              captions=grid_captions(cfg), presets=PRESETS,
               check=check, split=data.split,
               report=None if data.reported is None else lambda policy: scored(policy, images["val"]))
     best = Path(out) / "checkpoints" / "best.pt"

@@ -1,35 +1,18 @@
 """One config per run: nested dataclasses, named presets, config files and ``--set`` overrides.
 
 A trainer describes everything it can be told as one frozen dataclass of sections (each a frozen
-dataclass whose fields carry a one-line docstring, as in CleanRL), and reads its command line with
-:func:`parse`::
+dataclass whose fields carry a one-line docstring, as in CleanRL) and reads its command line with
+:func:`parse`, which resolves it in this order, later winning:
 
-    @dataclass(frozen=True)
-    class Config:
-        task: TaskConfig = TaskConfig()
-        run: RunConfig = RunConfig()
-
-    def small() -> Config:
-        '''What it reproduces; its cost on 2 CPU cores and on a GPU.'''
-        return replace_path(Config(), {"run.episodes": 50})
-
-    cfg = parse(Config, argv, presets={"small": small}, flags={"episodes": "run.episodes"}, prog="x_train")
-
-The command line resolves in this order, later winning:
-
-1. the dataclass defaults (a trainer reads an env's own defaults for its env fields, so a default
-   has one source);
-2. ``--preset NAME``: a named config (:class:`Preset`: a function returning the whole config, whose
-   docstring says what it reproduces, and its measured cost on a CPU and on a GPU);
-3. ``--config FILE``: a TOML or JSON file of nested sections (any subset of the keys), or a run
-   folder / its ``config.json`` (the resolved config a run saved: re-runs it exactly);
+1. the dataclass defaults (a trainer reads an env's own defaults for its env fields);
+2. ``--preset NAME``: a named config (:class:`Preset`);
+3. ``--config FILE``: a TOML or JSON file of nested sections (any subset), or a run folder / its
+   ``config.json`` (re-runs it);
 4. the trainer's few named flags (``flags``: ``--episodes`` -> ``run.episodes``);
 5. ``--set KEY=VALUE`` (repeatable) for any nested setting, e.g. ``--set reward.w_exposure=80``.
 
 ``--print-config`` prints the resolved config as JSON (a valid ``--config`` file) and exits. An
-unknown key, a value of the wrong type or a choice outside a ``Literal`` is a ValueError naming
-the key. A section whose fields all keep their defaults and that does not apply (for example the
-``sac`` section of an A3C run) is checked by the trainer with :func:`unused_section`.
+unknown key, a value of the wrong type or a choice outside a ``Literal`` is a ValueError naming the key.
 """
 
 from __future__ import annotations
@@ -53,33 +36,18 @@ from rlenhance.cli.parser import HintingParser
 from rlenhance.errors import NO_SUCH_FILE, not_a_file
 
 __all__ = [
-    "Cost",
-    "Preset",
-    "doc_lines",
-    "field_docs",
-    "flatten",
-    "from_dict",
-    "get_path",
-    "load_file",
-    "parse",
-    "paths",
-    "preset_listing",
-    "preset_of",
-    "replace_path",
-    "to_dict",
+    "Cost", "Preset", "arg", "doc_lines", "field_docs", "flat_flags", "flatten", "from_dict", "get_path", "load_file",
+    "parse", "paths", "preset_listing", "preset_of", "read_settings", "replace_path", "to_dict",
     "unused_section",
 ]
 
-#: ``--preset list`` prints the presets (:func:`preset_listing`) instead of starting one.
+#: ``--preset list`` prints the presets instead of starting one.
 LIST_PRESETS = "list"
 #: Keys a run folder's config.json holds beside the config (written by ``experiments.runs.Run``).
 RUN_METADATA = ("world_size", "trainer")
 #: The largest ``--config`` file read (a trainer's whole config is a few KB).
 CONFIG_BYTES_MOST = 2**20
-#: Spellings of None and of the booleans on the command line and in ``--set``.
-_NONE = ("none", "null")
-_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
-
+_NONE, _TRUE, _FALSE = ("none", "null"), ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
 @dataclass(frozen=True)
@@ -94,10 +62,8 @@ class Cost:
 
 @dataclass(frozen=True)
 class Preset:
-    """A named config: ``build()`` (called as ``preset()``) returns it and its docstring says what it
-    reproduces; ``cpu`` / ``cuda``: what it costs on the CPU (2 cores) and on one GPU, None where not
-    measured. The one place of a preset's cost: ``--help`` shows it and a run of the preset's config
-    says beforehand how long it will take when that is long."""
+    """A named config: ``preset()`` returns it, ``build``'s docstring says what it reproduces; ``cpu`` /
+    ``cuda``: its measured cost on 2 CPU cores and on one GPU (None: not measured), shown by ``--help``."""
 
     build: Callable[[], Any]
     cpu: Cost | None = None
@@ -108,18 +74,15 @@ class Preset:
 
     @property
     def doc(self) -> list[str]:
-        """The lines of ``build``'s docstring."""
         return doc_lines(self.build)
 
     def cost(self, device: str) -> Cost | None:
-        """The cost on a device type (``"cpu"``, ``"cuda"``); None where not measured."""
+        """The cost on a device type (``"cpu"``, ``"cuda"``)."""
         return self.cuda if device == "cuda" else self.cpu if device == "cpu" else None
 
 
-# --- docs --------------------------------------------------------------------------------------
 def field_docs(config_class: type) -> dict[str, str]:
-    """The attribute docstrings of a dataclass (the string literal under each field, or a field's
-    ``metadata["doc"]``), by field name, on one line each ({} when there are none)."""
+    """The attribute docstrings of a dataclass (or its fields' ``metadata["doc"]``), by field name, one line each."""
     docs = {f.name: f.metadata["doc"] for f in dataclasses.fields(config_class) if "doc" in f.metadata}
     for klass in reversed(config_class.__mro__):
         if not dataclasses.is_dataclass(klass):
@@ -141,7 +104,16 @@ def doc_lines(obj: Any) -> list[str]:
     return inspect.cleandoc(obj.__doc__).splitlines() if obj.__doc__ else []
 
 
-# --- dict <-> dataclass ------------------------------------------------------------------------
+def arg(default: Any, doc: str) -> Any:
+    """A setting whose help is ``doc``, on one line (where an attribute docstring would take two)."""
+    return dataclasses.field(default=default, metadata={"doc": doc})
+
+
+def flat_flags(config_class: type) -> dict[str, str]:
+    """A flag for each setting of a config without sections: ``--split-seed`` -> ``split_seed``."""
+    return {path.replace("_", "-"): path for path in paths(config_class)}
+
+
 def to_dict(config: Any) -> dict[str, Any]:
     """The config as nested dicts of JSON values (tuples as lists)."""
     return json.loads(json.dumps(dataclasses.asdict(config), default=list))
@@ -173,9 +145,8 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def preset_of(config: Any, presets: Mapping[str, Preset], ignore: Sequence[str] = (),
               check: Callable[[Any], Any] | None = None) -> str | None:
-    """The name of the preset whose config ``config`` is, but for the dotted settings ``ignore``
-    (those that do not change a step's cost: the run's length, seeds, hardware, folder); None if none.
-    ``check``: the trainer's, which ``config`` went through (it fills in derived settings)."""
+    """The name of the preset whose config ``config`` is but for the dotted settings ``ignore``; None if
+    none. ``check``: the trainer's, which ``config`` went through (it fills in derived settings)."""
     mine = flatten(to_dict(config))
     for name, preset in presets.items():
         theirs = flatten(to_dict(preset() if check is None else check(preset())))
@@ -192,11 +163,7 @@ def get_path(config: Any, path: str) -> Any:
 
 
 def replace_path(config: Any, changes: Mapping[str, Any]) -> Any:
-    """A copy of ``config`` with the dotted paths of ``changes`` set (values coerced to the field types).
-
-    Raises:
-        ValueError: an unknown key or a value of the wrong type.
-    """
+    """A copy of ``config`` with the dotted paths of ``changes`` set (values coerced to the field types)."""
     nested: dict[str, Any] = {}
     for path, value in changes.items():
         node = nested
@@ -210,17 +177,13 @@ def replace_path(config: Any, changes: Mapping[str, Any]) -> Any:
 
 
 def from_dict(config_class: type, data: Mapping[str, Any], *, base: Any = None, where: str = "") -> Any:
-    """The config ``base`` (default: the class's defaults) with the nested values of ``data`` set. A
-    section class with a static ``upgrade(data) -> data`` translates the settings of older files first.
-
-    Raises:
-        ValueError: an unknown key (the known ones are named) or a value of the wrong type.
-    """
+    """The config ``base`` (default: the class's defaults) with the nested values of ``data`` set; a section
+    class's static ``upgrade(data) -> data`` translates older files' settings first. ValueError names a bad key."""
     base = config_class() if base is None else base
     if not isinstance(data, Mapping):
         raise ValueError(f"{where.rstrip('.') or 'config'}: expected a section (a table of settings), "
                          f"got {data!r}")
-    if hasattr(config_class, "upgrade"):  # a section that renamed settings reads its older files' names
+    if hasattr(config_class, "upgrade"):
         data = config_class.upgrade(dict(data))
     hints = typing.get_type_hints(config_class)
     known = {f.name for f in dataclasses.fields(config_class)}
@@ -239,11 +202,7 @@ def from_dict(config_class: type, data: Mapping[str, Any], *, base: Any = None, 
 
 
 def coerce(value: Any, kind: Any, path: str) -> Any:
-    """``value`` (from JSON, TOML or a ``--set`` string) as a value of type ``kind``.
-
-    Raises:
-        ValueError: naming ``path``, the value and the expected type.
-    """
+    """``value`` (from JSON, TOML or a ``--set`` string) as a value of type ``kind``; ValueError names ``path``."""
     origin, args = typing.get_origin(kind), typing.get_args(kind)
     text = value.strip() if isinstance(value, str) else None
     if origin in (typing.Union, types.UnionType):
@@ -330,61 +289,55 @@ def _type_name(kind: Any) -> str:
     return str(kind).replace("typing.", "") if not isinstance(kind, type) else kind.__name__
 
 
-# --- files -------------------------------------------------------------------------------------
-def load_file(path: str | Path) -> dict[str, Any]:
-    """The nested settings of a ``--config`` file: TOML (``.toml``) or JSON; a run folder stands
-    for its ``config.json``. A run's bookkeeping keys (:data:`RUN_METADATA`) and its ``run.resume``
-    are dropped: a run's config starts a new run (``--resume`` continues one).
-
-    Raises:
-        FileNotFoundError: no such file (or a folder without config.json).
-        ValueError: not a regular file, larger than :data:`CONFIG_BYTES_MOST`, not UTF-8 text, or it
-            does not parse (nesting too deep to parse included).
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "config.json"
-    expected = "expected a .toml or .json config, or a run folder"
+def read_settings(path: Path) -> dict[str, Any]:
+    """The table of settings in a TOML (``.toml``) or JSON file; FileNotFoundError or ValueError says why it
+    cannot be read, for the caller to name the file."""
     problem = not_a_file(path)
     if problem:
-        error = FileNotFoundError if problem == NO_SUCH_FILE else ValueError
-        raise error(f"--config {path}: {problem}; {expected}")
-    size = path.stat().st_size
-    if size > CONFIG_BYTES_MOST:
-        raise ValueError(f"--config {path}: {size:,} bytes, more than a config's {CONFIG_BYTES_MOST:,}; {expected}")
-    raw = path.read_bytes()
+        raise (FileNotFoundError if problem == NO_SUCH_FILE else ValueError)(problem)
+    if path.stat().st_size > CONFIG_BYTES_MOST:
+        raise ValueError(f"{path.stat().st_size:,} bytes, more than a config's {CONFIG_BYTES_MOST:,}")
     try:
-        text = raw.decode("utf-8")
+        raw = path.read_bytes()
+        data = _toml().loads(raw.decode()) if path.suffix == ".toml" else json.loads(raw.decode())
+    except OSError as exc:
+        raise ValueError(f"cannot be read ({exc.strerror or exc})") from None
     except UnicodeDecodeError as exc:
-        raise ValueError(f"--config {path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}; "
-                         f"{expected})") from None
-    try:
-        data = _toml(path).loads(text) if path.suffix == ".toml" else json.loads(text)
+        raise ValueError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
     except RecursionError:
-        raise ValueError(f"--config {path}: nested too deeply to read (a config is sections of settings)") from None
+        raise ValueError("nested too deeply to read (a config is sections of settings)") from None
     except ValueError as exc:  # TOMLDecodeError and JSONDecodeError are ValueErrors
-        raise ValueError(f"--config {path}: {exc}") from None
+        raise ValueError(f"not valid {'TOML' if path.suffix == '.toml' else 'JSON'} ({exc})") from None
     if not isinstance(data, dict):
-        raise ValueError(f"--config {path}: expected a table of sections, got {type(data).__name__}")
+        raise ValueError(f"holds a {type(data).__name__}, not a table of settings")
+    return data
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    """The nested settings of a ``--config`` file; a run folder stands for its ``config.json``, whose
+    bookkeeping keys and ``run.resume`` are dropped (it starts a new run)."""
+    path = Path(path)
+    path = path / "config.json" if path.is_dir() else path
+    try:
+        data = read_settings(path)
+    except (FileNotFoundError, ValueError) as exc:
+        raise type(exc)(f"--config {path}: {exc}; expected a .toml or .json config, or a run folder") from None
     data = {k: v for k, v in data.items() if k not in RUN_METADATA}
     if path.name == "config.json" and isinstance(data.get("run"), dict):  # a run's: re-run it as a new run
         data["run"] = {k: v for k, v in data["run"].items() if k != "resume"}
     return data
 
 
-def _toml(path: Path) -> Any:
-    """The standard library's TOML reader (Python >= 3.11)."""
+def _toml() -> Any:
     try:
         import tomllib
     except ImportError:  # Python 3.10
-        raise ValueError(f"--config {path}: reading TOML needs Python 3.11 or later; give a JSON file") from None
+        raise ValueError("reading TOML needs Python 3.11 or later; give a JSON file") from None
     return tomllib
 
 
-# --- checks ------------------------------------------------------------------------------------
 def unused_section(config: Any, name: str, why: str) -> None:
-    """Raise ValueError when section ``name`` of ``config`` differs from its defaults: a section
-    that does not apply to this run (``why`` says why) must not be set, as its values would be ignored."""
+    """Raise ValueError when section ``name``, which does not apply to this run (``why``), differs from its defaults."""
     section = getattr(config, name)
     default = getattr(type(config)(), name)
     changed = [f"{name}.{f.name}" for f in dataclasses.fields(section)
@@ -393,26 +346,15 @@ def unused_section(config: Any, name: str, why: str) -> None:
         raise ValueError(f"{', '.join(changed)}: {why}; these settings would be ignored")
 
 
-# --- the command line --------------------------------------------------------------------------
 def parse(config_class: type, argv: Sequence[str] | None = None, *, presets: Mapping[str, Preset] | None = None,
           flags: Mapping[str, str] | None = None, prog: str | None = None, description: str | None = None,
           check: Callable[[Any], Any] | None = None, estimate: Callable[[Any, Cost], float] | None = None) -> Any:
-    """Read a trainer's command line into its config (see the module docstring).
+    """Read a command line into a ``config_class`` (see the module docstring).
 
     Args:
-        config_class: the trainer's frozen config dataclass (sections of settings).
-        argv: the arguments (default ``sys.argv[1:]``).
-        presets: ``--preset`` names -> :class:`Preset`.
         flags: the named flags: flag name (``"episodes"``: ``--episodes``) -> dotted setting path.
-        prog: the program name in usage and errors.
-        description: the ``--help`` text above the options.
-        check: called on the resolved config (raises ValueError naming a bad setting); its result
-            is the config returned (and printed by ``--print-config``).
+        check: called on the resolved config (raises ValueError naming a bad setting); its result is returned.
         estimate: ``(config, cost) -> seconds`` of a whole run: ``--help`` shows each preset's time.
-
-    Raises:
-        ValueError: an unknown key, a bad value or a preset that does not exist.
-        FileNotFoundError: a ``--config`` file that does not exist.
     """
     presets = dict(presets or {})
     flags = dict(flags or {})
@@ -420,14 +362,15 @@ def parse(config_class: type, argv: Sequence[str] | None = None, *, presets: Map
     defaults = config_class()
     parser = _parser(config_class, defaults, presets, flags, leaves, prog, description, estimate)
     args, unknown = parser.parse_known_args(argv)
-    if args.preset == LIST_PRESETS:
+    preset = getattr(args, "preset", None)
+    if preset == LIST_PRESETS:
         print(preset_listing(presets, estimate))
         raise SystemExit(0)
     if unknown:
         parser.error(_unknown_hint(unknown, leaves))
     config = defaults
-    if args.preset is not None:
-        config = presets[args.preset]()
+    if preset is not None:
+        config = presets[preset]()
     if args.config is not None:
         config = from_dict(config_class, load_file(args.config), base=config)
     given = {path: getattr(args, _dest(name)) for name, path in flags.items()
@@ -461,9 +404,10 @@ def _parser(config_class: type, defaults: Any, presets: Mapping[str, Preset], fl
         epilog = "presets:\n" + "\n".join(preset_lines) + "\n\n" + epilog
     parser = HintingParser(prog=prog, description=description or (doc_lines(config_class) or [""])[0],
                            epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
-    parser.add_argument("--preset", choices=(*presets, LIST_PRESETS), metavar="NAME",
-                        help=f"start from a named config ({', '.join(presets) or 'none'}; listed below, and "
-                             f"by --preset {LIST_PRESETS})")
+    if presets:
+        parser.add_argument("--preset", choices=(*presets, LIST_PRESETS), metavar="NAME",
+                            help=f"start from a named config ({', '.join(presets)}; listed below, and by --preset "
+                                 f"{LIST_PRESETS})")
     parser.add_argument("--config", metavar="FILE", help="TOML or JSON settings (any subset), or a run folder / "
                                                          "its config.json to re-run it")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -493,7 +437,7 @@ def _parser(config_class: type, defaults: Any, presets: Mapping[str, Preset], fl
 
 
 def preset_listing(presets: Mapping[str, Preset], estimate: Callable[[Any, Cost], float] | None) -> str:
-    """What ``--preset list`` prints: each preset's name, the first sentence of its docstring and its cost."""
+    """What ``--preset list`` prints: each preset's name, its docstring's first sentence and its cost."""
     if not presets:
         return "no presets"
     width = max(map(len, presets)) + 2
@@ -515,7 +459,7 @@ def duration(seconds: float) -> str:
 
 
 def _cost_text(preset: Preset, estimate: Callable[[Any, Cost], float] | None) -> str:
-    """"Time: about 50 min on 2 CPU cores; about 11 min on one H100 GPU." (a device without a cost: "not measured")."""
+    """"Time: about 50 min on 2 CPU cores; about 11 min on one H100 GPU."."""
     if estimate is None:
         return ""
     config = preset()

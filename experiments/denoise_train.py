@@ -408,7 +408,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
               metric="eval/psnr", spec=inference_spec(cfg),
               summary={"noise": noise_text(sigma, data.train, data.picking if data.test is None else data.test),
                        **counts, "predictor": cfg.task.predictor is not None},
-              title=f"denoise_train: {run.dir}", captions=grid_captions(cfg), presets=PRESETS,
+              captions=grid_captions(cfg), presets=PRESETS,
               check=check, split=data.split,
               report=None if data.reported is None else lambda policy: scored(policy, images["val"]))
     best = Path(out) / "checkpoints" / "best.pt"

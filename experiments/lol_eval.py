@@ -29,13 +29,15 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Literal
 
 import numpy as np
 import torch
 
 from experiments.compare.methods import Method, baseline_method, enhancer_method, peer_method, supervised_method
+from experiments.config import arg, flat_flags, parse
 from experiments.process import run_cli
-from experiments.runs import arg, markdown_table, parse_config
+from experiments.runs import markdown_table
 from rlenhance import metrics
 from rlenhance.atomic import atomic_path
 from rlenhance.baselines import LOWLIGHT_BASELINES
@@ -55,15 +57,17 @@ class Args:
     """Evaluate low-light enhancers on a paired folder (PSNR / SSIM / UQI / brightness / ms per image)."""
 
     data: str = arg("../shared/data/sice_pairs/train", "paired folder: low/ + high/, or LOL's our485/ + eval15/")
-    split: str = arg("val", "which pairs: the validation split of lol_train (report on it), its tuning split "
-                            "(choose on it), its training split, or all", choices=("val", "tune", "train", "all"))
+    split: Literal["val", "tune", "train", "all"] = arg("val", "which pairs: the validation split of lol_train (report "
+                                                               "on it), its tuning split (choose on it), its training "
+                                                               "split, or all")
     split_seed: int = arg(0, "seed of the train / tune / validation split (lol_train's --seed)")
     checkpoint: str | None = arg(None, "our policy checkpoint (default: the model shipped in the package)")
     steps: int | None = arg(None, "curve steps for our model (default: the checkpoint's)")
     exposure: float | None = arg(None, "exposure target for our (conditioned) model; default: its training setting")
-    alpha_mode: str | None = arg(None, "our model's test-time alpha: mean (the stochastic policy's expected alpha) or "
-                                       "argmax (its most probable one; continuous: tanh of the Gaussian's mean); "
-                                       "default: the checkpoint's", choices=("mean", "argmax"))
+    alpha_mode: Literal["mean", "argmax"] | None = arg(None, "our model's test-time alpha: mean (the stochastic "
+                                                             "policy's expected alpha) or argmax (its most probable "
+                                                             "one; continuous: tanh of the Gaussian's mean); default: "
+                                                             "the checkpoint's")
     denoise: float | None = arg(None, "the strength (0-2) of our model's clean stage (0: off, the policy's curves "
                                       "alone); default: the Enhancer's")
     zero_dce: str | None = arg(None, "official Zero-DCE weights (zero_dce_Epoch99.pth)")
@@ -110,7 +114,7 @@ def build_methods(args: Args, device: torch.device) -> dict[str, Method]:
 
 
 def main(argv: Sequence[str] | None = None) -> list[dict]:
-    args = parse_config(Args, argv)
+    args = parse(Args, argv, flags=flat_flags(Args), prog="lol_eval")
     flush_denormals()
     configure_threads(args.threads)
     device = select_device(args.device)

@@ -585,7 +585,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
               metric=lambda scores: best_score(scores, cfg.task.uneven), spec=spec,
               summary={"tune_images": len(names), "val_images": val_low.shape[0],
                        "input_brightness": float(tune_low.mean())},
-              title=f"lol_train: {run.dir}", captions=grid_captions(cfg, tune_high is not None), presets=PRESETS,
+              captions=grid_captions(cfg, tune_high is not None), presets=PRESETS,
               check=check, split="tune",
               report=lambda policy: evaluate(policy, venv.task, cfg, val_low, val_high, track=run.track,
                                              uneven=val_uneven))

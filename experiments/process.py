@@ -25,14 +25,9 @@ SIGNAL_EXIT_BASE = 128
 
 
 def setup_process(*, threads: int, seed: int, device: str, ranks: Ranks | None = None) -> torch.device:
-    """Process-wide settings of an experiment in one place: denormal flushing, torch's CPU threads
-    (``--threads``; 0: this node's cores but one, shared by its ranks), the seeds, and the device
-    (``cuda:LOCAL_RANK`` for a rank on a GPU node); a job of several ranks then joins its process
-    group (gloo on CPU, NCCL on CUDA; :mod:`agents.distributed`). Returns the device.
-
-    Raises:
-        ValueError: a bad ``--device`` (see :func:`agents.distributed.rank_device`).
-    """
+    """Process-wide settings of an experiment in one place: denormal flushing, torch's CPU threads (0:
+    this node's cores but one, shared by its ranks), the seeds and the device; a job of several ranks then
+    joins its process group. Returns the device."""
     ranks = ranks if ranks is not None else Ranks()
     flush_denormals()
     configure_threads(threads, processes=ranks.local_world_size)
@@ -43,8 +38,7 @@ def setup_process(*, threads: int, seed: int, device: str, ranks: Ranks | None =
 
 
 class Interrupted(KeyboardInterrupt):
-    """A run stopped by SIGINT or SIGTERM. ``str(exc)`` is the line to show; :attr:`exit_code` is
-    ``128 + signum``. A KeyboardInterrupt, so no ``except Exception`` on the way swallows it."""
+    """A run stopped by SIGINT or SIGTERM (a KeyboardInterrupt: no ``except Exception`` swallows it)."""
 
     def __init__(self, message: str, signum: int = signal.SIGINT):
         super().__init__(message)
@@ -56,36 +50,19 @@ class Interrupted(KeyboardInterrupt):
 
 
 class StopSignals:
-    """Within ``with StopSignals() as stop:``, SIGINT and SIGTERM only set :attr:`signum`; the
-    loop checks it at a boundary (an episode, a batch), saves a resumable checkpoint of that point
-    and raises :meth:`interrupted`. A second signal stops at once (``Interrupted`` is raised where
-    the program is; checkpoints are written atomically, so the last complete one stays). The
-    previous handlers come back on exit. Outside the main thread (where Python cannot install
-    handlers) it does nothing.
-
-    Under torchrun, pass the job's ``ranks`` and test :meth:`check` at the boundary (every rank
-    at the same one): a signal received by any rank stops them all there.
-
-    Example:
-        >>> with StopSignals() as stop:                       # doctest: +SKIP
-        ...     for step in range(start, total):
-        ...         if stop.check():
-        ...             save_checkpoint(step)
-        ...             raise stop.interrupted(f"interrupted at step {step}")
-        ...         train_step(step)
-    """
+    """Within ``with StopSignals(ranks) as stop:``, SIGINT and SIGTERM only set :attr:`signum`; the loop
+    tests :meth:`check` at a step boundary (every rank at the same one: any rank's signal stops them
+    all), saves last.pt and raises :meth:`interrupted`. A second signal stops at once. Outside the main
+    thread (where Python cannot install handlers) it does nothing."""
 
     def __init__(self, ranks: Ranks | None = None) -> None:
-        #: The signal this process received (None before one).
-        self.signum: int | None = None
-        #: The signal the job stops for, as :meth:`check` agreed (None before).
-        self.stopping: int | None = None
+        self.signum: int | None = None  # the signal this process received
+        self.stopping: int | None = None  # the signal the job stops for, as check agreed
         self.ranks = ranks if ranks is not None else Ranks()
         self._previous: dict[int, Any] = {}
 
     def check(self) -> int | None:
-        """The signal that stops the run at this boundary, or None: this process's; under torchrun
-        any rank's, agreed by a collective (every rank must call it at the same boundary)."""
+        """The signal that stops the run at this boundary (any rank's), or None."""
         agreed = self.ranks.stop_signal(self.signum)
         if agreed:
             self.stopping = agreed
@@ -103,12 +80,12 @@ class StopSignals:
 
     @property
     def name(self) -> str:
-        """The name of the signal the run stops for (``SIGINT``), or "" before one."""
+        """The name of the signal the run stops for (``SIGINT``)."""
         signum = self.stopping or self.signum
         return signal.Signals(signum).name if signum else ""
 
     def interrupted(self, message: str) -> Interrupted:
-        """The exception that ends the run after the loop saved its checkpoint (``message``: the line to show)."""
+        """The exception that ends the run after the loop saved last.pt."""
         return Interrupted(message, self.stopping or self.signum or signal.SIGINT)
 
     def _handle(self, signum: int, frame: Any) -> None:
@@ -120,12 +97,9 @@ class StopSignals:
 
 
 def run_cli(main: Callable[[Sequence[str] | None], Any], prog: str) -> None:
-    """Run ``main()`` as a command: bad arguments, data or checkpoints end with one line on stderr
-    and exit code 2; a run stopped by SIGINT / SIGTERM with its one line and 130 / 143.
-
-    Under torchrun every rank exits so (a stop with the code every rank agreed on, its line shown
-    by rank 0; errors by each rank that raised them, named ``prog[rank k]`` past rank 0), and a
-    finished job leaves its process group once every rank is done."""
+    """Run ``main()`` as a command: bad arguments, data or checkpoints end with one line on stderr and exit
+    code 2; a run stopped by SIGINT / SIGTERM with its one line and 130 / 143 (under torchrun every rank,
+    with the code they agreed on; errors named ``prog[rank k]`` past rank 0)."""
     ranks = Ranks.from_env()
     name = prog if ranks.writes else f"{prog}[rank {ranks.rank}]"
     try:
@@ -150,11 +124,9 @@ def run_cli(main: Callable[[Sequence[str] | None], Any], prog: str) -> None:
 
 
 def _exit(ranks: Ranks, code: int) -> NoReturn:
-    """End the command with exit ``code``. A rank of a torchrun job leaves at once once stdout and
-    stderr are flushed (``os._exit``): the interpreter's finalisation can destroy tensors that gloo's
-    worker threads still hold and abort the process (SIGABRT, "terminate called without an active
-    exception", seen now and then on a rank stopped by SIGTERM, whose code became -6). Nothing is lost:
-    ``main`` has returned or raised, so every file the run writes is closed and renamed into place."""
+    """End the command with exit ``code``. A rank of a torchrun job leaves at once (``os._exit``): the
+    interpreter's finalisation can destroy tensors that gloo's threads still hold and abort the process
+    (SIGABRT). Nothing is lost: every file the run writes is closed and renamed into place by then."""
     if not ranks.distributed:
         sys.exit(code)
     sys.stdout.flush()

@@ -1,15 +1,12 @@
 """What the pixel-wise RL trainers (low light, denoising, completion) share: the agent, model and run
 sections of their config, the policy and agent they build, and the RL step of the training loop.
 
-A trainer (``experiments.lol_train``, ``denoise_train``, ``completion_train``) reads like a CleanRL
-script: ``parse_run`` -> :func:`setup` -> ``open_run`` -> its vector env -> :func:`make_agent` ->
-:func:`fit`, which runs :class:`experiments.loop.Loop` with one RL episode a step. Episode ``k``
-resets the env with :func:`episode_seed`, so a run continued with ``--resume`` draws the same
-images, noise and masks as an uninterrupted one (A3C ends with the same weights; SAC refills its
-replay buffer). ``a3c.workers K`` trains asynchronously in K processes, in chunks that end at each
-evaluation. Under torchrun each rank steps its rows of the global batch, the agents average their
-gradients and rank 0 evaluates and writes. Checkpoints carry ``extra["spec"]`` (what inference
-needs), ``extra["config"]`` and ``extra["algorithm"]``.
+A trainer reads like a CleanRL script: ``parse_run`` -> :func:`setup` -> ``open_run`` -> its vector
+env -> :func:`make_agent` -> :func:`fit`, which runs :class:`experiments.loop.Loop` with one RL
+episode a step. Episode ``k`` resets the env with :func:`episode_seed`, so a resumed run draws the
+same images, noise and masks as an uninterrupted one. ``a3c.workers K`` trains asynchronously in K
+processes, in chunks that end at each evaluation. Checkpoints carry ``extra["spec"]`` (what
+inference needs), ``extra["config"]`` and ``extra["algorithm"]``.
 """
 
 from __future__ import annotations
@@ -35,16 +32,17 @@ from experiments.loop import (
     TEST_GROUP,
     TOP_ACTION_SHARE,  # noqa: F401 - the trainers import it from here
     Loop,
-    LoopState,
+    SampleGrids,
+    Snapshots,
+    StuckHint,
     check_tune_fraction,
     preset_estimate,
     run_seconds,
-    standard_callbacks,
 )
 from experiments.process import run_cli, setup_process  # noqa: F401 - run_cli: the trainers import it from here
 from experiments.run_files import action_key, action_map, heatmap, heatmap_key
 from experiments.run_settings import RUN_COST_FREE, check_int, check_run, run_section
-from experiments.runs import GRID_CAPTIONS, Run
+from experiments.runs import Run
 from rlenhance.checkpoint import (
     CheckpointSpec,
     LowLightPolicySpec,
@@ -66,14 +64,6 @@ SAME_ALPHA = 0.01
 EPISODE_SEED_STRIDE = 1_000_003
 #: Episode stats that are counters, not curves (not logged per episode).
 _COUNTER_STATS = ("episode", "steps", "updates", "actor_updates", "worker")
-#: Supervised-checkpoint constructor arguments that :func:`backbone_kwargs_from_checkpoint` maps to
-#: ``backbone_channels`` / ``backbone_width`` or drops (the output planes of a dropped head).
-_IMAGE_PLANE_KWARGS = ("in_channels", "channels")
-_DROPPED_BACKBONE_KWARGS = ("out_channels",)
-#: A CombinedModel checkpoint (MRPNet -> Generator) lends its MRPNet: only ``width`` shapes it.
-_COMBINED_MODEL = "CombinedModel"
-#: Gated PixelRNN checkpoints read a mask plane.
-_MASKED_BACKBONE = "GatedPixelRNN"
 _SAC = SACConfig()
 
 
@@ -229,9 +219,8 @@ def check_fractions(val_fraction: float, tune_fraction: float) -> None:
 
 
 def env_defaults(env_id: str) -> dict[str, Any]:
-    """The keyword defaults of a registered env (``gym.make(env_id)`` without kwargs): its task class's
-    signature defaults, under its registration's kwargs and ``max_episode_steps``. A trainer's env
-    settings take their defaults from here, so an env default has one source."""
+    """The keyword defaults of a registered env (its task class's, under its registration's kwargs and
+    ``max_episode_steps``): a trainer's env settings take their defaults from here, so they have one source."""
     spec = gym.spec(env_id)
     module, _, name = str(spec.vector_entry_point).partition(":")
     task_class = getattr(importlib.import_module(module), name).task_class
@@ -253,7 +242,7 @@ def split_seed(cfg: RLConfig) -> int:
 
 
 def estimate_seconds(cfg: RLConfig, cost: Cost) -> float:
-    """The seconds of a whole run of ``cfg`` at ``cost`` (per episode, per evaluation)."""
+    """The seconds of a whole run of ``cfg`` at ``cost``."""
     return run_seconds(cfg.run.episodes, cfg.run.eval_every, (cost.step_s, cost.eval_s))
 
 
@@ -269,11 +258,7 @@ def episode_seed(seed: int, episode: int) -> int:
 
 # --- setup, policy and agent ----------------------------------------------------------------------
 def setup(cfg: RLConfig, ranks: Ranks | None = None) -> torch.device:
-    """Process-wide settings (:func:`experiments.process.setup_process`); returns the device.
-
-    Raises:
-        ValueError: a bad device, or A3C worker processes under torchrun.
-    """
+    """Process-wide settings (:func:`experiments.process.setup_process`); returns the device."""
     ranks = ranks if ranks is not None else Ranks()
     if ranks.distributed and cfg.a3c.workers:
         raise ValueError(f"a3c.workers {cfg.a3c.workers}: A3C's worker processes share one machine's memory; under "
@@ -282,34 +267,24 @@ def setup(cfg: RLConfig, ranks: Ranks | None = None) -> torch.device:
 
 
 def env_batch(cfg: RLConfig, ranks: Ranks) -> dict[str, Any]:
-    """``envs.make_vec`` arguments of this rank's part of the batch: ``num_envs`` and ``shard``.
-
-    Raises:
-        ValueError: the batch is not a multiple of the number of ranks.
-    """
+    """``envs.make_vec``'s ``num_envs`` and ``shard``: this rank's part of the batch."""
     return {"num_envs": ranks.split(cfg.run.batch, "--batch"), "shard": ranks.shard}
 
 
 def backbone_kwargs_from_checkpoint(path: str | Path) -> dict[str, Any]:
-    """``PixelActorCritic`` backbone arguments that fit a supervised checkpoint: ``backbone_channels``,
-    ``backbone_width``, ``backbone_mask`` (a GatedPixelRNN) and ``backbone_kwargs`` (the other
-    constructor arguments). A CombinedModel lends its MRPNet: only its width and planes are used.
-
-    Raises:
-        CheckpointError: the file is not a valid checkpoint.
-    """
+    """``PixelActorCritic`` backbone arguments that fit a supervised checkpoint: its image planes and width,
+    whether it reads a mask (a GatedPixelRNN) and its other constructor arguments (a CombinedModel lends
+    its MRPNet, which only its planes and width shape; an output head's planes are dropped)."""
     arch = load_checkpoint(path)["arch"]
-    kwargs = dict(arch.get("kwargs", {}))
-    out: dict[str, Any] = {}
-    planes = next((kwargs[k] for k in _IMAGE_PLANE_KWARGS if kwargs.get(k) is not None), None)
+    kwargs, out = dict(arch.get("kwargs", {})), {}
+    planes = next((kwargs[k] for k in ("in_channels", "channels") if kwargs.get(k) is not None), None)
     if planes is not None:
         out["backbone_channels"] = int(planes)
     if kwargs.get("width") is not None:
         out["backbone_width"] = int(kwargs["width"])
-    if arch.get("class") != _COMBINED_MODEL:
-        out["backbone_mask"] = arch.get("class") == _MASKED_BACKBONE
-        extra = {k: v for k, v in kwargs.items()
-                 if k not in (*_IMAGE_PLANE_KWARGS, *_DROPPED_BACKBONE_KWARGS, "width")}
+    if arch.get("class") != "CombinedModel":
+        out["backbone_mask"] = arch.get("class") == "GatedPixelRNN"
+        extra = {k: v for k, v in kwargs.items() if k not in ("in_channels", "channels", "out_channels", "width")}
         if extra:
             out["backbone_kwargs"] = extra
     return out
@@ -341,13 +316,8 @@ _ARCH_SETTINGS = MappingProxyType({"width": "model.width", "downscale": "model.d
 
 
 def init_policy(policy: PixelActorCritic, path: str | Path) -> str:
-    """Start ``policy`` from the weights of a trained policy checkpoint of exactly its architecture
-    (every tensor is copied). Returns the checkpoint's algorithm (``"a3c"``, ``"sac"`` or ``"policy"``).
-
-    Raises:
-        CheckpointError: the file is missing or invalid, not a policy, or of another architecture
-            (the differing constructor arguments are named, with the settings that shape them).
-    """
+    """Start ``policy`` from the weights of a trained policy checkpoint of exactly its architecture;
+    returns its algorithm. CheckpointError names what differs, with the settings that shape it."""
     ckpt = load_checkpoint(path)
     source = f"--init-policy {path}"
     spec = (ckpt["extra"] or {}).get("spec")
@@ -371,8 +341,7 @@ def init_policy(policy: PixelActorCritic, path: str | Path) -> str:
 
 
 def uses_block_actions(cfg: RLConfig) -> bool:
-    """Whether the trained policy picks one action per ``downscale`` block (A3C with a downscaled
-    policy); its rollouts must do the same."""
+    """Whether the policy picks one action per ``downscale`` block (A3C with a downscaled policy)."""
     return cfg.agent == "a3c" and cfg.model.downscale > 1
 
 
@@ -387,14 +356,9 @@ def sac_config(cfg: RLConfig) -> SACConfig:
 
 def make_agent(cfg: RLConfig, venv: Any, a3c_extra: Mapping[str, Any] | None = None, *, steps: int,
                resume: bool = False, ranks: Ranks | None = None, **policy_kwargs: Any) -> A3C | SAC:
-    """An A3C or SAC agent with a fresh policy (:func:`make_policy`) on ``venv``'s device,
-    data-parallel over ``ranks``. ``steps``: the env's steps per episode (A3C's n-step horizon);
-    ``a3c_extra``: task-specific :class:`agents.a3c.A3CConfig` fields.
-
-    A new run with ``model.init_backbone`` copies the supervised weights into the backbone (unless
-    ``model.random_backbone``); one with ``model.init_policy`` starts the whole policy from a
-    trained one; a resumed run (``resume``) takes every weight from its last.pt.
-    """
+    """An A3C or SAC agent with a fresh policy (:func:`make_policy`) on ``venv``'s device, data-parallel
+    over ``ranks``, its weights from ``model.init_backbone`` or ``model.init_policy`` in a new run.
+    ``steps``: the env's steps per episode; ``a3c_extra``: task-specific A3CConfig fields."""
     ranks = ranks if ranks is not None else Ranks()
     model = cfg.model
     policy = make_policy(cfg, venv, **policy_kwargs)
@@ -438,8 +402,7 @@ def episode_scalars(stats: Mapping[str, Any]) -> dict[str, float]:
 def with_test_scores(evaluate: Callable[[PixelActorCritic, Any], tuple[dict[str, float], list[list[Tensor]]]],
                      images: Any, test_images: Any | None
                      ) -> Callable[[PixelActorCritic], tuple[dict[str, float], list[list[Tensor]]]]:
-    """``policy -> (scores, rows)`` scoring ``images`` (the tuning split, or the validation split of a run
-    without one: its ``eval/...`` scores pick best.pt; its rows are the sample grid) and, when given,
+    """``policy -> (scores, rows)`` of ``images`` (the split that picks best.pt) and, when given,
     ``test_images`` renamed ``test/...``, reported only."""
     def scores_and_rows(policy: PixelActorCritic) -> tuple[dict[str, float], list[list[Tensor]]]:
         scores, rows = evaluate(policy, images)
@@ -452,10 +415,9 @@ def with_test_scores(evaluate: Callable[[PixelActorCritic, Any], tuple[dict[str,
 
 
 def top_action_share(maps: Sequence[Tensor], where: Sequence[Tensor] | None = None) -> float:
-    """The share of pixels that took their step's median action (an action index, or an alpha within
-    :data:`SAME_ALPHA` of it), averaged over the images and steps of ``maps`` (per image (steps, C, H, W),
-    as :func:`with_maps` takes them; ``where``: per image, a (1, H, W) mask of the pixels that count):
-    1 when the policy picks one action everywhere, which :class:`experiments.loop.StuckHint` says."""
+    """The share of pixels that took their step's median action (an alpha within :data:`SAME_ALPHA`),
+    averaged over the images and steps of ``maps`` (per image (steps, C, H, W); ``where``: per image a
+    (1, H, W) mask of the pixels that count): 1 when the policy picks one action everywhere."""
     shares = []
     for i, steps in enumerate(maps):
         inside = None if where is None else where[i].detach().reshape(steps.shape[-2:]) > 0
@@ -467,7 +429,7 @@ def top_action_share(maps: Sequence[Tensor], where: Sequence[Tensor] | None = No
 
 
 def map_steps(steps: int) -> list[int]:
-    """The steps whose per-pixel maps a sample grid shows: the first and the last."""
+    """The steps whose maps a sample grid shows: the first and the last."""
     return [0] if steps == 1 else [0, steps - 1]
 
 
@@ -480,19 +442,10 @@ def map_captions(captions: Sequence[str], kind: str, steps: int) -> tuple[str, .
 def with_maps(rows: Sequence[Sequence[Tensor]], maps: Sequence[Tensor], *, actions: Sequence[str] | None = None,
               alpha_range: tuple[float, float] | None = None, where: Sequence[Tensor] | None = None
               ) -> list[list[Tensor]]:
-    """Sample-grid rows (input | output | reference) with each image's per-pixel maps after them
-    (:func:`map_captions`), colour-mapped, and the colour key after the first row's.
-
-    Args:
-        rows: one list of (C, H, W) images per image.
-        maps: per image, its maps of every step (steps, C', H, W): action indices with ``actions``
-            (their names; :func:`experiments.run_files.action_map`), or alphas in ``alpha_range``
-            (averaged over C'; :func:`experiments.run_files.heatmap`).
-        where: per image, a (1, H, W) mask of the pixels whose maps count (completion: the hole); the
-            others are shown white.
-    """
-    if (actions is None) == (alpha_range is None):
-        raise ValueError("with_maps: give the action names or the alpha range")
+    """Sample-grid rows with each image's maps after them (:func:`map_captions`), colour-mapped, and the
+    colour key after the first row's. ``maps``: per image (steps, C', H, W), action indices named by
+    ``actions`` or alphas in ``alpha_range``; ``where``: per image, a (1, H, W) mask of the pixels whose
+    maps count (completion: the hole), the others shown white."""
     out = []
     for i, (row, steps) in enumerate(zip(rows, maps)):
         shown = [action_map(steps[s][:1], actions) if actions is not None
@@ -507,49 +460,21 @@ def with_maps(rows: Sequence[Sequence[Tensor]], maps: Sequence[Tensor], *, actio
     return out
 
 
-def summary_row(state: LoopState, agent: str, metric_name: str, columns: Mapping[str, Any] | None = None,
-                split: str = "val") -> dict[str, Any]:
-    """The closing summary's row: the task's columns, the last evaluation named by the ``split`` it
-    scores (``eval/psnr`` -> ``tune_psnr``; a test set's ``test_psnr``) and the best (``best_tune_psnr``,
-    ``best_episode``); the loop adds best.pt's validation report (``val_psnr``)."""
-    def column(key: str) -> str:
-        group, _, name = key.partition("/") if "/" in key else ("", "", key)
-        return f"{TEST_GROUP}_{name}" if group == TEST_GROUP else f"{split}_{name}"
-
-    row = {"episodes": state.step, "agent": agent, **(columns or {})}
-    row.update({column(k): v for k, v in state.scores.items()})
-    row.update({f"best_{column(metric_name)}": state.best, "best_episode": state.best_step})
-    return row
-
-
 def fit(cfg: RLConfig, run: Run, agent: A3C | SAC, venv: Any, *,
         evaluate: Callable[[PixelActorCritic], tuple[dict[str, float], list[list[Tensor]]]],
-        metric: str | Callable[[Mapping[str, float]], float], spec: CheckpointSpec,
-        make_venv: Callable[[], Any] | None = None, summary: Mapping[str, Any] | None = None,
-        title: str | None = None, captions: Sequence[str] = GRID_CAPTIONS,
-        presets: Mapping[str, Preset] | None = None, check: Callable[[Any], Any] | None = None,
-        split: str = "val",
+        metric: str | Callable[[Mapping[str, float]], float], spec: CheckpointSpec, make_venv: Callable[[], Any],
+        summary: Mapping[str, Any], captions: Sequence[str], presets: Mapping[str, Preset],
+        check: Callable[[Any], Any], split: str = "val",
         report: Callable[[PixelActorCritic], tuple[dict[str, float], list[list[Tensor]]]] | None = None) -> Path:
-    """Train ``agent`` on ``venv`` for ``run.episodes`` episodes with :class:`experiments.loop.Loop`
-    (evaluations of the ``split`` that picks best.pt, checkpoints with ``spec``, sample grids whose
-    columns are ``captions``, resume, signals, best.pt's ``report`` on the validation split, the time it
-    will take where ``cfg`` is one of the ``presets``, as the trainer's ``check`` resolves them);
-    returns the run folder.
-
-    Raises:
-        experiments.process.Interrupted: SIGINT or SIGTERM stopped the run (last.pt saved).
-    """
+    """Train ``agent`` on ``venv`` for ``run.episodes`` episodes with :class:`experiments.loop.Loop`;
+    returns the run folder. ``summary``: the task's columns of the closing table; ``captions``: the
+    sample grid's; ``presets`` and ``check``: the time a preset's run will take."""
     ranks, policy, r = run.ranks, agent.policy, cfg.run
-    workers = cfg.a3c.workers
-    if workers and make_venv is None:
-        raise ValueError("a3c.workers: this experiment cannot build environments in worker processes")
-    freeze = cfg.model.freeze_backbone
+    workers, freeze = cfg.a3c.workers, cfg.model.freeze_backbone
 
     def train(episode: int, until: int) -> tuple[int, dict[str, float]]:
-        if freeze:
-            trainable = episode >= freeze
-            if policy.backbone_trainable != trainable:
-                policy.set_backbone_trainable(trainable)
+        if freeze and policy.backbone_trainable != (episode >= freeze):
+            policy.set_backbone_trainable(episode >= freeze)
         if workers:  # a chunk never straddles an evaluation or the end of the frozen phase
             chunk = min(until, freeze if episode < freeze else until) - episode
             result = agent.train_async(lambda rank: make_venv(), workers,
@@ -561,16 +486,24 @@ def fit(cfg: RLConfig, run: Run, agent: A3C | SAC, venv: Any, *,
         stats = ranks.mean_stats(agent.train_episode(venv, seed=episode_seed(r.seed, episode)))
         return episode + 1, episode_scalars(stats)
 
-    metric_name = metric if isinstance(metric, str) else "metric"
-    estimate = preset_estimate(cfg, presets or {}, torch.device(venv.device).type, ignore=RUN_COST_FREE,
-                               check=check or (lambda c: c), per_step=lambda cost: (cost.step_s, cost.eval_s))
+    def summary_row(state) -> dict[str, Any]:
+        """The task's columns, the last evaluation named by its split (``tune_psnr``; ``test_psnr``), the best."""
+        def column(key: str) -> str:
+            group, _, name = key.partition("/") if "/" in key else ("", "", key)
+            return f"{TEST_GROUP}_{name}" if group == TEST_GROUP else f"{split}_{name}"
+
+        return {"episodes": state.step, "agent": cfg.agent, **summary,
+                **{column(k): v for k, v in state.scores.items()},
+                f"best_{column(loop.metric_name)}": state.best, "best_episode": state.best_step}
+
+    estimate = preset_estimate(cfg, presets, torch.device(venv.device).type, ignore=RUN_COST_FREE, check=check,
+                               per_step=lambda cost: (cost.step_s, cost.eval_s))
     loop = Loop(run, total=r.episodes, eval_every=r.eval_every, train=train, unit="episode",
                 evaluate=lambda: evaluate(policy), metric=metric, model=policy,
                 state=agent.state_dict, load_state=agent.load_state_dict,
                 extra=lambda: {"spec": spec, "config": to_dict(cfg), "algorithm": cfg.agent},
-                callbacks=standard_callbacks(r.samples, keep_evals=r.keep_evals, shown="charts/episode_return",
-                                             captions=captions, estimate=estimate),
-                summary=lambda state: summary_row(state, cfg.agent, metric_name, summary, split),
-                title=title or str(run.dir), split=split,
+                callbacks=[Snapshots(lambda e: f"episode_{e:06d}" if r.keep_evals else None),
+                           SampleGrids(r.samples, captions), estimate, StuckHint()],
+                summary=summary_row, split=split,
                 report=None if report is None else lambda: report(policy))
     return loop.fit()

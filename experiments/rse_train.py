@@ -89,7 +89,7 @@ from envs.base import episode_rows
 from envs.rse import make_rse_vec
 from experiments import config as configs
 from experiments import denoise_train
-from experiments.loop import Callback, Checkpoints, Loop, Progress, preset_estimate
+from experiments.loop import Callback, Loop, preset_estimate
 from experiments.process import run_cli, setup_process
 from experiments.rl_common import check_fractions, episode_scalars, episode_seed
 from experiments.rse import (
@@ -569,9 +569,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
                 train=trainer.train, evaluate=trainer.evaluate, metric="eval/psnr", model=trainer.model,
                 state=trainer.state_dict, load_state=trainer.load_state_dict, extra=trainer.extra, unit="step",
                 split="tune" if reported else "val", report=trainer.report if reported else None,
-                callbacks=[trainer, Checkpoints(best=False), Progress("charts/episode_return"),
-                           preset_estimate(cfg, PRESETS, device.type, ignore=RUN_COST_FREE, check=check,
-                                           per_step=lambda cost: (cost.step_s, cost.eval_s), warmup=None)])
+                save_best=False, callbacks=[trainer, preset_estimate(
+                    cfg, PRESETS, device.type, ignore=RUN_COST_FREE, check=check,
+                    per_step=lambda cost: (cost.step_s, cost.eval_s), warmup=None)])
     path = loop.fit()
     best = Path(path) / "checkpoints" / "best.pt"
     run.say(*usage_lines(best, ["denoise", "noisy.png", "-o", "denoised/", "--model", "rse", "--checkpoint", best]))

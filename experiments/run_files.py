@@ -1,16 +1,11 @@
-"""The files of a run folder, written and read back: config.json (:func:`read_config`), the wide
-metrics tables metrics.csv and train.csv (:class:`MetricsTable`, :func:`read_metrics`,
-:func:`metric_series`, :func:`scalar_rows`), captioned sample grids (:func:`make_grid`; the colour
-maps of alphas and actions with their keys: :func:`heatmap`, :func:`action_map`), markdown tables
-and the closing "use it" line (:func:`usage_lines`). :class:`experiments.runs.Run` writes them;
-benchmarks and tests read them. A damaged file is refused with a :class:`RunFolderError` that names
-it and says what to do.
+"""The files of a run folder, written by :class:`experiments.runs.Run` and read back: config.json, the
+metrics tables metrics.csv and train.csv, captioned sample grids (with the colour maps of alphas and
+actions and their keys), markdown tables and the closing "use it" line.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import shlex
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,32 +16,28 @@ import cv2
 import numpy as np
 import torch
 
+from experiments.config import read_settings
 from rlenhance.atomic import atomic_path
 from rlenhance.trace import action_colours as trace_colours
 
 #: The first columns of metrics.csv and train.csv; one column per scalar follows.
 INDEX_FIELDS = ("step", "wall_time")
-#: metrics.csv of runs made before it held one row per evaluation (read on --resume).
-LONG_FIELDS = ("step", "wall_time", "metric", "value")
 #: Scalars in these groups make their row an evaluation's (metrics.csv); the others go to train.csv.
 EVAL_GROUPS = ("eval/", "test/")
-#: The captions of a sample grid's columns unless a trainer gives others.
 GRID_CAPTIONS = ("input", "output", "reference")
 #: Sample grid columns narrower than this are enlarged (nearest, by an integer factor) so their caption fits.
 MIN_COLUMN_WIDTH = 96
-#: The caption band above a sample grid: its height and font scale (OpenCV's Hershey simplex).
+#: The caption band's height and font scale; a colour key's line height and font scale, and its most actions.
 CAPTION_HEIGHT, CAPTION_SCALE = 18, 0.45
-#: A colour key's line height and font scale (:func:`colour_key`); the most actions a key tells apart.
 KEY_ROW_HEIGHT, KEY_SCALE, MAX_KEY_ACTIONS = 12, 0.35, 20
 
-# --- reading a run folder back ---------------------------------------------------------------------
+
 class RunFolderError(ValueError):
     """A run folder's file cannot be used: the message names the file and what to do."""
 
 
 def trainer_name(config: Any) -> str:
-    """The module of the trainer whose ``config`` dataclass this is (``experiments.lol_train``),
-    also when it runs as ``python -m`` (whose module is ``__main__``)."""
+    """The module of the trainer whose ``config`` dataclass this is, also under ``python -m`` (``__main__``)."""
     module = type(config).__module__
     if module == "__main__":
         spec = getattr(sys.modules["__main__"], "__spec__", None)
@@ -54,66 +45,30 @@ def trainer_name(config: Any) -> str:
     return module
 
 
-def read_config(out: str | Path, trainer: str | None = None, fields: Iterable[str] | None = None) -> dict[str, Any]:
-    """The settings a run saved in ``out/config.json`` (a JSON object).
-
-    Args:
-        out: the run folder.
-        trainer: the trainer that wants to continue the run (``experiments.supervised_train``);
-            a run that config.json says another trainer made is refused, naming it.
-        fields: the trainer's settings; a config.json without a ``trainer`` entry (written before
-            runs recorded it) that holds settings the trainer has not, is refused as another's.
-
-    Raises:
-        RunFolderError: config.json is missing, a folder, unreadable, not UTF-8, not JSON, not a
-            JSON object or an empty one, or another trainer's.
-    """
-    path = Path(out) / "config.json"
-    fix = f"delete {Path(out)} to start the run anew, or restore the file"
-    if path.is_dir():
-        raise RunFolderError(f"{path} is a folder, not the run's settings file; {fix}")
+def read_config(out: str | Path, trainer: str | None = None) -> dict[str, Any]:
+    """The settings a run saved in ``out/config.json``; RunFolderError where the file is missing or damaged,
+    or where ``trainer``, which would continue the run, is not the trainer config.json names."""
+    path, fix = Path(out) / "config.json", f"delete {Path(out)} to start the run anew, or restore the file"
     try:
-        text = path.read_text(encoding="utf-8")
+        config = read_settings(path)
     except FileNotFoundError:
         raise RunFolderError(f"{path} is missing: {Path(out)} holds no run settings to continue; start the run "
                              "without --resume") from None
-    except UnicodeDecodeError:
-        raise RunFolderError(f"{path} is not UTF-8 text (a damaged file); {fix}") from None
-    except OSError as exc:
-        raise RunFolderError(f"{path} cannot be read ({exc.strerror or exc}); {fix}") from None
-    try:
-        config = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RunFolderError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}; a file cut short?); "
-                             f"{fix}") from None
-    except RecursionError:
-        raise RunFolderError(f"{path} is nested too deeply to read (a run's settings are sections); {fix}") from None
-    if not isinstance(config, dict):
-        raise RunFolderError(f"{path} holds a JSON {type(config).__name__}, not an object of the run's settings; "
-                             f"{fix}")
+    except ValueError as exc:
+        raise RunFolderError(f"{path}: {exc}; {fix}") from None
     if not config:
         raise RunFolderError(f"{path} holds no settings (an empty object); {fix}")
     made_by = config.get("trainer")
-    if trainer is not None and made_by is not None and made_by != trainer:
-        raise RunFolderError(f"--resume: {Path(out)} is a run of {made_by}, not of {trainer}; continue it with "
-                             f"python -m {made_by} --resume --out {shlex.quote(str(out))}")
-    if trainer is not None and made_by is None and fields is not None:
-        foreign = sorted(set(config) - set(fields) - {"world_size", "trainer"})
-        if foreign:
-            raise RunFolderError(f"--resume: {Path(out)} is a run of another trainer than {trainer} (its {path.name} "
-                                 f"has settings {trainer} has not: {', '.join(foreign[:5])}"
-                                 f"{' ...' if len(foreign) > 5 else ''}); continue it with the trainer that made it")
+    if trainer is not None and made_by != trainer:
+        how = f"python -m {made_by} --resume --out {shlex.quote(str(out))}" if made_by else "the trainer that made it"
+        raise RunFolderError(f"--resume: {Path(out)} is a run of {made_by or 'another trainer or version'}, not of "
+                             f"{trainer}; continue it with {how}")
     return config
 
 
 def read_metrics(path: str | Path) -> list[dict[str, float]]:
-    """The rows of a run's ``metrics.csv`` or ``train.csv``: one dict per row, ``step`` and
-    ``wall_time`` included, the cells left empty (a scalar not logged at that step) omitted.
-    A last row cut short by a kill is dropped; a file that does not exist has no rows.
-
-    Raises:
-        RunFolderError: the file is a folder, unreadable, not UTF-8 or not such a table (named).
-    """
+    """The rows of a run's ``metrics.csv`` or ``train.csv`` as dicts without their empty cells (none for a
+    missing file; a last row cut short by a kill is dropped); RunFolderError names a damaged file."""
     path = Path(path)
     fix = f"delete or repair {path} (the run's checkpoints are not affected)"
     if path.is_dir():
@@ -149,23 +104,20 @@ def read_metrics(path: str | Path) -> list[dict[str, float]]:
 
 
 def scalar_rows(run_dir: str | Path) -> list[dict[str, Any]]:
-    """Every scalar a run logged, one dict ``{"step", "wall_time", "metric", "value"}`` per value,
-    from its train.csv then its metrics.csv (:func:`read_metrics`), each in step order."""
+    """Every scalar a run logged, one dict ``{"step", "wall_time", "metric", "value"}`` per value."""
     return [{"step": row["step"], "wall_time": row["wall_time"], "metric": name, "value": value}
             for file in ("train.csv", "metrics.csv") for row in read_metrics(Path(run_dir) / file)
             for name, value in row.items() if name not in INDEX_FIELDS]
 
 
 def metric_series(run_dir: str | Path, name: str) -> dict[int, float]:
-    """``{step: value}`` of scalar ``name`` (``eval/psnr``, ``charts/episode_return``) in a run
-    folder's metrics.csv or train.csv; empty if never logged."""
+    """``{step: value}`` of scalar ``name`` (``eval/psnr``) in a run folder."""
     return {row["step"]: row["value"] for row in scalar_rows(run_dir) if row["metric"] == name}
 
 
 class MetricsTable:
-    """A wide CSV of scalars: a header ``step, wall_time, <scalar>...`` and one row per step.
-    Scalars logged at the step of the last row join that row; a scalar seen for the first time
-    widens the table (the file is rewritten atomically, as on a merge; otherwise a row is appended)."""
+    """A wide CSV of scalars, one row per step: scalars of the last row's step join it, a new scalar widens
+    the table (the file is then rewritten atomically; otherwise a row is appended)."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -197,12 +149,10 @@ class MetricsTable:
 
     @property
     def wall_time(self) -> float:
-        """The ``wall_time`` of the last row (0 without rows)."""
         rows = self._load()
         return float(rows[-1]["wall_time"]) if rows else 0.0
 
     def truncate(self, step: int) -> None:
-        """Drop the rows logged after ``step``."""
         rows = self._load()
         rows[:] = [row for row in rows if row["step"] <= step]
         if self.path.exists():
@@ -223,22 +173,15 @@ def _cell(value: Any) -> str:
 
 
 def usage_lines(model: str | Path, command: Sequence[str]) -> list[str]:
-    """What a trainer ends by printing: where its model is and the exact, shell-quoted
-    ``rlenhance`` command that uses it (``command``: the arguments after ``rlenhance``)."""
+    """What a trainer ends by printing: where its model is and the ``rlenhance`` command that uses it."""
     return [f"model: {model}", "use it: " + shlex.join(["rlenhance", *map(str, command)])]
 
 
 def make_grid(rows: Iterable[Sequence[torch.Tensor]], *, gap: int = 2,
               captions: Sequence[str] | None = None) -> np.ndarray:
-    """Tile images (C, H, W) into one RGB (H, W, 3) float array in [0, 1]; gray images are expanded.
-
-    With ``captions`` (one per column, at least as many as the widest row has images) a white
-    band above the images names each column in black, and images narrower than
-    :data:`MIN_COLUMN_WIDTH` are enlarged by an integer factor (nearest) so the caption fits.
-
-    Raises:
-        ValueError: no images, or fewer captions than columns.
-    """
+    """Tile rows of images (C, H, W) into one RGB (H, W, 3) float array in [0, 1]. With ``captions`` (one a
+    column) a white band above names each column, and columns narrower than :data:`MIN_COLUMN_WIDTH` are
+    enlarged (nearest, by an integer factor) so the caption fits."""
     rows = [[t.detach().float().cpu().clamp(0, 1) for t in row] for row in rows]
     rows = [[t.expand(3, *t.shape[-2:]) if t.shape[0] == 1 else t for t in row] for row in rows]
     if not any(rows):
@@ -271,8 +214,7 @@ def make_grid(rows: Iterable[Sequence[torch.Tensor]], *, gap: int = 2,
 
 
 def _caption(band: np.ndarray, text: str, x: int, width: int) -> None:
-    """Write ``text`` centred in the caption band above the column at ``x`` of ``width`` pixels
-    (smaller, or cut with "..", where it does not fit)."""
+    """Write ``text`` centred above the column at ``x`` (smaller, or cut with "..", where it does not fit)."""
     font, scale = cv2.FONT_HERSHEY_SIMPLEX, CAPTION_SCALE
     while cv2.getTextSize(text, font, scale, 1)[0][0] > width - 2 and scale > 0.3:
         scale -= 0.05
@@ -284,9 +226,7 @@ def _caption(band: np.ndarray, text: str, x: int, width: int) -> None:
 
 
 def heatmap(values: torch.Tensor, low: float, high: float) -> torch.Tensor:
-    """A map (H, W) or (1, H, W) of numbers in [``low``, ``high``] as an RGB image (3, H, W) in
-    [0, 1] (the viridis colour scale: dark blue at ``low``, yellow at ``high``), for a sample
-    grid's alpha or action column."""
+    """A map (H, W) or (1, H, W) of numbers in [``low``, ``high``] as an RGB image (3, H, W) in [0, 1] (viridis)."""
     plane = values.detach().float().cpu().reshape(values.shape[-2:])
     scaled = ((plane - low) / max(high - low, 1e-12)).clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
     bgr = cv2.applyColorMap(scaled, cv2.COLORMAP_VIRIDIS)
@@ -294,30 +234,22 @@ def heatmap(values: torch.Tensor, low: float, high: float) -> torch.Tensor:
 
 
 def action_colours(names: Sequence[str]) -> torch.Tensor:
-    """One RGB colour in [0, 1] per discrete action of ``names``, (n, 3): the colours ``experiments.compare``
-    and the app give them (:func:`rlenhance.trace.action_colours`: ``keep`` grey, ``predict`` red, the
-    others Tableau's categorical colours), so that neighbouring indices look different.
-
-    Raises:
-        ValueError: more than :data:`MAX_KEY_ACTIONS` actions, or none.
-    """
+    """One RGB colour in [0, 1] per action of ``names``, (n, 3): those of :func:`rlenhance.trace.action_colours`."""
     if not 1 <= len(names) <= MAX_KEY_ACTIONS:
         raise ValueError(f"action_colours: {len(names)} actions (expected 1 .. {MAX_KEY_ACTIONS})")
     return torch.from_numpy(trace_colours(names)).float() / 255.0
 
 
 def action_map(actions: torch.Tensor, names: Sequence[str]) -> torch.Tensor:
-    """A per-pixel action map (H, W) or (1, H, W) of indices into ``names`` as an RGB image (3, H, W)
-    in [0, 1], each action in its :func:`action_colours` colour, for a sample grid's action column."""
+    """A per-pixel action map (H, W) or (1, H, W) of indices into ``names`` as an RGB image (3, H, W)."""
     plane = actions.detach().long().cpu().reshape(actions.shape[-2:]).clamp(0, len(names) - 1)
     return action_colours(names)[plane].permute(2, 0, 1).contiguous()
 
 
 def colour_key(entries: Sequence[tuple[torch.Tensor, str]], *, height: int | None = None,
                row_height: int = KEY_ROW_HEIGHT, width: int = MIN_COLUMN_WIDTH) -> torch.Tensor:
-    """A key to a colour-mapped column (3, H, W) in [0, 1]: one line per ``(colour (3,), label)``, a
-    swatch then the label, on white, in columns of ``width`` pixels no taller than ``height`` (None:
-    one column); a sample grid shows it beside its action or alpha columns."""
+    """A key to a colour-mapped column (3, H, W): a swatch and a label per ``(colour, label)``, in columns of
+    ``width`` pixels no taller than ``height`` (None: one column)."""
     per_column = len(entries) if height is None else max(1, (height - 2) // row_height)
     columns = -(-len(entries) // per_column)
     tile = np.full((row_height * min(per_column, len(entries)) + 2, width * columns, 3), 255, np.uint8)
@@ -332,12 +264,12 @@ def colour_key(entries: Sequence[tuple[torch.Tensor, str]], *, height: int | Non
 
 
 def action_key(names: Sequence[str], height: int | None = None) -> torch.Tensor:
-    """The :func:`colour_key` of :func:`action_map`'s colours, one line per action name."""
+    """The :func:`colour_key` of :func:`action_map`'s colours."""
     return colour_key(list(zip(action_colours(names), names)), height=height)
 
 
 def heatmap_key(low: float, high: float, height: int | None = None, steps: int = 5) -> torch.Tensor:
-    """The :func:`colour_key` of :func:`heatmap`'s scale: ``steps`` values from ``high`` down to ``low``."""
+    """The :func:`colour_key` of :func:`heatmap`'s scale, ``steps`` values from ``high`` down to ``low``."""
     values = np.linspace(high, low, steps)
     colours = heatmap(torch.tensor(values, dtype=torch.float32)[None], low, high)[:, 0].T
     return colour_key([(c, f"{v:.2g}") for c, v in zip(colours, values)], height=height)

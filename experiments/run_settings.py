@@ -1,10 +1,6 @@
-"""Every trainer's ``run`` section and starting or resuming a run with it.
-
-:class:`RunSettings` documents and defaults each run setting once; a trainer's section
-(:func:`run_section`) has those it reads, with its own defaults, checked by :func:`check_run`.
-A trainer reads its command line with :func:`parse_run` (``--resume`` continues a run with the
-run's own config) and opens its run folder with :func:`open_run`, which refuses a ``--resume``
-whose settings differ from the run's but for those that may change (:func:`check_resume`).
+"""Every trainer's ``run`` section (:class:`RunSettings`, :func:`run_section`), its command line
+(:func:`parse_run`: ``--resume`` continues a run with the run's own config) and its run folder
+(:func:`open_run`, which refuses a ``--resume`` that changes what the run is: :func:`check_resume`).
 """
 
 from __future__ import annotations
@@ -15,7 +11,6 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from agents.distributed import Ranks
@@ -39,8 +34,7 @@ def check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
 class RunSettings:
     """Length, evaluation, seeds, hardware and the run folder.
 
-    Every setting a trainer's ``run`` section may hold, each documented and defaulted here once; a
-    trainer's section (:func:`run_section`) has those it reads, with its own defaults."""
+    Each run setting, documented and defaulted once; a trainer's section has those it reads."""
 
     episodes: int = 100
     """training episodes (each a batch of crops for the episode's steps, then the agent's updates)"""
@@ -89,18 +83,10 @@ def run_section(name: str, fields: Sequence[str], *, module: str, **defaults: An
     >>> Run = run_section("Run", ("seed", "out"), module=__name__, out="runs/x")
     >>> Run(), Run(seed=3).out
     (Run(seed=0, out='runs/x'), 'runs/x')
-
-    Raises:
-        ValueError: a field (or a default of a field) that RunSettings has not, or a default of a field left out.
     """
-    known = {f.name: f for f in dataclasses.fields(RunSettings)}
-    for what, names in (("field", fields), ("default", defaults)):
-        unknown = [n for n in names if n not in known or (what == "default" and n not in fields)]
-        if unknown:
-            raise ValueError(f"run_section {name}: {what} {', '.join(unknown)} is not one of its fields "
-                             f"({', '.join(fields if what == 'default' else known)})")
+    known = {f.name: f.default for f in dataclasses.fields(RunSettings)}
     hints, docs = typing.get_type_hints(RunSettings), field_docs(RunSettings)
-    spec = [(n, hints[n], dataclasses.field(default=defaults.get(n, known[n].default), metadata={"doc": docs[n]}))
+    spec = [(n, hints[n], dataclasses.field(default=defaults.get(n, known[n]), metadata={"doc": docs[n]}))
             for n in fields]
     return dataclasses.make_dataclass(name, spec, frozen=True,
                                       namespace={"__module__": module, "__doc__": RunSettings.__doc__.split("\n")[0]})
@@ -117,36 +103,16 @@ def check_run(run: Any) -> None:
 
 
 # --- resume ---------------------------------------------------------------------------------------
-#: Settings a run folder written before they existed lacks, with the value such a run used: a resumed run
-#: must keep it (the tuning split: none).
-ADDED_SETTINGS: Mapping[str, Any] = MappingProxyType({"task.tune_fraction": 0.0, "data.tune_fraction": 0.0})
-
-
 def check_resume(out: str | Path, config: Mapping[str, Any], may_change: Sequence[str]) -> None:
-    """Raise ValueError when ``--resume`` would continue the run in ``out`` with a config that differs
-    from the run's (last.pt's ``extra["config"]``, else config.json) other than at the dotted
-    paths of ``may_change``: the continued run would not be the run it continues.
-
-    Args:
-        out: the run folder.
-        config: this invocation's resolved config, as nested dicts (:func:`experiments.config.to_dict`).
-        may_change: dotted settings that may differ (the step total, the device, the threads ...).
-    """
-    out = Path(out)
-    last, saved_config = out / "checkpoints" / "last.pt", out / "config.json"
-    if last.is_file():
-        saved = (load_checkpoint(last)["extra"] or {}).get("config")
-        if saved is None:
-            raise ValueError(f"--resume: {last} records no config (a checkpoint of another trainer or format); "
-                             "start a new run")
-    elif saved_config.is_file():
-        saved = json.loads(saved_config.read_text())
-    else:
+    """Raise ValueError when ``--resume`` would continue the run in ``out`` with a ``config`` (nested
+    dicts) that differs from the run's (last.pt's, else config.json's) at other settings than ``may_change``."""
+    last, saved = Path(out) / "checkpoints" / "last.pt", Path(out) / "config.json"
+    if not (last.is_file() or saved.is_file()):
         return
-    mine, theirs = flatten(config), flatten(saved)
-    theirs = {**{k: v for k, v in ADDED_SETTINGS.items() if k in mine}, **theirs}
-    differ = [f"{k} {mine.get(k)!r} (the run has {theirs.get(k)!r})" for k in sorted({*mine, *theirs})
-              if k in mine and k in theirs and k not in may_change and mine[k] != theirs[k]]
+    mine = flatten(config)
+    theirs = flatten(load_checkpoint(last)["extra"]["config"] if last.is_file() else json.loads(saved.read_text()))
+    differ = [f"{k} {mine[k]!r} (the run has {theirs.get(k)!r})" for k in sorted(mine)
+              if k not in may_change and mine[k] != theirs.get(k)]
     if differ:
         raise ValueError("--resume continues a run with its own settings; these differ: " + "; ".join(differ)
                          + f". Only {', '.join(k for k in may_change if k in mine)} may change")
@@ -155,14 +121,7 @@ def check_resume(out: str | Path, config: Mapping[str, Any], may_change: Sequenc
 def open_run(cfg: Any, ranks: Ranks | None = None, *, may_change: Sequence[str] = RESUME_MAY_CHANGE,
              trainer: str | None = None) -> Run:
     """The run folder of ``cfg.run.out`` (:class:`experiments.runs.Run` of ``trainer``, default the module
-    of ``cfg``'s class), checked by rank 0 for every rank; nothing is written until the run logs. A
-    ``--resume`` must keep the run's settings but those of ``may_change`` (:func:`check_resume`).
-
-    Raises:
-        FileNotFoundError: ``--resume`` on a folder that holds no run.
-        FileExistsError: a new run in a folder that holds one with a checkpoint.
-        ValueError: ``--resume`` with settings that differ from the run's.
-    """
+    of ``cfg``'s class), checked by rank 0 for every rank; a ``--resume`` may change ``may_change`` only."""
     ranks = ranks if ranks is not None else Ranks()
     if cfg.run.resume:
         ranks.on_rank0(lambda: check_resume(cfg.run.out, configs.to_dict(cfg), may_change))
@@ -170,26 +129,14 @@ def open_run(cfg: Any, ranks: Ranks | None = None, *, may_change: Sequence[str] 
 
 
 def parse_run(config_class: type, argv: Sequence[str], *, trainer: str | None = None, **options: Any) -> Any:
-    """A trainer's command line (:func:`experiments.config.parse` with ``options``), where ``--resume``
-    without ``--config`` starts from the config.json of the run in ``run.out``, under the command line's
-    flags and ``--set`` (:func:`check_resume` then refuses a change the run cannot take).
-
-    Args:
-        config_class: the trainer's config, with a ``run`` section (:func:`run_section`).
-        trainer: the module that makes the runs (default: ``config_class``'s); the run of another
-            trainer is refused (:func:`experiments.runs.read_config`).
-
-    Raises:
-        experiments.runs.RunFolderError: the run's config.json is damaged or another trainer's.
-    """
+    """A trainer's command line (:func:`experiments.config.parse` with ``options``); ``--resume`` without
+    ``--config`` starts from the config.json of the run in ``run.out`` (refused when ``trainer``, default
+    ``config_class``'s module, did not make it), under the command line's flags and ``--set``."""
     argv = list(argv)
     if "--config" not in argv and "--print-config" not in argv:
         given = configs.parse(config_class, argv, **{k: v for k, v in options.items() if k != "check"})
         out = Path(given.run.out)
         if given.run.resume and (out / "config.json").is_file():
-            saved = flatten(read_config(out, trainer or trainer_name(given),
-                                        [f.name for f in dataclasses.fields(config_class)]))
-            known = flatten(configs.to_dict(given))
-            added = [f"--set={k}={v}" for k, v in ADDED_SETTINGS.items() if k in known and k not in saved]
-            argv = ["--config", str(out), *added, *argv]
+            read_config(out, trainer or trainer_name(given))
+            argv = ["--config", str(out), *argv]
     return configs.parse(config_class, argv, **options)

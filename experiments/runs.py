@@ -11,37 +11,28 @@ A run folder looks like::
       tb/                  TensorBoard events (groups charts/, losses/, eval/) and the sample grids (samples/)
       checkpoints/last.pt  written atomically after every evaluation and when SIGINT / SIGTERM stops
                            the run; ``--resume`` starts here
-      checkpoints/best.pt  the best by the experiment's metric (experiments.loop.Checkpoints)
+      checkpoints/best.pt  the best by the experiment's metric (experiments.loop.Loop)
       samples/*.png        sample grids, each column captioned (input | output | reference, and the
                            alpha or action maps of an RL policy)
       summary.md           the closing table
 
-Nothing is written until the experiment first logs or saves (:class:`Run`). A scalar under
-``eval/`` or ``test/`` makes its row an evaluation's (metrics.csv), the others go to train.csv
-(read back by :mod:`experiments.run_files`). The run that writes a folder holds a ``flock`` on it;
-a damaged file is refused with a :class:`RunFolderError` naming it and what to do.
-
-Under torchrun every rank opens the same ``Run``; rank 0 checks and writes the folder and reads
-its checkpoints for the others.
+Nothing is written until the experiment first logs or saves. The run that writes a folder holds a
+``flock`` on it; a damaged file is refused with a :class:`RunFolderError` naming it and what to do.
+Under torchrun every rank opens the same ``Run``; rank 0 checks and writes the folder.
 """
 
 from __future__ import annotations
 
 __all__ = [  # run_files' names and run_cli too: the experiments import them from here
-    "GRID_CAPTIONS", "PlainProgress", "Run", "RunFolderError", "arg", "heatmap", "make_grid", "markdown_table",
-    "metric_series", "parse_config", "read_config", "read_metrics", "run_cli", "scalar_rows", "trainer_name",
-    "usage_lines",
+    "GRID_CAPTIONS", "PlainProgress", "Run", "RunFolderError", "heatmap", "make_grid", "markdown_table",
+    "metric_series", "read_config", "read_metrics", "run_cli", "scalar_rows", "trainer_name", "usage_lines",
 ]
 
-import argparse
-import csv
 import dataclasses
 import json
 import os
 import sys
 import time
-import types
-import typing
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -54,7 +45,6 @@ from experiments.process import run_cli
 from experiments.run_files import (
     EVAL_GROUPS,
     GRID_CAPTIONS,
-    LONG_FIELDS,
     MetricsTable,
     RunFolderError,
     heatmap,
@@ -68,51 +58,8 @@ from experiments.run_files import (
     usage_lines,
 )
 from rlenhance.atomic import write_text_atomic
-from rlenhance.checkpoint import load_checkpoint, save_checkpoint
-from rlenhance.cli.parser import HintingParser
+from rlenhance.checkpoint import save_checkpoint
 from rlenhance.io import save_image
-
-
-# --- typed command line from a dataclass -------------------------------------------------------
-def parse_config(config_class: type, argv: Sequence[str] | None = None, description: str | None = None):
-    """Build an argparse parser from a dataclass (one ``--flag`` per field, help from the
-    field's ``metadata["help"]``), parse ``argv`` and return an instance of the dataclass."""
-    parser = HintingParser(description=description or config_class.__doc__,
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    hints = typing.get_type_hints(config_class)
-    for field in dataclasses.fields(config_class):
-        flag = "--" + field.name.replace("_", "-")
-        kind = hints[field.name]
-        options: dict[str, Any] = {"help": field.metadata.get("help", ""), "dest": field.name}
-        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        options["default"] = default
-        origin, args = typing.get_origin(kind), typing.get_args(kind)
-        if kind is bool:
-            options["action"] = argparse.BooleanOptionalAction
-        elif origin is tuple:
-            options.update(type=args[0], nargs="+" if args[-1] is Ellipsis else len(args))
-        elif origin in (typing.Union, types.UnionType):  # Optional[X] / X | None
-            inner = next(a for a in args if a is not type(None))
-            if inner is bool:  # --flag / --no-flag, None when neither is given (type=bool reads "False" as True)
-                options["action"] = argparse.BooleanOptionalAction
-            else:
-                options["type"] = inner
-        else:
-            options["type"] = kind
-        if "choices" in field.metadata:
-            options["choices"] = field.metadata["choices"]
-        parser.add_argument(flag, **options)
-    values = vars(parser.parse_args(argv))
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    return config_class(**values)
-
-
-def arg(default: Any, help: str, **metadata: Any):
-    """A dataclass field with a help line (and optional ``choices``) for :func:`parse_config`."""
-    if isinstance(default, (list, dict, set)):
-        return dataclasses.field(default_factory=lambda: default, metadata={"help": help, **metadata})
-    return dataclasses.field(default=default, metadata={"help": help, **metadata})
-
 
 # --- progress ------------------------------------------------------------------------------------
 #: Plain progress (stderr not a terminal) prints a line at most this often, in seconds.
@@ -120,29 +67,22 @@ PLAIN_PROGRESS_S = 15.0
 
 
 def _is_terminal(stream: Any) -> bool:
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty is not None and isatty())
+    return bool(getattr(stream, "isatty", lambda: False)())
 
 
 class PlainProgress:
-    """The progress bar of a run whose stderr is not a terminal: one plain line now and then (every
-    :data:`PLAIN_PROGRESS_S` seconds at most) instead of a bar redrawn with escape codes, and, with
-    ``leave``, one line when it closes. The line: ``episode 200/1100 (18%) 41 s, 4.9 episode/s, ret=1.2,
-    best=27``. The methods the loop calls of a tqdm bar (``update``, ``set_postfix``,
-    ``set_description_str``, ``close``) and its ``desc``."""
+    """A tqdm bar's stand-in where stderr is not a terminal: a plain line at most every
+    :data:`PLAIN_PROGRESS_S` seconds (``episode 200/1100 (18%) 41 s, 4.9 episode/s, ret=1.2, best=27``),
+    and with ``leave`` one when it closes."""
 
-    def __init__(self, total: int, *, initial: int = 0, desc: str = "", leave: bool = True,
-                 stream: Any = None):
-        self.total, self.n, self.desc, self.leave = int(total), int(initial), desc, leave
+    def __init__(self, total: int, *, initial: int = 0, desc: str = "", leave: bool = True, stream: Any = None):
+        self.total, self.n, self.first, self.desc, self.leave = int(total), int(initial), int(initial), desc, leave
         self.stream = stream if stream is not None else sys.stderr
-        self.postfix = ""
-        self.first = self.n
+        self.postfix, self.closed = "", False
         self.start = self.shown = time.monotonic()
         self.printed: int | None = None  # the count of the last line printed
-        self.closed = False
 
     def line(self) -> str:
-        """The progress as one line."""
         elapsed = time.monotonic() - self.start
         done = self.n - self.first
         rate = f", {done / elapsed:.3g} {self.desc or 'step'}/s" if done and elapsed > 0 else ""
@@ -154,13 +94,10 @@ class PlainProgress:
         print(self.line(), file=self.stream, flush=True)
         self.shown, self.printed = time.monotonic(), self.n
 
-    def _maybe_print(self) -> None:
-        if time.monotonic() - self.shown >= PLAIN_PROGRESS_S:
-            self._print()
-
     def update(self, n: int = 1) -> None:
         self.n += int(n)
-        self._maybe_print()
+        if time.monotonic() - self.shown >= PLAIN_PROGRESS_S:
+            self._print()
 
     def set_postfix(self, postfix: Mapping[str, Any] | None = None, refresh: bool = True) -> None:
         self.postfix = ", ".join(f"{k}={v}" for k, v in (postfix or {}).items())
@@ -180,9 +117,7 @@ class Run:
     """A run folder (see the module docstring).
 
     Creating a ``Run`` checks the folder and writes nothing: the folder, config.json and the
-    TensorBoard writer are created on the first :meth:`log`, :meth:`save`, :meth:`save_grid`,
-    :meth:`summary` or :meth:`truncate_metrics`, so an experiment can open its run first and load
-    its data afterwards.
+    TensorBoard writer are created on the first write, so an experiment can open its run first.
 
     ====================================  ===============  ========================
     ``out`` holds                         new run          ``resume=True``
@@ -194,19 +129,10 @@ class Run:
     other files                           FileExistsError  FileNotFoundError
     ====================================  ===============  ========================
 
-    Starting anew (a start that stopped before its first checkpoint) says so in one line when the
-    folder is first written, and removes that start's metrics.csv, TensorBoard events, best.pt and
-    summary.md.
-
-    Args:
-        out: the folder.
-        config: the experiment's dataclass (saved as ``config.json``, with ``world_size`` and ``trainer``).
-        resume: continue the run in ``out`` (refused, naming the trainer, where another trainer made it;
-            :func:`read_config`).
-        ranks: the job's ranks (one process by default): rank 0 checks the folder (its errors are
-            raised on every rank), writes it and reads its checkpoints for every rank; the other
-            ranks write and print nothing.
-        trainer: the module of the trainer (default: that of ``config``'s class, :func:`trainer_name`).
+    Starting anew (a start that stopped before its first checkpoint) says so in one line and removes
+    that start's metrics, TensorBoard events, best.pt and summary.md. ``config`` is saved as
+    config.json with ``world_size`` and ``trainer`` (default: the module of ``config``'s class); rank 0
+    of ``ranks`` checks the folder (its errors raised on every rank) and writes it.
     """
 
     def __init__(self, out: str | Path, config: Any, *, resume: bool = False, ranks: Ranks | None = None,
@@ -217,60 +143,47 @@ class Run:
         self.metrics_path = self.dir / "metrics.csv"
         self.summary_path = self.dir / "summary.md"
         self.ranks = ranks if ranks is not None else Ranks()
-        #: This process writes the folder (rank 0).
-        self.writes = self.ranks.writes
-        #: The module of the trainer that makes the run (config.json's ``trainer``).
+        self.writes = self.ranks.writes  # this process writes the folder (rank 0)
         self.trainer = trainer or trainer_name(config)
-        settings = dataclasses.asdict(config)
-        self.config = {**settings, "world_size": self.ranks.world_size, "trainer": self.trainer}
-        self._settings = set(settings)
+        self.config = {**dataclasses.asdict(config), "world_size": self.ranks.world_size, "trainer": self.trainer}
         self._tables = {"metrics": MetricsTable(self.metrics_path), "train": MetricsTable(self.dir / "train.csv")}
-        #: True when ``resume`` was asked and ``checkpoints/last.pt`` is there to continue from.
-        self.resuming: bool
-        self._anew: str | None  # the line to print when a used folder is started anew
-        self._seen: tuple = ()  # the folder as the check saw it (rank 0): what another run's writes would change
+        self._seen: tuple = ()  # the folder as the check saw it: what another run's writes would change
         self._lock: _FolderLock | None = None  # held by rank 0 once it writes the folder
+        # resuming: --resume with a last.pt to continue; _anew: the line said when a used folder starts anew
         self.resuming, self._anew = self.ranks.on_rank0(lambda: self._check(resume))
-        self._opened = False
-        self._writer = None
-        self._purge_step: int | None = None
+        self._opened, self._writer, self._purge_step = False, None, None
         self.start_time = time.time()
 
     def _check(self, resume: bool) -> tuple[bool, str | None]:
         """(resuming, the line that says the folder is started anew or None); raises as the class table says."""
         self._seen = _state(self.dir)
         if resume and (self.dir / "config.json").exists():
-            read_config(self.dir, self.trainer, self._settings)
+            read_config(self.dir, self.trainer)
         if resume and self.last_path.is_file():
             return True, None
-        return False, self._check_new(resume)
-
-    def _check_new(self, resume: bool) -> str | None:
-        """Raise unless a run may start in the folder; the line that says it starts anew, if it does."""
-        entries = _entries(self.dir)
-        if not entries:
+        if not _entries(self.dir):
             if resume:
                 raise FileNotFoundError(f"--resume: no checkpoint to resume from at {self.last_path}; start the run "
                                         "without --resume")
-            return None
+            return False, None
         started = (self.dir / "config.json").is_file()
         if resume and started:
-            return (f"--resume: {self.dir} holds no checkpoints/last.pt (the run stopped before its first "
-                    "checkpoint); starting it anew there")
+            return False, (f"--resume: {self.dir} holds no checkpoints/last.pt (the run stopped before its first "
+                           "checkpoint); starting it anew there")
         if resume:
             raise FileNotFoundError(f"--resume: no checkpoint to resume from at {self.last_path} ({self.dir} holds "
                                     "no run)")
         checkpoints = [p for p in (self.dir / "checkpoints").glob("*.pt") if not p.name.startswith(".")]
         if started and not checkpoints:
-            return (f"--out {self.dir} holds the start of a run that never reached a checkpoint; starting the run "
-                    "anew there")
+            return False, (f"--out {self.dir} holds the start of a run that never reached a checkpoint; starting the "
+                           "run anew there")
         if started or checkpoints:
             raise FileExistsError(f"--out {self.dir} already holds a run; pass --resume to continue it "
                                   "or choose an empty folder")
         raise FileExistsError(f"--out {self.dir} is not empty and holds no run; choose an empty folder")
 
     def _open(self) -> None:
-        """Create the folder and write config.json (once); clear a dead start's files first. Rank 0 only."""
+        """Create the folder and write config.json (once, rank 0); clear a dead start's files first."""
         if self._opened or not self.writes:
             return
         self._hold()
@@ -286,7 +199,7 @@ class Run:
 
     @property
     def writer(self):
-        """The TensorBoard ``SummaryWriter`` of ``tb/`` (created on first use)."""
+        """The TensorBoard ``SummaryWriter`` of ``tb/``."""
         if self._writer is None:
             self._open()
             from torch.utils.tensorboard import SummaryWriter  # imported late: slow to import
@@ -294,10 +207,9 @@ class Run:
             self._writer = SummaryWriter(str(self.dir / "tb"), purge_step=self._purge_step)
         return self._writer
 
-    # -- scalars --
     def log(self, step: int, scalars: Mapping[str, float]) -> None:
-        """Write scalars (names like ``charts/reward``, ``eval/psnr``) to TensorBoard and to one row
-        of metrics.csv (when one of them is an evaluation's, ``eval/`` or ``test/``) or train.csv."""
+        """Write scalars to TensorBoard and to one row of metrics.csv (an evaluation's: ``eval/`` or
+        ``test/`` scalars) or train.csv."""
         if not self.writes:
             return
         writer = self.writer  # opens the folder
@@ -309,54 +221,20 @@ class Run:
         writer.flush()
 
     def truncate_metrics(self, step: int) -> None:
-        """Drop metrics.csv and train.csv rows logged after ``step`` and hide TensorBoard events
-        logged after it (a resumed run repeats them); the ``wall_time`` of the rows logged next goes on
-        from the last row kept. Call it before the first :meth:`log`. A row cut short by a kill is dropped.
-
-        Raises:
-            RunFolderError: a metrics file is damaged (:func:`read_metrics`).
-        """
+        """Drop the metrics rows and hide the TensorBoard events logged after ``step`` (a resumed run
+        repeats them); ``wall_time`` goes on from the last row kept. Call it before the first :meth:`log`."""
         self._purge_step = step + 1
         if not self.writes:
             return
         self._hold()  # before this run rewrites any file
-        self._split_long_metrics()
         for table in self._tables.values():
             table.truncate(step)  # reads (and checks) the file before the folder is opened
         self.start_time = time.time() - max(table.wall_time for table in self._tables.values())
         self._open()
 
-    def _split_long_metrics(self) -> None:
-        """A metrics.csv of the long format (``step, wall_time, metric, value``: one row per scalar,
-        written before runs kept one row per evaluation) becomes metrics.csv and train.csv."""
-        try:
-            with open(self.metrics_path, newline="", encoding="utf-8") as handle:
-                table = list(csv.reader(handle))
-        except (OSError, UnicodeDecodeError, csv.Error):
-            return  # missing, or damaged: read_metrics names it
-        if not table or tuple(table[0]) != LONG_FIELDS:
-            return
-        steps: dict[int, dict[str, Any]] = {}
-        for cells in table[1:]:
-            try:
-                step, wall, name, value = int(cells[0]), float(cells[1]), cells[2], float(cells[3])
-            except (ValueError, IndexError):
-                continue  # a row cut short by a kill
-            steps.setdefault(step, {"wall_time": wall})[name] = value
-        self.metrics_path.unlink()
-        for step, row in sorted(steps.items()):
-            wall = row.pop("wall_time")
-            evaluation = {k: v for k, v in row.items() if k.startswith(EVAL_GROUPS)}
-            if evaluation:
-                self._tables["metrics"].add(step, wall, row)
-            else:
-                self._tables["train"].add(step, wall, row)
-
-    # -- checkpoints --
     def save(self, name: str, *, model: torch.nn.Module, arch: Mapping[str, Any],
              extra: Mapping[str, Any]) -> Path:
-        """Write ``checkpoints/<name>.pt`` atomically (``last`` is what ``--resume`` reads); its
-        path (rank 0 writes, the other ranks only get the path)."""
+        """Write ``checkpoints/<name>.pt`` atomically (rank 0); its path."""
         path = self.dir / "checkpoints" / f"{name}.pt"
         if not self.writes:
             return path
@@ -370,41 +248,32 @@ class Run:
             raise RunFolderError(f"could not write {path} ({reason}); {kept}free space on that disk (or choose "
                                  f"another --out) and continue with --resume") from exc
 
-    def load_last(self, expected_arch: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """``checkpoints/last.pt`` (:func:`rlenhance.checkpoint.load_checkpoint`), read by rank 0 for every rank."""
-        return self.ranks.on_rank0(lambda: load_checkpoint(self.last_path, expected_arch=expected_arch))
-
-    # -- images --
     def save_grid(self, name: str, rows: Iterable[Sequence[torch.Tensor]], *,
-                  captions: Sequence[str] | None = GRID_CAPTIONS, step: int | None = None,
-                  tag: str = "samples", gap: int = 2) -> Path:
-        """Save ``samples/<name>.png``: each row a list of (C, H, W) images in [0, 1] placed side by
-        side, under a band with a caption per column (``captions``; None: no band); with ``step``
-        the grid also goes to TensorBoard as image ``tag`` at that step."""
+                  captions: Sequence[str] | None = GRID_CAPTIONS, step: int | None = None) -> Path:
+        """Save ``samples/<name>.png``: rows of (C, H, W) images in [0, 1] side by side under a caption per
+        column (None: no band; :func:`make_grid`); with ``step`` also TensorBoard's image ``samples``."""
         path = self.dir / "samples" / f"{name}.png"
         if not self.writes:
             return path
-        grid = make_grid(rows, gap=gap, captions=captions)
+        grid = make_grid(rows, captions=captions)
         self._open()
         save_image(path, grid)
         if step is not None:
-            self.writer.add_image(tag, grid, int(step), dataformats="HWC")
+            self.writer.add_image("samples", grid, int(step), dataformats="HWC")
             self.writer.flush()
         return path
 
     def progress(self, total: int, initial: int = 0, desc: str = "episode", *,
                  leave: bool = True) -> tqdm | PlainProgress:
-        """A progress bar on a terminal, plain progress lines when stderr is not one (a log file, a pipe:
-        :class:`PlainProgress`); shown by rank 0 only. ``leave=False`` clears the bar when it closes (an
-        evaluation's bar under the run's); its plain form then prints nothing unless it lasts."""
+        """A progress bar on a terminal, else :class:`PlainProgress`; rank 0's only. ``leave=False`` clears
+        it when it closes (an evaluation's bar under the run's)."""
         if self.writes and not _is_terminal(sys.stderr):
             return PlainProgress(total, initial=initial, desc=desc, leave=leave)
         return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, mininterval=1.0,
                     disable=not self.writes, leave=leave)
 
     def track(self, items: Iterable[Any], desc: str = "eval", *, total: int | None = None) -> Iterable[Any]:
-        """``items`` with a progress bar that is cleared at the end: an evaluation's progress
-        (a trainer wraps its loop over held-out batches or images), shown by rank 0 only."""
+        """``items`` under a progress bar cleared at the end: an evaluation's progress."""
         bar = self.progress(total if total is not None else len(items), desc=desc, leave=False)  # type: ignore[arg-type]
         try:
             for item in items:
@@ -419,7 +288,7 @@ class Run:
             print(*lines, sep="\n", flush=True)
 
     def summary(self, rows: Sequence[Mapping[str, Any]], title: str = "Summary") -> str:
-        """Print and save (``summary.md``) a markdown table of ``rows`` (dicts with equal keys); rank 0 only."""
+        """Print and save (``summary.md``) a markdown table of ``rows``; rank 0 only."""
         text = f"## {title}\n\n{markdown_table(rows)}\n"
         if self.writes:
             self._open()
@@ -428,9 +297,8 @@ class Run:
         return text
 
     def _hold(self) -> None:
-        """Create the folder and take this run's lock on it (``flock``, where the system has it), once,
-        and check that no other run wrote the folder since :meth:`_check` saw it; FileExistsError naming
-        the folder otherwise. Two starts on one folder: the second is refused when it first writes."""
+        """Create the folder and take this run's lock on it, once, and check that no other run wrote it
+        since :meth:`_check` saw it: of two starts on one folder, the second is refused when it first writes."""
         if self._lock is not None:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -444,7 +312,7 @@ class Run:
         self._lock = lock
 
     def close(self) -> None:
-        """Close the TensorBoard writer and release the folder's lock (again: nothing more)."""
+        """Close the TensorBoard writer and release the folder's lock."""
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -454,9 +322,8 @@ class Run:
 
 
 class _FolderLock:
-    """An exclusive ``flock`` of a folder, taken without waiting (``held`` says whether it was), released
-    by :meth:`release`, when this object is collected, or when the process ends, however it ends.
-    Where the system has no ``flock`` (Windows) it is always held."""
+    """An exclusive ``flock`` of a folder taken without waiting (``held``), released by :meth:`release`, when
+    collected or when the process ends; always held where the system has no ``flock``."""
 
     def __init__(self, folder: Path) -> None:
         self._fd: int | None = None
@@ -482,17 +349,11 @@ class _FolderLock:
 
 
 def _state(folder: Path) -> tuple:
-    """What a run's writes change in ``folder``: the name, size and modification time of each entry
-    and of each checkpoint (atomic writes replace files, so a rewritten one has a new time)."""
-    found = []
-    for entry in (*_entries(folder), *_entries(folder / "checkpoints")):
-        info = entry.stat()
-        found.append((str(entry), info.st_size, info.st_mtime_ns))
-    return tuple(sorted(found))
+    """The name, size and modification time of each entry of ``folder`` and of its checkpoints."""
+    entries = (*_entries(folder), *_entries(folder / "checkpoints"))
+    return tuple(sorted((str(e), e.stat().st_size, e.stat().st_mtime_ns) for e in entries))
 
 
 def _entries(folder: Path) -> list[Path]:
     """What ``folder`` holds, without the temporary files of interrupted atomic writes."""
-    if not folder.is_dir():
-        return []
-    return [p for p in folder.iterdir() if not (p.name.startswith(".") and ".tmp" in p.name)]
+    return [p for p in folder.iterdir() if not (p.name.startswith(".") and ".tmp" in p.name)] if folder.is_dir() else []

@@ -72,7 +72,7 @@ import torch
 from agents.distributed import Ranks, wrap
 from experiments import config as configs
 from experiments.config import Cost, Preset
-from experiments.loop import Callback, Checkpoints, Loop, Progress, SampleGrids, preset_estimate, run_seconds
+from experiments.loop import Callback, Loop, SampleGrids, Snapshots, preset_estimate, run_seconds
 from experiments.plots import loss_curves, save_figure
 from experiments.process import run_cli, setup_process
 from experiments.run_settings import RESUME_MAY_CHANGE, RUN_COST_FREE, check_run, open_run, parse_run, run_section
@@ -467,17 +467,6 @@ def _network(args: Settings) -> torch.nn.Module:
     return build_network(args)
 
 
-class Snapshots(Callback):
-    """``checkpoints/model_epochE.pt`` every ``every``-th epoch E (before last.pt, like best.pt)."""
-
-    def __init__(self, every: int):
-        self.every = every
-
-    def on_evaluation(self, loop: Loop, scores: Mapping[str, float], rows: Sequence[Sequence[torch.Tensor]]) -> None:
-        if self.every and loop.state.step % self.every == 0:
-            loop.save(f"model_epoch{loop.state.step}")
-
-
 class LossCurve(Callback):
     """``loss_curve.png``: the training loss and the evaluated split's loss per epoch (from train.csv and
     metrics.csv)."""
@@ -525,15 +514,17 @@ def main(argv: Sequence[str] | None = None) -> Path:
                         if k.startswith("eval/") and k != "eval/seconds"})
         return row
 
+    every = cfg.run.save_every  # checkpoints/model_epochE.pt every this many epochs E (0: never)
     loop = Loop(run, total=cfg.train.epochs, eval_every=1, unit="epoch", train=trainer.train,
                 evaluate=trainer.evaluate, metric=lambda scores: -scores["eval/loss"], model=model,
                 state=trainer.state, load_state=trainer.load_state,
                 extra=lambda: {"spec": trainer.spec, "config": configs.to_dict(cfg)},
-                callbacks=[Snapshots(cfg.run.save_every), Checkpoints(), SampleGrids(cfg.run.samples),
-                           LossCurve(f"{args.model} / {args.task}"), Progress("losses/loss", "loss"),
+                callbacks=[Snapshots(lambda e: f"model_epoch{e}" if every and e % every == 0 else None),
+                           SampleGrids(cfg.run.samples), LossCurve(f"{args.model} / {args.task}"),
                            preset_estimate(cfg, PRESETS, device.type, ignore=COST_FREE, check=resolve,
                                            per_step=lambda cost: epoch_cost(cfg, cost), warmup=2)],
-                summary=summary, title=f"{PROG}: {run.dir}", split=trainer.split,
+                progress=("losses/loss", "loss"),
+                summary=summary, split=trainer.split,
                 report=None if trainer.reported is None else lambda: trainer.evaluate(trainer.reported))
     out = loop.fit()
     best = Path(out) / "checkpoints" / "best.pt"

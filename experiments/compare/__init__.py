@@ -176,8 +176,8 @@ from experiments.compare.scoring import (
     summarize,
     task_metrics,
 )
+from experiments.config import flat_flags, parse
 from experiments.plots import quality_vs_time, save_figure
-from experiments.runs import parse_config
 from rlenhance.io import save_image
 from rlenhance.metrics.table import METRICS
 from rlenhance.runtime import configure_threads, flush_denormals, seed_everything, select_device
@@ -188,7 +188,7 @@ __all__ = ["TASK_METHODS", "Args", "Method", "Sample", "labelled_grid", "load_sa
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Run the comparison; returns the summary (one dict per method: means, stds, ms, params, source)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_config(Args, argv)
+    args = parse(Args, argv, flags=flat_flags(Args), prog="compare")
     check_args(args)
     wanted = requested_methods(args)
     flush_denormals()

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import Literal
 
 from experiments.compare.methods import (
     ENSEMBLE_TASKS,
@@ -18,7 +19,7 @@ from experiments.compare.methods import (
     checkpoint_path,
     method_flag,
 )
-from experiments.runs import arg
+from experiments.config import arg
 from rlenhance import registry
 from rlenhance.data import LOWLIGHT_INPUTS
 from rlenhance.restore import ENSEMBLES
@@ -36,22 +37,24 @@ EMBEDDED_DATA: Mapping[str, str] = MappingProxyType({
 })
 #: Where the full-reference scores are taken (``--psnr-on``).
 PSNR_PLANES = ("rgb", "y")
+#: The self-ensemble sizes (``--ensemble``).
+ENSEMBLE_SIZES = tuple(ENSEMBLES)
 
 
 @dataclass
 class Args:
     """Compare RL, supervised and classical methods on the same images (PSNR / SSIM / UQI / ms / params)."""
 
-    task: str = arg("lowlight", "what to restore", choices=TASKS)
+    task: Literal[TASKS] = arg("lowlight", "what to restore")
     data: str | None = arg(None, "lowlight: low/+high/ pairs, or a folder of photos without references (scored "
                                  "by the no-reference metrics); denoise: clean images, or real noisy/clean pairs "
                                  "(noisy/+clean/ or SIDD's scene folders), gray unless --no-gray; completion: "
                                  "occluded_images/+original_images/. Default: the embedded scikit-image photos, "
                                  "degraded synthetically")
-    light: str = arg("data", "lowlight: the dark inputs: the data's own (the low frames of pairs; the embedded photos "
-                             "darkened uniformly), or every reference relit by smooth non-uniform light "
-                             "(rlenhance.data.uneven_capture, each image's from --seed and its name) in place of "
-                             "its low frame", choices=LOWLIGHT_INPUTS)
+    light: Literal[LOWLIGHT_INPUTS] = arg("data", "lowlight: the dark inputs: the data's own (the low frames of pairs; "
+                                                  "the embedded photos darkened uniformly), or every reference relit "
+                                                  "by smooth non-uniform light (rlenhance.data.uneven_capture, each "
+                                                  "image's from --seed and its name) in place of its low frame")
     gray: bool = arg(True, "denoise: gray images (the PixelRL protocol); --no-gray denoises RGB (noise of --sigma on "
                            "every channel)")
     methods: str | None = arg(None, "comma-separated subset of the task's methods (default: all of them but the "
@@ -80,8 +83,8 @@ class Args:
     metrics: str | None = arg(None, "comma-separated metrics to score besides the task's: names of "
                                     "rlenhance.metrics.table.METRICS or your own by import path (package.module:NAME, "
                                     "a rlenhance.metrics.table.Metric)")
-    psnr_on: str = arg("rgb", "full-reference scores (PSNR, SSIM, UQI) on the RGB channels or on Y (BT.601 "
-                              "YCbCr, studio swing, as MATLAB's rgb2ycbcr; RGB images only)", choices=PSNR_PLANES)
+    psnr_on: Literal[PSNR_PLANES] = arg("rgb", "full-reference scores (PSNR, SSIM, UQI) on the RGB channels or on Y "
+                                               "(BT.601 YCbCr, studio swing, as MATLAB's rgb2ycbcr; RGB images only)")
     gt_mean: bool = arg(False, "scale each output so that its mean gray equals its reference's before the "
                                "full-reference scores (the GT-mean protocol, rlenhance.metrics.gt_mean_align)")
     sigma: float = arg(25.0, "denoise: standard deviation of the synthetic noise on the 0-255 scale, and the noise "
@@ -92,15 +95,15 @@ class Args:
     sigma_estimate: bool = arg(False, "denoise: give the classical denoisers and ffdnet each image's noise level "
                                       "estimated from the noisy image (rlenhance.noise_estimate.estimate_noise_sigma) "
                                       "instead of --sigma; always so for real noisy pairs")
-    ensemble: int = arg(1, "denoise and completion: geometric self-ensemble of the learned networks: the mean of "
-                           "the supervised network (mrpnet, ffdnet, unet, pixelrnn ...) over this many flips and "
-                           "quarter turns of each image (a3c / sac / rse: of their predictor's), at that "
-                           "many times the time; 1: none",
-                        choices=tuple(ENSEMBLES))
-    split: str | None = arg(None, "which images: the trainers' validation split (report on it), their tuning split "
-                                  "(choose on it), or all (unset: all for the embedded photos, denoise and low-light "
-                                  "photos without references; val otherwise)",
-                            choices=("val", "tune", "all"))
+    ensemble: Literal[ENSEMBLE_SIZES] = arg(1, "denoise and completion: geometric self-ensemble of the learned "
+                                               "networks: the mean of the supervised network (mrpnet, ffdnet, unet, "
+                                               "pixelrnn ...) over this many flips and quarter turns of each image "
+                                               "(a3c / sac / rse: of their predictor's), at that many times the time; "
+                                               "1: none")
+    split: Literal["val", "tune", "all"] | None = arg(None, "which images: the trainers' validation split (report on "
+                                                            "it), their tuning split (choose on it), or all (unset: "
+                                                            "all for the embedded photos, denoise and low-light photos "
+                                                            "without references; val otherwise)")
     split_seed: int = arg(0, "seed of the train / tune / validation split (the trainers' default split)")
     limit: int = arg(0, "evaluate at most this many images (0: all)")
     seed: int = arg(0, "seed of the denoise noise (each image's from this seed and its file name, exactly as "

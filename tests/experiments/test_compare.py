@@ -600,7 +600,7 @@ def test_ensemble_runs_the_learned_denoisers_self_ensemble_and_says_so(tiny, tmp
         assert rows[sample.name] != pytest.approx(scored(plain.restore(sample.input), sample), abs=1e-6)
     assert "--ensemble is ignored: it is a --task denoise / completion option" in ignored_flags(
         Args(task="lowlight", ensemble=8))
-    with pytest.raises(SystemExit):
+    with pytest.raises(ValueError, match="ensemble: '3' is not one of 1, 2, 4, 8"):
         in_process("--task", "denoise", "--ensemble", "3", "--out", str(tmp_path / "bad"))
 
 

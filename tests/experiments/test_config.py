@@ -134,7 +134,7 @@ def test_a_hostile_config_file_is_refused_with_one_line_naming_it(tmp_path):
         with pytest.raises(ValueError, match=rf"^--config .*{name}: nested too deeply to read"):
             parse("--config", str(tmp_path / name))
     (tmp_path / "binary.toml").write_bytes(b"name = 'x'\n\xff\xfe\x00")
-    with pytest.raises(ValueError, match=r"^--config .*binary\.toml: not UTF-8 text \(byte 0xff at offset 11;"):
+    with pytest.raises(ValueError, match=r"^--config .*binary\.toml: not UTF-8 text \(byte 0xff at offset 11\); "):
         parse("--config", str(tmp_path / "binary.toml"))
     with pytest.raises(ValueError, match=r"^--config /dev/zero: not a regular file \(a character device\); expected"):
         parse("--config", "/dev/zero")
