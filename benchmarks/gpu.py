@@ -12,7 +12,7 @@ Prints a markdown table per part, each as soon as it is measured, with the comma
 1. **training**: ``python -m experiments.lol_train`` and ``python -m experiments.denoise_train`` (the
    shipped recipes on the embedded default data, or on ``--lol-data`` / ``--denoise-data``) at each
    global ``--lol-batch`` / ``--denoise-batch`` with ``--device cuda``, and at the first of them with
-   ``--device cpu`` (the trainers' default threads: every core but one; ``--no-cpu``: not), each in a
+   ``--device cpu`` (the trainers' default threads: every core; ``--no-cpu``: not), each in a
    fresh process, the largest batches first;
    episodes/s from its train.csv, the first ``--warmup`` episodes left out (start-up, the first use of
    CUDA and of the native kernels), and crops/s (episodes/s times the batch). ``--before DIR``: the
@@ -377,7 +377,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     info = report["machine"]
     gpus = info["gpus"]
     print(f"{info['cores']} cores, torch {info['torch']}; trainers take {info['trainer_threads']} torch threads "
-          "(every core but one); "
+          "(every core); "
           + (f"CUDA {info['cuda']}: {gpus} x {info['gpu']}" if gpus else
              f"CUDA: not available (torch {info['torch']}, CUDA build {info['cuda']}): CUDA cells read "
              f"'{UNAVAILABLE}', the CPU side is measured alone"), flush=True)

@@ -93,11 +93,11 @@ def ratio(numerator: Figure, denominator: Figure) -> str:
 
 
 def default_threads(processes: int = 1) -> int:
-    """The torch threads an entry point takes by default when ``processes`` of it share this machine
-    (:func:`rlenhance.runtime.configure_threads` with 0); this process's own setting is kept."""
+    """The torch threads a trainer takes by default when ``processes`` of it share this machine
+    (:func:`experiments.process.setup_process`: every core); this process's own setting is kept."""
     before = torch.get_num_threads()
     try:
-        return configure_threads(0, processes=processes)
+        return configure_threads(0, processes=processes, spare=0)
     finally:
         torch.set_num_threads(before)
 
@@ -294,7 +294,7 @@ def training_table(trainings: Trainings, args: argparse.Namespace) -> None:
                          "CPU crops/s": cpu.times(batch).cell, "CUDA / CPU": ratio(cuda, cpu)})
             figures += [cuda, before, cpu]
     episodes = f"episodes {args.warmup}..{args.episodes}, denoise_train {args.warmup}..{args.denoise_episodes}"
-    notes = [f"CPU: {default_threads()} torch threads (every core but one). crops/s: episodes/s times the global "
+    notes = [f"CPU: {default_threads()} torch threads (every core). crops/s: episodes/s times the global "
              "batch."
              + (f" before: the trainers of {args.before}." if args.before is not None else "")]
     print_table(f"Training, one process (lol_train {episodes})", rows, figures, notes, trainings.commands(runs))

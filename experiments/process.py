@@ -26,11 +26,11 @@ SIGNAL_EXIT_BASE = 128
 
 def setup_process(*, threads: int, seed: int, device: str, ranks: Ranks | None = None) -> torch.device:
     """Process-wide settings of an experiment in one place: denormal flushing, torch's CPU threads (0:
-    this node's cores but one, shared by its ranks), the seeds and the device; a job of several ranks then
+    every core of this node, shared by its ranks), the seeds and the device; a job of several ranks then
     joins its process group. Returns the device."""
     ranks = ranks if ranks is not None else Ranks()
     flush_denormals()
-    configure_threads(threads, processes=ranks.local_world_size)
+    configure_threads(threads, processes=ranks.local_world_size, spare=0)
     seed_everything(seed)
     chosen = rank_device(device, ranks)
     init_process_group(ranks, chosen)

@@ -57,7 +57,7 @@ class RunSettings:
     device: str = "auto"
     """auto, cpu, cuda or cuda:N"""
     threads: int = 0
-    """torch CPU threads (0: every core but one, at least 1)"""
+    """torch CPU threads (0: every core; on a machine shared with other busy processes, 1)"""
     out: str = "runs/train"
     """run folder"""
     resume: bool = False

@@ -98,22 +98,24 @@ def _amount(size: int) -> str:
     return f"{size / 2**30:,.1f} GiB" if size >= 2**30 else f"{size / 2**20:,.1f} MiB"
 
 
-def configure_threads(threads: int = 0, processes: int = 1) -> int:
-    """Set torch's CPU threads; ``0`` (the entry points' default): every core but one, at least one,
-    shared by the ``processes`` that run on this machine (a ``torchrun --nproc_per_node N`` job's N
-    ranks each get ``(cores - 1) // N``, at least one: 2 ranks on 2 cores run one thread each).
+def configure_threads(threads: int = 0, processes: int = 1, *, spare: int = 1) -> int:
+    """Set torch's CPU threads; ``0``: every core but ``spare``, at least one, shared by the
+    ``processes`` that run on this machine (a ``torchrun --nproc_per_node N`` job's N ranks each get
+    ``(cores - spare) // N``, at least one).
 
-    Why not torch's default (one thread per core): torch's OpenMP threads meet at a barrier after
-    every parallel op, so when another busy process holds a core, each op waits for the thread that
-    lost it. With one busy neighbour (another training run, a test suite) that slows training and
-    enhancing many times over; leaving a core free keeps the slowdown small, at a small cost on an
-    idle machine (docs/performance.md#threads). ``OMP_WAIT_POLICY=PASSIVE`` is no cure: waiting
-    threads sleep, but every op then pays their wake-up, even on an idle machine.
+    The inference entry points (``rlenhance``, compare, the benchmarks) leave one core free: torch's
+    OpenMP threads meet at a barrier after every parallel op, so when another busy process holds a
+    core, each op waits for the thread that lost it, and enhancing slows many times over. The trainers
+    (:func:`experiments.process.setup_process`) take every core (``spare=0``): fastest on a quiet
+    machine; on one shared with other busy processes, ``--threads 1`` keeps the slowdown small
+    (docs/performance.md#threads). ``OMP_WAIT_POLICY=PASSIVE`` is no cure: waiting threads sleep, but
+    every op then pays their wake-up, even on an idle machine.
 
     Args:
-        threads: the number of threads; 0: ``max(1, (os.cpu_count() - 1) // processes)``.
+        threads: the number of threads; 0: ``max(1, (os.cpu_count() - spare) // processes)``.
         processes: processes sharing this machine's cores (torchrun's ``LOCAL_WORLD_SIZE``); an
             explicit ``threads`` is taken as given.
+        spare: cores left free with ``threads`` 0 (0 or 1).
 
     Returns:
         The number set.
@@ -122,10 +124,10 @@ def configure_threads(threads: int = 0, processes: int = 1) -> int:
         ValueError: ``threads`` is negative or not an int, or ``processes`` < 1.
     """
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 0:
-        raise ValueError(f"threads: expected an int >= 0 (0: every core but one), got {threads!r}")
+        raise ValueError(f"threads: expected an int >= 0 (0: every core but {spare}), got {threads!r}")
     if isinstance(processes, bool) or not isinstance(processes, (int, np.integer)) or processes < 1:
         raise ValueError(f"processes: expected an int >= 1, got {processes!r}")
-    count = int(threads) or max(1, ((os.cpu_count() or 1) - 1) // int(processes))
+    count = int(threads) or max(1, ((os.cpu_count() or 1) - spare) // int(processes))
     torch.set_num_threads(count)
     cv2.setNumThreads(count)  # OpenCV's own pool (e.g. the Enhancer's blur of its result)
     return count

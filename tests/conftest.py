@@ -15,6 +15,14 @@ torch.set_num_threads(1)
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """A trainer run in this process takes every core (its --threads 0): one thread again after each test."""
+    yield
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def shared_dir():
     """Path to ../shared; tests that need its data skip cleanly when it is absent."""

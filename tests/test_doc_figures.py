@@ -56,11 +56,13 @@ FIGURES = [
     Figure("docs/customisation.md", "+0.035", "python -m benchmarks.knobs --data samples/pairs --split all"),
     Figure("docs/customisation.md", "0.027-0.057", "python -m benchmarks.knobs --data samples/pairs --split all"),
     Figure("docs/api.md", "about 20x", "python -m benchmarks.agent_speed"),
-    *(Figure("docs/training.md", figure, "python -m experiments.lol_train") for figure in ("77 s", "22.9 dB")),
+    *(Figure("docs/training.md", figure, "python -m experiments.lol_train") for figure in ("63 s", "22.6 dB")),
     *(Figure("docs/lowlight.md", figure, "python -m benchmarks.lowlight_goals --checkpoint CHECKPOINT")
-      for figure in ("18.73", "20.17", "**20.76**", "19.03", "21.09", "1.28")),
+      for figure in ("18.73", "20.17", "**20.76**", "19.03", "21.09", "1.28", "19.69", "20.40")),
+    Figure("docs/lowlight.md", "19.22 dB", "python -m experiments.compare --task lowlight --data "
+           "../shared/data/sice_pairs/train --methods rl --threads 1 --rl CHECKPOINT"),
     *(Figure("docs/lowlight.md", figure, UNEVEN_COMPARE) for figure in ("**19.92**", "18.12", "20.27")),
-    Figure("docs/lowlight.md", "20.18 dB", "python -m experiments.lol_eval --checkpoint "
+    Figure("docs/lowlight.md", "20.43 dB", "python -m experiments.lol_eval --checkpoint "
            "runs/lol_train/checkpoints/best.pt --data ../shared/data/sice_pairs/train --no-classical --threads 1"),
     *(Figure("docs/denoising.md", figure, NOISE_MAP_COMPARE) for figure in (
         "28.44** (+8.37 ± 0.48", "28.53 (+8.45 ± 0.48", "29.16 (-0.05 ± 0.01", "0.33 dB above the policy")),

@@ -34,6 +34,12 @@ def test_default_is_shared_by_the_ranks_of_a_machine(restore_threads, monkeypatc
         configure_threads(0, processes=0)
 
 
+@pytest.mark.parametrize("cores, processes, expected", [(1, 1, 1), (2, 1, 2), (16, 2, 8), (4, 8, 1)])
+def test_no_spare_core_takes_every_core(restore_threads, monkeypatch, cores, processes, expected):
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    assert configure_threads(0, processes=processes, spare=0) == expected == torch.get_num_threads()
+
+
 def test_explicit_count_and_bad_values(restore_threads):
     assert configure_threads(3) == 3 and torch.get_num_threads() == 3
     for bad in (-1, 1.5, True, "2"):
@@ -42,7 +48,8 @@ def test_explicit_count_and_bad_values(restore_threads):
 
 
 def test_the_command_line_and_the_trainers_use_it(restore_threads, monkeypatch, tmp_path):
-    """`rlenhance enhance` and the trainers' --threads 0 leave a core free (the busy-neighbour fix)."""
+    """`rlenhance enhance` leaves a core free (the busy-neighbour fix); the trainers' --threads 0 takes
+    every core."""
     from experiments.lol_train import parse_args
     from experiments.rl_common import setup
     from rlenhance.cli import main
@@ -53,7 +60,7 @@ def test_the_command_line_and_the_trainers_use_it(restore_threads, monkeypatch, 
     assert torch.get_num_threads() == 3
     torch.set_num_threads(1)
     setup(parse_args(["--out", str(tmp_path / "run")]))
-    assert torch.get_num_threads() == 3
+    assert torch.get_num_threads() == 4
 
 
 def test_constant_tensor_is_made_once_per_values_dtype_and_device():
