@@ -295,8 +295,9 @@ def read_settings(path: Path) -> dict[str, Any]:
     problem = not_a_file(path)
     if problem:
         raise (FileNotFoundError if problem == NO_SUCH_FILE else ValueError)(problem)
-    if path.stat().st_size > CONFIG_BYTES_MOST:
-        raise ValueError(f"{path.stat().st_size:,} bytes, more than a config's {CONFIG_BYTES_MOST:,}")
+    size = path.stat().st_size
+    if size > CONFIG_BYTES_MOST:
+        raise ValueError(f"{size:,} bytes, more than a config's {CONFIG_BYTES_MOST:,}")
     try:
         raw = path.read_bytes()
         data = _toml().loads(raw.decode()) if path.suffix == ".toml" else json.loads(raw.decode())

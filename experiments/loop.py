@@ -321,7 +321,7 @@ class Loop:
         if self.report is not None and not s.report:  # a finished run resumed has its report
             s.report = run.ranks.on_rank0(self._report)
             self.save("last", with_state=True)  # recorded: a resumed finished run reports the same
-            named = {k.split("/", 1)[-1]: v for k, v in s.report.items() if k != "eval/seconds"}
+            named = _report_scores(s.report)
             shown = [k for k in REPORTED if k in named] or list(named)
             run.say(f"best.pt ({self.unit} {s.best_step}, picked on the {SPLIT_NAMES[self.split]} split): "
                     "validation " + ", ".join(f"{k} {named[k]:.4g}" for k in shown) if s.report else
@@ -329,8 +329,7 @@ class Loop:
         for callback in self.callbacks:
             callback.on_end(self)
         if self.summary_row is not None:
-            row = {**self.summary_row(s),
-                   **{f"val_{k.split('/', 1)[-1]}": v for k, v in s.report.items() if k != "eval/seconds"}}
+            row = {**self.summary_row(s), **{f"val_{k}": v for k, v in _report_scores(s.report).items()}}
             tested = any(k.startswith(f"{TEST_GROUP}/") for k in s.scores)
             note = split_note(self.split, reported=bool(s.report), tested=tested)
             run.summary([row], f"{run.trainer.rsplit('.', 1)[-1]}: {run.dir} ({note})")
@@ -346,6 +345,11 @@ class Loop:
             return self._scored(self.report)[0]
         finally:
             self.model.load_state_dict(weights)
+
+
+def _report_scores(report: Mapping[str, float]) -> dict[str, float]:
+    """best.pt's validation report by score name (``eval/psnr`` -> ``psnr``), without its timing."""
+    return {k.split("/", 1)[-1]: v for k, v in report.items() if k != "eval/seconds"}
 
 
 def split_note(split: str, *, reported: bool, tested: bool) -> str:

@@ -24,13 +24,19 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 SIGNAL_EXIT_BASE = 128
 
 
+def trainer_threads(threads: int = 0, processes: int = 1) -> int:
+    """Set a trainer's torch CPU threads: ``threads``, or 0: every core, shared by the ``processes`` on this
+    machine (:func:`rlenhance.runtime.configure_threads` with no spare core). Returns the number set."""
+    return configure_threads(threads, processes=processes, spare=0)
+
+
 def setup_process(*, threads: int, seed: int, device: str, ranks: Ranks | None = None) -> torch.device:
     """Process-wide settings of an experiment in one place: denormal flushing, torch's CPU threads (0:
     every core of this node, shared by its ranks), the seeds and the device; a job of several ranks then
     joins its process group. Returns the device."""
     ranks = ranks if ranks is not None else Ranks()
     flush_denormals()
-    configure_threads(threads, processes=ranks.local_world_size, spare=0)
+    trainer_threads(threads, processes=ranks.local_world_size)
     seed_everything(seed)
     chosen = rank_device(device, ranks)
     init_process_group(ranks, chosen)

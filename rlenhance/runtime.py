@@ -124,7 +124,7 @@ def configure_threads(threads: int = 0, processes: int = 1, *, spare: int = 1) -
         ValueError: ``threads`` is negative or not an int, or ``processes`` < 1.
     """
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 0:
-        raise ValueError(f"threads: expected an int >= 0 (0: every core but {spare}), got {threads!r}")
+        raise ValueError(f"threads: expected an int >= 0 (0: every core{' but one' if spare else ''}), got {threads!r}")
     if isinstance(processes, bool) or not isinstance(processes, (int, np.integer)) or processes < 1:
         raise ValueError(f"processes: expected an int >= 1, got {processes!r}")
     count = int(threads) or max(1, ((os.cpu_count() or 1) - spare) // int(processes))

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
+import cv2
 import pytest
 import torch
 
@@ -16,11 +17,14 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """A trainer run in this process takes every core (its --threads 0): one thread again after each test."""
+def _restore_threads():
+    """torch's and OpenCV's thread counts as they were before each test (a trainer run in this process
+    takes every core)."""
+    before = torch.get_num_threads(), cv2.getNumThreads()
     yield
-    if torch.get_num_threads() != 1:
-        torch.set_num_threads(1)
+    if (torch.get_num_threads(), cv2.getNumThreads()) != before:
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])
 
 
 @pytest.fixture(scope="session")

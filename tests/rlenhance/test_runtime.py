@@ -9,23 +9,15 @@ import torch
 from rlenhance.runtime import configure_threads
 
 
-@pytest.fixture
-def restore_threads():
-    before, before_cv2 = torch.get_num_threads(), cv2.getNumThreads()
-    yield
-    torch.set_num_threads(before)
-    cv2.setNumThreads(before_cv2)
-
-
 @pytest.mark.parametrize("cores, expected", [(1, 1), (2, 1), (4, 3), (16, 15), (None, 1)])
-def test_default_leaves_one_core_free(restore_threads, monkeypatch, cores, expected):
+def test_default_leaves_one_core_free(monkeypatch, cores, expected):
     monkeypatch.setattr(os, "cpu_count", lambda: cores)
     assert configure_threads() == expected
     assert torch.get_num_threads() == expected
 
 
 @pytest.mark.parametrize("cores, processes, expected", [(2, 2, 1), (16, 2, 7), (16, 4, 3), (4, 8, 1)])
-def test_default_is_shared_by_the_ranks_of_a_machine(restore_threads, monkeypatch, cores, processes, expected):
+def test_default_is_shared_by_the_ranks_of_a_machine(monkeypatch, cores, processes, expected):
     """torchrun's N processes on one machine share its cores but one (2 ranks on 2 cores: one thread each)."""
     monkeypatch.setattr(os, "cpu_count", lambda: cores)
     assert configure_threads(0, processes=processes) == expected == torch.get_num_threads() == cv2.getNumThreads()
@@ -35,19 +27,19 @@ def test_default_is_shared_by_the_ranks_of_a_machine(restore_threads, monkeypatc
 
 
 @pytest.mark.parametrize("cores, processes, expected", [(1, 1, 1), (2, 1, 2), (16, 2, 8), (4, 8, 1)])
-def test_no_spare_core_takes_every_core(restore_threads, monkeypatch, cores, processes, expected):
+def test_no_spare_core_takes_every_core(monkeypatch, cores, processes, expected):
     monkeypatch.setattr(os, "cpu_count", lambda: cores)
     assert configure_threads(0, processes=processes, spare=0) == expected == torch.get_num_threads()
 
 
-def test_explicit_count_and_bad_values(restore_threads):
+def test_explicit_count_and_bad_values():
     assert configure_threads(3) == 3 and torch.get_num_threads() == 3
     for bad in (-1, 1.5, True, "2"):
         with pytest.raises(ValueError, match="threads"):
             configure_threads(bad)
 
 
-def test_the_command_line_and_the_trainers_use_it(restore_threads, monkeypatch, tmp_path):
+def test_the_command_line_and_the_trainers_use_it(monkeypatch, tmp_path):
     """`rlenhance enhance` leaves a core free (the busy-neighbour fix); the trainers' --threads 0 takes
     every core."""
     from experiments.lol_train import parse_args
