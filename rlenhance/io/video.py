@@ -5,13 +5,13 @@ first use.
 Every frame is decoded, handed to the function as RGB uint8 (H, W, 3) (converted with the frame's own
 colour matrix and range), and encoded again at its own timestamp, so the frame count, the frame rate
 (variable ones included), the colour tags and the display rotation are the input's; the video codec is
-the input's when this FFmpeg can encode it into the container (H.264 as x264 at CRF :data:`CRF`), else
-the container's default. Audio streams are copied packet by packet (remuxed, not re-encoded); subtitle and
-data streams are left out. Frames are streamed, decoding, processing and encoding overlapping in three
-threads: memory holds the frames in flight (a few, whatever the clip's length). The clip is written to a
-temporary file in the target's folder and renamed at the end (:func:`rlenhance.atomic.atomic_path`): a
-file that cannot be read, holds no video stream or no frame, or ends before its header says, leaves
-nothing behind.
+the input's when this FFmpeg can encode it into the container (H.264 as x264 at CRF :data:`CRF` with
+:data:`X264_OPTIONS`), else the container's default. Audio streams are copied packet by packet
+(remuxed, not re-encoded); subtitle and data streams are left out. Frames are streamed, decoding,
+processing and encoding overlapping in three threads: memory holds the frames in flight (a few, whatever
+the clip's length). The clip is written to a temporary file in the target's folder and renamed at the
+end (:func:`rlenhance.atomic.atomic_path`): a file that cannot be read, holds no video stream or no
+frame, or ends before its header says, leaves nothing behind.
 
 Example:
     >>> transcode("clip.mp4", "out/clip.mp4", lambda rgb: 255 - rgb)   # doctest: +SKIP
@@ -33,14 +33,21 @@ from rlenhance.atomic import atomic_path
 from rlenhance.errors import ImageError
 from rlenhance.io.read import DEFAULT_MAX_PIXELS
 
-__all__ = ["CRF", "VIDEO_EXTENSIONS", "VideoSummary", "is_video", "transcode", "video_decodes"]
+__all__ = ["CRF", "VIDEO_EXTENSIONS", "X264_OPTIONS", "VideoSummary", "is_video", "transcode", "video_decodes"]
 
 #: Lower-case extensions of the containers read as videos (FFmpeg reads them; the output keeps the extension).
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts",
                                      ".mts", ".m2ts", ".flv", ".wmv", ".ogv", ".3gp")
-#: x264's and x265's constant quality for the re-encoded video (18: visually lossless), and their preset.
+#: x264's and x265's constant quality for the re-encoded video (18: visually lossless).
 CRF = 18
-PRESET = "veryfast"
+#: x264's speed: preset superfast with veryfast's 10-frame macroblock-tree lookahead (the bits go where
+#: later frames reuse them) and CAVLC, whose cost, unlike CABAC's, does not grow with the bitrate of a
+#: noisy clip (docs/deploy.md#video: the speed, size and PSNR against preset veryfast); one thread:
+#: decoding, enhancing and encoding already overlap on the cores, slice threads would add their
+#: synchronisation and make the stream depend on the machine's core count.
+X264_OPTIONS = {"preset": "superfast", "x264-params": "cabac=0:mbtree=1:rc-lookahead=10", "threads": "1"}
+#: x265's preset.
+X265_OPTIONS = {"preset": "veryfast"}
 
 
 @dataclass(frozen=True)
@@ -322,8 +329,9 @@ def _video_stream(av, output, video):
         value = getattr(context, tag, None)
         if value is not None:
             setattr(stream.codec_context, tag, value)
-    if stream.codec_context.name in ("libx264", "libx265"):
-        stream.options = {"crf": str(CRF), "preset": PRESET}
+    encoder = {"libx264": X264_OPTIONS, "libx265": X265_OPTIONS}.get(stream.codec_context.name)
+    if encoder is not None:
+        stream.options = {"crf": str(CRF), **encoder}
     elif context.bit_rate:
         stream.bit_rate = context.bit_rate
     return stream
