@@ -1,7 +1,8 @@
 """Videos in ``rlenhance enhance``: throughput, memory against the clip's length, and flicker.
 
     python -m benchmarks.video [--photos ../shared/data/sice_pairs/train/low] [--size 1280x720] [--frames 150]
-                               [--flicker-frames 30] [--noise 0.01 0.03] [--scenes 6] [--no-throughput | --no-flicker]
+                               [--encoder-frames 50] [--flicker-frames 30] [--noise 0.01 0.03] [--scenes 6]
+                               [--parts throughput encoder flicker]
 
 Prints:
 
@@ -12,7 +13,13 @@ Prints:
    and its peak resident memory; then the same for a clip three times as long (memory independent of the
    length: the two peaks), and the CPU milliseconds a frame costs, all threads (the difference of the two
    runs' CPU time over the difference of their frames: what a loaded machine's wall clock hides);
-2. flicker: ``--scenes`` photos of ``--photos`` (evenly spaced; scikit-image's photos darkened without
+2. encoder: a clip of ``--encoder-frames`` frames of that scene with fresh noise of each ``--noise`` (written
+   as above), its frames enhanced as the command does (with the clip's smoothing) and encoded by x264 at
+   CRF :data:`rlenhance.io.video.CRF` with the shipped options (:data:`rlenhance.io.video.X264_OPTIONS`)
+   and with x264's preset veryfast, in turn: the encoder's CPU milliseconds a frame (all its threads,
+   the least of :data:`ENCODER_ROUNDS`), the kilobytes a frame, and the PSNR of the decoded frames against
+   the encoder's input (the 8-bit Y, U and V samples), both ways and their ratios;
+3. flicker: ``--scenes`` photos of ``--photos`` (evenly spaced; scikit-image's photos darkened without
    it) resized to ``--size``, ``--flicker-frames`` frames each with fresh noise of each ``--noise``,
    enhanced one by one and with the clip's :class:`rlenhance.temporal.TemporalSmoothing`: the jitter of
    the output's mean brightness (the standard deviation of its frame-to-frame change, 0-1 scale), both
@@ -24,10 +31,12 @@ The machine's load average is printed with each part: on a shared machine, compa
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -36,10 +45,13 @@ import numpy as np
 
 from benchmarks.export import DEFAULT_PHOTOS, photos
 from benchmarks.inference import CLI_WRAPPER
+from rlenhance.io.video import CRF, X264_OPTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE = 25
 SAMPLE_RATE = 44_100
+#: The parts of the benchmark (``--parts``), in the order they run.
+PARTS = ("throughput", "encoder", "flicker")
 
 
 def noisy(base: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:
@@ -93,6 +105,50 @@ def run_command(clip: Path, out: Path) -> tuple[str, float, int]:
     return line.strip(), float(cpu), int(peak)
 
 
+#: The encoder settings compared (x264 options beside the CRF): the shipped ones and x264's preset veryfast.
+ENCODERS = {"shipped (" + ", ".join(f"{k} {v}" for k, v in X264_OPTIONS.items()) + ")": X264_OPTIONS,
+            "preset veryfast": {"preset": "veryfast"}}
+#: Rounds of the encoder comparison (its CPU: the least of the rounds).
+ENCODER_ROUNDS = 3
+
+
+def encoded(frames: list[np.ndarray], options: dict[str, str]) -> tuple[float, float, float]:
+    """``frames`` (RGB uint8, one size) as H.264 (yuv420p, x264 at CRF :data:`CRF` with ``options``) in an MP4
+    in memory: the encoder's CPU milliseconds a frame (process CPU time around the encoding), kilobytes a
+    frame, and the mean PSNR (dB) of the decoded frames' 8-bit Y, U and V samples against the encoder's."""
+    import av
+    import torch
+
+    from rlenhance.metrics import psnr
+
+    planar = [av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p") for rgb in frames]
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=RATE)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        stream.options = {"crf": str(CRF), **options}
+        start = time.process_time()
+        for index, frame in enumerate(planar):
+            frame.pts = index
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+        cpu = time.process_time() - start
+    size = buffer.tell()
+    buffer.seek(0)
+    with av.open(buffer) as clip:
+        scores = [float(psnr(*(torch.from_numpy(f.to_ndarray())[None].float() for f in pair), data_range=255.0))
+                  for pair in zip(planar, clip.decode(video=0), strict=True)]
+    return cpu * 1000 / len(frames), size / 1000 / len(frames), float(np.mean(scores))
+
+
+def decoded(path: Path) -> list[np.ndarray]:
+    """The frames of the clip ``path``, RGB uint8."""
+    import av
+
+    with av.open(str(path)) as clip:
+        return [frame.to_ndarray(format="rgb24") for frame in clip.decode(video=0)]
+
+
 def jitter(frames: list[np.ndarray]) -> float:
     """The standard deviation of the frame-to-frame change of the mean brightness (0-1 scale)."""
     return float(np.std(np.diff([frame.mean() / 255 for frame in frames])))
@@ -107,15 +163,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--noise", type=float, nargs="+", default=[0.01, 0.03],
                         help="standard deviations of the frames' noise (0-1 scale)")
     parser.add_argument("--scenes", type=int, default=6, help="photos of the flicker check")
-    parts = parser.add_mutually_exclusive_group()
-    parts.add_argument("--no-throughput", action="store_true", help="the flicker check only")
-    parts.add_argument("--no-flicker", action="store_true", help="the throughput only")
+    parser.add_argument("--encoder-frames", type=int, default=50, help="frames of each encoder comparison")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="the parts run")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
     scenes = [cv2.resize(p, (width, height), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
               for p in photos(args.photos, args.scenes)]
     source = args.photos if args.photos.is_dir() else "builtin photos x 0.15"
-    if not args.no_throughput:
+    if "throughput" in args.parts:
         with tempfile.TemporaryDirectory() as folder:
             print(f"throughput: {width}x{height} H.264 + AAC at {RATE} frames/s, a static scene of {source} with "
                   f"noise {max(args.noise):g} (load average {os.getloadavg()[0]:.2f})")
@@ -130,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  {(cpu[3 * args.frames] - cpu[args.frames]) * 1000 / (2 * args.frames):.1f} ms CPU a frame, all "
                   f"threads (load average {os.getloadavg()[0]:.2f})")
 
-    if args.no_flicker:
+    if not {"encoder", "flicker"} & set(args.parts):
         return
     from rlenhance.enhance import Enhancer
     from rlenhance.runtime import configure_threads, flush_denormals
@@ -139,6 +194,29 @@ def main(argv: list[str] | None = None) -> None:
     flush_denormals()
     configure_threads()
     enhancer = Enhancer(device="cpu")
+    if "encoder" in args.parts:
+        print(f"encoder: x264 at CRF {CRF} on the enhanced frames of the throughput scene, {args.encoder_frames} "
+              f"frames: CPU a frame, size a frame, PSNR against its input (load average {os.getloadavg()[0]:.2f})")
+        for noise in args.noise:
+            rng, smoothing = np.random.default_rng(0), TemporalSmoothing()
+            with tempfile.TemporaryDirectory() as folder:
+                clip = write_clip(Path(folder) / "clip.mp4", (noisy(scenes[0], noise, rng)
+                                                              for _ in range(args.encoder_frames)), audio=False)
+                frames = [enhancer.enhance_array(frame, dtype=np.uint8, temporal=smoothing).image
+                          for frame in decoded(clip)]
+            runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in ENCODERS}
+            for _ in range(ENCODER_ROUNDS):  # in turn: a load spike hits both alike
+                for name, options in ENCODERS.items():
+                    runs[name].append(encoded(frames, options))
+            best = {name: (min(run[0] for run in rows), *rows[0][1:]) for name, rows in runs.items()}
+            for name, (cpu, size, score) in best.items():
+                print(f"  noise {noise:g}, {name}: {cpu:.1f} ms CPU (least of {ENCODER_ROUNDS}), {size:.0f} kB, "
+                      f"PSNR {score:.2f} dB")
+            (ms, kb, db), (ref_ms, ref_kb, ref_db) = best.values()
+            print(f"  noise {noise:g}, shipped / veryfast: {ms / ref_ms:.2f}x the CPU, {kb / ref_kb:.2f}x the size, "
+                  f"{db - ref_db:+.2f} dB")
+    if "flicker" not in args.parts:
+        return
     print(f"flicker: {len(scenes)} static scenes of {source} at {width}x{height}, {args.flicker_frames} frames of "
           f"fresh noise each; jitter of the mean brightness, one by one -> smoothed (load average "
           f"{os.getloadavg()[0]:.2f})")

@@ -15,7 +15,7 @@ from rlenhance.data.builtin import BUILTIN_IMAGES
 from rlenhance.enhance import Enhancer
 from rlenhance.errors import ImageError
 from rlenhance.io import save_image
-from rlenhance.io.video import is_video, transcode, video_decodes
+from rlenhance.io.video import CRF, X264_OPTIONS, is_video, transcode, video_decodes
 from rlenhance.temporal import TemporalSmoothing
 
 av = pytest.importorskip("av")
@@ -76,6 +76,17 @@ def test_every_frame_the_rate_the_timestamps_and_the_audio_are_kept(tmp_path):
     for i in (0, 6):  # in order, each processed (x264 at CRF 18: within a few levels)
         assert np.abs(got[i].astype(int) - (255 - seen[i].astype(int))).mean() < 3
     assert leftovers(tmp_path / "out") == ["clip.mp4"]
+
+
+def test_h264_is_encoded_with_the_shipped_x264_options(tmp_path):
+    source = write_clip(tmp_path / "clip.mp4", dark_frames(3), audio=False)
+    transcode(source, tmp_path / "out.mp4", lambda rgb: rgb)
+    written = (tmp_path / "out.mp4").read_bytes()  # x264 writes its settings into the stream
+    settings = written[written.index(b"x264 - core"):].split(b"\x00")[0].decode()
+    for option in (f"crf={CRF}.0", "cabac=0", "mbtree=1", "rc_lookahead=10", "threads=1", "sliced_threads=0"):
+        assert f" {option} " in settings + " "
+    ms, kb, db = benchmarks.video.encoded(dark_frames(3), X264_OPTIONS)  # the benchmark's encoder part
+    assert ms > 0 and kb > 0 and db > 35
 
 
 def test_a_portrait_phone_clip_keeps_its_rotation(tmp_path):
