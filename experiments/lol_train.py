@@ -260,7 +260,7 @@ def uneven_light() -> Config:
     rewarded by the distance to the reference (``reference`` term), at one setting; 3,000 episodes. Each
     step's advantage is its own reward against the value (gamma 0): the reward is the step's decrease of
     the distance, and a step that brings each pixel nearest its reference leaves the later steps the least
-    to do, so the return's later terms add only their variance."""
+    to do, so the return's later terms add mostly variance (docs/lowlight.md#uneven-light: gamma 0 against 1)."""
     return config.replace_path(Config(), {
         "task.data": "../shared/data/sice_pairs/train", "task.crop": 128, "task.uneven": 1.0,
         "task.max_overshoot": None, "reward.conditioned": False, "reward.w_exposure": 0.0, "reward.w_color": 0.0,
