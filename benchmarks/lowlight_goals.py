@@ -75,20 +75,26 @@ MAX_EXPOSURE_ERROR = 0.03
 DARK = 0.08
 #: The largest share of images whose rollout the brightness cap may cut.
 MAX_CAPPED = 0.10
+#: How many times each scene's reference is relit (each relighting its own seed).
+RELIGHTINGS = 1
 #: The percentiles of the spread.
 SPREAD_QUANTILES = (0.05, 0.95)
 
 
-def load_images(data: str | Path, size: int, *, split: str, split_seed: int, seed: int, limit: int = 0
-                ) -> tuple[LowLightTestSet, LowLightTestSet]:
+def load_images(data: str | Path, size: int, *, split: str, split_seed: int, seed: int, limit: int = 0,
+                relightings: int = 1) -> tuple[LowLightTestSet, LowLightTestSet]:
     """``(relit, pairs)`` of ``split`` (``"all"``: every image), the first ``limit`` scenes (0: all), fitted to
     ``size`` (:func:`rlenhance.data.lowlight_test_set`): the reference of each scene's first frame relit by
-    non-uniform light, and every frame with its own low image."""
+    non-uniform light ``relightings`` times (relighting ``k`` by ``seed + k``, named ``"{k}/{name}"`` from
+    the second on), and every frame with its own low image."""
     dataset = open_dataset(data, kind="paired", split=None if split == "all" else split, gray=False, seed=split_seed)
     scenes = list(dict.fromkeys(scene_key(name) for name in dataset.names))[:limit or None]
     frames = [index for index, name in enumerate(dataset.names) if scene_key(name) in scenes]
     firsts = list({scene_key(dataset.names[index]): index for index in reversed(frames)}.values())[::-1]
-    return (lowlight_test_set(Subset(dataset, firsts), size, seed=seed, light="uneven"),
+    relit = [lowlight_test_set(Subset(dataset, firsts), size, seed=seed + k, light="uneven")
+             for k in range(relightings)]
+    return (LowLightTestSet([name if k == 0 else f"{k}/{name}" for k, part in enumerate(relit) for name in part.names],
+                            torch.cat([part.low for part in relit]), torch.cat([part.high for part in relit])),
             lowlight_test_set(Subset(dataset, frames), size))
 
 
@@ -235,25 +241,30 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the split (lol_train's --seed)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the relighting (compare's --seed)")
     parser.add_argument("--limit", type=int, default=0, help="at most this many scenes (0: all)")
+    parser.add_argument("--relightings", type=int, default=RELIGHTINGS,
+                        help="relight each scene's reference this many times (seeds --seed, --seed + 1, ...)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: every core but one)")
     parser.add_argument("--json", default=None, help="also write the rows and figures to this JSON file")
     args = parser.parse_args(argv)
-    if args.size < 16 or args.limit < 0:
-        parser.error(f"--size {args.size} / --limit {args.limit}: expected a size >= 16 and a limit >= 0")
+    if args.size < 16 or args.limit < 0 or args.relightings < 1:
+        parser.error(f"--size {args.size} / --limit {args.limit} / --relightings {args.relightings}: expected a "
+                     "size >= 16, a limit >= 0 and at least one relighting")
     configure_threads(args.threads)
     images, pairs = load_images(args.data, args.size, split=args.split, split_seed=args.split_seed, seed=args.seed,
-                                limit=args.limit)
+                                limit=args.limit, relightings=args.relightings)
     enhancer = Enhancer(args.checkpoint, device="cpu")
     result = measure(enhancer, images, pairs)
     command = shlex.join(["python", "-m", "benchmarks.lowlight_goals",  # the options that shape the figures
-                          *(word for dest in ("checkpoint", "data", "size", "split", "split_seed", "seed", "limit")
+                          *(word for dest in ("checkpoint", "data", "size", "split", "split_seed", "seed", "limit",
+                                                     "relightings")
                             if getattr(args, dest) != parser.get_default(dest)
                             for word in (f"--{dest.replace('_', '-')}", str(getattr(args, dest))))])
-    result.update(command=command, checkpoint=str(enhancer.path), scenes=len(images.names), frames=len(pairs.names),
+    result.update(command=command, checkpoint=str(enhancer.path), scenes=len(images.names) // args.relightings,
+                  relightings=args.relightings, frames=len(pairs.names),
                   size=list(images.low.shape[-2:]))
-    print(f"{args.data}, split {args.split}: relit, the reference of each of {len(images.names)} scene(s) relit by "
-          f"non-uniform light; pairs, its {len(pairs.names)} frame(s) with their own low images; "
-          f"{images.low.shape[-1]} x {images.low.shape[-2]} px")
+    print(f"{args.data}, split {args.split}: relit, the reference of each of {result['scenes']} scene(s) relit by "
+          f"non-uniform light {args.relightings} time(s); pairs, its {len(pairs.names)} frame(s) with their own low "
+          f"images; {images.low.shape[-1]} x {images.low.shape[-2]} px")
     print("PSNR after GT-mean alignment on relit, mean over images: "
           + ", ".join(f"{name} {value:.2f} dB" for name, value in result["psnr"].items()))
     print(f"\nEvery row: `{command}`\n")
