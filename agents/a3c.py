@@ -135,12 +135,6 @@ class A3CConfig:
     shared action, it shapes what the policy means to do. Row ``b`` is charged the task's penalty
     times its weight in the reset's info (:data:`envs.base.ACTION_PENALTY_WEIGHT`, 1 without one);
     see :func:`action_penalty_loss`. 0: none."""
-    all_action_rewards: bool = False
-    """The policy gradient of every action's one-step reward, which the env hands in its step info
-    (``action_reward_maps``, (B, K, H, W), per block with ``block_actions``): the policy loss is minus the
-    expected reward ``sum_a p(a) r(a)`` at each pixel instead of the sampled action's advantage (Mean
-    Actor-Critic with exact action values; they are the returns only at ``gamma`` 0, which it needs). The
-    rollout still follows the sampled actions."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -156,7 +150,6 @@ class A3CConfig:
              "an integer >= 1 when lr_decay='poly'"),
             (self.action_clip is None or self.action_clip > 0, "action_clip", "None or > 0"),
             (self.action_penalty >= 0, "action_penalty", "a number >= 0"),
-            (not self.all_action_rewards or self.gamma == 0, "gamma", "0 with all_action_rewards"),
         ]
         for ok, name, accepted in checks:
             if not ok:
@@ -180,7 +173,6 @@ class _Step(NamedTuple):
     value: Tensor
     hidden: Tensor | None
     action_penalty: Tensor | None
-    logits: Tensor | None
 
 
 def policy_step(policy: PixelActorCritic, x: Tensor, cond: Tensor | None, hidden: Tensor | None, noise: Tensor,
@@ -193,7 +185,7 @@ def policy_step(policy: PixelActorCritic, x: Tensor, cond: Tensor | None, hidden
     dist = policy.distribution(out)
     actions = dist.sample(noise=noise)
     charged = expected_action_penalty(policy, task, out, penalty_weights) if penalty else None
-    return _Step(actions, dist.log_prob(actions), dist.entropy(), out.value, out.hidden, charged, out.logits)
+    return _Step(actions, dist.log_prob(actions), dist.entropy(), out.value, out.hidden, charged)
 
 
 def expected_action_penalty(policy: PixelActorCritic, task: Any, out: PolicyOutput, weights: Tensor | None) -> Tensor:
@@ -288,8 +280,6 @@ class _EpisodeRunner:
             reward = torch.as_tensor(reward, device=self.device).float().view(-1)
             done = as_bool(terminated, self.device) | as_bool(truncated, self.device)
             roll.rewards.append(self._to_blocks(reward_map(reward, info, self.device)))
-            if cfg.all_action_rewards:
-                roll.expected_rewards.append(self._expected_reward(step.logits, info))
             roll.dones.append(done)
             roll.alive.append(alive)
             roll.scalar_rewards.append(reward)
@@ -305,16 +295,6 @@ class _EpisodeRunner:
         refusal = None if self.config.action_penalty else (
             "A3CConfig.action_penalty is 0; set it (1: the env's weights as they are)")
         return action_penalty_weights(info, batch, self.device, refusal)
-
-    def _expected_reward(self, logits: Tensor | None, info: Mapping[str, Any]) -> Tensor:
-        """``sum_a p(a) r(a)`` (B, 1, h, w), with graph, of the step's every-action reward maps in ``info``."""
-        maps = info.get("action_reward_maps") if isinstance(info, Mapping) else None
-        if logits is None or maps is None or logits.shape[1] != 1 or maps.shape[1] != logits.shape[2]:
-            got = None if maps is None else tuple(maps.shape)
-            raise ValueError("A3CConfig.all_action_rewards: needs a discrete policy with one action map and an env "
-                             f"that hands each action's reward map (step info 'action_reward_maps'); got {got}")
-        q = self._to_blocks(torch.as_tensor(maps, device=self.device).float())
-        return (logits[:, 0].softmax(dim=1) * q).sum(dim=1, keepdim=True)
 
     @property
     def _blocks(self) -> bool:
@@ -343,8 +323,7 @@ class _EpisodeRunner:
         alive_t = torch.stack(roll.alive)
         values = torch.stack(roll.values)
         loss, parts = a3c_loss(torch.stack(roll.log_probs), torch.stack(roll.entropies), values,
-                               returns, cfg.value_coef, cfg.entropy_coef, alive_t,
-                               torch.stack(roll.expected_rewards) if roll.expected_rewards else None)
+                               returns, cfg.value_coef, cfg.entropy_coef, alive_t)
         if roll.action_penalty:
             penalty = torch.stack(roll.action_penalty)
             loss = loss + action_penalty_loss(penalty, alive_t, cfg.action_penalty)

@@ -95,7 +95,6 @@ def a3c_loss(
     value_coef: float,
     entropy_coef: float,
     alive: Tensor | None = None,
-    expected_rewards: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Pixel-wise actor-critic loss.
 
@@ -109,8 +108,6 @@ def a3c_loss(
         returns: float (T, B, C_r, H, W), n-step returns (C_r = 1 or C).
         value_coef, entropy_coef: loss weights.
         alive: float/bool (T, B), 1 where the step belongs to a running episode; None = all.
-        expected_rewards: float (T, B, 1, H, W), with graph: ``sum_a p(a) r(a)`` of every action's
-            reward (:attr:`A3CConfig.all_action_rewards`); given, the policy loss is minus its mean.
 
     Returns:
         ``(loss, parts)`` with scalar tensors ``parts["policy_loss"|"value_loss"|"entropy"]``.
@@ -118,7 +115,7 @@ def a3c_loss(
     if alive is None:
         alive = torch.ones(log_probs.shape[:2], device=log_probs.device)
     adv = returns - values
-    policy_loss = -_masked_mean(log_probs * adv.detach() if expected_rewards is None else expected_rewards, alive)
+    policy_loss = -_masked_mean(log_probs * adv.detach(), alive)
     value_loss = _masked_mean(adv.pow(2), alive)
     entropy = _masked_mean(entropies, alive)
     loss = policy_loss + value_coef * value_loss - entropy_coef * entropy
@@ -255,4 +252,3 @@ class _Rollout:
     alive: list[Tensor] = field(default_factory=list)       # (B,) float, before the step
     scalar_rewards: list[Tensor] = field(default_factory=list)  # (B,)
     action_penalty: list[Tensor] = field(default_factory=list)   # (B,), with graph (action_penalty > 0)
-    expected_rewards: list[Tensor] = field(default_factory=list)  # (B, 1, h, w), with graph (all_action_rewards)

@@ -73,7 +73,6 @@ class LowLightTask(PixelTask):
         overshoot_weighted: bool = False,
         uneven: float = 0.0,
         terms: Mapping[str, float] = MappingProxyType({}),
-        action_rewards: bool = False,
         **common: Any,
     ):
         super().__init__(num_envs, max_episode_steps=max_episode_steps, crop=crop, data_kind="paired", **common)
@@ -97,10 +96,6 @@ class LowLightTask(PixelTask):
             raise ValueError("channel_coupling: couples per-channel alphas; needs alpha_channels=3")
         if not 0.0 <= damping < 1.0:
             raise ValueError(f"damping: expected 0 <= damping < 1, got {damping!r}")
-        if action_rewards and (action_type != "discrete" or alpha_channels != 1 or reward != "nonref"
-                               or smooth_in_reward):
-            raise ValueError("action_rewards: every action's reward map needs discrete actions, one alpha channel "
-                             "and reward 'nonref' with the smoothness left out of it (smooth_in_reward=False)")
         if not (np.isfinite(exposure_mean) and exposure_mean >= 0):
             raise ValueError(f"exposure_mean: expected a finite weight >= 0 (0: patches only), got {exposure_mean!r}")
         if not (np.isfinite(exposure_over) and exposure_over >= 0):
@@ -160,9 +155,6 @@ class LowLightTask(PixelTask):
         self.reward_scale = float(reward_scale)
         self.observe_exposure_gap = bool(observe_exposure_gap)
         self.smooth_in_reward = bool(smooth_in_reward)
-        self.action_rewards = bool(action_rewards)
-        #: with ``action_rewards``, the last step's reward of every action at every pixel (B, K, H, W)
-        self.action_reward_maps: torch.Tensor | None = None
         if smooth_power not in (1, 2):
             raise ValueError(f"smooth_power: expected 1 (absolute alpha differences) or 2 (squared, Zero-DCE's), "
                              f"got {smooth_power!r}")
@@ -218,8 +210,6 @@ class LowLightTask(PixelTask):
         self.cond = batch["cond"] if "cond" in batch else self._encode_cond(self._sample_setting(rng, self.num_envs))
         setting = self.transition.decode(self.cond)
         self.target, *self.w = (c.view(-1, 1, 1, 1) for c in setting.unbind(1))
-        #: whether any row weights the exposure, colour and spatial terms (a zero weight's term is not computed)
-        self.weighted = [bool(w.any()) for w in self.w[:3]]
         for _, term in self._terms:
             term.reset(self)
         self.state_loss = self._state_loss(self.image)
@@ -313,14 +303,10 @@ class LowLightTask(PixelTask):
         """Curve parameters (B, alpha_channels, H, W) for a batch of actions (one channel broadcasts to RGB)."""
         return self.transition.alpha(actions)
 
-    def _limit(self) -> float | torch.Tensor | None:
-        return self.transition.limit(self.target.view(-1), self.w[0].view(-1))
-
     def _transition(self, actions: torch.Tensor) -> torch.Tensor:
         previous = self.image
-        if self.action_rewards:
-            self.action_reward_maps = self._action_reward_maps(previous)
-        alpha, self.image = self.transition.step(previous, self.alpha(actions), self._limit())
+        alpha, self.image = self.transition.step(previous, self.alpha(actions),
+                                                 self.transition.limit(self.target.view(-1), self.w[0].view(-1)))
         if self.reward == "nonref":
             loss = self._state_loss(self.image)
             reward_map = self.state_loss - loss
@@ -337,37 +323,20 @@ class LowLightTask(PixelTask):
             return gain.view(-1, 1, 1, 1).expand(-1, 1, *self.image.shape[-2:])
         return ((self.high - previous) ** 2 - (self.high - self.image) ** 2) * self.reward_scale
 
-    def _action_reward_maps(self, previous: torch.Tensor) -> torch.Tensor:
-        """The reward map each discrete action would earn from ``previous`` had every pixel taken it,
-        (B, K, H, W): the decrease of the state loss to its uniform step (capped as a step is)."""
-        shape, limit = (previous.shape[0], 1, *previous.shape[-2:]), self._limit()
-        return torch.cat([self.state_loss - self._state_loss(self.transition.step(previous, alpha.expand(shape),
-                                                                                  limit)[1])
-                          for alpha in self.transition.table(self.device)], dim=1)
-
-    def step_info(self) -> dict[str, torch.Tensor]:
-        return {"action_reward_maps": self.action_reward_maps} if self.action_rewards else {}
-
     def _state_loss(self, image: torch.Tensor) -> torch.Tensor | None:
         """Weighted non-reference loss map of a state (B, 1, H, W); the per-step reward is its decrease."""
         if self.reward != "nonref":
             return None
-        loss = image.new_zeros(image.shape[0], 1, *image.shape[-2:])
-        if self.weighted[0]:
-            exposure = losses.exposure_loss(image, target=self.target, patch_size=self.exposure_patch,
-                                            over=self.exposure_over, return_map=True)[1]
-            if self.exposure_mean:  # the whole image's mean as one more patch: every pixel shares its error
-                mean = image.mean(dim=(1, 2, 3), keepdim=True)
-                exposure = exposure + self.exposure_mean * losses.exposure_score(mean, self.target,
-                                                                                 over=self.exposure_over)
-            if self.exposure_relative:  # errors relative to each episode's target, as scaled at the default one
-                exposure = exposure * (self.exposure_target / self.target).pow(2).clamp(
-                    min=self.exposure_relative_floor)
-            loss = loss + self.w[0] * exposure
-        if self.weighted[1]:
-            loss = loss + self.w[1] * losses.color_constancy_loss(image, return_map=True)[1]
-        if self.weighted[2]:
-            loss = loss + self.w[2] * losses.spatial_consistency_loss(image, self.original, return_map=True)[1]
+        exposure = losses.exposure_loss(image, target=self.target, patch_size=self.exposure_patch,
+                                        over=self.exposure_over, return_map=True)[1]
+        if self.exposure_mean:  # the whole image's mean as one more patch: every pixel shares its error
+            mean = image.mean(dim=(1, 2, 3), keepdim=True)
+            exposure = exposure + self.exposure_mean * losses.exposure_score(mean, self.target, over=self.exposure_over)
+        if self.exposure_relative:  # errors relative to each episode's target, as scaled at the default one
+            exposure = exposure * (self.exposure_target / self.target).pow(2).clamp(min=self.exposure_relative_floor)
+        color = losses.color_constancy_loss(image, return_map=True)[1]
+        spatial = losses.spatial_consistency_loss(image, self.original, return_map=True)[1]
+        loss = self.w[0] * exposure + self.w[1] * color + self.w[2] * spatial
         for weight, term in self._terms:
             loss = loss + weight * term(image, self)
         return loss

@@ -385,7 +385,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     # the predictor as the trained policy will run it (the spec's path and noise level)
     predictor = DenoisePredictor.for_policy(inference_spec(cfg), device=device)
     run = open_run(cfg, ranks)
-    action_rewards = cfg.sac.all_action_rewards or cfg.a3c.all_action_rewards
+    action_rewards = cfg.agent == "sac" and cfg.sac.all_action_rewards  # A3C would not read them
 
     def make_venv():
         return envs.make_vec(ENV_ID, device=device, **env_batch(cfg, ranks), data=data.train, predictor=predictor,

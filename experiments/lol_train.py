@@ -218,8 +218,6 @@ class Config(RLConfig):
     model: ModelSettings = ModelSettings(downscale=16)
     run: RLRunSettings = RLRunSettings(episodes=600, batch=16, eval_every=500, out="runs/lol_train")
 
-    ACTION_REWARDS = True
-
 
 def shipped() -> Config:
     """The shipped rlenhance/weights/lowlight_a3c.pt: SICE pairs, 128 px crops, 32 a batch, 4,500
@@ -570,7 +568,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
     def make_venv():
         return envs.make_vec(ENV_ID, device=device, data=training_data(cfg), **env_batch(cfg, ranks),
-                             action_rewards=cfg.a3c.all_action_rewards, **env_kwargs(cfg))
+                             **env_kwargs(cfg))
 
     venv = make_venv()
     names, tune_low, tune_high = load_validation(cfg, device)

@@ -82,8 +82,6 @@ class A3CSettings:
     """learning-rate schedule: none (constant) or poly (PixelRL: lr (1 - episode / episodes) ** 0.9)"""
     reward_map_conv: bool = A3CConfig.reward_map_conv
     """PixelRL's learned reward-map convolution on the returns"""
-    all_action_rewards: bool = A3CConfig.all_action_rewards
-    """the policy gradient weighs every action's one-step reward, which the env hands (gamma 0)"""
     workers: int = 0
     """0: synchronous batched A2C; K >= 1: asynchronous A3C, K processes taking the episodes in turn (one machine)"""
 
@@ -152,7 +150,7 @@ class RLConfig:
     model: ModelSettings = ModelSettings()
     run: RLRunSettings = RLRunSettings()
 
-    #: The task's env hands every action's reward in its step info (``*.all_action_rewards``).
+    #: The task's env hands every action's reward in its step info (``sac.all_action_rewards``).
     ACTION_REWARDS = False
 
 
@@ -200,9 +198,6 @@ def check_rl(cfg: RLConfig) -> None:
         _check_rate("a3c.lr", cfg.a3c.lr)
         _check_rate("a3c.gamma", cfg.a3c.gamma, zero=True)
         _check_rate("a3c.entropy", cfg.a3c.entropy, zero=True)
-        if cfg.a3c.all_action_rewards and (not type(cfg).ACTION_REWARDS or cfg.a3c.gamma != 0):
-            raise ValueError("a3c.all_action_rewards: needs a3c.gamma 0 (the one-step rewards are the returns) and "
-                             "a task whose env hands each action's reward")
     else:
         unused_section(cfg, "a3c", "the agent is sac (no entropy bonus, schedule, reward-map conv or A3C workers)")
         if model.conv_gru:
@@ -386,7 +381,6 @@ def make_agent(cfg: RLConfig, venv: Any, a3c_extra: Mapping[str, Any] | None = N
     a3c = cfg.a3c
     config = A3CConfig(gamma=a3c.gamma, lr=a3c.lr, entropy_coef=a3c.entropy, n_steps=steps, lr_decay=a3c.lr_decay,
                        total_episodes=cfg.run.episodes, reward_map_conv=a3c.reward_map_conv, seed=cfg.run.seed,
-                       all_action_rewards=a3c.all_action_rewards,
                        block_actions=True, **dict(a3c_extra or {}))
     return A3C(policy, config, device=venv.device, ranks=ranks)
 
