@@ -210,6 +210,8 @@ class LowLightTask(PixelTask):
         self.cond = batch["cond"] if "cond" in batch else self._encode_cond(self._sample_setting(rng, self.num_envs))
         setting = self.transition.decode(self.cond)
         self.target, *self.w = (c.view(-1, 1, 1, 1) for c in setting.unbind(1))
+        #: whether any row weights the exposure, colour and spatial terms (a term no row weights is not computed)
+        self.weighted = [bool(w.any()) for w in self.w[:3]]
         for _, term in self._terms:
             term.reset(self)
         self.state_loss = self._state_loss(self.image)
@@ -327,16 +329,22 @@ class LowLightTask(PixelTask):
         """Weighted non-reference loss map of a state (B, 1, H, W); the per-step reward is its decrease."""
         if self.reward != "nonref":
             return None
-        exposure = losses.exposure_loss(image, target=self.target, patch_size=self.exposure_patch,
-                                        over=self.exposure_over, return_map=True)[1]
-        if self.exposure_mean:  # the whole image's mean as one more patch: every pixel shares its error
-            mean = image.mean(dim=(1, 2, 3), keepdim=True)
-            exposure = exposure + self.exposure_mean * losses.exposure_score(mean, self.target, over=self.exposure_over)
-        if self.exposure_relative:  # errors relative to each episode's target, as scaled at the default one
-            exposure = exposure * (self.exposure_target / self.target).pow(2).clamp(min=self.exposure_relative_floor)
-        color = losses.color_constancy_loss(image, return_map=True)[1]
-        spatial = losses.spatial_consistency_loss(image, self.original, return_map=True)[1]
-        loss = self.w[0] * exposure + self.w[1] * color + self.w[2] * spatial
+        loss = image.new_zeros(image.shape[0], 1, *image.shape[-2:])
+        if self.weighted[0]:
+            exposure = losses.exposure_loss(image, target=self.target, patch_size=self.exposure_patch,
+                                            over=self.exposure_over, return_map=True)[1]
+            if self.exposure_mean:  # the whole image's mean as one more patch: every pixel shares its error
+                mean = image.mean(dim=(1, 2, 3), keepdim=True)
+                exposure = exposure + self.exposure_mean * losses.exposure_score(mean, self.target,
+                                                                                 over=self.exposure_over)
+            if self.exposure_relative:  # errors relative to each episode's target, as scaled at the default one
+                exposure = exposure * (self.exposure_target / self.target).pow(2).clamp(
+                    min=self.exposure_relative_floor)
+            loss = loss + self.w[0] * exposure
+        if self.weighted[1]:
+            loss = loss + self.w[1] * losses.color_constancy_loss(image, return_map=True)[1]
+        if self.weighted[2]:
+            loss = loss + self.w[2] * losses.spatial_consistency_loss(image, self.original, return_map=True)[1]
         for weight, term in self._terms:
             loss = loss + weight * term(image, self)
         return loss

@@ -311,3 +311,23 @@ def test_a_weighted_cap_gives_each_episode_the_cap_of_its_own_exposure_weight():
     with pytest.raises(ValueError, match="lowest w_exposure 0.0"):  # a zero weight would lift the cap entirely
         make(overshoot_weighted=True, max_overshoot=0.08, conditioned=True, w_exposure=10.0,
              weight_ranges={"w_exposure": (0.0, 100.0)})
+
+
+def test_a_term_no_row_weights_is_not_computed_and_the_rewards_are_the_same(monkeypatch):
+    def rewards(venv, compute_all=False):
+        venv.reset(seed=0)
+        if compute_all:  # every term computed, the unweighted ones times 0
+            venv.task.weighted = [True] * 3
+            venv.task.state_loss = venv.task._state_loss(venv.task.image)
+        actions = torch.full((2, *venv.single_action_space.shape), 9, dtype=torch.long)
+        return torch.stack([venv.step(actions)[4]["reward_map"] for _ in range(2)])
+
+    kwargs = dict(conditioned=False, w_exposure=0.0, w_color=5.0, w_spatial=0.0, reward="nonref")
+    expected = rewards(make(**kwargs), compute_all=True)
+    assert expected.abs().sum() > 0  # the colour term is weighted
+    monkeypatch.setattr(losses, "exposure_loss", None)  # calling either unweighted term would raise
+    monkeypatch.setattr(losses, "spatial_consistency_loss", None)
+    venv = make(**kwargs)
+    assert torch.equal(rewards(venv), expected) and venv.task.weighted == [False, True, False]
+    with pytest.raises(TypeError):
+        rewards(make(**{**kwargs, "w_spatial": 1.0}))
