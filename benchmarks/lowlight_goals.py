@@ -1,13 +1,14 @@
 """The goals of a low-light policy under non-uniform light, measured on a held-out split.
 
     python -m benchmarks.lowlight_goals [--checkpoint FILE] [--data ../shared/data/sice_pairs/train] [--size 256]
-                                        [--split val] [--json goals.json]
+                                        [--split val] [--relightings 4] [--json goals.json]
 
 The images: a split of a ``low/`` + ``high/`` folder (``--split``: lol_train's validation split by
 default, :func:`rlenhance.data.open_dataset` with ``--split-seed``, lol_train's ``--seed``),
 area-downscaled and centre-cropped to ``--size``, as two sets: *relit*, one reference per scene
 (SICE's frames of a scene share one) relit by smooth non-uniform light as ``experiments.compare --light
-uneven`` relights it (:func:`rlenhance.data.uneven_capture` of ``--seed`` and its name;
+uneven`` relights it, ``--relightings`` times (:data:`RELIGHTINGS`; :func:`rlenhance.data.uneven_capture`
+of ``--seed``, ``--seed + 1``, ... and its name;
 :func:`rlenhance.data.lowlight_test_set` with ``light="uneven"``); *pairs*, every frame with its own
 low image (uniform light), for the exposure goals. The policy (``--checkpoint``, default
 the shipped model) runs through :class:`rlenhance.Enhancer` at its default setting unless a row says
@@ -76,7 +77,7 @@ DARK = 0.08
 #: The largest share of images whose rollout the brightness cap may cut.
 MAX_CAPPED = 0.10
 #: How many times each scene's reference is relit (each relighting its own seed).
-RELIGHTINGS = 1
+RELIGHTINGS = 4
 #: The percentiles of the spread.
 SPREAD_QUANTILES = (0.05, 0.95)
 

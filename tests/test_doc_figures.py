@@ -58,7 +58,8 @@ FIGURES = [
     Figure("docs/api.md", "about 20x", "python -m benchmarks.agent_speed"),
     *(Figure("docs/training.md", figure, "python -m experiments.lol_train") for figure in ("63 s", "22.6 dB")),
     *(Figure("docs/lowlight.md", figure, "python -m benchmarks.lowlight_goals --checkpoint CHECKPOINT")
-      for figure in ("18.73", "**21.22**", "1.35", "20.17", "20.76", "19.03", "21.09", "1.28", "20.15")),
+      for figure in ("17.83", "**20.06**", "1.36", "19.45", "19.89", "17.94", "19.81", "1.26", "19.02", "21.22")),
+    Figure("docs/lowlight.md", "19.06", "`a3c.all_action_rewards` at bdf14bd"),
     Figure("docs/lowlight.md", "22.27", "`benchmarks.curve_headroom` at 6e28964"),
     Figure("docs/lowlight.md", "19.04 dB", "python -m experiments.compare --task lowlight --data "
            "../shared/data/sice_pairs/train --methods rl --threads 1 --rl CHECKPOINT"),

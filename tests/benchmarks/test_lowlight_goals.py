@@ -39,7 +39,7 @@ def pairs(tmp_path_factory):
 def test_the_goals_of_the_shipped_model_on_tiny_pairs(pairs, tmp_path, capsys):
     out = tmp_path / "goals.json"
     result = lowlight_goals.main(["--data", str(pairs), "--split", "all", "--size", "32", "--threads", "1",
-                                  "--json", str(out)])
+                                  "--relightings", "1", "--json", str(out)])
     assert (result["scenes"], result["frames"], result["size"]) == (3, 6, [32, 32])
     goals = [row["goal"] for row in result["rows"]]
     assert goals == ["PSNR (GT-mean) over oracle-global", "PSNR (GT-mean) over global-curve",
@@ -68,7 +68,8 @@ def test_the_goals_of_the_shipped_model_on_tiny_pairs(pairs, tmp_path, capsys):
         assert e["error"] == pytest.approx(np.mean(e["errors"])) and 0.0 <= e["capped"] <= 1.0
     assert json.loads(out.read_text())["rows"] == result["rows"]
     printed = capsys.readouterr().out
-    assert f"Every row: `python -m benchmarks.lowlight_goals --data {pairs} --size 32 --split all`" in printed
+    command = f"python -m benchmarks.lowlight_goals --data {pairs} --size 32 --split all --relightings 1"
+    assert f"Every row: `{command}`" in printed
     assert "| PSNR (GT-mean) over global-curve |" in printed and "| pairs (6) | 0.3 |" in printed
 
 
@@ -82,7 +83,8 @@ def test_a_checkpoint_that_follows_no_setting_is_measured_at_its_own(pairs, tmp_
     path = save_checkpoint(tmp_path / "fixed.pt", model=policy, arch=policy.arch(), extra={"spec": spec})
     result = lowlight_goals.main(["--checkpoint", str(path), "--data", str(pairs), "--split", "all", "--size", "32",
                                   "--limit", "1"])
-    assert (result["scenes"], result["frames"]) == (1, 2)
+    assert (result["scenes"], result["relightings"], result["frames"]) == (1, 4, 2)
+    assert len(result["spreads"]) == 4  # the default: each scene relit four times
     smooth = next(row for row in result["rows"] if row["goal"].startswith("spread at w_smooth"))
     assert smooth["met"] is None and "does not follow w_smooth" in smooth["value"]
     assert [(e["set"], e["target"]) for e in result["exposure"]] == [("relit", 0.4), ("pairs", 0.4)]
