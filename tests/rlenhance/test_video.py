@@ -218,6 +218,26 @@ def test_a_static_noisy_scene_flickers_at_most_half_as_much_smoothed():
     assert abs(np.mean(smoothed) - np.mean(alone)) < 0.01  # the same brightness, steadier
 
 
+def test_a_clips_frames_reuse_its_working_planes_and_return_frames_of_their_own():
+    enhancer = Enhancer(device="cpu")
+    frames = dark_frames(3)
+    shared, fresh = TemporalSmoothing(), TemporalSmoothing()
+    out, addresses = [], []
+    for frame in frames:
+        out.append(enhancer.enhance_array(frame, dtype=np.uint8, temporal=shared).image)
+        addresses.append({name: plane.ctypes.data for name, plane in shared.scratch.items()})
+    assert {"result", "curved", "chroma_blur"} <= set(addresses[0]) and addresses[0] == addresses[1] == addresses[2]
+    for index, frame in enumerate(frames):  # the same levels as with new planes for each frame
+        fresh.scratch = {}
+        np.testing.assert_array_equal(out[index], enhancer.enhance_array(frame, dtype=np.uint8, temporal=fresh).image)
+    smoothing = TemporalSmoothing()
+    floats = [enhancer.enhance_array(frame, temporal=smoothing).image for frame in frames[:2]]
+    for images, planes in ((out, shared.scratch), (floats, smoothing.scratch)):
+        # no result is a working plane, which the next frame overwrites
+        assert not any(np.shares_memory(image, plane) for image in images for plane in planes.values())
+        assert not np.shares_memory(images[0], images[1])
+
+
 def test_a_scene_cut_restarts_the_smoothing():
     enhancer = Enhancer(device="cpu")
     first, second = dark_frames(4, photo="coffee"), dark_frames(3, photo="rocket", seed=1)
