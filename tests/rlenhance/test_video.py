@@ -78,6 +78,16 @@ def test_every_frame_the_rate_the_timestamps_and_the_audio_are_kept(tmp_path):
     assert leftovers(tmp_path / "out") == ["clip.mp4"]
 
 
+def test_frames_are_encoded_as_processed_whatever_their_memory_layout(tmp_path):
+    ramp = np.repeat(np.linspace(0, 255, SIZE[0]).astype(np.uint8)[None, :, None], 3, axis=2).repeat(SIZE[1], axis=0)
+    source = write_clip(tmp_path / "clip.mp4", [ramp] * 3, audio=False)
+    transcode(source, tmp_path / "out.mp4", lambda rgb: rgb[:, ::-1])  # a mirrored view: negative strides
+    got = read_clip(tmp_path / "out.mp4")[0]
+    assert len(got) == 3
+    for frame in got:  # x264 at CRF 18: within a few levels of the mirrored ramp
+        assert np.abs(frame.astype(int) - ramp[:, ::-1]).mean() < 3
+
+
 def test_h264_is_encoded_with_the_shipped_x264_options(tmp_path):
     source = write_clip(tmp_path / "clip.mp4", dark_frames(3), audio=False)
     transcode(source, tmp_path / "out.mp4", lambda rgb: rgb)
