@@ -329,14 +329,19 @@ class Enhancer:
         # the curve steps in bands of rows (the native kernel's are independent of the band; the
         # torch path's temporaries are bounded by it), from the samples straight into the result
         floats = self.denoiser is not None or temporal is not None  # work left on the float result
-        out = np.empty(image.shape, dtype=np.float32 if floats else dtype)
+        # a clip's frames share their working planes (new ones are paged in afresh, a frame's worth of
+        # page faults every frame), the float result too when its levels are what is returned
+        scratch: dict = {} if temporal is None else temporal.scratch
+        if floats and temporal is not None and np.dtype(dtype) != np.float32:
+            out = scratch_plane(scratch, "result", image.shape)
+        else:
+            out = np.empty(image.shape, dtype=np.float32 if floats else dtype)
         # per pixel and channel: how much the curves brightened it (a noise-map denoiser's input)
-        gain = np.empty(image.shape, dtype=np.float32) if self.noise_sigma is not None else None
+        gain = scratch_plane(scratch, "gain", image.shape) if self.noise_sigma is not None else None
         source, target = _as_batch(image), _as_batch(out)
         gains = None if gain is None else _as_batch(gain)
         rows = max(1, self.strip_pixels // width)
         if self.denoise > 0:  # the curves of each band and its halo rows in floats, then the clean stage
-            scratch: dict = {}  # the bands' planes, reused
             knee = self.knee(setting.get("exposure"))
             for top, bottom, lo, hi in bands(height, rows, self.denoise):
                 curved = scratch_plane(scratch, "curved", (hi - lo, width, 3))

@@ -55,6 +55,9 @@ class TemporalSmoothing:
         if isinstance(cut, bool) or not isinstance(cut, (int, float)) or not cut > 0:
             raise ValueError(f"cut: expected a relative change > 0; got {cut!r}")
         self.maps_weight, self.gain_weight, self.cut = float(maps_weight), float(gain_weight), float(cut)
+        #: The working planes of the clip's frames, reused from frame to frame
+        #: (:func:`rlenhance.ops.clean.scratch_plane`).
+        self.scratch: dict = {}
         self.reset()
 
     def reset(self) -> None:

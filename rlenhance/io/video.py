@@ -190,7 +190,7 @@ def _stream(av, container, video, audio: list, path: Path, process: Callable[[np
                 output.mux(item[1])
                 return
             _, rgb, pts, colorspace, color_range = item
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame = av.VideoFrame.from_numpy_buffer(rgb, format="rgb24")  # the array's memory, not a copy of it
             frame = frame.reformat(format=encoder.pix_fmt, dst_colorspace=colorspace, dst_color_range=color_range)
             frame.pts, frame.time_base = pts, video.time_base
             output.mux(encoder.encode(frame))

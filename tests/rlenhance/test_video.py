@@ -78,6 +78,16 @@ def test_every_frame_the_rate_the_timestamps_and_the_audio_are_kept(tmp_path):
     assert leftovers(tmp_path / "out") == ["clip.mp4"]
 
 
+def test_frames_are_encoded_as_processed_whatever_their_memory_layout(tmp_path):
+    ramp = np.repeat(np.linspace(0, 255, SIZE[0]).astype(np.uint8)[None, :, None], 3, axis=2).repeat(SIZE[1], axis=0)
+    source = write_clip(tmp_path / "clip.mp4", [ramp] * 3, audio=False)
+    transcode(source, tmp_path / "out.mp4", lambda rgb: rgb[:, ::-1])  # a mirrored view: negative strides
+    got = read_clip(tmp_path / "out.mp4")[0]
+    assert len(got) == 3
+    for frame in got:  # x264 at CRF 18: within a few levels of the mirrored ramp
+        assert np.abs(frame.astype(int) - ramp[:, ::-1]).mean() < 3
+
+
 def test_h264_is_encoded_with_the_shipped_x264_options(tmp_path):
     source = write_clip(tmp_path / "clip.mp4", dark_frames(3), audio=False)
     transcode(source, tmp_path / "out.mp4", lambda rgb: rgb)
@@ -216,6 +226,26 @@ def test_a_static_noisy_scene_flickers_at_most_half_as_much_smoothed():
     assert smoothing.cuts == 0
     assert _jitter(smoothed) <= 0.5 * _jitter(alone)
     assert abs(np.mean(smoothed) - np.mean(alone)) < 0.01  # the same brightness, steadier
+
+
+def test_a_clips_frames_reuse_its_working_planes_and_return_frames_of_their_own():
+    enhancer = Enhancer(device="cpu")
+    frames = dark_frames(3)
+    shared, fresh = TemporalSmoothing(), TemporalSmoothing()
+    out, addresses = [], []
+    for frame in frames:
+        out.append(enhancer.enhance_array(frame, dtype=np.uint8, temporal=shared).image)
+        addresses.append({name: plane.ctypes.data for name, plane in shared.scratch.items()})
+    assert {"result", "curved", "chroma_blur"} <= set(addresses[0]) and addresses[0] == addresses[1] == addresses[2]
+    for index, frame in enumerate(frames):  # the same levels as with new planes for each frame
+        fresh.scratch = {}
+        np.testing.assert_array_equal(out[index], enhancer.enhance_array(frame, dtype=np.uint8, temporal=fresh).image)
+    smoothing = TemporalSmoothing()
+    floats = [enhancer.enhance_array(frame, temporal=smoothing).image for frame in frames[:2]]
+    for images, planes in ((out, shared.scratch), (floats, smoothing.scratch)):
+        # no result is a working plane, which the next frame overwrites
+        assert not any(np.shares_memory(image, plane) for image in images for plane in planes.values())
+        assert not np.shares_memory(images[0], images[1])
 
 
 def test_a_scene_cut_restarts_the_smoothing():
