@@ -83,7 +83,7 @@ SPREAD_QUANTILES = (0.05, 0.95)
 
 
 def load_images(data: str | Path, size: int, *, split: str, split_seed: int, seed: int, limit: int = 0,
-                relightings: int = 1) -> tuple[LowLightTestSet, LowLightTestSet]:
+                relightings: int = RELIGHTINGS) -> tuple[LowLightTestSet, LowLightTestSet]:
     """``(relit, pairs)`` of ``split`` (``"all"``: every image), the first ``limit`` scenes (0: all), fitted to
     ``size`` (:func:`rlenhance.data.lowlight_test_set`): the reference of each scene's first frame relit by
     non-uniform light ``relightings`` times (relighting ``k`` by ``seed + k``, named ``"{k}/{name}"`` from
