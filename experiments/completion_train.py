@@ -50,6 +50,7 @@ from agents.distributed import Ranks
 from envs.checkpoints import rollout_policy_spec
 from experiments import config
 from experiments.config import Cost, Preset
+from experiments.grids import map_captions, with_maps
 from experiments.loop import DataSplits
 from experiments.rl_common import (
     RL_FLAGS,
@@ -64,14 +65,12 @@ from experiments.rl_common import (
     estimate_seconds,
     fit,
     make_agent,
-    map_captions,
     run_cli,
     setup,
     split_seed,
     top_action_share,
     untracked,
     uses_block_actions,
-    with_maps,
     with_test_scores,
 )
 from experiments.run_settings import open_run, parse_run

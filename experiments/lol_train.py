@@ -44,6 +44,7 @@ from envs.checkpoints import lowlight_policy_spec
 from envs.lowlight import DEFAULT_WEIGHT_RANGES, RELLIE_ALPHAS, REWARDS, WEIGHT_FIELDS, LowLightTask
 from experiments import config
 from experiments.config import Cost, Preset
+from experiments.grids import map_captions, with_maps
 from experiments.loop import open_run, parse_run
 from experiments.rl_common import (
     RL_FLAGS,
@@ -58,13 +59,11 @@ from experiments.rl_common import (
     estimate_seconds,
     fit,
     make_agent,
-    map_captions,
     run_cli,
     setup,
     split_seed,
     top_action_share,
     untracked,
-    with_maps,
 )
 from experiments.runs import usage_lines
 from rlenhance import losses, metrics
