@@ -53,10 +53,10 @@ from envs.checkpoints import rollout_policy_spec
 from experiments import config
 from experiments.config import Cost, Preset
 from experiments.grids import map_captions, with_maps
-from experiments.loop import DataSplits
+from experiments.loop import TOP_ACTION_SHARE, DataSplits
+from experiments.process import run_cli
 from experiments.rl_common import (
     RL_FLAGS,
-    TOP_ACTION_SHARE,
     RLConfig,
     RLRunSettings,
     Track,
@@ -67,7 +67,6 @@ from experiments.rl_common import (
     estimate_seconds,
     fit,
     make_agent,
-    run_cli,
     setup,
     split_seed,
     top_action_share,

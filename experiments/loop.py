@@ -27,7 +27,6 @@ import torch
 from experiments.config import Cost, Preset, duration, preset_of
 from experiments.grids import GRID_CAPTIONS
 from experiments.process import Interrupted, StopSignals
-from experiments.run_settings import open_run, parse_run  # noqa: F401 - the trainers' entry points, also from here
 from experiments.runs import Run
 from rlenhance.checkpoint import load_checkpoint, load_state_dict_strict
 from rlenhance.errors import CheckpointError

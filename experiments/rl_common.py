@@ -30,7 +30,6 @@ from agents.sac import SAC, SACConfig
 from experiments.config import Cost, Preset, to_dict, unused_section
 from experiments.loop import (
     TEST_GROUP,
-    TOP_ACTION_SHARE,  # noqa: F401 - the trainers import it from here
     Loop,
     SampleGrids,
     Snapshots,
@@ -39,7 +38,7 @@ from experiments.loop import (
     preset_estimate,
     run_seconds,
 )
-from experiments.process import run_cli, setup_process  # noqa: F401 - run_cli: the trainers import it from here
+from experiments.process import setup_process
 from experiments.run_settings import RUN_COST_FREE, check_int, check_run, run_section
 from experiments.runs import Run
 from rlenhance.checkpoint import (
