@@ -53,7 +53,7 @@ from typing import Any
 from experiments import rse
 from experiments.config import Cost, duration
 from experiments.rse_train import VAE_LOG_EVERY
-from experiments.run_files import markdown_table, read_metrics
+from experiments.runs import markdown_table, read_metrics
 from rlenhance.atomic import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]

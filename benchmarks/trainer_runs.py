@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 
-from experiments.process import trainer_threads
 from experiments.runs import markdown_table, scalar_rows
+from rlenhance.runtime import configure_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The timed trainers: name -> module.
@@ -94,10 +94,10 @@ def ratio(numerator: Figure, denominator: Figure) -> str:
 
 def default_threads(processes: int = 1) -> int:
     """The torch threads a trainer takes by default when ``processes`` of it share this machine
-    (:func:`experiments.process.trainer_threads`); this process's own setting is kept."""
+    (:func:`experiments.process.setup_process`); this process's own setting is kept."""
     before = torch.get_num_threads()
     try:
-        return trainer_threads(0, processes=processes)
+        return configure_threads(0, processes=processes, spare=0)
     finally:
         torch.set_num_threads(before)
 

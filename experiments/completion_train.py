@@ -50,10 +50,11 @@ from agents.distributed import Ranks
 from envs.checkpoints import rollout_policy_spec
 from experiments import config
 from experiments.config import Cost, Preset
-from experiments.loop import DataSplits
+from experiments.grids import map_captions, with_maps
+from experiments.loop import TOP_ACTION_SHARE, DataSplits
+from experiments.process import run_cli
 from experiments.rl_common import (
     RL_FLAGS,
-    TOP_ACTION_SHARE,
     RLConfig,
     RLRunSettings,
     Track,
@@ -64,14 +65,11 @@ from experiments.rl_common import (
     estimate_seconds,
     fit,
     make_agent,
-    map_captions,
-    run_cli,
     setup,
     split_seed,
     top_action_share,
     untracked,
     uses_block_actions,
-    with_maps,
     with_test_scores,
 )
 from experiments.run_settings import open_run, parse_run

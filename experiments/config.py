@@ -76,10 +76,6 @@ class Preset:
     def doc(self) -> list[str]:
         return doc_lines(self.build)
 
-    def cost(self, device: str) -> Cost | None:
-        """The cost on a device type (``"cpu"``, ``"cuda"``)."""
-        return self.cuda if device == "cuda" else self.cpu if device == "cpu" else None
-
 
 def field_docs(config_class: type) -> dict[str, str]:
     """The attribute docstrings of a dataclass (or its fields' ``metadata["doc"]``), by field name, one line each."""
@@ -237,21 +233,14 @@ def coerce(value: Any, kind: Any, path: str) -> Any:
         if text is not None and text.lower() in _TRUE + _FALSE:
             return text.lower() in _TRUE
         raise ValueError(f"{path}: expected true or false, got {value!r}")
-    if kind is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
+    if kind in (int, float):
+        number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else text
         try:
-            return int(text) if text is not None else _fail()
+            if number is None or (kind is int and isinstance(number, float) and not number.is_integer()):
+                raise ValueError
+            number = kind(number)
         except ValueError:
-            raise ValueError(f"{path}: expected an integer, got {value!r}") from None
-    if kind is float:
-        try:
-            number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
-                else float(text) if text is not None else _fail()
-        except ValueError:
-            raise ValueError(f"{path}: expected a number, got {value!r}") from None
+            raise ValueError(f"{path}: expected {'an integer' if kind is int else 'a number'}, got {value!r}") from None
         if math.isnan(number):
             raise ValueError(f"{path}: got NaN (not a number); expected a number")
         return number
@@ -260,10 +249,6 @@ def coerce(value: Any, kind: Any, path: str) -> Any:
             return value
         raise ValueError(f"{path}: expected a string, got {value!r}")
     raise TypeError(f"{path}: unsupported setting type {kind!r}")
-
-
-def _fail() -> Any:
-    raise ValueError
 
 
 def _items(value: Any, path: str) -> list[Any]:
@@ -439,8 +424,6 @@ def _parser(config_class: type, defaults: Any, presets: Mapping[str, Preset], fl
 
 def preset_listing(presets: Mapping[str, Preset], estimate: Callable[[Any, Cost], float] | None) -> str:
     """What ``--preset list`` prints: each preset's name, its docstring's first sentence and its cost."""
-    if not presets:
-        return "no presets"
     width = max(map(len, presets)) + 2
     lines = []
     for name, preset in presets.items():

@@ -44,10 +44,11 @@ from envs.checkpoints import lowlight_policy_spec
 from envs.lowlight import DEFAULT_WEIGHT_RANGES, RELLIE_ALPHAS, REWARDS, WEIGHT_FIELDS, LowLightTask
 from experiments import config
 from experiments.config import Cost, Preset
-from experiments.loop import open_run, parse_run
+from experiments.grids import map_captions, with_maps
+from experiments.loop import TOP_ACTION_SHARE
+from experiments.process import run_cli
 from experiments.rl_common import (
     RL_FLAGS,
-    TOP_ACTION_SHARE,
     A3CSettings,
     ModelSettings,
     RLConfig,
@@ -58,14 +59,12 @@ from experiments.rl_common import (
     estimate_seconds,
     fit,
     make_agent,
-    map_captions,
-    run_cli,
     setup,
     split_seed,
     top_action_share,
     untracked,
-    with_maps,
 )
+from experiments.run_settings import open_run, parse_run
 from experiments.runs import usage_lines
 from rlenhance import losses, metrics
 from rlenhance.baselines import global_curve

@@ -14,6 +14,7 @@ SIGINT / SIGTERM stop every rank at the next step boundary with last.pt saved
 from __future__ import annotations
 
 import math
+import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,9 +25,9 @@ from typing import Any, NamedTuple
 import torch
 
 from experiments.config import Cost, Preset, duration, preset_of
-from experiments.process import StopSignals
-from experiments.run_settings import open_run, parse_run  # noqa: F401 - the trainers' entry points, also from here
-from experiments.runs import GRID_CAPTIONS, Run
+from experiments.grids import GRID_CAPTIONS
+from experiments.process import Interrupted, StopSignals
+from experiments.runs import Run
 from rlenhance.checkpoint import load_checkpoint, load_state_dict_strict
 from rlenhance.errors import CheckpointError
 
@@ -79,9 +80,8 @@ class DataSplits(NamedTuple):
 @dataclass
 class LoopState:
     """Where the loop is: ``step`` units trained, ``evaluated`` the step of ``scores``, ``best`` the
-    best score so far (at ``best_step``), ``saved`` the step of last.pt, ``improved`` whether the last
-    evaluation beat the best before it, ``ended`` whether a callback ended the run (:meth:`Loop.end`),
-    ``report`` best.pt's scores on the validation split after the run."""
+    best score so far (at ``best_step``), ``saved`` the step of last.pt, ``ended`` whether a callback
+    ended the run (:meth:`Loop.end`), ``report`` best.pt's scores on the validation split after the run."""
 
     step: int = 0
     evaluated: int = 0
@@ -89,7 +89,6 @@ class LoopState:
     best_step: int = 0
     scores: dict[str, float] = field(default_factory=dict)
     saved: int | None = None
-    improved: bool = False
     ended: bool = False
     report: dict[str, float] = field(default_factory=dict)
 
@@ -190,11 +189,6 @@ class Loop:
         """Whether this process got SIGINT / SIGTERM during :meth:`fit` (not agreed between ranks)."""
         return self.signals is not None and self.signals.signum is not None
 
-    @property
-    def finished(self) -> bool:
-        s = self.state
-        return (s.ended or s.step >= self.total) and s.evaluated == s.step
-
     def fit(self) -> Path:
         """Train to ``total`` steps; returns the run folder.
 
@@ -212,12 +206,14 @@ class Loop:
             with StopSignals(run.ranks) as stop:
                 self.signals = stop
                 while not s.ended and (self._due() or s.step < self.total):
-                    if stop.check():  # any rank's signal, agreed at this boundary
+                    signum = stop.check()  # any rank's signal, agreed at this boundary
+                    if signum:
                         if s.saved != s.step:
                             self.save("last", with_state=True)
                         run.ranks.barrier()  # no rank ends (and has torchrun stop the others) before last.pt is written
-                        raise stop.interrupted(f"interrupted at {self.unit} {s.step} of {self.total} ({stop.name}); "
-                                               f"{run.last_path} saved; continue with the same settings and --resume")
+                        raise Interrupted(f"interrupted at {self.unit} {s.step} of {self.total} "
+                                          f"({signal.Signals(signum).name}); {run.last_path} saved; continue with the "
+                                          "same settings and --resume", signum)
                     if self._due():
                         self._evaluate()
                         continue
@@ -252,13 +248,13 @@ class Loop:
         s.scores = run.ranks.on_rank0(on_rank0)  # rank 0 evaluates; every rank gets the scores
         run.log(s.step, s.scores)
         value = float(self.score_of(s.scores))
-        s.improved = value > s.best
-        if s.improved:
+        improved = value > s.best
+        if improved:
             s.best, s.best_step = value, s.step
         s.evaluated = s.step
         for callback in self.callbacks:
             callback.on_evaluation(self, s.scores, rows)
-        if s.improved and self.save_best:
+        if improved and self.save_best:
             self.save("best")  # before last.pt: a kill between the two leaves a best.pt that --resume takes
         self.save("last", with_state=True)
         s.saved = s.step
@@ -290,7 +286,7 @@ class Loop:
         s.evaluated, s.scores, s.ended = int(extra[f"eval_{u}"]), dict(extra["scores"]), bool(extra["ended"])
         s.best, s.best_step = run.ranks.on_rank0(lambda: self._best_on_disk(float(extra["best"]),
                                                                             int(extra[f"best_{u}"])))
-        if self.finished:
+        if (s.ended or s.step >= self.total) and s.evaluated == s.step:  # finished
             s.report = dict(extra["report"])  # the finished run's; a run that trains on reports anew
             how = "it ended early" if s.ended else "raise the total to train on"
             run.say(f"{run.dir}: already finished at {u} {s.step}; nothing to do; {how}")
@@ -460,7 +456,7 @@ def preset_estimate(config: Any, presets: Mapping[str, Preset], device: str, *, 
     preset ``config`` is but for the settings ``ignore`` (``per_step(cost)``: seconds per loop step and
     per evaluation), else measured after ``warmup`` steps."""
     name = preset_of(config, presets, ignore, check)
-    cost = presets[name].cost(device) if name is not None else None
+    cost = {"cpu": presets[name].cpu, "cuda": presets[name].cuda}.get(device) if name is not None else None
     if cost is None:
         return TimeEstimate(warmup)
     return TimeEstimate(warmup, cost=per_step(cost), source=f"the measured cost of --preset {name} on {device}")

@@ -24,19 +24,13 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 SIGNAL_EXIT_BASE = 128
 
 
-def trainer_threads(threads: int = 0, processes: int = 1) -> int:
-    """Set a trainer's torch CPU threads: ``threads``, or 0: every core, shared by the ``processes`` on this
-    machine (:func:`rlenhance.runtime.configure_threads` with no spare core). Returns the number set."""
-    return configure_threads(threads, processes=processes, spare=0)
-
-
 def setup_process(*, threads: int, seed: int, device: str, ranks: Ranks | None = None) -> torch.device:
     """Process-wide settings of an experiment in one place: denormal flushing, torch's CPU threads (0:
     every core of this node, shared by its ranks), the seeds and the device; a job of several ranks then
     joins its process group. Returns the device."""
     ranks = ranks if ranks is not None else Ranks()
     flush_denormals()
-    trainer_threads(threads, processes=ranks.local_world_size)
+    configure_threads(threads, processes=ranks.local_world_size, spare=0)
     seed_everything(seed)
     chosen = rank_device(device, ranks)
     init_process_group(ranks, chosen)
@@ -57,22 +51,18 @@ class Interrupted(KeyboardInterrupt):
 
 class StopSignals:
     """Within ``with StopSignals(ranks) as stop:``, SIGINT and SIGTERM only set :attr:`signum`; the loop
-    tests :meth:`check` at a step boundary (every rank at the same one: any rank's signal stops them
-    all), saves last.pt and raises :meth:`interrupted`. A second signal stops at once. Outside the main
+    asks :meth:`check` at a step boundary (every rank at the same one: any rank's signal stops them
+    all), saves last.pt and raises :class:`Interrupted`. A second signal stops at once. Outside the main
     thread (where Python cannot install handlers) it does nothing."""
 
-    def __init__(self, ranks: Ranks | None = None) -> None:
+    def __init__(self, ranks: Ranks) -> None:
         self.signum: int | None = None  # the signal this process received
-        self.stopping: int | None = None  # the signal the job stops for, as check agreed
-        self.ranks = ranks if ranks is not None else Ranks()
+        self.ranks = ranks
         self._previous: dict[int, Any] = {}
 
     def check(self) -> int | None:
         """The signal that stops the run at this boundary (any rank's), or None."""
-        agreed = self.ranks.stop_signal(self.signum)
-        if agreed:
-            self.stopping = agreed
-        return agreed
+        return self.ranks.stop_signal(self.signum)
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
@@ -83,16 +73,6 @@ class StopSignals:
         for signum, handler in self._previous.items():
             signal.signal(signum, signal.SIG_DFL if handler is None else handler)
         self._previous = {}
-
-    @property
-    def name(self) -> str:
-        """The name of the signal the run stops for (``SIGINT``)."""
-        signum = self.stopping or self.signum
-        return signal.Signals(signum).name if signum else ""
-
-    def interrupted(self, message: str) -> Interrupted:
-        """The exception that ends the run after the loop saved last.pt."""
-        return Interrupted(message, self.stopping or self.signum or signal.SIGINT)
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.signum is None:

@@ -30,7 +30,6 @@ from agents.sac import SAC, SACConfig
 from experiments.config import Cost, Preset, to_dict, unused_section
 from experiments.loop import (
     TEST_GROUP,
-    TOP_ACTION_SHARE,  # noqa: F401 - the trainers import it from here
     Loop,
     SampleGrids,
     Snapshots,
@@ -39,8 +38,7 @@ from experiments.loop import (
     preset_estimate,
     run_seconds,
 )
-from experiments.process import run_cli, setup_process  # noqa: F401 - run_cli: the trainers import it from here
-from experiments.run_files import action_key, action_map, heatmap, heatmap_key
+from experiments.process import setup_process
 from experiments.run_settings import RUN_COST_FREE, check_int, check_run, run_section
 from experiments.runs import Run
 from rlenhance.checkpoint import (
@@ -426,38 +424,6 @@ def top_action_share(maps: Sequence[Tensor], where: Sequence[Tensor] | None = No
             if values.numel():
                 shares.append(float(((values - values.median()).abs() <= SAME_ALPHA).float().mean()))
     return sum(shares) / len(shares) if shares else float("nan")
-
-
-def map_steps(steps: int) -> list[int]:
-    """The steps whose maps a sample grid shows: the first and the last."""
-    return [0] if steps == 1 else [0, steps - 1]
-
-
-def map_captions(captions: Sequence[str], kind: str, steps: int) -> tuple[str, ...]:
-    """A sample grid's captions: ``captions`` (input | output | reference), then the ``kind`` map
-    ("actions", "alpha") of the first and the last of ``steps`` steps, then their colour key."""
-    return (*captions, *(f"{kind}, step {s + 1}" for s in map_steps(steps)), "key")
-
-
-def with_maps(rows: Sequence[Sequence[Tensor]], maps: Sequence[Tensor], *, actions: Sequence[str] | None = None,
-              alpha_range: tuple[float, float] | None = None, where: Sequence[Tensor] | None = None
-              ) -> list[list[Tensor]]:
-    """Sample-grid rows with each image's maps after them (:func:`map_captions`), colour-mapped, and the
-    colour key after the first row's. ``maps``: per image (steps, C', H, W), action indices named by
-    ``actions`` or alphas in ``alpha_range``; ``where``: per image, a (1, H, W) mask of the pixels whose
-    maps count (completion: the hole), the others shown white."""
-    out = []
-    for i, (row, steps) in enumerate(zip(rows, maps)):
-        shown = [action_map(steps[s][:1], actions) if actions is not None
-                 else heatmap(steps[s].float().mean(0), *alpha_range) for s in map_steps(steps.shape[0])]
-        if where is not None:
-            counts = where[i].detach().cpu().reshape(1, *steps.shape[-2:]) > 0
-            shown = [torch.where(counts, image, torch.ones_like(image)) for image in shown]
-        out.append([*row, *shown])
-    if out:
-        height = out[0][0].shape[-2]
-        out[0].append(action_key(actions, height) if actions is not None else heatmap_key(*alpha_range, height))
-    return out
 
 
 def fit(cfg: RLConfig, run: Run, agent: A3C | SAC, venv: Any, *,

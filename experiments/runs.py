@@ -23,14 +23,11 @@ Under torchrun every rank opens the same ``Run``; rank 0 checks and writes the f
 
 from __future__ import annotations
 
-__all__ = [  # run_files' names and run_cli too: the experiments import them from here
-    "GRID_CAPTIONS", "PlainProgress", "Run", "RunFolderError", "heatmap", "make_grid", "markdown_table",
-    "metric_series", "read_config", "read_metrics", "run_cli", "scalar_rows", "trainer_name", "usage_lines",
-]
-
+import csv
 import dataclasses
 import json
 import os
+import shlex
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -41,25 +38,175 @@ import torch
 from tqdm.auto import tqdm
 
 from agents.distributed import Ranks
-from experiments.process import run_cli
-from experiments.run_files import (
-    EVAL_GROUPS,
-    GRID_CAPTIONS,
-    MetricsTable,
-    RunFolderError,
-    heatmap,
-    make_grid,
-    markdown_table,
-    metric_series,
-    read_config,
-    read_metrics,
-    scalar_rows,
-    trainer_name,
-    usage_lines,
-)
-from rlenhance.atomic import write_text_atomic
+from experiments.config import read_settings
+from experiments.grids import GRID_CAPTIONS, make_grid
+from rlenhance.atomic import atomic_path, write_text_atomic
 from rlenhance.checkpoint import save_checkpoint
 from rlenhance.io import save_image
+
+#: The first columns of metrics.csv and train.csv; one column per scalar follows.
+INDEX_FIELDS = ("step", "wall_time")
+#: Scalars in these groups make their row an evaluation's (metrics.csv); the others go to train.csv.
+EVAL_GROUPS = ("eval/", "test/")
+
+
+class RunFolderError(ValueError):
+    """A run folder's file cannot be used: the message names the file and what to do."""
+
+
+def trainer_name(config: Any) -> str:
+    """The module of the trainer whose ``config`` dataclass this is, also under ``python -m`` (``__main__``)."""
+    module = type(config).__module__
+    if module == "__main__":
+        spec = getattr(sys.modules["__main__"], "__spec__", None)
+        module = spec.name if spec is not None else module
+    return module
+
+
+def read_config(out: str | Path, trainer: str | None = None) -> dict[str, Any]:
+    """The settings a run saved in ``out/config.json``; RunFolderError where the file is missing or damaged,
+    or where ``trainer``, which would continue the run, is not the trainer config.json names."""
+    path, fix = Path(out) / "config.json", f"delete {Path(out)} to start the run anew, or restore the file"
+    try:
+        config = read_settings(path)
+    except FileNotFoundError:
+        raise RunFolderError(f"{path} is missing: {Path(out)} holds no run settings to continue; start the run "
+                             "without --resume") from None
+    except ValueError as exc:
+        raise RunFolderError(f"{path}: {exc}; {fix}") from None
+    if not config:
+        raise RunFolderError(f"{path} holds no settings (an empty object); {fix}")
+    made_by = config.get("trainer")
+    if trainer is not None and made_by != trainer:
+        how = f"python -m {made_by} --resume --out {shlex.quote(str(out))}" if made_by else "the trainer that made it"
+        raise RunFolderError(f"--resume: {Path(out)} is a run of {made_by or 'another trainer or version'}, not of "
+                             f"{trainer}; continue it with {how}")
+    return config
+
+
+def read_metrics(path: str | Path) -> list[dict[str, float]]:
+    """The rows of a run's ``metrics.csv`` or ``train.csv`` as dicts without their empty cells (none for a
+    missing file; a last row cut short by a kill is dropped); RunFolderError names a damaged file."""
+    path = Path(path)
+    fix = f"delete or repair {path} (the run's checkpoints are not affected)"
+    if path.is_dir():
+        raise RunFolderError(f"{path} is a folder, not the run's metrics table; {fix}")
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            table = list(csv.reader(handle))
+    except FileNotFoundError:
+        return []
+    except UnicodeDecodeError:
+        raise RunFolderError(f"{path} is not UTF-8 text (a damaged file); {fix}") from None
+    except (OSError, csv.Error) as exc:
+        raise RunFolderError(f"{path} cannot be read ({getattr(exc, 'strerror', None) or exc}); {fix}") from None
+    if not table:
+        return []
+    header = table[0]
+    if tuple(header[:len(INDEX_FIELDS)]) != INDEX_FIELDS or len(set(header)) != len(header):
+        raise RunFolderError(f"{path} is not a metrics table (its header does not start with "
+                             f"{','.join(INDEX_FIELDS)}); {fix}")
+    rows = []
+    for number, cells in enumerate(table[1:], start=2):
+        try:
+            row = {name: float(cell) for name, cell in zip(header, cells) if cell != ""}
+            if len(cells) != len(header) or not float(row["step"]).is_integer():
+                raise ValueError
+        except (ValueError, KeyError):
+            if number == len(table):  # the row a kill cut short
+                break
+            raise RunFolderError(f"{path}: line {number} is not a row of numbers; {fix}") from None
+        row["step"] = int(row["step"])
+        rows.append(row)
+    return rows
+
+
+def scalar_rows(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Every scalar a run logged, one dict ``{"step", "wall_time", "metric", "value"}`` per value."""
+    return [{"step": row["step"], "wall_time": row["wall_time"], "metric": name, "value": value}
+            for file in ("train.csv", "metrics.csv") for row in read_metrics(Path(run_dir) / file)
+            for name, value in row.items() if name not in INDEX_FIELDS]
+
+
+def metric_series(run_dir: str | Path, name: str) -> dict[int, float]:
+    """``{step: value}`` of scalar ``name`` (``eval/psnr``) in a run folder."""
+    return {row["step"]: row["value"] for row in scalar_rows(run_dir) if row["metric"] == name}
+
+
+class MetricsTable:
+    """A wide CSV of scalars, one row per step: scalars of the last row's step join it, a new scalar widens
+    the table (the file is then rewritten atomically; otherwise a row is appended)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._rows: list[dict[str, Any]] | None = None
+        self._header: list[str] = list(INDEX_FIELDS)
+
+    def _load(self) -> list[dict[str, Any]]:
+        if self._rows is None:
+            self._rows = read_metrics(self.path)
+            if self._rows and self.path.is_file():
+                with open(self.path, newline="", encoding="utf-8") as handle:
+                    self._header = next(csv.reader(handle))
+        return self._rows
+
+    def add(self, step: int, wall_time: float, values: Mapping[str, float]) -> None:
+        rows = self._load()
+        new = [name for name in values if name not in self._header]
+        self._header += new
+        if rows and rows[-1]["step"] == step:
+            rows[-1].update(values)
+            self._rewrite()
+            return
+        rows.append({"step": step, "wall_time": wall_time, **values})
+        if new or len(rows) == 1 or not self.path.exists():
+            self._rewrite()
+            return
+        with open(self.path, "a", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerow(self._cells(rows[-1]))
+
+    @property
+    def wall_time(self) -> float:
+        rows = self._load()
+        return float(rows[-1]["wall_time"]) if rows else 0.0
+
+    def truncate(self, step: int) -> None:
+        rows = self._load()
+        rows[:] = [row for row in rows if row["step"] <= step]
+        if self.path.exists():
+            self._rewrite()
+
+    def _cells(self, row: Mapping[str, Any]) -> list[str]:
+        return [_cell(row[name]) if name in row else "" for name in self._header]
+
+    def _rewrite(self) -> None:
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(self._header)
+            writer.writerows(self._cells(row) for row in self._rows or [])
+
+
+def _cell(value: Any) -> str:
+    return str(value) if isinstance(value, int) else f"{float(value):.6g}"
+
+
+def usage_lines(model: str | Path, command: Sequence[str]) -> list[str]:
+    """What a trainer ends by printing: where its model is and the ``rlenhance`` command that uses it."""
+    return [f"model: {model}", "use it: " + shlex.join(["rlenhance", *map(str, command)])]
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    if not rows:
+        return "(no rows)"
+    keys = list(rows[0])
+
+    def fmt(v: Any) -> str:  # a "|" inside a cell is escaped, so it does not end the cell
+        return (f"{v:.4g}" if isinstance(v, float) else str(v)).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(fmt(k) for k in keys) + " |", "|" + "|".join("---" for _ in keys) + "|"]
+    lines += ["| " + " | ".join(fmt(row.get(k, "")) for k in keys) + " |" for row in rows]
+    return "\n".join(lines)
+
 
 # --- progress ------------------------------------------------------------------------------------
 #: Plain progress (stderr not a terminal) prints a line at most this often, in seconds.

@@ -3,7 +3,7 @@
 import sys
 
 from experiments.compare import main
-from experiments.runs import run_cli
+from experiments.process import run_cli
 
 if __name__ == "__main__":
     # argparse names the program after sys.argv[0]; as CPython's unittest/__main__.py does, name it

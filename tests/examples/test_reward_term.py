@@ -14,7 +14,7 @@ from envs.checkpoints import make_for_checkpoint
 from envs.rewards import REWARD_TERMS, build_terms
 from examples.reward_term import HighlightKeep, highlight_excess
 from experiments import lol_train
-from experiments.run_files import read_metrics
+from experiments.runs import read_metrics
 from rlenhance.checkpoint import SPEC_KEY, load_checkpoint
 from rlenhance.io import load_image, save_image
 from tests.examples.packages import TINY_LOL, assert_plugs_in_from_outside, run_fresh

@@ -94,8 +94,8 @@ def test_run_folder_contents(tiny_run, data):
 def test_the_sample_grid_shows_each_images_actions_at_the_first_and_last_step_and_evaluation_shows_progress(
         data):
     import envs
+    from experiments.grids import action_map
     from experiments.rl_common import make_agent
-    from experiments.run_files import action_map
     from rlenhance.data import occluded_test_set
 
     cfg = completion_train.parse_args(tiny_args(data, "unused"))

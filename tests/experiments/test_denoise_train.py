@@ -92,7 +92,7 @@ def test_run_folder_contents(tiny_run):
 
 def test_the_sample_grid_shows_each_images_actions_at_the_first_and_last_step_and_evaluation_shows_progress(
         folders):
-    from experiments.run_files import action_map
+    from experiments.grids import action_map
     from experiments.sigmas import noisy_test_sets
 
     cfg = denoise_train.parse_args(tiny_args(folders, "unused"))

@@ -676,8 +676,8 @@ def test_the_blur_is_no_setting():
 
 def test_the_sample_grid_shows_the_alpha_maps_of_the_first_and_last_step_and_evaluation_shows_progress():
     from experiments import lol_train
+    from experiments.grids import heatmap
     from experiments.rl_common import make_agent
-    from experiments.run_files import heatmap
 
     cfg = lol_train.parse_args([*TINY, "--preset", "rellie", *S("task.policy_side=48")])
     venv = envs.make_vec(lol_train.ENV_ID, num_envs=1, **lol_train.env_kwargs(cfg))

@@ -13,16 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-from experiments import run_files as runs
+from experiments import grids
 from experiments import runs as run_folder
 from experiments.config import arg
+from experiments.grids import action_colours, action_key, action_map, heatmap, make_grid
 from experiments.process import run_cli
-from experiments.run_files import action_colours, action_key, action_map
 from experiments.runs import (
     Run,
     RunFolderError,
-    heatmap,
-    make_grid,
     metric_series,
     read_config,
     read_metrics,
@@ -112,7 +110,7 @@ def test_a_grid_captions_each_column_in_a_band_above_the_images():
     gray = torch.full((3, 120, 100), 0.5)
     plain = make_grid([[gray, gray, gray]])
     grid = make_grid([[gray, gray, gray]], captions=("input", "output", "reference"))
-    band = runs.CAPTION_HEIGHT
+    band = grids.CAPTION_HEIGHT
     assert grid.shape == (plain.shape[0] + band, plain.shape[1], 3)
     np.testing.assert_array_equal(grid[band:], plain)
     for c in range(3):  # dark caption pixels over each column, the band white elsewhere
@@ -124,9 +122,9 @@ def test_a_grid_captions_each_column_in_a_band_above_the_images():
 def test_small_images_are_enlarged_so_their_caption_fits():
     patch = torch.rand(1, 16, 16)
     grid = make_grid([[patch, patch]], captions=("noisy", "clean"), gap=0)
-    zoom = -(-runs.MIN_COLUMN_WIDTH // 16)
-    assert grid.shape == (runs.CAPTION_HEIGHT + 16 * zoom, 2 * 16 * zoom, 3)
-    np.testing.assert_allclose(grid[runs.CAPTION_HEIGHT, :zoom, 0], patch[0, 0, 0].item(), atol=1e-6)
+    zoom = -(-grids.MIN_COLUMN_WIDTH // 16)
+    assert grid.shape == (grids.CAPTION_HEIGHT + 16 * zoom, 2 * 16 * zoom, 3)
+    np.testing.assert_allclose(grid[grids.CAPTION_HEIGHT, :zoom, 0], patch[0, 0, 0].item(), atol=1e-6)
     with pytest.raises(ValueError, match="1 caption"):
         make_grid([[patch, patch]], captions=("noisy",))
 
@@ -141,7 +139,7 @@ def test_a_saved_grid_is_captioned_and_shown_in_tensorboard(tmp_path):
                          captions=("input", "output", "reference", "alpha"), step=10)
     run.close()
     saved = load_image(path)
-    assert saved.shape[0] == runs.CAPTION_HEIGHT + 100
+    assert saved.shape[0] == grids.CAPTION_HEIGHT + 100
     events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 0})
     events.Reload()
     assert "samples" in events.Tags()["images"]
@@ -161,11 +159,11 @@ def test_an_action_map_gives_each_action_its_own_colour_and_the_key_lists_them()
     assert torch.equal(image[:, 0, 0], colours[0]) and torch.equal(image[:, 0, 1], colours[8])
     assert torch.equal(image[:, 1, 1], image[:, 0, 0]) and not torch.equal(image[:, 1, 0], image[:, 0, 0])
     key = action_key([f"a{i}" for i in range(9)])
-    assert key.shape == (3, runs.KEY_ROW_HEIGHT * 9 + 2, runs.MIN_COLUMN_WIDTH)
-    swatch = key[:, 2 + runs.KEY_ROW_HEIGHT * 4 + 3, 5]  # the fifth line's swatch
+    assert key.shape == (3, grids.KEY_ROW_HEIGHT * 9 + 2, grids.MIN_COLUMN_WIDTH)
+    swatch = key[:, 2 + grids.KEY_ROW_HEIGHT * 4 + 3, 5]  # the fifth line's swatch
     torch.testing.assert_close(swatch, colours[4], atol=1 / 255, rtol=0)
     wrapped = action_key([f"a{i}" for i in range(9)], height=40)  # three lines a column
-    assert wrapped.shape[1] <= 40 and wrapped.shape[2] == 3 * runs.MIN_COLUMN_WIDTH
+    assert wrapped.shape[1] <= 40 and wrapped.shape[2] == 3 * grids.MIN_COLUMN_WIDTH
     with pytest.raises(ValueError, match="21 actions"):
         action_colours([f"a{i}" for i in range(21)])
 
