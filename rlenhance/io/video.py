@@ -40,12 +40,13 @@ VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".
                                      ".mts", ".m2ts", ".flv", ".wmv", ".ogv", ".3gp")
 #: x264's and x265's constant quality for the re-encoded video (18: visually lossless).
 CRF = 18
-#: x264's speed: preset superfast with veryfast's 10-frame macroblock-tree lookahead (the bits go where
-#: later frames reuse them) and CAVLC, whose cost, unlike CABAC's, does not grow with the bitrate of a
-#: noisy clip (docs/deploy.md#video: the speed, size and PSNR against preset veryfast); one thread:
-#: decoding, enhancing and encoding already overlap on the cores, slice threads would add their
-#: synchronisation and make the stream depend on the machine's core count.
-X264_OPTIONS = {"preset": "superfast", "x264-params": "cabac=0:mbtree=1:rc-lookahead=10", "threads": "1"}
+#: x264's speed: preset ultrafast (no lookahead, no deblocking, CAVLC, the least motion search) with 3
+#: B-frames, which give back most of the size ultrafast alone loses on a still scene; at CRF :data:`CRF`
+#: it keeps more of the frames (higher PSNR) than the slower presets at a fraction of their CPU
+#: (docs/deploy.md#video: the speed, size and PSNR against preset veryfast); one thread: decoding,
+#: enhancing and encoding already overlap on the cores, slice threads would add their synchronisation
+#: and make the stream depend on the machine's core count.
+X264_OPTIONS = {"preset": "ultrafast", "x264-params": "bframes=3", "threads": "1"}
 #: x265's preset.
 X265_OPTIONS = {"preset": "veryfast"}
 
@@ -172,7 +173,8 @@ def _stream(av, container, video, audio: list, path: Path, process: Callable[[np
 
     Three stages overlap, each a frame apart: a thread demuxes and decodes to RGB, this thread runs
     ``process``, a thread converts back, encodes and muxes (FFmpeg's calls and the enhancer's kernels
-    release the GIL); the queues between them hold :data:`QUEUED_FRAMES` frames each."""
+    release the GIL); the queues between them hold :data:`QUEUED_FRAMES` frames each. Each conversion
+    keeps one swscale context for the clip (:func:`_converter`)."""
     from tqdm import tqdm
 
     frames, ends = 0, {}
@@ -183,6 +185,7 @@ def _stream(av, container, video, audio: list, path: Path, process: Callable[[np
         if rotation:
             encoder.set_display_rotation(rotation)
         copies = {stream.index: output.add_stream_from_template(stream) for stream in audio}
+        to_encoder = _converter(av)
 
         def write(item) -> None:  # in the writer thread
             if item[0] == "packet":
@@ -191,12 +194,12 @@ def _stream(av, container, video, audio: list, path: Path, process: Callable[[np
                 return
             _, rgb, pts, colorspace, color_range = item
             frame = av.VideoFrame.from_numpy_buffer(rgb, format="rgb24")  # the array's memory, not a copy of it
-            frame = frame.reformat(format=encoder.pix_fmt, dst_colorspace=colorspace, dst_color_range=color_range)
+            frame = to_encoder(frame, format=encoder.pix_fmt, dst_colorspace=colorspace, dst_color_range=color_range)
             frame.pts, frame.time_base = pts, video.time_base
             output.mux(encoder.encode(frame))
 
         with _Writer(write) as writer:
-            for item in _background(_decoded(container, video, audio, encoder, ends)):
+            for item in _background(_decoded(av, container, video, audio, encoder, ends)):
                 if item[0] == "frame":
                     _, rgb, pts, colorspace, color_range = item
                     pts = pts if pts is not None else _counted_pts(video, frames)
@@ -213,10 +216,19 @@ def _stream(av, container, video, audio: list, path: Path, process: Callable[[np
 QUEUED_FRAMES = 2
 
 
-def _decoded(container, video, audio: list, encoder, ends: dict[str, float]):
+def _converter(av) -> Callable:
+    """``convert(frame, **options)``: :meth:`av.VideoFrame.reformat` of the frames of one stage of a clip
+    through one swscale context, on the calling thread (a frame's own ``reformat`` sets up a new context,
+    and new threads, for every frame; the stages already keep the cores busy)."""
+    context = av.video.reformatter.VideoReformatter()
+    return lambda frame, **options: context.reformat(frame, threads=1, **options)
+
+
+def _decoded(av, container, video, audio: list, encoder, ends: dict[str, float]):
     """``("packet", audio packet)`` and ``("frame", rgb, pts, colorspace, color_range)`` in the file's order;
     ``ends`` gets when the video's packets and all packets end (seconds)."""
     indices = {stream.index for stream in audio}
+    to_rgb = _converter(av)
     for packet in container.demux(video, *audio):
         if packet.pts is not None:
             end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
@@ -231,7 +243,7 @@ def _decoded(container, video, audio: list, encoder, ends: dict[str, float]):
             if (frame.width, frame.height) != (encoder.width, encoder.height):
                 raise ImageError(f"{container.name}: the frame size changes from {encoder.width}x{encoder.height} to "
                                  f"{frame.width}x{frame.height}")
-            rgb = frame.to_ndarray(format="rgb24", src_color_range=frame.color_range)
+            rgb = to_rgb(frame, format="rgb24", src_color_range=frame.color_range).to_ndarray()
             yield "frame", rgb, frame.pts, frame.colorspace, frame.color_range
 
 
