@@ -35,6 +35,11 @@ from typing import Any
 from rlenhance.cli.parser import HintingParser
 from rlenhance.errors import NO_SUCH_FILE, not_a_file
 
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    tomllib = None
+
 #: ``--preset list`` prints the presets instead of starting one.
 LIST_PRESETS = "list"
 #: Keys a run folder's config.json holds beside the config (written by ``experiments.runs.Run``).
@@ -263,7 +268,9 @@ def read_settings(path: Path) -> dict[str, Any]:
         raise ValueError(f"{size:,} bytes, more than a config's {CONFIG_BYTES_MOST:,}")
     try:
         raw = path.read_bytes()
-        data = _toml().loads(raw.decode()) if path.suffix == ".toml" else json.loads(raw.decode())
+        if path.suffix == ".toml" and tomllib is None:
+            raise ValueError("reading TOML needs Python 3.11 or later; give a JSON file")
+        data = tomllib.loads(raw.decode()) if path.suffix == ".toml" else json.loads(raw.decode())
     except OSError as exc:
         raise ValueError(f"cannot be read ({exc.strerror or exc})") from None
     except UnicodeDecodeError as exc:
@@ -289,14 +296,6 @@ def load_file(path: str | Path) -> dict[str, Any]:
     if path.name == "config.json" and isinstance(data.get("run"), dict):  # a run's: re-run it as a new run
         data["run"] = {k: v for k, v in data["run"].items() if k != "resume"}
     return data
-
-
-def _toml() -> Any:
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        raise ValueError("reading TOML needs Python 3.11 or later; give a JSON file") from None
-    return tomllib
 
 
 def unused_section(config: Any, name: str, why: str) -> None:
@@ -361,8 +360,12 @@ def parse(config_class: type, argv: Sequence[str] | None = None, *, presets: Map
 
     args, unknown = parser.parse_known_args(argv)
     preset = getattr(args, "preset", None)
-    if preset == LIST_PRESETS:
-        print(preset_listing(presets, estimate))
+    if preset == LIST_PRESETS:  # each preset's name, its docstring's first sentence and its cost
+        width = max(map(len, presets)) + 2
+        for name, preset in presets.items():
+            first = re.split(r"(?<=[.!?])\s+(?=[A-Z])", " ".join(preset.doc), maxsplit=1)[0]
+            print(textwrap.fill(f"{first} {_cost_text(preset, estimate)}".strip(), 100,
+                                initial_indent=name.ljust(width), subsequent_indent=" " * width))
         raise SystemExit(0)
     if unknown:  # name the --set key of a flag that became a setting
         first = next((u for u in unknown if u.startswith("--")), unknown[0])
@@ -386,17 +389,6 @@ def parse(config_class: type, argv: Sequence[str] | None = None, *, presets: Map
         print(json.dumps(to_dict(config), indent=2))
         raise SystemExit(0)
     return config
-
-
-def preset_listing(presets: Mapping[str, Preset], estimate: Callable[[Any, Cost], float] | None) -> str:
-    """What ``--preset list`` prints: each preset's name, its docstring's first sentence and its cost."""
-    width = max(map(len, presets)) + 2
-    lines = []
-    for name, preset in presets.items():
-        first = re.split(r"(?<=[.!?])\s+(?=[A-Z])", " ".join(preset.doc), maxsplit=1)[0]
-        text = f"{first} {_cost_text(preset, estimate)}".strip()
-        lines.append(textwrap.fill(text, 100, initial_indent=name.ljust(width), subsequent_indent=" " * width))
-    return "\n".join(lines)
 
 
 def duration(seconds: float) -> str:
