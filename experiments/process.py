@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 import torch
 
@@ -102,16 +102,11 @@ def run_cli(main: Callable[[Sequence[str] | None], Any], prog: str) -> None:
         code = SIGNAL_EXIT_BASE + signal.SIGINT
     else:
         shutdown()
-    if code or ranks.distributed:
-        _exit(ranks, code)
-
-
-def _exit(ranks: Ranks, code: int) -> NoReturn:
-    """End the command with exit ``code``. A rank of a torchrun job leaves at once (``os._exit``): the
-    interpreter's finalisation can destroy tensors that gloo's threads still hold and abort the process
-    (SIGABRT). Nothing is lost: every file the run writes is closed and renamed into place by then."""
-    if not ranks.distributed:
+    if code and not ranks.distributed:
         sys.exit(code)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    if ranks.distributed:
+        # A rank of a torchrun job leaves at once (os._exit): the interpreter's finalisation can destroy tensors
+        # that gloo's threads still hold and abort the process (SIGABRT). Every file is in place by then.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
