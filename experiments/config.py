@@ -35,11 +35,10 @@ from typing import Any
 from rlenhance.cli.parser import HintingParser
 from rlenhance.errors import NO_SUCH_FILE, not_a_file
 
-__all__ = [
-    "Cost", "Preset", "arg", "doc_lines", "field_docs", "flat_flags", "flatten", "from_dict", "get_path", "load_file",
-    "parse", "paths", "preset_listing", "preset_of", "read_settings", "replace_path", "to_dict",
-    "unused_section",
-]
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    tomllib = None
 
 #: ``--preset list`` prints the presets instead of starting one.
 LIST_PRESETS = "list"
@@ -74,30 +73,22 @@ class Preset:
 
     @property
     def doc(self) -> list[str]:
-        return doc_lines(self.build)
+        return inspect.cleandoc(self.build.__doc__ or "").splitlines()
 
 
 def field_docs(config_class: type) -> dict[str, str]:
     """The attribute docstrings of a dataclass (or its fields' ``metadata["doc"]``), by field name, one line each."""
     docs = {f.name: f.metadata["doc"] for f in dataclasses.fields(config_class) if "doc" in f.metadata}
-    for klass in reversed(config_class.__mro__):
-        if not dataclasses.is_dataclass(klass):
-            continue
+    for klass in [k for k in reversed(config_class.__mro__) if dataclasses.is_dataclass(k)]:
         try:
-            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+            body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body
         except (OSError, TypeError):
             continue
-        body = tree.body[0].body
         docs.update({node.target.id: " ".join(after.value.value.split()) for node, after in zip(body, body[1:])
                      if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
                      and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
                      and isinstance(after.value.value, str)})
     return docs
-
-
-def doc_lines(obj: Any) -> list[str]:
-    """The docstring of ``obj`` as lines, common indentation removed ([] without one)."""
-    return inspect.cleandoc(obj.__doc__).splitlines() if obj.__doc__ else []
 
 
 def arg(default: Any, doc: str) -> Any:
@@ -204,21 +195,21 @@ def coerce(value: Any, kind: Any, path: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if type(None) in args and (value is None or (text is not None and text.lower() in _NONE)):
             return None  # "none" / "null" is None for every optional setting, a str | None one too
-        inner = [a for a in args if a is not type(None)]
         errors = []
-        for option in inner:
+        for option in [a for a in args if a is not type(None)]:
             try:
                 return coerce(value, option, path)
             except ValueError as exc:
                 errors.append(str(exc))
-        raise ValueError(errors[0] if len(errors) == 1 else f"{path}: {value!r} is none of {_type_name(kind)}")
+        raise ValueError(errors[0] if len(errors) == 1 else
+                         f"{path}: {value!r} is none of {str(kind).replace('typing.', '')}")
     if origin is typing.Literal:
         for choice in args:
             try:
                 if coerce(value, type(choice), path) == choice:
                     return choice
             except ValueError:
-                continue
+                pass
         raise ValueError(f"{path}: {value!r} is not one of {', '.join(map(str, args))}")
     if origin is tuple:
         items = _items(value, path)
@@ -228,10 +219,8 @@ def coerce(value: Any, kind: Any, path: str) -> Any:
             raise ValueError(f"{path}: expected {len(args)} values, got {list(items)}")
         return tuple(coerce(v, a, path) for v, a in zip(items, args))
     if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if text is not None and text.lower() in _TRUE + _FALSE:
-            return text.lower() in _TRUE
+        if isinstance(value, bool) or (text is not None and text.lower() in _TRUE + _FALSE):
+            return value if isinstance(value, bool) else text.lower() in _TRUE
         raise ValueError(f"{path}: expected true or false, got {value!r}")
     if kind in (int, float):
         number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else text
@@ -244,9 +233,9 @@ def coerce(value: Any, kind: Any, path: str) -> Any:
         if math.isnan(number):
             raise ValueError(f"{path}: got NaN (not a number); expected a number")
         return number
+    if kind is str and isinstance(value, str):
+        return value
     if kind is str:
-        if isinstance(value, str):
-            return value
         raise ValueError(f"{path}: expected a string, got {value!r}")
     raise TypeError(f"{path}: unsupported setting type {kind!r}")
 
@@ -268,12 +257,6 @@ def _items(value: Any, path: str) -> list[Any]:
     raise ValueError(f"{path}: expected a list, got {value!r}")
 
 
-def _type_name(kind: Any) -> str:
-    if typing.get_origin(kind) is typing.Literal:
-        return " | ".join(map(str, typing.get_args(kind)))
-    return str(kind).replace("typing.", "") if not isinstance(kind, type) else kind.__name__
-
-
 def read_settings(path: Path) -> dict[str, Any]:
     """The table of settings in a TOML (``.toml``) or JSON file; FileNotFoundError or ValueError says why it
     cannot be read, for the caller to name the file."""
@@ -285,7 +268,9 @@ def read_settings(path: Path) -> dict[str, Any]:
         raise ValueError(f"{size:,} bytes, more than a config's {CONFIG_BYTES_MOST:,}")
     try:
         raw = path.read_bytes()
-        data = _toml().loads(raw.decode()) if path.suffix == ".toml" else json.loads(raw.decode())
+        if path.suffix == ".toml" and tomllib is None:
+            raise ValueError("reading TOML needs Python 3.11 or later; give a JSON file")
+        data = tomllib.loads(raw.decode()) if path.suffix == ".toml" else json.loads(raw.decode())
     except OSError as exc:
         raise ValueError(f"cannot be read ({exc.strerror or exc})") from None
     except UnicodeDecodeError as exc:
@@ -302,8 +287,7 @@ def read_settings(path: Path) -> dict[str, Any]:
 def load_file(path: str | Path) -> dict[str, Any]:
     """The nested settings of a ``--config`` file; a run folder stands for its ``config.json``, whose
     bookkeeping keys and ``run.resume`` are dropped (it starts a new run)."""
-    path = Path(path)
-    path = path / "config.json" if path.is_dir() else path
+    path = Path(path) / "config.json" if Path(path).is_dir() else Path(path)
     try:
         data = read_settings(path)
     except (FileNotFoundError, ValueError) as exc:
@@ -314,18 +298,9 @@ def load_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def _toml() -> Any:
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        raise ValueError("reading TOML needs Python 3.11 or later; give a JSON file") from None
-    return tomllib
-
-
 def unused_section(config: Any, name: str, why: str) -> None:
     """Raise ValueError when section ``name``, which does not apply to this run (``why``), differs from its defaults."""
-    section = getattr(config, name)
-    default = getattr(type(config)(), name)
+    section, default = getattr(config, name), getattr(type(config)(), name)
     changed = [f"{name}.{f.name}" for f in dataclasses.fields(section)
                if getattr(section, f.name) != getattr(default, f.name)]
     if changed:
@@ -342,54 +317,17 @@ def parse(config_class: type, argv: Sequence[str] | None = None, *, presets: Map
         check: called on the resolved config (raises ValueError naming a bad setting); its result is returned.
         estimate: ``(config, cost) -> seconds`` of a whole run: ``--help`` shows each preset's time.
     """
-    presets = dict(presets or {})
-    flags = dict(flags or {})
-    leaves = paths(config_class)
-    defaults = config_class()
-    parser = _parser(config_class, defaults, presets, flags, leaves, prog, description, estimate)
-    args, unknown = parser.parse_known_args(argv)
-    preset = getattr(args, "preset", None)
-    if preset == LIST_PRESETS:
-        print(preset_listing(presets, estimate))
-        raise SystemExit(0)
-    if unknown:
-        parser.error(_unknown_hint(unknown, leaves))
-    config = defaults
-    if preset is not None:
-        config = presets[preset]()
-    if args.config is not None:
-        config = from_dict(config_class, load_file(args.config), base=config)
-    given = {path: getattr(args, _dest(name)) for name, path in flags.items()
-             if getattr(args, _dest(name)) is not None}
-    config = replace_path(config, given)
-    for item in args.set or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. --set run.episodes=100")
-        config = replace_path(config, {key.strip(): value})
-    if check is not None:
-        config = check(config)
-    if args.print_config:
-        print(json.dumps(to_dict(config), indent=2))
-        raise SystemExit(0)
-    return config
-
-
-def _dest(flag: str) -> str:
-    return "flag_" + flag.replace("-", "_")
-
-
-def _parser(config_class: type, defaults: Any, presets: Mapping[str, Preset], flags: Mapping[str, str],
-            leaves: Mapping[str, tuple[type, Any]], prog: str | None, description: str | None,
-            estimate: Callable[[Any, Cost], float] | None) -> argparse.ArgumentParser:
+    presets, flags, leaves, defaults = dict(presets or {}), dict(flags or {}), paths(config_class), config_class()
+    dests = {name: "flag_" + name.replace("-", "_") for name in flags}
     preset_lines = [textwrap.fill(f"{name}: {' '.join(preset.doc)} {_cost_text(preset, estimate)}", 100,
                                   initial_indent="  ", subsequent_indent="    ") for name, preset in presets.items()]
     epilog = ("Every setting is in the config: --print-config shows them all with their values;\n"
               "change any with --set SECTION.KEY=VALUE, or put them in a TOML / JSON file for --config.")
     if preset_lines:
         epilog = "presets:\n" + "\n".join(preset_lines) + "\n\n" + epilog
-    parser = HintingParser(prog=prog, description=description or (doc_lines(config_class) or [""])[0],
-                           epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    description = description or inspect.cleandoc(config_class.__doc__ or "").partition("\n")[0]
+    parser = HintingParser(prog=prog, description=description, epilog=epilog,
+                           formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     if presets:
         parser.add_argument("--preset", choices=(*presets, LIST_PRESETS), metavar="NAME",
                             help=f"start from a named config ({', '.join(presets)}; listed below, and by --preset "
@@ -406,7 +344,7 @@ def _parser(config_class: type, defaults: Any, presets: Mapping[str, Preset], fl
         default = get_path(defaults, path)
         shown = "none" if default is None else (" ".join(map(_short, default)) if isinstance(default, tuple)
                                                 else _short(default))
-        options: dict[str, Any] = {"dest": _dest(name), "default": None,
+        options: dict[str, Any] = {"dest": dests[name], "default": None,
                                    "help": f"{doc} [{path}; {shown}]".replace("%", "%%")}
         inner = [a for a in typing.get_args(kind) if a is not type(None)] \
             if typing.get_origin(kind) in (typing.Union, types.UnionType) else [kind]
@@ -419,18 +357,38 @@ def _parser(config_class: type, defaults: Any, presets: Mapping[str, Preset], fl
             options["metavar"] = leaf.upper() if typing.get_origin(base) is not typing.Literal else \
                 "{" + ",".join(map(str, typing.get_args(base))) + "}"
         parser.add_argument("--" + name, **options)
-    return parser
 
-
-def preset_listing(presets: Mapping[str, Preset], estimate: Callable[[Any, Cost], float] | None) -> str:
-    """What ``--preset list`` prints: each preset's name, its docstring's first sentence and its cost."""
-    width = max(map(len, presets)) + 2
-    lines = []
-    for name, preset in presets.items():
-        first = re.split(r"(?<=[.!?])\s+(?=[A-Z])", " ".join(preset.doc), maxsplit=1)[0]
-        text = f"{first} {_cost_text(preset, estimate)}".strip()
-        lines.append(textwrap.fill(text, 100, initial_indent=name.ljust(width), subsequent_indent=" " * width))
-    return "\n".join(lines)
+    args, unknown = parser.parse_known_args(argv)
+    preset = getattr(args, "preset", None)
+    if preset == LIST_PRESETS:  # each preset's name, its docstring's first sentence and its cost
+        width = max(map(len, presets)) + 2
+        for name, preset in presets.items():
+            first = re.split(r"(?<=[.!?])\s+(?=[A-Z])", " ".join(preset.doc), maxsplit=1)[0]
+            print(textwrap.fill(f"{first} {_cost_text(preset, estimate)}".strip(), 100,
+                                initial_indent=name.ljust(width), subsequent_indent=" " * width))
+        raise SystemExit(0)
+    if unknown:  # name the --set key of a flag that became a setting
+        first = next((u for u in unknown if u.startswith("--")), unknown[0])
+        name = first[2:].split("=", 1)[0].replace("-", "_")
+        matches = [p for p in leaves if p.rsplit(".", 1)[-1] == name.removeprefix("no_")]
+        hint = f"; it is a setting: --set {matches[0]}=VALUE" if matches else ""
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}{hint}" + "".join(f" (or {m})" for m in matches[1:]))
+    config = presets[preset]() if preset is not None else defaults
+    if args.config is not None:
+        config = from_dict(config_class, load_file(args.config), base=config)
+    config = replace_path(config, {path: getattr(args, dests[name]) for name, path in flags.items()
+                                   if getattr(args, dests[name]) is not None})
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. --set run.episodes=100")
+        config = replace_path(config, {key.strip(): value})
+    if check is not None:
+        config = check(config)
+    if args.print_config:
+        print(json.dumps(to_dict(config), indent=2))
+        raise SystemExit(0)
+    return config
 
 
 def duration(seconds: float) -> str:
@@ -454,14 +412,3 @@ def _cost_text(preset: Preset, estimate: Callable[[Any, Cost], float] | None) ->
 
 def _short(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _unknown_hint(unknown: Sequence[str], leaves: Mapping[str, Any]) -> str:
-    """The error for unrecognised arguments, naming the ``--set`` key of a flag that became a setting."""
-    first = next((u for u in unknown if u.startswith("--")), unknown[0])
-    name = first[2:].split("=", 1)[0].replace("-", "_")
-    name = name[3:] if name.startswith("no_") else name
-    matches = [p for p in leaves if p.rsplit(".", 1)[-1] == name]
-    hint = f"; it is a setting: --set {matches[0]}=VALUE" if matches else ""
-    hint += "".join(f" (or {m})" for m in matches[1:])
-    return f"unrecognized arguments: {' '.join(unknown)}{hint}"

@@ -39,7 +39,6 @@ TEST_GROUP = "test"
 #: An RL evaluation's share of pixels that took their step's most common action
 #: (:func:`experiments.rl_common.top_action_share`); :class:`StuckHint` says a policy is stuck at ONE_ACTION.
 TOP_ACTION_SHARE, ONE_ACTION = "eval/top_action_share", 0.999
-STUCK_ADVICE = "train longer (--episodes) or see docs/training.md#a-first-run"
 #: The scores the report line prints, where the evaluation has them (the summary has every score).
 REPORTED = ("psnr", "ssim", "uqi", "hole_psnr", "hole_ssim", "loss", "exposure_loss")
 SPLIT_NAMES = MappingProxyType({"tune": "tuning", "val": "validation"})
@@ -56,7 +55,7 @@ def check_tune_fraction(value: float, key: str) -> None:
 
 class DataSplits(NamedTuple):
     """A trainer's data sets: it trains on ``train``, picks best.pt on ``tune`` (None: on ``val``) and
-    reports best.pt on ``val``; ``test`` (None without one) is scored at every evaluation, reported only."""
+    reports best.pt on ``val`` (``reported``: None where ``val`` picked it); ``test`` is reported only."""
 
     train: Any
     tune: Any | None
@@ -73,7 +72,6 @@ class DataSplits(NamedTuple):
 
     @property
     def reported(self) -> Any | None:
-        """The set best.pt is reported on after the run (None: it picked on it already)."""
         return None if self.tune is None else self.val
 
 
@@ -94,19 +92,21 @@ class LoopState:
 
 
 class Callback:
-    """Hooks of :class:`Loop`; each gets the loop (``loop.state``, ``loop.run``)."""
+    """Hooks of :class:`Loop`, each given the loop: ``on_start`` (after a resume), ``on_train`` (``steps``
+    units trained, ``scalars`` logged), ``on_evaluation`` (every rank, before the checkpoints; ``rows``
+    empty past rank 0) and ``on_end`` (after the last evaluation and the report)."""
 
     def on_start(self, loop: Loop) -> None:
-        """Before the first step (after a resume restored the state)."""
+        pass
 
     def on_train(self, loop: Loop, scalars: Mapping[str, float], steps: int) -> None:
-        """After ``steps`` units were trained (``scalars`` already logged)."""
+        pass
 
     def on_evaluation(self, loop: Loop, scores: Mapping[str, float], rows: Sequence[Sequence[torch.Tensor]]) -> None:
-        """After an evaluation, before its checkpoints, on every rank (``rows``: empty past rank 0)."""
+        pass
 
     def on_end(self, loop: Loop) -> None:
-        """The run finished its steps, its last evaluation and its report."""
+        pass
 
 
 class Loop:
@@ -114,21 +114,17 @@ class Loop:
 
     Args:
         run: the run folder (closed when :meth:`fit` returns or raises).
-        total: steps to train (episodes, epochs).
+        total: steps to train (episodes, epochs); ``unit`` names one (checkpoint keys, progress bar).
         eval_every: evaluate every this many steps, and at ``total``; or a function ``step -> bool``
             that picks the evaluation steps (``train`` is then asked for one step at a time).
         train: ``train(step, until) -> (new_step, scalars)``: trains from ``step`` up to at most
             ``until`` and returns the new step and the scalars to log, averaged over the ranks; one
             that runs several steps may report each as it ends (:meth:`advance`) and stop early
             (:meth:`stop_requested`).
-        evaluate: ``() -> (scores, grid_rows)`` on the split that picks best.pt: ``split`` "tune" (the
-            tuning split) or "val" (the validation split, where there is no tuning split).
         metric: the score that picks best.pt (higher is better): a key of the scores or a function of them.
-        model: the network whose weights the checkpoints hold.
-        state, load_state: the trainer's full state for last.pt, and its restore on ``--resume``.
-        extra: what every checkpoint carries beside the loop's bookkeeping (``spec``, ``config`` ...).
-        unit: the name of a step (``episode``, ``epoch``): the checkpoints' keys and the progress bar's.
-        summary: ``(state) -> row`` of the closing summary table (None: no table), titled by the trainer and folder.
+        state, load_state, extra: the trainer's state for last.pt and its restore on ``--resume``; what
+            every checkpoint carries beside the loop's bookkeeping (``spec``, ``config`` ...).
+        summary: ``(state) -> row`` of the closing summary table (None: no table).
         report: ``evaluate`` on the validation split, of best.pt's weights once after the run (``split`` "tune").
         progress: the scalar the progress bar shows and its label.
         save_best: False where the trainer writes best.pt itself (:mod:`experiments.rse_train`).
@@ -155,8 +151,8 @@ class Loop:
         self.signals: StopSignals | None = None
 
     def save(self, name: str, *, with_state: bool = False) -> Path:
-        """Write ``checkpoints/<name>.pt`` of the current state (rank 0); last.pt (``with_state``) adds
-        the trainer's state, the step of the scores and the report."""
+        """Write ``checkpoints/<name>.pt`` (rank 0); last.pt (``with_state``) adds the trainer's state,
+        the step of the scores and the report."""
         s, u = self.state, self.unit
         if not self.run.writes:
             return self.run.dir / "checkpoints" / f"{name}.pt"
@@ -172,8 +168,7 @@ class Loop:
         self.state.ended = True
 
     def advance(self, step: int, scalars: Mapping[str, float]) -> None:
-        """Step ``step`` is done: its ``scalars`` are logged, the bar moves, the callbacks' ``on_train`` run
-        (called by a ``train`` that runs several steps as each ends, and by the loop after ``train``)."""
+        """Step ``step`` is done: log its ``scalars``, move the bar, run the callbacks' ``on_train``."""
         s = self.state
         before, s.step = s.step, int(step)
         if scalars:
@@ -190,11 +185,7 @@ class Loop:
         return self.signals is not None and self.signals.signum is not None
 
     def fit(self) -> Path:
-        """Train to ``total`` steps; returns the run folder.
-
-        Raises:
-            experiments.process.Interrupted: SIGINT or SIGTERM stopped the run (last.pt saved).
-        """
+        """Train to ``total`` steps; returns the run folder. Raises Interrupted when a signal stopped it."""
         s, run = self.state, self.run
         if run.resuming and self._resume():
             run.close()
@@ -219,8 +210,7 @@ class Loop:
                         continue
                     every = self.eval_every
                     until = s.step + 1 if callable(every) else min(self.total, (s.step // every + 1) * every)
-                    step, scalars = self.train(s.step, until)
-                    self.advance(step, scalars)  # the steps train did not advance itself
+                    self.advance(*self.train(s.step, until))  # the steps train did not advance itself
             self._finish()
         finally:  # the run folder's lock too: a run stopped in this process can be resumed in it
             self.signals = None
@@ -314,10 +304,12 @@ class Loop:
     def _finish(self) -> None:
         """The report, the callbacks' ``on_end`` (they may read ``state.report``) and the summary table."""
         s, run = self.state, self.run
-        if self.report is not None and not s.report:  # a finished run resumed has its report
+        reporting = self.report is not None and not s.report  # a finished run resumed has its report
+        if reporting:
             s.report = run.ranks.on_rank0(self._report)
             self.save("last", with_state=True)  # recorded: a resumed finished run reports the same
-            named = _report_scores(s.report)
+        named = {k.split("/", 1)[-1]: v for k, v in s.report.items() if k != "eval/seconds"}  # without its timing
+        if reporting:
             shown = [k for k in REPORTED if k in named] or list(named)
             run.say(f"best.pt ({self.unit} {s.best_step}, picked on the {SPLIT_NAMES[self.split]} split): "
                     "validation " + ", ".join(f"{k} {named[k]:.4g}" for k in shown) if s.report else
@@ -325,7 +317,7 @@ class Loop:
         for callback in self.callbacks:
             callback.on_end(self)
         if self.summary_row is not None:
-            row = {**self.summary_row(s), **{f"val_{k}": v for k, v in _report_scores(s.report).items()}}
+            row = {**self.summary_row(s), **{f"val_{k}": v for k, v in named.items()}}
             tested = any(k.startswith(f"{TEST_GROUP}/") for k in s.scores)
             note = split_note(self.split, reported=bool(s.report), tested=tested)
             run.summary([row], f"{run.trainer.rsplit('.', 1)[-1]}: {run.dir} ({note})")
@@ -341,11 +333,6 @@ class Loop:
             return self._scored(self.report)[0]
         finally:
             self.model.load_state_dict(weights)
-
-
-def _report_scores(report: Mapping[str, float]) -> dict[str, float]:
-    """best.pt's validation report by score name (``eval/psnr`` -> ``psnr``), without its timing."""
-    return {k.split("/", 1)[-1]: v for k, v in report.items() if k != "eval/seconds"}
 
 
 def split_note(split: str, *, reported: bool, tested: bool) -> str:
@@ -404,7 +391,7 @@ class StuckHint(Callback):
         self.previous = outputs
         if why is not None and not self.said:
             self.said = True
-            loop.run.say(f"\nhint: {why}; {STUCK_ADVICE}")
+            loop.run.say(f"\nhint: {why}; train longer (--episodes) or see docs/training.md#a-first-run")
 
 
 class TimeEstimate(Callback):
@@ -420,8 +407,7 @@ class TimeEstimate(Callback):
         self.start, self.first = time.perf_counter(), loop.state.step
         if self.cost is None:
             return
-        per_step, per_eval = self.cost
-        steps = loop.total - loop.state.step
+        (per_step, per_eval), steps = self.cost, loop.total - loop.state.step
         evaluations = evaluations_left(loop.state.step, loop.total, loop.eval_every)
         left = steps * per_step + evaluations * per_eval
         if left > LONG_RUN_S:
@@ -452,9 +438,9 @@ def evaluations_left(step: int, total: int, eval_every: int | Callable[[int], bo
 def preset_estimate(config: Any, presets: Mapping[str, Preset], device: str, *, ignore: Sequence[str],
                     check: Callable[[Any], Any], per_step: Callable[[Cost], tuple[float, float]],
                     warmup: int | None = 10) -> TimeEstimate:
-    """The :class:`TimeEstimate` of a run of ``config`` on a ``device`` type: from the measured cost of the
-    preset ``config`` is but for the settings ``ignore`` (``per_step(cost)``: seconds per loop step and
-    per evaluation), else measured after ``warmup`` steps."""
+    """The :class:`TimeEstimate` of a run of ``config`` on a ``device`` type: from the measured cost
+    (``per_step(cost)``: seconds per step and per evaluation) of the preset ``config`` is but for the
+    settings ``ignore``, else measured after ``warmup`` steps."""
     name = preset_of(config, presets, ignore, check)
     cost = {"cpu": presets[name].cpu, "cuda": presets[name].cuda}.get(device) if name is not None else None
     if cost is None:
@@ -462,6 +448,6 @@ def preset_estimate(config: Any, presets: Mapping[str, Preset], device: str, *, 
     return TimeEstimate(warmup, cost=per_step(cost), source=f"the measured cost of --preset {name} on {device}")
 
 
-def run_seconds(total: int, eval_every: int, cost: tuple[float, float]) -> float:
+def run_seconds(total: int, eval_every: int | Callable[[int], bool], cost: tuple[float, float]) -> float:
     """The seconds of ``total`` steps evaluated every ``eval_every`` at ``cost`` (per step, per evaluation)."""
     return total * cost[0] + evaluations_left(0, total, eval_every) * cost[1]

@@ -11,15 +11,13 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 import torch
 
 from agents.distributed import Ranks, init_process_group, rank_device, shutdown
 from rlenhance.runtime import configure_threads, flush_denormals, seed_everything
 
-#: The signals a training loop turns into a clean stop (:class:`StopSignals`).
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 #: A process stopped by signal ``N`` exits with ``128 + N`` (130 for SIGINT, 143 for SIGTERM), as a shell reports it.
 SIGNAL_EXIT_BASE = 128
 
@@ -43,10 +41,7 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, message: str, signum: int = signal.SIGINT):
         super().__init__(message)
         self.signum = int(signum)
-
-    @property
-    def exit_code(self) -> int:
-        return SIGNAL_EXIT_BASE + self.signum
+        self.exit_code = SIGNAL_EXIT_BASE + self.signum
 
 
 class StopSignals:
@@ -66,7 +61,7 @@ class StopSignals:
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
-            self._previous = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
+            self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -88,11 +83,12 @@ def run_cli(main: Callable[[Sequence[str] | None], Any], prog: str) -> None:
     with the code they agreed on; errors named ``prog[rank k]`` past rank 0)."""
     ranks = Ranks.from_env()
     name = prog if ranks.writes else f"{prog}[rank {ranks.rank}]"
+    code = 0
     try:
         main(None)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:  # ImageError, DatasetError, CheckpointError too
         print(f"{name}: error: {exc}", file=sys.stderr)
-        _exit(ranks, 2)
+        code = 2
     except Interrupted as exc:
         # Every rank stops here together. torchrun answers the first rank to exit by sending SIGTERM
         # to the others: they have saved and are leaving, so it must not end them with another code.
@@ -100,21 +96,17 @@ def run_cli(main: Callable[[Sequence[str] | None], Any], prog: str) -> None:
         if ranks.writes:
             print(f"{prog}: {exc}", file=sys.stderr, flush=True)
         shutdown(wait=True, ignore_errors=True)
-        _exit(ranks, exc.exit_code)
+        code = exc.exit_code
     except KeyboardInterrupt:  # outside a training loop (loading data, writing the summary)
         print(f"{name}: interrupted (SIGINT)", file=sys.stderr)
-        _exit(ranks, SIGNAL_EXIT_BASE + signal.SIGINT)
-    shutdown()
-    if ranks.distributed:
-        _exit(ranks, 0)
-
-
-def _exit(ranks: Ranks, code: int) -> NoReturn:
-    """End the command with exit ``code``. A rank of a torchrun job leaves at once (``os._exit``): the
-    interpreter's finalisation can destroy tensors that gloo's threads still hold and abort the process
-    (SIGABRT). Nothing is lost: every file the run writes is closed and renamed into place by then."""
-    if not ranks.distributed:
+        code = SIGNAL_EXIT_BASE + signal.SIGINT
+    else:
+        shutdown()
+    if code and not ranks.distributed:
         sys.exit(code)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    if ranks.distributed:
+        # A rank of a torchrun job leaves at once (os._exit): the interpreter's finalisation can destroy tensors
+        # that gloo's threads still hold and abort the process (SIGABRT). Every file is in place by then.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)

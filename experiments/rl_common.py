@@ -5,8 +5,7 @@ A trainer reads like a CleanRL script: ``parse_run`` -> :func:`setup` -> ``open_
 env -> :func:`make_agent` -> :func:`fit`, which runs :class:`experiments.loop.Loop` with one RL
 episode a step. Episode ``k`` resets the env with :func:`episode_seed`, so a resumed run draws the
 same images, noise and masks as an uninterrupted one. ``a3c.workers K`` trains asynchronously in K
-processes, in chunks that end at each evaluation. Checkpoints carry ``extra["spec"]`` (what
-inference needs), ``extra["config"]`` and ``extra["algorithm"]``.
+processes, in chunks that end at each evaluation.
 """
 
 from __future__ import annotations
@@ -161,20 +160,14 @@ RL_FLAGS: Mapping[str, str] = MappingProxyType({
 })
 
 
-def _check_rate(name: str, value: float, *, zero: bool = False) -> None:
-    if not (math.isfinite(value) and (value >= 0 if zero else value > 0)):
-        raise ValueError(f"{name} {value!r}: expected a finite number {'>= 0' if zero else '> 0'}")
-
-
 def check_rl(cfg: RLConfig) -> None:
     """Raise ValueError (FileNotFoundError for a missing file) naming the first bad or inapplicable
     setting of the shared sections (a section of the other agent must keep its defaults)."""
     model = cfg.model
     check_run(cfg.run)
-    for name in ("width", "downscale"):
-        check_int(f"model.{name}", getattr(model, name), 1)
-    check_int("model.freeze_backbone", model.freeze_backbone, 0)
-    check_int("a3c.workers", cfg.a3c.workers, 0)
+    for name, value, low in (("model.width", model.width, 1), ("model.downscale", model.downscale, 1),
+                             ("model.freeze_backbone", model.freeze_backbone, 0), ("a3c.workers", cfg.a3c.workers, 0)):
+        check_int(name, value, low)
     if model.init_backbone is not None:
         if model.backbone == "fcn":
             raise ValueError(f"model.init_backbone {model.init_backbone}: a supervised checkpoint starts a supervised "
@@ -193,9 +186,10 @@ def check_rl(cfg: RLConfig) -> None:
                                     "of this trainer: a run's checkpoints/best.pt, or a shipped file)")
     if cfg.agent == "a3c":
         unused_section(cfg, "sac", "the agent is a3c")
-        _check_rate("a3c.lr", cfg.a3c.lr)
-        _check_rate("a3c.gamma", cfg.a3c.gamma, zero=True)
-        _check_rate("a3c.entropy", cfg.a3c.entropy, zero=True)
+        for name, low in (("lr", "> 0"), ("gamma", ">= 0"), ("entropy", ">= 0")):
+            value = getattr(cfg.a3c, name)
+            if not (math.isfinite(value) and (value >= 0 if low == ">= 0" else value > 0)):
+                raise ValueError(f"a3c.{name} {value!r}: expected a finite number {low}")
     else:
         unused_section(cfg, "a3c", "the agent is sac (no entropy bonus, schedule, reward-map conv or A3C workers)")
         if model.conv_gru:
@@ -269,25 +263,6 @@ def env_batch(cfg: RLConfig, ranks: Ranks) -> dict[str, Any]:
     return {"num_envs": ranks.split(cfg.run.batch, "--batch"), "shard": ranks.shard}
 
 
-def backbone_kwargs_from_checkpoint(path: str | Path) -> dict[str, Any]:
-    """``PixelActorCritic`` backbone arguments that fit a supervised checkpoint: its image planes and width,
-    whether it reads a mask (a GatedPixelRNN) and its other constructor arguments (a CombinedModel lends
-    its MRPNet, which only its planes and width shape; an output head's planes are dropped)."""
-    arch = load_checkpoint(path)["arch"]
-    kwargs, out = dict(arch.get("kwargs", {})), {}
-    planes = next((kwargs[k] for k in ("in_channels", "channels") if kwargs.get(k) is not None), None)
-    if planes is not None:
-        out["backbone_channels"] = int(planes)
-    if kwargs.get("width") is not None:
-        out["backbone_width"] = int(kwargs["width"])
-    if arch.get("class") != "CombinedModel":
-        out["backbone_mask"] = arch.get("class") == "GatedPixelRNN"
-        extra = {k: v for k, v in kwargs.items() if k not in ("in_channels", "channels", "out_channels", "width")}
-        if extra:
-            out["backbone_kwargs"] = extra
-    return out
-
-
 def make_policy(cfg: RLConfig, venv: Any, **policy_kwargs: Any) -> PixelActorCritic:
     """The policy network for ``venv``'s spaces and the model section; a continuous SAC actor is a
     tanh-squashed Gaussian (``bounded_mean=False``). ``policy_kwargs`` (``keys=`` the observation
@@ -298,8 +273,21 @@ def make_policy(cfg: RLConfig, venv: Any, **policy_kwargs: Any) -> PixelActorCri
         kwargs["bounded_mean"] = False
     if model.backbone != "fcn":
         kwargs["backbone"] = model.backbone
-        if model.init_backbone is not None:
-            kwargs.update(backbone_kwargs_from_checkpoint(model.init_backbone))
+    if model.backbone != "fcn" and model.init_backbone is not None:
+        # the backbone of a supervised checkpoint: its image planes and width, whether it reads a mask (a
+        # GatedPixelRNN) and its other arguments (a CombinedModel lends its MRPNet, which only those two shape)
+        arch = load_checkpoint(model.init_backbone)["arch"]
+        saved = dict(arch.get("kwargs", {}))
+        planes = next((saved[k] for k in ("in_channels", "channels") if saved.get(k) is not None), None)
+        if planes is not None:
+            kwargs["backbone_channels"] = int(planes)
+        if saved.get("width") is not None:
+            kwargs["backbone_width"] = int(saved["width"])
+        if arch.get("class") != "CombinedModel":
+            kwargs["backbone_mask"] = arch.get("class") == "GatedPixelRNN"
+            other = {k: v for k, v in saved.items() if k not in ("in_channels", "channels", "out_channels", "width")}
+            if other:
+                kwargs["backbone_kwargs"] = other
     kwargs.update(policy_kwargs)
     return PixelActorCritic(**policy_kwargs_from_env(venv, **kwargs))
 
@@ -357,23 +345,22 @@ def make_agent(cfg: RLConfig, venv: Any, a3c_extra: Mapping[str, Any] | None = N
     """An A3C or SAC agent with a fresh policy (:func:`make_policy`) on ``venv``'s device, data-parallel
     over ``ranks``, its weights from ``model.init_backbone`` or ``model.init_policy`` in a new run.
     ``steps``: the env's steps per episode; ``a3c_extra``: task-specific A3CConfig fields."""
-    ranks = ranks if ranks is not None else Ranks()
-    model = cfg.model
+    ranks, model, said = ranks if ranks is not None else Ranks(), cfg.model, None
     policy = make_policy(cfg, venv, **policy_kwargs)
-    if model.init_backbone is not None and not resume and model.random_backbone and ranks.writes:
-        print(f"model.random_backbone: the {model.backbone} backbone has the shape of {model.init_backbone} "
-              "and random initial weights")
-    elif model.init_backbone is not None and not resume and not model.random_backbone:
+    if model.init_backbone is not None and not resume and model.random_backbone:
+        said = (f"model.random_backbone: the {model.backbone} backbone has the shape of {model.init_backbone} "
+                "and random initial weights")
+    elif model.init_backbone is not None and not resume:
         from rlenhance.models.backbones import load_backbone
 
         copied = load_backbone(policy, model.init_backbone)
-        if ranks.writes:
-            print(f"model.init_backbone: {copied['tensors']} tensors ({copied['params']} values) of the "
-                  f"{copied['model']} in {copied['path']} copied into the {model.backbone} backbone")
+        said = (f"model.init_backbone: {copied['tensors']} tensors ({copied['params']} values) of the "
+                f"{copied['model']} in {copied['path']} copied into the {model.backbone} backbone")
     elif model.init_policy is not None and not resume:
-        algorithm = init_policy(policy, model.init_policy)
-        if ranks.writes:
-            print(f"--init-policy: the policy starts from the {algorithm} policy in {model.init_policy}")
+        said = (f"--init-policy: the policy starts from the {init_policy(policy, model.init_policy)} policy in "
+                f"{model.init_policy}")
+    if said is not None and ranks.writes:
+        print(said)
     if cfg.agent == "sac":
         return SAC(policy, sac_config(cfg), device=venv.device, ranks=ranks)
     a3c = cfg.a3c
@@ -386,15 +373,9 @@ def make_agent(cfg: RLConfig, venv: Any, a3c_extra: Mapping[str, Any] | None = N
 def episode_scalars(stats: Mapping[str, Any]) -> dict[str, float]:
     """Per-episode stats as logged: ``losses/<k>`` for losses and the entropy, ``charts/<k>`` for the
     rest; counters and non-finite values (e.g. SAC before its first update) are left out."""
-    out = {}
-    for key, value in stats.items():
-        if key in _COUNTER_STATS or isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue
-        if not math.isfinite(value):
-            continue
-        group = "losses" if ("loss" in key or key == "entropy") else "charts"
-        out[f"{group}/{key}"] = float(value)
-    return out
+    return {f"{'losses' if 'loss' in key or key == 'entropy' else 'charts'}/{key}": float(value)
+            for key, value in stats.items() if key not in _COUNTER_STATS and not isinstance(value, bool)
+            and isinstance(value, (int, float)) and math.isfinite(value)}
 
 
 def with_test_scores(evaluate: Callable[[PixelActorCritic, Any], tuple[dict[str, float], list[list[Tensor]]]],

@@ -1,20 +1,6 @@
-"""The run folder shared by every experiment: typed arguments, resolved config, TensorBoard,
-metrics.csv, atomic checkpoints with resume, sample grids, a progress bar and a summary table.
-
-A run folder looks like::
-
-    OUT/
-      config.json          the resolved arguments and the trainer that made the run (written atomically)
-      metrics.csv          one row per evaluation: step, wall_time, then one column per metric
-      train.csv            one row per logged training step (episode, batch): step, wall_time, one column
-                           per scalar
-      tb/                  TensorBoard events (groups charts/, losses/, eval/) and the sample grids (samples/)
-      checkpoints/last.pt  written atomically after every evaluation and when SIGINT / SIGTERM stops
-                           the run; ``--resume`` starts here
-      checkpoints/best.pt  the best by the experiment's metric (experiments.loop.Loop)
-      samples/*.png        sample grids, each column captioned (input | output | reference, and the
-                           alpha or action maps of an RL policy)
-      summary.md           the closing table
+"""The run folder shared by every experiment (its files: docs/training.md#the-run-folder): resolved
+config, TensorBoard, metrics.csv / train.csv, atomic checkpoints with resume, sample grids, a progress
+bar and a summary table.
 
 Nothing is written until the experiment first logs or saves. The run that writes a folder holds a
 ``flock`` on it; a damaged file is refused with a :class:`RunFolderError` naming it and what to do.
@@ -44,6 +30,11 @@ from rlenhance.atomic import atomic_path, write_text_atomic
 from rlenhance.checkpoint import save_checkpoint
 from rlenhance.io import save_image
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: folders are not locked
+    fcntl = None
+
 #: The first columns of metrics.csv and train.csv; one column per scalar follows.
 INDEX_FIELDS = ("step", "wall_time")
 #: Scalars in these groups make their row an evaluation's (metrics.csv); the others go to train.csv.
@@ -65,7 +56,7 @@ def trainer_name(config: Any) -> str:
 
 def read_config(out: str | Path, trainer: str | None = None) -> dict[str, Any]:
     """The settings a run saved in ``out/config.json``; RunFolderError where the file is missing or damaged,
-    or where ``trainer``, which would continue the run, is not the trainer config.json names."""
+    or where ``trainer``, which would continue the run, did not make it."""
     path, fix = Path(out) / "config.json", f"delete {Path(out)} to start the run anew, or restore the file"
     try:
         config = read_settings(path)
@@ -76,8 +67,7 @@ def read_config(out: str | Path, trainer: str | None = None) -> dict[str, Any]:
         raise RunFolderError(f"{path}: {exc}; {fix}") from None
     if not config:
         raise RunFolderError(f"{path} holds no settings (an empty object); {fix}")
-    made_by = config.get("trainer")
-    if trainer is not None and made_by != trainer:
+    if trainer is not None and (made_by := config.get("trainer")) != trainer:
         how = f"python -m {made_by} --resume --out {shlex.quote(str(out))}" if made_by else "the trainer that made it"
         raise RunFolderError(f"--resume: {Path(out)} is a run of {made_by or 'another trainer or version'}, not of "
                              f"{trainer}; continue it with {how}")
@@ -156,14 +146,13 @@ class MetricsTable:
         self._header += new
         if rows and rows[-1]["step"] == step:
             rows[-1].update(values)
-            self._rewrite()
-            return
-        rows.append({"step": step, "wall_time": wall_time, **values})
-        if new or len(rows) == 1 or not self.path.exists():
-            self._rewrite()
-            return
-        with open(self.path, "a", newline="", encoding="utf-8") as handle:
-            csv.writer(handle).writerow(self._cells(rows[-1]))
+        else:
+            rows.append({"step": step, "wall_time": wall_time, **values})
+            if len(rows) > 1 and not new and self.path.exists():  # a row of the columns there: appended
+                with open(self.path, "a", newline="", encoding="utf-8") as handle:
+                    csv.writer(handle).writerow(self._cells(rows[-1]))
+                return
+        self._rewrite()
 
     @property
     def wall_time(self) -> float:
@@ -177,17 +166,14 @@ class MetricsTable:
             self._rewrite()
 
     def _cells(self, row: Mapping[str, Any]) -> list[str]:
-        return [_cell(row[name]) if name in row else "" for name in self._header]
+        return ["" if name not in row else str(row[name]) if isinstance(row[name], int) else f"{float(row[name]):.6g}"
+                for name in self._header]
 
     def _rewrite(self) -> None:
         with atomic_path(self.path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(self._header)
             writer.writerows(self._cells(row) for row in self._rows or [])
-
-
-def _cell(value: Any) -> str:
-    return str(value) if isinstance(value, int) else f"{float(value):.6g}"
 
 
 def usage_lines(model: str | Path, command: Sequence[str]) -> list[str]:
@@ -222,23 +208,17 @@ class PlainProgress:
     :data:`PLAIN_PROGRESS_S` seconds (``episode 200/1100 (18%) 41 s, 4.9 episode/s, ret=1.2, best=27``),
     and with ``leave`` one when it closes."""
 
-    def __init__(self, total: int, *, initial: int = 0, desc: str = "", leave: bool = True, stream: Any = None):
+    def __init__(self, total: int, *, initial: int = 0, desc: str = "", leave: bool = True):
         self.total, self.n, self.first, self.desc, self.leave = int(total), int(initial), int(initial), desc, leave
-        self.stream = stream if stream is not None else sys.stderr
-        self.postfix, self.closed = "", False
+        self.postfix, self.closed, self.printed = "", False, None  # printed: the count of the last line printed
         self.start = self.shown = time.monotonic()
-        self.printed: int | None = None  # the count of the last line printed
-
-    def line(self) -> str:
-        elapsed = time.monotonic() - self.start
-        done = self.n - self.first
-        rate = f", {done / elapsed:.3g} {self.desc or 'step'}/s" if done and elapsed > 0 else ""
-        share = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
-        return f"{self.desc} {self.n}/{self.total}{share} {elapsed:.0f} s{rate}" + (
-            f", {self.postfix}" if self.postfix else "")
 
     def _print(self) -> None:
-        print(self.line(), file=self.stream, flush=True)
+        elapsed, done = time.monotonic() - self.start, self.n - self.first
+        rate = f", {done / elapsed:.3g} {self.desc or 'step'}/s" if done and elapsed > 0 else ""
+        share = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
+        postfix = f", {self.postfix}" if self.postfix else ""
+        print(f"{self.desc} {self.n}/{self.total}{share} {elapsed:.0f} s{rate}{postfix}", file=sys.stderr, flush=True)
         self.shown, self.printed = time.monotonic(), self.n
 
     def update(self, n: int = 1) -> None:
@@ -469,19 +449,14 @@ class Run:
 
 
 class _FolderLock:
-    """An exclusive ``flock`` of a folder taken without waiting (``held``), released by :meth:`release`, when
-    collected or when the process ends; always held where the system has no ``flock``."""
+    """An exclusive ``flock`` of a folder taken without waiting (``held``; always where the system has no
+    ``flock``), released by :meth:`release`, when collected or when the process ends."""
 
     def __init__(self, folder: Path) -> None:
-        self._fd: int | None = None
-        self.held = True
+        self._fd, self.held = (os.open(folder, os.O_RDONLY) if fcntl is not None else None), True
         try:
-            import fcntl  # noqa: PLC0415 - POSIX only
-        except ImportError:
-            return
-        self._fd = os.open(folder, os.O_RDONLY)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             self.held = False
             self.release()
