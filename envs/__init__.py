@@ -27,6 +27,7 @@ import gymnasium as gym
 import torch
 from gymnasium.envs.registration import register
 
+from envs.base import env_defaults
 from envs.checkpoints import env_kwargs_for_checkpoint, make_for_checkpoint
 from envs.numpy_vector import NumpyVectorEnv
 
@@ -60,7 +61,7 @@ register(
     kwargs={"sigma": 25.0},
 )
 
-__all__ = ["ENV_IDS", "NumpyVectorEnv", "env_kwargs_for_checkpoint", "make_for_checkpoint", "make_vec"]
+__all__ = ["ENV_IDS", "NumpyVectorEnv", "env_defaults", "env_kwargs_for_checkpoint", "make_for_checkpoint", "make_vec"]
 
 ENV_IDS = ("rlenhance/LowLight-v1", "rlenhance/Denoise-v0", "rlenhance/Completion-v0")
 

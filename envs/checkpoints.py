@@ -17,7 +17,6 @@ one of the shipped policy, the denoising and completion ones of the recipes over
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import os
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -26,6 +25,7 @@ from typing import Any
 import gymnasium as gym
 import torch
 
+from envs.base import env_defaults
 from rlenhance.checkpoint import SPEC_KEY, LowLightPolicySpec, RolloutPolicySpec, load_checkpoint
 from rlenhance.errors import CheckpointError
 from rlenhance.transitions import COND_FIELDS, TRANSITIONS
@@ -114,8 +114,7 @@ def rollout_policy_spec(task: str, env_kwargs: Mapping[str, Any], *, block_actio
         raise CheckpointError(f"task: expected one of {tuple(ROLLOUT_ENV_IDS)}, got {task!r}")
     env_id = ROLLOUT_ENV_IDS[task]
     registered = gym.spec(env_id)
-    task_class = gym.envs.registration.load_env_creator(registered.entry_point).task_class
-    defaults = {**{k: p.default for k, p in inspect.signature(task_class).parameters.items()}, **registered.kwargs}
+    defaults = env_defaults(env_id)
     kwargs = dict(env_kwargs)
     own = {name: kwargs.pop(name, defaults[name]) for name in _TRANSITION_KWARGS[task]}
     steps = kwargs.pop("max_episode_steps", registered.max_episode_steps)

@@ -61,7 +61,6 @@ from experiments.rl_common import (
     check_fractions,
     check_rl,
     env_batch,
-    env_defaults,
     estimate_seconds,
     fit,
     make_agent,
@@ -93,7 +92,7 @@ from rlenhance.predictors import CompletionPredictor
 
 ENV_ID = "rlenhance/Completion-v0"
 #: Completion-v0's defaults: the task settings' defaults (one source).
-ENV = MappingProxyType(env_defaults(ENV_ID))
+ENV = MappingProxyType(envs.env_defaults(ENV_ID))
 #: Fraction of the embedded photos held out for evaluation when no --data is given.
 BUILTIN_VAL_FRACTION = 0.34
 _MS_PER_S = 1000.0

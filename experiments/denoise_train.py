@@ -63,7 +63,6 @@ from experiments.rl_common import (
     check_fractions,
     check_rl,
     env_batch,
-    env_defaults,
     estimate_seconds,
     fit,
     make_agent,
@@ -91,7 +90,7 @@ from rlenhance.models.policy import PixelActorCritic
 
 ENV_ID = "rlenhance/Denoise-v0"
 #: Denoise-v0's defaults: the task settings' defaults (one source).
-ENV = MappingProxyType(env_defaults(ENV_ID))
+ENV = MappingProxyType(envs.env_defaults(ENV_ID))
 #: Fraction of the embedded photos held out for evaluation when no --data is given.
 BUILTIN_VAL_FRACTION = 0.2
 _MS_PER_S = 1000.0

@@ -26,7 +26,6 @@ The checkpoints' :class:`~rlenhance.checkpoint.LowLightPolicySpec` (:func:`infer
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -98,8 +97,7 @@ SMOOTH_POWER = MappingProxyType({"a3c": 1, "sac": 2})
 
 
 #: The env's keyword defaults: the one source of the settings below that the env also takes.
-ENV_DEFAULTS = MappingProxyType({name: p.default for name, p in inspect.signature(LowLightTask).parameters.items()
-                                 if p.default is not inspect.Parameter.empty})
+ENV_DEFAULTS = MappingProxyType(envs.env_defaults(ENV_ID))
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,6 @@ processes, in chunks that end at each evaluation.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -208,24 +206,6 @@ def check_fractions(val_fraction: float, tune_fraction: float) -> None:
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"task.val_fraction {val_fraction}: expected a number in (0, 1)")
     check_tune_fraction(tune_fraction, "task.tune_fraction")
-
-
-def env_defaults(env_id: str) -> dict[str, Any]:
-    """The keyword defaults of a registered env (its task class's, under its registration's kwargs and
-    ``max_episode_steps``): a trainer's env settings take their defaults from here, so they have one source."""
-    spec = gym.spec(env_id)
-    module, _, name = str(spec.vector_entry_point).partition(":")
-    task_class = getattr(importlib.import_module(module), name).task_class
-    defaults: dict[str, Any] = {}
-    for klass in reversed(task_class.__mro__):
-        init = klass.__dict__.get("__init__")
-        if init is not None:
-            defaults.update({p.name: p.default for p in inspect.signature(init).parameters.values()
-                             if p.default is not inspect.Parameter.empty})
-    defaults.update(spec.kwargs or {})
-    if spec.max_episode_steps is not None:
-        defaults["max_episode_steps"] = spec.max_episode_steps
-    return defaults
 
 
 def split_seed(cfg: RLConfig) -> int:
