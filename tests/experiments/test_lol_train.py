@@ -763,3 +763,13 @@ def test_a_run_with_uneven_light_validates_on_relit_images_against_the_global_cu
     assert lol_train.best_score({**scores, "eval/uneven_psnr": 18.0}, 0.5) == 19.0
     assert lol_train.best_score(scores, 0.5) == 20.0
     assert lol_train.load_uneven(lol_train.check(lol_train.parse_args(TINY)), torch.device("cpu")) is None
+
+
+def test_the_default_run_trains_in_the_envs_defaults_but_for_its_crop_and_episode_lengths():
+    from experiments.lol_train import ENV_ID, Config, check, env_kwargs
+
+    defaults, kwargs = envs.env_defaults(ENV_ID), env_kwargs(check(Config()))
+    assert set(kwargs) <= set(defaults)  # every setting the trainer passes is one the env takes
+    # the env's defaults are the shipped MDP; the trainer's own choices: smaller crops, episodes of 4-10 steps
+    assert {name: kwargs[name] for name in kwargs if kwargs[name] != defaults[name]} == {
+        "crop": 80, "min_episode_steps": 4}
