@@ -58,16 +58,20 @@ FIGURES = [
     Figure("docs/api.md", "about 20x", "python -m benchmarks.agent_speed"),
     *(Figure("docs/training.md", figure, "python -m experiments.lol_train") for figure in ("63 s", "22.6 dB")),
     *(Figure("docs/lowlight.md", figure, "python -m benchmarks.lowlight_goals --checkpoint CHECKPOINT")
-      for figure in ("17.83", "20.06", "1.36", "19.45", "19.89", "17.94", "19.81", "1.26", "19.02", "21.22",
+      for figure in ("17.83", "20.06", "1.36", "19.45", "17.94", "19.81", "19.02",
                      "**20.50**", "1.125", "19.27", "18.14")),
-    Figure("docs/lowlight.md", "18.70",
-           "python -m experiments.lol_train --preset uneven-light $B --set run.episodes=960"),
-    Figure("docs/lowlight.md", "19.06", "`a3c.all_action_rewards` at bdf14bd"),
-    Figure("docs/lowlight.md", "22.27", "`benchmarks.curve_headroom` at 6e28964"),
+    *(Figure("docs/lowlight.md", figure, "`python -m benchmarks.reward_optimum --rewards R` at df3bd26")
+      for figure in ("15.58", "18.32", "25.31", "22.49")),
+    *(Figure("docs/lowlight.md", figure, "python -m experiments.lol_train $M --set run.episodes=1500")
+      for figure in ("+0.27", "+0.09")),
+    *(Figure("docs/lowlight.md", figure, "python -m experiments.lol_train $M $S --set KEY=VALUE")
+      for figure in ("+0.07", "-0.46", "+0.15", "-0.07")),
+    *(Figure("docs/lowlight.md", figure, "python -m experiments.lol_train --preset uneven-light $S")
+      for figure in ("+0.36", "+0.16", "+0.23")),
     Figure("docs/lowlight.md", "19.04 dB", "python -m experiments.compare --task lowlight --data "
            "../shared/data/sice_pairs/train --methods rl --threads 1 --rl CHECKPOINT"),
     *(Figure("docs/lowlight.md", figure, UNEVEN_COMPARE)
-      for figure in ("20.25", "3.34", "19.92", "18.12", "20.27", "**20.62**", "3.35")),
+      for figure in ("20.25", "3.34", "18.12", "20.27", "**20.62**", "3.35")),
     Figure("docs/lowlight.md", "20.43 dB", "python -m experiments.lol_eval --checkpoint "
            "runs/lol_train/checkpoints/best.pt --data ../shared/data/sice_pairs/train --no-classical --threads 1"),
     *(Figure("docs/denoising.md", figure, NOISE_MAP_COMPARE) for figure in (
