@@ -27,8 +27,7 @@ import gymnasium as gym
 import torch
 from gymnasium.envs.registration import register
 
-from envs.base import env_defaults
-from envs.checkpoints import env_kwargs_for_checkpoint, make_for_checkpoint
+from envs.checkpoints import env_defaults, env_kwargs_for_checkpoint, make_for_checkpoint
 from envs.numpy_vector import NumpyVectorEnv
 
 register(

@@ -30,8 +30,6 @@ batch size.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, NamedTuple
 
@@ -586,21 +584,3 @@ class PixelEnv(gym.Env):
 
 def _to_numpy(obs: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     return {k: v[0].detach().cpu().numpy().astype(np.float32, copy=True) for k, v in obs.items()}
-
-
-def env_defaults(env_id: str) -> dict[str, Any]:
-    """The keyword defaults of a registered env (its task class's, under its registration's kwargs and
-    ``max_episode_steps``): a trainer's env settings take their defaults from here, so they have one source."""
-    spec = gym.spec(env_id)
-    module, _, name = str(spec.vector_entry_point).partition(":")
-    task_class = getattr(importlib.import_module(module), name).task_class
-    defaults: dict[str, Any] = {}
-    for klass in reversed(task_class.__mro__):
-        init = klass.__dict__.get("__init__")
-        if init is not None:
-            defaults.update({p.name: p.default for p in inspect.signature(init).parameters.values()
-                             if p.default is not inspect.Parameter.empty})
-    defaults.update(spec.kwargs or {})
-    if spec.max_episode_steps is not None:
-        defaults["max_episode_steps"] = spec.max_episode_steps
-    return defaults

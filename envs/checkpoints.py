@@ -1,4 +1,5 @@
-"""The env of a policy checkpoint: :func:`env_kwargs_for_checkpoint`, :func:`make_for_checkpoint`.
+"""The env of a policy checkpoint: :func:`env_kwargs_for_checkpoint`, :func:`make_for_checkpoint`; and a
+registered id's keyword defaults, :func:`env_defaults`.
 
 A policy checkpoint's spec holds its transition (:mod:`rlenhance.transitions`: the step inference
 takes) and the rest of its training env's keyword arguments; these functions turn them back into the
@@ -17,6 +18,8 @@ one of the shipped policy, the denoising and completion ones of the recipes over
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import inspect
 import os
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -25,12 +28,11 @@ from typing import Any
 import gymnasium as gym
 import torch
 
-from envs.base import env_defaults
 from rlenhance.checkpoint import SPEC_KEY, LowLightPolicySpec, RolloutPolicySpec, load_checkpoint
 from rlenhance.errors import CheckpointError
 from rlenhance.transitions import COND_FIELDS, TRANSITIONS
 
-__all__ = ["LOWLIGHT_ENV_ID", "ROLLOUT_ENV_IDS", "env_kwargs_for_checkpoint", "lowlight_env_kwargs",
+__all__ = ["LOWLIGHT_ENV_ID", "ROLLOUT_ENV_IDS", "env_defaults", "env_kwargs_for_checkpoint", "lowlight_env_kwargs",
            "lowlight_policy_spec", "make_for_checkpoint", "rollout_env_kwargs", "rollout_policy_spec"]
 
 #: The env of every low-light policy.
@@ -39,6 +41,24 @@ LOWLIGHT_ENV_ID = "rlenhance/LowLight-v1"
 ROLLOUT_ENV_IDS = MappingProxyType({"denoise": "rlenhance/Denoise-v0", "completion": "rlenhance/Completion-v0"})
 #: The env keyword arguments of each rollout task's transition beyond the episode length (``max_episode_steps``).
 _TRANSITION_KWARGS = MappingProxyType({"denoise": ("clip", "level_scales"), "completion": ("smooth_iters",)})
+
+
+def env_defaults(env_id: str) -> dict[str, Any]:
+    """The keyword defaults of a registered env (its task class's, under its registration's kwargs and
+    ``max_episode_steps``): a trainer's env settings take their defaults from here, so they have one source."""
+    spec = gym.spec(env_id)
+    module, _, name = str(spec.vector_entry_point).partition(":")
+    task_class = getattr(importlib.import_module(module), name).task_class
+    defaults: dict[str, Any] = {}
+    for klass in reversed(task_class.__mro__):
+        init = klass.__dict__.get("__init__")
+        if init is not None:
+            defaults.update({p.name: p.default for p in inspect.signature(init).parameters.values()
+                             if p.default is not inspect.Parameter.empty})
+    defaults.update(spec.kwargs or {})
+    if spec.max_episode_steps is not None:
+        defaults["max_episode_steps"] = spec.max_episode_steps
+    return defaults
 
 
 def lowlight_env_kwargs(spec: LowLightPolicySpec) -> dict[str, Any]:
