@@ -64,7 +64,7 @@ FIGURES = [
       for figure in ("15.58", "18.32", "25.31", "22.49")),
     *(Figure("docs/lowlight.md", figure, "python -m experiments.lol_train $M --set run.episodes=1500")
       for figure in ("+0.27", "+0.09")),
-    *(Figure("docs/lowlight.md", figure, "python -m experiments.lol_train $M $S --set KEY=VALUE")
+    *(Figure("docs/lowlight.md", figure, "python -m experiments.lol_train $M $S --set reward.conditioned=false")
       for figure in ("+0.07", "-0.46", "+0.15", "-0.07")),
     *(Figure("docs/lowlight.md", figure, "python -m experiments.lol_train --preset uneven-light $S")
       for figure in ("+0.36", "+0.16", "+0.23")),
