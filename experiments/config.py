@@ -219,8 +219,10 @@ def coerce(value: Any, kind: Any, path: str) -> Any:
             raise ValueError(f"{path}: expected {len(args)} values, got {list(items)}")
         return tuple(coerce(v, a, path) for v, a in zip(items, args))
     if kind is bool:
-        if isinstance(value, bool) or (text is not None and text.lower() in _TRUE + _FALSE):
-            return value if isinstance(value, bool) else text.lower() in _TRUE
+        if isinstance(value, bool):
+            return value
+        if text is not None and text.lower() in _TRUE + _FALSE:
+            return text.lower() in _TRUE
         raise ValueError(f"{path}: expected true or false, got {value!r}")
     if kind in (int, float):
         number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else text
@@ -233,9 +235,9 @@ def coerce(value: Any, kind: Any, path: str) -> Any:
         if math.isnan(number):
             raise ValueError(f"{path}: got NaN (not a number); expected a number")
         return number
-    if kind is str and isinstance(value, str):
-        return value
     if kind is str:
+        if isinstance(value, str):
+            return value
         raise ValueError(f"{path}: expected a string, got {value!r}")
     raise TypeError(f"{path}: unsupported setting type {kind!r}")
 
@@ -362,9 +364,9 @@ def parse(config_class: type, argv: Sequence[str] | None = None, *, presets: Map
     preset = getattr(args, "preset", None)
     if preset == LIST_PRESETS:  # each preset's name, its docstring's first sentence and its cost
         width = max(map(len, presets)) + 2
-        for name, preset in presets.items():
-            first = re.split(r"(?<=[.!?])\s+(?=[A-Z])", " ".join(preset.doc), maxsplit=1)[0]
-            print(textwrap.fill(f"{first} {_cost_text(preset, estimate)}".strip(), 100,
+        for name, listed in presets.items():
+            first = re.split(r"(?<=[.!?])\s+(?=[A-Z])", " ".join(listed.doc), maxsplit=1)[0]
+            print(textwrap.fill(f"{first} {_cost_text(listed, estimate)}".strip(), 100,
                                 initial_indent=name.ljust(width), subsequent_indent=" " * width))
         raise SystemExit(0)
     if unknown:  # name the --set key of a flag that became a setting

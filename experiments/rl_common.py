@@ -184,10 +184,10 @@ def check_rl(cfg: RLConfig) -> None:
                                     "of this trainer: a run's checkpoints/best.pt, or a shipped file)")
     if cfg.agent == "a3c":
         unused_section(cfg, "sac", "the agent is a3c")
-        for name, low in (("lr", "> 0"), ("gamma", ">= 0"), ("entropy", ">= 0")):
+        for name, zero in (("lr", False), ("gamma", True), ("entropy", True)):
             value = getattr(cfg.a3c, name)
-            if not (math.isfinite(value) and (value >= 0 if low == ">= 0" else value > 0)):
-                raise ValueError(f"a3c.{name} {value!r}: expected a finite number {low}")
+            if not (math.isfinite(value) and (value >= 0 if zero else value > 0)):
+                raise ValueError(f"a3c.{name} {value!r}: expected a finite number {'>= 0' if zero else '> 0'}")
     else:
         unused_section(cfg, "a3c", "the agent is sac (no entropy bonus, schedule, reward-map conv or A3C workers)")
         if model.conv_gru:
@@ -243,6 +243,25 @@ def env_batch(cfg: RLConfig, ranks: Ranks) -> dict[str, Any]:
     return {"num_envs": ranks.split(cfg.run.batch, "--batch"), "shard": ranks.shard}
 
 
+def backbone_kwargs_from_checkpoint(path: str | Path) -> dict[str, Any]:
+    """``PixelActorCritic`` backbone arguments that fit a supervised checkpoint: its image planes and width,
+    whether it reads a mask (a GatedPixelRNN) and its other constructor arguments (a CombinedModel lends
+    its MRPNet, which only its planes and width shape; an output head's planes are dropped)."""
+    arch = load_checkpoint(path)["arch"]
+    kwargs, out = dict(arch.get("kwargs", {})), {}
+    planes = next((kwargs[k] for k in ("in_channels", "channels") if kwargs.get(k) is not None), None)
+    if planes is not None:
+        out["backbone_channels"] = int(planes)
+    if kwargs.get("width") is not None:
+        out["backbone_width"] = int(kwargs["width"])
+    if arch.get("class") != "CombinedModel":
+        out["backbone_mask"] = arch.get("class") == "GatedPixelRNN"
+        extra = {k: v for k, v in kwargs.items() if k not in ("in_channels", "channels", "out_channels", "width")}
+        if extra:
+            out["backbone_kwargs"] = extra
+    return out
+
+
 def make_policy(cfg: RLConfig, venv: Any, **policy_kwargs: Any) -> PixelActorCritic:
     """The policy network for ``venv``'s spaces and the model section; a continuous SAC actor is a
     tanh-squashed Gaussian (``bounded_mean=False``). ``policy_kwargs`` (``keys=`` the observation
@@ -253,21 +272,8 @@ def make_policy(cfg: RLConfig, venv: Any, **policy_kwargs: Any) -> PixelActorCri
         kwargs["bounded_mean"] = False
     if model.backbone != "fcn":
         kwargs["backbone"] = model.backbone
-    if model.backbone != "fcn" and model.init_backbone is not None:
-        # the backbone of a supervised checkpoint: its image planes and width, whether it reads a mask (a
-        # GatedPixelRNN) and its other arguments (a CombinedModel lends its MRPNet, which only those two shape)
-        arch = load_checkpoint(model.init_backbone)["arch"]
-        saved = dict(arch.get("kwargs", {}))
-        planes = next((saved[k] for k in ("in_channels", "channels") if saved.get(k) is not None), None)
-        if planes is not None:
-            kwargs["backbone_channels"] = int(planes)
-        if saved.get("width") is not None:
-            kwargs["backbone_width"] = int(saved["width"])
-        if arch.get("class") != "CombinedModel":
-            kwargs["backbone_mask"] = arch.get("class") == "GatedPixelRNN"
-            other = {k: v for k, v in saved.items() if k not in ("in_channels", "channels", "out_channels", "width")}
-            if other:
-                kwargs["backbone_kwargs"] = other
+        if model.init_backbone is not None:
+            kwargs.update(backbone_kwargs_from_checkpoint(model.init_backbone))
     kwargs.update(policy_kwargs)
     return PixelActorCritic(**policy_kwargs_from_env(venv, **kwargs))
 
@@ -325,7 +331,8 @@ def make_agent(cfg: RLConfig, venv: Any, a3c_extra: Mapping[str, Any] | None = N
     """An A3C or SAC agent with a fresh policy (:func:`make_policy`) on ``venv``'s device, data-parallel
     over ``ranks``, its weights from ``model.init_backbone`` or ``model.init_policy`` in a new run.
     ``steps``: the env's steps per episode; ``a3c_extra``: task-specific A3CConfig fields."""
-    ranks, model, said = ranks if ranks is not None else Ranks(), cfg.model, None
+    ranks = ranks if ranks is not None else Ranks()
+    model, said = cfg.model, None
     policy = make_policy(cfg, venv, **policy_kwargs)
     if model.init_backbone is not None and not resume and model.random_backbone:
         said = (f"model.random_backbone: the {model.backbone} backbone has the shape of {model.init_backbone} "

@@ -166,14 +166,17 @@ class MetricsTable:
             self._rewrite()
 
     def _cells(self, row: Mapping[str, Any]) -> list[str]:
-        return ["" if name not in row else str(row[name]) if isinstance(row[name], int) else f"{float(row[name]):.6g}"
-                for name in self._header]
+        return [_cell(row[name]) if name in row else "" for name in self._header]
 
     def _rewrite(self) -> None:
         with atomic_path(self.path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(self._header)
             writer.writerows(self._cells(row) for row in self._rows or [])
+
+
+def _cell(value: Any) -> str:
+    return str(value) if isinstance(value, int) else f"{float(value):.6g}"
 
 
 def usage_lines(model: str | Path, command: Sequence[str]) -> list[str]:
