@@ -119,17 +119,6 @@ class PixelReplayBuffer:
         """MB taken by the transitions held so far."""
         return self._size * self.transition_nbytes / MB
 
-    def describe(self) -> str:
-        """One line: fill level, size in MB and storage formats."""
-        if not self.capacity:
-            return (f"PixelReplayBuffer: empty, bound {self.capacity_mb:.2f} MB, {self.storage} "
-                    "observations (allocated at the first add)")
-        return (f"PixelReplayBuffer: {self._size}/{self.capacity} transitions, "
-                f"{self.used_mb:.2f} MB used of {self.nbytes / MB:.2f} MB allocated "
-                f"(bound {self.capacity_mb:.2f} MB, {self.transition_nbytes} bytes per transition); "
-                f"observations {self.storage}, actions "
-                f"{str(self._store['actions'].dtype).replace('torch.', '')}, reward maps float16")
-
     # ---- adding -----------------------------------------------------------------------------
     def add(self, obs: Mapping[str, Tensor], actions: Tensor, reward_map: Tensor,
             next_obs: Mapping[str, Tensor], done: Tensor) -> None:

@@ -113,10 +113,6 @@ class ActionTrace:
         (steps, n_actions) with ``per_step`` (:func:`usage`)."""
         return usage([self], per_step=per_step)
 
-    def share(self, name: str) -> float:
-        """The fraction of pixel-steps that took the action ``name`` (0 for a name it does not have)."""
-        return float(self.usage()[self.names.index(name)]) if name in self.names else 0.0
-
 
 @runtime_checkable
 class TracedRestorer(Protocol):

@@ -41,7 +41,6 @@ def test_counts_and_usage_count_pixel_steps_of_the_region():
     assert trace.counts().tolist() == [[2, 1, 1], [0, 0, 4]]
     np.testing.assert_allclose(trace.usage(), [2 / 8, 1 / 8, 5 / 8])
     np.testing.assert_allclose(trace.usage(per_step=True), [[0.5, 0.25, 0.25], [0, 0, 1]])
-    assert trace.share("predict") == pytest.approx(5 / 8) and trace.share("median") == 0.0
     inside = _trace(region=np.array([[False, False], [True, True]]))
     assert inside.counts().tolist() == [[0, 1, 1], [0, 0, 2]]
     np.testing.assert_allclose(inside.usage(), [0, 0.25, 0.75])
