@@ -288,8 +288,10 @@ _ARCH_SETTINGS = MappingProxyType({"width": "model.width", "downscale": "model.d
 
 
 def init_policy(policy: PixelActorCritic, path: str | Path) -> str:
-    """Start ``policy`` from the weights of a trained policy checkpoint of exactly its architecture;
-    returns its algorithm. CheckpointError names what differs, with the settings that shape it."""
+    """Start ``policy`` from the weights of a trained policy checkpoint of exactly its architecture, or of
+    it without FiLM (a conditioned run from an unconditioned policy: its FiLM layer starts at zero, so it
+    starts as that policy); returns its algorithm. CheckpointError names what differs, with the settings
+    that shape it."""
     ckpt = load_checkpoint(path)
     source = f"--init-policy {path}"
     spec = (ckpt["extra"] or {}).get("spec")
@@ -300,6 +302,11 @@ def init_policy(policy: PixelActorCritic, path: str | Path) -> str:
         raise CheckpointError(f"{source}: {what}, not an RL policy (lol_train, denoise_train or completion_train)"
                               f"{hint}")
     mine, theirs = policy.arch(), ckpt["arch"]
+    state = ckpt["state_dict"]
+    if mine["kwargs"].get("cond_film") and "cond_film" not in theirs.get("kwargs", {}) and policy.film is not None:
+        # FiLM starts at zero (PixelActorCritic), so the conditioned net starts as the file's policy
+        theirs = {**theirs, "kwargs": {**theirs["kwargs"], "cond_film": True}}
+        state = {**state, **{f"film.{name}": tensor for name, tensor in policy.film.state_dict().items()}}
     if dict(theirs) != dict(mine):
         if theirs["class"] != mine["class"]:
             raise CheckpointError(f"{source}: holds a {theirs['class']}, the run builds a {mine['class']}")
@@ -308,7 +315,7 @@ def init_policy(policy: PixelActorCritic, path: str | Path) -> str:
         differ = "; ".join(f"{k}: the file's {theirs['kwargs'].get(k)!r}, this run's {mine['kwargs'].get(k)!r}"
                            f"{f' (set by {_ARCH_SETTINGS[k]})' if k in _ARCH_SETTINGS else ''}" for k in names)
         raise CheckpointError(f"{source}: the policy's architecture differs from this run's: {differ}")
-    load_state_dict_strict(policy, ckpt["state_dict"], source=source)
+    load_state_dict_strict(policy, state, source=source)
     return str(ckpt["extra"].get("algorithm", "policy"))
 
 

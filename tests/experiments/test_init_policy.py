@@ -1,12 +1,13 @@
-"""--init-policy: an RL trainer starts its policy from a trained policy checkpoint (fine-tuning, or
-SAC from an A3C policy), and refuses a file that is no policy of the architecture it builds."""
+"""--init-policy: an RL trainer starts its policy from a trained policy checkpoint (fine-tuning, SAC from an
+A3C policy, or a conditioned run from an unconditioned policy), and refuses a file that is no policy of the
+architecture it builds."""
 
 from pathlib import Path
 
 import pytest
 import torch
 
-from experiments import denoise_train
+from experiments import denoise_train, lol_train
 from experiments.rl_common import init_policy, make_agent
 from rlenhance.checkpoint import load_checkpoint
 from rlenhance.errors import CheckpointError
@@ -83,3 +84,26 @@ def test_argument_errors(a3c_run, tmp_path):
     with pytest.raises(ValueError, match="model.init_policy .* and model.init_backbone .*: .* give one"):
         args_of("--init-policy", str(a3c_run), "--set", "model.backbone=mrpnet", "--set",
                 f"model.init_backbone={ROOT / 'rlenhance' / 'weights' / 'mrpnet_denoise.pt'}")
+
+
+def test_a_conditioned_run_starts_as_the_unconditioned_policy_it_is_given(tmp_path):
+    """A low-light run with reward.conditioned adds FiLM to the policy; started from a policy without it, every
+    weight is the file's and FiLM is zero, so the new policy's outputs are the file's at any setting. The other
+    way round (FiLM weights into a net without FiLM) is refused."""
+    tiny = ["--episodes", "1", "--eval-every", "1", "--batch", "2", "--crop", "16", "--steps", "2", "--test-steps",
+            "2", "--eval-size", "32", "--width", "8", "--samples", "1", "--threads", "1", "--set",
+            "task.min_steps=none"]
+    plain = lol_train.main([*tiny, "--set", "reward.conditioned=false", "--out", str(tmp_path / "plain")])
+    source_file = Path(plain) / "checkpoints" / "last.pt"
+    saved = load_checkpoint(source_file)
+    assert "cond_film" not in saved["arch"]["kwargs"]
+    conditioned = PixelActorCritic(**saved["arch"]["kwargs"], cond_film=True)
+    init_policy(conditioned, source_file)
+    source = PixelActorCritic(**saved["arch"]["kwargs"])
+    source.load_state_dict(saved["state_dict"])
+    torch.manual_seed(0)
+    x, cond = torch.rand(2, source.in_channels, 24, 24), torch.randn(2, source.cond_dim)
+    torch.testing.assert_close(conditioned(x, cond).logits, source(x, cond).logits, rtol=0, atol=0)
+    filmed = Path(lol_train.main([*tiny, "--out", str(tmp_path / "filmed")])) / "checkpoints" / "last.pt"
+    with pytest.raises(CheckpointError, match=r"cond_film: the file's True, this run's None"):
+        init_policy(source, filmed)
