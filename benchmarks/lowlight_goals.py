@@ -1,7 +1,7 @@
 """The goals of a low-light policy under non-uniform light, measured on a held-out split.
 
     python -m benchmarks.lowlight_goals [--checkpoint FILE] [--data ../shared/data/sice_pairs/train] [--size 256]
-                                        [--split val] [--relightings 4] [--json goals.json]
+                                        [--split val] [--relightings 4] [--steps N] [--json goals.json]
 
 The images: a split of a ``low/`` + ``high/`` folder (``--split``: lol_train's validation split by
 default, :func:`rlenhance.data.open_dataset` with ``--split-seed``, lol_train's ``--seed``),
@@ -16,7 +16,7 @@ otherwise. One markdown table, each row a goal met or not, and the command that 
 
 * quality: PSNR after GT-mean alignment (:func:`rlenhance.metrics.gt_mean_align`, RGB, as
   ``experiments.compare --gt-mean``), mean over images, of the policy, ``global-curve`` (one LE curve
-  alpha for the whole image at the checkpoint's steps and exposure target,
+  alpha for the whole image at the policy's steps (``--steps``, else the checkpoint's) and exposure target,
   :func:`rlenhance.baselines.global_curve`), ``oracle-global`` (the best monotone curve per channel
   fitted with the reference, :func:`rlenhance.baselines.oracle_global`: no global method passes it) and
   the input; goals: the policy at least :data:`ORACLE_MARGIN` dB above ``oracle-global`` and
@@ -244,20 +244,21 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--limit", type=int, default=0, help="at most this many scenes (0: all)")
     parser.add_argument("--relightings", type=int, default=RELIGHTINGS,
                         help="relight each scene's reference this many times (seeds --seed, --seed + 1, ...)")
+    parser.add_argument("--steps", type=int, default=None, help="curve steps (default: the checkpoint's test steps)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: every core but one)")
     parser.add_argument("--json", default=None, help="also write the rows and figures to this JSON file")
     args = parser.parse_args(argv)
-    if args.size < 16 or args.limit < 0 or args.relightings < 1:
-        parser.error(f"--size {args.size} / --limit {args.limit} / --relightings {args.relightings}: expected a "
-                     "size >= 16, a limit >= 0 and at least one relighting")
+    if args.size < 16 or args.limit < 0 or args.relightings < 1 or (args.steps is not None and args.steps < 1):
+        parser.error(f"--size {args.size} / --limit {args.limit} / --relightings {args.relightings} / --steps "
+                     f"{args.steps}: expected a size >= 16, a limit >= 0, at least one relighting and one step")
     configure_threads(args.threads)
     images, pairs = load_images(args.data, args.size, split=args.split, split_seed=args.split_seed, seed=args.seed,
                                 limit=args.limit, relightings=args.relightings)
-    enhancer = Enhancer(args.checkpoint, device="cpu")
+    enhancer = Enhancer(args.checkpoint, device="cpu", steps=args.steps)
     result = measure(enhancer, images, pairs)
     command = shlex.join(["python", "-m", "benchmarks.lowlight_goals",  # the options that shape the figures
                           *(word for dest in ("checkpoint", "data", "size", "split", "split_seed", "seed", "limit",
-                                                     "relightings")
+                                                     "relightings", "steps")
                             if getattr(args, dest) != parser.get_default(dest)
                             for word in (f"--{dest.replace('_', '-')}", str(getattr(args, dest))))])
     result.update(command=command, checkpoint=str(enhancer.path), scenes=len(images.names) // args.relightings,

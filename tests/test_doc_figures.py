@@ -62,12 +62,15 @@ FIGURES = [
                      "**20.50**", "1.125", "19.27", "18.14")),
     *(Figure("docs/lowlight.md", figure, "`python -m benchmarks.reward_optimum --rewards R` at df3bd26")
       for figure in ("15.58", "18.32", "25.31", "22.49")),
-    *(Figure("docs/lowlight.md", figure, "python -m experiments.lol_train $M --set run.episodes=1500")
-      for figure in ("+0.27", "+0.09")),
-    *(Figure("docs/lowlight.md", figure, "python -m experiments.lol_train $M $S --set reward.conditioned=false")
-      for figure in ("+0.07", "-0.46", "+0.15", "-0.07")),
-    *(Figure("docs/lowlight.md", figure, "python -m experiments.lol_train --preset uneven-light $S")
-      for figure in ("+0.36", "+0.16", "+0.23")),
+    *(Figure("docs/lowlight.md", figure,
+             "python -m experiments.lol_train $M --set run.batch=16 --set run.episodes=7000")
+      for figure in ("+0.12", "97%")),
+    *(Figure("docs/lowlight.md", figure, "python -m experiments.lol_train $U --set run.episodes=7000")
+      for figure in ("+0.08 / -0.16",)),
+    *(Figure("docs/lowlight.md", figure, "python -m benchmarks.lowlight_goals --split tune --steps 10")
+      for figure in ("+ 0.60", "- 0.80", "0.49", "1.73x", "0.046")),
+    *(Figure("docs/lowlight.md", figure, "python -m benchmarks.knobs --steps 10 --limit 12")
+      for figure in ("4 of 6", "0.035", "22.84", "21.26")),
     Figure("docs/lowlight.md", "19.04 dB", "python -m experiments.compare --task lowlight --data "
            "../shared/data/sice_pairs/train --methods rl --threads 1 --rl CHECKPOINT"),
     *(Figure("docs/lowlight.md", figure, UNEVEN_COMPARE)

@@ -99,3 +99,21 @@ def test_each_relighting_is_its_own_draw_of_light_on_the_same_references(pairs):
     assert torch.equal(twice.low[:2], once.low) and torch.equal(twice.high[2:], once.high)
     seed4, _ = lowlight_goals.load_images(pairs, 32, split="all", split_seed=0, seed=4, limit=2, relightings=1)
     assert torch.equal(twice.low[2:], seed4.low) and not torch.equal(twice.low[2:], once.low)
+
+
+def test_steps_sets_the_policy_and_the_global_curve_alike(pairs, capsys):
+    """``--steps N`` runs the policy and the global curve it is compared with at N steps, and names it in
+    the printed command; a step count below 1 is refused."""
+    common = ["--data", str(pairs), "--split", "all", "--size", "32", "--threads", "1", "--relightings", "1",
+              "--limit", "1"]
+    result = lowlight_goals.main([*common, "--steps", "2"])
+    dataset = PairedImages(pairs)
+    relit = lowlight_test_set(Subset(dataset, [0]), 32, light="uneven")
+    low, high = tensor_to_image(relit.low[0]), relit.high[0]
+    assert result["psnr"]["global-curve"] == pytest.approx(lowlight_goals.gt_mean_psnr(
+        global_curve(low, steps=2), high), abs=1e-9)
+    assert result["psnr"]["global-curve"] != pytest.approx(lowlight_goals.gt_mean_psnr(global_curve(low), high))
+    assert "--relightings 1 --steps 2`" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        lowlight_goals.main([*common, "--steps", "0"])
+    assert "--steps 0: expected" in capsys.readouterr().err
