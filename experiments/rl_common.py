@@ -306,7 +306,8 @@ def init_policy(policy: PixelActorCritic, path: str | Path) -> str:
     if mine["kwargs"].get("cond_film") and "cond_film" not in theirs.get("kwargs", {}) and policy.film is not None:
         # FiLM starts at zero (PixelActorCritic), so the conditioned net starts as the file's policy
         theirs = {**theirs, "kwargs": {**theirs["kwargs"], "cond_film": True}}
-        state = {**state, **{f"film.{name}": tensor for name, tensor in policy.film.state_dict().items()}}
+        state = {**state, **{f"film.{name}": torch.zeros_like(tensor)
+                             for name, tensor in policy.film.state_dict().items()}}
     if dict(theirs) != dict(mine):
         if theirs["class"] != mine["class"]:
             raise CheckpointError(f"{source}: holds a {theirs['class']}, the run builds a {mine['class']}")

@@ -98,7 +98,10 @@ def test_a_conditioned_run_starts_as_the_unconditioned_policy_it_is_given(tmp_pa
     saved = load_checkpoint(source_file)
     assert "cond_film" not in saved["arch"]["kwargs"]
     conditioned = PixelActorCritic(**saved["arch"]["kwargs"], cond_film=True)
+    with torch.no_grad():
+        conditioned.film.weight.fill_(1.0)  # whatever FiLM held before, it starts at zero
     init_policy(conditioned, source_file)
+    assert not conditioned.film.weight.any() and not conditioned.film.bias.any()
     source = PixelActorCritic(**saved["arch"]["kwargs"])
     source.load_state_dict(saved["state_dict"])
     torch.manual_seed(0)
