@@ -4,6 +4,7 @@
     python -m experiments.lol_train --preset shipped      # the shipped model (SICE pairs, 4,500 episodes)
     python -m experiments.lol_train --preset rellie --data ../shared/data/sice_pairs/train   # ReLLIE's configuration
     python -m experiments.lol_train --preset uneven-light # local curves for uneven light
+    python -m experiments.lol_train --preset local-light --init-policy runs/uneven/checkpoints/last.pt  # + settings
     python -m experiments.lol_train --print-config        # every setting; change one with --set reward.w_exposure=80
     python -m experiments.lol_train --config runs/lol_train --out runs/again   # re-run a run (its config.json)
 
@@ -265,6 +266,20 @@ def uneven_light() -> Config:
         "a3c.gamma": 0.0, "run.episodes": 3000, "run.eval_every": 1000})
 
 
+def local_light() -> Config:
+    """rlenhance/weights/lowlight_local.pt (the card ships episode 3,000 of the last run): the uneven-light
+    preset's reward with the exposure term on the whole image, conditioned on the exposure target and the
+    four weights, half the episodes relit, 10 steps taking the most probable alpha. From scratch a policy
+    so conditioned stays global (docs/lowlight.md#uneven-light); started with ``--init-policy`` from the
+    uneven-light preset's it keeps local light and learns the settings (experiments/recipes/lowlight_local.sh:
+    three runs of this preset, 3,000, 2,500 and 3,000 episodes, each from the one before)."""
+    return config.replace_path(uneven_light(), {
+        "task.uneven": 0.5, "task.test_steps": 10, "task.alpha_mode": "argmax", "reward.conditioned": True,
+        "reward.w_exposure": 300.0, "reward.exposure_patch": 128, "ranges.w_exposure": (0.0, 1000.0),
+        "ranges.w_color": (0.0, 1000.0), "ranges.w_spatial": (0.0, 100.0), "ranges.w_smooth": (0.1, 100.0),
+        "run.eval_every": 500, "run.keep_evals": True})
+
+
 #: ``--preset NAME`` -> the config it names (each function's docstring says what it reproduces) and its cost:
 #: seconds per episode and per evaluation, on 2 CPU cores and on one H100 GPU, as ``python -m
 #: benchmarks.preset_cost --device cpu|cuda`` measured them.
@@ -272,7 +287,8 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({
     "shipped": Preset(shipped, cpu=Cost(0.31, eval_s=1.39), cuda=Cost(0.144, eval_s=0.39)),
     "shipped-sac": Preset(shipped_sac, cpu=Cost(0.87, eval_s=1.63)),
     "rellie": Preset(rellie, cpu=Cost(52.8, eval_s=2.21), cuda=Cost(0.127, eval_s=0.09)),
-    "uneven-light": Preset(uneven_light, cpu=Cost(0.43, eval_s=2.36))})
+    "uneven-light": Preset(uneven_light, cpu=Cost(0.43, eval_s=2.36)),
+    "local-light": Preset(local_light, cpu=Cost(0.31, eval_s=1.77))})
 #: The named flags (everything else: ``--set SECTION.KEY=VALUE``).
 FLAGS: Mapping[str, str] = MappingProxyType({
     **RL_FLAGS, "data": "task.data", "crop": "task.crop", "steps": "task.steps", "test-steps": "task.test_steps",

@@ -59,7 +59,7 @@ FIGURES = [
     *(Figure("docs/training.md", figure, "python -m experiments.lol_train") for figure in ("63 s", "22.6 dB")),
     *(Figure("docs/lowlight.md", figure, "python -m benchmarks.lowlight_goals --checkpoint CHECKPOINT")
       for figure in ("17.83", "20.06", "1.36", "19.45", "17.94", "19.81", "19.02",
-                     "**20.50**", "1.125", "19.27", "18.14")),
+                     "**20.50**", "1.125", "19.27", "18.14", "19.94", "0.79", "+ 0.13", "+ 2.00", "2.39x", "0.043")),
     *(Figure("docs/lowlight.md", figure, "`python -m benchmarks.reward_optimum --rewards R` at df3bd26")
       for figure in ("15.58", "18.32", "25.31", "22.49")),
     *(Figure("docs/lowlight.md", figure,
@@ -67,14 +67,12 @@ FIGURES = [
       for figure in ("+0.12", "97%")),
     *(Figure("docs/lowlight.md", figure, "python -m experiments.lol_train $U --set run.episodes=7000")
       for figure in ("+0.08 / -0.16",)),
-    *(Figure("docs/lowlight.md", figure, "python -m benchmarks.lowlight_goals --split tune --steps 10")
-      for figure in ("+ 0.60", "- 0.80", "0.49", "1.73x", "0.046")),
-    *(Figure("docs/lowlight.md", figure, "python -m benchmarks.knobs --steps 10 --limit 12")
-      for figure in ("4 of 6", "0.035", "22.84", "21.26")),
+    Figure("docs/lowlight.md", "18.77 dB", "python -m experiments.compare --task lowlight --data "
+           "../shared/data/sice_pairs/train --methods rl --threads 1 --rl CHECKPOINT"),
     Figure("docs/lowlight.md", "19.04 dB", "python -m experiments.compare --task lowlight --data "
            "../shared/data/sice_pairs/train --methods rl --threads 1 --rl CHECKPOINT"),
     *(Figure("docs/lowlight.md", figure, UNEVEN_COMPARE)
-      for figure in ("20.25", "3.34", "18.12", "20.27", "**20.62**", "3.35")),
+      for figure in ("20.25", "3.34", "18.12", "20.27", "**20.62**", "3.35", "20.23", "**3.33**")),
     Figure("docs/lowlight.md", "20.43 dB", "python -m experiments.lol_eval --checkpoint "
            "runs/lol_train/checkpoints/best.pt --data ../shared/data/sice_pairs/train --no-classical --threads 1"),
     *(Figure("docs/denoising.md", figure, NOISE_MAP_COMPARE) for figure in (

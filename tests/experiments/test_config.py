@@ -172,7 +172,7 @@ def test_a_flag_that_became_a_setting_says_which(capsys):
 def test_a_mistyped_value_or_option_gets_one_line_and_the_closest_match(capsys):
     """No usage block: the error, what was meant and the accepted values."""
     for argv, hint in ((["--preset", "shiped"], "did you mean 'shipped'? (choose from shipped, shipped-sac, rellie, "
-                                                "uneven-light, list)"),
+                                                "uneven-light, local-light, list)"),
                        (["--episods", "3"], "did you mean --episodes?")):
         with pytest.raises(SystemExit) as exit_info:
             lol_train.parse_args(argv)
@@ -291,6 +291,7 @@ def test_the_episode_a_preset_says_its_shipped_file_was_picked_at_is_the_files(n
 
 @pytest.mark.parametrize("module, preset, weights, names", [
     (lol_train, "shipped", "lowlight_a3c.pt", LOWLIGHT),
+    (lol_train, "local-light", "lowlight_local.pt", LOWLIGHT),
     (denoise_train, "color", "a3c_denoise_color.pt", {**DENOISE, "lr_decay": "a3c.lr_decay"}),
     (denoise_train, "color-sac", "sac_denoise_color.pt", DENOISE),
 ])
@@ -298,8 +299,8 @@ def test_each_shipped_preset_is_the_training_settings_its_weights_record(module,
     """The settings the shipped weights were trained with (their checkpoint's record) are their preset's."""
     extra = load_checkpoint(ROOT / "rlenhance" / "weights" / weights)["extra"]
     cfg = module.check(module.PRESETS[preset]())
-    if "config" in extra:  # the whole resolved config: all of it but where the run went and its machine
-        machine = {"out", "threads", "device", "resume"}
+    if "config" in extra:  # the whole resolved config: all of it but where the run started and went, its machine
+        machine = {"init_policy", "out", "threads", "device", "resume"}
         # read as --config reads a run's config.json: a setting added since takes its default, the run's behaviour
         record = config.from_dict(module.Config, extra["config"])
         recorded, preset_config = (config.flatten(config.to_dict(c)) for c in (record, cfg))
