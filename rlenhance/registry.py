@@ -18,6 +18,7 @@ completion  ``a3c``             RL          ``completion.PolicyCompleter``    no
 (each)      classical names     Classical   :class:`ClassicalRestorer`        (none: :mod:`rlenhance.baselines`)
 ==========  ==================  ==========  ================================  ================================
 
+``rl`` also runs ``lowlight_local.pt``, for uneven light, given as its checkpoint (:attr:`Method.alternatives`).
 The classical methods are those of :mod:`rlenhance.baselines` and, for completion, ``diffusion-fill``
 (:func:`rlenhance.ops.fill.diffusion_fill`, the RL completion env's starting fill). "none": no checkpoint
 ships, because the policy of the method's recipe took its predictor's output at every pixel and step
@@ -101,6 +102,8 @@ class Method:
         loads: the kind of checkpoint its loader reads (its spec's ``kind``: ``"lowlight-policy"``,
             ``"supervised"``, ``"rollout-policy"``, ``"rse-denoiser"``); "" for a classical method.
             :func:`kind_of` finds a checkpoint's method by it.
+        alternatives: ``{file name: what it is for}``, other checkpoints of :data:`WEIGHTS` it runs when
+            given one (``--checkpoint``), not by default.
     """
 
     task: str
@@ -117,6 +120,7 @@ class Method:
     note: str = ""
     unshipped: str = ""
     loads: str = ""
+    alternatives: Mapping[str, str] = field(default_factory=dict)
 
     def __reduce__(self) -> tuple[Callable[[str, str], Method], tuple[str, str]]:
         """Pickled (and copied) as its key: the registry's own entry comes back."""
@@ -228,7 +232,8 @@ for _method in (
            MappingProxyType({_RGB: "lowlight_a3c.pt"}),
            ("steps", "max_side", "denoiser", "noise_sigma", "max_overshoot", "denoise"), _LOWLIGHT_SETTING,
            train=MappingProxyType({_RGB: "python -m experiments.lol_train"}),
-           note="the low-light policy of the Enhance tab", loads="lowlight-policy"),
+           note="the low-light policy of the Enhance tab", loads="lowlight-policy",
+           alternatives=MappingProxyType({"lowlight_local.pt": "uneven light: alpha maps that follow the light"})),
     _supervised("lowlight", "mrpnet", "MRPNet + Generator", {_RGB: "mrpnet_lowlight.pt"},
                 {_RGB: "python -m experiments.supervised_train --preset mrpnet-lowlight"},
                 "trained on SICE pairs"),

@@ -85,6 +85,7 @@ def _supervised(task: str):
 #: file name -> the loader it is shipped for (what the CLI, compare and the docs use).
 LOADERS = {
     "lowlight_a3c.pt": _enhancer,                      # Enhancer, `rlenhance enhance`
+    "lowlight_local.pt": _enhancer,                    # `rlenhance enhance --checkpoint` (registry alternative)
     "mrpnet_denoise.pt": _supervised("denoise"),       # SupervisedRestorer, `rlenhance denoise`
     "mrpnet_lowlight.pt": _supervised("lowlight"),     # `rlenhance enhance --model mrpnet`, --init-backbone
     "pixelrnn_completion.pt": _supervised("completion"),

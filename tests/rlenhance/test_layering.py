@@ -243,11 +243,12 @@ def test_help_imports_no_torch(argv):
 
 
 def test_the_registry_imports_no_torch_and_names_every_shipped_weight():
-    """The registry is read by --help (no torch); every file in rlenhance/weights/ is the default of a method."""
+    """The registry is read by --help (no torch); every file in rlenhance/weights/ is the default of a method
+    or one of its alternatives."""
     found = json.loads(run_python(
         "import json, sys\n"
         "from rlenhance import registry\n"
-        "names = sorted(n for m in registry.methods() for n in m.weights.values())\n"
+        "names = sorted(n for m in registry.methods() for n in (*m.weights.values(), *m.alternatives))\n"
         "print(json.dumps({'names': names, 'torch': 'torch' in sys.modules}))\n"
     ))
     assert not found["torch"]
