@@ -79,7 +79,6 @@ from rlenhance.data import (
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.ops import check_max_overshoot
 from rlenhance.rollouts import greedy_rollout
-from rlenhance.transitions import LowLightTransition
 
 ENV_ID = "rlenhance/LowLight-v1"
 #: Exposure targets at which a conditioned policy's brightness is checked in every evaluation.
@@ -219,8 +218,7 @@ class Config(RLConfig):
 
 def shipped() -> Config:
     """The shipped rlenhance/weights/lowlight_a3c.pt: SICE pairs, 128 px crops, 32 a batch, 4,500
-    episodes, every evaluation kept (the card picks episode 3,000). A GPU is no faster than 16 CPU cores
-    here: the 32-channel policy at 128 px is a few small kernels (docs/performance.md)."""
+    episodes, every evaluation kept (the card picks episode 3,000)."""
     return config.replace_path(Config(), {
         "task.data": "../shared/data/sice_pairs/train", "task.crop": 128, "run.batch": 32, "run.episodes": 4500,
         "run.keep_evals": True, "run.seed": 1, "run.split_seed": 0})
@@ -386,9 +384,8 @@ def load_uneven(cfg: Config, device: torch.device, split: str = "tune") -> Uneve
 
 
 def grid_fill(cfg: Config, device: torch.device, tuning: int) -> LowLightTestSet | None:
-    """The training images a sample grid shows after the ``tuning`` images of the tuning split when
-    that split holds fewer than ``run.samples`` (the embedded photos' holds one); None when it holds
-    enough."""
+    """The training images a sample grid shows after the ``tuning`` images of the tuning split when that
+    split holds fewer than ``run.samples`` (the embedded photos' holds one); None when it holds enough."""
     missing = cfg.run.samples - tuning
     return load_validation(cfg, device, "train", limit=missing) if missing > 0 else None
 
@@ -433,11 +430,8 @@ def env_kwargs(cfg: Config) -> dict:
 
 
 def term_weights(terms: Sequence[str]) -> dict[str, float]:
-    """``{name or import path: weight}`` of ``reward.terms``' NAME=WEIGHT items.
-
-    Raises:
-        ValueError: an item that is not NAME=WEIGHT with a number as its weight.
-    """
+    """``{name or import path: weight}`` of ``reward.terms``' NAME=WEIGHT items (ValueError: an item that is
+    not NAME=WEIGHT with a number as its weight)."""
     weights = {}
     for item in terms:
         name, sep, weight = item.rpartition("=")
@@ -526,14 +520,7 @@ def evaluate(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: tor
         per_image += [torch.stack([m[i] for m in fill_maps]) for i in range(fill.low.shape[0])]
     shown = min(cfg.run.samples, len(rows))
     return scores, with_maps(rows[:shown], per_image[:shown],
-                             alpha_range=alpha_range(inference_spec(cfg, task).transition))
-
-
-def alpha_range(transition: LowLightTransition) -> tuple[float, float]:
-    """The lowest and highest alpha of a transition's actions (a sample grid's alpha scale)."""
-    if transition.action_type == "discrete":
-        return min(transition.alpha_table), max(transition.alpha_table)
-    return -1.0, 1.0
+                             alpha_range=inference_spec(cfg, task).transition.alpha_range)
 
 
 def grid_captions(cfg: Config, references: bool = True) -> tuple[str, ...]:

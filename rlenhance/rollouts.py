@@ -133,8 +133,8 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
 
     Each step is :meth:`LowLightTransition.step <rlenhance.transitions.LowLightTransition.step>`, the
     env's (``envs.lowlight``), without rewards. Used by :class:`Enhancer` and by training-time
-    validation. On the CPU, a discrete float32 policy in "mean" mode whose network is a chain of
-    convolutions, on a working map of at most :data:`NATIVE_ROLLOUT_MAX_BLOCKS` blocks, runs in one
+    validation. On the CPU, a discrete float32 policy whose network is a chain of convolutions, on a
+    working map of at most :data:`NATIVE_ROLLOUT_MAX_BLOCKS` blocks, runs in one
     native kernel call fed with the same transition (:func:`rlenhance.ops.native.lowlight_rollout_native`,
     within float rounding of these torch ops; ``RLENHANCE_NATIVE=0`` turns it off).
 
@@ -200,13 +200,13 @@ def _native_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.T
     """:func:`greedy_rollout` with the native kernel (:func:`rlenhance.ops.native.lowlight_rollout_native`,
     one C call for the whole rollout instead of some 60 torch ops a step), or None where that kernel does
     not apply: a trace (an ONNX export records torch ops only), not a non-empty float32 CPU batch, another
-    action family than LE, a continuous policy or ``alpha_mode="argmax"``, a network that is not a chain of
+    action family than LE, a continuous policy, a network that is not a chain of
     float32 CPU convolutions (:meth:`PixelActorCritic.action_layers`), a working map above
     :data:`NATIVE_ROLLOUT_MAX_BLOCKS`, the kernels unavailable (``RLENHANCE_NATIVE=0``, no compiler), or
     arguments the torch path refuses (it then raises, naming what is wrong)."""
     if torch.jit.is_tracing() or image.device.type != "cpu" or image.dtype != torch.float32 or image.dim() != 4 \
             or image.shape[1] != 3 or image.numel() == 0 or transition.curve != LE.name or policy.n_actions is None \
-            or alpha_mode != "mean" or transition.steps < 1 \
+            or transition.steps < 1 \
             or math.prod(policy.working_size(*image.shape[-2:])) > NATIVE_ROLLOUT_MAX_BLOCKS \
             or not native.available():
         return None
@@ -229,5 +229,5 @@ def _native_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.T
     final, maps = native.lowlight_rollout_native(
         image, [(conv.weight, conv.bias, conv.dilation[0], relu, film) for conv, relu, film in layers],
         steps=transition.steps, scale=policy.downscale, table=alpha_table, cond=cond, target=target, limit=limit,
-        damping=transition.damping, coupling=transition.channel_coupling)
+        damping=transition.damping, coupling=transition.channel_coupling, argmax=alpha_mode == "argmax")
     return final, list(maps.unbind(0))

@@ -360,6 +360,11 @@ class LowLightTransition(Transition):
         """Discrete actions per pixel and alpha channel; None for continuous actions."""
         return len(self.alpha_table) if self.action_type == "discrete" else None
 
+    @property
+    def alpha_range(self) -> tuple[float, float]:
+        """The lowest and highest alpha an action gives (a map's colour scale)."""
+        return (min(self.alpha_table), max(self.alpha_table)) if self.action_type == "discrete" else (-1.0, 1.0)
+
     def table(self, device: torch.device | str | None = None) -> torch.Tensor:
         """``alpha_table`` as float32 (n,) on ``device`` (made once per device: not to be modified)."""
         return constant_tensor(tuple(self.alpha_table), torch.float32, torch.device(device or "cpu"))

@@ -445,11 +445,11 @@ def lowlight_rollout_native(image: torch.Tensor, layers: list[RolloutLayer], *, 
                             table: torch.Tensor, cond: torch.Tensor | None = None,
                             target: torch.Tensor | None = None, limit: torch.Tensor | None = None,
                             damping: float = 0.0, coupling: float = 0.0, reference: int = 2,
-                            isa: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+                            argmax: bool = False, isa: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
     """The greedy rollout of a discrete low-light policy with the native kernel (``lowlight_rollout.c``,
     one call for every step and image):
-    what :func:`rlenhance.rollouts.greedy_rollout` computes with ``alpha_mode="mean"`` (which calls this
-    for the policies it describes when :func:`available`), up to float rounding (the kernel's notes).
+    what :func:`rlenhance.rollouts.greedy_rollout` computes (which calls this for the policies it
+    describes when :func:`available`), up to float rounding (the kernel's notes).
 
     Args:
         image: float32 CPU (B, 3, H, W) in [0, 1], the low-light batch at the working resolution.
@@ -465,6 +465,8 @@ def lowlight_rollout_native(image: torch.Tensor, layers: list[RolloutLayer], *, 
         limit: (B,) the highest mean a step may reach (``cap_mean``), or None (no cap).
         damping, coupling, reference: as :func:`rlenhance.rollouts.greedy_rollout` and
             :func:`rlenhance.ops.couple_channels` take them.
+        argmax: each block's alpha is the table's value at its most probable action (``alpha_mode="argmax"``);
+            False: the expected alpha under the policy (``"mean"``).
         isa: the convolutions' vector width: "auto", "baseline" or "avx2" (same values).
 
     Returns:
@@ -538,7 +540,7 @@ def lowlight_rollout_native(image: torch.Tensor, layers: list[RolloutLayer], *, 
                         n_layers=len(rows), ksize=ksize, layers=ptr(layer_table), weights=ptr(weights),
                         film=ptr(film) if used else None, n_film=max(1, used), film_width=width,
                         damping=float(damping), coupling=float(coupling), reference=int(reference),
-                        isa=_ISAS.index(isa))
+                        isa=_ISAS.index(isa), argmax=int(bool(argmax)))
     status = library.rollout(ctypes.byref(args))
     if status != 0:
         reason = _STATUS[status] if 0 < status < len(_STATUS) else f"status {status}"

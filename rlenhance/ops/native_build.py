@@ -329,7 +329,7 @@ class _RolloutArgs(_NamedArgs):
         ("ksize", ctypes.c_int32), ("layers", ctypes.c_void_p), ("weights", ctypes.c_void_p),
         ("film", ctypes.c_void_p), ("n_film", ctypes.c_int32), ("film_width", ctypes.c_int32),
         ("damping", ctypes.c_float), ("coupling", ctypes.c_float), ("reference", ctypes.c_int32),
-        ("isa", ctypes.c_int32),
+        ("isa", ctypes.c_int32), ("argmax", ctypes.c_int32),
     ]
 
 

@@ -692,7 +692,7 @@ def test_the_sample_grid_shows_the_alpha_maps_of_the_first_and_last_step_and_eva
     assert lol_train.grid_captions(cfg, references=False)[:3] == ("input", "output", "alpha, step 1")
     assert [len(row) for row in rows] == [6, 5]  # --samples 2; the key after the first row
     _, maps = lol_train.rollout_at(policy, venv.task, cfg, low[:1])
-    low_alpha, high_alpha = lol_train.alpha_range(lol_train.inference_spec(cfg, venv.task).transition)
+    low_alpha, high_alpha = lol_train.inference_spec(cfg, venv.task).transition.alpha_range
     assert (low_alpha, high_alpha) == pytest.approx((-0.3, 1.0))  # ReLLIE's table
     torch.testing.assert_close(rows[0][3], heatmap(maps[0][0].mean(0), low_alpha, high_alpha))
     torch.testing.assert_close(rows[0][4], heatmap(maps[-1][0].mean(0), low_alpha, high_alpha))

@@ -684,6 +684,11 @@ def test_native_rollout_matches_the_torch_ops(config, monkeypatch):
     target = torch.tensor([0.4, 0.6]) if policy.in_channels == 7 else None
     kwargs = dict(steps=4, alpha_table=torch.linspace(-0.5, 1.0, 21), exposure_target=target)
     assert_rollouts_close(*both_rollouts(policy, image, cond, monkeypatch, **kwargs))
+    # the most probable alpha (the policy's logits are far apart: rounding picks no other action)
+    fused, reference = both_rollouts(policy, image, cond, monkeypatch, alpha_mode="argmax", **kwargs)
+    assert_rollouts_close(fused, reference)
+    expected = _rollout(policy, image, cond, **kwargs)[1]
+    assert not any(torch.allclose(m, r, atol=1e-3) for m, r in zip(fused[1], expected))  # not the mean's
     # ReLLIE's damping and channel coupling (of three alpha maps)
     coupling = 0.9 if policy.out_channels == 3 else 0.0
     assert_rollouts_close(*both_rollouts(policy, image, cond, monkeypatch, damping=0.2, channel_coupling=coupling,
@@ -730,7 +735,7 @@ def test_native_rollout_vector_widths_give_identical_values():
     assert all(torch.equal(runs[0][1], maps) and torch.equal(runs[0][0], out) for out, maps in runs[1:])
 
 
-@pytest.mark.parametrize("case", ["argmax", "continuous", "conv_gru", "film_without_branch", "float64", "big_map",
+@pytest.mark.parametrize("case", ["continuous", "conv_gru", "film_without_branch", "float64", "big_map",
                                   "empty_batch"])
 def test_rollouts_the_kernel_does_not_describe_take_the_torch_ops(case, monkeypatch):
     policy = rollout_policy(film=case == "film_without_branch", branch_dilations=() if case == "film_without_branch"
@@ -745,8 +750,7 @@ def test_rollouts_the_kernel_does_not_describe_take_the_torch_ops(case, monkeypa
     image = torch.rand(batch, 3, 20, 20, dtype=torch.float64 if case == "float64" else torch.float32)
     monkeypatch.setattr(native, "lowlight_rollout_native", lambda *a, **k: pytest.fail("the kernel was called"))
     out, maps = _rollout(policy.to(image.dtype), image, torch.zeros(batch, 5, dtype=image.dtype), steps=2,
-                               alpha_table=torch.linspace(0, 1, 21, dtype=image.dtype), exposure_target=0.5,
-                               alpha_mode="argmax" if case == "argmax" else "mean")
+                               alpha_table=torch.linspace(0, 1, 21, dtype=image.dtype), exposure_target=0.5)
     assert out.shape == image.shape and len(maps) == 2
 
 

@@ -22,7 +22,7 @@
         ("same" size), its bias, a ReLU where asked, and where asked FiLM's x * scale + shift with
         per-channel scale and shift;
      3. the last layer's out channels are c groups of n_actions logits; alpha per block and group is
-        sum_a softmax(logits)_a table[a];
+        sum_a softmax(logits)_a table[a], or with argmax the table's value at the first largest logit;
      4. the alpha maps upsampled bilinearly by s (F.interpolate, align_corners=False, source
         (y + 0.5) / s - 0.5 clamped at 0) and cropped to h x w; with c = 3 and coupling != 0, every
         channel but reference takes coupling * alpha_ref + (1 - coupling) * alpha_own; times
@@ -33,7 +33,8 @@
 
    Sums are taken in another order than torch's (the convolutions per output channel over taps and
    input channels; the means in double), so values differ by float rounding: within 1e-5 of the
-   torch path on the maps (tests). Batch items are independent; the caller's threads are not used
+   torch path on the maps (tests; with argmax the same values where no two logits are within rounding
+   of each other). Batch items are independent; the caller's threads are not used
    (one image is too small to split). */
 #include <math.h>
 #include <stdint.h>
@@ -76,6 +77,7 @@ typedef struct {
     float damping, coupling;
     int32_t reference;        /* the coupling's reference channel */
     int32_t isa;              /* ISA_AUTO, ISA_BASELINE or ISA_AVX2 */
+    int32_t argmax;           /* 1: the most probable action's alpha; 0: the expected alpha */
 } rollout_args_t;
 
 /* out (hs * ws, cout) = conv(in (hs * ws, cin)) + bias: one output position at a time, its valid taps
@@ -219,12 +221,22 @@ static void rollout_one(const rollout_args_t *a, int64_t i, work_t *wk, conv_fn 
             src = dst;
             dst = t;
         }
-        /* 3. alpha per block: the expectation of the table under each group's softmax */
+        /* 3. alpha per block: the table's value at the most probable action, or its expectation under
+           each group's softmax */
         for (int64_t p = 0; p < blocks; p++)
             for (int g = 0; g < c; g++) {
                 const float *logits = src + p * c * na + g * na;
                 float top = logits[0];
-                for (int j = 1; j < na; j++) top = logits[j] > top ? logits[j] : top;
+                int best = 0;
+                for (int j = 1; j < na; j++)
+                    if (logits[j] > top) {
+                        top = logits[j];
+                        best = j;
+                    }
+                if (a->argmax) {
+                    wk->small[g * blocks + p] = a->table[best];
+                    continue;
+                }
                 float total = 0.0f, value = 0.0f;
                 for (int j = 0; j < na; j++) {
                     const float e = expf(logits[j] - top);
