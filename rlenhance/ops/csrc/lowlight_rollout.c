@@ -8,8 +8,8 @@
    (rlenhance_rollout_args_size, rlenhance_lowlight_rollout, whose arguments come as one
    rollout_args_t): keep the two in step.
 
-   The torch rollout is a chain of some 60 small operations a step, each paying torch's fixed cost
-   (on a 2-core machine 5-80 us, so 13 ms for the shipped policy's 10 steps); here each step is one
+   The torch rollout is a chain of some 60 small operations a step, each paying torch's fixed cost,
+   which on a policy's small working map outweighs the arithmetic; here each step is one
    pass over the working image and the network's layers on the pooled map, all steps of all images in
    one call. Per image and step, the
    operations of greedy_rollout in its order:
