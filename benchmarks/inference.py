@@ -116,7 +116,8 @@ def small_image_table(args: argparse.Namespace) -> None:
             row += (f"  {ours.min() / theirs.min():.2f} ({np.median(ours) / np.median(theirs):.2f})"
                     f"  {int((ours < theirs).sum())} of {len(ours)}")
         print(row)
-    print(f"  ({enhancer.path.name}, policy at longer side {enhancer.max_side}, {enhancer.steps} steps)")
+    side = enhancer.max_side
+    print(f"  ({enhancer.path.name}, policy on a {side} x {side} working image, {enhancer.steps} steps)")
 
 
 def dark_photo(path: Path, megapixels: float) -> tuple[int, int]:

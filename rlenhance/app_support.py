@@ -246,7 +246,8 @@ def mask_overlay(image: np.ndarray, mask: np.ndarray, *, opacity: float = 0.55) 
     return np.rint(out).astype(np.uint8)
 
 
-def alpha_pictures(maps: Sequence[torch.Tensor], *, width: int = 128) -> tuple[list[np.ndarray], list[str]]:
+def alpha_pictures(maps: Sequence[torch.Tensor], *, width: int = 128,
+                   aspect: float | None = None) -> tuple[list[np.ndarray], list[str]]:
     """Pictures of the per-step alpha maps of :meth:`rlenhance.Enhancer.alpha_maps`: where the agent
     brightened more or less.
 
@@ -254,7 +255,8 @@ def alpha_pictures(maps: Sequence[torch.Tensor], *, width: int = 128) -> tuple[l
     3-channel map as an RGB picture (one stretch for the three channels, so a colour cast shows), a
     1-channel map in gray; the caption gives the range, which carries the strength (alpha > 0
     brightens, < 0 darkens, 0 keeps). Maps are enlarged by nearest neighbour to ``width`` pixels so
-    the policy's blocks stay visible.
+    the policy's blocks stay visible, and stretched to the photo's height / width ``aspect`` (the
+    policy works on a square: :func:`rlenhance.data.working_square`; None: the map's own).
 
     Returns:
         ``(pictures, captions)``: uint8 RGB (H', width, 3) per step, and "step k: lo…hi" (the alpha range).
@@ -264,7 +266,7 @@ def alpha_pictures(maps: Sequence[torch.Tensor], *, width: int = 128) -> tuple[l
         planes = alpha.detach().float()[0].cpu().numpy().transpose(1, 2, 0)  # (h, w, C)
         low, high = float(planes.min()), float(planes.max())
         stretched = (planes - low) / (high - low) if high - low > 1e-6 else np.full_like(planes, 0.5)
-        height = max(1, round(planes.shape[0] * width / planes.shape[1]))
+        height = max(1, round(width * (planes.shape[0] / planes.shape[1] if aspect is None else aspect)))
         rows = np.minimum((np.arange(height) * planes.shape[0]) // height, planes.shape[0] - 1)
         cols = np.minimum((np.arange(width) * planes.shape[1]) // width, planes.shape[1] - 1)
         pictures.append(to_uint8(stretched[rows][:, cols]))
@@ -277,7 +279,7 @@ def step_pictures(image: np.ndarray, maps: Sequence[torch.Tensor], *, width: int
     """The image after each curve step, at the alpha maps' resolution (what the agent saw): the
     maps of :meth:`~rlenhance.Enhancer.alpha_maps` applied in turn with the curve of the policy's action
     ``family`` (:attr:`LowLightTransition.family <rlenhance.transitions.LowLightTransition.family>`).
-    Returns uint8 RGB pictures enlarged to ``width`` pixels."""
+    Returns uint8 RGB pictures of ``width`` pixels at the image's aspect ratio."""
     if not maps:
         return []
     x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
@@ -286,7 +288,7 @@ def step_pictures(image: np.ndarray, maps: Sequence[torch.Tensor], *, width: int
     pictures = []
     for alpha in maps:
         x = family.curve(x, alpha.detach().float().cpu()).clamp(0.0, 1.0)
-        big = torch.nn.functional.interpolate(x, size=(max(1, round(height_map * width / width_map)), width),
+        big = torch.nn.functional.interpolate(x, size=(max(1, round(image.shape[0] * width / image.shape[1])), width),
                                               mode="bilinear", align_corners=False)
         pictures.append(to_uint8(big[0].permute(1, 2, 0).numpy()))
     return pictures
@@ -394,7 +396,7 @@ def enhance_view(enhancer: Enhancer, image: np.ndarray, setting: Mapping[str, fl
     result = enhancer.enhance_array(image, **setting)
     x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].to(enhancer.device)
     maps = [m.cpu() for m in enhancer.alpha_maps(x, enhancer.cond(**setting))]
-    alpha, captions = alpha_pictures(maps)
+    alpha, captions = alpha_pictures(maps, aspect=image.shape[0] / image.shape[1])
     return EnhanceView(result.image, png_bytes(result.image), result.seconds, result.mean_before, result.mean_after,
                        alpha, captions, step_pictures(image, maps, family=enhancer.transition.family))
 

@@ -1,7 +1,8 @@
 """Inference with a trained low-light policy: ``Enhancer``.
 
-The policy runs greedily at a working resolution (the image area-downscaled so its longer side is
-at most ``max_side``), producing one alpha map per step. The maps are upsampled bilinearly and the
+The policy runs greedily on a working image (the photo area-resized to a ``max_side`` square, whatever
+its size and aspect ratio: the policy was trained on square crops at that scale), producing one alpha map
+per step. The maps are upsampled bilinearly and the
 LE curves applied to the full-resolution image band by band of rows
 (:func:`rlenhance.ops.le_curves_upsampled`, Zero-DCE++'s trick, per step): on the CPU in one pass
 of a native kernel, uint8 samples in and out included, so a large photo needs no float copy of itself.
@@ -29,7 +30,7 @@ import torch.nn.functional as F
 
 from rlenhance.checkpoint import ALPHA_MODES, SPEC_KEY, LowLightPolicySpec, build_model, load_checkpoint
 from rlenhance.data.degrade import noise_level_map
-from rlenhance.data.transforms import _fitted_size, fit_longer_side
+from rlenhance.data.transforms import working_square
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.io import _INTEGER_SCALES, as_unit_float
 from rlenhance.models.policy import PixelActorCritic
@@ -76,9 +77,9 @@ class Enhancer:
             its :class:`~rlenhance.checkpoint.LowLightPolicySpec` says how to run it.
         device: "auto", "cpu", "cuda" or "cuda:N".
         steps: curve steps at test time (None: the checkpoint transition's ``steps``).
-        max_side: longer side of the working resolution at which the policy runs (None: the one
-            the checkpoint was trained at, its ``max_side`` from ``lol_train --policy-side``,
-            else 512).
+        max_side: side of the square working image on which the policy runs, whatever the photo's
+            size (None: the one the checkpoint was trained at, its ``max_side`` from
+            ``lol_train --policy-side``, else 512).
         strip_pixels: pixels per band of rows in which the full-resolution image is worked on
             (bounds the temporaries of the torch path on large photos; the native kernels need none).
         alpha_mode: "mean" (the expected alpha) or "argmax" (the most probable one) (None: the
@@ -241,7 +242,7 @@ class Enhancer:
     def alpha_maps(self, image: torch.Tensor, cond: torch.Tensor) -> list[torch.Tensor]:
         """Greedy rollout at the working resolution; returns one (1, C, h, w) alpha map per step (C: the
         policy's 3 or 1 alpha channels). ``image``: float (1, 3, H, W) in [0, 1]."""
-        return self._rollout(fit_longer_side(image, self.max_side), cond)
+        return self._rollout(working_square(image, self.max_side), cond)
 
     @torch.no_grad()
     def capped_steps(self, image: np.ndarray, **setting: float | None) -> list[bool]:
@@ -255,7 +256,7 @@ class Enhancer:
         cond = self.cond(**setting)
         limit = self._target_and_limit(cond)[1]
         chosen: list[torch.Tensor] = []
-        current = _area_downscale(np.ascontiguousarray(image), self.max_side, self.strip_pixels).to(self.device)
+        current = _working_image(np.ascontiguousarray(image), self.max_side, self.strip_pixels).to(self.device)
         self._rollout(current, cond, chosen=chosen)
         cut = []
         for alpha in chosen:  # the rollout's steps again, from the alphas the policy chose
@@ -320,7 +321,7 @@ class Enhancer:
         # only read, but torch.from_numpy warns on a read-only array (np.asarray of a PIL image): copied
         image = np.ascontiguousarray(image) if image.flags.writeable else image.copy()
         height, width = image.shape[:2]
-        small = _area_downscale(image, self.max_side, self.strip_pixels)
+        small = _working_image(image, self.max_side, self.strip_pixels)
         cond = self.cond(**setting)
         maps = self._rollout(small.to(self.device), cond)
         if temporal is not None:
@@ -411,7 +412,7 @@ class Enhancer:
         if not (isinstance(image, np.ndarray) and image.dtype in (np.uint8, np.uint16)):
             image = as_unit_float(image)
         chosen: list[torch.Tensor] = []
-        small = _area_downscale(np.ascontiguousarray(image), self.max_side, self.strip_pixels)
+        small = _working_image(np.ascontiguousarray(image), self.max_side, self.strip_pixels)
         self._rollout(small.to(self.device), self.cond(**setting), chosen=chosen)
         values = torch.tensor(self.action_values, dtype=torch.float32, device=self.device)
         ids = [(alpha[0, ..., None] - values).abs().argmin(dim=-1) for alpha in chosen]  # (C, h, w) each
@@ -487,15 +488,16 @@ def _in_range(value: float, bounds: tuple[float, ...]) -> bool:
     return bounds[0] - slack <= value <= bounds[1] + slack
 
 
-def _area_downscale(image: np.ndarray, max_side: int, band_pixels: int) -> torch.Tensor:
-    """:func:`~rlenhance.data.transforms.fit_longer_side` of an RGB array (H, W, 3) (float32 in [0, 1],
-    or uint8 / uint16 samples) as a float32 CPU tensor (1, 3, h, w), the same values, without a
-    float copy of a large image: the native kernel reads the samples as they are; the torch path
-    converts no more than about ``band_pixels`` pixels to float at a time, pooling a large image
-    one output row at a time (the area filter's window of an output row is a band of input rows)."""
+def _working_image(image: np.ndarray, side: int, band_pixels: int) -> torch.Tensor:
+    """:func:`~rlenhance.data.transforms.working_square` of an RGB array (H, W, 3) (float32 in [0, 1],
+    or uint8 / uint16 samples) as a float32 CPU tensor (1, 3, side, side), the same values, without a
+    float copy of a large image: the native kernel reads the samples as they are (where both sides
+    shrink); the torch path converts no more than about ``band_pixels`` pixels to float at a time,
+    pooling a large image one output row at a time (the area filter's window of an output row is a
+    band of input rows)."""
     height, width = image.shape[:2]
-    h, w = _fitted_size((height, width), max_side)
-    if (h, w) != (height, width) and native.available():
+    h = w = side
+    if side <= min(height, width) and (h, w) != (height, width) and native.available():
         return native.area_downscale_native(_as_batch(image)[0], (h, w))[None]
     scale = _INTEGER_SCALES.get(image.dtype)
 
@@ -505,7 +507,7 @@ def _area_downscale(image: np.ndarray, max_side: int, band_pixels: int) -> torch
         return band.contiguous()  # pooled in (C, H, W) order: faster than channels last, the same sums
 
     if height * width <= band_pixels or (h, w) == (height, width):
-        return fit_longer_side(as_float(slice(None)), max_side)
+        return working_square(as_float(slice(None)), side)
     # output row i averages input rows floor(i H / h) .. ceil((i + 1) H / h) - 1 (adaptive pooling)
     return torch.cat([F.adaptive_avg_pool2d(as_float(slice(i * height // h, -(-(i + 1) * height // h))), (1, w))
                       for i in range(h)], dim=-2)

@@ -5,9 +5,8 @@ in torch ops with no data-dependent branch, so that it traces into one ONNX grap
 TorchScript path, dynamic height and width): input ``image``, float32 (1, 3, H, W) RGB in [0, 1]; output
 ``enhanced``, the same shape. In the graph, computed from the input's shape and values:
 
-* the working size, ``round(side * max_side / longer side)`` (half to even, as Python rounds; the
-  image's own size when it is no larger), and the area downscale to it, as sums of windows read from
-  running sums (``F.adaptive_avg_pool2d``'s windows, within float rounding);
+* the area resize to the working image, a ``max_side`` square, as sums of windows read from running
+  sums (``F.adaptive_avg_pool2d``'s windows, within float rounding);
 * the policy's greedy rollout of the checkpoint's transition (:meth:`Enhancer._rollout`, its torch path,
   unrolled over the fixed steps), the cap of each step computed from the image's mean;
 * the curve steps at full resolution with the bilinearly upsampled alpha maps (what the transition's
@@ -40,7 +39,7 @@ from rlenhance.enhance import Enhancer
 from rlenhance.ops.clean import clean_tensor
 
 __all__ = ["INPUT", "OPSET", "OUTPUT", "ExportError", "LowLightGraph", "area_downscale", "denoiser_refused",
-           "export_lowlight", "working_size"]
+           "export_lowlight"]
 
 #: The ONNX opset the graphs are written in.
 OPSET = 17
@@ -62,18 +61,8 @@ def denoiser_refused(denoiser: str | Path) -> ExportError:
                        "graph; export without it (the clean stage, --denoise, is)")
 
 
-def working_size(size: torch.Tensor, max_side: int) -> torch.Tensor:
-    """The working size of an image of ``size`` (int64 (2,): height, width), int64 (2,): each side
-    times ``max_side / longer side``, rounded half to even and at least 1, or ``size`` itself when the
-    longer side is at most ``max_side`` (:func:`rlenhance.data.transforms.fit_longer_side`'s, in tensor ops)."""
-    sides = size.to(torch.float64)
-    scale = max_side / sides.max()
-    fitted = torch.round(sides * scale).clamp(min=1).to(torch.int64)
-    return torch.where(scale >= 1, size, fitted)
-
-
 def area_downscale(image: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
-    """``F.adaptive_avg_pool2d(image, size)`` (the area downscale of the Enhancer's working image) for a
+    """``F.adaptive_avg_pool2d(image, size)`` (the area resize of the Enhancer's working image) for a
     ``size`` (int64 (2,)) known only when the graph runs: each axis in turn, the window sums taken as
     differences of running sums. ``image``: float (B, C, H, W)."""
     return _pool_axis(_pool_axis(image, -1, size[1]), -2, size[0])
@@ -121,7 +110,7 @@ class LowLightGraph(nn.Module):
         self.knee = enhancer.knee(setting.get("exposure"))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        small = area_downscale(image, working_size(torch._shape_as_tensor(image)[-2:], self.enhancer.max_side))
+        small = area_downscale(image, torch.tensor([self.enhancer.max_side] * 2))
         curved, curve = image, self.enhancer.transition.family.curve
         for alpha in self.enhancer._rollout(small, self.cond):
             up = F.interpolate(alpha, size=image.shape[-2:], mode="bilinear", align_corners=False)

@@ -78,6 +78,7 @@ from rlenhance.data.transforms import (
     scene_key,
     split_names,
     to_float,
+    working_square,
 )
 
 __all__ = [
@@ -88,6 +89,7 @@ __all__ = [
     "RowStream",
     "row_windows",
     "fit_longer_side",
+    "working_square",
     "AddGaussianNoise",
     "AmplifiedNoise",
     "BUILTIN_IMAGES",

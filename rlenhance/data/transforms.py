@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from rlenhance.data.rows import RowStream
 from rlenhance.errors import DatasetError
 
-__all__ = ["ResizedImages", "Split", "TUNE_FRACTION", "Windows", "fit_longer_side",
+__all__ = ["ResizedImages", "Split", "TUNE_FRACTION", "Windows", "fit_longer_side", "working_square",
            "resize_image", "scene_key", "split_names", "random_crop", "random_flip", "row_windows", "sample_batch",
            "to_float"]
 
@@ -245,14 +245,28 @@ def fit_longer_side(image: torch.Tensor, max_side: int) -> torch.Tensor:
     """Area-downscale a (..., C, H, W) tensor so its longer side is at most ``max_side``.
 
     Smaller images are returned unchanged; the new size is ``round(side * max_side / longer side)``
-    (at least 1). This is the working resolution of ``rlenhance.Enhancer`` and of
-    ``experiments.lol_train --policy-side``.
+    (at least 1). ``experiments.lol_train --policy-side`` fits its images so, then takes square crops
+    (:func:`working_square` is the Enhancer's working image).
     """
     size = _fitted_size(tuple(image.shape[-2:]), max_side)
     if size == tuple(image.shape[-2:]):
         return image
     flat = image.reshape(-1, *image.shape[-3:])
     return F.interpolate(flat, size=size, mode="area").reshape(*image.shape[:-2], *size)
+
+
+def working_square(image: torch.Tensor, side: int) -> torch.Tensor:
+    """A low-light policy's working image: a float (..., C, H, W) tensor area-resized to ``side`` x
+    ``side`` whatever its size and aspect ratio (adaptive average pooling: each output pixel the mean
+    of the input pixels its cell covers; along a side shorter than ``side``, pixels repeat). Policies
+    are trained on square crops at one scale and land off their exposure target on other shapes and
+    sizes; their alpha maps are stretched back over the photo."""
+    if side < 1:
+        raise ValueError(f"side: expected an int >= 1, got {side!r}")
+    if tuple(image.shape[-2:]) == (side, side):
+        return image
+    flat = image.reshape(-1, *image.shape[-3:])
+    return F.adaptive_avg_pool2d(flat, (side, side)).reshape(*image.shape[:-2], side, side)
 
 
 def _fitted_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:

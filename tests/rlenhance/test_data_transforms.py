@@ -15,6 +15,7 @@ from rlenhance.data import (
     sample_batch,
     scene_key,
     split_names,
+    working_square,
 )
 from rlenhance.errors import DatasetError
 
@@ -303,6 +304,18 @@ def test_fit_longer_side_area_downscales_only_larger_images():
     assert fit_longer_side(image, 12) is image and fit_longer_side(image[0], 3).shape == (3, 2, 3)
     with pytest.raises(ValueError, match="max_side"):
         fit_longer_side(image, 0)
+
+
+def test_the_working_square_is_the_area_mean_of_each_cell_at_any_aspect():
+    image = torch.arange(2 * 3 * 8 * 12, dtype=torch.float32).reshape(2, 3, 8, 12)
+    square = working_square(image, 4)
+    assert square.shape == (2, 3, 4, 4)
+    assert torch.allclose(square, torch.nn.functional.avg_pool2d(image, (2, 3)))  # cells of 2 x 3 pixels here
+    tall = working_square(image, 16)  # larger than the image: each row twice, some columns twice
+    assert tall.shape == (2, 3, 16, 16) and torch.equal(tall[..., ::2, :], tall[..., 1::2, :])
+    assert working_square(tall, 16) is tall
+    with pytest.raises(ValueError, match="side"):
+        working_square(image, 0)
 
 
 def test_resized_images_keep_pairs_aligned_and_names():

@@ -65,7 +65,7 @@ def test_strips_equal_whole_image_upsampling(checkpoint):
     result = enhancer.enhance_array(image, exposure=0.5)
     full = torch.from_numpy(image).permute(2, 0, 1)[None]
     maps = enhancer.alpha_maps(full, enhancer.cond(exposure=0.5))
-    assert maps[0].shape[-2:] == (14, 20)  # the policy ran at the working resolution
+    assert maps[0].shape[-2:] == (20, 20)  # the policy ran on the square working image
     expected = full
     for alpha in maps:
         expected = le_curve(expected, F.interpolate(alpha, size=(37, 53), mode="bilinear",
@@ -375,9 +375,10 @@ def test_uint8_samples_in_and_out_are_the_saved_levels_of_the_float_path(checkpo
 @pytest.mark.parametrize("use_native", [True, False])
 def test_working_image_is_pooled_band_by_band_with_the_same_values(use_native, monkeypatch):
     """The working image without a float copy of the photo (the native kernel, or the torch path one
-    output row at a time when larger than strip_pixels) has fit_longer_side's values."""
-    from rlenhance.data.transforms import fit_longer_side
-    from rlenhance.enhance import _area_downscale
+    output row at a time when larger than strip_pixels) has working_square's values: a square of the
+    working side, also where the photo's shorter side is shorter than it."""
+    from rlenhance.data.transforms import working_square
+    from rlenhance.enhance import _working_image
     from rlenhance.ops import native
 
     if use_native and not native.available():
@@ -386,12 +387,13 @@ def test_working_image_is_pooled_band_by_band_with_the_same_values(use_native, m
 
     samples = np.random.default_rng(2).integers(0, 256, (97, 131, 3), dtype=np.uint8)
     floats = samples.astype(np.float32) / np.float32(255)
-    expected = fit_longer_side(torch.from_numpy(floats).permute(2, 0, 1)[None], 20)
-    for image in (samples, floats):
-        for band_pixels in (131 * 5, 10**9):
-            small = _area_downscale(image, 20, band_pixels)
-            assert small.shape == expected.shape == (1, 3, 15, 20) and small.dtype == torch.float32
-            assert torch.equal(small, expected)
+    for side in (20, 100):
+        expected = working_square(torch.from_numpy(floats).permute(2, 0, 1)[None], side)
+        for image in (samples, floats):
+            for band_pixels in (131 * 5, 10**9):
+                small = _working_image(image, side, band_pixels)
+                assert small.shape == expected.shape == (1, 3, side, side) and small.dtype == torch.float32
+                assert torch.equal(small, expected)
 
 
 def test_enhancing_needs_no_value_branch(checkpoint):

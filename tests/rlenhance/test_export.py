@@ -16,10 +16,10 @@ import torch.nn.functional as F
 from rlenhance.checkpoint import save_checkpoint
 from rlenhance.cli import main
 from rlenhance.data.builtin import BUILTIN_IMAGES
-from rlenhance.data.transforms import _fitted_size
 from rlenhance.enhance import Enhancer
-from rlenhance.export import ExportError, area_downscale, export_lowlight, working_size
+from rlenhance.export import ExportError, area_downscale, export_lowlight
 from rlenhance.models.policy import PixelActorCritic
+from rlenhance.transitions import LE, ActionFamily
 from tests.specs import lowlight_spec
 
 ort = pytest.importorskip("onnxruntime")
@@ -84,13 +84,9 @@ def test_the_example_script_writes_what_the_enhance_command_writes(shipped, tmp_
     assert within_one(load_image(tmp_path / "bright.png", samples=True), expected) >= 0.999
 
 
-def test_the_working_size_and_the_area_downscale_are_the_enhancers():
-    for height, width in [(1, 1), (400, 600), (601, 397), (5000, 3), (129, 128), (127, 255), (383, 511)]:
-        for side in (16, 128, 512):
-            size = working_size(torch.tensor([height, width]), side)
-            assert tuple(size.tolist()) == _fitted_size((height, width), side)
+def test_the_area_resize_is_the_enhancers():
     image = torch.rand(1, 3, 97, 131, generator=torch.Generator().manual_seed(0))
-    for size in [(97, 131), (40, 55), (13, 7), (1, 1), (96, 100)]:
+    for size in [(97, 131), (40, 55), (13, 7), (1, 1), (96, 100), (131, 131)]:  # the last: the rows repeat
         expected = F.adaptive_avg_pool2d(image, size)
         # window sums as differences of running sums: float rounding of sums up to the row's
         assert torch.allclose(area_downscale(image, torch.tensor(size)), expected, atol=1e-5)
@@ -130,7 +126,22 @@ POLICIES = {
                      {"test_steps": 3, "alpha_table": NEGATIVE_ALPHAS, "action_type": "discrete", "alpha_channels": 1,
                       "curve": "examples.gamma_curve:GammaCurve", "cond_fields": [], "cond_scale": [],
                       "max_side": 64}),
+    # an MRPNet backbone pads its input to its own multiples: the working image is one size, so it traces
+    "mrpnet-backbone": ({"in_channels": 6, "out_channels": 3, "n_actions": 6, "downscale": 2, "cond_dim": 5,
+                         "backbone": "mrpnet", "backbone_width": 8},
+                        {"test_steps": 2, "alpha_table": NEGATIVE_ALPHAS, "action_type": "discrete",
+                         "cond_scale": [1.0] * 5, "max_side": 64}),
 }
+
+
+class FixedShapeCurve(ActionFamily):
+    """LE, plus a zero plane of the image's size taken as Python numbers: a trace keeps the example's."""
+
+    name = "fixed-shape"
+
+    @staticmethod
+    def curve(x: torch.Tensor, alpha: torch.Tensor | float) -> torch.Tensor:
+        return LE.curve(x, alpha) + x.new_zeros(int(x.shape[-2]), int(x.shape[-1]))
 
 
 @pytest.mark.parametrize("name", list(POLICIES))
@@ -147,13 +158,13 @@ def test_policies_of_other_transitions_export_and_match(tmp_path, name):
 
 
 def test_a_policy_the_graph_cannot_express_is_refused_and_nothing_is_written(tmp_path):
-    """An MRPNet backbone pads its input to its own multiples: a trace fixes those shapes."""
-    enhancer = _policy(tmp_path, "mrpnet", {"in_channels": 6, "out_channels": 3, "n_actions": 6, "downscale": 2,
-                                            "cond_dim": 5, "backbone": "mrpnet", "backbone_width": 8},
-                       test_steps=2, alpha_table=NEGATIVE_ALPHAS, action_type="discrete", cond_scale=[1.0] * 5,
-                       max_side=64)
-    with pytest.raises(ExportError, match="mrpnet.pt: the traced graph fails on a .* image") as refused:
-        export_lowlight(enhancer, tmp_path / "mrpnet.onnx")
+    """An action family whose curve reads the image's size as numbers: the trace fixes that size."""
+    enhancer = _policy(tmp_path, "fixed", {"in_channels": 6, "out_channels": 1, "n_actions": 6, "downscale": 2,
+                                           "cond_dim": 0},
+                       test_steps=2, alpha_table=NEGATIVE_ALPHAS, action_type="discrete", alpha_channels=1,
+                       curve="tests.rlenhance.test_export:FixedShapeCurve", cond_fields=[], cond_scale=[], max_side=32)
+    with pytest.raises(ExportError, match="fixed.pt: the traced graph fails on a .* image") as refused:
+        export_lowlight(enhancer, tmp_path / "fixed.onnx")
     assert "\n" not in str(refused.value)
     assert list(tmp_path.glob("*.onnx")) == [] and list(tmp_path.glob(".*")) == []
 

@@ -52,3 +52,15 @@ def test_it_beats_one_curve_for_the_whole_photo_and_meets_the_exposure_target(en
         curve = global_curve(image, target=local.spec.setting["exposure_target"], steps=local.steps)
         gains.append(gt_mean_psnr(output, reference) - gt_mean_psnr(curve, reference))
     assert np.mean(gains) > 0.5, gains
+
+
+@pytest.mark.parametrize("size", [(256, 384), (128, 384), (300, 100), (48, 64), (1, 300)])
+def test_it_meets_the_exposure_target_on_photos_of_any_shape(enhancers, size):
+    """It was trained on square crops: it runs on the photo resized to its square working image, so a
+    wide, tall, small or one-pixel photo lands on the target as a square one does."""
+    height, width = size
+    photo = BUILTIN_IMAGES["coffee"]().astype(np.float32) / 255.0
+    dark = 0.2 * cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA).reshape(height, width, 3)
+    local = enhancers["local"]
+    for exposure in (0.4, 0.6):
+        assert abs(float(local.enhance(dark, exposure=exposure).mean()) - exposure) < 0.03

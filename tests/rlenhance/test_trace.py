@@ -9,7 +9,7 @@ import torch
 from rlenhance.checkpoint import save_checkpoint
 from rlenhance.completion import PolicyCompleter
 from rlenhance.denoisers import PolicyDenoiser
-from rlenhance.enhance import Enhancer, _area_downscale
+from rlenhance.enhance import Enhancer, _working_image
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.models.rse import SOURCES, dominant_source
 from rlenhance.rse import RSERestorer
@@ -199,7 +199,7 @@ def test_lowlight_trace_is_the_nearest_alpha_of_the_policys_choice(tmp_path, mod
     np.testing.assert_array_equal(out, enhancer.restore(image, exposure=0.5))
     assert trace.values == enhancer.action_values and trace.names[6] == "α +0.00"
     chosen = []
-    enhancer._rollout(_area_downscale(image, 32, enhancer.strip_pixels), enhancer.cond(exposure=0.5), chosen=chosen)
+    enhancer._rollout(_working_image(image, 32, enhancer.strip_pixels), enhancer.cond(exposure=0.5), chosen=chosen)
     assert trace.maps.shape == (enhancer.steps, 3, *chosen[0].shape[-2:])  # the policy's working resolution
     picked = np.asarray(enhancer.action_values)[trace.maps]
     chosen = torch.stack(chosen)[:, 0].numpy()
