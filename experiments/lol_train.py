@@ -76,9 +76,10 @@ from rlenhance.data import (
     lowlight_test_set,
     open_dataset,
 )
+from rlenhance.enhance import DEFAULT_MAX_SIDE
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.ops import check_max_overshoot
-from rlenhance.rollouts import greedy_rollout
+from rlenhance.rollouts import working_rollout
 
 ENV_ID = "rlenhance/LowLight-v1"
 #: Exposure targets at which a conditioned policy's brightness is checked in every evaluation.
@@ -403,8 +404,7 @@ def training_data(cfg: Config):
 
 
 def alpha_table(cfg: Config) -> tuple[float, ...]:
-    """ReLLIE's alpha table from ``task.alpha_min`` up (the discrete actions' curve parameters; the whole
-    table, unused, with continuous actions)."""
+    """ReLLIE's alpha table from ``task.alpha_min`` up (the discrete actions'; unused by continuous ones)."""
     low = RELLIE_ALPHAS[0] if cfg.task.alpha_min is None else cfg.task.alpha_min
     return tuple(a for a in RELLIE_ALPHAS if a >= low - 1e-9)
 
@@ -455,18 +455,19 @@ def inference_spec(cfg: Config, task: LowLightTask) -> LowLightPolicySpec:
 def rollout_at(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: torch.Tensor,
                exposure_target: float | None = None, track: Track = untracked
                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Greedy rollout (``rlenhance.rollouts.greedy_rollout``, as at inference) at the fixed setting, or
-    with its exposure target replaced, in batches of ``run.eval_batch`` images (each image's result
+    """Greedy rollout as the Enhancer runs it (``rlenhance.rollouts.working_rollout``) at the fixed setting,
+    or with its exposure target replaced, in batches of ``run.eval_batch`` images (each image's result
     does not depend on the others in its batch; ``track`` shows the batches' progress)."""
     target = cfg.reward.exposure_target if exposure_target is None else exposure_target
-    transition = inference_spec(cfg, task).transition
+    spec = inference_spec(cfg, task)
+    transition, side = spec.transition, spec.max_side or DEFAULT_MAX_SIDE
     outs, maps = [], []
     desc = "validation" if exposure_target is None else f"validation at exposure {target:g}"
     for chunk in track(low.split(cfg.run.eval_batch), desc):
         cond = task.setting_cond(chunk.shape[0], target) if policy.cond_dim else None
-        out, chunk_maps = greedy_rollout(policy, chunk, cond, transition=transition, alpha_mode=cfg.task.alpha_mode,
-                                         exposure_target=target,
-                                         mean_limit=transition.limit(target, cfg.reward.w_exposure))
+        out, chunk_maps = working_rollout(policy, chunk, cond, side=side, transition=transition,
+                                          alpha_mode=cfg.task.alpha_mode, exposure_target=target,
+                                          mean_limit=transition.limit(target, cfg.reward.w_exposure))
         outs.append(out)
         maps.append(chunk_maps)
     return torch.cat(outs), [torch.cat(step_maps) for step_maps in zip(*maps)]
@@ -524,8 +525,7 @@ def evaluate(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: tor
 
 
 def grid_captions(cfg: Config, references: bool = True) -> tuple[str, ...]:
-    """The columns of the sample grids: input | output | reference (without ``references``: none),
-    the alpha maps (mean over RGB) of the first and last test step, their key."""
+    """The sample grids' columns: input | output | reference (if ``references``), alpha maps, their key."""
     return map_captions(("input", "output", "reference")[:3 if references else 2], "alpha", cfg.task.test_steps)
 
 

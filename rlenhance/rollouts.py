@@ -13,16 +13,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from rlenhance import losses
 from rlenhance.checkpoint import ALPHA_MODES, RolloutPolicySpec
+from rlenhance.data.transforms import working_square
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.models.policy import PixelActorCritic, build_policy_input
 from rlenhance.ops import native
 from rlenhance.transitions import LE, LowLightTransition
 
-__all__ = ["NATIVE_ROLLOUT_MAX_BLOCKS", "PolicyRollouts", "greedy_rollout"]
+__all__ = ["NATIVE_ROLLOUT_MAX_BLOCKS", "PolicyRollouts", "greedy_rollout", "working_rollout"]
 
 _Restorer = TypeVar("_Restorer", bound="PolicyRollouts")
 
@@ -184,6 +186,20 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
         alpha, current = transition.step(current, alpha, mean_limit)
         maps.append(alpha)
     return current, maps
+
+
+def working_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Tensor | None, *, side: int,
+                    transition: LowLightTransition, **kwargs: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """:func:`greedy_rollout` (``kwargs``: its) as :class:`~rlenhance.enhance.Enhancer` runs a photo: on
+    ``image`` resized to its ``side`` square working image (:func:`rlenhance.data.working_square`), the
+    maps stretched back over ``image`` and applied by the transition. Returns ``(enhanced, maps)``, the
+    maps at the size of ``image``."""
+    square = working_square(image, side)
+    out, maps = greedy_rollout(policy, square, cond, transition=transition, **kwargs)
+    if square is image:
+        return out, maps
+    maps = [F.interpolate(m, size=image.shape[-2:], mode="bilinear", align_corners=False) for m in maps]
+    return transition.apply(image, maps), maps
 
 
 #: The largest working map (blocks of the policy's downscale) the native rollout runs. Its convolutions
