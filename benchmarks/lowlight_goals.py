@@ -10,7 +10,8 @@ area-downscaled and centre-cropped to ``--size``, as two sets: *relit*, one refe
 uneven`` relights it, ``--relightings`` times (:data:`RELIGHTINGS`; :func:`rlenhance.data.uneven_capture`
 of ``--seed``, ``--seed + 1``, ... and its name;
 :func:`rlenhance.data.lowlight_test_set` with ``light="uneven"``); *pairs*, every frame with its own
-low image (uniform light), for the exposure goals. The policy (``--checkpoint``, default
+low image (uniform light), for the exposure goals, also cropped to :data:`WIDE` (width over height: a
+photo's shape, where the policy runs on a square working image). The policy (``--checkpoint``, default
 the shipped model) runs through :class:`rlenhance.Enhancer` at its default setting unless a row says
 otherwise. One markdown table, each row a goal met or not, and the command that printed it:
 
@@ -76,6 +77,8 @@ MAX_EXPOSURE_ERROR = 0.03
 DARK = 0.08
 #: The largest share of images whose rollout the brightness cap may cut.
 MAX_CAPPED = 0.10
+#: The width / height of the pairs' crops of the exposure sweep's third set.
+WIDE = 2
 #: How many times each scene's reference is relit (each relighting its own seed).
 RELIGHTINGS = 4
 #: The percentiles of the spread.
@@ -112,6 +115,13 @@ def spread(enhancer: Enhancer, low: torch.Tensor, **setting: float) -> float:
     summed = torch.stack(maps).sum(dim=0)[0].mean(dim=0).flatten().float().cpu()
     lo, hi = torch.quantile(summed, torch.tensor(SPREAD_QUANTILES)).tolist()
     return hi - lo
+
+
+def wide_crop(image: np.ndarray) -> np.ndarray:
+    """The centre rows of ``image`` (H, W, ...), W / :data:`WIDE` of them (at least one)."""
+    rows = max(1, image.shape[1] // WIDE)
+    top = max(0, (image.shape[0] - rows) // 2)
+    return image[top:top + rows]
 
 
 def follows(enhancer: Enhancer, name: str, value: float) -> bool:
@@ -159,7 +169,10 @@ def measure(enhancer: Enhancer, images: LowLightTestSet, pairs: LowLightTestSet 
         rows.append(_row(f"spread at w_smooth {low_w:g} / {high_w:g}",
                          f"n/a: the checkpoint does not follow w_smooth over {low_w:g}-{high_w:g}",
                          f">= {MIN_SMOOTH_RATIO:g}x", None))
-    sets = {"relit": lows, **({} if pairs is None else {"pairs": [tensor_to_image(low) for low in pairs.low]})}
+    sets = {"relit": lows}
+    if pairs is not None:
+        sets["pairs"] = [tensor_to_image(low) for low in pairs.low]
+        sets[f"pairs {WIDE}:1"] = [wide_crop(low) for low in sets["pairs"]]
     sweep = [entry for name, images_of in sets.items() for entry in exposure_sweep(enhancer, name, images_of)]
     rows += exposure_goals(sweep)
     return {"rows": rows, "exposure": sweep, "psnr": means, "psnr_per_image": psnr, "spreads": spreads,

@@ -59,7 +59,7 @@ FIGURES = [
     *(Figure("docs/training.md", figure, "python -m experiments.lol_train") for figure in ("67 s", "21.5 dB")),
     *(Figure("docs/lowlight.md", figure, "python -m benchmarks.lowlight_goals --checkpoint CHECKPOINT")
       for figure in ("17.83", "20.06", "1.36", "19.45", "17.94", "19.81", "19.02",
-                     "**20.50**", "1.125", "19.27", "18.14", "19.94", "0.79", "+ 0.13", "+ 2.00", "2.39x", "0.043")),
+                     "**20.50**", "1.125", "19.27", "18.14", "19.94", "0.79", "+ 0.13", "+ 2.00", "2.39x", "0.044")),
     *(Figure("docs/lowlight.md", figure, "`python -m benchmarks.reward_optimum --rewards R` at df3bd26")
       for figure in ("15.58", "18.32", "25.31", "22.49")),
     *(Figure("docs/lowlight.md", figure,

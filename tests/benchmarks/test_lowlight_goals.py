@@ -59,11 +59,11 @@ def test_the_goals_of_the_shipped_model_on_tiny_pairs(pairs, tmp_path, capsys):
         assert result["psnr"][name] == pytest.approx(expected, abs=1e-9)
     assert result["psnr"]["oracle-global"] > result["psnr"]["global-curve"]  # no global curve passes the oracle
     assert len(result["spreads"]) == 3 and all(s >= 0 for s in result["spreads"])
-    # the exposure sweep: every target on both sets; the dark frames are the pairs' 6% ones
+    # the exposure sweep: every target on each set; the dark frames are the pairs' 6% ones, cropped or not
     assert [(e["set"], e["target"]) for e in result["exposure"]] == [
-        (name, target) for name in ("relit", "pairs") for target in lowlight_goals.TARGETS]
+        (name, target) for name in ("relit", "pairs", "pairs 2:1") for target in lowlight_goals.TARGETS]
     assert {e["set"]: e["dark"] for e in result["exposure"]} == {
-        "relit": sum(float(low.mean()) < lowlight_goals.DARK for low in relit.low), "pairs": 3}
+        "relit": sum(float(low.mean()) < lowlight_goals.DARK for low in relit.low), "pairs": 3, "pairs 2:1": 3}
     for e in result["exposure"]:
         assert e["error"] == pytest.approx(np.mean(e["errors"])) and 0.0 <= e["capped"] <= 1.0
     assert json.loads(out.read_text())["rows"] == result["rows"]
@@ -87,9 +87,15 @@ def test_a_checkpoint_that_follows_no_setting_is_measured_at_its_own(pairs, tmp_
     assert len(result["spreads"]) == 4  # the default: each scene relit four times
     smooth = next(row for row in result["rows"] if row["goal"].startswith("spread at w_smooth"))
     assert smooth["met"] is None and "does not follow w_smooth" in smooth["value"]
-    assert [(e["set"], e["target"]) for e in result["exposure"]] == [("relit", 0.4), ("pairs", 0.4)]
+    assert [(e["set"], e["target"]) for e in result["exposure"]] == [("relit", 0.4), ("pairs", 0.4), ("pairs 2:1", 0.4)]
     assert all(e["capped"] == 0.0 for e in result["exposure"])  # no cap recorded: it never stops a rollout
     assert result["command"].endswith(f"--checkpoint {path} --data {pairs} --size 32 --split all --limit 1")
+
+
+def test_the_wide_crop_is_the_centre_rows_at_two_to_one():
+    image = np.arange(8 * 6).reshape(8, 6)
+    assert np.array_equal(lowlight_goals.wide_crop(image), image[2:5])
+    assert lowlight_goals.wide_crop(image[:1]).shape == (1, 6)
 
 
 def test_each_relighting_is_its_own_draw_of_light_on_the_same_references(pairs):

@@ -55,9 +55,10 @@ def test_lowlight_inference_is_a_greedy_rollout_of_the_checkpoints_env(lowlight)
         env_image, _ = stepped(lowlight.policy, venv, {"low": low, "cond": cond}, steps=steps, block_actions=True)
         torch.testing.assert_close(env_image, enhanced, atol=1e-6, rtol=0)
     assert float(env_image[1].mean()) > float(env_image[0].mean()) + 0.1  # the settings were followed
-    # the whole inference path (full-resolution curves) too
+    # the whole inference path (full-resolution curves) too, on a working image of the photo's own size
     image = low[1].permute(1, 2, 0).numpy()
-    out = lowlight.enhance_array(image, exposure=0.7, w_exposure=900.0).image
+    whole = Enhancer(path, device="cpu", alpha_mode="argmax", denoise=0, max_side=16)
+    out = whole.enhance_array(image, exposure=0.7, w_exposure=900.0).image
     np.testing.assert_allclose(out, env_image[1].permute(1, 2, 0).numpy(), atol=1e-5)
 
 
