@@ -157,6 +157,10 @@ def test_alpha_and_step_pictures_show_what_the_agent_did():
     steps = kit.step_pictures(np.full((40, 80, 3), 0.2, np.float32), maps, width=64)
     assert len(steps) == 3 and steps[0].mean() > 0.2 * 255 + 10  # alpha > 0 brightens
     assert steps[1].mean() == steps[0].mean() and steps[2].mean() < steps[1].mean()  # 0 keeps, < 0 darkens
+    # a square working map of a 3:1 photo is drawn at the photo's shape
+    square = [torch.zeros(1, 1, 16, 16)]
+    assert kit.alpha_pictures(square, width=60, aspect=1 / 3)[0][0].shape == (20, 60, 3)
+    assert kit.step_pictures(np.full((30, 90, 3), 0.2, np.float32), square, width=60)[0].shape == (20, 60, 3)
 
 
 # --------------------------------------------------------------------------------------------
