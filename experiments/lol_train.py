@@ -76,7 +76,6 @@ from rlenhance.data import (
     lowlight_test_set,
     open_dataset,
 )
-from rlenhance.enhance import DEFAULT_MAX_SIDE
 from rlenhance.models.policy import PixelActorCritic
 from rlenhance.ops import check_max_overshoot
 from rlenhance.rollouts import working_rollout
@@ -460,7 +459,7 @@ def rollout_at(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: t
     does not depend on the others in its batch; ``track`` shows the batches' progress)."""
     target = cfg.reward.exposure_target if exposure_target is None else exposure_target
     spec = inference_spec(cfg, task)
-    transition, side = spec.transition, spec.max_side or DEFAULT_MAX_SIDE
+    transition, side = spec.transition, spec.working_side
     outs, maps = [], []
     desc = "validation" if exposure_target is None else f"validation at exposure {target:g}"
     for chunk in track(low.split(cfg.run.eval_batch), desc):

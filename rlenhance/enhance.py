@@ -44,8 +44,6 @@ from rlenhance.temporal import TemporalSmoothing
 from rlenhance.trace import ActionTrace
 from rlenhance.transitions import LE, LowLightTransition
 
-#: Working resolution (longer side) of a policy whose checkpoint does not name one.
-DEFAULT_MAX_SIDE = 512
 #: The low-light model shipped with the package (trained by experiments.lol_train; see README).
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "lowlight_a3c.pt"
 #: The dark input's noise level (0-255) a noise-map denoiser trained on Gaussian noise is given by
@@ -145,7 +143,7 @@ class Enhancer:
         self.steps = int(steps if steps is not None else spec.transition.steps)
         if self.steps < 1:
             raise ValueError(f"steps: expected an int >= 1, got {steps!r}")
-        max_side = int(max_side if max_side is not None else spec.max_side or DEFAULT_MAX_SIDE)
+        max_side = int(max_side if max_side is not None else spec.working_side)
         if max_side < 16 or strip_pixels < 1:
             raise ValueError(f"max_side must be >= 16 and strip_pixels >= 1, got {max_side}, {strip_pixels}")
         alpha_mode = spec.alpha_mode if alpha_mode is None else alpha_mode
@@ -496,9 +494,8 @@ def _working_image(image: np.ndarray, side: int, band_pixels: int) -> torch.Tens
     pooling a large image one output row at a time (the area filter's window of an output row is a
     band of input rows)."""
     height, width = image.shape[:2]
-    h = w = side
-    if side <= min(height, width) and (h, w) != (height, width) and native.available():
-        return native.area_downscale_native(_as_batch(image)[0], (h, w))[None]
+    if side <= min(height, width) and (side, side) != (height, width) and native.available():
+        return native.area_downscale_native(_as_batch(image)[0], (side, side))[None]
     scale = _INTEGER_SCALES.get(image.dtype)
 
     def as_float(rows: slice) -> torch.Tensor:
@@ -506,11 +503,11 @@ def _working_image(image: np.ndarray, side: int, band_pixels: int) -> torch.Tens
         band = band.to(torch.float32).div_(scale) if scale is not None else band
         return band.contiguous()  # pooled in (C, H, W) order: faster than channels last, the same sums
 
-    if height * width <= band_pixels or (h, w) == (height, width):
+    if height * width <= band_pixels or (side, side) == (height, width):
         return working_square(as_float(slice(None)), side)
-    # output row i averages input rows floor(i H / h) .. ceil((i + 1) H / h) - 1 (adaptive pooling)
-    return torch.cat([F.adaptive_avg_pool2d(as_float(slice(i * height // h, -(-(i + 1) * height // h))), (1, w))
-                      for i in range(h)], dim=-2)
+    # output row i averages input rows floor(i H / side) .. ceil((i + 1) H / side) - 1 (adaptive pooling)
+    return torch.cat([F.adaptive_avg_pool2d(as_float(slice(i * height // side, -(-(i + 1) * height // side))),
+                                            (1, side)) for i in range(side)], dim=-2)
 
 
 def _as_batch(image: np.ndarray) -> torch.Tensor:

@@ -45,8 +45,10 @@ SUPERVISED_VARIANTS = ("default", "seed")
 #: Output size over input size of a supervised model: the upscale factors of MRPNet's Generator
 #: (:data:`rlenhance.models.mrpnet.UPSCALES`, powers of two up to 2 ** its PixelShuffle stages).
 SUPERVISED_UPSCALES = (1, 2, 4)
-#: Smallest working resolution (longer side) of a low-light policy.
+#: Smallest side of a low-light policy's square working image.
 MIN_MAX_SIDE = 16
+#: Side of the square working image of a low-light policy whose checkpoint names none.
+DEFAULT_MAX_SIDE = 512
 #: ``rlenhance/Denoise-v0``'s own ``gray`` and ``sigma``: what a denoising policy whose
 #: ``env_kwargs`` leave them out was trained with.
 DENOISE_ENV_DEFAULTS: Mapping[str, Any] = MappingProxyType({"gray": True, "sigma": (15.0, 25.0, 50.0)})
@@ -241,8 +243,8 @@ class LowLightPolicySpec(CheckpointSpec):
             (the expected alpha) or ``"argmax"`` (the most probable; continuous: ``tanh`` of the mean).
         setting: the env's own setting in training (``exposure_target`` and the reward weights):
             the cond the Enhancer feeds by default. Holds every name of the transition's ``cond_fields``.
-        max_side: the working resolution (longer side) trained at (``lol_train --policy-side``),
-            >= 16; None: not fixed (the Enhancer uses its default).
+        max_side: the side of the square working image, the scale trained at (``lol_train
+            --policy-side``), >= 16; None: not fixed (:attr:`working_side` gives the default).
         conditioned: trained over random settings (``setting_ranges``); False: trained at
             ``setting`` only.
         setting_ranges: ``{name: (low, high)}``: the settings (``cond_fields`` names) the policy
@@ -268,6 +270,12 @@ class LowLightPolicySpec(CheckpointSpec):
     setting_ranges: Mapping[str, tuple[float, ...]]
     blur_sigma: float | None
     env_kwargs: Mapping[str, Any]
+
+    @property
+    def working_side(self) -> int:
+        """The side of the square working image the policy runs on: ``max_side``, else
+        :data:`DEFAULT_MAX_SIDE`."""
+        return self.max_side or DEFAULT_MAX_SIDE
 
     def _problems(self) -> list[str]:
         problems = []

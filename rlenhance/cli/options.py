@@ -94,7 +94,7 @@ def add_lowlight(parser: argparse.ArgumentParser) -> None:
                              "smoothed where the curves brightened, highlights kept from clipping; 0: off, the "
                              "curves alone (default: 1; 0 with --denoiser, which replaces it)")
     parser.add_argument("--max-side", type=int, default=None,
-                        help="rl: working resolution of the policy (longer side; default: the checkpoint's, else 512)")
+                        help="rl: side of the policy's square working image (default: the checkpoint's, else 512)")
 
 
 def build_parser() -> argparse.ArgumentParser:
