@@ -1,8 +1,8 @@
-"""Seconds per A3C episode on LowLight-v1: PixelRL's full-resolution policy against lol_train's.
+"""Seconds per A3C episode on LowLight-v1: PixelRL's full-resolution policy against the default file's.
 
     python -m benchmarks.agent_speed [--batch 8] [--crop 64] [--repeats 5] [--threads 1]
 
-docs/api.md's agent example trains the network of ``experiments.lol_train`` (the image pooled by 16,
+docs/api.md's agent example trains the network of ``lowlight_a3c.pt`` (the image pooled by 16,
 one action drawn per 16 x 16 block: ``downscale=16``, ``A3CConfig(block_actions=True)``); PixelRL's
 and ReLLIE's run the network and draw the actions at every pixel (``downscale=1``). Both train here
 in one process, one episode each in alternation after a warm-up, so that load from other processes
@@ -24,7 +24,7 @@ from rlenhance.models.policy import PixelActorCritic
 from rlenhance.runtime import configure_threads
 
 #: (label, PixelActorCritic's downscale, A3CConfig's block_actions).
-WAYS = (("lol_train's: downscale=16, block_actions=True", 16, True),
+WAYS = (("the default file's: downscale=16, block_actions=True", 16, True),
         ("PixelRL's: full resolution", 1, False))
 
 
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     for (label, _, _), times in zip(WAYS, seconds):
         print(f"| {label} | {statistics.median(times):.3g} |")
     ratio = statistics.median(slow / fast for fast, slow in zip(*seconds))
-    print(f"full resolution / lol_train's: {ratio:.1f}x")
+    print(f"full resolution / the default file's: {ratio:.1f}x")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,17 @@ register(
     vector_entry_point="envs.lowlight:LowLightVectorEnv",
     max_episode_steps=10,
 )
+# The same task under uneven light: every episode's dark image is its reference relit by uneven light
+# (rlenhance.data.uneven_low_light), rewarded by the distance to the reference at the exposure target, at one
+# setting (docs/lowlight.md#uneven-light). A global curve cannot win it; experiments.lol_train's default.
+register(
+    id="rlenhance/UnevenLight-v0",
+    entry_point="envs.lowlight:LowLightEnv",
+    vector_entry_point="envs.lowlight:LowLightVectorEnv",
+    max_episode_steps=10,
+    kwargs={"uneven": 1.0, "terms": {"reference": 300.0}, "w_exposure": 0.0, "w_color": 0.0, "w_spatial": 0.0,
+            "w_smooth": 0.1, "conditioned": False, "weight_ranges": {}},
+)
 register(
     id="rlenhance/Denoise-v0",
     entry_point="envs.denoise:DenoiseEnv",
@@ -62,7 +73,7 @@ register(
 
 __all__ = ["ENV_IDS", "NumpyVectorEnv", "env_defaults", "env_kwargs_for_checkpoint", "make_for_checkpoint", "make_vec"]
 
-ENV_IDS = ("rlenhance/LowLight-v1", "rlenhance/Denoise-v0", "rlenhance/Completion-v0")
+ENV_IDS = ("rlenhance/LowLight-v1", "rlenhance/UnevenLight-v0", "rlenhance/Denoise-v0", "rlenhance/Completion-v0")
 
 
 def make_vec(id: str, num_envs: int = 1, *, device: str | torch.device = "cpu", **kwargs: Any):

@@ -4,7 +4,7 @@ skies blown out to white while the rest is brought to the exposure target (the e
 patch means with the target, whichever pixels clip inside them). Name it by import path in
 ``reward.terms`` (``envs.rewards``; no registration needed), train, and use the model:
 
-    python -m experiments.lol_train --set reward.terms=examples.reward_term:HighlightKeep=1000 \\
+    python -m experiments.lol_train --preset global-light --set reward.terms=examples.reward_term:HighlightKeep=1000 \\
         --out runs/highlight_keep
     rlenhance enhance photo.jpg -o out/ --checkpoint runs/highlight_keep/checkpoints/best.pt
     python -m experiments.compare --task lowlight --methods input,rl \\

@@ -1,24 +1,17 @@
 """Train a pixel-wise low-light enhancer (ReLLIE-style curve estimation) with A3C or SAC.
 
-    python -m experiments.lol_train                       # the shipped model's recipe on the embedded photos
-    python -m experiments.lol_train --preset shipped      # the shipped model (SICE pairs, 4,500 episodes)
+    python -m experiments.lol_train                       # local curves for uneven light, on the embedded photos
+    python -m experiments.lol_train --preset global-light # the shipped default's MDP, on the embedded photos
+    python -m experiments.lol_train --preset shipped      # the shipped default (SICE pairs, 4,500 episodes)
     python -m experiments.lol_train --preset rellie --data ../shared/data/sice_pairs/train   # ReLLIE's configuration
-    python -m experiments.lol_train --preset uneven-light # local curves for uneven light
     python -m experiments.lol_train --preset local-light --init-policy runs/uneven/checkpoints/last.pt  # + settings
     python -m experiments.lol_train --print-config        # every setting; change one with --set reward.w_exposure=80
     python -m experiments.lol_train --config runs/lol_train --out runs/again   # re-run a run (its config.json)
 
-The defaults are the recipe of the shipped ``rlenhance/weights/lowlight_a3c.pt`` (its model card) with
-fewer episodes and smaller crops, so that a run on the embedded photos ends within minutes on two CPU
-cores: a policy conditioned on the exposure target and on each reward weight over its range (``ranges``;
-one weight varied per crop, log-encoded, FiLM-modulated features), brightening-only curves
-(``task.alpha_min`` 0), one curve for R, G and B, estimated at 128 px, an exposure term that holds the
-image mean to the target relative to the target (``reward.exposure_mean``, ``reward.exposure_relative``),
-the smoothness weight applied as a penalty on the policy's expected alpha map (``reward.smooth_on_mean``).
-The checkpoint also carries what the Enhancer applies after the policy: a cap on how far a step may lift
-the mean above the target (``task.max_overshoot``, weighted by the exposure weight; validation applies it
-too). The presets (:data:`PRESETS`) say what they reproduce and what they cost.
-
+The defaults are ``rlenhance/UnevenLight-v0``'s (:data:`ENV_ID`) on crops that train within minutes on two
+CPU cores: photos relit by uneven light, the reward the distance to the reference at the exposure target
+(the ``reference`` term), one setting, gamma 0 (docs/lowlight.md#uneven-light); validation reports the gain
+over ``global-curve`` (``eval/uneven_gain``). ``--preset global-light`` is the shipped default file's MDP.
 The run folder (``run.out``): docs/training.md; best.pt by the tuning split's PSNR (:func:`best_score`).
 The checkpoints' :class:`~rlenhance.checkpoint.LowLightPolicySpec` (:func:`inference_spec`) is what
 :class:`rlenhance.Enhancer` needs.
@@ -40,7 +33,7 @@ from torch.utils.data import Subset
 
 import envs
 from agents.distributed import Ranks
-from envs.checkpoints import lowlight_policy_spec
+from envs.checkpoints import LOWLIGHT_ENV_ID, lowlight_policy_spec
 from envs.lowlight import DEFAULT_WEIGHT_RANGES, RELLIE_ALPHAS, REWARDS, WEIGHT_FIELDS, LowLightTask
 from experiments import config
 from experiments.config import Cost, Preset
@@ -80,7 +73,7 @@ from rlenhance.models.policy import PixelActorCritic
 from rlenhance.ops import check_max_overshoot
 from rlenhance.rollouts import working_rollout
 
-ENV_ID = "rlenhance/LowLight-v1"
+ENV_ID = "rlenhance/UnevenLight-v0"
 #: Exposure targets at which a conditioned policy's brightness is checked in every evaluation.
 EXPOSURE_SWEEP = (0.4, 0.5, 0.6, 0.7)
 #: Fraction of the embedded photos held out for validation when no data folder is given.
@@ -94,8 +87,6 @@ SMOOTH_ON_MEAN = MappingProxyType({"action_penalty": 1.0})
 #: The env's ``smooth_power`` for each agent's smooth-on-mean penalty: A3C's absolute alpha differences (1:
 #: the pull does not fade as the map flattens), SAC's squared ones (Zero-DCE's).
 SMOOTH_POWER = MappingProxyType({"a3c": 1, "sac": 2})
-
-
 #: The env's keyword defaults: the one source of the settings below that the env also takes.
 ENV_DEFAULTS = MappingProxyType(envs.env_defaults(ENV_ID))
 
@@ -119,7 +110,7 @@ class TaskSettings:
     min_steps: int | None = 4
     """each training episode's length is drawn from min_steps .. steps, so the policy learns to reach the
     target and stop (none: always steps)"""
-    test_steps: int = 10
+    test_steps: int = 4
     """curve steps at evaluation and inference"""
     curve: str = ENV_DEFAULTS["curve"]
     """the action family of each step: le (Zero-DCE's curve), or an ActionFamily of your own by import path
@@ -141,7 +132,7 @@ class TaskSettings:
     uneven: float = ENV_DEFAULTS["uneven"]
     """fraction of training episodes whose dark image is its reference relit by uneven light
     (rlenhance.data.uneven_low_light); 0: the data's own dark images"""
-    max_overshoot: float | None = 0.04
+    max_overshoot: float | None = None
     """recorded cap on how far a step lifts the image mean above the target, at the default exposure weight
     (scaled by sqrt(w_exposure / w) for another weight w); applied in validation and by the Enhancer, not in
     training (none: no cap)"""
@@ -161,7 +152,7 @@ class RewardSettings:
     """weight of the spatial-consistency term (gradients against the input)"""
     w_smooth: float = ENV_DEFAULTS["w_smooth"]
     """weight of the smoothness (total variation) of each step's alpha map"""
-    terms: tuple[str, ...] = ()
+    terms: tuple[str, ...] = tuple(f"{name}={weight:g}" for name, weight in ENV_DEFAULTS["terms"].items())
     """reward terms with fixed weights, NAME=WEIGHT each (envs.rewards: reference, color_ratio, or a
     RewardTerm of your own by import path, package.module:Class=WEIGHT)"""
     exposure_target: float = ENV_DEFAULTS["exposure_target"]
@@ -181,10 +172,10 @@ class RewardSettings:
 
     @staticmethod
     def upgrade(data: dict[str, Any]) -> dict[str, Any]:
-        """Older configs' ``w_color_ratio`` as the ``color_ratio`` term of ``terms``."""
-        ratio = data.pop("w_color_ratio", 0.0)
-        if ratio:
-            data["terms"] = (*data.get("terms", ()), f"color_ratio={ratio:g}")
+        """Configs recorded before reward terms: ``w_color_ratio`` as the ``color_ratio`` term, the only one."""
+        if "w_color_ratio" in data:
+            ratio = data.pop("w_color_ratio")
+            data["terms"] = (*data.get("terms", ()), *([f"color_ratio={ratio:g}"] if ratio else []))
         return data
 
 
@@ -211,15 +202,35 @@ class Config(RLConfig):
     task: TaskSettings = TaskSettings()
     reward: RewardSettings = RewardSettings()
     ranges: RangeSettings = RangeSettings()
-    a3c: A3CSettings = A3CSettings(gamma=1.0, lr_decay="poly", entropy=0.1)
-    model: ModelSettings = ModelSettings(downscale=16)
-    run: RLRunSettings = RLRunSettings(episodes=600, batch=16, eval_every=500, out="runs/lol_train")
+    a3c: A3CSettings = A3CSettings(gamma=0.0, lr_decay="poly", entropy=0.1)
+    model: ModelSettings = ModelSettings(downscale=8)
+    run: RLRunSettings = RLRunSettings(episodes=600, batch=16, eval_every=100, out="runs/lol_train")
+
+    @staticmethod
+    def upgrade(data: dict[str, Any]) -> dict[str, Any]:
+        """Configs recorded before uneven light (their reward has ``w_color_ratio``) trained in uniform light."""
+        reward, task = data.get("reward"), data.get("task", {})
+        if isinstance(reward, Mapping) and "w_color_ratio" in reward and isinstance(task, Mapping):
+            data["task"] = {"uneven": 0.0, **task}
+        return data
+
+
+def global_light() -> Config:
+    """The MDP of the shipped default rlenhance/weights/lowlight_a3c.pt on the embedded photos: LowLight-v1's
+    defaults (uniform light, Zero-DCE's losses, conditioned), 10 steps under the cap, gamma 1, features at 1/16."""
+    mdp = envs.env_defaults(LOWLIGHT_ENV_ID)
+    return config.replace_path(Config(), {
+        "task.uneven": mdp["uneven"], "reward.conditioned": mdp["conditioned"],
+        "reward.terms": tuple(f"{name}={weight:g}" for name, weight in mdp["terms"].items()),
+        **{f"reward.{name}": mdp[name] for name in WEIGHT_FIELDS},
+        "task.test_steps": 10, "task.max_overshoot": 0.04, "a3c.gamma": 1.0, "model.downscale": 16,
+        "run.eval_every": 500})
 
 
 def shipped() -> Config:
-    """The shipped rlenhance/weights/lowlight_a3c.pt: SICE pairs, 128 px crops, 32 a batch, 4,500
-    episodes, every evaluation kept (the card picks episode 3,000)."""
-    return config.replace_path(Config(), {
+    """The shipped rlenhance/weights/lowlight_a3c.pt: global-light on SICE pairs, 128 px crops, 32 a batch,
+    4,500 episodes, every evaluation kept (the card picks episode 3,000)."""
+    return config.replace_path(global_light(), {
         "task.data": "../shared/data/sice_pairs/train", "task.crop": 128, "run.batch": 32, "run.episodes": 4500,
         "run.keep_evals": True, "run.seed": 1, "run.split_seed": 0})
 
@@ -228,7 +239,8 @@ def shipped_sac() -> Config:
     """The shipped recipe with SAC (docs/lowlight.md's SAC row): continuous alphas, and the critics learn the
     return to the episode's end (``sac.end_is_terminal``) at gamma 1, A3C's objective, the final image's loss.
     Not shipped: A3C's file follows all six knob checks."""
-    return config.replace_path(shipped(), {"agent": "sac", "sac.gamma": 1.0, "sac.end_is_terminal": True})
+    sac = config.replace_path(shipped(), {"agent": "sac", "sac.gamma": 1.0, "sac.end_is_terminal": True})
+    return dataclasses.replace(sac, a3c=Config().a3c)  # A3C's section unused
 
 
 def rellie() -> Config:
@@ -238,12 +250,11 @@ def rellie() -> Config:
     64-channel network at full resolution taking the most probable alpha, no conditioning; 1,100 episodes
     (ReLLIE: 30,000). That network at full resolution is costly on a CPU: train it on a GPU. Evaluations
     roll out one image at a time, the fastest way on a CPU (the scores of any run.eval_batch are the same)."""
-    return config.replace_path(Config(), {
-        "agent": "a3c", "task.action": "discrete", "task.alpha_channels": 3, "task.channel_coupling": 0.9,
-        "task.damping": 0.2, "task.alpha_min": RELLIE_ALPHAS[0], "task.crop": 70, "task.steps": 10,
-        "task.min_steps": 10, "task.test_steps": 6, "task.alpha_mode": "argmax", "task.policy_side": 0,
-        "task.max_overshoot": None, "task.exposure_gap": False,
-        "reward.reward": "nonref", "reward.w_exposure": 80.0, "reward.exposure_target": 0.6,
+    return config.replace_path(global_light(), {
+        "task.action": "discrete", "task.alpha_channels": 3, "task.channel_coupling": 0.9,
+        "task.damping": 0.2, "task.alpha_min": RELLIE_ALPHAS[0], "task.crop": 70, "task.min_steps": 10,
+        "task.test_steps": 6, "task.alpha_mode": "argmax", "task.policy_side": 0, "task.max_overshoot": None,
+        "task.exposure_gap": False, "reward.w_exposure": 80.0, "reward.exposure_target": 0.6,
         "reward.exposure_patch": 16, "reward.exposure_mean": 0.0, "reward.exposure_relative": False,
         "reward.w_color": 0.0, "reward.w_spatial": 1.0, "reward.w_smooth": 200.0, "reward.terms": ("color_ratio=20",),
         "reward.smooth_on_mean": False, "reward.conditioned": False,
@@ -252,25 +263,17 @@ def rellie() -> Config:
 
 
 def uneven_light() -> Config:
-    """Local curves for uneven light (docs/lowlight.md#uneven-light): SICE references relit by uneven light,
-    rewarded by the distance to the reference (``reference`` term), at one setting; 3,000 episodes of 4-10
-    steps, 4 at inference (picked on the tuning scenes). Gamma 0: the reward is the step's decrease of the
-    distance, and a step that brings each pixel nearest its reference leaves the later steps the least to do,
-    so the return's later terms add mostly variance (docs/lowlight.md#uneven-light: gamma 0 against 1)."""
+    """The defaults on SICE references (docs/lowlight.md#uneven-light): 128 px crops, 3,000 episodes."""
     return config.replace_path(Config(), {
-        "task.data": "../shared/data/sice_pairs/train", "task.crop": 128, "task.uneven": 1.0, "task.test_steps": 4,
-        "task.max_overshoot": None, "reward.conditioned": False, "reward.w_exposure": 0.0, "reward.w_color": 0.0,
-        "reward.w_spatial": 0.0, "reward.w_smooth": 0.1, "reward.terms": ("reference=300",), "model.downscale": 8,
-        "a3c.gamma": 0.0, "run.episodes": 3000, "run.eval_every": 1000})
+        "task.data": "../shared/data/sice_pairs/train", "task.crop": 128, "run.episodes": 3000,
+        "run.eval_every": 1000})
 
 
 def local_light() -> Config:
-    """rlenhance/weights/lowlight_local.pt (the card ships episode 3,000 of the last run): the uneven-light
-    preset's reward with the exposure term on the whole image, conditioned on the exposure target and the
-    four weights, half the episodes relit, 10 steps taking the most probable alpha. From scratch a policy
-    so conditioned stays global (docs/lowlight.md#uneven-light); started with ``--init-policy`` from the
-    uneven-light preset's it keeps local light and learns the settings (experiments/recipes/lowlight_local.sh:
-    three runs of this preset, 3,000, 2,500 and 3,000 episodes, each from the one before)."""
+    """rlenhance/weights/lowlight_local.pt (the card ships episode 3,000 of the last run): uneven-light with the
+    exposure term on the whole image, conditioned on the exposure target and the four weights, half the episodes
+    relit, 10 steps taking the most probable alpha. From scratch it stays global; from uneven-light's policy
+    (``--init-policy``) it keeps local light (experiments/recipes/lowlight_local.sh: three runs of it)."""
     return config.replace_path(uneven_light(), {
         "task.uneven": 0.5, "task.test_steps": 10, "task.alpha_mode": "argmax", "reward.conditioned": True,
         "reward.w_exposure": 300.0, "reward.exposure_patch": 128, "ranges.w_exposure": (0.0, 1000.0),
@@ -282,6 +285,7 @@ def local_light() -> Config:
 #: seconds per episode and per evaluation, on 2 CPU cores and on one H100 GPU, as ``python -m
 #: benchmarks.preset_cost --device cpu|cuda`` measured them.
 PRESETS: Mapping[str, Preset] = MappingProxyType({
+    "global-light": Preset(global_light, cpu=Cost(0.086, eval_s=0.06)),
     "shipped": Preset(shipped, cpu=Cost(0.31, eval_s=1.39), cuda=Cost(0.144, eval_s=0.39)),
     "shipped-sac": Preset(shipped_sac, cpu=Cost(0.87, eval_s=1.63)),
     "rellie": Preset(rellie, cpu=Cost(52.8, eval_s=2.21), cuda=Cost(0.127, eval_s=0.09)),
@@ -311,12 +315,11 @@ def check(cfg: Config) -> Config:
                          f"{action}; set reward.smooth_on_mean=false")
     if not r.conditioned:
         config.unused_section(cfg, "ranges", "reward.conditioned is false")
-    for name, (low, high) in ((n, getattr(cfg.ranges, n)) for n in ("exposure", *WEIGHT_FIELDS)):
-        if not low <= high:
-            raise ValueError(f"ranges.{name} {low:g} {high:g}: expected LO <= HI")
-    for n in WEIGHT_FIELDS:
+    for n in ("exposure", *WEIGHT_FIELDS):
         low, high = getattr(cfg.ranges, n)
-        if r.conditioned and not low <= getattr(r, n) <= high:
+        if not low <= high:
+            raise ValueError(f"ranges.{n} {low:g} {high:g}: expected LO <= HI")
+        if n != "exposure" and r.conditioned and not low <= getattr(r, n) <= high:
             raise ValueError(f"ranges.{n} {low:g} {high:g}: must hold reward.{n} {getattr(r, n):g}")
     if t.min_steps is not None and not 1 <= t.min_steps <= t.steps:
         raise ValueError(f"task.min_steps {t.min_steps}: expected an integer from 1 to task.steps ({t.steps}), or none")
@@ -376,7 +379,10 @@ def load_uneven(cfg: Config, device: torch.device, split: str = "tune") -> Uneve
     """:class:`UnevenSet` of ``split``, or None when the run trains on uniform light alone."""
     if not cfg.task.uneven:
         return None
-    _, low, high = load_validation(cfg, device, split, light="uneven")
+    try:
+        _, low, high = load_validation(cfg, device, split, light="uneven")
+    except ValueError as error:  # dark photos alone
+        raise ValueError(f"task.uneven {cfg.task.uneven:g}: {error}; for dark photos: --preset global-light") from None
     curves = torch.stack([torch.from_numpy(global_curve(image.permute(1, 2, 0).cpu().numpy(),
                                                         target=cfg.reward.exposure_target)).permute(2, 0, 1)
                           for image in low]).to(device)
@@ -409,18 +415,16 @@ def alpha_table(cfg: Config) -> tuple[float, ...]:
 
 
 def env_kwargs(cfg: Config) -> dict:
-    """The LowLight-v1 arguments of the run's training env (the one place the config becomes the MDP); the
-    env's defaults give the rest, no overshoot cap among them (``task.max_overshoot`` is inference's:
-    :func:`inference_spec`)."""
+    """The arguments of the run's training env (the one place the config becomes the MDP); no overshoot cap
+    among them (``task.max_overshoot`` is inference's: :func:`inference_spec`)."""
     t, r, ranges = cfg.task, cfg.reward, cfg.ranges
     weight_ranges = {n: tuple(getattr(ranges, n)) for n in WEIGHT_FIELDS} if r.conditioned else {}
     return dict(crop=t.crop, curve=t.curve, max_episode_steps=t.steps, min_episode_steps=t.min_steps,
-                action_type=t.action,
-                alpha_table=alpha_table(cfg), alpha_channels=t.alpha_channels, damping=t.damping,
+                action_type=t.action, alpha_table=alpha_table(cfg), alpha_channels=t.alpha_channels, damping=t.damping,
                 channel_coupling=t.channel_coupling, reward=r.reward, w_exposure=r.w_exposure, w_color=r.w_color,
                 w_spatial=r.w_spatial, w_smooth=r.w_smooth, smooth_in_reward=not r.smooth_on_mean,
-                smooth_power=SMOOTH_POWER[cfg.agent],
-                exposure_target=r.exposure_target, exposure_patch=r.exposure_patch,
+                smooth_power=SMOOTH_POWER[cfg.agent], exposure_target=r.exposure_target,
+                exposure_patch=r.exposure_patch,
                 exposure_mean=r.exposure_mean, exposure_relative=r.exposure_relative, conditioned=r.conditioned,
                 exposure_range=ranges.exposure, weight_range=WEIGHT_RANGE, weight_ranges=weight_ranges,
                 observe_exposure_gap=t.exposure_gap, cond_encoding=COND_ENCODING, weight_draw=WEIGHT_DRAW,
@@ -476,15 +480,11 @@ def rollout_at(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: t
 def evaluate(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: torch.Tensor,
              high: torch.Tensor | None, track: Track = untracked, fill: LowLightTestSet | None = None,
              uneven: UnevenSet | None = None) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
-    """Greedy rollout on the evaluation images (tuning or validation) at the fixed setting; metrics are
-    per-image means.
-    A conditioned policy is also run at each exposure target of :data:`EXPOSURE_SWEEP`:
-    ``eval/exposure_gap_max`` is the largest |mean output brightness - target|. Returns the scores
-    and the sample grid's rows (:func:`grid_captions`: input | output | reference | the alphas), the
-    images of ``fill`` (:func:`grid_fill`) after the evaluation's, unscored. With ``uneven``:
-    ``eval/uneven_psnr`` (after GT-mean alignment) on its relit images, and ``eval/uneven_gain`` over
-    ``global_curve``'s;
-    ``track`` shows the progress of the rollouts."""
+    """Greedy rollout on the evaluation images at the fixed setting (per-image means; ``track`` shows its
+    progress). A conditioned policy also runs at each target of :data:`EXPOSURE_SWEEP`: ``eval/exposure_gap_max``
+    is the largest |mean output - target|. With ``uneven``: ``eval/uneven_psnr`` (after GT-mean alignment) on its
+    relit images and ``eval/uneven_gain`` over ``global_curve``'s. Returns the scores and the sample grid's rows
+    (:func:`grid_captions`), the images of ``fill`` (:func:`grid_fill`) after the evaluation's, unscored."""
     target = cfg.reward.exposure_target
     start = time.perf_counter()
     out, maps = rollout_at(policy, task, cfg, low, track=track)
@@ -545,8 +545,8 @@ def use_lines(best: Path, spec: LowLightPolicySpec) -> list[str]:
         lines.append("settings it follows (each refused outside its range): "
                      + ", ".join(f"{k} {lo:g}..{hi:g}" for k, (lo, hi) in ranges.items()))
     else:
-        lines.append("it was trained at one setting: it takes no --exposure / --w-* (train with "
-                     "--set reward.conditioned=true)")
+        lines.append("it was trained at one setting: it takes no --exposure / --w-* (one that does: --preset "
+                     "local-light --init-policy on this one, docs/lowlight.md#uneven-light)")
     lines.append(f"from Python: rlenhance.Enhancer({str(best)!r}).enhance(image"
                  + "".join(f", {k}=..." for k in ranges) + ")")
     return lines

@@ -56,7 +56,7 @@ FIGURES = [
     Figure("docs/customisation.md", "+0.035", "python -m benchmarks.knobs --data samples/pairs --split all"),
     Figure("docs/customisation.md", "0.027-0.057", "python -m benchmarks.knobs --data samples/pairs --split all"),
     Figure("docs/api.md", "about 20x", "python -m benchmarks.agent_speed"),
-    *(Figure("docs/training.md", figure, "python -m experiments.lol_train") for figure in ("67 s", "21.5 dB")),
+    *(Figure("docs/training.md", figure, "python -m experiments.lol_train") for figure in ("102 s", "+1.85 dB")),
     *(Figure("docs/lowlight.md", figure, "python -m benchmarks.lowlight_goals --checkpoint CHECKPOINT")
       for figure in ("17.83", "20.06", "1.36", "19.45", "17.94", "19.81", "19.02",
                      "**20.50**", "1.125", "19.27", "18.14", "19.94", "0.79", "+ 0.13", "+ 2.00", "2.39x", "0.044")),
@@ -73,10 +73,12 @@ FIGURES = [
            "../shared/data/sice_pairs/train --methods rl --threads 1 --rl CHECKPOINT"),
     *(Figure("docs/lowlight.md", figure, UNEVEN_COMPARE)
       for figure in ("20.25", "3.34", "18.12", "20.27", "**20.62**", "3.35", "20.23", "**3.33**")),
-    *(Figure("docs/lowlight.md", figure, "python -m experiments.lol_train --preset uneven-light --data none --crop 80 "
-             "--episodes 600 --eval-every 100 --threads 1") for figure in ("+1.73 / +2.15 / +1.71 / +2.50 dB",)),
-    Figure("docs/lowlight.md", "20.39 dB", "python -m experiments.lol_eval --checkpoint "
-           "runs/lol_train/checkpoints/best.pt --data ../shared/data/sice_pairs/train --no-classical --threads 1"),
+    Figure("docs/lowlight.md", "+1.73 / +2.15 / +1.71 / +2.50 dB", "python -m experiments.lol_train --threads 1"),
+    *(Figure("docs/performance.md", figure, "python -m experiments.lol_eval --checkpoint "
+             "runs/lol_train/checkpoints/best.pt --data ../shared/data/sice_pairs/train --no-classical --threads 1")
+      for figure in ("14.26 dB", "20.39")),
+    *(Figure("docs/performance.md", figure, "/usr/bin/time python -m experiments.lol_train ARGS")
+      for figure in ("102 s", "+1.85 dB", "172 s", "+1.73", "93 s", "+1.15")),
     *(Figure("docs/denoising.md", figure, NOISE_MAP_COMPARE) for figure in (
         "28.44** (+8.37 ± 0.48", "28.53 (+8.45 ± 0.48", "29.16 (-0.05 ± 0.01", "0.33 dB above the policy")),
     *(Figure("docs/lowlight.md", figure, LOWLIGHT_COMPARE, cheap=True, prints=f"| {method} | 4 | {figure} ±",

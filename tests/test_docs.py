@@ -146,9 +146,9 @@ def test_python_examples_of_the_docs_run(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_the_agent_example_trains_lol_trains_network():
-    """docs/api.md's A3C example runs at the trainer's speed: its network and action blocks are
-    ``lol_train``'s (PixelRL's full-resolution ones take about 20x longer, benchmarks.agent_speed)."""
+def test_the_agent_example_trains_the_default_files_network():
+    """docs/api.md's A3C example runs at the trainer's speed: its network and action blocks are those of
+    ``lowlight_a3c.pt``'s recipe (PixelRL's full-resolution ones take about 20x longer, benchmarks.agent_speed)."""
     from experiments import lol_train
 
     text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
@@ -157,7 +157,7 @@ def test_the_agent_example_trains_lol_trains_network():
         block = block.replace(big, small)
     scope: dict = {}
     exec(compile(block, "docs/api.md", "exec"), scope)
-    assert scope["policy"].downscale == lol_train.Config().model.downscale > 1
+    assert scope["policy"].downscale == lol_train.PRESETS["global-light"]().model.downscale > 1
     assert scope["agent"].config.block_actions
 
 

@@ -14,10 +14,12 @@ from tests.specs import RELLIE_LOWLIGHT as RELLIE
 
 SMALL = {
     "rlenhance/LowLight-v1": {"crop": 24},
+    "rlenhance/UnevenLight-v0": {"crop": 24},
     "rlenhance/Denoise-v0": {"crop": 24},
     "rlenhance/Completion-v0": {"crop": 32},
 }
-IDENTITY_ACTION = {"rlenhance/LowLight-v1": BRIGHTENING_ALPHAS.index(0.0), "rlenhance/Denoise-v0": 1,
+IDENTITY_ACTION = {"rlenhance/LowLight-v1": BRIGHTENING_ALPHAS.index(0.0),
+                   "rlenhance/UnevenLight-v0": BRIGHTENING_ALPHAS.index(0.0), "rlenhance/Denoise-v0": 1,
                    "rlenhance/Completion-v0": 0}
 # Warnings check_env may raise for these envs, each for a documented reason:
 ALLOWED_WARNINGS = (
@@ -69,8 +71,10 @@ def test_same_seed_same_rollout(env_id):
 
 def _options(env_id, rng):
     h = w = SMALL[env_id]["crop"]
-    if env_id == "rlenhance/LowLight-v1":
+    if env_id in ("rlenhance/LowLight-v1", "rlenhance/UnevenLight-v0"):
         high = rng.uniform(0.2, 0.9, (2, 3, h, w)).astype(np.float32)
+        if env_id == "rlenhance/UnevenLight-v0":  # one setting
+            return {"low": high * 0.2, "high": high}
         cond = rng.uniform(-1, 1, (2, 5)).astype(np.float32)  # each image's setting (else drawn per env row)
         return {"low": high * 0.2, "high": high, "cond": cond}
     if env_id == "rlenhance/Denoise-v0":

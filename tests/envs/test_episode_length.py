@@ -10,10 +10,12 @@ from envs.denoise import DenoiseEnv, DenoiseVectorEnv
 
 SMALL = {
     "rlenhance/LowLight-v1": {"crop": 8},
+    "rlenhance/UnevenLight-v0": {"crop": 8},
     "rlenhance/Denoise-v0": {"crop": 8},
     "rlenhance/Completion-v0": {"crop": 16},
 }
-REGISTERED = {"rlenhance/LowLight-v1": 10, "rlenhance/Denoise-v0": 5, "rlenhance/Completion-v0": 5}
+REGISTERED = {"rlenhance/LowLight-v1": 10, "rlenhance/UnevenLight-v0": 10, "rlenhance/Denoise-v0": 5,
+              "rlenhance/Completion-v0": 5}
 
 
 def truncation_step(env, limit=40):

@@ -10,6 +10,7 @@ from envs.lowlight import LowLightEnv, LowLightVectorEnv
 
 SMALL = {
     "rlenhance/LowLight-v1": {"crop": 8},
+    "rlenhance/UnevenLight-v0": {"crop": 8},
     "rlenhance/Denoise-v0": {"crop": 8},
     "rlenhance/Completion-v0": {"crop": 16},
 }

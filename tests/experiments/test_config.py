@@ -171,8 +171,8 @@ def test_a_flag_that_became_a_setting_says_which(capsys):
 
 def test_a_mistyped_value_or_option_gets_one_line_and_the_closest_match(capsys):
     """No usage block: the error, what was meant and the accepted values."""
-    for argv, hint in ((["--preset", "shiped"], "did you mean 'shipped'? (choose from shipped, shipped-sac, rellie, "
-                                                "uneven-light, local-light, list)"),
+    for argv, hint in ((["--preset", "shiped"], "did you mean 'shipped'? (choose from global-light, shipped, "
+                                                "shipped-sac, rellie, uneven-light, local-light, list)"),
                        (["--episods", "3"], "did you mean --episodes?")):
         with pytest.raises(SystemExit) as exit_info:
             lol_train.parse_args(argv)
@@ -319,26 +319,13 @@ def test_each_shipped_preset_is_the_training_settings_its_weights_record(module,
         assert have == want, (flat, path)
 
 
-def test_an_older_config_s_colour_ratio_weight_reads_as_its_reward_term():
+def test_an_older_config_reads_as_the_run_it_recorded_its_colour_ratio_weight_a_term_its_light_uniform():
     from experiments import lol_train
 
     old = config.from_dict(lol_train.Config, {"reward": {"w_color_ratio": 20.0, "terms": ["reference=300"]}})
     assert old.reward.terms == ("reference=300", "color_ratio=20")
-    assert config.from_dict(lol_train.Config, {"reward": {"w_color_ratio": 0.0}}).reward.terms == ()
+    older = config.from_dict(lol_train.Config, {"task": {"crop": 64}, "reward": {"w_color_ratio": 0.0}})
+    assert (older.reward.terms, older.task.uneven, older.task.crop) == ((), 0.0, 64)  # before uneven light
+    now = config.from_dict(lol_train.Config, {"task": {"crop": 64}, "reward": {"w_color": 5.0}})
+    assert (now.reward.terms, now.task.uneven) == (lol_train.Config().reward.terms, 1.0)
 
-
-def test_lol_train_takes_its_defaults_from_the_env():
-    """Each env argument the default config sets is the env's own default, but for the settings the trainer
-    owns (a smaller training crop, the episode lengths it draws, its agent's smoothness penalty)."""
-    import inspect
-
-    from envs.lowlight import LowLightTask
-    from experiments import lol_train
-
-    defaults = {n: p.default for n, p in inspect.signature(LowLightTask).parameters.items()}
-    trainer_owned = {"crop", "min_episode_steps", "action_type", "smooth_power", "split", "split_seed"}
-    kwargs = lol_train.env_kwargs(lol_train.check(lol_train.Config()))
-    differs = {name for name, value in kwargs.items() if name not in trainer_owned
-               and (tuple(value.items()) if isinstance(value, dict) else value)
-               != (tuple(defaults[name].items()) if hasattr(defaults[name], "items") else defaults[name])}
-    assert not differs, {name: (kwargs[name], defaults[name]) for name in differs}

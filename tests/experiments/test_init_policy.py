@@ -93,7 +93,7 @@ def test_a_conditioned_run_starts_as_the_unconditioned_policy_it_is_given(tmp_pa
     tiny = ["--episodes", "1", "--eval-every", "1", "--batch", "2", "--crop", "16", "--steps", "2", "--test-steps",
             "2", "--eval-size", "32", "--width", "8", "--samples", "1", "--threads", "1", "--set",
             "task.min_steps=none"]
-    plain = lol_train.main([*tiny, "--set", "reward.conditioned=false", "--out", str(tmp_path / "plain")])
+    plain = lol_train.main([*tiny, "--out", str(tmp_path / "plain")])  # the defaults: one setting
     source_file = Path(plain) / "checkpoints" / "last.pt"
     saved = load_checkpoint(source_file)
     assert "cond_film" not in saved["arch"]["kwargs"]
@@ -107,6 +107,7 @@ def test_a_conditioned_run_starts_as_the_unconditioned_policy_it_is_given(tmp_pa
     torch.manual_seed(0)
     x, cond = torch.rand(2, source.in_channels, 24, 24), torch.randn(2, source.cond_dim)
     torch.testing.assert_close(conditioned(x, cond).logits, source(x, cond).logits, rtol=0, atol=0)
-    filmed = Path(lol_train.main([*tiny, "--out", str(tmp_path / "filmed")])) / "checkpoints" / "last.pt"
+    filmed = Path(lol_train.main([*tiny, "--preset", "global-light", "--out", str(tmp_path / "filmed")]))
+    filmed = filmed / "checkpoints" / "last.pt"
     with pytest.raises(CheckpointError, match=r"cond_film: the file's True, this run's None"):
         init_policy(source, filmed)

@@ -29,9 +29,11 @@ def S(*pairs: str) -> list[str]:
 
 #: The defaults vary every reward weight; one-value ranges fix the ones a test does not vary.
 FIXED_WEIGHTS = S("ranges.w_exposure=300,300", "ranges.w_color=20,20", "ranges.w_spatial=1,1")
-TINY = ["--episodes", "4", "--eval-every", "2", "--batch", "2", "--crop", "32", "--steps", "2",
+#: A run a test trains in seconds; TINY: in the shipped default's MDP (the defaults train in uneven light).
+SMALL = ["--episodes", "4", "--eval-every", "2", "--batch", "2", "--crop", "32", "--steps", "2",
         "--test-steps", "2", "--eval-size", "48", "--width", "8", "--samples", "2", "--threads", "1",
         *S("task.min_steps=none")]
+TINY = ["--preset", "global-light", *SMALL]
 
 
 def run_module(*args, check=True):
@@ -221,7 +223,7 @@ def test_sac_agent_trains_continuous_alphas_the_enhancer_applies(tmp_path):
     from experiments import lol_train
     from rlenhance.enhance import Enhancer
 
-    args = list(TINY)
+    args = list(SMALL)  # global-light's gamma is A3C's
     args[args.index("--episodes") + 1] = "2"
     out = lol_train.main([*args, "--agent", "sac", *S("sac.learning_starts=2", "sac.batch=2"),
                           "--out", str(tmp_path / "sac")])
@@ -260,7 +262,7 @@ def test_exposure_gap_and_smooth_on_mean_reach_the_checkpoint_and_the_enhancer(t
     out_gray = enhancer.enhance(gray)  # one curve for all channels: a gray picture stays gray
     assert np.array_equal(out_gray[..., 0], out_gray[..., 1]) and np.array_equal(out_gray[..., 1], out_gray[..., 2])
     with pytest.raises(ValueError, match="reward.smooth_on_mean: needs a3c with discrete actions"):
-        lol_train.main([*args, "--agent", "sac", *S("task.action=discrete"), "--out", str(tmp_path / "sac")])
+        lol_train.main([*SMALL, "--agent", "sac", *S("task.action=discrete"), "--out", str(tmp_path / "sac")])
     assert not (tmp_path / "sac").exists()
 
 
@@ -412,7 +414,7 @@ def test_shipped_sac_preset_is_the_shipped_recipe_with_sac_to_the_episodes_end()
     assert (sac_config(cfg).gamma, sac_config(cfg).end_is_terminal) == (1.0, True)
     shipped = config.flatten(config.to_dict(lol_train.parse_args(["--preset", "shipped"])))
     differ = {k for k, v in config.flatten(config.to_dict(cfg)).items() if shipped[k] != v}
-    assert differ == {"agent", "task.action", "task.alpha_min", "sac.gamma", "sac.end_is_terminal"}
+    assert differ == {"agent", "task.action", "task.alpha_min", "sac.gamma", "sac.end_is_terminal", "a3c.gamma"}
     with pytest.raises(ValueError, match=r"sac.gamma, sac.end_is_terminal: the agent is a3c"):
         lol_train.parse_args(["--preset", "shipped-sac", "--agent", "a3c"])
 
@@ -423,7 +425,7 @@ def test_rellie_preset_run_records_the_coupling_the_enhancer_applies(tmp_path):
 
     args = list(TINY)
     args[args.index("--episodes") + 1] = "2"
-    out = lol_train.main(["--preset", "rellie", *args, "--crop", "24", *S("task.min_steps=none"),
+    out = lol_train.main([*args, "--preset", "rellie", "--crop", "24", *S("task.min_steps=none"),
                           "--out", str(tmp_path / "rellie")])
     spec = load_checkpoint(out / "checkpoints" / "best.pt")["extra"]["spec"]
     assert (spec.transition.channel_coupling, spec.transition.damping, spec.alpha_mode, spec.conditioned) == \
@@ -544,7 +546,7 @@ def test_log_encoded_checkpoint_encodes_settings_as_its_env(tmp_path):
     (S("ranges.w_color=30,40"), r"ranges.w_color 30 40: must hold reward.w_color 20"),
     (S("task.channel_coupling=0.9"), "task.alpha_channels 3"),
     (S("task.alpha_min=1.0"), "task.alpha_min 1: expected a value in"),
-    (["--agent", "sac", *S("task.alpha_min=0")], "continuous actions"),
+    (["--preset", "shipped-sac", *S("task.alpha_min=0")], "continuous actions"),
     (["--agent", "sac", *S("a3c.entropy=0.5")], "a3c.entropy: the agent is sac"),
     (S("sac.batch=4"), "sac.batch: the agent is a3c"),
     (S("task.min_steps=3"), r"task.min_steps 3: expected an integer from 1 to task.steps \(2\)"),
@@ -704,9 +706,9 @@ def test_rellie_evaluates_one_image_a_rollout_with_the_scores_of_one_batch():
     from experiments import lol_train
     from experiments.rl_common import make_agent
 
-    fast = lol_train.parse_args(["--preset", "rellie", *TINY])
+    fast = lol_train.parse_args([*TINY, "--preset", "rellie"])
     assert fast.run.eval_batch == 1
-    whole = lol_train.parse_args(["--preset", "rellie", *TINY, *S("run.eval_batch=64")])
+    whole = lol_train.parse_args([*TINY, "--preset", "rellie", *S("run.eval_batch=64")])
     venv = envs.make_vec(lol_train.ENV_ID, num_envs=1, **lol_train.env_kwargs(fast))
     _, low, high = lol_train.load_validation(fast, torch.device("cpu"), split="val")  # two images
     assert low.shape[0] > 1
@@ -729,7 +731,7 @@ def test_validation_in_batches_scores_as_one_batch(preset):
     from experiments import lol_train
     from experiments.rl_common import make_agent
 
-    argv = [*preset, *TINY, *S("task.policy_side=48", "model.downscale=1")]
+    argv = [*TINY, *preset, *S("task.policy_side=48", "model.downscale=1")]
     one, whole = (lol_train.parse_args([*argv, *S(f"run.eval_batch={n}")]) for n in (1, 64))
     venv = envs.make_vec(lol_train.ENV_ID, num_envs=1, **lol_train.env_kwargs(one))
     names, low, high = lol_train.load_validation(one, torch.device("cpu"), split="val")  # two images
@@ -765,11 +767,29 @@ def test_a_run_with_uneven_light_validates_on_relit_images_against_the_global_cu
     assert lol_train.load_uneven(lol_train.check(lol_train.parse_args(TINY)), torch.device("cpu")) is None
 
 
-def test_the_default_run_trains_in_the_envs_defaults_but_for_its_crop_and_episode_lengths():
-    from experiments.lol_train import ENV_ID, Config, check, env_kwargs
+@pytest.mark.parametrize("preset, env_id", [(None, "rlenhance/UnevenLight-v0"),
+                                            ("global-light", "rlenhance/LowLight-v1")])
+def test_the_default_run_and_global_light_train_in_their_envs_defaults_but_for_crop_and_episode_lengths(preset,
+                                                                                                         env_id):
+    from experiments.lol_train import ENV_ID, PRESETS, Config, check, env_kwargs
 
-    defaults, kwargs = envs.env_defaults(ENV_ID), env_kwargs(check(Config()))
+    assert ENV_ID == "rlenhance/UnevenLight-v0"
+    defaults, kwargs = envs.env_defaults(env_id), env_kwargs(check(PRESETS[preset]() if preset else Config()))
     assert set(kwargs) <= set(defaults)  # every setting the trainer passes is one the env takes
-    # the env's defaults are the shipped MDP; the trainer's own choices: smaller crops, episodes of 4-10 steps
+    # the trainer's own choices: smaller crops, episodes of 4-10 steps
     assert {name: kwargs[name] for name in kwargs if kwargs[name] != defaults[name]} == {
         "crop": 80, "min_episode_steps": 4}
+
+
+def test_the_default_run_on_dark_photos_alone_is_refused_naming_the_preset_that_takes_them(tmp_path):
+    """The default relights references: a folder of dark photos without them is refused before anything is
+    written, naming the preset that trains on them."""
+    from experiments import lol_train
+
+    for i in range(6):
+        save_image(tmp_path / "dark" / f"n{i}.png", np.full((40, 40, 3), 0.05 * (i + 1), np.float32))
+    with pytest.raises(ValueError, match=r"task.uneven 1: .*n\d.png has none.*--preset global-light"):
+        lol_train.main([*SMALL, "--data", str(tmp_path / "dark"), "--out", str(tmp_path / "run")])
+    assert not (tmp_path / "run").exists()
+    lol_train.main([*TINY, "--data", str(tmp_path / "dark"), "--out", str(tmp_path / "run")])
+    assert (tmp_path / "run" / "checkpoints" / "best.pt").exists()
