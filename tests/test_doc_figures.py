@@ -55,7 +55,9 @@ FIGURES = [
            "../shared/data/bedroom/train --split val"),
     Figure("docs/customisation.md", "+0.035", "python -m benchmarks.knobs --data samples/pairs --split all"),
     Figure("docs/customisation.md", "0.027-0.057", "python -m benchmarks.knobs --data samples/pairs --split all"),
-    Figure("docs/api.md", "about 20x", "python -m benchmarks.agent_speed"),
+    Figure("docs/api.md", "about 20x", "`python -m benchmarks.agent_speed` at 34931c7"),
+    *(Figure("docs/performance.md", figure, "`python -m benchmarks.envs` at 34931c7")
+      for figure in ("4.9x", "5.2x", "5.4x")),
     *(Figure("docs/training.md", figure, "python -m experiments.lol_train") for figure in ("102 s", "+1.85 dB")),
     *(Figure("docs/lowlight.md", figure, "python -m benchmarks.lowlight_goals --checkpoint CHECKPOINT")
       for figure in ("17.83", "20.06", "1.36", "19.45", "17.94", "19.81", "19.02",

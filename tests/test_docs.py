@@ -148,7 +148,7 @@ def test_python_examples_of_the_docs_run(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_the_agent_example_trains_the_default_files_network():
     """docs/api.md's A3C example runs at the trainer's speed: its network and action blocks are those of
-    ``lowlight_a3c.pt``'s recipe (PixelRL's full-resolution ones take about 20x longer, benchmarks.agent_speed)."""
+    ``lowlight_a3c.pt``'s recipe (PixelRL's full-resolution ones take about 20x longer: docs/api.md)."""
     from experiments import lol_train
 
     text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
