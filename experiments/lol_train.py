@@ -12,9 +12,7 @@ The defaults are ``rlenhance/UnevenLight-v0``'s (:data:`ENV_ID`) on crops that t
 CPU cores: photos relit by uneven light, the reward the distance to the reference at the exposure target
 (the ``reference`` term), one setting, gamma 0 (docs/lowlight.md#uneven-light); validation reports the gain
 over ``global-curve`` (``eval/uneven_gain``). ``--preset global-light`` is the shipped default file's MDP.
-The run folder (``run.out``): docs/training.md; best.pt by the tuning split's PSNR (:func:`best_score`).
-The checkpoints' :class:`~rlenhance.checkpoint.LowLightPolicySpec` (:func:`inference_spec`) is what
-:class:`rlenhance.Enhancer` needs.
+Run folder: docs/training.md; best.pt by :func:`best_score`; the Enhancer's spec: :func:`inference_spec`.
 """
 
 from __future__ import annotations
@@ -96,8 +94,8 @@ class TaskSettings:
     """Data, curve steps and actions (envs.lowlight)."""
 
     data: str | None = None
-    """LOL layout (our485/ + eval15/), a low/ + high/ pair folder, or low-light images alone (none: the
-    embedded scikit-image photos, darkened synthetically)"""
+    """low/ + high/ pairs or a LOL layout (our485/ + eval15/); dark photos alone: --preset global-light (none:
+    the embedded scikit-image photos)"""
     policy_side: int = 128
     """train and validate on images area-downscaled to this longer side, recorded as the Enhancer's working
     resolution (0: native resolution)"""
@@ -108,8 +106,7 @@ class TaskSettings:
     steps: int = ENV_DEFAULTS["max_episode_steps"]
     """curve steps of the longest training episode"""
     min_steps: int | None = 4
-    """each training episode's length is drawn from min_steps .. steps, so the policy learns to reach the
-    target and stop (none: always steps)"""
+    """training episodes last min_steps .. steps, drawn: the policy learns to stop (none: always steps)"""
     test_steps: int = 4
     """curve steps at evaluation and inference"""
     curve: str = ENV_DEFAULTS["curve"]
@@ -174,8 +171,13 @@ class RewardSettings:
     def upgrade(data: dict[str, Any]) -> dict[str, Any]:
         """Configs recorded before reward terms: ``w_color_ratio`` as the ``color_ratio`` term, the only one."""
         if "w_color_ratio" in data:
-            ratio = data.pop("w_color_ratio")
-            data["terms"] = (*data.get("terms", ()), *([f"color_ratio={ratio:g}"] if ratio else []))
+            ratio, terms = data.pop("w_color_ratio"), data.get("terms", ())
+            try:
+                ratio = float(ratio)
+            except (TypeError, ValueError):
+                raise ValueError(f"reward.w_color_ratio: expected a number, got {ratio!r}") from None
+            if ratio:
+                data["terms"] = (*((terms,) if isinstance(terms, str) else terms), f"color_ratio={ratio:g}")
         return data
 
 
@@ -208,16 +210,17 @@ class Config(RLConfig):
 
     @staticmethod
     def upgrade(data: dict[str, Any]) -> dict[str, Any]:
-        """Configs recorded before uneven light (their reward has ``w_color_ratio``) trained in uniform light."""
-        reward, task = data.get("reward"), data.get("task", {})
-        if isinstance(reward, Mapping) and "w_color_ratio" in reward and isinstance(task, Mapping):
-            data["task"] = {"uneven": 0.0, **task}
+        """A whole config recorded before uneven light (its reward has ``w_color_ratio``) trained in uniform light."""
+        reward, task = data.get("reward"), data.get("task")
+        if {"agent", "run"} <= set(data) and isinstance(task, Mapping) and isinstance(reward, Mapping) \
+                and "w_color_ratio" in reward:  # no terms, uniform light
+            data["task"], data["reward"] = {"uneven": 0.0, **task}, {"terms": (), **reward}
         return data
 
 
 def global_light() -> Config:
-    """The MDP of the shipped default rlenhance/weights/lowlight_a3c.pt on the embedded photos: LowLight-v1's
-    defaults (uniform light, Zero-DCE's losses, conditioned), 10 steps under the cap, gamma 1, features at 1/16."""
+    """The MDP of the default file lowlight_a3c.pt on the embedded photos: LowLight-v1's defaults (uniform light,
+    Zero-DCE's losses, conditioned), 10 steps under the cap, gamma 1, features at 1/16."""
     mdp = envs.env_defaults(LOWLIGHT_ENV_ID)
     return config.replace_path(Config(), {
         "task.uneven": mdp["uneven"], "reward.conditioned": mdp["conditioned"],
@@ -298,8 +301,7 @@ FLAGS: Mapping[str, str] = MappingProxyType({
 
 
 def check(cfg: Config) -> Config:
-    """The config with the settings that depend on the agent resolved (``task.action``, ``task.alpha_min``);
-    raise ValueError naming a bad setting, or one that does not apply to this run."""
+    """The config with ``task.action`` and ``task.alpha_min`` resolved; ValueError names a bad setting."""
     check_rl(cfg)
     t, r = cfg.task, cfg.reward
     action = t.action or ("continuous" if cfg.agent == "sac" else "discrete")
@@ -545,16 +547,15 @@ def use_lines(best: Path, spec: LowLightPolicySpec) -> list[str]:
         lines.append("settings it follows (each refused outside its range): "
                      + ", ".join(f"{k} {lo:g}..{hi:g}" for k, (lo, hi) in ranges.items()))
     else:
-        lines.append("it was trained at one setting: it takes no --exposure / --w-* (one that does: --preset "
-                     "local-light --init-policy on this one, docs/lowlight.md#uneven-light)")
+        how = "--preset local-light --init-policy on it" if spec.env_kwargs.get("uneven") else "customisation.md"
+        lines.append(f"it was trained at one setting: it takes no --exposure / --w-* (one that does: {how})")
     lines.append(f"from Python: rlenhance.Enhancer({str(best)!r}).enhance(image"
                  + "".join(f", {k}=..." for k in ranges) + ")")
     return lines
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Config:
-    """The command line as the run takes it: preset, config file, flags and ``--set`` resolved and checked
-    (:func:`experiments.loop.parse_run`: ``--resume`` continues a run with its own config)."""
+    """The command line resolved and checked (:func:`experiments.run_settings.parse_run`)."""
     return parse_run(Config, sys.argv[1:] if argv is None else argv, presets=PRESETS, flags=FLAGS,
                      prog="lol_train", description=__doc__.split("\n\n")[0], check=check, estimate=estimate_seconds)
 

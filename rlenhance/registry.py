@@ -231,7 +231,7 @@ for _method in (
     Method("lowlight", "rl", "RL curve policy (A3C)", "RL", "rlenhance.enhance:Enhancer",
            MappingProxyType({_RGB: "lowlight_a3c.pt"}),
            ("steps", "max_side", "denoiser", "noise_sigma", "max_overshoot", "denoise"), _LOWLIGHT_SETTING,
-           train=MappingProxyType({_RGB: "python -m experiments.lol_train --preset global-light"}),
+           train=MappingProxyType({_RGB: "python -m experiments.lol_train --preset shipped"}),
            note="the low-light policy of the Enhance tab", loads="lowlight-policy",
            alternatives=MappingProxyType({"lowlight_local.pt": "uneven light: alpha maps that follow the light"})),
     _supervised("lowlight", "mrpnet", "MRPNet + Generator", {_RGB: "mrpnet_lowlight.pt"},

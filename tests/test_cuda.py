@@ -34,9 +34,9 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUD
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Two-episode runs on the embedded photos, one evaluation at the end.
-LOL_TINY = ["--episodes", "2", "--eval-every", "2", "--batch", "2", "--crop", "32", "--steps", "2", "--test-steps", "2",
-            "--eval-size", "48", "--width", "8", "--samples", "0", "--threads", "1", "--device", "cuda",
-            "--set", "task.min_steps=none"]
+LOL_TINY = ["--preset", "global-light", "--episodes", "2", "--eval-every", "2", "--batch", "2", "--crop", "32",
+            "--steps", "2", "--test-steps", "2", "--eval-size", "48", "--width", "8", "--samples", "0", "--threads",
+            "1", "--device", "cuda", "--set", "task.min_steps=none"]
 DENOISE_TINY = ["--episodes", "2", "--eval-every", "2", "--batch", "2", "--crop", "16", "--steps", "2", "--width", "8",
                 "--eval-images", "1", "--samples", "0", "--threads", "1", "--device", "cuda"]
 

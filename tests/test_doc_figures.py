@@ -78,9 +78,10 @@ FIGURES = [
     Figure("docs/lowlight.md", "+1.73 / +2.15 / +1.71 / +2.50 dB", "python -m experiments.lol_train --threads 1"),
     *(Figure("docs/performance.md", figure, "python -m experiments.lol_eval --checkpoint "
              "runs/lol_train/checkpoints/best.pt --data ../shared/data/sice_pairs/train --no-classical --threads 1")
-      for figure in ("14.26 dB", "20.39")),
+      for figure in ("14.26 dB", "14.29", "13.91", "20.39")),
     *(Figure("docs/performance.md", figure, "/usr/bin/time python -m experiments.lol_train ARGS")
-      for figure in ("102 s", "+1.85 dB", "172 s", "+1.73", "93 s", "+1.15")),
+      for figure in ("102 s", "+1.85 dB", "172 s", "+1.73", "93 s", "+1.15", "67 s", "21.06", "21.10", "21.17",
+                     "21.51")),
     *(Figure("docs/denoising.md", figure, NOISE_MAP_COMPARE) for figure in (
         "28.44** (+8.37 ± 0.48", "28.53 (+8.45 ± 0.48", "29.16 (-0.05 ± 0.01", "0.33 dB above the policy")),
     *(Figure("docs/lowlight.md", figure, LOWLIGHT_COMPARE, cheap=True, prints=f"| {method} | 4 | {figure} ±",

@@ -41,8 +41,8 @@ def assert_plugs_in_from_outside(example: str) -> None:
     assert inside == [], f"modules of the packages import the examples: {inside}"
 
 
-#: ``experiments.lol_train --preset global-light`` (it trains on dark photos alone) at its smallest: 2 episodes
-#: of 2 steps on 2 crops of 32 px, one evaluation.
+#: ``experiments.lol_train --preset global-light`` (no references needed) at its smallest: 2 episodes of 2
+#: steps on 2 crops of 32 px, one evaluation.
 TINY_LOL = ["--preset", "global-light", "--episodes", "2", "--eval-every", "2", "--batch", "2", "--crop", "32",
             "--steps", "2", "--test-steps", "2", "--eval-size", "48", "--width", "8", "--samples", "1", "--threads",
             "1", "--set", "task.min_steps=none"]

@@ -324,8 +324,12 @@ def test_an_older_config_reads_as_the_run_it_recorded_its_colour_ratio_weight_a_
 
     old = config.from_dict(lol_train.Config, {"reward": {"w_color_ratio": 20.0, "terms": ["reference=300"]}})
     assert old.reward.terms == ("reference=300", "color_ratio=20")
-    older = config.from_dict(lol_train.Config, {"task": {"crop": 64}, "reward": {"w_color_ratio": 0.0}})
-    assert (older.reward.terms, older.task.uneven, older.task.crop) == ((), 0.0, 64)  # before uneven light
-    now = config.from_dict(lol_train.Config, {"task": {"crop": 64}, "reward": {"w_color": 5.0}})
-    assert (now.reward.terms, now.task.uneven) == (lol_train.Config().reward.terms, 1.0)
+    recorded = {"agent": "a3c", "run": {}, "task": {"crop": 64}, "reward": {"w_color_ratio": 0.0}}
+    older = config.from_dict(lol_train.Config, recorded)  # a whole record from before uneven light
+    assert (older.reward.terms, older.task.uneven, older.task.crop) == ((), 0.0, 64)
+    for partial in ({"task": {"crop": 64}, "reward": {"w_color_ratio": 0.0}}, {"reward": {"w_color": 5.0}}):
+        now = config.from_dict(lol_train.Config, partial)  # a setting or two: the defaults hold the rest
+        assert (now.reward.terms, now.task.uneven) == (lol_train.Config().reward.terms, 1.0)
+    with pytest.raises(ValueError, match=r"reward.w_color_ratio: expected a number, got \[1, 2\]"):
+        config.from_dict(lol_train.Config, {"reward": {"w_color_ratio": [1, 2]}})
 

@@ -22,12 +22,12 @@ from rlenhance.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 EPISODES = 80
-#: lol_train's defaults act per 16 x 16 block: few sampled actions, so float rounding never flips one.
+#: global-light acts per 16 x 16 block: few sampled actions, so float rounding never flips one.
 #: The smoothness as a reward: the default penalty on the mean alpha map has the gradient sign(d), which flips
 #: where a rounding difference crosses d = 0, so two reduction orders would part by ~1e-4 over 80 updates.
-ARGS = ["--episodes", str(EPISODES), "--eval-every", "1000", "--batch", "4", "--crop", "64", "--steps", "3",
-        "--test-steps", "2", "--eval-size", "48", "--width", "8", "--samples", "0", "--device", "cpu",
-        "--threads", "1", "--set", "reward.smooth_on_mean=false", "--set", "task.min_steps=none"]
+ARGS = ["--preset", "global-light", "--episodes", str(EPISODES), "--eval-every", "1000", "--batch", "4", "--crop",
+        "64", "--steps", "3", "--test-steps", "2", "--eval-size", "48", "--width", "8", "--samples", "0", "--device",
+        "cpu", "--threads", "1", "--set", "reward.smooth_on_mean=false", "--set", "task.min_steps=none"]
 START_TIMEOUT_S = 180.0
 _POLL_S = 0.02
 

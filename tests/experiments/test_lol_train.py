@@ -27,7 +27,7 @@ def S(*pairs: str) -> list[str]:
     return [x for pair in pairs for x in ("--set", pair)]
 
 
-#: The defaults vary every reward weight; one-value ranges fix the ones a test does not vary.
+#: global-light varies every reward weight; one-value ranges fix the ones a test does not vary.
 FIXED_WEIGHTS = S("ranges.w_exposure=300,300", "ranges.w_color=20,20", "ranges.w_spatial=1,1")
 #: A run a test trains in seconds; TINY: in the shipped default's MDP (the defaults train in uneven light).
 SMALL = ["--episodes", "4", "--eval-every", "2", "--batch", "2", "--crop", "32", "--steps", "2",
@@ -648,13 +648,13 @@ def test_the_cap_is_the_shipped_models_recorded_for_inference_never_in_training(
 
 
 def test_a_training_step_lifts_by_the_uncapped_curve_and_earns_the_drop_of_the_loss():
-    """One step of the default run's training env with a fixed action map on a grey crop at the default setting:
+    """One step of global-light's training env with a fixed action map on a grey crop at the default setting:
     the curve LE(s) = s + alpha s (1 - s) with alpha 1 lifts 0.3 to 0.51, past the cap's 0.44 (0.4 + 0.04), which
     training never applies; the reward is the drop of the loss, here its exposure terms alone (a grey, flat image
     has no colour or spatial loss): w_exposure (1 + exposure_mean) ((0.3 - 0.4)^2 - (0.51 - 0.4)^2)."""
     from experiments import lol_train
 
-    cfg = lol_train.parse_args([])
+    cfg = lol_train.parse_args(["--preset", "global-light"])
     r = cfg.reward
     venv = envs.make_vec(lol_train.ENV_ID, num_envs=2, device="cpu", **{**lol_train.env_kwargs(cfg), "crop": 16})
     venv.reset(seed=0, options={"low": torch.full((2, 3, 16, 16), 0.3), "cond": venv.task.setting_cond(2)})
@@ -790,6 +790,9 @@ def test_the_default_run_on_dark_photos_alone_is_refused_naming_the_preset_that_
         save_image(tmp_path / "dark" / f"n{i}.png", np.full((40, 40, 3), 0.05 * (i + 1), np.float32))
     with pytest.raises(ValueError, match=r"task.uneven 1: .*n\d.png has none.*--preset global-light"):
         lol_train.main([*SMALL, "--data", str(tmp_path / "dark"), "--out", str(tmp_path / "run")])
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ValueError, match=r"terms: needs references .* the reward is the distance to them"):
+        lol_train.main([*SMALL, *S("task.uneven=0"), "--data", str(tmp_path / "dark"), "--out", str(tmp_path / "run")])
     assert not (tmp_path / "run").exists()
     lol_train.main([*TINY, "--data", str(tmp_path / "dark"), "--out", str(tmp_path / "run")])
     assert (tmp_path / "run" / "checkpoints" / "best.pt").exists()
