@@ -11,7 +11,7 @@ import torch
 from gymnasium import spaces
 
 from envs.base import ACTION_PENALTY_WEIGHT, PixelEnv, PixelTask, PixelVectorEnv
-from envs.rewards import Reference, build_terms
+from envs.rewards import build_terms
 from rlenhance import losses, metrics
 from rlenhance.data import RowDraws, RowStream, synthetic_low_light
 from rlenhance.data.illumination import uneven_low_light
@@ -213,7 +213,7 @@ class LowLightTask(PixelTask):
         #: whether any row weights the exposure, colour and spatial terms (a term no row weights is not computed)
         self.weighted = [bool(w.any()) for w in self.w[:3]]
         if self.high is None and (self.uneven or not any(self.weighted) and self._terms
-                                  and all(isinstance(term, Reference) for _, term in self._terms)):
+                                  and all(term.needs_reference for _, term in self._terms)):
             raise ValueError(f"{'uneven' if self.uneven else 'terms'}: needs references (paired data with high/), "
                              f"{'to relight' if self.uneven else 'the reward is the distance to them'}; these images "
                              "have none")

@@ -11,7 +11,8 @@ user's own :class:`RewardTerm` subclass is named by import path (``examples/rewa
 A term is built once per env (no arguments); :meth:`RewardTerm.reset` is called at each episode's start and
 :meth:`RewardTerm.__call__` on every state. Both read the episode from the task: ``task.original`` (the dark
 input, (B, 3, H, W)), ``task.high`` (the reference, or None for unpaired data), ``task.target`` (each row's
-exposure target, (B, 1, 1, 1)).
+exposure target, (B, 1, 1, 1)). A term that is zero without references sets ``needs_reference``: a reward of
+such terms alone is refused on unpaired images.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import torch
 from rlenhance import losses
 from rlenhance.plugins import Registry
 
-__all__ = ["REWARD_TERMS", "ColorRatio", "Reference", "RewardTerm", "build_terms", "reexpose"]
+__all__ = ["REWARD_TERMS", "ColorRatio", "Reference", "RewardTerm", "build_terms", "reexpose", "term_items"]
 
 
 class RewardTerm:
@@ -32,6 +33,8 @@ class RewardTerm:
 
     #: Its registered name (:data:`REWARD_TERMS`).
     name: ClassVar[str] = ""
+    #: Whether it reads the references alone (zero without them): a reward of such terms alone needs pairs.
+    needs_reference: ClassVar[bool] = False
 
     def reset(self, task: Any) -> None:
         """Called at the start of each episode, once the images and the setting are drawn."""
@@ -69,6 +72,7 @@ class Reference(RewardTerm):
     Zero on unpaired data (no reference)."""
 
     name = "reference"
+    needs_reference = True
 
     def reset(self, task: Any) -> None:
         self.exposed = None if task.high is None else reexpose(task.high, task.target)
@@ -106,3 +110,8 @@ def build_terms(terms: Mapping[str, float]) -> list[tuple[float, RewardTerm]]:
         if weight:
             built.append((float(weight), term()))
     return built
+
+
+def term_items(terms: Mapping[str, float]) -> tuple[str, ...]:
+    """``{name or import path: weight}`` as NAME=WEIGHT items, the spelling of a trainer's ``reward.terms``."""
+    return tuple(f"{name}={weight:g}" for name, weight in terms.items())

@@ -33,6 +33,7 @@ import envs
 from agents.distributed import Ranks
 from envs.checkpoints import LOWLIGHT_ENV_ID, lowlight_policy_spec
 from envs.lowlight import DEFAULT_WEIGHT_RANGES, RELLIE_ALPHAS, REWARDS, WEIGHT_FIELDS, LowLightTask
+from envs.rewards import term_items
 from experiments import config
 from experiments.config import Cost, Preset
 from experiments.grids import map_captions, with_maps
@@ -149,7 +150,7 @@ class RewardSettings:
     """weight of the spatial-consistency term (gradients against the input)"""
     w_smooth: float = ENV_DEFAULTS["w_smooth"]
     """weight of the smoothness (total variation) of each step's alpha map"""
-    terms: tuple[str, ...] = tuple(f"{name}={weight:g}" for name, weight in ENV_DEFAULTS["terms"].items())
+    terms: tuple[str, ...] = term_items(ENV_DEFAULTS["terms"])
     """reward terms with fixed weights, NAME=WEIGHT each (envs.rewards: reference, color_ratio, or a
     RewardTerm of your own by import path, package.module:Class=WEIGHT)"""
     exposure_target: float = ENV_DEFAULTS["exposure_target"]
@@ -224,7 +225,7 @@ def global_light() -> Config:
     mdp = envs.env_defaults(LOWLIGHT_ENV_ID)
     return config.replace_path(Config(), {
         "task.uneven": mdp["uneven"], "reward.conditioned": mdp["conditioned"],
-        "reward.terms": tuple(f"{name}={weight:g}" for name, weight in mdp["terms"].items()),
+        "reward.terms": term_items(mdp["terms"]),
         **{f"reward.{name}": mdp[name] for name in WEIGHT_FIELDS},
         "task.test_steps": 10, "task.max_overshoot": 0.04, "a3c.gamma": 1.0, "model.downscale": 16,
         "run.eval_every": 500})
@@ -435,8 +436,7 @@ def env_kwargs(cfg: Config) -> dict:
 
 
 def term_weights(terms: Sequence[str]) -> dict[str, float]:
-    """``{name or import path: weight}`` of ``reward.terms``' NAME=WEIGHT items (ValueError: an item that is
-    not NAME=WEIGHT with a number as its weight)."""
+    """``{name: weight}`` of ``reward.terms``' items (ValueError: not NAME=WEIGHT); inverse: term_items."""
     weights = {}
     for item in terms:
         name, sep, weight = item.rpartition("=")
