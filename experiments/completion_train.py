@@ -160,10 +160,10 @@ FLAGS: Mapping[str, str] = MappingProxyType({
     "eval-images": "task.eval_images"})
 
 
-def check(cfg: Config) -> Config:
+def check(cfg: Config, base: Config | None = None) -> Config:
     """Raise ValueError (FileNotFoundError for a missing predictor) naming a bad setting or one that
     does not apply."""
-    check_rl(cfg)
+    cfg = check_rl(cfg, base)
     t = cfg.task
     check_fractions(t.val_fraction, t.tune_fraction)
     for name in ("eval_images", "eval_size", "occlusion_seed"):

@@ -131,12 +131,13 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def preset_of(config: Any, presets: Mapping[str, Preset], ignore: Sequence[str] = (),
-              check: Callable[[Any], Any] | None = None) -> str | None:
+              check: Callable[[Any, Any], Any] | None = None) -> str | None:
     """The name of the preset whose config ``config`` is but for the dotted settings ``ignore``; None if
     none. ``check``: the trainer's, which ``config`` went through (it fills in derived settings)."""
     mine = flatten(to_dict(config))
     for name, preset in presets.items():
-        theirs = flatten(to_dict(preset() if check is None else check(preset())))
+        start = preset()
+        theirs = flatten(to_dict(start if check is None else check(start, start)))
         if all(theirs.get(k) == v for k, v in mine.items() if k not in ignore):
             return name
     return None
@@ -300,23 +301,28 @@ def load_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def unused_section(config: Any, name: str, why: str) -> None:
-    """Raise ValueError when section ``name``, which does not apply to this run (``why``), differs from its defaults."""
-    section, default = getattr(config, name), getattr(type(config)(), name)
+def unused_section(config: Any, name: str, why: str, base: Any = None) -> Any:
+    """``config`` with section ``name``, which does not apply to this run (``why``), at its defaults (a run records
+    none of it); ValueError when the section differs from ``base``'s: the config the command line's settings went
+    on (a preset), by default the defaults."""
+    default = getattr(type(config)(), name)
+    section, start = getattr(config, name), default if base is None else getattr(base, name)
     changed = [f"{name}.{f.name}" for f in dataclasses.fields(section)
-               if getattr(section, f.name) != getattr(default, f.name)]
+               if getattr(section, f.name) != getattr(start, f.name)]
     if changed:
         raise ValueError(f"{', '.join(changed)}: {why}; these settings would be ignored")
+    return dataclasses.replace(config, **{name: default})
 
 
 def parse(config_class: type, argv: Sequence[str] | None = None, *, presets: Mapping[str, Preset] | None = None,
           flags: Mapping[str, str] | None = None, prog: str | None = None, description: str | None = None,
-          check: Callable[[Any], Any] | None = None, estimate: Callable[[Any, Cost], float] | None = None) -> Any:
+          check: Callable[[Any, Any], Any] | None = None, estimate: Callable[[Any, Cost], float] | None = None) -> Any:
     """Read a command line into a ``config_class`` (see the module docstring).
 
     Args:
         flags: the named flags: flag name (``"episodes"``: ``--episodes``) -> dotted setting path.
-        check: called on the resolved config (raises ValueError naming a bad setting); its result is returned.
+        check: called on the resolved config and the one its settings went on (the preset, or the defaults);
+            raises ValueError naming a bad setting; its result is returned.
         estimate: ``(config, cost) -> seconds`` of a whole run: ``--help`` shows each preset's time.
     """
     presets, flags, leaves, defaults = dict(presets or {}), dict(flags or {}), paths(config_class), config_class()
@@ -375,7 +381,7 @@ def parse(config_class: type, argv: Sequence[str] | None = None, *, presets: Map
         matches = [p for p in leaves if p.rsplit(".", 1)[-1] == name.removeprefix("no_")]
         hint = f"; it is a setting: --set {matches[0]}=VALUE" if matches else ""
         parser.error(f"unrecognized arguments: {' '.join(unknown)}{hint}" + "".join(f" (or {m})" for m in matches[1:]))
-    config = presets[preset]() if preset is not None else defaults
+    config = start = presets[preset]() if preset is not None else defaults
     if args.config is not None:
         config = from_dict(config_class, load_file(args.config), base=config)
     config = replace_path(config, {path: getattr(args, dests[name]) for name, path in flags.items()
@@ -386,7 +392,7 @@ def parse(config_class: type, argv: Sequence[str] | None = None, *, presets: Map
             raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. --set run.episodes=100")
         config = replace_path(config, {key.strip(): value})
     if check is not None:
-        config = check(config)
+        config = check(config, start)
     if args.print_config:
         print(json.dumps(to_dict(config), indent=2))
         raise SystemExit(0)

@@ -245,10 +245,10 @@ FLAGS: Mapping[str, str] = MappingProxyType({
     "steps": "task.steps", "eval-images": "task.eval_images"})
 
 
-def check(cfg: Config) -> Config:
+def check(cfg: Config, base: Config | None = None) -> Config:
     """Raise ValueError (FileNotFoundError for a missing predictor) naming a bad setting or one that does
     not apply; the config returned records one noise level as a one-level tuple, several ascending."""
-    check_rl(cfg)
+    cfg = check_rl(cfg, base)
     t = cfg.task
     levels = resolve_sigma(t.sigma)
     cfg = config.replace_path(cfg, {"task.sigma": levels if isinstance(levels, tuple) else (levels,)})

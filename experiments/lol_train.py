@@ -243,8 +243,7 @@ def shipped_sac() -> Config:
     """The shipped recipe with SAC (docs/lowlight.md's SAC row): continuous alphas, and the critics learn the
     return to the episode's end (``sac.end_is_terminal``) at gamma 1, A3C's objective, the final image's loss.
     Not shipped: A3C's file follows all six knob checks."""
-    sac = config.replace_path(shipped(), {"agent": "sac", "sac.gamma": 1.0, "sac.end_is_terminal": True})
-    return dataclasses.replace(sac, a3c=Config().a3c)  # A3C's section unused
+    return config.replace_path(shipped(), {"agent": "sac", "sac.gamma": 1.0, "sac.end_is_terminal": True})
 
 
 def rellie() -> Config:
@@ -301,9 +300,10 @@ FLAGS: Mapping[str, str] = MappingProxyType({
     "eval-size": "task.eval_size"})
 
 
-def check(cfg: Config) -> Config:
-    """The config with ``task.action`` and ``task.alpha_min`` resolved; ValueError names a bad setting."""
-    check_rl(cfg)
+def check(cfg: Config, base: Config | None = None) -> Config:
+    """The config with ``task.action`` and ``task.alpha_min`` resolved, sections that do not apply at their
+    defaults; ValueError names a bad setting, or one set where it does not apply (``base``: the preset)."""
+    cfg = check_rl(cfg, base)
     t, r = cfg.task, cfg.reward
     action = t.action or ("continuous" if cfg.agent == "sac" else "discrete")
     if t.alpha_min is not None and action != "discrete":
@@ -317,7 +317,7 @@ def check(cfg: Config) -> Config:
                          f"categorical policy) or sac with continuous ones (its greedy alpha), not {cfg.agent} with "
                          f"{action}; set reward.smooth_on_mean=false")
     if not r.conditioned:
-        config.unused_section(cfg, "ranges", "reward.conditioned is false")
+        cfg = config.unused_section(cfg, "ranges", "reward.conditioned is false", base)
     for n in ("exposure", *WEIGHT_FIELDS):
         low, high = getattr(cfg.ranges, n)
         if not low <= high:

@@ -436,7 +436,7 @@ def evaluations_left(step: int, total: int, eval_every: int | Callable[[int], bo
 
 
 def preset_estimate(config: Any, presets: Mapping[str, Preset], device: str, *, ignore: Sequence[str],
-                    check: Callable[[Any], Any], per_step: Callable[[Cost], tuple[float, float]],
+                    check: Callable[[Any, Any], Any], per_step: Callable[[Cost], tuple[float, float]],
                     warmup: int | None = 10) -> TimeEstimate:
     """The :class:`TimeEstimate` of a run of ``config`` on a ``device`` type: from the measured cost
     (``per_step(cost)``: seconds per step and per evaluation) of the preset ``config`` is but for the

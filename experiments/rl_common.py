@@ -158,9 +158,10 @@ RL_FLAGS: Mapping[str, str] = MappingProxyType({
 })
 
 
-def check_rl(cfg: RLConfig) -> None:
-    """Raise ValueError (FileNotFoundError for a missing file) naming the first bad or inapplicable
-    setting of the shared sections (a section of the other agent must keep its defaults)."""
+def check_rl(cfg: RLConfig, base: RLConfig | None = None) -> RLConfig:
+    """``cfg`` with the other agent's section at its defaults; ValueError (FileNotFoundError for a missing file)
+    names the first bad or inapplicable setting of the shared sections (the other agent's section must be
+    ``base``'s, the preset's: :func:`experiments.config.unused_section`)."""
     model = cfg.model
     check_run(cfg.run)
     for name, value, low in (("model.width", model.width, 1), ("model.downscale", model.downscale, 1),
@@ -183,13 +184,14 @@ def check_rl(cfg: RLConfig) -> None:
             raise FileNotFoundError(f"--init-policy {model.init_policy}: no such file (expected a policy checkpoint "
                                     "of this trainer: a run's checkpoints/best.pt, or a shipped file)")
     if cfg.agent == "a3c":
-        unused_section(cfg, "sac", "the agent is a3c")
+        cfg = unused_section(cfg, "sac", "the agent is a3c", base)
         for name, zero in (("lr", False), ("gamma", True), ("entropy", True)):
             value = getattr(cfg.a3c, name)
             if not (math.isfinite(value) and (value >= 0 if zero else value > 0)):
                 raise ValueError(f"a3c.{name} {value!r}: expected a finite number {'>= 0' if zero else '> 0'}")
     else:
-        unused_section(cfg, "a3c", "the agent is sac (no entropy bonus, schedule, reward-map conv or A3C workers)")
+        cfg = unused_section(cfg, "a3c", "the agent is sac (no entropy bonus, schedule, reward-map conv or "
+                                         "A3C workers)", base)
         if model.conv_gru:
             raise ValueError("model.conv_gru: an A3C option; sac replays single transitions (no ConvGRU state)")
         if cfg.sac.all_action_rewards and not type(cfg).ACTION_REWARDS:
@@ -199,6 +201,7 @@ def check_rl(cfg: RLConfig) -> None:
             sac_config(cfg)
         except ValueError as exc:
             raise ValueError(f"sac: {exc}") from exc
+    return cfg
 
 
 def check_fractions(val_fraction: float, tune_fraction: float) -> None:
@@ -406,7 +409,7 @@ def fit(cfg: RLConfig, run: Run, agent: A3C | SAC, venv: Any, *,
         evaluate: Callable[[PixelActorCritic], tuple[dict[str, float], list[list[Tensor]]]],
         metric: str | Callable[[Mapping[str, float]], float], spec: CheckpointSpec, make_venv: Callable[[], Any],
         summary: Mapping[str, Any], captions: Sequence[str], presets: Mapping[str, Preset],
-        check: Callable[[Any], Any], split: str = "val",
+        check: Callable[[Any, Any], Any], split: str = "val",
         report: Callable[[PixelActorCritic], tuple[dict[str, float], list[list[Tensor]]]] | None = None) -> Path:
     """Train ``agent`` on ``venv`` for ``run.episodes`` episodes with :class:`experiments.loop.Loop`;
     returns the run folder. ``summary``: the task's columns of the closing table; ``captions``: the

@@ -142,9 +142,9 @@ VAE_LOG_EVERY = 50
 #: The step of a round's bank draw in :func:`phase_seed` (past any VAE step).
 BANK_STEP = 1 << 20
 
-def check(cfg: Config) -> Config:
+def check(cfg: Config, base: Config | None = None) -> Config:
     """The config, checked (:func:`experiments.run_settings.check_run`, :func:`resolve`; ValueError naming the first bad
-    setting), its noise levels in ascending order."""
+    setting), its noise levels in ascending order (``base``, the preset, is not needed: every section applies)."""
     check_run(cfg.run)
     check_fractions(cfg.task.val_fraction, cfg.task.tune_fraction)
     sigma = resolve(settings(cfg)).sigma

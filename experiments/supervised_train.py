@@ -327,8 +327,9 @@ def epoch_cost(cfg: Config, cost: Cost) -> tuple[float, float]:
 
 
 # --- the config, resolved --------------------------------------------------------------------------------
-def resolve(cfg: Config) -> Config:
-    """The config with the model's sizes and the task's noise filled in, checked.
+def resolve(cfg: Config, base: Config | None = None) -> Config:
+    """The config with the model's sizes and the task's noise filled in, checked (``base``, the preset, is not
+    needed: every section applies).
 
     Raises:
         ValueError: a setting out of range, or set where it does not apply (named by its path).

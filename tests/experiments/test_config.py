@@ -198,11 +198,15 @@ def test_preset_list_prints_each_preset_with_what_it_is_for_and_its_cost(name, c
             preset_name
 
 
-def test_unused_section_refuses_a_changed_section():
+def test_unused_section_refuses_a_section_changed_from_its_base_and_resets_it():
     cfg = config.replace_path(lol_train.Config(), {"sac.batch": 2})
     with pytest.raises(ValueError, match="sac.batch: the agent is a3c; these settings would be ignored"):
         config.unused_section(cfg, "sac", "the agent is a3c")
-    config.unused_section(lol_train.Config(), "sac", "the agent is a3c")  # defaults: nothing set
+    assert config.unused_section(lol_train.Config(), "sac", "the agent is a3c") == lol_train.Config()
+    # set by the base (a preset), not by the user: left out of the run, at the defaults
+    assert config.unused_section(cfg, "sac", "the agent is a3c", base=cfg) == lol_train.Config()
+    with pytest.raises(ValueError, match="sac.batch: the agent is a3c"):
+        config.unused_section(config.replace_path(cfg, {"sac.batch": 3}), "sac", "the agent is a3c", base=cfg)
 
 
 # --- the trainers' command lines ----------------------------------------------------------------------
@@ -228,7 +232,8 @@ def test_help_is_short_names_no_run_and_every_preset_says_its_time(name, capsys)
         assert not re.search(r"\d+ (s|min|h)\b", doc), doc  # a cost is stated once: in the Preset's fields
         assert re.search(rf"{re.escape(preset_name)}: .*?Time: (about \S+ \S+|not measured) on 2 CPU cores; "
                          r"(about \S+ \S+|not measured) on one H100 GPU\.", flat), preset_name
-        check(preset())  # every preset is a valid config
+        start = preset()
+        check(start, start)  # every preset is a valid config
 
 
 @pytest.mark.parametrize("name", TRAINERS)
