@@ -125,8 +125,10 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     rows: list[dict] = []
     for i in range(count):
         item = dataset[i]
-        if "high" not in item:
-            raise ValueError(f"{args.data}: lol_eval needs references (high/) for {item['name']}")
+        if "low" not in item or "high" not in item:
+            raise ValueError(f"{args.data}: lol_eval scores pairs, {item['name']} has no "
+                             + ("low/ (references alone: python -m experiments.compare --task lowlight darkens or "
+                                "relights them)" if "high" in item else "reference (high/)"))
         low = item["low"].permute(1, 2, 0).numpy()
         high = item["high"][None]
         for name, method in methods.items():

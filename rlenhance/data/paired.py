@@ -10,9 +10,11 @@ Layouts read by :class:`PairedImages` (inputs are ``low``, targets ``high``):
     targets in ``root/gt/``; ``train_ID`` pairs with ``gt_ID`` (each folder's name prefix
     is dropped before matching; files without it match by the same name);
 (d) the seed's parent ``root/train/{train,gt}`` and ``root/val/{val,gt}``, each a layout (c)
-    folder (``split="train"`` reads ``train``, ``"val"`` reads ``val``, None both).
+    folder (``split="train"`` reads ``train``, ``"val"`` reads ``val``, None both);
+(e) ``root/high/`` alone: well-exposed photos, references without dark captures (items without
+    ``low``: envs and test sets darken them synthetically or relight them).
 
-For layouts (a) and (c), ``split="train"``/``"val"`` is a deterministic split by scene
+For layouts (a), (c) and (e), ``split="train"``/``"val"`` is a deterministic split by scene
 (:func:`rlenhance.data.split_names`). The seed's targets are 4 times the inputs' size
 (super-resolution pairs): ``scale`` says how much larger a target is (None: read from the data).
 """
@@ -43,7 +45,8 @@ _LAYOUTS_TEXT = (
     "accepted layouts: (a) ROOT/low/ and ROOT/high/ holding files with matching names; "
     "(b) a LOL parent ROOT/our485/ and/or ROOT/eval15/, each holding low/ and high/; "
     "(c) the MRPNet seed's ROOT/train/ (or ROOT/val/) inputs and ROOT/gt/ targets, train_ID pairing with gt_ID; "
-    "(d) the seed's parent ROOT/train/ and/or ROOT/val/, each a layout (c) folder (train/train/ + train/gt/)"
+    "(d) the seed's parent ROOT/train/ and/or ROOT/val/, each a layout (c) folder (train/train/ + train/gt/); "
+    "(e) ROOT/high/ alone: well-exposed photos to darken or relight"
 )
 
 
@@ -96,7 +99,7 @@ def _seed_pairs(folder: Path, *, prefix: str, what: str) -> tuple[list[Record], 
 
 
 class PairedImages(ImageDataset):
-    """Low-light / reference pairs: items ``{"low", "high", "name"}``.
+    """Low-light / reference pairs: items ``{"low", "high", "name"}`` (layout e: ``{"high", "name"}``).
 
     ``low`` and ``high`` are float32 tensors (C, H, W) in [0, 1], RGB (C = 3) or gray (C = 1);
     ``high`` is ``scale`` times ``low``'s height and width (super-resolution pairs) or, by
@@ -123,7 +126,7 @@ class PairedImages(ImageDataset):
 
     Attributes:
         scale: the size ratio of ``high`` to ``low`` (an int >= 1).
-        layout: ``"pairs"`` (a), ``"lol"`` (b), ``"seed"`` (c) or ``"seed-parent"`` (d).
+        layout: ``"pairs"`` (a), ``"lol"`` (b), ``"seed"`` (c), ``"seed-parent"`` (d) or ``"references"`` (e).
 
     Raises:
         DatasetError: no recognised layout (the message lists the accepted ones), an empty
@@ -168,16 +171,16 @@ class PairedImages(ImageDataset):
         has_low, has_high = (self.root / "low").is_dir(), (self.root / "high").is_dir()
         lol = [s for s in LOL_SUBSETS[None] if (self.root / s).is_dir()]
         seed_parent = [s for s in SEED_SUBSETS[None] if (self.root / s / SEED_TARGETS).is_dir()]
-        if has_low or has_high:
-            if not (has_low and has_high):
-                missing = "high/" if has_low else "low/"
-                raise DatasetError(
-                    f"{what}: {missing} is missing ({self.root} has {_subfolders(self.root)}); {_LAYOUTS_TEXT}"
-                )
-            self.layout = "pairs"
-            records, error = _pair_folder(self.root / "low", self.root / "high", prefix="", what=what)
-            if error is not None:
-                raise error
+        if has_low and not has_high:
+            raise DatasetError(f"{what}: high/ is missing ({self.root} has {_subfolders(self.root)}); {_LAYOUTS_TEXT}")
+        if has_high:
+            self.layout = "pairs" if has_low else "references"
+            if has_low:
+                records, error = _pair_folder(self.root / "low", self.root / "high", prefix="", what=what)
+                if error is not None:
+                    raise error
+            else:
+                records = [Record(p.name, {"high": p}) for p in image_files(self.root / "high", what=what)]
             records = select(records)
         elif (self.root / SEED_TARGETS).is_dir():
             self.layout = "seed"
@@ -232,7 +235,7 @@ class PairedImages(ImageDataset):
 
     def _read_scale(self, what: str) -> int:
         """The size ratio of the first pair's ``high`` to its ``low`` (``scale=None``)."""
-        if not self._records:
+        if not self._records or "low" not in self._records[0].files:
             return 1
         record = self._records[0]
         low_h, low_w = self._decode(record.files["low"]).shape[-2:]
@@ -246,6 +249,8 @@ class PairedImages(ImageDataset):
 
     def _check_sizes(self, record: Record, tensors: dict[str, torch.Tensor]) -> None:
         """Raise DatasetError unless ``high`` is :attr:`scale` times ``low`` in height and width."""
+        if "low" not in tensors:  # layout (e)
+            return
         (low_h, low_w), (high_h, high_w) = tensors["low"].shape[-2:], tensors["high"].shape[-2:]
         if (high_h, high_w) != (low_h * self.scale, low_w * self.scale):
             expected = "the files of a pair must match" if self.scale == 1 else \

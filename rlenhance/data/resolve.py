@@ -32,8 +32,9 @@ def open_dataset(data: Any, *, kind: str, split: str | None, gray: bool, seed: i
             - ``kind="occluded"``: :class:`OccludedPairs`;
             - ``kind="clean"``: :class:`NoisyPairs` (real noisy / clean pairs) when it has
               ``noisy/`` + ``clean/`` or SIDD's scene folders (:func:`noisy_layout`), else as below;
-            - otherwise :class:`PairedImages` when it has ``low/`` + ``high/`` (or LOL's
-              ``our485/`` / ``eval15/``), else a flat folder of images (:class:`UnpairedImages`).
+            - otherwise :class:`PairedImages` when it has ``high/`` (with ``low/``: pairs; alone:
+              references) or LOL's ``our485/`` / ``eval15/``, else a flat folder of images
+              (:class:`UnpairedImages`).
         kind: "paired" (low light, references optional), "clean" (denoising: clean images, or
             real pairs) or "occluded" (completion).
         split: "train", "tune", "val" or None (all images): fit on train, choose (checkpoints,
@@ -61,7 +62,7 @@ def open_dataset(data: Any, *, kind: str, split: str | None, gray: bool, seed: i
         return OccludedPairs(root, **common)
     if kind == "clean" and noisy_layout(root) is not None:
         return NoisyPairs(root, gray=gray, **common)
-    has_pairs = (root / "low").is_dir() and (root / "high").is_dir()
+    has_pairs = (root / "low").is_dir() or (root / "high").is_dir()  # high/ alone: references
     has_lol = (root / "our485").is_dir() or (root / "eval15").is_dir()
     if has_pairs or has_lol:
         return PairedImages(root, gray=gray, **common)

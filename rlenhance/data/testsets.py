@@ -218,7 +218,8 @@ def lowlight_test_set(dataset: Any, size: int, *, seed: int = 0, device: str | t
     items = [dataset[i] for i in range(len(dataset))]
     if light == "uneven" and any("high" not in item for item in items):
         lacking = next(item["name"] for item in items if "high" not in item)
-        raise ValueError(f"light 'uneven' relights references, but {lacking} has none (give pairs or clean photos)")
+        raise ValueError(f"light 'uneven' relights references, but {lacking} has none (give pairs, or well-exposed "
+                         "photos in a high/ folder)")
     lows, highs = [], []
     for item in items:
         for key, out in (("low", lows), ("high", highs)):

@@ -204,6 +204,14 @@ def test_lol_eval_on_a_tiny_paired_folder(tiny_run, tmp_path):
     gaps = [np.mean([float(r["brightness"]) for r in rows if r["method"] == f"ours, exposure {t}"]) - t
             for t in (0.4, 0.7)]
     assert f"0.4: {gaps[0]:+.3f}, 0.7: {gaps[1]:+.3f}; largest |gap| {max(map(abs, gaps)):.3f}" in proc.stdout
+    from experiments import lol_eval
+
+    (tmp_path / "refs").mkdir()
+    (tmp_path / "pairs" / "high").rename(tmp_path / "refs" / "high")  # references alone; then dark photos alone
+    for data, said in ((tmp_path / "refs", r"001_1.png has no low/ \(references alone: .*compare"),
+                       (tmp_path / "pairs" / "low", r"001_1.png has no reference \(high/\)")):
+        with pytest.raises(ValueError, match=said):
+            lol_eval.main(["--data", str(data), "--split", "all", "--no-classical", "--threads", "1"])
 
 
 @pytest.mark.slow
@@ -788,12 +796,14 @@ def test_the_default_run_and_global_light_train_in_their_envs_defaults_but_for_c
 
 def test_the_default_run_on_dark_photos_alone_is_refused_naming_the_preset_that_takes_them(tmp_path):
     """The default relights references: a folder of dark photos without them is refused before anything is
-    written, naming the preset that trains on them."""
+    written, naming the preset that trains on them and the layout of references alone, which it trains on."""
     from experiments import lol_train
 
     for i in range(6):
         save_image(tmp_path / "dark" / f"n{i}.png", np.full((40, 40, 3), 0.05 * (i + 1), np.float32))
-    with pytest.raises(ValueError, match=r"task.uneven 1: .*n\d.png has none.*--preset global-light"):
+        save_image(tmp_path / "lit" / "high" / f"n{i}.png", np.full((40, 40, 3), 0.1 * (i + 3), np.float32))
+    with pytest.raises(ValueError, match=r"task.uneven 1: .*n\d.png has none \(.*in a high/ folder\).*--preset "
+                                         r"global-light"):
         lol_train.main([*SMALL, "--data", str(tmp_path / "dark"), "--out", str(tmp_path / "run")])
     assert not (tmp_path / "run").exists()
     with pytest.raises(ValueError, match=r"terms: needs references .* the reward is the distance to them"):
@@ -801,3 +811,7 @@ def test_the_default_run_on_dark_photos_alone_is_refused_naming_the_preset_that_
     assert not (tmp_path / "run").exists()
     lol_train.main([*TINY, "--data", str(tmp_path / "dark"), "--out", str(tmp_path / "run")])
     assert (tmp_path / "run" / "checkpoints" / "best.pt").exists()
+    for args in (SMALL, TINY):  # references alone: relit, or darkened evenly
+        out = tmp_path / f"lit_{args[0]}"
+        lol_train.main([*args, "--data", str(tmp_path / "lit"), "--out", str(out)])
+        assert (out / "checkpoints" / "best.pt").exists()

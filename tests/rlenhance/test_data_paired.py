@@ -104,6 +104,26 @@ def test_unpaired_flat_folder(tmp_path):
     assert len(val) == len(tune) == 1 and sorted(train.names + tune.names + val.names) == ds.names
 
 
+def test_a_high_folder_alone_holds_references_split_by_scene(tmp_path):
+    """Layout (e): well-exposed photos without dark captures, items without "low"; open_dataset reads it."""
+    from rlenhance.data import open_dataset
+
+    rng = np.random.default_rng(7)
+    names = [f"{scene}_{k}.png" for scene in range(5) for k in (1, 2)]
+    arrays = {n: _write(tmp_path / "high" / n, _rgb(rng)) for n in names}
+    ds = PairedImages(tmp_path)
+    assert ds.layout == "references" and ds.names == names and ds.scale == 1
+    item = ds[3]
+    assert set(item) == {"high", "name"}
+    torch.testing.assert_close(item["high"], torch.from_numpy(arrays[names[3]]).permute(2, 0, 1).float() / 255,
+                               atol=0, rtol=0)
+    splits = {s: open_dataset(tmp_path, kind="paired", split=s, gray=False, seed=0, val_fraction=0.2,
+                              tune_fraction=0.2).names for s in ("train", "tune", "val")}
+    assert sorted(sum(splits.values(), [])) == names
+    assert all({scene_key(n) for n in splits[a]}.isdisjoint(scene_key(n) for n in splits[b])
+               for a, b in (("train", "tune"), ("train", "val"), ("tune", "val")))
+
+
 def test_dataset_works_with_dataloader_and_sample_batch(tmp_path):
     _make_pairs(tmp_path, ["a.png", "b.png", "c.png"], np.random.default_rng(6))
     ds = PairedImages(tmp_path)
