@@ -623,10 +623,10 @@ def test_area_kernel_bad_arguments_raise():
 
 
 def rollout_policy(*, out_channels=1, gap=True, cond_dim=5, film=True, downscale=4, kernel_size=3,
-                   branch_dilations=(3, 2), n_actions=21, seed=0):
+                   branch_dilations=(3, 2), n_actions=21, width=8, seed=0):
     """A random discrete low-light policy whose actions are far from uniform (a large head gain)."""
     torch.manual_seed(seed)
-    policy = PixelActorCritic(in_channels=6 + gap, out_channels=out_channels, n_actions=n_actions, width=8,
+    policy = PixelActorCritic(in_channels=6 + gap, out_channels=out_channels, n_actions=n_actions, width=width,
                               downscale=downscale, cond_dim=cond_dim, kernel_size=kernel_size,
                               branch_dilations=branch_dilations, cond_film=film, policy_head_gain=3.0).eval()
     if film:  # FiLM starts as the identity: give it an effect
@@ -674,6 +674,7 @@ def assert_rollouts_close(fused, reference, atol=2e-6):
     dict(out_channels=3, downscale=4),  # FiLM on three alpha maps
     dict(cond_dim=0, film=False, downscale=1, kernel_size=5),
     dict(branch_dilations=(), film=False, downscale=16),
+    dict(width=32),  # the shipped width: the kernel keeps a position's outputs in registers
 ])
 def test_native_rollout_matches_the_torch_ops(config, monkeypatch):
     policy = rollout_policy(**config)
@@ -723,8 +724,9 @@ def test_native_rollout_caps_the_mean_as_the_torch_ops(monkeypatch):
 
 
 @needs_native
-def test_native_rollout_vector_widths_give_identical_values():
-    policy = rollout_policy()
+@pytest.mark.parametrize("width", [8, 32])
+def test_native_rollout_vector_widths_give_identical_values(width):
+    policy = rollout_policy(width=width)
     layers = [(conv.weight, conv.bias, conv.dilation[0], relu, film)
               for conv, relu, film in policy.action_layers(torch.zeros(1, 5))]
     image = torch.rand(1, 3, 29, 30, generator=torch.Generator().manual_seed(3))
