@@ -303,12 +303,13 @@ def load_file(path: str | Path) -> dict[str, Any]:
 
 def unused_section(config: Any, name: str, why: str, base: Any = None) -> Any:
     """``config`` with section ``name``, which does not apply to this run (``why``), at its defaults (a run records
-    none of it); ValueError when the section differs from ``base``'s: the config the command line's settings went
-    on (a preset), by default the defaults."""
+    none of it); ValueError names a setting of it that is neither its default nor ``base``'s (the config the
+    command line's settings went on: a preset): one given that would be ignored. A recorded run's section, at
+    its defaults, re-runs under its preset."""
     default = getattr(type(config)(), name)
     section, start = getattr(config, name), default if base is None else getattr(base, name)
     changed = [f"{name}.{f.name}" for f in dataclasses.fields(section)
-               if getattr(section, f.name) != getattr(start, f.name)]
+               if getattr(section, f.name) not in (getattr(start, f.name), getattr(default, f.name))]
     if changed:
         raise ValueError(f"{', '.join(changed)}: {why}; these settings would be ignored")
     return dataclasses.replace(config, **{name: default})

@@ -432,6 +432,22 @@ def test_shipped_sac_preset_is_the_shipped_recipe_with_sac_to_the_episodes_end()
                                 ) == cfg
 
 
+def test_a_preset_run_with_the_other_agent_re_runs_and_resumes_under_its_preset(tmp_path):
+    """A run records the unused agent's section at its defaults: --config RUN and --resume read it back under
+    the preset that sets that section otherwise."""
+    from experiments import config, lol_train
+
+    for i, argv in enumerate((["--preset", "shipped-sac"], ["--preset", "shipped-sac", "--agent", "a3c"],
+                              ["--preset", "shipped", "--agent", "sac"])):
+        out = tmp_path / str(i)
+        cfg = lol_train.parse_args([*argv, "--out", str(out)])
+        out.mkdir()
+        (out / "config.json").write_text(json.dumps({**config.to_dict(cfg), "trainer": "experiments.lol_train"}))
+        assert lol_train.parse_args([*argv, "--config", str(out)]) == cfg
+        resumed = lol_train.parse_args([*argv, "--resume", "--out", str(out)])
+        assert resumed == config.replace_path(cfg, {"run.resume": True})
+
+
 def test_rellie_preset_run_records_the_coupling_the_enhancer_applies(tmp_path):
     from experiments import lol_train
     from rlenhance.enhance import Enhancer
