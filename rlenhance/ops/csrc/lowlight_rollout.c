@@ -80,14 +80,15 @@ typedef struct {
     int32_t argmax;           /* 1: the most probable action's alpha; 0: the expected alpha */
 } rollout_args_t;
 
-/* The width of the shipped networks' hidden layers, and 8 floats as one value (unaligned loads). */
+/* The width of the shipped networks' hidden layers, and 8 floats as one AVX2 value (unaligned loads, reading
+   float arrays). */
 #define WIDTH 32
-typedef float v8 __attribute__((vector_size(32), aligned(4)));
+typedef float v8 __attribute__((vector_size(32), aligned(4), may_alias));
 
 /* out (hs * ws, cout) = conv(in (hs * ws, cin)) + bias: one output position at a time, its valid taps
    (zero padding contributes nothing) accumulated over input channels into the cout outputs. With wide
-   (a constant; cout is then WIDTH) the outputs stay in four vector registers until the position is
-   done: the same operations per output, in the same order. */
+   (a constant; cout is then WIDTH; AVX2 only: narrower vectors would spill them) the outputs stay in four
+   vector registers until the position is done: the same operations per output, in the same order. */
 static inline __attribute__((always_inline)) void conv_layer(const float *restrict in, float *restrict out,
                                                              int64_t hs, int64_t ws, int cin, int cout, int k,
                                                              int dil, const float *restrict weight,
@@ -134,10 +135,7 @@ typedef void (*conv_fn)(const float *, float *, int64_t, int64_t, int, int, int,
 
 static void conv_baseline(const float *in, float *out, int64_t hs, int64_t ws, int cin, int cout, int k, int dil,
                           const float *weight, const float *bias) {
-    if (cout == WIDTH)
-        conv_layer(in, out, hs, ws, cin, WIDTH, k, dil, weight, bias, 1);
-    else
-        conv_layer(in, out, hs, ws, cin, cout, k, dil, weight, bias, 0);
+    conv_layer(in, out, hs, ws, cin, cout, k, dil, weight, bias, 0);
 }
 
 #if HAVE_AVX2
