@@ -61,7 +61,7 @@ import torch
 
 from benchmarks.inference import CLI_WRAPPER, load_average, ms_alternating
 from rlenhance import metrics
-from rlenhance.data import BUILTIN_IMAGES, DEFAULT_COLOR_IMAGES, open_dataset, synthetic_low_light
+from rlenhance.data import BUILTIN_IMAGES, DEFAULT_COLOR_IMAGES, check_pair, open_dataset, synthetic_low_light
 from rlenhance.data.testsets import image_seed
 from rlenhance.denoisers import default_denoiser
 from rlenhance.enhance import Enhancer
@@ -148,6 +148,8 @@ def load_sets(args: argparse.Namespace) -> dict[str, list[Image]]:
         dataset = open_dataset(str(args.data), kind="paired", split=split, gray=False, seed=0)
         count = len(dataset) if not limit else min(limit, len(dataset))
         items = [dataset[i] for i in range(count)]
+        for item in items:
+            check_pair(item, f"benchmarks.clean --data {args.data}")
         sets[name] = [(item["name"], item["low"].permute(1, 2, 0).numpy(), item["high"].permute(1, 2, 0).numpy())
                       for item in items]
     if "photos" in args.sets:

@@ -59,7 +59,7 @@ import torch.nn.functional as F
 
 from rlenhance import losses, metrics
 from rlenhance.atomic import atomic_path
-from rlenhance.data import open_dataset
+from rlenhance.data import check_pair, open_dataset
 from rlenhance.enhance import Enhancer
 from rlenhance.ops import le_curve
 from rlenhance.runtime import configure_threads
@@ -84,6 +84,8 @@ def load_images(data: str, split: str, split_seed: int, limit: int) -> list[tupl
     dataset = open_dataset(data, kind="paired", split=None if split == "all" else split, gray=False, seed=split_seed)
     count = len(dataset) if not limit else min(limit, len(dataset))
     items = [dataset[i] for i in range(count)]
+    for item in items:
+        check_pair(item, f"benchmarks.knobs --data {data}")
     return [(item["name"], item["low"].permute(1, 2, 0).numpy(), item["high"].permute(1, 2, 0).numpy())
             for item in items]
 

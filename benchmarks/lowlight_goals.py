@@ -55,7 +55,7 @@ from torch.utils.data import Subset
 from rlenhance import metrics
 from rlenhance.atomic import atomic_path
 from rlenhance.baselines import global_curve, oracle_global
-from rlenhance.data import LowLightTestSet, lowlight_test_set, open_dataset, scene_key
+from rlenhance.data import LowLightTestSet, check_pair, lowlight_test_set, open_dataset, scene_key
 from rlenhance.enhance import Enhancer
 from rlenhance.io import tensor_to_image
 from rlenhance.runtime import configure_threads
@@ -94,6 +94,7 @@ def load_images(data: str | Path, size: int, *, split: str, split_seed: int, see
     dataset = open_dataset(data, kind="paired", split=None if split == "all" else split, gray=False, seed=split_seed)
     scenes = list(dict.fromkeys(scene_key(name) for name in dataset.names))[:limit or None]
     frames = [index for index, name in enumerate(dataset.names) if scene_key(name) in scenes]
+    check_pair(dataset[frames[0]], f"benchmarks.lowlight_goals --data {data}")  # its second set: the pairs
     firsts = list({scene_key(dataset.names[index]): index for index in reversed(frames)}.values())[::-1]
     relit = [lowlight_test_set(Subset(dataset, firsts), size, seed=seed + k, light="uneven")
              for k in range(relightings)]

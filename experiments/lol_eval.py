@@ -41,7 +41,7 @@ from experiments.runs import markdown_table
 from rlenhance import metrics
 from rlenhance.atomic import atomic_path
 from rlenhance.baselines import LOWLIGHT_BASELINES
-from rlenhance.data import open_dataset
+from rlenhance.data import check_pair, open_dataset
 from rlenhance.restore import SupervisedRestorer
 from rlenhance.runtime import configure_threads, flush_denormals, select_device
 
@@ -125,10 +125,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     rows: list[dict] = []
     for i in range(count):
         item = dataset[i]
-        if "low" not in item or "high" not in item:
-            raise ValueError(f"{args.data}: lol_eval scores pairs, {item['name']} has no "
-                             + ("low/ (references alone: python -m experiments.compare --task lowlight darkens or "
-                                "relights them)" if "high" in item else "reference (high/)"))
+        check_pair(item, f"lol_eval --data {args.data}")
         low = item["low"].permute(1, 2, 0).numpy()
         high = item["high"][None]
         for name, method in methods.items():

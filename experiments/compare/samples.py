@@ -65,8 +65,9 @@ def load_samples(args: Args) -> list[Sample]:
     :class:`rlenhance.data.NoisyPairs`, as they are), gray or RGB (``--gray``); completion:
     :func:`rlenhance.data.occluded_test_set` (the pairs' own masks, or synthetic holes in the embedded
     photos); low light: the pairs as they are, photos without references as they are (no reference),
-    or the embedded photos darkened by :func:`rlenhance.data.synthetic_low_light` (each from a
-    generator seeded by ``--seed`` and its name); with ``--light uneven`` every reference relit by
+    or references alone (the embedded photos, a ``high/`` folder) darkened by
+    :func:`rlenhance.data.synthetic_low_light` (each from a generator seeded by ``--seed`` and its
+    name); with ``--light uneven`` every reference relit by
     :func:`rlenhance.data.uneven_capture` (seeded alike) in place of its low frame.
 
     Raises:
@@ -91,7 +92,7 @@ def load_samples(args: Args) -> list[Sample]:
                           item.mask[0].numpy() > MASK_THRESHOLD)
                    for item in occluded_test_set(dataset, limit=args.limit, seed=args.seed)]
     else:
-        samples = [_lowlight_sample(dataset[index], embedded=data is None, seed=args.seed, light=args.light)
+        samples = [_lowlight_sample(dataset[index], seed=args.seed, light=args.light)
                    for index in range(len(dataset) if not args.limit else min(args.limit, len(dataset)))]
         with_reference = [s.name for s in samples if s.reference is not None]
         if 0 < len(with_reference) < len(samples):
@@ -109,16 +110,16 @@ def _level_map(size: tuple[int, int], sigma: float, sigma_to: float | None) -> n
     return level[0, 0].numpy() if torch.is_tensor(level) else np.full(size, level, np.float32)
 
 
-def _lowlight_sample(item: dict, *, embedded: bool, seed: int, light: str) -> Sample:
-    """A low-light sample: a pair, a photo without reference, or an embedded photo darkened synthetically;
+def _lowlight_sample(item: dict, *, seed: int, light: str) -> Sample:
+    """A low-light sample: a pair, a photo without reference, or a reference alone darkened synthetically;
     with ``light="uneven"``, the reference relit by non-uniform light and the reference."""
     if light == "uneven":
         if "high" not in item:
             raise DatasetError(f"--light uneven relights each image's reference, but {item['name']} has none; give "
-                               "low/ + high/ pairs, or no --data (the embedded photos)")
+                               "low/ + high/ pairs, high/ alone, or no --data (the embedded photos)")
         return Sample(item["name"], tensor_to_image(uneven_capture(item["high"], item["name"], seed=seed)),
                       tensor_to_image(item["high"]))
-    if embedded:
+    if "low" not in item:
         generator = torch.Generator().manual_seed(image_seed(seed, item["name"]))
         low = synthetic_low_light(item["high"][None], generator=generator)[0]
         return Sample(item["name"], tensor_to_image(low), tensor_to_image(item["high"]))

@@ -3,7 +3,8 @@
 Data sets (``torch.utils.data.Dataset``; items are dicts of float32 (C, H, W) tensors in
 [0, 1], RGB or one gray channel, plus ``"name"``):
 
-- :class:`PairedImages`: ``low``/``high`` pairs (SICE-style folder or LOL parent).
+- :class:`PairedImages`: ``low``/``high`` pairs (SICE-style folder or LOL parent), or references alone
+  (``high/``); :func:`check_pair` refuses an item that is not a pair.
 - :class:`NoisyPairs`: real ``noisy``/``clean`` pairs (``noisy/`` + ``clean/`` folders, or SIDD).
 - :class:`UnpairedImages`: a flat folder of inputs (``low``).
 - :class:`OccludedPairs`: ``occluded``/``original`` and the ``mask`` of missing pixels (estimated
@@ -50,7 +51,7 @@ from rlenhance.data.illumination import LIGHTS, illumination_field, uneven_low_l
 from rlenhance.data.noisy import NoisyPairs
 from rlenhance.data.occluded import OccludedPairs, channel_sum_mask, estimate_occlusion_mask, hole_mask
 from rlenhance.data.occlusion import RandomOcclusion, moved_occlusion, random_occlusion
-from rlenhance.data.paired import PairedImages, UnpairedImages
+from rlenhance.data.paired import PairedImages, UnpairedImages, check_pair
 from rlenhance.data.resolve import open_dataset
 from rlenhance.data.rows import RowDraws, RowStream
 from rlenhance.data.testsets import (
@@ -113,6 +114,7 @@ __all__ = [
     "noise_level_map",
     "noise_ramp",
     "channel_sum_mask",
+    "check_pair",
     "estimate_occlusion_mask",
     "hole_mask",
     "illumination_field",

@@ -22,17 +22,18 @@ For layouts (a), (c) and (e), ``split="train"``/``"val"`` is a deterministic spl
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from rlenhance.data.base import ImageDataset, Record, check_split, image_files, partner_error, resolve_split
 from rlenhance.data.transforms import TUNE_FRACTION, scene_key
 from rlenhance.errors import DatasetError
-from rlenhance.io import DEFAULT_MAX_PIXELS
+from rlenhance.io import DEFAULT_MAX_PIXELS, list_images
 
-__all__ = ["PairedImages", "UnpairedImages"]
+__all__ = ["PairedImages", "UnpairedImages", "check_pair"]
 
 #: LOL-v1 subsets read for each split in layout (b).
 LOL_SUBSETS = {"train": ("our485",), "tune": ("our485",), "val": ("eval15",), None: ("our485", "eval15")}
@@ -180,6 +181,10 @@ class PairedImages(ImageDataset):
                 if error is not None:
                     raise error
             else:
+                photos = list_images(self.root)
+                if photos:
+                    raise DatasetError(f"{what}: holds both photos ({photos[0].name}) and high/ (references): keep "
+                                       f"one of them; {_LAYOUTS_TEXT}")
                 records = [Record(p.name, {"high": p}) for p in image_files(self.root / "high", what=what)]
             records = select(records)
         elif (self.root / SEED_TARGETS).is_dir():
@@ -300,3 +305,14 @@ class UnpairedImages(ImageDataset):
                                  seed=seed, group=group, what=what)
         self._records = [Record(p.name, {"low": p}) for p in files if p.name in keep]
         self._fill_cache()
+
+
+def check_pair(item: Mapping[str, Any], needed_by: str) -> None:
+    """Raise DatasetError unless ``item`` of a low-light data set holds a dark capture and its reference:
+    ``needed_by`` (a command) scores real pairs; the message says which half ``item`` lacks."""
+    if "low" in item and "high" in item:
+        return
+    if "high" in item:
+        raise DatasetError(f"{needed_by} scores low-light pairs, but {item['name']} has no dark capture (low/); "
+                           "references alone are darkened or relit by python -m experiments.compare --task lowlight")
+    raise DatasetError(f"{needed_by} scores low-light pairs, but {item['name']} has no reference (high/)")

@@ -11,6 +11,7 @@ SupervisedSpec of supervised_train). One run goes through the command line as a 
 import contextlib
 import csv
 import io
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -928,6 +929,19 @@ def test_uneven_light_relights_each_reference_from_the_seed_and_its_name(tiny):
     assert np.array_equal(embedded.reference, uniform.reference) and not np.array_equal(embedded.input, uniform.input)
     assert "--light uneven is ignored" in ignored_flags(Args(task="denoise", light="uneven"))[0]
     assert "relit by non-uniform light" in data_label(Args(**common))
+
+
+def test_references_alone_are_darkened_as_the_embedded_photos_or_relit(tiny, tmp_path):
+    """A folder with high/ alone: each reference darkened synthetically (seeded by --seed and its name), or
+    relit with --light uneven, scored against itself."""
+    shutil.copytree(tiny["base"] / "lowlight" / "high", tmp_path / "refs" / "high")
+    common = {"task": "lowlight", "data": str(tmp_path / "refs"), "split": "all"}
+    for light in ("data", "uneven"):
+        samples = load_samples(Args(**common, light=light))
+        again = load_samples(Args(**common, light=light))
+        assert samples and all(s.reference is not None and s.input.mean() < 0.8 * s.reference.mean() for s in samples)
+        assert all(np.array_equal(s.input, t.input) for s, t in zip(samples, again))
+    assert not np.array_equal(samples[0].input, load_samples(Args(**common))[0].input)
 
 
 def test_uneven_light_needs_references(photos):

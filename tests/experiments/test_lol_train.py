@@ -208,7 +208,7 @@ def test_lol_eval_on_a_tiny_paired_folder(tiny_run, tmp_path):
 
     (tmp_path / "refs").mkdir()
     (tmp_path / "pairs" / "high").rename(tmp_path / "refs" / "high")  # references alone; then dark photos alone
-    for data, said in ((tmp_path / "refs", r"001_1.png has no low/ \(references alone: .*compare"),
+    for data, said in ((tmp_path / "refs", r"001_1.png has no dark capture \(low/\); references alone .*compare"),
                        (tmp_path / "pairs" / "low", r"001_1.png has no reference \(high/\)")):
         with pytest.raises(ValueError, match=said):
             lol_eval.main(["--data", str(data), "--split", "all", "--no-classical", "--threads", "1"])

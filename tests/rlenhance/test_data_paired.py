@@ -122,6 +122,9 @@ def test_a_high_folder_alone_holds_references_split_by_scene(tmp_path):
     assert sorted(sum(splits.values(), [])) == names
     assert all({scene_key(n) for n in splits[a]}.isdisjoint(scene_key(n) for n in splits[b])
                for a, b in (("train", "tune"), ("train", "val"), ("tune", "val")))
+    _write(tmp_path / "stray.png", _rgb(rng))  # photos beside high/: dark ones, or more references?
+    with pytest.raises(DatasetError, match=r"holds both photos \(stray.png\) and high/"):
+        PairedImages(tmp_path)
 
 
 def test_dataset_works_with_dataloader_and_sample_batch(tmp_path):
