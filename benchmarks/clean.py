@@ -60,8 +60,9 @@ import numpy as np
 import torch
 
 from benchmarks.inference import CLI_WRAPPER, load_average, ms_alternating
+from benchmarks.knobs import load_images
 from rlenhance import metrics
-from rlenhance.data import BUILTIN_IMAGES, DEFAULT_COLOR_IMAGES, check_pair, open_dataset, synthetic_low_light
+from rlenhance.data import BUILTIN_IMAGES, DEFAULT_COLOR_IMAGES, synthetic_low_light
 from rlenhance.data.testsets import image_seed
 from rlenhance.denoisers import default_denoiser
 from rlenhance.enhance import Enhancer
@@ -145,13 +146,7 @@ def load_sets(args: argparse.Namespace) -> dict[str, list[Image]]:
     for name, split, limit in (("train", "train", args.limit), ("val", "val", args.val_limit)):
         if name not in args.sets:
             continue
-        dataset = open_dataset(str(args.data), kind="paired", split=split, gray=False, seed=0)
-        count = len(dataset) if not limit else min(limit, len(dataset))
-        items = [dataset[i] for i in range(count)]
-        for item in items:
-            check_pair(item, f"benchmarks.clean --data {args.data}")
-        sets[name] = [(item["name"], item["low"].permute(1, 2, 0).numpy(), item["high"].permute(1, 2, 0).numpy())
-                      for item in items]
+        sets[name] = load_images(str(args.data), split, 0, limit, needed_by="benchmarks.clean")
     if "photos" in args.sets:
         photos = []
         for name in args.photos:

@@ -79,13 +79,15 @@ WHITE = 0.9
 DENOISE_VALUES = (0.0, 1.0, 2.0)
 
 
-def load_images(data: str, split: str, split_seed: int, limit: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """(name, low-light image, its reference) of the split at full resolution, RGB float32 (H, W, 3)."""
+def load_images(data: str, split: str, split_seed: int, limit: int, needed_by: str = "benchmarks.knobs"
+                ) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, low-light image, its reference) of the split's pairs at full resolution, RGB float32 (H, W, 3);
+    DatasetError names an item that is not a pair and ``needed_by``, the command that needs pairs."""
     dataset = open_dataset(data, kind="paired", split=None if split == "all" else split, gray=False, seed=split_seed)
     count = len(dataset) if not limit else min(limit, len(dataset))
     items = [dataset[i] for i in range(count)]
     for item in items:
-        check_pair(item, f"benchmarks.knobs --data {data}")
+        check_pair(item, f"{needed_by} --data {data}")
     return [(item["name"], item["low"].permute(1, 2, 0).numpy(), item["high"].permute(1, 2, 0).numpy())
             for item in items]
 

@@ -95,8 +95,8 @@ class TaskSettings:
     """Data, curve steps and actions (envs.lowlight)."""
 
     data: str | None = None
-    """low/ + high/ pairs or a LOL layout (our485/ + eval15/); dark photos alone: --preset global-light (none:
-    the embedded scikit-image photos)"""
+    """low/ + high/ pairs, high/ alone (well-exposed photos) or a LOL layout (our485/ + eval15/); dark photos
+    alone: --preset global-light (none: the embedded scikit-image photos)"""
     policy_side: int = 128
     """train and validate on images area-downscaled to this longer side, recorded as the Enhancer's working
     resolution (0: native resolution)"""

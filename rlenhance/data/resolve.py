@@ -62,8 +62,8 @@ def open_dataset(data: Any, *, kind: str, split: str | None, gray: bool, seed: i
         return OccludedPairs(root, **common)
     if kind == "clean" and noisy_layout(root) is not None:
         return NoisyPairs(root, gray=gray, **common)
-    has_pairs = (root / "high").is_dir()  # with low/: pairs; alone: references
+    has_references = (root / "high").is_dir()  # with low/: pairs; alone: references
     has_lol = (root / "our485").is_dir() or (root / "eval15").is_dir()
-    if has_pairs or has_lol:
+    if has_references or has_lol:
         return PairedImages(root, gray=gray, **common)
     return UnpairedImages(root, gray=gray, **common)
