@@ -61,14 +61,14 @@ FIGURES = [
     *(Figure("docs/training.md", figure, "python -m experiments.lol_train") for figure in ("102 s", "+1.85 dB")),
     *(Figure("docs/lowlight.md", figure, "python -m benchmarks.lowlight_goals --checkpoint CHECKPOINT")
       for figure in ("17.83", "20.06", "1.36", "19.45", "17.94", "19.81", "19.02",
-                     "**20.50**", "1.125", "19.27", "18.14", "19.94", "0.79", "+ 0.13", "+ 2.00", "2.39x", "0.044")),
+                     "**20.50**", "1.125", "19.27", "18.14", "19.94", "0.79", "+ 0.13", "+ 2.00", "2.39x", "0.044",
+                     "relit 18.83", "19.27 / 19.58 / 19.79")),
     *(Figure("docs/lowlight.md", figure, "`python -m benchmarks.reward_optimum --rewards R` at df3bd26")
       for figure in ("15.58", "18.32", "25.31", "22.49")),
-    *(Figure("docs/lowlight.md", figure,
-             "python -m experiments.lol_train $M --set run.batch=16 --set run.episodes=7000")
-      for figure in ("+0.12", "97%")),
     *(Figure("docs/lowlight.md", figure, "python -m experiments.lol_train $U --set run.episodes=7000")
       for figure in ("+0.08 / -0.16",)),
+    *(Figure("docs/lowlight.md", figure, "python -m experiments.lol_eval --checkpoint CHECKPOINT --split val "
+             "--no-classical") for figure in ("19.79 dB / 0.690", "19.09 / 18.82 / 18.80")),
     Figure("docs/lowlight.md", "18.77 dB", "python -m experiments.compare --task lowlight --data "
            "../shared/data/sice_pairs/train --methods rl --threads 1 --rl CHECKPOINT"),
     Figure("docs/lowlight.md", "19.04 dB", "python -m experiments.compare --task lowlight --data "
