@@ -25,6 +25,7 @@ otherwise. One markdown table, each row a goal met or not, and the command that 
 * adaptivity: per image, the spread (95th minus 5th percentile over pixels) of the summed alpha map
   (:meth:`rlenhance.Enhancer.alpha_maps`: the maps the rollout applied, at the working resolution,
   summed over steps, averaged over alpha channels), the median over images at least :data:`MIN_SPREAD`;
+  the same median on the pairs (no goal: a policy that tells even light from uneven spreads less there);
   for a checkpoint that follows ``w_smooth`` over :data:`SMOOTH_WEIGHTS`, that median at each and their
   ratio (the low weight's over the high one's) at least :data:`MIN_SMOOTH_RATIO`;
 * exposure, on each set: per target of :data:`TARGETS` the checkpoint follows, the mean over images
@@ -157,6 +158,10 @@ def measure(enhancer: Enhancer, images: LowLightTestSet, pairs: LowLightTestSet 
     median = float(np.median(spreads))
     rows.append(_row("alpha-map spread (p95 - p5 of the summed map), median", f"{median:.4f}", f">= {MIN_SPREAD:g}",
                      median >= MIN_SPREAD))
+    even = None if pairs is None else [spread(enhancer, low) for low in pairs.low]
+    if even is not None:  # no goal: a policy that tells the light apart spreads its maps less here
+        rows.append(_row("the same spread on the pairs' own (even) light, median", f"{np.median(even):.4f}",
+                         "below the relit one", None))
     low_w, high_w = SMOOTH_WEIGHTS
     smooth = None
     if all(follows(enhancer, "w_smooth", w) for w in SMOOTH_WEIGHTS):
@@ -177,7 +182,7 @@ def measure(enhancer: Enhancer, images: LowLightTestSet, pairs: LowLightTestSet 
     sweep = [entry for name, images_of in sets.items() for entry in exposure_sweep(enhancer, name, images_of)]
     rows += exposure_goals(sweep)
     return {"rows": rows, "exposure": sweep, "psnr": means, "psnr_per_image": psnr, "spreads": spreads,
-            "smooth_spreads": smooth}
+            "even_spreads": even, "smooth_spreads": smooth}
 
 
 def exposure_sweep(enhancer: Enhancer, name: str, lows: Sequence[np.ndarray]) -> list[dict[str, Any]]:
