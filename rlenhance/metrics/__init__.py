@@ -1,23 +1,13 @@
 """Image quality metrics, one value per image.
 
-Full-reference metrics (this module, torch): :func:`psnr`, :func:`ssim`, :func:`uqi`, and two pieces
-to compose with them, :func:`rgb_to_y` (scores on the Y channel) and :func:`gt_mean_align` (the
-"GT-mean" protocol). They take two float tensors of the same shape ``(B, C, H, W)`` (a ``(C, H, W)``
-tensor is treated as a batch of one) on any device and return one value per image, shape ``(B,)``.
-Pixels are never pooled across the batch: average the returned values to report a dataset figure, as
-torchmetrics does with its default ``reduction``. Images are compared channel by channel (RGB order by
-convention; the metrics themselves are order-independent). The computations are written with
-differentiable torch operations, so the metrics can also serve as training objectives (see
-:mod:`rlenhance.losses`).
+Full-reference metrics (torch, differentiable): :func:`psnr`, :func:`ssim`, :func:`uqi`, with :func:`rgb_to_y`
+(scores on Y) and :func:`gt_mean_align` (the "GT-mean" protocol). They take two float tensors of the same shape
+``(B, C, H, W)`` (``(C, H, W)``: a batch of one) on any device and return one value per image, shape ``(B,)``,
+never pooling pixels across the batch (average the values for a dataset figure, as torchmetrics does).
 
-No-reference metrics (:mod:`rlenhance.metrics.no_reference`, numpy / scipy, re-exported here and
-imported on first use, so that importing this module costs no scipy):
-:func:`niqe` of one image and :func:`loe` of an image and its enhanced version, on ``(H, W, C)``
-numpy images as the MATLAB code behind published figures computes them; :func:`clipped_fraction` (blown
-highlights) and :func:`dark_colour_noise` (colour speckle brightened out of the shadows).
-
-Scores inside a hole (completion): :mod:`rlenhance.metrics.hole`. Every metric with its label and
-direction, the table comparisons read and a user's metric joins: :mod:`rlenhance.metrics.table`.
+No-reference metrics (:mod:`rlenhance.metrics.no_reference`, numpy / scipy, imported on first use):
+:func:`niqe`, :func:`loe`, :func:`clipped_fraction`, :func:`dark_colour_noise`. Scores inside a hole:
+:mod:`rlenhance.metrics.hole`; every metric with its label and direction: :mod:`rlenhance.metrics.table`.
 
 Example:
     >>> import torch
@@ -56,53 +46,31 @@ _Y_OFFSET = 16.0 / 255.0
 
 
 def _as_batch(x: torch.Tensor, name: str) -> torch.Tensor:
-    """Return ``x`` as a floating-point ``(B, C, H, W)`` tensor (a ``(C, H, W)`` input gains B=1).
-
-    Raises:
-        ImageError: when ``x`` is not a tensor, not floating point, or not 3-D / 4-D.
-    """
+    """Return ``x`` as a floating-point ``(B, C, H, W)`` tensor (``(C, H, W)`` gains B=1); ImageError otherwise."""
     if not isinstance(x, torch.Tensor):
         raise ImageError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
     if not torch.is_floating_point(x):
-        raise ImageError(
-            f"{name}: expected a floating-point tensor, got dtype {x.dtype}; "
-            "convert images to float32 in [0, 1] first"
-        )
+        raise ImageError(f"{name}: expected a floating-point tensor, got dtype {x.dtype}; "
+                         "convert images to float32 in [0, 1] first")
     if x.dim() == 3:
         return x.unsqueeze(0)
     if x.dim() != 4:
-        raise ImageError(
-            f"{name}: expected shape (B, C, H, W) or (C, H, W), got {tuple(x.shape)}"
-        )
+        raise ImageError(f"{name}: expected shape (B, C, H, W) or (C, H, W), got {tuple(x.shape)}")
     return x
 
 
-def _as_batch_pair(
-    x: torch.Tensor, y: torch.Tensor, name_x: str = "x", name_y: str = "y"
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validate two images of identical shape and return them as ``(B, C, H, W)`` tensors.
-
-    Raises:
-        ImageError: on a bad tensor (see :func:`_as_batch`) or when the shapes differ.
-    """
+def _as_batch_pair(x: torch.Tensor, y: torch.Tensor, name_x: str = "x",
+                   name_y: str = "y") -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_as_batch` of two images, raising ImageError when their shapes differ."""
     xb = _as_batch(x, name_x)
     yb = _as_batch(y, name_y)
     if xb.shape != yb.shape:
-        raise ImageError(
-            f"{name_x} and {name_y} must have the same shape, got {tuple(x.shape)} and "
-            f"{tuple(y.shape)}"
-        )
+        raise ImageError(f"{name_x} and {name_y} must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
     return xb, yb
 
 
 def _scored_pair(x: torch.Tensor, y: torch.Tensor, metric: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`_as_batch_pair` of the images a metric scores, refusing empty ones and NaN or infinite values
-    (:func:`rlenhance.io.arrays.finite_extremes`, the check of the images every entry point takes), as
-    the no-reference metrics refuse them: a score of NaN or -inf would pass into averages unnoticed.
-
-    Raises:
-        ImageError: naming ``metric`` and the image (``"psnr: y: 1 NaN or infinite value(s) of 768; ..."``).
-    """
+    """:func:`_as_batch_pair` refusing empty images and NaN or infinite values (ImageError naming ``metric``)."""
     x, y = _as_batch_pair(x, y, f"{metric}: x", f"{metric}: y")
     for image, name in ((x, "x"), (y, "y")):
         finite_extremes(image, name=f"{metric}: {name}", accepted="finite float values")
@@ -122,40 +90,26 @@ def _check_size(value: int, name: str) -> None:
 
 
 def _check_window(win_size: int, height: int, width: int, *, odd: bool) -> None:
-    """Validate a sliding-window size against the image size.
-
-    Raises:
-        ValueError: when ``win_size`` is not a positive int (odd when ``odd``).
-        ImageError: when the image is smaller than the window.
-    """
+    """ValueError unless ``win_size`` is a positive int (odd when ``odd``); ImageError when the image is smaller."""
     _check_size(win_size, "win_size")
     if odd and win_size % 2 == 0:
         raise ValueError(f"win_size must be odd, got {win_size}")
     if height < win_size or width < win_size:
-        raise ImageError(
-            f"image of size {height}x{width} is smaller than the {win_size}x{win_size} window; "
-            f"images must be at least win_size pixels high and wide"
-        )
+        raise ImageError(f"image of size {height}x{width} is smaller than the {win_size}x{win_size} window; "
+                         f"images must be at least win_size pixels high and wide")
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, mse_floor: float = 0.0) -> torch.Tensor:
-    """Peak signal-to-noise ratio per image, in dB.
-
-    ``PSNR = 10 log10(data_range^2 / MSE)`` with the MSE taken over all channels and pixels of
-    each image, as ``skimage.metrics.peak_signal_noise_ratio``.
+    """Peak signal-to-noise ratio per image, in dB: ``10 log10(data_range^2 / MSE)``, as skimage's.
 
     Args:
         x: Reference image(s), float, shape (B, C, H, W) or (C, H, W).
         y: Test image(s), same shape and dtype family as ``x``.
-        data_range: Distance between the minimum and maximum possible pixel values (1.0 for
-            images in [0, 1], 255.0 for the 0-255 scale). Must be > 0.
-        mse_floor: the MSE is taken as at least this (>= 0), so that identical images give a
-            finite value (a reward needs one; e.g. 1e-10 caps PSNR at 100 dB for data_range 1).
+        data_range: Distance between the minimum and maximum possible pixel values (1.0 for [0, 1]), > 0.
+        mse_floor: the MSE is taken as at least this (>= 0), so that identical images give a finite value.
 
     Returns:
-        Float tensor of shape (B,), one PSNR per image. With ``mse_floor=0`` (the default)
-        identical images give ``+inf`` (and a NaN gradient there), and finite values match
-        skimage exactly.
+        Float tensor of shape (B,). With ``mse_floor=0`` identical images give ``+inf``.
 
     Raises:
         ImageError: when the inputs are not float tensors of the same 3-D / 4-D shape, are empty,
@@ -179,14 +133,10 @@ def _luma(x: torch.Tensor, name: str) -> torch.Tensor:
 
 
 def rgb_to_y(x: torch.Tensor, *, data_range: float = 1.0) -> torch.Tensor:
-    """The Y channel of BT.601 YCbCr, for PSNR / SSIM "on Y" as the restoration literature reports them.
+    """The Y channel of BT.601 YCbCr (MATLAB's ``rgb2ycbcr``, studio swing), for PSNR / SSIM "on Y".
 
-    ``Y = (16 + 219 (0.299 R + 0.587 G + 0.114 B) / data_range) * data_range / 255``: MATLAB's
-    ``rgb2ycbcr`` (studio swing, 16-235 on the 0-255 scale), which BasicSR's ``test_y_channel`` and
-    the super-resolution and low-light papers that report Y figures use. Compose it with a metric:
-    ``psnr(rgb_to_y(x), rgb_to_y(y))``. The studio swing scales differences by 219/255, so this PSNR
-    is ``20 log10(255 / 219) = 1.32`` dB above the PSNR of full-range luma (``0.299 R + 0.587 G +
-    0.114 B``, :data:`rlenhance.io.BT601_LUMA_WEIGHTS`).
+    ``Y = (16 + 219 (0.299 R + 0.587 G + 0.114 B) / data_range) * data_range / 255``; compose it with a metric:
+    ``psnr(rgb_to_y(x), rgb_to_y(y))``.
 
     Args:
         x: RGB image(s), float, shape (B, 3, H, W) or (3, H, W), values in [0, ``data_range``].
@@ -210,20 +160,13 @@ def rgb_to_y(x: torch.Tensor, *, data_range: float = 1.0) -> torch.Tensor:
 
 
 def gt_mean_align(x: torch.Tensor, reference: torch.Tensor, *, data_range: float = 1.0) -> torch.Tensor:
-    """Scale each output so that its mean gray level equals its reference's ("GT-mean" evaluation).
+    """Scale each output so that its mean gray level equals its reference's ("GT-mean" evaluation, LLFlow / KinD).
 
-    ``x * mean(gray(reference)) / mean(gray(x))``, clipped to ``[0, data_range]``, per image, with
-    ``gray`` the BT.601 luma ``0.299 R + 0.587 G + 0.114 B`` (a one-channel image is its own gray).
-    This is the brightness-free protocol LLFlow's evaluation took from KinD's and later low-light
-    papers report as "GT mean" rows: it scores what an enhancer gets right besides the overall
-    exposure, which a reference image fixes and the input does not. Those scripts read 8-bit files
-    with OpenCV (BGR order, hence their ``COLOR_BGR2GRAY``: the same weights), and some truncate the
-    aligned image to 8 bits before scoring; here it stays float, as every metric of this module takes
-    it. An image whose mean is 0 (black) is returned as it is.
+    ``x * mean(gray(reference)) / mean(gray(x))`` per image, clipped to ``[0, data_range]``, ``gray`` the BT.601
+    luma (a one-channel image is its own gray); a black image is returned as it is.
 
     Args:
-        x: Output image(s), float, shape (B, C, H, W) or (C, H, W) with C = 1 or 3, values in
-            [0, ``data_range``].
+        x: Output image(s), float, shape (B, C, H, W) or (C, H, W) with C = 1 or 3, values in [0, ``data_range``].
         reference: Ground-truth image(s), same shape as ``x``.
         data_range: the value of white, the upper clip (1.0 for images in [0, 1]). Must be > 0.
 
@@ -253,9 +196,7 @@ def gt_mean_align(x: torch.Tensor, reference: torch.Tensor, *, data_range: float
     return (x * factor).clamp(0.0, data_range)
 
 
-def _gaussian_kernel1d(
-    win_size: int, sigma: float, *, dtype: torch.dtype, device: torch.device
-) -> torch.Tensor:
+def _gaussian_kernel1d(win_size: int, sigma: float, *, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """Normalised Gaussian taps ``exp(-k^2 / (2 sigma^2))``, ``k = -r..r``, ``r = win_size//2``."""
     radius = win_size // 2
     k = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
@@ -264,11 +205,7 @@ def _gaussian_kernel1d(
 
 
 def _symmetric_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
-    """Pad the last two dims by ``pad``, half-sample symmetric (``d c b a | a b c d``).
-
-    This is scipy.ndimage's ``mode='reflect'`` (numpy's ``'symmetric'``), which is what skimage
-    filters with; torch's own ``'reflect'`` mode is the whole-sample variant and differs.
-    """
+    """Pad the last two dims by ``pad``, half-sample symmetric (``d c b a | a b c d``, scipy's ``'reflect'``)."""
 
     def index(n: int) -> torch.Tensor:
         i = torch.arange(-pad, n + pad, device=x.device)
@@ -290,38 +227,16 @@ def _gaussian_filter(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
     return F.conv2d(x, kernel_h, groups=channels)
 
 
-def ssim(
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    data_range: float = 1.0,
-    win_size: int = 11,
-    sigma: float = 1.5,
-    k1: float = 0.01,
-    k2: float = 0.03,
-    return_map: bool = False,
-) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+def ssim(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, win_size: int = 11, sigma: float = 1.5,
+         k1: float = 0.01, k2: float = 0.03,
+         return_map: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Structural similarity (Wang et al. 2004) per image with a Gaussian window.
 
     Matches ``skimage.metrics.structural_similarity(x, y, gaussian_weights=True, sigma=sigma,
-    use_sample_covariance=False, data_range=data_range, channel_axis=...)``: local statistics are
-    Gaussian-weighted (``win_size`` taps, standard deviation ``sigma``, population covariances),
-    the SSIM map is computed per channel, and each image's value is the mean of the map after
-    cropping ``(win_size - 1) // 2`` pixels from every side, averaged over channels. skimage sizes
-    its Gaussian as ``2 * int(3.5 * sigma + 0.5) + 1`` taps; the defaults (11, 1.5) agree with it,
-    and other ``(win_size, sigma)`` pairs match skimage whenever they satisfy the same relation.
-
-    Internally the images are divided by ``data_range`` (SSIM is invariant to that rescaling with
-    ``C1 = (k1 R)^2``, ``C2 = (k2 R)^2``), which keeps float32 variances well conditioned.
-
-    With the defaults this is also PIQ's ``piq.ssim`` (the SSIM the ConvLSTM bedroom seed trained
-    with): an 11x11 Gaussian of sigma 1.5 (PIQ's 2-D kernel is the outer product of these taps),
-    K1 0.01, K2 0.03, data range 1, and PIQ's valid convolution (no padding) averages exactly the
-    window positions the border crop keeps here. One difference: PIQ releases up to 0.8 first
-    average-pool both images by ``f = max(1, round(min(H, W) / 256))`` (its ``downsample=True``
-    default; gone from later code). That changes nothing below 384 pixels (the seeds' 256, 128
-    and 224 pixel images); this function never downsamples, so for larger images apply
-    ``F.avg_pool2d(x, f)`` to both first to get those releases' figure.
+    use_sample_covariance=False, data_range=data_range, channel_axis=...)``: the per-channel SSIM map of
+    Gaussian-weighted statistics, averaged over channels and over the pixels at least ``(win_size - 1) // 2``
+    from the border (skimage's own window size, ``2 * int(3.5 * sigma + 0.5) + 1``, is 11 for sigma 1.5). With
+    the defaults it is also PIQ's ``piq.ssim`` (which, before 0.8, first downsampled images above 384 pixels).
 
     Args:
         x: Reference image(s), float, shape (B, C, H, W) or (C, H, W); H and W >= ``win_size``.
@@ -334,13 +249,10 @@ def ssim(
         return_map: Also return the per-pixel SSIM map.
 
     Returns:
-        ``values`` of shape (B,), SSIM in [-1, 1] per image (1 for identical images); with
-        ``return_map=True``, ``(values, ssim_map)`` where ``ssim_map`` has shape (B, 1, H, W): the
-        channel mean of the per-channel SSIM maps at full resolution. Its border strip of width
-        ``(win_size - 1) // 2`` holds SSIM computed with half-sample symmetric extension of the
-        image (skimage's full ``S`` map, ``full=True``); that strip is excluded from ``values``, so
-        ``values == ssim_map[..., p:H-p, p:W-p].mean(dim=(1, 2, 3))`` with ``p = (win_size-1)//2``,
-        not the mean of the whole map.
+        ``values`` of shape (B,), SSIM in [-1, 1] per image (1 for identical images); with ``return_map=True``,
+        ``(values, ssim_map)``, ``ssim_map`` (B, 1, H, W) the channel mean at full resolution (the border strip,
+        computed with symmetric extension, is skimage's ``full=True`` map), so that
+        ``values == ssim_map[..., p:H-p, p:W-p].mean(dim=(1, 2, 3))`` with ``p = (win_size-1)//2``.
 
     Raises:
         ImageError: when the inputs are not float tensors of the same 3-D / 4-D shape, hold NaN
@@ -359,10 +271,8 @@ def ssim(
     _check_window(win_size, height, width, odd=True)
     channels = x.shape[1]
 
-    x = x / data_range
-    y = y / data_range
-    c1 = k1**2
-    c2 = k2**2
+    x, y = x / data_range, y / data_range
+    c1, c2 = k1**2, k2**2
     taps = _gaussian_kernel1d(win_size, sigma, dtype=x.dtype, device=x.device)
     stats = _gaussian_filter(torch.cat([x, y, x * x, y * y, x * y], dim=1), taps)
     ux, uy, uxx, uyy, uxy = stats.split(channels, dim=1)
@@ -383,18 +293,9 @@ def ssim(
 def uqi(x: torch.Tensor, y: torch.Tensor, *, win_size: int = 8) -> torch.Tensor:
     """Universal image quality index (Wang & Bovik 2002) per image.
 
-    For every ``win_size x win_size`` window position lying fully inside the image (uniform
-    weights, population statistics) and every channel::
-
-        Q = 4 cov(x, y) mx my / ((var x + var y) (mx^2 + my^2))
-
-    and the image's value is the mean of Q over window positions and channels. Degenerate windows
-    follow the authors' reference code (``img_qi.m``): when ``var x + var y == 0`` (both windows
-    flat) and ``mx^2 + my^2 != 0``, ``Q = 2 mx my / (mx^2 + my^2)`` (the luminance term: 1 iff the
-    two flat windows have equal means); when ``mx^2 + my^2 == 0`` as well, ``Q = 1``. A window is
-    recognised as flat exactly (its maximum equals its minimum), not by a floating-point variance
-    threshold, so a flat window in only one image gives ``Q = 0`` as in exact arithmetic. The
-    index needs no ``data_range``: it is invariant to scaling both images by the same factor.
+    The mean over channels and window positions fully inside the image (uniform weights, population statistics) of
+    ``Q = 4 cov(x, y) mx my / ((var x + var y) (mx^2 + my^2))``. Degenerate windows follow the authors' ``img_qi.m``:
+    both windows flat (exactly: max == min) gives ``2 mx my / (mx^2 + my^2)``, or 1 when both means are 0 too.
 
     Args:
         x: Reference image(s), float, shape (B, C, H, W) or (C, H, W); H and W >= ``win_size``.
@@ -435,9 +336,5 @@ def uqi(x: torch.Tensor, y: torch.Tensor, *, win_size: int = 8) -> torch.Tensor:
     one = torch.ones((), dtype=x.dtype, device=x.device)
     full = 4 * cov * mx * my / torch.where(denominator != 0, denominator, one)
     luminance = 2 * mx * my / torch.where(mean_sq != 0, mean_sq, one)
-    q = torch.where(
-        denominator != 0,
-        full,
-        torch.where((var_sum == 0) & (mean_sq != 0), luminance, one),
-    )
+    q = torch.where(denominator != 0, full, torch.where((var_sum == 0) & (mean_sq != 0), luminance, one))
     return q.mean(dim=(1, 2, 3))

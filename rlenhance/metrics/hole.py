@@ -7,13 +7,11 @@ is dominated by its known pixels: report these.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
 from rlenhance.errors import ImageError
-from rlenhance.metrics import _as_batch_pair, ssim
+from rlenhance.metrics import _as_batch_pair, _check_positive, ssim
 
 __all__ = ["check_mask", "hole_l1", "hole_mse", "hole_psnr", "hole_ssim"]
 
@@ -37,6 +35,12 @@ def _hole_mean(error: Tensor, mask: Tensor) -> Tensor:
     return (error * mask).sum(dim=(1, 2, 3)) / count.clamp_min(_MIN_HOLE)
 
 
+def _checked(pred: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    pred, target = _as_batch_pair(pred, target, "pred", "target")
+    check_mask(pred, mask)
+    return pred, target
+
+
 def hole_l1(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     """Mean absolute error inside the hole, per image.
 
@@ -47,14 +51,12 @@ def hole_l1(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     Returns:
         float (B,): ``sum(|pred - target| mask) / (C sum(mask))``; 0 for an image without hole.
     """
-    pred, target = _as_batch_pair(pred, target, "pred", "target")
-    check_mask(pred, mask)
+    pred, target = _checked(pred, target, mask)
     return _hole_mean((pred - target).abs(), mask)
 
 
 def hole_mse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-    """Mean squared error inside the hole, per image (the loss of
-    :class:`~rlenhance.models.inpaint.CompletionUNet`; what hole PSNR scores).
+    """Mean squared error inside the hole, per image (what hole PSNR scores).
 
     Args:
         pred, target: float (B, C, H, W).
@@ -63,8 +65,7 @@ def hole_mse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     Returns:
         float (B,): ``sum((pred - target)^2 mask) / (C sum(mask))``; 0 for an image without hole.
     """
-    pred, target = _as_batch_pair(pred, target, "pred", "target")
-    check_mask(pred, mask)
+    pred, target = _checked(pred, target, mask)
     return _hole_mean((pred - target).square(), mask)
 
 
@@ -79,8 +80,7 @@ def hole_psnr(pred: Tensor, target: Tensor, mask: Tensor, *, data_range: float =
     Returns:
         float (B,); ``+inf`` for a perfect hole, NaN for an image without hole.
     """
-    if not (isinstance(data_range, (int, float)) and math.isfinite(data_range) and data_range > 0):
-        raise ValueError(f"data_range must be a finite number > 0, got {data_range!r}")
+    _check_positive(data_range, "data_range")
     mse = hole_mse(pred, target, mask)
     empty = mask.to(mse.dtype).sum(dim=(1, 2, 3)) == 0
     value = 10.0 * torch.log10(data_range**2 / mse)
@@ -97,8 +97,7 @@ def hole_ssim(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     Returns:
         float (B,); NaN for an image without hole.
     """
-    pred, target = _as_batch_pair(pred, target, "pred", "target")
-    check_mask(pred, mask)
+    pred, target = _checked(pred, target, mask)
     ssim_map = ssim(pred, target, return_map=True)[1]
     area = mask.sum(dim=(1, 2, 3))
     value = (ssim_map * mask).sum(dim=(1, 2, 3)) / area.clamp_min(1.0)

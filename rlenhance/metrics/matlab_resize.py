@@ -1,19 +1,8 @@
 """MATLAB's ``imresize`` with its default method (bicubic, antialiased when shrinking), in numpy.
 
-Published no-reference figures (NIQE's second scale, LOE's 50-pixel grid) are computed by
-MATLAB's ``imresize``, which no common Python resize reproduces: it widens the cubic kernel by
-``1 / scale`` when shrinking (antialiasing) and mirrors the image at its borders. This module
-follows MATLAB's published algorithm (``imresize.m``: ``contributions``, ``cubic``,
-``resizeAlongDim``):
-
-* the cubic convolution kernel of Keys with ``a = -0.5``, four taps wide; when ``scale < 1`` the
-  kernel is ``h(x) = scale * cubic(scale * x)``, ``4 / scale`` taps wide;
-* output pixel ``i`` (1-based) maps to input position ``u = i / scale + (1 - 1 / scale) / 2``,
-  taking input pixels ``floor(u - width / 2) + 0 .. ceil(width) + 1`` with weights normalised to
-  sum 1, indices outside the image mirrored (``1 2 3 ... n n ... 3 2 1``, the edge repeated);
-* the two axes are resized one after the other, the axis with the smaller scale first (rows
-  first when equal), and a ``uint8`` image is rounded to the nearest integer and saturated to
-  ``[0, 255]`` after each axis, as MATLAB does (a float image stays float64 throughout).
+Published NIQE and LOE figures resize with it, and no common Python resize reproduces it. This follows
+``imresize.m``: Keys' cubic kernel (``a = -0.5``) widened by ``1 / scale`` when shrinking, mirrored borders,
+the axis of smaller scale first, and uint8 rounding and saturation after each axis.
 
 Example:
     >>> import numpy as np
@@ -83,9 +72,6 @@ def _resize_axis(image: np.ndarray, axis: int, out_length: int, scale: float, *,
 def imresize(image: np.ndarray, *, scale: float | None = None,
              output_shape: tuple[int, int] | None = None) -> np.ndarray:
     """Resize an image as MATLAB's ``imresize(image, scale)`` / ``imresize(image, [rows cols])``.
-
-    Bicubic, antialiased when shrinking (MATLAB's defaults); see the module docstring for the
-    exact algorithm.
 
     Args:
         image: ``(H, W)`` or ``(H, W, C)`` numpy array, ``uint8`` (0-255) or float (any range).

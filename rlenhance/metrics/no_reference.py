@@ -1,28 +1,18 @@
-"""Quality metrics that need no ground truth: NIQE (one image) and LOE (an image and its enhanced version),
-and two plain measures of what low-light enhancement gets wrong, :func:`clipped_fraction` (blown
-highlights) and :func:`dark_colour_noise` (colour speckle brightened out of the shadows).
+"""Quality metrics that need no ground truth, in numpy / scipy; lower is better for each scored one.
 
-Both follow the MATLAB code behind published figures, on 8-bit images, in numpy / scipy:
+* :func:`niqe`: NIQE (Mittal, Soundararajan and Bovik, IEEE SPL 20(3), 2013) as the authors' MATLAB release
+  (``computequality.m``) computes it with its pristine model;
+* :func:`loe`: the lightness order error (Wang, Zheng, Hu and Li, IEEE TIP 22(9), 2013) as the widely
+  circulated ``LOE.m`` (50-pixel grid by ``imresize``) computes it;
+* :func:`clipped_fraction` (blown highlights) and :func:`dark_colour_noise` (colour speckle brightened out of
+  the shadows).
 
-* :func:`niqe`: the Natural Image Quality Evaluator of Mittal, Soundararajan and Bovik, "Making a
-  'completely blind' image quality analyzer", IEEE Signal Processing Letters 20(3), 2013, as the
-  authors' MATLAB release (``niqe_release``: ``computequality.m``) computes it with its pristine model.
-  Lower is better.
-* :func:`loe`: the lightness order error of Wang, Zheng, Hu and Li, "Naturalness preserved enhancement
-  algorithm for non-uniform illumination images", IEEE Transactions on Image Processing 22(9), 2013,
-  as the widely circulated ``LOE.m`` (50-pixel grid by ``imresize``) computes it. Lower is better
-  (0: every lightness order kept).
+Images are numpy arrays, RGB ``(H, W, 3)`` or gray ``(H, W)`` / ``(H, W, 1)``, as ``uint8`` samples or floats
+in [0, 1] (``uint16`` samples divided by 65535). Like those MATLAB scripts, every metric scores 8-bit samples:
+a float image is quantised as :func:`rlenhance.io.save_image` writes it, so it and its saved PNG score alike.
 
-Images are numpy arrays, RGB ``(H, W, 3)`` or gray ``(H, W)`` / ``(H, W, 1)``, as ``uint8`` samples or
-floats in [0, 1] (any float dtype, or ``uint16`` samples divided by 65535). Those MATLAB scripts read
-8-bit files, so a float image is scored as its 8-bit samples ``rint(x * 255)``, computed in float32 as
-:func:`rlenhance.io.save_image` writes a float32 image: an output and the PNG saved from it get the
-same score.
-
-The pristine model (``niqe_pris_params.npz`` beside this module: ``mu_pris_param`` (1, 36),
-``cov_pris_param`` (36, 36)) is ``modelparameters.mat`` of the MATLAB release (LIVE, The University of
-Texas at Austin), as distributed with BasicSR 1.4.2 (``basicsr/metrics/niqe_pris_params.npz``,
-Apache-2.0); see the README beside it.
+The pristine model (``niqe_pris_params.npz``, BasicSR 1.4.2's copy of the MATLAB release's
+``modelparameters.mat``) is described in the README beside it.
 
 Example:
     >>> import numpy as np
@@ -107,12 +97,7 @@ def _rgb2gray(samples: np.ndarray) -> np.ndarray:
 
 
 def _mscn(image: np.ndarray) -> np.ndarray:
-    """Mean-subtracted contrast-normalised coefficients ``(I - mu) / (sigma + 1)`` (replicated borders).
-
-    ``I - mu`` is zero in exact arithmetic wherever the window is flat (or symmetric about its centre);
-    floating-point rounding leaves about 1e-13 there instead, which the scale-free AGGD fit would read
-    as texture of random sign. Such residues (below :data:`_ROUNDING_RESIDUE`) are set to zero.
-    """
+    """MSCN coefficients ``(I - mu) / (sigma + 1)`` (replicated borders), rounding residues of ``I - mu`` zeroed."""
     k = np.arange(_MSCN_TAPS) - _MSCN_TAPS // 2
     taps = np.exp(-(k * k) / (2.0 * _MSCN_SIGMA**2))
     taps /= taps.sum()
@@ -128,12 +113,7 @@ def _mscn(image: np.ndarray) -> np.ndarray:
 
 
 def _alpha_index(rhatnorm: np.ndarray) -> np.ndarray:
-    """Index of the grid shape whose ``Gamma(2/a)^2 / (Gamma(1/a) Gamma(3/a))`` is nearest ``rhatnorm``.
-
-    MATLAB takes ``min((r_gam - rhatnorm).^2)``: the first index on ties, and the first index of the
-    grid when ``rhatnorm`` is NaN. ``r_gam`` rises strictly over the grid, so the nearest value is one
-    of two neighbours.
-    """
+    """Index of the grid shape whose ``r_gam`` is nearest ``rhatnorm`` (MATLAB's: first on ties, 0 for NaN)."""
     r_gam = _r_gamma()
     upper = np.clip(np.searchsorted(r_gam, rhatnorm), 1, r_gam.size - 1)
     lower = upper - 1
@@ -150,11 +130,7 @@ def _r_gamma() -> np.ndarray:
 
 
 def _aggd(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Moment-matching AGGD fit of each row of ``values`` (N, M): shape alpha, left and right scales.
-
-    As ``estimateaggdparam.m``; a row without negative (positive) values gets a NaN left (right)
-    scale and, through NaN ``rhatnorm``, the grid's first shape 0.2, as in MATLAB.
-    """
+    """Moment-matching AGGD fit of each row of ``values`` (N, M), as ``estimateaggdparam.m``: shape, left, right."""
     squares = values * values
     negative = values < 0
     positive = values > 0
@@ -170,12 +146,7 @@ def _aggd(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _block_features(mscn: np.ndarray, block: int) -> np.ndarray:
-    """The 18 features of every ``block x block`` tile of ``mscn`` (row-major tile order): (N, 18).
-
-    Per tile: the AGGD shape and mean scale of the coefficients, then for each of the four neighbour
-    products (the tile times itself shifted circularly within the tile, as ``circshift``) the AGGD
-    shape, mean ``(beta_r - beta_l) Gamma(2/a) / Gamma(1/a)``, left and right scales.
-    """
+    """The 18 AGGD features of every ``block x block`` tile of ``mscn`` (row-major tile order): (N, 18)."""
     rows, cols = mscn.shape[0] // block, mscn.shape[1] // block
     tiles = mscn.reshape(rows, block, cols, block).transpose(0, 2, 1, 3).reshape(-1, block, block)
     alpha, left, right = _aggd(tiles.reshape(len(tiles), -1))
@@ -197,24 +168,12 @@ def _pinv(matrix: np.ndarray) -> np.ndarray:
 def niqe(image: np.ndarray) -> float:
     """NIQE of one image with the MATLAB release's pristine model (lower is better).
 
-    The steps of ``computequality.m``:
-
-    1. Gray: MATLAB's ``rgb2gray`` of the 8-bit samples, rounded to integers (a gray image is used as
-       it is; a float image is first quantised as :func:`rlenhance.io.save_image` writes it).
-    2. The top-left ``96 k x 96 l`` part: whole 96 x 96 blocks only.
-    3. At two scales (the image, then MATLAB's bicubic antialiased ``imresize(0.5)`` of the float
-       image, :func:`~rlenhance.metrics.matlab_resize.imresize`): MSCN coefficients
-       ``(I - mu) / (sigma + 1)``, ``mu`` and ``sigma`` from a 7 x 7 Gaussian window (sigma 7/6) with
-       replicated borders; per block (96, then 48 pixels), 18 AGGD features of the coefficients and
-       of their products with the four neighbours.
-    4. Every block is kept (the release's sharpness selection is a step of fitting the pristine
-       model only); a multivariate Gaussian is fitted to the 36 features of the blocks: the mean
-       ignoring NaN features, the covariance over the blocks without NaN (``nanmean`` / ``nancov``).
-    5. ``sqrt((mu_p - mu_d) pinv((S_p + S_d) / 2) (mu_p - mu_d)')``.
+    As ``computequality.m``: MATLAB's ``rgb2gray``, whole 96 x 96 blocks only, 18 AGGD features per block of the
+    MSCN coefficients at two scales (the second by :func:`~rlenhance.metrics.matlab_resize.imresize`), a
+    Gaussian fitted to all blocks, and ``sqrt((mu_p - mu_d) pinv((S_p + S_d) / 2) (mu_p - mu_d)')``.
 
     Args:
-        image: RGB ``(H, W, 3)`` or gray ``(H, W)`` / ``(H, W, 1)`` numpy array: ``uint8`` samples, or
-            floats in [0, 1] (``uint16`` samples are divided by 65535); H and W at least 96.
+        image: RGB or gray, ``uint8`` samples or floats in [0, 1] (module notes); H and W at least 96.
 
     Returns:
         The NIQE score, a float (about 2-4 for sharp natural photos, higher for distorted ones).
@@ -260,29 +219,10 @@ def _lightness_grid(samples: np.ndarray, shape: tuple[int, int] | None) -> np.nd
 def loe(image: np.ndarray, enhanced: np.ndarray, *, side: int | None = LOE_SIDE) -> float:
     """Lightness order error between an image and its enhanced version (lower is better).
 
-    The variant of the widely circulated ``LOE.m`` that resizes with ``imresize``:
-
-    1. Lightness ``L = max(R, G, B)`` of each image's 8-bit samples (a gray image is its own
-       lightness; float images are quantised as :func:`rlenhance.io.save_image` writes them).
-    2. Both lightness maps resized with MATLAB's bicubic antialiased ``imresize`` (uint8 in and out)
-       to ``round(H r) x round(W r)``, ``r = side / min(H, W)``: a grid whose shorter side has ``side``
-       pixels (50, the script's constant); ``side=None`` keeps the full resolution.
-    3. For every grid pixel ``x``, ``RD(x)`` counts the pixels ``y`` whose order against ``x`` flips:
-       ``(L(x) >= L(y)) xor (Le(x) >= Le(y))``.
-    4. ``LOE`` is the mean of ``RD`` over the grid: a count of pixels, not a fraction.
-
-    The count is exact and needs no pairwise loop: with ``C[a, b]`` the number of grid pixels with
-    ``L <= a`` and ``Le <= b``, a pixel of levels ``(a, b)`` has ``RD = C[a, 255] + C[255, b] - 2 C[a, b]``.
-
-    What counts as a flip: ``>=`` on both sides makes a tie the enhancement creates between two levels
-    (``L(x) < L(y)`` but ``Le(x) == Le(y)``) count, while a tie it separates does not. At full resolution
-    any strictly increasing map of the 8-bit levels scores 0. On the grid, a tone curve scores a little
-    above 0 (resizing does not commute with the curve, and the grid is rounded to 8 bits): e.g. 25 for
-    ``sqrt`` on ``skimage.data.coffee()``, against about 1,070 for a 2.5x gain that clips.
-
-    Other LOE code gives other numbers: another common script takes the lightness as a local maximum
-    (15 x 15 window) and samples it every ``floor(min(H, W) / 50)`` pixels instead of resizing, and
-    Python ports often resize bilinearly with OpenCV. Compare LOE figures computed the same way only.
+    As the ``LOE.m`` variant that resizes: the lightness ``max(R, G, B)`` of both images, resized by MATLAB's
+    ``imresize`` (uint8) to a grid whose shorter side has ``side`` pixels; LOE is the mean over grid pixels
+    ``x`` of the number of pixels ``y`` with ``(L(x) >= L(y)) xor (Le(x) >= Le(y))``. Other LOE scripts (local
+    maxima, subsampling, bilinear resizing) give other numbers.
 
     Args:
         image: the original image, RGB ``(H, W, 3)`` or gray ``(H, W)`` / ``(H, W, 1)``, ``uint8`` samples
@@ -322,11 +262,7 @@ def loe(image: np.ndarray, enhanced: np.ndarray, *, side: int | None = LOE_SIDE)
 
 
 def clipped_fraction(image: np.ndarray, level: float = 1.0) -> float:
-    """Fraction of the pixels with a channel at or above ``level``: blown highlights.
-
-    The image is scored as its 8-bit samples (a float image quantised as
-    :func:`rlenhance.io.save_image` writes it); a pixel counts when its largest channel sample is at
-    least ``level * 255`` (``level=1.0``: a channel at 255).
+    """Fraction of the pixels whose largest 8-bit channel sample is at least ``level * 255``: blown highlights.
 
     Args:
         image: RGB ``(H, W, 3)`` or gray ``(H, W)`` / ``(H, W, 1)``, ``uint8`` samples or floats in [0, 1].
@@ -359,22 +295,10 @@ def _luma(samples: np.ndarray) -> np.ndarray:
 def dark_colour_noise(input: np.ndarray, output: np.ndarray) -> float:  # noqa: A002 - the measure's own terms
     """Colour noise of an enhancement in the input's dark, flat areas (lower is better).
 
-    Brightening the shadows of a real photo multiplies its sensor noise, which shows as magenta / green
-    speckle; this measures it where it shows most:
-
-    1. The dark pixels: the input's darkest :data:`DARK_FRACTION` (30%) by full-range BT.601 luma (those at
-       or below its 30th percentile).
-    2. The flat pixels: the flatter half of the output, where the gradient magnitude (central
-       differences) of the output luma after a Gaussian blur of sigma :data:`FLATNESS_SIGMA` (2 px) is at
-       or below its median over the image. Texture is not noise.
-    3. On the output's chroma (JFIF Cb and Cr, 0-255 scale), the variances over :data:`CHROMA_WINDOW` x
-       :data:`CHROMA_WINDOW` windows (5 x 5, mirrored borders), and per pixel
-       ``sqrt((var Cb + var Cr) / 2)``.
-    4. The score: the median of step 3 over the pixels both dark and flat.
-
-    Both images are scored as their 8-bit samples (floats quantised as :func:`rlenhance.io.save_image`
-    writes them). Scoring the input against itself gives its own noise, the baseline an enhancement is
-    compared with. NIQE rewards sharpness and noise alike; read the two together.
+    The median of ``sqrt((var Cb + var Cr) / 2)`` (the output's JFIF chroma on the 0-255 scale, variances over
+    :data:`CHROMA_WINDOW` windows) over the pixels both among the input's darkest :data:`DARK_FRACTION` by
+    luma and in the flatter half of the output (gradient of its luma blurred by :data:`FLATNESS_SIGMA`).
+    Scoring the input against itself gives the baseline.
 
     Args:
         input: the photo before enhancement, RGB ``(H, W, 3)``, ``uint8`` samples or floats in [0, 1].

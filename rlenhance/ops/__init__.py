@@ -1,10 +1,7 @@
 """Image ops of pixel-wise RL enhancement: LE curves, PixelRL's filter bank, per-pixel selection.
 
-All ops are batched torch functions on (B, C, H, W) float tensors (RGB, values in [0, 1]) that
-run on the input's device; each comes with an ``nn.Module`` where that makes sense.
-
-The dense filters reproduce OpenCV on the same float32 input, border handling included, so that an
-agent trained on these ops sees what PixelRL's ``cv2`` loop produced:
+All ops are batched torch functions on (B, C, H, W) float tensors (RGB, values in [0, 1]) on the input's
+device, with an ``nn.Module`` where that makes sense. The dense filters reproduce OpenCV on float32 input:
 
 ==========================  ===================================  ===========
 function                    OpenCV reference                     border
@@ -15,23 +12,10 @@ function                    OpenCV reference                     border
 :func:`bilateral_filter2d`  ``cv2.bilateralFilter``              reflect-101
 ==========================  ===================================  ===========
 
-Modules, each importing only from those above it (``tests/rlenhance/test_ops_imports.py`` keeps
-it so):
-
-* ``_checks`` (argument checks), ``_padding`` (OpenCV borders), ``_workspace`` (working dtype,
-  temporaries), ``_sorting`` (comparator networks), ``_sites`` (reads at chosen pixels);
-* ``fill`` (hole filling), ``select`` (per-pixel selection, grouping), ``tiling`` (:func:`tiled`:
-  a function evaluated on overlapping tiles of a large image);
-* one filter family a module: ``blur`` (Gaussian, box), ``median``, ``bilateral``;
-* ``actions``: :class:`FilterAction`, :data:`PIXELRL_ACTION_TABLE` and how a bank is planned;
-* ``sparse``: a bank evaluated at chosen pixels only (``filters_at``, the torch per-pixel choice);
-* ``native``: the same per-pixel choice, and the LE curve steps with upsampled alpha maps, as C
-  kernels (``csrc/``), compiled on first use;
-* ``curves``: LE curves (:func:`le_curves_upsampled` runs the ``native`` kernel where it can);
-* ``bank``: :func:`pixelrl_filter_bank`, ``pixelrl_filter_select`` (native kernel or torch path)
-  and :class:`FilterBank`;
-* ``clean``: :func:`clean_enhanced`, the Enhancer's clean stage (noise removed where the curves
-  brightened, highlights protected; native kernel or torch).
+Modules, each importing only from those above it (``tests/rlenhance/test_ops_imports.py``): the private helpers
+(``_checks``, ``_padding``, ``_workspace``, ``_sorting``, ``_sites``); ``fill``, ``select``, ``tiling``; one filter
+family a module (``blur``, ``median``, ``bilateral``); ``actions``; ``sparse`` (a bank at chosen pixels); ``native`` (C
+kernels, compiled on first use); ``curves``; ``bank``; ``clean`` (the Enhancer's clean stage).
 """
 
 from rlenhance.ops.actions import PIXELRL_ACTION_TABLE, PIXELRL_ACTIONS, FilterAction, shift_intensity
@@ -56,33 +40,8 @@ from rlenhance.ops.median import median_blur2d
 from rlenhance.ops.select import select_per_pixel
 from rlenhance.ops.tiling import pad_to_multiple, tiled
 
-__all__ = [
-    "PIXELRL_ACTIONS",
-    "PIXELRL_ACTION_TABLE",
-    "FilterAction",
-    "FilterBank",
-    "LECurve",
-    "LECurveIterative",
-    "MAX_BLUR_SIGMA",
-    "bilateral_filter2d",
-    "box_blur2d",
-    "cap_mean",
-    "check_blur_sigma",
-    "check_max_overshoot",
-    "clean_enhanced",
-    "couple_channels",
-    "gaussian_blur2d",
-    "gaussian_kernel1d",
-    "le_curve",
-    "le_curve_iterative",
-    "le_curves_upsampled",
-    "le_gain",
-    "le_step",
-    "median_blur2d",
-    "overshoot_limit",
-    "pad_to_multiple",
-    "pixelrl_filter_bank",
-    "select_per_pixel",
-    "shift_intensity",
-    "tiled",
-]
+__all__ = ["PIXELRL_ACTIONS", "PIXELRL_ACTION_TABLE", "FilterAction", "FilterBank", "LECurve", "LECurveIterative",
+           "MAX_BLUR_SIGMA", "bilateral_filter2d", "box_blur2d", "cap_mean", "check_blur_sigma", "check_max_overshoot",
+           "clean_enhanced", "couple_channels", "gaussian_blur2d", "gaussian_kernel1d", "le_curve",
+           "le_curve_iterative", "le_curves_upsampled", "le_gain", "le_step", "median_blur2d", "overshoot_limit",
+           "pad_to_multiple", "pixelrl_filter_bank", "select_per_pixel", "shift_intensity", "tiled"]

@@ -1,10 +1,7 @@
 """Argument checks shared by the ops: every op module takes its checks from here.
 
-Image batches that are not non-empty floating (B, C, H, W) tensors raise
-:class:`~rlenhance.errors.ImageError`; sizes, filter parameters, pixel indices and per-pixel action
-maps raise ``ValueError`` naming what is accepted. Only :func:`_check_action_range` and
-:func:`_check_pixels` read values back (a device sync on GPU); the others look at shapes, dtypes
-and devices.
+Bad image batches raise :class:`~rlenhance.errors.ImageError`, anything else ``ValueError`` naming what is
+accepted. Only :func:`_check_action_range` and :func:`_check_pixels` read values back (a GPU sync).
 """
 
 from __future__ import annotations
@@ -67,14 +64,8 @@ def _check_pixels(pixels: torch.Tensor, x: torch.Tensor) -> None:
 
 def _check_pixel_actions(actions: torch.Tensor, bchw: tuple[int, int, int, int], device: torch.device, *,
                         like: str, like_shape: tuple[int, ...]) -> None:
-    """Check a per-pixel action tensor for images of shape ``bchw`` (no device sync).
-
-    Accepted: an integer tensor (not bool) on ``device`` of shape (B, H, W), (B, 1, H, W) or
-    (B, C, H, W). ``like`` / ``like_shape`` name the tensor the actions go with in the messages.
-
-    Raises:
-        ValueError: naming the accepted shapes, dtype or device.
-    """
+    """Check per-pixel actions for images of shape ``bchw``: an integer tensor (not bool) on ``device`` of shape
+    (B, H, W), (B, 1, H, W) or (B, C, H, W); ``like`` / ``like_shape`` name their images in the messages."""
     b, c, h, w = bchw
     accepted = f"(B, H, W) = {(b, h, w)}, (B, 1, H, W) = {(b, 1, h, w)} or (B, C, H, W) = {(b, c, h, w)}"
     if not isinstance(actions, torch.Tensor):

@@ -1,12 +1,8 @@
 """Reads of a batch at chosen pixels: the layer under every filter's "at chosen pixels" form.
 
-Pixels are addressed by their index q in the padded (B, Hp, Wp) grid, so that a window tap is
-q + dy * Wp + dx (channel c of image b adds (b * (C - 1) + c) * Hp * Wp in a (B, C, Hp, Wp)
-buffer). For n chosen pixels a filter reads its taps with one ``index_select`` per tap (a shifted
-1-D view of the padded copy indexed by the window corners; no (n, k*k) index tensor is built) into
-a tap-major (taps, C, n) buffer with contiguous rows (:meth:`_Sites.gather`). All large
-temporaries of a call are cut from one allocation (:class:`_Arena`), for the reason given in
-:mod:`rlenhance.ops._workspace`. :mod:`rlenhance.ops.sparse` says how the filters use it.
+Pixels are addressed by their index q in the padded (B, Hp, Wp) grid, so that a window tap is q + dy * Wp + dx;
+:meth:`_Sites.gather` reads taps into a tap-major (taps, C, n) buffer, one ``index_select`` per tap. A call's
+large temporaries are cut from one allocation (:class:`_Arena`).
 """
 
 from __future__ import annotations
@@ -81,16 +77,8 @@ def _nbytes(*pieces: tuple[int, torch.dtype]) -> int:
 
 
 class _Sites:
-    """Padded copies of one batch, and reads of them at chosen pixels.
-
-    Pixels are indexed by q in the padded (B, Hp, Wp) grid; buffers on that grid are
-    (B, C, Hp, Wp), so channel c of pixel q (image b) sits at ``q + (b * (C - 1) + c) * Hp * Wp``.
-
-    Args:
-        x: Batch (B, C, H, W), float32 or float64 (the working dtype).
-        pad: Padding of the copies, >= every window radius read.
-        arena: Where the large temporaries come from.
-    """
+    """Padded copies (by ``pad`` >= every radius read) of one batch ``x`` (working dtype), and reads of them at
+    chosen pixels; channel c of pixel q (image b) sits at ``q + (b * (C - 1) + c) * Hp * Wp``."""
 
     def __init__(self, x: torch.Tensor, pad: int, arena: _Arena) -> None:
         b, c, h, w = x.shape
@@ -115,8 +103,8 @@ class _Sites:
         return buffer[..., p: p + h, p: p + w]
 
     def padded(self, mode: str) -> torch.Tensor:
-        """The batch padded with OpenCV border ``mode``, (B, C, Hp, Wp), contiguous (made on the
-        first call: make it before any :meth:`_Arena.mark` whose region is released later)."""
+        """The batch padded with OpenCV border ``mode``, (B, C, Hp, Wp), made on the first call (make it before
+        any :meth:`_Arena.mark` whose region is released later)."""
         if mode not in self._padded:
             _, _, h, w = self.shape
             out = self.empty()
@@ -146,15 +134,8 @@ class _Sites:
 
     def gather(self, source: torch.Tensor, corners: torch.Tensor, offsets: Sequence[tuple[int, int]],
                first: int) -> torch.Tensor:
-        """Values of ``source`` at every offset from the pixels, shape (len(offsets), C, n).
-
-        Args:
-            source: Flat padded buffer(s).
-            corners: From :meth:`corners` with the same ``first`` (the smallest grid offset of
-                ``offsets``), for pixels whose offsets stay inside the source.
-            offsets: (dy, dx) pairs.
-            first: ``min(dy * Wp + dx)`` over ``offsets``.
-        """
+        """Values of the flat padded ``source`` at every (dy, dx) of ``offsets`` from the pixels whose
+        :meth:`corners` are given, ``first = min(dy * Wp + dx)``: shape (len(offsets), C, n)."""
         c, n = self.shape[1], corners.numel()
         out = self.take((len(offsets), c, n))
         runs, span = _runs(tuple(offsets), self.grid[2], first)
@@ -163,8 +144,7 @@ class _Sites:
         if c > 1:  # every channel of a tap in one index_select
             corners = torch.add(corners, torch.arange(0, c * self.plane, self.plane, device=corners.device).view(-1, 1),
                                 out=self.take((c, n), torch.long)).view(-1)
-        # one strided view per run of taps along a row (1-D views of the source, each shifted by
-        # its tap offset) rather than one slice per tap: the Python overhead is per call
+        # one strided view per run of taps along a row: the Python overhead is per call
         views: list[torch.Tensor] = []
         for start, count in runs:
             views += source.as_strided((count, length), (1, 1), base + start).unbind(0)
@@ -177,11 +157,8 @@ class _Sites:
         return self.gather(source.reshape(-1), self.corners(q, 0), [(0, 0)], 0)[0]
 
     def row_passes(self, taps: Sequence[tuple[tuple[float, ...], tuple[float, ...]]]) -> torch.Tensor:
-        """Row pass of separable filters on the whole batch, (L, B, C, Hp, Wp).
-
-        Every padded row is filtered (columns [pad, pad + W) are written; the rest is left
-        uninitialised), with the operations of :func:`_separable_into`'s row pass.
-        """
+        """Row pass of separable filters on every padded row, (L, B, C, Hp, Wp) (columns [pad, pad + W) written),
+        with the operations of :func:`_separable_into`'s row pass."""
         b, c, _, w = self.shape
         p = self.pad
         xp = self.padded(_REFLECT_101)

@@ -1,10 +1,7 @@
 """Comparator networks compiled into elementwise torch ops (the median's machinery).
 
-A network is a sequence of comparators (i, j), i < j: wire i receives min(v_i, v_j) and wire j
-receives max(v_i, v_j). Networks are built from Batcher's odd-even merge, then pruned to the
-comparators that an output depends on (:func:`_prune`), then compiled into ``torch.minimum`` /
-``torch.maximum`` calls with ``out=`` buffers on whole images (:func:`_compile`, :func:`_run`).
-Exact for a median, since the result is always one of the inputs.
+A comparator (i, j), i < j, puts min(v_i, v_j) on wire i and the max on wire j. Networks are built from
+Batcher's odd-even merge, pruned (:func:`_prune`) and compiled to ``out=`` min / max calls (:func:`_compile`).
 """
 
 from __future__ import annotations
@@ -48,12 +45,8 @@ def _sorting_network(n: int) -> tuple[tuple[int, int], ...]:
 
 
 def _merging_network(a: int, b: int) -> tuple[tuple[int, int], ...]:
-    """Comparators merging sorted wires [0, a) and sorted wires [a, a + b) into one sorted run.
-
-    Both runs are padded to m = next power of two >= max(a, b): the first run sits at the top of
-    [0, m) below -inf padding, the second at the bottom of [m, 2m) above +inf padding. Padding
-    wires never change (a comparator touching one is a no-op), so those comparators are dropped.
-    """
+    """Comparators merging sorted wires [0, a) and [a, a + b) into one sorted run (the runs padded to a power of
+    two with infinities, whose comparators are dropped)."""
     m = _next_pow2(max(a, b))
     low = m - a
     return tuple((i - low, j - low) for i, j in _odd_even_merge_sort_pow2(2 * m, merge_only=True)
@@ -111,12 +104,8 @@ class _Program:
 
 def _compile(pruned: Sequence[tuple[int, int, bool, bool]], n_inputs: int, outputs: Sequence[int], *,
              writable_inputs: bool = False) -> _Program:
-    """Assign buffers to a pruned network, overwriting a consumed value's buffer where possible.
-
-    With ``writable_inputs`` the inputs are the first ``n_inputs`` slots (scratch the program may
-    overwrite; run it with no inputs and those tensors first among the slots), which needs fewer
-    extra buffers.
-    """
+    """Assign buffers to a pruned network, reusing consumed values' buffers. With ``writable_inputs`` the inputs
+    are the first ``n_inputs`` slots, which the program may overwrite (run it with no inputs)."""
     refs: list[int | None] = list(range(n_inputs)) if writable_inputs else [-1 - w for w in range(n_inputs)]
     free: list[int] = []
     n_slots = n_inputs if writable_inputs else 0

@@ -1,8 +1,6 @@
 """Working dtype and temporaries of the dense filters.
 
-Half types are computed in float32. Temporaries of one call come from one allocation, in pieces of
-at most ``_WORKSPACE_BYTES`` (many allocations per call, or one above glibc's mmap threshold, make
-the CPU allocator fault pages in afresh on every call, which costs more than the arithmetic).
+Half types are computed in float32; a call's temporaries come from one allocation of at most :data:`_WORKSPACE_BYTES`.
 """
 
 from __future__ import annotations
@@ -12,9 +10,8 @@ from collections.abc import Sequence
 
 import torch
 
-#: Temporaries of one filter call are cut from one allocation of at most this many bytes; larger
-#: batches or images are processed in pieces (on CPU, an allocation above glibc's mmap threshold,
-#: 32 MiB at most, is page-faulted in afresh on every call, which costs more than the arithmetic).
+#: Bytes of a filter call's one allocation; larger batches or images are processed in pieces (an allocation
+#: above glibc's mmap threshold is page-faulted in afresh on every call).
 _WORKSPACE_BYTES = 16 * 2 ** 20
 
 
@@ -37,14 +34,8 @@ def _carve_stacks(like: torch.Tensor, stacks: Sequence[tuple[int, Sequence[int]]
 
 def _pieces(b: int, h: int, per_row: int, dtype: torch.dtype, *,
             row_multiple: int = 1) -> list[tuple[int, int, int, int]]:
-    """Split a batch of B images of H rows into pieces ``(b0, b1, y0, y1)`` whose temporaries fit.
-
-    Args:
-        b, h: Batch size and image height.
-        per_row: Workspace elements per image row.
-        dtype: Workspace dtype.
-        row_multiple: Row bands (used only if one image does not fit) are multiples of this.
-    """
+    """Split a batch of ``b`` images of ``h`` rows into pieces ``(b0, b1, y0, y1)`` whose temporaries
+    (``per_row`` elements of ``dtype`` per row) fit; row bands are multiples of ``row_multiple``."""
     budget = _WORKSPACE_BYTES // torch.finfo(dtype).bits * 8
     if per_row * h * b <= budget:
         return [(0, b, 0, h)]

@@ -1,10 +1,7 @@
 """Per-pixel filter actions: :class:`FilterAction`, PixelRL's action table, and how a bank is planned.
 
-:data:`PIXELRL_ACTION_TABLE` lists PixelRL's nine actions with their parameters (the only place
-they are written). The plan of a bank (its actions grouped by op, kernels computed, parameters
-validated: :func:`_bank_plan`) and its per-action specs for the evaluation at chosen pixels
-(:func:`_action_specs`) are cached per action table; :mod:`rlenhance.ops.bank`,
-:mod:`rlenhance.ops.sparse` and :mod:`rlenhance.ops.native` read them.
+:data:`PIXELRL_ACTION_TABLE` is the only place PixelRL's nine actions are written. A bank's plan
+(:func:`_bank_plan`) and per-action specs (:func:`_action_specs`) are cached per action table.
 """
 
 from __future__ import annotations
@@ -25,10 +22,7 @@ __all__ = ["PIXELRL_ACTIONS", "PIXELRL_ACTION_TABLE", "FilterAction", "shift_int
 
 
 def shift_intensity(x: torch.Tensor, delta: float) -> torch.Tensor:
-    """Add ``delta`` to every value, WITHOUT clipping (PixelRL's +-1/255 actions).
-
-    PixelRL does not clip after its +-1/255 moves, so values may leave [0, 1] slightly; clip
-    where your pipeline needs it.
+    """Add ``delta`` to every value, WITHOUT clipping, as PixelRL's +-1/255 actions (values may leave [0, 1]).
 
     Args:
         x: Image batch, float tensor of shape (B, C, H, W).
@@ -69,7 +63,6 @@ def _params(**kwargs: float) -> tuple[tuple[str, float], ...]:
 
 
 #: PixelRL's nine actions, in PixelRL's order, with their parameters (Furuta et al., 2019).
-#: The +-1/255 moves are not clipped, as in PixelRL.
 PIXELRL_ACTION_TABLE: tuple[FilterAction, ...] = (
     FilterAction("pixel_minus", shift_intensity, _params(delta=-1.0 / 255.0)),
     FilterAction("keep", _identity),
@@ -91,18 +84,8 @@ _FUSED_OPS = (shift_intensity, _identity, gaussian_blur2d, box_blur2d, median_bl
 
 @dataclass(frozen=True)
 class _BankPlan:
-    """How :func:`pixelrl_filter_bank` computes a bank; candidate indices into the output.
-
-    Attributes:
-        shifts: ``(index, delta)`` of the intensity shifts.
-        copies: Indices of the identity.
-        medians: ``(index, ksize)``.
-        linear: ``(index, (row_taps, column_taps))`` of the Gaussian and box filters.
-        bilateral: ``((index, ...), (sigma_color, ...), d, sigma_space, lut_bins_per_channel)``,
-            one entry per group that can share distances.
-        other: Indices of actions called as they are.
-        pad: Reflect-101 padding shared by the linear and bilateral filters.
-    """
+    """How :func:`pixelrl_filter_bank` computes a bank, per op the candidate indices (and parameters); the
+    bilateral groups share distances, ``pad`` is the reflect-101 padding of the linear and bilateral filters."""
 
     shifts: tuple[tuple[int, float], ...]
     copies: tuple[int, ...]
@@ -159,11 +142,8 @@ def _bank_plan(actions: Sequence[FilterAction]) -> _BankPlan:
 
 @dataclass(frozen=True)
 class _ActionSpec:
-    """How one action of a bank is evaluated at chosen pixels: ``kind`` and its parameters.
-
-    ``kind`` is "identity", "shift" (delta), "median" (ksize), "linear" ((row_taps, column_taps)),
-    "bilateral" (d, sigma_color, sigma_space, lut_bins_per_channel) or "other" (called as is).
-    """
+    """How one action is evaluated at chosen pixels: ``kind`` ("identity", "shift", "median", "linear",
+    "bilateral" or "other") and its parameters."""
 
     kind: str
     params: tuple = ()

@@ -1,13 +1,7 @@
 """PixelRL's filter bank as an op: every candidate, or a per-pixel choice among them.
 
-:func:`pixelrl_filter_bank` / :class:`FilterBank` apply every action of a bank (by default
-:data:`~rlenhance.ops.actions.PIXELRL_ACTION_TABLE`) to a batch, sharing the padded image, the
-bilateral distances and the buffers. :func:`pixelrl_filter_select` / :meth:`FilterBank.select`
-apply a per-pixel choice among them, computing each filter only at the pixels that chose it (the
-hot path of the Denoise env): with the fused C kernel of :mod:`rlenhance.ops.native` on the CPU
-where it is available, else with the torch evaluation at chosen pixels of
-:mod:`rlenhance.ops.sparse` (the reference the kernel is tested against); on a GPU the whole bank,
-then the choice, which reads nothing back to the host.
+:func:`pixelrl_filter_bank` / :class:`FilterBank` apply every action of a bank to a batch; :func:`pixelrl_filter_select`
+/ :meth:`FilterBank.select` apply a per-pixel choice among them (the Denoise env's step).
 """
 
 from __future__ import annotations
@@ -35,9 +29,8 @@ def pixelrl_filter_bank(x: torch.Tensor,
                         actions: Sequence[FilterAction] = PIXELRL_ACTION_TABLE) -> torch.Tensor:
     """Apply every action of a filter bank to a batch (PixelRL's candidates for per-pixel selection).
 
-    The library's ops (shifts, identity, Gaussian, box, median, bilateral) are computed together,
-    sharing the padded image, the bilateral distances and the buffers; the result equals applying
-    each action on its own. Any other op is called as ``action(x)``.
+    The library's ops share the padded image, the bilateral distances and the buffers; the result equals
+    applying each action on its own.
 
     Args:
         x: Image batch, float tensor of shape (B, C, H, W), values in [0, 1], C = 1 or 3.
@@ -78,20 +71,13 @@ def pixelrl_filter_bank(x: torch.Tensor,
     return out.to(x.dtype)
 
 
-
 def pixelrl_filter_select(x: torch.Tensor, actions: torch.Tensor, table: Sequence[FilterAction] = PIXELRL_ACTION_TABLE,
                           *, validate: bool = True, prediction: torch.Tensor | None = None) -> torch.Tensor:
     """Apply a per-pixel choice of filters, computing each filter only where it was chosen.
 
-    Equals ``select_per_pixel(pixelrl_filter_bank(x, table), actions)`` (up to float rounding of
-    the bilateral filter, < 1e-6, below its OpenCV tolerance; the other filters, the shifts and
-    "keep" give the same values) without computing the K candidates: the pixels are grouped by
-    action and each filter reads the windows of its own pixels only (see :mod:`rlenhance.ops.sparse`).
-    An action nobody chose costs nothing. Per-channel actions on colour images
-    fall back to the full bank, and so does a GPU, where grouping the pixels would read their counts
-    back to the host at every call. On the CPU (float32, the default bank, actions shared by the
-    channels, no autograd) the fused C kernel of :mod:`rlenhance.ops.native` computes it when it is
-    available (same values; the bilateral filter within 5e-7).
+    Equals ``select_per_pixel(pixelrl_filter_bank(x, table), actions)`` up to float rounding of the bilateral filter
+    (< 1e-6). On the CPU: the native kernel (float32, the default bank, actions shared by the channels, no autograd) or
+    :mod:`rlenhance.ops.sparse`; on a GPU and for per-channel actions on colour images: the whole bank, then the choice.
 
     Args:
         x: Image batch, float tensor of shape (B, C, H, W), values in [0, 1], any device.
@@ -108,9 +94,8 @@ def pixelrl_filter_select(x: torch.Tensor, actions: torch.Tensor, table: Sequenc
 
     Raises:
         ImageError: ``x`` is not a non-empty floating (B, C, H, W) tensor.
-        ValueError: ``table`` is empty, ``actions`` has a wrong shape, dtype or device, (with
-            ``validate``) an action is outside [0, K - 1] ([0, K] with ``prediction``), or
-            ``prediction`` is not a tensor of ``x``'s shape.
+        ValueError: ``table`` is empty, ``actions`` has a wrong shape, dtype or device, (with ``validate``) an action is
+            outside [0, K - 1] ([0, K] with ``prediction``), or ``prediction`` is not a tensor of ``x``'s shape.
 
     Example:
         >>> from rlenhance.ops import median_blur2d
@@ -141,12 +126,9 @@ def pixelrl_filter_select(x: torch.Tensor, actions: torch.Tensor, table: Sequenc
         return select_per_pixel(pixelrl_filter_bank(x, table), actions, validate=validate)
     if validate:
         _check_action_range(actions, n_actions, "actions")
-    # PixelRL's bank on CPU float32 (actions shared by the channels from here on): the fused native
-    # kernel (rlenhance.ops.native) when it is available, and not where an autograd graph is recorded
     if x.device.type == "cpu" and x.dtype == torch.float32 and table == PIXELRL_ACTION_TABLE \
-            and not (x.requires_grad and torch.is_grad_enabled()):
-        if native.available():
-            return native.pixelrl_select_native(x, actions)
+            and not (x.requires_grad and torch.is_grad_enabled()) and native.available():
+        return native.pixelrl_select_native(x, actions)
     if x.device.type != "cpu":  # a GPU: the whole bank, then the choice (grouping pixels reads counts back)
         return select_per_pixel(pixelrl_filter_bank(x, table), actions, validate=False)
     return _select_sparse(x, actions, table)
@@ -176,8 +158,7 @@ class FilterBank(nn.Module):
         return pixelrl_filter_bank(x, self.actions)
 
     def select(self, x: torch.Tensor, actions: torch.Tensor, *, validate: bool = True) -> torch.Tensor:
-        """(B, C, H, W) and per-pixel actions (B, [1,] H, W) -> (B, C, H, W), computing each action
-        only where chosen; == ``select_per_pixel(self(x), actions)``, see :func:`pixelrl_filter_select`."""
+        """(B, C, H, W) and per-pixel actions (B, [1,] H, W) -> (B, C, H, W): :func:`pixelrl_filter_select`."""
         return pixelrl_filter_select(x, actions, self.actions, validate=validate)
 
     def extra_repr(self) -> str:

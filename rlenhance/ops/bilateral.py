@@ -1,14 +1,9 @@
 """The bilateral filter, as the float path of OpenCV's ``cv2.bilateralFilter`` (reflect-101 border).
 
-The colour weight of a pixel pair is symmetric, so it is computed once per pair of opposite
-offsets; :func:`rlenhance.ops.pixelrl_filter_bank` computes its two bilateral filters from one
-distance map and accumulates sum(w * I) and sum(w) of both in one op per offset (in OpenCV's
-offset order, which keeps float rounding as close to OpenCV's as a plain loop). OpenCV's
-interpolated lookup table is evaluated in closed form (``exp2`` at the two bins), or replaced by
-the exact Gaussian where the table's interpolation error is negligible (see
-``_BILATERAL_EXACT_GAUSSIAN_MAX_ERROR``). The rules of that choice (:func:`_value_ranges`,
-:func:`_bilateral_exact`, :func:`_colour_coeff`) and the support (:func:`_disc`) are shared with
-the evaluation at chosen pixels (:func:`_bilateral_at`) and with the native kernel.
+The colour weight of a pixel pair is computed once per pair of opposite offsets, for several colour sigmas
+at once, and accumulated in OpenCV's offset order. OpenCV's interpolated lookup table is evaluated in closed
+form, or replaced by the exact Gaussian where its error is negligible; those rules and the support are shared
+with :func:`_bilateral_at` and the native kernel.
 """
 
 from __future__ import annotations
@@ -27,46 +22,25 @@ from rlenhance.runtime import constant_tensor
 
 __all__ = ["bilateral_filter2d"]
 
-#: OpenCV's generic float bilateral path reads the colour weight from a lookup table, linearly
-#: interpolated between bins of width ``value_range / lut_bins_per_channel``; its largest deviation
-#: from the exact Gaussian is ``eps = (bin_width / sigma_color)**2 / 8``. Up to this bound the
-#: weight is computed as the exact Gaussian instead (one exp2 instead of two plus the
-#: interpolation): the two differ in output by at most ~0.4 eps (measured on a worst case, a lone
-#: pixel among 12 equal neighbours swept over the distance), i.e. 1e-6 here, half the tolerance of
-#: the OpenCV tests. OpenCV builds whose HAL takes over (the opencv-python 5.0 wheel with IPP)
-#: compute the Gaussian directly and match the exact path to float rounding. PixelRL's
-#: sigma_color 0.1 on its unclipped noisy images (value range up to ~1.8) gives eps <= 2.4e-6.
+#: OpenCV's lookup table deviates from the exact Gaussian by at most ``(bin_width / sigma_color)**2 / 8``; up
+#: to this bound the exact Gaussian is used instead (outputs differ by < 1e-6).
 _BILATERAL_EXACT_GAUSSIAN_MAX_ERROR = 2.5e-6
 
 
 def _bilateral_into(x: torch.Tensor, xp: torch.Tensor, pad: int, d: int, sigma_colors: Sequence[float],
                     sigma_space: float, lut_bins_per_channel: int, outs: Sequence[torch.Tensor]) -> None:
-    """OpenCV's float bilateral filter (see :func:`bilateral_filter2d`) for several colour sigmas.
-
-    Args:
-        x: Batch (B, C, H, W), float32 or float64.
-        xp: ``x`` reflect-101 padded by ``pad`` >= the filter radius.
-        d, sigma_space, lut_bins_per_channel: As :func:`bilateral_filter2d`.
-        sigma_colors: One colour sigma per output; they share the distance computations.
-        outs: (B, C, H, W) targets, one per colour sigma.
-    """
+    """:func:`bilateral_filter2d` of ``x`` (float32 / float64, ``xp`` it reflect-101 padded by ``pad`` >= the
+    radius) for several colour sigmas, one (B, C, H, W) target of ``outs`` each."""
     dtype, device = x.dtype, x.device
     b, c, h, w = x.shape
     radius = max(d // 2, 1)
 
-    # Per-image value range (OpenCV: len = (float)(max - min) * cn, max/min as doubles); a
-    # (near-)constant image gets len = cn: its colour weights are ~1 whatever the scale.
-    ranges = [hi - lo for lo, hi in torch.stack(torch.aminmax(x.reshape(b, -1), dim=1), 1).tolist()]  # host sync
-    ranges = [1.0 if abs(r) < torch.finfo(torch.float32).eps else r for r in ranges]
-    # The table's bins are max(ranges) / lut_bins_per_channel wide at most: use the exact Gaussian
-    # where that interpolation error bound is negligible (module constant above).
-    bin_width = max(ranges) / lut_bins_per_channel
-    exact = [(bin_width / s) ** 2 / 8 <= _BILATERAL_EXACT_GAUSSIAN_MAX_ERROR for s in sigma_colors]
+    ranges = _value_ranges(x)  # per image (OpenCV: len = (float)(max - min) * cn); a host sync
+    exact = [_bilateral_exact(max(ranges), s, lut_bins_per_channel) for s in sigma_colors]
     order = sorted(range(len(outs)), key=lambda f: not exact[f])  # exact-Gaussian filters first
     sigma_colors, outs, exact = [sigma_colors[f] for f in order], [outs[f] for f in order], [exact[f] for f in order]
     n_out, n_exact = len(outs), sum(exact)
-    # colour weight = exp(coeff * dist^2) = exp2(coeff * log2(e) * dist^2), coeff = -1 / (2 sigma^2)
-    coeffs = [-0.5 / (s * s) / math.log(2.0) for s in sigma_colors]
+    coeffs = [_colour_coeff(s) for s in sigma_colors]
     if n_exact:
         exact_coeffs = constant_tensor(tuple(coeffs[:n_exact]), dtype, torch.device(device)).view(-1, 1, 1, 1, 1)
     if n_exact < n_out:  # per-image table constants, computed on the host (MPS has no float64)
@@ -76,11 +50,9 @@ def _bilateral_into(x: torch.Tensor, xp: torch.Tensor, pad: int, d: int, sigma_c
         bin_coeffs = [(coeff / scale.double() ** 2).to(device, dtype).view(1, b, 1, 1, 1) for coeff in coeffs]
         scale = scale.to(device).view(b, 1, 1, 1)
 
-    # The disc of offsets in raster order (OpenCV's); offset -o reuses the weight map of +o, since
-    # |I(p + o) - I(p)| is also the distance of pixel q = p + o to its neighbour q - o.
+    # offset -o reuses the weight map of +o: |I(p + o) - I(p)| is also the distance of q = p + o to q - o
     space_coeff = -0.5 / (sigma_space * sigma_space)
-    disc = [(dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)
-            if not math.sqrt(dy * dy + dx * dx) > radius]
+    disc = _disc(radius)
     half = [(dy, dx) for dy, dx in disc if dy > 0 or (dy == 0 and dx > 0)]
     per_row = (len(half) * n_out + c + 6) * (w + radius) + (n_out + 1) * (c + 1) * (w + 2 * pad)
     for b0, b1, y0, y1 in _pieces(b, h, per_row, dtype):
@@ -130,8 +102,7 @@ def _bilateral_into(x: torch.Tensor, xp: torch.Tensor, pad: int, d: int, sigma_c
                     torch.lerp(args[0], args[1], frac, out=weight[f])
             maps[dy, dx] = (weight, qy, qx)
 
-        # Accumulate in OpenCV's order (raster order over the disc, from zero), all colour sigmas at
-        # once: float rounding then stays as close to OpenCV's as the straightforward loop's.
+        # accumulate in OpenCV's order (raster order over the disc, from zero), all colour sigmas at once
         acc.zero_()
         for dy, dx in disc:
             neighbour = xp1[:, :, pad + dy: pad + dy + hb, pad + dx: pad + dx + w]
@@ -154,24 +125,10 @@ def bilateral_filter2d(x: torch.Tensor, d: int = 5, sigma_color: float = 0.1, si
                        *, lut_bins_per_channel: int = 4096) -> torch.Tensor:
     """Bilateral filter matching ``cv2.bilateralFilter(x, d, sigma_color, sigma_space)`` on float images.
 
-    OpenCV's float path, reproduced here per image of the batch:
-
-    * spatial support: the pixels within Euclidean distance ``r = max(d // 2, 1)`` of the centre
-      (a disc, e.g. 13 pixels for ``d = 5``), weight ``exp(-dist^2 / (2 sigma_space^2))``;
-    * colour distance: ``|I(q) - I(p)|`` for one channel, the SUM of absolute channel differences
-      for several channels (not the Euclidean norm);
-    * colour weight: ``exp(-dist^2 / (2 sigma_color^2))`` read from a lookup table of
-      ``lut_bins_per_channel * C`` bins spanning ``[0, C * (max - min)]``, where max/min are taken
-      over the whole image (all channels), with linear interpolation between bins (evaluated in
-      closed form; where the table's weight error ``(bin / sigma_color)**2 / 8`` is at most 2.5e-6,
-      as for PixelRL's 0.1 and 1.0 on its images, the exact Gaussian is used instead, which
-      changes results by < 1e-6; OpenCV builds with an IPP HAL compute it that way too);
-    * borders are reflect-101; a constant image stays constant (up to float rounding).
-
-    ``sigma_color`` is on the intensity scale of ``x`` ([0, 1] for our images; PixelRL calls
-    ``cv2.bilateralFilter`` on [0, 1] floats with 0.1 and 1.0). OpenCV only accepts C = 1 or 3;
-    other C follow the same rule. Not meant to be differentiated (the table index is floored).
-    Reads the batch's value range back to the host once per call (a sync on GPU).
+    OpenCV's float path per image: a disc of radius ``max(d // 2, 1)``, the L1 colour distance over channels,
+    the colour weight from OpenCV's interpolated lookup table over the image's value range (or the exact
+    Gaussian where the table's error is negligible), reflect-101 borders. ``sigma_color`` is on the intensity
+    scale of ``x``. Not meant to be differentiated; reads the value range back to the host (a GPU sync).
 
     Args:
         x: Image batch, float tensor of shape (B, C, H, W), values in [0, 1], any device.
@@ -197,8 +154,7 @@ def bilateral_filter2d(x: torch.Tensor, d: int = 5, sigma_color: float = 0.1, si
     return out.to(x.dtype)
 
 
-# ----------------------------------------------------------------------------- rules shared with the
-# evaluation at chosen pixels and the native kernel (which must decide as _bilateral_into decides)
+# ----------------------------------------------------------------------------- rules shared with the native kernel
 
 
 @functools.lru_cache(maxsize=16)
@@ -216,8 +172,7 @@ def _value_ranges(x: torch.Tensor) -> list[float]:
 
 
 def _bilateral_exact(max_range: float, sigma_color: float, lut_bins_per_channel: int) -> bool:
-    """Whether :func:`_bilateral_into` uses the exact Gaussian for this colour sigma, given the
-    largest per-image value range of the batch."""
+    """Whether the exact Gaussian replaces the table for this colour sigma, given the largest per-image range."""
     return (max_range / lut_bins_per_channel / sigma_color) ** 2 / 8 <= _BILATERAL_EXACT_GAUSSIAN_MAX_ERROR
 
 
@@ -231,14 +186,8 @@ def _colour_coeff(sigma_color: float) -> float:
 
 def _bilateral_at(sites: _Sites, q: torch.Tensor, coeffs: torch.Tensor, d: int, sigma_space: float,
                   lut_bins_per_channel: int, ranges: Sequence[float] | None, out: torch.Tensor) -> None:
-    """OpenCV's float bilateral filter (see :func:`bilateral_filter2d`) at pixels ``q`` into ``out`` (C, n).
-
-    Args:
-        coeffs: (n,) per pixel, :func:`_colour_coeff` of its colour sigma (pixels of several
-            colour sigmas go together).
-        ranges: None for the exact Gaussian, else the batch's value ranges for OpenCV's
-            interpolated table (as decided by :func:`_bilateral_into`).
-    """
+    """:func:`bilateral_filter2d` at pixels ``q`` into ``out`` (C, n), ``coeffs`` (n,) each pixel's
+    :func:`_colour_coeff`; ``ranges``: None for the exact Gaussian, else the value ranges for OpenCV's table."""
     c, n = sites.shape[1], q.numel()
     disc = _disc(max(d // 2, 1))
     first = min(dy * sites.grid[2] + dx for dy, dx in disc)

@@ -1,11 +1,7 @@
 """Gaussian and box (mean) filters, as OpenCV computes them (reflect-101 border).
 
-:func:`gaussian_blur2d` matches ``cv2.GaussianBlur(x, (k, k), sigma)`` and :func:`box_blur2d`
-``cv2.blur`` / ``cv2.boxFilter`` on the same float32 input. Both are separable with symmetric
-taps: a row pass, then a column pass (OpenCV's order), taps summed in pairs as shifted views
-(:func:`_separable_into`; :func:`rlenhance.ops.pixelrl_filter_bank` runs the row pass of all its
-linear filters as one stacked op). :func:`_linear_at` and :func:`_columns_at` run the same
-operations at chosen pixels only (see :mod:`rlenhance.ops.sparse`), so they give the same values.
+Both are separable with symmetric taps, a row pass then a column pass (OpenCV's order); :func:`_linear_at` and
+:func:`_columns_at` run the same operations at chosen pixels only, so they give the same values.
 """
 
 from __future__ import annotations
@@ -30,9 +26,8 @@ MAX_BLUR_SIGMA = 3.0
 
 
 def check_blur_sigma(value: float | None, name: str = "blur_sigma", *, none_ok: bool = True) -> float | None:
-    """The one rule for the Gaussian that softens an enhanced image's amplified noise
-    (:class:`rlenhance.Enhancer`'s ``blur_sigma``): a number ``0 <= value <= MAX_BLUR_SIGMA`` (pixels;
-    0: no blur), or None where ``none_ok``. Returns it as a float (None stays None).
+    """The one rule for :class:`rlenhance.Enhancer`'s ``blur_sigma``: a number ``0 <= value <= MAX_BLUR_SIGMA``
+    (pixels; 0: no blur), or None where ``none_ok``. Returns it as a float (None stays None).
 
     Raises:
         ValueError: naming ``name``, what it got and what is accepted.
@@ -54,16 +49,8 @@ def _symmetric_taps(kernel: Sequence[float]) -> tuple[float, ...]:
 
 def _separable_into(xp: torch.Tensor, pad: int, filters: Sequence[tuple[Sequence[float], Sequence[float]]],
                     outs: Sequence[torch.Tensor]) -> None:
-    """Separable filtering with symmetric kernels: rows, then columns (OpenCV's order).
-
-    The row pass of all filters runs as one stack; taps are summed in pairs, x[i-t] + x[i+t].
-
-    Args:
-        xp: Padded batch (B, C, H + 2 pad, W + 2 pad), any border.
-        pad: Padding of ``xp``; every kernel radius must be <= pad.
-        filters: ``(row_taps, column_taps)`` per filter, centre-first (see :func:`_symmetric_taps`).
-        outs: (B, C, H, W) targets, one per filter.
-    """
+    """Separable symmetric filters of ``xp`` (padded by ``pad`` >= every radius) into ``outs``, one per
+    ``(row_taps, column_taps)`` of ``filters`` (centre-first); taps summed in pairs, x[i-t] + x[i+t]."""
     b, c, hp, wp = xp.shape
     h, w = hp - 2 * pad, wp - 2 * pad
     n, r = len(filters), max(len(taps) - 1 for row, column in filters for taps in (row, column))
@@ -91,17 +78,8 @@ def _separable_into(xp: torch.Tensor, pad: int, filters: Sequence[tuple[Sequence
 
 def gaussian_kernel1d(ksize: int, sigma: float, *, dtype: torch.dtype = torch.float32,
                       device: torch.device | str | None = None) -> torch.Tensor:
-    """Normalised 1-D Gaussian kernel as ``cv2.getGaussianKernel(ksize, sigma)`` (sigma > 0).
-
-    Args:
-        ksize: Odd positive kernel length.
-        sigma: Standard deviation in pixels, > 0.
-        dtype: Output dtype (weights are computed in float64 first).
-        device: Output device.
-
-    Returns:
-        Tensor of shape (ksize,), summing to 1.
-    """
+    """Normalised 1-D Gaussian kernel (ksize,) as ``cv2.getGaussianKernel(ksize, sigma)``: ``ksize`` odd and
+    positive, ``sigma`` > 0 (pixels); computed in float64, returned in ``dtype`` on ``device``."""
     _check_ksize(ksize)
     _check_positive(sigma, "sigma")
     pos = torch.arange(ksize, dtype=torch.float64) - (ksize - 1) / 2  # on CPU: float64 everywhere
@@ -195,14 +173,8 @@ def _linear_at(sites: _Sites, q: torch.Tensor, taps: tuple[tuple[float, ...], tu
 
 def _columns_at(sites: _Sites, rows: torch.Tensor, corners: torch.Tensor, taps: torch.Tensor,
                 out: torch.Tensor) -> None:
-    """Column pass of separable filters at chosen pixels, from their row passes, into ``out`` (C, n).
-
-    Args:
-        rows: Flat row passes of :meth:`_Sites.row_passes`.
-        corners: Per pixel, :meth:`_Sites.corners` of its pixel in its filter's row pass, shifted
-            by the grid offset ``-r * Wp`` of the top tap.
-        taps: (r + 1, 1, n): per pixel, the centre-first column taps of its filter.
-    """
+    """Column pass at chosen pixels from the flat row passes ``rows`` (:meth:`_Sites.row_passes`) into ``out``
+    (C, n): ``corners`` each pixel's in its filter's row pass, shifted by ``-r * Wp``; ``taps`` (r + 1, 1, n)."""
     r = taps.shape[0] - 1
     wp = sites.grid[2]
     values = sites.gather(rows, corners, [(dy, 0) for dy in range(-r, r + 1)], -r * wp)  # (k, C, n)

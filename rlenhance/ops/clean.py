@@ -1,36 +1,21 @@
 """The clean stage of an enhanced low-light image: noise handled where the curves amplified it.
 
-Brightening a dark photo multiplies its sensor noise by the brightening gain, and the noise shows
-most as colour speckle. :func:`clean_enhanced` reads how much each pixel was brightened,
-``gain = L(output) / max(L(input), eps)`` (L: BT.601 luma), as a weight ``w = clip(gain - 1, 0, 1)``:
-0 where the curves did not brighten (those pixels are returned as they are, bit for bit, so a photo
-that needs no light comes back unchanged), 1 where they at least doubled the luma. Where ``w > 0``:
+:func:`clean_enhanced` weighs each pixel by how much it was brightened, ``w = clip(gain - 1, 0, 1)`` with
+``gain = L(output) / max(L(input), eps)`` (L: BT.601 luma); pixels with ``w = 0`` are returned bit for bit.
+Where ``w > 0``, by ``w``:
 
-* the opponent chroma (``B - G``, ``R - G``: 0 for gray, which stays gray) is moved towards its
-  Gaussian blur of sigma :data:`CHROMA_SIGMA` x ``strength`` by ``w`` (colour noise is removed where
-  the eye sees least colour detail);
-* the luma is moved by ``w`` towards its Gaussian blur of sigma :data:`LUMA_SIGMA` x ``strength``
-  where the gain is at most :data:`GAIN_LOW`, of :data:`LUMA_SIGMA_DARK` x ``strength`` where it is
-  :data:`GAIN_HIGH` or more, and towards the mix of the two in between (the more a pixel was
-  brightened, the more its sensor noise was amplified); the luma is unchanged by the chroma's
-  smoothing;
-* highlights are protected by a soft knee from ``knee``: with ``m`` the largest channel of the result
-  and ``t = clip((m - knee) / (1 - knee), 0, 1)``, the pixel is pulled back towards the input until
-  ``m`` has come down by ``KNEE_DROP (1 - knee) t^2`` (or to the input itself), so a pixel the curves
-  brightened ends below white: the clipped pixels are the input's, and no glow of white grows
-  around lights. The knee spans a fixed share of the headroom above the exposure target the curves
-  brightened towards (:func:`knee_start`: :data:`KNEE` at :data:`KNEE_TARGET`, higher for brighter
-  targets), so it compresses only what lies well above the brightness the user asked for and does
-  not pull the image's mean away from a bright target.
+* the opponent chroma (``B - G``, ``R - G``) moves towards its Gaussian blur of sigma :data:`CHROMA_SIGMA` x
+  ``strength``;
+* the luma moves towards its blur of sigma :data:`LUMA_SIGMA` x ``strength`` (gain <= :data:`GAIN_LOW`) to
+  :data:`LUMA_SIGMA_DARK` x ``strength`` (gain >= :data:`GAIN_HIGH`), mixed in between;
+* a soft highlight knee from ``knee`` (:func:`knee_start`) pulls the pixel back towards the input until its
+  largest channel ``m`` has come down by ``KNEE_DROP (1 - knee) t^2``, ``t = clip((m - knee) / (1 - knee), 0,
+  1)``, so brightened pixels end below white.
 
-The work is done in bands of rows, each read with the rows the blurs reach beyond it
-(:func:`halo_rows`), so a band's result equals the whole image's (the blurs are OpenCV's, a
-``2 ceil(3 sigma) + 1`` kernel, reflect-101 border). The per-pixel parts run in the native kernel
-``csrc/clean.c`` (:func:`rlenhance.ops.native_clean.clean_prepare_native`, ``clean_finish_native``) when it
-is available, else in torch (:func:`clean_prepare`, :func:`clean_finish`); the two agree to float rounding
-(the same float32 operations in the same order). :class:`rlenhance.Enhancer` runs it after its curves
-(``Enhancer(denoise=...)``); :func:`clean_tensor` is the whole stage in torch ops, blurs included, as the
-Enhancer's ONNX graph runs it (:mod:`rlenhance.export`).
+Bands of rows are read with the rows the blurs reach (:func:`halo_rows`), so a band's result equals the whole
+image's. The per-pixel parts run in the native kernel (:mod:`rlenhance.ops.native_clean`) when available, else
+in torch (:func:`clean_prepare`, :func:`clean_finish`: the same float32 operations in the same order);
+:func:`clean_tensor` is the whole stage in torch ops, as the Enhancer's ONNX graph runs it.
 
 Example:
     >>> import numpy as np
@@ -63,10 +48,7 @@ __all__ = ["CHROMA_SIGMA", "DEFAULT_STRENGTH", "GAIN_HIGH", "GAIN_LOW", "KNEE", 
            "LUMA_SIGMA", "LUMA_SIGMA_DARK", "MAX_STRENGTH", "bands", "check_strength", "clean_band", "clean_enhanced",
            "halo_rows", "knee_start", "scratch_plane"]
 
-# The constants below were chosen on the first 40 photos of the SICE training split (``python -m
-# benchmarks.clean --sets train``): the lowest NIQE among the settings whose dark-area colour noise, PSNR
-# and SSIM are no worse than those of the curves then a 0.65 px blur, and whose clipped pixels are within
-# 1 point of the input's (docs/evaluation.md#constants-chosen-by-measurement).
+# Constants chosen by measurement (docs/evaluation.md#constants-chosen-by-measurement).
 
 #: The chroma blur's sigma (pixels) at strength 1.
 CHROMA_SIGMA = 4.0
@@ -77,10 +59,8 @@ LUMA_SIGMA_DARK = 0.6
 #: The gains between which the luma's blur goes from :data:`LUMA_SIGMA` to :data:`LUMA_SIGMA_DARK`.
 GAIN_LOW = 4.0
 GAIN_HIGH = 12.0
-#: Where the highlight knee starts (largest channel of the result, 0-1) for the exposure target
-#: :data:`KNEE_TARGET` (the shipped model's default, at which it was tuned; :func:`knee_start` for others),
-#: and how far it lowers a largest channel of 1, in units of ``1 - knee``: white becomes
-#: ``1 - KNEE_DROP (1 - knee)``.
+#: Where the highlight knee starts (largest channel, 0-1) for the exposure target :data:`KNEE_TARGET`, and how
+#: far it lowers a largest channel of 1, in units of ``1 - knee``.
 KNEE = 0.85
 KNEE_TARGET = 0.4
 KNEE_DROP = 0.125
@@ -111,9 +91,8 @@ def check_strength(value: float, name: str = "denoise") -> float:
 
 
 def knee_start(target: float | None = None) -> float:
-    """Where the highlight knee starts for an image brightened towards the mean brightness ``target``
-    (0-1): the same share of the headroom above the target as :data:`KNEE` at :data:`KNEE_TARGET`,
-    ``1 - (1 - KNEE) (1 - target) / (1 - KNEE_TARGET)``; None (no target known): :data:`KNEE`.
+    """Where the highlight knee starts for the exposure ``target`` (0-1): ``1 - (1 - KNEE) (1 - target) / (1 -
+    KNEE_TARGET)``; None: :data:`KNEE`.
 
     Example:
         >>> round(knee_start(0.4), 6), round(knee_start(0.8), 6)
@@ -157,8 +136,7 @@ def _luma(r: torch.Tensor, g: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def clean_prepare(x: Sequence[torch.Tensor], y: Sequence[torch.Tensor]
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The per-pixel first half of the clean stage in torch ops, the twin of ``clean_prepare``
-    (``csrc/clean.c``: the same float32 operations in the same order).
+    """The per-pixel first half of the clean stage in torch ops, the twin of ``clean_prepare`` (``csrc/clean.c``).
 
     Args:
         x, y: the input's and the curves' output's R, G and B planes, float32 tensors of one shape
@@ -177,9 +155,8 @@ def clean_finish(x: Sequence[torch.Tensor], y: Sequence[torch.Tensor], luma: tor
                  luma_blur: torch.Tensor, luma_dark: torch.Tensor, chroma_blur: torch.Tensor, *, knee: float,
                  ramp_start: float, ramp_scale: float, knee_drop: float
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The per-pixel second half of the clean stage in torch ops, the twin of ``clean_finish``
-    (``csrc/clean.c``, whose comment states the formulas; the same float32 operations in the same
-    order), on every pixel at once (no data-dependent branch: it traces into an ONNX graph).
+    """The per-pixel second half of the clean stage in torch ops, the twin of ``clean_finish`` (``csrc/clean.c``),
+    with no data-dependent branch (it traces into an ONNX graph).
 
     Args:
         x, y, luma, excess: as :func:`clean_prepare` takes and returns them.
@@ -222,9 +199,8 @@ def _store(values: np.ndarray, out: np.ndarray) -> None:
 
 
 def scratch_plane(scratch: dict | None, name: str, shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
-    """An uninitialised array of ``shape``: new, or with a ``scratch`` dict, the first rows of the array
-    kept there under ``name`` (made, or made again larger, as needed), so that the bands of an image
-    reuse their planes instead of paging in new ones."""
+    """An uninitialised array of ``shape``: new, or the first rows of the one kept in ``scratch`` under ``name``
+    (made, or made again larger, as needed)."""
     if scratch is None:
         return np.empty(shape, dtype)
     kept = scratch.get(name)
@@ -294,10 +270,8 @@ def _tuning(knee: float) -> dict[str, float]:
 
 def clean_tensor(x: torch.Tensor, y: torch.Tensor, strength: float = DEFAULT_STRENGTH, *,
                  knee: float = KNEE) -> torch.Tensor:
-    """The clean stage of a batch in torch ops alone, with no data-dependent branch: what the ONNX
-    graph of the Enhancer runs (:mod:`rlenhance.export`). :func:`clean_prepare`, the three Gaussian
-    blurs as convolutions (OpenCV's kernel and reflect-101 border, :func:`rlenhance.ops.blur.gaussian_kernel1d`),
-    :func:`clean_finish`; within float rounding of :func:`clean_enhanced`.
+    """The clean stage of a batch in torch ops alone (the Enhancer's ONNX graph), within float rounding of
+    :func:`clean_enhanced`.
 
     Args:
         x: the input batch, float32 (B, 3, H, W) in [0, 1].
@@ -321,9 +295,7 @@ def clean_tensor(x: torch.Tensor, y: torch.Tensor, strength: float = DEFAULT_STR
 
 
 def _gaussian(planes: torch.Tensor, sigma: float) -> torch.Tensor:
-    """:func:`_blur` of each plane of ``planes`` (B, C, H, W) as two 1-D convolutions (rows, then columns,
-    OpenCV's order) of the planes padded with reflect-101 borders, for any size: the padding gathers
-    whole rows (ONNX runtimes copy those fastest), of the transposed planes for the row pass."""
+    """:func:`_blur` of each plane of ``planes`` (B, C, H, W) as two 1-D convolutions, rows then columns."""
     ksize = _ksize(sigma)
     radius = ksize // 2
     kernel = gaussian_kernel1d(ksize, sigma).view(1, 1, ksize)

@@ -1,18 +1,8 @@
 """Light-enhancement (LE) curves of Zero-DCE / Zero-DCE++ / ReLLIE.
 
-The quadratic LE curve maps an intensity ``x`` in [0, 1] to
-
-    LE(x; alpha) = x + alpha * x * (1 - x)
-
-with a curve parameter ``alpha`` in [-1, 1]. It is monotone in ``x`` for ``alpha`` in [-1, 1],
-keeps 0 and 1 fixed, and maps [0, 1] into [0, 1] (at ``alpha = 1`` it is ``2x - x^2``, at
-``alpha = -1`` it is ``x^2``). :func:`le_curve` is the only place the formula is written; the
-iterative variant and the modules call it. :func:`le_gain` is how much one step brightens each
-pixel, ``LE(x; alpha) / x``: its product over the steps drives the noise-level map of ReLLIE's
-denoiser module (:class:`rlenhance.Enhancer` with an FFDNet denoiser).
-
-Sign convention: this is the paper's formula. The public Zero-DCE code writes
-``x + r * (x**2 - x)``, i.e. ``alpha = -r``; convert maps coming from that code by negating them.
+``LE(x; alpha) = x + alpha * x * (1 - x)`` maps an intensity ``x`` in [0, 1] into [0, 1], monotonically and
+keeping 0 and 1 fixed, for a curve parameter ``alpha`` in [-1, 1]. :func:`le_curve` is the only place the
+formula is written. This is the paper's sign: the public Zero-DCE code's ``x + r * (x**2 - x)`` is ``alpha = -r``.
 """
 
 from __future__ import annotations
@@ -47,9 +37,7 @@ def _check_image(x: torch.Tensor, name: str = "x") -> None:
 
 
 def _fits(alpha: torch.Tensor, x: torch.Tensor) -> bool:
-    """Whether ``alpha`` broadcasts to ``x``'s shape without enlarging it. numpy's shape rule, not
-    ``torch.broadcast_shapes``: torch's first call imports its symbolic-shapes machinery, about
-    half a second of every ``rlenhance enhance`` command."""
+    """Whether ``alpha`` broadcasts to ``x``'s shape without enlarging it (numpy's rule: torch's imports slowly)."""
     try:
         return np.broadcast_shapes(tuple(alpha.shape), tuple(x.shape)) == tuple(x.shape)
     except ValueError:
@@ -66,19 +54,14 @@ def _check_alpha(x: torch.Tensor, alpha: float | torch.Tensor, name: str = "alph
 
 
 def le_curve(x: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
-    """Apply one step of the quadratic light-enhancement curve.
+    """One step of the quadratic light-enhancement curve, ``LE(x; alpha) = x + alpha * x * (1 - x)``.
 
-    ``LE(x; alpha) = x + alpha * x * (1 - x)``
-
-    For ``x`` in [0, 1] and ``alpha`` in [-1, 1] the result stays in [0, 1]; ``alpha > 0``
-    brightens, ``alpha < 0`` darkens, ``alpha = 0`` is the identity. Differentiable in ``x``
-    and ``alpha``.
+    ``alpha > 0`` brightens, ``alpha < 0`` darkens; differentiable in ``x`` and ``alpha``.
 
     Args:
         x: Image, floating-point tensor of shape (*, C, H, W) with values in [0, 1].
-        alpha: Curve parameter, usually in [-1, 1]: a python float, or a tensor broadcastable to
-            ``x`` without enlarging it, i.e. per image (B, 1, 1, 1), per channel (B, C, 1, 1),
-            per pixel (B, 1, H, W) or per pixel and channel (B, C, H, W).
+        alpha: Curve parameter, usually in [-1, 1]: a python float, or a tensor broadcastable to ``x`` without
+            enlarging it: per image (B, 1, 1, 1), per channel (B, C, 1, 1), per pixel (B, 1, H, W) or both.
 
     Returns:
         Tensor with the shape and dtype of ``x``.
@@ -100,12 +83,8 @@ def le_curve(x: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
 def cap_mean(x: torch.Tensor, alpha: torch.Tensor, limit: float | torch.Tensor) -> torch.Tensor:
     """Scale a curve step down, per image, so that it does not lift the image mean above ``limit``.
 
-    The step is linear in alpha: ``mean(le_curve(x, s alpha)) = mean(x) + s mean(alpha x (1 - x))``
-    (no clipping for alpha in [-1, 1]). Where the full step would end above ``limit``, its alpha is
-    multiplied by the largest ``s`` in [0, 1] that ends at ``limit`` (0 when the image is already
-    above it); a step that does not raise the mean, or ends at or below ``limit``, is unchanged
-    (multiplied by exactly 1). So the step keeps its shape (which pixels it brightens more) and only
-    its size is cut. Means are over channels and pixels.
+    Where the full step would end above ``limit``, alpha is multiplied by the largest ``s`` in [0, 1] that ends
+    at ``limit`` (the mean is linear in alpha); any other step is multiplied by exactly 1.
 
     Args:
         x: Image, floating-point tensor (B, C, H, W) in [0, 1].
@@ -114,12 +93,10 @@ def cap_mean(x: torch.Tensor, alpha: torch.Tensor, limit: float | torch.Tensor) 
             (:func:`overshoot_limit` builds it from an exposure target and a ``max_overshoot``).
 
     Returns:
-        ``alpha * s`` with ``s`` of shape (B, 1, 1, 1): the shape of ``alpha``, enlarged to (B, 1, 1, 1)
-        at least.
+        ``alpha * s`` with ``s`` of shape (B, 1, 1, 1): the shape of ``alpha``, enlarged to (B, 1, 1, 1) at least.
 
     Raises:
-        ValueError: ``limit`` is not a real number or a () / (B,) tensor, or (a number or a CPU tensor)
-            holds NaN. A CUDA tensor's values are not checked: that would wait for the device every step.
+        ValueError: ``limit`` is not a real number or a () / (B,) tensor, or (a number or a CPU tensor) holds NaN.
 
     Example:
         >>> x = torch.full((1, 3, 2, 2), 0.5)
@@ -150,16 +127,10 @@ def _check_limit(x: torch.Tensor, limit: float | torch.Tensor) -> None:
 
 def le_step(x: torch.Tensor, alpha: torch.Tensor,
             limit: float | torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One LE step of a batch, capped by :func:`cap_mean` when a ``limit`` is given: the transition of
-    ``envs.lowlight`` and of :func:`rlenhance.rollouts.greedy_rollout`.
+    """One LE step of a batch, capped by :func:`cap_mean` when a ``limit`` is given (the low-light transition).
 
-    On the CPU the cap is computed only when some image's full step would end above ``limit`` (a mean
-    and a comparison per step instead of :func:`cap_mean`'s dozen small ops, whose fixed costs
-    dominate at the policy's working size); on other devices always, since that test would wait for the device. Either
-    way the result is the same, :func:`cap_mean` leaving a step that ends below the limit as it is,
-    except for a step that ends within rounding of the limit: the two tests (the stepped mean here,
-    the rise against the room there) can then disagree, and the step is scaled by a factor within
-    rounding of 1 or not at all.
+    On the CPU the cap is computed only when some image's full step ends above ``limit`` (the same result up
+    to rounding at the limit, for fewer ops).
 
     Args:
         x: Image batch, floating-point (B, C, H, W) in [0, 1].
@@ -182,11 +153,8 @@ def le_step(x: torch.Tensor, alpha: torch.Tensor,
 
 def check_max_overshoot(value: float | None, name: str = "max_overshoot", *,
                         inf_means_none: bool = False) -> float | None:
-    """The one rule for a cap on how far a curve step may lift an image's mean above its exposure target.
-
-    A cap is None (no cap) or a real number ``0 <= value < 1``: means lie in [0, 1], so a cap of 1 or
-    more could never act. With ``inf_means_none`` (an override of a checkpoint's cap, as
-    :class:`rlenhance.Enhancer` takes it) ``math.inf`` is accepted too and means no cap.
+    """The one rule for a cap on how far a curve step may lift an image's mean above its exposure target:
+    None (no cap) or a real number ``0 <= value < 1``; with ``inf_means_none``, ``math.inf`` means no cap too.
 
     Returns:
         the cap as a float, or None for no cap.
@@ -209,16 +177,11 @@ def check_max_overshoot(value: float | None, name: str = "max_overshoot", *,
 def overshoot_limit(target: float | torch.Tensor, max_overshoot: float | None,
                     w_exposure: float | torch.Tensor | None = None,
                     reference_w_exposure: float | None = None) -> float | torch.Tensor | None:
-    """The highest image mean a capped step may reach (:func:`cap_mean`'s ``limit``): the exposure
-    ``target`` (a number or a (B,) tensor) plus the cap; None when there is no cap (``max_overshoot``
-    None).
+    """The highest image mean a capped step may reach (:func:`cap_mean`'s ``limit``): ``target`` (a number or a
+    (B,) tensor) plus the cap; None when ``max_overshoot`` is None.
 
-    The cap is ``max_overshoot``, or, given the exposure weight in use ``w_exposure`` (a number or a
-    (B,) tensor, > 0) and the weight the cap was set for, ``reference_w_exposure``, the cap
-    weighted by it: ``max_overshoot * sqrt(reference_w_exposure / w_exposure)``, the overshoot whose
-    exposure penalty ``w_exposure * overshoot^2`` equals the cap's at the reference weight. So a
-    heavier exposure weight holds the target more tightly (4x the weight: half the cap), and at the
-    reference weight the cap is ``max_overshoot``.
+    The cap is ``max_overshoot``, or, given both the exposure weight in use ``w_exposure`` (> 0) and the one
+    the cap was set for, ``max_overshoot * sqrt(reference_w_exposure / w_exposure)`` (the same exposure penalty).
     """
     if max_overshoot is None:
         return None
@@ -232,14 +195,9 @@ def overshoot_limit(target: float | torch.Tensor, max_overshoot: float | None,
 
 
 def le_gain(x: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
-    """How much one LE step brightens each pixel: ``LE(x; alpha) / x = 1 + alpha * (1 - x)``.
+    """How much one LE step brightens each pixel: ``LE(x; alpha) / x = 1 + alpha * (1 - x)`` (also at ``x = 0``).
 
-    The ratio of :func:`le_curve`'s output to its input, written in a form that is also defined
-    at ``x = 0`` (its limit there, ``1 + alpha``: a black pixel's noise is amplified as much as a
-    near-black one's). Over several steps ``x_{t+1} = le_curve(x_t, alpha_t)`` the product of
-    ``le_gain(x_t, alpha_t)`` is ``x_T / x_0``, the brightening of each pixel: ReLLIE's
-    noise-level map of its FFDNet denoiser is derived from it (``(enhanced - input) / input``),
-    and :func:`rlenhance.data.noise_level_map` scales it by the input's noise level.
+    Its product over steps is ``x_T / x_0``, from which ReLLIE's noise-level map is derived.
 
     Args:
         x: Image before the step, floating-point tensor of shape (*, C, H, W) with values in [0, 1].
@@ -264,10 +222,14 @@ def le_gain(x: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
     return 1 + alpha * (1 - x)
 
 
-def _split_maps(x: torch.Tensor, alpha: float | torch.Tensor, n_iter: int | None) -> list:
-    """Turn ``alpha`` and ``n_iter`` into the list of curve maps to apply, in order."""
+def _check_n_iter(n_iter: int | None) -> None:
     if n_iter is not None and (isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 1):
         raise ValueError(f"n_iter must be a positive int or None; got {n_iter!r}")
+
+
+def _split_maps(x: torch.Tensor, alpha: float | torch.Tensor, n_iter: int | None) -> list:
+    """Turn ``alpha`` and ``n_iter`` into the list of curve maps to apply, in order."""
+    _check_n_iter(n_iter)
     n_channels = x.shape[-3]
     if not isinstance(alpha, torch.Tensor) or alpha.ndim < 3:
         if n_iter is None:
@@ -300,15 +262,8 @@ def _split_maps(x: torch.Tensor, alpha: float | torch.Tensor, n_iter: int | None
 def le_curve_iterative(x: torch.Tensor, alpha: float | torch.Tensor, n_iter: int | None = None) -> torch.Tensor:
     """Apply the LE curve several times: ``x_{t+1} = le_curve(x_t, alpha_t)``.
 
-    Two forms of ``alpha`` are accepted:
-
-    * **one map applied n_iter times** (Zero-DCE++ style): ``alpha`` is a float or a tensor of
-      any shape accepted by :func:`le_curve`; ``n_iter`` is required.
-    * **a stack of n maps applied in order** (Zero-DCE style): ``alpha`` has shape
-      (B, n*C, H, W) (or (B, n*C, 1, 1)); map ``t`` is ``alpha[:, t*C:(t+1)*C]``. ``n_iter`` is
-      None (n is inferred) or must equal n.
-
-    When both readings are possible (a single map with ``n_iter == 1``) they give the same result.
+    ``alpha`` is one map applied ``n_iter`` times (Zero-DCE++: any shape :func:`le_curve` takes), or a stack of n maps
+    applied in order (Zero-DCE: (B, n*C, H, W), map ``t`` is ``alpha[:, t*C:(t+1)*C]``; ``n_iter`` None or n).
 
     Args:
         x: Image, floating-point tensor of shape (*, C, H, W) with values in [0, 1].
@@ -329,12 +284,8 @@ def le_curve_iterative(x: torch.Tensor, alpha: float | torch.Tensor, n_iter: int
 
 
 def couple_channels(alpha: torch.Tensor, coupling: float, reference: int = 2) -> torch.Tensor:
-    """ReLLIE's channel coupling of per-channel curve parameters.
-
-    Every channel but ``reference`` takes ``coupling * alpha_ref + (1 - coupling) * alpha_own``;
-    the reference channel keeps its own. ReLLIE uses ``coupling = 0.9`` with its first head as the
-    reference; its code reads images with OpenCV (BGR) and never converts, so that head acts on
-    blue: ``reference=2`` in RGB.
+    """ReLLIE's channel coupling: every channel but ``reference`` takes ``coupling * alpha_ref + (1 - coupling)
+    * alpha_own``. ReLLIE's reference head acts on blue (its code reads BGR): ``reference=2`` in RGB.
 
     Args:
         alpha: curve parameters, float (B, C, H, W) (any C; C = 1 is returned unchanged).
@@ -368,24 +319,16 @@ _SAMPLE_SCALES = {torch.uint8: 255.0, torch.uint16: 65535.0}
 
 def le_curves_upsampled(x: torch.Tensor, maps: Sequence[torch.Tensor], *, top: int = 0, height: int | None = None,
                         out: torch.Tensor | None = None, gain: torch.Tensor | None = None) -> torch.Tensor:
-    """Apply LE curve steps whose alpha maps have a lower resolution than the image.
+    """Apply LE curve steps whose alpha maps have a lower resolution than the image (Zero-DCE++'s trick).
 
-    For each map in order: ``x <- clamp(le_curve(x, up(alpha)), 0, 1)``, where ``up`` is bilinear
-    upsampling to the image's size (``F.interpolate(mode="bilinear", align_corners=False)``):
-    Zero-DCE++'s trick, one map per step, with which :class:`rlenhance.Enhancer` applies the maps
-    its policy chose at a working resolution to the full-resolution photo. On the CPU the native
-    kernel (:func:`rlenhance.ops.native.le_curves_native`) computes it in one pass over the image,
-    reading and writing each sample once, with no full-size temporary and no copy of a strided
-    input; the torch path (``F.grid_sample`` of each map at the image's pixels, :func:`le_curve`,
-    clamp) runs on other devices, with ``gain``, and where the kernel is unavailable
-    (:func:`rlenhance.ops.native.unavailable_reason`). The kernel samples the maps at positions
-    computed in double: within 1e-6 of a float64 reference, and of the torch path (whose float32
-    grid is the larger error) within 1e-5 after 8 steps of random maps in [-1, 1].
+    For each map in order: ``x <- clamp(le_curve(x, up(alpha)), 0, 1)``, ``up`` the bilinear upsampling
+    (``F.interpolate(mode="bilinear", align_corners=False)``) to the image's size. On the CPU the native kernel
+    (:func:`rlenhance.ops.native.le_curves_native`) computes it (within 1e-5 of the torch path); the torch path
+    runs elsewhere, with ``gain``, or where the kernel is unavailable.
 
     Args:
-        x: Image batch (B, C, H, W), or rows ``top .. top + H - 1`` of one: float values in [0, 1],
-            or uint8 / uint16 samples (divided by 255 / 65535). Any strides: a permuted view of
-            (H, W, C) arrays needs no copy.
+        x: Image batch (B, C, H, W), or rows ``top .. top + H - 1`` of one: float values in [0, 1], or uint8 / uint16
+            samples (divided by 255 / 65535). Any strides: a permuted view of (H, W, C) arrays needs no copy.
         maps: The alpha maps in the order applied, each a float tensor (B, 1 or C, h, w) on the
             device of ``x`` spanning the whole image (1 channel: shared by the image's channels).
         top, height: ``x`` holds rows ``top ..`` of an image of ``height`` rows (None: ``top + H``),
@@ -393,9 +336,7 @@ def le_curves_upsampled(x: torch.Tensor, maps: Sequence[torch.Tensor], *, top: i
         out: Where to write the result, shape (B, C, H, W), any device and strides; may be ``x``
             itself. float32 gets the values, uint8 / uint16 ``round(255 v)`` / ``round(65535 v)``
             (half to even, as :func:`rlenhance.io.save_image` rounds). None: a new float tensor.
-        gain: A float tensor (B, C, H, W) that receives, per pixel and channel, the product of
-            :func:`le_gain` over the steps: how much the pixel was brightened (computed by the
-            torch path).
+        gain: A float tensor (B, C, H, W) that receives the product of :func:`le_gain` over the steps.
 
     Returns:
         ``out``, or the new tensor on the device of ``x``: float32 (float64 for a float64 ``x``).
@@ -475,11 +416,8 @@ def as_unit(x: torch.Tensor) -> torch.Tensor:
 
 def upsample_rows(x: torch.Tensor, maps: Sequence[torch.Tensor], *, top: int = 0, height: int | None = None,
                   step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """Steps of per-pixel maps of a lower resolution than the image, in torch: for each map in order,
-    ``x <- step(x, up(map))``, ``up`` the bilinear upsampling to the image's size
-    (``F.interpolate(mode="bilinear", align_corners=False)``, sampled at the rows ``top ..`` of an image
-    of ``height`` rows). ``x``: (B, C, H, W) floats in [0, 1], or uint8 / uint16 samples (divided by their
-    full scale). Returns the float result (``x`` itself when there are no maps)."""
+    """For each map in order, ``x <- step(x, up(map))``, ``up`` as in :func:`le_curves_upsampled` (same ``x``,
+    ``top`` and ``height``); returns the float result (``x`` itself when there are no maps)."""
     current = as_unit(x)
     if not maps:
         return current
@@ -504,9 +442,8 @@ def _native_curves_apply(x: torch.Tensor, maps: list[torch.Tensor], out: torch.T
 
 
 def _rows_grid(top: int, bottom: int, height: int, width: int, device: torch.device) -> torch.Tensor:
-    """``F.grid_sample`` grid (1, bottom - top, width, 2) that samples a map at the pixels of rows
-    [top, bottom) of a (height, width) image as ``F.interpolate(..., mode="bilinear",
-    align_corners=False)`` to (height, width) would."""
+    """``F.grid_sample`` grid (1, bottom - top, width, 2) of rows [top, bottom) of the bilinear upsampling of a
+    map to (height, width)."""
     ys = (torch.arange(top, bottom, device=device, dtype=torch.float32) + 0.5) / height * 2 - 1
     xs = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) / width * 2 - 1
     grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
@@ -514,10 +451,7 @@ def _rows_grid(top: int, bottom: int, height: int, width: int, device: torch.dev
 
 
 class LECurve(nn.Module):
-    """Module form of :func:`le_curve` (no parameters): ``forward(x, alpha)``.
-
-    Shapes as in :func:`le_curve`: ``x`` (*, C, H, W) in [0, 1]; ``alpha`` float or broadcastable.
-    """
+    """Module form of :func:`le_curve` (no parameters): ``forward(x, alpha)``."""
 
     def forward(self, x: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
         return le_curve(x, alpha)
@@ -533,8 +467,7 @@ class LECurveIterative(nn.Module):
 
     def __init__(self, n_iter: int | None = 8) -> None:
         super().__init__()
-        if n_iter is not None and (isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 1):
-            raise ValueError(f"n_iter must be a positive int or None; got {n_iter!r}")
+        _check_n_iter(n_iter)
         self.n_iter = n_iter
 
     def forward(self, x: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,7 @@
 """Hole filling without learning: the onion-peel + heat-diffusion fill of the completion env.
 
-:func:`diffusion_fill` is the completion env's start state, a baseline of ``experiments.compare``
-and the optional pre-fill of the supervised completion models (their input then holds a smooth
-guess in the hole instead of black). Batched torch ops on (B, C, H, W), on the input's device.
+:func:`diffusion_fill` is the completion env's start state, a baseline, and the optional pre-fill of the supervised
+completion models. Batched torch ops on (B, C, H, W), on the input's device.
 """
 
 from __future__ import annotations
@@ -52,11 +51,9 @@ def hole_box(mask: torch.Tensor) -> tuple[int, int, int, int] | None:
 
 def hole_boxes(mask: torch.Tensor) -> list[tuple[int, int, int, int]]:
     """Disjoint boxes that together hold every missing pixel of one mask (H, W) (> 0 = missing), each
-    the bounding box of whole holes (4-connected regions): ``(top, left, bottom, right)`` as
-    :func:`hole_box`, row-major. The holes' boxes are merged where they overlap, until none does:
-    the :func:`diffusion_fill` of one box (and its one-pixel margin) is the whole frame's there,
-    since a hole pixel reads only its own hole and known pixels. Scattered holes (a user's mask of
-    scratches) give many small boxes, not one box of the whole frame."""
+    the bounding box of whole holes (4-connected regions, merged where their boxes overlap): ``(top, left, bottom,
+    right)`` as :func:`hole_box`, row-major. The :func:`diffusion_fill` of one box and its margin is the whole
+    frame's there."""
     canvas = (mask > 0).to(torch.uint8).cpu().numpy()
     count = None
     while True:
@@ -77,12 +74,8 @@ def diffusion_fill(image: torch.Tensor, mask: torch.Tensor, *, smooth_iters: int
     their known neighbours and become known; then ``smooth_iters`` rounds of 4-neighbour averaging
     (heat diffusion) inside the hole. Known pixels never change.
 
-    The images are filled together in one window each, of the batch's largest hole box plus a
-    one-pixel margin (every neighbour a hole pixel reads), placed over the box and inside the
-    frame: this gives the whole-frame result at the cost of the hole's box, not of the frame (a
-    67x67 bedroom hole in a 224x224 image), and a batch runs as one stack, not image by image
-    (torch's fixed cost per op paid once). The cost follows the batch's largest hole box: one image with
-    scattered holes makes every window about its whole frame.
+    Each image is filled in a window of the batch's largest hole box plus a one-pixel margin, all as one stack: the
+    whole-frame result at the cost of the box.
 
     Args:
         image: (B, C, H, W) float image; values inside the hole are ignored.
@@ -107,14 +100,9 @@ def diffusion_fill(image: torch.Tensor, mask: torch.Tensor, *, smooth_iters: int
 def prefill_patches(image: torch.Tensor, mask: torch.Tensor, how: str, *,
                     convert: Callable[[torch.Tensor], torch.Tensor] | None = None,
                     smooth_iters: int = 20) -> list[Patch]:
-    """:func:`prefill_hole` as patches, for an image too large to copy whole: ``(b, top, left,
-    values)`` with ``values`` (C, h, w) the pre-filled pixels of image ``b``'s hole box at (top,
-    left). Outside the boxes ``prefill_hole`` gives the image itself (its mask is 0 there), so the
-    image with these patches written over it (:func:`rlenhance.ops.tiling.paste`) is
-    ``prefill_hole(image, mask, how)``. The boxes are :func:`hole_boxes` (disjoint: the patches do not
-    overlap), each filled in its own window (box and margin), as :func:`diffusion_fill` fills it: the
-    memory is the largest box's, however the holes are spread; ``how="none"``: no patches (the image
-    unchanged).
+    """:func:`prefill_hole` as patches ``(b, top, left, values)``, ``values`` (C, h, w) the pre-filled pixels of
+    one of image ``b``'s :func:`hole_boxes` (disjoint) at (top, left), for an image too large to copy whole: the
+    image with them written over it (:func:`rlenhance.ops.tiling.paste`) is ``prefill_hole(image, mask, how)``.
 
     Args:
         image: (B, C, H, W) float, the occluded image (any dtype with ``convert``).

@@ -1,13 +1,8 @@
 """The median filter, as ``cv2.medianBlur(x, k)`` (replicated border), channel by channel.
 
-A comparator network of ``torch.minimum`` / ``torch.maximum`` on whole shifted images (see
-:mod:`rlenhance.ops._sorting`; exact, since a median is one of its inputs). The network is
-separable: each pixel's row of ``k`` is sorted once, pairs of sorted rows are merged once and
-shared by the windows that contain both, and two vertically adjacent output rows share everything
-but one row each (odd-even merge networks, pruned to the comparators the middle output depends
-on). A 5x5 median costs about 60 min/max passes over the image instead of ~200 for a 25-input
-network. :func:`_median_at` runs the same four stages at chosen pixels only (see
-:mod:`rlenhance.ops.sparse`).
+A separable comparator network (:mod:`rlenhance.ops._sorting`) on whole shifted images: each row of ``k`` is
+sorted once, pairs of sorted rows are merged once, and two adjacent output rows share all but one row each.
+:func:`_median_at` runs the same four stages at chosen pixels only.
 """
 
 from __future__ import annotations
@@ -37,17 +32,10 @@ __all__ = ["median_blur2d"]
 
 @functools.lru_cache(maxsize=32)
 def _median_programs(ksize: int, *, writable_inputs: bool = False) -> tuple[_Program, _Program, _Program, _Program]:
-    """The four stages of the separable k x k median network (k odd >= 3), see :func:`_median_band`.
-
-    1. ``rows``: sort the k horizontal neighbours of every padded pixel (k wires in, k ranks out).
-    2. ``pairs``: merge sorted padded rows 2j+1 and 2j+2 (2k wires in, 2k ranks out).
-    3. ``shared``: merge the r = k // 2 row pairs common to output rows 2m and 2m+1 into one run
-       of k*(k-1) values; only ranks med-k .. med can be the median (med = k*k // 2) once the k
-       values of the remaining row are added, so only those k+1 are kept.
-    4. ``final``: merge those k+1 with the sorted remaining row (k wires), output rank k = median.
-    Each stage is pruned to what the next one reads. With ``writable_inputs`` every stage may
-    overwrite its inputs (see :func:`_compile`), as the median at chosen pixels allows.
-    """
+    """The four pruned stages of the separable k x k median network (k odd >= 3): sort each row (``rows``),
+    merge row pairs 2j+1, 2j+2 (``pairs``), merge the r pairs two output rows share keeping the k+1 ranks that
+    can be the median (``shared``), merge those with the remaining row (``final``: rank k). With
+    ``writable_inputs`` the stages may overwrite their inputs."""
     r, med = ksize // 2, ksize * ksize // 2
     final, final_in = _prune(_merging_network(ksize + 1, ksize), [ksize])
     shared_out = [med - ksize + w for w in range(ksize + 1) if w in final_in]
@@ -81,10 +69,8 @@ def _median_into(x: torch.Tensor, ksize: int, out: torch.Tensor) -> None:
 def _median_band(xp: torch.Tensor, ksize: int, out: torch.Tensor) -> None:
     """k x k median of the padded rows ``xp`` (B, C, 2 (R + r), W + 2r) into ``out`` (B, C, <= 2R, W).
 
-    Output row y takes padded rows y .. y + 2r. Rows 2m and 2m+1 share padded rows
-    2m+1 .. 2m+2r (r merged row pairs); row 2m adds padded row 2m and row 2m+1 adds 2m+2r+1.
-    Everything is computed at once for all even/odd output rows on whole (B*C, rows, W) views;
-    padded rows are stored by parity, (B*C, 2, rows / 2, W), so that these views are contiguous.
+    Output rows 2m and 2m+1 share padded rows 2m+1 .. 2m+2r; row 2m adds padded row 2m, row 2m+1 adds 2m+2r+1.
+    Padded rows are stored by parity so that the views of all even / odd output rows are contiguous.
     """
     rows_p, pairs_p, shared_p, final_p = _median_programs(ksize)
     b, c, hp, wp = xp.shape
@@ -117,10 +103,7 @@ def _median_band(xp: torch.Tensor, ksize: int, out: torch.Tensor) -> None:
 def median_blur2d(x: torch.Tensor, ksize: int = 5) -> torch.Tensor:
     """Median filter matching ``cv2.medianBlur(x, ksize)`` (replicated border), channel by channel.
 
-    OpenCV accepts float32 input only for ``ksize`` 3 and 5; this op takes any odd ``ksize``.
-    Exact (the result is always one of the input values). Computed as a min/max network on
-    whole images (see the notes at the top of this module), about 60 passes for ``ksize`` 5; temporaries (about 35
-    times the input for ``ksize`` 5) are processed in pieces of at most 16 MiB.
+    Exact, for any odd ``ksize`` (OpenCV takes float32 for 3 and 5 only).
 
     Args:
         x: Image batch, float tensor of shape (B, C, H, W), values in [0, 1], any device.
@@ -159,8 +142,7 @@ def _median_at(sites: _Sites, q: torch.Tensor, ksize: int, out: torch.Tensor) ->
         extra = program.n_slots - len(inputs)
         return _run(program, [], inputs + (list(sites.take((extra, *shape)).unbind(0)) if extra > 0 else []))
 
-    # The window's rows 1..2r form r merged pairs and row 0 joins in the final merge, as for output
-    # row 2m of the dense median (whose window starts at padded row 2m).
+    # window rows 1..2r form r merged pairs and row 0 joins the final merge, as for the dense median's row 2m
     ranks = run(0, list(taps.view(k, k, c, n).transpose(0, 1).unbind(0)), (k, c, n))  # rank i of every row
     merged = run(1, [_view(t, lambda v: v[1::2]) for t in ranks] + [_view(t, lambda v: v[2::2]) for t in ranks],
                  (r, c, n))

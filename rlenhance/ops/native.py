@@ -1,68 +1,21 @@
-"""Native CPU kernels: :func:`rlenhance.ops.bank.pixelrl_filter_select` (the Denoise env's step),
-:func:`rlenhance.ops.curves.le_curves_upsampled` (the Enhancer's full-resolution curve steps), the
-area downscaling of the Enhancer's working image (:func:`area_downscale_native`) and the greedy
-rollout of a low-light policy at that resolution (:func:`lowlight_rollout_native`).
+"""Native CPU kernels (C in ``csrc/``), each computing what a torch path computes, in one pass:
 
-The torch implementation of the per-pixel filter choice is bound by op dispatch and gathers on the
-CPU. This module computes the same thing in one fused C kernel: one pass over the pixels, each
-pixel computing only the filter it chose from its 5x5 neighbourhood (shifts, keep, Gaussian / box
-as separable row-then-column sums, the 5x5 median as a min/max network, OpenCV's bilateral filter
-with the exact Gaussian or the interpolated lookup table, decided per batch as the torch code
-decides). Pixels are grouped by action in blocks of rows and computed 4 (SSE2) or 8 (AVX2) at a
-time; the B * H rows are split over ``torch.get_num_threads()`` POSIX threads (no OpenMP: a
-second OpenMP runtime next to torch's is a known source of trouble).
-:func:`~rlenhance.ops.bank.pixelrl_filter_select` calls :func:`pixelrl_select_native` for CPU
-float32 input and PixelRL's default bank when :func:`available`.
+* :func:`pixelrl_select_native`: :func:`rlenhance.ops.bank.pixelrl_filter_select` (the Denoise env's step), each
+  pixel computing only the filter it chose from its 5x5 neighbourhood, 4 (SSE2) or 8 (AVX2) pixels at a time;
+* :func:`le_curves_native`: :func:`rlenhance.ops.curves.le_curves_upsampled`, each sample read and written once;
+* :func:`area_downscale_native`: ``F.interpolate(mode="area")`` read straight from integer samples;
+* :func:`lowlight_rollout_native`: :func:`rlenhance.rollouts.greedy_rollout` of a convolutional policy;
+* the clean kernel of :mod:`rlenhance.ops.native_clean`.
 
-The LE curve kernel (``le_curves.c``, :func:`le_curves_native`) applies a list of low-resolution
-alpha maps to a full-resolution image in one pass: each sample is read once (float32, or uint8 /
-uint16 scaled by their range, any strides: an (H, W, 3) numpy image needs no copy), goes through
-every step ``v <- clamp(v + a v (1 - v), 0, 1)`` with ``a`` the map bilinearly upsampled at the
-pixel (separable weights per row and column, the column-blended map rows kept per thread), and is
-written once (float32, or rounded to uint8 / uint16). No full-size temporary: the torch path needs
-a few per step. :func:`~rlenhance.ops.curves.le_curves_upsampled` calls it for CPU tensors when
-:func:`available`.
+Rows are split over ``torch.get_num_threads()`` POSIX threads (no OpenMP next to torch's). The kernels are
+built on first use and loaded by :mod:`rlenhance.ops.native_build`; importing this module never compiles or
+raises. Threads and vector widths never change the values.
 
-The area kernel (``area_downscale.c``, :func:`area_downscale_native`) is
-``F.interpolate(mode="area")`` (adaptive average pooling) of an image of any strides and sample
-type, with torch's float sums in torch's order: the same values as pooling the float image, without
-making it (a 24-megapixel uint8 photo would need 288 MB of floats), and faster.
-
-The rollout kernel (``lowlight_rollout.c``, :func:`lowlight_rollout_native`) runs every step of
-:func:`rlenhance.rollouts.greedy_rollout` for a discrete policy whose network is a chain of
-convolutions (:meth:`~rlenhance.models.policy.PixelActorCritic.action_layers`): the pooled policy
-input, the convolutions on the small working map, the expected alpha, its upsampling and the capped
-LE step, one pass a step in one call for the whole rollout, instead of some 60 torch operations a
-step, each paying torch's fixed cost, which dominates at the working map's size.
-
-The clean kernel (``clean.c``, :mod:`rlenhance.ops.native_clean`) does the
-per-pixel parts of :func:`rlenhance.ops.clean.clean_enhanced` (the planes to blur; the weights, the
-blend, the colour conversion back, the highlight knee and the rounding), each one pass over the pixels,
-the same float32 operations as its numpy path in the same order.
-
-The kernels are built on first use and loaded by :mod:`rlenhance.ops.native_build` (the compiler,
-the private cache, ``RLENHANCE_NATIVE=0``); importing this module never compiles or raises.
-
-Numerics against the torch path (float32), filter choice: the shifts, "keep" and the median give the
-same values. The Gaussian and box filters run torch's operations in torch's order, with
-``a + b * c`` rounded once (an FMA) exactly where torch's CPU kernels round it once (probed at run time; its
-AVX2 / AVX-512 kernels do), so they give the same values too. The bilateral filter has the same
-weights, table rule and tap order but its own ``exp2`` (within 2 ulp): it differs by float rounding,
-at most 5e-7 measured on values in [-0.6, 1.6]. Threads and vector widths do not change the values.
-Inputs holding NaN or infinity give unspecified values (torch propagates them).
-LE curves: the operations of :func:`~rlenhance.ops.curves.le_curve` in its order per step; the
-map is sampled at positions computed in double (the torch path's ``F.grid_sample`` grid is float32),
-so the result is within 1e-6 of a float64 reference and within 1e-5 of the torch path (tests, with
-random maps in [-1, 1]; smooth maps differ far less). Area: the same values as torch. Threads and
-vector widths do not change the values of either. Rollout: the same operations in another
-order (the convolutions' sums per output over taps and input channels, the means in double), within
-1e-5 of the torch path (tests; 2e-7 measured on the shipped policy's maps); vector widths do not
-change its values.
-
-Example:
-    >>> from rlenhance.ops import native
-    >>> if native.available():  # doctest: +SKIP
-    ...     out = native.pixelrl_select_native(torch.rand(2, 1, 16, 16), torch.randint(0, 9, (2, 1, 16, 16)))
+Numerics against the torch paths (float32): the shifts, "keep", the median, the Gaussian and box filters
+(``a + b * c`` fused exactly where torch fuses it) and the area pooling give the same values; the bilateral
+filter (its own ``exp2``) differs by float rounding (at most 5e-7 on values in [-0.6, 1.6]); the LE curves
+sample the maps at positions computed in double (within 1e-5 of the torch path after 8 random steps); the
+rollout sums in another order (within 1e-5). Inputs holding NaN or infinity give unspecified values.
 
 Example:
     >>> from rlenhance.ops import native
@@ -113,21 +66,32 @@ _SAMPLE_TYPES = (torch.float32, torch.uint8, torch.uint16)
 _STATUS = ("ok", "invalid arguments", "out of memory", "AVX2 requested but not available")
 
 
+def _described(t: object) -> str:
+    """How an error message names what it got: a tensor's dtype, device and shape, or the type."""
+    if isinstance(t, torch.Tensor):
+        return f"a {t.dtype} {t.device.type} tensor of shape {tuple(t.shape)}"
+    return type(t).__name__
+
+
+def _ptr(t: torch.Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+def _check_status(status: int, kernel: str) -> None:
+    """Raise RuntimeError naming ``kernel`` unless a kernel's ``status`` is 0."""
+    if status != 0:
+        reason = _STATUS[status] if 0 < status < len(_STATUS) else f"status {status}"
+        raise RuntimeError(f"the native {kernel} kernel failed: {reason}")
+
+
 # ----------------------------------------------------------------------------- the kernel's parameters
 
 
 @dataclass(frozen=True)
 class _Plan:
-    """A filter bank as the kernel's parameters (int32 / float32 CPU tensors, kept alive here).
-
-    Attributes:
-        program: (K, 2) kind code and slot per action.
-        shift: Per shift slot, the delta.
-        linear: Per linear slot, centre-first row taps then column taps (6 values).
-        colour: Per bilateral slot, :func:`~rlenhance.ops.bilateral._colour_coeff` of its colour sigma.
-        sigma_colors, bins: Per bilateral slot, the colour sigma; the table bins per channel.
-        taps_dy, taps_dx, space, log_space: The bilateral disc (raster order), its spatial weights
-            and their log2.
+    """A filter bank as the kernel's parameters (int32 / float32 CPU tensors, kept alive here): ``program``
+    (K, 2) kind code and slot per action; per slot the shift deltas, the linear taps (centre-first, row then
+    column), the bilateral colour coefficients and sigmas; the bilateral disc, its spatial weights and their log2.
     """
 
     program: torch.Tensor
@@ -144,9 +108,7 @@ class _Plan:
 
 @functools.lru_cache(maxsize=8)
 def _plan(table: tuple[FilterAction, ...]) -> _Plan | None:
-    """The kernel's parameters for a bank, or None when the kernel cannot compute it (an op other
-    than shift, keep, 5x5 separable Gaussian / box, 5x5 median and bilateral of radius <= 2, or
-    bilateral actions with different supports or tables)."""
+    """The kernel's parameters for a bank, or None when the kernel cannot compute it."""
     specs, _ = _action_specs(table)
     program, shift, linear, colour, sigmas, supports = [], [], [], [], [], set()
     for spec in specs:
@@ -195,9 +157,8 @@ def _ranges(lows: list[float], highs: list[float]) -> list[float]:
 
 def _lookup_tables(x: torch.Tensor, plan: _Plan, library: _Library) -> tuple[torch.Tensor, torch.Tensor | None,
                                                                              torch.Tensor | None]:
-    """Per bilateral slot, whether it uses the exact Gaussian (int32), and if any does not, OpenCV's
-    table constants per image (float32 (B,): bins per unit distance and 1 / that^2), all decided
-    and computed as in :func:`rlenhance.ops.sparse._plan` / ``_bilateral_at``."""
+    """Per bilateral slot, whether it uses the exact Gaussian, and else OpenCV's table constants per image,
+    decided as :func:`rlenhance.ops.sparse._plan` decides."""
     if not plan.sigma_colors:
         return torch.ones(1, dtype=torch.int32), None, None
     b, c = x.shape[:2]
@@ -218,9 +179,7 @@ def _lookup_tables(x: torch.Tensor, plan: _Plan, library: _Library) -> tuple[tor
 
 @functools.cache
 def _torch_fuses_multiply_add() -> bool:
-    """Whether torch's CPU ``add(alpha=)`` / ``addcmul`` round ``a + b * c`` once (an FMA), as its AVX2
-    and AVX-512 kernels do; the kernel then does the same and its Gaussian and box filters give
-    torch's values exactly. Probed on values where one and two roundings differ."""
+    """Whether torch's CPU ``add(alpha=)`` / ``addcmul`` round ``a + b * c`` once (an FMA); the kernel then does too."""
     b = torch.full((64,), 1.0 + 2.0 ** -12)  # b * b = 1 + 2^-11 + 2^-24: a tie, rounded down to even
     fused = torch.add(torch.full((64,), -(1.0 + 2.0 ** -11)), b, alpha=1.0 + 2.0 ** -12)
     return bool((fused == 2.0 ** -24).all())
@@ -230,12 +189,11 @@ def _torch_fuses_multiply_add() -> bool:
 
 
 def _checked_threads_and_library(num_threads: int | None, kernel: str, isa: str = "auto") -> tuple[int, _Library]:
-    """The thread count (``num_threads``, None: torch's) and the loaded library with ``kernel`` (a
-    :class:`_Library` field), after checking ``num_threads`` and ``isa``.
+    """The thread count (None: torch's) and the loaded library with ``kernel`` (a :class:`_Library` field).
 
     Raises:
         ValueError: ``num_threads`` is not a positive int or None, or ``isa`` is not one of ``_ISAS``.
-        RuntimeError: the native kernels are unavailable (disabled, no compiler, a failed build).
+        RuntimeError: the native kernels are unavailable.
     """
     if isa not in _ISAS:
         raise ValueError(f"isa must be one of {', '.join(map(repr, _ISAS))}; got {isa!r}")
@@ -250,22 +208,17 @@ def _checked_threads_and_library(num_threads: int | None, kernel: str, isa: str 
 
 def pixelrl_select_native(x: torch.Tensor, actions: torch.Tensor, *, num_threads: int | None = None,
                           min_pixels_per_thread: int = 4096, isa: str = "auto") -> torch.Tensor:
-    """PixelRL's per-pixel filter choice (:data:`PIXELRL_ACTION_TABLE`) with the native kernel.
-
-    The result of :func:`rlenhance.ops.bank.pixelrl_filter_select` (which calls this for CPU
-    float32 input when :func:`available`) up to float rounding, see the module notes.
+    """PixelRL's per-pixel filter choice (:data:`PIXELRL_ACTION_TABLE`) with the native kernel: the result of
+    :func:`rlenhance.ops.bank.pixelrl_filter_select` up to float rounding (module notes).
 
     Args:
         x: Image batch, float32 CPU tensor of shape (B, C, H, W), values in [0, 1] (values outside,
             e.g. an unclipped noisy start, are fine). Made contiguous if it is not.
-        actions: Integer CPU tensor of shape (B, H, W), (B, 1, H, W) or, for C = 1, (B, C, H, W):
-            one action id in [0, 8] per pixel, shared by the channels. Not validated: a pixel with
-            an id outside [0, 8] keeps its value.
+        actions: Integer CPU tensor of shape (B, H, W), (B, 1, H, W) or, for C = 1, (B, C, H, W): one action id in
+            [0, 8] per pixel, shared by the channels. Not validated: a pixel with an id outside [0, 8] keeps its value.
         num_threads: Threads splitting the B * H rows; default ``torch.get_num_threads()``.
-        min_pixels_per_thread: Fewer threads are used where each would get fewer pixels than this
-            (starting a thread costs about as much as filtering a few thousand pixels).
-        isa: Vector width: "auto" (AVX2 where the CPU has it, see :func:`vector_isa`), "baseline"
-            or "avx2" (an error where unavailable). All give the same values.
+        min_pixels_per_thread: Fewer threads are used where each would get fewer pixels than this.
+        isa: Vector width: "auto" (:func:`vector_isa`), "baseline" or "avx2" (an error where unavailable).
 
     Returns:
         The new batch, float32 (B, C, H, W), contiguous.
@@ -278,16 +231,13 @@ def pixelrl_select_native(x: torch.Tensor, actions: torch.Tensor, *, num_threads
     """
     if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.dtype != torch.float32 or x.device.type != "cpu" \
             or x.numel() == 0:
-        got = f"a {x.dtype} {x.device.type} tensor of shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) \
-            else type(x).__name__
-        raise ImageError(f"x must be a non-empty float32 CPU tensor of shape (B, C, H, W); got {got}")
+        raise ImageError(f"x must be a non-empty float32 CPU tensor of shape (B, C, H, W); got {_described(x)}")
     b, c, h, w = x.shape
     shapes = [(b, h, w), (b, 1, h, w)] + ([(b, c, h, w)] if c == 1 else [])
     if not isinstance(actions, torch.Tensor) or actions.is_floating_point() or actions.is_complex() \
             or actions.dtype == torch.bool or actions.device.type != "cpu" or tuple(actions.shape) not in shapes:
-        got = f"a {actions.dtype} {actions.device.type} tensor of shape {tuple(actions.shape)}" \
-            if isinstance(actions, torch.Tensor) else type(actions).__name__
-        raise ValueError(f"actions must be an integer CPU tensor of shape {' or '.join(map(str, shapes))}; got {got}")
+        raise ValueError(f"actions must be an integer CPU tensor of shape {' or '.join(map(str, shapes))}; "
+                         f"got {_described(actions)}")
     threads, library = _checked_threads_and_library(num_threads, "select", isa)
     plan = _plan(PIXELRL_ACTION_TABLE)
     if plan is None:
@@ -298,30 +248,20 @@ def pixelrl_select_native(x: torch.Tensor, actions: torch.Tensor, *, num_threads
     out = torch.empty_like(x)
     exact, scale, bin_coeff = _lookup_tables(x, plan, library)
     threads = max(1, min(threads, b * h * w // max(1, min_pixels_per_thread)))
-
-    def ptr(t: torch.Tensor | None) -> int | None:
-        return None if t is None else t.data_ptr()
-
-    args = _SelectArgs(x=ptr(x), actions=ptr(actions), out=ptr(out), b=b, c=c, h=h, w=w,
-                       k=len(plan.program), program=ptr(plan.program), shift=ptr(plan.shift), linear=ptr(plan.linear),
-                       colour=ptr(plan.colour), exact=ptr(exact), n_taps=len(plan.taps_dy), tap_dy=ptr(plan.taps_dy),
-                       tap_dx=ptr(plan.taps_dx), space=ptr(plan.space), log_space=ptr(plan.log_space),
-                       lut_scale=ptr(scale), lut_bin=ptr(bin_coeff), fused=int(_torch_fuses_multiply_add()),
+    args = _SelectArgs(x=_ptr(x), actions=_ptr(actions), out=_ptr(out), b=b, c=c, h=h, w=w, k=len(plan.program),
+                       program=_ptr(plan.program), shift=_ptr(plan.shift), linear=_ptr(plan.linear),
+                       colour=_ptr(plan.colour), exact=_ptr(exact), n_taps=len(plan.taps_dy), tap_dy=_ptr(plan.taps_dy),
+                       tap_dx=_ptr(plan.taps_dx), space=_ptr(plan.space), log_space=_ptr(plan.log_space),
+                       lut_scale=_ptr(scale), lut_bin=_ptr(bin_coeff), fused=int(_torch_fuses_multiply_add()),
                        n_threads=threads, isa=_ISAS.index(isa))
-    status = library.select(ctypes.byref(args))
-    if status != 0:
-        reason = _STATUS[status] if 0 < status < len(_STATUS) else f"status {status}"
-        raise RuntimeError(f"the native PixelRL kernel failed: {reason}")
+    _check_status(library.select(ctypes.byref(args)), "PixelRL")
     return out
 
 
 def le_curves_native(x: torch.Tensor, maps: torch.Tensor, out: torch.Tensor, *, top: int = 0,
                      height: int | None = None, num_threads: int | None = None,
                      min_pixels_per_thread: int = 16384, isa: str = "auto") -> torch.Tensor:
-    """LE curve steps with bilinearly upsampled alpha maps, with the native kernel (``le_curves.c``).
-
-    What :func:`rlenhance.ops.curves.le_curves_upsampled` computes (which calls this for CPU
-    tensors when :func:`available`), up to float rounding (see the module notes), for one image.
+    """:func:`rlenhance.ops.curves.le_curves_upsampled` of one image with the native kernel (``le_curves.c``).
 
     Args:
         x: The image or a band of its rows, CPU tensor of shape (C, H, W), C <= 4, any strides
@@ -334,8 +274,7 @@ def le_curves_native(x: torch.Tensor, maps: torch.Tensor, out: torch.Tensor, *, 
             ``top + H``), over which the maps are spread.
         num_threads: Threads splitting the rows; default ``torch.get_num_threads()``.
         min_pixels_per_thread: Fewer threads are used where each would get fewer pixels than this.
-        isa: Vector width: "auto", "baseline" or "avx2" (an error where unavailable). All give the
-            same values.
+        isa: Vector width: "auto", "baseline" or "avx2" (an error where unavailable).
 
     Returns:
         ``out``.
@@ -345,19 +284,16 @@ def le_curves_native(x: torch.Tensor, maps: torch.Tensor, out: torch.Tensor, *, 
             or a bad ``top``, ``height``, ``isa`` or ``num_threads``.
         RuntimeError: the kernel is unavailable (see :func:`unavailable_reason`) or failed.
     """
-    def described(t: torch.Tensor) -> str:
-        return f"a {t.dtype} {t.device.type} tensor of shape {tuple(t.shape)}"
-
     if x.ndim != 3 or x.dtype not in _SAMPLE_TYPES or x.device.type != "cpu" or x.numel() == 0 or x.shape[0] > 4:
         raise ValueError(f"x must be a non-empty CPU tensor (C, H, W) with C <= 4 of dtype float32, uint8 or uint16; "
-                         f"got {described(x)}")
+                         f"got {_described(x)}")
     ch, rows, w = x.shape
     if maps.ndim != 4 or maps.dtype != torch.float32 or maps.device.type != "cpu" or maps.shape[1] not in (1, ch) \
             or maps.numel() == 0:
-        raise ValueError(f"maps must be a float32 CPU tensor (steps, 1 or {ch}, h, w); got {described(maps)}")
+        raise ValueError(f"maps must be a float32 CPU tensor (steps, 1 or {ch}, h, w); got {_described(maps)}")
     if out.shape != x.shape or out.dtype not in _SAMPLE_TYPES or out.device.type != "cpu":
         raise ValueError(f"out must be a CPU tensor of shape {tuple(x.shape)} of dtype float32, uint8 or uint16; "
-                         f"got {described(out)}")
+                         f"got {_described(out)}")
     if out.data_ptr() != x.data_ptr() and _overlaps(x, out):
         raise ValueError("out overlaps x without being x itself")
     if out.data_ptr() == x.data_ptr() and (out.dtype != x.dtype or out.stride() != x.stride()):
@@ -374,10 +310,7 @@ def le_curves_native(x: torch.Tensor, maps: torch.Tensor, out: torch.Tensor, *, 
                        x_chan=x.stride(0), out_row=out.stride(1), out_col=out.stride(2), out_chan=out.stride(0),
                        rows=rows, w=w, ch=ch, top=top, h=int(height), maps=maps.data_ptr(), steps=steps, c=c,
                        mh=mh, mw=mw, n_threads=threads, isa=_ISAS.index(isa))
-    status = library.curves(ctypes.byref(args))
-    if status != 0:
-        reason = _STATUS[status] if 0 < status < len(_STATUS) else f"status {status}"
-        raise RuntimeError(f"the native LE curve kernel failed: {reason}")
+    _check_status(library.curves(ctypes.byref(args)), "LE curve")
     return out
 
 
@@ -395,9 +328,6 @@ def area_downscale_native(x: torch.Tensor, size: tuple[int, int], *, num_threads
                           min_pixels_per_thread: int = 1 << 20) -> torch.Tensor:
     """``F.interpolate(x.float()[None], size, mode="area")[0]`` with the native kernel (``area_downscale.c``).
 
-    The same values as pooling the float image (torch's sums in torch's order), read straight from
-    integer samples and any strides.
-
     Args:
         x: CPU tensor (C, H, W), C <= 4, any strides (e.g. ``torch.from_numpy(hwc).permute(2, 0, 1)``):
             float32, or uint8 / uint16 samples (divided by 255 / 65535).
@@ -414,10 +344,8 @@ def area_downscale_native(x: torch.Tensor, size: tuple[int, int], *, num_threads
     """
     if not isinstance(x, torch.Tensor) or x.ndim != 3 or x.dtype not in _SAMPLE_TYPES or x.device.type != "cpu" \
             or x.numel() == 0 or x.shape[0] > 4:
-        got = f"a {x.dtype} {x.device.type} tensor of shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) \
-            else type(x).__name__
         raise ValueError(f"x must be a non-empty CPU tensor (C, H, W) with C <= 4 of dtype float32, uint8 or uint16; "
-                         f"got {got}")
+                         f"got {_described(x)}")
     ch, h, w = x.shape
     if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in size) \
             or not (1 <= size[0] <= h and 1 <= size[1] <= w):
@@ -428,16 +356,12 @@ def area_downscale_native(x: torch.Tensor, size: tuple[int, int], *, num_threads
     args = _AreaArgs(x=x.data_ptr(), out=out.data_ptr(), x_type=_SAMPLE_TYPES.index(x.dtype), x_row=x.stride(1),
                      x_col=x.stride(2), x_chan=x.stride(0), h=h, w=w, ch=ch, oh=size[0], ow=size[1],
                      n_threads=threads)
-    status = library.area(ctypes.byref(args))
-    if status != 0:
-        reason = _STATUS[status] if 0 < status < len(_STATUS) else f"status {status}"
-        raise RuntimeError(f"the native area kernel failed: {reason}")
+    _check_status(library.area(ctypes.byref(args)), "area")
     return out
 
 
-#: One layer of :func:`lowlight_rollout_native`'s network: the convolution's weight (out, in, k, k) and
-#: bias (out,), its dilation, whether a ReLU follows, and FiLM's per-image (B, out) scale and shift
-#: applied after it (None: none).
+#: One layer of :func:`lowlight_rollout_native`'s network: the convolution's weight (out, in, k, k) and bias (out,), its
+#: dilation, whether a ReLU follows, and FiLM's per-image (B, out) scale and shift applied after it (None: none).
 RolloutLayer = tuple[torch.Tensor, torch.Tensor, int, bool, "tuple[torch.Tensor, torch.Tensor] | None"]
 
 
@@ -446,10 +370,8 @@ def lowlight_rollout_native(image: torch.Tensor, layers: list[RolloutLayer], *, 
                             target: torch.Tensor | None = None, limit: torch.Tensor | None = None,
                             damping: float = 0.0, coupling: float = 0.0, reference: int = 2,
                             argmax: bool = False, isa: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
-    """The greedy rollout of a discrete low-light policy with the native kernel (``lowlight_rollout.c``,
-    one call for every step and image):
-    what :func:`rlenhance.rollouts.greedy_rollout` computes (which calls this for the policies it
-    describes when :func:`available`), up to float rounding (the kernel's notes).
+    """:func:`rlenhance.rollouts.greedy_rollout` of a discrete low-light policy with the native kernel
+    (``lowlight_rollout.c``, one call for every step and image), up to float rounding.
 
     Args:
         image: float32 CPU (B, 3, H, W) in [0, 1], the low-light batch at the working resolution.
@@ -457,8 +379,7 @@ def lowlight_rollout_native(image: torch.Tensor, layers: list[RolloutLayer], *, 
             gap planes, then the ``cond`` planes) to its action logits, in order; the last layer's
             outputs are C groups of ``len(table)`` logits (C = 1 or 3 alpha maps).
         steps: curve steps.
-        scale: the policy's downscale: the input planes are average-pooled by it, the alpha maps
-            upsampled by it.
+        scale: the policy's downscale: the input planes are average-pooled by it, the alpha maps upsampled by it.
         table: (n_actions,) alpha per action.
         cond: (B, cond_dim) constant input planes, or None.
         target: (B,) exposure targets of the exposure-gap input plane, or None (no such plane).
@@ -481,9 +402,7 @@ def lowlight_rollout_native(image: torch.Tensor, layers: list[RolloutLayer], *, 
     """
     if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[1] != 3 \
             or image.dtype != torch.float32 or image.device.type != "cpu" or image.numel() == 0:
-        got = f"a {image.dtype} {image.device.type} tensor of shape {tuple(image.shape)}" \
-            if isinstance(image, torch.Tensor) else type(image).__name__
-        raise ValueError(f"image must be a non-empty float32 CPU tensor (B, 3, H, W); got {got}")
+        raise ValueError(f"image must be a non-empty float32 CPU tensor (B, 3, H, W); got {_described(image)}")
     _, library = _checked_threads_and_library(1, "rollout", isa)
     b, _, h, w = image.shape
     on_cpu = [t.device.type == "cpu" for weight, bias, *_ in layers for t in (weight, bias)]
@@ -531,20 +450,12 @@ def lowlight_rollout_native(image: torch.Tensor, layers: list[RolloutLayer], *, 
     maps = torch.empty(steps, b, c, h, w)
     final = torch.empty_like(image)
 
-    def ptr(t: torch.Tensor | None) -> int | None:
-        return None if t is None else t.data_ptr()
-
-    args = _RolloutArgs(image=ptr(image), maps=ptr(maps), final=ptr(final), b=b, h=h, w=w, steps=int(steps),
-                        scale=int(scale), c=c, n_actions=len(table), table=ptr(table), target=ptr(target),
-                        limit=ptr(limit), cond=ptr(cond), cond_dim=0 if cond is None else cond.shape[1],
-                        n_layers=len(rows), ksize=ksize, layers=ptr(layer_table), weights=ptr(weights),
-                        film=ptr(film) if used else None, n_film=max(1, used), film_width=width,
+    args = _RolloutArgs(image=_ptr(image), maps=_ptr(maps), final=_ptr(final), b=b, h=h, w=w, steps=int(steps),
+                        scale=int(scale), c=c, n_actions=len(table), table=_ptr(table), target=_ptr(target),
+                        limit=_ptr(limit), cond=_ptr(cond), cond_dim=0 if cond is None else cond.shape[1],
+                        n_layers=len(rows), ksize=ksize, layers=_ptr(layer_table), weights=_ptr(weights),
+                        film=_ptr(film) if used else None, n_film=max(1, used), film_width=width,
                         damping=float(damping), coupling=float(coupling), reference=int(reference),
                         isa=_ISAS.index(isa), argmax=int(bool(argmax)))
-    status = library.rollout(ctypes.byref(args))
-    if status != 0:
-        reason = _STATUS[status] if 0 < status < len(_STATUS) else f"status {status}"
-        raise RuntimeError(f"the native low-light rollout kernel failed: {reason}")
+    _check_status(library.rollout(ctypes.byref(args)), "low-light rollout")
     return final, maps
-
-#: numpy sample types of the clean kernel, index = code (``SAMPLE_*`` of ``clean.c``).

@@ -1,27 +1,16 @@
 """Building and loading the native kernels of :mod:`rlenhance.ops.native`.
 
-Build: the kernels are plain C (no torch headers) in ``rlenhance/ops/csrc/`` (``pixelrl_select.c``,
-which includes ``pixelrl_select_vector.h`` once per vector width, ``le_curves.c``,
-``area_downscale.c``, ``lowlight_rollout.c`` and ``clean.c``), shipped as package data and compiled into one
-library on first use with the system C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang`` on the
-``PATH``; GCC >= 9 or clang) with ``-O3 -ffp-contract=off`` (no fast-math, no ``-march=native``: an
-AVX2 copy of the vector code is compiled in and chosen at run time) into a shared library cached under
-``$RLENHANCE_CACHE/native`` (default ``$XDG_CACHE_HOME/rlenhance/native`` or
-``~/.cache/rlenhance/native``), named by a hash of the source files' content, the flags and the
-compiler, written atomically, and loaded with :mod:`ctypes` once per process. Loading a library runs
-its code, so the cache is private: the folders created for it are made with mode 0700, a cache folder
-of this user that others may write to is made 0700 and the libraries in it are compiled again, and a
-library is loaded only when it is a regular file (not a link) owned by this user, writable by no one
-else, in a folder owned by this user and writable by no one else (checked on the open file and
-folder, which are then what is loaded, so a file swapped in after the check is never loaded). A
-library that fails the check is compiled again; a cache folder of another user (or one that cannot
-be created) is not used: the kernel is compiled into a private temporary folder for this process,
-with a warning naming the folder. Without a compiler,
-when compilation fails, or with ``RLENHANCE_NATIVE=0`` in the environment, :func:`available` is
-False and :func:`unavailable_reason` says why; importing this module never compiles or raises. The
-build and its outcome are reported through :mod:`logging` (logger ``rlenhance.ops.native``): a
-compilation at INFO, a kernel found in the cache at DEBUG, and a failure (the torch path is used
-instead) at WARNING, once per process; ``RLENHANCE_NATIVE=0`` at INFO, once per value.
+The kernels are plain C in ``rlenhance/ops/csrc/``, shipped as package data and compiled on first use into one shared
+library with the system C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``) with ``-O3 -ffp-contract=off`` (no
+fast-math, no ``-march=native``: an AVX2 copy of the vector code is chosen at run time). The library is cached under
+``$RLENHANCE_CACHE/native`` (default ``$XDG_CACHE_HOME/rlenhance/native`` or ``~/.cache/rlenhance/native``), named by a
+hash of the sources, flags and compiler, and loaded with :mod:`ctypes` once per process. Loading runs its code, so the
+cache is private: folders are made 0700, and a library is loaded only when it is a regular file owned and writable by
+this user alone in a folder likewise (checked on the open file, which is what is loaded); otherwise it is compiled
+again, or into a private temporary folder when the cache folder is another user's. Without a compiler, when compilation
+fails, or with ``RLENHANCE_NATIVE=0``, :func:`available` is False and :func:`unavailable_reason` says why; importing
+this module never compiles or raises. The build is logged (logger ``rlenhance.ops.native``): a compilation at INFO, a
+cache hit at DEBUG, a failure at WARNING.
 """
 
 from __future__ import annotations
@@ -58,9 +47,7 @@ _SOURCE_DIR = Path(__file__).resolve().parent / "csrc"
 _COMPILED = ("pixelrl_select.c", "le_curves.c", "area_downscale.c", "lowlight_rollout.c", "clean.c")
 _SOURCES = (*_COMPILED, "pixelrl_select_vector.h", "parallel.h")
 
-#: Compiler flags. No fast-math and no FMA contraction, so that the C arithmetic is the plain
-#: IEEE float arithmetic written in the source; no -march=native, so a cached library runs on
-#: any machine of the same architecture.
+#: Compiler flags: plain IEEE arithmetic as written (no fast-math, no FMA contraction), no -march=native.
 _CFLAGS = ("-O3", "-ffp-contract=off", "-fPIC", "-shared", "-pthread", "-std=gnu11")
 
 #: Compilers tried, in order, when ``$CC`` is not set.
@@ -81,19 +68,8 @@ def _source() -> str:
 
 @dataclass(frozen=True)
 class _Library:
-    """The loaded kernel (``select`` None when unavailable, with ``reason`` saying why).
-
-    Attributes:
-        select: The entry point ``rlenhance_pixelrl_select`` (a ctypes function).
-        min_max: ``rlenhance_min_max`` (a ctypes function).
-        curves: The entry point ``rlenhance_le_curves`` (a ctypes function).
-        area: The entry point ``rlenhance_area_downscale`` (a ctypes function).
-        rollout: The entry point ``rlenhance_lowlight_rollout`` (a ctypes function).
-        clean_prepare, clean_finish: The entry points ``rlenhance_clean_prepare`` / ``_finish``.
-        best_isa: The vector width the kernel picks by itself: "avx2" or "baseline".
-        reason: Why the kernel is unavailable.
-        path: The shared library.
-    """
+    """The loaded kernel: its ctypes entry points (``select`` None when unavailable, with ``reason`` saying why),
+    the vector width it picks by itself (``best_isa``: "avx2" or "baseline") and the library's ``path``."""
 
     select: Callable[..., int] | None
     min_max: Callable[..., None] | None = None
@@ -108,8 +84,7 @@ class _Library:
 
 
 def _cache_dir() -> Path:
-    """Where compiled libraries are kept: ``$RLENHANCE_CACHE/native``, else the user cache folder
-    (``$XDG_CACHE_HOME/rlenhance/native`` or ``~/.cache/rlenhance/native``)."""
+    """Where compiled libraries are kept (see the module notes)."""
     root = os.environ.get("RLENHANCE_CACHE")
     if root:
         return Path(root).expanduser() / "native"
@@ -134,11 +109,8 @@ def _owner_text(uid: int) -> str:
 
 
 def _private_folder(folder: Path) -> bool:
-    """Create ``folder`` and its missing parents with mode 0700 and make it private to this user.
-
-    Returns:
-        Whether the files already in it can be trusted: False when others could write to the
-        folder until now (it is made 0700 here, but a library put in it before is not loaded).
+    """Create ``folder`` (and missing parents) with mode 0700, make it private, and return whether the files
+    already in it can be trusted (False when others could write to it until now).
 
     Raises:
         _UnsafeCache: the folder is not a folder of this user, or cannot be created.
@@ -175,17 +147,13 @@ def _private_folder(folder: Path) -> bool:
 
 
 def _open_library(path: Path) -> int | None:
-    """Open the library ``path`` for loading, after checking that only this user can have written it.
-
-    Returns:
-        A file descriptor of the checked file (the caller closes it), or None where files have no
-        owners (the path is loaded as it is).
+    """A file descriptor of the library ``path`` (the caller closes it) after checking that only this user can
+    have written it, or None where files have no owners.
 
     Raises:
-        _UnsafeCache: ``path`` is a link or not a regular file, belongs to another user, may be
-            written by others or has other names (hard links), or its folder is not this user's
-            alone.
-        OSError: it cannot be opened (e.g. it does not exist).
+        _UnsafeCache: a link, not a regular file, another user's, writable by others, hard-linked, or in a
+            folder not this user's alone.
+        OSError: it cannot be opened.
     """
     if not _CHECK_OWNER:
         return None
@@ -221,8 +189,7 @@ def _open_library(path: Path) -> int | None:
 
 
 def _load(path: Path) -> _Library:
-    """Check ``path`` (:func:`_open_library`) and bind the very file checked: through
-    ``/proc/self/fd`` where it exists, so that a file swapped in after the check is never loaded."""
+    """Check ``path`` (:func:`_open_library`) and bind the very file checked (through ``/proc/self/fd``)."""
     fd = _open_library(path)
     if fd is None:
         return _bind(path)
@@ -270,8 +237,7 @@ class _NamedArgs(ctypes.Structure):
 
 
 class _SelectArgs(_NamedArgs):
-    """The arguments of ``rlenhance_pixelrl_select``: ``select_args_t`` of ``csrc/pixelrl_select.c``,
-    field by field (:func:`_bind` checks the two sizes agree). Every field must be given by name."""
+    """``select_args_t`` of ``csrc/pixelrl_select.c``, field by field (:func:`_bind` checks the sizes agree)."""
 
     __slots__ = ()
     _fields_ = [
@@ -287,8 +253,7 @@ class _SelectArgs(_NamedArgs):
 
 
 class _CurvesArgs(_NamedArgs):
-    """The arguments of ``rlenhance_le_curves``: ``curves_args_t`` of ``csrc/le_curves.c``, field by
-    field (:func:`_bind` checks the two sizes agree). Every field must be given by name."""
+    """``curves_args_t`` of ``csrc/le_curves.c``."""
 
     __slots__ = ()
     _fields_ = [
@@ -303,8 +268,7 @@ class _CurvesArgs(_NamedArgs):
 
 
 class _AreaArgs(_NamedArgs):
-    """The arguments of ``rlenhance_area_downscale``: ``area_args_t`` of ``csrc/area_downscale.c``, field
-    by field (:func:`_bind` checks the two sizes agree). Every field must be given by name."""
+    """``area_args_t`` of ``csrc/area_downscale.c``."""
 
     __slots__ = ()
     _fields_ = [
@@ -316,8 +280,7 @@ class _AreaArgs(_NamedArgs):
 
 
 class _RolloutArgs(_NamedArgs):
-    """The arguments of ``rlenhance_lowlight_rollout``: ``rollout_args_t`` of ``csrc/lowlight_rollout.c``,
-    field by field (:func:`_bind` checks the two sizes agree). Every field must be given by name."""
+    """``rollout_args_t`` of ``csrc/lowlight_rollout.c``."""
 
     __slots__ = ()
     _fields_ = [
@@ -334,9 +297,7 @@ class _RolloutArgs(_NamedArgs):
 
 
 class _CleanArgs(_NamedArgs):
-    """The arguments of ``rlenhance_clean_prepare`` / ``rlenhance_clean_finish``: ``clean_args_t`` of
-    ``csrc/clean.c``, field by field (:func:`_bind` checks the two sizes agree). Every field must be
-    given by name (``brightened``, prepare's result, as 0)."""
+    """``clean_args_t`` of ``csrc/clean.c`` (``brightened``, prepare's result, given as 0)."""
 
     __slots__ = ()
     _fields_ = [
@@ -344,8 +305,8 @@ class _CleanArgs(_NamedArgs):
         ("luma_blur", ctypes.c_void_p), ("luma_dark", ctypes.c_void_p), ("chroma_blur", ctypes.c_void_p),
         ("out", ctypes.c_void_p), ("x_type", ctypes.c_int32), ("out_type", ctypes.c_int32), ("n", ctypes.c_int64),
         ("eps", ctypes.c_float), ("ramp_start", ctypes.c_float), ("ramp_scale", ctypes.c_float),
-        ("knee", ctypes.c_float),
-        ("knee_drop", ctypes.c_float), ("n_threads", ctypes.c_int32), ("brightened", ctypes.c_int64),
+        ("knee", ctypes.c_float), ("knee_drop", ctypes.c_float), ("n_threads", ctypes.c_int32),
+        ("brightened", ctypes.c_int64),
     ]
 
 
@@ -354,8 +315,7 @@ class _BindError(Exception):
 
 
 def _bind(path: Path, load_from: Path | None = None) -> _Library:
-    """Load the library at ``path`` (read from ``load_from``, a name of the same open file, when
-    given) and declare its functions' C signatures."""
+    """Load the library at ``path`` (read from ``load_from`` when given) and declare its C signatures."""
     lib = ctypes.CDLL(str(load_from or path))
     args_size = lib.rlenhance_select_args_size
     args_size.argtypes = []
@@ -383,8 +343,7 @@ def _bind(path: Path, load_from: Path | None = None) -> _Library:
 
 
 def _entry(lib: ctypes.CDLL, name: str, struct_name: str, args: type[_NamedArgs]) -> Callable[..., int]:
-    """The entry point ``rlenhance_<name>`` taking one ``args`` struct, checked against
-    ``rlenhance_<struct_name>_args_size``."""
+    """The entry point ``rlenhance_<name>``, ``args`` checked against ``rlenhance_<struct_name>_args_size``."""
     size = getattr(lib, f"rlenhance_{struct_name}_args_size")
     size.argtypes = []
     size.restype = ctypes.c_int64
@@ -401,8 +360,7 @@ class _CompileError(Exception):
 
 
 def _compile(compiler: list[str], target: Path) -> str | None:
-    """Compile the kernel into ``target``: into a new file in its folder (mode 0700), then renamed over
-    ``target``; returns None, or why it failed."""
+    """Compile the kernel atomically into ``target`` (mode 0700); returns None, or why it failed."""
     command = " ".join(compiler)
     try:
         with atomic_path(target) as tmp:
@@ -497,10 +455,10 @@ def _log_disabled(value: str) -> None:
 
 
 def available() -> bool:
-    """Whether the native kernel can be used; compiles (or finds in the cache) and loads it on the first call.
+    """Whether the native kernel can be used (compiled or found in the cache, and loaded, on the first call).
 
-    False when ``RLENHANCE_NATIVE=0`` is set (read on every call), when no C compiler is found, or
-    when compiling or loading failed; :func:`unavailable_reason` says which. Never raises.
+    False with ``RLENHANCE_NATIVE=0`` (read on every call), without a C compiler, or when compiling or loading
+    failed (:func:`unavailable_reason`). Never raises.
     """
     return not _disabled() and _library().select is not None
 
@@ -513,6 +471,5 @@ def unavailable_reason() -> str | None:
 
 
 def vector_isa() -> str | None:
-    """The vector width the kernel runs with by default: "avx2" or "baseline" (SSE2 on x86-64,
-    the compiler's generic vectors elsewhere); None when it is unavailable."""
+    """The kernel's default vector width: "avx2" or "baseline"; None when it is unavailable."""
     return _library().best_isa if available() else None

@@ -8,12 +8,13 @@ import ctypes
 
 import numpy as np
 
-from rlenhance.ops.native import _STATUS, _checked_threads_and_library
+from rlenhance.ops.native import _check_status, _checked_threads_and_library
 from rlenhance.ops.native_build import _CleanArgs
 
 __all__ = ["clean_finish_native", "clean_prepare_native"]
 
 _NUMPY_SAMPLES = (np.dtype(np.float32), np.dtype(np.uint8), np.dtype(np.uint16))
+_F32 = _NUMPY_SAMPLES[:1]
 
 
 def _pixels(array: np.ndarray, name: str, n: int, per_pixel: int, dtypes: tuple[np.dtype, ...]) -> int:
@@ -29,13 +30,9 @@ def _pixels(array: np.ndarray, name: str, n: int, per_pixel: int, dtypes: tuple[
 def _clean_call(entry: str, x: np.ndarray, y: np.ndarray, num_threads: int | None, **fields: object) -> _CleanArgs:
     threads, library = _checked_threads_and_library(num_threads, entry)
     n = y.size // 3
-    f32 = (_NUMPY_SAMPLES[0],)
-    args = _CleanArgs(x=_pixels(x, "x", n, 3, _NUMPY_SAMPLES), y=_pixels(y, "y", n, 3, f32),
+    args = _CleanArgs(x=_pixels(x, "x", n, 3, _NUMPY_SAMPLES), y=_pixels(y, "y", n, 3, _F32),
                       x_type=_NUMPY_SAMPLES.index(x.dtype), n=n, n_threads=max(1, min(threads, n // 65536)), **fields)
-    status = getattr(library, entry)(ctypes.byref(args))
-    if status != 0:
-        reason = _STATUS[status] if 0 < status < len(_STATUS) else f"status {status}"
-        raise RuntimeError(f"the native clean kernel failed: {reason}")
+    _check_status(getattr(library, entry)(ctypes.byref(args)), "clean")
     return args
 
 
@@ -49,9 +46,8 @@ def clean_prepare_native(x: np.ndarray, y: np.ndarray, luma: np.ndarray, chroma:
     float32 (H, W, 3); all C-contiguous (ValueError otherwise). RuntimeError: the kernels are unavailable.
     """
     n = y.size // 3
-    f32 = (_NUMPY_SAMPLES[0],)
-    return int(_clean_call("clean_prepare", x, y, num_threads, luma=_pixels(luma, "luma", n, 1, f32),
-                           chroma=_pixels(chroma, "chroma", n, 2, f32), luma_blur=None, luma_dark=None,
+    return int(_clean_call("clean_prepare", x, y, num_threads, luma=_pixels(luma, "luma", n, 1, _F32),
+                           chroma=_pixels(chroma, "chroma", n, 2, _F32), luma_blur=None, luma_dark=None,
                            chroma_blur=None, out=None, out_type=0, eps=float(eps), ramp_start=0.0, ramp_scale=0.0,
                            knee=0.0, knee_drop=0.0, brightened=0).brightened)
 
@@ -65,11 +61,10 @@ def clean_finish_native(x: np.ndarray, y: np.ndarray, luma_blur: np.ndarray, lum
     by ``clamp((gain - 1 - ramp_start) ramp_scale, 0, 1)``), into ``out`` (H, W, 3): float32, or uint8 /
     uint16 (``round(255 v)`` / ``(65535 v)``, half to even); ``out`` may be ``y``. Returns ``out``."""
     n = y.size // 3
-    f32 = (_NUMPY_SAMPLES[0],)
     _clean_call("clean_finish", x, y, num_threads, luma=None, chroma=None,
-                luma_blur=_pixels(luma_blur, "luma_blur", n, 1, f32),
-                luma_dark=_pixels(luma_dark, "luma_dark", n, 1, f32),
-                chroma_blur=_pixels(chroma_blur, "chroma_blur", n, 2, f32),
+                luma_blur=_pixels(luma_blur, "luma_blur", n, 1, _F32),
+                luma_dark=_pixels(luma_dark, "luma_dark", n, 1, _F32),
+                chroma_blur=_pixels(chroma_blur, "chroma_blur", n, 2, _F32),
                 out=_pixels(out, "out", n, 3, _NUMPY_SAMPLES), out_type=_NUMPY_SAMPLES.index(out.dtype),
                 eps=float(eps), ramp_start=float(ramp_start), ramp_scale=float(ramp_scale), knee=float(knee),
                 knee_drop=float(knee_drop), brightened=0)

@@ -1,10 +1,7 @@
 """Per-pixel selection among candidate images (PixelRL's action execution).
 
-Two ways to execute per-pixel actions:
-
-* :func:`select_per_pixel` picks from candidates that were computed for every pixel (a gather);
-* :func:`group_pixels` sorts the pixels by their action, so that each action can be computed at
-  the pixels that chose it only (see :func:`rlenhance.ops.bank.pixelrl_filter_select`).
+:func:`select_per_pixel` picks from candidates computed for every pixel; :func:`group_pixels` sorts the pixels by
+their action, so that each action can be computed at the pixels that chose it only.
 """
 
 from __future__ import annotations
@@ -18,9 +15,8 @@ __all__ = ["group_pixels", "select_per_pixel", "sort_by_key"]
 #: Actions are sorted as uint8 keys where they fit (a radix sort over fewer bytes than int64 keys).
 _SMALL_KEY_LIMIT = 256
 
-#: On CPU, torch sorts integer keys stably with a radix sort from this many keys on, and with a
-#: comparison sort below, which is many times slower (torch 2.x), so key arrays between
-#: _RADIX_PAD_FROM and this size are padded with the largest key to reach it.
+#: On CPU torch sorts integer keys with a radix sort from this many keys on (a much slower comparison sort below),
+#: so smaller key arrays from _RADIX_PAD_FROM on are padded to this size.
 _RADIX_SORT_MIN = 32768
 _RADIX_PAD_FROM = 4096
 
@@ -33,12 +29,10 @@ def select_per_pixel(candidates: torch.Tensor, actions: torch.Tensor, *, validat
     Args:
         candidates: Candidate images, shape (B, K, C, H, W), any float dtype (e.g. the output of
             :func:`rlenhance.ops.pixelrl_filter_bank`). Gradients flow back to it.
-        actions: Integer tensor (not bool) on the same device, values in [0, K - 1], of shape
-            (B, H, W) or (B, 1, H, W) (one action per pixel, shared by all channels) or
-            (B, C, H, W) (one action per pixel and channel).
-        validate: Check that every action is in [0, K - 1] (costs a device sync on GPU). Shape,
-            dtype and device are always checked (free). With ``validate=False`` an out-of-range
-            action gives an undefined result or a device-side error.
+        actions: Integer tensor (not bool) on the same device, values in [0, K - 1], of shape (B, H, W) or (B, 1, H, W)
+            (one action per pixel, shared by all channels) or (B, C, H, W) (one action per pixel and channel).
+        validate: Check that every action is in [0, K - 1] (a device sync on GPU; without it an out-of-range action
+            gives an undefined result). Shape, dtype and device are always checked.
 
     Returns:
         Tensor of shape (B, C, H, W) with the dtype and device of ``candidates``.
@@ -79,14 +73,12 @@ def group_pixels(actions: torch.Tensor, n_actions: int, *, pixels: torch.Tensor 
             counts are read back to the host in any case).
 
     Returns:
-        ``(order, counts)``: ``order`` is an int64 tensor (n,) on the device of ``actions``
-        holding the flat pixel indices, grouped by action (action 0 first) and ascending within a
-        group; ``counts`` is a list of K ints, the number of pixels per action, so that the
-        pixels of action k are ``order[sum(counts[:k]): sum(counts[:k + 1])]``.
+        ``(order, counts)``: ``order`` is an int64 tensor (n,) on the device of ``actions`` holding the flat pixel
+        indices, grouped by action (action 0 first) and ascending within a group; ``counts`` is a list of K ints, the
+        number of pixels per action, so that the pixels of action k are ``order[sum(counts[:k]): sum(counts[:k + 1])]``.
 
     Raises:
-        ValueError: wrong shape or dtype, ``n_actions`` < 1, or (with ``validate``) an action
-            outside [0, K - 1].
+        ValueError: wrong shape or dtype, ``n_actions`` < 1, or (with ``validate``) an action outside [0, K - 1].
 
     Example:
         >>> order, counts = group_pixels(torch.tensor([[[2, 0], [0, 1]]]), 3)
@@ -121,9 +113,7 @@ def group_pixels(actions: torch.Tensor, n_actions: int, *, pixels: torch.Tensor 
 
 def sort_by_key(keys: torch.Tensor, n_keys: int, *,
                 out: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, list[int]]:
-    """Positions of ``keys`` grouped by key (a stable sort), and the number of each key.
-
-    The building block of :func:`group_pixels`, for callers that prepare the keys themselves.
+    """Positions of ``keys`` grouped by key (a stable sort), and the number of each key (:func:`group_pixels`).
 
     Args:
         keys: 1-D integer tensor (uint8 sorts fastest) with values in [0, ``n_keys`` - 1].

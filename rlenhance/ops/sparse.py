@@ -1,28 +1,11 @@
 """A filter bank evaluated at chosen pixels only: :func:`filters_at`, and the
 torch path of :func:`rlenhance.ops.bank.pixelrl_filter_select`.
 
-A per-pixel choice needs each filter only at the pixels that chose it (PixelRL's nine candidates,
-of which each pixel keeps one). Pixels are addressed by their index q in the padded (B, Hp, Wp)
-grid (see :mod:`rlenhance.ops._sites`); sorting the action map padded with a sentinel gives the
-pixels of every action as such indices directly. For n chosen pixels a filter reads the taps of
-their windows into a tap-major (taps, C, n) buffer with contiguous rows, and does its math on those
-rows instead of on the whole batch (each family module holds its own "at chosen pixels" form):
-
-* bilateral: the disc taps, their weights and the weighted mean on (13, C, n), all colour sigmas
-  of one support together (a colour coefficient per pixel);
-* median: the four pruned stages of the dense median (sort the k window rows, merge row pairs,
-  merge the pairs, merge with the remaining row) on the gathered rows, overwriting them;
-* Gaussian / box: the row pass on the whole batch (a few shared passes) and the column pass at
-  the chosen pixels (k taps each, all filters together), or both passes at the chosen pixels
-  when few chose the filter: the operations of the dense filter, so the same values;
-* shifts: the centre tap plus the delta; "keep": nothing.
-
-The results are written with one ``index_copy_`` into the reflect-padded copy (once every filter
-has read it), whose interior is then the output. A gathered value costs about as much as ten
-elementwise operations on contiguous ones (CPU), which is why the row passes stay dense and why
-a median chosen by most pixels (a trained policy may pick one filter nearly everywhere) is
-computed on the whole batch (see _DENSE_FRACTION). All large temporaries of a call are cut from
-one allocation (:class:`~rlenhance.ops._sites._Arena`).
+Pixels are addressed by their index q in the padded (B, Hp, Wp) grid (:mod:`rlenhance.ops._sites`); sorting the action
+map padded with a sentinel gives every action's pixels as such indices. Each filter family module holds its own "at
+chosen pixels" form, running the dense filter's operations on the gathered (taps, C, n) windows, so the values are the
+same. Linear filters and medians chosen by many pixels run densely (:data:`_DENSE_FRACTION`). The results are written
+with one ``index_copy_`` into the reflect-padded copy, whose interior is then the output.
 """
 
 from __future__ import annotations
@@ -45,15 +28,11 @@ from rlenhance.ops.select import sort_by_key
 __all__ = ["filters_at"]
 
 
-#: A linear filter chosen by more than this fraction of the pixels gets its row pass on the whole
-#: batch (shared passes; k gathers per chosen pixel instead of k * k), and a median chosen by more
-#: than this fraction is computed on the whole batch and read at its pixels. Both ways run the same
-#: operations in the same order, so they give the same values; this only picks the faster one
-#: (measured on CPU, float32, 5x5 windows).
+#: Above this fraction of the pixels a linear filter gets its row pass on the whole batch, and a median is
+#: computed on the whole batch and read at its pixels (the same values, faster).
 _DENSE_FRACTION = {"linear": 0.04, "median": 0.2}
 
-#: A sparse evaluation takes at most about this many bytes of temporaries at a time (its pixels are
-#: processed in chunks), which bounds the arena of a call.
+#: Bytes of temporaries a sparse evaluation takes at a time (its pixels are processed in chunks).
 _SPARSE_CHUNK_BYTES = 8 * 2 ** 20
 
 
@@ -80,9 +59,7 @@ def _chunk_bytes(kind: str, params: tuple, c: int, itemsize: int) -> int:
 
 @dataclass(frozen=True)
 class _Job:
-    """One sparse evaluation of a call: ``kind`` ("median", "linear", "columns", "bilateral",
-    "dense_median", "shift", "plain"), the actions whose pixels it covers (their pixels, one after
-    the other, are its pixels) and parameters."""
+    """One sparse evaluation of a call: ``kind``, the actions whose pixels it covers, and parameters."""
 
     kind: str
     actions: tuple[int, ...]
@@ -103,8 +80,7 @@ def _plan(specs: Sequence[_ActionSpec], counts: Sequence[int], ranges: Callable[
     for k in chosen:
         if specs[k].kind == "bilateral":
             d, sigma_color, sigma_space, bins = specs[k].params
-            # the range of the whole batch bounds every image's: if it allows the exact Gaussian,
-            # so does the largest per-image range (the rule of _bilateral_into), with one pass less
+            # the batch's range bounds every image's: if it allows the exact Gaussian, so does the largest one
             exact = _bilateral_exact(bound(), sigma_color, bins) or _bilateral_exact(max(ranges()), sigma_color, bins)
             bilateral.setdefault((d, sigma_space, bins, exact), []).append(k)
     jobs += [_Job("bilateral", tuple(members), key) for key, members in bilateral.items()]
@@ -213,13 +189,8 @@ def _evaluate(x: torch.Tensor, pad: int, table: Sequence[FilterAction], specs: S
                                                                         dict[int, torch.Tensor]]:
     """Evaluate every action but "keep" at its pixels (``groups[k]``: padded-grid indices q of action k).
 
-    Args:
-        output: Make the reflect-101 padded copy even if no filter reads it (the caller writes
-            the result into it).
-
-    Returns:
-        ``(sites, values, q, by_action)``: values (C, n) of the evaluated actions at pixels q (n,),
-        and the (C, count) slice of ``values`` of each evaluated action.
+    ``output``: make the reflect-101 padded copy even if no filter reads it. Returns ``(sites, values, q,
+    by_action)``: values (C, n) at pixels q (n,), and each evaluated action's (C, count) slice of ``values``.
     """
     b, c, h, w = x.shape
     counts = [g.numel() for g in groups]
@@ -264,11 +235,9 @@ def _evaluate(x: torch.Tensor, pad: int, table: Sequence[FilterAction], specs: S
 def filters_at(x: torch.Tensor, requests: Sequence[tuple[torch.Tensor, FilterAction]]) -> list[torch.Tensor]:
     """Several actions of a filter bank, each evaluated at its own pixels only.
 
-    For each ``(pixels, action)``: ``action(x).permute(0, 2, 3, 1).reshape(-1, C)[pixels]`` (up to
-    float rounding of the bilateral filter, below its OpenCV tolerance; the other filters give the
-    same values), at a cost proportional to the number of pixels for the library's ops (Gaussian,
-    box, median, bilateral, shifts, identity; any other op is applied to the whole batch). The
-    requests share the padded copies of ``x``.
+    For each ``(pixels, action)``: ``action(x).permute(0, 2, 3, 1).reshape(-1, C)[pixels]`` (up to float
+    rounding of the bilateral filter), at a cost proportional to the number of pixels for the library's ops
+    (any other op is applied to the whole batch).
 
     Args:
         x: Image batch, float tensor of shape (B, C, H, W), values in [0, 1], any device.
@@ -318,24 +287,14 @@ def filters_at(x: torch.Tensor, requests: Sequence[tuple[torch.Tensor, FilterAct
 
 
 def _select_sparse(x: torch.Tensor, actions: torch.Tensor, table: tuple[FilterAction, ...]) -> torch.Tensor:
-    """The torch path of :func:`rlenhance.ops.bank.pixelrl_filter_select`, which checks the arguments.
-
-    Args:
-        x: Image batch (B, C, H, W), floating.
-        actions: Actions in [0, K - 1] of shape (B, H, W), (B, 1, H, W) or, for C = 1, (B, C, H, W).
-        table: The bank (K actions).
-
-    Returns:
-        The new batch, same shape and dtype as ``x``.
-    """
+    """The torch path of :func:`rlenhance.ops.bank.pixelrl_filter_select` (which checks the arguments)."""
     n_actions = len(table)
     b, c, h, w = x.shape
     specs, pad = _action_specs(table)
     work = _work_dtype(x)
     hp, wp = h + 2 * pad, w + 2 * pad
 
-    # Group the pixels by action on the padded grid (the border holds the sentinel K, sorted
-    # last): the sorted positions are the window centres q themselves.
+    # group the pixels by action on the padded grid (the border holds the sentinel K, sorted last)
     key_dtype = torch.uint8 if n_actions < torch.iinfo(torch.uint8).max else torch.long
     grid = b * hp * wp
     sort_arena = _Arena(_nbytes((grid, key_dtype), (grid, key_dtype), (grid, torch.long)), x.device)
@@ -349,8 +308,7 @@ def _select_sparse(x: torch.Tensor, actions: torch.Tensor, table: tuple[FilterAc
         groups.append(order[start: start + count])
         start += count
 
-    # Every action but "keep" at its pixels, written into the padded copy of x (read by the filters
-    # before): its interior is then the result.
+    # every action but "keep" at its pixels, written into the padded copy of x: its interior is the result
     sites, values, q, _ = _evaluate(work, pad, table, specs, groups, output=True)
     out = sites.padded(_REFLECT_101)
     if q.numel():

@@ -1,13 +1,8 @@
 """Tiled evaluation of an image-to-image function: bounded memory on large images.
 
-:func:`tiled` runs ``fn`` on overlapping windows of a (B, C, H, W) batch and keeps the core of
-each window. When the margin (``overlap``) covers ``fn``'s receptive radius, the result equals one
-whole-image pass up to float rounding. For a network with strided layers, ``multiple`` (its total
-stride) keeps every window on the same sampling grid: the batch is reflect-padded on the bottom /
-right to a multiple of it and the tile sides and margins should be multiples of it too (a
-whole-image pass of the same function should see the same padding for an exact match).
-A caller that shows progress (``rlenhance denoise`` on a large photo) hears of each window done
-within :func:`reporting_windows`.
+:func:`tiled` runs ``fn`` on overlapping windows of a (B, C, H, W) batch and keeps the core of each window: when the
+margin covers ``fn``'s receptive radius, the result equals one whole-image pass up to float rounding. A caller that
+shows progress hears of each window done within :func:`reporting_windows`.
 """
 
 from __future__ import annotations
@@ -29,9 +24,7 @@ _REPORT: ContextVar[Callable[[int, int], None] | None] = ContextVar("rlenhance_t
 
 @contextlib.contextmanager
 def reporting_windows(report: Callable[[int, int], None]) -> Iterator[None]:
-    """Within the block, each :func:`tiled` pass calls ``report(done, total)`` after each of its windows:
-    ``done`` of its ``total`` windows (a restorer may make several passes over an image; a pass starts
-    at ``done == 1``).
+    """Within the block, each :func:`tiled` pass calls ``report(done, total)`` after each of its windows.
 
     Example:
         >>> seen = []
@@ -48,8 +41,7 @@ def reporting_windows(report: Callable[[int, int], None]) -> Iterator[None]:
 
 
 def on_grid(tile: int, overlap: int | None, multiple: int) -> tuple[int, int | None]:
-    """A restorer's tile core side and margin (None: not tiled) rounded up to multiples of ``multiple``
-    (the grid its windows must start on: its network's stride, a policy's blocks, a patch grid)."""
+    """A restorer's tile core side and margin (None: not tiled) rounded up to multiples of ``multiple``."""
     up = lambda n: -(-int(n) // multiple) * multiple  # noqa: E731
     return up(tile), None if overlap is None else up(overlap)
 
@@ -66,35 +58,25 @@ def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
 
 def tiled(fn: Callable[..., Tensor], x: Tensor, *aligned: Tensor, tile: int, overlap: int,
           multiple: int = 1, scale: int = 1, positions: bool = False) -> Tensor:
-    """``fn(x, *aligned)`` evaluated tile by tile.
-
-    Each tile's core (``tile`` x ``tile`` pixels) is computed from a window that reads ``overlap``
-    more pixels on every side (fewer at the image border), and only the core is kept. An image no
-    larger than one tile is one window: ``fn`` on the whole (padded) image.
+    """``fn(x, *aligned)`` evaluated tile by tile: each ``tile`` x ``tile`` core from a window ``overlap`` pixels
+    wider on every side (fewer at the image border).
 
     Args:
-        fn: ``(window, *aligned_windows) -> output`` with ``scale`` times the window's height and
-            width (any number of output planes, any device: the output is gathered on ``x``'s
-            device). The windows are views of ``x`` (and of ``aligned``) on their own device; ``fn``
-            moves them where it runs.
+        fn: ``(window, *aligned_windows) -> output`` with ``scale`` times the window's height and width (any number of
+            output planes, any device); the windows are on ``x``'s device.
         x: float (B, C, H, W).
         *aligned: further tensors (B', C', H, W) cut into the same windows (e.g. a hole mask).
         tile: side of a tile's core, >= 1.
-        overlap: margin read around each core, >= 0; at least ``fn``'s receptive radius for an
-            output that matches a whole-image pass.
-        multiple: pad ``x`` and ``aligned`` to a multiple of this (:func:`pad_to_multiple`) before
-            tiling, and crop the output back to (H, W).
-        scale: ``fn``'s output size over its input size (a super-resolution network: 2, 4);
-            margins and cores are cut from the output at ``scale`` times their input position.
-        positions: also give ``fn`` the keyword arguments ``rows`` and ``cols``: int64 tensors
-            (CPU) of the rows and columns of ``x`` that the window's rows and columns hold (a
-            padded row holds the row it reflects or repeats); see :func:`paste`.
+        overlap: margin read around each core, >= 0 (``fn``'s receptive radius for an exact match).
+        multiple: pad ``x`` and ``aligned`` to a multiple of this (:func:`pad_to_multiple`, a strided network's
+            total stride) before tiling, and crop the output back to (H, W).
+        scale: ``fn``'s output size over its input size (a super-resolution network: 2, 4).
+        positions: also give ``fn`` the keyword arguments ``rows`` and ``cols``: int64 CPU tensors of the rows and
+            columns of ``x`` that the window holds; see :func:`paste`.
 
     Returns:
-        (B, C_out, scale H, scale W) on ``x``'s device, in ``fn``'s output dtype, in channels-last
-        memory format (``out[i].permute(1, 2, 0)`` is a contiguous (H, W, C) view). The memory
-        used beyond the output is one window's (and what ``fn`` needs for it): nothing of the size
-        of ``x`` is made, padded or not.
+        (B, C_out, scale H, scale W) on ``x``'s device, in ``fn``'s output dtype, channels-last; nothing of the size
+        of ``x`` is made besides it.
 
     Raises:
         ValueError: ``tile`` < 1, ``overlap`` < 0, ``multiple`` < 1, ``scale`` < 1, an aligned
@@ -132,9 +114,7 @@ def tiled(fn: Callable[..., Tensor], x: Tensor, *aligned: Tensor, tile: int, ove
             if tuple(pred.shape[-2:]) != ((y1 - y0) * scale, (x1 - x0) * scale):
                 raise ValueError(f"tiled: fn gave {tuple(pred.shape[-2:])} for a window of {(y1 - y0, x1 - x0)}; "
                                  f"expected scale={scale} times its height and width")
-            if out is None:
-                # channels last: the planes of a pixel side by side, so that an (H, W, C) image of the
-                # result (permute(1, 2, 0) of one item) is a view, not a copy
+            if out is None:  # channels last: out[i].permute(1, 2, 0) is a view
                 out = torch.empty((pred.shape[0], pred.shape[1], height * scale, width * scale), dtype=pred.dtype,
                                   device=x.device, memory_format=torch.channels_last)
             bottom, right = min(bottom, height), min(right, width)
@@ -148,8 +128,7 @@ def tiled(fn: Callable[..., Tensor], x: Tensor, *aligned: Tensor, tile: int, ove
 
 
 def _sources(start: int, stop: int, size: int, reflect: bool) -> Tensor:
-    """The rows (columns) of a tensor of ``size`` rows that rows ``start:stop`` of its padding to
-    a multiple (:func:`pad_to_multiple`: reflected, or replicated) hold."""
+    """The rows of a tensor of ``size`` rows that rows ``start:stop`` of its :func:`pad_to_multiple` hold."""
     index = torch.arange(start, stop)
     if stop <= size:
         return index
@@ -158,9 +137,8 @@ def _sources(start: int, stop: int, size: int, reflect: bool) -> Tensor:
 
 
 def _padded_window(t: Tensor, y0: int, y1: int, x0: int, x1: int, reflect: bool) -> Tensor:
-    """Rows ``y0:y1`` and columns ``x0:x1`` of ``t`` padded on the bottom / right as
-    :func:`pad_to_multiple` pads it (reflected, or replicated), without padding the rest: a view of
-    ``t`` when the window is inside it, else a copy of the window alone."""
+    """Rows ``y0:y1`` and columns ``x0:x1`` of ``t`` padded as :func:`pad_to_multiple` pads it: a view of ``t``
+    when the window is inside it, else a copy of the window alone."""
     height, width = t.shape[-2:]
     if y1 <= height and x1 <= width:
         return t[..., y0:y1, x0:x1]
@@ -175,11 +153,9 @@ def _padded_window(t: Tensor, y0: int, y1: int, x0: int, x1: int, reflect: bool)
 
 
 def paste(window: Tensor, patches: Sequence[tuple[int, int, int, Tensor]], rows: Tensor, cols: Tensor) -> Tensor:
-    """``window`` (B, C, h, w), a window of a batch whose rows and columns are ``rows`` and ``cols``
-    (:func:`tiled`'s ``positions``), with ``patches`` written over it: each ``(b, top, left,
-    values)`` puts ``values`` (C, ph, pw) at rows ``top:top + ph`` and columns ``left:left + pw`` of
-    image ``b`` of the batch, wherever the window holds them. A copy where a patch falls in the
-    window (``window`` itself is left alone: it may be a view of the batch), else ``window``."""
+    """``window`` (B, C, h, w) of a batch, holding its ``rows`` and ``cols`` (:func:`tiled`'s ``positions``), with
+    each ``(b, top, left, values)`` of ``patches`` written over it at image ``b``, rows ``top:``, columns ``left:``:
+    a copy where a patch falls in the window, else ``window`` itself."""
     out = window
     row_span, col_span = (int(rows.min()), int(rows.max())), (int(cols.min()), int(cols.max()))
     for b, top, left, values in patches:
