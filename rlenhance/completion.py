@@ -1,10 +1,8 @@
-"""An RL completion policy (``experiments.completion_train``) run in the library, no env or agent:
-:class:`PolicyCompleter`, a :class:`rlenhance.restore.Restorer` (``rlenhance complete --model a3c``), and
-the trainer's evaluation of its policy (:meth:`PolicyCompleter.from_policy`: one inference path).
+"""An RL completion policy (``experiments.completion_train``) as a :class:`rlenhance.restore.Restorer`,
+:class:`PolicyCompleter`, no env or agent needed.
 
 The policy fills the hole by per-pixel actions over ``steps`` greedy steps of its checkpoint's
-transition (:class:`rlenhance.transitions.CompletionTransition`, ``rlenhance/Completion-v0``'s step),
-started from the diffusion fill of the hole; only hole pixels change:
+:class:`rlenhance.transitions.CompletionTransition`, started from the diffusion fill; only hole pixels change:
 
 =====  ==============  ===========================================================
 code   action          the pixel's new value
@@ -48,25 +46,18 @@ __all__ = ["PolicyCompleter"]
 
 #: The env whose transition a completion policy was trained in (its spec's ``env_id``).
 _COMPLETION_ENV_ID = "rlenhance/Completion-v0"
-#: How far one fill action reads around its pixel (the 5 x 5 Gaussian and median: 2).
+#: How far one fill action reads around its pixel (the 5 x 5 Gaussian and median).
 _ACTION_RADIUS = 2
 
 
 class PolicyCompleter(PolicyRollouts):
-    """A completion policy of ``experiments.completion_train`` as a :class:`~rlenhance.restore.Restorer`:
-    the checkpoint's ``steps`` greedy steps of the fill actions (module table), actions per
-    ``downscale`` block when trained with ``block_actions``. A policy trained with a predictor
-    (``completion_train --predictor``) runs it on the occluded image, found as a denoising policy's
-    is (:func:`rlenhance.denoisers.find_predictor`).
+    """A completion policy of ``experiments.completion_train`` as a :class:`~rlenhance.restore.Restorer`.
 
-    Large images run in tiles (:func:`~rlenhance.ops.tiling.tiled`): the start state's diffusion fill
-    is made once, box by box over the holes (:func:`~rlenhance.ops.fill.prefill_patches`), and pasted
-    into each window, whose rollout (``steps`` x (the policy's
-    :func:`~rlenhance.models.policy.acting_radius` + the actions' 2 px) of margin, plus the
-    predictor's) gives its core as a whole-image rollout does, up to float rounding; a window
-    without a hole pixel is its input (the actions change hole pixels only). The predictor sees each
-    window (and its own tiles), as a supervised completion model sees its tiles: on an image larger
-    than a tile its output, and the actions that take it, may differ from a whole-image pass.
+    It runs the checkpoint's ``steps`` greedy steps of the fill actions (module table), with its predictor
+    (:func:`rlenhance.predictors.find_predictor`) when trained with one. Large images run in tiles whose
+    margin covers what the rollout reads (``steps`` x (:func:`~rlenhance.models.policy.acting_radius` + the
+    actions' radius), plus the predictor's); a window without a hole pixel is its input. The predictor sees
+    each window, so on an image larger than a tile its output may differ from a whole-image pass.
 
     Args:
         checkpoint: a checkpoint of ``experiments.completion_train``.
@@ -75,13 +66,13 @@ class PolicyCompleter(PolicyRollouts):
         ensemble: the self-ensemble of its predictor (1: none; a policy without one takes 1 only).
 
     Attributes:
-        policy: the actor, in eval mode; spec: its spec; predictor: the supervised completion model
-        (a :class:`~rlenhance.predictors.CompletionPredictor`, the env's) or None; channels: 3 (RGB); tile,
-        overlap: the tiling used (None: whole images, a policy with a supervised backbone).
+        policy: the actor, in eval mode; spec: its spec; predictor: a
+        :class:`~rlenhance.predictors.CompletionPredictor` or None; channels: 3 (RGB); tile, overlap: the
+        tiling used (None: whole images).
 
     Raises:
-        CheckpointError: not a completion policy (the message says what it is), or its predictor is
-            found nowhere or is not an RGB completion model.
+        CheckpointError: not a completion policy, or its predictor is found nowhere or is not an RGB
+            completion model.
         ValueError: a bad ``device``, ``tile`` or ``ensemble``.
     """
 
@@ -131,11 +122,9 @@ class PolicyCompleter(PolicyRollouts):
 
         Args:
             image: array (H, W, C) with C in {1, 3} (RGB; gray is replicated) or (H, W): float in
-                [0, 1], or uint8 / uint16 samples (read a window at a time). The pixels in the hole
-                are not read.
+                [0, 1], or uint8 / uint16 samples. The pixels in the hole are not read.
             mask: (H, W) or (H, W, 1), bool or numbers, values above 0.5 (True) mark missing pixels.
-            dtype: of the result, ``np.float32`` or ``np.uint8`` (its levels, :func:`rlenhance.io.float_to_levels`,
-                a tile at a time).
+            dtype: of the result, ``np.float32`` or ``np.uint8``.
 
         Returns:
             (H, W, 3) of ``dtype``, float32 in [0, 1]: the pixels outside the hole are the input's.
@@ -151,8 +140,7 @@ class PolicyCompleter(PolicyRollouts):
         return np.ascontiguousarray(out[0].permute(1, 2, 0).cpu().numpy())
 
     def restore_traced(self, image: np.ndarray, *, mask: np.ndarray | None = None) -> tuple[np.ndarray, ActionTrace]:
-        """:meth:`restore` and what the policy did (:class:`~rlenhance.trace.ActionTrace`): the fill
-        action of every pixel at every step, its region the hole (the only pixels the actions change)."""
+        """:meth:`restore` and the fill action of every hole pixel at every step (an ActionTrace)."""
         x, hole = self._inputs(image, mask)
 
         def traced(occluded: Tensor, start: Tensor, m: Tensor, prediction: Tensor | None) -> Tensor:
@@ -176,9 +164,8 @@ class PolicyCompleter(PolicyRollouts):
 
     def _tiled(self, x: Tensor, hole: Tensor, rollout: Callable[[Tensor, Tensor, Tensor, Tensor | None], Tensor], *,
                known: Callable[[Tensor], Tensor] | None = None) -> Tensor:
-        """``rollout(occluded, start, mask, prediction)`` over the tiles of ``x`` (class docstring), given
-        float32 windows on :attr:`device`; ``known(window)`` instead for a window without a hole pixel
-        (None: the rollout there too)."""
+        """``rollout(occluded, start, mask, prediction)`` over float32 tiles of ``x`` on :attr:`device`;
+        ``known(window)`` instead for a window without a hole pixel (None: the rollout there too)."""
         patches = prefill_patches(x, hole, "diffusion", convert=unit_window, smooth_iters=self.transition.smooth_iters)
 
         @torch.inference_mode()
@@ -199,8 +186,7 @@ class PolicyCompleter(PolicyRollouts):
     @torch.inference_mode()
     def restore_tensor(self, occluded: Tensor, mask: Tensor, *, actions: list[Tensor] | None = None) -> Tensor:
         """The greedy rollout on a batch, whole: ``occluded`` float (B, 3, H, W) in [0, 1], ``mask``
-        (B, 1, H, W) with 1 = missing pixel -> float32 (B, 3, H, W) in [0, 1] on :attr:`device`: what
-        the env's ``reset(options={"occluded", "original", "mask"})`` and ``steps`` greedy steps give.
+        (B, 1, H, W), 1 = missing -> float32 (B, 3, H, W) in [0, 1] on :attr:`device`, as the env's rollout.
         ``actions``: a list that gets each step's action ids, int64 (B, 1, H, W)."""
         occluded = occluded.to(self.device, torch.float32)
         mask = (mask.to(self.device, torch.float32) > 0.5).float()
@@ -213,9 +199,8 @@ class PolicyCompleter(PolicyRollouts):
 
     def rollout(self, occluded: Tensor, start: Tensor, mask: Tensor, prediction: Tensor | None = None, *,
                 actions: list[Tensor] | None = None) -> Tensor:
-        """The greedy rollout from ``start`` (the transition's start state of ``occluded``, float (B, 3,
-        H, W)) over the hole ``mask`` (float (B, 1, H, W), 1 = missing), with the predictor's output
-        ``prediction``: float32 (B, 3, H, W) in [0, 1]. ``actions``: as :meth:`restore_tensor`."""
+        """The greedy rollout from ``start`` (float (B, 3, H, W)) over the hole ``mask`` (float (B, 1, H, W)),
+        with the predictor's ``prediction``: float32 (B, 3, H, W) in [0, 1]. ``actions``: as :meth:`restore_tensor`."""
         image = start
         hidden = None
         for _ in range(self.steps):

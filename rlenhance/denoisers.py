@@ -17,30 +17,16 @@ restorers (no env, no agent): each is a :class:`rlenhance.restore.Restorer`.
 ``rse``     ``experiments.rse_train`` (RSEDenoiserSpec)  ``rse.RSERestorer``      none
 ==========  ===========================================  =======================  ===========================
 
-An ``ffdnet`` reads a noise-level map: :class:`NoiseLevelDenoiser` gives it the constant map of
-``sigma`` when one is given (``load_denoiser("ffdnet", sigma=25)``, ``rlenhance denoise --model
-ffdnet --sigma 25``), else of the level :func:`rlenhance.noise_estimate.estimate_noise_sigma` finds in
-each image (blind). An ``rse`` checkpoint is rebuilt by :func:`rlenhance.rse.load_rse` (the network, in eval
-mode, with its predictor, and its spec), which :class:`rlenhance.rse.RSERestorer` runs. The supervised denoisers the RL
-models build on (:class:`NoiseLevelDenoiser`, :class:`DenoisePredictor`, :func:`find_predictor`) live
-in :mod:`rlenhance.predictors`.
+An ``ffdnet`` reads a noise-level map: :class:`NoiseLevelDenoiser` gives it the constant map of ``sigma``,
+or of each image's estimated level (blind). The supervised denoisers the RL models build on live in
+:mod:`rlenhance.predictors`. The models, loaders and defaults are the ``denoise`` entries of
+:mod:`rlenhance.registry`; a missing default is a :class:`~rlenhance.errors.CheckpointError` that says how to
+train it, and a checkpoint of another kind is refused with a message naming the ``model`` that loads it.
 
-The models, their loaders and their defaults are the ``denoise`` entries of :mod:`rlenhance.registry`;
-the defaults live in ``rlenhance/weights/`` (:data:`DENOISER_CHECKPOINTS`); a missing one (none: no
-checkpoint ships, :attr:`rlenhance.registry.Method.unshipped`) is a
-:class:`~rlenhance.errors.CheckpointError` that says how to train it. :func:`load_denoiser`
-takes the default with the images' planes (``channels``); a checkpoint of another kind than
-``model`` asks for (a low-light or completion policy, an RSE-RL model for ``"a3c"`` ...) is refused
-with a message that says what the file is and which ``model`` loads it.
-
-Channels, the same for every restorer here (``restore(image, per_channel=...)``): a model of the
-image's planes denoises it as it is; a colour model given a gray image denoises it replicated to
-RGB; a gray model given an RGB image denoises R, G and B separately with ``per_channel=True`` (each
-channel carries the noise level the model was trained on), and without it ``mrpnet`` denoises the
-BT.601 luma (one plane out, :class:`~rlenhance.restore.SupervisedRestorer`), ``ffdnet`` the three
-opponent colour planes (BM3D's transform), each at its own noise level (RGB out; better than per
-channel: docs/denoising.md), while the RL models refuse the image (an
-:class:`~rlenhance.errors.ImageError` naming both ways out).
+Channels (``restore(image, per_channel=...)``): a colour model given a gray image denoises it replicated to
+RGB; a gray model given an RGB image denoises R, G and B separately with ``per_channel=True``, and without it
+``mrpnet`` denoises the BT.601 luma, ``ffdnet`` the opponent colour planes, while the RL models refuse the
+image (an :class:`~rlenhance.errors.ImageError`).
 
 Example:
     >>> denoiser = load_denoiser("mrpnet", channels=1)                   # doctest: +SKIP
@@ -81,29 +67,15 @@ from rlenhance.runtime import flush_denormals, select_device
 from rlenhance.trace import ActionTrace
 from rlenhance.transitions import DenoiseTransition
 
-__all__ = [
-    "DEFAULT_DENOISER",
-    "DENOISER_CHECKPOINTS",
-    "DENOISER_MODELS",
-    "DenoisePredictor",
-    "NoiseLevelDenoiser",
-    "PlanesDenoiser",
-    "PolicyDenoiser",
-    "SUPERVISED_DENOISERS",
-    "check_predictor_ensemble",
-    "default_denoiser",
-    "denoiser_kind",
-    "find_predictor",
-    "load_denoiser",
-]
+__all__ = ["DEFAULT_DENOISER", "DENOISER_CHECKPOINTS", "DENOISER_MODELS", "DenoisePredictor", "NoiseLevelDenoiser",
+           "PlanesDenoiser", "PolicyDenoiser", "SUPERVISED_DENOISERS", "check_predictor_ensemble", "default_denoiser",
+           "denoiser_kind", "find_predictor", "load_denoiser"]
 
 #: The ``model`` names :func:`load_denoiser` accepts (:mod:`rlenhance.registry`'s denoise methods).
 DENOISER_MODELS = registry.names("denoise")
-#: The model :func:`load_denoiser` and ``rlenhance denoise`` use when none is named
-#: (:data:`rlenhance.registry.DEFAULTS`).
+#: The model :func:`load_denoiser` and ``rlenhance denoise`` use when none is named.
 DEFAULT_DENOISER = registry.DEFAULTS["denoise"]
-#: The models that serve a colour image with a gray checkpoint without ``per_channel``: ``mrpnet``
-#: denoises its BT.601 luma, ``ffdnet`` its opponent colour planes; the RL models refuse the image.
+#: The models that serve a colour image with a gray checkpoint without ``per_channel`` (module docstring).
 SUPERVISED_DENOISERS = tuple(m.name for m in registry.methods("denoise", learned=True)
                              if m.gray_on_colour not in ("", "refuse"))
 #: The default checkpoint of each ``(model, channels)``: gray (1) and colour (3) files in ``rlenhance/weights/``.
@@ -113,7 +85,7 @@ DENOISER_CHECKPOINTS = MappingProxyType({
 })
 #: The env whose transition a filter-bank denoising policy was trained in (its spec's ``env_id``).
 _DENOISE_ENV_ID = "rlenhance/Denoise-v0"
-#: Radius of PixelRL's filter windows (5 x 5: 2), what one step of the filter bank reads around a pixel.
+#: Radius of PixelRL's filter windows: what one step of the filter bank reads around a pixel.
 _FILTER_RADIUS = max(int(dict(action.params).get("ksize", dict(action.params).get("d", 1)))
                      for action in PIXELRL_ACTION_TABLE) // 2
 _GRAY, _RGB = 1, 3
@@ -121,13 +93,12 @@ _GRAY, _RGB = 1, 3
 
 def default_denoiser(model: str, channels: int, *, option: str = "checkpoint=PATH") -> Path:
     """The default checkpoint of ``model`` for images of ``channels`` planes (:data:`DENOISER_CHECKPOINTS`).
-    ``option``: how the caller gives a checkpoint instead, named in the error (``"--checkpoint PATH"``
-    for the ``denoise`` command, which also hears of ``--per-channel``).
+
+    ``option``: how the caller gives a checkpoint instead, named in the error.
 
     Raises:
         ValueError: an unknown ``model`` or ``channels`` not 1 or 3.
-        CheckpointError: none ships, or the file is not installed (the message says how to train one
-            and to pass it; for colour, also that a gray default can denoise R, G and B separately).
+        CheckpointError: none ships, or the file is not installed (the message says how to train one).
     """
     if model not in DENOISER_MODELS:
         raise ValueError(f"model: expected one of {DENOISER_MODELS}, got {model!r}")
@@ -147,9 +118,7 @@ def default_denoiser(model: str, channels: int, *, option: str = "checkpoint=PAT
 
 # --- the channel rules shared by the RL denoisers -------------------------------------------------
 class PlanesDenoiser:
-    """What :class:`PolicyDenoiser` and :class:`rlenhance.rse.RSERestorer` share: the Restorer interface and the
-    channel rules of the module docstring around ``_denoise`` (a (B, channels, H, W) float32 batch
-    on :attr:`device` -> the denoised batch, clamped to [0, 1])."""
+    """The Restorer interface and channel rules (module docstring) around ``_denoise``, shared by the RL denoisers."""
 
     channels: int
     device: torch.device
@@ -167,14 +136,10 @@ class PlanesDenoiser:
         """Denoise one image.
 
         Args:
-            image: array (H, W, C) with C in {1, 3} (RGB) or (H, W): float values in [0, 1] or
-                unclipped noisy values in :data:`rlenhance.io.NOISY_RANGE`, or uint8 / uint16 samples
-                scaled by their range (:func:`rlenhance.io.as_unit_float`).
+            image: as :meth:`rlenhance.restore.Restorer.restore`.
             mask: refused (denoisers take none).
             per_channel: a gray model on an RGB image: denoise R, G and B separately (required there).
-            dtype: of the result, ``np.float32`` or ``np.uint8`` (its levels,
-                :func:`rlenhance.io.float_to_levels`; a tiled policy reads samples and writes levels a
-                tile at a time).
+            dtype: of the result, ``np.float32`` or ``np.uint8``.
 
         Returns:
             (H, W, C_out) of ``dtype``, float32 in [0, 1], C_out = max(C, the model's channels).
@@ -187,35 +152,31 @@ class PlanesDenoiser:
 
     def restore_traced(self, image: np.ndarray, *, mask: np.ndarray | None = None,
                        per_channel: bool = False) -> tuple[np.ndarray, ActionTrace]:
-        """:meth:`restore` and what the model did (:class:`~rlenhance.trace.ActionTrace`): the action of
-        every pixel at every step, one plane per denoised plane (3 for a gray model on an RGB image)."""
+        """:meth:`restore` and the action of every pixel at every step (:class:`~rlenhance.trace.ActionTrace`)."""
         if mask is not None:
             raise ImageError(f"mask: given, but {self.path} is a denoiser, which takes no mask")
         x = torch.from_numpy(as_hwc_image(image, noisy=True)).permute(2, 0, 1)[None]
         with torch.inference_mode():
             out, maps = self._restore(x, per_channel, traced=True)
-        # one image: maps (planes, steps, H, W) -> the trace's (steps, planes, H, W)
         trace = ActionTrace(self.action_names, maps.permute(1, 0, 2, 3).cpu().numpy().astype(np.int16))
         return np.ascontiguousarray(out[0].permute(1, 2, 0).cpu().numpy(), dtype=np.float32), trace
 
     @torch.inference_mode()
     def restore_tensor(self, x: Tensor, *, per_channel: bool = False, dtype: torch.dtype = torch.float32) -> Tensor:
-        """Batched :meth:`restore` on tensors: float (B, C, H, W) (or uint8 / uint16 samples), C in
-        {1, 3}, RGB -> (B, C_out, H, W) on ``x``'s device (the model runs on :attr:`device`), float32
-        in [0, 1] or its uint8 levels (``dtype``)."""
+        """Batched :meth:`restore`: float (B, C, H, W) (or uint8 / uint16), C in {1, 3} -> (B, C_out, H, W) on
+        ``x``'s device, float32 in [0, 1] or uint8 (``dtype``)."""
         return self._restore(x, per_channel, dtype=dtype)[0]
 
     def _restore(self, x: Tensor, per_channel: bool, traced: bool = False,
                  dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor | None]:
-        """:meth:`restore_tensor`, and with ``traced`` (float32 results) the action ids (B * planes,
-        steps, H, W) of :meth:`_denoise_traced` (else None)."""
+        """:meth:`restore_tensor`, and with ``traced`` the action ids (B * planes, steps, H, W) (else None)."""
         if not torch.is_tensor(x) or x.dim() != 4 or x.shape[1] not in (_GRAY, _RGB) or x.numel() == 0 \
                 or not (x.is_floating_point() or x.dtype in (torch.uint8, torch.uint16)):
             raise ImageError(f"image: expected a float (or uint8 / uint16) tensor (B, C, H, W) with C in {{1, 3}}; got "
                              f"{tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}")
         if dtype not in RESULT_DTYPES.values():
             raise ValueError(f"dtype: expected torch.float32 or torch.uint8, got {dtype!r}")
-        if x.is_floating_point():  # samples are converted where they are read (a window at a time when tiled)
+        if x.is_floating_point():  # samples are converted where they are read
             x = as_unit_float(x, allow_tensor=True, noisy=True).float()
         batch, planes = x.shape[:2]
         if self.channels == _RGB and planes == _GRAY:
@@ -248,59 +209,39 @@ class PlanesDenoiser:
 
 # --- PixelRL filter-bank policies (A3C, SAC) ------------------------------------------------------
 class PolicyDenoiser(PlanesDenoiser, PolicyRollouts):
-    """A PixelRL filter-bank denoising policy (A3C or SAC, ``experiments.denoise_train``) run in the
-    library: a :class:`rlenhance.restore.Restorer`, no env or agent needed.
+    """A PixelRL filter-bank denoising policy (A3C or SAC, ``experiments.denoise_train``) as a
+    :class:`rlenhance.restore.Restorer`, no env or agent needed.
 
-    ``restore`` runs the checkpoint's ``steps`` greedy steps of ``rlenhance/Denoise-v0``'s
-    transition: at each step the policy picks one of PixelRL's nine filters per pixel
-    (:meth:`~rlenhance.models.policy.PixelActorCritic.predict`, deterministic; per ``downscale``
-    block, :func:`~rlenhance.models.policy.blocks_to_pixels`, when trained with ``block_actions``),
-    the checkpoint's :class:`~rlenhance.transitions.DenoiseTransition` steps the image (clamped to
-    [0, 1] when trained with ``clip``), and the ConvGRU state, if any, is carried. A policy trained with a predictor
-    (``denoise_train --predictor``: action 9 takes the supervised denoiser's pixel) runs it too
-    (:class:`DenoisePredictor`, the checkpoint its spec records, or one of that name beside
-    ``checkpoint`` or in ``rlenhance/weights/``: :func:`find_predictor`), once, on the whole noisy image.
-    The output, clamped to [0, 1], equals a greedy rollout of the env built from the checkpoint; a
-    policy trained with ``clip`` sees its noisy input clamped to [0, 1], as it was trained.
+    ``restore`` runs the checkpoint's ``steps`` greedy steps of its
+    :class:`~rlenhance.transitions.DenoiseTransition` (the ConvGRU state carried), with the policy's
+    predictor (:func:`find_predictor`) when it was trained with one; the output equals a greedy rollout of
+    the env built from the checkpoint. A noise-level map policy (``level_scales``) scales its predictor's
+    noise-level map per pixel at each step; the predictor then runs once on the final map.
 
-    Large images run in tiles (:func:`~rlenhance.ops.tiling.tiled`): each tile's window runs the
-    whole rollout, its predictor included, and only its core is kept. The margin is what the rollout
-    reads around a pixel: ``steps`` x (the policy's :func:`~rlenhance.models.policy.acting_radius` +
-    the filters' 2 px; 100 px for a 5-step policy of the default layout) plus the predictor's margin
-    (:attr:`DenoisePredictor.overlap`), on the grids of the policy's blocks and of the predictor's
-    stride; a predictor that reads a noise level is given each image's, found once in the whole
-    image. The result equals a whole-image pass up to float rounding of the networks (which can, on
-    a near-tie, change one pixel's action). Policies with a supervised backbone run whole.
-
-    A noise-level map policy (``denoise_train --preset noise-map``: the transition's ``level_scales``)
-    scales the predictor's (FFDNet's) noise-level map per pixel at each step, starting from the
-    image's level, seeing the noisy image and the map; the predictor then runs once on the final
-    map. It is tiled in the same way (its steps filter nothing: ``steps`` x the acting radius).
+    Large images run in tiles whose margin covers what the rollout reads around a pixel (``steps`` x the
+    policy's :func:`~rlenhance.models.policy.acting_radius` and the filters' radius, plus the predictor's
+    margin); the result equals a whole-image pass up to float rounding. Policies with a supervised
+    backbone run whole.
 
     Args:
         checkpoint: a checkpoint of ``experiments.denoise_train`` (its
             :class:`~rlenhance.checkpoint.RolloutPolicySpec`, task ``denoise``).
         device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
         tile: side of the tiles' core in pixels (rounded up to a multiple of ``downscale``).
-        agent: ``"a3c"`` or ``"sac"``: refuse a checkpoint that records another trainer
-            (``extra["algorithm"]``); None accepts either.
-        level_map: True: refuse a filter policy (the method ``noise-map``); False: refuse a
-            noise-level map policy (``a3c``, ``sac``); None: accept either.
-        ensemble: the self-ensemble of the policy's predictor (:class:`DenoisePredictor`; 1: none;
-            a policy without a predictor takes 1 only). The policy itself runs once.
+        agent: ``"a3c"`` or ``"sac"``: refuse a checkpoint that records another trainer; None accepts either.
+        level_map: True: refuse a filter policy; False: refuse a noise-level map policy; None: accept either.
+        ensemble: the self-ensemble of the policy's predictor (a policy without a predictor takes 1 only).
 
     Attributes:
         policy: the actor, in eval mode, on ``device``.
         spec: the checkpoint's spec; ``channels``, ``steps``, ``block_actions`` and ``clip`` repeat it.
-        channels: planes the policy denoises (1 gray, 3 RGB): the spec's
-            (:attr:`~rlenhance.checkpoint.RolloutPolicySpec.channels`), which the network's input must match.
+        channels: planes the policy denoises (1 gray, 3 RGB).
         agent: the trainer the checkpoint records (``"a3c"``, ``"sac"``), or None.
         overlap: the tiles' margin (None: whole images), tile: the tiles' core.
 
     Raises:
-        CheckpointError: the file is missing or broken, not a denoising policy (a low-light or a
-            completion policy, another model's checkpoint: the message says what it is), a policy
-            the filter-bank transition cannot run, or one of another ``agent`` or kind (``level_map``).
+        CheckpointError: the file is missing or broken, not a denoising policy, a policy the filter-bank
+            transition cannot run, or one of another ``agent`` or kind (``level_map``).
         ValueError: bad ``device``, ``tile``, ``agent``, ``level_map`` or ``ensemble``.
     """
 
@@ -318,7 +259,7 @@ class PolicyDenoiser(PlanesDenoiser, PolicyRollouts):
         path = Path(checkpoint)
         ckpt = load_checkpoint(path, map_location="cpu", spec=RolloutPolicySpec)
         spec: RolloutPolicySpec = ckpt["extra"][SPEC_KEY]
-        recorded = ckpt["extra"].get("algorithm")  # experiments.rl_common writes it; older files may lack it
+        recorded = ckpt["extra"].get("algorithm")
         self.agent = recorded if recorded in ("a3c", "sac") else None
         if spec.task != "denoise" or spec.env_id != _DENOISE_ENV_ID:
             raise CheckpointError(f"checkpoint {path}: a {spec.task} policy of {spec.env_id}; a denoising policy "
@@ -362,8 +303,7 @@ class PolicyDenoiser(PlanesDenoiser, PolicyRollouts):
         self.predictor: DenoisePredictor | None = predictor
         self.clip: bool = self.transition.clip
         self.label = f"{self.agent or 'RL'} denoising policy"
-        # the margin: what the steps read (a noise-level map policy's steps filter nothing), and what the
-        # predictor reads around a pixel (it runs on each window); windows on the grids of both
+        # the margin: what the steps read (a noise-level map policy's steps filter nothing) plus the predictor's
         radius = acting_radius(policy)
         if radius is not None:
             radius = self.steps * (radius + (0 if sets_level else _FILTER_RADIUS))
@@ -373,8 +313,7 @@ class PolicyDenoiser(PlanesDenoiser, PolicyRollouts):
 
     @property
     def action_names(self) -> tuple[str, ...]:
-        """The actions of its transition (PixelRL's filters and, with a predictor, ``predict``; or the scales
-        of the noise-level map)."""
+        """The actions of its transition (PixelRL's filters, ``predict``, or the scales of the noise-level map)."""
         return self.transition.actions
 
     def _denoise(self, x: Tensor, dtype: torch.dtype) -> Tensor:
@@ -390,11 +329,8 @@ class PolicyDenoiser(PlanesDenoiser, PolicyRollouts):
         return both[:, :x.shape[1]], both[:, x.shape[1]:].round().long()
 
     def _tiled(self, rollout: Callable[[Tensor, Tensor | None], Tensor], x: Tensor) -> Tensor:
-        """``rollout(window, level)`` over the tiles of ``x`` (whole without a tile margin), given float32
-        windows (samples are converted a window at a time) and, for a predictor that reads a noise
-        level (FFDNet), each image's level, found once in the whole image (as the env's predictor finds
-        it once per episode; read a block at a time, :func:`~rlenhance.noise_estimate.estimate_noise_sigma`):
-        the prediction itself is made on each window, whose margin covers what the predictor reads."""
+        """``rollout(window, level)`` over the float32 tiles of ``x`` (whole without a tile margin); a predictor
+        that reads a noise level gets each image's, estimated once on the whole image."""
         level = None
         if self.predictor is not None and self.predictor.reads_level:
             level = self.predictor.levels(self.transition.start(x) if x.is_floating_point() else x)
@@ -407,19 +343,17 @@ class PolicyDenoiser(PlanesDenoiser, PolicyRollouts):
         return tiled(window_fn, x, tile=self.tile, overlap=self.overlap)
 
     def rollout_batch(self, noisy: Tensor, *, actions: list[Tensor] | None = None) -> Tensor:
-        """:meth:`rollout` of noisy images (B, channels, H, W), whole: what the env's
-        ``reset(options={"clean", "noisy"})`` and ``steps`` greedy steps give (clamped to [0, 1]; a noise-level
-        map policy's: its predictor's output)."""
+        """:meth:`rollout` of noisy images (B, channels, H, W), whole: what the env's greedy rollout gives."""
         return self.rollout(noisy.to(self.device), actions=actions)
 
     def rollout(self, x: Tensor, prediction: Tensor | None = None, *, level: Tensor | None = None,
                 actions: list[Tensor] | None = None) -> Tensor:
-        """The greedy rollout of one batch (B, channels, H, W) on :attr:`device` (module docstring),
-        whole: float32, clamped to [0, 1]. ``prediction``: the predictor's output for ``x`` (same
-        shape; None: computed here when the policy has a predictor). ``level``: the noise level of
-        each image (float (B, 1, 1, 1), 0-255 scale) that a predictor reading one (FFDNet) is given
-        (None: its :meth:`~DenoisePredictor.levels` of ``x``). ``actions``: a list that gets each
-        step's action ids, int64 (B, 1, H, W) (per pixel, block actions repeated over the block)."""
+        """The greedy rollout of one batch (B, channels, H, W) on :attr:`device`, whole: float32 in [0, 1].
+
+        ``prediction``: the predictor's output for ``x`` (None: computed here). ``level``: each image's noise
+        level (float (B, 1, 1, 1), 0-255) for a predictor that reads one (None: estimated). ``actions``: a list
+        that gets each step's action ids, int64 (B, 1, H, W).
+        """
         image = self.transition.start(x)
         if self.transition.sets_level:
             return self._level_rollout(image, level, actions)
@@ -434,17 +368,14 @@ class PolicyDenoiser(PlanesDenoiser, PolicyRollouts):
 
     def _act(self, seen: dict[str, Tensor], hidden: Tensor | None,
              actions: list[Tensor] | None) -> tuple[Tensor, Tensor | None]:
-        """The policy's greedy step on the observation ``seen``: its action ids per pixel, int64 (B, 1, H, W)
-        (block actions repeated over the block; appended to ``actions`` when given), and its new hidden state."""
+        """The policy's greedy step on ``seen``: action ids int64 (B, 1, H, W) (appended to ``actions``), new state."""
         chosen, hidden = act(self.policy, seen, hidden, block_actions=self.block_actions)
         if actions is not None:
             actions.append(chosen)
         return chosen, hidden
 
     def _level_rollout(self, noisy: Tensor, level: Tensor | None = None, actions: list[Tensor] | None = None) -> Tensor:
-        """A noise-level map policy's rollout: the map starts at the image's ``level`` (None: the
-        predictor's ``sigma`` or estimate), each step scales it per pixel, and the noise-map denoiser
-        runs once on the last map (the policy sees the noisy image and the map, never the output)."""
+        """A noise-level map policy's rollout: each step scales the map per pixel; the denoiser runs on the last."""
         level = self.predictor.levels(noisy) if level is None else level
         level = level.expand(-1, 1, *noisy.shape[-2:]).clamp(0.0, self.transition.max_level)
         hidden = None
@@ -459,8 +390,7 @@ class PolicyDenoiser(PlanesDenoiser, PolicyRollouts):
 def load_denoiser(model: str = DEFAULT_DENOISER, checkpoint: str | os.PathLike[str] | None = None, *, channels: int = 3,
                   device: str | torch.device = "auto", tile: int = 512, sigma: float | None = None,
                   ensemble: int = 1, option: str = "checkpoint=PATH") -> Restorer:
-    """The denoiser ``model`` (module table) as a :class:`~rlenhance.restore.Restorer`:
-    ``restore(image, per_channel=False)`` on (H, W, C) images in [0, 1] (noisy values allowed).
+    """The denoiser ``model`` (module table) as a :class:`~rlenhance.restore.Restorer`.
 
     Args:
         model: ``"mrpnet"`` (supervised), ``"ffdnet"`` (supervised, reads a noise-level map:
@@ -469,25 +399,19 @@ def load_denoiser(model: str = DEFAULT_DENOISER, checkpoint: str | os.PathLike[s
             (:func:`rlenhance.registry.network_method`; its ``checkpoint`` is required).
         checkpoint: the file; None: the default of ``model`` for ``channels`` (:func:`default_denoiser`).
         channels: the planes of the images to denoise, 1 (gray) or 3 (RGB): picks the default
-            checkpoint (use 1 to run the gray model on colour images with ``per_channel=True``);
-            not used with a ``checkpoint`` (whose planes its spec says: ``restorer.channels``).
+            checkpoint; not used with a ``checkpoint``.
         device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
         tile: tiles' core side in pixels for large images.
         sigma: ``ffdnet`` only: the noise level of its map, 0-255 scale, within the levels it was
             trained over; None: each image's estimate (blind).
-        ensemble: geometric self-ensemble (:class:`~rlenhance.restore.SupervisedRestorer`): the mean
-            of the network over 1 (none), 2, 4 or 8 flips and quarter turns of the image, at that
-            many times the time; ``mrpnet`` and ``ffdnet`` themselves, ``a3c`` / ``sac`` / ``rse``
-            their predictor (a model without one takes 1 only).
-        option: how the caller gives a checkpoint, named when the default is not installed (the
-            ``denoise`` command: ``"--checkpoint PATH"``).
+        ensemble: geometric self-ensemble size (1, 2, 4 or 8) of the network, or of an RL model's predictor.
+        option: how the caller gives a checkpoint, named when the default is not installed.
 
     Raises:
         ValueError: an unknown ``model``, bad ``channels``, ``device``, ``tile`` or ``ensemble``, a
             ``sigma`` for another model than ``ffdnet`` or outside its trained levels.
-        CheckpointError: the default is not installed (how to train it is said), the file is
-            missing or broken, or it is not a checkpoint of ``model`` (what it is, and which
-            ``model`` loads it when it is another denoiser, is said).
+        CheckpointError: the default is not installed, the file is missing or broken, or it is not a
+            checkpoint of ``model``.
     """
     if model not in DENOISER_MODELS and not is_import_path(model):
         raise ValueError(f"model: expected one of {DENOISER_MODELS} or an import path, got {model!r}")
@@ -510,6 +434,5 @@ def load_denoiser(model: str = DEFAULT_DENOISER, checkpoint: str | os.PathLike[s
 
 
 def denoiser_kind(path: str | os.PathLike[str]) -> str | None:
-    """The :data:`DENOISER_MODELS` name that loads the checkpoint ``path``, or None (not a denoiser,
-    or not readable): :func:`rlenhance.registry.kind_of`."""
+    """The :data:`DENOISER_MODELS` name that loads the checkpoint ``path``, or None (not a readable denoiser)."""
     return registry.kind_of("denoise", path)

@@ -1,9 +1,5 @@
-"""The supervised models the RL policies build on: :class:`NoiseLevelDenoiser` (a noise-map
-denoiser, FFDNet, given the map of a level, known or estimated per image: ``load_denoiser("ffdnet")``),
-:class:`DenoisePredictor` (a supervised denoiser as the predictor of a denoising policy or an RSE-RL
-model) and :class:`CompletionPredictor` (a supervised completion model as a completion policy's), with
-:func:`find_predictor`, which finds the predictor file a model's spec records. The env of a policy and
-the policy's restorer run the same predictor object.
+"""The supervised models the RL policies build on: :class:`NoiseLevelDenoiser`, :class:`DenoisePredictor`,
+:class:`CompletionPredictor`, and :func:`find_predictor`, which finds the predictor file a model's spec records.
 """
 
 from __future__ import annotations
@@ -31,25 +27,19 @@ _GRAY, _RGB = 1, 3
 
 
 def find_predictor(recorded: str | os.PathLike[str], checkpoint: str | os.PathLike[str] | None = None) -> Path:
-    """The predictor file of a policy trained with one (a :class:`~rlenhance.checkpoint.RolloutPolicySpec`'s
-    ``predictor``: the absolute path the trainer resolved, on its machine, or a bare file name), looked
-    for in turn at:
+    """The predictor file a model's spec records (``recorded``: an absolute path or a bare file name), looked for at:
 
-    1. ``recorded`` itself, when it is an absolute path (the trainers record the path they resolved);
-    2. a file of the same name beside the policy's ``checkpoint`` (a policy shipped in one folder
-       with its predictor; skipped when ``checkpoint`` is None);
-    3. a file of the same name in ``rlenhance/weights/`` (the shipped models).
+    1. ``recorded`` itself, when it is an absolute path;
+    2. a file of the same name beside the model's ``checkpoint`` (skipped when None);
+    3. a file of the same name in ``rlenhance/weights/``.
 
-    A bare name (``mrpnet_denoise.pt``: no path of the machine that trained the policy is ever
-    opened) is only looked for in 2 and 3, never in the working directory.
+    Never the working directory, nor the model's own file.
 
     Raises:
-        CheckpointError: none of them exists; the message names every place tried and how to pass
-            a predictor instead.
+        CheckpointError: none of them exists (the message names every place tried).
     """
     recorded = Path(recorded)
     itself = None if checkpoint is None else Path(checkpoint).resolve()
-    # never the policy's own file (a predictor named best.pt, like the policy, recorded on another machine)
     places = [place for place in (*([recorded] if recorded.is_absolute() else []),
                                   *([Path(checkpoint).parent / recorded.name] if checkpoint is not None else []),
                                   registry.WEIGHTS / recorded.name) if place.resolve() != itself]
@@ -64,21 +54,20 @@ def find_predictor(recorded: str | os.PathLike[str], checkpoint: str | os.PathLi
 
 
 def check_predictor_ensemble(ensemble: int, predictor: str | None, *, owner: str, this: str, trainer: str) -> None:
-    """Raise ValueError for a self-``ensemble`` other than 1 asked of the predictor of a model that
-    has none (its spec's ``predictor`` None): ``owner`` names the kind of model ("a policy"),
-    ``this`` the model itself, ``trainer`` the command that trains it."""
+    """Raise ValueError for a self-``ensemble`` other than 1 asked of a model without a ``predictor``.
+
+    ``owner``, ``this`` and ``trainer`` name the kind of model, the model and its training command in the message.
+    """
     if ensemble != 1 and predictor is None:
         raise ValueError(f"ensemble: {ensemble!r} is the self-ensemble of {owner}'s predictor, and {this} has none "
                          f"({trainer} without --predictor); use ensemble=1")
 
 
 class CompletionPredictor:
-    """A supervised completion model of ``experiments.supervised_train --task completion`` as a completion
-    policy's predictor (``experiments.completion_train --predictor``; the ``predictor`` of
-    ``rlenhance/Completion-v0``, whose "predict" action takes its pixel): ``predictor(occluded, mask) ->
-    prediction``, float (B, 3, H, W), the model's output in the hole and ``occluded`` elsewhere, computed
-    as :class:`~rlenhance.restore.SupervisedRestorer` computes it (the hole pre-filled as the model was
-    trained, the image tiled, the self-ensemble averaged).
+    """A supervised completion model as a completion policy's predictor: ``predictor(occluded, mask) -> prediction``.
+
+    The prediction is float (B, 3, H, W), the model's output in the hole and ``occluded`` elsewhere, computed
+    by :class:`~rlenhance.restore.SupervisedRestorer`.
 
     Args:
         checkpoint: a supervised completion model (RGB).
@@ -102,9 +91,7 @@ class CompletionPredictor:
     @classmethod
     def for_policy(cls, spec: RolloutPolicySpec, *, checkpoint: str | os.PathLike[str] | None = None,
                    device: str | torch.device = "auto", ensemble: int = 1) -> CompletionPredictor | None:
-        """The predictor a completion policy was trained with (its spec's ``predictor``, found by
-        :func:`find_predictor` from the policy's ``checkpoint`` path; None without one), with the
-        self-``ensemble`` given.
+        """The predictor a completion policy was trained with (:func:`find_predictor`; None without one).
 
         Raises:
             CheckpointError: the file is found nowhere, or is not an RGB completion model.
@@ -123,7 +110,7 @@ class CompletionPredictor:
 
     @property
     def overlap(self) -> int:
-        """How far (pixels) the prediction of a pixel reads around it, at most (the network's tile margin)."""
+        """How far (pixels) the prediction of a pixel reads around it, at most (the tile margin)."""
         return self.restorer.overlap
 
     @property
@@ -136,31 +123,24 @@ class CompletionPredictor:
 
 
 class DenoisePredictor:
-    """A supervised denoiser of ``experiments.supervised_train --task denoise`` as a denoising
-    policy's predictor (``experiments.denoise_train --predictor``; the ``predictor`` of
-    ``rlenhance/Denoise-v0``, whose action 9 takes its pixel): ``predictor(noisy) -> prediction``.
+    """A supervised denoiser as the predictor of a denoising policy or RSE-RL model: ``predictor(noisy) -> prediction``.
 
-    The checkpoint runs as :func:`load_denoiser` runs it (``mrpnet``: a plain denoiser;
-    ``ffdnet``: a :class:`NoiseLevelDenoiser`, given the map of ``sigma``, or of each image's
-    estimated level when ``sigma`` is None).
+    The checkpoint runs as :func:`load_denoiser` runs it (``ffdnet``: a :class:`NoiseLevelDenoiser`).
 
     Args:
-        checkpoint: a supervised denoiser (:class:`~rlenhance.checkpoint.SupervisedSpec`, task
-            ``"denoise"``).
+        checkpoint: a supervised denoiser (task ``"denoise"``).
         channels: the planes of the policy's images, 1 (gray) or 3 (RGB); the denoiser's must match,
-            except that a gray noise-map denoiser (FFDNet) serves RGB images through the opponent colour
-            planes, as :func:`load_denoiser` runs it on colour images.
-        sigma: the known noise level (0-255 scale) given to a noise-map denoiser (``ffdnet``); None:
-            estimated per image. A plain denoiser reads none (ignored).
+            except that a gray FFDNet serves RGB images.
+        sigma: the known noise level (0-255 scale) given to an ``ffdnet``; None: estimated per image
+            (ignored by a plain denoiser).
         device: where the denoiser runs: "auto", "cpu", "cuda" or "cuda:N".
-        ensemble: the denoiser's geometric self-ensemble (1: none; 2, 4 or 8: :func:`load_denoiser`).
+        ensemble: the denoiser's geometric self-ensemble (1: none; 2, 4 or 8).
 
     Attributes:
         restorer: the denoiser (:func:`load_denoiser`); path, channels, sigma: as given.
 
     Raises:
-        CheckpointError: the file is missing or broken, not a supervised denoiser (the message says
-            what it is), or one of other planes than ``channels`` (but a gray FFDNet for RGB).
+        CheckpointError: the file is missing or broken, not a supervised denoiser, or one of other planes.
         ValueError: ``channels`` not 1 or 3, a ``sigma`` outside an ``ffdnet``'s trained levels, a bad
             ``ensemble``.
     """
@@ -192,14 +172,11 @@ class DenoisePredictor:
     @classmethod
     def for_policy(cls, spec: RolloutPolicySpec, *, checkpoint: str | os.PathLike[str] | None = None,
                    device: str | torch.device = "auto", ensemble: int = 1) -> DenoisePredictor | None:
-        """The predictor a denoising policy was trained with (its spec's ``predictor``, found by
-        :func:`find_predictor` from the policy's ``checkpoint`` path; None without one), for the
-        spec's planes, with the policy's noise level as ``sigma`` when it was trained on one
-        (several: estimated per image), and the self-``ensemble`` given.
+        """The predictor a denoising policy was trained with (:func:`find_predictor`; None without one), with
+        the policy's noise level as ``sigma`` when it was trained on one.
 
         Raises:
-            CheckpointError: the predictor file is found nowhere (see :func:`find_predictor`), or
-                is not a denoiser of the spec's planes.
+            CheckpointError: the file is found nowhere, or is not a denoiser of the spec's planes.
             ValueError: an ``ensemble`` other than 1 for a policy without a predictor, or a bad one.
         """
         check_predictor_ensemble(ensemble, spec.predictor, owner="a policy", this="this policy",
@@ -216,10 +193,9 @@ class DenoisePredictor:
         return self.restorer.model
 
     def __call__(self, noisy: Tensor, *, level: Tensor | None = None) -> Tensor:
-        """The prediction of noisy images, float (B, channels, H, W) (unclipped noisy values
-        allowed): float32 (B, channels, H, W) in [0, 1] on ``noisy``'s device. ``level``: for a
-        noise-map denoiser, the level of each image (float (B, 1, 1, 1), 0-255 scale) to use instead
-        of :meth:`levels` of ``noisy`` (a window of a larger image, given the whole image's level).
+        """The prediction of noisy images, float (B, channels, H, W): float32 (B, channels, H, W) in [0, 1].
+
+        ``level``: for a noise-map denoiser, each image's level (float (B, 1, 1, 1), 0-255) instead of :meth:`levels`.
 
         Raises:
             ImageError: not a float tensor of the predictor's planes (or bad values).
@@ -236,8 +212,7 @@ class DenoisePredictor:
 
     @property
     def overlap(self) -> int:
-        """How far (pixels) the prediction of a pixel reads around it, at most: the network's tile margin
-        (:attr:`~rlenhance.restore.SupervisedRestorer.overlap`, which covers its receptive radius)."""
+        """How far (pixels) the prediction of a pixel reads around it, at most (the tile margin)."""
         return self.supervised.overlap
 
     @property
@@ -253,8 +228,7 @@ class DenoisePredictor:
 
     @property
     def reads_level(self) -> bool:
-        """Whether the predictor is a noise-map denoiser (FFDNet), which :meth:`levels` and
-        :meth:`with_level` serve."""
+        """Whether the predictor is a noise-map denoiser (FFDNet), for :meth:`levels` and :meth:`with_level`."""
         return isinstance(self.restorer, NoiseLevelDenoiser)
 
     def _noise_map_denoiser(self) -> NoiseLevelDenoiser:
@@ -264,9 +238,7 @@ class DenoisePredictor:
         return self.restorer
 
     def levels(self, noisy: Tensor) -> Tensor:
-        """The level of each noisy image (B, channels, H, W), 0-255 scale, float32 (B, 1, 1, 1) on its
-        device: the predictor's ``sigma``, or each image's estimate (:meth:`NoiseLevelDenoiser.levels`).
-        The prediction (:meth:`__call__`) is :meth:`with_level` of this level.
+        """The level of each noisy image (B, channels, H, W), 0-255, float32 (B, 1, 1, 1): ``sigma`` or estimated.
 
         Raises:
             CheckpointError: the predictor reads no noise-level map.
@@ -274,9 +246,9 @@ class DenoisePredictor:
         return self._noise_map_denoiser().levels(self._checked(noisy))
 
     def with_level(self, noisy: Tensor, level: Tensor) -> Tensor:
-        """The noise-map denoiser's output for noisy images (B, channels, H, W) and a per-pixel level
-        map ``level`` (float >= 0, 0-255 scale, (B, 1, H, W): the level of every plane there):
-        float32 (B, channels, H, W) in [0, 1] on ``noisy``'s device.
+        """The noise-map denoiser's output for noisy images (B, channels, H, W) and a level map (B, 1, H, W), 0-255.
+
+        Returns float32 (B, channels, H, W) in [0, 1] on ``noisy``'s device.
 
         Raises:
             CheckpointError: the predictor reads no noise-level map.
@@ -289,33 +261,26 @@ class DenoisePredictor:
 
 # --- FFDNet: a noise-map denoiser given a level's map ---------------------------------------------------
 class NoiseLevelDenoiser:
-    """A noise-map denoiser (FFDNet, ``experiments.supervised_train --model ffdnet``) on noisy images
-    of one noise level: a :class:`~rlenhance.restore.Restorer` that gives the network the constant
-    map of that level, ``sigma / 255`` (:func:`rlenhance.data.noise_level_map` of a unit gain),
-    through :class:`~rlenhance.restore.SupervisedRestorer`'s noise-map path (tiling, channel rules).
+    """A noise-map denoiser (FFDNet) given the constant map of one level: a :class:`~rlenhance.restore.Restorer`.
 
-    The level is ``sigma`` when given (known noise, e.g. a synthetic test set); else each image's
-    own, estimated from it (:func:`rlenhance.noise_estimate.estimate_noise_sigma`, blind; real noise)
-    and clipped to the levels the checkpoint was trained over (:attr:`sigma_range`).
+    The level is ``sigma`` when given, else each image's estimate
+    (:func:`rlenhance.noise_estimate.estimate_noise_sigma`) clipped to :attr:`sigma_range`.
 
     Args:
-        checkpoint: a noise-map denoiser of ``experiments.supervised_train`` (``--model ffdnet``,
-            trained on ``--noise gaussian`` or ``amplified``).
+        checkpoint: a noise-map denoiser of ``experiments.supervised_train --model ffdnet``.
         sigma: the noise level on the 0-255 scale, in :attr:`sigma_range`; None: estimated per image.
         device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
         tile: side of the tiles' core in pixels (:class:`~rlenhance.restore.SupervisedRestorer`).
-        ensemble: the network's geometric self-ensemble, 1 (none), 2, 4 or 8 flips and quarter
-            turns averaged over (:class:`~rlenhance.restore.SupervisedRestorer`).
+        ensemble: the network's geometric self-ensemble, 1 (none), 2, 4 or 8.
 
     Attributes:
         restorer: the :class:`~rlenhance.restore.SupervisedRestorer` (``noise_map=True``);
             ``spec``, ``channels``, ``model``, ``device`` and ``path`` repeat its own.
         sigma: the level given, or None (estimated per image).
-        sigma_range: ``(low, high)``, the levels trained over (0-255 scale): Gaussian noise: the
-            spec's ``sigmas[0]`` and ``sigmas[-1]``; amplified noise: 0 and ``sigma``.
+        sigma_range: ``(low, high)``, the levels trained over (0-255 scale).
 
     Raises:
-        CheckpointError: not a noise-map denoiser (the message says what it is).
+        CheckpointError: not a noise-map denoiser.
         ValueError: a ``sigma`` that is not a finite number in :attr:`sigma_range`, bad ``device``,
             ``tile`` or ``ensemble``.
 
@@ -346,10 +311,8 @@ class NoiseLevelDenoiser:
         return False
 
     def levels(self, x: Tensor) -> Tensor:
-        """The noise level of each image of the batch ``x`` (float (B, C, H, W), or uint8 / uint16
-        samples, :func:`rlenhance.noise_estimate.estimate_noise_sigma`), 0-255 scale, as
-        float32 (B, 1, 1, 1) on ``x``'s device: :attr:`sigma`, or each image's estimate clipped to
-        :attr:`sigma_range`."""
+        """The noise level of each image of ``x`` (B, C, H, W), 0-255, float32 (B, 1, 1, 1): :attr:`sigma`, or
+        each image's estimate clipped to :attr:`sigma_range`."""
         if self.sigma is not None:
             return torch.full((x.shape[0], 1, 1, 1), self.sigma, device=x.device)
         low, high = self.sigma_range
@@ -358,17 +321,13 @@ class NoiseLevelDenoiser:
 
     def restore(self, image: np.ndarray, *, mask: np.ndarray | None = None, per_channel: bool = False,
                 dtype: type | np.dtype = np.float32) -> np.ndarray:
-        """Denoise one image: the arguments, result and errors of the other denoisers' ``restore``
-        (:meth:`PolicyDenoiser.restore`), the map of each image's level given; a gray model on an RGB
-        image denoises R, G and B at their level with ``per_channel``, else its opponent colour
-        planes, each at its own level (:class:`~rlenhance.restore.SupervisedRestorer`; RGB out).
-        Samples in and ``dtype=np.uint8`` out: the image is read, and its result written, a tile at a time."""
+        """Denoise one image, as :meth:`PolicyDenoiser.restore`; a gray model on an RGB image without
+        ``per_channel`` denoises its opponent colour planes (RGB out)."""
         return restore_one(self, image, mask, per_channel, dtype)
 
     def restore_tensor(self, x: Tensor, *, per_channel: bool = False, dtype: torch.dtype = torch.float32) -> Tensor:
-        """Batched :meth:`restore` on tensors: float (B, C, H, W) (or uint8 / uint16 samples), C in
-        {1, 3}, RGB -> (B, C_out, H, W) on ``x``'s device, float32 in [0, 1] or the uint8 levels
-        of it (``dtype``), each image at its level (:meth:`levels`)."""
+        """Batched :meth:`restore`: float (B, C, H, W) (or uint8 / uint16), C in {1, 3} -> (B, C_out, H, W) on
+        ``x``'s device, float32 in [0, 1] or uint8 (``dtype``), each image at its level (:meth:`levels`)."""
         if not torch.is_tensor(x) or x.dim() != 4 or x.numel() == 0:
             raise ImageError(f"image: expected a float tensor (B, C, H, W) with C in {{1, 3}}; got "
                              f"{tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}")
@@ -379,9 +338,7 @@ class NoiseLevelDenoiser:
 
 def restore_one(denoiser, image: np.ndarray, mask: np.ndarray | None, per_channel: bool,
                 dtype: type | np.dtype = np.float32) -> np.ndarray:
-    """``denoiser.restore(image, mask, per_channel=..., dtype=...)``: one (H, W[, C]) image through
-    its batched ``restore_tensor``, as (H, W, C_out) of ``dtype`` (float32 or uint8,
-    :data:`rlenhance.io.arrays.RESULT_DTYPES`). uint8 / uint16 samples are handed on as they are."""
+    """``denoiser.restore``: one (H, W[, C]) image through its ``restore_tensor``, as (H, W, C_out) of ``dtype``."""
     out_dtype = result_dtype(dtype)
     if mask is not None:
         raise ImageError(f"mask: given, but {denoiser.path} is a denoiser, which takes no mask")

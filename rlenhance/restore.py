@@ -22,27 +22,14 @@ restorer                                         what restores the image
 :class:`rlenhance.registry.ClassicalRestorer`    a classical method of :mod:`rlenhance.baselines`
 ===============================================  =================================================================
 
-:func:`rlenhance.load_denoiser` picks any denoiser and its default checkpoint for gray or colour images;
-:func:`hole_mask` (the hole of an image without a mask file, :mod:`rlenhance.data.occluded`) is importable here.
+:func:`hole_mask` (:mod:`rlenhance.data.occluded`) is importable here.
 
-One loader and one inference path for every checkpoint written by ``experiments.supervised_train``:
-the package's networks (MRPNet + Generator, FFDNet, the PixelRNNs, the completion U-Net) and a user's,
-named by import path. Its :class:`rlenhance.checkpoint.SupervisedSpec` says the network (``model``), the
-``task``, the ``channels`` and the hole's ``prefill``; the network's class (:data:`rlenhance.models.MODELS`)
-says what it reads besides the image: the hole mask (``reads_mask``: gated PixelRNN, U-Net) or a per-pixel
-noise-level map (``reads_noise_map``: FFDNet, ``restore(..., noise_map=...)``, which
-:class:`rlenhance.Enhancer` computes from its curve steps and
-:class:`rlenhance.denoisers.NoiseLevelDenoiser` makes of a level). A noise-map checkpoint is only accepted
-by a caller that supplies the map (``noise_map=True`` or None), a plain one only by one that does not.
-
-Large images are processed in tiles (:func:`rlenhance.ops.tiling.tiled`) whose margins cover the
-networks' receptive fields, so memory is bounded and the result matches a whole-image pass to float
-rounding; images are padded by reflection on the bottom / right to a multiple of the network's total
-stride. The completion U-Net reads the whole frame: on images larger than a tile it sees each tile and
-its margin (a window without a hole pixel is not run: its output is its input). uint8 / uint16 samples
-asked for ``dtype=np.uint8`` stay samples: each window is converted to float, each tile's result to
-levels. A super-resolving MRPNet + Generator (the spec's ``upscale``) returns images that many times
-larger.
+:class:`SupervisedRestorer` is the one loader and inference path for every checkpoint of
+``experiments.supervised_train`` (the package's networks and a user's, named by import path). Its
+:class:`rlenhance.checkpoint.SupervisedSpec` says the ``model``, ``task``, ``channels`` and ``prefill``; the
+network's class says what it reads besides the image (``reads_mask``, ``reads_noise_map``). Large images
+are processed in tiles (:func:`rlenhance.ops.tiling.tiled`) whose margins cover the receptive field, so
+the result matches a whole-image pass to float rounding.
 
 Example:
     >>> restorer = SupervisedRestorer("runs/supervised_train/checkpoints/best.pt")     # doctest: +SKIP
@@ -87,15 +74,12 @@ DEFAULT_DENOISE_CHECKPOINT = registry.WEIGHTS / registry.find("denoise", "mrpnet
 DEFAULT_COMPLETION_CHECKPOINT = registry.WEIGHTS / registry.find("completion", "unet").weights[3]
 #: Self-ensemble sizes -> the D4 transforms averaged over (:data:`rlenhance.registry.ENSEMBLES`).
 ENSEMBLES = registry.ENSEMBLES
-#: BM3D's opponent colour transform (rows: R, G, B weights of the mean and of two colour
-#: differences; orthogonal rows, so independent channel noise stays independent across planes).
+#: BM3D's opponent colour transform (orthogonal rows: the mean and two colour differences).
 OPPONENT_COLOUR = ((1 / 3, 1 / 3, 1 / 3), (1 / 2, 0.0, -1 / 2), (1 / 4, -1 / 2, 1 / 4))
-#: Added to the opponent planes so that an RGB image in [0, 1] gives planes in [0, 1], as gray
-#: denoisers were trained on.
+#: Added to the opponent planes so that an RGB image in [0, 1] gives planes in [0, 1].
 OPPONENT_OFFSET = (0.0, 0.5, 0.5)
 #: Image planes a restorer reads: gray or RGB.
 _PLANES = (1, 3)
-
 
 
 # --- the interface -------------------------------------------------------------------------------
@@ -104,8 +88,7 @@ class Restorer(Protocol):
     """What every restorer offers (module table): one image in, the restored image out.
 
     Attributes:
-        takes_mask: :meth:`restore` needs a hole mask (completion); a restorer that reads none
-            refuses one.
+        takes_mask: :meth:`restore` needs a hole mask (completion); else it refuses one.
     """
 
     @property
@@ -143,13 +126,10 @@ def as_hwc_image(image: np.ndarray, *, noisy: bool = False, samples: bool = Fals
     Args:
         image: (H, W, C) with C in {1, 3}, or (H, W).
         noisy: a denoiser's input: unclipped noisy values are accepted.
-        samples: uint8 / uint16 samples are kept as they are (in the machine's byte order), for a
-            restorer that converts them a window at a time (:func:`unit_window`).
+        samples: uint8 / uint16 samples are kept (in native byte order), for :func:`unit_window`.
 
     Returns:
-        float32 (or with ``samples``, the samples') (H, W, C), writable: a read-only input
-        (``np.asarray`` of a PIL image) is copied, since the restorers wrap it in tensors, which
-        torch warns it cannot protect.
+        float32 (or with ``samples``, the samples') (H, W, C), writable (a read-only input is copied).
 
     Raises:
         ImageError: another shape, dtype or range.
@@ -187,8 +167,7 @@ def as_mask(mask: np.ndarray, *, size: tuple[int, int] | None = None) -> np.ndar
 
 
 def default_checkpoint(task: str) -> Path:
-    """The shipped supervised checkpoint for ``task`` (the gray one for ``"denoise"``): that of the
-    task's first method in :mod:`rlenhance.registry` that :class:`SupervisedRestorer` loads.
+    """The shipped supervised checkpoint for ``task`` (the gray one for ``"denoise"``).
 
     Raises:
         CheckpointError: its file is not installed (the message says how to train one and to pass it).
@@ -200,9 +179,7 @@ def default_checkpoint(task: str) -> Path:
 
 
 def _total_stride(model: nn.Module) -> int:
-    """Product of the strides of the model's (non-transposed) convolutions and pixel-unshuffle
-    blocks: input sizes that are multiples of it give every strided layer the same sampling grid,
-    whatever the tile offset."""
+    """Product of the strides of the model's (non-transposed) convolutions and pixel-unshuffle blocks."""
     stride = 1
     for module in model.modules():
         if type(module) is nn.Conv2d:
@@ -214,62 +191,38 @@ def _total_stride(model: nn.Module) -> int:
 
 # --- supervised checkpoints --------------------------------------------------------------------------
 class SupervisedRestorer:
-    """Apply a supervised checkpoint of ``experiments.supervised_train`` to images of any size: a
-    :class:`Restorer`.
+    """Apply a supervised checkpoint of ``experiments.supervised_train`` to images of any size (a :class:`Restorer`).
 
     Args:
         checkpoint: the checkpoint file; None: the shipped model of ``task``
             (:data:`DEFAULT_DENOISE_CHECKPOINT` / :data:`DEFAULT_COMPLETION_CHECKPOINT`).
         device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
-        task: the task(s) the caller accepts (a name or a sequence of names from :data:`TASKS`);
-            a checkpoint trained for another task is refused. None accepts any task (and then
-            ``checkpoint`` must be given).
-        tile: side of the tiles' core, in pixels (rounded up to a multiple of the net's stride);
-            an image no larger than one tile runs whole. Bounds memory.
+        task: the task(s) accepted (a name or names from :data:`TASKS`); None accepts any task (and
+            then ``checkpoint`` must be given).
+        tile: side of the tiles' core, in pixels (rounded up to a multiple of the net's stride).
         overlap: margin read around each tile (rounded up to a multiple of the stride); at least
-            the net's receptive radius (38 px at most for these layouts) for seamless output.
-        noise_map: whether the caller gives :meth:`restore` a per-pixel noise-level map: False
-            (default) accepts plain checkpoints only, True noise-map denoisers only (``"ffdnet"``,
-            :class:`~rlenhance.models.ffdnet.FFDNet`), None either (as :class:`rlenhance.Enhancer`,
-            which computes the map when its denoiser reads one).
-        ensemble: geometric self-ensemble: the network's output is the mean of its outputs on
-            ``ensemble`` flips and quarter turns of each window (and of its mask or noise map), each
-            turned back (:data:`ENSEMBLES`: 1, none; 2, 4 or 8; 8 is EDSR's "x8 self-ensemble").
-            ``ensemble`` times the time, for a small gain (docs/denoising.md).
+            the net's receptive radius for seamless output.
+        noise_map: whether the caller gives :meth:`restore` a per-pixel noise-level map: False accepts
+            plain checkpoints only, True noise-map denoisers only (FFDNet), None either.
+        ensemble: geometric self-ensemble size (:data:`ENSEMBLES`: 1, none; 2, 4 or 8 flips and
+            quarter turns averaged over).
 
     Attributes:
-        spec: the checkpoint's :class:`~rlenhance.checkpoint.SupervisedSpec` (the attributes
-            below repeat it).
-        task: the checkpoint's task, one of :data:`TASKS`.
-        channels: planes the net reads and writes (1 = gray, 3 = RGB).
+        spec: the checkpoint's :class:`~rlenhance.checkpoint.SupervisedSpec`.
+        task, channels, composite, prefill, upscale, model_name: the spec's (``model_name`` its ``model``).
         needs_mask: the net reads the mask (gated PixelRNN).
-        composite: the output keeps the input outside the hole (completion checkpoints).
-        prefill: what the net sees in the hole (:func:`rlenhance.ops.fill.prefill_hole`; the whole
-            image is pre-filled before tiling, then padded).
-        model_name: the checkpoint's ``model`` (``"mrpnet"``, ``"pixelrnn"``, ``"gated-pixelrnn"``,
-            ``"ffdnet"``).
         arch_class: the network's class name (``"CombinedModel"`` for MRPNet + Generator).
-        model: the network, in eval mode, on ``device``.
-        device: where the network runs.
-        path: the checkpoint file.
+        model: the network, in eval mode, on ``device``; device: where it runs; path: the checkpoint file.
         takes_mask: :meth:`restore` needs a mask (completion checkpoints).
         needs_noise_map: :meth:`restore` needs a ``noise_map`` (FFDNet), refused otherwise.
-        upscale: output size over input size (1; 2 or 4 for a super-resolving MRPNet + Generator,
-            ``experiments.supervised_train --upscale``).
         stride: the net's total stride; images are reflect-padded to a multiple of it.
         tile, overlap: the tiling actually used (multiples of ``stride``, in input pixels).
         ensemble: as given.
 
-    Inference runs under ``torch.inference_mode`` in float32; denormal floats are flushed
-    (:func:`rlenhance.runtime.flush_denormals`, as the entry points do).
-
     Raises:
-        CheckpointError: the file is missing or broken (see
-            :func:`rlenhance.checkpoint.load_checkpoint`), it is not a supervised checkpoint (no
-            valid :class:`~rlenhance.checkpoint.SupervisedSpec`, or one that does not describe
-            its network), its task is not accepted (the message names the file, its task and
-            the accepted ones), a noise-map denoiser where ``noise_map`` is False or a plain
-            checkpoint where it is True, or no default checkpoint is installed.
+        CheckpointError: the file is missing or broken, not a supervised checkpoint (or its spec does
+            not describe its network), its task is not accepted, a noise-map denoiser where
+            ``noise_map`` is False or a plain one where it is True, or no default checkpoint is installed.
         ValueError: bad ``device``, ``task``, ``tile``, ``overlap``, ``noise_map`` or ``ensemble``.
 
     Example:
@@ -334,10 +287,7 @@ class SupervisedRestorer:
         self.ensemble: int = ensemble
 
     def _network(self, spec: SupervisedSpec, arch: Mapping[str, Any]) -> type[nn.Module]:
-        """The network class ``arch`` names (:data:`rlenhance.models.MODELS`); raise CheckpointError
-        unless it is the ``spec``'s model, with its variant and upscale, reads a mask only for completion
-        and a noise-level map only as a denoiser of known noise (a class named by import path is imported
-        only when it is the spec's model)."""
+        """The network class ``arch`` names; raise CheckpointError unless it fits the ``spec``."""
         source = f"checkpoint {self.path}"
         if is_import_path(arch["class"]) and arch["class"] != spec.model:
             raise CheckpointError(f"{source}: its SupervisedSpec does not fit its network: model {spec.model!r} "
@@ -374,31 +324,20 @@ class SupervisedRestorer:
                 noise_map: np.ndarray | None = None, dtype: type | np.dtype = np.float32) -> np.ndarray:
         """Restore one image.
 
-        Channels: a colour model (3 planes) given a gray image replicates it to RGB. A gray model
-        (1 plane, e.g. the denoisers) given an RGB image converts it to BT.601 luma and returns
-        one plane, or with ``per_channel=True`` restores R, G and B separately as three gray
-        images and returns RGB (the way to denoise colour images with a gray denoiser: each
-        channel carries the noise level the model was trained on). A gray noise-map denoiser
-        (FFDNet) given an RGB image without ``per_channel`` denoises its three opponent colour
-        planes (BM3D's transform, :data:`OPPONENT_COLOUR`), each at the level its map gives, and
-        returns RGB: the colour-difference planes are smooth and weakly noisy, so this removes
-        more noise than R, G and B alone (docs/denoising.md).
+        Channels: a colour model given a gray image replicates it to RGB. A gray model given an RGB
+        image reads its BT.601 luma and returns one plane, or with ``per_channel=True`` restores R, G
+        and B separately and returns RGB. A gray noise-map denoiser given an RGB image without
+        ``per_channel`` denoises its opponent colour planes (:data:`OPPONENT_COLOUR`) and returns RGB.
 
         Args:
-            image: array (H, W, C) with C in {1, 3} (RGB) or (H, W): float values in [0, 1] (a
-                denoiser also takes unclipped noisy values in :data:`rlenhance.io.NOISY_RANGE`), or
-                uint8 / uint16 samples scaled by their range (:func:`rlenhance.io.as_unit_float`).
+            image: as :meth:`Restorer.restore`.
             mask: completion checkpoints only (required there): (H, W) or (H, W, 1), bool or
                 float; values above 0.5 (True) mark missing pixels.
             per_channel: gray models on RGB input: restore each channel (see above).
-            noise_map: noise-map denoisers only (required there, :attr:`needs_noise_map`): the
-                noise standard deviation at each pixel in image units (``sigma / 255``), float
-                >= 0, (H, W, C) with the image's C (one level per plane) or (H, W) / (H, W, 1)
-                (one for every plane); e.g. :func:`rlenhance.data.noise_level_map`.
-            dtype: of the result (:data:`RESULT_DTYPES`): ``np.float32``, or ``np.uint8``, the levels
-                of the float result (:func:`rlenhance.io.float_to_levels`), computed a tile at a time.
-                uint8 / uint16 samples are read a window at a time too: with both, no float copy of
-                the image or of its result is made.
+            noise_map: noise-map denoisers only (required there): the noise standard deviation at
+                each pixel in image units (``sigma / 255``), float >= 0, (H, W, C) or (H, W) / (H, W, 1).
+            dtype: of the result (:data:`RESULT_DTYPES`): ``np.float32`` or ``np.uint8``, computed a
+                tile at a time.
 
         Returns:
             (H, W, C_out) of ``dtype``, float32 in [0, 1] (for input in [0, 1]), or (:attr:`upscale` H,
@@ -407,10 +346,8 @@ class SupervisedRestorer:
             pixels outside the mask equal the input's exactly.
 
         Raises:
-            ImageError: bad image or mask shape / dtype / values, mask of another size, a mask
-                missing for a completion checkpoint or given to another one, a noise map
-                missing for a noise-map denoiser, given to another model, or of another size,
-                negative or not finite.
+            ImageError: bad image, mask or noise map (shape, dtype, values, size), or one missing
+                where required or given where refused.
             ValueError: another ``dtype``.
         """
         out_dtype = result_dtype(dtype)
@@ -442,11 +379,8 @@ class SupervisedRestorer:
                 pixel (binary, or bool; soft values blend).
             per_channel: gray models on RGB input: restore each channel separately.
             noise_map: noise-map denoisers only (required there): per-pixel noise standard
-                deviation in image units, float >= 0, (B or 1, C or 1, H, W). A gray model on RGB
-                input reads each channel's level (``per_channel``) or, in the opponent colour
-                planes, each plane's (``sqrt(sum_c A_kc^2 sigma_c^2)``).
-            dtype: ``torch.float32``, or ``torch.uint8`` for the levels of the result, a tile at a
-                time (:func:`as_result`).
+                deviation in image units, float >= 0, (B or 1, C or 1, H, W).
+            dtype: ``torch.float32`` or ``torch.uint8`` (:func:`as_result`).
 
         Returns:
             (B, C_out, H, W) of ``dtype`` on ``x``'s device ((B, C_out, upscale H, upscale W) for a
@@ -496,12 +430,10 @@ class SupervisedRestorer:
         return self._run(x, mask, noise_map, dtype=dtype)
 
     def _run_opponent(self, x: Tensor, noise_map: Tensor, dtype: torch.dtype) -> Tensor:
-        """A gray noise-map denoiser on RGB ``x`` (B, 3, H, W): BM3D's opponent colour planes
-        (:data:`OPPONENT_COLOUR`, shifted into [0, 1] by :data:`OPPONENT_OFFSET`), each denoised as
-        a gray image at its own level, and back to RGB. Rows orthogonal: with independent noise of
-        level ``sigma_c`` in channel c, plane k's noise is independent of the others' and of level
-        ``sqrt(sum_c A_kc^2 sigma_c^2)``, which its map says. The transforms are per pixel: done
-        tile by tile (:func:`~rlenhance.ops.tiling.tiled`), on the tiles' windows only."""
+        """A gray noise-map denoiser on RGB ``x`` (B, 3, H, W) through the opponent colour planes, tile by tile.
+
+        Plane k's noise level is ``sqrt(sum_c A_kc^2 sigma_c^2)``.
+        """
         transform = torch.tensor(OPPONENT_COLOUR, dtype=torch.float32, device=x.device)
         offset = torch.tensor(OPPONENT_OFFSET, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
         inverse = torch.linalg.inv(transform)
@@ -518,8 +450,7 @@ class SupervisedRestorer:
                      scale=self.upscale)
 
     def _checked_noise_map(self, noise_map: Tensor | None, x: Tensor) -> Tensor | None:
-        """``noise_map`` checked against the image ``x`` and the model, as float32 (B, C or 1, H, W) on
-        ``x``'s device; raises ImageError (missing for a noise-map denoiser, given to another, bad)."""
+        """``noise_map`` checked (ImageError) and as float32 (B, C or 1, H, W) on ``x``'s device."""
         if noise_map is None:
             if self.needs_noise_map:
                 raise ImageError(f"noise_map: required by {self.path} (a noise-map denoiser, {self.arch_class}); give "
@@ -545,11 +476,8 @@ class SupervisedRestorer:
 
     def _run(self, x: Tensor, mask: Tensor | None, noise_map: Tensor | None = None, *, luma: bool = False,
              dtype: torch.dtype = torch.float32) -> Tensor:
-        """The net on ``x`` (B, channels, H, W; with ``luma``, B, 3, H, W, whose BT.601 luma it reads),
-        tiled; clamp and composite; the result as ``dtype`` (:func:`as_result`); on ``x``'s device. Tile
-        by tile: the windows converted to float (:func:`unit_window`; masks 0 / 1), the luma taken,
-        the pre-filled hole (:func:`~rlenhance.ops.fill.prefill_patches`, computed on its box) pasted
-        into the windows that hold it: no copy of ``x``'s size is made."""
+        """The net on ``x`` (B, channels, H, W; with ``luma``, the BT.601 luma of B, 3, H, W), tiled, clamped and
+        composited, as ``dtype`` on ``x``'s device; no copy of ``x``'s size is made."""
         weights = torch.tensor(BT601_LUMA_WEIGHTS, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
 
         def planes(window: Tensor) -> Tensor:  # what the net reads of a window of x
@@ -573,8 +501,7 @@ class SupervisedRestorer:
                      scale=self.upscale, positions=True)
 
     def _net(self, window: Tensor, second: Tensor | None = None) -> Tensor:
-        """The net on one window (and its mask or noise map, for nets that read one), on :attr:`device`,
-        float32: the mean over the :attr:`ensemble`'s transforms."""
+        """The net on one window (and its mask or noise map), float32: the mean over the :attr:`ensemble`."""
         inputs = (window, second) if self.needs_mask or self.needs_noise_map else (window,)
         inputs = tuple(x.to(self.device) for x in inputs)
         transforms = ENSEMBLES[self.ensemble]

@@ -1,8 +1,5 @@
-"""Greedy rollouts of pixel policies: :func:`greedy_rollout` of a low-light policy (the :class:`Enhancer
-<rlenhance.enhance.Enhancer>`'s and lol_train's validation's), and on many whole images the one inference path of
-the denoising and completion policies, which users run (``restore``: :class:`rlenhance.denoisers.PolicyDenoiser`,
-:class:`rlenhance.completion.PolicyCompleter`) and the trainers evaluate with (``from_policy``, then
-:meth:`PolicyRollouts.rollout_images`), the policy's transition stepping the images as its env steps them.
+"""Greedy rollouts of pixel policies: :func:`greedy_rollout` of a low-light policy, and :class:`PolicyRollouts`,
+the one inference path of the denoising and completion policies that users and trainers run alike.
 """
 
 from __future__ import annotations
@@ -38,8 +35,7 @@ class PolicyRollouts:
     @classmethod
     def from_policy(cls: type[_Restorer], policy: PixelActorCritic, spec: RolloutPolicySpec, *, predictor: Any = None,
                     tile: int = 512) -> _Restorer:
-        """The restorer of a policy in memory, on its device: a trainer's, evaluated on the path users run
-        (:meth:`rollout_images`), with the run's spec and the predictor its env holds (None: none).
+        """The restorer of a policy in memory, on its device, with the run's spec and predictor (None: none).
 
         Raises:
             CheckpointError: a policy, spec and predictor that do not fit (as for a checkpoint).
@@ -54,8 +50,7 @@ class PolicyRollouts:
         raise NotImplementedError
 
     def _adopt(self, policy: PixelActorCritic, spec: RolloutPolicySpec, predictor: Any, tile: int, path: Path) -> None:
-        """Keep ``policy`` (its device the restorer's), ``spec`` and ``path``, checking ``tile`` and that
-        ``predictor`` is given exactly when the policy was trained with one."""
+        """Keep ``policy``, ``spec`` and ``path``; check ``tile`` and that ``predictor`` matches the spec's."""
         if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
             raise ValueError(f"tile: expected an integer >= 1, got {tile!r}")
         if (predictor is None) != (spec.predictor is None):
@@ -65,16 +60,14 @@ class PolicyRollouts:
         self.device: torch.device = next(policy.parameters()).device
 
     def rollout_batch(self, *images: Tensor, actions: list[Tensor] | None = None) -> Tensor:
-        """The rollout of one batch of images (B, C, H, W) (the restorer's inputs: noisy images, or occluded
-        images and their masks), whole; ``actions`` gets each step's action ids (B, 1, H, W)."""
+        """The rollout of one batch of the restorer's inputs (B, C, H, W), whole; ``actions`` gets each step's ids."""
         raise NotImplementedError
 
     @torch.no_grad()
     def rollout_images(self, items: Sequence[Sequence[Tensor]], *, batch_size: int = 1,
                        track: Callable[[Sequence[list[int]]], Iterable[list[int]]] | None = None
                        ) -> list[tuple[Tensor, Tensor]]:
-        """:meth:`rollout_batch` over whole images of any sizes, in batches of images of one size (BSD68
-        mixes 321 x 481 and 481 x 321), the policy in eval mode (its mode is restored after).
+        """:meth:`rollout_batch` over whole images of any sizes, batched by size, the policy in eval mode.
 
         Args:
             items: per image, the tensors of :meth:`rollout_batch` without the batch axis, (C, H, W).
@@ -124,21 +117,11 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
                    chosen: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Run a low-light policy deterministically for ``transition.steps`` steps of ``transition``.
 
-    A discrete policy's alpha is, with ``alpha_mode="mean"`` (default), the expectation
-    ``sum_a p(a) alpha_a``: the LE step is linear in alpha, so this gives exactly the expected next
-    image of the stochastic policy that was trained; ``"argmax"`` takes the most probable alpha
-    (ReLLIE's test-time rule), the env's step of the greedy action. A continuous policy's is likewise
-    its expected action with "mean" (``E[tanh(u)]`` for SAC's squashed Gaussian, the expected clipped
-    sample for A3C's), and ``tanh`` of the Gaussian's mean (A3C: the clipped mean) with "argmax".
-    Alphas are chosen at the policy's working resolution (1 / ``downscale``, where block actions are
-    trained) and the alpha map is upsampled bilinearly, as Zero-DCE++ does.
-
-    Each step is :meth:`LowLightTransition.step <rlenhance.transitions.LowLightTransition.step>`, the
-    env's (``envs.lowlight``), without rewards. Used by :class:`Enhancer` and by training-time
-    validation. On the CPU, a discrete float32 policy whose network is a chain of convolutions, on a
-    working map of at most :data:`NATIVE_ROLLOUT_MAX_BLOCKS` blocks, runs in one
-    native kernel call fed with the same transition (:func:`rlenhance.ops.native.lowlight_rollout_native`,
-    within float rounding of these torch ops; ``RLENHANCE_NATIVE=0`` turns it off).
+    The alphas are :meth:`PixelActorCritic.action_values` (``alpha_mode``: the policy's expected action, or
+    ``"argmax"``), chosen at the policy's working resolution and upsampled bilinearly; each step is
+    :meth:`LowLightTransition.step <rlenhance.transitions.LowLightTransition.step>`, without rewards. On the
+    CPU, a discrete float32 chain-of-convolutions policy on at most :data:`NATIVE_ROLLOUT_MAX_BLOCKS` blocks
+    runs in one native kernel call (``RLENHANCE_NATIVE=0`` turns it off).
 
     Args:
         policy: the per-pixel actor-critic.
@@ -148,9 +131,8 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
         alpha_mode: "mean" or "argmax".
         exposure_target: the target E (float or (B,)) from which the ``exposure_gap`` input plane of a
             transition with ``observe_exposure_gap`` is computed (unused otherwise).
-        mean_limit: the cap: the highest image mean a step may reach (float or (B,),
-            :meth:`~rlenhance.transitions.LowLightTransition.limit`), each step scaled down to stay at
-            or below it (:func:`rlenhance.ops.cap_mean`); None: no cap.
+        mean_limit: the highest image mean a step may reach (float or (B,), :func:`rlenhance.ops.cap_mean`);
+            None: no cap.
         chosen: a list that gets each step's alphas as the policy chose them, (B, C, h, w) at its
             working resolution, before coupling, damping and the cap (the rollout then runs in torch).
 
@@ -173,11 +155,9 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
         if exposure_target is not None:
             obs["exposure_gap"] = losses.exposure_gap(current, exposure_target)
         x, _ = build_policy_input(obs)
-        # distributions at the policy's working resolution; only the 3-channel alpha map is upsampled
         out = policy(x, cond=cond if policy.cond_dim else None, hidden=hidden, full_resolution=False,
                      with_value=False)
         hidden = out.hidden
-        # the policy's own decoding (PixelActorCritic.action_values); continuous actions are alpha in [-1, 1]
         alpha = policy.action_values(out, alpha_table, mode=alpha_mode)
         if chosen is not None:
             chosen.append(alpha)
@@ -190,10 +170,8 @@ def greedy_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Te
 
 def working_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.Tensor | None, *, side: int,
                     transition: LowLightTransition, **kwargs: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """:func:`greedy_rollout` (``kwargs``: its) as :class:`~rlenhance.enhance.Enhancer` runs a photo: on
-    ``image`` resized to its ``side`` square working image (:func:`rlenhance.data.working_square`), the
-    maps stretched back over ``image`` and applied by the transition. Returns ``(enhanced, maps)``, the
-    maps at the size of ``image``."""
+    """:func:`greedy_rollout` on the ``side`` square working image of ``image``, the maps stretched back over
+    ``image`` and applied. Returns ``(enhanced, maps)``, the maps at the size of ``image``."""
     square = working_square(image, side)
     out, maps = greedy_rollout(policy, square, cond, transition=transition, **kwargs)
     if square is image:
@@ -202,10 +180,7 @@ def working_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.T
     return transition.apply(image, maps), maps
 
 
-#: The largest working map (blocks of the policy's downscale) the native rollout runs. Its convolutions
-#: are plain loops: on small maps, where torch's fixed cost per op dominates, they win; on larger ones
-#: torch's convolutions are faster, and this is about where the two take the same time. The shipped
-#: policy's map is well below it.
+#: The largest working map (blocks of the policy's downscale) the native rollout runs; above it torch is faster.
 NATIVE_ROLLOUT_MAX_BLOCKS = 256
 
 
@@ -213,13 +188,9 @@ def _native_rollout(policy: PixelActorCritic, image: torch.Tensor, cond: torch.T
                     transition: LowLightTransition, alpha_table: torch.Tensor, alpha_mode: str,
                     exposure_target: float | torch.Tensor | None,
                     mean_limit: float | torch.Tensor | None) -> tuple[torch.Tensor, list[torch.Tensor]] | None:
-    """:func:`greedy_rollout` with the native kernel (:func:`rlenhance.ops.native.lowlight_rollout_native`,
-    one C call for the whole rollout instead of some 60 torch ops a step), or None where that kernel does
-    not apply: a trace (an ONNX export records torch ops only), not a non-empty float32 CPU batch, another
-    action family than LE, a continuous policy, a network that is not a chain of
-    float32 CPU convolutions (:meth:`PixelActorCritic.action_layers`), a working map above
-    :data:`NATIVE_ROLLOUT_MAX_BLOCKS`, the kernels unavailable (``RLENHANCE_NATIVE=0``, no compiler), or
-    arguments the torch path refuses (it then raises, naming what is wrong)."""
+    """:func:`greedy_rollout` with the native kernel (:func:`rlenhance.ops.native.lowlight_rollout_native`), or
+    None where it does not apply (tracing, not a float32 CPU batch, not LE, a continuous policy or one that is
+    not a chain of convolutions, a map too large, no kernels, or arguments the torch path refuses)."""
     if torch.jit.is_tracing() or image.device.type != "cpu" or image.dtype != torch.float32 or image.dim() != 4 \
             or image.shape[1] != 3 or image.numel() == 0 or transition.curve != LE.name or policy.n_actions is None \
             or transition.steps < 1 \

@@ -31,19 +31,13 @@ def load_rse(path: str | os.PathLike, *, device: str | torch.device = "cpu",
     """The trained denoiser of an ``experiments.rse_train`` checkpoint, in eval mode, and its spec.
 
     Denoise with ``model(noisy, rounds=spec.rounds).clamp(0, 1)`` on float (B, C, H, W) images
-    (C = ``spec.channels``) with noise of a level in ``spec.sigmas`` (0-255 scale; several:
-    a blind denoiser, trained on each and told none; ``spec.sigma`` is the largest). A model
-    trained with a predictor (``rse_train --predictor``) gets it back, found as a policy's is
-    (:func:`find_predictor`: the recorded path, else that name beside ``path``, else in
-    ``rlenhance/weights/``) and run as :class:`DenoisePredictor` runs it, given each image's
-    estimated noise level (every round's input is denoised by it), with the geometric
-    self-``ensemble`` given (1: none; 2, 4 or 8: :func:`rlenhance.load_denoiser`).
+    (C = ``spec.channels``) with noise of a level in ``spec.sigmas`` (0-255 scale). A model trained with
+    a predictor gets it back (:func:`find_predictor`, run as :class:`DenoisePredictor`), with the
+    geometric self-``ensemble`` given (1: none; 2, 4 or 8).
 
     Raises:
-        CheckpointError: the file is not a valid RSE-RL checkpoint (wrong kind, broken or
-            non-finite weights, an architecture that does not build, more rounds than it holds, a
-            predictor in the spec and not in the architecture or the other way round), or its
-            predictor is found nowhere or is not a denoiser of its planes.
+        CheckpointError: the file is not a valid RSE-RL checkpoint (or its spec does not fit its
+            architecture), or its predictor is found nowhere or is not a denoiser of its planes.
         ValueError: an ``ensemble`` other than 1 for a model without a predictor, or a bad one.
     """
     check_ensemble(ensemble)
@@ -65,32 +59,25 @@ def load_rse(path: str | os.PathLike, *, device: str | torch.device = "cpu",
 
 
 class RSERestorer(PlanesDenoiser):
-    """An RSE-RL denoiser of ``experiments.rse_train`` (:func:`load_rse`) as a
-    :class:`rlenhance.restore.Restorer`: its spec's ``rounds`` rounds, clamped to [0, 1].
+    """An RSE-RL denoiser of ``experiments.rse_train`` (:func:`load_rse`) as a :class:`rlenhance.restore.Restorer`:
+    its spec's ``rounds`` rounds, clamped to [0, 1].
 
-    Large images run in tiles (:func:`~rlenhance.ops.tiling.tiled`), round by round: a pixel of a
-    round's output reads its patches (``patch`` px), the predictor's margin
-    (:attr:`DenoisePredictor.overlap`) and the policy's :func:`~rlenhance.models.policy.acting_radius`
-    around it, per step; the windows start on the patch grid (multiples of the patch ``stride``, of
-    the policy's blocks and of the predictor's stride), so a window's patches are the whole image's
-    and its core equals a whole-image round up to float rounding (the neighbour search's distances
-    can then, on a near-tie, pick another clean latent). A predictor that reads a noise level is given
-    the level of each round's whole input. A model of more than one round keeps its intermediate
-    images whole, as float32.
+    Large images run in tiles, round by round, with a margin covering the patches, the predictor's margin and
+    the policy's :func:`~rlenhance.models.policy.acting_radius` per step, on the patch grid, so a window's core
+    equals a whole-image round up to float rounding. Intermediate images are kept whole, as float32.
 
     Args:
         checkpoint: a checkpoint of ``experiments.rse_train``.
         device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
         tile: side of the tiles' core in pixels (rounded up to a multiple of the windows' grid).
-        ensemble: the self-ensemble of its predictor (``rse_train --predictor``; 1: none; a model
-            without a predictor takes 1 only). The rounds themselves run once.
+        ensemble: the self-ensemble of its predictor (a model without a predictor takes 1 only).
 
     Attributes:
         model: the :class:`~rlenhance.models.rse.RSEDenoiser`, in eval mode; spec: its spec;
         channels: its planes (1 gray, 3 RGB); tile, overlap: the tiling used.
 
     Raises:
-        CheckpointError: not a valid RSE-RL checkpoint (the message says what the file is).
+        CheckpointError: not a valid RSE-RL checkpoint.
         ValueError: an ``ensemble`` other than 1 for a model without a predictor, or a bad one, or a bad
             ``tile``.
     """
@@ -117,21 +104,18 @@ class RSERestorer(PlanesDenoiser):
 
     @property
     def action_names(self) -> tuple[str, ...]:
-        """The sources a pixel can take most of (:data:`rlenhance.models.rse.SOURCES`; ``predict`` with a
-        predictor)."""
+        """The sources a pixel can take most of (:data:`rlenhance.models.rse.SOURCES`)."""
         return SOURCES if self.model.predicted else SOURCES[:-1]
 
     def _denoise(self, x: Tensor, dtype: torch.dtype) -> Tensor:
         return self._rounds(x, dtype)[0]
 
     def _denoise_traced(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        out, maps = self._rounds(x, torch.float32, traced=True)
-        return out, maps
+        return self._rounds(x, torch.float32, traced=True)
 
     def _rounds(self, x: Tensor, dtype: torch.dtype, traced: bool = False) -> tuple[Tensor, Tensor | None]:
-        """The spec's rounds on ``x`` (float32 or samples), each tiled (class docstring); the last one's
-        output clamped, as ``dtype``; with ``traced``, also the dominant source of every pixel at every
-        step of every round, int64 (B, steps * rounds, H, W)."""
+        """The spec's rounds on ``x``, each tiled, the last clamped, as ``dtype``; with ``traced``, also the
+        dominant source of every pixel at every step of every round, int64 (B, steps * rounds, H, W)."""
         images, maps = x, []
         rounds = self.model.rounds[:self.spec.rounds]
         for index, stage in enumerate(rounds):
@@ -144,8 +128,7 @@ class RSERestorer(PlanesDenoiser):
                 return torch.cat([out, *(dominant_source(a).to(out.dtype) for a in actions)], dim=1) if traced \
                     else out
 
-            if self.predictor is not None and self.predictor.reads_level:  # each window's prediction at the
-                # level of the whole round's input (found a block at a time)
+            if self.predictor is not None and self.predictor.reads_level:  # the whole round input's level
                 self.model.attach_predictor(partial(self.predictor, level=self.predictor.levels(images)))
             try:
                 both = window_fn(images) if self.overlap is None else \

@@ -1,8 +1,7 @@
 """Network architectures: what a trained model needs at inference time.
 
-Submodules (import them directly; importing this package imports no submodule and no torch, so
-loading one architecture does not pull in the others; :data:`MODELS`, the table of the network classes a
-checkpoint can name, imports them on its first lookup):
+Submodules (import them directly: importing this package imports no submodule and no torch;
+:data:`MODELS` imports them on its first lookup):
 
 * :mod:`rlenhance.models.policy` -- fully convolutional per-pixel actor-critic networks, with
   an optional supervised backbone (:mod:`rlenhance.models.backbones` loads its weights).
@@ -10,16 +9,11 @@ checkpoint can name, imports them on its first lookup):
   define (:meth:`rlenhance.models.policy.PixelActorCritic.predict` decodes actions from them).
 * :mod:`rlenhance.models.critic` -- per-pixel Q networks (SAC's critics).
 * :mod:`rlenhance.models.mrpnet`, :mod:`rlenhance.models.pixelrnn` -- the supervised baselines.
-* :mod:`rlenhance.models.inpaint` -- the completion U-Net: a correction to a hole's pre-fill,
-  predicted on a coarse grid that sees the whole photo.
-* :mod:`rlenhance.models.ffdnet` -- FFDNet, the denoiser driven by a per-pixel noise-level map
-  (ReLLIE's denoiser module, run by :class:`rlenhance.Enhancer` with the map of its curve steps).
-* :mod:`rlenhance.models.peers` -- re-implementations of Zero-DCE, Zero-DCE++ and ReLLIE that
-  load those methods' official weights for side-by-side comparisons.
-* :mod:`rlenhance.models.vae` -- RSE-RL's patch VAE (latent invariant to flips and quarter turns),
-  overlapping patches and their seamless Hann-window blending.
-* :mod:`rlenhance.models.rse` -- RSE-RL's latent clustering, per-pixel blend and recursive rounds
-  (the denoiser of ``experiments.rse_train``; :func:`rlenhance.rse.load_rse` loads a trained one).
+* :mod:`rlenhance.models.inpaint` -- the completion U-Net (a correction to a hole's pre-fill).
+* :mod:`rlenhance.models.ffdnet` -- FFDNet, the denoiser driven by a per-pixel noise-level map.
+* :mod:`rlenhance.models.peers` -- Zero-DCE, Zero-DCE++ and ReLLIE, loading their official weights.
+* :mod:`rlenhance.models.vae` -- RSE-RL's patch VAE and seamless patch blending.
+* :mod:`rlenhance.models.rse` -- RSE-RL's latent clustering, per-pixel blend and recursive rounds.
 
 A supervised network (what ``experiments.supervised_train`` trains and
 :class:`rlenhance.restore.SupervisedRestorer` runs; a user's own one named by import path, docs/api.md) is
@@ -44,25 +38,21 @@ def _check_network(entry: Any) -> None:
         raise TypeError(f"expected a torch.nn.Module subclass, got {entry!r}")
 
 
-#: Every network class a checkpoint can name (its ``arch["class"]``, built by
-#: :func:`rlenhance.checkpoint.build_model`): the package's own, each registered under its class name by
-#: ``@MODELS.register()`` in its module (imported on the first lookup), and a user's, named by its import
-#: path ``"package.module:Class"`` (which a checkpoint of it records, so that it loads in any process).
+#: Every network class a checkpoint can name (its ``arch["class"]``): the package's own, registered by
+#: ``@MODELS.register()`` under their class names, and a user's, named by import path ``"package.module:Class"``.
 MODELS: Registry[Any] = Registry("network class", check=_check_network, modules=(
     "rlenhance.models.mrpnet", "rlenhance.models.pixelrnn", "rlenhance.models.ffdnet", "rlenhance.models.inpaint",
     "rlenhance.models.policy", "rlenhance.models.rse"))
 
 
 def model_name(network: type) -> str:
-    """The ``model`` a :class:`rlenhance.checkpoint.SupervisedSpec` records for a checkpoint of the
-    supervised ``network`` class: the class's own ``model_name`` attribute (the package's networks:
-    ``"mrpnet"``, ``"ffdnet"``, ...), else its import path (a user's network)."""
+    """The ``model`` a :class:`rlenhance.checkpoint.SupervisedSpec` records for the supervised ``network`` class:
+    its own ``model_name`` attribute, else its import path."""
     return vars(network).get("model_name") or path_of(network)
 
 
 class ArchMixin:
-    """``arch()`` for networks that keep their constructor kwargs in ``self._kwargs``: what checkpoints
-    store to rebuild the exact architecture (:func:`rlenhance.checkpoint.build_model`)."""
+    """``arch()`` for networks that keep their constructor kwargs in ``self._kwargs``."""
 
     _kwargs: dict[str, Any]
 

@@ -1,11 +1,8 @@
 """Bootstrapping policy backbones from supervised checkpoints.
 
-A :class:`~rlenhance.models.policy.PixelActorCritic` built with ``backbone="mrpnet"`` or
-``backbone="pixelrnn"`` holds an instance of the supervised network (MRPNet, PixelRNN or
-GatedPixelRNN, without its output convolution) as its feature extractor. This module copies the
-weights of a checkpoint written by ``experiments.supervised_train`` (or any
-:func:`rlenhance.checkpoint.save_checkpoint` of those networks) into it, and freezes or unfreezes
-it for the first episodes of RL training.
+A :class:`~rlenhance.models.policy.PixelActorCritic` built with ``backbone="mrpnet"`` or ``"pixelrnn"``
+holds a supervised network (without its output convolution) as its feature extractor. This module copies
+a supervised checkpoint's weights into it, and freezes or unfreezes it.
 
 Which checkpoint fits which backbone (the supervised ``head`` convolution is never copied):
 
@@ -14,9 +11,7 @@ Which checkpoint fits which backbone (the supervised ``head`` convolution is nev
 * ``backbone="pixelrnn"`` with a mask plane (``backbone_mask=True``): a ``GatedPixelRNN`` checkpoint;
 * ``backbone="pixelrnn"`` without: a ``PixelRNN`` (ConvLSTM) checkpoint.
 
-The image planes (``channels`` / ``in_channels``), ``width`` and the depth arguments
-(``levels``; ``n_gated``, ``n_res``) of the checkpoint must equal the policy's backbone's; the
-policy's fusion convolution, branches and heads are never touched (always fresh).
+The checkpoint's image planes, ``width`` and depth arguments must equal the policy's backbone's.
 
 Example:
     >>> from pathlib import Path
@@ -76,16 +71,12 @@ def _defaults(cls: type) -> dict[str, Any]:
 def load_backbone(policy: PixelActorCritic, checkpoint_path: str | os.PathLike) -> dict[str, Any]:
     """Copy a supervised checkpoint's feature-extractor weights into a policy's backbone.
 
-    The checkpoint is read and validated by :func:`rlenhance.checkpoint.load_checkpoint`
-    (format, finite weights). Its tensors (the MRPNet part of a ``CombinedModel``), less the
-    supervised output convolution, are copied exactly (``load_state_dict(strict=True)``, batch
-    norm statistics included) into ``policy``'s backbone, on the policy's device. Nothing else in
-    the policy changes.
+    Its tensors (the MRPNet part of a ``CombinedModel``), less the supervised output convolution, are
+    copied exactly (strict, batch norm statistics included); nothing else in the policy changes.
 
     Args:
         policy: a :class:`PixelActorCritic` with ``backbone="mrpnet"`` or ``"pixelrnn"``.
-        checkpoint_path: a checkpoint of MRPNet, CombinedModel, PixelRNN or GatedPixelRNN
-            (``checkpoints/best.pt`` / ``last.pt`` of ``experiments.supervised_train``).
+        checkpoint_path: a checkpoint of MRPNet, CombinedModel, PixelRNN or GatedPixelRNN.
 
     Returns:
         dict: ``path`` (str), ``model`` (the checkpoint's class), ``part`` (``"denoiser"`` for a
@@ -94,10 +85,8 @@ def load_backbone(policy: PixelActorCritic, checkpoint_path: str | os.PathLike) 
         tensors not copied: the supervised head, a CombinedModel's Generator).
 
     Raises:
-        CheckpointError: naming the file: the file is missing or invalid; the policy has no
-            supervised backbone; the checkpoint's model class does not fit the backbone (see
-            the module docstring); its image planes, width or depth differ from the backbone's (the
-            message says which ``backbone_*`` arguments would fit); or its tensors do not fit.
+        CheckpointError: the file is missing or invalid, the policy has no supervised backbone, or the
+            checkpoint's class, image planes, width, depth or tensors do not fit the backbone.
         TypeError: ``policy`` is not a PixelActorCritic.
     """
     policy = _check_policy(policy, "load_backbone")
@@ -164,10 +153,8 @@ def load_backbone(policy: PixelActorCritic, checkpoint_path: str | os.PathLike) 
 def set_backbone_trainable(policy: PixelActorCritic, trainable: bool) -> None:
     """Freeze (``False``) or unfreeze (``True``) the policy's backbone.
 
-    Frozen parameters have ``requires_grad=False`` (no gradients, so no optimiser updates: Adam
-    skips parameters without a gradient) and the backbone stays in eval mode (batch norm uses
-    its loaded running statistics). The fusion convolution, branches and heads are unaffected.
-    For ``backbone="fcn"`` the whole dilated trunk is the backbone.
+    Frozen parameters have ``requires_grad=False`` and the backbone stays in eval mode. For
+    ``backbone="fcn"`` the whole dilated trunk is the backbone.
 
     Args:
         policy: a :class:`PixelActorCritic`.
@@ -183,8 +170,7 @@ def set_backbone_trainable(policy: PixelActorCritic, trainable: bool) -> None:
 
 
 def backbone_parameters(policy: PixelActorCritic) -> list[nn.Parameter]:
-    """The parameters of the policy's backbone (see
-    :attr:`PixelActorCritic.backbone_module`), in ``named_parameters`` order.
+    """The parameters of the policy's backbone (:attr:`PixelActorCritic.backbone_module`), in order.
 
     Raises:
         TypeError: ``policy`` is not a PixelActorCritic.

@@ -1,8 +1,7 @@
 """Per-pixel action-value (Q) networks for soft actor-critic on pixel-wise MDPs (RSE-RL style).
 
-Every pixel is an agent, so the critic is fully convolutional and returns one Q value per pixel
-(continuous actions) or one Q value per pixel, action map and discrete action (discrete actions).
-Layout::
+The critic is fully convolutional: one Q value per pixel (continuous actions) or per pixel, action map
+and discrete action (discrete actions). Layout::
 
     x (B, in_channels, H, W) [+ cond planes] [+ action planes (continuous)]
       -> (optional) average-pool by ``downscale``
@@ -59,8 +58,7 @@ class PixelQNetwork(ArchMixin, nn.Module):
         width: feature planes of every trunk layer.
         dilations: dilation of each trunk convolution (the first maps the input to ``width``).
         kernel_size: odd kernel size of every convolution.
-        downscale: s >= 1; the net runs on the input average-pooled by s (partial border blocks
-            averaged over their valid pixels) and the Q maps are upsampled bilinearly to (H, W).
+        downscale: s >= 1; the net runs on the input average-pooled by s, the Q maps upsampled back.
         cond_dim: number of conditioning values, broadcast as constant input planes (0 = none).
 
     Shape:
@@ -68,17 +66,9 @@ class PixelQNetwork(ArchMixin, nn.Module):
         (B, out_channels, H, W) (continuous only).
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        n_actions: int | None,
-        width: int = 32,
-        dilations: Sequence[int] = (1, 2, 3, 4, 3, 2),
-        kernel_size: int = 3,
-        downscale: int = 1,
-        cond_dim: int = 0,
-    ):
+    def __init__(self, in_channels: int, out_channels: int, n_actions: int | None, width: int = 32,
+                 dilations: Sequence[int] = (1, 2, 3, 4, 3, 2), kernel_size: int = 3, downscale: int = 1,
+                 cond_dim: int = 0):
         super().__init__()
         check_net_args("PixelQNetwork", in_channels=in_channels, out_channels=out_channels, width=width,
                        downscale=downscale, n_actions=n_actions, cond_dim=cond_dim, kernel_size=kernel_size,
@@ -103,9 +93,7 @@ class PixelQNetwork(ArchMixin, nn.Module):
 
     @classmethod
     def for_policy(cls, policy: PixelActorCritic, **overrides: Any) -> PixelQNetwork:
-        """A critic that fits ``policy``: same state planes, action maps, actions, conditioning,
-        width, kernel and ``downscale``; its trunk uses the policy's trunk then branch dilations
-        (the receptive field of the policy head).
+        """A critic that fits ``policy``; its trunk uses the policy's trunk then branch dilations.
 
         Args:
             policy: the actor.

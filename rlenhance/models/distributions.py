@@ -1,15 +1,9 @@
 """Per-pixel action distributions over action maps.
 
 Every pixel of every action map has its own independent distribution; ``log_prob`` and
-``entropy`` are returned per pixel, shape (B, C, H, W), so the agents can weight them with
-per-pixel advantages. Sampling takes an optional ``torch.Generator`` (on the logits' device)
-so rollouts are reproducible without touching the global RNG, or the standard draws themselves
-(``noise``, from :meth:`~PixelCategorical.noise`): a data-parallel rank draws a global batch's and
-keeps its rows (:meth:`agents.distributed.Ranks.draw_rows`).
-
-They live next to the policy (:meth:`rlenhance.models.policy.PixelActorCritic.distribution` builds
-them, :meth:`~rlenhance.models.policy.PixelActorCritic.predict` decodes actions from them), since
-applying a trained policy needs them as much as training it; the agents import them from here too.
+``entropy`` are returned per pixel, shape (B, C, H, W). Sampling takes an optional ``torch.Generator``
+(on the logits' device), or the standard draws themselves (``noise``, from :meth:`~PixelCategorical.noise`).
+:meth:`rlenhance.models.policy.PixelActorCritic.distribution` builds them.
 """
 
 from __future__ import annotations
@@ -96,11 +90,9 @@ class PixelCategorical:
         return -(self.log_probs.exp() * self.log_probs).sum(dim=2)
 
 
-#: Nodes of the Gauss-Hermite rule of :meth:`PixelGaussian.expected_action` for standard deviations up
-#: to 1 (error of ``E[tanh(u)]`` below 1e-6 there; it grows to 0.06 at std 7.4, hence the rule below).
+#: Nodes of the Gauss-Hermite rule of :meth:`PixelGaussian.expected_action` for standard deviations up to 1.
 QUADRATURE_NODES = 32
-#: Wider Gaussians: ``E[tanh(u)] = 1 - int sech^2(t) Phi((t - mean) / std) dt``, by the trapezoid rule on
-#: [-10, 10] in steps of 0.25 (error below 1e-8 for std >= 1: both factors are smooth at that scale).
+#: Wider Gaussians: ``E[tanh(u)] = 1 - int sech^2(t) Phi((t - mean) / std) dt``, trapezoid rule on [-10, 10].
 _SECH2_STEP = 0.25
 #: (t, trapezoid weight sech^2(t) dt) of that rule.
 _SECH2_RULE = [(i * _SECH2_STEP, _SECH2_STEP / math.cosh(i * _SECH2_STEP) ** 2) for i in range(-40, 41)]
@@ -189,14 +181,8 @@ class PixelGaussian:
         return torch.tanh(self.mean) if self.squash else self.mean
 
     def expected_action(self, clip: float | None = None) -> Tensor:
-        """The expected action per pixel, float (B, C, H, W): ``E[tanh(u)]`` when squashed (Gauss-Hermite
-        quadrature of :data:`QUADRATURE_NODES` nodes up to std 1, an integral of the normal CDF
-        against sech^2 above), ``E[clamp(u, -clip, clip)]`` (closed form) for an
-        unsquashed one whose samples are clipped, else ``mean``.
-
-        Where an action enters the next state linearly (a curve step's alpha), this action gives the
-        stochastic policy's expected next state, which :meth:`mode` does not: ``tanh(E[u])`` is
-        further from 0 than ``E[tanh(u)]`` by an amount that grows with the standard deviation.
+        """The expected action per pixel, float (B, C, H, W): ``E[tanh(u)]`` when squashed (by quadrature),
+        ``E[clamp(u, -clip, clip)]`` (closed form) for an unsquashed one whose samples are clipped, else ``mean``.
         """
         if self.squash:
             out = torch.zeros_like(self.mean)

@@ -1,10 +1,7 @@
 """A coarse residual U-Net for large holes: the third supervised completion model.
 
-The PixelRNNs (:mod:`rlenhance.models.pixelrnn`) work at full resolution and, given the diffusion
-pre-fill of a 67x67 bedroom hole, learn to keep it. What a large hole's PSNR rewards is its
-low-frequency content (the bedroom data's true holes, area-downscaled by 4 and upscaled back, score
-far above the fill), and that needs context from far outside the hole. So
-:class:`CompletionUNet` predicts a correction to the pre-fill on a ``scale``-times smaller grid::
+A large hole's PSNR rewards its low-frequency content, which needs context from far outside the hole,
+so :class:`CompletionUNet` predicts a correction to the pre-fill on a ``scale``-times smaller grid::
 
     [image, mask] -> avg_pool(scale)
       -> levels x [conv3x3 + ReLU, conv3x3 + ReLU] (width * 2**k planes), max_pool(2) after each
@@ -13,16 +10,10 @@ far above the fill), and that needs context from far outside the hole. So
       -> conv3x3 (zero-initialised) = correction
       -> bilinear x scale;  output = image + correction * mask
 
-At ``scale=4, levels=3`` the bottleneck sees the 224x224 bedroom image as 7x7 cells, each reading the
-whole frame. The output is the input outside the hole; inside it, the pre-fill plus the learned
-correction, so training starts from the fill (the correction's last conv is zero) and can only
-learn to improve on it. 2,685,667 parameters at ``width=32``, 6,039,891 at ``width=48``, 10,735,043 at ``width=64``
-(the shipped file's). :meth:`CompletionUNet.widen_from` embeds a trained narrower net in a wider one, which starts
-out computing exactly what it did (``supervised_train --init`` at a larger ``--width``).
-
-Train it with ``experiments.supervised_train --model unet --task completion`` (hole MSE,
-:func:`rlenhance.metrics.hole.hole_mse`, or with ``--hole-loss psnr`` minus the hole PSNR, as the
-shipped file was, its photos last flipped left-right only: ``--flips horizontal``), on the diffusion pre-fill.
+The output is the input outside the hole; inside it, the pre-fill plus the learned correction, so
+training starts from the fill (the correction's last conv is zero). :meth:`CompletionUNet.widen_from`
+embeds a trained narrower net in a wider one. Train it with ``experiments.supervised_train --model unet
+--task completion``.
 
 Example:
     >>> net = CompletionUNet(width=4, levels=2, scale=2)
@@ -44,8 +35,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rlenhance.metrics.hole import check_mask
-from rlenhance.models import MODELS
-from rlenhance.models.pixelrnn import _check_image, _check_positive_int
+from rlenhance.models import MODELS, ArchMixin
+from rlenhance.models.trunks import _check_image, _check_positive_int
 
 __all__ = ["CompletionUNet"]
 
@@ -58,7 +49,7 @@ def _double_conv(in_planes: int, planes: int) -> nn.Sequential:
 
 
 @MODELS.register()
-class CompletionUNet(nn.Module):
+class CompletionUNet(ArchMixin, nn.Module):
     """Coarse residual U-Net completion network: pre-filled image + mask in, completed image out.
 
     Args:
@@ -68,18 +59,15 @@ class CompletionUNet(nn.Module):
         scale: the coarse grid is the input area-downscaled by this factor (1: full resolution).
 
     Shape:
-        ``forward(image, mask)``: image float (B, in_channels, H, W) (the occluded image with its
-        hole pre-filled), mask (B, 1, H, W), 1 = missing -> (B, in_channels, H, W): ``image``
-        outside the hole, pre-fill + correction inside (not clamped). ``forward(x)`` with x of
-        (B, in_channels + 1, H, W) (image and mask concatenated) is the same. Any H, W >= 1
-        (padded by edge replication to a multiple of ``scale * 2**levels``, cropped back).
+        ``forward(image, mask)``: image float (B, in_channels, H, W) (hole pre-filled), mask (B, 1, H, W),
+        1 = missing -> (B, in_channels, H, W): ``image`` outside the hole, pre-fill + correction inside
+        (not clamped). ``forward(x)`` with image and mask concatenated is the same. Any H, W >= 1.
     """
 
     #: reads the hole mask as its second input (``forward(image, mask)``)
     reads_mask = True
     model_name: ClassVar[str] = "unet"
-    #: ``experiments.supervised_train``'s settings where a run leaves them unset: whole bedroom photos, as
-    #: the PixelRNNs
+    #: ``experiments.supervised_train``'s settings where a run leaves them unset (whole bedroom photos)
     train_defaults: ClassVar[Mapping[str, float]] = MappingProxyType({"lr": 1e-3, "batch": 16, "crop": 224,
                                                                        "width": 32})
 
@@ -109,10 +97,6 @@ class CompletionUNet(nn.Module):
         self.head = nn.Conv2d(planes[0], in_channels, 3, padding=1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
-
-    def arch(self) -> dict[str, Any]:
-        """``{"class": "CompletionUNet", "kwargs": {...}}`` for checkpoints."""
-        return {"class": type(self).__name__, "kwargs": dict(self._kwargs)}
 
     def embeds(self, arch: Mapping[str, Any]) -> bool:
         """Whether :meth:`widen_from` takes a checkpoint of ``arch``: a CompletionUNet of this one's
@@ -144,10 +128,10 @@ class CompletionUNet(nn.Module):
 
     @torch.no_grad()
     def widen_from(self, state_dict: Mapping[str, Tensor], width: int) -> None:
-        """Load a narrower CompletionUNet's weights (:meth:`embeds`) so that this net computes what it
-        did (function-preserving widening, as Net2Net's): its planes are this net's first planes
-        (per part of a concatenation), their weights copied and their weights from the new planes
-        zeroed; the new planes keep their initial weights. Training then grows the new planes.
+        """Load a narrower CompletionUNet's weights (:meth:`embeds`) so that this net computes what it did.
+
+        Function-preserving widening (Net2Net): its planes are this net's first planes, the weights from the
+        new planes zeroed; the new planes keep their initial weights.
 
         Raises:
             ValueError: ``state_dict`` is not that of a width-``width`` net of this layout below this

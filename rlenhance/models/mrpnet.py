@@ -9,30 +9,21 @@ with an MSE loss:
         -> transposed conv3x3 stride 2 + ReLU                    (decoder, back to H x W)
         -> conv3x3 -> (+ x when residual)
 
-  77,379 parameters for RGB at ``width=64`` (the published ~77k).
-
 * :class:`Generator`, a super-resolution-style enhancer (SRGAN layout at a small size)::
 
       x -> conv9x9 stride s + ReLU -> residual blocks (x + ReLU(BN(conv3x3 x)))
         -> 2 x [conv3x3 (width -> 4 width) -> PixelShuffle(2) + ReLU]
         -> conv9x9 -> (+ bilinear-upsampled x when residual)
 
-  with ``s = 4 / upscale``: the two PixelShuffle stages always multiply the trunk's resolution
-  by 4, and the stride of the 9x9 head decides how much of that is upsampling (``upscale=4``:
-  SRGAN, the trunk at full resolution) and how much undoes a downsampling (``upscale=1``, the
-  default for enhancement: the residual trunk runs at 1/16 of the pixels). So the parameter
-  count is the same for every upscale: 363,651 for RGB at ``width=64`` (the published ~364k).
+  with ``s = 4 / upscale``: the two PixelShuffle stages multiply the trunk's resolution by 4, so the
+  parameter count is the same for every upscale.
 
-Every model has ``arch()`` (a JSON-able ``{"class", "kwargs"}`` for
-:func:`rlenhance.checkpoint.save_checkpoint` / :func:`~rlenhance.checkpoint.build_model` with
-:data:`rlenhance.models.MODELS`, where each registers) and ``features(x)``, the per-pixel feature maps
-its last convolution reads (``out_channels`` planes at the output resolution), so an RL policy can reuse the trained
-trunk as a backbone.
-
-Outputs are not squashed: they are meant to be in [0, 1] (the training targets are) but can
-leave it slightly; clamp for display and metrics.
+Every model has ``arch()`` (registered in :data:`rlenhance.models.MODELS`) and ``features(x)``, the
+per-pixel maps its last convolution reads (``out_channels`` planes at the output resolution), so an RL
+policy can reuse the trained trunk as a backbone. Outputs are not squashed: clamp for display and metrics.
 
 Example:
+    >>> import torch
     >>> net = CombinedModel(channels=3, width=8)
     >>> net(torch.rand(2, 3, 37, 30)).shape
     torch.Size([2, 3, 37, 30])
@@ -44,20 +35,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import ClassVar
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rlenhance.checkpoint import SUPERVISED_UPSCALES
-from rlenhance.errors import ImageError
-from rlenhance.models import MODELS
+from rlenhance.models import MODELS, ArchMixin
+from rlenhance.models.trunks import _check_image, _check_positive_int
 
 __all__ = ["TRAIN_DEFAULTS", "CombinedModel", "Generator", "MRPNet", "ResidualBlock"]
 
-#: Upscale factors a :class:`Generator` accepts (powers of two up to 2 ** shuffle stages): those a
-#: supervised checkpoint may record (:data:`rlenhance.checkpoint.SUPERVISED_UPSCALES`).
+#: Upscale factors a :class:`Generator` accepts (powers of two up to 2 ** shuffle stages).
 UPSCALES = SUPERVISED_UPSCALES
 #: PixelShuffle(2) stages of the Generator (the published model has two).
 _SHUFFLE_STAGES = 2
@@ -66,33 +55,18 @@ _SHUFFLE_FACTOR = 2
 TRAIN_DEFAULTS: Mapping[str, float] = MappingProxyType({"lr": 1e-4, "batch": 16, "crop": 128, "width": 64})
 
 
-def _check_positive_int(owner: str, **values: Any) -> None:
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{owner}: {name}={value!r}; expected an integer >= 1")
-
-
-def _check_input(owner: str, x: Tensor, channels: int) -> None:
-    if not torch.is_tensor(x) or x.dim() != 4 or x.shape[1] != channels or not x.is_floating_point():
-        got = f"{tuple(x.shape)} {x.dtype}" if torch.is_tensor(x) else type(x).__name__
-        raise ImageError(f"{owner}: input is {got}; expected a float tensor of shape (B, {channels}, H, W)")
-
-
 @MODELS.register()
-class MRPNet(nn.Module):
+class MRPNet(ArchMixin, nn.Module):
     """Compact encoder-decoder denoiser (see the module docstring for the layout).
 
     Args:
         in_channels: image planes (3 for RGB, 1 for gray).
         out_channels: output planes; None = ``in_channels``.
         width: feature planes of every layer (64 in the published model).
-        residual: add the input to the output, so the net predicts a correction (needs
-            ``out_channels == in_channels``). The published description does not say; the
-            parameter count is the same either way.
+        residual: add the input to the output (needs ``out_channels == in_channels``).
 
     Shape:
-        x: float (B, in_channels, H, W), any H, W >= 1 (odd sizes are handled by the
-        transposed convolution's ``output_size``) -> (B, out_channels, H, W).
+        x: float (B, in_channels, H, W), any H, W >= 1 -> (B, out_channels, H, W).
     """
 
     model_name: ClassVar[str] = "mrpnet"
@@ -115,13 +89,9 @@ class MRPNet(nn.Module):
         self.dec = nn.ConvTranspose2d(width, width, 3, stride=2, padding=1)
         self.head = nn.Conv2d(width, out_channels, 3, padding=1)
 
-    def arch(self) -> dict[str, Any]:
-        """``{"class": "MRPNet", "kwargs": {...}}`` for checkpoints."""
-        return {"class": type(self).__name__, "kwargs": dict(self._kwargs)}
-
     def features(self, x: Tensor) -> Tensor:
         """Decoder features, float (B, width, H, W) (ReLU outputs, >= 0)."""
-        _check_input("MRPNet", x, self.in_channels)
+        _check_image("MRPNet", x, self.in_channels)
         e1 = F.relu(self.enc1(x))
         e2 = F.relu(self.enc2(e1))
         return F.relu(self.dec(e2, output_size=e1.shape[-2:]))
@@ -152,11 +122,10 @@ class ResidualBlock(nn.Module):
 
 
 @MODELS.register()
-class Generator(nn.Module):
+class Generator(ArchMixin, nn.Module):
     """Super-resolution-style enhancer: residual blocks and PixelShuffle upsampling.
 
-    See the module docstring for the layout and why the parameter count does not depend on
-    ``upscale``.
+    See the module docstring for the layout.
 
     Args:
         in_channels: image planes (3 for RGB, 1 for gray).
@@ -200,13 +169,9 @@ class Generator(nn.Module):
         ))
         self.tail = nn.Conv2d(width, out_channels, 9, padding=4)
 
-    def arch(self) -> dict[str, Any]:
-        """``{"class": "Generator", "kwargs": {...}}`` for checkpoints."""
-        return {"class": type(self).__name__, "kwargs": dict(self._kwargs)}
-
     def features(self, x: Tensor) -> Tensor:
         """Upsampled trunk features, float (B, width, upscale H, upscale W)."""
-        _check_input("Generator", x, self.in_channels)
+        _check_image("Generator", x, self.in_channels)
         height, width = x.shape[-2] * self.upscale, x.shape[-1] * self.upscale
         z = F.relu(self.head(x))
         z = self.shuffle(self.blocks(z))
@@ -223,7 +188,7 @@ class Generator(nn.Module):
 
 
 @MODELS.register()
-class CombinedModel(nn.Module):
+class CombinedModel(ArchMixin, nn.Module):
     """:class:`MRPNet` (denoise) followed by :class:`Generator` (enhance), trained end to end.
 
     Args:
@@ -251,10 +216,6 @@ class CombinedModel(nn.Module):
                                    residual=residual)
         #: Planes of :meth:`features` (the Generator's).
         self.out_channels = self.generator.out_channels
-
-    def arch(self) -> dict[str, Any]:
-        """``{"class": "CombinedModel", "kwargs": {...}}`` for checkpoints."""
-        return {"class": type(self).__name__, "kwargs": dict(self._kwargs)}
 
     def features(self, x: Tensor) -> Tensor:
         """The Generator's features of the denoised image, float (B, width, upscale H, upscale W)."""

@@ -3,25 +3,17 @@
 Written from the papers and the documented weight layouts (``../shared/README.md``); the
 official weights are read from wherever the user keeps them and are never shipped.
 
-* :class:`ZeroDCE` (Guo et al., CVPR 2020): 7-layer 32-channel CNN predicting 8 per-pixel,
-  per-channel curve maps. 79,416 parameters. :func:`load_zero_dce`.
-* :class:`ZeroDCEPP` (Li et al., TPAMI 2021): the same topology with depthwise-separable
-  convolutions, run on the input downscaled by 12, one 3-channel map used for all 8 steps.
-  10,561 parameters. :func:`load_zero_dcepp`.
-* :class:`ReLLIENet` (Zhang et al., ACM MM 2021): PixelRL's fully convolutional actor-critic
-  without ConvGRU; 27 discrete curve actions per pixel and channel. 307,602 parameters.
-  :func:`load_rellie` reads the released Chainer ``.npz``; :func:`rellie_enhance` runs the
-  deterministic test-time rollout.
+* :class:`ZeroDCE` (Guo et al., CVPR 2020), :func:`load_zero_dce`.
+* :class:`ZeroDCEPP` (Li et al., TPAMI 2021), :func:`load_zero_dcepp`.
+* :class:`ReLLIENet` (Zhang et al., ACM MM 2021): :func:`load_rellie` reads the released Chainer ``.npz``;
+  :func:`rellie_enhance` runs the deterministic test-time rollout.
 
 Curve sign convention: everything here returns ``alpha`` in the convention of
 :func:`rlenhance.ops.curves.le_curve`, ``LE(x) = x + alpha * x * (1 - x)``. The Zero-DCE code
 writes ``x + r * (x**2 - x)`` with ``r = tanh(...)``, so ``alpha = -r``.
 
-All models take RGB float images in [0, 1], shape (B, 3, H, W), on any device.
-
-Speed note: about a quarter of the official Zero-DCE weights are denormal floats, which are
-very slow on some CPUs. The loaders zero them (``flush_subnormals=True``; they are below
-1.2e-38, so outputs do not change measurably); see also :func:`rlenhance.runtime.flush_denormals`.
+All models take RGB float images in [0, 1], shape (B, 3, H, W), on any device. The loaders zero
+denormal weights (``flush_subnormals=True``), which are very slow on some CPUs.
 """
 
 from __future__ import annotations
@@ -40,16 +32,8 @@ from rlenhance.checkpoint import check_finite, load_state_dict_strict, read_npz,
 from rlenhance.errors import CheckpointError, ImageError
 from rlenhance.ops.curves import le_curve, le_curve_iterative
 
-__all__ = [
-    "RELLIE_NPZ_KEYS",
-    "ReLLIENet",
-    "ZeroDCE",
-    "ZeroDCEPP",
-    "load_rellie",
-    "load_zero_dce",
-    "load_zero_dcepp",
-    "rellie_enhance",
-]
+__all__ = ["RELLIE_NPZ_KEYS", "ReLLIENet", "ZeroDCE", "ZeroDCEPP", "load_rellie", "load_zero_dce", "load_zero_dcepp",
+           "rellie_enhance"]
 
 
 def _check_rgb(x: torch.Tensor, who: str) -> None:
@@ -70,13 +54,9 @@ def _zero_subnormals(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# Zero-DCE
-# --------------------------------------------------------------------------------------------
-
+# --- Zero-DCE ---------------------------------------------------------------------------------
 def _dce_body(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The seven-layer Zero-DCE topology shared by Zero-DCE and Zero-DCE++ (``net.e_conv1..7``,
-    plain or depthwise-separable): ReLU layers with skip concatenations (3,4), (2,5), (1,6), tanh."""
+    """The seven-layer Zero-DCE topology (``net.e_conv1..7``) shared by Zero-DCE and Zero-DCE++."""
     x1 = F.relu(net.e_conv1(x))
     x2 = F.relu(net.e_conv2(x1))
     x3 = F.relu(net.e_conv3(x2))
@@ -84,6 +64,13 @@ def _dce_body(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     x5 = F.relu(net.e_conv5(torch.cat([x3, x4], dim=1)))
     x6 = F.relu(net.e_conv6(torch.cat([x2, x5], dim=1)))
     return torch.tanh(net.e_conv7(torch.cat([x1, x6], dim=1)))
+
+
+def _add_dce_layers(net: nn.Module, conv: Any, width: int, out_planes: int) -> None:
+    """Set ``net.e_conv1..7`` of the Zero-DCE topology, each built by ``conv(in_planes, out_planes)``."""
+    sizes = [(3, width)] + [(width, width)] * 3 + [(2 * width, width)] * 2 + [(2 * width, out_planes)]
+    for i, (a, b) in enumerate(sizes, 1):
+        setattr(net, f"e_conv{i}", conv(a, b))
 
 
 class ZeroDCE(nn.Module):
@@ -98,7 +85,6 @@ class ZeroDCE(nn.Module):
 
     ``r`` is split into ``n_iter`` 3-channel maps applied in order as
     ``x <- x + r_t * (x^2 - x)`` = :func:`le_curve` with ``alpha_t = -r_t``.
-    With the defaults it has 79,416 parameters and loads ``zero_dce_Epoch99.pth`` strictly.
 
     Args:
         width: Feature channels of the hidden layers (official: 32).
@@ -115,13 +101,7 @@ class ZeroDCE(nn.Module):
         super().__init__()
         self.width = width
         self.n_iter = n_iter
-        self.e_conv1 = nn.Conv2d(3, width, 3, padding=1)
-        self.e_conv2 = nn.Conv2d(width, width, 3, padding=1)
-        self.e_conv3 = nn.Conv2d(width, width, 3, padding=1)
-        self.e_conv4 = nn.Conv2d(width, width, 3, padding=1)
-        self.e_conv5 = nn.Conv2d(2 * width, width, 3, padding=1)
-        self.e_conv6 = nn.Conv2d(2 * width, width, 3, padding=1)
-        self.e_conv7 = nn.Conv2d(2 * width, 3 * n_iter, 3, padding=1)
+        _add_dce_layers(self, lambda a, b: nn.Conv2d(a, b, 3, padding=1), width, 3 * n_iter)
 
     def arch(self) -> dict[str, Any]:
         """``{"class": "ZeroDCE", "kwargs": {...}}`` for :func:`rlenhance.checkpoint.save_checkpoint`."""
@@ -129,8 +109,7 @@ class ZeroDCE(nn.Module):
 
     def curve_maps(self, x: torch.Tensor) -> torch.Tensor:
         """The curve parameters ``alpha`` (our sign), shape (B, 3 n_iter, H, W), in [-1, 1]."""
-        r = _dce_body(self, x)
-        return -r
+        return -_dce_body(self, x)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Enhance a batch.
@@ -151,10 +130,7 @@ class ZeroDCE(nn.Module):
         return le_curve_iterative(x, alpha, n_iter=self.n_iter), alpha
 
 
-# --------------------------------------------------------------------------------------------
-# Zero-DCE++
-# --------------------------------------------------------------------------------------------
-
+# --- Zero-DCE++ -------------------------------------------------------------------------------
 class _SeparableConv(nn.Module):
     """3x3 depthwise conv (groups = in channels, bias) followed by a 1x1 pointwise conv (bias)."""
 
@@ -172,18 +148,9 @@ class ZeroDCEPP(nn.Module):
 
     Same topology as :class:`ZeroDCE`, each 3x3 conv replaced by a depthwise 3x3 + pointwise 1x1
     pair (``e_convK.depth_conv``, ``e_convK.point_conv``); the last layer outputs one 3-channel
-    map ``r`` used for all ``n_iter`` steps. The maps are estimated at low resolution:
-
-    1. ``x_small = interpolate(x, scale_factor=1/scale_factor, bilinear, align_corners=False)``
-       (size ``floor(H/s) x floor(W/s)``, as the official ``F.interpolate`` call);
-    2. ``r = tanh(net(x_small))``, upsampled bilinearly with ``align_corners=True`` (the official
-       ``nn.UpsamplingBilinear2d``) to exactly (H, W);
-    3. ``x <- x + r * (x^2 - x)`` ``n_iter`` times, i.e. :func:`le_curve` with ``alpha = -r``.
-
-    The official test script crops H and W down to multiples of 12 first; for such sizes this
-    module gives the same result, for other sizes it keeps the full image (the map is stretched
-    to (H, W) instead of the image being cropped). With ``scale_factor=1`` nothing is resized.
-    With the defaults it has 10,561 parameters and loads ``zero_dcepp_Epoch99.pth`` strictly.
+    map ``r``, estimated on ``x`` downscaled bilinearly by ``scale_factor``, upsampled back to (H, W)
+    (``align_corners=True``) and used for all ``n_iter`` steps (:func:`le_curve` with ``alpha = -r``).
+    Unlike the official test script, H and W are not cropped to multiples of 12.
 
     Args:
         width: Feature channels of the hidden layers (official: 32).
@@ -198,13 +165,7 @@ class ZeroDCEPP(nn.Module):
         self.width = width
         self.n_iter = n_iter
         self.scale_factor = scale_factor
-        self.e_conv1 = _SeparableConv(3, width)
-        self.e_conv2 = _SeparableConv(width, width)
-        self.e_conv3 = _SeparableConv(width, width)
-        self.e_conv4 = _SeparableConv(width, width)
-        self.e_conv5 = _SeparableConv(2 * width, width)
-        self.e_conv6 = _SeparableConv(2 * width, width)
-        self.e_conv7 = _SeparableConv(2 * width, 3)
+        _add_dce_layers(self, _SeparableConv, width, 3)
 
     def arch(self) -> dict[str, Any]:
         """``{"class": "ZeroDCEPP", "kwargs": {...}}`` for :func:`rlenhance.checkpoint.save_checkpoint`."""
@@ -264,15 +225,13 @@ def load_zero_dce(path: str | os.PathLike, *, map_location: Any = "cpu",
     Args:
         path: The official weights file (a bare state_dict saved from CUDA).
         map_location: Where to load the tensors (default CPU).
-        flush_subnormals: Zero denormal weights (|w| < 1.2e-38; 19,266 of the 79,416 official
-            ones) so CPUs with a denormal penalty run at full speed.
+        flush_subnormals: Zero denormal weights (faster on CPUs with a denormal penalty).
 
     Returns:
         The model in eval mode.
 
     Raises:
-        CheckpointError: the file is missing/unreadable, holds NaN/inf, or its keys/shapes do
-            not fit (the message names the file).
+        CheckpointError: the file is missing/unreadable, holds NaN/inf, or its keys/shapes do not fit.
     """
     return _load_official_torch(ZeroDCE(), path, map_location, flush_subnormals)
 
@@ -296,10 +255,7 @@ def load_zero_dcepp(path: str | os.PathLike, *, map_location: Any = "cpu", flush
     return _load_official_torch(ZeroDCEPP(scale_factor=scale_factor), path, map_location, flush_subnormals)
 
 
-# --------------------------------------------------------------------------------------------
-# ReLLIE
-# --------------------------------------------------------------------------------------------
-
+# --- ReLLIE ------------------------------------------------------------------------------------
 class _DilatedConvBlock(nn.Module):
     """ReLU(3x3 conv with dilation d and padding d); keeps the spatial size."""
 
@@ -322,8 +278,6 @@ class ReLLIENet(nn.Module):
         policy_heads[c]  width -> n_actions, one head per image channel c
         value_branch     width -> width, dilations 3, 2
         value_head       width -> 1
-
-    With the defaults: 307,602 parameters, receptive field 33x33.
 
     Channel order: the released weights were trained on images read with OpenCV and never
     converted, so **the network works in BGR**: head ``c`` acts on channel ``c`` of its input,
@@ -409,12 +363,8 @@ RELLIE_NPZ_KEYS = tuple(sorted(_rellie_key_map()))
 def load_rellie(path: str | os.PathLike, *, flush_subnormals: bool = True) -> ReLLIENet:
     """Build a :class:`ReLLIENet` from the released Chainer ``model.npz`` (strict).
 
-    Chainer stores convolution weights as (out, in, kh, kw), as torch does, and both compute
-    cross-correlation, so arrays are copied as they are.
-
     Args:
-        path: The released ``.npz`` (:func:`rlenhance.checkpoint.read_npz`: each array's name, size,
-            shape and element type checked before it is read; no pickles).
+        path: The released ``.npz`` (read by :func:`rlenhance.checkpoint.read_npz`, no pickles).
         flush_subnormals: Zero denormal weights (see :func:`load_zero_dce`).
 
     Returns:
@@ -450,14 +400,10 @@ def rellie_enhance(net: ReLLIENet, x: torch.Tensor, *, steps: int = 6, neutral_a
 
     1. ``a = argmax(logits(s))`` per pixel and channel (first maximum on ties), a in 0..26;
     2. ``m = (a - neutral_action) / action_scale`` (-0.30 .. +1.00 by default);
-    3. channel coupling on the network's channels 0 (blue), 1 (green), 2 (red):
-       ``alpha_0 = m_0``, ``alpha_c = coupling * m_0 + (1 - coupling) * m_c`` for c = 1, 2,
-       i.e. green and red mostly follow the blue head, as in the released code;
-    4. damped curve step ``s <- damping * LE(s; alpha) + (1 - damping) * s`` with
-       ``LE(x; alpha) = x + alpha x (1 - x)``.
+    3. channel coupling: ``alpha_0 = m_0``, ``alpha_c = coupling * m_0 + (1 - coupling) * m_c`` for c = 1, 2;
+    4. damped curve step ``s <- damping * LE(s; alpha) + (1 - damping) * s``.
 
-    The network sees the current state at every step. The result is converted back to RGB and
-    clamped to [0, 1] (only float round-off can leave [0, 1]: every alpha is in [-1, 1]).
+    The result is converted back to RGB and clamped to [0, 1].
 
     Args:
         net: A :class:`ReLLIENet` (e.g. from :func:`load_rellie`), on the device of ``x``.

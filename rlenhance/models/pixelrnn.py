@@ -8,8 +8,7 @@
           -> [conv3x3 -> PixelShuffle(2) + ReLU] x levels   (2 width, width, width / 2 channels)
           -> conv3x3 -> sigmoid
 
-    6,640,483 parameters at ``width=64`` (the published ~6.6M; 6,643,555 with ``variant="seed"``).
-    Trained with :func:`mse_ssim_loss`, ``0.8 MSE + 0.2 (1 - SSIM)`` on the whole image.
+    Trained with :func:`mse_ssim_loss` on the whole image.
 
 (b) :class:`GatedPixelRNN`: RGB + mask in::
 
@@ -19,11 +18,7 @@
           -> 2 residual blocks (ReLU(x + BN(conv(ReLU(BN(conv x))))))
           -> conv3x3 -> sigmoid
 
-    377,955 parameters at ``width=48`` (the published ~0.4M). Trained with
-    :func:`completion_loss`: ``0.8 L1`` inside the hole ``+ 0.2 (1 - SSIM)`` of the composite
-    ``occluded * (1 - mask) + pred * mask`` (:func:`composite`).
-
-    ``variant="seed"`` is the seed's code exactly (398,291 parameters at ``width=48``)::
+    Trained with :func:`completion_loss` on the :func:`composite`. ``variant="seed"`` is the seed's code::
 
         [x, mask] -> conv7x7 (no ReLU) = skip
           -> n_gated x [ ... as above ...;  x = f * g + h + skip ]      (a global input skip)
@@ -31,19 +26,9 @@
           -> conv3x3 -> 32 planes -> ReLU -> conv1x1 -> sigmoid
         every convolution Xavier-uniform with zero bias
 
-    The seed trained it with an SSIM of a 7x7 window (:data:`GATED_SEED_SSIM_WINDOW`, the
-    ``ssim_window`` of :func:`completion_loss`).
-
-Both classes take ``variant`` (:data:`VARIANTS`): ``"default"`` is ours, ``"seed"`` the seed's
-architecture; :meth:`arch` records a non-default variant, so checkpoints rebuild the right net.
-
-Masks are float (B, 1, H, W) with 1 = missing pixel (as :class:`rlenhance.data.OccludedPairs` and
-:func:`rlenhance.data.random_occlusion` give them). Report hole-only metrics
-(:mod:`rlenhance.metrics.hole`): SSIM of the composite is dominated by the known pixels.
-
-Like :mod:`rlenhance.models.mrpnet`, every model has ``arch()`` (registered in :data:`rlenhance.models.MODELS`) and
-``features(...)``: the per-pixel maps its output convolution reads, ``out_channels`` planes at the
-input resolution.
+Both classes take ``variant`` (:data:`VARIANTS`); :meth:`arch` records a non-default one. Masks are float
+(B, 1, H, W) with 1 = missing pixel. Every model has ``arch()`` and ``features(...)``: the per-pixel maps
+its output convolution reads, ``out_channels`` planes at the input resolution.
 
 Example:
     >>> net = GatedPixelRNN(width=8)
@@ -64,52 +49,26 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rlenhance.checkpoint import SUPERVISED_VARIANTS
-from rlenhance.errors import ImageError
 from rlenhance.losses import mse_loss, ssim_loss
 from rlenhance.metrics import _as_batch_pair
 from rlenhance.metrics.hole import check_mask, hole_l1
-from rlenhance.models import MODELS
+from rlenhance.models import MODELS, ArchMixin
+from rlenhance.models.trunks import _check_image, _check_positive_int
 
-__all__ = [
-    "DEFAULT_SSIM_WINDOW",
-    "GATED_SEED_SSIM_WINDOW",
-    "VARIANTS",
-    "CompletionLoss",
-    "ConvLSTMCell",
-    "GatedConv",
-    "GatedPixelRNN",
-    "MSESSIMLoss",
-    "PixelRNN",
-    "completion_loss",
-    "composite",
-    "mse_ssim_loss",
-]
+__all__ = ["DEFAULT_SSIM_WINDOW", "GATED_SEED_SSIM_WINDOW", "VARIANTS", "CompletionLoss", "ConvLSTMCell", "GatedConv",
+           "GatedPixelRNN", "MSESSIMLoss", "PixelRNN", "completion_loss", "composite", "mse_ssim_loss"]
 
 _SHUFFLE_FACTOR = 2
-#: Architecture variants of both models: ours, or the seed's code exactly (those a supervised
-#: checkpoint may record: :data:`rlenhance.checkpoint.SUPERVISED_VARIANTS`).
+#: Architecture variants of both models: ours, or the seed's code exactly.
 VARIANTS = SUPERVISED_VARIANTS
 #: The seed PixelRNN's first encoder kernel (ours: 3).
 _SEED_FIRST_KERNEL = 5
 #: The seed gated PixelRNN's input kernel (ours: 3) and the planes of its two-conv output head.
 _SEED_INPUT_KERNEL = 7
 _SEED_HEAD_PLANES = 32
-#: Gaussian taps per axis of the losses' SSIM: 11 (PIQ's, which the ConvLSTM seed used); the gated
-#: PixelRNN seed had 7.
+#: Gaussian taps per axis of the losses' SSIM (PIQ's); the gated PixelRNN seed had 7.
 DEFAULT_SSIM_WINDOW = 11
 GATED_SEED_SSIM_WINDOW = 7
-
-
-def _check_positive_int(owner: str, **values: Any) -> None:
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{owner}: {name}={value!r}; expected an integer >= 1")
-
-
-def _check_image(owner: str, x: Tensor, channels: int, name: str = "input") -> None:
-    if not torch.is_tensor(x) or x.dim() != 4 or x.shape[1] != channels or not x.is_floating_point():
-        got = f"{tuple(x.shape)} {x.dtype}" if torch.is_tensor(x) else type(x).__name__
-        raise ImageError(f"{owner}: {name} is {got}; expected a float tensor of shape (B, {channels}, H, W)")
 
 
 def _check_variant(owner: str, variant: Any) -> None:
@@ -206,7 +165,7 @@ class _ResidualBlock(nn.Module):
 
 # --- (a) encoder -> ConvLSTM -> PixelShuffle decoder ---------------------------------------------
 @MODELS.register()
-class PixelRNN(nn.Module):
+class PixelRNN(ArchMixin, nn.Module):
     """Encoder -> one ConvLSTM step -> PixelShuffle decoder (the occluded-bedroom model).
 
     Args:
@@ -222,9 +181,7 @@ class PixelRNN(nn.Module):
     """
 
     model_name: ClassVar[str] = "pixelrnn"
-    #: ``experiments.supervised_train``'s settings where a run leaves them unset: the bedroom photos are
-    #: 224 x 224 with one 67 x 67 hole, taken whole (the seeds resized them to 256 and 128), so no crop
-    #: misses the hole
+    #: ``experiments.supervised_train``'s settings where a run leaves them unset (whole bedroom photos)
     train_defaults: ClassVar[Mapping[str, float]] = MappingProxyType({"lr": 1e-3, "batch": 16, "crop": 224,
                                                                        "width": 64})
 
@@ -257,10 +214,6 @@ class PixelRNN(nn.Module):
         self.out_channels = targets[0]
         self.head = nn.Conv2d(targets[0], out_channels, 3, padding=1)
 
-    def arch(self) -> dict[str, Any]:
-        """``{"class": "PixelRNN", "kwargs": {...}}`` for checkpoints."""
-        return {"class": type(self).__name__, "kwargs": dict(self._kwargs)}
-
     def features(self, x: Tensor) -> Tensor:
         """Decoder output, float (B, out_channels, H, W) (ReLU outputs, >= 0)."""
         _check_image("PixelRNN", x, self.in_channels)
@@ -279,7 +232,7 @@ class PixelRNN(nn.Module):
 
 # --- (b) gated PixelRNN with mask input ----------------------------------------------------------
 @MODELS.register()
-class GatedPixelRNN(nn.Module):
+class GatedPixelRNN(ArchMixin, nn.Module):
     """Gated PixelRNN completion network: image + mask in, completed image out.
 
     Args:
@@ -287,15 +240,12 @@ class GatedPixelRNN(nn.Module):
         width: hidden planes of every layer (48 published).
         n_gated: gated layers sharing the one ConvLSTM cell (3 published).
         n_res: residual blocks after them (2 published).
-        variant: ``"default"`` (ours) or ``"seed"`` (the seed's code: 7x7 input conv without
-            ReLU, global input skip, conv -> 32 -> ReLU -> 1x1 head, Xavier init; module docstring).
+        variant: ``"default"`` (ours) or ``"seed"`` (the seed's code, module docstring).
 
     Shape:
-        ``forward(image, mask)``: image float (B, in_channels, H, W) (the occluded image, in
-        [0, 1]), mask (B, 1, H, W), 1 = missing -> (B, in_channels, H, W) in (0, 1), the
-        prediction everywhere (blend it with :func:`composite`). ``forward(x)`` with x of
-        (B, in_channels + 1, H, W) (image and mask concatenated, the order of
-        :func:`rlenhance.models.policy.build_policy_input`) is the same.
+        ``forward(image, mask)``: image float (B, in_channels, H, W) in [0, 1], mask (B, 1, H, W),
+        1 = missing -> (B, in_channels, H, W) in (0, 1), the prediction everywhere (blend it with
+        :func:`composite`). ``forward(x)`` with image and mask concatenated is the same.
     """
 
     #: reads the hole mask as its second input (``forward(image, mask)``)
@@ -329,10 +279,6 @@ class GatedPixelRNN(nn.Module):
         ) if seed else nn.Conv2d(width, in_channels, 3, padding=1)
         if seed:
             _xavier_init(self)
-
-    def arch(self) -> dict[str, Any]:
-        """``{"class": "GatedPixelRNN", "kwargs": {...}}`` for checkpoints."""
-        return {"class": type(self).__name__, "kwargs": dict(self._kwargs)}
 
     def _input(self, image: Tensor, mask: Tensor | None) -> Tensor:
         if mask is None:
@@ -385,8 +331,7 @@ def mse_ssim_loss(pred: Tensor, target: Tensor, *, w_mse: float = 0.8, w_ssim: f
                   ssim_window: int = DEFAULT_SSIM_WINDOW, return_terms: bool = False) -> LossTerms:
     """``w_mse MSE + w_ssim (1 - SSIM)`` per image (the bedroom ConvLSTM model's loss).
 
-    SSIM is :func:`rlenhance.metrics.ssim` (Gaussian window of ``ssim_window`` taps, sigma 1.5,
-    data range 1): with the default 11 taps it is PIQ's SSIM, which the seed used.
+    SSIM is :func:`rlenhance.metrics.ssim` (Gaussian window of ``ssim_window`` taps, sigma 1.5, data range 1).
 
     Args:
         pred, target: float (B, C, H, W) in [0, 1], H and W >= ``ssim_window``.
@@ -408,11 +353,8 @@ def completion_loss(pred: Tensor, original: Tensor, occluded: Tensor, mask: Tens
                     return_terms: bool = False) -> LossTerms:
     """``w_l1 hole_l1(pred) + w_ssim (1 - SSIM(composite, original))`` per image (gated PixelRNN).
 
-    The L1 term is averaged over the hole's pixels only (:func:`~rlenhance.metrics.hole.hole_l1`); the seed's code
-    averaged ``|pred * mask - original * mask|`` over the whole image, which is the same up to
-    the factor (hole fraction). Gradients reach ``pred`` only inside the hole. The seed's SSIM
-    had a 7x7 window (``ssim_window=7``) and zero padding, averaged over the whole map; this one
-    extends the image symmetrically and averages the map without its border (skimage's SSIM).
+    The L1 term is averaged over the hole's pixels only (:func:`~rlenhance.metrics.hole.hole_l1`), so
+    gradients reach ``pred`` only inside the hole; the SSIM is skimage's (symmetric extension).
 
     Args:
         pred: prediction, float (B, C, H, W) in [0, 1], H and W >= ``ssim_window``.

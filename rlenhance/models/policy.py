@@ -10,15 +10,11 @@ action map, e.g. one per colour channel) and a state value. Layout::
       -> value branch:  dilated convs(d=branch_dilations) + ReLU -> value head
       -> (optional) bilinear upsampling of logits / means / values back to (H, W)
 
-With ``width=64, dilations=(1, 2, 3, 4), branch_dilations=(3, 2)`` this is exactly the ReLLIE
-network (307,602 parameters for ``in_channels=3, out_channels=3, n_actions=27``); adding
-``conv_gru=True`` gives the PixelRL network (~486k parameters for one grey input channel and
-9 actions).
+With ``width=64, dilations=(1, 2, 3, 4), branch_dilations=(3, 2)`` this is the ReLLIE network;
+adding ``conv_gru=True`` gives the PixelRL network.
 
-What the policy sees is built in one place, :func:`build_policy_input`, used by the agents
-during training and by the inference code alike; how its outputs become actions is decided in one
-place too, :meth:`PixelActorCritic.predict` (as Stable-Baselines3's ``BasePolicy.predict``), on the
-per-pixel distributions of :meth:`PixelActorCritic.distribution`:
+The policy input is built by :func:`build_policy_input`; outputs become actions in
+:meth:`PixelActorCritic.predict` (as SB3's ``BasePolicy.predict``):
 
 ================  =========================================  ==============================================
 output            ``predict(out)`` (deterministic)            ``predict(out, deterministic=False)``
@@ -28,14 +24,11 @@ bounded ``mean``  the mean, clamped to ``clip``               a Gaussian sample 
 free ``mean``     ``tanh(mean)``                              ``tanh`` of a Gaussian sample (SAC)
 ================  =========================================  ==============================================
 
-:meth:`PixelActorCritic.action_values` gives a deterministic step's action as a value per pixel
-(a discrete action's entry in a table, e.g. LowLight's alphas; by default the expected value
-under the policy), what :func:`rlenhance.rollouts.greedy_rollout` applies.
+:meth:`PixelActorCritic.action_values` gives a deterministic step's action as a value per pixel.
 
-Backbones. ``backbone="fcn"`` (the default) is the dilated-conv trunk above. ``"mrpnet"`` and
-``"pixelrnn"`` replace it by the feature extractor of a supervised network
-(:class:`SupervisedTrunk`), so the policy can start from a trained denoiser / completion model
-(:func:`rlenhance.models.backbones.load_backbone`)::
+Backbones. ``backbone="fcn"`` (default) is the dilated-conv trunk above; ``"mrpnet"`` and
+``"pixelrnn"`` use a supervised network's feature extractor (:class:`SupervisedTrunk`,
+:func:`rlenhance.models.backbones.load_backbone`)::
 
     x -> [image planes | (mask plane) | other planes] (+ cond planes)
       image (+ mask) -> supervised net .features()          (backbone_width planes)
@@ -51,8 +44,7 @@ Backbones. ``backbone="fcn"`` (the default) is the dilated-conv trunk above. ``"
                         :class:`~rlenhance.models.pixelrnn.PixelRNN` on the image planes
 ======================  ===================================================================
 
-The image planes are the first ``backbone_channels`` of ``x`` (``image`` comes first in
-:func:`build_policy_input`); the mask is the last plane of ``x`` (``mask`` comes last).
+The image planes are the first ``backbone_channels`` of ``x``; the mask is its last plane.
 
 Example:
     >>> net = PixelActorCritic(in_channels=6, out_channels=3, n_actions=27, cond_dim=5)
@@ -112,10 +104,9 @@ class PolicyOutput(NamedTuple):
             ``bounded_mean=True`` (else unbounded); ``None`` for a categorical net.
         log_std: float, shape (B, out_channels, H, W), clamped to ``log_std_bounds``; ``None``
             for a categorical net.
-        value: float, shape (B, 1, H, W), the per-pixel state value; ``None`` from a forward pass
-            with ``with_value=False`` (acting only, e.g. the Enhancer's greedy rollout).
-        hidden: float, shape (B, width, h, w) at the (downscaled) working resolution, the ConvGRU
-            state to pass to the next step; ``None`` without ConvGRU.
+        value: float, shape (B, 1, H, W), the per-pixel state value; ``None`` with ``with_value=False``.
+        hidden: float, shape (B, width, h, w) at the working resolution, the next ConvGRU state;
+            ``None`` without ConvGRU.
     """
 
     logits: Tensor | None
@@ -132,12 +123,8 @@ def build_policy_input(
 ) -> tuple[Tensor, Tensor | None]:
     """Concatenate the image-like observation entries the policy sees, in a fixed order.
 
-    This is the single place that decides the policy input; agents (training) and the
-    inference code call it alike. For LowLight the input is ``image`` then ``original``
-    (6 channels; 7 with the env's ``observe_exposure_gap``, the signed per-pixel distance to the
-    exposure target) plus ``cond`` (B, 5); for Denoise ``image`` (1 or 3 channels), then
-    ``prediction`` with the env's ``observe_prediction``, or ``level`` (the noise-level map) with its
-    ``level_scales``; for Completion ``image`` then ``mask``.
+    Used by training and inference alike. LowLight: ``image``, ``original`` (+ ``exposure_gap``)
+    and ``cond`` (B, 5); Denoise: ``image`` (+ ``prediction`` or ``level``); Completion: ``image``, ``mask``.
 
     Args:
         obs: observation dict of tensors. Image entries are float, shape (B, C_k, H, W);
@@ -170,21 +157,16 @@ def build_policy_input(
 
 
 def blocks_to_pixels(actions: Tensor, scale: int, size: tuple[int, int]) -> Tensor:
-    """Block actions (B, C, h, w) repeated over their ``scale`` x ``scale`` pixels, cropped to ``size`` = (H, W):
-    the actions of a downscaled policy run with ``full_resolution=False`` (one per block, as A3C's
-    ``block_actions`` trains and the rollouts decode them)."""
+    """Block actions (B, C, h, w) repeated over their ``scale`` x ``scale`` pixels, cropped to ``size`` = (H, W)."""
     return actions.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)[..., :size[0], :size[1]]
 
 
 def act(policy: PixelActorCritic, obs: Mapping[str, Tensor], hidden: Tensor | None = None, *,
         block_actions: bool = False, deterministic: bool = True,
         generator: torch.Generator | None = None) -> tuple[Tensor, Tensor | None]:
-    """One step of ``policy`` on the observation ``obs``: its input (:func:`build_policy_input`; the
-    ``cond`` entry only for a conditioned net), a forward pass without the value head, the actions
-    (:meth:`PixelActorCritic.predict`: the mode, or a sample drawn with ``generator``) and, with
-    ``block_actions``, one action per ``downscale`` block chosen at the working resolution and repeated
-    over its pixels (:func:`blocks_to_pixels`). The one step of every rollout of a trained policy (the
-    library's restorers, the envs' evaluation rollouts).
+    """One acting step of ``policy`` on ``obs`` (no value head): :meth:`PixelActorCritic.predict`'s actions
+    (mode, or a sample drawn with ``generator``); with ``block_actions``, one action per ``downscale`` block
+    repeated over its pixels (:func:`blocks_to_pixels`).
 
     Returns:
         ``(actions, hidden)``: int64 (B, C, H, W) action indices (float32 within the action bound
@@ -199,12 +181,11 @@ def act(policy: PixelActorCritic, obs: Mapping[str, Tensor], hidden: Tensor | No
 
 
 def acting_radius(policy: PixelActorCritic) -> int | None:
-    """How far (input pixels) one greedy action of ``policy`` reads around its pixel: the acting path's
-    radius (the trunk, the policy branch, the ConvGRU and the policy head, at the working resolution)
-    times ``downscale``, plus a working pixel for the pooling block and one for the bilinear
-    upsampling. An upper bound (the ConvGRU's convolutions are all counted); None for a supervised
-    backbone, whose radius is not bounded here. A rollout of ``n`` steps reads ``n`` times this plus
-    what its transition's steps read (the tiles' margin of the library's rollouts)."""
+    """Upper bound of how far (input pixels) one greedy action of ``policy`` reads around its pixel.
+
+    The acting path's radius at the working resolution, plus one pixel each for pooling and upsampling,
+    times ``downscale``; None for a supervised backbone.
+    """
     if policy.backbone != "fcn":
         return None
     parts = (policy.trunk, policy.policy_branch, policy.gru, policy.policy_head)
@@ -241,69 +222,40 @@ class PixelActorCritic(ArchMixin, nn.Module):
         branch_dilations: dilations of the convolutions of each of the policy / value branches.
         kernel_size: odd kernel size of every convolution.
         conv_gru: put a ConvGRU (state carried across steps) at the end of the policy branch.
-        downscale: s >= 1; the net runs on the input average-pooled by s (partial border blocks
-            averaged over their valid pixels) and its outputs are upsampled bilinearly back to
-            (H, W), so a pass costs about 1/s^2 of a full-resolution one.
+        downscale: s >= 1; the net runs on the input average-pooled by s and its outputs are
+            upsampled bilinearly back to (H, W).
         cond_dim: number of conditioning values, broadcast as constant input planes (0 = none).
         log_std_bounds: (min, max) clamp of the Gaussian log standard deviation.
-        policy_head_gain: the policy head's initial weights are scaled by this factor (and its
-            biases zeroed) so the initial policy is near-uniform / near-zero-mean.
-        bounded_mean: continuous heads only: the mean is ``tanh`` of the head output, so it lies
-            in the (-1, 1) action Box the envs use (A3C samples around it and clips). Use False
+        policy_head_gain: scale of the policy head's initial weights (biases zeroed).
+        bounded_mean: continuous heads only: the mean is ``tanh`` of the head output (A3C); False
             for a tanh-squashed Gaussian (SAC), whose mean lives before the squashing.
-        backbone: the trunk, one of :data:`BACKBONES`: ``"fcn"`` (dilated convs, ``dilations``),
-            ``"mrpnet"`` or ``"pixelrnn"`` (a supervised network's feature extractor, see the
-            module docstring; ``dilations`` is then unused). The ``backbone_*`` arguments apply to
-            the supervised backbones only and must be left unset with ``"fcn"``.
+        backbone: the trunk, one of :data:`BACKBONES`: ``"fcn"`` (dilated convs), ``"mrpnet"`` or
+            ``"pixelrnn"`` (module docstring). The ``backbone_*`` arguments must be unset with ``"fcn"``.
         backbone_channels: image planes the supervised network reads (the first planes of x);
             None = 3 when x has at least 3 planes, else 1.
-        backbone_width: the supervised network's ``width``; None = its class default (the
-            published size: MRPNet 64, PixelRNN 64, GatedPixelRNN 48). Must equal the width of a
-            checkpoint to be loaded with :func:`~rlenhance.models.backbones.load_backbone`.
+        backbone_width: the supervised network's ``width``; None = its class default. Must equal
+            the width of a checkpoint loaded with :func:`~rlenhance.models.backbones.load_backbone`.
         backbone_mask: ``"pixelrnn"`` only: use the gated PixelRNN, which also reads the last plane
-            of x as the hole mask; None = True iff x is exactly the image planes plus one (image
-            + mask, as Completion's ``build_policy_input`` gives), else the ConvLSTM PixelRNN.
+            of x as the hole mask; None = True iff x is exactly the image planes plus one.
         backbone_kwargs: further constructor arguments of the supervised network (e.g.
             ``{"levels": 2}`` for PixelRNN, ``{"n_gated": 2, "n_res": 1}`` for GatedPixelRNN).
-        cond_film: also modulate the features by the conditioning values (FiLM, Perez et al. 2018):
-            a linear map of ``cond`` gives a per-channel scale ``1 + g`` and shift ``b`` applied to
-            the trunk's features and to the policy branch's. The cond planes only add a bias to
-            the first convolution; a scale can switch features off, e.g. the ones that make the
-            maps follow the image content when a smoothness weight asks for flat maps. Zero
-            initialised, so a new net starts as the one without. Needs ``cond_dim > 0``.
+        cond_film: also modulate the trunk's and policy branch's features by ``cond`` (FiLM: per-channel
+            scale ``1 + g`` and shift ``b``, zero initialised). Needs ``cond_dim > 0``.
 
-    A backbone's parameters can be frozen with :meth:`set_backbone_trainable` (while frozen the
-    backbone also stays in eval mode, so batch-norm layers use the loaded running statistics).
-    :meth:`arch` lists the ``backbone*`` arguments (resolved) only for a supervised backbone, so
-    the arch of an ``"fcn"`` policy, and checkpoints saved before backbones existed, are unchanged.
+    :meth:`arch` lists the ``backbone*`` arguments only for a supervised backbone.
 
     Shape:
         x: float (B, in_channels, H, W); cond: float (B, cond_dim); hidden: (B, width, h, w)
         with h = ceil(H / downscale), w = ceil(W / downscale).
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        n_actions: int | None,
-        width: int = 32,
-        dilations: Sequence[int] = (1, 2, 3, 4),
-        branch_dilations: Sequence[int] = (3, 2),
-        kernel_size: int = 3,
-        conv_gru: bool = False,
-        downscale: int = 1,
-        cond_dim: int = 0,
-        log_std_bounds: Sequence[float] = (-5.0, 2.0),
-        policy_head_gain: float = 0.1,
-        bounded_mean: bool = True,
-        backbone: str = "fcn",
-        backbone_channels: int | None = None,
-        backbone_width: int | None = None,
-        backbone_mask: bool | None = None,
-        backbone_kwargs: Mapping[str, Any] | None = None,
-        cond_film: bool = False,
-    ):
+    def __init__(self, in_channels: int, out_channels: int, n_actions: int | None, width: int = 32,
+                 dilations: Sequence[int] = (1, 2, 3, 4), branch_dilations: Sequence[int] = (3, 2),
+                 kernel_size: int = 3, conv_gru: bool = False, downscale: int = 1, cond_dim: int = 0,
+                 log_std_bounds: Sequence[float] = (-5.0, 2.0), policy_head_gain: float = 0.1,
+                 bounded_mean: bool = True, backbone: str = "fcn", backbone_channels: int | None = None,
+                 backbone_width: int | None = None, backbone_mask: bool | None = None,
+                 backbone_kwargs: Mapping[str, Any] | None = None, cond_film: bool = False):
         super().__init__()
         self.backbone_trainable = True
         check_net_args("PixelActorCritic", in_channels=in_channels, out_channels=out_channels, width=width,
@@ -402,17 +354,11 @@ class PixelActorCritic(ArchMixin, nn.Module):
 
     @property
     def backbone_module(self) -> nn.Module:
-        """The backbone's network: the supervised net inside :class:`SupervisedTrunk` (its fusion
-        convolution is not part of it), or the whole :class:`ConvTrunk` for ``"fcn"``."""
+        """The supervised net inside :class:`SupervisedTrunk`, or the whole :class:`ConvTrunk` for ``"fcn"``."""
         return self.trunk.net if isinstance(self.trunk, SupervisedTrunk) else self.trunk
 
     def set_backbone_trainable(self, trainable: bool) -> None:
-        """Freeze (False) or unfreeze (True) the backbone's parameters (``requires_grad``).
-
-        While frozen the backbone stays in eval mode whatever :meth:`train` is called with, so
-        batch-norm layers use (and keep) their running statistics; the fusion convolution,
-        branches and heads train as usual.
-        """
+        """Freeze (False) or unfreeze (True) the backbone's parameters; a frozen backbone stays in eval mode."""
         self.backbone_trainable = bool(trainable)
         for param in self.backbone_module.parameters():
             param.requires_grad_(self.backbone_trainable)
@@ -426,13 +372,12 @@ class PixelActorCritic(ArchMixin, nn.Module):
         return self
 
     def action_layers(self, cond: Tensor | None) -> list[tuple[nn.Conv2d, bool, tuple[Tensor, Tensor] | None]] | None:
-        """The convolutions :meth:`forward` runs from the pooled input with its cond planes to the
-        policy head's output, in order, for kernels that run them outside torch
-        (:func:`rlenhance.ops.native.lowlight_rollout_native`): ``(conv, relu, film)``, with ``film``
-        FiLM's per-image scale ``1 + g`` and shift ``b`` (each (B, channels)) applied after the ReLU,
-        or None. ``cond``: (B, cond_dim), needed when the net has FiLM (else unused). None when the
-        actions are not such a chain: a supervised backbone, a ConvGRU, or FiLM without a policy branch
-        (its two modulations would then follow one layer)."""
+        """The acting path's convolutions in order, as ``(conv, relu, film)``, for native kernels.
+
+        ``film`` is FiLM's per-image ``(1 + g, b)`` (each (B, channels)) applied after the ReLU, or None;
+        ``cond`` (B, cond_dim) is needed with FiLM. None for a supervised backbone, a ConvGRU, or FiLM
+        without a policy branch.
+        """
         if self.backbone != "fcn" or self.gru is not None or (self.film is not None
                                                                 and isinstance(self.policy_branch, nn.Identity)):
             return None
@@ -461,8 +406,7 @@ class PixelActorCritic(ArchMixin, nn.Module):
             hidden: ConvGRU state from the previous step, shape (B, width, h, w); ``None`` = zeros.
             full_resolution: upsample the outputs to (H, W); False keeps them at the working
                 resolution (h, w) = ceil(H / downscale, W / downscale), one per block of pixels.
-            with_value: run the value branch; False skips it (``value`` is None) where only the
-                actions are needed: the action outputs are the same.
+            with_value: run the value branch; False skips it (``value`` is None).
 
         Returns:
             :class:`PolicyOutput` at full resolution (H, W), or (h, w) with ``full_resolution=False``.
@@ -514,12 +458,9 @@ class PixelActorCritic(ArchMixin, nn.Module):
 
     # --- from outputs to actions -----------------------------------------------------------------
     def distribution(self, out: PolicyOutput) -> PixelCategorical | PixelGaussian:
-        """The per-pixel action distribution of one of this net's outputs (SB3's ``get_distribution``).
+        """The per-pixel action distribution of an output (SB3's ``get_distribution``).
 
-        Categorical over ``out.logits``; for a continuous net a Gaussian of ``out.mean`` and
-        ``out.log_std``, tanh-squashed into (-1, 1) when the mean is free (``bounded_mean=False``,
-        SAC) and not when it is bounded (A3C samples around the mean and clips, :meth:`clip_actions`).
-        Its ``log_prob`` and ``entropy`` are what the agents train on.
+        Categorical over ``out.logits``, else a Gaussian, tanh-squashed when ``bounded_mean=False`` (SAC).
         """
         if out.logits is not None:
             return PixelCategorical(out.logits)
@@ -527,33 +468,26 @@ class PixelActorCritic(ArchMixin, nn.Module):
 
     def sample_noise(self, n: int, height: int, width: int, *, generator: torch.Generator | None,
                      device: torch.device, dtype: torch.dtype = torch.float32) -> Tensor:
-        """The standard draws a sample of :meth:`distribution` consumes for n rows of (height, width)
-        actions (its ``noise``), drawn before the net runs: uniform (n, C, 1, H, W) for a categorical
-        net, standard normal (n, C, H, W) for a Gaussian one."""
+        """Standard draws for :meth:`distribution`'s sample: uniform (n, C, 1, H, W) or normal (n, C, H, W)."""
         kind = PixelCategorical if self.n_actions is not None else PixelGaussian
         return kind.draw_noise((n, self.out_channels, height, width), generator, device, dtype)
 
     def clip_actions(self, actions: Tensor, clip: float | None = ACTION_BOUND) -> Tensor:
-        """Actions as an env takes them: a continuous net's clamped to [-clip, clip] (None: left as
-        they are); a categorical net's indices unchanged."""
+        """A continuous net's actions clamped to [-clip, clip] (None: unclamped); indices unchanged."""
         if self.n_actions is not None or clip is None:
             return actions
         return actions.clamp(-clip, clip)
 
     def predict(self, out: PolicyOutput, *, deterministic: bool = True, generator: torch.Generator | None = None,
                 clip: float | None = ACTION_BOUND, noise: Tensor | None = None) -> Tensor:
-        """The actions of one output: the one decoding of policy outputs (module table), used by
-        A3C and SAC to act (SAC's training rollouts too; A3C's draw from :meth:`distribution` with
-        the same generator and clip with :meth:`clip_actions`, as they need the sample's
-        log-probability), by the RL rollouts and, through :meth:`action_values`, by the Enhancer.
+        """The actions of one output (module table).
 
         Args:
             out: an output of this net (full or working resolution: the actions have its size).
             deterministic: the distribution's mode; False samples from it with ``generator``.
             generator: torch generator on the output's device for sampling (None: the global RNG).
             clip: continuous actions are clamped to [-clip, clip] (:meth:`clip_actions`); None: not.
-            noise: the distribution's standard draws to sample with instead of ``generator``
-                (``distribution(out).noise(...)``).
+            noise: standard draws (:meth:`sample_noise`) to sample with instead of ``generator``.
 
         Returns:
             int64 (B, C, h, w) action indices, or float32 (B, C, h, w) within [-clip, clip].
@@ -569,12 +503,8 @@ class PixelActorCritic(ArchMixin, nn.Module):
             out: an output of this net.
             table: float (n_actions,), the value of each discrete action (unused by a continuous net,
                 whose actions are values already: :meth:`predict`).
-            mode: ``"mean"``, the expected value of the stochastic policy's action: for a discrete
-                net ``sum_a p(a) table[a]`` (:func:`expected_value`, differentiable in the logits),
-                for a continuous one :meth:`PixelGaussian.expected_action` (``E[tanh(u)]`` for SAC's
-                squashed Gaussian, ``E[clip(u)]`` for A3C's clipped samples); or ``"argmax"``, the
-                action :meth:`predict` takes (the most probable one; ``tanh(mean)`` / the clipped
-                mean for a continuous net).
+            mode: ``"mean"``, the policy's expected action value (:func:`expected_value`,
+                :meth:`PixelGaussian.expected_action`), or ``"argmax"``, :meth:`predict`'s action.
 
         Returns:
             float (B, C, h, w).
@@ -595,6 +525,5 @@ class PixelActorCritic(ArchMixin, nn.Module):
         return table[self.predict(out)]
 
     def upsample(self, t: Tensor, height: int, width: int) -> Tensor:
-        """Bilinear upsampling of a working-resolution map by ``downscale`` (block centres kept in
-        place), cropped to (H, W): how the net's own outputs reach full resolution."""
+        """Bilinear upsampling of a working-resolution map by ``downscale``, cropped to (H, W)."""
         return upsample_blocks(t, self.downscale, height, width)

@@ -3,24 +3,17 @@ recursive self-enhancement rounds, in one module that a trained checkpoint rebui
 
 One **round** (:class:`RSERound`) turns an image into a better one:
 
-1. the image is cut into overlapping patches and encoded by the round's D4-invariant
+1. the image is cut into overlapping patches and encoded by the round's
    :class:`~rlenhance.models.vae.PatchVAE`;
-2. **candidates**: each patch is decoded from its own latent (the VAE's denoised patch) and from
-   the mean latent of its ``neighbours`` nearest *clean* latents (:class:`LatentBank`: clean
-   training patches clustered by k-means, each query searched inside its nearest clusters); both
-   candidate images are blended back with Hann windows (no seams);
-3. the round's per-pixel policy (a :class:`~rlenhance.models.policy.PixelActorCritic` trained by
-   trust-region SAC) looks at the image and its two candidates and picks, at every pixel, two
+2. **candidates**: each patch is decoded from its own latent and from the mean latent of its
+   ``neighbours`` nearest *clean* latents (:class:`LatentBank`), both blended back with Hann windows;
+3. the round's per-pixel SAC policy looks at the image and its candidates and picks, at every pixel,
    numbers in [-1, 1] that :func:`rse_blend` turns into the new pixel.
 
-A round built with ``predicted=True`` (``experiments.rse_train --predictor``) has a third
-candidate, a supervised denoiser's output for the round's input (its ``predictor``, attached after
-building: :meth:`RSEDenoiser.attach_predictor`; not part of the weights), and a third action,
-how far the target moves from the two VAE candidates toward it.
-
-:class:`RSEDenoiser` chains rounds: round ``k + 1`` was trained on the outputs of round ``k`` and is
-applied to them (recursive self-enhancement). :func:`rlenhance.rse.load_rse` rebuilds a trained
-denoiser from a checkpoint of ``experiments.rse_train``; this module holds the architecture only.
+A round built with ``predicted=True`` has a third candidate, a supervised denoiser's output
+(:meth:`RSEDenoiser.attach_predictor`; not part of the weights), and a third action.
+:class:`RSEDenoiser` chains rounds (recursive self-enhancement); :func:`rlenhance.rse.load_rse` rebuilds
+a trained one from a checkpoint of ``experiments.rse_train``.
 
 Example:
     >>> torch.manual_seed(0) is not None
@@ -49,17 +42,8 @@ from rlenhance.models.vae import PatchVAE, blend_patches, extract_patches
 #: A round's predictor: a supervised denoiser, ``(B, C, H, W) images -> (B, C, H, W) prediction``.
 Predictor = Callable[[Tensor], Tensor]
 
-__all__ = [
-    "ACTION_MAPS",
-    "BLEND_ACTIONS",
-    "SOURCES",
-    "LatentBank",
-    "RSEBlend",
-    "RSEDenoiser",
-    "RSERound",
-    "dominant_source",
-    "rse_blend",
-]
+__all__ = ["ACTION_MAPS", "BLEND_ACTIONS", "SOURCES", "LatentBank", "RSEBlend", "RSEDenoiser", "RSERound",
+           "dominant_source", "rse_blend"]
 
 #: The per-pixel actions of a round: (index, name, meaning at -1 .. +1); the third only with a predictor.
 BLEND_ACTIONS = (
@@ -67,27 +51,22 @@ BLEND_ACTIONS = (
     (1, "mix", "target = the VAE's reconstruction .. the decoded clean-neighbour mean"),
     (2, "predict", "target = that mix .. the predictor's output (rounds with a predictor only)"),
 )
-#: Where the new pixel of a blend comes from (:func:`dominant_source`): the pixel itself, the VAE's
-#: reconstruction, the decoded clean-neighbour mean, the predictor's output (with a predictor).
+#: Where the new pixel of a blend comes from (:func:`dominant_source`).
 SOURCES = ("keep", "vae", "neighbours", "predict")
 #: Action maps per pixel (shared by the colour channels), without a predictor: one per candidate.
 ACTION_MAPS = 2
-#: Candidate images a round computes: the VAE reconstruction and the clean-neighbour decoding
-#: (and, with a predictor, its output: ``CANDIDATES + 1``).
+#: Candidate images a round computes without a predictor (``CANDIDATES + 1`` with one).
 CANDIDATES = 2
 #: Patches per VAE call when a round processes whole images (bounds memory).
 PATCH_CHUNK = 8192
 #: Queries per distance-matrix block in the neighbour search (bounds memory).
 QUERY_CHUNK = 2048
-#: A predicted round's untrained policy starts with the Gaussian means of "strength" and "predict"
-#: at this value: ``tanh(3) = 0.995``, so it takes 99.75% of the prediction, and SAC learns where the
-#: VAE candidates (or keeping the pixel) do better; a round without a predictor starts at 0 (halfway).
+#: A predicted round's untrained policy starts with the Gaussian means of "strength" and "predict" here,
+#: i.e. near the prediction.
 PREDICT_START = 3.0
 
 
-# --------------------------------------------------------------------------------------------
-# The transition the agent controls
-# --------------------------------------------------------------------------------------------
+# --- The transition the agent controls --------------------------------------------------------
 def rse_blend(image: Tensor, candidates: Tensor, actions: Tensor) -> Tensor:
     """Move every pixel toward a mix of its candidates, by amounts the per-pixel actions set.
 
@@ -102,8 +81,7 @@ def rse_blend(image: Tensor, candidates: Tensor, actions: Tensor) -> Tensor:
 
     Args:
         image: float (B, C, H, W), the current estimate.
-        candidates: float (B, nC, H, W), n = 2 or 3: the VAE reconstruction, the decoded
-            clean-neighbour mean (and the predictor's output) (:meth:`RSERound.candidates`).
+        candidates: float (B, nC, H, W), n = 2 or 3 (:meth:`RSERound.candidates`).
         actions: float (B, n, H, W) in [-1, 1] (n numbers per pixel, shared by the channels).
 
     Returns:
@@ -124,9 +102,7 @@ def rse_blend(image: Tensor, candidates: Tensor, actions: Tensor) -> Tensor:
 
 
 def dominant_source(actions: Tensor) -> Tensor:
-    """The source of most of each new pixel of :func:`rse_blend` (an index of :data:`SOURCES`): the
-    largest of the weights ``1 - t`` (keep), ``t (1 - m) (1 - p)`` (vae), ``t m (1 - p)`` (neighbours)
-    and ``t p`` (predict; ``p = 0`` without a predictor's action).
+    """The source of most of each new pixel of :func:`rse_blend` (an index of :data:`SOURCES`).
 
     Args:
         actions: float (B, n, H, W) in [-1, 1], n = 2 or 3.
@@ -149,18 +125,13 @@ class RSEBlend(nn.Module):
         return rse_blend(image, candidates, actions)
 
 
-# --------------------------------------------------------------------------------------------
-# Latent clustering
-# --------------------------------------------------------------------------------------------
+# --- Latent clustering ---------------------------------------------------------------------------
 class LatentBank(nn.Module):
     """Clean patch latents grouped by k-means, and the nearest-clean-neighbour search.
 
     Buffers (saved with the model): ``latents`` (N, L), the posterior means of N clean patches;
     ``centres`` (K, L), the k-means centres; ``assignment`` (N,), each latent's cluster. A query is
-    compared with the latents of its own cluster and of the ``probe - 1`` clusters next to it only
-    (an inverted-file search: the clustering is what makes the correspondence between noisy and
-    clean patches cheap, about ``probe / K`` of an exhaustive search); when those hold fewer than
-    ``k`` latents, the whole bank is searched.
+    searched in its ``probe`` nearest clusters only (:meth:`neighbours`).
 
     Args:
         size: N, latents held.
@@ -221,9 +192,8 @@ class LatentBank(nn.Module):
     def neighbours(self, queries: Tensor, k: int) -> Tensor:
         """Indices (Q, k) into ``latents`` of each query's ``k`` nearest clean latents, nearest first.
 
-        A query is searched among the latents of its nearest cluster and of the ``probe - 1``
-        clusters whose centres are nearest to that cluster's centre (the whole bank when these
-        hold fewer than ``k``); queries are processed cluster by cluster.
+        A query is searched in its nearest cluster and the ``probe - 1`` clusters nearest to it (the whole
+        bank when these hold fewer than ``k``).
         """
         k = min(int(k), self.size)
         out = torch.zeros(queries.shape[0], k, dtype=torch.long, device=queries.device)
@@ -243,29 +213,23 @@ class LatentBank(nn.Module):
         return out
 
 
-# --------------------------------------------------------------------------------------------
-# One round and the recursion
-# --------------------------------------------------------------------------------------------
+# --- One round and the recursion ---------------------------------------------------------------
 class RSERound(nn.Module):
     """One self-enhancement round: patch VAE, clean-latent bank and the per-pixel blend policy.
 
     Args:
         channels: image channels C (3 RGB, 1 gray).
-        patch, stride: the patch grid (RSE-RL: 16 px patches; stride 8 = half-overlap, so the Hann
-            windows sum to one).
+        patch, stride: the patch grid.
         latent_dim, hidden, depth: the :class:`PatchVAE`.
         bank_size, clusters, probe: the :class:`LatentBank`.
         neighbours: clean latents averaged into the neighbour candidate.
         width: channels of the policy network.
         policy_kwargs: further :class:`PixelActorCritic` arguments (dilations, downscale ...).
-        predicted: a third candidate, the output of the round's :attr:`predictor` (a supervised
-            denoiser, set after building: not part of the weights), and a third action; the
-            untrained policy then starts near the prediction (:data:`PREDICT_START`).
+        predicted: a third candidate, the output of the round's :attr:`predictor`, and a third action.
 
     Attributes:
         predictor: the :data:`Predictor` of a ``predicted`` round (None until set).
-        n_candidates: candidates per pixel, which is also the action maps per pixel (2, or 3 with
-            ``predicted``).
+        n_candidates: candidates (and action maps) per pixel: 2, or 3 with ``predicted``.
     """
 
     def __init__(self, channels: int = 3, patch: int = 16, stride: int = 8, latent_dim: int = 64, hidden: int = 512,
@@ -296,11 +260,8 @@ class RSERound(nn.Module):
             images: float (B, C, H, W), the current estimates (unclipped values allowed).
 
         Returns:
-            float (B, nC, H, W): the VAE reconstruction (each patch decoded from its own latent)
-            then the clean-neighbour candidate (each patch decoded from the mean of its
-            ``neighbours`` nearest clean latents, in the patch's orientation and with its mean
-            colour), each blended back with Hann windows, then, in a ``predicted`` round, the
-            :attr:`predictor`'s output.
+            float (B, nC, H, W): the VAE reconstruction, the clean-neighbour candidate and, in a
+            ``predicted`` round, the :attr:`predictor`'s output.
 
         Raises:
             ImageError: images of another shape. RuntimeError: a ``predicted`` round without its
@@ -332,8 +293,7 @@ class RSERound(nn.Module):
 
     @torch.no_grad()
     def act(self, images: Tensor, candidates: Tensor) -> Tensor:
-        """The greedy per-pixel actions (B, n, H, W) in (-1, 1): ``tanh`` of the Gaussian mean, SAC's
-        deterministic action."""
+        """The greedy per-pixel actions (B, n, H, W) in (-1, 1): ``tanh`` of the Gaussian mean."""
         return torch.tanh(self.policy(self.policy_input(images, candidates)).mean)
 
     @torch.no_grad()
@@ -353,9 +313,7 @@ class RSERound(nn.Module):
 class RSEDenoiser(ArchMixin, nn.Module):
     """Up to ``max_rounds`` :class:`RSERound` of one architecture, applied in turn.
 
-    Every round has the same shape (the arguments are those of :class:`RSERound`), so a
-    checkpoint's ``arch`` rebuilds the whole chain; how many rounds a trained model applies is
-    its checkpoint spec's ``rounds`` (:class:`rlenhance.checkpoint.RSEDenoiserSpec`).
+    Every round has the same shape (the arguments of :class:`RSERound`).
 
     Args:
         max_rounds: rounds held, >= 1.

@@ -1,11 +1,10 @@
-"""The trunks of the per-pixel policy (:class:`rlenhance.models.policy.PixelActorCritic`): the dilated
-convolution stack, a supervised network's feature extractor fused with the other planes, the ConvGRU
-cell, and what the policy and the critic share: the checks of their arguments and input, the conditioning
-planes, the pooling to the working resolution and the upsampling back."""
+"""The trunks of the per-pixel policy (:class:`rlenhance.models.policy.PixelActorCritic`) and the checks,
+conditioning planes, pooling and upsampling that the policy and the critic share."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +19,18 @@ __all__ = ["BACKBONES", "ConvGRUCell", "ConvTrunk", "SupervisedTrunk", "append_c
 BACKBONES: tuple[str, ...] = ("fcn", "mrpnet", "pixelrnn")
 #: Constructor arguments of the supervised nets set through dedicated PixelActorCritic arguments.
 _RESERVED_BACKBONE_KWARGS = ("in_channels", "width", "channels")
+
+
+def _check_positive_int(owner: str, **values: Any) -> None:
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{owner}: {name}={value!r}; expected an integer >= 1")
+
+
+def _check_image(owner: str, x: Tensor, channels: int, name: str = "input") -> None:
+    if not torch.is_tensor(x) or x.dim() != 4 or x.shape[1] != channels or not x.is_floating_point():
+        got = f"{tuple(x.shape)} {x.dtype}" if torch.is_tensor(x) else type(x).__name__
+        raise ImageError(f"{owner}: {name} is {got}; expected a float tensor of shape (B, {channels}, H, W)")
 
 
 def _conv(in_ch: int, out_ch: int, kernel_size: int, dilation: int = 1, bias: bool = True) -> nn.Conv2d:
@@ -66,7 +77,6 @@ def backbone_class(backbone: str, mask: bool = False) -> type[nn.Module]:
     Raises:
         ValueError: an unknown name, or a mask for ``"mrpnet"``.
     """
-    # imported here: rlenhance.models imports no architecture it does not need
     if backbone == "mrpnet":
         if mask:
             raise ValueError("backbone='mrpnet' reads no mask plane; use backbone='pixelrnn' (gated PixelRNN) "
@@ -83,10 +93,8 @@ def backbone_class(backbone: str, mask: bool = False) -> type[nn.Module]:
 class SupervisedTrunk(nn.Module):
     """Trunk around a supervised network's feature extractor, fused with the remaining planes.
 
-    The network's ``features`` read the image planes (and the mask for the gated PixelRNN); the
-    other input planes and the cond planes are concatenated to those features and mixed by a
-    fresh 1x1 convolution + ReLU down to ``width`` planes. The network's output convolution
-    (``head``) is removed: only the feature extractor is kept, the policy has its own heads.
+    The other input planes and the cond planes are concatenated to the network's ``features`` and mixed
+    by a fresh 1x1 convolution + ReLU; the network's output convolution (``head``) is removed.
 
     Args:
         net: the supervised network (MRPNet, PixelRNN or GatedPixelRNN); it has ``features``,
@@ -190,14 +198,12 @@ def check_planes(owner: str, x: Tensor, in_channels: int) -> None:
 
 
 def pool_blocks(x: Tensor, scale: int) -> Tensor:
-    """``x`` (B, C, H, W) average-pooled by ``scale`` to the working resolution (ceil(H / scale),
-    ceil(W / scale)), partial border blocks averaged over their valid pixels; ``x`` itself for 1."""
+    """``x`` (B, C, H, W) average-pooled by ``scale`` to (ceil(H / scale), ceil(W / scale)); ``x`` itself for 1."""
     return F.avg_pool2d(x, scale, ceil_mode=True) if scale > 1 else x
 
 
 def upsample_blocks(t: Tensor, scale: int, height: int, width: int) -> Tensor:
-    """Bilinear upsampling of a working-resolution map by ``scale`` (block centres kept in place),
-    cropped to (``height``, ``width``): how a net's outputs reach full resolution."""
+    """Bilinear upsampling of a working-resolution map by ``scale``, cropped to (``height``, ``width``)."""
     up = F.interpolate(t, size=(t.shape[-2] * scale, t.shape[-1] * scale), mode="bilinear", align_corners=False)
     return up[..., :height, :width]
 

@@ -1,9 +1,8 @@
 """RSE-RL's patch VAE: overlapping patches, a latent space invariant to flips and 90-degree
 rotations by construction, and a seamless (Hann-window) overlap-add back to the image.
 
-The eight flips and rotations of a square patch form the dihedral group D4. RSE-RL claims an
-equivariant VAE; here the latent is made **invariant by construction** and the decoder
-**equivariant**, by canonicalising each patch before it is encoded::
+The eight flips and rotations of a square patch form the dihedral group D4. The latent is made
+**invariant by construction** and the decoder **equivariant**, by canonicalising each patch first::
 
     patch x (C, P, P)
       -> g = canonical_orientation(x)        one of the 8 transforms, chosen by a fixed rule
@@ -12,22 +11,14 @@ equivariant VAE; here the latent is made **invariant by construction** and the d
       -> y = d4_inverse(decoder(z), g) + dc   the decoded patch, back in x's orientation
 
 The rule (:func:`canonical_orientation`) scores each transform ``g`` by ``<w, mean_c(g x)>`` with a
-fixed, orientation-sensitive weight map ``w`` (its leading term is the luminance centroid
-``2 m_y + m_x``) and keeps the highest. The transforms of ``T x`` are those of ``x`` in another
-order, so the same canonical patch is found: ``z(T x) = z(x)`` and ``decode(T x) = T decode(x)``
-hold exactly (up to floating-point ties between two scores, which real-valued patches do not
-have). The leading term is a low-frequency moment, so a noisy patch mostly gets the orientation of
-its clean version, which is what makes clean and noisy latents comparable (RSE-RL's
-clustering). Canonicalising costs one encoder pass, where averaging the encodings of the 8
-transforms would cost eight. The per-channel mean (DC) bypasses the bottleneck: the latent
-describes structure, not brightness, so clusters group textures and edges whatever their colour.
+fixed, orientation-sensitive weight map ``w`` (:func:`orientation_weights`) and keeps the highest, so
+``z(T x) = z(x)`` and ``decode(T x) = T decode(x)`` hold exactly (ties aside). The per-channel mean (DC)
+bypasses the bottleneck: the latent describes structure, not brightness.
 
-Patches: :func:`extract_patches` cuts a (B, C, H, W) batch into P x P patches every S pixels
-(reflect-padded so that every pixel is covered as in the interior); :func:`blend_patches` puts
-them back with a separable Hann window ``sin^2(pi (n + 1/2) / P)`` and divides by the summed
-weights. With ``S = P / 2`` the windows sum to one everywhere (a partition of unity), so an
-unchanged patch set gives the image back and patches that disagree are cross-faded over their
-whole overlap: no seams. :func:`seam_energy` measures what is left at the patch borders.
+Patches: :func:`extract_patches` cuts a (B, C, H, W) batch into P x P patches every S pixels;
+:func:`blend_patches` puts them back with a separable Hann window, normalised by the summed weights, so
+patches that disagree are cross-faded without seams. :func:`seam_energy` measures what is left at the
+patch borders.
 
 Example:
     >>> vae = PatchVAE(channels=3, patch=8, latent_dim=6, hidden=32)
@@ -51,46 +42,26 @@ from torch import Tensor, nn
 from rlenhance.errors import ImageError
 from rlenhance.models import ArchMixin
 
-__all__ = [
-    "D4_ORDER",
-    "PatchCode",
-    "PatchGrid",
-    "PatchVAE",
-    "blend_patches",
-    "canonical_orientation",
-    "canonicalise",
-    "decanonicalise",
-    "d4_inverse",
-    "d4_permutations",
-    "d4_transform",
-    "extract_patches",
-    "hann_window",
-    "orientation_weights",
-    "patch_borders",
-    "seam_energy",
-    "vae_loss",
-]
+__all__ = ["D4_ORDER", "PatchCode", "PatchGrid", "PatchVAE", "blend_patches", "canonical_orientation", "canonicalise",
+           "decanonicalise", "d4_inverse", "d4_permutations", "d4_transform", "extract_patches", "hann_window",
+           "orientation_weights", "patch_borders", "seam_energy", "vae_loss"]
 
 #: The number of flips and 90-degree rotations of a square (the dihedral group D4).
 D4_ORDER = 8
-#: Rotations per flip state: transform ``g`` rotates by ``g % 4`` quarter turns after a
-#: left-right flip when ``g >= 4``.
+#: Rotations per flip state: ``g`` is ``g % 4`` quarter turns after a left-right flip when ``g >= 4``.
 _ROTATIONS = 4
 #: Weights of the orientation score's terms: the centroid ``2 m_y + m_x`` decides; the product and
 #: cubic terms only break the ties it leaves (patches symmetric about a diagonal or an axis).
 _SCORE_TERMS = (2.0, 1.0, 0.125, 0.03125)
 
 
-# --------------------------------------------------------------------------------------------
-# D4: flips and quarter turns of square patches
-# --------------------------------------------------------------------------------------------
+# --- D4: flips and quarter turns of square patches ----------------------------------------------
 def d4_transform(x: Tensor, g: int) -> Tensor:
-    """Transform ``g`` (0..7) of D4 on the last two axes: a left-right flip when ``g >= 4``, then
-    ``g % 4`` counter-clockwise quarter turns.
+    """Transform ``g`` (0..7) of D4 on the last two axes: a left-right flip when ``g >= 4``, then ``g % 4``
+    counter-clockwise quarter turns.
 
     Args:
-        x: float (..., P, P), square in the last two axes (or (..., H, W): a quarter turn then
-            swaps H and W, as :class:`rlenhance.restore.SupervisedRestorer`'s self-ensemble uses it).
+        x: float (..., P, P) (or (..., H, W): a quarter turn then swaps H and W).
         g: transform index in 0..7 (0 is the identity).
 
     Returns:
@@ -157,7 +128,7 @@ def canonical_orientation(patches: Tensor) -> Tensor:
     luma = patches.mean(dim=1)
     luma = luma - luma.mean(dim=(-2, -1), keepdim=True)
     w = orientation_weights(patches.shape[-1], dtype=patches.dtype, device=patches.device)
-    # <w, g x> = <g^-1 w, x>: score all 8 transforms with one product
+    # <w, g x> = <g^-1 w, x>: one product scores all 8
     weights = torch.stack([d4_inverse(w, g) for g in range(D4_ORDER)]).reshape(D4_ORDER, -1)
     scores = luma.reshape(luma.shape[0], -1) @ weights.T
     return scores.argmax(dim=1)
@@ -176,9 +147,7 @@ def decanonicalise(patches: Tensor, orientation: Tensor) -> Tensor:
     return _per_patch(patches, orientation, inverse=True)
 
 
-# --------------------------------------------------------------------------------------------
-# Patches: extraction and seamless blending
-# --------------------------------------------------------------------------------------------
+# --- Patches: extraction and seamless blending ---------------------------------------------------
 class PatchGrid(NamedTuple):
     """Where the patches of an (H, W) image lie.
 
@@ -235,8 +204,7 @@ def extract_patches(images: Tensor, patch: int, stride: int) -> tuple[Tensor, Pa
     Args:
         images: float (B, C, H, W).
         patch: P, the patch side.
-        stride: S in 1..P, the step between patches (RSE-RL: P 16 with a 4-pixel overlap, S 12;
-            S = P / 2 makes the Hann windows a partition of unity).
+        stride: S in 1..P, the step between patches (S = P / 2 makes the Hann windows sum to one).
 
     Returns:
         ``(patches, grid)``: float (B, N, C, P, P) in the grid's row-major order, and the
@@ -264,8 +232,7 @@ def blend_patches(patches: Tensor, grid: PatchGrid, *, window: str = "hann") -> 
     Args:
         patches: float (B, N, C, P, P) on ``grid``.
         grid: from :func:`extract_patches`.
-        window: ``"hann"`` (seamless) or ``"box"`` (plain averaging: disagreeing patches leave
-            visible block edges; kept to show what the de-blocking is for).
+        window: ``"hann"`` (seamless) or ``"box"`` (plain averaging).
 
     Returns:
         float (B, C, H, W). ``blend_patches(*extract_patches(x, P, S)) == x``.
@@ -293,18 +260,15 @@ def patch_borders(length: int, patch: int, stride: int) -> list[int]:
     (a patch of :class:`PatchGrid` starts at ``p`` or ends at ``p - 1``), along one axis."""
     grid = PatchGrid.of(length, length, patch, stride)
     starts = [-grid.pad[0] + k * stride for k in range(grid.rows)]
-    edges = {s for s in starts} | {s + patch for s in starts}
+    edges = set(starts) | {s + patch for s in starts}
     return sorted(p for p in edges if 0 < p < length)
 
 
 def seam_energy(images: Tensor, patch: int, stride: int, reference: Tensor | None = None) -> Tensor:
-    """Per-pixel gradient energy across the patch borders of the grid, beyond the reference's:
-    the de-blocking penalty.
+    """Per-pixel gradient energy across the grid's patch borders, beyond the reference's: the de-blocking penalty.
 
-    At a border between pixel rows (columns) ``p - 1`` and ``p`` (:func:`patch_borders`) the map
-    holds, at row (column) ``p``, ``relu(d^2 - d_ref^2)`` averaged over channels, where ``d`` is the
-    difference across the border in ``images`` and ``d_ref`` the one in ``reference`` (0 without
-    one); elsewhere 0. Vertical and horizontal borders add up.
+    At border row (column) ``p`` (:func:`patch_borders`) the map holds ``relu(d^2 - d_ref^2)`` averaged over
+    channels, ``d`` the difference across the border (``d_ref`` in ``reference``, 0 without one); else 0.
 
     Args:
         images: float (B, C, H, W).
@@ -331,9 +295,7 @@ def seam_energy(images: Tensor, patch: int, stride: int, reference: Tensor | Non
     return energy[0] + energy[1]
 
 
-# --------------------------------------------------------------------------------------------
-# The VAE
-# --------------------------------------------------------------------------------------------
+# --- The VAE ------------------------------------------------------------------------------------
 class PatchCode(NamedTuple):
     """What :meth:`PatchVAE.analyse` returns for N patches.
 
@@ -361,9 +323,7 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
 class PatchVAE(ArchMixin, nn.Module):
     """A VAE over P x P patches of C channels with a D4-invariant latent (see the module docstring).
 
-    Encoder and decoder are MLPs over the flattened canonical, zero-mean patch (``depth`` hidden
-    layers of ``hidden`` units, SiLU); the encoder outputs the posterior mean and log-variance of a
-    ``latent_dim`` Gaussian.
+    Encoder and decoder are MLPs (SiLU) over the flattened canonical, zero-mean patch.
 
     Args:
         channels: C, 3 (RGB) or 1 (gray).
@@ -415,8 +375,7 @@ class PatchVAE(ArchMixin, nn.Module):
 
         Args:
             patches: float (N, C, P, P).
-            orientation: int64 (N,) transforms to use instead of the canonical ones (e.g. a
-                noisy patch's, applied to its clean version in training); None: canonical.
+            orientation: int64 (N,) transforms to use instead of the canonical ones; None: canonical.
         """
         self._check(patches)
         if orientation is None:
@@ -447,10 +406,7 @@ def vae_loss(vae: PatchVAE, inputs: Tensor, targets: Tensor, *, beta: float, ali
         align  = |mu(input) - mu(clean in the input's orientation)|^2
         loss   = recon + beta * kl + align * align_term
 
-    The input is decoded into the clean patch (the latent transform of RSE-RL that maps noisy
-    latents onto clean ones) and the clean patch into itself (the latents of clean patches are what
-    the clustering groups). ``beta`` is the weight of a Gaussian decoder of standard deviation
-    ``sqrt(beta / 2)`` (beta 1e-3: 0.022, about 6/255).
+    The input is decoded into the clean patch and the clean patch into itself.
 
     Args:
         vae: the model.
@@ -458,8 +414,7 @@ def vae_loss(vae: PatchVAE, inputs: Tensor, targets: Tensor, *, beta: float, ali
         beta: KL weight, >= 0.
         align: weight of the latent alignment, >= 0.
         generator: source of the reparameterisation noise.
-        noise: that noise given instead: standard normals (N, latent_dim) for the input's latents,
-            then for the clean patch's (the two draws ``generator`` would make, in that order).
+        noise: that noise given instead: standard normals (N, latent_dim) for the input's, then the clean's.
 
     Returns:
         dict of scalar tensors: ``loss`` (differentiable), ``recon``, ``kl``, ``align``, ``mse`` (the
