@@ -2,13 +2,9 @@
 
 Channel order is RGB everywhere inside the library; images are float32 in [0, 1].
 
-``import rlenhance`` is cheap and changes no global state: it imports neither torch nor any model;
-:class:`Enhancer`, :func:`load_denoiser`, :class:`SupervisedRestorer`, :func:`load_image` and
-:func:`save_image` are imported on first use (``rlenhance.Enhancer``, ``from rlenhance import
-Enhancer``). The process-wide settings are the entry points' to make (the ``rlenhance`` command,
-``python -m experiments.*``): denormal flushing (:func:`rlenhance.runtime.flush_denormals`, which the
-model loaders call too) and torch's CPU threads (:func:`rlenhance.runtime.configure_threads`: every
-core but one, so that a busy neighbour process costs little: docs/performance.md#threads).
+``import rlenhance`` is cheap and changes no global state: it imports neither torch nor any model; :class:`Enhancer`,
+:func:`load_denoiser`, :class:`SupervisedRestorer`, :func:`load_image` and :func:`save_image` are imported on first use.
+Process-wide settings (:mod:`rlenhance.runtime`) are the entry points' to make.
 """
 
 from __future__ import annotations

@@ -3,15 +3,10 @@
 Run it with ``rlenhance app`` (needs ``pip install 'rlenhance[app]'``); ``streamlit run
 rlenhance/app.py -- [--checkpoint PATH] [--device D] [--max-pixels N]`` runs the same page.
 
-Four tabs: Enhance (low light, with the loaded policy's own knobs, the per-step alpha maps and a
-split view), Denoise, Complete, Compare (RL vs supervised vs classical, PSNR / SSIM against a
-reference). After an RL method, "What the agent did" shows its action at every pixel and step and
-how often it took each action (:mod:`rlenhance.trace`: the pictures of ``experiments.compare``'s
-actions.png). A thin page: widgets -> one call to :mod:`rlenhance.app_support` or the library ->
-images. Models are loaded once per server (``st.cache_resource``); results are cached per upload
-and setting (``st.cache_data``, in memory, a few dozen entries each), so a slider moved back is
-instant and a new position costs one enhancement of the preview. Work sizes (preview, crop) and the
-methods (:mod:`rlenhance.registry`'s) are explained in :mod:`rlenhance.app_support`.
+Four tabs: Enhance, Denoise, Complete and Compare (RL vs supervised vs classical, PSNR / SSIM against a
+reference); after an RL method, "What the agent did" shows its actions (:mod:`rlenhance.trace`). A thin page:
+widgets -> one call to :mod:`rlenhance.app_support` or the library -> images. Models are loaded once per server
+(``st.cache_resource``); results are cached per upload and setting (``st.cache_data``).
 """
 
 from __future__ import annotations
@@ -73,9 +68,7 @@ def _literal(text: str) -> str:
     return _PUNCTUATION.sub(r"\\\g<0>", " ".join(text.splitlines()))
 
 
-# --------------------------------------------------------------------------------------------
 # Cached models and results
-# --------------------------------------------------------------------------------------------
 
 
 @st.cache_resource(show_spinner="Loading the low-light model…")
@@ -144,9 +137,7 @@ def _full_png(key: tuple, _make: Callable[[], np.ndarray]) -> bytes:
     return kit.png_bytes(_make())
 
 
-# --------------------------------------------------------------------------------------------
 # Shared widgets
-# --------------------------------------------------------------------------------------------
 
 
 def _uploads(label: str, key: str, task: str, *, multiple: bool,
@@ -278,9 +269,7 @@ def _actions(trace: ActionTrace | None, size: tuple[int, int], label: str) -> No
         st.image(legend_image([trace]), output_format="PNG")
 
 
-# --------------------------------------------------------------------------------------------
 # Tabs
-# --------------------------------------------------------------------------------------------
 
 
 def enhance_tab(opts: Any) -> None:

@@ -21,8 +21,7 @@ __all__ = ["APP_MAX_PIXELS", "APP_SCRIPT", "DEFAULT_PORT", "INSTALL_HINT", "page
 
 #: The page Streamlit runs (``streamlit run``).
 APP_SCRIPT = Path(__file__).resolve().parent / "app.py"
-#: Largest upload accepted, width x height (``rlenhance app --max-pixels``): a 40 MP image is 480 MB
-#: as float32, the largest the app decodes while staying responsive on a laptop.
+#: Largest upload accepted, width x height (``rlenhance app --max-pixels``; 40 MP is 480 MB as float32).
 APP_MAX_PIXELS = 40_000_000
 #: How to install the app's dependencies.
 INSTALL_HINT = "pip install 'rlenhance[app]'"
@@ -44,11 +43,8 @@ def page_options(argv: Sequence[str]) -> argparse.Namespace:
 def streamlit_command(*, port: int = DEFAULT_PORT, host: str = "localhost",
                       checkpoint: str | os.PathLike[str] | None = None, device: str = "auto",
                       max_pixels: int = APP_MAX_PIXELS) -> list[str]:
-    """The ``python -m streamlit run`` command line that serves the page.
-
-    Headless (no e-mail prompt, no file in the home folder), no usage statistics, no file watcher
-    (the page is not edited while it is served).
-    """
+    """The ``python -m streamlit run`` command line that serves the page: headless, no usage statistics, no
+    file watcher."""
     command = [sys.executable, "-m", "streamlit", "run", str(APP_SCRIPT),
                "--server.port", str(port), "--server.address", host, "--server.headless", "true",
                "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
@@ -89,11 +85,8 @@ def streamlit_missing() -> str | None:
 def serve(*, port: int = DEFAULT_PORT, host: str = "localhost", checkpoint: str | os.PathLike[str] | None = None,
           device: str = "auto", max_pixels: int = APP_MAX_PIXELS, open_browser: bool = True,
           run: Callable[..., subprocess.Popen] = subprocess.Popen) -> int:
-    """Serve the app until Ctrl-C (what ``rlenhance app`` runs); returns the exit code.
-
-    Runs :func:`streamlit_command` as a child process and, with ``open_browser`` and a display,
-    opens the page once the server answers. Without Streamlit it prints how to install it and
-    returns 2, starting nothing.
+    """Serve the app until Ctrl-C (what ``rlenhance app`` runs: :func:`streamlit_command` as a child process,
+    the page opened once the server answers); returns the exit code, 2 without Streamlit (starting nothing).
 
     Raises:
         ValueError: ``port`` is not in 1..65535.

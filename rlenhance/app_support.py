@@ -1,26 +1,12 @@
 """What the web app computes, without Streamlit: uploads, knobs, previews, methods, pictures, serving.
 
-:mod:`rlenhance.app` is the page (Streamlit widgets -> one call here or to the library ->
-images); everything it computes lives here so that it can be tested without a browser. Images
-are RGB float32 (H, W, 3) in [0, 1] unless a function says otherwise; pictures for the page are
-RGB uint8.
+:mod:`rlenhance.app` is the page (Streamlit widgets -> one call here or to the library -> images); everything
+it computes lives here so that it can be tested without a browser. Images are RGB float32 (H, W, 3) in [0, 1]
+unless a function says otherwise; pictures for the page are RGB uint8.
 
-Work sizes. Moving a slider must feel live, so each tab computes at a *work size* and the
-download is computed at full size on request:
-
-* Enhance: the photo area-downscaled to :data:`PREVIEW_SIDE` (the policy chooses its curves at
-  128 px anyway; the preview is the full-size result downscaled, up to the resampling).
-* Denoise: a 100% centre crop of :data:`DENOISE_CROP` px (noise must be seen at full
-  resolution; a downscaled photo has less noise than the original).
-* Complete: the photo area-downscaled to :data:`COMPLETE_SIDE` (the hole is found on it).
-
-Methods. Every method of a tab is an entry of :mod:`rlenhance.registry`, loaded by it and run through
-its restorer's one ``restore(image, *, mask=None, **settings)``; the RL completion policy is the
-library's own (:class:`rlenhance.completion.PolicyCompleter`), so the app never imports ``agents`` or
-``envs``.
-
-Nothing is written outside a temporary folder: uploads are decoded from a file in a
-:class:`tempfile.TemporaryDirectory` (removed at once), results are encoded in memory.
+Each tab computes live at a *work size* (:func:`work_image`) and the download at full size on request. Every
+method of a tab is an entry of :mod:`rlenhance.registry`, run through its restorer's ``restore``. Nothing is
+written outside a temporary folder; results are encoded in memory.
 """
 
 from __future__ import annotations
@@ -83,16 +69,12 @@ TRAINED_SIGMA = 25.0
 SEED = 0
 
 
-# --------------------------------------------------------------------------------------------
 # Uploads
-# --------------------------------------------------------------------------------------------
 
 
 def decode_image(data: bytes, name: str, *, max_pixels: int = APP_MAX_PIXELS, gray: bool = False) -> np.ndarray:
-    """Decode an uploaded image with :func:`rlenhance.io.load_image` (same formats, checks and messages).
-
-    The bytes go to a file in a fresh temporary folder, removed before returning; messages name
-    the upload, not that file.
+    """Decode an uploaded image with :func:`rlenhance.io.load_image` (same formats, checks and messages),
+    through a temporary file; messages name the upload.
 
     Args:
         data: the file's content.
@@ -126,8 +108,7 @@ def read_mask(data: bytes, name: str, size: tuple[int, int], *, max_pixels: int 
     mask of the full-size photo given with its work image; it is resized by nearest neighbour.
 
     Raises:
-        ImageError: not an image (see :func:`decode_image`), or another aspect ratio (the message
-            gives both sizes).
+        ImageError: not an image (see :func:`decode_image`), or another aspect ratio (the message gives both sizes).
     """
     plane = decode_image(data, name, max_pixels=max_pixels, gray=True)[..., 0]
     height, width = size
@@ -144,7 +125,8 @@ def read_mask(data: bytes, name: str, size: tuple[int, int], *, max_pixels: int 
 
 
 def work_image(image: np.ndarray, task: str) -> tuple[np.ndarray, str]:
-    """The image a tab computes on live (see the module doc), and how it was made.
+    """The image a tab computes on live, and how it was made: the photo area-downscaled to :data:`PREVIEW_SIDE`
+    (Enhance) or :data:`COMPLETE_SIDE` (Complete), or a 100% centre crop of :data:`DENOISE_CROP` px (Denoise).
 
     Args:
         image: the full-size upload, float32 (H, W, C).
@@ -182,11 +164,8 @@ def noisy_copy(image: np.ndarray, sigma: float, *, seed: int = SEED) -> np.ndarr
 
 
 def sample_photo(task: str) -> tuple[str, bytes, bytes]:
-    """A photo to try a tab on without an upload: ``(file name, input PNG, reference PNG)``.
-
-    The reference is the clean photo. lowlight: scikit-image's astronaut darkened by
-    :func:`rlenhance.data.synthetic_low_light`; denoise: the clean coffee photo (the tab adds the
-    noise); completion: the cat photo (chelsea) with a black 64-pixel square hole.
+    """A photo to try a tab on without an upload: ``(file name, input PNG, reference PNG)``: scikit-image's
+    astronaut darkened, the clean coffee photo (the tab adds the noise), or the cat photo with a square hole.
     """
     if task not in TASKS:
         raise ValueError(f"task: expected one of {TASKS}, got {task!r}")
@@ -203,9 +182,7 @@ def sample_photo(task: str) -> tuple[str, bytes, bytes]:
     return "coffee.png", png_bytes(clean), png_bytes(clean)
 
 
-# --------------------------------------------------------------------------------------------
 # Pictures
-# --------------------------------------------------------------------------------------------
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -251,12 +228,9 @@ def alpha_pictures(maps: Sequence[torch.Tensor], *, width: int = 128,
     """Pictures of the per-step alpha maps of :meth:`rlenhance.Enhancer.alpha_maps`: where the agent
     brightened more or less.
 
-    Each map (1, C, h, w) is stretched from its smallest alpha (black) to its largest (white), a
-    3-channel map as an RGB picture (one stretch for the three channels, so a colour cast shows), a
-    1-channel map in gray; the caption gives the range, which carries the strength (alpha > 0
-    brightens, < 0 darkens, 0 keeps). Maps are enlarged by nearest neighbour to ``width`` pixels so
-    the policy's blocks stay visible, and stretched to the photo's height / width ``aspect`` (the
-    policy works on a square: :func:`rlenhance.data.working_square`; None: the map's own).
+    Each map (1, C, h, w) is stretched from its smallest alpha (black) to its largest (white), RGB for 3
+    channels, gray for 1; the caption gives the range. Maps are enlarged by nearest neighbour to ``width``
+    pixels, at the photo's height / width ``aspect`` (None: the map's own).
 
     Returns:
         ``(pictures, captions)``: uint8 RGB (H', width, 3) per step, and "step k: lo…hi" (the alpha range).
@@ -294,9 +268,7 @@ def step_pictures(image: np.ndarray, maps: Sequence[torch.Tensor], *, width: int
     return pictures
 
 
-# --------------------------------------------------------------------------------------------
 # The enhancer's knobs
-# --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -311,8 +283,7 @@ class Knob:
 
     @property
     def log(self) -> bool:
-        """A weight over a wide range (high / low >= :data:`LOG_KNOB_RATIO`) is offered on a log scale,
-        as training samples it (log-uniform), so its low decades are not squeezed into one step."""
+        """A weight over a wide range (high / low >= :data:`LOG_KNOB_RATIO`) is offered on a log scale."""
         return self.name != "exposure" and self.low > 0 and self.high / self.low >= LOG_KNOB_RATIO
 
     def stops(self, count: int = 25) -> tuple[float, ...]:
@@ -348,9 +319,8 @@ _KNOB_LABELS = {"exposure": "Target brightness (exposure)", "w_exposure": "Expos
 
 
 def enhance_knobs(enhancer: Enhancer) -> EnhanceKnobs:
-    """The sliders a low-light model accepts: the settings it was trained to vary, each in the range it was
-    trained over (:attr:`Enhancer.setting_ranges`, the checkpoint spec's record); every other setting is fixed
-    at its training value, and an unconditioned model has no setting sliders. The one place that decides it."""
+    """The sliders a low-light model accepts: the settings it was trained to vary, each in its trained range
+    (:attr:`Enhancer.setting_ranges`); every other setting is fixed at its training value."""
     spec = enhancer.spec
     ranges = enhancer.setting_ranges
     sliders, fixed = [], {}
@@ -401,13 +371,10 @@ def enhance_view(enhancer: Enhancer, image: np.ndarray, setting: Mapping[str, fl
                        alpha, captions, step_pictures(image, maps, family=enhancer.transition.family))
 
 
-# --------------------------------------------------------------------------------------------
 # Methods: RL, supervised, classical
-# --------------------------------------------------------------------------------------------
 
 
-#: A method of a tab: an entry of :mod:`rlenhance.registry` (``key``, ``label``, ``family``, ``task``,
-#: ``checkpoint``, ``note``, ``ensembles``).
+#: A method of a tab: an entry of :mod:`rlenhance.registry`.
 Method = registry.Method
 #: Every method the app offers (those that ship), per task, in the order the page lists them.
 METHODS: tuple[Method, ...] = tuple(m for m in registry.methods() if registry.ships(m))
@@ -434,16 +401,14 @@ def find_method(task: str, key: str) -> Method:
 def load_model(method: Method, *, device: str = "auto", checkpoint: str | os.PathLike[str] | None = None,
                ensemble: int = 1) -> Any:
     """The restorer behind ``method`` (:func:`rlenhance.registry.load`); load it once and reuse it.
-    A denoiser is its gray model when that is installed (a colour image is restored channel by
-    channel, or in the opponent colour planes: :func:`restore`), else its colour one.
+    A denoiser is its gray model when that is installed, else its colour one.
 
     Args:
         method: one of :data:`METHODS`.
         device: "auto", "cpu", "cuda" or "cuda:N".
         checkpoint: the low-light RL method (the Enhance tab's): the policy to load (None: the
             shipped one); the other methods load their shipped weights.
-        ensemble: one of ``method.ensembles``: the self-ensemble of a network (or of an RL
-            policy's predictor), ``ensemble`` times the time.
+        ensemble: one of ``method.ensembles``: the self-ensemble of a network.
 
     Raises:
         CheckpointError: a bad checkpoint. ValueError: an ``ensemble`` the method does not offer.
@@ -470,8 +435,7 @@ def restore(method: Method, model: Any, image: np.ndarray, *, mask: np.ndarray |
         setting: low light, RL policy: :meth:`rlenhance.Enhancer.cond` keywords.
 
     Returns:
-        RGB float32 (H, W, 3) in [0, 1]. Gray models restore R, G and B separately, the gray FFDNet
-        the opponent colour planes (a gray image is restored once).
+        RGB float32 (H, W, 3) in [0, 1] (gray models: R, G and B separately, or the opponent colour planes).
 
     Raises:
         ImageError: a bad image or mask.
@@ -506,8 +470,7 @@ def _run(method: Method, model: Any, image: np.ndarray, mask: np.ndarray | None,
 
 def full_size_refused(method: Method, pixels: int) -> str | None:
     """Why ``method`` is not offered at full size for an image of ``pixels`` pixels, or None: an RL
-    filter or fill policy above :data:`RL_FULL_SIZE_PIXELS` (a noise-level map policy runs FFDNet once,
-    at about its speed, and is offered as the supervised models are)."""
+    filter or fill policy above :data:`RL_FULL_SIZE_PIXELS`."""
     steps_filters = method.loader_kwargs.get("level_map") is not True
     if method.family == "RL" and method.task != "lowlight" and steps_filters and pixels > RL_FULL_SIZE_PIXELS:
         return (f"RL rollouts run many filters per pixel and step (6-16 s per megapixel on one CPU thread); the "

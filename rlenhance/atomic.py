@@ -15,19 +15,15 @@ def atomic_path(path: str | os.PathLike, *, replace: bool = True) -> Iterator[Pa
     """Yield a temporary path in ``path``'s folder; on success it becomes ``path`` atomically.
 
     Whatever the body writes to the yielded path becomes ``path`` only when the body returns
-    (``fsync``, then renamed, then the folder is synced). If the body raises, the temporary
-    file is removed and an existing file at ``path`` is left untouched. Parent folders are created.
-    An ``OSError`` about the temporary file (no permission, a file in the folder's place), or a
-    failed write that names no file (no space left on the device, over a quota, a file too large),
-    is raised again naming ``path``, the file the caller asked for.
+    (``fsync``, rename, folder sync). If the body raises, the temporary file is removed and an existing
+    file at ``path`` is left untouched. Parent folders are created. An ``OSError`` about the temporary
+    file, or a failed write that names no file (disk full, quota), is raised again naming ``path``.
 
     Args:
         path: the file to write.
-        replace: True: an existing file at ``path`` is replaced (``os.replace``). False: ``path`` is
-            claimed create-exclusively at the moment the finished file is put in place (a hard link
-            that fails if the name exists, or where the file system has no hard links an exclusive
-            create); a file that appeared there meanwhile, e.g. written by another process, is kept
-            and ``FileExistsError`` is raised.
+        replace: True: an existing file at ``path`` is replaced (``os.replace``). False: ``path`` is claimed
+            create-exclusively when the finished file is put in place; a file that appeared there meanwhile is
+            kept and ``FileExistsError`` is raised.
 
     Raises:
         FileExistsError: ``replace`` is False and ``path`` exists (the temporary file is removed).

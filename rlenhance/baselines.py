@@ -1,18 +1,10 @@
 """Classical (non-learned) baselines for side-by-side comparisons: low light, denoising, completion.
 
-Images are numpy float32 arrays in [0, 1], channel order RGB (OpenCV's BGR order is never used:
-the luma/chroma conversions below are channel-order explicit, and the other filters act on each
-channel or on colour distances, which are order-independent). The low-light functions take and
-return RGB (H, W, 3); the denoising and completion functions accept gray (H, W) / (H, W, 1) or
-RGB (H, W, 3) and return the same shape.
-
-Three registries map method names to functions, one per task: :data:`LOWLIGHT_BASELINES`
-(``fn(image)``; :func:`global_curve` among them, the classical rival of a curve policy that picks one
-alpha everywhere), :data:`DENOISE_BASELINES` (``fn(image, sigma=...)``, noise level on the 0-255
-scale) and :data:`COMPLETION_BASELINES` (``fn(image, mask)``). BM3D is optional
-(:func:`baseline_missing` says what to install); :mod:`rlenhance.noise_estimate` finds the ``sigma`` of an
-image whose noise level is unknown. :func:`oracle_global` is no method but an upper bound: the best global tone
-curve fitted with the reference.
+Images are numpy float32 arrays in [0, 1], channel order RGB (OpenCV's BGR order is never used). The low-light
+functions take and return RGB (H, W, 3); the denoising and completion functions accept gray (H, W) / (H, W, 1) or
+RGB (H, W, 3) and return the same shape. Three registries map method names to functions, one per task:
+:data:`LOWLIGHT_BASELINES`, :data:`DENOISE_BASELINES` and :data:`COMPLETION_BASELINES`. BM3D is optional
+(:func:`baseline_missing`); :func:`oracle_global` is no method but an upper bound fitted with the reference.
 
 Example:
     >>> import numpy as np
@@ -62,14 +54,10 @@ def clahe(image: np.ndarray, *, clip_limit: float = 2.0, tiles: int = 8) -> np.n
     return _on_luma(image, op.apply)
 
 
-#: The exposure target (mean brightness) and the curve steps of :func:`global_curve` by default: those of
-#: the shipped low-light model (``rlenhance/weights/lowlight_a3c.pt``: its setting's ``exposure_target``,
-#: its transition's ``steps``), the Enhancer's defaults.
+#: Defaults of :func:`global_curve`: those of the shipped low-light model (the Enhancer's defaults).
 GLOBAL_CURVE_TARGET = 0.4
 GLOBAL_CURVE_STEPS = 10
-#: Bisection steps of :func:`global_curve`'s alpha (an interval of 2 halved to about 2e-9).
 _ALPHA_BISECTIONS = 30
-#: The levels of the histogram on which :func:`global_curve` searches its alpha.
 _CURVE_LEVELS = 65536
 
 
@@ -80,11 +68,8 @@ def global_curve(image: np.ndarray, *, target: float = GLOBAL_CURVE_TARGET,
     result has mean brightness ``target`` (over pixels and channels), or the end of [-1, 1] nearest to
     it where none reaches it (a black image stays black).
 
-    The result's mean rises monotonically with ``alpha``, so ``alpha`` is found by bisection, on a
-    histogram of the image (65,536 levels, each the mean of its values, weighted by their count: exact
-    for 8- and 16-bit images, within 1e-7 of the mean otherwise, and as fast on a large photo). This is what
-    a curve policy that picks the same alpha at every pixel does, with the steps and target of the
-    shipped one by default: the classical rival a per-pixel policy must beat.
+    ``alpha`` is found by bisection on a 65,536-level histogram of the image: the classical rival of a
+    curve policy that picks one alpha everywhere.
 
     Args:
         image: float array (H, W), (H, W, 1) or (H, W, 3) in [0, 1] (values outside are clipped).
@@ -132,15 +117,8 @@ def global_curve(image: np.ndarray, *, target: float = GLOBAL_CURVE_TARGET,
 
 def oracle_global(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """The best global tone curve fitted with the reference: per channel, the monotone (non-decreasing)
-    mapping of the image's values that comes closest to ``reference`` in the least-squares sense
-    (isotonic regression of the reference's values on the image's, by pool-adjacent-violators,
-    :func:`scipy.optimize.isotonic_regression`, over the image's distinct values weighted by their
-    counts).
-
-    No method: it needs the reference. It is the upper bound of every global curve (gamma, LE curves
-    repeated, histogram equalisation, one curve per channel): a method that beats it on PSNR adapts to
-    where the light is. Each channel's mean is the reference's (a least-squares fit keeps it), so
-    GT-mean alignment leaves it as it is.
+    mapping of the image's values closest to ``reference`` in least squares (isotonic regression,
+    :func:`scipy.optimize.isotonic_regression`). No method but the upper bound of every global curve.
 
     Args:
         image: the degraded image, float array (H, W), (H, W, 1) or (H, W, 3) in [0, 1].
@@ -177,9 +155,7 @@ def oracle_global(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return out.reshape(image.shape)
 
 
-# --------------------------------------------------------------------------------------------
 # Denoising
-# --------------------------------------------------------------------------------------------
 
 
 class DenoiseSettings(NamedTuple):
@@ -204,11 +180,7 @@ class DenoiseSettings(NamedTuple):
     bilateral_sigma_space: float
 
 
-#: One row per tuned noise level, ascending. Each row is the PSNR-best setting of a grid search on
-#: 24 gray images of ``../shared/data/bsd/train432`` (every 18th file; the BSD68 test images were
-#: not used) with noise of that sigma, unclipped input, output clipped to [0, 1]. Grids: Gaussian
-#: sigma 0.3-3.0; median 3x3 or 5x5, 1-4 passes; bilateral d 5 or 9, sigma_color 0.1-2.0,
-#: sigma_space 0.5-5. The classical rows' scores on the test sets are in docs/denoising.md.
+#: One row per tuned noise level, ascending: the PSNR-best setting of a grid search on BSD train images.
 DENOISE_SETTINGS: tuple[DenoiseSettings, ...] = (
     DenoiseSettings(10.0, 0.6, 3, 1, 9, 0.1, 1.0),
     DenoiseSettings(15.0, 0.75, 3, 2, 9, 0.2, 1.0),
@@ -226,13 +198,8 @@ NOISE_SCALE = 255.0
 
 
 def _check_image(image: Any, who: str, *, copy: bool = True, samples: bool = False) -> np.ndarray:
-    """Validate a float image (H, W), (H, W, 1) or (H, W, 3); return it as contiguous float32
-    (``copy=False``: the image itself, any float dtype and strides; with ``samples``, uint8 / uint16
-    samples too, returned as they are).
-
-    Raises:
-        ImageError: not a non-empty floating numpy array of one of those shapes.
-    """
+    """Validate a float image (H, W), (H, W, 1) or (H, W, 3); return it as contiguous float32 (``copy=False``:
+    as it is; ``samples``: uint8 / uint16 accepted, returned as they are). Raises ImageError."""
     integer = samples and isinstance(image, np.ndarray) and image.dtype in (np.uint8, np.uint16)
     if not isinstance(image, np.ndarray) or not (integer or np.issubdtype(image.dtype, np.floating)) \
             or image.size == 0 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3)):
@@ -268,15 +235,11 @@ def _same_shape(out: np.ndarray, like: np.ndarray) -> np.ndarray:
 
 
 def gaussian_denoise(image: np.ndarray, *, sigma: float = 25.0, blur_sigma: float | None = None) -> np.ndarray:
-    """Gaussian blur whose width suits the noise level (OpenCV ``GaussianBlur``).
-
-    The kernel radius is ``int(3 s + 0.5)`` (:data:`GAUSSIAN_TRUNCATE`) and borders are reflected
-    half-sample symmetric (``BORDER_REFLECT``): ``scipy.ndimage.gaussian_filter(x, s, mode="reflect",
-    truncate=3)``.
+    """Gaussian blur whose width suits the noise level (OpenCV ``GaussianBlur``, ``BORDER_REFLECT``, radius
+    ``int(3 s + 0.5)``).
 
     Args:
-        image: noisy image, float (H, W), (H, W, 1) or (H, W, 3) (gray or RGB), nominally in [0, 1];
-            values outside (unclipped noise) are accepted.
+        image: noisy image, float (H, W), (H, W, 1) or (H, W, 3), nominally in [0, 1] (unclipped noise accepted).
         sigma: noise standard deviation on the 0-255 scale; picks ``s`` from :data:`DENOISE_SETTINGS`.
         blur_sigma: the blur's standard deviation ``s`` in pixels (overrides the table), > 0.
 
@@ -299,10 +262,8 @@ def median_denoise(image: np.ndarray, *, sigma: float = 25.0, ksize: int | None 
     """Median filter, applied ``passes`` times (OpenCV ``medianBlur`` in float32: borders replicated).
 
     Args:
-        image: noisy image, float (H, W), (H, W, 1) or (H, W, 3), nominally in [0, 1]; channels
-            are filtered independently.
-        sigma: noise standard deviation on the 0-255 scale; picks the window and the passes from
-            :data:`DENOISE_SETTINGS`.
+        image: noisy image, float (H, W), (H, W, 1) or (H, W, 3), nominally in [0, 1]; channels filtered apart.
+        sigma: noise standard deviation on the 0-255 scale; picks the window and passes from the table.
         ksize: window side, 3 or 5 (overrides the table).
         passes: number of passes, >= 1 (overrides the table).
 
@@ -332,10 +293,9 @@ def bilateral_denoise(image: np.ndarray, *, sigma: float = 25.0, diameter: int |
     """Edge-preserving bilateral filter (OpenCV ``bilateralFilter``, ``BORDER_REFLECT``).
 
     Args:
-        image: noisy image, float (H, W), (H, W, 1) or (H, W, 3), nominally in [0, 1]. For RGB the
-            range weight uses the colour distance over the three channels (the table was tuned on gray).
-        sigma: noise standard deviation on the 0-255 scale; picks the parameters from
-            :data:`DENOISE_SETTINGS`.
+        image: noisy image, float (H, W), (H, W, 1) or (H, W, 3), nominally in [0, 1]; RGB: the range weight
+            uses the colour distance.
+        sigma: noise standard deviation on the 0-255 scale; picks the parameters from :data:`DENOISE_SETTINGS`.
         diameter: neighbourhood diameter in pixels, >= 1 (overrides the table).
         sigma_color: range standard deviation on the [0, 1] scale, > 0 (overrides the table).
         sigma_space: spatial standard deviation in pixels, > 0 (overrides the table).
@@ -359,19 +319,12 @@ def bilateral_denoise(image: np.ndarray, *, sigma: float = 25.0, diameter: int |
 
 
 def bm3d_denoise(image: np.ndarray, *, sigma: float = 25.0, threads: int = 1) -> np.ndarray:
-    """BM3D (Dabov et al., TIP 2007) through the optional ``bm3d`` package (``pip install bm3d``).
-
-    Gray images use ``bm3d.bm3d``, RGB images ``bm3d.bm3d_rgb`` (opponent colour space), with the
-    noise standard deviation ``sigma / 255`` and the package's normal profile. The package is not a
-    dependency of rlenhance: it is free for non-commercial use only and ships a closed-source
-    binary; see :func:`baseline_missing`.
+    """BM3D (Dabov et al., TIP 2007) through the optional ``bm3d`` package (:func:`baseline_missing`).
 
     Args:
         image: noisy image, float (H, W), (H, W, 1) or (H, W, 3), nominally in [0, 1].
         sigma: noise standard deviation on the 0-255 scale.
-        threads: threads of the package's binary, >= 0 (0: one per core). Only 1 (the default) is
-            reproducible: with more, the order of the aggregation's additions changes from call to
-            call, and so do the last bits of the result.
+        threads: threads of the package's binary, >= 0 (0: one per core); only 1 is reproducible.
 
     Returns:
         float32, same shape as ``image``, clipped to [0, 1].
@@ -399,13 +352,9 @@ def bm3d_denoise(image: np.ndarray, *, sigma: float = 25.0, threads: int = 1) ->
     return _same_shape(np.asarray(out, dtype=np.float32), image)
 
 
-# --------------------------------------------------------------------------------------------
 # Completion (inpainting)
-# --------------------------------------------------------------------------------------------
 
-#: OpenCV's float32 Telea inpainting leaves errors of up to +-1 in absolute units in the hole (a
-#: checkerboard; opencv/opencv#25404): the whole range of a [0, 1] image. Images are therefore
-#: inpainted in float32 on the 0-65535 scale, where that error is one 16-bit level (1.5e-5).
+#: OpenCV's float32 Telea inpainting errs by up to +-1 absolute (opencv/opencv#25404): inpaint on this scale.
 INPAINT_SCALE = 65535.0
 
 
@@ -435,14 +384,11 @@ def _inpaint(image: np.ndarray, mask: np.ndarray, radius: float, method: int, wh
 
 
 def inpaint_telea(image: np.ndarray, mask: np.ndarray, *, radius: float = 3.0) -> np.ndarray:
-    """Fill the hole by Telea's fast-marching inpainting (OpenCV ``inpaint``, ``INPAINT_TELEA``).
-
-    Each channel is inpainted in float32 (no 8-bit rounding, see :data:`INPAINT_SCALE`); known
-    pixels are returned unchanged.
+    """Fill the hole by Telea's fast-marching inpainting (OpenCV ``inpaint``, ``INPAINT_TELEA``), in float32
+    (:data:`INPAINT_SCALE`); known pixels are returned unchanged.
 
     Args:
-        image: float (H, W), (H, W, 1) or (H, W, 3) (gray or RGB) in [0, 1]; values inside the
-            hole are ignored.
+        image: float (H, W), (H, W, 1) or (H, W, 3) (gray or RGB) in [0, 1]; values inside the hole are ignored.
         mask: bool or numeric (H, W) or (H, W, 1); values above 0.5 (True) mark missing pixels.
         radius: neighbourhood radius of each inpainted pixel, in pixels.
 
@@ -463,10 +409,7 @@ def inpaint_navier_stokes(image: np.ndarray, mask: np.ndarray, *, radius: float 
     return _inpaint(image, mask, radius, cv2.INPAINT_NS, "inpaint_navier_stokes")
 
 
-# --------------------------------------------------------------------------------------------
 # Registries
-# --------------------------------------------------------------------------------------------
-
 #: Optional packages some baselines need, with how to install them.
 OPTIONAL_PACKAGES: Mapping[str, str] = MappingProxyType({
     "bm3d": "pip install bm3d (free for non-commercial use only; not a dependency of rlenhance)"})

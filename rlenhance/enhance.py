@@ -1,18 +1,14 @@
 """Inference with a trained low-light policy: ``Enhancer``.
 
-The policy runs greedily on a working image (the photo area-resized to a ``max_side`` square, whatever
-its size and aspect ratio: the policy was trained on square crops at that scale), producing one alpha map
-per step. The maps are upsampled bilinearly and the
-LE curves applied to the full-resolution image band by band of rows
-(:func:`rlenhance.ops.le_curves_upsampled`, Zero-DCE++'s trick, per step): on the CPU in one pass
-of a native kernel, uint8 samples in and out included, so a large photo needs no float copy of itself.
+The policy runs greedily on a working image (the photo area-resized to a ``max_side`` square, the scale it
+was trained at), producing one alpha map per step. The maps are upsampled bilinearly and the LE curves applied
+to the full-resolution image band by band of rows (:func:`rlenhance.ops.le_curves_upsampled`; on the CPU one
+pass of a native kernel, uint8 samples in and out, with no float copy of a large photo).
 
-The noise the curves amplify is removed after them by a supervised ``denoiser`` (ReLLIE's denoiser
-module; a noise-map one, FFDNet, reads ``noise_sigma / 255`` times the curves' per-pixel gain
-:func:`rlenhance.ops.le_gain`, exact for every pixel, where ReLLIE's code rescales
-``(enhanced - input) / input`` per image), or else by the clean stage
-(:func:`rlenhance.ops.clean.clean_enhanced`, ``denoise``), weighted by how much the curves brightened
-each pixel, so a photo that needs no light comes back unchanged.
+The noise the curves amplify is removed after them by a supervised ``denoiser`` (ReLLIE's denoiser module; a
+noise-map one, FFDNet, reads ``noise_sigma / 255`` times the curves' per-pixel gain,
+:func:`rlenhance.ops.le_gain`), or else by the clean stage (:func:`rlenhance.ops.clean.clean_enhanced`,
+``denoise``), weighted by how much the curves brightened each pixel.
 """
 
 from __future__ import annotations
@@ -46,14 +42,9 @@ from rlenhance.transitions import LE, LowLightTransition
 
 #: The low-light model shipped with the package (trained by experiments.lol_train; see README).
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "lowlight_a3c.pt"
-#: The dark input's noise level (0-255) a noise-map denoiser trained on Gaussian noise is given by
-#: default (``Enhancer(noise_sigma=None)``): its map is this times the curves' per-pixel gain. Chosen
-#: on the SICE training split with the shipped blind FFDNet, reported on validation
-#: (docs/evaluation.md#constants-chosen-by-measurement); the noise estimate reads about 0 on those
-#: dark photos.
+#: The dark input's noise level (0-255) a noise-map denoiser trained on Gaussian noise is given by default
+#: (``Enhancer(noise_sigma=None)``); chosen on SICE (docs/evaluation.md#constants-chosen-by-measurement).
 DARK_NOISE_SIGMA = 4.0
-# ALPHA_MODES (how a discrete policy's alpha is chosen at test time, see greedy_rollout) comes
-# from rlenhance.checkpoint, with the LowLightPolicySpec that records a policy's choice.
 
 
 @dataclass
@@ -75,52 +66,38 @@ class Enhancer:
             its :class:`~rlenhance.checkpoint.LowLightPolicySpec` says how to run it.
         device: "auto", "cpu", "cuda" or "cuda:N".
         steps: curve steps at test time (None: the checkpoint transition's ``steps``).
-        max_side: side of the square working image on which the policy runs, whatever the photo's
-            size (None: the one the checkpoint was trained at, its ``max_side`` from
-            ``lol_train --policy-side``, else 512).
+        max_side: side of the square working image on which the policy runs (None: the checkpoint's
+            ``max_side``, else 512).
         strip_pixels: pixels per band of rows in which the full-resolution image is worked on
-            (bounds the temporaries of the torch path on large photos; the native kernels need none).
+            (bounds the temporaries of the torch path on large photos).
         alpha_mode: "mean" (the expected alpha) or "argmax" (the most probable one) (None: the
-            checkpoint's ``alpha_mode``, the rule its training validated with; "mean" for the
-            shipped model).
+            checkpoint's ``alpha_mode``).
         denoiser: a denoising checkpoint of ``experiments.supervised_train`` (path, loaded on
             ``device``) or a :class:`~rlenhance.restore.SupervisedRestorer` of task ``"denoise"``,
-            applied after the last curve step (ReLLIE's denoiser module); None: no denoising. A
-            plain denoiser (MRPNet) reads the image; a noise-map one (``--model ffdnet``) also
-            the per-pixel noise level of the curve steps (see the module docstring).
-        noise_sigma: noise-map denoisers only: the dark input's noise level on the 0-255 scale,
-            which the brightening amplifies, within the checkpoint's trained range [0, sigma]
-            (None: half its ``sigma``, the middle of that range, for a denoiser trained on amplified
-            dark-level noise; :data:`DARK_NOISE_SIGMA` for one trained on Gaussian noise, e.g. the
-            shipped blind FFDNet); refused otherwise.
+            applied after the last curve step; None: no denoising. A noise-map one (``--model ffdnet``)
+            also reads the per-pixel noise level of the curve steps.
+        noise_sigma: noise-map denoisers only: the dark input's noise level on the 0-255 scale, within
+            the checkpoint's trained range [0, sigma] (None: half its ``sigma`` for a denoiser trained on
+            amplified dark-level noise, else :data:`DARK_NOISE_SIGMA`); refused otherwise.
         max_overshoot: no curve step lifts the image's mean (at the working resolution) more than
-            this above the exposure target: a step that would is scaled down to end there
-            (:func:`rlenhance.ops.cap_mean`; the same pixels brightened, by less); a number with
-            ``0 <= max_overshoot < 1`` (:func:`rlenhance.ops.check_max_overshoot`), or ``math.inf``: no
-            cap (the policy alone). None: the checkpoint's ``max_overshoot``, the cap it was trained
-            with or given (none for files that record none). A cap needs a checkpoint that has an
-            exposure target. With a checkpoint whose cap is weighted (``spec.transition.overshoot_reference``, the
-            shipped model) it is the cap at the checkpoint's default ``w_exposure``, and a heavier
-            exposure weight tightens it: ``max_overshoot * sqrt(default / w_exposure)``
-            (:func:`rlenhance.ops.overshoot_limit`).
-        denoise: the strength of the clean stage after the curves (:func:`rlenhance.ops.clean.clean_enhanced`:
-            chroma and luma smoothing weighted by how much each pixel was brightened, and the highlight
-            knee, placed by the exposure target in use), ``0 <= denoise <= 2``; 0: off, the curves alone.
-            None: 1 without a ``denoiser``; with one, which replaces it, 0 (a ``denoise`` above 0
-            given with one is refused).
+            this above the exposure target (a step that would is scaled down to end there); a number with
+            ``0 <= max_overshoot < 1``, or ``math.inf``: no cap. None: the checkpoint's. A cap needs a
+            checkpoint that has an exposure target; a weighted cap (``spec.transition.overshoot_reference``)
+            becomes ``max_overshoot * sqrt(default / w_exposure)`` (:func:`rlenhance.ops.overshoot_limit`).
+        denoise: the strength of the clean stage after the curves (:func:`rlenhance.ops.clean.clean_enhanced`),
+            ``0 <= denoise <= 2``; 0: off. None: 1 without a ``denoiser``, 0 with one (which replaces it; a
+            ``denoise`` above 0 given with one is refused).
 
     Attributes:
         spec: the checkpoint's :class:`~rlenhance.checkpoint.LowLightPolicySpec`.
-        noise_sigma: the input noise level (0-255) a noise-map denoiser's map is scaled by; None
-            without one.
+        noise_sigma: the input noise level (0-255) a noise-map denoiser's map is scaled by; None without one.
 
     Raises:
         CheckpointError: a bad policy checkpoint (not a low-light policy, or a spec that does
             not describe its network), or a ``denoiser`` checkpoint that is not a denoising one
             (the message names the file, its task and the accepted one).
         ValueError: bad ``steps``, ``max_side``, ``strip_pixels``, ``alpha_mode``, ``max_overshoot``,
-            ``denoise``, or a
-            ``noise_sigma`` without a noise-map denoiser or outside its trained range.
+            ``denoise``, or a ``noise_sigma`` without a noise-map denoiser or outside its trained range.
 
     Example:
         >>> enhancer = Enhancer()                                        # doctest: +SKIP
@@ -179,23 +156,19 @@ class Enhancer:
     # --- the user's setting --------------------------------------------------------------------
     @property
     def setting_ranges(self) -> dict[str, tuple[float, float]]:
-        """``{name: (low, high)}``: the settings this checkpoint was trained to follow (keyword
-        names of :meth:`cond`, e.g. ``"exposure"``, ``"w_color"``) and the range of each; every
-        other setting is fixed at its training value and refused. Empty for a model trained at
-        one setting."""
+        """``{name: (low, high)}``: the settings this checkpoint was trained to follow (keyword names of
+        :meth:`cond`) and the range of each; every other setting is fixed and refused."""
         return {_setting_keyword(name): (float(low), float(high))
                 for name, (low, high) in self.spec.setting_ranges.items()}
 
     def cond(self, **setting: float | None) -> torch.Tensor:
         """Conditioning vector (1, 5) from the training setting overridden by ``setting``
         (``exposure``, ``w_exposure``, ``w_color``, ``w_spatial``, ``w_smooth``; None: the
-        training value), encoded as the env encoded it in training (the transition's encoding: ``(value -
-        cond_offset) / cond_scale``, of ``log(value)`` for a log-encoded field).
+        training value), encoded as the transition encodes it (:meth:`LowLightTransition.encode`).
 
         Raises:
-            ValueError: naming the setting: an unknown name, a value that is not a number, one
-                this checkpoint was not trained to follow (see :attr:`setting_ranges`: it would be
-                ignored or give erratic results), or one outside the range it was trained over.
+            ValueError: naming the setting: an unknown name, a value that is not a number, one this
+                checkpoint was not trained to follow (:attr:`setting_ranges`), or one outside its range.
         """
         values = dict(self.spec.setting)
         for key, value in setting.items():
@@ -244,11 +217,8 @@ class Enhancer:
 
     @torch.no_grad()
     def capped_steps(self, image: np.ndarray, **setting: float | None) -> list[bool]:
-        """Per curve step of the rollout on ``image`` (as in :meth:`enhance_array`) with ``setting``, whether
-        the brightness cap (:attr:`max_overshoot`) cut it: the policy's step would have lifted the working
-        image's mean above the cap's limit, so it was scaled down to end there (to nothing where the mean
-        was above it already). Where some step was cut, the cap, not the policy, stopped the brightening.
-        All False without a cap. Each step is the transition's own, taken with and without the limit."""
+        """Per curve step of the rollout on ``image`` (as in :meth:`enhance_array`) with ``setting``, whether the
+        brightness cap (:attr:`max_overshoot`) cut it (scaled the policy's step down). All False without a cap."""
         if not (isinstance(image, np.ndarray) and image.dtype in (np.uint8, np.uint16)):
             image = as_unit_float(image)
         cond = self.cond(**setting)
@@ -296,17 +266,11 @@ class Enhancer:
         """Enhance one RGB image (H, W, 3); see :meth:`cond` for ``setting``.
 
         ``image``: float values in [0, 1], or uint8 / uint16 samples scaled by their range (checked by
-        :func:`rlenhance.io.as_unit_float`; NaN, out-of-range floats and other dtypes are refused
-        with an ImageError). Integer samples are read as they are, band by band: no float copy of
-        the image is made. ``dtype``: of the result, ``np.float32`` (values in [0, 1]) or
-        ``np.uint8`` (``round(255 v)``, the levels :func:`rlenhance.io.save_image` writes of the
-        float result; with the native kernel no float copy of the result is made either). With a
-        :attr:`denoiser`, it runs on the result of the last curve step (timed with it); a
-        noise-map denoiser reads the noise level of the curve steps' brightening. Without one, a
-        :attr:`denoise` above 0 runs the clean stage on the curves' float result, band by band with
-        them; the uint8 result is the rounding of the float one either way. ``temporal``: the state of the
-        clip ``image`` is a frame of (:class:`TemporalSmoothing`): this frame's alpha maps are blended with
-        the previous frames' before the curves, and its result scaled to the clip's smoothed brightness."""
+        :func:`rlenhance.io.as_unit_float`; else an ImageError); integer samples are read band by band,
+        with no float copy. ``dtype``: of the result, ``np.float32`` (values in [0, 1]) or ``np.uint8``
+        (``round(255 v)``, the levels :func:`rlenhance.io.save_image` writes). A :attr:`denoiser` runs on
+        the result of the last curve step; without one, a :attr:`denoise` above 0 runs the clean stage.
+        ``temporal``: the state of the clip ``image`` is a frame of (:class:`TemporalSmoothing`)."""
         if np.dtype(dtype) not in (np.float32, np.uint8):
             raise ValueError(f"dtype: expected np.float32 or np.uint8, got {dtype!r}")
         if not (isinstance(image, np.ndarray) and image.dtype in (np.uint8, np.uint16)):
@@ -316,7 +280,7 @@ class Enhancer:
                              + (" (channels first? use np.transpose(image, (1, 2, 0)))"
                                 if image.ndim == 3 and image.shape[0] == 3 else ""))
         start = time.perf_counter()
-        # only read, but torch.from_numpy warns on a read-only array (np.asarray of a PIL image): copied
+        # torch.from_numpy warns on a read-only array: copied
         image = np.ascontiguousarray(image) if image.flags.writeable else image.copy()
         height, width = image.shape[:2]
         small = _working_image(image, self.max_side, self.strip_pixels)
@@ -325,17 +289,12 @@ class Enhancer:
         if temporal is not None:
             maps = temporal.blend(small.to(self.device), maps, self._target_and_limit(cond)[1],
                                   family=self.transition.family)
-        # the curve steps in bands of rows (the native kernel's are independent of the band; the
-        # torch path's temporaries are bounded by it), from the samples straight into the result
         floats = self.denoiser is not None or temporal is not None  # work left on the float result
-        # a clip's frames share their working planes (new ones are paged in afresh, a frame's worth of
-        # page faults every frame), the float result too when its levels are what is returned
-        scratch: dict = {} if temporal is None else temporal.scratch
+        scratch: dict = {} if temporal is None else temporal.scratch  # a clip's frames share working planes
         if floats and temporal is not None and np.dtype(dtype) != np.float32:
             out = scratch_plane(scratch, "result", image.shape)
         else:
             out = np.empty(image.shape, dtype=np.float32 if floats else dtype)
-        # per pixel and channel: how much the curves brightened it (a noise-map denoiser's input)
         gain = scratch_plane(scratch, "gain", image.shape) if self.noise_sigma is not None else None
         source, target = _as_batch(image), _as_batch(out)
         gains = None if gain is None else _as_batch(gain)
@@ -401,12 +360,9 @@ class Enhancer:
 
     @torch.no_grad()
     def action_trace(self, image: np.ndarray, **setting: float | None) -> ActionTrace:
-        """What the policy does on ``image`` (as in :meth:`enhance_array`) with ``setting``
-        (:class:`~rlenhance.trace.ActionTrace`): at each step, the alpha it chooses for each block of its
-        working resolution (per alpha channel), before the channel coupling, damping and cap of the
-        step, as the nearest of :attr:`action_values` (a discrete policy's "mean" alpha is an
-        expectation over its table). From the torch rollout (:func:`greedy_rollout`), which
-        :meth:`enhance`'s equals within float rounding."""
+        """What the policy does on ``image`` (as in :meth:`enhance_array`) with ``setting``: at each step,
+        the alpha it chooses for each block of its working resolution (per alpha channel), before coupling,
+        damping and cap, as the nearest of :attr:`action_values`."""
         if not (isinstance(image, np.ndarray) and image.dtype in (np.uint8, np.uint16)):
             image = as_unit_float(image)
         chosen: list[torch.Tensor] = []
@@ -436,9 +392,7 @@ def _gain_steps(transition: LowLightTransition, x: torch.Tensor, maps: list[torc
 
 
 def _check_policy(policy: PixelActorCritic, spec: LowLightPolicySpec, path: Path) -> None:
-    """Raise CheckpointError unless ``spec`` describes ``policy``: its action type (a discrete
-    policy has one logit per ``alpha_table`` entry) and its conditioning width (none, or one per
-    ``cond_fields`` name)."""
+    """Raise CheckpointError unless ``spec`` describes ``policy`` (action count, alpha channels, cond width)."""
     problems = []
     transition = spec.transition
     if policy.n_actions != transition.n_actions:
@@ -455,9 +409,8 @@ def _check_policy(policy: PixelActorCritic, spec: LowLightPolicySpec, path: Path
 
 
 def _noise_sigma(denoiser: SupervisedRestorer | None, noise_sigma: float | None) -> float | None:
-    """The input noise level (0-255) a noise-map ``denoiser`` reads (None: half its trained sigma
-    for amplified-noise training, else :data:`DARK_NOISE_SIGMA`, within its range); None without
-    one. Raises ValueError for a ``noise_sigma`` it does not read or out of its range."""
+    """The input noise level (0-255) a noise-map ``denoiser`` reads (:class:`Enhancer`'s ``noise_sigma``);
+    None without one. Raises ValueError for a ``noise_sigma`` it does not read or out of its range."""
     if denoiser is None or not denoiser.needs_noise_map:
         if noise_sigma is not None:
             what = "no denoiser is given" if denoiser is None else \
@@ -488,11 +441,8 @@ def _in_range(value: float, bounds: tuple[float, ...]) -> bool:
 
 def _working_image(image: np.ndarray, side: int, band_pixels: int) -> torch.Tensor:
     """:func:`~rlenhance.data.transforms.working_square` of an RGB array (H, W, 3) (float32 in [0, 1],
-    or uint8 / uint16 samples) as a float32 CPU tensor (1, 3, side, side), the same values, without a
-    float copy of a large image: the native kernel reads the samples as they are (where both sides
-    shrink); the torch path converts no more than about ``band_pixels`` pixels to float at a time,
-    pooling a large image one output row at a time (the area filter's window of an output row is a
-    band of input rows)."""
+    or uint8 / uint16 samples) as a float32 CPU tensor (1, 3, side, side), without a float copy of a large
+    image (native kernel, or at most about ``band_pixels`` pixels converted at a time)."""
     height, width = image.shape[:2]
     if side <= min(height, width) and (side, side) != (height, width) and native.available():
         return native.area_downscale_native(_as_batch(image)[0], (side, side))[None]
@@ -501,7 +451,7 @@ def _working_image(image: np.ndarray, side: int, band_pixels: int) -> torch.Tens
     def as_float(rows: slice) -> torch.Tensor:
         band = torch.from_numpy(image[rows]).permute(2, 0, 1).unsqueeze(0)
         band = band.to(torch.float32).div_(scale) if scale is not None else band
-        return band.contiguous()  # pooled in (C, H, W) order: faster than channels last, the same sums
+        return band.contiguous()
 
     if height * width <= band_pixels or (side, side) == (height, width):
         return working_square(as_float(slice(None)), side)
@@ -517,9 +467,9 @@ def _as_batch(image: np.ndarray) -> torch.Tensor:
 
 def _unit_mean(image: np.ndarray) -> float:
     """Mean value of an (H, W, 3) image on the [0, 1] scale (integer samples divided by their full scale)."""
-    if image.dtype in _INTEGER_SCALES:  # OpenCV's integer sums: exact, and faster than numpy's on a large photo
+    if image.dtype in _INTEGER_SCALES:  # OpenCV's sums: exact, and faster than numpy's
         return sum(cv2.sumElems(image)) / (image.size * _INTEGER_SCALES[image.dtype])
-    if image.dtype == np.float32:  # OpenCV's sums in double: a video frame's brightness at a third of numpy's time
+    if image.dtype == np.float32:
         return sum(cv2.sumElems(image)) / image.size
     return float(image.mean())
 

@@ -1,7 +1,5 @@
-"""Exception types raised by rlenhance. All are ``ValueError`` subclasses so callers that
-already catch ``ValueError`` for bad input keep working. :func:`path_kind` and :func:`not_a_file`
-word what a path is, and why a path given as a file is not one (``/dev/zero`` is a character device,
-not a missing file)."""
+"""Exception types raised by rlenhance, all ``ValueError`` subclasses; :func:`path_kind` and
+:func:`not_a_file` word what a path is for a message."""
 
 from __future__ import annotations
 
@@ -14,8 +12,7 @@ class ImageError(ValueError):
 
 
 class DatasetError(ValueError):
-    """A dataset folder is unusable (empty, missing partners, mismatched sizes, ...).
-    The message names the offending files."""
+    """A dataset folder is unusable (empty, missing partners, mismatched sizes, ...); the message names the files."""
 
 
 class CheckpointError(ValueError):

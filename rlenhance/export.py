@@ -3,20 +3,11 @@
 :class:`LowLightGraph` is everything :meth:`Enhancer.enhance_array <rlenhance.Enhancer.enhance_array>` does,
 in torch ops with no data-dependent branch, so that it traces into one ONNX graph (``torch.onnx.export``,
 TorchScript path, dynamic height and width): input ``image``, float32 (1, 3, H, W) RGB in [0, 1]; output
-``enhanced``, the same shape. In the graph, computed from the input's shape and values:
+``enhanced``, the same shape. The graph holds the area resize to the working image, the policy's greedy
+rollout (unrolled over the fixed steps), the curve steps at full resolution and the clean stage.
 
-* the area resize to the working image, a ``max_side`` square, as sums of windows read from running
-  sums (``F.adaptive_avg_pool2d``'s windows, within float rounding);
-* the policy's greedy rollout of the checkpoint's transition (:meth:`Enhancer._rollout`, its torch path,
-  unrolled over the fixed steps), the cap of each step computed from the image's mean;
-* the curve steps at full resolution with the bilinearly upsampled alpha maps (what the transition's
-  :meth:`~rlenhance.transitions.LowLightTransition.apply` computes: the curve of its action family);
-* the clean stage, :func:`rlenhance.ops.clean.clean_tensor`.
-
-The setting (exposure, weights, steps, cap, clean strength, working side) is fixed at export time.
-:func:`export_lowlight` checks the written graph with onnxruntime against the Enhancer before it keeps the
-file, and refuses (:class:`ExportError`, one line) what the graph cannot express: a ``denoiser`` network
-after the curves, or a policy whose trace does not reproduce the Enhancer.
+The setting is fixed at export time. :func:`export_lowlight` checks the written graph with onnxruntime against
+the Enhancer before it keeps the file, and refuses (:class:`ExportError`) what the graph cannot express.
 
 Example:
     >>> path = export_lowlight(Enhancer(device="cpu"), "lowlight.onnx")   # doctest: +SKIP
@@ -82,8 +73,7 @@ def _pool_axis(x: torch.Tensor, dim: int, n: torch.Tensor) -> torch.Tensor:
 
 
 class LowLightGraph(nn.Module):
-    """An :class:`~rlenhance.Enhancer` with one setting, as a module that traces into an ONNX graph
-    (see the module notes).
+    """An :class:`~rlenhance.Enhancer` with one setting, as a module that traces into an ONNX graph.
 
     Args:
         enhancer: the Enhancer (its checkpoint, steps, working side, alpha mode, cap and clean strength).

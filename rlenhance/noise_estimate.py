@@ -20,15 +20,11 @@ __all__ = ["NOISE_WINDOW", "estimate_noise_map", "estimate_noise_sigma"]
 NOISE_WINDOW = 64
 #: Median absolute value of a standard normal variable (Donoho's MAD estimator divides by it).
 _GAUSSIAN_MAD = 0.6744897501960817
-#: Side of the patches whose texture decides where the noise is measured, and the share of
-#: pure-noise patches kept by the texture threshold (Liu, Tanaka and Okutomi's 7 and 0.99).
+#: Side of the texture patches and the share of pure-noise patches kept (Liu, Tanaka and Okutomi's 7 and 0.99).
 _NOISE_PATCH, _NOISE_CONFIDENCE = 7, 0.99
-#: Refinements of the estimate at most (it settles in 3-5 on photos).
 _NOISE_ITERATIONS = 10
-#: A plane of more pixels than this is measured on a sample of it (:func:`_noise_blocks`): the
-#: estimate's memory and time stay those of a 4-megapixel plane however large the photo.
+#: A plane of more pixels than this is measured on a sample of :data:`_NOISE_BLOCK`-pixel blocks.
 _NOISE_SAMPLE_PIXELS = 2**22
-#: Side of the square blocks of that sample.
 _NOISE_BLOCK = 256
 
 
@@ -40,11 +36,8 @@ def _box_sum(a: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def _noise_blocks(height: int, width: int) -> list[tuple[slice, slice]]:
-    """The parts of a ``height`` x ``width`` plane :func:`estimate_noise_sigma` measures: the whole
-    plane up to :data:`_NOISE_SAMPLE_PIXELS` pixels; beyond, a regular grid of
-    :data:`_NOISE_BLOCK`-pixel square blocks spread evenly over it (corners included), as many as
-    fit in that many pixels. The noise level is one number for the whole image: millions of
-    coefficients from all over it measure it as well as all of them."""
+    """The parts of a ``height`` x ``width`` plane :func:`estimate_noise_sigma` measures: the whole plane up
+    to :data:`_NOISE_SAMPLE_PIXELS` pixels, beyond a regular grid of square blocks spread evenly over it."""
     if height * width <= _NOISE_SAMPLE_PIXELS or min(height, width) < _NOISE_BLOCK:
         return [(slice(0, height), slice(0, width))]
     count = _NOISE_SAMPLE_PIXELS // _NOISE_BLOCK**2
@@ -61,9 +54,7 @@ def _block_noise_statistics(block: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     coefficient of each 7 x 7 patch that touches none (empty below 8 x 8 pixels), all flat."""
     p = _NOISE_PATCH
     diagonal = np.abs(block[:-1, :-1] - block[:-1, 1:] - block[1:, :-1] + block[1:, 1:]) / 2
-    # a coefficient or a patch that touches a clipped pixel (at 0 or 1, as in any noisy image saved
-    # to a file) measures the clipping, not the noise: saturated regions are flat, so the weakest
-    # texture of all; they are left out (all of the image only when nothing else is left)
+    # a coefficient or patch that touches a clipped pixel (0 or 1) measures the clipping: left out
     clipped = ((block == 0.0) | (block == 1.0)).astype(np.float64)
     free = diagonal[_box_sum(clipped, 2, 2) == 0]
     if min(block.shape) <= p:
@@ -77,8 +68,7 @@ def _block_noise_statistics(block: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
 
 
 def _unit_block(block: np.ndarray) -> np.ndarray:
-    """A block of a plane as float32: uint8 / uint16 samples scaled by their range (as
-    :func:`rlenhance.io.as_unit_float` scales a whole image), floats as they are."""
+    """A block of a plane as float32: uint8 / uint16 samples scaled by their range, floats as they are."""
     if block.dtype in (np.uint8, np.uint16):
         from rlenhance.io import as_unit_float  # noqa: PLC0415 - imports torch
 
@@ -87,8 +77,7 @@ def _unit_block(block: np.ndarray) -> np.ndarray:
 
 
 def _plane_noise_sigma(plane: np.ndarray) -> float:
-    """:func:`estimate_noise_sigma` of one (H, W) float (or uint8 / uint16) plane, in the image's
-    units: measured in float64 (of the float32 values) on the parts :func:`_noise_blocks` picks."""
+    """:func:`estimate_noise_sigma` of one (H, W) plane, in the image's units (float64 on :func:`_noise_blocks`)."""
     p = _NOISE_PATCH
     parts = [_block_noise_statistics(_unit_block(plane[rows, cols]).astype(np.float64))
              for rows, cols in _noise_blocks(*plane.shape)]
@@ -102,8 +91,7 @@ def _plane_noise_sigma(plane: np.ndarray) -> float:
     texture = np.concatenate([part[2] for part in parts])
     centres = np.concatenate([part[3] for part in parts])
     del parts
-    # pure noise of level s gives a texture ~ s^2 Gamma(n / 2, 2 tr / n) (n pixels, tr = the
-    # difference operators' trace, Liu et al. 2012); this is its quantile at _NOISE_CONFIDENCE over s^2
+    # pure noise of level s gives a texture ~ s^2 Gamma(n / 2, 2 tr / n) (Liu et al. 2012): its quantile over s^2
     n, trace = p * p, 4 * p * (p - 1)
     from scipy import special  # noqa: PLC0415 - half a second of imports, for this estimate only
 
@@ -121,22 +109,12 @@ def _plane_noise_sigma(plane: np.ndarray) -> float:
 
 def estimate_noise_sigma(image: np.ndarray) -> float:
     """The standard deviation of additive white Gaussian noise in an image, estimated from the image
-    alone, on the 0-255 scale: what a denoiser of :data:`DENOISE_BASELINES` needs as ``sigma`` when
-    the noise level is unknown (real noise), and what the blind FFDNet reads.
+    alone, on the 0-255 scale: the ``sigma`` a denoiser needs when the noise level is unknown.
 
-    Donoho's wavelet estimator measured where the image has no texture: the median absolute
-    deviation over 0.6745 of the finest diagonal Haar coefficients ``(x00 - x01 - x10 + x11) / 2``
-    (each has the noise's standard deviation and cancels smooth shading), taken only at the
-    centres of the 7 x 7 patches whose gradient energy pure noise of the current estimate would
-    reach with 99% probability (Liu, Tanaka and Okutomi's weak-texture patches, 2012); from the
-    whole image's estimate, refined until it settles: over the whole image, texture would count
-    as noise and over-estimate the level, most at low levels (its accuracy: docs/denoising.md,
-    "Use it"). Per channel, averaged over the channels. Coefficients and patches that touch a pixel
-    at 0 or 1 are left out: noise clipped to [0, 1] (a noisy photo saved to a file) is flat where
-    the image saturates, which the texture rule would take for the cleanest patches.
-    A plane of more than 4 megapixels is measured on 64 blocks of 256 x 256 pixels spread evenly
-    over it (:func:`_noise_blocks`), so that a 50-megapixel photo costs what a 4-megapixel one does
-    (memory and time); the image is read in place, never copied whole.
+    Donoho's wavelet estimator (MAD of the finest diagonal Haar coefficients over 0.6745), taken only
+    on weak-texture 7 x 7 patches (Liu, Tanaka and Okutomi 2012) and refined until it settles; per channel,
+    averaged. Coefficients that touch a pixel at 0 or 1 are left out (clipped noise). A plane above 4
+    megapixels is measured on a sample of blocks (:func:`_noise_blocks`); the image is never copied whole.
 
     Args:
         image: noisy image, float (H, W), (H, W, 1) or (H, W, 3), nominally in [0, 1] (unclipped
@@ -165,15 +143,12 @@ def estimate_noise_sigma(image: np.ndarray) -> float:
 
 def estimate_noise_map(image: np.ndarray, window: int = NOISE_WINDOW) -> np.ndarray:
     """The noise level at each pixel of an image whose noise varies across it, on the 0-255 scale:
-    :func:`estimate_noise_sigma` of each block of about ``window`` x ``window`` pixels (the blocks
-    split the image evenly; an image smaller than ``window`` is one block), bilinearly interpolated
-    between the blocks' centres. What a noise-map denoiser (FFDNet) reads where one level per image is
-    wrong (a brightened shadow, vignetting); ``experiments.compare --methods ffdnet-local`` runs it.
+    :func:`estimate_noise_sigma` of each block of about ``window`` x ``window`` pixels (an image smaller
+    than ``window`` is one block), bilinearly interpolated between the blocks' centres.
 
     Args:
         image: as :func:`estimate_noise_sigma`'s.
-        window: side of the blocks in pixels (>= 8; the default was picked on BSD's training photos
-            with noise ramps of 10 to 50, docs/denoising.md).
+        window: side of the blocks in pixels (>= 8).
 
     Returns:
         float32 (H, W), the estimated levels (>= 0, 0-255 scale).

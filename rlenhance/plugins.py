@@ -1,14 +1,10 @@
 """Registration: the one mechanism behind every table of named pieces (models, methods, action families,
 reward terms, metrics), and the way a user's own file joins one without an edit inside the package.
 
-A :class:`Registry` maps names to entries. The package fills its tables with :meth:`Registry.register`
-(a decorator, as BasicSR's ``ARCH_REGISTRY.register()``) or :meth:`Registry.add`; a user names their own
-entry by import path, ``"package.module:Name"`` (as Gymnasium's ``entry_point``), wherever a name is
-accepted: :meth:`Registry.get` imports the module and returns the attribute, checked by the table's
-``check``. A checkpoint records such a path, so loading it imports that module: load only checkpoints
-you trust (as with any pickle).
-
-Importing this module imports no torch.
+A :class:`Registry` maps names to entries, filled with :meth:`Registry.register` (a decorator, as BasicSR's
+``ARCH_REGISTRY.register()``) or :meth:`Registry.add`; a user names their own entry by import path,
+``"package.module:Name"``, wherever a name is accepted. A checkpoint records such a path, so loading it imports
+that module: load only checkpoints you trust. Importing this module imports no torch.
 
 Example:
     >>> CURVES = Registry("curve")
@@ -70,9 +66,7 @@ class Registry(Generic[T]):
         kind: what its entries are, for messages ("action family", "metric").
         check: called on every entry added or imported; raises ValueError (or TypeError) with what is
             wrong with it. None: anything is accepted.
-        modules: the modules whose import registers the package's own entries (their decorators), imported
-            on the first lookup (:meth:`get`, :meth:`names`, :meth:`items`, ``in``, ``len``), so that
-            creating or importing the table imports none of them.
+        modules: the modules whose import registers the package's own entries, imported on the first lookup.
     """
 
     def __init__(self, kind: str, check: Callable[[Any], None] | None = None, *, modules: Sequence[str] = ()):

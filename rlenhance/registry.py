@@ -19,15 +19,12 @@ completion  ``a3c``             RL          ``completion.PolicyCompleter``    no
 ==========  ==================  ==========  ================================  ================================
 
 ``rl`` also runs ``lowlight_local.pt``, for uneven light, given as its checkpoint (:attr:`Method.alternatives`).
-The classical methods are those of :mod:`rlenhance.baselines` and, for completion, ``diffusion-fill``
-(:func:`rlenhance.ops.fill.diffusion_fill`, the RL completion env's starting fill). "none": no checkpoint
-ships, because the policy of the method's recipe took its predictor's output at every pixel and step
-(:attr:`Method.unshipped`); it runs a checkpoint given, and without one says so and how to train one.
+The classical methods are those of :mod:`rlenhance.baselines` and, for completion, ``diffusion-fill``. "none":
+no checkpoint ships (:attr:`Method.unshipped`); it runs a checkpoint given.
 
 Every loader is called as ``loader(checkpoint, device=..., **settings)`` (:func:`load`) and returns a
 restorer: ``restore(image, *, mask=None, **settings)``, an RGB (or gray) float32 (H, W, C) image in
-[0, 1] in and out (:class:`rlenhance.restore.Restorer`). Importing this module imports no torch (the
-``rlenhance`` command builds its ``--help`` from it); :func:`load` imports the loader on first use.
+[0, 1] in and out (:class:`rlenhance.restore.Restorer`). Importing this module imports no torch.
 
 Example:
     >>> from rlenhance import registry
@@ -61,15 +58,11 @@ FAMILIES = ("RL", "Supervised", "Classical")
 #: The folder of the shipped weights.
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 #: Self-ensemble sizes (``ensemble=n``) -> the D4 transforms (:func:`rlenhance.models.vae.d4_transform`)
-#: averaged over: the identity; and a left-right flip; and the half turn and the up-down flip; and the
-#: quarter turns with and without the flip. Each is a subgroup of D4, so the mean is equivariant to its
-#: transforms.
+#: averaged over; each is a subgroup of D4, so the mean is equivariant to its transforms.
 ENSEMBLES: Mapping[int, tuple[int, ...]] = MappingProxyType({1: (0,), 2: (0, 4), 4: (0, 4, 2, 6),
                                                              8: (0, 4, 2, 6, 1, 3, 5, 7)})
 _GRAY, _RGB = 1, 3
-#: What ``restore`` of a learned model of each task accepts besides the image and the mask: a denoiser,
-#: ``per_channel`` (a gray model on a colour image); the RL low-light policy, its setting
-#: (:meth:`rlenhance.Enhancer.cond`).
+#: What ``restore`` of a learned model of each task accepts besides the image and the mask.
 _RESTORE_SETTINGS = MappingProxyType({"lowlight": (), "denoise": ("per_channel",), "completion": ()})
 #: How messages name a model of each task.
 _NOUNS = MappingProxyType({"lowlight": "low-light model", "denoise": "denoiser", "completion": "completion model"})
@@ -136,16 +129,13 @@ class Method:
 
     @property
     def checkpoint(self) -> Path | None:
-        """Its first default checkpoint (the gray one of a denoiser), or None (a classical method, or none
-        ships)."""
+        """Its first default checkpoint (the gray one of a denoiser), or None (a classical method, or none ships)."""
         return WEIGHTS / next(iter(self.weights.values())) if self.weights else None
 
     @property
     def ensembles(self) -> tuple[int, ...]:
         """The geometric self-ensemble sizes the app offers (:data:`ENSEMBLES`): every supervised denoiser
-        and completion model (a network's flips and turns); (1,), none, for classical and low-light
-        methods (the live preview runs them once) and the RL ones, whose shipped policies have no
-        predictor to self-ensemble (``ensemble=`` still runs a user's policy's predictor)."""
+        and completion model; (1,) for the others."""
         return tuple(ENSEMBLES) if "ensemble" in self.settings and self.task != "lowlight" \
             and self.family == "Supervised" else (1,)
 
@@ -175,6 +165,18 @@ _CLASSICAL_LABELS = {"auto-gamma": "Auto gamma", "histeq": "Histogram equalisati
 _CLASSICAL_NOTES = {"lowlight": "global, no learning", "denoise": "tuned for the noise level σ",
                     "completion": "OpenCV inpainting"}
 _CLASSICAL_SETTINGS = {"lowlight": (), "denoise": ("sigma",), "completion": ()}
+
+
+def _pixelrl(agent: str, label: str) -> Method:
+    """PixelRL's filter-bank denoising policy trained by ``agent`` (a colour checkpoint ships)."""
+    flag = "" if agent == "a3c" else f" --agent {agent}"
+    return Method("denoise", agent, label, "RL", "rlenhance.denoisers:PolicyDenoiser",
+                  MappingProxyType({_RGB: f"{agent}_denoise_color.pt"}), ("tile", "ensemble"), ("per_channel",),
+                  MappingProxyType({"agent": agent, "level_map": False}),
+                  MappingProxyType({_GRAY: _POLICY_TRAIN.format(agent=flag),
+                                    _RGB: f"python -m experiments.denoise_train{flag} --no-gray"}),
+                  "refuse", "PixelRL's 9 filters per pixel, one choice for R, G and B, 5 steps; trained on colour "
+                  "images, sigma 25", _PASSENGER.format("FFDNet"), "rollout-policy")
 
 
 def _diffusion_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -238,20 +240,8 @@ for _method in (
                 {_RGB: "python -m experiments.supervised_train --preset mrpnet-lowlight"},
                 "trained on SICE pairs"),
     *_classical("lowlight"),
-    Method("denoise", "a3c", "PixelRL (A3C)", "RL", "rlenhance.denoisers:PolicyDenoiser",
-           MappingProxyType({_RGB: "a3c_denoise_color.pt"}), ("tile", "ensemble"), ("per_channel",),
-           MappingProxyType({"agent": "a3c", "level_map": False}),
-           MappingProxyType({_GRAY: _POLICY_TRAIN.format(agent=""),
-                             _RGB: "python -m experiments.denoise_train --no-gray"}),
-           "refuse", "PixelRL's 9 filters per pixel, one choice for R, G and B, 5 steps; trained on colour images, "
-           "sigma 25", _PASSENGER.format("FFDNet"), "rollout-policy"),
-    Method("denoise", "sac", "PixelRL (SAC)", "RL", "rlenhance.denoisers:PolicyDenoiser",
-           MappingProxyType({_RGB: "sac_denoise_color.pt"}), ("tile", "ensemble"), ("per_channel",),
-           MappingProxyType({"agent": "sac", "level_map": False}),
-           MappingProxyType({_GRAY: _POLICY_TRAIN.format(agent=" --agent sac"),
-                             _RGB: "python -m experiments.denoise_train --agent sac --no-gray"}),
-           "refuse", "PixelRL's 9 filters per pixel, one choice for R, G and B, 5 steps; trained on colour images, "
-           "sigma 25", _PASSENGER.format("FFDNet"), "rollout-policy"),
+    _pixelrl("a3c", "PixelRL (A3C)"),
+    _pixelrl("sac", "PixelRL (SAC)"),
     Method("denoise", "ffdnet", "FFDNet (blind)", "Supervised", "rlenhance.denoisers:NoiseLevelDenoiser",
            _denoise_weights("ffdnet"), ("tile", "ensemble", "sigma"), ("per_channel",), MappingProxyType({}),
            MappingProxyType({_GRAY: _FFDNET_TRAIN, _RGB: _FFDNET_TRAIN + " --set data.gray=false"}), "opponent",
@@ -268,8 +258,7 @@ for _method in (
                  _RGB: "python -m experiments.supervised_train --preset mrpnet-denoise-color"},
                 "trained on gray images, sigma 25", gray_on_colour="luma"),
     Method("denoise", "rse", "RSE-RL", "RL", "rlenhance.rse:RSERestorer", MappingProxyType({}),
-           ("tile", "ensemble"),
-           ("per_channel",), MappingProxyType({}),
+           ("tile", "ensemble"), ("per_channel",), MappingProxyType({}),
            MappingProxyType({_GRAY: "python -m experiments.rse_train --set task.gray=true",
                              _RGB: "python -m experiments.rse_train --preset rse-denoise-color"}),
            "refuse", "patch latents refined by RL rounds, with the blind FFDNet's candidate",
@@ -294,9 +283,7 @@ for _method in (
     *_classical("completion"),
 ):
     register_method(_method)
-#: The method each task uses when none is named: the RL curve policy; the blind FFDNet (any noise
-#: level of 0-75, estimated per image; colour images in opponent planes), the best of the shipped
-#: denoisers in gray and colour (docs/denoising.md); the completion U-Net.
+#: The method each task uses when none is named.
 DEFAULTS: Mapping[str, str] = MappingProxyType({"lowlight": "rl", "denoise": "ffdnet", "completion": "unet"})
 
 
@@ -342,12 +329,9 @@ def find(task: str, name: str) -> Method:
 
 def network_method(task: str, network: str) -> Method:
     """The method of a supervised network named by import path (a user's own network class, trained by
-    ``experiments.supervised_train --model package.module:Class``, which its checkpoints record): its
-    checkpoints load through :class:`rlenhance.restore.SupervisedRestorer`; none ships."""
-    return Method(task, network, network.rpartition(":")[2], "Supervised", "rlenhance.restore:SupervisedRestorer",
-                  MappingProxyType({}), ("tile", "ensemble"), _RESTORE_SETTINGS[task],
-                  MappingProxyType({"task": task}), gray_on_colour="luma" if task == "denoise" else "",
-                  note=f"the network {network}", loads="supervised")
+    ``experiments.supervised_train --model package.module:Class``); none ships."""
+    return _supervised(task, network, network.rpartition(":")[2], {}, {}, f"the network {network}",
+                       gray_on_colour="luma" if task == "denoise" else "")
 
 
 def default_weights(method: Method, planes: int = _RGB, *, option: str = "checkpoint=PATH") -> Path:
@@ -416,8 +400,7 @@ def load(task: str, name: str, checkpoint: str | os.PathLike[str] | None = None,
         **settings: the method's loader settings (``method.settings``, e.g. ``tile``, ``ensemble``, ``sigma``).
 
     Raises:
-        ValueError: an unknown method, a setting it does not accept (the accepted ones are named) or a
-            bad value.
+        ValueError: an unknown method, a setting it does not accept (the accepted ones are named) or a bad value.
         CheckpointError: the default is not installed, or the file is not a checkpoint of the method.
     """
     method = find(task, name)
@@ -449,12 +432,9 @@ def method_for(task: str, model: str | None, checkpoint: str | os.PathLike[str] 
 
 
 def kind_of(task: str, checkpoint: str | os.PathLike[str]) -> str | None:
-    """The name of the method of ``task`` that loads ``checkpoint``, derived from what the file records:
-    the methods whose loader reads its spec's kind (:attr:`Method.loads`) and its task, and among several,
-    the one its spec's ``model`` names (supervised; a network by import path is its own method,
-    :func:`network_method`), or whose loader's ``agent`` and ``level_map`` are the trainer's recorded
-    algorithm and its transition's (denoising policies). None: not a checkpoint of a method of ``task``
-    (another task's, a network no method of ``task`` loads, not readable)."""
+    """The name of the method of ``task`` that loads ``checkpoint``, derived from what the file records
+    (its spec's kind, task and ``model``, or the trainer's algorithm and transition); None: not a checkpoint
+    of a method of ``task``."""
     from rlenhance.checkpoint import SPEC_KEY, load_checkpoint  # noqa: PLC0415 - torch, for a checkpoint only
 
     try:
@@ -497,10 +477,9 @@ class ClassicalRestorer:
 
     def restore(self, image: np.ndarray, *, mask: np.ndarray | None = None, sigma: float | None = None,
                 dtype: type | np.dtype = np.float32) -> np.ndarray:
-        """The method on one image (float32 (H, W, C) in [0, 1], a denoiser's with noisy values, or
-        uint8 / uint16 samples, converted whole): the output has the image's shape, float32 or its
-        uint8 levels (``dtype``, :data:`rlenhance.io.arrays.RESULT_DTYPES`). ``sigma``: denoising, this
-        call's noise level (None: the one given).
+        """The method on one image (float32 (H, W, C) in [0, 1], a denoiser's with noisy values, or uint8 / uint16
+        samples, converted whole): the output has the image's shape, float32 or its uint8 levels (``dtype``,
+        :data:`rlenhance.io.arrays.RESULT_DTYPES`). ``sigma``: denoising, this call's noise level (None: the one given).
 
         Raises:
             ImageError: a mask missing for inpainting or given to another method, a bad image.

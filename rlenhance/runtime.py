@@ -1,8 +1,4 @@
-"""Process-wide runtime settings: device choice, denormal flushing and seeding.
-
-Nothing here runs at import time; callers (the ``rlenhance`` command, the web app, the experiment
-and benchmark packages, the model loaders) decide when to call these functions.
-"""
+"""Process-wide runtime settings: device choice, denormal flushing and seeding (nothing runs at import time)."""
 
 from __future__ import annotations
 
@@ -77,7 +73,7 @@ def physical_memory() -> int | None:
 
 def check_memory(need: int, what: str, fix: str) -> None:
     """Refuse settings whose memory, at least ``need`` bytes, is more than this machine has, before
-    anything is allocated (a run that would fail minutes in, or swap the machine to a halt).
+    anything is allocated.
 
     Args:
         need: a floor of the bytes (what is sure to be allocated, not an estimate of the whole).
@@ -99,17 +95,12 @@ def _amount(size: int) -> str:
 
 
 def configure_threads(threads: int = 0, processes: int = 1, *, spare: int = 1) -> int:
-    """Set torch's CPU threads; ``0``: every core but ``spare``, at least one, shared by the
+    """Set torch's (and OpenCV's) CPU threads; ``0``: every core but ``spare``, at least one, shared by the
     ``processes`` that run on this machine (a ``torchrun --nproc_per_node N`` job's N ranks each get
-    ``(cores - spare) // N``, at least one).
+    ``(cores - spare) // N``).
 
-    The inference entry points (``rlenhance``, compare, the benchmarks) leave one core free: torch's
-    OpenMP threads meet at a barrier after every parallel op, so when another busy process holds a
-    core, each op waits for the thread that lost it, and enhancing slows many times over. The trainers
-    (:func:`experiments.process.setup_process`) take every core (``spare=0``): fastest on a quiet
-    machine; on one shared with other busy processes, ``--threads 1`` keeps the slowdown small
-    (docs/performance.md#threads). ``OMP_WAIT_POLICY=PASSIVE`` is no cure: waiting threads sleep, but
-    every op then pays their wake-up, even on an idle machine.
+    The inference entry points leave one core free: torch's OpenMP threads meet at a barrier after every op, so a busy
+    neighbour process slows each op; the trainers take every core (``spare=0``; docs/performance.md#threads).
 
     Args:
         threads: the number of threads; 0: ``max(1, (os.cpu_count() - spare) // processes)``.
@@ -134,24 +125,11 @@ def configure_threads(threads: int = 0, processes: int = 1, *, spare: int = 1) -
 
 
 def flush_denormals() -> bool:
-    """Make CPU float math treat denormal (subnormal) numbers as zero (FTZ/DAZ).
+    """Make CPU float math treat denormal (subnormal) numbers as zero (FTZ/DAZ): ``torch.set_flush_denormal``.
 
-    Calls ``torch.set_flush_denormal(True)``. The setting lives in each CPU thread's
-    floating-point control register (MXCSR), and a new thread copies it from the thread that
-    creates it. So it must run **before torch's intra-op CPU thread pool starts**, i.e. before the
-    first parallel torch op of the process: worker threads created earlier keep denormals on and
-    only the calling thread is fixed (with 2 threads, a late call flushes the half of an
-    elementwise op that runs on the main thread and not the half on the worker). The entry points
-    call it first (the ``rlenhance`` command's ``main``, ``import experiments`` / ``benchmarks``), and
-    the model loaders (:class:`rlenhance.Enhancer`, :class:`rlenhance.restore.SupervisedRestorer`, the
-    denoisers) call it again; merely importing torch (or rlenhance) starts no pool.
-
-    Why it matters: about a quarter of the official Zero-DCE weights and some of Zero-DCE++'s are
-    denormal floats. On CPUs with a denormal penalty (REFERENCES.md) every multiply by them takes a
-    slow path, many times slower. Some CPUs/kernels have no penalty (an AMD EPYC with torch 2.13's oneDNN
-    convolutions showed none); calling this is harmless there. The peer loaders in
-    :mod:`rlenhance.models.peers` also zero subnormal weights on load, which removes them from the
-    weights whatever the thread state (activations can still become denormal; this call covers them).
+    The setting is per thread and copied into threads created later, so it must run before torch's intra-op
+    CPU thread pool starts (the first parallel torch op); the entry points and model loaders call it. Some
+    shipped peer weights (Zero-DCE) are denormal, which is slow on CPUs with a denormal penalty.
 
     Returns:
         True when the CPU supports flushing (x86 with SSE3), False otherwise (nothing changed).
@@ -162,8 +140,7 @@ def flush_denormals() -> bool:
 def seed_everything(seed: int) -> None:
     """Seed Python's ``random``, NumPy's global generator and torch (CPU and every CUDA device).
 
-    Environments should still draw from their own ``np_random``; this seeds the global
-    generators used by weight initialisation, data shuffling and ad-hoc sampling.
+    Environments should still draw from their own ``np_random``.
 
     Args:
         seed: Integer in [0, 2**32 - 1] (NumPy's limit).
@@ -182,9 +159,8 @@ def seed_everything(seed: int) -> None:
 
 @functools.lru_cache(maxsize=256)
 def constant_tensor(values: tuple, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """``torch.tensor(values, dtype=dtype, device=device)``, made once per (values, dtype, device): a
-    table of a loop's every step (an action table, filter taps, channel indices) built without copying it
-    from the host at every call, which on a GPU waits for the device. Shared: never modify it in place.
+    """``torch.tensor(values, dtype=dtype, device=device)``, made once per (values, dtype, device) (no host
+    copy per call); shared: never modify it in place.
 
     Args:
         values: numbers, or tuples of numbers (hashable).

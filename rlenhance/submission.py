@@ -1,22 +1,15 @@
 """The competition CSV of the MRPNet + Generator seed: one row of gray pixels per predicted image.
 
-The seed's Kaggle competition scores the enhanced test images as a CSV written this way (its
-``images_to_csv``): each image converted to 8-bit gray with Pillow's ``convert("L")`` (ITU-R
-601-2 luma in integers, ``L = (19595 R + 38470 G + 7471 B + 32768) >> 16`` on 8-bit samples),
+Each image is converted to 8-bit gray as Pillow's ``convert("L")`` does (:data:`PILLOW_LUMA_WEIGHTS`),
 flattened row by row, every 8th pixel kept (``flatten()[::8]``), one row per image::
 
     ID,pixel_0,pixel_1,...,pixel_{N-1}
     gt_1,12,40,...,7
 
-``ID`` is the file's stem; the seed renamed its ``test_ID`` outputs to ``gt_ID``
-(``id_prefix=("test_", "gt_")``, ``rlenhance export-csv --id-prefix test_ gt_``). Values are
-integers in 0..255, comma-separated, one ``\\n`` per row, no index column (``pandas.to_csv(...,
-index=False)``), UTF-8 (an ID may hold any character but a comma, quote or line break). An ID that a
-spreadsheet would read as a formula (starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
-return, OWASP's list for CSV injection) is refused, naming the file: the grader matches IDs exactly,
-so the usual neutralisation, a ``'`` prefix, would change the ID and lose the row's score. Every
-image must have the same size, since the rows share one header. Rows follow the order of the images
-given (a folder: sorted by file name; the seed's ``os.listdir`` order was arbitrary).
+``ID`` is the file's stem (``id_prefix=("test_", "gt_")`` renames the seed's ``test_ID`` outputs). Values are
+integers in 0..255, one ``\\n`` per row, no index column, UTF-8. An ID that a spreadsheet would read as a formula
+(:data:`FORMULA_PREFIXES`, CSV injection) is refused, since the grader matches IDs exactly. Every image must have
+the same size; rows follow the order of the images given.
 
 Example:
     >>> import numpy as np
@@ -114,11 +107,9 @@ def write_submission(images: Sequence[str | os.PathLike[str]], out: str | os.Pat
 
     Raises:
         ValueError: no images, ``stride`` < 1, ``out`` is a folder or one of ``images``, ``out``
-            exists without ``overwrite`` (also one that appears while the CSV is written), two
-            images share an ID (both are named), an ID holds a comma, quote or line break, or
-            starts like a spreadsheet formula (:data:`FORMULA_PREFIXES`). Nothing is written.
-        ImageError: an image is unreadable or of another size than the first (both are named);
-            nothing is written (the CSV would lack or misalign a row).
+            exists without ``overwrite``, two images share an ID, an ID holds a comma, quote or line
+            break, or starts like a spreadsheet formula. Nothing is written.
+        ImageError: an image is unreadable or of another size than the first; nothing is written.
     """
     paths = [Path(p) for p in images]
     out = Path(out)

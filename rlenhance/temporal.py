@@ -13,22 +13,15 @@ class TemporalSmoothing:
     """What carries a clip's enhancement decisions from frame to frame (``Enhancer.enhance_array(...,
     temporal=...)``, one object per clip, its frames in order), so that its brightness does not flicker.
 
-    * The alpha maps: each frame's (one per curve step, at the working resolution, as applied: coupled,
-      damped and capped) are blended with the blend of the frames before, an exponential moving average
-      ``m_t = (1 - w) m_(t-1) + w a_t`` with ``w = maps_weight`` (:meth:`blend`), each step of the blend
-      capped again on the frame (the action family's step: a blend does not lift the mean above the
-      cap's limit either): a decision the policy changes from one frame to the next (a discrete policy's
-      alpha that flips, a light at the edge of a block) comes in over frames.
+    * The alpha maps: each frame's (as applied: coupled, damped and capped) are blended with those of the
+      frames before, an exponential moving average ``m_t = (1 - w) m_(t-1) + w a_t`` with ``w = maps_weight``
+      (:meth:`blend`), each step capped again on the frame.
     * The gain: each frame's result is scaled by ``b_t / mean_t`` (:meth:`gain`), its mean brightness
-      ``mean_t`` brought to the moving average ``b_t`` of the frames' means, weight ``gain_weight``
-      (FFmpeg's ``deflicker``): on a static scene the sensor noise of each frame, which the curves
-      amplify, no longer moves the brightness from frame to frame.
+      brought to the moving average ``b_t`` of the frames' means, weight ``gain_weight`` (FFmpeg's ``deflicker``).
 
-    A scene cut restarts both from the frame itself: the mean absolute difference of two consecutive
-    frames above ``cut`` times their mean brightness, both frames seen as their working images pooled to
-    at most ``CUT_SIDE`` pixels a side (the noise averaged out, the scene kept). The weights were chosen on
-    6 SICE scenes with fresh noise in each frame (``python -m benchmarks.video``): a lower maps weight
-    gives back more of the noise that the cap takes out of each frame's own maps.
+    A scene cut restarts both: the mean absolute difference of two consecutive working images (pooled to
+    ``CUT_SIDE`` pixels a side) above ``cut`` times their mean brightness. The weights were chosen with
+    ``python -m benchmarks.video``.
 
     Args:
         maps_weight, gain_weight: the current frame's share of each average, in (0, 1] (1: each frame alone).
@@ -42,8 +35,7 @@ class TemporalSmoothing:
         >>> out = [Enhancer().enhance_array(frame, temporal=smoothing).image for frame in clip]  # doctest: +SKIP
     """
 
-    #: The defaults: a frame's maps weigh a half, its brightness a quarter (a time constant of about 4
-    #: frames); a cut is a change of 30% of the brightness.
+    #: The defaults: a frame's maps weigh a half, its brightness a quarter; a cut is a 30% change of brightness.
     MAPS_WEIGHT, GAIN_WEIGHT, CUT = 0.5, 0.25, 0.3
     #: The longer side of the images compared for a cut.
     CUT_SIDE = 32
@@ -55,8 +47,7 @@ class TemporalSmoothing:
         if isinstance(cut, bool) or not isinstance(cut, (int, float)) or not cut > 0:
             raise ValueError(f"cut: expected a relative change > 0; got {cut!r}")
         self.maps_weight, self.gain_weight, self.cut = float(maps_weight), float(gain_weight), float(cut)
-        #: The working planes of the clip's frames, reused from frame to frame
-        #: (:func:`rlenhance.ops.clean.scratch_plane`).
+        #: The working planes of the clip's frames, reused from frame to frame.
         self.scratch: dict = {}
         self.reset()
 

@@ -1,9 +1,7 @@
 """What an RL restorer did: the action each pixel took at each step (:class:`ActionTrace`), how often
-each action was taken (:meth:`ActionTrace.counts`, :func:`usage`), and the pictures of both
-(:func:`action_map_image`, :func:`legend_image`) that ``experiments.compare`` and the app show.
+each action was taken (:func:`usage`), and the pictures of both (:func:`action_map_image`, :func:`legend_image`).
 
-Every RL restorer has ``restore_traced``, which takes the arguments of its ``restore`` and returns
-``(output, trace)``; ``restore`` itself records nothing:
+Every RL restorer has ``restore_traced``, which takes the arguments of its ``restore`` and returns ``(output, trace)``:
 
 =============================================  ============================================================
 restorer                                       its actions (:attr:`ActionTrace.names`)
@@ -46,8 +44,7 @@ __all__ = ["ActionTrace", "TracedRestorer", "action_colours", "action_map_image"
 #: The colour of the action that takes the predictor's pixel, and of the one that keeps the pixel (RGB).
 PREDICT_COLOUR = (214, 39, 40)
 KEEP_COLOUR = (190, 190, 190)
-#: The colours of the other actions, in action-id order: Tableau's 20 without its reds and greys, then
-#: navy, olive, teal and gold (20 told apart).
+#: The colours of the other actions, in action-id order: Tableau's 20 without reds and greys, then 4 more.
 PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (148, 103, 189), (140, 86, 75), (227, 119, 194),
            (188, 189, 34), (23, 190, 207), (174, 199, 232), (255, 187, 120), (152, 223, 138), (197, 176, 213),
            (196, 156, 148), (247, 182, 210), (219, 219, 141), (158, 218, 229), (0, 0, 128), (128, 128, 0),
@@ -122,9 +119,8 @@ class TracedRestorer(Protocol):
 
 
 def usage(traces: Sequence[ActionTrace], *, per_step: bool = False) -> np.ndarray:
-    """The fraction of pixel-steps that took each action over several images' traces (pooled: each
-    pixel-step counts once, whatever its image): float64 (n_actions,), or (steps, n_actions) with
-    ``per_step``; NaN where no pixel was in a region.
+    """The fraction of pixel-steps that took each action over several images' traces (pooled): float64
+    (n_actions,), or (steps, n_actions) with ``per_step``; NaN where no pixel was in a region.
 
     Raises:
         ValueError: no trace, or traces of other actions or step counts.
@@ -146,14 +142,13 @@ def usage(traces: Sequence[ActionTrace], *, per_step: bool = False) -> np.ndarra
 
 
 def action_colours(names: Sequence[str], values: Sequence[float] | None = None) -> np.ndarray:
-    """uint8 (n, 3) RGB: the colour of each action of ``names`` (the trainers' sample grids use them too).
-    Valued actions (``values``, :attr:`ActionTrace.values`) on a scale, white at 0, blue below, orange
-    above (by the square root of the value over the largest magnitude, which spreads the small values);
-    categories from :data:`PALETTE` in id order (repeated past its end), ``keep`` grey and ``predict`` red."""
+    """uint8 (n, 3) RGB: the colour of each action of ``names``. Valued actions (``values``) on a scale
+    (square root of the value over the largest magnitude), white at 0, blue below, orange above; categories
+    from :data:`PALETTE` in id order, ``keep`` grey and ``predict`` red."""
     if values is not None:
         values = np.asarray(values, dtype=np.float64)
         reach = float(np.abs(values).max()) or 1.0
-        t = (np.sign(values) * np.sqrt(np.abs(values) / reach))[:, None]  # the square root spreads small values
+        t = (np.sign(values) * np.sqrt(np.abs(values) / reach))[:, None]
         zero, low, high = (np.asarray(_SCALE[k], np.float64) for k in ("zero", "low", "high"))
         colours = np.where(t < 0, zero + (low - zero) * -t, zero + (high - zero) * t)
         return np.rint(colours).astype(np.uint8)
@@ -202,9 +197,8 @@ def step_pictures(trace: ActionTrace, size: tuple[int, int], plane: int = 0) -> 
 
 
 def legend_image(traces: Sequence[ActionTrace], *, width: int = 480, row: int = 18) -> np.ndarray:
-    """The legend of the traces' maps and how often each action was taken: per action taken, in
-    action-id order, its colour, its name, a bar as long as its share of the pixel-steps (:func:`usage`)
-    and that share in percent.
+    """The legend of the traces' maps: per action taken, in id order, its colour, its name, a bar as long
+    as its share of the pixel-steps (:func:`usage`) and that share in percent.
 
     Args:
         traces: the traces of one restorer (one image or several).

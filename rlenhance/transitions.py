@@ -4,17 +4,12 @@ native kernels, and stored as part of a policy checkpoint's spec.
 * :class:`LowLightTransition` (``envs.lowlight``, :class:`rlenhance.Enhancer`'s torch and native
   rollouts): per pixel an alpha (a table entry, or the action itself), R and G coupled to B, damped,
   one LE curve step capped above the exposure target; and the setting encoding the policy reads.
-* :class:`DenoiseTransition` (``envs.denoise``, :class:`rlenhance.denoisers.PolicyDenoiser`): per
-  pixel one of PixelRL's filters, or the predictor's pixel; or a scale of the noise-level map a
-  noise-map denoiser (FFDNet) reads.
-* :class:`CompletionTransition` (``envs.completion``): per hole pixel one fill action, or the
-  predictor's pixel.
+* :class:`DenoiseTransition` (``envs.denoise``, :class:`rlenhance.denoisers.PolicyDenoiser`): per pixel one of PixelRL's
+  filters, or the predictor's pixel; or a scale of the noise-level map a noise-map denoiser (FFDNet) reads.
+* :class:`CompletionTransition` (``envs.completion``): per hole pixel one fill action, or the predictor's pixel.
 
-A policy checkpoint stores its transition in its spec (:class:`rlenhance.checkpoint.LowLightPolicySpec`,
-:class:`~rlenhance.checkpoint.RolloutPolicySpec`, through :meth:`Transition.to_dict` /
-:meth:`Transition.from_dict`). Changing the curve, an action or a table is an edit here (or in the
-op it names): the env that trains a policy and every path that applies it read the same object, so
-a policy always runs in the MDP it was trained in.
+A policy checkpoint stores its transition in its spec (:meth:`Transition.to_dict` / :meth:`Transition.from_dict`),
+so a policy always runs in the MDP it was trained in.
 
 Example:
     >>> import torch
@@ -56,25 +51,9 @@ from rlenhance.ops.select import select_per_pixel
 from rlenhance.plugins import Registry
 from rlenhance.runtime import constant_tensor
 
-__all__ = [
-    "ACTION_FAMILIES",
-    "ACTION_TYPES",
-    "ActionFamily",
-    "LE",
-    "COMPLETION_ACTIONS",
-    "COND_ENCODINGS",
-    "COND_FIELDS",
-    "PREDICT_ACTION",
-    "RELLIE_ALPHAS",
-    "TRANSITIONS",
-    "Transition",
-    "TransitionError",
-    "CompletionTransition",
-    "DenoiseTransition",
-    "LowLightTransition",
-    "decode_setting",
-    "encode_setting",
-]
+__all__ = ["ACTION_FAMILIES", "ACTION_TYPES", "ActionFamily", "LE", "COMPLETION_ACTIONS", "COND_ENCODINGS",
+           "COND_FIELDS", "PREDICT_ACTION", "RELLIE_ALPHAS", "TRANSITIONS", "Transition", "TransitionError",
+           "CompletionTransition", "DenoiseTransition", "LowLightTransition", "decode_setting", "encode_setting"]
 
 #: ReLLIE's alpha table: a = 0..26 -> alpha = (a - 6) / 20, i.e. -0.30 .. +1.00 in steps of 0.05.
 RELLIE_ALPHAS = tuple(round((a - 6) / 20, 2) for a in range(27))
@@ -97,12 +76,11 @@ class TransitionError(ValueError):
 
 class ActionFamily:
     """How one low-light step moves a pixel for its action value ``alpha``: the curve family of a
-    :class:`LowLightTransition` (an extension point: subclass it in your own file and name it by import
-    path, ``task.curve=package.module:Class``; ``examples/gamma_curve.py``).
+    :class:`LowLightTransition`; subclass it in your own file and name it by import path,
+    ``task.curve=package.module:Class`` (``examples/gamma_curve.py``).
 
-    A family defines :meth:`curve`; :meth:`step` (capped, at the policy's working resolution) and
-    :meth:`apply` (alpha maps upsampled onto a full-resolution image) follow from it. ``alpha = 0`` must
-    keep the pixel; the cap needs the image mean to rise monotonically with ``alpha``.
+    A family defines :meth:`curve`; :meth:`step` and :meth:`apply` follow from it. ``alpha = 0`` must keep the
+    pixel; the cap needs the image mean to rise monotonically with ``alpha``.
 
     Attributes:
         name: the family's registered name (:data:`ACTION_FAMILIES`).
@@ -141,11 +119,10 @@ class ActionFamily:
     @classmethod
     def apply(cls, x: torch.Tensor, maps: list[torch.Tensor], *, top: int = 0, height: int | None = None,
               out: torch.Tensor | None = None) -> torch.Tensor:
-        """The steps of the alpha ``maps`` (each (B, 1 or C, h, w), spanning the whole image) on ``x``
-        (rows ``top ..`` of an image of ``height`` rows, float in [0, 1] or uint8 / uint16 samples), each
-        map upsampled bilinearly and every step clamped to [0, 1] (:func:`rlenhance.ops.le_curves_upsampled`'s
-        contract, in torch). ``out``: where to write (float, or the samples' dtype, rounded); None: a new
-        float tensor."""
+        """The steps of the alpha ``maps`` (each (B, 1 or C, h, w), spanning the whole image) on ``x`` (rows
+        ``top ..`` of an image of ``height`` rows, float in [0, 1] or uint8 / uint16 samples), each map upsampled
+        bilinearly and every step clamped to [0, 1] (:func:`rlenhance.ops.le_curves_upsampled`'s contract).
+        ``out``: where to write (float, or the samples' dtype, rounded); None: a new float tensor."""
         current = upsample_rows(x, maps, top=top, height=height, step=lambda v, up: cls.curve(v, up).clamp(0, 1))
         return current if out is None else store_samples(current, out)
 
@@ -210,8 +187,7 @@ class Transition:
 
     #: The task the transition steps (the ``task`` key of :meth:`to_dict`).
     task: ClassVar[str] = ""
-    #: Fields only ever read as float32 tensors: kept as their float32 values, so a transition
-    #: built from python floats equals the one read back from a checkpoint.
+    #: Fields only ever read as float32 tensors: stored as their float32 values (equal after a checkpoint).
     _float32_fields: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
@@ -219,7 +195,7 @@ class Transition:
             value = getattr(self, field.name)
             if isinstance(value, list):
                 object.__setattr__(self, field.name, tuple(value))
-            if field.name in self._float32_fields:  # read as float32 tensors only: stored as those values
+            if field.name in self._float32_fields:
                 object.__setattr__(self, field.name, tuple(float(v) for v in torch.tensor(value, dtype=torch.float32)))
         problems = self._problems()
         if problems:
@@ -261,12 +237,9 @@ class Transition:
 class LowLightTransition(Transition):
     """One step of ``rlenhance/LowLight-v1`` (ReLLIE's curve estimation).
 
-    Per pixel the action gives an alpha (:meth:`alpha`); R and G are coupled to B
-    (:func:`rlenhance.ops.couple_channels`), the result damped by ``1 - damping`` (ReLLIE's
-    ``s <- (1 - d) LE(s) + d s``), and the image takes one step of its action family (:attr:`curve`;
-    by default Zero-DCE's LE curve ``x + alpha x (1 - x)``), scaled down so the image mean does not rise
-    above the exposure target plus the cap (:meth:`limit`, :meth:`ActionFamily.step`), then clamped to
-    [0, 1] (:meth:`step`). :meth:`apply` runs a rollout's maps on the full-resolution image.
+    Per pixel the action gives an alpha (:meth:`alpha`); R and G are coupled to B, damped by ``1 - damping``,
+    and the image takes one step of its action family (:attr:`curve`), capped above the exposure target
+    (:meth:`limit`) and clamped to [0, 1] (:meth:`step`). :meth:`apply` runs a rollout's maps at full resolution.
 
     Attributes:
         action_type: ``"discrete"`` (an index into ``alpha_table``) or ``"continuous"`` (alpha in [-1, 1]).
@@ -425,21 +398,15 @@ class LowLightTransition(Transition):
 class DenoiseTransition(Transition):
     """One step of ``rlenhance/Denoise-v0``, of one of two kinds.
 
-    * Filters (PixelRL; ``level_scales`` empty): per pixel one of ``actions``, PixelRL's filters
-      (:data:`rlenhance.ops.PIXELRL_ACTION_TABLE`) and, with a predictor, ``"predict"`` (the
-      predictor's pixel), computed only where chosen (:func:`rlenhance.ops.bank.pixelrl_filter_select`).
-    * Noise-level map (ReLLIE's map for FFDNet; ``level_scales`` given): the state is the noisy
-      image and a per-pixel noise-level map that starts at the level of the image (given, or
-      estimated); per pixel the action multiplies the map by one of ``level_scales``
-      (:meth:`next_level`, clamped to ``[0, max_level]``), and the image is the noise-map
-      denoiser's output for the noisy image and that map. The policy sees the noisy image, the
-      map and the noise's local strength (:meth:`level_observation`), not the output, so a rollout
-      runs the denoiser once, after its last step.
+    * Filters (PixelRL; ``level_scales`` empty): per pixel one of ``actions``, PixelRL's filters and,
+      with a predictor, ``"predict"`` (the predictor's pixel).
+    * Noise-level map (ReLLIE's map for FFDNet; ``level_scales`` given): per pixel the action multiplies a
+      noise-level map by one of ``level_scales`` (:meth:`next_level`); the image is the noise-map denoiser's
+      output for the noisy image and that map, run once after the last step.
 
     Attributes:
-        predict: the last action takes the predictor's pixel (a supervised denoiser run once per
-            episode on the noisy image); required by the noise-level map (its predictor is the
-            noise-map denoiser).
+        predict: the last action takes the predictor's pixel (a supervised denoiser run once per episode);
+            required by the noise-level map.
         clip: every state is clamped to [0, 1] (the noisy start included); False: the DnCNN /
             PixelRL protocol, unclipped.
         steps: steps of an episode (None: as :class:`LowLightTransition`'s).
@@ -503,12 +470,9 @@ class DenoiseTransition(Transition):
     def level_observation(self, noisy: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
         """What a noise-level map policy reads besides the noisy image (B, C, H, W): float32
         (B, 2, H, W), the map ``level`` (B, 1, H, W) (0-255 scale) over :data:`LEVEL_PLANE_SCALE`,
-        and the log ratio of the noise's local strength to the map, ``log((s + 1) / (level + 1))``:
-        ``s`` is the mean absolute finest diagonal Haar coefficient ``|x00 - x01 - x10 + x11| / 2``
-        (each pixel's 2 x 2 neighbourhood to the lower right, edges replicated; mean over the
-        channels) over the :data:`STRENGTH_BOX` square around the pixel, over ``sqrt(2 / pi)``: on flat
-        areas the noise's level there (Donoho's estimator reads these coefficients), above it on
-        texture. Positive where the map is below the noise, negative above it."""
+        and the log ratio of the noise's local strength ``s`` to the map, ``log((s + 1) / (level + 1))``:
+        ``s`` is the mean absolute finest diagonal Haar coefficient over the :data:`STRENGTH_BOX` square
+        around the pixel, over ``sqrt(2 / pi)`` (Donoho's estimator)."""
         x = F.pad(noisy, (0, 1, 0, 1), mode="replicate")
         diagonal = (x[..., :-1, :-1] - x[..., :-1, 1:] - x[..., 1:, :-1] + x[..., 1:, 1:]).abs()
         diagonal = diagonal.mean(dim=1, keepdim=True) * (255.0 / 2 / math.sqrt(2 / math.pi))

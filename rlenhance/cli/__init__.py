@@ -13,55 +13,20 @@
                      [--denoise S] [--max-side N] [--overwrite]
     rlenhance export-csv IMAGES... -o submission.csv [--stride 8] [--id-prefix OLD NEW] [--overwrite]
 
-Every ``--model NAME`` is a method of :mod:`rlenhance.registry`; without ``--checkpoint`` it runs
-its shipped weights (where none ship, the error says why and how to train one). ``enhance --model
-rl`` (default) runs the trained RL policy (:class:`rlenhance.Enhancer`), ``--model mrpnet`` a
-supervised low-light checkpoint of ``experiments.supervised_train`` (MRPNet + Generator, via
-:class:`rlenhance.restore.SupervisedRestorer`); ``--denoiser`` runs a
-denoising checkpoint on the enhanced image (ReLLIE's denoiser module; ``mrpnet`` / ``ffdnet``: the
-shipped colour one of that model): a plain one (MRPNet), or
-with ``--model rl`` a noise-map one (``supervised_train --model ffdnet``), which also reads the
-noise level of each pixel: the input's, ``--noise-sigma``, times how much the policy's curves
-brightened the pixel. ``denoise`` runs a denoiser of
-:func:`rlenhance.denoisers.load_denoiser`: ``--model ffdnet`` (the default without ``--checkpoint``;
-with one, ``--model`` defaults to the checkpoint's own kind) a noise-map checkpoint of
-``experiments.supervised_train --model ffdnet``, given the map of ``--sigma``, or without it of the
-level estimated in each image, ``mrpnet`` a plain supervised one, ``a3c`` / ``sac``
-a PixelRL filter-bank policy of
-``experiments.denoise_train`` (colour ones ship), ``rse`` an RSE-RL model of ``experiments.rse_train``
-(none ships); without
-``--checkpoint``, the model's default in ``rlenhance/weights/``: the gray one for a gray image (three
-equal channels), the colour one for a colour image, the gray one for every image with
-``--per-channel`` (R, G and B denoised separately); a gray model given a colour image without it
-denoises the luma (``mrpnet``), the three opponent colour planes, each at its noise level
-(``ffdnet``, colour out), or refuses the image (the RL models). ``complete`` runs a completion
-model: ``--model unet`` (the default without ``--checkpoint``; with one, the checkpoint's own kind),
-``gated-pixelrnn`` or ``pixelrnn`` (supervised, ``experiments.supervised_train``), or ``a3c``, the RL
-fill-action policy of ``experiments.completion_train`` (:class:`rlenhance.completion.PolicyCompleter`;
-none ships), and reads each image's mask from
-``--masks DIR`` (same stem, or the stem without the ``occluded_`` prefix, any image extension,
-white = missing) or estimates the hole (the largest black rectangle,
-:func:`rlenhance.data.occluded.find_hole`; a warning when it is unsure). ``export`` writes ``enhance --model rl``
-with its options as one ONNX graph (:mod:`rlenhance.export`). ``export-csv`` writes the MRPNet seed's
-competition CSV of predicted images (gray, flattened, every 8th pixel, one row per image ID;
-:mod:`rlenhance.submission`).
+Every ``--model NAME`` is a method of :mod:`rlenhance.registry`; without ``--checkpoint`` it runs its shipped
+weights (where none ship, the error says why and how to train one). ``enhance`` runs the RL policy
+(:class:`rlenhance.Enhancer`) or a supervised restorer, optionally followed by a ``--denoiser``; ``denoise``
+runs a denoiser of :func:`rlenhance.denoisers.load_denoiser`; ``complete`` a completion model, with each image's
+mask from ``--masks DIR`` (white = missing) or the estimated hole (:func:`rlenhance.data.occluded.find_hole`);
+``export`` writes ``enhance --model rl`` as one ONNX graph (:mod:`rlenhance.export`); ``export-csv`` the
+competition CSV (:mod:`rlenhance.submission`).
 
-IMAGES are files or folders (a folder stands for the images directly inside it, sorted by name,
-e.g. a test set: ``rlenhance enhance --model mrpnet --checkpoint best.pt test/ -o pred/``).
-Images are read and written in RGB order (files on disk follow their format's convention);
-outputs are PNG files named after the inputs (``OUTDIR/<input stem>.png``), written atomically. ``enhance
---model rl`` also takes videos (:func:`rlenhance.io.video.is_video`), enhanced frame by frame with temporal
-smoothing into ``OUTDIR/<input name>`` (:func:`rlenhance.io.video.transcode`).
-Before any image is processed, every output path is planned and the run is refused (exit code 2,
-nothing written) when an output would replace one of the inputs (or a ``--masks`` file), when two
-inputs would write the same output (``a/p.png b/p.png``, or ``x.png x.jpg``: the message names
-both; rename one or use separate ``-o`` folders), or when an output file already exists (pass
-``--overwrite`` to replace existing outputs; inputs are never replaced). Without ``--overwrite``, an
-output is also claimed create-exclusively when it is written: a file that another run wrote there
-meanwhile is kept, and the image fails (with ``--skip-existing``, is skipped). One line per image; a
-bad file is reported and skipped, as is an image whose ``--jobs`` worker process died, and the exit
-code is 1 if any image failed (2 for bad arguments), 0 only when every output was written (or kept
-with ``--skip-existing``).
+IMAGES are files or folders (the images directly inside, sorted by name), read and written in RGB order;
+outputs are PNG files ``OUTDIR/<input stem>.png``, written atomically (videos: frame by frame with temporal
+smoothing, :func:`rlenhance.io.video.transcode`). Every output path is planned first and the run is refused
+(exit code 2, nothing written) when an output would replace an input, two inputs would write the same output,
+or an output exists without ``--overwrite``. A bad image is reported and skipped; the exit code is 1 if any
+image failed, 0 only when every output was written (or kept with ``--skip-existing``).
 """
 
 from __future__ import annotations

@@ -23,8 +23,7 @@ def fail(command: str, exc: Exception) -> int:
 
 def expand_inputs(paths: Sequence[Path]) -> list[Path]:
     """The image files ``paths`` stand for: a folder gives the images directly inside it, sorted by
-    name (:func:`rlenhance.io.list_images`); anything else is kept as given (a missing or bad file
-    is reported when it is read).
+    name (:func:`rlenhance.io.list_images`); anything else is kept as given.
 
     Raises:
         ValueError: a folder holds no images (the accepted extensions are named).
@@ -59,10 +58,9 @@ def plan_outputs(images: Sequence[Path], out: Path, *, overwrite: bool = False,
         ``[(input, output), ...]`` of this shard, in the order of ``images``.
 
     Raises:
-        ValueError: ``out`` exists and is not a folder; an input is listed twice; two inputs map to
-            one output (compared case-insensitively, as on macOS and Windows file systems); an
-            output is one of the inputs or ``protected`` files (also through a link); an output
-            exists and ``overwrite`` is False. Nothing has been written.
+        ValueError: ``out`` exists and is not a folder; an input is listed twice; two inputs map to one output
+            (compared case-insensitively); an output is one of the inputs or ``protected`` files (also through a
+            link); an output exists and ``overwrite`` is False. Nothing has been written.
     """
     if out.exists() and not out.is_dir():
         raise ValueError(f"-o {out}: is a file; expected an output folder (created if missing)")
@@ -108,8 +106,7 @@ def shard_of(spec: str | None, environ: Mapping[str, str]) -> tuple[int, int]:
     """``(i, n)`` from ``--shard i/n``; without it, torchrun's ``RANK`` / ``WORLD_SIZE``, else ``(0, 1)``.
 
     Raises:
-        ValueError: not two integers ``0 <= i < n``; the message names ``--shard``, or the
-            environment variables the values came from.
+        ValueError: not two integers ``0 <= i < n``; the message names where the values came from.
     """
     if spec is None:
         if "WORLD_SIZE" not in environ or "RANK" not in environ:
@@ -135,15 +132,10 @@ def shard_of(spec: str | None, environ: Mapping[str, str]) -> tuple[int, int]:
 def process(args: argparse.Namespace, build: Callable[[argparse.Namespace], Restore]) -> int:
     """Load, restore and save every image of ``args.images``; one line per image, bad files skipped.
 
-    ``build(args)`` loads the models and returns ``restore(path, image) -> (output, figure)``; it is
-    called here (bad arguments or checkpoints end with exit code 2 before any work) and again in
-    each ``--jobs`` worker process. The outputs are planned first (:func:`plan_outputs`): a plan
-    that could lose a file is refused (exit 2). ``--shard i/n`` (or torchrun's ``RANK`` /
-    ``WORLD_SIZE``) keeps every n-th input; ``--skip-existing`` skips inputs whose output exists and
-    decodes (a broken one, e.g. empty or truncated by an interrupted copy, is redone). Without
-    ``--overwrite``, an output is claimed create-exclusively when it is written: a file that another
-    run wrote there meanwhile is kept, and the image counts as failed (skipped with
-    ``--skip-existing``).
+    ``build(args)`` loads the models and returns ``restore(path, image) -> (output, figure)``; it is called
+    here (bad arguments or checkpoints: exit code 2 before any work) and again in each ``--jobs`` worker. The
+    outputs are planned first (:func:`plan_outputs`); ``--shard i/n`` keeps every n-th input;
+    ``--skip-existing`` skips inputs whose output exists and decodes (a broken one is redone).
     """
     try:
         if args.max_pixels < 1:

@@ -68,11 +68,9 @@ def build(args: argparse.Namespace) -> Restore:
 
 
 def _removed_std(planes: np.ndarray, out: np.ndarray, band: int = 256) -> float:
-    """The standard deviation, on the [0, 1] scale, of what a denoiser removed: ``out`` (H, W, C_out)
-    from what it was given, ``planes`` (H, W, C), or their BT.601 luma for a gray supervised model
-    without --per-channel (C_out < C); either may be floats or samples (scaled by their range,
-    :func:`rlenhance.io.as_unit_float`). Computed ``band`` rows at a time (two passes, float64 sums):
-    no difference image of the photo's size is made."""
+    """The standard deviation, on the [0, 1] scale, of what a denoiser removed: ``out`` (H, W, C_out) from
+    ``planes`` (H, W, C), or their BT.601 luma when C_out < C; floats or samples. Computed ``band`` rows at a
+    time (no difference image of the photo's size is made)."""
     weights = np.asarray(BT601_LUMA_WEIGHTS, np.float32)[:, None]
 
     def differences():

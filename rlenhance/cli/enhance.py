@@ -103,8 +103,7 @@ def _means_text(before: float, after: float) -> str:
 
 
 def _colour_default(model: str) -> Path:
-    """``enhance --denoiser mrpnet|ffdnet``: the model's shipped colour checkpoint, else its gray one,
-    which the Enhancer runs on R, G and B (mrpnet) or on the opponent colour planes (ffdnet); the
+    """``enhance --denoiser mrpnet|ffdnet``: the model's shipped colour checkpoint, else its gray one; the
     colour default's error when neither is installed."""
     try:
         return default_denoiser(model, 3, option="--denoiser PATH")

@@ -22,9 +22,8 @@ Restore = Callable[[Path, np.ndarray], "tuple[np.ndarray, str]"]
 #: One image's outcome: ``(input, error or None, the line to print, skipped)``; ``skipped`` is True for
 #: an output that another run wrote meanwhile, kept with ``--skip-existing``.
 Result = tuple[Path, "str | None", str, bool]
-#: What saving does when the output file exists by then: replace it (``--overwrite``, or an output that
-#: ``--skip-existing`` found broken), keep it and skip the image (``--skip-existing``), or keep it and
-#: fail the image.
+#: What saving does when the output file exists by then: replace it, keep it and skip the image
+#: (``--skip-existing``), or keep it and fail the image.
 ON_EXISTS = ("replace", "skip", "fail")
 
 
@@ -35,11 +34,9 @@ PROGRESS_AFTER_S = 2.0
 def restore_one(restore: Restore, path: Path, target: Path, on_exists: str, max_pixels: int, *,
                 progress: bool = False) -> Result:
     """Load, restore and save one image (see :data:`Result`). A restore function with a true
-    ``reads_samples`` attribute is given the file's integer samples (``load_image(samples=True)``)
-    instead of floats. A video (:func:`rlenhance.io.video.is_video`) is streamed through the function its
-    ``clip`` attribute makes for each clip (:func:`rlenhance.io.video.transcode`; a command without one
-    takes no video). ``on_exists`` is one of :data:`ON_EXISTS`. ``progress``: a restoration that
-    takes more than :data:`PROGRESS_AFTER_S` shows a bar of its tiles on stderr (:func:`tile_bar`)."""
+    ``reads_samples`` attribute is given the file's integer samples instead of floats. A video is streamed
+    through the function its ``clip`` attribute makes (:func:`rlenhance.io.video.transcode`). ``on_exists``
+    is one of :data:`ON_EXISTS`. ``progress``: a slow restoration shows a bar of its tiles (:func:`tile_bar`)."""
     try:
         if is_video(path):
             return _restore_clip(restore, path, target, on_exists, max_pixels)
@@ -67,9 +64,8 @@ def restore_one(restore: Restore, path: Path, target: Path, on_exists: str, max_
 
 @contextlib.contextmanager
 def tile_bar(name: str) -> Iterator[None]:
-    """A progress bar on stderr of the tiles restored within the block, one for each
-    :func:`rlenhance.ops.tiling.tiled` pass (a later pass is named ``pass 2`` ...), shown once the pass
-    has taken :data:`PROGRESS_AFTER_S` and cleared at its end, so that a fast image prints nothing."""
+    """A progress bar on stderr of the tiles restored within the block, one per :func:`rlenhance.ops.tiling.tiled`
+    pass, shown once the pass has taken :data:`PROGRESS_AFTER_S` and cleared at its end."""
     from tqdm import tqdm
 
     from rlenhance.ops.tiling import reporting_windows
@@ -133,12 +129,9 @@ class _Worker:
 def parallel_results(restore: Restore, build: Callable[[argparse.Namespace], Restore], args: argparse.Namespace,
                       todo: Sequence[tuple[Path, Path, str]], jobs: int) -> Iterator[Result]:
     """Results of ``todo``, in its order, from ``jobs`` processes: this one (whose models are loaded)
-    and ``jobs - 1`` spawned workers, each with its share of the cores. Work is handed out an image
-    at a time, so this process restores images while the workers start (importing torch and loading
-    the models takes as long as a hundred 600x400 images): a worker is given images once it has
-    said it is ready, so no image waits on a worker that is still starting, and nobody idles at the
-    end. A worker that dies (killed, out of memory) fails the image it was restoring, with the cause;
-    the images queued behind it go to the other processes. Closing the generator stops the workers."""
+    and ``jobs - 1`` spawned workers. Work is handed out an image at a time, to a worker once it has said
+    it is ready. A worker that dies fails the image it was restoring, with the cause; the images queued
+    behind it go to the other processes. Closing the generator stops the workers."""
     import multiprocessing  # spawned workers rebuild the models: no fork of a process with running threads
     from multiprocessing.connection import wait
 

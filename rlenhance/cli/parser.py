@@ -1,11 +1,7 @@
 """An :class:`argparse.ArgumentParser` whose errors are one line and a hint, not the usage.
 
-A mistyped value or option gets the closest accepted one and, for a value, the list of accepted ones::
-
-    rlenhance: error: unrecognized arguments: --expsure 0.5; did you mean --exposure?
-    (--help lists every option)
-
-Used by the ``rlenhance`` command line and the trainers (:func:`experiments.config.parse`).
+A mistyped value or option gets the closest accepted one (``did you mean --exposure?``); used by the
+``rlenhance`` command line and the trainers (:func:`experiments.config.parse`).
 """
 
 from __future__ import annotations
