@@ -1,18 +1,10 @@
-"""One config per run: nested dataclasses, named presets, config files and ``--set`` overrides.
+"""One config per run: a frozen dataclass of sections (fields with one-line docstrings, as in CleanRL).
 
-A trainer describes everything it can be told as one frozen dataclass of sections (each a frozen
-dataclass whose fields carry a one-line docstring, as in CleanRL) and reads its command line with
-:func:`parse`, which resolves it in this order, later winning:
-
-1. the dataclass defaults (a trainer reads an env's own defaults for its env fields);
-2. ``--preset NAME``: a named config (:class:`Preset`);
-3. ``--config FILE``: a TOML or JSON file of nested sections (any subset), or a run folder / its
-   ``config.json`` (re-runs it);
-4. the trainer's few named flags (``flags``: ``--episodes`` -> ``run.episodes``);
-5. ``--set KEY=VALUE`` (repeatable) for any nested setting, e.g. ``--set reward.w_exposure=80``.
-
-``--print-config`` prints the resolved config as JSON (a valid ``--config`` file) and exits. An
-unknown key, a value of the wrong type or a choice outside a ``Literal`` is a ValueError naming the key.
+:func:`parse` resolves a command line, later winning: the defaults, ``--preset NAME`` (:class:`Preset`),
+``--config FILE`` (TOML / JSON of nested sections, or a run folder to re-run), the trainer's named flags
+(``--episodes`` -> ``run.episodes``), then ``--set KEY=VALUE`` (repeatable). ``--print-config`` prints the
+result as JSON (a valid ``--config`` file). An unknown key, a wrong type or a choice outside a ``Literal``
+is a ValueError naming the key.
 """
 
 from __future__ import annotations
@@ -40,11 +32,8 @@ try:
 except ImportError:  # Python 3.10
     tomllib = None
 
-#: ``--preset list`` prints the presets instead of starting one.
-LIST_PRESETS = "list"
-#: Keys a run folder's config.json holds beside the config (written by ``experiments.runs.Run``).
-RUN_METADATA = ("world_size", "trainer")
-#: The largest ``--config`` file read (a trainer's whole config is a few KB).
+LIST_PRESETS = "list"  # --preset list prints the presets
+RUN_METADATA = ("world_size", "trainer")  # a run's config.json keys beside the config
 CONFIG_BYTES_MOST = 2**20
 _NONE, _TRUE, _FALSE = ("none", "null"), ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
@@ -108,14 +97,11 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 def paths(config_class: type, prefix: str = "") -> dict[str, tuple[type, Any]]:
     """Every leaf setting of a config class: dotted path -> (its type, the dataclass holding it)."""
-    hints = typing.get_type_hints(config_class)
-    out: dict[str, tuple[type, Any]] = {}
+    hints, out = typing.get_type_hints(config_class), {}
     for f in dataclasses.fields(config_class):
         kind = hints[f.name]
-        if dataclasses.is_dataclass(kind):
-            out.update(paths(kind, f"{prefix}{f.name}."))
-        else:
-            out[prefix + f.name] = (kind, config_class)
+        out.update(paths(kind, f"{prefix}{f.name}.") if dataclasses.is_dataclass(kind)
+                   else {prefix + f.name: (kind, config_class)})
     return out
 
 
@@ -123,10 +109,8 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested dicts (:func:`to_dict`) as one dict of dotted paths (tuples as lists)."""
     out: dict[str, Any] = {}
     for key, value in config.items():
-        if isinstance(value, Mapping):
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[prefix + key] = list(value) if isinstance(value, tuple) else value
+        out.update(flatten(value, f"{prefix}{key}.") if isinstance(value, Mapping)
+                   else {prefix + key: list(value) if isinstance(value, tuple) else value})
     return out
 
 
@@ -169,8 +153,7 @@ def from_dict(config_class: type, data: Mapping[str, Any], *, base: Any = None, 
     class's static ``upgrade(data) -> data`` translates older files' settings first. ValueError names a bad key."""
     base = config_class() if base is None else base
     if not isinstance(data, Mapping):
-        raise ValueError(f"{where.rstrip('.') or 'config'}: expected a section (a table of settings), "
-                         f"got {data!r}")
+        raise ValueError(f"{where.rstrip('.') or 'config'}: expected a section (a table of settings), got {data!r}")
     if hasattr(config_class, "upgrade"):
         data = config_class.upgrade(dict(data))
     hints = typing.get_type_hints(config_class)
@@ -182,10 +165,8 @@ def from_dict(config_class: type, data: Mapping[str, Any], *, base: Any = None, 
             raise ValueError(f"unknown setting {path!r}; {where.rstrip('.') or 'the config'} has: "
                              f"{', '.join(sorted(known))}")
         kind = hints[key]
-        if dataclasses.is_dataclass(kind):
-            changes[key] = from_dict(kind, value, base=getattr(base, key), where=f"{path}.")
-        else:
-            changes[key] = coerce(value, kind, path)
+        changes[key] = (from_dict(kind, value, base=getattr(base, key), where=f"{path}.")
+                        if dataclasses.is_dataclass(kind) else coerce(value, kind, path))
     return dataclasses.replace(base, **changes)
 
 
@@ -245,24 +226,20 @@ def coerce(value: Any, kind: Any, path: str) -> Any:
 
 def _items(value: Any, path: str) -> list[Any]:
     """A list value: a JSON / TOML list, or a string of items separated by commas or spaces."""
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                return list(json.loads(text))
-            except json.JSONDecodeError:
-                raise ValueError(f"{path}: {value!r} is not a JSON list") from None
-        return [v for v in text.replace(",", " ").split() if v]
-    if isinstance(value, (int, float)):
-        return [value]
-    raise ValueError(f"{path}: expected a list, got {value!r}")
+    if isinstance(value, (list, tuple, int, float)):
+        return list(value) if isinstance(value, (list, tuple)) else [value]
+    if not isinstance(value, str):
+        raise ValueError(f"{path}: expected a list, got {value!r}")
+    if not value.strip().startswith("["):
+        return value.replace(",", " ").split()
+    try:
+        return list(json.loads(value))
+    except json.JSONDecodeError:
+        raise ValueError(f"{path}: {value!r} is not a JSON list") from None
 
 
 def read_settings(path: Path) -> dict[str, Any]:
-    """The table of settings in a TOML (``.toml``) or JSON file; FileNotFoundError or ValueError says why it
-    cannot be read, for the caller to name the file."""
+    """The table of settings in a TOML (``.toml``) or JSON file; FileNotFoundError or ValueError says why not."""
     problem = not_a_file(path)
     if problem:
         raise (FileNotFoundError if problem == NO_SUCH_FILE else ValueError)(problem)
@@ -302,10 +279,8 @@ def load_file(path: str | Path) -> dict[str, Any]:
 
 
 def unused_section(config: Any, name: str, why: str, base: Any = None) -> Any:
-    """``config`` with section ``name``, which does not apply to this run (``why``), at its defaults (a run records
-    none of it); ValueError names a setting of it that is neither its default nor ``base``'s (the config the
-    command line's settings went on: a preset): one given that would be ignored. A recorded run's section, at
-    its defaults, re-runs under its preset."""
+    """``config`` with section ``name``, which does not apply to this run (``why``), at its defaults; ValueError
+    names a setting of it that is neither its default nor ``base``'s (the preset's): one that would be ignored."""
     default = getattr(type(config)(), name)
     section, start = getattr(config, name), default if base is None else getattr(base, name)
     changed = [f"{name}.{f.name}" for f in dataclasses.fields(section)

@@ -1,14 +1,9 @@
 """The one training loop: train in steps, evaluate on a schedule, write checkpoints, resume, stop on signals.
 
-A trainer (RL: an episode a step; supervised: an epoch) gives :class:`Loop` its ``train`` and
-``evaluate`` functions and its callbacks; :meth:`Loop.fit` is the whole loop. Every ``eval_every``
-steps and at the end, ``evaluate()`` runs on rank 0 in eval mode without gradients, its scores are
-logged and the callbacks' ``on_evaluation`` run; then best.pt is written when the score beat the
-best so far (``split``: the tuning split picks it, or the validation split where there is none),
-then last.pt with the trainer's state, which ``--resume`` restores. With ``report``, best.pt's
-weights are scored once on the validation split after the run (the summary's ``val_*`` columns).
-SIGINT / SIGTERM stop every rank at the next step boundary with last.pt saved
-(:class:`experiments.process.Interrupted`); under torchrun rank 0 evaluates and writes.
+A trainer (RL: an episode a step; supervised: an epoch) gives :class:`Loop` its ``train`` and ``evaluate``
+functions and its callbacks. Each evaluation (rank 0, eval mode, no gradients) is logged, then best.pt is
+written when the score beat the best so far, then last.pt with the trainer's state for ``--resume``.
+SIGINT / SIGTERM stop every rank at the next step with last.pt saved (:class:`experiments.process.Interrupted`).
 """
 
 from __future__ import annotations
@@ -31,19 +26,14 @@ from experiments.runs import Run
 from rlenhance.checkpoint import load_checkpoint, load_state_dict_strict
 from rlenhance.errors import CheckpointError
 
-#: ``evaluate() -> (scores, grid_rows)``: scores named ``eval/...``; grid rows are lists of (C, H, W)
-#: images shown side by side (input | output | reference).
+#: ``evaluate() -> (scores, grid_rows)``: scores named ``eval/...``; rows of (C, H, W) images side by side.
 Evaluate = Callable[[], "tuple[dict[str, float], list[list[torch.Tensor]]]"]
-#: Score group of a ``--test`` set: logged and summarised, never used to pick best.pt.
-TEST_GROUP = "test"
-#: An RL evaluation's share of pixels that took their step's most common action
-#: (:func:`experiments.rl_common.top_action_share`); :class:`StuckHint` says a policy is stuck at ONE_ACTION.
+TEST_GROUP = "test"  # a --test set's scores: logged and summarised, never used to pick best.pt
+#: :func:`experiments.rl_common.top_action_share`'s score; :class:`StuckHint` says a policy is stuck at ONE_ACTION.
 TOP_ACTION_SHARE, ONE_ACTION = "eval/top_action_share", 0.999
-#: The scores the report line prints, where the evaluation has them (the summary has every score).
-REPORTED = ("psnr", "ssim", "uqi", "hole_psnr", "hole_ssim", "loss", "exposure_loss")
+REPORTED = ("psnr", "ssim", "uqi", "hole_psnr", "hole_ssim", "loss", "exposure_loss")  # the report line's scores
 SPLIT_NAMES = MappingProxyType({"tune": "tuning", "val": "validation"})
-#: A run whose estimated time is longer than this says so before it goes on (:class:`TimeEstimate`).
-LONG_RUN_S = 1800.0
+LONG_RUN_S = 1800.0  # a run estimated longer says so (:class:`TimeEstimate`)
 
 
 def check_tune_fraction(value: float, key: str) -> None:
@@ -115,17 +105,16 @@ class Loop:
     Args:
         run: the run folder (closed when :meth:`fit` returns or raises).
         total: steps to train (episodes, epochs); ``unit`` names one (checkpoint keys, progress bar).
-        eval_every: evaluate every this many steps, and at ``total``; or a function ``step -> bool``
-            that picks the evaluation steps (``train`` is then asked for one step at a time).
-        train: ``train(step, until) -> (new_step, scalars)``: trains from ``step`` up to at most
-            ``until`` and returns the new step and the scalars to log, averaged over the ranks; one
-            that runs several steps may report each as it ends (:meth:`advance`) and stop early
+        eval_every: evaluate every this many steps and at ``total``, or ``step -> bool`` (then one step a call).
+        train: ``(step, until) -> (new_step, scalars)``: trains up to at most ``until``, returns the scalars to
+            log averaged over the ranks; it may report each step (:meth:`advance`) and stop early
             (:meth:`stop_requested`).
         metric: the score that picks best.pt (higher is better): a key of the scores or a function of them.
-        state, load_state, extra: the trainer's state for last.pt and its restore on ``--resume``; what
-            every checkpoint carries beside the loop's bookkeeping (``spec``, ``config`` ...).
+        state, load_state, extra: the trainer's state for last.pt, its restore on ``--resume``, and what every
+            checkpoint carries (``spec``, ``config`` ...).
         summary: ``(state) -> row`` of the closing summary table (None: no table).
-        report: ``evaluate`` on the validation split, of best.pt's weights once after the run (``split`` "tune").
+        split: the split that picks best.pt ("tune" or "val"); ``report``: ``evaluate`` on the validation
+            split, of best.pt's weights once after the run.
         progress: the scalar the progress bar shows and its label.
         save_best: False where the trainer writes best.pt itself (:mod:`experiments.rse_train`).
     """
@@ -151,8 +140,7 @@ class Loop:
         self.signals: StopSignals | None = None
 
     def save(self, name: str, *, with_state: bool = False) -> Path:
-        """Write ``checkpoints/<name>.pt`` (rank 0); last.pt (``with_state``) adds the trainer's state,
-        the step of the scores and the report."""
+        """Write ``checkpoints/<name>.pt`` (rank 0); ``with_state`` (last.pt) adds the trainer's state."""
         s, u = self.state, self.unit
         if not self.run.writes:
             return self.run.dir / "checkpoints" / f"{name}.pt"
@@ -163,8 +151,7 @@ class Loop:
         return self.run.save(name, model=self.model, arch=self.model.arch(), extra=extra)
 
     def end(self) -> None:
-        """End the run after the evaluation in progress (a callback's ``on_evaluation``, on every rank);
-        last.pt records it, so ``--resume`` finds the run finished."""
+        """End the run after the evaluation in progress (from ``on_evaluation``, on every rank); last.pt records it."""
         self.state.ended = True
 
     def advance(self, step: int, scalars: Mapping[str, float]) -> None:
@@ -336,14 +323,11 @@ class Loop:
 
 
 def split_note(split: str, *, reported: bool, tested: bool) -> str:
-    """What a summary's title says of its column groups: the split that picked best.pt, best.pt's
-    validation report (``reported``) and a ``--test`` set (``tested``)."""
-    parts = [f"best.pt picked on the {SPLIT_NAMES[split]} split: {split}_*, best_*"]
-    if reported:
-        parts.append("val_*: best.pt on the validation split")
-    if tested:
-        parts.append("test_*: the --test images, reported only")
-    return "; ".join(parts)
+    """A summary title's note on its column groups: the picking split, ``reported`` ``val_*``, ``tested`` ``test_*``."""
+    parts = [f"best.pt picked on the {SPLIT_NAMES[split]} split: {split}_*, best_*",
+             reported and "val_*: best.pt on the validation split",
+             tested and "test_*: the --test images, reported only"]
+    return "; ".join(part for part in parts if part)
 
 
 # --- callbacks -----------------------------------------------------------------------------------------
@@ -360,8 +344,7 @@ class Snapshots(Callback):
 
 
 class SampleGrids(Callback):
-    """``samples/<unit>_NNNNNN.png``: the first ``count`` grid rows of each evaluation, each column
-    captioned, also shown in TensorBoard."""
+    """``samples/<unit>_NNNNNN.png`` (and TensorBoard): the first ``count`` grid rows of each evaluation, captioned."""
 
     def __init__(self, count: int, captions: Sequence[str] = GRID_CAPTIONS):
         self.count, self.captions = count, captions
@@ -395,9 +378,8 @@ class StuckHint(Callback):
 
 
 class TimeEstimate(Callback):
-    """Say how long the rest of the run will take when that is longer than :data:`LONG_RUN_S`: before the
-    first step from ``cost`` (seconds per step and per evaluation, a preset's measured cost: ``source``),
-    else once ``warmup`` steps have run, at their speed (``warmup`` None: steps too unlike each other)."""
+    """Say how long the rest of the run takes when longer than :data:`LONG_RUN_S`: before the first step from
+    ``cost`` (seconds per step and per evaluation, measured by ``source``), else after ``warmup`` steps (None: no)."""
 
     def __init__(self, warmup: int | None = 10, *, cost: tuple[float, float] | None = None, source: str = ""):
         self.warmup, self.cost, self.source = warmup, cost, source
@@ -438,9 +420,8 @@ def evaluations_left(step: int, total: int, eval_every: int | Callable[[int], bo
 def preset_estimate(config: Any, presets: Mapping[str, Preset], device: str, *, ignore: Sequence[str],
                     check: Callable[[Any, Any], Any], per_step: Callable[[Cost], tuple[float, float]],
                     warmup: int | None = 10) -> TimeEstimate:
-    """The :class:`TimeEstimate` of a run of ``config`` on a ``device`` type: from the measured cost
-    (``per_step(cost)``: seconds per step and per evaluation) of the preset ``config`` is but for the
-    settings ``ignore``, else measured after ``warmup`` steps."""
+    """The :class:`TimeEstimate` of ``config`` on a ``device`` type: from the measured cost (``per_step(cost)``: seconds
+    per step and per evaluation) of the preset it is but for ``ignore``, else measured after ``warmup`` steps."""
     name = preset_of(config, presets, ignore, check)
     cost = {"cpu": presets[name].cpu, "cuda": presets[name].cuda}.get(device) if name is not None else None
     if cost is None:

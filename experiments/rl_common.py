@@ -1,11 +1,9 @@
 """What the pixel-wise RL trainers (low light, denoising, completion) share: the agent, model and run
-sections of their config, the policy and agent they build, and the RL step of the training loop.
+config sections, the policy and agent they build, and the RL step of the training loop.
 
-A trainer reads like a CleanRL script: ``parse_run`` -> :func:`setup` -> ``open_run`` -> its vector
-env -> :func:`make_agent` -> :func:`fit`, which runs :class:`experiments.loop.Loop` with one RL
-episode a step. Episode ``k`` resets the env with :func:`episode_seed`, so a resumed run draws the
-same images, noise and masks as an uninterrupted one. ``a3c.workers K`` trains asynchronously in K
-processes, in chunks that end at each evaluation.
+A trainer reads like a CleanRL script: ``parse_run`` -> :func:`setup` -> ``open_run`` -> its vector env ->
+:func:`make_agent` -> :func:`fit` (:class:`experiments.loop.Loop`, one episode a step, seeded by
+:func:`episode_seed` so a resumed run draws what an uninterrupted one would).
 """
 
 from __future__ import annotations
@@ -49,20 +47,14 @@ from rlenhance.checkpoint import (
 from rlenhance.errors import CheckpointError
 from rlenhance.models.policy import PixelActorCritic
 
-#: ``track(items, desc)``: the items of an evaluation's loop, under a progress bar named ``desc``
-#: (:meth:`experiments.runs.Run.track`, which clears it at the end); :func:`untracked` shows none.
+#: ``track(items, desc)``: an evaluation's items under a progress bar (:meth:`experiments.runs.Run.track`).
 Track = Callable[[Sequence[Any], str], Iterable[Any]]
-#: Alphas this close count as one action in :func:`top_action_share` (alphas span [-1, 1]; action
-#: indices, a step of 1 apart, count only when equal).
-SAME_ALPHA = 0.01
-#: Episode ``k`` of a run with seed ``s`` resets its env with ``s * EPISODE_SEED_STRIDE + k``.
-EPISODE_SEED_STRIDE = 1_000_003
-#: Episode stats that are counters, not curves (not logged per episode).
-_COUNTER_STATS = ("episode", "steps", "updates", "actor_updates", "worker")
+SAME_ALPHA = 0.01  # alphas this close count as one action in :func:`top_action_share`
+EPISODE_SEED_STRIDE = 1_000_003  # episode k of a run seeded s resets its env with s * stride + k
+_COUNTER_STATS = ("episode", "steps", "updates", "actor_updates", "worker")  # not logged per episode
 _SAC = SACConfig()
 
 
-# --- the config sections ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class A3CSettings:
     """Pixel-wise A3C (PixelRL / ReLLIE); the defaults are agents.a3c.A3CConfig's."""
@@ -159,9 +151,8 @@ RL_FLAGS: Mapping[str, str] = MappingProxyType({
 
 
 def check_rl(cfg: RLConfig, base: RLConfig | None = None) -> RLConfig:
-    """``cfg`` with the other agent's section at its defaults; ValueError (FileNotFoundError for a missing file)
-    names the first bad or inapplicable setting of the shared sections (the other agent's section must be
-    ``base``'s, the preset's: :func:`experiments.config.unused_section`)."""
+    """``cfg`` with the other agent's section at its defaults (:func:`experiments.config.unused_section`);
+    ValueError (FileNotFoundError for a missing file) names the first bad setting of the shared sections."""
     model = cfg.model
     check_run(cfg.run)
     for name, value, low in (("model.width", model.width, 1), ("model.downscale", model.downscale, 1),
@@ -231,7 +222,6 @@ def episode_seed(seed: int, episode: int) -> int:
     return seed * EPISODE_SEED_STRIDE + episode
 
 
-# --- setup, policy and agent ----------------------------------------------------------------------
 def setup(cfg: RLConfig, ranks: Ranks | None = None) -> torch.device:
     """Process-wide settings (:func:`experiments.process.setup_process`); returns the device."""
     ranks = ranks if ranks is not None else Ranks()
@@ -247,9 +237,8 @@ def env_batch(cfg: RLConfig, ranks: Ranks) -> dict[str, Any]:
 
 
 def backbone_kwargs_from_checkpoint(path: str | Path) -> dict[str, Any]:
-    """``PixelActorCritic`` backbone arguments that fit a supervised checkpoint: its image planes and width,
-    whether it reads a mask (a GatedPixelRNN) and its other constructor arguments (a CombinedModel lends
-    its MRPNet, which only its planes and width shape; an output head's planes are dropped)."""
+    """``PixelActorCritic`` backbone arguments that fit a supervised checkpoint: its planes and width, whether it
+    reads a mask (GatedPixelRNN) and its other constructor arguments (none for a CombinedModel's MRPNet)."""
     arch = load_checkpoint(path)["arch"]
     kwargs, out = dict(arch.get("kwargs", {})), {}
     planes = next((kwargs[k] for k in ("in_channels", "channels") if kwargs.get(k) is not None), None)
@@ -266,9 +255,8 @@ def backbone_kwargs_from_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def make_policy(cfg: RLConfig, venv: Any, **policy_kwargs: Any) -> PixelActorCritic:
-    """The policy network for ``venv``'s spaces and the model section; a continuous SAC actor is a
-    tanh-squashed Gaussian (``bounded_mean=False``). ``policy_kwargs`` (``keys=`` the observation
-    planes, or any ``PixelActorCritic`` argument) win over the derived ones."""
+    """The policy network for ``venv``'s spaces and the model section (a continuous SAC actor unbounded);
+    ``policy_kwargs`` (any ``PixelActorCritic`` argument) win over the derived ones."""
     model = cfg.model
     kwargs: dict[str, Any] = dict(width=model.width, downscale=model.downscale, conv_gru=model.conv_gru)
     if cfg.agent == "sac" and isinstance(venv.single_action_space, gym.spaces.Box):
@@ -291,10 +279,8 @@ _ARCH_SETTINGS = MappingProxyType({"width": "model.width", "downscale": "model.d
 
 
 def init_policy(policy: PixelActorCritic, path: str | Path) -> str:
-    """Start ``policy`` from the weights of a trained policy checkpoint of exactly its architecture, or of
-    it without FiLM (a conditioned run from an unconditioned policy: its FiLM layer starts at zero, so it
-    starts as that policy); returns its algorithm. CheckpointError names what differs, with the settings
-    that shape it."""
+    """Start ``policy`` from a trained policy checkpoint of its architecture (or of it without FiLM, which then
+    starts at zero); returns its algorithm. CheckpointError names what differs and the settings that shape it."""
     ckpt = load_checkpoint(path)
     source = f"--init-policy {path}"
     spec = (ckpt["extra"] or {}).get("spec")
@@ -302,10 +288,9 @@ def init_policy(policy: PixelActorCritic, path: str | Path) -> str:
         what = f"a {spec.title} checkpoint" if spec is not None else "a checkpoint without a spec"
         hint = "; a supervised model starts a policy's trunk with model.backbone and model.init_backbone" \
             if isinstance(spec, SupervisedSpec) else ""
-        raise CheckpointError(f"{source}: {what}, not an RL policy (lol_train, denoise_train or completion_train)"
-                              f"{hint}")
-    mine, theirs = policy.arch(), ckpt["arch"]
-    state = ckpt["state_dict"]
+        raise CheckpointError(f"{source}: {what}, not an RL policy (lol_train, denoise_train or "
+                              f"completion_train){hint}")
+    mine, theirs, state = policy.arch(), ckpt["arch"], ckpt["state_dict"]
     if mine["kwargs"].get("cond_film") and "cond_film" not in theirs.get("kwargs", {}) and policy.film is not None:
         # FiLM starts at zero (PixelActorCritic), so the conditioned net starts as the file's policy
         theirs = {**theirs, "kwargs": {**theirs["kwargs"], "cond_film": True}}
@@ -333,15 +318,14 @@ def sac_config(cfg: RLConfig) -> SACConfig:
     s = cfg.sac
     return SACConfig(gamma=s.gamma, actor_lr=s.lr, critic_lr=s.lr, seed=cfg.run.seed, batch_size=s.batch,
                      updates_per_episode=s.updates, actor_updates=s.actor_updates, learning_starts=s.learning_starts,
-                     buffer_mb=s.buffer_mb, all_action_rewards=s.all_action_rewards,
-                     end_is_terminal=s.end_is_terminal)
+                     buffer_mb=s.buffer_mb, all_action_rewards=s.all_action_rewards, end_is_terminal=s.end_is_terminal)
 
 
 def make_agent(cfg: RLConfig, venv: Any, a3c_extra: Mapping[str, Any] | None = None, *, steps: int,
                resume: bool = False, ranks: Ranks | None = None, **policy_kwargs: Any) -> A3C | SAC:
-    """An A3C or SAC agent with a fresh policy (:func:`make_policy`) on ``venv``'s device, data-parallel
-    over ``ranks``, its weights from ``model.init_backbone`` or ``model.init_policy`` in a new run.
-    ``steps``: the env's steps per episode; ``a3c_extra``: task-specific A3CConfig fields."""
+    """An A3C or SAC agent with a fresh policy (:func:`make_policy`) on ``venv``'s device, data-parallel over
+    ``ranks``, started from ``model.init_backbone`` / ``model.init_policy`` in a new run. ``steps``: the env's
+    steps per episode; ``a3c_extra``: task-specific A3CConfig fields."""
     ranks = ranks if ranks is not None else Ranks()
     model, said = cfg.model, None
     policy = make_policy(cfg, venv, **policy_kwargs)
@@ -369,8 +353,7 @@ def make_agent(cfg: RLConfig, venv: Any, a3c_extra: Mapping[str, Any] | None = N
 
 
 def episode_scalars(stats: Mapping[str, Any]) -> dict[str, float]:
-    """Per-episode stats as logged: ``losses/<k>`` for losses and the entropy, ``charts/<k>`` for the
-    rest; counters and non-finite values (e.g. SAC before its first update) are left out."""
+    """Per-episode stats as logged: ``losses/<k>`` (losses, entropy), ``charts/<k>``, finite, no counters."""
     return {f"{'losses' if 'loss' in key or key == 'entropy' else 'charts'}/{key}": float(value)
             for key, value in stats.items() if key not in _COUNTER_STATS and not isinstance(value, bool)
             and isinstance(value, (int, float)) and math.isfinite(value)}
@@ -379,8 +362,7 @@ def episode_scalars(stats: Mapping[str, Any]) -> dict[str, float]:
 def with_test_scores(evaluate: Callable[[PixelActorCritic, Any], tuple[dict[str, float], list[list[Tensor]]]],
                      images: Any, test_images: Any | None
                      ) -> Callable[[PixelActorCritic], tuple[dict[str, float], list[list[Tensor]]]]:
-    """``policy -> (scores, rows)`` of ``images`` (the split that picks best.pt) and, when given,
-    ``test_images`` renamed ``test/...``, reported only."""
+    """``policy -> (scores, rows)`` of ``images`` and, when given, of ``test_images`` as ``test/...`` scores."""
     def scores_and_rows(policy: PixelActorCritic) -> tuple[dict[str, float], list[list[Tensor]]]:
         scores, rows = evaluate(policy, images)
         if test_images is not None:
@@ -392,9 +374,8 @@ def with_test_scores(evaluate: Callable[[PixelActorCritic, Any], tuple[dict[str,
 
 
 def top_action_share(maps: Sequence[Tensor], where: Sequence[Tensor] | None = None) -> float:
-    """The share of pixels that took their step's median action (an alpha within :data:`SAME_ALPHA`),
-    averaged over the images and steps of ``maps`` (per image (steps, C, H, W); ``where``: per image a
-    (1, H, W) mask of the pixels that count): 1 when the policy picks one action everywhere."""
+    """The share of pixels that took their step's median action (within :data:`SAME_ALPHA`), averaged over the
+    images and steps of ``maps`` (each (steps, C, H, W); ``where``: each a (1, H, W) mask of the pixels that count)."""
     shares = []
     for i, steps in enumerate(maps):
         inside = None if where is None else where[i].detach().reshape(steps.shape[-2:]) > 0
@@ -411,9 +392,8 @@ def fit(cfg: RLConfig, run: Run, agent: A3C | SAC, venv: Any, *,
         summary: Mapping[str, Any], captions: Sequence[str], presets: Mapping[str, Preset],
         check: Callable[[Any, Any], Any], split: str = "val",
         report: Callable[[PixelActorCritic], tuple[dict[str, float], list[list[Tensor]]]] | None = None) -> Path:
-    """Train ``agent`` on ``venv`` for ``run.episodes`` episodes with :class:`experiments.loop.Loop`;
-    returns the run folder. ``summary``: the task's columns of the closing table; ``captions``: the
-    sample grid's; ``presets`` and ``check``: the time a preset's run will take."""
+    """Train ``agent`` on ``venv`` for ``run.episodes`` episodes (:class:`experiments.loop.Loop`); returns the run
+    folder. ``summary``: the task's summary columns; ``presets`` and ``check``: for a preset's run time."""
     ranks, policy, r = run.ranks, agent.policy, cfg.run
     workers, freeze = cfg.a3c.workers, cfg.model.freeze_backbone
 
@@ -432,7 +412,6 @@ def fit(cfg: RLConfig, run: Run, agent: A3C | SAC, venv: Any, *,
         return episode + 1, episode_scalars(stats)
 
     def summary_row(state) -> dict[str, Any]:
-        """The task's columns, the last evaluation named by its split (``tune_psnr``; ``test_psnr``), the best."""
         def column(key: str) -> str:
             group, _, name = key.partition("/") if "/" in key else ("", "", key)
             return f"{TEST_GROUP}_{name}" if group == TEST_GROUP else f"{split}_{name}"

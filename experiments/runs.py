@@ -1,10 +1,8 @@
-"""The run folder shared by every experiment (its files: docs/training.md#the-run-folder): resolved
-config, TensorBoard, metrics.csv / train.csv, atomic checkpoints with resume, sample grids, a progress
-bar and a summary table.
+"""The run folder of every experiment (docs/training.md#the-run-folder): config, TensorBoard, metrics.csv /
+train.csv, atomic checkpoints with resume, sample grids, a progress bar and a summary table.
 
-Nothing is written until the experiment first logs or saves. The run that writes a folder holds a
-``flock`` on it; a damaged file is refused with a :class:`RunFolderError` naming it and what to do.
-Under torchrun every rank opens the same ``Run``; rank 0 checks and writes the folder.
+Nothing is written until the first log or save; the writing run holds a ``flock`` on the folder; a damaged
+file is a :class:`RunFolderError` naming it. Under torchrun rank 0 checks and writes the folder.
 """
 
 from __future__ import annotations
@@ -35,10 +33,8 @@ try:
 except ImportError:  # not POSIX: folders are not locked
     fcntl = None
 
-#: The first columns of metrics.csv and train.csv; one column per scalar follows.
-INDEX_FIELDS = ("step", "wall_time")
-#: Scalars in these groups make their row an evaluation's (metrics.csv); the others go to train.csv.
-EVAL_GROUPS = ("eval/", "test/")
+INDEX_FIELDS = ("step", "wall_time")  # metrics.csv's and train.csv's first columns; a column per scalar follows
+EVAL_GROUPS = ("eval/", "test/")  # scalars of an evaluation's row (metrics.csv); the others go to train.csv
 
 
 class RunFolderError(ValueError):
@@ -56,7 +52,7 @@ def trainer_name(config: Any) -> str:
 
 def read_config(out: str | Path, trainer: str | None = None) -> dict[str, Any]:
     """The settings a run saved in ``out/config.json``; RunFolderError where the file is missing or damaged,
-    or where ``trainer``, which would continue the run, did not make it."""
+    or where ``trainer`` did not make the run."""
     path, fix = Path(out) / "config.json", f"delete {Path(out)} to start the run anew, or restore the file"
     try:
         config = read_settings(path)
@@ -75,8 +71,8 @@ def read_config(out: str | Path, trainer: str | None = None) -> dict[str, Any]:
 
 
 def read_metrics(path: str | Path) -> list[dict[str, float]]:
-    """The rows of a run's ``metrics.csv`` or ``train.csv`` as dicts without their empty cells (none for a
-    missing file; a last row cut short by a kill is dropped); RunFolderError names a damaged file."""
+    """The rows of ``metrics.csv`` or ``train.csv`` as dicts without empty cells ([] for a missing file; a last
+    row cut short by a kill dropped); RunFolderError names a damaged file."""
     path = Path(path)
     fix = f"delete or repair {path} (the run's checkpoints are not affected)"
     if path.is_dir():
@@ -124,8 +120,7 @@ def metric_series(run_dir: str | Path, name: str) -> dict[int, float]:
 
 
 class MetricsTable:
-    """A wide CSV of scalars, one row per step: scalars of the last row's step join it, a new scalar widens
-    the table (the file is then rewritten atomically; otherwise a row is appended)."""
+    """A wide CSV of scalars, one row per step; a new scalar widens the table (rewritten atomically)."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -197,9 +192,7 @@ def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-# --- progress ------------------------------------------------------------------------------------
-#: Plain progress (stderr not a terminal) prints a line at most this often, in seconds.
-PLAIN_PROGRESS_S = 15.0
+PLAIN_PROGRESS_S = 15.0  # plain progress (stderr not a terminal) prints a line at most this often
 
 
 def _is_terminal(stream: Any) -> bool:
@@ -207,9 +200,8 @@ def _is_terminal(stream: Any) -> bool:
 
 
 class PlainProgress:
-    """A tqdm bar's stand-in where stderr is not a terminal: a plain line at most every
-    :data:`PLAIN_PROGRESS_S` seconds (``episode 200/1100 (18%) 41 s, 4.9 episode/s, ret=1.2, best=27``),
-    and with ``leave`` one when it closes."""
+    """A tqdm bar's stand-in where stderr is not a terminal: a line at most every :data:`PLAIN_PROGRESS_S`
+    seconds (``episode 200/1100 (18%) 41 s, 4.9 episode/s, ret=1.2, best=27``), and with ``leave`` one at the end."""
 
     def __init__(self, total: int, *, initial: int = 0, desc: str = "", leave: bool = True):
         self.total, self.n, self.first, self.desc, self.leave = int(total), int(initial), int(initial), desc, leave
@@ -242,12 +234,8 @@ class PlainProgress:
         self.closed = True
 
 
-# --- the run folder ------------------------------------------------------------------------------
 class Run:
-    """A run folder (see the module docstring).
-
-    Creating a ``Run`` checks the folder and writes nothing: the folder, config.json and the
-    TensorBoard writer are created on the first write, so an experiment can open its run first.
+    """A run folder (see the module docstring); creating it checks the folder and writes nothing.
 
     ====================================  ===============  ========================
     ``out`` holds                         new run          ``resume=True``
@@ -259,10 +247,8 @@ class Run:
     other files                           FileExistsError  FileNotFoundError
     ====================================  ===============  ========================
 
-    Starting anew (a start that stopped before its first checkpoint) says so in one line and removes
-    that start's metrics, TensorBoard events, best.pt and summary.md. ``config`` is saved as
-    config.json with ``world_size`` and ``trainer`` (default: the module of ``config``'s class); rank 0
-    of ``ranks`` checks the folder (its errors raised on every rank) and writes it.
+    Starting anew says so and removes that start's metrics, TensorBoard events, best.pt and summary.md.
+    ``config`` is saved as config.json with ``world_size`` and ``trainer`` (default: its class's module).
     """
 
     def __init__(self, out: str | Path, config: Any, *, resume: bool = False, ranks: Ranks | None = None,
@@ -338,8 +324,7 @@ class Run:
         return self._writer
 
     def log(self, step: int, scalars: Mapping[str, float]) -> None:
-        """Write scalars to TensorBoard and to one row of metrics.csv (an evaluation's: ``eval/`` or
-        ``test/`` scalars) or train.csv."""
+        """Write scalars to TensorBoard and to one row of metrics.csv (:data:`EVAL_GROUPS`) or train.csv."""
         if not self.writes:
             return
         writer = self.writer  # opens the folder
@@ -351,8 +336,8 @@ class Run:
         writer.flush()
 
     def truncate_metrics(self, step: int) -> None:
-        """Drop the metrics rows and hide the TensorBoard events logged after ``step`` (a resumed run
-        repeats them); ``wall_time`` goes on from the last row kept. Call it before the first :meth:`log`."""
+        """Drop the metrics rows and TensorBoard events after ``step`` (a resumed run repeats them); call it before
+        the first :meth:`log`."""
         self._purge_step = step + 1
         if not self.writes:
             return
@@ -380,8 +365,8 @@ class Run:
 
     def save_grid(self, name: str, rows: Iterable[Sequence[torch.Tensor]], *,
                   captions: Sequence[str] | None = GRID_CAPTIONS, step: int | None = None) -> Path:
-        """Save ``samples/<name>.png``: rows of (C, H, W) images in [0, 1] side by side under a caption per
-        column (None: no band; :func:`make_grid`); with ``step`` also TensorBoard's image ``samples``."""
+        """Save ``samples/<name>.png``: rows of (C, H, W) images in [0, 1] under column ``captions``
+        (:func:`make_grid`); with ``step`` also TensorBoard's image ``samples``."""
         path = self.dir / "samples" / f"{name}.png"
         if not self.writes:
             return path
@@ -395,8 +380,7 @@ class Run:
 
     def progress(self, total: int, initial: int = 0, desc: str = "episode", *,
                  leave: bool = True) -> tqdm | PlainProgress:
-        """A progress bar on a terminal, else :class:`PlainProgress`; rank 0's only. ``leave=False`` clears
-        it when it closes (an evaluation's bar under the run's)."""
+        """A progress bar on a terminal, else :class:`PlainProgress`; rank 0's only; ``leave=False`` clears it."""
         if self.writes and not _is_terminal(sys.stderr):
             return PlainProgress(total, initial=initial, desc=desc, leave=leave)
         return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, mininterval=1.0,
@@ -427,8 +411,7 @@ class Run:
         return text
 
     def _hold(self) -> None:
-        """Create the folder and take this run's lock on it, once, and check that no other run wrote it
-        since :meth:`_check` saw it: of two starts on one folder, the second is refused when it first writes."""
+        """Create the folder and lock it (once); refuse it when another run wrote it since :meth:`_check`."""
         if self._lock is not None:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -452,8 +435,7 @@ class Run:
 
 
 class _FolderLock:
-    """An exclusive ``flock`` of a folder taken without waiting (``held``; always where the system has no
-    ``flock``), released by :meth:`release`, when collected or when the process ends."""
+    """An exclusive ``flock`` of a folder taken without waiting (``held``; always without ``flock``)."""
 
     def __init__(self, folder: Path) -> None:
         self._fd, self.held = (os.open(folder, os.O_RDONLY) if fcntl is not None else None), True
