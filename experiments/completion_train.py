@@ -8,27 +8,18 @@
     python -m experiments.completion_train --data ../shared/data/bedroom/train --set model.backbone=pixelrnn \\
         --set model.init_backbone=runs/supervised_train/checkpoints/best.pt --set model.freeze_backbone=100
 
-``rlenhance/Completion-v0`` (its defaults are the task's): the hole (mask = 1) is pre-filled by
-diffusion, then for ``task.steps`` steps every hole pixel picks a fill action (keep, diffuse, copy a
-neighbour, Gaussian, median, and with ``--predictor`` the supervised model's prediction; see
-:mod:`envs.completion`); the reward is the decrease of squared error to the original inside the hole.
+``rlenhance/Completion-v0`` (its defaults are the task's): the hole is pre-filled by diffusion, then for
+``task.steps`` steps every hole pixel picks a fill action (:mod:`envs.completion`); the reward is the decrease of
+squared error to the original inside the hole.
 
-Data: ``--data`` in the occluded-bedroom layout (``occluded_images/occluded_NAME`` +
-``original_images/NAME``, the mask estimated from the pair), split deterministically with the
-split seed: training on the train split, evaluations on the tuning split (``task.tune_fraction``,
-held out of training), which picks best.pt, and best.pt scored once on the validation split
-(``task.val_fraction``) after the run (the summary's ``val_*`` columns; with ``task.tune_fraction
-0`` the validation split picks, as the ``over-unet`` preset does). ``--test`` (same layout) adds a
-test set scored at the same evaluations for reporting only (``test/hole_psnr`` ...); it never picks
-a checkpoint. Without ``--data``: the
-embedded scikit-image photos, split alike, with synthetic ``task.occlusion`` holes; the evaluation
-holes are seeded by ``task.occlusion_seed`` and the image name, so every run sees the same (the
-photos are first area-downscaled to ``task.eval_size``).
+Data: ``--data`` in the occluded-bedroom layout (``occluded_images/occluded_NAME`` + ``original_images/NAME``),
+split with the split seed: the tuning split picks best.pt, scored once on the validation split after the run;
+``--test`` adds a set scored for reporting only. Without ``--data``: the embedded photos with synthetic
+``task.occlusion`` holes seeded by ``task.occlusion_seed`` and the image name.
 
-Evaluation is on whole images: hole-only PSNR / SSIM and whole-image PSNR / SSIM, per image then
-averaged (images without a hole are left out of the hole metrics), for the policy's output, the
-starting diffusion fill (``eval/input_*``) and, with ``--predictor``, the predictor's composite
-(``eval/predictor_*``). best.pt has the highest ``eval/hole_psnr`` of the tuning split.
+Evaluation is on whole images: hole-only and whole-image PSNR / SSIM per image, averaged, for the policy, the
+diffusion fill (``eval/input_*``) and the predictor (``eval/predictor_*``). best.pt has the highest
+``eval/hole_psnr``.
 """
 
 from __future__ import annotations
@@ -50,6 +41,7 @@ from agents.distributed import Ranks
 from envs.checkpoints import rollout_policy_spec
 from experiments import config
 from experiments.config import Cost, Preset
+from experiments.denoise_train import data_splits
 from experiments.grids import map_captions, with_maps
 from experiments.loop import TOP_ACTION_SHARE, DataSplits
 from experiments.process import run_cli
@@ -65,7 +57,6 @@ from experiments.rl_common import (
     fit,
     make_agent,
     setup,
-    split_seed,
     top_action_share,
     untracked,
     uses_block_actions,
@@ -83,7 +74,7 @@ from rlenhance.data import (
     OccludedPairs,
     occluded_test_set,
 )
-from rlenhance.errors import DatasetError, not_a_file
+from rlenhance.errors import not_a_file
 from rlenhance.metrics.hole import hole_psnr, hole_ssim
 from rlenhance.models.pixelrnn import composite
 from rlenhance.models.policy import PixelActorCritic
@@ -149,9 +140,7 @@ def over_unet() -> Config:
         "task.crop": 224, "model.downscale": 2, "run.episodes": 150, "run.eval_every": 50})
 
 
-#: ``--preset NAME`` -> the config it names (its docstring says what it reproduces) and its cost: seconds per
-#: episode and per evaluation on 2 CPU cores, as ``python -m benchmarks.preset_cost --device cpu`` measured them (on a
-#: GPU: not measured).
+#: ``--preset NAME`` -> the config it names and its cost per episode and evaluation (``benchmarks.preset_cost``).
 PRESETS: Mapping[str, Preset] = MappingProxyType({"over-unet": Preset(over_unet, cpu=Cost(3.43, eval_s=25.6))})
 #: The named flags (everything else: ``--set SECTION.KEY=VALUE``).
 FLAGS: Mapping[str, str] = MappingProxyType({
@@ -183,27 +172,12 @@ def check(cfg: Config, base: Config | None = None) -> Config:
 def open_data(cfg: Config) -> DataSplits:
     """The training, tuning (None with ``task.tune_fraction`` 0), validation and test (None without
     ``task.test``) data sets; see ``task.data`` / ``task.test``."""
-    t = cfg.task
-    parts = ("train", "tune", "val") if t.tune_fraction else ("train", "val")
-    try:
-        common = dict(val_fraction=BUILTIN_VAL_FRACTION if t.data is None else t.val_fraction,
-                      tune_fraction=t.tune_fraction, seed=split_seed(cfg))
-        opener = BuiltinImages if t.data is None else partial(OccludedPairs, t.data)
-        sets = {part: opener(split=part, **common) for part in parts}
-    except DatasetError as exc:
-        raise DatasetError(f"--data {t.data}: {exc}") from exc
-    test_set = None
-    if t.test is not None:
-        try:
-            test_set = OccludedPairs(t.test)
-        except DatasetError as exc:
-            raise DatasetError(f"--test {t.test}: {exc}") from exc
-    return DataSplits(sets["train"], sets.get("tune"), sets["val"], test_set)
+    opener = BuiltinImages if cfg.task.data is None else partial(OccludedPairs, cfg.task.data)
+    return data_splits(cfg, opener, BUILTIN_VAL_FRACTION, OccludedPairs)
 
 
 def env_kwargs(cfg: Config) -> dict[str, Any]:
-    """The Completion-v0 arguments of the run (JSON-able; saved in the checkpoints' spec; the predictor is
-    saved as its path)."""
+    """The Completion-v0 arguments of the run (JSON-able; saved in the checkpoints' spec, the predictor apart)."""
     t = cfg.task
     return {"crop": t.crop, "max_episode_steps": t.steps, "occlusion": t.occlusion,
             "smooth_iters": ENV["smooth_iters"], "reward": ENV["reward"]}
@@ -233,11 +207,9 @@ def _mean_finite(values: list[float]) -> float:
 def evaluate(policy: PixelActorCritic, images: Sequence[OccludedImage], cfg: Config,
              predictor: CompletionPredictor | None = None,
              track: Track = untracked) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
-    """Greedy rollouts on the whole held-out images, on the path users run the policy
-    (:meth:`rlenhance.completion.PolicyCompleter.from_policy`, with the env's ``predictor``); scores of the
-    output, of the starting fill (``input_``) and of the predictor (``predictor_``), per image then
-    averaged. Returns the scores and the sample grid's rows (:func:`grid_captions`: occluded | output |
-    original | the actions); ``track`` shows the progress of the rollouts and of the scoring."""
+    """Greedy rollouts (:meth:`rlenhance.completion.PolicyCompleter.from_policy`) on the whole held-out images:
+    scores of the output, the starting fill (``input_``) and the ``predictor`` (``predictor_``), per image then
+    averaged. Returns the scores and the sample grid's rows (:func:`grid_captions`)."""
     start = time.perf_counter()
     completer = PolicyCompleter.from_policy(policy, inference_spec(cfg), predictor=predictor)
     results = completer.rollout_images([(im.occluded, im.mask) for im in images], batch_size=cfg.run.eval_batch,
@@ -263,14 +235,12 @@ def evaluate(policy: PixelActorCritic, images: Sequence[OccludedImage], cfg: Con
 
 
 def grid_captions(cfg: Config) -> tuple[str, ...]:
-    """The columns of the sample grids: occluded | output | original, the actions of the first and last
-    step in the hole (white outside it, where no action applies), their key."""
+    """The sample grids' columns: occluded | output | original, the actions in the hole, their key."""
     return map_captions(("occluded", "output", "original"), "actions", cfg.task.steps)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Config:
-    """The command line as the run takes it: preset, config file, flags and ``--set`` resolved and checked
-    (:func:`experiments.run_settings.parse_run`: ``--resume`` continues a run with its own config)."""
+    """The command line resolved and checked (:func:`experiments.run_settings.parse_run`)."""
     return parse_run(Config, sys.argv[1:] if argv is None else argv, presets=PRESETS, flags=FLAGS,
                      prog="completion_train", description=__doc__.split("\n\n")[0], check=check,
                      estimate=estimate_seconds)

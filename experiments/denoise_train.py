@@ -9,29 +9,17 @@
     python -m experiments.denoise_train --predictor rlenhance/weights/mrpnet_denoise.pt   # + "take MRPNet's pixel"
     python -m experiments.denoise_train --preset noise-map      # A3C sets FFDNet's noise-level map per 4 x 4 block
 
-The PixelRL protocol: gray images, ``rlenhance/Denoise-v0`` (Gaussian noise of ``task.sigma`` on the
-0-255 scale, not clipped; reward = decrease of squared error x 255), 70x70 crops, 5 steps, gamma
-0.95; the env's defaults are the task's. The defaults are sized for a CPU (width 32, 8 crops per
-episode); ``--preset pixelrl`` is PixelRL's network and A3C. Several ``--sigma`` levels train a
-blind policy: each crop of an episode draws one of them (:mod:`experiments.sigmas`). ``--predictor``
-(a supervised denoiser of ``experiments.supervised_train --task denoise``; see
-:class:`rlenhance.denoisers.DenoisePredictor`) adds a tenth action, "take the predictor's pixel",
-its prediction computed once per episode on the noisy image (``--observe-prediction``: the policy,
-and SAC's critics, also read it); the checkpoints record its path.
+The PixelRL protocol: gray images, ``rlenhance/Denoise-v0`` (Gaussian noise of ``task.sigma`` on the 0-255
+scale, not clipped; reward = decrease of squared error x 255), 70x70 crops, 5 steps, gamma 0.95; the defaults are
+sized for a CPU, ``--preset pixelrl`` is PixelRL's network. Several ``--sigma`` levels train a blind policy
+(:mod:`experiments.sigmas`). ``--predictor`` (:class:`rlenhance.denoisers.DenoisePredictor`) adds a tenth action,
+"take the predictor's pixel"; the checkpoints record its path.
 
-Evaluation is on WHOLE images. ``--data`` (the embedded photos without it) is split by scene with
-the split seed: the tuning split (``task.tune_fraction``, held out of training) picks best.pt, which
-is scored once on the validation split (``task.val_fraction``) after the run (the summary's ``val_*``
-columns; with ``task.tune_fraction 0`` the validation split picks, as the ``over-ffdnet`` presets
-do). ``--test`` (e.g. BSD68) adds a test set scored at the same evaluations for reporting only
-(``test/psnr`` ..., the summary's ``test_*`` columns); it never picks a checkpoint. Each image's noise is drawn from a
-generator seeded by ``task.noise_seed`` and the file name (:func:`rlenhance.data.noisy_test_set`),
-so every method and run sees the same noisy images. A folder of real noisy / clean pairs
-(``noisy/`` + ``clean/``, or SIDD's scene folders) carries its own noise. PSNR and SSIM are per
-image of the clamped output, then averaged; ``eval/input_psnr`` is the noisy input's,
-``eval/predictor_psnr`` the predictor's. With several levels every image is scored at each
-(``eval/psnr_sigma15`` ...) and ``eval/psnr`` is their mean. Restore images with a checkpoint
-through ``rlenhance denoise --model a3c --checkpoint PATH`` (``--model noise-map``: a noise-level map policy).
+Evaluation is on WHOLE images: the tuning split picks best.pt, scored once on the validation split after the run
+(the summary's ``val_*`` columns); ``--test`` adds a set scored for reporting only (``test/psnr`` ...). Each
+image's noise is seeded by ``task.noise_seed`` and its name (:func:`rlenhance.data.noisy_test_set`); real noisy /
+clean pairs carry their own. With several levels every image is scored at each (``eval/psnr_sigma15`` ...) and
+``eval/psnr`` is their mean. Use a checkpoint with ``rlenhance denoise --model a3c --checkpoint PATH``.
 """
 
 from __future__ import annotations
@@ -227,9 +215,7 @@ def noise_map_color() -> Config:
 
 #: The noise-level map's scales of the ``noise-map`` preset.
 LEVEL_SCALES = (0.5, 0.7, 0.85, 1.0, 1.2, 1.4, 2.0)
-#: ``--preset NAME`` -> the config it names (each function's docstring says what it reproduces) and its cost:
-#: seconds per episode and per evaluation, on 2 CPU cores and on one H100 GPU, as ``python -m
-#: benchmarks.preset_cost --device cpu|cuda`` measured them.
+#: ``--preset NAME`` -> the config it names and its cost per episode and evaluation (``benchmarks.preset_cost``).
 PRESETS: Mapping[str, Preset] = MappingProxyType({
     "over-ffdnet": Preset(over_ffdnet, cpu=Cost(1.49, eval_s=58.0), cuda=Cost(0.084, eval_s=3.45)),
     "over-ffdnet-sac": Preset(over_ffdnet_sac, cpu=Cost(48.7, eval_s=70.7), cuda=Cost(2.13, eval_s=5.36)),
@@ -273,23 +259,28 @@ def check(cfg: Config, base: Config | None = None) -> Config:
 
 
 def open_data(cfg: Config) -> DataSplits:
-    """The training, tuning (None with ``task.tune_fraction`` 0), validation and test (None without
-    ``task.test``) data sets; see ``task.data`` / ``task.test``. The tuning and validation splits are
-    held out of the data (of the embedded photos without it) by the split seed. A folder is read by
-    :func:`rlenhance.data.open_dataset`."""
+    """The training, tuning (None with ``task.tune_fraction`` 0), validation and test (None without ``task.test``)
+    data sets, split by the split seed (:func:`rlenhance.data.open_dataset`)."""
+    t = cfg.task
+    opener = BuiltinImages if t.data is None else partial(open_dataset, t.data, kind="clean")
+    return data_splits(cfg, opener, BUILTIN_VAL_FRACTION,
+                       partial(open_dataset, kind="clean", split=None, gray=t.gray, seed=split_seed(cfg)), gray=t.gray)
+
+
+def data_splits(cfg: RLConfig, opener: Any, builtin_val_fraction: float, open_test: Any, **kwargs: Any) -> DataSplits:
+    """``opener(split=...)``'s training, tuning and validation sets and ``open_test(task.test)``."""
     t = cfg.task
     parts = ("train", "tune", "val") if t.tune_fraction else ("train", "val")
     try:
-        common = dict(val_fraction=BUILTIN_VAL_FRACTION if t.data is None else t.val_fraction,
-                      tune_fraction=t.tune_fraction, seed=split_seed(cfg), gray=t.gray)
-        opener = BuiltinImages if t.data is None else partial(open_dataset, t.data, kind="clean")
+        common = dict(val_fraction=builtin_val_fraction if t.data is None else t.val_fraction,
+                      tune_fraction=t.tune_fraction, seed=split_seed(cfg), **kwargs)
         sets = {part: opener(split=part, **common) for part in parts}
     except DatasetError as exc:
         raise DatasetError(f"--data {t.data}: {exc}") from exc
     test_set = None
     if t.test is not None:
         try:
-            test_set = open_dataset(t.test, kind="clean", split=None, gray=t.gray, seed=split_seed(cfg))
+            test_set = open_test(t.test)
         except DatasetError as exc:
             raise DatasetError(f"--test {t.test}: {exc}") from exc
     return DataSplits(sets["train"], sets.get("tune"), sets["val"], test_set)
@@ -302,8 +293,7 @@ def sigma_value(cfg: Config) -> float | list[float]:
 
 
 def env_kwargs(cfg: Config) -> dict[str, Any]:
-    """The Denoise-v0 arguments of the run (JSON-able; saved in the checkpoints' spec; the predictor is
-    saved as its path, in the spec's ``predictor``)."""
+    """The Denoise-v0 arguments of the run (JSON-able; saved in the checkpoints' spec, the predictor apart)."""
     t = cfg.task
     kwargs = {"sigma": sigma_value(cfg), "gray": t.gray, "crop": t.crop, "max_episode_steps": t.steps}
     optional = {"observe_prediction": t.observe_prediction, "level_scales": list(t.level_scales),
@@ -324,13 +314,10 @@ def inference_spec(cfg: Config) -> RolloutPolicySpec:
 def evaluate(policy: PixelActorCritic, images: Mapping[float, Sequence[NoisyImage]],
              cfg: Config, predictor: DenoisePredictor | None = None, track: Track = untracked,
              ) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
-    """Greedy rollouts on the whole noisy images of each noise level (``{sigma: images}``), on the path users
-    run the policy (:meth:`rlenhance.denoisers.PolicyDenoiser.from_policy`, with the env's ``predictor``);
-    per-image PSNR / SSIM of the clamped output (and of the noisy input, and of the ``predictor``'s
-    output: ``predictor_``), averaged per level (several levels: per-level columns and their
-    mean, :func:`experiments.sigmas.level_scores`). Returns the scores and the sample grid's rows
-    (:func:`grid_captions`: noisy | output | clean | the actions; each image at every level in turn).
-    ``track`` shows the progress of the rollouts and of the scoring."""
+    """Greedy rollouts (:meth:`rlenhance.denoisers.PolicyDenoiser.from_policy`) on the whole noisy images of each
+    level (``{sigma: images}``): per-image PSNR / SSIM of the clamped output, the input (``input_``) and the
+    ``predictor`` (``predictor_``), averaged per level (:func:`experiments.sigmas.level_scores`). Returns the scores
+    and the sample grid's rows (:func:`grid_captions`)."""
     flat = [im for level in images.values() for im in level]
     start = time.perf_counter()
     denoiser = PolicyDenoiser.from_policy(policy, inference_spec(cfg), predictor=predictor)
@@ -367,8 +354,7 @@ def grid_captions(cfg: Config) -> tuple[str, ...]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Config:
-    """The command line as the run takes it: preset, config file, flags and ``--set`` resolved and checked
-    (:func:`experiments.run_settings.parse_run`: ``--resume`` continues a run with its own config)."""
+    """The command line resolved and checked (:func:`experiments.run_settings.parse_run`)."""
     return parse_run(Config, sys.argv[1:] if argv is None else argv, presets=PRESETS, flags=FLAGS,
                      prog="denoise_train", description=__doc__.split("\n\n")[0], check=check,
                      estimate=estimate_seconds)

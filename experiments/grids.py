@@ -1,7 +1,5 @@
-"""Sample grids: rows of images side by side under a caption per column (:func:`make_grid`, which
-:meth:`experiments.runs.Run.save_grid` saves), and the colour maps of an RL policy's alphas and actions
-with their keys (:func:`with_maps`).
-"""
+"""Sample grids: rows of images under a caption per column (:func:`make_grid`), and the colour maps of an RL
+policy's alphas and actions with their keys (:func:`with_maps`)."""
 
 from __future__ import annotations
 
@@ -24,9 +22,8 @@ KEY_ROW_HEIGHT, KEY_SCALE, MAX_KEY_ACTIONS = 12, 0.35, 20
 
 def make_grid(rows: Iterable[Sequence[torch.Tensor]], *, gap: int = 2,
               captions: Sequence[str] | None = None) -> np.ndarray:
-    """Tile rows of images (C, H, W) into one RGB (H, W, 3) float array in [0, 1]. With ``captions`` (one a
-    column) a white band above names each column, and columns narrower than :data:`MIN_COLUMN_WIDTH` are
-    enlarged (nearest, by an integer factor) so the caption fits."""
+    """Tile rows of images (C, H, W) into one RGB (H, W, 3) float array in [0, 1]; ``captions`` (one a column) are
+    written in a white band above, narrow columns enlarged (:data:`MIN_COLUMN_WIDTH`)."""
     rows = [[t.detach().float().cpu().clamp(0, 1) for t in row] for row in rows]
     rows = [[t.expand(3, *t.shape[-2:]) if t.shape[0] == 1 else t for t in row] for row in rows]
     if not any(rows):
@@ -126,18 +123,16 @@ def map_steps(steps: int) -> list[int]:
 
 
 def map_captions(captions: Sequence[str], kind: str, steps: int) -> tuple[str, ...]:
-    """A sample grid's captions: ``captions`` (input | output | reference), then the ``kind`` map
-    ("actions", "alpha") of the first and the last of ``steps`` steps, then their colour key."""
+    """A sample grid's captions: ``captions``, the ``kind`` map of the first and last of ``steps`` steps, the key."""
     return (*captions, *(f"{kind}, step {s + 1}" for s in map_steps(steps)), "key")
 
 
 def with_maps(rows: Sequence[Sequence[Tensor]], maps: Sequence[Tensor], *, actions: Sequence[str] | None = None,
               alpha_range: tuple[float, float] | None = None, where: Sequence[Tensor] | None = None
               ) -> list[list[Tensor]]:
-    """Sample-grid rows with each image's maps after them (:func:`map_captions`), colour-mapped, and the
-    colour key after the first row's. ``maps``: per image (steps, C', H, W), action indices named by
-    ``actions`` or alphas in ``alpha_range``; ``where``: per image, a (1, H, W) mask of the pixels whose
-    maps count (completion: the hole), the others shown white."""
+    """Sample-grid rows with each image's colour-mapped maps after them (:func:`map_captions`), the key after the
+    first row's. ``maps``: per image (steps, C', H, W), indices into ``actions`` or alphas in ``alpha_range``;
+    ``where``: per image, a (1, H, W) mask of the pixels shown (the others white)."""
     out = []
     for i, (row, steps) in enumerate(zip(rows, maps)):
         shown = [action_map(steps[s][:1], actions) if actions is not None

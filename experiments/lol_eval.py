@@ -5,21 +5,11 @@
     python -m experiments.lol_eval --denoiser runs/denoise/checkpoints/best.pt \\
         --combined runs/supervised_train/checkpoints/best.pt
 
-For a ``low/`` + ``high/`` folder the held-out validation split of ``experiments.lol_train`` is
-used (same scene-level split for the same ``--split-seed``; the split the docs report); ``--split
-tune`` takes its tuning split (where checkpoints and constants are chosen), ``--split all`` every pair.
-Prints, per method, PSNR / SSIM / UQI / mean brightness (means over images, full resolution) and
-milliseconds per image (the method alone, no file I/O), and writes per-image rows to ``--csv``.
-
-``--denoiser`` adds "rlenhance (ours) + denoiser": our policy followed by a supervised denoising
-checkpoint after the last curve step (ReLLIE's denoiser module, :class:`rlenhance.Enhancer`'s
-``denoiser``). ``--combined`` adds a supervised low-light checkpoint of
-``experiments.supervised_train`` (the MRPNet + Generator model) as a method, run through
-:class:`rlenhance.restore.SupervisedRestorer`.
-
-Every method is built by the method registry of ``experiments.compare``
-(:mod:`experiments.compare.methods`), so a method here is the one compare runs under its name
-there (ours: ``a3c``, Zero-DCE: ``zero-dce``, the classical methods by their names).
+For a ``low/`` + ``high/`` folder the validation split of ``experiments.lol_train`` is used (``--split tune``:
+its tuning split, ``--split all``: every pair). Prints, per method, PSNR / SSIM / UQI / mean brightness (means over
+images, full resolution) and ms per image (the method alone), and writes per-image rows to ``--csv``.
+``--denoiser`` adds our policy followed by a supervised denoiser, ``--combined`` a supervised low-light checkpoint.
+Every method is built by :mod:`experiments.compare.methods`, as compare runs it.
 """
 
 from __future__ import annotations
@@ -92,8 +82,7 @@ class Args:
 
 
 def build_methods(args: Args, device: torch.device) -> dict[str, Method]:
-    """Name -> :class:`~experiments.compare.methods.Method` (RGB float32 (H, W, 3) -> same) for every
-    requested method, built by the comparison's registry (:mod:`experiments.compare.methods`)."""
+    """Name -> :class:`~experiments.compare.methods.Method` (RGB float32 (H, W, 3) -> same) of every requested one."""
     ours = dict(steps=args.steps, exposure=args.exposure, alpha_mode=args.alpha_mode, denoise=args.denoise)
     methods = [enhancer_method(OURS, args.checkpoint, device, **ours)]
     if args.denoiser:

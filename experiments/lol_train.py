@@ -8,10 +8,8 @@
     python -m experiments.lol_train --print-config        # every setting; change one with --set reward.w_exposure=80
     python -m experiments.lol_train --config runs/lol_train --out runs/again   # re-run a run (its config.json)
 
-The defaults are ``rlenhance/UnevenLight-v0``'s (:data:`ENV_ID`) on crops that train within minutes on two
-CPU cores: photos relit by uneven light, the reward the distance to the reference at the exposure target
-(the ``reference`` term), one setting, gamma 0 (docs/lowlight.md#uneven-light); validation reports the gain
-over ``global-curve`` (``eval/uneven_gain``). ``--preset global-light`` is the shipped default file's MDP.
+The defaults are ``rlenhance/UnevenLight-v0``'s (:data:`ENV_ID`, docs/lowlight.md#uneven-light) on crops that
+train within minutes on two CPU cores; validation reports the gain over ``global-curve`` (``eval/uneven_gain``).
 Run folder: docs/training.md; best.pt by :func:`best_score`; the Enhancer's spec: :func:`inference_spec`.
 """
 
@@ -80,11 +78,9 @@ BUILTIN_VAL_FRACTION = 0.34
 BUILTIN_TUNE_FRACTION = 0.17  # of the 6 embedded photos: 2 validation, 1 tuning, 3 training
 #: The env's draws of a conditioned run: one weight varied per crop, each log-encoded, the others fixed.
 WEIGHT_DRAW, COND_ENCODING, WEIGHT_RANGE = "one", "log", (1.0, 1.0)
-#: ``A3CConfig`` fields of ``reward.smooth_on_mean``: the env's per-row ``w_smooth`` carries the
-#: magnitude (a multiplier of 1 of the task's ``action_penalty``).
+#: ``A3CConfig`` fields of ``reward.smooth_on_mean`` (the env's per-row ``w_smooth`` carries the magnitude).
 SMOOTH_ON_MEAN = MappingProxyType({"action_penalty": 1.0})
-#: The env's ``smooth_power`` for each agent's smooth-on-mean penalty: A3C's absolute alpha differences (1:
-#: the pull does not fade as the map flattens), SAC's squared ones (Zero-DCE's).
+#: The env's ``smooth_power`` for each agent's smooth-on-mean penalty: absolute (A3C) or squared (SAC) differences.
 SMOOTH_POWER = MappingProxyType({"a3c": 1, "sac": 2})
 #: The env's keyword defaults: the one source of the settings below that the env also takes.
 ENV_DEFAULTS = MappingProxyType(envs.env_defaults(ENV_ID))
@@ -284,9 +280,7 @@ def local_light() -> Config:
         "run.eval_every": 500, "run.keep_evals": True})
 
 
-#: ``--preset NAME`` -> the config it names (each function's docstring says what it reproduces) and its cost:
-#: seconds per episode and per evaluation, on 2 CPU cores and on one H100 GPU, as ``python -m
-#: benchmarks.preset_cost --device cpu|cuda`` measured them.
+#: ``--preset NAME`` -> the config it names and its cost per episode and evaluation (``benchmarks.preset_cost``).
 PRESETS: Mapping[str, Preset] = MappingProxyType({
     "global-light": Preset(global_light, cpu=Cost(0.086, eval_s=0.06)),
     "shipped": Preset(shipped, cpu=Cost(0.31, eval_s=1.39), cuda=Cost(0.144, eval_s=0.39)),
@@ -352,11 +346,9 @@ def builtin_data(cfg: Config, split: str) -> BuiltinImages:
 
 def load_validation(cfg: Config, device: torch.device, split: str = "tune", limit: int | None = None,
                     light: str = "data") -> LowLightTestSet:
-    """The evaluation images of ``split`` (names, low (N, 3, h, w), high or None; the first ``limit``
-    only): the tuning split picks best.pt, the validation split is reported. Area-downscaled to
-    ``task.eval_size`` and centre-cropped to a common size (:func:`rlenhance.data.lowlight_test_set`).
-    Synthetic lows use the fixed seed ``run.seed``; ``light="uneven"``: each reference relit by uneven
-    light, seeded by ``run.seed`` and its name."""
+    """The evaluation images of ``split`` (names, low (N, 3, h, w), high or None; the first ``limit`` only), at
+    ``task.eval_size`` (:func:`rlenhance.data.lowlight_test_set`, seeded by ``run.seed``; ``light="uneven"``:
+    each reference relit by uneven light)."""
     t = cfg.task
     if t.data is None:
         dataset = builtin_data(cfg, split)
@@ -370,8 +362,7 @@ def load_validation(cfg: Config, device: torch.device, split: str = "tune", limi
 
 
 class UnevenSet(NamedTuple):
-    """The relit evaluation images of a run with ``task.uneven`` and the PSNR (after GT-mean alignment) of
-    ``rlenhance.baselines.global_curve`` on them, at the run's exposure target: what a policy must beat."""
+    """The relit evaluation images of a run with ``task.uneven`` and ``global_curve``'s PSNR (GT-mean aligned)."""
 
     low: torch.Tensor
     high: torch.Tensor
@@ -393,8 +384,7 @@ def load_uneven(cfg: Config, device: torch.device, split: str = "tune") -> Uneve
 
 
 def grid_fill(cfg: Config, device: torch.device, tuning: int) -> LowLightTestSet | None:
-    """The training images a sample grid shows after the ``tuning`` images of the tuning split when that
-    split holds fewer than ``run.samples`` (the embedded photos' holds one); None when it holds enough."""
+    """The training images a sample grid shows after the ``tuning`` ones when those are fewer than ``run.samples``."""
     missing = cfg.run.samples - tuning
     return load_validation(cfg, device, "train", limit=missing) if missing > 0 else None
 
@@ -418,8 +408,7 @@ def alpha_table(cfg: Config) -> tuple[float, ...]:
 
 
 def env_kwargs(cfg: Config) -> dict:
-    """The arguments of the run's training env (the one place the config becomes the MDP); no overshoot cap
-    among them (``task.max_overshoot`` is inference's: :func:`inference_spec`)."""
+    """The arguments of the run's training env (the one place the config becomes the MDP; no overshoot cap)."""
     t, r, ranges = cfg.task, cfg.reward, cfg.ranges
     weight_ranges = {n: tuple(getattr(ranges, n)) for n in WEIGHT_FIELDS} if r.conditioned else {}
     return dict(crop=t.crop, curve=t.curve, max_episode_steps=t.steps, min_episode_steps=t.min_steps,
@@ -460,9 +449,8 @@ def inference_spec(cfg: Config, task: LowLightTask) -> LowLightPolicySpec:
 def rollout_at(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: torch.Tensor,
                exposure_target: float | None = None, track: Track = untracked
                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Greedy rollout as the Enhancer runs it (``rlenhance.rollouts.working_rollout``) at the fixed setting,
-    or with its exposure target replaced, in batches of ``run.eval_batch`` images (each image's result
-    does not depend on the others in its batch; ``track`` shows the batches' progress)."""
+    """Greedy rollout as the Enhancer runs it (``rlenhance.rollouts.working_rollout``) at the fixed setting or
+    ``exposure_target``, in batches of ``run.eval_batch`` images; the outputs and each step's alpha maps."""
     target = cfg.reward.exposure_target if exposure_target is None else exposure_target
     spec = inference_spec(cfg, task)
     transition, side = spec.transition, spec.working_side
@@ -482,11 +470,9 @@ def rollout_at(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: t
 def evaluate(policy: PixelActorCritic, task: LowLightTask, cfg: Config, low: torch.Tensor,
              high: torch.Tensor | None, track: Track = untracked, fill: LowLightTestSet | None = None,
              uneven: UnevenSet | None = None) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
-    """Greedy rollout on the evaluation images at the fixed setting (per-image means; ``track`` shows its
-    progress). A conditioned policy also runs at each target of :data:`EXPOSURE_SWEEP`: ``eval/exposure_gap_max``
-    is the largest |mean output - target|. With ``uneven``: ``eval/uneven_psnr`` (after GT-mean alignment) on its
-    relit images and ``eval/uneven_gain`` over ``global_curve``'s. Returns the scores and the sample grid's rows
-    (:func:`grid_captions`), the images of ``fill`` (:func:`grid_fill`) after the evaluation's, unscored."""
+    """Greedy rollout on the evaluation images at the fixed setting (per-image means); a conditioned policy also at
+    each :data:`EXPOSURE_SWEEP` target (``eval/exposure_gap_max``); with ``uneven``, ``eval/uneven_psnr`` and
+    ``eval/uneven_gain``. Returns the scores and the sample grid's rows (``fill``'s images last, unscored)."""
     target = cfg.reward.exposure_target
     start = time.perf_counter()
     out, maps = rollout_at(policy, task, cfg, low, track=track)
@@ -531,8 +517,8 @@ def grid_captions(cfg: Config, references: bool = True) -> tuple[str, ...]:
 
 
 def best_score(scores: Mapping[str, float], uneven: float = 0.0) -> float:
-    """What picks best.pt: the tuning split's PSNR with references, else minus its exposure loss; with a
-    share ``uneven`` of relit training images, that share of the relit images' PSNR joins it."""
+    """What picks best.pt: PSNR with references, else minus the exposure loss; mixed with the relit images' PSNR
+    by the share ``uneven``."""
     own = scores.get("eval/psnr", -scores["eval/exposure_loss"])
     return own if "eval/uneven_psnr" not in scores else (1 - uneven) * own + uneven * scores["eval/uneven_psnr"]
 

@@ -1,13 +1,5 @@
-"""The figures the experiments write, drawn with matplotlib and saved atomically.
-
-Figures are built with matplotlib's object API on the Agg canvas (no pyplot, no display, no
-global figure state), ``size`` pixels wide and high at :data:`DPI`:
-
-- :func:`quality_vs_time`: mean quality against milliseconds per image (log scale), one labelled
-  point per method (``experiments.compare``'s ``quality_vs_time.png``);
-- :func:`loss_curves`: one line per series against the epoch (``experiments.supervised_train``'s
-  ``loss_curve.png``);
-- :func:`save_figure`: write a figure to a PNG file atomically (:func:`rlenhance.atomic.atomic_path`).
+"""The figures the experiments write (:func:`quality_vs_time`, :func:`loss_curves`), drawn with matplotlib's
+object API on the Agg canvas, ``size`` pixels at :data:`DPI`, and saved atomically (:func:`save_figure`).
 
 Example:
     >>> fig = loss_curves({"train loss": [(1, 0.5), (2, 0.25)]}, size=(320, 200))
@@ -107,8 +99,7 @@ def loss_curves(series: Mapping[str, Sequence[tuple[float, float]]], *, title: s
 
 
 def save_figure(figure: Figure, path: str | Path) -> Path:
-    """Write ``figure`` to ``path`` atomically, in the format of its suffix (PNG without one), at
-    the figure's own size; returns the path."""
+    """Write ``figure`` to ``path`` atomically, in the format of its suffix (PNG without one); returns the path."""
     path = Path(path)
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format=path.suffix[1:].lower() or "png", dpi=figure.dpi)

@@ -1,8 +1,5 @@
-"""An experiment's process: its settings (:func:`setup_process`), a clean stop on SIGINT / SIGTERM
-at a step boundary (:class:`StopSignals`, :class:`Interrupted`) and the command's exit
-(:func:`run_cli`: one line on stderr, exit code 2 for bad input, 130 / 143 for a stop). Under
-torchrun a signal on any rank stops every rank at the same step, with the same exit code.
-"""
+"""An experiment's process: its settings (:func:`setup_process`), a clean stop on SIGINT / SIGTERM at a step
+boundary (:class:`StopSignals`, :class:`Interrupted`) and the command's exit (:func:`run_cli`)."""
 
 from __future__ import annotations
 
@@ -23,9 +20,8 @@ SIGNAL_EXIT_BASE = 128
 
 
 def setup_process(*, threads: int, seed: int, device: str, ranks: Ranks | None = None) -> torch.device:
-    """Process-wide settings of an experiment in one place: denormal flushing, torch's CPU threads (0:
-    every core of this node, shared by its ranks), the seeds and the device; a job of several ranks then
-    joins its process group. Returns the device."""
+    """Process-wide settings: denormal flushing, CPU threads (0: every core of this node, shared by its ranks), the
+    seeds, the device (returned) and, with several ranks, the process group."""
     ranks = ranks if ranks is not None else Ranks()
     flush_denormals()
     configure_threads(threads, processes=ranks.local_world_size, spare=0)
@@ -45,10 +41,8 @@ class Interrupted(KeyboardInterrupt):
 
 
 class StopSignals:
-    """Within ``with StopSignals(ranks) as stop:``, SIGINT and SIGTERM only set :attr:`signum`; the loop
-    asks :meth:`check` at a step boundary (every rank at the same one: any rank's signal stops them
-    all), saves last.pt and raises :class:`Interrupted`. A second signal stops at once. Outside the main
-    thread (where Python cannot install handlers) it does nothing."""
+    """Within ``with StopSignals(ranks) as stop:``, SIGINT and SIGTERM only set :attr:`signum`, read by :meth:`check`
+    at a step boundary (any rank's stops all); a second signal stops at once. A no-op outside the main thread."""
 
     def __init__(self, ranks: Ranks) -> None:
         self.signum: int | None = None  # the signal this process received

@@ -1,7 +1,5 @@
-"""The pieces of an RSE-RL run (:mod:`experiments.rse_train`): its config (sections, presets and the
-flat :class:`Settings` the trainer reads, checked by :func:`resolve`), the pool and its patch draws, the
-held-out scoring, the classical baselines and the pictures of the bank.
-"""
+"""The pieces of :mod:`experiments.rse_train`: its config (sections, presets, the flat :class:`Settings` checked by
+:func:`resolve`), the pool and its patch draws, the held-out scoring, the baselines and the bank's pictures."""
 
 from __future__ import annotations
 
@@ -69,7 +67,6 @@ class TaskSettings:
 
     #: Fraction of the data images (by scene) held out when no test folder is given.
     val_fraction: ClassVar[float] = 0.1
-
 
 
 @dataclass(frozen=True)
@@ -206,18 +203,14 @@ def rse_rl() -> Config:
                                            "run.out": "runs/rse_rl"})
 
 
-#: ``--preset NAME`` -> the config it names (its docstring says what it reproduces) and its cost on 2 CPU cores
-#: (:func:`estimate_seconds`): seconds per step of the loop (its VAE steps, SAC episodes and each round's bank
-#: and closing scoring, over its steps) and per evaluation, as ``python -m benchmarks.preset_cost --device cpu
-#: --trainers rse_train`` measured them; on a GPU not measured.
+#: ``--preset NAME`` -> the config it names and its cost per loop step and evaluation (``benchmarks.preset_cost``).
 PRESETS = {"rse-denoise-color": configs.Preset(rse_denoise_color, cpu=configs.Cost(0.117, eval_s=27.4)),
            "rse-rl": configs.Preset(rse_rl, cpu=configs.Cost(0.094, eval_s=12.4))}
 
 
 @dataclass(frozen=True)
 class Settings:
-    """A run's settings as the trainer reads them: the config's sections flattened (``sac.batch`` is
-    ``batch``, ``sac.update_batch`` ``sac_batch``, ``rse.vae_steps`` ``vae_steps`` ...)."""
+    """A run's settings as the trainer reads them: the config's sections flattened (:data:`PATHS`)."""
 
     data: str | None
     test: str | None
@@ -281,8 +274,7 @@ PATHS = {**{f: f"task.{f}" for f in ("data", "test", "sigma", "gray", "noise_see
 
 
 def sac_spans(args: Settings) -> list[tuple[int, int]]:
-    """The training loop's steps (first, last) of each round's SAC phase: the loop runs round 1's VAE
-    steps, its SAC episodes, round 2's VAE steps ... (its evaluations fall in these spans)."""
+    """The training loop's steps (first, last) of each round's SAC phase (each round's VAE steps come first)."""
     spans, step = [], 0
     for r in range(args.rounds):
         step += args.vae_steps if r == 0 else args.vae_finetune_steps
@@ -292,8 +284,7 @@ def sac_spans(args: Settings) -> list[tuple[int, int]]:
 
 
 def evaluates_at(args: Settings, step: int) -> bool:
-    """Whether the training loop evaluates at ``step``: every ``sac.eval_every`` episodes of a SAC
-    phase, at its start (the policy it starts from) and at its end."""
+    """Whether the loop evaluates at ``step``: every ``sac.eval_every`` episodes of a SAC phase, its start and end."""
     every = args.eval_every
     return any(first <= step <= last and ((step - first) % every == 0 or step == last)
                for first, last in sac_spans(args))
@@ -323,14 +314,11 @@ def resolve(args: Settings) -> Settings:
     positive = ("rounds", "pool_crops", "pool_size", "patch", "stride", "latent_dim", "hidden", "depth", "vae_steps",
                 "vae_batch", "bank_size", "clusters", "probe", "neighbours", "episodes", "batch", "crop", "steps",
                 "width", "policy_downscale", "eval_every", "sac_batch", "sac_updates")
-    for name in positive:
-        value = getattr(args, name)
-        if isinstance(value, bool) or int(value) != value or value < 1:
-            raise ValueError(f"{PATHS[name]} {value!r}: expected an integer >= 1")
-    for name in ("vae_finetune_steps", "eval_images", "noise_seed", "sac_learning_starts"):
-        value = getattr(args, name)
-        if isinstance(value, bool) or int(value) != value or value < 0:
-            raise ValueError(f"{PATHS[name]} {value!r}: expected an integer >= 0")
+    for names, low in ((positive, 1), (("vae_finetune_steps", "eval_images", "noise_seed", "sac_learning_starts"), 0)):
+        for name in names:
+            value = getattr(args, name)
+            if isinstance(value, bool) or int(value) != value or value < low:
+                raise ValueError(f"{PATHS[name]} {value!r}: expected an integer >= {low}")
     if not (math.isfinite(args.sac_trust_region_kl) and args.sac_trust_region_kl >= 0):
         raise ValueError(f"sac.trust_region_kl {args.sac_trust_region_kl!r}: expected a finite number >= 0 (0: off)")
     args = replace(args, sigma=resolve_sigma(args.sigma))
@@ -358,8 +346,7 @@ def resolve(args: Settings) -> Settings:
             raise ValueError(f"{PATHS[name]} {getattr(args, name)!r}: expected a finite number >= 0")
     if args.predictor is not None and not_a_file(args.predictor):
         raise FileNotFoundError(f"rse.predictor {args.predictor}: {not_a_file(args.predictor)} (expected a denoiser "
-                                "checkpoint of "
-                                "experiments.supervised_train --task denoise)")
+                                "checkpoint of experiments.supervised_train --task denoise)")
     unknown = [b for b in args.baselines if b not in BASELINES]
     if unknown:
         raise ValueError(f"task.baselines {' '.join(unknown)}: expected some of {', '.join(BASELINES)}")
@@ -380,8 +367,7 @@ def sac_config(args: Settings, round_index: int = 0) -> SACConfig:
 
 
 class PoolPairs:
-    """The pool of a round as a data set for ``rlenhance/RSE-v0``: items ``{"clean", "noisy", "name"}``
-    (the round's inputs in ``"noisy"``), (C, s, s) tensors."""
+    """A round's pool as a data set for ``rlenhance/RSE-v0``: items ``{"clean", "noisy", "name"}``, (C, s, s)."""
 
     def __init__(self, clean: Tensor, inputs: Tensor):
         self.clean, self.inputs = clean, inputs
@@ -394,8 +380,7 @@ class PoolPairs:
 
 
 def make_pool(train_set: Any, args: Settings, device: torch.device) -> tuple[Tensor, Tensor]:
-    """(clean, noisy) pool crops (N, C, s, s), drawn and noised from --seed alone (real noisy / clean
-    pairs, ``NoisyPairs``: their own noisy crops)."""
+    """(clean, noisy) pool crops (N, C, s, s), drawn and noised from --seed alone (real pairs: their own noise)."""
     batch = sample_batch(train_set, args.pool_crops, crop=args.pool_size, rng=np.random.default_rng(args.seed))
     if "noisy" in batch:
         return batch["clean"].to(device), batch["noisy"].to(device)
@@ -406,11 +391,8 @@ def make_pool(train_set: Any, args: Settings, device: torch.device) -> tuple[Ten
 
 def sample_patch_pairs(clean: Tensor, inputs: Tensor | None, rows: Sequence[EpisodeRow], patch: int,
                        sigma: float | tuple[float, ...]) -> tuple[Tensor, Tensor]:
-    """Random (input, clean) patch pairs (N, C, P, P) of the pool, one per row of ``rows``: the
-    pool's inputs, or (``inputs`` None) fresh Gaussian noise of ``sigma`` on the clean patches
-    (several levels: one drawn per patch). Row k's pool image and window come from ``rows[k].rng``,
-    its noise level and values from ``rows[k].generator``
-    (:func:`envs.base.episode_rows`): a patch does not depend on the other rows."""
+    """Random (input, clean) patch pairs (N, C, P, P) of the pool, one per row of ``rows`` (drawn by that row alone):
+    the pool's inputs, or (``inputs`` None) fresh Gaussian noise of ``sigma`` on the clean patches."""
     n, _, h, w = clean.shape
     picks = np.array([row.rng.integers(0, (n, h - patch + 1, w - patch + 1)) for row in rows]).reshape(-1, 3)
     idx, ys, xs = torch.as_tensor(picks.T, device=clean.device)
@@ -428,18 +410,14 @@ def sample_patch_pairs(clean: Tensor, inputs: Tensor | None, rows: Sequence[Epis
 
 
 def phase_seed(seed: int, round_index: int, step: int) -> int:
-    """The seed of the draws of a round's VAE step ``step`` (the bank's: :data:`BANK_STEP`), from
-    ``--seed`` alone: the same on every rank, and after a resume."""
+    """The seed of a round's VAE step ``step`` (or bank draw), from ``--seed`` alone: the same on every rank."""
     return int(np.random.default_rng([seed, round_index, step]).integers(2**62))
 
 
 def vae_batch(args: Settings, clean: Tensor, inputs: Tensor | None, latent_dim: int, seed: int,
               rows: slice) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
-    """Rows ``rows`` (e.g. a rank's, :meth:`Ranks.rows`) of a VAE step's ``rse.vae_batch`` (input,
-    clean) patch pairs of the pool (:func:`sample_patch_pairs`) and their two reparameterisation
-    noises (N, ``latent_dim``), drawn with ``seed``: global row i's from the generators of (``seed``,
-    i) alone (:func:`envs.base.episode_rows`, on the pool's device), so a rank of a data-parallel job
-    draws only its own rows and gets what one process drawing the whole batch gives them."""
+    """Rows ``rows`` (e.g. a rank's) of a VAE step's (input, clean) patch pairs (:func:`sample_patch_pairs`) and their
+    two reparameterisation noises (N, ``latent_dim``), row i's drawn from (``seed``, i) alone."""
     parts = episode_rows(seed, range(rows.start, rows.stop), clean.device)
     source, target = sample_patch_pairs(clean, inputs, parts, args.patch, args.sigma)
     noise = torch.stack([torch.randn(2, latent_dim, generator=row.generator, device=clean.device) for row in parts],
@@ -460,9 +438,7 @@ def score(outputs: Sequence[Tensor], images: Sequence[NoisyImage]) -> dict[str, 
 
 
 def level_score(outputs: Sequence[Tensor], test_sets: Mapping[float, Sequence[NoisyImage]]) -> dict[str, float]:
-    """:func:`score` of the outputs of the held-out images of every level (``test_sets`` flattened
-    in order), per level (several levels: per-level columns and their mean,
-    :func:`experiments.sigmas.level_scores`)."""
+    """:func:`score` of ``test_sets``' outputs (flattened), per level (:func:`experiments.sigmas.level_scores`)."""
     by_level, done = {}, 0
     for sigma, images in test_sets.items():
         by_level[sigma] = score(outputs[done:done + len(images)], images)
@@ -473,9 +449,7 @@ def level_score(outputs: Sequence[Tensor], test_sets: Mapping[float, Sequence[No
 @torch.no_grad()
 def apply_round(stage: RSERound, inputs: Sequence[Tensor], steps: int, *, vae_only: bool = False,
                 track: Callable[[Sequence[Tensor]], Iterable[Tensor]] = iter) -> tuple[list[Tensor], float]:
-    """A round on each image (one at a time: sizes differ); the outputs and the mean seconds per image.
-    ``vae_only``: the VAE reconstruction alone (every pixel takes its VAE candidate); ``track`` wraps
-    the loop over the images (a progress bar)."""
+    """A round on each image (one at a time); the outputs and mean seconds per image (``vae_only``: the VAE's)."""
     outputs, seconds = [], 0.0
     for image in track(inputs):
         start = time.perf_counter()
@@ -497,8 +471,7 @@ def apply_to_pool(stage: RSERound, inputs: Tensor, steps: int) -> Tensor:
 
 
 def baseline_scores(names: Sequence[str], test_sets: Mapping[float, Sequence[NoisyImage]]) -> list[dict[str, Any]]:
-    """Rows of the classical baselines on the held-out images of each noise level, each told its
-    level (bm3d skipped, with a line, when missing)."""
+    """Rows of the classical baselines on the held-out images, each told its level (bm3d skipped when missing)."""
     images = [im for level in test_sets.values() for im in level]
     sigmas = [sigma for sigma, level in test_sets.items() for _ in level]
     rows = []
@@ -537,11 +510,8 @@ def _zoom(patch: Tensor) -> Tensor:
 @torch.no_grad()
 def save_pictures(run: Run, stage: RSERound, clean_patches: Tensor, inputs: Tensor, targets: Tensor,
                   round_index: int) -> None:
-    """``samples/roundK_clusters.png``: for the largest clusters (one row each), the clean bank
-    patches nearest to the centre, in canonical orientation (``clean_patches``: the bank's patches,
-    canonical); ``samples/roundK_neighbours.png``: rows of degraded patch | VAE candidate |
-    neighbour candidate | clean patch | its nearest clean bank patches (turned to its orientation, shown
-    with its mean colour: latents describe structure, the mean colour bypasses them)."""
+    """``samples/roundK_clusters.png`` (the largest clusters' patches nearest their centre, canonical) and
+    ``samples/roundK_neighbours.png`` (input | VAE | neighbours | clean | its nearest bank patches)."""
     bank = stage.bank
     sizes = bank.cluster_sizes()
     rows = []

@@ -16,55 +16,29 @@ folder's config.json, ``--preset NAME`` starts from a recipe.
 
 Each round ``k`` (1 .. ``--rounds``) runs four phases, then evaluates:
 
-1. **vae**: the round's :class:`rlenhance.models.vae.PatchVAE` learns to map degraded 16 x 16
-   patches onto their clean versions (and clean patches onto themselves): round 1 on clean
-   training crops with fresh Gaussian noise of ``--sigma`` at every step (several levels: each
-   patch draws one, as each pool crop and each SAC crop does; :mod:`experiments.sigmas`), or, with
-   real noisy / clean pairs (``--data`` read as ``NoisyPairs``), on the pool's real noisy crops;
-   round k > 1 fine-tunes round k-1's VAE on the pool of round k-1's outputs;
-2. **bank**: ``rse.bank_size`` clean training patches are encoded and clustered by k-means
-   (``rse.clusters``); ``samples/roundK_clusters.png`` shows member patches of the largest clusters,
-   ``samples/roundK_neighbours.png`` degraded patches with their candidates and nearest clean patches;
-3. **sac**: pixel-wise SAC with a trust region (``sac.trust_region_kl``) on ``rlenhance/RSE-v0``:
-   per pixel, how far to move toward the VAE reconstruction or the decoded clean-neighbour mean,
-   rewarded by the squared-error decrease x 255 minus ``sac.w_deblock`` x the seam penalty; the policy
-   with the best held-out PSNR is kept (round k > 1 starts from round k-1's);
-4. **pool**: the round is applied to the pool of training crops (``rse.pool_crops``, noise fixed by
-   ``--seed``), whose outputs are the next round's inputs (self-enhancement).
+1. **vae**: the round's :class:`rlenhance.models.vae.PatchVAE` learns to map degraded 16 x 16 patches onto their
+   clean versions: round 1 on clean crops with fresh noise of ``--sigma`` (each patch draws a level;
+   :mod:`experiments.sigmas`) or on real noisy crops, round k > 1 fine-tunes round k-1's VAE on its outputs;
+2. **bank**: ``rse.bank_size`` clean training patches are encoded and clustered by k-means (``rse.clusters``;
+   ``samples/roundK_clusters.png``, ``samples/roundK_neighbours.png``);
+3. **sac**: pixel-wise SAC with a trust region on ``rlenhance/RSE-v0``: per pixel, how far to move toward the VAE
+   reconstruction or the decoded clean-neighbour mean; the policy with the best held-out PSNR is kept;
+4. **pool**: the round is applied to the pool of training crops, whose outputs are the next round's inputs.
 
-``--predictor`` (a supervised denoiser of ``experiments.supervised_train --task denoise``, run as
-:class:`rlenhance.denoisers.DenoisePredictor` runs it, given each image's estimated noise level; a
-gray FFDNet serves colour images through the opponent planes) adds its output for each round's
-input as a third candidate and a third action (how far the target moves toward it); the summary
-gets a row for the predictor alone, and the spec records its path (:func:`rlenhance.rse.load_rse`
-finds it again).
+``--predictor`` (a denoiser of ``experiments.supervised_train --task denoise``, run as
+:class:`rlenhance.denoisers.DenoisePredictor`) adds its output as a third candidate and action; the summary gets
+a row for it alone and the spec records its path.
 
-Held-out images (``--test``, else the tuning split of ``--data`` or of the embedded photos, held out
-of training; with ``task.tune_fraction 0`` the validation split) get fixed noise
-(``task.noise_seed``, :func:`rlenhance.data.noisy_test_set`; real pairs keep their own noisy
-images); round k is applied to round k-1's outputs on them and scored (PSNR / SSIM / UQI of the clamped output, per
-image, averaged). With several ``--sigma`` levels the held-out images are noised at each and
-scored per level (``psnr_sigma15`` ...), the plain scores being the mean over the levels; the
-classical baselines are told each image's level. The recursion stops after a round that gains no
-more than ``rse.min_gain`` dB over the previous one (that round is not kept). ``summary.md`` and
-``rounds.csv`` hold the per-round table with the noisy input and the ``--baselines`` (metrics.csv
-its rows as ``eval/round_*``, with ``eval/round_seconds``, the time the round's scoring took);
-``checkpoints/best.pt`` is the denoiser with the best rounds (:func:`rlenhance.rse.load_rse`).
-When the tuning split picked them, best.pt is scored once on the validation split after the run
-(printed, and the summary's last row).
+Held-out images (``--test``, else the tuning split) get fixed noise (:func:`rlenhance.data.noisy_test_set`, at
+each ``--sigma`` level: ``psnr_sigma15`` ..., the plain scores their mean); round k is applied to round k-1's
+outputs and scored. The recursion stops after a round that gains no more than ``rse.min_gain`` dB (not kept).
+``summary.md`` and ``rounds.csv`` hold the per-round table with the noisy input and the ``--baselines``;
+``checkpoints/best.pt`` is the denoiser with the best rounds (:func:`rlenhance.rse.load_rse`), scored once on the
+validation split when the tuning split picked it.
 
-The rounds run on the one training loop (:class:`experiments.loop.Loop`), whose steps are the VAE
-steps and SAC episodes of the rounds in turn (the logged step of every scalar); it evaluates in
-the SAC phases, writes ``checkpoints/last.pt`` after each evaluation and when Ctrl-C / SIGTERM stops
-the run, and ``--resume`` continues from it (a SAC phase restarts with an empty replay buffer, as in
-the other trainers; everything else continues exactly).
-
-Under ``torchrun --nproc_per_node N`` (:mod:`agents.distributed`) the VAE steps split
-``rse.vae_batch`` and the SAC phase ``sac.batch`` and ``sac.update_batch`` over the ranks (each rank its
-rows of the global batch, drawn per row so that a rank draws only its own (:func:`vae_batch`, the
-envs' ``shard``); gradients averaged), which computes one process's updates; the bank
-and the pool's next inputs are computed by every rank alike; rank 0 alone scores the held-out
-images, runs the baselines and writes the run folder, and hands its scores to the other ranks.
+The rounds run on :class:`experiments.loop.Loop`, whose steps are the VAE steps and SAC episodes in turn;
+``--resume`` continues from ``checkpoints/last.pt`` (a SAC phase with an empty replay buffer). Under ``torchrun``
+the VAE and SAC batches split over the ranks; rank 0 alone scores, runs the baselines and writes the run folder.
 """
 
 from __future__ import annotations
@@ -142,6 +116,7 @@ VAE_LOG_EVERY = 50
 #: The step of a round's bank draw in :func:`phase_seed` (past any VAE step).
 BANK_STEP = 1 << 20
 
+
 def check(cfg: Config, base: Config | None = None) -> Config:
     """The config, checked (:func:`experiments.run_settings.check_run`, :func:`resolve`; ValueError naming the first bad
     setting), its noise levels in ascending order (``base``, the preset, is not needed: every section applies)."""
@@ -161,11 +136,8 @@ def parse(argv: Sequence[str]) -> Config:
 
 # --- data ----------------------------------------------------------------------------------------
 def open_data(cfg: Config) -> tuple[Any, Any, Any | None]:
-    """(training data set, held-out data set, report data set or None); see ``task.data`` /
-    ``task.test``. The same rules as denoise_train (the embedded photos or the data split by seed).
-    The held-out images pick each round's policy and the rounds kept: ``task.test`` when given (no
-    tuning split is then held out of the data), else the tuning split, else (``task.tune_fraction`` 0)
-    the validation split; the validation split is the report's when the tuning split picked."""
+    """(training data set, held-out data set, report data set or None), as denoise_train's: the held-out images
+    (``task.test``, else the tuning split, else the validation split) pick the policies and rounds kept."""
     if cfg.task.test is not None:
         cfg = configs.replace_path(cfg, {"task.tune_fraction": 0.0})
     data = denoise_train.open_data(cfg)
@@ -174,11 +146,8 @@ def open_data(cfg: Config) -> tuple[Any, Any, Any | None]:
 
 # --- the run -------------------------------------------------------------------------------------------
 class RSETrainer(Callback):
-    """The state of an RSE-RL run: the model, the pools, the held-out inputs per round, the per-round
-    table and the phase in progress (see the module docstring). It hands :class:`experiments.loop.Loop`
-    one step at a time (a VAE step or a SAC episode; the bank and the pool run at the phase
-    boundaries) and is the loop's callback that ends each SAC phase: it keeps the phase's best policy,
-    scores the round and decides whether the recursion goes on."""
+    """The state of an RSE-RL run (model, pools, per-round inputs and table, phase in progress): it hands
+    :class:`experiments.loop.Loop` one step at a time and, as its callback, ends each SAC phase."""
 
     def __init__(self, cfg: Config, run: Run, device: torch.device, train_set: Any, test_set: Any,
                  report_set: Any | None = None):
@@ -250,9 +219,7 @@ class RSETrainer(Callback):
                 "kept": self.kept, "stopped_early": self.stopped_early, "seconds": self.seconds, "phase_state": phase}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Continue from last.pt's state (the loop restored the weights; its config was checked by
-        :func:`experiments.run_settings.check_resume`): the held-out and pool inputs of the rounds done are
-        computed again."""
+        """Continue from last.pt's state; the held-out and pool inputs of the rounds done are computed again."""
         self.progress = dict(state["progress"])
         self.rows, self.baselines = list(state["rows"]), state["baselines"]
         self.best, self.kept = float(state["best"]), int(state["kept"])
@@ -297,8 +264,7 @@ class RSETrainer(Callback):
         self.describe(loop)
 
     def on_evaluation(self, loop: Loop, scores: Mapping[str, float], rows: Sequence[Sequence[Tensor]]) -> None:
-        """Keep the SAC phase's best policy; at the phase's end, score the round and go on to the pool
-        (or end the run: the last round, or one that gained too little)."""
+        """Keep the SAC phase's best policy; at the phase's end, score the round and go on to the pool or end."""
         r, stage = self.progress["round"], self.model.rounds[self.progress["round"]]
         if scores["eval/psnr"] > self.best_score:
             self.best_score = scores["eval/psnr"]
@@ -332,8 +298,7 @@ class RSETrainer(Callback):
         self.start_phase()
 
     def start_phase(self) -> None:
-        """Set up the phase in progress (from :attr:`phase_state` on resume): the VAE's optimiser, or
-        the SAC env and agent (a later round's policy starts from the round before's)."""
+        """Set up the phase in progress (from :attr:`phase_state` on resume): the VAE's optimiser or SAC's agent."""
         r, phase, args = self.progress["round"], self.progress["phase"], self.args
         state = self.phase_state
         self.optimizer = self.venv = self.agent = None
@@ -363,8 +328,7 @@ class RSETrainer(Callback):
             self.best_policy = state.get("best_policy")
 
     def train(self, step: int, until: int) -> tuple[int, dict[str, float]]:
-        """One loop step: a VAE step (the last one followed by the bank) or a SAC episode; a round's
-        pool runs before the next round's first step."""
+        """One loop step: a VAE step (the last one followed by the bank) or a SAC episode."""
         if self.progress["phase"] == "pool":
             self.next_inputs(self.progress["round"])
             self.advance(None)
@@ -383,8 +347,7 @@ class RSETrainer(Callback):
         return step + 1, episode_scalars(stats)
 
     def vae_step(self) -> dict[str, float]:
-        """One step of the round's VAE (cosine learning-rate decay over the phase); its losses every
-        :data:`VAE_LOG_EVERY` steps and at the last."""
+        """One step of the round's VAE (cosine learning-rate decay); its losses every :data:`VAE_LOG_EVERY` steps."""
         args, r, step = self.args, self.progress["round"], self.progress["step"]
         stage, total = self.model.rounds[r], self.vae_total(r)
         lr = args.vae_lr if r == 0 else args.vae_finetune_lr
@@ -406,9 +369,7 @@ class RSETrainer(Callback):
                 "charts/vae_psnr": -10.0 * math.log10(losses["mse"]), "charts/round": r + 1}
 
     def vae_inputs(self, r: int) -> Tensor | None:
-        """The degraded pool crops whose patches round r's VAE learns: the pool's inputs of round r,
-        or None (round 1 on clean images: fresh Gaussian noise of ``--sigma`` at each step; with real
-        pairs round 1 takes their noisy crops, as the SAC phase does)."""
+        """The degraded pool crops round r's VAE learns from; None: round 1 on clean images, fresh noise each step."""
         return None if r == 0 and not self.real_noise else self.pool_inputs[r]
 
     @torch.no_grad()
@@ -430,8 +391,7 @@ class RSETrainer(Callback):
 
     @torch.no_grad()
     def next_inputs(self, r: int) -> None:
-        """Round r applied to its pool and held-out inputs: round r + 1's inputs (self-enhancement).
-        Every rank trains on the pool; rank 0 alone scores the held-out images."""
+        """Round r applied to its pool and (rank 0) held-out inputs: round r + 1's inputs."""
         stage = self.model.rounds[r]
         self.pool_inputs.append(apply_to_pool(stage, self.pool_inputs[r], self.args.steps))
         self.test_inputs.append(apply_round(stage, self.test_inputs[r], self.args.steps,
@@ -455,8 +415,7 @@ class RSETrainer(Callback):
                 | {"eval/ms_per_image": seconds * MS_PER_S, "charts/round": r + 1}), []
 
     def report(self) -> tuple[dict[str, float], list[list[Tensor]]]:
-        """The loop's report (its weights best.pt's): best.pt's rounds applied in turn to the noisy
-        validation images, scored as the held-out ones."""
+        """The loop's report: best.pt's rounds applied in turn to the noisy validation images."""
         inputs = [im.noisy for level in self.report_sets.values() for im in level]
         for stage in self.model.rounds[:self.kept]:
             inputs = apply_round(stage, inputs, self.args.steps, track=self.tracked("validation"))[0]
@@ -488,8 +447,7 @@ class RSETrainer(Callback):
         return keep
 
     def _score_round(self, r: int, step: int) -> tuple[dict[str, float], float, dict[str, float]]:
-        """Round r's held-out scores, seconds per image and scores of its VAE alone; saves the
-        round's held-out sample grid."""
+        """Round r's held-out scores, seconds per image and VAE-alone scores; saves its sample grid."""
         args, stage = self.args, self.model.rounds[r]
         scores, outputs, seconds = self.score(r)
         vae_only = level_score(apply_round(stage, self.test_inputs[r], args.steps, vae_only=True,
@@ -501,8 +459,7 @@ class RSETrainer(Callback):
         return scores, seconds, vae_only
 
     def summary(self, report: Mapping[str, float] | None = None) -> Path:
-        """summary.md (the rounds on the held-out images, the baselines, and best.pt on the validation
-        split: ``report``, the loop's) and rounds.csv."""
+        """summary.md (rounds, baselines, best.pt on the validation split: ``report``) and rounds.csv."""
         args = self.args
         noisy = level_score(self.test_inputs[0], self.test_sets)
         levels = [level_key("psnr", sigma) for sigma in self.test_sets] if len(self.test_sets) > 1 else []

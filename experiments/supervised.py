@@ -1,14 +1,7 @@
-"""The pieces of a supervised restorer's training (:mod:`experiments.supervised_train`): the
-settings it resolves, the data and their degradations, the networks, the loss, the validation and
-the sample grid rows.
-
-:class:`Settings` is the resolved, flat view of a run's config that these pieces read (its unset
-sizes filled from the network's ``train_defaults``, :func:`network_defaults`; checked by
-:func:`check_settings`). The networks are the supervised methods' of :mod:`rlenhance.registry`
-(:func:`rlenhance.registry.supervised_models`) or a user's class named by import path
-(:func:`network_class`), built as ``Network(channels, width=W)`` and trained on the MSE.
+"""The pieces of :mod:`experiments.supervised_train`: the resolved :class:`Settings`, the data and their
+degradations, the networks (:mod:`rlenhance.registry`'s supervised models or a class by import path), the loss, the
+validation and the sample grid rows.
 """
-
 
 from __future__ import annotations
 
@@ -91,16 +84,12 @@ BATCH_SEED_BOUND = 2**62
 MIN_CROP = 16
 #: ``train.hole_loss psnr``: the floor added to each hole MSE before its log (a 50 dB hole counts as perfect).
 HOLE_MSE_FLOOR = 1e-5
-
-
 #: What a network's ``train_defaults`` give (``Settings`` names).
 DEFAULT_KEYS = ("lr", "batch", "crop", "width")
 
 
 def network_class(name: str) -> type[nn.Module]:
-    """The network class of ``model.name``: a class of :data:`rlenhance.models.MODELS` whose ``model_name``
-    it is (for ``mrpnet``, MRPNet; :func:`build_network` picks MRPNet + Generator), or the class an import
-    path names.
+    """The network class of ``model.name`` (:data:`rlenhance.models.MODELS`' by ``model_name``, or an import path).
 
     Raises:
         ValueError: another name (the accepted ones are listed), or a path that names no network class.
@@ -119,15 +108,13 @@ def network_class(name: str) -> type[nn.Module]:
 
 
 def network_defaults(name: str) -> Mapping[str, float]:
-    """The settings (:data:`DEFAULT_KEYS`) that ``model.name``'s class gives where a run leaves them
-    unset: its ``train_defaults`` (the seeds' settings of the package's networks)."""
+    """``model.name``'s ``train_defaults``: the settings (:data:`DEFAULT_KEYS`) a run leaves unset take them."""
     return getattr(network_class(name), "train_defaults", {})
 
 
 @dataclass(frozen=True)
 class Settings:
-    """A run's settings as the training pieces read them (see the config of
-    :mod:`experiments.supervised_train` for what each means); sizes and noise resolved."""
+    """A run's flat settings (:mod:`experiments.supervised_train`'s config says what each means), resolved."""
 
     model: str
     task: str
@@ -163,8 +150,7 @@ class Settings:
 
     @property
     def mask_rule(self) -> str:
-        """How training masks come from occluded pairs: the gated seed's channel-sum rule for
-        gated-pixelrnn ``variant seed``, else the estimated hole (validation always estimates)."""
+        """How training masks come from occluded pairs: the gated seed's channel-sum rule, else ``estimate``."""
         return "channel-sum" if self.gated_seed else "estimate"
 
     @property
@@ -173,10 +159,8 @@ class Settings:
 
 
 class Example(NamedTuple):
-    """A batch ready for a model: ``input`` and ``target`` float (B, C, H, W); ``mask`` (B, 1, H, W)
-    with 1 = missing pixel (completion only, else None); ``noise_map`` (B, C, H, W), the noise
-    level of each pixel in image units (``data.noise amplified``, and ``--model ffdnet`` on Gaussian
-    noise: each crop's ``sigma / 255``; else None)."""
+    """A batch ready for a model: ``input`` and ``target`` float (B, C, H, W); ``mask`` (B, 1, H, W), 1 = missing
+    (completion, else None); ``noise_map`` (B, C, H, W), each pixel's noise level in image units (or None)."""
 
     input: Tensor
     target: Tensor
@@ -184,10 +168,8 @@ class Example(NamedTuple):
     noise_map: Tensor | None = None
 
 
-
 def check_settings(args: Settings) -> None:
-    """Raise ValueError naming the first setting out of range, or set where it does not apply
-    (settings named by their config paths, as ``--set`` takes them)."""
+    """Raise ValueError naming (by config path) the first setting out of range or set where it does not apply."""
     model, task = f"model.name {args.model}", f"data.task {args.task}"
     if args.upscale != 1:
         if args.model != "mrpnet" or not args.generator or args.task != "lowlight" or args.resize:
@@ -257,8 +239,7 @@ def image_channels(args: Settings) -> int:
 
 
 def open_datasets(args: Settings) -> DataSplits:
-    """The train, tune and val datasets, resized to ``data.resize`` if given; see the ``--data`` help for
-    the layouts read per task. The splits are by scene, seed 0 (:func:`rlenhance.data.split_names`)."""
+    """The train, tune and val datasets (by scene, seed 0), resized to ``data.resize`` if given."""
     parts = _open_datasets(args)
     if args.resize:
         size = (args.resize[0], args.resize[-1])
@@ -305,12 +286,8 @@ def _open_datasets(args: Settings) -> DataSplits:
 
 def make_example(args: Settings, batch: Mapping[str, Any], generator: torch.Generator | Sequence[torch.Generator],
                  device: torch.device) -> Example:
-    """Turn a batch of dataset crops into (input, target, mask), degrading clean images when needed.
-
-    Every random draw comes from ``generator`` (CPU generators, so CPU and CUDA runs agree): one for
-    the batch, or one per crop, crop k's noise level and values, mask or darkening then drawn from
-    generator k alone (:mod:`rlenhance.data.degrade`).
-    """
+    """Turn a batch of dataset crops into an :class:`Example`, degrading clean images when needed; every draw comes
+    from ``generator`` (CPU: one for the batch, or one per crop)."""
     if args.task == "completion":
         if "occluded" in batch and args.shift_holes:
             original = batch["original"].to(device)
@@ -339,20 +316,15 @@ def make_example(args: Settings, batch: Mapping[str, Any], generator: torch.Gene
 
 
 def at_input_size(example: Example, upscale: int) -> Example:
-    """``example`` with an input of the target's size area-downscaled by ``upscale`` (super-resolution
-    training on same-size pairs or synthetic degradations: degraded first, then downscaled); an input
-    already ``upscale`` times smaller (the seed's pairs) is kept."""
+    """``example`` with an input of the target's size area-downscaled by ``upscale`` (a smaller one is kept)."""
     if upscale == 1 or example.input.shape[-2:] != example.target.shape[-2:]:
         return example
     return example._replace(input=F.avg_pool2d(example.input, upscale))
 
 
 def draw_example(args: Settings, dataset, seed: int, rows: slice, device: torch.device) -> Example:
-    """Rows ``rows`` (e.g. a rank's, :meth:`Ranks.rows`) of a training batch drawn with ``seed``, as an
-    :class:`Example` on ``device``: global row i's item, crop, flips (:func:`sample_batch`) and
-    degradation (:func:`make_example`) come from the generators of (``seed``, i) alone
-    (:func:`envs.base.episode_rows`, torch generators on the CPU), so a rank of a data-parallel job
-    draws only its own rows and gets what one process drawing the whole batch gives them."""
+    """Rows ``rows`` (e.g. a rank's) of a training batch drawn with ``seed``, as an :class:`Example` on ``device``:
+    row i's draws come from (``seed``, i) alone (:func:`envs.base.episode_rows`), as in one process's whole batch."""
     parts = episode_rows(seed, range(rows.start, rows.stop), "cpu")
     drawn = sample_batch(dataset, len(parts), crop=crop_of(args, dataset), rng=[row.rng for row in parts],
                          vertical_flip=args.flips == "both")
@@ -360,16 +332,12 @@ def draw_example(args: Settings, dataset, seed: int, rows: slice, device: torch.
 
 
 def crop_of(args: Settings, dataset) -> int:
-    """The crop drawn from ``dataset``'s items, in the pixels of their smallest image: ``--crop`` (the
-    target's size) over the pairs' scale (super-resolution pairs, :attr:`PairedImages.scale`)."""
+    """The crop drawn from ``dataset``'s items: ``--crop`` over the pairs' scale (:attr:`PairedImages.scale`)."""
     return args.crop // getattr(dataset, "scale", 1)
 
 
 def validation_set(args: Settings, dataset) -> Example:
-    """``val_samples`` fixed crops of the validation images, degraded with a fixed seed (CPU tensors;
-    occluded pairs keep their own holes, also with ``data.shift_holes``):
-    the images in a fixed shuffled order, each used ``val_samples // len(dataset)`` or one more
-    times (``val_samples`` >= the number of validation images covers them all)."""
+    """``val_samples`` fixed crops spread over the validation images, degraded with a fixed seed (CPU tensors)."""
     batch = sample_batch(dataset, args.val_samples, crop=crop_of(args, dataset), rng=np.random.default_rng(VAL_SEED),
                          flip=False, spread=True)
     fixed = replace(args, shift_holes=False)  # the pairs' own holes, whatever the training examples get
@@ -377,19 +345,15 @@ def validation_set(args: Settings, dataset) -> Example:
 
 
 def validation_sets(args: Settings, dataset) -> dict[float | None, Example]:
-    """The validation crops (:func:`validation_set`) at each ``--sigma`` level of a blind Gaussian
-    denoiser, ``{sigma: crops}`` (the same crops and noise pattern, scaled); else the one set (real
-    noisy pairs carry their own noise)."""
+    """``{sigma: crops}`` (:func:`validation_set`) at each level of a blind Gaussian denoiser, else ``{None: ...}``."""
     if args.task == "denoise" and isinstance(args.sigma, tuple) and not has_real_noise(dataset):
         return {sigma: validation_set(replace(args, sigma=sigma), dataset) for sigma in args.sigma}
     return {None: validation_set(args, dataset)}
 
 
 def learning_rate(args: Settings, step: int) -> float:
-    """The learning rate of training batch ``step`` (0-based, counted over the whole run): ``--lr``,
-    or with ``train.lr_decay cosine`` ``lr (1 + cos(pi step / total)) / 2`` over the ``total`` =
-    ``--epochs`` x ``--steps-per-epoch`` batches (a function of the step alone, so a resumed run
-    continues the schedule; a resume that changes ``--epochs`` stretches what remains of it)."""
+    """The learning rate of training batch ``step`` (0-based, over the run): ``--lr``, or with ``train.lr_decay
+    cosine`` ``lr (1 + cos(pi step / total)) / 2`` over the run's ``total`` batches."""
     if args.lr_decay == "none":
         return args.lr
     return args.lr * 0.5 * (1.0 + math.cos(math.pi * step / (args.epochs * args.steps_per_epoch)))
@@ -400,10 +364,8 @@ def init_weights(model: nn.Module, path: str, spec: SupervisedSpec) -> None:
     """Load the weights, and only them, of the checkpoint ``path`` into ``model`` (``--init``).
 
     Raises:
-        CheckpointError: (names ``--init`` and the file) not a readable supervised checkpoint, or
-            one of another network shape (width, upscale, Generator; a narrower U-Net is widened
-            instead, and refused when its weights do not fit its recorded shape) or another spec
-            (model, task, channels, prefill, variant, noise, ...): what differs is listed.
+        CheckpointError: not a readable supervised checkpoint, or one of another network shape (a narrower U-Net is
+            widened instead) or spec.
     """
     try:
         ckpt = load_checkpoint(path, spec=SupervisedSpec)
@@ -447,9 +409,8 @@ def build_network(args: Settings) -> nn.Module:
 
 
 def predict(model: nn.Module, example: Example, prefill: str) -> Tensor:
-    """The model's raw prediction; for completion the hole is pre-filled as ``prefill`` says first
-    (:func:`rlenhance.ops.fill.prefill_hole`) and the gated PixelRNN and the U-Net also read the mask,
-    FFDNet the noise-level map."""
+    """The model's raw prediction (completion: the hole pre-filled first; networks that read them get the mask or the
+    noise-level map)."""
     x = example.input if example.mask is None else prefill_hole(example.input, example.mask, prefill)
     net = getattr(model, "module", model)  # the network inside DistributedDataParallel
     if getattr(net, "reads_mask", False):
@@ -485,8 +446,7 @@ def final_output(pred: Tensor, example: Example) -> Tensor:
 def evaluate(model: nn.Module, args: Settings, val: Example, device: torch.device, use_amp: bool,
              track: Callable[[Iterable[int], int], Iterable[int]] = lambda starts, total: starts
              ) -> tuple[dict[str, float], Tensor]:
-    """Validation loss and metrics (per-image means, torchmetrics style) and the outputs (CPU);
-    ``track(batch_starts, count)`` wraps the loop over the batches (a progress bar)."""
+    """Validation loss and metrics (per-image means) and the outputs (CPU); ``track`` wraps the batch loop."""
     model.eval()
     per_image: dict[str, list[Tensor]] = {}
     outputs = []
@@ -516,8 +476,7 @@ def evaluate(model: nn.Module, args: Settings, val: Example, device: torch.devic
 
 
 def sample_rows(args: Settings, vals: Mapping[Any, Example], outputs: Mapping[Any, Tensor]) -> list[list[Tensor]]:
-    """The sample grid's first ``run.samples`` rows (input | output | reference): each validation crop
-    at every level in turn (a super-resolution input shown at the target's size, nearest)."""
+    """The sample grid's first ``run.samples`` rows (input | output | reference), each crop at every level in turn."""
     level_rows = []
     for level, val in vals.items():
         shown, out = val.input[:args.samples], outputs[level]

@@ -7,11 +7,9 @@ the completion U-Net, or a network of your own named by import path (``--model p
     python -m experiments.supervised_train --preset mrpnet-denoise --print-config > my.json   # edit, then --config
     python -m experiments.supervised_train --resume --out runs/supervised_train            # continue a stopped run
 
-The settings form one config of four sections (``data``, ``model``, ``train``, ``run``): ``--print-config``
-shows them all, ``--set SECTION.KEY=VALUE`` changes any, ``--config FILE`` reads a TOML / JSON file of
-them or a run folder's config.json, ``--preset NAME`` starts from a shipped model's recipe (each
-preset's docstring says what it reproduces and what it costs). Unset sizes come from the network class's
-``train_defaults`` (the resolved values are what config.json records):
+The settings form one config of four sections (``data``, ``model``, ``train``, ``run``; ``--print-config``,
+``--set SECTION.KEY=VALUE``, ``--config FILE``, ``--preset NAME``). Unset sizes come from the network class's
+``train_defaults``:
 
 ==============  ====================================  ==============================================  ====  =====  ====
 model.name      network                               loss                                            lr    batch  crop
@@ -24,36 +22,20 @@ unet            CompletionUNet (RGB + mask, coarse)   MSE in the hole (``train.h
 ==============  ====================================  ==============================================  ====  =====  ====
 
 A network of your own (``examples/supervised_baseline.py``, docs/api.md) is built as ``Network(channels,
-width=W)`` and trained on the MSE (with the hole mask, completion, when its class ``reads_mask``); its
-checkpoints record its import path, so ``rlenhance denoise|complete --checkpoint`` and ``experiments.compare``
-load it.
+width=W)`` and trained on the MSE (with the hole mask when its class ``reads_mask``); its checkpoints record its
+import path.
 
 Without ``data.data`` the clean images are scikit-image's photos (:class:`rlenhance.data.BuiltinImages`),
-degraded on the fly (:func:`~rlenhance.data.synthetic_low_light`, :func:`~rlenhance.data.add_gaussian_noise`,
-:func:`~rlenhance.data.random_occlusion`). Denoising is on gray images (``data.gray``; false: RGB) with noise
-of ``data.sigma`` on the 0-255 scale; several levels train a blind denoiser (:mod:`experiments.sigmas`),
-validated at every level. ``data.noise amplified`` (FFDNet's default, ReLLIE's setting,
-:func:`~rlenhance.data.amplified_noise`) denoises what follows the low-light policy, with its noise-level
-map. A setting that does not apply to the model or task (``data.sigma`` for completion, ``train.hole_loss``
-for MRPNet, ...) is an error. The checkpoint's :class:`~rlenhance.checkpoint.SupervisedSpec` records what
-inference needs (``rlenhance enhance|denoise|complete --checkpoint``).
+degraded on the fly. Denoising is on gray images (``data.gray``) with noise of ``data.sigma`` (0-255; several
+levels: a blind denoiser, :mod:`experiments.sigmas`); ``data.noise amplified`` (FFDNet's default) denoises what
+follows the low-light policy. A setting that does not apply to the model or task is an error. The checkpoint's
+:class:`~rlenhance.checkpoint.SupervisedSpec` records what inference needs.
 
-An epoch is ``train.steps_per_epoch`` batches of random crops, then an evaluation pass over
-``data.val_samples`` fixed crops of the tuning split's images (held out of training,
-``data.tune_fraction``; the same crops in every epoch and run); after the last epoch best.pt is scored
-once on as many crops of the validation split's images (the summary's ``val_*`` columns; with
-``data.tune_fraction 0`` the validation split's crops pick best.pt, as the presets of the files picked
-on val do). The run folder (:mod:`experiments.runs`) gets config.json, metrics.csv (one row per epoch's
-evaluation), train.csv (the epoch's training losses), TensorBoard events, ``loss_curve.png``, captioned
-sample grids ``samples/epoch_NNNNNN.png`` (input | output | reference), ``checkpoints/best.pt``
-(lowest evaluation loss), ``checkpoints/last.pt`` (every epoch, with the optimizer and random state),
-with ``run.save_every N`` ``checkpoints/model_epochE.pt``, and summary.md; the run ends by printing
-the ``rlenhance`` command that uses its model. The loop is :class:`experiments.loop.Loop`: Ctrl-C or
-SIGTERM stops at the end of the epoch with last.pt saved (exit 130 / 143); ``--resume`` continues it
-with the run's own config (``--epochs``, ``--device``, ``--threads``, ``run.samples`` and
-``run.save_every`` may change) to the result of an uninterrupted run. Mixed precision is used on
-CUDA. Under ``torchrun`` the model trains in DistributedDataParallel, each rank drawing only its rows
-of the global batch; rank 0 validates and writes (docs/distributed.md).
+An epoch is ``train.steps_per_epoch`` batches of random crops, then an evaluation on ``data.val_samples`` fixed
+crops of the tuning split; after the last epoch best.pt (lowest evaluation loss) is scored once on the validation
+split (the summary's ``val_*`` columns). The run folder: docs/training.md; the loop is
+:class:`experiments.loop.Loop` (``--resume``, Ctrl-C); mixed precision on CUDA; DistributedDataParallel under
+``torchrun`` (docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -296,9 +278,7 @@ def gated_pixelrnn_seed() -> Config:
                       "train.steps_per_epoch": 225, "run.save_every": 5, "run.out": "runs/gated_pixelrnn_seed"})
 
 
-#: ``--preset NAME`` -> the config it names (its docstring says what it reproduces) and its cost: seconds per
-#: training step and per validation, on 2 CPU cores and on one H100 GPU, as ``python -m benchmarks.preset_cost
-#: --device cpu|cuda`` measured them (unet-completion on the GPU: not measured).
+#: ``--preset NAME`` -> the config it names and its cost per step and validation (``benchmarks.preset_cost``).
 PRESETS = {
     "mrpnet-lowlight": Preset(mrpnet_lowlight, cpu=Cost(0.38, eval_s=0.52), cuda=Cost(0.0104, eval_s=0.04)),
     "mrpnet-denoise": Preset(mrpnet_denoise, cpu=Cost(0.19, eval_s=0.13), cuda=Cost(0.0069, eval_s=0.01)),
@@ -328,8 +308,7 @@ def epoch_cost(cfg: Config, cost: Cost) -> tuple[float, float]:
 
 # --- the config, resolved --------------------------------------------------------------------------------
 def resolve(cfg: Config, base: Config | None = None) -> Config:
-    """The config with the model's sizes and the task's noise filled in, checked (``base``, the preset, is not
-    needed: every section applies).
+    """The config with the model's sizes and the task's noise filled in, checked (``base`` is unused).
 
     Raises:
         ValueError: a setting out of range, or set where it does not apply (named by its path).
@@ -376,16 +355,14 @@ def settings(cfg: Config) -> Settings:
 
 
 def parse(argv: Sequence[str]) -> Config:
-    """The resolved config of a command line (:func:`experiments.run_settings.parse_run`: ``--resume`` continues
-    a run with its own config)."""
+    """The resolved config of a command line (:func:`experiments.run_settings.parse_run`)."""
     return parse_run(Config, argv, trainer="experiments.supervised_train", presets=PRESETS, flags=FLAGS, prog=PROG,
                      check=resolve, estimate=estimate_seconds)
 
 
 # --- the trainer ---------------------------------------------------------------------------------------
 class SupervisedTrainer:
-    """One epoch of training (:meth:`train`), the validation (:meth:`evaluate`) and the state last.pt
-    keeps, for :class:`experiments.loop.Loop`."""
+    """One epoch of training, the validation and the state last.pt keeps, for :class:`experiments.loop.Loop`."""
 
     def __init__(self, cfg: Config, run: Run, device: torch.device, ranks: Ranks):
         self.cfg, self.args, self.run, self.device, self.ranks = cfg, settings(cfg), run, device, ranks
@@ -439,8 +416,7 @@ class SupervisedTrainer:
                            **{f"losses/{k}": v for k, v in means.items()}}
 
     def evaluate(self, vals: Mapping[Any, Any] | None = None) -> tuple[dict[str, float], list[list[torch.Tensor]]]:
-        """The scores at every level (``eval/...``) of the crops that pick best.pt (or of ``vals``) and the
-        sample grid's rows."""
+        """The scores at every level (``eval/...``) of the crops that pick best.pt (or of ``vals``) and grid rows."""
         from experiments.sigmas import level_scores
 
         vals = self.vals if vals is None else vals
@@ -469,8 +445,7 @@ def _network(args: Settings) -> torch.nn.Module:
 
 
 class LossCurve(Callback):
-    """``loss_curve.png``: the training loss and the evaluated split's loss per epoch (from train.csv and
-    metrics.csv)."""
+    """``loss_curve.png``: the training and evaluated split's loss per epoch (from train.csv and metrics.csv)."""
 
     def __init__(self, title: str):
         self.title = title
@@ -484,8 +459,7 @@ class LossCurve(Callback):
 
 
 def use_command(args: Settings, model: Path) -> list[str]:
-    """The ``rlenhance`` arguments that apply the model at ``model`` to an image (a network of one's own has no
-    ``--model``: the command finds it in the checkpoint)."""
+    """The ``rlenhance`` arguments that apply the model at ``model`` to an image."""
     if args.task == "completion":
         return ["complete", "occluded.png", "-o", "completed/", "--checkpoint", str(model)]
     verb, example, folder = ("denoise", "noisy.png", "denoised/") if args.task == "denoise" \

@@ -41,88 +41,33 @@ completion  ``occluded_images/`` + ``original_images/``  occluded + the mask fro
             (unset: the embedded photos, synthetic holes)
 ==========  ===========================================  =============================================
 
-Low light under non-uniform light (``--light uneven``): every reference (``high/``, or an embedded
-photo) relit by smooth, spatially varying light, :func:`rlenhance.data.uneven_capture`, from a
-generator seeded by ``--seed`` and the image's name, replaces its low frame: the light a global curve
-cannot correct (a lamp, a window, a backlit subject). A folder without references is refused.
+``--light uneven``: every reference relit by smooth, spatially varying light (:func:`rlenhance.data.uneven_capture`,
+seeded by ``--seed`` and the image's name) replaces its low frame. Synthetic noise is seeded alike
+(:func:`rlenhance.data.noisy_test_set`, the trainers' own test noise). Methods never see the reference.
 
-The synthetic noise of each image is drawn from a generator seeded by ``--seed`` and the file name
-(:func:`rlenhance.data.noisy_test_set`, the trainers' own test noise), so every method sees the
-same noisy image, here and in ``denoise_train``'s evaluation; completion masks are the pairs' own
-(:func:`rlenhance.data.occluded_test_set`). Methods never see the reference: an RL rollout is given
-the input in place of the reference its env would use for rewards.
+Noise level of the classical denoisers and of ``ffdnet``'s map: ``--sigma``; with real noise (or
+``--sigma-estimate``) each image's own level, estimated inside the method's timed run
+(:func:`rlenhance.noise_estimate.estimate_noise_sigma`).
 
-Noise level of the classical denoisers and of ``ffdnet``'s map: ``--sigma``; with real noise (or ``--sigma-estimate``)
-each image's own level, estimated from the noisy image by
-:func:`rlenhance.noise_estimate.estimate_noise_sigma` inside the method's timed run (report.md gives the
-estimates' mean and range).
+Channels (``--task denoise``): gray by default (``--gray``, the PixelRL protocol), RGB with ``--no-gray``; a gray
+checkpoint on RGB runs per channel, a colour one on gray images is refused, a checkpoint not given defaults to
+the registry's file for the images' planes (:mod:`experiments.compare.methods`).
 
-Channels (``--task denoise``): gray by default (``--gray``, the PixelRL protocol, so earlier
-results reproduce), RGB with ``--no-gray``. A colour checkpoint runs on RGB directly; a gray one
-runs on R, G and B separately, a gray ``ffdnet`` on the opponent colour planes (report.md says so
-next to its checkpoint); a colour checkpoint on gray images is refused. A checkpoint not given
-defaults to the registry's file for the images' planes (:func:`rlenhance.registry.default_weights`:
-``<method>_denoise_color.pt`` on colour, ``<method>_denoise.pt`` on gray; ``ffdnet`` without a colour
-file to its gray default).
+Methods (``--methods a,b,...`` picks a subset; :data:`~experiments.compare.methods.TASK_METHODS` lists each
+task's): every method of the task in :mod:`rlenhance.registry` (the ``rlenhance`` command's and the app's
+table too), ``input``, the low-light peers ``zero-dce``, ``zero-dce++``, ``rellie`` from their official weights
+given by path, ``ffdnet-local`` / ``ffdnet-oracle`` (denoise), ``oracle-global`` (low light, with references:
+the upper bound of every global curve) and each ``--checkpoints`` network of your own
+(``examples/supervised_baseline.py``); :mod:`experiments.compare.methods` builds them. A learned method without
+a checkpoint or a baseline without its optional package is reported as ``missing: <why>`` on stdout and in
+report.md, never dropped silently; a run in which no method can run, or a checkpoint that cannot be read, is an
+error (exit code 2).
 
-Methods (``--methods a,b,...`` picks a subset; :data:`~experiments.compare.methods.TASK_METHODS`
-lists each task's; without it, the learned methods that ship no checkpoint and the peers run only
-when their flag, or a peer's official file in ``rlenhance/weights/``, gives one): every method of
-the task in :mod:`rlenhance.registry`, the one table of methods that the ``rlenhance`` command and
-the app read too, and the evaluation-only ones
-(:mod:`experiments.compare.methods` builds them, for ``experiments.lol_eval`` too):
-
-* ``input``: the degraded input itself (the floor every method should beat);
-* ``rl`` (low light): the pixel-wise RL curve policy of ``experiments.lol_train`` (A3C or SAC)
-  through :class:`rlenhance.Enhancer`, default the shipped model;
-* ``a3c``, ``sac`` (denoise), ``a3c`` (completion): pixel-wise RL policies through the library
-  (:class:`rlenhance.denoisers.PolicyDenoiser`, :class:`rlenhance.completion.PolicyCompleter`: the
-  checkpoint's transition, the env's step; checkpoints of ``experiments.denoise_train`` /
-  ``experiments.completion_train``);
-* ``rse`` (denoise): the RSE-RL denoiser of ``experiments.rse_train``
-  (:class:`rlenhance.rse.RSERestorer`, its checkpoint's rounds);
-* ``mrpnet`` (low light, denoise), ``pixelrnn``, ``gated-pixelrnn``, ``unet`` (completion): supervised
-  checkpoints of ``experiments.supervised_train`` through :class:`rlenhance.restore.SupervisedRestorer`;
-* ``ffdnet`` (denoise): a noise-map denoiser of ``experiments.supervised_train --model ffdnet``
-  given the map of the noise level above (:class:`rlenhance.denoisers.NoiseLevelDenoiser`);
-* ``ffdnet-local``, ``ffdnet-oracle`` (denoise, evaluation only): the baselines of the noise-level
-  map policy, the same ``ffdnet`` given the level estimated in each window of the image
-  (:func:`rlenhance.noise_estimate.estimate_noise_map`), or the true level at each pixel (an oracle;
-  synthetic noise only);
-* ``zero-dce``, ``zero-dce++``, ``rellie`` (low light, evaluation only): the peers, from their official
-  weights given by path (``--zero-dce``, ``--zero-dcepp``, ``--rellie``; nothing of theirs ships), as in
-  ``experiments.lol_eval``;
-* classical: the registry's classical methods (:class:`rlenhance.registry.ClassicalRestorer`):
-  :data:`rlenhance.baselines.LOWLIGHT_BASELINES` (``auto-gamma``: the gamma that takes the
-  mean to 0.5; ``histeq``; ``clahe``; ``global-curve``: one LE curve alpha for the whole image,
-  repeated the shipped policy's 10 steps, chosen so the mean reaches its exposure target 0.4,
-  :func:`rlenhance.baselines.global_curve`: what a curve policy that picks one alpha everywhere does),
-  :data:`~rlenhance.baselines.DENOISE_BASELINES`
-  (parameters picked by the noise level, above; BM3D when the optional ``bm3d`` package is
-  installed, ``bm3d_rgb`` on colour), :data:`~rlenhance.baselines.COMPLETION_BASELINES` and
-  ``diffusion-fill`` (the completion env's starting fill, :func:`rlenhance.ops.fill.diffusion_fill`).
-* ``oracle-global`` (low light, evaluation only, with references): the best monotone tone curve per
-  channel fitted with each image's reference (:func:`rlenhance.baselines.oracle_global`): no method but
-  the upper bound of every global one; a method above it adapts to where the light is. Without
-  references it is left out, or, named, reported missing.
-* a network of your own: each ``--checkpoints`` file of ``experiments.supervised_train --model
-  package.module:Class``, named by its network (``examples/supervised_baseline.py``).
-
-A learned method without a checkpoint (flag not given and no default file under
-``rlenhance/weights/``) or a baseline without its optional package is reported as
-``missing: <why>`` on stdout and in report.md, never dropped silently; a run in
-which no method can run, or a checkpoint that cannot be read, is an error (exit code 2).
-
-Scores, per image (:mod:`experiments.compare.scoring`; the metrics, their labels and directions are
-those of :data:`rlenhance.metrics.table.METRICS`): with references, PSNR / SSIM / UQI of the
-output clipped to [0, 1] against the reference at full resolution (:mod:`rlenhance.metrics`), on the
-RGB channels or on Y (``--psnr-on y``), optionally after GT-mean alignment (``--gt-mean``,
-:func:`rlenhance.metrics.gt_mean_align`; report.md says which); completion adds the hole-only PSNR
-and SSIM; low light adds, with or without references, NIQE, LOE against the input, mean brightness,
-the clipped fraction and the dark-area colour noise; ``--metrics`` adds more (the table's, or your own
-by import path: ``examples/entropy_metric.py``);
-``ms``: wall time of the method alone on that image (no file I/O; each method runs once untimed on
-the first image before, unless ``--no-warmup``). Written to ``--out``:
+Scores, per image (:mod:`experiments.compare.scoring`, the metrics of :data:`rlenhance.metrics.table.METRICS`;
+docs/evaluation.md): with references PSNR / SSIM / UQI of the output clipped to [0, 1] (on Y with ``--psnr-on y``,
+GT-mean aligned with ``--gt-mean``), completion's hole scores, low light's no-reference scores, ``--metrics``'
+own (``examples/entropy_metric.py``); ``ms``: wall time of the method alone, after an untimed warm-up unless
+``--no-warmup``. Written to ``--out``:
 
 * ``report.md``: "mean ± std" over images per metric and method, ms/image, learned parameters, the
   command line, the data, the protocol, missing methods; with ``--paired-against M``, per method the
@@ -140,10 +85,7 @@ the first image before, unless ``--no-warmup``). Written to ``--out``:
   and ``actions.png`` (every step's action map of the first ``--samples`` images, colour-coded, with
   the legend of the actions and their shares).
 
-The package splits the work by job: :mod:`~experiments.compare.config` (arguments),
-:mod:`~experiments.compare.methods` (the methods, from the registry), :mod:`~experiments.compare.samples`
-(the images), :mod:`~experiments.compare.scoring`, :mod:`~experiments.compare.report` and
-:mod:`~experiments.compare.actions`;
+The package splits the work by job (``config``, ``methods``, ``samples``, ``scoring``, ``report``, ``actions``);
 :func:`main` below wires them.
 """
 

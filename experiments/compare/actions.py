@@ -1,14 +1,6 @@
-"""What the RL methods of ``experiments.compare`` did: each one's :class:`rlenhance.trace.ActionTrace`
-per image (:func:`trace_methods`, its restorer's ``restore_traced``, run after the timed run), and
-the files that show it:
-
-* ``actions.csv``: per RL method, step (``all`` or 1..n) and action, the pixel-steps that took it and
-  their share (over all images, pooled; completion: hole pixels only);
-* report.md's "Actions of the RL methods" section (:func:`actions_section`): per method, the share of
-  pixel-steps that took the predictor's pixel and each action taken, over all steps and per step;
-* ``actions.png``: per RL method, the first ``--samples`` inputs and the action map of every step
-  (:func:`rlenhance.trace.action_map_image`), with the legend of the actions taken and their shares
-  (:func:`rlenhance.trace.legend_image`).
+"""What the RL methods of ``experiments.compare`` did: each one's :class:`rlenhance.trace.ActionTrace` per image
+(:func:`trace_methods`, run after the timed run), written as ``actions.csv`` (:func:`write_actions_csv`), report.md's
+"Actions of the RL methods" (:func:`actions_section`) and ``actions.png`` (:func:`action_figure`).
 """
 
 from __future__ import annotations
@@ -30,8 +22,7 @@ __all__ = ["action_figure", "actions_section", "trace_methods", "write_actions_c
 
 #: The widest legend of actions.png, in pixels.
 LEGEND_WIDTH = 640
-#: What actions.png's titles say of the plane shown, by the traces' planes (the first is shown; report.md
-#: counts them all).
+#: What actions.png's titles say of the plane shown (the first), by the traces' planes.
 _PLANE_NAMES = {1: "", 3: " (plane 1 of 3: R)"}
 
 
@@ -97,9 +88,8 @@ def actions_section(traces: Mapping[str, Sequence[ActionTrace]]) -> str:
 
 def action_figure(traces: Mapping[str, Sequence[ActionTrace]], samples: Sequence[Sample], *, keep: int,
                   tile: int = 160) -> np.ndarray:
-    """actions.png: per RL method, a title, then for each of the first ``keep`` samples its input and
-    the action map of every step (the first plane's), then the legend of that method's actions
-    (shares over all images). float32 RGB in [0, 1]."""
+    """actions.png: per RL method, a title, the first ``keep`` inputs with every step's action map, then the legend
+    of its actions. float32 RGB in [0, 1]."""
     blocks = []
     for name, found in traces.items():
         steps = found[0].steps

@@ -121,12 +121,8 @@ class Args:
 
 
 def requested_methods(args: Args) -> list[str]:
-    """The methods to run, in the task's order (without ``--methods``, all of them but the registry's
-    learned ones that ship no checkpoint, :func:`rlenhance.registry.ships`, and the peers without their
-    official file, unless their flag gives one, and FFDNet's map baselines, ``ffdnet-local`` and
-    ``ffdnet-oracle``, which run when named: only a method asked for is reported missing; so the
-    reference-fitted bounds, ``oracle-global``, are listed, and :func:`experiments.compare.main` drops
-    them where the images have no reference).
+    """The methods to run, in the task's order; without ``--methods``, all but the learned ones with no shipped or
+    given checkpoint and :data:`LEVEL_MAP_METHODS` (only a method asked for is reported missing).
 
     Raises:
         ValueError: an unknown name or an empty list; the message lists the task's methods.
@@ -176,9 +172,7 @@ def given_checkpoints(args: Args) -> dict[str, str | None]:
 
 
 def ignored_flags(args: Args) -> list[str]:
-    """Notes for checkpoint flags given for methods the task does not have, for denoising options
-    given to another task, for ``--light`` given to another task than low light, and for ``--split val`` /
-    ``tune`` on the embedded photos."""
+    """Notes for the flags given that this run ignores (another task's, ``--split`` on the embedded photos)."""
     notes = [f"--{method_flag(method)} is ignored: --task {args.task} has no method {method}"
              for method, given in given_checkpoints(args).items()
              if given is not None and method not in TASK_METHODS[args.task]]
@@ -212,9 +206,8 @@ def data_label(args: Args) -> str:
 
 
 def resolved_split(args: Args) -> str:
-    """``--split``, or its default: "all" for the embedded photos, for denoise (its data are usually a
-    test set) and for low-light photos without references (a folder without ``high/``), else "val"
-    (the trainers' validation split, which the docs report; "tune" is the split they choose on)."""
+    """``--split``, or its default: "all" for the embedded photos, denoise and low-light photos without references,
+    else "val"."""
     if args.data is None:
         return "all"
     if args.split is not None:

@@ -1,43 +1,9 @@
-"""The methods of the comparisons (``experiments.compare`` and ``experiments.lol_eval``): each task's
-methods are those of :mod:`rlenhance.registry` (learned and classical, with their default weights) and
-the evaluation-only ones kept here: ``input`` (the degraded input itself), the low-light peers
-``zero-dce``, ``zero-dce++`` and ``rellie`` from their official weights given by path (:data:`PEERS`;
-nothing of theirs ships), FFDNet's noise-map baselines (:data:`LEVEL_MAP_METHODS`) and the low-light
-bound fitted with the reference (:data:`REFERENCE_METHODS`). One builder
-per kind of method turns it into a :class:`Method`, ready to run on an image; the learned methods of
-rlenhance are :class:`rlenhance.restore.Restorer` objects, run through their one ``restore(image, *,
-mask=None)``:
-
-- :func:`enhancer_method`: the low-light policy (``rl``; lol_eval's ours), a :class:`rlenhance.Enhancer`;
-- :func:`rollout_method`: denoising and completion policies (``a3c``, ``sac``), a
-  :class:`rlenhance.denoisers.PolicyDenoiser` or :class:`rlenhance.completion.PolicyCompleter` (the
-  checkpoint's transition, the env's step);
-- :func:`supervised_method`: the registry's supervised methods (``mrpnet``, ``pixelrnn``,
-  ``gated-pixelrnn``, ``unet``; lol_eval's ``--combined``), a :class:`rlenhance.restore.SupervisedRestorer`;
-- :func:`ffdnet_method`: ``ffdnet``, a noise-map denoiser given the map of the noise level, a
-  :class:`rlenhance.denoisers.NoiseLevelDenoiser`;
-- :func:`level_map_method`: ``ffdnet-local`` and ``ffdnet-oracle``, ``ffdnet`` given a map of the
-  level estimated per window or of the true level;
-- :func:`rse_method`: ``rse``, the RSE-RL denoiser of ``experiments.rse_train``
-  (:class:`rlenhance.rse.RSERestorer`);
-- :func:`peer_method`: ``zero-dce``, ``zero-dce++`` and ``rellie`` (networks on tensors, adapted here);
-- :func:`baseline_method`: ``input`` and the registry's classical methods
-  (:class:`rlenhance.registry.ClassicalRestorer`; ``global-curve`` among them);
-- :func:`reference_method`: ``oracle-global``, the best monotone global curve fitted with each image's
-  reference (:func:`rlenhance.baselines.oracle_global`): an upper bound of the global methods, not a method.
-
-:func:`build_methods` builds the methods of one task for ``experiments.compare``, reporting those
-without a checkpoint or optional package as missing.
-
-The RL methods also say what their agent did: :attr:`Method.trace`, their restorer's ``restore_traced``
-(:mod:`rlenhance.trace`), which :mod:`experiments.compare.actions` runs and reports.
-
-Channels: a learned model runs directly on images of its own planes, and a gray model (one plane)
-on RGB images restores R, G and B separately, a gray ``ffdnet`` the opponent colour planes (the
-:class:`Method`'s ``note`` says so); a colour model on gray images is refused (:func:`channel_note`).
-A checkpoint not given defaults to the registry's file for the images' planes
-(:func:`rlenhance.registry.default_weights`: the colour file of a denoiser on RGB images; ``ffdnet``
-without one to its gray default).
+"""The methods of ``experiments.compare`` and ``experiments.lol_eval``: those of :mod:`rlenhance.registry`
+and the evaluation-only ones kept here (``input``, the peers of :data:`PEERS`, :data:`LEVEL_MAP_METHODS`,
+:data:`REFERENCE_METHODS`). One ``*_method`` builder per kind turns a method into a :class:`Method`;
+:func:`build_methods` builds one task's, reporting those without a checkpoint or optional package as missing.
+Channels: a gray model on RGB images runs per channel (a gray ``ffdnet`` on the opponent planes); a colour model on
+gray images is refused (:func:`channel_note`).
 """
 
 from __future__ import annotations
@@ -71,20 +37,13 @@ from rlenhance.trace import ActionTrace
 ENSEMBLE_TASKS = ("denoise", "completion")
 #: Peer low-light networks, run from their official weights given by path (nothing of theirs ships).
 PEER_METHODS = ("zero-dce", "zero-dce++", "rellie")
-#: The baselines of the noise-level map policy (denoise, evaluation only), the ``ffdnet`` checkpoint
-#: given a per-pixel map: of the level estimated in each window (:func:`rlenhance.noise_estimate.estimate_noise_map`),
-#: and of the true level (an oracle: synthetic noise only).
+#: ``ffdnet`` given a per-pixel map of the level estimated in each window, or of the true level (an oracle).
 LEVEL_MAP_METHODS = ("ffdnet-local", "ffdnet-oracle")
-#: Low-light bounds fitted with each image's reference (evaluation only; images without references have none to
-#: fit): ``oracle-global``, the best monotone tone curve per channel (:func:`rlenhance.baselines.oracle_global`),
-#: which no global method passes.
+#: Low-light bounds fitted with each image's reference (:func:`rlenhance.baselines.oracle_global`).
 REFERENCE_METHODS = ("oracle-global",)
-#: Methods that need a checkpoint (or weights file), each with its command-line flag: the registry's
-#: learned methods of every task, and the peers.
+#: Methods that need a checkpoint (or weights file), each with its command-line flag.
 LEARNED_METHODS = (*dict.fromkeys(name for task in TASKS for name in registry.names(task)), *PEER_METHODS)
-#: Every method of each task, in report order: the input, the registry's learned methods, the peers
-#: (low light), FFDNet's map baselines (denoise), the registry's classical methods, the reference-fitted
-#: bounds (low light).
+#: Every method of each task, in report order.
 TASK_METHODS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     task: ("input", *registry.names(task), *{"lowlight": PEER_METHODS, "denoise": LEVEL_MAP_METHODS}.get(task, ()),
            *(m.name for m in registry.methods(task, family="Classical")),
@@ -121,16 +80,13 @@ class Method:
     Attributes:
         name: the method's name (a name of :data:`TASK_METHODS`, or lol_eval's label).
         run: ``(input, *, mask) -> output``: float32 (H, W, C) and the bool (H, W) mask (None but for
-            completion) to an output of the input's shape (clipped to [0, 1] before scoring): a
-            :class:`rlenhance.restore.Restorer`'s ``restore``, or a function of the same kind.
+            completion) to an output of the input's shape (clipped to [0, 1] before scoring).
         params: number of learned parameters; None for methods that learn nothing.
         source: the checkpoint it was loaded from ("" for classical methods and shipped models).
         note: how it runs where that is not plain (:data:`PER_CHANNEL_NOTE`), shown in the report.
-        trace: an RL method's ``run`` that also returns what its agent did, ``(input, *, mask) ->
-            (output, trace)`` (:class:`rlenhance.trace.ActionTrace`); None for other methods.
-        oracle: what ``run`` also takes that no method is told, the name of a
-            :class:`~experiments.compare.samples.Sample` field passed under that name: ``"level"``, the
-            true noise level (``ffdnet-oracle``), or ``"reference"`` (``oracle-global``); "" for a method.
+        trace: an RL method's ``run`` that also returns its :class:`rlenhance.trace.ActionTrace`; None for others.
+        oracle: the :class:`~experiments.compare.samples.Sample` field ``run`` also takes, under that name, that no
+            method is told: ``"level"`` (``ffdnet-oracle``), ``"reference"`` (``oracle-global``); "" for a method.
     """
 
     name: str
@@ -148,11 +104,8 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def checkpoint_path(task: str, method: str, given: str | None, *, planes: int = 3) -> tuple[Path | None, str]:
-    """(the file of a learned method, "") or (None, why it is missing): ``given`` (its flag's
-    value) when set, else its default for images of ``planes`` planes if installed: a peer's
-    official file (:data:`PEER_FILES`) in the registry's folder, or
-    :func:`rlenhance.registry.default_weights` (the reason then names the gray default of a colour
-    denoiser, which runs per channel, when that one is installed)."""
+    """(the file of a learned method, "") or (None, why it is missing): ``given`` when set, else its default
+    for images of ``planes`` planes if installed (:data:`PEER_FILES`, :func:`rlenhance.registry.default_weights`)."""
     flag = method_flag(method)
     if given is not None:
         path = Path(given)
@@ -173,9 +126,8 @@ def checkpoint_path(task: str, method: str, given: str | None, *, planes: int = 
 
 
 def channel_note(flag: str, path: str | Path, model_channels: int, channels: int | None) -> str:
-    """How a model of ``model_channels`` planes runs on images of ``channels`` planes: "" (as it
-    is; also when ``channels`` is None, not checked) or :data:`PER_CHANNEL_NOTE` (a gray model on
-    RGB images).
+    """How a model of ``model_channels`` planes runs on images of ``channels`` planes (None: not checked): "" (as
+    it is) or :data:`PER_CHANNEL_NOTE` (a gray model on RGB images).
 
     Raises:
         CheckpointError: a colour model on gray images (its output would not be gray).
@@ -193,11 +145,9 @@ def enhancer_method(name: str, path: str | Path | None, device: torch.device, *,
                     exposure: float | None = None, denoiser: SupervisedRestorer | None = None,
                     alpha_mode: str | None = None, denoise: float | None = None,
                     noise_sigma: float | None = None) -> Method:
-    """A low-light policy of ``experiments.lol_train`` through :class:`rlenhance.Enhancer`
-    (``path`` None: the shipped model), at ``exposure`` (None: its training setting), with
-    ``alpha_mode`` (None: the checkpoint's) and the clean stage's strength ``denoise`` (None: the
-    Enhancer's), or followed by a supervised ``denoiser`` instead (a noise-map one given the dark level
-    ``noise_sigma``; None: the Enhancer's default)."""
+    """A low-light policy of ``experiments.lol_train`` through :class:`rlenhance.Enhancer` (``path`` None: the
+    shipped model; the other arguments are the Enhancer's, None: its defaults); ``exposure`` None: its training
+    setting."""
     enhancer = Enhancer(path, device=str(device), steps=steps, denoiser=denoiser, alpha_mode=alpha_mode,
                         denoise=denoise, noise_sigma=noise_sigma)
     return Method(name, partial(enhancer.restore, exposure=exposure), count_parameters(enhancer.policy),
@@ -206,11 +156,9 @@ def enhancer_method(name: str, path: str | Path | None, device: torch.device, *,
 
 def rollout_method(name: str, path: Path, device: torch.device, *, task: str, channels: int | None = None,
                    ensemble: int = 1) -> Method:
-    """A denoising / completion policy of ``experiments.denoise_train`` / ``completion_train`` through
-    the library (:class:`rlenhance.denoisers.PolicyDenoiser`, :class:`rlenhance.completion.PolicyCompleter`:
-    greedy steps of the checkpoint's transition, the env's own step), on images of ``channels``
-    planes (:func:`channel_note`; a gray policy denoises R, G and B separately), its predictor with
-    the self-``ensemble`` given. Its size counts the predictor's network with the policy's.
+    """A policy of ``experiments.denoise_train`` / ``completion_train`` (:class:`rlenhance.denoisers.PolicyDenoiser`,
+    :class:`rlenhance.completion.PolicyCompleter`) on images of ``channels`` planes (:func:`channel_note`), its
+    predictor with the self-``ensemble`` given. Its size counts the predictor's network with the policy's.
 
     Raises:
         CheckpointError: a policy of another task, or a colour policy for gray images.
@@ -230,11 +178,8 @@ def rollout_method(name: str, path: Path, device: torch.device, *, task: str, ch
 
 def rse_method(name: str, path: str | Path, device: torch.device, *, channels: int | None = None,
                ensemble: int = 1) -> Method:
-    """The RSE-RL denoiser of an ``experiments.rse_train`` checkpoint
-    (:class:`rlenhance.rse.RSERestorer`, with its predictor if it was trained with one), its
-    spec's rounds (tiled beyond 512 px: the whole image's result up to float rounding; its predictor
-    with the self-``ensemble`` given), on images of ``channels`` planes (:func:`channel_note`; a gray
-    model denoises R, G and B as a batch of three gray images).
+    """The RSE-RL denoiser of an ``experiments.rse_train`` checkpoint (:class:`rlenhance.rse.RSERestorer`), its
+    spec's rounds, on images of ``channels`` planes (:func:`channel_note`), its predictor with the self-``ensemble``.
 
     Raises:
         CheckpointError: not an RSE-RL checkpoint, or a colour model for gray images.
@@ -252,9 +197,7 @@ def rse_method(name: str, path: str | Path, device: torch.device, *, channels: i
 
 def supervised_method(name: str | None, path: str | Path, device: torch.device, *, task: str,
                       model: str | None = None, channels: int | None = None, ensemble: int = 1) -> Method:
-    """A checkpoint of ``experiments.supervised_train`` through
-    :class:`rlenhance.restore.SupervisedRestorer` (each channel of an RGB image through a gray
-    model; the task's mask, which a completion checkpoint reads, given as it comes).
+    """A checkpoint of ``experiments.supervised_train`` through :class:`rlenhance.restore.SupervisedRestorer`.
 
     Args:
         name: the method's name; None: the network's display name (:data:`COMBINED_LABELS`).
@@ -285,14 +228,9 @@ def supervised_method(name: str | None, path: str | Path, device: torch.device, 
 
 def ffdnet_method(name: str, path: str | Path, device: torch.device, *, sigma: float | None,
                   channels: int | None = None, ensemble: int = 1) -> Method:
-    """A noise-map denoiser of ``experiments.supervised_train --model ffdnet`` through
-    :func:`rlenhance.load_denoiser` (:class:`rlenhance.denoisers.NoiseLevelDenoiser`), given the
-    constant map of ``sigma`` (0-255 scale: the synthetic noise's true level), or with ``sigma``
-    None of each image's own level, :func:`rlenhance.noise_estimate.estimate_noise_sigma`, estimated
-    inside the timed run (as the classical denoisers with ``--sigma-estimate`` and on real noise);
-    a gray model on RGB images denoises their opponent colour planes (:data:`OPPONENT_NOTE`,
-    :class:`rlenhance.restore.SupervisedRestorer`), with the self-``ensemble`` given. Its note says
-    which level its map has.
+    """A noise-map denoiser of ``supervised_train --model ffdnet`` (:func:`rlenhance.load_denoiser`) given the map
+    of ``sigma`` (0-255), or with ``sigma`` None of each image's level estimated inside the timed run
+    (:func:`rlenhance.noise_estimate.estimate_noise_sigma`); a gray model on RGB runs as :data:`OPPONENT_NOTE` says.
 
     Raises:
         CheckpointError: not a noise-map denoiser, or a colour model for gray images.
@@ -307,10 +245,9 @@ def ffdnet_method(name: str, path: str | Path, device: torch.device, *, sigma: f
 
 def level_map_method(name: str, path: str | Path, device: torch.device, *, channels: int | None = None,
                      ensemble: int = 1) -> Method:
-    """``ffdnet-local`` or ``ffdnet-oracle`` (:data:`LEVEL_MAP_METHODS`): the noise-map denoiser of
-    ``ffdnet`` given, at each pixel, the level :func:`rlenhance.noise_estimate.estimate_noise_map` finds in its
-    window (estimated inside the timed run), or the true level (``level=``, an oracle), clipped to the
-    levels the checkpoint was trained over; channels and self-``ensemble`` as :func:`ffdnet_method`'s."""
+    """``ffdnet-local`` or ``ffdnet-oracle`` (:data:`LEVEL_MAP_METHODS`): ``ffdnet`` given the level of each pixel's
+    window (:func:`rlenhance.noise_estimate.estimate_noise_map`) or the true one (``level=``), clipped to its
+    trained levels; channels and self-``ensemble`` as :func:`ffdnet_method`'s."""
     denoiser = load_denoiser("ffdnet", path, device=device, ensemble=ensemble)
     low, high = denoiser.sigma_range
 
@@ -345,10 +282,7 @@ def peer_method(name: str, kind: str, path: str | Path, device: torch.device) ->
 
 
 def baseline_method(task: str, name: str, *, sigma: float = 25.0, sigma_estimate: bool = False) -> Method:
-    """A method that learns nothing: ``input`` (the degraded input itself) or a classical method of
-    the task (:class:`rlenhance.registry.ClassicalRestorer`; denoisers get ``sigma``, 0-255 scale,
-    or with ``sigma_estimate`` each image's own level, :func:`rlenhance.noise_estimate.estimate_noise_sigma`,
-    estimated inside the timed run)."""
+    """``input`` or a classical method of the task (denoisers get ``sigma``, 0-255, or each image's estimate)."""
     if name == "input":
         return Method(name, lambda image, *, mask=None: image.copy())
     entry = registry.find(task, name)
@@ -363,9 +297,7 @@ def baseline_method(task: str, name: str, *, sigma: float = 25.0, sigma_estimate
 
 
 def reference_method(name: str) -> Method:
-    """``oracle-global`` (:data:`REFERENCE_METHODS`): per channel, the monotone mapping of the input's values
-    closest to the reference's (:func:`rlenhance.baselines.oracle_global`), given the reference as
-    ``reference=``; its note says it is a bound, not a method."""
+    """``oracle-global`` (:data:`REFERENCE_METHODS`), given the reference as ``reference=``."""
     def run(image: np.ndarray, *, mask: np.ndarray | None = None, reference: np.ndarray) -> np.ndarray:
         return oracle_global(image, reference)
 
@@ -377,35 +309,26 @@ def reference_method(name: str) -> Method:
 def build_methods(task: str, wanted: Sequence[str], device: torch.device, *, checkpoints: Mapping[str, str | None],
                   sigma: float, channels: int | None = None, sigma_estimate: bool = False, ensemble: int = 1,
                   known_level: bool = False, reference: bool = True) -> tuple[dict[str, Method], dict[str, str]]:
-    """The methods of ``wanted`` (names of ``TASK_METHODS[task]``) that can run, and why each
-    other one is missing.
+    """The methods of ``wanted`` (names of ``TASK_METHODS[task]``) that can run, and why each other one is missing.
 
     Args:
         task: one of :data:`TASKS`.
         wanted: the methods to build, in report order.
         device: where learned methods run.
-        checkpoints: learned method -> the file given for it (its flag; None or absent: its
-            default for the images' planes, :func:`checkpoint_path`).
+        checkpoints: learned method -> the file given for it (None or absent: its default, :func:`checkpoint_path`).
         sigma: noise level of the denoising baselines and of ``ffdnet``'s map (0-255 scale).
-        channels: planes of the images (1 gray, 3 RGB): picks the colour defaults for denoising
-            and runs gray models per channel on RGB (:func:`channel_note`); None: not checked.
-        sigma_estimate: the denoising baselines and ``ffdnet`` estimate each image's noise level
-            instead of ``sigma``.
-        ensemble: denoise and completion: the geometric self-ensemble of the supervised networks
-            and of the predictors of the policies and of ``rse`` (:class:`rlenhance.restore.SupervisedRestorer`);
-            their notes say it (models without a predictor and low-light methods run once).
-        known_level: denoise: the images' noise is synthetic, of a known level (``ffdnet-oracle``
-            needs it).
+        channels: planes of the images (1 gray, 3 RGB; :func:`channel_note`); None: not checked.
+        sigma_estimate: the denoising baselines and ``ffdnet`` estimate each image's noise level instead of ``sigma``.
+        ensemble: denoise and completion: the geometric self-ensemble of the supervised networks and of the
+            predictors (models without a predictor and low-light methods run once).
+        known_level: denoise: the images' noise is synthetic, of a known level (``ffdnet-oracle`` needs it).
         reference: the images have references (:data:`REFERENCE_METHODS` need them).
 
     Returns:
-        ``(methods, missing)``: name -> :class:`Method` in the order of ``wanted``, and
-        name -> reason for the methods without a checkpoint or optional package (or, ``ffdnet``,
-        trained over levels that exclude ``sigma``).
+        ``(methods, missing)``: name -> :class:`Method` in the order of ``wanted``, and name -> why it is missing.
 
     Raises:
-        CheckpointError: a checkpoint exists but is broken, of another task / model, or a colour
-            model for gray images.
+        CheckpointError: a checkpoint exists but is broken, of another task / model, or a colour model for gray images.
     """
     methods: dict[str, Method] = {}
     missing: dict[str, str] = {}
@@ -467,16 +390,15 @@ def build_methods(task: str, wanted: Sequence[str], device: torch.device, *, che
 
 def own_methods(task: str, paths: Sequence[str], device: torch.device, *, channels: int | None = None,
                 ensemble: int = 1) -> dict[str, Method]:
-    """The methods of ``--checkpoints``: each file a supervised network of one's own (its spec records the
-    network class by import path, the method's name; :func:`rlenhance.registry.network_method`), run as
-    :func:`supervised_method` runs the registry's.
+    """The methods of ``--checkpoints``: each file a supervised network of one's own, named by its class
+    (:func:`rlenhance.registry.network_method`), run by :func:`supervised_method`.
 
     Raises:
         ValueError: a file that is not a checkpoint of a network of one's own of ``task`` (a checkpoint of a
             registered method goes to that method's flag).
         CheckpointError: a broken file, a colour model for gray images.
     """
-    methods = {}
+    methods, ensemble = {}, ensemble if task in ENSEMBLE_TASKS else 1
     for path in paths:
         if not Path(path).is_file():
             raise ValueError(f"--checkpoints {path}: no such file")
@@ -485,15 +407,13 @@ def own_methods(task: str, paths: Sequence[str], device: torch.device, *, channe
             give = f"give it to --{method_flag(name)}" if name else f"not a checkpoint of a --task {task} network"
             raise ValueError(f"--checkpoints {path}: {give} (--checkpoints takes networks of your own, "
                              "experiments.supervised_train --model package.module:Class)")
-        methods[name] = _noted(supervised_method(name, path, device, task=task, model=name, channels=channels,
-                                                 ensemble=ensemble if task in ENSEMBLE_TASKS else 1),
-                               f"x{ensemble} self-ensemble" if ensemble != 1 and task in ENSEMBLE_TASKS else "")
+        method = supervised_method(name, path, device, task=task, model=name, channels=channels, ensemble=ensemble)
+        methods[name] = _noted(method, f"x{ensemble} self-ensemble" if ensemble != 1 else "")
     return methods
 
 
 def _ffdnet_path(task: str, given: str | None, planes: int) -> tuple[Path | None, str]:
-    """:func:`checkpoint_path` of ``ffdnet``; on colour images without one given, the gray default (it
-    runs on the opponent colour planes)."""
+    """:func:`checkpoint_path` of ``ffdnet``; on colour images without one given, the gray default."""
     path, why = checkpoint_path(task, "ffdnet", given, planes=planes)
     if path is None and given is None:
         path = checkpoint_path(task, "ffdnet", None, planes=1)[0]

@@ -1,6 +1,4 @@
-"""The files ``experiments.compare`` writes: report.md, results.csv and the labelled samples.png
-grid (quality_vs_time.png is drawn by :func:`experiments.plots.quality_vs_time`). Every file is
-written atomically."""
+"""The files ``experiments.compare`` writes, atomically: report.md, results.csv and the labelled samples.png grid."""
 
 from __future__ import annotations
 
@@ -51,9 +49,7 @@ def report_table(summary: Sequence[Mapping[str, Any]], scored: Sequence[Metric])
 
 
 def denoise_data(args: Args, samples: Sequence[Sample]) -> str:
-    """The denoising data of report.md's header: gray or RGB, the noise (synthetic Gaussian of
-    ``--sigma`` and its seed, or real), and the noise level the classical denoisers get
-    (``--sigma``, or the range of the per-image estimates)."""
+    """The denoising data of report.md's header: planes, noise, and the level the classical denoisers get."""
     planes = "gray" if samples[0].input.shape[2] == 1 else "RGB"
     if samples[0].real_noise:
         noise = "real noise (the data's own noisy images; --sigma and --seed unused)"
@@ -74,8 +70,7 @@ def denoise_data(args: Args, samples: Sequence[Sample]) -> str:
 
 
 def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> None:
-    """results.csv (atomically): one row per image and method: image, method, the scores (full
-    precision), ms."""
+    """results.csv: one row per image and method: image, method, the scores (full precision), ms."""
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["image", "method", *fields, TIMING_FIELD], lineterminator="\n")
         writer.writeheader()
@@ -97,8 +92,7 @@ def directions(scored: Sequence[Metric]) -> str:
 
 
 def protocol(args: Args, scored: Sequence[Metric]) -> str:
-    """How the scores of report.md were taken: the full-reference protocol (RGB or Y, GT-mean or not),
-    the no-reference metrics (each one's own account, :attr:`Metric.about`, and direction), the timing."""
+    """How report.md's scores were taken: the full-reference protocol, the no-reference metrics, the timing."""
     parts = []
     full = [m.about for m in scored if m.reference == "full"]
     if full:
@@ -122,8 +116,7 @@ def write_report(path: Path, *, args: Args, argv: Sequence[str], summary: Sequen
                  scored: Sequence[Metric], samples: Sequence[Sample], missing: Mapping[str, str],
                  notes: Sequence[str], device: torch.device, paired: Sequence[Mapping[str, Any]] = (),
                  actions: str = "") -> str:
-    """report.md (atomically); returns its text. ``actions``: the section on the RL methods' actions
-    (:func:`experiments.compare.actions.actions_section`), after the paired one."""
+    """report.md; returns its text. ``actions``: :func:`experiments.compare.actions.actions_section`'s text."""
     what = f"{len(samples)} image(s) of {data_label(args)} (split {resolved_split(args)}, split seed " \
            f"{args.split_seed})"
     if args.task == "denoise":

@@ -41,11 +41,10 @@ class Sample:
         mask: completion: bool (H, W), True = missing pixel; else None.
         real_noise: denoise: the input is the data's own noisy image (real noise), not the
             reference with synthetic noise.
-        sigma: denoise with estimated noise levels (``--sigma-estimate``, real noise): the level
-            :func:`rlenhance.noise_estimate.estimate_noise_sigma` finds in the input (0-255 scale),
-            which the classical denoisers get; else None.
-        level: denoise with synthetic noise: its true level at each pixel, float32 (H, W), 0-255
-            scale (:func:`rlenhance.data.synthetic_noise_level`; what ``ffdnet-oracle`` gets); else None.
+        sigma: denoise with estimated noise levels (``--sigma-estimate``, real noise): the input's estimated level
+            (0-255), which the classical denoisers get; else None.
+        level: denoise with synthetic noise: its true level at each pixel, float32 (H, W), 0-255 (what
+            ``ffdnet-oracle`` gets); else None.
     """
 
     name: str
@@ -58,17 +57,7 @@ class Sample:
 
 
 def load_samples(args: Args) -> list[Sample]:
-    """The task's evaluation images (see ``experiments.compare``), in the data set's order.
-
-    Denoise: :func:`rlenhance.data.noisy_test_set` (each image's noise seeded by ``--seed`` and its
-    name, as ``experiments.denoise_train`` evaluates; real noisy / clean pairs,
-    :class:`rlenhance.data.NoisyPairs`, as they are), gray or RGB (``--gray``); completion:
-    :func:`rlenhance.data.occluded_test_set` (the pairs' own masks, or synthetic holes in the embedded
-    photos); low light: the pairs as they are, photos without references as they are (no reference),
-    or references alone (the embedded photos, a ``high/`` folder) darkened by
-    :func:`rlenhance.data.synthetic_low_light` (each from a generator seeded by ``--seed`` and its
-    name); with ``--light uneven`` every reference relit by
-    :func:`rlenhance.data.uneven_capture` (seeded alike) in place of its low frame.
+    """The task's evaluation images (the table of ``experiments.compare``'s docstring), in the data set's order.
 
     Raises:
         DatasetError: the folder is missing or not of the task's layout, or (lowlight) some photos

@@ -21,9 +21,8 @@ TIMING_FIELD = "ms"
 
 
 def task_metrics(task: str, *, reference: bool = True, extra: Sequence[str] = ()) -> list[Metric]:
-    """The metrics a comparison of ``task`` scores (:data:`rlenhance.metrics.table.METRICS`): the table's
-    metrics of the task (the full-reference and hole ones only with references), then ``extra`` (names or
-    import paths of metrics, ``--metrics``), each once.
+    """The metrics a comparison of ``task`` scores: the task's of :data:`rlenhance.metrics.table.METRICS` (those
+    against a reference only with references), then ``extra`` (``--metrics``), each once.
 
     Raises:
         ValueError: an unknown metric, or one that needs a reference where the images have none.
@@ -41,10 +40,8 @@ def task_metrics(task: str, *, reference: bool = True, extra: Sequence[str] = ()
 
 def score(output: np.ndarray, sample: Sample, scored: Sequence[Metric], *, psnr_on: str = "rgb",
           gt_mean: bool = False) -> dict[str, float]:
-    """The ``scored`` metrics of one output, clipped to [0, 1] (:class:`~rlenhance.metrics.table.Metric`):
-    the full-reference ones against the sample's reference (on the Y channel with ``psnr_on="y"``, after
-    :func:`rlenhance.metrics.gt_mean_align` with ``gt_mean``), the hole ones of the output as it is, the
-    no-reference ones given the sample's input."""
+    """The ``scored`` metrics of one output clipped to [0, 1]: against the reference (on Y with ``psnr_on="y"``,
+    GT-mean aligned with ``gt_mean``), in the hole, or given the input (no reference)."""
     output = np.clip(output, 0.0, 1.0)
     scores: dict[str, float] = {}
     if sample.reference is not None:
