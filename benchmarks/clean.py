@@ -6,42 +6,23 @@
                                [--variant "KNEE=0.7 LUMA_SIGMA_DARK=0.4" ...]
     python -m benchmarks.clean --speed [--repeats 20] [--megapixels 24] [--cli-repeats 3]
 
-One table per set of images, one row per method:
+One table per set of images (``--sets``), one row per method: ``input``; ``old default (blur 0.65)``
+(the curves, then a Gaussian blur of the result); ``blur 0`` (the curves alone, ``Enhancer(denoise=0)``);
+``clean denoise S`` (the clean stage, :mod:`rlenhance.ops.clean`, at strength S); ``variant NAME=VALUE ...``
+(the default with constants of :mod:`rlenhance.ops.clean` replaced, ``--variant``); ``Zero-DCE++`` (official
+weights, ``--zero-dcepp``); ``--denoiser mrpnet`` (the curves, then the shipped colour MRPNet).
+Columns, means over the images: NIQE, dark-area colour noise, clipped pixels (%), ms per image (float arrays,
+``--threads`` threads) and, where the set has references, PSNR (RGB) / SSIM.
 
-* ``input``: the photo itself;
-* ``old default (blur 0.65)``: the curves, then a Gaussian blur of sigma 0.65 px of the whole result
-  (what the Enhancer did before its clean stage);
-* ``blur 0``: the curves alone (``Enhancer(denoise=0)``);
-* ``clean denoise S``: the curves and the clean stage at strength S (:mod:`rlenhance.ops.clean`;
-  1 is the default);
-* ``variant NAME=VALUE ...``: the default with constants of :mod:`rlenhance.ops.clean` replaced during
-  its call (``--variant``, repeatable): the alternatives the defaults were chosen against;
-* ``Zero-DCE++``: the official weights (``--zero-dcepp``) through :mod:`rlenhance.models.peers`;
-* ``--denoiser mrpnet``: the curves, then the shipped colour MRPNet denoiser (``--no-mrpnet``: skipped).
+Sets: ``train``, the first ``--limit`` low photos of lol_train's training split of ``--data`` (seed 0), where the
+clean stage's constants are chosen; ``photos``, scikit-image's colour photos with synthetic low light and
+sensor noise (:func:`rlenhance.data.synthetic_low_light`); ``val``, the validation split (``--val-limit``),
+never tuned on.
 
-Columns: NIQE (:func:`rlenhance.metrics.niqe`, the MATLAB release's), the dark-area colour noise
-(:func:`rlenhance.metrics.dark_colour_noise`, of the output against the input), the clipped pixels
-(:func:`rlenhance.metrics.clipped_fraction`, %), milliseconds per image (the method's call, float
-arrays in and out, ``--threads`` threads; the input's ``ms`` is 0) and, where the set has references,
-PSNR (RGB) / SSIM. Means over the images.
-
-Sets (``--sets``):
-
-* ``train``: the first ``--limit`` low photos of the training split of ``--data`` (lol_train's split,
-  seed 0), used as unpaired photos: the split on which the clean stage's constants are chosen;
-  PSNR / SSIM against their references for information;
-* ``photos``: the colour photos shipped with scikit-image (``--photos``), darkened with synthetic sensor noise
-  (:func:`rlenhance.data.synthetic_low_light` at the top of its noise ranges, a fixed seed per photo);
-  PSNR / SSIM against the clean photo;
-* ``val``: the validation split of ``--data`` (``--val-limit``, 0: all): reported, never tuned on.
-
-``--speed`` prints what the clean stage costs instead, as ratios taken in one run: ``Enhancer.enhance``
-of a 600x400 float image on ``--threads`` threads with the clean stage (the default), with the curves
-alone, and with the old blur of the result, and Zero-DCE++'s forward, timed in alternation over
-``--repeats`` rounds (best and median ms, the ratios of the bests and of the medians); then the whole
-``python -m rlenhance enhance big.jpg -o OUT`` on a synthetic ``--megapixels`` JPEG
-(:func:`benchmarks.inference.dark_photo`) in a fresh process, by default and with ``--denoise 0``,
-in alternation, best wall-clock seconds of ``--cli-repeats`` runs each.
+``--speed`` prints what the clean stage costs instead: ``Enhancer.enhance`` of a 600x400 image with the clean
+stage, the curves alone, the old blur, and Zero-DCE++'s forward, in alternation over ``--repeats`` rounds;
+then the whole ``python -m rlenhance enhance`` on a ``--megapixels`` JPEG in a fresh process, by default and
+with ``--denoise 0``, best of ``--cli-repeats`` runs each.
 """
 
 from __future__ import annotations
@@ -59,7 +40,7 @@ import cv2
 import numpy as np
 import torch
 
-from benchmarks.inference import CLI_WRAPPER, load_average, ms_alternating
+from benchmarks.inference import load_average, ms_alternating, timed_run
 from benchmarks.knobs import load_images
 from rlenhance import metrics
 from rlenhance.data import BUILTIN_IMAGES, DEFAULT_COLOR_IMAGES, synthetic_low_light
@@ -143,10 +124,9 @@ def build_methods(args: argparse.Namespace) -> dict[str, Method]:
 
 def load_sets(args: argparse.Namespace) -> dict[str, list[Image]]:
     sets: dict[str, list[Image]] = {}
-    for name, split, limit in (("train", "train", args.limit), ("val", "val", args.val_limit)):
-        if name not in args.sets:
-            continue
-        sets[name] = load_images(str(args.data), split, 0, limit, needed_by="benchmarks.clean")
+    for split, limit in (("train", args.limit), ("val", args.val_limit)):
+        if split in args.sets:
+            sets[split] = load_images(str(args.data), split, 0, limit, needed_by="benchmarks.clean")
     if "photos" in args.sets:
         photos = []
         for name in args.photos:
@@ -220,13 +200,9 @@ def command_seconds(args: argparse.Namespace) -> dict[str, float]:
         cpus: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.cli_repeats):
             for name, command in commands.items():
-                report = subprocess.run([sys.executable, "-c", CLI_WRAPPER, *command], capture_output=True,
-                                        text=True, cwd=ROOT, check=True).stdout
-                status, wall, _, cpu = report.split("\n", 1)[0].split()
-                if status != "0":
-                    raise SystemExit(f"{' '.join(command)} failed:\n{report}")
-                walls[name].append(float(wall))
-                cpus[name].append(float(cpu))
+                wall, _, cpu, _ = timed_run(command)
+                walls[name].append(wall)
+                cpus[name].append(cpu)
     print(f"\n{args.megapixels:g}-megapixel JPEG, the whole `python -m rlenhance enhance big.jpg -o OUT` in a fresh "
           f"process, in alternation ({load_average()}):")
     for name, values in walls.items():

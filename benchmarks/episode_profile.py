@@ -21,8 +21,7 @@ from experiments.runs import markdown_table
 
 
 class _Labelled:
-    """Within ``with``: the env's resets and steps and A3C's update run under ``torch.profiler``
-    labels (``env.reset``, ``env.step``, ``a3c.update``) and every episode's steps are counted."""
+    """Within ``with``: the env's resets, steps and A3C's update run under profiler :data:`LABELS`; steps counted."""
 
     LABELS = ("env.reset", "env.step", "a3c.update")
 
@@ -55,9 +54,7 @@ class _Labelled:
 
 
 def profile_trainer(trainer: str, device: str, args: argparse.Namespace) -> dict[str, Any]:
-    """One trainer's episodes at ``--profile-batch`` on ``device`` under ``torch.profiler`` (this
-    process; :func:`profile_table`): the first A3C episode untimed, the next ``--profile-episodes``
-    profiled."""
+    """One trainer's ``--profile-episodes`` at ``--profile-batch`` on ``device`` under ``torch.profiler``, after one."""
     import tempfile
 
     from torch.profiler import ProfilerActivity, profile

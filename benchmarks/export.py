@@ -4,18 +4,14 @@ size, and CPU time.
     python -m benchmarks.export [--checkpoint PATH] [--photos ../shared/data/sice_pairs/train/low] [--count 4]
                                 [--sizes 600x400 1920x1080 4000x3000 6000x4000] [--threads 1] [--repeats 20]
 
-Exports the model (``--checkpoint``, default the shipped one, at its default setting) to a temporary file,
-then prints:
+Exports the model (``--checkpoint``, default the shipped one) to a temporary file, then prints:
 
-1. per size (``--sizes``, width x height): ``--count`` real dark photos of ``--photos`` (evenly spaced in
-   name order; resized to the size, area filter down, cubic up; without the folder, scikit-image's photos
-   darkened) as uint8 samples through ``Enhancer.enhance_array(dtype=np.uint8)`` (what the enhance command
-   writes) and through onnxruntime (``examples/onnx_enhance.py``'s conversion): the lowest and the mean
-   share of 8-bit levels within 1 of each other, and the largest difference;
-2. at 600 x 400, with ``--threads`` threads each (torch's and OpenCV's through
-   ``rlenhance.runtime.configure_threads``, onnxruntime's ``intra_op_num_threads``): the Enhancer and
-   onnxruntime's ``session.run`` timed in alternation over ``--repeats`` rounds, best and median wall
-   milliseconds and the median process CPU milliseconds of a call.
+1. per size of ``--sizes``: ``--count`` dark photos of ``--photos`` (:func:`photos`, :func:`resized`) as uint8
+   samples through ``Enhancer.enhance_array(dtype=np.uint8)`` and through onnxruntime
+   (``examples/onnx_enhance.py``'s conversion): the lowest and mean share of 8-bit levels within 1 of each
+   other, and the largest difference;
+2. at 600 x 400, ``--threads`` threads each: the Enhancer and onnxruntime's ``session.run`` in alternation
+   over ``--repeats`` rounds, best and median wall ms and the median CPU ms of a call.
 """
 
 from __future__ import annotations
@@ -49,6 +45,7 @@ def photos(folder: Path, count: int) -> list[np.ndarray]:
 
 
 def resized(photo: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``photo`` at ``width`` x ``height``: area filter down, cubic up."""
     shrink = width * height < photo.shape[0] * photo.shape[1]
     return cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
 

@@ -75,6 +75,7 @@ import numpy as np
 import torch
 
 from benchmarks.episode_profile import profile_table
+from benchmarks.inference import photo_size
 from benchmarks.trainer_runs import (
     DEVICES,
     NOT_RUN,
@@ -112,7 +113,6 @@ DENOISE_IMAGE, DENOISE_SIZE, DENOISE_SIGMA = "camera", (321, 481), 25.0
 COLOUR_IMAGE = "coffee"
 
 
-# --- the presets' costs on the GPU -----------------------------------------------------------------------
 def unmeasured_presets() -> list[str]:
     """``TRAINER:NAME`` of every preset whose cost on a GPU is not recorded."""
     from benchmarks.preset_cost import TRAINERS as PRESET_TRAINERS
@@ -160,10 +160,8 @@ def presets_table(args: argparse.Namespace, gpus: int, budget: Budget) -> list[d
     return records
 
 
-# --- the envs' resets -------------------------------------------------------------------------------------
 def resets_table(args: argparse.Namespace, gpus: int, budget: Budget) -> list[dict[str, Any]]:
-    """:mod:`benchmarks.resets` on CUDA (the CPU without one): each trainer's reset at its batches, ms per
-    crop, this tree's and ``--before``'s."""
+    """:mod:`benchmarks.resets` on CUDA (else the CPU): each trainer's reset at its batches, ms per crop."""
     from benchmarks import resets
 
     device = "cuda" if gpus else "cpu"
@@ -181,10 +179,8 @@ def resets_table(args: argparse.Namespace, gpus: int, budget: Budget) -> list[di
     return records
 
 
-# --- inference -----------------------------------------------------------------------------------------
 def median_ms(call: Callable[[], object], device: str, warmup: int, calls: int) -> float:
-    """Median milliseconds of ``call()`` over ``calls`` calls after ``warmup`` untimed ones; on CUDA
-    the device is synchronised before and after each timed call."""
+    """Median ms of ``call()`` over ``calls`` calls after ``warmup`` untimed ones, CUDA synchronised around each."""
     if calls < 1:
         raise ValueError(f"calls: expected an integer >= 1, got {calls!r}")
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
@@ -206,8 +202,7 @@ def dark_image(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 
 def noisy_crop(name: str = DENOISE_IMAGE, gray: bool = True) -> np.ndarray:
-    """:data:`DENOISE_SIZE` of scikit-image's photo ``name`` with Gaussian noise :data:`DENOISE_SIGMA`
-    (not clipped, the PixelRL protocol), float32 (H, W, 1), or (H, W, 3) with ``gray`` False."""
+    """:data:`DENOISE_SIZE` crop of photo ``name`` + unclipped noise :data:`DENOISE_SIGMA`, float32 (H, W, 1 or 3)."""
     from rlenhance.data import BuiltinImages, add_gaussian_noise
 
     height, width = DENOISE_SIZE
@@ -220,8 +215,7 @@ def inference_cases(args: argparse.Namespace) -> list[tuple[str, str, Callable[[
     """(model, image, build(device) -> the timed call, timed calls) of each inference row."""
     from rlenhance import Enhancer, load_denoiser
 
-    width = int(round((args.megapixels * 1e6 * 1.5) ** 0.5))
-    height = int(round(args.megapixels * 1e6 / width))
+    width, height = photo_size(args.megapixels)
     small, large = dark_image(*SMALL_IMAGE), dark_image(height, width)
     noisy, colour = noisy_crop(), noisy_crop(COLOUR_IMAGE, gray=False)
 
@@ -256,12 +250,9 @@ def inference_table(args: argparse.Namespace, gpus: int) -> list[dict[str, Any]]
     for model, image, build, calls in inference_cases(args):
         measured = {}
         for device in DEVICES:
-            if device == "cuda" and not gpus:
-                measured[device] = Figure(error=f"{UNAVAILABLE}: no CUDA device")
-            else:
-                measured[device] = attempt(lambda build=build, device=device, calls=calls: median_ms(
-                    build(device), device, args.warmup_calls, calls))
-            figure = measured[device]
+            figure = measured[device] = attempt(lambda build=build, device=device, calls=calls: median_ms(
+                build(device), device, args.warmup_calls, calls)) if gpus or device != "cuda" else Figure(
+                error=f"{UNAVAILABLE}: no CUDA device")
             records.append({"model": model, "image": image, "device": device, "threads": threads, "calls": calls,
                             "ms": figure.value, "images_per_s": 1000 / figure.value if figure.value else None,
                             "error": figure.error})
@@ -277,7 +268,6 @@ def inference_table(args: argparse.Namespace, gpus: int) -> list[dict[str, Any]]
     return records
 
 
-# --- the run -------------------------------------------------------------------------------------------------
 def machine() -> dict[str, Any]:
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     return {"cores": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
@@ -390,11 +380,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     trainings = Trainings(args, gpus, budget)
     for part in args.parts:
         try:
-            if part == "training":
-                training_table(trainings, args)
-                report["training"] = trainings.records
-            elif part == "ddp":
-                ddp_table(trainings, args)
+            if part in ("training", "ddp"):
+                (training_table if part == "training" else ddp_table)(trainings, args)
                 report["training"] = trainings.records
             elif part == "inference":
                 report["inference"] = inference_table(args, gpus)

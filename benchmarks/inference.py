@@ -70,8 +70,7 @@ def load_average() -> str:
 
 
 def ms_alternating(fns: dict[str, object], repeats: int) -> dict[str, np.ndarray]:
-    """Times (ms) of each function over ``repeats`` rounds, calling them in turn within a round (a load
-    spike hits both alike, and round i of one pairs with round i of the other)."""
+    """Times (ms) of each function over ``repeats`` rounds, called in turn within a round (a load spike hits all)."""
     for fn in fns.values():
         fn()
         fn()
@@ -82,6 +81,24 @@ def ms_alternating(fns: dict[str, object], repeats: int) -> dict[str, np.ndarray
             fn()
             times[name].append(time.perf_counter() - start)
     return {name: np.array(values) * 1000 for name, values in times.items()}
+
+
+def timed_run(command: list[str]) -> tuple[float, int, float, str]:
+    """``command`` under :data:`CLI_WRAPPER` from the repository root: (wall s, peak RSS KiB, CPU s, its output);
+    SystemExit with its stderr when it fails."""
+    report = subprocess.run([sys.executable, "-c", CLI_WRAPPER, *command], capture_output=True, text=True, cwd=ROOT,
+                            check=True).stdout
+    first, output = report.split("\n", 1)
+    status, wall, peak_kib, cpu = first.split()
+    if status != "0":
+        raise SystemExit(f"{' '.join(command)} failed:\n{report}")
+    return float(wall), int(peak_kib), float(cpu), output
+
+
+def photo_size(megapixels: float) -> tuple[int, int]:
+    """(width, height) of a 3:2 image of ``megapixels``."""
+    width = int(round((megapixels * 1e6 * 1.5) ** 0.5))
+    return width, int(round(megapixels * 1e6 / width))
 
 
 def small_image_table(args: argparse.Namespace) -> None:
@@ -126,8 +143,7 @@ def dark_photo(path: Path, megapixels: float) -> tuple[int, int]:
 
     from rlenhance.io import save_image
 
-    width = int(round((megapixels * 1e6 * 1.5) ** 0.5))
-    height = int(round(megapixels * 1e6 / width))
+    width, height = photo_size(megapixels)
     rng = np.random.default_rng(0)
     light = cv2.resize(rng.random((6, 9, 3), dtype=np.float32), (width, height), interpolation=cv2.INTER_CUBIC)
     texture = cv2.resize(rng.random((height // 8, width // 8, 3), dtype=np.float32), (width, height),
@@ -150,15 +166,11 @@ def cli_call(args: argparse.Namespace, folder: Path) -> None:
         command += ["--checkpoint", args.checkpoint]
     walls, cpus, peaks, lines = [], [], [], []
     for _ in range(args.cli_repeats):
-        report = subprocess.run([sys.executable, "-c", CLI_WRAPPER, *command], capture_output=True, text=True,
-                                cwd=ROOT, check=True).stdout
-        status, wall, peak_kib, cpu = report.split("\n", 1)[0].split()
-        if status != "0":
-            raise SystemExit(f"{' '.join(command)} failed:\n{report}")
-        walls.append(float(wall))
-        cpus.append(float(cpu))
-        peaks.append(int(peak_kib) / 1024)
-        lines.append(report.split("\n", 1)[1])
+        wall, peak_kib, cpu, line = timed_run(command)
+        walls.append(wall)
+        cpus.append(cpu)
+        peaks.append(peak_kib / 1024)
+        lines.append(line)
     peak_mb = max(peaks)
     best = int(np.argmin(walls))
     enhance_ms = lines[best].split("  ")[2] if len(lines[best].split("  ")) > 2 else "?"
@@ -208,8 +220,7 @@ def float_api_peak(checkpoint: str | None, megapixels: float) -> None:
     """Run in a subprocess: enhance one large float32 array, print its size, time and peak RSS."""
     from rlenhance import Enhancer
 
-    width = int(round((megapixels * 1e6 * 1.5) ** 0.5))
-    height = int(round(megapixels * 1e6 / width))
+    width, height = photo_size(megapixels)
     rng = np.random.default_rng(0)
     image = rng.random((height, width, 3), dtype=np.float32) * np.float32(0.15)
     enhancer = Enhancer(checkpoint, device="cpu")

@@ -3,46 +3,28 @@
     python -m benchmarks.knobs [--checkpoint PATH [PATH ...]] [--data ../shared/data/sice_pairs/train]
                                [--grid docs/knobs.png] [--csv knobs.csv]
 
-For every setting the checkpoint accepts (``Enhancer.setting_ranges``: the exposure target and the
-reward weights it was trained over), the policy enhances the tuning split of a paired folder
-(``--split``: ``experiments.lol_eval``'s splits, full resolution) at the setting's minimum, middle and maximum,
-the others at their defaults (the middle of a weight the policy reads as log(value),
-``--cond-encoding log``, is the geometric one), and the table prints knob x value x measured
-quantity (means over the images):
+For every setting the checkpoint accepts (``Enhancer.setting_ranges``), the policy enhances the ``--split``
+of a paired folder (``experiments.lol_eval``'s splits, full resolution) at the setting's minimum, middle
+(geometric for a ``--cond-encoding log`` weight) and maximum, the others at their defaults; the table prints
+knob x value x quantity, means over the images:
 
-* ``mean``: mean output brightness (input's in the header); ``|mean-E|``: its distance to the
-  exposure target in use; ``image_gap``: each image's own distance to the target, averaged (over- and
-  undershoots do not cancel);
-* ``color``: colour-constancy loss of the output (``rlenhance.losses.color_constancy_loss``);
-* ``spatial``: spatial-consistency loss of the output against the input;
-* ``gain_tv``: roughness of the per-pixel gain: the policy's curves applied to a flat image at the
-  input's mean brightness give a gain map ``out / in``; ``gain_tv`` is its mean absolute difference
-  between neighbouring pixels, x 1000 (0: one gain for the whole image). It isolates how the
-  policy's brightening varies across the image from the image's own texture;
-* ``psnr``: PSNR against the references (dB), what the setting costs or gains in fidelity to them.
+* ``mean``: output brightness; ``|mean-E|``: its distance to the exposure target; ``image_gap``: each
+  image's own distance to the target, averaged (over- and undershoots do not cancel);
+* ``color`` / ``spatial``: colour-constancy loss / spatial-consistency loss against the input;
+* ``gain_tv``: roughness of the per-pixel gain of the policy's curves on a flat image at the input's mean
+  (mean absolute neighbour difference x 1000; 0: one gain for the whole image);
+* ``psnr``: PSNR against the references (dB).
 
-Each knob is then checked for the effect it is meant to have, from its minimum to its middle and
-on to its maximum, by at least ``--min-effect`` (5%) over the range (raising ``w_exposure`` brings
-each image's mean closer to the target, ``image_gap``, ``w_color`` lowers the colour loss,
-``w_spatial`` the spatial loss, ``w_smooth`` the gain roughness); no setting darkens the image or
-takes it to white, mean > 0.9), and the exposure target is swept (``--exposures``) to show how
-closely the mean lands on it (``--tolerance``; each image's own distance is printed too). With
-``--max-overshoot`` the Enhancer's cap is set (``inf``: the policy alone), with ``--denoise`` the
-strength of its clean stage (0: the curves alone). The clean stage's strength is a knob too: the
-dark-area colour noise (``rlenhance.metrics.dark_colour_noise``) at ``denoise`` 0, 1 and 2 must fall
-from each to the next (printed with the verdicts, not counted among the checks). Settings the
-checkpoint refuses (it was not trained over them) are listed as such. ``--grid`` writes a
-picture: one row per knob, one column per value, on one image of the split.
-Each report ends with PSNR / SSIM at the defaults against the references.
+Each knob is checked for its effect (:data:`EXPECTED`) from minimum to middle to maximum, by at least
+``--min-effect`` over the range; no setting may darken an image or take its mean above 0.9; the exposure
+target is swept (``--exposures``, within ``--tolerance``); the dark-area colour noise must fall over
+``denoise`` 0, 1, 2 (printed, not counted). ``--max-overshoot`` / ``--denoise`` set the Enhancer's cap and
+clean stage; ``--grid`` draws one row per knob, one column per value. Each report ends with PSNR / SSIM
+at the defaults.
 
-Given several checkpoints (``lol_train --keep-evals`` keeps one per evaluation), it measures each
-and prints a table of them, then names the one that passes the most checks (each weight's
-verdict, the exposure sweep within the tolerance, nothing darkened or white), with the best PSNR
-at the defaults among those: the knobs and the quality at the defaults can peak at different
-episodes, which best.pt (the tuning split's PSNR alone) does not see. ``--grid`` and ``--csv`` are of
-that one. Pick on the tuning split (the default ``--split tune``, held out of training and disjoint
-from the validation split), then report on the validation split (``--split val``).
-The verdicts are printed, never asserted: a benchmark reports.
+Given several checkpoints (``lol_train --keep-evals``), it names the one that passes the most checks, the
+best PSNR at the defaults among those (best.pt follows PSNR alone); ``--grid`` and ``--csv`` are of that one.
+Pick on ``--split tune``, report on ``--split val``. The verdicts are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -93,8 +75,7 @@ def load_images(data: str, split: str, split_seed: int, limit: int, needed_by: s
 
 
 def gain_roughness(enhancer: Enhancer, image: torch.Tensor, cond: torch.Tensor) -> float:
-    """Mean |difference| of the curves' per-pixel gain between neighbouring pixels (x 1000), the
-    curves applied to a flat image at ``image``'s mean brightness (see the module docstring)."""
+    """``gain_tv``: mean |neighbour difference| x 1000 of the curves' gain on a flat image at ``image``'s mean."""
     maps = enhancer.alpha_maps(image, cond)
     height, width = image.shape[-2:]
     level = float(image.mean())
@@ -136,8 +117,7 @@ def measure(enhancer: Enhancer, images: Sequence[tuple[str, np.ndarray, np.ndarr
 
 
 def knob_values(low: float, high: float, log: bool = False) -> list[float]:
-    """Minimum, middle and maximum of a range; with ``log`` (a setting the policy reads as
-    log(value)) the middle is the geometric one, the centre of what the policy sees."""
+    """Minimum, middle and maximum of a range; with ``log`` (read by the policy as log(value)) the geometric middle."""
     return [low, math.sqrt(low * high) if log else (low + high) / 2, high]
 
 
@@ -147,9 +127,7 @@ def fmt(value: float) -> str:
 
 def grid_image(path: Path, image: np.ndarray, cells: dict[str, list[tuple[float, np.ndarray, str]]],
                notes: dict[str, str]) -> None:
-    """One row per knob: the input, then the output at each value, labelled with the value and
-    the knob's measured quantity over the images of the split; a knob the model refuses gets a row
-    with ``notes[knob]`` instead (matplotlib, written atomically)."""
+    """One row per knob: the input, then the output at each value titled with its quantity; ``notes`` below."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -185,12 +163,15 @@ def grid_image(path: Path, image: np.ndarray, cells: dict[str, list[tuple[float,
 
 
 def verdict(knob: str, results: list[dict], min_effect: float) -> str:
-    """"ok" when the knob's quantity moves the expected way from min to middle and from middle to
-    max, by ``min_effect`` (a fraction of its value at the minimum) or more in all; else what fails."""
+    """"ok" when the knob's quantity moves the expected way at each step, by ``min_effect`` (a fraction of its
+    value at the minimum) or more in all; else what fails."""
     _, quantity, direction = EXPECTED[knob]
-    values = [r[quantity] for r in results]
-    steps = [b - a for a, b in zip(values, values[1:])]
-    if not all(direction * s > 0 for s in steps):
+    return trend([r[quantity] for r in results], direction, min_effect)
+
+
+def trend(values: Sequence[float], direction: int, min_effect: float) -> str:
+    """The verdict of :func:`verdict` on ``values`` that should move in ``direction`` (+1 or -1)."""
+    if not all(direction * (b - a) > 0 for a, b in zip(values, values[1:])):
         return "NOT MONOTONE"
     effect = abs(values[-1] - values[0]) / max(abs(values[0]), 1e-12)
     return "ok" if effect >= min_effect else f"too weak ({100 * effect:.1f}% < {100 * min_effect:g}%)"
@@ -271,9 +252,7 @@ def report(enhancer: Enhancer, images: Sequence[tuple[str, np.ndarray, np.ndarra
 
 def denoise_sweep(enhancer: Enhancer, images: Sequence[tuple[str, np.ndarray, np.ndarray]],
                   min_effect: float) -> dict:
-    """The dark-area colour noise (:func:`rlenhance.metrics.dark_colour_noise`, mean over the images) at
-    each of :data:`DENOISE_VALUES` (the enhancer's clean stage at that strength, the setting at its
-    defaults), and whether it falls from each to the next by ``min_effect`` over the range."""
+    """Mean dark-area colour noise at each of :data:`DENOISE_VALUES`, and whether it falls by ``min_effect``."""
     kept = enhancer.denoise
     noise = {}
     try:
@@ -283,13 +262,7 @@ def denoise_sweep(enhancer: Enhancer, images: Sequence[tuple[str, np.ndarray, np
                                              for _, low, _ in images]))
     finally:
         enhancer.denoise = kept
-    values = list(noise.values())
-    if not all(b < a for a, b in zip(values, values[1:])):
-        result = "NOT MONOTONE"
-    else:
-        effect = (values[0] - values[-1]) / max(values[0], 1e-12)
-        result = "ok" if effect >= min_effect else f"too weak ({100 * effect:.1f}% < {100 * min_effect:g}%)"
-    return {"noise": noise, "verdict": result}
+    return {"noise": noise, "verdict": trend(list(noise.values()), -1, min_effect)}
 
 
 def write_files(result: dict, images: Sequence[tuple[str, np.ndarray, np.ndarray]], args: argparse.Namespace) -> None:
@@ -306,8 +279,7 @@ def write_files(result: dict, images: Sequence[tuple[str, np.ndarray, np.ndarray
 
 
 def pick(reports: Sequence[dict]) -> dict:
-    """The checkpoint that passes the most checks (each weight's verdict, the exposure sweep, no
-    darkened or white image), the best PSNR at the defaults among those."""
+    """The report that passes the most checks, the best PSNR at the defaults among those."""
     return max(reports, key=lambda r: (r["checks_passed"], r["psnr"]))
 
 

@@ -3,40 +3,29 @@
     python -m benchmarks.lowlight_goals [--checkpoint FILE] [--data ../shared/data/sice_pairs/train] [--size 256]
                                         [--split val] [--relightings 4] [--steps N] [--json goals.json]
 
-The images: a split of a ``low/`` + ``high/`` folder (``--split``: lol_train's validation split by
-default, :func:`rlenhance.data.open_dataset` with ``--split-seed``, lol_train's ``--seed``),
-area-downscaled and centre-cropped to ``--size``, as two sets: *relit*, one reference per scene
-(SICE's frames of a scene share one) relit by smooth non-uniform light as ``experiments.compare --light
-uneven`` relights it, ``--relightings`` times (:data:`RELIGHTINGS`; :func:`rlenhance.data.uneven_capture`
-of ``--seed``, ``--seed + 1``, ... and its name;
-:func:`rlenhance.data.lowlight_test_set` with ``light="uneven"``); *pairs*, every frame with its own
-low image (uniform light), for the exposure goals, also cropped to :data:`WIDE` (width over height: a
-photo's shape, where the policy runs on a square working image). The policy (``--checkpoint``, default
-the shipped model) runs through :class:`rlenhance.Enhancer` at its default setting unless a row says
-otherwise. One markdown table, each row a goal met or not, and the command that printed it:
+The images, a ``--split`` of a ``low/`` + ``high/`` folder fitted to ``--size`` (:func:`load_images`), as two
+sets: *relit*, each scene's reference relit by smooth non-uniform light ``--relightings`` times (as
+``experiments.compare --light uneven``); *pairs*, every frame with its own low image (uniform light), also
+cropped to :data:`WIDE`:1 for the exposure goals. The policy (``--checkpoint``, default the shipped model)
+runs through :class:`rlenhance.Enhancer` at its default setting unless a row says otherwise. One markdown
+table, each row a goal met or not, and the command that printed it:
 
-* quality: PSNR after GT-mean alignment (:func:`rlenhance.metrics.gt_mean_align`, RGB, as
-  ``experiments.compare --gt-mean``), mean over images, of the policy, ``global-curve`` (one LE curve
-  alpha for the whole image at the policy's steps (``--steps``, else the checkpoint's) and exposure target,
+* quality: GT-mean aligned PSNR (:func:`rlenhance.metrics.gt_mean_align`), mean over images, of the
+  policy, ``global-curve`` (one LE curve alpha per image at the policy's steps and target,
   :func:`rlenhance.baselines.global_curve`), ``oracle-global`` (the best monotone curve per channel
-  fitted with the reference, :func:`rlenhance.baselines.oracle_global`: no global method passes it) and
-  the input; goals: the policy at least :data:`ORACLE_MARGIN` dB above ``oracle-global`` and
-  :data:`CURVE_MARGIN` dB above ``global-curve``;
-* adaptivity: per image, the spread (95th minus 5th percentile over pixels) of the summed alpha map
-  (:meth:`rlenhance.Enhancer.alpha_maps`: the maps the rollout applied, at the working resolution,
-  summed over steps, averaged over alpha channels), the median over images at least :data:`MIN_SPREAD`;
-  the same median on the pairs (no goal: a policy that tells even light from uneven spreads less there);
-  for a checkpoint that follows ``w_smooth`` over :data:`SMOOTH_WEIGHTS`, that median at each and their
-  ratio (the low weight's over the high one's) at least :data:`MIN_SMOOTH_RATIO`;
-* exposure, on each set: per target of :data:`TARGETS` the checkpoint follows, the mean over images
-  of ``|mean(output) - target|`` (over- and undershoots do not cancel), on every image and on the
-  very dark ones (input mean below :data:`DARK`), the worst at most :data:`MAX_EXPOSURE_ERROR`;
-* the cap, on each set: per target, the share of images whose rollout the brightness cap cut
-  (:meth:`rlenhance.Enhancer.capped_steps`: some step scaled down so the mean ends at the cap's
-  limit), the largest at most :data:`MAX_CAPPED`.
+  fitted with the reference, :func:`rlenhance.baselines.oracle_global`) and the input; goals: the policy
+  :data:`ORACLE_MARGIN` dB above ``oracle-global`` and :data:`CURVE_MARGIN` dB above ``global-curve``;
+* adaptivity: the median over images of the spread of the summed alpha map (:func:`spread`) at least
+  :data:`MIN_SPREAD`; the same on the pairs (no goal); for a checkpoint that follows ``w_smooth`` over
+  :data:`SMOOTH_WEIGHTS`, the ratio of their spreads at least :data:`MIN_SMOOTH_RATIO`;
+* exposure, on each set and target of :data:`TARGETS` the checkpoint follows: the mean over images of
+  ``|mean(output) - target|``, on all images and on those with input mean below :data:`DARK`, the worst at
+  most :data:`MAX_EXPOSURE_ERROR`;
+* the cap: the share of images whose rollout the brightness cap cut (:meth:`rlenhance.Enhancer.capped_steps`),
+  the largest at most :data:`MAX_CAPPED`.
 
-A second table gives the exposure sweep per set and target. The verdicts are printed, never asserted:
-a benchmark reports. ``--json`` writes the rows and figures.
+A second table gives the exposure sweep per set and target. The verdicts are printed, never asserted.
+``--json`` writes the rows and figures.
 """
 
 from __future__ import annotations
@@ -89,9 +78,8 @@ SPREAD_QUANTILES = (0.05, 0.95)
 def load_images(data: str | Path, size: int, *, split: str, split_seed: int, seed: int, limit: int = 0,
                 relightings: int = RELIGHTINGS) -> tuple[LowLightTestSet, LowLightTestSet]:
     """``(relit, pairs)`` of ``split`` (``"all"``: every image), the first ``limit`` scenes (0: all), fitted to
-    ``size`` (:func:`rlenhance.data.lowlight_test_set`): the reference of each scene's first frame relit by
-    non-uniform light ``relightings`` times (relighting ``k`` by ``seed + k``, named ``"{k}/{name}"`` from
-    the second on), and every frame with its own low image."""
+    ``size`` (:func:`rlenhance.data.lowlight_test_set`): each scene's first reference relit ``relightings`` times
+    (relighting ``k`` by ``seed + k``, named ``"{k}/{name}"`` from the second on), and every frame as it is."""
     dataset = open_dataset(data, kind="paired", split=None if split == "all" else split, gray=False, seed=split_seed)
     scenes = list(dict.fromkeys(scene_key(name) for name in dataset.names))[:limit or None]
     frames = [index for index, name in enumerate(dataset.names) if scene_key(name) in scenes]
@@ -111,8 +99,7 @@ def gt_mean_psnr(output: np.ndarray, reference: torch.Tensor) -> float:
 
 
 def spread(enhancer: Enhancer, low: torch.Tensor, **setting: float) -> float:
-    """The 95th minus the 5th percentile over pixels of ``low``'s summed alpha map (steps summed, alpha
-    channels averaged)."""
+    """The 95th minus the 5th percentile over pixels of ``low``'s alpha maps, summed over steps, channel mean."""
     maps = enhancer.alpha_maps(low[None].to(enhancer.device), enhancer.cond(**setting))
     summed = torch.stack(maps).sum(dim=0)[0].mean(dim=0).flatten().float().cpu()
     lo, hi = torch.quantile(summed, torch.tensor(SPREAD_QUANTILES)).tolist()
@@ -163,18 +150,13 @@ def measure(enhancer: Enhancer, images: LowLightTestSet, pairs: LowLightTestSet 
         rows.append(_row("the same spread on the pairs' own (even) light, median", f"{np.median(even):.4f}",
                          "below the relit one", None))
     low_w, high_w = SMOOTH_WEIGHTS
-    smooth = None
+    smooth, value, met = None, f"n/a: the checkpoint does not follow w_smooth over {low_w:g}-{high_w:g}", None
     if all(follows(enhancer, "w_smooth", w) for w in SMOOTH_WEIGHTS):
         smooth = {w: float(np.median([spread(enhancer, low, w_smooth=w) for low in images.low]))
                   for w in SMOOTH_WEIGHTS}
         ratio = smooth[low_w] / smooth[high_w] if smooth[high_w] > 0 else math.inf
-        rows.append(_row(f"spread at w_smooth {low_w:g} / {high_w:g}",
-                         f"{smooth[low_w]:.4f} / {smooth[high_w]:.4f} = {ratio:.2f}x", f">= {MIN_SMOOTH_RATIO:g}x",
-                         ratio >= MIN_SMOOTH_RATIO))
-    else:
-        rows.append(_row(f"spread at w_smooth {low_w:g} / {high_w:g}",
-                         f"n/a: the checkpoint does not follow w_smooth over {low_w:g}-{high_w:g}",
-                         f">= {MIN_SMOOTH_RATIO:g}x", None))
+        value, met = f"{smooth[low_w]:.4f} / {smooth[high_w]:.4f} = {ratio:.2f}x", ratio >= MIN_SMOOTH_RATIO
+    rows.append(_row(f"spread at w_smooth {low_w:g} / {high_w:g}", value, f">= {MIN_SMOOTH_RATIO:g}x", met))
     sets = {"relit": lows}
     if pairs is not None:
         sets["pairs"] = [tensor_to_image(low) for low in pairs.low]
@@ -186,9 +168,8 @@ def measure(enhancer: Enhancer, images: LowLightTestSet, pairs: LowLightTestSet 
 
 
 def exposure_sweep(enhancer: Enhancer, name: str, lows: Sequence[np.ndarray]) -> list[dict[str, Any]]:
-    """Per target of :data:`TARGETS` the checkpoint follows (or its own fixed one): the distance of each
-    output's mean to it, their mean over all images and over the dark ones, and the share of images whose
-    rollout the cap cut."""
+    """Per target of :data:`TARGETS` the checkpoint follows (or its own fixed one): each output mean's distance to
+    it, their means over all and the dark images, and the share of rollouts the cap cut."""
     own = enhancer.spec.setting.get("exposure_target")
     dark = [i for i, low in enumerate(lows) if float(low.mean()) < DARK]
     sweep = []
@@ -209,8 +190,7 @@ def exposure_sweep(enhancer: Enhancer, name: str, lows: Sequence[np.ndarray]) ->
 
 
 def exposure_goals(sweep: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The goal rows of an exposure sweep: its worst mean distance to the target (all images, and the dark
-    ones) and its largest share of images the cap stopped."""
+    """The goal rows of an exposure sweep: its worst mean distances to the target and the cap's largest share."""
     if not sweep:
         return [_row("exposure: worst abs(mean - target)", "n/a: it follows none of the targets",
                      f"<= {MAX_EXPOSURE_ERROR}", None)]

@@ -17,40 +17,20 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
-@dataclass
-class Args:
-    size: int = 512
-    """side of the square test image (pixels)"""
-    repeats: int = 3
-    """timed runs per model (best is reported), after one warm-up run"""
-    threads: int = 2
-    """torch CPU threads"""
-    image: Path | None = None
-    """low-light image (default: first file of ../shared/data/sice_pairs/train/low); its reference is ../high/<name>"""
-    no_flush: bool = False
-    """keep denormals: skip flush_denormals() and load weights with flush_subnormals=False"""
-    methods: str = "zero_dce,zero_dcepp,rellie"
-    """comma-separated subset of zero_dce, zero_dcepp, rellie"""
-
-
-def parse_args() -> Args:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    defaults = Args()
-    parser.add_argument("--size", type=int, default=defaults.size)
-    parser.add_argument("--repeats", type=int, default=defaults.repeats)
-    parser.add_argument("--threads", type=int, default=defaults.threads)
-    parser.add_argument("--image", type=Path, default=defaults.image)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--image", type=Path, default=None)
     parser.add_argument("--no-flush", action="store_true")
-    parser.add_argument("--methods", default=defaults.methods)
-    ns = parser.parse_args()
-    return Args(size=ns.size, repeats=ns.repeats, threads=ns.threads, image=ns.image, no_flush=ns.no_flush,
-                methods=ns.methods)
+    parser.add_argument("--methods", default="zero_dce,zero_dcepp,rellie")
+    return parser.parse_args()
 
 
 def main() -> None:

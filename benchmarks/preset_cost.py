@@ -4,37 +4,26 @@
         [--presets NAME ...] [--episodes 6] [--warmup 2] [--steps 4] [--threads 0] [--timeout 300]
         [--json PATH]
 
-For each preset of each trainer (``--preset NAME`` of ``experiments.<trainer>``) it runs, in a
-fresh process on ``--device``, a short version of that preset, measures the parts a run is made
-of, and prints the estimate of the whole preset, with the command of the timed run:
+For each preset of each trainer (``--preset NAME`` of ``experiments.<trainer>``) it runs a short version of the
+preset in a fresh process on ``--device``, times its parts and prints the whole preset's estimate (the
+trainer's own ``estimate_seconds``, :class:`experiments.config.Cost`), with the command of the timed run:
 
-* RL trainers (``lol_train``, ``denoise_train``, ``completion_train``): ``--warmup`` +
-  ``--episodes`` episodes and one evaluation at the end; seconds per episode from the run's
-  train.csv (the warm-up episodes left out: start-up and first use of CUDA), seconds per
-  evaluation from its metrics.csv (``eval/seconds``);
-* ``supervised_train``: 2 epochs of ``--steps`` steps each; seconds per step from the second
-  epoch's ``charts/epoch_seconds``, one evaluation's ``eval/seconds``;
-* ``rse_train``: the preset's rounds (at most 2) of :data:`RSE_VAE_STEPS` VAE steps (round 2:
-  :data:`RSE_FINETUNE_STEPS`) and ``--warmup`` + ``--episodes`` SAC episodes, each SAC phase
-  evaluated at its start and end. Its unit is a step of its loop, a VAE step or a SAC episode
-  (:func:`experiments.rse.sac_spans`), which cost unlike amounts, and between them come each
-  round's bank, closing scoring and pool. From train.csv and metrics.csv: seconds per VAE step
-  between the rows of the first VAE step and of the next it logs (the first step and the last,
-  which fits the bank, left out); per SAC episode from round 1's episodes after the warm-up (the
-  phase's first follows the evaluation of the policy it starts from); per round its bank (the
-  last VAE step's row, less a VAE step) and its closing scoring (``eval/round_seconds``); per pool
-  the time from round 1's last evaluation to round 2's first VAE step, less the closing scoring and
-  a VAE step; per evaluation ``eval/seconds``. Seconds per step are the preset's VAE steps, SAC
-  episodes, rounds and pools at these costs over its loop's steps. Not counted: where a preset's
-  ``sac.critic_warmup`` (critic-only updates) covers the timed episodes, the dearer episodes after it.
+* RL trainers (``lol_train``, ``denoise_train``, ``completion_train``): ``--warmup`` + ``--episodes``
+  episodes and one evaluation; seconds per episode from train.csv (warm-up left out), per evaluation
+  from metrics.csv (``eval/seconds``);
+* ``supervised_train``: 2 epochs of ``--steps`` steps; seconds per step from the second epoch's
+  ``charts/epoch_seconds``;
+* ``rse_train``: at most 2 rounds of :data:`RSE_VAE_STEPS` VAE steps (round 2: :data:`RSE_FINETUNE_STEPS`)
+  and ``--warmup`` + ``--episodes`` SAC episodes. Its unit is a loop step (:func:`experiments.rse.sac_spans`):
+  seconds per VAE step between its first two logged rows; per SAC episode from round 1's after the
+  warm-up; per round its bank (the last VAE row less a VAE step) and closing scoring
+  (``eval/round_seconds``); per pool, round 1's last evaluation to round 2's first VAE step, less the
+  closing and a VAE step. Not counted: the dearer episodes after a ``sac.critic_warmup`` that covers the
+  timed ones.
 
-The whole preset's estimate is the trainer's own ``estimate_seconds`` at that cost (what its
-``--help`` prints from a preset's :class:`experiments.config.Cost`).
-
-The presets read their data where they name it (``../shared/data``); start-up is not counted, nor
-the report of best.pt on the validation split that ends a run picked on the tuning split.
-A run that fails or passes ``--timeout`` seconds is reported in its row and the benchmark goes
-on. Estimates are indicative: evaluation time grows with the validation images a preset reads.
+The presets read their data where they name it (``../shared/data``); start-up is not counted, nor the final
+report of best.pt. A run that fails or passes ``--timeout`` seconds is reported in its row and the benchmark
+goes on. Estimates are indicative: evaluation time grows with a preset's validation images.
 """
 
 from __future__ import annotations
@@ -95,11 +84,7 @@ def command(trainer: str, preset: str, args: argparse.Namespace) -> list[str]:
 
 
 def _per_step(train: dict[int, dict[str, Any]], first: int, steps: int) -> float:
-    """Seconds per step from train.csv's row of step ``first`` to that of ``first + steps``.
-
-    Raises:
-        LookupError: either row is missing.
-    """
+    """Seconds per step from train.csv's row of step ``first`` to ``first + steps`` (LookupError: one missing)."""
     if first not in train or first + steps not in train:
         raise LookupError(f"train.csv lacks step {first} or {first + steps}")
     return (float(train[first + steps]["wall_time"]) - float(train[first]["wall_time"])) / steps
@@ -107,12 +92,8 @@ def _per_step(train: dict[int, dict[str, Any]], first: int, steps: int) -> float
 
 def _seconds_per_unit(trainer: str, cfg: Any, train: dict[int, dict[str, Any]], evals: dict[int, dict[str, Any]],
                       args: argparse.Namespace, row: dict[str, Any]) -> float:
-    """Seconds per unit of the trainer's cost from the timed run's train.csv and metrics.csv rows (by
-    step); ``row`` gets the unit's name (and rse_train's parts).
-
-    Raises:
-        LookupError: a row or column of the timing is missing.
-    """
+    """Seconds per unit of the trainer's cost from the run's train.csv and metrics.csv rows (by step); ``row``
+    gets the unit's name (and rse_train's parts). LookupError: a row or column of the timing is missing."""
     if trainer in RL_TRAINERS:
         row["unit"] = "episode"
         return _per_step(train, args.warmup, args.episodes)
@@ -126,8 +107,8 @@ def _seconds_per_unit(trainer: str, cfg: Any, train: dict[int, dict[str, Any]], 
 
 def _rse_seconds_per_step(cfg: Any, train: dict[int, dict[str, Any]], evals: dict[int, dict[str, Any]],
                           args: argparse.Namespace, row: dict[str, Any]) -> float:
-    """rse_train's seconds per loop step of the preset ``cfg``: its VAE steps, SAC episodes, rounds
-    and pools at the timed run's costs (see the module docstring), over its loop's steps."""
+    """rse_train's seconds per loop step of ``cfg``: its VAE steps, SAC episodes, rounds and pools at the timed
+    costs (module docstring), over its loop's steps."""
     end = RSE_VAE_STEPS + args.warmup + args.episodes  # round 1's last episode, evaluation and closing
     s_vae = _per_step(train, 1, VAE_LOG_EVERY)
     s_episode = _per_step(train, RSE_VAE_STEPS + args.warmup, args.episodes)

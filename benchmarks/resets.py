@@ -38,8 +38,7 @@ _PROBE = ("import importlib.util, json, sys\n"
 
 
 def training_venv(trainer: str, batch: int, device: str, data: str | None) -> Any:
-    """``trainer``'s training env at ``batch`` on ``device``, as its ``main`` makes it (the functions it
-    calls, in the tree imported)."""
+    """``trainer``'s training env at ``batch`` on ``device``, as its ``main`` makes it (in the tree imported)."""
     import envs
 
     module = importlib.import_module(f"experiments.{trainer}")
@@ -81,11 +80,8 @@ def probe(trainers: Sequence[str], batches: Sequence[int], device: str, resets: 
 
 
 def probe_tree(root: Path, **settings: Any) -> list[dict[str, Any]]:
-    """:func:`probe` run in a new process on the tree at ``root`` (put first on its import path).
-
-    Raises:
-        RuntimeError: the process failed (its last line of stderr is said).
-    """
+    """:func:`probe` run in a new process on the tree at ``root`` (first on its import path); RuntimeError with
+    the last line of its stderr when it fails."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])])}
     proc = subprocess.run([sys.executable, "-c", _PROBE, str(Path(__file__).resolve()), json.dumps(settings)],
                           cwd=root, env=env, capture_output=True, text=True)

@@ -124,9 +124,7 @@ def large_photo(path: Path, megapixels: float, command: str, seed: int, *, gray:
 
 
 def run_measured(cmd: list[str]) -> tuple[int, float, float, float, str]:
-    """Run ``cmd``; returns (exit code, wall-clock seconds, CPU seconds (user + system), peak
-    resident memory in MB, stderr's tail). On a shared machine the CPU seconds follow the work
-    more closely than the wall clock, which waits for the other processes."""
+    """Run ``cmd``; returns (exit code, wall seconds, CPU seconds (user + system), peak RSS in MB, stderr's tail)."""
     start = time.perf_counter()
     process = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     stderr = process.stderr.read()
@@ -137,8 +135,7 @@ def run_measured(cmd: list[str]) -> tuple[int, float, float, float, str]:
 
 
 def denoiser_planes(model: str, checkpoint: str | None) -> int:
-    """The planes of the images ``rlenhance denoise --model model [--checkpoint checkpoint]`` denoises
-    as they are: 1 for a gray checkpoint, else 3 (a default: the colour one)."""
+    """The planes ``rlenhance denoise --model model [--checkpoint checkpoint]`` denoises: 1 if gray, else 3."""
     if checkpoint is None:
         return 3
     from rlenhance.denoisers import load_denoiser  # noqa: PLC0415 - torch: only where a checkpoint is given

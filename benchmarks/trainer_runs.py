@@ -43,9 +43,8 @@ AFTER, BEFORE = "after", "before"
 
 @dataclass(frozen=True)
 class Run:
-    """One timed trainer run: ``trainer`` (a :data:`TRAINERS` key) at the global ``batch`` on
-    ``device``, as one process (``ranks`` 0) or under ``torchrun --nproc_per_node ranks``, from this
-    repository or from ``--before``'s copy (``tree``)."""
+    """One timed run of ``trainer`` (a :data:`TRAINERS` key) at the global ``batch``: one process (``ranks`` 0) or
+    under ``torchrun --nproc_per_node ranks``, from this repository or ``--before``'s copy (``tree``)."""
 
     trainer: str
     batch: int
@@ -56,8 +55,7 @@ class Run:
 
 @dataclass
 class Figure:
-    """One measured figure (episodes/s or ms per image), or why there is none (``error``: starts
-    with :data:`UNAVAILABLE` or :data:`NOT_RUN` for one that was not tried, else it failed)."""
+    """A measured figure, or why there is none (``error``: :data:`UNAVAILABLE` / :data:`NOT_RUN` first, else failed)."""
 
     value: float | None = None
     error: str | None = None
@@ -93,8 +91,7 @@ def ratio(numerator: Figure, denominator: Figure) -> str:
 
 
 def default_threads(processes: int = 1) -> int:
-    """The torch threads a trainer takes by default when ``processes`` of it share this machine
-    (:func:`experiments.process.setup_process`); this process's own setting is kept."""
+    """The torch threads a trainer takes by default when ``processes`` of it share this machine (this one's kept)."""
     before = torch.get_num_threads()
     try:
         return configure_threads(0, processes=processes, spare=0)
@@ -113,10 +110,8 @@ STOP_GRACE_S = 30.0
 
 def trainer_command(module: str, episodes: int, threads: int, out: str | Path, *, launcher: Sequence[str] = (),
                     extra: Sequence[str] = ()) -> list[str]:
-    """The command line of a short timed trainer run: ``module`` (e.g. ``experiments.lol_train``)
-    for ``episodes`` episodes with ``threads`` torch threads (0: its default), one evaluation (at
-    the end) and no sample grids, run by ``launcher`` (the command before ``-m``: this Python by
-    default; e.g. torchrun's) with ``extra`` arguments, into ``out``."""
+    """A short timed run of ``module`` for ``episodes`` episodes on ``threads`` torch threads (0: its default), one
+    final evaluation, no sample grids, run by ``launcher`` (what comes before ``-m``; default this Python)."""
     return [*(launcher or (sys.executable,)), "-m", module, "--episodes", str(episodes), "--eval-every",
             str(episodes), "--samples", "0", "--threads", str(threads), *extra, "--out", str(out)]
 
@@ -124,10 +119,8 @@ def trainer_command(module: str, episodes: int, threads: int, out: str | Path, *
 def episodes_per_second(episodes: int, warmup: int, env: dict[str, str], threads: int, *,
                         module: str = "experiments.lol_train", launcher: Sequence[str] = (),
                         extra: Sequence[str] = (), timeout: float | None = None, root: Path = ROOT) -> float:
-    """Episodes/s of the trainer ``module`` over episodes ``warmup`` .. ``episodes`` (its
-    train.csv), run in a fresh process (:func:`trainer_command`) in a temporary folder, from the
-    repository ``root`` (by default this one; another copy, e.g. of an earlier commit, runs its own
-    trainers: it is put first on ``PYTHONPATH``).
+    """Episodes/s of ``module`` over episodes ``warmup`` .. ``episodes`` of its train.csv, run in a fresh process
+    (:func:`trainer_command`) from the repository ``root`` (another copy is put first on ``PYTHONPATH``).
 
     Raises:
         RuntimeError: the run failed (its command, exit status and last line of stderr are said)
@@ -138,8 +131,7 @@ def episodes_per_second(episodes: int, warmup: int, env: dict[str, str], threads
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         cmd = trainer_command(module, episodes, threads, out, launcher=launcher, extra=extra)
-        # a session of its own: a timeout or Ctrl-C here stops it (and torchrun its ranks) by SIGTERM,
-        # then kills what is left of its process group
+        # a session of its own: on a timeout, SIGTERM (torchrun stops its ranks), then kill the group
         if Path(root) != ROOT:
             env = {**env, "PYTHONPATH": os.pathsep.join([str(root), *filter(None, [env.get("PYTHONPATH")])])}
         proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -174,16 +166,13 @@ class Budget:
         return math.inf if self.end is None else self.end - time.perf_counter()
 
     def timeout(self, limit: float) -> float | None:
-        """A run's timeout: ``limit`` or the budget's end, whichever comes first; None when too little is
-        left to start one (:data:`MIN_RUN_S`)."""
+        """``limit`` or the budget's end, whichever comes first; None when under :data:`MIN_RUN_S` is left."""
         left = self.left()
         return None if left < MIN_RUN_S else min(limit, left)
 
 
-# --- training ----------------------------------------------------------------------------------------
 class Trainings:
-    """Times trainer runs (:func:`episodes_per_second`), each once: a run two
-    tables need (the one process of the data-parallel table) is measured for the first."""
+    """Times trainer runs (:func:`episodes_per_second`), each once, whichever tables need it."""
 
     def __init__(self, args: argparse.Namespace, gpus: int, budget: Budget):
         self.args, self.gpus, self.budget = args, gpus, budget
@@ -264,9 +253,8 @@ def print_table(title: str, rows: list[dict[str, Any]], figures: Sequence[Figure
 
 
 def training_runs(args: argparse.Namespace) -> list[Run]:
-    """The training table's runs in the order they are measured (the most wanted first, for a budget):
-    the batches from the largest down, each trainer's in turn, on CUDA, with ``--before``'s at each
-    trainer's first and last batch; then the CPU's at each trainer's first batch."""
+    """The training table's runs, most wanted first: CUDA's from the largest batch down, trainers in turn (with
+    ``--before``'s at each trainer's first and last batch), then the CPU's at each trainer's first batch."""
     batches = {"lol_train": args.lol_batch, "denoise_train": args.denoise_batch}
     runs = []
     for rank in range(max(map(len, batches.values()))):
@@ -304,20 +292,15 @@ def ddp_table(trainings: Trainings, args: argparse.Namespace) -> None:
     batch, rows, figures, runs = args.ddp_batch, [], [], []
     for device in DEVICES:
         one = trainings.measure(Run(DDP_TRAINER, batch, device))
-        figures.append(one)
-        runs.append(Run(DDP_TRAINER, batch, device))
-        rows.append({"device": device, "launch": "one process", "processes": 1,
-                     "threads each": trainings.threads(Run(DDP_TRAINER, batch, device)),
-                     "episodes/s": one.cell, "vs one process": ratio(one, one)})
-        for ranks in args.ddp_ranks:
+        for ranks in (0, *args.ddp_ranks):  # 0: one process, without torchrun
             run = Run(DDP_TRAINER, batch, device, ranks)
             figure = trainings.measure(run)
             figures.append(figure)
             runs.append(run)
             backend = "no process group" if ranks == 1 else ("NCCL" if device == "cuda" else "gloo")
-            rows.append({"device": device, "launch": f"torchrun --nproc_per_node {ranks} ({backend})",
-                         "processes": ranks, "threads each": trainings.threads(run), "episodes/s": figure.cell,
-                         "vs one process": ratio(figure, one)})
+            rows.append({"device": device, "launch": f"torchrun --nproc_per_node {ranks} ({backend})" if ranks
+                         else "one process", "processes": max(1, ranks), "threads each": trainings.threads(run),
+                         "episodes/s": figure.cell, "vs one process": ratio(figure, one)})
     notes = ["One rank makes no process group (a world of 1 needs no collectives): its row is torchrun's own cost. "
              "Each rank steps global batch / ranks envs; the updates are one process's (docs/distributed.md)."]
     print_table(f"Data-parallel {DDP_TRAINER}, global --batch {batch} (episodes {args.warmup}..{args.episodes})",

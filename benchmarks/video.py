@@ -6,24 +6,18 @@
 
 Prints:
 
-1. throughput: a ``--size`` H.264 clip of ``--frames`` frames at 25 frames/s with an AAC track (a static dark
-   scene, the first photo of ``--photos`` resized, with fresh Gaussian noise of the largest ``--noise`` in
-   each frame, written at CRF 18) through the command, ``python -m rlenhance enhance clip.mp4 -o OUT``, in a
-   fresh process: the frames/s it prints (decoding, enhancing with the default model, encoding, muxing)
-   and its peak resident memory; then the same for a clip three times as long (memory independent of the
-   length: the two peaks), and the CPU milliseconds a frame costs, all threads (the difference of the two
-   runs' CPU time over the difference of their frames: what a loaded machine's wall clock hides);
-2. encoder: a clip of ``--encoder-frames`` frames of that scene with fresh noise of each ``--noise`` (written
-   as above), its frames enhanced as the command does (with the clip's smoothing) and encoded by x264 at
-   CRF :data:`rlenhance.io.video.CRF` with the shipped options (:data:`rlenhance.io.video.X264_OPTIONS`)
-   and with x264's preset veryfast, in turn: the encoder's CPU milliseconds a frame (all its threads,
-   the least of :data:`ENCODER_ROUNDS`), the kilobytes a frame, and the PSNR of the decoded frames against
-   the encoder's input (the 8-bit Y, U and V samples), both ways and their ratios;
-3. flicker: ``--scenes`` photos of ``--photos`` (evenly spaced; scikit-image's photos darkened without
-   it) resized to ``--size``, ``--flicker-frames`` frames each with fresh noise of each ``--noise``,
-   enhanced one by one and with the clip's :class:`rlenhance.temporal.TemporalSmoothing`: the jitter of
-   the output's mean brightness (the standard deviation of its frame-to-frame change, 0-1 scale), both
-   ways, and their ratio.
+1. throughput: a ``--size`` H.264 + AAC clip of ``--frames`` frames at 25 frames/s (a static dark scene, the
+   first photo of ``--photos``, with fresh noise of the largest ``--noise`` per frame, CRF 18) through
+   ``python -m rlenhance enhance clip.mp4 -o OUT`` in a fresh process: the frames/s it prints and its peak
+   resident memory; then a clip three times as long (memory should not grow with the length), and the
+   CPU milliseconds a frame, all threads (from the two runs' CPU times);
+2. encoder: ``--encoder-frames`` frames of that scene at each ``--noise``, enhanced as the command does,
+   encoded by x264 at CRF :data:`rlenhance.io.video.CRF` with the shipped options and with preset
+   veryfast (:data:`ENCODERS`): CPU ms and kilobytes a frame, and the PSNR of the decoded frames against
+   the encoder's input (8-bit Y, U, V), both ways and their ratios;
+3. flicker: ``--scenes`` photos of ``--photos`` resized to ``--size``, ``--flicker-frames`` noisy frames
+   each, enhanced one by one and with :class:`rlenhance.temporal.TemporalSmoothing`: the jitter of the
+   mean brightness (:func:`jitter`), both ways, and their ratio.
 
 The machine's load average is printed with each part: on a shared machine, compare figures of one run.
 """
@@ -113,9 +107,8 @@ ENCODER_ROUNDS = 3
 
 
 def encoded(frames: list[np.ndarray], options: dict[str, str]) -> tuple[float, float, float]:
-    """``frames`` (RGB uint8, one size) as H.264 (yuv420p, x264 at CRF :data:`CRF` with ``options``) in an MP4
-    in memory: the encoder's CPU milliseconds a frame (process CPU time around the encoding), kilobytes a
-    frame, and the mean PSNR (dB) of the decoded frames' 8-bit Y, U and V samples against the encoder's."""
+    """``frames`` (RGB uint8) as an in-memory H.264 MP4 (x264 at CRF :data:`CRF` with ``options``): the encoder's
+    CPU ms a frame, kilobytes a frame, and the mean PSNR (dB) of the decoded YUV samples against its input."""
     import av
     import torch
 
