@@ -9,28 +9,14 @@ update from a rollout of ``n_steps`` steps (by default the whole episode)::
     loss = -mean(log pi(a_t|s_t) * A_t.detach()) + value_coef * mean(A_t^2)
            - entropy_coef * mean(H(pi(.|s_t)))
 
-``RMC`` is PixelRL's reward map convolution: a learned ``rmc_size`` x ``rmc_size`` filter
-(initialised to a delta, i.e. the identity) applied to the discounted return map, so a pixel's
-return can include its neighbours'. It is trained through the value loss, as in PixelRL.
+``RMC`` is PixelRL's reward map convolution: a learned ``rmc_size`` x ``rmc_size`` filter (initialised to
+the identity) on the discounted return map, trained through the value loss.
 
-Two training paths share the same code:
-
-* :meth:`A3C.train_episode` - one synchronous batched episode and update (A2C style; what
-  ReLLIE and PixelRL effectively run with one worker). Deterministic for a fixed seed.
+* :meth:`A3C.train_episode` - one synchronous batched episode and update (A2C style), deterministic for a
+  fixed seed; data-parallel with ``ranks`` (:mod:`agents.distributed`: each rank steps its rows of a sharded
+  env, draws its rows of the global action noise and averages gradients with the other ranks).
 * :meth:`A3C.train_async` - asynchronous A3C: ``workers`` processes on one machine update the shared
-  parameters in episode order, on a fixed schedule (:mod:`agents.a3c_async`).
-
-Across machines, :meth:`A3C.train_episode` runs data-parallel (``ranks``, :mod:`agents.distributed`):
-each rank steps its rows of the global batch (a sharded env), samples its rows of the global
-batch's action noise and averages its gradients with the other ranks' before the optimiser step,
-which is the update of one process with the global batch. The loss means run over a rank's
-pixels, so the average over ranks is the global mean while every rank holds equally many live
-envs, as the envs' lockstep episodes (reset together, never terminated early) ensure.
-
-The policy input is built by :func:`rlenhance.models.policy.build_policy_input`; actions come from
-the policy's own distribution (:meth:`~rlenhance.models.policy.PixelActorCritic.distribution`, sampled
-with the agent's generator in training) and decoding
-(:meth:`~rlenhance.models.policy.PixelActorCritic.predict` when acting).
+  parameters in episode order (:mod:`agents.a3c_async`).
 """
 
 from __future__ import annotations
@@ -83,9 +69,7 @@ __all__ = [
     "policy_kwargs_from_env",
 ]
 
-# --------------------------------------------------------------------------------------------
-# Configuration
-# --------------------------------------------------------------------------------------------
+
 @dataclass
 class A3CConfig:
     """Hyper-parameters of pixel-wise A3C (defaults: PixelRL denoising)."""
@@ -177,10 +161,9 @@ class _Step(NamedTuple):
 
 def policy_step(policy: PixelActorCritic, x: Tensor, cond: Tensor | None, hidden: Tensor | None, noise: Tensor,
                 full_resolution: bool, task: Any, penalty: bool, penalty_weights: Tensor | None) -> _Step:
-    """One training step of the policy, a pure function of its arguments: the output for ``x``, the
-    actions sampled with ``noise`` (the standard draws, :meth:`PixelActorCritic.sample_noise`), their
-    log-probability and entropy, the value, the next hidden state, and with ``penalty`` the task's
-    penalty (B,) of the expected action map (:func:`expected_action_penalty`; else None)."""
+    """One training step of the policy, a pure function: actions sampled with ``noise``
+    (:meth:`PixelActorCritic.sample_noise`), their log-probability and entropy, the value, the next hidden
+    state and, with ``penalty``, :func:`expected_action_penalty` (else None)."""
     out = policy(x, cond, hidden, full_resolution=full_resolution)
     dist = policy.distribution(out)
     actions = dist.sample(noise=noise)
@@ -207,11 +190,7 @@ def expected_action_penalty(policy: PixelActorCritic, task: Any, out: PolicyOutp
 
 
 class _EpisodeRunner:
-    """Runs one training episode of a (local) policy and applies updates through ``update``.
-
-    Shared by the synchronous path and the asynchronous workers so both do the same math
-    (:func:`policy_step`).
-    """
+    """Runs one training episode of a (local) policy and applies updates through ``update`` (sync and async)."""
 
     def __init__(self, policy: PixelActorCritic, rmc: RewardMapConv | None, config: A3CConfig,
                  device: torch.device, generator: torch.Generator, ranks: Ranks | None = None):
@@ -221,14 +200,11 @@ class _EpisodeRunner:
 
     def run(self, venv: Any, seed: int | None,
             update: Callable[[Tensor], dict[str, float]]) -> dict[str, float]:
-        """Reset ``venv``, then collect rollouts and call ``update(loss)`` until the episode ends.
-        The reset's info may hold per-row weights of the task's action penalty (:data:`ACTION_PENALTY_WEIGHT`): those of
-        the rows this env steps (a rank's shard, a worker's own env)."""
+        """Reset ``venv``, then collect rollouts and call ``update(loss)`` until the episode ends."""
         obs, info = venv.reset(seed=seed)
         env_device = device_of(obs)
         obs = obs_to(obs, self.device)
-        # an env whose episodes end together at a known step (envs.base.PixelVectorEnv.episode_steps) is
-        # stepped without reading its done flags back from the device
+        # a lockstep env (PixelVectorEnv.episode_steps) is stepped without reading its done flags back
         self.lockstep = getattr(venv, "episode_steps", None)
         episode_len = self.lockstep if self.lockstep is not None else episode_length(venv)
         batch = next(iter(obs.values())).shape[0]
@@ -260,7 +236,7 @@ class _EpisodeRunner:
         roll = _Rollout()
         while True:
             x, cond = build_policy_input(obs)
-            # this rank's rows of the global batch's draws (all of them for one process), drawn before the step
+            # this rank's rows of the global batch's draws
             height, width = x.shape[-2:] if not self._blocks else self.policy.working_size(*x.shape[-2:])
             noise = self.ranks.draw_rows(partial(self.policy.sample_noise, height=height, width=width,
                                                  generator=self.generator, device=self.device, dtype=x.dtype),
@@ -336,23 +312,15 @@ class _EpisodeRunner:
         return stats
 
 
-# --------------------------------------------------------------------------------------------
-# The agent
-# --------------------------------------------------------------------------------------------
 class A3C:
     """Pixel-wise A3C / A2C agent.
 
     Args:
-        policy: the per-pixel actor-critic (moved to ``device``); a continuous one with
-            ``bounded_mean=True`` (A3C samples around the bounded mean and clips to
-            ``action_clip``; a free mean is SAC's tanh-squashed Gaussian, whose entropy A3C's loss
-            cannot compute).
+        policy: the per-pixel actor-critic (moved to ``device``); a continuous one with ``bounded_mean=True``.
         config: hyper-parameters (:class:`A3CConfig`); default-constructed if None.
         device: ``None`` = the policy's device, ``"auto"`` = CUDA when available, or a device.
-        ranks: this process's place in a data-parallel job (:class:`agents.distributed.Ranks`):
-            :meth:`train_episode` then takes an env sharded the same way (``shard=ranks.shard``)
-            and averages gradients over the ranks; its batch norm layers (a supervised backbone's)
-            normalise by the global batch. None: a single process.
+        ranks: this process's place in a data-parallel job (:class:`agents.distributed.Ranks`): the env is
+            sharded the same way (``shard=ranks.shard``). None: a single process.
 
     Raises:
         ValueError: a continuous policy with ``bounded_mean=False``.
@@ -467,8 +435,7 @@ class A3C:
         """Restore from :meth:`state_dict` output.
 
         Raises:
-            CheckpointError: missing entries, an architecture or reward-map-conv mismatch, or
-                non-finite weights.
+            CheckpointError: missing entries, an architecture or reward-map-conv mismatch, or non-finite weights.
         """
         missing = [k for k in ("policy", "optimizer", "rmc", "episodes") if k not in state]
         if missing:

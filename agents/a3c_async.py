@@ -31,38 +31,30 @@ def train_async(agent: A3C, make_venv: Callable[[int], Any], workers: int, seeds
                 on_episode: Callable[[dict[str, Any]], None] | None = None,
                 stop: Callable[[], bool] | None = None, poll_s: float = 0.2,
                 join_timeout_s: float = 10.0) -> dict[str, Any]:
-    """Asynchronous A3C: ``workers`` processes (torch.multiprocessing) take the episodes in turn
-    and update the shared policy and optimiser in episode order.
+    """Asynchronous A3C: ``workers`` processes take the episodes in turn and update the shared policy and
+    optimiser in episode order.
 
-    Episode ``i`` of the call (the agent's episode ``agent.episodes + i``) is run by worker
-    ``i % workers``, which builds its env once with ``make_venv(rank)`` (inside the worker, so the
-    env need not be picklable under ``fork``; under ``spawn`` the factory itself must be), resets it
-    with ``seeds[i]``, samples its actions from a generator seeded with (``config.seed``, episode)
-    and rolls out with a copy of the shared weights taken after update ``i - workers + 1`` (the
-    first episodes of a call: after the updates before the call): the updates of the
-    ``workers - 1`` episodes before it, still running on the other workers, are missing. Its update
-    is applied after update ``i - 1``, at the learning rate of its episode. The schedule is
-    fixed, so a call gives the same weights every time for the same seeds and worker count, and
-    the workers never wait for each other's rollouts: ``workers`` episodes run at once. One worker
-    is the synchronous update of :meth:`A3C.train_episode` (with its own sampling generator).
+    Episode ``i`` of the call is run by worker ``i % workers``, which builds its env once with
+    ``make_venv(rank)`` (inside the worker), resets it with ``seeds[i]``, samples from a generator seeded with
+    (``config.seed``, episode) and rolls out with a copy of the shared weights taken after update
+    ``i - workers + 1``. Its update is applied after update ``i - 1``, at its episode's learning rate. The
+    schedule is fixed, so a call gives the same weights for the same seeds and worker count.
 
     Args:
         make_venv: ``rank -> vector env``.
         workers: number of processes (>= 1).
         seeds: the reset seed of each episode; its length is the number of episodes.
-        start_method: multiprocessing start method; None = 'fork' on CPU where available,
-            'spawn' otherwise (CUDA needs 'spawn').
+        start_method: multiprocessing start method; None = 'fork' on CPU where available, else 'spawn'.
         threads_per_worker: ``torch.set_num_threads`` in each worker.
-        on_episode: called in this process with each episode's stats, in episode order, as they
-            come.
-        stop: polled in this process while the workers run; once it returns True no update after
-            those applied is made, and the call returns (the episodes applied are counted).
+        on_episode: called in this process with each episode's stats, in episode order.
+        stop: polled in this process while the workers run; once True, no further update is made and the call
+            returns.
         poll_s: how often the parent checks ``stop`` and for dead workers while waiting.
         join_timeout_s: how long to wait for a worker to exit before terminating it.
 
     Returns:
-        dict: ``episodes`` (int, the updates applied), ``history`` (list of per-episode stats
-        dicts, with ``worker`` and ``episode``, in episode order), ``episode_return_mean``.
+        dict: ``episodes`` (int, the updates applied), ``history`` (per-episode stats dicts, with ``worker`` and
+        ``episode``, in episode order), ``episode_return_mean``.
 
     Raises:
         RuntimeError: when a worker fails (its traceback is in the message).
@@ -129,10 +121,8 @@ def train_async(agent: A3C, make_venv: Callable[[int], Any], workers: int, seeds
 
 
 class _Schedule:
-    """The turns of :func:`train_async`'s workers, in shared memory: ``copied`` episodes have
-    taken their copy of the weights, ``applied`` their update; ``end`` is the number of episodes
-    (lowered by :meth:`stop`). Episode ``i`` copies once ``copied == i`` and ``applied == max(0, i - workers
-    + 1)``, and applies once ``applied == i`` and the episode ``i + workers - 1`` has copied."""
+    """The turns of :func:`train_async`'s workers, in shared memory: ``copied`` / ``applied`` episodes have taken
+    their weights / applied their update; ``end`` is the number of episodes (lowered by :meth:`stop`)."""
 
     def __init__(self, ctx: Any, episodes: int, workers: int):
         self.workers = workers
@@ -156,8 +146,7 @@ class _Schedule:
             return True
 
     def apply_turn(self, i: int, apply: Callable[[], Any]) -> Any:
-        """``apply()`` episode ``i``'s update at its turn and return its result; None when the
-        schedule ended first (the update is dropped)."""
+        """``apply()`` episode ``i``'s update at its turn and return its result; None when the schedule ended first."""
         with self.cond:
             ready = self._wait(lambda: self.applied.value == i and
                                self.copied.value >= min(i + self.workers, self.end.value))

@@ -20,10 +20,8 @@ __all__ = ["RewardMapConv", "SharedAdam", "a3c_loss", "action_penalty_loss", "ac
 
 
 class RewardMapConv(nn.Module):
-    """PixelRL's reward map convolution: one learned ``size`` x ``size`` filter, delta-initialised.
-
-    Applied to every channel of a return map independently with zero padding, so at
-    initialisation it is exactly the identity.
+    """PixelRL's reward map convolution: one learned ``size`` x ``size`` filter, delta-initialised (the identity),
+    applied to every channel independently with zero padding.
 
     Args:
         size: odd kernel size (PixelRL: 33).
@@ -123,8 +121,8 @@ def a3c_loss(
 
 
 def action_penalty_loss(penalty: Tensor, alive: Tensor, coef: float) -> Tensor:
-    """The loss of :attr:`A3CConfig.action_penalty`: ``coef`` times the mean of the task's penalty
-    (:meth:`envs.base.PixelTask.action_penalty`, each row's weighted) over the live steps and rows, a scalar.
+    """``coef`` times the mean of the task's weighted penalty (:meth:`envs.base.PixelTask.action_penalty`) over the
+    live steps and rows, a scalar (:attr:`A3CConfig.action_penalty`).
 
     Args:
         penalty: float (T, B), the penalty of each step's expected action map (with graph).
@@ -136,16 +134,14 @@ def action_penalty_loss(penalty: Tensor, alive: Tensor, coef: float) -> Tensor:
 
 def action_penalty_weights(info: Mapping[str, Any] | None, batch: int, device: torch.device,
                            refusal: str | None = None) -> Tensor | None:
-    """The per-row weights of the task's action penalty an env hands in its reset ``info``
-    (:data:`envs.base.ACTION_PENALTY_WEIGHT`), float32 (B,) on ``device``, or None when it gives none
-    (it keeps the term in its reward).
+    """The per-row weights of the task's action penalty in a reset ``info`` (:data:`envs.base.ACTION_PENALTY_WEIGHT`),
+    float32 (B,) on ``device``, or None when it gives none.
 
     Args:
         info: the reset's info.
         batch: the number of envs B.
         device: where the weights go.
-        refusal: why the calling agent cannot charge the penalty (None: it can); given, weights in
-            ``info`` are refused with it.
+        refusal: why the calling agent cannot charge the penalty (None: it can); weights are then refused with it.
 
     Raises:
         ValueError: weights the agent cannot charge (``refusal``), or not B finite values >= 0.
@@ -165,10 +161,9 @@ def action_penalty_weights(info: Mapping[str, Any] | None, batch: int, device: t
 class SharedAdam(torch.optim.Optimizer):
     """Adam whose state is created eagerly so it can live in shared memory (asynchronous A3C).
 
-    Same update as ``torch.optim.Adam`` (no amsgrad): ``m = b1 m + (1 - b1) g``,
-    ``v = b2 v + (1 - b2) g^2``, ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``.
-    Call :meth:`share_memory` before handing it to worker processes; the step counter is a
-    per-parameter float64 CPU tensor that is shared too.
+    Same update as ``torch.optim.Adam`` (no amsgrad): ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g^2``,
+    ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``. Call :meth:`share_memory` before handing
+    it to worker processes (the per-parameter float64 CPU step counters are shared too).
     """
 
     def __init__(self, params: Iterable[Tensor], lr: float = 1e-3,
@@ -221,8 +216,7 @@ class SharedAdam(torch.optim.Optimizer):
 def _apply_update(loss: Tensor | None, local_params: list[Tensor], shared_params: list[Tensor],
                   optimizer: torch.optim.Optimizer, lr: float,
                   max_grad_norm: float | None, ranks: Ranks | None = None) -> dict[str, float]:
-    """Backward on the local params (``loss`` None: their gradients are there already), gradients
-    averaged over ``ranks``, handed to the shared params, one optimiser step."""
+    """Backward on the local params (unless ``loss`` is None), average over ``ranks``, one step on the shared params."""
     if loss is not None:
         for p in local_params:
             p.grad = None

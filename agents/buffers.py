@@ -1,25 +1,20 @@
 """A compact replay buffer of batched pixel-wise transitions (for SAC).
 
-One transition is one image of a vector env's batch: its observation planes, the per-pixel
-actions, the reward map, the next observation and a terminal flag. Image planes dominate the
-memory, so they are stored quantised:
+One transition is one image of a vector env's batch: its observation planes, the per-pixel actions, the
+reward map, the next observation and a terminal flag. Image planes are stored quantised:
 
-* ``storage="uint8"``: each observation entry of each transition is stored as 8-bit codes over
-  its own [min, max] range (a float32 offset and scale per entry and transition), so any value
-  range round-trips (Denoise states leave [0, 1]) with an error of at most
-  ``(max - min) / 510`` - 1/510 for images in [0, 1] - and constant planes (masks, the value 0
-  or 1) come back exactly;
-* ``storage="float16"``: a relative error of at most 2**-11 (4.9e-4 absolute in [0, 1]).
+* ``storage="uint8"``: 8-bit codes over each entry's own [min, max] range per transition (error at most
+  ``(max - min) / 510``; constant planes come back exactly);
+* ``storage="float16"``: a relative error of at most 2**-11.
 
-Conditioning vectors (entries of shape (D,)) are kept as float32, discrete actions as int8
-(``n_actions <= 128``) or int16, continuous actions and reward maps as float16, terminal flags as
-bool. The capacity in transitions is the largest number whose storage fits ``capacity_mb``
-(1 MB = 2**20 bytes), computed from the shapes of the first batch added; all storage is
-allocated then (``nbytes`` never grows afterwards).
+Vectors (D,) are kept as float32, discrete actions as int8 (``n_actions <= 128``) or int16, continuous actions
+and reward maps as float16, terminal flags as bool. The capacity is the most transitions whose storage fits
+``capacity_mb`` (1 MB = 2**20 bytes), all allocated at the first ``add``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -46,8 +41,7 @@ class ReplaySample(NamedTuple):
         actions: int64 (N, C, H, W) for discrete actions, float32 (N, C, H, W) for continuous.
         reward_map: float32 (N, C_r, H_r, W_r), as added (e.g. (N, 1, H, W)).
         next_obs: dict like ``obs``, the observation after the step.
-        done: float32 (N,), 1 where the episode terminated with the step (no bootstrapping;
-            a truncation is not a termination).
+        done: float32 (N,), 1 where the episode terminated (not truncated) with the step.
     """
 
     obs: dict[str, Tensor]
@@ -62,10 +56,8 @@ class PixelReplayBuffer:
 
     Args:
         capacity_mb: memory bound of the stored transitions, in MB (2**20 bytes), > 0.
-        storage: how observation planes are stored: ``"uint8"`` (per-entry min/max quantisation)
-            or ``"float16"``.
-        device: where the storage lives and samples are returned; None = the device of the
-            first batch added.
+        storage: how observation planes are stored: ``"uint8"`` (per-entry min/max quantisation) or ``"float16"``.
+        device: where the storage lives and samples are returned; None = the first batch's device.
         n_actions: discrete actions per pixel, when known: int8 storage when <= 128 (else int16).
             None: int16 for integer actions (values must be in [0, 32767]).
 
@@ -207,12 +199,8 @@ class PixelReplayBuffer:
         layout["actions"] = (tuple(actions.shape[1:]), action_dtype)
         layout["reward_map"] = (tuple(reward_map.shape[1:]), torch.float16)
         layout["done"] = ((), torch.bool)
-        per_item = 0
-        for shape, dtype in layout.values():
-            n = 1
-            for s in shape:
-                n *= int(s)
-            per_item += n * torch.empty((), dtype=dtype).element_size()
+        per_item = sum(math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+                       for shape, dtype in layout.values())
         capacity = int(self.capacity_mb * MB // per_item)
         if capacity < 1:
             raise ValueError(f"PixelReplayBuffer: capacity_mb={self.capacity_mb!r} holds no transition "

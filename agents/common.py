@@ -20,8 +20,7 @@ __all__ = ["as_bool", "blocks_to_pixels", "device_of", "episode_length", "evalua
 
 
 def reward_map(reward: Tensor, info: Mapping[str, Any], device: torch.device) -> Tensor:
-    """The per-pixel reward map (B, C, H, W) from ``info["reward_map"]``, or the scalar reward
-    broadcast as (B, 1, 1, 1) when the env gives none."""
+    """The per-pixel reward map (B, C, H, W) from ``info["reward_map"]``, else the reward as (B, 1, 1, 1)."""
     rmap = info.get("reward_map") if isinstance(info, Mapping) else None
     if rmap is None:
         return torch.as_tensor(reward, dtype=torch.float32, device=device).view(-1, 1, 1, 1)
@@ -114,9 +113,8 @@ def policy_kwargs_from_env(venv: Any, keys: Iterable[str] = POLICY_INPUT_KEYS,
                            **overrides: Any) -> dict[str, Any]:
     """``PixelActorCritic`` kwargs that fit a vector env's spaces.
 
-    Reads ``venv.single_observation_space`` (a gymnasium ``Dict`` of (C, H, W) Boxes plus an
-    optional ``cond`` Box of shape (cond_dim,)) and ``venv.single_action_space``
-    (``MultiDiscrete`` or ``Box`` of shape (C, H, W)).
+    Reads ``venv.single_observation_space`` (a ``Dict`` of (C, H, W) Boxes, optional ``cond`` (cond_dim,)) and
+    ``venv.single_action_space`` (``MultiDiscrete`` or ``Box`` of shape (C, H, W)).
 
     Args:
         venv: the vector env.

@@ -15,26 +15,20 @@ environment torchrun sets (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``LOCAL_WOR
     ranks.on_rank0(lambda: load_checkpoint(path))   # rank 0 reads, every rank gets the result
     shutdown()
 
-**Same math as one process.** A job of ``N`` ranks with global batch ``B`` computes what one
-process with batch ``B`` computes, up to float rounding:
+**Same math as one process.** A job of ``N`` ranks with global batch ``B`` computes what one process with
+batch ``B`` computes, up to float rounding:
 
-* every random draw is made for the *global* batch on every rank, from the one shared seed, and
-  each rank keeps its rows (:meth:`Ranks.draw_rows`); the envs' episode starts are drawn per global
-  row from (episode seed, row) instead, so a sharded env (its ``shard`` argument) draws only its
-  rows (:class:`rlenhance.data.RowDraws`). Ranks therefore hold identical generators and there is
-  nothing per-rank to seed; a job may even be resumed with another number of ranks;
-* each rank's loss is the mean over its rows; the gradients averaged over ranks (equal rows per
-  rank) are the gradient of the global mean. :func:`wrap` (DistributedDataParallel) does it for
-  a supervised model, :meth:`Ranks.average_gradients` for the RL agents (and RSE's VAE), whose
-  updates call their nets several times per backward and freeze parts of them on the way (the
-  critics during an actor step, ``--freeze-backbone``), which DistributedDataParallel does not allow;
-* what is not per-sample is made global: batch normalisation by :func:`sync_batch_norm` (batch
-  statistics all-reduced, on CPU and CUDA alike), a trust region's mean KL (all-reduced), SAC's
-  entropy temperature (its gradient averaged like the nets'), SAC's replay buffer (every step's
-  transitions gathered on every rank).
+* every random draw is made for the *global* batch on every rank, from the one shared seed, and each rank
+  keeps its rows (:meth:`Ranks.draw_rows`); a sharded env draws only its rows (:class:`rlenhance.data.RowDraws`).
+  Ranks hold identical generators: nothing is seeded per rank;
+* each rank's loss is the mean over its rows, and the gradients averaged over ranks are the gradient of the
+  global mean: :func:`wrap` (DistributedDataParallel) for a supervised model, :meth:`Ranks.average_gradients`
+  for the RL agents, whose updates freeze parts of their nets on the way (DDP does not allow that);
+* what is not per-sample is made global: batch normalisation (:func:`sync_batch_norm`), a trust region's
+  mean KL, SAC's temperature gradient and replay buffer.
 
-Without torchrun a :class:`Ranks` is ``Ranks()`` (rank 0 of 1): every method is then the identity
-or a direct call, and nothing touches ``torch.distributed``.
+Without torchrun a :class:`Ranks` is ``Ranks()`` (rank 0 of 1): every method is then the identity or a direct
+call, and nothing touches ``torch.distributed``.
 """
 
 from __future__ import annotations
@@ -99,8 +93,7 @@ class Ranks:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Ranks:
-        """The ranks torchrun describes in ``environ`` (default ``os.environ``); ``Ranks()`` when
-        it sets none of :data:`TORCHRUN_VARIABLES`.
+        """The ranks torchrun describes in ``environ`` (default ``os.environ``); ``Ranks()`` without torchrun.
 
         Raises:
             ValueError: some of the variables are set and others not, or a value is not an integer.
@@ -139,8 +132,7 @@ class Ranks:
         """This rank's share of a global batch of ``total`` items: ``total / world_size``.
 
         Raises:
-            ValueError: ``total`` is not a multiple of ``world_size`` (uneven shares would weigh
-                the ranks' samples unequally in the averaged gradient); the message names ``name``.
+            ValueError: ``total`` is not a multiple of ``world_size``; the message names ``name``.
         """
         if total % self.world_size:
             lower = total // self.world_size * self.world_size or self.world_size
@@ -154,9 +146,8 @@ class Ranks:
         return slice(self.rank * local, (self.rank + 1) * local)
 
     def draw_rows(self, draw: Callable[[int], T], local: int) -> T:
-        """``draw(local * world_size)`` (a tensor or a dict of tensors, rows first) cut to this
-        rank's rows: what one process drawing the global batch would give these rows. A single
-        process gets ``draw(local)``, the same call as without this method."""
+        """``draw(local * world_size)`` (a tensor or a dict of tensors, rows first) cut to this rank's rows;
+        ``draw(local)`` for a single process."""
         if not self.distributed:
             return draw(local)
         full = draw(local * self.world_size)
@@ -167,9 +158,7 @@ class Ranks:
 
     # --- collectives -------------------------------------------------------------------------------
     def average_gradients(self, params: Iterable[Tensor]) -> None:
-        """Replace every parameter's ``.grad`` by its mean over the ranks (one all-reduce of all
-        of them). Parameters without a gradient are left out (the same ones on every rank: the
-        ranks run one graph)."""
+        """Replace every parameter's ``.grad`` by its mean over the ranks (one all-reduce; no-grad ones skipped)."""
         if not self.distributed:
             return
         grads = [p.grad for p in params if p.grad is not None]
@@ -192,9 +181,7 @@ class Ranks:
         return out.div_(self.world_size)
 
     def mean_stats(self, stats: Mapping[str, Any]) -> dict[str, Any]:
-        """Numeric entries of ``stats`` averaged over the ranks (the global batch's means when each
-        rank's are means over its equal share); other entries unchanged. Every rank must pass the
-        same keys."""
+        """Numeric entries of ``stats`` averaged over the ranks, others unchanged; every rank passes the same keys."""
         if not self.distributed:
             return dict(stats)
         keys = sorted(k for k, v in stats.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
@@ -215,9 +202,8 @@ class Ranks:
         return out.bool() if is_bool else out
 
     def stop_signal(self, signum: int | None) -> int | None:
-        """The signal that stops the job at this boundary: this process's ``signum`` or, with
-        several ranks, the largest any rank received (every rank must call this at the same step,
-        so all of them stop there together). None when no rank received one."""
+        """The signal that stops the job at this step: the largest ``signum`` any rank received, or None.
+        Every rank must call this at the same step."""
         if not self.distributed:
             return signum or None
         flag = torch.tensor([int(signum or 0)], dtype=torch.int64, device=_comm_device())
@@ -225,10 +211,8 @@ class Ranks:
         return int(flag.item()) or None
 
     def on_rank0(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` on rank 0 and give every rank its result (or raise its exception on every
-        rank: a bad ``--out`` or checkpoint stops the whole job with one message). The result is
-        pickled to the other ranks (checkpoint specs' read-only mappings included); for a single
-        process this is ``fn()``."""
+        """Run ``fn`` on rank 0 and give every rank its pickled result (or raise its exception on every rank);
+        ``fn()`` for a single process."""
         if not self.distributed:
             return fn()
         if self.rank != 0:
@@ -266,8 +250,7 @@ def _reduce_mapping_proxy(mapping: types.MappingProxyType) -> tuple[Any, tuple[d
 
 
 def _dumps(value: Any) -> bytes:
-    """``value`` pickled, read-only mappings (``types.MappingProxyType``, which checkpoint specs
-    hold) as themselves."""
+    """``value`` pickled, ``types.MappingProxyType`` mappings as themselves."""
     buffer = io.BytesIO()
     pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
     pickler.dispatch_table = {**copyreg.dispatch_table, types.MappingProxyType: _reduce_mapping_proxy}
@@ -285,13 +268,11 @@ def _comm_device() -> torch.device:
 # --- the process group -------------------------------------------------------------------------------
 def rank_device(spec: str, ranks: Ranks) -> torch.device:
     """The device of ``--device spec`` for this rank: under torchrun ``auto`` and ``cuda`` mean
-    ``cuda:LOCAL_RANK`` (one GPU a process), ``cpu`` the CPU; one process gets
-    :func:`rlenhance.runtime.select_device`'s answer.
+    ``cuda:LOCAL_RANK``; one process gets :func:`rlenhance.runtime.select_device`'s answer.
 
     Raises:
-        ValueError: an unknown spec, CUDA asked on a machine without it, ``cuda:N`` under
-            torchrun with several processes on the node (they would share GPU N), or fewer GPUs
-            than processes on the node.
+        ValueError: an unknown spec, CUDA asked without it, ``cuda:N`` with several processes on the node,
+            or fewer GPUs than processes on the node.
     """
     device = select_device(spec)
     if not ranks.distributed or device.type != "cuda":
@@ -310,9 +291,8 @@ def rank_device(spec: str, ranks: Ranks) -> torch.device:
 
 
 def init_process_group(ranks: Ranks, device: torch.device) -> None:
-    """Join the job's process group (torchrun's ``env://`` rendezvous): NCCL when ``device`` is
-    CUDA (made this process's current GPU), gloo on the CPU. Nothing for one process or when the
-    group exists already."""
+    """Join the job's process group (``env://``): NCCL on CUDA (made the current GPU), gloo on the CPU.
+    Nothing for one process or when the group exists already."""
     if not ranks.distributed or dist.is_initialized():
         return
     if device.type == "cuda":
@@ -322,9 +302,7 @@ def init_process_group(ranks: Ranks, device: torch.device) -> None:
 
 
 def shutdown(*, wait: bool = True, ignore_errors: bool = False) -> None:
-    """Leave the process group, after a last barrier (``wait``) so that no rank leaves while
-    another still talks to it; nothing when there is none. ``ignore_errors``: a rank that already
-    left (the barrier fails) is no error."""
+    """Leave the process group after a last barrier (``wait``); ``ignore_errors``: a failed barrier is no error."""
     if not (dist.is_available() and dist.is_initialized()):
         return
     try:
@@ -338,10 +316,8 @@ def shutdown(*, wait: bool = True, ignore_errors: bool = False) -> None:
 
 
 def wrap(model: nn.Module, ranks: Ranks, device: torch.device) -> nn.Module:
-    """``model`` in DistributedDataParallel for a job of several ranks (gradients averaged over
-    them during the backward pass; parameters broadcast from rank 0 first), after
-    :func:`sync_batch_norm`; the model itself for one process. Reach the model through
-    ``.module`` for checkpoints and evaluation."""
+    """``model`` after :func:`sync_batch_norm` in DistributedDataParallel for several ranks (reach it through
+    ``.module``); the model itself for one process."""
     if not ranks.distributed:
         return model
     from torch.nn.parallel import DistributedDataParallel
@@ -368,12 +344,9 @@ class _SumOverRanks(torch.autograd.Function):
 
 
 class GlobalBatchNorm(nn.BatchNorm2d):
-    """``nn.BatchNorm2d`` whose training-mode statistics are those of the global batch: the ranks'
-    per-channel counts and sums, then sums of squared deviations from the global mean, are
-    all-reduced (differentiably; in float32), on the CPU (gloo) as on CUDA (``nn.SyncBatchNorm``
-    is CUDA-only). Evaluation mode, or a single process, is plain batch norm; the parameters,
-    buffers and state-dict keys are ``nn.BatchNorm2d``'s. Every rank must run the module's
-    training-mode forward passes in the same order."""
+    """``nn.BatchNorm2d`` whose training-mode statistics are those of the global batch (all-reduced
+    differentiably in float32, on CPU and CUDA alike); plain batch norm in eval mode or for one process.
+    Every rank must run the training-mode forward passes in the same order."""
 
     def forward(self, x: Tensor) -> Tensor:
         if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
@@ -402,9 +375,8 @@ class GlobalBatchNorm(nn.BatchNorm2d):
 
 
 def sync_batch_norm(module: nn.Module) -> nn.Module:
-    """``module`` with every ``nn.BatchNorm2d`` replaced (in place, weights and buffers kept) by a
-    :class:`GlobalBatchNorm`, so a data-parallel job normalises by the global batch's statistics
-    as one process would. Returns the module (a BatchNorm2d given itself is returned converted)."""
+    """``module`` with every ``nn.BatchNorm2d`` replaced in place (weights kept) by a :class:`GlobalBatchNorm`;
+    a BatchNorm2d given itself is returned converted."""
     if isinstance(module, nn.BatchNorm2d) and not isinstance(module, GlobalBatchNorm):
         converted = GlobalBatchNorm(module.num_features, eps=module.eps, momentum=module.momentum,
                                     affine=module.affine, track_running_stats=module.track_running_stats)

@@ -1,71 +1,45 @@
 """Pixel-wise soft actor-critic (RSE-RL style) on batched torch vector envs.
 
-Every pixel is an agent with its own action, reward and Q value; the networks are shared and
-fully convolutional. Transitions (one per image of the batch) go to a
-:class:`agents.buffers.PixelReplayBuffer`; each update draws ``batch_size`` of them.
+Every pixel is an agent with its own action, reward and Q value; the networks are shared and fully
+convolutional. Transitions (one per image) go to a :class:`agents.buffers.PixelReplayBuffer`; each update
+draws ``batch_size`` of them.
 
-Continuous actions (``Box(-1, 1, (C, H, W))``, e.g. LowLight ``action_type="continuous"``): the
-actor is a :class:`rlenhance.models.policy.PixelActorCritic` with ``n_actions=None,
-bounded_mean=False``; at every pixel ``a = tanh(u)``, ``u ~ N(mean, exp(log_std))`` per channel,
-and ``log pi(a|s) = sum_c [log N(u_c) - log(1 - tanh(u_c)^2)]`` is the density of the pixel's
-whole action vector. One Q map ``Q(s, a)`` (B, 1, H, W) per critic (multi-channel reward maps
-are averaged over channels, as the scalar reward averages them)::
+Continuous actions (``Box(-1, 1, (C, H, W))``): the actor is a :class:`rlenhance.models.policy.PixelActorCritic`
+with ``n_actions=None, bounded_mean=False``; at every pixel ``a = tanh(u)``, ``u ~ N(mean, exp(log_std))`` per
+channel, and ``log pi(a|s) = sum_c [log N(u_c) - log(1 - tanh(u_c)^2)]``. One Q map ``Q(s, a)`` (B, 1, H, W) per
+critic (multi-channel reward maps are averaged over channels)::
 
     y      = r + gamma * (1 - terminal) * (min_i Q'_i(s', a') - alpha * log pi(a'|s')),  a' ~ pi(.|s')
     L_Q    = 1/2 sum_i mean((Q_i(s, a) - y)^2)
     L_pi   = mean(alpha * log pi(a~|s) - min_i Q_i(s, a~)),                             a~ ~ pi(.|s)
     L_alpha = -mean(log_alpha * (log pi(a~|s) + target_entropy))    (target: -C nats per pixel)
 
-A downscaled continuous actor (``downscale`` s > 1, ``SACConfig.block_actions``) draws one action per
-s x s block at its working resolution and upsamples it bilinearly (as ``greedy_rollout`` applies
-alphas): log pi, the entropy and its target are then per block.
+A downscaled continuous actor (``SACConfig.block_actions``) draws one action per s x s block and upsamples it
+bilinearly: log pi, the entropy and its target are then per block. With an env's action-penalty weights in its
+reset info (``envs.base.ACTION_PENALTY_WEIGHT``), a continuous actor adds ``SACConfig.action_penalty`` times the
+task's penalty of its greedy action map (:func:`agents.a3c.action_penalty_loss`); the weights travel with the
+transitions in the buffer.
 
-An env that leaves a penalty on the actions out of its reward hands each row's weight in its
-reset info (``envs.base.ACTION_PENALTY_WEIGHT``; LowLight's ``smooth_in_reward=False``: the
-smoothness of the alpha maps): a continuous actor then adds the task's penalty
-(``task.action_penalty``, :func:`agents.a3c.action_penalty_loss`) to its loss, ``action_penalty``
-times the mean over rows b of the penalty of its greedy action map ``tanh(mu_b)`` at the working
-resolution, weighted by ``w_b`` (``SACConfig.action_penalty``). The weights travel with the
-transitions in the buffer (an observation entry of their own).
-
-Discrete actions (Denoise, Completion, LowLight's alpha table; discrete SAC, Christodoulou 2019):
-each action map c of each pixel is an agent with ``Q_c(s, .)`` over its K actions (critic output
-(B, C, K, H, W)); expectations over actions are exact::
+Discrete actions (discrete SAC, Christodoulou 2019): each action map c of each pixel is an agent with
+``Q_c(s, .)`` over its K actions (critic output (B, C, K, H, W)); expectations over actions are exact::
 
     V(s')  = sum_k pi_c(k|s') (min_i Q'_i,c(s', k) - alpha * log pi_c(k|s'))
     y      = r + gamma * (1 - terminal) * V(s')                       (r broadcast over c)
     L_pi   = mean(sum_k pi_c(k|s) (alpha * log pi_c(k|s) - min_i Q_i,c(s, k)))
     L_alpha = mean(log_alpha * (H(pi_c(.|s)) - target_entropy))   (target: ratio * log K per map)
 
-With ``SACConfig.all_action_rewards`` (one action map, an env that hands every action's reward map
-``r_k`` in its step info) the critics regress all K values of every pixel,
-``L_Q = 1/2 sum_i mean_k((Q_i(s, k) - (r_k + gamma * (1 - terminal) * V(s')))^2)``: s' is the state
-the taken actions reached, shared by the K targets, so the targets rank the actions by their
-rewards alone, without the bootstrapped bias towards mild actions that leave work for later steps.
+With ``SACConfig.all_action_rewards`` (one action map, the env's per-action reward maps ``r_k``) the critics
+regress all K values of every pixel against ``r_k + gamma * (1 - terminal) * V(s')``. With
+``SACConfig.actor_updates`` N > 0, each episode's updates are followed by N actor-only steps (critics frozen,
+alpha fixed). With ``SACConfig.trust_region_kl``, each actor step is halved until the mean per-pixel
+``KL(pi_old || pi_new)`` is within the bound (or dropped after ``trust_region_steps`` halvings).
 
-With ``SACConfig.actor_updates`` N > 0, each episode's joint updates are followed by N actor-only
-steps (``L_pi`` on replayed states, critics frozen, alpha fixed): the actor catches up with the
-critics as they stand, where their per-pixel ranking of close actions moves too fast for one actor
-step per update (:attr:`SACConfig.actor_updates`).
+The target critics follow by Polyak averaging (``tau``). Truncation bootstraps unless
+``SACConfig.end_is_terminal``. The buffer is not part of :meth:`SAC.state_dict`.
 
-The target critics follow the critics by Polyak averaging (``tau``). Episodes end by truncation
-(the envs never terminate), which bootstraps: only ``terminated`` stops the bootstrap, unless
-``SACConfig.end_is_terminal`` (a finite horizon, which admits ``gamma`` 1).
-
-With ``SACConfig.trust_region_kl`` set, every actor step is followed by a backtracking line
-search (RSE-RL's trust-region SAC): the step is halved until the mean per-pixel KL divergence
-``KL(pi_old || pi_new)`` on the update's states is at most the bound (or dropped after
-``trust_region_steps`` halvings).
-
-The buffer content is not part of :meth:`SAC.state_dict`: a resumed run starts with an empty
-buffer (and collects ``learning_starts`` transitions again before updating).
-
-Data-parallel (``ranks``, :mod:`agents.distributed`): each rank steps its rows of the global env
-batch (a sharded env) and gathers every step's transitions from all ranks, so every rank's buffer
-holds what one process's would; an update draws the global minibatch's indices and noise on every
-rank and keeps its rows; the actor's, critics' and temperature's gradients are averaged over the
-ranks and a trust region's mean KL is the global mean. Every rank thus makes the update of one
-process with the global batches, and all ranks hold the same weights, buffer and generator.
+Data-parallel (``ranks``, :mod:`agents.distributed`): each rank steps its rows of a sharded env and gathers every
+step's transitions from all ranks; an update draws the global minibatch's indices and noise on every rank and
+keeps its rows; gradients are averaged over the ranks. All ranks thus hold the same weights, buffer and generator.
 """
 
 from __future__ import annotations
@@ -109,16 +83,10 @@ __all__ = [
 ]
 
 
-# --------------------------------------------------------------------------------------------
-# The agent
-# --------------------------------------------------------------------------------------------
 class SAC:
     """Pixel-wise soft actor-critic (continuous tanh-Gaussian or discrete per-pixel actions).
 
-    Same public API as :class:`agents.a3c.A3C`: :meth:`act`, :meth:`train_episode`,
-    :meth:`evaluate`, :meth:`state_dict` / :meth:`load_state_dict` and the attribute ``policy``
-    (the actor, what checkpoints save). The replay buffer (``buffer``) is not saved: a resumed
-    run restarts with an empty buffer.
+    Same public API as :class:`agents.a3c.A3C` (``policy`` is the actor); the replay buffer is not saved.
 
     Args:
         policy: the actor, a :class:`PixelActorCritic` without ConvGRU (its value head is unused);
@@ -127,10 +95,8 @@ class SAC:
         device: ``None`` = the policy's device, ``"auto"`` = CUDA when available, or a device.
         critic_kwargs: overrides of the critics' architecture
             (:meth:`PixelQNetwork.for_policy`), e.g. ``{"width": 16}``.
-        ranks: this process's place in a data-parallel job (:class:`agents.distributed.Ranks`; see
-            the module docstring): :meth:`train_episode` then takes an env sharded the same way
-            (``shard=ranks.shard``) and ``batch_size`` is the global minibatch (a multiple of the
-            world size). None: a single process.
+        ranks: this process's place in a data-parallel job (:class:`agents.distributed.Ranks`): the env is
+            sharded the same way and ``batch_size`` is the global minibatch. None: a single process.
 
     Example:
         >>> import envs
@@ -198,12 +164,6 @@ class SAC:
         return float(self.log_alpha.detach().exp())
 
     # ---- acting -----------------------------------------------------------------------------
-    def _actions(self, out: PolicyOutput, greedy: bool) -> Tensor:
-        """Sampled (or mode) actions of one policy output, on the agent's device: the policy's own
-        decoding (:meth:`~rlenhance.models.policy.PixelActorCritic.predict`; its continuous
-        distribution is tanh-squashed, the policy having a free mean)."""
-        return self.policy.predict(out, deterministic=greedy, generator=self.generator)
-
     @torch.no_grad()
     def act(self, obs: Mapping[str, Tensor], hidden: Tensor | None = None,
             greedy: bool = False) -> tuple[Tensor, None]:
@@ -220,7 +180,8 @@ class SAC:
         """
         env_device = device_of(obs)
         x, cond = build_policy_input(obs_to(obs, self.device))
-        return self._to_pixels(self._actions(self._out(x, cond), greedy), x.shape).to(env_device), None
+        actions = self.policy.predict(self._out(x, cond), deterministic=greedy, generator=self.generator)
+        return self._to_pixels(actions, x.shape).to(env_device), None
 
     # ---- learning ---------------------------------------------------------------------------
     def _reward(self, reward_map: Tensor) -> Tensor:
@@ -244,13 +205,11 @@ class SAC:
         return maps.to(self.device, torch.float32)
 
     def _out(self, x: Tensor, cond: Tensor | None) -> PolicyOutput:
-        """The actor's output where its actions are drawn: the working resolution with block
-        actions, else every pixel (the value head, unused by SAC, is skipped)."""
+        """The actor's output where its actions are drawn (working resolution with block actions), without value."""
         return self.policy(x, cond, full_resolution=not self.blocks, with_value=False)
 
     def _action_penalty_weights(self, info: Mapping[str, Any] | None, batch: int) -> Tensor | None:
-        """The per-row weights of the task's action penalty in a reset's ``info``
-        (:func:`agents.a3c.action_penalty_weights`)."""
+        """The per-row weights of the task's action penalty in a reset's ``info`` (:func:`action_penalty_weights`)."""
         refusal = None
         if self.discrete or not self.config.action_penalty:
             refusal = ("SAC charges it only on a continuous actor with SACConfig.action_penalty > 0; got "
@@ -259,8 +218,7 @@ class SAC:
         return action_penalty_weights(info, batch, self.device, refusal)
 
     def _to_pixels(self, t: Tensor, size: torch.Size | tuple[int, int]) -> Tensor:
-        """Block actions (or per-block maps) upsampled bilinearly to the pixels ``size`` = (H, W),
-        as ``greedy_rollout`` applies alphas; unchanged without block actions."""
+        """Block actions (or per-block maps) upsampled bilinearly to ``size`` = (H, W); unchanged without blocks."""
         return self.policy.upsample(t, *size[-2:]) if self.blocks else t
 
     def _noise(self, like: Tensor) -> Tensor:
@@ -307,8 +265,8 @@ class SAC:
 
     def _actor_loss(self, x: Tensor, cond: Tensor | None, alpha: Tensor,
                     tv_weights: Tensor | None = None) -> tuple[Tensor, Tensor, PolicyOutput, Tensor | None]:
-        """Actor loss, per-pixel entropy (estimate), the (pre-step) policy output and, with
-        ``tv_weights`` (B,), the per-row smoothness TV of the greedy action map (with graph)."""
+        """Actor loss, per-pixel entropy, the pre-step policy output and, with ``tv_weights`` (B,), the per-row
+        penalty of the greedy action map (with graph)."""
         out = self._out(x, cond)
         if self.discrete:
             log_pi = F.log_softmax(out.logits, dim=2)
@@ -348,15 +306,8 @@ class SAC:
             p.copy_(b)
         return torch.zeros((), device=self.device)
 
-    def _critic_step(self, batch: ReplaySample, alpha: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """One gradient step of the twin critics on ``batch``: ``(loss, q_mean, grad_norm)`` (the targets
-        are moved by :meth:`_update`, after the actor)."""
-        critic_loss, q_mean = self._critic_loss(batch, alpha)
-        return critic_loss, q_mean, self._step(critic_loss, list(self.critics.parameters()), self.critic_optimizer)
-
     def _actor_step(self, batch: ReplaySample, alpha: Tensor) -> tuple[dict[str, Tensor], Tensor]:
-        """One gradient step of the actor on ``batch`` against the critics as they stand (within the
-        trust region, if any): its tensor stats and the per-pixel entropy (before the step)."""
+        """One actor step on ``batch`` (within the trust region, if any): its tensor stats and the pre-step entropy."""
         x, cond = build_policy_input(batch.obs)
         self.critics.requires_grad_(False)
         try:
@@ -380,7 +331,8 @@ class SAC:
         """One gradient update of critics, actor and temperature, then the targets; tensor stats."""
         cfg = self.config
         alpha = self.log_alpha.detach().exp()
-        critic_loss, q_mean, critic_norm = self._critic_step(batch, alpha)
+        critic_loss, q_mean = self._critic_loss(batch, alpha)
+        critic_norm = self._step(critic_loss, list(self.critics.parameters()), self.critic_optimizer)
 
         stats = {"value_loss": critic_loss.detach(), "q_mean": q_mean, "critic_grad_norm": critic_norm, "alpha": alpha}
         if self.updates >= cfg.critic_warmup:  # in the warm-up the critics learn the actor's values, nothing else
@@ -401,21 +353,17 @@ class SAC:
         """One SAC update on a batch of transitions (e.g. ``agent.buffer.sample(n, agent.generator)``).
 
         Returns:
-            dict of floats: ``loss`` (critic + actor), ``value_loss`` (critics), ``policy_loss``,
-            ``entropy`` (mean per-pixel policy entropy; for tanh-Gaussians the estimate
-            ``-log pi(a~|s)``), ``alpha`` (used in this update), ``alpha_loss``, ``q_mean``,
-            ``critic_grad_norm``, ``actor_grad_norm``, with a trust region ``kl`` (the mean
-            per-pixel KL of the accepted actor step) and, with smoothness weights from the env,
-            ``action_penalty`` (the mean weighted penalty of the greedy action maps, before the step). In the critics'
-            warm-up (:attr:`SACConfig.critic_warmup`) only ``value_loss``, ``q_mean``,
-            ``critic_grad_norm`` and ``alpha``.
+            dict of floats: ``loss`` (critic + actor), ``value_loss``, ``policy_loss``, ``entropy`` (mean
+            per-pixel; ``-log pi(a~|s)`` for tanh-Gaussians), ``alpha``, ``alpha_loss``, ``q_mean``,
+            ``critic_grad_norm``, ``actor_grad_norm``, with a trust region ``kl`` and, with penalty weights from
+            the env, ``action_penalty``. In the critics' warm-up (:attr:`SACConfig.critic_warmup`) only
+            ``value_loss``, ``q_mean``, ``critic_grad_norm`` and ``alpha``.
         """
         return {k: float(v) for k, v in self._update(batch).items()}
 
     def _store(self, obs: Mapping[str, Tensor], actions: Tensor, rmap: Tensor, next_obs: Mapping[str, Tensor],
                terminal: Tensor, alive: Tensor) -> None:
-        """Add a step's transitions of the envs still alive to the buffer; data-parallel, the
-        transitions of every rank's rows, in rank order (the global batch's order)."""
+        """Add a step's transitions of the envs still alive to the buffer (every rank's rows, in rank order)."""
         if self.ranks.distributed:
             gather = self.ranks.gather
             obs, next_obs = {k: gather(v) for k, v in obs.items()}, {k: gather(v) for k, v in next_obs.items()}
@@ -436,18 +384,14 @@ class SAC:
         """Collect one batched episode into the buffer, then run the updates.
 
         Args:
-            venv: a torch vector env (``reset``/``step`` as in ``envs.make_vec``); the reward maps
-                come from ``info["reward_map"]`` (the scalar reward when absent).
+            venv: a torch vector env (``envs.make_vec``); reward maps from ``info["reward_map"]`` (else the reward).
             seed: passed to ``venv.reset``; give it on the first episode, None afterwards.
 
         Returns:
-            dict of floats: ``episode_return`` (sum of the mean rewards, mean over envs),
-            ``reward_mean``, the means over this episode's updates of the :meth:`update` stats
-            (NaN before ``learning_starts`` transitions were collected, the actor's in the critics'
-            warm-up; each stat averaged over the updates that gave it; ``action_penalty`` only when the
-            env hands smoothness weights), ``alpha`` (after the updates), ``buffer_mb`` (MB held),
-            ``buffer_size``, ``steps``, ``updates``, ``actor_updates`` (the actor-only steps after them:
-            ``SACConfig.actor_updates``, 0 before the first update), ``episode``.
+            dict of floats: ``episode_return`` (sum of the mean rewards, mean over envs), ``reward_mean``, the
+            means over this episode's updates of the :meth:`update` stats (NaN where no update gave one),
+            ``alpha`` (after the updates), ``buffer_mb``, ``buffer_size``, ``steps``, ``updates``,
+            ``actor_updates`` (the actor-only steps), ``episode``.
         """
         cfg = self.config
         obs, info = venv.reset(seed=seed)
@@ -457,7 +401,7 @@ class SAC:
         batch = next(iter(obs.values())).shape[0]
         self.task = getattr(venv, "task", None)  # its action penalty (SACConfig.action_penalty)
         tv_weights = self._action_penalty_weights(info, batch)
-        # the weights ride with the transitions, an observation entry (D = 1) the policy input ignores
+        # the weights ride with the transitions as an observation entry the policy input ignores
         with_weights = (lambda o: {**o, ACTION_PENALTY_WEIGHT: tv_weights.view(-1, 1)}) if tv_weights is not None \
             else (lambda o: o)
         alive = torch.ones(batch, dtype=torch.bool, device=self.device)
@@ -517,20 +461,13 @@ class SAC:
 
     def evaluate(self, venv: Any, episodes: int = 1, seed: int | None = None,
                  greedy: bool = True) -> dict[str, float]:
-        """Roll out the (greedy) policy without learning; the same rollout and keys as
-        :func:`agents.common.evaluate_policy`.
-
-        Returns:
-            dict: ``return_mean`` / ``return_std`` (per env and episode, sum of rewards),
-            ``reward_mean`` (per step), ``final_reward_mean`` (last step), ``episodes``.
-        """
+        """Roll out the (greedy) policy without learning: :func:`agents.common.evaluate_policy`."""
         return evaluate_policy(self, venv, episodes=episodes, seed=seed, greedy=greedy)
 
     # ---- checkpoints ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume except the replay buffer's content (a resumed run starts
-        with an empty buffer): actor arch + weights, critics and targets (arch + weights),
-        log_alpha, the three optimisers, counters, config and the generator state."""
+        """Everything needed to resume except the replay buffer: networks with archs, log_alpha, optimisers,
+        counters, config and generator state."""
         return {
             "arch": self.policy.arch(),
             "policy": self.policy.state_dict(),
@@ -551,8 +488,7 @@ class SAC:
         """Restore from :meth:`state_dict` output (the buffer is left as it is).
 
         Raises:
-            CheckpointError: missing entries, an actor or critic architecture mismatch, or
-                non-finite weights.
+            CheckpointError: missing entries, an architecture mismatch, or non-finite weights.
         """
         required = ("policy", "critics", "critic_targets", "log_alpha", "actor_optimizer",
                     "critic_optimizer", "alpha_optimizer", "episodes")

@@ -19,9 +19,6 @@ __all__ = ["SACConfig", "discrete_soft_value", "pixel_kl", "polyak_update", "sof
            "squashed_gaussian_sample"]
 
 
-# --------------------------------------------------------------------------------------------
-# Configuration
-# --------------------------------------------------------------------------------------------
 @dataclass
 class SACConfig:
     """Hyper-parameters of pixel-wise SAC."""
@@ -144,9 +141,6 @@ class SACConfig:
                 raise ValueError(f"SACConfig: {name}={getattr(self, name)!r}; expected {accepted}")
 
 
-# --------------------------------------------------------------------------------------------
-# Pieces of the update math
-# --------------------------------------------------------------------------------------------
 @torch.no_grad()
 def polyak_update(params: Iterable[Tensor], target_params: Iterable[Tensor], tau: float) -> None:
     """In place ``target <- (1 - tau) * target + tau * param`` for paired tensors.
@@ -221,8 +215,7 @@ def soft_td_target(reward_map: Tensor, terminal: Tensor, next_value: Tensor, gam
 def pixel_kl(old: PolicyOutput, new: PolicyOutput) -> Tensor:
     """Per-pixel ``KL(pi_old || pi_new)`` of the joint action of each pixel (summed over action maps).
 
-    For Gaussian heads the KL of the pre-tanh Gaussians is returned; tanh is a bijection, so it
-    equals the KL of the squashed distributions.
+    For Gaussian heads, the KL of the pre-tanh Gaussians (equal to the squashed one's: tanh is a bijection).
 
     Args:
         old, new: outputs of the same policy (categorical: ``logits`` (B, C, K, H, W); Gaussian:

@@ -4,14 +4,12 @@
 >>> env = gym.make("rlenhance/LowLight-v1", crop=32)        # one image, numpy
 >>> venv = envs.make_vec("rlenhance/LowLight-v1", num_envs=8, device="cpu")  # batched torch
 
-:func:`make_for_checkpoint` gives the env whose rollout is a policy checkpoint's inference (its training env;
-a low-light policy's with the overshoot cap and steps inference applies; :func:`env_kwargs_for_checkpoint` its
-id and keyword arguments); without keyword arguments each id is the MDP its task's recipe trains in (the shipped
-low-light policy's; the denoising and completion recipes over FFDNet and the U-Net).
+:func:`make_for_checkpoint` gives the env whose rollout is a policy checkpoint's inference
+(:func:`env_kwargs_for_checkpoint`: its id and keyword arguments); without keyword arguments each id is the MDP
+its task's recipe trains in.
 
-``max_episode_steps`` is each id's episode length: ``gym.make`` gives it to gymnasium's ``TimeLimit``
-wrapper (the one-image env never ends an episode by itself, as CartPole), ``make_vec`` to the vector
-env, which truncates its episodes itself. Either call overrides it with ``max_episode_steps=N``.
+``max_episode_steps`` is each id's episode length: ``gym.make`` gives it to gymnasium's ``TimeLimit``, ``make_vec``
+to the vector env, which truncates its episodes itself; ``max_episode_steps=N`` overrides it.
 
 The vector envs speak torch; :class:`envs.numpy_vector.NumpyVectorEnv` gives them a numpy face for
 Gymnasium's numpy vector wrappers (``RecordEpisodeStatistics``, ``NormalizeReward``):
@@ -36,9 +34,8 @@ register(
     vector_entry_point="envs.lowlight:LowLightVectorEnv",
     max_episode_steps=10,
 )
-# The same task under uneven light: every episode's dark image is its reference relit by uneven light
-# (rlenhance.data.uneven_low_light), rewarded by the distance to the reference at the exposure target, at one
-# setting (docs/lowlight.md#uneven-light). A global curve cannot win it; experiments.lol_train's default.
+# The same task under uneven light: dark images are references relit unevenly, rewarded by the distance to the
+# reference at the exposure target (docs/lowlight.md#uneven-light).
 register(
     id="rlenhance/UnevenLight-v0",
     entry_point="envs.lowlight:LowLightEnv",
@@ -59,11 +56,8 @@ register(
     vector_entry_point="envs.completion:CompletionVectorEnv",
     max_episode_steps=5,
 )
-# RSE-RL: observations hold the image and its candidates; the agents see them stacked through
-# envs.rse.make_rse_vec (StackObservation). Its contract tests are in tests/envs/test_rse_env.py.
-# No registered length: the vector env's default is RSETask's one step (one blend per round), and
-# gym.make applies no TimeLimit (a one-step limit is an episode gymnasium's check_env refuses), so
-# the one-image env refines until the caller stops or gives max_episode_steps=N.
+# RSE-RL (agents see it through envs.rse.make_rse_vec). No registered length: the vector env's default is one
+# step, and check_env refuses a one-step TimeLimit.
 register(
     id="rlenhance/RSE-v0",
     entry_point="envs.rse:RSEEnv",

@@ -1,31 +1,19 @@
 """The batched torch core shared by every rlenhance environment, and its two Gymnasium faces.
 
-Each task (low light, denoising, completion) is written once, as a :class:`PixelTask`: a batch of
-``B`` images held as torch tensors on one device, a transition applied to the whole batch and a
-per-pixel reward map computed from :mod:`rlenhance.losses`. The task is then exposed as
+Each task is written once, as a :class:`PixelTask`: ``B`` images held as torch tensors on one device, a
+transition applied to the whole batch and a per-pixel reward map from :mod:`rlenhance.losses`. It is exposed as
 
-* :class:`PixelEnv` - a ``gymnasium.Env`` for one image (numpy in and out, passes
-  ``gymnasium.utils.env_checker.check_env``), and
-* :class:`PixelVectorEnv` - a natively batched ``gymnasium.vector.VectorEnv`` over ``B`` images
-  whose observations, rewards and actions are torch tensors on the chosen device. This is the
-  training path: no per-image Python loop and no numpy round trip per step.
+* :class:`PixelEnv` - a ``gymnasium.Env`` for one image (numpy in and out, passes ``check_env``), and
+* :class:`PixelVectorEnv` - a natively batched ``gymnasium.vector.VectorEnv`` over ``B`` images with torch
+  observations, rewards and actions on the chosen device (the training path).
 
-All ``B`` episodes of a vector env run in lockstep (same length, reset together), as in PixelRL
-and ReLLIE; ``metadata["autoreset_mode"]`` is ``DISABLED``: call ``reset()`` after the last step.
-The vector env truncates its episodes itself after ``max_episode_steps`` (it has no wrapper), or,
-given ``min_episode_steps``, after a length drawn at each reset from ``min_episode_steps`` ..
-``max_episode_steps`` (one for the batch), so that a policy cannot count on a fixed horizon; the
-one-image env never ends an episode by itself and leaves the length to gymnasium's ``TimeLimit``,
-as CartPole does (``gym.make(id)`` applies the registered length, ``gym.make(id,
-max_episode_steps=N)`` N steps).
-All randomness (which images, crops, flips, noise, masks, sampled reward weights) comes from the
-env's ``np_random``, so the same seed gives the same rollout: every reset draws one episode seed
-from it, and the start of the batch's row ``i`` is made of counter-based numbers of (episode seed,
-``i``) (:class:`rlenhance.data.RowDraws`, drawn for all the rows at once, the large fields on the
-device), so it does not depend on the batch size, and a sharded task (one rank of a data-parallel
-job) draws its own rows only. On a GPU the crops are cut from the data set held there
-(:class:`rlenhance.data.ImageBank`): a reset costs a fixed number of tensor operations, whatever the
-batch size.
+The ``B`` episodes of a vector env run in lockstep; ``metadata["autoreset_mode"]`` is ``DISABLED``. The
+vector env truncates its episodes itself after ``max_episode_steps`` (or a length drawn at each reset from
+``min_episode_steps`` .. ``max_episode_steps``); the one-image env leaves the length to gymnasium's
+``TimeLimit``, as CartPole does. All randomness comes from the env's ``np_random``: every reset draws one
+episode seed, and row ``i``'s start is made of counter-based numbers of (episode seed, ``i``)
+(:class:`rlenhance.data.RowDraws`), so it does not depend on the batch size and a sharded task draws its own
+rows only. On a GPU the crops are cut from the data set held there (:class:`rlenhance.data.ImageBank`).
 """
 
 from __future__ import annotations
@@ -53,11 +41,6 @@ RENDER_FPS = 4
 _FRAME_MAX = 255.0
 
 
-def parse_crop(crop: int | tuple[int, int] | None) -> tuple[int, int] | None:
-    """Normalise a crop argument to ``(h, w)`` (or None); see :func:`envs.validation.check_crop`."""
-    return check_crop(crop)
-
-
 def common_size(dataset) -> tuple[int, int]:
     """The (H, W) shared by every image of a dataset (needed when ``crop=None``)."""
     sizes = set()
@@ -79,12 +62,10 @@ def render_frames(image: torch.Tensor) -> np.ndarray:
     """RGB frames of a batch of images, as gymnasium's ``rgb_array`` render mode returns them.
 
     Args:
-        image: float (B, C, H, W), C = 3 (RGB) or 1 (gray), on any device; values outside [0, 1]
-            (an unclipped noisy image) are clipped.
+        image: float (B, C, H, W), C = 3 (RGB) or 1 (gray), on any device; clipped to [0, 1].
 
     Returns:
-        uint8 numpy array (B, H, W, 3), RGB order, ``round(255 * clip(x, 0, 1))``; a gray channel
-        is repeated three times.
+        uint8 numpy array (B, H, W, 3), RGB, ``round(255 * clip(x, 0, 1))``; gray is repeated three times.
     """
     frames = image.detach().clamp(0.0, 1.0).mul(_FRAME_MAX).round().to(torch.uint8)
     if frames.shape[1] == 1:
@@ -92,10 +73,10 @@ def render_frames(image: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(frames.permute(0, 2, 3, 1).cpu().numpy())
 
 
-#: The key of a reset's info holding each row's weight of the task's action penalty, float32 (B,) >= 0
-#: (:meth:`PixelTask.action_penalty`): a term the task leaves out of its reward for the agent to charge
-#: on the actions its policy means to take.
+#: The reset-info key of each row's weight of the task's action penalty, float32 (B,) >= 0
+#: (:meth:`PixelTask.action_penalty`).
 ACTION_PENALTY_WEIGHT = "action_penalty_weight"
+
 
 class EpisodeRow(NamedTuple):
     """The random source of one row of a reset's global batch (:func:`episode_rows`).
@@ -103,8 +84,7 @@ class EpisodeRow(NamedTuple):
     Attributes:
         index: the row of the global batch (``rank * num_envs + k`` for a shard's ``k``-th env).
         rng: numpy generator of the row's draws (item, crop, flips, noise level, settings).
-        generator: torch generator on the task's device, of the row's tensor draws (noise values,
-            masks, synthetic darkening), seeded from ``rng``.
+        generator: torch generator on the task's device for the row's tensor draws, seeded from ``rng``.
     """
 
     index: int
@@ -113,15 +93,11 @@ class EpisodeRow(NamedTuple):
 
 
 def episode_rows(seed: int, indices: Iterable[int], device: str | torch.device) -> list[EpisodeRow]:
-    """The random sources of the rows ``indices`` of a batch started with ``seed``, one generator
-    object per row, for a draw made row by row (the trainers' example batches and latent draws; the
-    envs draw every row at once from :class:`rlenhance.data.RowDraws`).
+    """The random sources of the rows ``indices`` of a batch started with ``seed``, for a draw made row by row
+    (the envs draw every row at once from :class:`rlenhance.data.RowDraws`).
 
-    Row ``i``'s numpy generator is ``np.random.default_rng([seed, i])`` and its torch generator is
-    seeded with that generator's first draw. A row's start is thus a function of (seed, ``i``) alone:
-    it is the same in a batch of any size and whichever process draws it, so the ranks of a
-    data-parallel job each draw only their own rows, and the rows of all ranks together are those of
-    one process drawing the global batch.
+    Row ``i``'s numpy generator is ``np.random.default_rng([seed, i])`` and its torch generator is seeded with
+    that generator's first draw, so a row depends on (seed, ``i``) alone, whatever the batch size or process.
     """
     rows = []
     for index in indices:
@@ -146,37 +122,28 @@ def _layout_hint(shape: tuple[int, ...], channels: int) -> str:
 class PixelTask:
     """Batched pixel-wise MDP on ``num_envs`` images: transition and reward in torch.
 
-    Subclasses define the spaces of one image (``single_observation_space``,
-    ``single_action_space``), how an episode starts (:meth:`_start`), what the agent sees
-    (:meth:`observe`) and the transition with its reward map (:meth:`_transition`).
+    Subclasses define the spaces of one image (``single_observation_space``, ``single_action_space``), the
+    start (:meth:`_start`), the observation (:meth:`observe`) and the transition and reward map (:meth:`_transition`).
 
     Args:
         num_envs: batch size B.
         device: torch device of every tensor the task holds.
-        max_episode_steps: episode length; all episodes of the batch are truncated together after
-            this many steps. None: the task never ends an episode (the one-image env leaves the
-            length to gymnasium's ``TimeLimit``).
-        min_episode_steps: None or ``max_episode_steps``: every episode lasts ``max_episode_steps``.
-            A smaller length: each reset draws the batch's length uniformly from
-            ``min_episode_steps`` .. ``max_episode_steps`` with the env's rng (one more draw per
-            reset), so that a policy, which does not see the step count, cannot rely on a schedule
-            for one horizon; ``episode_steps`` is the current length.
+        max_episode_steps: episode length; the batch's episodes are truncated together after this many steps.
+            None: the task never ends an episode (the one-image env leaves it to ``TimeLimit``).
+        min_episode_steps: None or ``max_episode_steps``: every episode lasts ``max_episode_steps``. A smaller
+            length: each reset draws the batch's length uniformly from ``min_episode_steps`` ..
+            ``max_episode_steps`` with the env's rng; ``episode_steps`` is the current length.
         data: None (embedded photos), a folder or a dataset; see :func:`rlenhance.data.open_dataset`.
-        data_kind: how a folder is read ("paired", "clean" or "occluded"); set by the task. A
-            "clean" folder of real noisy / clean pairs is read as ``NoisyPairs``.
+        data_kind: how a folder is read ("paired", "clean" or "occluded"); set by the task.
         gray: single-channel images.
         split: "train", "val" or None (all images).
         split_seed: seed of the deterministic train/validation split.
         crop: random crop per episode, int or (h, w); None uses whole images (all of one size).
-        validate_actions: check the shape of every action batch and the range of its values: on the
-            CPU at every step, on a GPU at an episode's first step (the check of the values waits for
-            the device: once an episode keeps the steps free of host round trips).
-        shard: ``(rank, world_size)`` of a data-parallel job (:mod:`agents.distributed`): the
-            episodes drawn at reset are rows ``rank * num_envs`` to ``(rank + 1) * num_envs - 1`` of
-            a task of ``num_envs * world_size`` envs reset with the same seed (images, crops, noise,
-            masks, settings), and only those rows are drawn (:meth:`draw_start`). None: a task of
-            its own (rows 0 to ``num_envs - 1``). Starts given through ``reset(options=...)`` are
-            taken as given.
+        validate_actions: check the shape of every action batch and the range of its values (on the CPU at
+            every step, on a GPU at an episode's first step only).
+        shard: ``(rank, world_size)`` of a data-parallel job (:mod:`agents.distributed`): reset draws only
+            rows ``rank * num_envs`` to ``(rank + 1) * num_envs - 1`` of a task of ``num_envs * world_size``
+            envs (:meth:`draw_start`). None: rows 0 to ``num_envs - 1``.
     """
 
     #: dtype of discrete actions; continuous actions are float32.
@@ -205,8 +172,7 @@ class PixelTask:
         #: the current episodes' length (drawn at each reset with ``min_episode_steps``).
         self.episode_steps = self.max_episode_steps
         self.validate_actions = validate_actions
-        #: torch generator of the draws for starts given through ``reset(options=...)`` (noise
-        #: of a clean image given without its noisy one); seeded with the episode seed.
+        #: torch generator of the draws for starts given through ``reset(options=...)``; seeded with the episode seed.
         self.generator = torch.Generator(device=self.device)
         #: the seed of the current episodes' rows (:func:`episode_rows`), drawn at every reset.
         self.episode_seed: int | None = None
@@ -214,18 +180,16 @@ class PixelTask:
         self.done = True
         #: number of discrete actions per pixel; None for continuous actions (set by the task).
         self.n_actions: int | None = None
-        #: the current images (B, C, H, W) float32, what ``observe()["image"]`` shows (Denoise's
-        #: noise-level map shows the noisy image instead); None before the first reset.
+        #: the current images (B, C, H, W) float32; None before the first reset.
         self.image: torch.Tensor | None = None
-        #: False: the caller discards the rewards (a rollout that wants the final images only); a task
-        #: may then skip the work only its rewards need (the reward maps are zeros).
+        #: False: the caller discards the rewards; a task may skip the work only they need (zero reward maps).
         self.score_rewards = True
         self.dataset = open_dataset(data, kind=data_kind, split=split, gray=gray, seed=split_seed)
         #: (the data set, its ImageBank on the device or None), made at the first draw off the CPU
         self._bank: tuple[Any, ImageBank | None] | None = None
         if len(self.dataset) == 0:
             raise ValueError("data: the dataset is empty")
-        self.crop = parse_crop(crop)
+        self.crop = check_crop(crop)
         check_crop_fits(self.crop, self.dataset)
         #: (H, W) of every image of an episode: the crop, or the common size of the data.
         self.image_size = self.crop if self.crop is not None else common_size(self.dataset)
@@ -234,16 +198,12 @@ class PixelTask:
 
     # --- to be provided by each task -------------------------------------------------------
     def _start(self, rng: np.random.Generator, options: dict[str, Any] | None) -> None:
-        """Begin B new episodes: take the start from ``options`` or draw it (:meth:`draw_start`)
-        and set the state."""
+        """Begin B new episodes: take the start from ``options`` or draw it (:meth:`draw_start`)."""
         raise NotImplementedError
 
     def _draw(self, rows: RowDraws) -> dict[str, Any]:
-        """The random start of the episodes of ``rows``, as tensors with ``len(rows)`` rows on the
-        device: row ``k``'s images, noise, masks and settings from the streams of ``rows``
-        (:meth:`draw_batch`; the :mod:`rlenhance.data.degrade` functions take a row stream, a
-        stream's draws take one number per row), never from the env's rng or ``self.generator``, so
-        that a row is the same whichever batch or rank draws it."""
+        """The random start of the episodes of ``rows``, as tensors with ``len(rows)`` rows on the device, drawn
+        from the streams of ``rows`` only (never the env's rng or ``self.generator``)."""
         raise NotImplementedError
 
     def observe(self) -> dict[str, torch.Tensor]:
@@ -251,21 +211,15 @@ class PixelTask:
         raise NotImplementedError
 
     def reset_info(self) -> dict[str, torch.Tensor]:
-        """What a reset tells the agent besides the observation, each value a tensor (B,) on the
-        device (the vector env's reset info; the one-image env gives each as a float): ``{}``
-        unless a task has something to say (e.g. :data:`ACTION_PENALTY_WEIGHT`)."""
+        """The reset info, each value a tensor (B,) on the device (a float in the one-image env); ``{}`` by default."""
         return {}
 
-    #: The value each discrete action stands for (e.g. LowLight's alphas), for an agent's penalty on
-    #: its policy's expected action (:meth:`action_penalty`); None: the actions are not values.
+    #: The value each discrete action stands for (e.g. LowLight's alphas); None: the actions are not values.
     action_values: tuple[float, ...] | None = None
 
     def action_penalty(self, actions: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-        """The penalty (B,) a task asks the agent to add to its loss for the action maps it means to
-        take (``actions`` (B, C, h, w): a discrete policy's expected :attr:`action_values`, a
-        continuous one's greedy actions, with graph), each row's times its weight in ``weights`` (B,)
-        (the reset's :data:`ACTION_PENALTY_WEIGHT`; None: 1). A task that hands such weights in its
-        reset info defines it (LowLight: the smoothness its reward leaves out); others have none.
+        """The penalty (B,) for the agent's loss on the action maps ``actions`` (B, C, h, w) it means to take, each
+        row's times its weight in ``weights`` (B,) (the reset's :data:`ACTION_PENALTY_WEIGHT`; None: 1).
 
         Raises:
             NotImplementedError: a task without an action penalty.
@@ -278,17 +232,14 @@ class PixelTask:
         raise NotImplementedError
 
     def step_info(self) -> dict[str, torch.Tensor]:
-        """What a step tells the agent besides ``reward_map`` (the vector env's step info), each value
-        a tensor with B rows on the device: ``{}`` unless a task has something to say."""
+        """The step info besides ``reward_map``, each value a tensor with B rows on the device; ``{}`` by default."""
         return {}
 
     # --- shared machinery ------------------------------------------------------------------
     def reset(self, rng: np.random.Generator, options: dict[str, Any] | None = None) -> dict:
-        # one draw from the env's rng per reset, on every rank alike, so the ranks' rngs stay in step
         self.episode_seed = int(rng.integers(_SEED_BOUND))
         self.generator.manual_seed(self.episode_seed)
         if self.min_episode_steps is not None and self.min_episode_steps < self.max_episode_steps:
-            # only then: a fixed length leaves the rng's stream as it was
             self.episode_steps = int(rng.integers(self.min_episode_steps, self.max_episode_steps + 1))
         self._start(rng, options)
         self.t = 0
@@ -331,28 +282,20 @@ class PixelTask:
         return actions
 
     def _check_values(self) -> bool:
-        """Whether this step's action values are checked (``validate_actions``: every step on the CPU, an
-        episode's first on another device)."""
+        """Whether this step's action values are checked (every step on the CPU, an episode's first elsewhere)."""
         return self.validate_actions and (self.device.type == "cpu" or self.t == 0)
 
     def draw_start(self) -> dict[str, Any]:
-        """The random start of this task's B episodes of the current reset: :meth:`_draw` of its
-        global rows, 0 to B - 1, or ``rank * B`` to ``rank * B + B - 1`` for a sharded task. Each
-        row's numbers are functions of (episode seed, row) (:class:`rlenhance.data.RowDraws`), so a
-        rank draws its B rows only, not the ``B * world_size`` of the job, and gets what one task of
-        the job's size would give these rows."""
+        """The random start of this task's B episodes: :meth:`_draw` of its global rows (0 to B - 1, or
+        ``rank * B`` to ``rank * B + B - 1`` for a sharded task)."""
         if self.episode_seed is None:
             raise RuntimeError("draw_start() called before reset(): the episode seed is drawn at reset")
         first = 0 if self.shard is None else self.shard[0] * self.num_envs
         return self._draw(RowDraws(self.episode_seed, range(first, first + self.num_envs)))
 
     def draw_batch(self, rows: RowDraws) -> dict:
-        """One random item of the data set per row, its crop and flips (stream ``"item"``,
-        :func:`rlenhance.data.sample_batch`), stacked as float32 tensors on the device. Off the CPU
-        the crops are gathered from the data set held on the device (:class:`rlenhance.data.ImageBank`,
-        when it keeps its images in memory and they fit :data:`rlenhance.data.BANK_BYTES`), the same
-        batch without a loop over the rows; on the CPU the rows are cut one by one (faster there than
-        the gather's index arithmetic)."""
+        """One random item of the data set per row, cropped and flipped (stream ``"item"``), as float32 tensors
+        on the device; off the CPU gathered from an :class:`rlenhance.data.ImageBank` when the data fits."""
         stream = rows.stream("item")
         if self.device.type != "cpu":
             if self._bank is None or self._bank[0] is not self.dataset:  # (data set, its bank or None)
@@ -369,28 +312,20 @@ class PixelTask:
 
         Args:
             options: the caller's dict (not modified).
-            images: the accepted image keys and their channel count C. An image entry is a numpy
-                array or torch tensor, channels first: (C, H, W) for one env (B = 1) or (B, C, H, W).
-                Its values go through :func:`rlenhance.io.as_unit_float` (floats in [0, 1]; uint8 /
-                uint16 divided by 255 / 65535). All image entries share (H, W), and it must be the
-                env's ``image_size``: the observation space promises that size.
+            images: the accepted image keys and their channel count C. An entry is a numpy array or torch
+                tensor, (C, H, W) for one env or (B, C, H, W), read by :func:`rlenhance.io.as_unit_float`;
+                all share the env's ``image_size``.
             required: the keys that must be given.
-            vectors: the accepted vector keys and their length n: (n,) for one env or (B, n),
-                finite values.
-            unbounded: image keys whose float values may leave [0, 1] (an unclipped noisy image):
-                finite values in :data:`rlenhance.io.NOISY_RANGE` (``as_unit_float(noisy=True)``).
+            vectors: the accepted vector keys and their length n: (n,) for one env or (B, n), finite.
+            unbounded: image keys whose values may leave [0, 1] (``as_unit_float(noisy=True)``).
             masks: image keys that may also be bool arrays (read as 0 / 1).
 
         Returns:
             Image entries as (B, C, H, W), vector entries as (B, n), float32 on ``self.device``.
 
         Raises:
-            ValueError: a missing or unknown key, or a vector entry of another shape or with
-                non-finite values.
-            ImageError: an image entry of another rank, channel count (an HWC array is named as
-                such) or batch size, of another (H, W) than the other entries or than the env's
-                ``image_size``, or with values :func:`as_unit_float` refuses (NaN, infinite, out of
-                range, another dtype).
+            ValueError: a missing or unknown key, or a vector entry of another shape or non-finite.
+            ImageError: an image entry of another shape or (H, W), or with values :func:`as_unit_float` refuses.
         """
         vectors = dict(vectors or {})
         keys = (*images, *vectors)
@@ -423,8 +358,7 @@ class PixelTask:
         return out
 
     def _option_image(self, key: str, value: Any, channels: int, *, unbounded: bool, mask: bool) -> torch.Tensor:
-        """One image entry of ``reset(options=...)`` as float32 (B, C, H, W) on the device (see
-        :meth:`options_batch`)."""
+        """One image entry of ``reset(options=...)`` as float32 (B, C, H, W) on the device."""
         name = f"options[{key!r}]"
         value = value if torch.is_tensor(value) else np.asarray(value)
         shape = tuple(value.shape)
@@ -458,18 +392,15 @@ class PixelTask:
 
 
 class PixelVectorEnv(VectorEnv):
-    """Natively batched vector env over B images; observations, rewards and actions are torch
-    tensors on ``device``. ``info["reward_map"]`` holds the per-pixel reward maps, next to what the
-    task's :meth:`PixelTask.step_info` adds (e.g. Denoise's ``action_reward_maps``).
+    """Natively batched vector env over B images; observations, rewards and actions are torch tensors on
+    ``device``, ``info["reward_map"]`` the per-pixel reward maps (plus :meth:`PixelTask.step_info`).
 
-    The env truncates all B episodes itself after ``max_episode_steps`` (there is no ``TimeLimit``
-    for a vector env). Subclasses set ``task_class``.
+    The env truncates all B episodes itself after ``max_episode_steps``. Subclasses set ``task_class``.
 
     Args:
         num_envs: batch size B.
         device: torch device of observations, rewards and actions.
-        render_mode: None or "rgb_array": :meth:`render` returns the B current images as uint8
-            (H, W, 3) RGB frames.
+        render_mode: None or "rgb_array" (:meth:`render`).
         **kwargs: the task's arguments (``max_episode_steps`` included: an int >= 1).
 
     Attributes:
@@ -504,15 +435,12 @@ class PixelVectorEnv(VectorEnv):
 
     @property
     def max_episode_steps(self) -> int:
-        """Steps per episode (the longest, with ``min_episode_steps``: :attr:`episode_steps` is the
-        current episodes' length): all B episodes are truncated together."""
+        """Steps per episode (the longest, with ``min_episode_steps``; see :attr:`episode_steps`)."""
         return self.task.max_episode_steps
 
     @property
     def episode_steps(self) -> int:
-        """The current episodes' length (drawn at reset with ``min_episode_steps``): all B episodes
-        end together after this many steps and never before (nothing terminates them), so an agent
-        knows when they end without reading the done flags back from the device."""
+        """The current episodes' length (drawn at reset with ``min_episode_steps``): all B end after this many steps."""
         return self.task.episode_steps
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -532,17 +460,12 @@ class PixelVectorEnv(VectorEnv):
 
 
 class PixelEnv(gym.Env):
-    """One-image Gymnasium env (numpy float32 observations, numpy actions) over the same task
-    with B = 1 on the CPU. ``info["reward_map"]`` is a numpy (1 or C, H, W) array.
-
-    As in CartPole, the env never ends an episode by itself: ``gym.make`` wraps it in
-    ``TimeLimit`` (the registered ``max_episode_steps``, or ``gym.make(id, max_episode_steps=N)``).
+    """One-image Gymnasium env (numpy float32 observations, numpy actions) over the same task with B = 1.
+    ``info["reward_map"]`` is a numpy (1 or C, H, W) array; ``gym.make`` adds the ``TimeLimit``.
 
     Args:
-        render_mode: None or "rgb_array": :meth:`render` returns the current image as a uint8
-            (H, W, 3) RGB frame.
-        **kwargs: the task's arguments (``device`` defaults to "cpu"), without
-            ``max_episode_steps``.
+        render_mode: None or "rgb_array" (:meth:`render`).
+        **kwargs: the task's arguments (``device`` defaults to "cpu"), without ``max_episode_steps``.
     """
 
     task_class: ClassVar[type[PixelTask]]

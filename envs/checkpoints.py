@@ -1,14 +1,10 @@
 """The env of a policy checkpoint: :func:`env_kwargs_for_checkpoint`, :func:`make_for_checkpoint`; and a
 registered id's keyword defaults, :func:`env_defaults`.
 
-A policy checkpoint's spec holds its transition (:mod:`rlenhance.transitions`: the step inference
-takes) and the rest of its training env's keyword arguments; these functions turn them back into the
-registered env stepping that transition, so a rollout of that env is what inference computes. For a
-denoising or completion policy that is the env it was trained in. A low-light policy's transition
-also holds what inference alone applies: the overshoot cap (``max_overshoot``, ``overshoot_weighted``;
-its training env had none, the env's default) and the test-time number of steps. Without keyword
-arguments each registered id is the MDP its task's recipe trains in (``gym.make(id)``: the low-light
-one of the shipped policy, the denoising and completion ones of the recipes over FFDNet and the U-Net).
+A policy checkpoint's spec holds its transition (:mod:`rlenhance.transitions`) and the rest of its training
+env's keyword arguments; these functions turn them back into the registered env stepping that transition, so a
+rollout of that env is what inference computes. A low-light policy's transition also holds what inference
+alone applies: the overshoot cap and the test-time number of steps.
 
 >>> import envs
 >>> env_id, kwargs = envs.env_kwargs_for_checkpoint("runs/completion_train/checkpoints/best.pt")  # doctest: +SKIP
@@ -44,8 +40,8 @@ _TRANSITION_KWARGS = MappingProxyType({"denoise": ("clip", "level_scales"), "com
 
 
 def env_defaults(env_id: str) -> dict[str, Any]:
-    """The keyword defaults of a registered env (its task class's, under its registration's kwargs and
-    ``max_episode_steps``): a trainer's env settings take their defaults from here, so they have one source."""
+    """The keyword defaults of a registered env: its task class's, under its registration's kwargs and
+    ``max_episode_steps``."""
     spec = gym.spec(env_id)
     module, _, name = str(spec.vector_entry_point).partition(":")
     task_class = getattr(importlib.import_module(module), name).task_class
@@ -62,10 +58,8 @@ def env_defaults(env_id: str) -> dict[str, Any]:
 
 
 def lowlight_env_kwargs(spec: LowLightPolicySpec) -> dict[str, Any]:
-    """The ``rlenhance/LowLight-v1`` keyword arguments of a low-light policy's spec: its transition
-    (actions, coupling, damping, cap, encoding, episode length), its setting and ranges (the reward
-    weights and exposure target, and the ranges a conditioned policy drew them from), and its
-    ``env_kwargs`` (the reward's other terms, crop, shortest episode)."""
+    """The ``rlenhance/LowLight-v1`` keyword arguments of a low-light policy's spec: its transition, its setting
+    and ranges, and its ``env_kwargs``."""
     t, setting, ranges = spec.transition, spec.setting, spec.setting_ranges
     target = setting["exposure_target"]
     recorded = dict(spec.env_kwargs)
@@ -86,8 +80,7 @@ def lowlight_env_kwargs(spec: LowLightPolicySpec) -> dict[str, Any]:
     }
 
 
-#: Keys of :func:`lowlight_env_kwargs` that come from the spec's transition and setting, and the
-#: data's keys: never in a low-light spec's ``env_kwargs``.
+#: Keys never in a low-light spec's ``env_kwargs``: those of its transition and setting, and the data's.
 _LOWLIGHT_NOT_RECORDED = (
     "curve", "action_type", "alpha_table", "alpha_channels", "damping", "channel_coupling", "max_overshoot",
     "overshoot_weighted", "cond_scale", "cond_offset", "cond_encoding", "observe_exposure_gap", "max_episode_steps",
@@ -98,10 +91,8 @@ _LOWLIGHT_NOT_RECORDED = (
 def lowlight_policy_spec(task: Any, env_kwargs: Mapping[str, Any], *, steps: int, alpha_mode: str,
                          max_side: int | None, max_overshoot: float | None, overshoot_weighted: bool
                          ) -> LowLightPolicySpec:
-    """The spec of a low-light policy trained in ``task`` (a ``LowLightTask``, built with ``env_kwargs``):
-    its transition with the inference ``steps`` and cap (``max_overshoot``, weighted by the exposure
-    weight at the task's ``w_exposure`` with ``overshoot_weighted``), its setting and ranges, and the
-    rest of ``env_kwargs`` (the inverse of :func:`lowlight_env_kwargs`)."""
+    """The spec of a low-light policy trained in ``task`` (a ``LowLightTask`` built with ``env_kwargs``), with
+    the inference ``steps`` and cap: the inverse of :func:`lowlight_env_kwargs`."""
     weighted = overshoot_weighted and max_overshoot is not None
     transition = dataclasses.replace(task.transition, steps=steps, max_overshoot=max_overshoot,
                                      overshoot_reference=float(task.weights["w_exposure"]) if weighted else None)
@@ -123,9 +114,8 @@ def rollout_env_kwargs(spec: RolloutPolicySpec) -> dict[str, Any]:
 
 def rollout_policy_spec(task: str, env_kwargs: Mapping[str, Any], *, block_actions: bool,
                         predictor: str | None) -> RolloutPolicySpec:
-    """The spec of a denoising / completion policy trained in its task's env with ``env_kwargs``
-    (JSON-able, without ``predictor``; those left out are the env's defaults): the transition those
-    kwargs give (the inverse of :func:`rollout_env_kwargs`), the other kwargs kept as they are.
+    """The spec of a denoising / completion policy trained in its task's env with ``env_kwargs`` (JSON-able,
+    without ``predictor``): the inverse of :func:`rollout_env_kwargs`.
 
     Raises:
         CheckpointError: an unknown ``task`` or values the spec refuses.
@@ -144,9 +134,8 @@ def rollout_policy_spec(task: str, env_kwargs: Mapping[str, Any], *, block_actio
 
 
 def env_kwargs_for_checkpoint(path: str | os.PathLike[str]) -> tuple[str, dict[str, Any]]:
-    """``(env_id, kwargs)`` of the env that steps a policy checkpoint's transition (its training env; for a
-    low-light policy with the inference cap and steps, see the module docstring): ``envs.make_vec(env_id,
-    **kwargs)`` (a denoising / completion policy trained with a predictor also needs ``predictor=``).
+    """``(env_id, kwargs)`` of the env that steps a policy checkpoint's transition, for ``envs.make_vec(env_id,
+    **kwargs)`` (a policy trained with a predictor also needs ``predictor=``).
 
     Raises:
         CheckpointError: not a policy checkpoint (the message says what it is).
@@ -164,10 +153,8 @@ def env_kwargs_for_checkpoint(path: str | os.PathLike[str]) -> tuple[str, dict[s
 
 def make_for_checkpoint(path: str | os.PathLike[str], num_envs: int = 1, *, device: str | torch.device = "cpu",
                         **overrides: Any):
-    """The vector env of :func:`env_kwargs_for_checkpoint` (``overrides`` replace its kwargs, e.g.
-    ``data=``, ``crop=``, ``predictor=``), checked to step exactly the checkpoint's transition. A
-    policy trained with a predictor gets the one its spec names (found by
-    :func:`rlenhance.denoisers.find_predictor`) unless ``predictor`` is given.
+    """The vector env of :func:`env_kwargs_for_checkpoint` (``overrides`` replace its kwargs), checked to step
+    exactly the checkpoint's transition; a policy's predictor is the one its spec names unless given.
 
     Raises:
         CheckpointError: not a policy checkpoint, or one whose transition the env does not rebuild; its

@@ -46,8 +46,7 @@ class CompletionTask(PixelTask):
             raise ValueError(f"reward: expected one of {REWARDS}, got {reward!r}")
         self.occlusion = occlusion
         self.predictor = predictor
-        #: The step (the fill actions, the predictor's pixel, the pre-fill): what a checkpoint of a
-        #: policy trained here records.
+        #: The step (the fill actions, the predictor's pixel, the pre-fill), as checkpoints record it.
         self.transition = CompletionTransition(predict=predictor is not None, smooth_iters=int(smooth_iters),
                                                steps=self.max_episode_steps)
         self.smooth_iters = self.transition.smooth_iters
@@ -92,13 +91,11 @@ class CompletionTask(PixelTask):
         return {"image": self.image, "mask": self.mask}
 
     def candidates(self, image: torch.Tensor) -> torch.Tensor:
-        """All per-pixel action results for a batch: (B, n_actions, 3, H, W), order ``self.actions``
-        (the transition's, :meth:`rlenhance.transitions.CompletionTransition.candidates`)."""
+        """All per-pixel action results for a batch: (B, n_actions, 3, H, W), order ``self.actions``."""
         return self.transition.candidates(image, self.prediction)
 
     def _transition(self, actions: torch.Tensor) -> torch.Tensor:
-        # Only hole pixels change: each action is computed at the hole pixels that chose it, which
-        # equals torch.where(mask > 0, select_per_pixel(self.candidates(previous), actions), previous).
+        # Only hole pixels change, each action computed at the hole pixels that chose it.
         previous = self.image
         b, c, h, w = previous.shape
         order, counts = group_pixels(actions, self.n_actions, pixels=self._hole, validate=False)
@@ -124,8 +121,7 @@ class CompletionTask(PixelTask):
             gain = (metrics.ssim(self.image, self.original, return_map=True)[1]
                     - metrics.ssim(previous, self.original, return_map=True)[1])
             return gain * self.mask
-        # ((original - image)^2 channel mean) decrease x reward_scale x mask: computed at the hole
-        # pixels, 0 elsewhere (where nothing changes)
+        # the channel-mean squared error's decrease x reward_scale, at the hole pixels (0 elsewhere)
         original = self.original.reshape(-1).index_select(0, index.view(-1)).view(c, -1)
         error_before = (original - before).square_().mean(dim=0)
         error_after = (original - after).square_().mean(dim=0)
@@ -148,8 +144,7 @@ class CompletionTask(PixelTask):
             return
         _, c, h, w = image.shape
         flat = image.reshape(-1)
-        # the 4 neighbours, replicated at the border (as the copies' padding), and whether they
-        # are inside the image (the neighbour mean counts only those, as its zero padding does)
+        # the 4 neighbours, replicated at the border, and whether they are inside the image
         span = slice(min(slices[name].start for name in moves), max(slices[name].stop for name in moves))
         x = torch.remainder(pixels[span], w)
         y = torch.remainder(torch.div(pixels[span], w, rounding_mode="floor"), h)
@@ -201,21 +196,19 @@ class CompletionEnv(PixelEnv):
     the mask. The scalar reward is the mean of ``info["reward_map"]`` over the whole image.
 
     ## Starting State
-    An occluded image from ``data`` (a folder in the ``OccludedPairs`` layout, e.g. the bedroom
-    pairs) or, with ``data=None``, an embedded scikit-image photo with random ``occlusion``
-    ("box", "stroke" or "mixed") holes. The hole is pre-filled by :func:`diffusion_fill` (onion
-    peel from the border plus ``smooth_iters`` diffusion rounds). ``predictor(occluded, mask)``,
-    when given, is run once per episode and offered as action 8. Or the images given as
-    ``reset(options={"occluded": ..., "original": ..., "mask": ...})`` (all three required;
-    ``"occluded"`` and ``"original"`` (3, H, W) RGB, ``"mask"`` (1, H, W), 1 on missing pixels, bool
-    accepted). Images given through ``reset(options=...)`` are numpy arrays or torch tensors, channels
-    first ((C, H, W), or (B, C, H, W) for the vector env), of the env's (H, W), float in [0, 1] or
-    uint8 / uint16 (divided by 255 / 65535); others raise ``rlenhance.errors.ImageError`` (a ``ValueError``).
+    An occluded image from ``data`` (a folder in the ``OccludedPairs`` layout) or, with ``data=None``, an
+    embedded scikit-image photo with random ``occlusion`` ("box", "stroke" or "mixed") holes. The hole is
+    pre-filled by :func:`diffusion_fill` (onion peel plus ``smooth_iters`` diffusion rounds).
+    ``predictor(occluded, mask)``, when given, is run once per episode and offered as action 8. Or
+    ``reset(options={"occluded": ..., "original": ..., "mask": ...})`` (all three required; ``"occluded"`` and
+    ``"original"`` (3, H, W) RGB, ``"mask"`` (1, H, W), 1 on missing pixels, bool accepted): numpy arrays or
+    torch tensors, channels first ((B, C, H, W) for the vector env), of the env's (H, W), float in [0, 1] or
+    uint8 / uint16; others raise ``rlenhance.errors.ImageError`` (a ``ValueError``).
 
     ## Episode End
-    Truncation after 5 steps; never terminates. The env itself never ends an episode: gymnasium's
-    ``TimeLimit`` truncates it, so ``gym.make(id, max_episode_steps=N)`` sets the length. The vector
-    env (``envs.make_vec(id, max_episode_steps=N)``) truncates its B episodes itself.
+    Truncation after 5 steps; never terminates. Gymnasium's ``TimeLimit`` truncates the one-image env
+    (``gym.make(id, max_episode_steps=N)``); the vector env (``envs.make_vec(id, max_episode_steps=N)``)
+    truncates its B episodes itself.
 
     ## Arguments
     Those of :class:`envs.base.PixelTask` (``split``, ``split_seed``, ``crop`` (224: the bedroom images'), ``device``,
@@ -224,15 +217,9 @@ class CompletionEnv(PixelEnv):
     ``"rgb_array"`` (``render()`` returns the current image as uint8 (H, W, 3), RGB).
 
     ## Version History
-    * v0: initial version. Since then, under the same id: the default crop is the bedroom images' 224
-      (the ``over-unet`` recipe's; before: 64); and (episodes of the registered length and valid
-      float images are unchanged): the one-image env no longer truncates by itself, so ``gym.make(id,
-      max_episode_steps=N)`` gives N steps (before, an N above 5 still stopped at step 5);
-      ``render_mode="rgb_array"``; ``reset(options=...)`` refuses images of another layout, channel
-      count, size or values (NaN, 0-255 floats) with an ``ImageError`` and scales uint8 / uint16 images
-      by their range (they were read as 0-255 floats before); the episodes a seed gives changed twice: each env
-      of a batch draws its start from numbers of its own (``rlenhance.data.RowDraws``), so env i's start no
-      longer depends on ``num_envs``.
+    * v0: initial version, extended under the same id: default crop 224 (was 64); the one-image env leaves the
+      length to ``TimeLimit``; ``render_mode="rgb_array"``; ``reset(options=...)`` checks its images
+      (``ImageError``) and scales uint8 / uint16; per-row episode draws (``rlenhance.data.RowDraws``).
     """
 
     task_class = CompletionTask

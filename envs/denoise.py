@@ -22,11 +22,9 @@ def start_noisy(task: PixelTask, rng: np.random.Generator, options: dict[str, An
                 clip: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``(clean, noisy)`` pair a denoising episode starts from (Denoise-v0, RSE-v0).
 
-    Taken from ``reset(options=...)`` (``clean``, optional ``noisy``: without it, noise of a level
-    drawn from ``rng`` with values from ``task.generator``), else drawn (``task.draw_start``, the
-    task's ``_draw`` being :func:`draw_noisy`). ``noisy`` is observed:
-    unclipped unless ``clip``; given ``noisy``, ``clean`` is only the reward's reference (rollouts
-    that never score pass the input as a stand-in), so it may leave [0, 1] too.
+    Taken from ``reset(options=...)`` (``clean``, optional ``noisy``: without it, noise of a level drawn from
+    ``rng`` with values from ``task.generator``), else drawn (:func:`draw_noisy`). ``noisy`` is unclipped
+    unless ``clip``; given ``noisy``, ``clean`` is only the reward's reference and may leave [0, 1] too.
 
     Raises:
         ValueError: images with another channel count than ``task.channels``, or bad options.
@@ -48,10 +46,8 @@ def start_noisy(task: PixelTask, rng: np.random.Generator, options: dict[str, An
 
 
 def draw_noisy(task: PixelTask, rows: RowDraws, *, clip: bool = False) -> dict[str, torch.Tensor]:
-    """The random start of the denoising episodes of ``rows``, ``{"clean", "noisy"}``: an item of
-    the task's data set per row (its ``clean`` / ``noisy`` pair, or its image as the clean
-    reference) with noise of a sigma drawn from ``task.sigmas`` (clipped to [0, 1] with ``clip``),
-    the level and the noise from the rows' stream ``"noise"``."""
+    """The random start of the denoising episodes of ``rows``, ``{"clean", "noisy"}``: a data item per row (its
+    pair, or its image as the clean reference) with noise of a sigma from ``task.sigmas`` (stream ``"noise"``)."""
     batch = task.draw_batch(rows)
     if "clean" not in batch:  # a folder or the embedded photos: the images are the clean references
         batch["clean"] = batch["high"] if "high" in batch else batch["low"]
@@ -67,9 +63,8 @@ def draw_noisy(task: PixelTask, rows: RowDraws, *, clip: bool = False) -> dict[s
 
 
 def _ramps(task: PixelTask, rng: np.random.Generator | RowStream, n: int, size: tuple[int, int]) -> torch.Tensor:
-    """A noise level that varies across each image (:func:`rlenhance.data.noise_ramp`): per image
-    two levels drawn uniformly from the range of ``task.sigmas``, then a direction, from ``rng`` (a
-    generator, or the images' row stream); float32 (n, 1, H, W), 0-255 scale."""
+    """Noise-level ramps (:func:`rlenhance.data.noise_ramp`) between two levels in the range of ``task.sigmas``,
+    drawn from ``rng``; float32 (n, 1, H, W), 0-255 scale."""
     low, high = float(task.sigmas.min()), float(task.sigmas.max())
     draws = np.concatenate([rng.uniform(low, high, (n, 2)), rng.uniform(0.0, 2.0 * np.pi, (n, 1))], axis=1)
     ends = torch.as_tensor(draws, dtype=torch.float32, device=task.device)
@@ -87,8 +82,7 @@ def _checked_clean(task: PixelTask, batch: dict[str, Any]) -> torch.Tensor:
 
 def _add_noise(task: PixelTask, clean: torch.Tensor, levels: Sequence[float] | torch.Tensor,
                generator: torch.Generator | RowStream, *, clip: bool) -> torch.Tensor:
-    """``clean`` with Gaussian noise of its level in ``levels`` (0-255 scale, one per image, or a
-    level map (B, 1, H, W)), the noise values from ``generator`` (one, or the images' row stream)."""
+    """``clean`` with Gaussian noise of ``levels`` (0-255 scale, one per image or a map (B, 1, H, W))."""
     if torch.is_tensor(levels):
         return add_gaussian_noise(clean, levels, generator=generator, clip=clip)
     sigma = torch.as_tensor(np.asarray(levels), dtype=torch.float32, device=task.device).view(-1, 1, 1, 1)
@@ -156,8 +150,7 @@ class DenoiseTask(PixelTask):
         self.action_rewards = bool(action_rewards)
         #: with ``action_rewards``, the last step's reward of every action at every pixel (B, K, H, W)
         self.action_reward_maps: torch.Tensor | None = None
-        #: The step (PixelRL's filters, the predictor's pixel, clipping): what a checkpoint of a policy
-        #: trained here records, and what PolicyDenoiser runs it with.
+        #: The step (PixelRL's filters, the predictor's pixel, clipping), as checkpoints record it.
         self.transition = DenoiseTransition(predict=predictor is not None, clip=bool(clip),
                                             steps=self.max_episode_steps, level_scales=tuple(level_scales))
         #: the action names, index = action id: PixelRL's nine, then "predict" with a predictor
@@ -215,9 +208,8 @@ class DenoiseTask(PixelTask):
 
     @property
     def image(self) -> torch.Tensor | None:
-        """The current images (B, C, H, W); with ``level_scales``, the predictor's output for the
-        current map, computed when first read after the map changed (a rollout that does not score
-        rewards runs the predictor once, at the end)."""
+        """The current images (B, C, H, W); with ``level_scales``, the predictor's output for the current map,
+        computed lazily when first read after the map changed."""
         if getattr(self, "_level_pending", False):
             with torch.no_grad():
                 self._image = self.predictor.with_level(self.noisy, self.level)
@@ -253,8 +245,7 @@ class DenoiseTask(PixelTask):
         return gain
 
     def _action_reward_maps(self, previous: torch.Tensor) -> torch.Tensor:
-        """The reward each action would earn at each pixel from ``previous`` (B, K, H, W): the
-        decrease of squared error of its candidate (the whole filter bank, and the prediction)."""
+        """The reward each action would earn at each pixel from ``previous`` (B, K, H, W)."""
         candidates = pixelrl_filter_bank(previous)
         if self.prediction is not None:
             candidates = torch.cat([candidates, self.prediction.unsqueeze(1)], dim=1)
@@ -272,10 +263,9 @@ class DenoiseEnv(PixelEnv):
     """Gaussian denoising by per-pixel filter choice (PixelRL), or by a per-pixel noise-level map.
 
     ## Description
-    The state is a noisy image (gray by default). At every step each pixel picks one of nine
-    filters and takes that filter's result, as if all nine were applied to the whole image (each
-    is computed only at the pixels that chose it, see ``pixelrl_filter_select``), or, with a
-    ``predictor`` (a supervised denoiser), the predictor's pixel.
+    The state is a noisy image (gray by default). At every step each pixel picks one of nine filters and takes
+    that filter's result (each computed only at the pixels that chose it, see ``pixelrl_filter_select``), or,
+    with a ``predictor`` (a supervised denoiser), the predictor's pixel.
 
     ## Action Space
     ``MultiDiscrete(np.full((1, H, W), n))``: one action per pixel, shared by the channels; n = 9,
@@ -294,77 +284,55 @@ class DenoiseEnv(PixelEnv):
     | 8     | box 5x5                                                    |
     | 9     | take the predictor's pixel (only when ``predictor`` given) |
 
-    With ``level_scales`` (a noise-map ``predictor``, FFDNet: :class:`rlenhance.denoisers.DenoisePredictor`),
-    the actions set the predictor's noise-level map instead (ReLLIE's map): action k multiplies the
-    pixel's level by ``level_scales[k]`` (clamped to the transition's ``max_level``), and the image
-    becomes the predictor's output for the noisy image and the map
-    (:meth:`rlenhance.transitions.DenoiseTransition.next_level`).
+    With ``level_scales`` (a noise-map ``predictor``: :class:`rlenhance.denoisers.DenoisePredictor`), action k
+    multiplies the pixel's noise level by ``level_scales[k]`` (clamped to ``max_level``) and the image becomes
+    the predictor's output for the noisy image and the map (:meth:`rlenhance.transitions.DenoiseTransition.next_level`).
 
     ## Observation Space
-    ``Dict`` with ``"image"``: ``Box(-inf, inf, (C, H, W), float32)`` (C = 1 gray, 3 colour). The
-    noisy start is not clipped (DnCNN / PixelRL protocol) unless ``clip=True`` (then ``Box(0, 1)``).
-    With ``observe_prediction=True`` (a ``predictor`` required) also ``"prediction"``: ``Box(0, 1,
-    (C, H, W), float32)``, the predictor's output of the episode, so that the policy sees the pixel
-    action 9 would take, and where it differs from the image (without it, a policy has to guess it).
-    With ``level_scales``, ``"image"`` stays the noisy image and ``"level"``: ``Box(0, inf, (2, H, W),
-    float32)`` holds the map and the noise's local strength
-    (:meth:`rlenhance.transitions.DenoiseTransition.level_observation`).
+    ``Dict`` with ``"image"``: ``Box(-inf, inf, (C, H, W), float32)`` (C = 1 gray, 3 colour), not clipped unless
+    ``clip=True`` (then ``Box(0, 1)``). With ``observe_prediction=True`` (a ``predictor`` required) also
+    ``"prediction"``: ``Box(0, 1, (C, H, W), float32)``, the predictor's output of the episode. With
+    ``level_scales``, ``"image"`` stays the noisy image and ``"level"``: ``Box(0, inf, (2, H, W), float32)``
+    holds the map and the noise's local strength (:meth:`rlenhance.transitions.DenoiseTransition.level_observation`).
 
     ## Rewards
-    Per pixel, the decrease of squared error to the clean image, x ``reward_scale`` (255, as
-    PixelRL): ``((clean - previous)^2 - (clean - current)^2) * 255``, averaged over channels. The
-    scalar reward is the mean of ``info["reward_map"]`` (shape (1, H, W)); "keep" earns 0
-    (with ``level_scales``, so does x1 everywhere). With ``reward_blur`` k > 1 each pixel's reward is
-    the gain averaged over the k x k box around it (a noise-level map's change at a pixel changes the
-    output around it: the credit goes where the effect is).
+    Per pixel, the decrease of squared error to the clean image, x ``reward_scale`` (255, as PixelRL):
+    ``((clean - previous)^2 - (clean - current)^2) * 255``, averaged over channels. The scalar reward is the mean
+    of ``info["reward_map"]`` (shape (1, H, W)); "keep" earns 0 (with ``level_scales``, so does x1 everywhere).
+    With ``reward_blur`` k > 1 each pixel's reward is the gain averaged over the k x k box around it.
 
     ## Starting State
-    A random crop (and flips) of a clean image of ``data`` (None = the embedded scikit-image photos
-    in gray) plus Gaussian noise of standard deviation ``sigma`` / 255, where ``sigma`` is one value
-    or a sequence sampled per episode (default 15, 25 and 50: the ``over-ffdnet`` recipe's, a blind denoiser);
-    or ``reset(options={"clean": ..., "noisy": ...})``.
-    With ``noise_ramp`` the level varies across each crop: linear between two levels drawn uniformly
-    from the range of ``sigma``, in a random direction (:func:`rlenhance.data.noise_ramp`).
-    With ``level_scales`` the map starts at each image's level (the predictor's ``sigma``, or its
-    estimate) and the image at the predictor's output; ``level_error`` > 1 multiplies a drawn
-    episode's starting level by a factor drawn log-uniformly from [1 / level_error, level_error]
-    (a mis-estimated level to correct; episodes started through ``reset(options=...)`` start at the level).
-    ``predictor(noisy)``, when given, is run once per episode on the observed noisy images (B, C, H, W)
-    and must return a tensor of their shape (clamped to [0, 1]), offered as action 9 (e.g.
-    :class:`rlenhance.denoisers.DenoisePredictor`, a checkpoint of ``experiments.supervised_train``).
-    Images given through ``reset(options=...)`` are numpy arrays or torch tensors, channels first
-    ((C, H, W), or (B, C, H, W) for the vector env), of the env's (H, W), float in [0, 1] or uint8 /
-    uint16 (divided by 255 / 65535); others raise ``rlenhance.errors.ImageError`` (a ``ValueError``).
-    C is 1 (``gray=True``) or 3. ``"noisy"`` (optional: noise is drawn when it is absent) may leave
-    [0, 1] but must be finite; with ``clip=True`` it must be in [0, 1]. Next to ``"noisy"``,
-    ``"clean"`` is only the reward's reference and may leave [0, 1] too (finite).
+    A random crop (and flips) of a clean image of ``data`` (None = the embedded scikit-image photos in gray)
+    plus Gaussian noise of standard deviation ``sigma`` / 255, ``sigma`` one value or a sequence sampled per
+    episode (default 15, 25 and 50); or ``reset(options={"clean": ..., "noisy": ...})``. With ``noise_ramp`` the
+    level varies linearly across each crop (:func:`rlenhance.data.noise_ramp`). With ``level_scales`` the map
+    starts at each image's level and the image at the predictor's output; ``level_error`` > 1 multiplies a drawn
+    episode's starting level by a log-uniform factor in [1 / level_error, level_error].
+    ``predictor(noisy)``, when given, is run once per episode on the noisy images (B, C, H, W) and must return a
+    tensor of their shape (clamped to [0, 1]), offered as action 9.
+    Given images are numpy arrays or torch tensors, channels first ((C, H, W), or (B, C, H, W) for the vector
+    env), of the env's (H, W), float in [0, 1] or uint8 / uint16; others raise ``rlenhance.errors.ImageError``
+    (a ``ValueError``). C is 1 (``gray=True``) or 3. ``"noisy"`` (optional) may leave [0, 1] but must be
+    finite (in [0, 1] with ``clip=True``); next to it, ``"clean"`` is only the reward's reference (finite).
 
     ## Episode End
-    Truncation after 5 steps (as PixelRL); never terminates. The env itself never ends an episode:
-    gymnasium's ``TimeLimit`` truncates it, so ``gym.make(id, max_episode_steps=N)`` sets the
-    length. The vector env (``envs.make_vec(id, max_episode_steps=N)``) truncates its B episodes itself.
+    Truncation after 5 steps (as PixelRL); never terminates. Gymnasium's ``TimeLimit`` truncates the one-image
+    env (``gym.make(id, max_episode_steps=N)``); the vector env (``envs.make_vec(id, max_episode_steps=N)``)
+    truncates its B episodes itself.
 
     ## Arguments
     Those of :class:`envs.base.PixelTask` (``data``, ``split``, ``split_seed``, ``device``,
     ``validate_actions``), ``crop`` (70, PixelRL), ``sigma``, ``gray``, ``clip``, ``reward_scale``,
     ``predictor``, ``observe_prediction``, ``level_scales``, ``level_error``, ``reward_blur``, ``noise_ramp``;
-    ``action_rewards`` and ``max_episode_steps`` for the vector env only. ``render_mode``: None or ``"rgb_array"``
-    (``render()`` returns the current image, clipped to [0, 1], as uint8 (H, W, 3): a gray image
-    in three equal channels).
+    ``action_rewards`` and ``max_episode_steps`` for the vector env only. ``render_mode``: None or
+    ``"rgb_array"`` (uint8 (H, W, 3), clipped, gray in three equal channels).
 
     ## Version History
-    * v0: initial version. Since then, under the same id: the default ``sigma`` is the blind
-      ``over-ffdnet`` recipe's 15 / 25 / 50 (before: 25); and (episodes of the registered length and valid
-      float images are unchanged): the one-image env no longer truncates by itself, so ``gym.make(id,
-      max_episode_steps=N)`` gives N steps (before, an N above 5 still stopped at step 5);
-      ``render_mode="rgb_array"``; ``reset(options=...)`` refuses images of another layout, channel
-      count, size or values (NaN, 0-255 floats) with an ``ImageError`` and scales uint8 / uint16 images
-      by their range (they were read as 0-255 floats before); the episodes a seed gives changed twice: each env
-      of a batch draws its start from numbers of its own (``rlenhance.data.RowDraws``), so env i's start no
-      longer depends on ``num_envs``; the optional ``predictor`` adds action 9 (without it, actions and
-      rewards are unchanged); the optional ``observe_prediction`` adds the observation's ``"prediction"``
-      (without it, the observation is unchanged); the optional ``level_scales`` (noise-level map
-      actions), ``level_error``, ``reward_blur`` and ``noise_ramp`` (without them, the episodes are unchanged).
+    * v0: initial version, extended under the same id: default ``sigma`` 15 / 25 / 50 (was 25); the one-image
+      env leaves the length to ``TimeLimit``; ``render_mode="rgb_array"``; ``reset(options=...)`` checks its
+      images (``ImageError``) and scales uint8 / uint16; per-row episode draws (``rlenhance.data.RowDraws``);
+      the optional ``predictor``, ``observe_prediction``, ``level_scales``, ``level_error``, ``reward_blur``
+      and ``noise_ramp``, whose absence leaves the episodes unchanged.
     """
 
     task_class = DenoiseTask

@@ -96,13 +96,11 @@ class LowLightTask(PixelTask):
             raise ValueError("channel_coupling: couples per-channel alphas; needs alpha_channels=3")
         if not 0.0 <= damping < 1.0:
             raise ValueError(f"damping: expected 0 <= damping < 1, got {damping!r}")
-        if not (np.isfinite(exposure_mean) and exposure_mean >= 0):
-            raise ValueError(f"exposure_mean: expected a finite weight >= 0 (0: patches only), got {exposure_mean!r}")
-        if not (np.isfinite(exposure_over) and exposure_over >= 0):
-            raise ValueError(f"exposure_over: expected a finite weight >= 0 (0: symmetric), got {exposure_over!r}")
-        if not (np.isfinite(exposure_relative_floor) and exposure_relative_floor >= 0):
-            raise ValueError(f"exposure_relative_floor: expected a finite factor >= 0 (0: none), got "
-                             f"{exposure_relative_floor!r}")
+        for name, value, accepted in (("exposure_mean", exposure_mean, "weight >= 0 (0: patches only)"),
+                                      ("exposure_over", exposure_over, "weight >= 0 (0: symmetric)"),
+                                      ("exposure_relative_floor", exposure_relative_floor, "factor >= 0 (0: none)")):
+            if not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"{name}: expected a finite {accepted}, got {value!r}")
         if not 0.0 < exposure_target < 1.0:
             raise ValueError(f"exposure_target: expected a value in (0, 1), got {exposure_target!r}")
         if not (0 < exposure_range[0] <= exposure_range[1] < 1) or not (0 < weight_range[0] <= weight_range[1]):
@@ -111,8 +109,7 @@ class LowLightTask(PixelTask):
         if cond_encoding not in COND_ENCODINGS:
             raise ValueError(f"cond_encoding: expected one of {COND_ENCODINGS}, got {cond_encoding!r}")
         ranges = _setting_ranges(exposure_range, weight_range, weights, weight_ranges or {})
-        #: Per ``COND_FIELDS`` value, how ``cond`` encodes it: with ``cond_encoding="log"``, "log" for
-        #: each weight sampled over a range 0 < low < high; "linear" otherwise.
+        #: Per ``COND_FIELDS`` value, "log" or "linear": how ``cond`` encodes it.
         self.cond_encodings = tuple("log" if cond_encoding == "log" and name in WEIGHT_FIELDS and 0 < lo < hi
                                     else "linear" for name, (lo, hi) in ranges.items())
         auto_offset, auto_scale = _cond_normalisation([
@@ -170,8 +167,7 @@ class LowLightTask(PixelTask):
         if not 0.0 <= uneven <= 1.0:
             raise ValueError(f"uneven: expected a fraction of episodes in [0, 1], got {uneven!r}")
         self.uneven = float(uneven)
-        #: The step (actions, coupling, damping, cap, setting encoding): what a checkpoint of a policy
-        #: trained here records, and what the Enhancer runs it with.
+        #: The step (actions, coupling, damping, cap, setting encoding), as checkpoints record it.
         self.transition = LowLightTransition(
             curve=curve, action_type=action_type, alpha_table=tuple(alpha_table), alpha_channels=alpha_channels,
             channel_coupling=self.channel_coupling, damping=self.damping, max_overshoot=self.max_overshoot,
@@ -235,9 +231,7 @@ class LowLightTask(PixelTask):
         return batch
 
     def reset_info(self) -> dict[str, torch.Tensor]:
-        """With ``smooth_in_reward=False``, ``{ACTION_PENALTY_WEIGHT: w_smooth}``, float32 (B,) on the
-        device, each row's smoothness weight (its sampled setting, or the one given as cond), which
-        the reward leaves to the agent (:meth:`action_penalty`); ``{}`` otherwise."""
+        """``{ACTION_PENALTY_WEIGHT: w_smooth}`` (float32 (B,)) with ``smooth_in_reward=False``; ``{}`` otherwise."""
         return {} if self.smooth_in_reward else {ACTION_PENALTY_WEIGHT: self.w[3].reshape(-1).clone()}
 
     @property
@@ -246,44 +240,36 @@ class LowLightTask(PixelTask):
         return self.transition.alpha_table if self.transition.action_type == "discrete" else None
 
     def action_penalty(self, actions: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-        """The smoothness the reward leaves out (``smooth_in_reward=False``), (B,): each row's weight
-        times Zero-DCE's illumination smoothness of its alpha maps ``actions`` (B, C, h, w), with
-        differences to the power ``smooth_power`` (:func:`rlenhance.losses.illumination_smoothness_loss`)."""
+        """Each row's weight times the illumination smoothness (B,) of its alpha maps ``actions`` (B, C, h, w)
+        (:func:`rlenhance.losses.illumination_smoothness_loss`, power ``smooth_power``)."""
         tv = losses.illumination_smoothness_loss(actions, power=self.smooth_power)
         return tv if weights is None else tv * weights.view(-1).to(tv.dtype)
 
     def setting_cond(self, n: int, exposure_target: float | None = None) -> torch.Tensor:
-        """The encoded conditioning vector of the env's fixed setting (``exposure_target``, or the
-        one given, and the four weights), repeated (n, 5): what a conditioned policy is evaluated with."""
+        """The encoded cond of the env's fixed setting (or the ``exposure_target`` given), repeated (n, 5)."""
         target = self.exposure_target if exposure_target is None else float(exposure_target)
         return self._encode_cond(np.array([[target, *self.weights.values()]])).expand(n, -1)
 
     def _encode_cond(self, values: np.ndarray) -> torch.Tensor:
-        """Setting values (B, 5) in ``COND_FIELDS`` order -> the cond the policy sees, (B, 5) float32
-        (the transition's encoding, as the Enhancer encodes)."""
+        """Setting values (B, 5) in ``COND_FIELDS`` order -> the cond the policy sees, (B, 5) float32."""
         return self.transition.encode(torch.as_tensor(values, dtype=torch.float32, device=self.device))
 
     @property
     def setting_ranges(self) -> dict[str, tuple[float, float]]:
-        """``{name: (low, high)}`` of the settings a conditioned env varies (``COND_FIELDS`` names;
-        a range of one value, e.g. a zero weight or ``weight_range`` (1, 1), is left out); ``{}``
-        when not conditioned: what a policy trained here can be asked to follow."""
+        """``{name: (low, high)}`` of the settings a conditioned env varies (fixed ones left out); ``{}`` otherwise."""
         if not self.conditioned:
             return {}
         return {name: (lo, hi) for name, (lo, hi) in self.sampling_ranges.items() if hi > lo}
 
     def _sample_setting(self, rng: np.random.Generator | RowStream, n: int) -> np.ndarray:
-        """Setting values (n, 5) in ``COND_FIELDS`` order, not encoded: the fixed setting, or
-        per-image samples when conditioned: the exposure target uniform in its range, each weight
-        log-uniform in its own (uniform when the range starts at 0); with ``weight_draw="one"`` only
-        one weight per image, or none (each equally likely), the others at their defaults. ``rng``: a
-        numpy Generator, or the numbers of n rows (:class:`rlenhance.data.RowStream`: row k's setting
-        from its own)."""
+        """Setting values (n, 5) in ``COND_FIELDS`` order, not encoded: the fixed setting, or when conditioned the
+        exposure target uniform and each weight log-uniform in its range (uniform from 0); ``weight_draw="one"``
+        draws one weight per image, or none. ``rng``: a numpy Generator or a :class:`rlenhance.data.RowStream`."""
         values = np.array([self.exposure_target, *self.weights.values()], dtype=np.float64)
         values = np.tile(values, (n, 1))
         if self.conditioned:
             values[:, 0] = rng.uniform(*self.exposure_range, size=n)
-            # one draw per weight and image, also for a fixed weight (the random stream of older versions)
+            # one draw per weight and image, also for a fixed weight (keeps the random stream)
             draws = rng.uniform(size=(n, len(WEIGHT_FIELDS)))
             drawn_here = np.ones_like(draws, dtype=bool)
             if self.weight_draw == "one":
@@ -358,8 +344,7 @@ class LowLightTask(PixelTask):
 def _setting_ranges(exposure_range: tuple[float, float], weight_range: tuple[float, float],
                     weights: dict[str, float], weight_ranges: dict[str, tuple[float, float]]
                     ) -> dict[str, tuple[float, float]]:
-    """Sampling range of each ``COND_FIELDS`` value: ``exposure_range`` for the target; for a
-    weight ``w``, its own range in ``weight_ranges`` or else ``w * weight_range``."""
+    """Sampling range of each ``COND_FIELDS`` value: ``exposure_range``; a weight's own or ``w * weight_range``."""
     unknown = sorted(set(weight_ranges) - set(WEIGHT_FIELDS))
     if unknown:
         raise ValueError(f"weight_ranges: unknown weight(s) {unknown}; expected some of {WEIGHT_FIELDS}")
@@ -374,8 +359,7 @@ def _setting_ranges(exposure_range: tuple[float, float], weight_range: tuple[flo
 
 
 def _cond_normalisation(ranges: list[tuple[float, float]]) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(offset, scale) mapping each conditioned value's sampling range onto [-1, 1]; a
-    degenerate range (a fixed value, or a zero weight) gets scale 1, offset the value."""
+    """(offset, scale) mapping each sampling range onto [-1, 1]; a fixed value gets scale 1, offset the value."""
     offset = tuple(float(lo + hi) / 2 for lo, hi in ranges)
     scale = tuple(float(hi - lo) / 2 if hi > lo else 1.0 for lo, hi in ranges)
     return offset, scale
@@ -385,139 +369,88 @@ class LowLightEnv(PixelEnv):
     """Low-light enhancement by iterated per-pixel LE curves (ReLLIE).
 
     ## Description
-    The state is an RGB image. At every step each pixel and channel picks a curve parameter
-    alpha and the image moves along the light-enhancement curve
-    ``LE(x) = x + alpha * x * (1 - x)`` (Zero-DCE / ReLLIE). With ``damping=d`` the update is
-    ReLLIE's ``s <- (1 - d) LE(s) + d s`` (ReLLIE uses d = 0.2), which equals one LE step with
-    alpha scaled by ``1 - d``.
+    The state is an RGB image. At every step each pixel and channel picks a curve parameter alpha and the image
+    moves along the light-enhancement curve ``LE(x) = x + alpha * x * (1 - x)`` (Zero-DCE / ReLLIE). With
+    ``damping=d`` the update is ReLLIE's ``s <- (1 - d) LE(s) + d s``, one LE step with alpha scaled by ``1 - d``.
 
     ## Action Space
-    ``action_type="discrete"`` (default): ``MultiDiscrete(np.full((C, H, W), n))``, an index per
-    pixel and alpha channel into ``alpha_table`` (default ``BRIGHTENING_ALPHAS``, ReLLIE's alphas from
-    0 up, the shipped policy's; ReLLIE's 27 values ``RELLIE_ALPHAS``, index a -> (a - 6) / 20, also darken):
+    ``action_type="discrete"`` (default): ``MultiDiscrete(np.full((C, H, W), n))``, an index per pixel and alpha
+    channel into ``alpha_table`` (default ``BRIGHTENING_ALPHAS``, ReLLIE's alphas from 0 up; ReLLIE's 27 values
+    ``RELLIE_ALPHAS``, index a -> (a - 6) / 20, also darken):
 
     | index (default table) | alpha | effect          |
     |-----------------------|-------|-----------------|
     | 0                     | 0.00  | keep (identity) |
     | 1..20                 | 0.05..1.00 | brighten   |
 
-    ``action_type="continuous"``: ``Box(-1, 1, (C, H, W), float32)``, the action is alpha itself.
-    With ``alpha_channels=1`` (default, C = 1) one alpha per pixel is applied to all three channels,
-    so a step changes brightness but not hue (the channel ratios move only through the curve's
-    non-linearity); with 3, one per RGB channel (ReLLIE).
+    ``action_type="continuous"``: ``Box(-1, 1, (C, H, W), float32)``, the action is alpha itself. With
+    ``alpha_channels=1`` (default, C = 1) one alpha per pixel is applied to all three channels (brightness, not
+    hue); with 3, one per RGB channel (ReLLIE).
 
     ## Observation Space
-    ``Dict`` with ``"image"``: the current image, ``Box(0, 1, (3, H, W), float32)``, RGB;
-    ``"original"``: the low-light input of the episode, same space; ``"cond"``: ``Box(-inf, inf, (5,))``,
-    the exposure target and the four reward weights (order ``COND_FIELDS``), each encoded as
-    ``(value - cond_offset) / cond_scale``, for policies conditioned on the user's setting. By
-    default the encoding maps each value's sampling range (``exposure_range``, and each weight
-    times ``weight_range``) onto [-1, 1], so every conditioning plane has a comparable spread.
-    With ``cond_encoding="log"`` each weight sampled over a range ``0 < low < high`` is encoded as
-    ``(log(value) - cond_offset) / cond_scale`` instead, ``log(low)`` .. ``log(high)`` mapped onto
-    [-1, 1]: its log-uniform samples then spread evenly over [-1, 1] rather than bunching near -1
-    (``cond_encodings`` says which fields are; ``cond_scale`` / ``cond_offset``, given or not, are
-    then those of the log).
-    With ``observe_exposure_gap=True`` the observation also holds ``"exposure_gap"``,
-    ``Box(-1, 1, (1, H, W))``: ``E - mean_c(image)`` per pixel (``rlenhance.losses.exposure_gap``),
-    the signed distance of the current state to this episode's exposure target.
+    ``Dict`` with ``"image"``: the current image, ``Box(0, 1, (3, H, W), float32)``, RGB; ``"original"``: the
+    episode's low-light input, same space; ``"cond"``: ``Box(-inf, inf, (5,))``, the exposure target and the four
+    reward weights (order ``COND_FIELDS``), each encoded as ``(value - cond_offset) / cond_scale`` (by default
+    each value's sampling range mapped onto [-1, 1]). With ``cond_encoding="log"`` a weight sampled over
+    ``0 < low < high`` is encoded by its log instead (``cond_encodings`` says which fields are).
+    With ``observe_exposure_gap=True`` also ``"exposure_gap"``, ``Box(-1, 1, (1, H, W))``: ``E - mean_c(image)``
+    per pixel (``rlenhance.losses.exposure_gap``).
 
     ## Transition
-    One LE step per action, ``s' = LE(s; (1 - damping) alpha)`` (ReLLIE's damping; with
-    ``channel_coupling`` the R and G alphas are first coupled to B's). With ``max_overshoot = o``
-    (default None: off) a step that would lift an image's mean above ``E + o`` is scaled down
-    to end there (``rlenhance.ops.cap_mean``: the same pixels brightened, by less), so no step lifts
-    an image's mean above ``E + o`` (an image that starts above it is not brightened);
-    ``rlenhance.Enhancer`` applies the same cap. With ``overshoot_weighted=True`` the cap of an
-    episode whose exposure weight is ``w`` is ``o sqrt(w_0 / w)``, ``w_0`` the env's ``w_exposure``
-    (``rlenhance.ops.overshoot_limit``): a heavier exposure weight holds the target more tightly.
-    ``o`` is None or ``0 <= o < 1`` (``rlenhance.ops.check_max_overshoot``). The smoothness term of the
-    reward (``smooth_in_reward``) sees the capped alpha map, the one applied; A3C's ``smooth-on-mean``
-    penalty in the trainer's loss sees the policy's uncapped expected alpha.
+    One LE step per action, ``s' = LE(s; (1 - damping) alpha)`` (with ``channel_coupling`` the R and G alphas are
+    first coupled to B's). With ``max_overshoot = o`` (None: off; ``0 <= o < 1``) a step that would lift an
+    image's mean above ``E + o`` is scaled down to end there (``rlenhance.ops.cap_mean``), as
+    ``rlenhance.Enhancer`` does. With ``overshoot_weighted=True`` an episode's cap is ``o sqrt(w_0 / w)``, ``w``
+    its exposure weight, ``w_0`` the env's ``w_exposure`` (``rlenhance.ops.overshoot_limit``). The reward's
+    smoothness term sees the capped alpha map.
 
     ## Rewards
-    Per pixel, the decrease of a loss between the previous and the new state, so the return of an
-    episode is the total improvement. ``reward="nonref"`` (no reference needed):
+    Per pixel, the decrease of a loss between the previous and the new state. ``reward="nonref"``:
     ``L(s) = w_exposure * (exposure(s, E) + m * (mean(s) - E)^2) + w_color * colour_constancy(s) +
-    w_spatial * spatial_consistency(s, original)`` (``exposure`` over patches; ``m = exposure_mean``,
-    default 0, adds the error of the whole image's mean, so a heavier ``w_exposure`` pulls the mean
-    itself to E; with ``exposure_over = o``, default 0, a patch's or the mean's error above E counts
-    ``1 + o`` times, so a brighter output than asked costs more than a darker one; with
+    w_spatial * spatial_consistency(s, original)`` (``exposure`` over ``exposure_patch`` patches;
+    ``m = exposure_mean``; with ``exposure_over = o`` an error above E counts ``1 + o`` times; with
     ``exposure_relative=True`` the exposure term is multiplied by ``(E_0 / E)^2``, ``E_0`` the default
-    ``exposure_target``: errors count relative to the episode's target, unchanged at E_0; a factor
-    below ``exposure_relative_floor`` is raised to it, e.g. 1: targets above E_0 weigh as E_0 does) and
-    ``r_t = L(s_{t-1}) - L(s_t) - w_smooth * TV(alpha_t)`` (the smoothness term penalises the step's
-    alpha map). With ``smooth_in_reward=False`` the
-    smoothness term is left out of ``r_t``: ``w_smooth`` stays a setting (sampled and encoded in
-    ``"cond"`` like the other weights) and the reset's info hands it to the agent as
-    ``info["action_penalty_weight"]`` (a float; float32 (B,) from the vector env), for the penalty
-    ``action_penalty`` (``w_smooth * TV`` with differences to the power ``smooth_power``, default 1) on the
-    alpha map it means to take (A3C's ``action_penalty``, on the expected alpha of its policy, which
-    does not charge exploration noise). With references (paired data):
-    ``"ssim"`` (SSIM-map gain), ``"psnr"`` (per-image PSNR gain, constant over the image) or
-    ``"mse"`` (decrease of squared error x ``reward_scale``, per channel). The scalar reward is the
-    mean of ``info["reward_map"]``; the identity action (alpha = 0) earns exactly 0.
+    ``exposure_target``, at least ``exposure_relative_floor``) and
+    ``r_t = L(s_{t-1}) - L(s_t) - w_smooth * TV(alpha_t)``. With ``smooth_in_reward=False`` the smoothness term
+    is left out of ``r_t`` and the reset's info hands ``w_smooth`` to the agent as
+    ``info["action_penalty_weight"]`` (a float; float32 (B,) from the vector env) for ``action_penalty``
+    (differences to the power ``smooth_power``) on the alpha map it means to take. With references (paired
+    data): ``"ssim"`` (SSIM-map gain), ``"psnr"`` (per-image PSNR gain, constant over the image) or ``"mse"``
+    (decrease of squared error x ``reward_scale``, per channel). The scalar reward is the mean of
+    ``info["reward_map"]``; the identity action (alpha = 0) earns exactly 0.
 
     ## Starting State
-    A random image of ``data`` (random crop and flips; or the images given as
-    ``reset(options={"low": ..., "high": ..., "cond": ...})``). Clean images without a low-light
-    partner (the embedded scikit-image photos) are darkened by
-    ``rlenhance.data.synthetic_low_light``. With ``conditioned=True`` the exposure target is drawn
-    from ``exposure_range`` and each weight is multiplied by a log-uniform factor in ``weight_range``.
-    Images given through ``reset(options=...)`` are numpy arrays or torch tensors, channels first
-    ((C, H, W), or (B, C, H, W) for the vector env), of the env's (H, W), float in [0, 1] or uint8 /
-    uint16 (divided by 255 / 65535); others raise ``rlenhance.errors.ImageError`` (a ``ValueError``).
-    ``"low"`` is required, ``"high"`` optional (3, H, W); ``"cond"``, the encoded conditioning vector,
-    is (5,) (or (B, 5)), finite.
+    A random image of ``data`` (random crop and flips), or the images given as
+    ``reset(options={"low": ..., "high": ..., "cond": ...})``. Clean images without a low-light partner are
+    darkened by ``rlenhance.data.synthetic_low_light``. With ``conditioned=True`` the setting is drawn per image
+    (see ``weight_draw``). Given images are numpy arrays or torch tensors, channels first ((C, H, W), or
+    (B, C, H, W) for the vector env), of the env's (H, W), float in [0, 1] or uint8 / uint16; others raise
+    ``rlenhance.errors.ImageError`` (a ``ValueError``). ``"low"`` is required, ``"high"`` optional (3, H, W);
+    ``"cond"``, the encoded conditioning vector, is (5,) (or (B, 5)), finite.
 
     ## Episode End
-    Truncation after 10 steps (ReLLIE trains with 10 and tests with 6); never terminates. The env
-    itself never ends an episode: gymnasium's ``TimeLimit`` truncates it, so
-    ``gym.make(id, max_episode_steps=N)`` sets the length. The vector env
+    Truncation after 10 steps (ReLLIE trains with 10 and tests with 6); never terminates. Gymnasium's
+    ``TimeLimit`` truncates the one-image env (``gym.make(id, max_episode_steps=N)``); the vector env
     (``envs.make_vec(id, max_episode_steps=N)``) truncates its B episodes itself.
 
     ## Arguments
-    Without arguments the env is the one the shipped policy (``rlenhance/weights/lowlight_a3c.pt``) was
-    trained in: the default table on one alpha channel, conditioned on exposure 0.3-0.8 and each weight
-    over its ``DEFAULT_WEIGHT_RANGES`` (log-encoded, one drawn per image), defaults exposure 0.4,
-    ``w_exposure`` 300, ``w_color`` 20, ``w_spatial`` 1, ``w_smooth`` 10, 32-px exposure patches with the
-    image mean weighted 4 and relative errors, the exposure-gap plane observed, the smoothness left to the
-    agent (power 1) and no cap. The cap is inference's: a policy's checkpoint records the one the
-    Enhancer applies (the shipped policy's: 0.04, weighted by the exposure weight), and
-    ``envs.make_for_checkpoint`` builds the env with it. Those of :class:`envs.base.PixelTask` (``data``, ``split``,
-    ``split_seed``, ``crop`` (128),
-    ``device``, ``validate_actions``), ``action_type``, ``alpha_channels``, ``alpha_table``,
-    ``damping``, ``reward``, ``w_exposure``, ``w_color``, ``w_spatial``, ``w_smooth``,
-    ``exposure_target``, ``exposure_patch``, ``exposure_mean``, ``exposure_over``, ``exposure_relative``
-    and ``exposure_relative_floor`` (see Rewards), ``conditioned``, ``exposure_range``,
-    ``weight_range``, ``weight_ranges`` (a weight's own sampling range, ``{name: (low, high)}``,
-    log-uniform, holding its value), ``channel_coupling`` (ReLLIE's 0.9: R and G alphas become ``c
-    alpha_B + (1 - c) alpha_own``, with ``alpha_channels=3``), ``terms`` (fixed-weight reward terms,
-    ``{name or import path: weight}``, :mod:`envs.rewards`: ``reference`` (MSE to the reference brought
-    to the exposure target), ReLLIE's ``color_ratio`` (20); never conditioned), ``curve`` (the action
-    family, :mod:`rlenhance.transitions`), ``uneven`` (the fraction of episodes whose dark image is the
-    reference relit by :func:`rlenhance.data.uneven_low_light`),
-    ``cond_scale``, ``cond_offset``, ``reward_scale``, ``observe_exposure_gap``, ``smooth_in_reward``
-    (False: see Rewards), ``smooth_power`` (the power of the alpha differences of the penalty the agent
-    is handed, 1 or 2), ``cond_encoding`` (``"linear"`` or ``"log"``: see Observation Space),
-    ``weight_draw`` (``"joint"``: every ranged weight drawn for every
-    image; ``"one"``: per image one ranged weight, or none, each equally likely, the others at their
-    defaults, so the defaults and each knob's line through them, which users and ``benchmarks.knobs``
-    vary one at a time, are trained often), ``max_overshoot`` and ``overshoot_weighted`` (see Transition);
-    ``max_episode_steps`` for the vector env only.
-    ``render_mode``: None or ``"rgb_array"`` (``render()`` returns the current image as uint8 (H, W, 3),
-    RGB).
+    The defaults are the shipped policy's env (``rlenhance/weights/lowlight_a3c.pt``; its inference cap is recorded
+    in the checkpoint and applied by ``envs.make_for_checkpoint``). Those of :class:`envs.base.PixelTask`
+    (``crop`` 128), those named in the sections above, and ``conditioned``, ``exposure_range``, ``weight_range``
+    (a log-uniform factor on each weight), ``weight_ranges`` (a weight's own range ``{name: (low, high)}``,
+    holding its value), ``weight_draw`` (``"joint"``: every ranged weight drawn for every image; ``"one"``: per
+    image one ranged weight, or none, the others at their defaults), ``channel_coupling`` (ReLLIE's 0.9: R and G
+    alphas become ``c alpha_B + (1 - c) alpha_own``, with ``alpha_channels=3``), ``terms`` (fixed-weight reward
+    terms, ``{name or import path: weight}``, :mod:`envs.rewards`), ``curve`` (the action family,
+    :mod:`rlenhance.transitions`), ``uneven`` (the fraction of episodes whose dark image is the reference relit by
+    :func:`rlenhance.data.uneven_low_light`), ``smooth_power`` (1 or 2); ``max_episode_steps`` for the vector env
+    only. ``render_mode``: None or ``"rgb_array"`` (uint8 (H, W, 3) RGB).
 
     ## Version History
-    * v1: the episodes a seed gives changed (each env of a batch draws its start from numbers of its own,
-      ``rlenhance.data.RowDraws``, so env i's start no longer depends on ``num_envs``); the reward's
-      fixed-weight terms are ``terms`` (``{"color_ratio": 20}`` replaces ``w_color_ratio``; a
-      ``RewardTerm`` of one's own by import path); ``curve`` (an ``ActionFamily`` by name or import
-      path) and ``uneven`` (dark images relit by uneven light) are new, their defaults change nothing.
-    * v0: the shipped policy's env: conditioned on the exposure target and four reward weights, the
-      brightening alphas, one curve for R, G and B, a recorded inference cap, ``render_mode="rgb_array"``,
-      ``reset(options=...)`` checking the images it is given (first: ReLLIE's 27 alphas on three channels,
-      unconditioned).
+    * v1: per-row episode draws (``rlenhance.data.RowDraws``: env i's start does not depend on ``num_envs``);
+      ``terms`` replaces ``w_color_ratio``; new ``curve`` and ``uneven``, whose defaults change nothing.
+    * v0: the shipped policy's env (conditioned, brightening alphas, one curve for RGB, a recorded inference
+      cap, ``render_mode="rgb_array"``, checked ``reset(options=...)``).
     """
 
     task_class = LowLightTask
@@ -526,18 +459,15 @@ class LowLightEnv(PixelEnv):
 class LowLightVectorEnv(PixelVectorEnv):
     """Batched torch twin of :class:`LowLightEnv` (same task, B images on ``device``).
 
-    ``max_episode_steps`` (default 10) is the vector env's own: it truncates the B episodes itself.
-    With ``smooth_in_reward=False`` the reset's info holds ``"action_penalty_weight"``, float32 (B,) on
-    ``device``: each row's ``w_smooth``, for the task's ``action_penalty`` (a sharded env's rows are
-    those it steps).
+    ``max_episode_steps`` (default 10) is the vector env's own. With ``smooth_in_reward=False`` the reset's info
+    holds ``"action_penalty_weight"``, float32 (B,) on ``device``: each row's ``w_smooth``.
     """
 
     task_class = LowLightTask
 
     @property
     def cond_scale(self) -> torch.Tensor:
-        """float32 (5,): ``obs["cond"] * cond_scale + cond_offset`` are the setting's values (``COND_FIELDS``),
-        or their logs for the fields of :attr:`cond_encodings` "log"."""
+        """float32 (5,): ``obs["cond"] * cond_scale + cond_offset`` are the setting's values (logs where "log")."""
         return self.task.cond_scale
 
     @property

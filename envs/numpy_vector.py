@@ -1,9 +1,7 @@
 """The numpy face of the natively batched torch vector envs, for Gymnasium's numpy vector wrappers.
 
-The vector envs of :func:`envs.make_vec` speak torch (observations, rewards, flags and info on the
-env's device): the training path. Gymnasium's vector wrappers that keep statistics in numpy
-(``RecordEpisodeStatistics``, ``NormalizeReward``, ``NormalizeObservation``, ...) expect numpy
-arrays; put :class:`NumpyVectorEnv` between them and the env:
+The vector envs of :func:`envs.make_vec` speak torch; Gymnasium's vector wrappers that keep statistics in
+numpy (``RecordEpisodeStatistics``, ``NormalizeReward``, ...) expect numpy: put :class:`NumpyVectorEnv` between:
 
 >>> import envs
 >>> from gymnasium.wrappers.vector import NormalizeReward, RecordEpisodeStatistics
@@ -13,8 +11,7 @@ arrays; put :class:`NumpyVectorEnv` between them and the env:
 >>> type(obs["image"]).__name__
 'ndarray'
 
-Each step copies the batch from the device to host memory: for logging and evaluation loops, not
-for fast training.
+Each step copies the batch to host memory: for logging and evaluation, not fast training.
 """
 
 from __future__ import annotations
@@ -30,8 +27,7 @@ __all__ = ["NumpyVectorEnv", "to_numpy"]
 
 
 def to_numpy(value: Any) -> Any:
-    """``value`` with every torch tensor in it (inside dicts, lists and tuples) as a numpy array
-    on the host (detached, copied from the device); anything else unchanged."""
+    """``value`` with every torch tensor in it (inside dicts, lists and tuples) as a host numpy array."""
     if torch.is_tensor(value):
         return value.detach().cpu().numpy()
     if isinstance(value, Mapping):
@@ -45,11 +41,9 @@ class NumpyVectorEnv(VectorWrapper):
     """A torch vector env (:class:`envs.base.PixelVectorEnv`, or one wrapped, e.g. ``StackObservation``)
     with numpy in and out.
 
-    ``reset`` and ``step`` return numpy arrays where the env returns tensors: observations (float32),
-    rewards (float32 (B,)), ``terminated`` / ``truncated`` (bool (B,)) and the info entries (e.g.
-    ``info["reward_map"]``). Actions are numpy arrays (or anything ``np.asarray`` takes; tensors are
-    accepted too) of the env's ``action_space``, moved to the env's device. The spaces, ``num_envs``,
-    ``metadata`` (autoreset mode included) and ``render()`` are the env's.
+    ``reset`` and ``step`` return numpy arrays where the env returns tensors: observations (float32), rewards
+    (float32 (B,)), ``terminated`` / ``truncated`` (bool (B,)) and the info entries. Actions are numpy arrays
+    (or tensors) of the env's ``action_space``. The spaces, ``num_envs``, ``metadata`` and ``render()`` are the env's.
 
     Args:
         env: the torch vector env; it needs a ``device`` attribute (where its tensors live).

@@ -1,18 +1,16 @@
 """The terms of the low-light reward: each a per-pixel loss map of a state, whose weighted sum ``L(s)``
 the reward decreases (``r_t = L(s_{t-1}) - L(s_t)``, :class:`envs.lowlight.LowLightEnv`).
 
-The conditioned terms (``exposure``, ``color``, ``spatial``) are weighted by the setting a policy is asked to
-follow (``w_exposure``, ``w_color``, ``w_spatial``); the others are added with fixed weights through the env's
-``terms`` argument, ``{name or import path: weight}``: :data:`REWARD_TERMS` holds the shipped ones, and a
-user's own :class:`RewardTerm` subclass is named by import path (``examples/reward_term.py``)::
+The conditioned terms (``exposure``, ``color``, ``spatial``) are weighted by the setting; the others are added
+with fixed weights through the env's ``terms`` argument, ``{name or import path: weight}``: :data:`REWARD_TERMS`
+holds the shipped ones, a user's own :class:`RewardTerm` subclass is named by import path::
 
     python -m experiments.lol_train --set reward.terms=reference=300,examples.reward_term:HighlightKeep=1000
 
 A term is built once per env (no arguments); :meth:`RewardTerm.reset` is called at each episode's start and
-:meth:`RewardTerm.__call__` on every state. Both read the episode from the task: ``task.original`` (the dark
-input, (B, 3, H, W)), ``task.high`` (the reference, or None for unpaired data), ``task.target`` (each row's
-exposure target, (B, 1, 1, 1)). A term that is zero without references sets ``needs_reference``: a reward of
-such terms alone is refused on unpaired images.
+:meth:`RewardTerm.__call__` on every state, both reading ``task.original`` (the dark input, (B, 3, H, W)),
+``task.high`` (the reference, or None) and ``task.target`` (each row's exposure target, (B, 1, 1, 1)). A term
+that is zero without references sets ``needs_reference``.
 """
 
 from __future__ import annotations

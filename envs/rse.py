@@ -22,16 +22,14 @@ from rlenhance.models.vae import seam_energy
 
 __all__ = ["RSEEnv", "RSETask", "RSEVectorEnv", "StackObservation", "default_round", "make_rse_vec"]
 
-#: The default (untrained) round of an env made without ``model``: small, seeded, for the env
-#: contract and smoke tests only.
+#: The default (untrained) round of an env made without ``model``: for the env contract and tests only.
 _DEFAULT_ROUND = dict(patch=16, stride=8, latent_dim=8, hidden=32, bank_size=64, clusters=4, neighbours=4, width=8)
 _DEFAULT_ROUND_SEED = 0
 
 
 def default_round(channels: int) -> RSERound:
-    """A small untrained :class:`RSERound` with fixed weights and a bank of random latents (the
-    same every call; the global torch RNG is left untouched). Candidates it makes are meaningless:
-    pass a trained round (``experiments.rse_train``) as ``model``."""
+    """A small untrained :class:`RSERound` with fixed weights and random bank latents (same every call, global
+    RNG untouched); its candidates are meaningless: pass a trained round as ``model``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_DEFAULT_ROUND_SEED)
         stage = RSERound(channels, **_DEFAULT_ROUND)
@@ -115,20 +113,16 @@ class RSEEnv(PixelEnv):
     nearest clean patch latents.
 
     ## Description
-    The state is a noisy colour image (Gaussian noise, not clipped) or, in later rounds of the
-    recursive self-enhancement, an earlier round's output. A frozen :class:`~rlenhance.models.rse.RSERound`
-    cuts it into overlapping 16 x 16 patches, encodes them with its D4-invariant patch VAE and
-    builds two candidate images (blended back with Hann windows, so without seams; a round with a
-    predictor adds its output as a third): every patch
-    decoded from its own latent (the VAE's denoised patch) and from the mean of its nearest clean
-    latents (found inside the latent clusters of clean training patches). At every step each pixel
-    chooses how far to move toward a mix of the candidates (:func:`rlenhance.models.rse.rse_blend`); the
+    The state is a noisy colour image (Gaussian noise, not clipped) or, in later rounds, an earlier round's
+    output. A frozen :class:`~rlenhance.models.rse.RSERound` encodes its overlapping 16 x 16 patches with a patch
+    VAE and builds two candidate images (Hann-blended): every patch decoded from its own latent and from the
+    mean of its nearest clean latents (a round with a predictor adds its output as a third). At every step each
+    pixel chooses how far to move toward a mix of the candidates (:func:`rlenhance.models.rse.rse_blend`); the
     candidates are recomputed from the new image.
 
     ## Action Space
-    ``Box(-1, 1, (n, H, W), float32)``: n numbers per pixel, shared by the channels; n = 2, or 3 with
-    a round built with a predictor (``predicted=True``, its ``predictor`` attached: a supervised
-    denoiser's output is a third candidate).
+    ``Box(-1, 1, (n, H, W), float32)``: n numbers per pixel, shared by the channels; n = 2, or 3 with a round
+    built with a predictor (``predicted=True``).
 
     | index | action   | -1                         | +1                                   |
     |-------|----------|----------------------------|--------------------------------------|
@@ -142,9 +136,8 @@ class RSEEnv(PixelEnv):
     ## Observation Space
     ``Dict`` with ``"image"``: ``Box(-inf, inf, (C, H, W), float32)``, the current estimate (C = 3,
     or 1 with ``gray=True``), and ``"candidates"``: ``Box(-inf, inf, (nC, H, W), float32)``, the VAE
-    reconstruction then the clean-neighbour candidate of that estimate (then the predictor's
-    output). The agents' policies read one stacked input: wrap the vector env in
-    :class:`StackObservation`.
+    reconstruction then the clean-neighbour candidate (then the predictor's output). The agents read one
+    stacked input: wrap the vector env in :class:`StackObservation`.
 
     ## Rewards
     Per pixel, x ``reward_scale`` (255): the decrease of squared error to the clean image (averaged
@@ -154,20 +147,17 @@ class RSEEnv(PixelEnv):
     identity action (strength -1) earns 0.
 
     ## Starting State
-    A random crop (and flips) of an image of ``data``: clean images (a folder, a dataset of
-    ``"high"`` / ``"low"`` items, None = the embedded scikit-image photos) get Gaussian noise of
-    ``sigma`` / 255 (one value, or a sequence sampled per episode); a dataset whose items hold
-    ``"clean"`` and ``"noisy"`` (the recursive rounds' pools) is used as it is. Or
+    A random crop (and flips) of an image of ``data``: clean images (None = the embedded scikit-image photos) get
+    Gaussian noise of ``sigma`` / 255 (one value, or a sequence sampled per episode); items holding ``"clean"``
+    and ``"noisy"`` are used as they are. Or
     ``reset(options={"clean": ..., "noisy": ...})`` ("noisy" optional), images as for
     ``rlenhance/Denoise-v0``: numpy arrays or torch tensors, channels first, the env's (H, W);
     ``"noisy"`` (and ``"clean"`` next to it) may leave [0, 1] but must be finite.
 
     ## Episode End
-    The vector env truncates after ``max_episode_steps`` (1 by default: one blend per round, the
-    recursion does the rest); never terminates. The one-image env leaves the length to gymnasium's
-    ``TimeLimit``, and the id registers none (a one-step episode is one gymnasium's ``check_env``
-    refuses): ``gym.make(id)`` refines until the caller stops, ``gym.make(id, max_episode_steps=N)``
-    truncates after N steps.
+    The vector env truncates after ``max_episode_steps`` (1 by default: one blend per round); never terminates.
+    The id registers no length (``check_env`` refuses one-step episodes): ``gym.make(id)`` refines until the
+    caller stops, ``gym.make(id, max_episode_steps=N)`` truncates after N steps.
 
     ## Arguments
     Those of :class:`envs.base.PixelTask` (``data``, ``split``, ``split_seed``, ``device``,
@@ -177,10 +167,8 @@ class RSEEnv(PixelEnv):
     (255); ``max_episode_steps`` for the vector env only. ``render_mode``: None or ``"rgb_array"``.
 
     ## Version History
-    * v0: initial version. Since then, the episodes a seed gives changed twice: each env of a batch draws its
-      start from numbers of its own (``rlenhance.data.RowDraws``), so env i's start no longer depends on
-      ``num_envs``; and ``gym.make(id)`` no longer applies a one-step ``TimeLimit`` (the vector env's
-      default length is unchanged).
+    * v0: initial version, extended under the same id: per-row episode draws (``rlenhance.data.RowDraws``);
+      ``gym.make(id)`` applies no one-step ``TimeLimit``.
     """
 
     task_class = RSETask
@@ -195,11 +183,9 @@ class RSEVectorEnv(PixelVectorEnv):
 class StackObservation(VectorObservationWrapper):
     """Present a torch vector env's image entries as one stacked ``"image"`` entry.
 
-    The pixel-wise agents feed a policy the observation keys of
-    :func:`rlenhance.models.policy.build_policy_input`; an RSE-RL policy reads the image and its
-    candidates together, as :meth:`rlenhance.models.rse.RSERound.policy_input` stacks them at
-    inference. The env's attributes the agents read (``num_envs``, ``device``,
-    ``max_episode_steps``, ``task``) stay reachable.
+    An RSE-RL policy reads the image and its candidates together, as
+    :meth:`rlenhance.models.rse.RSERound.policy_input` stacks them; ``num_envs``, ``device``,
+    ``max_episode_steps`` and ``task`` stay reachable.
 
     Args:
         env: a :class:`PixelVectorEnv` (torch observations).

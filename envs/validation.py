@@ -26,9 +26,8 @@ def check_count(name: str, value: Any, *, minimum: int = 1) -> int:
 
 
 def check_crop(crop: Any) -> tuple[int, int] | None:
-    """A crop argument as ``(height, width)``, or None: an int >= 1 or a pair of them (a list or a
-    tuple). A string (``"64"`` would otherwise read as the pair ``("6", "4")``), a float or a bool
-    is a TypeError."""
+    """A crop argument as ``(height, width)``, or None: an int >= 1 or a pair of them (a list or a tuple); a
+    string, a float or a bool is a TypeError."""
     if crop is None:
         return None
     expected = "a positive int, a (height, width) pair of them or None"
@@ -49,9 +48,7 @@ def check_crop(crop: Any) -> tuple[int, int] | None:
 
 
 def check_crop_fits(crop: tuple[int, int] | None, dataset: Any) -> None:
-    """A ValueError when ``crop`` is larger than the first image of ``dataset`` (the size of its
-    smallest tensor): every episode would fail to draw it, and the observation space alone would
-    hold ``crop`` pixels."""
+    """A ValueError when ``crop`` is larger than the first image of ``dataset`` (its smallest tensor)."""
     if crop is None or len(dataset) == 0:
         return
     sizes = [tuple(v.shape[-2:]) for v in dataset[0].values() if torch.is_tensor(v) and v.dim() >= 2]
@@ -64,10 +61,8 @@ def check_crop_fits(crop: tuple[int, int] | None, dataset: Any) -> None:
 
 
 def check_batch_memory(num_envs: int, *spaces: gym.Space) -> None:
-    """Refuse ``num_envs`` copies of ``spaces`` (one env's observation and action spaces) that need more
-    memory than this machine has (:func:`rlenhance.runtime.check_memory`): a vector env keeps each
-    space's arrays (a Box's bounds, a MultiDiscrete's counts) once per env before any image is drawn,
-    so they are a floor of what it needs."""
+    """Refuse ``num_envs`` copies of ``spaces`` (one env's observation and action spaces) whose arrays alone need
+    more memory than this machine has (:func:`rlenhance.runtime.check_memory`)."""
     per_env = sum(_space_bytes(space) for space in spaces)
     check_memory(num_envs * per_env, f"num_envs {num_envs:,}: the vector env's spaces alone ({per_env:,} bytes an env)",
                  "use fewer envs (a trainer's run.batch) or smaller crops")
