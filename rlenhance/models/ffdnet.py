@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from rlenhance.errors import ImageError
 from rlenhance.models import MODELS, ArchMixin
-from rlenhance.models.trunks import _check_image
+from rlenhance.models._checks import _check_image
 from rlenhance.ops.tiling import pad_to_multiple
 
 __all__ = ["FFDNet", "MIN_DEPTH"]

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from rlenhance.metrics.hole import check_mask
 from rlenhance.models import MODELS, ArchMixin
-from rlenhance.models.trunks import _check_image, _check_positive_int
+from rlenhance.models._checks import _check_image, _check_positive_int
 
 __all__ = ["CompletionUNet"]
 

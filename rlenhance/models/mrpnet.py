@@ -42,7 +42,7 @@ from torch import Tensor, nn
 
 from rlenhance.checkpoint import SUPERVISED_UPSCALES
 from rlenhance.models import MODELS, ArchMixin
-from rlenhance.models.trunks import _check_image, _check_positive_int
+from rlenhance.models._checks import _check_image, _check_positive_int
 
 __all__ = ["TRAIN_DEFAULTS", "CombinedModel", "Generator", "MRPNet", "ResidualBlock"]
 

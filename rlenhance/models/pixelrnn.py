@@ -53,7 +53,7 @@ from rlenhance.losses import mse_loss, ssim_loss
 from rlenhance.metrics import _as_batch_pair
 from rlenhance.metrics.hole import check_mask, hole_l1
 from rlenhance.models import MODELS, ArchMixin
-from rlenhance.models.trunks import _check_image, _check_positive_int
+from rlenhance.models._checks import _check_image, _check_positive_int
 
 __all__ = ["DEFAULT_SSIM_WINDOW", "GATED_SEED_SSIM_WINDOW", "VARIANTS", "CompletionLoss", "ConvLSTMCell", "GatedConv",
            "GatedPixelRNN", "MSESSIMLoss", "PixelRNN", "completion_loss", "composite", "mse_ssim_loss"]

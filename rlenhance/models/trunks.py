@@ -4,7 +4,6 @@ conditioning planes, pooling and upsampling that the policy and the critic share
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -19,18 +18,6 @@ __all__ = ["BACKBONES", "ConvGRUCell", "ConvTrunk", "SupervisedTrunk", "append_c
 BACKBONES: tuple[str, ...] = ("fcn", "mrpnet", "pixelrnn")
 #: Constructor arguments of the supervised nets set through dedicated PixelActorCritic arguments.
 _RESERVED_BACKBONE_KWARGS = ("in_channels", "width", "channels")
-
-
-def _check_positive_int(owner: str, **values: Any) -> None:
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{owner}: {name}={value!r}; expected an integer >= 1")
-
-
-def _check_image(owner: str, x: Tensor, channels: int, name: str = "input") -> None:
-    if not torch.is_tensor(x) or x.dim() != 4 or x.shape[1] != channels or not x.is_floating_point():
-        got = f"{tuple(x.shape)} {x.dtype}" if torch.is_tensor(x) else type(x).__name__
-        raise ImageError(f"{owner}: {name} is {got}; expected a float tensor of shape (B, {channels}, H, W)")
 
 
 def _conv(in_ch: int, out_ch: int, kernel_size: int, dilation: int = 1, bias: bool = True) -> nn.Conv2d:
