@@ -166,8 +166,8 @@ def _disc(radius: int) -> tuple[tuple[int, int], ...]:
 
 def _value_ranges(x: torch.Tensor) -> list[float]:
     """Per-image value range as :func:`_bilateral_into` takes it (a flat image counts as 1); a host sync."""
-    flat = x.reshape(x.shape[0], -1)
-    ranges = [hi - lo for lo, hi in zip(flat.amin(dim=1).tolist(), flat.amax(dim=1).tolist())]  # doubles
+    lows_highs = torch.stack(torch.aminmax(x.reshape(x.shape[0], -1), dim=1), 1).tolist()  # one host sync
+    ranges = [hi - lo for lo, hi in lows_highs]  # doubles
     return [1.0 if abs(r) < torch.finfo(torch.float32).eps else r for r in ranges]
 
 
