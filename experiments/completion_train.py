@@ -41,7 +41,6 @@ from agents.distributed import Ranks
 from envs.checkpoints import rollout_policy_spec
 from experiments import config
 from experiments.config import Cost, Preset
-from experiments.denoise_train import data_splits
 from experiments.grids import map_captions, with_maps
 from experiments.loop import TOP_ACTION_SHARE, DataSplits
 from experiments.process import run_cli
@@ -52,6 +51,7 @@ from experiments.rl_common import (
     Track,
     check_fractions,
     check_rl,
+    data_splits,
     env_batch,
     estimate_seconds,
     fit,

@@ -50,6 +50,7 @@ from experiments.rl_common import (
     Track,
     check_fractions,
     check_rl,
+    data_splits,
     env_batch,
     estimate_seconds,
     fit,
@@ -73,7 +74,7 @@ from rlenhance.data import (
     open_dataset,
 )
 from rlenhance.denoisers import DenoisePredictor, PolicyDenoiser
-from rlenhance.errors import DatasetError, not_a_file
+from rlenhance.errors import not_a_file
 from rlenhance.models.policy import PixelActorCritic
 
 ENV_ID = "rlenhance/Denoise-v0"
@@ -265,25 +266,6 @@ def open_data(cfg: Config) -> DataSplits:
     opener = BuiltinImages if t.data is None else partial(open_dataset, t.data, kind="clean")
     return data_splits(cfg, opener, BUILTIN_VAL_FRACTION,
                        partial(open_dataset, kind="clean", split=None, gray=t.gray, seed=split_seed(cfg)), gray=t.gray)
-
-
-def data_splits(cfg: RLConfig, opener: Any, builtin_val_fraction: float, open_test: Any, **kwargs: Any) -> DataSplits:
-    """``opener(split=...)``'s training, tuning and validation sets and ``open_test(task.test)``."""
-    t = cfg.task
-    parts = ("train", "tune", "val") if t.tune_fraction else ("train", "val")
-    try:
-        common = dict(val_fraction=builtin_val_fraction if t.data is None else t.val_fraction,
-                      tune_fraction=t.tune_fraction, seed=split_seed(cfg), **kwargs)
-        sets = {part: opener(split=part, **common) for part in parts}
-    except DatasetError as exc:
-        raise DatasetError(f"--data {t.data}: {exc}") from exc
-    test_set = None
-    if t.test is not None:
-        try:
-            test_set = open_test(t.test)
-        except DatasetError as exc:
-            raise DatasetError(f"--test {t.test}: {exc}") from exc
-    return DataSplits(sets["train"], sets.get("tune"), sets["val"], test_set)
 
 
 def sigma_value(cfg: Config) -> float | list[float]:

@@ -25,6 +25,7 @@ from agents.sac import SAC, SACConfig
 from experiments.config import Cost, Preset, to_dict, unused_section
 from experiments.loop import (
     TEST_GROUP,
+    DataSplits,
     Loop,
     SampleGrids,
     Snapshots,
@@ -44,7 +45,7 @@ from rlenhance.checkpoint import (
     load_checkpoint,
     load_state_dict_strict,
 )
-from rlenhance.errors import CheckpointError
+from rlenhance.errors import CheckpointError, DatasetError
 from rlenhance.models.policy import PixelActorCritic
 
 #: ``track(items, desc)``: an evaluation's items under a progress bar (:meth:`experiments.runs.Run.track`).
@@ -205,6 +206,25 @@ def check_fractions(val_fraction: float, tune_fraction: float) -> None:
 def split_seed(cfg: RLConfig) -> int:
     """The seed of the run's train/validation split: ``run.split_seed``, else ``run.seed``."""
     return cfg.run.seed if cfg.run.split_seed is None else cfg.run.split_seed
+
+
+def data_splits(cfg: RLConfig, opener: Any, builtin_val_fraction: float, open_test: Any, **kwargs: Any) -> DataSplits:
+    """``opener(split=...)``'s training, tuning and validation sets and ``open_test(task.test)``."""
+    t = cfg.task
+    parts = ("train", "tune", "val") if t.tune_fraction else ("train", "val")
+    try:
+        common = dict(val_fraction=builtin_val_fraction if t.data is None else t.val_fraction,
+                      tune_fraction=t.tune_fraction, seed=split_seed(cfg), **kwargs)
+        sets = {part: opener(split=part, **common) for part in parts}
+    except DatasetError as exc:
+        raise DatasetError(f"--data {t.data}: {exc}") from exc
+    test_set = None
+    if t.test is not None:
+        try:
+            test_set = open_test(t.test)
+        except DatasetError as exc:
+            raise DatasetError(f"--test {t.test}: {exc}") from exc
+    return DataSplits(sets["train"], sets.get("tune"), sets["val"], test_set)
 
 
 def estimate_seconds(cfg: RLConfig, cost: Cost) -> float:
