@@ -1,12 +1,9 @@
 """Image file I/O: the only place where rlenhance touches image files.
 
-Everything returned by :func:`load_image` and accepted by :func:`save_image` is in **RGB**
-channel order. OpenCV's BGR order exists only inside this package; arrays are converted at
-this boundary and nowhere else.
-
-Loaded images are ``float32`` in ``[0, 1]`` with shape ``(H, W, 3)`` (or ``(H, W, 1)`` with
-``gray=True``). Supported files: PNG, JPEG, BMP and TIFF, 8 or 16 bits per sample,
-grayscale / RGB / RGBA / LA / palette, with the EXIF orientation applied.
+Everything returned by :func:`load_image` and accepted by :func:`save_image` is in **RGB** channel order
+(OpenCV's BGR exists only inside this package). Loaded images are ``float32`` in ``[0, 1]``, shape
+``(H, W, 3)`` (or ``(H, W, 1)`` with ``gray=True``), from PNG, JPEG, BMP or TIFF files of 8 or 16 bits per
+sample, with the EXIF orientation applied.
 
 =========================  =====================================================================
 module                     what
@@ -17,8 +14,7 @@ module                     what
 :mod:`rlenhance.io.arrays` :func:`as_unit_float`, :func:`is_gray`, :func:`image_to_tensor`, ... (torch)
 =========================  =====================================================================
 
-Reading and writing files does not import torch; the array helpers are imported on first use
-(``from rlenhance.io import as_unit_float``), so that ``rlenhance --help`` stays fast.
+Reading and writing files does not import torch; the array helpers are imported on first use.
 
 Example:
     >>> img = load_image("photo.png")                 # doctest: +SKIP
@@ -55,26 +51,10 @@ if TYPE_CHECKING:
         tensor_to_image,
     )
 
-__all__ = [
-    "BT601_LUMA_WEIGHTS",
-    "DEFAULT_JPEG_QUALITY",
-    "DEFAULT_MAX_PIXELS",
-    "HOLE_THRESHOLD",
-    "IMAGE_EXTENSIONS",
-    "MASK_THRESHOLD",
-    "NOISY_RANGE",
-    "OCCLUDED_PREFIX",
-    "UNIT_RANGE_TOLERANCE",
-    "as_unit_float",
-    "float_to_levels",
-    "image_to_tensor",
-    "is_gray",
-    "list_images",
-    "load_image",
-    "load_mask",
-    "save_image",
-    "tensor_to_image",
-]
+__all__ = ["BT601_LUMA_WEIGHTS", "DEFAULT_JPEG_QUALITY", "DEFAULT_MAX_PIXELS", "HOLE_THRESHOLD", "IMAGE_EXTENSIONS",
+           "MASK_THRESHOLD", "NOISY_RANGE", "OCCLUDED_PREFIX", "UNIT_RANGE_TOLERANCE", "as_unit_float",
+           "float_to_levels", "image_to_tensor", "is_gray", "list_images", "load_image", "load_mask", "save_image",
+           "tensor_to_image"]
 
 #: The names of :mod:`rlenhance.io.arrays` (which imports torch), imported on first use.
 _ARRAYS = ("_INTEGER_SCALES", "NOISY_RANGE", "UNIT_RANGE_TOLERANCE", "as_unit_float", "image_to_tensor", "is_gray",

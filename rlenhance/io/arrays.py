@@ -14,14 +14,12 @@ from rlenhance.errors import ImageError
 from rlenhance.io.read import _native_byte_order
 from rlenhance.io.write import float_to_levels
 
-# --------------------------------------------------------------------------- arrays from callers
-
 UNIT_RANGE_TOLERANCE = 1e-4
 """Float images may stray this far outside [0, 1] (rounding); such values are clipped, larger ones refused."""
 
 NOISY_RANGE = (-1.0, 2.0)
 """What a noisy image (``noisy=True``) may span: an image in [0, 1] plus unclipped Gaussian noise, as in
-the DnCNN / PixelRL protocol (sigma 50/255 is about 0.2, so this is five sigmas or more). Not clipped."""
+the DnCNN / PixelRL protocol. Not clipped."""
 
 _INTEGER_SCALES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, torch.uint8: 255.0,
                    **({torch.uint16: 65535.0} if hasattr(torch, "uint16") else {})}
@@ -33,16 +31,13 @@ def as_unit_float(image: np.ndarray | torch.Tensor, *, name: str = "image", allo
                   noisy: bool = False) -> np.ndarray | torch.Tensor:
     """Check an image handed in by a caller and return it as float32 in [0, 1].
 
-    The one input check of the public entry points (``Enhancer``, ``SupervisedRestorer``, the RL
-    rollouts, the environments' ``reset(options=...)``): what ``cv2.imread`` or
-    ``np.asarray(PIL.Image)`` give (uint8, 0-255) is scaled by its dtype's range instead of being
-    read as if it were in [0, 1]. Shapes are the caller's to check; channel order is not changed
-    (``cv2.imread`` gives BGR: convert it to RGB before passing it in).
+    The input check of the public entry points (``Enhancer``, ``SupervisedRestorer``, the RL rollouts, the
+    environments' ``reset(options=...)``): integer samples are scaled by their dtype's range. Shapes are the
+    caller's to check; channel order is not changed (``cv2.imread`` gives BGR: convert it to RGB first).
 
     Accepted:
-        * floats (any precision) that are finite and in [0, 1]; values within
-          :data:`UNIT_RANGE_TOLERANCE` outside it are clipped; with ``noisy=True`` (a denoiser's
-          input) finite floats in :data:`NOISY_RANGE`, kept as they are;
+        * finite floats (any precision) in [0, 1]; values within :data:`UNIT_RANGE_TOLERANCE` outside it
+          are clipped; with ``noisy=True`` (a denoiser's input) finite floats in :data:`NOISY_RANGE`, kept;
         * ``uint8`` (divided by 255) and ``uint16`` (divided by 65535), in either byte order.
 
     Args:
@@ -52,37 +47,33 @@ def as_unit_float(image: np.ndarray | torch.Tensor, *, name: str = "image", allo
         noisy: the image may carry unclipped noise (see above).
 
     Returns:
-        float32 numpy array (a tensor for a tensor input), same shape, values in [0, 1] (in
-        :data:`NOISY_RANGE` with ``noisy=True``). A float32 input already in range is returned as
-        it is (no copy).
+        float32 numpy array (a tensor for a tensor input), same shape, values in [0, 1] (in :data:`NOISY_RANGE`
+        with ``noisy=True``). A float32 input already in range is returned as it is (no copy).
 
     Raises:
-        ImageError: another type (a torch tensor when not allowed: the message says how to
-            convert it), bool or other integer dtypes, an empty array, NaN / infinite values, or
-            values outside [0, 1]; the message says what was found and what is accepted.
+        ImageError: another type (a torch tensor when not allowed: the message says how to convert it), bool
+            or other integer dtypes, an empty array, NaN / infinite values, or values outside [0, 1]; the
+            message says what was found and what is accepted.
 
     Example:
         >>> as_unit_float(np.array([[0, 255]], dtype=np.uint8)).tolist()
         [[0.0, 1.0]]
     """
-    if isinstance(image, torch.Tensor) and not allow_tensor:
+    tensor = isinstance(image, torch.Tensor)
+    if tensor and not allow_tensor:
         raise ImageError(f"{name}: got a torch.Tensor of shape {tuple(image.shape)}; pass a numpy array "
                          "(H, W, C), e.g. tensor.permute(1, 2, 0).cpu().numpy() for a (C, H, W) tensor")
-    if not isinstance(image, (np.ndarray, torch.Tensor)):
+    if not tensor and not isinstance(image, np.ndarray):
         raise ImageError(f"{name}: expected a numpy array, got {type(image).__name__}")
-    if isinstance(image, np.ndarray):
+    if not tensor:
         image = _native_byte_order(image)
     if image.dtype in _INTEGER_SCALES:
         scale = _INTEGER_SCALES[image.dtype]
-        if isinstance(image, torch.Tensor):
-            return image.to(torch.float32) / scale
-        return image.astype(np.float32) / np.float32(scale)
-    floating = image.is_floating_point() if isinstance(image, torch.Tensor) else np.issubdtype(image.dtype,
-                                                                                                np.floating)
-    if not floating:
+        return image.to(torch.float32) / scale if tensor else image.astype(np.float32) / np.float32(scale)
+    if not (image.is_floating_point() if tensor else np.issubdtype(image.dtype, np.floating)):
         raise ImageError(f"{name}: unsupported dtype {image.dtype}; accepted: {_ACCEPTED_IMAGE_TEXT} "
                          "(convert other integer or bool images to float in [0, 1] yourself)")
-    values = image.to(torch.float32) if isinstance(image, torch.Tensor) else image.astype(np.float32, copy=False)
+    values = image.to(torch.float32) if tensor else image.astype(np.float32, copy=False)
     accepted = (f"finite float values in [{NOISY_RANGE[0]:g}, {NOISY_RANGE[1]:g}] (an image in [0, 1] with "
                 "unclipped noise), or uint8 / uint16 samples" if noisy else _ACCEPTED_IMAGE_TEXT)
     low, high = finite_extremes(values, name=name, accepted=accepted)
@@ -91,18 +82,14 @@ def as_unit_float(image: np.ndarray | torch.Tensor, *, name: str = "image", allo
         hint = " (0-255 values in a float array? divide by 255)" if high > max(highest, 2.0) else ""
         raise ImageError(f"{name}: values span [{low:.6g}, {high:.6g}]{hint}; accepted: {accepted}")
     if not noisy and (low < 0.0 or high > 1.0):
-        return values.clamp(0.0, 1.0) if isinstance(values, torch.Tensor) else np.clip(values, 0.0, 1.0)
+        return values.clamp(0.0, 1.0) if tensor else np.clip(values, 0.0, 1.0)
     return values
 
 
 def finite_extremes(values: np.ndarray | torch.Tensor, *, name: str, accepted: str) -> tuple[float, float]:
-    """The smallest and largest value of a float image, refusing an empty one or one that holds NaN or
-    infinite values: the check of every image a caller hands in (:func:`as_unit_float`, the metrics).
-
-    Args:
-        values: a float numpy array or torch tensor of any shape (read in place, in one pass).
-        name: what the caller calls it, for the message.
-        accepted: what is accepted, for the message.
+    """The smallest and largest value of a float image (numpy array or torch tensor, any shape, read in
+    place), refusing an empty one or one that holds NaN or infinite values; ``name`` and ``accepted`` are
+    for the message.
 
     Raises:
         ImageError: ``"{name}: empty image (shape ...)"`` or ``"{name}: N NaN or infinite value(s) of M;
@@ -122,33 +109,25 @@ def finite_extremes(values: np.ndarray | torch.Tensor, *, name: str, accepted: s
 
 def _extremes(values: np.ndarray | torch.Tensor) -> tuple[float, float]:
     """Smallest and largest value of a float32 array or tensor (NaN when it holds one)."""
-    # the axes in memory order: a transposed view (an (H, W, C) view of a (C, H, W) image) is then
-    # read in place, not copied; the extremes do not depend on the order
+    # the axes in memory order: a transposed view is then read in place, not copied
     order = sorted(range(values.ndim), key=lambda axis: -values.strides[axis] if isinstance(values, np.ndarray)
                    else -values.stride(axis))
     if isinstance(values, np.ndarray):
         values = np.transpose(values, order)
-        if not values.flags.writeable:  # torch would warn that it cannot protect it: numpy's two passes
+        if not values.flags.writeable:  # torch would warn that it cannot protect it
             return float(values.min()), float(values.max())
         values = torch.from_numpy(np.ascontiguousarray(values))
     else:
         values = values.permute(*order)
-    # one pass and no temporary (torch.isfinite makes two of the image's size)
     low, high = torch.aminmax(values)
     return float(low), float(high)
-
-
 
 
 def is_gray(image: np.ndarray) -> bool:
     """Whether an ``(H, W, C)`` (or ``(H, W)``) image is gray: one plane, or three equal ones (how
     :func:`load_image` returns a grayscale file)."""
-    if image.ndim == 2 or image.shape[2] == 1:
-        return True
-    return bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]))
-
-
-# --------------------------------------------------------------------------- tensors
+    return image.ndim == 2 or image.shape[2] == 1 or bool(np.array_equal(image[..., 0], image[..., 1])
+                                                          and np.array_equal(image[..., 1], image[..., 2]))
 
 
 def image_to_tensor(img: np.ndarray) -> torch.Tensor:
@@ -171,15 +150,13 @@ def image_to_tensor(img: np.ndarray) -> torch.Tensor:
         img = img[..., None]
     if img.ndim != 3:
         raise ImageError(f"image_to_tensor: expected shape (H, W, C) or (H, W), got {img.shape}")
-    chw = np.array(np.moveaxis(img, 2, 0), dtype=np.float32, order="C", copy=True)
-    return torch.from_numpy(chw)
+    return torch.from_numpy(np.array(np.moveaxis(img, 2, 0), dtype=np.float32, order="C", copy=True))
 
 
 def tensor_to_image(t: torch.Tensor) -> np.ndarray:
-    """Convert a ``(C, H, W)`` or ``(1, C, H, W)`` tensor to an ``(H, W, C)`` float32 array.
+    """Convert a ``(C, H, W)`` or ``(1, C, H, W)`` tensor (any device) to an ``(H, W, C)`` float32 array.
 
-    The tensor may live on any device and may require grad; the result is a detached CPU
-    copy. Channel order is kept; values are not clipped.
+    The result is a detached CPU copy; channel order is kept, values are not clipped.
 
     Args:
         t: floating tensor, shape ``(C, H, W)`` or ``(1, C, H, W)``.
@@ -196,9 +173,7 @@ def tensor_to_image(t: torch.Tensor) -> np.ndarray:
     if t.ndim == 4 and t.shape[0] == 1:
         t = t[0]
     if t.ndim != 3:
-        raise ImageError(
-            f"tensor_to_image: expected shape (C, H, W) or (1, C, H, W), got {tuple(t.shape)}"
-        )
+        raise ImageError(f"tensor_to_image: expected shape (C, H, W) or (1, C, H, W), got {tuple(t.shape)}")
     hwc = t.detach().to(device="cpu", dtype=torch.float32).permute(1, 2, 0)
     return np.array(hwc.numpy(), dtype=np.float32, order="C", copy=True)
 
@@ -214,14 +189,13 @@ def result_dtype(dtype: type | np.dtype) -> torch.dtype:
     try:
         return RESULT_DTYPES[np.dtype(dtype)]
     except (TypeError, KeyError):
-        raise ValueError(f"dtype: expected np.float32 or np.uint8 (the levels save_image writes), got {dtype!r}") \
-            from None
+        raise ValueError(f"dtype: expected np.float32 or np.uint8 (the levels save_image writes), got "
+                         f"{dtype!r}") from None
 
 
 def unit_window(window: Tensor) -> Tensor:
-    """A window cut from an image kept in samples, as float32 in [0, 1]: uint8 / uint16 divided by
-    their range (:func:`rlenhance.io.as_unit_float`, the same values as converting the whole image),
-    floats as float32."""
+    """A window cut from an image kept in samples, as float32 in [0, 1]: uint8 / uint16 divided by their range
+    (:func:`rlenhance.io.as_unit_float`), floats as float32."""
     return window.float() if window.is_floating_point() else as_unit_float(window, allow_tensor=True)
 
 

@@ -10,13 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-try:  # ISA-L's deflate (the isal package, a dependency): a fifth of zlib's time, for PNG files
+try:  # ISA-L's deflate (the isal package, a dependency), much faster than zlib's
     from isal import isal_zlib as _deflate
-except ImportError:  # an environment installed before isal was a dependency
+except ImportError:
     _deflate = zlib
 
-#: PNG writing: the compressobj arguments, raw deflate at level 1 (ISA-L's level 0 makes much larger
-#: files, its level 3 takes far longer for slightly smaller ones; zlib: OpenCV's settings), and about
+#: PNG writing: the compressobj arguments, raw deflate at level 1 (zlib: OpenCV's settings), and about
 #: this many filtered bytes a band.
 _DEFLATE_ARGS = (1, _deflate.DEFLATED, -15, 9, zlib.Z_RLE if _deflate is zlib else _deflate.Z_DEFAULT_STRATEGY)
 _PNG_BAND_BYTES = 1 << 21
@@ -29,16 +28,9 @@ _ADLER_BASE = 65521
 def encode_png(samples: np.ndarray, threads: int | None = None) -> bytes:
     """The bytes of a PNG file of integer samples (H, W) gray or (H, W, 3) RGB, uint8 or uint16.
 
-    Every row gets PNG's Up filter (its bytes minus those of the row above; the first row's are its
-    own), which compresses photos a few per cent better than the Sub filter OpenCV writes with, at
-    the same speed. The rows are deflated at level 1 by ISA-L (the ``isal`` package): a fifth of the
-    time of zlib's level 1 for a slightly smaller file (without isal: zlib at level 1 with its
-    run-length strategy, OpenCV's settings); ``docs/performance.md`` has the measurements. They are
-    filtered and compressed in bands of about 2 MB by ``threads`` threads (None: one a core; numpy
-    and the compressors release the GIL, and the bands are handed out one by one, so a core taken by
-    another process delays only the bands it holds) and joined into one zlib stream as pigz does:
-    every band but the last ends with a sync flush (byte-aligned, no final block), and the bands'
-    Adler-32 checksums are combined. One IDAT chunk a band.
+    Rows get PNG's Up filter and are deflated at level 1 by ISA-L (without ``isal``: zlib's run-length strategy;
+    ``docs/performance.md`` has the measurements) in bands of about 2 MB by ``threads`` threads (None: one a
+    core), joined into one zlib stream as pigz does (sync flushes, combined Adler-32 checksums); one IDAT a band.
     """
     samples = np.ascontiguousarray(samples)
     height, width = samples.shape[:2]
@@ -61,8 +53,7 @@ def encode_png(samples: np.ndarray, threads: int | None = None) -> bytes:
         else:
             np.subtract(raw[1:], raw[:-1], out=filtered[:, 1:])
         compressor = _deflate.compressobj(*_DEFLATE_ARGS)
-        last = bottom == height
-        end = _deflate.Z_FINISH if last else _deflate.Z_SYNC_FLUSH
+        end = _deflate.Z_FINISH if bottom == height else _deflate.Z_SYNC_FLUSH
         deflated = compressor.compress(filtered) + compressor.flush(end)
         return deflated, _deflate.adler32(filtered), filtered.size
 
@@ -72,8 +63,7 @@ def encode_png(samples: np.ndarray, threads: int | None = None) -> bytes:
             deflated = list(pool.map(deflate_band, bands))
     else:
         deflated = [deflate_band(band) for band in bands]
-    colour_type = 0 if channels == 1 else 2
-    header = struct.pack(">IIBBBBB", width, height, samples.itemsize * 8, colour_type, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, samples.itemsize * 8, 0 if channels == 1 else 2, 0, 0, 0)
     pieces = [_PNG_SIGNATURE, _png_chunk(b"IHDR", header)]
     adler = 1
     for index, (data, band_adler, size) in enumerate(deflated):

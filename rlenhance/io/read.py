@@ -2,22 +2,18 @@
 file's integer samples) and :func:`load_mask` (a hole mask file as bool), and the constants of the
 accepted files. Torch-free.
 
-Decoding: Pillow reads the header (size, mode, orientation) and decodes 8-bit files and
-16-bit grayscale files (``I;16``, full precision). Pillow reduces 16-bit colour to 8 bits,
-so 16-bit colour PNG/TIFF pixels are decoded by OpenCV with ``IMREAD_UNCHANGED``. Colour JPEGs
-that end with their end-of-image marker are decoded by OpenCV straight into RGB
-(``IMREAD_COLOR_RGB``: the same libjpeg-turbo decode, in half Pillow's time and without its
-copies); Pillow decodes the others and reports what is wrong with them.
+Decoding: Pillow reads the header (size, mode, orientation) and decodes 8-bit files and 16-bit
+grayscale files. OpenCV decodes 16-bit colour PNG/TIFF (which Pillow reduces to 8 bits) with
+``IMREAD_UNCHANGED``, and colour JPEGs that end with their end-of-image marker straight into RGB
+(``IMREAD_COLOR_RGB``, the same libjpeg-turbo decode); Pillow decodes the others and reports what is wrong.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import struct
 import threading
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -33,9 +29,6 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".
 DEFAULT_MAX_PIXELS = 100_000_000
 """Default limit on ``width * height`` in :func:`load_image` (decompression-bomb guard)."""
 
-DEFAULT_JPEG_QUALITY = 95
-"""JPEG quality used by :func:`save_image`."""
-
 BT601_LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 """ITU-R BT.601 luma weights for R, G, B (``load_image(..., gray=True)`` on colour files)."""
 
@@ -47,8 +40,7 @@ MASK_THRESHOLD = 0.5
 
 HOLE_THRESHOLD = 0.04
 """Default largest distance from black of a hole pixel of an occluded image that comes without a mask
-(:func:`rlenhance.data.occluded.hole_mask`; tuned on the bedroom data: 0.03 misses JPEG-brightened
-hole pixels, 0.05+ merges dark furniture into the hole)."""
+(:func:`rlenhance.data.occluded.hole_mask`; tuned on the bedroom data)."""
 
 EXIF_ORIENTATION_TAG = 0x0112
 
@@ -64,13 +56,8 @@ _JPEG_STANDALONE_MARKERS = frozenset({0x01, *range(0xD0, 0xDA)})
 # What Pillow raises on truncated / corrupt data (its decoders use all of these).
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error)
 
-# Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``) is process-wide state.
-# load_image replaces it by its own ``max_pixels`` check; this lock makes the temporary
-# lift-and-restore safe between threads that call load_image.
+# Guards the lift-and-restore of Pillow's process-wide ``Image.MAX_IMAGE_PIXELS`` between threads.
 _PILLOW_LIMIT_LOCK = threading.Lock()
-
-
-# --------------------------------------------------------------------------- listing
 
 
 def list_images(folder: str | os.PathLike[str]) -> list[Path]:
@@ -80,9 +67,8 @@ def list_images(folder: str | os.PathLike[str]) -> list[Path]:
         folder: Directory to list (not recursive).
 
     Returns:
-        Paths of the regular files whose extension (case-insensitive) is in
-        :data:`IMAGE_EXTENSIONS`, sorted by file name. Hidden files (name starting with
-        ``"."``, e.g. macOS ``._x.png`` resource forks) are skipped. An empty folder gives ``[]``.
+        Paths of the regular files whose extension (case-insensitive) is in :data:`IMAGE_EXTENSIONS`, sorted by
+        file name. Hidden files (``"."`` first, e.g. macOS ``._x.png``) are skipped. An empty folder gives ``[]``.
 
     Raises:
         ImageError: ``folder`` does not exist or is not a directory.
@@ -92,102 +78,70 @@ def list_images(folder: str | os.PathLike[str]) -> list[Path]:
         raise ImageError(f"image folder '{folder}' does not exist")
     if not folder.is_dir():
         raise ImageError(f"image folder '{folder}' is not a directory")
-    found = [
-        entry
-        for entry in folder.iterdir()
-        if entry.suffix.lower() in IMAGE_EXTENSIONS
-        and not entry.name.startswith(".")
-        and entry.is_file()
-    ]
+    found = [entry for entry in folder.iterdir()
+             if entry.suffix.lower() in IMAGE_EXTENSIONS and not entry.name.startswith(".") and entry.is_file()]
     return sorted(found, key=lambda entry: entry.name)
 
 
-# --------------------------------------------------------------------------- loading
-
-
-def load_image(
-    path: str | os.PathLike[str],
-    *,
-    max_pixels: int | None = DEFAULT_MAX_PIXELS,
-    gray: bool = False,
-    samples: bool = False,
-) -> np.ndarray:
+def load_image(path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT_MAX_PIXELS, gray: bool = False,
+               samples: bool = False) -> np.ndarray:
     """Load an image file as an RGB float array (or its integer samples).
 
-    Channel order is **RGB** (OpenCV's BGR is converted here). Grayscale files are expanded
-    to three equal channels; alpha channels (RGBA, LA, palette transparency) are dropped;
-    palette images are expanded through their palette; the EXIF orientation tag is applied,
-    so the array is upright as a viewer shows it. 8-bit samples are divided by 255, 16-bit
+    Channel order is **RGB**. Grayscale files are expanded to three equal channels; alpha channels
+    (RGBA, LA, palette transparency) are dropped; palette images are expanded through their palette; the
+    EXIF orientation is applied (upright as a viewer shows it). 8-bit samples are divided by 255, 16-bit
     samples by 65535 (16-bit precision is kept).
 
-    The size is read from the header and checked against ``max_pixels`` before any pixel
-    data is decoded. This check replaces Pillow's decompression-bomb limit, so an image
-    under ``max_pixels`` loads even when it is above ``PIL.Image.MAX_IMAGE_PIXELS``.
+    The size is read from the header and checked against ``max_pixels`` before any pixel data is
+    decoded; this check replaces Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``).
 
     Args:
-        path: A PNG, JPEG, BMP or TIFF file (the format is taken from the content, not the
-            extension).
+        path: A PNG, JPEG, BMP or TIFF file (the format is taken from the content, not the extension).
         max_pixels: Largest accepted ``width * height``; ``None`` disables the check.
-        gray: Return one channel. A grayscale file gives its exact values; a colour file
-            gives ITU-R BT.601 luma ``0.299 R + 0.587 G + 0.114 B``.
-        samples: Return the samples as decoded, ``uint8`` (``uint16`` for 16-bit files), RGB
-            ``(H, W, 3)``, instead of floats: a quarter of the memory for a large photo (what
-            ``rlenhance enhance`` reads; :class:`rlenhance.Enhancer` takes them as they are). Not
-            with ``gray``.
+        gray: Return one channel: a grayscale file's exact values, a colour file's luma (:data:`BT601_LUMA_WEIGHTS`).
+        samples: Return the samples as decoded, ``uint8`` (``uint16`` for 16-bit files), RGB ``(H, W, 3)``,
+            instead of floats (a quarter of the memory; :class:`rlenhance.Enhancer` takes them). Not with ``gray``.
 
     Returns:
-        ``float32`` array in ``[0, 1]``, shape ``(H, W, 3)`` RGB, or ``(H, W, 1)`` with
-        ``gray=True``; with ``samples``, a writable ``uint8`` / ``uint16`` array ``(H, W, 3)``.
+        ``float32`` array in ``[0, 1]``, shape ``(H, W, 3)`` RGB, or ``(H, W, 1)`` with ``gray=True``; with
+        ``samples``, a writable ``uint8`` / ``uint16`` array ``(H, W, 3)``.
 
     Raises:
-        ImageError: The file is missing, a directory, empty, not a PNG/JPEG/BMP/TIFF image,
-            truncated or corrupt, has a zero width or height, has more than ``max_pixels``
-            pixels, or uses an unsupported sample format (e.g. 32-bit or float TIFF). The
-            message names the file and the cause.
+        ImageError: The file is missing, a directory, empty, not a PNG/JPEG/BMP/TIFF image, truncated or
+            corrupt, has a zero width or height, has more than ``max_pixels`` pixels, or uses an unsupported
+            sample format (e.g. 32-bit or float TIFF). The message names the file and the cause.
     """
     if samples and gray:
         raise ValueError("load_image: gray=True and samples=True: choose one (luma is computed in floats)")
-    decoded, is_gray_file = _decoded(Path(path), max_pixels)
+    decoded = _decoded(Path(path), max_pixels)
     if samples:
         if decoded.ndim == 2:
             return np.repeat(decoded[..., None], 3, axis=2)
         # Pillow's arrays are read-only views of a bytes copy (freed here): torch refuses to wrap them
         return decoded if decoded.flags.writeable else decoded.copy()
-    return _to_float(decoded, is_gray_file=is_gray_file, gray=gray)
+    return _to_float(decoded, gray=gray)
 
 
 def load_mask(path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
               threshold: float = MASK_THRESHOLD, band: int = 256) -> np.ndarray:
     """A hole mask file as bool (H, W), True = missing pixel: ``load_image(path, gray=True)[..., 0] >
-    threshold`` (white = missing), computed ``band`` rows at a time from the decoded samples, so that a
-    50-megapixel mask costs its samples and the bool result, not a float copy of the file.
+    threshold`` (white = missing), computed ``band`` rows at a time (no float copy of the file).
 
     Raises:
         ImageError: as :func:`load_image`.
     """
-    decoded, is_gray_file = _decoded(Path(path), max_pixels)
+    decoded = _decoded(Path(path), max_pixels)
     mask = np.empty(decoded.shape[:2], dtype=bool)
     for top in range(0, mask.shape[0], band):
-        rows = slice(top, top + band)
-        mask[rows] = _to_float(decoded[rows], is_gray_file=is_gray_file, gray=True)[..., 0] > threshold
+        mask[top:top + band] = _to_float(decoded[top:top + band], gray=True)[..., 0] > threshold
     return mask
 
 
-def _decoded(path: Path, max_pixels: int | None) -> tuple[np.ndarray, bool]:
+def _decoded(path: Path, max_pixels: int | None) -> np.ndarray:
     """:func:`_decode` of a readable file under ``max_pixels`` (checked first, then the file)."""
     if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer))
                                    or max_pixels < 1):
         raise ImageError(f"max_pixels must be a positive int or None, got {max_pixels!r}")
-    _check_readable_file(path)
-    with _pillow_limit_lifted():
-        return _decode(path, max_pixels)
-
-
-def _load_error(path: Path, cause: str) -> ImageError:
-    return ImageError(f"cannot load image '{path}': {cause}")
-
-
-def _check_readable_file(path: Path) -> None:
     if not path.exists():
         raise _load_error(path, "file does not exist")
     if path.is_dir():
@@ -196,43 +150,28 @@ def _check_readable_file(path: Path) -> None:
         raise _load_error(path, "not a regular file")
     if path.stat().st_size == 0:
         raise _load_error(path, "file is empty (0 bytes)")
-
-
-@contextlib.contextmanager
-def _pillow_limit_lifted() -> Iterator[None]:
-    """Disable Pillow's decompression-bomb check (warning and error) for the duration.
-
-    load_image checks ``max_pixels`` itself from the header, before decoding.
-    """
-    with _PILLOW_LIMIT_LOCK:
-        saved = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = None
+    with _PILLOW_LIMIT_LOCK:  # max_pixels replaces Pillow's decompression-bomb check (warning and error)
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
         try:
-            yield
+            return _decode(path, max_pixels)
         finally:
             Image.MAX_IMAGE_PIXELS = saved
 
 
-def _decode(path: Path, max_pixels: int | None) -> tuple[np.ndarray, bool]:
-    """Decode ``path`` to integer samples.
+def _load_error(path: Path, cause: str) -> ImageError:
+    return ImageError(f"cannot load image '{path}': {cause}")
 
-    Returns:
-        ``(samples, is_gray_file)``: ``samples`` is uint8 or uint16, shape ``(H, W)`` for a
-        grayscale file or ``(H, W, 3)`` RGB, already upright (EXIF orientation applied).
-    """
+
+def _decode(path: Path, max_pixels: int | None) -> np.ndarray:
+    """The upright uint8 / uint16 samples of ``path``, (H, W) for a grayscale file or (H, W, 3) RGB."""
     try:
         im = Image.open(path, formats=_PILLOW_FORMATS)
     except Image.UnidentifiedImageError:
         size = _header_size(path)
         if size is not None and min(size) == 0:
-            raise _load_error(
-                path, f"zero-size image (width {size[0]} x height {size[1]} in the header)"
-            ) from None
-        raise _load_error(
-            path,
-            f"not a {_ACCEPTED_FORMATS_TEXT} image, or its header is corrupt "
-            "(the data could not be identified)",
-        ) from None
+            raise _load_error(path, f"zero-size image (width {size[0]} x height {size[1]} in the header)") from None
+        raise _load_error(path, f"not a {_ACCEPTED_FORMATS_TEXT} image, or its header is corrupt "
+                          "(the data could not be identified)") from None
     except OSError as exc:
         raise _load_error(path, f"cannot read the file ({exc})") from exc
     except _DECODE_ERRORS as exc:  # a header or metadata chunk Pillow refuses while it reads them
@@ -243,24 +182,18 @@ def _decode(path: Path, max_pixels: int | None) -> tuple[np.ndarray, bool]:
         if width == 0 or height == 0:
             raise _load_error(path, f"zero-size image (width {width} x height {height})")
         if max_pixels is not None and width * height > max_pixels:
-            raise _load_error(
-                path,
-                f"{width} x {height} = {width * height} pixels is more than "
-                f"max_pixels={max_pixels} (a guard against decompression bombs; raise it with "
-                "load_image(max_pixels=...) or the command line's --max-pixels)",
-            )
+            raise _load_error(path, f"{width} x {height} = {width * height} pixels is more than "
+                              f"max_pixels={max_pixels} (a guard against decompression bombs; raise it with "
+                              "load_image(max_pixels=...) or the command line's --max-pixels)")
         if im.mode in ("I", "F"):
-            raise _load_error(
-                path,
-                f"unsupported sample format (Pillow mode {im.mode!r}: 32-bit integer or "
-                "float samples); accepted: 8- or 16-bit unsigned samples",
-            )
+            raise _load_error(path, f"unsupported sample format (Pillow mode {im.mode!r}: 32-bit integer or "
+                              "float samples); accepted: 8- or 16-bit unsigned samples")
         if _is_sixteen_bit_colour(im):
-            return _decode_sixteen_bit_colour(path, im), False
+            return _decode_sixteen_bit_colour(path, im)
         if im.format == "JPEG" and im.mode == "RGB":
             decoded = _decode_jpeg_with_opencv(path, im)
             if decoded is not None:
-                return decoded, False
+                return decoded
         return _decode_with_pillow(path, im)
 
 
@@ -284,63 +217,55 @@ def _is_sixteen_bit_colour(im: Image.Image) -> bool:
     return False
 
 
-
-def _decode_jpeg_with_opencv(path: Path, im: Image.Image) -> np.ndarray | None:
-    """An RGB JPEG decoded by OpenCV straight into RGB samples (the same libjpeg-turbo decode as
-    Pillow's, in half its time: Pillow decodes into 4-byte pixels and packs them into a bytes copy),
-    upright; None for a file that does not end with the JPEG end-of-image marker (truncated, or with
-    data after the image), which Pillow decodes and judges."""
+def _read_bytes(path: Path) -> np.ndarray:
     try:
-        encoded = np.fromfile(path, dtype=np.uint8)
+        return np.fromfile(path, dtype=np.uint8)
     except OSError as exc:
         raise _load_error(path, f"cannot read the file ({exc})") from exc
+
+
+def _decode_jpeg_with_opencv(path: Path, im: Image.Image) -> np.ndarray | None:
+    """An RGB JPEG decoded by OpenCV straight into upright RGB samples; None for a file that does not end
+    with the JPEG end-of-image marker (truncated, or with data after the image), which Pillow decodes and judges."""
+    encoded = _read_bytes(path)
     if encoded.size < 2 or encoded[-2] != 0xFF or encoded[-1] != 0xD9:
         return None
     decoded = cv2.imdecode(encoded, cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
     if decoded is None or decoded.shape != (im.height, im.width, 3):
         return None
-    orientation = _exif_orientation(im)
-    return decoded if orientation == 1 else _apply_orientation(decoded, orientation)
+    return _apply_orientation(decoded, _exif_orientation(im))
 
 
-def _decode_with_pillow(path: Path, im: Image.Image) -> tuple[np.ndarray, bool]:
+def _decode_with_pillow(path: Path, im: Image.Image) -> np.ndarray:
     try:
         im.load()
-        ImageOps.exif_transpose(im, in_place=True)  # no copy of the decoded image (a large photo's hundreds of MB)
+        ImageOps.exif_transpose(im, in_place=True)  # no copy of the decoded image
     except _DECODE_ERRORS as exc:
         raise _load_error(path, _corrupt(exc, "truncated or corrupt image data")) from exc
-    upright = im
-    mode = upright.mode
+    mode = im.mode
     try:
         if mode in _SIXTEEN_BIT_GRAY_MODES:
-            return np.asarray(upright).astype(np.uint16), True
+            return np.asarray(im).astype(np.uint16)
         if mode in _GRAY_MODES:
-            return np.asarray(upright.convert("L")), True
+            return np.asarray(im.convert("L"))
         if mode in ("P", "PA"):
-            return np.asarray(upright.convert("RGBA"))[..., :3], False
-        return np.asarray(upright if mode == "RGB" else upright.convert("RGB")), False
+            return np.asarray(im.convert("RGBA"))[..., :3]
+        return np.asarray(im if mode == "RGB" else im.convert("RGB"))
     except ValueError as exc:
         raise _load_error(path, f"unsupported pixel mode {mode!r} ({exc})") from exc
 
 
 def _decode_sixteen_bit_colour(path: Path, im: Image.Image) -> np.ndarray:
     orientation = _exif_orientation(im)
-    try:
-        encoded = np.fromfile(path, dtype=np.uint8)
-    except OSError as exc:
-        raise _load_error(path, f"cannot read the file ({exc})") from exc
-    decoded = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
+    decoded = cv2.imdecode(_read_bytes(path), cv2.IMREAD_UNCHANGED)
     if decoded is None:
         raise _load_error(path, "truncated or corrupt image data (OpenCV could not decode it)")
     if decoded.dtype != np.uint16:
-        raise _load_error(
-            path, f"unsupported sample type {decoded.dtype}; accepted: 8- or 16-bit unsigned"
-        )
+        raise _load_error(path, f"unsupported sample type {decoded.dtype}; accepted: 8- or 16-bit unsigned")
     rgb = _opencv_to_rgb(path, decoded)
     if orientation == 1:
         return rgb
-    # Whether OpenCV applies the EXIF orientation under IMREAD_UNCHANGED depends on the
-    # codec and OpenCV version (its TIFF decoder does, its PNG decoder does not). Pick the
+    # Whether OpenCV applies the EXIF orientation here depends on the codec and version: pick the
     # candidate that matches Pillow's upright 8-bit decode (the high byte of each sample).
     try:
         im.load()
@@ -348,13 +273,9 @@ def _decode_sixteen_bit_colour(path: Path, im: Image.Image) -> np.ndarray:
     except _DECODE_ERRORS as exc:
         raise _load_error(path, f"truncated or corrupt image data ({exc})") from exc
     for candidate in (rgb, _apply_orientation(rgb, orientation)):
-        if candidate.shape == reference.shape:
-            high_byte = (candidate >> 8).astype(np.int32)
-            if np.abs(high_byte - reference).max() <= 1:
-                return candidate
-    raise _load_error(
-        path, f"cannot apply EXIF orientation {orientation}: OpenCV and Pillow decodes differ"
-    )
+        if candidate.shape == reference.shape and np.abs((candidate >> 8).astype(np.int32) - reference).max() <= 1:
+            return candidate
+    raise _load_error(path, f"cannot apply EXIF orientation {orientation}: OpenCV and Pillow decodes differ")
 
 
 def _opencv_to_rgb(path: Path, decoded: np.ndarray) -> np.ndarray:
@@ -379,37 +300,20 @@ def _exif_orientation(im: Image.Image) -> int:
 
 
 def _apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
-    """Make an ``(H, W, ...)`` array upright given its EXIF orientation (1..8).
+    """Make an ``(H, W, ...)`` array upright given its EXIF orientation (1..8), as ``PIL.ImageOps.exif_transpose``."""
+    transform = _ORIENTATIONS.get(orientation)
+    return np.ascontiguousarray(img if transform is None else transform(img))
 
-    Same transforms as ``PIL.ImageOps.exif_transpose``: 2 mirror left-right, 3 rotate 180,
-    4 mirror top-bottom, 5 transpose, 6 rotate 90 clockwise, 7 transverse, 8 rotate 90
-    counter-clockwise.
-    """
-    if orientation == 2:
-        out = img[:, ::-1]
-    elif orientation == 3:
-        out = img[::-1, ::-1]
-    elif orientation == 4:
-        out = img[::-1]
-    elif orientation == 5:
-        out = img.swapaxes(0, 1)
-    elif orientation == 6:
-        out = np.rot90(img, k=-1)
-    elif orientation == 7:
-        out = img[::-1, ::-1].swapaxes(0, 1)
-    elif orientation == 8:
-        out = np.rot90(img, k=1)
-    else:
-        out = img
-    return np.ascontiguousarray(out)
+
+#: EXIF orientation -> its transform: mirror left-right, rotate 180, mirror top-bottom, transpose, rotate 90
+#: clockwise, transverse, rotate 90 counter-clockwise.
+_ORIENTATIONS = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+                 5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, k=-1),
+                 7: lambda a: a[::-1, ::-1].swapaxes(0, 1), 8: lambda a: np.rot90(a, k=1)}
 
 
 def _header_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from a PNG / BMP / JPEG / TIFF header, or None if not recognised.
-
-    Used only to explain why Pillow refused a file (Pillow rejects zero-size images as
-    unidentifiable).
-    """
+    """(width, height) from a PNG / BMP / JPEG / TIFF header, or None: why Pillow refused a file (a zero size)."""
     try:
         with path.open("rb") as fh:
             head = fh.read(_HEADER_BYTES)
@@ -440,9 +344,7 @@ def _tiff_header_size(fh: BinaryIO, endian: str, head: bytes) -> tuple[int, int]
         if tag in (256, 257):  # ImageWidth, ImageLength
             fmt = "H" if field_type == 3 else "I"
             dims[tag] = struct.unpack(endian + fmt, value[: struct.calcsize(fmt)])[0]
-    if 256 in dims and 257 in dims:
-        return dims[256], dims[257]
-    return None
+    return (dims[256], dims[257]) if 256 in dims and 257 in dims else None
 
 
 def _jpeg_header_size(fh: BinaryIO) -> tuple[int, int] | None:
@@ -468,7 +370,7 @@ def _jpeg_header_size(fh: BinaryIO) -> tuple[int, int] | None:
         fh.seek(length - 2, os.SEEK_CUR)
 
 
-def _to_float(samples: np.ndarray, *, is_gray_file: bool, gray: bool) -> np.ndarray:
+def _to_float(samples: np.ndarray, *, gray: bool) -> np.ndarray:
     """Integer samples (H, W) gray or (H, W, 3) RGB -> float32 in [0, 1]."""
     max_value = _MAX_VALUE[samples.dtype]
     if samples.ndim == 2:
@@ -488,6 +390,4 @@ def _to_float(samples: np.ndarray, *, is_gray_file: bool, gray: bool) -> np.ndar
 def _native_byte_order(array: np.ndarray) -> np.ndarray:
     """``array``, or a copy in this machine's byte order (e.g. ``>u2``, big-endian uint16 from a FITS or
     raw file, as ``uint16``): the dtype checks, numpy's arithmetic and torch all expect native order."""
-    if array.dtype.isnative:
-        return array
-    return array.astype(array.dtype.newbyteorder("="))
+    return array if array.dtype.isnative else array.astype(array.dtype.newbyteorder("="))

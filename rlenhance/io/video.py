@@ -2,16 +2,13 @@
 of the same container, with PyAV (FFmpeg in its wheels: ``pip install 'rlenhance[video]'``), imported on
 first use.
 
-Every frame is decoded, handed to the function as RGB uint8 (H, W, 3) (converted with the frame's own
-colour matrix and range), and encoded again at its own timestamp, so the frame count, the frame rate
-(variable ones included), the colour tags and the display rotation are the input's; the video codec is
-the input's when this FFmpeg can encode it into the container (H.264 as x264 at CRF :data:`CRF` with
-:data:`X264_OPTIONS`), else the container's default. Audio streams are copied packet by packet
-(remuxed, not re-encoded); subtitle and data streams are left out. Frames are streamed, decoding,
-processing and encoding overlapping in three threads: memory holds the frames in flight (a few, whatever
-the clip's length). The clip is written to a temporary file in the target's folder and renamed at the
-end (:func:`rlenhance.atomic.atomic_path`): a file that cannot be read, holds no video stream or no
-frame, or ends before its header says, leaves nothing behind.
+Every frame is handed to the function as RGB uint8 (H, W, 3) (converted with the frame's own colour matrix
+and range) and encoded again at its own timestamp: the frame count and rate, the colour tags and the display
+rotation are the input's; the video codec is the input's when this FFmpeg can encode it into the container
+(H.264 as x264 at CRF :data:`CRF` with :data:`X264_OPTIONS`), else the container's default. Audio streams are
+remuxed; subtitle and data streams are left out. Decoding, processing and encoding overlap in three threads.
+The clip is written atomically (:func:`rlenhance.atomic.atomic_path`): a file that cannot be read, holds no
+video stream or no frame, or ends before its header says, leaves nothing behind.
 
 Example:
     >>> transcode("clip.mp4", "out/clip.mp4", lambda rgb: 255 - rgb)   # doctest: +SKIP
@@ -40,12 +37,8 @@ VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".
                                      ".mts", ".m2ts", ".flv", ".wmv", ".ogv", ".3gp")
 #: x264's and x265's constant quality for the re-encoded video (18: visually lossless).
 CRF = 18
-#: x264's speed: preset ultrafast (no lookahead, no deblocking, CAVLC, the least motion search) with 3
-#: B-frames, which give back most of the size ultrafast alone loses on a still scene; at CRF :data:`CRF`
-#: it keeps more of the frames (higher PSNR) than the slower presets at a fraction of their CPU
-#: (docs/deploy.md#video: the speed, size and PSNR against preset veryfast); one thread: decoding,
-#: enhancing and encoding already overlap on the cores, slice threads would add their synchronisation
-#: and make the stream depend on the machine's core count.
+#: x264's speed: preset ultrafast with 3 B-frames, which give back most of the size ultrafast alone loses
+#: (docs/deploy.md#video has the measurements); one thread, so the stream does not depend on the core count.
 X264_OPTIONS = {"preset": "ultrafast", "x264-params": "bframes=3", "threads": "1"}
 #: x265's preset.
 X265_OPTIONS = {"preset": "veryfast"}
@@ -161,20 +154,15 @@ def _rotation(av, source: Path) -> int:
     """The rotation (degrees counter-clockwise) a player gives the clip's frames: its first frame's
     display matrix (a phone's portrait clip), 0 without one."""
     with av.open(str(source)) as container:
-        for frame in container.decode(video=0):
-            return int(round(frame.rotation or 0))
-    return 0
+        frame = next(container.decode(video=0), None)
+        return 0 if frame is None else int(round(frame.rotation or 0))
 
 
 def _stream(av, container, video, audio: list, path: Path, process: Callable[[np.ndarray], np.ndarray],
             progress: bool, rotation: int) -> tuple[int, dict[str, float]]:
     """Decode, process, encode and mux into ``path``; the frames written, and when the packets end (seconds:
-    ``"video"``, the video stream's, ``"all"``, every stream's).
-
-    Three stages overlap, each a frame apart: a thread demuxes and decodes to RGB, this thread runs
-    ``process``, a thread converts back, encodes and muxes (FFmpeg's calls and the enhancer's kernels
-    release the GIL); the queues between them hold :data:`QUEUED_FRAMES` frames each. Each conversion
-    keeps one swscale context for the clip (:func:`_converter`)."""
+    ``"video"``, the video stream's, ``"all"``, every stream's). A thread decodes, this thread runs ``process``,
+    a thread encodes and muxes; the queues between them hold :data:`QUEUED_FRAMES` frames each."""
     from tqdm import tqdm
 
     frames, ends = 0, {}
@@ -202,7 +190,7 @@ def _stream(av, container, video, audio: list, path: Path, process: Callable[[np
             for item in _background(_decoded(av, container, video, audio, encoder, ends)):
                 if item[0] == "frame":
                     _, rgb, pts, colorspace, color_range = item
-                    pts = pts if pts is not None else _counted_pts(video, frames)
+                    pts = pts if pts is not None else int(round(frames / (_rate(video) * video.time_base)))
                     item = ("frame", np.ascontiguousarray(process(rgb)), pts, colorspace, color_range)
                     frames += 1
                     bar.update()
@@ -211,15 +199,13 @@ def _stream(av, container, video, audio: list, path: Path, process: Callable[[np
     return frames, ends
 
 
-#: Frames waiting between two stages of :func:`_stream` (with the three being worked on: memory for a
-#: handful of frames whatever the clip's length).
+#: Frames waiting between two stages of :func:`_stream`.
 QUEUED_FRAMES = 2
 
 
 def _converter(av) -> Callable:
     """``convert(frame, **options)``: :meth:`av.VideoFrame.reformat` of the frames of one stage of a clip
-    through one swscale context, on the calling thread (a frame's own ``reformat`` sets up a new context,
-    and new threads, for every frame; the stages already keep the cores busy)."""
+    through one swscale context, on the calling thread."""
     context = av.video.reformatter.VideoReformatter()
     return lambda frame, **options: context.reformat(frame, threads=1, **options)
 
@@ -272,10 +258,7 @@ def _background(items):
     thread = threading.Thread(target=produce, daemon=True)
     thread.start()
     try:
-        while True:
-            item = queue.get()
-            if item is done:
-                return
+        while (item := queue.get()) is not done:
             if isinstance(item, BaseException):
                 raise item
             yield item
@@ -285,9 +268,8 @@ def _background(items):
 
 
 class _Writer:
-    """A thread that calls ``write`` on each item :meth:`send` gives it, in order, :data:`QUEUED_FRAMES` at
-    most waiting; leaving the ``with`` block waits for it, and raises its exception (or, on an exception in
-    the block, stops it)."""
+    """A thread that calls ``write`` on each item :meth:`send` gives it, in order; leaving the ``with`` block
+    waits for it and raises its exception (or, on an exception in the block, stops it)."""
 
     def __init__(self, write: Callable) -> None:
         self.queue: Queue = Queue(QUEUED_FRAMES)
@@ -295,10 +277,7 @@ class _Writer:
         self.thread = threading.Thread(target=self._run, args=(write,), daemon=True)
 
     def _run(self, write: Callable) -> None:
-        while True:
-            item = self.queue.get()
-            if item is None:
-                return
+        while (item := self.queue.get()) is not None:
             if self.error is None:
                 try:
                     write(item)
@@ -319,11 +298,6 @@ class _Writer:
         self.thread.join()
         if self.error is not None and failed[0] is None:
             raise self.error
-
-
-def _counted_pts(video, index: int) -> int:
-    """The timestamp of frame ``index`` of a stream whose decoder gives none: its place at the stream's rate."""
-    return int(round(index / (_rate(video) * video.time_base)))
 
 
 def _video_stream(av, output, video):
@@ -363,10 +337,6 @@ def video_decodes(path: str | os.PathLike[str]) -> bool:
     av = _pyav()
     try:
         with av.open(str(path)) as container:
-            if not container.streams.video:
-                return False
-            for _ in container.decode(video=0):
-                return True
+            return bool(container.streams.video) and next(container.decode(video=0), None) is not None
     except av.FFmpegError:
         return False
-    return False
