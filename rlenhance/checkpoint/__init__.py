@@ -10,49 +10,33 @@ A checkpoint file (format version 3) is a ``torch.save`` of the dict::
         "extra": {"spec": {"kind": ..., ...}, ...} or None,       # the spec + the trainer's own data
     }
 
-It is written atomically (temporary file in the same folder, ``fsync``, ``os.replace``), so a
-crash mid-save leaves the previous checkpoint intact, and it is read with
-``torch.load(weights_only=True)`` (no arbitrary code from the file is run). Loading refuses
-files that are missing, unreadable, of another format, hold NaN/inf weights, or describe
-another architecture than the caller expects, with a :class:`CheckpointError` naming the file.
+It is written atomically (a crash mid-save leaves the previous checkpoint intact) and read with
+``torch.load(weights_only=True)``. Loading refuses, with a :class:`CheckpointError` naming the file, files that
+are missing, unreadable, of another format or format version (older or newer: the message says which), hold
+NaN/inf weights, or describe another architecture than the caller expects.
 
-What a model needs at inference beyond its weights is one typed, frozen **spec** per kind of
-checkpoint, written and read only here:
+What a model needs at inference beyond its weights is one typed, frozen **spec** per kind of checkpoint
+(``kind``: written by -> read by):
 
-===========================  ================================  ================================================
-spec (``kind``)              written by                        read by
-===========================  ================================  ================================================
-:class:`LowLightPolicySpec`  ``experiments.lol_train``         :class:`rlenhance.Enhancer`
-(``lowlight-policy``)
-:class:`RolloutPolicySpec`   ``experiments.denoise_train``,    :class:`rlenhance.denoisers.PolicyDenoiser`,
-(``rollout-policy``)         ``experiments.completion_train``  :class:`rlenhance.completion.PolicyCompleter`
-:class:`SupervisedSpec`      ``experiments.supervised_train``  :class:`rlenhance.restore.SupervisedRestorer`
-(``supervised``)                                               (the policies' predictors too)
-:class:`RSEDenoiserSpec`     ``experiments.rse_train``         :func:`rlenhance.rse.load_rse`
-(``rse-denoiser``)
-===========================  ================================  ================================================
+- :class:`LowLightPolicySpec` (``lowlight-policy``): ``experiments.lol_train`` -> :class:`rlenhance.Enhancer`;
+- :class:`RolloutPolicySpec` (``rollout-policy``): ``experiments.denoise_train`` / ``completion_train`` ->
+  :class:`rlenhance.denoisers.PolicyDenoiser` / :class:`rlenhance.completion.PolicyCompleter`;
+- :class:`SupervisedSpec` (``supervised``): ``experiments.supervised_train`` ->
+  :class:`rlenhance.restore.SupervisedRestorer` (and the policies' predictors);
+- :class:`RSEDenoiserSpec` (``rse-denoiser``): ``experiments.rse_train`` -> :func:`rlenhance.rse.load_rse`.
 
-A writer puts the spec object in ``extra["spec"]`` (:func:`save_checkpoint` stores its
-:meth:`~CheckpointSpec.to_dict`); :func:`load_checkpoint` gives it back as the spec object,
-validated (a missing, unknown or ill-typed key is refused, naming the file and the key), and
-with ``spec=SpecClass`` refuses a checkpoint of another kind. The rest of ``extra`` (step
-counters, arguments, scores, optimiser state) belongs to the trainer that wrote it.
-
-A file of another format version (an older one, or a newer one) is refused, the message saying which.
+A writer puts the spec object in ``extra["spec"]``; :func:`load_checkpoint` gives it back validated (a
+missing, unknown or ill-typed key is refused, naming the file and the key) and, with ``spec=SpecClass``,
+refuses a checkpoint of another kind. The rest of ``extra`` (step counters, arguments, scores, optimiser
+state) belongs to the trainer that wrote it.
 
 Without torch, :func:`read_metadata` reads a file's dict with its tensors as :class:`TensorStub`
-placeholders (:mod:`rlenhance.checkpoint.metadata`: a restricted unpickler, as safe as
-``weights_only=True``); importing this package imports neither torch nor a model: its names are
-imported from their modules on first use.
+placeholders (:mod:`rlenhance.checkpoint.metadata`); importing this package imports neither torch nor a
+model. Neither reader believes the sizes a file declares (:func:`~rlenhance.checkpoint.metadata.scan_torch_file`).
 
-Neither reader believes the sizes a file declares: a zip member's uncompressed size, a pickle's
-``bytearray`` or a storage's byte count larger than the file is refused before anything is allocated
-(:func:`rlenhance.checkpoint.metadata.scan_torch_file`, :mod:`rlenhance.checkpoint.archives`).
-
-The helpers :func:`read_torch_file`, :func:`read_npz`, :func:`check_finite` and
-:func:`load_state_dict_strict` are shared with loaders of foreign weights (see :mod:`rlenhance.models.peers`).
-:func:`check_arch` is the architecture-mismatch refusal of :func:`load_checkpoint`, for callers
-that read the architecture first (``supervised_train --init``, which widens a narrower U-Net).
+:func:`read_torch_file`, :func:`read_npz`, :func:`check_finite` and :func:`load_state_dict_strict` are shared
+with loaders of foreign weights (:mod:`rlenhance.models.peers`); :func:`check_arch` is :func:`load_checkpoint`'s
+architecture-mismatch refusal, for callers that read the architecture first (``supervised_train --init``).
 
 Example:
     >>> from rlenhance.checkpoint import SupervisedSpec
@@ -111,31 +95,10 @@ _MODULES = {
 }
 
 __all__ = [
-    "ACTION_TYPES",
-    "ALPHA_MODES",
-    "COND_ENCODINGS",
-    "FORMAT_TAG",
-    "FORMAT_VERSION",
-    "NOISE_KINDS",
-    "ROLLOUT_TASKS",
-    "SPEC_KEY",
-    "SPECS",
-    "SUPERVISED_UPSCALES",
-    "SUPERVISED_VARIANTS",
-    "CheckpointSpec",
-    "LowLightPolicySpec",
-    "RSEDenoiserSpec",
-    "RolloutPolicySpec",
-    "SupervisedSpec",
-    "TensorStub",
-    "build_model",
-    "check_arch",
-    "check_finite",
-    "load_checkpoint",
-    "load_state_dict_strict",
-    "read_metadata",
-    "read_npz",
-    "read_torch_file",
+    "ACTION_TYPES", "ALPHA_MODES", "COND_ENCODINGS", "FORMAT_TAG", "FORMAT_VERSION", "NOISE_KINDS", "ROLLOUT_TASKS",
+    "SPEC_KEY", "SPECS", "SUPERVISED_UPSCALES", "SUPERVISED_VARIANTS", "CheckpointSpec", "LowLightPolicySpec",
+    "RSEDenoiserSpec", "RolloutPolicySpec", "SupervisedSpec", "TensorStub", "build_model", "check_arch",
+    "check_finite", "load_checkpoint", "load_state_dict_strict", "read_metadata", "read_npz", "read_torch_file",
     "save_checkpoint",
 ]
 

@@ -1,10 +1,8 @@
 """Zip archives (``torch.save`` files, numpy ``.npz``) read without trusting the sizes they declare.
 
-A zip member declares its uncompressed size, and a ``.npy`` member its shape and element type; a
-reader that believes them allocates whatever a few bytes of a hostile file ask for (a 3 MB member
-that inflates to 3 GiB). :func:`check_zip_sizes` refuses an archive whose members declare more
-than they can hold, before any member is read; :func:`read_npz` reads an ``.npz`` of known arrays,
-refusing other names, shapes and element types from the members' headers before their data.
+A reader that believes a zip member's uncompressed size, or a ``.npy`` header's shape and element type,
+allocates whatever a few bytes of a hostile file ask for: :func:`check_zip_sizes` and :func:`read_npz`
+refuse such members from their headers, before reading their data.
 """
 
 from __future__ import annotations
@@ -22,8 +20,7 @@ from rlenhance.errors import CheckpointError, not_a_file
 
 __all__ = ["check_zip_sizes", "read_npz"]
 
-#: The most bytes of a ``.npy`` member before its data: magic, version, header length and a header
-#: of at most numpy's default ``max_header_size``.
+#: The most bytes of a ``.npy`` member before its data (a header of at most numpy's ``max_header_size``).
 _NPY_HEADER_MOST = 10 + 10_000
 #: The widest element an ``.npz`` of weights may hold (float64).
 _NPZ_ITEMSIZE_MOST = 8
@@ -34,8 +31,8 @@ def check_zip_sizes(archive: zipfile.ZipFile, limit: int | Mapping[str, int], *,
 
     Args:
         archive: the open archive.
-        limit: an int: the most bytes any member, and all of them together, may declare
-            uncompressed; a mapping: each member's most, by member name (every member is in it).
+        limit: the most bytes any member, and all of them together, may declare uncompressed; or a mapping
+            of each member's most, by member name (every member is in it).
         source: what to call the archive in the message (``"checkpoint PATH"``).
         why: why the limit is what it is, for the message.
 
@@ -56,27 +53,24 @@ def check_zip_sizes(archive: zipfile.ZipFile, limit: int | Mapping[str, int], *,
 
 def read_npz(path: str | os.PathLike, shapes: Mapping[str, tuple[int, ...]], *, source: str,
              layout: str) -> dict[str, np.ndarray]:
-    """The floating-point arrays of an ``.npz`` whose array names and shapes are known, each member
-    checked before it is read: its name, its declared size (:func:`check_zip_sizes`), then its
-    ``.npy`` header's shape and element type. No pickles are read.
+    """The floating-point arrays of an ``.npz`` of known names and shapes, each member's name, declared size
+    and ``.npy`` header checked before its data is read (no pickles are read).
 
     Args:
         path: an ``.npz`` (``np.savez`` or ``np.savez_compressed``).
         shapes: the array names the file must hold, exactly, and the shape of each.
         source: what to call the file in messages (``"checkpoint PATH"``).
-        layout: what a file of these arrays is, for the message about other names
-            (``"the released ReLLIE layout"``).
+        layout: what a file of these arrays is, for the message (``"the released ReLLIE layout"``).
 
     Returns:
         The arrays by name, each of its shape, float16, float32 or float64 as stored.
 
     Raises:
-        CheckpointError: naming ``source``: no such file (or not a regular file); not a zip archive
-            or corrupt; missing or unexpected arrays; a member that declares more bytes than its array
-            can take; an array of another shape or element type; an array cut short.
+        CheckpointError: naming ``source``: no such (regular) file; not a zip archive or corrupt; missing or
+            unexpected arrays; a member that declares more bytes than its array can take; an array of
+            another shape or element type; an array cut short.
     """
-    problem = not_a_file(path)
-    if problem:
+    if problem := not_a_file(path):
         raise CheckpointError(f"{source}: {problem}")
     try:
         with zipfile.ZipFile(path) as archive:

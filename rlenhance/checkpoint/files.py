@@ -1,5 +1,4 @@
-"""The checkpoint file: atomic saving and validated loading of weights with their spec (see
-:mod:`rlenhance.checkpoint`)."""
+"""The checkpoint file: atomic saving and validated loading of weights with their spec (:mod:`rlenhance.checkpoint`)."""
 
 from __future__ import annotations
 
@@ -23,6 +22,7 @@ _REQUIRED_KEYS = ("format", "version", "arch", "state_dict", "extra")
 
 
 def _describe_arch(arch: Any) -> str:
+    """``arch`` as sorted JSON, or its repr where it is not JSON-able."""
     try:
         return json.dumps(arch, sort_keys=True)
     except (TypeError, ValueError):
@@ -50,8 +50,7 @@ def check_finite(state_dict: Mapping[str, Any], *, source: str) -> None:
         source: What to call the weights in the message (usually the file path).
 
     Raises:
-        CheckpointError: names ``source``, the first offending tensor and how many of its
-            values are not finite.
+        CheckpointError: names ``source``, the first offending tensor and how many of its values are not finite.
     """
     for name, value in state_dict.items():
         if not isinstance(value, torch.Tensor) or not (value.is_floating_point() or value.is_complex()):
@@ -64,14 +63,12 @@ def check_finite(state_dict: Mapping[str, Any], *, source: str) -> None:
 
 
 def read_torch_file(path: str | os.PathLike, *, map_location: Any = "cpu") -> Any:
-    """``torch.load(path, weights_only=True)`` with failures turned into :class:`CheckpointError`,
-    once :func:`~rlenhance.checkpoint.metadata.scan_torch_file` has read the file without torch and
-    checked every size it declares against the file's (so a few bytes cannot make it allocate gigabytes).
+    """``torch.load(path, weights_only=True)`` with failures as :class:`CheckpointError`, once
+    :func:`~rlenhance.checkpoint.metadata.scan_torch_file` has checked every size the file declares.
 
     Args:
         path: File written by ``torch.save``.
-        map_location: Passed to ``torch.load`` (default ``"cpu"``: files saved from CUDA load
-            on a CPU-only machine).
+        map_location: Passed to ``torch.load`` (default ``"cpu"``: files saved from CUDA load on a CPU).
 
     Returns:
         The loaded object (only tensors, containers and primitives can be in it).
@@ -101,8 +98,8 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, Any], *, s
         source: What to call the weights in the message (usually the file path).
 
     Raises:
-        CheckpointError: missing or unexpected keys, or shape mismatches (torch's list of them
-            is included), naming ``source`` and the model class.
+        CheckpointError: missing or unexpected keys, or shape mismatches (torch's list of them is included),
+            naming ``source`` and the model class.
     """
     try:
         model.load_state_dict(state_dict, strict=True)
@@ -110,49 +107,41 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, Any], *, s
         raise CheckpointError(f"{source}: weights do not fit {type(model).__name__}: {exc}") from exc
 
 
-
-# --- files ----------------------------------------------------------------------------------------------
 def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, arch: Mapping[str, Any],
                     extra: Mapping[str, Any] | None = None) -> Path:
     """Save ``model``'s weights with its architecture and metadata, atomically (format version 3).
 
-    The file is written to a temporary file in the destination folder, read back with
-    ``torch.load(weights_only=True)`` to prove it loads, flushed with ``fsync`` and only then
-    moved over ``path`` with ``os.replace`` (:func:`rlenhance.atomic.atomic_path`). On any failure the temporary file is
-    removed and an existing file at ``path`` is left untouched. Parent folders are created. A failed
-    write is the write's ``OSError`` naming ``path`` ("cannot write PATH: No space left on device"),
-    not ``torch.save``'s own text.
+    The file is written to a temporary file beside ``path``, read back with ``torch.load(weights_only=True)``,
+    flushed and only then moved over ``path`` (:func:`rlenhance.atomic.atomic_path`): on any failure an
+    existing file at ``path`` is left untouched. Parent folders are created.
 
     Args:
         path: Destination file (conventionally ``*.pt``).
         model: Module whose ``state_dict()`` is saved (tensors are copied to CPU).
         arch: JSON-able ``{"class": <name in the build registry>, "kwargs": {<constructor args>}}``.
-        extra: Optional data to keep with the weights. ``extra["spec"]``, when present, is the
-            model's :class:`CheckpointSpec` object (stored as its :meth:`~CheckpointSpec.to_dict`);
-            the rest (step counters, config, metrics) only tensors, containers and primitives:
-            what ``torch.load(weights_only=True)`` accepts.
+        extra: Optional data to keep with the weights: ``extra["spec"]``, when present, the model's
+            :class:`CheckpointSpec` (stored as its :meth:`~CheckpointSpec.to_dict`); the rest (step counters,
+            config, metrics) only tensors, containers and primitives (what ``weights_only=True`` loads).
 
     Returns:
         The path written.
 
     Raises:
-        CheckpointError: ``arch`` is malformed, the weights hold NaN/inf (a broken model must
-            not replace a good checkpoint), ``extra["spec"]`` is not a spec object, ``extra``
-            holds version 1's ``env`` / ``inference`` blocks, or ``extra`` holds objects that
-            cannot be loaded back with ``weights_only=True``.
-        OSError: the folder cannot be created or written (a full disk included), naming ``path``.
+        CheckpointError: ``arch`` is malformed, the weights hold NaN/inf, ``extra["spec"]`` is not a spec
+            object, or ``extra`` holds objects that cannot be loaded back with ``weights_only=True``.
+        OSError: the folder cannot be created or written (a full disk included), naming ``path``, not
+            ``torch.save``'s own text.
     """
     path = Path(path)
     _check_arch(arch, f"save_checkpoint({path})")
     if extra is not None and not isinstance(extra, Mapping):
         raise CheckpointError(f"save_checkpoint({path}): extra must be a dict or None; got {type(extra).__name__}")
-    if extra is not None:
-        if SPEC_KEY in extra:
-            if not isinstance(extra[SPEC_KEY], CheckpointSpec):
-                raise CheckpointError(f"save_checkpoint({path}): extra['spec'] must be a spec object "
-                                      f"({', '.join(c.__name__ for c in SPECS.values())}); got "
-                                      f"{type(extra[SPEC_KEY]).__name__}")
-            extra = {**extra, SPEC_KEY: extra[SPEC_KEY].to_dict()}
+    if extra is not None and SPEC_KEY in extra:
+        if not isinstance(extra[SPEC_KEY], CheckpointSpec):
+            raise CheckpointError(f"save_checkpoint({path}): extra['spec'] must be a spec object "
+                                  f"({', '.join(c.__name__ for c in SPECS.values())}); got "
+                                  f"{type(extra[SPEC_KEY]).__name__}")
+        extra = {**extra, SPEC_KEY: extra[SPEC_KEY].to_dict()}
     state_dict = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
     check_finite(state_dict, source=f"save_checkpoint({path})")
     payload = {
@@ -166,7 +155,7 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, arch: Mapping[
         sink = _FileSink(tmp)
         try:
             torch.save(payload, sink)
-        except RuntimeError as exc:  # torch's own text for a failed write ("unexpected pos ..."): the OSError's
+        except RuntimeError as exc:  # torch's own text for a failed write: raise the OSError instead
             if sink.error is None:
                 raise
             raise OSError(sink.error.errno, sink.error.strerror, str(tmp)) from exc
@@ -182,9 +171,8 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, arch: Mapping[
 
 
 class _FileSink:
-    """The file ``torch.save`` writes: ``write`` writes every byte (``os.write`` until done) and keeps the
-    ``OSError`` of a write that fails (:attr:`error`), which ``torch.save`` reports as a RuntimeError of
-    its own ("unexpected pos ..."), without the errno that says the disk is full."""
+    """The file ``torch.save`` writes, keeping the ``OSError`` of a failed write (:attr:`error`), whose errno
+    ``torch.save``'s own RuntimeError loses."""
 
     def __init__(self, path: Path):
         self.fd = os.open(path, os.O_WRONLY | os.O_TRUNC | getattr(os, "O_BINARY", 0))
@@ -227,21 +215,18 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu",
         path: Checkpoint file.
         map_location: Where to put the tensors (``torch.load``'s argument; default CPU).
         expected_arch: When given, the stored ``arch`` must equal it (class and every kwarg).
-        spec: When given, a spec class (e.g. :class:`LowLightPolicySpec`): the checkpoint must
-            hold a spec of that kind.
+        spec: When given, a spec class (e.g. :class:`LowLightPolicySpec`) the checkpoint's spec must be.
 
     Returns:
-        The checkpoint dict (``format``, ``version`` as in the file, ``arch``, ``state_dict``,
-        ``extra``) plus ``"path"``: the file it came from, as a string (used in
-        :func:`build_model`'s messages). ``extra["spec"]``, when present, is the validated spec
-        object.
+        The checkpoint dict (``format``, ``version``, ``arch``, ``state_dict``, ``extra``) plus ``"path"``,
+        the file as a string (for :func:`build_model`'s messages); ``extra["spec"]``, when present, is the
+        validated spec object.
 
     Raises:
-        CheckpointError: (message names the file) missing file; not a torch file, truncated or
-            corrupt; not an rlenhance checkpoint (wrong or missing ``format`` tag, missing keys,
-            another format version, malformed ``arch``, ``state_dict`` or spec); a floating tensor
-            with NaN/inf values (the first one is named); ``arch`` differs from ``expected_arch``
-            (both are shown); no spec of class ``spec`` (what the file is instead is said).
+        CheckpointError: (message names the file) missing file; not a torch file, truncated or corrupt; not an
+            rlenhance checkpoint (wrong or missing ``format`` tag, missing keys, another format version, malformed
+            ``arch``, ``state_dict`` or spec); a floating tensor with NaN/inf values (the first one is named);
+            ``arch`` differs from ``expected_arch`` (both are shown); no spec of class ``spec`` (what it is instead).
     """
     path = Path(path)
     source = f"checkpoint {path}"
@@ -252,8 +237,7 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu",
     if obj.get("format") != FORMAT_TAG:
         hint = " (it looks like a bare state_dict)" if "format" not in obj else ""
         raise CheckpointError(f"{source}: format tag is {obj.get('format')!r}, expected {FORMAT_TAG!r}{hint}")
-    missing = [key for key in _REQUIRED_KEYS if key not in obj]
-    if missing:
+    if missing := [key for key in _REQUIRED_KEYS if key not in obj]:
         raise CheckpointError(f"{source}: missing key(s) {missing}; an rlenhance checkpoint has "
                               f"{list(_REQUIRED_KEYS)}")
     version = obj["version"]
@@ -284,20 +268,17 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu",
 def build_model(checkpoint: Mapping[str, Any], registry: Registry | Mapping[str, type]) -> nn.Module:
     """Construct the model a checkpoint describes and load its weights (strict).
 
-    Builds ``registry[arch["class"]](**arch["kwargs"])`` and calls
-    ``load_state_dict(state_dict, strict=True)``. The model is returned in the mode its
-    constructor leaves it (training); call ``.eval()`` for inference.
+    Builds ``registry[arch["class"]](**arch["kwargs"])`` and loads ``state_dict`` with ``strict=True``;
+    the model is in the mode its constructor leaves it (training): call ``.eval()`` for inference.
 
     Args:
         checkpoint: Dict returned by :func:`load_checkpoint`.
         registry: the classes it may build: a :class:`~rlenhance.plugins.Registry` (e.g.
-            :data:`rlenhance.models.MODELS`, which also takes a class named by import path, as a
-            checkpoint of a user's network records it; loading such a checkpoint imports that module),
-            or a mapping of class name -> ``nn.Module`` subclass, e.g. ``{"PixelActorCritic": PixelActorCritic}``.
+            :data:`rlenhance.models.MODELS`, which also imports a user's class named by import path), or a
+            mapping of class name -> ``nn.Module`` subclass, e.g. ``{"PixelActorCritic": PixelActorCritic}``.
 
     Returns:
-        The model with the checkpoint's weights, on CPU (or wherever ``map_location`` put the
-        tensors: parameters are copied into the freshly built CPU model).
+        The model with the checkpoint's weights, on CPU (the weights are copied into the freshly built model).
 
     Raises:
         CheckpointError: (names the file) unknown class (the registry's names are listed),
@@ -341,8 +322,6 @@ def _check_spec_kind(extra: Mapping[str, Any] | None, spec: type[CheckpointSpec]
     found = (extra or {}).get(SPEC_KEY)
     if isinstance(found, spec):
         return
-    if found is None:
-        holds = "holds no model metadata (no extra['spec'])"
-    else:
-        holds = f"is a {found.title} checkpoint (for {found.reader})"
+    holds = ("holds no model metadata (no extra['spec'])" if found is None
+             else f"is a {found.title} checkpoint (for {found.reader})")
     raise CheckpointError(f"{source} {holds}, so it is not a {spec.title} checkpoint (written by {spec.writer})")

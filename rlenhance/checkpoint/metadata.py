@@ -2,21 +2,12 @@
 :class:`TensorStub` placeholders, so that ``format``, ``version``, ``arch`` and ``extra`` (the spec)
 can be read in a process that has not imported torch (e.g. for a command's ``--help``).
 
-A checkpoint is a ``torch.save`` zip archive: ``<name>/data.pkl``, the pickle of the checkpoint
-dict, beside ``<name>/data/<key>``, the raw bytes of each tensor's storage, which are not read
-here (torch's legacy format, a sequence of pickles followed by the storages' bytes, is read too).
-The pickle is read with a restricted unpickler, as ``torch.load(weights_only=True)`` reads
-it: the only globals it may name are those of tensors and containers (:data:`_ALLOWED`:
-``collections.OrderedDict``, ``torch._utils._rebuild_tensor_v2`` and its kin, the typed storage
-classes, a few builtins), each mapped to a stand-in defined here, so nothing is imported and no
-code from the file is run; any other global is refused with a :class:`CheckpointError`. No size the
-file declares is believed: before anything is allocated, each is checked against the file's size
-(:func:`scan_torch_file`), as is the shape of what the pickle builds (nesting, shared containers).
-
-:func:`read_metadata` returns the dict as it is in the file, its spec as a plain dict; parsing it
-into the spec object is :func:`rlenhance.checkpoint.load_checkpoint`'s
-(:meth:`rlenhance.checkpoint.CheckpointSpec.from_dict`). :func:`scan_torch_file`, which reads any
-``torch.save`` file so, is what :func:`rlenhance.checkpoint.read_torch_file` runs before ``torch.load``.
+The pickle of the checkpoint dict (``<name>/data.pkl`` of the zip archive, or torch's legacy format) is
+read by a restricted unpickler, as ``torch.load(weights_only=True)`` reads it: the only globals it may name
+are those of tensors and containers (:data:`_ALLOWED`), each mapped to a stand-in defined here, so nothing is
+imported and no code from the file is run; the storages' bytes are not read. No size the file declares is
+believed (:func:`scan_torch_file`, which :func:`rlenhance.checkpoint.read_torch_file` runs before ``torch.load``).
+:func:`read_metadata` returns the spec as a plain dict (:func:`rlenhance.checkpoint.load_checkpoint` parses it).
 
 Example:
     >>> from pathlib import Path
@@ -63,10 +54,9 @@ _STORAGE_DTYPES = {
 _LEGACY_MAGIC, _LEGACY_PROTOCOL = 0x1950A86A20F9469CFC6C, 1001
 #: Each storage of a legacy file is its element count (8 bytes) and then its bytes.
 _LEGACY_STORAGE_HEADER = 8
-#: The deepest nesting of containers a checkpoint may hold (its config and optimiser state nest a few levels).
+#: The deepest nesting of containers a checkpoint may hold.
 _DEPTH_MOST = 100
-#: A pickle builds each object with at least one opcode; a tree of far more objects than opcodes shares
-#: containers to grow exponentially when expanded (as ``json.dumps`` of its ``arch`` would).
+#: A tree of far more objects than its pickle's opcodes shares containers to grow exponentially when expanded.
 _OBJECTS_PER_OPCODE_MOST = 8
 
 
@@ -88,16 +78,14 @@ def check_torch_file(path: str | os.PathLike) -> bytes:
     """Refuse a ``path`` that is not a file or does not start as a ``torch.save`` file does.
 
     Returns:
-        The file's first bytes (:data:`_ZIP_MAGIC`'s length): the zip signature, or a pickle
-        protocol opcode for torch's legacy format.
+        The file's first bytes (:data:`_ZIP_MAGIC`'s length): the zip signature, or a pickle protocol opcode.
 
     Raises:
-        CheckpointError: the file is missing, a folder, or another kind of file (the message says
-            which, e.g. a PNG image, when it can tell).
+        CheckpointError: the file is missing, a folder, or another kind of file (the message says which,
+            e.g. a PNG image, when it can tell).
     """
     path = Path(path)
-    problem = not_a_file(path)
-    if problem:
+    if problem := not_a_file(path):
         raise CheckpointError(f"checkpoint {path}: {problem}")
     with open(path, "rb") as handle:
         head = handle.read(len(_ZIP_MAGIC))
@@ -164,9 +152,8 @@ _ALLOWED: dict[tuple[str, str], Any] = {
 
 
 class _MetadataUnpickler(pickle.Unpickler):
-    """A ``pickle.Unpickler`` that resolves only :data:`_ALLOWED` globals (never importing a module),
-    turns each storage (a persistent id) into a :class:`_Storage` and records the bytes it declares
-    (:attr:`storages`: key -> bytes), and refuses a ``bytearray`` larger than the file (``limit``)."""
+    """An unpickler of :data:`_ALLOWED` globals only that records each storage's declared bytes
+    (:attr:`storages`: key -> bytes) and refuses a ``bytearray`` larger than the file (``limit``)."""
 
     def __init__(self, stream: Any, *, limit: int, source: str):
         super().__init__(stream)
@@ -182,7 +169,7 @@ class _MetadataUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(f"it names {module}.{name}") from None
 
     def _bytearray(self, *args: Any) -> bytearray:
-        """``bytearray(*args)``, refused where it would be ``size`` zero bytes, more than the file holds."""
+        """``bytearray(*args)``, refused where it would be more zero bytes than the file holds."""
         size = args[0] if args else 0
         if isinstance(size, int) and size > self.limit:
             raise CheckpointError(f"{self.source}: its pickle declares a bytearray of {size:,} bytes, more than the "
@@ -198,8 +185,7 @@ class _MetadataUnpickler(pickle.Unpickler):
 
 
 class _Bounded:
-    """A file read up to ``size`` bytes: ``read(n)`` never asks the file for more than what is left, as
-    the readers of a pickle's length-prefixed values allocate what they ask for."""
+    """A file read up to ``size`` bytes: ``read(n)`` never asks for more than is left (and so never allocates it)."""
 
     def __init__(self, handle: Any, size: int):
         self.handle, self.size = handle, size
@@ -219,10 +205,8 @@ class _Bounded:
 
 
 def _load_pickle(stream: Any, *, limit: int, source: str) -> tuple[Any, dict[Any, int]]:
-    """The next pickle of ``stream`` (seekable) and the bytes its storages declare (key -> bytes), read
-    by :class:`_MetadataUnpickler` once its opcodes have been walked without building anything
-    (:func:`pickletools.genops`, which refuses a value whose declared length runs past the end of the
-    data), then checked by :func:`_check_tree`."""
+    """The next pickle of ``stream`` (seekable) and its storages' bytes (key -> bytes), read once
+    :func:`pickletools.genops` has walked its opcodes (refusing lengths that run past the data), then checked."""
     start = stream.tell()
     opcodes = sum(1 for _ in pickletools.genops(stream))
     stream.seek(start)
@@ -233,8 +217,7 @@ def _load_pickle(stream: Any, *, limit: int, source: str) -> tuple[Any, dict[Any
 
 
 def _check_tree(obj: Any, opcodes: int, source: str) -> None:
-    """Refuse containers nested deeper than :data:`_DEPTH_MOST`, or a tree of many more objects than the
-    pickle had opcodes (containers shared to grow exponentially when walked): checked without recursion."""
+    """Refuse containers nested deeper than :data:`_DEPTH_MOST`, or many more objects than the pickle had opcodes."""
     most = _OBJECTS_PER_OPCODE_MOST * opcodes
     stack, seen = [(obj, 1)], 0
     while stack:
@@ -253,8 +236,7 @@ def _check_tree(obj: Any, opcodes: int, source: str) -> None:
 
 
 def corrupt(source: str, exc: BaseException) -> CheckpointError:
-    """The refusal of a file that a reader failed on (``exc``): "truncated or corrupt", with the
-    first line of ``exc``'s message, or what an exception without one means."""
+    """The "truncated or corrupt" refusal of a file a reader failed on with ``exc`` (its message's first line)."""
     lines = str(exc).strip().splitlines()
     detail = lines[0] if lines else ("it asks for more memory than there is" if isinstance(exc, MemoryError)
                                      else "no detail given")
@@ -263,23 +245,18 @@ def corrupt(source: str, exc: BaseException) -> CheckpointError:
 
 
 def scan_torch_file(path: str | os.PathLike) -> Any:
-    """The object a ``torch.save`` file holds, its tensors as :class:`TensorStub`, read without torch
-    and without allocating what the file only declares.
+    """The object a ``torch.save`` file (zip or legacy format) holds, its tensors as :class:`TensorStub`,
+    read without torch and without allocating what the file only declares.
 
-    Both of torch's formats are read: the zip archive (``<name>/data.pkl`` and a record of bytes for each
-    storage) and the legacy one (a sequence of pickles, then the storages' bytes). Refused before anything
-    is allocated: a zip member that declares more bytes than the file has (torch stores its records
-    uncompressed, :func:`~rlenhance.checkpoint.archives.check_zip_sizes`); a pickle value whose declared
-    length runs past the end of the data; a ``bytearray`` of more zero bytes than the file has; storages
-    that declare more bytes than the rest of the file holds (legacy; in the zip format ``torch.load``
-    checks each storage against its record before allocating it).
-    So ``torch.load(weights_only=True)`` of a file this accepts allocates what the file holds, not what it claims.
+    Refused before anything is allocated: a zip member that declares more bytes than the file has; a pickle
+    value whose declared length runs past the end of the data; a ``bytearray`` of more bytes than the file
+    has; legacy storages that declare more bytes than the rest of the file holds (``torch.load`` checks a zip
+    file's storages itself). So ``torch.load(weights_only=True)`` of an accepted file allocates what it holds.
 
     Raises:
         CheckpointError: (names the file) the file is missing or not a torch file; it is truncated or
             corrupt; a size it declares is more than the file holds; its pickle names a global other
-            than those of tensors and containers (refused before anything is called, as
-            ``torch.load(weights_only=True)`` refuses it); it nests containers absurdly.
+            than those of tensors and containers; it nests containers absurdly.
     """
     path = Path(path)
     source = f"checkpoint {path}"
@@ -331,8 +308,7 @@ def _scan_legacy(stream: _Bounded, size: int, source: str) -> Any:
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The checkpoint dict of ``path`` with every tensor a :class:`TensorStub`, read without torch
-    (:func:`scan_torch_file`).
+    """The checkpoint dict of ``path`` with every tensor a :class:`TensorStub`, read without torch.
 
     Args:
         path: a checkpoint written by :func:`rlenhance.checkpoint.save_checkpoint` (any ``torch.save``
@@ -340,8 +316,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
 
     Returns:
         The dict as the file holds it (``format``, ``version``, ``arch``, ``state_dict`` of
-        :class:`TensorStub`, ``extra``), unvalidated: :func:`rlenhance.checkpoint.load_checkpoint`
-        checks it and parses ``extra`` into a spec object.
+        :class:`TensorStub`, ``extra``), unvalidated.
 
     Raises:
         CheckpointError: (names the file) what :func:`scan_torch_file` refuses; the file holds

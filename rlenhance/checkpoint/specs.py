@@ -1,6 +1,5 @@
-"""Typed checkpoint metadata: one frozen spec class per checkpoint kind, validated on write and read.
-
-See :mod:`rlenhance.checkpoint` for the file format these specs live in (``extra["spec"]``)."""
+"""Typed checkpoint metadata: one frozen spec class per checkpoint kind, validated on write and read (they
+live in ``extra["spec"]`` of the file :mod:`rlenhance.checkpoint` describes)."""
 
 from __future__ import annotations
 
@@ -18,46 +17,36 @@ from rlenhance.errors import CheckpointError
 from rlenhance.ops.blur import check_blur_sigma
 from rlenhance.ops.fill import PREFILLS
 from rlenhance.tasks import TASKS
-from rlenhance.transitions import (
-    LowLightTransition,
-    Transition,
-    TransitionError,
-)
+from rlenhance.transitions import LowLightTransition, Transition, TransitionError
 
 FORMAT_TAG = "rlenhance-checkpoint"
-#: The version written and read: typed metadata in ``extra["spec"]``, a policy's step as its
-#: :mod:`rlenhance.transitions` object. Older versions are refused, saying so.
+#: The version written and read (typed metadata in ``extra["spec"]``); others are refused, saying so.
 FORMAT_VERSION = 3
-#: The key of ``extra`` that holds the checkpoint's spec (the one key of ``extra`` this module owns).
+#: The key of ``extra`` that holds the checkpoint's spec.
 SPEC_KEY = "spec"
 
 #: How a low-light policy's alpha is chosen at test time (see rlenhance.rollouts.greedy_rollout).
 ALPHA_MODES = ("mean", "argmax")
 #: Tasks of RL policies restored by rollouts through their env.
 ROLLOUT_TASKS = ("denoise", "completion")
-#: How ``experiments.supervised_train --noise`` makes a denoiser's noisy inputs: white Gaussian
-#: noise on the clean image, or dark-level noise amplified by known curves
-#: (:func:`rlenhance.data.amplified_noise`, ReLLIE's setting).
+#: A denoiser's noise (``supervised_train --noise``): white Gaussian, or dark-level noise amplified by
+#: known curves (:func:`rlenhance.data.amplified_noise`).
 NOISE_KINDS = ("gaussian", "amplified")
-#: Architecture variants of a supervised checkpoint: ours (``"default"``) or the seed's code exactly
-#: (``"seed"``); the PixelRNN models build both (:data:`rlenhance.models.pixelrnn.VARIANTS`), MRPNet only "default".
+#: Architecture variants of a supervised checkpoint: ours, or the seed's code exactly (PixelRNN models only).
 SUPERVISED_VARIANTS = ("default", "seed")
-#: Output size over input size of a supervised model: the upscale factors of MRPNet's Generator
-#: (:data:`rlenhance.models.mrpnet.UPSCALES`, powers of two up to 2 ** its PixelShuffle stages).
+#: Output size over input size of a supervised model (:data:`rlenhance.models.mrpnet.UPSCALES`).
 SUPERVISED_UPSCALES = (1, 2, 4)
 #: Smallest side of a low-light policy's square working image.
 MIN_MAX_SIDE = 16
 #: Side of the square working image of a low-light policy whose checkpoint names none.
 DEFAULT_MAX_SIDE = 512
-#: ``rlenhance/Denoise-v0``'s own ``gray`` and ``sigma``: what a denoising policy whose
-#: ``env_kwargs`` leave them out was trained with.
+#: ``rlenhance/Denoise-v0``'s own ``gray`` and ``sigma``, for a denoising policy whose ``env_kwargs`` lack them.
 DENOISE_ENV_DEFAULTS: Mapping[str, Any] = MappingProxyType({"gray": True, "sigma": (15.0, 25.0, 50.0)})
 
 
 def noise_levels(sigma: Any) -> tuple[float, ...]:
-    """The Gaussian noise levels (0-255 scale) of ``sigma``, ascending: one number, or a non-empty
-    sequence of distinct numbers (several: a blind denoiser, each training image drawing one of
-    them), each finite and >= 0.
+    """The Gaussian noise levels (0-255 scale) of ``sigma``, ascending: one number, or a non-empty sequence of
+    distinct numbers (several: a blind denoiser), each finite and >= 0.
 
     Raises:
         ValueError: anything else (the message says what is wrong and what is accepted).
@@ -86,7 +75,6 @@ def _levels_problems(sigma: Any, sigmas: Any) -> list[str]:
     return problems
 
 
-# --- typed metadata ------------------------------------------------------------------------------------
 class _Problem(Exception):
     """A field value that does not fit its spec (turned into a CheckpointError naming the spec)."""
 
@@ -106,8 +94,8 @@ def _type_name(hint: Any) -> str:
 
 
 def _checked(value: Any, hint: Any, key: str) -> Any:
-    """``value`` checked against the field type ``hint`` and normalised (an int float field gets a
-    float, a list a tuple, a dict a read-only copy); raises :class:`_Problem` naming ``key``."""
+    """``value`` checked against the field type ``hint`` and normalised (an int of a float field -> float,
+    list -> tuple, dict -> read-only copy); raises :class:`_Problem` naming ``key``."""
     origin, args = get_origin(hint), get_args(hint)
     if origin in (Union, types.UnionType):  # X | None
         if value is None and type(None) in args:
@@ -117,8 +105,8 @@ def _checked(value: Any, hint: Any, key: str) -> Any:
             return _checked(value, inner, key)
         except _Problem:
             pass
-    elif hint is bool:
-        if isinstance(value, bool):
+    elif hint in (bool, str):
+        if isinstance(value, hint):
             return value
     elif hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
@@ -128,9 +116,6 @@ def _checked(value: Any, hint: Any, key: str) -> Any:
             if not math.isfinite(value):
                 raise _Problem(f"key {key!r} must be finite, got {value!r}")
             return float(value)
-    elif hint is str:
-        if isinstance(value, str):
-            return value
     elif isinstance(hint, type) and issubclass(hint, Transition):
         if isinstance(value, Mapping):
             try:
@@ -173,10 +158,9 @@ _Spec = TypeVar("_Spec", bound="CheckpointSpec")
 class CheckpointSpec:
     """Base of the typed metadata specs: one frozen dataclass per kind of checkpoint.
 
-    A spec validates itself when built (types, then the kind's own rules), so a spec object is
-    always valid: a bad value raises :class:`CheckpointError` naming the spec class and the key.
-    :meth:`to_dict` is what :func:`save_checkpoint` writes, :meth:`from_dict` what
-    :func:`load_checkpoint` reads back (every key required, none unknown).
+    A spec validates itself when built (types, then the kind's own rules): a bad value raises
+    :class:`CheckpointError` naming the spec class and the key. :func:`save_checkpoint` writes
+    :meth:`to_dict`, :func:`load_checkpoint` reads it back with :meth:`from_dict`.
     """
 
     #: The ``kind`` tag stored with the fields.
@@ -193,8 +177,7 @@ class CheckpointSpec:
                 object.__setattr__(self, field.name, _checked(getattr(self, field.name), hints[field.name], field.name))
         except _Problem as exc:
             raise CheckpointError(f"{type(self).__name__}: {exc}") from None
-        problems = self._problems()
-        if problems:
+        if problems := self._problems():
             raise CheckpointError(f"{type(self).__name__}: " + "; ".join(problems))
 
     def _problems(self) -> list[str]:
@@ -236,25 +219,20 @@ class LowLightPolicySpec(CheckpointSpec):
     """What :class:`rlenhance.Enhancer` needs to run a low-light policy of ``experiments.lol_train``.
 
     Attributes:
-        transition: the step the policy runs in (:class:`rlenhance.transitions.LowLightTransition`;
-            its ``steps``, >= 1, are the Enhancer's default): the training env's, with the cap the
-            policy was given afterwards, if any.
-        alpha_mode: the test-time alpha training validated with (the Enhancer's default), ``"mean"``
-            (the expected alpha) or ``"argmax"`` (the most probable; continuous: ``tanh`` of the mean).
-        setting: the env's own setting in training (``exposure_target`` and the reward weights):
-            the cond the Enhancer feeds by default. Holds every name of the transition's ``cond_fields``.
-        max_side: the side of the square working image, the scale trained at (``lol_train
-            --policy-side``), >= 16; None: not fixed (:attr:`working_side` gives the default).
-        conditioned: trained over random settings (``setting_ranges``); False: trained at
-            ``setting`` only.
-        setting_ranges: ``{name: (low, high)}``: the settings (``cond_fields`` names) the policy
-            was trained to follow and the range each was drawn from; any other setting was fixed
-            at its ``setting`` value. Empty when not ``conditioned``.
-        blur_sigma: a blur (px) the file records; nothing applies it (``experiments.lol_train`` writes
-            None).
-        env_kwargs: the rest of the training env's keyword arguments (the reward's, the crop, the
-            episode lengths; JSON-able): :func:`envs.env_kwargs_for_checkpoint` rebuilds the env
-            from them, the transition and the setting.
+        transition: the step the policy runs in (:class:`rlenhance.transitions.LowLightTransition`; its
+            ``steps``, >= 1, are the Enhancer's default): the training env's, with any cap given afterwards.
+        alpha_mode: the test-time alpha (the Enhancer's default): ``"mean"`` (the expected alpha) or
+            ``"argmax"`` (the most probable; continuous: ``tanh`` of the mean).
+        setting: the env's setting in training (``exposure_target``, the reward weights), the Enhancer's
+            default cond; holds every name of the transition's ``cond_fields``.
+        max_side: the side of the square working image trained at (``lol_train --policy-side``), >= 16;
+            None: not fixed (:attr:`working_side` gives the default).
+        conditioned: trained over random settings (``setting_ranges``); False: at ``setting`` only.
+        setting_ranges: ``{name: (low, high)}``: each setting (a ``cond_fields`` name) the policy was trained
+            to follow and its range; the others were fixed at ``setting``. Empty when not ``conditioned``.
+        blur_sigma: a blur (px) the file records; nothing applies it (``lol_train`` writes None).
+        env_kwargs: the rest of the training env's keyword arguments (JSON-able), from which
+            :func:`envs.env_kwargs_for_checkpoint` rebuilds the env with the transition and the setting.
     """
 
     kind: ClassVar[str] = "lowlight-policy"
@@ -273,8 +251,7 @@ class LowLightPolicySpec(CheckpointSpec):
 
     @property
     def working_side(self) -> int:
-        """The side of the square working image the policy runs on: ``max_side``, else
-        :data:`DEFAULT_MAX_SIDE`."""
+        """The side of the square working image the policy runs on: ``max_side``, else :data:`DEFAULT_MAX_SIDE`."""
         return self.max_side or DEFAULT_MAX_SIDE
 
     def _problems(self) -> list[str]:
@@ -310,8 +287,7 @@ class LowLightPolicySpec(CheckpointSpec):
             if encoding == "log" and min(values) <= 0:
                 problems.append(f"cond_encodings: {name!r} is log-encoded, but its setting or range reaches "
                                 f"{min(values)!r} (accepted: values > 0)")
-        missing = [name for name in fields_ if name not in self.setting]
-        if missing:
+        if missing := [name for name in fields_ if name not in self.setting]:
             problems.append(f"setting lacks the cond_fields {missing}")
         if transition.max_overshoot is not None and "exposure_target" not in self.setting:
             problems.append("transition: max_overshoot needs an 'exposure_target' in setting (the target it caps the "
@@ -332,28 +308,22 @@ def _in_range(value: float, bounds: tuple[float, ...]) -> bool:
 @dataclass(frozen=True)
 class RolloutPolicySpec(CheckpointSpec):
     """What :class:`rlenhance.denoisers.PolicyDenoiser` and :class:`rlenhance.completion.PolicyCompleter`
-    need to restore images with a denoising or completion policy (``experiments.denoise_train`` /
-    ``experiments.completion_train``).
+    need to run a policy of ``experiments.denoise_train`` / ``experiments.completion_train``.
 
     Attributes:
         task: ``"denoise"`` or ``"completion"``.
-        env_id: the registered env whose transition the policy was trained in (e.g.
-            ``"rlenhance/Denoise-v0"``).
-        env_kwargs: the env's keyword arguments in training (JSON-able), without ``predictor`` and
-            the transition's (``clip``, ``smooth_iters``, ``max_episode_steps``).
-        transition: the step the policy runs in (:class:`rlenhance.transitions.DenoiseTransition`
-            or :class:`~rlenhance.transitions.CompletionTransition`, of ``task``); its ``steps`` are
-            the steps per rollout, >= 1; it has the "predict" action exactly when ``predictor`` is set.
+        env_id: the registered env the policy was trained in (e.g. ``"rlenhance/Denoise-v0"``).
+        env_kwargs: the env's keyword arguments in training (JSON-able), without ``predictor`` and the
+            transition's (``clip``, ``smooth_iters``, ``max_episode_steps``). A denoising policy's ``gray``
+            (bool) and ``sigma`` (one noise level, or a list: a blind policy) left out are Denoise-v0's
+            (:data:`DENOISE_ENV_DEFAULTS`); :attr:`channels` and :attr:`sigmas` read them.
+        transition: the step the policy runs in (:class:`rlenhance.transitions.DenoiseTransition` or
+            :class:`~rlenhance.transitions.CompletionTransition`, of ``task``); its ``steps`` (>= 1) are the
+            steps per rollout; it has the "predict" action exactly when ``predictor`` is set.
         block_actions: actions chosen per ``downscale`` block, as A3C trained them.
-        predictor: the supervised checkpoint (of the policy's task: a completion model, or a
-            denoiser) whose prediction is the policy's "predict" action: the absolute path the
-            trainer resolved, or a bare file name (looked for beside the policy and in
-            ``rlenhance/weights/``, :func:`rlenhance.denoisers.find_predictor`);
-            None: trained without one.
-
-    A denoising policy's ``env_kwargs`` hold its ``gray`` (bool) and ``sigma`` (one noise level, or
-    a list of them: a blind policy, each training episode drawing one), each left out meaning
-    Denoise-v0's default (:data:`DENOISE_ENV_DEFAULTS`); :attr:`channels` and :attr:`sigmas` read them.
+        predictor: the supervised checkpoint of the policy's task whose prediction is the "predict" action:
+            the absolute path the trainer resolved, or a bare file name (looked for beside the policy and in
+            ``rlenhance/weights/``, :func:`rlenhance.denoisers.find_predictor`); None: trained without one.
     """
 
     kind: ClassVar[str] = "rollout-policy"
@@ -375,8 +345,7 @@ class RolloutPolicySpec(CheckpointSpec):
                             "LowLightPolicySpec)")
         if not self.env_id:
             problems.append("env_id is empty")
-        inside = [k for k in ("predictor", "clip", "smooth_iters", "max_episode_steps") if k in self.env_kwargs]
-        if inside:
+        if inside := [k for k in ("predictor", "clip", "smooth_iters", "max_episode_steps") if k in self.env_kwargs]:
             problems.append(f"env_kwargs holds {inside} (the predictor key and the transition hold them)")
         if self.transition.task != self.task:
             problems.append(f"transition of task {self.transition.task!r} for task {self.task!r}")
@@ -406,11 +375,9 @@ class RolloutPolicySpec(CheckpointSpec):
 
     @property
     def sigmas(self) -> tuple[float, ...] | None:
-        """A denoising policy's noise levels (0-255 scale, ascending; several: a blind policy);
-        None for completion."""
-        if self.task != "denoise":
-            return None
-        return noise_levels(self.env_kwargs.get("sigma", DENOISE_ENV_DEFAULTS["sigma"]))
+        """A denoising policy's noise levels (0-255 scale, ascending; several: a blind policy); None for completion."""
+        sigma = self.env_kwargs.get("sigma", DENOISE_ENV_DEFAULTS["sigma"])
+        return noise_levels(sigma) if self.task == "denoise" else None
 
 
 @dataclass(frozen=True)
@@ -419,35 +386,26 @@ class SupervisedSpec(CheckpointSpec):
     :mod:`rlenhance.predictors`) need to apply a network of ``experiments.supervised_train``.
 
     Attributes:
-        model: the network: the name of one of the package's (``"mrpnet"``, ``"pixelrnn"``,
-            ``"gated-pixelrnn"``, ``"ffdnet"``, ``"unet"``: the ``model_name`` of its classes in
-            :data:`rlenhance.models.MODELS`, which :class:`~rlenhance.restore.SupervisedRestorer` checks
-            against the network the file builds), or a user's network class by import path
-            (``"package.module:Class"``).
+        model: the ``model_name`` of one of :data:`rlenhance.models.MODELS` (``"mrpnet"``, ``"pixelrnn"``,
+            ``"gated-pixelrnn"``, ``"ffdnet"``, ``"unet"``; the restorer checks it against the network the file
+            builds), or a user's network class by import path (``"package.module:Class"``).
         task: one of :data:`rlenhance.tasks.TASKS` (``"lowlight"``, ``"denoise"``, ``"completion"``).
         channels: image planes the network reads and writes, 1 (gray) or 3 (RGB).
-        prefill: what the network sees in the hole (:data:`rlenhance.ops.fill.PREFILLS`);
-            ``"none"`` unless the task is completion.
-        variant: the architecture variant (:data:`SUPERVISED_VARIANTS`): ``"default"``, or
-            ``"seed"`` (pixelrnn / gated-pixelrnn: the seed's code exactly, see
-            :mod:`rlenhance.models.pixelrnn`); the network's own ``variant`` argument.
-        noise: denoise only: the noise trained on (:data:`NOISE_KINDS`): ``"gaussian"`` or
-            ``"amplified"``; None for other tasks.
-        sigma: denoise only: on the 0-255 scale, the largest of ``sigmas`` (one level: that level,
-            the Gaussian's standard deviation), or (amplified) the largest dark-level noise level,
-            each image drawing one from [0, sigma]; None as ``noise``.
-        sigmas: denoise only: the noise levels trained on (:func:`noise_levels`: ascending,
-            distinct): gaussian: each training image drew one of them (or, ``--sigma-draw
-            uniform``, a level of their range), so several make a blind denoiser, given no level
-            at inference (an ``"ffdnet"`` reads the level's map: it was trained over
-            ``[sigmas[0], sigmas[-1]]``); amplified: ``(sigma,)``. None as ``noise``; not given:
-            ``(sigma,)``.
-        upscale: output size over input size, 1 (restoration at the input's size) or, for
-            low-light models (MRPNet with the Generator), 2 or 4 (super-resolution, the seed's
-            Generator: 4): the network's own ``upscale`` argument.
+        prefill: what the network sees in the hole (:data:`rlenhance.ops.fill.PREFILLS`); ``"none"`` unless
+            the task is completion.
+        variant: the network's ``variant`` (:data:`SUPERVISED_VARIANTS`): ``"default"``, or ``"seed"``
+            (pixelrnn / gated-pixelrnn: the seed's code exactly, :mod:`rlenhance.models.pixelrnn`).
+        noise: denoise only: the noise trained on (:data:`NOISE_KINDS`); None for other tasks.
+        sigma: denoise only, 0-255 scale: the largest of ``sigmas``, or (amplified) the largest dark-level
+            noise level, each image drawing one from [0, sigma]; None as ``noise``.
+        sigmas: denoise only: the noise levels trained on (:func:`noise_levels`): gaussian: each training
+            image drew one (or, ``--sigma-draw uniform``, a level of their range), several making a blind
+            denoiser (an ``"ffdnet"`` reads the level's map, trained over ``[sigmas[0], sigmas[-1]]``);
+            amplified: ``(sigma,)``. None as ``noise``; not given: ``(sigma,)``.
+        upscale: output size over input size (the network's ``upscale``): 1, or for low-light models
+            (MRPNet with the Generator) 2 or 4 (super-resolution).
 
-    What the network reads besides the image (a hole mask, a noise-level map) is its class's
-    (``reads_mask``, ``reads_noise_map``), checked with the rest of what the spec says of the network
+    What the network reads besides the image (``reads_mask``, ``reads_noise_map``) is its class's, checked
     when the restorer builds it; ``composite`` follows from ``task``.
     """
 
@@ -491,15 +449,6 @@ class SupervisedSpec(CheckpointSpec):
                             "completion, 'none' otherwise)")
         if self.variant not in SUPERVISED_VARIANTS:
             problems.append(f"variant {self.variant!r} (accepted: {SUPERVISED_VARIANTS})")
-        problems += self._noise_problems()
-        if self.upscale not in (SUPERVISED_UPSCALES if self.task == "lowlight" else (1,)):
-            problems.append(f"upscale {self.upscale!r} for task {self.task!r} (accepted: {SUPERVISED_UPSCALES} for "
-                            "lowlight models, 1 otherwise)")
-        return problems
-
-    def _noise_problems(self) -> list[str]:
-        """The rules of ``noise``, ``sigma`` and ``sigmas``."""
-        problems = []
         if self.task != "denoise" and (self.noise is not None or self.sigma is not None or self.sigmas is not None):
             problems.append(f"noise {self.noise!r}, sigma {self.sigma!r} and sigmas {self.sigmas!r} for task "
                             f"{self.task!r} (accepted: None unless the task is denoise)")
@@ -512,11 +461,13 @@ class SupervisedSpec(CheckpointSpec):
             if self.noise == "amplified" and len(self.sigmas) > 1:
                 problems.append(f"sigmas {list(self.sigmas)} with noise 'amplified' (accepted: one level, its "
                                 "largest dark-level noise)")
+        if self.upscale not in (SUPERVISED_UPSCALES if self.task == "lowlight" else (1,)):
+            problems.append(f"upscale {self.upscale!r} for task {self.task!r} (accepted: {SUPERVISED_UPSCALES} for "
+                            "lowlight models, 1 otherwise)")
         return problems
 
     def noise_map_problems(self) -> list[str]:
-        """What keeps a network that reads a noise-level map (FFDNet) from this spec: the map is of the
-        noise trained on, so the task is denoise with a known noise, the variant the default."""
+        """Why a noise-map network (FFDNet) cannot use this spec: it needs known denoise noise, the default variant."""
         if self.task != "denoise" or self.noise not in NOISE_KINDS or self.sigma is None \
                 or (self.noise == "amplified" and not self.sigma) or self.variant != "default":
             return [f"a noise-map network with task {self.task!r}, noise {self.noise!r}, sigma {self.sigma!r}, "
@@ -527,22 +478,17 @@ class SupervisedSpec(CheckpointSpec):
 
 @dataclass(frozen=True)
 class RSEDenoiserSpec(CheckpointSpec):
-    """What :func:`rlenhance.rse.load_rse` needs to denoise with an RSE-RL model of
-    ``experiments.rse_train`` (its patch VAEs, clean-latent banks and blend policies are the
-    weights; their shapes are the ``arch``).
+    """What :func:`rlenhance.rse.load_rse` needs to denoise with an RSE-RL model of ``experiments.rse_train``
+    (its patch VAEs, clean-latent banks and blend policies are the weights; their shapes the ``arch``).
 
     Attributes:
-        sigma: the Gaussian noise level trained for, on the 0-255 scale, >= 0: the largest of
-            ``sigmas``.
+        sigma: the largest of ``sigmas`` (0-255 scale, >= 0).
         channels: image planes, 1 (gray) or 3 (RGB).
-        rounds: self-enhancement rounds to apply, >= 1 (the recursion's stopping point; the
-            model may hold more).
-        sigmas: the noise levels trained on (:func:`noise_levels`: ascending, distinct; several:
-            a blind denoiser, each training crop drawing one of them); not given: ``(sigma,)``.
-        predictor: the supervised denoiser whose output is every round's third candidate
-            (``rse_train --predictor``), as :class:`RolloutPolicySpec`'s ``predictor`` (the absolute
-            path the trainer resolved, or a bare file name looked for beside the model and in
-            ``rlenhance/weights/``); None: trained without one.
+        rounds: self-enhancement rounds to apply, >= 1 (the model may hold more).
+        sigmas: the noise levels trained on (:func:`noise_levels`; several: a blind denoiser); not given:
+            ``(sigma,)``.
+        predictor: the supervised denoiser whose output is every round's third candidate (``rse_train
+            --predictor``), recorded as :class:`RolloutPolicySpec`'s ``predictor``; None: trained without one.
     """
 
     kind: ClassVar[str] = "rse-denoiser"
