@@ -18,14 +18,12 @@ from rlenhance.errors import DatasetError
 
 __all__ = ["BANK_BYTES", "ImageBank"]
 
-
 #: The most bytes an :class:`ImageBank` takes by default (a larger data set is cut row by row).
 BANK_BYTES = 2**30
 
 
 class ImageBank:
-    """Every image of a data set kept as tensors on one device, from which a batch of crops is
-    gathered by indexing, in a few tensor operations whatever the batch size.
+    """Every image of a data set kept as tensors on one device, from which a batch of crops is gathered.
 
     Each tensor key's images are padded to the largest of them, channels last: (N, H_max, W_max, C) in
     the data set's own dtype (uint8 for 8-bit images; float32 when an item holds another). A batch
@@ -116,7 +114,6 @@ class ImageBank:
 
 
 def _positions(start: np.ndarray, length: int, flipped: np.ndarray) -> np.ndarray:
-    """int64 (B, length): the pixel positions of each row's window, ``start`` on, reversed where
-    ``flipped``."""
+    """int64 (B, length): the pixel positions of each row's window, ``start`` on, reversed where ``flipped``."""
     steps = np.arange(length, dtype=np.int64)
     return start[:, None] + np.where(flipped[:, None], length - 1 - steps, steps)

@@ -1,8 +1,5 @@
-"""The dataset base class: named items of image files, decoded once and cached, and the
-folder checks shared by every layout (empty folder, missing partner, size mismatch,
-unreadable file), each reported in one :class:`~rlenhance.errors.DatasetError` naming all
-offending files.
-"""
+"""The dataset base class (named items of image files, decoded once and cached) and the folder checks shared by
+every layout, each reported in one :class:`~rlenhance.errors.DatasetError` naming all offending files."""
 
 from __future__ import annotations
 
@@ -41,10 +38,6 @@ def check_split(split: str | None) -> None:
         raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
 
 
-def accepted_extensions() -> str:
-    return ", ".join(IMAGE_EXTENSIONS)
-
-
 def image_files(folder: Path, *, what: str) -> list[Path]:
     """The images of ``folder`` (sorted); DatasetError when it is missing or holds none."""
     if not folder.is_dir():
@@ -54,31 +47,23 @@ def image_files(folder: Path, *, what: str) -> list[Path]:
     except ImageError as exc:
         raise DatasetError(f"{what}: {exc}") from exc
     if not files:
-        raise DatasetError(
-            f"{what}: no images in {folder}; accepted extensions: {accepted_extensions()} (case-insensitive)"
-        )
+        raise DatasetError(f"{what}: no images in {folder}; accepted extensions: {', '.join(IMAGE_EXTENSIONS)} "
+                           "(case-insensitive)")
     return files
 
 
-def partner_error(
-    what: str, left: tuple[Path, Sequence[str]], right: tuple[Path, Sequence[str]]
-) -> DatasetError | None:
+def partner_error(what: str, left: tuple[Path, Sequence[str]],
+                  right: tuple[Path, Sequence[str]]) -> DatasetError | None:
     """An error listing the names in each folder that have no partner in the other, or None."""
-    parts = []
-    for (folder, names), (other, _) in ((left, right), (right, left)):
-        if names:
-            parts.append(f"{len(names)} file(s) in {folder} have no partner in {other}: {', '.join(names)}")
+    parts = [f"{len(names)} file(s) in {folder} have no partner in {other}: {', '.join(names)}"
+             for (folder, names), (other, _) in ((left, right), (right, left)) if names]
     if not parts:
         return None
-    return DatasetError(
-        f"{what}: unpaired files; " + "; ".join(parts) + " (every file needs a partner with the same name)"
-    )
+    return DatasetError(f"{what}: unpaired files; {'; '.join(parts)} (every file needs a partner with the same name)")
 
 
-def resolve_split(
-    names: Sequence[str], split: str | None, *, val_fraction: float, tune_fraction: float, seed: int,
-    group: Callable[[str], str] | None, what: str = "the data",
-) -> set[str]:
+def resolve_split(names: Sequence[str], split: str | None, *, val_fraction: float, tune_fraction: float, seed: int,
+                  group: Callable[[str], str] | None, what: str = "the data") -> set[str]:
     """The names kept for ``split`` ("train", "tune", "val" or None = all) by :func:`split_names`;
     DatasetError when ``split`` is "tune" and no scene is left for it."""
     check_split(split)
@@ -87,19 +72,14 @@ def resolve_split(
     parts = split_names(names, val_fraction=val_fraction, tune_fraction=tune_fraction, seed=seed, group=group)
     kept = getattr(parts, split)
     if split == "tune" and not kept:
-        raise DatasetError(
-            f"{what}: no scenes left for the tuning split ({len(names)} image(s), tune_fraction {tune_fraction:g}); "
-            "it needs at least 3 scenes (train, tune and val), or tune_fraction 0"
-        )
+        raise DatasetError(f"{what}: no scenes left for the tuning split ({len(names)} image(s), tune_fraction "
+                           f"{tune_fraction:g}); it needs at least 3 scenes (train, tune and val), or tune_fraction 0")
     return set(kept)
 
 
 def encode_image(img: np.ndarray) -> torch.Tensor:
-    """A decoded image (H, W, C) float32 in [0, 1] as the tensor to cache, (C, H, W).
-
-    8-bit sources (every value a multiple of 1/255) are stored as uint8, which is exact and
-    4x smaller; anything else (16-bit files, luma of colour files) stays float32.
-    """
+    """A decoded image (H, W, C) float32 in [0, 1] as the tensor to cache, (C, H, W): uint8 for 8-bit sources
+    (every value a multiple of 1/255: exact and 4x smaller), else float32 (16-bit files, luma of colour files)."""
     scaled = img * np.float32(_UINT8_MAX)
     levels = np.rint(scaled)
     if np.abs(scaled - levels).max(initial=0.0) <= _UINT8_TOLERANCE:
@@ -110,18 +90,14 @@ def encode_image(img: np.ndarray) -> torch.Tensor:
 class ImageDataset(Dataset):
     """Base of the rlenhance datasets: a list of named items, each a dict of image tensors.
 
-    ``dataset[i]`` is a dict of float32 tensors of shape (C, H, W) in [0, 1] (RGB, or C = 1
-    with ``gray=True``) plus ``"name"``: the full images, no randomness. Use
-    :func:`rlenhance.data.sample_batch` for seeded crops and flips.
+    ``dataset[i]`` is a dict of float32 tensors of shape (C, H, W) in [0, 1] (RGB, or C = 1 with ``gray=True``)
+    plus ``"name"``: the full images, no randomness (:func:`rlenhance.data.sample_batch` crops and flips).
+    ``cache=True`` decodes every image when the dataset is built (every error of the folder reported at once, in
+    one :class:`DatasetError`) and keeps it in memory (:func:`encode_image`); ``cache=False`` decodes files on
+    every access, and errors surface then.
 
-    With ``cache=True`` every image is decoded when the dataset is built (so every error of
-    the folder is reported at once, in one :class:`DatasetError`) and kept in memory: 8-bit
-    sources as uint8 (1 byte per sample), others (16-bit files, gray luma of colour files) as
-    float32. With ``cache=False`` files are decoded on every access and errors surface then.
-
-    Subclasses set ``self._records`` (list of :class:`Record`), call :meth:`_fill_cache`, and
-    may override :meth:`_finish` to derive tensors (e.g. a mask) from the decoded ones and
-    :meth:`_check_sizes` to accept pairs of different sizes (super-resolution targets).
+    Subclasses set ``self._records`` (list of :class:`Record`), call :meth:`_fill_cache`, and may override
+    :meth:`_finish` (derive tensors, e.g. a mask) and :meth:`_check_sizes` (super-resolution pairs).
     """
 
     #: Keys always decoded as one channel (e.g. mask files), whatever ``gray`` says.
@@ -129,9 +105,7 @@ class ImageDataset(Dataset):
 
     def __init__(self, *, gray: bool, cache: bool, max_pixels: int | None):
         super().__init__()
-        self.gray = bool(gray)
-        self.cache = bool(cache)
-        self.max_pixels = max_pixels
+        self.gray, self.cache, self.max_pixels = bool(gray), bool(cache), max_pixels
         self._records: list[Record] = []
         self._cached: list[dict[str, torch.Tensor]] | None = None
 
@@ -147,9 +121,7 @@ class ImageDataset(Dataset):
             except DatasetError as exc:
                 problems.append(str(exc))
         if problems:
-            raise DatasetError(
-                f"{type(self).__name__}: {len(problems)} unusable item(s):\n  " + "\n  ".join(problems)
-            )
+            raise DatasetError(f"{type(self).__name__}: {len(problems)} unusable item(s):\n  " + "\n  ".join(problems))
         self._cached = cached
 
     def _decode(self, path: Path, *, gray: bool | None = None) -> torch.Tensor:
@@ -161,10 +133,8 @@ class ImageDataset(Dataset):
 
     def _load(self, record: Record) -> dict[str, torch.Tensor]:
         """Decode the files of one record and check that they share a size."""
-        tensors = {
-            key: self._decode(path, gray=True if key in self._gray_keys else None)
-            for key, path in record.files.items()
-        }
+        tensors = {key: self._decode(path, gray=True if key in self._gray_keys else None)
+                   for key, path in record.files.items()}
         self._check_sizes(record, tensors)
         return self._finish(record, tensors)
 
@@ -194,12 +164,8 @@ class ImageDataset(Dataset):
         return int(index) % n
 
     def raw_item(self, index: int) -> dict[str, Any]:
-        """The stored tensors of item ``index`` (uint8, bool or float32, (C, H, W)) plus ``"name"``.
-
-        Cheap with ``cache=True`` (no copy); :func:`rlenhance.data.sample_batch` crops these
-        before converting, which is what makes batch drawing fast. Convert with
-        :func:`rlenhance.data.transforms.to_float`.
-        """
+        """The stored tensors of item ``index`` (uint8, bool or float32, (C, H, W)) plus ``"name"``: no copy with
+        ``cache=True``; :func:`rlenhance.data.sample_batch` crops them before :func:`~rlenhance.data.to_float`."""
         i = self._index(index)
         tensors = self._cached[i] if self._cached is not None else self._load(self._records[i])
         return {**tensors, "name": self._records[i].name}

@@ -23,9 +23,7 @@ _UINT8_MAX = 255.0
 
 
 def _photo(name: str, index: int | None = None) -> Callable[[], np.ndarray]:
-    """Loader of ``skimage.data.<name>()`` (item ``index`` of what it returns), importing
-    scikit-image on the first call: its import is slow, and every ``rlenhance`` command would
-    otherwise pay it."""
+    """Loader of ``skimage.data.<name>()`` (item ``index`` of it), importing scikit-image (slow) on the first call."""
     def load() -> np.ndarray:
         from skimage import data as skdata
 
@@ -52,8 +50,7 @@ BUILTIN_IMAGES: Mapping[str, Callable[[], np.ndarray]] = MappingProxyType({
     "clock": _photo("clock"),  # 300x400
 })
 
-#: Default colour set: everyday scenes (the microscopy and deep-sky images are available by
-#: name but are atypical for photo enhancement).
+#: Default colour set: everyday scenes (not the microscopy and deep-sky images, atypical for photo enhancement).
 DEFAULT_COLOR_IMAGES = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "motorcycle_right")
 #: Default gray set: the gray photographs plus the luma of the colour set.
 DEFAULT_GRAY_IMAGES = ("camera", "coins", "moon", "clock") + DEFAULT_COLOR_IMAGES
@@ -74,19 +71,17 @@ def _to_channels(img: np.ndarray, gray: bool) -> np.ndarray:
 class BuiltinImages(ImageDataset):
     """scikit-image's real photographs as clean references: items ``{"high", "name"}``.
 
-    ``high`` is a float32 tensor (C, H, W) in [0, 1]: RGB (gray photos repeated over three
-    channels) or, with ``gray=True``, one channel (BT.601 luma for colour photos, as
-    :func:`rlenhance.io.load_image` computes it). Sizes differ (300x400 to 872x1000), so draw
-    batches with a crop. Low-light or noisy inputs are made with
-    :mod:`rlenhance.data.degrade`.
+    ``high`` is a float32 tensor (C, H, W) in [0, 1]: RGB (gray photos repeated over three channels)
+    or, with ``gray=True``, one channel (BT.601 luma for colour photos, as :func:`rlenhance.io.load_image`
+    computes it). Sizes differ (300x400 to 872x1000), so draw batches with a crop. Low-light or noisy
+    inputs are made with :mod:`rlenhance.data.degrade`.
 
     Args:
         names: photos to include, from :data:`BUILTIN_IMAGES`; None = :data:`DEFAULT_COLOR_IMAGES`
             (or :data:`DEFAULT_GRAY_IMAGES` with ``gray=True``).
         gray: one channel instead of RGB.
-        split: "train", "tune", "val" or None (all of ``names``): the part of ``names`` kept, as the
-            folder data sets split theirs (:func:`rlenhance.data.split_names`, each photo a scene
-            of its own), in the order of ``names``.
+        split: "train", "tune", "val" or None (all of ``names``): the part of ``names`` kept, in their
+            order, as the folder data sets split theirs (each photo a scene of its own).
         val_fraction, tune_fraction, seed: the split's (:func:`rlenhance.data.split_names`).
 
     Raises:
@@ -107,9 +102,8 @@ class BuiltinImages(ImageDataset):
         names = list(names)
         unknown = [n for n in names if n not in BUILTIN_IMAGES]
         if unknown or not names:
-            raise ValueError(
-                f"names: unknown builtin image(s) {unknown or names}; accepted: {', '.join(BUILTIN_IMAGES)}"
-            )
+            raise ValueError(f"names: unknown builtin image(s) {unknown or names}; "
+                             f"accepted: {', '.join(BUILTIN_IMAGES)}")
         what = f"the embedded photos {', '.join(names)}"
         kept = resolve_split(names, split, val_fraction=val_fraction, tune_fraction=tune_fraction, seed=seed,
                              group=None, what=what)

@@ -1,25 +1,16 @@
 """Synthetic degradations: low light, Gaussian noise, noise amplified by brightening (ReLLIE's
 denoiser setting), batched in torch (occlusions: :mod:`rlenhance.data.occlusion`).
 
-Every function works on float32 images in [0, 1] of shape ``(*, C, H, W)`` (leading dimensions
-are flattened into a batch of B images; each image gets its own random parameters), stays on
-the input's device, and takes all its randomness from an explicit ``torch.Generator``
-(``generator``): the same generator state gives the same output. Random numbers are drawn on
-the generator's device and moved to the input's device, so a CPU generator drives CUDA
-tensors reproducibly. ``generator=None`` uses torch's global RNG (not reproducible). A sequence
-of B generators, one per image, draws every number of image k from generator k (in the order
-the function lists): an image's result then does not depend on the other images of the batch
-nor on its size, so a batch can be drawn in parts (by the ranks of a data-parallel job). A
-:class:`~rlenhance.data.rows.RowStream` of B rows does the same for every image at once, on the
-images' device: image k's numbers are row k's.
+Every function works on float32 images in [0, 1] of shape ``(*, C, H, W)`` (a batch of B images, each
+with its own random parameters), stays on the input's device, and takes all its randomness from
+``generator``: the same state gives the same output, a CPU generator included for CUDA inputs; ``None``
+uses torch's global RNG. With a sequence of B generators, or a :class:`~rlenhance.data.rows.RowStream`
+of B rows, image k's numbers come from generator k (row k) in the order the function lists, so its result
+does not depend on the rest of the batch (a batch can be drawn in parts, by data-parallel ranks).
 
-Ranges are given as ``(low, high)`` tuples, drawn uniformly per image; a single number means
-that fixed value.
-
-Each function has an ``nn.Module`` twin holding the parameters (``SyntheticLowLight``,
-``AddGaussianNoise``; :class:`~rlenhance.data.occlusion.RandomOcclusion`), as Kornia's augmentation modules do; but
-:func:`amplified_noise`, which returns an input, its target and their noise-level map (a data
-pipeline's step, not a layer).
+Ranges are ``(low, high)`` tuples, drawn uniformly per image; a single number means that fixed value.
+Each function but :func:`amplified_noise` (a data pipeline's step) has an ``nn.Module`` twin holding
+the parameters, as Kornia's augmentations do (:class:`~rlenhance.data.occlusion.RandomOcclusion`).
 """
 
 from __future__ import annotations
@@ -35,22 +26,12 @@ from torch import nn
 from rlenhance.data.rows import RowStream
 from rlenhance.ops.curves import le_curve, le_gain
 
-__all__ = [
-    "synthetic_low_light",
-    "add_gaussian_noise",
-    "amplified_noise",
-    "noise_level_map",
-    "noise_ramp",
-    "SyntheticLowLight",
-    "AddGaussianNoise",
-    "AmplifiedNoise",
-]
+__all__ = ["synthetic_low_light", "add_gaussian_noise", "amplified_noise", "noise_level_map", "noise_ramp",
+           "SyntheticLowLight", "AddGaussianNoise", "AmplifiedNoise"]
 
 Range = float | tuple[float, float]
 IntRange = int | tuple[int, int]
-#: A ``generator`` argument: one generator for the batch, None (torch's global RNG), one per image, or
-#: a stream of counter-based numbers of each image (:class:`~rlenhance.data.rows.RowStream`: image k's
-#: numbers are row k's, drawn for every image at once, on the images' device).
+#: A ``generator`` argument: one generator, None (torch's global RNG), one per image, or a RowStream.
 Generators = torch.Generator | Sequence[torch.Generator] | RowStream | None
 
 #: DnCNN / PixelRL express the noise level on the 0-255 scale of 8-bit images.
@@ -89,8 +70,7 @@ def _flatten(x: torch.Tensor, name: str = "x") -> tuple[torch.Tensor, torch.Size
 
 
 def _check_generators(generator: Generators, b: int) -> None:
-    """Refuse a sequence of generators that is not one per image (B of them), or a row stream of
-    another number of rows."""
+    """Refuse a sequence of generators, or a row stream, that is not one per image (B of them)."""
     if isinstance(generator, RowStream) and len(generator) != b:
         raise ValueError(f"generator: a RowStream of {len(generator)} rows for {b} images; expected one row per image")
     if isinstance(generator, Sequence) and (len(generator) != b
@@ -99,22 +79,21 @@ def _check_generators(generator: Generators, b: int) -> None:
                          f"got a sequence of {len(generator)} ({sorted({type(g).__name__ for g in generator})})")
 
 
-def _gen_device(generator: torch.Generator | None, x: torch.Tensor) -> torch.device:
-    return generator.device if generator is not None else x.device
+def _draw(fn, shape: tuple[int, ...], generator: Generators, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``fn(shape)`` (rand, randn) on the generator's device, moved to ``x``'s; image k's block from generator k."""
+    if isinstance(generator, Sequence):
+        per_image = math.prod(shape) // len(generator)
+        return torch.cat([fn(per_image, generator=g, device=g.device, dtype=dtype).to(x.device)
+                          for g in generator]).view(shape)
+    device = generator.device if generator is not None else x.device
+    return fn(shape, generator=generator, device=device, dtype=dtype).to(x.device)
 
 
 def _rand(n: int, generator: Generators, x: torch.Tensor) -> torch.Tensor:
-    """``n`` uniform [0, 1) numbers (float32) drawn on the generator's device, moved to ``x``'s.
-    With one generator per image (or a row stream), ``n`` is a multiple of B and image k's block of
-    ``n / B`` numbers comes from generator k (row k)."""
+    """``n`` uniform [0, 1) float32 numbers on ``x``'s device (:func:`_draw`; a row stream: row k's block)."""
     if isinstance(generator, RowStream):
         return generator.rand(n // len(generator), x.device).reshape(-1)
-    if isinstance(generator, Sequence):
-        per_image = n // len(generator)
-        return torch.cat([torch.rand(per_image, generator=g, device=g.device, dtype=torch.float32).to(x.device)
-                          for g in generator])
-    device = _gen_device(generator, x)
-    return torch.rand(n, generator=generator, device=device, dtype=torch.float32).to(x.device)
+    return _draw(torch.rand, (n,), generator, x, torch.float32)
 
 
 def _uniform(bounds: tuple[float, float], n: int, generator: Generators, x: torch.Tensor) -> torch.Tensor:
@@ -124,50 +103,30 @@ def _uniform(bounds: tuple[float, float], n: int, generator: Generators, x: torc
 
 
 def _randn_like(x: torch.Tensor, generator: Generators) -> torch.Tensor:
-    """Standard normal numbers of ``x``'s shape and dtype, on its device; with one generator per
-    image (or a row stream), image k's (its block of ``x``, images first) from generator k (row k)."""
+    """Standard normal numbers of ``x``'s shape and dtype, on its device (:func:`_draw`; a row stream: row k's)."""
     if isinstance(generator, RowStream):
         return generator.randn(x.shape[-3:], x.device, x.dtype).view(x.shape)
-    if isinstance(generator, Sequence):
-        per_image = x.numel() // len(generator)
-        return torch.cat([torch.randn(per_image, generator=g, device=g.device, dtype=x.dtype).to(x.device)
-                          for g in generator]).view(x.shape)
-    device = _gen_device(generator, x)
-    return torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype).to(x.device)
+    return _draw(torch.randn, tuple(x.shape), generator, x, x.dtype)
 
 
-# --------------------------------------------------------------------------------------------
-# Low light
-# --------------------------------------------------------------------------------------------
+def _low_light_ranges(gamma: Range, gain: Range, shot_noise: Range, read_noise: Range) -> list[tuple[float, float]]:
+    """The checked ranges of :func:`synthetic_low_light`, in its order of draws."""
+    return [_as_range(gamma, "gamma", low=1e-6), _as_range(gain, "gain", low=1e-6, high=1.0),
+            _as_range(shot_noise, "shot_noise", low=0.0), _as_range(read_noise, "read_noise", low=0.0)]
 
 
-def synthetic_low_light(
-    x: torch.Tensor,
-    *,
-    generator: Generators,
-    gamma: Range = (1.5, 2.5),
-    gain: Range = (0.2, 0.6),
-    shot_noise: Range = (0.0, 0.003),
-    read_noise: Range = (0.0, 0.004),
-    clip: bool = True,
-) -> torch.Tensor:
+def synthetic_low_light(x: torch.Tensor, *, generator: Generators, gamma: Range = (1.5, 2.5), gain: Range = (0.2, 0.6),
+                        shot_noise: Range = (0.0, 0.003), read_noise: Range = (0.0, 0.004),
+                        clip: bool = True) -> torch.Tensor:
     """Darken well-exposed images into plausible low-light captures.
 
-    Per image: ``y = gain * x ** gamma`` (the darkening model of MBLLEN, Lv et al., BMVC 2018:
-    ``beta * (alpha * x) ** gamma`` with gamma ~ U(1.5, 5), beta ~ U(0.5, 1); here alpha and
-    beta are folded into ``gain``), then Poisson-Gaussian sensor noise in its heteroscedastic
-    Gaussian approximation (Foi et al., TIP 2008; Brooks et al., "Unprocessing Images for
-    Learned Raw Denoising", CVPR 2019): ``low = y + n``, ``n ~ N(0, shot_noise * y + read_noise ** 2)``.
+    Per image: ``y = gain * x ** gamma`` (MBLLEN's darkening model, Lv et al., BMVC 2018, alpha and beta
+    folded into ``gain``), then Poisson-Gaussian sensor noise in its Gaussian approximation (Foi et al.,
+    TIP 2008): ``low = y + n``, ``n ~ N(0, shot_noise * y + read_noise ** 2)``. The default ranges match
+    the brightness spread of the real under-exposed frames of ``../shared/data/sice_pairs``; the noise is
+    milder than Brooks et al.'s (CVPR 2019) raw-domain ranges because it is added to sRGB values.
 
-    The default ranges are calibrated on ``../shared/data/sice_pairs``: darkening its references
-    gives mean brightnesses spread as those of its real under-exposed frames, and the
-    scikit-image photos land in about the same range. Gamma above MBLLEN's upper values (up to 5)
-    makes most images nearly black, which the real captures are not. The noise (its standard
-    deviation at y = 0.1 follows from the ranges' maxima) is milder than Brooks' raw-domain ranges
-    because it is added after the tone curve, to 8-bit-like sRGB values.
-
-    Random draws, in order: gamma (B), gain (B), shot_noise (B), read_noise (B), then the
-    noise field (B, C, H, W).
+    Random draws, in order: gamma, gain, shot_noise, read_noise (B each), then the noise field (B, C, H, W).
 
     Args:
         x: well-exposed images, float32 in [0, 1], shape (*, C, H, W).
@@ -187,76 +146,51 @@ def synthetic_low_light(
         >>> bool(low.mean() < 0.25)
         True
     """
-    gamma_r = _as_range(gamma, "gamma", low=1e-6)
-    gain_r = _as_range(gain, "gain", low=1e-6, high=1.0)
-    shot_r = _as_range(shot_noise, "shot_noise", low=0.0)
-    read_r = _as_range(read_noise, "read_noise", low=0.0)
+    ranges = _low_light_ranges(gamma, gain, shot_noise, read_noise)
     flat, shape = _flatten(x)
     b = flat.shape[0]
     _check_generators(generator, b)
-    view = (b, 1, 1, 1)
-    g = _uniform(gamma_r, b, generator, flat).to(flat.dtype).view(view)
-    k = _uniform(gain_r, b, generator, flat).to(flat.dtype).view(view)
-    shot = _uniform(shot_r, b, generator, flat).to(flat.dtype).view(view)
-    read = _uniform(read_r, b, generator, flat).to(flat.dtype).view(view)
+    g, k, shot, read = (_uniform(r, b, generator, flat).to(flat.dtype).view(b, 1, 1, 1) for r in ranges)
     y = k * flat.clamp(0.0, 1.0).pow(g)
-    std = (shot * y + read * read).sqrt()
-    low = y + std * _randn_like(flat, generator)
-    if clip:
-        low = low.clamp(0.0, 1.0)
-    return low.reshape(shape)
+    low = y + (shot * y + read * read).sqrt() * _randn_like(flat, generator)
+    return (low.clamp(0.0, 1.0) if clip else low).reshape(shape)
 
 
 class SyntheticLowLight(nn.Module):
-    """Module form of :func:`synthetic_low_light`; holds the parameter ranges.
+    """Module form of :func:`synthetic_low_light` holding its ranges: ``forward(x, generator=None)``."""
 
-    ``forward(x, generator=None)`` returns ``synthetic_low_light(x, generator=generator, **ranges)``.
-    """
-
-    def __init__(
-        self,
-        gamma: Range = (1.5, 2.5),
-        gain: Range = (0.2, 0.6),
-        shot_noise: Range = (0.0, 0.003),
-        read_noise: Range = (0.0, 0.004),
-        clip: bool = True,
-    ):
+    def __init__(self, gamma: Range = (1.5, 2.5), gain: Range = (0.2, 0.6), shot_noise: Range = (0.0, 0.003),
+                 read_noise: Range = (0.0, 0.004), clip: bool = True):
         super().__init__()
-        # Validate at construction so a bad config fails early.
-        _as_range(gamma, "gamma", low=1e-6)
-        _as_range(gain, "gain", low=1e-6, high=1.0)
-        _as_range(shot_noise, "shot_noise", low=0.0)
-        _as_range(read_noise, "read_noise", low=0.0)
+        _low_light_ranges(gamma, gain, shot_noise, read_noise)  # a bad config fails at construction
         self.gamma, self.gain, self.shot_noise, self.read_noise, self.clip = gamma, gain, shot_noise, read_noise, clip
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return synthetic_low_light(
-            x, generator=generator, gamma=self.gamma, gain=self.gain,
-            shot_noise=self.shot_noise, read_noise=self.read_noise, clip=self.clip,
-        )
+        return synthetic_low_light(x, generator=generator, gamma=self.gamma, gain=self.gain,
+                                   shot_noise=self.shot_noise, read_noise=self.read_noise, clip=self.clip)
 
     def extra_repr(self) -> str:
         return (f"gamma={self.gamma}, gain={self.gain}, shot_noise={self.shot_noise}, "
                 f"read_noise={self.read_noise}, clip={self.clip}")
 
 
-# --------------------------------------------------------------------------------------------
-# Gaussian noise
-# --------------------------------------------------------------------------------------------
+def _sigma_like(t: torch.Tensor, name: str, sigma: float | torch.Tensor) -> torch.Tensor:
+    """``sigma`` as a tensor of ``t``'s dtype and device, once ``t`` (floating) and ``sigma`` (finite, >= 0) check."""
+    if not torch.is_tensor(t) or not t.is_floating_point():
+        raise ValueError(f"{name}: expected a floating-point tensor, got {type(t).__name__}"
+                         f"{'' if not torch.is_tensor(t) else ' of dtype ' + str(t.dtype)}")
+    sigma_t = torch.as_tensor(sigma, dtype=t.dtype).to(t.device)
+    if not bool(torch.isfinite(sigma_t).all()) or bool((sigma_t < 0).any()):
+        raise ValueError(f"sigma: expected finite values >= 0 on the 0-255 scale, got {sigma!r}")
+    return sigma_t
 
 
-def add_gaussian_noise(
-    x: torch.Tensor,
-    sigma: float | torch.Tensor,
-    *,
-    generator: Generators,
-    clip: bool = False,
-) -> torch.Tensor:
+def add_gaussian_noise(x: torch.Tensor, sigma: float | torch.Tensor, *, generator: Generators,
+                       clip: bool = False) -> torch.Tensor:
     """Add white Gaussian noise of standard deviation ``sigma / 255``.
 
-    The DnCNN (Zhang et al., TIP 2017) and PixelRL (Furuta et al., AAAI 2019) protocol: images
-    in [0, 1], noise ``N(0, (sigma/255)^2)`` with sigma on the 0-255 scale (15, 25, 50 for BSD68),
-    and the noisy image is *not* clipped (``clip=False``), so its noise is exactly Gaussian.
+    The DnCNN / PixelRL protocol: sigma on the 0-255 scale (15, 25, 50 for BSD68), and the noisy
+    image is *not* clipped (``clip=False``), so its noise is exactly Gaussian.
 
     Args:
         x: clean images, float in [0, 1], shape (*, C, H, W).
@@ -269,12 +203,7 @@ def add_gaussian_noise(
     Returns:
         Noisy images, same shape, dtype and device as ``x``.
     """
-    if not torch.is_tensor(x) or not x.is_floating_point():
-        raise ValueError(f"x: expected a floating-point tensor, got {type(x).__name__}"
-                         f"{'' if not torch.is_tensor(x) else ' of dtype ' + str(x.dtype)}")
-    sigma_t = torch.as_tensor(sigma, dtype=x.dtype).to(x.device)
-    if not bool(torch.isfinite(sigma_t).all()) or bool((sigma_t < 0).any()):
-        raise ValueError(f"sigma: expected finite values >= 0 on the 0-255 scale, got {sigma!r}")
+    sigma_t = _sigma_like(x, "x", sigma)
     if isinstance(generator, (Sequence, RowStream)):
         _check_generators(generator, _flatten(x)[0].shape[0])
     noisy = x + _randn_like(x, generator) * (sigma_t / _PIXEL_SCALE)
@@ -297,18 +226,11 @@ class AddGaussianNoise(nn.Module):
         return f"sigma={self.sigma}, clip={self.clip}"
 
 
-# --------------------------------------------------------------------------------------------
-# Noise amplified by brightening (ReLLIE's denoiser setting)
-# --------------------------------------------------------------------------------------------
-
-
 def noise_level_map(gain: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
     """Per-pixel noise level after brightening: ``gain * sigma / 255``, the map FFDNet reads.
 
-    Noise of standard deviation ``sigma / 255`` in a dark image that is then brightened by a
-    per-pixel factor ``gain`` (``enhanced / input``, :func:`rlenhance.ops.le_gain` multiplied
-    over the curve steps) has about ``gain * sigma / 255`` there: ReLLIE's design, whose map is
-    set by how much each pixel was brightened.
+    Noise of level ``sigma`` in a dark image brightened by a per-pixel factor ``gain`` (``enhanced /
+    input``, :func:`rlenhance.ops.le_gain` multiplied over the curve steps) has about that level (ReLLIE).
 
     Args:
         gain: per-pixel brightening, float >= 0, shape (*, C, H, W) (or any shape).
@@ -325,21 +247,13 @@ def noise_level_map(gain: torch.Tensor, sigma: float | torch.Tensor) -> torch.Te
         >>> round(noise_level_map(torch.full((1, 1, 2, 2), 4.0), 10.0)[0, 0, 0, 0].item() * 255, 4)
         40.0
     """
-    if not torch.is_tensor(gain) or not gain.is_floating_point():
-        raise ValueError(f"gain: expected a floating-point tensor, got {type(gain).__name__}"
-                         f"{'' if not torch.is_tensor(gain) else ' of dtype ' + str(gain.dtype)}")
-    sigma_t = torch.as_tensor(sigma, dtype=gain.dtype).to(gain.device)
-    if not bool(torch.isfinite(sigma_t).all()) or bool((sigma_t < 0).any()):
-        raise ValueError(f"sigma: expected finite values >= 0 on the 0-255 scale, got {sigma!r}")
-    return gain * (sigma_t / _PIXEL_SCALE)
+    return gain * (_sigma_like(gain, "gain", sigma) / _PIXEL_SCALE)
 
 
 def noise_ramp(size: tuple[int, int], low: float | torch.Tensor, high: float | torch.Tensor,
                angle: float | torch.Tensor = 0.0, *, device: torch.device | str | None = None) -> torch.Tensor:
-    """A noise level that varies across the image: linear from ``low`` at one edge to ``high`` at the
-    opposite one, along the direction ``angle`` (radians; 0: left to right, pi / 2: top to bottom).
-    The level map :func:`add_gaussian_noise` takes as ``sigma`` for noise whose strength varies
-    smoothly (a sensor's vignetting, a brightened shadow).
+    """A noise level map for :func:`add_gaussian_noise`'s ``sigma``: linear from ``low`` at one edge to
+    ``high`` at the opposite one, along the direction ``angle`` (radians; 0: left to right, pi / 2: top to bottom).
 
     Args:
         size: ``(H, W)`` of the images.
@@ -373,8 +287,7 @@ class AmplifiedNoise(NamedTuple):
 
     Attributes:
         noisy: the brightened noisy image, in [0, 1] (the denoiser's input).
-        target: the same curves applied to the noise-free dark image, in [0, 1] (the denoiser's
-            target: only the noise differs).
+        target: the same curves applied to the noise-free dark image, in [0, 1] (the denoiser's target).
         noise_map: :func:`noise_level_map` of the brightening, in image units.
     """
 
@@ -383,34 +296,24 @@ class AmplifiedNoise(NamedTuple):
     noise_map: torch.Tensor
 
 
-def amplified_noise(
-    x: torch.Tensor,
-    sigma: float,
-    *,
-    generator: Generators,
-    steps: int = 4,
-    alpha: Range = (0.0, 1.0),
-    grid: int = 4,
-) -> AmplifiedNoise:
+def amplified_noise(x: torch.Tensor, sigma: float, *, generator: Generators, steps: int = 4,
+                    alpha: Range = (0.0, 1.0), grid: int = 4) -> AmplifiedNoise:
     """Noisy low-light images brightened by known, spatially varying LE curves (ReLLIE's setting).
 
-    What a denoiser after the RL policy's curve steps sees: a dark capture's sensor noise,
-    amplified by however much each pixel was brightened. Per image:
+    What a denoiser after the RL policy's curve steps sees: sensor noise amplified by however much each
+    pixel was brightened. Per image:
 
     1. darken: ``dark = synthetic_low_light(x)`` without its noise (gamma and gain only);
-    2. sensor noise at the dark level: ``noisy = clip(dark + N(0, (s / 255)^2))`` with
-       ``s ~ U(0, sigma)`` drawn per image (FFDNet's protocol: the map, not the weights, says
-       how strong the noise is);
-    3. brighten: ``steps`` LE curve steps (:func:`rlenhance.ops.le_curve`), each with an alpha map
-       drawn uniformly from ``alpha`` on a ``grid`` x ``grid`` lattice and upsampled bilinearly
-       (smooth, spatially varying brightening, as a policy's alpha maps), applied to ``noisy``
+    2. sensor noise: ``noisy = clip(dark + N(0, (s / 255)^2))`` with ``s ~ U(0, sigma)`` per image
+       (FFDNet's protocol: the map, not the weights, says how strong the noise is);
+    3. brighten: ``steps`` LE curve steps (:func:`rlenhance.ops.le_curve`), each with an alpha map drawn
+       from ``alpha`` on a ``grid`` x ``grid`` lattice and upsampled bilinearly, applied to ``noisy``
        and to ``dark`` alike;
     4. the map: :func:`noise_level_map` of the product of :func:`rlenhance.ops.le_gain` over the
        steps on the noisy image, as :class:`rlenhance.Enhancer` computes it at test time.
 
-    Random draws, in order: those of :func:`synthetic_low_light` (gamma, gain, shot and read noise
-    (zero), the zero noise field), s (B), the noise field (B, C, H, W), then per step the alpha
-    lattice (B, 1, grid, grid). One alpha map per image, shared by its channels.
+    Random draws, in order: those of :func:`synthetic_low_light` (its noise zero), s (B), the noise field
+    (B, C, H, W), then per step the alpha lattice (B, 1, grid, grid), shared by the image's channels.
 
     Args:
         x: clean images, float in [0, 1], shape (*, C, H, W).
@@ -451,8 +354,3 @@ def amplified_noise(
         noisy, target = le_curve(noisy, a), le_curve(target, a)
     return AmplifiedNoise(noisy.clamp(0.0, 1.0).reshape(shape), target.clamp(0.0, 1.0).reshape(shape),
                           noise_level_map(gain, level).reshape(shape))
-
-
-# --------------------------------------------------------------------------------------------
-# Occlusion
-# --------------------------------------------------------------------------------------------

@@ -1,21 +1,17 @@
 """Non-uniform illumination: well-exposed photos relit by smooth, spatially varying light fields.
 
-A photo lit unevenly (a lamp in a dark room, a window beside it, a backlit subject, a street at night)
-is dark in some places and well exposed in others; one global curve cannot correct it, because the
-same input level needs a different lift in different places. :func:`uneven_low_light` makes such
-captures from well-exposed photos, in the camera's linear light:
+A photo lit unevenly (a lamp in a dark room, a backlit subject) is dark in some places and well exposed
+in others, which no global curve corrects. :func:`uneven_low_light` makes such captures from well-exposed
+photos (which are their references), in the camera's linear light:
 
 1. the photo is linearised by a gamma camera response, ``lin = x ** g`` (g per image);
 2. multiplied by an illumination field ``L`` (:func:`illumination_field`: smooth, in
    ``[ambient, 1]``) and an exposure ``k``: ``y = k L lin`` (``k > 1`` clips the brightest light);
-3. given Poisson-Gaussian sensor noise in its heteroscedastic Gaussian approximation
-   (``N(0, shot y + read^2)``, Foi et al., TIP 2008), clipped to [0, 1];
+3. given Poisson-Gaussian sensor noise, Gaussian ``N(0, shot y + read^2)`` (Foi et al., TIP 2008), clipped to [0, 1];
 4. returned through the response, ``low = y ** (1 / g)``.
 
-The reference of a capture is the photo itself. Every random number comes from the ``generator``
-argument as in :mod:`rlenhance.data.degrade`: one generator, None, one per image or a row stream (then
-image k's numbers come from generator k, or row k, alone, so its result does not depend on the rest of
-the batch).
+Every random number comes from ``generator`` as in :mod:`rlenhance.data.degrade` (one per image or a
+row stream: image k's result does not depend on the rest of the batch).
 
 The fields (:data:`LIGHTS`), on coordinates where the image's longer side is 1:
 
@@ -51,15 +47,8 @@ __all__ = ["LIGHTS", "illumination_field", "uneven_low_light"]
 LIGHTS = ("spotlight", "lamps", "gradient", "vignette", "window", "backlit")
 
 
-def _numbers(n: int, generator: torch.Generator | None) -> list[float]:
-    """``n`` uniform [0, 1) numbers from ``generator`` (on its device), as python floats."""
-    device = generator.device if generator is not None else "cpu"
-    return torch.rand(n, generator=generator, device=device, dtype=torch.float64).tolist()
-
-
 def _grid(height: int, width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pixel-centre coordinates (H, W) each, in units of the longer side (so a field keeps its shape
-    whatever the aspect ratio); x in [0, W / side], y in [0, H / side]."""
+    """Pixel-centre coordinates x, y, (H, W) each, in units of the longer side (x in [0, W / side])."""
     side = float(max(height, width))
     ys = (torch.arange(height, device=device, dtype=torch.float32) + 0.5) / side
     xs = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) / side
@@ -120,11 +109,13 @@ def _field(kind: str, x: torch.Tensor, y: torch.Tensor, u: list[float]) -> torch
 
 
 def _image_numbers(n: int, generator: Generators, batch: int) -> list[list[float]]:
-    """``n`` uniform numbers per image (as python floats), image 0's first: from each image's own
-    generator, from a row stream (row k's for image k), or from one generator in turn."""
+    """``n`` uniform [0, 1) python floats per image, image 0's first: from each image's own generator
+    (on its device), from a row stream (row k's for image k), or from one generator in turn."""
     if isinstance(generator, RowStream):
         return generator.random((batch, n)).tolist()
-    return [_numbers(n, generator[i] if isinstance(generator, Sequence) else generator) for i in range(batch)]
+    gens = generator if isinstance(generator, Sequence) else [generator] * batch
+    return [torch.rand(n, generator=g, device=g.device if g is not None else "cpu", dtype=torch.float64).tolist()
+            for g in gens]
 
 
 def illumination_field(batch: int, height: int, width: int, *, generator: Generators,
@@ -153,22 +144,13 @@ def illumination_field(batch: int, height: int, width: int, *, generator: Genera
     return torch.stack(fields)[:, None]
 
 
-def uneven_low_light(
-    x: torch.Tensor,
-    *,
-    generator: Generators,
-    lights: Sequence[str] = LIGHTS,
-    ambient: Range = (0.02, 0.15),
-    exposure: Range = (0.05, 0.5),
-    response: Range = (2.0, 2.4),
-    shot_noise: Range = (0.0, 0.0002),
-    read_noise: Range = (0.0, 0.0005),
-) -> torch.Tensor:
+def uneven_low_light(x: torch.Tensor, *, generator: Generators, lights: Sequence[str] = LIGHTS,
+                     ambient: Range = (0.02, 0.15), exposure: Range = (0.05, 0.5), response: Range = (2.0, 2.4),
+                     shot_noise: Range = (0.0, 0.0002), read_noise: Range = (0.0, 0.0005)) -> torch.Tensor:
     """Relight well-exposed images with non-uniform light (module docstring).
 
     Random draws, in order: the field of each image (:func:`illumination_field`), then per image the
-    exposure, the response's gamma, shot and read noise, then the noise field (B, C, H, W); with one
-    generator per image, each image's from its own.
+    exposure, the response's gamma, shot and read noise, then the noise field (B, C, H, W).
 
     Args:
         x: well-exposed images, float32 in [0, 1], shape (*, C, H, W).
@@ -183,16 +165,14 @@ def uneven_low_light(
     Returns:
         The dark captures, same shape, dtype and device as ``x``, in [0, 1].
     """
-    exposure_r = _as_range(exposure, "exposure", low=1e-6)
-    response_r = _as_range(response, "response", low=1e-6)
-    shot_r = _as_range(shot_noise, "shot_noise", low=0.0)
-    read_r = _as_range(read_noise, "read_noise", low=0.0)
+    ranges = (_as_range(exposure, "exposure", low=1e-6), _as_range(response, "response", low=1e-6),
+              _as_range(shot_noise, "shot_noise", low=0.0), _as_range(read_noise, "read_noise", low=0.0))
     flat, shape = _flatten(x)
     b, _, height, width = flat.shape
     _check_generators(generator, b)
     light = illumination_field(b, height, width, generator=generator, lights=lights, ambient=ambient,
                                device=flat.device).to(flat.dtype)
-    params = torch.tensor([[lo + (hi - lo) * v for (lo, hi), v in zip((exposure_r, response_r, shot_r, read_r), u)]
+    params = torch.tensor([[lo + (hi - lo) * v for (lo, hi), v in zip(ranges, u)]
                            for u in _image_numbers(4, generator, b)], dtype=flat.dtype, device=flat.device)
     k, gamma, shot, read = (params[:, j].view(b, 1, 1, 1) for j in range(4))
     y = k * light * flat.clamp(0.0, 1.0).pow(gamma)

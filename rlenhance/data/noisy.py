@@ -9,13 +9,9 @@ Layouts read by :class:`NoisyPairs` (inputs are ``noisy``, targets ``clean``):
     (SIDD-Small), ``0001_NOISY_SRGB_010.PNG`` with ``0001_GT_SRGB_010.PNG`` (SIDD-Medium). Other
     files of a scene folder (SIDD's ``.MAT`` raw data, images naming neither) are ignored.
 
-``split="train"``/``"val"`` is a deterministic split by scene (:func:`rlenhance.data.split_names`):
-by :func:`rlenhance.data.scene_key` of the file name in layout (a), by scene folder in layout (b),
-so all images of one scene land on the same side.
-
-SIDD's images are large (5328x3000 and the like: about 96 MB a pair as cached uint8, 15 GB for
-SIDD-Small's 160 pairs); ``max_pixels`` guards each file as in every data set of this package, and
-``cache=False`` decodes the files at each access instead of keeping them.
+``split`` is a deterministic split by scene (:func:`rlenhance.data.split_names`): by
+:func:`rlenhance.data.scene_key` of the file name in layout (a), by scene folder in layout (b).
+SIDD's images are large (5328x3000): ``cache=False`` decodes the files at each access instead of keeping them.
 """
 
 from __future__ import annotations
@@ -51,8 +47,7 @@ def _scene_folders(root: Path) -> list[Path]:
 
 
 def _sidd_root(root: Path) -> Path | None:
-    """The folder holding SIDD's scene folders (``root/Data`` or ``root``), or None: the first of
-    them with a sub-folder holding an image whose name has ``NOISY``."""
+    """The first of ``root/Data`` and ``root`` with a sub-folder holding a ``*NOISY*`` image, or None."""
     for folder in (root / SIDD_DATA, root):
         if folder.is_dir() and any(SIDD_NOISY in path.name for scene in _scene_folders(folder)
                                    for path in list_images(scene)):
@@ -87,8 +82,7 @@ def _named_pairs(what: str, root: Path) -> list[Record]:
 
 
 def _sidd_pairs(what: str, folder: Path) -> list[Record]:
-    """Layout (b): in each scene folder of ``folder``, ``*NOISY*`` with the name having ``GT`` in
-    place of ``NOISY``; records named ``SCENE/NOISY_FILE``. One error lists every unpaired file."""
+    """Layout (b): records ``SCENE/NOISY_FILE``; one error lists every unpaired file."""
     records, lone_noisy, lone_clean = [], [], []
     for scene in _scene_folders(folder):
         files = {p.name: p for p in list_images(scene)}
@@ -117,54 +111,33 @@ class NoisyPairs(ImageDataset):
 
     ``clean`` and ``noisy`` are float32 tensors (C, H, W) in [0, 1] of one size, RGB (C = 3) or
     gray (C = 1). ``name`` is the file name (layout a) or ``"SCENE/NOISY_FILE"`` (layout b).
-    The denoising envs (``rlenhance/Denoise-v0``, ``RSE-v0``) and
-    :func:`rlenhance.data.noisy_test_set` take ``noisy`` as it is instead of adding noise.
+    The denoising envs and :func:`rlenhance.data.noisy_test_set` take ``noisy`` as it is instead of adding noise.
 
     Args:
         root: a folder in layout (a) or (b) (see the module docstring).
-        split: None (all pairs), ``"train"``, ``"tune"`` or ``"val"``: a deterministic split
-            by scene (:func:`rlenhance.data.split_names`).
+        split: None (all pairs), ``"train"``, ``"tune"`` or ``"val"``: a deterministic split by scene.
         val_fraction, tune_fraction: fractions of the scenes in ``"val"`` and ``"tune"``.
         seed: seed of the split; the same seed gives the same split everywhere.
         gray: load one channel (BT.601 luma for colour files).
-        cache: decode every image now and keep it in memory (uint8 for 8-bit files);
-            every bad file of the folder is then reported at once.
+        cache: decode every image now and keep it in memory (uint8 for 8-bit files; bad files reported at once).
         max_pixels: largest accepted ``width * height`` per file (None: no limit).
-        group: layout (a): maps a file name to its scene for the split (None: every file its
-            own scene). Layout (b) always splits by scene folder.
+        group: layout (a): maps a file name to its scene for the split (None: every file its own scene).
 
     Attributes:
         layout: ``"pairs"`` (a) or ``"sidd"`` (b).
 
     Raises:
-        DatasetError: no recognised layout (the message lists the accepted ones), a missing
-            ``noisy/`` or ``clean/``, an empty folder, files without a partner (all listed), a
-            pair whose sizes differ, an unreadable file or one above ``max_pixels``. The message
-            names the files.
-
-    Example:
-        >>> ds = NoisyPairs("SIDD_Small_sRGB_Only", split="val", cache=False)  # doctest: +SKIP
-        >>> ds[0]["noisy"].shape                                                # doctest: +SKIP
-        torch.Size([3, 3000, 5328])
+        DatasetError: no recognised layout (the message lists the accepted ones), a missing ``noisy/`` or
+            ``clean/``, an empty folder, files without a partner (all listed), a pair whose sizes differ, an
+            unreadable file or one above ``max_pixels`` (the message names the files).
     """
 
-    def __init__(
-        self,
-        root: str | os.PathLike[str],
-        *,
-        split: str | None = None,
-        val_fraction: float = 0.1,
-        tune_fraction: float = TUNE_FRACTION,
-        seed: int = 0,
-        gray: bool = False,
-        cache: bool = True,
-        max_pixels: int | None = DEFAULT_MAX_PIXELS,
-        group: Callable[[str], str] | None = scene_key,
-    ):
+    def __init__(self, root: str | os.PathLike[str], *, split: str | None = None, val_fraction: float = 0.1,
+                 tune_fraction: float = TUNE_FRACTION, seed: int = 0, gray: bool = False, cache: bool = True,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS, group: Callable[[str], str] | None = scene_key):
         super().__init__(gray=gray, cache=cache, max_pixels=max_pixels)
         check_split(split)
-        self.root = Path(root)
-        self.split = split
+        self.root, self.split = Path(root), split
         what = f"NoisyPairs({self.root})"
         if not self.root.is_dir():
             raise DatasetError(f"{what}: root is not a folder; {_LAYOUTS_TEXT}")

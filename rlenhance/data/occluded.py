@@ -6,10 +6,9 @@ Layout (that of the occluded-bedroom data, ``../shared/data/bedroom/train``)::
     root/original_images/NAME
     mask_dir/NAME (optional; any image extension, white = missing)
 
-Without ``mask_dir`` the mask is estimated from the pair (:func:`estimate_occlusion_mask`, or
-the gated PixelRNN seed's bare threshold :func:`channel_sum_mask` with ``mask_rule="channel-sum"``);
-an occluded image that comes alone gets its hole estimated from the fill colour (:func:`find_hole`, which
-says when it is unsure; :func:`hole_mask`, its mask alone).
+Without ``mask_dir`` the mask is estimated from the pair (:func:`estimate_occlusion_mask`, or the gated
+PixelRNN seed's bare threshold :func:`channel_sum_mask` with ``mask_rule="channel-sum"``); an occluded
+image that comes alone gets its hole estimated from the fill colour (:func:`find_hole`, :func:`hole_mask`).
 The estimates share the cleaning steps :func:`drop_small_regions` and :func:`regions_to_mask`.
 """
 
@@ -35,62 +34,57 @@ __all__ = ["CHANNEL_SUM_THRESHOLD", "HOLE_THRESHOLD", "MASK_RULES", "MASK_SHAPES
 
 #: Accepted values of ``shape`` / ``mask_shape``.
 MASK_SHAPES = ("box", "free")
-#: How :class:`OccludedPairs` derives a mask from a pair: :func:`estimate_occlusion_mask` or
-#: :func:`channel_sum_mask`.
+#: How :class:`OccludedPairs` derives a mask from a pair (:func:`estimate_occlusion_mask`, :func:`channel_sum_mask`).
 MASK_RULES = ("estimate", "channel-sum")
 #: The gated PixelRNN seed's threshold on ``sum_c |original - occluded|`` (images in [0, 1]).
 CHANNEL_SUM_THRESHOLD = 0.03
 #: The default ``threshold`` of :func:`estimate_occlusion_mask` (max over channels).
 _ESTIMATE_THRESHOLD = 0.1
-#: A mask file pixel above this (in [0, 1]) marks a missing pixel.
-_MASK_FILE_THRESHOLD = MASK_THRESHOLD
 
 
 def _square(size: int) -> np.ndarray:
     return np.ones((size, size), dtype=bool)
 
 
+def _pair(occluded: np.ndarray, original: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pair as float32 arrays, checked to be of one shape, (H, W, C) or (H, W)."""
+    occ, ref = np.asarray(occluded, dtype=np.float32), np.asarray(original, dtype=np.float32)
+    if occ.shape != ref.shape or occ.ndim not in (2, 3):
+        raise ValueError(f"occluded {occ.shape} and original {ref.shape}: expected one shape, (H, W, C) or (H, W)")
+    return occ, ref
+
+
+def _check_threshold(threshold: float, who: str) -> None:
+    if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold >= 0):
+        raise ValueError(f"{who}: threshold must be a finite number >= 0, got {threshold!r}")
+
+
+def _check_choice(value: str, prefix: str = "shape: expected", choices: tuple[str, ...] = MASK_SHAPES) -> None:
+    if value not in choices:
+        raise ValueError(f"{prefix} one of {choices}, got {value!r}")
+
+
 def _hwc_float(t: torch.Tensor) -> np.ndarray:
-    """A cached (C, H, W) uint8 or float32 tensor as an (H, W, C) float32 array in [0, 1] (numpy:
-    cheaper than torch ops when many small images are decoded on a busy machine)."""
-    array = t.numpy().transpose(1, 2, 0)
-    if array.dtype == np.uint8:
-        return array.astype(np.float32) / np.float32(255.0)
-    return array.astype(np.float32)
+    """A cached (C, H, W) uint8 or float32 tensor as an (H, W, C) float32 array in [0, 1]."""
+    array = t.numpy().transpose(1, 2, 0).astype(np.float32)
+    return array / np.float32(255.0) if t.dtype == torch.uint8 else array
 
 
-def estimate_occlusion_mask(
-    occluded: np.ndarray,
-    original: np.ndarray,
-    *,
-    threshold: float = _ESTIMATE_THRESHOLD,
-    shape: str = "box",
-    fill: float | None = 0.0,
-    fill_tolerance: float = 0.2,
-    open_size: int = 3,
-    min_area: int = 16,
-    close_size: int = 5,
-) -> np.ndarray:
+def estimate_occlusion_mask(occluded: np.ndarray, original: np.ndarray, *, threshold: float = _ESTIMATE_THRESHOLD,
+                            shape: str = "box", fill: float | None = 0.0, fill_tolerance: float = 0.2,
+                            open_size: int = 3, min_area: int = 16, close_size: int = 5) -> np.ndarray:
     """Estimate which pixels of ``occluded`` were blanked out, from the pair.
 
-    Rule (tuned on 300 real pairs of ``../shared/data/bedroom/train``, JPEG, one black 67x67
-    square each; on 300 other pairs the default result equals the best-fitting 67x67 square
-    exactly, where a bare threshold gets ~100 pixels per image wrong):
+    Rule (tuned on the JPEG pairs of ``../shared/data/bedroom/train``, one black square each):
 
     1. candidates: ``max_c |occluded - original| > threshold``;
-    2. if ``fill`` is not None, keep only candidates where the occluded pixel shows the fill
-       colour, ``max_c |occluded - fill| <= fill_tolerance`` (drops the JPEG ringing around
-       the hole, which differs from the original but is not black);
-    3. binary opening with a ``open_size`` square (drops isolated JPEG speckle), then drop
-       connected components smaller than ``min_area`` pixels;
-    4. ``shape="box"``: the filled bounding box of what is left. Exact for a single
-       rectangular hole, and robust where the original is itself dark inside the hole
-       (there the pair does not differ and no pixel-wise rule can see the hole).
-       ``shape="free"``: the surviving regions regain their thin parts (reconstruction
-       inside the step-2 candidates), then binary closing with a ``close_size`` square and
-       hole filling; for free-form or several holes. Pixels where the original already had
-       the fill colour may be missed (mean error ~74 pixels per bedroom image, against 0 for
-       ``"box"``).
+    2. if ``fill`` is not None, keep only candidates that show the fill colour,
+       ``max_c |occluded - fill| <= fill_tolerance`` (drops the JPEG ringing around the hole);
+    3. binary opening with an ``open_size`` square (drops JPEG speckle), then drop connected
+       components smaller than ``min_area`` pixels (:func:`drop_small_regions`);
+    4. :func:`regions_to_mask`: ``shape="box"``, the filled bounding box of what is left (exact for one
+       rectangular hole, even where the original is itself dark inside it); ``shape="free"``, for
+       free-form or several holes (pixels where the original had the fill colour may be missed).
 
     Args:
         occluded: the occluded image, float in [0, 1], shape (H, W, C) or (H, W).
@@ -106,12 +100,8 @@ def estimate_occlusion_mask(
     Returns:
         bool array (H, W), True = missing pixel.
     """
-    if shape not in MASK_SHAPES:
-        raise ValueError(f"shape: expected one of {MASK_SHAPES}, got {shape!r}")
-    occ = np.asarray(occluded, dtype=np.float32)
-    ref = np.asarray(original, dtype=np.float32)
-    if occ.shape != ref.shape or occ.ndim not in (2, 3):
-        raise ValueError(f"occluded {occ.shape} and original {ref.shape}: expected one shape, (H, W, C) or (H, W)")
+    _check_choice(shape)
+    occ, ref = _pair(occluded, original)
     if occ.ndim == 2:
         occ, ref = occ[..., None], ref[..., None]
     mask = np.abs(occ - ref).max(axis=-1) > threshold
@@ -125,10 +115,8 @@ def channel_sum_mask(occluded: np.ndarray, original: np.ndarray, *,
                      threshold: float = CHANNEL_SUM_THRESHOLD) -> np.ndarray:
     """The gated PixelRNN seed's mask: ``sum_c |original - occluded| > threshold``, nothing more.
 
-    The seed applied it to the pair after resizing both to 128x128, with ``threshold = 0.03``
-    (:data:`CHANNEL_SUM_THRESHOLD`). On JPEG pairs it also marks the compression noise and the
-    ringing around the hole (pixels the occlusion did not touch) and misses hole pixels where the
-    original was itself black; :func:`estimate_occlusion_mask` cleans both up.
+    On JPEG pairs it also marks compression noise and ringing around the hole, and misses hole pixels
+    where the original was itself black; :func:`estimate_occlusion_mask` cleans both up.
 
     Args:
         occluded: the occluded image, float in [0, 1], shape (H, W, C) or (H, W).
@@ -139,24 +127,16 @@ def channel_sum_mask(occluded: np.ndarray, original: np.ndarray, *,
         bool array (H, W), True = missing pixel.
 
     Raises:
-        ValueError: the shapes differ or are not (H, W, C) / (H, W), or ``threshold`` is not a
-            finite number >= 0.
+        ValueError: the shapes differ or are not (H, W, C) / (H, W), or ``threshold`` is not finite >= 0.
     """
-    occ = np.asarray(occluded, dtype=np.float32)
-    ref = np.asarray(original, dtype=np.float32)
-    if occ.shape != ref.shape or occ.ndim not in (2, 3):
-        raise ValueError(f"occluded {occ.shape} and original {ref.shape}: expected one shape, (H, W, C) or (H, W)")
-    if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold >= 0):
-        raise ValueError(f"channel_sum_mask: threshold must be a finite number >= 0, got {threshold!r}")
+    occ, ref = _pair(occluded, original)
+    _check_threshold(threshold, "channel_sum_mask")
     difference = np.abs(ref - occ)
     return (difference.sum(axis=-1) if occ.ndim == 3 else difference) > threshold
 
 
 def drop_small_regions(candidates: np.ndarray, *, open_size: int = 3, min_area: int = 16) -> np.ndarray:
-    """Step 3 of :func:`estimate_occlusion_mask`: drop speckle from a candidate mask.
-
-    Binary opening with an ``open_size`` square, then connected components smaller than
-    ``min_area`` pixels are removed. Shared with :func:`find_hole`.
+    """Step 3 of :func:`estimate_occlusion_mask` (and :func:`find_hole`): drop speckle from a candidate mask.
 
     Args:
         candidates: bool array (H, W), True = possibly missing pixel.
@@ -166,15 +146,14 @@ def drop_small_regions(candidates: np.ndarray, *, open_size: int = 3, min_area: 
     Returns:
         bool array (H, W): the surviving regions.
     """
-    from scipy import ndimage  # here: importing scipy.ndimage is slow, and every `rlenhance` command would pay it
+    from scipy import ndimage  # here: a slow import every `rlenhance` command would pay
 
     mask = np.asarray(candidates, dtype=bool)
     if open_size > 1:
         mask = ndimage.binary_opening(mask, structure=_square(open_size))
     labels, count = ndimage.label(mask)
     if count:
-        areas = _region_areas(labels, count)
-        keep = areas >= min_area
+        keep = _region_areas(labels, count) >= min_area
         keep[0] = False
         mask = keep[labels]
     return mask
@@ -182,7 +161,7 @@ def drop_small_regions(candidates: np.ndarray, *, open_size: int = 3, min_area: 
 
 def _region_areas(labels: np.ndarray, count: int, band: int = 256) -> np.ndarray:
     """The pixel count of each label 0 .. ``count`` of a label image (H, W), ``band`` rows at a time
-    (``np.bincount`` of the whole image would make an int64 copy of it: 8 bytes a pixel)."""
+    (a bincount of the whole image would make an int64 copy of it)."""
     areas = np.zeros(count + 1, dtype=np.int64)
     for top in range(0, labels.shape[0], band):
         areas += np.bincount(labels[top:top + band].ravel(), minlength=count + 1)
@@ -191,12 +170,11 @@ def _region_areas(labels: np.ndarray, count: int, band: int = 256) -> np.ndarray
 
 def regions_to_mask(regions: np.ndarray, candidates: np.ndarray, *, shape: str = "box",
                     close_size: int = 5) -> np.ndarray:
-    """Step 4 of :func:`estimate_occlusion_mask`: turn surviving regions into the hole mask.
+    """Step 4 of :func:`estimate_occlusion_mask` (and :func:`find_hole`): turn surviving regions into the hole mask.
 
     ``shape="box"``: the filled bounding box of ``regions``. ``shape="free"``: the regions regain
     their thin parts (reconstruction inside ``candidates``), then binary closing with a
-    ``close_size`` square (edge-padded, so holes touching the border are not eroded) and hole
-    filling. Shared with :func:`find_hole`.
+    ``close_size`` square (edge-padded: holes touching the border are not eroded) and hole filling.
 
     Args:
         regions: bool array (H, W), e.g. from :func:`drop_small_regions`.
@@ -207,8 +185,7 @@ def regions_to_mask(regions: np.ndarray, candidates: np.ndarray, *, shape: str =
     Returns:
         bool array (H, W), True = missing pixel (all False when ``regions`` is empty).
     """
-    if shape not in MASK_SHAPES:
-        raise ValueError(f"shape: expected one of {MASK_SHAPES}, got {shape!r}")
+    _check_choice(shape)
     mask = np.asarray(regions, dtype=bool)
     if not mask.any():
         return mask
@@ -219,30 +196,19 @@ def regions_to_mask(regions: np.ndarray, candidates: np.ndarray, *, shape: str =
         return box
     from scipy import ndimage  # here: see drop_small_regions
 
-    # The opening only decides which regions survive; restore their thin parts (corners,
-    # 1-2 pixel wide strokes) by reconstruction inside the candidates.
+    # the opening only decided which regions survive: restore their thin parts inside the candidates
     mask = ndimage.binary_propagation(mask, structure=_square(3), mask=np.asarray(candidates, dtype=bool))
     if close_size > 1:
-        # Pad with edge values so the closing does not erode holes that touch the border.
         pad = close_size
-        padded = np.pad(mask, pad, mode="edge")
-        mask = ndimage.binary_closing(padded, structure=_square(close_size))[pad:-pad, pad:-pad]
+        mask = ndimage.binary_closing(np.pad(mask, pad, mode="edge"), structure=_square(close_size))[pad:-pad, pad:-pad]
     return ndimage.binary_fill_holes(mask)
 
 
 #: Rows of an image :func:`find_hole` compares with the fill colour at a time.
 _BAND = 256
-#: :func:`find_hole`'s box grows a line at a time while at least ``_GROW`` of the next line is within
-#: ``threshold`` of the fill colour, and over at most ``_LOOSE_LINES`` lines a side that are within
-#: ``_LOOSE * threshold`` of it (JPEG brightens the hole's edge rows; a dark part of the photo goes on).
-_GROW = 0.9
-_LOOSE = 3.0
-_LOOSE_LINES = 2
-#: :func:`find_hole` is unsure when at least this share of a line just outside the box is as dark as
-#: the hole (where the hole ends is then a guess), or when another region holds a square at least this
-#: fraction of the box's shorter side (which region is the hole is then a guess).
-_EDGE_DOUBT = 0.5
-_RIVAL_DOUBT = 0.5
+#: :func:`find_hole`'s box growth (a line's share, loose threshold factor, loose lines a side) and doubt shares.
+_GROW, _LOOSE, _LOOSE_LINES = 0.9, 3.0, 2
+_EDGE_DOUBT = _RIVAL_DOUBT = 0.5
 
 
 @dataclass(frozen=True)
@@ -251,8 +217,7 @@ class HoleEstimate:
 
     Attributes:
         mask: bool array (H, W), True = missing pixel (all False when nothing looks like a hole).
-        doubt: why the finder is unsure of it (e.g. a dark part of the photo runs along the hole's edge),
-            or None when it is sure.
+        doubt: why the finder is unsure of it (a sentence), or None when it is sure.
     """
 
     mask: np.ndarray
@@ -265,18 +230,14 @@ def find_hole(occluded: np.ndarray, *, threshold: float = HOLE_THRESHOLD, fill: 
 
     The pixels within ``threshold`` of the fill colour (max over channels of ``|occluded - fill|``) are
     the candidates, cleaned of speckle by :func:`drop_small_regions`. ``shape="box"`` (one rectangular
-    hole, as in the bedroom data and ``python -m rlenhance.data.samples``): the largest square inside
-    the candidates, grown a line at a time while at least 90% of the next line is a candidate, and
-    over at most two lines a side within ``3 * threshold`` of the fill (JPEG brightens the hole's
-    edges); a dark part of the photo that touches the hole is then left out, where a bounding box of
-    the region would take it in. ``shape="free"`` keeps every
-    region (several or free-form holes; :func:`regions_to_mask`).
+    hole, as in the bedroom data): the largest square inside the candidates, grown a line at a time
+    while at least 90% of the next line is a candidate, and over at most two lines a side within
+    ``3 * threshold`` of the fill (JPEG brightens the hole's edges), so a dark part of the photo that
+    touches the hole is left out. ``shape="free"`` keeps every region (:func:`regions_to_mask`).
 
     The finder is unsure (``doubt``) when nothing looks like a hole, when half a line just outside the
-    box is as dark as the hole (where the hole ends is a guess), or when another region holds a square
-    at least half the box's shorter side (which one is the hole is a guess). ``python -m
-    benchmarks.hole_finder`` measures it against the true holes; prefer mask files, or
-    :func:`estimate_occlusion_mask` when the original is at hand.
+    box is as dark as the hole, or when another region holds a square at least half the box's shorter
+    side. Prefer mask files, or :func:`estimate_occlusion_mask` when the original is at hand.
 
     Args:
         occluded: the occluded image, float (H, W, C) or (H, W), in [0, 1], or its uint8 / uint16
@@ -295,15 +256,11 @@ def find_hole(occluded: np.ndarray, *, threshold: float = HOLE_THRESHOLD, fill: 
     if not isinstance(occluded, np.ndarray) or occluded.ndim not in (2, 3) or occluded.size == 0 \
             or not (np.issubdtype(occluded.dtype, np.floating) or occluded.dtype in (np.uint8, np.uint16)):
         raise ImageError(f"hole_mask: occluded must be a float or uint8 / uint16 array (H, W, C) or (H, W); got "
-                         f"{getattr(occluded, 'shape', type(occluded).__name__)} "
-                         f"{getattr(occluded, 'dtype', '')}")
-    if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold >= 0):
-        raise ValueError(f"hole_mask: threshold must be a finite number >= 0, got {threshold!r}")
-    if shape not in MASK_SHAPES:
-        raise ValueError(f"hole_mask: shape must be one of {MASK_SHAPES}, got {shape!r}")
+                         f"{getattr(occluded, 'shape', type(occluded).__name__)} {getattr(occluded, 'dtype', '')}")
+    _check_threshold(threshold, "hole_mask")
+    _check_choice(shape, "hole_mask: shape must be")
     image = occluded if occluded.ndim == 3 else occluded[..., None]
-    candidates = np.empty(image.shape[:2], dtype=bool)
-    loose = np.empty(image.shape[:2], dtype=bool)
+    candidates, loose = np.empty(image.shape[:2], dtype=bool), np.empty(image.shape[:2], dtype=bool)
     for top in range(0, image.shape[0], _BAND):  # a band of rows at a time: no float copy of a large photo
         band = image[top:top + _BAND]
         band = band.astype(np.float32, copy=False) if np.issubdtype(band.dtype, np.floating) else as_unit_float(band)
@@ -366,8 +323,7 @@ def _box_hole(regions: np.ndarray, candidates: np.ndarray, loose: np.ndarray) ->
 
 def hole_mask(occluded: np.ndarray, *, threshold: float = HOLE_THRESHOLD, fill: float = 0.0, shape: str = "box",
               open_size: int = 7, min_area: int = 16, close_size: int = 5) -> np.ndarray:
-    """The mask of :func:`find_hole` (same arguments), without its doubt: bool array (H, W), True =
-    missing pixel (all False when nothing looks like a hole)."""
+    """The mask of :func:`find_hole` (same arguments), without its doubt: bool array (H, W), True = missing pixel."""
     return find_hole(occluded, threshold=threshold, fill=fill, shape=shape, open_size=open_size,
                      min_area=min_area, close_size=close_size).mask
 
@@ -382,68 +338,45 @@ class OccludedPairs(ImageDataset):
     Args:
         root: folder with ``occluded_images/occluded_NAME`` and ``original_images/NAME``.
         mask_rule: how a mask is derived from the pair without ``mask_dir`` (:data:`MASK_RULES`):
-            ``"estimate"`` (:func:`estimate_occlusion_mask`) or ``"channel-sum"`` (the gated
-            PixelRNN seed's :func:`channel_sum_mask`).
-        threshold: the rule's change threshold; None: its default (0.1 for ``"estimate"``,
-            0.03 for ``"channel-sum"``).
-        mask_shape: ``"box"`` (one rectangular hole per image, as in the bedroom data) or
-            ``"free"`` (free-form holes), see :func:`estimate_occlusion_mask` (``"estimate"`` only).
-        mask_dir: folder of mask files ``NAME`` (same stem, any image extension; white =
-            missing). When given, masks are read, not estimated.
-        split, val_fraction, tune_fraction, seed: a deterministic split as in
-            :class:`~rlenhance.data.PairedImages` layout (a).
+            ``"estimate"`` (:func:`estimate_occlusion_mask`) or ``"channel-sum"`` (:func:`channel_sum_mask`).
+        threshold: the rule's change threshold; None: its default (0.1 for ``"estimate"``, 0.03 for ``"channel-sum"``).
+        mask_shape: ``"box"`` (one rectangular hole per image) or ``"free"`` (free-form holes), see
+            :func:`estimate_occlusion_mask` (``"estimate"`` only).
+        mask_dir: folder of mask files ``NAME`` (same stem, any image extension; white = missing), read
+            instead of estimating the masks.
+        split, val_fraction, tune_fraction, seed: a deterministic split as in :class:`~rlenhance.data.PairedImages`.
         gray, cache, max_pixels: as in :class:`~rlenhance.data.PairedImages`.
         group: scene of a name for the split; None (default) = every image its own scene
             (bedroom names ``bed_K`` are distinct photos).
 
     Raises:
-        DatasetError: missing folders, empty folders, occluded files without an original (or
-            the other way round), missing mask files, size mismatches or unreadable files;
-            the message names the files.
+        DatasetError: missing or empty folders, occluded files without an original (or the other way
+            round), missing mask files, size mismatches or unreadable files (the message names the files).
     """
 
     #: Mask files are read as one channel whatever ``gray`` says.
     _gray_keys = ("mask",)
 
-    def __init__(
-        self,
-        root: str | os.PathLike[str],
-        *,
-        mask_rule: str = "estimate",
-        threshold: float | None = None,
-        mask_shape: str = "box",
-        mask_dir: str | os.PathLike[str] | None = None,
-        split: str | None = None,
-        val_fraction: float = 0.1,
-        tune_fraction: float = TUNE_FRACTION,
-        seed: int = 0,
-        gray: bool = False,
-        cache: bool = True,
-        max_pixels: int | None = DEFAULT_MAX_PIXELS,
-        group: Callable[[str], str] | None = None,
-    ):
+    def __init__(self, root: str | os.PathLike[str], *, mask_rule: str = "estimate", threshold: float | None = None,
+                 mask_shape: str = "box", mask_dir: str | os.PathLike[str] | None = None, split: str | None = None,
+                 val_fraction: float = 0.1, tune_fraction: float = TUNE_FRACTION, seed: int = 0, gray: bool = False,
+                 cache: bool = True, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                 group: Callable[[str], str] | None = None):
         super().__init__(gray=gray, cache=cache, max_pixels=max_pixels)
         check_split(split)
-        if mask_shape not in MASK_SHAPES:
-            raise ValueError(f"mask_shape: expected one of {MASK_SHAPES}, got {mask_shape!r}")
-        if mask_rule not in MASK_RULES:
-            raise ValueError(f"mask_rule: expected one of {MASK_RULES}, got {mask_rule!r}")
+        _check_choice(mask_shape, "mask_shape: expected")
+        _check_choice(mask_rule, "mask_rule: expected", MASK_RULES)
         if threshold is None:
             threshold = _ESTIMATE_THRESHOLD if mask_rule == "estimate" else CHANNEL_SUM_THRESHOLD
-        self.root = Path(root)
-        self.split = split
-        self.mask_rule = mask_rule
-        self.threshold = float(threshold)
-        self.mask_shape = mask_shape
+        self.root, self.split = Path(root), split
+        self.mask_rule, self.threshold, self.mask_shape = mask_rule, float(threshold), mask_shape
         self.mask_dir = Path(mask_dir) if mask_dir is not None else None
         what = f"OccludedPairs({self.root})"
         occ_dir, orig_dir = self.root / "occluded_images", self.root / "original_images"
         missing = [f"{d.name}/" for d in (occ_dir, orig_dir) if not d.is_dir()]
         if missing:
-            raise DatasetError(
-                f"{what}: {' and '.join(missing)} missing; accepted layout: ROOT/occluded_images/"
-                f"{OCCLUDED_PREFIX}NAME and ROOT/original_images/NAME"
-            )
+            raise DatasetError(f"{what}: {' and '.join(missing)} missing; accepted layout: ROOT/occluded_images/"
+                               f"{OCCLUDED_PREFIX}NAME and ROOT/original_images/NAME")
         originals = {p.name: p for p in image_files(orig_dir, what=what)}
         occluded: dict[str, Path] = {}
         unprefixed = []
@@ -488,7 +421,7 @@ class OccludedPairs(ImageDataset):
 
     def _finish(self, record: Record, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if "mask" in tensors:
-            tensors["mask"] = to_float(tensors["mask"]) > _MASK_FILE_THRESHOLD
+            tensors["mask"] = to_float(tensors["mask"]) > MASK_THRESHOLD  # a mask file pixel: white = missing
         else:
             occ, orig = _hwc_float(tensors["occluded"]), _hwc_float(tensors["original"])
             if self.mask_rule == "channel-sum":

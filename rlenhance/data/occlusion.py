@@ -24,21 +24,21 @@ from rlenhance.ops.fill import hole_box
 
 __all__ = ["RandomOcclusion", "moved_occlusion", "random_occlusion"]
 
-
 _OCCLUSION_KINDS = ("box", "stroke", "mixed")
 
 
-def _box_masks(
-    b: int, h: int, w: int, *, box_size: tuple[float, float], num_boxes: tuple[int, int],
-    generator: Generators, ref: torch.Tensor,
-) -> torch.Tensor:
+def _count(bounds: tuple[int, int], b: int, generator: Generators, ref: torch.Tensor) -> torch.Tensor:
+    """One integer per image, uniform in the inclusive range ``bounds``: long (B,)."""
+    return (bounds[0] + (_rand(b, generator, ref) * (bounds[1] - bounds[0] + 1)).long()).clamp_max(bounds[1])
+
+
+def _box_masks(b: int, h: int, w: int, *, box_size: tuple[float, float], num_boxes: tuple[int, int],
+               generator: Generators, ref: torch.Tensor) -> torch.Tensor:
     """Union of 1..n axis-aligned boxes per image, bool (B, H, W).
 
-    Draws, in order: box count (B), then for each of the ``num_boxes[1]`` box slots: height
-    fraction, width fraction, top and left positions (B each).
+    Draws, in order: box count (B), then per box slot (``num_boxes[1]``): height, width, top, left (B each).
     """
-    count = num_boxes[0] + (_rand(b, generator, ref) * (num_boxes[1] - num_boxes[0] + 1)).long()
-    count = count.clamp_max(num_boxes[1])
+    count = _count(num_boxes, b, generator, ref)
     ys = torch.arange(h, device=ref.device).view(1, h, 1)
     xs = torch.arange(w, device=ref.device).view(1, 1, w)
     mask = torch.zeros(b, h, w, dtype=torch.bool, device=ref.device)
@@ -53,33 +53,27 @@ def _box_masks(
     return mask
 
 
-def _stroke_masks(
-    b: int, h: int, w: int, *, num_strokes: tuple[int, int], stroke_vertices: tuple[int, int],
-    stroke_length: tuple[float, float], stroke_width: tuple[float, float], max_turn: float,
-    generator: Generators, ref: torch.Tensor,
-) -> torch.Tensor:
+def _stroke_masks(b: int, h: int, w: int, *, num_strokes: tuple[int, int], stroke_vertices: tuple[int, int],
+                  stroke_length: tuple[float, float], stroke_width: tuple[float, float], max_turn: float,
+                  generator: Generators, ref: torch.Tensor) -> torch.Tensor:
     """Free-form strokes: random walks of thick line segments with round joints, bool (B, H, W).
 
-    In the spirit of the free-form masks of Yu et al. (DeepFill v2, ICCV 2019): each stroke
-    starts at a uniform point with a uniform direction, then takes ``stroke_vertices - 1``
-    segments whose direction turns by U(-max_turn, max_turn) and whose length is a fraction of
-    the image diagonal; vertices are kept inside the image. A pixel is covered when its
-    distance to a segment is at most half the stroke width (fraction of min(H, W)).
+    As DeepFill v2's free-form masks (Yu et al., ICCV 2019): each stroke starts at a uniform point with a
+    uniform direction, then takes ``stroke_vertices - 1`` segments whose direction turns by
+    U(-max_turn, max_turn) and whose length is a fraction of the image diagonal, vertices kept inside the
+    image. A pixel is covered when its distance to a segment is at most half the stroke width.
 
     Draws, in order: stroke count (B); per stroke slot: vertex count, width, start y, start x,
     start angle (B each); per segment slot: turn, length (B each).
     """
     device = ref.device
     diag = math.hypot(h, w)
-    n_strokes = num_strokes[0] + (_rand(b, generator, ref) * (num_strokes[1] - num_strokes[0] + 1)).long()
-    n_strokes = n_strokes.clamp_max(num_strokes[1])
+    n_strokes = _count(num_strokes, b, generator, ref)
     ys = torch.arange(h, device=device, dtype=torch.float32).view(1, h, 1)
     xs = torch.arange(w, device=device, dtype=torch.float32).view(1, 1, w)
     mask = torch.zeros(b, h, w, dtype=torch.bool, device=device)
     for stroke in range(num_strokes[1]):
-        n_vert = stroke_vertices[0] + (
-            _rand(b, generator, ref) * (stroke_vertices[1] - stroke_vertices[0] + 1)).long()
-        n_vert = n_vert.clamp_max(stroke_vertices[1])
+        n_vert = _count(stroke_vertices, b, generator, ref)
         radius = (_uniform(stroke_width, b, generator, ref) * min(h, w) / 2).clamp_min(0.5).view(b, 1, 1)
         y = _rand(b, generator, ref) * (h - 1)
         x = _rand(b, generator, ref) * (w - 1)
@@ -109,25 +103,14 @@ def _check_fill(fill: float) -> None:
         raise ValueError(f"fill: expected a number in [0, 1], got {fill!r}")
 
 
-def random_occlusion(
-    x: torch.Tensor,
-    *,
-    generator: Generators,
-    kind: str = "box",
-    fill: float = 0.0,
-    box_size: Range = (0.1, 0.4),
-    num_boxes: IntRange = 1,
-    num_strokes: IntRange = (1, 4),
-    stroke_vertices: IntRange = (2, 8),
-    stroke_length: Range = (0.05, 0.2),
-    stroke_width: Range = (0.03, 0.08),
-    max_turn: float = math.pi / 2,
-) -> tuple[torch.Tensor, torch.Tensor]:
+def random_occlusion(x: torch.Tensor, *, generator: Generators, kind: str = "box", fill: float = 0.0,
+                     box_size: Range = (0.1, 0.4), num_boxes: IntRange = 1, num_strokes: IntRange = (1, 4),
+                     stroke_vertices: IntRange = (2, 8), stroke_length: Range = (0.05, 0.2),
+                     stroke_width: Range = (0.03, 0.08), max_turn: float = math.pi / 2,
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """Occlude random regions of images: boxes, free-form strokes, or either per image.
 
-    Occluded pixels are set to ``fill`` in every channel (0 = black, as in the occluded-bedroom
-    data set, whose holes are single black squares about 30% of the side). The mask marks
-    them with 1.
+    Occluded pixels are set to ``fill`` in every channel (0 = black, as in the occluded-bedroom data set).
 
     Args:
         x: images, float in [0, 1], shape (*, C, H, W).
@@ -135,8 +118,7 @@ def random_occlusion(
         kind: ``"box"`` (axis-aligned rectangles), ``"stroke"`` (free-form brush strokes) or
             ``"mixed"`` (each image gets boxes or strokes with probability 1/2).
         fill: value written into occluded pixels, in [0, 1].
-        box_size: side of a box as a fraction of the image side (height and width drawn
-            independently), in (0, 1].
+        box_size: side of a box as a fraction of the image side (height and width drawn apart), in (0, 1].
         num_boxes: boxes per image (int or inclusive range); their union is the hole.
         num_strokes: strokes per image (int or inclusive range).
         stroke_vertices: vertices per stroke (int or inclusive range), >= 1.
@@ -159,7 +141,6 @@ def random_occlusion(
     _check_fill(fill)
     if not (math.isfinite(max_turn) and max_turn >= 0):
         raise ValueError(f"max_turn: expected a finite angle >= 0 (radians), got {max_turn!r}")
-    fill_v = float(fill)
     box_r = _as_range(box_size, "box_size", low=1e-6, high=1.0)
     boxes_r = _as_int_range(num_boxes, "num_boxes", low=1)
     strokes_r = _as_int_range(num_strokes, "num_strokes", low=1)
@@ -169,37 +150,32 @@ def random_occlusion(
     flat, shape = _flatten(x)
     _check_generators(generator, flat.shape[0])
     b, _, h, w = flat.shape
-    common = {"generator": generator, "ref": flat}
+    box_kw = {"box_size": box_r, "num_boxes": boxes_r, "generator": generator, "ref": flat}
+    stroke_kw = {"num_strokes": strokes_r, "stroke_vertices": vertices_r, "stroke_length": length_r,
+                 "stroke_width": width_r, "max_turn": max_turn, "generator": generator, "ref": flat}
     if kind == "box":
-        holes = _box_masks(b, h, w, box_size=box_r, num_boxes=boxes_r, **common)
+        holes = _box_masks(b, h, w, **box_kw)
     elif kind == "stroke":
-        holes = _stroke_masks(b, h, w, num_strokes=strokes_r, stroke_vertices=vertices_r,
-                              stroke_length=length_r, stroke_width=width_r, max_turn=max_turn, **common)
+        holes = _stroke_masks(b, h, w, **stroke_kw)
     else:
         use_box = (_rand(b, generator, flat) < 0.5).view(b, 1, 1)
-        box = _box_masks(b, h, w, box_size=box_r, num_boxes=boxes_r, **common)
-        stroke = _stroke_masks(b, h, w, num_strokes=strokes_r, stroke_vertices=vertices_r,
-                               stroke_length=length_r, stroke_width=width_r, max_turn=max_turn, **common)
-        holes = torch.where(use_box, box, stroke)
+        holes = torch.where(use_box, _box_masks(b, h, w, **box_kw), _stroke_masks(b, h, w, **stroke_kw))
     mask = holes.unsqueeze(1).to(flat.dtype)
-    occluded = flat * (1 - mask) + fill_v * mask
+    occluded = flat * (1 - mask) + float(fill) * mask
     return occluded.reshape(shape), mask.reshape(*shape[:-3], 1, h, w)
 
 
-def moved_occlusion(
-    original: torch.Tensor, mask: torch.Tensor, *, generator: Generators, fill: float = 0.0
-) -> tuple[torch.Tensor, torch.Tensor]:
+def moved_occlusion(original: torch.Tensor, mask: torch.Tensor, *, generator: Generators,
+                    fill: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Move each image's hole to a random place of its frame, and occlude the original there.
 
-    Training pairs of a data set with one hole per photo (the occluded bedrooms) then show every
-    photo with holes everywhere, not only the one its file has. The hole keeps its shape: its
-    bounding box is moved to a uniformly drawn position where it fits the frame.
+    Training pairs of a data set with one hole per photo then show holes everywhere. The hole keeps its
+    shape: its bounding box is moved to a uniformly drawn position where it fits the frame.
 
     Args:
         original: clean images, float in [0, 1], (B, C, H, W).
         mask: (B, 1, H, W), 1 = missing pixel (an image without hole keeps none).
-        generator: source of the two positions of every image (None: torch's global RNG), or one
-            generator per image.
+        generator: source of the two positions of every image (None: torch's global RNG), or one per image.
         fill: value written into the occluded pixels, in [0, 1] (0: black, as the bedroom data).
 
     Returns:
@@ -236,14 +212,10 @@ def moved_occlusion(
 
 
 class RandomOcclusion(nn.Module):
-    """Module form of :func:`random_occlusion`; keyword arguments as there (except ``generator``).
-
-    ``forward(x, generator=None)`` returns ``(occluded, mask)``.
-    """
+    """Module form of :func:`random_occlusion` (its keyword arguments): ``forward(x, generator=None)``."""
 
     def __init__(self, kind: str = "box", **kwargs):
-        super().__init__()
-        # Validate now (a tiny dry run) so a bad config fails at construction.
+        super().__init__()  # a tiny dry run: a bad config fails at construction
         random_occlusion(torch.zeros(1, 1, 4, 4), generator=torch.Generator().manual_seed(0), kind=kind, **kwargs)
         self.kind, self.kwargs = kind, dict(kwargs)
 

@@ -2,21 +2,20 @@
 
 Layouts read by :class:`PairedImages` (inputs are ``low``, targets ``high``):
 
-(a) ``root/low/NAME`` and ``root/high/NAME`` with matching file names, e.g.
-    ``../shared/data/sice_pairs/train`` or one LOL subset;
-(b) a LOL-v1 parent ``root/our485/{low,high}`` and ``root/eval15/{low,high}``
-    (``split="train"`` reads ``our485``, ``"val"`` reads ``eval15``, None both);
-(c) the MRPNet + Generator seed's pair folder: inputs in ``root/train/`` (or ``root/val/``),
-    targets in ``root/gt/``; ``train_ID`` pairs with ``gt_ID`` (each folder's name prefix
-    is dropped before matching; files without it match by the same name);
-(d) the seed's parent ``root/train/{train,gt}`` and ``root/val/{val,gt}``, each a layout (c)
-    folder (``split="train"`` reads ``train``, ``"val"`` reads ``val``, None both);
-(e) ``root/high/`` alone: well-exposed photos, references without dark captures (items without
-    ``low``: envs and test sets darken them synthetically or relight them).
+(a) ``root/low/NAME`` and ``root/high/NAME`` with matching file names, e.g. ``../shared/data/sice_pairs/train``
+    or one LOL subset;
+(b) a LOL-v1 parent ``root/our485/{low,high}`` and ``root/eval15/{low,high}`` (``split="train"`` reads
+    ``our485``, ``"val"`` reads ``eval15``, None both);
+(c) the MRPNet + Generator seed's pair folder: inputs in ``root/train/`` (or ``root/val/``), targets in
+    ``root/gt/``; ``train_ID`` pairs with ``gt_ID`` (each folder's name prefix is dropped before matching; files
+    without it match by the same name);
+(d) the seed's parent ``root/train/{train,gt}`` and ``root/val/{val,gt}``, each a layout (c) folder
+    (``split="train"`` reads ``train``, ``"val"`` reads ``val``, None both);
+(e) ``root/high/`` alone: well-exposed photos, references without dark captures (items without ``low``: envs
+    and test sets darken them synthetically or relight them).
 
-For layouts (a), (c) and (e), ``split="train"``/``"val"`` is a deterministic split by scene
-(:func:`rlenhance.data.split_names`). The seed's targets are 4 times the inputs' size
-(super-resolution pairs): ``scale`` says how much larger a target is (None: read from the data).
+Layouts (a), (c) and (e) are split by scene (:func:`rlenhance.data.split_names`). The seed's targets are 4 times
+the inputs' size (super-resolution pairs: ``scale=4``).
 """
 
 from __future__ import annotations
@@ -37,8 +36,7 @@ __all__ = ["PairedImages", "UnpairedImages", "check_pair"]
 
 #: LOL-v1 subsets read for each split in layout (b).
 LOL_SUBSETS = {"train": ("our485",), "tune": ("our485",), "val": ("eval15",), None: ("our485", "eval15")}
-#: The seed's layouts: the targets' folder (c) and the inputs' folders, which are also the
-#: subsets of its parent (d) for each split.
+#: The seed's targets' folder (c) and its inputs' folders, also the subsets of its parent (d) for each split.
 SEED_TARGETS = "gt"
 SEED_SUBSETS = {"train": ("train",), "tune": ("train",), "val": ("val",), None: ("train", "val")}
 
@@ -57,8 +55,8 @@ def _subfolders(root: Path) -> str:
 
 
 def _keyed(folder: Path, strip: str, *, what: str) -> dict[str, Path]:
-    """The images of ``folder`` by the name they pair under: without the prefix ``strip`` (when a
-    name has more than it), else as they are. Two files with one key are refused."""
+    """The images of ``folder`` by the name they pair under: without the prefix ``strip`` (when a name has more
+    than it), else as they are. Two files with one key are refused."""
     keyed: dict[str, Path] = {}
     for path in image_files(folder, what=what):
         key = path.name[len(strip):] if strip and path.name.startswith(strip) and len(path.name) > len(strip) \
@@ -71,15 +69,11 @@ def _keyed(folder: Path, strip: str, *, what: str) -> dict[str, Path]:
 
 def _pair_folder(low_dir: Path, high_dir: Path, *, prefix: str, what: str,
                  strip: tuple[str, str] = ("", "")) -> tuple[list[Record], DatasetError | None]:
-    """Records of the inputs in ``low_dir`` and the targets in ``high_dir`` matched by file name
-    (after dropping the name prefixes ``strip`` of each side), or the partner error. A record is
-    named ``prefix`` + the input's file name."""
+    """Records ``prefix`` + input name of the inputs in ``low_dir`` and the targets in ``high_dir`` matched by
+    file name (less the prefixes ``strip`` of each side), and the partner error or None."""
     low, high = _keyed(low_dir, strip[0], what=what), _keyed(high_dir, strip[1], what=what)
-    error = partner_error(
-        what,
-        (low_dir, sorted(low[k].name for k in set(low) - set(high))),
-        (high_dir, sorted(high[k].name for k in set(high) - set(low))),
-    )
+    error = partner_error(what, (low_dir, sorted(low[k].name for k in set(low) - set(high))),
+                          (high_dir, sorted(high[k].name for k in set(high) - set(low))))
     if error is not None and any(strip):
         error = DatasetError(f"{error} (or, as in the seed's layout, {strip[0]}ID next to {strip[1]}ID)")
     records = [Record(prefix + low[key].name, {"low": low[key], "high": high[key]})
@@ -99,40 +93,47 @@ def _seed_pairs(folder: Path, *, prefix: str, what: str) -> tuple[list[Record], 
                         strip=(f"{inputs[0]}_", f"{SEED_TARGETS}_"))
 
 
+def _lol_pairs(folder: Path, *, prefix: str, what: str) -> tuple[list[Record], DatasetError | None]:
+    """Layout (b): the pairs of one LOL subset, ``folder/low/`` and ``folder/high/``."""
+    for part in ("low", "high"):
+        if not (folder / part).is_dir():
+            raise DatasetError(f"{what}: {folder}/{part}/ is missing ({folder} has {_subfolders(folder)}); "
+                               f"{_LAYOUTS_TEXT}")
+    return _pair_folder(folder / "low", folder / "high", prefix=prefix, what=what)
+
+
 class PairedImages(ImageDataset):
     """Low-light / reference pairs: items ``{"low", "high", "name"}`` (layout e: ``{"high", "name"}``).
 
-    ``low`` and ``high`` are float32 tensors (C, H, W) in [0, 1], RGB (C = 3) or gray (C = 1);
-    ``high`` is ``scale`` times ``low``'s height and width (super-resolution pairs) or, by
-    default, the same size. ``name`` is the input's file name (layouts a, c) or
-    ``"our485/NAME"`` / ``"eval15/NAME"`` (layout b), ``"train/NAME"`` / ``"val/NAME"`` (layout d).
+    ``low`` and ``high`` are float32 tensors (C, H, W) in [0, 1], RGB (C = 3) or gray (C = 1); ``high`` is
+    ``scale`` times ``low``'s height and width (by default the same size). ``name`` is the input's file name
+    (layouts a, c) or ``"our485/NAME"`` / ``"eval15/NAME"`` (b), ``"train/NAME"`` / ``"val/NAME"`` (d).
 
     Args:
-        root: a folder in layout (a), (b), (c) or (d) (see the module docstring).
-        split: None (all pairs), ``"train"``, ``"tune"`` or ``"val"``. Layouts (a), (c): a
-            deterministic split by scene (:func:`rlenhance.data.split_names`), so the SICE
-            frames ``NNN_k`` of one scene never straddle two splits. Layouts (b), (d): ``"val"``
-            is the validation folder; ``"tune"`` is held out of the training folder the same way.
-        val_fraction: fraction of scenes in ``"val"`` (layouts a, c).
+        root: a folder in one of the layouts of the module docstring.
+        split: None (all pairs), ``"train"``, ``"tune"`` or ``"val"``. Layouts (a), (c), (e): a deterministic
+            split by scene (:func:`rlenhance.data.split_names`: the SICE frames ``NNN_k`` of one scene stay
+            together). Layouts (b), (d): ``"val"`` is the validation folder; ``"tune"`` is held out of the
+            training folder the same way.
+        val_fraction: fraction of scenes in ``"val"`` (layouts a, c, e).
         tune_fraction: fraction of scenes in ``"tune"``, held out of ``"train"``.
-        seed: seed of the split (layouts a, c); the same seed gives the same split everywhere.
+        seed: seed of the split; the same seed gives the same split everywhere.
         gray: load one channel (BT.601 luma for colour files).
-        cache: decode every image now and keep it in memory (uint8 for 8-bit files);
-            every bad file of the folder is then reported at once.
+        cache: decode every image now and keep it in memory (:class:`~rlenhance.data.ImageDataset`).
         max_pixels: largest accepted ``width * height`` per file (None: no limit).
         group: maps a name to its scene for the split (None: every file its own scene).
-        scale: every ``high`` image is ``scale`` times its ``low`` image's height and width
-            (1: the same size; the seed's targets: 4). None: the ratio of the first pair, an
-            integer >= 1, then required of every pair; :attr:`scale` holds it.
+        scale: every ``high`` image is ``scale`` times its ``low`` image's height and width (1: the same
+            size; the seed's targets: 4). None: the ratio of the first pair (an integer >= 1), then required of
+            every pair.
 
     Attributes:
         scale: the size ratio of ``high`` to ``low`` (an int >= 1).
         layout: ``"pairs"`` (a), ``"lol"`` (b), ``"seed"`` (c), ``"seed-parent"`` (d) or ``"references"`` (e).
 
     Raises:
-        DatasetError: no recognised layout (the message lists the accepted ones), an empty
-            folder, files without a partner, a pair whose sizes differ (or whose ``high`` is
-            not ``scale`` times ``low``), or an unreadable file. The message names the files.
+        DatasetError: no recognised layout (the message lists the accepted ones), an empty folder, files
+            without a partner, a pair whose ``high`` is not ``scale`` times ``low``, or an unreadable file. The
+            message names the files.
 
     Example:
         >>> ds = PairedImages("../shared/data/sice_pairs/train", split="val")  # doctest: +SKIP
@@ -140,100 +141,60 @@ class PairedImages(ImageDataset):
         torch.Size([3, 512, 512])
     """
 
-    def __init__(
-        self,
-        root: str | os.PathLike[str],
-        *,
-        split: str | None = None,
-        val_fraction: float = 0.1,
-        tune_fraction: float = TUNE_FRACTION,
-        seed: int = 0,
-        gray: bool = False,
-        cache: bool = True,
-        max_pixels: int | None = DEFAULT_MAX_PIXELS,
-        group: Callable[[str], str] | None = scene_key,
-        scale: int | None = 1,
-    ):
+    def __init__(self, root: str | os.PathLike[str], *, split: str | None = None, val_fraction: float = 0.1,
+                 tune_fraction: float = TUNE_FRACTION, seed: int = 0, gray: bool = False, cache: bool = True,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS, group: Callable[[str], str] | None = scene_key,
+                 scale: int | None = 1):
         super().__init__(gray=gray, cache=cache, max_pixels=max_pixels)
         check_split(split)
         if scale is not None and (isinstance(scale, bool) or not isinstance(scale, int) or scale < 1):
             raise ValueError(f"scale: expected an integer >= 1 or None (read from the data), got {scale!r}")
-        self.root = Path(root)
-        self.split = split
+        self.root, self.split = Path(root), split
         what = f"PairedImages({self.root})"
         if not self.root.is_dir():
             raise DatasetError(f"{what}: root is not a folder; {_LAYOUTS_TEXT}")
-
-        def select(records: list[Record], val_fraction: float = val_fraction) -> list[Record]:
-            keep = resolve_split([r.name for r in records], split, val_fraction=val_fraction,
-                                 tune_fraction=tune_fraction, seed=seed, group=group, what=what)
-            return [r for r in records if r.name in keep]
 
         has_low, has_high = (self.root / "low").is_dir(), (self.root / "high").is_dir()
         lol = [s for s in LOL_SUBSETS[None] if (self.root / s).is_dir()]
         seed_parent = [s for s in SEED_SUBSETS[None] if (self.root / s / SEED_TARGETS).is_dir()]
         if has_low and not has_high:
             raise DatasetError(f"{what}: high/ is missing ({self.root} has {_subfolders(self.root)}); {_LAYOUTS_TEXT}")
-        if has_high:
-            self.layout = "pairs" if has_low else "references"
-            if has_low:
-                records, error = _pair_folder(self.root / "low", self.root / "high", prefix="", what=what)
-                if error is not None:
-                    raise error
-            else:
-                photos = list_images(self.root)
-                if photos:
-                    raise DatasetError(f"{what}: holds both photos ({photos[0].name}) and high/ (references): keep "
-                                       f"one of them; {_LAYOUTS_TEXT}")
-                records = [Record(p.name, {"high": p}) for p in image_files(self.root / "high", what=what)]
-            records = select(records)
-        elif (self.root / SEED_TARGETS).is_dir():
-            self.layout = "seed"
-            records, error = _seed_pairs(self.root, prefix="", what=what)
+        if has_high and not has_low:
+            self.layout = "references"
+            photos = list_images(self.root)
+            if photos:
+                raise DatasetError(f"{what}: holds both photos ({photos[0].name}) and high/ (references): keep "
+                                   f"one of them; {_LAYOUTS_TEXT}")
+            records = [Record(p.name, {"high": p}) for p in image_files(self.root / "high", what=what)]
+        elif has_high or (self.root / SEED_TARGETS).is_dir():
+            self.layout = "pairs" if has_high else "seed"
+            records, error = (_pair_folder(self.root / "low", self.root / "high", prefix="", what=what) if has_high
+                              else _seed_pairs(self.root, prefix="", what=what))
             if error is not None:
                 raise error
-            records = select(records)
-        elif lol:
-            self.layout = "lol"
-            wanted = LOL_SUBSETS[split]
-            missing = [s for s in wanted if s not in lol]
+        elif lol or seed_parent:
+            self.layout = "lol" if lol else "seed-parent"
+            subsets, present, read = (LOL_SUBSETS, lol, _lol_pairs) if lol else (SEED_SUBSETS, seed_parent, _seed_pairs)
+            missing = [s for s in subsets[split] if s not in present]
             if split is not None and missing:
-                raise DatasetError(f"{what}: split={split!r} needs {missing[0]}/, which is missing; {_LAYOUTS_TEXT}")
+                needed = f"{missing[0]}/" if lol else f"{missing[0]}/{SEED_TARGETS}/"
+                raise DatasetError(f"{what}: split={split!r} needs {needed}, which is missing; {_LAYOUTS_TEXT}")
             records, errors = [], []
-            for subset in (s for s in wanted if s in lol):
-                folder = self.root / subset
-                for part in ("low", "high"):
-                    if not (folder / part).is_dir():
-                        raise DatasetError(f"{what}: {folder}/{part}/ is missing ({folder} has "
-                                           f"{_subfolders(folder)}); {_LAYOUTS_TEXT}")
-                subset_records, error = _pair_folder(folder / "low", folder / "high", prefix=f"{subset}/", what=what)
-                records += subset_records
-                if error is not None:
-                    errors.append(str(error))
-            if errors:
-                raise DatasetError("; ".join(errors))
-        elif seed_parent:
-            self.layout = "seed-parent"
-            wanted = SEED_SUBSETS[split]
-            missing = [s for s in wanted if s not in seed_parent]
-            if split is not None and missing:
-                raise DatasetError(f"{what}: split={split!r} needs {missing[0]}/{SEED_TARGETS}/, which is missing; "
-                                   f"{_LAYOUTS_TEXT}")
-            records, errors = [], []
-            for subset in (s for s in wanted if s in seed_parent):
-                subset_records, error = _seed_pairs(self.root / subset, prefix=f"{subset}/", what=what)
+            for subset in (s for s in subsets[split] if s in present):
+                subset_records, error = read(self.root / subset, prefix=f"{subset}/", what=what)
                 records += subset_records
                 if error is not None:
                     errors.append(str(error))
             if errors:
                 raise DatasetError("; ".join(errors))
         else:
-            raise DatasetError(
-                f"{what}: no low/ and high/ folders nor another accepted layout ({self.root} has "
-                f"{_subfolders(self.root)}); {_LAYOUTS_TEXT}"
-            )
-        if self.layout in ("lol", "seed-parent") and split in ("train", "tune"):  # tune: held out of the train folder
-            records = select(records, val_fraction=0.0)
+            raise DatasetError(f"{what}: no low/ and high/ folders nor another accepted layout ({self.root} has "
+                               f"{_subfolders(self.root)}); {_LAYOUTS_TEXT}")
+        folders = self.layout in ("lol", "seed-parent")  # "val" is a folder; "tune" is held out of the train folder
+        if not folders or split in ("train", "tune"):
+            keep = resolve_split([r.name for r in records], split, val_fraction=0.0 if folders else val_fraction,
+                                 tune_fraction=tune_fraction, seed=seed, group=group, what=what)
+            records = [r for r in records if r.name in keep]
         self._records = records
         self.scale = scale if scale is not None else self._read_scale(what)
         self._fill_cache()
@@ -267,9 +228,8 @@ class PairedImages(ImageDataset):
 class UnpairedImages(ImageDataset):
     """A flat folder of images without references: items ``{"low", "name"}``.
 
-    ``low`` is a float32 tensor (C, H, W) in [0, 1] (RGB, or C = 1 with ``gray=True``);
-    ``name`` is the file name. Used for low-light inputs without references (non-reference
-    rewards) and for clean images to degrade (denoising: ``add_gaussian_noise``).
+    ``low`` is a float32 tensor (C, H, W) in [0, 1] (RGB, or C = 1 with ``gray=True``); ``name`` is the file
+    name. Low-light inputs without references, or clean images to degrade (denoising).
 
     Args:
         root: a folder holding the images directly.
@@ -278,38 +238,27 @@ class UnpairedImages(ImageDataset):
         gray, cache, max_pixels: as in :class:`PairedImages`.
 
     Raises:
-        DatasetError: the folder is missing or holds no images (the message lists the
-            accepted extensions), or a file is unreadable.
+        DatasetError: the folder is missing or holds no images (the message lists the accepted extensions),
+            or a file is unreadable.
     """
 
-    def __init__(
-        self,
-        root: str | os.PathLike[str],
-        *,
-        split: str | None = None,
-        val_fraction: float = 0.1,
-        tune_fraction: float = TUNE_FRACTION,
-        seed: int = 0,
-        gray: bool = False,
-        cache: bool = True,
-        max_pixels: int | None = DEFAULT_MAX_PIXELS,
-        group: Callable[[str], str] | None = scene_key,
-    ):
+    def __init__(self, root: str | os.PathLike[str], *, split: str | None = None, val_fraction: float = 0.1,
+                 tune_fraction: float = TUNE_FRACTION, seed: int = 0, gray: bool = False, cache: bool = True,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS, group: Callable[[str], str] | None = scene_key):
         super().__init__(gray=gray, cache=cache, max_pixels=max_pixels)
         check_split(split)
-        self.root = Path(root)
-        self.split = split
+        self.root, self.split = Path(root), split
         what = f"UnpairedImages({self.root})"
         files = image_files(self.root, what=what)
         keep = resolve_split([p.name for p in files], split, val_fraction=val_fraction, tune_fraction=tune_fraction,
-                                 seed=seed, group=group, what=what)
+                             seed=seed, group=group, what=what)
         self._records = [Record(p.name, {"low": p}) for p in files if p.name in keep]
         self._fill_cache()
 
 
 def check_pair(item: Mapping[str, Any], needed_by: str) -> None:
-    """Raise DatasetError unless ``item`` of a low-light data set holds a dark capture and its reference:
-    ``needed_by`` (a command) scores real pairs; the message says which half ``item`` lacks."""
+    """Raise DatasetError (naming the missing half) unless a low-light ``item`` holds ``low`` and ``high``:
+    ``needed_by`` (a command) scores real pairs."""
     if "low" in item and "high" in item:
         return
     if "high" in item:

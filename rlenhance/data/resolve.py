@@ -24,21 +24,20 @@ def open_dataset(data: Any, *, kind: str, split: str | None, gray: bool, seed: i
     """Resolve a ``data`` argument (of an env, a trainer, an evaluation) to a data set.
 
     Args:
-        data: None (the embedded scikit-image photos, every one whatever ``split``: the default data
-            of an env; their splits are :class:`BuiltinImages`' ``split``), a dataset object (anything with
-            ``__len__``/``__getitem__`` returning dicts of (C, H, W) tensors, returned as it is)
-            or a folder path, read as
+        data: None (every embedded scikit-image photo, whatever ``split``: an env's default data; their
+            splits are :class:`BuiltinImages`' ``split``), a dataset object (anything with
+            ``__len__``/``__getitem__`` returning dicts of (C, H, W) tensors, returned as it is) or a folder
+            path, read as
 
             - ``kind="occluded"``: :class:`OccludedPairs`;
-            - ``kind="clean"``: :class:`NoisyPairs` (real noisy / clean pairs) when it has
-              ``noisy/`` + ``clean/`` or SIDD's scene folders (:func:`noisy_layout`), else as below;
-            - otherwise :class:`PairedImages` when it has ``high/`` (with ``low/``: pairs; alone:
-              references) or LOL's ``our485/`` / ``eval15/``, else a flat folder of images
-              (:class:`UnpairedImages`).
-        kind: "paired" (low light, references optional), "clean" (denoising: clean images, or
-            real pairs) or "occluded" (completion).
-        split: "train", "tune", "val" or None (all images): fit on train, choose (checkpoints,
-            constants) on tune, report on val (:func:`rlenhance.data.split_names`).
+            - ``kind="clean"``: :class:`NoisyPairs` (real noisy / clean pairs) when it has ``noisy/`` +
+              ``clean/`` or SIDD's scene folders (:func:`noisy_layout`), else as below;
+            - otherwise :class:`PairedImages` when it has ``high/`` (with ``low/``: pairs; alone: references)
+              or LOL's ``our485/`` / ``eval15/``, else a flat folder of images (:class:`UnpairedImages`).
+        kind: "paired" (low light, references optional), "clean" (denoising: clean images, or real pairs) or
+            "occluded" (completion).
+        split: "train", "tune", "val" or None (all images): fit on train, choose (checkpoints, constants) on
+            tune, report on val (:func:`rlenhance.data.split_names`).
         gray: load single-channel images (not for ``"occluded"``, which is RGB).
         seed: seed of the deterministic train/validation split.
         val_fraction: fraction of the scenes of a folder in ``"val"``.
@@ -62,8 +61,6 @@ def open_dataset(data: Any, *, kind: str, split: str | None, gray: bool, seed: i
         return OccludedPairs(root, **common)
     if kind == "clean" and noisy_layout(root) is not None:
         return NoisyPairs(root, gray=gray, **common)
-    has_references = (root / "high").is_dir()  # with low/: pairs; alone: references
-    has_lol = (root / "our485").is_dir() or (root / "eval15").is_dir()
-    if has_references or has_lol:
+    if any((root / sub).is_dir() for sub in ("high", "our485", "eval15")):  # high/: pairs or references; LOL
         return PairedImages(root, gray=gray, **common)
     return UnpairedImages(root, gray=gray, **common)

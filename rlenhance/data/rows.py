@@ -1,19 +1,15 @@
 """Counter-based random numbers for the rows of a batch, drawn for every row at once.
 
-A batch of episodes (or of training examples) is drawn row by row from one seed: row ``i``'s numbers
-must depend only on (seed, ``i``), so that a row is the same in a batch of any size and whichever
-process draws it (the ranks of a data-parallel job draw only their rows). A generator object per
-row gives that, at the price of a Python loop over the rows. Here each number is instead a hash of
-(seed, row, stream, position): :class:`RowDraws` holds the seed and the rows, and each named
-:class:`RowStream` is read in order as a numpy ``Generator`` is (every call takes the next numbers
-of every row), one call for all the rows, on the host (numpy) or, for the large fields, on the
-device (torch).
+Row ``i`` of a batch drawn from one seed gets numbers that depend only on (seed, ``i``), so a row is the same in
+a batch of any size and whichever process draws it (data-parallel ranks draw only their rows), without a Python
+loop over per-row generators: each number is a hash of (seed, row, stream, position). :class:`RowDraws` holds
+the seed and the rows; each named :class:`RowStream` is read in order as a numpy ``Generator`` is, one call for
+all the rows, on the host (numpy) or, for large fields, on the device (torch).
 
-The hash is a bijective 32-bit integer mix (two multiply-xorshift rounds, constant ``0x45D9F3B``),
-applied twice with two keys per (seed, row, stream): one 32-bit word per position. Uniform floats
-take its top 24 (float32) or all 32 bits (float64 on the host); normal numbers come in pairs by the
-Box-Muller transform. The integer words are the same on every device; the normal numbers agree to
-float32 rounding (each device's ``log`` / ``cos``).
+The hash is a bijective 32-bit integer mix (two multiply-xorshift rounds, constant ``0x45D9F3B``), applied twice
+with two keys per (seed, row, stream): one 32-bit word per position. Uniform floats take its top 24 (float32) or
+all 32 bits (float64 on the host); normal numbers come in pairs by the Box-Muller transform. The integer words
+are the same on every device; the normal numbers agree to float32 rounding.
 
 Example:
     >>> draws = RowDraws(seed=7, rows=range(2, 5))
@@ -36,8 +32,7 @@ import torch
 
 __all__ = ["RowDraws", "RowStream"]
 
-#: The multiplier of the 32-bit mix (a well-tested avalanche constant below 2**31, so the products of
-#: 32-bit words fit int64 exactly: the torch path computes in int64).
+#: The multiplier of the 32-bit mix: below 2**31, so its products with 32-bit words fit the torch path's int64.
 _MUL = 0x45D9F3B
 _MASK = 0xFFFFFFFF
 #: Words (positions) a stream may hand a row in one call.
@@ -46,28 +41,23 @@ _MAX_POSITIONS = 2**32
 _F24, _F32 = 2.0**-24, 2.0**-32
 #: Distinguishes the two keys of a (seed, row, stream).
 _SECOND_KEY = 0x9E3779B9
-#: Words a row's stream computes at least at once on the host (the next draws' are kept: a few small
-#: draws cost one hash), and the most a draw for another device takes from the host (more are computed
-#: there).
+#: Words a row's stream computes at least at once on the host (kept for the next draws), and the most a draw
+#: for another device takes from the host.
 _BLOCK = 16
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
     """A bijective mix of the 32-bit words of a numpy uint32 array, in place (its products wrap)."""
-    shifted = np.right_shift(x, 16)
-    x ^= shifted
-    x *= _MUL
-    np.right_shift(x, 16, out=shifted)
-    x ^= shifted
-    x *= _MUL
-    np.right_shift(x, 16, out=shifted)
-    x ^= shifted
+    shifted = np.empty_like(x)
+    for multiply in (True, True, False):
+        x ^= np.right_shift(x, 16, out=shifted)
+        if multiply:
+            x *= _MUL
     return x
 
 
 def _mix_tensor(x: torch.Tensor) -> torch.Tensor:
-    """:func:`_mix` of a torch int64 tensor of words in [0, 2**32), in place: the same words on any device
-    (``_MUL`` is below 2**31, so a word times it fits int64 before it is masked)."""
+    """:func:`_mix` of a torch int64 tensor of words in [0, 2**32), in place: the same words on any device."""
     for multiply in (True, True, False):
         x ^= x >> 16
         if multiply:
@@ -76,18 +66,13 @@ def _mix_tensor(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _stream_key(name: str) -> int:
-    """A stream's 32-bit name key (CRC-32 of its name: the same in every process)."""
-    return zlib.crc32(name.encode("utf-8"))
-
-
 class RowDraws:
     """The random source of rows ``rows`` of a batch started with ``seed``.
 
     Args:
         seed: the batch's seed, an int in [0, 2**64).
-        rows: the global indices of the rows held (e.g. ``rank * B`` .. ``rank * B + B - 1`` of a
-            data-parallel job), ints in [0, 2**32).
+        rows: the global indices of the rows held (e.g. ``rank * B`` .. ``rank * B + B - 1`` of a data-parallel
+            job), ints in [0, 2**32).
 
     Raises:
         ValueError: a seed or a row out of range.
@@ -113,14 +98,13 @@ class RowDraws:
         return RowStream(self, name)
 
     def select(self, which: np.ndarray | Sequence[int] | Sequence[bool]) -> RowDraws:
-        """The rows picked by ``which`` (a boolean mask over the rows, or their positions), with the
-        numbers they have here."""
+        """The rows picked by ``which`` (a boolean mask over the rows, or their positions), with their numbers."""
         return RowDraws(self.seed, self.rows[np.asarray(which)])
 
     def keys(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """The two 32-bit keys (uint32 (B,) each) of stream ``name`` of every row: the row mixed with the
-        seed's two halves and the stream's name, in two orders."""
-        seed_lo, seed_hi, stream = self.seed & _MASK, self.seed >> 32, _stream_key(name)
+        """The two 32-bit keys (uint32 (B,) each) of stream ``name`` of every row: the row mixed with the seed's
+        two halves and the stream's name (its CRC-32, the same in every process), in two orders."""
+        seed_lo, seed_hi, stream = self.seed & _MASK, self.seed >> 32, zlib.crc32(name.encode("utf-8"))
         salts = np.array([[seed_lo, seed_hi], [seed_hi, stream], [stream, seed_lo ^ _SECOND_KEY]], dtype=np.uint32)
         keys = self.rows.astype(np.uint32)[None, :] ^ salts[0][:, None]
         for salt in salts[1:]:
@@ -133,11 +117,10 @@ class RowDraws:
 class RowStream:
     """One named stream of numbers of every row of a :class:`RowDraws`, read in order.
 
-    Each call takes the next numbers of every row (one position each, a normal pair two), so a
-    sequence of calls gives row ``i`` the same numbers whatever the other rows. The draws mirror a
-    numpy ``Generator``'s with ``size`` = the number of rows B, or (B, k) for k numbers a row:
-    ``random``, ``uniform``, ``integers``; ``rand`` and ``randn`` give float32 torch tensors on a
-    device (computed there: large fields never cross from the host).
+    Each call takes the next numbers of every row (one position each, a normal pair two), so a sequence of
+    calls gives row ``i`` the same numbers whatever the other rows. ``random``, ``uniform``, ``integers`` mirror
+    a numpy ``Generator``'s with ``size`` = the number of rows B, or (B, k) for k numbers a row; ``rand`` and
+    ``randn`` give torch tensors computed on a device.
     """
 
     def __init__(self, draws: RowDraws, name: str):
@@ -184,9 +167,7 @@ class RowStream:
     def _words(self, start: int, n: int) -> np.ndarray:
         """The words of positions ``start`` .. ``start + n - 1`` of every row, uint32 (B, n)."""
         first, second = self.keys
-        words = _mix(np.arange(start, start + n, dtype=np.uint32)[None, :] ^ first[:, None])
-        words ^= second[:, None]
-        return _mix(words)
+        return _mix(_mix(np.arange(start, start + n, dtype=np.uint32)[None, :] ^ first[:, None]) ^ second[:, None])
 
     def _device_bits(self, n: int, device: torch.device) -> torch.Tensor:
         """:meth:`bits` computed on ``device``: int64 (B, n) holding the same words."""
@@ -202,16 +183,15 @@ class RowStream:
     def random(self, size: int | Sequence[int] | None = None) -> np.ndarray:
         """Uniform float64 numbers in [0, 1), shape ``size`` = B or (B, ...)."""
         shape = self._per_row(size)
-        count = math.prod(shape[1:])
-        return (self.bits(count).astype(np.float64) * _F32).reshape(shape)
+        return (self.bits(math.prod(shape[1:])).astype(np.float64) * _F32).reshape(shape)
 
     def uniform(self, low: Any = 0.0, high: Any = 1.0, size: int | Sequence[int] | None = None) -> np.ndarray:
         """Uniform float64 numbers in [low, high) (bounds broadcast against ``size``)."""
         return np.asarray(low) + (np.asarray(high) - np.asarray(low)) * self.random(size)
 
     def integers(self, low: Any, high: Any = None, size: int | Sequence[int] | None = None) -> np.ndarray:
-        """Integers in [low, high) (one argument: [0, low)), int64 of shape ``size``; the bounds
-        broadcast against it (a bound per row: shape (B,) with ``size`` B)."""
+        """Integers in [low, high) (one argument: [0, low)), int64 of shape ``size``; the bounds broadcast
+        against it (a bound per row: shape (B,) with ``size`` B)."""
         low, high = (0, low) if high is None else (low, high)
         low, high = np.asarray(low, dtype=np.int64), np.asarray(high, dtype=np.int64)
         if np.any(high <= low):
@@ -228,16 +208,13 @@ class RowStream:
 
     def randn(self, shape: Sequence[int], device: str | torch.device = "cpu",
               dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Standard normal numbers of every row, ``dtype`` (B, *shape) on ``device``: Box-Muller pairs of
-        the next ``2 ceil(n / 2)`` words (n numbers a row), computed on the device (the words on the
-        CPU by numpy)."""
+        """Standard normal numbers of every row, ``dtype`` (B, *shape) on ``device``: Box-Muller pairs of the next
+        ``2 ceil(n / 2)`` words (n numbers a row), computed on the device (the words on the CPU by numpy)."""
         device = torch.device(device)
         n = math.prod(shape)
         half = (n + 1) // 2
-        if device.type == "cpu":
-            words = torch.from_numpy((self.bits(2 * half) >> 8).astype(np.int32))
-        else:
-            words = self._device_bits(2 * half, device) >> 8
+        words = (torch.from_numpy((self.bits(2 * half) >> 8).astype(np.int32)) if device.type == "cpu"
+                 else self._device_bits(2 * half, device) >> 8)
         radius = ((words[:, :half].to(torch.float32) + 0.5) * _F24).log_().mul_(-2.0).sqrt_()
         angle = words[:, half:].to(torch.float32).mul_(2 * math.pi * _F24)
         normal = torch.cat([radius * torch.cos(angle), radius.mul_(angle.sin_())], dim=1)

@@ -2,20 +2,19 @@
 
 ``python -m rlenhance.data.samples DIR`` writes, offline and the same on every run:
 
-- ``DIR/dark/``: low-light photos (:func:`rlenhance.data.synthetic_low_light`), inputs of
-  ``rlenhance enhance``;
-- ``DIR/pairs/low/`` + ``DIR/pairs/high/``: the same photos with their clean references, the
-  paired layout of ``experiments.lol_train --data`` and ``experiments.compare --task lowlight``;
-- ``DIR/noisy/`` + ``DIR/clean/``: gray photos with Gaussian noise of sigma 25 (8-bit, clipped) and
-  their clean versions, inputs of ``rlenhance denoise`` and the noisy/clean pair layout of the
-  denoising trainers and compare (``--data DIR``);
-- ``DIR/occluded/`` + ``DIR/masks/``: colour photos with a black square hole and the hole's mask
-  (white = missing), inputs of ``rlenhance complete``;
-- ``DIR/bedroom/occluded_images/occluded_NAME.png`` + ``DIR/bedroom/original_images/NAME.png``:
-  the completion pair layout of ``experiments.completion_train`` and compare.
+- ``DIR/dark/``: low-light photos (:func:`rlenhance.data.synthetic_low_light`), inputs of ``rlenhance enhance``;
+- ``DIR/pairs/low/`` + ``DIR/pairs/high/``: the same photos with their clean references, the paired layout of
+  ``experiments.lol_train --data`` and ``experiments.compare --task lowlight``;
+- ``DIR/noisy/`` + ``DIR/clean/``: gray photos with Gaussian noise of sigma 25 (8-bit, clipped) and their clean
+  versions, inputs of ``rlenhance denoise`` and the noisy/clean pair layout of the denoising trainers and
+  compare (``--data DIR``);
+- ``DIR/occluded/`` + ``DIR/masks/``: colour photos with a black square hole and the hole's mask (white =
+  missing), inputs of ``rlenhance complete``;
+- ``DIR/bedroom/occluded_images/occluded_NAME.png`` + ``DIR/bedroom/original_images/NAME.png``: the completion
+  pair layout of ``experiments.completion_train`` and compare.
 
-Every image is the centre square crop of its photo, resized to ``--size`` pixels, so the outputs
-of one folder share one size.
+Every image is the centre square crop of its photo, resized to ``--size`` pixels, so the outputs of one folder
+share one size.
 """
 
 from __future__ import annotations
@@ -40,8 +39,7 @@ NOISE_SIGMA = 25.0
 #: Photos of each folder: colour (low light, completion) and gray (denoising).
 COLOR_PHOTOS = DEFAULT_COLOR_IMAGES[:4]
 GRAY_PHOTOS = ("camera", "coins", "moon", "clock")
-#: The sides in pixels an image may have: the centre squares of the photos are 300 to 512 pixels, so
-#: 4096 is already 8x upsampled (and 200 MB a colour image in float32).
+#: The sides in pixels an image may have (the photos' centre squares are 300 to 512 pixels).
 MIN_SIZE, MAX_SIZE = 32, 4096
 
 
@@ -51,8 +49,7 @@ def _square(name: str, size: int) -> np.ndarray:
     h, w = photo.shape[:2]
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
-    crop = photo[top:top + side, left:left + side]
-    crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+    crop = cv2.resize(photo[top:top + side, left:left + side], (size, size), interpolation=cv2.INTER_AREA)
     return crop.astype(np.float32) / 255.0
 
 
@@ -73,13 +70,13 @@ def write_samples(folder: str | Path, *, size: int = 256, seed: int = 0, overwri
         folder: where to write; created if missing.
         size: side in pixels of every image (:data:`MIN_SIZE` to :data:`MAX_SIZE`).
         seed: seed of the darkening, the noise and the holes.
-        overwrite: replace existing files of the same names (False: such a file is kept, and
-            FileExistsError names it).
+        overwrite: replace existing files of the same names (False: such a file is kept, and FileExistsError
+            names it).
 
     Raises:
         ValueError: ``size`` out of range; ``folder`` is there but not a folder.
-        FileExistsError: a file to write exists and ``overwrite`` is False (the files before it in
-            the order written are written, that one and the rest are not).
+        FileExistsError: a file to write exists and ``overwrite`` is False (the files before it in the order
+            written are written, that one and the rest are not).
         OSError: a file cannot be written (naming it: no permission, no space left, ...).
     """
     if not MIN_SIZE <= size <= MAX_SIZE:
@@ -99,18 +96,16 @@ def write_samples(folder: str | Path, *, size: int = 256, seed: int = 0, overwri
     for name in COLOR_PHOTOS:
         clean = _square(name, size)
         dark = _numpy(synthetic_low_light(_torch(clean), generator=generator))
-        save(root / "dark" / f"{name}.png", dark)
-        save(root / "pairs" / "low" / f"{name}.png", dark)
-        save(root / "pairs" / "high" / f"{name}.png", clean)
         hole = size // 4
         top, left = (int(v) for v in rng.integers(0, size - hole, size=2))
         occluded, mask = clean.copy(), np.zeros((size, size), np.float32)
         occluded[top:top + hole, left:left + hole] = 0.0
         mask[top:top + hole, left:left + hole] = 1.0
-        save(root / "occluded" / f"{name}.png", occluded)
-        save(root / "masks" / f"{name}.png", mask)
-        save(root / "bedroom" / "occluded_images" / f"occluded_{name}.png", occluded)
-        save(root / "bedroom" / "original_images" / f"{name}.png", clean)
+        for path, image in ((f"dark/{name}", dark), (f"pairs/low/{name}", dark), (f"pairs/high/{name}", clean),
+                            (f"occluded/{name}", occluded), (f"masks/{name}", mask),
+                            (f"bedroom/occluded_images/occluded_{name}", occluded),
+                            (f"bedroom/original_images/{name}", clean)):
+            save(root / f"{path}.png", image)
     for name in GRAY_PHOTOS:
         clean = _square(name, size)
         noisy = _numpy(add_gaussian_noise(_torch(clean), NOISE_SIGMA, generator=generator, clip=True))

@@ -1,16 +1,9 @@
 """Fixed evaluation sets: every method, run and seed scored on them sees the same degraded images.
 
-The random degradation of an image (noise, hole) comes from a CPU ``torch.Generator`` seeded by
-:func:`image_seed` of a set-level seed and the image's name, so it depends on neither the order,
-the subset, the device nor the run.
-
-- :func:`noisy_test_set`: clean images with Gaussian noise (the PixelRL / DnCNN protocol), or
-  real noisy / clean pairs as they are, as :class:`NoisyImage`.
-- :func:`occluded_test_set`: occluded / original pairs as they are, or clean photos with a
-  synthetic hole, as :class:`OccludedImage`.
-- :func:`lowlight_test_set`: low / high images area-downscaled and centre-cropped to one size
-  (one batch), with synthetic lows from a fixed seed for clean photos, or every reference relit by
-  non-uniform light (:func:`uneven_capture`), as :class:`LowLightTestSet`.
+The random degradation of an image (noise, hole, uneven light) comes from a CPU ``torch.Generator`` seeded by
+:func:`image_seed` of a set-level seed and the image's name, so it depends on neither the order, the subset,
+the device nor the run. Sets: :func:`noisy_test_set` (the PixelRL / DnCNN protocol, or real pairs),
+:func:`occluded_test_set`, :func:`lowlight_test_set` (one batch).
 
 Example:
     >>> from rlenhance.data import BuiltinImages, noisy_test_set
@@ -24,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import torch
@@ -34,26 +28,16 @@ from rlenhance.data.illumination import uneven_low_light
 from rlenhance.data.occlusion import random_occlusion
 from rlenhance.data.transforms import fit_longer_side
 
-__all__ = [
-    "LOWLIGHT_INPUTS",
-    "LowLightTestSet",
-    "NoisyImage",
-    "OccludedImage",
-    "image_seed",
-    "lowlight_test_set",
-    "noisy_test_set",
-    "occluded_test_set",
-    "synthetic_noise_level",
-    "uneven_capture",
-]
+__all__ = ["LOWLIGHT_INPUTS", "LowLightTestSet", "NoisyImage", "OccludedImage", "image_seed", "lowlight_test_set",
+           "noisy_test_set", "occluded_test_set", "synthetic_noise_level", "uneven_capture"]
 
 #: Bytes of the SHA-256 digest that make a per-image seed (:func:`image_seed`).
 _SEED_BYTES = 8
 
 
 def image_seed(seed: int, name: str) -> int:
-    """A seed for one evaluation image's random degradation (noise, hole) from a set-level seed and
-    the image's name: SHA-256, so it is stable across runs, machines and the order of the images.
+    """A seed (< 2**63) for one evaluation image's random degradation from a set-level seed and the image's name:
+    SHA-256, so it is stable across runs, machines and the order of the images.
 
     Example:
         >>> image_seed(0, "camera") == image_seed(0, "camera") != image_seed(1, "camera")
@@ -63,8 +47,9 @@ def image_seed(seed: int, name: str) -> int:
     return int.from_bytes(digest[:_SEED_BYTES], "little") >> 1  # torch seeds are < 2**63
 
 
-def _count(dataset: Any, limit: int) -> int:
-    return len(dataset) if not limit else min(limit, len(dataset))
+def _items(dataset: Any, limit: int) -> Iterator[dict[str, Any]]:
+    """The first ``limit`` items of ``dataset`` (0: all)."""
+    return (dataset[index] for index in range(len(dataset) if not limit else min(limit, len(dataset))))
 
 
 # --- denoising ---------------------------------------------------------------------------------------
@@ -77,9 +62,9 @@ class NoisyImage(NamedTuple):
 
 
 def synthetic_noise_level(size: tuple[int, int], sigma: float, sigma_to: float | None = None) -> float | torch.Tensor:
-    """The level of :func:`noisy_test_set`'s synthetic noise in an image of ``size`` (H, W), 0-255 scale:
-    ``sigma``, or with ``sigma_to`` the ramp from ``sigma`` at the left edge to ``sigma_to`` at the
-    right one, float32 (1, 1, H, W) (:func:`rlenhance.data.noise_ramp`)."""
+    """The level of :func:`noisy_test_set`'s synthetic noise in an image of ``size`` (H, W), 0-255 scale: ``sigma``,
+    or with ``sigma_to`` the ramp (:func:`rlenhance.data.noise_ramp`, float32 (1, 1, H, W)) from ``sigma`` at the
+    left edge to ``sigma_to`` at the right one."""
     return sigma if sigma_to is None else noise_ramp(size, sigma, sigma_to)
 
 
@@ -87,20 +72,17 @@ def noisy_test_set(dataset: Any, sigma: float, *, seed: int = 0, device: str | t
                    limit: int = 0, sigma_to: float | None = None) -> list[NoisyImage]:
     """The evaluation images of a data set with fixed Gaussian noise, or its real noisy images.
 
-    An item with its own ``"noisy"`` image (real noise: ``NoisyPairs``) is taken as it is, with
-    its ``"clean"`` image as the reference; ``sigma`` and ``seed`` do not apply to it. Any other
-    item's noise comes from a CPU ``torch.Generator`` seeded by :func:`image_seed` of ``seed`` and
-    the image's name, so the noisy image depends on neither the order, the subset, the device nor
-    the run: every method compared on it sees the same noise.
+    An item with its own ``"noisy"`` image (real noise: ``NoisyPairs``) is taken as it is, with its ``"clean"``
+    image as the reference; ``sigma`` and ``seed`` do not apply to it. Any other item's noise is seeded by
+    :func:`image_seed` of ``seed`` and its name (see the module docstring).
 
     Args:
-        dataset: items with ``"name"`` and either ``"clean"`` + ``"noisy"`` (``NoisyPairs``) or a
-            clean ``"high"`` or ``"low"`` image, float32 (C, H, W) in [0, 1] (``BuiltinImages``,
-            ``UnpairedImages``, ``PairedImages``).
+        dataset: items with ``"name"`` and either ``"clean"`` + ``"noisy"`` (``NoisyPairs``) or a clean ``"high"``
+            or ``"low"`` image, float32 (C, H, W) in [0, 1] (``BuiltinImages``, ``UnpairedImages``, ``PairedImages``).
         sigma: noise standard deviation on the 0-255 scale (>= 0) of the Gaussian noise.
         seed: the noise seed.
-        sigma_to: a level that varies across each image: linear from ``sigma`` at the left edge to
-            ``sigma_to`` at the right one (:func:`rlenhance.data.noise_ramp`); None: ``sigma`` everywhere.
+        sigma_to: a level linear from ``sigma`` at the left edge to ``sigma_to`` at the right one
+            (:func:`synthetic_noise_level`); None: ``sigma`` everywhere.
         device: where the returned tensors live.
         limit: keep the first ``limit`` images (0: all).
 
@@ -108,8 +90,7 @@ def noisy_test_set(dataset: Any, sigma: float, *, seed: int = 0, device: str | t
         list of :class:`NoisyImage`, in the data set's order.
     """
     out = []
-    for index in range(_count(dataset, limit)):
-        item = dataset[index]
+    for item in _items(dataset, limit):
         if "noisy" in item:  # real noise
             clean, noisy = item["clean"], item["noisy"]
         else:
@@ -133,9 +114,8 @@ class OccludedImage(NamedTuple):
 
 def occluded_test_set(dataset: Any, *, occlusion: str = "box", seed: int = 0, device: str | torch.device = "cpu",
                       limit: int = 0, max_side: int = 0) -> list[OccludedImage]:
-    """Evaluation images: the pairs of an ``OccludedPairs`` set, or clean photos (``"high"``) with a
-    synthetic hole drawn by a CPU generator seeded from ``seed`` and the image name
-    (:func:`image_seed`), so every run and method sees the same holes.
+    """Evaluation images: the pairs of an ``OccludedPairs`` set, or clean photos (``"high"``) with a synthetic
+    hole seeded by :func:`image_seed` of ``seed`` and the image name (see the module docstring).
 
     Args:
         dataset: an ``OccludedPairs`` set or items ``{"high", "name"}``, float32 (3, H, W) in [0, 1].
@@ -149,8 +129,7 @@ def occluded_test_set(dataset: Any, *, occlusion: str = "box", seed: int = 0, de
         list of :class:`OccludedImage`, in the data set's order.
     """
     out = []
-    for index in range(_count(dataset, limit)):
-        item = dataset[index]
+    for item in _items(dataset, limit):
         if "occluded" in item:
             occluded, original, mask = item["occluded"], item["original"], (item["mask"] > 0).float()
         else:
@@ -162,17 +141,15 @@ def occluded_test_set(dataset: Any, *, occlusion: str = "box", seed: int = 0, de
 
 
 # --- low light ---------------------------------------------------------------------------------------
-#: The dark inputs of a low-light evaluation set (``light``): ``"data"``, the data's own (the low frames of
-#: pairs; clean photos darkened uniformly by :func:`~rlenhance.data.synthetic_low_light`), or ``"uneven"``,
-#: every reference relit by non-uniform light (:func:`uneven_capture`).
+#: The dark inputs of a low-light evaluation set (``light``): ``"data"``, the data's own (the low frames of pairs;
+#: clean photos darkened uniformly), or ``"uneven"``, every reference relit by :func:`uneven_capture`.
 LOWLIGHT_INPUTS = ("data", "uneven")
 
 
 def uneven_capture(reference: torch.Tensor, name: str, *, seed: int = 0) -> torch.Tensor:
-    """The dark capture of an evaluation image under non-uniform light: its ``reference`` (float32
-    (C, H, W) in [0, 1]) relit by :func:`~rlenhance.data.uneven_low_light`, every number drawn from a
-    CPU generator seeded by :func:`image_seed` of ``seed`` and ``name``, so it depends on neither the
-    order, the subset, the device nor the run. Same shape and device as ``reference``.
+    """The dark capture of an evaluation image under non-uniform light: its ``reference`` (float32 (C, H, W) in
+    [0, 1]) relit by :func:`~rlenhance.data.uneven_low_light` seeded by :func:`image_seed` of ``seed`` and
+    ``name`` (see the module docstring). Same shape and device as ``reference``.
 
     Example:
         >>> photo = torch.full((3, 16, 24), 0.6)
@@ -184,8 +161,8 @@ def uneven_capture(reference: torch.Tensor, name: str, *, seed: int = 0) -> torc
 
 
 class LowLightTestSet(NamedTuple):
-    """Low-light evaluation images as one batch: names, ``low`` float32 (N, 3, h, w) in [0, 1] and
-    ``high`` (same shape) or None without references."""
+    """Low-light evaluation images as one batch: names, ``low`` float32 (N, 3, h, w) in [0, 1] and ``high`` (same
+    shape) or None without references."""
 
     names: list[str]
     low: torch.Tensor
@@ -194,14 +171,13 @@ class LowLightTestSet(NamedTuple):
 
 def lowlight_test_set(dataset: Any, size: int, *, seed: int = 0, device: str | torch.device = "cpu",
                       light: str = "data") -> LowLightTestSet:
-    """Every image of a data set, area-downscaled so its shorter side is ``size`` and centre-cropped
-    to ``size`` x ``size``, stacked into one batch.
+    """Every image of a data set, area-downscaled so its shorter side is ``size`` and centre-cropped to ``size`` x
+    ``size``, stacked into one batch.
 
-    Images smaller than ``size`` are not upscaled; where their shapes then differ (other aspect
-    ratios), all are centre-cropped to the smallest height and width so they stack. Clean photos
-    (items with ``"high"`` alone) get synthetic lows (:func:`~rlenhance.data.synthetic_low_light`)
-    from a generator on ``device`` seeded by ``seed``. With ``light="uneven"`` every low is its
-    fitted reference relit by non-uniform light (:func:`uneven_capture` of ``seed`` and its name).
+    Images smaller than ``size`` are not upscaled; where their shapes then differ, all are centre-cropped to the
+    smallest height and width so they stack. Clean photos (items with ``"high"`` alone) get synthetic lows
+    (:func:`~rlenhance.data.synthetic_low_light`) from a generator on ``device`` seeded by ``seed``. With
+    ``light="uneven"`` every low is its fitted reference relit by :func:`uneven_capture` of ``seed`` and its name.
 
     Args:
         dataset: items with ``"name"`` and ``"low"`` and / or ``"high"``, float32 (3, H, W) in [0, 1].
@@ -220,22 +196,17 @@ def lowlight_test_set(dataset: Any, size: int, *, seed: int = 0, device: str | t
         lacking = next(item["name"] for item in items if "high" not in item)
         raise ValueError(f"light 'uneven' relights references, but {lacking} has none (give pairs, or well-exposed "
                          "photos in a high/ folder)")
-    lows, highs = [], []
-    for item in items:
-        for key, out in (("low", lows), ("high", highs)):
-            if key in item:
-                out.append(_fit(item[key], size))
+    lows, highs = ([_fit(item[key], size) for item in items if key in item] for key in ("low", "high"))
     h, w = (min(image.shape[-2 + i] for image in lows + highs) for i in range(2))
     lows, highs = ([_centre_crop(image, h, w) for image in images] for images in (lows, highs))
     high = torch.stack(highs).to(device) if highs else None
     if light == "uneven":
-        low = torch.stack([uneven_capture(image, item["name"], seed=seed) for image, item in zip(highs, items)]
-                          ).to(device)
+        low = torch.stack([uneven_capture(image, item["name"], seed=seed) for image, item in zip(highs, items)])
+        low = low.to(device)
     elif lows:
         low = torch.stack(lows).to(device)
     else:
-        generator = torch.Generator(device=device).manual_seed(seed)
-        low = synthetic_low_light(high, generator=generator)
+        low = synthetic_low_light(high, generator=torch.Generator(device=device).manual_seed(seed))
     return LowLightTestSet([item["name"] for item in items], low, high)
 
 

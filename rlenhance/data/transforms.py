@@ -1,9 +1,8 @@
 """Deterministic train/validation splits, seeded crops and flips, and batch sampling.
 
-Every random choice comes from a ``numpy.random.Generator`` passed by the caller, so the same
-seed gives the same batch on every machine. Items are dicts of torch tensors of shape
-``(C, H, W)`` (float32 in [0, 1], or the uint8/bool tensors a dataset caches, see
-:meth:`rlenhance.data.base.ImageDataset.raw_item`) plus a ``"name"`` string.
+Every random choice comes from a ``numpy.random.Generator`` passed by the caller, so the same seed gives the
+same batch on every machine. Items are dicts of torch tensors of shape ``(C, H, W)`` (float32 in [0, 1], or the
+uint8/bool tensors a dataset caches, :meth:`rlenhance.data.base.ImageDataset.raw_item`) plus a ``"name"``.
 
 Example:
     >>> import numpy as np
@@ -17,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import PurePath
 from typing import Any, NamedTuple
 
@@ -41,11 +40,9 @@ _FRAME_SUFFIX = re.compile(r"^(?P<scene>.*\d.*)_\d+$")
 def scene_key(name: str) -> str:
     """The scene a file belongs to: its stem without a trailing ``_<digits>`` frame index.
 
-    SICE stores several under-exposed frames of one scene as ``NNN_k.jpg`` sharing one
-    reference; they must land on the same side of a train/validation split. The suffix is only
-    removed when the rest of the stem still holds a digit, so camera names such as
-    ``IMG_0001.jpg`` or ``bed_12.jpg`` stay distinct scenes (a prefix without digits is a
-    naming pattern, not a scene id).
+    SICE's frames ``NNN_k.jpg`` of one scene share one reference, so they must land on one side of a split. The
+    suffix is only removed when the rest of the stem still holds a digit, so camera names such as
+    ``IMG_0001.jpg`` or ``bed_12.jpg`` stay distinct scenes.
 
     Args:
         name: a file name or relative path, e.g. ``"011_2.jpg"`` or ``"our485/2.png"``.
@@ -54,9 +51,8 @@ def scene_key(name: str) -> str:
         The scene key, e.g. ``"011"`` for ``"011_2.jpg"``; ``"IMG_0001"`` for ``"IMG_0001.jpg"``.
     """
     path = PurePath(name)
-    stem = path.stem
-    match = _FRAME_SUFFIX.match(stem)
-    scene = match.group("scene") if match else stem
+    match = _FRAME_SUFFIX.match(path.stem)
+    scene = match.group("scene") if match else path.stem
     parent = path.parent.as_posix()
     return scene if parent in ("", ".") else f"{parent}/{scene}"
 
@@ -79,24 +75,15 @@ class Split(NamedTuple):
     val: list[str]
 
 
-def split_names(
-    names: Sequence[str],
-    *,
-    val_fraction: float = 0.1,
-    tune_fraction: float = TUNE_FRACTION,
-    seed: int = 0,
-    group: Callable[[str], str] | None = scene_key,
-) -> Split:
+def split_names(names: Sequence[str], *, val_fraction: float = 0.1, tune_fraction: float = TUNE_FRACTION, seed: int = 0,
+                group: Callable[[str], str] | None = scene_key) -> Split:
     """Split names into train, tune and validation lists, deterministically and by scene.
 
-    Names are grouped by ``group(name)`` (by default :func:`scene_key`, so all frames of one
-    scene stay together). Each group gets a position from SHA-256 of ``seed`` and its key (not
-    Python's salted ``hash``), groups are ordered by position, the first
-    ``max(1, round(val_fraction * n_groups))`` go to validation and the next
-    ``max(1, round(tune_fraction * n_groups))`` to tuning (none when ``tune_fraction`` is 0, or
-    when too few groups are left: training keeps at least one). Validation depends only on the
-    set of names, ``val_fraction`` and ``seed``, never on ``tune_fraction``. ``val_fraction`` 0
-    leaves validation empty (for data whose validation set is a fixed folder).
+    Names are grouped by ``group(name)`` (by default :func:`scene_key`). Each group gets a position from SHA-256
+    of ``seed`` and its key; in order of position, the first ``max(1, round(val_fraction * n_groups))`` go to
+    validation and the next ``max(1, round(tune_fraction * n_groups))`` to tuning (none when ``tune_fraction``
+    is 0, or when too few groups are left: training keeps at least one). Validation depends only on the set of
+    names, ``val_fraction`` and ``seed``, never on ``tune_fraction``; ``val_fraction`` 0 leaves it empty.
 
     Args:
         names: the names to split (file names as the datasets report them).
@@ -115,16 +102,13 @@ def split_names(
     for what, fraction in (("val_fraction", val_fraction), ("tune_fraction", tune_fraction)):
         if not 0.0 <= float(fraction) < 1.0:
             raise ValueError(f"{what}: expected a float in [0, 1), got {fraction!r}")
-    key_of = group if group is not None else (lambda name: name)
-    keys = {name: key_of(name) for name in names}
+    keys = {name: group(name) if group is not None else name for name in names}
     unique = sorted(set(keys.values()))
     if len(unique) < 2 and val_fraction > 0:
         shown = ", ".join(list(names)[:5])
-        raise DatasetError(
-            f"cannot split {len(names)} image(s) into train and val: they form {len(unique)} scene group(s) "
-            f"({shown}{', ...' if len(names) > 5 else ''}); a split needs at least 2 groups "
-            "(use split=None, or a grouping that separates the files)"
-        )
+        raise DatasetError(f"cannot split {len(names)} image(s) into train and val: they form {len(unique)} scene "
+                           f"group(s) ({shown}{', ...' if len(names) > 5 else ''}); a split needs at least 2 groups "
+                           "(use split=None, or a grouping that separates the files)")
 
     def count(fraction: float, room: int) -> int:
         return min(max(1, round(float(fraction) * len(unique))), room) if fraction > 0 else 0
@@ -141,9 +125,8 @@ def _tensor_keys(item: dict[str, Any]) -> list[str]:
 
 
 def _common_grid(item: dict[str, Any]) -> tuple[int, int, dict[str, int]]:
-    """The (H, W) of an item's smallest tensor and each tensor's integer factor over it (1 for
-    tensors of that size, k for super-resolution targets k times larger); DatasetError when a
-    tensor is not such a multiple."""
+    """The (H, W) of an item's smallest tensor and each tensor's integer factor k over it (super-resolution
+    targets); DatasetError when a tensor is not such a multiple."""
     sizes = {key: tuple(item[key].shape[-2:]) for key in _tensor_keys(item)}
     if not sizes:
         raise DatasetError(f"item {item.get('name', '?')!r}: holds no image tensors (keys {list(item)})")
@@ -157,25 +140,20 @@ def _common_grid(item: dict[str, Any]) -> tuple[int, int, dict[str, int]]:
 
 
 def _crop_size(size: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(size, (int, np.integer)):
-        hw = (int(size), int(size))
-    else:
-        hw = tuple(int(s) for s in size)
+    hw = (int(size), int(size)) if isinstance(size, (int, np.integer)) else tuple(int(s) for s in size)
     if len(hw) != 2 or min(hw) < 1:
         raise ValueError(f"crop: expected a positive int or a (height, width) pair, got {size!r}")
     return hw  # type: ignore[return-value]
 
 
 def random_crop(item: dict[str, Any], size: int | Sequence[int], rng: np.random.Generator) -> dict[str, Any]:
-    """Crop every tensor of an item at one random window.
-
-    Draws ``top = rng.integers(0, H - h + 1)`` then ``left = rng.integers(0, W - w + 1)``.
+    """Crop every tensor of an item at one random window: ``top = rng.integers(0, H - h + 1)``, then
+    ``left = rng.integers(0, W - w + 1)``.
 
     Args:
-        item: dict of tensors of shape (..., H, W) (all with the same H, W) and other values
-            (such as ``"name"``), which are copied unchanged. A tensor of shape (..., k H, k W)
-            for an integer k (a super-resolution target) is cropped at the same window scaled
-            by k: (..., k h, k w).
+        item: dict of tensors of shape (..., H, W) and other values (such as ``"name"``), copied unchanged.
+            A tensor of shape (..., k H, k W) for an integer k (a super-resolution target) is cropped at the
+            same window scaled by k: (..., k h, k w).
         size: crop size in the smallest tensor's pixels, an int (square) or ``(h, w)``.
         rng: the source of the window position.
 
@@ -183,48 +161,41 @@ def random_crop(item: dict[str, Any], size: int | Sequence[int], rng: np.random.
         A new dict; tensors are views of shape (..., h, w) ((..., k h, k w) for the k-times ones).
 
     Raises:
-        DatasetError: the crop is larger than the image (the message names both sizes), or a
-            tensor's size is not an integer multiple of the smallest one's.
+        DatasetError: the crop is larger than the image (the message names both sizes), or a tensor's size is
+            not an integer multiple of the smallest one's.
     """
     h, w = _crop_size(size)
     height, width, factors = _common_grid(item)
     _check_fits(item.get("name", "?"), (h, w), (height, width))
-    top = int(rng.integers(0, height - h + 1))
-    left = int(rng.integers(0, width - w + 1))
-    return _cut(item, factors, top, left, h, w)
+    return _cut(item, factors, int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1)), h, w)
 
 
 def _check_fits(name: str, crop: tuple[int, int], size: tuple[int, int]) -> None:
     """Refuse a crop larger than an item's image."""
     if crop[0] > size[0] or crop[1] > size[1]:
-        raise DatasetError(
-            f"item {name!r}: crop {crop[0]}x{crop[1]} is larger than the image {size[0]}x{size[1]}; "
-            "use a crop no larger than the smallest image"
-        )
+        raise DatasetError(f"item {name!r}: crop {crop[0]}x{crop[1]} is larger than the image {size[0]}x{size[1]}; "
+                           "use a crop no larger than the smallest image")
 
 
 def _cut(item: dict[str, Any], factors: dict[str, int], top: int, left: int, h: int, w: int) -> dict[str, Any]:
-    """Every tensor of an item cut at the window (top, left, h, w) of its smallest grid (a k-times
-    tensor at the window scaled by k), as views; other values copied."""
-    cut = {}
-    for key, value in item.items():
-        k = factors.get(key, 1)
-        cut[key] = value[..., top * k: (top + h) * k, left * k: (left + w) * k] if torch.is_tensor(value) else value
+    """Every tensor of an item (the keys of ``factors``, from :func:`_common_grid`) cut, as views, at the window
+    (top, left, h, w) of its smallest grid scaled by its factor k; other values copied."""
+    cut = dict(item)
+    for key, k in factors.items():
+        cut[key] = item[key][..., top * k: (top + h) * k, left * k: (left + w) * k]
     return cut
 
 
 def random_flip(item: dict[str, Any], rng: np.random.Generator, *, vertical: bool = True) -> dict[str, Any]:
     """Flip every tensor of an item the same way: horizontally and/or vertically, each with p = 0.5.
 
-    Draws ``rng.random(2)``: ``[0] < 0.5`` flips left-right (last axis), ``[1] < 0.5`` flips
-    up-down (second to last axis) unless ``vertical`` is False. Both coins are drawn either way, so
-    the draws that follow are the same.
+    Draws ``rng.random(2)`` (both coins, whatever ``vertical``): ``[0] < 0.5`` flips left-right (last axis),
+    ``[1] < 0.5`` up-down (second to last axis) unless ``vertical`` is False.
 
     Args:
         item: dict of tensors of shape (..., H, W) and other values (copied unchanged).
         rng: the source of the two coin flips.
-        vertical: allow the up-down flip; False for scenes with an up (a room upside down is
-            not a room).
+        vertical: allow the up-down flip; False for scenes with an up (rooms).
 
     Returns:
         A new dict with flipped tensors.
@@ -236,48 +207,33 @@ def random_flip(item: dict[str, Any], rng: np.random.Generator, *, vertical: boo
 def _flipped(item: dict[str, Any], left_right: bool, up_down: bool) -> dict[str, Any]:
     """Every tensor of an item flipped left-right and / or up-down; other values copied."""
     dims = [d for d, flip in ((-1, left_right), (-2, up_down)) if flip]
-    if not dims:
-        return dict(item)
-    return {key: (torch.flip(value, dims) if torch.is_tensor(value) else value) for key, value in item.items()}
+    return {key: (torch.flip(value, dims) if dims and torch.is_tensor(value) else value) for key, value in item.items()}
 
 
 def fit_longer_side(image: torch.Tensor, max_side: int) -> torch.Tensor:
-    """Area-downscale a (..., C, H, W) tensor so its longer side is at most ``max_side``.
-
-    Smaller images are returned unchanged; the new size is ``round(side * max_side / longer side)``
-    (at least 1). ``experiments.lol_train --policy-side`` fits its images so, then takes square crops
-    (:func:`working_square` is the Enhancer's working image).
-    """
-    size = _fitted_size(tuple(image.shape[-2:]), max_side)
-    if size == tuple(image.shape[-2:]):
+    """Area-downscale a (..., C, H, W) tensor so its longer side is at most ``max_side``: the new size is
+    ``round(side * max_side / longer side)`` (at least 1); smaller images are returned unchanged."""
+    if max_side < 1:
+        raise ValueError(f"max_side: expected an int >= 1, got {max_side!r}")
+    height, width = image.shape[-2:]
+    scale = max_side / max(height, width)
+    if scale >= 1:
         return image
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
     flat = image.reshape(-1, *image.shape[-3:])
     return F.interpolate(flat, size=size, mode="area").reshape(*image.shape[:-2], *size)
 
 
 def working_square(image: torch.Tensor, side: int) -> torch.Tensor:
-    """A low-light policy's working image: a float (..., C, H, W) tensor area-resized to ``side`` x
-    ``side`` whatever its size and aspect ratio (adaptive average pooling: each output pixel the mean
-    of the input pixels its cell covers; along a side shorter than ``side``, pixels repeat). Policies
-    are trained on square crops at one scale and land off their exposure target on other shapes and
-    sizes; their alpha maps are stretched back over the photo."""
+    """A low-light policy's working image: a float (..., C, H, W) tensor area-resized to ``side`` x ``side``
+    whatever its aspect ratio (adaptive average pooling; along a side shorter than ``side``, pixels repeat), as
+    policies are trained on square crops at one scale."""
     if side < 1:
         raise ValueError(f"side: expected an int >= 1, got {side!r}")
     if tuple(image.shape[-2:]) == (side, side):
         return image
     flat = image.reshape(-1, *image.shape[-3:])
     return F.adaptive_avg_pool2d(flat, (side, side)).reshape(*image.shape[:-2], side, side)
-
-
-def _fitted_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
-    """The (h, w) of :func:`fit_longer_side`: ``size`` scaled so its longer side is at most ``max_side``."""
-    if max_side < 1:
-        raise ValueError(f"max_side: expected an int >= 1, got {max_side!r}")
-    height, width = size
-    scale = max_side / max(height, width)
-    if scale >= 1:
-        return height, width
-    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def _checked_size(size: Sequence[int]) -> tuple[int, int]:
@@ -289,10 +245,8 @@ def _checked_size(size: Sequence[int]) -> tuple[int, int]:
 def resize_image(image: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """Resize a float (..., C, H, W) tensor to ``size = (h, w)``, up or down, ignoring the aspect ratio.
 
-    Bilinear with antialiasing (a triangle filter widened by the scale when shrinking), as PIL's
-    bilinear resize, which torchvision's ``Resize`` applies to the PIL images of the completion
-    seeds. Each output pixel is a convex blend of the input pixels within the filter's reach,
-    so values stay in the input's range. For a mask, see :class:`ResizedImages`.
+    Bilinear with antialiasing, as PIL's (torchvision's ``Resize`` of the completion seeds): each output pixel
+    is a convex blend of input pixels, so values stay in the input's range. For a mask, see :class:`ResizedImages`.
 
     Raises:
         ValueError: ``size`` is not two integers >= 1.
@@ -306,24 +260,20 @@ def resize_image(image: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
 
 
 class ResizedImages:
-    """A dataset whose images are those of ``dataset`` resized: area-downscaled by
-    :func:`fit_longer_side` (``max_side``), or brought to one size by :func:`resize_image` (``size``).
+    """A dataset whose images are those of ``dataset`` resized: area-downscaled by :func:`fit_longer_side`
+    (``max_side``), or brought to one size by :func:`resize_image` (``size``).
 
-    Items are the wrapped dataset's dicts with every (C, H, W) tensor as float32 in [0, 1] at
-    the new size (all tensors of an item share one size, so pairs stay aligned). A mask (the
-    tensors of ``mask_keys``, 1 = missing) goes through the images' filter and every pixel it
-    reaches (value > 0) is missing: such a pixel of the resized occluded image blends in the
-    hole's fill colour, so it is not a known pixel. A nearest-neighbour mask would leave a ring of
-    them outside the hole, taken as known, which the fill then spreads into the hole.
+    Items are the wrapped dataset's dicts with every (C, H, W) tensor as float32 in [0, 1] at the new size (all
+    tensors of an item share one size, so pairs stay aligned). A mask (the tensors of ``mask_keys``,
+    1 = missing) goes through the images' filter and every pixel it reaches (value > 0) is missing, since that
+    pixel of the resized occluded image blends in the hole's fill colour.
 
     Args:
         dataset: anything with ``__len__`` / ``__getitem__`` returning dicts of (C, H, W) tensors.
         max_side: the longer side of every image after resizing (smaller images are kept).
-        size: ``(h, w)``: every image is resized to exactly this (up or down; the completion
-            seeds' preprocessing: 256x256 for the ConvLSTM model, 128x128 for the gated one).
+        size: ``(h, w)``: every image is resized to exactly this, up or down.
         mask_keys: the keys that hold masks.
-        cache: keep each item once resized (its tensors' memory at the new size, for as long as the
-            dataset lives): a training set drawn from at every episode resizes each image once.
+        cache: keep each item once resized (in memory for as long as the dataset lives).
 
     Raises:
         ValueError: not exactly one of ``max_side`` and ``size``, or either out of range.
@@ -369,65 +319,47 @@ class ResizedImages:
 
 
 def to_float(value: torch.Tensor) -> torch.Tensor:
-    """A cached tensor as a new float32 tensor in [0, 1]: uint8 is divided by 255, bool becomes {0, 1}.
-
-    Always a copy, so callers may modify the result without touching a dataset's cache.
-    """
+    """A cached tensor as a new float32 tensor in [0, 1] (uint8 divided by 255, bool {0, 1}): always a copy,
+    so callers may modify it without touching a dataset's cache."""
     if value.dtype == torch.uint8:
         return value.to(torch.float32).div_(255.0)
     return value.to(torch.float32, copy=True)
 
 
-def sample_batch(
-    dataset: Any,
-    batch_size: int,
-    *,
-    crop: int | Sequence[int] | None,
-    rng: np.random.Generator | Sequence[np.random.Generator] | RowStream,
-    flip: bool = True,
-    vertical_flip: bool = True,
-    spread: bool = False,
-) -> dict[str, Any]:
+def sample_batch(dataset: Any, batch_size: int, *, crop: int | Sequence[int] | None,
+                 rng: np.random.Generator | Sequence[np.random.Generator] | RowStream, flip: bool = True,
+                 vertical_flip: bool = True, spread: bool = False) -> dict[str, Any]:
     """Draw a batch of random items, cropped and flipped, stacked into (B, C, h, w) tensors.
 
-    The draws are, in order: ``rng.integers(0, len(dataset), size=batch_size)`` (with
-    replacement; with ``spread``, the items of ``rng.permutation(len(dataset))`` in turn, so
-    every item is used ``batch_size // len(dataset)`` or one more times), then for each item the
-    crop window (:func:`random_crop`) and the flips (:func:`random_flip`). Given one generator
-    per row instead, row i draws ``rng[i].integers(0, len(dataset))``, then its crop window and
-    flips, from ``rng[i]`` alone: a row is then the same whatever the batch size and the other
-    rows (a data-parallel job's ranks each draw only their rows of a global batch). Given a
-    :class:`~rlenhance.data.rows.RowStream` of the rows, the same holds and every draw is made for
-    all the rows at once (:func:`row_windows`: the items, then four numbers a row); an
-    :class:`ImageBank` of the data set gives the same batch without cutting the rows one by one. The
-    same generator state gives the same batch. Datasets of this package are cropped before conversion
-    to float (fast); any other dataset returning dicts of (C, H, W) tensors works through
-    ``dataset[i]``.
+    The draws are, in order: ``rng.integers(0, len(dataset), size=batch_size)`` (with replacement; with
+    ``spread``, the items of ``rng.permutation(len(dataset))`` in turn, so every item is used
+    ``batch_size // len(dataset)`` or one more times), then for each item its crop window (:func:`random_crop`)
+    and flips (:func:`random_flip`). With one generator per row, row i draws ``rng[i].integers(0, len(dataset))``,
+    its window and flips from ``rng[i]`` alone, so a row is the same whatever the batch size and the other rows
+    (data-parallel ranks draw only their rows). With a :class:`~rlenhance.data.rows.RowStream` of the rows, the
+    same holds and each draw is made for all the rows at once (:func:`row_windows`: the items, then four numbers
+    a row); an :class:`ImageBank` of the data set gives the same batch without a loop over the rows. Datasets of
+    this package are cropped before conversion to float; any other works through ``dataset[i]``.
 
     Args:
-        dataset: a dataset with ``__len__`` and ``__getitem__`` returning dicts of (C, H, W)
-            tensors plus ``"name"``.
+        dataset: ``__len__`` and ``__getitem__`` returning dicts of (C, H, W) tensors plus ``"name"``.
         batch_size: number of items B >= 1.
-        crop: crop size (int or ``(h, w)``, in the pixels of an item's smallest tensor: a
-            super-resolution target k times larger is cropped k times larger, see
-            :func:`random_crop`), or None to keep full images (each key's images must then
-            share one size).
-        rng: the source of every random choice: one generator for the batch, a sequence of
-            ``batch_size`` generators, one per row, or a row stream of ``batch_size`` rows.
+        crop: crop size (int or ``(h, w)``, in the pixels of an item's smallest tensor, as in
+            :func:`random_crop`), or None to keep full images (each key's images must then share one size).
+        rng: one generator for the batch, a sequence of ``batch_size`` generators (one per row), or a row
+            stream of ``batch_size`` rows.
         flip: apply random horizontal/vertical flips.
         vertical_flip: with ``flip``, allow the up-down flip too (``random_flip``'s ``vertical``).
-        spread: draw the items evenly (a fixed validation set) instead of with replacement; needs
-            one generator (the items of the batch are drawn together).
+        spread: draw the items evenly (a fixed validation set) instead of with replacement; needs one generator.
 
     Returns:
-        Dict of float32 tensors (B, C, h, w) in [0, 1] (one per tensor key of the items) and
-        ``"names"``: list of the B item names.
+        Dict of float32 tensors (B, C, h, w) in [0, 1] (one per tensor key of the items) and ``"names"``: list
+        of the B item names.
 
     Raises:
-        ValueError: ``batch_size`` below 1, or generators per row (or a row stream) that are not
-            ``batch_size`` of them or come with ``spread``.
-        DatasetError: empty dataset, crop larger than an image, or ``crop=None`` with images
-            of different sizes.
+        ValueError: ``batch_size`` below 1, or generators per row (or a row stream) that are not ``batch_size``
+            of them or come with ``spread``.
+        DatasetError: empty dataset, crop larger than an image, or ``crop=None`` with images of different sizes.
     """
     if int(batch_size) < 1:
         raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
@@ -469,7 +401,8 @@ def sample_batch(
     return _stacked(items, crop)
 
 
-def _one_size_error(detail: str) -> DatasetError:
+def _one_size_error(sizes: Iterable[tuple[str, Sequence[int]]]) -> DatasetError:
+    detail = ", ".join(f"{name} {h}x{w}" for name, (h, w) in sorted(sizes))
     return DatasetError(f"sample_batch: crop=None needs images of one size, got {detail}; give crop=(h, w)")
 
 
@@ -479,46 +412,41 @@ def _stacked(items: list[dict[str, Any]], crop: int | Sequence[int] | None) -> d
     if crop is None:  # stacked per key: each key's images must share one size
         sizes = {(item.get("name", "?"), tuple(item[key].shape[-2:])) for item in items for key in keys}
         if any(len({tuple(item[key].shape[-2:]) for item in items}) > 1 for key in keys):
-            raise _one_size_error(", ".join(f"{name} {h}x{w}" for name, (h, w) in sorted(sizes)))
+            raise _one_size_error(sizes)
     batch: dict[str, Any] = {key: torch.stack([to_float(item[key]) for item in items]) for key in keys}
     batch["names"] = [item.get("name", "") for item in items]
     return batch
 
 
 class Windows(NamedTuple):
-    """Where each row of a batch cuts its item (:func:`row_windows`): the window's corner in the
-    item's smallest grid, its size, and the flips."""
+    """Where each row of a batch cuts its item (:func:`row_windows`): the window's corner ``top``, ``left``
+    (int64 (B,)) in the item's smallest grid, the ``size`` (h, w) of every window, and the flips ``left_right``,
+    ``up_down`` (bool (B,))."""
 
     top: np.ndarray
-    """int64 (B,)"""
     left: np.ndarray
-    """int64 (B,)"""
     size: tuple[int, int]
-    """(h, w) of every window"""
     left_right: np.ndarray
-    """bool (B,): flipped left-right"""
     up_down: np.ndarray
-    """bool (B,): flipped up-down"""
 
 
 def row_windows(stream: RowStream, sizes: np.ndarray, crop: int | Sequence[int] | None, *, flip: bool = True,
                 vertical_flip: bool = True, names: Sequence[str] = ()) -> Windows:
-    """The crop windows and flips of a batch's rows whose items (drawn before) are ``sizes``, int (B, 2)
-    (H, W of each item's smallest grid): one call of ``stream`` for four numbers a row, ``u``; the
-    window's top is ``floor(u0 (H - h + 1))``, its left ``floor(u1 (W - w + 1))``, and with ``flip``
-    ``u2 < 0.5`` flips it left-right, ``u3 < 0.5`` up-down (with ``vertical_flip``). ``crop=None``:
-    the whole items, which must share one size.
+    """The crop windows and flips of a batch's rows whose items (drawn before) are ``sizes``, int (B, 2) (H, W
+    of each item's smallest grid): one call of ``stream`` for four numbers a row, ``u``; the window's top is
+    ``floor(u0 (H - h + 1))``, its left ``floor(u1 (W - w + 1))``, and with ``flip`` ``u2 < 0.5`` flips it
+    left-right, ``u3 < 0.5`` up-down (with ``vertical_flip``). ``crop=None``: the whole items, of one size.
 
     Raises:
-        DatasetError: a crop larger than an item (named from ``names``), or ``crop=None`` with items
-            of several sizes.
+        DatasetError: a crop larger than an item (named from ``names``), or ``crop=None`` with items of several
+            sizes.
     """
     sizes = np.asarray(sizes, dtype=np.int64).reshape(-1, 2)
     u = stream.random((len(stream), 4))
     names = list(names) or ["?"] * len(sizes)
     if crop is None:
         if len({tuple(size) for size in sizes.tolist()}) > 1:
-            raise _one_size_error(", ".join(f"{name} {h}x{w}" for name, (h, w) in sorted(zip(names, sizes.tolist()))))
+            raise _one_size_error(zip(names, sizes.tolist()))
         h, w = (int(v) for v in sizes[0])
         top = left = np.zeros(len(sizes), dtype=np.int64)
     else:
