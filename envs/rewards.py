@@ -23,7 +23,8 @@ import torch
 from rlenhance import losses
 from rlenhance.plugins import Registry
 
-__all__ = ["REWARD_TERMS", "ColorRatio", "Reference", "RewardTerm", "build_terms", "reexpose", "term_items"]
+__all__ = ["REWARD_TERMS", "ColorRatio", "Reference", "RewardTerm", "ScaledReference", "build_terms", "reexpose",
+           "regain", "term_items"]
 
 
 class RewardTerm:
@@ -63,6 +64,17 @@ def reexpose(image: torch.Tensor, target: torch.Tensor, iterations: int = 24) ->
     return x.pow(((low + high) / 2).exp())
 
 
+def regain(image: torch.Tensor, target: torch.Tensor, iterations: int = 24) -> torch.Tensor:
+    """``clamp(s * image, 0, 1)`` with one gain ``s`` per image, chosen so the mean is ``target`` (B, 1, 1, 1): the
+    image at another exposure with the ratios of its unclipped tones kept (bisection on ``log s`` in [-6, 6])."""
+    low, high = torch.full_like(target, -6.0), torch.full_like(target, 6.0)
+    for _ in range(iterations):
+        middle = (low + high) / 2
+        bright = (image * middle.exp()).clamp(0, 1).mean(dim=(1, 2, 3), keepdim=True) > target
+        low, high = torch.where(bright, low, middle), torch.where(bright, middle, high)
+    return (image * ((low + high) / 2).exp()).clamp(0, 1)
+
+
 @REWARD_TERMS.register()
 class Reference(RewardTerm):
     """Squared error (mean over RGB) to the reference brought to the episode's exposure target
@@ -79,6 +91,18 @@ class Reference(RewardTerm):
         if self.exposed is None:
             return image.new_zeros(image.shape[0], 1, *image.shape[-2:])
         return (image - self.exposed).pow(2).mean(dim=1, keepdim=True)
+
+
+@REWARD_TERMS.register()
+class ScaledReference(Reference):
+    """:class:`Reference` with the reference brought to the target by a gain (:func:`regain`), not a tone curve:
+    a dark object stays as much darker than its surroundings as in the reference, which GT-mean evaluation
+    (:func:`rlenhance.metrics.gt_mean_align`) compares; a tone curve lifts it as if it were in shadow."""
+
+    name = "scaled_reference"
+
+    def reset(self, task: Any) -> None:
+        self.exposed = None if task.high is None else regain(task.high, task.target)
 
 
 @REWARD_TERMS.register()
