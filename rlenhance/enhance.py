@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from rlenhance.checkpoint import ALPHA_MODES, SPEC_KEY, LowLightPolicySpec, build_model, load_checkpoint
+from rlenhance.checkpoint.specs import _in_range
 from rlenhance.data.degrade import noise_level_map
 from rlenhance.data.transforms import working_square
 from rlenhance.errors import CheckpointError, ImageError
@@ -431,12 +432,6 @@ def _noise_sigma(denoiser: SupervisedRestorer | None, noise_sigma: float | None)
 def _setting_keyword(name: str) -> str:
     """A spec's setting name as :meth:`Enhancer.cond` takes it (``exposure_target`` -> ``exposure``)."""
     return "exposure" if name == "exposure_target" else name
-
-
-def _in_range(value: float, bounds: tuple[float, ...]) -> bool:
-    """``low <= value <= high``, forgiving float32 round-off of the recorded ends."""
-    slack = 1e-6 * max(1.0, abs(bounds[0]), abs(bounds[1]))
-    return bounds[0] - slack <= value <= bounds[1] + slack
 
 
 def _working_image(image: np.ndarray, side: int, band_pixels: int) -> torch.Tensor:
