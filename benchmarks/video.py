@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,10 +37,9 @@ import cv2
 import numpy as np
 
 from benchmarks.export import DEFAULT_PHOTOS, photos
-from benchmarks.inference import CLI_WRAPPER
+from benchmarks.inference import timed_run
 from rlenhance.io.video import CRF, X264_OPTIONS
 
-ROOT = Path(__file__).resolve().parents[1]
 RATE = 25
 SAMPLE_RATE = 44_100
 #: The parts of the benchmark (``--parts``), in the order they run.
@@ -87,16 +85,11 @@ def write_clip(path: Path, frames: Iterable[np.ndarray], *, rate: int = RATE, co
 
 
 def run_command(clip: Path, out: Path) -> tuple[str, float, int]:
-    """``rlenhance enhance clip -o out`` in a fresh process: its line, CPU seconds, peak RSS (KiB)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    report = subprocess.run([sys.executable, "-c", CLI_WRAPPER, sys.executable, "-m", "rlenhance", "enhance",
-                             str(clip), "-o", str(out), "--overwrite"], capture_output=True, text=True, env=env,
-                            check=True).stdout
-    first, line = report.split("\n", 1)
-    status, _wall, peak, cpu = first.split()
-    if status != "0":
-        raise RuntimeError(f"rlenhance enhance {clip} failed: {line}")
-    return line.strip(), float(cpu), int(peak)
+    """``rlenhance enhance clip -o out`` in a fresh process (:func:`benchmarks.inference.timed_run`): its line,
+    CPU seconds, peak RSS (KiB)."""
+    _wall, peak, cpu, line = timed_run([sys.executable, "-m", "rlenhance", "enhance", str(clip), "-o", str(out),
+                                        "--overwrite"])
+    return line.strip(), cpu, peak
 
 
 #: The encoder settings compared (x264 options beside the CRF): the shipped ones and x264's preset veryfast.
