@@ -128,8 +128,9 @@ def flush_denormals() -> bool:
     """Make CPU float math treat denormal (subnormal) numbers as zero (FTZ/DAZ): ``torch.set_flush_denormal``.
 
     The setting is per thread and copied into threads created later, so it must run before torch's intra-op
-    CPU thread pool starts (the first parallel torch op); the entry points and model loaders call it. Some
-    shipped peer weights (Zero-DCE) are denormal, which is slow on CPUs with a denormal penalty.
+    CPU thread pool starts (the first parallel torch op); the entry points and model loaders call it. The official
+    Zero-DCE / Zero-DCE++ weights hold denormals (the :mod:`rlenhance.models.peers` loaders zero them), and
+    activations can become denormal: slow on CPUs with a denormal penalty.
 
     Returns:
         True when the CPU supports flushing (x86 with SSE3), False otherwise (nothing changed).
