@@ -9,7 +9,7 @@ from typing import Any
 from rlenhance.data.builtin import BuiltinImages
 from rlenhance.data.noisy import NoisyPairs, noisy_layout
 from rlenhance.data.occluded import OccludedPairs
-from rlenhance.data.paired import PairedImages, UnpairedImages
+from rlenhance.data.paired import LOL_SUBSETS, PairedImages, UnpairedImages
 from rlenhance.data.transforms import TUNE_FRACTION
 from rlenhance.errors import DatasetError
 
@@ -61,6 +61,6 @@ def open_dataset(data: Any, *, kind: str, split: str | None, gray: bool, seed: i
         return OccludedPairs(root, **common)
     if kind == "clean" and noisy_layout(root) is not None:
         return NoisyPairs(root, gray=gray, **common)
-    if any((root / sub).is_dir() for sub in ("high", "our485", "eval15")):  # high/: pairs or references; LOL
+    if any((root / sub).is_dir() for sub in ("high", *LOL_SUBSETS[None])):  # high/: pairs or references; LOL
         return PairedImages(root, gray=gray, **common)
     return UnpairedImages(root, gray=gray, **common)
