@@ -15,7 +15,7 @@ that is zero without references sets ``needs_reference``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -52,27 +52,29 @@ def _check_term(term: Any) -> None:
 REWARD_TERMS: Registry[type[RewardTerm]] = Registry("reward term", check=_check_term)
 
 
+def _match_mean(expose: Callable[[torch.Tensor], torch.Tensor], target: torch.Tensor, bound: float,
+                iterations: int) -> torch.Tensor:
+    """``expose(t)`` with one ``t`` per image in [-bound, bound] chosen by bisection so the mean is ``target``
+    (B, 1, 1, 1); ``expose`` brightens as ``t`` rises."""
+    low, high = torch.full_like(target, -bound), torch.full_like(target, bound)
+    for _ in range(iterations):
+        middle = (low + high) / 2
+        bright = expose(middle).mean(dim=(1, 2, 3), keepdim=True) > target
+        low, high = torch.where(bright, low, middle), torch.where(bright, middle, high)
+    return expose((low + high) / 2)
+
+
 def reexpose(image: torch.Tensor, target: torch.Tensor, iterations: int = 24) -> torch.Tensor:
     """``image ** g`` with one exponent ``g`` per image, chosen so the mean is ``target`` (B, 1, 1, 1): the
     image's look at another exposure, its tones kept in order (bisection on ``log g`` in [-4, 4])."""
     x = image.clamp(1e-4, 1.0)
-    low, high = torch.full_like(target, -4.0), torch.full_like(target, 4.0)
-    for _ in range(iterations):
-        middle = (low + high) / 2
-        bright = x.pow(middle.exp()).mean(dim=(1, 2, 3), keepdim=True) > target
-        low, high = torch.where(bright, middle, low), torch.where(bright, high, middle)
-    return x.pow(((low + high) / 2).exp())
+    return _match_mean(lambda t: x.pow((-t).exp()), target, 4.0, iterations)
 
 
 def regain(image: torch.Tensor, target: torch.Tensor, iterations: int = 24) -> torch.Tensor:
     """``clamp(s * image, 0, 1)`` with one gain ``s`` per image, chosen so the mean is ``target`` (B, 1, 1, 1): the
     image at another exposure with the ratios of its unclipped tones kept (bisection on ``log s`` in [-6, 6])."""
-    low, high = torch.full_like(target, -6.0), torch.full_like(target, 6.0)
-    for _ in range(iterations):
-        middle = (low + high) / 2
-        bright = (image * middle.exp()).clamp(0, 1).mean(dim=(1, 2, 3), keepdim=True) > target
-        low, high = torch.where(bright, low, middle), torch.where(bright, middle, high)
-    return (image * ((low + high) / 2).exp()).clamp(0, 1)
+    return _match_mean(lambda t: (image * t.exp()).clamp(0, 1), target, 6.0, iterations)
 
 
 @REWARD_TERMS.register()
