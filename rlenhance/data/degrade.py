@@ -59,13 +59,13 @@ def _as_int_range(value: IntRange, name: str, *, low: int) -> tuple[int, int]:
     return int(lo), int(hi)
 
 
-def _flatten(x: torch.Tensor, name: str = "x") -> tuple[torch.Tensor, torch.Size]:
+def _flatten(x: torch.Tensor) -> tuple[torch.Tensor, torch.Size]:
     """``x`` of shape (*, C, H, W) as (B, C, H, W), with its original shape."""
     if not torch.is_tensor(x) or x.ndim < 3:
         shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
-        raise ValueError(f"{name}: expected a tensor of shape (*, C, H, W), got {shape}")
+        raise ValueError(f"x: expected a tensor of shape (*, C, H, W), got {shape}")
     if not x.is_floating_point():
-        raise ValueError(f"{name}: expected a floating-point tensor in [0, 1], got dtype {x.dtype}")
+        raise ValueError(f"x: expected a floating-point tensor in [0, 1], got dtype {x.dtype}")
     return x.reshape(-1, *x.shape[-3:]), x.shape
 
 

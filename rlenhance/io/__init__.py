@@ -12,6 +12,7 @@ module                     what
 :mod:`rlenhance.io.write`  :func:`save_image` (atomic; create-exclusive without ``overwrite``)
 :mod:`rlenhance.io.png`    the parallel PNG encoder :func:`save_image` uses
 :mod:`rlenhance.io.arrays` :func:`as_unit_float`, :func:`is_gray`, :func:`image_to_tensor`, ... (torch)
+:mod:`rlenhance.io.video`  :func:`transcode`: a clip's frames through a function of RGB arrays (PyAV, an extra)
 =========================  =====================================================================
 
 Reading and writing files does not import torch; the array helpers are imported on first use.
