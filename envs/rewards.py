@@ -85,9 +85,11 @@ class Reference(RewardTerm):
 
     name = "reference"
     needs_reference = True
+    #: ``(reference, target) -> the reference at the target``: what the state is compared with.
+    expose = staticmethod(reexpose)
 
     def reset(self, task: Any) -> None:
-        self.exposed = None if task.high is None else reexpose(task.high, task.target)
+        self.exposed = None if task.high is None else self.expose(task.high, task.target)
 
     def __call__(self, image: torch.Tensor, task: Any) -> torch.Tensor:
         if self.exposed is None:
@@ -102,9 +104,7 @@ class ScaledReference(Reference):
     (:func:`rlenhance.metrics.gt_mean_align`) compares; a tone curve lifts it as if it were in shadow."""
 
     name = "scaled_reference"
-
-    def reset(self, task: Any) -> None:
-        self.exposed = None if task.high is None else regain(task.high, task.target)
+    expose = staticmethod(regain)
 
 
 @REWARD_TERMS.register()
