@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from rlenhance.checkpoint import ALPHA_MODES, SPEC_KEY, LowLightPolicySpec, build_model, load_checkpoint
-from rlenhance.checkpoint.specs import _in_range
+from rlenhance.checkpoint.specs import in_range
 from rlenhance.data.degrade import noise_level_map
 from rlenhance.data.transforms import working_square
 from rlenhance.errors import CheckpointError, ImageError
@@ -189,7 +189,7 @@ class Enhancer:
             bounds = self.spec.setting_ranges.get(name)
             if bounds is None:
                 raise ValueError(f"{key}: {self._untrained(name)}")
-            if not _in_range(value, bounds):
+            if not in_range(value, bounds):
                 raise ValueError(f"{key}: {value:g} is outside the range this model was trained over, "
                                  f"[{bounds[0]:g}, {bounds[1]:g}] ({self.path.name})")
             values[name] = value

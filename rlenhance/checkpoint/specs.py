@@ -269,7 +269,7 @@ class LowLightPolicySpec(CheckpointSpec):
                 problems.append(f"setting_ranges['exposure_target'] {list(bounds)} (accepted: within (0, 1))")
             elif name != "exposure_target" and bounds[0] < 0.0:
                 problems.append(f"setting_ranges[{name!r}] {list(bounds)} (a reward weight is >= 0)")
-            elif name in self.setting and not _in_range(self.setting[name], bounds):
+            elif name in self.setting and not in_range(self.setting[name], bounds):
                 problems.append(f"setting[{name!r}] {self.setting[name]!r} lies outside setting_ranges[{name!r}] "
                                 f"{list(bounds)}")
         if self.setting_ranges and not self.conditioned:
@@ -299,7 +299,7 @@ class LowLightPolicySpec(CheckpointSpec):
         return problems
 
 
-def _in_range(value: float, bounds: tuple[float, ...]) -> bool:
+def in_range(value: float, bounds: tuple[float, ...]) -> bool:
     """``low <= value <= high``, forgiving float32 round-off at the ends."""
     slack = 1e-6 * max(1.0, abs(bounds[0]), abs(bounds[1]))
     return bounds[0] - slack <= value <= bounds[1] + slack
