@@ -271,14 +271,14 @@ def uneven_light() -> Config:
 def local_light() -> Config:
     """rlenhance/weights/lowlight_local.pt (the card ships episode 3,000 of the last run): uneven-light with the
     exposure term on the whole image, the reference brought to the target by a gain, conditioned on the exposure
-    target and the four weights, half the episodes relit, 10 steps taking the most probable alpha. From scratch it
-    stays global; from uneven-light's policy (``--init-policy``) it keeps local light
+    target and the four weights, three episodes in four relit, 10 steps taking the most probable alpha. From
+    scratch it stays global; from uneven-light's policy (``--init-policy``) it keeps local light
     (experiments/recipes/lowlight_local.sh)."""
     return config.replace_path(uneven_light(), {
-        "task.uneven": 0.5, "task.test_steps": 10, "task.alpha_mode": "argmax", "reward.conditioned": True,
+        "task.uneven": 0.75, "task.test_steps": 10, "task.alpha_mode": "argmax", "reward.conditioned": True,
         "reward.terms": ("scaled_reference=300",),
-        "reward.w_exposure": 300.0, "reward.exposure_patch": 128, "ranges.w_exposure": (0.0, 1000.0),
-        "ranges.w_color": (0.0, 1000.0), "ranges.w_spatial": (0.0, 100.0), "ranges.w_smooth": (0.1, 100.0),
+        "reward.w_exposure": 300.0, "reward.exposure_patch": 128, "ranges.w_exposure": (0.0, 500.0),
+        "ranges.w_color": (0.0, 1000.0), "ranges.w_spatial": (0.0, 1000.0), "ranges.w_smooth": (0.1, 1000.0),
         "run.eval_every": 500, "run.keep_evals": True})
 
 

@@ -60,27 +60,26 @@ FIGURES = [
       for figure in ("4.9x", "5.2x", "5.4x")),
     *(Figure("docs/training.md", figure, "python -m experiments.lol_train") for figure in ("102 s", "+1.85 dB")),
     *(Figure("docs/lowlight.md", figure, "python -m benchmarks.lowlight_goals --checkpoint CHECKPOINT")
-      for figure in ("17.83", "17.94", "19.81", "**20.50**", "1.125", "19.27", "18.14", "19.65", "0.83", "- 0.15",
-                     "+ 1.72", "5.50x", "0.030", "20.13 dB", "+ 0.32", "2.03x", "relit 18.83", "19.27 / 19.58 / 19.79",
-                     "1.00 against 0.83", "0.97 against 0.66", "0.003")),
+      for figure in ("17.83", "17.94", "19.81", "**20.50**", "1.125", "19.27", "18.14", "19.94 | 1.02", "+ 0.13",
+                     "+ 2.00", "0.027", "relit 18.83", "19.27 / 19.58 / 19.79", "1.25 against 1.02", "0.003")),
     *(Figure("docs/lowlight.md", figure, "python -m benchmarks.lowlight_goals --split tune --checkpoint "
-             "runs/tone/checkpoints/episode_003000.pt") for figure in ("19.51", "19.17", "3.35x", "1.77x", "0.020")),
-    Figure("docs/lowlight.md", "0.044 short", "benchmarks.knobs --split val"),
+             "runs/v/checkpoints/episode_003000.pt")
+      for figure in ("| 19.51 | -0.10 | 0.020 | 4 of 6 |", "| 19.41 | -0.20 | 0.024 | 4 |",
+                     "| 19.29 | -0.32 | 0.016 | 5 |", "| 19.60 | -0.01 | 0.035 | 4 |", "| 18.74 | -0.87 | 0.037 | 4 |",
+                     "| 19.15 | -0.46 | 0.025 | 4 |", "| **19.68** | **+0.07** | 0.024 | **5** |")),
+    Figure("docs/lowlight.md", "0.040 short", "benchmarks.knobs --split val"),
     *(Figure("docs/lowlight.md", figure, "python -m experiments.lol_train --preset uneven-light --threads 1 --out "
              "runs/uneven") for figure in ("-0.3 19.17 dB", "18.77", "(itself 19.27)")),
-    *(Figure("docs/lowlight.md", figure, "python -m experiments.lol_train --preset local-light --init-policy "
-             "runs/local_4/checkpoints/episode_003000.pt --threads 1 --out runs/m")
-      for figure in ("19.64", "1.79x", "knobs 3 of 6", "19.94", "1.96x", "2 of 6", "19.56", "1.98x", "19.87", "1.97x")),
     *(Figure("docs/lowlight.md", figure, "`python -m benchmarks.reward_optimum --rewards R` at df3bd26")
       for figure in ("15.58", "18.32", "25.31")),
     *(Figure("docs/lowlight.md", figure, "python -m experiments.lol_train $U --set run.episodes=7000")
       for figure in ("+0.08 / -0.16",)),
     *(Figure("docs/lowlight.md", figure, "python -m experiments.lol_eval --checkpoint CHECKPOINT --split val "
              "--no-classical") for figure in ("19.79 dB / 0.690", "19.09 / 18.82 / 18.80")),
-    Figure("docs/lowlight.md", "18.51 dB", "python -m experiments.compare --task lowlight --data "
+    Figure("docs/lowlight.md", "18.31 dB / 0.670 / NIQE 3.48", "python -m experiments.compare --task lowlight --data "
            "../shared/data/sice_pairs/train --methods rl --threads 1 --rl CHECKPOINT"),
     *(Figure("docs/lowlight.md", figure, UNEVEN_COMPARE)
-      for figure in ("18.12", "20.27", "**20.62**", "3.35", "19.99", "**3.33**")),
+      for figure in ("18.12", "20.27", "**20.62**", "3.35", "20.17", "**3.32**")),
     Figure("docs/lowlight.md", "+1.73 / +2.15 / +1.71 / +2.50 dB", "python -m experiments.lol_train --threads 1"),
     *(Figure("docs/performance.md", figure, "python -m experiments.lol_eval --checkpoint "
              "runs/lol_train/checkpoints/best.pt --data ../shared/data/sice_pairs/train --no-classical --threads 1")
