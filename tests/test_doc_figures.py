@@ -61,7 +61,7 @@ FIGURES = [
     *(Figure("docs/training.md", figure, "python -m experiments.lol_train") for figure in ("102 s", "+1.85 dB")),
     *(Figure("docs/lowlight.md", figure, "python -m benchmarks.lowlight_goals --checkpoint CHECKPOINT")
       for figure in ("17.83", "17.94", "19.81", "**20.50**", "1.125", "19.27", "18.14", "19.94 | 1.02", "+ 0.13",
-                     "+ 2.00", "0.027", "relit 18.83", "19.27 / 19.58 / 19.79", "1.25 against 1.02", "0.003")),
+                     "+ 2.00", "0.027", "1.25, 1.02")),
     *(Figure("docs/lowlight.md", figure, "python -m benchmarks.lowlight_goals --split tune --checkpoint "
              "runs/v/checkpoints/episode_003000.pt")
       for figure in ("| 19.51 | -0.10 | 0.020 | 4 of 6 |", "| 19.41 | -0.20 | 0.024 | 4 |",
@@ -69,14 +69,17 @@ FIGURES = [
                      "| 19.15 | -0.46 | 0.025 | 4 |", "| **19.68** | **+0.07** | 0.024 | **5** |")),
     Figure("docs/lowlight.md", "0.040 short", "benchmarks.knobs --split val"),
     *(Figure("docs/lowlight.md", figure, "python -m experiments.lol_train --preset uneven-light --threads 1 --out "
-             "runs/uneven") for figure in ("-0.3 19.17 dB", "18.77", "(itself 19.27)")),
+             "runs/uneven") for figure in ("-0.3 19.17 dB", "18.77")),
     *(Figure("docs/lowlight.md", figure, "`python -m benchmarks.reward_optimum --rewards R` at df3bd26")
       for figure in ("15.58", "18.32", "25.31")),
     *(Figure("docs/lowlight.md", figure, "python -m experiments.lol_train $U --set run.episodes=7000")
       for figure in ("+0.08 / -0.16",)),
-    *(Figure("docs/lowlight.md", figure, "python -m experiments.lol_eval --checkpoint CHECKPOINT --split val "
-             "--no-classical") for figure in ("19.79 dB / 0.690", "19.09 / 18.82 / 18.80")),
-    Figure("docs/lowlight.md", "18.31 dB / 0.670 / NIQE 3.48", "python -m experiments.compare --task lowlight --data "
+    *(Figure("docs/lowlight.md", figure, "python -m experiments.lol_train --preset local-light --init-policy "
+             "runs/local_4/checkpoints/episode_003000.pt --threads 1 --set ranges.w_exposure=10,1000")
+      for figure in ("within 0.013", "relit 19.53 / 19.73, knobs 5 / 4;", "relit 19.47 / 19.24, knobs 5 / 5")),
+    *(Figure("docs/lowlight.md", figure, "`lol_eval --split tune --no-classical [--sweep-exposure 0.45]`")
+      for figure in ("19.37 / 19.77", "(5) 18.34, at 0.45 19.48", "`lowlight_a3c.pt` 19.19, at 0.45 19.79")),
+    Figure("docs/lowlight.md", "18.31 / 0.670 / NIQE 3.48", "python -m experiments.compare --task lowlight --data "
            "../shared/data/sice_pairs/train --methods rl --threads 1 --rl CHECKPOINT"),
     *(Figure("docs/lowlight.md", figure, UNEVEN_COMPARE)
       for figure in ("18.12", "20.27", "**20.62**", "3.35", "20.17", "**3.32**")),
