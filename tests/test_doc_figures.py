@@ -61,7 +61,7 @@ FIGURES = [
     *(Figure("docs/training.md", figure, "python -m experiments.lol_train") for figure in ("102 s", "+1.85 dB")),
     *(Figure("docs/lowlight.md", figure, "python -m benchmarks.lowlight_goals --checkpoint CHECKPOINT")
       for figure in ("17.83", "17.94", "19.81", "**20.50**", "1.125", "19.27", "18.14", "19.94 | 1.02", "+ 0.13",
-                     "+ 2.00", "0.027", "1.25, 1.02")),
+                     "+ 2.00", "0.027", "1.25, relit 1.02")),
     *(Figure("docs/lowlight.md", figure, "python -m benchmarks.lowlight_goals --split tune --checkpoint "
              "runs/v/checkpoints/episode_003000.pt")
       for figure in ("| 19.51 | -0.10 | 0.020 | 4 of 6 |", "| 19.41 | -0.20 | 0.024 | 4 |",
@@ -76,7 +76,8 @@ FIGURES = [
       for figure in ("+0.08 / -0.16",)),
     *(Figure("docs/lowlight.md", figure, "python -m experiments.lol_train --preset local-light --init-policy "
              "runs/local_4/checkpoints/episode_003000.pt --threads 1 --set ranges.w_exposure=10,1000")
-      for figure in ("within 0.013", "relit 19.53 / 19.73, knobs 5 / 4;", "relit 19.47 / 19.24, knobs 5 / 5")),
+      for figure in ("within 0.013", "relit 19.53 / 19.73, knobs 5 / 4;", "relit 19.47 / 19.24, knobs 5 / 5",
+                     "relit 19.65, uniform 18.45", "20.01", "17.64, knobs 4, exposure miss 0.031")),
     *(Figure("docs/lowlight.md", figure, "`lol_eval --split tune --no-classical [--sweep-exposure 0.45]`")
       for figure in ("19.37 / 19.77", "(5) 18.34, at 0.45 19.48", "`lowlight_a3c.pt` 19.19, at 0.45 19.79")),
     Figure("docs/lowlight.md", "18.31 / 0.670 / NIQE 3.48", "python -m experiments.compare --task lowlight --data "
