@@ -74,11 +74,11 @@ FIGURES = [
       for figure in ("15.58", "18.32", "25.31")),
     *(Figure("docs/lowlight.md", figure, "python -m experiments.lol_train $U --set run.episodes=7000")
       for figure in ("+0.08 / -0.16",)),
-    *(Figure("docs/lowlight.md", figure, "python -m experiments.lol_train --preset local-light --init-policy "
-             "runs/local_4/checkpoints/episode_003000.pt --threads 1 --set ranges.w_exposure=10,1000")
+    *(Figure("docs/lowlight.md", figure, "python -m experiments.lol_train $W [--set ranges.w_exposure=10,1000")
       for figure in ("within 0.013", "relit 19.53 / 19.73, knobs 5 / 4;", "relit 19.47 / 19.24, knobs 5 / 5",
                      "relit 19.65, uniform 18.45", "20.01", "17.64, knobs 4, dark-photo exposure miss 0.031")),
-    *(Figure("docs/lowlight.md", figure, "`lol_eval --split tune --no-classical [--sweep-exposure 0.45]`")
+    *(Figure("docs/lowlight.md", figure, "python -m experiments.lol_eval --data ../shared/data/sice_pairs/train "
+             "--split tune --no-classical --checkpoint K [--sweep-exposure 0.45]")
       for figure in ("19.37 / 19.77", "(5) 18.34, at 0.45 19.48", "`lowlight_a3c.pt` 19.19, at 0.45 19.79")),
     Figure("docs/lowlight.md", "18.31 / 0.670 / NIQE 3.48", "python -m experiments.compare --task lowlight --data "
            "../shared/data/sice_pairs/train --methods rl --threads 1 --rl CHECKPOINT"),
