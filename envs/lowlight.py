@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from gymnasium import spaces
 
 from envs.base import ACTION_PENALTY_WEIGHT, PixelEnv, PixelTask, PixelVectorEnv
@@ -75,7 +73,6 @@ class LowLightTask(PixelTask):
         overshoot_weighted: bool = False,
         uneven: float = 0.0,
         terms: Mapping[str, float] = MappingProxyType({}),
-        pathwise: float = 0.0,
         **common: Any,
     ):
         super().__init__(num_envs, max_episode_steps=max_episode_steps, crop=crop, data_kind="paired", **common)
@@ -170,9 +167,6 @@ class LowLightTask(PixelTask):
         if not 0.0 <= uneven <= 1.0:
             raise ValueError(f"uneven: expected a fraction of episodes in [0, 1], got {uneven!r}")
         self.uneven = float(uneven)
-        if not (math.isfinite(pathwise) and pathwise >= 0):
-            raise ValueError(f"pathwise: expected a weight >= 0, got {pathwise!r}")
-        self.pathwise = float(pathwise)
         #: The step (actions, coupling, damping, cap, setting encoding), as checkpoints record it.
         self.transition = LowLightTransition(
             curve=curve, action_type=action_type, alpha_table=tuple(alpha_table), alpha_channels=alpha_channels,
@@ -246,20 +240,10 @@ class LowLightTask(PixelTask):
         return self.transition.alpha_table if self.transition.action_type == "discrete" else None
 
     def action_penalty(self, actions: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-        """The agent's penalty (B,) on the alpha maps ``actions`` (B, C, h, w) it means to take: with
-        ``smooth_in_reward=False``, each row's weight times their illumination smoothness
-        (:func:`rlenhance.losses.illumination_smoothness_loss`, power ``smooth_power``); plus ``pathwise`` times
-        the mean loss of the state they lead to (the maps upsampled bilinearly, as the Enhancer applies them),
-        differentiable in ``actions``."""
-        penalty = actions.new_zeros(actions.shape[0])
-        if not self.smooth_in_reward:
-            tv = losses.illumination_smoothness_loss(actions, power=self.smooth_power)
-            penalty = tv if weights is None else tv * weights.view(-1).to(tv.dtype)
-        if self.pathwise:
-            alpha = F.interpolate(actions, size=self.image.shape[-2:], mode="bilinear", align_corners=False)
-            _, after = self.transition.step(self.image, alpha, None)
-            penalty = penalty + self.pathwise * self._state_loss(after).mean(dim=(1, 2, 3))
-        return penalty
+        """Each row's weight times the illumination smoothness (B,) of its alpha maps ``actions`` (B, C, h, w)
+        (:func:`rlenhance.losses.illumination_smoothness_loss`, power ``smooth_power``)."""
+        tv = losses.illumination_smoothness_loss(actions, power=self.smooth_power)
+        return tv if weights is None else tv * weights.view(-1).to(tv.dtype)
 
     def setting_cond(self, n: int, exposure_target: float | None = None) -> torch.Tensor:
         """The encoded cond of the env's fixed setting (or the ``exposure_target`` given), repeated (n, 5)."""
@@ -459,14 +443,12 @@ class LowLightEnv(PixelEnv):
     alphas become ``c alpha_B + (1 - c) alpha_own``, with ``alpha_channels=3``), ``terms`` (fixed-weight reward
     terms, ``{name or import path: weight}``, :mod:`envs.rewards`), ``curve`` (the action family,
     :mod:`rlenhance.transitions`), ``uneven`` (the fraction of episodes whose dark image is the reference relit by
-    :func:`rlenhance.data.uneven_low_light`), ``pathwise`` (the weight of :meth:`LowLightTask.action_penalty`'s next
-    state loss), ``smooth_power`` (1 or 2); ``max_episode_steps`` for the vector env
+    :func:`rlenhance.data.uneven_low_light`), ``smooth_power`` (1 or 2); ``max_episode_steps`` for the vector env
     only. ``render_mode``: None or ``"rgb_array"`` (uint8 (H, W, 3) RGB).
 
     ## Version History
     * v1: per-row episode draws (``rlenhance.data.RowDraws``: env i's start does not depend on ``num_envs``);
-      ``terms`` replaces ``w_color_ratio``; new ``curve``, ``uneven`` and ``pathwise``,
-      whose defaults change nothing.
+      ``terms`` replaces ``w_color_ratio``; new ``curve`` and ``uneven``, whose defaults change nothing.
     * v0: the shipped policy's env (conditioned, brightening alphas, one curve for RGB, a recorded inference
       cap, ``render_mode="rgb_array"``, checked ``reset(options=...)``).
     """

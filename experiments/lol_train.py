@@ -160,9 +160,6 @@ class RewardSettings:
     smooth_on_mean: bool = True
     """apply w_smooth as a penalty on the policy's expected alpha map in the agent's loss (a3c with discrete
     or sac with continuous actions) instead of a reward on the sampled one"""
-    pathwise: float = ENV_DEFAULTS["pathwise"]
-    """weight of the next state's loss under the policy's expected alpha map in the agent's loss (a3c with
-    discrete actions): the reward's gradient through the curve step, beside the policy gradient"""
     conditioned: bool = ENV_DEFAULTS["conditioned"]
     """draw the exposure target and one weight per crop from ranges and feed them to the policy, so one model
     serves any setting in them"""
@@ -315,9 +312,6 @@ def check(cfg: Config, base: Config | None = None) -> Config:
         raise ValueError(f"reward.smooth_on_mean: needs a3c with discrete actions (the expected alpha of a "
                          f"categorical policy) or sac with continuous ones (its greedy alpha), not {cfg.agent} with "
                          f"{action}; set reward.smooth_on_mean=false")
-    if r.pathwise and (cfg.agent, action) != ("a3c", "discrete"):
-        raise ValueError(f"reward.pathwise {r.pathwise:g}: needs a3c with discrete actions (the expected alpha of a "
-                         f"categorical policy), not {cfg.agent} with {action}")
     if not r.conditioned:
         cfg = config.unused_section(cfg, "ranges", "reward.conditioned is false", base)
     for n in ("exposure", *WEIGHT_FIELDS):
@@ -428,7 +422,7 @@ def env_kwargs(cfg: Config) -> dict:
                 exposure_mean=r.exposure_mean, exposure_relative=r.exposure_relative, conditioned=r.conditioned,
                 exposure_range=ranges.exposure, weight_range=WEIGHT_RANGE, weight_ranges=weight_ranges,
                 observe_exposure_gap=t.exposure_gap, cond_encoding=COND_ENCODING, weight_draw=WEIGHT_DRAW,
-                uneven=t.uneven, terms=term_weights(r.terms), pathwise=r.pathwise,
+                uneven=t.uneven, terms=term_weights(r.terms),
                 split="train", split_seed=split_seed(cfg))
 
 
@@ -572,7 +566,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     if fill is not None:
         run.say(f"sample grids: the {len(names)} tuning image(s), then {len(fill.names)} training image(s) "
                 f"(unscored), to show run.samples = {cfg.run.samples}")
-    a3c_extra = dict(SMOOTH_ON_MEAN) if cfg.reward.smooth_on_mean or cfg.reward.pathwise else None
+    a3c_extra = dict(SMOOTH_ON_MEAN) if cfg.reward.smooth_on_mean else None
     agent = make_agent(cfg, venv, a3c_extra=a3c_extra, steps=cfg.task.steps, resume=run.resuming, ranks=ranks,
                        keys=("image", "original", "exposure_gap"), cond_film=cfg.reward.conditioned)
     spec = inference_spec(cfg, venv.task)

@@ -64,9 +64,7 @@ FIGURES = [
                      "+ 2.00", "0.027", "1.25, relit 1.02")),
     *(Figure("docs/lowlight.md", figure, "python -m benchmarks.lowlight_goals --split tune --checkpoint "
              "runs/v/checkpoints/episode_003000.pt")
-      for figure in ("| 19.51 | -0.10 | 0.020 | 4 of 6 |", "| 19.41 | -0.20 | 0.024 | 4 |",
-                     "| 19.29 | -0.32 | 0.016 | 5 |", "| 19.60 | -0.01 | 0.035 | 4 |", "| 18.74 | -0.87 | 0.037 | 4 |",
-                     "| 19.15 | -0.46 | 0.025 | 4 |", "| **19.68** | **+0.07** | 0.024 | **5** |")),
+      for figure in ("19.68, oracle-global +0.07, exposure miss 0.024, knobs 5;", "relit 18.74-19.60, knobs 4-5")),
     Figure("docs/lowlight.md", "0.040 short", "benchmarks.knobs --split val"),
     *(Figure("docs/lowlight.md", figure, "python -m experiments.lol_train --preset uneven-light --threads 1 --out "
              "runs/uneven") for figure in ("-0.3 19.17 dB", "18.77")),
@@ -80,6 +78,11 @@ FIGURES = [
     *(Figure("docs/lowlight.md", figure, "python -m experiments.lol_eval --data ../shared/data/sice_pairs/train "
              "--split tune --no-classical --checkpoint K [--sweep-exposure 0.45]")
       for figure in ("19.37 / 19.77", "(5) 18.34, at 0.45 19.48", "`lowlight_a3c.pt` 19.19, at 0.45 19.79")),
+    *(Figure("docs/lowlight.md", figure, "`python -m benchmarks.policy_ceiling [--loss scaled-reference [--greedy]]`")
+      for figure in ("(5) 19.69 / 21.47", "20.57 / 21.84", "20.23 / 21.21", "20.12 / 20.84")),
+    *(Figure("docs/lowlight.md", figure, "`python -m experiments.lol_train $W --set run.episodes=1500 --set "
+             "reward.pathwise=L`") for figure in ("relit 19.59 / 19.71", "uniform 18.74", "spread 1.27x")),
+    Figure("docs/lowlight.md", "`$W --set a3c.entropy=0.01`: 19.44", "python -m experiments.lol_train $W"),
     Figure("docs/lowlight.md", "18.31 / 0.670 / NIQE 3.48", "python -m experiments.compare --task lowlight --data "
            "../shared/data/sice_pairs/train --methods rl --threads 1 --rl CHECKPOINT"),
     *(Figure("docs/lowlight.md", figure, UNEVEN_COMPARE)
