@@ -84,7 +84,7 @@ FIGURES = [
              "reward.pathwise=L`") for figure in ("relit 19.59 / 19.71", "uniform 18.74", "spread 1.27x")),
     *(Figure("docs/lowlight.md", figure, "python -m experiments.lol_train $W")
       for figure in ("`$W --set a3c.entropy=0.01`: 19.44", "`a3c.lr=3e-4`: 19.79",
-                     "`run.batch=32 --set run.episodes=1500`: 19.87, uniform 18.00")),
+                     "`run.batch=32 --set run.episodes=1500`: 19.87, uniform 18.00, knobs 5")),
     Figure("docs/lowlight.md", "18.31 / 0.670 / NIQE 3.48", "python -m experiments.compare --task lowlight --data "
            "../shared/data/sice_pairs/train --methods rl --threads 1 --rl CHECKPOINT"),
     *(Figure("docs/lowlight.md", figure, UNEVEN_COMPARE)
